@@ -1,0 +1,262 @@
+// Package api is the HTTP layer every Rackstack service shares: request ids,
+// authentication, project-scoped policy, strict JSON decoding, pagination,
+// metrics, and the mapping from errors to each service's own error body.
+//
+// It must not know any one service: services mount their routes on it.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Principal is who a request acts as, from a validated token.
+type Principal struct {
+	UserID       string
+	UserName     string
+	UserDomainID string
+	ProjectID    string // empty for an unscoped token
+	ProjectName  string
+	DomainID     string // the project's domain
+	Roles        []string
+	Token        string
+	AuditID      string
+	ExpiresAt    time.Time
+	IssuedAt     time.Time
+	Methods      []string
+}
+
+// HasRole reports whether the principal holds role on its scope. admin
+// implies member and reader, member implies reader, as in Keystone's
+// default role hierarchy.
+func (p *Principal) HasRole(role string) bool {
+	for _, r := range p.Roles {
+		if r == role || r == "admin" || (r == "member" && role == "reader") {
+			return true
+		}
+	}
+	return false
+}
+
+// IsAdmin reports whether the principal is a cloud administrator.
+func (p *Principal) IsAdmin() bool {
+	for _, r := range p.Roles {
+		if r == "admin" {
+			return true
+		}
+	}
+	return false
+}
+
+// CanRead reports whether the principal may read resources of project.
+func (p *Principal) CanRead(project string) bool {
+	return p.IsAdmin() || (p.ProjectID != "" && p.ProjectID == project && p.HasRole("reader"))
+}
+
+// CanWrite reports whether the principal may change resources of project.
+func (p *Principal) CanWrite(project string) bool {
+	return p.IsAdmin() || (p.ProjectID != "" && p.ProjectID == project && p.HasRole("member"))
+}
+
+// Authenticator validates a token (X-Auth-Token) into a Principal. It must
+// not need a Raft round trip.
+type Authenticator interface {
+	Validate(ctx context.Context, token string) (*Principal, error)
+}
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+	requestIDKey
+)
+
+// PrincipalFrom returns the authenticated principal of a request, or nil.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey).(*Principal)
+	return p
+}
+
+// WithPrincipal returns ctx carrying p (for tests and internal calls).
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey, p)
+}
+
+// RequestID returns the request id of ctx.
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}
+
+// Error is an error with an HTTP status, and for 400s the field at fault.
+type Error struct {
+	Status int
+	Msg    string
+	Field  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf builds an *Error.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// BadField builds a 400 naming the offending field.
+func BadField(field, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Field: field, Msg: fmt.Sprintf("Invalid input for field/attribute %s: %s", field, fmt.Sprintf(format, args...))}
+}
+
+// Sentinel errors for StatusOf; services and the store wrap them.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrForbidden    = errors.New("forbidden")
+	ErrUnauthorized = errors.New("the request you have made requires authentication")
+)
+
+// ErrorWriter writes one service's error body.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, msg string)
+
+// Middleware is the chain every listener uses: request ids, recovery from
+// panics (a bug answers 500, never kills the node), logging and metrics.
+type Middleware struct {
+	Log      *slog.Logger
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMiddleware registers the API metrics on reg.
+func NewMiddleware(log *slog.Logger, reg prometheus.Registerer) *Middleware {
+	m := &Middleware{
+		Log: log,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rackstack_api_requests_total", Help: "API requests by route, method and status.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rackstack_api_request_duration_seconds", Help: "API request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Handler wraps next with the common chain.
+func (m *Middleware) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := "req-" + newUUID()
+		w.Header().Set("X-Openstack-Request-Id", id)
+		w.Header().Set("X-Compute-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(ctx)
+		defer func() {
+			if v := recover(); v != nil {
+				m.Log.Error("panic in handler", "request_id", id, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					http.Error(sw, `{"error": {"code": 500, "message": "internal error", "title": "Internal Server Error"}}`, http.StatusInternalServerError)
+				}
+			}
+			route := chi.RouteContext(r.Context())
+			pattern := "unmatched"
+			if route != nil && route.RoutePattern() != "" {
+				pattern = route.RoutePattern()
+			}
+			code := sw.status
+			if code == 0 {
+				code = http.StatusOK
+			}
+			m.requests.WithLabelValues(pattern, r.Method, strconv.Itoa(code)).Inc()
+			m.duration.WithLabelValues(pattern, r.Method).Observe(time.Since(start).Seconds())
+			m.Log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// RequireAuth rejects requests without a valid X-Auth-Token with 401 in the
+// service's error format, and puts the principal into the context.
+func RequireAuth(auth Authenticator, ew ErrorWriter) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok := r.Header.Get("X-Auth-Token")
+			if tok == "" {
+				w.Header().Set("WWW-Authenticate", `Keystone uri="/identity/v3"`)
+				ew(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
+				return
+			}
+			p, err := auth.Validate(r.Context(), tok)
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Keystone uri="/identity/v3"`)
+				ew(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		})
+	}
+}
+
+// newUUID returns a random RFC 4122 version-4 UUID string.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// NewUUID returns a random UUID for a new resource id.
+func NewUUID() string { return newUUID() }
+
+// NewHexID returns a random 32-hex-digit id, the form Keystone uses.
+func NewHexID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// MaxBodyBytes bounds every JSON request body.
+const MaxBodyBytes = 1 << 20
+
+// JSON writes v with status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+// StatusOf maps any error to an HTTP status: this is the one place where
+// store and service errors become statuses.
+func StatusOf(err error) int {
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.Status
+	case errors.Is(err, ErrNotFound), errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict), errors.Is(err, store.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, store.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNoLeader):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Fail writes err with ew, hiding internal error text from clients.
+func Fail(w http.ResponseWriter, r *http.Request, ew ErrorWriter, err error) {
+	status := StatusOf(err)
+	msg := err.Error()
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		msg = "An unexpected error prevented the server from fulfilling your request."
+	}
+	ew(w, r, status, msg)
+}
+
+// Decode reads a JSON body into v strictly: unknown fields, trailing data,
+// wrong types and oversize bodies are 400s that name the problem.
+func Decode(r *http.Request, v any) error {
+	return decode(r, v, true)
+}
+
+// DecodeLoose is Decode but ignores unknown fields (for APIs whose clients
+// send extra attributes that the service accepts and ignores).
+func DecodeLoose(r *http.Request, v any) error {
+	return decode(r, v, false)
+}
+
+func decode(r *http.Request, v any, strict bool) error {
+	body := http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
+			return Errorf(http.StatusBadRequest, "request body is empty; a JSON object is required")
+		case errors.As(err, &syn):
+			return Errorf(http.StatusBadRequest, "malformed JSON at byte %d: %v", syn.Offset, err)
+		case errors.As(err, &typ):
+			return &Error{Status: http.StatusBadRequest, Field: typ.Field, Msg: fmt.Sprintf("Invalid input for field/attribute %s: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)}
+		case errors.As(err, &mbe):
+			return Errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return &Error{Status: http.StatusBadRequest, Field: f, Msg: fmt.Sprintf("Additional properties are not allowed (%q was unexpected)", f)}
+		}
+		return Errorf(http.StatusBadRequest, "malformed request body: %v", err)
+	}
+	if dec.More() {
+		return Errorf(http.StatusBadRequest, "malformed request body: trailing data after the JSON object")
+	}
+	return nil
+}
+
+// Page applies OpenStack's limit/marker pagination to items sorted by id.
+// It returns the page and whether more items follow.
+func Page[T any](r *http.Request, items []T, id func(T) string) ([]T, bool, error) {
+	sort.SliceStable(items, func(i, j int) bool { return id(items[i]) < id(items[j]) })
+	q := r.URL.Query()
+	if m := q.Get("marker"); m != "" {
+		i := sort.Search(len(items), func(i int) bool { return id(items[i]) > m })
+		found := false
+		for _, it := range items {
+			if id(it) == m {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, false, &Error{Status: http.StatusBadRequest, Field: "marker", Msg: fmt.Sprintf("marker %s not found", m)}
+		}
+		items = items[i:]
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return nil, false, BadField("limit", "must be a non-negative integer, got %q", l)
+		}
+		if n < len(items) {
+			return items[:n], true, nil
+		}
+	}
+	return items, false, nil
+}

@@ -1,0 +1,292 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+type noteRow struct {
+	ID string `json:"id"`
+}
+
+func noteSchema() store.Schema {
+	return store.Schema{
+		Tables: []store.Table{{Schema: &memdb.TableSchema{Name: "notes", Indexes: idIndex("ID")}, Row: &noteRow{}}},
+		Handlers: map[string]store.Handler{"note.put": func(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+			var n noteRow
+			if err := json.Unmarshal(body, &n); err != nil {
+				return nil, err
+			}
+			return nil, tx.Insert("notes", &n)
+		}},
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// adminAuth accepts the token "admin" as a cloud admin.
+type adminAuth struct{}
+
+func (adminAuth) Validate(_ context.Context, tok string) (*api.Principal, error) {
+	if tok == "admin" {
+		return &api.Principal{UserID: "u", Roles: []string{"admin"}, ProjectID: "p"}, nil
+	}
+	return nil, errors.New("bad token")
+}
+
+type testNode struct {
+	*Node
+	api *httptest.Server
+}
+
+func startNode(t *testing.T, name string, bootstrap bool, joinURL, token string) (*testNode, error) {
+	t.Helper()
+	cfg := Config{
+		Name: name, DataDir: t.TempDir(), RaftListen: freePort(t), Bootstrap: bootstrap, JoinURL: joinURL, JoinToken: token,
+		Schemas: []store.Schema{Schema(), noteSchema()}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLog: io.Discard,
+		HeartbeatInterval: 100 * time.Millisecond, DownAfter: time.Second, DeadVoterAfter: 2 * time.Second,
+		RaftHeartbeatTimeout: 300 * time.Millisecond, RaftElectionTimeout: 300 * time.Millisecond,
+	}
+	cfg.Advertise = cfg.RaftListen
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	mux := http.NewServeMux()
+	mux.Handle("/rackstack/v1/", http.StripPrefix("/rackstack/v1", n.Handler(adminAuth{})))
+	srv := httptest.NewServer(mux)
+	n.cfg.APIURL = srv.URL
+	t.Cleanup(func() { cancel(); <-done; srv.Close(); n.Close() })
+	return &testNode{Node: n, api: srv}, nil
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestClusterJoinForwardAndReadYourWrites(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads with the CA published", func() bool {
+		_, err := readCA(a.State.Txn())
+		return a.IsLeader() && err == nil
+	})
+	ctx := context.Background()
+	tok, err := a.CreateJoinToken(ctx, time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := startNode(t, "b", false, a.api.URL, tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c joins through b, a follower: the join is passed to the leader.
+	c, err := startNode(t, "c", false, b.api.URL, tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three voters, all up", func() bool {
+		st, err := a.Status()
+		if err != nil || len(st.Members) != 3 || !st.Healthy {
+			return false
+		}
+		for _, m := range st.Members {
+			if m.Suffrage != "voter" || !m.Up {
+				return false
+			}
+		}
+		return true
+	})
+
+	// A write through follower b is visible at once through follower c.
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("n%d", i)
+		if _, err := b.Propose(ctx, "note.put", noteRow{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw, _ := tx.First("notes", "id", id); raw == nil {
+			t.Fatalf("write %s through b not visible through c", id)
+		}
+	}
+
+	// The token had two uses: a third join is refused with a clear reason.
+	_, err = startNode(t, "d", false, a.api.URL, tok.Token)
+	if err == nil || !strings.Contains(err.Error(), "already been used") {
+		t.Fatalf("reused token: err = %v", err)
+	}
+	// A node name already in the cluster is refused.
+	tok2, _ := a.CreateJoinToken(ctx, time.Hour, 1)
+	if _, err = startNode(t, "b", false, a.api.URL, tok2.Token); err == nil || !strings.Contains(err.Error(), "already a member") {
+		t.Fatalf("duplicate name: err = %v", err)
+	}
+}
+
+func TestJoinRefusals(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads with the CA published", func() bool {
+		_, err := readCA(a.State.Txn())
+		return a.IsLeader() && err == nil
+	})
+	ctx := context.Background()
+	expired, err := a.CreateJoinToken(ctx, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	tests := map[string]struct {
+		token string
+		want  string
+	}{
+		"malformed": {"hello", "malformed"},
+		"unknown":   {tokenPrefix + strings.Repeat("a", 32) + "." + strings.Repeat("b", 32), "not valid"},
+		"expired":   {expired.Token, "expired"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := startNode(t, "x-"+name, false, a.api.URL, tc.token)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "HTTP 403") {
+				t.Fatalf("err = %v, want 403 mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestClusterAPIRequiresAdmin(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "leader", a.IsLeader)
+	tests := map[string]struct {
+		token string
+		want  int
+	}{"none": {"", 401}, "bad": {"nope", 401}, "admin": {"admin", 200}}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", a.api.URL+"/rackstack/v1/cluster/status", nil)
+			if tc.token != "" {
+				req.Header.Set("X-Auth-Token", tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	req, _ := http.NewRequest("POST", a.api.URL+"/rackstack/v1/cluster/join-tokens", strings.NewReader(`{"ttl":"forever"}`))
+	req.Header.Set("X-Auth-Token", "admin")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "ttl") {
+		t.Fatalf("bad ttl: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestOpenRefusesEmptyDataDirWithoutMode(t *testing.T) {
+	_, err := Open(context.Background(), Config{Name: "x", DataDir: t.TempDir(), RaftListen: freePort(t), Advertise: "127.0.0.1:1", Schemas: []store.Schema{Schema()}})
+	if err == nil || !strings.Contains(err.Error(), "--bootstrap") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSnapshotRestoreClusterCommands(t *testing.T) {
+	l, err := store.NewLocal(Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ca, err := NewCA("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	steps := []struct {
+		typ  string
+		body any
+	}{
+		{CmdSetCA, ca},
+		{CmdCreateJoinToken, joinTokenRow{ID: "t1", SecretHash: []byte{1}, ExpiresAt: now.Add(time.Hour), UsesLeft: 1, CreatedAt: now}},
+		{CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now}},
+		{CmdRegisterNode, nodeRow{Name: "a", APIURL: "http://a", RaftAddress: "a:1", JoinedAt: now, LastHeartbeat: now}},
+		{CmdRegisterNode, nodeRow{Name: "b", JoinedAt: now}},
+		{CmdHeartbeat, heartbeat{Name: "a", At: now.Add(time.Second)}},
+		{CmdRemoveNode, removeNode{Name: "b"}},
+	}
+	seen := map[string]bool{}
+	for _, s := range steps {
+		if _, err := l.Propose(ctx, s.typ, s.body); err != nil {
+			t.Fatalf("%s: %v", s.typ, err)
+		}
+		seen[s.typ] = true
+	}
+	for _, typ := range l.State.Commands() {
+		if !seen[typ] {
+			t.Errorf("command %s not covered", typ)
+		}
+	}
+	first, second, err := store.SnapshotRoundTrip(l.State, Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != string(second) {
+		t.Fatalf("snapshot differs after restore")
+	}
+	// A used token cannot be used again, and a second CA is refused.
+	if _, err := l.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, err := l.Propose(ctx, CmdSetCA, ca); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second CA: %v", err)
+	}
+}

@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Internal RPC runs as HTTP over the mutual-TLS peer port; only nodes with a
+// certificate from the cluster CA reach it.
+const (
+	rpcApply     = "/internal/v1/apply"
+	rpcReadIndex = "/internal/v1/read-index"
+	rpcJoin      = "/internal/v1/join"
+)
+
+// statusNotLeader tells a forwarding node to look for the leader again.
+const statusNotLeader = http.StatusMisdirectedRequest
+
+func (n *Node) rpcHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+rpcApply, func(w http.ResponseWriter, r *http.Request) {
+		var cmd store.Command
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&cmd); err != nil {
+			http.Error(w, "decode command: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !n.IsLeader() {
+			http.Error(w, "not the leader", statusNotLeader)
+			return
+		}
+		res, err := n.raft.ApplyLocal(r.Context(), cmd)
+		if err != nil {
+			if errors.Is(err, store.ErrNotLeader) {
+				http.Error(w, err.Error(), statusNotLeader)
+				return
+			}
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("GET "+rpcReadIndex, func(w http.ResponseWriter, r *http.Request) {
+		if !n.IsLeader() {
+			http.Error(w, "not the leader", statusNotLeader)
+			return
+		}
+		// Every write acknowledged so far was applied here before it was
+		// acknowledged; VerifyLeader makes sure no newer leader exists.
+		idx := n.State.AppliedIndex()
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			http.Error(w, err.Error(), statusNotLeader)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
+	})
+	mux.HandleFunc("POST "+rpcJoin, func(w http.ResponseWriter, r *http.Request) {
+		var req JoinRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			http.Error(w, "decode join request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !n.IsLeader() {
+			http.Error(w, "not the leader", statusNotLeader)
+			return
+		}
+		resp, err := n.admit(r.Context(), req)
+		if err != nil {
+			writeJSON(w, joinStatus(err), rpcError{Message: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+	return mux
+}
+
+type rpcError struct {
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// call makes one internal RPC to the peer at addr.
+func (n *Node) call(ctx context.Context, method, addr, path string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := n.rpc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%w at %s: %v", errDial, addr, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode == statusNotLeader {
+		return resp.StatusCode, store.ErrNotLeader
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e rpcError
+		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+			return resp.StatusCode, errors.New(e.Message)
+		}
+		return resp.StatusCode, fmt.Errorf("peer %s: %s", addr, bytes.TrimSpace(raw))
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode reply from %s: %w", addr, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (n *Node) forwardApply(ctx context.Context, addr string, cmd store.Command) (store.Result, error) {
+	var res store.Result
+	_, err := n.call(ctx, http.MethodPost, addr, rpcApply, cmd, &res)
+	return res, err
+}
+
+func (n *Node) readIndex(ctx context.Context, addr string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var out struct {
+		Index uint64 `json:"index"`
+	}
+	_, err := n.call(ctx, http.MethodGet, addr, rpcReadIndex, nil, &out)
+	return out.Index, err
+}

@@ -1,0 +1,239 @@
+package cluster
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/node/inventory"
+)
+
+// Rows of the cluster tables. Rows are never mutated after insert.
+
+// caRow holds the cluster CA (one row, id "ca").
+type caRow struct {
+	ID string `json:"id"`
+	CA CA     `json:"ca"`
+}
+
+// joinTokenRow is a join token; only the SHA-256 of its secret is kept.
+type joinTokenRow struct {
+	ID         string    `json:"id"`
+	SecretHash []byte    `json:"secret_hash"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	UsesLeft   int       `json:"uses_left"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// nodeRow is a registered node.
+type nodeRow struct {
+	Name          string              `json:"name"`
+	APIURL        string              `json:"api_url"`
+	RaftAddress   string              `json:"raft_address"`
+	JoinedAt      time.Time           `json:"joined_at"`
+	LastHeartbeat time.Time           `json:"last_heartbeat"`
+	Inventory     inventory.Inventory `json:"inventory"`
+}
+
+// Command types of the cluster service.
+const (
+	CmdSetCA           = "cluster.ca.set"
+	CmdCreateJoinToken = "cluster.jointoken.create"
+	CmdUseJoinToken    = "cluster.jointoken.use"
+	CmdRegisterNode    = "cluster.node.register"
+	CmdHeartbeat       = "cluster.node.heartbeat"
+	CmdRemoveNode      = "cluster.node.remove"
+)
+
+type useJoinToken struct {
+	ID         string    `json:"id"`
+	SecretHash []byte    `json:"secret_hash"`
+	Now        time.Time `json:"now"`
+}
+
+type heartbeat struct {
+	Name      string               `json:"name"`
+	At        time.Time            `json:"at"`
+	Inventory *inventory.Inventory `json:"inventory,omitempty"`
+}
+
+type removeNode struct {
+	Name string `json:"name"`
+}
+
+func idIndex(field string) map[string]*memdb.IndexSchema {
+	return map[string]*memdb.IndexSchema{"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}}
+}
+
+// Schema is the cluster service's part of the replicated state.
+func Schema() store.Schema {
+	return store.Schema{
+		Tables: []store.Table{
+			{Schema: &memdb.TableSchema{Name: "cluster_ca", Indexes: idIndex("ID")}, Row: &caRow{}},
+			{Schema: &memdb.TableSchema{Name: "join_tokens", Indexes: idIndex("ID")}, Row: &joinTokenRow{}},
+			{Schema: &memdb.TableSchema{Name: "nodes", Indexes: idIndex("Name")}, Row: &nodeRow{}},
+		},
+		Handlers: map[string]store.Handler{
+			CmdSetCA:           applySetCA,
+			CmdCreateJoinToken: applyCreateJoinToken,
+			CmdUseJoinToken:    applyUseJoinToken,
+			CmdRegisterNode:    applyRegisterNode,
+			CmdHeartbeat:       applyHeartbeat,
+			CmdRemoveNode:      applyRemoveNode,
+		},
+	}
+}
+
+func decode(body json.RawMessage, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %v", store.ErrInvalid, err)
+	}
+	return nil
+}
+
+// applySetCA stores the CA once; a second CA is refused so that a stray
+// bootstrap can never replace the trust root of a running cluster.
+func applySetCA(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var ca CA
+	if err := decode(body, &ca); err != nil {
+		return nil, err
+	}
+	existing, err := tx.First("cluster_ca", "id", "ca")
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		return nil, fmt.Errorf("cluster ca already set: %w", store.ErrConflict)
+	}
+	return nil, tx.Insert("cluster_ca", &caRow{ID: "ca", CA: ca})
+}
+
+func applyCreateJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var t joinTokenRow
+	if err := decode(body, &t); err != nil {
+		return nil, err
+	}
+	if t.ID == "" || len(t.SecretHash) == 0 || t.UsesLeft < 1 {
+		return nil, fmt.Errorf("join token needs an id, a secret and at least one use: %w", store.ErrInvalid)
+	}
+	return nil, tx.Insert("join_tokens", &t)
+}
+
+func applyUseJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var u useJoinToken
+	if err := decode(body, &u); err != nil {
+		return nil, err
+	}
+	raw, err := tx.First("join_tokens", "id", u.ID)
+	if err != nil {
+		return nil, err
+	}
+	t, _ := raw.(*joinTokenRow)
+	if t == nil || subtle.ConstantTimeCompare(t.SecretHash, u.SecretHash) != 1 {
+		return nil, fmt.Errorf("join token is not valid: %w", store.ErrInvalid)
+	}
+	if !u.Now.Before(t.ExpiresAt) {
+		return nil, fmt.Errorf("join token expired at %s: %w", t.ExpiresAt.UTC().Format(time.RFC3339), store.ErrInvalid)
+	}
+	if t.UsesLeft < 1 {
+		return nil, fmt.Errorf("join token has already been used: %w", store.ErrInvalid)
+	}
+	n := *t
+	n.UsesLeft--
+	return nil, tx.Insert("join_tokens", &n)
+}
+
+func applyRegisterNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var n nodeRow
+	if err := decode(body, &n); err != nil {
+		return nil, err
+	}
+	if n.Name == "" {
+		return nil, fmt.Errorf("node needs a name: %w", store.ErrInvalid)
+	}
+	if raw, err := tx.First("nodes", "id", n.Name); err != nil {
+		return nil, err
+	} else if old, ok := raw.(*nodeRow); ok && n.JoinedAt.IsZero() {
+		n.JoinedAt = old.JoinedAt
+	}
+	return nil, tx.Insert("nodes", &n)
+}
+
+func applyHeartbeat(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var h heartbeat
+	if err := decode(body, &h); err != nil {
+		return nil, err
+	}
+	raw, err := tx.First("nodes", "id", h.Name)
+	if err != nil {
+		return nil, err
+	}
+	old, _ := raw.(*nodeRow)
+	if old == nil {
+		return nil, fmt.Errorf("node %q is not registered: %w", h.Name, store.ErrNotFound)
+	}
+	n := *old
+	if h.At.After(n.LastHeartbeat) {
+		n.LastHeartbeat = h.At
+	}
+	if h.Inventory != nil {
+		n.Inventory = *h.Inventory
+	}
+	return nil, tx.Insert("nodes", &n)
+}
+
+func applyRemoveNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var r removeNode
+	if err := decode(body, &r); err != nil {
+		return nil, err
+	}
+	n, err := tx.DeleteAll("nodes", "id", r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("node %q: %w", r.Name, store.ErrNotFound)
+	}
+	return nil, nil
+}
+
+// Lookups on a read transaction.
+
+func readCA(tx *memdb.Txn) (*CA, error) {
+	raw, err := tx.First("cluster_ca", "id", "ca")
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("cluster ca: %w", store.ErrNotFound)
+	}
+	ca := raw.(*caRow).CA
+	return &ca, nil
+}
+
+func readNodes(tx *memdb.Txn) ([]*nodeRow, error) {
+	it, err := tx.Get("nodes", "id")
+	if err != nil {
+		return nil, err
+	}
+	var out []*nodeRow
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*nodeRow))
+	}
+	return out, nil
+}
+
+func readNode(tx *memdb.Txn, name string) (*nodeRow, error) {
+	raw, err := tx.First("nodes", "id", name)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("node %q: %w", name, store.ErrNotFound)
+	}
+	return raw.(*nodeRow), nil
+}

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Command is one entry of the Raft log: a registered type name and its body.
+type Command struct {
+	Type string          `json:"type"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// NewCommand encodes body as the command's payload.
+func NewCommand(typ string, body any) (Command, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return Command{}, fmt.Errorf("encode command %s: %w", typ, err)
+	}
+	return Command{Type: typ, Body: raw}, nil
+}
+
+// Sentinel errors handlers return; the API layer maps them to HTTP statuses.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrConflict       = errors.New("conflict")
+	ErrInvalid        = errors.New("invalid")
+	ErrUnknownCommand = errors.New("unknown command")
+	ErrNotLeader      = errors.New("not the leader")
+	ErrNoLeader       = errors.New("no leader")
+)
+
+// ApplyError carries a handler's error across the log and across nodes so
+// that errors.Is keeps working on the proposer's side.
+type ApplyError struct {
+	Kind string `json:"kind"` // not_found, conflict, invalid, unknown_command, other
+	Msg  string `json:"message"`
+}
+
+func (e *ApplyError) Error() string { return e.Msg }
+
+// Is lets errors.Is(err, ErrNotFound) and friends see through an ApplyError.
+func (e *ApplyError) Is(target error) bool {
+	switch e.Kind {
+	case "not_found":
+		return target == ErrNotFound
+	case "conflict":
+		return target == ErrConflict
+	case "invalid":
+		return target == ErrInvalid
+	case "unknown_command":
+		return target == ErrUnknownCommand
+	}
+	return false
+}
+
+// WrapApplyError turns any error into an ApplyError, keeping its kind.
+func WrapApplyError(err error) *ApplyError {
+	if err == nil {
+		return nil
+	}
+	var ae *ApplyError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	kind := "other"
+	switch {
+	case errors.Is(err, ErrNotFound):
+		kind = "not_found"
+	case errors.Is(err, ErrConflict):
+		kind = "conflict"
+	case errors.Is(err, ErrInvalid):
+		kind = "invalid"
+	case errors.Is(err, ErrUnknownCommand):
+		kind = "unknown_command"
+	}
+	return &ApplyError{Kind: kind, Msg: err.Error()}
+}
+
+// Result is what applying a command produced: the log index it was applied
+// at and the handler's result, JSON-encoded so it can cross nodes.
+type Result struct {
+	Index uint64          `json:"index"`
+	Value json.RawMessage `json:"value,omitempty"`
+	Err   *ApplyError     `json:"error,omitempty"`
+}
+
+// Decode unmarshals the handler's result into v.
+func (r Result) Decode(v any) error {
+	if len(r.Value) == 0 {
+		return nil
+	}
+	return json.Unmarshal(r.Value, v)
+}

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RaftConfig is what Open needs to start the Raft half of a node.
+type RaftConfig struct {
+	ID        string // server id (the node name)
+	DataDir   string // raft/ lives under it
+	Transport raft.Transport
+	State     *State
+	LogOutput io.Writer // raft's own log; default os.Stderr
+	Registry  prometheus.Registerer
+	// Tuning for loopback test clusters; zero keeps hashicorp/raft's defaults.
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotThreshold uint64
+}
+
+// Raft is one node's Raft instance with its FSM and stores.
+type Raft struct {
+	*raft.Raft
+	logs *raftboltdb.BoltStore
+}
+
+// HasExistingState reports whether dataDir already holds a Raft log.
+func HasExistingState(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, "raft", "raft.db"))
+	return err == nil
+}
+
+// openStores opens the bolt log/stable store and the file snapshot store.
+func openStores(dataDir string, logOut io.Writer) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
+	dir := filepath.Join(dataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open raft log %s: %w (is another rackd using this data dir, or is the file corrupt?)", filepath.Join(dir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(dir, 3, logOut)
+	if err != nil {
+		logs.Close()
+		return nil, nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	return logs, snaps, nil
+}
+
+func raftConfig(cfg RaftConfig, out io.Writer) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+		rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	return rc
+}
+
+// OpenRaft starts Raft over the stores in cfg.DataDir. When bootstrap is
+// true and the data dir has no state yet, it bootstraps a single-voter
+// cluster of this node at advertise.
+func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Raft, error) {
+	out := cfg.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	logs, snaps, err := openStores(cfg.DataDir, out)
+	if err != nil {
+		return nil, err
+	}
+	var applyDur *prometheus.HistogramVec
+	if cfg.Registry != nil {
+		applyDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rackstack_raft_apply_duration_seconds", Help: "Time to apply one command to the state, by command type.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}, []string{"command"})
+		cfg.Registry.MustRegister(applyDur)
+	}
+	fsm := NewFSM(cfg.State, applyDur)
+	rc := raftConfig(cfg, out)
+	existing, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	if bootstrap && !existing {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: advertise, Suffrage: raft.Voter}}}
+		if err := raft.BootstrapCluster(rc, logs, logs, snaps, cfg.Transport, conf); err != nil {
+			logs.Close()
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(rc, fsm, logs, logs, snaps, cfg.Transport)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(raftCollector{r})
+	}
+	return &Raft{Raft: r, logs: logs}, nil
+}
+
+// Recover rewrites the Raft configuration in dataDir so that this node is
+// the only voter. It is for the case where quorum is lost for good; the node
+// must not be running.
+func Recover(cfg RaftConfig, self raft.ServerAddress) error {
+	out := cfg.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	logs, snaps, err := openStores(cfg.DataDir, out)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	rc := raftConfig(cfg, out)
+	conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: self, Suffrage: raft.Voter}}}
+	return raft.RecoverCluster(rc, NewFSM(cfg.State, nil), logs, logs, snaps, cfg.Transport, conf)
+}
+
+// Close shuts Raft down and closes its stores.
+func (r *Raft) Close() error {
+	err := r.Raft.Shutdown().Error()
+	if cerr := r.logs.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ApplyLocal appends a command on this node, which must be the leader.
+func (r *Raft) ApplyLocal(ctx context.Context, cmd Command) (Result, error) {
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		return Result{}, fmt.Errorf("encode command: %w", err)
+	}
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := r.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return Result{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return Result{}, fmt.Errorf("apply %s: %w", cmd.Type, err)
+	}
+	res, _ := f.Response().(Result)
+	return res, nil
+}
+
+// WaitApplied blocks until the local state has applied index, or ctx ends.
+func (s *State) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		ch := s.Changed()
+		if s.AppliedIndex() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (at %d): %w", index, s.AppliedIndex(), ctx.Err())
+		}
+	}
+}
+
+// raftCollector exports Raft's own stats as Prometheus gauges.
+type raftCollector struct{ r *raft.Raft }
+
+var (
+	descState   = prometheus.NewDesc("rackstack_raft_state", "Raft state of this node (1 for the current one).", []string{"state"}, nil)
+	descApplied = prometheus.NewDesc("rackstack_raft_applied_index", "Last log index applied to the state.", nil, nil)
+	descCommit  = prometheus.NewDesc("rackstack_raft_commit_index", "Last committed log index known here.", nil, nil)
+	descTerm    = prometheus.NewDesc("rackstack_raft_term", "Current Raft term.", nil, nil)
+)
+
+func (c raftCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descState
+	ch <- descApplied
+	ch <- descCommit
+	ch <- descTerm
+}
+
+func (c raftCollector) Collect(ch chan<- prometheus.Metric) {
+	cur := c.r.State()
+	for _, s := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
+		v := 0.0
+		if s == cur {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, s.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(c.r.AppliedIndex()))
+	ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(c.r.CommitIndex()))
+	var term float64
+	if st := c.r.Stats(); st != nil {
+		fmt.Sscan(st["term"], &term)
+	}
+	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, term)
+}

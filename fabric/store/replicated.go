@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// Replicated is what a service needs from the cluster: propose a command
+// (forwarded to the leader wherever it is) and read the state with
+// read-your-writes.
+type Replicated interface {
+	Propose(ctx context.Context, typ string, body any) (Result, error)
+	Read(ctx context.Context) (*memdb.Txn, error)
+}
+
+// Local is a Replicated without Raft: commands go straight through the FSM
+// on one in-memory state. It is for unit tests of services; it runs the same
+// handlers and the same encoding as the replicated path.
+type Local struct {
+	mu    sync.Mutex
+	fsm   *FSM
+	State *State
+	index uint64
+}
+
+// NewLocal builds a Local over a fresh state made of schemas.
+func NewLocal(schemas ...Schema) (*Local, error) {
+	st, err := NewState(schemas...)
+	if err != nil {
+		return nil, err
+	}
+	return &Local{fsm: NewFSM(st, nil), State: st}, nil
+}
+
+// Propose applies the command at once.
+func (l *Local) Propose(_ context.Context, typ string, body any) (Result, error) {
+	cmd, err := NewCommand(typ, body)
+	if err != nil {
+		return Result{}, err
+	}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.index++
+	res := l.fsm.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: data}).(Result)
+	if res.Err != nil {
+		return res, res.Err
+	}
+	return res, nil
+}
+
+// Read returns a read transaction on the current state.
+func (l *Local) Read(context.Context) (*memdb.Txn, error) { return l.State.Txn(), nil }
