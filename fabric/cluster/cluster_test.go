@@ -37,7 +37,7 @@ func noteSchema() store.Schema {
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -63,6 +63,10 @@ type testNode struct {
 }
 
 func startNode(t *testing.T, name string, bootstrap bool, joinURL, token string) (*testNode, error) {
+	return startNodeB(t, name, bootstrap, joinURL, token)
+}
+
+func startNodeB(t testing.TB, name string, bootstrap bool, joinURL, token string) (*testNode, error) {
 	t.Helper()
 	cfg := Config{
 		Name: name, DataDir: t.TempDir(), RaftListen: freePort(t), Bootstrap: bootstrap, JoinURL: joinURL, JoinToken: token,
@@ -257,7 +261,7 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 	}{
 		{CmdSetCA, ca},
 		{CmdCreateJoinToken, joinTokenRow{ID: "t1", SecretHash: []byte{1}, ExpiresAt: now.Add(time.Hour), UsesLeft: 1, CreatedAt: now}},
-		{CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now}},
+		{CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now, Node: &nodeRow{Name: "c", JoinedAt: now}}},
 		{CmdRegisterNode, nodeRow{Name: "a", APIURL: "http://a", RaftAddress: "a:1", JoinedAt: now, LastHeartbeat: now}},
 		{CmdRegisterNode, nodeRow{Name: "b", JoinedAt: now}},
 		{CmdHeartbeat, heartbeat{Name: "a", At: now.Add(time.Second)}},

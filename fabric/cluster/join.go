@@ -110,9 +110,6 @@ func (n *Node) admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
 			voters++
 		}
 	}
-	if _, err := n.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: id, SecretHash: hash, Now: n.now().UTC()}); err != nil {
-		return JoinResponse{}, fmt.Errorf("%w: %v", ErrJoin, err)
-	}
 	ca, err := readCA(n.State.Txn())
 	if err != nil {
 		return JoinResponse{}, fmt.Errorf("cluster ca not yet replicated, retry: %w", store.ErrNoLeader)
@@ -122,10 +119,14 @@ func (n *Node) admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
 		return JoinResponse{}, fmt.Errorf("%w: %v", ErrJoin, err)
 	}
 	now := n.now().UTC()
-	if _, err := n.Propose(ctx, CmdRegisterNode, nodeRow{
-		Name: req.Name, APIURL: req.APIURL, RaftAddress: req.RaftAddress, JoinedAt: now, LastHeartbeat: now, Inventory: req.Inventory,
-	}); err != nil {
-		return JoinResponse{}, err
+	node := &nodeRow{Name: req.Name, APIURL: req.APIURL, RaftAddress: req.RaftAddress, JoinedAt: now, LastHeartbeat: now, Inventory: req.Inventory}
+	if _, err := n.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: id, SecretHash: hash, Now: now, Node: node}); err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return JoinResponse{}, fmt.Errorf("%w: %v", ErrJoin, err)
+		}
+		// Whether the token was spent is unknown: do not let the caller
+		// retry blindly with it.
+		return JoinResponse{}, fmt.Errorf("join not confirmed: %v", err)
 	}
 	var f raft.IndexFuture
 	if voters < n.cfg.MaxVoters {
@@ -134,7 +135,7 @@ func (n *Node) admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
 		f = n.raft.AddNonvoter(raft.ServerID(req.Name), raft.ServerAddress(req.RaftAddress), 0, 10*time.Second)
 	}
 	if err := f.Error(); err != nil {
-		return JoinResponse{}, fmt.Errorf("add %s to the raft configuration: %w", req.Name, err)
+		return JoinResponse{}, fmt.Errorf("add %s to the raft configuration: %v", req.Name, err)
 	}
 	n.log.Info("node joined", "node", req.Name, "raft", req.RaftAddress, "voter", voters < n.cfg.MaxVoters)
 	return JoinResponse{CACert: string(ca.CertPEM), Cert: string(cert), Leader: n.cfg.Name}, nil

@@ -51,10 +51,15 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			beats++
 		}
+		// Until the CA is published, look again soon: joins wait on it.
+		wait := tick.C
+		if _, err := readCA(n.State.Txn()); err != nil {
+			wait = time.After(100 * time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-wait:
 		}
 	}
 }

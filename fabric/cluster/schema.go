@@ -49,10 +49,13 @@ const (
 	CmdRemoveNode      = "cluster.node.remove"
 )
 
+// useJoinToken spends one use of a token and, in the same transaction,
+// registers the node it admits: a join is never half-recorded.
 type useJoinToken struct {
 	ID         string    `json:"id"`
 	SecretHash []byte    `json:"secret_hash"`
 	Now        time.Time `json:"now"`
+	Node       *nodeRow  `json:"node,omitempty"`
 }
 
 type heartbeat struct {
@@ -144,7 +147,16 @@ func applyUseJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 	}
 	n := *t
 	n.UsesLeft--
-	return nil, tx.Insert("join_tokens", &n)
+	if err := tx.Insert("join_tokens", &n); err != nil {
+		return nil, err
+	}
+	if u.Node != nil {
+		if u.Node.Name == "" {
+			return nil, fmt.Errorf("node needs a name: %w", store.ErrInvalid)
+		}
+		return nil, tx.Insert("nodes", u.Node)
+	}
+	return nil, nil
 }
 
 func applyRegisterNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {

@@ -93,3 +93,35 @@ func (r Result) Decode(v any) error {
 	}
 	return json.Unmarshal(r.Value, v)
 }
+
+// A log entry holds one command as a JSON object, or a batch of commands
+// as the byte 'B' followed by a JSON array.
+const batchMarker = 'B'
+
+func encodeEntry(cmds []Command) ([]byte, error) {
+	if len(cmds) == 1 {
+		return json.Marshal(cmds[0])
+	}
+	raw, err := json.Marshal(cmds)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{batchMarker}, raw...), nil
+}
+
+func decodeEntry(data []byte) (cmds []Command, batch bool, err error) {
+	if len(data) > 0 && data[0] == batchMarker {
+		if err := json.Unmarshal(data[1:], &cmds); err != nil {
+			return nil, true, err
+		}
+		if len(cmds) == 0 {
+			return nil, true, errors.New("empty batch")
+		}
+		return cmds, true, nil
+	}
+	var c Command
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, false, err
+	}
+	return []Command{c}, false, nil
+}

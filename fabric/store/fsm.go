@@ -24,22 +24,34 @@ func NewFSM(state *State, applyDur *prometheus.HistogramVec) *FSM {
 	return &FSM{state: state, applyDur: applyDur}
 }
 
-// Apply implements raft.FSM. The returned value is always a Result.
+// Apply implements raft.FSM. It returns a Result for an entry of one
+// command and a []Result for a batch.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return Result{Index: l.Index}
 	}
-	var cmd Command
-	if err := json.Unmarshal(l.Data, &cmd); err != nil {
+	cmds, batch, err := decodeEntry(l.Data)
+	if err != nil {
 		f.state.markApplied(l.Index)
 		return Result{Index: l.Index, Err: &ApplyError{Kind: "invalid", Msg: fmt.Sprintf("decode command: %v", err)}}
 	}
+	if !batch {
+		return f.applyOne(l.Index, cmds[0])
+	}
+	out := make([]Result, len(cmds))
+	for i, c := range cmds {
+		out[i] = f.applyOne(l.Index, c)
+	}
+	return out
+}
+
+func (f *FSM) applyOne(index uint64, cmd Command) Result {
 	start := time.Now()
-	v, err := f.state.apply(l.Index, cmd)
+	v, err := f.state.apply(index, cmd)
 	if f.applyDur != nil {
 		f.applyDur.WithLabelValues(cmd.Type).Observe(time.Since(start).Seconds())
 	}
-	res := Result{Index: l.Index}
+	res := Result{Index: index}
 	if err != nil {
 		res.Err = WrapApplyError(err)
 		return res

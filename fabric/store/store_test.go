@@ -113,7 +113,6 @@ func TestDuplicateRegistrationRefused(t *testing.T) {
 	}
 }
 
-
 func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	l, _ := NewLocal(kvSchema())
 	ctx := context.Background()
