@@ -58,3 +58,6 @@ func (l *Local) Propose(_ context.Context, typ string, body any) (Result, error)
 
 // Read returns a read transaction on the current state.
 func (l *Local) Read(context.Context) (*memdb.Txn, error) { return l.State.Txn(), nil }
+
+// Local returns a read transaction without any round trip.
+func (l *Local) Local() *memdb.Txn { return l.State.Txn() }

@@ -1,0 +1,167 @@
+// Command rackbench measures Rackstack and its baselines side by side in one
+// run and prints a table, or JSON with -o json (see ../shared/DESIGN.md §8):
+// one array of {"suite","case","params","metric","unit","median","runs"}.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one measured figure: the median of several runs.
+type Result struct {
+	Suite  string         `json:"suite"`
+	Case   string         `json:"case"`
+	Params map[string]any `json:"params"`
+	Metric string         `json:"metric"`
+	Unit   string         `json:"unit"`
+	Median float64        `json:"median"`
+	Runs   []float64      `json:"runs"`
+}
+
+// options shared by every suite.
+type options struct {
+	Runs     int
+	Duration time.Duration
+	Output   string
+	BinDir   string
+	Log      io.Writer
+}
+
+type suite func(ctx context.Context, o options) ([]Result, error)
+
+var suites = map[string]suite{
+	"control": controlSuite,
+}
+
+func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // as rackd does, for the in-process cluster
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "usage: rackbench SUITE [--runs N] [--duration D] [-o table|json]\nsuites: %s\n", strings.Join(suiteNames(), ", "))
+		return 2
+	}
+	name := args[0]
+	s, ok := suites[name]
+	if !ok {
+		fmt.Fprintf(stderr, "rackbench: unknown suite %q (have: %s)\n", name, strings.Join(suiteNames(), ", "))
+		return 2
+	}
+	fs := flag.NewFlagSet("rackbench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := options{Log: stderr}
+	fs.IntVar(&o.Runs, "runs", 5, "runs per case; the median is reported")
+	fs.DurationVar(&o.Duration, "duration", 3*time.Second, "length of one throughput run")
+	fs.StringVar(&o.Output, "o", "table", "output: table or json")
+	fs.StringVar(&o.BinDir, "bin", "", "directory holding rackd (default: next to rackbench)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if o.Runs < 1 {
+		fmt.Fprintln(stderr, "rackbench: --runs must be at least 1")
+		return 2
+	}
+	if o.BinDir == "" {
+		exe, err := os.Executable()
+		if err == nil {
+			o.BinDir = dirOf(exe)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	results, err := s(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "rackbench %s: %v\n", name, err)
+		return 1
+	}
+	if len(results) == 0 {
+		fmt.Fprintf(stderr, "rackbench %s: no results\n", name)
+		return 1
+	}
+	if o.Output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(results)
+		return 0
+	}
+	printTable(stdout, results)
+	return 0
+}
+
+func suiteNames() []string {
+	var out []string
+	for k := range suites {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[:i]
+	}
+	return "."
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// percentile of sorted durations, p in [0,100].
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}
+
+func newResult(suite, cas string, params map[string]any, metric, unit string, runs []float64) Result {
+	return Result{Suite: suite, Case: cas, Params: params, Metric: metric, Unit: unit, Median: median(runs), Runs: runs}
+}
+
+func printTable(w io.Writer, rs []Result) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUITE\tCASE\tPARAMS\tMETRIC\tMEDIAN\tUNIT\tRUNS")
+	for _, r := range rs {
+		var ps []string
+		for k, v := range r.Params {
+			ps = append(ps, fmt.Sprintf("%s=%v", k, v))
+		}
+		sort.Strings(ps)
+		var runs []string
+		for _, x := range r.Runs {
+			runs = append(runs, fmt.Sprintf("%.4g", x))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4g\t%s\t%s\n", r.Suite, r.Case, strings.Join(ps, ","), r.Metric, r.Median, r.Unit, strings.Join(runs, " "))
+	}
+	tw.Flush()
+}
+
+var errNeed = errors.New("missing prerequisite")

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var errHelp = errors.New("help")
+
+// options are rackd's settings, from flags or RACKD_* variables.
+type options struct {
+	Name              string
+	DataDir           string
+	Listen            string
+	RaftListen        string
+	Advertise         string
+	PublicURL         string
+	Bootstrap         bool
+	JoinURL           string
+	JoinToken         string
+	AdminPasswordFile string
+	MaxVoters         int
+	LogLevel          string
+	TokenTTL          time.Duration
+	Yes               bool
+	// test and benchmark tuning of failure detection
+	HeartbeatInterval time.Duration
+	DownAfter         time.Duration
+	DeadVoterAfter    time.Duration
+}
+
+func parseFlags(mode string, args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("rackd "+mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv("RACKD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
+			return v
+		}
+		return def
+	}
+	o := &options{}
+	str := func(p *string, name, def, help string) { fs.StringVar(p, name, env(name, def), help) }
+	defData, defListen, defName := "", "127.0.0.1:8770", ""
+	if mode == "dev" {
+		defData, defName = ".rackstack", "dev"
+	}
+	str(&o.Name, "name", defName, "node name, unique in the cluster (default: hostname)")
+	str(&o.DataDir, "data-dir", defData, "where this node keeps its state")
+	str(&o.Listen, "listen", defListen, "HTTP API listen address")
+	str(&o.RaftListen, "raft-listen", "", "peer (Raft + internal RPC, mTLS) listen address (default: API port + 1)")
+	str(&o.Advertise, "advertise", "", "host other nodes and clients reach this node at (default: the --listen host)")
+	str(&o.PublicURL, "public-url", "", "base URL put in the service catalog (default: the URL the client used)")
+	str(&o.JoinURL, "join", "", "API URL of a cluster member to join")
+	str(&o.JoinToken, "join-token", "", "join token from 'rackctl cluster join-token create'")
+	str(&o.AdminPasswordFile, "admin-password-file", "", "file holding the admin password at bootstrap (else one is generated)")
+	str(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	boolVar := func(p *bool, name, help string) {
+		v, _ := strconv.ParseBool(env(name, "false"))
+		fs.BoolVar(p, name, v, help)
+	}
+	boolVar(&o.Bootstrap, "bootstrap", "form a new cluster with this node as its first member")
+	boolVar(&o.Yes, "yes-i-know-this-discards-other-members", "recover: skip the confirmation prompt")
+	intVar := func(p *int, name string, def int, help string) {
+		v, err := strconv.Atoi(env(name, strconv.Itoa(def)))
+		if err != nil {
+			v = def
+		}
+		fs.IntVar(p, name, v, help)
+	}
+	intVar(&o.MaxVoters, "max-voters", 3, "Raft voters to keep (3 or 5); other nodes are non-voters")
+	durVar := func(p *time.Duration, name string, def time.Duration, help string) {
+		v, err := time.ParseDuration(env(name, def.String()))
+		if err != nil {
+			v = def
+		}
+		fs.DurationVar(p, name, v, help)
+	}
+	durVar(&o.TokenTTL, "token-ttl", time.Hour, "lifetime of identity tokens")
+	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")
+	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
+	durVar(&o.DeadVoterAfter, "dead-voter-after", 30*time.Second, "a voter down this long is replaced by a healthy non-voter")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if mode == "dev" {
+		o.Bootstrap = true
+	}
+	if o.DataDir == "" {
+		return nil, errors.New("--data-dir is required")
+	}
+	host, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", o.Listen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: port is not a number", o.Listen)
+	}
+	if o.RaftListen == "" {
+		o.RaftListen = net.JoinHostPort(host, strconv.Itoa(p+1))
+	}
+	if o.Advertise == "" {
+		o.Advertise = host
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			o.Advertise = "127.0.0.1"
+		}
+	}
+	if o.Bootstrap && o.JoinURL != "" {
+		return nil, errors.New("--bootstrap and --join exclude each other")
+	}
+	if o.JoinURL != "" && o.JoinToken == "" {
+		return nil, errors.New("--join needs --join-token")
+	}
+	if o.MaxVoters != 3 && o.MaxVoters != 5 && o.MaxVoters != 1 {
+		return nil, fmt.Errorf("--max-voters must be 1, 3 or 5, got %d", o.MaxVoters)
+	}
+	return o, nil
+}
+
+// raftAdvertise is host:port of the peer port as others reach it.
+func (o *options) raftAdvertise() string {
+	_, port, _ := net.SplitHostPort(o.RaftListen)
+	return net.JoinHostPort(o.Advertise, port)
+}
+
+// apiURL is this node's API as others reach it.
+func (o *options) apiURL() string {
+	_, port, _ := net.SplitHostPort(o.Listen)
+	return "http://" + net.JoinHostPort(o.Advertise, port)
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := map[string]struct {
+		mode    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, o *options)
+	}{
+		"dev defaults": {mode: "dev", check: func(t *testing.T, o *options) {
+			if !o.Bootstrap || o.DataDir != ".rackstack" || o.Listen != "127.0.0.1:8770" || o.RaftListen != "127.0.0.1:8771" {
+				t.Fatalf("%+v", o)
+			}
+			if o.apiURL() != "http://127.0.0.1:8770" || o.raftAdvertise() != "127.0.0.1:8771" {
+				t.Fatalf("urls %s %s", o.apiURL(), o.raftAdvertise())
+			}
+		}},
+		"env mirrors flags": {mode: "serve", env: map[string]string{"RACKD_DATA_DIR": "/d", "RACKD_BOOTSTRAP": "true", "RACKD_LISTEN": "0.0.0.0:9000"},
+			check: func(t *testing.T, o *options) {
+				if o.DataDir != "/d" || !o.Bootstrap || o.RaftListen != "0.0.0.0:9001" || o.Advertise != "127.0.0.1" {
+					t.Fatalf("%+v", o)
+				}
+			}},
+		"flag beats env": {mode: "serve", args: []string{"--data-dir", "/f"}, env: map[string]string{"RACKD_DATA_DIR": "/e"},
+			check: func(t *testing.T, o *options) {
+				if o.DataDir != "/f" {
+					t.Fatalf("data dir %s", o.DataDir)
+				}
+			}},
+		"advertise host": {mode: "serve", args: []string{"--data-dir", "d", "--listen", "0.0.0.0:8770", "--advertise", "10.1.2.3"},
+			check: func(t *testing.T, o *options) {
+				if o.apiURL() != "http://10.1.2.3:8770" || o.raftAdvertise() != "10.1.2.3:8771" {
+					t.Fatalf("%s %s", o.apiURL(), o.raftAdvertise())
+				}
+			}},
+		"no data dir":        {mode: "serve", wantErr: "--data-dir is required"},
+		"join without token": {mode: "serve", args: []string{"--data-dir", "d", "--join", "http://x"}, wantErr: "--join needs --join-token"},
+		"bootstrap and join": {mode: "serve", args: []string{"--data-dir", "d", "--bootstrap", "--join", "http://x", "--join-token", "t"}, wantErr: "exclude"},
+		"bad listen":         {mode: "serve", args: []string{"--data-dir", "d", "--listen", "nope"}, wantErr: "--listen"},
+		"bad voters":         {mode: "serve", args: []string{"--data-dir", "d", "--max-voters", "4"}, wantErr: "--max-voters"},
+		"stray argument":     {mode: "serve", args: []string{"--data-dir", "d", "extra"}, wantErr: "unexpected argument"},
+		"unknown flag":       {mode: "serve", args: []string{"--frobnicate"}, wantErr: "frobnicate"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseFlags(tc.mode, tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
+	}
+}
+
+func TestRecoverNeedsConfirmation(t *testing.T) {
+	var out strings.Builder
+	o := &options{Name: "n1", DataDir: t.TempDir(), RaftListen: "127.0.0.1:1", Advertise: "127.0.0.1"}
+	err := recoverCluster(o, strings.NewReader("wrong\n"), &out)
+	if err == nil || !strings.Contains(err.Error(), "not confirmed") {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(out.String(), "ONLY voter") {
+		t.Fatalf("no loud warning: %s", out.String())
+	}
+	// Confirmed, but there is nothing to recover in an empty data dir.
+	err = recoverCluster(o, strings.NewReader("n1\n"), &out)
+	if err == nil || !strings.Contains(err.Error(), "no cluster state") {
+		t.Fatalf("err = %v", err)
+	}
+}

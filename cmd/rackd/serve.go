@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/fabric/identity"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/node/inventory"
+)
+
+// catalog lists the services this build runs, as the Keystone catalog
+// shows them.
+func catalog() []identity.CatalogService {
+	return []identity.CatalogService{
+		{Type: "identity", Name: "keystone", Path: "/identity/v3"},
+	}
+}
+
+func schemas() []store.Schema {
+	return []store.Schema{cluster.Schema(), identity.Schema()}
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	log := newLogger(o.LogLevel, stderr)
+	if o.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no --name and no hostname: %w", err)
+		}
+		o.Name = h
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	// Bind the API first: a port in use should fail before anything is
+	// written to the data dir.
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	defer ln.Close()
+
+	freshBootstrap := o.Bootstrap && !store.HasExistingState(o.DataDir)
+	adminPassword := ""
+	if o.Bootstrap && !bootstrapped(o.DataDir) {
+		adminPassword, err = loadOrCreateAdminPassword(o)
+		if err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The join handshake needs the API of an existing member, not ours;
+	// ours starts serving once Raft is up.
+	node, err := cluster.Open(ctx, cluster.Config{
+		Name: o.Name, DataDir: o.DataDir, RaftListen: o.RaftListen, Advertise: o.raftAdvertise(), APIURL: o.apiURL(),
+		Bootstrap: o.Bootstrap, JoinURL: o.JoinURL, JoinToken: o.JoinToken, MaxVoters: o.MaxVoters,
+		Schemas: schemas(), Log: log, Registry: reg, RaftLog: stderr, Inventory: inventory.Read,
+		HeartbeatInterval: o.HeartbeatInterval, DownAfter: o.DownAfter, DeadVoterAfter: o.DeadVoterAfter,
+	})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+
+	ident, err := identity.New(identity.Config{
+		Repl: node, Log: log, TokenTTL: o.TokenTTL, PublicURL: o.PublicURL, Services: catalog(), IsLeader: node.IsLeader,
+	})
+	if err != nil {
+		return err
+	}
+
+	mw := api.NewMiddleware(log, reg)
+	r := chi.NewRouter()
+	r.Use(mw.Handler)
+	r.Mount("/identity", http.StripPrefix("/identity", ident.Handler()))
+	r.Mount("/rackstack/v1", node.Handler(ident))
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		st, err := node.Status()
+		if err != nil || st.Leader == "" {
+			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no leader", "node": o.Name})
+			return
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex})
+	})
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3"})
+	})
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve api: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { return node.Run(gctx) })
+	g.Go(func() error { return ident.Run(gctx) })
+	if adminPassword != "" {
+		g.Go(func() error {
+			if err := bootstrapIdentity(gctx, node, ident, adminPassword, o); err != nil {
+				return err
+			}
+			printWelcome(stdout, o, freshBootstrap)
+			return nil
+		})
+	} else if o.Bootstrap {
+		printWelcome(stdout, o, false)
+	}
+	log.Info("rackd started", "node", o.Name, "api", o.apiURL(), "peer", o.raftAdvertise(), "data_dir", o.DataDir)
+	return g.Wait()
+}
+
+// bootstrapIdentity waits until this node leads, then creates the admin
+// project and user and writes admin-openrc.
+func bootstrapIdentity(ctx context.Context, node *cluster.Node, ident *identity.Service, password string, o *options) error {
+	for !node.IsLeader() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = ident.Bootstrap(ctx, password); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap identity: %w", err)
+	}
+	if err := writeOpenrc(o, password); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(o.DataDir, "bootstrapped"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+func bootstrapped(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, "bootstrapped"))
+	return err == nil
+}
+
+// loadOrCreateAdminPassword reads --admin-password-file, or keeps a
+// generated password in the data dir so that a bootstrap interrupted by a
+// crash resumes with the same one.
+func loadOrCreateAdminPassword(o *options) (string, error) {
+	if o.AdminPasswordFile != "" {
+		raw, err := os.ReadFile(o.AdminPasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("read --admin-password-file: %w", err)
+		}
+		pw := strings.TrimSpace(string(raw))
+		if len(pw) < 8 {
+			return "", errors.New("--admin-password-file: the password must have at least 8 characters")
+		}
+		return pw, nil
+	}
+	path := filepath.Join(o.DataDir, "admin-password")
+	if raw, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	pw := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin password: %w", err)
+	}
+	return pw, nil
+}
+
+func openrcPath(o *options) string { return filepath.Join(o.DataDir, "admin-openrc") }
+
+func writeOpenrc(o *options, password string) error {
+	base := o.PublicURL
+	if base == "" {
+		base = o.apiURL()
+	}
+	content := fmt.Sprintf(`# Rackstack admin credentials for %s (keep this file private)
+export OS_AUTH_URL=%s/identity/v3
+export OS_IDENTITY_API_VERSION=3
+export OS_USERNAME=admin
+export OS_PASSWORD=%s
+export OS_PROJECT_NAME=admin
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_REGION_NAME=RegionOne
+export OS_INTERFACE=public
+`, o.Name, strings.TrimRight(base, "/"), shellQuote(password))
+	path := openrcPath(o)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write admin-openrc: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func printWelcome(w io.Writer, o *options, fresh bool) {
+	abs, err := filepath.Abs(openrcPath(o))
+	if err != nil {
+		abs = openrcPath(o)
+	}
+	what := "Rackstack is running"
+	if fresh {
+		what = "Rackstack cloud bootstrapped"
+	}
+	fmt.Fprintf(w, `%s: node %q
+  API:         %s  (Keystone at %s/identity/v3)
+  credentials: source %s
+  try:         source %s && openstack token issue
+`, what, o.Name, o.apiURL(), o.apiURL(), abs, abs)
+}
+
+// recoverCluster makes this node the only voter of its cluster.
+func recoverCluster(o *options, stdin io.Reader, stdout io.Writer) error {
+	if o.Name == "" {
+		return errors.New("recover needs --name (this node's name in the cluster)")
+	}
+	fmt.Fprintf(stdout, `!!! rackd recover rewrites the Raft membership in %s so that node %q is the
+!!! ONLY voter. Use it only when a quorum of voters is lost for good. Other
+!!! members must be wiped and joined again afterwards; writes they accepted
+!!! that never reached this node are lost.
+`, o.DataDir, o.Name)
+	if !o.Yes {
+		fmt.Fprintf(stdout, "Type the node name (%s) to continue: ", o.Name)
+		line, _ := bufio.NewReader(stdin).ReadString('\n')
+		if strings.TrimSpace(line) != o.Name {
+			return errors.New("recover: not confirmed; nothing changed")
+		}
+	}
+	if err := cluster.Recover(o.DataDir, o.Name, o.raftAdvertise(), schemas()); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	fmt.Fprintf(stdout, "recovered: %s is now a one-voter cluster; start rackd normally and join other nodes with new tokens\n", o.Name)
+	return nil
+}

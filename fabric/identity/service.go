@@ -1,0 +1,443 @@
+// Package identity is Rackstack's Keystone v3: domains, projects, users,
+// groups, roles and assignments, the service catalog, credentials (EC2 for
+// S3), and tokens any node can verify without a Raft round trip.
+//
+// It keeps its state in the replicated store and never does I/O in a
+// command handler; passwords are hashed (bcrypt) before a command is
+// proposed, and no handler or log line ever sees a clear-text secret.
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// CatalogService is one service in the catalog. Path may hold
+// "{project_id}", replaced by the token's project.
+type CatalogService struct{ Type, Name, Path string }
+
+// Config configures the identity service.
+type Config struct {
+	Repl      store.Replicated
+	Log       *slog.Logger
+	Now       func() time.Time
+	TokenTTL  time.Duration // default 1h
+	Region    string        // default RegionOne
+	PublicURL string        // base of catalog URLs; default: the URL the client used
+	Services  []CatalogService
+	IsLeader  func() bool
+	// RotateEvery is how often the signing key changes (default 24h).
+	RotateEvery time.Duration
+	// BcryptCost defaults to bcrypt.DefaultCost.
+	BcryptCost int
+}
+
+// Service serves Keystone v3 and validates tokens for every other service.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	limiter *loginLimiter
+}
+
+// localReader is implemented by replicated stores that can read this
+// node's state without a round trip (cluster.Node, store.Local).
+type localReader interface {
+	Local() *memdb.Txn
+}
+
+// New builds the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Repl == nil {
+		return nil, errors.New("identity: Config.Repl is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	if cfg.TokenTTL > maxTokenTTL {
+		return nil, fmt.Errorf("identity: token ttl %s exceeds the maximum %s", cfg.TokenTTL, maxTokenTTL)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "RegionOne"
+	}
+	if cfg.IsLeader == nil {
+		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.RotateEvery <= 0 {
+		cfg.RotateEvery = 24 * time.Hour
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = bcrypt.DefaultCost
+	}
+	return &Service{cfg: cfg, log: cfg.Log, limiter: newLoginLimiter()}, nil
+}
+
+// local reads this node's state without a round trip when the store can.
+func (s *Service) local(ctx context.Context) (*memdb.Txn, error) {
+	if l, ok := s.cfg.Repl.(localReader); ok {
+		return l.Local(), nil
+	}
+	return s.cfg.Repl.Read(ctx)
+}
+
+// Bootstrap creates the default domain, the admin, member and reader roles,
+// the admin and service projects, the admin user (with password, only when
+// it does not exist yet) and the first signing key. It is idempotent.
+func (s *Service) Bootstrap(ctx context.Context, adminPassword string) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte(adminPassword), s.cfg.BcryptCost)
+	if err != nil {
+		return fmt.Errorf("hash admin password: %w", err)
+	}
+	now := s.cfg.Now().UTC()
+	c := bootstrapCmd{
+		AdminProject: Project{ID: api.NewHexID(), Name: "admin", DomainID: "default", ParentID: "default", Description: "Bootstrap project for initializing the cloud.", Enabled: true, Tags: []string{}},
+		Service:      Project{ID: api.NewHexID(), Name: "service", DomainID: "default", ParentID: "default", Description: "Project for service users.", Enabled: true, Tags: []string{}},
+		Admin:        User{ID: api.NewHexID(), Name: "admin", DomainID: "default", Enabled: true, PasswordHash: hash},
+		Key:          newKey(now),
+	}
+	for _, r := range []string{"admin", "member", "reader"} {
+		c.Roles = append(c.Roles, Role{ID: api.NewHexID(), Name: r})
+	}
+	_, err = s.cfg.Repl.Propose(ctx, cmdBootstrap, c)
+	return err
+}
+
+// Run rotates the signing key while this node leads; it returns when ctx
+// ends.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.rotateIfDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rotate signing key", "err", err)
+		}
+	}
+}
+
+func (s *Service) rotateIfDue(ctx context.Context) error {
+	if !s.cfg.IsLeader() {
+		return nil
+	}
+	tx, err := s.local(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	k := newestKey(tx)
+	if k == nil || now.Sub(k.CreatedAt) < s.cfg.RotateEvery {
+		return nil
+	}
+	// Keep every key a live token may still be signed with: the one in use
+	// until now signed tokens up to TokenTTL ago.
+	_, err = s.cfg.Repl.Propose(ctx, cmdRotateKeys, rotateCmd{Key: newKey(now), PruneBefore: k.CreatedAt, Now: now})
+	if err == nil {
+		s.log.Info("rotated token signing key")
+	}
+	return err
+}
+
+// Validate implements api.Authenticator from this node's state alone.
+func (s *Service) Validate(ctx context.Context, tok string) (*api.Principal, error) {
+	tx, err := s.local(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := s.validate(tx, tok)
+	return p, err
+}
+
+// validate checks a token and builds its principal.
+func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, error) {
+	c, err := parse(tx, tok)
+	if err != nil {
+		return nil, c, err
+	}
+	if !s.cfg.Now().Before(c.expires()) || revoked(tx, c) {
+		return nil, c, errBadToken
+	}
+	u := get[User](tx, tUsers, c.User)
+	if u == nil || !u.Enabled {
+		return nil, c, errBadToken
+	}
+	d := get[Domain](tx, tDomains, u.DomainID)
+	if d == nil || !d.Enabled {
+		return nil, c, errBadToken
+	}
+	p := &api.Principal{
+		UserID: u.ID, UserName: u.Name, UserDomainID: u.DomainID, Token: tok, AuditID: c.Audit[0],
+		ExpiresAt: c.expires(), IssuedAt: c.issued(), Methods: c.Methods,
+	}
+	switch {
+	case c.Project != "":
+		pr := get[Project](tx, tProjects, c.Project)
+		if pr == nil || !pr.Enabled {
+			return nil, c, errBadToken
+		}
+		p.ProjectID, p.ProjectName, p.DomainID = pr.ID, pr.Name, pr.DomainID
+		p.Roles = roleNames(tx, effectiveRoles(tx, u.ID, "project", pr.ID))
+		if len(p.Roles) == 0 {
+			return nil, c, errBadToken
+		}
+	case c.Domain != "":
+		dd := get[Domain](tx, tDomains, c.Domain)
+		if dd == nil || !dd.Enabled {
+			return nil, c, errBadToken
+		}
+		p.DomainID = dd.ID
+		p.Roles = roleNames(tx, effectiveRoles(tx, u.ID, "domain", dd.ID))
+		if len(p.Roles) == 0 {
+			return nil, c, errBadToken
+		}
+	}
+	return p, c, nil
+}
+
+// effectiveRoles are the role ids a user holds on a scope, directly or
+// through groups, with implied roles (admin > member > reader) added.
+func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
+	set := map[string]bool{}
+	for _, a := range all[Assignment](tx, tAssignments, "actor", "user", user) {
+		if a.ScopeType == scopeType && a.ScopeID == scope {
+			set[a.RoleID] = true
+		}
+	}
+	for _, m := range all[Membership](tx, tMembers, "user", user) {
+		for _, a := range all[Assignment](tx, tAssignments, "actor", "group", m.GroupID) {
+			if a.ScopeType == scopeType && a.ScopeID == scope {
+				set[a.RoleID] = true
+			}
+		}
+	}
+	implied := map[string][]string{"admin": {"member", "reader"}, "member": {"reader"}}
+	for id := range set {
+		if r := get[Role](tx, tRoles, id); r != nil {
+			for _, name := range implied[r.Name] {
+				if raw, _ := tx.First(tRoles, "name", name); raw != nil {
+					set[raw.(*Role).ID] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func roleNames(tx *memdb.Txn, ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if r := get[Role](tx, tRoles, id); r != nil {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+// EC2Credential finds the EC2 credential with access key access, for the
+// S3 API's signature check.
+func (s *Service) EC2Credential(ctx context.Context, access string) (userID, projectID, secret string, err error) {
+	tx, err := s.local(ctx)
+	if err != nil {
+		return "", "", "", err
+	}
+	c := get[Credential](tx, tCredentials, ec2CredentialID(access))
+	if c == nil || c.Type != "ec2" {
+		return "", "", "", fmt.Errorf("ec2 credential %s: %w", access, store.ErrNotFound)
+	}
+	blob, err := parseEC2Blob(c.Blob)
+	if err != nil {
+		return "", "", "", err
+	}
+	u := get[User](tx, tUsers, c.UserID)
+	if u == nil || !u.Enabled {
+		return "", "", "", fmt.Errorf("ec2 credential %s: user disabled: %w", access, store.ErrNotFound)
+	}
+	return c.UserID, c.ProjectID, blob.Secret, nil
+}
+
+// ec2CredentialID is Keystone's id for an EC2 credential: sha256(access).
+func ec2CredentialID(access string) string {
+	h := sha256.Sum256([]byte(access))
+	return hex.EncodeToString(h[:])
+}
+
+// IssueToken authenticates a user of the Default domain by password and
+// returns a project-scoped token (unscoped when projectName is empty).
+func (s *Service) IssueToken(ctx context.Context, userName, password, projectName string) (string, *api.Principal, error) {
+	tx, err := s.local(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	raw, _ := tx.First(tUsers, "name", "default", userName)
+	if raw == nil {
+		return "", nil, api.ErrUnauthorized
+	}
+	u := raw.(*User)
+	if err := s.checkPassword(u, password); err != nil {
+		return "", nil, err
+	}
+	c := claims{User: u.ID, Methods: []string{"password"}}
+	if projectName != "" {
+		praw, _ := tx.First(tProjects, "name", "default", projectName)
+		if praw == nil {
+			return "", nil, api.ErrUnauthorized
+		}
+		c.Project = praw.(*Project).ID
+	}
+	tok, err := s.issue(tx, c, time.Time{})
+	if err != nil {
+		return "", nil, err
+	}
+	p, _, err := s.validate(tx, tok)
+	return tok, p, err
+}
+
+// issue signs claims with the newest key; expires zero means now + TTL.
+func (s *Service) issue(tx *memdb.Txn, c claims, expires time.Time) (string, error) {
+	k := newestKey(tx)
+	if k == nil {
+		return "", fmt.Errorf("no signing key yet: %w", store.ErrNoLeader)
+	}
+	now := s.cfg.Now().UTC()
+	if expires.IsZero() {
+		expires = now.Add(s.cfg.TokenTTL)
+	}
+	c.IssuedAt = now.UnixMicro()
+	c.Expires = expires.UnixMicro()
+	c.Audit = append([]string{newAuditID()}, c.Audit...)
+	return sign(c, k)
+}
+
+func (s *Service) checkPassword(u *User, password string) error {
+	if !s.limiter.allow(u.ID, s.cfg.Now()) {
+		return api.ErrUnauthorized
+	}
+	if !u.Enabled || len(u.PasswordHash) == 0 || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+		s.limiter.fail(u.ID, s.cfg.Now())
+		return api.ErrUnauthorized
+	}
+	s.limiter.succeed(u.ID)
+	return nil
+}
+
+// loginLimiter slows password guessing: after maxFailures failures within
+// window, a user's logins are refused (without checking) until the window
+// passes. It is per node; a cluster multiplies the budget by its size.
+type loginLimiter struct {
+	mu    sync.Mutex
+	fails map[string][]time.Time
+}
+
+const (
+	maxFailures = 10
+	failWindow  = 5 * time.Minute
+)
+
+func newLoginLimiter() *loginLimiter { return &loginLimiter{fails: map[string][]time.Time{}} }
+
+func (l *loginLimiter) recent(user string, now time.Time) []time.Time {
+	var keep []time.Time
+	for _, t := range l.fails[user] {
+		if now.Sub(t) < failWindow {
+			keep = append(keep, t)
+		}
+	}
+	if len(keep) == 0 {
+		delete(l.fails, user)
+	} else {
+		l.fails[user] = keep
+	}
+	return keep
+}
+
+func (l *loginLimiter) allow(user string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recent(user, now)) < maxFailures
+}
+
+func (l *loginLimiter) fail(user string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fails[user] = append(l.recent(user, now), now)
+}
+
+func (l *loginLimiter) succeed(user string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fails, user)
+}
+
+// writeError writes Keystone's error body.
+func writeError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+	api.JSON(w, status, map[string]any{"error": map[string]any{"code": status, "title": http.StatusText(status), "message": msg}})
+}
+
+// baseURL is where this cloud is reached: the configured public URL, or the
+// scheme and host the client used.
+func (s *Service) baseURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}
+
+// catalog is the service catalog for a token scoped to project.
+func (s *Service) catalog(r *http.Request, project string) []map[string]any {
+	base := s.baseURL(r)
+	out := []map[string]any{}
+	for _, svc := range s.cfg.Services {
+		path := strings.ReplaceAll(svc.Path, "{project_id}", project)
+		if project == "" && strings.Contains(svc.Path, "{project_id}") {
+			continue
+		}
+		var eps []map[string]any
+		for _, iface := range []string{"public", "internal", "admin"} {
+			eps = append(eps, map[string]any{
+				"id": shortHash(svc.Type + "/" + iface), "interface": iface, "region": s.cfg.Region, "region_id": s.cfg.Region, "url": base + path,
+			})
+		}
+		out = append(out, map[string]any{"id": shortHash(svc.Type), "type": svc.Type, "name": svc.Name, "endpoints": eps})
+	}
+	return out
+}
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:16])
+}
