@@ -1,0 +1,218 @@
+// Command rackctl is the Rackstack operator CLI: cluster status, join
+// tokens, nodes. It authenticates from the OS_* variables like the
+// openstack CLI.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rackstack/rackstack/fabric/client"
+	"github.com/rackstack/rackstack/fabric/cluster"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// errUsage marks errors of the invocation (exit 2) rather than of the call.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	var output, url string
+	connect := func() (*client.Client, error) {
+		cfg, missing := client.FromEnv(getenv)
+		if url != "" {
+			cfg.BaseURL = url
+			if cfg.AuthURL == "" {
+				missing = ""
+				if cfg.Token == "" && (cfg.Username == "" || cfg.Password == "") {
+					missing = "OS_USERNAME/OS_PASSWORD"
+				}
+			}
+		}
+		if missing != "" {
+			return nil, fmt.Errorf("%w: %s is not set (source an openrc file, e.g. <data-dir>/admin-openrc)", errUsage, missing)
+		}
+		return client.New(cfg), nil
+	}
+	emit := func(v any, table func(w io.Writer)) error {
+		switch output {
+		case "json":
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(v)
+		case "table", "":
+			table(stdout)
+			return nil
+		}
+		return fmt.Errorf("%w: -o must be table or json, not %q", errUsage, output)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	root := &cobra.Command{Use: "rackctl", Short: "Operate a Rackstack cloud", SilenceUsage: true, SilenceErrors: true}
+	root.PersistentFlags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&url, "url", "", "rackd API URL (default: from OS_AUTH_URL, or RACKSTACK_URL)")
+
+	clusterCmd := &cobra.Command{Use: "cluster", Short: "The Raft cluster"}
+	clusterCmd.AddCommand(&cobra.Command{
+		Use: "status", Short: "Leader, members and health", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			st, err := c.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			return emit(st, func(w io.Writer) { printStatus(w, st, time.Now()) })
+		},
+	})
+	var ttl time.Duration
+	var uses int
+	tokenCreate := &cobra.Command{
+		Use: "create", Short: "Create a token that lets new nodes join", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			t, err := c.CreateJoinToken(ctx, ttl, uses)
+			if err != nil {
+				return err
+			}
+			return emit(t, func(w io.Writer) {
+				fmt.Fprintf(w, "token:   %s\nexpires: %s\nuses:    %d\n", t.Token, t.ExpiresAt.Local().Format(time.RFC3339), t.Uses)
+			})
+		},
+	}
+	tokenCreate.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
+	tokenCreate.Flags().IntVar(&uses, "uses", 1, "how many nodes may join with it")
+	joinToken := &cobra.Command{Use: "join-token", Short: "Join tokens"}
+	joinToken.AddCommand(tokenCreate)
+	clusterCmd.AddCommand(joinToken)
+
+	nodeCmd := &cobra.Command{Use: "node", Short: "Nodes of the cluster"}
+	nodeCmd.AddCommand(&cobra.Command{
+		Use: "list", Short: "List nodes", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			nodes, err := c.Nodes(ctx)
+			if err != nil {
+				return err
+			}
+			return emit(map[string]any{"nodes": nodes}, func(w io.Writer) { printNodes(w, nodes, time.Now()) })
+		},
+	}, &cobra.Command{
+		Use: "show NAME", Short: "Show one node and its inventory", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			n, err := c.Node(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return emit(map[string]any{"node": n}, func(w io.Writer) { printNode(w, n, time.Now()) })
+		},
+	})
+	root.AddCommand(clusterCmd, nodeCmd)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(stderr, "rackctl: %v\n", strings.TrimPrefix(err.Error(), "usage: "))
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) || !isUsage(err) {
+			return 1
+		}
+		return 2
+	}
+	return 0
+}
+
+func isUsage(err error) bool {
+	if errors.Is(err, errUsage) {
+		return true
+	}
+	// cobra's own argument and flag errors
+	msg := err.Error()
+	return strings.Contains(msg, "unknown command") || strings.Contains(msg, "unknown flag") || strings.Contains(msg, "accepts ") || strings.Contains(msg, "invalid argument")
+}
+
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String() + " ago"
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func printStatus(w io.Writer, st cluster.Status, now time.Time) {
+	leader := st.Leader
+	if leader == "" {
+		leader = "(none)"
+	}
+	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, yes(st.Healthy))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSUFFRAGE\tLEADER\tUP\tLAST CONTACT")
+	members := append([]cluster.Member(nil), st.Members...)
+	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+	for _, m := range members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.Suffrage, yes(m.Leader), yes(m.Up), ago(m.LastContact, now))
+	}
+	tw.Flush()
+}
+
+func gib(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<30)) }
+
+func printNodes(w io.Writer, nodes []cluster.NodeInfo, now time.Time) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tCPUS\tMEMORY (GiB)\tAPI URL\tLAST HEARTBEAT")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, n.Status, n.Inventory.CPUs, gib(n.Inventory.MemoryBytes), n.APIURL, ago(n.LastHeartbeat, now))
+	}
+	tw.Flush()
+}
+
+func printNode(w io.Writer, n cluster.NodeInfo, now time.Time) {
+	inv := n.Inventory
+	fmt.Fprintf(w, "name:            %s\nstatus:          %s\napi url:         %s\nraft address:    %s\njoined:          %s\nlast heartbeat:  %s\nhostname:        %s\nkernel:          %s\ncpu:             %d x %s\ncpu flags:       %s\nmemory:          %s GiB\n",
+		n.Name, n.Status, n.APIURL, n.RaftAddress, n.JoinedAt.Local().Format(time.RFC3339), ago(n.LastHeartbeat, now), inv.Hostname, inv.Kernel, inv.CPUs, inv.CPUModel, strings.Join(inv.CPUFlags, " "), gib(inv.MemoryBytes))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nDISK\tSIZE (GiB)\tROTATIONAL\tMODEL")
+	for _, d := range inv.Disks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, gib(d.SizeBytes), yes(d.Rotational), d.Model)
+	}
+	fmt.Fprintln(tw, "\nNIC\tMAC\tMTU\tUP\tADDRESSES")
+	for _, nic := range inv.NICs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", nic.Name, nic.MAC, nic.MTU, yes(nic.Up), strings.Join(nic.Addrs, " "))
+	}
+	tw.Flush()
+}

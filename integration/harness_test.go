@@ -1,0 +1,288 @@
+//go:build integration
+
+// Package integration starts real rackd processes and drives them with real
+// clients (the openstack CLI, rackctl, HTTP). Run with
+// `go test -tags integration ./integration/...` (make integration).
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	binDir = os.Getenv("RACKSTACK_BIN")
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "rackstack-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(dir)
+		cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/...")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build binaries:", err)
+			os.Exit(1)
+		}
+		binDir = dir
+	}
+	os.Exit(m.Run())
+}
+
+// require skips the test when a prerequisite is missing, or fails it when
+// RACKSTACK_REQUIRE_INTEGRATION is set (CI), because there a skip would hide
+// a missing feature.
+func require(t *testing.T, ok bool, why string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
+		t.Fatalf("integration prerequisite missing (RACKSTACK_REQUIRE_INTEGRATION is set): %s", why)
+	}
+	t.Skipf("skipping: %s", why)
+}
+
+func requireCommand(t *testing.T, path string) {
+	t.Helper()
+	_, err := exec.LookPath(path)
+	require(t, err == nil, path+" is not installed")
+}
+
+// freeAddr returns a loopback host:port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// rackd is one rackd process this test started.
+type rackd struct {
+	t       *testing.T
+	name    string
+	dataDir string
+	listen  string
+	raft    string
+	args    []string
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan error
+}
+
+func (r *rackd) url() string { return "http://" + r.listen }
+
+func newRackd(t *testing.T, name string, extra ...string) *rackd {
+	t.Helper()
+	r := &rackd{t: t, name: name, dataDir: filepath.Join(t.TempDir(), name), listen: freeAddr(t), raft: freeAddr(t)}
+	r.logPath = filepath.Join(t.TempDir(), name+".log")
+	r.args = append([]string{
+		"--name", name, "--data-dir", r.dataDir, "--listen", r.listen, "--raft-listen", r.raft,
+		"--heartbeat-interval", "500ms", "--down-after", "3s", "--dead-voter-after", "10s",
+	}, extra...)
+	return r
+}
+
+// start runs rackd; extra args apply to this start only.
+func (r *rackd) start(extra ...string) {
+	r.t.Helper()
+	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.cmd = exec.Command(filepath.Join(binDir, "rackd"), append(append([]string{}, r.args...), extra...)...)
+	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.exited = make(chan error, 1)
+	cmd := r.cmd
+	go func() { r.exited <- cmd.Wait(); logf.Close() }()
+	r.t.Cleanup(func() { r.kill() })
+}
+
+// kill sends SIGKILL to the process this test started, by PID.
+func (r *rackd) kill() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-r.exited:
+	default:
+		_ = r.cmd.Process.Signal(syscall.SIGKILL)
+		<-r.exited
+	}
+	r.cmd = nil
+}
+
+// waitExit waits for rackd to exit by itself and returns its log.
+func (r *rackd) waitExit(d time.Duration) (error, string) {
+	r.t.Helper()
+	select {
+	case err := <-r.exited:
+		r.cmd = nil
+		return err, r.log()
+	case <-time.After(d):
+		r.t.Fatalf("%s did not exit within %s; log:\n%s", r.name, d, r.log())
+	}
+	return nil, ""
+}
+
+func (r *rackd) log() string {
+	b, _ := os.ReadFile(r.logPath)
+	return string(b)
+}
+
+// waitHealthy waits until the node answers /healthz with a leader.
+func (r *rackd) waitHealthy() {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(r.url() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-r.exited:
+			r.t.Fatalf("%s exited (%v); log:\n%s", r.name, err, r.log())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	r.t.Fatalf("%s not healthy within 60s; log:\n%s", r.name, r.log())
+}
+
+// openrc reads admin-openrc into a map of OS_* variables.
+func openrc(t *testing.T, dataDir string) map[string]string {
+	t.Helper()
+	var f *os.File
+	var err error
+	for i := 0; i < 300; i++ {
+		if f, err = os.Open(filepath.Join(dataDir, "admin-openrc")); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("admin-openrc: %v", err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("admin-openrc mode %o, want 600", st.Mode().Perm())
+	}
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "export ")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		env[k] = strings.Trim(v, "'")
+	}
+	return env
+}
+
+// osEnv is an environment for the openstack CLI against node.
+func osEnv(creds map[string]string, node *rackd, override ...string) []string {
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + os.TempDir()}
+	for k, v := range creds {
+		if k == "OS_AUTH_URL" {
+			v = node.url() + "/identity/v3"
+		}
+		env = append(env, k+"="+v)
+	}
+	return append(env, override...)
+}
+
+// openstack runs the real CLI and returns its stdout; it fails the test on
+// a non-zero exit.
+func openstack(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	out, err := openstackErr(env, args...)
+	if err != nil {
+		t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func openstackErr(env []string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/openstack", args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// token gets an admin token over HTTP (password auth).
+func token(t *testing.T, node *rackd, user, password, project string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":%q,"domain":{"id":"default"},"password":%q}}},"scope":{"project":{"name":%q,"domain":{"id":"default"}}}}}`, user, password, project)
+	for i := 0; i < 50; i++ {
+		resp, err := http.Post(node.url()+"/identity/v3/auth/tokens", "application/json", strings.NewReader(body))
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 201 {
+				return resp.Header.Get("X-Subject-Token")
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no token from %s", node.name)
+	return ""
+}
+
+// call makes an authenticated JSON request and decodes the reply.
+func call(method, url, tok string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		raw, _ := json.Marshal(in)
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Auth-Token", tok)
+	req.Header.Set("Content-Type", "application/json")
+	c := &http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %w", raw, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
