@@ -395,10 +395,7 @@ func (s *Service) updateCredential(w http.ResponseWriter, r *http.Request) {
 			api.Fail(w, r, writeError, err)
 			return
 		}
-		if b.Access != old.Access {
-			api.Fail(w, r, writeError, api.BadField("blob", "the access key of an ec2 credential cannot change"))
-			return
-		}
+		c.Access = b.Access
 	}
 	if s.put(w, r, tCredentials, false, &c) {
 		api.JSON(w, http.StatusOK, map[string]any{"credential": s.credentialView(r, &c)})
@@ -489,7 +486,8 @@ func (s *Service) ec2Of(w http.ResponseWriter, r *http.Request) (*Credential, bo
 		return nil, false
 	}
 	access := chi.URLParam(r, "access")
-	c := get[Credential](tx, tCredentials, ec2CredentialID(access))
+	raw, _ := tx.First(tCredentials, "access", access)
+	c, _ := raw.(*Credential)
 	if c == nil || c.UserID != chi.URLParam(r, "id") || c.Type != "ec2" {
 		api.Fail(w, r, writeError, notFoundErr("credential", access))
 		return nil, false

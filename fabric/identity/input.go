@@ -163,3 +163,28 @@ func parseEC2Blob(s string) (ec2Blob, error) {
 func errorf(status int, format string, args ...any) error {
 	return api.Errorf(status, "%s", fmt.Sprintf(format, args...))
 }
+
+// maxLen reports a field longer than n characters.
+func (r *reader) maxLen(f, v string, n int) {
+	if r.err == nil && utf8.RuneCountInString(v) > n {
+		r.err = api.BadField(f, "'%s' is too long (at most %d characters)", f, n)
+	}
+}
+
+// tags checks project tags as Keystone does: at most 80, each at most 255
+// characters, no '/' or ','.
+func (r *reader) tags(tags []string) {
+	if r.err != nil {
+		return
+	}
+	if len(tags) > 80 {
+		r.err = api.BadField("tags", "at most 80 tags are allowed")
+		return
+	}
+	for _, t := range tags {
+		if t == "" || utf8.RuneCountInString(t) > 255 || strings.ContainsAny(t, "/,") {
+			r.err = api.BadField("tags", "invalid tag %q: 1 to 255 characters, without '/' or ','", t)
+			return
+		}
+	}
+}

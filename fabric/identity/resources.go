@@ -127,6 +127,7 @@ func (s *Service) createDomain(w http.ResponseWriter, r *http.Request) {
 	}
 	rd := reader{o: o}
 	d := Domain{ID: api.NewHexID(), Name: rd.str("name", true, ""), Description: rd.str("description", false, ""), Enabled: rd.boolean("enabled", true)}
+	rd.maxLen("name", d.Name, 64)
 	if rd.err != nil {
 		api.Fail(w, r, writeError, rd.err)
 		return
@@ -157,6 +158,7 @@ func (s *Service) updateDomain(w http.ResponseWriter, r *http.Request) {
 	d.Name = rd.str("name", false, d.Name)
 	d.Description = rd.str("description", false, d.Description)
 	d.Enabled = rd.boolean("enabled", d.Enabled)
+	rd.maxLen("name", d.Name, 64)
 	if rd.err != nil {
 		api.Fail(w, r, writeError, rd.err)
 		return
@@ -212,6 +214,117 @@ func (s *Service) listProjects(w http.ResponseWriter, r *http.Request) {
 	listOut(w, r, s, "projects", out, func(p *Project) string { return p.ID }, func(p *Project) map[string]any { return s.projectView(r, p) })
 }
 
+func (s *Service) project(w http.ResponseWriter, r *http.Request) (*Project, bool) {
+	tx, ok := s.read(w, r)
+	if !ok {
+		return nil, false
+	}
+	id := chi.URLParam(r, "id")
+	pr := get[Project](tx, tProjects, id)
+	if pr == nil {
+		api.Fail(w, r, writeError, notFoundErr("project", id))
+		return nil, false
+	}
+	p := api.PrincipalFrom(r.Context())
+	if !p.IsAdmin() && len(effectiveRoles(tx, p.UserID, "project", id)) == 0 {
+		forbidden(w, r)
+		return nil, false
+	}
+	return pr, true
+}
+
+func (s *Service) listTags(w http.ResponseWriter, r *http.Request) {
+	if pr, ok := s.project(w, r); ok {
+		tags := pr.Tags
+		if tags == nil {
+			tags = []string{}
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"tags": tags})
+	}
+}
+
+func (s *Service) checkTag(w http.ResponseWriter, r *http.Request) {
+	if pr, ok := s.project(w, r); ok {
+		if !contains(pr.Tags, chi.URLParam(r, "tag")) {
+			writeError(w, r, http.StatusNotFound, "Could not find tag.")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Service) replaceTags(w http.ResponseWriter, r *http.Request) {
+	pr, ok := s.project(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Tags []string `json:"tags"`
+	}
+	if err := api.Decode(r, &req); err != nil {
+		api.Fail(w, r, writeError, err)
+		return
+	}
+	rd := reader{}
+	rd.tags(req.Tags)
+	if rd.err != nil {
+		api.Fail(w, r, writeError, rd.err)
+		return
+	}
+	p := *pr
+	p.Tags = append([]string{}, req.Tags...)
+	if s.put(w, r, tProjects, false, &p) {
+		api.JSON(w, http.StatusOK, map[string]any{"tags": p.Tags})
+	}
+}
+
+// tag adds, removes or clears tags of a project.
+func (s *Service) tag(op string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		pr, ok := s.project(w, r)
+		if !ok {
+			return
+		}
+		p := *pr
+		t := chi.URLParam(r, "tag")
+		switch op {
+		case "add":
+			rd := reader{}
+			rd.tags(append(append([]string{}, p.Tags...), t))
+			if rd.err != nil {
+				api.Fail(w, r, writeError, rd.err)
+				return
+			}
+			if !contains(p.Tags, t) {
+				p.Tags = append(append([]string{}, p.Tags...), t)
+			}
+		case "remove":
+			if !contains(p.Tags, t) {
+				writeError(w, r, http.StatusNotFound, "Could not find tag.")
+				return
+			}
+			var keep []string
+			for _, x := range p.Tags {
+				if x != t {
+					keep = append(keep, x)
+				}
+			}
+			p.Tags = keep
+		case "clear":
+			p.Tags = []string{}
+		}
+		if !s.put(w, r, tProjects, false, &p) {
+			return
+		}
+		if op == "add" {
+			w.Header().Set("Location", s.baseURL(r)+"/identity/v3/projects/"+p.ID+"/tags/"+t)
+			api.JSON(w, http.StatusCreated, nil)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
 func hasTags(r *http.Request, tags []string) bool {
 	want := r.URL.Query().Get("tags")
 	if want == "" {
@@ -256,6 +369,8 @@ func (s *Service) createProject(w http.ResponseWriter, r *http.Request) {
 	p := Project{ID: api.NewHexID(), Name: rd.str("name", true, ""), DomainID: rd.str("domain_id", false, ""), ParentID: rd.str("parent_id", false, ""),
 		Description: rd.str("description", false, ""), Enabled: rd.boolean("enabled", true), Tags: rd.strs("tags", []string{}), Extra: o.extras(projectFields...)}
 	isDomain := rd.boolean("is_domain", false)
+	rd.maxLen("name", p.Name, 64)
+	rd.tags(p.Tags)
 	if rd.err != nil {
 		api.Fail(w, r, writeError, rd.err)
 		return
@@ -272,10 +387,6 @@ func (s *Service) createProject(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.ParentID == "" {
 		p.ParentID = p.DomainID
-	}
-	if p.ParentID != p.DomainID {
-		api.Fail(w, r, writeError, api.BadField("parent_id", "nested projects are not supported; parent_id must be the domain"))
-		return
 	}
 	if s.put(w, r, tProjects, true, &p) {
 		api.JSON(w, http.StatusCreated, map[string]any{"project": s.projectView(r, &p)})
@@ -304,6 +415,8 @@ func (s *Service) updateProject(w http.ResponseWriter, r *http.Request) {
 	p.Description = rd.str("description", false, p.Description)
 	p.Enabled = rd.boolean("enabled", p.Enabled)
 	p.Tags = rd.strs("tags", p.Tags)
+	rd.maxLen("name", p.Name, 64)
+	rd.tags(p.Tags)
 	if d := rd.str("domain_id", false, p.DomainID); rd.err == nil && d != p.DomainID {
 		api.Fail(w, r, writeError, api.BadField("domain_id", "a project cannot move to another domain"))
 		return
@@ -490,12 +603,7 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 
 // changePassword is the self-service change; it revokes the user's tokens.
 func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
-	p := api.PrincipalFrom(r.Context())
 	id := chi.URLParam(r, "id")
-	if p.UserID != id {
-		forbidden(w, r)
-		return
-	}
 	o, err := body(r, "user")
 	if err != nil {
 		api.Fail(w, r, writeError, err)
@@ -513,11 +621,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := get[User](tx, tUsers, id)
-	if u == nil {
-		api.Fail(w, r, writeError, notFoundErr("user", id))
-		return
-	}
-	if err := s.checkPassword(u, orig); err != nil {
+	if u == nil || s.checkPassword(u, orig) != nil {
 		writeError(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
 		return
 	}

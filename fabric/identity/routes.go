@@ -17,6 +17,9 @@ func (s *Service) Handler() http.Handler {
 	r.Get("/v3", s.version)
 	r.Get("/v3/", s.version)
 	r.Post("/v3/auth/tokens", s.postToken)
+	// Like Keystone, a password change authenticates with the original
+	// password, so a user whose token is gone can still change it.
+	r.Post("/v3/users/{id}/password", s.changePassword)
 	r.Group(func(r chi.Router) {
 		r.Use(api.RequireAuth(s, writeError))
 		r.Get("/v3/auth/tokens", s.getToken)
@@ -35,18 +38,24 @@ func (s *Service) Handler() http.Handler {
 		r.Patch("/v3/domains/{id}", s.admin(s.updateDomain))
 		r.Delete("/v3/domains/{id}", s.admin(s.deleteRow(tDomains)))
 
-		r.Get("/v3/projects", s.listProjects)
+		r.Get("/v3/projects", s.admin(s.listProjects))
 		r.Post("/v3/projects", s.admin(s.createProject))
 		r.Get("/v3/projects/{id}", s.showProject)
 		r.Patch("/v3/projects/{id}", s.admin(s.updateProject))
 		r.Delete("/v3/projects/{id}", s.admin(s.deleteRow(tProjects)))
+		r.Get("/v3/projects/{id}/tags", s.listTags)
+		r.Put("/v3/projects/{id}/tags", s.admin(s.replaceTags))
+		r.Delete("/v3/projects/{id}/tags", s.admin(s.tag("clear")))
+		r.Get("/v3/projects/{id}/tags/{tag}", s.checkTag)
+		r.Head("/v3/projects/{id}/tags/{tag}", s.checkTag)
+		r.Put("/v3/projects/{id}/tags/{tag}", s.admin(s.tag("add")))
+		r.Delete("/v3/projects/{id}/tags/{tag}", s.admin(s.tag("remove")))
 
 		r.Get("/v3/users", s.admin(s.listUsers))
 		r.Post("/v3/users", s.admin(s.createUser))
 		r.Get("/v3/users/{id}", s.showUser)
 		r.Patch("/v3/users/{id}", s.admin(s.updateUser))
 		r.Delete("/v3/users/{id}", s.admin(s.deleteRow(tUsers)))
-		r.Post("/v3/users/{id}/password", s.changePassword)
 		r.Get("/v3/users/{id}/projects", s.listUserProjects)
 		r.Get("/v3/users/{id}/groups", s.listUserGroups)
 		r.Get("/v3/users/{id}/credentials/OS-EC2", s.listEC2)

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -187,7 +186,7 @@ func Schema() store.Schema {
 			table(tRegions, &Region{}),
 			table(tServices, &ServiceRow{}),
 			table(tEndpoints, &Endpoint{}, strIdx("service", "ServiceID", false)),
-			table(tCredentials, &Credential{}, strIdx("user", "UserID", false)),
+			table(tCredentials, &Credential{}, strIdx("user", "UserID", false), &memdb.IndexSchema{Name: "access", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Access"}}),
 			table(tKeys, &SigningKey{}),
 			table(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
 		},
@@ -202,9 +201,7 @@ func Schema() store.Schema {
 	}
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), store.ErrInvalid)
-}
+func invalid(format string, args ...any) error { return store.Invalidf(format, args...) }
 
 func decodeBody(body json.RawMessage, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
@@ -304,10 +301,10 @@ func applyPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	}
 	if exists(tx, c.Table, id) {
 		if c.Create {
-			return nil, fmt.Errorf("%s %s already exists: %w", c.Table, id, store.ErrConflict)
+			return nil, conflict("Conflict occurred attempting to store %s - Duplicate entry.", singular(c.Table))
 		}
 	} else if !c.Create {
-		return nil, fmt.Errorf("%s %s: %w", c.Table, id, store.ErrNotFound)
+		return nil, notFound("Could not find %s: %s.", singular(c.Table), id)
 	}
 	if err := checkRow(tx, row); err != nil {
 		return nil, err
@@ -349,13 +346,9 @@ func sameName(tx *memdb.Txn, table, index, id string, args ...any) bool {
 	return raw != nil && rowID(raw) != id
 }
 
-func conflict(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), store.ErrConflict)
-}
+func conflict(format string, args ...any) error { return store.Conflictf(format, args...) }
 
-func notFound(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), store.ErrNotFound)
-}
+func notFound(format string, args ...any) error { return store.NotFoundf(format, args...) }
 
 // checkRow enforces referential integrity and unique names.
 func checkRow(tx *memdb.Txn, row any) error {
@@ -367,6 +360,15 @@ func checkRow(tx *memdb.Txn, row any) error {
 	case *Project:
 		if !exists(tx, tDomains, r.DomainID) {
 			return notFound("Could not find domain: %s.", r.DomainID)
+		}
+		if r.ParentID != r.DomainID {
+			parent := get[Project](tx, tProjects, r.ParentID)
+			if parent == nil {
+				return notFound("Could not find project: %s.", r.ParentID)
+			}
+			if parent.DomainID != r.DomainID {
+				return invalid("Cannot create project, the parent (%s) is in a different domain.", r.ParentID)
+			}
 		}
 		if sameName(tx, tProjects, "name", r.ID, r.DomainID, r.Name) {
 			return conflict("Conflict occurred attempting to store project - Duplicate entry found with name %s at domain ID %s.", r.Name, r.DomainID)
@@ -420,7 +422,11 @@ func checkRow(tx *memdb.Txn, row any) error {
 			return notFound("Could not find service: %s.", r.ServiceID)
 		}
 		if r.RegionID != "" && !exists(tx, tRegions, r.RegionID) {
-			return notFound("Could not find region: %s.", r.RegionID)
+			// As Keystone does for endpoints, a region named by an endpoint
+			// comes into being with it.
+			if err := tx.Insert(tRegions, &Region{ID: r.RegionID}); err != nil {
+				return err
+			}
 		}
 	case *Credential:
 		if !exists(tx, tUsers, r.UserID) {
@@ -454,14 +460,28 @@ func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	case tDomains:
 		d := raw.(*Domain)
 		if d.Enabled {
-			return nil, invalid("Cannot delete a domain that is enabled, please disable it first.")
+			return nil, store.Forbiddenf("Cannot delete a domain that is enabled, please disable it first.")
 		}
 		if d.ID == "default" {
-			return nil, fmt.Errorf("the default domain cannot be deleted: %w", store.ErrInvalid)
+			return nil, store.Forbiddenf("The default domain cannot be deleted.")
 		}
-		for _, t := range []string{tProjects, tUsers} {
-			if it, _ := tx.Get(t, "domain", c.ID); it != nil && it.Next() != nil {
-				return nil, conflict("domain %s still holds %s", c.ID, t)
+		// Like Keystone, a domain takes its projects, users and groups
+		// (and everything that hangs off them) with it.
+		for _, p := range all[Project](tx, tProjects, "domain", c.ID) {
+			if err := deleteProject(tx, p); err != nil {
+				return nil, err
+			}
+		}
+		for _, u := range all[User](tx, tUsers, "domain", c.ID) {
+			if err := deleteUser(tx, u, c.At); err != nil {
+				return nil, err
+			}
+		}
+		for _, g := range all[Group](tx, tGroups, "id") {
+			if g.DomainID == c.ID {
+				if err := deleteGroup(tx, g); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if err := deleteWhere(tx, tAssignments, "scope", "domain", c.ID); err != nil {
@@ -513,6 +533,44 @@ func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
 	return nil, tx.Delete(c.Table, raw)
+}
+
+func deleteProject(tx *memdb.Txn, p *Project) error {
+	if err := deleteWhere(tx, tAssignments, "scope", "project", p.ID); err != nil {
+		return err
+	}
+	return tx.Delete(tProjects, p)
+}
+
+// deleteUser removes a user with its grants, memberships and credentials,
+// and revokes its tokens.
+func deleteUser(tx *memdb.Txn, u *User, at time.Time) error {
+	for _, step := range []struct {
+		t, idx string
+		args   []any
+	}{
+		{tAssignments, "actor", []any{"user", u.ID}},
+		{tMembers, "user", []any{u.ID}},
+		{tCredentials, "user", []any{u.ID}},
+	} {
+		if err := deleteWhere(tx, step.t, step.idx, step.args...); err != nil {
+			return err
+		}
+	}
+	if err := tx.Insert(tRevocations, &Revocation{ID: "user/" + u.ID + "/" + at.Format(time.RFC3339Nano), UserID: u.ID, IssuedBefore: at, ExpiresAt: at.Add(maxTokenTTL)}); err != nil {
+		return err
+	}
+	return tx.Delete(tUsers, u)
+}
+
+func deleteGroup(tx *memdb.Txn, g *Group) error {
+	if err := deleteWhere(tx, tAssignments, "actor", "group", g.ID); err != nil {
+		return err
+	}
+	if err := deleteWhere(tx, tMembers, "group", g.ID); err != nil {
+		return err
+	}
+	return tx.Delete(tGroups, g)
 }
 
 func deleteWhere(tx *memdb.Txn, table, index string, args ...any) error {

@@ -268,7 +268,8 @@ func (s *Service) EC2Credential(ctx context.Context, access string) (userID, pro
 	if err != nil {
 		return "", "", "", err
 	}
-	c := get[Credential](tx, tCredentials, ec2CredentialID(access))
+	raw, _ := tx.First(tCredentials, "access", access)
+	c, _ := raw.(*Credential)
 	if c == nil || c.Type != "ec2" {
 		return "", "", "", fmt.Errorf("ec2 credential %s: %w", access, store.ErrNotFound)
 	}

@@ -34,7 +34,7 @@ var (
 // ApplyError carries a handler's error across the log and across nodes so
 // that errors.Is keeps working on the proposer's side.
 type ApplyError struct {
-	Kind string `json:"kind"` // not_found, conflict, invalid, unknown_command, other
+	Kind string `json:"kind"` // not_found, conflict, invalid, forbidden, unknown_command, other
 	Msg  string `json:"message"`
 }
 
@@ -51,6 +51,8 @@ func (e *ApplyError) Is(target error) bool {
 		return target == ErrInvalid
 	case "unknown_command":
 		return target == ErrUnknownCommand
+	case "forbidden":
+		return target == ErrForbidden
 	}
 	return false
 }
@@ -74,6 +76,8 @@ func WrapApplyError(err error) *ApplyError {
 		kind = "invalid"
 	case errors.Is(err, ErrUnknownCommand):
 		kind = "unknown_command"
+	case errors.Is(err, ErrForbidden):
+		kind = "forbidden"
 	}
 	return &ApplyError{Kind: kind, Msg: err.Error()}
 }
@@ -124,4 +128,27 @@ func decodeEntry(data []byte) (cmds []Command, batch bool, err error) {
 		return nil, false, err
 	}
 	return []Command{c}, false, nil
+}
+
+// NotFoundf, Conflictf and Invalidf build handler errors whose message is
+// exactly the text given (no sentinel suffix) and which errors.Is still
+// matches to ErrNotFound, ErrConflict and ErrInvalid.
+func NotFoundf(format string, args ...any) error {
+	return &ApplyError{Kind: "not_found", Msg: fmt.Sprintf(format, args...)}
+}
+
+func Conflictf(format string, args ...any) error {
+	return &ApplyError{Kind: "conflict", Msg: fmt.Sprintf(format, args...)}
+}
+
+func Invalidf(format string, args ...any) error {
+	return &ApplyError{Kind: "invalid", Msg: fmt.Sprintf(format, args...)}
+}
+
+// ErrForbidden is for commands that are well-formed but not allowed in the
+// current state (deleting an enabled domain).
+var ErrForbidden = errors.New("forbidden")
+
+func Forbiddenf(format string, args ...any) error {
+	return &ApplyError{Kind: "forbidden", Msg: fmt.Sprintf(format, args...)}
 }

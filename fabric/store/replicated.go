@@ -25,6 +25,9 @@ type Local struct {
 	fsm   *FSM
 	State *State
 	index uint64
+	// Applied counts the commands applied without error, by type, so tests
+	// can check they exercised every command type.
+	Applied map[string]int
 }
 
 // NewLocal builds a Local over a fresh state made of schemas.
@@ -33,7 +36,7 @@ func NewLocal(schemas ...Schema) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Local{fsm: NewFSM(st, nil), State: st}, nil
+	return &Local{fsm: NewFSM(st, nil), State: st, Applied: map[string]int{}}, nil
 }
 
 // Propose applies the command at once.
@@ -53,6 +56,7 @@ func (l *Local) Propose(_ context.Context, typ string, body any) (Result, error)
 	if res.Err != nil {
 		return res, res.Err
 	}
+	l.Applied[typ]++
 	return res, nil
 }
 
