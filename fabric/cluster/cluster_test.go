@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +60,8 @@ func (adminAuth) Validate(_ context.Context, tok string) (*api.Principal, error)
 
 type testNode struct {
 	*Node
-	api *httptest.Server
+	api  *httptest.Server
+	stop func()
 }
 
 func startNode(t *testing.T, name string, bootstrap bool, joinURL, token string) (*testNode, error) {
@@ -68,13 +70,25 @@ func startNode(t *testing.T, name string, bootstrap bool, joinURL, token string)
 
 func startNodeB(t testing.TB, name string, bootstrap bool, joinURL, token string) (*testNode, error) {
 	t.Helper()
+	cfg := testConfig(t, name)
+	cfg.Bootstrap, cfg.JoinURL, cfg.JoinToken = bootstrap, joinURL, token
+	return openNode(t, cfg)
+}
+
+func testConfig(t testing.TB, name string) Config {
 	cfg := Config{
-		Name: name, DataDir: t.TempDir(), RaftListen: freePort(t), Bootstrap: bootstrap, JoinURL: joinURL, JoinToken: token,
+		Name: name, DataDir: t.TempDir(), RaftListen: freePort(t),
 		Schemas: []store.Schema{Schema(), noteSchema()}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLog: io.Discard,
 		HeartbeatInterval: 100 * time.Millisecond, DownAfter: time.Second, DeadVoterAfter: 2 * time.Second,
 		RaftHeartbeatTimeout: 300 * time.Millisecond, RaftElectionTimeout: 300 * time.Millisecond,
 	}
 	cfg.Advertise = cfg.RaftListen
+	return cfg
+}
+
+// openNode opens a node and serves its API; stop closes both (idempotent)
+// and also runs at cleanup.
+func openNode(t testing.TB, cfg Config) (*testNode, error) {
 	n, err := Open(context.Background(), cfg)
 	if err != nil {
 		return nil, err
@@ -86,8 +100,11 @@ func startNodeB(t testing.TB, name string, bootstrap bool, joinURL, token string
 	mux.Handle("/rackstack/v1/", http.StripPrefix("/rackstack/v1", n.Handler(adminAuth{})))
 	srv := httptest.NewServer(mux)
 	n.cfg.APIURL = srv.URL
-	t.Cleanup(func() { cancel(); <-done; srv.Close(); n.Close() })
-	return &testNode{Node: n, api: srv}, nil
+	var once sync.Once
+	tn := &testNode{Node: n, api: srv}
+	tn.stop = func() { once.Do(func() { cancel(); <-done; srv.Close(); n.Close() }) }
+	t.Cleanup(tn.stop)
+	return tn, nil
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -292,5 +309,83 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 	}
 	if _, err := l.Propose(ctx, CmdSetCA, ca); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second CA: %v", err)
+	}
+}
+
+// TestDeadVoterReplacedThenRecover runs four nodes (three voters and a
+// non-voter), stops a voter, and checks that the non-voter is promoted and
+// the dead voter removed. Then it loses quorum for good and rebuilds the
+// cluster from one survivor with Recover.
+func TestDeadVoterReplacedThenRecover(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads with the CA published", func() bool {
+		_, err := readCA(a.State.Txn())
+		return a.IsLeader() && err == nil
+	})
+	ctx := context.Background()
+	tok, err := a.CreateJoinToken(ctx, time.Hour, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]*testNode{"a": a}
+	for _, name := range []string{"b", "c", "d"} {
+		n, err := startNode(t, name, false, a.api.URL, tok.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[name] = n
+	}
+	suffrage := func() map[string]string {
+		out := map[string]string{}
+		st, err := a.Status()
+		if err != nil {
+			return out
+		}
+		for _, m := range st.Members {
+			out[m.Name] = m.Suffrage
+		}
+		return out
+	}
+	waitFor(t, "three voters and one non-voter", func() bool {
+		s := suffrage()
+		return len(s) == 4 && s["d"] == "nonvoter" && s["a"] == "voter" && s["b"] == "voter" && s["c"] == "voter"
+	})
+	if _, err := a.Propose(ctx, "note.put", noteRow{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	nodes["c"].stop()
+	waitFor(t, "d promoted and c removed", func() bool {
+		s := suffrage()
+		_, cThere := s["c"]
+		return !cThere && s["d"] == "voter" && len(s) == 3
+	})
+
+	// Lose quorum for good: stop everything, keep only a's data dir.
+	aCfg := a.cfg
+	for _, n := range nodes {
+		n.stop()
+	}
+	if err := Recover(aCfg.DataDir, "a", aCfg.Advertise, aCfg.Schemas); err != nil {
+		t.Fatal(err)
+	}
+	aCfg.Bootstrap, aCfg.JoinURL, aCfg.Registry = false, "", nil
+	a2, err := openNode(t, aCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovered a to lead alone", a2.IsLeader)
+	if _, err := a2.Propose(ctx, "note.put", noteRow{ID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := a2.Read(ctx)
+	if raw, _ := tx.First("notes", "id", "before"); raw == nil {
+		t.Fatal("data written before the recovery is gone")
+	}
+	st, _ := a2.Status()
+	if len(st.Members) != 1 || st.Members[0].Name != "a" {
+		t.Fatalf("members after recover: %+v", st.Members)
 	}
 }

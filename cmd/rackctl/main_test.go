@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/cluster"
+)
+
+// fakeCloud answers Keystone password auth and the cluster API.
+func fakeCloud(t *testing.T) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /identity/v3/auth/tokens", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Auth struct {
+				Identity struct {
+					Password struct {
+						User struct {
+							Password string `json:"password"`
+						} `json:"user"`
+					} `json:"password"`
+				} `json:"identity"`
+			} `json:"auth"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		if body.Auth.Identity.Password.User.Password != "pw" {
+			w.WriteHeader(401)
+			w.Write([]byte(`{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}`))
+			return
+		}
+		w.Header().Set("X-Subject-Token", "tok123")
+		w.WriteHeader(201)
+		w.Write([]byte(`{"token": {}}`))
+	})
+	authed := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Auth-Token") != "tok123" {
+				w.WriteHeader(401)
+				return
+			}
+			h(w, r)
+		}
+	}
+	now := time.Now()
+	mux.HandleFunc("GET /rackstack/v1/cluster/status", authed(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(cluster.Status{Node: "n1", Leader: "n1", Term: 3, AppliedIndex: 42, CommitIndex: 42, Healthy: true,
+			Members: []cluster.Member{{Name: "n2", Address: "10.0.0.2:8771", Suffrage: "voter", Up: true, LastContact: now}, {Name: "n1", Address: "10.0.0.1:8771", Suffrage: "voter", Leader: true, Up: true, LastContact: now}}})
+	}))
+	mux.HandleFunc("POST /rackstack/v1/cluster/join-tokens", authed(func(w http.ResponseWriter, r *http.Request) {
+		var req cluster.JoinTokenRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req.TTL != "2h0m0s" || req.Uses != 3 {
+			w.WriteHeader(400)
+			w.Write([]byte(`{"error": {"code": 400, "message": "unexpected request"}}`))
+			return
+		}
+		w.WriteHeader(201)
+		json.NewEncoder(w).Encode(cluster.JoinTokenResponse{Token: "rsj_x.y", ID: "x", ExpiresAt: now.Add(2 * time.Hour), Uses: 3})
+	}))
+	mux.HandleFunc("GET /rackstack/v1/nodes", authed(func(w http.ResponseWriter, r *http.Request) {
+		n := cluster.NodeInfo{Name: "n1", Status: "up", APIURL: "http://10.0.0.1:8770", LastHeartbeat: now}
+		n.Inventory.CPUs, n.Inventory.MemoryBytes = 8, 16<<30
+		json.NewEncoder(w).Encode(map[string]any{"nodes": []cluster.NodeInfo{n}})
+	}))
+	mux.HandleFunc("GET /rackstack/v1/nodes/{name}", authed(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(404)
+		w.Write([]byte(`{"error": {"code": 404, "title": "Not Found", "message": "node \"` + r.PathValue("name") + `\": not found"}}`))
+	}))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestRackctl(t *testing.T) {
+	srv := fakeCloud(t)
+	env := map[string]string{"OS_AUTH_URL": srv.URL + "/identity/v3", "OS_USERNAME": "admin", "OS_PASSWORD": "pw", "OS_PROJECT_NAME": "admin"}
+	tests := map[string]struct {
+		args     []string
+		env      map[string]string
+		code     int
+		stdout   []string
+		stderr   string
+		noStdout string
+	}{
+		"status table":     {args: []string{"cluster", "status"}, stdout: []string{"leader:   n1", "NAME", "n1", "10.0.0.2:8771", "voter"}},
+		"status json":      {args: []string{"cluster", "status", "-o", "json"}, stdout: []string{`"applied_index": 42`, `"suffrage": "voter"`}},
+		"join token":       {args: []string{"cluster", "join-token", "create", "--ttl", "2h", "--uses", "3"}, stdout: []string{"token:   rsj_x.y", "uses:    3"}},
+		"node list":        {args: []string{"node", "list"}, stdout: []string{"n1", "up", "16.0"}},
+		"node show 404":    {args: []string{"node", "show", "zz"}, code: 1, stderr: `node "zz": not found (HTTP 404)`},
+		"bad password":     {args: []string{"node", "list"}, env: map[string]string{"OS_PASSWORD": "nope"}, code: 1, stderr: "HTTP 401", noStdout: "pw"},
+		"missing password": {args: []string{"node", "list"}, env: map[string]string{"OS_PASSWORD": ""}, code: 2, stderr: "OS_PASSWORD is not set"},
+		"bad output":       {args: []string{"node", "list", "-o", "yaml"}, code: 2, stderr: "-o must be table or json"},
+		"unknown command":  {args: []string{"frob"}, code: 2, stderr: "unknown command"},
+		"show needs name":  {args: []string{"node", "show"}, code: 2, stderr: "accepts 1 arg"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := map[string]string{}
+			for k, v := range env {
+				e[k] = v
+			}
+			for k, v := range tc.env {
+				e[k] = v
+			}
+			var out, errb strings.Builder
+			code := run(tc.args, &out, &errb, func(k string) string { return e[k] })
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %s", code, tc.code, errb.String())
+			}
+			for _, want := range tc.stdout {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out.String())
+				}
+			}
+			if tc.stderr != "" && !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
+			}
+			if tc.noStdout != "" && strings.Contains(out.String()+errb.String(), tc.noStdout) {
+				t.Errorf("output shows %q", tc.noStdout)
+			}
+		})
+	}
+}

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+func TestDecodeNamesTheProblem(t *testing.T) {
+	type body struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+	}
+	tests := map[string]struct {
+		in     string
+		strict bool
+		status int
+		want   string
+	}{
+		"ok":            {`{"name":"a","count":1}`, true, 0, ""},
+		"empty":         {``, true, 400, "empty"},
+		"syntax":        {`{"name":`, true, 400, "malformed"},
+		"wrong type":    {`{"count":"x"}`, true, 400, "count"},
+		"unknown field": {`{"nme":"a"}`, true, 400, "nme"},
+		"loose unknown": {`{"nme":"a"}`, false, 0, ""},
+		"trailing":      {`{"name":"a"} {}`, true, 400, "trailing"},
+		"too big":       {`{"name":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, true, 413, "exceeds"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tc.in))
+			var b body
+			var err error
+			if tc.strict {
+				err = Decode(r, &b)
+			} else {
+				err = DecodeLoose(r, &b)
+			}
+			if tc.status == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if StatusOf(err) != tc.status || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v (status %d), want %d mentioning %q", err, StatusOf(err), tc.status, tc.want)
+			}
+		})
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	tests := map[string]struct {
+		err  error
+		want int
+	}{
+		"api error":        {Errorf(418, "teapot"), 418},
+		"store not found":  {store.NotFoundf("x"), 404},
+		"store conflict":   {fmt.Errorf("wrapped: %w", store.ErrConflict), 409},
+		"store invalid":    {store.Invalidf("bad"), 400},
+		"store forbidden":  {store.Forbiddenf("no"), 403},
+		"no leader":        {store.ErrNoLeader, 503},
+		"unauthorized":     {ErrUnauthorized, 401},
+		"anything else":    {errors.New("boom"), 500},
+		"over the network": {store.WrapApplyError(store.NotFoundf("gone")), 404},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := StatusOf(tc.err); got != tc.want {
+				t.Fatalf("StatusOf(%v) = %d, want %d", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPage(t *testing.T) {
+	items := []string{"c", "a", "e", "b", "d"}
+	id := func(s string) string { return s }
+	tests := map[string]struct {
+		query string
+		want  string
+		more  bool
+		err   bool
+	}{
+		"all":          {"", "a,b,c,d,e", false, false},
+		"limit":        {"limit=2", "a,b", true, false},
+		"marker":       {"marker=b", "c,d,e", false, false},
+		"both":         {"marker=b&limit=2", "c,d", true, false},
+		"bad limit":    {"limit=-1", "", false, true},
+		"gone marker":  {"marker=zz", "", false, true},
+		"limit beyond": {"limit=9", "a,b,c,d,e", false, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/?"+tc.query, nil)
+			page, more, err := Page(r, append([]string(nil), items...), id)
+			if tc.err {
+				if StatusOf(err) != 400 {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil || strings.Join(page, ",") != tc.want || more != tc.more {
+				t.Fatalf("page %v more %v err %v", page, more, err)
+			}
+		})
+	}
+}
+
+func TestMiddlewareRecoversAndTagsRequests(t *testing.T) {
+	m := NewMiddleware(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("bug") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if rec.Code != 500 || !strings.HasPrefix(rec.Header().Get("X-Openstack-Request-Id"), "req-") {
+		t.Fatalf("code %d, request id %q", rec.Code, rec.Header().Get("X-Openstack-Request-Id"))
+	}
+}
+
+func TestPrincipalPolicy(t *testing.T) {
+	member := &Principal{ProjectID: "p1", Roles: []string{"member"}}
+	reader := &Principal{ProjectID: "p1", Roles: []string{"reader"}}
+	admin := &Principal{ProjectID: "p0", Roles: []string{"admin"}}
+	tests := map[string]struct {
+		ok   bool
+		want bool
+	}{
+		"member reads own":    {member.CanRead("p1"), true},
+		"member writes own":   {member.CanWrite("p1"), true},
+		"member reads other":  {member.CanRead("p2"), false},
+		"reader writes own":   {reader.CanWrite("p1"), false},
+		"reader reads own":    {reader.CanRead("p1"), true},
+		"admin writes any":    {admin.CanWrite("p9"), true},
+		"member is not admin": {member.IsAdmin(), false},
+	}
+	for name, tc := range tests {
+		if tc.ok != tc.want {
+			t.Errorf("%s: got %v", name, tc.ok)
+		}
+	}
+}
