@@ -272,6 +272,9 @@ func (s *Service) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 	e.Interface = rd.str("interface", false, e.Interface)
 	e.URL = rd.str("url", false, e.URL)
 	e.RegionID = rd.str("region_id", false, e.RegionID)
+	if !o.has("region_id") {
+		e.RegionID = rd.str("region", false, e.RegionID)
+	}
 	e.Enabled = rd.boolean("enabled", e.Enabled)
 	if rd.err != nil {
 		api.Fail(w, r, writeError, rd.err)

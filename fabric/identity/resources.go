@@ -692,7 +692,7 @@ func (s *Service) listRoles(w http.ResponseWriter, r *http.Request) {
 	}
 	var out []*Role
 	for _, ro := range all[Role](tx, tRoles, "id") {
-		if match(r, "name", ro.Name) && match(r, "domain_id", ro.DomainID) {
+		if match(r, "name", ro.Name) && match(r, "domain_id", ro.DomainID) && (r.URL.Query().Has("domain_id") || ro.DomainID == "") {
 			out = append(out, ro)
 		}
 	}
@@ -1020,4 +1020,111 @@ func (s *Service) checkMembership(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// Role inference rules.
+
+func (s *Service) roleRef(r *http.Request, ro *Role) map[string]any {
+	return map[string]any{"id": ro.ID, "name": ro.Name, "links": s.self(r, "roles", ro.ID)}
+}
+
+func (s *Service) inferenceRoles(w http.ResponseWriter, r *http.Request) (prior, implied *Role, ok bool) {
+	tx, ok := s.read(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	prior, implied = get[Role](tx, tRoles, chi.URLParam(r, "prior")), get[Role](tx, tRoles, chi.URLParam(r, "implied"))
+	if prior == nil {
+		api.Fail(w, r, writeError, notFoundErr("role", chi.URLParam(r, "prior")))
+		return nil, nil, false
+	}
+	if implied == nil {
+		api.Fail(w, r, writeError, notFoundErr("role", chi.URLParam(r, "implied")))
+		return nil, nil, false
+	}
+	return prior, implied, true
+}
+
+func (s *Service) putImplication(w http.ResponseWriter, r *http.Request) {
+	prior, implied, ok := s.inferenceRoles(w, r)
+	if !ok {
+		return
+	}
+	im := Implication{ID: prior.ID + "/" + implied.ID, Prior: prior.ID, Implied: implied.ID}
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	if !exists(tx, tImplies, im.ID) && !s.put(w, r, tImplies, true, &im) {
+		return
+	}
+	api.JSON(w, http.StatusCreated, map[string]any{"role_inference": map[string]any{"prior_role": s.roleRef(r, prior), "implies": s.roleRef(r, implied)}, "links": s.links(r)})
+}
+
+func (s *Service) getImplication(w http.ResponseWriter, r *http.Request) {
+	prior, implied, ok := s.inferenceRoles(w, r)
+	if !ok {
+		return
+	}
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	if !exists(tx, tImplies, prior.ID+"/"+implied.ID) {
+		writeError(w, r, http.StatusNotFound, "Could not find implied role.")
+		return
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"role_inference": map[string]any{"prior_role": s.roleRef(r, prior), "implies": s.roleRef(r, implied)}, "links": s.links(r)})
+}
+
+func (s *Service) deleteImplication(w http.ResponseWriter, r *http.Request) {
+	if s.propose(w, r, cmdDelete, deleteCmd{Table: tImplies, ID: chi.URLParam(r, "prior") + "/" + chi.URLParam(r, "implied")}) {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Service) inference(r *http.Request, tx *memdb.Txn, prior *Role) map[string]any {
+	implies := []map[string]any{}
+	for _, im := range all[Implication](tx, tImplies, "prior", prior.ID) {
+		if ro := get[Role](tx, tRoles, im.Implied); ro != nil {
+			implies = append(implies, s.roleRef(r, ro))
+		}
+	}
+	return map[string]any{"prior_role": s.roleRef(r, prior), "implies": implies}
+}
+
+func (s *Service) listImplied(w http.ResponseWriter, r *http.Request) {
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	prior := get[Role](tx, tRoles, chi.URLParam(r, "prior"))
+	if prior == nil {
+		api.Fail(w, r, writeError, notFoundErr("role", chi.URLParam(r, "prior")))
+		return
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"role_inference": s.inference(r, tx, prior), "links": s.links(r)})
+}
+
+func (s *Service) listInferences(w http.ResponseWriter, r *http.Request) {
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	out := []map[string]any{}
+	seen := map[string]bool{}
+	for _, im := range all[Implication](tx, tImplies, "id") {
+		if seen[im.Prior] {
+			continue
+		}
+		seen[im.Prior] = true
+		if prior := get[Role](tx, tRoles, im.Prior); prior != nil {
+			out = append(out, s.inference(r, tx, prior))
+		}
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"role_inferences": out, "links": s.links(r)})
 }

@@ -68,6 +68,12 @@ func (s *Service) Handler() http.Handler {
 		r.Get("/v3/roles/{id}", s.showRole)
 		r.Patch("/v3/roles/{id}", s.admin(s.updateRole))
 		r.Delete("/v3/roles/{id}", s.admin(s.deleteRow(tRoles)))
+		r.Get("/v3/roles/{prior}/implies", s.admin(s.listImplied))
+		r.Put("/v3/roles/{prior}/implies/{implied}", s.admin(s.putImplication))
+		r.Get("/v3/roles/{prior}/implies/{implied}", s.admin(s.getImplication))
+		r.Head("/v3/roles/{prior}/implies/{implied}", s.admin(s.getImplication))
+		r.Delete("/v3/roles/{prior}/implies/{implied}", s.admin(s.deleteImplication))
+		r.Get("/v3/role_inferences", s.admin(s.listInferences))
 
 		for _, scope := range []string{"projects", "domains"} {
 			for _, actor := range []string{"users", "groups"} {

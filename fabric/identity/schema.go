@@ -45,8 +45,20 @@ type User struct {
 type Role struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
-	DomainID    string `json:"domain_id"`
+	DomainID    string `json:"domain_id"` // "" for a global role
 	Description string `json:"description"`
+	// NameKey is DomainID + "/" + Name: role names are unique per domain,
+	// and global roles have no domain. Set by the handler.
+	NameKey string `json:"name_key"`
+}
+
+func roleKey(domain, name string) string { return domain + "/" + name }
+
+// Implication is a role inference rule: holding Prior implies Implied.
+type Implication struct {
+	ID      string `json:"id"` // prior/implied
+	Prior   string `json:"prior"`
+	Implied string `json:"implied"`
 }
 
 type Group struct {
@@ -147,6 +159,7 @@ const (
 	tAssignments = "role_assignments"
 	tMembers     = "group_members"
 	tRegions     = "regions"
+	tImplies     = "role_implications"
 	tServices    = "services"
 	tEndpoints   = "endpoints"
 	tCredentials = "credentials"
@@ -179,7 +192,8 @@ func Schema() store.Schema {
 			table(tDomains, &Domain{}, strIdx("name", "Name", true)),
 			table(tProjects, &Project{}, pairIdx("name", "DomainID", "Name", true), strIdx("domain", "DomainID", false)),
 			table(tUsers, &User{}, pairIdx("name", "DomainID", "Name", true), strIdx("domain", "DomainID", false)),
-			table(tRoles, &Role{}, strIdx("name", "Name", true)),
+			table(tRoles, &Role{}, strIdx("name", "NameKey", true)),
+			table(tImplies, &Implication{}, strIdx("prior", "Prior", false), strIdx("implied", "Implied", false)),
 			table(tGroups, &Group{}, pairIdx("name", "DomainID", "Name", true)),
 			table(tAssignments, &Assignment{}, pairIdx("actor", "ActorType", "ActorID", false), pairIdx("scope", "ScopeType", "ScopeID", false), strIdx("role", "RoleID", false)),
 			table(tMembers, &Membership{}, strIdx("group", "GroupID", false), strIdx("user", "UserID", false)),
@@ -276,6 +290,8 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &Endpoint{}
 	case tCredentials:
 		v = &Credential{}
+	case tImplies:
+		v = &Implication{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -336,6 +352,8 @@ func rowID(row any) string {
 		return r.ID
 	case *Credential:
 		return r.ID
+	case *Implication:
+		return r.ID
 	}
 	return ""
 }
@@ -381,7 +399,11 @@ func checkRow(tx *memdb.Txn, row any) error {
 			return conflict("Conflict occurred attempting to store user - Duplicate entry found with name %s at domain ID %s.", r.Name, r.DomainID)
 		}
 	case *Role:
-		if sameName(tx, tRoles, "name", r.ID, r.Name) {
+		if r.DomainID != "" && !exists(tx, tDomains, r.DomainID) {
+			return notFound("Could not find domain: %s.", r.DomainID)
+		}
+		r.NameKey = roleKey(r.DomainID, r.Name)
+		if sameName(tx, tRoles, "name", r.ID, r.NameKey) {
 			return conflict("Conflict occurred attempting to store role - Duplicate entry found with name %s.", r.Name)
 		}
 	case *Group:
@@ -431,6 +453,20 @@ func checkRow(tx *memdb.Txn, row any) error {
 	case *Credential:
 		if !exists(tx, tUsers, r.UserID) {
 			return notFound("Could not find user: %s.", r.UserID)
+		}
+	case *Implication:
+		prior, implied := get[Role](tx, tRoles, r.Prior), get[Role](tx, tRoles, r.Implied)
+		if prior == nil {
+			return notFound("Could not find role: %s.", r.Prior)
+		}
+		if implied == nil {
+			return notFound("Could not find role: %s.", r.Implied)
+		}
+		if implied.DomainID != "" {
+			return store.Forbiddenf("%s is a domain-specific role and cannot be implied.", r.Implied)
+		}
+		if r.Prior == r.Implied || impliedBy(tx, r.Implied)[r.Prior] {
+			return invalid("Implying role %s from %s would form a cycle.", r.Implied, r.Prior)
 		}
 	}
 	return nil
@@ -518,6 +554,12 @@ func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 		if err := deleteWhere(tx, tAssignments, "role", c.ID); err != nil {
 			return nil, err
 		}
+		if err := deleteWhere(tx, tImplies, "prior", c.ID); err != nil {
+			return nil, err
+		}
+		if err := deleteWhere(tx, tImplies, "implied", c.ID); err != nil {
+			return nil, err
+		}
 	case tServices:
 		if err := deleteWhere(tx, tEndpoints, "service", c.ID); err != nil {
 			return nil, err
@@ -528,7 +570,7 @@ func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 				return nil, conflict("region %s has child regions", c.ID)
 			}
 		}
-	case tAssignments, tMembers, tEndpoints, tCredentials:
+	case tAssignments, tMembers, tEndpoints, tCredentials, tImplies:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -617,7 +659,8 @@ func applyBootstrap(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) 
 	roleIDs := map[string]string{}
 	for _, r := range c.Roles {
 		r := r
-		if raw, _ := tx.First(tRoles, "name", r.Name); raw != nil {
+		r.NameKey = roleKey("", r.Name)
+		if raw, _ := tx.First(tRoles, "name", r.NameKey); raw != nil {
 			roleIDs[r.Name] = raw.(*Role).ID
 			continue
 		}
@@ -625,6 +668,15 @@ func applyBootstrap(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) 
 			return nil, err
 		}
 		roleIDs[r.Name] = r.ID
+	}
+	// Keystone's default hierarchy: admin implies member implies reader.
+	for _, pair := range [][2]string{{"admin", "member"}, {"member", "reader"}} {
+		p, i := roleIDs[pair[0]], roleIDs[pair[1]]
+		if p != "" && i != "" && !exists(tx, tImplies, p+"/"+i) {
+			if err := tx.Insert(tImplies, &Implication{ID: p + "/" + i, Prior: p, Implied: i}); err != nil {
+				return nil, err
+			}
+		}
 	}
 	ensureProject := func(p Project) (string, error) {
 		if raw, _ := tx.First(tProjects, "name", "default", p.Name); raw != nil {
@@ -730,3 +782,20 @@ func applySetPassword(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error
 
 // maxTokenTTL bounds how long a revocation must be remembered.
 const maxTokenTTL = 7 * 24 * time.Hour
+
+// impliedBy returns every role id that role implies, transitively.
+func impliedBy(tx *memdb.Txn, role string) map[string]bool {
+	out := map[string]bool{}
+	queue := []string{role}
+	for len(queue) > 0 && len(out) < 1000 {
+		r := queue[0]
+		queue = queue[1:]
+		for _, im := range all[Implication](tx, tImplies, "prior", r) {
+			if !out[im.Implied] {
+				out[im.Implied] = true
+				queue = append(queue, im.Implied)
+			}
+		}
+	}
+	return out
+}

@@ -218,7 +218,8 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 }
 
 // effectiveRoles are the role ids a user holds on a scope, directly or
-// through groups, with implied roles (admin > member > reader) added.
+// through groups, with the roles they imply (by default admin > member >
+// reader) added.
 func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 	set := map[string]bool{}
 	for _, a := range all[Assignment](tx, tAssignments, "actor", "user", user) {
@@ -233,14 +234,9 @@ func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 			}
 		}
 	}
-	implied := map[string][]string{"admin": {"member", "reader"}, "member": {"reader"}}
 	for id := range set {
-		if r := get[Role](tx, tRoles, id); r != nil {
-			for _, name := range implied[r.Name] {
-				if raw, _ := tx.First(tRoles, "name", name); raw != nil {
-					set[raw.(*Role).ID] = true
-				}
-			}
+		for im := range impliedBy(tx, id) {
+			set[im] = true
 		}
 	}
 	out := make([]string, 0, len(set))
