@@ -62,6 +62,7 @@ type Node struct {
 	clientTLS *tls.Config
 	rpc       *http.Client
 	rpcSrv    *http.Server
+	rpcMux    *http.ServeMux
 	now       func() time.Time
 }
 
@@ -156,9 +157,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		peers.Close()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, State: state, raft: r, peers: peers, clientTLS: clientTLS, now: time.Now}
+	n := &Node{cfg: cfg, log: cfg.Log, State: state, raft: r, peers: peers, clientTLS: clientTLS, rpcMux: http.NewServeMux(), now: time.Now}
 	n.rpc = &http.Client{
-		Timeout: 30 * time.Second,
+		// No overall timeout: shard streams may be long; callers pass
+		// contexts with deadlines.
 		Transport: &http.Transport{
 			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 				return dialPeer(ctx, clientTLS, addr, protoRPC)

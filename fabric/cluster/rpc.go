@@ -25,7 +25,7 @@ const (
 const statusNotLeader = http.StatusMisdirectedRequest
 
 func (n *Node) rpcHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := n.rpcMux
 	mux.HandleFunc("POST "+rpcApply, func(w http.ResponseWriter, r *http.Request) {
 		var cmd store.Command
 		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&cmd); err != nil {
@@ -93,6 +93,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // call makes one internal RPC to the peer at addr.
 func (n *Node) call(ctx context.Context, method, addr, path string, in, out any) (int, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	var body io.Reader
 	if in != nil {
 		raw, err := json.Marshal(in)
@@ -146,4 +151,30 @@ func (n *Node) readIndex(ctx context.Context, addr string) (uint64, error) {
 	}
 	_, err := n.call(ctx, http.MethodGet, addr, rpcReadIndex, nil, &out)
 	return out.Index, err
+}
+
+// HandlePeer registers a handler on the peer port (mutual TLS: only nodes
+// of this cluster reach it). Services use it for node-to-node traffic such
+// as shard transfers. Patterns must start with /peer/.
+func (n *Node) HandlePeer(pattern string, h http.Handler) {
+	n.rpcMux.Handle(pattern, h)
+}
+
+// PeerClient is an HTTP client whose connections go to other nodes' peer
+// ports over mutual TLS. URLs are https://<raft address>/peer/...
+func (n *Node) PeerClient() *http.Client { return n.rpc }
+
+// PeerAddress returns the peer (Raft) address of a registered node.
+func (n *Node) PeerAddress(name string) (string, error) {
+	row, err := readNode(n.State.Txn(), name)
+	if err != nil {
+		return "", err
+	}
+	return row.RaftAddress, nil
+}
+
+// NodeUp reports whether a node heartbeated recently.
+func (n *Node) NodeUp(name string) bool {
+	row, err := readNode(n.State.Txn(), name)
+	return err == nil && n.nodeUp(row, n.now())
 }
