@@ -1,0 +1,292 @@
+package blob
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rackstack/rackstack/storage/disk"
+	"github.com/rackstack/rackstack/storage/ec"
+	"github.com/rackstack/rackstack/storage/placement"
+)
+
+// faultyDisk wraps a disk and fails Create (a full or dead disk).
+type faultyDisk struct {
+	disk.Disk
+	createErr error
+}
+
+func (f *faultyDisk) Create(name string) (disk.Writer, error) {
+	if f.createErr != nil {
+		return nil, f.createErr
+	}
+	return f.Disk.Create(name)
+}
+
+func newStore(t *testing.T, n int) (*Store, Layout) {
+	t.Helper()
+	s := &Store{Node: "n1", Local: map[string]disk.Disk{}}
+	var ds []placement.Disk
+	for i := 0; i < n; i++ {
+		d, err := disk.OpenDir(filepath.Join(t.TempDir(), fmt.Sprintf("d%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Local[d.ID()] = d
+		ds = append(ds, placement.Disk{Node: "n1", ID: d.ID()})
+	}
+	k, m := placement.Geometry(n)
+	return s, Layout{K: k, M: m, ShardSize: 4096, Disks: ds}
+}
+
+func payload(n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(int64(n))).Read(b)
+	return b
+}
+
+func get(t *testing.T, s *Store, key string, l Layout, size, off, length int64) ([]byte, ReadResult, error) {
+	t.Helper()
+	var buf bytes.Buffer
+	res, err := s.Get(context.Background(), key, l, size, off, length, &buf)
+	return buf.Bytes(), res, err
+}
+
+func TestRoundTripSizesAndRanges(t *testing.T) {
+	s, l := newStore(t, 6)
+	stripe := l.K * l.ShardSize
+	for _, n := range []int{0, 1, 4095, stripe, stripe + 1, 5*stripe + 123} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			data := payload(n)
+			key := fmt.Sprintf("blob%d", n)
+			info, err := s.Put(context.Background(), key, l, bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Size != int64(n) || info.Written != 6 {
+				t.Fatalf("info %+v", info)
+			}
+			got, res, err := get(t, s, key, l, int64(n), 0, int64(n))
+			if err != nil || !bytes.Equal(got, data) || res.Degraded {
+				t.Fatalf("full read: %v degraded=%v equal=%v", err, res.Degraded, bytes.Equal(got, data))
+			}
+			for _, rg := range [][2]int{{0, 1}, {n / 3, n / 2}, {n - 1, 1}, {stripe - 1, 2}} {
+				off, ln := rg[0], rg[1]
+				if off < 0 || off+ln > n || ln <= 0 {
+					continue
+				}
+				got, _, err := get(t, s, key, l, int64(n), int64(off), int64(ln))
+				if err != nil || !bytes.Equal(got, data[off:off+ln]) {
+					t.Fatalf("range %d+%d: %v", off, ln, err)
+				}
+			}
+		})
+	}
+}
+
+func shardPath(s *Store, l Layout, key string, i int) string {
+	d := s.Local[l.Disks[i].ID]
+	name := ShardName(key, i)
+	return filepath.Join(d.Path(), "shards", name[:2], name)
+}
+
+// TestLoseShardsReadAndHeal loses shards in every way a disk can (file
+// gone, whole disk directory gone, bytes flipped) and checks reads stay
+// correct, the loss is reported, and Heal restores full redundancy.
+func TestLoseShardsReadAndHeal(t *testing.T) {
+	tests := map[string]func(t *testing.T, s *Store, l Layout, key string){
+		"two shard files deleted": func(t *testing.T, s *Store, l Layout, key string) {
+			os.Remove(shardPath(s, l, key, 0))
+			os.Remove(shardPath(s, l, key, 3))
+		},
+		"two disk dirs wiped": func(t *testing.T, s *Store, l Layout, key string) {
+			for _, i := range []int{1, 5} {
+				os.RemoveAll(filepath.Join(s.Local[l.Disks[i].ID].Path(), "shards"))
+			}
+		},
+		"bytes flipped": func(t *testing.T, s *Store, l Layout, key string) {
+			for _, i := range []int{2, 4} {
+				p := shardPath(s, l, key, i)
+				b, _ := os.ReadFile(p)
+				b[len(b)/2] ^= 0xff
+				os.WriteFile(p, b, 0o600)
+			}
+		},
+		"truncated": func(t *testing.T, s *Store, l Layout, key string) {
+			os.Truncate(shardPath(s, l, key, 1), 100)
+		},
+	}
+	for name, damage := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, l := newStore(t, 6)
+			data := payload(3*l.K*l.ShardSize + 77)
+			sum := sha256.Sum256(data)
+			if _, err := s.Put(context.Background(), "victim", l, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			damage(t, s, l, "victim")
+			got, res, err := get(t, s, "victim", l, int64(len(data)), 0, int64(len(data)))
+			if err != nil || sha256.Sum256(got) != sum {
+				t.Fatalf("degraded read: %v", err)
+			}
+			if !res.Degraded {
+				t.Fatal("the damage was not reported")
+			}
+			healed, err := s.Heal(context.Background(), "victim", l, int64(len(data)))
+			if err != nil || len(healed) == 0 {
+				t.Fatalf("heal: %v %v", healed, err)
+			}
+			if bad, err := s.Verify(context.Background(), "victim", l, int64(len(data))); err != nil || len(bad) != 0 {
+				t.Fatalf("after heal, bad shards %v (%v)", bad, err)
+			}
+			got, res, err = get(t, s, "victim", l, int64(len(data)), 0, int64(len(data)))
+			if err != nil || res.Degraded || sha256.Sum256(got) != sum {
+				t.Fatalf("read after heal: %v degraded=%v", err, res.Degraded)
+			}
+		})
+	}
+}
+
+func TestTooManyLosses(t *testing.T) {
+	s, l := newStore(t, 6)
+	data := payload(10000)
+	s.Put(context.Background(), "b", l, bytes.NewReader(data))
+	for _, i := range []int{0, 1, 2} {
+		os.Remove(shardPath(s, l, "b", i))
+	}
+	if _, _, err := get(t, s, "b", l, int64(len(data)), 0, int64(len(data))); !errors.Is(err, ec.ErrTooFewShards) {
+		t.Fatalf("err = %v, want ErrTooFewShards", err)
+	}
+}
+
+func TestWriteQuorum(t *testing.T) {
+	s, l := newStore(t, 6)
+	// One dead disk: the write succeeds with five shards.
+	dead := l.Disks[2].ID
+	s.Local[dead] = &faultyDisk{Disk: s.Local[dead], createErr: errors.New("disk on fire")}
+	info, err := s.Put(context.Background(), "q1", l, bytes.NewReader(payload(50000)))
+	if err != nil || info.Written != 5 {
+		t.Fatalf("one dead disk: %+v %v", info, err)
+	}
+	// Three dead disks: below quorum; nothing is left behind.
+	for _, i := range []int{3, 4} {
+		id := l.Disks[i].ID
+		s.Local[id] = &faultyDisk{Disk: s.Local[id], createErr: errors.New("gone")}
+	}
+	if _, err := s.Put(context.Background(), "q2", l, bytes.NewReader(payload(50000))); !errors.Is(err, ErrQuorum) {
+		t.Fatalf("three dead disks: err = %v", err)
+	}
+	for _, d := range s.Local {
+		names, _ := d.List()
+		for _, n := range names {
+			if strings.HasPrefix(n, "q2.") {
+				t.Fatalf("failed write left shard %s", n)
+			}
+		}
+	}
+}
+
+// brokenReader fails after some bytes: a client that hangs up mid-upload.
+type brokenReader struct{ n int }
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if len(p) > b.n {
+		p = p[:b.n]
+	}
+	b.n -= len(p)
+	return len(p), nil
+}
+
+func TestTruncatedUploadLeavesNothing(t *testing.T) {
+	s, l := newStore(t, 6)
+	// io.ReadFull turns an early EOF into ErrUnexpectedEOF, which Put takes
+	// as the end of the body; a transport error is a real failure.
+	_, err := s.Put(context.Background(), "cut", l, io.MultiReader(bytes.NewReader(payload(20000)), errReader{}))
+	if err == nil {
+		t.Fatal("a failing body was stored")
+	}
+	for _, d := range s.Local {
+		if names, _ := d.List(); len(names) != 0 {
+			t.Fatalf("shards left: %v", names)
+		}
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// TestRemoteDisks writes half the shards to another "node" over the peer
+// protocol (TLS, as between nodes) and reads them back, also degraded.
+func TestRemoteDisks(t *testing.T) {
+	remote := map[string]disk.Disk{}
+	var ds []placement.Disk
+	local := &Store{Node: "n1", Local: map[string]disk.Disk{}}
+	for i := 0; i < 6; i++ {
+		d, _ := disk.OpenDir(filepath.Join(t.TempDir(), fmt.Sprint(i)))
+		if i%2 == 0 {
+			local.Local[d.ID()] = d
+			ds = append(ds, placement.Disk{Node: "n1", ID: d.ID()})
+		} else {
+			remote[d.ID()] = d
+			ds = append(ds, placement.Disk{Node: "n2", ID: d.ID()})
+		}
+	}
+	srv := httptest.NewTLSServer(PeerHandler(remote))
+	defer srv.Close()
+	local.Transport = &HTTPTransport{Client: srv.Client(), Addr: func(node string) (string, error) {
+		if node != "n2" {
+			return "", errors.New("unknown node")
+		}
+		return strings.TrimPrefix(srv.URL, "https://"), nil
+	}}
+	l := Layout{K: 4, M: 2, ShardSize: 4096, Disks: ds}
+	data := payload(100000)
+	if _, err := local.Put(context.Background(), "rb", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := get(t, local, "rb", l, int64(len(data)), 0, int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("remote read: %v", err)
+	}
+	// The remote node loses a shard; the read still works and heal fixes it.
+	remote[l.Disks[1].ID].Remove(ShardName("rb", 1))
+	got, res, err := get(t, local, "rb", l, int64(len(data)), 1000, 50000)
+	if err != nil || !bytes.Equal(got, data[1000:51000]) || !res.Degraded {
+		t.Fatalf("degraded remote read: %v %v", err, res.Degraded)
+	}
+	if healed, err := local.Heal(context.Background(), "rb", l, int64(len(data))); err != nil || len(healed) != 1 || healed[0] != 1 {
+		t.Fatalf("heal: %v %v", healed, err)
+	}
+	if err := local.Delete(context.Background(), "rb", l); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range remote {
+		if names, _ := d.List(); len(names) != 0 {
+			t.Fatalf("remote shards left after delete: %v", names)
+		}
+	}
+}
+
+func TestShardSizeFor(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		want int
+	}{{-1, 1 << 20}, {0, 64}, {1, 64}, {4096, 1024}, {4 << 20, 1 << 20}, {1 << 30, 1 << 20}} {
+		if got := ShardSizeFor(tc.size, 4, 1<<20); got != tc.want {
+			t.Errorf("ShardSizeFor(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+	}
+}

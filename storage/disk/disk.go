@@ -1,0 +1,198 @@
+// Package disk stores shard files on one local disk (a directory). Writes go
+// to a temporary file that is fsync'd and renamed into place on Commit, so a
+// shard is either whole or absent. It knows nothing about erasure coding.
+package disk
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Disk is the contract the object store uses; Dir implements it and tests
+// wrap it to inject faults.
+type Disk interface {
+	ID() string
+	Path() string
+	Create(name string) (Writer, error)
+	Open(name string, offset int64) (io.ReadCloser, error)
+	Remove(name string) error
+	List() ([]string, error)
+	Usage() (total, free uint64, err error)
+}
+
+// Writer receives one shard; nothing is visible until Commit.
+type Writer interface {
+	io.Writer
+	Commit() error // fsync, rename into place, fsync the directory
+	Abort()
+}
+
+// ErrNotFound means the shard is not on this disk.
+var ErrNotFound = errors.New("shard not found")
+
+// Dir is a disk backed by a directory.
+type Dir struct {
+	id   string
+	root string
+}
+
+// OpenDir opens (or formats) the directory root as a disk. A disk keeps its
+// id in root/disk-id; an empty directory gets a new one, so a replaced disk
+// is a new disk.
+func OpenDir(root string) (*Dir, error) {
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("open disk %s: %w", root, err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "shards"), 0o700); err != nil {
+		return nil, fmt.Errorf("open disk %s: %w", root, err)
+	}
+	idPath := filepath.Join(root, "disk-id")
+	raw, err := os.ReadFile(idPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		raw = []byte(hex.EncodeToString(b[:]))
+		if err := os.WriteFile(idPath, raw, 0o600); err != nil {
+			return nil, fmt.Errorf("format disk %s: %w", root, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("open disk %s: %w", root, err)
+	}
+	// Leftovers of writes interrupted by a crash were never committed.
+	tmps, _ := os.ReadDir(filepath.Join(root, "tmp"))
+	for _, e := range tmps {
+		os.Remove(filepath.Join(root, "tmp", e.Name()))
+	}
+	return &Dir{id: strings.TrimSpace(string(raw)), root: root}, nil
+}
+
+func (d *Dir) ID() string   { return d.id }
+func (d *Dir) Path() string { return d.root }
+
+func validName(name string) error {
+	if len(name) < 3 || strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("bad shard name %q", name)
+	}
+	return nil
+}
+
+func (d *Dir) path(name string) string {
+	return filepath.Join(d.root, "shards", name[:2], name)
+}
+
+// Create starts writing shard name.
+func (d *Dir) Create(name string) (Writer, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Join(d.root, "tmp"), name+".*")
+	if err != nil {
+		return nil, fmt.Errorf("create shard on %s: %w", d.root, err)
+	}
+	return &fileWriter{f: f, dst: d.path(name)}, nil
+}
+
+type fileWriter struct {
+	f   *os.File
+	dst string
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+func (w *fileWriter) Commit() error {
+	if err := w.f.Sync(); err != nil {
+		w.Abort()
+		return fmt.Errorf("fsync shard: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.f.Name())
+		return err
+	}
+	dir := filepath.Dir(w.dst)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		os.Remove(w.f.Name())
+		return err
+	}
+	if err := os.Rename(w.f.Name(), w.dst); err != nil {
+		os.Remove(w.f.Name())
+		return fmt.Errorf("commit shard: %w", err)
+	}
+	if df, err := os.Open(dir); err == nil {
+		df.Sync()
+		df.Close()
+	}
+	return nil
+}
+
+func (w *fileWriter) Abort() {
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+// Open reads shard name from offset.
+func (d *Dir) Open(name string, offset int64) (io.ReadCloser, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(d.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s on %s", ErrNotFound, name, d.id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// Remove deletes shard name; a missing shard is not an error.
+func (d *Dir) Remove(name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	err := os.Remove(d.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// List returns the names of all shards on the disk.
+func (d *Dir) List() ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(filepath.Join(d.root, "shards"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() {
+			out = append(out, e.Name())
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Usage reports the size of the filesystem holding the disk and its free
+// space.
+func (d *Dir) Usage() (total, free uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.root, &st); err != nil {
+		return 0, 0, err
+	}
+	return st.Blocks * uint64(st.Bsize), st.Bavail * uint64(st.Bsize), nil
+}

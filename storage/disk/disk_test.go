@@ -1,0 +1,79 @@
+package disk
+
+import (
+	"errors"
+	"io"
+	"os"
+	"testing"
+)
+
+func TestCommitMakesShardVisible(t *testing.T) {
+	d, err := OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.Create("abc.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("hello shard"))
+	if _, err := d.Open("abc.0", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("uncommitted shard visible: %v", err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Open("abc.0", 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if string(got) != "shard" {
+		t.Fatalf("read %q at offset 6", got)
+	}
+	names, _ := d.List()
+	if len(names) != 1 || names[0] != "abc.0" {
+		t.Fatalf("list = %v", names)
+	}
+	if err := d.Remove("abc.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove("abc.0"); err != nil {
+		t.Fatalf("removing a missing shard: %v", err)
+	}
+}
+
+func TestAbortAndRestartLeaveNothing(t *testing.T) {
+	root := t.TempDir()
+	d, _ := OpenDir(root)
+	w, _ := d.Create("xyz.1")
+	w.Write([]byte("partial"))
+	w.Abort()
+	w2, _ := d.Create("xyz.2")
+	w2.Write([]byte("crash before commit"))
+	// A restart (reopen) clears temporary files of interrupted writes.
+	d2, err := OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2.ID() != d.ID() {
+		t.Fatal("a disk changed its id across a restart")
+	}
+	tmps, _ := os.ReadDir(root + "/tmp")
+	if len(tmps) != 0 {
+		t.Fatalf("%d temporary files left", len(tmps))
+	}
+	if names, _ := d2.List(); len(names) != 0 {
+		t.Fatalf("shards visible: %v", names)
+	}
+}
+
+func TestBadNames(t *testing.T) {
+	d, _ := OpenDir(t.TempDir())
+	for _, n := range []string{"", "a", "../etc", "a/b", ".hidden"} {
+		if _, err := d.Create(n); err == nil {
+			t.Errorf("name %q accepted", n)
+		}
+	}
+}
