@@ -81,6 +81,11 @@ type Info struct {
 // ErrQuorum means too few shards could be written.
 var ErrQuorum = errors.New("write quorum not reached")
 
+// ErrSource wraps an error from the reader a blob is written from (a client
+// that went away, a body that failed its signature): the caller's fault, not
+// the store's.
+var ErrSource = errors.New("read body")
+
 // sink receives the blocks of one shard.
 type sink struct {
 	blocks chan []byte
@@ -226,7 +231,7 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	}
 	if readErr != nil {
 		s.Delete(context.WithoutCancel(ctx), key, l)
-		return Info{}, fmt.Errorf("read body: %w", readErr)
+		return Info{}, fmt.Errorf("%w: %w", ErrSource, readErr)
 	}
 	if ok < WriteQuorum(l.K, l.M) {
 		s.Delete(context.WithoutCancel(ctx), key, l)
@@ -242,16 +247,21 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 func (s *Store) Delete(ctx context.Context, key string, l Layout) error {
 	var errs []error
 	for i, d := range l.Disks {
-		name := ShardName(key, i)
-		var err error
-		if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
-			err = local.Remove(name)
-		} else if s.Transport != nil {
-			err = s.Transport.Remove(ctx, d, name)
-		}
-		if err != nil {
+		if err := s.DeleteShard(ctx, key, i, d); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DeleteShard removes shard i of blob key from disk d.
+func (s *Store) DeleteShard(ctx context.Context, key string, i int, d placement.Disk) error {
+	name := ShardName(key, i)
+	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
+		return local.Remove(name)
+	}
+	if s.Transport != nil {
+		return s.Transport.Remove(ctx, d, name)
+	}
+	return fmt.Errorf("disk %s of node %s is not reachable from here", d.ID, d.Node)
 }

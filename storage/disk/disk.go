@@ -76,6 +76,17 @@ func OpenDir(root string) (*Dir, error) {
 	return &Dir{id: strings.TrimSpace(string(raw)), root: root}, nil
 }
 
+func (d *Dir) reformat() error {
+	if err := os.MkdirAll(filepath.Join(d.root, "tmp"), 0o700); err != nil {
+		return err
+	}
+	idPath := filepath.Join(d.root, "disk-id")
+	if _, err := os.Stat(idPath); errors.Is(err, fs.ErrNotExist) {
+		return os.WriteFile(idPath, []byte(d.id), 0o600)
+	}
+	return nil
+}
+
 func (d *Dir) ID() string   { return d.id }
 func (d *Dir) Path() string { return d.root }
 
@@ -96,6 +107,13 @@ func (d *Dir) Create(name string) (Writer, error) {
 		return nil, err
 	}
 	f, err := os.CreateTemp(filepath.Join(d.root, "tmp"), name+".*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory was wiped under us (a replaced or emptied disk):
+		// rebuild its skeleton under the same id so healing can refill it.
+		if err = d.reformat(); err == nil {
+			f, err = os.CreateTemp(filepath.Join(d.root, "tmp"), name+".*")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create shard on %s: %w", d.root, err)
 	}

@@ -77,3 +77,32 @@ func TestBadNames(t *testing.T) {
 		}
 	}
 }
+
+func TestWipedDirectoryIsRefilledUnderTheSameID(t *testing.T) {
+	root := t.TempDir()
+	d, err := OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Open("abc.0", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("open on wiped disk: %v", err)
+	}
+	w, err := d.Create("abc.0")
+	if err != nil {
+		t.Fatalf("create on wiped disk: %v", err)
+	}
+	w.Write([]byte("x"))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID() != d.ID() {
+		t.Fatalf("id changed from %s to %s", d.ID(), again.ID())
+	}
+}

@@ -1,0 +1,456 @@
+package object
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Command handlers. They run in the FSM on every node: deterministic, no
+// clock, no I/O. Times come in the command.
+
+func decode(body json.RawMessage, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return store.Invalidf("decode command: %v", err)
+	}
+	return nil
+}
+
+func get[T any](tx *memdb.Txn, table, id string) *T {
+	raw, _ := tx.First(table, "id", id)
+	if raw == nil {
+		return nil
+	}
+	return raw.(*T)
+}
+
+func all[T any](tx *memdb.Txn, table, index string, args ...any) []*T {
+	it, err := tx.Get(table, index, args...)
+	if err != nil {
+		return nil
+	}
+	var out []*T
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*T))
+	}
+	return out
+}
+
+type diskSetCmd struct {
+	Node  string    `json:"node"`
+	Disks []DiskRow `json:"disks"`
+}
+
+// applyDiskSet records the disks a node serves now; its disks that are not
+// in the list are marked gone.
+func applyDiskSet(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c diskSetCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, d := range c.Disks {
+		d := d
+		d.Node, d.Gone = c.Node, false
+		if other := get[DiskRow](tx, tDisks, d.ID); other != nil && other.Node != c.Node {
+			return nil, store.Conflictf("disk %s already belongs to node %s", d.ID, other.Node)
+		}
+		seen[d.ID] = true
+		if err := tx.Insert(tDisks, &d); err != nil {
+			return nil, err
+		}
+	}
+	for _, old := range all[DiskRow](tx, tDisks, "node", c.Node) {
+		if !seen[old.ID] && !old.Gone {
+			gone := *old
+			gone.Gone = true
+			if err := tx.Insert(tDisks, &gone); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, nil
+}
+
+// Container write modes.
+const (
+	modeCreate = "create" // fail if it exists
+	modeUpsert = "upsert" // create or replace metadata
+	modeUpdate = "update" // fail if it does not exist
+)
+
+type containerPutCmd struct {
+	Mode string    `json:"mode"`
+	Row  Container `json:"row"`
+}
+
+type containerPutResult struct {
+	Created bool `json:"created"`
+}
+
+func applyContainerPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c containerPutCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	row := c.Row
+	row.ID = containerID(row.Project, row.Name)
+	old := get[Container](tx, tContainers, row.ID)
+	switch {
+	case old != nil && c.Mode == modeCreate:
+		return nil, store.Conflictf("container %s already exists", row.Name)
+	case old == nil && c.Mode == modeUpdate:
+		return nil, store.NotFoundf("container %s not found", row.Name)
+	}
+	if old != nil {
+		row.Created, row.Objects, row.Bytes = old.Created, old.Objects, old.Bytes
+	}
+	if err := tx.Insert(tContainers, &row); err != nil {
+		return nil, err
+	}
+	return containerPutResult{Created: old == nil}, nil
+}
+
+type idCmd struct {
+	ID  string    `json:"id"`
+	Now time.Time `json:"now"`
+}
+
+func applyContainerDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c idCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	row := get[Container](tx, tContainers, c.ID)
+	if row == nil {
+		return nil, store.NotFoundf("container not found")
+	}
+	it, err := tx.Get(tObjects, "id_prefix", objectPrefix(row.Project, row.Name))
+	if err != nil {
+		return nil, err
+	}
+	if it.Next() != nil {
+		return nil, store.Conflictf("container %s is not empty", row.Name)
+	}
+	for _, u := range all[Upload](tx, tUploads, "project", row.Project) {
+		if u.Container == row.Name {
+			if err := abortUpload(tx, u, c.Now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, tx.Delete(tContainers, row)
+}
+
+// collect queues the blobs of parts for deletion.
+func collect(tx *memdb.Txn, parts []Part, now time.Time) error {
+	for _, p := range parts {
+		if err := tx.Insert(tGarbage, &Garbage{ID: p.Blob, Part: p, Since: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// account adjusts a container's object count and bytes.
+func account(tx *memdb.Txn, project, container string, objects, bytes int64) error {
+	row := get[Container](tx, tContainers, containerID(project, container))
+	if row == nil {
+		return nil
+	}
+	c := *row
+	c.Objects += objects
+	c.Bytes += bytes
+	return tx.Insert(tContainers, &c)
+}
+
+// putObject replaces whatever object has row's id with row.
+func putObject(tx *memdb.Txn, row Object) (any, error) {
+	if get[Container](tx, tContainers, containerID(row.Project, row.Container)) == nil {
+		return nil, store.NotFoundf("container %s not found", row.Container)
+	}
+	row.ID = objectID(row.Project, row.Container, row.Name)
+	if old := get[Object](tx, tObjects, row.ID); old != nil {
+		if err := collect(tx, old.Parts, row.Modified); err != nil {
+			return nil, err
+		}
+		if err := account(tx, row.Project, row.Container, -1, -old.Size); err != nil {
+			return nil, err
+		}
+	}
+	if err := account(tx, row.Project, row.Container, 1, row.Size); err != nil {
+		return nil, err
+	}
+	if err := tx.Insert(tObjects, &row); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+type objectPutCmd struct {
+	Row Object `json:"row"`
+}
+
+func applyObjectPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c objectPutCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	return putObject(tx, c.Row)
+}
+
+func applyObjectDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c idCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	old := get[Object](tx, tObjects, c.ID)
+	if old == nil {
+		return nil, store.NotFoundf("object not found")
+	}
+	if err := collect(tx, old.Parts, c.Now); err != nil {
+		return nil, err
+	}
+	if err := account(tx, old.Project, old.Container, -1, -old.Size); err != nil {
+		return nil, err
+	}
+	return nil, tx.Delete(tObjects, old)
+}
+
+type objectMetaCmd struct {
+	ID          string            `json:"id"`
+	Version     string            `json:"version"`
+	ContentType string            `json:"content_type"`
+	Meta        map[string]string `json:"meta"`
+	Headers     map[string]string `json:"headers"`
+}
+
+func applyObjectMeta(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c objectMetaCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	old := get[Object](tx, tObjects, c.ID)
+	if old == nil || (c.Version != "" && old.Version != c.Version) {
+		return nil, store.NotFoundf("object not found")
+	}
+	row := *old
+	row.Meta, row.Headers = c.Meta, c.Headers
+	if c.ContentType != "" {
+		row.ContentType = c.ContentType
+	}
+	return row, tx.Insert(tObjects, &row)
+}
+
+type relocateCmd struct {
+	Object string `json:"object"` // object id, or "" for an upload part
+	Upload string `json:"upload"` // upload part id
+	Old    Part   `json:"old"`
+	New    Part   `json:"new"`
+}
+
+// applyRelocate moves one part of an object to a new layout, if nothing
+// changed it since the mover read it.
+func applyRelocate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c relocateCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	if c.Upload != "" {
+		up := get[UploadPart](tx, tUploadParts, c.Upload)
+		if up == nil || !reflect.DeepEqual(up.Part, c.Old) {
+			return nil, store.Conflictf("upload part changed while it was moved")
+		}
+		row := *up
+		row.Part = c.New
+		return nil, tx.Insert(tUploadParts, &row)
+	}
+	old := get[Object](tx, tObjects, c.Object)
+	if old == nil {
+		return nil, store.Conflictf("object deleted while it was moved")
+	}
+	row := *old
+	row.Parts = append([]Part(nil), old.Parts...)
+	for i, p := range row.Parts {
+		if p.Blob == c.Old.Blob {
+			if !reflect.DeepEqual(p, c.Old) {
+				return nil, store.Conflictf("part changed while it was moved")
+			}
+			row.Parts[i] = c.New
+			return nil, tx.Insert(tObjects, &row)
+		}
+	}
+	return nil, store.Conflictf("object replaced while it was moved")
+}
+
+type uploadCreateCmd struct {
+	Row Upload `json:"row"`
+}
+
+func applyUploadCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c uploadCreateCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	if get[Container](tx, tContainers, containerID(c.Row.Project, c.Row.Container)) == nil {
+		return nil, store.NotFoundf("container %s not found", c.Row.Container)
+	}
+	return c.Row, tx.Insert(tUploads, &c.Row)
+}
+
+type uploadPartCmd struct {
+	Row UploadPart `json:"row"`
+}
+
+func applyUploadPart(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c uploadPartCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	if get[Upload](tx, tUploads, c.Row.UploadID) == nil {
+		return nil, store.NotFoundf("upload %s not found", c.Row.UploadID)
+	}
+	c.Row.ID = uploadPartID(c.Row.UploadID, c.Row.Number)
+	if old := get[UploadPart](tx, tUploadParts, c.Row.ID); old != nil {
+		if err := collect(tx, []Part{old.Part}, c.Row.Modified); err != nil {
+			return nil, err
+		}
+	}
+	return nil, tx.Insert(tUploadParts, &c.Row)
+}
+
+type uploadCompleteCmd struct {
+	Upload string `json:"upload"`
+	// Numbers are the parts to keep, in order; ETags what the client
+	// expects each to be.
+	Numbers []int    `json:"numbers"`
+	ETags   []string `json:"etags"`
+	Row     Object   `json:"row"` // everything but Parts and Size
+}
+
+func applyUploadComplete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c uploadCompleteCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	up := get[Upload](tx, tUploads, c.Upload)
+	if up == nil {
+		return nil, store.NotFoundf("upload %s not found", c.Upload)
+	}
+	if len(c.Numbers) == 0 || len(c.Numbers) != len(c.ETags) {
+		return nil, store.Invalidf("parts: the list of parts is empty or malformed")
+	}
+	row := c.Row
+	row.Parts, row.Size = nil, 0
+	used := map[string]bool{}
+	for i, n := range c.Numbers {
+		if i > 0 && n <= c.Numbers[i-1] {
+			return nil, store.Invalidf("parts: part numbers must be in ascending order")
+		}
+		p := get[UploadPart](tx, tUploadParts, uploadPartID(up.ID, n))
+		if p == nil || strings.Trim(c.ETags[i], `"`) != p.Part.ETag {
+			return nil, store.Invalidf("parts: part %d was not uploaded or its ETag does not match", n)
+		}
+		used[p.ID] = true
+		row.Parts = append(row.Parts, p.Part)
+		row.Size += p.Part.Size
+	}
+	for _, p := range all[UploadPart](tx, tUploadParts, "upload", up.ID) {
+		if !used[p.ID] {
+			if err := collect(tx, []Part{p.Part}, row.Modified); err != nil {
+				return nil, err
+			}
+		}
+		if err := tx.Delete(tUploadParts, p); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Delete(tUploads, up); err != nil {
+		return nil, err
+	}
+	return putObject(tx, row)
+}
+
+func abortUpload(tx *memdb.Txn, up *Upload, now time.Time) error {
+	for _, p := range all[UploadPart](tx, tUploadParts, "upload", up.ID) {
+		if err := collect(tx, []Part{p.Part}, now); err != nil {
+			return err
+		}
+		if err := tx.Delete(tUploadParts, p); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(tUploads, up)
+}
+
+func applyUploadAbort(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c idCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	up := get[Upload](tx, tUploads, c.ID)
+	if up == nil {
+		return nil, store.NotFoundf("upload %s not found", c.ID)
+	}
+	return nil, abortUpload(tx, up, c.Now)
+}
+
+type idsCmd struct {
+	IDs []string `json:"ids"`
+}
+
+func applyGarbageDone(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c idsCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	for _, id := range c.IDs {
+		if g := get[Garbage](tx, tGarbage, id); g != nil {
+			if err := tx.Delete(tGarbage, g); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, nil
+}
+
+type healAddCmd struct {
+	Items []HealItem `json:"items"`
+}
+
+func applyHealAdd(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c healAddCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	for _, it := range c.Items {
+		it := it
+		if get[HealItem](tx, tHeal, it.ID) != nil {
+			continue
+		}
+		if err := tx.Insert(tHeal, &it); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func applyHealDone(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c idsCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	for _, id := range c.IDs {
+		if h := get[HealItem](tx, tHeal, id); h != nil {
+			if err := tx.Delete(tHeal, h); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, nil
+}

@@ -1,0 +1,426 @@
+package object
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/placement"
+)
+
+// Background work. Every node registers its disks; the leader alone runs
+// the collector, the healer, the rebalancer and the scrubber, so no two
+// nodes move the same blob. A new leader simply picks up where the state
+// says the work stands.
+
+// maintStats is what the leader's loops report about themselves.
+type maintStats struct {
+	mu           sync.Mutex
+	healed       int64
+	moved        int64
+	movedBytes   int64
+	scrubbed     int64
+	scrubErrors  int64
+	lastPass     time.Time
+	lastPassMove int
+}
+
+// Run registers this node's disks and, while this node leads, keeps the
+// stored data whole and well placed. It returns when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastRegister, lastRepair time.Time
+	scrub := &scrubber{}
+	for {
+		now := time.Now()
+		if now.Sub(lastRegister) >= 30*time.Second {
+			if err := s.registerDisks(ctx); err != nil {
+				s.log.Debug("register disks", "err", err)
+			} else {
+				lastRegister = now
+			}
+		}
+		if s.cfg.IsLeader() {
+			s.collectGarbage(ctx)
+			s.healQueued(ctx)
+			if now.Sub(lastRepair) >= 5*time.Second {
+				s.repairPass(ctx)
+				lastRepair = now
+			}
+			s.scrubSome(ctx, scrub)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// registerDisks tells the cluster which disks this node serves now.
+func (s *Service) registerDisks(ctx context.Context) error {
+	if s.cfg.Local == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := s.repl.Propose(ctx, cmdDiskSet, diskSetCmd{Node: s.cfg.Node, Disks: s.cfg.Local()})
+	return err
+}
+
+// RegisterDisks registers this node's disks at once (startup), so that the
+// first writes can use them.
+func (s *Service) RegisterDisks(ctx context.Context) error { return s.registerDisks(ctx) }
+
+// collectGarbage deletes the shards of unreferenced blobs.
+func (s *Service) collectGarbage(ctx context.Context) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return
+	}
+	var done []string
+	for _, g := range all[Garbage](tx, tGarbage, "id") {
+		if len(done) == 256 {
+			break
+		}
+		if err := s.blobs.Delete(ctx, g.Part.Blob, g.Part.Layout); err != nil && !s.unreachableOnlyOnLost(g.Part.Layout) {
+			s.log.Debug("collect garbage", "blob", g.ID, "err", err)
+			continue
+		}
+		done = append(done, g.ID)
+	}
+	if len(done) > 0 {
+		s.propose(ctx, cmdGarbageDone, idsCmd{IDs: done})
+	}
+}
+
+// unreachableOnlyOnLost: the disks of l that could not be reached are gone
+// for good, so their shards need no deleting.
+func (s *Service) unreachableOnlyOnLost(l blob.Layout) bool {
+	tx, err := s.read(context.Background())
+	if err != nil {
+		return false
+	}
+	for _, d := range l.Disks {
+		row := get[DiskRow](tx, tDisks, d.ID)
+		if row != nil && !row.Gone && !s.cfg.NodeLost(d.Node) && !s.cfg.NodeUp(d.Node) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) propose(ctx context.Context, typ string, body any) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.repl.Propose(ctx, typ, body); err != nil && ctx.Err() == nil {
+		s.log.Warn("storage maintenance", "command", typ, "err", err)
+	}
+}
+
+// healQueued rebuilds the blobs readers found degraded.
+func (s *Service) healQueued(ctx context.Context) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return
+	}
+	var done []string
+	for _, h := range all[HealItem](tx, tHeal, "id") {
+		obj := get[Object](tx, tObjects, h.Object)
+		part, ok := findPart(obj, h.ID)
+		if !ok {
+			done = append(done, h.ID) // deleted or replaced since
+			continue
+		}
+		rewrote, err := s.blobs.Heal(ctx, part.Blob, part.Layout, part.Size)
+		if err != nil {
+			s.log.Warn("heal", "blob", h.ID, "err", err)
+			continue
+		}
+		s.log.Info("healed", "object", obj.Name, "blob", h.ID, "shards", rewrote)
+		s.maint.mu.Lock()
+		s.maint.healed += int64(len(rewrote))
+		s.maint.mu.Unlock()
+		done = append(done, h.ID)
+	}
+	if len(done) > 0 {
+		s.propose(ctx, cmdHealDone, idsCmd{IDs: done})
+	}
+}
+
+func findPart(o *Object, blobKey string) (Part, bool) {
+	if o == nil {
+		return Part{}, false
+	}
+	for _, p := range o.Parts {
+		if p.Blob == blobKey {
+			return p, true
+		}
+	}
+	return Part{}, false
+}
+
+// placedPart is a part with where it lives in the state.
+type placedPart struct {
+	object string // object id, or "" for an upload part
+	upload string // upload part id
+	part   Part
+}
+
+// parts lists every stored part, of objects and of uploads in progress.
+func (s *Service) parts(ctx context.Context) ([]placedPart, []placement.Disk, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []placedPart
+	for _, o := range all[Object](tx, tObjects, "id") {
+		for _, p := range o.Parts {
+			out = append(out, placedPart{object: o.ID, part: p})
+		}
+	}
+	for _, u := range all[UploadPart](tx, tUploadParts, "id") {
+		out = append(out, placedPart{upload: u.ID, part: u.Part})
+	}
+	return out, s.activeDisks(tx), nil
+}
+
+// target is where a part should live: the disks placement picks for it
+// now, keeping every shard that already sits on one of them where it is.
+// ok is false when it is already there or cannot be placed.
+func target(p Part, disks []placement.Disk) (blob.Layout, bool) {
+	n := len(p.Layout.Disks)
+	if len(disks) < n {
+		return blob.Layout{}, false
+	}
+	want, err := placement.Place(p.Blob, disks, n)
+	if err != nil {
+		return blob.Layout{}, false
+	}
+	wanted := map[placement.Disk]bool{}
+	for _, d := range want {
+		wanted[d] = true
+	}
+	next := p.Layout
+	next.Disks = append([]placement.Disk(nil), p.Layout.Disks...)
+	used := map[placement.Disk]bool{}
+	var free []int
+	for i, d := range next.Disks {
+		if wanted[d] && !used[d] {
+			used[d] = true
+		} else {
+			free = append(free, i)
+		}
+	}
+	if len(free) == 0 {
+		return blob.Layout{}, false
+	}
+	j := 0
+	for _, d := range want {
+		if !used[d] {
+			next.Disks[free[j]] = d
+			j++
+		}
+	}
+	return next, true
+}
+
+// repairPass moves every part that is not where placement wants it: off
+// gone disks and lost nodes (healing), onto new disks (rebalancing). It
+// bounds its own speed to RebalanceRate.
+func (s *Service) repairPass(ctx context.Context) {
+	parts, disks, err := s.parts(ctx)
+	if err != nil {
+		return
+	}
+	moved := 0
+	for _, pp := range parts {
+		if ctx.Err() != nil || !s.cfg.IsLeader() {
+			return
+		}
+		next, ok := target(pp.part, disks)
+		if !ok {
+			continue
+		}
+		start := time.Now()
+		n, err := s.movePart(ctx, pp, next)
+		if err != nil {
+			s.log.Warn("move part", "blob", pp.part.Blob, "err", err)
+			continue
+		}
+		moved++
+		s.maint.mu.Lock()
+		s.maint.moved++
+		s.maint.movedBytes += n
+		s.maint.mu.Unlock()
+		// Bounded impact: never faster than RebalanceRate.
+		if want := time.Duration(float64(n) / float64(s.cfg.RebalanceRate) * float64(time.Second)); want > time.Since(start) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(want - time.Since(start)):
+			}
+		}
+	}
+	s.maint.mu.Lock()
+	s.maint.lastPass, s.maint.lastPassMove = time.Now(), moved
+	s.maint.mu.Unlock()
+}
+
+// movePart copies (or rebuilds) a part's shards onto their new disks,
+// records the new layout, and deletes the shards it left.
+func (s *Service) movePart(ctx context.Context, pp placedPart, next blob.Layout) (int64, error) {
+	old := pp.part
+	n, err := s.blobs.Move(ctx, old.Blob, old.Layout, next, old.Size)
+	// drop deletes, on l's disks, the shards whose disk the move changes.
+	drop := func(l blob.Layout) {
+		for i := range next.Disks {
+			if next.Disks[i] != old.Layout.Disks[i] {
+				s.blobs.DeleteShard(context.WithoutCancel(ctx), old.Blob, i, l.Disks[i])
+			}
+		}
+	}
+	if err != nil {
+		drop(next)
+		return 0, err
+	}
+	np := old
+	np.Layout = next
+	_, err = s.repl.Propose(ctx, cmdRelocate, relocateCmd{Object: pp.object, Upload: pp.upload, Old: old, New: np})
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			drop(next)
+		}
+		return 0, err
+	}
+	drop(old.Layout)
+	return n, nil
+}
+
+// scrubber walks all parts, a few per tick, so a whole pass takes about
+// ScrubEvery.
+type scrubber struct {
+	queue []placedPart
+	start time.Time
+	total int
+}
+
+func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
+	if len(sc.queue) == 0 {
+		if time.Since(sc.start) < s.cfg.ScrubEvery && !sc.start.IsZero() {
+			return
+		}
+		parts, _, err := s.parts(ctx)
+		if err != nil || len(parts) == 0 {
+			return
+		}
+		sort.Slice(parts, func(i, j int) bool { return parts[i].part.Blob < parts[j].part.Blob })
+		sc.queue, sc.start, sc.total = parts, time.Now(), len(parts)
+	}
+	// Spread the pass over ScrubEvery in one-second ticks.
+	per := sc.total/int(max(1, s.cfg.ScrubEvery/time.Second)) + 1
+	for i := 0; i < per && len(sc.queue) > 0; i++ {
+		pp := sc.queue[0]
+		sc.queue = sc.queue[1:]
+		bad, err := s.blobs.Verify(ctx, pp.part.Blob, pp.part.Layout, pp.part.Size)
+		s.maint.mu.Lock()
+		s.maint.scrubbed++
+		if err == nil && len(bad) > 0 {
+			s.maint.scrubErrors += int64(len(bad))
+		}
+		s.maint.mu.Unlock()
+		if err != nil || len(bad) == 0 || pp.object == "" {
+			continue
+		}
+		s.log.Warn("scrub found bad shards; healing", "blob", pp.part.Blob, "shards", bad)
+		s.propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: pp.part.Blob, Object: pp.object, Since: s.now()}}})
+	}
+}
+
+// Status is the storage picture `rackctl storage status` shows.
+type Status struct {
+	Disks []DiskStatus `json:"disks"`
+	// Geometry is the coding new objects get now.
+	K int `json:"k"`
+	M int `json:"m"`
+	// Parts are all stored blobs; Misplaced those not where placement
+	// wants them (to rebalance or to rebuild off lost disks); Degraded
+	// those with a shard on a gone disk or lost node.
+	Parts     int `json:"parts"`
+	Misplaced int `json:"misplaced"`
+	Degraded  int `json:"degraded"`
+	// HealQueue are blobs readers or the scrubber found damaged.
+	HealQueue int `json:"heal_queue"`
+	Garbage   int `json:"garbage"`
+	// Counters of this node's background loops (meaningful on the leader).
+	Healed      int64     `json:"healed_shards"`
+	Moved       int64     `json:"moved_parts"`
+	MovedBytes  int64     `json:"moved_bytes"`
+	Scrubbed    int64     `json:"scrubbed_parts"`
+	ScrubErrors int64     `json:"scrub_bad_shards"`
+	LastPass    time.Time `json:"last_rebalance_pass,omitempty"`
+}
+
+// DiskStatus is one disk in Status.
+type DiskStatus struct {
+	DiskRow
+	Up     bool `json:"up"`
+	Shards int  `json:"shards"`
+}
+
+// Status reports the state of the store.
+func (s *Service) Status(ctx context.Context) (Status, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	disks := s.activeDisks(tx)
+	var st Status
+	st.K, st.M = s.geometry(len(disks))
+	bad := map[string]bool{}
+	shards := map[string]int{}
+	for _, d := range all[DiskRow](tx, tDisks, "id") {
+		if d.Gone || s.cfg.NodeLost(d.Node) {
+			bad[d.ID] = true
+		}
+	}
+	parts, _, err := s.parts(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	st.Parts = len(parts)
+	for _, pp := range parts {
+		if _, ok := target(pp.part, disks); ok {
+			st.Misplaced++
+		}
+		degraded := false
+		for _, d := range pp.part.Layout.Disks {
+			shards[d.ID]++
+			degraded = degraded || bad[d.ID]
+		}
+		if degraded {
+			st.Degraded++
+		}
+	}
+	for _, d := range all[DiskRow](tx, tDisks, "id") {
+		st.Disks = append(st.Disks, DiskStatus{DiskRow: *d, Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID]})
+	}
+	sort.Slice(st.Disks, func(i, j int) bool {
+		if st.Disks[i].Node != st.Disks[j].Node {
+			return st.Disks[i].Node < st.Disks[j].Node
+		}
+		return st.Disks[i].Path < st.Disks[j].Path
+	})
+	st.HealQueue = len(all[HealItem](tx, tHeal, "id"))
+	st.Garbage = len(all[Garbage](tx, tGarbage, "id"))
+	s.maint.mu.Lock()
+	st.Healed, st.Moved, st.MovedBytes = s.maint.healed, s.maint.moved, s.maint.movedBytes
+	st.Scrubbed, st.ScrubErrors, st.LastPass = s.maint.scrubbed, s.maint.scrubErrors, s.maint.lastPass
+	s.maint.mu.Unlock()
+	return st, nil
+}

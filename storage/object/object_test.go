@@ -1,0 +1,515 @@
+package object
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/disk"
+)
+
+type fixture struct {
+	t     *testing.T
+	local *store.Local
+	svc   *Service
+	disks map[string]disk.Disk
+	dirs  []string
+	rows  []DiskRow
+	ctx   context.Context
+}
+
+// newFixture is one node with n disk directories.
+func newFixture(t *testing.T, n int) *fixture {
+	t.Helper()
+	local, err := store.NewLocal(Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, local: local, disks: map[string]disk.Disk{}, ctx: context.Background()}
+	for i := 0; i < n; i++ {
+		f.addDisk()
+	}
+	f.svc = New(Config{
+		Repl: local, Node: "n1", MaxShard: 4096,
+		Blobs: &blob.Store{Node: "n1", Local: f.disks},
+		Local: func() []DiskRow { return f.rows },
+	})
+	if err := f.svc.RegisterDisks(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) addDisk() {
+	dir := filepath.Join(f.t.TempDir(), "disk")
+	d, err := disk.OpenDir(dir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.disks[d.ID()] = d
+	f.dirs = append(f.dirs, dir)
+	f.rows = append(f.rows, DiskRow{ID: d.ID(), Path: dir})
+}
+
+func (f *fixture) container(project, name string) {
+	f.t.Helper()
+	if _, err := f.svc.PutContainer(f.ctx, Container{Project: project, Name: name}, true); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) put(project, container, name string, data []byte) *Object {
+	f.t.Helper()
+	o, err := f.svc.Put(f.ctx, project, container, name, bytes.NewReader(data), PutOptions{Size: int64(len(data))})
+	if err != nil {
+		f.t.Fatalf("put %s: %v", name, err)
+	}
+	return o
+}
+
+func (f *fixture) get(project, container, name string) []byte {
+	f.t.Helper()
+	o, err := f.svc.Head(f.ctx, project, container, name)
+	if err != nil {
+		f.t.Fatalf("head %s: %v", name, err)
+	}
+	var buf bytes.Buffer
+	if err := f.svc.Read(f.ctx, o, 0, o.Size, &buf); err != nil {
+		f.t.Fatalf("read %s: %v", name, err)
+	}
+	return buf.Bytes()
+}
+
+// shardFiles counts shard files on all disks.
+func (f *fixture) shardFiles() int {
+	n := 0
+	for _, d := range f.disks {
+		names, _ := d.List()
+		n += len(names)
+	}
+	return n
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func TestPutGetOverwriteDelete(t *testing.T) {
+	f := newFixture(t, 6)
+	f.container("p1", "c")
+	for _, size := range []int{0, 1, 4096*4 + 1, 100_000} {
+		data := random(size)
+		name := fmt.Sprintf("obj-%d", size)
+		o := f.put("p1", "c", name, data)
+		sum := md5.Sum(data)
+		if o.ETag != hex.EncodeToString(sum[:]) || o.Size != int64(size) {
+			t.Fatalf("%s: etag %s size %d", name, o.ETag, o.Size)
+		}
+		if o.Parts[0].Layout.K != 4 || o.Parts[0].Layout.M != 2 {
+			t.Fatalf("6 disks should give 4+2, got %+v", o.Parts[0].Layout)
+		}
+		if got := f.get("p1", "c", name); !bytes.Equal(got, data) {
+			t.Fatalf("%s: read back %d bytes, differ", name, len(got))
+		}
+	}
+	c, _ := f.svc.Container(f.ctx, "p1", "c")
+	if c.Objects != 4 || c.Bytes != 4096*4+1+100_000+1 {
+		t.Fatalf("container counts %d objects %d bytes", c.Objects, c.Bytes)
+	}
+	before := f.shardFiles()
+	f.put("p1", "c", "obj-1", []byte("x"))
+	f.svc.collectGarbage(f.ctx)
+	if after := f.shardFiles(); after != before {
+		t.Fatalf("overwrite left %d shard files, want %d", after, before)
+	}
+	if err := f.svc.DeleteContainer(f.ctx, "p1", "c"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("deleting a full container: %v", err)
+	}
+	for _, n := range []string{"obj-0", "obj-1", "obj-16385", "obj-100000"} {
+		if err := f.svc.Delete(f.ctx, "p1", "c", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.svc.collectGarbage(f.ctx)
+	if n := f.shardFiles(); n != 0 {
+		t.Fatalf("%d shard files left after deleting everything", n)
+	}
+	if err := f.svc.DeleteContainer(f.ctx, "p1", "c"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTenantsDoNotSeeEachOther(t *testing.T) {
+	f := newFixture(t, 3)
+	f.container("p1", "shared-name")
+	f.container("p2", "shared-name")
+	f.put("p1", "shared-name", "secret", []byte("p1 data"))
+	if _, err := f.svc.Head(f.ctx, "p2", "shared-name", "secret"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("p2 sees p1's object: %v", err)
+	}
+	list, _, _ := f.svc.List(f.ctx, "p2", "shared-name", ListOptions{})
+	if len(list) != 0 {
+		t.Fatalf("p2 lists %d objects of p1", len(list))
+	}
+	cs, _ := f.svc.Containers(f.ctx, "p2")
+	if len(cs) != 1 || cs[0].Objects != 0 {
+		t.Fatalf("p2 containers %+v", cs)
+	}
+}
+
+func TestBadBodiesLeaveNothing(t *testing.T) {
+	f := newFixture(t, 6)
+	f.container("p", "c")
+	data := random(50_000)
+	_, err := f.svc.Put(f.ctx, "p", "c", "short", bytes.NewReader(data[:1000]), PutOptions{Size: 50_000})
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("short body: %v", err)
+	}
+	_, err = f.svc.Put(f.ctx, "p", "c", "long", bytes.NewReader(data), PutOptions{Size: 1000})
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("long body: %v", err)
+	}
+	_, err = f.svc.Put(f.ctx, "p", "c", "digest", bytes.NewReader(data), PutOptions{Size: -1, MD5: strings.Repeat("0", 32)})
+	if !errors.Is(err, ErrBadDigest) {
+		t.Fatalf("bad digest: %v", err)
+	}
+	broken := errors.New("client went away")
+	_, err = f.svc.Put(f.ctx, "p", "c", "broken", &failingReader{data: data, err: broken}, PutOptions{Size: -1})
+	if !errors.Is(err, broken) || !errors.Is(err, blob.ErrSource) {
+		t.Fatalf("failing body: %v", err)
+	}
+	if n := f.shardFiles(); n != 0 {
+		t.Fatalf("%d shard files left by failed writes", n)
+	}
+	if list, _, _ := f.svc.List(f.ctx, "p", "c", ListOptions{}); len(list) != 0 {
+		t.Fatalf("failed writes are listed: %d", len(list))
+	}
+	if _, err := f.svc.Put(f.ctx, "p", "nope", "x", bytes.NewReader(nil), PutOptions{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("put into a missing container: %v", err)
+	}
+}
+
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data[:min(len(r.data), 7000)])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+func TestListing(t *testing.T) {
+	f := newFixture(t, 1)
+	f.container("p", "c")
+	names := []string{"a", "b/1", "b/2", "b/c/3", "c", "d/1"}
+	for _, n := range names {
+		f.put("p", "c", n, []byte(n))
+	}
+	list := func(o ListOptions) string {
+		t.Helper()
+		es, more, err := f.svc.List(f.ctx, "p", "c", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			if e.Subdir != "" {
+				out = append(out, "["+e.Subdir+"]")
+			} else {
+				out = append(out, e.Object.Name)
+			}
+		}
+		s := strings.Join(out, ",")
+		if more {
+			s += ",..."
+		}
+		return s
+	}
+	tests := []struct {
+		o    ListOptions
+		want string
+	}{
+		{ListOptions{}, "a,b/1,b/2,b/c/3,c,d/1"},
+		{ListOptions{Delimiter: "/"}, "a,[b/],c,[d/]"},
+		{ListOptions{Prefix: "b/", Delimiter: "/"}, "b/1,b/2,[b/c/]"},
+		{ListOptions{Prefix: "b/"}, "b/1,b/2,b/c/3"},
+		{ListOptions{Marker: "b/1", Limit: 2}, "b/2,b/c/3,..."},
+		{ListOptions{Marker: "b/", Delimiter: "/"}, "c,[d/]"},
+		{ListOptions{EndMarker: "c"}, "a,b/1,b/2,b/c/3"},
+		{ListOptions{Delimiter: "/", Limit: 2}, "a,[b/],..."},
+		{ListOptions{Prefix: "zzz"}, ""},
+	}
+	for _, tt := range tests {
+		if got := list(tt.o); got != tt.want {
+			t.Errorf("%+v: got %s, want %s", tt.o, got, tt.want)
+		}
+	}
+}
+
+func TestMultipartUpload(t *testing.T) {
+	f := newFixture(t, 6)
+	f.container("p", "c")
+	u, err := f.svc.CreateUpload(f.ctx, "p", "c", "big", Attrs{ContentType: "text/plain", Meta: map[string]string{"k": "v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := random(MinPartSize), random(1234)
+	var parts []CompletePart
+	var sums []byte
+	for i, data := range [][]byte{p1, p2} {
+		up, err := f.svc.PutPart(f.ctx, u, i+1, bytes.NewReader(data), int64(len(data)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, CompletePart{Number: i + 1, ETag: `"` + up.Part.ETag + `"`})
+		s := md5.Sum(data)
+		sums = append(sums, s[:]...)
+	}
+	// An abandoned extra part is collected on completion.
+	if _, err := f.svc.PutPart(f.ctx, u, 3, bytes.NewReader([]byte("unused")), 6, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CompleteUpload(f.ctx, u, []CompletePart{{Number: 2, ETag: parts[1].ETag}, {Number: 3, ETag: "x"}}); err == nil {
+		t.Fatal("completion with a wrong etag succeeded")
+	}
+	small := []CompletePart{{Number: 3, ETag: parts[0].ETag}}
+	if _, err := f.svc.CompleteUpload(f.ctx, u, small); err == nil {
+		t.Fatal("completion with a mismatched etag succeeded")
+	}
+	o, err := f.svc.CompleteUpload(f.ctx, u, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%x-2", md5.Sum(sums))
+	if o.ETag != want || o.Size != int64(len(p1)+len(p2)) {
+		t.Fatalf("etag %s size %d, want %s %d", o.ETag, o.Size, want, len(p1)+len(p2))
+	}
+	got := f.get("p", "c", "big")
+	if !bytes.Equal(got, append(append([]byte(nil), p1...), p2...)) {
+		t.Fatal("multipart object reads back different bytes")
+	}
+	// A range across the part boundary.
+	var buf bytes.Buffer
+	if err := f.svc.Read(f.ctx, o, int64(len(p1))-10, 20, &buf); err != nil || !bytes.Equal(buf.Bytes(), append(p1[len(p1)-10:], p2[:10]...)) {
+		t.Fatalf("range across parts: %v", err)
+	}
+	tx := f.local.Local()
+	if g := all[Garbage](tx, tGarbage, "id"); len(g) != 1 || g[0].Part.Size != 6 {
+		t.Fatalf("garbage after completion: %+v", g)
+	}
+	u2, _ := f.svc.CreateUpload(f.ctx, "p", "c", "aborted", Attrs{})
+	f.svc.PutPart(f.ctx, u2, 1, bytes.NewReader([]byte("abc")), 3, "")
+	if err := f.svc.AbortUpload(f.ctx, u2); err != nil {
+		t.Fatal(err)
+	}
+	if ups, _ := f.svc.Uploads(f.ctx, "p", "c", ""); len(ups) != 0 {
+		t.Fatalf("uploads left: %d", len(ups))
+	}
+}
+
+func TestStaticLargeObject(t *testing.T) {
+	f := newFixture(t, 3)
+	f.container("p", "segs")
+	f.container("p", "c")
+	a, b := random(3000), random(5000)
+	oa := f.put("p", "segs", "a", a)
+	f.put("p", "segs", "b", b)
+	m, err := f.svc.PutManifest(f.ctx, "p", "c", "slo", []Segment{{Container: "segs", Name: "a", ETag: oa.ETag}, {Container: "segs", Name: "b"}}, Attrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Size != 8000 {
+		t.Fatalf("manifest size %d", m.Size)
+	}
+	if got := f.get("p", "c", "slo"); !bytes.Equal(got, append(append([]byte(nil), a...), b...)) {
+		t.Fatal("SLO reads back different bytes")
+	}
+	if _, err := f.svc.PutManifest(f.ctx, "p", "c", "bad", []Segment{{Container: "segs", Name: "a", ETag: "nope"}}, Attrs{}); err == nil {
+		t.Fatal("manifest with a wrong segment etag accepted")
+	}
+	if _, err := f.svc.PutManifest(f.ctx, "p", "c", "bad", []Segment{{Container: "segs", Name: "missing"}}, Attrs{}); err == nil {
+		t.Fatal("manifest with a missing segment accepted")
+	}
+}
+
+func TestCorruptShardIsHealed(t *testing.T) {
+	f := newFixture(t, 6)
+	f.container("p", "c")
+	data := random(40_000)
+	o := f.put("p", "c", "x", data)
+	p := o.Parts[0]
+	// Flip a byte in two shards (m = 2).
+	for _, i := range []int{0, 3} {
+		path := filepath.Join(f.disks[p.Layout.Disks[i].ID].Path(), "shards", p.Blob[:2], blob.ShardName(p.Blob, i))
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[100] ^= 0xff
+		os.WriteFile(path, raw, 0o600)
+	}
+	if got := f.get("p", "c", "x"); !bytes.Equal(got, data) {
+		t.Fatal("degraded read returned wrong bytes")
+	}
+	waitFor(t, func() bool { return len(all[HealItem](f.local.Local(), tHeal, "id")) == 1 })
+	f.svc.healQueued(f.ctx)
+	if bad, err := f.svc.blobs.Verify(f.ctx, p.Blob, p.Layout, p.Size); err != nil || len(bad) != 0 {
+		t.Fatalf("after heal: bad %v err %v", bad, err)
+	}
+	if n := len(all[HealItem](f.local.Local(), tHeal, "id")); n != 0 {
+		t.Fatalf("heal queue still has %d", n)
+	}
+}
+
+func TestScrubFindsCorruption(t *testing.T) {
+	f := newFixture(t, 3)
+	f.container("p", "c")
+	o := f.put("p", "c", "x", random(10_000))
+	p := o.Parts[0]
+	path := filepath.Join(f.disks[p.Layout.Disks[1].ID].Path(), "shards", p.Blob[:2], blob.ShardName(p.Blob, 1))
+	os.Remove(path)
+	f.svc.scrubSome(f.ctx, &scrubber{})
+	if n := len(all[HealItem](f.local.Local(), tHeal, "id")); n != 1 {
+		t.Fatalf("scrub queued %d heals, want 1", n)
+	}
+	f.svc.healQueued(f.ctx)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("missing shard not rebuilt: %v", err)
+	}
+}
+
+func TestRebalanceOntoNewDisksAndOffGoneOnes(t *testing.T) {
+	f := newFixture(t, 3)
+	f.container("p", "c")
+	want := map[string][]byte{}
+	for i := 0; i < 30; i++ {
+		name := fmt.Sprintf("o%02d", i)
+		want[name] = random(2000 + i*300)
+		f.put("p", "c", name, want[name])
+	}
+	// Three more disks: placement now spreads over six, so some shards
+	// must move (the coding of old objects stays 2+1).
+	for i := 0; i < 3; i++ {
+		f.addDisk()
+	}
+	f.svc.RegisterDisks(f.ctx)
+	st, _ := f.svc.Status(f.ctx)
+	if st.Misplaced == 0 {
+		t.Fatal("no part misplaced after adding disks")
+	}
+	f.svc.repairPass(f.ctx)
+	f.svc.collectGarbage(f.ctx)
+	st, _ = f.svc.Status(f.ctx)
+	if st.Misplaced != 0 || st.Moved == 0 {
+		t.Fatalf("after a pass: %d misplaced, %d moved", st.Misplaced, st.Moved)
+	}
+	for name, data := range want {
+		if got := f.get("p", "c", name); !bytes.Equal(got, data) {
+			t.Fatalf("%s differs after rebalance", name)
+		}
+	}
+	perDisk := map[string]int{}
+	for _, d := range st.Disks {
+		perDisk[d.ID] = d.Shards
+		if d.Shards == 0 {
+			t.Fatalf("disk %s holds nothing after rebalance", d.Path)
+		}
+	}
+	// Shard files on disk match what the metadata says.
+	if n := f.shardFiles(); n != 30*3 {
+		t.Fatalf("%d shard files, want %d", n, 30*3)
+	}
+	// Now a disk is wiped and replaced: it comes back as a new disk and
+	// the old one is gone. Its shards are rebuilt on the others.
+	goneID := f.rows[0].ID
+	os.RemoveAll(f.dirs[0])
+	delete(f.disks, goneID)
+	f.rows = f.rows[1:]
+	f.addDisk()
+	f.svc.RegisterDisks(f.ctx)
+	st, _ = f.svc.Status(f.ctx)
+	if perDisk[goneID] > 0 && st.Degraded == 0 {
+		t.Fatal("no part degraded after losing a disk")
+	}
+	f.svc.repairPass(f.ctx)
+	st, _ = f.svc.Status(f.ctx)
+	if st.Degraded != 0 || st.Misplaced != 0 {
+		t.Fatalf("after repair: %d degraded, %d misplaced", st.Degraded, st.Misplaced)
+	}
+	for name, data := range want {
+		o, _ := f.svc.Head(f.ctx, "p", "c", name)
+		if bad, err := f.svc.blobs.Verify(f.ctx, o.Parts[0].Blob, o.Parts[0].Layout, o.Size); err != nil || len(bad) > 0 {
+			t.Fatalf("%s: bad shards %v after repair (%v)", name, bad, err)
+		}
+		if got := f.get("p", "c", name); !bytes.Equal(got, data) {
+			t.Fatalf("%s differs after repair", name)
+		}
+	}
+}
+
+func TestEveryCommandSurvivesSnapshot(t *testing.T) {
+	f := newFixture(t, 3)
+	f.container("p", "c")
+	f.container("p", "gone")
+	f.svc.DeleteContainer(f.ctx, "p", "gone")
+	f.put("p", "c", "a", []byte("hello"))
+	o := f.put("p", "c", "a", []byte("hello again"))
+	f.svc.SetMeta(f.ctx, o, Attrs{Meta: map[string]string{"color": "blue"}})
+	f.put("p", "c", "b", []byte("bye"))
+	f.svc.Delete(f.ctx, "p", "c", "b")
+	u, _ := f.svc.CreateUpload(f.ctx, "p", "c", "mp", Attrs{})
+	pt, _ := f.svc.PutPart(f.ctx, u, 1, bytes.NewReader([]byte("part")), 4, "")
+	f.svc.CompleteUpload(f.ctx, u, []CompletePart{{Number: 1, ETag: pt.Part.ETag}})
+	u2, _ := f.svc.CreateUpload(f.ctx, "p", "c", "mp2", Attrs{})
+	f.svc.AbortUpload(f.ctx, u2)
+	f.svc.collectGarbage(f.ctx)
+	f.svc.repl.Propose(f.ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: "x", Object: "y"}}})
+	f.svc.healQueued(f.ctx)
+	f.addDisk()
+	f.addDisk()
+	f.addDisk()
+	f.svc.RegisterDisks(f.ctx)
+	f.svc.repairPass(f.ctx)
+	for _, typ := range f.local.State.Commands() {
+		if f.local.Applied[typ] == 0 {
+			t.Errorf("command %s not exercised", typ)
+		}
+	}
+	first, second, err := store.SnapshotRoundTrip(f.local.State, Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, second) {
+		t.Fatal("snapshot changed across restore")
+	}
+}
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met in 5s")
+}

@@ -1,0 +1,202 @@
+package object
+
+import (
+	"fmt"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
+)
+
+// Rows of the storage tables. Rows are never changed in place: handlers copy,
+// change and insert.
+
+// DiskRow is a disk some node serves.
+type DiskRow struct {
+	ID    string `json:"id"`
+	Node  string `json:"node"`
+	Path  string `json:"path"`
+	Total uint64 `json:"total"`
+	Free  uint64 `json:"free"`
+	// Gone is set when the node came back without this disk (wiped or
+	// replaced): its shards must be rebuilt elsewhere.
+	Gone bool `json:"gone"`
+}
+
+// Container is a Swift container or an S3 bucket.
+type Container struct {
+	ID       string            `json:"id"` // project/name
+	Project  string            `json:"project"`
+	Name     string            `json:"name"`
+	Created  time.Time         `json:"created"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	ReadACL  string            `json:"read_acl,omitempty"`
+	WriteACL string            `json:"write_acl,omitempty"`
+	Objects  int64             `json:"objects"`
+	Bytes    int64             `json:"bytes"`
+}
+
+// Part is one erasure-coded blob holding a run of an object's bytes.
+type Part struct {
+	Blob   string      `json:"blob"`
+	Size   int64       `json:"size"`
+	ETag   string      `json:"etag,omitempty"` // md5 of this part, for multipart listings
+	Layout blob.Layout `json:"layout"`
+}
+
+// Segment is one piece of a static large object: another object, read at
+// GET time.
+type Segment struct {
+	Container string `json:"container"`
+	Name      string `json:"name"`
+	Size      int64  `json:"size_bytes"`
+	ETag      string `json:"etag"`
+}
+
+// Object is the metadata of one stored object. Its bytes are the
+// concatenation of Parts (usually one), or of Segments for a manifest.
+type Object struct {
+	ID          string            `json:"id"` // project \x00 container \x00 name
+	Project     string            `json:"project"`
+	Container   string            `json:"container"`
+	Name        string            `json:"name"`
+	Version     string            `json:"version"`
+	Size        int64             `json:"size"`
+	ETag        string            `json:"etag"`
+	ContentType string            `json:"content_type"`
+	Meta        map[string]string `json:"meta,omitempty"`
+	// Headers are other stored response headers (Content-Disposition,
+	// Content-Encoding, Cache-Control...).
+	Headers  map[string]string `json:"headers,omitempty"`
+	Modified time.Time         `json:"modified"`
+	Parts    []Part            `json:"parts,omitempty"`
+	Segments []Segment         `json:"segments,omitempty"`
+}
+
+// Upload is an S3 multipart upload in progress.
+type Upload struct {
+	ID          string            `json:"id"`
+	Project     string            `json:"project"`
+	Container   string            `json:"container"`
+	Name        string            `json:"name"`
+	Created     time.Time         `json:"created"`
+	ContentType string            `json:"content_type"`
+	Meta        map[string]string `json:"meta,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+}
+
+// UploadPart is one uploaded part of a multipart upload.
+type UploadPart struct {
+	ID       string    `json:"id"` // upload/number (zero-padded)
+	UploadID string    `json:"upload_id"`
+	Number   int       `json:"number"`
+	Modified time.Time `json:"modified"`
+	Part     Part      `json:"part"`
+}
+
+// Garbage is a blob no object refers to any more; its shards are deleted in
+// the background so that deletes are quick and survive crashes.
+type Garbage struct {
+	ID    string    `json:"id"` // blob key
+	Part  Part      `json:"part"`
+	Since time.Time `json:"since"`
+}
+
+// HealItem is a blob a reader found degraded.
+type HealItem struct {
+	ID     string    `json:"id"` // blob key
+	Object string    `json:"object"`
+	Since  time.Time `json:"since"`
+}
+
+// Table names.
+const (
+	tDisks       = "storage_disks"
+	tContainers  = "storage_containers"
+	tObjects     = "storage_objects"
+	tUploads     = "storage_uploads"
+	tUploadParts = "storage_upload_parts"
+	tGarbage     = "storage_garbage"
+	tHeal        = "storage_heal"
+)
+
+// Command types.
+const (
+	cmdDiskSet         = "storage.disks.set"
+	cmdContainerPut    = "storage.container.put"
+	cmdContainerDelete = "storage.container.delete"
+	cmdObjectPut       = "storage.object.put"
+	cmdObjectDelete    = "storage.object.delete"
+	cmdObjectMeta      = "storage.object.meta"
+	cmdRelocate        = "storage.part.relocate"
+	cmdUploadCreate    = "storage.upload.create"
+	cmdUploadPart      = "storage.upload.part"
+	cmdUploadComplete  = "storage.upload.complete"
+	cmdUploadAbort     = "storage.upload.abort"
+	cmdGarbageDone     = "storage.garbage.done"
+	cmdHealAdd         = "storage.heal.add"
+	cmdHealDone        = "storage.heal.done"
+)
+
+// sep separates the parts of composite ids. Names may hold '/', never NUL.
+const sep = "\x00"
+
+func containerID(project, name string) string { return project + "/" + name }
+
+func objectID(project, container, name string) string {
+	return project + sep + container + sep + name
+}
+
+// objectPrefix is the id prefix of every object in a container.
+func objectPrefix(project, container string) string { return project + sep + container + sep }
+
+func uploadPartID(upload string, n int) string { return fmt.Sprintf("%s/%05d", upload, n) }
+
+func idIndex() *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}}
+}
+
+func strIndex(name, field string) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: name, Indexer: &memdb.StringFieldIndex{Field: field}}
+}
+
+func table(name string, row any, extra ...*memdb.IndexSchema) store.Table {
+	idx := map[string]*memdb.IndexSchema{"id": idIndex()}
+	for _, e := range extra {
+		idx[e.Name] = e
+	}
+	return store.Table{Schema: &memdb.TableSchema{Name: name, Indexes: idx}, Row: row}
+}
+
+// Schema is the object store's part of the replicated state.
+func Schema() store.Schema {
+	return store.Schema{
+		Tables: []store.Table{
+			table(tDisks, &DiskRow{}, strIndex("node", "Node")),
+			table(tContainers, &Container{}, strIndex("project", "Project")),
+			table(tObjects, &Object{}),
+			table(tUploads, &Upload{}, strIndex("project", "Project")),
+			table(tUploadParts, &UploadPart{}, strIndex("upload", "UploadID")),
+			table(tGarbage, &Garbage{}),
+			table(tHeal, &HealItem{}),
+		},
+		Handlers: map[string]store.Handler{
+			cmdDiskSet:         applyDiskSet,
+			cmdContainerPut:    applyContainerPut,
+			cmdContainerDelete: applyContainerDelete,
+			cmdObjectPut:       applyObjectPut,
+			cmdObjectDelete:    applyObjectDelete,
+			cmdObjectMeta:      applyObjectMeta,
+			cmdRelocate:        applyRelocate,
+			cmdUploadCreate:    applyUploadCreate,
+			cmdUploadPart:      applyUploadPart,
+			cmdUploadComplete:  applyUploadComplete,
+			cmdUploadAbort:     applyUploadAbort,
+			cmdGarbageDone:     applyGarbageDone,
+			cmdHealAdd:         applyHealAdd,
+			cmdHealDone:        applyHealDone,
+		},
+	}
+}

@@ -1,0 +1,539 @@
+// Package object is the object store behind the Swift and S3 APIs:
+// containers and objects whose metadata lives in the replicated state and
+// whose bytes are erasure-coded blobs on the nodes' disks. It also runs the
+// background work that keeps the bytes whole: deleting unreferenced blobs,
+// healing degraded ones, scrubbing, and moving shards when disks come and go.
+package object
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/placement"
+)
+
+// Errors the API layers translate into their own codes.
+var (
+	ErrBadDigest  = errors.New("the content did not match the digest the client sent")
+	ErrIncomplete = errors.New("the body was shorter or longer than its declared length")
+	ErrNoDisks    = errors.New("no storage disks are available")
+)
+
+// Config wires a Service into the node.
+type Config struct {
+	Repl  store.Replicated
+	Blobs *blob.Store
+	Node  string
+	Log   *slog.Logger
+	// K and M fix the coding; 0 chooses it from the number of disks.
+	K, M int
+	// MaxShard is the largest shard block (default 1 MiB).
+	MaxShard int
+	// NodeUp says whether a node heartbeats now; NodeLost whether it has
+	// been down long enough that its shards should be rebuilt elsewhere.
+	NodeUp   func(node string) bool
+	NodeLost func(node string) bool
+	IsLeader func() bool
+	// Local lists the disks of this node to register (id, path, usage).
+	Local func() []DiskRow
+	// RebalanceRate bounds the bytes per second moved by the rebalancer
+	// (default 64 MiB/s).
+	RebalanceRate int64
+	// ScrubEvery is how long a full scrub pass takes at least (default 1h).
+	ScrubEvery time.Duration
+	Now        func() time.Time
+}
+
+// Service stores objects.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	repl  store.Replicated
+	blobs *blob.Store
+	maint maintStats
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.MaxShard == 0 {
+		cfg.MaxShard = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.NodeUp == nil {
+		cfg.NodeUp = func(string) bool { return true }
+	}
+	if cfg.NodeLost == nil {
+		cfg.NodeLost = func(string) bool { return false }
+	}
+	if cfg.IsLeader == nil {
+		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.RebalanceRate == 0 {
+		cfg.RebalanceRate = 64 << 20
+	}
+	if cfg.ScrubEvery == 0 {
+		cfg.ScrubEvery = time.Hour
+	}
+	return &Service{cfg: cfg, log: cfg.Log, repl: cfg.Repl, blobs: cfg.Blobs}
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Round(time.Millisecond) }
+
+// read returns a transaction with read-your-writes.
+func (s *Service) read(ctx context.Context) (*memdb.Txn, error) { return s.repl.Read(ctx) }
+
+// activeDisks are the disks that should hold data: present and on nodes
+// that are not lost. Sorted by id.
+func (s *Service) activeDisks(tx *memdb.Txn) []placement.Disk {
+	var out []placement.Disk
+	for _, d := range all[DiskRow](tx, tDisks, "id") {
+		if !d.Gone && !s.cfg.NodeLost(d.Node) {
+			out = append(out, placement.Disk{Node: d.Node, ID: d.ID})
+		}
+	}
+	return out
+}
+
+// geometry is the coding for new data over n disks.
+func (s *Service) geometry(n int) (k, m int) {
+	k, m = placement.Geometry(n)
+	if s.cfg.K > 0 && s.cfg.K+s.cfg.M <= n {
+		k, m = s.cfg.K, s.cfg.M
+	}
+	return k, m
+}
+
+// layoutFor places a new blob of size bytes (-1 if unknown).
+func (s *Service) layoutFor(tx *memdb.Txn, key string, size int64) (blob.Layout, error) {
+	disks := s.activeDisks(tx)
+	if len(disks) == 0 {
+		return blob.Layout{}, ErrNoDisks
+	}
+	k, m := s.geometry(len(disks))
+	// Prefer disks whose node answers now; the rebalancer moves the blob to
+	// its proper place later.
+	var up []placement.Disk
+	for _, d := range disks {
+		if s.cfg.NodeUp(d.Node) {
+			up = append(up, d)
+		}
+	}
+	if len(up) >= k+m {
+		disks = up
+	}
+	placed, err := placement.Place(key, disks, k+m)
+	if err != nil {
+		return blob.Layout{}, err
+	}
+	return blob.Layout{K: k, M: m, ShardSize: blob.ShardSizeFor(size, k, s.cfg.MaxShard), Disks: placed}, nil
+}
+
+// CheckName rejects names the store cannot hold.
+func CheckName(field, name string, max int) error {
+	switch {
+	case name == "":
+		return api.BadField(field, "must not be empty")
+	case len(name) > max:
+		return api.BadField(field, "must be at most %d bytes", max)
+	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
+		return api.BadField(field, "must be valid UTF-8 without NUL")
+	}
+	return nil
+}
+
+// Container returns one container.
+func (s *Service) Container(ctx context.Context, project, name string) (*Container, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := get[Container](tx, tContainers, containerID(project, name))
+	if c == nil {
+		return nil, store.NotFoundf("container %s not found", name)
+	}
+	return c, nil
+}
+
+// Containers lists a project's containers by name.
+func (s *Service) Containers(ctx context.Context, project string) ([]*Container, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[Container](tx, tContainers, "project", project)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// PutContainer creates a container (modeCreate fails if it exists) or
+// replaces its metadata; it reports whether it created it.
+func (s *Service) PutContainer(ctx context.Context, c Container, mustCreate bool) (bool, error) {
+	mode := modeUpsert
+	if mustCreate {
+		mode = modeCreate
+	}
+	if c.Created.IsZero() {
+		c.Created = s.now()
+	}
+	res, err := s.repl.Propose(ctx, cmdContainerPut, containerPutCmd{Mode: mode, Row: c})
+	if err != nil {
+		return false, err
+	}
+	var out containerPutResult
+	err = res.Decode(&out)
+	return out.Created, err
+}
+
+// UpdateContainer changes an existing container's metadata.
+func (s *Service) UpdateContainer(ctx context.Context, c Container) error {
+	_, err := s.repl.Propose(ctx, cmdContainerPut, containerPutCmd{Mode: modeUpdate, Row: c})
+	return err
+}
+
+// DeleteContainer deletes an empty container.
+func (s *Service) DeleteContainer(ctx context.Context, project, name string) error {
+	_, err := s.repl.Propose(ctx, cmdContainerDelete, idCmd{ID: containerID(project, name), Now: s.now()})
+	return err
+}
+
+// Attrs are what a writer says about an object besides its bytes.
+type Attrs struct {
+	ContentType string
+	Meta        map[string]string
+	Headers     map[string]string
+}
+
+// PutOptions control an object write.
+type PutOptions struct {
+	Attrs
+	Size int64  // declared length, -1 if unknown (chunked)
+	MD5  string // hex digest the content must have, "" to skip
+}
+
+// writeBlob streams r into a new blob placed for its size and checks the
+// declared size and digest. On any error nothing is left behind.
+func (s *Service) writeBlob(ctx context.Context, r io.Reader, size int64, wantMD5 string) (Part, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return Part{}, err
+	}
+	key := api.NewHexID()
+	l, err := s.layoutFor(tx, key, size)
+	if err != nil {
+		return Part{}, err
+	}
+	if size >= 0 {
+		r = io.LimitReader(r, size+1)
+	}
+	info, err := s.blobs.Put(ctx, key, l, r)
+	if err != nil {
+		return Part{}, err
+	}
+	fail := func(e error) (Part, error) {
+		s.blobs.Delete(context.WithoutCancel(ctx), key, l)
+		return Part{}, e
+	}
+	if size >= 0 && info.Size != size {
+		return fail(ErrIncomplete)
+	}
+	if wantMD5 != "" && !strings.EqualFold(wantMD5, info.MD5) {
+		return fail(ErrBadDigest)
+	}
+	return Part{Blob: key, Size: info.Size, ETag: info.MD5, Layout: l}, nil
+}
+
+// Put stores an object, replacing any older one of that name once the new
+// bytes are durable.
+func (s *Service) Put(ctx context.Context, project, container, name string, r io.Reader, o PutOptions) (*Object, error) {
+	if _, err := s.Container(ctx, project, container); err != nil {
+		return nil, err
+	}
+	part, err := s.writeBlob(ctx, r, o.Size, o.MD5)
+	if err != nil {
+		return nil, err
+	}
+	row := Object{
+		Project: project, Container: container, Name: name, Version: part.Blob,
+		Size: part.Size, ETag: part.ETag, Modified: s.now(), Parts: []Part{part},
+	}
+	row.setAttrs(o.Attrs)
+	out, err := s.commit(ctx, cmdObjectPut, objectPutCmd{Row: row}, []Part{part})
+	return out, err
+}
+
+func md5Hex(b []byte) string {
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func (o *Object) setAttrs(a Attrs) {
+	o.ContentType = a.ContentType
+	if o.ContentType == "" {
+		o.ContentType = "application/octet-stream"
+	}
+	o.Meta, o.Headers = a.Meta, a.Headers
+}
+
+// commit proposes a command that makes blobs part of an object; if it
+// fails the blobs are deleted.
+func (s *Service) commit(ctx context.Context, typ string, body any, written []Part) (*Object, error) {
+	res, err := s.repl.Propose(ctx, typ, body)
+	if err != nil {
+		for _, p := range written {
+			s.blobs.Delete(context.WithoutCancel(ctx), p.Blob, p.Layout)
+		}
+		return nil, err
+	}
+	var out Object
+	if err := res.Decode(&out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PutManifest stores a static large object: its bytes are the named
+// segments, which must exist with the given sizes and etags.
+func (s *Service) PutManifest(ctx context.Context, project, container, name string, segs []Segment, a Attrs) (*Object, error) {
+	if _, err := s.Container(ctx, project, container); err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 {
+		return nil, api.BadField("manifest", "must list at least one segment")
+	}
+	var size int64
+	etags := ""
+	for i, sg := range segs {
+		obj, err := s.Head(ctx, project, sg.Container, sg.Name)
+		if err != nil {
+			return nil, api.BadField("manifest", "segment %d (%s/%s): %v", i, sg.Container, sg.Name, err)
+		}
+		if sg.ETag != "" && strings.Trim(sg.ETag, `"`) != obj.ETag {
+			return nil, api.BadField("manifest", "segment %d (%s/%s): etag %s does not match %s", i, sg.Container, sg.Name, sg.ETag, obj.ETag)
+		}
+		if sg.Size > 0 && sg.Size != obj.Size {
+			return nil, api.BadField("manifest", "segment %d (%s/%s): size %d does not match %d", i, sg.Container, sg.Name, sg.Size, obj.Size)
+		}
+		if len(obj.Segments) > 0 {
+			return nil, api.BadField("manifest", "segment %d (%s/%s) is itself a manifest", i, sg.Container, sg.Name)
+		}
+		segs[i].Size, segs[i].ETag = obj.Size, obj.ETag
+		size += obj.Size
+		etags += obj.ETag
+	}
+	row := Object{
+		Project: project, Container: container, Name: name, Version: api.NewHexID(),
+		Size: size, ETag: md5Hex([]byte(etags)), Modified: s.now(), Segments: segs,
+	}
+	row.setAttrs(a)
+	return s.commit(ctx, cmdObjectPut, objectPutCmd{Row: row}, nil)
+}
+
+// Head returns an object's metadata.
+func (s *Service) Head(ctx context.Context, project, container, name string) (*Object, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if get[Container](tx, tContainers, containerID(project, container)) == nil {
+		return nil, store.NotFoundf("container %s not found", container)
+	}
+	o := get[Object](tx, tObjects, objectID(project, container, name))
+	if o == nil {
+		return nil, store.NotFoundf("object %s not found", name)
+	}
+	return o, nil
+}
+
+// SetMeta replaces an object's user metadata and stored headers.
+func (s *Service) SetMeta(ctx context.Context, o *Object, a Attrs) (*Object, error) {
+	res, err := s.repl.Propose(ctx, cmdObjectMeta, objectMetaCmd{
+		ID: o.ID, Version: o.Version, ContentType: a.ContentType, Meta: a.Meta, Headers: a.Headers,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out Object
+	return &out, res.Decode(&out)
+}
+
+// Delete removes an object; its bytes are reclaimed in the background.
+func (s *Service) Delete(ctx context.Context, project, container, name string) error {
+	_, err := s.repl.Propose(ctx, cmdObjectDelete, idCmd{ID: objectID(project, container, name), Now: s.now()})
+	return err
+}
+
+// Read writes bytes [offset, offset+length) of o to w, reconstructing
+// around bad shards and queueing heals for them.
+func (s *Service) Read(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
+	if offset < 0 || length < 0 || offset+length > o.Size {
+		return fmt.Errorf("range %d+%d outside object of %d bytes", offset, length, o.Size)
+	}
+	if len(o.Segments) > 0 {
+		return s.readSegments(ctx, o, offset, length, w)
+	}
+	var pos int64
+	for _, p := range o.Parts {
+		lo, hi := max(offset, pos), min(offset+length, pos+p.Size)
+		if lo < hi {
+			res, err := s.blobs.Get(ctx, p.Blob, p.Layout, p.Size, lo-pos, hi-lo, w)
+			if res.Degraded {
+				s.queueHeal(o, p, res)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		pos += p.Size
+	}
+	return nil
+}
+
+func (s *Service) readSegments(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
+	var pos int64
+	for _, sg := range o.Segments {
+		lo, hi := max(offset, pos), min(offset+length, pos+sg.Size)
+		if lo < hi {
+			seg, err := s.Head(ctx, o.Project, sg.Container, sg.Name)
+			if err != nil {
+				return fmt.Errorf("segment %s/%s: %w", sg.Container, sg.Name, err)
+			}
+			if seg.ETag != sg.ETag || seg.Size != sg.Size || len(seg.Segments) > 0 {
+				return fmt.Errorf("segment %s/%s changed since the manifest was written", sg.Container, sg.Name)
+			}
+			if err := s.Read(ctx, seg, lo-pos, hi-lo, w); err != nil {
+				return err
+			}
+		}
+		pos += sg.Size
+	}
+	return nil
+}
+
+// queueHeal records a degraded blob for the healer without holding up the
+// reader.
+func (s *Service) queueHeal(o *Object, p Part, res blob.ReadResult) {
+	s.log.Warn("degraded read; queueing heal", "object", o.Name, "blob", p.Blob, "bad_shards", res.BadShards, "err", errors.Join(res.Errors...))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := s.repl.Propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: p.Blob, Object: o.ID, Since: s.now()}}})
+		if err != nil {
+			s.log.Warn("queue heal", "blob", p.Blob, "err", err)
+		}
+	}()
+}
+
+// Copy stores a new object with the bytes of src (read through the
+// erasure coding, so a degraded source gives a whole copy).
+func (s *Service) Copy(ctx context.Context, src *Object, project, container, name string, a Attrs) (*Object, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(s.Read(ctx, src, 0, src.Size, pw))
+	}()
+	defer pr.Close()
+	return s.Put(ctx, project, container, name, pr, PutOptions{Attrs: a, Size: src.Size})
+}
+
+// ListOptions select and page a container listing.
+type ListOptions struct {
+	Prefix, Delimiter, Marker, EndMarker string
+	Limit                                int
+}
+
+// Entry is one listing row: an object, or a common prefix ("subdir").
+type Entry struct {
+	Object *Object
+	Subdir string
+}
+
+// Name is the entry's sort key.
+func (e Entry) Name() string {
+	if e.Object != nil {
+		return e.Object.Name
+	}
+	return e.Subdir
+}
+
+// List lists a container in name order. It reports whether more entries
+// follow the last one returned.
+func (s *Service) List(ctx context.Context, project, container string, o ListOptions) ([]Entry, bool, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if get[Container](tx, tContainers, containerID(project, container)) == nil {
+		return nil, false, store.NotFoundf("container %s not found", container)
+	}
+	if o.Limit <= 0 {
+		o.Limit = 10000
+	}
+	base := objectPrefix(project, container)
+	start := o.Prefix
+	if o.Marker > start {
+		start = o.Marker
+	}
+	var out []Entry
+	for {
+		it, err := tx.LowerBound(tObjects, "id", base+start)
+		if err != nil {
+			return nil, false, err
+		}
+		jumped := false
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			obj := raw.(*Object)
+			if !strings.HasPrefix(obj.ID, base+o.Prefix) {
+				return out, false, nil
+			}
+			if obj.Name <= o.Marker {
+				continue
+			}
+			if o.EndMarker != "" && obj.Name >= o.EndMarker {
+				return out, false, nil
+			}
+			e := Entry{Object: obj}
+			if o.Delimiter != "" {
+				if i := strings.Index(obj.Name[len(o.Prefix):], o.Delimiter); i >= 0 {
+					e = Entry{Subdir: obj.Name[:len(o.Prefix)+i+len(o.Delimiter)]}
+				}
+			}
+			if e.Subdir != "" && e.Subdir <= o.Marker {
+				start = e.Subdir + "\xff"
+				jumped = true
+				break
+			}
+			if len(out) == o.Limit {
+				return out, true, nil
+			}
+			out = append(out, e)
+			if e.Subdir != "" {
+				// Skip everything under the common prefix: no valid UTF-8
+				// name sorts after it with a 0xff byte.
+				start = e.Subdir + "\xff"
+				jumped = true
+				break
+			}
+		}
+		if !jumped {
+			return out, false, nil
+		}
+	}
+}
