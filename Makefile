@@ -5,8 +5,9 @@ SHELL := /bin/bash
 GO        ?= go
 BIN       := $(CURDIR)/bin
 DATA      ?= $(CURDIR)/.rackstack
-# Debian packages the tests drive: the real OpenStack CLI and conformance suite.
-TEST_DEBS := python3-openstackclient
+# Debian packages the tests drive: the real OpenStack CLI and the object
+# storage clients (swift, aws, s3cmd, rclone).
+TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test unit integration deps run generate lint bench clean

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,11 @@ type options struct {
 	LogLevel          string
 	TokenTTL          time.Duration
 	Yes               bool
+	// storage
+	Disks      []string
+	EC         string // "K+M", or "" to choose by disk count
+	HealAfter  time.Duration
+	ScrubEvery time.Duration
 	// test and benchmark tuning of failure detection
 	HeartbeatInterval time.Duration
 	DownAfter         time.Duration
@@ -81,6 +87,17 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 		}
 		fs.DurationVar(p, name, v, help)
 	}
+	disks := env("disk", "")
+	fs.Func("disk", "a directory this node stores object shards in (repeatable; RACKD_DISK takes a comma-separated list)", func(v string) error {
+		if v == "" {
+			return errors.New("empty disk path")
+		}
+		o.Disks = append(o.Disks, v)
+		return nil
+	})
+	str(&o.EC, "ec", "", "erasure coding K+M for new objects, e.g. 4+2 (default: chosen from the number of disks)")
+	durVar(&o.HealAfter, "heal-after", 5*time.Minute, "a node down this long has its shards rebuilt on other nodes")
+	durVar(&o.ScrubEvery, "scrub-every", 24*time.Hour, "how long one pass of the scrubber over all stored data takes at least")
 	durVar(&o.TokenTTL, "token-ttl", time.Hour, "lifetime of identity tokens")
 	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")
 	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
@@ -91,11 +108,23 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 		}
 		return nil, err
 	}
+	if len(o.Disks) == 0 && disks != "" {
+		o.Disks = strings.Split(disks, ",")
+	}
+	if _, _, err := o.coding(); err != nil {
+		return nil, err
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if mode == "dev" {
 		o.Bootstrap = true
+		if len(o.Disks) == 0 {
+			// Six directories give the default 4+2 coding on one node.
+			for i := 0; i < 6; i++ {
+				o.Disks = append(o.Disks, filepath.Join(o.DataDir, "disks", "d"+strconv.Itoa(i)))
+			}
+		}
 	}
 	if o.DataDir == "" {
 		return nil, errors.New("--data-dir is required")
@@ -127,6 +156,20 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 		return nil, fmt.Errorf("--max-voters must be 1, 3 or 5, got %d", o.MaxVoters)
 	}
 	return o, nil
+}
+
+// coding parses --ec; 0, 0 means "by disk count".
+func (o *options) coding() (k, m int, err error) {
+	if o.EC == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(o.EC, "+")
+	k, err1 := strconv.Atoi(a)
+	m, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || k < 1 || m < 0 || k+m > 32 {
+		return 0, 0, fmt.Errorf("--ec %q: want K+M such as 4+2 (K ≥ 1, M ≥ 0, K+M ≤ 32)", o.EC)
+	}
+	return k, m, nil
 }
 
 // raftAdvertise is host:port of the peer port as others reach it.

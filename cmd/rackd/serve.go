@@ -27,6 +27,8 @@ import (
 	"github.com/rackstack/rackstack/fabric/identity"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/inventory"
+	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/storage/swift"
 )
 
 // catalog lists the services this build runs, as the Keystone catalog
@@ -34,11 +36,13 @@ import (
 func catalog() []identity.CatalogService {
 	return []identity.CatalogService{
 		{Type: "identity", Name: "keystone", Path: "/identity/v3"},
+		{Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"},
+		{Type: "s3", Name: "s3", Path: "/s3"},
 	}
 }
 
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -101,11 +105,26 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	objects, err := openObjectStore(o, node, log)
+	if err != nil {
+		return err
+	}
+
 	mw := api.NewMiddleware(log, reg)
 	r := chi.NewRouter()
 	r.Use(mw.Handler)
 	r.Mount("/identity", http.StripPrefix("/identity", ident.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
+	r.With(api.RequireAuth(ident, plainError), requireAdmin).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
+		st, err := objects.Status(r.Context())
+		if err != nil {
+			api.Fail(w, r, plainError, err)
+			return
+		}
+		api.JSON(w, http.StatusOK, st)
+	})
+	swiftAPI := &swift.Handler{Store: objects, Auth: ident}
+	r.Mount("/object", http.StripPrefix("/object", swiftAPI))
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		st, err := node.Status()
@@ -135,6 +154,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	})
 	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return ident.Run(gctx) })
+	g.Go(func() error { return objects.Run(gctx) })
 	if adminPassword != "" {
 		g.Go(func() error {
 			if err := bootstrapIdentity(gctx, node, ident, adminPassword, o); err != nil {

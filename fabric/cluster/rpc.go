@@ -173,6 +173,21 @@ func (n *Node) PeerAddress(name string) (string, error) {
 	return row.RaftAddress, nil
 }
 
+// DownFor reports how long a node has gone without a heartbeat beyond the
+// down threshold: 0 while it is up, and a very long time for a node the
+// cluster does not know.
+func (n *Node) DownFor(name string) time.Duration {
+	row, err := readNode(n.State.Txn(), name)
+	if err != nil {
+		return 1<<63 - 1
+	}
+	now := n.now()
+	if n.nodeUp(row, now) {
+		return 0
+	}
+	return now.Sub(row.LastHeartbeat) - n.cfg.DownAfter
+}
+
 // NodeUp reports whether a node heartbeated recently.
 func (n *Node) NodeUp(name string) bool {
 	row, err := readNode(n.State.Txn(), name)

@@ -351,6 +351,10 @@ func TestEC2Credentials(t *testing.T) {
 		t.Fatalf("%d %v", code, body)
 	}
 	cred := body["credential"].(map[string]any)
+	p, psecret, err := f.svc.EC2Principal(context.Background(), cred["access"].(string))
+	if err != nil || p.ProjectID != pid || p.UserID != uid || !p.CanWrite(pid) || psecret != cred["secret"] {
+		t.Fatalf("EC2Principal = %+v, %v", p, err)
+	}
 	user, project, secret, err := f.svc.EC2Credential(context.Background(), cred["access"].(string))
 	if err != nil || user != uid || project != pid || secret != cred["secret"] {
 		t.Fatalf("lookup: %s %s %s %v", user, project, secret, err)

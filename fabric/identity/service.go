@@ -280,6 +280,34 @@ func (s *Service) EC2Credential(ctx context.Context, access string) (userID, pro
 	return c.UserID, c.ProjectID, blob.Secret, nil
 }
 
+// EC2Principal resolves an EC2 access key into the secret to check a
+// signature with and the principal the request acts as: the credential's
+// user on its project, with the roles the user holds there now.
+func (s *Service) EC2Principal(ctx context.Context, access string) (*api.Principal, string, error) {
+	userID, projectID, secret, err := s.EC2Credential(ctx, access)
+	if err != nil {
+		return nil, "", err
+	}
+	tx, err := s.local(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	u := get[User](tx, tUsers, userID)
+	pr := get[Project](tx, tProjects, projectID)
+	if u == nil || pr == nil || !pr.Enabled {
+		return nil, "", fmt.Errorf("ec2 credential %s: project unavailable: %w", access, store.ErrNotFound)
+	}
+	p := &api.Principal{
+		UserID: u.ID, UserName: u.Name, UserDomainID: u.DomainID,
+		ProjectID: pr.ID, ProjectName: pr.Name, DomainID: pr.DomainID,
+		Roles: roleNames(tx, effectiveRoles(tx, u.ID, "project", pr.ID)), Methods: []string{"ec2"},
+	}
+	if len(p.Roles) == 0 {
+		return nil, "", fmt.Errorf("ec2 credential %s: the user has no role on the project: %w", access, store.ErrForbidden)
+	}
+	return p, secret, nil
+}
+
 // ec2CredentialID is Keystone's id for an EC2 credential: sha256(access).
 func ec2CredentialID(access string) string {
 	h := sha256.Sum256([]byte(access))

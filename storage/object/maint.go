@@ -369,8 +369,9 @@ type Status struct {
 // DiskStatus is one disk in Status.
 type DiskStatus struct {
 	DiskRow
-	Up     bool `json:"up"`
-	Shards int  `json:"shards"`
+	Up     bool  `json:"up"`
+	Shards int   `json:"shards"`
+	Used   int64 `json:"used_bytes"` // bytes of shard files the metadata puts here
 }
 
 // Status reports the state of the store.
@@ -384,6 +385,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	st.K, st.M = s.geometry(len(disks))
 	bad := map[string]bool{}
 	shards := map[string]int{}
+	used := map[string]int64{}
 	for _, d := range all[DiskRow](tx, tDisks, "id") {
 		if d.Gone || s.cfg.NodeLost(d.Node) {
 			bad[d.ID] = true
@@ -399,8 +401,12 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 			st.Misplaced++
 		}
 		degraded := false
-		for _, d := range pp.part.Layout.Disks {
+		l := pp.part.Layout
+		stripeData := int64(l.K * l.ShardSize)
+		shardBytes := (pp.part.Size + stripeData - 1) / stripeData * int64(4+l.ShardSize)
+		for _, d := range l.Disks {
 			shards[d.ID]++
+			used[d.ID] += shardBytes
 			degraded = degraded || bad[d.ID]
 		}
 		if degraded {
@@ -408,7 +414,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	for _, d := range all[DiskRow](tx, tDisks, "id") {
-		st.Disks = append(st.Disks, DiskStatus{DiskRow: *d, Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID]})
+		st.Disks = append(st.Disks, DiskStatus{DiskRow: *d, Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID], Used: used[d.ID]})
 	}
 	sort.Slice(st.Disks, func(i, j int) bool {
 		if st.Disks[i].Node != st.Disks[j].Node {

@@ -1,0 +1,110 @@
+package object
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HTTP helpers the Swift and S3 front ends share.
+
+// ErrRange means a Range header cannot be satisfied.
+var ErrRange = errors.New("the requested range is not satisfiable")
+
+// ParseRange reads a Range header for an object of size bytes. It returns
+// the window to send and whether it is partial. A header it does not handle
+// (several ranges, other units) means the whole object, as RFC 9110 allows.
+func ParseRange(h string, size int64) (offset, length int64, partial bool, err error) {
+	spec, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
+	if h == "" || !ok || strings.Contains(spec, ",") {
+		return 0, size, false, nil
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, size, false, nil
+	}
+	if first == "" { // suffix: the last N bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return 0, size, false, nil
+		}
+		if n == 0 {
+			return 0, 0, false, ErrRange
+		}
+		n = min(n, size)
+		return size - n, n, true, nil
+	}
+	lo, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || lo < 0 {
+		return 0, size, false, nil
+	}
+	hi := size - 1
+	if last != "" {
+		if hi, err = strconv.ParseInt(last, 10, 64); err != nil || hi < lo {
+			return 0, size, false, nil
+		}
+		hi = min(hi, size-1)
+	}
+	if lo >= size {
+		return 0, 0, false, ErrRange
+	}
+	return lo, hi - lo + 1, true, nil
+}
+
+// ContentRange is the Content-Range header of a partial response.
+func ContentRange(offset, length, size int64) string {
+	return "bytes " + strconv.FormatInt(offset, 10) + "-" + strconv.FormatInt(offset+length-1, 10) + "/" + strconv.FormatInt(size, 10)
+}
+
+func etagMatches(list, etag string) bool {
+	for _, e := range strings.Split(list, ",") {
+		e = strings.TrimPrefix(strings.TrimSpace(e), "W/")
+		if e == "*" || strings.Trim(e, `"`) == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// Preconditions evaluates If-Match, If-None-Match, If-Modified-Since and
+// If-Unmodified-Since for a read of o: 0 to go on, else the status to
+// answer (304 or 412).
+func Preconditions(r *http.Request, o *Object) int {
+	if h := r.Header.Get("If-Match"); h != "" && !etagMatches(h, o.ETag) {
+		return http.StatusPreconditionFailed
+	}
+	if h := r.Header.Get("If-Unmodified-Since"); h != "" && r.Header.Get("If-Match") == "" {
+		if t, err := http.ParseTime(h); err == nil && o.Modified.Truncate(time.Second).After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	if h := r.Header.Get("If-None-Match"); h != "" {
+		if etagMatches(h, o.ETag) {
+			return http.StatusNotModified
+		}
+	} else if h := r.Header.Get("If-Modified-Since"); h != "" {
+		if t, err := http.ParseTime(h); err == nil && !o.Modified.Truncate(time.Second).After(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
+}
+
+// StoredHeaders are the response headers an object keeps from its PUT.
+var StoredHeaders = []string{"Content-Disposition", "Content-Encoding", "Content-Language", "Cache-Control", "Expires"}
+
+// KeepHeaders picks the stored headers out of a request.
+func KeepHeaders(h http.Header) map[string]string {
+	var out map[string]string
+	for _, k := range StoredHeaders {
+		if v := h.Get(k); v != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,341 @@
+package swift
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/object"
+)
+
+func (q *request) objectOp() {
+	if err := object.CheckName("object", q.name, maxObjectName); err != nil {
+		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
+		return
+	}
+	switch q.r.Method {
+	case http.MethodPut:
+		q.putObject()
+	case "COPY":
+		q.copyMethod()
+	case http.MethodGet, http.MethodHead:
+		q.getObject()
+	case http.MethodPost:
+		q.postObject()
+	case http.MethodDelete:
+		q.deleteObject()
+	default:
+		fail(q.w, q.r, http.StatusMethodNotAllowed, "Method Not Allowed")
+	}
+}
+
+// attrs reads the object attributes of a PUT or POST.
+func (q *request) attrs(old map[string]string) (object.Attrs, bool) {
+	set, remove, err := metaFrom(q.r.Header, "X-Object-Meta-")
+	if err != nil {
+		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
+		return object.Attrs{}, false
+	}
+	return object.Attrs{
+		ContentType: q.r.Header.Get("Content-Type"),
+		Meta:        mergeMeta(old, set, remove),
+		Headers:     object.KeepHeaders(q.r.Header),
+	}, true
+}
+
+// splitPath parses "/container/object" (URL-encoded, leading slash
+// optional) as X-Copy-From and Destination carry it.
+func splitPath(p string) (container, name string, ok bool) {
+	if u, err := url.PathUnescape(p); err == nil {
+		p = u
+	}
+	container, name, ok = strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	return container, name, ok && container != "" && name != ""
+}
+
+func (q *request) putObject() {
+	ctx := q.r.Context()
+	if src := q.r.Header.Get("X-Copy-From"); src != "" {
+		sc, sn, ok := splitPath(src)
+		if !ok {
+			fail(q.w, q.r, http.StatusPreconditionFailed, "Precondition Failed: X-Copy-From header must be of the form <container name>/<object name>")
+			return
+		}
+		q.copy(sc, sn, q.container, q.name)
+		return
+	}
+	if q.r.URL.Query().Get("multipart-manifest") == "put" {
+		q.putManifest()
+		return
+	}
+	size := q.r.ContentLength
+	if size < 0 && !chunked(q.r) {
+		fail(q.w, q.r, http.StatusLengthRequired, "Length Required: Content-Length or chunked transfer encoding is required")
+		return
+	}
+	if size > maxFileSize {
+		fail(q.w, q.r, http.StatusRequestEntityTooLarge, "Request Entity Too Large: the object is larger than "+strconv.Itoa(maxFileSize)+" bytes")
+		return
+	}
+	a, ok := q.attrs(nil)
+	if !ok {
+		return
+	}
+	body := io.Reader(q.r.Body)
+	if size < 0 {
+		// Chunked: bound it by the maximum object size.
+		body = io.LimitReader(q.r.Body, maxFileSize+1)
+	}
+	o, err := q.h.Store.Put(ctx, q.project, q.container, q.name, body, object.PutOptions{
+		Attrs: a, Size: size, MD5: strings.Trim(q.r.Header.Get("Etag"), `"`),
+	})
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	if size < 0 && o.Size > maxFileSize {
+		q.h.Store.Delete(ctx, q.project, q.container, q.name)
+		fail(q.w, q.r, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+		return
+	}
+	q.w.Header().Set("Etag", o.ETag)
+	q.w.Header().Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
+	q.w.WriteHeader(http.StatusCreated)
+}
+
+func chunked(r *http.Request) bool {
+	for _, te := range r.TransferEncoding {
+		if te == "chunked" {
+			return true
+		}
+	}
+	return false
+}
+
+// copy stores a copy of source at destination; metadata is the source's
+// merged with the request's unless X-Fresh-Metadata is true.
+func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
+	ctx := q.r.Context()
+	if !q.who.CanRead(q.project) {
+		fail(q.w, q.r, http.StatusForbidden, "Forbidden")
+		return
+	}
+	src, err := q.h.Store.Head(ctx, q.project, srcContainer, srcName)
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	old := src.Meta
+	if strings.EqualFold(q.r.Header.Get("X-Fresh-Metadata"), "true") {
+		old = nil
+	}
+	a, ok := q.attrs(old)
+	if !ok {
+		return
+	}
+	if a.ContentType == "" {
+		a.ContentType = src.ContentType
+	}
+	if a.Headers == nil {
+		a.Headers = src.Headers
+	}
+	o, err := q.h.Store.Copy(ctx, src, q.project, dstContainer, dstName, a)
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	h := q.w.Header()
+	h.Set("Etag", o.ETag)
+	h.Set("X-Copied-From", srcContainer+"/"+url.PathEscape(srcName))
+	h.Set("X-Copied-From-Last-Modified", src.Modified.UTC().Format(http.TimeFormat))
+	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
+	q.w.WriteHeader(http.StatusCreated)
+}
+
+func (q *request) copyMethod() {
+	dst := q.r.Header.Get("Destination")
+	dc, dn, ok := splitPath(dst)
+	if !ok {
+		fail(q.w, q.r, http.StatusPreconditionFailed, "Precondition Failed: Destination header must be of the form <container name>/<object name>")
+		return
+	}
+	q.copy(q.container, q.name, dc, dn)
+}
+
+type manifestEntry struct {
+	Path  string `json:"path"`
+	ETag  string `json:"etag"`
+	Size  *int64 `json:"size_bytes"`
+	Range string `json:"range"`
+}
+
+func (q *request) putManifest() {
+	raw, err := io.ReadAll(io.LimitReader(q.r.Body, 8<<20+1))
+	if err != nil {
+		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: reading the manifest failed")
+		return
+	}
+	if len(raw) > 8<<20 {
+		fail(q.w, q.r, http.StatusRequestEntityTooLarge, "Request Entity Too Large: manifest larger than 8 MiB")
+		return
+	}
+	var entries []manifestEntry
+	if err := json.Unmarshal(raw, &entries); err != nil {
+		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: the manifest must be a JSON list of {path, etag, size_bytes}: "+err.Error())
+		return
+	}
+	if len(entries) == 0 || len(entries) > maxManifestSegs {
+		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: a manifest lists 1 to "+strconv.Itoa(maxManifestSegs)+" segments")
+		return
+	}
+	segs := make([]object.Segment, 0, len(entries))
+	for i, e := range entries {
+		c, n, ok := splitPath(e.Path)
+		if !ok || e.Range != "" {
+			fail(q.w, q.r, http.StatusBadRequest, "Bad Request: segment "+strconv.Itoa(i)+": path must be /container/object (ranges are not supported)")
+			return
+		}
+		sg := object.Segment{Container: c, Name: n, ETag: e.ETag}
+		if e.Size != nil {
+			sg.Size = *e.Size
+		}
+		segs = append(segs, sg)
+	}
+	a, ok := q.attrs(nil)
+	if !ok {
+		return
+	}
+	o, err := q.h.Store.PutManifest(q.r.Context(), q.project, q.container, q.name, segs, a)
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	q.w.Header().Set("Etag", `"`+o.ETag+`"`)
+	q.w.Header().Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
+	q.w.WriteHeader(http.StatusCreated)
+}
+
+func (q *request) objectHeaders(o *object.Object) {
+	h := q.w.Header()
+	h.Set("Content-Type", o.ContentType)
+	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
+	h.Set("X-Timestamp", timestamp(o.Modified))
+	h.Set("Accept-Ranges", "bytes")
+	if len(o.Segments) > 0 {
+		h.Set("Etag", `"`+o.ETag+`"`)
+		h.Set("X-Static-Large-Object", "True")
+	} else {
+		h.Set("Etag", o.ETag)
+	}
+	for k, v := range o.Headers {
+		h.Set(k, v)
+	}
+	writeMeta(q.w, "X-Object-Meta-", o.Meta)
+}
+
+func (q *request) getObject() {
+	ctx := q.r.Context()
+	o, err := q.h.Store.Head(ctx, q.project, q.container, q.name)
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	if len(o.Segments) > 0 && q.r.URL.Query().Get("multipart-manifest") == "get" {
+		q.getManifest(o)
+		return
+	}
+	q.objectHeaders(o)
+	if st := object.Preconditions(q.r, o); st != 0 {
+		q.w.WriteHeader(st)
+		return
+	}
+	off, n, partial, err := object.ParseRange(q.r.Header.Get("Range"), o.Size)
+	if errors.Is(err, object.ErrRange) {
+		q.w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
+		fail(q.w, q.r, http.StatusRequestedRangeNotSatisfiable, "Requested Range Not Satisfiable")
+		return
+	}
+	q.w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	status := http.StatusOK
+	if partial {
+		q.w.Header().Set("Content-Range", object.ContentRange(off, n, o.Size))
+		status = http.StatusPartialContent
+	}
+	q.w.WriteHeader(status)
+	if q.r.Method == http.MethodHead {
+		return
+	}
+	if err := q.h.Store.Read(ctx, o, off, n, q.w); err != nil {
+		// Headers are gone; cutting the connection short is all that is
+		// left to tell the client.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (q *request) getManifest(o *object.Object) {
+	out := make([]map[string]any, 0, len(o.Segments))
+	for _, s := range o.Segments {
+		out = append(out, map[string]any{"name": "/" + s.Container + "/" + s.Name, "hash": s.ETag, "bytes": s.Size, "content_type": "application/octet-stream"})
+	}
+	b, _ := json.Marshal(out)
+	q.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	q.w.Header().Set("X-Static-Large-Object", "True")
+	q.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	q.w.WriteHeader(http.StatusOK)
+	if q.r.Method != http.MethodHead {
+		q.w.Write(b)
+	}
+}
+
+func (q *request) postObject() {
+	ctx := q.r.Context()
+	o, err := q.h.Store.Head(ctx, q.project, q.container, q.name)
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	// Swift's POST replaces the user metadata as a whole.
+	a, ok := q.attrs(nil)
+	if !ok {
+		return
+	}
+	if a.Headers == nil {
+		a.Headers = o.Headers
+	}
+	if _, err := q.h.Store.SetMeta(ctx, o, a); err != nil {
+		q.failErr(err)
+		return
+	}
+	q.w.WriteHeader(http.StatusAccepted)
+}
+
+func (q *request) deleteObject() {
+	ctx := q.r.Context()
+	if q.r.URL.Query().Get("multipart-manifest") == "delete" {
+		o, err := q.h.Store.Head(ctx, q.project, q.container, q.name)
+		if err != nil {
+			q.failErr(err)
+			return
+		}
+		for _, s := range o.Segments {
+			if err := q.h.Store.Delete(ctx, q.project, s.Container, s.Name); err != nil && api404(err) {
+				continue
+			} else if err != nil {
+				q.failErr(err)
+				return
+			}
+		}
+	}
+	if err := q.h.Store.Delete(ctx, q.project, q.container, q.name); err != nil {
+		q.failErr(err)
+		return
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+}
+
+func api404(err error) bool { return errors.Is(err, store.ErrNotFound) }
