@@ -20,6 +20,7 @@ type options struct {
 	DataDir           string
 	Listen            string
 	RaftListen        string
+	S3Listen          string
 	Advertise         string
 	PublicURL         string
 	Bootstrap         bool
@@ -60,6 +61,7 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	str(&o.DataDir, "data-dir", defData, "where this node keeps its state")
 	str(&o.Listen, "listen", defListen, "HTTP API listen address")
 	str(&o.RaftListen, "raft-listen", "", "peer (Raft + internal RPC, mTLS) listen address (default: API port + 1)")
+	str(&o.S3Listen, "s3-listen", "", "S3 API listen address, path-style (default: API port + 2; \"off\" to disable)")
 	str(&o.Advertise, "advertise", "", "host other nodes and clients reach this node at (default: the --listen host)")
 	str(&o.PublicURL, "public-url", "", "base URL put in the service catalog (default: the URL the client used)")
 	str(&o.JoinURL, "join", "", "API URL of a cluster member to join")
@@ -140,6 +142,9 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	if o.RaftListen == "" {
 		o.RaftListen = net.JoinHostPort(host, strconv.Itoa(p+1))
 	}
+	if o.S3Listen == "" {
+		o.S3Listen = net.JoinHostPort(host, strconv.Itoa(p+2))
+	}
 	if o.Advertise == "" {
 		o.Advertise = host
 		if host == "" || host == "0.0.0.0" || host == "::" {
@@ -176,6 +181,15 @@ func (o *options) coding() (k, m int, err error) {
 func (o *options) raftAdvertise() string {
 	_, port, _ := net.SplitHostPort(o.RaftListen)
 	return net.JoinHostPort(o.Advertise, port)
+}
+
+// s3URL is this node's S3 endpoint as clients reach it ("" when off).
+func (o *options) s3URL() string {
+	if o.S3Listen == "off" {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(o.S3Listen)
+	return "http://" + net.JoinHostPort(o.Advertise, port)
 }
 
 // apiURL is this node's API as others reach it.

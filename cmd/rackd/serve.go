@@ -28,16 +28,21 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/inventory"
 	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/storage/s3"
 	"github.com/rackstack/rackstack/storage/swift"
 )
 
 // catalog lists the services this build runs, as the Keystone catalog
 // shows them.
-func catalog() []identity.CatalogService {
+func catalog(o *options) []identity.CatalogService {
+	s3 := "/s3"
+	if u := o.s3URL(); u != "" {
+		s3 = u
+	}
 	return []identity.CatalogService{
 		{Type: "identity", Name: "keystone", Path: "/identity/v3"},
 		{Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"},
-		{Type: "s3", Name: "s3", Path: "/s3"},
+		{Type: "s3", Name: "s3", Path: s3},
 	}
 }
 
@@ -72,6 +77,13 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
 	defer ln.Close()
+	var s3ln net.Listener
+	if o.S3Listen != "off" {
+		if s3ln, err = net.Listen("tcp", o.S3Listen); err != nil {
+			return fmt.Errorf("listen on %s (--s3-listen): %w", o.S3Listen, err)
+		}
+		defer s3ln.Close()
+	}
 
 	freshBootstrap := o.Bootstrap && !store.HasExistingState(o.DataDir)
 	adminPassword := ""
@@ -99,7 +111,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	defer node.Close()
 
 	ident, err := identity.New(identity.Config{
-		Repl: node, Log: log, TokenTTL: o.TokenTTL, PublicURL: o.PublicURL, Services: catalog(), IsLeader: node.IsLeader,
+		Repl: node, Log: log, TokenTTL: o.TokenTTL, PublicURL: o.PublicURL, Services: catalog(o), IsLeader: node.IsLeader,
 	})
 	if err != nil {
 		return err
@@ -125,6 +137,11 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	})
 	swiftAPI := &swift.Handler{Store: objects, Auth: ident}
 	r.Mount("/object", http.StripPrefix("/object", swiftAPI))
+	// S3 verifies signatures over the path as the client sent it: no
+	// prefix stripping.
+	r.Mount("/s3", &s3.Handler{Store: objects, Creds: ident, Prefix: "/s3"})
+	// Its own listener too: s3cmd and rclone cannot sign a path prefix.
+	s3srv := &http.Server{Handler: mw.Handler(&s3.Handler{Store: objects, Creds: ident}), ReadHeaderTimeout: 10 * time.Second}
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		st, err := node.Status()
@@ -146,10 +163,19 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 		return nil
 	})
+	if s3ln != nil {
+		g.Go(func() error {
+			if err := s3srv.Serve(s3ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve s3: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		s3srv.Shutdown(sctx)
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return node.Run(gctx) })
@@ -166,7 +192,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	} else if o.Bootstrap {
 		printWelcome(stdout, o, false)
 	}
-	log.Info("rackd started", "node", o.Name, "api", o.apiURL(), "peer", o.raftAdvertise(), "data_dir", o.DataDir)
+	log.Info("rackd started", "node", o.Name, "api", o.apiURL(), "s3", o.s3URL(), "peer", o.raftAdvertise(), "data_dir", o.DataDir)
 	return g.Wait()
 }
 
@@ -274,9 +300,10 @@ func printWelcome(w io.Writer, o *options, fresh bool) {
 	}
 	fmt.Fprintf(w, `%s: node %q
   API:         %s  (Keystone at %s/identity/v3)
+  Swift:       %s/object/v1/AUTH_<project_id>   S3: %s
   credentials: source %s
   try:         source %s && openstack token issue
-`, what, o.Name, o.apiURL(), o.apiURL(), abs, abs)
+`, what, o.Name, o.apiURL(), o.apiURL(), o.apiURL(), o.s3URL(), abs, abs)
 }
 
 // recoverCluster makes this node the only voter of its cluster.

@@ -29,6 +29,8 @@ import (
 
 // CatalogService is one service in the catalog. Path may hold
 // "{project_id}", replaced by the token's project.
+// Path is appended to the base URL, or used as it is when it is an
+// absolute URL (a service on its own listener).
 type CatalogService struct{ Type, Name, Path string }
 
 // Config configures the identity service.
@@ -454,12 +456,19 @@ func (s *Service) catalog(r *http.Request, project string) []map[string]any {
 		var eps []map[string]any
 		for _, iface := range []string{"public", "internal", "admin"} {
 			eps = append(eps, map[string]any{
-				"id": shortHash(svc.Type + "/" + iface), "interface": iface, "region": s.cfg.Region, "region_id": s.cfg.Region, "url": base + path,
+				"id": shortHash(svc.Type + "/" + iface), "interface": iface, "region": s.cfg.Region, "region_id": s.cfg.Region, "url": catalogURL(base, path),
 			})
 		}
 		out = append(out, map[string]any{"id": shortHash(svc.Type), "type": svc.Type, "name": svc.Name, "endpoints": eps})
 	}
 	return out
+}
+
+func catalogURL(base, path string) string {
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		return path
+	}
+	return base + path
 }
 
 func shortHash(s string) string {
