@@ -83,6 +83,7 @@ type rackd struct {
 	dataDir string
 	listen  string
 	raft    string
+	s3      string
 	args    []string
 	cmd     *exec.Cmd
 	logPath string
@@ -93,10 +94,10 @@ func (r *rackd) url() string { return "http://" + r.listen }
 
 func newRackd(t *testing.T, name string, extra ...string) *rackd {
 	t.Helper()
-	r := &rackd{t: t, name: name, dataDir: filepath.Join(t.TempDir(), name), listen: freeAddr(t), raft: freeAddr(t)}
+	r := &rackd{t: t, name: name, dataDir: filepath.Join(t.TempDir(), name), listen: freeAddr(t), raft: freeAddr(t), s3: freeAddr(t)}
 	r.logPath = filepath.Join(t.TempDir(), name+".log")
 	r.args = append([]string{
-		"--name", name, "--data-dir", r.dataDir, "--listen", r.listen, "--raft-listen", r.raft,
+		"--name", name, "--data-dir", r.dataDir, "--listen", r.listen, "--raft-listen", r.raft, "--s3-listen", r.s3,
 		"--heartbeat-interval", "500ms", "--down-after", "3s", "--dead-voter-after", "10s",
 	}, extra...)
 	return r

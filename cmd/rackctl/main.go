@@ -19,6 +19,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/client"
 	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/storage/object"
 )
 
 func main() {
@@ -132,7 +133,22 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return emit(map[string]any{"node": n}, func(w io.Writer) { printNode(w, n, time.Now()) })
 		},
 	})
-	root.AddCommand(clusterCmd, nodeCmd)
+	storageCmd := &cobra.Command{Use: "storage", Short: "The object store"}
+	storageCmd.AddCommand(&cobra.Command{
+		Use: "status", Short: "Disks per node, used and free space, shards to heal, rebalance progress", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			st, err := c.StorageStatus(ctx)
+			if err != nil {
+				return err
+			}
+			return emit(st, func(w io.Writer) { printStorage(w, st) })
+		},
+	})
+	root.AddCommand(clusterCmd, nodeCmd, storageCmd)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -188,6 +204,33 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.Suffrage, yes(m.Leader), yes(m.Up), ago(m.LastContact, now))
 	}
 	tw.Flush()
+}
+
+func printStorage(w io.Writer, st object.Status) {
+	placed := st.Parts - st.Misplaced
+	fmt.Fprintf(w, "coding:     %d+%d for new objects\nblobs:      %d (%d placed, %d to move: rebalance %s)\n", st.K, st.M, st.Parts, placed, st.Misplaced, percent(placed, st.Parts))
+	fmt.Fprintf(w, "to heal:    %d blobs on lost disks, %d queued by readers or the scrubber\ngarbage:    %d blobs to delete\n", st.Degraded, st.HealQueue, st.Garbage)
+	fmt.Fprintf(w, "done:       %d shards healed, %d blobs moved (%d MiB copied), %d blobs scrubbed (%d bad shards)\n\n", st.Healed, st.Moved, st.MovedBytes>>20, st.Scrubbed, st.ScrubErrors)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tDISK\tPATH\tSTATE\tSHARDS\tUSED (GiB)\tFREE (GiB)\tSIZE (GiB)")
+	for _, d := range st.Disks {
+		state := "up"
+		switch {
+		case d.Gone:
+			state = "gone"
+		case !d.Up:
+			state = "down"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.Node, d.ID, d.Path, state, d.Shards, gib(uint64(d.Used)), gib(d.Free), gib(d.Total))
+	}
+	tw.Flush()
+}
+
+func percent(a, b int) string {
+	if b == 0 {
+		return "100%"
+	}
+	return fmt.Sprintf("%d%%", a*100/b)
 }
 
 func gib(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<30)) }

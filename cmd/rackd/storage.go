@@ -44,6 +44,18 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		NodeLost:   func(name string) bool { return node.DownFor(name) > o.HealAfter },
 		IsLeader:   node.IsLeader,
 		ScrubEvery: o.ScrubEvery,
+		Wiped: func() []string {
+			var out []string
+			for id, d := range dirs {
+				if wiped, err := d.Check(); wiped {
+					log.Warn("disk directory was emptied; its shards will be rebuilt", "disk", id, "path", d.Path())
+					out = append(out, id)
+				} else if err != nil {
+					log.Warn("check disk", "disk", id, "path", d.Path(), "err", err)
+				}
+			}
+			return out
+		},
 		Local: func() []object.DiskRow {
 			rows := make([]object.DiskRow, 0, len(dirs))
 			for id, d := range dirs {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/storage/object"
 )
 
 // Config says where the cloud is and who calls it.
@@ -229,4 +230,10 @@ func (c *Client) Node(ctx context.Context, name string) (cluster.NodeInfo, error
 		Node cluster.NodeInfo `json:"node"`
 	}
 	return out.Node, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes/"+url.PathEscape(name), nil, &out)
+}
+
+// StorageStatus is GET /rackstack/v1/storage/status.
+func (c *Client) StorageStatus(ctx context.Context) (object.Status, error) {
+	var st object.Status
+	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/storage/status", nil, &st)
 }

@@ -290,3 +290,21 @@ func TestShardSizeFor(t *testing.T) {
 		}
 	}
 }
+
+func TestEmptyBlobShardsAreHealedToo(t *testing.T) {
+	s, l := newStore(t, 6)
+	if _, err := s.Put(context.Background(), "empty", l, bytes.NewReader(nil)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(shardPath(s, l, "empty", 2))
+	bad, err := s.Verify(context.Background(), "empty", l, 0)
+	if err != nil || len(bad) != 1 || bad[0] != 2 {
+		t.Fatalf("verify of an empty blob missing shard 2: %v %v", bad, err)
+	}
+	if _, err := s.Heal(context.Background(), "empty", l, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(shardPath(s, l, "empty", 2)); err != nil {
+		t.Fatalf("empty shard not rebuilt: %v", err)
+	}
+}

@@ -21,6 +21,12 @@ func (s *Store) Verify(ctx context.Context, key string, l Layout, size int64) ([
 	buf := make([]byte, c.BlockSize())
 	for i, d := range l.Disks {
 		r := &shardReader{s: s, d: d, name: ShardName(key, i), block: c.BlockSize()}
+		if stripes == 0 {
+			// An empty blob still has (empty) shard files; check they exist.
+			if err := r.open(ctx, 0); err != nil {
+				bad = append(bad, i)
+			}
+		}
 		for st := int64(0); st < stripes; st++ {
 			if _, err := r.read(ctx, st, buf); err != nil {
 				bad = append(bad, i)

@@ -87,6 +87,17 @@ func (d *Dir) reformat() error {
 	return nil
 }
 
+// Check reports whether the directory was wiped (its disk-id is gone) since
+// it was opened; it then rebuilds the skeleton under the same id, and every
+// shard the store placed here must be rebuilt.
+func (d *Dir) Check() (wiped bool, err error) {
+	_, err = os.Stat(filepath.Join(d.root, "disk-id"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, d.reformat()
+	}
+	return false, err
+}
+
 func (d *Dir) ID() string   { return d.id }
 func (d *Dir) Path() string { return d.root }
 

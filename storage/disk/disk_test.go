@@ -84,6 +84,9 @@ func TestWipedDirectoryIsRefilledUnderTheSameID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if wiped, err := d.Check(); wiped || err != nil {
+		t.Fatalf("fresh disk: wiped=%v err=%v", wiped, err)
+	}
 	if err := os.RemoveAll(root); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +100,13 @@ func TestWipedDirectoryIsRefilledUnderTheSameID(t *testing.T) {
 	w.Write([]byte("x"))
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
+	}
+	if wiped, err := d.Check(); wiped || err != nil {
+		t.Fatalf("refilled disk: wiped=%v err=%v", wiped, err)
+	}
+	os.RemoveAll(root)
+	if wiped, err := d.Check(); !wiped || err != nil {
+		t.Fatalf("wiped disk: wiped=%v err=%v", wiped, err)
 	}
 	again, err := OpenDir(root)
 	if err != nil {

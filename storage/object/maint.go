@@ -45,6 +45,7 @@ func (s *Service) Run(ctx context.Context) error {
 				lastRegister = now
 			}
 		}
+		s.healWiped(ctx)
 		if s.cfg.IsLeader() {
 			s.collectGarbage(ctx)
 			s.healQueued(ctx)
@@ -76,6 +77,41 @@ func (s *Service) registerDisks(ctx context.Context) error {
 // RegisterDisks registers this node's disks at once (startup), so that the
 // first writes can use them.
 func (s *Service) RegisterDisks(ctx context.Context) error { return s.registerDisks(ctx) }
+
+// healWiped queues a heal of every blob with a shard on a local disk that
+// was emptied under us (replaced, or wiped by an operator).
+func (s *Service) healWiped(ctx context.Context) {
+	if s.cfg.Wiped == nil {
+		return
+	}
+	wiped := s.cfg.Wiped()
+	if len(wiped) == 0 {
+		return
+	}
+	on := map[string]bool{}
+	for _, id := range wiped {
+		on[id] = true
+	}
+	parts, _, err := s.parts(ctx)
+	if err != nil {
+		return
+	}
+	var items []HealItem
+	for _, pp := range parts {
+		for _, d := range pp.part.Layout.Disks {
+			if on[d.ID] && d.Node == s.cfg.Node && pp.object != "" {
+				items = append(items, HealItem{ID: pp.part.Blob, Object: pp.object, Since: s.now()})
+				break
+			}
+		}
+	}
+	s.log.Warn("disk found wiped; healing what it held", "disks", wiped, "blobs", len(items))
+	for len(items) > 0 {
+		n := min(len(items), 500)
+		s.propose(ctx, cmdHealAdd, healAddCmd{Items: items[:n]})
+		items = items[n:]
+	}
+}
 
 // collectGarbage deletes the shards of unreferenced blobs.
 func (s *Service) collectGarbage(ctx context.Context) {

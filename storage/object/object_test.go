@@ -513,3 +513,36 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met in 5s")
 }
+
+func TestWipedDiskIsRefilled(t *testing.T) {
+	f := newFixture(t, 6)
+	f.container("p", "c")
+	want := map[string][]byte{}
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("o%d", i)
+		want[name] = random(5000 + i)
+		f.put("p", "c", name, want[name])
+	}
+	before, _ := f.disks[f.rows[4].ID].List()
+	os.RemoveAll(f.dirs[4])
+	var wiped []string
+	f.svc.cfg.Wiped = func() []string {
+		out := wiped
+		wiped = nil
+		return out
+	}
+	for id, d := range f.disks {
+		if w, _ := d.(*disk.Dir).Check(); w {
+			wiped = append(wiped, id)
+		}
+	}
+	f.svc.healWiped(f.ctx)
+	if n := len(all[HealItem](f.local.Local(), tHeal, "id")); n != len(before) {
+		t.Fatalf("%d heals queued for a disk that held %d shards", n, len(before))
+	}
+	f.svc.healQueued(f.ctx)
+	after, _ := f.disks[f.rows[4].ID].List()
+	if len(after) != len(before) {
+		t.Fatalf("wiped disk holds %d shards after healing, had %d", len(after), len(before))
+	}
+}

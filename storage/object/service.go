@@ -50,6 +50,9 @@ type Config struct {
 	IsLeader func() bool
 	// Local lists the disks of this node to register (id, path, usage).
 	Local func() []DiskRow
+	// Wiped returns the ids of local disks found emptied since the last
+	// call: everything placed on them is queued for healing.
+	Wiped func() []string
 	// RebalanceRate bounds the bytes per second moved by the rebalancer
 	// (default 64 MiB/s).
 	RebalanceRate int64

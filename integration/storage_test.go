@@ -1,0 +1,516 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/storage/s3/sigv4"
+)
+
+// storageNode is a rackd with its disk directories.
+type storageNode struct {
+	*rackd
+	disks []string
+}
+
+func newStorageNode(t *testing.T, name string, disks int, extra ...string) *storageNode {
+	t.Helper()
+	root := t.TempDir()
+	var args, dirs []string
+	for i := 0; i < disks; i++ {
+		d := filepath.Join(root, fmt.Sprintf("disk%d", i))
+		dirs = append(dirs, d)
+		args = append(args, "--disk", d)
+	}
+	args = append(args, "--heal-after", "4s")
+	return &storageNode{rackd: newRackd(t, name, append(args, extra...)...), disks: dirs}
+}
+
+// tool runs a client command with env in dir and returns its combined
+// output; a minute and a half bounds it.
+func tool(env []string, dir string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env, cmd.Dir = env, dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func mustTool(t *testing.T, env []string, dir string, name string, args ...string) string {
+	t.Helper()
+	out, err := tool(env, dir, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+type storageStatus struct {
+	K         int `json:"k"`
+	M         int `json:"m"`
+	Parts     int `json:"parts"`
+	Misplaced int `json:"misplaced"`
+	Degraded  int `json:"degraded"`
+	HealQueue int `json:"heal_queue"`
+	Healed    int `json:"healed_shards"`
+	Moved     int `json:"moved_parts"`
+	Disks     []struct {
+		Node   string `json:"node"`
+		Path   string `json:"path"`
+		Up     bool   `json:"up"`
+		Gone   bool   `json:"gone"`
+		Shards int    `json:"shards"`
+	} `json:"disks"`
+}
+
+func storageStatusOf(t *testing.T, creds map[string]string, node *rackd) (storageStatus, error) {
+	out, err := rackctl(t, creds, node, "storage", "status", "-o", "json")
+	if err != nil {
+		return storageStatus{}, fmt.Errorf("rackctl storage status: %v: %s", err, out)
+	}
+	var st storageStatus
+	return st, json.Unmarshal([]byte(out), &st)
+}
+
+func waitStorage(t *testing.T, creds map[string]string, node *rackd, what string, d time.Duration, ok func(storageStatus) bool) storageStatus {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last storageStatus
+	var err error
+	for time.Now().Before(deadline) {
+		if last, err = storageStatusOf(t, creds, node); err == nil && ok(last) {
+			return last
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("storage never reached %q in %s: last %+v (err %v)\nlog of %s:\n%s", what, d, last, err, node.name, tail(node.log(), 40))
+	return last
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// objectSet is what the test stored: container/object → sha256.
+type objectSet map[string]string
+
+// check downloads every object through node's Swift API and compares
+// digests.
+func (want objectSet) check(node *rackd, project, tok string) error {
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	c := &http.Client{Timeout: 60 * time.Second}
+	for _, k := range keys {
+		req, _ := http.NewRequest("GET", node.url()+"/object/v1/AUTH_"+project+"/"+k, nil)
+		req.Header.Set("X-Auth-Token", tok)
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("GET %s via %s: %w", k, node.name, err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			return fmt.Errorf("GET %s via %s: HTTP %d, %v", k, node.name, resp.StatusCode, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != want[k] {
+			return fmt.Errorf("GET %s via %s: sha256 %s, want %s", k, node.name, got, want[k])
+		}
+	}
+	return nil
+}
+
+// shardFiles lists the shard files of index i (-1: all) on the given disks.
+func shardFiles(disks []string, i int) []string {
+	var out []string
+	suffix := fmt.Sprintf(".%d", i)
+	if i < 0 {
+		suffix = ""
+	}
+	for _, d := range disks {
+		filepath.WalkDir(filepath.Join(d, "shards"), func(p string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() && strings.HasSuffix(p, suffix) {
+				out = append(out, p)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// flipBytes corrupts one byte in the middle of every non-empty file.
+func flipBytes(t *testing.T, files []string) int {
+	t.Helper()
+	n := 0
+	for _, p := range files {
+		raw, err := os.ReadFile(p)
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		raw[len(raw)/2] ^= 0x5a
+		if err := os.WriteFile(p, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+// rawPut sends a request whose body is shorter than its Content-Length and
+// hangs up, as a client that dies mid-upload does.
+func rawPut(t *testing.T, hostport, path string, headers map[string]string, declared int, sent []byte) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", hostport, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", path, hostport, declared)
+	for k, v := range headers {
+		fmt.Fprintf(conn, "%s: %s\r\n", k, v)
+	}
+	fmt.Fprint(conn, "\r\n")
+	conn.Write(sent)
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.Copy(io.Discard, conn)
+}
+
+func TestObjectStorage(t *testing.T) {
+	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/swift", "/usr/bin/aws", "/usr/bin/s3cmd", "/usr/bin/rclone"} {
+		requireCommand(t, c)
+	}
+	// Three nodes with three disk directories each: 4+2 puts two shards
+	// on every node, and losing a node leaves six disks to heal onto.
+	n1 := newStorageNode(t, "n1", 3)
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	creds := openrc(t, n1.dataDir)
+	out, err := rackctl(t, creds, n1.rackd, "cluster", "join-token", "create", "--uses", "3", "-o", "json")
+	if err != nil {
+		t.Fatalf("join-token: %v %s", err, out)
+	}
+	var jt struct {
+		Token string `json:"token"`
+	}
+	json.Unmarshal([]byte(out), &jt)
+	n2 := newStorageNode(t, "n2", 3, "--join", n1.url(), "--join-token", jt.Token)
+	n3 := newStorageNode(t, "n3", 3, "--join", n1.url(), "--join-token", jt.Token)
+	for _, n := range []*storageNode{n2, n3} {
+		n.start()
+		n.waitHealthy()
+	}
+	waitStorage(t, creds, n1.rackd, "nine disks, 4+2", time.Minute, func(s storageStatus) bool {
+		return len(s.Disks) == 9 && s.K == 4 && s.M == 2
+	})
+
+	// A tenant, alice, with EC2 credentials; another, bob.
+	admin := osEnv(creds, n1.rackd)
+	for _, p := range []string{"demo", "other"} {
+		openstack(t, admin, "project", "create", p)
+	}
+	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+	openstack(t, admin, "user", "create", "--project", "other", "--password", "bob-pass-1", "bob")
+	openstack(t, admin, "role", "add", "--project", "other", "--user", "bob", "member")
+	home := t.TempDir()
+	aliceOn := func(n *rackd) []string {
+		return append(osEnv(creds, n, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo"), "HOME="+home)
+	}
+	bobEnv := append(osEnv(creds, n1.rackd, "OS_USERNAME=bob", "OS_PASSWORD=bob-pass-1", "OS_PROJECT_NAME=other"), "HOME="+home)
+	type ec2 struct {
+		Access    string `json:"access"`
+		Secret    string `json:"secret"`
+		ProjectID string `json:"project_id"`
+	}
+	var alice, bob ec2
+	json.Unmarshal([]byte(openstack(t, aliceOn(n1.rackd), "ec2", "credentials", "create", "-f", "json")), &alice)
+	json.Unmarshal([]byte(openstack(t, bobEnv, "ec2", "credentials", "create", "-f", "json")), &bob)
+	if alice.Access == "" || bob.Access == "" {
+		t.Fatal("no EC2 credentials")
+	}
+	demo := alice.ProjectID
+	aliceTok := token(t, n1.rackd, "alice", "alice-pass-1", "demo")
+	bobTok := token(t, n1.rackd, "bob", "bob-pass-1", "other")
+
+	// The files: 0 B, 1 B, 1 MiB+1, 64 MiB.
+	files := t.TempDir()
+	sizes := map[string]int{"f0": 0, "f1": 1, "f1m": 1<<20 + 1, "f64m": 64 << 20}
+	sums := map[string]string{}
+	for name, size := range sizes {
+		b := make([]byte, size)
+		rand.Read(b)
+		os.WriteFile(filepath.Join(files, name), b, 0o644)
+		sums[name] = sha(b)
+	}
+	want := objectSet{}
+	stored := func(container string) {
+		for name := range sizes {
+			want[container+"/"+name] = sums[name]
+		}
+	}
+	awsEnv := func(c ec2) []string {
+		return []string{"PATH=/usr/bin:/bin", "HOME=" + home, "AWS_ACCESS_KEY_ID=" + c.Access, "AWS_SECRET_ACCESS_KEY=" + c.Secret, "AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE=/dev/null"}
+	}
+	s3url := func(n *rackd) string { return "http://" + n.s3 }
+
+	// swift CLI through n2; the 64 MiB file as a static large object.
+	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "upload", "swift-c", "f0", "f1", "f1m")
+	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "upload", "--use-slo", "--segment-size", "16777216", "swift-c", "f64m")
+	stored("swift-c")
+	// aws through n1 (64 MiB goes multipart).
+	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "mb", "s3://aws-b")
+	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "cp", "--recursive", "--only-show-errors", ".", "s3://aws-b/")
+	stored("aws-b")
+	// s3cmd through n3.
+	s3cfg := filepath.Join(home, "s3cfg")
+	os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n", alice.Access, alice.Secret, n3.s3, n3.s3)), 0o600)
+	s3cmdEnv := []string{"PATH=/usr/bin:/bin", "HOME=" + home}
+	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "mb", "s3://s3cmd-b")
+	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "put", "f0", "f1", "f1m", "f64m", "s3://s3cmd-b/")
+	stored("s3cmd-b")
+	// rclone through n2.
+	rcloneEnv := func(n *rackd) []string {
+		return []string{"PATH=/usr/bin:/bin", "HOME=" + home, "RCLONE_CONFIG=/dev/null", "RCLONE_CONFIG_RS_TYPE=s3", "RCLONE_CONFIG_RS_PROVIDER=Other",
+			"RCLONE_CONFIG_RS_ACCESS_KEY_ID=" + alice.Access, "RCLONE_CONFIG_RS_SECRET_ACCESS_KEY=" + alice.Secret,
+			"RCLONE_CONFIG_RS_ENDPOINT=" + s3url(n), "RCLONE_CONFIG_RS_FORCE_PATH_STYLE=true"}
+	}
+	mustTool(t, rcloneEnv(n2.rackd), files, "/usr/bin/rclone", "mkdir", "rs:rclone-b")
+	mustTool(t, rcloneEnv(n2.rackd), files, "/usr/bin/rclone", "copy", ".", "rs:rclone-b")
+	stored("rclone-b")
+
+	// Every client reads back what it wrote, through another node.
+	down := t.TempDir()
+	os.Mkdir(filepath.Join(down, "s3cmd"), 0o755)
+	mustTool(t, aliceOn(n3.rackd), down, "/usr/bin/swift", "download", "swift-c", "-D", "swift")
+	mustTool(t, awsEnv(alice), down, "/usr/bin/aws", "--endpoint-url", s3url(n2.rackd), "s3", "cp", "--recursive", "--only-show-errors", "s3://aws-b/", "aws")
+	mustTool(t, s3cmdEnv, down, "/usr/bin/s3cmd", "-c", s3cfg, "get", "--recursive", "s3://s3cmd-b/", "s3cmd/")
+	mustTool(t, rcloneEnv(n1.rackd), down, "/usr/bin/rclone", "copy", "rs:rclone-b", "rclone")
+	for _, dir := range []string{"swift", "aws", "s3cmd", "rclone"} {
+		for name := range sizes {
+			b, err := os.ReadFile(filepath.Join(down, dir, name))
+			if err != nil || sha(b) != sums[name] {
+				t.Fatalf("%s read back %s wrong (err %v)", dir, name, err)
+			}
+		}
+	}
+	// Strong consistency: a listing through any node right after a write.
+	mustTool(t, aliceOn(n1.rackd), files, "/usr/bin/swift", "upload", "swift-c", "f1", "--object-name", "fresh")
+	if out := mustTool(t, aliceOn(n3.rackd), files, "/usr/bin/swift", "list", "swift-c"); !strings.Contains(out, "fresh") {
+		t.Fatalf("listing through n3 right after a PUT through n1 misses it:\n%s", out)
+	}
+	want["swift-c/fresh"] = sums["f1"]
+	// The openstack CLI sees the same objects.
+	if out := openstack(t, aliceOn(n2.rackd), "object", "list", "aws-b", "-f", "value"); !strings.Contains(out, "f64m") {
+		t.Fatalf("openstack object list aws-b:\n%s", out)
+	}
+
+	// Tenants are isolated: bob sees none of alice's data.
+	if code, _ := call("GET", n1.url()+"/object/v1/AUTH_"+demo+"/swift-c", bobTok, nil, nil); code != 403 {
+		t.Fatalf("bob listing alice's container: HTTP %d, want 403", code)
+	}
+	if out, err := tool(awsEnv(bob), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "ls", "s3://aws-b"); err == nil || !strings.Contains(out, "NoSuchBucket") {
+		t.Fatalf("bob listing alice's bucket: %v\n%s", err, out)
+	}
+	if out := mustTool(t, awsEnv(bob), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "ls"); strings.Contains(out, "aws-b") {
+		t.Fatalf("bob's bucket list shows alice's buckets:\n%s", out)
+	}
+	// ...unless a container is made public for reading.
+	mustTool(t, aliceOn(n1.rackd), files, "/usr/bin/swift", "post", "-r", ".r:*", "swift-c")
+	resp, err := http.Get(n2.url() + "/object/v1/AUTH_" + demo + "/swift-c/f1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || sha(pub) != sums["f1m"] {
+		t.Fatalf("anonymous read of a public object: HTTP %d", resp.StatusCode)
+	}
+	if resp, err := http.Get(n2.url() + "/object/v1/AUTH_" + demo + "/swift-c"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("anonymous listing without .rlistings: %v %v", resp.StatusCode, err)
+	}
+
+	// Bad input gets the service's own error and leaves nothing behind.
+	badCases := []struct {
+		name string
+		env  []string
+		args []string
+		code string
+	}{
+		{"wrong secret", awsEnv(ec2{Access: alice.Access, Secret: "not-the-secret"}), []string{"s3", "ls"}, "SignatureDoesNotMatch"},
+		{"unknown key", awsEnv(ec2{Access: "AKIDUNKNOWN", Secret: "x"}), []string{"s3", "ls"}, "InvalidAccessKeyId"},
+		{"bad bucket name", awsEnv(alice), []string{"s3api", "create-bucket", "--bucket", "Bad_Name"}, "InvalidBucketName"},
+		{"bad digest", awsEnv(alice), []string{"s3api", "put-object", "--bucket", "aws-b", "--key", "bad-md5", "--body", "f1m", "--content-md5", "AAAAAAAAAAAAAAAAAAAAAA=="}, "BadDigest"},
+		{"huge metadata", awsEnv(alice), []string{"s3api", "put-object", "--bucket", "aws-b", "--key", "bad-meta", "--body", "f1", "--metadata", "big=" + strings.Repeat("x", 3000)}, "MetadataTooLarge"},
+		{"missing key", awsEnv(alice), []string{"s3api", "get-object", "--bucket", "aws-b", "--key", "nope", filepath.Join(down, "nope")}, "NoSuchKey"},
+		{"non-empty bucket", awsEnv(alice), []string{"s3api", "delete-bucket", "--bucket", "aws-b"}, "BucketNotEmpty"},
+	}
+	for _, c := range badCases {
+		out, err := tool(c.env, files, "/usr/bin/aws", append([]string{"--endpoint-url", s3url(n1.rackd)}, c.args...)...)
+		if err == nil || !strings.Contains(out, c.code) {
+			t.Errorf("%s: want error %s, got err=%v\n%s", c.name, c.code, err, out)
+		}
+	}
+	if out, err := tool(aliceOn(n1.rackd), files, "/usr/bin/swift", "post", "-m", strings.Repeat("k", 200)+":v", "swift-c"); err == nil {
+		t.Errorf("swift accepted a 200-byte metadata name:\n%s", out)
+	}
+	// Bodies cut short, through Swift and through S3 (a signed request
+	// that declares more bytes than it sends).
+	rawPut(t, n1.listen, "/object/v1/AUTH_"+demo+"/swift-c/truncated", map[string]string{"X-Auth-Token": aliceTok}, 1<<20, []byte("only a little"))
+	sreq, _ := http.NewRequest("PUT", s3url(n1.rackd)+"/aws-b/truncated", nil)
+	sigv4.Sign(sreq, alice.Access, alice.Secret, "us-east-1", sigv4.UnsignedPayload, time.Now())
+	hdrs := map[string]string{}
+	for k := range sreq.Header {
+		hdrs[k] = sreq.Header.Get(k)
+	}
+	rawPut(t, n1.s3, "/aws-b/truncated", hdrs, 1<<20, []byte("only a little"))
+	for _, name := range []string{"swift-c/truncated", "aws-b/truncated", "aws-b/bad-md5", "aws-b/bad-meta"} {
+		if code, _ := call("HEAD", n2.url()+"/object/v1/AUTH_"+demo+"/"+name, aliceTok, nil, nil); code != 404 {
+			t.Errorf("%s exists after a failed upload (HTTP %d)", name, code)
+		}
+	}
+	if err := want.check(n3.rackd, demo, aliceTok); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bitrot: flip a byte in shard 0 of every blob on every disk. Reads
+	// detect it, answer correct bytes, and queue heals.
+	all := append(append(append([]string{}, n1.disks...), n2.disks...), n3.disks...)
+	if n := flipBytes(t, shardFiles(all, 0)); n == 0 {
+		t.Fatal("no shard files found to corrupt")
+	}
+	if err := want.check(n2.rackd, demo, aliceTok); err != nil {
+		t.Fatalf("after flipping bytes: %v", err)
+	}
+	waitStorage(t, creds, n1.rackd, "heal queue drained", 2*time.Minute, func(s storageStatus) bool { return s.HealQueue == 0 })
+	// Proof that shard 0 was rewritten: now corrupt shards 1 and 2 as well.
+	// With m = 2 that is only survivable if shard 0 is whole again.
+	flipBytes(t, shardFiles(all, 1))
+	flipBytes(t, shardFiles(all, 2))
+	if err := want.check(n1.rackd, demo, aliceTok); err != nil {
+		t.Fatalf("after healing shard 0 and corrupting shards 1 and 2: %v", err)
+	}
+	waitStorage(t, creds, n1.rackd, "heal queue drained again", 2*time.Minute, func(s storageStatus) bool { return s.HealQueue == 0 })
+
+	// Lose m = 2 disks: wipe one disk directory on n2 and one on n3.
+	os.RemoveAll(n2.disks[0])
+	os.RemoveAll(n3.disks[1])
+	if err := want.check(n1.rackd, demo, aliceTok); err != nil {
+		t.Fatalf("with two disks wiped: %v", err)
+	}
+	// Each node notices its emptied disk and the healer refills it: the
+	// shard files on disk match what the metadata places there.
+	waitStorage(t, creds, n1.rackd, "wiped disks refilled", 2*time.Minute, func(s storageStatus) bool {
+		for _, d := range s.Disks {
+			if (d.Path == n2.disks[0] || d.Path == n3.disks[1]) && d.Shards != len(shardFiles([]string{d.Path}, -1)) {
+				return false
+			}
+		}
+		return s.HealQueue == 0
+	})
+
+	// Lose a whole node (two shards of every blob). Reads go on at once;
+	// after --heal-after its shards are rebuilt on the six disks left.
+	leaderName := func() string {
+		st, _ := status(t, creds, n1.rackd)
+		return st.Leader
+	}
+	victim := n3
+	if leaderName() == "n3" {
+		victim = n2
+	}
+	survivor := n1
+	victim.kill()
+	if err := want.check(survivor.rackd, demo, aliceTok); err != nil {
+		t.Fatalf("with %s down: %v", victim.name, err)
+	}
+	waitStorage(t, creds, survivor.rackd, "redundancy restored without "+victim.name, 3*time.Minute, func(s storageStatus) bool {
+		return s.Degraded == 0 && s.Misplaced == 0
+	})
+
+	// Grow: a new node joins; the rebalancer moves shards onto it while
+	// readers keep reading.
+	out, _ = rackctl(t, creds, n1.rackd, "cluster", "join-token", "create", "-o", "json")
+	json.Unmarshal([]byte(out), &jt)
+	n4 := newStorageNode(t, "n4", 3, "--join", n1.url(), "--join-token", jt.Token)
+	n4.start()
+	n4.waitHealthy()
+	stop := make(chan struct{})
+	var readErr error
+	var reads int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 1000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := want.check(n1.rackd, demo, aliceTok); err != nil {
+				readErr = err
+				return
+			}
+			reads++
+		}
+	}()
+	st := waitStorage(t, creds, n1.rackd, "rebalanced onto n4", 3*time.Minute, func(s storageStatus) bool {
+		if s.Misplaced != 0 || s.Degraded != 0 {
+			return false
+		}
+		for _, d := range s.Disks {
+			if d.Node == "n4" && d.Shards > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	close(stop)
+	wg.Wait()
+	if readErr != nil {
+		t.Fatalf("a read failed during rebalance: %v", readErr)
+	}
+	if err := want.check(n4.rackd, demo, aliceTok); err != nil {
+		t.Fatalf("after rebalance: %v", err)
+	}
+	out, _ = rackctl(t, creds, n1.rackd, "storage", "status")
+	t.Logf("after rebalance (%d full read passes during it, %d blobs moved):\n%s", reads, st.Moved, out)
+	if !strings.Contains(out, "4+2") || !strings.Contains(out, "n4") {
+		t.Fatalf("rackctl storage status:\n%s", out)
+	}
+}
