@@ -327,7 +327,7 @@ func controlProcesses(ctx context.Context, o options) ([]Result, error) {
 			return nil, fmt.Errorf("no free port")
 		}
 		procs[name] = &proc{name: name, dataDir: filepath.Join(dir, name), listen: listen,
-			args: []string{"--name", name, "--data-dir", filepath.Join(dir, name), "--listen", listen, "--raft-listen", raftAddr, "--log-level", "warn"}}
+			args: []string{"--name", name, "--data-dir", filepath.Join(dir, name), "--listen", listen, "--raft-listen", raftAddr, "--s3-listen", "off", "--log-level", "warn"}}
 	}
 	defer func() {
 		for _, p := range procs {

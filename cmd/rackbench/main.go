@@ -44,6 +44,7 @@ type suite func(ctx context.Context, o options) ([]Result, error)
 
 var suites = map[string]suite{
 	"control": controlSuite,
+	"storage": storageSuite,
 }
 
 func main() {

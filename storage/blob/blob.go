@@ -176,16 +176,32 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	for i, d := range l.Disks {
 		sinks[i] = s.openSink(ctx, d, ShardName(key, i), pool)
 	}
+	// The MD5 runs beside the coding, a stripe behind: two stripe buffers
+	// take turns, and one is refilled only once the hasher is done with it.
 	h := md5.New()
-	stripe := make([]byte, c.StripeSize())
+	toHash, hashed := make(chan []byte, 2), make(chan struct{}, 2)
+	go func() {
+		for b := range toHash {
+			h.Write(b)
+			hashed <- struct{}{}
+		}
+	}()
+	stripes := [2][]byte{make([]byte, c.StripeSize()), make([]byte, c.StripeSize())}
+	pending := 0
 	shards := c.NewShards()
 	var size int64
 	var readErr error
-	for {
+	for turn := 0; ; turn ^= 1 {
+		if pending == 2 {
+			<-hashed
+			pending--
+		}
+		stripe := stripes[turn]
 		n, err := io.ReadFull(r, stripe)
 		if n > 0 {
 			size += int64(n)
-			h.Write(stripe[:n])
+			toHash <- stripe[:n]
+			pending++
 			if err := c.Encode(stripe[:n], shards); err != nil {
 				readErr = err
 				break
@@ -213,6 +229,10 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 			readErr = err
 			break
 		}
+	}
+	close(toHash)
+	for ; pending > 0; pending-- {
+		<-hashed
 	}
 	if readErr != nil {
 		cancel()

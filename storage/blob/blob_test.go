@@ -32,7 +32,7 @@ func (f *faultyDisk) Create(name string) (disk.Writer, error) {
 	return f.Disk.Create(name)
 }
 
-func newStore(t *testing.T, n int) (*Store, Layout) {
+func newStore(t testing.TB, n int) (*Store, Layout) {
 	t.Helper()
 	s := &Store{Node: "n1", Local: map[string]disk.Disk{}}
 	var ds []placement.Disk

@@ -193,6 +193,13 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 		}
 		return nil, fmt.Errorf("stripe %d: %w: %w", st, ec.ErrTooFewShards, errors.Join(errs...))
 	}
+	// Give missing shards their (unused) read buffer to be rebuilt into,
+	// so reconstruction does not allocate per stripe.
+	for i := range shards {
+		if shards[i] == nil {
+			shards[i] = bufs[i][4:4]
+		}
+	}
 	if err := c.Reconstruct(shards, true); err != nil {
 		return nil, err
 	}
