@@ -53,6 +53,7 @@ lint:
 
 bench: build
 	$(BIN)/rackbench control
+	$(BIN)/rackbench storage
 
 clean:
 	rm -rf $(BIN) build
