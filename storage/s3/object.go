@@ -179,7 +179,7 @@ func (q *request) copyObject() {
 	ctx := q.r.Context()
 	from, err := q.h.Store.Head(ctx, q.project(), sb, sk)
 	if err != nil {
-		q.noSuchKey(err)
+		q.noSuchKey(err, sb, sk)
 		return
 	}
 	var a object.Attrs
@@ -214,17 +214,22 @@ func (q *request) copyObject() {
 	writeXML(q.w, http.StatusOK, copyObjectResult{LastModified: isoTime(o.Modified), ETag: quote(o.ETag)})
 }
 
-// noSuchKey answers for a missing object (or bucket).
-func (q *request) noSuchKey(err error) {
+// noSuchKey answers for a missing object (or bucket): the request's own, or
+// a copy's source.
+func (q *request) noSuchKey(err error, bucket, key string) {
 	if !errors.Is(err, store.ErrNotFound) {
 		q.failErr(err)
 		return
 	}
-	if _, cerr := q.h.Store.Container(q.r.Context(), q.project(), q.bucket); cerr != nil {
-		q.bucketFail(cerr)
+	if _, cerr := q.h.Store.Container(q.r.Context(), q.project(), bucket); cerr != nil {
+		if errors.Is(cerr, store.ErrNotFound) {
+			q.failBody(errorBody{Code: "NoSuchBucket", Message: "the specified bucket does not exist", Bucket: bucket}, http.StatusNotFound)
+			return
+		}
+		q.failErr(cerr)
 		return
 	}
-	q.failBody(errorBody{Code: "NoSuchKey", Message: "the specified key does not exist", Key: q.key}, http.StatusNotFound)
+	q.failBody(errorBody{Code: "NoSuchKey", Message: "the specified key does not exist", Key: key, Bucket: bucket}, http.StatusNotFound)
 }
 
 // overrides are the response-* query parameters of a GET.
@@ -238,7 +243,7 @@ func (q *request) getObject() {
 	ctx := q.r.Context()
 	o, err := q.h.Store.Head(ctx, q.project(), q.bucket, q.key)
 	if err != nil {
-		q.noSuchKey(err)
+		q.noSuchKey(err, q.bucket, q.key)
 		return
 	}
 	h := q.w.Header()

@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -219,10 +220,16 @@ func writeXML(w http.ResponseWriter, status int, v any) {
 	w.Write(b)
 }
 
-// decodeXML reads a bounded XML request body.
+// decodeXML reads a bounded XML request body. It reads the body to its end
+// even when the document stops earlier: only then has the body been checked
+// against the signed payload hash.
 func (q *request) decodeXML(v any) bool {
-	dec := xml.NewDecoder(&limitedBody{r: q.r, n: maxXMLBodySize})
-	if err := dec.Decode(v); err != nil {
+	body := &limitedBody{r: q.r, n: maxXMLBodySize}
+	err := xml.NewDecoder(body).Decode(v)
+	if err == nil {
+		_, err = io.Copy(io.Discard, body)
+	}
+	if err != nil {
 		var se *sigv4.Error
 		if errors.As(err, &se) {
 			q.failErr(se)
@@ -241,6 +248,11 @@ type limitedBody struct {
 
 func (l *limitedBody) Read(p []byte) (int, error) {
 	if l.n <= 0 {
+		// A body of exactly the limit is fine: look for its end.
+		var one [1]byte
+		if n, err := l.r.Body.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
 		return 0, errors.New("request body larger than 1 MiB")
 	}
 	if int64(len(p)) > l.n {

@@ -74,7 +74,9 @@ func (q *request) putObject() {
 		return
 	}
 	size := q.r.ContentLength
-	if size < 0 && !chunked(q.r) {
+	// Go's server reports a body without Content-Length or chunked
+	// encoding as empty; Swift wants the length said.
+	if !chunked(q.r) && (size < 0 || q.r.Header.Get("Content-Length") == "") {
 		fail(q.w, q.r, http.StatusLengthRequired, "Length Required: Content-Length or chunked transfer encoding is required")
 		return
 	}

@@ -54,6 +54,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	container, name, _ := strings.Cut(rest, "/")
+	if container == "" && name != "" {
+		fail(w, r, http.StatusBadRequest, "Bad Request: the container name must not be empty")
+		return
+	}
 	req := &request{h: h, w: w, r: r, project: project, container: container, name: name}
 	if !req.authorize() {
 		return
@@ -271,28 +275,29 @@ func limitParam(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// writeListing answers a GET with the listing; like Swift, an empty text
+// listing and any HEAD are 204 and an empty JSON listing is "[]".
 func writeListing(w http.ResponseWriter, r *http.Request, asJSON bool, rows []map[string]any, names []string) {
-	if len(rows) == 0 {
+	if r.Method == http.MethodHead || len(rows) == 0 && !asJSON {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if asJSON {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if rows == nil {
+			rows = []map[string]any{}
+		}
 		b, _ := json.Marshal(rows)
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			w.Write(b)
-		}
+		w.Write(b)
 		return
 	}
 	body := strings.Join(names, "\n") + "\n"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write([]byte(body))
-	}
+	w.Write([]byte(body))
 }
 
 func (q *request) account() {
