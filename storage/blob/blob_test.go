@@ -13,23 +13,68 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/ec"
 	"github.com/rackstack/rackstack/storage/placement"
 )
 
-// faultyDisk wraps a disk and fails Create (a full or dead disk).
+// faultyDisk wraps a disk and injects faults: Create fails from call
+// number failFrom on (a disk that dies), reads flip a byte (bitrot under
+// the checksum), or every read and write is slowed (a dying disk).
 type faultyDisk struct {
 	disk.Disk
 	createErr error
+	failFrom  int // 1-based Create call from which createErr applies; 0 = always
+	creates   int
+	corrupt   bool
+	delay     time.Duration
 }
 
 func (f *faultyDisk) Create(name string) (disk.Writer, error) {
-	if f.createErr != nil {
+	f.creates++
+	if f.createErr != nil && f.creates >= f.failFrom {
 		return nil, f.createErr
 	}
-	return f.Disk.Create(name)
+	w, err := f.Disk.Create(name)
+	if err != nil || f.delay == 0 {
+		return w, err
+	}
+	return &slowWriter{Writer: w, delay: f.delay}, nil
+}
+
+func (f *faultyDisk) Open(name string, offset int64) (io.ReadCloser, error) {
+	rc, err := f.Disk.Open(name, offset)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyReader{ReadCloser: rc, corrupt: f.corrupt, delay: f.delay}, nil
+}
+
+type faultyReader struct {
+	io.ReadCloser
+	corrupt bool
+	delay   time.Duration
+}
+
+func (r *faultyReader) Read(p []byte) (int, error) {
+	time.Sleep(r.delay)
+	n, err := r.ReadCloser.Read(p)
+	if r.corrupt && n > 0 {
+		p[n/2] ^= 0x01
+	}
+	return n, err
+}
+
+type slowWriter struct {
+	disk.Writer
+	delay time.Duration
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	return w.Writer.Write(p)
 }
 
 func newStore(t testing.TB, n int) (*Store, Layout) {
@@ -307,4 +352,69 @@ func TestEmptyBlobShardsAreHealedToo(t *testing.T) {
 	if _, err := os.Stat(shardPath(s, l, "empty", 2)); err != nil {
 		t.Fatalf("empty shard not rebuilt: %v", err)
 	}
+}
+
+func TestFaultInjection(t *testing.T) {
+	ctx := context.Background()
+	t.Run("disk dies on its second write", func(t *testing.T) {
+		s, l := newStore(t, 6)
+		id := l.Disks[3].ID
+		s.Local[id] = &faultyDisk{Disk: s.Local[id], createErr: errors.New("I/O error"), failFrom: 2}
+		data := payload(3*l.K*l.ShardSize + 5)
+		for _, key := range []string{"first", "second"} {
+			info, err := s.Put(ctx, key, l, bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+			want := 6
+			if key == "second" {
+				want = 5
+			}
+			if info.Written != want {
+				t.Fatalf("%s: %d shards written, want %d", key, info.Written, want)
+			}
+			got, _, err := get(t, s, key, l, int64(len(data)), 0, int64(len(data)))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%s read back: %v", key, err)
+			}
+		}
+	})
+	t.Run("a disk returns flipped bits", func(t *testing.T) {
+		s, l := newStore(t, 6)
+		data := payload(2*l.K*l.ShardSize + 99)
+		if _, err := s.Put(ctx, "k", l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		id := l.Disks[1].ID
+		s.Local[id] = &faultyDisk{Disk: s.Local[id], corrupt: true}
+		got, res, err := get(t, s, "k", l, int64(len(data)), 0, int64(len(data)))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read past a corrupting disk: %v", err)
+		}
+		if !res.Degraded || len(res.BadShards) != 1 || res.BadShards[0] != 1 || !errors.Is(res.Errors[0], ec.ErrChecksum) {
+			t.Fatalf("corruption not reported as a checksum error on shard 1: %+v", res)
+		}
+	})
+	t.Run("slow disks still give whole data, and a deadline stops the read", func(t *testing.T) {
+		s, l := newStore(t, 6)
+		data := payload(4*l.K*l.ShardSize + 1)
+		for _, d := range l.Disks[:2] {
+			s.Local[d.ID] = &faultyDisk{Disk: s.Local[d.ID], delay: 2 * time.Millisecond}
+		}
+		if _, err := s.Put(ctx, "k", l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := get(t, s, "k", l, int64(len(data)), 0, int64(len(data)))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read from slow disks: %v", err)
+		}
+		for _, d := range l.Disks {
+			s.Local[d.ID] = &faultyDisk{Disk: s.Local[d.ID], delay: time.Second}
+		}
+		dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if _, err := s.Get(dctx, "k", l, int64(len(data)), 0, int64(len(data)), io.Discard); err == nil {
+			t.Fatal("a read of disks slower than the deadline succeeded")
+		}
+	})
 }

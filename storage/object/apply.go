@@ -41,6 +41,21 @@ func all[T any](tx *memdb.Txn, table, index string, args ...any) []*T {
 	return out
 }
 
+type accountPutCmd struct {
+	Row Account `json:"row"`
+}
+
+func applyAccountPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c accountPutCmd
+	if err := decode(body, &c); err != nil {
+		return nil, err
+	}
+	if c.Row.ID == "" {
+		return nil, store.Invalidf("account: no project")
+	}
+	return nil, tx.Insert(tAccounts, &c.Row)
+}
+
 type diskSetCmd struct {
 	Node  string    `json:"node"`
 	Disks []DiskRow `json:"disks"`

@@ -470,6 +470,12 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	f.container("p", "c")
 	f.container("p", "gone")
 	f.svc.DeleteContainer(f.ctx, "p", "gone")
+	if err := f.svc.SetAccountMeta(f.ctx, "p", map[string]string{"quota": "none"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := f.svc.Account(f.ctx, "p"); a.Meta["quota"] != "none" {
+		t.Fatalf("account meta %v", a.Meta)
+	}
 	f.put("p", "c", "a", []byte("hello"))
 	o := f.put("p", "c", "a", []byte("hello again"))
 	f.svc.SetMeta(f.ctx, o, Attrs{Meta: map[string]string{"color": "blue"}})

@@ -25,6 +25,12 @@ type DiskRow struct {
 	Gone bool `json:"gone"`
 }
 
+// Account holds a project's Swift account metadata.
+type Account struct {
+	ID   string            `json:"id"` // project id
+	Meta map[string]string `json:"meta,omitempty"`
+}
+
 // Container is a Swift container or an S3 bucket.
 type Container struct {
 	ID       string            `json:"id"` // project/name
@@ -113,6 +119,7 @@ type HealItem struct {
 
 // Table names.
 const (
+	tAccounts    = "storage_accounts"
 	tDisks       = "storage_disks"
 	tContainers  = "storage_containers"
 	tObjects     = "storage_objects"
@@ -124,6 +131,7 @@ const (
 
 // Command types.
 const (
+	cmdAccountPut      = "storage.account.put"
 	cmdDiskSet         = "storage.disks.set"
 	cmdContainerPut    = "storage.container.put"
 	cmdContainerDelete = "storage.container.delete"
@@ -174,6 +182,7 @@ func table(name string, row any, extra ...*memdb.IndexSchema) store.Table {
 func Schema() store.Schema {
 	return store.Schema{
 		Tables: []store.Table{
+			table(tAccounts, &Account{}),
 			table(tDisks, &DiskRow{}, strIndex("node", "Node")),
 			table(tContainers, &Container{}, strIndex("project", "Project")),
 			table(tObjects, &Object{}),
@@ -183,6 +192,7 @@ func Schema() store.Schema {
 			table(tHeal, &HealItem{}),
 		},
 		Handlers: map[string]store.Handler{
+			cmdAccountPut:      applyAccountPut,
 			cmdDiskSet:         applyDiskSet,
 			cmdContainerPut:    applyContainerPut,
 			cmdContainerDelete: applyContainerDelete,

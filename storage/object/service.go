@@ -163,6 +163,24 @@ func CheckName(field, name string, max int) error {
 	return nil
 }
 
+// Account returns a project's account metadata (empty if never set).
+func (s *Service) Account(ctx context.Context, project string) (*Account, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a := get[Account](tx, tAccounts, project); a != nil {
+		return a, nil
+	}
+	return &Account{ID: project}, nil
+}
+
+// SetAccountMeta replaces a project's account metadata.
+func (s *Service) SetAccountMeta(ctx context.Context, project string, meta map[string]string) error {
+	_, err := s.repl.Propose(ctx, cmdAccountPut, accountPutCmd{Row: Account{ID: project, Meta: meta}})
+	return err
+}
+
 // Container returns one container.
 func (s *Service) Container(ctx context.Context, project, name string) (*Container, error) {
 	tx, err := s.read(ctx)

@@ -1,6 +1,7 @@
 package swift
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,10 @@ import (
 )
 
 func (q *request) checkContainerName() bool {
+	if len(q.container) > maxContainerName {
+		fail(q.w, q.r, http.StatusBadRequest, fmt.Sprintf("Bad Request: Container name length of %d longer than %d", len(q.container), maxContainerName))
+		return false
+	}
 	if err := object.CheckName("container", q.container, maxContainerName); err != nil {
 		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return false
@@ -37,7 +42,7 @@ func (q *request) containerOp() {
 
 // containerAttrs reads the container metadata and ACL headers over old.
 func (q *request) containerAttrs(old object.Container) (object.Container, bool) {
-	set, remove, err := metaFrom(q.r.Header, "X-Container-Meta-")
+	set, remove, err := metaFrom(q.r.Header, "X-Container-Meta-", true)
 	if err != nil {
 		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return old, false
@@ -108,7 +113,7 @@ func (q *request) listContainer() {
 	h.Set("X-Container-Object-Count", strconv.FormatInt(c.Objects, 10))
 	h.Set("X-Container-Bytes-Used", strconv.FormatInt(c.Bytes, 10))
 	h.Set("X-Timestamp", timestamp(c.Created))
-	h.Set("X-Storage-Policy", "erasure-coded")
+	h.Set("X-Storage-Policy", policyName)
 	if c.ReadACL != "" && q.who != nil {
 		h.Set("X-Container-Read", c.ReadACL)
 	}
@@ -116,7 +121,7 @@ func (q *request) listContainer() {
 		h.Set("X-Container-Write", c.WriteACL)
 	}
 	writeMeta(q.w, "X-Container-Meta-", c.Meta)
-	asJSON, err := wantJSON(q.r)
+	format, err := listingFormat(q.r)
 	if err != nil {
 		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return
@@ -131,8 +136,14 @@ func (q *request) listContainer() {
 	if p := v.Get("path"); p != "" {
 		o.Prefix, o.Delimiter = strings.TrimSuffix(p, "/")+"/", "/"
 	}
+	reverse := reverseParam(q.r)
+	if reverse {
+		// Backwards, marker is the upper bound and end_marker the lower.
+		o.Marker, o.EndMarker, o.Limit = v.Get("end_marker"), v.Get("marker"), 0
+	}
+	l := &listing{root: "container", name: q.container}
 	if limit == 0 {
-		writeListing(q.w, q.r, asJSON, nil, nil)
+		writeListing(q.w, q.r, format, l)
 		return
 	}
 	entries, _, err := q.h.Store.List(ctx, q.project, q.container, o)
@@ -140,12 +151,15 @@ func (q *request) listContainer() {
 		q.failErr(err)
 		return
 	}
-	rows := make([]map[string]any, 0, len(entries))
-	names := make([]string, 0, len(entries))
+	if reverse {
+		for i, j := 0, len(entries)-1; i < j; i, j = i+1, j-1 {
+			entries[i], entries[j] = entries[j], entries[i]
+		}
+		entries = entries[:min(len(entries), limit)]
+	}
 	for _, e := range entries {
-		names = append(names, e.Name())
 		if e.Subdir != "" {
-			rows = append(rows, map[string]any{"subdir": e.Subdir})
+			l.add(e.Subdir, nil, map[string]any{"subdir": e.Subdir})
 			continue
 		}
 		ob := e.Object
@@ -156,7 +170,7 @@ func (q *request) listContainer() {
 		if len(ob.Segments) > 0 {
 			row["slo_etag"] = `"` + ob.ETag + `"`
 		}
-		rows = append(rows, row)
+		l.add(ob.Name, []string{"name", "hash", "bytes", "content_type", "last_modified"}, row)
 	}
-	writeListing(q.w, q.r, asJSON, rows, names)
+	writeListing(q.w, q.r, format, l)
 }

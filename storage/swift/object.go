@@ -1,6 +1,8 @@
 package swift
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -36,16 +38,58 @@ func (q *request) objectOp() {
 
 // attrs reads the object attributes of a PUT or POST.
 func (q *request) attrs(old map[string]string) (object.Attrs, bool) {
-	set, remove, err := metaFrom(q.r.Header, "X-Object-Meta-")
+	set, remove, err := metaFrom(q.r.Header, "X-Object-Meta-", false)
 	if err != nil {
 		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return object.Attrs{}, false
 	}
-	return object.Attrs{
+	a := object.Attrs{
 		ContentType: q.r.Header.Get("Content-Type"),
 		Meta:        mergeMeta(old, set, remove),
 		Headers:     object.KeepHeaders(q.r.Header),
-	}, true
+	}
+	if m := q.r.Header.Get(dloHeader); m != "" {
+		if c, _, ok := strings.Cut(strings.TrimPrefix(m, "/"), "/"); !ok || c == "" {
+			fail(q.w, q.r, http.StatusBadRequest, "Bad Request: X-Object-Manifest must be in the format container/prefix")
+			return object.Attrs{}, false
+		}
+		if a.Headers == nil {
+			a.Headers = map[string]string{}
+		}
+		a.Headers[dloHeader] = m
+	}
+	return a, true
+}
+
+// dloHeader marks a dynamic large object: its bytes are the objects under
+// a container/prefix, in name order, found at read time.
+const dloHeader = "X-Object-Manifest"
+
+// dynamicView resolves a dynamic large object into a manifest of its
+// current segments.
+func (q *request) dynamicView(o *object.Object) (*object.Object, error) {
+	c, prefix, _ := strings.Cut(strings.TrimPrefix(o.Headers[dloHeader], "/"), "/")
+	if u, err := url.PathUnescape(prefix); err == nil {
+		prefix = u
+	}
+	entries, _, err := q.h.Store.List(q.r.Context(), q.project, c, object.ListOptions{Prefix: prefix, Limit: 10000})
+	if err != nil {
+		return nil, err
+	}
+	view := *o
+	view.Segments, view.Size = nil, 0
+	etags := ""
+	for _, e := range entries {
+		if e.Object == nil || len(e.Object.Segments) > 0 {
+			continue
+		}
+		view.Segments = append(view.Segments, object.Segment{Container: c, Name: e.Object.Name, Size: e.Object.Size, ETag: e.Object.ETag})
+		view.Size += e.Object.Size
+		etags += e.Object.ETag
+	}
+	sum := md5.Sum([]byte(etags))
+	view.ETag = hex.EncodeToString(sum[:])
+	return &view, nil
 }
 
 // splitPath parses "/container/object" (URL-encoded, leading slash
@@ -151,8 +195,8 @@ func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 		q.failErr(err)
 		return
 	}
+	q.objectHeaders(o)
 	h := q.w.Header()
-	h.Set("Etag", o.ETag)
 	h.Set("X-Copied-From", srcContainer+"/"+url.PathEscape(srcName))
 	h.Set("X-Copied-From-Last-Modified", src.Modified.UTC().Format(http.TimeFormat))
 	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
@@ -228,9 +272,11 @@ func (q *request) objectHeaders(o *object.Object) {
 	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
 	h.Set("X-Timestamp", timestamp(o.Modified))
 	h.Set("Accept-Ranges", "bytes")
-	if len(o.Segments) > 0 {
+	if len(o.Segments) > 0 && o.Headers[dloHeader] == "" {
 		h.Set("Etag", `"`+o.ETag+`"`)
 		h.Set("X-Static-Large-Object", "True")
+	} else if o.Headers[dloHeader] != "" {
+		h.Set("Etag", `"`+o.ETag+`"`)
 	} else {
 		h.Set("Etag", o.ETag)
 	}
@@ -250,6 +296,12 @@ func (q *request) getObject() {
 	if len(o.Segments) > 0 && q.r.URL.Query().Get("multipart-manifest") == "get" {
 		q.getManifest(o)
 		return
+	}
+	if o.Headers[dloHeader] != "" && q.r.URL.Query().Get("multipart-manifest") != "get" {
+		if o, err = q.dynamicView(o); err != nil {
+			q.failErr(err)
+			return
+		}
 	}
 	q.objectHeaders(o)
 	if st := object.Preconditions(q.r, o); st != 0 {

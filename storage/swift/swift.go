@@ -5,6 +5,7 @@ package swift
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,6 +31,9 @@ const (
 	maxManifestSegs    = 1000
 )
 
+// policyName is the one storage policy: the cluster's erasure coding.
+const policyName = "erasure-coded"
+
 // Handler serves Swift under the prefix the caller strips (so paths start
 // with /v1/ or /info).
 type Handler struct {
@@ -38,6 +42,10 @@ type Handler struct {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every Swift response names its transaction and has a content type,
+	// even when it has no body.
+	w.Header().Set("X-Trans-Id", transID(api.RequestID(r.Context()), time.Now()))
+	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
 	if r.URL.Path == "/info" || r.URL.Path == "/info/" {
 		h.info(w, r)
 		return
@@ -83,6 +91,16 @@ type request struct {
 	who       *api.Principal // nil for anonymous access to a public container
 }
 
+// transID formats a request id as Swift does its transaction ids:
+// "tx" + 21 hex digits + "-" + the time as 10 hex digits.
+func transID(requestID string, now time.Time) string {
+	hexID := strings.ReplaceAll(strings.TrimPrefix(requestID, "req-"), "-", "")
+	for len(hexID) < 21 {
+		hexID += "0"
+	}
+	return fmt.Sprintf("tx%s-%010x", hexID[:21], now.Unix())
+}
+
 func fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.WriteHeader(status)
@@ -112,7 +130,10 @@ func (q *request) failErr(err error) {
 	}
 	status := api.StatusOf(err)
 	msg := http.StatusText(status)
-	if status < 500 {
+	switch {
+	case status == http.StatusConflict:
+		msg += ": There was a conflict when trying to complete your request. (" + err.Error() + ")"
+	case status < 500:
 		msg += ": " + err.Error()
 	}
 	fail(q.w, q.r, status, msg)
@@ -135,8 +156,16 @@ func (q *request) authorize() bool {
 			return true
 		}
 	}
-	if !write && q.container != "" {
-		if c, err := q.h.Store.Container(q.r.Context(), q.project, q.container); err == nil && publicRead(c.ReadACL, q.name == "") {
+	if q.container != "" {
+		c, err := q.h.Store.Container(q.r.Context(), q.project, q.container)
+		switch {
+		case err != nil:
+		case !write && publicRead(c.ReadACL, q.name == ""):
+			return true
+		case !write && q.who != nil && granted(c.ReadACL, q.who):
+			return true
+		case write && q.name != "" && q.r.Method != "COPY" && q.who != nil && granted(c.WriteACL, q.who):
+			// Write grants cover objects, not the container itself.
 			return true
 		}
 	}
@@ -146,6 +175,23 @@ func (q *request) authorize() bool {
 		return false
 	}
 	fail(q.w, q.r, http.StatusForbidden, "Forbidden: access was denied to this resource")
+	return false
+}
+
+// granted reports whether a container ACL names the caller: entries are
+// "project:user" with ids or names, and either side may be "*".
+func granted(acl string, p *api.Principal) bool {
+	for _, e := range strings.Split(acl, ",") {
+		proj, user, ok := strings.Cut(strings.TrimSpace(e), ":")
+		if !ok || strings.HasPrefix(proj, ".") {
+			continue
+		}
+		projOK := proj == "*" || (p.ProjectID != "" && (proj == p.ProjectID || proj == p.ProjectName))
+		userOK := user == "*" || user == p.UserID || user == p.UserName
+		if projOK && userOK {
+			return true
+		}
+	}
 	return false
 }
 
@@ -171,22 +217,24 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 			"max_meta_value_length": maxMetaValueLength, "max_meta_count": maxMetaCount,
 			"max_meta_overall_size": maxMetaOverall, "max_container_name_length": maxContainerName,
 			"max_object_name_length": maxObjectName, "container_listing_limit": containerListLimit,
-			"account_listing_limit": containerListLimit, "strict_cors_mode": true, "policies": []any{map[string]any{"name": "erasure-coded", "default": true}},
+			"account_listing_limit": containerListLimit, "strict_cors_mode": true, "policies": []any{map[string]any{"name": policyName, "default": true}},
 		},
 		"slo": map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
 	})
 }
 
 // metaFrom collects the user metadata headers with prefix (e.g.
-// "X-Object-Meta-") and checks Swift's limits. A header with an empty
-// value (or X-Remove-...-Meta-) asks to delete the key; those come back in
-// remove.
-func metaFrom(h http.Header, prefix string) (set map[string]string, remove []string, err error) {
+// "X-Object-Meta-") and checks Swift's limits, with Swift's messages. Names
+// are lower-cased and '_' becomes '-', as Swift's WSGI layer does. For
+// containers and accounts (emptyRemoves) a header with an empty value, or
+// X-Remove-...-Meta-, asks to delete the key; those come back in remove.
+// Objects keep empty values.
+func metaFrom(h http.Header, prefix string, emptyRemoves bool) (set map[string]string, remove []string, err error) {
 	removePrefix := "X-Remove-" + strings.TrimPrefix(prefix, "X-")
 	set = map[string]string{}
 	total := 0
 	for k, vs := range h {
-		ck := http.CanonicalHeaderKey(k)
+		ck := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
 		if key, ok := strings.CutPrefix(ck, removePrefix); ok && key != "" {
 			remove = append(remove, strings.ToLower(key))
 			continue
@@ -197,24 +245,24 @@ func metaFrom(h http.Header, prefix string) (set map[string]string, remove []str
 		}
 		v := strings.Join(vs, ",")
 		key = strings.ToLower(key)
-		if v == "" {
+		if v == "" && emptyRemoves {
 			remove = append(remove, key)
 			continue
 		}
 		if len(key) > maxMetaNameLength {
-			return nil, nil, fmt.Errorf("metadata name too long; max %d: %s", maxMetaNameLength, key)
+			return nil, nil, fmt.Errorf("Metadata name too long; max %d", maxMetaNameLength)
 		}
 		if len(v) > maxMetaValueLength {
-			return nil, nil, fmt.Errorf("metadata value longer than %d: %s", maxMetaValueLength, key)
+			return nil, nil, fmt.Errorf("Metadata value longer than %d", maxMetaValueLength)
 		}
 		set[key] = v
 		total += len(key) + len(v)
 	}
 	if len(set) > maxMetaCount {
-		return nil, nil, fmt.Errorf("too many metadata items; max %d", maxMetaCount)
+		return nil, nil, fmt.Errorf("Too many metadata items; max %d", maxMetaCount)
 	}
 	if total > maxMetaOverall {
-		return nil, nil, fmt.Errorf("total metadata too large; max %d", maxMetaOverall)
+		return nil, nil, fmt.Errorf("Total metadata too large; max %d", maxMetaOverall)
 	}
 	return set, remove, nil
 }
@@ -247,17 +295,188 @@ func timestamp(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 5, 64)
 }
 
-// wantJSON reports whether a listing should be JSON (format=json or an
-// Accept header asking for it); text/plain otherwise.
-func wantJSON(r *http.Request) (json bool, err error) {
+// listFormat is how a listing is written.
+type listFormat int
+
+const (
+	formatPlain listFormat = iota
+	formatJSON
+	formatXML
+)
+
+// listingFormat reads ?format= or the Accept header.
+func listingFormat(r *http.Request) (listFormat, error) {
 	switch f := r.URL.Query().Get("format"); f {
 	case "json":
-		return true, nil
+		return formatJSON, nil
+	case "xml":
+		return formatXML, nil
 	case "", "plain":
-		return f == "" && strings.Contains(r.Header.Get("Accept"), "application/json"), nil
+		accept := r.Header.Get("Accept")
+		switch {
+		case f != "":
+		case strings.Contains(accept, "application/json"):
+			return formatJSON, nil
+		case strings.Contains(accept, "application/xml"), strings.Contains(accept, "text/xml"):
+			return formatXML, nil
+		}
+		return formatPlain, nil
 	default:
-		return false, fmt.Errorf("format %q is not supported (json, plain)", f)
+		return 0, fmt.Errorf("format %q is not supported (json, xml, plain)", f)
 	}
+}
+
+func reverseParam(r *http.Request) bool {
+	switch strings.ToLower(r.URL.Query().Get("reverse")) {
+	case "true", "1", "yes", "on", "t", "y":
+		return true
+	}
+	return false
+}
+
+// listing is what an account or container listing shows: rows with the
+// keys of each entry in the order XML writes them.
+type listing struct {
+	root, name string // XML root element and its name attribute
+	rows       []map[string]any
+	keys       [][]string
+	names      []string
+}
+
+func (l *listing) add(name string, keys []string, row map[string]any) {
+	l.rows, l.keys, l.names = append(l.rows, row), append(l.keys, keys), append(l.names, name)
+}
+
+// writeListing answers a GET with the listing; like Swift, an empty text
+// listing and any HEAD are 204, an empty JSON listing is "[]".
+func writeListing(w http.ResponseWriter, r *http.Request, f listFormat, l *listing) {
+	if r.Method == http.MethodHead || len(l.rows) == 0 && f == formatPlain {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	var body []byte
+	switch f {
+	case formatJSON:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		rows := l.rows
+		if rows == nil {
+			rows = []map[string]any{}
+		}
+		body, _ = json.Marshal(rows)
+	case formatXML:
+		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+		var b strings.Builder
+		b.WriteString(xml.Header)
+		fmt.Fprintf(&b, "<%s name=\"%s\">", l.root, xmlEscape(l.name))
+		for i, row := range l.rows {
+			if sd, ok := row["subdir"]; ok {
+				fmt.Fprintf(&b, "<subdir name=\"%s\"><name>%s</name></subdir>", xmlEscape(fmt.Sprint(sd)), xmlEscape(fmt.Sprint(sd)))
+				continue
+			}
+			elem := "object"
+			if l.root == "account" {
+				elem = "container"
+			}
+			b.WriteString("<" + elem + ">")
+			for _, k := range l.keys[i] {
+				fmt.Fprintf(&b, "<%s>%s</%s>", k, xmlEscape(fmt.Sprint(row[k])), k)
+			}
+			b.WriteString("</" + elem + ">")
+		}
+		fmt.Fprintf(&b, "</%s>", l.root)
+		body = []byte(b.String())
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		body = []byte(strings.Join(l.names, "\n") + "\n")
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+func (q *request) account() {
+	acct, err := q.h.Store.Account(q.r.Context(), q.project)
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	switch q.r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost:
+		set, remove, err := metaFrom(q.r.Header, "X-Account-Meta-", true)
+		if err != nil {
+			fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
+			return
+		}
+		if err := q.h.Store.SetAccountMeta(q.r.Context(), q.project, mergeMeta(acct.Meta, set, remove)); err != nil {
+			q.failErr(err)
+			return
+		}
+		q.w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		fail(q.w, q.r, http.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	writeMeta(q.w, "X-Account-Meta-", acct.Meta)
+	cs, err := q.h.Store.Containers(q.r.Context(), q.project)
+	if err != nil {
+		q.failErr(err)
+		return
+	}
+	var objects, bytes int64
+	for _, c := range cs {
+		objects += c.Objects
+		bytes += c.Bytes
+	}
+	h := q.w.Header()
+	h.Set("X-Account-Container-Count", strconv.Itoa(len(cs)))
+	h.Set("X-Account-Object-Count", strconv.FormatInt(objects, 10))
+	h.Set("X-Account-Bytes-Used", strconv.FormatInt(bytes, 10))
+	if len(cs) > 0 {
+		h.Set("X-Account-Storage-Policy-"+policyName+"-Container-Count", strconv.Itoa(len(cs)))
+		h.Set("X-Account-Storage-Policy-"+policyName+"-Object-Count", strconv.FormatInt(objects, 10))
+		h.Set("X-Account-Storage-Policy-"+policyName+"-Bytes-Used", strconv.FormatInt(bytes, 10))
+	}
+	h.Set("X-Timestamp", timestamp(time.Unix(0, 0)))
+	format, err := listingFormat(q.r)
+	if err != nil {
+		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
+		return
+	}
+	limit, err := limitParam(q.r)
+	if err != nil {
+		fail(q.w, q.r, http.StatusPreconditionFailed, "Precondition Failed: "+err.Error())
+		return
+	}
+	qv := q.r.URL.Query()
+	prefix, marker, end := qv.Get("prefix"), qv.Get("marker"), qv.Get("end_marker")
+	after := func(name string) bool { return name > marker && (end == "" || name < end) }
+	if reverseParam(q.r) {
+		for i, j := 0, len(cs)-1; i < j; i, j = i+1, j-1 {
+			cs[i], cs[j] = cs[j], cs[i]
+		}
+		after = func(name string) bool { return (marker == "" || name < marker) && name > end }
+	}
+	l := &listing{root: "account", name: "AUTH_" + q.project}
+	for _, c := range cs {
+		if !strings.HasPrefix(c.Name, prefix) || !after(c.Name) {
+			continue
+		}
+		if len(l.rows) == limit {
+			break
+		}
+		l.add(c.Name, []string{"name", "count", "bytes", "last_modified"}, map[string]any{
+			"name": c.Name, "count": c.Objects, "bytes": c.Bytes, "last_modified": c.Created.UTC().Format("2006-01-02T15:04:05.000000"),
+		})
+	}
+	writeListing(q.w, q.r, format, l)
 }
 
 func limitParam(r *http.Request) (int, error) {
@@ -273,78 +492,4 @@ func limitParam(r *http.Request) (int, error) {
 		return 0, fmt.Errorf("maximum limit is %d", containerListLimit)
 	}
 	return n, nil
-}
-
-// writeListing answers a GET with the listing; like Swift, an empty text
-// listing and any HEAD are 204 and an empty JSON listing is "[]".
-func writeListing(w http.ResponseWriter, r *http.Request, asJSON bool, rows []map[string]any, names []string) {
-	if r.Method == http.MethodHead || len(rows) == 0 && !asJSON {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if asJSON {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if rows == nil {
-			rows = []map[string]any{}
-		}
-		b, _ := json.Marshal(rows)
-		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(b)
-		return
-	}
-	body := strings.Join(names, "\n") + "\n"
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte(body))
-}
-
-func (q *request) account() {
-	switch q.r.Method {
-	case http.MethodGet, http.MethodHead:
-	default:
-		fail(q.w, q.r, http.StatusMethodNotAllowed, "Method Not Allowed: account metadata is not supported")
-		return
-	}
-	cs, err := q.h.Store.Containers(q.r.Context(), q.project)
-	if err != nil {
-		q.failErr(err)
-		return
-	}
-	var objects, bytes int64
-	for _, c := range cs {
-		objects += c.Objects
-		bytes += c.Bytes
-	}
-	h := q.w.Header()
-	h.Set("X-Account-Container-Count", strconv.Itoa(len(cs)))
-	h.Set("X-Account-Object-Count", strconv.FormatInt(objects, 10))
-	h.Set("X-Account-Bytes-Used", strconv.FormatInt(bytes, 10))
-	h.Set("X-Timestamp", timestamp(time.Unix(0, 0)))
-	asJSON, err := wantJSON(q.r)
-	if err != nil {
-		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
-		return
-	}
-	limit, err := limitParam(q.r)
-	if err != nil {
-		fail(q.w, q.r, http.StatusPreconditionFailed, "Precondition Failed: "+err.Error())
-		return
-	}
-	qv := q.r.URL.Query()
-	prefix, marker, end := qv.Get("prefix"), qv.Get("marker"), qv.Get("end_marker")
-	var rows []map[string]any
-	var names []string
-	for _, c := range cs {
-		if !strings.HasPrefix(c.Name, prefix) || c.Name <= marker || (end != "" && c.Name >= end) {
-			continue
-		}
-		if len(rows) == limit {
-			break
-		}
-		rows = append(rows, map[string]any{"name": c.Name, "count": c.Objects, "bytes": c.Bytes, "last_modified": c.Created.UTC().Format("2006-01-02T15:04:05.000000")})
-		names = append(names, c.Name)
-	}
-	writeListing(q.w, q.r, asJSON, rows, names)
 }
