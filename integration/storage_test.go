@@ -334,6 +334,9 @@ func TestObjectStorage(t *testing.T) {
 		t.Fatalf("listing through n3 right after a PUT through n1 misses it:\n%s", out)
 	}
 	want["swift-c/fresh"] = sums["f1"]
+	// Server-side copy (the swift CLI sends COPY with a Destination).
+	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "copy", "swift-c", "f1m", "--destination", "/swift-c/f1m-copy")
+	want["swift-c/f1m-copy"] = sums["f1m"]
 	// The openstack CLI sees the same objects.
 	if out := openstack(t, aliceOn(n2.rackd), "object", "list", "aws-b", "-f", "value"); !strings.Contains(out, "f64m") {
 		t.Fatalf("openstack object list aws-b:\n%s", out)

@@ -46,6 +46,12 @@ func catalog(o *options) []identity.CatalogService {
 	}
 }
 
+func init() {
+	// Swift's COPY is not a standard method; chi answers 405 to methods it
+	// does not know.
+	chi.RegisterMethod("COPY")
+}
+
 func schemas() []store.Schema {
 	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema()}
 }
