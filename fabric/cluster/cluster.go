@@ -274,6 +274,9 @@ func (n *Node) proposeOnce(ctx context.Context, cmd store.Command) (store.Result
 // leader how far the log is applied and waits to catch up.
 func (n *Node) Read(ctx context.Context) (*memdb.Txn, error) {
 	if n.IsLeader() {
+		if err := n.raft.LeaderReady(5 * time.Second); err != nil {
+			return nil, fmt.Errorf("%w: %v", store.ErrNoLeader, err)
+		}
 		return n.State.Txn(), nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -289,6 +292,9 @@ func (n *Node) Read(ctx context.Context) (*memdb.Txn, error) {
 				return n.State.Txn(), nil
 			}
 			if n.IsLeader() {
+				if err := n.raft.LeaderReady(5 * time.Second); err != nil {
+					return nil, fmt.Errorf("%w: %v", store.ErrNoLeader, err)
+				}
 				return n.State.Txn(), nil
 			}
 		}

@@ -52,8 +52,13 @@ func (n *Node) rpcHandler() http.Handler {
 			http.Error(w, "not the leader", statusNotLeader)
 			return
 		}
-		// Every write acknowledged so far was applied here before it was
-		// acknowledged; VerifyLeader makes sure no newer leader exists.
+		// Once this leader has caught up with what was committed before
+		// its term, every acknowledged write is applied here; VerifyLeader
+		// makes sure no newer leader exists.
+		if err := n.raft.LeaderReady(5 * time.Second); err != nil {
+			http.Error(w, err.Error(), statusNotLeader)
+			return
+		}
 		idx := n.State.AppliedIndex()
 		if err := n.raft.VerifyLeader().Error(); err != nil {
 			http.Error(w, err.Error(), statusNotLeader)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +38,25 @@ type Raft struct {
 	queue chan proposal
 	stop  chan struct{}
 	once  sync.Once
+	// readyTerm is the term in which this node, as leader, last saw its
+	// state catch up with everything committed before it led.
+	readyTerm atomic.Uint64
+}
+
+// LeaderReady returns once this node, leading, has applied every entry
+// committed before its term began: a new leader (or a restarted one) may
+// not have applied writes an earlier leader acknowledged, and must not
+// serve reads until it has. It costs one barrier entry per term.
+func (r *Raft) LeaderReady(timeout time.Duration) error {
+	term := r.CurrentTerm()
+	if r.readyTerm.Load() == term {
+		return nil
+	}
+	if err := r.Barrier(timeout).Error(); err != nil {
+		return err
+	}
+	r.readyTerm.Store(term)
+	return nil
 }
 
 // proposal is one command waiting for the batcher.
