@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -42,6 +43,9 @@ var ErrNotFound = errors.New("shard not found")
 type Dir struct {
 	id   string
 	root string
+	// rebuilt is set when a write found the directory wiped and rebuilt
+	// its skeleton; Check reports it once.
+	rebuilt atomic.Bool
 }
 
 // OpenDir opens (or formats) the directory root as a disk. A disk keeps its
@@ -82,6 +86,7 @@ func (d *Dir) reformat() error {
 	}
 	idPath := filepath.Join(d.root, "disk-id")
 	if _, err := os.Stat(idPath); errors.Is(err, fs.ErrNotExist) {
+		d.rebuilt.Store(true)
 		return os.WriteFile(idPath, []byte(d.id), 0o600)
 	}
 	return nil
@@ -93,7 +98,13 @@ func (d *Dir) reformat() error {
 func (d *Dir) Check() (wiped bool, err error) {
 	_, err = os.Stat(filepath.Join(d.root, "disk-id"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return true, d.reformat()
+		err = d.reformat()
+		d.rebuilt.Store(false)
+		return true, err
+	}
+	// A write may have noticed the wipe first and rebuilt the skeleton.
+	if d.rebuilt.Swap(false) {
+		return true, nil
 	}
 	return false, err
 }
