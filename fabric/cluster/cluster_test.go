@@ -93,13 +93,13 @@ func openNode(t testing.TB, cfg Config) (*testNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.Run(ctx); close(done) }()
 	mux := http.NewServeMux()
 	mux.Handle("/rackstack/v1/", http.StripPrefix("/rackstack/v1", n.Handler(adminAuth{})))
 	srv := httptest.NewServer(mux)
-	n.cfg.APIURL = srv.URL
+	n.cfg.APIURL = srv.URL // before Run reads it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
 	var once sync.Once
 	tn := &testNode{Node: n, api: srv}
 	tn.stop = func() { once.Do(func() { cancel(); <-done; srv.Close(); n.Close() }) }
