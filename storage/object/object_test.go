@@ -253,6 +253,7 @@ func TestListing(t *testing.T) {
 		{ListOptions{Prefix: "b/"}, "b/1,b/2,b/c/3"},
 		{ListOptions{Marker: "b/1", Limit: 2}, "b/2,b/c/3,..."},
 		{ListOptions{Marker: "b/", Delimiter: "/"}, "c,[d/]"},
+		{ListOptions{Marker: "b/1", Delimiter: "/"}, "[b/],c,[d/]"},
 		{ListOptions{EndMarker: "c"}, "a,b/1,b/2,b/c/3"},
 		{ListOptions{Delimiter: "/", Limit: 2}, "a,[b/],..."},
 		{ListOptions{Prefix: "zzz"}, ""},

@@ -536,7 +536,9 @@ func (s *Service) List(ctx context.Context, project, container string, o ListOpt
 					e = Entry{Subdir: obj.Name[:len(o.Prefix)+i+len(o.Delimiter)]}
 				}
 			}
-			if e.Subdir != "" && e.Subdir <= o.Marker {
+			// As Swift does: a common prefix is left out only when it is
+			// the marker itself (the last entry of the previous page).
+			if e.Subdir != "" && e.Subdir == o.Marker {
 				start = e.Subdir + "\xff"
 				jumped = true
 				break
