@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
@@ -19,14 +22,13 @@ import (
 
 // maintStats is what the leader's loops report about themselves.
 type maintStats struct {
-	mu           sync.Mutex
-	healed       int64
-	moved        int64
-	movedBytes   int64
-	scrubbed     int64
-	scrubErrors  int64
-	lastPass     time.Time
-	lastPassMove int
+	mu          sync.Mutex
+	healed      int64
+	moved       int64
+	movedBytes  int64
+	scrubbed    int64
+	scrubErrors int64
+	lastPass    time.Time
 }
 
 // Run registers this node's disks and, while this node leads, keeps the
@@ -35,6 +37,9 @@ func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastRegister, lastRepair time.Time
+	// The repair pass walks every part; it runs when the disks placement
+	// sees change, while the last pass left work, and once a minute.
+	repairedFor := ""
 	scrub := &scrubber{}
 	for {
 		now := time.Now()
@@ -49,8 +54,11 @@ func (s *Service) Run(ctx context.Context) error {
 		if s.cfg.IsLeader() {
 			s.collectGarbage(ctx)
 			s.healQueued(ctx)
-			if now.Sub(lastRepair) >= 5*time.Second {
-				s.repairPass(ctx)
+			if fp := s.diskFingerprint(ctx); fp != repairedFor && now.Sub(lastRepair) >= 5*time.Second || now.Sub(lastRepair) >= time.Minute {
+				repairedFor = ""
+				if s.repairPass(ctx) {
+					repairedFor = fp
+				}
 				lastRepair = now
 			}
 			s.scrubSome(ctx, scrub)
@@ -61,6 +69,24 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// diskFingerprint names the disks placement uses now and which of them
+// answer: a change means parts may need to move.
+func (s *Service) diskFingerprint(ctx context.Context) string {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, d := range s.activeDisks(tx) {
+		b.WriteString(d.ID)
+		if s.cfg.NodeUp(d.Node) {
+			b.WriteByte('+')
+		}
+		b.WriteByte(' ')
+	}
+	return b.String()
 }
 
 // registerDisks tells the cluster which disks this node serves now.
@@ -124,7 +150,7 @@ func (s *Service) collectGarbage(ctx context.Context) {
 		if len(done) == 256 {
 			break
 		}
-		if err := s.blobs.Delete(ctx, g.Part.Blob, g.Part.Layout); err != nil && !s.unreachableOnlyOnLost(g.Part.Layout) {
+		if err := s.blobs.Delete(ctx, g.Part.Blob, g.Part.Layout); err != nil && !s.unreachableOnlyOnLost(tx, g.Part.Layout) {
 			s.log.Debug("collect garbage", "blob", g.ID, "err", err)
 			continue
 		}
@@ -137,11 +163,7 @@ func (s *Service) collectGarbage(ctx context.Context) {
 
 // unreachableOnlyOnLost: the disks of l that could not be reached are gone
 // for good, so their shards need no deleting.
-func (s *Service) unreachableOnlyOnLost(l blob.Layout) bool {
-	tx, err := s.read(context.Background())
-	if err != nil {
-		return false
-	}
+func (s *Service) unreachableOnlyOnLost(tx *memdb.Txn, l blob.Layout) bool {
 	for _, d := range l.Disks {
 		row := get[DiskRow](tx, tDisks, d.ID)
 		if row != nil && !row.Gone && !s.cfg.NodeLost(d.Node) && !s.cfg.NodeUp(d.Node) {
@@ -208,12 +230,17 @@ type placedPart struct {
 	part   Part
 }
 
-// parts lists every stored part, of objects and of uploads in progress.
+// parts lists every stored part, of objects and of uploads in progress,
+// and the disks placement uses now.
 func (s *Service) parts(ctx context.Context) ([]placedPart, []placement.Disk, error) {
 	tx, err := s.read(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	return partsOf(tx), s.activeDisks(tx), nil
+}
+
+func partsOf(tx *memdb.Txn) []placedPart {
 	var out []placedPart
 	for _, o := range all[Object](tx, tObjects, "id") {
 		for _, p := range o.Parts {
@@ -223,7 +250,7 @@ func (s *Service) parts(ctx context.Context) ([]placedPart, []placement.Disk, er
 	for _, u := range all[UploadPart](tx, tUploadParts, "id") {
 		out = append(out, placedPart{upload: u.ID, part: u.Part})
 	}
-	return out, s.activeDisks(tx), nil
+	return out
 }
 
 // target is where a part should live: the disks placement picks for it
@@ -268,16 +295,17 @@ func target(p Part, disks []placement.Disk) (blob.Layout, bool) {
 
 // repairPass moves every part that is not where placement wants it: off
 // gone disks and lost nodes (healing), onto new disks (rebalancing). It
-// bounds its own speed to RebalanceRate.
-func (s *Service) repairPass(ctx context.Context) {
+// bounds its own speed to RebalanceRate. It reports whether everything is
+// where placement wants it now.
+func (s *Service) repairPass(ctx context.Context) (clean bool) {
 	parts, disks, err := s.parts(ctx)
 	if err != nil {
-		return
+		return false
 	}
-	moved := 0
+	clean = true
 	for _, pp := range parts {
 		if ctx.Err() != nil || !s.cfg.IsLeader() {
-			return
+			return false
 		}
 		next, ok := target(pp.part, disks)
 		if !ok {
@@ -287,9 +315,9 @@ func (s *Service) repairPass(ctx context.Context) {
 		n, err := s.movePart(ctx, pp, next)
 		if err != nil {
 			s.log.Warn("move part", "blob", pp.part.Blob, "err", err)
+			clean = false
 			continue
 		}
-		moved++
 		s.maint.mu.Lock()
 		s.maint.moved++
 		s.maint.movedBytes += n
@@ -298,14 +326,15 @@ func (s *Service) repairPass(ctx context.Context) {
 		if want := time.Duration(float64(n) / float64(s.cfg.RebalanceRate) * float64(time.Second)); want > time.Since(start) {
 			select {
 			case <-ctx.Done():
-				return
+				return false
 			case <-time.After(want - time.Since(start)):
 			}
 		}
 	}
 	s.maint.mu.Lock()
-	s.maint.lastPass, s.maint.lastPassMove = time.Now(), moved
+	s.maint.lastPass = time.Now()
 	s.maint.mu.Unlock()
+	return clean
 }
 
 // movePart copies (or rebuilds) a part's shards onto their new disks,
@@ -427,10 +456,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 			bad[d.ID] = true
 		}
 	}
-	parts, _, err := s.parts(ctx)
-	if err != nil {
-		return Status{}, err
-	}
+	parts := partsOf(tx)
 	st.Parts = len(parts)
 	for _, pp := range parts {
 		if _, ok := target(pp.part, disks); ok {
