@@ -133,10 +133,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Use(mw.Handler)
 	r.Mount("/identity", http.StripPrefix("/identity", ident.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
-	r.With(api.RequireAuth(ident, plainError), requireAdmin).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
+	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := objects.Status(r.Context())
 		if err != nil {
-			api.Fail(w, r, plainError, err)
+			api.Fail(w, r, api.JSONError, err)
 			return
 		}
 		api.JSON(w, http.StatusOK, st)

@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 
-	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk"
@@ -65,19 +63,4 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 			return rows
 		},
 	}), nil
-}
-
-// plainError writes an error as the JSON the rackstack/v1 API uses.
-func plainError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	api.JSON(w, status, map[string]any{"error": map[string]any{"code": status, "message": msg}})
-}
-
-func requireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := api.PrincipalFrom(r.Context()); p == nil || !p.IsAdmin() {
-			plainError(w, r, http.StatusForbidden, "this needs the admin role")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -131,3 +131,24 @@ func Page[T any](r *http.Request, items []T, id func(T) string) ([]T, bool, erro
 	}
 	return items, false, nil
 }
+
+// JSONError is the ErrorWriter for OpenStack-style JSON errors
+// ({"error": {"code", "title", "message"}}), as Keystone and Rackstack's own
+// API answer.
+func JSONError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+	JSON(w, status, map[string]any{"error": map[string]any{"code": status, "title": http.StatusText(status), "message": msg}})
+}
+
+// RequireAdmin lets only cloud administrators through (after RequireAuth);
+// others get 403 written with ew.
+func RequireAdmin(ew ErrorWriter) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := PrincipalFrom(r.Context()); p == nil || !p.IsAdmin() {
+				ew(w, r, http.StatusForbidden, "this needs the admin role")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

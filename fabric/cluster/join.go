@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/inventory"
 )
@@ -228,5 +229,5 @@ func join(ctx context.Context, cfg Config, files tlsFiles) error {
 }
 
 func writeKeystoneError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]any{"code": status, "title": http.StatusText(status), "message": msg}})
+	api.JSONError(w, nil, status, msg)
 }

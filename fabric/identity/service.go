@@ -266,37 +266,45 @@ func (s *Service) EC2Credential(ctx context.Context, access string) (userID, pro
 	if err != nil {
 		return "", "", "", err
 	}
-	raw, _ := tx.First(tCredentials, "access", access)
-	c, _ := raw.(*Credential)
-	if c == nil || c.Type != "ec2" {
-		return "", "", "", fmt.Errorf("ec2 credential %s: %w", access, store.ErrNotFound)
-	}
-	blob, err := parseEC2Blob(c.Blob)
+	c, secret, err := ec2Credential(tx, access)
 	if err != nil {
 		return "", "", "", err
 	}
+	return c.UserID, c.ProjectID, secret, nil
+}
+
+func ec2Credential(tx *memdb.Txn, access string) (*Credential, string, error) {
+	raw, _ := tx.First(tCredentials, "access", access)
+	c, _ := raw.(*Credential)
+	if c == nil || c.Type != "ec2" {
+		return nil, "", fmt.Errorf("ec2 credential %s: %w", access, store.ErrNotFound)
+	}
+	blob, err := parseEC2Blob(c.Blob)
+	if err != nil {
+		return nil, "", err
+	}
 	u := get[User](tx, tUsers, c.UserID)
 	if u == nil || !u.Enabled {
-		return "", "", "", fmt.Errorf("ec2 credential %s: user disabled: %w", access, store.ErrNotFound)
+		return nil, "", fmt.Errorf("ec2 credential %s: user disabled: %w", access, store.ErrNotFound)
 	}
-	return c.UserID, c.ProjectID, blob.Secret, nil
+	return c, blob.Secret, nil
 }
 
 // EC2Principal resolves an EC2 access key into the secret to check a
 // signature with and the principal the request acts as: the credential's
 // user on its project, with the roles the user holds there now.
 func (s *Service) EC2Principal(ctx context.Context, access string) (*api.Principal, string, error) {
-	userID, projectID, secret, err := s.EC2Credential(ctx, access)
-	if err != nil {
-		return nil, "", err
-	}
 	tx, err := s.local(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	u := get[User](tx, tUsers, userID)
-	pr := get[Project](tx, tProjects, projectID)
-	if u == nil || pr == nil || !pr.Enabled {
+	c, secret, err := ec2Credential(tx, access)
+	if err != nil {
+		return nil, "", err
+	}
+	u := get[User](tx, tUsers, c.UserID)
+	pr := get[Project](tx, tProjects, c.ProjectID)
+	if pr == nil || !pr.Enabled {
 		return nil, "", fmt.Errorf("ec2 credential %s: project unavailable: %w", access, store.ErrNotFound)
 	}
 	p := &api.Principal{
@@ -424,9 +432,7 @@ func (l *loginLimiter) succeed(user string) {
 }
 
 // writeError writes Keystone's error body.
-func writeError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
-	api.JSON(w, status, map[string]any{"error": map[string]any{"code": status, "title": http.StatusText(status), "message": msg}})
-}
+var writeError api.ErrorWriter = api.JSONError
 
 // baseURL is where this cloud is reached: the configured public URL, or the
 // scheme and host the client used.
