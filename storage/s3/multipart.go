@@ -57,11 +57,7 @@ func (q *request) uploadPart() {
 		q.fail("NotImplemented", http.StatusNotImplemented, "UploadPartCopy is not implemented")
 		return
 	}
-	size, ok := q.bodySize()
-	if !ok {
-		return
-	}
-	sum, ok := q.contentMD5()
+	size, sum, ok := q.uploadBody()
 	if !ok {
 		return
 	}

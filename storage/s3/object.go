@@ -131,12 +131,18 @@ func (q *request) bodySize() (int64, bool) {
 	return size, true
 }
 
-func (q *request) putObject() {
-	size, ok := q.bodySize()
-	if !ok {
-		return
+// uploadBody checks what a PUT says about its body: its length and, if
+// given, its Content-MD5 (returned as hex).
+func (q *request) uploadBody() (size int64, md5 string, ok bool) {
+	if size, ok = q.bodySize(); !ok {
+		return 0, "", false
 	}
-	sum, ok := q.contentMD5()
+	md5, ok = q.contentMD5()
+	return size, md5, ok
+}
+
+func (q *request) putObject() {
+	size, sum, ok := q.uploadBody()
 	if !ok {
 		return
 	}
@@ -146,11 +152,7 @@ func (q *request) putObject() {
 	}
 	o, err := q.h.Store.Put(q.r.Context(), q.project(), q.bucket, q.key, q.r.Body, object.PutOptions{Attrs: a, Size: size, MD5: sum})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			q.bucketFail(err)
-			return
-		}
-		q.failErr(err)
+		q.bucketFail(err) // the only thing that can be missing is the bucket
 		return
 	}
 	q.w.Header().Set("ETag", quote(o.ETag))
@@ -204,11 +206,7 @@ func (q *request) copyObject() {
 	}
 	o, err := q.h.Store.Copy(ctx, from, q.project(), q.bucket, q.key, a)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			q.bucketFail(err)
-			return
-		}
-		q.failErr(err)
+		q.bucketFail(err) // the only thing that can be missing is the bucket
 		return
 	}
 	writeXML(q.w, http.StatusOK, copyObjectResult{LastModified: isoTime(o.Modified), ETag: quote(o.ETag)})

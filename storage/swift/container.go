@@ -121,14 +121,8 @@ func (q *request) listContainer() {
 		h.Set("X-Container-Write", c.WriteACL)
 	}
 	writeMeta(q.w, "X-Container-Meta-", c.Meta)
-	format, err := listingFormat(q.r)
-	if err != nil {
-		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
-		return
-	}
-	limit, err := limitParam(q.r)
-	if err != nil {
-		fail(q.w, q.r, http.StatusPreconditionFailed, "Precondition Failed: "+err.Error())
+	format, limit, ok := q.listParams()
+	if !ok {
 		return
 	}
 	v := q.r.URL.Query()

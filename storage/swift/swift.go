@@ -445,14 +445,8 @@ func (q *request) account() {
 		h.Set("X-Account-Storage-Policy-"+policyName+"-Bytes-Used", strconv.FormatInt(bytes, 10))
 	}
 	h.Set("X-Timestamp", timestamp(time.Unix(0, 0)))
-	format, err := listingFormat(q.r)
-	if err != nil {
-		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
-		return
-	}
-	limit, err := limitParam(q.r)
-	if err != nil {
-		fail(q.w, q.r, http.StatusPreconditionFailed, "Precondition Failed: "+err.Error())
+	format, limit, ok := q.listParams()
+	if !ok {
 		return
 	}
 	qv := q.r.URL.Query()
@@ -477,6 +471,21 @@ func (q *request) account() {
 		})
 	}
 	writeListing(q.w, q.r, format, l)
+}
+
+// listParams reads a listing's format and limit, answering bad ones.
+func (q *request) listParams() (listFormat, int, bool) {
+	format, err := listingFormat(q.r)
+	if err != nil {
+		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
+		return 0, 0, false
+	}
+	limit, err := limitParam(q.r)
+	if err != nil {
+		fail(q.w, q.r, http.StatusPreconditionFailed, "Precondition Failed: "+err.Error())
+		return 0, 0, false
+	}
+	return format, limit, true
 }
 
 func limitParam(r *http.Request) (int, error) {
