@@ -91,18 +91,11 @@ func Schema() store.Schema {
 	}
 }
 
-func decode(body json.RawMessage, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%w: %v", store.ErrInvalid, err)
-	}
-	return nil
-}
-
 // applySetCA stores the CA once; a second CA is refused so that a stray
 // bootstrap can never replace the trust root of a running cluster.
 func applySetCA(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var ca CA
-	if err := decode(body, &ca); err != nil {
+	if err := store.DecodeBody(body, &ca); err != nil {
 		return nil, err
 	}
 	existing, err := tx.First("cluster_ca", "id", "ca")
@@ -117,7 +110,7 @@ func applySetCA(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 
 func applyCreateJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var t joinTokenRow
-	if err := decode(body, &t); err != nil {
+	if err := store.DecodeBody(body, &t); err != nil {
 		return nil, err
 	}
 	if t.ID == "" || len(t.SecretHash) == 0 || t.UsesLeft < 1 {
@@ -128,7 +121,7 @@ func applyCreateJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, e
 
 func applyUseJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var u useJoinToken
-	if err := decode(body, &u); err != nil {
+	if err := store.DecodeBody(body, &u); err != nil {
 		return nil, err
 	}
 	raw, err := tx.First("join_tokens", "id", u.ID)
@@ -161,7 +154,7 @@ func applyUseJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 
 func applyRegisterNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var n nodeRow
-	if err := decode(body, &n); err != nil {
+	if err := store.DecodeBody(body, &n); err != nil {
 		return nil, err
 	}
 	if n.Name == "" {
@@ -177,7 +170,7 @@ func applyRegisterNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 
 func applyHeartbeat(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var h heartbeat
-	if err := decode(body, &h); err != nil {
+	if err := store.DecodeBody(body, &h); err != nil {
 		return nil, err
 	}
 	raw, err := tx.First("nodes", "id", h.Name)
@@ -200,7 +193,7 @@ func applyHeartbeat(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) 
 
 func applyRemoveNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var r removeNode
-	if err := decode(body, &r); err != nil {
+	if err := store.DecodeBody(body, &r); err != nil {
 		return nil, err
 	}
 	n, err := tx.DeleteAll("nodes", "id", r.Name)

@@ -8,6 +8,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 const timeFormat = "2006-01-02T15:04:05.000000Z"
@@ -53,7 +54,7 @@ func findDomain(tx *memdb.Txn, ref *domainRef) *Domain {
 		return nil
 	}
 	if ref.ID != "" {
-		return get[Domain](tx, tDomains, ref.ID)
+		return store.Get[Domain](tx, tDomains, ref.ID)
 	}
 	if raw, _ := tx.First(tDomains, "name", ref.Name); raw != nil {
 		return raw.(*Domain)
@@ -87,7 +88,7 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 		pu := id.Password.User
 		var u *User
 		if pu.ID != "" {
-			u = get[User](tx, tUsers, pu.ID)
+			u = store.Get[User](tx, tUsers, pu.ID)
 		} else {
 			if pu.Name == "" || pu.Domain == nil {
 				api.Fail(w, r, writeError, api.BadField("auth.identity.password.user", "a user needs an id, or a name and a domain"))
@@ -107,7 +108,7 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 			unauthorized()
 			return
 		}
-		if d := get[Domain](tx, tDomains, u.DomainID); d == nil || !d.Enabled {
+		if d := store.Get[Domain](tx, tDomains, u.DomainID); d == nil || !d.Enabled {
 			unauthorized()
 			return
 		}
@@ -148,7 +149,7 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 			case sc.Project != nil:
 				var p *Project
 				if sc.Project.ID != "" {
-					p = get[Project](tx, tProjects, sc.Project.ID)
+					p = store.Get[Project](tx, tProjects, sc.Project.ID)
 				} else if d := findDomain(tx, sc.Project.Domain); d != nil {
 					if raw, _ := tx.First(tProjects, "name", d.ID, sc.Project.Name); raw != nil {
 						p = raw.(*Project)
@@ -176,8 +177,8 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 	} else if c.Project == "" && c.Domain == "" {
 		// Like Keystone: without a scope, use the default project if the
 		// user has a role there.
-		if u := get[User](tx, tUsers, c.User); u != nil && u.DefaultProjectID != "" {
-			if p := get[Project](tx, tProjects, u.DefaultProjectID); p != nil && p.Enabled && len(effectiveRoles(tx, u.ID, "project", p.ID)) > 0 {
+		if u := store.Get[User](tx, tUsers, c.User); u != nil && u.DefaultProjectID != "" {
+			if p := store.Get[Project](tx, tProjects, u.DefaultProjectID); p != nil && p.Enabled && len(effectiveRoles(tx, u.ID, "project", p.ID)) > 0 {
 				c.Project = p.ID
 			}
 		}
@@ -207,8 +208,8 @@ func contains(list []string, s string) bool {
 
 // tokenBody is Keystone's token representation.
 func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c claims, withCatalog bool) map[string]any {
-	u := get[User](tx, tUsers, p.UserID)
-	ud := get[Domain](tx, tDomains, u.DomainID)
+	u := store.Get[User](tx, tUsers, p.UserID)
+	ud := store.Get[Domain](tx, tDomains, u.DomainID)
 	body := map[string]any{
 		"methods":    c.Methods,
 		"user":       map[string]any{"id": u.ID, "name": u.Name, "domain": map[string]any{"id": ud.ID, "name": ud.Name}, "password_expires_at": nil},
@@ -219,20 +220,20 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 	var roleIDs []string
 	switch {
 	case c.Project != "":
-		pr := get[Project](tx, tProjects, c.Project)
-		pd := get[Domain](tx, tDomains, pr.DomainID)
+		pr := store.Get[Project](tx, tProjects, c.Project)
+		pd := store.Get[Domain](tx, tDomains, pr.DomainID)
 		body["project"] = map[string]any{"id": pr.ID, "name": pr.Name, "domain": map[string]any{"id": pd.ID, "name": pd.Name}}
 		body["is_domain"] = false
 		roleIDs = effectiveRoles(tx, u.ID, "project", pr.ID)
 	case c.Domain != "":
-		d := get[Domain](tx, tDomains, c.Domain)
+		d := store.Get[Domain](tx, tDomains, c.Domain)
 		body["domain"] = map[string]any{"id": d.ID, "name": d.Name}
 		roleIDs = effectiveRoles(tx, u.ID, "domain", d.ID)
 	}
 	if c.Project != "" || c.Domain != "" {
 		roles := []map[string]any{}
 		for _, id := range roleIDs {
-			if role := get[Role](tx, tRoles, id); role != nil {
+			if role := store.Get[Role](tx, tRoles, id); role != nil {
 				roles = append(roles, map[string]any{"id": role.ID, "name": role.Name})
 			}
 		}
@@ -329,7 +330,7 @@ func (s *Service) authDomains(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []map[string]any{}
-	for _, d := range all[Domain](tx, tDomains, "id") {
+	for _, d := range store.All[Domain](tx, tDomains, "id") {
 		if d.Enabled && len(effectiveRoles(tx, p.UserID, "domain", d.ID)) > 0 {
 			out = append(out, s.domainView(r, d))
 		}
@@ -340,7 +341,7 @@ func (s *Service) authDomains(w http.ResponseWriter, r *http.Request) {
 // userProjects are the enabled projects where user holds a role.
 func userProjects(tx *memdb.Txn, user string) []*Project {
 	var out []*Project
-	for _, p := range all[Project](tx, tProjects, "id") {
+	for _, p := range store.All[Project](tx, tProjects, "id") {
 		if p.Enabled && len(effectiveRoles(tx, user, "project", p.ID)) > 0 {
 			out = append(out, p)
 		}

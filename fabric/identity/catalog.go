@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 func jsonRaw(v any) (json.RawMessage, error) { return json.Marshal(v) }
@@ -29,7 +30,7 @@ func (s *Service) listRegions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out []*Region
-	for _, g := range all[Region](tx, tRegions, "id") {
+	for _, g := range store.All[Region](tx, tRegions, "id") {
 		if match(r, "parent_region_id", g.ParentRegionID) {
 			out = append(out, g)
 		}
@@ -43,7 +44,7 @@ func (s *Service) showRegion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	g := get[Region](tx, tRegions, id)
+	g := store.Get[Region](tx, tRegions, id)
 	if g == nil {
 		api.Fail(w, r, writeError, notFoundErr("region", id))
 		return
@@ -80,7 +81,7 @@ func (s *Service) updateRegion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[Region](tx, tRegions, id)
+	old := store.Get[Region](tx, tRegions, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("region", id))
 		return
@@ -115,7 +116,7 @@ func (s *Service) listServices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out []*ServiceRow
-	for _, v := range all[ServiceRow](tx, tServices, "id") {
+	for _, v := range store.All[ServiceRow](tx, tServices, "id") {
 		if match(r, "type", v.Type) && match(r, "name", v.Name) {
 			out = append(out, v)
 		}
@@ -129,7 +130,7 @@ func (s *Service) showService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	v := get[ServiceRow](tx, tServices, id)
+	v := store.Get[ServiceRow](tx, tServices, id)
 	if v == nil {
 		api.Fail(w, r, writeError, notFoundErr("service", id))
 		return
@@ -160,7 +161,7 @@ func (s *Service) updateService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[ServiceRow](tx, tServices, id)
+	old := store.Get[ServiceRow](tx, tServices, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("service", id))
 		return
@@ -201,7 +202,7 @@ func (s *Service) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out []*Endpoint
-	for _, e := range all[Endpoint](tx, tEndpoints, "id") {
+	for _, e := range store.All[Endpoint](tx, tEndpoints, "id") {
 		if match(r, "service_id", e.ServiceID) && match(r, "interface", e.Interface) && match(r, "region_id", e.RegionID) {
 			out = append(out, e)
 		}
@@ -215,7 +216,7 @@ func (s *Service) showEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	e := get[Endpoint](tx, tEndpoints, id)
+	e := store.Get[Endpoint](tx, tEndpoints, id)
 	if e == nil {
 		api.Fail(w, r, writeError, notFoundErr("endpoint", id))
 		return
@@ -256,7 +257,7 @@ func (s *Service) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[Endpoint](tx, tEndpoints, id)
+	old := store.Get[Endpoint](tx, tEndpoints, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("endpoint", id))
 		return
@@ -312,7 +313,7 @@ func (s *Service) listCredentials(w http.ResponseWriter, r *http.Request) {
 	}
 	p := api.PrincipalFrom(r.Context())
 	var out []*Credential
-	for _, c := range all[Credential](tx, tCredentials, "id") {
+	for _, c := range store.All[Credential](tx, tCredentials, "id") {
 		if canSeeCredential(p, c) && match(r, "user_id", c.UserID) && match(r, "type", c.Type) {
 			out = append(out, c)
 		}
@@ -326,7 +327,7 @@ func (s *Service) credential(w http.ResponseWriter, r *http.Request) (*Credentia
 		return nil, false
 	}
 	id := chi.URLParam(r, "id")
-	c := get[Credential](tx, tCredentials, id)
+	c := store.Get[Credential](tx, tCredentials, id)
 	if c == nil || !canSeeCredential(api.PrincipalFrom(r.Context()), c) {
 		api.Fail(w, r, writeError, notFoundErr("credential", id))
 		return nil, false
@@ -434,7 +435,7 @@ func (s *Service) listEC2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []map[string]any{}
-	for _, c := range all[Credential](tx, tCredentials, "user", chi.URLParam(r, "id")) {
+	for _, c := range store.All[Credential](tx, tCredentials, "user", chi.URLParam(r, "id")) {
 		if c.Type == "ec2" {
 			out = append(out, s.ec2View(r, c))
 		}
@@ -463,7 +464,7 @@ func (s *Service) createEC2(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if get[Project](tx, tProjects, req.TenantID) == nil {
+	if store.Get[Project](tx, tProjects, req.TenantID) == nil {
 		api.Fail(w, r, writeError, notFoundErr("project", req.TenantID))
 		return
 	}

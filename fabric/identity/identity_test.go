@@ -384,7 +384,7 @@ func TestKeyRotationKeepsLiveTokens(t *testing.T) {
 	}
 	latest := f.login("admin", "admin-secret", "admin")
 	tx := f.local.Local()
-	if n := len(all[SigningKey](tx, tKeys, "id")); n != 2 {
+	if n := len(store.All[SigningKey](tx, tKeys, "id")); n != 2 {
 		t.Fatalf("%d keys after rotation, want 2 (old kept for live tokens)", n)
 	}
 	if _, err := f.svc.Validate(ctx, newer); err != nil {

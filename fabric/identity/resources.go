@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 // Shared plumbing of the CRUD handlers.
@@ -96,7 +97,7 @@ func (s *Service) listDomains(w http.ResponseWriter, r *http.Request) {
 	}
 	p := api.PrincipalFrom(r.Context())
 	var out []*Domain
-	for _, d := range all[Domain](tx, tDomains, "id") {
+	for _, d := range store.All[Domain](tx, tDomains, "id") {
 		if (p.IsAdmin() || d.ID == p.UserDomainID) && match(r, "name", d.Name) && matchBool(r, "enabled", d.Enabled) {
 			out = append(out, d)
 		}
@@ -110,7 +111,7 @@ func (s *Service) showDomain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	d := get[Domain](tx, tDomains, id)
+	d := store.Get[Domain](tx, tDomains, id)
 	p := api.PrincipalFrom(r.Context())
 	if d == nil || !(p.IsAdmin() || p.UserDomainID == id || p.DomainID == id) {
 		api.Fail(w, r, writeError, notFoundErr("domain", id))
@@ -143,7 +144,7 @@ func (s *Service) updateDomain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[Domain](tx, tDomains, id)
+	old := store.Get[Domain](tx, tDomains, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("domain", id))
 		return
@@ -205,7 +206,7 @@ func (s *Service) listProjects(w http.ResponseWriter, r *http.Request) {
 	}
 	p := api.PrincipalFrom(r.Context())
 	var out []*Project
-	for _, pr := range all[Project](tx, tProjects, "id") {
+	for _, pr := range store.All[Project](tx, tProjects, "id") {
 		visible := p.IsAdmin() || len(effectiveRoles(tx, p.UserID, "project", pr.ID)) > 0
 		if visible && match(r, "name", pr.Name) && match(r, "domain_id", pr.DomainID) && match(r, "parent_id", pr.ParentID) && matchBool(r, "enabled", pr.Enabled) && hasTags(r, pr.Tags) {
 			out = append(out, pr)
@@ -220,7 +221,7 @@ func (s *Service) project(w http.ResponseWriter, r *http.Request) (*Project, boo
 		return nil, false
 	}
 	id := chi.URLParam(r, "id")
-	pr := get[Project](tx, tProjects, id)
+	pr := store.Get[Project](tx, tProjects, id)
 	if pr == nil {
 		api.Fail(w, r, writeError, notFoundErr("project", id))
 		return nil, false
@@ -344,7 +345,7 @@ func (s *Service) showProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	pr := get[Project](tx, tProjects, id)
+	pr := store.Get[Project](tx, tProjects, id)
 	p := api.PrincipalFrom(r.Context())
 	if pr == nil {
 		api.Fail(w, r, writeError, notFoundErr("project", id))
@@ -399,7 +400,7 @@ func (s *Service) updateProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[Project](tx, tProjects, id)
+	old := store.Get[Project](tx, tProjects, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("project", id))
 		return
@@ -468,7 +469,7 @@ func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out []*User
-	for _, u := range all[User](tx, tUsers, "id") {
+	for _, u := range store.All[User](tx, tUsers, "id") {
 		if match(r, "name", u.Name) && match(r, "domain_id", u.DomainID) && matchBool(r, "enabled", u.Enabled) {
 			out = append(out, u)
 		}
@@ -492,7 +493,7 @@ func (s *Service) showUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	u := get[User](tx, tUsers, id)
+	u := store.Get[User](tx, tUsers, id)
 	if u == nil {
 		api.Fail(w, r, writeError, notFoundErr("user", id))
 		return
@@ -538,7 +539,7 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		if get[Project](tx, tProjects, u.DefaultProjectID) == nil {
+		if store.Get[Project](tx, tProjects, u.DefaultProjectID) == nil {
 			api.Fail(w, r, writeError, api.BadField("default_project_id", "project %s does not exist", u.DefaultProjectID))
 			return
 		}
@@ -554,7 +555,7 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[User](tx, tUsers, id)
+	old := store.Get[User](tx, tUsers, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("user", id))
 		return
@@ -620,7 +621,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u := get[User](tx, tUsers, id)
+	u := store.Get[User](tx, tUsers, id)
 	if u == nil || s.checkPassword(u, orig) != nil {
 		writeError(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
 		return
@@ -645,7 +646,7 @@ func (s *Service) listUserProjects(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	if get[User](tx, tUsers, id) == nil {
+	if store.Get[User](tx, tUsers, id) == nil {
 		api.Fail(w, r, writeError, notFoundErr("user", id))
 		return
 	}
@@ -662,13 +663,13 @@ func (s *Service) listUserGroups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	if get[User](tx, tUsers, id) == nil {
+	if store.Get[User](tx, tUsers, id) == nil {
 		api.Fail(w, r, writeError, notFoundErr("user", id))
 		return
 	}
 	var out []*Group
-	for _, m := range all[Membership](tx, tMembers, "user", id) {
-		if g := get[Group](tx, tGroups, m.GroupID); g != nil {
+	for _, m := range store.All[Membership](tx, tMembers, "user", id) {
+		if g := store.Get[Group](tx, tGroups, m.GroupID); g != nil {
 			out = append(out, g)
 		}
 	}
@@ -691,7 +692,7 @@ func (s *Service) listRoles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out []*Role
-	for _, ro := range all[Role](tx, tRoles, "id") {
+	for _, ro := range store.All[Role](tx, tRoles, "id") {
 		if match(r, "name", ro.Name) && match(r, "domain_id", ro.DomainID) && (r.URL.Query().Has("domain_id") || ro.DomainID == "") {
 			out = append(out, ro)
 		}
@@ -705,7 +706,7 @@ func (s *Service) showRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	ro := get[Role](tx, tRoles, id)
+	ro := store.Get[Role](tx, tRoles, id)
 	if ro == nil {
 		api.Fail(w, r, writeError, notFoundErr("role", id))
 		return
@@ -736,7 +737,7 @@ func (s *Service) updateRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[Role](tx, tRoles, id)
+	old := store.Get[Role](tx, tRoles, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("role", id))
 		return
@@ -810,9 +811,9 @@ func (s *Service) listGrants(scope, actor string) http.HandlerFunc {
 			return
 		}
 		var out []*Role
-		for _, a := range all[Assignment](tx, tAssignments, "actor", singularOf[actor], chi.URLParam(r, "actor")) {
+		for _, a := range store.All[Assignment](tx, tAssignments, "actor", singularOf[actor], chi.URLParam(r, "actor")) {
 			if a.ScopeType == singularOf[scope] && a.ScopeID == chi.URLParam(r, "scope") {
-				if ro := get[Role](tx, tRoles, a.RoleID); ro != nil {
+				if ro := store.Get[Role](tx, tRoles, a.RoleID); ro != nil {
 					out = append(out, ro)
 				}
 			}
@@ -841,9 +842,9 @@ func (s *Service) listAssignments(w http.ResponseWriter, r *http.Request) {
 		group string // set when the assignment came through this group (effective)
 	}
 	var rows []row
-	for _, a := range all[Assignment](tx, tAssignments, "id") {
+	for _, a := range store.All[Assignment](tx, tAssignments, "id") {
 		if effective && a.ActorType == "group" {
-			for _, m := range all[Membership](tx, tMembers, "group", a.ActorID) {
+			for _, m := range store.All[Membership](tx, tMembers, "group", a.ActorID) {
 				b := *a
 				b.ActorType, b.ActorID = "user", m.UserID
 				rows = append(rows, row{a: b, group: a.ActorID})
@@ -872,16 +873,16 @@ func (s *Service) listAssignments(w http.ResponseWriter, r *http.Request) {
 			v["links"].(map[string]any)["membership"] = s.baseURL(r) + "/identity/v3/groups/" + rw.group + "/users/" + a.ActorID
 		}
 		if names {
-			if ro := get[Role](tx, tRoles, a.RoleID); ro != nil {
+			if ro := store.Get[Role](tx, tRoles, a.RoleID); ro != nil {
 				v["role"] = map[string]any{"id": ro.ID, "name": ro.Name}
 			}
 			if a.ActorType == "user" {
-				if u := get[User](tx, tUsers, a.ActorID); u != nil {
+				if u := store.Get[User](tx, tUsers, a.ActorID); u != nil {
 					v["user"] = map[string]any{"id": u.ID, "name": u.Name, "domain": map[string]any{"id": u.DomainID}}
 				}
 			}
 			if a.ScopeType == "project" {
-				if pr := get[Project](tx, tProjects, a.ScopeID); pr != nil {
+				if pr := store.Get[Project](tx, tProjects, a.ScopeID); pr != nil {
 					v["scope"] = map[string]any{"project": map[string]any{"id": pr.ID, "name": pr.Name, "domain": map[string]any{"id": pr.DomainID}}}
 				}
 			}
@@ -903,7 +904,7 @@ func (s *Service) listGroups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out []*Group
-	for _, g := range all[Group](tx, tGroups, "id") {
+	for _, g := range store.All[Group](tx, tGroups, "id") {
 		if match(r, "name", g.Name) && match(r, "domain_id", g.DomainID) {
 			out = append(out, g)
 		}
@@ -917,7 +918,7 @@ func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	g := get[Group](tx, tGroups, id)
+	g := store.Get[Group](tx, tGroups, id)
 	if g == nil {
 		api.Fail(w, r, writeError, notFoundErr("group", id))
 		return
@@ -948,7 +949,7 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	old := get[Group](tx, tGroups, id)
+	old := store.Get[Group](tx, tGroups, id)
 	if old == nil {
 		api.Fail(w, r, writeError, notFoundErr("group", id))
 		return
@@ -977,13 +978,13 @@ func (s *Service) listGroupUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	if get[Group](tx, tGroups, id) == nil {
+	if store.Get[Group](tx, tGroups, id) == nil {
 		api.Fail(w, r, writeError, notFoundErr("group", id))
 		return
 	}
 	var out []*User
-	for _, m := range all[Membership](tx, tMembers, "group", id) {
-		if u := get[User](tx, tUsers, m.UserID); u != nil {
+	for _, m := range store.All[Membership](tx, tMembers, "group", id) {
+		if u := store.Get[User](tx, tUsers, m.UserID); u != nil {
 			out = append(out, u)
 		}
 	}
@@ -1033,7 +1034,7 @@ func (s *Service) inferenceRoles(w http.ResponseWriter, r *http.Request) (prior,
 	if !ok {
 		return nil, nil, false
 	}
-	prior, implied = get[Role](tx, tRoles, chi.URLParam(r, "prior")), get[Role](tx, tRoles, chi.URLParam(r, "implied"))
+	prior, implied = store.Get[Role](tx, tRoles, chi.URLParam(r, "prior")), store.Get[Role](tx, tRoles, chi.URLParam(r, "implied"))
 	if prior == nil {
 		api.Fail(w, r, writeError, notFoundErr("role", chi.URLParam(r, "prior")))
 		return nil, nil, false
@@ -1089,8 +1090,8 @@ func (s *Service) deleteImplication(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) inference(r *http.Request, tx *memdb.Txn, prior *Role) map[string]any {
 	implies := []map[string]any{}
-	for _, im := range all[Implication](tx, tImplies, "prior", prior.ID) {
-		if ro := get[Role](tx, tRoles, im.Implied); ro != nil {
+	for _, im := range store.All[Implication](tx, tImplies, "prior", prior.ID) {
+		if ro := store.Get[Role](tx, tRoles, im.Implied); ro != nil {
 			implies = append(implies, s.roleRef(r, ro))
 		}
 	}
@@ -1102,7 +1103,7 @@ func (s *Service) listImplied(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	prior := get[Role](tx, tRoles, chi.URLParam(r, "prior"))
+	prior := store.Get[Role](tx, tRoles, chi.URLParam(r, "prior"))
 	if prior == nil {
 		api.Fail(w, r, writeError, notFoundErr("role", chi.URLParam(r, "prior")))
 		return
@@ -1117,12 +1118,12 @@ func (s *Service) listInferences(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []map[string]any{}
 	seen := map[string]bool{}
-	for _, im := range all[Implication](tx, tImplies, "id") {
+	for _, im := range store.All[Implication](tx, tImplies, "id") {
 		if seen[im.Prior] {
 			continue
 		}
 		seen[im.Prior] = true
-		if prior := get[Role](tx, tRoles, im.Prior); prior != nil {
+		if prior := store.Get[Role](tx, tRoles, im.Prior); prior != nil {
 			out = append(out, s.inference(r, tx, prior))
 		}
 	}

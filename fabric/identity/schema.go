@@ -167,42 +167,30 @@ const (
 	tRevocations = "revocations"
 )
 
-func strIdx(name, field string, unique bool) *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: name, Unique: unique, Indexer: &memdb.StringFieldIndex{Field: field}}
-}
-
 func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: name, Unique: unique, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 		&memdb.StringFieldIndex{Field: a}, &memdb.StringFieldIndex{Field: b},
 	}, AllowMissing: true}}
 }
 
-func table(name string, row any, extra ...*memdb.IndexSchema) store.Table {
-	idx := map[string]*memdb.IndexSchema{"id": strIdx("id", "ID", true)}
-	for _, e := range extra {
-		idx[e.Name] = e
-	}
-	return store.Table{Schema: &memdb.TableSchema{Name: name, Indexes: idx}, Row: row}
-}
-
 // Schema is the identity service's part of the replicated state.
 func Schema() store.Schema {
 	return store.Schema{
 		Tables: []store.Table{
-			table(tDomains, &Domain{}, strIdx("name", "Name", true)),
-			table(tProjects, &Project{}, pairIdx("name", "DomainID", "Name", true), strIdx("domain", "DomainID", false)),
-			table(tUsers, &User{}, pairIdx("name", "DomainID", "Name", true), strIdx("domain", "DomainID", false)),
-			table(tRoles, &Role{}, strIdx("name", "NameKey", true)),
-			table(tImplies, &Implication{}, strIdx("prior", "Prior", false), strIdx("implied", "Implied", false)),
-			table(tGroups, &Group{}, pairIdx("name", "DomainID", "Name", true)),
-			table(tAssignments, &Assignment{}, pairIdx("actor", "ActorType", "ActorID", false), pairIdx("scope", "ScopeType", "ScopeID", false), strIdx("role", "RoleID", false)),
-			table(tMembers, &Membership{}, strIdx("group", "GroupID", false), strIdx("user", "UserID", false)),
-			table(tRegions, &Region{}),
-			table(tServices, &ServiceRow{}),
-			table(tEndpoints, &Endpoint{}, strIdx("service", "ServiceID", false)),
-			table(tCredentials, &Credential{}, strIdx("user", "UserID", false), &memdb.IndexSchema{Name: "access", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Access"}}),
-			table(tKeys, &SigningKey{}),
-			table(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
+			store.NewTable(tDomains, &Domain{}, store.StringIndex("name", "Name", true)),
+			store.NewTable(tProjects, &Project{}, pairIdx("name", "DomainID", "Name", true), store.StringIndex("domain", "DomainID", false)),
+			store.NewTable(tUsers, &User{}, pairIdx("name", "DomainID", "Name", true), store.StringIndex("domain", "DomainID", false)),
+			store.NewTable(tRoles, &Role{}, store.StringIndex("name", "NameKey", true)),
+			store.NewTable(tImplies, &Implication{}, store.StringIndex("prior", "Prior", false), store.StringIndex("implied", "Implied", false)),
+			store.NewTable(tGroups, &Group{}, pairIdx("name", "DomainID", "Name", true)),
+			store.NewTable(tAssignments, &Assignment{}, pairIdx("actor", "ActorType", "ActorID", false), pairIdx("scope", "ScopeType", "ScopeID", false), store.StringIndex("role", "RoleID", false)),
+			store.NewTable(tMembers, &Membership{}, store.StringIndex("group", "GroupID", false), store.StringIndex("user", "UserID", false)),
+			store.NewTable(tRegions, &Region{}),
+			store.NewTable(tServices, &ServiceRow{}),
+			store.NewTable(tEndpoints, &Endpoint{}, store.StringIndex("service", "ServiceID", false)),
+			store.NewTable(tCredentials, &Credential{}, store.StringIndex("user", "UserID", false), &memdb.IndexSchema{Name: "access", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Access"}}),
+			store.NewTable(tKeys, &SigningKey{}),
+			store.NewTable(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
 		},
 		Handlers: map[string]store.Handler{
 			cmdBootstrap:   applyBootstrap,
@@ -217,13 +205,6 @@ func Schema() store.Schema {
 
 func invalid(format string, args ...any) error { return store.Invalidf(format, args...) }
 
-func decodeBody(body json.RawMessage, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		return invalid("decode command: %v", err)
-	}
-	return nil
-}
-
 func first(tx *memdb.Txn, table, index string, args ...any) (any, error) {
 	raw, err := tx.First(table, index, args...)
 	if err != nil {
@@ -235,26 +216,6 @@ func first(tx *memdb.Txn, table, index string, args ...any) (any, error) {
 func exists(tx *memdb.Txn, table, id string) bool {
 	raw, _ := tx.First(table, "id", id)
 	return raw != nil
-}
-
-func all[T any](tx *memdb.Txn, table, index string, args ...any) []*T {
-	it, err := tx.Get(table, index, args...)
-	if err != nil {
-		return nil
-	}
-	var out []*T
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*T))
-	}
-	return out
-}
-
-func get[T any](tx *memdb.Txn, table, id string) *T {
-	raw, _ := tx.First(table, "id", id)
-	if raw == nil {
-		return nil
-	}
-	return raw.(*T)
 }
 
 // putCmd carries one row for one table.
@@ -304,7 +265,7 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 // applyPut checks references and uniqueness, then writes the row.
 func applyPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c putCmd
-	if err := decodeBody(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	row, err := rowOf(c.Table, c.Row)
@@ -380,7 +341,7 @@ func checkRow(tx *memdb.Txn, row any) error {
 			return notFound("Could not find domain: %s.", r.DomainID)
 		}
 		if r.ParentID != r.DomainID {
-			parent := get[Project](tx, tProjects, r.ParentID)
+			parent := store.Get[Project](tx, tProjects, r.ParentID)
 			if parent == nil {
 				return notFound("Could not find project: %s.", r.ParentID)
 			}
@@ -455,7 +416,7 @@ func checkRow(tx *memdb.Txn, row any) error {
 			return notFound("Could not find user: %s.", r.UserID)
 		}
 	case *Implication:
-		prior, implied := get[Role](tx, tRoles, r.Prior), get[Role](tx, tRoles, r.Implied)
+		prior, implied := store.Get[Role](tx, tRoles, r.Prior), store.Get[Role](tx, tRoles, r.Implied)
 		if prior == nil {
 			return notFound("Could not find role: %s.", r.Prior)
 		}
@@ -482,7 +443,7 @@ type deleteCmd struct {
 // membership or credential outlives its user, group, project or role.
 func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c deleteCmd
-	if err := decodeBody(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	raw, err := tx.First(c.Table, "id", c.ID)
@@ -503,17 +464,17 @@ func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 		}
 		// Like Keystone, a domain takes its projects, users and groups
 		// (and everything that hangs off them) with it.
-		for _, p := range all[Project](tx, tProjects, "domain", c.ID) {
+		for _, p := range store.All[Project](tx, tProjects, "domain", c.ID) {
 			if err := deleteProject(tx, p); err != nil {
 				return nil, err
 			}
 		}
-		for _, u := range all[User](tx, tUsers, "domain", c.ID) {
+		for _, u := range store.All[User](tx, tUsers, "domain", c.ID) {
 			if err := deleteUser(tx, u, c.At); err != nil {
 				return nil, err
 			}
 		}
-		for _, g := range all[Group](tx, tGroups, "id") {
+		for _, g := range store.All[Group](tx, tGroups, "id") {
 			if g.DomainID == c.ID {
 				if err := deleteGroup(tx, g); err != nil {
 					return nil, err
@@ -565,7 +526,7 @@ func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 			return nil, err
 		}
 	case tRegions:
-		for _, r := range all[Region](tx, tRegions, "id") {
+		for _, r := range store.All[Region](tx, tRegions, "id") {
 			if r.ParentRegionID == c.ID {
 				return nil, conflict("region %s has child regions", c.ID)
 			}
@@ -648,7 +609,7 @@ type bootstrapCmd struct {
 
 func applyBootstrap(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c bootstrapCmd
-	if err := decodeBody(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	if !exists(tx, tDomains, "default") {
@@ -724,17 +685,17 @@ type rotateCmd struct {
 
 func applyRotateKeys(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c rotateCmd
-	if err := decodeBody(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	for _, k := range all[SigningKey](tx, tKeys, "id") {
+	for _, k := range store.All[SigningKey](tx, tKeys, "id") {
 		if k.CreatedAt.Before(c.PruneBefore) {
 			if err := tx.Delete(tKeys, k); err != nil {
 				return nil, err
 			}
 		}
 	}
-	for _, r := range all[Revocation](tx, tRevocations, "id") {
+	for _, r := range store.All[Revocation](tx, tRevocations, "id") {
 		if r.ExpiresAt.Before(c.Now) {
 			if err := tx.Delete(tRevocations, r); err != nil {
 				return nil, err
@@ -747,7 +708,7 @@ func applyRotateKeys(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error)
 
 func applyRevoke(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var r Revocation
-	if err := decodeBody(body, &r); err != nil {
+	if err := store.DecodeBody(body, &r); err != nil {
 		return nil, err
 	}
 	if r.ID == "" {
@@ -765,10 +726,10 @@ type passwordCmd struct {
 // applySetPassword changes a password and revokes the user's tokens.
 func applySetPassword(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c passwordCmd
-	if err := decodeBody(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	u := get[User](tx, tUsers, c.UserID)
+	u := store.Get[User](tx, tUsers, c.UserID)
 	if u == nil {
 		return nil, notFound("Could not find user: %s.", c.UserID)
 	}
@@ -790,7 +751,7 @@ func impliedBy(tx *memdb.Txn, role string) map[string]bool {
 	for len(queue) > 0 && len(out) < 1000 {
 		r := queue[0]
 		queue = queue[1:]
-		for _, im := range all[Implication](tx, tImplies, "prior", r) {
+		for _, im := range store.All[Implication](tx, tImplies, "prior", r) {
 			if !out[im.Implied] {
 				out[im.Implied] = true
 				queue = append(queue, im.Implied)

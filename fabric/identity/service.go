@@ -182,11 +182,11 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 	if !s.cfg.Now().Before(c.expires()) || revoked(tx, c) {
 		return nil, c, errBadToken
 	}
-	u := get[User](tx, tUsers, c.User)
+	u := store.Get[User](tx, tUsers, c.User)
 	if u == nil || !u.Enabled {
 		return nil, c, errBadToken
 	}
-	d := get[Domain](tx, tDomains, u.DomainID)
+	d := store.Get[Domain](tx, tDomains, u.DomainID)
 	if d == nil || !d.Enabled {
 		return nil, c, errBadToken
 	}
@@ -196,7 +196,7 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 	}
 	switch {
 	case c.Project != "":
-		pr := get[Project](tx, tProjects, c.Project)
+		pr := store.Get[Project](tx, tProjects, c.Project)
 		if pr == nil || !pr.Enabled {
 			return nil, c, errBadToken
 		}
@@ -206,7 +206,7 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 			return nil, c, errBadToken
 		}
 	case c.Domain != "":
-		dd := get[Domain](tx, tDomains, c.Domain)
+		dd := store.Get[Domain](tx, tDomains, c.Domain)
 		if dd == nil || !dd.Enabled {
 			return nil, c, errBadToken
 		}
@@ -224,13 +224,13 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 // reader) added.
 func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 	set := map[string]bool{}
-	for _, a := range all[Assignment](tx, tAssignments, "actor", "user", user) {
+	for _, a := range store.All[Assignment](tx, tAssignments, "actor", "user", user) {
 		if a.ScopeType == scopeType && a.ScopeID == scope {
 			set[a.RoleID] = true
 		}
 	}
-	for _, m := range all[Membership](tx, tMembers, "user", user) {
-		for _, a := range all[Assignment](tx, tAssignments, "actor", "group", m.GroupID) {
+	for _, m := range store.All[Membership](tx, tMembers, "user", user) {
+		for _, a := range store.All[Assignment](tx, tAssignments, "actor", "group", m.GroupID) {
 			if a.ScopeType == scopeType && a.ScopeID == scope {
 				set[a.RoleID] = true
 			}
@@ -252,7 +252,7 @@ func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 func roleNames(tx *memdb.Txn, ids []string) []string {
 	var out []string
 	for _, id := range ids {
-		if r := get[Role](tx, tRoles, id); r != nil {
+		if r := store.Get[Role](tx, tRoles, id); r != nil {
 			out = append(out, r.Name)
 		}
 	}
@@ -283,7 +283,7 @@ func ec2Credential(tx *memdb.Txn, access string) (*Credential, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	u := get[User](tx, tUsers, c.UserID)
+	u := store.Get[User](tx, tUsers, c.UserID)
 	if u == nil || !u.Enabled {
 		return nil, "", fmt.Errorf("ec2 credential %s: user disabled: %w", access, store.ErrNotFound)
 	}
@@ -302,8 +302,8 @@ func (s *Service) EC2Principal(ctx context.Context, access string) (*api.Princip
 	if err != nil {
 		return nil, "", err
 	}
-	u := get[User](tx, tUsers, c.UserID)
-	pr := get[Project](tx, tProjects, c.ProjectID)
+	u := store.Get[User](tx, tUsers, c.UserID)
+	pr := store.Get[Project](tx, tProjects, c.ProjectID)
 	if pr == nil || !pr.Enabled {
 		return nil, "", fmt.Errorf("ec2 credential %s: project unavailable: %w", access, store.ErrNotFound)
 	}

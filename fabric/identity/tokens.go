@@ -11,6 +11,8 @@ import (
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 // A token is "rs1." + base64url(claims JSON) + "." + base64url(HMAC-SHA256).
@@ -66,7 +68,7 @@ func parse(tx *memdb.Txn, tok string) (claims, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return claims{}, errBadToken
 	}
-	key := get[SigningKey](tx, tKeys, c.Key)
+	key := store.Get[SigningKey](tx, tKeys, c.Key)
 	if key == nil {
 		return claims{}, errBadToken
 	}
@@ -85,7 +87,7 @@ func parse(tx *memdb.Txn, tok string) (claims, error) {
 // newestKey returns the key new tokens are signed with.
 func newestKey(tx *memdb.Txn) *SigningKey {
 	var best *SigningKey
-	for _, k := range all[SigningKey](tx, tKeys, "id") {
+	for _, k := range store.All[SigningKey](tx, tKeys, "id") {
 		if best == nil || k.CreatedAt.After(best.CreatedAt) || (k.CreatedAt.Equal(best.CreatedAt) && k.ID > best.ID) {
 			best = k
 		}
@@ -101,7 +103,7 @@ func revoked(tx *memdb.Txn, c claims) bool {
 		}
 	}
 	issued := c.issued()
-	for _, r := range all[Revocation](tx, tRevocations, "user", c.User) {
+	for _, r := range store.All[Revocation](tx, tRevocations, "user", c.User) {
 		if !issued.After(r.IssuedBefore) {
 			return true
 		}

@@ -14,40 +14,13 @@ import (
 // Command handlers. They run in the FSM on every node: deterministic, no
 // clock, no I/O. Times come in the command.
 
-func decode(body json.RawMessage, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		return store.Invalidf("decode command: %v", err)
-	}
-	return nil
-}
-
-func get[T any](tx *memdb.Txn, table, id string) *T {
-	raw, _ := tx.First(table, "id", id)
-	if raw == nil {
-		return nil
-	}
-	return raw.(*T)
-}
-
-func all[T any](tx *memdb.Txn, table, index string, args ...any) []*T {
-	it, err := tx.Get(table, index, args...)
-	if err != nil {
-		return nil
-	}
-	var out []*T
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*T))
-	}
-	return out
-}
-
 type accountPutCmd struct {
 	Row Account `json:"row"`
 }
 
 func applyAccountPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c accountPutCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	if c.Row.ID == "" {
@@ -65,14 +38,14 @@ type diskSetCmd struct {
 // in the list are marked gone.
 func applyDiskSet(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c diskSetCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, d := range c.Disks {
 		d := d
 		d.Node, d.Gone = c.Node, false
-		if other := get[DiskRow](tx, tDisks, d.ID); other != nil && other.Node != c.Node {
+		if other := store.Get[DiskRow](tx, tDisks, d.ID); other != nil && other.Node != c.Node {
 			return nil, store.Conflictf("disk %s already belongs to node %s", d.ID, other.Node)
 		}
 		seen[d.ID] = true
@@ -80,7 +53,7 @@ func applyDiskSet(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 			return nil, err
 		}
 	}
-	for _, old := range all[DiskRow](tx, tDisks, "node", c.Node) {
+	for _, old := range store.All[DiskRow](tx, tDisks, "node", c.Node) {
 		if !seen[old.ID] && !old.Gone {
 			gone := *old
 			gone.Gone = true
@@ -110,12 +83,12 @@ type containerPutResult struct {
 
 func applyContainerPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c containerPutCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	row := c.Row
 	row.ID = containerID(row.Project, row.Name)
-	old := get[Container](tx, tContainers, row.ID)
+	old := store.Get[Container](tx, tContainers, row.ID)
 	switch {
 	case old != nil && c.Mode == modeCreate:
 		return nil, store.Conflictf("container %s already exists", row.Name)
@@ -138,10 +111,10 @@ type idCmd struct {
 
 func applyContainerDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c idCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	row := get[Container](tx, tContainers, c.ID)
+	row := store.Get[Container](tx, tContainers, c.ID)
 	if row == nil {
 		return nil, store.NotFoundf("container not found")
 	}
@@ -152,7 +125,7 @@ func applyContainerDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, e
 	if it.Next() != nil {
 		return nil, store.Conflictf("container %s is not empty", row.Name)
 	}
-	for _, u := range all[Upload](tx, tUploads, "project", row.Project) {
+	for _, u := range store.All[Upload](tx, tUploads, "project", row.Project) {
 		if u.Container == row.Name {
 			if err := abortUpload(tx, u, c.Now); err != nil {
 				return nil, err
@@ -174,7 +147,7 @@ func collect(tx *memdb.Txn, parts []Part, now time.Time) error {
 
 // account adjusts a container's object count and bytes.
 func account(tx *memdb.Txn, project, container string, objects, bytes int64) error {
-	row := get[Container](tx, tContainers, containerID(project, container))
+	row := store.Get[Container](tx, tContainers, containerID(project, container))
 	if row == nil {
 		return nil
 	}
@@ -186,11 +159,11 @@ func account(tx *memdb.Txn, project, container string, objects, bytes int64) err
 
 // putObject replaces whatever object has row's id with row.
 func putObject(tx *memdb.Txn, row Object) (any, error) {
-	if get[Container](tx, tContainers, containerID(row.Project, row.Container)) == nil {
+	if store.Get[Container](tx, tContainers, containerID(row.Project, row.Container)) == nil {
 		return nil, store.NotFoundf("container %s not found", row.Container)
 	}
 	row.ID = objectID(row.Project, row.Container, row.Name)
-	if old := get[Object](tx, tObjects, row.ID); old != nil {
+	if old := store.Get[Object](tx, tObjects, row.ID); old != nil {
 		if err := collect(tx, old.Parts, row.Modified); err != nil {
 			return nil, err
 		}
@@ -213,7 +186,7 @@ type objectPutCmd struct {
 
 func applyObjectPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c objectPutCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	return putObject(tx, c.Row)
@@ -221,10 +194,10 @@ func applyObjectPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) 
 
 func applyObjectDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c idCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	old := get[Object](tx, tObjects, c.ID)
+	old := store.Get[Object](tx, tObjects, c.ID)
 	if old == nil {
 		return nil, store.NotFoundf("object not found")
 	}
@@ -247,10 +220,10 @@ type objectMetaCmd struct {
 
 func applyObjectMeta(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c objectMetaCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	old := get[Object](tx, tObjects, c.ID)
+	old := store.Get[Object](tx, tObjects, c.ID)
 	if old == nil || (c.Version != "" && old.Version != c.Version) {
 		return nil, store.NotFoundf("object not found")
 	}
@@ -273,11 +246,11 @@ type relocateCmd struct {
 // changed it since the mover read it.
 func applyRelocate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c relocateCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	if c.Upload != "" {
-		up := get[UploadPart](tx, tUploadParts, c.Upload)
+		up := store.Get[UploadPart](tx, tUploadParts, c.Upload)
 		if up == nil || !reflect.DeepEqual(up.Part, c.Old) {
 			return nil, store.Conflictf("upload part changed while it was moved")
 		}
@@ -285,7 +258,7 @@ func applyRelocate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 		row.Part = c.New
 		return nil, tx.Insert(tUploadParts, &row)
 	}
-	old := get[Object](tx, tObjects, c.Object)
+	old := store.Get[Object](tx, tObjects, c.Object)
 	if old == nil {
 		return nil, store.Conflictf("object deleted while it was moved")
 	}
@@ -309,10 +282,10 @@ type uploadCreateCmd struct {
 
 func applyUploadCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c uploadCreateCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	if get[Container](tx, tContainers, containerID(c.Row.Project, c.Row.Container)) == nil {
+	if store.Get[Container](tx, tContainers, containerID(c.Row.Project, c.Row.Container)) == nil {
 		return nil, store.NotFoundf("container %s not found", c.Row.Container)
 	}
 	return c.Row, tx.Insert(tUploads, &c.Row)
@@ -324,14 +297,14 @@ type uploadPartCmd struct {
 
 func applyUploadPart(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c uploadPartCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	if get[Upload](tx, tUploads, c.Row.UploadID) == nil {
+	if store.Get[Upload](tx, tUploads, c.Row.UploadID) == nil {
 		return nil, store.NotFoundf("upload %s not found", c.Row.UploadID)
 	}
 	c.Row.ID = uploadPartID(c.Row.UploadID, c.Row.Number)
-	if old := get[UploadPart](tx, tUploadParts, c.Row.ID); old != nil {
+	if old := store.Get[UploadPart](tx, tUploadParts, c.Row.ID); old != nil {
 		if err := collect(tx, []Part{old.Part}, c.Row.Modified); err != nil {
 			return nil, err
 		}
@@ -350,10 +323,10 @@ type uploadCompleteCmd struct {
 
 func applyUploadComplete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c uploadCompleteCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	up := get[Upload](tx, tUploads, c.Upload)
+	up := store.Get[Upload](tx, tUploads, c.Upload)
 	if up == nil {
 		return nil, store.NotFoundf("upload %s not found", c.Upload)
 	}
@@ -367,7 +340,7 @@ func applyUploadComplete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, er
 		if i > 0 && n <= c.Numbers[i-1] {
 			return nil, store.Invalidf("parts: part numbers must be in ascending order")
 		}
-		p := get[UploadPart](tx, tUploadParts, uploadPartID(up.ID, n))
+		p := store.Get[UploadPart](tx, tUploadParts, uploadPartID(up.ID, n))
 		if p == nil || strings.Trim(c.ETags[i], `"`) != p.Part.ETag {
 			return nil, store.Invalidf("parts: part %d was not uploaded or its ETag does not match", n)
 		}
@@ -375,7 +348,7 @@ func applyUploadComplete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, er
 		row.Parts = append(row.Parts, p.Part)
 		row.Size += p.Part.Size
 	}
-	for _, p := range all[UploadPart](tx, tUploadParts, "upload", up.ID) {
+	for _, p := range store.All[UploadPart](tx, tUploadParts, "upload", up.ID) {
 		if !used[p.ID] {
 			if err := collect(tx, []Part{p.Part}, row.Modified); err != nil {
 				return nil, err
@@ -392,7 +365,7 @@ func applyUploadComplete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, er
 }
 
 func abortUpload(tx *memdb.Txn, up *Upload, now time.Time) error {
-	for _, p := range all[UploadPart](tx, tUploadParts, "upload", up.ID) {
+	for _, p := range store.All[UploadPart](tx, tUploadParts, "upload", up.ID) {
 		if err := collect(tx, []Part{p.Part}, now); err != nil {
 			return err
 		}
@@ -405,10 +378,10 @@ func abortUpload(tx *memdb.Txn, up *Upload, now time.Time) error {
 
 func applyUploadAbort(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c idCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
-	up := get[Upload](tx, tUploads, c.ID)
+	up := store.Get[Upload](tx, tUploads, c.ID)
 	if up == nil {
 		return nil, store.NotFoundf("upload %s not found", c.ID)
 	}
@@ -421,11 +394,11 @@ type idsCmd struct {
 
 func applyGarbageDone(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c idsCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	for _, id := range c.IDs {
-		if g := get[Garbage](tx, tGarbage, id); g != nil {
+		if g := store.Get[Garbage](tx, tGarbage, id); g != nil {
 			if err := tx.Delete(tGarbage, g); err != nil {
 				return nil, err
 			}
@@ -440,12 +413,12 @@ type healAddCmd struct {
 
 func applyHealAdd(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c healAddCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	for _, it := range c.Items {
 		it := it
-		if get[HealItem](tx, tHeal, it.ID) != nil {
+		if store.Get[HealItem](tx, tHeal, it.ID) != nil {
 			continue
 		}
 		if err := tx.Insert(tHeal, &it); err != nil {
@@ -457,11 +430,11 @@ func applyHealAdd(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 
 func applyHealDone(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	var c idsCmd
-	if err := decode(body, &c); err != nil {
+	if err := store.DecodeBody(body, &c); err != nil {
 		return nil, err
 	}
 	for _, id := range c.IDs {
-		if h := get[HealItem](tx, tHeal, id); h != nil {
+		if h := store.Get[HealItem](tx, tHeal, id); h != nil {
 			if err := tx.Delete(tHeal, h); err != nil {
 				return nil, err
 			}

@@ -146,7 +146,7 @@ func (s *Service) collectGarbage(ctx context.Context) {
 		return
 	}
 	var done []string
-	for _, g := range all[Garbage](tx, tGarbage, "id") {
+	for _, g := range store.All[Garbage](tx, tGarbage, "id") {
 		if len(done) == 256 {
 			break
 		}
@@ -165,7 +165,7 @@ func (s *Service) collectGarbage(ctx context.Context) {
 // for good, so their shards need no deleting.
 func (s *Service) unreachableOnlyOnLost(tx *memdb.Txn, l blob.Layout) bool {
 	for _, d := range l.Disks {
-		row := get[DiskRow](tx, tDisks, d.ID)
+		row := store.Get[DiskRow](tx, tDisks, d.ID)
 		if row != nil && !row.Gone && !s.cfg.NodeLost(d.Node) && !s.cfg.NodeUp(d.Node) {
 			return false
 		}
@@ -188,8 +188,8 @@ func (s *Service) healQueued(ctx context.Context) {
 		return
 	}
 	var done []string
-	for _, h := range all[HealItem](tx, tHeal, "id") {
-		obj := get[Object](tx, tObjects, h.Object)
+	for _, h := range store.All[HealItem](tx, tHeal, "id") {
+		obj := store.Get[Object](tx, tObjects, h.Object)
 		part, ok := findPart(obj, h.ID)
 		if !ok {
 			done = append(done, h.ID) // deleted or replaced since
@@ -242,12 +242,12 @@ func (s *Service) parts(ctx context.Context) ([]placedPart, []placement.Disk, er
 
 func partsOf(tx *memdb.Txn) []placedPart {
 	var out []placedPart
-	for _, o := range all[Object](tx, tObjects, "id") {
+	for _, o := range store.All[Object](tx, tObjects, "id") {
 		for _, p := range o.Parts {
 			out = append(out, placedPart{object: o.ID, part: p})
 		}
 	}
-	for _, u := range all[UploadPart](tx, tUploadParts, "id") {
+	for _, u := range store.All[UploadPart](tx, tUploadParts, "id") {
 		out = append(out, placedPart{upload: u.ID, part: u.Part})
 	}
 	return out
@@ -451,7 +451,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	bad := map[string]bool{}
 	shards := map[string]int{}
 	used := map[string]int64{}
-	for _, d := range all[DiskRow](tx, tDisks, "id") {
+	for _, d := range store.All[DiskRow](tx, tDisks, "id") {
 		if d.Gone || s.cfg.NodeLost(d.Node) {
 			bad[d.ID] = true
 		}
@@ -475,7 +475,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 			st.Degraded++
 		}
 	}
-	for _, d := range all[DiskRow](tx, tDisks, "id") {
+	for _, d := range store.All[DiskRow](tx, tDisks, "id") {
 		st.Disks = append(st.Disks, DiskStatus{DiskRow: *d, Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID], Used: used[d.ID]})
 	}
 	sort.Slice(st.Disks, func(i, j int) bool {
@@ -484,8 +484,8 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		}
 		return st.Disks[i].Path < st.Disks[j].Path
 	})
-	st.HealQueue = len(all[HealItem](tx, tHeal, "id"))
-	st.Garbage = len(all[Garbage](tx, tGarbage, "id"))
+	st.HealQueue = len(store.All[HealItem](tx, tHeal, "id"))
+	st.Garbage = len(store.All[Garbage](tx, tGarbage, "id"))
 	s.maint.mu.Lock()
 	st.Healed, st.Moved, st.MovedBytes = s.maint.healed, s.maint.moved, s.maint.movedBytes
 	st.Scrubbed, st.ScrubErrors, st.LastPass = s.maint.scrubbed, s.maint.scrubErrors, s.maint.lastPass

@@ -313,7 +313,7 @@ func TestMultipartUpload(t *testing.T) {
 		t.Fatalf("range across parts: %v", err)
 	}
 	tx := f.local.Local()
-	if g := all[Garbage](tx, tGarbage, "id"); len(g) != 1 || g[0].Part.Size != 6 {
+	if g := store.All[Garbage](tx, tGarbage, "id"); len(g) != 1 || g[0].Part.Size != 6 {
 		t.Fatalf("garbage after completion: %+v", g)
 	}
 	u2, _ := f.svc.CreateUpload(f.ctx, "p", "c", "aborted", Attrs{})
@@ -370,12 +370,12 @@ func TestCorruptShardIsHealed(t *testing.T) {
 	if got := f.get("p", "c", "x"); !bytes.Equal(got, data) {
 		t.Fatal("degraded read returned wrong bytes")
 	}
-	waitFor(t, func() bool { return len(all[HealItem](f.local.Local(), tHeal, "id")) == 1 })
+	waitFor(t, func() bool { return len(store.All[HealItem](f.local.Local(), tHeal, "id")) == 1 })
 	f.svc.healQueued(f.ctx)
 	if bad, err := f.svc.blobs.Verify(f.ctx, p.Blob, p.Layout, p.Size); err != nil || len(bad) != 0 {
 		t.Fatalf("after heal: bad %v err %v", bad, err)
 	}
-	if n := len(all[HealItem](f.local.Local(), tHeal, "id")); n != 0 {
+	if n := len(store.All[HealItem](f.local.Local(), tHeal, "id")); n != 0 {
 		t.Fatalf("heal queue still has %d", n)
 	}
 }
@@ -388,7 +388,7 @@ func TestScrubFindsCorruption(t *testing.T) {
 	path := filepath.Join(f.disks[p.Layout.Disks[1].ID].Path(), "shards", p.Blob[:2], blob.ShardName(p.Blob, 1))
 	os.Remove(path)
 	f.svc.scrubSome(f.ctx, &scrubber{})
-	if n := len(all[HealItem](f.local.Local(), tHeal, "id")); n != 1 {
+	if n := len(store.All[HealItem](f.local.Local(), tHeal, "id")); n != 1 {
 		t.Fatalf("scrub queued %d heals, want 1", n)
 	}
 	f.svc.healQueued(f.ctx)
@@ -544,7 +544,7 @@ func TestWipedDiskIsRefilled(t *testing.T) {
 		}
 	}
 	f.svc.healWiped(f.ctx)
-	if n := len(all[HealItem](f.local.Local(), tHeal, "id")); n != len(before) {
+	if n := len(store.All[HealItem](f.local.Local(), tHeal, "id")); n != len(before) {
 		t.Fatalf("%d heals queued for a disk that held %d shards", n, len(before))
 	}
 	f.svc.healQueued(f.ctx)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	memdb "github.com/hashicorp/go-memdb"
-
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 )
@@ -162,34 +160,18 @@ func objectPrefix(project, container string) string { return project + sep + con
 
 func uploadPartID(upload string, n int) string { return fmt.Sprintf("%s/%05d", upload, n) }
 
-func idIndex() *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}}
-}
-
-func strIndex(name, field string) *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: name, Indexer: &memdb.StringFieldIndex{Field: field}}
-}
-
-func table(name string, row any, extra ...*memdb.IndexSchema) store.Table {
-	idx := map[string]*memdb.IndexSchema{"id": idIndex()}
-	for _, e := range extra {
-		idx[e.Name] = e
-	}
-	return store.Table{Schema: &memdb.TableSchema{Name: name, Indexes: idx}, Row: row}
-}
-
 // Schema is the object store's part of the replicated state.
 func Schema() store.Schema {
 	return store.Schema{
 		Tables: []store.Table{
-			table(tAccounts, &Account{}),
-			table(tDisks, &DiskRow{}, strIndex("node", "Node")),
-			table(tContainers, &Container{}, strIndex("project", "Project")),
-			table(tObjects, &Object{}),
-			table(tUploads, &Upload{}, strIndex("project", "Project")),
-			table(tUploadParts, &UploadPart{}, strIndex("upload", "UploadID")),
-			table(tGarbage, &Garbage{}),
-			table(tHeal, &HealItem{}),
+			store.NewTable(tAccounts, &Account{}),
+			store.NewTable(tDisks, &DiskRow{}, store.StringIndex("node", "Node", false)),
+			store.NewTable(tContainers, &Container{}, store.StringIndex("project", "Project", false)),
+			store.NewTable(tObjects, &Object{}),
+			store.NewTable(tUploads, &Upload{}, store.StringIndex("project", "Project", false)),
+			store.NewTable(tUploadParts, &UploadPart{}, store.StringIndex("upload", "UploadID", false)),
+			store.NewTable(tGarbage, &Garbage{}),
+			store.NewTable(tHeal, &HealItem{}),
 		},
 		Handlers: map[string]store.Handler{
 			cmdAccountPut:      applyAccountPut,

@@ -108,7 +108,7 @@ func (s *Service) read(ctx context.Context) (*memdb.Txn, error) { return s.repl.
 // that are not lost. Sorted by id.
 func (s *Service) activeDisks(tx *memdb.Txn) []placement.Disk {
 	var out []placement.Disk
-	for _, d := range all[DiskRow](tx, tDisks, "id") {
+	for _, d := range store.All[DiskRow](tx, tDisks, "id") {
 		if !d.Gone && !s.cfg.NodeLost(d.Node) {
 			out = append(out, placement.Disk{Node: d.Node, ID: d.ID})
 		}
@@ -169,7 +169,7 @@ func (s *Service) Account(ctx context.Context, project string) (*Account, error)
 	if err != nil {
 		return nil, err
 	}
-	if a := get[Account](tx, tAccounts, project); a != nil {
+	if a := store.Get[Account](tx, tAccounts, project); a != nil {
 		return a, nil
 	}
 	return &Account{ID: project}, nil
@@ -187,7 +187,7 @@ func (s *Service) Container(ctx context.Context, project, name string) (*Contain
 	if err != nil {
 		return nil, err
 	}
-	c := get[Container](tx, tContainers, containerID(project, name))
+	c := store.Get[Container](tx, tContainers, containerID(project, name))
 	if c == nil {
 		return nil, store.NotFoundf("container %s not found", name)
 	}
@@ -200,7 +200,7 @@ func (s *Service) Containers(ctx context.Context, project string) ([]*Container,
 	if err != nil {
 		return nil, err
 	}
-	out := all[Container](tx, tContainers, "project", project)
+	out := store.All[Container](tx, tContainers, "project", project)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
@@ -374,10 +374,10 @@ func (s *Service) Head(ctx context.Context, project, container, name string) (*O
 	if err != nil {
 		return nil, err
 	}
-	if get[Container](tx, tContainers, containerID(project, container)) == nil {
+	if store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
 		return nil, store.NotFoundf("container %s not found", container)
 	}
-	o := get[Object](tx, tObjects, objectID(project, container, name))
+	o := store.Get[Object](tx, tObjects, objectID(project, container, name))
 	if o == nil {
 		return nil, store.NotFoundf("object %s not found", name)
 	}
@@ -501,7 +501,7 @@ func (s *Service) List(ctx context.Context, project, container string, o ListOpt
 	if err != nil {
 		return nil, false, err
 	}
-	if get[Container](tx, tContainers, containerID(project, container)) == nil {
+	if store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
 		return nil, false, store.NotFoundf("container %s not found", container)
 	}
 	if o.Limit <= 0 {

@@ -41,7 +41,7 @@ func (s *Service) Upload(ctx context.Context, project, container, id string) (*U
 	if err != nil {
 		return nil, err
 	}
-	u := get[Upload](tx, tUploads, id)
+	u := store.Get[Upload](tx, tUploads, id)
 	if u == nil || u.Project != project || u.Container != container {
 		return nil, store.NotFoundf("upload %s not found", id)
 	}
@@ -55,7 +55,7 @@ func (s *Service) Uploads(ctx context.Context, project, container, prefix string
 		return nil, err
 	}
 	var out []*Upload
-	for _, u := range all[Upload](tx, tUploads, "project", project) {
+	for _, u := range store.All[Upload](tx, tUploads, "project", project) {
 		if u.Container == container && strings.HasPrefix(u.Name, prefix) {
 			out = append(out, u)
 		}
@@ -93,7 +93,7 @@ func (s *Service) Parts(ctx context.Context, u *Upload) ([]*UploadPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := all[UploadPart](tx, tUploadParts, "upload", u.ID)
+	out := store.All[UploadPart](tx, tUploadParts, "upload", u.ID)
 	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
 	return out, nil
 }

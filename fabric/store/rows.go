@@ -1,0 +1,55 @@
+package store
+
+import (
+	"encoding/json"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Helpers every service's schema and handlers use.
+
+// Get returns the row of table whose id is id, or nil.
+func Get[T any](tx *memdb.Txn, table, id string) *T {
+	raw, _ := tx.First(table, "id", id)
+	if raw == nil {
+		return nil
+	}
+	return raw.(*T)
+}
+
+// All returns the rows of table that index matches with args, in index
+// order.
+func All[T any](tx *memdb.Txn, table, index string, args ...any) []*T {
+	it, err := tx.Get(table, index, args...)
+	if err != nil {
+		return nil
+	}
+	var out []*T
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*T))
+	}
+	return out
+}
+
+// DecodeBody decodes a command body; a malformed one is ErrInvalid.
+func DecodeBody(body json.RawMessage, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return Invalidf("decode command: %v", err)
+	}
+	return nil
+}
+
+// StringIndex indexes a string field.
+func StringIndex(name, field string, unique bool) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: name, Unique: unique, Indexer: &memdb.StringFieldIndex{Field: field}}
+}
+
+// NewTable describes a table whose rows (of row's type) have a unique
+// string ID, plus extra indexes.
+func NewTable(name string, row any, extra ...*memdb.IndexSchema) Table {
+	idx := map[string]*memdb.IndexSchema{"id": StringIndex("id", "ID", true)}
+	for _, e := range extra {
+		idx[e.Name] = e
+	}
+	return Table{Schema: &memdb.TableSchema{Name: name, Indexes: idx}, Row: row}
+}
