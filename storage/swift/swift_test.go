@@ -11,17 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
-	"github.com/rackstack/rackstack/fabric/store"
-	"github.com/rackstack/rackstack/storage/blob"
-	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
 
 // fakeAuth maps tokens to principals.
@@ -57,29 +54,7 @@ func (e *env) with(t *testing.T) *env {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	local, err := store.NewLocal(object.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	disks := map[string]disk.Disk{}
-	var rows []object.DiskRow
-	for i := 0; i < 6; i++ {
-		dir := filepath.Join(t.TempDir(), "disk")
-		d, err := disk.OpenDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		disks[d.ID()] = d
-		rows = append(rows, object.DiskRow{ID: d.ID(), Path: dir})
-	}
-	svc := object.New(object.Config{
-		Repl: local, Node: "n1", MaxShard: 4096,
-		Blobs: &blob.Store{Node: "n1", Local: disks},
-		Local: func() []object.DiskRow { return rows },
-	})
-	if err := svc.RegisterDisks(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	svc := objecttest.New(t, 6, 4096)
 	srv := httptest.NewServer(&Handler{Store: svc, Auth: principals})
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, svc: svc}

@@ -1,0 +1,45 @@
+// Package objecttest builds a real object store for the tests of the
+// packages that serve it (Swift, S3): one node, local disk directories, the
+// replicated state without Raft.
+package objecttest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/disk"
+	"github.com/rackstack/rackstack/storage/object"
+)
+
+// New returns an object service over n fresh disk directories with shards
+// of at most maxShard bytes, its disks registered.
+func New(t testing.TB, n, maxShard int) *object.Service {
+	t.Helper()
+	local, err := store.NewLocal(object.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	disks := map[string]disk.Disk{}
+	var rows []object.DiskRow
+	for i := 0; i < n; i++ {
+		dir := filepath.Join(t.TempDir(), "disk")
+		d, err := disk.OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		disks[d.ID()] = d
+		rows = append(rows, object.DiskRow{ID: d.ID(), Path: dir})
+	}
+	svc := object.New(object.Config{
+		Repl: local, Node: "n1", MaxShard: maxShard,
+		Blobs: &blob.Store{Node: "n1", Local: disks},
+		Local: func() []object.DiskRow { return rows },
+	})
+	if err := svc.RegisterDisks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
