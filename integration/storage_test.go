@@ -79,6 +79,7 @@ type storageStatus struct {
 	Misplaced int `json:"misplaced"`
 	Degraded  int `json:"degraded"`
 	HealQueue int `json:"heal_queue"`
+	Garbage   int `json:"garbage"`
 	Healed    int `json:"healed_shards"`
 	Moved     int `json:"moved_parts"`
 	Disks     []struct {
@@ -298,7 +299,10 @@ func TestObjectStorage(t *testing.T) {
 	stored("aws-b")
 	// s3cmd through n3.
 	s3cfg := filepath.Join(home, "s3cfg")
-	os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n", alice.Access, alice.Secret, n3.s3, n3.s3)), 0o600)
+	s3cmdTo := func(n *rackd) {
+		os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n", alice.Access, alice.Secret, n.s3, n.s3)), 0o600)
+	}
+	s3cmdTo(n3.rackd)
 	s3cmdEnv := []string{"PATH=/usr/bin:/bin", "HOME=" + home}
 	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "mb", "s3://s3cmd-b")
 	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "put", "f0", "f1", "f1m", "f64m", "s3://s3cmd-b/")
@@ -337,6 +341,16 @@ func TestObjectStorage(t *testing.T) {
 	// Server-side copy (the swift CLI sends COPY with a Destination).
 	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "copy", "swift-c", "f1m", "--destination", "/swift-c/f1m-copy")
 	want["swift-c/f1m-copy"] = sums["f1m"]
+	// A dynamic large object: the swift CLI's default for segmented uploads
+	// (X-Object-Manifest over dlo-c_segments), read back like any object
+	// by every check below.
+	mustTool(t, aliceOn(n3.rackd), files, "/usr/bin/swift", "upload", "--segment-size", "300000", "dlo-c", "f1m")
+	want["dlo-c/f1m"] = sums["f1m"]
+	// A presigned URL from the aws CLI, fetched with no credentials.
+	url := strings.TrimSpace(mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n2.rackd), "s3", "presign", "s3://aws-b/f1m", "--expires-in", "300"))
+	if code, digest := fetch(url, ""); code != 200 || digest != sums["f1m"] {
+		t.Fatalf("GET of a presigned URL: HTTP %d, sha256 %s", code, digest)
+	}
 	// The openstack CLI sees the same objects.
 	if out := openstack(t, aliceOn(n2.rackd), "object", "list", "aws-b", "-f", "value"); !strings.Contains(out, "f64m") {
 		t.Fatalf("openstack object list aws-b:\n%s", out)
@@ -352,7 +366,19 @@ func TestObjectStorage(t *testing.T) {
 	if out := mustTool(t, awsEnv(bob), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "ls"); strings.Contains(out, "aws-b") {
 		t.Fatalf("bob's bucket list shows alice's buckets:\n%s", out)
 	}
-	// ...unless a container is made public for reading.
+	// ...unless alice grants bob read access by name...
+	mustTool(t, aliceOn(n1.rackd), files, "/usr/bin/swift", "post", "-r", "other:bob", "rclone-b")
+	if code, digest := fetch(n2.url()+"/object/v1/AUTH_"+demo+"/rclone-b/f1m", bobTok); code != 200 || digest != sums["f1m"] {
+		t.Fatalf("bob reading with a read grant: HTTP %d", code)
+	}
+	if code, _ := call("PUT", n2.url()+"/object/v1/AUTH_"+demo+"/rclone-b/bobs", bobTok, nil, nil); code != 403 {
+		t.Fatalf("bob writing with only a read grant: HTTP %d, want 403", code)
+	}
+	mustTool(t, aliceOn(n1.rackd), files, "/usr/bin/swift", "post", "-r", "", "rclone-b")
+	if code, _ := fetch(n2.url()+"/object/v1/AUTH_"+demo+"/rclone-b/f1m", bobTok); code != 403 {
+		t.Fatalf("bob reading after the grant was withdrawn: HTTP %d, want 403", code)
+	}
+	// ...or makes a container public for reading.
 	mustTool(t, aliceOn(n1.rackd), files, "/usr/bin/swift", "post", "-r", ".r:*", "swift-c")
 	resp, err := http.Get(n2.url() + "/object/v1/AUTH_" + demo + "/swift-c/f1m")
 	if err != nil {
@@ -516,4 +542,39 @@ func TestObjectStorage(t *testing.T) {
 	if !strings.Contains(out, "4+2") || !strings.Contains(out, "n4") {
 		t.Fatalf("rackctl storage status:\n%s", out)
 	}
+
+	// Deleting with the clients' bulk paths (DeleteObjects from aws and
+	// s3cmd) empties the buckets, and the collector reclaims the shards.
+	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n4.rackd), "s3", "rm", "--recursive", "--only-show-errors", "s3://aws-b/")
+	// (s3cmd talked to n3, which may be the node that was killed.)
+	s3cmdTo(n4.rackd)
+	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "del", "--recursive", "--force", "s3://s3cmd-b/")
+	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n4.rackd), "s3", "rb", "s3://aws-b")
+	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "rb", "s3://s3cmd-b")
+	for _, b := range []string{"aws-b", "s3cmd-b"} {
+		if code, _ := call("HEAD", n1.url()+"/object/v1/AUTH_"+demo+"/"+b, aliceTok, nil, nil); code != 404 {
+			t.Fatalf("bucket %s still there after delete: HTTP %d", b, code)
+		}
+	}
+	waitStorage(t, creds, n1.rackd, "deleted objects' shards reclaimed", time.Minute, func(s storageStatus) bool { return s.Garbage == 0 })
+}
+
+// fetch GETs url (with a token when tok is set) and returns the status and
+// the body's sha256.
+func fetch(url, tok string) (int, string) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return 0, ""
+	}
+	if tok != "" {
+		req.Header.Set("X-Auth-Token", tok)
+	}
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	io.Copy(h, resp.Body)
+	return resp.StatusCode, hex.EncodeToString(h.Sum(nil))
 }
