@@ -240,20 +240,6 @@ func TestWriteQuorum(t *testing.T) {
 	}
 }
 
-// brokenReader fails after some bytes: a client that hangs up mid-upload.
-type brokenReader struct{ n int }
-
-func (b *brokenReader) Read(p []byte) (int, error) {
-	if b.n <= 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	if len(p) > b.n {
-		p = p[:b.n]
-	}
-	b.n -= len(p)
-	return len(p), nil
-}
-
 func TestTruncatedUploadLeavesNothing(t *testing.T) {
 	s, l := newStore(t, 6)
 	// io.ReadFull turns an early EOF into ErrUnexpectedEOF, which Put takes
