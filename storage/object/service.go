@@ -252,10 +252,15 @@ type PutOptions struct {
 
 // writeBlob streams r into a new blob placed for its size and checks the
 // declared size and digest. On any error nothing is left behind.
-func (s *Service) writeBlob(ctx context.Context, r io.Reader, size int64, wantMD5 string) (Part, error) {
+// With a container given, it first checks (in the same read) that the
+// container exists, so a PUT into nothing writes no bytes.
+func (s *Service) writeBlob(ctx context.Context, project, container string, r io.Reader, size int64, wantMD5 string) (Part, error) {
 	tx, err := s.read(ctx)
 	if err != nil {
 		return Part{}, err
+	}
+	if container != "" && store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
+		return Part{}, store.NotFoundf("container %s not found", container)
 	}
 	key := api.NewHexID()
 	l, err := s.layoutFor(tx, key, size)
@@ -285,10 +290,7 @@ func (s *Service) writeBlob(ctx context.Context, r io.Reader, size int64, wantMD
 // Put stores an object, replacing any older one of that name once the new
 // bytes are durable.
 func (s *Service) Put(ctx context.Context, project, container, name string, r io.Reader, o PutOptions) (*Object, error) {
-	if _, err := s.Container(ctx, project, container); err != nil {
-		return nil, err
-	}
-	part, err := s.writeBlob(ctx, r, o.Size, o.MD5)
+	part, err := s.writeBlob(ctx, project, container, r, o.Size, o.MD5)
 	if err != nil {
 		return nil, err
 	}

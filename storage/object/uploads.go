@@ -74,7 +74,7 @@ func (s *Service) PutPart(ctx context.Context, u *Upload, n int, r io.Reader, si
 	if n < 1 || n > MaxParts {
 		return nil, api.BadField("partNumber", "must be between 1 and %d", MaxParts)
 	}
-	part, err := s.writeBlob(ctx, r, size, wantMD5)
+	part, err := s.writeBlob(ctx, "", "", r, size, wantMD5)
 	if err != nil {
 		return nil, err
 	}
