@@ -1,0 +1,6 @@
+// Package bpf holds the eBPF C sources of the dataplane and the Go bindings
+// bpf2go generates from them. The objects are committed, so building needs
+// no clang; `make generate` rebuilds them after a change to the C.
+package bpf
+
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -target bpfel -go-package bpf -type port -type fdb_key -type netports -type settings -type addr_key -type mac_key -type rule_key -type ct_key -type ct_val Dataplane dataplane.c

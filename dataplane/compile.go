@@ -1,0 +1,296 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/rackstack/rackstack/bpf"
+)
+
+// Port is one port this node hosts, as the dataplane enforces it.
+type Port struct {
+	ID     string
+	Device string // interface name on this node: a tap or the host end of a veth
+	VLAN   uint16
+	MAC    net.HardwareAddr
+	// Addrs are the source addresses the port may use: its fixed IPs (/32)
+	// and its allowed address pairs.
+	Addrs []netip.Prefix
+	// MACs are other source MACs it may use (allowed address pairs).
+	MACs     []net.HardwareAddr
+	Security bool     // port_security_enabled
+	Groups   []string // security group ids
+	DHCP     *Lease   // nil: no DHCP answers for this port
+}
+
+// Lease is what the node's DHCP server tells the port.
+type Lease struct {
+	IP       netip.Prefix // address and subnet mask
+	Gateway  netip.Addr   // zero: none
+	DNS      []netip.Addr
+	Routes   []Route
+	Hostname string
+	MTU      uint16
+}
+
+// Route is a classless static route (DHCP option 121).
+type Route struct {
+	Dst     netip.Prefix
+	Nexthop netip.Addr
+}
+
+// Rule is one security group rule. Only IPv4 rules are enforced.
+type Rule struct {
+	Group   string
+	Ingress bool
+	IPv6    bool
+	Proto   uint8 // 0: any
+	// PortMin and PortMax bound the destination port (TCP, UDP, SCTP);
+	// for ICMP, PortMin is the type and PortMax the code. -1: unset.
+	PortMin, PortMax int
+	Remote           netip.Prefix // zero with RemoteGroup empty: anywhere
+	RemoteGroup      string
+}
+
+// Desired is everything this node's dataplane should enforce.
+type Desired struct {
+	Uplink string // interface to other nodes; empty: none
+	Ports  []Port
+	Rules  []Rule
+	// Members lists, per security group, the addresses of every port in
+	// it, cluster-wide: remote-group rules match them.
+	Members map[string][]netip.Prefix
+}
+
+const (
+	dirIn  = 0
+	dirOut = 1
+
+	flagSecurity = 1
+	flagPeer     = 2
+
+	lenAnyProto = 17
+	// ruleExactBits is the part of a rule key before the remote address.
+	ruleExactBits = 80
+)
+
+// policyID names a set of security groups: ports with the same groups share
+// their compiled rules. It is a hash, so it survives restarts unchanged.
+func policyID(groups []string) uint32 {
+	if len(groups) == 0 {
+		return 0
+	}
+	g := append([]string(nil), groups...)
+	sort.Strings(g)
+	h := fnv.New32a()
+	h.Write([]byte(strings.Join(g, ",")))
+	id := h.Sum32()
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// compiledPolicy is a policy's rule keys and, per direction, which port
+// prefix lengths they use.
+type compiledPolicy struct {
+	keys map[bpf.DataplaneRuleKey]struct{}
+	lens [2]uint32
+}
+
+// compilePolicy turns the rules of groups into LPM keys: one per (port
+// prefix, remote prefix) pair of each rule.
+func compilePolicy(id uint32, groups []string, rules []Rule, members map[string][]netip.Prefix) compiledPolicy {
+	in := map[string]bool{}
+	for _, g := range groups {
+		in[g] = true
+	}
+	cp := compiledPolicy{keys: map[bpf.DataplaneRuleKey]struct{}{}}
+	for _, r := range rules {
+		if !in[r.Group] || r.IPv6 {
+			continue
+		}
+		dir := uint8(dirOut)
+		if r.Ingress {
+			dir = dirIn
+		}
+		var remotes []netip.Prefix
+		switch {
+		case r.RemoteGroup != "":
+			for _, p := range members[r.RemoteGroup] {
+				if p.Addr().Is4() {
+					remotes = append(remotes, p)
+				}
+			}
+		case r.Remote.IsValid():
+			if !r.Remote.Addr().Is4() {
+				continue
+			}
+			remotes = []netip.Prefix{r.Remote.Masked()}
+		default:
+			remotes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+		}
+		for _, pp := range portPrefixes(r) {
+			if r.Proto == 0 {
+				cp.lens[dir] |= 1 << lenAnyProto
+			} else {
+				cp.lens[dir] |= 1 << pp.bits
+			}
+			for _, rem := range remotes {
+				k := bpf.DataplaneRuleKey{
+					Prefixlen: ruleExactBits + uint32(rem.Bits()),
+					Policy:    id, Dir: dir, Proto: r.Proto, Plen: pp.bits,
+					Ip: rem.Masked().Addr().As4(),
+				}
+				binary.BigEndian.PutUint16(k.Port[:], pp.value)
+				cp.keys[k] = struct{}{}
+			}
+		}
+	}
+	return cp
+}
+
+type portPrefix struct {
+	value uint16
+	bits  uint8
+}
+
+// portPrefixes is the rule's port match as prefixes of the 16-bit port:
+// a range becomes at most 30 of them.
+func portPrefixes(r Rule) []portPrefix {
+	switch r.Proto {
+	case 0:
+		return []portPrefix{{0, 0}}
+	case 6, 17, 132: // TCP, UDP, SCTP
+		if r.PortMin < 0 && r.PortMax < 0 {
+			return []portPrefix{{0, 0}}
+		}
+		lo, hi := r.PortMin, r.PortMax
+		if lo < 0 {
+			lo = 0
+		}
+		if hi < 0 {
+			hi = lo
+		}
+		return rangePrefixes(uint32(lo), uint32(hi))
+	case 1: // ICMP: type, then code
+		switch {
+		case r.PortMin < 0:
+			return []portPrefix{{0, 0}}
+		case r.PortMax < 0:
+			return []portPrefix{{uint16(r.PortMin) << 8, 8}}
+		default:
+			return []portPrefix{{uint16(r.PortMin)<<8 | uint16(r.PortMax), 16}}
+		}
+	}
+	return []portPrefix{{0, 0}}
+}
+
+// rangePrefixes covers [lo, hi] with the fewest aligned prefixes.
+func rangePrefixes(lo, hi uint32) []portPrefix {
+	var out []portPrefix
+	for lo <= hi {
+		size := uint32(1)
+		bits := uint8(16)
+		// Grow the block while it stays aligned and inside the range.
+		for bits > 0 && lo&(size*2-1) == 0 && lo+size*2-1 <= hi {
+			size *= 2
+			bits--
+		}
+		out = append(out, portPrefix{uint16(lo), bits})
+		lo += size
+		if lo == 0 || lo > 0xffff {
+			break
+		}
+	}
+	return out
+}
+
+// tables is the content of every map but conntrack and the counters.
+type tables struct {
+	ports    map[uint32]bpf.DataplanePort
+	fdb      map[bpf.DataplaneFdbKey]uint32
+	nets     map[uint32]bpf.DataplaneNetports
+	addrs    map[bpf.DataplaneAddrKey]uint8
+	macs     map[bpf.DataplaneMacKey]uint8
+	rules    map[bpf.DataplaneRuleKey]uint8
+	uplink   uint32
+	policies map[uint32]compiledPolicy
+}
+
+// device is a port's interface as found on this node.
+type device struct {
+	ifindex uint32
+	veth    bool
+}
+
+// compile builds the map contents for the ports whose devices exist.
+func compile(d Desired, devs map[string]device) (*tables, error) {
+	t := &tables{
+		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
+		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
+		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
+		policies: map[uint32]compiledPolicy{},
+	}
+	for _, p := range d.Ports {
+		dev, ok := devs[p.Device]
+		if !ok {
+			continue
+		}
+		if len(p.MAC) != 6 {
+			return nil, fmt.Errorf("port %s: MAC %q is not Ethernet", p.ID, p.MAC)
+		}
+		if p.VLAN == 0 || p.VLAN > 4094 {
+			return nil, fmt.Errorf("port %s: VLAN %d out of 1-4094", p.ID, p.VLAN)
+		}
+		vlan := uint32(p.VLAN)
+		bp := bpf.DataplanePort{Vlan: vlan}
+		copy(bp.Mac[:], p.MAC)
+		if dev.veth {
+			bp.Flags |= flagPeer
+		}
+		if p.Security {
+			bp.Flags |= flagSecurity
+			bp.Policy = policyID(p.Groups)
+			cp, ok := t.policies[bp.Policy]
+			if !ok {
+				cp = compilePolicy(bp.Policy, p.Groups, d.Rules, d.Members)
+				t.policies[bp.Policy] = cp
+				for k := range cp.keys {
+					t.rules[k] = 1
+				}
+			}
+			bp.Lens = cp.lens
+		}
+		t.ports[dev.ifindex] = bp
+		fk := bpf.DataplaneFdbKey{Vlan: vlan}
+		copy(fk.Mac[:], p.MAC)
+		t.fdb[fk] = dev.ifindex
+		n := t.nets[vlan]
+		if int(n.Count) < len(n.Ports) {
+			n.Ports[n.Count] = dev.ifindex
+			n.Count++
+		}
+		t.nets[vlan] = n
+		for _, a := range p.Addrs {
+			if !a.Addr().Is4() {
+				continue
+			}
+			t.addrs[bpf.DataplaneAddrKey{Prefixlen: 32 + uint32(a.Bits()), Ifindex: dev.ifindex, Ip: a.Masked().Addr().As4()}] = 1
+		}
+		for _, m := range p.MACs {
+			if len(m) != 6 || m.String() == p.MAC.String() {
+				continue
+			}
+			mk := bpf.DataplaneMacKey{Ifindex: dev.ifindex}
+			copy(mk.Mac[:], m)
+			t.macs[mk] = 1
+		}
+	}
+	return t, nil
+}

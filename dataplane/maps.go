@@ -1,0 +1,147 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rackstack/rackstack/bpf"
+)
+
+// Counter names, in the order of the C enum in bpf/dataplane.c.
+var counterNames = []string{
+	"fwd_local", "fwd_uplink", "from_uplink", "flood", "to_host", "ct_new",
+	"drop_no_port", "drop_malformed", "drop_spoof_mac", "drop_spoof_ip",
+	"drop_sg_egress", "drop_sg_ingress", "drop_no_fdb", "drop_no_uplink",
+	"drop_ethertype", "drop_broadcast", "drop_dhcp_server",
+}
+
+// readTables reads what the maps hold now: after a restart, the previous
+// run's state, which the next Apply only amends.
+func (d *Dataplane) readTables() (*tables, error) {
+	t := &tables{
+		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
+		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
+		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
+	}
+	if err := readMap(d.objs.Ports, t.ports); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Fdb, t.fdb); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Nets, t.nets); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Addrs, t.addrs); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Macs, t.macs); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Rules, t.rules); err != nil {
+		return nil, err
+	}
+	var s bpf.DataplaneSettings
+	if err := d.objs.Config.Lookup(uint32(0), &s); err != nil {
+		return nil, err
+	}
+	t.uplink = s.Uplink
+	return t, nil
+}
+
+func readMap[K comparable, V any](m *ebpf.Map, into map[K]V) error {
+	var (
+		k K
+		v V
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		into[k] = v
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read map %s: %w", m, err)
+	}
+	return nil
+}
+
+// writeTables brings the maps from d.cur to t: first every addition, from
+// the leaves (rules, addresses) to the roots (ports, FDB, networks), then
+// every removal in the opposite order, so that a packet never finds a port
+// without its rules.
+func (d *Dataplane) writeTables(t *tables) error {
+	o := &d.objs
+	steps := []func() error{
+		func() error { return putMap(o.Rules, d.cur.rules, t.rules) },
+		func() error { return putMap(o.Addrs, d.cur.addrs, t.addrs) },
+		func() error { return putMap(o.Macs, d.cur.macs, t.macs) },
+		func() error { return putMap(o.Ports, d.cur.ports, t.ports) },
+		func() error { return putMap(o.Fdb, d.cur.fdb, t.fdb) },
+		func() error { return putMap(o.Nets, d.cur.nets, t.nets) },
+		func() error {
+			if t.uplink == d.cur.uplink {
+				return nil
+			}
+			return o.Config.Put(uint32(0), bpf.DataplaneSettings{Uplink: t.uplink})
+		},
+		func() error { return deleteMap(o.Nets, d.cur.nets, t.nets) },
+		func() error { return deleteMap(o.Fdb, d.cur.fdb, t.fdb) },
+		func() error { return deleteMap(o.Ports, d.cur.ports, t.ports) },
+		func() error { return deleteMap(o.Macs, d.cur.macs, t.macs) },
+		func() error { return deleteMap(o.Addrs, d.cur.addrs, t.addrs) },
+		func() error { return deleteMap(o.Rules, d.cur.rules, t.rules) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			// Some of t is written: read back what the kernel holds so the
+			// next Apply starts from the truth.
+			if cur, rerr := d.readTables(); rerr == nil {
+				d.cur = cur
+			}
+			return fmt.Errorf("dataplane: write maps: %w", err)
+		}
+	}
+	return nil
+}
+
+func putMap[K, V comparable](m *ebpf.Map, cur, want map[K]V) error {
+	for k, v := range want {
+		if old, ok := cur[k]; ok && old == v {
+			continue
+		}
+		if err := m.Put(k, v); err != nil {
+			return fmt.Errorf("%s: put: %w", m, err)
+		}
+	}
+	return nil
+}
+
+func deleteMap[K, V comparable](m *ebpf.Map, cur, want map[K]V) error {
+	for k := range cur {
+		if _, ok := want[k]; ok {
+			continue
+		}
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("%s: delete: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// counters sums the per-CPU counters.
+func (d *Dataplane) counters() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for i, name := range counterNames {
+		var per []uint64
+		if err := d.objs.Counters.Lookup(uint32(i), &per); err != nil {
+			return nil, err
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		out[name] = sum
+	}
+	return out, nil
+}
