@@ -1,0 +1,423 @@
+package network
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+var portAttrs = newAttrSpec(
+	"name description admin_state_up fixed_ips device_id device_owner security_groups port_security_enabled "+
+		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile",
+	"network_id tenant_id project_id mac_address",
+	"id status binding:vif_type binding:vif_details created_at updated_at revision_number tags")
+
+// maxAddressPairs is Neutron's default max_allowed_address_pair.
+const maxAddressPairs = 10
+
+// canSeePort: the port's project and the network's owner see a port.
+func canSeePort(tx *memdb.Txn, p *api.Principal, pt *Port) bool {
+	if p.CanRead(pt.Project) {
+		return true
+	}
+	n := store.Get[Network](tx, tNetworks, pt.NetworkID)
+	return n != nil && p.CanRead(n.Project)
+}
+
+func visiblePort(tx *memdb.Txn, p *api.Principal, id string) (*Port, error) {
+	pt := store.Get[Port](tx, tPorts, id)
+	if pt == nil || !canSeePort(tx, p, pt) {
+		return nil, notFound("port", id)
+	}
+	return pt, nil
+}
+
+func writablePort(tx *memdb.Txn, p *api.Principal, id, action string) (*Port, error) {
+	pt, err := visiblePort(tx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.CanWrite(pt.Project) {
+		if n := store.Get[Network](tx, tNetworks, pt.NetworkID); n == nil || !p.CanWrite(n.Project) {
+			return nil, policyDenied(action)
+		}
+	}
+	return pt, nil
+}
+
+func portView(pt *Port) map[string]any {
+	ips := make([]map[string]any, 0, len(pt.FixedIPs))
+	for _, f := range pt.FixedIPs {
+		ips = append(ips, map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IP})
+	}
+	pairs := make([]map[string]any, 0, len(pt.AllowedAddressPairs))
+	for _, a := range pt.AllowedAddressPairs {
+		pairs = append(pairs, map[string]any{"ip_address": a.IP, "mac_address": a.MAC})
+	}
+	groups := pt.SecurityGroups
+	if groups == nil {
+		groups = []string{}
+	}
+	vif := "unbound"
+	if pt.HostID != "" {
+		vif = "tap"
+	}
+	return map[string]any{
+		"id": pt.ID, "name": pt.Name, "description": pt.Description, "network_id": pt.NetworkID,
+		"tenant_id": pt.Project, "project_id": pt.Project, "mac_address": pt.MAC, "admin_state_up": pt.AdminStateUp,
+		"status": pt.Status, "device_id": pt.DeviceID, "device_owner": pt.DeviceOwner, "fixed_ips": ips,
+		"allowed_address_pairs": pairs, "security_groups": groups, "port_security_enabled": pt.PortSecurity,
+		"binding:host_id": pt.HostID, "binding:vif_type": vif, "binding:vif_details": map[string]any{},
+		"binding:vnic_type": pt.VNICType, "binding:profile": map[string]any{},
+		"created_at": timeText(pt.CreatedAt), "updated_at": timeText(pt.UpdatedAt), "revision_number": pt.Revision, "tags": []string{},
+	}
+}
+
+func (s *Service) listPorts(w http.ResponseWriter, r *http.Request) {
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	p := principal(r)
+	var views []map[string]any
+	for _, pt := range store.All[Port](tx, tPorts, "id") {
+		if canSeePort(tx, p, pt) {
+			views = append(views, portView(pt))
+		}
+	}
+	s.list(w, r, "ports", views)
+}
+
+func (s *Service) showPort(w http.ResponseWriter, r *http.Request) {
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	pt, err := visiblePort(tx, principal(r), chi.URLParam(r, "id"))
+	if err != nil {
+		api.Fail(w, r, writeError, err)
+		return
+	}
+	show(w, r, "port", portView(pt))
+}
+
+// readFixedIPs reads fixed_ips: [{subnet_id}, {ip_address}, or both].
+// ownsNetwork says whether the caller may pick addresses itself.
+func readFixedIPs(rd *reader, ownsNetwork bool) []ipRequest {
+	dicts := rd.dicts("fixed_ips")
+	out := make([]ipRequest, 0, len(dicts))
+	seen := map[string]bool{}
+	for _, d := range dicts {
+		for k := range d {
+			if k != "subnet_id" && k != "ip_address" {
+				rd.fail(badInput("fixed_ips", "Unrecognized attribute(s) '%s'", k))
+				return nil
+			}
+		}
+		sub := &reader{o: d}
+		rq := ipRequest{SubnetID: sub.str("subnet_id", "", 64), IP: sub.str("ip_address", "", 64)}
+		if sub.err != nil {
+			rd.fail(badInput("fixed_ips", "%v", sub.err))
+			return nil
+		}
+		if rq.SubnetID == "" && rq.IP == "" {
+			rd.fail(badInput("fixed_ips", "each entry needs a subnet_id or an ip_address"))
+			return nil
+		}
+		if rq.IP != "" {
+			a, err := parseIP(rq.IP)
+			if err != nil {
+				rd.fail(badInput("fixed_ips", "%v", err))
+				return nil
+			}
+			rq.IP = a.String()
+			if seen[rq.IP] {
+				rd.fail(badInput("fixed_ips", "Duplicate IP address '%s'", rq.IP))
+				return nil
+			}
+			seen[rq.IP] = true
+			if !ownsNetwork {
+				rd.fail(policyDenied("create_port:fixed_ips:ip_address"))
+				return nil
+			}
+		}
+		out = append(out, rq)
+	}
+	return out
+}
+
+// readPairs reads allowed_address_pairs.
+func readPairs(rd *reader) []AddressPair {
+	dicts := rd.dicts("allowed_address_pairs")
+	if len(dicts) > maxAddressPairs {
+		rd.fail(apiError(http.StatusBadRequest, "AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxAddressPairs))
+		return nil
+	}
+	out := make([]AddressPair, 0, len(dicts))
+	seen := map[AddressPair]bool{}
+	for _, d := range dicts {
+		for k := range d {
+			if k != "ip_address" && k != "mac_address" {
+				rd.fail(badInput("allowed_address_pairs", "Unrecognized attribute(s) '%s'", k))
+				return nil
+			}
+		}
+		sub := &reader{o: d}
+		ap := AddressPair{IP: strings.TrimSpace(sub.str("ip_address", "", 64)), MAC: sub.str("mac_address", "", 64)}
+		if sub.err != nil {
+			rd.fail(badInput("allowed_address_pairs", "%v", sub.err))
+			return nil
+		}
+		if ap.IP == "" {
+			rd.fail(apiError(http.StatusBadRequest, "AllowedAddressPairsMissingIP", "AllowedAddressPair must contain ip_address"))
+			return nil
+		}
+		if _, err := parseCIDROrIP(ap.IP); err != nil {
+			rd.fail(badInput("allowed_address_pairs", "%v", err))
+			return nil
+		}
+		if ap.MAC != "" {
+			m, ok := validMAC(ap.MAC)
+			if !ok {
+				rd.fail(badInput("allowed_address_pairs", "'%s' is not a valid MAC address", ap.MAC))
+				return nil
+			}
+			ap.MAC = m
+		}
+		if seen[ap] {
+			rd.fail(apiError(http.StatusBadRequest, "DuplicateAddressPairInRequest", "Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MAC, ap.IP))
+			return nil
+		}
+		seen[ap] = true
+		out = append(out, ap)
+	}
+	return out
+}
+
+func readGroups(rd *reader) []string {
+	list := rd.strs("security_groups")
+	out := make([]string, 0, len(list))
+	seen := map[string]bool{}
+	for _, g := range list {
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func readBinding(rd *reader) {
+	if v := rd.str("binding:vnic_type", "normal", 64); rd.err == nil && v != "normal" {
+		rd.fail(badInput("binding:vnic_type", "%s is not in ['normal']", v))
+	}
+	if rd.has("binding:profile") && !rd.isNull("binding:profile") {
+		if m, ok := rd.o["binding:profile"].(map[string]any); !ok || len(m) > 0 {
+			rd.fail(badInput("binding:profile", "binding profiles are not supported"))
+		}
+	}
+}
+
+func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o obj) (portSpec, error) {
+	var sp portSpec
+	if err := portAttrs.check(o, http.MethodPost); err != nil {
+		return sp, err
+	}
+	rd := &reader{o: o}
+	now := s.now()
+	pt := Port{ID: api.NewUUID(), Status: "DOWN", VNICType: "normal", CreatedAt: now, UpdatedAt: now}
+	pt.NetworkID = rd.str("network_id", "", 64)
+	if rd.err == nil && pt.NetworkID == "" {
+		return sp, badInput("network_id", "'network_id' is a required property")
+	}
+	if rd.err != nil {
+		return sp, rd.err
+	}
+	n, err := visibleNetwork(tx, p, pt.NetworkID)
+	if err != nil {
+		return sp, err
+	}
+	owns := p.CanWrite(n.Project)
+	pt.Project = rd.project(p)
+	pt.Name = rd.str("name", "", 255)
+	pt.Description = rd.str("description", "", 255)
+	pt.AdminStateUp = rd.boolean("admin_state_up", true)
+	pt.DeviceID = rd.str("device_id", "", 255)
+	pt.DeviceOwner = rd.str("device_owner", "", 255)
+	pt.HostID = rd.str("binding:host_id", "", 255)
+	readBinding(rd)
+	if rd.has("mac_address") {
+		m := rd.str("mac_address", "", 64)
+		if rd.err == nil {
+			mac, ok := validMAC(m)
+			switch {
+			case !ok:
+				rd.fail(badInput("mac_address", "'%s' is not a valid MAC address", m))
+			case !owns:
+				rd.fail(policyDenied("create_port:mac_address"))
+			}
+			pt.MAC, sp.MACGiven = mac, true
+		}
+	}
+	if rd.has("fixed_ips") {
+		ips := readFixedIPs(rd, owns)
+		sp.IPs = &ips
+	}
+	if rd.has("port_security_enabled") {
+		v := rd.boolean("port_security_enabled", true)
+		sp.PortSecurity = &v
+	}
+	if rd.has("security_groups") {
+		pt.SecurityGroups = readGroups(rd)
+		sp.GroupsGiven = true
+	}
+	pt.AllowedAddressPairs = readPairs(rd)
+	if rd.err != nil {
+		return sp, rd.err
+	}
+	sp.Port = pt
+	return sp, nil
+}
+
+func (s *Service) createPorts(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	objs, bulk, err := bodies(r, "port", "ports")
+	if err != nil {
+		api.Fail(w, r, writeError, err)
+		return
+	}
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	var c portCreateCmd
+	var projects []string
+	for _, o := range objs {
+		sp, err := s.parsePort(tx, p, o)
+		if err != nil {
+			api.Fail(w, r, writeError, err)
+			return
+		}
+		c.Ports = append(c.Ports, sp)
+		projects = append(projects, sp.Port.Project)
+	}
+	c.Defaults = s.defaultsFor(tx, projects...)
+	var rows []Port
+	if !s.propose(w, r, cmdPortCreate, c, &rows) {
+		return
+	}
+	views := make([]map[string]any, 0, len(rows))
+	for i := range rows {
+		views = append(views, portView(&rows[i]))
+	}
+	created(w, "port", "ports", bulk, views)
+}
+
+func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	pt, err := writablePort(tx, p, chi.URLParam(r, "id"), "update_port")
+	if err != nil {
+		api.Fail(w, r, writeError, err)
+		return
+	}
+	objs, _, err := bodies(r, "port", "")
+	if err == nil {
+		err = portAttrs.check(objs[0], http.MethodPut)
+	}
+	if err != nil {
+		api.Fail(w, r, writeError, err)
+		return
+	}
+	n := store.Get[Network](tx, tNetworks, pt.NetworkID)
+	owns := n != nil && p.CanWrite(n.Project)
+	rd := &reader{o: objs[0]}
+	c := portUpdateCmd{ID: pt.ID, Now: s.now()}
+	strField := func(f string, dst **string) {
+		if rd.has(f) {
+			v := rd.str(f, "", 255)
+			*dst = &v
+		}
+	}
+	strField("name", &c.Name)
+	strField("description", &c.Description)
+	strField("device_id", &c.DeviceID)
+	strField("device_owner", &c.DeviceOwner)
+	strField("binding:host_id", &c.HostID)
+	readBinding(rd)
+	if rd.has("admin_state_up") {
+		v := rd.boolean("admin_state_up", true)
+		c.AdminStateUp = &v
+	}
+	if rd.has("port_security_enabled") {
+		v := rd.boolean("port_security_enabled", true)
+		c.PortSecurity = &v
+	}
+	if rd.has("fixed_ips") {
+		v := readFixedIPs(rd, owns || keepsAddresses(rd.o["fixed_ips"], pt))
+		c.IPs = &v
+	}
+	if rd.has("security_groups") {
+		v := readGroups(rd)
+		c.Groups = &v
+	}
+	if rd.has("allowed_address_pairs") {
+		v := readPairs(rd)
+		c.Pairs = &v
+	}
+	if rd.err != nil {
+		api.Fail(w, r, writeError, rd.err)
+		return
+	}
+	var row Port
+	if s.propose(w, r, cmdPortUpdate, c, &row) {
+		api.JSON(w, http.StatusOK, map[string]any{"port": portView(&row)})
+	}
+}
+
+// keepsAddresses reports whether every address named in a fixed_ips update
+// is one the port holds already: anyone who may update the port may keep
+// its own addresses.
+func keepsAddresses(v any, pt *Port) bool {
+	list, _ := v.([]any)
+	for _, x := range list {
+		m, _ := x.(map[string]any)
+		ip, _ := m["ip_address"].(string)
+		if ip == "" {
+			continue
+		}
+		held := false
+		for _, f := range pt.FixedIPs {
+			if a, err := parseIP(ip); err == nil && a.String() == f.IP {
+				held = true
+			}
+		}
+		if !held {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) deletePort(w http.ResponseWriter, r *http.Request) {
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	pt, err := writablePort(tx, principal(r), chi.URLParam(r, "id"), "delete_port")
+	if err != nil {
+		api.Fail(w, r, writeError, err)
+		return
+	}
+	if s.propose(w, r, cmdPortDelete, idCmd{ID: pt.ID, Now: s.now()}, nil) {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
