@@ -5,9 +5,14 @@ SHELL := /bin/bash
 GO        ?= go
 BIN       := $(CURDIR)/bin
 DATA      ?= $(CURDIR)/.rackstack
-# Debian packages the tests drive: the real OpenStack CLI and the object
-# storage clients (swift, aws, s3cmd, rclone).
-TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone
+# Debian packages the tests drive: the real OpenStack CLI, the object
+# storage clients (swift, aws, s3cmd, rclone), and what the networking test
+# runs in its namespaces (ip, ping, tcpdump).
+TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump
+# What `make generate` needs to rebuild the committed BPF objects, and what
+# `make bench` compares against.
+GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
+BENCH_DEBS := iperf3
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test unit integration deps run generate lint bench clean
@@ -43,7 +48,11 @@ test: deps
 run: build
 	$(BIN)/rackd dev --data-dir $(DATA)
 
+# generate rebuilds bpf/*_bpfel.{go,o} from the C (committed: building
+# needs no clang).
 generate:
+	@missing=""; for p in $(GEN_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
 	$(GO) generate ./...
 
 lint:
@@ -54,6 +63,7 @@ lint:
 bench: build
 	$(BIN)/rackbench control
 	$(BIN)/rackbench storage
+	$(BIN)/rackbench dataplane
 
 clean:
 	rm -rf $(BIN) build

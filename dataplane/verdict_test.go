@@ -269,3 +269,49 @@ func TestRemovedRuleStopsFlows(t *testing.T) {
 		t.Errorf("established ssh after its rule went: %s", r)
 	}
 }
+
+// TestReopenKeepsForwarding closes the dataplane as a rackd restart does,
+// opens it again on the same pins, and checks the links were adopted, the
+// maps kept, flows remembered, and that the same Apply changes nothing.
+func TestReopenKeepsForwarding(t *testing.T) {
+	d := fixture(t)
+	ab := frame{src: macA, dst: macB}
+	if r := d.run(t, d.objs.PortIn, "tapa", ab.tcp("10.0.0.10", "10.0.0.11", 40000, 22)); r.String() != "REDIRECT [fwd_local]" {
+		t.Fatalf("ssh: %s", r)
+	}
+	before := d.cur
+	cfg := d.cfg
+	d.Close()
+
+	d2, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Destroy() })
+	if len(d2.links) != 5 {
+		t.Errorf("adopted %d links, want 5 (four ports and the uplink)", len(d2.links))
+	}
+	if len(d2.cur.ports) != len(before.ports) || len(d2.cur.rules) != len(before.rules) || d2.cur.uplink != before.uplink {
+		t.Errorf("reopened maps differ: %d ports, %d rules, uplink %d", len(d2.cur.ports), len(d2.cur.rules), d2.cur.uplink)
+	}
+	// The reply of the flow allowed before the restart still gets in.
+	ba := frame{src: macB, dst: macA}
+	if r := d2.run(t, d2.objs.PortIn, "tapb", ba.tcp("10.0.0.11", "10.0.0.10", 22, 40000)); r.String() != "REDIRECT [fwd_local]" {
+		t.Errorf("reply after reopen: %s", r)
+	}
+	if _, err := d2.Apply(fixtureState()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d2.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Ports) != 4 || st.Uplink == nil || !st.Uplink.Attached || st.Programs[0].Name != "port_in" {
+		t.Errorf("status after reopen: %+v", st)
+	}
+	for _, p := range st.Ports {
+		if !p.Attached {
+			t.Errorf("port %s not attached after reopen", p.ID)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/client"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/storage/object"
@@ -148,7 +149,28 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return emit(st, func(w io.Writer) { printStorage(w, st) })
 		},
 	})
-	root.AddCommand(clusterCmd, nodeCmd, storageCmd)
+	var dpNode string
+	dpShow := &cobra.Command{
+		Use: "show", Short: "A node's tenant ports, BPF programs, map fill and drop counters", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if dpNode == "" {
+				return errors.New("usage: dataplane show needs --node NAME")
+			}
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			st, err := c.DataplaneStatus(ctx, dpNode)
+			if err != nil {
+				return err
+			}
+			return emit(st, func(w io.Writer) { printDataplane(w, dpNode, st) })
+		},
+	}
+	dpShow.Flags().StringVar(&dpNode, "node", "", "the node to show")
+	dataplaneCmd := &cobra.Command{Use: "dataplane", Short: "The eBPF tenant dataplane"}
+	dataplaneCmd.AddCommand(dpShow)
+	root.AddCommand(clusterCmd, nodeCmd, storageCmd, dataplaneCmd)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -202,6 +224,48 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	for _, m := range members {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.Suffrage, yes(m.Leader), yes(m.Up), ago(m.LastContact, now))
+	}
+	tw.Flush()
+}
+
+func printDataplane(w io.Writer, node string, st dataplane.Status) {
+	fmt.Fprintf(w, "node:     %s\nattach:   %s (pins in %s)\n", node, st.Attach, st.PinDir)
+	if st.Uplink != nil {
+		fmt.Fprintf(w, "uplink:   %s (ifindex %d, attached %v)\n", st.Uplink.Name, st.Uplink.Ifindex, st.Uplink.Attached)
+	} else {
+		fmt.Fprintln(w, "uplink:   none")
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PORT\tDEVICE\tATTACHED\tVLAN\tMAC\tADDRESSES\tSECURITY\tRULE KEYS\tDHCP")
+	for _, p := range st.Ports {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\t%v\t%d\t%v\n", p.ID, p.Device, p.Attached, p.VLAN, p.MAC, strings.Join(p.Addrs, ","), p.Security, p.Rules, p.DHCP)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROGRAM\tID\tTAG")
+	for _, p := range st.Programs {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", p.Name, p.ID, p.Tag)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAP\tTYPE\tENTRIES\tMAX")
+	for _, m := range st.Maps {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", m.Name, m.Type, m.Entries, m.Max)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	names := make([]string, 0, len(st.Counters))
+	for n := range st.Counters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COUNTER\tPACKETS")
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t%d\n", n, st.Counters[n])
 	}
 	tw.Flush()
 }

@@ -36,6 +36,14 @@ type options struct {
 	EC         string // "K+M", or "" to choose by disk count
 	HealAfter  time.Duration
 	ScrubEvery time.Duration
+	// networking
+	VLANRange        string // "MIN-MAX"
+	VLANMin, VLANMax int
+	// dataplane
+	Dataplane      string // auto, on, off
+	Uplink         string
+	DataplaneNetns string
+	BPFDir         string
 	// test and benchmark tuning of failure detection
 	HeartbeatInterval time.Duration
 	DownAfter         time.Duration
@@ -100,6 +108,11 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	str(&o.EC, "ec", "", "erasure coding K+M for new objects, e.g. 4+2 (default: chosen from the number of disks)")
 	durVar(&o.HealAfter, "heal-after", 5*time.Minute, "a node down this long has its shards rebuilt on other nodes")
 	durVar(&o.ScrubEvery, "scrub-every", 24*time.Hour, "how long one pass of the scrubber over all stored data takes at least")
+	str(&o.Dataplane, "dataplane", "auto", "tenant dataplane: on, off, or auto (on where BPF programs load)")
+	str(&o.Uplink, "uplink", "", "interface to the other nodes that carries tenant VLANs (empty: ports talk only on this node)")
+	str(&o.DataplaneNetns, "dataplane-netns", "", "network namespace (path, e.g. /run/netns/n1) holding port devices and the uplink (default: rackd's own)")
+	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME)")
+	str(&o.VLANRange, "vlan-range", "100-3999", "VLAN ids given to tenant networks, MIN-MAX within 1-4094")
 	durVar(&o.TokenTTL, "token-ttl", time.Hour, "lifetime of identity tokens")
 	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")
 	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
@@ -115,6 +128,16 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	}
 	if _, _, err := o.coding(); err != nil {
 		return nil, err
+	}
+	lo, hi, err := parseVLANRange(o.VLANRange)
+	if err != nil {
+		return nil, err
+	}
+	o.VLANMin, o.VLANMax = lo, hi
+	switch o.Dataplane {
+	case "auto", "on", "off":
+	default:
+		return nil, fmt.Errorf("--dataplane %q: want on, off or auto", o.Dataplane)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -175,6 +198,18 @@ func (o *options) coding() (k, m int, err error) {
 		return 0, 0, fmt.Errorf("--ec %q: want K+M such as 4+2 (K ≥ 1, M ≥ 0, K+M ≤ 32)", o.EC)
 	}
 	return k, m, nil
+}
+
+// parseVLANRange parses --vlan-range MIN-MAX (1 ≤ MIN ≤ MAX ≤ 4094; 0 and
+// 4095 are reserved by 802.1Q).
+func parseVLANRange(s string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || lo < 1 || hi > 4094 || lo > hi {
+		return 0, 0, fmt.Errorf("--vlan-range %q: want MIN-MAX such as 100-3999 (1 ≤ MIN ≤ MAX ≤ 4094)", s)
+	}
+	return lo, hi, nil
 }
 
 // raftAdvertise is host:port of the peer port as others reach it.

@@ -81,3 +81,44 @@ func TestRecoverNeedsConfirmation(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestVLANRangeFlag(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		env     map[string]string
+		lo, hi  int
+		wantErr bool
+	}{
+		"default":        {lo: 100, hi: 3999},
+		"flag":           {args: []string{"--vlan-range", "200-299"}, lo: 200, hi: 299},
+		"env":            {env: map[string]string{"RACKD_VLAN_RANGE": "10-20"}, lo: 10, hi: 20},
+		"spaces":         {args: []string{"--vlan-range", " 5 - 6 "}, lo: 5, hi: 6},
+		"one vlan":       {args: []string{"--vlan-range", "7-7"}, lo: 7, hi: 7},
+		"whole range":    {args: []string{"--vlan-range", "1-4094"}, lo: 1, hi: 4094},
+		"reversed":       {args: []string{"--vlan-range", "300-200"}, wantErr: true},
+		"zero":           {args: []string{"--vlan-range", "0-10"}, wantErr: true},
+		"4095":           {args: []string{"--vlan-range", "100-4095"}, wantErr: true},
+		"no dash":        {args: []string{"--vlan-range", "100"}, wantErr: true},
+		"not a number":   {args: []string{"--vlan-range", "a-b"}, wantErr: true},
+		"empty":          {args: []string{"--vlan-range", ""}, wantErr: true},
+		"negative start": {args: []string{"--vlan-range", "-5-10"}, wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"--data-dir", "d"}, tc.args...)
+			o, err := parseFlags("serve", args, func(k string) string { return tc.env[k] }, io.Discard)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "--vlan-range") {
+					t.Fatalf("err = %v, want a --vlan-range error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.VLANMin != tc.lo || o.VLANMax != tc.hi {
+				t.Fatalf("range %d-%d, want %d-%d", o.VLANMin, o.VLANMax, tc.lo, tc.hi)
+			}
+		})
+	}
+}

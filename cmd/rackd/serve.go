@@ -25,6 +25,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/identity"
+	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/inventory"
 	"github.com/rackstack/rackstack/storage/object"
@@ -41,6 +42,7 @@ func catalog(o *options) []identity.CatalogService {
 	}
 	return []identity.CatalogService{
 		{Type: "identity", Name: "keystone", Path: "/identity/v3"},
+		{Type: "network", Name: "neutron", Path: "/network"},
 		{Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"},
 		{Type: "s3", Name: "s3", Path: s3},
 	}
@@ -53,7 +55,7 @@ func init() {
 }
 
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -123,15 +125,33 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	networks, err := network.New(network.Config{
+		Repl: node, Auth: ident, Log: log, VLANMin: o.VLANMin, VLANMax: o.VLANMax, PublicURL: o.PublicURL,
+	})
+	if err != nil {
+		return err
+	}
+
 	objects, err := openObjectStore(o, node, log)
 	if err != nil {
 		return err
+	}
+
+	dp, dpAgent, err := openDataplane(o, node, networks, log)
+	if err != nil {
+		return err
+	}
+	if dp != nil {
+		// Close keeps the pinned programs and maps: tenant traffic flows on
+		// while rackd is down.
+		defer dp.Close()
 	}
 
 	mw := api.NewMiddleware(log, reg)
 	r := chi.NewRouter()
 	r.Use(mw.Handler)
 	r.Mount("/identity", http.StripPrefix("/identity", ident.Handler()))
+	r.Mount("/network", http.StripPrefix("/network", networks.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := objects.Status(r.Context())
@@ -141,6 +161,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 		api.JSON(w, http.StatusOK, st)
 	})
+	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/nodes/{name}/dataplane", dataplaneStatus(o, node, dp))
 	swiftAPI := &swift.Handler{Store: objects, Auth: ident}
 	r.Mount("/object", http.StripPrefix("/object", swiftAPI))
 	// S3 verifies signatures over the path as the client sent it: no
@@ -187,6 +208,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { return objects.Run(gctx) })
+	if dpAgent != nil {
+		g.Go(func() error { return dpAgent.Run(gctx) })
+	}
 	if adminPassword != "" {
 		g.Go(func() error {
 			if err := bootstrapIdentity(gctx, node, ident, adminPassword, o); err != nil {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -230,6 +231,13 @@ func (c *Client) Node(ctx context.Context, name string) (cluster.NodeInfo, error
 		Node cluster.NodeInfo `json:"node"`
 	}
 	return out.Node, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes/"+url.PathEscape(name), nil, &out)
+}
+
+// DataplaneStatus is GET /rackstack/v1/nodes/{name}/dataplane: the
+// node's ports, programs, maps and counters.
+func (c *Client) DataplaneStatus(ctx context.Context, node string) (dataplane.Status, error) {
+	var st dataplane.Status
+	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes/"+url.PathEscape(node)+"/dataplane", nil, &st)
 }
 
 // StorageStatus is GET /rackstack/v1/storage/status.

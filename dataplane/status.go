@@ -1,0 +1,143 @@
+package dataplane
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rackstack/rackstack/bpf"
+)
+
+// Status is what `rackctl dataplane show` prints for a node.
+type Status struct {
+	PinDir   string            `json:"pin_dir"`
+	Netns    string            `json:"netns,omitempty"`
+	Attach   string            `json:"attach"` // tcx or clsact
+	Uplink   *DeviceStatus     `json:"uplink,omitempty"`
+	Ports    []PortStatus      `json:"ports"`
+	Programs []ProgramStatus   `json:"programs"`
+	Maps     []MapStatus       `json:"maps"`
+	Counters map[string]uint64 `json:"counters"`
+}
+
+// DeviceStatus is a device the dataplane has a program on.
+type DeviceStatus struct {
+	Name     string `json:"name"`
+	Ifindex  uint32 `json:"ifindex"`
+	Attached bool   `json:"attached"`
+}
+
+// PortStatus is one enforced port as the maps hold it.
+type PortStatus struct {
+	ID       string   `json:"id"`
+	Device   string   `json:"device"`
+	Ifindex  uint32   `json:"ifindex"`
+	Attached bool     `json:"attached"`
+	VLAN     uint32   `json:"vlan"`
+	MAC      string   `json:"mac"`
+	Addrs    []string `json:"addrs"`
+	Security bool     `json:"port_security"`
+	Policy   uint32   `json:"policy"`
+	Rules    int      `json:"rule_keys"`
+	DHCP     bool     `json:"dhcp"`
+}
+
+// ProgramStatus is a loaded program.
+type ProgramStatus struct {
+	Name string `json:"name"`
+	ID   uint32 `json:"id"`
+	Tag  string `json:"tag"`
+}
+
+// MapStatus is a map's fill.
+type MapStatus struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Entries int    `json:"entries"`
+	Max     uint32 `json:"max_entries"`
+}
+
+// Status reads the programs, maps and counters.
+func (d *Dataplane) Status() (Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := Status{PinDir: d.cfg.PinDir, Netns: d.cfg.Netns, Attach: "tcx"}
+	if d.cfg.Clsact {
+		st.Attach = "clsact"
+	}
+	attached := func(dev string) bool {
+		_, tcx := d.links[dev]
+		_, cls := d.clsact[dev]
+		return tcx || cls
+	}
+	if d.cur.uplink != 0 {
+		if l, err := d.nl.LinkByIndex(int(d.cur.uplink)); err == nil {
+			st.Uplink = &DeviceStatus{Name: l.Attrs().Name, Ifindex: d.cur.uplink, Attached: attached(l.Attrs().Name)}
+		}
+	}
+	for id, dev := range d.plugged {
+		p := d.cur.ports[dev.ifindex]
+		ps := PortStatus{
+			ID: id, Ifindex: dev.ifindex, VLAN: p.Vlan, MAC: net.HardwareAddr(p.Mac[:]).String(),
+			Security: p.Flags&flagSecurity != 0, Policy: p.Policy,
+		}
+		if l, err := d.nl.LinkByIndex(int(dev.ifindex)); err == nil {
+			ps.Device = l.Attrs().Name
+			ps.Attached = attached(ps.Device)
+		}
+		for k := range d.cur.addrs {
+			if k.Ifindex == dev.ifindex {
+				ps.Addrs = append(ps.Addrs, netip.PrefixFrom(netip.AddrFrom4(k.Ip), int(k.Prefixlen)-32).String())
+			}
+		}
+		sort.Strings(ps.Addrs)
+		if ps.Security {
+			ps.Rules = len(d.cur.policies[p.Policy].keys)
+		}
+		d.dhcp.mu.Lock()
+		_, ps.DHCP = d.dhcp.servers[ps.Device]
+		d.dhcp.mu.Unlock()
+		st.Ports = append(st.Ports, ps)
+	}
+	sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].ID < st.Ports[j].ID })
+	for _, p := range []*ebpf.Program{d.objs.PortIn, d.objs.UplinkIn} {
+		info, err := p.Info()
+		if err != nil {
+			return st, err
+		}
+		id, _ := info.ID()
+		st.Programs = append(st.Programs, ProgramStatus{Name: info.Name, ID: uint32(id), Tag: info.Tag})
+	}
+	maps := map[string]*ebpf.Map{
+		bpf.DataplaneMapPorts: d.objs.Ports, bpf.DataplaneMapFdb: d.objs.Fdb, bpf.DataplaneMapNets: d.objs.Nets,
+		bpf.DataplaneMapAddrs: d.objs.Addrs, bpf.DataplaneMapMacs: d.objs.Macs, bpf.DataplaneMapRules: d.objs.Rules,
+		bpf.DataplaneMapCt: d.objs.Ct,
+	}
+	for name, m := range maps {
+		st.Maps = append(st.Maps, MapStatus{Name: name, Type: m.Type().String(), Entries: countEntries(m), Max: m.MaxEntries()})
+	}
+	sort.Slice(st.Maps, func(i, j int) bool { return st.Maps[i].Name < st.Maps[j].Name })
+	var err error
+	st.Counters, err = d.counters()
+	return st, err
+}
+
+func countEntries(m *ebpf.Map) int {
+	var (
+		n   int
+		key = make([]byte, m.KeySize())
+		nxt = make([]byte, m.KeySize())
+	)
+	var cur any // nil: start from the first key
+	for n < int(m.MaxEntries())+1 {
+		if err := m.NextKey(cur, &nxt); err != nil {
+			break
+		}
+		n++
+		copy(key, nxt)
+		cur = key
+	}
+	return n
+}

@@ -1,0 +1,426 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/vishvananda/netns"
+
+	"github.com/rackstack/rackstack/dataplane"
+)
+
+// netns names are short: interface and namespace names are bounded.
+func nsName(role string) string { return fmt.Sprintf("rs%d%s", os.Getpid()%100000, role) }
+
+// ip runs iproute2 and fails the test on error.
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// addNetns creates a namespace with its loopback up and removes it when
+// the test ends.
+func addNetns(t *testing.T, name string) string {
+	t.Helper()
+	exec.Command("ip", "netns", "del", name).Run()
+	ip(t, "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	ip(t, "-n", name, "link", "set", "lo", "up")
+	return "/run/netns/" + name
+}
+
+// inNS runs a command inside a namespace, bounded by timeout.
+func inNS(ns string, timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// pings reports whether one echo from ns to addr comes back within a second.
+func pings(ns, addr string) bool {
+	_, err := inNS(ns, 3*time.Second, "ping", "-c", "1", "-W", "1", addr)
+	return err == nil
+}
+
+// guest is a network namespace standing in for a VM: eth0 in it is the
+// peer of the port's device on its node.
+type guest struct {
+	ns     string
+	portID string
+	mac    string
+	ip     string // from DHCP
+}
+
+// plug creates the port's device on node (named as Nova names taps) with
+// the guest's eth0 at its other end, carrying the port's MAC.
+func plug(t *testing.T, nodeNS, guestNS, portID, mac string) *guest {
+	t.Helper()
+	addNetns(t, guestNS)
+	dev := dataplane.DeviceName(portID)
+	ip(t, "-n", nodeNS, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", guestNS)
+	ip(t, "-n", guestNS, "link", "set", "eth0", "address", mac, "up")
+	ip(t, "-n", nodeNS, "link", "set", dev, "up")
+	return &guest{ns: guestNS, portID: portID, mac: mac}
+}
+
+// dhcp asks for an address from inside the guest with a real DHCP client
+// (DISCOVER, OFFER, REQUEST, ACK) and configures it on eth0.
+func (g *guest) dhcp(t *testing.T) {
+	t.Helper()
+	var addr string
+	var prefix int
+	err := func() error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(g.ns)
+		if err != nil {
+			return err
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			return err
+		}
+		defer netns.Set(orig)
+		c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(5))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		lease, err := c.Request(ctx)
+		if err != nil {
+			return err
+		}
+		ones, _ := lease.ACK.SubnetMask().Size()
+		addr, prefix = lease.ACK.YourIPAddr.String(), ones
+		return nil
+	}()
+	if err != nil {
+		t.Fatalf("DHCP in %s: %v", g.ns, err)
+	}
+	g.ip = addr
+	ip(t, "-n", g.ns, "addr", "add", fmt.Sprintf("%s/%d", addr, prefix), "dev", "eth0")
+}
+
+type portInfo struct {
+	ID       string `json:"id"`
+	MAC      string `json:"mac_address"`
+	Status   string `json:"status"`
+	FixedIPs []struct {
+		IP string `json:"ip_address"`
+	} `json:"fixed_ips"`
+}
+
+func TestNetworking(t *testing.T) {
+	require(t, os.Geteuid() == 0, "networking tests need root (namespaces, BPF)")
+	for _, c := range []string{"/usr/bin/openstack", "ip", "ping", "tcpdump"} {
+		requireCommand(t, c)
+	}
+	pid := os.Getpid()
+	// Two "nodes": namespaces joined by a veth "wire", each rackd's
+	// dataplane working in its own. A third rackd, without a dataplane,
+	// keeps a quorum while n1 restarts.
+	n1ns, n2ns := nsName("n1"), nsName("n2")
+	n1path, n2path := addNetns(t, n1ns), addNetns(t, n2ns)
+	ip(t, "-n", n1ns, "link", "add", "up0", "type", "veth", "peer", "name", "up0", "netns", n2ns)
+	ip(t, "-n", n1ns, "link", "set", "up0", "up")
+	ip(t, "-n", n2ns, "link", "set", "up0", "up")
+	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-it%d", pid)
+	t.Cleanup(func() { os.RemoveAll(bpfDir) })
+	dp := func(nsPath, name string) []string {
+		return []string{"--dataplane", "on", "--dataplane-netns", nsPath, "--uplink", "up0", "--bpf-dir", bpfDir + "/" + name, "--s3-listen", "off"}
+	}
+	n1 := newRackd(t, "n1", dp(n1path, "n1")...)
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	creds := openrc(t, n1.dataDir)
+	out, err := rackctl(t, creds, n1, "cluster", "join-token", "create", "--uses", "2", "-o", "json")
+	if err != nil {
+		t.Fatalf("join-token: %v %s", err, out)
+	}
+	var jt struct {
+		Token string `json:"token"`
+	}
+	json.Unmarshal([]byte(out), &jt)
+	n2 := newRackd(t, "n2", append(dp(n2path, "n2"), "--join", n1.url(), "--join-token", jt.Token)...)
+	n3 := newRackd(t, "n3", "--dataplane", "off", "--s3-listen", "off", "--join", n1.url(), "--join-token", jt.Token)
+	for _, n := range []*rackd{n2, n3} {
+		n.start()
+		n.waitHealthy()
+	}
+
+	admin := osEnv(creds, n1)
+	openstack(t, admin, "project", "create", "demo")
+	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+	alice := osEnv(creds, n2, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
+
+	// Two networks with the same addresses: only the VLANs keep them apart.
+	openstack(t, alice, "network", "create", "net1")
+	openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.10.0.0/24", "sub1")
+	openstack(t, alice, "network", "create", "net2")
+	openstack(t, alice, "subnet", "create", "--network", "net2", "--subnet-range", "10.10.0.0/24", "sub2")
+	openstack(t, alice, "security", "group", "create", "locked")
+	port := func(name, network, host string, extra ...string) portInfo {
+		args := append([]string{"port", "create", "--network", network, "--host", host, "-f", "json"}, extra...)
+		var p portInfo
+		if err := json.Unmarshal([]byte(openstack(t, admin, append(args, name)...)), &p); err != nil {
+			t.Fatalf("port %s: %v", name, err)
+		}
+		return p
+	}
+	// admin creates the ports (binding:host_id is an admin attribute) in
+	// alice's project.
+	proj := strings.TrimSpace(openstack(t, admin, "project", "show", "-f", "value", "-c", "id", "demo"))
+	pa := port("pa", "net1", "n1", "--project", proj)
+	pb := port("pb", "net1", "n1", "--project", proj, "--security-group", "locked")
+	pc := port("pc", "net1", "n2", "--project", proj)
+	pd := port("pd", "net2", "n1", "--project", proj, "--fixed-ip", "ip-address=10.10.0.50")
+
+	ga := plug(t, n1ns, nsName("ga"), pa.ID, pa.MAC)
+	gb := plug(t, n1ns, nsName("gb"), pb.ID, pb.MAC)
+	gc := plug(t, n2ns, nsName("gc"), pc.ID, pc.MAC)
+	gd := plug(t, n1ns, nsName("gd"), pd.ID, pd.MAC)
+
+	// Each node plugs its ports and reports them ACTIVE.
+	waitPorts(t, alice, []string{pa.ID, pb.ID, pc.ID, pd.ID}, "ACTIVE")
+
+	// DHCP: each guest gets its port's fixed IP from the node hosting it.
+	for _, g := range []struct {
+		g *guest
+		p portInfo
+	}{{ga, pa}, {gb, pb}, {gc, pc}, {gd, pd}} {
+		g.g.dhcp(t)
+		if g.g.ip != g.p.FixedIPs[0].IP {
+			t.Fatalf("guest of %s got %s by DHCP, its port has %s", g.p.ID, g.g.ip, g.p.FixedIPs[0].IP)
+		}
+	}
+	t.Logf("DHCP leases: a=%s b=%s c=%s d=%s", ga.ip, gb.ip, gc.ip, gd.ip)
+
+	// Same network, across nodes, with the VLAN tag on the wire.
+	capture := startCapture(t, n2ns, "up0")
+	if !eventually(10*time.Second, func() bool { return pings(ga.ns, gc.ip) }) {
+		t.Fatalf("a (n1) cannot ping c (n2) on the same network")
+	}
+	tags := capture()
+	vlan, err := strconv.Atoi(strings.TrimSpace(openstack(t, admin, "network", "show", "net1", "-f", "value", "-c", "provider:segmentation_id")))
+	if err != nil || vlan == 0 {
+		t.Fatalf("net1 has no segmentation id (%v)", err)
+	}
+	if !strings.Contains(tags, fmt.Sprintf("vlan %d", vlan)) || !strings.Contains(tags, "ICMP echo request") {
+		t.Fatalf("the wire did not carry ICMP tagged with VLAN %d; capture:\n%s", vlan, tags)
+	}
+
+	// Other network, same addresses: nothing gets through, not even ARP.
+	if pings(ga.ns, gd.ip) {
+		t.Fatalf("a (net1) reached d (net2)")
+	}
+	// b's only group has no ingress rule: a cannot reach it. A rule added
+	// through the API opens it; its removal closes it to new flows.
+	if pings(ga.ns, gb.ip) {
+		t.Fatalf("a reached b, whose groups allow no ingress")
+	}
+	var rule struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(openstack(t, alice, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", "locked", "-f", "json")), &rule)
+	added := time.Now()
+	if !eventually(10*time.Second, func() bool { return pings(ga.ns, gb.ip) }) {
+		t.Fatalf("the ICMP rule on b's group did not take effect")
+	}
+	t.Logf("rule added → first ping through: %s", time.Since(added).Round(time.Millisecond))
+	openstack(t, alice, "security", "group", "rule", "delete", rule.ID)
+	if !eventually(10*time.Second, func() bool { return !pings(ga.ns, gb.ip) }) {
+		t.Fatalf("new pings still reach b after its rule was deleted")
+	}
+
+	// Anti-spoofing: an address the port does not own goes nowhere.
+	before := dataplaneCounters(t, creds, n1, "n1")
+	ip(t, "-n", ga.ns, "addr", "add", "10.10.0.99/32", "dev", "eth0")
+	if _, err := inNS(ga.ns, 5*time.Second, "ping", "-c", "2", "-W", "1", "-I", "10.10.0.99", gc.ip); err == nil {
+		t.Fatalf("a ping from a spoofed source reached c")
+	}
+	after := dataplaneCounters(t, creds, n1, "n1")
+	if after["drop_spoof_ip"] <= before["drop_spoof_ip"] {
+		t.Fatalf("drop_spoof_ip did not grow: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
+	}
+
+	// rackctl shows each node's dataplane, n2's through n1.
+	show, err := rackctl(t, creds, n1, "dataplane", "show", "--node", "n2")
+	if err != nil || !strings.Contains(show, pc.ID) || !strings.Contains(show, "port_in") || !strings.Contains(show, "up0") {
+		t.Fatalf("rackctl dataplane show --node n2: %v\n%s", err, show)
+	}
+	t.Logf("rackctl dataplane show --node n2:\n%s", show)
+
+	// Kill rackd on n1 while a pings c: the pinned programs and maps keep
+	// forwarding, and the restarted rackd adopts them.
+	ping := exec.Command("ip", "netns", "exec", ga.ns, "ping", "-i", "0.05", "-c", "160", "-W", "1", gc.ip)
+	var pingOut strings.Builder
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	n1.kill()
+	time.Sleep(2 * time.Second)
+	n1.start()
+	n1.waitHealthy()
+	done := make(chan error, 1)
+	go func() { done <- ping.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		ping.Process.Kill()
+		t.Fatalf("ping did not finish")
+	}
+	sent, received := pingCounts(pingOut.String())
+	t.Logf("ping across the rackd restart: %d sent, %d received; missing icmp_seq %v", sent, received, missingSeqs(pingOut.String(), sent))
+	if sent < 150 || sent-received > 5 {
+		t.Fatalf("ping lost %d of %d packets across the restart:\n%s", sent-received, sent, pingOut.String())
+	}
+	if !pings(ga.ns, gc.ip) || pings(ga.ns, gd.ip) {
+		t.Fatalf("after the restart: a→c must work and a→d must not")
+	}
+
+	// A port deleted while its node's rackd is down is unplugged when it
+	// comes back: start reconciles the pinned state with the replicated one.
+	n2.kill()
+	openstack(t, osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo"), "port", "delete", pc.ID)
+	if !pings(ga.ns, gc.ip) {
+		t.Fatalf("c stopped answering while n2's rackd was down: the pinned dataplane should go on forwarding")
+	}
+	n2.start()
+	n2.waitHealthy()
+	if !eventually(10*time.Second, func() bool { return !pings(ga.ns, gc.ip) }) {
+		t.Fatalf("c still answers after its port was deleted")
+	}
+	show, _ = rackctl(t, creds, n1, "dataplane", "show", "--node", "n2")
+	if strings.Contains(show, pc.ID) {
+		t.Fatalf("n2 still shows deleted port %s:\n%s", pc.ID, show)
+	}
+}
+
+// eventually polls f every 100 ms until it holds or d has passed.
+func eventually(d time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if f() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitPorts(t *testing.T, env []string, ids []string, status string) {
+	t.Helper()
+	for _, id := range ids {
+		var got string
+		if !eventually(20*time.Second, func() bool {
+			got = strings.TrimSpace(openstack(t, env, "port", "show", "-f", "value", "-c", "status", id))
+			return got == status
+		}) {
+			t.Fatalf("port %s is %s, want %s", id, got, status)
+		}
+	}
+}
+
+// startCapture runs tcpdump on a device in a namespace; the returned
+// function stops it and returns what it printed.
+func startCapture(t *testing.T, ns, dev string) func() string {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-l", "-n", "-e", "-i", dev, "-c", "20", "vlan")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() string {
+		if !stopped {
+			stopped = true
+			time.Sleep(500 * time.Millisecond)
+			cmd.Process.Signal(os.Interrupt)
+			wait := make(chan struct{})
+			go func() { cmd.Wait(); close(wait) }()
+			select {
+			case <-wait:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-wait
+			}
+		}
+		return out.String()
+	}
+	t.Cleanup(func() { stop() })
+	time.Sleep(time.Second) // tcpdump attaches
+	return stop
+}
+
+func dataplaneCounters(t *testing.T, creds map[string]string, via *rackd, node string) map[string]uint64 {
+	t.Helper()
+	out, err := rackctl(t, creds, via, "dataplane", "show", "--node", node, "-o", "json")
+	if err != nil {
+		t.Fatalf("rackctl dataplane show: %v\n%s", err, out)
+	}
+	var st struct {
+		Counters map[string]uint64 `json:"counters"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("dataplane show json: %v\n%s", err, out)
+	}
+	return st.Counters
+}
+
+var pingSeq = regexp.MustCompile(`icmp_seq=(\d+)`)
+
+// missingSeqs lists the echo sequence numbers that got no reply.
+func missingSeqs(out string, sent int) []int {
+	got := map[int]bool{}
+	for _, m := range pingSeq.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[1])
+		got[n] = true
+	}
+	var missing []int
+	for i := 1; i <= sent; i++ {
+		if !got[i] {
+			missing = append(missing, i)
+		}
+	}
+	return missing
+}
+
+var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+
+func pingCounts(out string) (sent, received int) {
+	m := pingStats.FindStringSubmatch(out)
+	if m == nil {
+		return 0, 0
+	}
+	sent, _ = strconv.Atoi(m[1])
+	received, _ = strconv.Atoi(m[2])
+	return sent, received
+}
