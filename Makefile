@@ -12,7 +12,7 @@ TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone ipr
 # What `make generate` needs to rebuild the committed BPF objects, and what
 # `make bench` compares against.
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
-BENCH_DEBS := iperf3
+BENCH_DEBS := iperf3 iptables
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test unit integration deps run generate lint bench clean
@@ -61,6 +61,8 @@ lint:
 	$(GO) vet -tags integration ./integration/...
 
 bench: build
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
 	$(BIN)/rackbench control
 	$(BIN)/rackbench storage
 	$(BIN)/rackbench dataplane

@@ -43,8 +43,9 @@ type options struct {
 type suite func(ctx context.Context, o options) ([]Result, error)
 
 var suites = map[string]suite{
-	"control": controlSuite,
-	"storage": storageSuite,
+	"control":   controlSuite,
+	"dataplane": dataplaneSuite,
+	"storage":   storageSuite,
 }
 
 func main() {

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// dpKey names one measured figure of the dataplane suite; streams is 0
+// for the request/response metric.
+type dpKey struct {
+	cas     string
+	rules   int
+	metric  string
+	streams int
+}
+
+func (k dpKey) label() string {
+	if k.metric == metricRR {
+		return "rr"
+	}
+	return fmt.Sprintf("streams=%d", k.streams)
+}
+
+func (k dpKey) unit() string {
+	if k.metric == metricRR {
+		return "transactions/s"
+	}
+	return "Gbit/s"
+}
+
+// dpGoal is one of the dataplane's targets: the median of num over the
+// median of den must reach min.
+type dpGoal struct {
+	label    string
+	num, den dpKey // metric and streams are filled in per comparison
+	min      float64
+	loss     bool // show as a loss from den to num
+}
+
+var dpGoals = []dpGoal{
+	{label: "(a) rackstack-local vs (d) veth, rules=0", num: dpKey{cas: caseLocal}, den: dpKey{cas: caseVeth}, min: 0.95},
+	{label: "(a) rackstack-local vs (c) bridge-iptables, rules=1000", num: dpKey{cas: caseLocal, rules: 1000}, den: dpKey{cas: caseBridge, rules: 1000}, min: 1.3},
+	{label: "(a) rackstack-local, rules=10000 vs rules=0", num: dpKey{cas: caseLocal, rules: 10000}, den: dpKey{cas: caseLocal}, min: 0.95, loss: true},
+	{label: "(b) rackstack-vlan vs (d) veth, rules=0", num: dpKey{cas: caseVLAN}, den: dpKey{cas: caseVeth}, min: 0.8},
+}
+
+// goalCheck is a goal evaluated on one metric.
+type goalCheck struct {
+	goal     dpGoal
+	metric   string
+	streams  int
+	ratio    float64
+	found    bool
+	informal bool // request/response: shown beside the goals, not one of them
+}
+
+func (c goalCheck) met() bool { return c.found && c.ratio >= c.goal.min }
+
+func (c goalCheck) String() string {
+	what := fmt.Sprintf("%s, streams=%d", c.metric, c.streams)
+	if c.metric == metricRR {
+		what = "rr (for information)"
+	}
+	target := fmt.Sprintf("≥%.2f×", c.goal.min)
+	if c.goal.loss {
+		target = fmt.Sprintf("loss ≤%.0f%%", (1-c.goal.min)*100)
+	}
+	if !c.found {
+		return fmt.Sprintf("%s, %s: target %s: not measured", c.goal.label, what, target)
+	}
+	got := fmt.Sprintf("%.2f×", c.ratio)
+	if c.goal.loss {
+		got = fmt.Sprintf("loss %.1f%% (%.2f×)", (1-c.ratio)*100, c.ratio)
+	}
+	verdict := "not met"
+	if c.met() {
+		verdict = "met"
+	}
+	if c.informal {
+		verdict = "would be " + verdict
+	}
+	return fmt.Sprintf("%s, %s: %s, target %s: %s", c.goal.label, what, got, target, verdict)
+}
+
+// dataplaneGoals evaluates every goal on throughput with 1 and 4 streams,
+// and shows the same ratios for request/response.
+func dataplaneGoals(rs []Result) []goalCheck {
+	medians := map[dpKey]float64{}
+	for _, r := range rs {
+		if r.Suite != "dataplane" {
+			continue
+		}
+		k := dpKey{cas: r.Case, rules: paramInt(r.Params, "rules"), metric: r.Metric, streams: paramInt(r.Params, "streams")}
+		medians[k] = r.Median
+	}
+	var out []goalCheck
+	for _, g := range dpGoals {
+		for _, m := range []struct {
+			metric  string
+			streams int
+		}{{metricThroughput, 1}, {metricThroughput, 4}, {metricRR, 0}} {
+			num, den := g.num, g.den
+			num.metric, num.streams = m.metric, m.streams
+			den.metric, den.streams = m.metric, m.streams
+			c := goalCheck{goal: g, metric: m.metric, streams: m.streams, informal: m.metric == metricRR}
+			a, ok1 := medians[num]
+			b, ok2 := medians[den]
+			if ok1 && ok2 && b > 0 {
+				c.ratio, c.found = a/b, true
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// paramInt reads an integer parameter as the suite stores it (int) or as
+// JSON gives it back (float64); absent: 0.
+func paramInt(p map[string]any, name string) int {
+	switch v := p[name].(type) {
+	case int:
+		return v
+	case float64:
+		return int(v)
+	}
+	return 0
+}
+
+func printGoals(w io.Writer, cs []goalCheck) {
+	fmt.Fprintln(w, "\ndataplane goals (ratios of medians from this run):")
+	for _, c := range cs {
+		fmt.Fprintln(w, "  "+c.String())
+	}
+}
