@@ -40,6 +40,9 @@
 /* port.flags */
 #define PORT_SECURITY 1      /* anti-spoofing and security groups apply */
 #define PORT_PEER 2          /* a veth: deliver with bpf_redirect_peer */
+#define PORT_MORE_ADDRS 4    /* addresses beyond ips[]: look in the addrs map */
+
+#define PORT_IPS 4
 
 /* port.lens[dir] bit 17: some rule of that direction matches any protocol */
 #define LEN_ANY_PROTO 17
@@ -74,6 +77,7 @@ struct port {
 	__u32 policy;          /* security policy id: ports with the same groups share one */
 	__u32 flags;
 	__u32 lens[2];         /* [dir] bit L: some rule has an L-bit port prefix */
+	__u32 ips[PORT_IPS];   /* fixed IPv4 addresses, network order; 0 = none */
 	__u8 mac[6];
 	__u8 pad[2];
 };
@@ -256,8 +260,16 @@ static __always_inline int mac_allowed(struct port *p, __u32 ifindex, const __u8
 	return bpf_map_lookup_elem(&macs, &k) != NULL;
 }
 
-static __always_inline int ip_allowed(__u32 ifindex, __u32 ip)
+/* ip_allowed checks a source address: the port's fixed IPs first, the
+ * addrs trie only for ports with allowed address pairs or many IPs. */
+static __always_inline int ip_allowed(struct port *p, __u32 ifindex, __u32 ip)
 {
+#pragma unroll
+	for (int i = 0; i < PORT_IPS; i++)
+		if (p->ips[i] && p->ips[i] == ip)
+			return 1;
+	if (!(p->flags & PORT_MORE_ADDRS))
+		return 0;
 	struct addr_key k = { .prefixlen = 64, .ifindex = ifindex };
 	__builtin_memcpy(k.ip, &ip, 4);
 	return bpf_map_lookup_elem(&addrs, &k) != NULL;
@@ -301,7 +313,7 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 		.ifindex = ifindex, .dir = dir, .proto = f->proto,
 		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
 	};
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns(); /* ms resolution is plenty, and cheap */
 	struct ct_val *v = bpf_map_lookup_elem(&ct, &k);
 	if (v && now - v->seen < CT_TIMEOUT) {
 		if (now - v->seen > CT_REFRESH)
@@ -481,7 +493,7 @@ int port_in(struct __sk_buff *skb)
 			__builtin_memcpy(&spa, arp->spa, 4);
 			if (!mac_eq(arp->sha, eth->h_source))
 				return drop(C_DROP_SPOOF_MAC);
-			if (spa != 0 && !ip_allowed(ifindex, spa))
+			if (spa != 0 && !ip_allowed(p, ifindex, spa))
 				return drop(C_DROP_SPOOF_IP);
 		}
 		if (dst[0] & 1)
@@ -500,7 +512,7 @@ int port_in(struct __sk_buff *skb)
 		if (secure) {
 			if (f.dhcp == 2)
 				return drop(C_DROP_DHCP_SERVER);
-			if (!ip_allowed(ifindex, f.saddr))
+			if (!ip_allowed(p, ifindex, f.saddr))
 				return drop(C_DROP_SPOOF_IP);
 		}
 		if (dst[0] & 1) {

@@ -63,6 +63,7 @@ type DataplanePort struct {
 	Policy uint32
 	Flags  uint32
 	Lens   [2]uint32
+	Ips    [4]uint32
 	Mac    [6]uint8
 	Pad    [2]uint8
 }

@@ -71,8 +71,9 @@ const (
 	dirIn  = 0
 	dirOut = 1
 
-	flagSecurity = 1
-	flagPeer     = 2
+	flagSecurity  = 1
+	flagPeer      = 2
+	flagMoreAddrs = 4
 
 	lenAnyProto = 17
 	// ruleExactBits is the part of a rule key before the remote address.
@@ -267,7 +268,6 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			}
 			bp.Lens = cp.lens
 		}
-		t.ports[dev.ifindex] = bp
 		fk := bpf.DataplaneFdbKey{Vlan: vlan}
 		copy(fk.Mac[:], p.MAC)
 		t.fdb[fk] = dev.ifindex
@@ -277,12 +277,23 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			n.Count++
 		}
 		t.nets[vlan] = n
+		// Up to four single addresses ride in the port entry; the rest
+		// (address-pair CIDRs, more IPs) go to the addrs trie.
+		n4 := 0
 		for _, a := range p.Addrs {
 			if !a.Addr().Is4() {
 				continue
 			}
+			if a.Bits() == 32 && n4 < len(bp.Ips) {
+				ip := a.Addr().As4()
+				bp.Ips[n4] = binary.NativeEndian.Uint32(ip[:])
+				n4++
+				continue
+			}
+			bp.Flags |= flagMoreAddrs
 			t.addrs[bpf.DataplaneAddrKey{Prefixlen: 32 + uint32(a.Bits()), Ifindex: dev.ifindex, Ip: a.Masked().Addr().As4()}] = 1
 		}
+		t.ports[dev.ifindex] = bp
 		for _, m := range p.MACs {
 			if len(m) != 6 || m.String() == p.MAC.String() {
 				continue

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sort"
@@ -86,6 +87,13 @@ func (d *Dataplane) Status() (Status, error) {
 		if l, err := d.nl.LinkByIndex(int(dev.ifindex)); err == nil {
 			ps.Device = l.Attrs().Name
 			ps.Attached = attached(ps.Device)
+		}
+		for _, ip := range p.Ips {
+			if ip != 0 {
+				var b [4]byte
+				binary.NativeEndian.PutUint32(b[:], ip)
+				ps.Addrs = append(ps.Addrs, netip.AddrFrom4(b).String()+"/32")
+			}
 		}
 		for k := range d.cur.addrs {
 			if k.Ifindex == dev.ifindex {

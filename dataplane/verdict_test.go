@@ -149,6 +149,7 @@ func TestPortVerdicts(t *testing.T) {
 		{"spoofed source MAC", "tapa", frame{src: macX, dst: macB}.tcp("10.0.0.10", "10.0.0.11", 40000, 22), "SHOT [drop_spoof_mac]"},
 		{"allowed address pair MAC", "tapa", frame{src: mac("fa:16:3e:00:00:aa"), dst: macB}.tcp("10.0.0.10", "10.0.0.11", 40002, 22), "REDIRECT [fwd_local]"},
 		{"spoofed source IP", "tapa", ab.tcp("10.0.0.99", "10.0.0.11", 40000, 22), "SHOT [drop_spoof_ip]"},
+		{"spoofed source IP from a port with fixed IPs only", "tapb", ba.tcp("10.0.0.77", "10.0.0.10", 22, 40000), "SHOT [drop_spoof_ip]"},
 		{"allowed address pair CIDR", "tapa", ab.tcp("10.0.9.7", "10.0.0.11", 40000, 1500), "REDIRECT [fwd_local]"},
 		{"ARP from its own address floods", "tapa", frame{src: macA, dst: bcast}.arp("10.0.0.10", "10.0.0.11"), "REDIRECT [flood,fwd_uplink]"},
 		{"ARP probe from 0.0.0.0", "tapa", frame{src: macA, dst: bcast}.arp("0.0.0.0", "10.0.0.10"), "REDIRECT [flood,fwd_uplink]"},
