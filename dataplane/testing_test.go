@@ -17,7 +17,7 @@ import (
 
 // needRoot skips a test that loads BPF programs when this process cannot;
 // under RACKSTACK_REQUIRE_INTEGRATION it fails instead.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
@@ -30,7 +30,7 @@ func needRoot(t *testing.T) {
 
 // testNetns creates a named network namespace for the test and returns its
 // path; it is deleted when the test ends.
-func testNetns(t *testing.T) string {
+func testNetns(t testing.TB) string {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -55,7 +55,7 @@ func testNetns(t *testing.T) string {
 // openTest opens a dataplane pinned in its own bpffs directory, on devices
 // in its own network namespace; devs are created there as veths (this
 // kernel has no dummy driver), each with a peer named dev+"p".
-func openTest(t *testing.T, devs ...string) *Dataplane {
+func openTest(t testing.TB, devs ...string) *Dataplane {
 	t.Helper()
 	needRoot(t)
 	nsPath := testNetns(t)
@@ -90,7 +90,7 @@ func openTest(t *testing.T, devs ...string) *Dataplane {
 }
 
 // ifindex returns the index of a device in the dataplane's namespace.
-func (d *Dataplane) ifindex(t *testing.T, name string) uint32 {
+func (d *Dataplane) ifindex(t testing.TB, name string) uint32 {
 	t.Helper()
 	dev, ok := d.lookupDevice(name)
 	if !ok {
