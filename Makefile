@@ -67,5 +67,19 @@ bench: build
 	$(BIN)/rackbench storage
 	$(BIN)/rackbench dataplane
 
+# test-image builds build/test-image.qcow2, the small guest the hypervisor
+# tests boot (node/testimage/README.md). The kernel and busybox .debs are
+# downloaded into build/testimage/ by the script; these are the tools it runs.
+IMAGE_DEBS := fdisk dosfstools mtools syslinux syslinux-common qemu-utils cpio gzip
+.PHONY: test-image
+test-image:
+	@missing=""; for p in $(IMAGE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+	node/testimage/build.sh $(CURDIR)/build/test-image.qcow2
+
 clean:
 	rm -rf $(BIN) build
