@@ -1,0 +1,273 @@
+package image
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/object"
+)
+
+// hashAlgo is the os_hash_algo of every image, Glance's default.
+const hashAlgo = "sha512"
+
+// digester passes a stream through while hashing and counting it, and
+// keeps its first bytes to read a disk header from.
+type digester struct {
+	r      io.Reader
+	md5    hash.Hash
+	sha    hash.Hash
+	n      int64
+	head   [512]byte
+	headN  int
+	maxLen int64
+}
+
+var (
+	errTooLarge = errors.New("image data exceeds the size limit")
+	errCutShort = errors.New("image data cut short")
+)
+
+func newDigester(r io.Reader, maxLen int64) *digester {
+	return &digester{r: r, md5: md5.New(), sha: sha512.New(), maxLen: maxLen}
+}
+
+func (d *digester) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if n > 0 {
+		d.md5.Write(p[:n])
+		d.sha.Write(p[:n])
+		if d.headN < len(d.head) {
+			d.headN += copy(d.head[d.headN:], p[:n])
+		}
+		d.n += int64(n)
+		if d.n > d.maxLen {
+			return n, errTooLarge
+		}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// The body ended before its declared end: the store below takes
+		// an unexpected EOF for an ordinary end of its input.
+		return n, errCutShort
+	}
+	return n, err
+}
+
+// virtualSize is the size of the disk the data describes, 0 if unknown.
+func (d *digester) virtualSize(format string) int64 {
+	switch format {
+	case "raw", "iso":
+		return d.n
+	case "qcow2":
+		// QCOW2 header: magic "QFI\xfb", then at offset 24 the virtual
+		// size, big-endian.
+		if d.headN >= 32 && string(d.head[:4]) == "QFI\xfb" {
+			return int64(binary.BigEndian.Uint64(d.head[24:32]))
+		}
+	}
+	return 0
+}
+
+// clearUpload ends an upload, leaving status.
+func (img *Image) clearUpload(status string, now time.Time) {
+	img.Status = status
+	img.UploadID, img.UploadNode, img.UploadRun, img.UploadStarted = "", "", "", time.Time{}
+	img.UpdatedAt = now
+}
+
+// ensureContainer makes the data container on first use.
+func (s *Service) ensureContainer(ctx context.Context) error {
+	if s.containerReady.Load() {
+		return nil
+	}
+	if _, err := s.cfg.Objects.Container(ctx, s.cfg.Account, s.cfg.Container); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if _, err := s.cfg.Objects.PutContainer(ctx, object.Container{Project: s.cfg.Account, Name: s.cfg.Container}, false); err != nil {
+			return err
+		}
+	}
+	s.containerReady.Store(true)
+	return nil
+}
+
+// clientMD5 reads a Content-MD5 header (base64 as RFC 1864 says, or hex)
+// into hex; "" when absent.
+func clientMD5(h string) (string, error) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return "", nil
+	}
+	if len(h) == 32 {
+		if _, err := hex.DecodeString(h); err == nil {
+			return strings.ToLower(h), nil
+		}
+	}
+	raw, err := base64.StdEncoding.DecodeString(h)
+	if err != nil || len(raw) != md5.Size {
+		return "", badRequest("Content-MD5 must be the MD5 of the data, in base64 or hex.")
+	}
+	return hex.EncodeToString(raw), nil
+}
+
+func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/octet-stream" {
+		s.fail(w, r, api.Errorf(http.StatusUnsupportedMediaType, "Unsupported Content-Type %q: image data is application/octet-stream.", r.Header.Get("Content-Type")))
+		return
+	}
+	if r.ContentLength > s.cfg.MaxImageSize {
+		s.fail(w, r, tooLarge("Image exceeds the storage quota: %d bytes are more than the %d allowed.", r.ContentLength, s.cfg.MaxImageSize))
+		return
+	}
+	wantMD5, err := clientMD5(r.Header.Get("Content-MD5"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.ensureContainer(ctx); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	uploadID := api.NewHexID()
+	img, err := s.change(r, "upload_image", func(img *Image) error {
+		if img.Status != StatusQueued {
+			return conflict("Image status transition from %s to saving is not allowed", img.Status)
+		}
+		if img.DiskFormat == "" || img.ContainerFormat == "" {
+			return badRequest("Properties disk_format, container_format must be set prior to saving data.")
+		}
+		img.Status = StatusSaving
+		img.UploadID, img.UploadNode, img.UploadRun, img.UploadStarted = uploadID, s.cfg.Node, s.run, s.now()
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	size := r.ContentLength
+	if r.Header.Get("Content-Length") == "" {
+		size = -1
+	}
+	d := newDigester(r.Body, s.cfg.MaxImageSize)
+	o, err := s.cfg.Objects.Put(ctx, s.cfg.Account, s.cfg.Container, img.ID, d, object.PutOptions{Size: size, MD5: wantMD5})
+	// Whatever happens next must happen even if the client went away.
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err != nil {
+		s.abortUpload(bg, img.ID, uploadID)
+		switch {
+		case errors.Is(err, errTooLarge):
+			err = tooLarge("Image exceeds the storage quota: more than %d bytes.", s.cfg.MaxImageSize)
+		case errors.Is(err, object.ErrBadDigest):
+			err = badRequest("Checksum verification failed: the data does not match its Content-MD5.")
+		case errors.Is(err, object.ErrIncomplete), errors.Is(err, errCutShort):
+			err = badRequest("The image data was cut short: %d of %d bytes arrived.", d.n, size)
+		case ctx.Err() != nil:
+			s.log.Info("image upload cut short", "image", img.ID, "bytes", d.n)
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	_, err = s.mutate(bg, img.ID, func(cur *Image) error {
+		if cur.Status != StatusSaving || cur.UploadID != uploadID {
+			return store.NotFoundf("upload %s lost its image", uploadID)
+		}
+		cur.clearUpload(StatusActive, s.now())
+		cur.Object, cur.Size = o.Name, d.n
+		cur.Checksum = hex.EncodeToString(d.md5.Sum(nil))
+		cur.HashAlgo, cur.HashValue = hashAlgo, hex.EncodeToString(d.sha.Sum(nil))
+		cur.VirtualSize = d.virtualSize(cur.DiskFormat)
+		return nil
+	})
+	if err != nil {
+		// The image was deleted (or given back) while the data streamed:
+		// the data has no image.
+		if derr := s.cfg.Objects.Delete(bg, s.cfg.Account, s.cfg.Container, o.Name); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.log.Warn("delete data of a lost upload; the sweeper will retry", "image", img.ID, "err", derr)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			err = api.Errorf(http.StatusGone, "Image %s could not be found after upload. The image may have been deleted during the upload.", img.ID)
+		}
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// abortUpload returns the image of a failed upload to queued.
+func (s *Service) abortUpload(ctx context.Context, id, uploadID string) {
+	_, err := s.mutate(ctx, id, func(img *Image) error {
+		if img.Status != StatusSaving || img.UploadID != uploadID {
+			return errSkip
+		}
+		img.clearUpload(StatusQueued, s.now())
+		return nil
+	})
+	if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("return image of a failed upload to queued", "image", id, "err", err)
+	}
+}
+
+func (s *Service) download(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	img, err := s.find(r.Context(), p, chi.URLParam(r, "id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if img.Status == StatusDeactivated && !p.IsAdmin() {
+		s.fail(w, r, forbidden("The requested image has been deactivated. Image data download is forbidden."))
+		return
+	}
+	if !img.HasData() {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	o, err := s.cfg.Objects.Head(r.Context(), s.cfg.Account, s.cfg.Container, img.Object)
+	if err != nil {
+		s.log.Error("image data missing", "image", img.ID, "object", img.Object, "err", err)
+		s.fail(w, r, api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID))
+		return
+	}
+	off, n, partial, err := object.ParseRange(r.Header.Get("Range"), o.Size)
+	if err != nil {
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
+		s.fail(w, r, api.Errorf(http.StatusRequestedRangeNotSatisfiable, "Requested range not satisfiable."))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	if img.Checksum != "" {
+		h.Set("Content-MD5", img.Checksum)
+	}
+	status := http.StatusOK
+	if partial {
+		h.Set("Content-Range", object.ContentRange(off, n, o.Size))
+		status = http.StatusPartialContent
+	}
+	w.WriteHeader(status)
+	if err := s.cfg.Objects.Read(r.Context(), o, off, n, w); err != nil && r.Context().Err() == nil {
+		// The status is sent; the short body (less than Content-Length)
+		// tells the client.
+		s.log.Error("read image data", "image", img.ID, "err", err)
+	}
+}

@@ -1,0 +1,412 @@
+// Package image is Rackstack's Glance v2: images, their data, tags,
+// members, and the JSON schemas clients fetch.
+//
+// Image metadata lives in the replicated state; image bytes are objects in
+// a container of the object store that only this service writes, streamed
+// through (never held whole in memory) while their MD5 and SHA-512 are
+// computed. The compute side reads images through Load, Visible and Open;
+// it never goes through HTTP.
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/object"
+)
+
+// Objects is what the service needs of the object store.
+type Objects interface {
+	Container(ctx context.Context, project, name string) (*object.Container, error)
+	PutContainer(ctx context.Context, c object.Container, mustCreate bool) (bool, error)
+	Put(ctx context.Context, project, container, name string, r io.Reader, o object.PutOptions) (*object.Object, error)
+	Head(ctx context.Context, project, container, name string) (*object.Object, error)
+	Read(ctx context.Context, o *object.Object, offset, length int64, w io.Writer) error
+	Delete(ctx context.Context, project, container, name string) error
+	List(ctx context.Context, project, container string, o object.ListOptions) ([]object.Entry, bool, error)
+}
+
+// Config configures the image service.
+type Config struct {
+	Repl    store.Replicated
+	Auth    api.Authenticator
+	Objects Objects
+	Log     *slog.Logger
+	Now     func() time.Time
+	// Node is this node's name: uploads record where they run, so that a
+	// restarted node can give back the uploads it lost.
+	Node string
+	// IsLeader says whether this node does the cluster-wide cleanups
+	// (default: always). NodeLost says whether a node has been gone long
+	// enough that uploads it was running are abandoned (default: never).
+	IsLeader func() bool
+	NodeLost func(node string) bool
+	// Account and Container hold the image data (default
+	// "rackstack-images" / "glance"). Account is an object store project
+	// no Keystone project has: only admins reach it through Swift.
+	Account, Container string
+	// MaxImageSize bounds an upload (default 1 TiB, Glance's
+	// image_size_cap).
+	MaxImageSize int64
+	// PublicURL is the base of links (default: the URL the client used);
+	// Prefix is where the handler is mounted (default /image).
+	PublicURL string
+	Prefix    string
+}
+
+// Service serves Glance v2.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	// run tells this process's uploads from those of the node's earlier
+	// lives.
+	run string
+	// containerReady is set once the data container is known to exist.
+	containerReady atomic.Bool
+}
+
+// New builds the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Repl == nil {
+		return nil, errors.New("image: Config.Repl is required")
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("image: Config.Auth is required")
+	}
+	if cfg.Objects == nil {
+		return nil, errors.New("image: Config.Objects is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IsLeader == nil {
+		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.NodeLost == nil {
+		cfg.NodeLost = func(string) bool { return false }
+	}
+	if cfg.Account == "" {
+		cfg.Account = "rackstack-images"
+	}
+	if cfg.Container == "" {
+		cfg.Container = "glance"
+	}
+	if cfg.MaxImageSize == 0 {
+		cfg.MaxImageSize = 1 << 40
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/image"
+	}
+	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID()}, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }
+
+// Handler serves Glance under the prefix the caller strips (/image): "/"
+// and "/versions" are version discovery, "/v2/..." the API.
+func (s *Service) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Get("/", s.versions(http.StatusMultipleChoices))
+	r.Get("/versions", s.versions(http.StatusOK))
+	r.Group(func(r chi.Router) {
+		r.Use(api.RequireAuth(s.cfg.Auth, writeError))
+		r.Get("/v2/images", s.listImages)
+		r.Post("/v2/images", s.createImage)
+		r.Get("/v2/images/{id}", s.showImage)
+		r.Patch("/v2/images/{id}", s.updateImage)
+		r.Delete("/v2/images/{id}", s.deleteImage)
+		r.Put("/v2/images/{id}/file", s.upload)
+		r.Get("/v2/images/{id}/file", s.download)
+		r.Post("/v2/images/{id}/actions/deactivate", s.setActive(false))
+		r.Post("/v2/images/{id}/actions/reactivate", s.setActive(true))
+		r.Put("/v2/images/{id}/tags/{tag}", s.addTag)
+		r.Delete("/v2/images/{id}/tags/{tag}", s.deleteTag)
+
+		r.Get("/v2/images/{id}/members", s.listMembers)
+		r.Post("/v2/images/{id}/members", s.createMember)
+		r.Get("/v2/images/{id}/members/{member}", s.showMember)
+		r.Put("/v2/images/{id}/members/{member}", s.updateMember)
+		r.Delete("/v2/images/{id}/members/{member}", s.deleteMember)
+
+		r.Get("/v2/schemas/{name}", s.showSchema)
+		r.Get("/v2/info/import", s.importInfo)
+		r.Get("/v2/info/stores", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, r, http.StatusNotFound, "Multi backend is not supported at this site.")
+		})
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+	})
+	return r
+}
+
+// baseURL is where this API is reached: the configured public URL, or the
+// scheme and host the client used, plus the mount prefix.
+func (s *Service) baseURL(r *http.Request) string {
+	base := strings.TrimRight(s.cfg.PublicURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			scheme = p
+		}
+		base = scheme + "://" + r.Host
+	}
+	return base + s.cfg.Prefix
+}
+
+// apiVersions are the Glance API versions served, newest first. 2.7 is
+// the newest whose features (os_hidden, os_hash_*) are all here; later
+// ones add import and multiple stores.
+var apiVersions = []string{"2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"}
+
+// versions answers discovery as Glance does: 300 at the root, 200 at
+// /versions.
+func (s *Service) versions(status int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		out := make([]any, 0, len(apiVersions))
+		for i, v := range apiVersions {
+			st := "SUPPORTED"
+			if i == 0 {
+				st = "CURRENT"
+			}
+			out = append(out, map[string]any{"id": "v" + v, "status": st,
+				"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2/"}}})
+		}
+		api.JSON(w, status, map[string]any{"versions": out})
+	}
+}
+
+func (s *Service) importInfo(w http.ResponseWriter, r *http.Request) {
+	api.JSON(w, http.StatusOK, map[string]any{"import-methods": map[string]any{
+		"description": "Import methods available.", "type": "array", "value": []string{},
+	}})
+}
+
+// Shared plumbing of the handlers.
+
+func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
+
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	api.Fail(w, r, writeError, err)
+}
+
+// visible reports whether p may see and use img: everyone sees public and
+// community images, a project its own images and the shared images it is
+// a member of (whatever its answer), an admin everything.
+func visible(p *api.Principal, img *Image) bool {
+	switch {
+	case p.IsAdmin(), img.Visibility == VisibilityPublic, img.Visibility == VisibilityCommunity:
+		return true
+	case p.CanRead(img.Owner):
+		return true
+	case img.Visibility == VisibilityShared && p.ProjectID != "" && p.HasRole("reader"):
+		return img.member(p.ProjectID) != nil
+	}
+	return false
+}
+
+// Visible reports whether p may see and boot img. It does not look at the
+// status: a caller that needs the data also checks img.Status ==
+// StatusActive.
+func (s *Service) Visible(p *api.Principal, img *Image) bool { return visible(p, img) }
+
+// Get returns image id if p may see it, else an error matching
+// store.ErrNotFound; it reads with read-your-writes. Callers that boot or
+// copy the image also check its Status.
+func (s *Service) Get(ctx context.Context, p *api.Principal, id string) (*Image, error) {
+	return s.find(ctx, p, id)
+}
+
+// find reads the image id as p sees it: 404 if p may not see it.
+func (s *Service) find(ctx context.Context, p *api.Principal, id string) (*Image, error) {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	img := store.Get[Image](tx, tImages, id)
+	if img == nil || !visible(p, img) {
+		return nil, notFound(id)
+	}
+	return img.clone(), nil
+}
+
+// mutate changes image id with change, which gets a copy of the current
+// row, and stores the result if nothing changed it meanwhile (else it
+// reads again and retries). change returning an error stops it.
+func (s *Service) mutate(ctx context.Context, id string, change func(img *Image) error) (*Image, error) {
+	for attempt := 0; ; attempt++ {
+		tx, err := s.cfg.Repl.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cur := store.Get[Image](tx, tImages, id)
+		if cur == nil {
+			return nil, notFound(id)
+		}
+		img := cur.clone()
+		if err := change(img); err != nil {
+			return nil, err
+		}
+		res, err := s.cfg.Repl.Propose(ctx, cmdPut, putCmd{Row: *img, Revision: cur.Revision})
+		if isStale(err) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var out Image
+		if err := res.Decode(&out); err != nil {
+			return nil, err
+		}
+		return &out, nil
+	}
+}
+
+// Open streams the data of image id, for the compute side: no
+// authorization (the caller checked Visible), any status with data.
+func (s *Service) Open(ctx context.Context, id string) (io.ReadCloser, Image, error) {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return nil, Image{}, err
+	}
+	img, err := Load(tx, id)
+	if err != nil {
+		return nil, Image{}, err
+	}
+	if !img.HasData() {
+		return nil, *img, fmt.Errorf("open image %s: %w", id, ErrNoData)
+	}
+	o, err := s.cfg.Objects.Head(ctx, s.cfg.Account, s.cfg.Container, img.Object)
+	if err != nil {
+		return nil, *img, fmt.Errorf("open image %s: %w", id, err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		// Ends when the data is read, the reader is closed (the write
+		// fails) or ctx ends.
+		pw.CloseWithError(s.cfg.Objects.Read(ctx, o, 0, o.Size, pw))
+	}()
+	return pr, *img, nil
+}
+
+// Run gives back uploads that died with this node or with a lost node, and
+// deletes image data no image refers to; it returns when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	var lastSweep time.Time
+	for {
+		// Uploads this node ran before it restarted are gone.
+		s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode == s.cfg.Node && img.UploadRun != s.run })
+		if s.cfg.IsLeader() {
+			s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode != s.cfg.Node && s.cfg.NodeLost(img.UploadNode) })
+			if time.Since(lastSweep) >= 10*time.Minute {
+				if s.sweepObjects(ctx) {
+					lastSweep = time.Now()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// resetUploads returns the saving images abandoned says were abandoned to
+// queued.
+func (s *Service) resetUploads(ctx context.Context, abandoned func(*Image) bool) {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return
+	}
+	for _, img := range store.All[Image](tx, tImages, "id") {
+		if img.Status != StatusSaving || !abandoned(img) {
+			continue
+		}
+		upload := img.UploadID
+		_, err := s.mutate(ctx, img.ID, func(img *Image) error {
+			if img.Status != StatusSaving || img.UploadID != upload {
+				return errSkip
+			}
+			s.log.Warn("image upload abandoned; image is queued again", "image", img.ID, "node", img.UploadNode)
+			img.clearUpload(StatusQueued, s.now())
+			return nil
+		})
+		if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("reset abandoned upload", "image", img.ID, "err", err)
+		}
+	}
+}
+
+var errSkip = errors.New("nothing to do")
+
+// orphanAge is how old data without an image must be before it is
+// deleted: an upload that stored its data has not yet marked its image
+// active.
+const orphanAge = 10 * time.Minute
+
+// sweepObjects deletes objects of the data container that no image
+// refers to (an upload or a delete cut short by a crash); it reports
+// whether it got through the whole container.
+func (s *Service) sweepObjects(ctx context.Context) bool {
+	if _, err := s.cfg.Objects.Container(ctx, s.cfg.Account, s.cfg.Container); err != nil {
+		return errors.Is(err, store.ErrNotFound)
+	}
+	marker := ""
+	for {
+		entries, more, err := s.cfg.Objects.List(ctx, s.cfg.Account, s.cfg.Container, object.ListOptions{Marker: marker, Limit: 1000})
+		if err != nil {
+			s.log.Warn("list image data", "err", err)
+			return false
+		}
+		tx, err := s.cfg.Repl.Read(ctx)
+		if err != nil {
+			return false
+		}
+		for _, e := range entries {
+			o := e.Object
+			if o == nil {
+				continue
+			}
+			marker = o.Name
+			if s.cfg.Now().Sub(o.Modified) < orphanAge {
+				continue
+			}
+			img := store.Get[Image](tx, tImages, o.Name)
+			if img != nil && (img.Object == o.Name || img.Status == StatusSaving) {
+				continue
+			}
+			s.log.Info("deleting image data no image refers to", "object", o.Name)
+			if err := s.cfg.Objects.Delete(ctx, s.cfg.Account, s.cfg.Container, o.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("delete orphaned image data", "object", o.Name, "err", err)
+			}
+		}
+		if !more || len(entries) == 0 {
+			return true
+		}
+	}
+}
+
+func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
