@@ -81,6 +81,21 @@ type Info struct {
 // ErrQuorum means too few shards could be written.
 var ErrQuorum = errors.New("write quorum not reached")
 
+// sourceReader remembers the first error other than io.EOF its reader
+// returned.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
 // ErrSource wraps an error from the reader a blob is written from (a client
 // that went away, a body that failed its signature): the caller's fault, not
 // the store's.
@@ -191,13 +206,21 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	shards := c.NewShards()
 	var size int64
 	var readErr error
+	// io.ReadFull says ErrUnexpectedEOF both for a short last stripe and
+	// for a body that itself failed with it (a chunked upload cut short):
+	// src keeps the body's own error apart.
+	src := &sourceReader{r: r}
 	for turn := 0; ; turn ^= 1 {
 		if pending == 2 {
 			<-hashed
 			pending--
 		}
 		stripe := stripes[turn]
-		n, err := io.ReadFull(r, stripe)
+		n, err := io.ReadFull(src, stripe)
+		if src.err != nil {
+			readErr = src.err
+			break
+		}
 		if n > 0 {
 			size += int64(n)
 			toHash <- stripe[:n]

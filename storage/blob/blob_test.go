@@ -241,23 +241,27 @@ func TestWriteQuorum(t *testing.T) {
 }
 
 func TestTruncatedUploadLeavesNothing(t *testing.T) {
-	s, l := newStore(t, 6)
-	// io.ReadFull turns an early EOF into ErrUnexpectedEOF, which Put takes
-	// as the end of the body; a transport error is a real failure.
-	_, err := s.Put(context.Background(), "cut", l, io.MultiReader(bytes.NewReader(payload(20000)), errReader{}))
-	if err == nil {
-		t.Fatal("a failing body was stored")
-	}
-	for _, d := range s.Local {
-		if names, _ := d.List(); len(names) != 0 {
-			t.Fatalf("shards left: %v", names)
+	// A transport error is a failure; so is ErrUnexpectedEOF from the body
+	// itself (net/http's answer to a chunked body cut short), which
+	// io.ReadFull's own ErrUnexpectedEOF for a short last stripe must not
+	// hide.
+	for _, cut := range []error{errors.New("connection reset"), io.ErrUnexpectedEOF} {
+		s, l := newStore(t, 6)
+		_, err := s.Put(context.Background(), "cut", l, io.MultiReader(bytes.NewReader(payload(20000)), errReader{cut}))
+		if !errors.Is(err, ErrSource) {
+			t.Fatalf("body failing with %v: stored, or not reported as a source error (%v)", cut, err)
+		}
+		for _, d := range s.Local {
+			if names, _ := d.List(); len(names) != 0 {
+				t.Fatalf("shards left: %v", names)
+			}
 		}
 	}
 }
 
-type errReader struct{}
+type errReader struct{ err error }
 
-func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // TestRemoteDisks writes half the shards to another "node" over the peer
 // protocol (TLS, as between nodes) and reads them back, also degraded.
