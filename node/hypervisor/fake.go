@@ -1,0 +1,296 @@
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// FakeHost stands for a node's machine in unit tests: the VMs that any Fake
+// driver on it starts outlive that driver, as QEMU processes outlive rackd,
+// so a second driver from the same host can Adopt them. Guests are entries
+// in memory; each VM's console log is a real file under dir.
+type FakeHost struct {
+	dir string
+
+	mu      sync.Mutex
+	guests  map[string]*fakeGuest
+	nextPID int
+}
+
+type fakeGuest struct {
+	spec  VMSpec
+	state PowerState
+	pid   int // 0 when there is no "process"
+}
+
+// NewFakeHost returns an empty host keeping console logs under dir.
+func NewFakeHost(dir string) *FakeHost {
+	return &FakeHost{dir: dir, guests: map[string]*fakeGuest{}, nextPID: 1000}
+}
+
+// Driver returns a new driver instance on the host, as a restarted rackd
+// would make.
+func (h *FakeHost) Driver() *Fake { return &Fake{Host: h} }
+
+// NewFake returns a driver on a new FakeHost.
+func NewFake(dir string) *Fake { return NewFakeHost(dir).Driver() }
+
+// SetState forces a guest's state, to play what a guest does on its own:
+// Crashed (a panic), Shutdown (it powered itself off: the process is gone),
+// Running, Paused.
+func (h *FakeHost) SetState(id string, s PowerState) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return fmt.Errorf("set state of %s: %w", id, ErrNotFound)
+	}
+	switch s {
+	case Shutdown:
+		g.state, g.pid = Shutdown, 0
+	case Running, Paused, Crashed:
+		if g.pid == 0 {
+			g.pid = h.newPIDLocked()
+		}
+		g.state = s
+	default:
+		return fmt.Errorf("set state of %s: unknown state %q", id, s)
+	}
+	return nil
+}
+
+// Spec returns the spec a guest was last started with.
+func (h *FakeHost) Spec(id string) (VMSpec, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return VMSpec{}, false
+	}
+	return g.spec, true
+}
+
+func (h *FakeHost) newPIDLocked() int {
+	h.nextPID++
+	return h.nextPID
+}
+
+func (h *FakeHost) console(id string) string { return filepath.Join(h.dir, id, "console.log") }
+
+func (h *FakeHost) logLocked(id, format string, args ...any) {
+	f, err := os.OpenFile(h.console(id), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "fake %s: %s\n", id, fmt.Sprintf(format, args...))
+}
+
+// Fake is an in-memory Driver. Set the error fields to make calls fail.
+type Fake struct {
+	Host *FakeHost
+	// Accel is what Accelerator reports; "tcg" if empty.
+	Accel string
+	// StartErr and AdoptErr, when set, are returned by Start and Adopt
+	// before they do anything.
+	StartErr error
+	AdoptErr error
+	// OpErr, when set, is called before every VM operation with the VM's id
+	// and the operation ("state", "poweroff", "kill", "reboot", "pause",
+	// "resume", "destroy"); a non-nil result is returned instead.
+	OpErr func(id, op string) error
+}
+
+var _ Driver = (*Fake)(nil)
+
+// Start implements Driver.
+func (f *Fake) Start(ctx context.Context, spec VMSpec) (VM, error) {
+	if f.StartErr != nil {
+		return nil, f.StartErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	if err := spec.CheckFiles(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	h := f.Host
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[spec.ID]
+	if ok && g.pid != 0 {
+		if !g.spec.Equal(spec) {
+			return nil, fmt.Errorf("start %s: running with a different spec: %w", spec.ID, ErrExists)
+		}
+		return &fakeVM{f: f, id: spec.ID}, nil
+	}
+	if err := os.MkdirAll(filepath.Join(h.dir, spec.ID), 0o750); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	if !ok {
+		g = &fakeGuest{}
+		h.guests[spec.ID] = g
+	}
+	g.spec, g.state, g.pid = spec, Running, h.newPIDLocked()
+	h.logLocked(spec.ID, "booting %d vcpus, %d MB", spec.VCPUs, spec.MemoryMB)
+	return &fakeVM{f: f, id: spec.ID}, nil
+}
+
+// Adopt implements Driver.
+func (f *Fake) Adopt(ctx context.Context, id string) (VM, error) {
+	if f.AdoptErr != nil {
+		return nil, f.AdoptErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.Host.mu.Lock()
+	defer f.Host.mu.Unlock()
+	if _, ok := f.Host.guests[id]; !ok {
+		return nil, fmt.Errorf("adopt %s: %w", id, ErrNotFound)
+	}
+	return &fakeVM{f: f, id: id}, nil
+}
+
+// List implements Driver.
+func (f *Fake) List(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.Host.mu.Lock()
+	defer f.Host.mu.Unlock()
+	ids := make([]string, 0, len(f.Host.guests))
+	for id := range f.Host.guests {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// Accelerator implements Driver.
+func (f *Fake) Accelerator() string {
+	if f.Accel == "" {
+		return "tcg"
+	}
+	return f.Accel
+}
+
+type fakeVM struct {
+	f  *Fake
+	id string
+}
+
+// guest runs fn on the guest under the host lock, after the fault hook.
+func (v *fakeVM) guest(ctx context.Context, op string, fn func(g *fakeGuest) error) error {
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if v.f.OpErr != nil {
+		if err := v.f.OpErr(v.id, op); err != nil {
+			return err
+		}
+	}
+	h := v.f.Host
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[v.id]
+	if !ok {
+		return fmt.Errorf("%s %s: %w", op, v.id, ErrNotFound)
+	}
+	return fn(g)
+}
+
+func (v *fakeVM) ID() string { return v.id }
+
+func (v *fakeVM) State(ctx context.Context) (PowerState, error) {
+	var s PowerState
+	err := v.guest(ctx, "state", func(g *fakeGuest) error {
+		s = g.state
+		return nil
+	})
+	return s, err
+}
+
+func (v *fakeVM) PowerOff(ctx context.Context, grace time.Duration) error {
+	return v.guest(ctx, "poweroff", func(g *fakeGuest) error {
+		if g.pid != 0 {
+			v.f.Host.logLocked(v.id, "power off")
+		}
+		g.state, g.pid = Shutdown, 0
+		return nil
+	})
+}
+
+func (v *fakeVM) Kill() error {
+	return v.guest(nil, "kill", func(g *fakeGuest) error {
+		g.state, g.pid = Shutdown, 0
+		return nil
+	})
+}
+
+func (v *fakeVM) Reboot(ctx context.Context, kind RebootKind, grace time.Duration) error {
+	return v.guest(ctx, "reboot", func(g *fakeGuest) error {
+		if g.pid == 0 {
+			return fmt.Errorf("reboot %s: %w", v.id, ErrNotRunning)
+		}
+		g.state = Running
+		v.f.Host.logLocked(v.id, "%s reboot", kind)
+		return nil
+	})
+}
+
+func (v *fakeVM) Pause(ctx context.Context) error {
+	return v.guest(ctx, "pause", func(g *fakeGuest) error {
+		if g.pid == 0 {
+			return fmt.Errorf("pause %s: %w", v.id, ErrNotRunning)
+		}
+		g.state = Paused
+		return nil
+	})
+}
+
+func (v *fakeVM) Resume(ctx context.Context) error {
+	return v.guest(ctx, "resume", func(g *fakeGuest) error {
+		if g.pid == 0 {
+			return fmt.Errorf("resume %s: %w", v.id, ErrNotRunning)
+		}
+		g.state = Running
+		return nil
+	})
+}
+
+func (v *fakeVM) Console() string { return v.f.Host.console(v.id) }
+
+func (v *fakeVM) SerialSocket() string { return "" }
+
+func (v *fakeVM) PID() int {
+	h := v.f.Host
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if g, ok := h.guests[v.id]; ok {
+		return g.pid
+	}
+	return 0
+}
+
+func (v *fakeVM) Destroy(ctx context.Context) error {
+	err := v.guest(ctx, "destroy", func(g *fakeGuest) error {
+		delete(v.f.Host.guests, v.id)
+		return os.RemoveAll(filepath.Join(v.f.Host.dir, v.id))
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}

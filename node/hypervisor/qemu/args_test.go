@@ -1,0 +1,163 @@
+package qemu
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rackstack/rackstack/node/hypervisor"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestBuildArgs(t *testing.T) {
+	cache := func(path string) string {
+		if strings.HasPrefix(path, "/tmp/") { // stands for a file system without O_DIRECT
+			return cacheWriteback
+		}
+		return cacheNone
+	}
+	tests := map[string]struct {
+		spec  hypervisor.VMSpec
+		accel string
+	}{
+		"tcg-minimal": {
+			spec:  hypervisor.VMSpec{ID: "vm1", VCPUs: 1, MemoryMB: 128},
+			accel: AccelTCG,
+		},
+		"kvm-uuid-name": {
+			spec:  hypervisor.VMSpec{ID: "2f0c1a4e-9b0e-4c7e-9a57-0d4f6b6f3a10", Name: "web,1", VCPUs: 4, MemoryMB: 4096},
+			accel: AccelKVM,
+		},
+		"disks-config-drive": {
+			spec: hypervisor.VMSpec{
+				ID: "vm2", VCPUs: 2, MemoryMB: 512,
+				Disks: []hypervisor.Disk{
+					{Path: "/var/lib/rackstack/disks/root,1.qcow2", Format: hypervisor.FormatQCOW2, Serial: "root"},
+					{Path: "/tmp/scratch.raw", Format: hypervisor.FormatRaw},
+					{Path: "/var/lib/rackstack/images/base.raw", Format: hypervisor.FormatRaw, ReadOnly: true},
+				},
+				ConfigDrive: "/var/lib/rackstack/config/vm2.iso",
+			},
+			accel: AccelTCG,
+		},
+		"nics": {
+			spec: hypervisor.VMSpec{
+				ID: "vm3", VCPUs: 1, MemoryMB: 256,
+				NICs: []hypervisor.NIC{
+					{Tap: "tapvm3-0", MAC: "FA:16:3E:00:00:01"},
+					{Tap: "tapvm3-1", MAC: "fa:16:3e:00:00:02"},
+				},
+			},
+			accel: AccelTCG,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := tc.spec.Validate(); err != nil {
+				t.Fatalf("test spec invalid: %v", err)
+			}
+			args := buildArgs(tc.spec, launch{
+				paths:   newRunPaths("/run/rackstack/vms", tc.spec.ID),
+				accel:   tc.accel,
+				machine: "q35",
+				cache:   cache,
+			})
+			got := strings.Join(args, "\n") + "\n"
+			golden := filepath.Join("testdata", name+".args")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("arguments differ from %s (run with -update if the change is meant):\n got: %s\nwant: %s",
+					golden, strings.ReplaceAll(got, "\n", " "), strings.ReplaceAll(string(want), "\n", " "))
+			}
+		})
+	}
+}
+
+// The properties the golden files must keep, spelled out.
+func TestBuildArgsProperties(t *testing.T) {
+	spec := hypervisor.VMSpec{
+		ID: "vm4", VCPUs: 3, MemoryMB: 768,
+		Disks:       []hypervisor.Disk{{Path: "/d/root.qcow2", Format: hypervisor.FormatQCOW2}},
+		NICs:        []hypervisor.NIC{{Tap: "tapvm4", MAC: "fa:16:3e:00:00:04"}},
+		ConfigDrive: "/d/config.iso",
+	}
+	p := newRunPaths("/run/vms", "vm4")
+	for _, accel := range []string{AccelTCG, AccelKVM} {
+		args := buildArgs(spec, launch{paths: p, accel: accel, machine: "pc", cache: func(string) string { return cacheNone }})
+		value := func(flag string) []string {
+			var vs []string
+			for i, a := range args[:len(args)-1] {
+				if a == flag {
+					vs = append(vs, args[i+1])
+				}
+			}
+			return vs
+		}
+		wantCPU := map[string]string{AccelTCG: "max", AccelKVM: "host"}[accel]
+		if got := value("-accel"); !slices.Equal(got, []string{accel}) {
+			t.Errorf("%s: -accel %v", accel, got)
+		}
+		if got := value("-cpu"); !slices.Equal(got, []string{wantCPU}) {
+			t.Errorf("%s: -cpu %v, want %s", accel, got, wantCPU)
+		}
+		if got := value("-machine"); !slices.Equal(got, []string{"pc,graphics=off"}) {
+			t.Errorf("-machine %v", got)
+		}
+		if got := value("-smp"); !slices.Equal(got, []string{"3"}) {
+			t.Errorf("-smp %v", got)
+		}
+		if got := value("-m"); !slices.Equal(got, []string{"768"}) {
+			t.Errorf("-m %v", got)
+		}
+		if got := value("-pidfile"); !slices.Equal(got, []string{p.pidfile}) {
+			t.Errorf("-pidfile %v", got)
+		}
+		for _, flag := range []string{"-daemonize", "-nodefaults", "-no-user-config"} {
+			if !slices.Contains(args, flag) {
+				t.Errorf("no %s", flag)
+			}
+		}
+		netdevs := value("-netdev")
+		if len(netdevs) != 1 || !strings.Contains(netdevs[0], "ifname=tapvm4,") || !strings.Contains(netdevs[0], "vhost=off") ||
+			!strings.Contains(netdevs[0], "script=no,downscript=no") {
+			t.Errorf("-netdev %v: want tap tapvm4 without vhost or scripts", netdevs)
+		}
+		drives := value("-drive")
+		if len(drives) != 2 {
+			t.Fatalf("-drive %v: want the disk and the config drive", drives)
+		}
+		if strings.Contains(drives[0], "readonly") || !strings.Contains(drives[0], "format=qcow2") {
+			t.Errorf("root drive %q: want writable qcow2", drives[0])
+		}
+		if !strings.Contains(drives[1], "file=/d/config.iso,") || !strings.Contains(drives[1], "readonly=on") || !strings.Contains(drives[1], "format=raw") {
+			t.Errorf("config drive %q: want read-only raw", drives[1])
+		}
+		var blk int
+		for _, dev := range value("-device") {
+			if strings.HasPrefix(dev, "virtio-blk-pci,") {
+				blk++
+			}
+		}
+		if blk != 2 {
+			t.Errorf("%d virtio-blk devices, want 2", blk)
+		}
+	}
+}
+
+func TestEscape(t *testing.T) {
+	if got := escape("/a,b/c,,d"); got != "/a,,b/c,,,,d" {
+		t.Errorf("escape = %q", got)
+	}
+}
