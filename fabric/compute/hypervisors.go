@@ -1,0 +1,372 @@
+package compute
+
+import (
+	"crypto/sha1"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Hypervisors, services and availability zones are the cluster's nodes,
+// read through Hosts; what runs on them comes from the servers table.
+
+// hostIntID is a node's stable integer id (microversions before 2.53).
+func hostIntID(name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32()&0x7fffffff) | 1
+}
+
+// hostUUID is a node's stable UUID (2.53 on): a name-based (v5-style) one.
+func hostUUID(kind, name string) string {
+	sum := sha1.Sum([]byte("rackstack-" + kind + ":" + name))
+	sum[6] = (sum[6] & 0x0f) | 0x50
+	sum[8] = (sum[8] & 0x3f) | 0x80
+	h := fmt.Sprintf("%x", sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func hypervisorID(r *http.Request, name string) any {
+	if atLeast(r, 53) {
+		return hostUUID("hypervisor", name)
+	}
+	return hostIntID(name)
+}
+
+func serviceID(r *http.Request, name string) any {
+	if atLeast(r, 53) {
+		return hostUUID("service", name)
+	}
+	return hostIntID(name)
+}
+
+func (s *Service) hostList(w http.ResponseWriter, r *http.Request) ([]Host, bool) {
+	if s.cfg.Hosts == nil {
+		return nil, true
+	}
+	hs, err := s.cfg.Hosts.Hosts(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
+	return hs, true
+}
+
+func state(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+type hostUse struct {
+	vcpus, ram, disk int
+	servers          []*Server
+}
+
+func usageOn(tx *memdb.Txn, host string) hostUse {
+	var u hostUse
+	for _, sv := range store.All[Server](tx, tServers, "host", host) {
+		u.vcpus += sv.Flavor.VCPUs
+		u.ram += sv.Flavor.RAM
+		u.disk += diskGB(sv)
+		u.servers = append(u.servers, sv)
+	}
+	return u
+}
+
+func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail, withServers bool) map[string]any {
+	v := map[string]any{"id": hypervisorID(r, h.Name), "hypervisor_hostname": h.Name, "state": state(h.Up), "status": "enabled"}
+	u := usageOn(tx, h.Name)
+	if withServers {
+		list := []any{}
+		for _, sv := range u.servers {
+			if !sv.Hidden {
+				list = append(list, map[string]any{"name": instanceName(sv), "uuid": sv.ID})
+			}
+		}
+		if len(list) > 0 || atLeast(r, 75) {
+			v["servers"] = list
+		}
+	}
+	if !detail {
+		return v
+	}
+	cpu := map[string]any{"arch": "x86_64", "model": h.CPUModel, "vendor": "", "features": []string{},
+		"topology": map[string]any{"cores": h.VCPUs, "threads": 1, "sockets": 1}}
+	var cpuInfo any = cpu
+	if !atLeast(r, 28) {
+		b, _ := json.Marshal(cpu)
+		cpuInfo = string(b)
+	}
+	v["cpu_info"] = cpuInfo
+	v["current_workload"] = 0
+	v["disk_available_least"] = h.DiskGB - u.disk
+	v["free_disk_gb"] = h.DiskGB - u.disk
+	v["free_ram_mb"] = h.MemoryMB - u.ram
+	v["host_ip"] = h.HostIP
+	v["hypervisor_type"] = "QEMU"
+	v["hypervisor_version"] = 8002000
+	v["local_gb"] = h.DiskGB
+	v["local_gb_used"] = u.disk
+	v["memory_mb"] = h.MemoryMB
+	v["memory_mb_used"] = u.ram
+	v["running_vms"] = len(u.servers)
+	v["vcpus"] = h.VCPUs
+	v["vcpus_used"] = u.vcpus
+	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": nil}
+	return v
+}
+
+func (s *Service) listHypervisors(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !requireAdmin(w, r, "os_compute_api:os-hypervisors:list") {
+			return
+		}
+		hs, ok := s.hostList(w, r)
+		if !ok {
+			return
+		}
+		tx, ok := s.read(w, r)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		pattern, withServers := "", false
+		if atLeast(r, 53) {
+			pattern = q.Get("hypervisor_hostname_pattern")
+			withServers, _ = toBool(q.Get("with_servers"))
+		}
+		var keep []Host
+		var ids []string
+		for _, h := range hs {
+			if pattern != "" && !strings.Contains(h.Name, pattern) {
+				continue
+			}
+			keep = append(keep, h)
+			ids = append(ids, fmt.Sprint(hypervisorID(r, h.Name)))
+		}
+		if pattern != "" && len(keep) == 0 {
+			s.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
+			return
+		}
+		from, to := 0, len(keep)
+		next := ""
+		if atLeast(r, 33) {
+			var err error
+			if from, to, next, err = page(q, ids); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		out := make([]any, 0, to-from)
+		for _, h := range keep[from:to] {
+			out = append(out, s.hypervisorView(r, tx, h, detail, withServers))
+		}
+		body := map[string]any{"hypervisors": out}
+		if next != "" {
+			body["hypervisors_links"] = []any{link("next", s.nextHref(r, next))}
+		}
+		api.JSON(w, http.StatusOK, body)
+	}
+}
+
+func (s *Service) showHypervisor(w http.ResponseWriter, r *http.Request) {
+	if !requireAdmin(w, r, "os_compute_api:os-hypervisors:show") {
+		return
+	}
+	hs, ok := s.hostList(w, r)
+	if !ok {
+		return
+	}
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	withServers := false
+	if atLeast(r, 53) {
+		withServers, _ = toBool(r.URL.Query().Get("with_servers"))
+	}
+	for _, h := range hs {
+		if fmt.Sprint(hypervisorID(r, h.Name)) == id {
+			api.JSON(w, http.StatusOK, map[string]any{"hypervisor": s.hypervisorView(r, tx, h, true, withServers)})
+			return
+		}
+	}
+	s.fail(w, r, notFound("Hypervisor with ID '%s' could not be found.", id))
+}
+
+func (s *Service) searchHypervisors(withServers bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if atLeast(r, 53) {
+			writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+			return
+		}
+		if !requireAdmin(w, r, "os_compute_api:os-hypervisors:search") {
+			return
+		}
+		hs, ok := s.hostList(w, r)
+		if !ok {
+			return
+		}
+		tx, ok := s.read(w, r)
+		if !ok {
+			return
+		}
+		pattern := chi.URLParam(r, "pattern")
+		out := []any{}
+		for _, h := range hs {
+			if strings.Contains(h.Name, pattern) {
+				out = append(out, s.hypervisorView(r, tx, h, false, withServers))
+			}
+		}
+		if len(out) == 0 {
+			s.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
+			return
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"hypervisors": out})
+	}
+}
+
+func (s *Service) hypervisorStats(w http.ResponseWriter, r *http.Request) {
+	if !requireAdmin(w, r, "os_compute_api:os-hypervisors:statistics") {
+		return
+	}
+	hs, ok := s.hostList(w, r)
+	if !ok {
+		return
+	}
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	st := map[string]int{}
+	for _, h := range hs {
+		u := usageOn(tx, h.Name)
+		st["count"]++
+		st["vcpus"] += h.VCPUs
+		st["vcpus_used"] += u.vcpus
+		st["memory_mb"] += h.MemoryMB
+		st["memory_mb_used"] += u.ram
+		st["free_ram_mb"] += h.MemoryMB - u.ram
+		st["local_gb"] += h.DiskGB
+		st["local_gb_used"] += u.disk
+		st["free_disk_gb"] += h.DiskGB - u.disk
+		st["disk_available_least"] += h.DiskGB - u.disk
+		st["running_vms"] += len(u.servers)
+	}
+	st["current_workload"] += 0
+	out := map[string]any{}
+	for _, k := range []string{"count", "vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb", "local_gb",
+		"local_gb_used", "free_disk_gb", "disk_available_least", "running_vms", "current_workload"} {
+		out[k] = st[k]
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"hypervisor_statistics": out})
+}
+
+func (s *Service) listZones(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if detail && !requireAdmin(w, r, "os_compute_api:os-availability-zone:detail") {
+			return
+		}
+		hs, ok := s.hostList(w, r)
+		if !ok {
+			return
+		}
+		zones := map[string]map[string]any{}
+		avail := map[string]bool{}
+		order := []string{s.cfg.AZ}
+		zones[s.cfg.AZ] = map[string]any{}
+		for _, h := range hs {
+			az := h.AZ
+			if az == "" {
+				az = s.cfg.AZ
+			}
+			if _, ok := zones[az]; !ok {
+				zones[az] = map[string]any{}
+				order = append(order, az)
+			}
+			avail[az] = avail[az] || h.Up
+			zones[az][h.Name] = map[string]any{"nova-compute": map[string]any{"available": h.Up, "active": true, "updated_at": timeOrNil(h.LastSeen)}}
+		}
+		out := []any{}
+		for _, az := range order {
+			var hosts any
+			if detail {
+				hosts = zones[az]
+			}
+			out = append(out, map[string]any{"zoneName": az, "zoneState": map[string]any{"available": avail[az] || len(hs) == 0}, "hosts": hosts})
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
+	}
+}
+
+func (s *Service) listServices(w http.ResponseWriter, r *http.Request) {
+	if !requireAdmin(w, r, "os_compute_api:os-services:list") {
+		return
+	}
+	hs, ok := s.hostList(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	out := []any{}
+	for _, h := range hs {
+		if (q.Get("host") != "" && q.Get("host") != h.Name) || (q.Get("binary") != "" && q.Get("binary") != "nova-compute") {
+			continue
+		}
+		az := h.AZ
+		if az == "" {
+			az = s.cfg.AZ
+		}
+		v := map[string]any{"id": serviceID(r, h.Name), "binary": "nova-compute", "host": h.Name, "zone": az, "status": "enabled",
+			"state": state(h.Up), "updated_at": timeOrNil(h.LastSeen), "disabled_reason": nil}
+		if atLeast(r, 11) {
+			v["forced_down"] = false
+		}
+		out = append(out, v)
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"services": out})
+}
+
+// hypervisorUptime is Nova's answer for a driver without uptime: the
+// node's uptime is not part of what it reports.
+func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
+	if !requireAdmin(w, r, "os_compute_api:os-hypervisors:uptime") {
+		return
+	}
+	hs, ok := s.hostList(w, r)
+	if !ok {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	found := false
+	for _, h := range hs {
+		found = found || fmt.Sprint(hypervisorID(r, h.Name)) == id
+	}
+	if !found {
+		s.fail(w, r, notFound("Hypervisor with ID '%s' could not be found.", id))
+		return
+	}
+	writeError(w, r, http.StatusNotImplemented, "Virt driver does not implement uptime function.")
+}
+
+// listAggregates lists host aggregates: there are none (nodes are grouped
+// by availability zone only).
+func (s *Service) listAggregates(w http.ResponseWriter, r *http.Request) {
+	if !requireAdmin(w, r, "os_compute_api:os-aggregates:index") {
+		return
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"aggregates": []any{}})
+}

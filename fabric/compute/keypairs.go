@@ -1,0 +1,294 @@
+package compute
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+var keypairNamePattern = regexp.MustCompile(`^[a-zA-Z0-9 _-]+$`)
+
+// generateCertificate makes what Nova makes for an x509 (WinRM) keypair:
+// an RSA key and a self-signed client certificate for the user.
+func generateCertificate(user string) (public, private string, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", fmt.Errorf("generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: user},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", fmt.Errorf("create certificate: %w", err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})), nil
+}
+
+// generateKeypair makes an ed25519 key: the OpenSSH public key line and the
+// private key in OpenSSH PEM form, which is handed to the client once.
+func generateKeypair(string) (public, private string, err error) {
+	const comment = "Generated-by-Nova"
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", "", fmt.Errorf("generate key: %w", err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return "", "", fmt.Errorf("encode public key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return "", "", fmt.Errorf("encode private key: %w", err)
+	}
+	public = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " " + comment
+	return public, string(pem.EncodeToMemory(block)), nil
+}
+
+// fingerprint is Nova's: the colon-separated MD5 of an SSH key, the SHA-1
+// of an x509 certificate's DER.
+func fingerprint(typ, public string) (string, error) {
+	if typ == "x509" {
+		block, _ := pem.Decode([]byte(public))
+		if block == nil {
+			return "", badRequest("Keypair data is invalid: failed to generate fingerprint")
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return "", badRequest("Keypair data is invalid: failed to generate fingerprint")
+		}
+		sum := sha1.Sum(block.Bytes)
+		h := hex.EncodeToString(sum[:])
+		parts := make([]string, 0, len(sum))
+		for i := 0; i < len(h); i += 2 {
+			parts = append(parts, h[i:i+2])
+		}
+		return strings.Join(parts, ":"), nil
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(public))
+	if err != nil {
+		return "", badRequest("Keypair data is invalid: failed to generate fingerprint")
+	}
+	return ssh.FingerprintLegacyMD5(k), nil
+}
+
+// keypairUser is whose keypairs a request is about: the caller's, or
+// with user_id (microversion 2.10, admins only) another user's.
+func keypairUser(r *http.Request, given string) (string, error) {
+	p := principal(r)
+	if given == "" || given == p.UserID {
+		return p.UserID, nil
+	}
+	if !p.IsAdmin() {
+		return "", policyDenied("os_compute_api:os-keypairs")
+	}
+	return given, nil
+}
+
+func (s *Service) keypairView(r *http.Request, k *Keypair, full bool) map[string]any {
+	v := map[string]any{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint}
+	if atLeast(r, 2) {
+		v["type"] = k.Type
+	}
+	if full {
+		v["user_id"] = k.UserID
+		v["deleted"] = false
+		v["created_at"] = k.Created.UTC().Format("2006-01-02T15:04:05.000000")
+		v["updated_at"], v["deleted_at"] = nil, nil
+		v["id"] = k.Seq
+	}
+	return v
+}
+
+func (s *Service) listKeypairs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	user := ""
+	if atLeast(r, 10) {
+		user = q.Get("user_id")
+	}
+	user, err := keypairUser(r, user)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	rows := store.All[Keypair](tx, tKeypairs, "user", user)
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	from, to, next := 0, len(rows), ""
+	if atLeast(r, 35) {
+		names := make([]string, len(rows))
+		for i, k := range rows {
+			names[i] = k.Name
+		}
+		if from, to, next, err = page(q, names); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	out := make([]any, 0, to-from)
+	for _, k := range rows[from:to] {
+		out = append(out, map[string]any{"keypair": s.keypairView(r, k, false)})
+	}
+	body := map[string]any{"keypairs": out}
+	if next != "" {
+		body["keypairs_links"] = []any{link("next", s.nextHref(r, next))}
+	}
+	api.JSON(w, http.StatusOK, body)
+}
+
+func (s *Service) showKeypair(w http.ResponseWriter, r *http.Request) {
+	user := ""
+	if atLeast(r, 10) {
+		user = r.URL.Query().Get("user_id")
+	}
+	user, err := keypairUser(r, user)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	tx, ok := s.read(w, r)
+	if !ok {
+		return
+	}
+	name := chi.URLParam(r, "name")
+	k := store.Get[Keypair](tx, tKeypairs, user+"/"+name)
+	if k == nil {
+		s.fail(w, r, keypairNotFound(user, name))
+		return
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"keypair": s.keypairView(r, k, true)})
+}
+
+func (s *Service) createKeypair(w http.ResponseWriter, r *http.Request) {
+	o, _, err := body(r, "keypair")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fields := []string{"name", "public_key"}
+	if atLeast(r, 2) {
+		fields = append(fields, "type")
+	}
+	if atLeast(r, 10) {
+		fields = append(fields, "user_id")
+	}
+	if err := allowOnly(o, fields...); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rd := &reader{o: o}
+	name := rd.str("name", true, 1, 255)
+	if rd.err == nil && (!keypairNamePattern.MatchString(name) || strings.TrimSpace(name) == "") {
+		rd.fail(badRequest("Keypair data is invalid: Keypair name contains unsafe characters"))
+	}
+	typ := "ssh"
+	if rd.has("type") {
+		typ = rd.str("type", false, 0, 0)
+		if rd.err == nil && typ != "ssh" && typ != "x509" {
+			rd.fail(badField("type", typ, "'%s' is not one of ['ssh', 'x509']", typ))
+		}
+	}
+	public := ""
+	if rd.has("public_key") {
+		public = rd.str("public_key", false, 0, 0)
+	}
+	userGiven := rd.str("user_id", false, 1, 255)
+	if rd.err != nil {
+		s.fail(w, r, rd.err)
+		return
+	}
+	user, err := keypairUser(r, userGiven)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	k := Keypair{UserID: user, Name: name, Type: typ, Created: s.now()}
+	private := ""
+	if rd.has("public_key") {
+		if strings.TrimSpace(public) == "" {
+			s.fail(w, r, badRequest("Keypair data is invalid: failed to generate fingerprint"))
+			return
+		}
+		k.PublicKey = strings.TrimSpace(public)
+	} else {
+		gen := generateKeypair
+		if typ == "x509" {
+			gen = generateCertificate
+		}
+		if k.PublicKey, private, err = gen(user); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if k.Fingerprint, err = fingerprint(typ, k.PublicKey); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var row Keypair
+	if err := s.propose(r.Context(), cmdKeypairCreate, keypairCreateCmd{Keypair: k, Project: principal(r).ProjectID}, &row); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v := s.keypairView(r, &row, false)
+	v["user_id"] = row.UserID
+	if private != "" {
+		v["private_key"] = private
+	}
+	status := http.StatusOK
+	if atLeast(r, 2) {
+		status = http.StatusCreated
+	}
+	api.JSON(w, status, map[string]any{"keypair": v})
+}
+
+func (s *Service) deleteKeypair(w http.ResponseWriter, r *http.Request) {
+	user := ""
+	if atLeast(r, 10) {
+		user = r.URL.Query().Get("user_id")
+	}
+	user, err := keypairUser(r, user)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.propose(r.Context(), cmdKeypairDelete, keypairDeleteCmd{UserID: user, Name: chi.URLParam(r, "name")}, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if atLeast(r, 2) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,34 @@
+package compute
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Report records what a node observed of one of its servers. It proposes
+// one command, which moves the server's vm_state and clears its
+// task_state when the observation completes the task (a stop that
+// reached SHUTOFF, a reboot whose sequence number came back, a build
+// that reached ACTIVE). Gone, for a deleted server, removes it; its ports
+// are then deleted (those this service made) or unbound (the client's).
+func (s *Service) Report(ctx context.Context, serverID string, o Observed) error {
+	switch o.Status {
+	case "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "ERROR":
+	case "":
+		if !o.Gone {
+			return fmt.Errorf("report server %s: no status: %w", serverID, store.ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("report server %s: status %q: %w", serverID, o.Status, store.ErrInvalid)
+	}
+	var res actionResult
+	if err := s.propose(ctx, cmdServerReport, serverReportCmd{ID: serverID, Observed: o, Now: s.now()}, &res); err != nil {
+		return fmt.Errorf("report server %s: %w", serverID, err)
+	}
+	if res.Removed {
+		s.releasePorts(context.WithoutCancel(ctx), &res.Server)
+	}
+	return nil
+}

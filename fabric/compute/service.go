@@ -1,0 +1,542 @@
+// Package compute is Rackstack's Nova v2.1: flavors, keypairs, servers and
+// their actions, server groups, quotas and limits, hypervisors and
+// availability zones.
+//
+// It is the control plane only. It validates requests, creates the
+// servers' Neutron ports (through Ports), and proposes typed commands to
+// the replicated store, whose handlers enforce quotas and place each new
+// server with the scheduler in the same transaction. It never starts a
+// VM: the node agent of the chosen host reads the servers (Load),
+// converges QEMU to each one's Want, and reports what it sees (Report).
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/scheduler"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Microversions served: 2.1 to MaxMicroversion. Every change of the
+// resources this service has is honoured up to there; APIs it does not
+// have at all (volumes, migrations, shelve, rescue, ...) answer 404 at
+// every version.
+const (
+	MinMicroversion = "2.1"
+	MaxMicroversion = "2.79"
+	maxMinor        = 79
+)
+
+// Images is the image service, as server create needs it.
+type Images interface {
+	// Get returns an image the principal may see; an unknown or
+	// invisible one is an error that errors.Is matches to
+	// store.ErrNotFound or api.ErrNotFound.
+	Get(ctx context.Context, p *api.Principal, id string) (ImageInfo, error)
+}
+
+// ImageInfo is what server create checks of an image.
+type ImageInfo struct {
+	ID, Name, Status string // Status "active" to boot from
+	MinDisk          int    // GB
+	MinRAM           int    // MB
+	Size             int64  // bytes
+}
+
+// Ports is the network service, as servers need it. Every call is from a
+// trusted in-process caller; p is the requester where visibility matters.
+type Ports interface {
+	// Network returns a network p may attach servers to.
+	Network(ctx context.Context, p *api.Principal, id string) (NetworkInfo, error)
+	// Networks lists the networks p may attach servers to: its
+	// project's and the shared ones.
+	Networks(ctx context.Context, p *api.Principal) ([]NetworkInfo, error)
+	// Port returns a port; with p non-nil, one p may see.
+	Port(ctx context.Context, p *api.Principal, id string) (PortInfo, error)
+	// Create makes a port on a network for a server.
+	Create(ctx context.Context, p *api.Principal, req PortRequest) (PortInfo, error)
+	// Bind sets a port's device and host; "" and "" release it.
+	Bind(ctx context.Context, portID, deviceID, host string) error
+	Delete(ctx context.Context, portID string) error
+}
+
+// NetworkInfo is a network as servers see it.
+type NetworkInfo struct {
+	ID, Name, Project string
+	Shared            bool
+}
+
+// PortInfo is a port as servers see it.
+type PortInfo struct {
+	ID, NetworkID, NetworkName, Project, MAC, DeviceID, DeviceOwner, Host, Status string
+	IPs                                                                           []string
+}
+
+// PortRequest asks for a server's port.
+type PortRequest struct {
+	NetworkID string
+	FixedIP   string // "" = any
+	Project   string
+	DeviceID  string // the server
+	// DeviceOwner is "compute:<availability zone>".
+	DeviceOwner string
+	// SecurityGroups are names or ids; none means the project's default.
+	SecurityGroups []string
+}
+
+// Hosts lists the cluster's nodes as hypervisors.
+type Hosts interface {
+	Hosts(ctx context.Context) ([]Host, error)
+}
+
+// Host is a node that runs servers.
+type Host struct {
+	Name     string
+	Up       bool // heartbeating now
+	AZ       string
+	VCPUs    int
+	MemoryMB int
+	DiskGB   int
+	HostIP   string
+	CPUModel string
+	LastSeen time.Time
+}
+
+// ConsoleLogs reads a server's serial console log from its node.
+type ConsoleLogs interface {
+	// ConsoleOutput returns the last length lines (all when length < 0).
+	ConsoleOutput(ctx context.Context, host, serverID string, length int) (string, error)
+}
+
+// SerialConsole serves an interactive serial console: a websocket at
+// /compute/v2.1/servers/{id}/serial?token=…, the URL that remote-consoles
+// hands out. The token has been checked when ServeSerial is called.
+type SerialConsole interface {
+	ServeSerial(w http.ResponseWriter, r *http.Request, s Server)
+}
+
+// Config configures the compute service.
+type Config struct {
+	Repl store.Replicated
+	Auth api.Authenticator
+	Log  *slog.Logger
+	Now  func() time.Time
+	// Images, Ports and Hosts are required to create servers; without
+	// them server create answers 400 (no image, no network) or puts the
+	// server in ERROR (no host).
+	Images Images
+	Ports  Ports
+	Hosts  Hosts
+	// ConsoleLogs and SerialConsole are optional: without them
+	// os-getConsoleOutput answers 501 and serial consoles 400.
+	ConsoleLogs   ConsoleLogs
+	SerialConsole SerialConsole
+	Scheduler     scheduler.Config
+	// AZ is the one availability zone (default "nova").
+	AZ string
+	// ConsoleTTL bounds a serial console token's life (default 10m).
+	ConsoleTTL time.Duration
+	// PublicURL is the base of links (default: the URL the client used);
+	// Prefix is where the handler is mounted (default /compute).
+	PublicURL string
+	Prefix    string
+}
+
+// Service serves Nova v2.1.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New builds the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Repl == nil {
+		return nil, errors.New("compute: Config.Repl is required")
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("compute: Config.Auth is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AZ == "" {
+		cfg.AZ = "nova"
+	}
+	if cfg.ConsoleTTL == 0 {
+		cfg.ConsoleTTL = 10 * time.Minute
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/compute"
+	}
+	return &Service{cfg: cfg, log: cfg.Log}, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }
+
+// Handler serves Nova under the prefix the caller strips (/compute): "/"
+// is version discovery, "/v2.1/..." the API.
+func (s *Service) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(microversions)
+	r.Get("/", s.versions)
+	r.Get("/v2.1", s.version)
+	r.Get("/v2.1/", s.version)
+	// The serial console authenticates with its console token.
+	r.Get("/v2.1/servers/{id}/serial", s.serveSerial)
+	r.Group(func(r chi.Router) {
+		r.Use(api.RequireAuth(s.cfg.Auth, writeError))
+		r.Get("/v2.1/extensions", s.listExtensions)
+		r.Get("/v2.1/extensions/{alias}", s.showExtension)
+
+		r.Get("/v2.1/flavors", s.listFlavors(false))
+		r.Get("/v2.1/flavors/detail", s.listFlavors(true))
+		r.Post("/v2.1/flavors", s.createFlavor)
+		r.Get("/v2.1/flavors/{id}", s.showFlavor)
+		r.Put("/v2.1/flavors/{id}", s.updateFlavor)
+		r.Delete("/v2.1/flavors/{id}", s.deleteFlavor)
+		r.Post("/v2.1/flavors/{id}/action", s.flavorAction)
+		r.Get("/v2.1/flavors/{id}/os-flavor-access", s.listFlavorAccess)
+		r.Get("/v2.1/flavors/{id}/os-extra_specs", s.listExtraSpecs)
+		r.Post("/v2.1/flavors/{id}/os-extra_specs", s.setExtraSpecs)
+		r.Get("/v2.1/flavors/{id}/os-extra_specs/{key}", s.showExtraSpec)
+		r.Put("/v2.1/flavors/{id}/os-extra_specs/{key}", s.updateExtraSpec)
+		r.Delete("/v2.1/flavors/{id}/os-extra_specs/{key}", s.deleteExtraSpec)
+
+		r.Get("/v2.1/os-keypairs", s.listKeypairs)
+		r.Post("/v2.1/os-keypairs", s.createKeypair)
+		r.Get("/v2.1/os-keypairs/{name}", s.showKeypair)
+		r.Delete("/v2.1/os-keypairs/{name}", s.deleteKeypair)
+
+		r.Get("/v2.1/servers", s.listServers(false))
+		r.Get("/v2.1/servers/detail", s.listServers(true))
+		r.Post("/v2.1/servers", s.createServer)
+		r.Get("/v2.1/servers/{id}", s.showServer)
+		r.Put("/v2.1/servers/{id}", s.updateServer)
+		r.Delete("/v2.1/servers/{id}", s.deleteServer)
+		r.Post("/v2.1/servers/{id}/action", s.serverAction)
+		r.Post("/v2.1/servers/{id}/remote-consoles", s.remoteConsole)
+		r.Get("/v2.1/servers/{id}/ips", s.listIPs)
+		r.Get("/v2.1/servers/{id}/ips/{network}", s.showIPs)
+		r.Get("/v2.1/servers/{id}/metadata", s.listMetadata)
+		r.Put("/v2.1/servers/{id}/metadata", s.replaceMetadata)
+		r.Post("/v2.1/servers/{id}/metadata", s.mergeMetadata)
+		r.Get("/v2.1/servers/{id}/metadata/{key}", s.showMetadataItem)
+		r.Put("/v2.1/servers/{id}/metadata/{key}", s.setMetadataItem)
+		r.Delete("/v2.1/servers/{id}/metadata/{key}", s.deleteMetadataItem)
+		r.Get("/v2.1/servers/{id}/os-instance-actions", s.listActions)
+		r.Get("/v2.1/servers/{id}/os-instance-actions/{req}", s.showAction)
+
+		r.Get("/v2.1/os-server-groups", s.listGroups)
+		r.Post("/v2.1/os-server-groups", s.createGroup)
+		r.Get("/v2.1/os-server-groups/{id}", s.showGroup)
+		r.Delete("/v2.1/os-server-groups/{id}", s.deleteGroup)
+
+		r.Get("/v2.1/limits", s.limits)
+		r.Get("/v2.1/os-quota-sets/{project}", s.showQuota)
+		r.Put("/v2.1/os-quota-sets/{project}", s.updateQuota)
+		r.Delete("/v2.1/os-quota-sets/{project}", s.deleteQuota)
+		r.Get("/v2.1/os-quota-sets/{project}/defaults", s.showDefaultQuota)
+		r.Get("/v2.1/os-quota-sets/{project}/detail", s.showQuotaDetail)
+		r.Get("/v2.1/os-quota-class-sets/{class}", s.showQuotaClass)
+		r.Put("/v2.1/os-quota-class-sets/{class}", s.updateQuotaClass)
+
+		r.Get("/v2.1/os-hypervisors", s.listHypervisors(false))
+		r.Get("/v2.1/os-hypervisors/detail", s.listHypervisors(true))
+		r.Get("/v2.1/os-hypervisors/statistics", s.hypervisorStats)
+		r.Get("/v2.1/os-hypervisors/{id}", s.showHypervisor)
+		r.Get("/v2.1/os-hypervisors/{id}/uptime", s.hypervisorUptime)
+		r.Get("/v2.1/os-aggregates", s.listAggregates)
+		r.Get("/v2.1/os-hypervisors/{pattern}/search", s.searchHypervisors(false))
+		r.Get("/v2.1/os-hypervisors/{pattern}/servers", s.searchHypervisors(true))
+		r.Get("/v2.1/os-availability-zone", s.listZones(false))
+		r.Get("/v2.1/os-availability-zone/detail", s.listZones(true))
+		r.Get("/v2.1/os-services", s.listServices)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+	})
+	return legacyV2(r, s)
+}
+
+// legacyV2 serves Nova's v2.0 compatibility endpoint (/v2/...) as the
+// v2.1 API at microversion 2.1, as Nova's v2.0 "compatible mode" does.
+func legacyV2(next http.Handler, s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p != "/v2" && !strings.HasPrefix(p, "/v2/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if p == "/v2" || p == "/v2/" {
+			v := s.versionDoc(r)
+			v["id"], v["status"], v["version"], v["min_version"], v["updated"] = "v2.0", "SUPPORTED", "", "", "2011-01-21T11:33:21Z"
+			v["links"] = []any{link("self", s.baseURL(r)+"/v2/")}
+			api.JSON(w, http.StatusOK, map[string]any{"version": v})
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/v2.1"+strings.TrimPrefix(p, "/v2"), ""
+		r2.Header.Del("X-OpenStack-Nova-API-Version")
+		r2.Header.Del("OpenStack-API-Version")
+		// Mounted under a chi router, routing follows the route
+		// context's path rather than the URL.
+		if rctx := chi.RouteContext(r2.Context()); rctx != nil {
+			rctx.RoutePath = r2.URL.Path
+		}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// Microversions.
+
+type ctxKey int
+
+const versionKey ctxKey = 0
+
+// microversions reads the requested microversion (OpenStack-API-Version:
+// compute X.Y, or X-OpenStack-Nova-API-Version: X.Y; none means 2.1),
+// refuses one out of range with 406, and echoes the one used.
+func microversions(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw := ""
+		for _, h := range r.Header.Values("OpenStack-API-Version") {
+			for _, part := range strings.Split(h, ",") {
+				if svc, v, ok := strings.Cut(strings.TrimSpace(part), " "); ok && strings.EqualFold(svc, "compute") {
+					raw = strings.TrimSpace(v)
+				}
+			}
+		}
+		if raw == "" {
+			raw = strings.TrimSpace(r.Header.Get("X-OpenStack-Nova-API-Version"))
+		}
+		minor := 1
+		if raw != "" {
+			if strings.EqualFold(raw, "latest") {
+				minor = maxMinor
+			} else {
+				maj, mn, ok := strings.Cut(raw, ".")
+				a, err1 := strconv.Atoi(maj)
+				b, err2 := strconv.Atoi(mn)
+				if !ok || err1 != nil || err2 != nil || a < 0 || b < 0 {
+					writeError(w, r, http.StatusBadRequest, fmt.Sprintf("API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", raw))
+					return
+				}
+				if a != 2 || b < 1 || b > maxMinor {
+					w.Header().Set("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
+					writeError(w, r, http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", raw, MinMicroversion, MaxMicroversion))
+					return
+				}
+				minor = b
+			}
+		}
+		v := "2." + strconv.Itoa(minor)
+		w.Header().Set("OpenStack-API-Version", "compute "+v)
+		w.Header().Set("X-OpenStack-Nova-API-Version", v)
+		w.Header().Set("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), versionKey, minor)))
+	})
+}
+
+// atLeast reports whether the request's microversion is 2.minor or later.
+func atLeast(r *http.Request, minor int) bool {
+	v, _ := r.Context().Value(versionKey).(int)
+	if v == 0 {
+		v = 1
+	}
+	return v >= minor
+}
+
+// Version discovery.
+
+// baseURL is where this API is reached: the configured public URL, or the
+// scheme and host the client used, plus the mount prefix.
+func (s *Service) baseURL(r *http.Request) string {
+	base := strings.TrimRight(s.cfg.PublicURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			scheme = p
+		}
+		base = scheme + "://" + r.Host
+	}
+	return base + s.cfg.Prefix
+}
+
+func (s *Service) apiURL(r *http.Request) string { return s.baseURL(r) + "/v2.1" }
+
+func (s *Service) versionDoc(r *http.Request) map[string]any {
+	return map[string]any{
+		"id": "v2.1", "status": "CURRENT", "version": MaxMicroversion, "min_version": MinMicroversion,
+		"updated": "2013-07-23T11:33:21Z",
+		"links": []any{map[string]any{"rel": "self", "href": s.apiURL(r) + "/"},
+			map[string]any{"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}},
+		"media-types": []any{map[string]any{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}},
+	}
+}
+
+func (s *Service) versions(w http.ResponseWriter, r *http.Request) {
+	v := s.versionDoc(r)
+	delete(v, "media-types")
+	v["links"] = []any{link("self", s.apiURL(r)+"/")}
+	v2 := map[string]any{"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "", "updated": "2011-01-21T11:33:21Z",
+		"links": []any{link("self", s.baseURL(r)+"/v2/")}}
+	api.JSON(w, http.StatusOK, map[string]any{"versions": []any{v2, v}})
+}
+
+func (s *Service) version(w http.ResponseWriter, r *http.Request) {
+	api.JSON(w, http.StatusOK, map[string]any{"version": s.versionDoc(r)})
+}
+
+// extensions lists the v2 extension names clients still ask about, for
+// the parts this service has.
+var extensions = []struct{ alias, name, desc string }{
+	{"os-availability-zone", "AvailabilityZone", "1. Add availability_zone to the Create Server API."},
+	{"os-extended-availability-zone", "ExtendedAvailabilityZone", "Extended Availability Zone support."},
+	{"OS-EXT-SRV-ATTR", "ExtendedServerAttributes", "Extended Server Attributes support."},
+	{"OS-EXT-STS", "ExtendedStatus", "Extended Status support."},
+	{"OS-EXT-IPS", "ExtendedIps", "Adds type parameter to the ip list."},
+	{"OS-EXT-IPS-MAC", "ExtendedIpsMac", "Adds mac address parameter to the ip list."},
+	{"OS-FLV-EXT-DATA", "FlavorExtraData", "Provide additional data for flavors."},
+	{"os-flavor-access", "FlavorAccess", "Flavor access support."},
+	{"os-flavor-extra-specs", "FlavorExtraSpecs", "Flavors extra specs support."},
+	{"os-flavor-manage", "FlavorManage", "Flavor create/delete API support."},
+	{"os-flavor-rxtx", "FlavorRxtx", "Support to show the rxtx status of a flavor."},
+	{"os-hypervisors", "Hypervisors", "Admin-only hypervisor administration."},
+	{"os-instance-actions", "InstanceActions", "View a log of actions and events taken on an instance."},
+	{"os-keypairs", "Keypairs", "Keypair Support."},
+	{"os-quota-sets", "Quotas", "Quotas management support."},
+	{"os-server-groups", "ServerGroups", "Server group support."},
+	{"os-services", "Services", "Services support."},
+	{"OS-SRV-USG", "ServerUsage", "Adds launched_at and terminated_at on Servers."},
+	{"os-user-data", "UserData", "Add user_data to the Create Server API."},
+	{"os-config-drive", "ConfigDrive", "Config Drive Extension."},
+	{"os-console-output", "ConsoleOutput", "Console log output support, with tailing ability."},
+	{"os-remote-consoles", "Consoles", "Interactive Console support."},
+	{"os-server-start-stop", "ServerStartStop", "Start/Stop instance compute API support."},
+	{"os-suspend-server", "SuspendServer", "Enable suspend/resume server actions."},
+	{"os-pause-server", "PauseServer", "Enable pause/unpause server actions."},
+	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},
+	{"os-scheduler-hints", "SchedulerHints", "Pass arbitrary key/value pairs to the scheduler."},
+	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},
+}
+
+func extensionView(alias, name, desc string) map[string]any {
+	return map[string]any{"alias": alias, "name": name, "description": desc, "links": []any{},
+		"namespace": "http://docs.openstack.org/compute/ext/fake_xml", "updated": "2014-12-03T00:00:00Z"}
+}
+
+func (s *Service) listExtensions(w http.ResponseWriter, r *http.Request) {
+	out := make([]any, 0, len(extensions))
+	for _, e := range extensions {
+		out = append(out, extensionView(e.alias, e.name, e.desc))
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"extensions": out})
+}
+
+func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
+	alias := chi.URLParam(r, "alias")
+	for _, e := range extensions {
+		if e.alias == alias {
+			api.JSON(w, http.StatusOK, map[string]any{"extension": extensionView(e.alias, e.name, e.desc)})
+			return
+		}
+	}
+	writeError(w, r, http.StatusNotFound, "Extension "+alias+" could not be found.")
+}
+
+// Shared plumbing of the handlers.
+
+// localReader is implemented by replicated stores that can read this
+// node's state without a round trip (cluster.Node, store.Local).
+type localReader interface {
+	Local() *memdb.Txn
+}
+
+func (s *Service) read(w http.ResponseWriter, r *http.Request) (*memdb.Txn, bool) {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		api.Fail(w, r, writeError, err)
+		return nil, false
+	}
+	return tx, true
+}
+
+// afterWrite reads the state a proposal just produced: Propose returns once
+// this node applied it, so the local state has it.
+func (s *Service) afterWrite(ctx context.Context) (*memdb.Txn, error) {
+	if l, ok := s.cfg.Repl.(localReader); ok {
+		return l.Local(), nil
+	}
+	return s.cfg.Repl.Read(ctx)
+}
+
+// propose proposes a command and decodes its result into out (if not nil).
+func (s *Service) propose(ctx context.Context, typ string, body, out any) error {
+	res, err := s.cfg.Repl.Propose(ctx, typ, body)
+	if err == nil && out != nil {
+		err = res.Decode(out)
+	}
+	return err
+}
+
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	api.Fail(w, r, writeError, err)
+}
+
+func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
+
+func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+
+func timeOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000")
+}
+
+func link(rel, href string) map[string]any { return map[string]any{"rel": rel, "href": href} }
+
+// links are a resource's self and bookmark links.
+func (s *Service) links(r *http.Request, coll, id string) []any {
+	return []any{link("self", s.apiURL(r)+"/"+coll+"/"+id), link("bookmark", s.baseURL(r)+"/"+coll+"/"+id)}
+}
+
+// requireAdmin answers 403 unless the caller is an admin.
+func requireAdmin(w http.ResponseWriter, r *http.Request, rule string) bool {
+	if !principal(r).IsAdmin() {
+		api.Fail(w, r, writeError, policyDenied(rule))
+		return false
+	}
+	return true
+}
+
+// requireMember answers 403 to a caller without the member role on its
+// project (readers may only look).
+func requireMember(w http.ResponseWriter, r *http.Request, rule string) bool {
+	p := principal(r)
+	if p.ProjectID == "" || !p.CanWrite(p.ProjectID) {
+		api.Fail(w, r, writeError, policyDenied(rule))
+		return false
+	}
+	return true
+}
