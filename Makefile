@@ -41,6 +41,7 @@ integration: build
 
 test: deps
 	@mkdir -p build
+	$(MAKE) test-image
 	$(MAKE) unit
 	$(MAKE) integration
 

@@ -39,6 +39,10 @@ type options struct {
 	// networking
 	VLANRange        string // "MIN-MAX"
 	VLANMin, VLANMax int
+	// compute
+	Compute  string // auto, on, off
+	Accel    string // auto, kvm, tcg
+	VMRunDir string
 	// dataplane
 	Dataplane      string // auto, on, off
 	Uplink         string
@@ -108,6 +112,9 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	str(&o.EC, "ec", "", "erasure coding K+M for new objects, e.g. 4+2 (default: chosen from the number of disks)")
 	durVar(&o.HealAfter, "heal-after", 5*time.Minute, "a node down this long has its shards rebuilt on other nodes")
 	durVar(&o.ScrubEvery, "scrub-every", 24*time.Hour, "how long one pass of the scrubber over all stored data takes at least")
+	str(&o.Compute, "compute", "auto", "run servers on this node: on, off, or auto (on where qemu-system-x86_64 is installed)")
+	str(&o.Accel, "accel", "auto", "guest accelerator: kvm, tcg, or auto (KVM where the CPU has vmx/svm and /dev/kvm works)")
+	str(&o.VMRunDir, "vm-run-dir", "", "where QEMU's sockets and pid files live (default /run/rackstack/<hash of the data dir>)")
 	str(&o.Dataplane, "dataplane", "auto", "tenant dataplane: on, off, or auto (on where BPF programs load)")
 	str(&o.Uplink, "uplink", "", "interface to the other nodes that carries tenant VLANs (empty: ports talk only on this node)")
 	str(&o.DataplaneNetns, "dataplane-netns", "", "network namespace (path, e.g. /run/netns/n1) holding port devices and the uplink (default: rackd's own)")
@@ -134,10 +141,17 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 		return nil, err
 	}
 	o.VLANMin, o.VLANMax = lo, hi
-	switch o.Dataplane {
-	case "auto", "on", "off":
+	for name, v := range map[string]string{"dataplane": o.Dataplane, "compute": o.Compute} {
+		switch v {
+		case "auto", "on", "off":
+		default:
+			return nil, fmt.Errorf("--%s %q: want on, off or auto", name, v)
+		}
+	}
+	switch o.Accel {
+	case "auto", "kvm", "tcg":
 	default:
-		return nil, fmt.Errorf("--dataplane %q: want on, off or auto", o.Dataplane)
+		return nil, fmt.Errorf("--accel %q: want kvm, tcg or auto", o.Accel)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))

@@ -24,9 +24,12 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/fabric/identity"
+	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/inventory"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/s3"
@@ -43,6 +46,8 @@ func catalog(o *options) []identity.CatalogService {
 	return []identity.CatalogService{
 		{Type: "identity", Name: "keystone", Path: "/identity/v3"},
 		{Type: "network", Name: "neutron", Path: "/network"},
+		{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
+		{Type: "image", Name: "glance", Path: "/image"},
 		{Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"},
 		{Type: "s3", Name: "s3", Path: s3},
 	}
@@ -55,7 +60,7 @@ func init() {
 }
 
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -137,6 +142,22 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	images, err := openImageService(o, node, ident, objects, log)
+	if err != nil {
+		return err
+	}
+
+	var drv hypervisor.Driver
+	servers, err := openCompute(o, node, ident, networks, computeImages{images},
+		consoleLogs{node: node, self: o.Name, drv: func() hypervisor.Driver { return drv }}, log)
+	if err != nil {
+		return err
+	}
+	vmAgent, drv, err := openInstances(o, node, images, servers, log)
+	if err != nil {
+		return err
+	}
+
 	dp, dpAgent, err := openDataplane(o, node, networks, log)
 	if err != nil {
 		return err
@@ -152,6 +173,8 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Use(mw.Handler)
 	r.Mount("/identity", http.StripPrefix("/identity", ident.Handler()))
 	r.Mount("/network", http.StripPrefix("/network", networks.Handler()))
+	r.Mount("/compute", http.StripPrefix("/compute", servers.Handler()))
+	r.Mount("/image", http.StripPrefix("/image", images.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := objects.Status(r.Context())
@@ -208,6 +231,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { return objects.Run(gctx) })
+	g.Go(func() error { return images.Run(gctx) })
+	if vmAgent != nil {
+		g.Go(func() error { return vmAgent.Run(gctx) })
+	}
 	if dpAgent != nil {
 		g.Go(func() error { return dpAgent.Run(gctx) })
 	}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/url"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/network"
+)
+
+// openCompute builds Nova over the cluster: the network service makes the
+// servers' ports, the cluster's nodes are the hypervisors. images is the
+// image service (nil until one runs: server create then answers that the
+// image cannot be found).
+func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *network.Service, images compute.Images, logs compute.ConsoleLogs, log *slog.Logger) (*compute.Service, error) {
+	return compute.New(compute.Config{
+		Repl: node, Auth: auth, Log: log, PublicURL: o.PublicURL,
+		Images: images, ConsoleLogs: logs,
+		Ports: serverPorts{nets.ServerPorts()},
+		Hosts: clusterHosts{node},
+	})
+}
+
+// serverPorts adapts the network service to compute.Ports.
+type serverPorts struct{ sp *network.ServerPorts }
+
+func networkInfo(n network.Network) compute.NetworkInfo {
+	return compute.NetworkInfo{ID: n.ID, Name: n.Name, Project: n.Project, Shared: n.Shared}
+}
+
+func portInfo(pt network.Port, networkName string) compute.PortInfo {
+	ips := make([]string, 0, len(pt.FixedIPs))
+	for _, f := range pt.FixedIPs {
+		ips = append(ips, f.IP)
+	}
+	return compute.PortInfo{ID: pt.ID, NetworkID: pt.NetworkID, NetworkName: networkName, Project: pt.Project, MAC: pt.MAC,
+		DeviceID: pt.DeviceID, DeviceOwner: pt.DeviceOwner, Host: pt.HostID, Status: pt.Status, IPs: ips}
+}
+
+func (a serverPorts) Network(ctx context.Context, p *api.Principal, id string) (compute.NetworkInfo, error) {
+	n, err := a.sp.Network(ctx, p, id)
+	return networkInfo(n), err
+}
+
+func (a serverPorts) Networks(ctx context.Context, p *api.Principal) ([]compute.NetworkInfo, error) {
+	ns, err := a.sp.Networks(ctx, p)
+	out := make([]compute.NetworkInfo, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, networkInfo(n))
+	}
+	return out, err
+}
+
+func (a serverPorts) Port(ctx context.Context, p *api.Principal, id string) (compute.PortInfo, error) {
+	pt, name, err := a.sp.Port(ctx, p, id)
+	return portInfo(pt, name), err
+}
+
+func (a serverPorts) Create(ctx context.Context, p *api.Principal, req compute.PortRequest) (compute.PortInfo, error) {
+	pt, err := a.sp.Create(ctx, p, network.ServerPortRequest{NetworkID: req.NetworkID, FixedIP: req.FixedIP, Project: req.Project,
+		DeviceID: req.DeviceID, DeviceOwner: req.DeviceOwner, SecurityGroups: req.SecurityGroups})
+	return portInfo(pt, ""), err
+}
+
+func (a serverPorts) Bind(ctx context.Context, portID, deviceID, host string) error {
+	return a.sp.Bind(ctx, portID, deviceID, host)
+}
+
+func (a serverPorts) Delete(ctx context.Context, portID string) error {
+	return a.sp.Delete(ctx, portID)
+}
+
+// clusterHosts adapts the cluster's nodes to compute.Hosts: a node's
+// inventory is its capacity, its heartbeat says whether it is up.
+type clusterHosts struct{ node *cluster.Node }
+
+func (h clusterHosts) Hosts(context.Context) ([]compute.Host, error) {
+	nodes, err := h.node.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]compute.Host, 0, len(nodes))
+	for _, n := range nodes {
+		var disk uint64
+		for _, d := range n.Inventory.Disks {
+			disk += d.SizeBytes
+		}
+		ip := ""
+		if u, err := url.Parse(n.APIURL); err == nil {
+			ip, _, _ = net.SplitHostPort(u.Host)
+		}
+		out = append(out, compute.Host{
+			Name: n.Name, Up: n.Status == "up", VCPUs: n.Inventory.CPUs, MemoryMB: int(n.Inventory.MemoryBytes >> 20),
+			DiskGB: int(disk >> 30), HostIP: ip, CPUModel: n.Inventory.CPUModel, LastSeen: n.LastHeartbeat,
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,270 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/dataplane"
+)
+
+// testImage is the guest `make test-image` builds.
+func testImage(t *testing.T) string {
+	t.Helper()
+	p, _ := filepath.Abs("../build/test-image.qcow2")
+	_, err := os.Stat(p)
+	require(t, err == nil, "build/test-image.qcow2 is missing (make test-image)")
+	return p
+}
+
+type serverInfo struct {
+	ID        string         `json:"id"`
+	Status    string         `json:"status"`
+	Addresses map[string]any `json:"addresses"`
+	Host      string         `json:"OS-EXT-SRV-ATTR:host"`
+	Power     any            `json:"OS-EXT-STS:power_state"`
+}
+
+func showServer(t *testing.T, env []string, name string) serverInfo {
+	t.Helper()
+	var s serverInfo
+	out := openstack(t, env, "server", "show", "-f", "json", name)
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("server show %s: %v\n%s", name, err, out)
+	}
+	return s
+}
+
+// waitConsole waits until the server's console log holds every marker.
+func waitConsole(t *testing.T, env []string, name string, d time.Duration, markers ...string) string {
+	t.Helper()
+	var out string
+	ok := eventually(d, func() bool {
+		out, _ = openstackErr(env, "console", "log", "show", name)
+		for _, m := range markers {
+			if !strings.Contains(out, m) {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("console of %s lacks %q after %s:\n%s", name, markers, d, out)
+	}
+	return out
+}
+
+func qemuPID(t *testing.T, serverID string) int {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-f", "qemu-system-x86_64.*"+serverID).Output()
+	fields := strings.Fields(string(out))
+	if len(fields) == 0 {
+		return 0
+	}
+	pid, _ := strconv.Atoi(fields[0])
+	return pid
+}
+
+func TestCompute(t *testing.T) {
+	require(t, os.Geteuid() == 0, "compute tests need root (taps, BPF)")
+	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage"} {
+		requireCommand(t, c)
+	}
+	img := testImage(t)
+	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-ct%d", os.Getpid())
+	t.Cleanup(func() { os.RemoveAll(bpfDir) })
+	// Image bytes live in the object store: the node gets a disk.
+	n1 := newRackd(t, "c1", "--disk", t.TempDir(), "--dataplane", "on", "--bpf-dir", bpfDir, "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	creds := openrc(t, n1.dataDir)
+	admin := osEnv(creds, n1)
+	openstack(t, admin, "project", "create", "demo")
+	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+	alice := osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
+
+	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
+	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
+	openstack(t, alice, "network", "create", "net1")
+	openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.30.0.0/24", "sub1")
+	openstack(t, alice, "network", "create", "net2")
+	openstack(t, alice, "subnet", "create", "--network", "net2", "--subnet-range", "10.30.0.0/24", "sub2")
+	home := t.TempDir()
+	openstack(t, alice, "keypair", "create", "--private-key", filepath.Join(home, "k1.pem"), "k1")
+
+	// vm2 first: vm1's user data pings it (same network) and vm3's address
+	// on net2 (must fail: same addresses, another VLAN).
+	create := func(name string, extra ...string) serverInfo {
+		args := append([]string{"server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--key-name", "k1", "--wait", "-f", "json"}, extra...)
+		out := openstack(t, alice, append(args, name)...)
+		var s serverInfo
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("server create %s: %v\n%s", name, err, out)
+		}
+		if s.Status != "ACTIVE" {
+			t.Fatalf("%s is %s after --wait", name, s.Status)
+		}
+		return s
+	}
+	start := time.Now()
+	vm2 := create("vm2", "--network", "net1")
+	t.Logf("vm2 ACTIVE after %s", time.Since(start).Round(time.Millisecond))
+	vm3 := create("vm3", "--nic", "net-id=net2,v4-fixed-ip=10.30.0.50")
+	vm2IP := firstIP(t, showServer(t, alice, "vm2"))
+	ud := filepath.Join(home, "ud.sh")
+	os.WriteFile(ud, []byte(fmt.Sprintf(`#!/bin/sh
+for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 %s >/dev/null 2>&1 && break; sleep 1; done
+ping -c 2 -W 1 %s >/dev/null 2>&1 && echo PING-VM2-OK || echo PING-VM2-FAIL
+ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-FAIL
+`, vm2IP, vm2IP)), 0o644)
+	waitConsole(t, alice, "vm2", 3*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+	waitConsole(t, alice, "vm3", 3*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+	vm1 := create("vm1", "--network", "net1", "--user-data", ud)
+	console := waitConsole(t, alice, "vm1", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready", "user-data ran")
+	for _, want := range []string{"RACKSTACK-TEST-IMAGE: hostname=vm1", "RACKSTACK-TEST-IMAGE: uuid=" + vm1.ID, "RACKSTACK-TEST-IMAGE: ssh-key=ssh-", "RACKSTACK-TEST-IMAGE: ip=10.30.0.", "PING-VM2-OK", "PING-VM3-FAIL"} {
+		if !strings.Contains(console, want) {
+			t.Errorf("vm1's console lacks %q:\n%s", want, console)
+		}
+	}
+
+	// Stop, start, reboot.
+	openstack(t, alice, "server", "stop", "vm3")
+	if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "SHUTOFF" }) {
+		t.Fatalf("vm3 did not stop")
+	}
+	if pid := qemuPID(t, vm3.ID); pid != 0 {
+		t.Fatalf("vm3 is SHUTOFF but QEMU %d still runs", pid)
+	}
+	openstack(t, alice, "server", "start", "vm3")
+	if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "ACTIVE" }) {
+		t.Fatalf("vm3 did not start again")
+	}
+	openstack(t, alice, "server", "reboot", "--hard", "--wait", "vm2")
+	if s := showServer(t, alice, "vm2"); s.Status != "ACTIVE" {
+		t.Fatalf("vm2 is %s after a hard reboot", s.Status)
+	}
+
+	// kill -9 rackd: the guests keep running, the new rackd adopts them.
+	pid := qemuPID(t, vm1.ID)
+	if pid == 0 {
+		t.Fatal("no QEMU for vm1")
+	}
+	n1.kill()
+	time.Sleep(time.Second)
+	if syscall.Kill(pid, 0) != nil {
+		t.Fatalf("vm1's QEMU %d died with rackd", pid)
+	}
+	n1.start()
+	n1.waitHealthy()
+	time.Sleep(3 * time.Second)
+	if s := showServer(t, alice, "vm1"); s.Status != "ACTIVE" || qemuPID(t, vm1.ID) != pid {
+		t.Fatalf("after the restart vm1 is %s with QEMU %d (was %d)", s.Status, qemuPID(t, vm1.ID), pid)
+	}
+
+	// Bad input: the CLI's own lookups, then Nova's errors straight from
+	// the API; nothing half-made.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--flavor", "no-such-flavor", "--image", "testimg", "--network", "net1"}, "No flavor with a name or ID"},
+		{[]string{"--flavor", "m1.tiny", "--image", "no-such-image", "--network", "net1"}, "No Image found"},
+	} {
+		out, err := openstackErr(alice, append(append([]string{"server", "create"}, c.args...), "bad")...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("server create %v: %v\n%s", c.args, err, out)
+		}
+	}
+	aliceTok := token(t, n1, "alice", "alice-pass-1", "demo")
+	imgID := strings.TrimSpace(openstack(t, alice, "image", "show", "-f", "value", "-c", "id", "testimg"))
+	flavorID := strings.TrimSpace(openstack(t, alice, "flavor", "show", "-f", "value", "-c", "id", "m1.tiny"))
+	netID := strings.TrimSpace(openstack(t, alice, "network", "show", "-f", "value", "-c", "id", "net1"))
+	none := "00000000-0000-4000-8000-000000000000"
+	for _, c := range []struct {
+		name                 string
+		flavor, image, netID string
+		code                 int
+		want                 string
+	}{
+		{"unknown flavor", none, imgID, netID, 400, "Flavor " + none + " could not be found"},
+		{"unknown image", flavorID, none, netID, 400, "Image " + none + " could not be found"},
+		{"unknown network", flavorID, imgID, none, 400, "Network " + none + " could not be found"},
+	} {
+		var body map[string]map[string]any
+		code, err := call("POST", n1.url()+"/compute/v2.1/servers", aliceTok, map[string]any{"server": map[string]any{
+			"name": "bad", "flavorRef": c.flavor, "imageRef": c.image, "networks": []map[string]string{{"uuid": c.netID}},
+		}}, &body)
+		msg := fmt.Sprint(body)
+		if err != nil || code != c.code || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %d %v %s, want %d %q", c.name, code, err, msg, c.code, c.want)
+		}
+	}
+	// An image with no data yet (queued). Not through the CLI: without
+	// --file it uploads its stdin.
+	var queued struct {
+		ID string `json:"id"`
+	}
+	tok := token(t, n1, "admin", creds["OS_PASSWORD"], "admin")
+	if code, err := call("POST", n1.url()+"/image/v2/images", tok, map[string]any{"name": "empty", "disk_format": "qcow2", "container_format": "bare", "visibility": "public"}, &queued); err != nil || code != 201 {
+		t.Fatalf("create a queued image: %d %v", code, err)
+	}
+	if out, err := openstackErr(alice, "server", "create", "--flavor", "m1.tiny", "--image", queued.ID, "--network", "net1", "bad"); err == nil || !strings.Contains(out, "is not active") {
+		t.Errorf("a server from a queued image: %v\n%s", err, out)
+	}
+	if out, _ := openstackErr(alice, "server", "list", "-f", "value", "-c", "Name"); strings.Contains(out, "bad") {
+		t.Errorf("a refused create left a server:\n%s", out)
+	}
+
+	// Delete leaves nothing: no QEMU, no tap, no disk, no dataplane entry.
+	ports := strings.Fields(openstack(t, alice, "port", "list", "--device-id", vm2.ID, "-f", "value", "-c", "ID"))
+	openstack(t, alice, "server", "delete", "--wait", "vm2")
+	if pid := qemuPID(t, vm2.ID); pid != 0 {
+		t.Errorf("QEMU %d of deleted vm2 still runs", pid)
+	}
+	for _, p := range ports {
+		if exec.Command("ip", "link", "show", dataplane.DeviceName(p)).Run() == nil {
+			t.Errorf("tap of deleted vm2's port %s is still there", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(n1.dataDir, "compute", "instances", vm2.ID)); err == nil {
+		t.Errorf("vm2's instance directory is still there")
+	}
+	show, _ := rackctl(t, creds, n1, "dataplane", "show", "--node", "c1")
+	for _, p := range ports {
+		if strings.Contains(show, p) {
+			t.Errorf("the dataplane still holds deleted vm2's port %s", p)
+		}
+	}
+	for _, name := range []string{"vm1", "vm3"} {
+		openstack(t, alice, "server", "delete", "--wait", name)
+	}
+}
+
+func firstIP(t *testing.T, s serverInfo) string {
+	t.Helper()
+	for _, v := range s.Addresses {
+		raw, _ := json.Marshal(v)
+		var list []string
+		if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
+			return list[0]
+		}
+		var objs []struct {
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(raw, &objs) == nil && len(objs) > 0 {
+			return objs[0].Addr
+		}
+	}
+	t.Fatalf("server %s has no address: %v", s.ID, s.Addresses)
+	return ""
+}

@@ -1,0 +1,397 @@
+// Package instances is the node agent for servers: it watches the servers
+// the scheduler placed on this node and converges the real world to them —
+// image fetched once and cached, a qcow2 overlay as root disk, the config
+// drive, taps, QEMU through the hypervisor driver — and reports what it
+// observes back through Raft. It adopts the guests a previous rackd
+// started, and tears down completely what was deleted.
+package instances
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/dataplane"
+	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/node/configdrive"
+	"github.com/rackstack/rackstack/node/hypervisor"
+)
+
+// Images streams an image's bytes by id.
+type Images interface {
+	Open(ctx context.Context, id string) (io.ReadCloser, image.Image, error)
+}
+
+// Taps makes and removes the host end of a server's NICs.
+type Taps interface {
+	Ensure(name string) error // create if missing, set up
+	Remove(name string) error // missing is not an error
+}
+
+// Agent converges this node's servers.
+type Agent struct {
+	Node   string
+	Dir    string // instances/<id>/ and images/<id> live here
+	State  func(ctx context.Context) (*memdb.Txn, error)
+	Driver hypervisor.Driver
+	Images Images
+	Taps   Taps
+	Report func(ctx context.Context, id string, o compute.Observed) error
+	// PowerOffGrace is how long a stop waits for the guest's own shutdown.
+	PowerOffGrace time.Duration
+	Interval      time.Duration
+	Log           *slog.Logger
+
+	mu       sync.Mutex
+	reported map[string]compute.Observed
+	failed   map[string]string // server id → build failure already reported
+	imageMu  sync.Mutex
+}
+
+// record is what the agent keeps next to a server's disks, so a restarted
+// rackd knows the taps to remove and the reboots it already did.
+type record struct {
+	Taps      []string `json:"taps"`
+	RebootSeq int      `json:"reboot_seq"`
+}
+
+// Run reconciles until ctx ends: at once when a server changes, and every
+// Interval for guests whose state changed on their own.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.reported = map[string]compute.Observed{}
+	a.failed = map[string]string{}
+	a.mu.Unlock()
+	for _, d := range []string{"instances", "images"} {
+		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	a.Log.Info("compute agent started", "node", a.Node, "accelerator", a.Driver.Accelerator(), "dir", a.Dir)
+	interval := a.Interval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	for ctx.Err() == nil {
+		ws := a.reconcile(ctx)
+		wctx, cancel := context.WithTimeout(ctx, interval)
+		ws.WatchCtx(wctx)
+		cancel()
+	}
+	return nil
+}
+
+func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
+	ws := memdb.NewWatchSet()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	txn, err := a.State(rctx)
+	cancel()
+	if err != nil {
+		a.Log.Debug("compute: state not readable yet", "err", err)
+		return ws
+	}
+	for _, t := range compute.TableNames() {
+		if it, err := txn.Get(t, "id"); err == nil {
+			ws.Add(it.WatchCh())
+		}
+	}
+	servers, err := compute.Load(txn)
+	if err != nil {
+		a.Log.Warn("compute: read servers", "err", err)
+		return ws
+	}
+	view, err := network.Load(txn)
+	if err != nil {
+		a.Log.Warn("compute: read ports", "err", err)
+		return ws
+	}
+	mine := map[string]bool{}
+	for _, s := range servers {
+		if s.Host != a.Node {
+			continue
+		}
+		mine[s.ID] = true
+		if err := a.converge(ctx, s, view); err != nil && ctx.Err() == nil {
+			a.Log.Warn("compute: converge", "server", s.ID, "err", err)
+		}
+	}
+	// Guests and leftovers of servers that are not ours any more.
+	ids, _ := a.Driver.List(ctx)
+	entries, _ := os.ReadDir(filepath.Join(a.Dir, "instances"))
+	for _, e := range entries {
+		ids = append(ids, e.Name())
+	}
+	for _, id := range ids {
+		if !mine[id] {
+			a.Log.Info("compute: removing a guest with no server here", "server", id)
+			a.teardown(ctx, id)
+		}
+	}
+	return ws
+}
+
+func powerState(p hypervisor.PowerState) int {
+	switch p {
+	case hypervisor.Running:
+		return 1
+	case hypervisor.Paused:
+		return 3
+	case hypervisor.Shutdown:
+		return 4
+	case hypervisor.Crashed:
+		return 6
+	}
+	return 0
+}
+
+func (a *Agent) report(ctx context.Context, id string, o compute.Observed) error {
+	a.mu.Lock()
+	last, ok := a.reported[id]
+	a.mu.Unlock()
+	if ok && last == o {
+		return nil
+	}
+	if err := a.Report(ctx, id, o); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.reported[id] = o
+	a.mu.Unlock()
+	return nil
+}
+
+// converge brings one server's guest to what its row wants.
+func (a *Agent) converge(ctx context.Context, s compute.Server, view *network.View) error {
+	if s.Want == "deleted" {
+		a.teardown(ctx, s.ID)
+		err := a.Report(ctx, s.ID, compute.Observed{Gone: true})
+		a.mu.Lock()
+		delete(a.reported, s.ID)
+		delete(a.failed, s.ID)
+		a.mu.Unlock()
+		return err
+	}
+	rec := a.readRecord(s.ID)
+	vm, err := a.Driver.Adopt(ctx, s.ID)
+	if err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+		return err
+	}
+	state := hypervisor.Shutdown
+	if vm != nil {
+		if state, err = vm.State(ctx); err != nil {
+			return err
+		}
+	}
+	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard"
+	switch s.Want {
+	case "active":
+		if vm == nil || state == hypervisor.Shutdown {
+			if !starting {
+				if s.VMState == "error" {
+					return nil
+				}
+				// It died or shut itself down: say so; the API records
+				// it stopped, as Nova does.
+				return a.report(ctx, s.ID, compute.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+			}
+			a.mu.Lock()
+			failed := a.failed[s.ID]
+			a.mu.Unlock()
+			if failed != "" {
+				return nil
+			}
+			if vm, err = a.build(ctx, s, view, &rec); err != nil {
+				a.mu.Lock()
+				a.failed[s.ID] = err.Error()
+				a.mu.Unlock()
+				return a.report(ctx, s.ID, compute.Observed{Status: "ERROR", Fault: fmt.Sprintf("Build of instance %s failed: %v", s.ID, err)})
+			}
+			if s.RebootSeq > rec.RebootSeq {
+				rec.RebootSeq = s.RebootSeq // a fresh boot is the reboot
+				a.writeRecord(s.ID, rec)
+			}
+			return a.report(ctx, s.ID, compute.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+		}
+		if s.RebootSeq > rec.RebootSeq {
+			kind := hypervisor.SoftReboot
+			if s.RebootHard {
+				kind = hypervisor.HardReboot
+			}
+			if err := vm.Reboot(ctx, kind, a.grace()); err != nil {
+				return err
+			}
+			rec.RebootSeq = s.RebootSeq
+			a.writeRecord(s.ID, rec)
+		} else if state == hypervisor.Paused {
+			if err := vm.Resume(ctx); err != nil {
+				return err
+			}
+		}
+		if state == hypervisor.Crashed {
+			return a.report(ctx, s.ID, compute.Observed{Status: "ERROR", PowerState: 6, Fault: "the guest crashed"})
+		}
+		return a.report(ctx, s.ID, compute.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+	case "stopped":
+		if vm != nil && state != hypervisor.Shutdown {
+			if err := vm.PowerOff(ctx, a.grace()); err != nil {
+				return err
+			}
+		}
+		return a.report(ctx, s.ID, compute.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+	case "paused", "suspended":
+		// Suspend keeps the guest paused in memory here (no save to disk).
+		if vm == nil || state == hypervisor.Shutdown {
+			return a.report(ctx, s.ID, compute.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+		}
+		if state == hypervisor.Running {
+			if err := vm.Pause(ctx); err != nil {
+				return err
+			}
+		}
+		if s.Want == "suspended" {
+			return a.report(ctx, s.ID, compute.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq})
+		}
+		return a.report(ctx, s.ID, compute.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq})
+	}
+	return nil
+}
+
+func (a *Agent) grace() time.Duration {
+	if a.PowerOffGrace > 0 {
+		return a.PowerOffGrace
+	}
+	return 30 * time.Second
+}
+
+func (a *Agent) instanceDir(id string) string { return filepath.Join(a.Dir, "instances", id) }
+
+func (a *Agent) readRecord(id string) record {
+	var r record
+	raw, err := os.ReadFile(filepath.Join(a.instanceDir(id), "record.json"))
+	if err == nil {
+		json.Unmarshal(raw, &r)
+	}
+	return r
+}
+
+func (a *Agent) writeRecord(id string, r record) error {
+	raw, _ := json.Marshal(r)
+	p := filepath.Join(a.instanceDir(id), "record.json")
+	if err := os.WriteFile(p+".tmp", raw, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// build makes everything the guest needs and starts it.
+func (a *Agent) build(ctx context.Context, s compute.Server, view *network.View, rec *record) (hypervisor.VM, error) {
+	dir := a.instanceDir(s.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	base, img, err := a.cachedImage(ctx, s.ImageID)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", s.ImageID, err)
+	}
+	format := hypervisor.FormatRaw
+	if img.DiskFormat == "qcow2" {
+		format = hypervisor.FormatQCOW2
+	}
+	disk := filepath.Join(dir, "disk")
+	if _, err := os.Stat(disk); err != nil {
+		if err := overlay(ctx, base, format, disk, s.RootGB); err != nil {
+			return nil, err
+		}
+	}
+	ports := map[string]network.Port{}
+	for _, p := range view.Ports {
+		ports[p.ID] = p
+	}
+	mtus := map[string]int{}
+	for _, n := range view.Networks {
+		mtus[n.ID] = n.MTU
+	}
+	spec := hypervisor.VMSpec{
+		ID: s.ID, Name: compute.Hostname(&s), VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM,
+		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}},
+	}
+	cd := configServer(s)
+	rec.Taps = nil
+	for _, id := range s.Ports {
+		p, ok := ports[id]
+		if !ok {
+			return nil, fmt.Errorf("port %s does not exist", id)
+		}
+		tap := dataplane.DeviceName(id)
+		if err := a.Taps.Ensure(tap); err != nil {
+			return nil, fmt.Errorf("tap %s: %w", tap, err)
+		}
+		rec.Taps = append(rec.Taps, tap)
+		spec.NICs = append(spec.NICs, hypervisor.NIC{Tap: tap, MAC: p.MAC})
+		cd.NICs = append(cd.NICs, configNIC(p, tap, mtus[p.NetworkID]))
+	}
+	if err := a.writeRecord(s.ID, *rec); err != nil {
+		return nil, err
+	}
+	// Every server gets a config drive: there is no metadata service.
+	spec.ConfigDrive = filepath.Join(dir, "disk.config")
+	if err := configdrive.Build(ctx, spec.ConfigDrive, cd); err != nil {
+		return nil, err
+	}
+	return a.Driver.Start(ctx, spec)
+}
+
+// teardown removes everything of a server on this node: the guest, its
+// run files, its taps and its disks.
+func (a *Agent) teardown(ctx context.Context, id string) {
+	if vm, err := a.Driver.Adopt(ctx, id); err == nil {
+		if err := vm.Destroy(ctx); err != nil {
+			a.Log.Warn("compute: destroy guest", "server", id, "err", err)
+		}
+	}
+	rec := a.readRecord(id)
+	for _, tap := range rec.Taps {
+		if err := a.Taps.Remove(tap); err != nil {
+			a.Log.Warn("compute: remove tap", "tap", tap, "err", err)
+		}
+	}
+	os.RemoveAll(a.instanceDir(id))
+}
+
+// cachedImage returns the path of the image's bytes on this node, fetched
+// once and checked against the image's hash.
+func (a *Agent) cachedImage(ctx context.Context, id string) (string, image.Image, error) {
+	a.imageMu.Lock()
+	defer a.imageMu.Unlock()
+	path := filepath.Join(a.Dir, "images", id)
+	var img image.Image
+	if raw, err := os.ReadFile(path + ".json"); err == nil && json.Unmarshal(raw, &img) == nil {
+		if _, err := os.Stat(path); err == nil {
+			return path, img, nil
+		}
+	}
+	rc, img, err := a.Images.Open(ctx, id)
+	if err != nil {
+		return "", img, err
+	}
+	defer rc.Close()
+	if err := fetch(rc, path, img); err != nil {
+		return "", img, err
+	}
+	raw, _ := json.Marshal(img)
+	if err := os.WriteFile(path+".json", raw, 0o600); err != nil {
+		return "", img, err
+	}
+	return path, img, nil
+}
