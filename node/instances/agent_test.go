@@ -1,0 +1,258 @@
+package instances
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/node/hypervisor"
+)
+
+// world is the replicated state as the agent reads it, which the test
+// writes directly, and the node's side effects.
+type world struct {
+	t        *testing.T
+	db       *memdb.MemDB
+	mu       sync.Mutex
+	reports  []compute.Observed
+	opens    int
+	imageErr error
+	taps     map[string]bool
+}
+
+func newWorld(t *testing.T) *world {
+	tables := map[string]*memdb.TableSchema{}
+	for _, sc := range []store.Schema{compute.Schema(), network.Schema()} {
+		for _, tb := range sc.Tables {
+			tables[tb.Schema.Name] = tb.Schema
+		}
+	}
+	db, err := memdb.NewMemDB(&memdb.DBSchema{Tables: tables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{t: t, db: db, taps: map[string]bool{}}
+}
+
+func (w *world) put(table string, row any) {
+	w.t.Helper()
+	tx := w.db.Txn(true)
+	if err := tx.Insert(table, row); err != nil {
+		w.t.Fatal(err)
+	}
+	tx.Commit()
+}
+
+func (w *world) server(id string) compute.Server {
+	raw, err := w.db.Txn(false).First("compute_servers", "id", id)
+	if err != nil || raw == nil {
+		w.t.Fatalf("server %s: %v", id, err)
+	}
+	return *raw.(*compute.Server)
+}
+
+func (w *world) State(context.Context) (*memdb.Txn, error) { return w.db.Txn(false), nil }
+
+// Report applies what Nova's report does to the fields the agent reads.
+func (w *world) Report(_ context.Context, id string, o compute.Observed) error {
+	w.mu.Lock()
+	w.reports = append(w.reports, o)
+	w.mu.Unlock()
+	tx := w.db.Txn(true)
+	defer tx.Commit()
+	raw, _ := tx.First("compute_servers", "id", id)
+	if raw == nil {
+		return errors.New("no such server")
+	}
+	s := *raw.(*compute.Server)
+	if o.Gone {
+		return tx.Delete("compute_servers", &s)
+	}
+	s.Status, s.PowerState, s.TaskState = o.Status, o.PowerState, ""
+	switch o.Status {
+	case "ACTIVE":
+		s.VMState = "active"
+	case "SHUTOFF":
+		s.VMState = "stopped"
+	case "ERROR":
+		s.VMState = "error"
+	}
+	return tx.Insert("compute_servers", &s)
+}
+
+func (w *world) last() compute.Observed {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.reports) == 0 {
+		return compute.Observed{}
+	}
+	return w.reports[len(w.reports)-1]
+}
+
+var imageBytes = bytes.Repeat([]byte("rackstack"), 1<<12)
+
+func (w *world) Open(_ context.Context, id string) (io.ReadCloser, image.Image, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.opens++
+	if w.imageErr != nil {
+		return nil, image.Image{}, w.imageErr
+	}
+	sha, sum := sha512.Sum512(imageBytes), md5.Sum(imageBytes)
+	return io.NopCloser(bytes.NewReader(imageBytes)), image.Image{
+		ID: id, Status: "active", DiskFormat: "raw", Size: int64(len(imageBytes)),
+		HashValue: hex.EncodeToString(sha[:]), Checksum: hex.EncodeToString(sum[:]),
+	}, nil
+}
+
+func (w *world) Ensure(name string) error { w.mu.Lock(); w.taps[name] = true; w.mu.Unlock(); return nil }
+func (w *world) Remove(name string) error { w.mu.Lock(); delete(w.taps, name); w.mu.Unlock(); return nil }
+
+func TestAgentLifecycle(t *testing.T) {
+	for _, tool := range []string{"qemu-img", "genisoimage"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := &Agent{
+		Node: "n1", Dir: t.TempDir(), State: w.State, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
+		Log: slog.New(slog.DiscardHandler), PowerOffGrace: 1,
+	}
+	a.reported, a.failed = map[string]compute.Observed{}, map[string]string{}
+	os.MkdirAll(filepath.Join(a.Dir, "instances"), 0o700)
+	os.MkdirAll(filepath.Join(a.Dir, "images"), 0o700)
+	ctx := context.Background()
+
+	w.put("network_networks", &network.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
+	for _, p := range []string{"port1-aaaaaaaa", "port2-bbbbbbbb"} {
+		w.put("network_ports", &network.Port{ID: p, Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:0" + p[4:5]})
+	}
+	flavor := compute.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	w.put("compute_servers", &compute.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning",
+		PublicKey: "ssh-ed25519 AAAA k", KeyName: "k", UserData: "IyEvYmluL3NoCmVjaG8gaGkK"})
+	w.put("compute_servers", &compute.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+		Ports: []string{"port2-bbbbbbbb"}, Want: "active", VMState: "building", TaskState: "spawning"})
+	w.put("compute_servers", &compute.Server{ID: "elsewhere", Project: "p1", Host: "n2", ImageID: "img1", Flavor: flavor, Want: "active", VMState: "building"})
+
+	a.reconcile(ctx)
+	for _, id := range []string{"s1", "s2"} {
+		if s := w.server(id); s.Status != "ACTIVE" || s.PowerState != 1 {
+			t.Fatalf("%s after build: %s power %d (reports %+v)", id, s.Status, s.PowerState, w.reports)
+		}
+	}
+	if ids, _ := a.Driver.List(ctx); !slices.Equal(ids, []string{"s1", "s2"}) {
+		t.Fatalf("guests %v, want s1 s2 (not the server placed on n2)", ids)
+	}
+	if w.opens != 1 {
+		t.Errorf("image fetched %d times, want once (cached)", w.opens)
+	}
+	spec, _ := host.Spec("s1")
+	if spec.MemoryMB != 256 || len(spec.NICs) != 1 || spec.NICs[0].Tap != "tapport1-aaaaa" || spec.NICs[0].MAC != "fa:16:3e:00:00:01" || spec.ConfigDrive == "" {
+		t.Errorf("spec of s1: %+v", spec)
+	}
+	if !w.taps["tapport1-aaaaa"] || !w.taps["tapport2-bbbbb"] {
+		t.Errorf("taps %v", w.taps)
+	}
+	if out, err := exec.Command("qemu-img", "info", spec.Disks[0].Path).CombinedOutput(); err != nil || !bytes.Contains(out, []byte("backing file")) {
+		t.Errorf("root disk is not an overlay on the cached image: %v\n%s", err, out)
+	}
+
+	// Stop.
+	s := w.server("s1")
+	s.Want, s.TaskState = "stopped", "powering-off"
+	w.put("compute_servers", &s)
+	a.reconcile(ctx)
+	if st, _ := mustAdopt(t, a, "s1").State(ctx); st != hypervisor.Shutdown || w.server("s1").Status != "SHUTOFF" {
+		t.Fatalf("after stop: guest %s, server %s", st, w.server("s1").Status)
+	}
+	// Start again.
+	s = w.server("s1")
+	s.Want, s.TaskState = "active", "powering-on"
+	w.put("compute_servers", &s)
+	a.reconcile(ctx)
+	if st, _ := mustAdopt(t, a, "s1").State(ctx); st != hypervisor.Running || w.server("s1").Status != "ACTIVE" {
+		t.Fatalf("after start: guest %s, server %s", st, w.server("s1").Status)
+	}
+	// Reboot: completed and reported by its sequence number.
+	s = w.server("s1")
+	s.RebootSeq, s.RebootHard, s.TaskState = 1, true, "rebooting_hard"
+	w.put("compute_servers", &s)
+	a.reconcile(ctx)
+	if o := w.last(); o.RebootSeq != 1 || o.Status != "ACTIVE" {
+		t.Fatalf("after reboot: %+v", o)
+	}
+	// A guest that died on its own is reported, not restarted.
+	host.SetState("s2", hypervisor.Shutdown)
+	a.reconcile(ctx)
+	if got := w.server("s2"); got.Status != "SHUTOFF" {
+		t.Fatalf("dead guest's server is %s", got.Status)
+	}
+	// Delete: guest, taps and disks go, and the server is reported gone.
+	s = w.server("s1")
+	s.Want, s.TaskState = "deleted", "deleting"
+	w.put("compute_servers", &s)
+	a.reconcile(ctx)
+	if _, err := a.Driver.Adopt(ctx, "s1"); !errors.Is(err, hypervisor.ErrNotFound) {
+		t.Errorf("deleted server's guest still known: %v", err)
+	}
+	if w.taps["tapport1-aaaaa"] {
+		t.Error("deleted server's tap is still there")
+	}
+	if _, err := os.Stat(filepath.Join(a.Dir, "instances", "s1")); err == nil {
+		t.Error("deleted server's instance directory is still there")
+	}
+	if raw, _ := w.db.Txn(false).First("compute_servers", "id", "s1"); raw != nil {
+		t.Error("deleted server was not reported gone")
+	}
+	// A guest with no server (deleted while rackd was down) is removed.
+	tx := w.db.Txn(true)
+	tx.Delete("compute_servers", &compute.Server{ID: "s2"})
+	tx.Commit()
+	a.reconcile(ctx)
+	if ids, _ := a.Driver.List(ctx); len(ids) != 0 {
+		t.Errorf("orphan guests left: %v", ids)
+	}
+	// A build that fails ends in ERROR with the reason, once.
+	w.imageErr = errors.New("image store unreachable")
+	w.put("compute_servers", &compute.Server{ID: "s3", Project: "p1", Name: "vm3", Host: "n1", ImageID: "img2", Flavor: flavor, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(ctx)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ERROR" || !bytes.Contains([]byte(o.Fault), []byte("image store unreachable")) {
+		t.Fatalf("failed build: %+v", o)
+	}
+	if w.opens != 2 {
+		t.Errorf("a failed build was retried: %d image opens", w.opens)
+	}
+}
+
+func mustAdopt(t *testing.T, a *Agent, id string) hypervisor.VM {
+	t.Helper()
+	vm, err := a.Driver.Adopt(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
