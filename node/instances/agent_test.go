@@ -122,8 +122,18 @@ func (w *world) Open(_ context.Context, id string) (io.ReadCloser, image.Image, 
 	}, nil
 }
 
-func (w *world) Ensure(name string) error { w.mu.Lock(); w.taps[name] = true; w.mu.Unlock(); return nil }
-func (w *world) Remove(name string) error { w.mu.Lock(); delete(w.taps, name); w.mu.Unlock(); return nil }
+func (w *world) Ensure(name string) error {
+	w.mu.Lock()
+	w.taps[name] = true
+	w.mu.Unlock()
+	return nil
+}
+func (w *world) Remove(name string) error {
+	w.mu.Lock()
+	delete(w.taps, name)
+	w.mu.Unlock()
+	return nil
+}
 
 func TestAgentLifecycle(t *testing.T) {
 	for _, tool := range []string{"qemu-img", "genisoimage"} {
