@@ -47,6 +47,10 @@ func openInstances(o *options, node *cluster.Node, images *image.Service, server
 	}
 	drv, err := qemu.New(qemu.Config{RunDir: runDir, Accelerator: o.Accel, Logger: log})
 	if err != nil {
+		if o.Compute == "auto" {
+			log.Warn("no compute on this node", "err", err, "root", os.Geteuid() == 0)
+			return nil, nil, nil
+		}
 		return nil, nil, err
 	}
 	log.Info("hypervisor", "accelerator", drv.Accelerator(), "run_dir", runDir)
