@@ -148,8 +148,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 
 	var drv hypervisor.Driver
+	consoles := openSerialConsoles(o, node, func() hypervisor.Driver { return drv }, log)
 	servers, err := openCompute(o, node, ident, networks, computeImages{images},
-		consoleLogs{node: node, self: o.Name, drv: func() hypervisor.Driver { return drv }}, log)
+		consoleLogs{node: node, self: o.Name, drv: func() hypervisor.Driver { return drv }}, serialConsoles{consoles}, log)
 	if err != nil {
 		return err
 	}
@@ -157,6 +158,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	serveSerialConsoles(node, consoles)
 
 	dp, dpAgent, err := openDataplane(o, node, networks, log)
 	if err != nil {
@@ -232,6 +234,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { return objects.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
+	g.Go(func() error { return consoles.Run(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })
 	}

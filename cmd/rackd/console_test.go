@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/rackstack/rackstack/node/console"
+	"github.com/rackstack/rackstack/node/hypervisor"
+)
+
+func TestDriverGuests(t *testing.T) {
+	host := hypervisor.NewFakeHost(t.TempDir())
+	tests := map[string]struct {
+		drv  hypervisor.Driver
+		want error
+	}{
+		// Compute off on this node: no guests here.
+		"no driver": {nil, console.ErrNotFound},
+		// The guest is not on this node.
+		"unknown guest": {host.Driver(), hypervisor.ErrNotFound},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			g := driverGuests{func() hypervisor.Driver { return tc.drv }}
+			if _, err := g.SerialSocket(context.Background(), "vm1"); !errors.Is(err, tc.want) {
+				t.Fatalf("SerialSocket: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
