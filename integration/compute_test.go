@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/rackstack/rackstack/dataplane"
 )
@@ -137,6 +140,23 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		}
 	}
 
+	// The serial console: the URL Nova hands out is a live websocket to
+	// the guest's first serial port. Enter gets echoed back.
+	url := strings.TrimSpace(openstack(t, alice, "console", "url", "show", "--serial", "-f", "value", "-c", "url", "vm1"))
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ws, _, err := websocket.Dial(wctx, url, &websocket.DialOptions{Subprotocols: []string{"binary"}})
+	if err != nil {
+		t.Fatalf("serial console %s: %v", url, err)
+	}
+	if err := ws.Write(wctx, websocket.MessageBinary, []byte("\r")); err != nil {
+		t.Fatalf("serial console write: %v", err)
+	}
+	if _, msg, err := ws.Read(wctx); err != nil || len(msg) == 0 {
+		t.Fatalf("serial console read: %v %q", err, msg)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	wcancel()
+
 	// Stop, start, reboot.
 	openstack(t, alice, "server", "stop", "vm3")
 	if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "SHUTOFF" }) {
@@ -208,6 +228,11 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		if err != nil || code != c.code || !strings.Contains(msg, c.want) {
 			t.Errorf("%s: %d %v %s, want %d %q", c.name, code, err, msg, c.code, c.want)
 		}
+	}
+	// Over quota: three servers run, the project may have three.
+	openstack(t, admin, "quota", "set", "--instances", "3", "demo")
+	if out, err := openstackErr(alice, "server", "create", "--flavor", "m1.tiny", "--image", "testimg", "--network", "net1", "bad"); err == nil || !strings.Contains(out, "Quota exceeded for instances") {
+		t.Errorf("a fourth server over a quota of three: %v\n%s", err, out)
 	}
 	// An image with no data yet (queued). Not through the CLI: without
 	// --file it uploads its stdin.
