@@ -61,12 +61,13 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
 
-bench: build
+bench: build test-image
 	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
 	$(BIN)/rackbench control
 	$(BIN)/rackbench storage
 	$(BIN)/rackbench dataplane
+	$(BIN)/rackbench launch
 
 # test-image builds build/test-image.qcow2, the small guest the hypervisor
 # tests boot (node/testimage/README.md). The kernel and busybox .debs are

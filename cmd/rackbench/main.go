@@ -37,6 +37,7 @@ type options struct {
 	Duration time.Duration
 	Output   string
 	BinDir   string
+	Image    string // launch: the guest disk image
 	Log      io.Writer
 }
 
@@ -45,6 +46,7 @@ type suite func(ctx context.Context, o options) ([]Result, error)
 var suites = map[string]suite{
 	"control":   controlSuite,
 	"dataplane": dataplaneSuite,
+	"launch":    launchSuite,
 	"storage":   storageSuite,
 }
 
@@ -73,6 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Duration, "duration", 3*time.Second, "length of one throughput run")
 	fs.StringVar(&o.Output, "o", "table", "output: table or json")
 	fs.StringVar(&o.BinDir, "bin", "", "directory holding rackd (default: next to rackbench)")
+	fs.StringVar(&o.Image, "image", "", "launch: guest image (default: "+testImagePath+" here, above, or beside --bin)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
