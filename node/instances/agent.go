@@ -19,6 +19,7 @@ import (
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/compute"
@@ -116,16 +117,24 @@ func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
 		a.Log.Warn("compute: read ports", "err", err)
 		return ws
 	}
+	// Servers converge side by side (a burst of launches builds in
+	// parallel), a few at a time; the pass ends when all have.
 	mine := map[string]bool{}
+	var g errgroup.Group
+	g.SetLimit(4)
 	for _, s := range servers {
 		if s.Host != a.Node {
 			continue
 		}
 		mine[s.ID] = true
-		if err := a.converge(ctx, s, view); err != nil && ctx.Err() == nil {
-			a.Log.Warn("compute: converge", "server", s.ID, "err", err)
-		}
+		g.Go(func() error {
+			if err := a.converge(ctx, s, view); err != nil && ctx.Err() == nil {
+				a.Log.Warn("compute: converge", "server", s.ID, "err", err)
+			}
+			return nil
+		})
 	}
+	g.Wait()
 	// Guests and leftovers of servers that are not ours any more.
 	ids, _ := a.Driver.List(ctx)
 	entries, _ := os.ReadDir(filepath.Join(a.Dir, "instances"))
