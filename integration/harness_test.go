@@ -99,6 +99,9 @@ func newRackd(t *testing.T, name string, extra ...string) *rackd {
 	r.args = append([]string{
 		"--name", name, "--data-dir", r.dataDir, "--listen", r.listen, "--raft-listen", r.raft, "--s3-listen", r.s3,
 		"--heartbeat-interval", "500ms", "--down-after", "3s", "--dead-voter-after", "10s",
+		// Tests that want a dataplane or compute say so (a later flag
+		// wins); the others leave the host's bpffs and /run alone.
+		"--dataplane", "off", "--compute", "off",
 	}, extra...)
 	return r
 }
