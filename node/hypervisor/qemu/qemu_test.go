@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -403,50 +402,6 @@ func canMakeTaps() bool {
 	}
 	f.Close()
 	return true
-}
-
-// The serial socket is a live console: what the guest writes after a reset
-// reaches a connected client.
-func TestSerialSocket(t *testing.T) {
-	requireQEMU(t)
-	d := newDriver(t, newRunDir(t))
-	vm, err := d.Start(ctxFor(t, time.Minute), blankSpecAt(newID("serial"), blankDisk(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
-
-	conn, err := net.Dial("unix", vm.SerialSocket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// The connection is complete when it sits in the socket's backlog, but
-	// QEMU sends nothing to it before its main loop accepts it, and says
-	// nothing when it does: reset the guest (SeaBIOS prints its banner on
-	// every boot) until the banner comes through.
-	var got []byte
-	buf := make([]byte, 4096)
-	deadline := time.Now().Add(90 * time.Second)
-	for !bytes.Contains(got, []byte("SeaBIOS")) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no SeaBIOS banner on the serial socket in 90s; got %q", got)
-		}
-		if err := vm.Reboot(ctxFor(t, time.Minute), hypervisor.HardReboot, 0); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for !bytes.Contains(got, []byte("SeaBIOS")) {
-			n, err := conn.Read(buf)
-			got = append(got, buf[:n]...)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("read serial socket: %v; got %q", err, got)
-			}
-		}
-	}
 }
 
 // A spec that passes validation but that QEMU refuses fails with QEMU's
