@@ -56,12 +56,6 @@ type Service struct {
 	limiter *loginLimiter
 }
 
-// localReader is implemented by replicated stores that can read this
-// node's state without a round trip (cluster.Node, store.Local).
-type localReader interface {
-	Local() *memdb.Txn
-}
-
 // New builds the service.
 func New(cfg Config) (*Service, error) {
 	if cfg.Repl == nil {
@@ -96,10 +90,7 @@ func New(cfg Config) (*Service, error) {
 
 // local reads this node's state without a round trip when the store can.
 func (s *Service) local(ctx context.Context) (*memdb.Txn, error) {
-	if l, ok := s.cfg.Repl.(localReader); ok {
-		return l.Local(), nil
-	}
-	return s.cfg.Repl.Read(ctx)
+	return store.AfterWrite(ctx, s.cfg.Repl)
 }
 
 // Bootstrap creates the default domain, the admin, member and reader roles,

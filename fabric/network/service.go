@@ -248,12 +248,6 @@ func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
 
 // Shared plumbing of the handlers.
 
-// localReader is implemented by replicated stores that can read this
-// node's state without a round trip (cluster.Node, store.Local).
-type localReader interface {
-	Local() *memdb.Txn
-}
-
 func (s *Service) read(w http.ResponseWriter, r *http.Request) (*memdb.Txn, bool) {
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
@@ -266,10 +260,7 @@ func (s *Service) read(w http.ResponseWriter, r *http.Request) (*memdb.Txn, bool
 // afterWrite reads the state a proposal just produced: Propose returns once
 // this node applied it, so the local state has it.
 func (s *Service) afterWrite(ctx context.Context) (*memdb.Txn, error) {
-	if l, ok := s.cfg.Repl.(localReader); ok {
-		return l.Local(), nil
-	}
-	return s.cfg.Repl.Read(ctx)
+	return store.AfterWrite(ctx, s.cfg.Repl)
 }
 
 // propose proposes a command and decodes its result into out (if not nil).

@@ -65,3 +65,19 @@ func (l *Local) Read(context.Context) (*memdb.Txn, error) { return l.State.Txn()
 
 // Local returns a read transaction without any round trip.
 func (l *Local) Local() *memdb.Txn { return l.State.Txn() }
+
+// localReader is implemented by replicated stores that can read this node's
+// state without a round trip (cluster.Node, Local).
+type localReader interface {
+	Local() *memdb.Txn
+}
+
+// AfterWrite reads the state a proposal just produced: Propose returns once
+// this node applied it, so the local state has it and no read index is
+// needed. Stores without a local read fall back to Read.
+func AfterWrite(ctx context.Context, r Replicated) (*memdb.Txn, error) {
+	if l, ok := r.(localReader); ok {
+		return l.Local(), nil
+	}
+	return r.Read(ctx)
+}
