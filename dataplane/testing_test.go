@@ -57,6 +57,13 @@ func testNetns(t testing.TB) string {
 // kernel has no dummy driver), each with a peer named dev+"p".
 func openTest(t testing.TB, devs ...string) *Dataplane {
 	t.Helper()
+	return openTestConfig(t, Config{}, devs...)
+}
+
+// openTestConfig is openTest with cfg's settings (its pin directory and
+// namespace are the test's own).
+func openTestConfig(t testing.TB, cfg Config, devs ...string) *Dataplane {
+	t.Helper()
 	needRoot(t)
 	nsPath := testNetns(t)
 	ns, err := netns.GetFromPath(nsPath)
@@ -81,7 +88,8 @@ func openTest(t testing.TB, devs ...string) *Dataplane {
 		}
 	}
 	pin := filepath.Join("/sys/fs/bpf/rackstack-test", filepath.Base(t.TempDir()))
-	d, err := Open(Config{PinDir: pin, Netns: nsPath})
+	cfg.PinDir, cfg.Netns = pin, nsPath
+	d, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

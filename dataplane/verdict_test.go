@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 )
 
 const (
@@ -358,5 +359,46 @@ func BenchmarkPortIn(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestClsactFallback attaches with clsact + cls_bpf, as on kernels without
+// TCX: every port and the uplink get our filter, and a removed port loses
+// it.
+func TestClsactFallback(t *testing.T) {
+	d := openTestConfig(t, Config{Clsact: true}, "tapa", "tapb", "tapc", "tape", "up0")
+	want := fixtureState()
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Attach != "clsact" || st.Uplink == nil || !st.Uplink.Attached || len(st.Ports) != 4 {
+		t.Fatalf("status: %+v", st)
+	}
+	filters := func(dev string) int {
+		l, err := d.nl.LinkByName(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := d.nl.FilterList(l, netlink.HANDLE_MIN_INGRESS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(fs)
+	}
+	for _, dev := range []string{"tapa", "tapb", "tapc", "tape", "up0"} {
+		if n := filters(dev); n != 1 {
+			t.Errorf("%s has %d ingress filters, want 1", dev, n)
+		}
+	}
+	want.Ports = want.Ports[1:] // a goes away
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	if n := filters("tapa"); n != 0 {
+		t.Errorf("removed port's device keeps %d filters", n)
 	}
 }
