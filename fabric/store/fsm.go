@@ -33,7 +33,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	cmds, batch, err := decodeEntry(l.Data)
 	if err != nil {
 		f.state.markApplied(l.Index)
-		return Result{Index: l.Index, Err: &ApplyError{Kind: "invalid", Msg: fmt.Sprintf("decode command: %v", err)}}
+		return Result{Index: l.Index, Err: &ApplyError{Kind: KindInvalid, Msg: fmt.Sprintf("decode command: %v", err)}}
 	}
 	if !batch {
 		return f.applyOne(l.Index, cmds[0])
@@ -59,7 +59,7 @@ func (f *FSM) applyOne(index uint64, cmd Command) Result {
 	if v != nil {
 		raw, err := json.Marshal(v)
 		if err != nil {
-			res.Err = &ApplyError{Kind: "other", Msg: fmt.Sprintf("encode result: %v", err)}
+			res.Err = &ApplyError{Kind: KindOther, Msg: fmt.Sprintf("encode result: %v", err)}
 			return res
 		}
 		res.Value = raw
