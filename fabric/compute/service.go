@@ -461,7 +461,7 @@ func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension "+alias+" could not be found."})
+	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension " + alias + " could not be found."})
 }
 
 // Shared plumbing of the handlers.

@@ -261,7 +261,7 @@ func (s *Service) subject(w http.ResponseWriter, r *http.Request) (*memdb.Txn, *
 	}
 	p, c, err := s.validate(tx, sub)
 	if err != nil {
-		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find token: "+shortHash(sub)+"."})
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find token: " + shortHash(sub) + "."})
 		return nil, nil, claims{}, false
 	}
 	if !caller.IsAdmin() && p.UserID != caller.UserID {

@@ -243,7 +243,7 @@ func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension with alias "+alias+" does not exist"})
+	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"})
 }
 
 // Shared plumbing of the handlers.
