@@ -124,7 +124,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	node, err := cluster.Open(ctx, cluster.Config{
 		Name: o.Name, DataDir: o.DataDir, RaftListen: o.RaftListen, Advertise: o.raftAdvertise(), APIURL: o.apiURL(),
 		Bootstrap: o.Bootstrap, JoinURL: o.JoinURL, JoinToken: o.JoinToken, MaxVoters: o.MaxVoters,
-		Schemas: schemas(), Log: log, Registry: reg, RaftLog: stderr, Inventory: inventory.Read,
+		Schemas: schemas(), Log: log, Registry: reg, Inventory: inventory.Read,
 		HeartbeatInterval: o.HeartbeatInterval, DownAfter: o.DownAfter, DeadVoterAfter: o.DeadVoterAfter,
 	})
 	if err != nil {
