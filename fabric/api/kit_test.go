@@ -252,8 +252,10 @@ func TestCollectionListsAndShowsLikeOpenStack(t *testing.T) {
 		View: func(_ *memdb.Txn, _ *Principal, th *thing) View {
 			return View{"id": th.ID, "name": th.Name, "size": th.Size, "project_id": th.Project}
 		},
-		NotFound: func(id string) error { return store.Fault(store.KindNotFound, "ThingNotFound", "Thing %s could not be found.", id) },
-		Listing:  Listing{Key: "things", Word: neutronish{}},
+		NotFound: func(id string) error {
+			return store.Fault(store.KindNotFound, "ThingNotFound", "Thing %s could not be found.", id)
+		},
+		Listing: Listing{Key: "things", Word: neutronish{}},
 	}
 	member := &Principal{ProjectID: "p1", Roles: []string{"member"}}
 	get := func(query string) (int, map[string]any) {
