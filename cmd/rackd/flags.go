@@ -22,6 +22,7 @@ type options struct {
 	RaftListen        string
 	S3Listen          string
 	MetricsListen     string
+	S3Region          string
 	Advertise         string
 	PublicURL         string
 	Bootstrap         bool
@@ -101,6 +102,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.Listen, "listen", defListen, "HTTP API listen address")
 	str(&o.RaftListen, "raft-listen", "", "peer (Raft + internal RPC, mTLS) listen address (default: API port + 1)")
 	str(&o.S3Listen, "s3-listen", "", "S3 API listen address, path-style (default: API port + 2; \"off\" to disable)")
+	str(&o.S3Region, "s3-region", "us-east-1", "the S3 region (location) clients sign for; requests signed for another are refused")
 	str(&o.MetricsListen, "metrics-listen", "", "serve /metrics without authentication on this address too (on the API port it needs an admin token)")
 	str(&o.Advertise, "advertise", "", "host other nodes and clients reach this node at (default: the --listen host)")
 	str(&o.PublicURL, "public-url", "", "base URL put in the service catalog (default: the URL the client used)")

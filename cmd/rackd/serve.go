@@ -201,9 +201,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Mount("/object", http.StripPrefix("/object", swiftAPI))
 	// S3 verifies signatures over the path as the client sent it: no
 	// prefix stripping.
-	r.Mount("/s3", &s3.Handler{Store: objects, Creds: ident, Prefix: "/s3"})
+	r.Mount("/s3", &s3.Handler{Store: objects, Creds: ident, Prefix: "/s3", Region: o.S3Region})
 	// Its own listener too: s3cmd and rclone cannot sign a path prefix.
-	s3srv := &http.Server{Handler: mw.Handler(&s3.Handler{Store: objects, Creds: ident}), ReadHeaderTimeout: 10 * time.Second}
+	s3srv := &http.Server{Handler: mw.Handler(&s3.Handler{Store: objects, Creds: ident, Region: o.S3Region}), ReadHeaderTimeout: 10 * time.Second}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	// On the public API port metrics need an admin token (X-Auth-Token,
 	// or Authorization: Bearer as Prometheus sends it); --metrics-listen
