@@ -58,7 +58,14 @@ type Config struct {
 	RebalanceRate int64
 	// ScrubEvery is how long a full scrub pass takes at least (default 1h).
 	ScrubEvery time.Duration
-	Now        func() time.Time
+	// OrphanGrace is how long a shard file no part in the state names is
+	// kept before the orphan sweep deletes it (default 1h): a blob is
+	// written before the command that names it, and that command may
+	// commit late (see abandon). OrphanEvery is how often each node sweeps
+	// its disks (default 10m).
+	OrphanGrace time.Duration
+	OrphanEvery time.Duration
+	Now         func() time.Time
 }
 
 // Service stores objects.
@@ -68,6 +75,9 @@ type Service struct {
 	repl  store.Replicated
 	blobs *blob.Store
 	maint maintStats
+	// orphans are the local shard files the last sweeps found unnamed,
+	// with when each was first seen so; only the Run loop touches it.
+	orphans map[string]time.Time
 }
 
 // New returns a Service.
@@ -95,6 +105,12 @@ func New(cfg Config) *Service {
 	}
 	if cfg.ScrubEvery == 0 {
 		cfg.ScrubEvery = time.Hour
+	}
+	if cfg.OrphanGrace == 0 {
+		cfg.OrphanGrace = time.Hour
+	}
+	if cfg.OrphanEvery == 0 {
+		cfg.OrphanEvery = 10 * time.Minute
 	}
 	return &Service{cfg: cfg, log: cfg.Log, repl: cfg.Repl, blobs: cfg.Blobs}
 }
@@ -316,14 +332,13 @@ func (o *Object) setAttrs(a Attrs) {
 	o.Meta, o.Headers = a.Meta, a.Headers
 }
 
-// commit proposes a command that makes blobs part of an object; if it
-// fails the blobs are deleted.
+// commit proposes a command that makes blobs part of an object. If the
+// command is refused the blobs are deleted; if its outcome is unknown they
+// are kept (see abandon).
 func (s *Service) commit(ctx context.Context, typ string, body any, written []Part) (*Object, error) {
 	res, err := s.repl.Propose(ctx, typ, body)
 	if err != nil {
-		for _, p := range written {
-			s.blobs.Delete(context.WithoutCancel(ctx), p.Blob, p.Layout)
-		}
+		s.abandon(ctx, typ, written, err)
 		return nil, err
 	}
 	var out Object
@@ -331,6 +346,31 @@ func (s *Service) commit(ctx context.Context, typ string, body any, written []Pa
 		return nil, err
 	}
 	return &out, nil
+}
+
+// abandon deals with the blobs of a command that did not return success.
+// Only a refusal by the state machine (a store.ApplyError: the command was
+// applied and rejected) proves that nothing names them. After a timeout, a
+// cancelled request or a lost leader the command may still commit, and
+// deleting its blobs would leave an object listed without its bytes (and
+// the version it replaced already in the garbage). Those blobs stay; the
+// orphan sweep reclaims them if the state never comes to name them.
+func (s *Service) abandon(ctx context.Context, typ string, written []Part, err error) {
+	if len(written) == 0 {
+		return
+	}
+	var refused *store.ApplyError
+	if !errors.As(err, &refused) {
+		blobs := make([]string, len(written))
+		for i, p := range written {
+			blobs[i] = p.Blob
+		}
+		s.log.Warn("storage command not confirmed; keeping its blobs for the orphan sweep", "command", typ, "blobs", blobs, "err", err)
+		return
+	}
+	for _, p := range written {
+		s.blobs.Delete(context.WithoutCancel(ctx), p.Blob, p.Layout)
+	}
 }
 
 // PutManifest stores a static large object: its bytes are the named

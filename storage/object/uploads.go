@@ -80,7 +80,7 @@ func (s *Service) PutPart(ctx context.Context, u *Upload, n int, r io.Reader, si
 	}
 	row := UploadPart{UploadID: u.ID, Number: n, Modified: s.now(), Part: part}
 	if _, err := s.repl.Propose(ctx, cmdUploadPart, uploadPartCmd{Row: row}); err != nil {
-		s.blobs.Delete(context.WithoutCancel(ctx), part.Blob, part.Layout)
+		s.abandon(ctx, cmdUploadPart, []Part{part}, err)
 		return nil, err
 	}
 	row.ID = uploadPartID(u.ID, n)
