@@ -247,7 +247,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID))
 		return
 	}
-	off, n, partial, err := object.ParseRange(r.Header.Get("Range"), o.Size)
+	off, n, partial, err := api.ParseRange(r.Header.Get("Range"), o.Size)
 	if err != nil {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
 		s.fail(w, r, api.Errorf(http.StatusRequestedRangeNotSatisfiable, "Requested range not satisfiable."))
@@ -261,7 +261,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusOK
 	if partial {
-		h.Set("Content-Range", object.ContentRange(off, n, o.Size))
+		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
 	w.WriteHeader(status)

@@ -8,6 +8,7 @@ package object
 import (
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,7 +21,6 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/placement"
@@ -166,15 +166,44 @@ func (s *Service) layoutFor(tx *memdb.Txn, key string, size int64) (blob.Layout,
 	return blob.Layout{K: k, M: m, ShardSize: blob.ShardSizeFor(size, k, s.cfg.MaxShard), Disks: placed}, nil
 }
 
+// InvalidError is a request value the store refuses, naming the field at
+// fault; errors.Is(err, store.ErrInvalid) holds, and the front ends answer
+// it in their own 400 format.
+type InvalidError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InvalidError) Error() string {
+	return "Invalid input for field/attribute " + e.Field + ": " + e.Msg
+}
+
+// Is makes an InvalidError a store.ErrInvalid.
+func (e *InvalidError) Is(target error) bool { return target == store.ErrInvalid }
+
+func badField(field, format string, args ...any) *InvalidError {
+	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// newID is a random 128-bit id in hex, for blobs, object versions and
+// uploads.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
 // CheckName rejects names the store cannot hold.
 func CheckName(field, name string, max int) error {
 	switch {
 	case name == "":
-		return api.BadField(field, "must not be empty")
+		return badField(field, "must not be empty")
 	case len(name) > max:
-		return api.BadField(field, "must be at most %d bytes", max)
+		return badField(field, "must be at most %d bytes", max)
 	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return api.BadField(field, "must be valid UTF-8 without NUL")
+		return badField(field, "must be valid UTF-8 without NUL")
 	}
 	return nil
 }
@@ -278,7 +307,7 @@ func (s *Service) writeBlob(ctx context.Context, project, container string, r io
 	if container != "" && store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
 		return Part{}, store.NotFoundf("container %s not found", container)
 	}
-	key := api.NewHexID()
+	key := newID()
 	l, err := s.layoutFor(tx, key, size)
 	if err != nil {
 		return Part{}, err
@@ -380,30 +409,30 @@ func (s *Service) PutManifest(ctx context.Context, project, container, name stri
 		return nil, err
 	}
 	if len(segs) == 0 {
-		return nil, api.BadField("manifest", "must list at least one segment")
+		return nil, badField("manifest", "must list at least one segment")
 	}
 	var size int64
 	etags := ""
 	for i, sg := range segs {
 		obj, err := s.Head(ctx, project, sg.Container, sg.Name)
 		if err != nil {
-			return nil, api.BadField("manifest", "segment %d (%s/%s): %v", i, sg.Container, sg.Name, err)
+			return nil, badField("manifest", "segment %d (%s/%s): %v", i, sg.Container, sg.Name, err)
 		}
 		if sg.ETag != "" && strings.Trim(sg.ETag, `"`) != obj.ETag {
-			return nil, api.BadField("manifest", "segment %d (%s/%s): etag %s does not match %s", i, sg.Container, sg.Name, sg.ETag, obj.ETag)
+			return nil, badField("manifest", "segment %d (%s/%s): etag %s does not match %s", i, sg.Container, sg.Name, sg.ETag, obj.ETag)
 		}
 		if sg.Size > 0 && sg.Size != obj.Size {
-			return nil, api.BadField("manifest", "segment %d (%s/%s): size %d does not match %d", i, sg.Container, sg.Name, sg.Size, obj.Size)
+			return nil, badField("manifest", "segment %d (%s/%s): size %d does not match %d", i, sg.Container, sg.Name, sg.Size, obj.Size)
 		}
 		if len(obj.Segments) > 0 {
-			return nil, api.BadField("manifest", "segment %d (%s/%s) is itself a manifest", i, sg.Container, sg.Name)
+			return nil, badField("manifest", "segment %d (%s/%s) is itself a manifest", i, sg.Container, sg.Name)
 		}
 		segs[i].Size, segs[i].ETag = obj.Size, obj.ETag
 		size += obj.Size
 		etags += obj.ETag
 	}
 	row := Object{
-		Project: project, Container: container, Name: name, Version: api.NewHexID(),
+		Project: project, Container: container, Name: name, Version: newID(),
 		Size: size, ETag: md5Hex([]byte(etags)), Modified: s.now(), Segments: segs,
 	}
 	row.setAttrs(a)

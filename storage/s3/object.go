@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -100,7 +101,7 @@ func (q *request) attrs() (object.Attrs, bool) {
 	if len(meta) == 0 {
 		meta = nil
 	}
-	return object.Attrs{ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Headers: object.KeepHeaders(q.r.Header)}, true
+	return object.Attrs{ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Headers: api.KeepHeaders(q.r.Header)}, true
 }
 
 // contentMD5 decodes Content-MD5 (base64) into hex; "" if absent.
@@ -260,7 +261,7 @@ func (q *request) getObject() {
 			h.Set(hdr, v)
 		}
 	}
-	if st := object.Preconditions(q.r, o); st != 0 {
+	if st := api.Preconditions(q.r, o.ETag, o.Modified); st != 0 {
 		if st == http.StatusPreconditionFailed {
 			q.fail("PreconditionFailed", st, "at least one of the preconditions you specified did not hold")
 			return
@@ -268,8 +269,8 @@ func (q *request) getObject() {
 		q.w.WriteHeader(st)
 		return
 	}
-	off, n, partial, err := object.ParseRange(q.r.Header.Get("Range"), o.Size)
-	if errors.Is(err, object.ErrRange) {
+	off, n, partial, err := api.ParseRange(q.r.Header.Get("Range"), o.Size)
+	if errors.Is(err, api.ErrRange) {
 		h.Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
 		q.fail("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "the requested range is not satisfiable")
 		return
@@ -281,7 +282,7 @@ func (q *request) getObject() {
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	status := http.StatusOK
 	if partial {
-		h.Set("Content-Range", object.ContentRange(off, n, o.Size))
+		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
 	q.w.WriteHeader(status)

@@ -1,4 +1,4 @@
-package object
+package api
 
 import (
 	"errors"
@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// HTTP helpers the Swift and S3 front ends share.
+// Ranges, conditional requests and stored headers: the HTTP side of
+// serving stored bytes (objects, image data), shared by Swift, S3 and image.
 
 // ErrRange means a Range header cannot be satisfied.
 var ErrRange = errors.New("the requested range is not satisfiable")
@@ -69,30 +70,31 @@ func etagMatches(list, etag string) bool {
 }
 
 // Preconditions evaluates If-Match, If-None-Match, If-Modified-Since and
-// If-Unmodified-Since for a read of o: 0 to go on, else the status to
-// answer (304 or 412).
-func Preconditions(r *http.Request, o *Object) int {
-	if h := r.Header.Get("If-Match"); h != "" && !etagMatches(h, o.ETag) {
+// If-Unmodified-Since for a read of a resource with etag, last modified at
+// modified: 0 to go on, else the status to answer (304 or 412).
+func Preconditions(r *http.Request, etag string, modified time.Time) int {
+	if h := r.Header.Get("If-Match"); h != "" && !etagMatches(h, etag) {
 		return http.StatusPreconditionFailed
 	}
 	if h := r.Header.Get("If-Unmodified-Since"); h != "" && r.Header.Get("If-Match") == "" {
-		if t, err := http.ParseTime(h); err == nil && o.Modified.Truncate(time.Second).After(t) {
+		if t, err := http.ParseTime(h); err == nil && modified.Truncate(time.Second).After(t) {
 			return http.StatusPreconditionFailed
 		}
 	}
 	if h := r.Header.Get("If-None-Match"); h != "" {
-		if etagMatches(h, o.ETag) {
+		if etagMatches(h, etag) {
 			return http.StatusNotModified
 		}
 	} else if h := r.Header.Get("If-Modified-Since"); h != "" {
-		if t, err := http.ParseTime(h); err == nil && !o.Modified.Truncate(time.Second).After(t) {
+		if t, err := http.ParseTime(h); err == nil && !modified.Truncate(time.Second).After(t) {
 			return http.StatusNotModified
 		}
 	}
 	return 0
 }
 
-// StoredHeaders are the response headers an object keeps from its PUT.
+// StoredHeaders are the response headers a stored object keeps from its
+// PUT.
 var StoredHeaders = []string{"Content-Disposition", "Content-Encoding", "Content-Language", "Cache-Control", "Expires"}
 
 // KeepHeaders picks the stored headers out of a request.
