@@ -110,3 +110,41 @@ func KeepHeaders(h http.Header) map[string]string {
 	}
 	return out
 }
+
+// BodyWriter sends a response's status line and headers only with the
+// first byte of the body. A handler streaming stored bytes sets its headers,
+// writes through it, and can still answer an error when the data cannot be
+// read before anything was sent, instead of a 200 with a truncated body.
+type BodyWriter struct {
+	W      http.ResponseWriter
+	Status int
+	sent   bool
+}
+
+func (b *BodyWriter) Write(p []byte) (int, error) {
+	b.Send()
+	return b.W.Write(p)
+}
+
+// Send sends the status now (for an empty body) unless it was sent.
+func (b *BodyWriter) Send() {
+	if !b.sent {
+		b.sent = true
+		b.W.WriteHeader(b.Status)
+	}
+}
+
+// Sent reports whether the status line has gone out.
+func (b *BodyWriter) Sent() bool { return b.sent }
+
+// ResetHeaders makes h hold exactly the headers of saved again: after the
+// headers of a success were set, an error response must not carry them
+// (a Content-Length above all).
+func ResetHeaders(h, saved http.Header) {
+	for k := range h {
+		delete(h, k)
+	}
+	for k, v := range saved {
+		h[k] = v
+	}
+}

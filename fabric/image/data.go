@@ -264,10 +264,17 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
-	w.WriteHeader(status)
-	if err := s.cfg.Objects.Read(r.Context(), o, off, n, w); err != nil && r.Context().Err() == nil {
+	body := &api.BodyWriter{W: w, Status: status}
+	switch err := s.cfg.Objects.Read(r.Context(), o, off, n, body); {
+	case err == nil:
+		body.Send()
+	case !body.Sent():
+		h.Del("Content-Length")
+		h.Del("Content-Range")
+		h.Del("Content-MD5")
+		s.fail(w, r, api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID))
+	default:
 		// The status is sent; the short body (less than Content-Length)
-		// tells the client.
-		s.log.Error("read image data", "image", img.ID, "err", err)
+		// tells the client, and the object store logged why.
 	}
 }

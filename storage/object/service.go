@@ -31,6 +31,9 @@ var (
 	ErrBadDigest  = errors.New("the content did not match the digest the client sent")
 	ErrIncomplete = errors.New("the body was shorter or longer than its declared length")
 	ErrNoDisks    = errors.New("no storage disks are available")
+	// ErrUnreadable means stored bytes cannot be read or reconstructed
+	// now (more shards lost or unreachable than the coding tolerates).
+	ErrUnreadable = errors.New("the object's data cannot be read now")
 )
 
 // Config wires a Service into the node.
@@ -474,8 +477,39 @@ func (s *Service) Delete(ctx context.Context, project, container, name string) e
 }
 
 // Read writes bytes [offset, offset+length) of o to w, reconstructing
-// around bad shards and queueing heals for them.
+// around bad shards and queueing heals for them. Nothing is written before
+// the first stripe has been read and checked, so a caller that has not
+// sent its status yet can still answer an error. A failure to read the
+// stored data is logged here and returned as ErrUnreadable; an error
+// writing to w is returned as it is.
 func (s *Service) Read(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
+	cw := &countingWriter{w: w}
+	err := s.readRange(ctx, o, offset, length, cw)
+	if err == nil || cw.err != nil || ctx.Err() != nil {
+		return err
+	}
+	s.log.Error("read object data", "project", o.Project, "container", o.Container, "object", o.Name,
+		"offset", offset, "length", length, "sent", cw.n, "err", err)
+	return fmt.Errorf("%w: %w", ErrUnreadable, err)
+}
+
+// countingWriter tells the reader's own failures from the writer's.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+func (s *Service) readRange(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
 	if offset < 0 || length < 0 || offset+length > o.Size {
 		return fmt.Errorf("range %d+%d outside object of %d bytes", offset, length, o.Size)
 	}
@@ -511,7 +545,7 @@ func (s *Service) readSegments(ctx context.Context, o *Object, offset, length in
 			if seg.ETag != sg.ETag || seg.Size != sg.Size || len(seg.Segments) > 0 {
 				return fmt.Errorf("segment %s/%s changed since the manifest was written", sg.Container, sg.Name)
 			}
-			if err := s.Read(ctx, seg, lo-pos, hi-lo, w); err != nil {
+			if err := s.readRange(ctx, seg, lo-pos, hi-lo, w); err != nil {
 				return err
 			}
 		}

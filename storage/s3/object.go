@@ -240,6 +240,7 @@ var overrides = map[string]string{
 
 func (q *request) getObject() {
 	ctx := q.r.Context()
+	plain := q.w.Header().Clone()
 	o, err := q.h.Store.Head(ctx, q.project(), q.bucket, q.key)
 	if err != nil {
 		q.noSuchKey(err, q.bucket, q.key)
@@ -285,11 +286,19 @@ func (q *request) getObject() {
 		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
-	q.w.WriteHeader(status)
 	if q.r.Method == http.MethodHead {
+		q.w.WriteHeader(status)
 		return
 	}
-	if err := q.h.Store.Read(ctx, o, off, n, q.w); err != nil {
-		panic(http.ErrAbortHandler)
+	body := &api.BodyWriter{W: q.w, Status: status}
+	switch err := q.h.Store.Read(ctx, o, off, n, body); {
+	case err == nil:
+		body.Send()
+	case !body.Sent():
+		api.ResetHeaders(q.w.Header(), plain)
+		q.failErr(err) // InternalError, as S3 answers when it cannot serve stored bytes
+	default:
+		// The status is sent: the body ends short of its Content-Length,
+		// and net/http closes the connection. The store logged why.
 	}
 }

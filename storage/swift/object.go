@@ -289,6 +289,7 @@ func (q *request) objectHeaders(o *object.Object) {
 
 func (q *request) getObject() {
 	ctx := q.r.Context()
+	plain := q.w.Header().Clone()
 	o, err := q.h.Store.Head(ctx, q.project, q.container, q.name)
 	if err != nil {
 		q.failErr(err)
@@ -321,14 +322,21 @@ func (q *request) getObject() {
 		q.w.Header().Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
-	q.w.WriteHeader(status)
 	if q.r.Method == http.MethodHead {
+		q.w.WriteHeader(status)
 		return
 	}
-	if err := q.h.Store.Read(ctx, o, off, n, q.w); err != nil {
-		// Headers are gone; cutting the connection short is all that is
-		// left to tell the client.
-		panic(http.ErrAbortHandler)
+	body := &api.BodyWriter{W: q.w, Status: status}
+	switch err := q.h.Store.Read(ctx, o, off, n, body); {
+	case err == nil:
+		body.Send()
+	case !body.Sent():
+		api.ResetHeaders(q.w.Header(), plain)
+		q.failErr(err)
+	default:
+		// The status is sent: the body ends short of its Content-Length,
+		// and net/http closes the connection, which is all that is left
+		// to tell the client. The store logged why.
 	}
 }
 
