@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/disk"
 )
 
 // unsureRepl stands in for a cluster whose proposal of one command type
@@ -124,7 +125,7 @@ func TestSweepSparesNamedAndNewBlobs(t *testing.T) {
 	}
 	clock.t = clock.t.Add(2 * f.svc.cfg.OrphanGrace)
 	// A blob written since the last sweep is seen for the first time now.
-	if _, err := f.svc.writeBlob(f.ctx, "p", "c", bytes.NewReader(random(4000)), 4000, ""); err != nil {
+	if _, _, err := f.svc.writeBlob(f.ctx, "p", "c", bytes.NewReader(random(4000)), 4000, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.svc.sweepOrphans(f.ctx); err != nil {
@@ -164,4 +165,63 @@ func (r *refusingRepl) Propose(ctx context.Context, typ string, body any) (store
 		return store.Result{Err: err.(*store.ApplyError)}, err
 	}
 	return r.Local.Propose(ctx, typ, body)
+}
+
+// frozenDisk hangs every write until thawed (a disk or node that stopped
+// answering).
+type frozenDisk struct {
+	disk.Disk
+	thaw chan struct{}
+}
+
+func (f *frozenDisk) Create(name string) (disk.Writer, error) {
+	<-f.thaw
+	return f.Disk.Create(name)
+}
+
+func TestPutPastAFrozenDiskQueuesTheMissingShardForHeal(t *testing.T) {
+	f := newFixture(t, 6)
+	f.container("p", "c")
+	f.svc.blobs.StallTimeout, f.svc.blobs.StragglerWait = time.Hour, 10*time.Millisecond
+	frozen := &frozenDisk{Disk: f.disks[f.rows[0].ID], thaw: make(chan struct{})}
+	f.disks[f.rows[0].ID] = frozen
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			close(frozen.thaw)
+		}
+	}
+	t.Cleanup(thaw)
+	data := random(5000)
+	put := make(chan *Object, 1)
+	go func() {
+		o, err := f.svc.Put(f.ctx, "p", "c", "o", bytes.NewReader(data), PutOptions{Size: int64(len(data))})
+		if err != nil {
+			t.Errorf("put past a frozen disk: %v", err)
+		}
+		put <- o
+	}()
+	var o *Object
+	select {
+	case o = <-put:
+	case <-time.After(time.Minute):
+		t.Fatal("put is still waiting for the frozen disk")
+	}
+	if o == nil {
+		t.FailNow()
+	}
+	heal := store.All[HealItem](f.local.Local(), tHeal, "id")
+	if len(heal) != 1 || heal[0].ID != o.Parts[0].Blob || heal[0].Object != o.ID {
+		t.Fatalf("heal queue after a write that missed a shard: %+v", heal)
+	}
+	thaw()
+	f.svc.healQueued(f.ctx)
+	if n := len(store.All[HealItem](f.local.Local(), tHeal, "id")); n != 0 {
+		t.Fatalf("%d heals still queued", n)
+	}
+	p := o.Parts[0]
+	if bad, err := f.svc.blobs.Verify(f.ctx, p.Blob, p.Layout, p.Size); err != nil || len(bad) != 0 {
+		t.Fatalf("blob after heal: bad shards %v, %v", bad, err)
+	}
 }

@@ -299,32 +299,34 @@ type PutOptions struct {
 }
 
 // writeBlob streams r into a new blob placed for its size and checks the
-// declared size and digest. On any error nothing is left behind.
+// declared size and digest. On any error nothing is left behind. It also
+// returns the shards the write did not make durable (it returns at write
+// quorum), which need healing once the blob is named.
 // With a container given, it first checks (in the same read) that the
 // container exists, so a PUT into nothing writes no bytes.
-func (s *Service) writeBlob(ctx context.Context, project, container string, r io.Reader, size int64, wantMD5 string) (Part, error) {
+func (s *Service) writeBlob(ctx context.Context, project, container string, r io.Reader, size int64, wantMD5 string) (Part, []int, error) {
 	tx, err := s.read(ctx)
 	if err != nil {
-		return Part{}, err
+		return Part{}, nil, err
 	}
 	if container != "" && store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
-		return Part{}, store.NotFoundf("container %s not found", container)
+		return Part{}, nil, store.NotFoundf("container %s not found", container)
 	}
 	key := newID()
 	l, err := s.layoutFor(tx, key, size)
 	if err != nil {
-		return Part{}, err
+		return Part{}, nil, err
 	}
 	if size >= 0 {
 		r = io.LimitReader(r, size+1)
 	}
 	info, err := s.blobs.Put(ctx, key, l, r)
 	if err != nil {
-		return Part{}, err
+		return Part{}, nil, err
 	}
-	fail := func(e error) (Part, error) {
+	fail := func(e error) (Part, []int, error) {
 		s.blobs.Delete(context.WithoutCancel(ctx), key, l)
-		return Part{}, e
+		return Part{}, nil, e
 	}
 	if size >= 0 && info.Size != size {
 		return fail(ErrIncomplete)
@@ -332,13 +334,13 @@ func (s *Service) writeBlob(ctx context.Context, project, container string, r io
 	if wantMD5 != "" && !strings.EqualFold(wantMD5, info.MD5) {
 		return fail(ErrBadDigest)
 	}
-	return Part{Blob: key, Size: info.Size, ETag: info.MD5, Layout: l}, nil
+	return Part{Blob: key, Size: info.Size, ETag: info.MD5, Layout: l}, info.Missing, nil
 }
 
 // Put stores an object, replacing any older one of that name once the new
 // bytes are durable.
 func (s *Service) Put(ctx context.Context, project, container, name string, r io.Reader, o PutOptions) (*Object, error) {
-	part, err := s.writeBlob(ctx, project, container, r, o.Size, o.MD5)
+	part, missing, err := s.writeBlob(ctx, project, container, r, o.Size, o.MD5)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +350,23 @@ func (s *Service) Put(ctx context.Context, project, container, name string, r io
 	}
 	row.setAttrs(o.Attrs)
 	out, err := s.commit(ctx, cmdObjectPut, objectPutCmd{Row: row}, []Part{part})
+	if err == nil && len(missing) > 0 {
+		// The write returned at quorum without some shards (a disk or
+		// node failed or stalled): heal it now rather than at the next
+		// scrub.
+		s.proposeHeal(ctx, out.ID, part.Blob)
+	}
 	return out, err
+}
+
+// proposeHeal queues a blob of an object for the healer. A failure is only
+// logged: the scrubber finds the blob later.
+func (s *Service) proposeHeal(ctx context.Context, objectID, blobKey string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.repl.Propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: blobKey, Object: objectID, Since: s.now()}}}); err != nil {
+		s.log.Warn("queue heal", "blob", blobKey, "err", err)
+	}
 }
 
 func md5Hex(b []byte) string {

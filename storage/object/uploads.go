@@ -73,7 +73,9 @@ func (s *Service) PutPart(ctx context.Context, u *Upload, n int, r io.Reader, si
 	if n < 1 || n > MaxParts {
 		return nil, badField("partNumber", "must be between 1 and %d", MaxParts)
 	}
-	part, err := s.writeBlob(ctx, "", "", r, size, wantMD5)
+	// Shards this write misses are left to the scrubber once the upload
+	// completes: the heal queue holds blobs of objects only.
+	part, _, err := s.writeBlob(ctx, "", "", r, size, wantMD5)
 	if err != nil {
 		return nil, err
 	}
