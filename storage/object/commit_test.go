@@ -45,7 +45,7 @@ func TestUnconfirmedCommitThatCommitsKeepsTheBytes(t *testing.T) {
 	v2 := random(30_000)
 	f.svc.repl = &unsureRepl{Local: f.local, typ: cmdObjectPut, commitLate: true}
 	_, err := f.svc.Put(f.ctx, "p", "c", "o", bytes.NewReader(v2), PutOptions{Size: int64(len(v2))})
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, store.ErrOutcomeUnknown) {
 		t.Fatalf("put whose commit timed out: %v", err)
 	}
 	f.svc.repl = f.local
@@ -72,7 +72,7 @@ func TestUnconfirmedCommitThatIsLostIsSweptAfterGrace(t *testing.T) {
 
 	f.svc.repl = &unsureRepl{Local: f.local, typ: cmdObjectPut}
 	_, err := f.svc.Put(f.ctx, "p", "c", "o", bytes.NewReader(random(30_000)), PutOptions{Size: 30_000})
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, store.ErrOutcomeUnknown) {
 		t.Fatalf("put whose commit timed out: %v", err)
 	}
 	f.svc.repl = f.local

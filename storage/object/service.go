@@ -388,8 +388,7 @@ func (o *Object) setAttrs(a Attrs) {
 func (s *Service) commit(ctx context.Context, typ string, body any, written []Part) (*Object, error) {
 	res, err := s.repl.Propose(ctx, typ, body)
 	if err != nil {
-		s.abandon(ctx, typ, written, err)
-		return nil, err
+		return nil, s.abandon(ctx, typ, written, err)
 	}
 	var out Object
 	if err := res.Decode(&out); err != nil {
@@ -404,23 +403,28 @@ func (s *Service) commit(ctx context.Context, typ string, body any, written []Pa
 // cancelled request or a lost leader the command may still commit, and
 // deleting its blobs would leave an object listed without its bytes (and
 // the version it replaced already in the garbage). Those blobs stay; the
-// orphan sweep reclaims them if the state never comes to name them.
-func (s *Service) abandon(ctx context.Context, typ string, written []Part, err error) {
-	if len(written) == 0 {
-		return
-	}
+// orphan sweep reclaims them if the state never comes to name them. It
+// returns the error for the caller, marked store.ErrOutcomeUnknown (a 503:
+// the client may retry) unless the command was refused.
+func (s *Service) abandon(ctx context.Context, typ string, written []Part, err error) error {
 	var refused *store.ApplyError
-	if !errors.As(err, &refused) {
+	if errors.As(err, &refused) {
+		for _, p := range written {
+			s.blobs.Delete(context.WithoutCancel(ctx), p.Blob, p.Layout)
+		}
+		return err
+	}
+	if len(written) > 0 {
 		blobs := make([]string, len(written))
 		for i, p := range written {
 			blobs[i] = p.Blob
 		}
 		s.log.Warn("storage command not confirmed; keeping its blobs for the orphan sweep", "command", typ, "blobs", blobs, "err", err)
-		return
 	}
-	for _, p := range written {
-		s.blobs.Delete(context.WithoutCancel(ctx), p.Blob, p.Layout)
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		return err
 	}
+	return fmt.Errorf("%w: %s not confirmed: %w", store.ErrOutcomeUnknown, typ, err)
 }
 
 // PutManifest stores a static large object: its bytes are the named

@@ -81,8 +81,7 @@ func (s *Service) PutPart(ctx context.Context, u *Upload, n int, r io.Reader, si
 	}
 	row := UploadPart{UploadID: u.ID, Number: n, Modified: s.now(), Part: part}
 	if _, err := s.repl.Propose(ctx, cmdUploadPart, uploadPartCmd{Row: row}); err != nil {
-		s.abandon(ctx, cmdUploadPart, []Part{part}, err)
-		return nil, err
+		return nil, s.abandon(ctx, cmdUploadPart, []Part{part}, err)
 	}
 	row.ID = uploadPartID(u.ID, n)
 	return &row, nil
