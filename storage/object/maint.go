@@ -171,14 +171,15 @@ func (s *Service) collectGarbage(ctx context.Context) {
 
 // sweepOrphans deletes the shard files on this node's disks that no part
 // in the state names (objects, upload parts and garbage): blobs whose
-// command was refused after the writer lost track, or whose command's
-// outcome was unknown and never committed, and shards a move left behind.
+// command's outcome was unknown and which never committed, blobs of
+// writers that died before deleting them, and shards a move left behind.
 // A file is deleted only once it has been seen unnamed for OrphanGrace, so
 // a blob being written now, or named by a command still in flight, stays.
 // Every node sweeps its own disks, so no shard listing crosses the network.
 func (s *Service) sweepOrphans(ctx context.Context) error {
-	// List before reading the state: whatever the state names afterwards
-	// was committed before the listing, so nothing named is missed.
+	// List before reading the state: a listed file whose command
+	// committed before the read shows as named; one whose command commits
+	// later is still within its grace.
 	type file struct {
 		d    disk.Disk
 		name string
