@@ -31,6 +31,10 @@ var (
 	ErrUnknownCommand = errors.New("unknown command")
 	ErrNotLeader      = errors.New("not the leader")
 	ErrNoLeader       = errors.New("no leader")
+	// ErrOutcomeUnknown means a proposal was abandoned after it may have
+	// reached the log: it may still commit. Callers must not undo its
+	// effects as if it had failed, nor blindly repeat it.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // Kind is what went wrong, in terms every service maps to a status.
