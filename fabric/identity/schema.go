@@ -49,7 +49,8 @@ type Role struct {
 	Description string `json:"description"`
 	// NameKey is DomainID + "/" + Name: role names are unique per domain,
 	// and global roles have no domain. Set by the handler.
-	NameKey string `json:"name_key"`
+	NameKey string         `json:"name_key"`
+	Extra   map[string]any `json:"extra,omitempty"`
 }
 
 func roleKey(domain, name string) string { return domain + "/" + name }
@@ -62,10 +63,11 @@ type Implication struct {
 }
 
 type Group struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	DomainID    string `json:"domain_id"`
-	Description string `json:"description"`
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	DomainID    string         `json:"domain_id"`
+	Description string         `json:"description"`
+	Extra       map[string]any `json:"extra,omitempty"`
 }
 
 // Assignment grants a role to a user or group on a project or domain.
@@ -109,6 +111,9 @@ type Endpoint struct {
 	URL       string `json:"url"`
 	RegionID  string `json:"region_id"`
 	Enabled   bool   `json:"enabled"`
+	// Extra holds attributes Keystone keeps without knowing them (a
+	// "description").
+	Extra map[string]any `json:"extra,omitempty"`
 }
 
 // Credential is a stored credential; for type "ec2" Blob is JSON with
