@@ -2,6 +2,7 @@ package identity
 
 import (
 	"encoding/json"
+	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -16,6 +17,9 @@ type putCmd struct {
 	Table  string          `json:"table"`
 	Create bool            `json:"create"` // refuse if the id exists
 	Row    json.RawMessage `json:"row"`
+	// At is when the write was made: disabling a user revokes the tokens
+	// issued up to then. Zero in commands from before it was carried.
+	At time.Time `json:"at,omitempty"`
 }
 
 // rowOf decodes a row of table t.
@@ -69,7 +73,8 @@ func applyPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	if id == "" {
 		return nil, invalid("%s row needs an id", c.Table)
 	}
-	if exists(tx, c.Table, id) {
+	old, _ := tx.First(c.Table, "id", id)
+	if old != nil {
 		if c.Create {
 			return nil, conflict("Conflict occurred attempting to store %s - Duplicate entry.", singular(c.Table))
 		}
@@ -79,7 +84,21 @@ func applyPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	if err := checkRow(tx, row); err != nil {
 		return nil, err
 	}
+	if err := revokeOnDisable(tx, old, row, c.At); err != nil {
+		return nil, err
+	}
 	return nil, tx.Insert(c.Table, row)
+}
+
+// revokeOnDisable revokes a user's tokens when a write disables it, so
+// that enabling the user again does not revive them.
+func revokeOnDisable(tx *memdb.Txn, old, row any, at time.Time) error {
+	before, _ := old.(*User)
+	after, _ := row.(*User)
+	if before == nil || after == nil || !before.Enabled || after.Enabled || at.IsZero() {
+		return nil
+	}
+	return revokeUser(tx, after.ID, at)
 }
 
 func rowID(row any) string {

@@ -465,3 +465,23 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// A disable revokes the user's tokens: enabling the user again does not
+// bring back a token issued before the disable.
+func TestReenabledUserKeepsOldTokensRevoked(t *testing.T) {
+	f := newFixture(t)
+	_, uid, tok := f.tenant("re", "rita", "member")
+	f.now = f.now.Add(time.Second)
+	for _, enabled := range []bool{false, true} {
+		if code, _, body := f.call("PATCH", "/users/"+uid, f.admin, map[string]any{"user": map[string]any{"enabled": enabled}}); code != 200 {
+			t.Fatalf("enabled=%v: %d %v", enabled, code, body)
+		}
+	}
+	if _, err := f.svc.Validate(context.Background(), tok); err == nil {
+		t.Fatal("a token issued before the user was disabled validated after it was enabled again")
+	}
+	f.now = f.now.Add(time.Second)
+	if _, err := f.svc.Validate(context.Background(), f.login("rita", "rita-pw", "re")); err != nil {
+		t.Fatalf("a token issued after the user was enabled again: %v", err)
+	}
+}

@@ -61,7 +61,7 @@ func (s *Service) put(r *http.Request, table string, create bool, row any) error
 	if err != nil {
 		return err
 	}
-	_, err = api.Propose(r.Context(), s.cfg.Repl, cmdPut, putCmd{Table: table, Create: create, Row: raw}, nil)
+	_, err = api.Propose(r.Context(), s.cfg.Repl, cmdPut, putCmd{Table: table, Create: create, Row: raw, At: s.cfg.Now().UTC()}, nil)
 	return err
 }
 
