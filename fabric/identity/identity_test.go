@@ -485,3 +485,47 @@ func TestReenabledUserKeepsOldTokensRevoked(t *testing.T) {
 		t.Fatalf("a token issued after the user was enabled again: %v", err)
 	}
 }
+
+// ids are the ids of a list body's items.
+func ids(body map[string]any, key string) map[string]bool {
+	out := map[string]bool{}
+	items, _ := body[key].([]any)
+	for _, it := range items {
+		out[it.(map[string]any)["id"].(string)] = true
+	}
+	return out
+}
+
+func TestListFilters(t *testing.T) {
+	f := newFixture(t)
+	web := f.mk("/projects", "project", map[string]any{"name": "WebFront", "tags": []string{"prod", "web"}})
+	db := f.mk("/projects", "project", map[string]any{"name": "database", "tags": []string{"prod", "db"}})
+	lab := f.mk("/projects", "project", map[string]any{"name": "lab", "tags": []string{"dev"}})
+	check := func(query string, want ...string) {
+		t.Helper()
+		code, _, body := f.call("GET", "/projects?"+query, f.admin, nil)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", query, code, body)
+		}
+		got := ids(body, "projects")
+		for _, id := range []string{web, db, lab} {
+			in := false
+			for _, w := range want {
+				in = in || w == id
+			}
+			if got[id] != in {
+				t.Errorf("%s: project %s listed=%v, want %v", query, id, got[id], in)
+			}
+		}
+	}
+	check("name=lab", lab)
+	check("name__contains=Front", web)
+	check("name__contains=front")
+	check("name__icontains=FRONT", web)
+	check("name__startswith=data", db)
+	check("name__iendswith=BASE", db)
+	check("tags=prod,web", web)
+	check("tags-any=web,dev", web, lab)
+	check("tags=prod&not-tags=prod,db", web)
+	check("tags-any=prod,dev&not-tags-any=web,dev", db)
+}
