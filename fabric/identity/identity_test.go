@@ -529,3 +529,15 @@ func TestListFilters(t *testing.T) {
 	check("tags=prod&not-tags=prod,db", web)
 	check("tags-any=prod,dev&not-tags-any=web,dev", db)
 }
+
+// A filter on an attribute a user may lack (email) leaves out the users
+// without it, as Keystone's SQL filters do.
+func TestUserFilterOnOptionalAttribute(t *testing.T) {
+	f := newFixture(t)
+	with := f.mk("/users", "user", map[string]any{"name": "mailed", "email": "m@example.com"})
+	code, _, body := f.call("GET", "/users?email__contains=example", f.admin, nil)
+	got := ids(body, "users")
+	if code != 200 || len(got) != 1 || !got[with] {
+		t.Fatalf("%d %v, want only %s", code, body, with)
+	}
+}

@@ -14,8 +14,12 @@ import (
 // users is the user collection. Listing is for admins and a user may
 // read itself: the routes and selfOrAdmin check that before.
 func (s *Service) users(r *http.Request) api.Collection[User] {
+	l := s.listing("users")
+	// A user's view leaves these out when unset; a filter on one must
+	// still leave out the users without it.
+	l.Filters = api.OptionalStrings("description", "email", "default_project_id")
 	return api.Collection[User]{
-		Table: tUsers, One: "user", NotFound: notFoundOf("user"), Listing: s.listing("users"),
+		Table: tUsers, One: "user", NotFound: notFoundOf("user"), Listing: l,
 		Visible: func(*api.Principal, *User) bool { return true },
 		View:    func(_ *memdb.Txn, _ *api.Principal, u *User) api.View { return s.userView(r, u) },
 	}
