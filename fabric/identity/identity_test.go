@@ -541,3 +541,55 @@ func TestUserFilterOnOptionalAttribute(t *testing.T) {
 		t.Fatalf("%d %v, want only %s", code, body, with)
 	}
 }
+
+// Attributes Keystone keeps without knowing them come back on show and
+// survive an update of another attribute.
+func TestExtraAttributesKept(t *testing.T) {
+	f := newFixture(t)
+	svc := f.mk("/services", "service", map[string]any{"type": "compute", "name": "nova"})
+	tests := []struct {
+		path, key string
+		create    map[string]any
+		attr      string
+		want      string
+		update    map[string]any
+	}{
+		{"/groups", "group", map[string]any{"name": "mailers", "email": "ops@example.com"}, "email", "ops@example.com", map[string]any{"description": "d"}},
+		{"/roles", "role", map[string]any{"name": "auditor", "description": "reads logs"}, "description", "reads logs", map[string]any{"name": "auditor2"}},
+		{"/endpoints", "endpoint", map[string]any{"service_id": svc, "interface": "public", "url": "http://c", "description": "the API"}, "description", "the API", map[string]any{"url": "http://d"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			id := f.mk(tc.path, tc.key, tc.create)
+			if code, _, body := f.call("PATCH", tc.path+"/"+id, f.admin, map[string]any{tc.key: tc.update}); code != 200 {
+				t.Fatalf("update: %d %v", code, body)
+			}
+			code, _, body := f.call("GET", tc.path+"/"+id, f.admin, nil)
+			if got := body[tc.key].(map[string]any)[tc.attr]; code != 200 || got != tc.want {
+				t.Fatalf("%s = %v (%d), want %q", tc.attr, got, code, tc.want)
+			}
+		})
+	}
+}
+
+// Names are one line of valid text: NUL, CR/LF and invalid UTF-8 are 400s
+// naming the field (encoding/json would have turned bad bytes into U+FFFD).
+func TestNamesRefuseControlCharactersAndBadUTF8(t *testing.T) {
+	f := newFixture(t)
+	tests := map[string]struct{ path, body, field string }{
+		"NUL in a user name":      {"/users", `{"user": {"name": "a\u0000b"}}`, "name"},
+		"CRLF in a project name":  {"/projects", `{"project": {"name": "a\r\nb"}}`, "name"},
+		"LF in a group name":      {"/groups", `{"group": {"name": "a\nb"}}`, "name"},
+		"invalid UTF-8 in a name": {"/roles", "{\"role\": {\"name\": \"a\xff\xfeb\"}}", "name"},
+		"CR in a description":     {"/domains", `{"domain": {"name": "ok", "description": "x\ry"}}`, "description"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, _, body := f.call("POST", tc.path, f.admin, tc.body)
+			msg, _ := body["error"].(map[string]any)["message"].(string)
+			if code != 400 || !strings.Contains(msg, tc.field) {
+				t.Fatalf("%d %q, want 400 naming %q", code, msg, tc.field)
+			}
+		})
+	}
+}
