@@ -233,7 +233,7 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 		}
 		body["roles"] = roles
 		if withCatalog {
-			body["catalog"] = s.catalog(r, c.Project)
+			body["catalog"] = s.catalog(r, tx, c.Project)
 		}
 	}
 	return body
@@ -300,7 +300,11 @@ func (s *Service) authCatalog(w http.ResponseWriter, r *http.Request) error {
 	if p.ProjectID == "" && p.DomainID == "" {
 		return &api.Error{Status: http.StatusForbidden, Msg: "The authenticated token is not scoped; a catalog needs a scoped token."}
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"catalog": s.catalog(r, p.ProjectID), "links": map[string]any{"self": s.baseURL(r) + r.URL.Path}})
+	tx, err := s.local(r.Context())
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"catalog": s.catalog(r, tx, p.ProjectID), "links": map[string]any{"self": s.baseURL(r) + r.URL.Path}})
 	return nil
 }
 

@@ -593,3 +593,62 @@ func TestNamesRefuseControlCharactersAndBadUTF8(t *testing.T) {
 		})
 	}
 }
+
+// The catalog is rows: the token's catalog shows the services and
+// endpoints the API lists, an endpoint id from it can be shown, and
+// changing the rows changes the catalog.
+func TestCatalogIsBuiltFromRows(t *testing.T) {
+	f := newFixture(t)
+	code, _, body := f.call("GET", "/auth/catalog", f.admin, nil)
+	if code != 200 {
+		t.Fatalf("catalog: %d %v", code, body)
+	}
+	catalog := body["catalog"].([]any)
+	if len(catalog) != 2 {
+		t.Fatalf("catalog has %d services, want the 2 configured", len(catalog))
+	}
+	_, _, services := f.call("GET", "/services", f.admin, nil)
+	_, _, endpoints := f.call("GET", "/endpoints", f.admin, nil)
+	serviceIDs, endpointIDs := ids(services, "services"), ids(endpoints, "endpoints")
+	var swiftPublic string
+	for _, c := range catalog {
+		svc := c.(map[string]any)
+		if !serviceIDs[svc["id"].(string)] {
+			t.Errorf("catalog service %v is not in the service list", svc["id"])
+		}
+		for _, e := range svc["endpoints"].([]any) {
+			ep := e.(map[string]any)
+			if !endpointIDs[ep["id"].(string)] {
+				t.Errorf("catalog endpoint %v is not in the endpoint list", ep["id"])
+			}
+			if svc["type"] == "object-store" && ep["interface"] == "public" {
+				swiftPublic = ep["id"].(string)
+			}
+		}
+	}
+	code, _, shown := f.call("GET", "/endpoints/"+swiftPublic, f.admin, nil)
+	if url, _ := shown["endpoint"].(map[string]any)["url"].(string); code != 200 || url != f.srv.URL+"/object/v1/AUTH_$(project_id)s" {
+		t.Fatalf("endpoint show %s: %d %v", swiftPublic, code, shown)
+	}
+	if _, _, regions := f.call("GET", "/regions", f.admin, nil); !ids(regions, "regions")["RegionOne"] {
+		t.Errorf("regions: %v", regions)
+	}
+
+	// A disabled endpoint leaves the catalog; a new service joins it.
+	f.call("PATCH", "/endpoints/"+swiftPublic, f.admin, map[string]any{"endpoint": map[string]any{"enabled": false}})
+	svc := f.mk("/services", "service", map[string]any{"type": "dns", "name": "designate"})
+	f.mk("/endpoints", "endpoint", map[string]any{"service_id": svc, "interface": "public", "url": "http://dns.example/v2"})
+	_, _, body = f.call("GET", "/auth/catalog", f.admin, nil)
+	raw, _ := json.Marshal(body["catalog"])
+	if strings.Contains(string(raw), swiftPublic) || !strings.Contains(string(raw), "http://dns.example/v2") {
+		t.Fatalf("catalog after changes: %s", raw)
+	}
+
+	// Seeding again (a restart) leaves one service of each type.
+	if err := f.svc.Bootstrap(context.Background(), "admin-secret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, services = f.call("GET", "/services", f.admin, nil); len(ids(services, "services")) != 3 {
+		t.Fatalf("services after a second seed: %v", services)
+	}
+}

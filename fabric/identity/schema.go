@@ -151,6 +151,7 @@ const (
 	cmdRotateKeys  = "identity.keys.rotate"
 	cmdRevoke      = "identity.revoke"
 	cmdSetPassword = "identity.user.password"
+	cmdSeedCatalog = "identity.catalog.seed"
 )
 
 // Table names.
@@ -190,7 +191,7 @@ func Schema() store.Schema {
 			store.NewTable(tAssignments, &Assignment{}, pairIdx("actor", "ActorType", "ActorID", false), pairIdx("scope", "ScopeType", "ScopeID", false), store.StringIndex("role", "RoleID", false)),
 			store.NewTable(tMembers, &Membership{}, store.StringIndex("group", "GroupID", false), store.StringIndex("user", "UserID", false)),
 			store.NewTable(tRegions, &Region{}),
-			store.NewTable(tServices, &ServiceRow{}),
+			store.NewTable(tServices, &ServiceRow{}, store.StringIndex("type", "Type", false)),
 			store.NewTable(tEndpoints, &Endpoint{}, store.StringIndex("service", "ServiceID", false)),
 			store.NewTable(tCredentials, &Credential{}, store.StringIndex("user", "UserID", false), &memdb.IndexSchema{Name: "access", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Access"}}),
 			store.NewTable(tKeys, &SigningKey{}),
@@ -203,6 +204,7 @@ func Schema() store.Schema {
 			cmdRotateKeys:  applyRotateKeys,
 			cmdRevoke:      applyRevoke,
 			cmdSetPassword: applySetPassword,
+			cmdSeedCatalog: applySeedCatalog,
 		},
 	}
 }
