@@ -9,7 +9,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 )
 
-// What every resource handler shares: the collection listing in
+// What every resource kind shares: the collection listing in
 // Keystone's shape, and the put and delete commands.
 
 // listing is Keystone's collection listing of key: the kit's filters
