@@ -235,7 +235,10 @@ func checkRow(tx *memdb.Txn, row any) error {
 		if implied == nil {
 			return notFound("Could not find role: %s.", r.Implied)
 		}
-		if implied.DomainID != "" {
+		// As Keystone: a global role may not imply a domain-specific one
+		// (it would leak a domain's role into every domain); a
+		// domain-specific role may imply any.
+		if prior.DomainID == "" && implied.DomainID != "" {
 			return store.Forbiddenf("%s is a domain-specific role and cannot be implied.", r.Implied)
 		}
 		if r.Prior == r.Implied || impliedBy(tx, r.Implied)[r.Prior] {

@@ -652,3 +652,26 @@ func TestCatalogIsBuiltFromRows(t *testing.T) {
 		t.Fatalf("services after a second seed: %v", services)
 	}
 }
+
+// Keystone forbids only a global role implying a domain-specific one; a
+// domain-specific role may imply another.
+func TestDomainRoleImplications(t *testing.T) {
+	f := newFixture(t)
+	a := f.mk("/roles", "role", map[string]any{"name": "dom-a", "domain_id": "default"})
+	b := f.mk("/roles", "role", map[string]any{"name": "dom-b", "domain_id": "default"})
+	tests := map[string]struct {
+		prior, implied string
+		want           int
+	}{
+		"domain-specific implies domain-specific": {a, b, 201},
+		"domain-specific implies global":          {a, f.roleID("reader"), 201},
+		"global implies domain-specific":          {f.roleID("member"), b, 403},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if code, _, body := f.call("PUT", "/roles/"+tc.prior+"/implies/"+tc.implied, f.admin, nil); code != tc.want {
+				t.Fatalf("%d %v, want %d", code, body, tc.want)
+			}
+		})
+	}
+}
