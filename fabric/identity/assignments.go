@@ -78,11 +78,12 @@ func (s *Service) listGrants(scope, actor string) api.HandlerFunc {
 // GET /v3/role_assignments with Keystone's filters. Non-admins may list
 // only their own.
 
-// assignmentRow is an assignment as listed; group is set when an
-// effective listing found it through this group.
+// assignmentRow is an assignment as listed; in an effective listing,
+// group is set when it came through this group, prior when through the
+// role that implies it.
 type assignmentRow struct {
-	a     Assignment
-	group string
+	a            Assignment
+	group, prior string
 }
 
 func (s *Service) listAssignments(w http.ResponseWriter, r *http.Request) error {
@@ -105,22 +106,59 @@ func (s *Service) listAssignments(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// assignmentRows are all assignments; effective ones expand a group's
-// assignments into one per member.
+// assignmentRows are all assignments as made or, effective, as Keystone
+// lists what users hold: a group's assignments once per member, each with
+// the roles it implies, and without domain-specific roles (they only
+// stand for what they imply).
 func assignmentRows(tx *memdb.Txn, effective bool) []assignmentRow {
 	var rows []assignmentRow
 	for _, a := range store.All[Assignment](tx, tAssignments, "id") {
-		if effective && a.ActorType == "group" {
+		if !effective {
+			rows = append(rows, assignmentRow{a: *a})
+			continue
+		}
+		held := []assignmentRow{{a: *a}}
+		if a.ActorType == "group" {
+			held = nil
 			for _, m := range store.All[Membership](tx, tMembers, "group", a.ActorID) {
 				b := *a
 				b.ActorType, b.ActorID = "user", m.UserID
-				rows = append(rows, assignmentRow{a: b, group: a.ActorID})
+				held = append(held, assignmentRow{a: b, group: a.ActorID})
 			}
-			continue
 		}
-		rows = append(rows, assignmentRow{a: *a})
+		for _, row := range held {
+			for _, x := range withImplied(tx, row) {
+				if !domainSpecific(tx, x.a.RoleID) {
+					rows = append(rows, x)
+				}
+			}
+		}
 	}
 	return rows
+}
+
+// withImplied is row and a row for each role its role implies,
+// transitively, each naming the role that implies it directly.
+func withImplied(tx *memdb.Txn, row assignmentRow) []assignmentRow {
+	out := []assignmentRow{row}
+	seen := map[string]bool{row.a.RoleID: true}
+	for i := 0; i < len(out) && len(out) < 1000; i++ {
+		for _, im := range store.All[Implication](tx, tImplies, "prior", out[i].a.RoleID) {
+			if seen[im.Implied] {
+				continue
+			}
+			seen[im.Implied] = true
+			x := out[i]
+			x.a.RoleID, x.prior = im.Implied, im.Prior
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func domainSpecific(tx *memdb.Txn, role string) bool {
+	ro := store.Get[Role](tx, tRoles, role)
+	return ro != nil && ro.DomainID != ""
 }
 
 func assignmentMatches(a Assignment, q url.Values) bool {
@@ -137,9 +175,18 @@ func assignmentMatches(a Assignment, q url.Values) bool {
 
 func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentRow, names bool) map[string]any {
 	a := row.a
-	links := map[string]any{"assignment": s.baseURL(r) + "/identity/v3/" + a.ScopeType + "s/" + a.ScopeID + "/" + a.ActorType + "s/" + a.ActorID + "/roles/" + a.RoleID}
+	base := s.baseURL(r) + "/identity/v3/"
+	// An implied role's assignment is the grant of the role implying it.
+	granted := a.RoleID
+	if row.prior != "" {
+		granted = row.prior
+	}
+	links := map[string]any{"assignment": base + a.ScopeType + "s/" + a.ScopeID + "/" + a.ActorType + "s/" + a.ActorID + "/roles/" + granted}
 	if row.group != "" {
-		links["membership"] = s.baseURL(r) + "/identity/v3/groups/" + row.group + "/users/" + a.ActorID
+		links["membership"] = base + "groups/" + row.group + "/users/" + a.ActorID
+	}
+	if row.prior != "" {
+		links["prior_role"] = base + "roles/" + row.prior
 	}
 	v := map[string]any{
 		"role":      map[string]any{"id": a.RoleID},
@@ -147,21 +194,47 @@ func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentR
 		a.ActorType: map[string]any{"id": a.ActorID},
 		"links":     links,
 	}
-	if !names {
-		return v
-	}
-	if ro := store.Get[Role](tx, tRoles, a.RoleID); ro != nil {
-		v["role"] = map[string]any{"id": ro.ID, "name": ro.Name}
-	}
-	if a.ActorType == "user" {
-		if u := store.Get[User](tx, tUsers, a.ActorID); u != nil {
-			v["user"] = map[string]any{"id": u.ID, "name": u.Name, "domain": map[string]any{"id": u.DomainID}}
-		}
-	}
-	if a.ScopeType == "project" {
-		if pr := store.Get[Project](tx, tProjects, a.ScopeID); pr != nil {
-			v["scope"] = map[string]any{"project": map[string]any{"id": pr.ID, "name": pr.Name, "domain": map[string]any{"id": pr.DomainID}}}
-		}
+	if names {
+		nameAssignment(tx, a, v)
 	}
 	return v
+}
+
+// nameAssignment adds the names of an assignment's role, actor and scope
+// (with their domains) to its view, as include_names asks.
+func nameAssignment(tx *memdb.Txn, a Assignment, v map[string]any) {
+	domain := func(id string) map[string]any {
+		d := map[string]any{"id": id}
+		if dd := store.Get[Domain](tx, tDomains, id); dd != nil {
+			d["name"] = dd.Name
+		}
+		return d
+	}
+	if ro := store.Get[Role](tx, tRoles, a.RoleID); ro != nil {
+		role := map[string]any{"id": ro.ID, "name": ro.Name}
+		if ro.DomainID != "" {
+			role["domain"] = domain(ro.DomainID)
+		}
+		v["role"] = role
+	}
+	switch a.ActorType {
+	case "user":
+		if u := store.Get[User](tx, tUsers, a.ActorID); u != nil {
+			v["user"] = map[string]any{"id": u.ID, "name": u.Name, "domain": domain(u.DomainID)}
+		}
+	case "group":
+		if g := store.Get[Group](tx, tGroups, a.ActorID); g != nil {
+			v["group"] = map[string]any{"id": g.ID, "name": g.Name, "domain": domain(g.DomainID)}
+		}
+	}
+	switch a.ScopeType {
+	case "project":
+		if pr := store.Get[Project](tx, tProjects, a.ScopeID); pr != nil {
+			v["scope"] = map[string]any{"project": map[string]any{"id": pr.ID, "name": pr.Name, "domain": domain(pr.DomainID)}}
+		}
+	case "domain":
+		if d := store.Get[Domain](tx, tDomains, a.ScopeID); d != nil {
+			v["scope"] = map[string]any{"domain": map[string]any{"id": d.ID, "name": d.Name}}
+		}
+	}
 }

@@ -675,3 +675,64 @@ func TestDomainRoleImplications(t *testing.T) {
 		})
 	}
 }
+
+// role_assignments?effective lists what a user really holds: group grants
+// per member, implied roles (with a link to the role that implies them),
+// and no domain-specific roles, which only stand for what they imply.
+func TestEffectiveAssignments(t *testing.T) {
+	f := newFixture(t)
+	pid, uid, _ := f.tenant("eff", "erik", "member")
+	dom := f.mk("/roles", "role", map[string]any{"name": "dom-auditor", "domain_id": "default"})
+	if code, _, body := f.call("PUT", "/roles/"+dom+"/implies/"+f.roleID("reader"), f.admin, nil); code != 201 {
+		t.Fatalf("implication: %d %v", code, body)
+	}
+	f.call("PUT", "/projects/"+pid+"/users/"+uid+"/roles/"+dom, f.admin, nil)
+
+	_, _, body := f.call("GET", "/role_assignments?effective&user.id="+uid, f.admin, nil)
+	held := map[string]string{} // role id -> prior_role link
+	for _, a := range body["role_assignments"].([]any) {
+		as := a.(map[string]any)
+		prior, _ := as["links"].(map[string]any)["prior_role"].(string)
+		held[as["role"].(map[string]any)["id"].(string)] = prior
+	}
+	if _, ok := held[dom]; ok {
+		t.Errorf("the domain-specific role is listed as held: %v", body)
+	}
+	if _, ok := held[f.roleID("member")]; !ok {
+		t.Errorf("the granted role is missing: %v", body)
+	}
+	if prior := held[f.roleID("reader")]; !strings.HasSuffix(prior, "/identity/v3/roles/"+f.roleID("member")) && !strings.HasSuffix(prior, "/identity/v3/roles/"+dom) {
+		t.Errorf("reader is not listed as implied: %v", body)
+	}
+	// Without effective, the grants are listed as made.
+	_, _, body = f.call("GET", "/role_assignments?user.id="+uid, f.admin, nil)
+	if n := len(body["role_assignments"].([]any)); n != 2 {
+		t.Errorf("%d direct assignments, want 2: %v", n, body)
+	}
+	// The token holds no domain-specific role either.
+	p, err := f.svc.Validate(context.Background(), f.login("erik", "erik-pw", "eff"))
+	if err != nil || contains(p.Roles, "dom-auditor") || !p.HasRole("reader") {
+		t.Fatalf("token roles %v, %v", p, err)
+	}
+}
+
+// include_names names every party of an assignment, groups included.
+func TestAssignmentsIncludeNames(t *testing.T) {
+	f := newFixture(t)
+	pid := f.mk("/projects", "project", map[string]any{"name": "named"})
+	gid := f.mk("/groups", "group", map[string]any{"name": "namers"})
+	f.call("PUT", "/projects/"+pid+"/groups/"+gid+"/roles/"+f.roleID("reader"), f.admin, nil)
+	_, _, body := f.call("GET", "/role_assignments?include_names&group.id="+gid, f.admin, nil)
+	list := body["role_assignments"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("%v", body)
+	}
+	a := list[0].(map[string]any)
+	group := a["group"].(map[string]any)
+	scope := a["scope"].(map[string]any)["project"].(map[string]any)
+	if group["name"] != "namers" || group["domain"].(map[string]any)["name"] != "Default" ||
+		scope["name"] != "named" || scope["domain"].(map[string]any)["name"] != "Default" ||
+		a["role"].(map[string]any)["name"] != "reader" {
+		t.Fatalf("names: %v", a)
+	}
+}

@@ -225,7 +225,7 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 
 // effectiveRoles are the role ids a user holds on a scope, directly or
 // through groups, with the roles they imply (by default admin > member >
-// reader) added.
+// reader) added and domain-specific roles left out.
 func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 	set := map[string]bool{}
 	for _, a := range store.All[Assignment](tx, tAssignments, "actor", "user", user) {
@@ -247,7 +247,11 @@ func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 	}
 	out := make([]string, 0, len(set))
 	for id := range set {
-		out = append(out, id)
+		// As in Keystone, a domain-specific role is never held as such:
+		// it stands for the global roles it implies.
+		if !domainSpecific(tx, id) {
+			out = append(out, id)
+		}
 	}
 	sort.Strings(out)
 	return out
