@@ -736,3 +736,11 @@ func TestAssignmentsIncludeNames(t *testing.T) {
 		t.Fatalf("names: %v", a)
 	}
 }
+
+// A password is a secret, not a name: control characters are its own
+// business.
+func TestPasswordMayHoldControlCharacters(t *testing.T) {
+	f := newFixture(t)
+	f.mk("/users", "user", map[string]any{"name": "ctl", "password": "p\x01\r\nw"})
+	f.login("ctl", "p\x01\r\nw", "")
+}

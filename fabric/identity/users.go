@@ -53,6 +53,25 @@ func selfOrAdmin(next api.HandlerFunc) api.HandlerFunc {
 
 var userFields = []string{"name", "domain_id", "enabled", "password", "default_project_id", "description", "email", "options"}
 
+// secret reads a password: any string, control characters included (it
+// is never shown or logged, only hashed), as Keystone takes it.
+func secret(in *api.Input, field string, required bool) string {
+	v, ok := in.Obj[field]
+	if in.Err != nil || ((!ok || v == nil) && !required) {
+		return ""
+	}
+	s, isStr := v.(string)
+	switch {
+	case !ok || v == nil:
+		in.Fail(in.Word.Missing(field))
+	case !isStr:
+		in.Fail(api.BadField(field, "%s is not of type 'string'", jsonText(v)))
+	case required && s == "":
+		in.Fail(api.BadField(field, "'%s' must not be empty", field))
+	}
+	return s
+}
+
 func (s *Service) hash(password string) ([]byte, error) {
 	if len(password) > 72 {
 		return nil, api.BadField("password", "must be at most 72 bytes")
@@ -75,7 +94,7 @@ func (s *Service) readUser(r *http.Request, in *api.Input, old *User) (*User, st
 	u.DefaultProjectID = str(in, "default_project_id", u.DefaultProjectID)
 	u.Description = str(in, "description", u.Description)
 	u.Email = str(in, "email", u.Email)
-	password := str(in, "password", "")
+	password := secret(in, "password", false)
 	u.Extra = mergeExtras(u.Extra, in, userFields...)
 	if in.Err != nil {
 		return nil, "", in.Err
@@ -168,8 +187,8 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	orig := required(in, "original_password")
-	next := required(in, "password")
+	orig := secret(in, "original_password", true)
+	next := secret(in, "password", true)
 	if in.Err != nil {
 		return in.Err
 	}
