@@ -243,7 +243,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	if adminPassword != "" {
 		g.Go(func() error {
-			if err := bootstrapIdentity(gctx, node, ident, adminPassword, o); err != nil {
+			if err := bootstrapIdentity(gctx, node, ident, objects, adminPassword, o); err != nil {
 				return err
 			}
 			printWelcome(stdout, o, freshBootstrap)
@@ -256,34 +256,72 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	return g.Wait()
 }
 
-// bootstrapIdentity waits until this node leads, then creates the admin
-// project and user and writes admin-openrc.
-func bootstrapIdentity(ctx context.Context, node *cluster.Node, ident *identity.Service, password string, o *options) error {
-	for !node.IsLeader() {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	var err error
-	for i := 0; i < 50; i++ {
-		if err = ident.Bootstrap(ctx, password); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("bootstrap identity: %w", err)
+// bootstrapIdentity waits until this node leads, registers its disks,
+// then creates the admin project and user and writes admin-openrc.
+func bootstrapIdentity(ctx context.Context, node *cluster.Node, ident *identity.Service, objects *object.Service, password string, o *options) error {
+	err := firstStart{IsLeader: node.IsLeader, RegisterDisks: objects.RegisterDisks, CreateAdmin: ident.Bootstrap}.run(ctx, password)
+	if err != nil || ctx.Err() != nil {
+		return err
 	}
 	if err := writeOpenrc(o, password); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(o.DataDir, "bootstrapped"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// firstStart is what the first node of a new cloud does once it leads.
+type firstStart struct {
+	IsLeader      func() bool
+	RegisterDisks func(ctx context.Context) error
+	CreateAdmin   func(ctx context.Context, password string) error
+	// Retry is the pause between attempts (default 100 ms; each step is
+	// tried for about 10 s).
+	Retry time.Duration
+}
+
+// run registers the disks before the admin exists: no client holds a
+// token before then, so no first write (an image upload right after
+// /healthz turns green) can find a cloud without disks. The object
+// store's own registration loop retries on a schedule that can land
+// hundreds of milliseconds after the admin can log in.
+func (f firstStart) run(ctx context.Context, password string) error {
+	if f.Retry == 0 {
+		f.Retry = 100 * time.Millisecond
+	}
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(f.Retry):
+			return true
+		}
+	}
+	for !f.IsLeader() {
+		if !pause() {
+			return nil
+		}
+	}
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"register disks", func() error { return f.RegisterDisks(ctx) }},
+		{"bootstrap identity", func() error { return f.CreateAdmin(ctx, password) }},
+	} {
+		var err error
+		for i := 0; i < 100; i++ {
+			if err = step.do(); err == nil || !pause() {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", step.what, err)
+		}
+	}
+	return nil
 }
 
 func bootstrapped(dataDir string) bool {
