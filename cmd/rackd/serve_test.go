@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -10,16 +12,18 @@ import (
 
 // TestFirstStartRegistersDisksBeforeTheAdmin: the first image upload of a
 // new cloud (rackbench launch, right after /healthz turned green) got a
-// 500 when it came before the object store had registered this node's
-// disks. No client can hold a token before the admin exists, so the disks
-// must be in the state by then.
+// 500 "no storage disks are available" when it came before this node's
+// membership and disks were in the state. No client can hold a token
+// before the admin exists, so both must be there by then.
 func TestFirstStartRegistersDisksBeforeTheAdmin(t *testing.T) {
 	tests := map[string]struct {
+		notMember    int // Member is false this many times first
 		diskFailures int // RegisterDisks fails this many times first
 		want         string
 	}{
-		"registers then creates":   {0, "leader? leader? disks admin"},
-		"retries the registration": {2, "leader? leader? disks disks disks admin"},
+		"registers then creates":   {0, 0, "leader? leader? member? disks admin"},
+		"waits for the membership": {2, 0, "leader? leader? member? member? member? disks admin"},
+		"retries the registration": {0, 2, "leader? leader? member? disks disks disks admin"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -31,6 +35,11 @@ func TestFirstStartRegistersDisksBeforeTheAdmin(t *testing.T) {
 					calls = append(calls, "leader?")
 					leads++
 					return leads > 1
+				},
+				Member: func() bool {
+					calls = append(calls, "member?")
+					tc.notMember--
+					return tc.notMember < 0
 				},
 				RegisterDisks: func(context.Context) error {
 					calls = append(calls, "disks")
@@ -55,11 +64,29 @@ func TestFirstStartRegistersDisksBeforeTheAdmin(t *testing.T) {
 	}
 }
 
+// A membership that never shows is logged and the cloud starts anyway.
+func TestFirstStartGoesOnWithoutItsMembership(t *testing.T) {
+	var log bytes.Buffer
+	admin := false
+	f := firstStart{
+		Retry:         time.Microsecond,
+		IsLeader:      func() bool { return true },
+		Member:        func() bool { return false },
+		RegisterDisks: func(context.Context) error { return nil },
+		CreateAdmin:   func(context.Context, string) error { admin = true; return nil },
+		Log:           slog.New(slog.NewTextHandler(&log, nil)),
+	}
+	if err := f.run(context.Background(), "secret-pw"); err != nil || !admin || !strings.Contains(log.String(), "membership") {
+		t.Fatalf("err %v, admin created %v, log %q", err, admin, log.String())
+	}
+}
+
 func TestFirstStartGivesUpWithoutTheAdmin(t *testing.T) {
 	admin := false
 	f := firstStart{
 		Retry:         time.Microsecond,
 		IsLeader:      func() bool { return true },
+		Member:        func() bool { return true },
 		RegisterDisks: func(context.Context) error { return errors.New("disk set refused") },
 		CreateAdmin:   func(context.Context, string) error { admin = true; return nil },
 	}
