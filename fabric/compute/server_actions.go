@@ -163,6 +163,25 @@ func (s *Service) consoleOutput(w http.ResponseWriter, r *http.Request, arg any)
 	return nil
 }
 
+// ConsoleTail is the last length lines of a console log counted as Nova
+// counts them (its _tail_log): the log split at every newline, so that
+// a final newline ends an empty last line, and the last length pieces
+// joined again. A client that asks for 10 lines gets text that splits
+// into 10. A negative length is the whole log.
+func ConsoleTail(log string, length int) string {
+	if length < 0 {
+		return log
+	}
+	if length == 0 {
+		return ""
+	}
+	lines := strings.Split(log, "\n")
+	if len(lines) > length {
+		lines = lines[len(lines)-length:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Serial consoles.
 
 func (s *Service) serialConsole(w http.ResponseWriter, r *http.Request, arg any) error {

@@ -114,7 +114,8 @@ type Host struct {
 
 // ConsoleLogs reads a server's serial console log from its node.
 type ConsoleLogs interface {
-	// ConsoleOutput returns the last length lines (all when length < 0).
+	// ConsoleOutput returns the last length lines, counted as
+	// ConsoleTail counts them (all when length < 0).
 	ConsoleOutput(ctx context.Context, host, serverID string, length int) (string, error)
 }
 
