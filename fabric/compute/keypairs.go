@@ -241,7 +241,9 @@ func (s *Service) createKeypair(w http.ResponseWriter, r *http.Request) error {
 	k := Keypair{UserID: req.user, Name: req.name, Type: req.typ, Created: s.now()}
 	private := ""
 	if req.imported {
-		k.PublicKey = strings.TrimSpace(req.public)
+		// Kept as given, as Nova keeps it: a client compares what it
+		// imported with what it reads back, trailing newline and all.
+		k.PublicKey = req.public
 	} else {
 		gen := generateKeypair
 		if req.typ == "x509" {
