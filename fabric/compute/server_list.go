@@ -63,6 +63,8 @@ type serverQuery struct {
 	before     time.Time
 	sortKey    func(*Server) any
 	desc       bool
+	// ip and ip6 match the start of a server's IPv4 and IPv6 addresses.
+	ip, ip6 *regexp.Regexp
 }
 
 func readServerQuery(r *http.Request) (*serverQuery, error) {
@@ -84,11 +86,15 @@ func readServerQuery(r *http.Request) (*serverQuery, error) {
 		}
 	}
 	if n := q.Get("name"); n != "" {
-		re, err := regexp.Compile(n)
-		if err != nil {
-			re = regexp.MustCompile(regexp.QuoteMeta(n))
-		}
-		sq.name = re
+		sq.name = pattern(n, false)
+	}
+	// ip6 is for everyone from 2.5, for admins always, as Nova filters
+	// the options a caller may use.
+	if v := q.Get("ip"); v != "" {
+		sq.ip = pattern(v, true)
+	}
+	if v := q.Get("ip6"); v != "" && (p.IsAdmin() || atLeast(r, 5)) {
+		sq.ip6 = pattern(v, true)
 	}
 	for _, st := range q["status"] {
 		st = strings.ToUpper(st)
@@ -104,24 +110,38 @@ func readServerQuery(r *http.Request) (*serverQuery, error) {
 }
 
 // readTimes reads changes-since and (2.66) changes-before.
-func (sq *serverQuery) readTimes(r *http.Request) error {
+func (sq *serverQuery) readTimes(r *http.Request) (err error) {
+	sq.since, sq.before, err = changeWindow(r, 1)
+	return err
+}
+
+// changeWindow reads changes-since (from microversion 2.sinceFrom) and
+// changes-before (2.66): the window of updates a list asks for; a zero
+// time is no bound.
+func changeWindow(r *http.Request, sinceFrom int) (since, before time.Time, err error) {
+	q := r.URL.Query()
 	for _, tf := range []struct {
 		name string
 		dst  *time.Time
 		ok   bool
-	}{{"changes-since", &sq.since, true}, {"changes-before", &sq.before, atLeast(r, 66)}} {
-		if v := sq.q.Get(tf.name); v != "" && tf.ok {
+	}{{"changes-since", &since, atLeast(r, sinceFrom)}, {"changes-before", &before, atLeast(r, 66)}} {
+		if v := q.Get(tf.name); v != "" && tf.ok {
 			t, err := parseTime(v)
 			if err != nil {
-				return badRequest("Invalid input for query parameters %s. Value: %s. '%s' is not a 'date-time'", tf.name, v, v)
+				return since, before, badRequest("Invalid input for query parameters %s. Value: %s. '%s' is not a 'date-time'", tf.name, v, v)
 			}
 			*tf.dst = t
 		}
 	}
-	if !sq.since.IsZero() && !sq.before.IsZero() && sq.before.Before(sq.since) {
-		return badRequest("The value of changes-since must be less than or equal to changes-before.")
+	if !since.IsZero() && !before.IsZero() && before.Before(since) {
+		return since, before, badRequest("The value of changes-since must be less than or equal to changes-before.")
 	}
-	return nil
+	return since, before, nil
+}
+
+// inWindow reports whether t is within since..before (zero: no bound).
+func inWindow(t, since, before time.Time) bool {
+	return (since.IsZero() || !t.Before(since)) && (before.IsZero() || !t.After(before))
 }
 
 // readSort reads sort_key (default created_at) and sort_dir (default
@@ -163,12 +183,43 @@ func (sq *serverQuery) matches(sv *Server) bool {
 	case len(sq.statuses) > 0 && !slices.Contains(sq.statuses, sv.Status):
 	case q.Get("flavor") != "" && sv.Flavor.ID != refID(q.Get("flavor")):
 	case q.Get("image") != "" && sv.ImageID != refID(q.Get("image")):
-	case !sq.since.IsZero() && sv.Updated.Before(sq.since):
-	case !sq.before.IsZero() && sv.Updated.After(sq.before):
+	case !inWindow(sv.Updated, sq.since, sq.before):
 	case !eq("reservation_id", sv.ReservationID), !eq("key_name", sv.KeyName), !eq("availability_zone", sv.AZ):
 	case sq.admin && (!eq("host", sv.Host) || !eq("node", sv.Host) || !eq("vm_state", sv.VMState) || !eq("user_id", sv.UserID)):
 	default:
 		return true
+	}
+	return false
+}
+
+// pattern compiles a filter's regular expression (Python's re.match when
+// anchored: at the start of the value); one that is not a valid
+// expression matches itself literally.
+func pattern(expr string, anchored bool) *regexp.Regexp {
+	if _, err := regexp.Compile(expr); err != nil {
+		expr = regexp.QuoteMeta(expr)
+	}
+	if anchored {
+		expr = "^(?:" + expr + ")"
+	}
+	return regexp.MustCompile(expr) // valid: checked or quoted above
+}
+
+// matchesIP reports whether one of a server's addresses (as addresses
+// shows them) passes the ip or ip6 filter, as Nova's _ip_filter does.
+func (sq *serverQuery) matchesIP(addresses map[string]any) bool {
+	for _, list := range addresses {
+		for _, a := range list.([]any) {
+			m := a.(map[string]any)
+			addr, _ := m["addr"].(string)
+			re := sq.ip
+			if m["version"] == 6 {
+				re = sq.ip6
+			}
+			if re != nil && re.MatchString(addr) {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -192,9 +243,13 @@ func (s *Service) listServers(detail bool) api.HandlerFunc {
 		}
 		var rows []*Server
 		for _, sv := range all {
-			if !sv.Hidden && p.CanRead(sv.Project) && sq.matches(sv) {
-				rows = append(rows, sv)
+			if sv.Hidden || !p.CanRead(sv.Project) || !sq.matches(sv) {
+				continue
 			}
+			if (sq.ip != nil || sq.ip6 != nil) && !sq.matchesIP(s.addresses(r.Context(), sv)) {
+				continue
+			}
+			rows = append(rows, sv)
 		}
 		sortRows(rows, sq.sortKey, func(sv *Server) string { return sv.ID }, sq.desc)
 		ids := make([]string, len(rows))

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 
 	"github.com/go-chi/chi/v5"
@@ -193,7 +194,14 @@ func (s *Service) listActions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// changes-since (2.58) and changes-before (2.66) bound an action's
+	// updated_at, which is its start here: actions have no events.
+	since, before, err := changeWindow(r, 58)
+	if err != nil {
+		return err
+	}
 	rows := store.All[Action](tx, tActions, "server", sv.ID)
+	rows = slices.DeleteFunc(rows, func(a *Action) bool { return !inWindow(a.Start, since, before) })
 	sort.SliceStable(rows, func(i, j int) bool {
 		if !rows[i].Start.Equal(rows[j].Start) {
 			return rows[i].Start.After(rows[j].Start)
