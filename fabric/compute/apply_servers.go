@@ -166,6 +166,7 @@ type serverUpdateCmd struct {
 	Description *string `json:"description,omitempty"`
 	AccessIPv4  *string `json:"access_ipv4,omitempty"`
 	AccessIPv6  *string `json:"access_ipv6,omitempty"`
+	DiskConfig  *string `json:"disk_config,omitempty"`
 	// Metadata replaces all metadata; MetadataSet merges into it;
 	// MetadataDelete removes one key.
 	Metadata       *map[string]string `json:"metadata,omitempty"`
@@ -189,6 +190,7 @@ func applyServerUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 	set(&s.Description, c.Description)
 	set(&s.AccessIPv4, c.AccessIPv4)
 	set(&s.AccessIPv6, c.AccessIPv6)
+	set(&s.DiskConfig, c.DiskConfig)
 	if c.Metadata != nil || c.MetadataSet != nil || c.MetadataDelete != "" {
 		md := map[string]string{}
 		if c.Metadata == nil {

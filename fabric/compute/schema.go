@@ -20,6 +20,7 @@ type (
 	Action       = computestate.Action
 	ConsoleToken = computestate.ConsoleToken
 	Observed     = computestate.Observed
+	File         = computestate.File
 )
 
 // Nova's power states.

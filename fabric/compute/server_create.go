@@ -90,6 +90,9 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if limit := quotaLimit(tx, p.ProjectID, "metadata_items"); limit >= 0 && len(sv.Metadata) > limit {
 		return nil, overQuota("Quota exceeded for metadata_items: Requested %d, but already used 0 of %d metadata_items", len(sv.Metadata), limit)
 	}
+	if err := checkPersonality(tx, p.ProjectID, sv.Personality); err != nil {
+		return nil, err
+	}
 	f, err := resolveFlavor(tx, p, req.flavorRef, sv)
 	if err != nil {
 		return nil, err
@@ -158,8 +161,37 @@ func readServerAttrs(in *api.Input, req *serverRequest) {
 	if md := metadata(in, "metadata"); md != nil {
 		sv.Metadata = md
 	}
-	sv.AccessIPv4 = str(in, "accessIPv4", false, 0, 0)
-	sv.AccessIPv6 = str(in, "accessIPv6", false, 0, 0)
+	sv.AccessIPv4 = accessIP(in, "accessIPv4", false)
+	sv.AccessIPv6 = accessIP(in, "accessIPv6", true)
+}
+
+// accessIP reads accessIPv4 or accessIPv6: an address of that family,
+// canonical as Nova stores it (an IP column), or "" for none.
+func accessIP(in *api.Input, field string, v6 bool) string {
+	v := str(in, field, false, 0, 0)
+	if in.Err != nil || v == "" {
+		return v
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Is6() != v6 || a.Zone() != "" {
+		family := "ipv4"
+		if v6 {
+			family = "ipv6"
+		}
+		in.Fail(badField(field, v, "'%s' is not a '%s'", v, family))
+		return ""
+	}
+	return a.String()
+}
+
+// diskConfig reads OS-DCF:diskConfig: AUTO or MANUAL ("" when absent).
+func diskConfig(in *api.Input) string {
+	const f = "OS-DCF:diskConfig"
+	dc := str(in, f, false, 0, 0)
+	if in.Err == nil && dc != "" && dc != "AUTO" && dc != "MANUAL" {
+		in.Fail(badField(f, dc, "'%s' is not one of ['AUTO', 'MANUAL']", dc))
+	}
+	return dc
 }
 
 // readServerOptions reads how to make it: zone, password, disk config,
@@ -167,8 +199,9 @@ func readServerAttrs(in *api.Input, req *serverRequest) {
 func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 	req.az = str(in, "availability_zone", false, 0, 255)
 	req.adminPass = str(in, "adminPass", false, 0, 0)
-	if dc := str(in, "OS-DCF:diskConfig", false, 0, 0); in.Err == nil && dc != "" && dc != "AUTO" && dc != "MANUAL" {
-		in.Fail(badField("OS-DCF:diskConfig", dc, "'%s' is not one of ['AUTO', 'MANUAL']", dc))
+	req.tmpl.DiskConfig = diskConfig(in)
+	if req.tmpl.DiskConfig == "" {
+		req.tmpl.DiskConfig = "MANUAL"
 	}
 	if in.Has("config_drive") {
 		if v, ok := in.Obj["config_drive"].(string); ok && v == "" {
@@ -184,7 +217,8 @@ func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 		in.Fail(badRequest("min_count must be <= max_count"))
 	}
 	req.count = maxCount
-	for _, f := range []string{"block_device_mapping", "block_device_mapping_v2", "personality", "tags", "trusted_image_certificates"} {
+	// Personality is allowed (below 2.57) and read apart.
+	for _, f := range []string{"block_device_mapping", "block_device_mapping_v2", "tags", "trusted_image_certificates"} {
 		if l, ok := in.Obj[f].([]any); ok && len(l) > 0 {
 			in.Fail(badRequest("%s is not supported by this cloud", f))
 		}
@@ -192,6 +226,58 @@ func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 	if atLeast(r, 74) {
 		readRequestedHost(principal(r), in, req)
 	}
+	req.tmpl.Personality = readPersonality(in)
+}
+
+// readPersonality reads the files to inject (allowed below 2.57, where
+// serverFields lets the attribute through): a path and base64 contents
+// each.
+func readPersonality(in *api.Input) []File {
+	var out []File
+	for _, x := range array(in, "personality") {
+		m, ok := x.(map[string]any)
+		if !ok {
+			in.Fail(badField("personality", in.Obj["personality"], "%s is not of type 'object'", api.Text(x)))
+			return nil
+		}
+		if err := allowOnly(m, "path", "contents"); err != nil {
+			in.Fail(err)
+			return nil
+		}
+		fin := newInput(m)
+		f := File{Path: str(fin, "path", true, 0, 0), Contents: str(fin, "contents", true, 0, 0)}
+		if fin.Err == nil {
+			if _, err := base64.StdEncoding.DecodeString(f.Contents); err != nil {
+				fin.Fail(badRequest("Personality content for %s cannot be decoded", f.Path))
+			}
+		}
+		if fin.Err != nil {
+			in.Fail(fin.Err)
+			return nil
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// checkPersonality holds the files to the project's injected_files
+// quotas, with Nova's 403s.
+func checkPersonality(tx *memdb.Txn, project string, files []File) error {
+	if limit := quotaLimit(tx, project, "injected_files"); limit >= 0 && len(files) > limit {
+		return forbidden("Personality file limit exceeded")
+	}
+	pathLimit := quotaLimit(tx, project, "injected_file_path_bytes")
+	contentLimit := quotaLimit(tx, project, "injected_file_content_bytes")
+	for _, f := range files {
+		if pathLimit >= 0 && len(f.Path) > pathLimit {
+			return forbidden("Personality file path exceeds maximum %d", pathLimit)
+		}
+		data, _ := base64.StdEncoding.DecodeString(f.Contents) // checked by readPersonality
+		if contentLimit >= 0 && len(data) > contentLimit {
+			return forbidden("Personality file content exceeds maximum %d", contentLimit)
+		}
+	}
+	return nil
 }
 
 // readRequestedHost reads an admin's host and hypervisor_hostname (2.74).
@@ -622,7 +708,7 @@ func (s *Service) writeCreated(w http.ResponseWriter, r *http.Request, req *serv
 	}
 	w.Header().Set("Location", s.apiURL(r)+"/servers/"+first.ID)
 	api.JSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
-		"id": first.ID, "links": s.links(r, "servers", first.ID), "OS-DCF:diskConfig": "MANUAL",
+		"id": first.ID, "links": s.links(r, "servers", first.ID), "OS-DCF:diskConfig": diskConfigOf(&first),
 		"security_groups": groups, "adminPass": pass,
 	}})
 }

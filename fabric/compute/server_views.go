@@ -68,7 +68,7 @@ func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic b
 		"id": sv.ID, "name": sv.Name, "status": sv.Status, "tenant_id": sv.Project, "user_id": sv.UserID,
 		"metadata": md, "hostId": hostID(sv), "created": timeText(sv.Created), "updated": timeText(sv.Updated),
 		"addresses": s.addresses(r.Context(), sv), "accessIPv4": sv.AccessIPv4, "accessIPv6": sv.AccessIPv6,
-		"links": s.links(r, "servers", sv.ID), "OS-DCF:diskConfig": "MANUAL",
+		"links": s.links(r, "servers", sv.ID), "OS-DCF:diskConfig": diskConfigOf(sv),
 		"image":  map[string]any{"id": sv.ImageID, "links": []any{link("bookmark", s.baseURL(r)+"/images/"+sv.ImageID)}},
 		"flavor": s.serverFlavor(r, sv),
 	}

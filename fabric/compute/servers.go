@@ -3,7 +3,6 @@ package compute
 import (
 	"context"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -104,12 +103,13 @@ func readServerUpdate(r *http.Request, id string) (serverUpdateCmd, error) {
 		v6   bool
 	}{{"accessIPv4", &c.AccessIPv4, false}, {"accessIPv6", &c.AccessIPv6, true}} {
 		if in.Has(f.name) {
-			v := str(in, f.name, false, 0, 0)
-			if a, err := netip.ParseAddr(v); v != "" && (err != nil || a.Is6() != f.v6) {
-				in.Fail(badField(f.name, v, "'%s' is not a '%s'", v, map[bool]string{false: "ipv4", true: "ipv6"}[f.v6]))
-			}
+			v := accessIP(in, f.name, f.v6)
 			*f.dst = &v
 		}
+	}
+	if in.Has("OS-DCF:diskConfig") {
+		dc := diskConfig(in)
+		c.DiskConfig = &dc
 	}
 	return c, in.Err
 }
@@ -159,4 +159,13 @@ func (s *Service) hostUp(ctx context.Context, name string) bool {
 		}
 	}
 	return false
+}
+
+// diskConfigOf is a server's OS-DCF:diskConfig; servers made before it
+// was kept are MANUAL, as every server was then.
+func diskConfigOf(sv *Server) string {
+	if sv.DiskConfig == "" {
+		return "MANUAL"
+	}
+	return sv.DiskConfig
 }

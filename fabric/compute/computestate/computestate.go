@@ -114,23 +114,36 @@ type Server struct {
 	Want string `json:"want"`
 	// RebootSeq counts reboot requests; the node reboots when it has
 	// completed fewer (Observed.RebootSeq), hard when RebootHard.
-	RebootSeq      int       `json:"reboot_seq"`
-	RebootHard     bool      `json:"reboot_hard,omitempty"`
-	Fault          *Fault    `json:"fault,omitempty"`
-	Group          string    `json:"group,omitempty"`
-	SecurityGroups []string  `json:"security_groups"`
-	ConfigDrive    bool      `json:"config_drive"`
-	AccessIPv4     string    `json:"access_ipv4,omitempty"`
-	AccessIPv6     string    `json:"access_ipv6,omitempty"`
-	ReservationID  string    `json:"reservation_id"`
-	LaunchIndex    int       `json:"launch_index"`
-	Created        time.Time `json:"created"`
-	Updated        time.Time `json:"updated"`
-	LaunchedAt     time.Time `json:"launched_at,omitzero"`
+	RebootSeq      int      `json:"reboot_seq"`
+	RebootHard     bool     `json:"reboot_hard,omitempty"`
+	Fault          *Fault   `json:"fault,omitempty"`
+	Group          string   `json:"group,omitempty"`
+	SecurityGroups []string `json:"security_groups"`
+	ConfigDrive    bool     `json:"config_drive"`
+	AccessIPv4     string   `json:"access_ipv4,omitempty"`
+	AccessIPv6     string   `json:"access_ipv6,omitempty"`
+	// DiskConfig is Nova's OS-DCF:diskConfig, AUTO or MANUAL ("" is
+	// MANUAL).
+	DiskConfig string `json:"disk_config,omitempty"`
+	// Personality are the files to inject (Nova's personality, before
+	// microversion 2.57): the config drive carries them.
+	Personality   []File    `json:"personality,omitempty"`
+	ReservationID string    `json:"reservation_id"`
+	LaunchIndex   int       `json:"launch_index"`
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
+	LaunchedAt    time.Time `json:"launched_at,omitzero"`
 	// Hidden marks a server deleted while its node was down: gone for
 	// the API (and its quota), kept until the node comes back and
 	// reports it torn down.
 	Hidden bool `json:"hidden,omitempty"`
+}
+
+// File is a file injected into a server's guest.
+type File struct {
+	Path string `json:"path"`
+	// Contents are base64, as the client sent them.
+	Contents string `json:"contents"`
 }
 
 // ServerGroup groups servers for (anti-)affinity.
