@@ -13,8 +13,10 @@ import (
 )
 
 // Servers: who may see and change one, update and delete. Create is in
-// server_create.go, the views and lists in server_views.go and
-// server_list.go, the actions in server_actions.go.
+// server_request.go (reading the body) and server_create.go (resolving
+// it, the ports, the proposal); the views and lists are in
+// server_views.go and server_list.go, the actions in server_actions.go,
+// addresses, metadata and the action log in server_meta.go.
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
 
