@@ -45,11 +45,7 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return badRequest("There is no such action: %s", key)
 	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sv, err := writableServer(tx, principal(r), chi.URLParam(r, "id"), "os_compute_api:servers:"+action)
+	sv, err := s.readServer(r, "os_compute_api:servers:"+action)
 	if err != nil {
 		return err
 	}
@@ -134,11 +130,7 @@ func consoleLength(arg any) (int, error) {
 }
 
 func (s *Service) consoleOutput(w http.ResponseWriter, r *http.Request, arg any) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sv, err := writableServer(tx, principal(r), chi.URLParam(r, "id"), "os_compute_api:os-console-output")
+	sv, err := s.readServer(r, "os_compute_api:os-console-output")
 	if err != nil {
 		return err
 	}
@@ -185,11 +177,7 @@ func ConsoleTail(log string, length int) string {
 // Serial consoles.
 
 func (s *Service) serialConsole(w http.ResponseWriter, r *http.Request, arg any) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sv, err := writableServer(tx, principal(r), chi.URLParam(r, "id"), "os_compute_api:os-remote-consoles")
+	sv, err := s.readServer(r, "os_compute_api:os-remote-consoles")
 	if err != nil {
 		return err
 	}
@@ -253,11 +241,7 @@ func (s *Service) remoteConsole(w http.ResponseWriter, r *http.Request) error {
 	if protocol != "serial" || typ != "serial" {
 		return badRequest("Unavailable console type %s.", typ)
 	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sv, err := writableServer(tx, principal(r), chi.URLParam(r, "id"), "os_compute_api:os-remote-consoles")
+	sv, err := s.readServer(r, "os_compute_api:os-remote-consoles")
 	if err != nil {
 		return err
 	}

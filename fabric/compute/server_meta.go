@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -13,17 +14,26 @@ import (
 
 // A server's addresses, metadata and instance-action log.
 
-// readServer is the {id} server the caller may see, or with write, change
-// (rule names the policy a reader of its project fails).
+// readServer is the {id} server the caller may see, or with a rule,
+// change (rule names the policy a reader of its project fails).
 func (s *Service) readServer(r *http.Request, rule string) (*Server, error) {
+	_, sv, err := s.readServerTx(r, rule)
+	return sv, err
+}
+
+// readServerTx is readServer with the read it was found in.
+func (s *Service) readServerTx(r *http.Request, rule string) (*memdb.Txn, *Server, error) {
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var sv *Server
 	if rule != "" {
-		return writableServer(tx, principal(r), chi.URLParam(r, "id"), rule)
+		sv, err = writableServer(tx, principal(r), chi.URLParam(r, "id"), rule)
+	} else {
+		sv, err = visibleServer(tx, principal(r), chi.URLParam(r, "id"))
 	}
-	return visibleServer(tx, principal(r), chi.URLParam(r, "id"))
+	return tx, sv, err
 }
 
 const metadataRule = "os_compute_api:server-metadata:update"
@@ -186,11 +196,7 @@ func (s *Service) actionView(r *http.Request, a *Action) map[string]any {
 }
 
 func (s *Service) listActions(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sv, err := visibleServer(tx, principal(r), chi.URLParam(r, "id"))
+	tx, sv, err := s.readServerTx(r, "")
 	if err != nil {
 		return err
 	}
@@ -217,11 +223,7 @@ func (s *Service) listActions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) showAction(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sv, err := visibleServer(tx, principal(r), chi.URLParam(r, "id"))
+	tx, sv, err := s.readServerTx(r, "")
 	if err != nil {
 		return err
 	}

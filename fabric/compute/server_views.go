@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -184,11 +183,7 @@ func orNil(s string) any {
 }
 
 func (s *Service) showServer(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sv, err := visibleServer(tx, principal(r), chi.URLParam(r, "id"))
+	tx, sv, err := s.readServerTx(r, "")
 	if err != nil {
 		return err
 	}
