@@ -84,18 +84,7 @@ func localConsole(ctx context.Context, drv hypervisor.Driver, id string, lines i
 	if err != nil {
 		return "", err
 	}
-	text := strings.ReplaceAll(string(raw), "\r\n", "\n")
-	if lines >= 0 {
-		all := strings.SplitAfter(text, "\n")
-		if len(all) > 0 && all[len(all)-1] == "" {
-			all = all[:len(all)-1]
-		}
-		if len(all) > lines {
-			all = all[len(all)-lines:]
-		}
-		text = strings.Join(all, "")
-	}
-	return text, nil
+	return compute.ConsoleTail(strings.ReplaceAll(string(raw), "\r\n", "\n"), lines), nil
 }
 
 // consoleLogs serves os-getConsoleOutput: this node's guests directly,
