@@ -2,7 +2,9 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -45,11 +47,35 @@ func testNetns(t testing.TB) string {
 		t.Fatal(err)
 	}
 	ns.Close()
+	t.Cleanup(func() { netns.DeleteNamed(name) })
+	// The thread is in the new namespace: its sysctls are the ones written.
+	qerr := disableIPv6()
 	if err := netns.Set(orig); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { netns.DeleteNamed(name) })
+	if qerr != nil {
+		t.Fatal(qerr)
+	}
 	return "/run/netns/" + name
+}
+
+// disableIPv6 turns IPv6 off for every device later created in the
+// calling thread's network namespace. An IPv6 device that comes up sends
+// MLD reports, DAD probes and router solicitations on its own; on a test
+// veth they enter the peer port's program and move the global counters
+// while a test compares them around one packet.
+func disableIPv6() error {
+	for _, conf := range []string{"all", "default"} {
+		p := filepath.Join("/proc/sys/net/ipv6/conf", conf, "disable_ipv6")
+		err := os.WriteFile(p, []byte("1"), 0o644)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a kernel without IPv6 sends none of it
+		}
+		if err != nil {
+			return fmt.Errorf("disable ipv6: %w", err)
+		}
+	}
+	return nil
 }
 
 // openTest opens a dataplane pinned in its own bpffs directory, on devices
