@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rackstack/rackstack/fabric/network"
 )
@@ -160,8 +162,10 @@ func lease(p network.Port, n network.Network, subnets map[string]network.Subnet)
 
 // Agent keeps a node's dataplane equal to the replicated network state: it
 // re-applies whenever a networking table changes, and every Interval for
-// devices that appeared or went away. It reports each of its ports ACTIVE
-// once enforced, DOWN otherwise.
+// devices that appeared or went away. Every VerifyInterval it also checks
+// the kernel's maps against what it applied, and repairs what something
+// else changed. It reports each of its ports ACTIVE once enforced, DOWN
+// otherwise.
 type Agent struct {
 	DP     *Dataplane
 	Node   string
@@ -169,14 +173,30 @@ type Agent struct {
 	// State reads the network state once it is known to be current (read
 	// index): a node that just started must not apply a state that has not
 	// caught up with the log, or it would unplug live ports for a moment.
-	State    func(ctx context.Context) (*memdb.Txn, error)
-	Report   func(ctx context.Context, portID, status string) error
-	Interval time.Duration
+	State          func(ctx context.Context) (*memdb.Txn, error)
+	Report         func(ctx context.Context, portID, status string) error
+	Interval       time.Duration
+	VerifyInterval time.Duration // default 10 s
+	// Registry, if set, gets rackstack_dataplane_drift_repaired_total.
+	Registry prometheus.Registerer
 	Log      *slog.Logger
+
+	drift      *prometheus.CounterVec
+	lastVerify time.Time
 }
 
 // Run reconciles until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	a.drift = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rackstack_dataplane_drift_repaired_total",
+		Help: "Kernel map entries and pins found to differ from the applied state and written back, by map.",
+	}, []string{"map"})
+	if a.Registry != nil {
+		if err := a.Registry.Register(a.drift); err != nil {
+			return fmt.Errorf("register dataplane metrics: %w", err)
+		}
+		defer a.Registry.Unregister(a.drift)
+	}
 	interval := a.Interval
 	if interval <= 0 {
 		interval = time.Second
@@ -216,6 +236,7 @@ func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
 	if err != nil {
 		a.Log.Warn("dataplane: apply", "err", err)
 	}
+	a.verify()
 	up := map[string]bool{}
 	for _, id := range plugged {
 		up[id] = true
@@ -236,4 +257,28 @@ func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
 		}
 	}
 	return ws
+}
+
+// verify checks the kernel against the last apply when it is due: the
+// maps are read whole, too much to do on every pass.
+func (a *Agent) verify() {
+	every := a.VerifyInterval
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	if time.Since(a.lastVerify) < every {
+		return
+	}
+	a.lastVerify = time.Now()
+	drift, err := a.DP.Verify()
+	for name, n := range drift {
+		a.drift.WithLabelValues(name).Add(float64(n))
+	}
+	if drift.Total() > 0 {
+		a.Log.Warn("dataplane: the kernel's maps differed from the applied state; repaired (is something else writing the pins?)",
+			"entries", drift.Total(), "drift", drift.String(), "pins", a.DP.PinDir())
+	}
+	if err != nil {
+		a.Log.Warn("dataplane: verify", "err", err)
+	}
 }
