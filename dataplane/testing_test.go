@@ -2,85 +2,16 @@ package dataplane
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"io/fs"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"github.com/rackstack/rackstack/dataplane/dataplanetest"
 )
 
-// needRoot skips a test that loads BPF programs when this process cannot;
-// under RACKSTACK_REQUIRE_INTEGRATION it fails instead.
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-		t.Fatal("this test loads BPF programs and needs root (RACKSTACK_REQUIRE_INTEGRATION is set)")
-	}
-	t.Skip("needs root to load BPF programs and create a network namespace")
-}
-
-// testNetns creates a named network namespace for the test and returns its
-// path; it is deleted when the test ends.
-func testNetns(t testing.TB) string {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	name := fmt.Sprintf("rstest%d", rand.IntN(1<<30))
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Close()
-	t.Cleanup(func() { netns.DeleteNamed(name) })
-	// The thread is in the new namespace: its sysctls are the ones written.
-	qerr := disableIPv6()
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	if qerr != nil {
-		t.Fatal(qerr)
-	}
-	return "/run/netns/" + name
-}
-
-// disableIPv6 turns IPv6 off for every device later created in the
-// calling thread's network namespace. An IPv6 device that comes up sends
-// MLD reports, DAD probes and router solicitations on its own; on a test
-// veth they enter the peer port's program and move the global counters
-// while a test compares them around one packet.
-func disableIPv6() error {
-	for _, conf := range []string{"all", "default"} {
-		p := filepath.Join("/proc/sys/net/ipv6/conf", conf, "disable_ipv6")
-		err := os.WriteFile(p, []byte("1"), 0o644)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // a kernel without IPv6 sends none of it
-		}
-		if err != nil {
-			return fmt.Errorf("disable ipv6: %w", err)
-		}
-	}
-	return nil
-}
-
 // openTest opens a dataplane pinned in its own bpffs directory, on devices
-// in its own network namespace; devs are created there as veths (this
-// kernel has no dummy driver), each with a peer named dev+"p".
+// in its own network namespace; devs are created there as veths, each
+// with a peer named dev+"p".
 func openTest(t testing.TB, devs ...string) *Dataplane {
 	t.Helper()
 	return openTestConfig(t, Config{}, devs...)
@@ -90,31 +21,10 @@ func openTest(t testing.TB, devs ...string) *Dataplane {
 // namespace are the test's own).
 func openTestConfig(t testing.TB, cfg Config, devs ...string) *Dataplane {
 	t.Helper()
-	needRoot(t)
-	nsPath := testNetns(t)
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	for _, name := range devs {
-		l := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
-		if err := h.LinkAdd(l); err != nil {
-			t.Fatalf("add %s: %v", name, err)
-		}
-		for _, n := range []string{name, name + "p"} {
-			if err := h.LinkSetUp(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	pin := filepath.Join("/sys/fs/bpf/rackstack-test", filepath.Base(t.TempDir()))
-	cfg.PinDir, cfg.Netns = pin, nsPath
+	dataplanetest.NeedRoot(t)
+	cfg.Netns = dataplanetest.Netns(t)
+	dataplanetest.Veths(t, cfg.Netns, devs...)
+	cfg.PinDir = dataplanetest.PinDir(t)
 	d, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
