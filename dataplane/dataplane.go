@@ -358,3 +358,13 @@ func (d *Dataplane) Ports() []string {
 	sort.Strings(out)
 	return out
 }
+
+// DeviceName is the interface a port is plugged through on its node: "tap"
+// and the first 11 characters of the port id, as Nova and Neutron name it.
+// Whoever creates the device (the compute agent, a test) uses this name.
+func DeviceName(portID string) string {
+	if len(portID) > 11 {
+		portID = portID[:11]
+	}
+	return "tap" + portID
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/node/ports"
 )
 
 const dataplanePeerPath = "/peer/dataplane/v1/status"
@@ -24,7 +25,7 @@ const dataplanePeerPath = "/peer/dataplane/v1/status"
 // keeps it equal to the network state. With --dataplane auto, a node that
 // cannot load BPF programs (not root, no BPF) runs without one and says so;
 // with --dataplane on that is an error.
-func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg prometheus.Registerer, log *slog.Logger) (*dataplane.Dataplane, *dataplane.Agent, error) {
+func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg prometheus.Registerer, log *slog.Logger) (*dataplane.Dataplane, *ports.Agent, error) {
 	if o.Dataplane == "off" {
 		return nil, nil, nil
 	}
@@ -38,7 +39,7 @@ func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg pr
 		return nil, nil, err
 	}
 	log.Info("dataplane loaded", "pins", pin, "netns", o.DataplaneNetns, "uplink", o.Uplink)
-	agent := &dataplane.Agent{
+	agent := &ports.Agent{
 		DP: dp, Node: o.Name, Uplink: o.Uplink, State: node.Read, Report: nets.SetPortStatus, Registry: reg, Log: log,
 	}
 	node.HandlePeer(dataplanePeerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

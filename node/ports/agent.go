@@ -1,163 +1,29 @@
-package dataplane
+// Package ports is the node agent for the tenant dataplane: it watches
+// the ports bound to this node, with their networks, subnets and security
+// groups, makes the node's eBPF dataplane enforce them, checks now and
+// then that the kernel still holds what it applied, and reports each port
+// ACTIVE or DOWN back through Raft.
+package ports
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/node/reconcile"
 )
 
-// DeviceName is the interface a port is plugged through on its node: "tap"
-// and the first 11 characters of the port id, as Nova and Neutron name it.
-// Whoever creates the device (the compute agent, a test) uses this name.
-func DeviceName(portID string) string {
-	if len(portID) > 11 {
-		portID = portID[:11]
-	}
-	return "tap" + portID
-}
-
-// FromView is what node must enforce: its ports (binding:host_id = node,
-// admin state up), the rules of their groups, and the addresses of every
-// group member cluster-wide.
-func FromView(v *network.View, node string) Desired {
-	nets := map[string]network.Network{}
-	for _, n := range v.Networks {
-		nets[n.ID] = n
-	}
-	subnets := map[string]network.Subnet{}
-	for _, s := range v.Subnets {
-		subnets[s.ID] = s
-	}
-	d := Desired{Members: map[string][]netip.Prefix{}}
-	used := map[string]bool{}
-	for _, p := range v.Ports {
-		addrs := portAddrs(p)
-		for _, g := range p.SecurityGroups {
-			d.Members[g] = append(d.Members[g], addrs...)
-		}
-		n, ok := nets[p.NetworkID]
-		if p.HostID != node || !ok || !p.AdminStateUp || n.SegmentationID <= 0 {
-			continue
-		}
-		mac, err := net.ParseMAC(p.MAC)
-		if err != nil {
-			continue
-		}
-		port := Port{
-			ID: p.ID, Device: DeviceName(p.ID), VLAN: uint16(n.SegmentationID), MAC: mac,
-			Addrs: addrs, Security: p.PortSecurity, Groups: p.SecurityGroups,
-			DHCP: lease(p, n, subnets),
-		}
-		for _, pair := range p.AllowedAddressPairs {
-			if m, err := net.ParseMAC(pair.MAC); err == nil {
-				port.MACs = append(port.MACs, m)
-			}
-		}
-		if p.PortSecurity {
-			for _, g := range p.SecurityGroups {
-				used[g] = true
-			}
-		}
-		d.Ports = append(d.Ports, port)
-	}
-	for _, r := range v.Rules {
-		if !used[r.GroupID] {
-			continue
-		}
-		rule := Rule{
-			Group: r.GroupID, Ingress: r.Direction == "ingress", IPv6: r.EtherType == "IPv6",
-			PortMin: -1, PortMax: -1, RemoteGroup: r.RemoteGroupID,
-		}
-		if r.Protocol != "" {
-			proto, err := strconv.Atoi(r.Protocol)
-			if err != nil || proto < 0 || proto > 255 {
-				continue
-			}
-			rule.Proto = uint8(proto)
-		}
-		if r.PortMin != nil {
-			rule.PortMin = *r.PortMin
-		}
-		if r.PortMax != nil {
-			rule.PortMax = *r.PortMax
-		}
-		if r.RemoteIPPrefix != "" {
-			pfx, err := netip.ParsePrefix(r.RemoteIPPrefix)
-			if err != nil {
-				continue
-			}
-			rule.Remote = pfx
-		}
-		d.Rules = append(d.Rules, rule)
-	}
-	return d
-}
-
-// portAddrs is what a port may send from: its fixed IPs and its allowed
-// address pairs.
-func portAddrs(p network.Port) []netip.Prefix {
-	var out []netip.Prefix
-	for _, f := range p.FixedIPs {
-		if a, err := netip.ParseAddr(f.IP); err == nil {
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	for _, pair := range p.AllowedAddressPairs {
-		if pfx, err := netip.ParsePrefix(pair.IP); err == nil {
-			out = append(out, pfx.Masked())
-		} else if a, err := netip.ParseAddr(pair.IP); err == nil {
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	return out
-}
-
-// lease is the DHCP answer for the port's first IPv4 address on a subnet
-// with DHCP enabled.
-func lease(p network.Port, n network.Network, subnets map[string]network.Subnet) *Lease {
-	for _, f := range p.FixedIPs {
-		s, ok := subnets[f.SubnetID]
-		if !ok || !s.EnableDHCP || s.IPVersion != 4 {
-			continue
-		}
-		ip, err := netip.ParseAddr(f.IP)
-		cidr, cerr := netip.ParsePrefix(s.CIDR)
-		if err != nil || cerr != nil || !ip.Is4() {
-			continue
-		}
-		l := &Lease{
-			IP:       netip.PrefixFrom(ip, cidr.Bits()),
-			Hostname: "host-" + strings.ReplaceAll(ip.String(), ".", "-"),
-			MTU:      uint16(n.MTU),
-		}
-		if gw, err := netip.ParseAddr(s.GatewayIP); err == nil {
-			l.Gateway = gw
-		}
-		for _, dns := range s.DNSNameservers {
-			if a, err := netip.ParseAddr(dns); err == nil && a.Is4() {
-				l.DNS = append(l.DNS, a)
-			}
-		}
-		for _, r := range s.HostRoutes {
-			dst, err1 := netip.ParsePrefix(r.Destination)
-			hop, err2 := netip.ParseAddr(r.Nexthop)
-			if err1 == nil && err2 == nil && dst.Addr().Is4() {
-				l.Routes = append(l.Routes, Route{Dst: dst, Nexthop: hop})
-			}
-		}
-		return l
-	}
-	return nil
+// Dataplane is the node's loaded eBPF dataplane, as the agent drives it.
+type Dataplane interface {
+	Apply(want dataplane.Desired) (plugged []string, err error)
+	Verify() (dataplane.Drift, error)
+	PinDir() string
 }
 
 // Agent keeps a node's dataplane equal to the replicated network state: it
@@ -167,7 +33,7 @@ func lease(p network.Port, n network.Network, subnets map[string]network.Subnet)
 // else changed. It reports each of its ports ACTIVE once enforced, DOWN
 // otherwise.
 type Agent struct {
-	DP     *Dataplane
+	DP     Dataplane
 	Node   string
 	Uplink string
 	// State reads the network state once it is known to be current (read
@@ -175,7 +41,7 @@ type Agent struct {
 	// caught up with the log, or it would unplug live ports for a moment.
 	State          func(ctx context.Context) (*memdb.Txn, error)
 	Report         func(ctx context.Context, portID, status string) error
-	Interval       time.Duration
+	Interval       time.Duration // default 1 s
 	VerifyInterval time.Duration // default 10 s
 	// Registry, if set, gets rackstack_dataplane_drift_repaired_total.
 	Registry prometheus.Registerer
@@ -201,24 +67,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	if interval <= 0 {
 		interval = time.Second
 	}
-	for ctx.Err() == nil {
-		ws := a.reconcile(ctx)
-		wctx, cancel := context.WithTimeout(ctx, interval)
-		ws.WatchCtx(wctx)
-		cancel()
+	loop := &reconcile.Loop{
+		Name: "dataplane", Pass: a.reconcile, Resync: interval, Debounce: 20 * time.Millisecond,
+		MaxBackoff: 5 * time.Second, Log: a.Log,
 	}
-	return nil
+	return loop.Run(ctx)
 }
 
-func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
+func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	ws := memdb.NewWatchSet()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	txn, err := a.State(rctx)
 	cancel()
 	if err != nil {
 		// No current state (no leader yet): leave the kernel as it is.
-		a.Log.Debug("dataplane: network state not readable yet; keeping what is enforced", "err", err)
-		return ws
+		return nil, fmt.Errorf("network state not readable yet; keeping what is enforced: %w", err)
 	}
 	for _, table := range network.TableNames() {
 		if it, err := txn.Get(table, "id"); err == nil {
@@ -228,7 +91,7 @@ func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
 	view, err := network.Load(txn)
 	if err != nil {
 		a.Log.Warn("dataplane: read network state", "err", err)
-		return ws
+		return nil, fmt.Errorf("read network state: %w", err)
 	}
 	want := FromView(view, a.Node)
 	want.Uplink = a.Uplink
@@ -256,7 +119,7 @@ func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
 			a.Log.Warn("dataplane: report port status", "port", p.ID, "status", status, "err", err)
 		}
 	}
-	return ws
+	return ws, nil
 }
 
 // verify checks the kernel against the last apply when it is due: the

@@ -1,0 +1,145 @@
+package ports
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/rackstack/rackstack/dataplane"
+	"github.com/rackstack/rackstack/fabric/network"
+)
+
+// FromView is what node must enforce: its ports (binding:host_id = node,
+// admin state up), the rules of their groups, and the addresses of every
+// group member cluster-wide.
+func FromView(v *network.View, node string) dataplane.Desired {
+	nets := map[string]network.Network{}
+	for _, n := range v.Networks {
+		nets[n.ID] = n
+	}
+	subnets := map[string]network.Subnet{}
+	for _, s := range v.Subnets {
+		subnets[s.ID] = s
+	}
+	d := dataplane.Desired{Members: map[string][]netip.Prefix{}}
+	used := map[string]bool{}
+	for _, p := range v.Ports {
+		addrs := portAddrs(p)
+		for _, g := range p.SecurityGroups {
+			d.Members[g] = append(d.Members[g], addrs...)
+		}
+		n, ok := nets[p.NetworkID]
+		if p.HostID != node || !ok || !p.AdminStateUp || n.SegmentationID <= 0 {
+			continue
+		}
+		mac, err := net.ParseMAC(p.MAC)
+		if err != nil {
+			continue
+		}
+		port := dataplane.Port{
+			ID: p.ID, Device: dataplane.DeviceName(p.ID), VLAN: uint16(n.SegmentationID), MAC: mac,
+			Addrs: addrs, Security: p.PortSecurity, Groups: p.SecurityGroups,
+			DHCP: lease(p, n, subnets),
+		}
+		for _, pair := range p.AllowedAddressPairs {
+			if m, err := net.ParseMAC(pair.MAC); err == nil {
+				port.MACs = append(port.MACs, m)
+			}
+		}
+		if p.PortSecurity {
+			for _, g := range p.SecurityGroups {
+				used[g] = true
+			}
+		}
+		d.Ports = append(d.Ports, port)
+	}
+	for _, r := range v.Rules {
+		if !used[r.GroupID] {
+			continue
+		}
+		rule := dataplane.Rule{
+			Group: r.GroupID, Ingress: r.Direction == "ingress", IPv6: r.EtherType == "IPv6",
+			PortMin: -1, PortMax: -1, RemoteGroup: r.RemoteGroupID,
+		}
+		if r.Protocol != "" {
+			proto, err := strconv.Atoi(r.Protocol)
+			if err != nil || proto < 0 || proto > 255 {
+				continue
+			}
+			rule.Proto = uint8(proto)
+		}
+		if r.PortMin != nil {
+			rule.PortMin = *r.PortMin
+		}
+		if r.PortMax != nil {
+			rule.PortMax = *r.PortMax
+		}
+		if r.RemoteIPPrefix != "" {
+			pfx, err := netip.ParsePrefix(r.RemoteIPPrefix)
+			if err != nil {
+				continue
+			}
+			rule.Remote = pfx
+		}
+		d.Rules = append(d.Rules, rule)
+	}
+	return d
+}
+
+// portAddrs is what a port may send from: its fixed IPs and its allowed
+// address pairs.
+func portAddrs(p network.Port) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range p.FixedIPs {
+		if a, err := netip.ParseAddr(f.IP); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	for _, pair := range p.AllowedAddressPairs {
+		if pfx, err := netip.ParsePrefix(pair.IP); err == nil {
+			out = append(out, pfx.Masked())
+		} else if a, err := netip.ParseAddr(pair.IP); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+// lease is the DHCP answer for the port's first IPv4 address on a subnet
+// with DHCP enabled.
+func lease(p network.Port, n network.Network, subnets map[string]network.Subnet) *dataplane.Lease {
+	for _, f := range p.FixedIPs {
+		s, ok := subnets[f.SubnetID]
+		if !ok || !s.EnableDHCP || s.IPVersion != 4 {
+			continue
+		}
+		ip, err := netip.ParseAddr(f.IP)
+		cidr, cerr := netip.ParsePrefix(s.CIDR)
+		if err != nil || cerr != nil || !ip.Is4() {
+			continue
+		}
+		l := &dataplane.Lease{
+			IP:       netip.PrefixFrom(ip, cidr.Bits()),
+			Hostname: "host-" + strings.ReplaceAll(ip.String(), ".", "-"),
+			MTU:      uint16(n.MTU),
+		}
+		if gw, err := netip.ParseAddr(s.GatewayIP); err == nil {
+			l.Gateway = gw
+		}
+		for _, dns := range s.DNSNameservers {
+			if a, err := netip.ParseAddr(dns); err == nil && a.Is4() {
+				l.DNS = append(l.DNS, a)
+			}
+		}
+		for _, r := range s.HostRoutes {
+			dst, err1 := netip.ParsePrefix(r.Destination)
+			hop, err2 := netip.ParseAddr(r.Nexthop)
+			if err1 == nil && err2 == nil && dst.Addr().Is4() {
+				l.Routes = append(l.Routes, dataplane.Route{Dst: dst, Nexthop: hop})
+			}
+		}
+		return l
+	}
+	return nil
+}
