@@ -29,6 +29,7 @@ func TestSecondLoaderRefused(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+	t.Logf("refused: %v", err)
 	// The first one's maps are untouched.
 	if r := d.run(t, d.objs.PortIn, "tapa", frame{src: macA, dst: macB}.tcp("10.0.0.10", "10.0.0.11", 40000, 22)); r.String() != "REDIRECT [fwd_local]" {
 		t.Errorf("ssh after the refused open: %s", r)
