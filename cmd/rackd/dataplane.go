@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/api"
@@ -30,6 +31,9 @@ func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg pr
 		return nil, nil, nil
 	}
 	pin := bpfDir(o)
+	if o.BPFDir == "" {
+		adoptLegacyPins(filepath.Join(filepath.Dir(pin), o.Name), pin, log)
+	}
 	dp, err := dataplane.Open(dataplane.Config{PinDir: pin, Netns: o.DataplaneNetns, Log: log})
 	if err != nil {
 		if o.Dataplane == "auto" {
@@ -62,6 +66,32 @@ func bpfDir(o *options) string {
 		return o.BPFDir
 	}
 	return filepath.Join("/sys/fs/bpf/rackstack", o.Name+"-"+dataDirKey(o.DataDir))
+}
+
+// adoptLegacyPins moves the pins of a rackd from before the default pin
+// directory named the data dir (legacy, /sys/fs/bpf/rackstack/NAME) to
+// dir, so that the upgrade's restart adopts them as any restart does.
+// Left behind, the old links would stay attached to every port beside the
+// new ones, enforcing maps nobody updates any more. Pins another process
+// holds (a rackd given that directory with --bpf-dir) are left alone.
+func adoptLegacyPins(legacy, dir string, log *slog.Logger) {
+	if _, err := os.Stat(dir); err == nil {
+		return
+	}
+	f, err := os.Open(legacy)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		log.Warn("pins of an earlier rackd are held by another process; not adopting them", "dir", legacy, "err", err)
+		return
+	}
+	if err := os.Rename(legacy, dir); err != nil {
+		log.Warn("adopt the pins of an earlier rackd", "from", legacy, "to", dir, "err", err)
+		return
+	}
+	log.Info("adopted the pins of an earlier rackd", "from", legacy, "to", dir)
 }
 
 // dataDirKey is a short name unique to a data dir on this machine, for the

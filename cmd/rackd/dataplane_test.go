@@ -2,10 +2,13 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBPFDirPerDataDir checks two dev clouds on one host, both named
@@ -37,4 +40,52 @@ func TestBPFDirPerDataDir(t *testing.T) {
 	if got := bpfDir(parse("--bpf-dir", "/sys/fs/bpf/mine")); got != "/sys/fs/bpf/mine" {
 		t.Errorf("--bpf-dir gives %s", got)
 	}
+}
+
+// TestAdoptLegacyPins checks the upgrade from pins named by the node alone:
+// the old directory moves to the new name, unless the new one exists or
+// another process holds the old one.
+func TestAdoptLegacyPins(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	setup := func(t *testing.T) (legacy, dir string) {
+		root := t.TempDir()
+		legacy, dir = filepath.Join(root, "dev"), filepath.Join(root, "dev-0123456789ab")
+		if err := os.MkdirAll(filepath.Join(legacy, "links"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return legacy, dir
+	}
+	t.Run("moved", func(t *testing.T) {
+		legacy, dir := setup(t)
+		adoptLegacyPins(legacy, dir, log)
+		if _, err := os.Stat(filepath.Join(dir, "links")); err != nil {
+			t.Errorf("pins not moved: %v", err)
+		}
+		if _, err := os.Stat(legacy); err == nil {
+			t.Errorf("old directory still there")
+		}
+	})
+	t.Run("new directory exists", func(t *testing.T) {
+		legacy, dir := setup(t)
+		os.Mkdir(dir, 0o700)
+		adoptLegacyPins(legacy, dir, log)
+		if _, err := os.Stat(filepath.Join(legacy, "links")); err != nil {
+			t.Errorf("old pins moved over an existing directory: %v", err)
+		}
+	})
+	t.Run("held by another", func(t *testing.T) {
+		legacy, dir := setup(t)
+		f, err := os.Open(legacy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		adoptLegacyPins(legacy, dir, log)
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("pins another process holds were moved")
+		}
+	})
 }
