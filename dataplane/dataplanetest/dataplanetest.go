@@ -108,7 +108,9 @@ func Veths(t testing.TB, nsPath string, names ...string) {
 }
 
 // PinDir is a bpffs directory for the test's pins, not yet created; the
-// dataplane's Destroy removes it.
+// dataplane's Destroy removes it. The name is unique across the test
+// binaries go test runs side by side (t.TempDir's "001" is not): two
+// tests on one pin directory would share maps, and the second be refused.
 func PinDir(t testing.TB) string {
-	return filepath.Join("/sys/fs/bpf/rackstack-test", filepath.Base(t.TempDir()))
+	return filepath.Join("/sys/fs/bpf/rackstack-test", fmt.Sprintf("%d-%d", os.Getpid(), rand.IntN(1<<30)))
 }
