@@ -30,6 +30,9 @@ type DriftStatus struct {
 	Last       Drift     `json:"last,omitempty"`
 	LastAt     time.Time `json:"last_at,omitzero"`
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// Error is why the last check could not repair everything; empty
+	// when it did.
+	Error string `json:"error,omitempty"`
 }
 
 // Drift is what one Verify found and wrote back, by map name.
@@ -65,10 +68,16 @@ func (d Drift) String() string {
 // wrote and puts back whatever differs. Apply alone never notices: it
 // writes only the difference between the new desired state and the old
 // one, trusting the maps to hold the old.
-func (d *Dataplane) Verify() (Drift, error) {
+func (d *Dataplane) Verify() (drift Drift, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	drift := Drift{}
+	defer func() {
+		d.drift.Error = ""
+		if err != nil {
+			d.drift.Error = err.Error()
+		}
+	}()
+	drift = Drift{}
 	pinErr := d.verifyPins(drift)
 	kernel, err := d.readTables()
 	if err != nil {

@@ -132,3 +132,54 @@ func TestVerifyRepairsDrift(t *testing.T) {
 		t.Errorf("verify after the repair: drift %v, err %v", drift, err)
 	}
 }
+
+// TestVerifyRecreatesRemovedPinDir removes the whole pin directory, as
+// `rm -r` or another rackd's Destroy would: the lock went with it, so
+// Verify must lock the new directory before re-pinning into it, and fail
+// (and say so in the status) while someone else holds it.
+func TestVerifyRecreatesRemovedPinDir(t *testing.T) {
+	d := fixture(t)
+	if err := os.RemoveAll(d.cfg.PinDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(d.cfg.PinDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	other, err := lockPinDir(d.cfg.PinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Verify(); !errors.Is(err, ErrPinDirInUse) {
+		t.Fatalf("verify with the new directory held by another: %v, want ErrPinDirInUse", err)
+	}
+	if st := d.Drift(); !strings.Contains(st.Error, "in use") {
+		t.Errorf("status error %q does not say the directory is in use", st.Error)
+	}
+	other.Close()
+
+	drift, err := d.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nine maps and five links (four ports and the uplink) pinned again.
+	if want := (Drift{"pin_dir": 1, "pins": 14}); drift.String() != want.String() {
+		t.Errorf("drift %s, want %s", drift, want)
+	}
+	if st := d.Drift(); st.Error != "" {
+		t.Errorf("status error %q after a good check", st.Error)
+	}
+	if _, err := Open(d.cfg); !errors.Is(err, ErrPinDirInUse) {
+		t.Errorf("a second loader on the recreated directory: %v, want ErrPinDirInUse", err)
+	}
+	// A restart finds everything through the new pins.
+	cfg := d.cfg
+	d.Close()
+	d2, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Destroy() })
+	if len(d2.links) != 5 || len(d2.cur.ports) != 4 {
+		t.Errorf("after reopening: %d links, %d ports, want 5 and 4", len(d2.links), len(d2.cur.ports))
+	}
+}

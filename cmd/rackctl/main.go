@@ -238,6 +238,9 @@ func printDataplane(w io.Writer, node string, st dataplane.Status) {
 	default:
 		fmt.Fprintf(w, "drift:    none (checked %s)\n", st.Drift.VerifiedAt.UTC().Format(time.RFC3339))
 	}
+	if st.Drift.Error != "" {
+		fmt.Fprintf(w, "          last check failed: %s\n", st.Drift.Error)
+	}
 	if st.Uplink != nil {
 		fmt.Fprintf(w, "uplink:   %s (ifindex %d, attached %v)\n", st.Uplink.Name, st.Uplink.Ifindex, st.Uplink.Attached)
 	} else {

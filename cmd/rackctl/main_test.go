@@ -139,6 +139,7 @@ func TestPrintDataplaneDrift(t *testing.T) {
 		"clean":         {dataplane.DriftStatus{VerifiedAt: at}, "drift:    none (checked 2026-12-05T08:00:00Z)"},
 		"repaired": {dataplane.DriftStatus{Repaired: 3, Last: dataplane.Drift{"fdb": 1, "ports": 2}, LastAt: at, VerifiedAt: at},
 			"drift:    3 repaired; last fdb=1 ports=2 at 2026-12-05T08:00:00Z"},
+		"check failed": {dataplane.DriftStatus{VerifiedAt: at, Error: "dataplane: read maps: boom"}, "last check failed: dataplane: read maps: boom"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -163,5 +163,8 @@ func dataplaneHealth(dp *dataplane.Dataplane) map[string]any {
 		h["last_drift"] = d.Last.String()
 		h["last_drift_at"] = d.LastAt.UTC()
 	}
+	if d.Error != "" {
+		h["error"] = d.Error
+	}
 	return h
 }
