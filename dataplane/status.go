@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"maps"
 	"net"
 	"net/netip"
 	"sort"
@@ -21,6 +22,9 @@ type Status struct {
 	Programs []ProgramStatus   `json:"programs"`
 	Maps     []MapStatus       `json:"maps"`
 	Counters map[string]uint64 `json:"counters"`
+	// Drift is what the periodic check of the kernel against the last
+	// Apply found and repaired.
+	Drift DriftStatus `json:"drift"`
 }
 
 // DeviceStatus is a device the dataplane has a program on.
@@ -64,7 +68,8 @@ type MapStatus struct {
 func (d *Dataplane) Status() (Status, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{PinDir: d.cfg.PinDir, Netns: d.cfg.Netns, Attach: "tcx"}
+	st := Status{PinDir: d.cfg.PinDir, Netns: d.cfg.Netns, Attach: "tcx", Drift: d.drift}
+	st.Drift.Last = maps.Clone(d.drift.Last)
 	if d.cfg.Clsact {
 		st.Attach = "clsact"
 	}
@@ -118,12 +123,12 @@ func (d *Dataplane) Status() (Status, error) {
 		id, _ := info.ID()
 		st.Programs = append(st.Programs, ProgramStatus{Name: info.Name, ID: uint32(id), Tag: info.Tag})
 	}
-	maps := map[string]*ebpf.Map{
+	loaded := map[string]*ebpf.Map{
 		bpf.DataplaneMapPorts: d.objs.Ports, bpf.DataplaneMapFdb: d.objs.Fdb, bpf.DataplaneMapNets: d.objs.Nets,
 		bpf.DataplaneMapAddrs: d.objs.Addrs, bpf.DataplaneMapMacs: d.objs.Macs, bpf.DataplaneMapRules: d.objs.Rules,
 		bpf.DataplaneMapCt: d.objs.Ct,
 	}
-	for name, m := range maps {
+	for name, m := range loaded {
 		st.Maps = append(st.Maps, MapStatus{Name: name, Type: m.Type().String(), Entries: countEntries(m), Max: m.MaxEntries()})
 	}
 	sort.Slice(st.Maps, func(i, j int) bool { return st.Maps[i].Name < st.Maps[j].Name })
@@ -149,3 +154,6 @@ func countEntries(m *ebpf.Map) int {
 	}
 	return n
 }
+
+// PinDir is the bpffs directory of this dataplane's maps and links.
+func (d *Dataplane) PinDir() string { return d.cfg.PinDir }

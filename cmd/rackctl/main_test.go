@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/cluster"
 )
 
@@ -121,6 +122,31 @@ func TestRackctl(t *testing.T) {
 			}
 			if tc.noStdout != "" && strings.Contains(out.String()+errb.String(), tc.noStdout) {
 				t.Errorf("output shows %q", tc.noStdout)
+			}
+		})
+	}
+}
+
+// TestPrintDataplaneDrift checks `dataplane show` says whether the node's
+// kernel maps were found changed behind its back.
+func TestPrintDataplaneDrift(t *testing.T) {
+	at := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	cases := map[string]struct {
+		drift dataplane.DriftStatus
+		want  string
+	}{
+		"never checked": {dataplane.DriftStatus{}, "drift:    not checked yet"},
+		"clean":         {dataplane.DriftStatus{VerifiedAt: at}, "drift:    none (checked 2026-12-05T08:00:00Z)"},
+		"repaired": {dataplane.DriftStatus{Repaired: 3, Last: dataplane.Drift{"fdb": 1, "ports": 2}, LastAt: at, VerifiedAt: at},
+			"drift:    3 repaired; last fdb=1 ports=2 at 2026-12-05T08:00:00Z"},
+		"check failed": {dataplane.DriftStatus{VerifiedAt: at, Error: "dataplane: read maps: boom"}, "last check failed: dataplane: read maps: boom"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			var b strings.Builder
+			printDataplane(&b, "n1", dataplane.Status{Attach: "tcx", PinDir: "/sys/fs/bpf/rackstack/n1-x", Drift: c.drift})
+			if !strings.Contains(b.String(), c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, b.String())
 			}
 		})
 	}

@@ -169,7 +169,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	serveSerialConsoles(node, consoles)
 
-	dp, dpAgent, err := openDataplane(o, node, networks, log)
+	dp, dpAgent, err := openDataplane(o, node, networks, reg, log)
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,11 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no leader", "node": o.Name})
 			return
 		}
-		api.JSON(w, http.StatusOK, map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex, "version": build.Version})
+		health := map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex, "version": build.Version}
+		if dp != nil {
+			health["dataplane"] = dataplaneHealth(dp)
+		}
+		api.JSON(w, http.StatusOK, health)
 	})
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3", "version": build.Version, "build": build})
