@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,6 +40,14 @@ const policyName = "erasure-coded"
 type Handler struct {
 	Store *object.Service
 	Auth  api.Authenticator
+	Log   *slog.Logger // nil: slog.Default()
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +80,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case container == "" && r.URL.Query().Has("bulk-delete") && (r.Method == http.MethodPost || r.Method == http.MethodDelete):
+		req.bulkDelete()
 	case container == "":
 		req.account()
 	case name == "":
@@ -222,7 +233,8 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 			"max_object_name_length": maxObjectName, "container_listing_limit": containerListLimit,
 			"account_listing_limit": containerListLimit, "strict_cors_mode": true, "policies": []any{map[string]any{"name": policyName, "default": true}},
 		},
-		"slo": map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
+		"slo":         map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
+		"bulk_delete": map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
 	})
 }
 

@@ -736,13 +736,26 @@ func TestInfo(t *testing.T) {
 			MaxObjectName int `json:"max_object_name_length"`
 			MaxMetaCount  int `json:"max_meta_count"`
 		} `json:"swift"`
-		SLO map[string]any `json:"slo"`
+		SLO  map[string]any `json:"slo"`
+		Bulk struct {
+			MaxDeletes int `json:"max_deletes_per_request"`
+		} `json:"bulk_delete"`
 	}
 	if err := json.Unmarshal([]byte(r.body), &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Swift.MaxObjectName != maxObjectName || info.Swift.MaxMetaCount != maxMetaCount || info.SLO == nil {
+	if info.Swift.MaxObjectName != maxObjectName || info.Swift.MaxMetaCount != maxMetaCount || info.SLO == nil || info.Bulk.MaxDeletes != maxBulkDeletes {
 		t.Errorf("info = %+v", info)
+	}
+	// Only what is built is advertised.
+	var all map[string]any
+	json.Unmarshal([]byte(r.body), &all)
+	for k := range all {
+		switch k {
+		case "swift", "slo", "bulk_delete", "tempurl":
+		default:
+			t.Errorf("/info advertises %q, which is not built", k)
+		}
 	}
 }
 
@@ -772,4 +785,45 @@ func TestUnreadableObjectIs503(t *testing.T) {
 	if r := e.must(http.StatusOK, "GET", "/v1/AUTH_p1/c/empty", alice, ""); r.body != "" || r.header.Get("Content-Length") != "0" {
 		t.Errorf("empty object: %q, Content-Length %q", r.body, r.header.Get("Content-Length"))
 	}
+}
+
+func TestBulkDelete(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []string{"c", "full", "gone"} {
+		e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/"+c, alice, "")
+	}
+	for _, o := range []string{"c/a", "c/with space", "full/keep"} {
+		e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/"+strings.ReplaceAll(o, " ", "%20"), alice, "x")
+	}
+	body := "/c/a\nc/with%20space\n/c/missing\n/c\n/full\n/gone\n"
+	r := e.must(http.StatusOK, "POST", "/v1/AUTH_p1?bulk-delete", alice, body, "Accept", "application/json", "Content-Type", "text/plain")
+	var res struct {
+		Deleted  int         `json:"Number Deleted"`
+		NotFound int         `json:"Number Not Found"`
+		Status   string      `json:"Response Status"`
+		Errors   [][2]string `json:"Errors"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &res); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	want := [][2]string{{"/full", "409 Conflict"}}
+	if res.Deleted != 4 || res.NotFound != 1 || res.Status != "400 Bad Request" || fmt.Sprint(res.Errors) != fmt.Sprint(want) {
+		t.Errorf("report %+v, want 4 deleted (c/a, c/with space, c, gone), 1 not found, /full in conflict", res)
+	}
+	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c", alice, "")
+	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/gone", alice, "")
+	e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/full/keep", alice, "")
+
+	// DELETE works too; without Accept the report is Swift's text.
+	r = e.must(http.StatusOK, "DELETE", "/v1/AUTH_p1?bulk-delete", alice, "full/keep\nfull\n")
+	wantText := "Number Deleted: 2\nNumber Not Found: 0\nResponse Body: \nResponse Status: 200 OK\nErrors:\n"
+	if r.body != wantText {
+		t.Errorf("text report %q, want %q", r.body, wantText)
+	}
+	r = e.must(http.StatusOK, "POST", "/v1/AUTH_p1?bulk-delete", alice, "\n", "Accept", "application/xml")
+	if !strings.Contains(r.body, "<response_status>400 Bad Request</response_status>") || !strings.Contains(r.body, "<number_deleted>0</number_deleted>") {
+		t.Errorf("empty list, XML report %s", r.body)
+	}
+	e.must(http.StatusForbidden, "POST", "/v1/AUTH_p1?bulk-delete", "reader-tok", "c\n")
+	e.must(http.StatusUnauthorized, "POST", "/v1/AUTH_p1?bulk-delete", "", "c\n")
 }
