@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -471,6 +472,12 @@ func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
 		pp := sc.queue[0]
 		sc.queue = sc.queue[1:]
 		bad, err := s.blobs.Verify(ctx, pp.part.Blob, pp.part.Layout, pp.part.Size)
+		if err == nil && len(bad) > 0 && !s.stillStored(ctx, pp) {
+			// The queue was listed at the start of the pass: since then
+			// the blob was deleted (and the collector removed its
+			// shards) or moved. Its shards are gone by design.
+			bad = nil
+		}
 		s.maint.mu.Lock()
 		s.maint.scrubbed++
 		if err == nil && len(bad) > 0 {
@@ -483,6 +490,25 @@ func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
 		s.log.Warn("scrub found bad shards; healing", "blob", pp.part.Blob, "shards", bad)
 		s.propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: pp.part.Blob, Object: pp.object, Since: s.now()}}})
 	}
+}
+
+// stillStored reports whether the state, read now, still names the part
+// where pp says it is (so its missing shards are damage, not deletion). A
+// state that cannot be read counts as stored: the damage is reported and
+// the healer checks again.
+func (s *Service) stillStored(ctx context.Context, pp placedPart) bool {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return true
+	}
+	var p Part
+	var ok bool
+	if pp.object != "" {
+		p, ok = findPart(store.Get[Object](tx, tObjects, pp.object), pp.part.Blob)
+	} else if up := store.Get[UploadPart](tx, tUploadParts, pp.upload); up != nil && up.Part.Blob == pp.part.Blob {
+		p, ok = up.Part, true
+	}
+	return ok && reflect.DeepEqual(p.Layout, pp.part.Layout)
 }
 
 // Status is the storage picture `rackctl storage status` shows.

@@ -553,3 +553,37 @@ func TestWipedDiskIsRefilled(t *testing.T) {
 		t.Fatalf("wiped disk holds %d shards after healing, had %d", len(after), len(before))
 	}
 }
+
+// The scrubber lists its pass at the start; a blob deleted meanwhile (its
+// shards removed by the collector) is not damage.
+func TestScrubSkipsBlobsDeletedDuringThePass(t *testing.T) {
+	f := newFixture(t, 3)
+	f.container("p", "c")
+	for _, name := range []string{"a", "b"} {
+		f.put("p", "c", name, random(10_000))
+	}
+	sc := &scrubber{}
+	f.svc.scrubSome(f.ctx, sc) // one part per tick: the other waits
+	if len(sc.queue) != 1 {
+		t.Fatalf("scrub queue %d, want 1 left", len(sc.queue))
+	}
+	tx, _ := f.svc.read(f.ctx)
+	var name string
+	for _, o := range store.All[Object](tx, tObjects, "id") {
+		if o.ID == sc.queue[0].object {
+			name = o.Name
+		}
+	}
+	if err := f.svc.Delete(f.ctx, "p", "c", name); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.collectGarbage(f.ctx)
+	f.svc.scrubSome(f.ctx, sc)
+	st, err := f.svc.Status(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Scrubbed != 2 || st.ScrubErrors != 0 || st.HealQueue != 0 {
+		t.Fatalf("scrubbed %d, bad shards %d, heal queue %d: want 2, 0, 0", st.Scrubbed, st.ScrubErrors, st.HealQueue)
+	}
+}
