@@ -64,6 +64,13 @@ func TestBucketSubresourcesAreNotImplemented(t *testing.T) {
 	}
 	e.must(http.StatusOK, "", "HEAD", "/bkt", alice, nil)
 	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/bkt?object-lock", alice, nil)
+	// Object sub-resources likewise: the object stays, its bytes unsent.
+	e.must(http.StatusNotImplemented, "NotImplemented", "DELETE", "/bkt/k?tagging", alice, nil)
+	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/bkt/k?attributes", alice, nil)
+	e.must(http.StatusNotImplemented, "NotImplemented", "PUT", "/bkt/k?retention", alice, body)
+	if got := e.get("/bkt/k"); got != "v" {
+		t.Errorf("object after sub-resource requests: %q", got)
+	}
 	// What is built still works, with the query parameters SDKs add.
 	e.must(http.StatusOK, "", "PUT", "/other?x-id=CreateBucket", alice, nil)
 	e.must(http.StatusOK, "", "GET", "/bkt?versioning", alice, nil)

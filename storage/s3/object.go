@@ -32,6 +32,14 @@ func (q *request) objectOp() {
 	if q.r.Method != http.MethodDelete && q.refuseEncryption() {
 		return
 	}
+	for _, sub := range objectSubresources {
+		// Never taken for the object itself: a DELETE ?tagging must not
+		// delete the object, a GET ?attributes not send its bytes.
+		if q.q.Has(sub) {
+			q.fail("NotImplemented", http.StatusNotImplemented, "the object sub-resource ?"+sub+" is not implemented")
+			return
+		}
+	}
 	switch q.r.Method {
 	case http.MethodPut:
 		switch {
@@ -39,8 +47,6 @@ func (q *request) objectOp() {
 			q.uploadPart()
 		case q.r.Header.Get("x-amz-copy-source") != "":
 			q.copyObject()
-		case q.q.Has("tagging"), q.q.Has("acl"):
-			q.fail("NotImplemented", http.StatusNotImplemented, "object tagging and ACLs are not implemented")
 		default:
 			q.putObject()
 		}
@@ -56,10 +62,6 @@ func (q *request) objectOp() {
 	case http.MethodGet, http.MethodHead:
 		if q.q.Has("uploadId") {
 			q.listParts()
-			return
-		}
-		if q.q.Has("tagging") || q.q.Has("acl") {
-			q.fail("NotImplemented", http.StatusNotImplemented, "object tagging and ACLs are not implemented")
 			return
 		}
 		q.getObject()
@@ -84,6 +86,10 @@ func (q *request) objectOp() {
 		q.fail("MethodNotAllowed", http.StatusMethodNotAllowed, "the method is not allowed against this resource")
 	}
 }
+
+// objectSubresources are the query parameters naming a sub-resource of an
+// object that this store does not keep.
+var objectSubresources = []string{"acl", "attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"}
 
 // refuseEncryption answers NotImplemented to a request asking for
 // server-side encryption (SSE-S3, SSE-KMS or SSE-C, of the object or of a
