@@ -831,7 +831,13 @@ func TestAuth(t *testing.T) {
 		e := e.with(t)
 		req := e.request("GET", "/bkt/k", nil)
 		sigv4.Sign(req, alice, creds[alice].secret, "eu-west-1", sigv4.EmptyPayloadHash, time.Now())
-		e.check(e.send(req), http.StatusBadRequest, "AuthorizationHeaderMalformed", "GET /b/k")
+		r := e.send(req)
+		e.check(r, http.StatusBadRequest, "AuthorizationHeaderMalformed", "GET /b/k")
+		// The region to sign for, which s3cmd (signing "US" by default)
+		// reads to send the request again.
+		if !bytes.Contains(r.body, []byte("<Region>us-east-1</Region>")) {
+			t.Errorf("no Region in %s", r.body)
+		}
 		u := sigv4.Presign(e.request("GET", "/bkt/k", nil), alice, creds[alice].secret, "eu-west-1", time.Hour, time.Now())
 		e.check(e.send(e.request("GET", strings.TrimPrefix(u, e.srv.URL), nil)), http.StatusBadRequest, "AuthorizationQueryParametersError", "GET /b/k")
 	})
