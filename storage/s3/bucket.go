@@ -455,18 +455,21 @@ func (q *request) listVersions(c *object.Container) {
 type deleteRequest struct {
 	Quiet   bool `xml:"Quiet"`
 	Objects []struct {
-		Key string `xml:"Key"`
+		Key       string `xml:"Key"`
+		VersionID string `xml:"VersionId"`
 	} `xml:"Object"`
 }
 
 type deletedEntry struct {
-	Key string `xml:"Key"`
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId,omitempty"`
 }
 
 type deleteError struct {
-	Key     string `xml:"Key"`
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId,omitempty"`
+	Code      string `xml:"Code"`
+	Message   string `xml:"Message"`
 }
 
 type deleteResult struct {
@@ -490,15 +493,19 @@ func (q *request) deleteObjects() {
 	}
 	var out deleteResult
 	for _, o := range req.Objects {
+		if o.VersionID != "" && o.VersionID != nullVersion {
+			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "NoSuchVersion", Message: "objects here have only the version \"null\""})
+			continue
+		}
 		err := q.h.Store.Delete(q.r.Context(), q.project(), q.bucket, o.Key)
 		switch {
 		case err == nil, errors.Is(err, store.ErrNotFound):
 			// Deleting a missing key succeeds in S3.
 			if !req.Quiet {
-				out.Deleted = append(out.Deleted, deletedEntry{Key: o.Key})
+				out.Deleted = append(out.Deleted, deletedEntry{Key: o.Key, VersionID: o.VersionID})
 			}
 		default:
-			out.Errors = append(out.Errors, deleteError{Key: o.Key, Code: "InternalError", Message: strings.TrimSpace(err.Error())})
+			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "InternalError", Message: strings.TrimSpace(err.Error())})
 		}
 	}
 	writeXML(q.w, http.StatusOK, out)

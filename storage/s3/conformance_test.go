@@ -351,7 +351,20 @@ func TestListObjectVersions(t *testing.T) {
 		fmt.Fprintf(&del, "<Object><Key>%s</Key><VersionId>%s</VersionId></Object>", v.Key, v.VersionID)
 	}
 	del.WriteString("</Delete>")
-	e.must(http.StatusOK, "", "POST", "/bkt?delete", alice, []byte(del.String()))
+	// Another version id names nothing and leaves the object alone.
+	e.must(http.StatusBadRequest, "InvalidArgument", "DELETE", "/bkt/a?versionId=v2", alice, nil)
+	e.must(http.StatusBadRequest, "InvalidArgument", "GET", "/bkt/a?versionId=v2", alice, nil)
+	e.must(http.StatusOK, "", "GET", "/bkt/a?versionId=null", alice, nil)
+	r := e.must(http.StatusOK, "", "POST", "/bkt?delete", alice, []byte("<Delete><Object><Key>a</Key><VersionId>v2</VersionId></Object></Delete>"))
+	if !bytes.Contains(r.body, []byte("<Code>NoSuchVersion</Code>")) {
+		t.Errorf("delete of version v2: %s", r.body)
+	}
+	e.must(http.StatusOK, "", "HEAD", "/bkt/a", alice, nil)
+
+	r = e.must(http.StatusOK, "", "POST", "/bkt?delete", alice, []byte(del.String()))
+	if !bytes.Contains(r.body, []byte("<Deleted><Key>a</Key><VersionId>null</VersionId></Deleted>")) {
+		t.Errorf("deleted versions not echoed: %s", r.body)
+	}
 	if l := list(""); len(l.Versions) != 0 {
 		t.Errorf("after deleting every version: %+v", l.Versions)
 	}

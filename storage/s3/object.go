@@ -32,6 +32,12 @@ func (q *request) objectOp() {
 	if q.r.Method != http.MethodDelete && q.refuseEncryption() {
 		return
 	}
+	if v := q.q.Get("versionId"); q.q.Has("versionId") && v != nullVersion {
+		// Objects here have one version, "null": another id names
+		// nothing, and must not act on the current object.
+		q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified: objects here have only the version \"null\"")
+		return
+	}
 	for _, sub := range objectSubresources {
 		// Never taken for the object itself: a DELETE ?tagging must not
 		// delete the object, a GET ?attributes not send its bytes.
