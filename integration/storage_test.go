@@ -583,6 +583,27 @@ func TestObjectStorage(t *testing.T) {
 		t.Fatalf("rackctl storage status:\n%s", out)
 	}
 
+	// A temporary URL made by the swift CLI serves the object without a
+	// token (signed over /v1/..., fetched under rackd's /object mount).
+	mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "post", "-m", "Temp-URL-Key:tmp-k3y")
+	tempPath := strings.TrimSpace(mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "tempurl", "GET", "600", "/v1/AUTH_"+demo+"/swift-c/f1", "tmp-k3y"))
+	res, err := http.Get(n4.url() + "/object" + tempPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || sha(got) != sums["f1"] {
+		t.Fatalf("GET %s without a token: HTTP %d, %d bytes", tempPath, res.StatusCode, len(got))
+	}
+	// The swift CLI deletes through bulk delete (offered in /info) when a
+	// container holds more objects than twice its threads.
+	mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "upload", "bulk-c", "f0", "f1", "f1m")
+	mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "--object-threads", "1", "bulk-c")
+	if code, _ := call("HEAD", n1.url()+"/object/v1/AUTH_"+demo+"/bulk-c", aliceTok, nil, nil); code != 404 {
+		t.Fatalf("container bulk-c still there after swift delete: HTTP %d", code)
+	}
+
 	// Deleting with the clients' bulk paths (DeleteObjects from aws and
 	// s3cmd) empties the buckets, and the collector reclaims the shards.
 	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n4.rackd), "s3", "rm", "--recursive", "--only-show-errors", "s3://aws-b/")

@@ -285,7 +285,27 @@ func printStorage(w io.Writer, st object.Status) {
 	placed := st.Parts - st.Misplaced
 	fmt.Fprintf(w, "coding:     %d+%d for new objects\nblobs:      %d (%d placed, %d to move: rebalance %s)\n", st.K, st.M, st.Parts, placed, st.Misplaced, percent(placed, st.Parts))
 	fmt.Fprintf(w, "to heal:    %d blobs on lost disks, %d queued by readers or the scrubber\ngarbage:    %d blobs to delete\n", st.Degraded, st.HealQueue, st.Garbage)
-	fmt.Fprintf(w, "done:       %d shards healed, %d blobs moved (%d MiB copied), %d blobs scrubbed (%d bad shards)\n\n", st.Healed, st.Moved, st.MovedBytes>>20, st.Scrubbed, st.ScrubErrors)
+	fmt.Fprintf(w, "capacity:   %s GiB, %s GiB free (%d filesystems)\n", gib(st.Capacity.Total), gib(st.Capacity.Free), st.Capacity.Filesystems)
+	fmt.Fprintf(w, "done:       %d shards healed, %d blobs moved (%d MiB copied), %d blobs scrubbed (%d bad shards), %d failed heals\n", st.Healed, st.Moved, st.MovedBytes>>20, st.Scrubbed, st.ScrubErrors, st.HealFailures)
+	var answered []string
+	for _, n := range st.Nodes {
+		if n.Err == "" {
+			answered = append(answered, n.Node)
+		} else {
+			fmt.Fprintf(w, "            not counted: node %s (%s)\n", n.Node, n.Err)
+		}
+	}
+	fmt.Fprintf(w, "            (totals over nodes %s)\n", strings.Join(answered, ", "))
+	if len(st.HealBackoff) > 0 {
+		fmt.Fprintf(w, "\nblobs the healer cannot rebuild now (backing off):\n")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BLOB\tOBJECT\tHEALER\tFAILURES\tNEXT TRY\tREASON")
+		for _, b := range st.HealBackoff {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.Blob, b.Object, b.Node, b.Failures, b.NextTry.Local().Format(time.TimeOnly), b.Reason)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tDISK\tPATH\tSTATE\tSHARDS\tUSED (GiB)\tFREE (GiB)\tSIZE (GiB)")
 	for _, d := range st.Disks {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/storage/object"
 )
 
 // fakeCloud answers Keystone password auth and the cluster API.
@@ -71,6 +72,13 @@ func fakeCloud(t *testing.T) *httptest.Server {
 		w.WriteHeader(404)
 		w.Write([]byte(`{"error": {"code": 404, "title": "Not Found", "message": "node \"` + r.PathValue("name") + `\": not found"}}`))
 	}))
+	mux.HandleFunc("GET /rackstack/v1/storage/status", authed(func(w http.ResponseWriter, r *http.Request) {
+		st := object.Status{K: 4, M: 2, Capacity: object.Capacity{Total: 30 << 30, Free: 10 << 30, Filesystems: 1}}
+		st.Scrubbed, st.HealFailures = 7, 12
+		st.HealBackoff = []object.HealRetry{{Blob: "b0ba", Object: "p/c/lost", Node: "n1", Failures: 12, NextTry: now, Reason: "too few shards"}}
+		st.Nodes = []object.NodeCounters{{Node: "n1"}, {Node: "n2"}, {Node: "n3", Err: "node is down"}}
+		json.NewEncoder(w).Encode(st)
+	}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -96,7 +104,11 @@ func TestRackctl(t *testing.T) {
 		"missing password": {args: []string{"node", "list"}, env: map[string]string{"OS_PASSWORD": ""}, code: 2, stderr: "OS_PASSWORD is not set"},
 		"bad output":       {args: []string{"node", "list", "-o", "yaml"}, code: 2, stderr: "-o must be table or json"},
 		"unknown command":  {args: []string{"frob"}, code: 2, stderr: "unknown command"},
-		"show needs name":  {args: []string{"node", "show"}, code: 2, stderr: "accepts 1 arg"},
+		"storage status": {args: []string{"storage", "status"}, stdout: []string{
+			"capacity:   30.0 GiB, 10.0 GiB free (1 filesystems)", "7 blobs scrubbed", "12 failed heals",
+			"not counted: node n3 (node is down)", "totals over nodes n1, n2", "b0ba", "p/c/lost", "too few shards",
+		}},
+		"show needs name": {args: []string{"node", "show"}, code: 2, stderr: "accepts 1 arg"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,9 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/swift"
 )
 
 // Every service's schema must fit in one state: no table or command type
@@ -24,4 +30,17 @@ func TestCatalogListsNeutron(t *testing.T) {
 		}
 	}
 	t.Fatal("no network service in the catalog")
+}
+
+func TestSwiftInfoAtRoot(t *testing.T) {
+	r := chi.NewRouter()
+	mountSwift(r, &swift.Handler{})
+	for _, path := range []string{"/info", "/object/info"} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		var info map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &info); rec.Code != http.StatusOK || err != nil || info["swift"] == nil {
+			t.Errorf("GET %s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
 }

@@ -60,6 +60,14 @@ func init() {
 	chi.RegisterMethod("COPY")
 }
 
+// mountSwift serves Swift under /object, and its /info also at the root,
+// where Swift serves it and clients (python-swiftclient's capabilities,
+// tempest) look for it.
+func mountSwift(r chi.Router, h http.Handler) {
+	r.Mount("/object", http.StripPrefix("/object", h))
+	r.Handle("/info", h)
+}
+
 func schemas() []store.Schema {
 	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema()}
 }
@@ -197,8 +205,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		api.JSON(w, http.StatusOK, st)
 	})
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/nodes/{name}/dataplane", dataplaneStatus(o, node, dp))
-	swiftAPI := &swift.Handler{Store: objects, Auth: ident}
-	r.Mount("/object", http.StripPrefix("/object", swiftAPI))
+	mountSwift(r, &swift.Handler{Store: objects, Auth: ident, Log: log})
 	// S3 verifies signatures over the path as the client sent it: no
 	// prefix stripping.
 	r.Mount("/s3", &s3.Handler{Store: objects, Creds: ident, Prefix: "/s3", Region: o.S3Region})

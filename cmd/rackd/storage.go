@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/storage/blob"
@@ -36,8 +42,9 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		Node: o.Name, Local: local, Log: log,
 		Transport: &blob.HTTPTransport{Client: node.PeerClient(), Addr: node.PeerAddress},
 	}
-	return object.New(object.Config{
-		Repl: node, Blobs: blobs, Node: o.Name, Log: log, K: k, M: m,
+	peers := &peerCounters{client: node.PeerClient(), scheme: "https", self: o.Name, nodes: node.Nodes}
+	svc := object.New(object.Config{
+		Repl: node, Blobs: blobs, Node: o.Name, Log: log, K: k, M: m, Peers: peers.gather,
 		NodeUp:     node.NodeUp,
 		NodeLost:   func(name string) bool { return node.DownFor(name) > o.HealAfter },
 		IsLeader:   node.IsLeader,
@@ -58,9 +65,90 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 			rows := make([]object.DiskRow, 0, len(dirs))
 			for id, d := range dirs {
 				total, free, _ := d.Usage()
-				rows = append(rows, object.DiskRow{ID: id, Path: d.Path(), Total: total, Free: free})
+				fs, _ := d.Filesystem()
+				rows = append(rows, object.DiskRow{ID: id, Path: d.Path(), Total: total, Free: free, FS: fs})
 			}
 			return rows
 		},
-	}), nil
+	})
+	node.HandlePeer("GET "+countersPath, countersHandler(svc))
+	return svc, nil
+}
+
+// countersPath is where each node serves its object store's counters on
+// the peer port, for cluster-wide `rackctl storage status`.
+const countersPath = "/peer/storage/v1/counters"
+
+// countersHandler serves this node's object store counters.
+func countersHandler(svc interface{ Counters() object.Counters }) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(svc.Counters())
+	})
+}
+
+// peerCounters fetches the other nodes' counters over the peer port.
+type peerCounters struct {
+	client *http.Client
+	scheme string // https on the peer port
+	self   string
+	nodes  func() ([]cluster.NodeInfo, error)
+}
+
+// gather asks every other node, in parallel, for its counters; a node
+// that is down or does not answer is listed with the reason, so totals
+// are never silently partial.
+func (p *peerCounters) gather(ctx context.Context) []object.NodeCounters {
+	nodes, err := p.nodes()
+	if err != nil {
+		return []object.NodeCounters{{Node: "?", Err: "list nodes: " + err.Error()}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var out []object.NodeCounters
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		if n.Name == p.self {
+			continue
+		}
+		if n.Status != "up" {
+			out = append(out, object.NodeCounters{Node: n.Name, Err: "node is " + n.Status})
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := p.fetch(ctx, n.RaftAddress)
+			nc := object.NodeCounters{Node: n.Name, Counters: c}
+			if err != nil {
+				nc.Err = err.Error()
+			}
+			mu.Lock()
+			out = append(out, nc)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (p *peerCounters) fetch(ctx context.Context, addr string) (object.Counters, error) {
+	var c object.Counters
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme+"://"+addr+countersPath, nil)
+	if err != nil {
+		return c, fmt.Errorf("fetch counters: %w", err)
+	}
+	res, err := p.client.Do(req)
+	if err != nil {
+		return c, fmt.Errorf("fetch counters: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return c, fmt.Errorf("fetch counters: %s", res.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 4<<20)).Decode(&c); err != nil {
+		return c, fmt.Errorf("decode counters: %w", err)
+	}
+	return c, nil
 }

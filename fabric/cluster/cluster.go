@@ -245,11 +245,15 @@ func (n *Node) Propose(ctx context.Context, typ string, body any) (store.Result,
 }
 
 // retryable errors are those where the command certainly did not enter the
-// log: nobody leads, or the node asked does not lead.
+// log: nobody leads, the node asked does not lead, or the request never left
+// this node (errDial). A request that was sent and then failed is
+// store.ErrOutcomeUnknown, never retried.
 func retryable(err error) bool {
 	return errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrNoLeader) || errors.Is(err, errDial)
 }
 
+// errDial: the leader could not be reached, and no byte of the request was
+// sent.
 var errDial = errors.New("cannot reach the leader")
 
 func (n *Node) proposeOnce(ctx context.Context, cmd store.Command) (store.Result, error) {

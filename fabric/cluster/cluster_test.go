@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,5 +470,93 @@ func TestForwardToAFormerLeaderFailsFast(t *testing.T) {
 	}
 	if !errors.Is(err, store.ErrOutcomeUnknown) || retryable(err) {
 		t.Fatalf("forward to a former leader: %v (retryable %v)", err, retryable(err))
+	}
+}
+
+// dropAfterRead is a fake leader: it reads each request whole, counts it,
+// and drops the connection without answering, as a leader that applied the
+// command and then lost its connection would look.
+func dropAfterRead(t *testing.T) (addr string, requests *atomic.Int32) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	requests = &atomic.Int32{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				requests.Add(1)
+			}()
+		}
+	}()
+	return ln.Addr().String(), requests
+}
+
+// plainDialer makes a node's peer client dial addr in the clear, whatever
+// peer it is asked for (the fake leader speaks no TLS).
+func plainDialer(addr string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// A command the leader may have received is not sent again when the
+// connection drops: it could be applied twice. Only a request that never
+// left (the leader could not be dialled) is retried.
+func TestProposeDoesNotResendARequestTheLeaderMayHaveRead(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads with the CA published", func() bool {
+		_, err := readCA(a.State.Txn())
+		return a.IsLeader() && err == nil
+	})
+	ctx := context.Background()
+	tok, err := a.CreateJoinToken(ctx, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := startNode(t, "b", false, a.api.URL, tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b follows a", func() bool { addr, _ := b.raft.LeaderWithID(); return string(addr) == a.cfg.Advertise })
+
+	fake, requests := dropAfterRead(t)
+	b.rpc = plainDialer(fake)
+	_, err = b.Propose(ctx, "note.put", noteRow{ID: "once"})
+	if !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Errorf("propose through a leader that dropped the connection: %v, want an unknown outcome", err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the leader received the command %d times, want 1", n)
+	}
+
+	// Nothing listens: the request never left, and that may be retried.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	b.rpc = plainDialer(closed.Addr().String())
+	cmd, _ := store.NewCommand("note.put", noteRow{ID: "x"})
+	_, err = b.call(ctx, http.MethodPost, a.cfg.Advertise, rpcApply, cmd, nil)
+	if !retryable(err) || errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Errorf("a refused dial: %v (retryable %v), want retryable", err, retryable(err))
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/store"
@@ -111,18 +113,33 @@ func (n *Node) call(ctx context.Context, method, addr, path string, in, out any)
 		}
 		body = bytes.NewReader(raw)
 	}
+	// Whether any of the request may have reached the peer decides what a
+	// failure means: before the first header is written nothing has left
+	// this node (the bytes before it sit in the transport's buffer), so
+	// the call can be made again; after it, the peer may have read the
+	// request and acted on it (applied a command) even if the connection
+	// then dropped, and a retry could act twice.
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaderField: func(string, []string) { sent.Store(true) },
+		WroteHeaders:     func() { sent.Store(true) },
+		WroteRequest:     func(httptrace.WroteRequestInfo) { sent.Store(true) },
+	})
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
 	if err != nil {
 		return 0, err
 	}
 	resp, err := n.rpc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%w at %s: %v", errDial, addr, err)
+		if !sent.Load() {
+			return 0, fmt.Errorf("%w at %s: %v", errDial, addr, err)
+		}
+		return 0, fmt.Errorf("call %s at %s: %w: the request was sent, then: %v", path, addr, store.ErrOutcomeUnknown, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return resp.StatusCode, err
+		return resp.StatusCode, fmt.Errorf("call %s at %s: %w: reading the reply: %v", path, addr, store.ErrOutcomeUnknown, err)
 	}
 	if resp.StatusCode == statusNotLeader {
 		return resp.StatusCode, store.ErrNotLeader

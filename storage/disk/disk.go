@@ -257,3 +257,13 @@ func (d *Dir) Usage() (total, free uint64, err error) {
 	}
 	return st.Blocks * uint64(st.Bsize), st.Bavail * uint64(st.Bsize), nil
 }
+
+// Filesystem names the filesystem holding the disk (its device number):
+// directories with the same name share one filesystem's space.
+func (d *Dir) Filesystem() (string, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(d.root, &st); err != nil {
+		return "", fmt.Errorf("stat disk directory: %w", err)
+	}
+	return fmt.Sprintf("dev-%d", st.Dev), nil
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -119,5 +120,30 @@ func TestWipedDirectoryIsRefilledUnderTheSameID(t *testing.T) {
 	}
 	if again.ID() != d.ID() {
 		t.Fatalf("id changed from %s to %s", d.ID(), again.ID())
+	}
+}
+
+func TestFilesystemNamesSharedSpace(t *testing.T) {
+	root := t.TempDir()
+	a, err := OpenDir(filepath.Join(root, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenDir(filepath.Join(root, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, err := a.Filesystem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := b.Filesystem()
+	if err != nil || fa != fb || fa == "" {
+		t.Fatalf("two directories of one filesystem: %q and %q (%v)", fa, fb, err)
+	}
+	// /proc is another filesystem than any temporary directory.
+	proc := &Dir{root: "/proc"}
+	if fp, err := proc.Filesystem(); err != nil || fp == fa {
+		t.Fatalf("/proc filesystem %q, temp dir %q (%v)", fp, fa, err)
 	}
 }

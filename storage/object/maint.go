@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -22,15 +24,47 @@ import (
 // nodes move the same blob. A new leader simply picks up where the state
 // says the work stands.
 
-// maintStats is what the leader's loops report about themselves.
+// maintStats is what this node's loops report about themselves.
 type maintStats struct {
-	mu          sync.Mutex
-	healed      int64
-	moved       int64
-	movedBytes  int64
-	scrubbed    int64
-	scrubErrors int64
-	lastPass    time.Time
+	mu           sync.Mutex
+	healed       int64
+	moved        int64
+	movedBytes   int64
+	scrubbed     int64
+	scrubErrors  int64
+	healFailures int64
+	lastPass     time.Time
+	// retries are the queued blobs whose heal failed, by blob key: the
+	// healer waits before trying each again, longer after each failure.
+	retries map[string]*healRetry
+}
+
+// healRetry is the backoff of one blob the healer failed to rebuild.
+type healRetry struct {
+	object   string
+	failures int
+	next     time.Time
+	reason   string
+	warned   time.Time // when the last WARN line about it was logged
+}
+
+// Heal backoff: after n failures a blob waits healRetryMin·2^(n-1), at
+// most healRetryMax, so a blob that cannot be rebuilt (too many shards
+// lost) costs a few reads an hour instead of one a second. Its failure is
+// logged at WARN once, when the reason changes, and then every
+// healWarnEvery.
+const (
+	healRetryMin  = 2 * time.Second
+	healRetryMax  = 15 * time.Minute
+	healWarnEvery = time.Hour
+)
+
+func healDelay(failures int) time.Duration {
+	d := healRetryMin
+	for i := 1; i < failures && d < healRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, healRetryMax)
 }
 
 // Run registers this node's disks and, while this node leads, keeps the
@@ -259,23 +293,35 @@ func (s *Service) propose(ctx context.Context, typ string, body any) {
 	}
 }
 
-// healQueued rebuilds the blobs readers found degraded.
+// healQueued rebuilds the blobs readers found degraded. A blob whose heal
+// fails waits (see healDelay) before it is tried again.
 func (s *Service) healQueued(ctx context.Context) {
 	tx, err := s.read(ctx)
 	if err != nil {
 		return
 	}
+	now := s.cfg.Now()
+	queued := map[string]bool{}
 	var done []string
 	for _, h := range store.All[HealItem](tx, tHeal, "id") {
+		queued[h.ID] = true
 		obj := store.Get[Object](tx, tObjects, h.Object)
 		part, ok := findPart(obj, h.ID)
 		if !ok {
 			done = append(done, h.ID) // deleted or replaced since
 			continue
 		}
+		s.maint.mu.Lock()
+		r := s.maint.retries[h.ID]
+		s.maint.mu.Unlock()
+		if r != nil && now.Before(r.next) {
+			continue
+		}
 		rewrote, err := s.blobs.Heal(ctx, part.Blob, part.Layout, part.Size)
 		if err != nil {
-			s.log.Warn("heal", "blob", h.ID, "err", err)
+			if ctx.Err() == nil {
+				s.healFailed(h, obj, err, now)
+			}
 			continue
 		}
 		s.log.Info("healed", "object", obj.Name, "blob", h.ID, "shards", rewrote)
@@ -284,9 +330,54 @@ func (s *Service) healQueued(ctx context.Context) {
 		s.maint.mu.Unlock()
 		done = append(done, h.ID)
 	}
+	// Forget the backoff of blobs no longer queued (healed, deleted, or
+	// dropped by another leader).
+	s.maint.mu.Lock()
+	for id := range s.maint.retries {
+		if !queued[id] {
+			delete(s.maint.retries, id)
+		}
+	}
+	for _, id := range done {
+		delete(s.maint.retries, id)
+	}
+	s.maint.mu.Unlock()
 	if len(done) > 0 {
 		s.propose(ctx, cmdHealDone, idsCmd{IDs: done})
 	}
+}
+
+// healFailed counts a failed heal, schedules the next try and logs it: at
+// WARN the first time, when the reason changes and every healWarnEvery;
+// otherwise at DEBUG.
+func (s *Service) healFailed(h *HealItem, obj *Object, err error, now time.Time) {
+	s.maint.mu.Lock()
+	if s.maint.retries == nil {
+		s.maint.retries = map[string]*healRetry{}
+	}
+	r := s.maint.retries[h.ID]
+	if r == nil {
+		r = &healRetry{object: obj.Project + "/" + obj.Container + "/" + obj.Name}
+		s.maint.retries[h.ID] = r
+	}
+	r.failures++
+	delay := healDelay(r.failures)
+	r.next = now.Add(delay)
+	reason := err.Error()
+	warn := reason != r.reason || now.Sub(r.warned) >= healWarnEvery
+	r.reason = reason
+	if warn {
+		r.warned = now
+	}
+	failures := r.failures
+	s.maint.healFailures++
+	s.maint.mu.Unlock()
+	level := slog.LevelDebug
+	if warn {
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "heal failed; retrying later", "object", obj.Name, "blob", h.ID,
+		"failures", failures, "retry_in", delay, "err", err)
 }
 
 func findPart(o *Object, blobKey string) (Part, bool) {
@@ -471,6 +562,12 @@ func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
 		pp := sc.queue[0]
 		sc.queue = sc.queue[1:]
 		bad, err := s.blobs.Verify(ctx, pp.part.Blob, pp.part.Layout, pp.part.Size)
+		if err == nil && len(bad) > 0 && !s.stillStored(ctx, pp) {
+			// The queue was listed at the start of the pass: since then
+			// the blob was deleted (and the collector removed its
+			// shards) or moved. Its shards are gone by design.
+			bad = nil
+		}
 		s.maint.mu.Lock()
 		s.maint.scrubbed++
 		if err == nil && len(bad) > 0 {
@@ -483,6 +580,25 @@ func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
 		s.log.Warn("scrub found bad shards; healing", "blob", pp.part.Blob, "shards", bad)
 		s.propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: pp.part.Blob, Object: pp.object, Since: s.now()}}})
 	}
+}
+
+// stillStored reports whether the state, read now, still names the part
+// where pp says it is (so its missing shards are damage, not deletion). A
+// state that cannot be read counts as stored: the damage is reported and
+// the healer checks again.
+func (s *Service) stillStored(ctx context.Context, pp placedPart) bool {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return true
+	}
+	var p Part
+	var ok bool
+	if pp.object != "" {
+		p, ok = findPart(store.Get[Object](tx, tObjects, pp.object), pp.part.Blob)
+	} else if up := store.Get[UploadPart](tx, tUploadParts, pp.upload); up != nil && up.Part.Blob == pp.part.Blob {
+		p, ok = up.Part, true
+	}
+	return ok && reflect.DeepEqual(p.Layout, pp.part.Layout)
 }
 
 // Status is the storage picture `rackctl storage status` shows.
@@ -500,13 +616,81 @@ type Status struct {
 	// HealQueue are blobs readers or the scrubber found damaged.
 	HealQueue int `json:"heal_queue"`
 	Garbage   int `json:"garbage"`
-	// Counters of this node's background loops (meaningful on the leader).
-	Healed      int64     `json:"healed_shards"`
-	Moved       int64     `json:"moved_parts"`
-	MovedBytes  int64     `json:"moved_bytes"`
-	Scrubbed    int64     `json:"scrubbed_parts"`
-	ScrubErrors int64     `json:"scrub_bad_shards"`
-	LastPass    time.Time `json:"last_rebalance_pass,omitempty"`
+	// Capacity sums the disks' filesystems, each counted once however
+	// many disk directories share it.
+	Capacity Capacity `json:"capacity"`
+	// Counters are the background loops' totals over every node that
+	// answered (the loops run on whichever node leads, and leadership
+	// moves); Nodes has each node's own.
+	Counters
+	Nodes []NodeCounters `json:"nodes,omitempty"`
+}
+
+// Capacity is the space of the filesystems the disks live on.
+type Capacity struct {
+	Total       uint64 `json:"total_bytes"`
+	Free        uint64 `json:"free_bytes"`
+	Filesystems int    `json:"filesystems"`
+}
+
+// Counters are what one node's background loops have done since it
+// started, and the blobs its healer is backing off from.
+type Counters struct {
+	Healed       int64       `json:"healed_shards"`
+	Moved        int64       `json:"moved_parts"`
+	MovedBytes   int64       `json:"moved_bytes"`
+	Scrubbed     int64       `json:"scrubbed_parts"`
+	ScrubErrors  int64       `json:"scrub_bad_shards"`
+	HealFailures int64       `json:"heal_failures"`
+	LastPass     time.Time   `json:"last_rebalance_pass,omitempty"`
+	HealBackoff  []HealRetry `json:"heal_backoff,omitempty"`
+}
+
+// HealRetry is a queued blob the healer failed to rebuild and waits on.
+type HealRetry struct {
+	Blob     string    `json:"blob"`
+	Object   string    `json:"object"` // project/container/name
+	Node     string    `json:"node"`   // whose healer
+	Failures int       `json:"failures"`
+	NextTry  time.Time `json:"next_try"`
+	Reason   string    `json:"reason"`
+}
+
+// NodeCounters are one node's Counters, or why they could not be had.
+type NodeCounters struct {
+	Node string `json:"node"`
+	Counters
+	Err string `json:"error,omitempty"`
+}
+
+// add sums o into c (the latest pass wins).
+func (c *Counters) add(o Counters) {
+	c.Healed += o.Healed
+	c.Moved += o.Moved
+	c.MovedBytes += o.MovedBytes
+	c.Scrubbed += o.Scrubbed
+	c.ScrubErrors += o.ScrubErrors
+	c.HealFailures += o.HealFailures
+	if o.LastPass.After(c.LastPass) {
+		c.LastPass = o.LastPass
+	}
+	c.HealBackoff = append(c.HealBackoff, o.HealBackoff...)
+}
+
+// Counters reports this node's loops.
+func (s *Service) Counters() Counters {
+	s.maint.mu.Lock()
+	defer s.maint.mu.Unlock()
+	c := Counters{
+		Healed: s.maint.healed, Moved: s.maint.moved, MovedBytes: s.maint.movedBytes,
+		Scrubbed: s.maint.scrubbed, ScrubErrors: s.maint.scrubErrors, HealFailures: s.maint.healFailures,
+		LastPass: s.maint.lastPass,
+	}
+	for id, r := range s.maint.retries {
+		c.HealBackoff = append(c.HealBackoff, HealRetry{Blob: id, Object: r.object, Node: s.cfg.Node, Failures: r.failures, NextTry: r.next, Reason: r.reason})
+	}
+	sort.Slice(c.HealBackoff, func(i, j int) bool { return c.HealBackoff[i].Blob < c.HealBackoff[j].Blob })
+	return c
 }
 
 // DiskStatus is one disk in Status.
@@ -564,9 +748,38 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	})
 	st.HealQueue = len(store.All[HealItem](tx, tHeal, "id"))
 	st.Garbage = len(store.All[Garbage](tx, tGarbage, "id"))
-	s.maint.mu.Lock()
-	st.Healed, st.Moved, st.MovedBytes = s.maint.healed, s.maint.moved, s.maint.movedBytes
-	st.Scrubbed, st.ScrubErrors, st.LastPass = s.maint.scrubbed, s.maint.scrubErrors, s.maint.lastPass
-	s.maint.mu.Unlock()
+	st.Capacity = capacity(st.Disks)
+	st.Nodes = []NodeCounters{{Node: s.cfg.Node, Counters: s.Counters()}}
+	if s.cfg.Peers != nil {
+		st.Nodes = append(st.Nodes, s.cfg.Peers(ctx)...)
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Node < st.Nodes[j].Node })
+	for _, n := range st.Nodes {
+		st.Counters.add(n.Counters)
+	}
 	return st, nil
+}
+
+// capacity sums the space of the disks' filesystems, once per filesystem
+// of a node: disk directories on one filesystem share its space. Gone
+// disks hold nothing any more.
+func capacity(disks []DiskStatus) Capacity {
+	var c Capacity
+	seen := map[string]bool{}
+	for _, d := range disks {
+		if d.Gone {
+			continue
+		}
+		fs := d.FS
+		if fs == "" {
+			fs = "disk " + d.ID // registered by a node that does not say
+		}
+		if key := d.Node + "\x00" + fs; !seen[key] {
+			seen[key] = true
+			c.Total += d.Total
+			c.Free += d.Free
+			c.Filesystems++
+		}
+	}
+	return c
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -551,5 +552,171 @@ func TestWipedDiskIsRefilled(t *testing.T) {
 	after, _ := f.disks[f.rows[4].ID].List()
 	if len(after) != len(before) {
 		t.Fatalf("wiped disk holds %d shards after healing, had %d", len(after), len(before))
+	}
+}
+
+// The scrubber lists its pass at the start; a blob deleted meanwhile (its
+// shards removed by the collector) is not damage.
+func TestScrubSkipsBlobsDeletedDuringThePass(t *testing.T) {
+	f := newFixture(t, 3)
+	f.container("p", "c")
+	for _, name := range []string{"a", "b"} {
+		f.put("p", "c", name, random(10_000))
+	}
+	sc := &scrubber{}
+	f.svc.scrubSome(f.ctx, sc) // one part per tick: the other waits
+	if len(sc.queue) != 1 {
+		t.Fatalf("scrub queue %d, want 1 left", len(sc.queue))
+	}
+	tx, _ := f.svc.read(f.ctx)
+	var name string
+	for _, o := range store.All[Object](tx, tObjects, "id") {
+		if o.ID == sc.queue[0].object {
+			name = o.Name
+		}
+	}
+	if err := f.svc.Delete(f.ctx, "p", "c", name); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.collectGarbage(f.ctx)
+	f.svc.scrubSome(f.ctx, sc)
+	st, err := f.svc.Status(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Scrubbed != 2 || st.ScrubErrors != 0 || st.HealQueue != 0 {
+		t.Fatalf("scrubbed %d, bad shards %d, heal queue %d: want 2, 0, 0", st.Scrubbed, st.ScrubErrors, st.HealQueue)
+	}
+}
+
+// removeShards deletes shards i of a part from their disks.
+func (f *fixture) removeShards(p Part, shards ...int) {
+	f.t.Helper()
+	for _, i := range shards {
+		path := filepath.Join(f.disks[p.Layout.Disks[i].ID].Path(), "shards", p.Blob[:2], blob.ShardName(p.Blob, i))
+		if err := os.Remove(path); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// A blob that cannot be rebuilt is retried later and later, logged at WARN
+// once, counted, and shown in the status.
+func TestHealBacksOffAHopelessBlob(t *testing.T) {
+	f := newFixture(t, 3)
+	var logs bytes.Buffer
+	f.svc.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.svc.cfg.Now = func() time.Time { return now }
+	f.container("p", "c")
+	o := f.put("p", "c", "x", random(10_000))
+	p := o.Parts[0]
+	f.removeShards(p, 0, 1) // beyond what 2+1 tolerates
+	f.svc.proposeHeal(f.ctx, o.ID, p.Blob)
+
+	attempts := func() int64 { return f.svc.Counters().HealFailures }
+	f.svc.healQueued(f.ctx)
+	if attempts() != 1 {
+		t.Fatalf("failures after the first try: %d", attempts())
+	}
+	// Tried again only once its delay has passed, each delay longer.
+	for _, wait := range []time.Duration{healRetryMin, 2 * healRetryMin, 4 * healRetryMin} {
+		before := attempts()
+		now = now.Add(wait - time.Millisecond)
+		f.svc.healQueued(f.ctx)
+		if attempts() != before {
+			t.Fatalf("retried before its %v delay passed", wait)
+		}
+		now = now.Add(time.Millisecond)
+		f.svc.healQueued(f.ctx)
+		if attempts() != before+1 {
+			t.Fatalf("not retried after %v", wait)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d WARN lines for one hopeless blob, want 1:\n%s", n, logs.String())
+	}
+	st, err := f.svc.Status(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.HealBackoff) != 1 || st.HealBackoff[0].Blob != p.Blob || st.HealBackoff[0].Failures != 4 ||
+		st.HealBackoff[0].Object != "p/c/x" || st.HealBackoff[0].Reason == "" || !st.HealBackoff[0].NextTry.Equal(now.Add(8*healRetryMin)) {
+		t.Errorf("status backoff %+v", st.HealBackoff)
+	}
+	if st.HealFailures != 4 || st.HealQueue != 1 {
+		t.Errorf("status heal failures %d, queue %d", st.HealFailures, st.HealQueue)
+	}
+	// Deleted, the blob leaves the queue and the backoff.
+	if err := f.svc.Delete(f.ctx, "p", "c", "x"); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.healQueued(f.ctx)
+	if b := f.svc.Counters().HealBackoff; len(b) != 0 {
+		t.Errorf("backoff after delete: %+v", b)
+	}
+}
+
+func TestHealDelayIsCapped(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: healRetryMin, 2: 2 * healRetryMin, 3: 4 * healRetryMin, 50: healRetryMax, 1000: healRetryMax} {
+		if got := healDelay(n); got != want {
+			t.Errorf("healDelay(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
+
+// Status sums the counters of every node, says which did not answer, and
+// counts each filesystem's space once.
+func TestStatusIsClusterWide(t *testing.T) {
+	f := newFixture(t, 3)
+	for i := range f.rows {
+		f.rows[i].Total, f.rows[i].Free, f.rows[i].FS = 100, 40, "dev-1" // one filesystem
+	}
+	if err := f.svc.RegisterDisks(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.cfg.Peers = func(context.Context) []NodeCounters {
+		return []NodeCounters{
+			{Node: "n2", Counters: Counters{Scrubbed: 5, Healed: 2, HealBackoff: []HealRetry{{Blob: "b1", Node: "n2", Failures: 3}}}},
+			{Node: "n3", Err: "node is down"},
+		}
+	}
+	f.container("p", "c")
+	f.put("p", "c", "x", random(100))
+	f.svc.scrubSome(f.ctx, &scrubber{})
+	st, err := f.svc.Status(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Scrubbed != 6 || st.Healed != 2 || len(st.HealBackoff) != 1 {
+		t.Errorf("totals scrubbed %d healed %d backoff %v, want 6, 2 and n2's blob", st.Scrubbed, st.Healed, st.HealBackoff)
+	}
+	var names []string
+	for _, n := range st.Nodes {
+		names = append(names, n.Node+":"+n.Err)
+	}
+	if got := strings.Join(names, ","); got != "n1:,n2:,n3:node is down" {
+		t.Errorf("nodes %s", got)
+	}
+	if st.Capacity != (Capacity{Total: 100, Free: 40, Filesystems: 1}) {
+		t.Errorf("capacity of three directories on one filesystem: %+v", st.Capacity)
+	}
+}
+
+func TestCapacityCountsEachFilesystemOnce(t *testing.T) {
+	disk := func(node, id, fs string, total uint64, gone bool) DiskStatus {
+		return DiskStatus{DiskRow: DiskRow{ID: id, Node: node, FS: fs, Total: total, Free: total / 2, Gone: gone}}
+	}
+	got := capacity([]DiskStatus{
+		disk("n1", "a", "dev-1", 100, false),
+		disk("n1", "b", "dev-1", 100, false), // same filesystem as a
+		disk("n1", "c", "dev-2", 50, false),
+		disk("n2", "d", "dev-1", 100, false), // another node's device 1
+		disk("n2", "e", "", 10, false),       // unknown: its own
+		disk("n2", "f", "", 10, false),
+		disk("n2", "g", "dev-9", 1000, true), // gone
+	})
+	if want := (Capacity{Total: 270, Free: 135, Filesystems: 5}); got != want {
+		t.Errorf("capacity %+v, want %+v", got, want)
 	}
 }

@@ -18,6 +18,9 @@ type DiskRow struct {
 	Path  string `json:"path"`
 	Total uint64 `json:"total"`
 	Free  uint64 `json:"free"`
+	// FS names the filesystem the disk directory is on (its device), so
+	// that directories sharing one are not counted as separate space.
+	FS string `json:"fs,omitempty"`
 	// Gone is set when the node came back without this disk (wiped or
 	// replaced): its shards must be rebuilt elsewhere.
 	Gone bool `json:"gone"`

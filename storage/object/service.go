@@ -69,6 +69,10 @@ type Config struct {
 	OrphanGrace time.Duration
 	OrphanEvery time.Duration
 	Now         func() time.Time
+	// Peers, if set, returns the Counters of every other node of the
+	// cluster (with an error for those that did not answer), so that
+	// Status shows cluster-wide totals.
+	Peers func(ctx context.Context) []NodeCounters
 }
 
 // Service stores objects.

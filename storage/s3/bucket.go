@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -28,14 +27,39 @@ type bucketEntry struct {
 }
 
 type listAllMyBuckets struct {
-	XMLName xml.Name      `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListAllMyBucketsResult"`
-	Owner   owner         `xml:"Owner"`
-	Buckets []bucketEntry `xml:"Buckets>Bucket"`
+	XMLName           xml.Name      `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListAllMyBucketsResult"`
+	Owner             owner         `xml:"Owner"`
+	Buckets           []bucketEntry `xml:"Buckets>Bucket"`
+	ContinuationToken string        `xml:"ContinuationToken,omitempty"`
+	Prefix            *string       `xml:"Prefix,omitempty"`
 }
 
+// maxBuckets is the largest page ListBuckets gives.
+const maxBuckets = 10000
+
+// listBuckets answers ListBuckets, paged by max-buckets and
+// continuation-token (the last name of the previous page) as S3 pages it.
 func (q *request) listBuckets() {
 	if !q.requireAuth(false) {
 		return
+	}
+	limit := maxBuckets
+	if s := q.q.Get("max-buckets"); q.q.Has("max-buckets") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxBuckets {
+			q.fail("InvalidArgument", http.StatusBadRequest, "max-buckets must be an integer between 1 and 10000")
+			return
+		}
+		limit = n
+	}
+	after := ""
+	if tok := q.q.Get("continuation-token"); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			q.fail("InvalidArgument", http.StatusBadRequest, "the continuation token provided is incorrect")
+			return
+		}
+		after = string(raw)
 	}
 	cs, err := q.h.Store.Containers(q.r.Context(), q.project())
 	if err != nil {
@@ -43,10 +67,42 @@ func (q *request) listBuckets() {
 		return
 	}
 	out := listAllMyBuckets{Owner: q.owner(), Buckets: []bucketEntry{}}
+	if q.q.Has("prefix") {
+		p := q.q.Get("prefix")
+		out.Prefix = &p
+	}
 	for _, c := range cs {
+		if c.Name <= after || !strings.HasPrefix(c.Name, q.q.Get("prefix")) {
+			continue
+		}
+		if len(out.Buckets) == limit {
+			out.ContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(out.Buckets[limit-1].Name))
+			break
+		}
 		out.Buckets = append(out.Buckets, bucketEntry{Name: c.Name, CreationDate: isoTime(c.Created)})
 	}
 	writeXML(q.w, http.StatusOK, out)
+}
+
+// bucketSubresources are the query parameters naming a sub-resource of a
+// bucket (its configuration) rather than the bucket itself.
+var bucketSubresources = []string{
+	"accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering",
+	"inventory", "lifecycle", "location", "logging", "metadataTable", "metrics",
+	"notification", "object-lock", "ownershipControls", "policy", "policyStatus",
+	"publicAccessBlock", "replication", "requestPayment", "tagging", "uploads",
+	"versioning", "versions", "website",
+}
+
+// subresource names the bucket sub-resource the request addresses, "" if
+// none.
+func (q *request) subresource() string {
+	for _, s := range bucketSubresources {
+		if q.q.Has(s) {
+			return s
+		}
+	}
+	return ""
 }
 
 // bucketFail answers for a missing bucket.
@@ -61,6 +117,13 @@ func (q *request) bucketFail(err error) {
 func (q *request) bucketOp() {
 	write := q.r.Method != http.MethodGet && q.r.Method != http.MethodHead
 	if !q.requireAuth(write) {
+		return
+	}
+	// Configuration this store does not keep is refused, never taken for
+	// the bucket itself: a PUT ?versioning is not a CreateBucket, and a
+	// DELETE ?cors must not delete the bucket.
+	if sub := q.subresource(); sub != "" && (q.r.Method == http.MethodPut || q.r.Method == http.MethodDelete) {
+		q.fail("NotImplemented", http.StatusNotImplemented, "the bucket sub-resource ?"+sub+" is not implemented for "+q.r.Method)
 		return
 	}
 	switch q.r.Method {
@@ -82,7 +145,7 @@ func (q *request) bucketOp() {
 	}
 	switch q.r.Method {
 	case http.MethodHead:
-		q.w.Header().Set("x-amz-bucket-region", "us-east-1")
+		q.w.Header().Set("x-amz-bucket-region", q.h.region())
 		q.w.WriteHeader(http.StatusOK)
 	case http.MethodDelete:
 		if err := q.h.Store.DeleteContainer(q.r.Context(), q.project(), q.bucket); err != nil {
@@ -112,8 +175,10 @@ func (q *request) bucketOp() {
 			}{})
 		case q.q.Has("uploads"):
 			q.listUploads()
-		case q.q.Has("acl"), q.q.Has("policy"), q.q.Has("lifecycle"), q.q.Has("cors"), q.q.Has("tagging"), q.q.Has("encryption"):
-			q.fail("NotImplemented", http.StatusNotImplemented, "this bucket sub-resource is not implemented")
+		case q.q.Has("versions"):
+			q.listVersions(c)
+		case q.subresource() != "":
+			q.fail("NotImplemented", http.StatusNotImplemented, "the bucket sub-resource ?"+q.subresource()+" is not implemented")
 		default:
 			q.listObjects(c)
 		}
@@ -175,7 +240,7 @@ type listBucketResult struct {
 	Marker                *string        `xml:"Marker,omitempty"`
 	NextMarker            string         `xml:"NextMarker,omitempty"`
 	KeyCount              *int           `xml:"KeyCount,omitempty"`
-	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
+	ContinuationToken     *string        `xml:"ContinuationToken,omitempty"`
 	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
 	StartAfter            string         `xml:"StartAfter,omitempty"`
 	Contents              []objectEntry  `xml:"Contents"`
@@ -194,29 +259,28 @@ func (q *request) listObjects(c *object.Container) {
 		}
 		maxKeys = min(n, maxListKeys)
 	}
-	enc := q.q.Get("encoding-type")
-	if enc != "" && enc != "url" {
-		q.fail("InvalidArgument", http.StatusBadRequest, "invalid encoding-type: "+enc)
+	enc, encode, ok := q.encoding()
+	if !ok {
 		return
-	}
-	encode := func(s string) string {
-		if enc == "url" {
-			return url.QueryEscape(s)
-		}
-		return s
 	}
 	o := object.ListOptions{Prefix: q.q.Get("prefix"), Delimiter: q.q.Get("delimiter"), Limit: maxKeys}
 	out := listBucketResult{Name: c.Name, Prefix: encode(o.Prefix), Delimiter: encode(o.Delimiter), MaxKeys: maxKeys, EncodingType: enc}
 	if v2 {
 		out.StartAfter = encode(q.q.Get("start-after"))
 		o.Marker = q.q.Get("start-after")
-		if tok := q.q.Get("continuation-token"); tok != "" {
+		if q.q.Has("continuation-token") {
+			// An empty token is echoed too (and lists from the start),
+			// as S3 does.
+			tok := q.q.Get("continuation-token")
 			raw, err := base64.RawURLEncoding.DecodeString(tok)
 			if err != nil {
 				q.fail("InvalidArgument", http.StatusBadRequest, "the continuation token provided is incorrect")
 				return
 			}
-			o.Marker, out.ContinuationToken = string(raw), tok
+			out.ContinuationToken = &tok
+			if tok != "" {
+				o.Marker = string(raw)
+			}
 		}
 	} else {
 		m := q.q.Get("marker")
@@ -263,21 +327,149 @@ func (q *request) listObjects(c *object.Container) {
 	writeXML(q.w, http.StatusOK, out)
 }
 
+// encoding reads encoding-type and returns the encoder of key names for
+// the response.
+func (q *request) encoding() (string, func(string) string, bool) {
+	enc := q.q.Get("encoding-type")
+	switch enc {
+	case "":
+		return "", func(s string) string { return s }, true
+	case "url":
+		return enc, urlEncodeKey, true
+	}
+	q.fail("InvalidArgument", http.StatusBadRequest, "invalid encoding-type: "+enc)
+	return "", nil, false
+}
+
+// urlEncodeKey encodes a key name as S3 does for encoding-type=url: every
+// byte but the unreserved characters (RFC 3986) and "/" as %XX, so a space
+// is %20 and "+" is %2B ("test_file(3).png" is "test_file%283%29.png").
+func urlEncodeKey(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+type versionEntry struct {
+	Key          string `xml:"Key"`
+	VersionID    string `xml:"VersionId"`
+	IsLatest     bool   `xml:"IsLatest"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	StorageClass string `xml:"StorageClass"`
+	Owner        owner  `xml:"Owner"`
+}
+
+type listVersionsResult struct {
+	XMLName             xml.Name       `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
+	Name                string         `xml:"Name"`
+	Prefix              string         `xml:"Prefix"`
+	KeyMarker           string         `xml:"KeyMarker"`
+	VersionIDMarker     string         `xml:"VersionIdMarker"`
+	NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int            `xml:"MaxKeys"`
+	Delimiter           string         `xml:"Delimiter,omitempty"`
+	EncodingType        string         `xml:"EncodingType,omitempty"`
+	IsTruncated         bool           `xml:"IsTruncated"`
+	Versions            []versionEntry `xml:"Version"`
+	CommonPrefixes      []commonPrefix `xml:"CommonPrefixes"`
+}
+
+// nullVersion is the version id S3 gives objects of a bucket that never
+// had versioning enabled: here, every object.
+const nullVersion = "null"
+
+// listVersions answers ListObjectVersions. Buckets are not versioned, so
+// each object is its only version, "null" and latest: clients that empty a
+// bucket through this listing then delete every object.
+func (q *request) listVersions(c *object.Container) {
+	maxKeys := maxListKeys
+	if s := q.q.Get("max-keys"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			q.fail("InvalidArgument", http.StatusBadRequest, "max-keys must be a non-negative integer")
+			return
+		}
+		maxKeys = min(n, maxListKeys)
+	}
+	enc, encode, ok := q.encoding()
+	if !ok {
+		return
+	}
+	vm := q.q.Get("version-id-marker")
+	if vm != "" && vm != nullVersion {
+		q.fail("InvalidArgument", http.StatusBadRequest, "invalid version-id-marker: objects here have only the version \"null\"")
+		return
+	}
+	if vm != "" && q.q.Get("key-marker") == "" {
+		q.fail("InvalidArgument", http.StatusBadRequest, "a version-id-marker cannot be specified without a key-marker")
+		return
+	}
+	o := object.ListOptions{Prefix: q.q.Get("prefix"), Delimiter: q.q.Get("delimiter"), Marker: q.q.Get("key-marker"), Limit: maxKeys}
+	out := listVersionsResult{
+		Name: c.Name, Prefix: encode(o.Prefix), Delimiter: encode(o.Delimiter), KeyMarker: encode(o.Marker),
+		VersionIDMarker: vm, MaxKeys: maxKeys, EncodingType: enc,
+	}
+	var entries []object.Entry
+	var more bool
+	if maxKeys > 0 {
+		var err error
+		if entries, more, err = q.h.Store.List(q.r.Context(), q.project(), q.bucket, o); err != nil {
+			q.bucketFail(err)
+			return
+		}
+	}
+	for _, e := range entries {
+		if e.Subdir != "" {
+			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{Prefix: encode(e.Subdir)})
+			continue
+		}
+		ob := e.Object
+		out.Versions = append(out.Versions, versionEntry{
+			Key: encode(ob.Name), VersionID: nullVersion, IsLatest: true, LastModified: isoTime(ob.Modified),
+			ETag: quote(ob.ETag), Size: ob.Size, StorageClass: "STANDARD", Owner: q.owner(),
+		})
+	}
+	if more && len(entries) > 0 {
+		out.IsTruncated = true
+		out.NextKeyMarker = encode(entries[len(entries)-1].Name())
+		out.NextVersionIDMarker = nullVersion
+	}
+	writeXML(q.w, http.StatusOK, out)
+}
+
 type deleteRequest struct {
 	Quiet   bool `xml:"Quiet"`
 	Objects []struct {
-		Key string `xml:"Key"`
+		Key       string `xml:"Key"`
+		VersionID string `xml:"VersionId"`
 	} `xml:"Object"`
 }
 
 type deletedEntry struct {
-	Key string `xml:"Key"`
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId,omitempty"`
 }
 
 type deleteError struct {
-	Key     string `xml:"Key"`
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId,omitempty"`
+	Code      string `xml:"Code"`
+	Message   string `xml:"Message"`
 }
 
 type deleteResult struct {
@@ -301,15 +493,19 @@ func (q *request) deleteObjects() {
 	}
 	var out deleteResult
 	for _, o := range req.Objects {
+		if o.VersionID != "" && o.VersionID != nullVersion {
+			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "NoSuchVersion", Message: "objects here have only the version \"null\""})
+			continue
+		}
 		err := q.h.Store.Delete(q.r.Context(), q.project(), q.bucket, o.Key)
 		switch {
 		case err == nil, errors.Is(err, store.ErrNotFound):
 			// Deleting a missing key succeeds in S3.
 			if !req.Quiet {
-				out.Deleted = append(out.Deleted, deletedEntry{Key: o.Key})
+				out.Deleted = append(out.Deleted, deletedEntry{Key: o.Key, VersionID: o.VersionID})
 			}
 		default:
-			out.Errors = append(out.Errors, deleteError{Key: o.Key, Code: "InternalError", Message: strings.TrimSpace(err.Error())})
+			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "InternalError", Message: strings.TrimSpace(err.Error())})
 		}
 	}
 	writeXML(q.w, http.StatusOK, out)

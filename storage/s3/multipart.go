@@ -32,10 +32,19 @@ func (q *request) createUpload() {
 
 // upload finds the upload named by ?uploadId for this bucket and key.
 func (q *request) upload() (*object.Upload, bool) {
+	return q.answerUpload(q.findUpload())
+}
+
+func (q *request) findUpload() (*object.Upload, error) {
 	u, err := q.h.Store.Upload(q.r.Context(), q.project(), q.bucket, q.q.Get("uploadId"))
 	if err == nil && u.Name != q.key {
 		err = store.NotFoundf("upload is for another key")
 	}
+	return u, err
+}
+
+// answerUpload answers NoSuchUpload or the error of a failed lookup.
+func (q *request) answerUpload(u *object.Upload, err error) (*object.Upload, bool) {
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			q.fail("NoSuchUpload", http.StatusNotFound, "the specified multipart upload does not exist; the upload ID may be invalid, or the upload may have been aborted or completed")
@@ -94,12 +103,17 @@ type completeResult struct {
 }
 
 func (q *request) completeUpload() {
-	u, ok := q.upload()
-	if !ok {
-		return
-	}
+	// The body first: a repeated completion must have its signed body
+	// checked too.
 	var req completeRequest
 	if !q.decodeXML(&req) {
+		return
+	}
+	u, err := q.findUpload()
+	if errors.Is(err, store.ErrNotFound) && q.completedAlready() {
+		return
+	}
+	if _, ok := q.answerUpload(u, err); !ok {
 		return
 	}
 	if len(req.Parts) == 0 {
@@ -107,12 +121,19 @@ func (q *request) completeUpload() {
 		return
 	}
 	parts := make([]object.CompletePart, 0, len(req.Parts))
-	for i, p := range req.Parts {
-		if i > 0 && p.PartNumber <= req.Parts[i-1].PartNumber {
+	for _, p := range req.Parts {
+		last := len(parts) - 1
+		switch {
+		case last >= 0 && p.PartNumber == parts[last].Number:
+			// A part sent twice is listed twice by clients that record
+			// every upload of it: the later one is the part, as in S3.
+			parts[last].ETag = p.ETag
+		case last >= 0 && p.PartNumber < parts[last].Number:
 			q.fail("InvalidPartOrder", http.StatusBadRequest, "the list of parts was not in ascending order; parts must be ordered by part number")
 			return
+		default:
+			parts = append(parts, object.CompletePart{Number: p.PartNumber, ETag: p.ETag})
 		}
-		parts = append(parts, object.CompletePart{Number: p.PartNumber, ETag: p.ETag})
 	}
 	o, err := q.h.Store.CompleteUpload(q.r.Context(), u, parts)
 	if err != nil {
@@ -120,10 +141,27 @@ func (q *request) completeUpload() {
 			q.fail("InvalidPart", http.StatusBadRequest, "one or more of the specified parts could not be found or its entity tag did not match: "+err.Error())
 			return
 		}
+		if errors.Is(err, store.ErrNotFound) && q.completedAlready() {
+			return // a concurrent completion of the same upload won
+		}
 		q.failErr(err)
 		return
 	}
 	writeXML(q.w, http.StatusOK, completeResult{Location: q.r.URL.Path, Bucket: q.bucket, Key: q.key, ETag: quote(o.ETag)})
+}
+
+// completedAlready answers a CompleteMultipartUpload of an upload that no
+// longer exists because it was completed into the object now under the key
+// (a completed object keeps its upload's id as its version): S3 answers a
+// repeated completion (a client retrying after a lost response) with the
+// same result.
+func (q *request) completedAlready() bool {
+	o, err := q.h.Store.Head(q.r.Context(), q.project(), q.bucket, q.key)
+	if err != nil || o.Version != q.q.Get("uploadId") {
+		return false
+	}
+	writeXML(q.w, http.StatusOK, completeResult{Location: q.r.URL.Path, Bucket: q.bucket, Key: q.key, ETag: quote(o.ETag)})
+	return true
 }
 
 func (q *request) abortUpload() {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,23 @@ func (q *request) objectOp() {
 		q.fail("InvalidArgument", http.StatusBadRequest, err.Error())
 		return
 	}
+	if q.r.Method != http.MethodDelete && q.refuseEncryption() {
+		return
+	}
+	if v := q.q.Get("versionId"); q.q.Has("versionId") && v != nullVersion {
+		// Objects here have one version, "null": another id names
+		// nothing, and must not act on the current object.
+		q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified: objects here have only the version \"null\"")
+		return
+	}
+	for _, sub := range objectSubresources {
+		// Never taken for the object itself: a DELETE ?tagging must not
+		// delete the object, a GET ?attributes not send its bytes.
+		if q.q.Has(sub) {
+			q.fail("NotImplemented", http.StatusNotImplemented, "the object sub-resource ?"+sub+" is not implemented")
+			return
+		}
+	}
 	switch q.r.Method {
 	case http.MethodPut:
 		switch {
@@ -35,8 +53,6 @@ func (q *request) objectOp() {
 			q.uploadPart()
 		case q.r.Header.Get("x-amz-copy-source") != "":
 			q.copyObject()
-		case q.q.Has("tagging"), q.q.Has("acl"):
-			q.fail("NotImplemented", http.StatusNotImplemented, "object tagging and ACLs are not implemented")
 		default:
 			q.putObject()
 		}
@@ -52,10 +68,6 @@ func (q *request) objectOp() {
 	case http.MethodGet, http.MethodHead:
 		if q.q.Has("uploadId") {
 			q.listParts()
-			return
-		}
-		if q.q.Has("tagging") || q.q.Has("acl") {
-			q.fail("NotImplemented", http.StatusNotImplemented, "object tagging and ACLs are not implemented")
 			return
 		}
 		q.getObject()
@@ -79,6 +91,26 @@ func (q *request) objectOp() {
 	default:
 		q.fail("MethodNotAllowed", http.StatusMethodNotAllowed, "the method is not allowed against this resource")
 	}
+}
+
+// objectSubresources are the query parameters naming a sub-resource of an
+// object that this store does not keep.
+var objectSubresources = []string{"acl", "attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"}
+
+// refuseEncryption answers NotImplemented to a request asking for
+// server-side encryption (SSE-S3, SSE-KMS or SSE-C, of the object or of a
+// copy's source): storing the bytes in clear while the client believes them
+// encrypted, or serving them without the key it must present, would be
+// worse than refusing.
+func (q *request) refuseEncryption() bool {
+	for k := range q.r.Header {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "x-amz-server-side-encryption") || strings.HasPrefix(lk, "x-amz-copy-source-server-side-encryption") {
+			q.fail("NotImplemented", http.StatusNotImplemented, "server-side encryption is not implemented (header "+lk+")")
+			return true
+		}
+	}
+	return false
 }
 
 // attrs reads Content-Type, x-amz-meta-* and the stored headers.
@@ -118,9 +150,19 @@ func (q *request) contentMD5() (string, bool) {
 	return hex.EncodeToString(raw), true
 }
 
-// bodySize checks the declared length of an upload.
+// bodySize checks the declared length of an upload. A body sent with
+// Transfer-Encoding: chunked has no Content-Length; S3 then takes its
+// length from x-amz-decoded-content-length.
 func (q *request) bodySize() (int64, bool) {
 	size := q.r.ContentLength
+	if v := q.r.Header.Get("x-amz-decoded-content-length"); size < 0 && v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			q.fail("InvalidArgument", http.StatusBadRequest, "x-amz-decoded-content-length must be a non-negative integer")
+			return 0, false
+		}
+		size = n
+	}
 	if size < 0 {
 		q.fail("MissingContentLength", http.StatusLengthRequired, "you must provide the Content-Length HTTP header")
 		return 0, false
@@ -201,8 +243,8 @@ func (q *request) copyObject() {
 		q.fail("InvalidArgument", http.StatusBadRequest, "x-amz-metadata-directive must be COPY or REPLACE")
 		return
 	}
-	if m := q.r.Header.Get("x-amz-copy-source-if-match"); m != "" && strings.Trim(m, `"`) != from.ETag {
-		q.fail("PreconditionFailed", http.StatusPreconditionFailed, "x-amz-copy-source-if-match did not match")
+	if !copyConditionsHold(q.r.Header, from) {
+		q.fail("PreconditionFailed", http.StatusPreconditionFailed, "at least one of the x-amz-copy-source-if-* preconditions you specified did not hold")
 		return
 	}
 	o, err := q.h.Store.Copy(ctx, from, q.project(), q.bucket, q.key, a)
@@ -211,6 +253,29 @@ func (q *request) copyObject() {
 		return
 	}
 	writeXML(q.w, http.StatusOK, copyObjectResult{LastModified: isoTime(o.Modified), ETag: quote(o.ETag)})
+}
+
+// copyConditions map CopyObject's source conditions to the HTTP
+// conditional headers they mirror.
+var copyConditions = map[string]string{
+	"x-amz-copy-source-if-match":            "If-Match",
+	"x-amz-copy-source-if-none-match":       "If-None-Match",
+	"x-amz-copy-source-if-modified-since":   "If-Modified-Since",
+	"x-amz-copy-source-if-unmodified-since": "If-Unmodified-Since",
+}
+
+// copyConditionsHold evaluates a copy's source conditions with the rules of
+// a GET's (If-Match true overrides If-Unmodified-Since false; If-None-Match
+// decides over If-Modified-Since). Where a GET would answer 304, a copy
+// fails: S3 answers 412 for every condition of a copy.
+func copyConditionsHold(h http.Header, src *object.Object) bool {
+	cond := &http.Request{Header: http.Header{}}
+	for from, to := range copyConditions {
+		if v := h.Get(from); v != "" {
+			cond.Header.Set(to, v)
+		}
+	}
+	return api.Preconditions(cond, src.ETag, src.Modified) == 0
 }
 
 // noSuchKey answers for a missing object (or bucket): the request's own, or
@@ -238,6 +303,35 @@ var overrides = map[string]string{
 	"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
 }
 
+// multipartCount is the number of parts of an object made by a multipart
+// upload (its ETag ends in "-N"), 0 for any other object.
+func multipartCount(o *object.Object) int {
+	_, suffix, ok := strings.Cut(o.ETag, "-")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(suffix)
+	if err != nil || n != len(o.Parts) {
+		return 0
+	}
+	return n
+}
+
+// partRange is the byte range of part pn: one of a multipart object's parts
+// (206, as S3 answers), or the whole of any other object as its part 1.
+func partRange(o *object.Object, count, pn int) (off, n int64, partial, ok bool) {
+	if count == 0 {
+		return 0, o.Size, false, pn == 1
+	}
+	if pn > count {
+		return 0, 0, false, false
+	}
+	for _, p := range o.Parts[:pn-1] {
+		off += p.Size
+	}
+	return off, o.Parts[pn-1].Size, true, true
+}
+
 func (q *request) getObject() {
 	ctx := q.r.Context()
 	plain := q.w.Header().Clone()
@@ -255,7 +349,10 @@ func (q *request) getObject() {
 		h.Set(k, v)
 	}
 	for k, v := range o.Meta {
-		h.Set("x-amz-meta-"+k, v)
+		// Written into the map directly: Set would canonicalise the key
+		// to X-Amz-Meta-Foo, and clients that take the name after the
+		// prefix as sent (boto3) would see "Foo" for "foo".
+		h["x-amz-meta-"+k] = []string{v}
 	}
 	for p, hdr := range overrides {
 		if v := q.q.Get(p); v != "" {
@@ -270,15 +367,33 @@ func (q *request) getObject() {
 		q.w.WriteHeader(st)
 		return
 	}
-	off, n, partial, err := api.ParseRange(q.r.Header.Get("Range"), o.Size)
-	if errors.Is(err, api.ErrRange) {
-		h.Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
-		q.fail("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "the requested range is not satisfiable")
-		return
+	count := multipartCount(o)
+	if count > 0 {
+		h.Set("x-amz-mp-parts-count", strconv.Itoa(count))
 	}
-	if pn := q.q.Get("partNumber"); pn != "" && pn != "1" {
-		q.fail("InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable, "the requested partnumber is not satisfiable")
-		return
+	var off, n int64
+	var partial, ok bool
+	if q.q.Has("partNumber") {
+		if q.r.Header.Get("Range") != "" {
+			q.fail("InvalidRequest", http.StatusBadRequest, "cannot specify both Range header and partNumber query parameter")
+			return
+		}
+		pn, err := strconv.Atoi(q.q.Get("partNumber"))
+		if err != nil || pn < 1 || pn > object.MaxParts {
+			q.fail("InvalidArgument", http.StatusBadRequest, "partNumber must be an integer between 1 and 10000")
+			return
+		}
+		if off, n, partial, ok = partRange(o, count, pn); !ok {
+			q.fail("InvalidPart", http.StatusBadRequest, fmt.Sprintf("part %d does not exist: the object has %d part(s)", pn, max(count, 1)))
+			return
+		}
+	} else {
+		off, n, partial, err = api.ParseRange(q.r.Header.Get("Range"), o.Size)
+		if errors.Is(err, api.ErrRange) {
+			h.Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
+			q.fail("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "the requested range is not satisfiable")
+			return
+		}
 	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	status := http.StatusOK

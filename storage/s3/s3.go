@@ -135,7 +135,8 @@ func (q *request) authenticate() bool {
 		if res.Presigned {
 			code = "AuthorizationQueryParametersError"
 		}
-		q.fail(code, http.StatusBadRequest, fmt.Sprintf("The authorization header is malformed; the region '%s' is wrong; expecting '%s'", res.Region, q.h.region()))
+		msg := fmt.Sprintf("The authorization header is malformed; the region '%s' is wrong; expecting '%s'", res.Region, q.h.region())
+		q.failBody(errorBody{Code: code, Message: msg, Region: q.h.region()}, http.StatusBadRequest)
 		return false
 	}
 	return true
@@ -183,6 +184,8 @@ type errorBody struct {
 	Key       string   `xml:"Key,omitempty"`
 	Bucket    string   `xml:"BucketName,omitempty"`
 	RequestID string   `xml:"RequestId"`
+	// For AuthorizationHeaderMalformed: the region to sign for.
+	Region string `xml:"Region,omitempty"`
 	// For SignatureDoesNotMatch, as S3 returns them.
 	StringToSign     string `xml:"StringToSign,omitempty"`
 	CanonicalRequest string `xml:"CanonicalRequest,omitempty"`

@@ -480,6 +480,7 @@ func TestDeleteObjects(t *testing.T) {
 type listResult struct {
 	Name                  string `xml:"Name"`
 	Prefix                string `xml:"Prefix"`
+	Delimiter             string `xml:"Delimiter"`
 	MaxKeys               int    `xml:"MaxKeys"`
 	IsTruncated           bool   `xml:"IsTruncated"`
 	KeyCount              int    `xml:"KeyCount"`
@@ -622,13 +623,29 @@ func TestListObjects(t *testing.T) {
 		if l.EncodingType != "url" || len(l.Contents) != 2 {
 			t.Fatalf("listing %+v", l)
 		}
-		// Form encoding (space as "+"), which botocore undoes with unquote_plus.
-		raw := l.Contents[0].Key
-		if strings.Contains(raw, " ") || !strings.Contains(raw, "%2B") {
-			t.Errorf("encoded key %q: want no space and the plus as %%2B", raw)
+		// As S3 encodes: "/" stays, space is %20 and "+" is %2B, so a
+		// client (boto3, given EncodingType itself) reads exactly these.
+		if got := l.names(); got != "c%20d%2Be,c/x" {
+			t.Errorf("encoded keys %q, want c%%20d%%2Be,c/x", got)
 		}
-		if k, err := url.QueryUnescape(raw); err != nil || k != "c d+e" {
-			t.Errorf("key %q decodes to %q (%v)", raw, k, err)
+		l = e.list("list-type=2&encoding-type=url&delimiter=/&prefix=" + url.QueryEscape("c "))
+		if l.Prefix != "c%20" || l.Delimiter != "/" {
+			t.Errorf("encoded Prefix %q Delimiter %q, want c%%20 and /", l.Prefix, l.Delimiter)
+		}
+		l = e.list("encoding-type=url&delimiter=/")
+		if got := l.names(); got != "b,c%20d%2Be,d,a/(p),c/(p)" {
+			t.Errorf("v1 encoded listing %q", got)
+		}
+	})
+	t.Run("empty continuation token is echoed", func(t *testing.T) {
+		e := e.with(t)
+		r := e.must(http.StatusOK, "", "GET", "/bkt?list-type=2&continuation-token=", alice, nil)
+		if !bytes.Contains(r.body, []byte("<ContinuationToken></ContinuationToken>")) {
+			t.Errorf("no empty ContinuationToken in %s", r.body)
+		}
+		var l listResult
+		if err := xml.Unmarshal(r.body, &l); err != nil || len(l.Contents) != len(keys) {
+			t.Errorf("listing with an empty token: %d keys (%v), want all %d", len(l.Contents), err, len(keys))
 		}
 	})
 	e.must(http.StatusBadRequest, "InvalidArgument", "GET", "/bkt?list-type=2&max-keys=x", alice, nil)
@@ -814,7 +831,13 @@ func TestAuth(t *testing.T) {
 		e := e.with(t)
 		req := e.request("GET", "/bkt/k", nil)
 		sigv4.Sign(req, alice, creds[alice].secret, "eu-west-1", sigv4.EmptyPayloadHash, time.Now())
-		e.check(e.send(req), http.StatusBadRequest, "AuthorizationHeaderMalformed", "GET /b/k")
+		r := e.send(req)
+		e.check(r, http.StatusBadRequest, "AuthorizationHeaderMalformed", "GET /b/k")
+		// The region to sign for, which s3cmd (signing "US" by default)
+		// reads to send the request again.
+		if !bytes.Contains(r.body, []byte("<Region>us-east-1</Region>")) {
+			t.Errorf("no Region in %s", r.body)
+		}
 		u := sigv4.Presign(e.request("GET", "/bkt/k", nil), alice, creds[alice].secret, "eu-west-1", time.Hour, time.Now())
 		e.check(e.send(e.request("GET", strings.TrimPrefix(u, e.srv.URL), nil)), http.StatusBadRequest, "AuthorizationQueryParametersError", "GET /b/k")
 	})

@@ -120,7 +120,7 @@ func (q *request) listContainer() {
 	if c.WriteACL != "" && q.who != nil {
 		h.Set("X-Container-Write", c.WriteACL)
 	}
-	writeMeta(q.w, "X-Container-Meta-", c.Meta)
+	writeMeta(q.w, "X-Container-Meta-", q.visibleMeta(c.Meta))
 	format, limit, ok := q.listParams()
 	if !ok {
 		return

@@ -168,7 +168,8 @@ func chunked(r *http.Request) bool {
 // merged with the request's unless X-Fresh-Metadata is true.
 func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 	ctx := q.r.Context()
-	if !q.who.CanRead(q.project) {
+	if q.who == nil || !q.who.CanRead(q.project) {
+		// A copy reads another object: a temp URL grants one object.
 		fail(q.w, q.r, http.StatusForbidden, "Forbidden")
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,6 +40,22 @@ const policyName = "erasure-coded"
 type Handler struct {
 	Store *object.Service
 	Auth  api.Authenticator
+	Log   *slog.Logger     // nil: slog.Default()
+	Now   func() time.Time // nil: time.Now (temp URL expiry)
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now == nil {
+		return time.Now()
+	}
+	return h.Now()
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -67,10 +84,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &request{h: h, w: w, r: r, project: project, container: container, name: name}
-	if !req.authorize() {
+	// A temp URL stands for a token; with a token, the token decides.
+	if t, ok, err := tempURLOf(r); ok && r.Header.Get("X-Auth-Token") == "" {
+		if !req.authorizeTempURL(t, err) {
+			return
+		}
+	} else if !req.authorize() {
 		return
 	}
 	switch {
+	case container == "" && r.URL.Query().Has("bulk-delete") && (r.Method == http.MethodPost || r.Method == http.MethodDelete):
+		req.bulkDelete()
 	case container == "":
 		req.account()
 	case name == "":
@@ -222,7 +246,13 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 			"max_object_name_length": maxObjectName, "container_listing_limit": containerListLimit,
 			"account_listing_limit": containerListLimit, "strict_cors_mode": true, "policies": []any{map[string]any{"name": policyName, "default": true}},
 		},
-		"slo": map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
+		"slo":         map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
+		"bulk_delete": map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
+		"tempurl": map[string]any{
+			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},
+			"incoming_remove_headers": []string{}, "incoming_allow_headers": []string{},
+			"outgoing_remove_headers": []string{"x-object-meta-*"}, "outgoing_allow_headers": []string{"x-object-meta-public-*"},
+		},
 	})
 }
 
@@ -284,6 +314,21 @@ func mergeMeta(old, set map[string]string, remove []string) map[string]string {
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// visibleMeta is the account or container metadata the caller may see:
+// the temp URL keys only for those who may write (a key signs writes).
+func (q *request) visibleMeta(meta map[string]string) map[string]string {
+	if q.who != nil && q.who.CanWrite(q.project) {
+		return meta
+	}
+	out := map[string]string{}
+	for k, v := range meta {
+		if !isTempURLKey(k) {
+			out[k] = v
+		}
 	}
 	return out
 }
@@ -427,7 +472,7 @@ func (q *request) account() {
 		fail(q.w, q.r, http.StatusMethodNotAllowed, "Method Not Allowed")
 		return
 	}
-	writeMeta(q.w, "X-Account-Meta-", acct.Meta)
+	writeMeta(q.w, "X-Account-Meta-", q.visibleMeta(acct.Meta))
 	cs, err := q.h.Store.Containers(q.r.Context(), q.project)
 	if err != nil {
 		q.failErr(err)

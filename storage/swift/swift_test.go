@@ -3,14 +3,21 @@ package swift
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
 	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -736,13 +743,26 @@ func TestInfo(t *testing.T) {
 			MaxObjectName int `json:"max_object_name_length"`
 			MaxMetaCount  int `json:"max_meta_count"`
 		} `json:"swift"`
-		SLO map[string]any `json:"slo"`
+		SLO  map[string]any `json:"slo"`
+		Bulk struct {
+			MaxDeletes int `json:"max_deletes_per_request"`
+		} `json:"bulk_delete"`
 	}
 	if err := json.Unmarshal([]byte(r.body), &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Swift.MaxObjectName != maxObjectName || info.Swift.MaxMetaCount != maxMetaCount || info.SLO == nil {
+	if info.Swift.MaxObjectName != maxObjectName || info.Swift.MaxMetaCount != maxMetaCount || info.SLO == nil || info.Bulk.MaxDeletes != maxBulkDeletes {
 		t.Errorf("info = %+v", info)
+	}
+	// Only what is built is advertised.
+	var all map[string]any
+	json.Unmarshal([]byte(r.body), &all)
+	for k := range all {
+		switch k {
+		case "swift", "slo", "bulk_delete", "tempurl":
+		default:
+			t.Errorf("/info advertises %q, which is not built", k)
+		}
 	}
 }
 
@@ -771,5 +791,170 @@ func TestUnreadableObjectIs503(t *testing.T) {
 	e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/c/o", alice, "")
 	if r := e.must(http.StatusOK, "GET", "/v1/AUTH_p1/c/empty", alice, ""); r.body != "" || r.header.Get("Content-Length") != "0" {
 		t.Errorf("empty object: %q, Content-Length %q", r.body, r.header.Get("Content-Length"))
+	}
+}
+
+func TestBulkDelete(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []string{"c", "full", "gone"} {
+		e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/"+c, alice, "")
+	}
+	for _, o := range []string{"c/a", "c/with space", "full/keep"} {
+		e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/"+strings.ReplaceAll(o, " ", "%20"), alice, "x")
+	}
+	body := "/c/a\nc/with%20space\n/c/missing\n/c\n/full\n/gone\n"
+	r := e.must(http.StatusOK, "POST", "/v1/AUTH_p1?bulk-delete", alice, body, "Accept", "application/json", "Content-Type", "text/plain")
+	var res struct {
+		Deleted  int         `json:"Number Deleted"`
+		NotFound int         `json:"Number Not Found"`
+		Status   string      `json:"Response Status"`
+		Errors   [][2]string `json:"Errors"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &res); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	want := [][2]string{{"/full", "409 Conflict"}}
+	if res.Deleted != 4 || res.NotFound != 1 || res.Status != "400 Bad Request" || fmt.Sprint(res.Errors) != fmt.Sprint(want) {
+		t.Errorf("report %+v, want 4 deleted (c/a, c/with space, c, gone), 1 not found, /full in conflict", res)
+	}
+	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c", alice, "")
+	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/gone", alice, "")
+	e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/full/keep", alice, "")
+
+	// DELETE works too; without Accept the report is Swift's text.
+	r = e.must(http.StatusOK, "DELETE", "/v1/AUTH_p1?bulk-delete", alice, "full/keep\nfull\n")
+	wantText := "Number Deleted: 2\nNumber Not Found: 0\nResponse Body: \nResponse Status: 200 OK\nErrors:\n"
+	if r.body != wantText {
+		t.Errorf("text report %q, want %q", r.body, wantText)
+	}
+	r = e.must(http.StatusOK, "POST", "/v1/AUTH_p1?bulk-delete", alice, "\n", "Accept", "application/xml")
+	if !strings.Contains(r.body, "<response_status>400 Bad Request</response_status>") || !strings.Contains(r.body, "<number_deleted>0</number_deleted>") {
+		t.Errorf("empty list, XML report %s", r.body)
+	}
+	e.must(http.StatusForbidden, "POST", "/v1/AUTH_p1?bulk-delete", "reader-tok", "c\n")
+	e.must(http.StatusUnauthorized, "POST", "/v1/AUTH_p1?bulk-delete", "", "c\n")
+}
+
+// signTempURL signs a temp URL as python-swiftclient does and returns its
+// query string.
+func signTempURL(newHash func() hash.Hash, b64 bool, key, method, path string, expires time.Time, extra ...string) string {
+	body := fmt.Sprintf("%s\n%d\n%s", method, expires.Unix(), path)
+	v := url.Values{}
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Set(extra[i], extra[i+1])
+		if extra[i] == "temp_url_ip_range" {
+			body = "ip=" + extra[i+1] + "\n" + body
+		}
+	}
+	mac := hmac.New(newHash, []byte(key))
+	mac.Write([]byte(body))
+	sig := hex.EncodeToString(mac.Sum(nil))
+	if b64 {
+		name := map[int]string{sha1.Size: "sha1", sha256.Size: "sha256", sha512.Size: "sha512"}[mac.Size()]
+		sig = name + ":" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	}
+	v.Set("temp_url_sig", sig)
+	if !v.Has("temp_url_expires") {
+		v.Set("temp_url_expires", strconv.FormatInt(expires.Unix(), 10))
+	}
+	return v.Encode()
+}
+
+func TestTempURL(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/dir/o", alice, "data", "X-Object-Meta-Color", "red", "X-Object-Meta-Public-Tag", "t")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/other", alice, "other")
+	obj := "/v1/AUTH_p1/c/dir/o"
+	soon := time.Now().Add(time.Hour)
+	get := signTempURL(sha256.New, false, "akey", "GET", obj, soon)
+
+	// No key set yet: nothing validates.
+	e.must(http.StatusUnauthorized, "GET", obj+"?"+get, "", "")
+	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1", alice, "", "X-Account-Meta-Temp-URL-Key", "akey")
+	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1/c", alice, "", "X-Container-Meta-Temp-URL-Key", "ckey")
+
+	r := e.must(http.StatusOK, "GET", obj+"?"+get, "", "")
+	if r.body != "data" || r.header.Get("Content-Disposition") != `attachment; filename="o"; filename*=UTF-8''o` {
+		t.Errorf("GET: %q, Content-Disposition %q", r.body, r.header.Get("Content-Disposition"))
+	}
+	if r.header.Get("X-Object-Meta-Color") != "" || r.header.Get("X-Object-Meta-Public-Tag") != "t" {
+		t.Errorf("metadata through a temp URL: %v", r.header)
+	}
+	r = e.must(http.StatusOK, "GET", obj+"?"+get+"&inline", "", "")
+	if r.header.Get("Content-Disposition") != "inline" {
+		t.Errorf("inline: Content-Disposition %q", r.header.Get("Content-Disposition"))
+	}
+	e.must(http.StatusOK, "HEAD", obj+"?"+get, "", "") // a GET signature covers HEAD
+
+	valid := map[string]string{
+		"sha1 hex":          signTempURL(sha1.New, false, "akey", "GET", obj, soon),
+		"sha512 base64":     signTempURL(sha512.New, true, "akey", "GET", obj, soon),
+		"container key":     signTempURL(sha256.New, false, "ckey", "GET", obj, soon),
+		"ISO 8601 expiry":   signTempURL(sha256.New, false, "akey", "GET", obj, soon, "temp_url_expires", soon.UTC().Format("2006-01-02T15:04:05Z")),
+		"prefix":            signTempURL(sha256.New, false, "akey", "GET", "prefix:/v1/AUTH_p1/c/dir/", soon, "temp_url_prefix", "dir/"),
+		"loopback IP range": signTempURL(sha256.New, false, "akey", "GET", obj, soon, "temp_url_ip_range", "127.0.0.0/8"),
+	}
+	for name, q := range valid {
+		t.Run("valid "+name, func(t *testing.T) {
+			if r := e.with(t).must(http.StatusOK, "GET", obj+"?"+q, "", ""); r.body != "data" {
+				t.Errorf("body %q", r.body)
+			}
+		})
+	}
+	invalid := map[string]struct{ path, query string }{
+		"expired":           {obj, signTempURL(sha256.New, false, "akey", "GET", obj, time.Now().Add(-time.Second))},
+		"wrong key":         {obj, signTempURL(sha256.New, false, "nope", "GET", obj, soon)},
+		"another object":    {"/v1/AUTH_p1/c/other", get},
+		"signed for PUT":    {obj, signTempURL(sha256.New, false, "akey", "PUT", obj, soon)},
+		"outside prefix":    {"/v1/AUTH_p1/c/other", valid["prefix"]},
+		"other IP range":    {obj, signTempURL(sha256.New, false, "akey", "GET", obj, soon, "temp_url_ip_range", "10.0.0.0/8")},
+		"bad expiry":        {obj, strings.Replace(get, "temp_url_expires=", "temp_url_expires=x", 1)},
+		"bad signature":     {obj, "temp_url_sig=zz&temp_url_expires=" + strconv.FormatInt(soon.Unix(), 10)},
+		"container listing": {"/v1/AUTH_p1/c", signTempURL(sha256.New, false, "akey", "GET", "/v1/AUTH_p1/c", soon)},
+	}
+	for name, tc := range invalid {
+		t.Run("invalid "+name, func(t *testing.T) {
+			e.with(t).must(http.StatusUnauthorized, "GET", tc.path+"?"+tc.query, "", "")
+		})
+	}
+
+	// Writes signed for them.
+	put := signTempURL(sha256.New, false, "akey", "PUT", "/v1/AUTH_p1/c/up", soon)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/up?"+put, "", "uploaded")
+	if r := e.must(http.StatusOK, "GET", "/v1/AUTH_p1/c/up", alice, ""); r.body != "uploaded" {
+		t.Errorf("PUT through a temp URL stored %q", r.body)
+	}
+	e.must(http.StatusForbidden, "PUT", "/v1/AUTH_p1/c/up?"+put, "", "", "X-Copy-From", "c/other")
+	del := signTempURL(sha256.New, false, "akey", "DELETE", "/v1/AUTH_p1/c/up", soon)
+	e.must(http.StatusNoContent, "DELETE", "/v1/AUTH_p1/c/up?"+del, "", "")
+
+	// With a token, the token decides.
+	e.must(http.StatusOK, "GET", obj+"?"+invalid["expired"].query, alice, "")
+
+	// The keys are shown only to those who may write.
+	if r := e.must(http.StatusNoContent, "HEAD", "/v1/AUTH_p1", alice, ""); r.header.Get("X-Account-Meta-Temp-Url-Key") != "akey" {
+		t.Errorf("owner does not see the account key: %v", r.header)
+	}
+	for _, p := range []string{"/v1/AUTH_p1", "/v1/AUTH_p1/c"} {
+		r := e.must(http.StatusNoContent, "HEAD", p, "reader-tok", "")
+		for k := range r.header {
+			if strings.Contains(strings.ToLower(k), "temp-url-key") {
+				t.Errorf("a reader sees %s on %s", k, p)
+			}
+		}
+	}
+
+	// Signed over the path as the client requests it, under rackd's mount.
+	mounted := httptest.NewServer(http.StripPrefix("/object", &Handler{Store: e.svc, Auth: principals}))
+	defer mounted.Close()
+	q := signTempURL(sha256.New, false, "akey", "GET", "/object"+obj, soon)
+	res, err := http.Get(mounted.URL + "/object" + obj + "?" + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("temp URL signed over the mounted path: %d", res.StatusCode)
 	}
 }
