@@ -18,8 +18,8 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/rackstack/rackstack/fabric/compute"
-	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/hypervisor"
@@ -31,7 +31,7 @@ type world struct {
 	t        *testing.T
 	db       *memdb.MemDB
 	mu       sync.Mutex
-	reports  []compute.Observed
+	reports  []computestate.Observed
 	opens    int
 	imageErr error
 	taps     map[string]bool
@@ -39,7 +39,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	tables := map[string]*memdb.TableSchema{}
-	for _, sc := range []store.Schema{compute.Schema(), network.Schema()} {
+	for _, sc := range []store.Schema{computestate.Schema(), network.Schema()} {
 		for _, tb := range sc.Tables {
 			tables[tb.Schema.Name] = tb.Schema
 		}
@@ -60,18 +60,18 @@ func (w *world) put(table string, row any) {
 	tx.Commit()
 }
 
-func (w *world) server(id string) compute.Server {
+func (w *world) server(id string) computestate.Server {
 	raw, err := w.db.Txn(false).First("compute_servers", "id", id)
 	if err != nil || raw == nil {
 		w.t.Fatalf("server %s: %v", id, err)
 	}
-	return *raw.(*compute.Server)
+	return *raw.(*computestate.Server)
 }
 
 func (w *world) State(context.Context) (*memdb.Txn, error) { return w.db.Txn(false), nil }
 
 // Report applies what Nova's report does to the fields the agent reads.
-func (w *world) Report(_ context.Context, id string, o compute.Observed) error {
+func (w *world) Report(_ context.Context, id string, o computestate.Observed) error {
 	w.mu.Lock()
 	w.reports = append(w.reports, o)
 	w.mu.Unlock()
@@ -81,7 +81,7 @@ func (w *world) Report(_ context.Context, id string, o compute.Observed) error {
 	if raw == nil {
 		return errors.New("no such server")
 	}
-	s := *raw.(*compute.Server)
+	s := *raw.(*computestate.Server)
 	if o.Gone {
 		return tx.Delete("compute_servers", &s)
 	}
@@ -97,26 +97,26 @@ func (w *world) Report(_ context.Context, id string, o compute.Observed) error {
 	return tx.Insert("compute_servers", &s)
 }
 
-func (w *world) last() compute.Observed {
+func (w *world) last() computestate.Observed {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.reports) == 0 {
-		return compute.Observed{}
+		return computestate.Observed{}
 	}
 	return w.reports[len(w.reports)-1]
 }
 
 var imageBytes = bytes.Repeat([]byte("rackstack"), 1<<12)
 
-func (w *world) Open(_ context.Context, id string) (io.ReadCloser, image.Image, error) {
+func (w *world) Open(_ context.Context, id string) (io.ReadCloser, imagestate.Image, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.opens++
 	if w.imageErr != nil {
-		return nil, image.Image{}, w.imageErr
+		return nil, imagestate.Image{}, w.imageErr
 	}
 	sha, sum := sha512.Sum512(imageBytes), md5.Sum(imageBytes)
-	return io.NopCloser(bytes.NewReader(imageBytes)), image.Image{
+	return io.NopCloser(bytes.NewReader(imageBytes)), imagestate.Image{
 		ID: id, Status: "active", DiskFormat: "raw", Size: int64(len(imageBytes)),
 		HashValue: hex.EncodeToString(sha[:]), Checksum: hex.EncodeToString(sum[:]),
 	}, nil
@@ -150,7 +150,7 @@ func TestAgentLifecycle(t *testing.T) {
 		Node: "n1", Dir: t.TempDir(), State: w.State, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
 		Log: slog.New(slog.DiscardHandler), PowerOffGrace: 1,
 	}
-	a.reported, a.failed = map[string]compute.Observed{}, map[string]string{}
+	a.reported, a.failed = map[string]computestate.Observed{}, map[string]string{}
 	os.MkdirAll(filepath.Join(a.Dir, "instances"), 0o700)
 	os.MkdirAll(filepath.Join(a.Dir, "images"), 0o700)
 	ctx := context.Background()
@@ -159,13 +159,13 @@ func TestAgentLifecycle(t *testing.T) {
 	for _, p := range []string{"port1-aaaaaaaa", "port2-bbbbbbbb"} {
 		w.put("network_ports", &network.Port{ID: p, Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:0" + p[4:5]})
 	}
-	flavor := compute.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
-	w.put("compute_servers", &compute.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	w.put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning",
 		PublicKey: "ssh-ed25519 AAAA k", KeyName: "k", UserData: "IyEvYmluL3NoCmVjaG8gaGkK"})
-	w.put("compute_servers", &compute.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+	w.put("compute_servers", &computestate.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 		Ports: []string{"port2-bbbbbbbb"}, Want: "active", VMState: "building", TaskState: "spawning"})
-	w.put("compute_servers", &compute.Server{ID: "elsewhere", Project: "p1", Host: "n2", ImageID: "img1", Flavor: flavor, Want: "active", VMState: "building"})
+	w.put("compute_servers", &computestate.Server{ID: "elsewhere", Project: "p1", Host: "n2", ImageID: "img1", Flavor: flavor, Want: "active", VMState: "building"})
 
 	a.reconcile(ctx)
 	for _, id := range []string{"s1", "s2"} {
@@ -239,7 +239,7 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	// A guest with no server (deleted while rackd was down) is removed.
 	tx := w.db.Txn(true)
-	tx.Delete("compute_servers", &compute.Server{ID: "s2"})
+	tx.Delete("compute_servers", &computestate.Server{ID: "s2"})
 	tx.Commit()
 	a.reconcile(ctx)
 	if ids, _ := a.Driver.List(ctx); len(ids) != 0 {
@@ -247,7 +247,7 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	// A build that fails ends in ERROR with the reason, once.
 	w.imageErr = errors.New("image store unreachable")
-	w.put("compute_servers", &compute.Server{ID: "s3", Project: "p1", Name: "vm3", Host: "n1", ImageID: "img2", Flavor: flavor, Want: "active", VMState: "building", TaskState: "spawning"})
+	w.put("compute_servers", &computestate.Server{ID: "s3", Project: "p1", Name: "vm3", Host: "n1", ImageID: "img2", Flavor: flavor, Want: "active", VMState: "building", TaskState: "spawning"})
 	a.reconcile(ctx)
 	a.reconcile(ctx)
 	if o := w.last(); o.Status != "ERROR" || !bytes.Contains([]byte(o.Fault), []byte("image store unreachable")) {
