@@ -58,7 +58,11 @@ type Agent struct {
 	mu       sync.Mutex
 	reported map[string]computestate.Observed
 	failed   map[string]string // server id → build failure already reported
-	imageMu  sync.Mutex
+	// pids is the guest process the agent last knew of per server, so
+	// that finding one it did not start (a previous rackd's) is logged
+	// once, not every pass.
+	pids    map[string]int
+	imageMu sync.Mutex
 }
 
 // record is what the agent keeps next to a server's disks, so a restarted
@@ -74,6 +78,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.reported = map[string]computestate.Observed{}
 	a.failed = map[string]string{}
+	a.pids = map[string]int{}
 	a.mu.Unlock()
 	for _, d := range []string{"instances", "images"} {
 		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o700); err != nil {
@@ -188,6 +193,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netwo
 		a.mu.Lock()
 		delete(a.reported, s.ID)
 		delete(a.failed, s.ID)
+		delete(a.pids, s.ID)
 		a.mu.Unlock()
 		return err
 	}
@@ -201,6 +207,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netwo
 		if state, err = vm.State(ctx); err != nil {
 			return err
 		}
+		a.noteGuest(s.ID, vm.PID())
 	}
 	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard"
 	switch s.Want {
@@ -211,7 +218,12 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netwo
 					return nil
 				}
 				// It died or shut itself down: say so; the API records
-				// it stopped, as Nova does.
+				// it stopped, with a stop by the system in its action
+				// log, as Nova's power-state sync does.
+				if s.VMState == "active" && s.TaskState == "" {
+					a.Log.Warn("compute: instance shutdown by itself; stopping it", "server", s.ID,
+						"vm_state", s.VMState, "task_state", s.TaskState, "db_power_state", s.PowerState, "vm_power_state", state)
+				}
 				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
 			}
 			a.mu.Lock()
@@ -226,11 +238,25 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netwo
 				a.mu.Unlock()
 				return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", Fault: fmt.Sprintf("Build of instance %s failed: %v", s.ID, err)})
 			}
+			a.mu.Lock()
+			a.pids[s.ID] = vm.PID() // started here: nothing to adopt
+			a.mu.Unlock()
 			if s.RebootSeq > rec.RebootSeq {
 				rec.RebootSeq = s.RebootSeq // a fresh boot is the reboot
 				a.writeRecord(s.ID, rec)
 			}
 			return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+		}
+		if state == hypervisor.Crashed && s.RebootSeq <= rec.RebootSeq {
+			// A crash of a running server is met as a shutdown is (the
+			// stop then ends the crashed process), but the stop's event
+			// says it failed and why.
+			if s.VMState == "active" && s.TaskState == "" {
+				a.Log.Warn("compute: instance crashed; stopping it", "server", s.ID, "pid", vm.PID())
+				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 6, RebootSeq: rec.RebootSeq,
+					Fault: "the guest crashed (guest-panicked or a hypervisor internal error)"})
+			}
+			return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 6, Fault: "the guest crashed"})
 		}
 		if s.RebootSeq > rec.RebootSeq {
 			kind := hypervisor.SoftReboot
@@ -246,9 +272,6 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netwo
 			if err := vm.Resume(ctx); err != nil {
 				return err
 			}
-		}
-		if state == hypervisor.Crashed {
-			return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 6, Fault: "the guest crashed"})
 		}
 		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
 	case "stopped":
@@ -274,6 +297,22 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netwo
 		return a.report(ctx, s.ID, computestate.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq})
 	}
 	return nil
+}
+
+// noteGuest logs a guest process the agent did not start and had not
+// seen yet: one a previous rackd left running, adopted now.
+func (a *Agent) noteGuest(id string, pid int) {
+	a.mu.Lock()
+	known := a.pids[id]
+	if pid == 0 {
+		delete(a.pids, id)
+	} else {
+		a.pids[id] = pid
+	}
+	a.mu.Unlock()
+	if pid != 0 && pid != known {
+		a.Log.Info("compute: adopted a running guest", "server", id, "pid", pid)
+	}
 }
 
 func (a *Agent) grace() time.Duration {

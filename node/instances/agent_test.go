@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -85,7 +86,11 @@ func (w *world) Report(_ context.Context, id string, o computestate.Observed) er
 	if o.Gone {
 		return tx.Delete("compute_servers", &s)
 	}
+	byItself := o.Status == "SHUTOFF" && s.Want == "active" && s.VMState == "active" && s.TaskState == ""
 	s.Status, s.PowerState, s.TaskState = o.Status, o.PowerState, ""
+	if byItself {
+		s.Want = "stopped" // as the FSM records a guest that stopped on its own
+	}
 	switch o.Status {
 	case "ACTIVE":
 		s.VMState = "active"
@@ -136,23 +141,10 @@ func (w *world) Remove(name string) error {
 }
 
 func TestAgentLifecycle(t *testing.T) {
-	for _, tool := range []string{"qemu-img", "genisoimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s is not installed", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
-	}
+	needTools(t)
 	w := newWorld(t)
 	host := hypervisor.NewFakeHost(t.TempDir())
-	a := &Agent{
-		Node: "n1", Dir: t.TempDir(), State: w.State, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
-		Log: slog.New(slog.DiscardHandler), PowerOffGrace: 1,
-	}
-	a.reported, a.failed = map[string]computestate.Observed{}, map[string]string{}
-	os.MkdirAll(filepath.Join(a.Dir, "instances"), 0o700)
-	os.MkdirAll(filepath.Join(a.Dir, "images"), 0o700)
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
 	ctx := context.Background()
 
 	w.put("network_networks", &network.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
@@ -265,4 +257,125 @@ func mustAdopt(t *testing.T, a *Agent, id string) hypervisor.VM {
 		t.Fatal(err)
 	}
 	return vm
+}
+
+// logs keeps the agent's log records for a test to count.
+type logs struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logs) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.recs = append(l.recs, r.Clone())
+	l.mu.Unlock()
+	return nil
+}
+func (l *logs) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logs) WithGroup(string) slog.Handler      { return l }
+
+// count is the number of records at level whose message contains msg and
+// whose "server" attribute is server.
+func (l *logs) count(level slog.Level, msg, server string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if r.Level != level || !strings.Contains(r.Message, msg) {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "server" && a.Value.String() == server {
+				n++
+			}
+			return true
+		})
+	}
+	return n
+}
+
+func newAgent(t *testing.T, w *world, host *hypervisor.FakeHost, dir string, l *logs) *Agent {
+	a := &Agent{
+		Node: "n1", Dir: dir, State: w.State, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
+		Log: slog.New(l), PowerOffGrace: 1,
+	}
+	a.reported, a.failed, a.pids = map[string]computestate.Observed{}, map[string]string{}, map[string]int{}
+	os.MkdirAll(filepath.Join(a.Dir, "instances"), 0o700)
+	os.MkdirAll(filepath.Join(a.Dir, "images"), 0o700)
+	return a
+}
+
+// TestAgentSaysWhatHappensOnce: adoption is logged once per guest, when
+// it is news, not every pass; a guest that shuts down or crashes on its
+// own is logged once and reported so the server is stopped, the crash
+// with why.
+func TestAgentSaysWhatHappensOnce(t *testing.T) {
+	needTools(t)
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	dir := t.TempDir()
+	first := &logs{}
+	a := newAgent(t, w, host, dir, first)
+	ctx := context.Background()
+	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	for _, id := range []string{"s1", "s2"} {
+		w.put("compute_servers", &computestate.Server{ID: id, Project: "p1", Name: id, Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+			Want: "active", VMState: "building", TaskState: "spawning"})
+	}
+	a.reconcile(ctx)
+	a.reconcile(ctx)
+	if n := first.count(slog.LevelInfo, "adopted", "s1"); n != 0 {
+		t.Errorf("a guest the agent started itself was logged adopted %d times", n)
+	}
+
+	// A restarted rackd finds the guests running: news once.
+	second := &logs{}
+	a = newAgent(t, w, host, dir, second)
+	for range 3 {
+		a.reconcile(ctx)
+	}
+	for _, id := range []string{"s1", "s2"} {
+		if n := second.count(slog.LevelInfo, "adopted", id); n != 1 {
+			t.Errorf("%s: adoption logged %d times in 3 passes, want once", id, n)
+		}
+	}
+
+	// s1 shuts itself down.
+	host.SetState("s1", hypervisor.Shutdown)
+	a.reconcile(ctx)
+	a.reconcile(ctx)
+	if n := second.count(slog.LevelWarn, "shutdown by itself", "s1"); n != 1 {
+		t.Errorf("shutdown by itself logged %d times, want once", n)
+	}
+	if sv := w.server("s1"); sv.Status != "SHUTOFF" || sv.Want != "stopped" {
+		t.Errorf("s1 after shutting itself down: %s, want %s", sv.Status, sv.Want)
+	}
+
+	// s2 crashes: reported stopped with why, then the stop ends it.
+	host.SetState("s2", hypervisor.Crashed)
+	a.reconcile(ctx)
+	o := w.last()
+	if o.Status != "SHUTOFF" || o.PowerState != computestate.PowerCrashed || !strings.Contains(o.Fault, "crashed") {
+		t.Fatalf("crash reported as %+v", o)
+	}
+	a.reconcile(ctx)
+	if st, _ := mustAdopt(t, a, "s2").State(ctx); st != hypervisor.Shutdown {
+		t.Errorf("crashed guest left %s, want stopped", st)
+	}
+	if n := second.count(slog.LevelWarn, "crashed", "s2"); n != 1 {
+		t.Errorf("crash logged %d times, want once", n)
+	}
+}
+
+func needTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"qemu-img", "genisoimage"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
 }
