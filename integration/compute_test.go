@@ -77,6 +77,17 @@ func qemuPID(t *testing.T, serverID string) int {
 	return pid
 }
 
+// logLines counts the lines of log that contain both msg and id.
+func logLines(log, msg, id string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, msg) && strings.Contains(l, id) {
+			n++
+		}
+	}
+	return n
+}
+
 func TestCompute(t *testing.T) {
 	require(t, os.Geteuid() == 0, "compute tests need root (taps, BPF)")
 	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage"} {
@@ -189,6 +200,43 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 	time.Sleep(3 * time.Second)
 	if s := showServer(t, alice, "vm1"); s.Status != "ACTIVE" || qemuPID(t, vm1.ID) != pid {
 		t.Fatalf("after the restart vm1 is %s with QEMU %d (was %d)", s.Status, qemuPID(t, vm1.ID), pid)
+	}
+	// The restarted agent says once that it adopted each guest, not on
+	// every pass (one every 2 s; the restart was a few passes ago).
+	time.Sleep(5 * time.Second)
+	for _, s := range []serverInfo{vm1, vm2, vm3} {
+		if n := logLines(n1.log(), "adopted a running guest", s.ID); n != 1 {
+			t.Errorf("adoption of %s logged %d times, want once", s.ID, n)
+		}
+	}
+
+	// A guest that dies on its own: stopped by the system, as Nova's power
+	// sync does, said once in the log and in the action log.
+	qpid := qemuPID(t, vm3.ID)
+	if qpid == 0 {
+		t.Fatal("no QEMU for vm3")
+	}
+	syscall.Kill(qpid, syscall.SIGKILL) // the QEMU this test's rackd started
+	if !eventually(time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "SHUTOFF" }) {
+		t.Fatalf("vm3 is %s after its QEMU died", showServer(t, alice, "vm3").Status)
+	}
+	var acts struct {
+		InstanceActions []struct {
+			Action string  `json:"action"`
+			UserID *string `json:"user_id"`
+		} `json:"instanceActions"`
+	}
+	if code, err := call("GET", n1.url()+"/compute/v2.1/servers/"+vm3.ID+"/os-instance-actions", token(t, n1, "alice", "alice-pass-1", "demo"), nil, &acts); err != nil || code != 200 ||
+		len(acts.InstanceActions) == 0 || acts.InstanceActions[0].Action != "stop" || acts.InstanceActions[0].UserID != nil {
+		t.Errorf("vm3's actions after its guest died: %d %v %+v", code, err, acts)
+	}
+	time.Sleep(5 * time.Second) // a few more passes
+	if n := logLines(n1.log(), "shutdown by itself", vm3.ID); n != 1 {
+		t.Errorf("vm3's death logged %d times, want once", n)
+	}
+	openstack(t, alice, "server", "start", "vm3")
+	if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "ACTIVE" }) {
+		t.Fatalf("vm3 did not start after dying")
 	}
 
 	// Bad input: the CLI's own lookups, then Nova's errors straight from

@@ -344,6 +344,9 @@ type serverReportCmd struct {
 	ID       string    `json:"id"`
 	Observed Observed  `json:"observed"`
 	Now      time.Time `json:"now"`
+	// RequestID names the instance action recorded when the observation
+	// is one the system acts on (a guest that stopped on its own).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func applyServerReport(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
@@ -396,10 +399,15 @@ func applyServerReport(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 			case s.Want == "stopped":
 				setState(&s, vmStopped, "")
 			case s.TaskState == "" && s.VMState == vmActive:
-				// The guest shut itself down: Nova records it stopped
-				// rather than starting it again.
+				// The guest shut itself down (or crashed): as Nova's
+				// power-state sync does, the system stops the server
+				// rather than starting it again, and says so in the
+				// action log.
 				setState(&s, vmStopped, "")
 				s.Want = "stopped"
+				if err := tx.Insert(tActions, stoppedByItself(&s, c)); err != nil {
+					return nil, err
+				}
 			}
 		case "PAUSED":
 			if s.Want == "paused" {
@@ -449,4 +457,23 @@ func applyConsoleToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 		return nil, store.Conflictf("console token exists")
 	}
 	return nil, tx.Insert(tConsoles, &c.Token)
+}
+
+// stoppedByItself is the instance action that records a guest that
+// stopped without being asked: a stop by the system (no user), whose one
+// event succeeded when the guest shut down and failed, saying why, when
+// it crashed.
+func stoppedByItself(s *Server, c serverReportCmd) *Action {
+	req := c.RequestID
+	if req == "" {
+		req = "req-" + c.Now.UTC().Format("20060102T150405.000000000")
+	}
+	ev := ActionEvent{Event: "compute_stop_instance", Start: c.Now, Finish: c.Now, Result: "Success", Host: s.Host}
+	a := &Action{ID: s.ID + "/" + req, ServerID: s.ID, Project: s.Project, Action: "stop", RequestID: req, Start: c.Now}
+	if c.Observed.Fault != "" {
+		ev.Result, ev.Details = "Error", c.Observed.Fault
+		a.Message = "Error"
+	}
+	a.Events = []ActionEvent{ev}
+	return a
 }

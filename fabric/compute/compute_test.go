@@ -1,13 +1,16 @@
 package compute
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -811,12 +814,19 @@ func TestPlacementInTheApply(t *testing.T) {
 		t.Fatalf("placed on %s and %s", f.row(a).Host, f.row(b).Host)
 	}
 	ports := f.ports.count()
+	var logged lockedBuffer
+	f.svc.log = slog.New(slog.NewTextHandler(&logged, nil))
 	c := f.server(alice, "c", "flavorRef", "big")
 	v := f.show(alice, c, "")
 	fault, _ := v["fault"].(map[string]any)
 	if v["status"] != "ERROR" || fault == nil || !strings.Contains(fault["message"].(string), "No valid host was found") ||
 		!strings.Contains(fault["message"].(string), "MB RAM free") || fault["code"] != 500.0 {
 		t.Fatalf("unplaceable server: %v", v)
+	}
+	// The operator learns of it once, with each host's reason.
+	if lines := logged.lines("no valid host"); len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") ||
+		!strings.Contains(lines[0], "server="+c) || !strings.Contains(lines[0], "n1: ") || !strings.Contains(lines[0], "n2: ") {
+		t.Fatalf("scheduling failure logged as %q", lines)
 	}
 	if f.row(c).Host != "" || len(f.row(c).Ports) != 0 || f.ports.count() != ports {
 		t.Fatalf("unplaceable server keeps host or ports: %+v", f.row(c))
@@ -930,4 +940,29 @@ func TestServerGroups(t *testing.T) {
 		"os:scheduler_hints": hint}, 403, "overLimit", "too many servers in group")
 	f.expect("DELETE", "/v2.1/os-server-groups/"+gid, alice, "", nil, 204, "")
 	f.expect("GET", "/v2.1/os-server-groups/"+gid, alice, "", nil, 404, "itemNotFound")
+}
+
+// lockedBuffer collects log output written from handler goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the lines that contain s.
+func (b *lockedBuffer) lines(s string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

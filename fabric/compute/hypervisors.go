@@ -272,6 +272,19 @@ func (s *Service) listZones(detail bool) api.HandlerFunc {
 			}
 			out = append(out, map[string]any{"zoneName": az, "zoneState": map[string]any{"available": avail[az] || len(hs) == 0}, "hosts": hosts})
 		}
+		// The detail shows the internal zone too, as Nova does: where the
+		// conductors and schedulers run (see serviceBinaries).
+		if detail && len(hs) > 0 {
+			internal, up := map[string]any{}, false
+			for _, h := range hs {
+				svc := map[string]any{}
+				for _, b := range []string{"nova-conductor", "nova-scheduler"} {
+					svc[b] = map[string]any{"available": h.Up, "active": true, "updated_at": timeOrNil(h.LastSeen)}
+				}
+				internal[h.Name], up = svc, up || h.Up
+			}
+			out = append(out, map[string]any{"zoneName": internalZone, "zoneState": map[string]any{"available": up}, "hosts": internal})
+		}
 		api.JSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
 		return nil
 	}
@@ -285,6 +298,17 @@ func (s *Service) hostAZ(h Host) string {
 	return h.AZ
 }
 
+// The binaries every rackd runs, as Nova names them, in the order Nova
+// lists its services. Each rackd is a conductor (its API proposes the
+// builds and records what its node agent reports, the writes
+// nova-conductor makes for nova-compute) and a scheduler (placement runs
+// in the apply of a create, on every node); so all three are up or down
+// with the node's cluster heartbeat. Conductor and scheduler live in
+// Nova's internal zone.
+var serviceBinaries = []string{"nova-conductor", "nova-scheduler", "nova-compute"}
+
+const internalZone = "internal"
+
 func (s *Service) listServices(w http.ResponseWriter, r *http.Request) error {
 	hs, _, err := s.hostList(r)
 	if err != nil {
@@ -292,19 +316,34 @@ func (s *Service) listServices(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	out := []any{}
-	for _, h := range hs {
-		if (q.Get("host") != "" && q.Get("host") != h.Name) || (q.Get("binary") != "" && q.Get("binary") != "nova-compute") {
+	for _, binary := range serviceBinaries {
+		if q.Get("binary") != "" && q.Get("binary") != binary {
 			continue
 		}
-		v := map[string]any{"id": serviceID(r, h.Name), "binary": "nova-compute", "host": h.Name, "zone": s.hostAZ(h), "status": "enabled",
-			"state": state(h.Up), "updated_at": timeOrNil(h.LastSeen), "disabled_reason": nil}
-		if atLeast(r, 11) {
-			v["forced_down"] = false
+		for _, h := range hs {
+			if q.Get("host") != "" && q.Get("host") != h.Name {
+				continue
+			}
+			out = append(out, s.serviceView(r, binary, h))
 		}
-		out = append(out, v)
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"services": out})
 	return nil
+}
+
+func (s *Service) serviceView(r *http.Request, binary string, h Host) map[string]any {
+	// nova-compute keeps the id it has always had: the hypervisors'
+	// "service" names it.
+	id, zone := serviceID(r, h.Name), s.hostAZ(h)
+	if binary != "nova-compute" {
+		id, zone = serviceID(r, binary+"@"+h.Name), internalZone
+	}
+	v := map[string]any{"id": id, "binary": binary, "host": h.Name, "zone": zone, "status": "enabled",
+		"state": state(h.Up), "updated_at": timeOrNil(h.LastSeen), "disabled_reason": nil}
+	if atLeast(r, 11) {
+		v["forced_down"] = false
+	}
+	return v
 }
 
 // hypervisorUptime is Nova's answer for a driver without uptime: the

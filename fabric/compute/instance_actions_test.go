@@ -38,3 +38,66 @@ func TestInstanceActionsChangesWindow(t *testing.T) {
 	f.expect("GET", "/v2.1/servers/"+id+"/os-instance-actions?changes-before=yesterday", alice, "2.66", nil, 400, "badRequest", "changes-before")
 	f.expect("GET", "/v2.1/servers/"+id+"/os-instance-actions?changes-since=2026-11-24T13:00:00Z&changes-before=2026-11-24T12:00:00Z", alice, "2.66", nil, 400, "badRequest", "changes-since")
 }
+
+// TestStoppedByItself: a guest that shuts down (or crashes) without being
+// asked is recorded as Nova's power-state sync records it: the server
+// stopped, and an action "stop" by no user whose event says how it went.
+func TestStoppedByItself(t *testing.T) {
+	f := newFixture(t)
+	f.stdFlavors()
+	for _, tc := range []struct {
+		name, fault, result string
+		message             any
+	}{
+		{"shutdown", "", "Success", nil},
+		{"crash", "the guest crashed (guest-panicked)", "Error", "Error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := f.server(alice, "vm-"+tc.name)
+			f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning})
+			f.now = f.now.Add(time.Minute)
+			f.report(id, Observed{Status: "SHUTOFF", PowerState: PowerShutdown, Fault: tc.fault})
+			if sv := f.row(id); sv.VMState != vmStopped || sv.Want != "stopped" || sv.TaskState != "" {
+				t.Fatalf("server after its guest stopped: vm_state %s want %s task %q", sv.VMState, sv.Want, sv.TaskState)
+			}
+			acts := f.expect("GET", "/v2.1/servers/"+id+"/os-instance-actions", alice, "", nil, 200, "")["instanceActions"].([]any)
+			if len(acts) != 2 {
+				t.Fatalf("actions: %v", acts)
+			}
+			stop := acts[0].(map[string]any)
+			if stop["action"] != "stop" || stop["user_id"] != nil || stop["message"] != tc.message {
+				t.Fatalf("the system's stop: %v", stop)
+			}
+			path := "/v2.1/servers/" + id + "/os-instance-actions/" + stop["request_id"].(string)
+			for _, who := range []string{alice, admin} {
+				a := f.expect("GET", path, who, "2.62", nil, 200, "")["instanceAction"].(map[string]any)
+				evs := a["events"].([]any)
+				if len(evs) != 1 {
+					t.Fatalf("events: %v", evs)
+				}
+				ev := evs[0].(map[string]any)
+				if ev["event"] != "compute_stop_instance" || ev["result"] != tc.result || ev["hostId"] == "" {
+					t.Fatalf("event: %v", ev)
+				}
+				tb, shown := ev["traceback"]
+				switch {
+				case who == alice && shown:
+					t.Errorf("a member sees the traceback: %v", ev)
+				case who == admin && tc.fault != "" && tb != tc.fault:
+					t.Errorf("admin's traceback %v, want %q", tb, tc.fault)
+				}
+			}
+			// Asked for, a stop is the user's and records no such action.
+			f.now = f.now.Add(time.Minute)
+			f.action(alice, id, map[string]any{"os-start": nil}, 202)
+			f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning})
+			f.now = f.now.Add(time.Minute)
+			f.action(alice, id, map[string]any{"os-stop": nil}, 202)
+			f.report(id, Observed{Status: "SHUTOFF", PowerState: PowerShutdown})
+			acts = f.expect("GET", "/v2.1/servers/"+id+"/os-instance-actions", alice, "", nil, 200, "")["instanceActions"].([]any)
+			if len(acts) != 4 || acts[0].(map[string]any)["user_id"] != "u-alice" {
+				t.Fatalf("actions after a requested stop: %v", acts)
+			}
+		})
+	}
+}

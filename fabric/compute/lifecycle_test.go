@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -306,6 +307,34 @@ func TestLimitsQuotasHypervisorsZones(t *testing.T) {
 	svcs := f.expect("GET", "/v2.1/os-services?binary=nova-compute", admin, "2.53", nil, 200, "")["services"].([]any)
 	if len(svcs) != 2 || svcs[1].(map[string]any)["state"] != "down" || svcs[0].(map[string]any)["forced_down"] != false {
 		t.Fatalf("services: %v", svcs)
+	}
+	// Every node is also a scheduler and a conductor, up or down with
+	// its heartbeat, in the internal zone; each service has its own id.
+	type svc struct{ binary, host, zone, state string }
+	var got []svc
+	ids := map[any]bool{}
+	for _, raw := range f.expect("GET", "/v2.1/os-services", admin, "2.53", nil, 200, "")["services"].([]any) {
+		m := raw.(map[string]any)
+		got = append(got, svc{m["binary"].(string), m["host"].(string), m["zone"].(string), m["state"].(string)})
+		ids[m["id"]] = true
+	}
+	want := []svc{
+		{"nova-conductor", "n1", "internal", "up"}, {"nova-conductor", "n2", "internal", "down"},
+		{"nova-scheduler", "n1", "internal", "up"}, {"nova-scheduler", "n2", "internal", "down"},
+		{"nova-compute", "n1", "nova", "up"}, {"nova-compute", "n2", "nova", "down"},
+	}
+	if !slices.Equal(got, want) || len(ids) != len(want) {
+		t.Fatalf("services %v (%d ids), want %v", got, len(ids), want)
+	}
+	if n := len(f.expect("GET", "/v2.1/os-services?binary=nova-scheduler&host=n2", admin, "", nil, 200, "")["services"].([]any)); n != 1 {
+		t.Fatalf("the scheduler on n2: %d services", n)
+	}
+	z = f.expect("GET", "/v2.1/os-availability-zone/detail", admin, "", nil, 200, "")["availabilityZoneInfo"].([]any)
+	if len(z) != 2 || z[1].(map[string]any)["zoneName"] != "internal" || len(z[1].(map[string]any)["hosts"].(map[string]any)) != 2 {
+		t.Fatalf("zone detail without the internal zone: %v", z)
+	}
+	if z = f.expect("GET", "/v2.1/os-availability-zone", alice, "", nil, 200, "")["availabilityZoneInfo"].([]any); len(z) != 1 {
+		t.Fatalf("zones a member sees: %v", z)
 	}
 }
 

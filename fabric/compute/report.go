@@ -25,7 +25,7 @@ func (s *Service) Report(ctx context.Context, serverID string, o Observed) error
 		return fmt.Errorf("report server %s: status %q: %w", serverID, o.Status, store.ErrInvalid)
 	}
 	var res actionResult
-	if _, err := api.Propose(ctx, s.cfg.Repl, cmdServerReport, serverReportCmd{ID: serverID, Observed: o, Now: s.now()}, &res); err != nil {
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdServerReport, serverReportCmd{ID: serverID, Observed: o, Now: s.now(), RequestID: requestID(ctx)}, &res); err != nil {
 		return fmt.Errorf("report server %s: %w", serverID, err)
 	}
 	if res.Removed {

@@ -18,6 +18,7 @@ type (
 	ServerGroup  = computestate.ServerGroup
 	Quota        = computestate.Quota
 	Action       = computestate.Action
+	ActionEvent  = computestate.ActionEvent
 	ConsoleToken = computestate.ConsoleToken
 	Observed     = computestate.Observed
 	File         = computestate.File

@@ -289,6 +289,13 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, sv := range rows {
+		if sv.Host == "" && sv.Fault != nil {
+			// The apply cannot log (every node runs it): the node that
+			// proposed says it once, with each host's reason.
+			s.log.Warn("compute: no valid host for a server", "server", sv.ID, "project", sv.Project,
+				"flavor", sv.Flavor.Name, "vcpus", sv.Flavor.VCPUs, "ram_mb", sv.Flavor.RAM, "disk_gb", diskGB(&sv),
+				"request_id", c.RequestID, "reasons", sv.Fault.Message)
+		}
 		s.settlePorts(context.WithoutCancel(ctx), c.Servers, sv)
 	}
 	if req.resID {

@@ -187,12 +187,44 @@ func (s *Service) deleteMetadataItem(w http.ResponseWriter, r *http.Request) err
 // Instance actions.
 
 func (s *Service) actionView(r *http.Request, a *Action) map[string]any {
-	v := map[string]any{"action": a.Action, "instance_uuid": a.ServerID, "request_id": a.RequestID, "user_id": a.UserID,
+	v := map[string]any{"action": a.Action, "instance_uuid": a.ServerID, "request_id": a.RequestID, "user_id": nil,
 		"project_id": a.Project, "start_time": a.Start.UTC().Format("2006-01-02T15:04:05.000000"), "message": nil}
+	// An action the system took on its own has no user, as in Nova.
+	if a.UserID != "" {
+		v["user_id"] = a.UserID
+	}
+	if a.Message != "" {
+		v["message"] = a.Message
+	}
 	if atLeast(r, 58) {
 		v["updated_at"] = v["start_time"]
 	}
 	return v
+}
+
+// eventViews shows an action's events as Nova does: the traceback and
+// the host only to admins.
+func (s *Service) eventViews(r *http.Request, sv *Server, a *Action) []any {
+	admin := principal(r).IsAdmin()
+	out := make([]any, 0, len(a.Events))
+	for _, e := range a.Events {
+		v := map[string]any{"event": e.Event, "start_time": e.Start.UTC().Format("2006-01-02T15:04:05.000000"),
+			"finish_time": e.Finish.UTC().Format("2006-01-02T15:04:05.000000"), "result": e.Result}
+		if admin {
+			v["traceback"] = nil
+			if e.Details != "" {
+				v["traceback"] = e.Details
+			}
+		}
+		if atLeast(r, 62) {
+			v["hostId"] = hostID(&Server{Host: e.Host, Project: sv.Project})
+			if admin {
+				v["host"] = e.Host
+			}
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func (s *Service) listActions(w http.ResponseWriter, r *http.Request) error {
@@ -233,7 +265,7 @@ func (s *Service) showAction(w http.ResponseWriter, r *http.Request) error {
 		return notFound("Action %s could not be found.", req)
 	}
 	v := s.actionView(r, a)
-	v["events"] = []any{}
+	v["events"] = s.eventViews(r, sv, a)
 	api.JSON(w, http.StatusOK, map[string]any{"instanceAction": v})
 	return nil
 }

@@ -22,8 +22,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rackstack/rackstack/dataplane"
-	"github.com/rackstack/rackstack/fabric/compute"
-	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/node/configdrive"
 	"github.com/rackstack/rackstack/node/hypervisor"
@@ -32,7 +32,7 @@ import (
 
 // Images streams an image's bytes by id.
 type Images interface {
-	Open(ctx context.Context, id string) (io.ReadCloser, image.Image, error)
+	Open(ctx context.Context, id string) (io.ReadCloser, imagestate.Image, error)
 }
 
 // Taps makes and removes the host end of a server's NICs.
@@ -49,16 +49,20 @@ type Agent struct {
 	Driver hypervisor.Driver
 	Images Images
 	Taps   Taps
-	Report func(ctx context.Context, id string, o compute.Observed) error
+	Report func(ctx context.Context, id string, o computestate.Observed) error
 	// PowerOffGrace is how long a stop waits for the guest's own shutdown.
 	PowerOffGrace time.Duration
 	Interval      time.Duration
 	Log           *slog.Logger
 
 	mu       sync.Mutex
-	reported map[string]compute.Observed
+	reported map[string]computestate.Observed
 	failed   map[string]string // server id → build failure already reported
-	imageMu  sync.Mutex
+	// pids is the guest process the agent last knew of per server, so
+	// that finding one it did not start (a previous rackd's) is logged
+	// once, not every pass.
+	pids    map[string]int
+	imageMu sync.Mutex
 }
 
 // record is what the agent keeps next to a server's disks, so a restarted
@@ -72,8 +76,9 @@ type record struct {
 // Interval for guests whose state changed on their own.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
-	a.reported = map[string]compute.Observed{}
+	a.reported = map[string]computestate.Observed{}
 	a.failed = map[string]string{}
+	a.pids = map[string]int{}
 	a.mu.Unlock()
 	for _, d := range []string{"instances", "images"} {
 		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o700); err != nil {
@@ -102,12 +107,12 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state not readable yet: %w", err)
 	}
-	for _, t := range compute.TableNames() {
+	for _, t := range computestate.TableNames() {
 		if it, err := txn.Get(t, "id"); err == nil {
 			ws.Add(it.WatchCh())
 		}
 	}
-	servers, err := compute.Load(txn)
+	servers, err := computestate.Load(txn)
 	if err != nil {
 		a.Log.Warn("compute: read servers", "err", err)
 		return nil, fmt.Errorf("read servers: %w", err)
@@ -164,7 +169,7 @@ func powerState(p hypervisor.PowerState) int {
 	return 0
 }
 
-func (a *Agent) report(ctx context.Context, id string, o compute.Observed) error {
+func (a *Agent) report(ctx context.Context, id string, o computestate.Observed) error {
 	a.mu.Lock()
 	last, ok := a.reported[id]
 	a.mu.Unlock()
@@ -181,13 +186,14 @@ func (a *Agent) report(ctx context.Context, id string, o compute.Observed) error
 }
 
 // converge brings one server's guest to what its row wants.
-func (a *Agent) converge(ctx context.Context, s compute.Server, view *network.View) error {
+func (a *Agent) converge(ctx context.Context, s computestate.Server, view *network.View) error {
 	if s.Want == "deleted" {
 		a.teardown(ctx, s.ID)
-		err := a.Report(ctx, s.ID, compute.Observed{Gone: true})
+		err := a.Report(ctx, s.ID, computestate.Observed{Gone: true})
 		a.mu.Lock()
 		delete(a.reported, s.ID)
 		delete(a.failed, s.ID)
+		delete(a.pids, s.ID)
 		a.mu.Unlock()
 		return err
 	}
@@ -201,6 +207,7 @@ func (a *Agent) converge(ctx context.Context, s compute.Server, view *network.Vi
 		if state, err = vm.State(ctx); err != nil {
 			return err
 		}
+		a.noteGuest(s.ID, vm.PID())
 	}
 	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard"
 	switch s.Want {
@@ -211,8 +218,13 @@ func (a *Agent) converge(ctx context.Context, s compute.Server, view *network.Vi
 					return nil
 				}
 				// It died or shut itself down: say so; the API records
-				// it stopped, as Nova does.
-				return a.report(ctx, s.ID, compute.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+				// it stopped, with a stop by the system in its action
+				// log, as Nova's power-state sync does.
+				if s.VMState == "active" && s.TaskState == "" {
+					a.Log.Warn("compute: instance shutdown by itself; stopping it", "server", s.ID,
+						"vm_state", s.VMState, "task_state", s.TaskState, "db_power_state", s.PowerState, "vm_power_state", state)
+				}
+				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
 			}
 			a.mu.Lock()
 			failed := a.failed[s.ID]
@@ -224,13 +236,27 @@ func (a *Agent) converge(ctx context.Context, s compute.Server, view *network.Vi
 				a.mu.Lock()
 				a.failed[s.ID] = err.Error()
 				a.mu.Unlock()
-				return a.report(ctx, s.ID, compute.Observed{Status: "ERROR", Fault: fmt.Sprintf("Build of instance %s failed: %v", s.ID, err)})
+				return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", Fault: fmt.Sprintf("Build of instance %s failed: %v", s.ID, err)})
 			}
+			a.mu.Lock()
+			a.pids[s.ID] = vm.PID() // started here: nothing to adopt
+			a.mu.Unlock()
 			if s.RebootSeq > rec.RebootSeq {
 				rec.RebootSeq = s.RebootSeq // a fresh boot is the reboot
 				a.writeRecord(s.ID, rec)
 			}
-			return a.report(ctx, s.ID, compute.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+		}
+		if state == hypervisor.Crashed && s.RebootSeq <= rec.RebootSeq {
+			// A crash of a running server is met as a shutdown is (the
+			// stop then ends the crashed process), but the stop's event
+			// says it failed and why.
+			if s.VMState == "active" && s.TaskState == "" {
+				a.Log.Warn("compute: instance crashed; stopping it", "server", s.ID, "pid", vm.PID())
+				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 6, RebootSeq: rec.RebootSeq,
+					Fault: "the guest crashed (guest-panicked or a hypervisor internal error)"})
+			}
+			return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 6, Fault: "the guest crashed"})
 		}
 		if s.RebootSeq > rec.RebootSeq {
 			kind := hypervisor.SoftReboot
@@ -247,21 +273,18 @@ func (a *Agent) converge(ctx context.Context, s compute.Server, view *network.Vi
 				return err
 			}
 		}
-		if state == hypervisor.Crashed {
-			return a.report(ctx, s.ID, compute.Observed{Status: "ERROR", PowerState: 6, Fault: "the guest crashed"})
-		}
-		return a.report(ctx, s.ID, compute.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
 	case "stopped":
 		if vm != nil && state != hypervisor.Shutdown {
 			if err := vm.PowerOff(ctx, a.grace()); err != nil {
 				return err
 			}
 		}
-		return a.report(ctx, s.ID, compute.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
 	case "paused", "suspended":
 		// Suspend keeps the guest paused in memory here (no save to disk).
 		if vm == nil || state == hypervisor.Shutdown {
-			return a.report(ctx, s.ID, compute.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
 		}
 		if state == hypervisor.Running {
 			if err := vm.Pause(ctx); err != nil {
@@ -269,11 +292,27 @@ func (a *Agent) converge(ctx context.Context, s compute.Server, view *network.Vi
 			}
 		}
 		if s.Want == "suspended" {
-			return a.report(ctx, s.ID, compute.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq})
 		}
-		return a.report(ctx, s.ID, compute.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq})
 	}
 	return nil
+}
+
+// noteGuest logs a guest process the agent did not start and had not
+// seen yet: one a previous rackd left running, adopted now.
+func (a *Agent) noteGuest(id string, pid int) {
+	a.mu.Lock()
+	known := a.pids[id]
+	if pid == 0 {
+		delete(a.pids, id)
+	} else {
+		a.pids[id] = pid
+	}
+	a.mu.Unlock()
+	if pid != 0 && pid != known {
+		a.Log.Info("compute: adopted a running guest", "server", id, "pid", pid)
+	}
 }
 
 func (a *Agent) grace() time.Duration {
@@ -304,7 +343,7 @@ func (a *Agent) writeRecord(id string, r record) error {
 }
 
 // build makes everything the guest needs and starts it.
-func (a *Agent) build(ctx context.Context, s compute.Server, view *network.View, rec *record) (hypervisor.VM, error) {
+func (a *Agent) build(ctx context.Context, s computestate.Server, view *network.View, rec *record) (hypervisor.VM, error) {
 	dir := a.instanceDir(s.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -332,7 +371,7 @@ func (a *Agent) build(ctx context.Context, s compute.Server, view *network.View,
 		mtus[n.ID] = n.MTU
 	}
 	spec := hypervisor.VMSpec{
-		ID: s.ID, Name: compute.Hostname(&s), VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM,
+		ID: s.ID, Name: computestate.Hostname(&s), VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM,
 		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}},
 	}
 	cd := configServer(s)
@@ -380,11 +419,11 @@ func (a *Agent) teardown(ctx context.Context, id string) {
 
 // cachedImage returns the path of the image's bytes on this node, fetched
 // once and checked against the image's hash.
-func (a *Agent) cachedImage(ctx context.Context, id string) (string, image.Image, error) {
+func (a *Agent) cachedImage(ctx context.Context, id string) (string, imagestate.Image, error) {
 	a.imageMu.Lock()
 	defer a.imageMu.Unlock()
 	path := filepath.Join(a.Dir, "images", id)
-	var img image.Image
+	var img imagestate.Image
 	if raw, err := os.ReadFile(path + ".json"); err == nil && json.Unmarshal(raw, &img) == nil {
 		if _, err := os.Stat(path); err == nil {
 			return path, img, nil

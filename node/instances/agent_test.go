@@ -13,13 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/rackstack/rackstack/fabric/compute"
-	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/hypervisor"
@@ -31,7 +32,7 @@ type world struct {
 	t        *testing.T
 	db       *memdb.MemDB
 	mu       sync.Mutex
-	reports  []compute.Observed
+	reports  []computestate.Observed
 	opens    int
 	imageErr error
 	taps     map[string]bool
@@ -39,7 +40,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	tables := map[string]*memdb.TableSchema{}
-	for _, sc := range []store.Schema{compute.Schema(), network.Schema()} {
+	for _, sc := range []store.Schema{computestate.Schema(), network.Schema()} {
 		for _, tb := range sc.Tables {
 			tables[tb.Schema.Name] = tb.Schema
 		}
@@ -60,18 +61,18 @@ func (w *world) put(table string, row any) {
 	tx.Commit()
 }
 
-func (w *world) server(id string) compute.Server {
+func (w *world) server(id string) computestate.Server {
 	raw, err := w.db.Txn(false).First("compute_servers", "id", id)
 	if err != nil || raw == nil {
 		w.t.Fatalf("server %s: %v", id, err)
 	}
-	return *raw.(*compute.Server)
+	return *raw.(*computestate.Server)
 }
 
 func (w *world) State(context.Context) (*memdb.Txn, error) { return w.db.Txn(false), nil }
 
 // Report applies what Nova's report does to the fields the agent reads.
-func (w *world) Report(_ context.Context, id string, o compute.Observed) error {
+func (w *world) Report(_ context.Context, id string, o computestate.Observed) error {
 	w.mu.Lock()
 	w.reports = append(w.reports, o)
 	w.mu.Unlock()
@@ -81,11 +82,15 @@ func (w *world) Report(_ context.Context, id string, o compute.Observed) error {
 	if raw == nil {
 		return errors.New("no such server")
 	}
-	s := *raw.(*compute.Server)
+	s := *raw.(*computestate.Server)
 	if o.Gone {
 		return tx.Delete("compute_servers", &s)
 	}
+	byItself := o.Status == "SHUTOFF" && s.Want == "active" && s.VMState == "active" && s.TaskState == ""
 	s.Status, s.PowerState, s.TaskState = o.Status, o.PowerState, ""
+	if byItself {
+		s.Want = "stopped" // as the FSM records a guest that stopped on its own
+	}
 	switch o.Status {
 	case "ACTIVE":
 		s.VMState = "active"
@@ -97,26 +102,26 @@ func (w *world) Report(_ context.Context, id string, o compute.Observed) error {
 	return tx.Insert("compute_servers", &s)
 }
 
-func (w *world) last() compute.Observed {
+func (w *world) last() computestate.Observed {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.reports) == 0 {
-		return compute.Observed{}
+		return computestate.Observed{}
 	}
 	return w.reports[len(w.reports)-1]
 }
 
 var imageBytes = bytes.Repeat([]byte("rackstack"), 1<<12)
 
-func (w *world) Open(_ context.Context, id string) (io.ReadCloser, image.Image, error) {
+func (w *world) Open(_ context.Context, id string) (io.ReadCloser, imagestate.Image, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.opens++
 	if w.imageErr != nil {
-		return nil, image.Image{}, w.imageErr
+		return nil, imagestate.Image{}, w.imageErr
 	}
 	sha, sum := sha512.Sum512(imageBytes), md5.Sum(imageBytes)
-	return io.NopCloser(bytes.NewReader(imageBytes)), image.Image{
+	return io.NopCloser(bytes.NewReader(imageBytes)), imagestate.Image{
 		ID: id, Status: "active", DiskFormat: "raw", Size: int64(len(imageBytes)),
 		HashValue: hex.EncodeToString(sha[:]), Checksum: hex.EncodeToString(sum[:]),
 	}, nil
@@ -136,36 +141,23 @@ func (w *world) Remove(name string) error {
 }
 
 func TestAgentLifecycle(t *testing.T) {
-	for _, tool := range []string{"qemu-img", "genisoimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s is not installed", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
-	}
+	needTools(t)
 	w := newWorld(t)
 	host := hypervisor.NewFakeHost(t.TempDir())
-	a := &Agent{
-		Node: "n1", Dir: t.TempDir(), State: w.State, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
-		Log: slog.New(slog.DiscardHandler), PowerOffGrace: 1,
-	}
-	a.reported, a.failed = map[string]compute.Observed{}, map[string]string{}
-	os.MkdirAll(filepath.Join(a.Dir, "instances"), 0o700)
-	os.MkdirAll(filepath.Join(a.Dir, "images"), 0o700)
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
 	ctx := context.Background()
 
 	w.put("network_networks", &network.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
 	for _, p := range []string{"port1-aaaaaaaa", "port2-bbbbbbbb"} {
 		w.put("network_ports", &network.Port{ID: p, Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:0" + p[4:5]})
 	}
-	flavor := compute.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
-	w.put("compute_servers", &compute.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	w.put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning",
 		PublicKey: "ssh-ed25519 AAAA k", KeyName: "k", UserData: "IyEvYmluL3NoCmVjaG8gaGkK"})
-	w.put("compute_servers", &compute.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+	w.put("compute_servers", &computestate.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 		Ports: []string{"port2-bbbbbbbb"}, Want: "active", VMState: "building", TaskState: "spawning"})
-	w.put("compute_servers", &compute.Server{ID: "elsewhere", Project: "p1", Host: "n2", ImageID: "img1", Flavor: flavor, Want: "active", VMState: "building"})
+	w.put("compute_servers", &computestate.Server{ID: "elsewhere", Project: "p1", Host: "n2", ImageID: "img1", Flavor: flavor, Want: "active", VMState: "building"})
 
 	a.reconcile(ctx)
 	for _, id := range []string{"s1", "s2"} {
@@ -239,7 +231,7 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	// A guest with no server (deleted while rackd was down) is removed.
 	tx := w.db.Txn(true)
-	tx.Delete("compute_servers", &compute.Server{ID: "s2"})
+	tx.Delete("compute_servers", &computestate.Server{ID: "s2"})
 	tx.Commit()
 	a.reconcile(ctx)
 	if ids, _ := a.Driver.List(ctx); len(ids) != 0 {
@@ -247,7 +239,7 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	// A build that fails ends in ERROR with the reason, once.
 	w.imageErr = errors.New("image store unreachable")
-	w.put("compute_servers", &compute.Server{ID: "s3", Project: "p1", Name: "vm3", Host: "n1", ImageID: "img2", Flavor: flavor, Want: "active", VMState: "building", TaskState: "spawning"})
+	w.put("compute_servers", &computestate.Server{ID: "s3", Project: "p1", Name: "vm3", Host: "n1", ImageID: "img2", Flavor: flavor, Want: "active", VMState: "building", TaskState: "spawning"})
 	a.reconcile(ctx)
 	a.reconcile(ctx)
 	if o := w.last(); o.Status != "ERROR" || !bytes.Contains([]byte(o.Fault), []byte("image store unreachable")) {
@@ -265,4 +257,125 @@ func mustAdopt(t *testing.T, a *Agent, id string) hypervisor.VM {
 		t.Fatal(err)
 	}
 	return vm
+}
+
+// logs keeps the agent's log records for a test to count.
+type logs struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logs) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.recs = append(l.recs, r.Clone())
+	l.mu.Unlock()
+	return nil
+}
+func (l *logs) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logs) WithGroup(string) slog.Handler      { return l }
+
+// count is the number of records at level whose message contains msg and
+// whose "server" attribute is server.
+func (l *logs) count(level slog.Level, msg, server string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if r.Level != level || !strings.Contains(r.Message, msg) {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "server" && a.Value.String() == server {
+				n++
+			}
+			return true
+		})
+	}
+	return n
+}
+
+func newAgent(t *testing.T, w *world, host *hypervisor.FakeHost, dir string, l *logs) *Agent {
+	a := &Agent{
+		Node: "n1", Dir: dir, State: w.State, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
+		Log: slog.New(l), PowerOffGrace: 1,
+	}
+	a.reported, a.failed, a.pids = map[string]computestate.Observed{}, map[string]string{}, map[string]int{}
+	os.MkdirAll(filepath.Join(a.Dir, "instances"), 0o700)
+	os.MkdirAll(filepath.Join(a.Dir, "images"), 0o700)
+	return a
+}
+
+// TestAgentSaysWhatHappensOnce: adoption is logged once per guest, when
+// it is news, not every pass; a guest that shuts down or crashes on its
+// own is logged once and reported so the server is stopped, the crash
+// with why.
+func TestAgentSaysWhatHappensOnce(t *testing.T) {
+	needTools(t)
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	dir := t.TempDir()
+	first := &logs{}
+	a := newAgent(t, w, host, dir, first)
+	ctx := context.Background()
+	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	for _, id := range []string{"s1", "s2"} {
+		w.put("compute_servers", &computestate.Server{ID: id, Project: "p1", Name: id, Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+			Want: "active", VMState: "building", TaskState: "spawning"})
+	}
+	a.reconcile(ctx)
+	a.reconcile(ctx)
+	if n := first.count(slog.LevelInfo, "adopted", "s1"); n != 0 {
+		t.Errorf("a guest the agent started itself was logged adopted %d times", n)
+	}
+
+	// A restarted rackd finds the guests running: news once.
+	second := &logs{}
+	a = newAgent(t, w, host, dir, second)
+	for range 3 {
+		a.reconcile(ctx)
+	}
+	for _, id := range []string{"s1", "s2"} {
+		if n := second.count(slog.LevelInfo, "adopted", id); n != 1 {
+			t.Errorf("%s: adoption logged %d times in 3 passes, want once", id, n)
+		}
+	}
+
+	// s1 shuts itself down.
+	host.SetState("s1", hypervisor.Shutdown)
+	a.reconcile(ctx)
+	a.reconcile(ctx)
+	if n := second.count(slog.LevelWarn, "shutdown by itself", "s1"); n != 1 {
+		t.Errorf("shutdown by itself logged %d times, want once", n)
+	}
+	if sv := w.server("s1"); sv.Status != "SHUTOFF" || sv.Want != "stopped" {
+		t.Errorf("s1 after shutting itself down: %s, want %s", sv.Status, sv.Want)
+	}
+
+	// s2 crashes: reported stopped with why, then the stop ends it.
+	host.SetState("s2", hypervisor.Crashed)
+	a.reconcile(ctx)
+	o := w.last()
+	if o.Status != "SHUTOFF" || o.PowerState != computestate.PowerCrashed || !strings.Contains(o.Fault, "crashed") {
+		t.Fatalf("crash reported as %+v", o)
+	}
+	a.reconcile(ctx)
+	if st, _ := mustAdopt(t, a, "s2").State(ctx); st != hypervisor.Shutdown {
+		t.Errorf("crashed guest left %s, want stopped", st)
+	}
+	if n := second.count(slog.LevelWarn, "crashed", "s2"); n != 1 {
+		t.Errorf("crash logged %d times, want once", n)
+	}
+}
+
+func needTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"qemu-img", "genisoimage"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
 }

@@ -15,14 +15,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/rackstack/rackstack/fabric/compute"
-	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/node/configdrive"
 )
 
 // fetch streams an image into path, checking its size and hashes.
-func fetch(r io.Reader, path string, img image.Image) error {
+func fetch(r io.Reader, path string, img imagestate.Image) error {
 	tmp := path + ".part"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -76,9 +76,9 @@ func overlay(ctx context.Context, base, format, disk string, rootGB int) error {
 }
 
 // configServer is the config drive's view of a server.
-func configServer(s compute.Server) configdrive.Server {
+func configServer(s computestate.Server) configdrive.Server {
 	cd := configdrive.Server{
-		UUID: s.ID, Name: s.Name, Hostname: compute.Hostname(&s), Project: s.Project, AZ: s.AZ, Meta: s.Metadata,
+		UUID: s.ID, Name: s.Name, Hostname: computestate.Hostname(&s), Project: s.Project, AZ: s.AZ, Meta: s.Metadata,
 	}
 	if s.PublicKey != "" {
 		cd.Keys = []configdrive.Key{{Name: s.KeyName, Data: s.PublicKey}}

@@ -173,6 +173,25 @@ type Action struct {
 	Action    string    `json:"action"`
 	RequestID string    `json:"request_id"`
 	Start     time.Time `json:"start"`
+	// Message is Nova's action message: "Error" when an event failed.
+	Message string        `json:"message,omitempty"`
+	Events  []ActionEvent `json:"events,omitempty"`
+}
+
+// ActionEvent is one step of an instance action, as Nova records the
+// steps nova-compute runs (compute_stop_instance, ...). Actions a user
+// asked for carry none here; those the system takes on its own (a guest
+// that shut itself down) carry the event that says what happened.
+type ActionEvent struct {
+	Event  string    `json:"event"`
+	Start  time.Time `json:"start"`
+	Finish time.Time `json:"finish"`
+	// Result is Success or Error.
+	Result string `json:"result"`
+	// Details says what went wrong, with Result Error (Nova's event
+	// traceback and, from microversion 2.84, details).
+	Details string `json:"details,omitempty"`
+	Host    string `json:"host,omitempty"`
 }
 
 // ConsoleToken grants a serial-console connection to one server; only
@@ -188,7 +207,8 @@ type Observed struct {
 	PowerState int `json:"power_state"`
 	// Status is ACTIVE, SHUTOFF, PAUSED, SUSPENDED or ERROR.
 	Status string `json:"status"`
-	// Fault says why, with Status ERROR.
+	// Fault says why, with Status ERROR; with SHUTOFF it says why the
+	// guest stopped on its own (it crashed).
 	Fault string `json:"fault,omitempty"`
 	// Gone reports a deleted server torn down completely.
 	Gone bool `json:"gone,omitempty"`

@@ -300,7 +300,9 @@ func (d *Driver) Adopt(ctx context.Context, id string) (hypervisor.VM, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("adopt %s: pid %d: %w", id, pid, err)
 		}
-		d.log.Info("vm adopted", "id", id, "pid", pid)
+		// Adopt is also how callers look a VM up, every pass of the node
+		// agent: the agent logs an adoption once, when it is news.
+		d.log.Debug("vm adopted", "id", id, "pid", pid)
 	}
 	return &vm{d: d, id: id, p: p}, nil
 }
