@@ -1,0 +1,136 @@
+package network
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+type networkCreateCmd struct {
+	// Networks with SegmentationID 0 get the lowest free VLAN of
+	// [VLANMin, VLANMax].
+	Networks []Network         `json:"networks"`
+	VLANMin  int               `json:"vlan_min"`
+	VLANMax  int               `json:"vlan_max"`
+	Defaults []defaultGroupCmd `json:"defaults,omitempty"`
+}
+
+func applyNetworkCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c networkCreateCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	if err := ensureDefaults(tx, c.Defaults); err != nil {
+		return nil, err
+	}
+	out := make([]Network, 0, len(c.Networks))
+	for _, n := range c.Networks {
+		if n.SegmentationID == 0 {
+			vlan, ok := lowestFreeVLAN(tx, c.VLANMin, c.VLANMax)
+			if !ok {
+				return nil, apiError(http.StatusConflict, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation.")
+			}
+			n.SegmentationID = vlan
+		} else if raw, _ := tx.First(tNetworks, "vlan", n.SegmentationID); raw != nil {
+			return nil, apiError(http.StatusConflict, "VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.", n.SegmentationID, physicalNetwork)
+		}
+		if store.Get[Network](tx, tNetworks, n.ID) != nil {
+			return nil, store.Conflictf("network %s exists", n.ID)
+		}
+		if err := tx.Insert(tNetworks, &n); err != nil {
+			return nil, err
+		}
+		if err := checkQuota(tx, n.Project, "network"); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func lowestFreeVLAN(tx *memdb.Txn, lo, hi int) (int, bool) {
+	used := map[int]bool{}
+	for _, n := range store.All[Network](tx, tNetworks, "id") {
+		used[n.SegmentationID] = true
+	}
+	for v := lo; v <= hi; v++ {
+		if !used[v] {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+type networkUpdateCmd struct {
+	ID           string    `json:"id"`
+	Name         *string   `json:"name,omitempty"`
+	Description  *string   `json:"description,omitempty"`
+	AdminStateUp *bool     `json:"admin_state_up,omitempty"`
+	Shared       *bool     `json:"shared,omitempty"`
+	PortSecurity *bool     `json:"port_security,omitempty"`
+	Now          time.Time `json:"now"`
+}
+
+func applyNetworkUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c networkUpdateCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	old := store.Get[Network](tx, tNetworks, c.ID)
+	if old == nil {
+		return nil, notFound("network", c.ID)
+	}
+	n := *old
+	set(&n.Name, c.Name)
+	set(&n.Description, c.Description)
+	set(&n.AdminStateUp, c.AdminStateUp)
+	set(&n.PortSecurity, c.PortSecurity)
+	if c.Shared != nil && !*c.Shared && old.Shared {
+		for _, p := range store.All[Port](tx, tPorts, "network", n.ID) {
+			if p.Project != n.Project && !strings.HasPrefix(p.DeviceOwner, "network:") {
+				return nil, apiError(http.StatusConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+			}
+		}
+		for _, s := range store.All[Subnet](tx, tSubnets, "network", n.ID) {
+			if s.Project != n.Project {
+				return nil, apiError(http.StatusConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+			}
+		}
+	}
+	set(&n.Shared, c.Shared)
+	touch(&n.UpdatedAt, &n.Revision, c.Now)
+	return n, tx.Insert(tNetworks, &n)
+}
+
+func applyNetworkDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c idCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	n := store.Get[Network](tx, tNetworks, c.ID)
+	if n == nil {
+		return nil, notFound("network", c.ID)
+	}
+	ports := store.All[Port](tx, tPorts, "network", n.ID)
+	for _, p := range ports {
+		if p.DeviceOwner != dhcpOwner {
+			return nil, apiError(http.StatusConflict, "NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
+		}
+	}
+	for _, p := range ports {
+		if err := deletePort(tx, p); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range store.All[Subnet](tx, tSubnets, "network", n.ID) {
+		if err := tx.Delete(tSubnets, s); err != nil {
+			return nil, err
+		}
+	}
+	return nil, tx.Delete(tNetworks, n)
+}
