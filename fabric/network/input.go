@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackstack/rackstack/fabric/api"
+
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 // obj is a decoded JSON object from a request body, read attribute by
@@ -45,7 +47,7 @@ func bodies(r *http.Request, one, many string) (objs []obj, bulk bool, err error
 		}
 		return out, true, nil
 	}
-	return nil, false, apiError(http.StatusBadRequest, "HTTPBadRequest", "Resource body required")
+	return nil, false, store.Fault(store.KindInvalid, "HTTPBadRequest", "Resource body required")
 }
 
 // attrSpec says which attributes a resource takes in a POST and in a PUT.
@@ -85,7 +87,7 @@ func (sp attrSpec) check(o obj, method string) error {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return apiError(http.StatusBadRequest, "HTTPBadRequest", "Unrecognized attribute(s) '%s'", strings.Join(unknown, ", "))
+		return store.Fault(store.KindInvalid, "HTTPBadRequest", "Unrecognized attribute(s) '%s'", strings.Join(unknown, ", "))
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"net/http"
 	"net/netip"
 	"sort"
 	"strings"
@@ -47,7 +46,7 @@ func assignIPs(tx *memdb.Txn, n *Network, p *Port, reqs *[]ipRequest, old []Fixe
 	take := func(s *Subnet, ip netip.Addr) error {
 		id := allocationID(n.ID, ip.String())
 		if store.Get[IPAllocation](tx, tAllocations, id) != nil {
-			return apiError(http.StatusConflict, "IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, s.ID)
+			return store.Fault(store.KindConflict, "IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, s.ID)
 		}
 		out = append(out, FixedIP{SubnetID: s.ID, IP: ip.String()})
 		return tx.Insert(tAllocations, &IPAllocation{ID: id, NetworkID: n.ID, SubnetID: s.ID, PortID: p.ID, IP: ip.String()})
@@ -80,7 +79,7 @@ func assignIPs(tx *memdb.Txn, n *Network, p *Port, reqs *[]ipRequest, old []Fixe
 		}
 		for _, s := range subnets {
 			if !autoAddress(s) && (s.IPVersion == 4 && !v4 || s.IPVersion == 6 && !v6) {
-				return nil, apiError(http.StatusConflict, "IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
+				return nil, store.Fault(store.KindConflict, "IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
 			}
 		}
 	} else {
@@ -102,7 +101,7 @@ func assignIPs(tx *memdb.Txn, n *Network, p *Port, reqs *[]ipRequest, old []Fixe
 				}
 				if ip.IsValid() {
 					if pfx, _ := netip.ParsePrefix(s.CIDR); !pfx.Contains(ip) {
-						return nil, apiError(http.StatusBadRequest, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", rq.IP)
+						return nil, store.Fault(store.KindInvalid, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", rq.IP)
 					}
 				}
 			default:
@@ -113,7 +112,7 @@ func assignIPs(tx *memdb.Txn, n *Network, p *Port, reqs *[]ipRequest, old []Fixe
 					}
 				}
 				if s == nil {
-					return nil, apiError(http.StatusBadRequest, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", rq.IP)
+					return nil, store.Fault(store.KindInvalid, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", rq.IP)
 				}
 			}
 			pfx, _ := netip.ParsePrefix(s.CIDR)
@@ -128,15 +127,15 @@ func assignIPs(tx *memdb.Txn, n *Network, p *Port, reqs *[]ipRequest, old []Fixe
 				ip = a
 			case ip.IsValid():
 				if reserved(pfx, ip) {
-					return nil, apiError(http.StatusBadRequest, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", rq.IP)
+					return nil, store.Fault(store.KindInvalid, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", rq.IP)
 				}
 				if ip.String() == s.GatewayIP && !strings.HasPrefix(p.DeviceOwner, "network:router") {
-					return nil, apiError(http.StatusConflict, "IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, s.ID)
+					return nil, store.Fault(store.KindConflict, "IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, s.ID)
 				}
 			default:
 				a, ok := lowestFree(tx, n.ID, s)
 				if !ok {
-					return nil, apiError(http.StatusConflict, "IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", s.ID)
+					return nil, store.Fault(store.KindConflict, "IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", s.ID)
 				}
 				ip = a
 			}

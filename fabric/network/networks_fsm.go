@@ -2,7 +2,6 @@ package network
 
 import (
 	"encoding/json"
-	"net/http"
 	"strings"
 	"time"
 
@@ -33,11 +32,11 @@ func applyNetworkCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, err
 		if n.SegmentationID == 0 {
 			vlan, ok := lowestFreeVLAN(tx, c.VLANMin, c.VLANMax)
 			if !ok {
-				return nil, apiError(http.StatusConflict, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation.")
+				return nil, store.Fault(store.KindConflict, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation.")
 			}
 			n.SegmentationID = vlan
 		} else if raw, _ := tx.First(tNetworks, "vlan", n.SegmentationID); raw != nil {
-			return nil, apiError(http.StatusConflict, "VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.", n.SegmentationID, physicalNetwork)
+			return nil, store.Fault(store.KindConflict, "VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.", n.SegmentationID, physicalNetwork)
 		}
 		if store.Get[Network](tx, tNetworks, n.ID) != nil {
 			return nil, store.Conflictf("network %s exists", n.ID)
@@ -93,12 +92,12 @@ func applyNetworkUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, err
 	if c.Shared != nil && !*c.Shared && old.Shared {
 		for _, p := range store.All[Port](tx, tPorts, "network", n.ID) {
 			if p.Project != n.Project && !strings.HasPrefix(p.DeviceOwner, "network:") {
-				return nil, apiError(http.StatusConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+				return nil, store.Fault(store.KindConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
 			}
 		}
 		for _, s := range store.All[Subnet](tx, tSubnets, "network", n.ID) {
 			if s.Project != n.Project {
-				return nil, apiError(http.StatusConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+				return nil, store.Fault(store.KindConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
 			}
 		}
 	}
@@ -119,7 +118,7 @@ func applyNetworkDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, err
 	ports := store.All[Port](tx, tPorts, "network", n.ID)
 	for _, p := range ports {
 		if p.DeviceOwner != dhcpOwner {
-			return nil, apiError(http.StatusConflict, "NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
+			return nil, store.Fault(store.KindConflict, "NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
 		}
 	}
 	for _, p := range ports {

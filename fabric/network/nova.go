@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"net/http"
 	"net/netip"
 	"sort"
 
@@ -134,7 +133,7 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 				}
 			}
 			if id == "" {
-				return Port{}, apiError(http.StatusBadRequest, "SecurityGroupNotFound", "Unable to find security_group with name or id '%s'", name)
+				return Port{}, store.Fault(store.KindInvalid, "SecurityGroupNotFound", "Unable to find security_group with name or id '%s'", name)
 			}
 			spec.Port.SecurityGroups = append(spec.Port.SecurityGroups, id)
 		}
@@ -160,7 +159,7 @@ func (sp *ServerPorts) Bind(ctx context.Context, portID, deviceID, host string) 
 		return notFound("port", portID)
 	}
 	if deviceID != "" && pt.DeviceID != "" && pt.DeviceID != deviceID {
-		return apiError(http.StatusConflict, "PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", pt.ID, pt.NetworkID, pt.DeviceID)
+		return store.Fault(store.KindConflict, "PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", pt.ID, pt.NetworkID, pt.DeviceID)
 	}
 	c := portUpdateCmd{ID: portID, DeviceID: &deviceID, HostID: &host, Now: s.now()}
 	if deviceID == "" {

@@ -155,7 +155,7 @@ func readFixedIPs(rd *reader, ownsNetwork bool) []ipRequest {
 func readPairs(rd *reader) []AddressPair {
 	dicts := rd.dicts("allowed_address_pairs")
 	if len(dicts) > maxAddressPairs {
-		rd.fail(apiError(http.StatusBadRequest, "AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxAddressPairs))
+		rd.fail(store.Fault(store.KindInvalid, "AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxAddressPairs))
 		return nil
 	}
 	out := make([]AddressPair, 0, len(dicts))
@@ -174,7 +174,7 @@ func readPairs(rd *reader) []AddressPair {
 			return nil
 		}
 		if ap.IP == "" {
-			rd.fail(apiError(http.StatusBadRequest, "AllowedAddressPairsMissingIP", "AllowedAddressPair must contain ip_address"))
+			rd.fail(store.Fault(store.KindInvalid, "AllowedAddressPairsMissingIP", "AllowedAddressPair must contain ip_address"))
 			return nil
 		}
 		if _, err := parseCIDROrIP(ap.IP); err != nil {
@@ -190,7 +190,7 @@ func readPairs(rd *reader) []AddressPair {
 			ap.MAC = m
 		}
 		if seen[ap] {
-			rd.fail(apiError(http.StatusBadRequest, "DuplicateAddressPairInRequest", "Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MAC, ap.IP))
+			rd.fail(store.Fault(store.KindInvalid, "DuplicateAddressPairInRequest", "Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MAC, ap.IP))
 			return nil
 		}
 		seen[ap] = true

@@ -2,7 +2,6 @@ package network
 
 import (
 	"encoding/json"
-	"net/http"
 	"strings"
 	"time"
 
@@ -60,7 +59,7 @@ func createPort(tx *memdb.Txn, sp portSpec) (*Port, error) {
 	}
 	if sp.MACGiven {
 		if macInUse(tx, n.ID, p.MAC) {
-			return nil, apiError(http.StatusConflict, "MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", n.ID, p.MAC)
+			return nil, store.Fault(store.KindConflict, "MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", n.ID, p.MAC)
 		}
 	} else {
 		p.MAC = ""
@@ -70,7 +69,7 @@ func createPort(tx *memdb.Txn, sp portSpec) (*Port, error) {
 			}
 		}
 		if p.MAC == "" {
-			return nil, apiError(http.StatusConflict, "MacAddressGenerationFailure", "Unable to generate unique mac on network %s.", n.ID)
+			return nil, store.Fault(store.KindConflict, "MacAddressGenerationFailure", "Unable to generate unique mac on network %s.", n.ID)
 		}
 	}
 	p.PortSecurity = n.PortSecurity
@@ -78,9 +77,9 @@ func createPort(tx *memdb.Txn, sp portSpec) (*Port, error) {
 	trusted := strings.HasPrefix(p.DeviceOwner, "network:")
 	switch {
 	case !p.PortSecurity && len(p.SecurityGroups) > 0:
-		return nil, apiError(http.StatusBadRequest, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled and port must have an IP address in order to use security groups.")
+		return nil, store.Fault(store.KindInvalid, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled and port must have an IP address in order to use security groups.")
 	case !p.PortSecurity && len(p.AllowedAddressPairs) > 0:
-		return nil, apiError(http.StatusConflict, "AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port.")
+		return nil, store.Fault(store.KindConflict, "AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port.")
 	case p.PortSecurity && !sp.GroupsGiven && !trusted:
 		if g := defaultGroupOf(tx, p.Project); g != nil {
 			p.SecurityGroups = []string{g.ID}
@@ -164,7 +163,7 @@ func applyPortUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error)
 	set(&p.PortSecurity, c.PortSecurity)
 	if c.Groups != nil {
 		if len(*c.Groups) > 0 && !p.PortSecurity {
-			return nil, apiError(http.StatusBadRequest, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled and port must have an IP address in order to use security groups.")
+			return nil, store.Fault(store.KindInvalid, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled and port must have an IP address in order to use security groups.")
 		}
 		if err := checkGroups(tx, p.Project, *c.Groups); err != nil {
 			return nil, err
@@ -181,10 +180,10 @@ func applyPortUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error)
 	}
 	if !p.PortSecurity {
 		if len(p.SecurityGroups) > 0 {
-			return nil, apiError(http.StatusConflict, "PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security or IP address until security group is removed.")
+			return nil, store.Fault(store.KindConflict, "PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security or IP address until security group is removed.")
 		}
 		if len(p.AllowedAddressPairs) > 0 {
-			return nil, apiError(http.StatusConflict, "AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port.")
+			return nil, store.Fault(store.KindConflict, "AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port.")
 		}
 	}
 	if c.IPs != nil {

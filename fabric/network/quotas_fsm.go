@@ -2,7 +2,6 @@ package network
 
 import (
 	"encoding/json"
-	"net/http"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -40,7 +39,7 @@ func usage(tx *memdb.Txn, project, resource string) int {
 func checkQuota(tx *memdb.Txn, project, resource string) error {
 	limit := quotaLimit(tx, project, resource)
 	if limit >= 0 && usage(tx, project, resource) > limit {
-		return apiError(http.StatusConflict, "OverQuota", "Quota exceeded for resources: ['%s'].", resource)
+		return store.Fault(store.KindConflict, "OverQuota", "Quota exceeded for resources: ['%s'].", resource)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) {
 func readGroupName(rd *reader, def string) string {
 	name := rd.str("name", def, 255)
 	if rd.err == nil && strings.EqualFold(strings.TrimSpace(name), "default") {
-		rd.fail(apiError(http.StatusConflict, "SecurityGroupDefaultAlreadyExists", "Default security group already exists."))
+		rd.fail(store.Fault(store.KindConflict, "SecurityGroupDefaultAlreadyExists", "Default security group already exists."))
 	}
 	return name
 }
@@ -299,7 +299,7 @@ func (s *Service) showRule(w http.ResponseWriter, r *http.Request) {
 // and the form shown back to clients.
 func parseProtocol(v any) (num, name string, err error) {
 	bad := func(x string) error {
-		return apiError(http.StatusBadRequest, "SecurityGroupRuleInvalidProtocol",
+		return store.Fault(store.KindInvalid, "SecurityGroupRuleInvalidProtocol",
 			"Security group rule protocol %s not supported. Only protocol values [None, ah, dccp, egp, esp, gre, hopopt, icmp, igmp, ipip, ipv6-encap, ipv6-frag, ipv6-icmp, icmpv6, ipv6-nonxt, ipv6-opts, ipv6-route, ospf, pgm, rsvp, sctp, tcp, udp, udplite, vrrp] and integer representations [0 to 255] are supported.", x)
 	}
 	switch x := v.(type) {
@@ -378,7 +378,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o obj) (SecurityGro
 		return rl, err
 	}
 	if rl.Protocol == "58" && rl.EtherType == "IPv4" {
-		return rl, apiError(http.StatusBadRequest, "SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype %s for protocol %s.", rl.EtherType, rl.ProtocolName)
+		return rl, store.Fault(store.KindInvalid, "SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype %s for protocol %s.", rl.EtherType, rl.ProtocolName)
 	}
 	if rl.Protocol == "1" && rl.EtherType == "IPv6" {
 		rl.Protocol = "58" // ICMP over IPv6 is ICMPv6
@@ -396,7 +396,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o obj) (SecurityGro
 		return rl, rd.err
 	}
 	if prefix != "" && rl.RemoteGroupID != "" {
-		return rl, apiError(http.StatusBadRequest, "SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")
+		return rl, store.Fault(store.KindInvalid, "SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")
 	}
 	if prefix != "" {
 		pfx, err := parseCIDROrIP(prefix)
@@ -404,7 +404,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o obj) (SecurityGro
 			return rl, badInput("remote_ip_prefix", "%v", err)
 		}
 		if (ipVersion(pfx.Addr()) == 4) != (rl.EtherType == "IPv4") {
-			return rl, apiError(http.StatusBadRequest, "SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", rl.EtherType, prefix)
+			return rl, store.Fault(store.KindInvalid, "SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", rl.EtherType, prefix)
 		}
 		rl.RemoteIPPrefix = pfx.String()
 	}
@@ -430,25 +430,25 @@ func checkPorts(rl *SecurityGroupRule) error {
 	}
 	switch {
 	case rl.Protocol == "":
-		return apiError(http.StatusBadRequest, "SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given.")
+		return store.Fault(store.KindInvalid, "SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given.")
 	case portProtocols[rl.Protocol]:
 		if (lo != nil && *lo == 0) || (hi != nil && *hi == 0) {
-			return apiError(http.StatusBadRequest, "SecurityGroupInvalidPortValue", "Invalid value for port 0.")
+			return store.Fault(store.KindInvalid, "SecurityGroupInvalidPortValue", "Invalid value for port 0.")
 		}
 		if lo == nil || hi == nil || *lo > *hi {
-			return apiError(http.StatusBadRequest, "SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
+			return store.Fault(store.KindInvalid, "SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
 		}
 	case icmpProtocols[rl.Protocol]:
 		if lo == nil {
-			return apiError(http.StatusBadRequest, "SecurityGroupMissingIcmpType", "ICMP code (port-range-max) %d is provided but ICMP type (port-range-min) is missing.", *hi)
+			return store.Fault(store.KindInvalid, "SecurityGroupMissingIcmpType", "ICMP code (port-range-max) %d is provided but ICMP type (port-range-min) is missing.", *hi)
 		}
 		for f, v := range map[string]*int{"type": lo, "code": hi} {
 			if v != nil && *v > 255 {
-				return apiError(http.StatusBadRequest, "SecurityGroupInvalidIcmpValue", "Invalid value for ICMP %s (port-range-%s): %d. It must be 0 to 255.", f, map[string]string{"type": "min", "code": "max"}[f], *v)
+				return store.Fault(store.KindInvalid, "SecurityGroupInvalidIcmpValue", "Invalid value for ICMP %s (port-range-%s): %d. It must be 0 to 255.", f, map[string]string{"type": "min", "code": "max"}[f], *v)
 			}
 		}
 	default:
-		return apiError(http.StatusBadRequest, "SecurityGroupInvalidProtocolForPort", "Invalid protocol %s for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.", rl.ProtocolName)
+		return store.Fault(store.KindInvalid, "SecurityGroupInvalidProtocolForPort", "Invalid protocol %s for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.", rl.ProtocolName)
 	}
 	return nil
 }

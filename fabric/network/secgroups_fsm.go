@@ -2,7 +2,6 @@ package network
 
 import (
 	"encoding/json"
-	"net/http"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -116,7 +115,7 @@ func applyGroupUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error
 	}
 	g := *old
 	if old.Default && c.Name != nil && *c.Name != old.Name {
-		return nil, apiError(http.StatusConflict, "SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
+		return nil, store.Fault(store.KindConflict, "SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
 	}
 	set(&g.Name, c.Name)
 	set(&g.Description, c.Description)
@@ -134,10 +133,10 @@ func applyGroupDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error
 		return nil, notFound("security_group", c.ID)
 	}
 	if g.Default && !c.Admin {
-		return nil, apiError(http.StatusConflict, "SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group.")
+		return nil, store.Fault(store.KindConflict, "SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group.")
 	}
 	if raw, _ := tx.First(tPorts, "group", g.ID); raw != nil {
-		return nil, apiError(http.StatusConflict, "SecurityGroupInUse", "Security Group %s in use.", g.ID)
+		return nil, store.Fault(store.KindConflict, "SecurityGroupInUse", "Security Group %s in use.", g.ID)
 	}
 	rules := store.All[SecurityGroupRule](tx, tRules, "group", g.ID)
 	rules = append(rules, store.All[SecurityGroupRule](tx, tRules, "remote_group", g.ID)...)
@@ -173,7 +172,7 @@ func applyRuleCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error)
 		}
 		for _, o := range store.All[SecurityGroupRule](tx, tRules, "group", r.GroupID) {
 			if sameRule(o, &r) {
-				return nil, apiError(http.StatusConflict, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", o.ID)
+				return nil, store.Fault(store.KindConflict, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", o.ID)
 			}
 		}
 		if err := tx.Insert(tRules, &r); err != nil {

@@ -129,7 +129,7 @@ func readDNS(rd *reader) []string {
 		out = append(out, a.String())
 	}
 	if len(out) > maxDNSNameservers {
-		rd.fail(apiError(http.StatusBadRequest, "DNSNameServersExhausted", "Unable to complete operation for subnet. The number of DNS nameservers exceeds the limit %d.", maxDNSNameservers))
+		rd.fail(store.Fault(store.KindInvalid, "DNSNameServersExhausted", "Unable to complete operation for subnet. The number of DNS nameservers exceeds the limit %d.", maxDNSNameservers))
 		return nil
 	}
 	if err := noDuplicates("dns_nameservers", out); err != nil {
@@ -169,7 +169,7 @@ func readRoutes(rd *reader) []HostRoute {
 		out = append(out, hr)
 	}
 	if len(out) > maxHostRoutes {
-		rd.fail(apiError(http.StatusBadRequest, "HostRoutesExhausted", "Unable to complete operation for subnet. The number of host routes exceeds the limit %d.", maxHostRoutes))
+		rd.fail(store.Fault(store.KindInvalid, "HostRoutesExhausted", "Unable to complete operation for subnet. The number of host routes exceeds the limit %d.", maxHostRoutes))
 	}
 	return out
 }

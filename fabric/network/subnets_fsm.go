@@ -2,7 +2,6 @@ package network
 
 import (
 	"encoding/json"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -67,7 +66,7 @@ func addAutoAddresses(tx *memdb.Txn, s *Subnet, pfx netip.Prefix) error {
 		}
 		id := allocationID(s.NetworkID, ip.String())
 		if store.Get[IPAllocation](tx, tAllocations, id) != nil {
-			return apiError(http.StatusConflict, "IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, s.ID)
+			return store.Fault(store.KindConflict, "IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, s.ID)
 		}
 		if err := tx.Insert(tAllocations, &IPAllocation{ID: id, NetworkID: s.NetworkID, SubnetID: s.ID, PortID: p.ID, IP: ip.String()}); err != nil {
 			return err
@@ -119,7 +118,7 @@ func applySubnetUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 		if s.GatewayIP != "" {
 			gw, _ := parseIP(s.GatewayIP)
 			if a := store.Get[IPAllocation](tx, tAllocations, allocationID(s.NetworkID, gw.String())); a != nil {
-				return nil, apiError(http.StatusConflict, "GatewayIpInUse", "Current gateway ip %s already in use by port %s. Unable to update.", s.GatewayIP, a.PortID)
+				return nil, store.Fault(store.KindConflict, "GatewayIpInUse", "Current gateway ip %s already in use by port %s. Unable to update.", s.GatewayIP, a.PortID)
 			}
 		}
 	}
@@ -146,7 +145,7 @@ func applySubnetDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 	allocs := store.All[IPAllocation](tx, tAllocations, "subnet", s.ID)
 	for _, a := range allocs {
 		if p := store.Get[Port](tx, tPorts, a.PortID); p != nil && p.DeviceOwner != dhcpOwner && !autoAddress(s) {
-			return nil, apiError(http.StatusConflict, "SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", s.ID)
+			return nil, store.Fault(store.KindConflict, "SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", s.ID)
 		}
 	}
 	// The network's own ports, and every port of a SLAAC subnet, just
