@@ -91,39 +91,39 @@ func (s *Service) showNetwork(w http.ResponseWriter, r *http.Request) {
 
 // provider reads the provider:* attributes: admins only, a VLAN on our one
 // physical network. It returns the VLAN asked for, 0 for "allocate".
-func (s *Service) provider(rd *reader, p *api.Principal) int {
-	if !rd.has("provider:network_type") && !rd.has("provider:physical_network") && !rd.has("provider:segmentation_id") {
+func (s *Service) provider(rd *api.Input, p *api.Principal) int {
+	if !rd.Has("provider:network_type") && !rd.Has("provider:physical_network") && !rd.Has("provider:segmentation_id") {
 		return 0
 	}
 	if !p.IsAdmin() {
-		rd.fail(policyDenied("create_network:provider:network_type"))
+		rd.Fail(policyDenied("create_network:provider:network_type"))
 		return 0
 	}
-	if t := rd.str("provider:network_type", "vlan", 255); rd.err == nil && t != "vlan" && t != "" {
-		rd.fail(invalidInput("network type %s is not supported; only vlan is", t))
+	if t := rd.Str("provider:network_type", "vlan", 255); rd.Err == nil && t != "vlan" && t != "" {
+		rd.Fail(invalidInput("network type %s is not supported; only vlan is", t))
 	}
-	if ph := rd.str("provider:physical_network", physicalNetwork, 255); rd.err == nil && ph != physicalNetwork && ph != "" {
-		rd.fail(invalidInput("unknown physical network %s; only %s exists", ph, physicalNetwork))
+	if ph := rd.Str("provider:physical_network", physicalNetwork, 255); rd.Err == nil && ph != physicalNetwork && ph != "" {
+		rd.Fail(invalidInput("unknown physical network %s; only %s exists", ph, physicalNetwork))
 	}
-	seg := rd.integer("provider:segmentation_id")
-	if rd.err != nil || seg == nil {
+	seg := integer(rd, "provider:segmentation_id")
+	if rd.Err != nil || seg == nil {
 		return 0
 	}
 	if *seg < s.cfg.VLANMin || *seg > s.cfg.VLANMax {
-		rd.fail(badInput("provider:segmentation_id", "VLAN id %d is outside the range %d-%d", *seg, s.cfg.VLANMin, s.cfg.VLANMax))
+		rd.Fail(badInput("provider:segmentation_id", "VLAN id %d is outside the range %d-%d", *seg, s.cfg.VLANMin, s.cfg.VLANMax))
 		return 0
 	}
 	return *seg
 }
 
 // external refuses router:external true: there are no external networks.
-func external(rd *reader, p *api.Principal) {
-	if rd.has("router:external") && rd.boolean("router:external", false) {
+func external(rd *api.Input, p *api.Principal) {
+	if rd.Has("router:external") && rd.Bool("router:external", false) {
 		if !p.IsAdmin() {
-			rd.fail(policyDenied("create_network:router:external"))
+			rd.Fail(policyDenied("create_network:router:external"))
 			return
 		}
-		rd.fail(badInput("router:external", "external networks are not supported"))
+		rd.Fail(badInput("router:external", "external networks are not supported"))
 	}
 }
 
@@ -146,24 +146,24 @@ func (s *Service) createNetworks(w http.ResponseWriter, r *http.Request) {
 			api.Fail(w, r, writeError, err)
 			return
 		}
-		rd := &reader{o: o}
+		rd := input(o)
 		n := Network{ID: api.NewUUID(), MTU: 1500, CreatedAt: now, UpdatedAt: now}
-		n.Name = rd.str("name", "", 255)
-		n.Description = rd.str("description", "", 255)
-		n.AdminStateUp = rd.boolean("admin_state_up", true)
-		n.Shared = rd.boolean("shared", false)
-		n.PortSecurity = rd.boolean("port_security_enabled", true)
-		n.Project = rd.project(p)
+		n.Name = rd.Str("name", "", 255)
+		n.Description = rd.Str("description", "", 255)
+		n.AdminStateUp = rd.Bool("admin_state_up", true)
+		n.Shared = rd.Bool("shared", false)
+		n.PortSecurity = rd.Bool("port_security_enabled", true)
+		n.Project = readProject(rd, p)
 		if n.Shared && !p.IsAdmin() {
-			rd.fail(policyDenied("create_network:shared"))
+			rd.Fail(policyDenied("create_network:shared"))
 		}
 		n.SegmentationID = s.provider(rd, p)
 		external(rd, p)
-		if hints := rd.strs("availability_zone_hints"); len(hints) > 0 {
-			rd.fail(badInput("availability_zone_hints", "availability zones are not supported"))
+		if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
+			rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
 		}
-		if rd.err != nil {
-			api.Fail(w, r, writeError, rd.err)
+		if rd.Err != nil {
+			api.Fail(w, r, writeError, rd.Err)
 			return
 		}
 		c.Networks = append(c.Networks, n)
@@ -227,37 +227,37 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) {
 		api.Fail(w, r, writeError, err)
 		return
 	}
-	rd := &reader{o: objs[0]}
+	rd := input(objs[0])
 	c := networkUpdateCmd{ID: n.ID, Now: s.now()}
-	if rd.has("name") {
-		v := rd.str("name", "", 255)
+	if rd.Has("name") {
+		v := rd.Str("name", "", 255)
 		c.Name = &v
 	}
-	if rd.has("description") {
-		v := rd.str("description", "", 255)
+	if rd.Has("description") {
+		v := rd.Str("description", "", 255)
 		c.Description = &v
 	}
-	if rd.has("admin_state_up") {
-		v := rd.boolean("admin_state_up", true)
+	if rd.Has("admin_state_up") {
+		v := rd.Bool("admin_state_up", true)
 		c.AdminStateUp = &v
 	}
-	if rd.has("port_security_enabled") {
-		v := rd.boolean("port_security_enabled", true)
+	if rd.Has("port_security_enabled") {
+		v := rd.Bool("port_security_enabled", true)
 		c.PortSecurity = &v
 	}
-	if rd.has("shared") {
-		v := rd.boolean("shared", false)
+	if rd.Has("shared") {
+		v := rd.Bool("shared", false)
 		if v != n.Shared && !p.IsAdmin() {
-			rd.fail(policyDenied("update_network:shared"))
+			rd.Fail(policyDenied("update_network:shared"))
 		}
 		c.Shared = &v
 	}
-	if seg := s.provider(rd, p); rd.err == nil && seg != 0 && seg != n.SegmentationID {
-		rd.fail(invalidInput("Plugin does not support updating provider attributes"))
+	if seg := s.provider(rd, p); rd.Err == nil && seg != 0 && seg != n.SegmentationID {
+		rd.Fail(invalidInput("Plugin does not support updating provider attributes"))
 	}
 	external(rd, p)
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
+	if rd.Err != nil {
+		api.Fail(w, r, writeError, rd.Err)
 		return
 	}
 	var row Network

@@ -108,41 +108,41 @@ func (s *Service) showPort(w http.ResponseWriter, r *http.Request) {
 
 // readFixedIPs reads fixed_ips: [{subnet_id}, {ip_address}, or both].
 // ownsNetwork says whether the caller may pick addresses itself.
-func readFixedIPs(rd *reader, ownsNetwork bool) []ipRequest {
-	dicts := rd.dicts("fixed_ips")
+func readFixedIPs(rd *api.Input, ownsNetwork bool) []ipRequest {
+	dicts := rd.Objects("fixed_ips")
 	out := make([]ipRequest, 0, len(dicts))
 	seen := map[string]bool{}
 	for _, d := range dicts {
 		for k := range d {
 			if k != "subnet_id" && k != "ip_address" {
-				rd.fail(badInput("fixed_ips", "Unrecognized attribute(s) '%s'", k))
+				rd.Fail(badInput("fixed_ips", "Unrecognized attribute(s) '%s'", k))
 				return nil
 			}
 		}
-		sub := &reader{o: d}
-		rq := ipRequest{SubnetID: sub.str("subnet_id", "", 64), IP: sub.str("ip_address", "", 64)}
-		if sub.err != nil {
-			rd.fail(badInput("fixed_ips", "%v", sub.err))
+		sub := input(d)
+		rq := ipRequest{SubnetID: sub.Str("subnet_id", "", 64), IP: sub.Str("ip_address", "", 64)}
+		if sub.Err != nil {
+			rd.Fail(badInput("fixed_ips", "%v", sub.Err))
 			return nil
 		}
 		if rq.SubnetID == "" && rq.IP == "" {
-			rd.fail(badInput("fixed_ips", "each entry needs a subnet_id or an ip_address"))
+			rd.Fail(badInput("fixed_ips", "each entry needs a subnet_id or an ip_address"))
 			return nil
 		}
 		if rq.IP != "" {
 			a, err := parseIP(rq.IP)
 			if err != nil {
-				rd.fail(badInput("fixed_ips", "%v", err))
+				rd.Fail(badInput("fixed_ips", "%v", err))
 				return nil
 			}
 			rq.IP = a.String()
 			if seen[rq.IP] {
-				rd.fail(badInput("fixed_ips", "Duplicate IP address '%s'", rq.IP))
+				rd.Fail(badInput("fixed_ips", "Duplicate IP address '%s'", rq.IP))
 				return nil
 			}
 			seen[rq.IP] = true
 			if !ownsNetwork {
-				rd.fail(policyDenied("create_port:fixed_ips:ip_address"))
+				rd.Fail(policyDenied("create_port:fixed_ips:ip_address"))
 				return nil
 			}
 		}
@@ -152,10 +152,10 @@ func readFixedIPs(rd *reader, ownsNetwork bool) []ipRequest {
 }
 
 // readPairs reads allowed_address_pairs.
-func readPairs(rd *reader) []AddressPair {
-	dicts := rd.dicts("allowed_address_pairs")
+func readPairs(rd *api.Input) []AddressPair {
+	dicts := rd.Objects("allowed_address_pairs")
 	if len(dicts) > maxAddressPairs {
-		rd.fail(store.Fault(store.KindInvalid, "AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxAddressPairs))
+		rd.Fail(store.Fault(store.KindInvalid, "AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxAddressPairs))
 		return nil
 	}
 	out := make([]AddressPair, 0, len(dicts))
@@ -163,34 +163,34 @@ func readPairs(rd *reader) []AddressPair {
 	for _, d := range dicts {
 		for k := range d {
 			if k != "ip_address" && k != "mac_address" {
-				rd.fail(badInput("allowed_address_pairs", "Unrecognized attribute(s) '%s'", k))
+				rd.Fail(badInput("allowed_address_pairs", "Unrecognized attribute(s) '%s'", k))
 				return nil
 			}
 		}
-		sub := &reader{o: d}
-		ap := AddressPair{IP: strings.TrimSpace(sub.str("ip_address", "", 64)), MAC: sub.str("mac_address", "", 64)}
-		if sub.err != nil {
-			rd.fail(badInput("allowed_address_pairs", "%v", sub.err))
+		sub := input(d)
+		ap := AddressPair{IP: strings.TrimSpace(sub.Str("ip_address", "", 64)), MAC: sub.Str("mac_address", "", 64)}
+		if sub.Err != nil {
+			rd.Fail(badInput("allowed_address_pairs", "%v", sub.Err))
 			return nil
 		}
 		if ap.IP == "" {
-			rd.fail(store.Fault(store.KindInvalid, "AllowedAddressPairsMissingIP", "AllowedAddressPair must contain ip_address"))
+			rd.Fail(store.Fault(store.KindInvalid, "AllowedAddressPairsMissingIP", "AllowedAddressPair must contain ip_address"))
 			return nil
 		}
 		if _, err := parseCIDROrIP(ap.IP); err != nil {
-			rd.fail(badInput("allowed_address_pairs", "%v", err))
+			rd.Fail(badInput("allowed_address_pairs", "%v", err))
 			return nil
 		}
 		if ap.MAC != "" {
 			m, ok := validMAC(ap.MAC)
 			if !ok {
-				rd.fail(badInput("allowed_address_pairs", "'%s' is not a valid MAC address", ap.MAC))
+				rd.Fail(badInput("allowed_address_pairs", "'%s' is not a valid MAC address", ap.MAC))
 				return nil
 			}
 			ap.MAC = m
 		}
 		if seen[ap] {
-			rd.fail(store.Fault(store.KindInvalid, "DuplicateAddressPairInRequest", "Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MAC, ap.IP))
+			rd.Fail(store.Fault(store.KindInvalid, "DuplicateAddressPairInRequest", "Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MAC, ap.IP))
 			return nil
 		}
 		seen[ap] = true
@@ -199,8 +199,8 @@ func readPairs(rd *reader) []AddressPair {
 	return out
 }
 
-func readGroups(rd *reader) []string {
-	list := rd.strs("security_groups")
+func readGroups(rd *api.Input) []string {
+	list := rd.Strs("security_groups")
 	out := make([]string, 0, len(list))
 	seen := map[string]bool{}
 	for _, g := range list {
@@ -212,73 +212,73 @@ func readGroups(rd *reader) []string {
 	return out
 }
 
-func readBinding(rd *reader) {
-	if v := rd.str("binding:vnic_type", "normal", 64); rd.err == nil && v != "normal" {
-		rd.fail(badInput("binding:vnic_type", "%s is not in ['normal']", v))
+func readBinding(rd *api.Input) {
+	if v := rd.Str("binding:vnic_type", "normal", 64); rd.Err == nil && v != "normal" {
+		rd.Fail(badInput("binding:vnic_type", "%s is not in ['normal']", v))
 	}
-	if rd.has("binding:profile") && !rd.isNull("binding:profile") {
-		if m, ok := rd.o["binding:profile"].(map[string]any); !ok || len(m) > 0 {
-			rd.fail(badInput("binding:profile", "binding profiles are not supported"))
+	if rd.Has("binding:profile") && !rd.IsNull("binding:profile") {
+		if m, ok := rd.Obj["binding:profile"].(map[string]any); !ok || len(m) > 0 {
+			rd.Fail(badInput("binding:profile", "binding profiles are not supported"))
 		}
 	}
 }
 
-func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o obj) (portSpec, error) {
+func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (portSpec, error) {
 	var sp portSpec
 	if err := portAttrs.check(o, http.MethodPost); err != nil {
 		return sp, err
 	}
-	rd := &reader{o: o}
+	rd := input(o)
 	now := s.now()
 	pt := Port{ID: api.NewUUID(), Status: "DOWN", VNICType: "normal", CreatedAt: now, UpdatedAt: now}
-	pt.NetworkID = rd.str("network_id", "", 64)
-	if rd.err == nil && pt.NetworkID == "" {
+	pt.NetworkID = rd.Str("network_id", "", 64)
+	if rd.Err == nil && pt.NetworkID == "" {
 		return sp, badInput("network_id", "'network_id' is a required property")
 	}
-	if rd.err != nil {
-		return sp, rd.err
+	if rd.Err != nil {
+		return sp, rd.Err
 	}
 	n, err := visibleNetwork(tx, p, pt.NetworkID)
 	if err != nil {
 		return sp, err
 	}
 	owns := p.CanWrite(n.Project)
-	pt.Project = rd.project(p)
-	pt.Name = rd.str("name", "", 255)
-	pt.Description = rd.str("description", "", 255)
-	pt.AdminStateUp = rd.boolean("admin_state_up", true)
-	pt.DeviceID = rd.str("device_id", "", 255)
-	pt.DeviceOwner = rd.str("device_owner", "", 255)
-	pt.HostID = rd.str("binding:host_id", "", 255)
+	pt.Project = readProject(rd, p)
+	pt.Name = rd.Str("name", "", 255)
+	pt.Description = rd.Str("description", "", 255)
+	pt.AdminStateUp = rd.Bool("admin_state_up", true)
+	pt.DeviceID = rd.Str("device_id", "", 255)
+	pt.DeviceOwner = rd.Str("device_owner", "", 255)
+	pt.HostID = rd.Str("binding:host_id", "", 255)
 	readBinding(rd)
-	if rd.has("mac_address") {
-		m := rd.str("mac_address", "", 64)
-		if rd.err == nil {
+	if rd.Has("mac_address") {
+		m := rd.Str("mac_address", "", 64)
+		if rd.Err == nil {
 			mac, ok := validMAC(m)
 			switch {
 			case !ok:
-				rd.fail(badInput("mac_address", "'%s' is not a valid MAC address", m))
+				rd.Fail(badInput("mac_address", "'%s' is not a valid MAC address", m))
 			case !owns:
-				rd.fail(policyDenied("create_port:mac_address"))
+				rd.Fail(policyDenied("create_port:mac_address"))
 			}
 			pt.MAC, sp.MACGiven = mac, true
 		}
 	}
-	if rd.has("fixed_ips") {
+	if rd.Has("fixed_ips") {
 		ips := readFixedIPs(rd, owns)
 		sp.IPs = &ips
 	}
-	if rd.has("port_security_enabled") {
-		v := rd.boolean("port_security_enabled", true)
+	if rd.Has("port_security_enabled") {
+		v := rd.Bool("port_security_enabled", true)
 		sp.PortSecurity = &v
 	}
-	if rd.has("security_groups") {
+	if rd.Has("security_groups") {
 		pt.SecurityGroups = readGroups(rd)
 		sp.GroupsGiven = true
 	}
 	pt.AllowedAddressPairs = readPairs(rd)
-	if rd.err != nil {
-		return sp, rd.err
+	if rd.Err != nil {
+		return sp, rd.Err
 	}
 	sp.Port = pt
 	return sp, nil
@@ -339,11 +339,11 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) {
 	}
 	n := store.Get[Network](tx, tNetworks, pt.NetworkID)
 	owns := n != nil && p.CanWrite(n.Project)
-	rd := &reader{o: objs[0]}
+	rd := input(objs[0])
 	c := portUpdateCmd{ID: pt.ID, Now: s.now()}
 	strField := func(f string, dst **string) {
-		if rd.has(f) {
-			v := rd.str(f, "", 255)
+		if rd.Has(f) {
+			v := rd.Str(f, "", 255)
 			*dst = &v
 		}
 	}
@@ -353,28 +353,28 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) {
 	strField("device_owner", &c.DeviceOwner)
 	strField("binding:host_id", &c.HostID)
 	readBinding(rd)
-	if rd.has("admin_state_up") {
-		v := rd.boolean("admin_state_up", true)
+	if rd.Has("admin_state_up") {
+		v := rd.Bool("admin_state_up", true)
 		c.AdminStateUp = &v
 	}
-	if rd.has("port_security_enabled") {
-		v := rd.boolean("port_security_enabled", true)
+	if rd.Has("port_security_enabled") {
+		v := rd.Bool("port_security_enabled", true)
 		c.PortSecurity = &v
 	}
-	if rd.has("fixed_ips") {
-		v := readFixedIPs(rd, owns || keepsAddresses(rd.o["fixed_ips"], pt))
+	if rd.Has("fixed_ips") {
+		v := readFixedIPs(rd, owns || keepsAddresses(rd.Obj["fixed_ips"], pt))
 		c.IPs = &v
 	}
-	if rd.has("security_groups") {
+	if rd.Has("security_groups") {
 		v := readGroups(rd)
 		c.Groups = &v
 	}
-	if rd.has("allowed_address_pairs") {
+	if rd.Has("allowed_address_pairs") {
 		v := readPairs(rd)
 		c.Pairs = &v
 	}
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
+	if rd.Err != nil {
+		api.Fail(w, r, writeError, rd.Err)
 		return
 	}
 	var row Port

@@ -56,7 +56,7 @@ func matchValue(got any, want []string) bool {
 				return true
 			}
 		case bool:
-			if b, ok := toBool(w); ok && b == g {
+			if b, ok := api.ToBool(w); ok && b == g {
 				return true
 			}
 		case int:
@@ -173,7 +173,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request, key string, views
 	}
 	reverse := false
 	if v := q.Get("page_reverse"); v != "" {
-		reverse, _ = toBool(v)
+		reverse, _ = api.ToBool(v)
 	}
 	sort.SliceStable(items, func(i, j int) bool {
 		for n, k := range keys {

@@ -105,9 +105,9 @@ func (s *Service) updateQuota(w http.ResponseWriter, r *http.Request) {
 			unknown = append(unknown, k)
 			continue
 		}
-		n, ok := toInt(v)
+		n, ok := api.ToInt(v)
 		if !ok || n < -1 {
-			api.Fail(w, r, writeError, badInput(k, "'%s' should be an integer greater than or equal to -1", textOf(v)))
+			api.Fail(w, r, writeError, badInput(k, "'%s' should be an integer greater than or equal to -1", api.Text(v)))
 			return
 		}
 		c.Limits[k] = n

@@ -144,17 +144,17 @@ func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) {
 
 // readGroupName reads a group's name: "default" belongs to the group
 // every project gets.
-func readGroupName(rd *reader, def string) string {
-	name := rd.str("name", def, 255)
-	if rd.err == nil && strings.EqualFold(strings.TrimSpace(name), "default") {
-		rd.fail(store.Fault(store.KindConflict, "SecurityGroupDefaultAlreadyExists", "Default security group already exists."))
+func readGroupName(rd *api.Input, def string) string {
+	name := rd.Str("name", def, 255)
+	if rd.Err == nil && strings.EqualFold(strings.TrimSpace(name), "default") {
+		rd.Fail(store.Fault(store.KindConflict, "SecurityGroupDefaultAlreadyExists", "Default security group already exists."))
 	}
 	return name
 }
 
-func readStateful(rd *reader) {
-	if rd.has("stateful") && !rd.boolean("stateful", true) {
-		rd.fail(badInput("stateful", "stateless security groups are not supported"))
+func readStateful(rd *api.Input) {
+	if rd.Has("stateful") && !rd.Bool("stateful", true) {
+		rd.Fail(badInput("stateful", "stateless security groups are not supported"))
 	}
 }
 
@@ -172,15 +172,15 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rd := &reader{o: objs[0]}
+	rd := input(objs[0])
 	now := s.now()
 	g := SecurityGroup{ID: api.NewUUID(), CreatedAt: now, UpdatedAt: now}
 	g.Name = readGroupName(rd, "")
-	g.Description = rd.str("description", "", 255)
-	g.Project = rd.project(p)
+	g.Description = rd.Str("description", "", 255)
+	g.Project = readProject(rd, p)
 	readStateful(rd)
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
+	if rd.Err != nil {
+		api.Fail(w, r, writeError, rd.Err)
 		return
 	}
 	c := groupCreateCmd{Group: g, Defaults: s.defaultsFor(tx, g.Project)}
@@ -217,24 +217,24 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) {
 		api.Fail(w, r, writeError, err)
 		return
 	}
-	rd := &reader{o: objs[0]}
+	rd := input(objs[0])
 	c := groupUpdateCmd{ID: g.ID, Now: s.now()}
-	if rd.has("name") {
+	if rd.Has("name") {
 		var v string
 		if g.Default {
-			v = rd.str("name", "", 255)
+			v = rd.Str("name", "", 255)
 		} else {
 			v = readGroupName(rd, "")
 		}
 		c.Name = &v
 	}
-	if rd.has("description") {
-		v := rd.str("description", "", 255)
+	if rd.Has("description") {
+		v := rd.Str("description", "", 255)
 		c.Description = &v
 	}
 	readStateful(rd)
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
+	if rd.Err != nil {
+		api.Fail(w, r, writeError, rd.Err)
 		return
 	}
 	var row SecurityGroup
@@ -306,9 +306,9 @@ func parseProtocol(v any) (num, name string, err error) {
 	case nil:
 		return "", "", nil
 	case float64:
-		n, ok := toInt(x)
+		n, ok := api.ToInt(x)
 		if !ok || n < 0 || n > 255 {
-			return "", "", bad(textOf(v))
+			return "", "", bad(api.Text(v))
 		}
 		return strconv.Itoa(n), strconv.Itoa(n), nil
 	case string:
@@ -327,22 +327,22 @@ func parseProtocol(v any) (num, name string, err error) {
 		}
 		return "", "", bad(x)
 	}
-	return "", "", bad(textOf(v))
+	return "", "", bad(api.Text(v))
 }
 
-func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o obj) (SecurityGroupRule, error) {
+func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (SecurityGroupRule, error) {
 	var rl SecurityGroupRule
 	if err := ruleAttrs.check(o, http.MethodPost); err != nil {
 		return rl, err
 	}
-	rd := &reader{o: o}
+	rd := input(o)
 	now := s.now()
 	rl = SecurityGroupRule{ID: api.NewUUID(), CreatedAt: now, UpdatedAt: now}
-	rl.GroupID = rd.str("security_group_id", "", 64)
-	rl.Description = rd.str("description", "", 255)
-	project := rd.project(p)
-	if rd.err != nil {
-		return rl, rd.err
+	rl.GroupID = rd.Str("security_group_id", "", 64)
+	rl.Description = rd.Str("description", "", 255)
+	project := readProject(rd, p)
+	if rd.Err != nil {
+		return rl, rd.Err
 	}
 	if rl.GroupID == "" {
 		return rl, badInput("security_group_id", "'security_group_id' is a required property")
@@ -355,23 +355,23 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o obj) (SecurityGro
 		return rl, notFound("security_group", rl.GroupID)
 	}
 	rl.Project = g.Project
-	rl.Direction = rd.str("direction", "", 16)
-	if rd.err == nil && rl.Direction != "ingress" && rl.Direction != "egress" {
-		return rl, badInput("direction", "'%s' is not in ['ingress', 'egress']", textOf(o["direction"]))
+	rl.Direction = rd.Str("direction", "", 16)
+	if rd.Err == nil && rl.Direction != "ingress" && rl.Direction != "egress" {
+		return rl, badInput("direction", "'%s' is not in ['ingress', 'egress']", api.Text(o["direction"]))
 	}
-	et := rd.str("ethertype", "IPv4", 16)
+	et := rd.Str("ethertype", "IPv4", 16)
 	switch strings.ToLower(et) {
 	case "ipv4":
 		rl.EtherType = "IPv4"
 	case "ipv6":
 		rl.EtherType = "IPv6"
 	default:
-		if rd.err == nil {
+		if rd.Err == nil {
 			return rl, badInput("ethertype", "'%s' is not in ['IPv4', 'IPv6']", et)
 		}
 	}
-	if rd.err != nil {
-		return rl, rd.err
+	if rd.Err != nil {
+		return rl, rd.Err
 	}
 	rl.Protocol, rl.ProtocolName, err = parseProtocol(o["protocol"])
 	if err != nil {
@@ -383,17 +383,17 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o obj) (SecurityGro
 	if rl.Protocol == "1" && rl.EtherType == "IPv6" {
 		rl.Protocol = "58" // ICMP over IPv6 is ICMPv6
 	}
-	rl.PortMin, rl.PortMax = rd.integer("port_range_min"), rd.integer("port_range_max")
-	if rd.err != nil {
-		return rl, rd.err
+	rl.PortMin, rl.PortMax = integer(rd, "port_range_min"), integer(rd, "port_range_max")
+	if rd.Err != nil {
+		return rl, rd.Err
 	}
 	if err := checkPorts(&rl); err != nil {
 		return rl, err
 	}
-	prefix := rd.str("remote_ip_prefix", "", 64)
-	rl.RemoteGroupID = rd.str("remote_group_id", "", 64)
-	if rd.err != nil {
-		return rl, rd.err
+	prefix := rd.Str("remote_ip_prefix", "", 64)
+	rl.RemoteGroupID = rd.Str("remote_group_id", "", 64)
+	if rd.Err != nil {
+		return rl, rd.Err
 	}
 	if prefix != "" && rl.RemoteGroupID != "" {
 		return rl, store.Fault(store.KindInvalid, "SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")

@@ -96,16 +96,16 @@ func (s *Service) showSubnet(w http.ResponseWriter, r *http.Request) {
 }
 
 // readPools reads allocation_pools as written ([{start, end}]).
-func readPools(rd *reader) []Pool {
+func readPools(rd *api.Input) []Pool {
 	var out []Pool
-	for _, d := range rd.dicts("allocation_pools") {
-		sub := &reader{o: d}
-		pl := Pool{Start: sub.str("start", "", 64), End: sub.str("end", "", 64)}
-		if sub.err == nil && (pl.Start == "" || pl.End == "") {
-			sub.fail(badInput("allocation_pools", "each pool needs a start and an end"))
+	for _, d := range rd.Objects("allocation_pools") {
+		sub := input(d)
+		pl := Pool{Start: sub.Str("start", "", 64), End: sub.Str("end", "", 64)}
+		if sub.Err == nil && (pl.Start == "" || pl.End == "") {
+			sub.Fail(badInput("allocation_pools", "each pool needs a start and an end"))
 		}
-		if sub.err != nil {
-			rd.fail(sub.err)
+		if sub.Err != nil {
+			rd.Fail(sub.Err)
 			return nil
 		}
 		out = append(out, pl)
@@ -114,86 +114,86 @@ func readPools(rd *reader) []Pool {
 }
 
 // readDNS reads dns_nameservers: addresses, no duplicates, at most 5.
-func readDNS(rd *reader) []string {
-	list := rd.strs("dns_nameservers")
-	if rd.err != nil {
+func readDNS(rd *api.Input) []string {
+	list := rd.Strs("dns_nameservers")
+	if rd.Err != nil {
 		return nil
 	}
 	out := make([]string, 0, len(list))
 	for _, d := range list {
 		a, err := parseIP(d)
 		if err != nil {
-			rd.fail(badInput("dns_nameservers", "'%s' is not a valid nameserver", d))
+			rd.Fail(badInput("dns_nameservers", "'%s' is not a valid nameserver", d))
 			return nil
 		}
 		out = append(out, a.String())
 	}
 	if len(out) > maxDNSNameservers {
-		rd.fail(store.Fault(store.KindInvalid, "DNSNameServersExhausted", "Unable to complete operation for subnet. The number of DNS nameservers exceeds the limit %d.", maxDNSNameservers))
+		rd.Fail(store.Fault(store.KindInvalid, "DNSNameServersExhausted", "Unable to complete operation for subnet. The number of DNS nameservers exceeds the limit %d.", maxDNSNameservers))
 		return nil
 	}
 	if err := noDuplicates("dns_nameservers", out); err != nil {
-		rd.fail(err)
+		rd.Fail(err)
 	}
 	return out
 }
 
 // readRoutes reads host_routes: [{destination CIDR, nexthop IP}].
-func readRoutes(rd *reader) []HostRoute {
-	dicts := rd.dicts("host_routes")
+func readRoutes(rd *api.Input) []HostRoute {
+	dicts := rd.Objects("host_routes")
 	out := make([]HostRoute, 0, len(dicts))
 	seen := map[HostRoute]bool{}
 	for _, d := range dicts {
-		sub := &reader{o: d}
-		dst, hop := sub.str("destination", "", 64), sub.str("nexthop", "", 64)
-		if sub.err != nil {
-			rd.fail(sub.err)
+		sub := input(d)
+		dst, hop := sub.Str("destination", "", 64), sub.Str("nexthop", "", 64)
+		if sub.Err != nil {
+			rd.Fail(sub.Err)
 			return nil
 		}
 		pd, err := parsePrefix(dst)
 		if err != nil {
-			rd.fail(badInput("host_routes", "%v", err))
+			rd.Fail(badInput("host_routes", "%v", err))
 			return nil
 		}
 		nh, err := parseIP(hop)
 		if err != nil {
-			rd.fail(badInput("host_routes", "%v", err))
+			rd.Fail(badInput("host_routes", "%v", err))
 			return nil
 		}
 		hr := HostRoute{Destination: pd.String(), Nexthop: nh.String()}
 		if seen[hr] {
-			rd.fail(badInput("host_routes", "Duplicate hostroute '%s %s'", hr.Destination, hr.Nexthop))
+			rd.Fail(badInput("host_routes", "Duplicate hostroute '%s %s'", hr.Destination, hr.Nexthop))
 			return nil
 		}
 		seen[hr] = true
 		out = append(out, hr)
 	}
 	if len(out) > maxHostRoutes {
-		rd.fail(store.Fault(store.KindInvalid, "HostRoutesExhausted", "Unable to complete operation for subnet. The number of host routes exceeds the limit %d.", maxHostRoutes))
+		rd.Fail(store.Fault(store.KindInvalid, "HostRoutesExhausted", "Unable to complete operation for subnet. The number of host routes exceeds the limit %d.", maxHostRoutes))
 	}
 	return out
 }
 
 // gateway reads gateway_ip for the subnet pfx: def when absent, "" when
 // null.
-func readGateway(rd *reader, pfx netip.Prefix, def string) string {
-	if !rd.has("gateway_ip") {
+func readGateway(rd *api.Input, pfx netip.Prefix, def string) string {
+	if !rd.Has("gateway_ip") {
 		return def
 	}
-	if rd.isNull("gateway_ip") {
+	if rd.IsNull("gateway_ip") {
 		return ""
 	}
-	g := rd.str("gateway_ip", "", 64)
-	if rd.err != nil {
+	g := rd.Str("gateway_ip", "", 64)
+	if rd.Err != nil {
 		return def
 	}
 	gw, err := parseIP(g)
 	if err != nil {
-		rd.fail(badInput("gateway_ip", "'%s' is not a valid IP address", g))
+		rd.Fail(badInput("gateway_ip", "'%s' is not a valid IP address", g))
 		return def
 	}
 	if gw.BitLen() != pfx.Addr().BitLen() || !pfx.Contains(gw) || reserved(pfx, gw) {
-		rd.fail(invalidInput("Gateway is not valid on subnet: %s is not a host address of %s", g, pfx))
+		rd.Fail(invalidInput("Gateway is not valid on subnet: %s is not a host address of %s", g, pfx))
 		return def
 	}
 	return gw.String()
@@ -201,48 +201,48 @@ func readGateway(rd *reader, pfx netip.Prefix, def string) string {
 
 // serviceTypesAndPools refuses what we do not support: subnet pools and
 // service types.
-func unsupportedSubnetAttrs(rd *reader) {
-	if rd.has("subnetpool_id") && !rd.isNull("subnetpool_id") {
-		rd.fail(badInput("subnetpool_id", "subnet pools are not supported"))
+func unsupportedSubnetAttrs(rd *api.Input) {
+	if rd.Has("subnetpool_id") && !rd.IsNull("subnetpool_id") {
+		rd.Fail(badInput("subnetpool_id", "subnet pools are not supported"))
 	}
-	if rd.has("use_default_subnet_pool") && rd.boolean("use_default_subnet_pool", false) {
-		rd.fail(badInput("use_default_subnet_pool", "subnet pools are not supported"))
+	if rd.Has("use_default_subnet_pool") && rd.Bool("use_default_subnet_pool", false) {
+		rd.Fail(badInput("use_default_subnet_pool", "subnet pools are not supported"))
 	}
-	if st := rd.strs("service_types"); len(st) > 0 {
-		rd.fail(badInput("service_types", "subnet service types are not supported"))
+	if st := rd.Strs("service_types"); len(st) > 0 {
+		rd.Fail(badInput("service_types", "subnet service types are not supported"))
 	}
 }
 
 var ipv6Modes = map[string]bool{"slaac": true, "dhcpv6-stateful": true, "dhcpv6-stateless": true}
 
-func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o obj) (Subnet, error) {
+func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Subnet, error) {
 	if err := subnetAttrs.check(o, http.MethodPost); err != nil {
 		return Subnet{}, err
 	}
-	rd := &reader{o: o}
+	rd := input(o)
 	now := s.now()
 	sn := Subnet{ID: api.NewUUID(), CreatedAt: now, UpdatedAt: now}
-	sn.NetworkID = rd.str("network_id", "", 64)
-	if rd.err == nil && sn.NetworkID == "" {
+	sn.NetworkID = rd.Str("network_id", "", 64)
+	if rd.Err == nil && sn.NetworkID == "" {
 		return sn, badInput("network_id", "'network_id' is a required property")
 	}
-	if rd.err != nil {
-		return sn, rd.err
+	if rd.Err != nil {
+		return sn, rd.Err
 	}
 	n, err := writableNetwork(tx, p, sn.NetworkID, "create_subnet")
 	if err != nil {
 		return sn, err
 	}
-	sn.Name = rd.str("name", "", 255)
-	sn.Description = rd.str("description", "", 255)
-	sn.Project = rd.project(p)
-	if rd.err == nil && sn.Project != n.Project && !p.IsAdmin() {
-		rd.fail(policyDenied("create_subnet"))
+	sn.Name = rd.Str("name", "", 255)
+	sn.Description = rd.Str("description", "", 255)
+	sn.Project = readProject(rd, p)
+	if rd.Err == nil && sn.Project != n.Project && !p.IsAdmin() {
+		rd.Fail(policyDenied("create_subnet"))
 	}
 	unsupportedSubnetAttrs(rd)
-	ver := rd.integer("ip_version")
-	if rd.err != nil {
-		return sn, rd.err
+	ver := integer(rd, "ip_version")
+	if rd.Err != nil {
+		return sn, rd.Err
 	}
 	if ver == nil {
 		return sn, badInput("ip_version", "'ip_version' is a required property")
@@ -251,9 +251,9 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o obj) (Subnet, e
 		return sn, badInput("ip_version", "%d is not in [4, 6]", *ver)
 	}
 	sn.IPVersion = *ver
-	cidr := rd.str("cidr", "", 64)
-	if rd.err != nil {
-		return sn, rd.err
+	cidr := rd.Str("cidr", "", 64)
+	if rd.Err != nil {
+		return sn, rd.Err
 	}
 	if cidr == "" {
 		return sn, badInput("cidr", "'cidr' is a required property (subnet pools are not supported)")
@@ -269,10 +269,10 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o obj) (Subnet, e
 		return sn, invalidInput("0 is not allowed as CIDR prefix length")
 	}
 	sn.CIDR = pfx.String()
-	sn.IPv6RAMode = rd.str("ipv6_ra_mode", "", 32)
-	sn.IPv6AddressMode = rd.str("ipv6_address_mode", "", 32)
-	if rd.err != nil {
-		return sn, rd.err
+	sn.IPv6RAMode = rd.Str("ipv6_ra_mode", "", 32)
+	sn.IPv6AddressMode = rd.Str("ipv6_address_mode", "", 32)
+	if rd.Err != nil {
+		return sn, rd.Err
 	}
 	for f, v := range map[string]string{"ipv6_ra_mode": sn.IPv6RAMode, "ipv6_address_mode": sn.IPv6AddressMode} {
 		if v == "" {
@@ -296,12 +296,12 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o obj) (Subnet, e
 		return sn, invalidInput("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", cidr)
 	}
 	sn.GatewayIP = readGateway(rd, pfx, defaultGateway(pfx))
-	sn.EnableDHCP = rd.boolean("enable_dhcp", true)
+	sn.EnableDHCP = rd.Bool("enable_dhcp", true)
 	sn.DNSNameservers = readDNS(rd)
 	sn.HostRoutes = readRoutes(rd)
 	pools := readPools(rd)
-	if rd.err != nil {
-		return sn, rd.err
+	if rd.Err != nil {
+		return sn, rd.Err
 	}
 	for _, d := range sn.DNSNameservers {
 		if a, _ := parseIP(d); ipVersion(a) != sn.IPVersion {
@@ -316,7 +316,7 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o obj) (Subnet, e
 			return sn, badInput("host_routes", "destination %s is not of the subnet's IP version", hr.Destination)
 		}
 	}
-	if !rd.has("allocation_pools") || rd.isNull("allocation_pools") {
+	if !rd.Has("allocation_pools") || rd.IsNull("allocation_pools") {
 		sn.AllocationPools = defaultPools(pfx, sn.GatewayIP)
 	} else if sn.AllocationPools, err = validatePools(pfx, pools, sn.GatewayIP); err != nil {
 		return sn, err
@@ -389,38 +389,38 @@ func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) {
 		api.Fail(w, r, writeError, err)
 		return
 	}
-	rd := &reader{o: objs[0]}
+	rd := input(objs[0])
 	pfx, err := parsePrefix(sn.CIDR)
 	if err != nil {
 		api.Fail(w, r, writeError, err)
 		return
 	}
 	c := subnetUpdateCmd{ID: sn.ID, Now: s.now()}
-	if rd.has("name") {
-		v := rd.str("name", "", 255)
+	if rd.Has("name") {
+		v := rd.Str("name", "", 255)
 		c.Name = &v
 	}
-	if rd.has("description") {
-		v := rd.str("description", "", 255)
+	if rd.Has("description") {
+		v := rd.Str("description", "", 255)
 		c.Description = &v
 	}
-	if rd.has("enable_dhcp") {
-		v := rd.boolean("enable_dhcp", true)
+	if rd.Has("enable_dhcp") {
+		v := rd.Bool("enable_dhcp", true)
 		c.EnableDHCP = &v
 	}
-	if rd.has("gateway_ip") {
+	if rd.Has("gateway_ip") {
 		v := readGateway(rd, pfx, sn.GatewayIP)
 		c.GatewayIP = &v
 	}
-	if rd.has("dns_nameservers") {
+	if rd.Has("dns_nameservers") {
 		v := readDNS(rd)
 		c.DNSNameservers = &v
 	}
-	if rd.has("host_routes") {
+	if rd.Has("host_routes") {
 		v := readRoutes(rd)
 		c.HostRoutes = &v
 	}
-	if rd.has("allocation_pools") {
+	if rd.Has("allocation_pools") {
 		v := readPools(rd)
 		if v == nil {
 			v = []Pool{}
@@ -428,8 +428,8 @@ func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) {
 		c.AllocationPools = &v
 	}
 	unsupportedSubnetAttrs(rd)
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
+	if rd.Err != nil {
+		api.Fail(w, r, writeError, rd.Err)
 		return
 	}
 	var row Subnet
