@@ -115,6 +115,25 @@ func input(o api.Object) *api.Input { return api.NewInput(o, neutronWording{}) }
 // digits); nil when absent or null.
 func integer(in *api.Input, f string) *int { return in.Int(f, math.MinInt32, math.MaxInt32) }
 
+// optStr reads an optional string attribute of an update: nil when absent.
+func optStr(in *api.Input, f string, max int) *string {
+	if !in.Has(f) {
+		return nil
+	}
+	v := in.Str(f, "", max)
+	return &v
+}
+
+// optBool reads an optional boolean attribute of an update: nil when
+// absent.
+func optBool(in *api.Input, f string, def bool) *bool {
+	if !in.Has(f) {
+		return nil
+	}
+	v := in.Bool(f, def)
+	return &v
+}
+
 // project reads tenant_id/project_id (which must agree) and checks that
 // the caller may create in that project.
 func readProject(r *api.Input, p *api.Principal) string {

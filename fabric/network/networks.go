@@ -3,6 +3,7 @@ package network
 import (
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -19,13 +20,11 @@ var networkAttrs = newAttrSpec(
 
 func canSeeNetwork(p *api.Principal, n *Network) bool { return n.Shared || p.CanRead(n.Project) }
 
-// visibleNetwork returns the network if the caller may see it, else a 404.
-func visibleNetwork(tx *memdb.Txn, p *api.Principal, id string) (*Network, error) {
-	n := store.Get[Network](tx, tNetworks, id)
-	if n == nil || !canSeeNetwork(p, n) {
-		return nil, notFound("network", id)
-	}
-	return n, nil
+// networks is the networks collection: a project's own and the shared
+// ones are visible.
+func (s *Service) networks() api.Collection[Network] {
+	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: canSeeNetwork, View: networkView,
+		NotFound: func(id string) error { return notFound("network", id) }, Listing: s.listing("networks")}
 }
 
 func subnetIDs(tx *memdb.Txn, network string) []string {
@@ -43,7 +42,7 @@ func subnetIDs(tx *memdb.Txn, network string) []string {
 	return out
 }
 
-func networkView(tx *memdb.Txn, p *api.Principal, n *Network) map[string]any {
+func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 	v := map[string]any{
 		"id": n.ID, "name": n.Name, "description": n.Description, "tenant_id": n.Project, "project_id": n.Project,
 		"admin_state_up": n.AdminStateUp, "shared": n.Shared, "status": "ACTIVE", "mtu": n.MTU,
@@ -60,33 +59,20 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) map[string]any {
 	return v
 }
 
-func (s *Service) listNetworks(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) listNetworks(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
-	p := principal(r)
-	var views []map[string]any
-	for _, n := range store.All[Network](tx, tNetworks, "id") {
-		if canSeeNetwork(p, n) {
-			views = append(views, networkView(tx, p, n))
-		}
-	}
-	s.list(w, r, "networks", views)
+	return s.networks().List(w, r, tx)
 }
 
-func (s *Service) showNetwork(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	p := principal(r)
-	n, err := visibleNetwork(tx, p, chi.URLParam(r, "id"))
+func (s *Service) showNetwork(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	show(w, r, "network", networkView(tx, p, n))
+	return s.networks().Show(w, r, tx, chi.URLParam(r, "id"))
 }
 
 // provider reads the provider:* attributes: admins only, a VLAN on our one
@@ -127,78 +113,67 @@ func external(rd *api.Input, p *api.Principal) {
 	}
 }
 
-func (s *Service) createNetworks(w http.ResponseWriter, r *http.Request) {
+// parseNetwork reads one network of a create.
+func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (Network, error) {
+	if err := networkAttrs.check(o, http.MethodPost); err != nil {
+		return Network{}, err
+	}
+	rd := input(o)
+	n := Network{ID: api.NewUUID(), MTU: 1500, CreatedAt: now, UpdatedAt: now}
+	n.Name = rd.Str("name", "", 255)
+	n.Description = rd.Str("description", "", 255)
+	n.AdminStateUp = rd.Bool("admin_state_up", true)
+	n.Shared = rd.Bool("shared", false)
+	n.PortSecurity = rd.Bool("port_security_enabled", true)
+	n.Project = readProject(rd, p)
+	if n.Shared && !p.IsAdmin() {
+		rd.Fail(policyDenied("create_network:shared"))
+	}
+	n.SegmentationID = s.provider(rd, p)
+	external(rd, p)
+	if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
+		rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
+	}
+	return n, rd.Err
+}
+
+func (s *Service) createNetworks(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	objs, bulk, err := bodies(r, "network", "networks")
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	now := s.now()
 	c := networkCreateCmd{VLANMin: s.cfg.VLANMin, VLANMax: s.cfg.VLANMax}
 	var projects []string
 	for _, o := range objs {
-		if err := networkAttrs.check(o, http.MethodPost); err != nil {
-			api.Fail(w, r, writeError, err)
-			return
-		}
-		rd := input(o)
-		n := Network{ID: api.NewUUID(), MTU: 1500, CreatedAt: now, UpdatedAt: now}
-		n.Name = rd.Str("name", "", 255)
-		n.Description = rd.Str("description", "", 255)
-		n.AdminStateUp = rd.Bool("admin_state_up", true)
-		n.Shared = rd.Bool("shared", false)
-		n.PortSecurity = rd.Bool("port_security_enabled", true)
-		n.Project = readProject(rd, p)
-		if n.Shared && !p.IsAdmin() {
-			rd.Fail(policyDenied("create_network:shared"))
-		}
-		n.SegmentationID = s.provider(rd, p)
-		external(rd, p)
-		if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
-			rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
-		}
-		if rd.Err != nil {
-			api.Fail(w, r, writeError, rd.Err)
-			return
+		n, err := s.parseNetwork(p, o, now)
+		if err != nil {
+			return err
 		}
 		c.Networks = append(c.Networks, n)
 		projects = append(projects, n.Project)
 	}
 	c.Defaults = s.defaultsFor(tx, projects...)
 	var rows []Network
-	if !s.propose(w, r, cmdNetworkCreate, c, &rows) {
-		return
+	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdNetworkCreate, c, &rows); err != nil {
+		return err
 	}
-	tx, err = s.afterWrite(r.Context())
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	views := make([]map[string]any, 0, len(rows))
+	views := make([]api.View, 0, len(rows))
 	for i := range rows {
 		views = append(views, networkView(tx, p, &rows[i]))
 	}
-	created(w, "network", "networks", bulk, views)
-}
-
-// created answers a create, single or bulk.
-func created(w http.ResponseWriter, one, many string, bulk bool, views []map[string]any) {
-	if bulk {
-		api.JSON(w, http.StatusCreated, map[string]any{many: views})
-		return
-	}
-	api.JSON(w, http.StatusCreated, map[string]any{one: views[0]})
+	return created(w, "network", "networks", bulk, views)
 }
 
 // writableNetwork returns the network if the caller may change it: 404 if
 // it cannot even see it, 403 if it sees but does not own it.
-func writableNetwork(tx *memdb.Txn, p *api.Principal, id, action string) (*Network, error) {
-	n, err := visibleNetwork(tx, p, id)
+func (s *Service) writableNetwork(tx *memdb.Txn, p *api.Principal, id, action string) (*Network, error) {
+	n, err := s.networks().Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -208,80 +183,58 @@ func writableNetwork(tx *memdb.Txn, p *api.Principal, id, action string) (*Netwo
 	return n, nil
 }
 
-func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) {
+func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	n, err := writableNetwork(tx, p, chi.URLParam(r, "id"), "update_network")
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
+	}
+	n, err := s.writableNetwork(tx, p, chi.URLParam(r, "id"), "update_network")
+	if err != nil {
+		return err
 	}
 	objs, _, err := bodies(r, "network", "")
-	if err == nil {
-		err = networkAttrs.check(objs[0], http.MethodPut)
-	}
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
+	}
+	if err := networkAttrs.check(objs[0], http.MethodPut); err != nil {
+		return err
 	}
 	rd := input(objs[0])
 	c := networkUpdateCmd{ID: n.ID, Now: s.now()}
-	if rd.Has("name") {
-		v := rd.Str("name", "", 255)
-		c.Name = &v
-	}
-	if rd.Has("description") {
-		v := rd.Str("description", "", 255)
-		c.Description = &v
-	}
-	if rd.Has("admin_state_up") {
-		v := rd.Bool("admin_state_up", true)
-		c.AdminStateUp = &v
-	}
-	if rd.Has("port_security_enabled") {
-		v := rd.Bool("port_security_enabled", true)
-		c.PortSecurity = &v
-	}
-	if rd.Has("shared") {
-		v := rd.Bool("shared", false)
-		if v != n.Shared && !p.IsAdmin() {
-			rd.Fail(policyDenied("update_network:shared"))
-		}
-		c.Shared = &v
+	c.Name = optStr(rd, "name", 255)
+	c.Description = optStr(rd, "description", 255)
+	c.AdminStateUp = optBool(rd, "admin_state_up", true)
+	c.PortSecurity = optBool(rd, "port_security_enabled", true)
+	if c.Shared = optBool(rd, "shared", false); c.Shared != nil && *c.Shared != n.Shared && !p.IsAdmin() {
+		rd.Fail(policyDenied("update_network:shared"))
 	}
 	if seg := s.provider(rd, p); rd.Err == nil && seg != 0 && seg != n.SegmentationID {
 		rd.Fail(invalidInput("Plugin does not support updating provider attributes"))
 	}
 	external(rd, p)
 	if rd.Err != nil {
-		api.Fail(w, r, writeError, rd.Err)
-		return
+		return rd.Err
 	}
 	var row Network
-	if !s.propose(w, r, cmdNetworkUpdate, c, &row) {
-		return
-	}
-	if tx, err = s.afterWrite(r.Context()); err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdNetworkUpdate, c, &row); err != nil {
+		return err
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"network": networkView(tx, p, &row)})
+	return nil
 }
 
-func (s *Service) deleteNetwork(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	n, err := writableNetwork(tx, principal(r), chi.URLParam(r, "id"), "delete_network")
+func (s *Service) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	if s.propose(w, r, cmdNetworkDelete, idCmd{ID: n.ID, Now: s.now()}, nil) {
-		w.WriteHeader(http.StatusNoContent)
+	n, err := s.writableNetwork(tx, principal(r), chi.URLParam(r, "id"), "delete_network")
+	if err != nil {
+		return err
 	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdNetworkDelete, idCmd{ID: n.ID, Now: s.now()}, nil); err != nil {
+		return err
+	}
+	return noContent(w)
 }

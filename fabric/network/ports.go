@@ -1,6 +1,7 @@
 package network
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -29,16 +30,18 @@ func canSeePort(tx *memdb.Txn, p *api.Principal, pt *Port) bool {
 	return n != nil && p.CanRead(n.Project)
 }
 
-func visiblePort(tx *memdb.Txn, p *api.Principal, id string) (*Port, error) {
-	pt := store.Get[Port](tx, tPorts, id)
-	if pt == nil || !canSeePort(tx, p, pt) {
-		return nil, notFound("port", id)
-	}
-	return pt, nil
+// ports is the ports collection as seen in tx.
+func (s *Service) ports(tx *memdb.Txn) api.Collection[Port] {
+	return api.Collection[Port]{Table: tPorts, One: "port",
+		Visible:  func(p *api.Principal, pt *Port) bool { return canSeePort(tx, p, pt) },
+		View:     func(_ *memdb.Txn, _ *api.Principal, pt *Port) api.View { return portView(pt) },
+		NotFound: func(id string) error { return notFound("port", id) }, Listing: s.listing("ports")}
 }
 
-func writablePort(tx *memdb.Txn, p *api.Principal, id, action string) (*Port, error) {
-	pt, err := visiblePort(tx, p, id)
+// writablePort returns the port if the caller may change it: its
+// project's or its network's owner.
+func (s *Service) writablePort(tx *memdb.Txn, p *api.Principal, id, action string) (*Port, error) {
+	pt, err := s.ports(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +53,7 @@ func writablePort(tx *memdb.Txn, p *api.Principal, id, action string) (*Port, er
 	return pt, nil
 }
 
-func portView(pt *Port) map[string]any {
+func portView(pt *Port) api.View {
 	ips := make([]map[string]any, 0, len(pt.FixedIPs))
 	for _, f := range pt.FixedIPs {
 		ips = append(ips, map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IP})
@@ -78,32 +81,52 @@ func portView(pt *Port) map[string]any {
 	}
 }
 
-func (s *Service) listPorts(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) listPorts(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
-	p := principal(r)
-	var views []map[string]any
-	for _, pt := range store.All[Port](tx, tPorts, "id") {
-		if canSeePort(tx, p, pt) {
-			views = append(views, portView(pt))
-		}
-	}
-	s.list(w, r, "ports", views)
+	return s.ports(tx).List(w, r, tx)
 }
 
-func (s *Service) showPort(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	pt, err := visiblePort(tx, principal(r), chi.URLParam(r, "id"))
+func (s *Service) showPort(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	show(w, r, "port", portView(pt))
+	return s.ports(tx).Show(w, r, tx, chi.URLParam(r, "id"))
+}
+
+// byFixedIPs filters ports by fixed_ips=ip_address=X, subnet_id=Y or
+// ip_address_substr=Z: a port passes if one of its addresses satisfies
+// every key given.
+func byFixedIPs(v api.View, want []string) (bool, error) {
+	conds := map[string][]string{}
+	for _, w := range want {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			continue
+		}
+		conds[k] = append(conds[k], v)
+	}
+	ips, _ := v["fixed_ips"].([]map[string]any)
+	for _, ip := range ips {
+		all := true
+		for k, vs := range conds {
+			val := fmt.Sprint(ip[strings.TrimSuffix(k, "_substr")])
+			hit := false
+			for _, v := range vs {
+				if val == v || strings.HasSuffix(k, "_substr") && strings.Contains(val, v) {
+					hit = true
+				}
+			}
+			all = all && hit
+		}
+		if all {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // readFixedIPs reads fixed_ips: [{subnet_id}, {ip_address}, or both].
@@ -238,7 +261,7 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	if rd.Err != nil {
 		return sp, rd.Err
 	}
-	n, err := visibleNetwork(tx, p, pt.NetworkID)
+	n, err := s.networks().Get(tx, p, pt.NetworkID)
 	if err != nil {
 		return sp, err
 	}
@@ -284,83 +307,67 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	return sp, nil
 }
 
-func (s *Service) createPorts(w http.ResponseWriter, r *http.Request) {
+func (s *Service) createPorts(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	objs, bulk, err := bodies(r, "port", "ports")
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	var c portCreateCmd
 	var projects []string
 	for _, o := range objs {
 		sp, err := s.parsePort(tx, p, o)
 		if err != nil {
-			api.Fail(w, r, writeError, err)
-			return
+			return err
 		}
 		c.Ports = append(c.Ports, sp)
 		projects = append(projects, sp.Port.Project)
 	}
 	c.Defaults = s.defaultsFor(tx, projects...)
 	var rows []Port
-	if !s.propose(w, r, cmdPortCreate, c, &rows) {
-		return
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortCreate, c, &rows); err != nil {
+		return err
 	}
-	views := make([]map[string]any, 0, len(rows))
+	views := make([]api.View, 0, len(rows))
 	for i := range rows {
 		views = append(views, portView(&rows[i]))
 	}
-	created(w, "port", "ports", bulk, views)
+	return created(w, "port", "ports", bulk, views)
 }
 
-func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) {
+func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	pt, err := writablePort(tx, p, chi.URLParam(r, "id"), "update_port")
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
+	}
+	pt, err := s.writablePort(tx, p, chi.URLParam(r, "id"), "update_port")
+	if err != nil {
+		return err
 	}
 	objs, _, err := bodies(r, "port", "")
-	if err == nil {
-		err = portAttrs.check(objs[0], http.MethodPut)
-	}
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
+	}
+	if err := portAttrs.check(objs[0], http.MethodPut); err != nil {
+		return err
 	}
 	n := store.Get[Network](tx, tNetworks, pt.NetworkID)
 	owns := n != nil && p.CanWrite(n.Project)
 	rd := input(objs[0])
 	c := portUpdateCmd{ID: pt.ID, Now: s.now()}
-	strField := func(f string, dst **string) {
-		if rd.Has(f) {
-			v := rd.Str(f, "", 255)
-			*dst = &v
-		}
-	}
-	strField("name", &c.Name)
-	strField("description", &c.Description)
-	strField("device_id", &c.DeviceID)
-	strField("device_owner", &c.DeviceOwner)
-	strField("binding:host_id", &c.HostID)
+	c.Name = optStr(rd, "name", 255)
+	c.Description = optStr(rd, "description", 255)
+	c.DeviceID = optStr(rd, "device_id", 255)
+	c.DeviceOwner = optStr(rd, "device_owner", 255)
+	c.HostID = optStr(rd, "binding:host_id", 255)
 	readBinding(rd)
-	if rd.Has("admin_state_up") {
-		v := rd.Bool("admin_state_up", true)
-		c.AdminStateUp = &v
-	}
-	if rd.Has("port_security_enabled") {
-		v := rd.Bool("port_security_enabled", true)
-		c.PortSecurity = &v
-	}
+	c.AdminStateUp = optBool(rd, "admin_state_up", true)
+	c.PortSecurity = optBool(rd, "port_security_enabled", true)
 	if rd.Has("fixed_ips") {
 		v := readFixedIPs(rd, owns || keepsAddresses(rd.Obj["fixed_ips"], pt))
 		c.IPs = &v
@@ -374,13 +381,14 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) {
 		c.Pairs = &v
 	}
 	if rd.Err != nil {
-		api.Fail(w, r, writeError, rd.Err)
-		return
+		return rd.Err
 	}
 	var row Port
-	if s.propose(w, r, cmdPortUpdate, c, &row) {
-		api.JSON(w, http.StatusOK, map[string]any{"port": portView(&row)})
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortUpdate, c, &row); err != nil {
+		return err
 	}
+	api.JSON(w, http.StatusOK, map[string]any{"port": portView(&row)})
+	return nil
 }
 
 // keepsAddresses reports whether every address named in a fixed_ips update
@@ -407,17 +415,17 @@ func keepsAddresses(v any, pt *Port) bool {
 	return true
 }
 
-func (s *Service) deletePort(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	pt, err := writablePort(tx, principal(r), chi.URLParam(r, "id"), "delete_port")
+func (s *Service) deletePort(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	if s.propose(w, r, cmdPortDelete, idCmd{ID: pt.ID, Now: s.now()}, nil) {
-		w.WriteHeader(http.StatusNoContent)
+	pt, err := s.writablePort(tx, principal(r), chi.URLParam(r, "id"), "delete_port")
+	if err != nil {
+		return err
 	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortDelete, idCmd{ID: pt.ID, Now: s.now()}, nil); err != nil {
+		return err
+	}
+	return noContent(w)
 }

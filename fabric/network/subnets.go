@@ -36,7 +36,7 @@ func nullable(s string) any {
 	return s
 }
 
-func subnetView(s *Subnet) map[string]any {
+func subnetView(s *Subnet) api.View {
 	pools := make([]map[string]any, 0, len(s.AllocationPools))
 	for _, pl := range s.AllocationPools {
 		pools = append(pools, map[string]any{"start": pl.Start, "end": pl.End})
@@ -59,40 +59,29 @@ func subnetView(s *Subnet) map[string]any {
 	}
 }
 
-func (s *Service) listSubnets(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	p := principal(r)
-	var views []map[string]any
-	for _, sn := range store.All[Subnet](tx, tSubnets, "id") {
-		if canSeeSubnet(tx, p, sn) {
-			views = append(views, subnetView(sn))
-		}
-	}
-	s.list(w, r, "subnets", views)
+// subnets is the subnets collection as seen in tx: a subnet is visible
+// with its network.
+func (s *Service) subnets(tx *memdb.Txn) api.Collection[Subnet] {
+	return api.Collection[Subnet]{Table: tSubnets, One: "subnet",
+		Visible:  func(p *api.Principal, sn *Subnet) bool { return canSeeSubnet(tx, p, sn) },
+		View:     func(_ *memdb.Txn, _ *api.Principal, sn *Subnet) api.View { return subnetView(sn) },
+		NotFound: func(id string) error { return notFound("subnet", id) }, Listing: s.listing("subnets")}
 }
 
-func visibleSubnet(tx *memdb.Txn, p *api.Principal, id string) (*Subnet, error) {
-	sn := store.Get[Subnet](tx, tSubnets, id)
-	if sn == nil || !canSeeSubnet(tx, p, sn) {
-		return nil, notFound("subnet", id)
-	}
-	return sn, nil
-}
-
-func (s *Service) showSubnet(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	sn, err := visibleSubnet(tx, principal(r), chi.URLParam(r, "id"))
+func (s *Service) listSubnets(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	show(w, r, "subnet", subnetView(sn))
+	return s.subnets(tx).List(w, r, tx)
+}
+
+func (s *Service) showSubnet(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	return s.subnets(tx).Show(w, r, tx, chi.URLParam(r, "id"))
 }
 
 // readPools reads allocation_pools as written ([{start, end}]).
@@ -229,7 +218,7 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Su
 	if rd.Err != nil {
 		return sn, rd.Err
 	}
-	n, err := writableNetwork(tx, p, sn.NetworkID, "create_subnet")
+	n, err := s.writableNetwork(tx, p, sn.NetworkID, "create_subnet")
 	if err != nil {
 		return sn, err
 	}
@@ -324,41 +313,39 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Su
 	return sn, nil
 }
 
-func (s *Service) createSubnets(w http.ResponseWriter, r *http.Request) {
+func (s *Service) createSubnets(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	objs, bulk, err := bodies(r, "subnet", "subnets")
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	var c subnetCreateCmd
 	for _, o := range objs {
 		sn, err := s.parseSubnet(tx, p, o)
 		if err != nil {
-			api.Fail(w, r, writeError, err)
-			return
+			return err
 		}
 		c.Subnets = append(c.Subnets, sn)
 	}
 	var rows []Subnet
-	if !s.propose(w, r, cmdSubnetCreate, c, &rows) {
-		return
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdSubnetCreate, c, &rows); err != nil {
+		return err
 	}
-	views := make([]map[string]any, 0, len(rows))
+	views := make([]api.View, 0, len(rows))
 	for i := range rows {
 		views = append(views, subnetView(&rows[i]))
 	}
-	created(w, "subnet", "subnets", bulk, views)
+	return created(w, "subnet", "subnets", bulk, views)
 }
 
 // writableSubnet returns the subnet if the caller may change it: the
 // owner of the subnet or of its network.
-func writableSubnet(tx *memdb.Txn, p *api.Principal, id, action string) (*Subnet, error) {
-	sn, err := visibleSubnet(tx, p, id)
+func (s *Service) writableSubnet(tx *memdb.Txn, p *api.Principal, id, action string) (*Subnet, error) {
+	sn, err := s.subnets(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -370,44 +357,32 @@ func writableSubnet(tx *memdb.Txn, p *api.Principal, id, action string) (*Subnet
 	return sn, nil
 }
 
-func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) {
+func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	sn, err := writableSubnet(tx, p, chi.URLParam(r, "id"), "update_subnet")
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
+	}
+	sn, err := s.writableSubnet(tx, p, chi.URLParam(r, "id"), "update_subnet")
+	if err != nil {
+		return err
 	}
 	objs, _, err := bodies(r, "subnet", "")
-	if err == nil {
-		err = subnetAttrs.check(objs[0], http.MethodPut)
-	}
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
+	}
+	if err := subnetAttrs.check(objs[0], http.MethodPut); err != nil {
+		return err
 	}
 	rd := input(objs[0])
 	pfx, err := parsePrefix(sn.CIDR)
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
 	c := subnetUpdateCmd{ID: sn.ID, Now: s.now()}
-	if rd.Has("name") {
-		v := rd.Str("name", "", 255)
-		c.Name = &v
-	}
-	if rd.Has("description") {
-		v := rd.Str("description", "", 255)
-		c.Description = &v
-	}
-	if rd.Has("enable_dhcp") {
-		v := rd.Bool("enable_dhcp", true)
-		c.EnableDHCP = &v
-	}
+	c.Name = optStr(rd, "name", 255)
+	c.Description = optStr(rd, "description", 255)
+	c.EnableDHCP = optBool(rd, "enable_dhcp", true)
 	if rd.Has("gateway_ip") {
 		v := readGateway(rd, pfx, sn.GatewayIP)
 		c.GatewayIP = &v
@@ -429,26 +404,27 @@ func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) {
 	}
 	unsupportedSubnetAttrs(rd)
 	if rd.Err != nil {
-		api.Fail(w, r, writeError, rd.Err)
-		return
+		return rd.Err
 	}
 	var row Subnet
-	if s.propose(w, r, cmdSubnetUpdate, c, &row) {
-		api.JSON(w, http.StatusOK, map[string]any{"subnet": subnetView(&row)})
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdSubnetUpdate, c, &row); err != nil {
+		return err
 	}
+	api.JSON(w, http.StatusOK, map[string]any{"subnet": subnetView(&row)})
+	return nil
 }
 
-func (s *Service) deleteSubnet(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	sn, err := writableSubnet(tx, principal(r), chi.URLParam(r, "id"), "delete_subnet")
+func (s *Service) deleteSubnet(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	if s.propose(w, r, cmdSubnetDelete, idCmd{ID: sn.ID, Now: s.now()}, nil) {
-		w.WriteHeader(http.StatusNoContent)
+	sn, err := s.writableSubnet(tx, principal(r), chi.URLParam(r, "id"), "delete_subnet")
+	if err != nil {
+		return err
 	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdSubnetDelete, idCmd{ID: sn.ID, Now: s.now()}, nil); err != nil {
+		return err
+	}
+	return noContent(w)
 }
