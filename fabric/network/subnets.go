@@ -204,6 +204,9 @@ func unsupportedSubnetAttrs(rd *api.Input) {
 
 var ipv6Modes = map[string]bool{"slaac": true, "dhcpv6-stateful": true, "dhcpv6-stateless": true}
 
+// parseSubnet reads one subnet of a create, in steps: the network and
+// project, the range (ip_version, cidr), the IPv6 modes, then what is
+// handed out on it.
 func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Subnet, error) {
 	if err := subnetAttrs.check(o, http.MethodPost); err != nil {
 		return Subnet{}, err
@@ -229,88 +232,116 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Su
 		rd.Fail(policyDenied("create_subnet"))
 	}
 	unsupportedSubnetAttrs(rd)
+	pfx, err := readRange(rd, &sn)
+	if err != nil {
+		return sn, err
+	}
+	if err := readIPv6Modes(rd, &sn, pfx); err != nil {
+		return sn, err
+	}
+	if err := readHandedOut(rd, &sn, pfx); err != nil {
+		return sn, err
+	}
+	return sn, nil
+}
+
+// readRange reads a new subnet's ip_version and cidr.
+func readRange(rd *api.Input, sn *Subnet) (netip.Prefix, error) {
+	var pfx netip.Prefix
 	ver := integer(rd, "ip_version")
 	if rd.Err != nil {
-		return sn, rd.Err
+		return pfx, rd.Err
 	}
 	if ver == nil {
-		return sn, badInput("ip_version", "'ip_version' is a required property")
+		return pfx, badInput("ip_version", "'ip_version' is a required property")
 	}
 	if *ver != 4 && *ver != 6 {
-		return sn, badInput("ip_version", "%d is not in [4, 6]", *ver)
+		return pfx, badInput("ip_version", "%d is not in [4, 6]", *ver)
 	}
 	sn.IPVersion = *ver
 	cidr := rd.Str("cidr", "", 64)
 	if rd.Err != nil {
-		return sn, rd.Err
+		return pfx, rd.Err
 	}
 	if cidr == "" {
-		return sn, badInput("cidr", "'cidr' is a required property (subnet pools are not supported)")
+		return pfx, badInput("cidr", "'cidr' is a required property (subnet pools are not supported)")
 	}
 	pfx, err := parsePrefix(cidr)
 	if err != nil {
-		return sn, badInput("cidr", "%v", err)
+		return pfx, badInput("cidr", "%v", err)
 	}
 	if ipVersion(pfx.Addr()) != sn.IPVersion {
-		return sn, invalidInput("Cidr %s does not match ip_version %d", cidr, sn.IPVersion)
+		return pfx, invalidInput("Cidr %s does not match ip_version %d", cidr, sn.IPVersion)
 	}
 	if pfx.Bits() == 0 {
-		return sn, invalidInput("0 is not allowed as CIDR prefix length")
+		return pfx, invalidInput("0 is not allowed as CIDR prefix length")
 	}
 	sn.CIDR = pfx.String()
+	return pfx, nil
+}
+
+// readIPv6Modes reads a new subnet's ipv6_ra_mode and ipv6_address_mode.
+func readIPv6Modes(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
 	sn.IPv6RAMode = rd.Str("ipv6_ra_mode", "", 32)
 	sn.IPv6AddressMode = rd.Str("ipv6_address_mode", "", 32)
 	if rd.Err != nil {
-		return sn, rd.Err
+		return rd.Err
 	}
 	for f, v := range map[string]string{"ipv6_ra_mode": sn.IPv6RAMode, "ipv6_address_mode": sn.IPv6AddressMode} {
 		if v == "" {
 			continue
 		}
 		if !ipv6Modes[v] {
-			return sn, badInput(f, "%s is not in ['dhcpv6-stateful', 'dhcpv6-stateless', 'slaac']", v)
+			return badInput(f, "%s is not in ['dhcpv6-stateful', 'dhcpv6-stateless', 'slaac']", v)
 		}
 		if sn.IPVersion != 6 {
-			return sn, invalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4")
+			return invalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4")
 		}
 	}
 	if sn.IPv6RAMode != "" && sn.IPv6AddressMode != "" && sn.IPv6RAMode != sn.IPv6AddressMode {
-		return sn, invalidInput("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. If both attributes are set, they must be the same value", sn.IPv6RAMode, sn.IPv6AddressMode)
+		return invalidInput("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. If both attributes are set, they must be the same value", sn.IPv6RAMode, sn.IPv6AddressMode)
 	}
 	if sn.IPv6AddressMode == "" && sn.IPv6RAMode != "" {
 		// Like Neutron: addresses follow the router advertisements.
 		sn.IPv6AddressMode = sn.IPv6RAMode
 	}
-	if autoAddress(&sn) && pfx.Bits() != 64 {
-		return sn, invalidInput("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", cidr)
+	if autoAddress(sn) && pfx.Bits() != 64 {
+		return invalidInput("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", sn.CIDR)
 	}
+	return nil
+}
+
+// readHandedOut reads what a new subnet hands its ports: the gateway,
+// DHCP, nameservers, routes and the pools addresses come from.
+func readHandedOut(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
 	sn.GatewayIP = readGateway(rd, pfx, defaultGateway(pfx))
 	sn.EnableDHCP = rd.Bool("enable_dhcp", true)
 	sn.DNSNameservers = readDNS(rd)
 	sn.HostRoutes = readRoutes(rd)
 	pools := readPools(rd)
 	if rd.Err != nil {
-		return sn, rd.Err
+		return rd.Err
 	}
 	for _, d := range sn.DNSNameservers {
 		if a, _ := parseIP(d); ipVersion(a) != sn.IPVersion {
-			return sn, badInput("dns_nameservers", "'%s' is not of the subnet's IP version", d)
+			return badInput("dns_nameservers", "'%s' is not of the subnet's IP version", d)
 		}
 	}
 	for _, hr := range sn.HostRoutes {
 		if a, _ := parseIP(hr.Nexthop); ipVersion(a) != sn.IPVersion {
-			return sn, badInput("host_routes", "nexthop %s is not of the subnet's IP version", hr.Nexthop)
+			return badInput("host_routes", "nexthop %s is not of the subnet's IP version", hr.Nexthop)
 		}
 		if d, _ := netip.ParsePrefix(hr.Destination); ipVersion(d.Addr()) != sn.IPVersion {
-			return sn, badInput("host_routes", "destination %s is not of the subnet's IP version", hr.Destination)
+			return badInput("host_routes", "destination %s is not of the subnet's IP version", hr.Destination)
 		}
 	}
 	if !rd.Has("allocation_pools") || rd.IsNull("allocation_pools") {
 		sn.AllocationPools = defaultPools(pfx, sn.GatewayIP)
-	} else if sn.AllocationPools, err = validatePools(pfx, pools, sn.GatewayIP); err != nil {
-		return sn, err
+		return nil
 	}
-	return sn, nil
+	var err error
+	sn.AllocationPools, err = validatePools(pfx, pools, sn.GatewayIP)
+	return err
 }
 
 func (s *Service) createSubnets(w http.ResponseWriter, r *http.Request) error {
