@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -19,11 +18,7 @@ type networkCreateCmd struct {
 	Defaults []defaultGroupCmd `json:"defaults,omitempty"`
 }
 
-func applyNetworkCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c networkCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyNetworkCreate(tx *memdb.Txn, c networkCreateCmd) (any, error) {
 	if err := ensureDefaults(tx, c.Defaults); err != nil {
 		return nil, err
 	}
@@ -75,11 +70,7 @@ type networkUpdateCmd struct {
 	Now          time.Time `json:"now"`
 }
 
-func applyNetworkUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c networkUpdateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 	old := store.Get[Network](tx, tNetworks, c.ID)
 	if old == nil {
 		return nil, notFound("network", c.ID)
@@ -106,11 +97,7 @@ func applyNetworkUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, err
 	return n, tx.Insert(tNetworks, &n)
 }
 
-func applyNetworkDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	n := store.Get[Network](tx, tNetworks, c.ID)
 	if n == nil {
 		return nil, notFound("network", c.ID)

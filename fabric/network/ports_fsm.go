@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -29,11 +28,7 @@ type portCreateCmd struct {
 	Defaults []defaultGroupCmd `json:"defaults,omitempty"`
 }
 
-func applyPortCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c portCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyPortCreate(tx *memdb.Txn, c portCreateCmd) (any, error) {
 	if err := ensureDefaults(tx, c.Defaults); err != nil {
 		return nil, err
 	}
@@ -144,11 +139,7 @@ type portUpdateCmd struct {
 	Now          time.Time      `json:"now"`
 }
 
-func applyPortUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c portUpdateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 	old := store.Get[Port](tx, tPorts, c.ID)
 	if old == nil {
 		return nil, notFound("port", c.ID)
@@ -211,11 +202,7 @@ func deletePort(tx *memdb.Txn, p *Port) error {
 	return tx.Delete(tPorts, p)
 }
 
-func applyPortDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyPortDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	p := store.Get[Port](tx, tPorts, c.ID)
 	if p == nil {
 		return nil, notFound("port", c.ID)
@@ -229,11 +216,7 @@ type portStatusCmd struct {
 	Now    time.Time `json:"now"`
 }
 
-func applyPortStatus(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c portStatusCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyPortStatus(tx *memdb.Txn, c portStatusCmd) (any, error) {
 	old := store.Get[Port](tx, tPorts, c.ID)
 	if old == nil {
 		return nil, notFound("port", c.ID)

@@ -1,8 +1,6 @@
 package network
 
 import (
-	"encoding/json"
-
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/store"
@@ -12,11 +10,7 @@ type ruleCreateCmd struct {
 	Rules []SecurityGroupRule `json:"rules"`
 }
 
-func applyRuleCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c ruleCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 	out := make([]SecurityGroupRule, 0, len(c.Rules))
 	for _, r := range c.Rules {
 		g := store.Get[SecurityGroup](tx, tGroups, r.GroupID)
@@ -65,11 +59,7 @@ func intEq(a, b *int) bool {
 	return *a == *b
 }
 
-func applyRuleDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyRuleDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	r := store.Get[SecurityGroupRule](tx, tRules, c.ID)
 	if r == nil {
 		return nil, notFound("security_group_rule", c.ID)

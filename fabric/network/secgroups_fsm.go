@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/json"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -55,11 +54,7 @@ func ensureDefaults(tx *memdb.Txn, ds []defaultGroupCmd) error {
 	return nil
 }
 
-func applyGroupDefault(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c defaultGroupCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyGroupDefault(tx *memdb.Txn, c defaultGroupCmd) (any, error) {
 	return nil, ensureDefaults(tx, []defaultGroupCmd{c})
 }
 
@@ -69,11 +64,7 @@ type groupCreateCmd struct {
 	Defaults []defaultGroupCmd   `json:"defaults,omitempty"`
 }
 
-func applyGroupCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c groupCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyGroupCreate(tx *memdb.Txn, c groupCreateCmd) (any, error) {
 	if err := ensureDefaults(tx, c.Defaults); err != nil {
 		return nil, err
 	}
@@ -104,11 +95,7 @@ type groupUpdateCmd struct {
 	Now         time.Time `json:"now"`
 }
 
-func applyGroupUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c groupUpdateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyGroupUpdate(tx *memdb.Txn, c groupUpdateCmd) (any, error) {
 	old := store.Get[SecurityGroup](tx, tGroups, c.ID)
 	if old == nil {
 		return nil, notFound("security_group", c.ID)
@@ -123,11 +110,7 @@ func applyGroupUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error
 	return g, tx.Insert(tGroups, &g)
 }
 
-func applyGroupDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyGroupDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	g := store.Get[SecurityGroup](tx, tGroups, c.ID)
 	if g == nil {
 		return nil, notFound("security_group", c.ID)

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/json"
 	"net/netip"
 	"strings"
 	"time"
@@ -15,11 +14,7 @@ type subnetCreateCmd struct {
 	Subnets []Subnet `json:"subnets"`
 }
 
-func applySubnetCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c subnetCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applySubnetCreate(tx *memdb.Txn, c subnetCreateCmd) (any, error) {
 	out := make([]Subnet, 0, len(c.Subnets))
 	for _, s := range c.Subnets {
 		if store.Get[Network](tx, tNetworks, s.NetworkID) == nil {
@@ -93,11 +88,7 @@ type subnetUpdateCmd struct {
 	Now             time.Time    `json:"now"`
 }
 
-func applySubnetUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c subnetUpdateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applySubnetUpdate(tx *memdb.Txn, c subnetUpdateCmd) (any, error) {
 	old := store.Get[Subnet](tx, tSubnets, c.ID)
 	if old == nil {
 		return nil, notFound("subnet", c.ID)
@@ -133,11 +124,7 @@ func applySubnetUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 	return s, tx.Insert(tSubnets, &s)
 }
 
-func applySubnetDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applySubnetDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	s := store.Get[Subnet](tx, tSubnets, c.ID)
 	if s == nil {
 		return nil, notFound("subnet", c.ID)
