@@ -185,22 +185,11 @@ func (s *Service) writableNetwork(tx *memdb.Txn, p *api.Principal, id, action st
 
 func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	tx, err := s.cfg.Repl.Read(r.Context())
+	ch, err := readChange(s, r, "network", networkAttrs, "update_network", s.writableNetwork)
 	if err != nil {
 		return err
 	}
-	n, err := s.writableNetwork(tx, p, chi.URLParam(r, "id"), "update_network")
-	if err != nil {
-		return err
-	}
-	objs, _, err := bodies(r, "network", "")
-	if err != nil {
-		return err
-	}
-	if err := networkAttrs.check(objs[0], http.MethodPut); err != nil {
-		return err
-	}
-	rd := input(objs[0])
+	n, rd := ch.row, ch.in
 	c := networkUpdateCmd{ID: n.ID, Now: s.now()}
 	c.Name = optStr(rd, "name", 255)
 	c.Description = optStr(rd, "description", 255)
@@ -217,7 +206,8 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 		return rd.Err
 	}
 	var row Network
-	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdNetworkUpdate, c, &row); err != nil {
+	tx, err := api.Propose(r.Context(), s.cfg.Repl, cmdNetworkUpdate, c, &row)
+	if err != nil {
 		return err
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"network": networkView(tx, p, &row)})
@@ -225,16 +215,5 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	n, err := s.writableNetwork(tx, principal(r), chi.URLParam(r, "id"), "delete_network")
-	if err != nil {
-		return err
-	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdNetworkDelete, idCmd{ID: n.ID, Now: s.now()}, nil); err != nil {
-		return err
-	}
-	return noContent(w)
+	return remove(s, w, r, cmdNetworkDelete, "delete_network", s.writableNetwork)
 }

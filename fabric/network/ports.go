@@ -341,24 +341,13 @@ func (s *Service) createPorts(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	tx, err := s.cfg.Repl.Read(r.Context())
+	ch, err := readChange(s, r, "port", portAttrs, "update_port", s.writablePort)
 	if err != nil {
 		return err
 	}
-	pt, err := s.writablePort(tx, p, chi.URLParam(r, "id"), "update_port")
-	if err != nil {
-		return err
-	}
-	objs, _, err := bodies(r, "port", "")
-	if err != nil {
-		return err
-	}
-	if err := portAttrs.check(objs[0], http.MethodPut); err != nil {
-		return err
-	}
-	n := store.Get[Network](tx, tNetworks, pt.NetworkID)
+	pt, rd := ch.row, ch.in
+	n := store.Get[Network](ch.tx, tNetworks, pt.NetworkID)
 	owns := n != nil && p.CanWrite(n.Project)
-	rd := input(objs[0])
 	c := portUpdateCmd{ID: pt.ID, Now: s.now()}
 	c.Name = optStr(rd, "name", 255)
 	c.Description = optStr(rd, "description", 255)
@@ -416,16 +405,5 @@ func keepsAddresses(v any, pt *Port) bool {
 }
 
 func (s *Service) deletePort(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	pt, err := s.writablePort(tx, principal(r), chi.URLParam(r, "id"), "delete_port")
-	if err != nil {
-		return err
-	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortDelete, idCmd{ID: pt.ID, Now: s.now()}, nil); err != nil {
-		return err
-	}
-	return noContent(w)
+	return remove(s, w, r, cmdPortDelete, "delete_port", s.writablePort)
 }

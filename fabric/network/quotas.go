@@ -121,5 +121,6 @@ func (s *Service) deleteQuota(w http.ResponseWriter, r *http.Request) error {
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdQuotaDelete, idCmd{ID: chi.URLParam(r, "project")}, nil); err != nil {
 		return err
 	}
-	return noContent(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

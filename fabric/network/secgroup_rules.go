@@ -266,20 +266,16 @@ func (s *Service) createRules(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) deleteRule(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	tx, err := s.cfg.Repl.Read(r.Context())
+	return remove(s, w, r, cmdRuleDelete, "delete_security_group_rule", s.writableRule)
+}
+
+func (s *Service) writableRule(tx *memdb.Txn, p *api.Principal, id, action string) (*SecurityGroupRule, error) {
+	rl, err := s.rules().Get(tx, p, id)
 	if err != nil {
-		return err
-	}
-	rl, err := s.rules().Get(tx, p, chi.URLParam(r, "id"))
-	if err != nil {
-		return err
+		return nil, err
 	}
 	if !p.CanWrite(rl.Project) {
-		return policyDenied("delete_security_group_rule")
+		return nil, policyDenied(action)
 	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdRuleDelete, idCmd{ID: rl.ID, Now: s.now()}, nil); err != nil {
-		return err
-	}
-	return noContent(w)
+	return rl, nil
 }

@@ -130,23 +130,11 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	tx, err := s.cfg.Repl.Read(r.Context())
+	ch, err := readChange(s, r, "security_group", groupAttrs, "update_security_group", s.writableGroup)
 	if err != nil {
 		return err
 	}
-	g, err := s.writableGroup(tx, p, chi.URLParam(r, "id"), "update_security_group")
-	if err != nil {
-		return err
-	}
-	objs, _, err := bodies(r, "security_group", "")
-	if err != nil {
-		return err
-	}
-	if err := groupAttrs.check(objs[0], http.MethodPut); err != nil {
-		return err
-	}
-	rd := input(objs[0])
+	g, rd := ch.row, ch.in
 	c := groupUpdateCmd{ID: g.ID, Now: s.now()}
 	if rd.Has("name") {
 		var v string
@@ -163,7 +151,8 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {
 		return rd.Err
 	}
 	var row SecurityGroup
-	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupUpdate, c, &row); err != nil {
+	tx, err := api.Propose(r.Context(), s.cfg.Repl, cmdGroupUpdate, c, &row)
+	if err != nil {
 		return err
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"security_group": groupView(tx, &row)})
@@ -171,17 +160,5 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	g, err := s.writableGroup(tx, p, chi.URLParam(r, "id"), "delete_security_group")
-	if err != nil {
-		return err
-	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdGroupDelete, idCmd{ID: g.ID, Admin: p.IsAdmin(), Now: s.now()}, nil); err != nil {
-		return err
-	}
-	return noContent(w)
+	return remove(s, w, r, cmdGroupDelete, "delete_security_group", s.writableGroup)
 }

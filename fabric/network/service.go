@@ -281,8 +281,54 @@ func created(w http.ResponseWriter, one, many string, bulk bool, views []api.Vie
 	return nil
 }
 
-// noContent answers a delete.
-func noContent(w http.ResponseWriter) error {
+// writable finds a row the caller may change for action, answering 404
+// for one it may not see and 403 for one it may only see.
+type writable[T any] func(tx *memdb.Txn, p *api.Principal, id, action string) (*T, error)
+
+// change is what an update works on: the state read, the row the caller
+// may change and the attributes of the body.
+type change[T any] struct {
+	tx  *memdb.Txn
+	row *T
+	in  *api.Input
+}
+
+// readChange reads an update (PUT) of the row {id}: find says whether the
+// caller may change it; the body {key: {...}} may set only what spec lets
+// a PUT set.
+func readChange[T any](s *Service, r *http.Request, key string, spec attrSpec, action string, find writable[T]) (change[T], error) {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return change[T]{}, err
+	}
+	row, err := find(tx, principal(r), chi.URLParam(r, "id"), action)
+	if err != nil {
+		return change[T]{}, err
+	}
+	objs, _, err := bodies(r, key, "")
+	if err != nil {
+		return change[T]{}, err
+	}
+	if err := spec.check(objs[0], http.MethodPut); err != nil {
+		return change[T]{}, err
+	}
+	return change[T]{tx: tx, row: row, in: input(objs[0])}, nil
+}
+
+// remove answers a DELETE of the row {id}: find says whether the caller
+// may change it, cmd deletes it.
+func remove[T any](s *Service, w http.ResponseWriter, r *http.Request, cmd, action string, find writable[T]) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	p, id := principal(r), chi.URLParam(r, "id")
+	if _, err := find(tx, p, id, action); err != nil {
+		return err
+	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmd, idCmd{ID: id, Admin: p.IsAdmin(), Now: s.now()}, nil); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

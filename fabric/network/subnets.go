@@ -389,23 +389,11 @@ func (s *Service) writableSubnet(tx *memdb.Txn, p *api.Principal, id, action str
 }
 
 func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	tx, err := s.cfg.Repl.Read(r.Context())
+	ch, err := readChange(s, r, "subnet", subnetAttrs, "update_subnet", s.writableSubnet)
 	if err != nil {
 		return err
 	}
-	sn, err := s.writableSubnet(tx, p, chi.URLParam(r, "id"), "update_subnet")
-	if err != nil {
-		return err
-	}
-	objs, _, err := bodies(r, "subnet", "")
-	if err != nil {
-		return err
-	}
-	if err := subnetAttrs.check(objs[0], http.MethodPut); err != nil {
-		return err
-	}
-	rd := input(objs[0])
+	sn, rd := ch.row, ch.in
 	pfx, err := parsePrefix(sn.CIDR)
 	if err != nil {
 		return err
@@ -446,16 +434,5 @@ func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) deleteSubnet(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	sn, err := s.writableSubnet(tx, principal(r), chi.URLParam(r, "id"), "delete_subnet")
-	if err != nil {
-		return err
-	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdSubnetDelete, idCmd{ID: sn.ID, Now: s.now()}, nil); err != nil {
-		return err
-	}
-	return noContent(w)
+	return remove(s, w, r, cmdSubnetDelete, "delete_subnet", s.writableSubnet)
 }
