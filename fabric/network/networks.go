@@ -5,7 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -22,7 +21,7 @@ func canSeeNetwork(p *api.Principal, n *Network) bool { return n.Shared || p.Can
 
 // networks is the networks collection: a project's own and the shared
 // ones are visible.
-func (s *Service) networks() api.Collection[Network] {
+func (s *Service) networks(*memdb.Txn) api.Collection[Network] {
 	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: canSeeNetwork, View: networkView,
 		NotFound: func(id string) error { return notFound("network", id) }, Listing: s.listing("networks")}
 }
@@ -57,22 +56,6 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 		v["provider:segmentation_id"] = n.SegmentationID
 	}
 	return v
-}
-
-func (s *Service) listNetworks(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.networks().List(w, r, tx)
-}
-
-func (s *Service) showNetwork(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.networks().Show(w, r, tx, chi.URLParam(r, "id"))
 }
 
 // provider reads the provider:* attributes: admins only, a VLAN on our one
@@ -137,43 +120,27 @@ func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (N
 	return n, rd.Err
 }
 
-func (s *Service) createNetworks(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	objs, bulk, err := bodies(r, "network", "networks")
-	if err != nil {
-		return err
-	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	c := networkCreateCmd{VLANMin: s.cfg.VLANMin, VLANMax: s.cfg.VLANMax}
-	var projects []string
-	for _, o := range objs {
-		n, err := s.parseNetwork(p, o, now)
-		if err != nil {
-			return err
-		}
-		c.Networks = append(c.Networks, n)
-		projects = append(projects, n.Project)
-	}
-	c.Defaults = s.defaultsFor(tx, projects...)
-	var rows []Network
-	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdNetworkCreate, c, &rows); err != nil {
-		return err
-	}
-	views := make([]api.View, 0, len(rows))
-	for i := range rows {
-		views = append(views, networkView(tx, p, &rows[i]))
-	}
-	return created(w, "network", "networks", bulk, views)
+// networkCreation makes networks, with their projects' default security
+// groups if they have none yet.
+func (s *Service) networkCreation() creation[Network, Network] {
+	return creation[Network, Network]{one: "network", many: "networks",
+		parse: func(_ *memdb.Txn, p *api.Principal, o api.Object) (Network, error) {
+			return s.parseNetwork(p, o, s.now())
+		},
+		command: func(tx *memdb.Txn, ns []Network) (string, any) {
+			projects := make([]string, 0, len(ns))
+			for _, n := range ns {
+				projects = append(projects, n.Project)
+			}
+			return cmdNetworkCreate, networkCreateCmd{Networks: ns, VLANMin: s.cfg.VLANMin, VLANMax: s.cfg.VLANMax, Defaults: s.defaultsFor(tx, projects...)}
+		},
+		view: networkView}
 }
 
 // writableNetwork returns the network if the caller may change it: 404 if
 // it cannot even see it, 403 if it sees but does not own it.
 func (s *Service) writableNetwork(tx *memdb.Txn, p *api.Principal, id, action string) (*Network, error) {
-	n, err := s.networks().Get(tx, p, id)
+	n, err := s.networks(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}

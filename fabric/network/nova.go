@@ -25,7 +25,7 @@ func (sp *ServerPorts) Network(ctx context.Context, p *api.Principal, id string)
 	if err != nil {
 		return Network{}, err
 	}
-	n, err := sp.s.networks().Get(tx, p, id)
+	n, err := sp.s.networks(tx).Get(tx, p, id)
 	if err != nil {
 		return Network{}, err
 	}
@@ -97,7 +97,7 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 	if err != nil {
 		return Port{}, err
 	}
-	n, err := s.networks().Get(tx, p, req.NetworkID)
+	n, err := s.networks(tx).Get(tx, p, req.NetworkID)
 	if err != nil {
 		return Port{}, err
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -79,22 +78,6 @@ func portView(pt *Port) api.View {
 		"binding:vnic_type": pt.VNICType, "binding:profile": map[string]any{},
 		"created_at": timeText(pt.CreatedAt), "updated_at": timeText(pt.UpdatedAt), "revision_number": pt.Revision, "tags": []string{},
 	}
-}
-
-func (s *Service) listPorts(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.ports(tx).List(w, r, tx)
-}
-
-func (s *Service) showPort(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.ports(tx).Show(w, r, tx, chi.URLParam(r, "id"))
 }
 
 // byFixedIPs filters ports by fixed_ips=ip_address=X, subnet_id=Y or
@@ -261,7 +244,7 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	if rd.Err != nil {
 		return sp, rd.Err
 	}
-	n, err := s.networks().Get(tx, p, pt.NetworkID)
+	n, err := s.networks(tx).Get(tx, p, pt.NetworkID)
 	if err != nil {
 		return sp, err
 	}
@@ -307,36 +290,18 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	return sp, nil
 }
 
-func (s *Service) createPorts(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	objs, bulk, err := bodies(r, "port", "ports")
-	if err != nil {
-		return err
-	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	var c portCreateCmd
-	var projects []string
-	for _, o := range objs {
-		sp, err := s.parsePort(tx, p, o)
-		if err != nil {
-			return err
-		}
-		c.Ports = append(c.Ports, sp)
-		projects = append(projects, sp.Port.Project)
-	}
-	c.Defaults = s.defaultsFor(tx, projects...)
-	var rows []Port
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortCreate, c, &rows); err != nil {
-		return err
-	}
-	views := make([]api.View, 0, len(rows))
-	for i := range rows {
-		views = append(views, portView(&rows[i]))
-	}
-	return created(w, "port", "ports", bulk, views)
+// portCreation makes ports, with their projects' default security groups
+// if they have none yet.
+func (s *Service) portCreation() creation[portSpec, Port] {
+	return creation[portSpec, Port]{one: "port", many: "ports", parse: s.parsePort,
+		command: func(tx *memdb.Txn, specs []portSpec) (string, any) {
+			projects := make([]string, 0, len(specs))
+			for _, sp := range specs {
+				projects = append(projects, sp.Port.Project)
+			}
+			return cmdPortCreate, portCreateCmd{Ports: specs, Defaults: s.defaultsFor(tx, projects...)}
+		},
+		view: func(_ *memdb.Txn, _ *api.Principal, pt *Port) api.View { return portView(pt) }}
 }
 
 func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {

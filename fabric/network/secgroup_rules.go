@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -55,27 +54,11 @@ func ruleView(r *SecurityGroupRule) api.View {
 }
 
 // rules is the security group rules collection: a project's own.
-func (s *Service) rules() api.Collection[SecurityGroupRule] {
+func (s *Service) rules(*memdb.Txn) api.Collection[SecurityGroupRule] {
 	return api.Collection[SecurityGroupRule]{Table: tRules, One: "security_group_rule",
 		Project:  func(rl *SecurityGroupRule) string { return rl.Project },
 		View:     func(_ *memdb.Txn, _ *api.Principal, rl *SecurityGroupRule) api.View { return ruleView(rl) },
 		NotFound: func(id string) error { return notFound("security_group_rule", id) }, Listing: s.listing("security_group_rules")}
-}
-
-func (s *Service) listRules(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.rules().List(w, r, tx)
-}
-
-func (s *Service) showRule(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.rules().Show(w, r, tx, chi.URLParam(r, "id"))
 }
 
 // parseProtocol normalizes a protocol to its decimal number ("" for any)
@@ -130,7 +113,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 	if rl.GroupID == "" {
 		return rl, badInput("security_group_id", "'security_group_id' is a required property")
 	}
-	g, err := s.groups().Get(tx, p, rl.GroupID)
+	g, err := s.groups(tx).Get(tx, p, rl.GroupID)
 	if err != nil {
 		return rl, err
 	}
@@ -236,33 +219,12 @@ func checkPorts(rl *SecurityGroupRule) error {
 	return nil
 }
 
-func (s *Service) createRules(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	objs, bulk, err := bodies(r, "security_group_rule", "security_group_rules")
-	if err != nil {
-		return err
-	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	var c ruleCreateCmd
-	for _, o := range objs {
-		rl, err := s.parseRule(tx, p, o)
-		if err != nil {
-			return err
-		}
-		c.Rules = append(c.Rules, rl)
-	}
-	var rows []SecurityGroupRule
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdRuleCreate, c, &rows); err != nil {
-		return err
-	}
-	views := make([]api.View, 0, len(rows))
-	for i := range rows {
-		views = append(views, ruleView(&rows[i]))
-	}
-	return created(w, "security_group_rule", "security_group_rules", bulk, views)
+func (s *Service) ruleCreation() creation[SecurityGroupRule, SecurityGroupRule] {
+	return creation[SecurityGroupRule, SecurityGroupRule]{one: "security_group_rule", many: "security_group_rules", parse: s.parseRule,
+		command: func(_ *memdb.Txn, rls []SecurityGroupRule) (string, any) {
+			return cmdRuleCreate, ruleCreateCmd{Rules: rls}
+		},
+		view: func(_ *memdb.Txn, _ *api.Principal, rl *SecurityGroupRule) api.View { return ruleView(rl) }}
 }
 
 func (s *Service) deleteRule(w http.ResponseWriter, r *http.Request) error {
@@ -270,7 +232,7 @@ func (s *Service) deleteRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) writableRule(tx *memdb.Txn, p *api.Principal, id, action string) (*SecurityGroupRule, error) {
-	rl, err := s.rules().Get(tx, p, id)
+	rl, err := s.rules(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}

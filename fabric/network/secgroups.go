@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -31,7 +30,7 @@ func groupView(tx *memdb.Txn, g *SecurityGroup) api.View {
 }
 
 // groups is the security groups collection: a project's own.
-func (s *Service) groups() api.Collection[SecurityGroup] {
+func (s *Service) groups(*memdb.Txn) api.Collection[SecurityGroup] {
 	return api.Collection[SecurityGroup]{Table: tGroups, One: "security_group",
 		Project:  func(g *SecurityGroup) string { return g.Project },
 		View:     func(tx *memdb.Txn, _ *api.Principal, g *SecurityGroup) api.View { return groupView(tx, g) },
@@ -39,7 +38,7 @@ func (s *Service) groups() api.Collection[SecurityGroup] {
 }
 
 func (s *Service) writableGroup(tx *memdb.Txn, p *api.Principal, id, action string) (*SecurityGroup, error) {
-	g, err := s.groups().Get(tx, p, id)
+	g, err := s.groups(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +58,8 @@ func (s *Service) touchProject(r *http.Request, tx *memdb.Txn) (*memdb.Txn, erro
 	return s.ensureDefaultGroup(r.Context(), tx, p.ProjectID)
 }
 
+// listGroups lists security groups, first making the caller's project's
+// default group as Neutron does when a project first lists them.
 func (s *Service) listGroups(w http.ResponseWriter, r *http.Request) error {
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
@@ -67,15 +68,7 @@ func (s *Service) listGroups(w http.ResponseWriter, r *http.Request) error {
 	if tx, err = s.touchProject(r, tx); err != nil {
 		return err
 	}
-	return s.groups().List(w, r, tx)
-}
-
-func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.groups().Show(w, r, tx, chi.URLParam(r, "id"))
+	return s.groups(tx).List(w, r, tx)
 }
 
 // readGroupName reads a group's name: "default" belongs to the group

@@ -124,33 +124,33 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/extensions", Access: token, Handle: s.listExtensions},
 		{Method: get, Path: "/v2.0/extensions/{alias}", Access: token, Handle: s.showExtension},
 
-		{Method: get, Path: "/v2.0/networks", Access: token, Rule: "get_network", Handle: s.listNetworks},
-		{Method: post, Path: "/v2.0/networks", Access: token, Rule: "create_network", Handle: s.createNetworks},
-		{Method: get, Path: "/v2.0/networks/{id}", Access: token, Rule: "get_network", Handle: s.showNetwork},
+		{Method: get, Path: "/v2.0/networks", Access: token, Rule: "get_network", Handle: list(s, s.networks)},
+		{Method: post, Path: "/v2.0/networks", Access: token, Rule: "create_network", Handle: create(s, s.networkCreation())},
+		{Method: get, Path: "/v2.0/networks/{id}", Access: token, Rule: "get_network", Handle: show(s, s.networks)},
 		{Method: put, Path: "/v2.0/networks/{id}", Access: token, Rule: "update_network", Handle: s.updateNetwork},
 		{Method: del, Path: "/v2.0/networks/{id}", Access: token, Rule: "delete_network", Handle: s.deleteNetwork},
 
-		{Method: get, Path: "/v2.0/subnets", Access: token, Rule: "get_subnet", Handle: s.listSubnets},
-		{Method: post, Path: "/v2.0/subnets", Access: token, Rule: "create_subnet", Handle: s.createSubnets},
-		{Method: get, Path: "/v2.0/subnets/{id}", Access: token, Rule: "get_subnet", Handle: s.showSubnet},
+		{Method: get, Path: "/v2.0/subnets", Access: token, Rule: "get_subnet", Handle: list(s, s.subnets)},
+		{Method: post, Path: "/v2.0/subnets", Access: token, Rule: "create_subnet", Handle: create(s, s.subnetCreation())},
+		{Method: get, Path: "/v2.0/subnets/{id}", Access: token, Rule: "get_subnet", Handle: show(s, s.subnets)},
 		{Method: put, Path: "/v2.0/subnets/{id}", Access: token, Rule: "update_subnet", Handle: s.updateSubnet},
 		{Method: del, Path: "/v2.0/subnets/{id}", Access: token, Rule: "delete_subnet", Handle: s.deleteSubnet},
 
-		{Method: get, Path: "/v2.0/ports", Access: token, Rule: "get_port", Handle: s.listPorts},
-		{Method: post, Path: "/v2.0/ports", Access: token, Rule: "create_port", Handle: s.createPorts},
-		{Method: get, Path: "/v2.0/ports/{id}", Access: token, Rule: "get_port", Handle: s.showPort},
+		{Method: get, Path: "/v2.0/ports", Access: token, Rule: "get_port", Handle: list(s, s.ports)},
+		{Method: post, Path: "/v2.0/ports", Access: token, Rule: "create_port", Handle: create(s, s.portCreation())},
+		{Method: get, Path: "/v2.0/ports/{id}", Access: token, Rule: "get_port", Handle: show(s, s.ports)},
 		{Method: put, Path: "/v2.0/ports/{id}", Access: token, Rule: "update_port", Handle: s.updatePort},
 		{Method: del, Path: "/v2.0/ports/{id}", Access: token, Rule: "delete_port", Handle: s.deletePort},
 
 		{Method: get, Path: "/v2.0/security-groups", Access: token, Rule: "get_security_group", Handle: s.listGroups},
 		{Method: post, Path: "/v2.0/security-groups", Access: token, Rule: "create_security_group", Handle: s.createGroup},
-		{Method: get, Path: "/v2.0/security-groups/{id}", Access: token, Rule: "get_security_group", Handle: s.showGroup},
+		{Method: get, Path: "/v2.0/security-groups/{id}", Access: token, Rule: "get_security_group", Handle: show(s, s.groups)},
 		{Method: put, Path: "/v2.0/security-groups/{id}", Access: token, Rule: "update_security_group", Handle: s.updateGroup},
 		{Method: del, Path: "/v2.0/security-groups/{id}", Access: token, Rule: "delete_security_group", Handle: s.deleteGroup},
 
-		{Method: get, Path: "/v2.0/security-group-rules", Access: token, Rule: "get_security_group_rule", Handle: s.listRules},
-		{Method: post, Path: "/v2.0/security-group-rules", Access: token, Rule: "create_security_group_rule", Handle: s.createRules},
-		{Method: get, Path: "/v2.0/security-group-rules/{id}", Access: token, Rule: "get_security_group_rule", Handle: s.showRule},
+		{Method: get, Path: "/v2.0/security-group-rules", Access: token, Rule: "get_security_group_rule", Handle: list(s, s.rules)},
+		{Method: post, Path: "/v2.0/security-group-rules", Access: token, Rule: "create_security_group_rule", Handle: create(s, s.ruleCreation())},
+		{Method: get, Path: "/v2.0/security-group-rules/{id}", Access: token, Rule: "get_security_group_rule", Handle: show(s, s.rules)},
 		{Method: del, Path: "/v2.0/security-group-rules/{id}", Access: token, Rule: "delete_security_group_rule", Handle: s.deleteRule},
 
 		{Method: get, Path: "/v2.0/quotas", Access: token, Rule: "get_quota", Handle: s.listQuotas},
@@ -271,14 +271,77 @@ func (s *Service) listing(key string) api.Listing {
 		Filters: map[string]api.Filter{"tenant_id": byProject, "project_id": byProject, "fixed_ips": byFixedIPs}}
 }
 
-// created answers a create, single or bulk.
-func created(w http.ResponseWriter, one, many string, bulk bool, views []api.View) error {
-	if bulk {
-		api.JSON(w, http.StatusCreated, map[string]any{many: views})
+// collection is a resource's collection as seen in the state read.
+type collection[T any] func(tx *memdb.Txn) api.Collection[T]
+
+// list answers a collection GET.
+func list[T any](s *Service, c collection[T]) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		return c(tx).List(w, r, tx)
+	}
+}
+
+// show answers the GET of one resource, {id}.
+func show[T any](s *Service, c collection[T]) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		return c(tx).Show(w, r, tx, chi.URLParam(r, "id"))
+	}
+}
+
+// creation is how a resource is created, one ({one: {...}}) or in bulk
+// ({many: [...]}, all or nothing): each object is parsed into a request,
+// the requests make one command, and each row it made is shown.
+type creation[Req, Row any] struct {
+	one, many string
+	parse     func(tx *memdb.Txn, p *api.Principal, o api.Object) (Req, error)
+	command   func(tx *memdb.Txn, reqs []Req) (typ string, body any)
+	view      func(tx *memdb.Txn, p *api.Principal, row *Row) api.View
+}
+
+// create answers a create POST.
+func create[Req, Row any](s *Service, c creation[Req, Row]) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p := principal(r)
+		objs, bulk, err := bodies(r, c.one, c.many)
+		if err != nil {
+			return err
+		}
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		reqs := make([]Req, 0, len(objs))
+		for _, o := range objs {
+			rq, err := c.parse(tx, p, o)
+			if err != nil {
+				return err
+			}
+			reqs = append(reqs, rq)
+		}
+		typ, body := c.command(tx, reqs)
+		var rows []Row
+		if tx, err = api.Propose(r.Context(), s.cfg.Repl, typ, body, &rows); err != nil {
+			return err
+		}
+		views := make([]api.View, 0, len(rows))
+		for i := range rows {
+			views = append(views, c.view(tx, p, &rows[i]))
+		}
+		if bulk {
+			api.JSON(w, http.StatusCreated, map[string]any{c.many: views})
+		} else {
+			api.JSON(w, http.StatusCreated, map[string]any{c.one: views[0]})
+		}
 		return nil
 	}
-	api.JSON(w, http.StatusCreated, map[string]any{one: views[0]})
-	return nil
 }
 
 // writable finds a row the caller may change for action, answering 404

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -66,22 +65,6 @@ func (s *Service) subnets(tx *memdb.Txn) api.Collection[Subnet] {
 		Visible:  func(p *api.Principal, sn *Subnet) bool { return canSeeSubnet(tx, p, sn) },
 		View:     func(_ *memdb.Txn, _ *api.Principal, sn *Subnet) api.View { return subnetView(sn) },
 		NotFound: func(id string) error { return notFound("subnet", id) }, Listing: s.listing("subnets")}
-}
-
-func (s *Service) listSubnets(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.subnets(tx).List(w, r, tx)
-}
-
-func (s *Service) showSubnet(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	return s.subnets(tx).Show(w, r, tx, chi.URLParam(r, "id"))
 }
 
 // readPools reads allocation_pools as written ([{start, end}]).
@@ -344,33 +327,10 @@ func readHandedOut(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
 	return err
 }
 
-func (s *Service) createSubnets(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	objs, bulk, err := bodies(r, "subnet", "subnets")
-	if err != nil {
-		return err
-	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	var c subnetCreateCmd
-	for _, o := range objs {
-		sn, err := s.parseSubnet(tx, p, o)
-		if err != nil {
-			return err
-		}
-		c.Subnets = append(c.Subnets, sn)
-	}
-	var rows []Subnet
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdSubnetCreate, c, &rows); err != nil {
-		return err
-	}
-	views := make([]api.View, 0, len(rows))
-	for i := range rows {
-		views = append(views, subnetView(&rows[i]))
-	}
-	return created(w, "subnet", "subnets", bulk, views)
+func (s *Service) subnetCreation() creation[Subnet, Subnet] {
+	return creation[Subnet, Subnet]{one: "subnet", many: "subnets", parse: s.parseSubnet,
+		command: func(_ *memdb.Txn, sns []Subnet) (string, any) { return cmdSubnetCreate, subnetCreateCmd{Subnets: sns} },
+		view:    func(_ *memdb.Txn, _ *api.Principal, sn *Subnet) api.View { return subnetView(sn) }}
 }
 
 // writableSubnet returns the subnet if the caller may change it: the
