@@ -11,6 +11,7 @@ import "time"
 // idCmd names the one row a command acts on (a delete); Admin says the
 // proposer holds the admin role.
 type idCmd struct {
+	ifMatch
 	ID    string    `json:"id"`
 	Admin bool      `json:"admin,omitempty"`
 	Now   time.Time `json:"now"`

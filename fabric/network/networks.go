@@ -157,7 +157,7 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	n, rd := ch.row, ch.in
-	c := networkUpdateCmd{ID: n.ID, Now: s.now()}
+	c := networkUpdateCmd{ifMatch: ch.match, ID: n.ID, Now: s.now()}
 	c.Name = optStr(rd, "name", 255)
 	c.Description = optStr(rd, "description", 255)
 	c.AdminStateUp = optBool(rd, "admin_state_up", true)

@@ -61,6 +61,7 @@ func lowestFreeVLAN(tx *memdb.Txn, lo, hi int) (int, bool) {
 }
 
 type networkUpdateCmd struct {
+	ifMatch
 	ID           string    `json:"id"`
 	Name         *string   `json:"name,omitempty"`
 	Description  *string   `json:"description,omitempty"`
@@ -74,6 +75,9 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 	old := store.Get[Network](tx, tNetworks, c.ID)
 	if old == nil {
 		return nil, notFound("network", c.ID)
+	}
+	if err := c.check(old.Revision); err != nil {
+		return nil, err
 	}
 	n := *old
 	set(&n.Name, c.Name)
@@ -101,6 +105,9 @@ func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	n := store.Get[Network](tx, tNetworks, c.ID)
 	if n == nil {
 		return nil, notFound("network", c.ID)
+	}
+	if err := c.check(n.Revision); err != nil {
+		return nil, err
 	}
 	ports := store.All[Port](tx, tPorts, "network", n.ID)
 	for _, p := range ports {

@@ -313,7 +313,7 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	pt, rd := ch.row, ch.in
 	n := store.Get[Network](ch.tx, tNetworks, pt.NetworkID)
 	owns := n != nil && p.CanWrite(n.Project)
-	c := portUpdateCmd{ID: pt.ID, Now: s.now()}
+	c := portUpdateCmd{ifMatch: ch.match, ID: pt.ID, Now: s.now()}
 	c.Name = optStr(rd, "name", 255)
 	c.Description = optStr(rd, "description", 255)
 	c.DeviceID = optStr(rd, "device_id", 255)

@@ -125,6 +125,7 @@ func checkGroups(tx *memdb.Txn, project string, groups []string) error {
 }
 
 type portUpdateCmd struct {
+	ifMatch
 	ID           string         `json:"id"`
 	Name         *string        `json:"name,omitempty"`
 	Description  *string        `json:"description,omitempty"`
@@ -143,6 +144,9 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 	old := store.Get[Port](tx, tPorts, c.ID)
 	if old == nil {
 		return nil, notFound("port", c.ID)
+	}
+	if err := c.check(old.Revision); err != nil {
+		return nil, err
 	}
 	p := *old
 	set(&p.Name, c.Name)
@@ -206,6 +210,9 @@ func applyPortDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	p := store.Get[Port](tx, tPorts, c.ID)
 	if p == nil {
 		return nil, notFound("port", c.ID)
+	}
+	if err := c.check(p.Revision); err != nil {
+		return nil, err
 	}
 	return nil, deletePort(tx, p)
 }

@@ -64,5 +64,8 @@ func applyRuleDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if r == nil {
 		return nil, notFound("security_group_rule", c.ID)
 	}
+	if err := c.check(r.Revision); err != nil {
+		return nil, err
+	}
 	return nil, tx.Delete(tRules, r)
 }

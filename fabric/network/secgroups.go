@@ -128,7 +128,7 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	g, rd := ch.row, ch.in
-	c := groupUpdateCmd{ID: g.ID, Now: s.now()}
+	c := groupUpdateCmd{ifMatch: ch.match, ID: g.ID, Now: s.now()}
 	if rd.Has("name") {
 		var v string
 		if g.Default {

@@ -89,6 +89,7 @@ func applyGroupCreate(tx *memdb.Txn, c groupCreateCmd) (any, error) {
 }
 
 type groupUpdateCmd struct {
+	ifMatch
 	ID          string    `json:"id"`
 	Name        *string   `json:"name,omitempty"`
 	Description *string   `json:"description,omitempty"`
@@ -99,6 +100,9 @@ func applyGroupUpdate(tx *memdb.Txn, c groupUpdateCmd) (any, error) {
 	old := store.Get[SecurityGroup](tx, tGroups, c.ID)
 	if old == nil {
 		return nil, notFound("security_group", c.ID)
+	}
+	if err := c.check(old.Revision); err != nil {
+		return nil, err
 	}
 	g := *old
 	if old.Default && c.Name != nil && *c.Name != old.Name {
@@ -114,6 +118,9 @@ func applyGroupDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	g := store.Get[SecurityGroup](tx, tGroups, c.ID)
 	if g == nil {
 		return nil, notFound("security_group", c.ID)
+	}
+	if err := c.check(g.Revision); err != nil {
+		return nil, err
 	}
 	if g.Default && !c.Admin {
 		return nil, store.Fault(store.KindConflict, "SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group.")

@@ -351,9 +351,10 @@ type writable[T any] func(tx *memdb.Txn, p *api.Principal, id, action string) (*
 // change is what an update works on: the state read, the row the caller
 // may change and the attributes of the body.
 type change[T any] struct {
-	tx  *memdb.Txn
-	row *T
-	in  *api.Input
+	tx    *memdb.Txn
+	row   *T
+	in    *api.Input
+	match ifMatch // the client's If-Match
 }
 
 // readChange reads an update (PUT) of the row {id}: find says whether the
@@ -375,7 +376,11 @@ func readChange[T any](s *Service, r *http.Request, key string, spec attrSpec, a
 	if err := spec.check(objs[0], http.MethodPut); err != nil {
 		return change[T]{}, err
 	}
-	return change[T]{tx: tx, row: row, in: input(objs[0])}, nil
+	match, err := readIfMatch(r)
+	if err != nil {
+		return change[T]{}, err
+	}
+	return change[T]{tx: tx, row: row, in: input(objs[0]), match: match}, nil
 }
 
 // remove answers a DELETE of the row {id}: find says whether the caller
@@ -389,7 +394,11 @@ func remove[T any](s *Service, w http.ResponseWriter, r *http.Request, cmd, acti
 	if _, err := find(tx, p, id, action); err != nil {
 		return err
 	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmd, idCmd{ID: id, Admin: p.IsAdmin(), Now: s.now()}, nil); err != nil {
+	match, err := readIfMatch(r)
+	if err != nil {
+		return err
+	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmd, idCmd{ifMatch: match, ID: id, Admin: p.IsAdmin(), Now: s.now()}, nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

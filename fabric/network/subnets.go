@@ -358,7 +358,7 @@ func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c := subnetUpdateCmd{ID: sn.ID, Now: s.now()}
+	c := subnetUpdateCmd{ifMatch: ch.match, ID: sn.ID, Now: s.now()}
 	c.Name = optStr(rd, "name", 255)
 	c.Description = optStr(rd, "description", 255)
 	c.EnableDHCP = optBool(rd, "enable_dhcp", true)

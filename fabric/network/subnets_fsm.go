@@ -77,6 +77,7 @@ func addAutoAddresses(tx *memdb.Txn, s *Subnet, pfx netip.Prefix) error {
 }
 
 type subnetUpdateCmd struct {
+	ifMatch
 	ID              string       `json:"id"`
 	Name            *string      `json:"name,omitempty"`
 	Description     *string      `json:"description,omitempty"`
@@ -92,6 +93,9 @@ func applySubnetUpdate(tx *memdb.Txn, c subnetUpdateCmd) (any, error) {
 	old := store.Get[Subnet](tx, tSubnets, c.ID)
 	if old == nil {
 		return nil, notFound("subnet", c.ID)
+	}
+	if err := c.check(old.Revision); err != nil {
+		return nil, err
 	}
 	s := *old
 	set(&s.Name, c.Name)
@@ -128,6 +132,9 @@ func applySubnetDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	s := store.Get[Subnet](tx, tSubnets, c.ID)
 	if s == nil {
 		return nil, notFound("subnet", c.ID)
+	}
+	if err := c.check(s.Revision); err != nil {
+		return nil, err
 	}
 	allocs := store.All[IPAllocation](tx, tAllocations, "subnet", s.ID)
 	for _, a := range allocs {
