@@ -13,8 +13,8 @@ import (
 
 var portAttrs = newAttrSpec(
 	"name description admin_state_up fixed_ips device_id device_owner security_groups port_security_enabled "+
-		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile",
-	"network_id tenant_id project_id mac_address",
+		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile mac_address",
+	"network_id tenant_id project_id",
 	"id status binding:vif_type binding:vif_details created_at updated_at revision_number tags")
 
 // maxAddressPairs is Neutron's default max_allowed_address_pair.
@@ -334,6 +334,9 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 		v := readPairs(rd)
 		c.Pairs = &v
 	}
+	if rd.Has("mac_address") {
+		c.MAC = readNewMAC(rd, p)
+	}
 	if rd.Err != nil {
 		return rd.Err
 	}
@@ -343,6 +346,25 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"port": portView(&row)})
 	return nil
+}
+
+// readNewMAC reads the mac_address of a port update: as in Neutron's
+// default policy, only an admin may change it.
+func readNewMAC(rd *api.Input, p *api.Principal) *string {
+	m := rd.Str("mac_address", "", 64)
+	if rd.Err != nil {
+		return nil
+	}
+	mac, ok := validMAC(m)
+	if !ok {
+		rd.Fail(badInput("mac_address", "'%s' is not a valid MAC address", m))
+		return nil
+	}
+	if !p.IsAdmin() {
+		rd.Fail(policyDenied("update_port:mac_address"))
+		return nil
+	}
+	return &mac
 }
 
 // keepsAddresses reports whether every address named in a fixed_ips update

@@ -137,6 +137,7 @@ type portUpdateCmd struct {
 	IPs          *[]ipRequest   `json:"ips,omitempty"`
 	Groups       *[]string      `json:"groups,omitempty"`
 	Pairs        *[]AddressPair `json:"pairs,omitempty"`
+	MAC          *string        `json:"mac_address,omitempty"` // valid, lowercase; only admins change it
 	Now          time.Time      `json:"now"`
 }
 
@@ -181,12 +182,22 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 			return nil, store.Fault(store.KindConflict, "AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port.")
 		}
 	}
-	if c.IPs != nil {
+	macChanged := c.MAC != nil && *c.MAC != old.MAC
+	if macChanged {
+		if err := checkMACChange(tx, old, *c.MAC); err != nil {
+			return nil, err
+		}
+		p.MAC = *c.MAC
+	}
+	if c.IPs != nil || macChanged {
 		n := store.Get[Network](tx, tNetworks, p.NetworkID)
 		if n == nil {
 			return nil, notFound("network", p.NetworkID)
 		}
-		reqs := keepRequested(*c.IPs, old.FixedIPs)
+		reqs := sameAddresses(tx, old.FixedIPs)
+		if c.IPs != nil {
+			reqs = keepRequested(*c.IPs, old.FixedIPs)
+		}
 		ips, err := assignIPs(tx, n, &p, &reqs, old.FixedIPs)
 		if err != nil {
 			return nil, err
@@ -195,6 +206,35 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 	}
 	touch(&p.UpdatedAt, &p.Revision, c.Now)
 	return p, tx.Insert(tPorts, &p)
+}
+
+// checkMACChange refuses a new MAC for port old as Neutron does: not while
+// the port is bound to a host (the host's device has the old MAC), and
+// not one another port of the network has.
+func checkMACChange(tx *memdb.Txn, old *Port, mac string) error {
+	if old.HostID != "" {
+		return store.Fault(store.KindConflict, "PortBound",
+			"Unable to complete operation on port %s, port is already bound, port type: tap, old_mac %s, new_mac %s.", old.ID, old.MAC, mac)
+	}
+	if macInUse(tx, old.NetworkID, mac) {
+		return store.Fault(store.KindConflict, "MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", old.NetworkID, mac)
+	}
+	return nil
+}
+
+// sameAddresses asks again for a port's addresses when its MAC changes:
+// the same address on an ordinary subnet, and on a SLAAC subnet the one
+// the new MAC makes.
+func sameAddresses(tx *memdb.Txn, cur []FixedIP) []ipRequest {
+	out := make([]ipRequest, 0, len(cur))
+	for _, f := range cur {
+		if s := store.Get[Subnet](tx, tSubnets, f.SubnetID); s != nil && autoAddress(s) {
+			out = append(out, ipRequest{SubnetID: f.SubnetID})
+			continue
+		}
+		out = append(out, ipRequest{SubnetID: f.SubnetID, IP: f.IP})
+	}
+	return out
 }
 
 func deletePort(tx *memdb.Txn, p *Port) error {
