@@ -51,7 +51,7 @@ func TestIfMatchRevisionNumberGuardsUpdatesAndDeletes(t *testing.T) {
 		"security group": {"security-groups", "security_group", gid},
 	}
 	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
+		f.run(t, name, func(t *testing.T) {
 			path := "/v2.0/" + tc.coll + "/" + tc.id
 			_, cur := f.call("GET", path, alice, nil)
 			rev := revisionOf(cur[tc.key].(map[string]any))
