@@ -72,11 +72,8 @@ type networkUpdateCmd struct {
 }
 
 func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
-	old := store.Get[Network](tx, tNetworks, c.ID)
-	if old == nil {
-		return nil, notFound("network", c.ID)
-	}
-	if err := c.check(old.Revision); err != nil {
+	old, err := current(tx, tNetworks, "network", c.ID, c.ifMatch, func(r *Network) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	n := *old
@@ -102,11 +99,8 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 }
 
 func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
-	n := store.Get[Network](tx, tNetworks, c.ID)
-	if n == nil {
-		return nil, notFound("network", c.ID)
-	}
-	if err := c.check(n.Revision); err != nil {
+	n, err := current(tx, tNetworks, "network", c.ID, c.ifMatch, func(r *Network) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	ports := store.All[Port](tx, tPorts, "network", n.ID)

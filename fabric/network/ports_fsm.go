@@ -142,11 +142,8 @@ type portUpdateCmd struct {
 }
 
 func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
-	old := store.Get[Port](tx, tPorts, c.ID)
-	if old == nil {
-		return nil, notFound("port", c.ID)
-	}
-	if err := c.check(old.Revision); err != nil {
+	old, err := current(tx, tPorts, "port", c.ID, c.ifMatch, func(r *Port) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	p := *old
@@ -247,11 +244,8 @@ func deletePort(tx *memdb.Txn, p *Port) error {
 }
 
 func applyPortDelete(tx *memdb.Txn, c idCmd) (any, error) {
-	p := store.Get[Port](tx, tPorts, c.ID)
-	if p == nil {
-		return nil, notFound("port", c.ID)
-	}
-	if err := c.check(p.Revision); err != nil {
+	p, err := current(tx, tPorts, "port", c.ID, c.ifMatch, func(r *Port) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	return nil, deletePort(tx, p)

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -25,6 +27,20 @@ func (m ifMatch) check(current int) error {
 			"Constrained to %d, but current revision is %d", *m.IfRevision, current)
 	}
 	return nil
+}
+
+// current is the row id of table that an update or delete of kind acts
+// on: a row that is gone is kind's 404, one at another revision than the
+// client's a 412.
+func current[T any](tx *memdb.Txn, table, kind, id string, m ifMatch, revision func(*T) int) (*T, error) {
+	row := store.Get[T](tx, table, id)
+	if row == nil {
+		return nil, notFound(kind, id)
+	}
+	if err := m.check(revision(row)); err != nil {
+		return nil, err
+	}
+	return row, nil
 }
 
 // readIfMatch reads the revision_number=N entity tag of If-Match (quoted

@@ -60,11 +60,8 @@ func intEq(a, b *int) bool {
 }
 
 func applyRuleDelete(tx *memdb.Txn, c idCmd) (any, error) {
-	r := store.Get[SecurityGroupRule](tx, tRules, c.ID)
-	if r == nil {
-		return nil, notFound("security_group_rule", c.ID)
-	}
-	if err := c.check(r.Revision); err != nil {
+	r, err := current(tx, tRules, "security_group_rule", c.ID, c.ifMatch, func(r *SecurityGroupRule) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	return nil, tx.Delete(tRules, r)

@@ -97,11 +97,8 @@ type groupUpdateCmd struct {
 }
 
 func applyGroupUpdate(tx *memdb.Txn, c groupUpdateCmd) (any, error) {
-	old := store.Get[SecurityGroup](tx, tGroups, c.ID)
-	if old == nil {
-		return nil, notFound("security_group", c.ID)
-	}
-	if err := c.check(old.Revision); err != nil {
+	old, err := current(tx, tGroups, "security_group", c.ID, c.ifMatch, func(r *SecurityGroup) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	g := *old
@@ -115,11 +112,8 @@ func applyGroupUpdate(tx *memdb.Txn, c groupUpdateCmd) (any, error) {
 }
 
 func applyGroupDelete(tx *memdb.Txn, c idCmd) (any, error) {
-	g := store.Get[SecurityGroup](tx, tGroups, c.ID)
-	if g == nil {
-		return nil, notFound("security_group", c.ID)
-	}
-	if err := c.check(g.Revision); err != nil {
+	g, err := current(tx, tGroups, "security_group", c.ID, c.ifMatch, func(r *SecurityGroup) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	if g.Default && !c.Admin {

@@ -90,11 +90,8 @@ type subnetUpdateCmd struct {
 }
 
 func applySubnetUpdate(tx *memdb.Txn, c subnetUpdateCmd) (any, error) {
-	old := store.Get[Subnet](tx, tSubnets, c.ID)
-	if old == nil {
-		return nil, notFound("subnet", c.ID)
-	}
-	if err := c.check(old.Revision); err != nil {
+	old, err := current(tx, tSubnets, "subnet", c.ID, c.ifMatch, func(r *Subnet) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	s := *old
@@ -129,11 +126,8 @@ func applySubnetUpdate(tx *memdb.Txn, c subnetUpdateCmd) (any, error) {
 }
 
 func applySubnetDelete(tx *memdb.Txn, c idCmd) (any, error) {
-	s := store.Get[Subnet](tx, tSubnets, c.ID)
-	if s == nil {
-		return nil, notFound("subnet", c.ID)
-	}
-	if err := c.check(s.Revision); err != nil {
+	s, err := current(tx, tSubnets, "subnet", c.ID, c.ifMatch, func(r *Subnet) int { return r.Revision })
+	if err != nil {
 		return nil, err
 	}
 	allocs := store.All[IPAllocation](tx, tAllocations, "subnet", s.ID)
