@@ -68,6 +68,7 @@ func TestStatusOf(t *testing.T) {
 		"store conflict":   {fmt.Errorf("wrapped: %w", store.ErrConflict), 409},
 		"store invalid":    {store.Invalidf("bad"), 400},
 		"store forbidden":  {store.Forbiddenf("no"), 403},
+		"precondition":     {store.Fault(store.KindPrecondition, "", "stale"), 412},
 		"no leader":        {store.ErrNoLeader, 503},
 		"unauthorized":     {ErrUnauthorized, 401},
 		"anything else":    {errors.New("boom"), 500},

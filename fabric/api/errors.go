@@ -61,6 +61,9 @@ var kindStatus = map[store.Kind]int{
 	// Nova and Keystone answer 403 for an exceeded quota; services that
 	// answer otherwise (Neutron's 409 OverQuota) use another kind.
 	store.KindOverQuota: http.StatusForbidden,
+
+	// A write made against another revision of the row (If-Match).
+	store.KindPrecondition: http.StatusPreconditionFailed,
 }
 
 // ProblemOf maps any error to what the client is told: this is the one

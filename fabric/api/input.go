@@ -61,11 +61,11 @@ func (in *Input) Str(field, def string, max int) string {
 	}
 	s, ok := v.(string)
 	if !ok {
-		in.Fail(in.Word.BadField(field, v, Text(v)+" is not of type 'string'"))
+		in.Fail(in.Word.BadField(field, v, in.reasons().NotString(v)))
 		return def
 	}
 	if max > 0 && utf8.RuneCountInString(s) > max {
-		in.Fail(in.Word.BadField(field, s, "'"+s+"' is too long (at most "+strconv.Itoa(max)+" characters)"))
+		in.Fail(in.Word.BadField(field, s, in.reasons().TooLong(s, max)))
 		return def
 	}
 	if bad := badText(s); bad != "" {
@@ -114,7 +114,7 @@ func (in *Input) Bool(field string, def bool) bool {
 	}
 	b, ok := ToBool(v)
 	if !ok {
-		in.Fail(in.Word.BadField(field, v, "'"+Text(v)+"' is not a boolean"))
+		in.Fail(in.Word.BadField(field, v, in.reasons().NotBool(v)))
 		return def
 	}
 	return b
@@ -162,7 +162,11 @@ func (in *Input) Strs(field string) []string {
 	for _, x := range in.List(field) {
 		s, ok := x.(string)
 		if !ok {
-			in.Fail(in.Word.BadField(field, x, "'"+Text(x)+"' is not a string"))
+			reason := "'" + Text(x) + "' is not a string"
+			if r, own := in.Word.(Reasons); own {
+				reason = r.NotString(x)
+			}
+			in.Fail(in.Word.BadField(field, x, reason))
 			return nil
 		}
 		if bad := badText(s); bad != "" {

@@ -37,7 +37,7 @@ func DecodeLoose(r *http.Request, v any) error {
 
 func decode(r *http.Request, v any, strict bool) error {
 	body := http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	dec := json.NewDecoder(&utf8Reader{r: body})
 	if strict {
 		dec.DisallowUnknownFields()
 	}
@@ -54,6 +54,8 @@ func decode(r *http.Request, v any, strict bool) error {
 			return &Error{Status: http.StatusBadRequest, Field: typ.Field, Msg: fmt.Sprintf("Invalid input for field/attribute %s: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)}
 		case errors.As(err, &mbe):
 			return Errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
+		case errors.Is(err, errNotUTF8):
+			return Errorf(http.StatusBadRequest, "%v", err)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return &Error{Status: http.StatusBadRequest, Field: f, Msg: fmt.Sprintf("Additional properties are not allowed (%q was unexpected)", f)}

@@ -2,23 +2,19 @@ package network
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 )
-
-// obj is a decoded JSON object from a request body, read attribute by
-// attribute so that every bad value is reported with its name.
-type obj map[string]any
 
 // bodies decodes {"<one>": {...}} or, for a bulk create, {"<many>": [...]}.
 // many is "" where bulk is not supported; bulk reports which form came.
-func bodies(r *http.Request, one, many string) (objs []obj, bulk bool, err error) {
+func bodies(r *http.Request, one, many string) (objs []api.Object, bulk bool, err error) {
 	var top map[string]any
 	if err := api.DecodeLoose(r, &top); err != nil {
 		return nil, false, err
@@ -28,14 +24,14 @@ func bodies(r *http.Request, one, many string) (objs []obj, bulk bool, err error
 		if !ok {
 			return nil, false, badInput(one, "%s is not a dictionary", jsonText(inner))
 		}
-		return []obj{m}, false, nil
+		return []api.Object{m}, false, nil
 	}
 	if list, ok := top[many]; ok && many != "" {
 		items, ok := list.([]any)
 		if !ok || len(items) == 0 {
 			return nil, true, badInput(many, "a non-empty list of %s objects is required", one)
 		}
-		out := make([]obj, 0, len(items))
+		out := make([]api.Object, 0, len(items))
 		for _, it := range items {
 			m, ok := it.(map[string]any)
 			if !ok {
@@ -45,7 +41,7 @@ func bodies(r *http.Request, one, many string) (objs []obj, bulk bool, err error
 		}
 		return out, true, nil
 	}
-	return nil, false, apiError(http.StatusBadRequest, "HTTPBadRequest", "Resource body required")
+	return nil, false, store.Fault(store.KindInvalid, "HTTPBadRequest", "Resource body required")
 }
 
 // attrSpec says which attributes a resource takes in a POST and in a PUT.
@@ -70,7 +66,7 @@ func newAttrSpec(both, postOnly, readOnly string) attrSpec {
 
 // check refuses attributes the resource does not have or that the method
 // may not set, in Neutron's words.
-func (sp attrSpec) check(o obj, method string) error {
+func (sp attrSpec) check(o api.Object, method string) error {
 	var unknown []string
 	for k := range o {
 		a, ok := sp[k]
@@ -85,164 +81,69 @@ func (sp attrSpec) check(o obj, method string) error {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return apiError(http.StatusBadRequest, "HTTPBadRequest", "Unrecognized attribute(s) '%s'", strings.Join(unknown, ", "))
+		return store.Fault(store.KindInvalid, "HTTPBadRequest", "Unrecognized attribute(s) '%s'", strings.Join(unknown, ", "))
 	}
 	return nil
 }
 
-// reader reads attributes of one object and keeps the first error, so a
-// handler reads in a row and checks once.
-type reader struct {
-	o   obj
-	err error
+// neutronWording words bad input as Neutron does: "Invalid input for
+// <field>. Reason: <reason>.", with neutron-lib's validator reasons.
+type neutronWording struct{}
+
+func (neutronWording) BadField(field string, _ any, reason string) error {
+	return badInput(field, "%s", reason)
 }
 
-func (r *reader) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
+func (neutronWording) Missing(field string) error {
+	return badInput(field, "'%s' is a required property", field)
 }
 
-func (r *reader) has(f string) bool { _, ok := r.o[f]; return ok }
+func (neutronWording) NotString(v any) string { return "'" + api.Text(v) + "' is not a valid string" }
 
-func (r *reader) isNull(f string) bool { v, ok := r.o[f]; return ok && v == nil }
-
-// str reads a string attribute of at most max characters (def when absent).
-func (r *reader) str(f, def string, max int) string {
-	v, ok := r.o[f]
-	if !ok || r.err != nil {
-		return def
-	}
-	if v == nil {
-		return ""
-	}
-	s, ok := v.(string)
-	if !ok {
-		r.fail(badInput(f, "%s is not a valid string", jsonText(v)))
-		return def
-	}
-	if max > 0 && utf8.RuneCountInString(s) > max {
-		r.fail(badInput(f, "'%s' exceeds maximum length of %d", s, max))
-		return def
-	}
-	return s
+func (neutronWording) TooLong(s string, max int) string {
+	return fmt.Sprintf("'%s' exceeds maximum length of %d", s, max)
 }
 
-// boolean reads a boolean attribute; like Neutron it takes "true"/"false"
-// strings and 0/1 too.
-func (r *reader) boolean(f string, def bool) bool {
-	v, ok := r.o[f]
-	if !ok || r.err != nil {
-		return def
-	}
-	b, ok := toBool(v)
-	if !ok {
-		r.fail(badInput(f, "'%s' cannot be converted to boolean", textOf(v)))
-		return def
-	}
-	return b
+func (neutronWording) NotBool(v any) string {
+	return "'" + api.Text(v) + "' cannot be converted to boolean"
 }
 
-func toBool(v any) (bool, bool) {
-	switch x := v.(type) {
-	case bool:
-		return x, true
-	case string:
-		switch strings.ToLower(x) {
-		case "true", "1", "yes", "on":
-			return true, true
-		case "false", "0", "no", "off":
-			return false, true
-		}
-	case float64:
-		if x == 0 || x == 1 {
-			return x == 1, true
-		}
-	}
-	return false, false
-}
+// input reads the attributes of one object in Neutron's words.
+func input(o api.Object) *api.Input { return api.NewInput(o, neutronWording{}) }
 
 // integer reads an optional integer attribute (a number or a string of
 // digits); nil when absent or null.
-func (r *reader) integer(f string) *int {
-	v, ok := r.o[f]
-	if !ok || v == nil || r.err != nil {
+func integer(in *api.Input, f string) *int { return in.Int(f, math.MinInt32, math.MaxInt32) }
+
+// optStr reads an optional string attribute of an update: nil when absent.
+func optStr(in *api.Input, f string, max int) *string {
+	if !in.Has(f) {
 		return nil
 	}
-	n, ok := toInt(v)
-	if !ok {
-		r.fail(badInput(f, "'%s' is not an integer", textOf(v)))
+	v := in.Str(f, "", max)
+	return &v
+}
+
+// optBool reads an optional boolean attribute of an update: nil when
+// absent.
+func optBool(in *api.Input, f string, def bool) *bool {
+	if !in.Has(f) {
 		return nil
 	}
-	return &n
-}
-
-func toInt(v any) (int, bool) {
-	switch x := v.(type) {
-	case float64:
-		if x != math.Trunc(x) || math.Abs(x) > 1<<31 {
-			return 0, false
-		}
-		return int(x), true
-	case string:
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		return n, err == nil
-	}
-	return 0, false
-}
-
-// list reads an optional list attribute; null reads as empty.
-func (r *reader) list(f string) []any {
-	v, ok := r.o[f]
-	if !ok || v == nil || r.err != nil {
-		return nil
-	}
-	l, ok := v.([]any)
-	if !ok {
-		r.fail(badInput(f, "'%s' is not a list", textOf(v)))
-		return nil
-	}
-	return l
-}
-
-// strs reads an optional list of strings.
-func (r *reader) strs(f string) []string {
-	out := []string{}
-	for _, x := range r.list(f) {
-		s, ok := x.(string)
-		if !ok {
-			r.fail(badInput(f, "'%s' is not a valid string", textOf(x)))
-			return nil
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// dicts reads an optional list of objects.
-func (r *reader) dicts(f string) []obj {
-	var out []obj
-	for _, x := range r.list(f) {
-		m, ok := x.(map[string]any)
-		if !ok {
-			r.fail(badInput(f, "'%s' is not a dictionary", textOf(x)))
-			return nil
-		}
-		out = append(out, m)
-	}
-	return out
+	v := in.Bool(f, def)
+	return &v
 }
 
 // project reads tenant_id/project_id (which must agree) and checks that
 // the caller may create in that project.
-func (r *reader) project(p *api.Principal) string {
-	t := r.str("tenant_id", "", 255)
-	pr := r.str("project_id", "", 255)
-	if r.err != nil {
+func readProject(r *api.Input, p *api.Principal) string {
+	t := r.Str("tenant_id", "", 255)
+	pr := r.Str("project_id", "", 255)
+	if r.Err != nil {
 		return ""
 	}
 	if t != "" && pr != "" && t != pr {
-		r.fail(badInput("project_id", "'project_id' and 'tenant_id' do not match"))
+		r.Fail(badInput("project_id", "'project_id' and 'tenant_id' do not match"))
 		return ""
 	}
 	proj := pr
@@ -253,14 +154,14 @@ func (r *reader) project(p *api.Principal) string {
 		proj = p.ProjectID
 	}
 	if proj == "" {
-		r.fail(badInput("project_id", "'project_id' is required when the token has no project scope"))
+		r.Fail(badInput("project_id", "'project_id' is required when the token has no project scope"))
 		return ""
 	}
 	if !p.IsAdmin() && proj != p.ProjectID {
-		r.fail(policyDenied("create:project_id"))
+		r.Fail(policyDenied("create:project_id"))
 	}
 	if !p.CanWrite(proj) {
-		r.fail(policyDenied("create"))
+		r.Fail(policyDenied("create"))
 	}
 	return proj
 }
@@ -268,22 +169,6 @@ func (r *reader) project(p *api.Principal) string {
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// textOf prints a value the way Neutron's messages quote it.
-func textOf(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case nil:
-		return "None"
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	}
-	return jsonText(v)
 }
 
 // noDuplicates checks that a list has no duplicates.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 // Address arithmetic for subnets, pools and MACs. Everything here is pure:
@@ -156,14 +158,14 @@ func validatePools(p netip.Prefix, pools []Pool, gateway string) ([]Pool, error)
 			return nil, badInput("allocation_pools", "the pool %s-%s is not of the subnet's IP version", pl.Start, pl.End)
 		}
 		if e.Less(s) {
-			return nil, apiError(400, "InvalidAllocationPool", "The allocation pool %s-%s spans beyond the subnet cidr %s.", pl.Start, pl.End, p)
+			return nil, store.Fault(store.KindInvalid, "InvalidAllocationPool", "The allocation pool %s-%s spans beyond the subnet cidr %s.", pl.Start, pl.End, p)
 		}
 		if !p.Contains(s) || !p.Contains(e) || reserved(p, s) || reserved(p, e) {
-			return nil, apiError(400, "OutOfBoundsAllocationPool", "The allocation pool %s-%s spans beyond the subnet cidr %s.", pl.Start, pl.End, p)
+			return nil, store.Fault(store.KindInvalid, "OutOfBoundsAllocationPool", "The allocation pool %s-%s spans beyond the subnet cidr %s.", pl.Start, pl.End, p)
 		}
 		for _, o := range rs {
 			if !e.Less(o.s) && !o.e.Less(s) {
-				return nil, apiError(409, "OverlappingAllocationPools", "Found overlapping allocation pools: %s-%s and %s-%s for subnet %s.", o.s, o.e, s, e, p)
+				return nil, store.Fault(store.KindConflict, "OverlappingAllocationPools", "Found overlapping allocation pools: %s-%s and %s-%s for subnet %s.", o.s, o.e, s, e, p)
 			}
 		}
 		rs = append(rs, rng{s, e})
@@ -173,7 +175,7 @@ func validatePools(p netip.Prefix, pools []Pool, gateway string) ([]Pool, error)
 		gw, _ := parseIP(gateway)
 		for _, pl := range out {
 			if inPool(pl, gw) {
-				return nil, apiError(409, "GatewayConflictWithAllocationPools", "Gateway ip %s conflicts with allocation pool %s-%s.", gateway, pl.Start, pl.End)
+				return nil, store.Fault(store.KindConflict, "GatewayConflictWithAllocationPools", "Gateway ip %s conflicts with allocation pool %s-%s.", gateway, pl.Start, pl.End)
 			}
 		}
 	}

@@ -997,10 +997,10 @@ func TestLoadView(t *testing.T) {
 	if n.SegmentationID != vlanLow || n.MTU != 1500 || !n.PortSecurity || !n.AdminStateUp || n.Project != projA {
 		t.Fatalf("network row: %+v", n)
 	}
-	if s.CIDR != "10.0.0.0/24" || s.GatewayIP != "10.0.0.1" || s.IPVersion != 4 || !s.EnableDHCP || s.HostRoutes[0] != (HostRoute{"0.0.0.0/0", "10.0.0.1"}) || s.AllocationPools[0] != (Pool{"10.0.0.2", "10.0.0.254"}) {
+	if s.CIDR != "10.0.0.0/24" || s.GatewayIP != "10.0.0.1" || s.IPVersion != 4 || !s.EnableDHCP || s.HostRoutes[0] != (HostRoute{Destination: "0.0.0.0/0", Nexthop: "10.0.0.1"}) || s.AllocationPools[0] != (Pool{Start: "10.0.0.2", End: "10.0.0.254"}) {
 		t.Fatalf("subnet row: %+v", s)
 	}
-	if p.HostID != "node1" || p.FixedIPs[0] != (FixedIP{s.ID, "10.0.0.2"}) || p.SecurityGroups[0] != g || p.AllowedAddressPairs[0] != (AddressPair{"10.0.9.0/24", "fa:16:3e:aa:bb:cc"}) || p.Status != "DOWN" {
+	if p.HostID != "node1" || p.FixedIPs[0] != (FixedIP{SubnetID: s.ID, IP: "10.0.0.2"}) || p.SecurityGroups[0] != g || p.AllowedAddressPairs[0] != (AddressPair{IP: "10.0.9.0/24", MAC: "fa:16:3e:aa:bb:cc"}) || p.Status != "DOWN" {
 		t.Fatalf("port row: %+v", p)
 	}
 	for _, r := range v.Rules {

@@ -3,8 +3,8 @@ package network
 import (
 	"net/http"
 	"sort"
+	"time"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -19,13 +19,11 @@ var networkAttrs = newAttrSpec(
 
 func canSeeNetwork(p *api.Principal, n *Network) bool { return n.Shared || p.CanRead(n.Project) }
 
-// visibleNetwork returns the network if the caller may see it, else a 404.
-func visibleNetwork(tx *memdb.Txn, p *api.Principal, id string) (*Network, error) {
-	n := store.Get[Network](tx, tNetworks, id)
-	if n == nil || !canSeeNetwork(p, n) {
-		return nil, notFound("network", id)
-	}
-	return n, nil
+// networks is the networks collection: a project's own and the shared
+// ones are visible.
+func (s *Service) networks(*memdb.Txn) api.Collection[Network] {
+	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: canSeeNetwork, View: networkView,
+		NotFound: func(id string) error { return notFound("network", id) }, Listing: s.listing("networks")}
 }
 
 func subnetIDs(tx *memdb.Txn, network string) []string {
@@ -43,7 +41,7 @@ func subnetIDs(tx *memdb.Txn, network string) []string {
 	return out
 }
 
-func networkView(tx *memdb.Txn, p *api.Principal, n *Network) map[string]any {
+func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 	v := map[string]any{
 		"id": n.ID, "name": n.Name, "description": n.Description, "tenant_id": n.Project, "project_id": n.Project,
 		"admin_state_up": n.AdminStateUp, "shared": n.Shared, "status": "ACTIVE", "mtu": n.MTU,
@@ -60,145 +58,89 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) map[string]any {
 	return v
 }
 
-func (s *Service) listNetworks(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	p := principal(r)
-	var views []map[string]any
-	for _, n := range store.All[Network](tx, tNetworks, "id") {
-		if canSeeNetwork(p, n) {
-			views = append(views, networkView(tx, p, n))
-		}
-	}
-	s.list(w, r, "networks", views)
-}
-
-func (s *Service) showNetwork(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	p := principal(r)
-	n, err := visibleNetwork(tx, p, chi.URLParam(r, "id"))
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	show(w, r, "network", networkView(tx, p, n))
-}
-
 // provider reads the provider:* attributes: admins only, a VLAN on our one
 // physical network. It returns the VLAN asked for, 0 for "allocate".
-func (s *Service) provider(rd *reader, p *api.Principal) int {
-	if !rd.has("provider:network_type") && !rd.has("provider:physical_network") && !rd.has("provider:segmentation_id") {
+func (s *Service) provider(rd *api.Input, p *api.Principal) int {
+	if !rd.Has("provider:network_type") && !rd.Has("provider:physical_network") && !rd.Has("provider:segmentation_id") {
 		return 0
 	}
 	if !p.IsAdmin() {
-		rd.fail(policyDenied("create_network:provider:network_type"))
+		rd.Fail(policyDenied("create_network:provider:network_type"))
 		return 0
 	}
-	if t := rd.str("provider:network_type", "vlan", 255); rd.err == nil && t != "vlan" && t != "" {
-		rd.fail(invalidInput("network type %s is not supported; only vlan is", t))
+	if t := rd.Str("provider:network_type", "vlan", 255); rd.Err == nil && t != "vlan" && t != "" {
+		rd.Fail(invalidInput("network type %s is not supported; only vlan is", t))
 	}
-	if ph := rd.str("provider:physical_network", physicalNetwork, 255); rd.err == nil && ph != physicalNetwork && ph != "" {
-		rd.fail(invalidInput("unknown physical network %s; only %s exists", ph, physicalNetwork))
+	if ph := rd.Str("provider:physical_network", physicalNetwork, 255); rd.Err == nil && ph != physicalNetwork && ph != "" {
+		rd.Fail(invalidInput("unknown physical network %s; only %s exists", ph, physicalNetwork))
 	}
-	seg := rd.integer("provider:segmentation_id")
-	if rd.err != nil || seg == nil {
+	seg := integer(rd, "provider:segmentation_id")
+	if rd.Err != nil || seg == nil {
 		return 0
 	}
 	if *seg < s.cfg.VLANMin || *seg > s.cfg.VLANMax {
-		rd.fail(badInput("provider:segmentation_id", "VLAN id %d is outside the range %d-%d", *seg, s.cfg.VLANMin, s.cfg.VLANMax))
+		rd.Fail(badInput("provider:segmentation_id", "VLAN id %d is outside the range %d-%d", *seg, s.cfg.VLANMin, s.cfg.VLANMax))
 		return 0
 	}
 	return *seg
 }
 
 // external refuses router:external true: there are no external networks.
-func external(rd *reader, p *api.Principal) {
-	if rd.has("router:external") && rd.boolean("router:external", false) {
+func external(rd *api.Input, p *api.Principal) {
+	if rd.Has("router:external") && rd.Bool("router:external", false) {
 		if !p.IsAdmin() {
-			rd.fail(policyDenied("create_network:router:external"))
+			rd.Fail(policyDenied("create_network:router:external"))
 			return
 		}
-		rd.fail(badInput("router:external", "external networks are not supported"))
+		rd.Fail(badInput("router:external", "external networks are not supported"))
 	}
 }
 
-func (s *Service) createNetworks(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
-	objs, bulk, err := bodies(r, "network", "networks")
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+// parseNetwork reads one network of a create.
+func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (Network, error) {
+	if err := networkAttrs.check(o, http.MethodPost); err != nil {
+		return Network{}, err
 	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+	rd := input(o)
+	n := Network{ID: api.NewUUID(), MTU: 1500, CreatedAt: now, UpdatedAt: now}
+	n.Name = rd.Str("name", "", 255)
+	n.Description = rd.Str("description", "", 255)
+	n.AdminStateUp = rd.Bool("admin_state_up", true)
+	n.Shared = rd.Bool("shared", false)
+	n.PortSecurity = rd.Bool("port_security_enabled", true)
+	n.Project = readProject(rd, p)
+	if n.Shared && !p.IsAdmin() {
+		rd.Fail(policyDenied("create_network:shared"))
 	}
-	now := s.now()
-	c := networkCreateCmd{VLANMin: s.cfg.VLANMin, VLANMax: s.cfg.VLANMax}
-	var projects []string
-	for _, o := range objs {
-		if err := networkAttrs.check(o, http.MethodPost); err != nil {
-			api.Fail(w, r, writeError, err)
-			return
-		}
-		rd := &reader{o: o}
-		n := Network{ID: api.NewUUID(), MTU: 1500, CreatedAt: now, UpdatedAt: now}
-		n.Name = rd.str("name", "", 255)
-		n.Description = rd.str("description", "", 255)
-		n.AdminStateUp = rd.boolean("admin_state_up", true)
-		n.Shared = rd.boolean("shared", false)
-		n.PortSecurity = rd.boolean("port_security_enabled", true)
-		n.Project = rd.project(p)
-		if n.Shared && !p.IsAdmin() {
-			rd.fail(policyDenied("create_network:shared"))
-		}
-		n.SegmentationID = s.provider(rd, p)
-		external(rd, p)
-		if hints := rd.strs("availability_zone_hints"); len(hints) > 0 {
-			rd.fail(badInput("availability_zone_hints", "availability zones are not supported"))
-		}
-		if rd.err != nil {
-			api.Fail(w, r, writeError, rd.err)
-			return
-		}
-		c.Networks = append(c.Networks, n)
-		projects = append(projects, n.Project)
+	n.SegmentationID = s.provider(rd, p)
+	external(rd, p)
+	if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
+		rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
 	}
-	c.Defaults = s.defaultsFor(tx, projects...)
-	var rows []Network
-	if !s.propose(w, r, cmdNetworkCreate, c, &rows) {
-		return
-	}
-	tx, err = s.afterWrite(r.Context())
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	views := make([]map[string]any, 0, len(rows))
-	for i := range rows {
-		views = append(views, networkView(tx, p, &rows[i]))
-	}
-	created(w, "network", "networks", bulk, views)
+	return n, rd.Err
 }
 
-// created answers a create, single or bulk.
-func created(w http.ResponseWriter, one, many string, bulk bool, views []map[string]any) {
-	if bulk {
-		api.JSON(w, http.StatusCreated, map[string]any{many: views})
-		return
-	}
-	api.JSON(w, http.StatusCreated, map[string]any{one: views[0]})
+// networkCreation makes networks, with their projects' default security
+// groups if they have none yet.
+func (s *Service) networkCreation() creation[Network, Network] {
+	return creation[Network, Network]{one: "network", many: "networks",
+		parse: func(_ *memdb.Txn, p *api.Principal, o api.Object) (Network, error) {
+			return s.parseNetwork(p, o, s.now())
+		},
+		command: func(tx *memdb.Txn, ns []Network) (string, any) {
+			projects := make([]string, 0, len(ns))
+			for _, n := range ns {
+				projects = append(projects, n.Project)
+			}
+			return cmdNetworkCreate, networkCreateCmd{Networks: ns, VLANMin: s.cfg.VLANMin, VLANMax: s.cfg.VLANMax, Defaults: s.defaultsFor(tx, projects...)}
+		},
+		view: networkView}
 }
 
 // writableNetwork returns the network if the caller may change it: 404 if
 // it cannot even see it, 403 if it sees but does not own it.
-func writableNetwork(tx *memdb.Txn, p *api.Principal, id, action string) (*Network, error) {
-	n, err := visibleNetwork(tx, p, id)
+func (s *Service) writableNetwork(tx *memdb.Txn, p *api.Principal, id, action string) (*Network, error) {
+	n, err := s.networks(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -208,80 +150,37 @@ func writableNetwork(tx *memdb.Txn, p *api.Principal, id, action string) (*Netwo
 	return n, nil
 }
 
-func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) {
+func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	n, err := writableNetwork(tx, p, chi.URLParam(r, "id"), "update_network")
+	ch, err := readChange(s, r, "network", networkAttrs, "update_network", s.writableNetwork)
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	objs, _, err := bodies(r, "network", "")
-	if err == nil {
-		err = networkAttrs.check(objs[0], http.MethodPut)
+	n, rd := ch.row, ch.in
+	c := networkUpdateCmd{ifMatch: ch.match, ID: n.ID, Now: s.now()}
+	c.Name = optStr(rd, "name", 255)
+	c.Description = optStr(rd, "description", 255)
+	c.AdminStateUp = optBool(rd, "admin_state_up", true)
+	c.PortSecurity = optBool(rd, "port_security_enabled", true)
+	if c.Shared = optBool(rd, "shared", false); c.Shared != nil && *c.Shared != n.Shared && !p.IsAdmin() {
+		rd.Fail(policyDenied("update_network:shared"))
 	}
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	rd := &reader{o: objs[0]}
-	c := networkUpdateCmd{ID: n.ID, Now: s.now()}
-	if rd.has("name") {
-		v := rd.str("name", "", 255)
-		c.Name = &v
-	}
-	if rd.has("description") {
-		v := rd.str("description", "", 255)
-		c.Description = &v
-	}
-	if rd.has("admin_state_up") {
-		v := rd.boolean("admin_state_up", true)
-		c.AdminStateUp = &v
-	}
-	if rd.has("port_security_enabled") {
-		v := rd.boolean("port_security_enabled", true)
-		c.PortSecurity = &v
-	}
-	if rd.has("shared") {
-		v := rd.boolean("shared", false)
-		if v != n.Shared && !p.IsAdmin() {
-			rd.fail(policyDenied("update_network:shared"))
-		}
-		c.Shared = &v
-	}
-	if seg := s.provider(rd, p); rd.err == nil && seg != 0 && seg != n.SegmentationID {
-		rd.fail(invalidInput("Plugin does not support updating provider attributes"))
+	if seg := s.provider(rd, p); rd.Err == nil && seg != 0 && seg != n.SegmentationID {
+		rd.Fail(invalidInput("Plugin does not support updating provider attributes"))
 	}
 	external(rd, p)
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
-		return
+	if rd.Err != nil {
+		return rd.Err
 	}
 	var row Network
-	if !s.propose(w, r, cmdNetworkUpdate, c, &row) {
-		return
-	}
-	if tx, err = s.afterWrite(r.Context()); err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+	tx, err := api.Propose(r.Context(), s.cfg.Repl, cmdNetworkUpdate, c, &row)
+	if err != nil {
+		return err
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"network": networkView(tx, p, &row)})
+	return nil
 }
 
-func (s *Service) deleteNetwork(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	n, err := writableNetwork(tx, principal(r), chi.URLParam(r, "id"), "delete_network")
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	if s.propose(w, r, cmdNetworkDelete, idCmd{ID: n.ID, Now: s.now()}, nil) {
-		w.WriteHeader(http.StatusNoContent)
-	}
+func (s *Service) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
+	return remove(s, w, r, cmdNetworkDelete, "delete_network", s.writableNetwork)
 }

@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"net/http"
 	"net/netip"
 	"sort"
 
@@ -26,7 +25,7 @@ func (sp *ServerPorts) Network(ctx context.Context, p *api.Principal, id string)
 	if err != nil {
 		return Network{}, err
 	}
-	n, err := visibleNetwork(tx, p, id)
+	n, err := sp.s.networks(tx).Get(tx, p, id)
 	if err != nil {
 		return Network{}, err
 	}
@@ -65,7 +64,7 @@ func (sp *ServerPorts) Port(ctx context.Context, p *api.Principal, id string) (P
 	}
 	var pt *Port
 	if p != nil {
-		if pt, err = visiblePort(tx, p, id); err != nil {
+		if pt, err = sp.s.ports(tx).Get(tx, p, id); err != nil {
 			return Port{}, "", err
 		}
 	} else if pt = store.Get[Port](tx, tPorts, id); pt == nil {
@@ -98,7 +97,7 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 	if err != nil {
 		return Port{}, err
 	}
-	n, err := visibleNetwork(tx, p, req.NetworkID)
+	n, err := s.networks(tx).Get(tx, p, req.NetworkID)
 	if err != nil {
 		return Port{}, err
 	}
@@ -119,10 +118,7 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 		}
 	}
 	if named {
-		if err := s.ensureDefaultGroup(ctx, tx, req.Project); err != nil {
-			return Port{}, err
-		}
-		if tx, err = s.afterWrite(ctx); err != nil {
+		if tx, err = s.ensureDefaultGroup(ctx, tx, req.Project); err != nil {
 			return Port{}, err
 		}
 		for _, name := range req.SecurityGroups {
@@ -134,14 +130,14 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 				}
 			}
 			if id == "" {
-				return Port{}, apiError(http.StatusBadRequest, "SecurityGroupNotFound", "Unable to find security_group with name or id '%s'", name)
+				return Port{}, store.Fault(store.KindInvalid, "SecurityGroupNotFound", "Unable to find security_group with name or id '%s'", name)
 			}
 			spec.Port.SecurityGroups = append(spec.Port.SecurityGroups, id)
 		}
 		spec.GroupsGiven = true
 	}
 	var rows []Port
-	if err := s.proposeTo(ctx, cmdPortCreate, portCreateCmd{Ports: []portSpec{spec}, Defaults: s.defaultsFor(tx, req.Project)}, &rows); err != nil {
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdPortCreate, portCreateCmd{Ports: []portSpec{spec}, Defaults: s.defaultsFor(tx, req.Project)}, &rows); err != nil {
 		return Port{}, err
 	}
 	return rows[0], nil
@@ -160,7 +156,7 @@ func (sp *ServerPorts) Bind(ctx context.Context, portID, deviceID, host string) 
 		return notFound("port", portID)
 	}
 	if deviceID != "" && pt.DeviceID != "" && pt.DeviceID != deviceID {
-		return apiError(http.StatusConflict, "PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", pt.ID, pt.NetworkID, pt.DeviceID)
+		return store.Fault(store.KindConflict, "PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", pt.ID, pt.NetworkID, pt.DeviceID)
 	}
 	c := portUpdateCmd{ID: portID, DeviceID: &deviceID, HostID: &host, Now: s.now()}
 	if deviceID == "" {
@@ -170,18 +166,12 @@ func (sp *ServerPorts) Bind(ctx context.Context, portID, deviceID, host string) 
 		owner := "compute:nova"
 		c.DeviceOwner = &owner
 	}
-	return s.proposeTo(ctx, cmdPortUpdate, c, nil)
+	_, err = api.Propose(ctx, s.cfg.Repl, cmdPortUpdate, c, nil)
+	return err
 }
 
 // Delete deletes a port.
 func (sp *ServerPorts) Delete(ctx context.Context, portID string) error {
-	return sp.s.proposeTo(ctx, cmdPortDelete, idCmd{ID: portID, Now: sp.s.now()}, nil)
-}
-
-func (s *Service) proposeTo(ctx context.Context, typ string, body, out any) error {
-	res, err := s.cfg.Repl.Propose(ctx, typ, body)
-	if err == nil && out != nil {
-		err = res.Decode(out)
-	}
+	_, err := api.Propose(ctx, sp.s.cfg.Repl, cmdPortDelete, idCmd{ID: portID, Now: sp.s.now()}, nil)
 	return err
 }

@@ -1,10 +1,10 @@
 package network
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -13,8 +13,8 @@ import (
 
 var portAttrs = newAttrSpec(
 	"name description admin_state_up fixed_ips device_id device_owner security_groups port_security_enabled "+
-		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile",
-	"network_id tenant_id project_id mac_address",
+		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile mac_address",
+	"network_id tenant_id project_id",
 	"id status binding:vif_type binding:vif_details created_at updated_at revision_number tags")
 
 // maxAddressPairs is Neutron's default max_allowed_address_pair.
@@ -29,16 +29,18 @@ func canSeePort(tx *memdb.Txn, p *api.Principal, pt *Port) bool {
 	return n != nil && p.CanRead(n.Project)
 }
 
-func visiblePort(tx *memdb.Txn, p *api.Principal, id string) (*Port, error) {
-	pt := store.Get[Port](tx, tPorts, id)
-	if pt == nil || !canSeePort(tx, p, pt) {
-		return nil, notFound("port", id)
-	}
-	return pt, nil
+// ports is the ports collection as seen in tx.
+func (s *Service) ports(tx *memdb.Txn) api.Collection[Port] {
+	return api.Collection[Port]{Table: tPorts, One: "port",
+		Visible:  func(p *api.Principal, pt *Port) bool { return canSeePort(tx, p, pt) },
+		View:     func(_ *memdb.Txn, _ *api.Principal, pt *Port) api.View { return portView(pt) },
+		NotFound: func(id string) error { return notFound("port", id) }, Listing: s.listing("ports")}
 }
 
-func writablePort(tx *memdb.Txn, p *api.Principal, id, action string) (*Port, error) {
-	pt, err := visiblePort(tx, p, id)
+// writablePort returns the port if the caller may change it: its
+// project's or its network's owner.
+func (s *Service) writablePort(tx *memdb.Txn, p *api.Principal, id, action string) (*Port, error) {
+	pt, err := s.ports(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +52,7 @@ func writablePort(tx *memdb.Txn, p *api.Principal, id, action string) (*Port, er
 	return pt, nil
 }
 
-func portView(pt *Port) map[string]any {
+func portView(pt *Port) api.View {
 	ips := make([]map[string]any, 0, len(pt.FixedIPs))
 	for _, f := range pt.FixedIPs {
 		ips = append(ips, map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IP})
@@ -78,71 +80,75 @@ func portView(pt *Port) map[string]any {
 	}
 }
 
-func (s *Service) listPorts(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+// byFixedIPs filters ports by fixed_ips=ip_address=X, subnet_id=Y or
+// ip_address_substr=Z: a port passes if one of its addresses satisfies
+// every key given.
+func byFixedIPs(v api.View, want []string) (bool, error) {
+	conds := map[string][]string{}
+	for _, w := range want {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			continue
+		}
+		conds[k] = append(conds[k], v)
 	}
-	p := principal(r)
-	var views []map[string]any
-	for _, pt := range store.All[Port](tx, tPorts, "id") {
-		if canSeePort(tx, p, pt) {
-			views = append(views, portView(pt))
+	ips, _ := v["fixed_ips"].([]map[string]any)
+	for _, ip := range ips {
+		all := true
+		for k, vs := range conds {
+			val := fmt.Sprint(ip[strings.TrimSuffix(k, "_substr")])
+			hit := false
+			for _, v := range vs {
+				if val == v || strings.HasSuffix(k, "_substr") && strings.Contains(val, v) {
+					hit = true
+				}
+			}
+			all = all && hit
+		}
+		if all {
+			return true, nil
 		}
 	}
-	s.list(w, r, "ports", views)
-}
-
-func (s *Service) showPort(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	pt, err := visiblePort(tx, principal(r), chi.URLParam(r, "id"))
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	show(w, r, "port", portView(pt))
+	return false, nil
 }
 
 // readFixedIPs reads fixed_ips: [{subnet_id}, {ip_address}, or both].
 // ownsNetwork says whether the caller may pick addresses itself.
-func readFixedIPs(rd *reader, ownsNetwork bool) []ipRequest {
-	dicts := rd.dicts("fixed_ips")
+func readFixedIPs(rd *api.Input, ownsNetwork bool) []ipRequest {
+	dicts := rd.Objects("fixed_ips")
 	out := make([]ipRequest, 0, len(dicts))
 	seen := map[string]bool{}
 	for _, d := range dicts {
 		for k := range d {
 			if k != "subnet_id" && k != "ip_address" {
-				rd.fail(badInput("fixed_ips", "Unrecognized attribute(s) '%s'", k))
+				rd.Fail(badInput("fixed_ips", "Unrecognized attribute(s) '%s'", k))
 				return nil
 			}
 		}
-		sub := &reader{o: d}
-		rq := ipRequest{SubnetID: sub.str("subnet_id", "", 64), IP: sub.str("ip_address", "", 64)}
-		if sub.err != nil {
-			rd.fail(badInput("fixed_ips", "%v", sub.err))
+		sub := input(d)
+		rq := ipRequest{SubnetID: sub.Str("subnet_id", "", 64), IP: sub.Str("ip_address", "", 64)}
+		if sub.Err != nil {
+			rd.Fail(badInput("fixed_ips", "%v", sub.Err))
 			return nil
 		}
 		if rq.SubnetID == "" && rq.IP == "" {
-			rd.fail(badInput("fixed_ips", "each entry needs a subnet_id or an ip_address"))
+			rd.Fail(badInput("fixed_ips", "each entry needs a subnet_id or an ip_address"))
 			return nil
 		}
 		if rq.IP != "" {
 			a, err := parseIP(rq.IP)
 			if err != nil {
-				rd.fail(badInput("fixed_ips", "%v", err))
+				rd.Fail(badInput("fixed_ips", "%v", err))
 				return nil
 			}
 			rq.IP = a.String()
 			if seen[rq.IP] {
-				rd.fail(badInput("fixed_ips", "Duplicate IP address '%s'", rq.IP))
+				rd.Fail(badInput("fixed_ips", "Duplicate IP address '%s'", rq.IP))
 				return nil
 			}
 			seen[rq.IP] = true
 			if !ownsNetwork {
-				rd.fail(policyDenied("create_port:fixed_ips:ip_address"))
+				rd.Fail(policyDenied("create_port:fixed_ips:ip_address"))
 				return nil
 			}
 		}
@@ -152,10 +158,10 @@ func readFixedIPs(rd *reader, ownsNetwork bool) []ipRequest {
 }
 
 // readPairs reads allowed_address_pairs.
-func readPairs(rd *reader) []AddressPair {
-	dicts := rd.dicts("allowed_address_pairs")
+func readPairs(rd *api.Input) []AddressPair {
+	dicts := rd.Objects("allowed_address_pairs")
 	if len(dicts) > maxAddressPairs {
-		rd.fail(apiError(http.StatusBadRequest, "AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxAddressPairs))
+		rd.Fail(store.Fault(store.KindInvalid, "AllowedAddressPairExhausted", "The number of allowed address pair exceeds the maximum %d.", maxAddressPairs))
 		return nil
 	}
 	out := make([]AddressPair, 0, len(dicts))
@@ -163,34 +169,34 @@ func readPairs(rd *reader) []AddressPair {
 	for _, d := range dicts {
 		for k := range d {
 			if k != "ip_address" && k != "mac_address" {
-				rd.fail(badInput("allowed_address_pairs", "Unrecognized attribute(s) '%s'", k))
+				rd.Fail(badInput("allowed_address_pairs", "Unrecognized attribute(s) '%s'", k))
 				return nil
 			}
 		}
-		sub := &reader{o: d}
-		ap := AddressPair{IP: strings.TrimSpace(sub.str("ip_address", "", 64)), MAC: sub.str("mac_address", "", 64)}
-		if sub.err != nil {
-			rd.fail(badInput("allowed_address_pairs", "%v", sub.err))
+		sub := input(d)
+		ap := AddressPair{IP: strings.TrimSpace(sub.Str("ip_address", "", 64)), MAC: sub.Str("mac_address", "", 64)}
+		if sub.Err != nil {
+			rd.Fail(badInput("allowed_address_pairs", "%v", sub.Err))
 			return nil
 		}
 		if ap.IP == "" {
-			rd.fail(apiError(http.StatusBadRequest, "AllowedAddressPairsMissingIP", "AllowedAddressPair must contain ip_address"))
+			rd.Fail(store.Fault(store.KindInvalid, "AllowedAddressPairsMissingIP", "AllowedAddressPair must contain ip_address"))
 			return nil
 		}
 		if _, err := parseCIDROrIP(ap.IP); err != nil {
-			rd.fail(badInput("allowed_address_pairs", "%v", err))
+			rd.Fail(badInput("allowed_address_pairs", "%v", err))
 			return nil
 		}
 		if ap.MAC != "" {
 			m, ok := validMAC(ap.MAC)
 			if !ok {
-				rd.fail(badInput("allowed_address_pairs", "'%s' is not a valid MAC address", ap.MAC))
+				rd.Fail(badInput("allowed_address_pairs", "'%s' is not a valid MAC address", ap.MAC))
 				return nil
 			}
 			ap.MAC = m
 		}
 		if seen[ap] {
-			rd.fail(apiError(http.StatusBadRequest, "DuplicateAddressPairInRequest", "Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MAC, ap.IP))
+			rd.Fail(store.Fault(store.KindInvalid, "DuplicateAddressPairInRequest", "Request contains duplicate address pair: mac_address %s ip_address %s.", ap.MAC, ap.IP))
 			return nil
 		}
 		seen[ap] = true
@@ -199,8 +205,8 @@ func readPairs(rd *reader) []AddressPair {
 	return out
 }
 
-func readGroups(rd *reader) []string {
-	list := rd.strs("security_groups")
+func readGroups(rd *api.Input) []string {
+	list := rd.Strs("security_groups")
 	out := make([]string, 0, len(list))
 	seen := map[string]bool{}
 	for _, g := range list {
@@ -212,175 +218,153 @@ func readGroups(rd *reader) []string {
 	return out
 }
 
-func readBinding(rd *reader) {
-	if v := rd.str("binding:vnic_type", "normal", 64); rd.err == nil && v != "normal" {
-		rd.fail(badInput("binding:vnic_type", "%s is not in ['normal']", v))
+func readBinding(rd *api.Input) {
+	if v := rd.Str("binding:vnic_type", "normal", 64); rd.Err == nil && v != "normal" {
+		rd.Fail(badInput("binding:vnic_type", "%s is not in ['normal']", v))
 	}
-	if rd.has("binding:profile") && !rd.isNull("binding:profile") {
-		if m, ok := rd.o["binding:profile"].(map[string]any); !ok || len(m) > 0 {
-			rd.fail(badInput("binding:profile", "binding profiles are not supported"))
+	if rd.Has("binding:profile") && !rd.IsNull("binding:profile") {
+		if m, ok := rd.Obj["binding:profile"].(map[string]any); !ok || len(m) > 0 {
+			rd.Fail(badInput("binding:profile", "binding profiles are not supported"))
 		}
 	}
 }
 
-func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o obj) (portSpec, error) {
+func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (portSpec, error) {
 	var sp portSpec
 	if err := portAttrs.check(o, http.MethodPost); err != nil {
 		return sp, err
 	}
-	rd := &reader{o: o}
+	rd := input(o)
 	now := s.now()
 	pt := Port{ID: api.NewUUID(), Status: "DOWN", VNICType: "normal", CreatedAt: now, UpdatedAt: now}
-	pt.NetworkID = rd.str("network_id", "", 64)
-	if rd.err == nil && pt.NetworkID == "" {
+	pt.NetworkID = rd.Str("network_id", "", 64)
+	if rd.Err == nil && pt.NetworkID == "" {
 		return sp, badInput("network_id", "'network_id' is a required property")
 	}
-	if rd.err != nil {
-		return sp, rd.err
+	if rd.Err != nil {
+		return sp, rd.Err
 	}
-	n, err := visibleNetwork(tx, p, pt.NetworkID)
+	n, err := s.networks(tx).Get(tx, p, pt.NetworkID)
 	if err != nil {
 		return sp, err
 	}
 	owns := p.CanWrite(n.Project)
-	pt.Project = rd.project(p)
-	pt.Name = rd.str("name", "", 255)
-	pt.Description = rd.str("description", "", 255)
-	pt.AdminStateUp = rd.boolean("admin_state_up", true)
-	pt.DeviceID = rd.str("device_id", "", 255)
-	pt.DeviceOwner = rd.str("device_owner", "", 255)
-	pt.HostID = rd.str("binding:host_id", "", 255)
+	pt.Project = readProject(rd, p)
+	pt.Name = rd.Str("name", "", 255)
+	pt.Description = rd.Str("description", "", 255)
+	pt.AdminStateUp = rd.Bool("admin_state_up", true)
+	pt.DeviceID = rd.Str("device_id", "", 255)
+	pt.DeviceOwner = rd.Str("device_owner", "", 255)
+	pt.HostID = rd.Str("binding:host_id", "", 255)
 	readBinding(rd)
-	if rd.has("mac_address") {
-		m := rd.str("mac_address", "", 64)
-		if rd.err == nil {
+	if rd.Has("mac_address") {
+		m := rd.Str("mac_address", "", 64)
+		if rd.Err == nil {
 			mac, ok := validMAC(m)
 			switch {
 			case !ok:
-				rd.fail(badInput("mac_address", "'%s' is not a valid MAC address", m))
+				rd.Fail(badInput("mac_address", "'%s' is not a valid MAC address", m))
 			case !owns:
-				rd.fail(policyDenied("create_port:mac_address"))
+				rd.Fail(policyDenied("create_port:mac_address"))
 			}
 			pt.MAC, sp.MACGiven = mac, true
 		}
 	}
-	if rd.has("fixed_ips") {
+	if rd.Has("fixed_ips") {
 		ips := readFixedIPs(rd, owns)
 		sp.IPs = &ips
 	}
-	if rd.has("port_security_enabled") {
-		v := rd.boolean("port_security_enabled", true)
+	if rd.Has("port_security_enabled") {
+		v := rd.Bool("port_security_enabled", true)
 		sp.PortSecurity = &v
 	}
-	if rd.has("security_groups") {
+	if rd.Has("security_groups") {
 		pt.SecurityGroups = readGroups(rd)
 		sp.GroupsGiven = true
 	}
 	pt.AllowedAddressPairs = readPairs(rd)
-	if rd.err != nil {
-		return sp, rd.err
+	if rd.Err != nil {
+		return sp, rd.Err
 	}
 	sp.Port = pt
 	return sp, nil
 }
 
-func (s *Service) createPorts(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
-	objs, bulk, err := bodies(r, "port", "ports")
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	var c portCreateCmd
-	var projects []string
-	for _, o := range objs {
-		sp, err := s.parsePort(tx, p, o)
-		if err != nil {
-			api.Fail(w, r, writeError, err)
-			return
-		}
-		c.Ports = append(c.Ports, sp)
-		projects = append(projects, sp.Port.Project)
-	}
-	c.Defaults = s.defaultsFor(tx, projects...)
-	var rows []Port
-	if !s.propose(w, r, cmdPortCreate, c, &rows) {
-		return
-	}
-	views := make([]map[string]any, 0, len(rows))
-	for i := range rows {
-		views = append(views, portView(&rows[i]))
-	}
-	created(w, "port", "ports", bulk, views)
+// portCreation makes ports, with their projects' default security groups
+// if they have none yet.
+func (s *Service) portCreation() creation[portSpec, Port] {
+	return creation[portSpec, Port]{one: "port", many: "ports", parse: s.parsePort,
+		command: func(tx *memdb.Txn, specs []portSpec) (string, any) {
+			projects := make([]string, 0, len(specs))
+			for _, sp := range specs {
+				projects = append(projects, sp.Port.Project)
+			}
+			return cmdPortCreate, portCreateCmd{Ports: specs, Defaults: s.defaultsFor(tx, projects...)}
+		},
+		view: func(_ *memdb.Txn, _ *api.Principal, pt *Port) api.View { return portView(pt) }}
 }
 
-func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) {
+func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	pt, err := writablePort(tx, p, chi.URLParam(r, "id"), "update_port")
+	ch, err := readChange(s, r, "port", portAttrs, "update_port", s.writablePort)
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	objs, _, err := bodies(r, "port", "")
-	if err == nil {
-		err = portAttrs.check(objs[0], http.MethodPut)
-	}
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	n := store.Get[Network](tx, tNetworks, pt.NetworkID)
+	pt, rd := ch.row, ch.in
+	n := store.Get[Network](ch.tx, tNetworks, pt.NetworkID)
 	owns := n != nil && p.CanWrite(n.Project)
-	rd := &reader{o: objs[0]}
-	c := portUpdateCmd{ID: pt.ID, Now: s.now()}
-	strField := func(f string, dst **string) {
-		if rd.has(f) {
-			v := rd.str(f, "", 255)
-			*dst = &v
-		}
-	}
-	strField("name", &c.Name)
-	strField("description", &c.Description)
-	strField("device_id", &c.DeviceID)
-	strField("device_owner", &c.DeviceOwner)
-	strField("binding:host_id", &c.HostID)
+	c := portUpdateCmd{ifMatch: ch.match, ID: pt.ID, Now: s.now()}
+	c.Name = optStr(rd, "name", 255)
+	c.Description = optStr(rd, "description", 255)
+	c.DeviceID = optStr(rd, "device_id", 255)
+	c.DeviceOwner = optStr(rd, "device_owner", 255)
+	c.HostID = optStr(rd, "binding:host_id", 255)
 	readBinding(rd)
-	if rd.has("admin_state_up") {
-		v := rd.boolean("admin_state_up", true)
-		c.AdminStateUp = &v
-	}
-	if rd.has("port_security_enabled") {
-		v := rd.boolean("port_security_enabled", true)
-		c.PortSecurity = &v
-	}
-	if rd.has("fixed_ips") {
-		v := readFixedIPs(rd, owns || keepsAddresses(rd.o["fixed_ips"], pt))
+	c.AdminStateUp = optBool(rd, "admin_state_up", true)
+	c.PortSecurity = optBool(rd, "port_security_enabled", true)
+	if rd.Has("fixed_ips") {
+		v := readFixedIPs(rd, owns || keepsAddresses(rd.Obj["fixed_ips"], pt))
 		c.IPs = &v
 	}
-	if rd.has("security_groups") {
+	if rd.Has("security_groups") {
 		v := readGroups(rd)
 		c.Groups = &v
 	}
-	if rd.has("allowed_address_pairs") {
+	if rd.Has("allowed_address_pairs") {
 		v := readPairs(rd)
 		c.Pairs = &v
 	}
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
-		return
+	if rd.Has("mac_address") {
+		c.MAC = readNewMAC(rd, p)
+	}
+	if rd.Err != nil {
+		return rd.Err
 	}
 	var row Port
-	if s.propose(w, r, cmdPortUpdate, c, &row) {
-		api.JSON(w, http.StatusOK, map[string]any{"port": portView(&row)})
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortUpdate, c, &row); err != nil {
+		return err
 	}
+	api.JSON(w, http.StatusOK, map[string]any{"port": portView(&row)})
+	return nil
+}
+
+// readNewMAC reads the mac_address of a port update: as in Neutron's
+// default policy, only an admin may change it.
+func readNewMAC(rd *api.Input, p *api.Principal) *string {
+	m := rd.Str("mac_address", "", 64)
+	if rd.Err != nil {
+		return nil
+	}
+	mac, ok := validMAC(m)
+	if !ok {
+		rd.Fail(badInput("mac_address", "'%s' is not a valid MAC address", m))
+		return nil
+	}
+	if !p.IsAdmin() {
+		rd.Fail(policyDenied("update_port:mac_address"))
+		return nil
+	}
+	return &mac
 }
 
 // keepsAddresses reports whether every address named in a fixed_ips update
@@ -407,17 +391,6 @@ func keepsAddresses(v any, pt *Port) bool {
 	return true
 }
 
-func (s *Service) deletePort(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	pt, err := writablePort(tx, principal(r), chi.URLParam(r, "id"), "delete_port")
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	if s.propose(w, r, cmdPortDelete, idCmd{ID: pt.ID, Now: s.now()}, nil) {
-		w.WriteHeader(http.StatusNoContent)
-	}
+func (s *Service) deletePort(w http.ResponseWriter, r *http.Request) error {
+	return remove(s, w, r, cmdPortDelete, "delete_port", s.writablePort)
 }

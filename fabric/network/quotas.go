@@ -11,129 +11,116 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-func quotaView(tx *memdb.Txn, project string) map[string]any {
-	out := map[string]any{}
+// quotas declares how Neutron shows quotas on the kit's shape.
+func quotas() api.Quotas {
+	names := make([]string, 0, len(defaultQuotas))
 	for k := range defaultQuotas {
-		out[k] = quotaLimit(tx, project, k)
+		names = append(names, k)
 	}
-	return out
+	sort.Strings(names)
+	return api.Quotas{
+		Names:   func(*http.Request) []string { return names },
+		Limit:   quotaLimit,
+		Used:    func(_ *http.Request, tx *memdb.Txn, project, name string) int { return usage(tx, project, name) },
+		UsedKey: "used",
+	}
 }
 
 // quotaProject is the {project} of a quota path, which the caller must be
 // allowed to read.
-func quotaProject(w http.ResponseWriter, r *http.Request) (string, bool) {
-	project := chi.URLParam(r, "project")
-	p := principal(r)
-	if !p.IsAdmin() && project != p.ProjectID {
-		writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "Non-admin is not authorised to access quotas for another tenant"})
-		return "", false
-	}
-	return project, true
+func quotaProject(r *http.Request) (string, error) {
+	return api.QuotaProject(r, &api.Error{Status: http.StatusForbidden, Msg: "Non-admin is not authorised to access quotas for another tenant"})
 }
 
-func (s *Service) listQuotas(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) listQuotas(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	p := principal(r)
 	out := []map[string]any{}
 	for _, q := range store.All[Quota](tx, tQuotas, "id") {
 		if p.IsAdmin() || q.ID == p.ProjectID {
-			v := quotaView(tx, q.ID)
+			v := quotas().Limits(r, tx, q.ID)
 			v["project_id"], v["tenant_id"] = q.ID, q.ID
 			out = append(out, v)
 		}
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"quotas": out})
+	return nil
 }
 
-func (s *Service) showQuota(w http.ResponseWriter, r *http.Request) {
-	project, ok := quotaProject(w, r)
-	if !ok {
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"quota": quotaView(tx, project)})
-}
-
-func (s *Service) showDefaultQuota(w http.ResponseWriter, r *http.Request) {
-	if _, ok := quotaProject(w, r); !ok {
-		return
-	}
-	out := map[string]any{}
-	for k, v := range defaultQuotas {
-		out[k] = v
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"quota": out})
-}
-
-func (s *Service) showQuotaDetails(w http.ResponseWriter, r *http.Request) {
-	project, ok := quotaProject(w, r)
-	if !ok {
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	out := map[string]any{}
-	for k := range defaultQuotas {
-		out[k] = map[string]any{"limit": quotaLimit(tx, project, k), "used": usage(tx, project, k), "reserved": 0}
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"quota": out})
-}
-
-func (s *Service) updateQuota(w http.ResponseWriter, r *http.Request) {
-	if !principal(r).IsAdmin() {
-		api.Fail(w, r, writeError, policyDenied("update_quota"))
-		return
-	}
-	project := chi.URLParam(r, "project")
-	objs, _, err := bodies(r, "quota", "")
+// showQuotaWith answers a GET of one project's quotas, shown by view.
+func (s *Service) showQuotaWith(w http.ResponseWriter, r *http.Request, view func(tx *memdb.Txn, project string) map[string]any) error {
+	project, err := quotaProject(r)
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	c := quotaSetCmd{Project: project, Limits: map[string]int{}}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"quota": view(tx, project)})
+	return nil
+}
+
+func (s *Service) showQuota(w http.ResponseWriter, r *http.Request) error {
+	return s.showQuotaWith(w, r, func(tx *memdb.Txn, project string) map[string]any { return quotas().Limits(r, tx, project) })
+}
+
+func (s *Service) showDefaultQuota(w http.ResponseWriter, r *http.Request) error {
+	return s.showQuotaWith(w, r, func(tx *memdb.Txn, _ string) map[string]any { return quotas().Defaults(r, tx) })
+}
+
+func (s *Service) showQuotaDetails(w http.ResponseWriter, r *http.Request) error {
+	return s.showQuotaWith(w, r, func(tx *memdb.Txn, project string) map[string]any { return quotas().Detail(r, tx, project) })
+}
+
+// readLimits reads a quota update: known resources only, each an integer
+// of at least -1 (unlimited).
+func readLimits(o api.Object) (map[string]int, error) {
+	limits := map[string]int{}
 	var unknown []string
-	for k, v := range objs[0] {
+	for k, v := range o {
 		if _, ok := defaultQuotas[k]; !ok {
 			unknown = append(unknown, k)
 			continue
 		}
-		n, ok := toInt(v)
+		n, ok := api.ToInt(v)
 		if !ok || n < -1 {
-			api.Fail(w, r, writeError, badInput(k, "'%s' should be an integer greater than or equal to -1", textOf(v)))
-			return
+			return nil, badInput(k, "'%s' should be an integer greater than or equal to -1", api.Text(v))
 		}
-		c.Limits[k] = n
+		limits[k] = n
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		api.Fail(w, r, writeError, badInput("quota", "Unrecognized attribute(s) '%v'", unknown))
-		return
+		return nil, badInput("quota", "Unrecognized attribute(s) '%v'", unknown)
 	}
-	if !s.propose(w, r, cmdQuotaSet, c, nil) {
-		return
-	}
-	tx, err := s.afterWrite(r.Context())
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"quota": quotaView(tx, project)})
+	return limits, nil
 }
 
-func (s *Service) deleteQuota(w http.ResponseWriter, r *http.Request) {
-	if !principal(r).IsAdmin() {
-		api.Fail(w, r, writeError, policyDenied("delete_quota"))
-		return
+func (s *Service) updateQuota(w http.ResponseWriter, r *http.Request) error {
+	project := chi.URLParam(r, "project")
+	objs, _, err := bodies(r, "quota", "")
+	if err != nil {
+		return err
 	}
-	if s.propose(w, r, cmdQuotaDelete, idCmd{ID: chi.URLParam(r, "project")}, nil) {
-		w.WriteHeader(http.StatusNoContent)
+	limits, err := readLimits(objs[0])
+	if err != nil {
+		return err
 	}
+	tx, err := api.Propose(r.Context(), s.cfg.Repl, cmdQuotaSet, quotaSetCmd{Project: project, Limits: limits}, nil)
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"quota": quotas().Limits(r, tx, project)})
+	return nil
+}
+
+func (s *Service) deleteQuota(w http.ResponseWriter, r *http.Request) error {
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdQuotaDelete, idCmd{ID: chi.URLParam(r, "project")}, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

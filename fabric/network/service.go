@@ -97,50 +97,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Secon
 func (s *Service) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(stripJSONSuffix)
-	r.Get("/", s.versions)
-	r.Group(func(r chi.Router) {
-		r.Use(api.RequireAuth(s.cfg.Auth, writeError))
-		r.Get("/v2.0", s.resources)
-		r.Get("/v2.0/", s.resources)
-		r.Get("/v2.0/extensions", s.listExtensions)
-		r.Get("/v2.0/extensions/{alias}", s.showExtension)
-
-		r.Get("/v2.0/networks", s.listNetworks)
-		r.Post("/v2.0/networks", s.createNetworks)
-		r.Get("/v2.0/networks/{id}", s.showNetwork)
-		r.Put("/v2.0/networks/{id}", s.updateNetwork)
-		r.Delete("/v2.0/networks/{id}", s.deleteNetwork)
-
-		r.Get("/v2.0/subnets", s.listSubnets)
-		r.Post("/v2.0/subnets", s.createSubnets)
-		r.Get("/v2.0/subnets/{id}", s.showSubnet)
-		r.Put("/v2.0/subnets/{id}", s.updateSubnet)
-		r.Delete("/v2.0/subnets/{id}", s.deleteSubnet)
-
-		r.Get("/v2.0/ports", s.listPorts)
-		r.Post("/v2.0/ports", s.createPorts)
-		r.Get("/v2.0/ports/{id}", s.showPort)
-		r.Put("/v2.0/ports/{id}", s.updatePort)
-		r.Delete("/v2.0/ports/{id}", s.deletePort)
-
-		r.Get("/v2.0/security-groups", s.listGroups)
-		r.Post("/v2.0/security-groups", s.createGroup)
-		r.Get("/v2.0/security-groups/{id}", s.showGroup)
-		r.Put("/v2.0/security-groups/{id}", s.updateGroup)
-		r.Delete("/v2.0/security-groups/{id}", s.deleteGroup)
-
-		r.Get("/v2.0/security-group-rules", s.listRules)
-		r.Post("/v2.0/security-group-rules", s.createRules)
-		r.Get("/v2.0/security-group-rules/{id}", s.showRule)
-		r.Delete("/v2.0/security-group-rules/{id}", s.deleteRule)
-
-		r.Get("/v2.0/quotas", s.listQuotas)
-		r.Get("/v2.0/quotas/{project}", s.showQuota)
-		r.Put("/v2.0/quotas/{project}", s.updateQuota)
-		r.Delete("/v2.0/quotas/{project}", s.deleteQuota)
-		r.Get("/v2.0/quotas/{project}/default", s.showDefaultQuota)
-		r.Get("/v2.0/quotas/{project}/details", s.showQuotaDetails)
-	})
+	api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Mount(r, s.routes())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
@@ -148,6 +105,61 @@ func (s *Service) Handler() http.Handler {
 		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 	})
 	return r
+}
+
+// routes is the service's policy as one table. Everything but version
+// discovery needs a token; who may see or change a resource depends on
+// its project (and a network's sharing), which the handlers check, so
+// only the quota writes are decided by role alone. The rules are
+// Neutron's policy names, cited in a 403.
+func (s *Service) routes() []api.Route {
+	const (
+		get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
+		token               = api.Authenticated
+	)
+	return []api.Route{
+		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
+		{Method: get, Path: "/v2.0", Access: token, Handle: s.resources},
+		{Method: get, Path: "/v2.0/", Access: token, Handle: s.resources},
+		{Method: get, Path: "/v2.0/extensions", Access: token, Handle: s.listExtensions},
+		{Method: get, Path: "/v2.0/extensions/{alias}", Access: token, Handle: s.showExtension},
+
+		{Method: get, Path: "/v2.0/networks", Access: token, Rule: "get_network", Handle: list(s, s.networks)},
+		{Method: post, Path: "/v2.0/networks", Access: token, Rule: "create_network", Handle: create(s, s.networkCreation())},
+		{Method: get, Path: "/v2.0/networks/{id}", Access: token, Rule: "get_network", Handle: show(s, s.networks)},
+		{Method: put, Path: "/v2.0/networks/{id}", Access: token, Rule: "update_network", Handle: s.updateNetwork},
+		{Method: del, Path: "/v2.0/networks/{id}", Access: token, Rule: "delete_network", Handle: s.deleteNetwork},
+
+		{Method: get, Path: "/v2.0/subnets", Access: token, Rule: "get_subnet", Handle: list(s, s.subnets)},
+		{Method: post, Path: "/v2.0/subnets", Access: token, Rule: "create_subnet", Handle: create(s, s.subnetCreation())},
+		{Method: get, Path: "/v2.0/subnets/{id}", Access: token, Rule: "get_subnet", Handle: show(s, s.subnets)},
+		{Method: put, Path: "/v2.0/subnets/{id}", Access: token, Rule: "update_subnet", Handle: s.updateSubnet},
+		{Method: del, Path: "/v2.0/subnets/{id}", Access: token, Rule: "delete_subnet", Handle: s.deleteSubnet},
+
+		{Method: get, Path: "/v2.0/ports", Access: token, Rule: "get_port", Handle: list(s, s.ports)},
+		{Method: post, Path: "/v2.0/ports", Access: token, Rule: "create_port", Handle: create(s, s.portCreation())},
+		{Method: get, Path: "/v2.0/ports/{id}", Access: token, Rule: "get_port", Handle: show(s, s.ports)},
+		{Method: put, Path: "/v2.0/ports/{id}", Access: token, Rule: "update_port", Handle: s.updatePort},
+		{Method: del, Path: "/v2.0/ports/{id}", Access: token, Rule: "delete_port", Handle: s.deletePort},
+
+		{Method: get, Path: "/v2.0/security-groups", Access: token, Rule: "get_security_group", Handle: s.listGroups},
+		{Method: post, Path: "/v2.0/security-groups", Access: token, Rule: "create_security_group", Handle: s.createGroup},
+		{Method: get, Path: "/v2.0/security-groups/{id}", Access: token, Rule: "get_security_group", Handle: show(s, s.groups)},
+		{Method: put, Path: "/v2.0/security-groups/{id}", Access: token, Rule: "update_security_group", Handle: s.updateGroup},
+		{Method: del, Path: "/v2.0/security-groups/{id}", Access: token, Rule: "delete_security_group", Handle: s.deleteGroup},
+
+		{Method: get, Path: "/v2.0/security-group-rules", Access: token, Rule: "get_security_group_rule", Handle: list(s, s.rules)},
+		{Method: post, Path: "/v2.0/security-group-rules", Access: token, Rule: "create_security_group_rule", Handle: create(s, s.ruleCreation())},
+		{Method: get, Path: "/v2.0/security-group-rules/{id}", Access: token, Rule: "get_security_group_rule", Handle: show(s, s.rules)},
+		{Method: del, Path: "/v2.0/security-group-rules/{id}", Access: token, Rule: "delete_security_group_rule", Handle: s.deleteRule},
+
+		{Method: get, Path: "/v2.0/quotas", Access: token, Rule: "get_quota", Handle: s.listQuotas},
+		{Method: get, Path: "/v2.0/quotas/{project}", Access: token, Rule: "get_quota", Handle: s.showQuota},
+		{Method: put, Path: "/v2.0/quotas/{project}", Access: api.Admin, Rule: "update_quota", Handle: s.updateQuota},
+		{Method: del, Path: "/v2.0/quotas/{project}", Access: api.Admin, Rule: "delete_quota", Handle: s.deleteQuota},
+		{Method: get, Path: "/v2.0/quotas/{project}/default", Access: token, Rule: "get_quota", Handle: s.showDefaultQuota},
+		{Method: get, Path: "/v2.0/quotas/{project}/details", Access: token, Rule: "get_quota", Handle: s.showQuotaDetails},
+	}
 }
 
 // stripJSONSuffix serves /v2.0/networks.json as /v2.0/networks, as Neutron
@@ -186,14 +198,15 @@ func (s *Service) baseURL(r *http.Request) string {
 	return base + s.cfg.Prefix
 }
 
-func (s *Service) versions(w http.ResponseWriter, r *http.Request) {
+func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
 	api.JSON(w, http.StatusOK, map[string]any{"versions": []any{map[string]any{
 		"id": "v2.0", "status": "CURRENT",
 		"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/"}},
 	}}})
+	return nil
 }
 
-func (s *Service) resources(w http.ResponseWriter, r *http.Request) {
+func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 	var out []any
 	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"},
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"}} {
@@ -201,6 +214,7 @@ func (s *Service) resources(w http.ResponseWriter, r *http.Request) {
 			"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/" + c[1]}}})
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"resources": out})
+	return nil
 }
 
 // extensions are the API extensions this service really implements.
@@ -227,53 +241,24 @@ func extensionView(alias, name, desc string) map[string]any {
 	return map[string]any{"alias": alias, "name": name, "description": desc, "links": []any{}, "updated": "2013-01-01T00:00:00-00:00"}
 }
 
-func (s *Service) listExtensions(w http.ResponseWriter, r *http.Request) {
+func (s *Service) listExtensions(w http.ResponseWriter, r *http.Request) error {
 	out := make([]any, 0, len(extensions))
 	for _, e := range extensions {
 		out = append(out, extensionView(e.alias, e.name, e.desc))
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"extensions": out})
+	return nil
 }
 
-func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
+func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) error {
 	alias := chi.URLParam(r, "alias")
 	for _, e := range extensions {
 		if e.alias == alias {
 			api.JSON(w, http.StatusOK, map[string]any{"extension": extensionView(e.alias, e.name, e.desc)})
-			return
+			return nil
 		}
 	}
-	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"})
-}
-
-// Shared plumbing of the handlers.
-
-func (s *Service) read(w http.ResponseWriter, r *http.Request) (*memdb.Txn, bool) {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return nil, false
-	}
-	return tx, true
-}
-
-// afterWrite reads the state a proposal just produced: Propose returns once
-// this node applied it, so the local state has it.
-func (s *Service) afterWrite(ctx context.Context) (*memdb.Txn, error) {
-	return store.AfterWrite(ctx, s.cfg.Repl)
-}
-
-// propose proposes a command and decodes its result into out (if not nil).
-func (s *Service) propose(w http.ResponseWriter, r *http.Request, typ string, body, out any) bool {
-	res, err := s.cfg.Repl.Propose(r.Context(), typ, body)
-	if err == nil && out != nil {
-		err = res.Decode(out)
-	}
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return false
-	}
-	return true
+	return &api.Error{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"}
 }
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
@@ -298,14 +283,14 @@ func (s *Service) defaultsFor(tx *memdb.Txn, projects ...string) []defaultGroupC
 }
 
 // ensureDefaultGroup makes the caller's project's default group if it
-// has none, as Neutron does on the first touch of the API.
-func (s *Service) ensureDefaultGroup(ctx context.Context, tx *memdb.Txn, project string) error {
+// has none, as Neutron does on the first touch of the API, and returns
+// the state that has it.
+func (s *Service) ensureDefaultGroup(ctx context.Context, tx *memdb.Txn, project string) (*memdb.Txn, error) {
 	ds := s.defaultsFor(tx, project)
 	if len(ds) == 0 {
-		return nil
+		return tx, nil
 	}
-	_, err := s.cfg.Repl.Propose(ctx, cmdGroupDefault, ds[0])
-	return err
+	return api.Propose(ctx, s.cfg.Repl, cmdGroupDefault, ds[0], nil)
 }
 
 func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }

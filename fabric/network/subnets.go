@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -36,7 +35,7 @@ func nullable(s string) any {
 	return s
 }
 
-func subnetView(s *Subnet) map[string]any {
+func subnetView(s *Subnet) api.View {
 	pools := make([]map[string]any, 0, len(s.AllocationPools))
 	for _, pl := range s.AllocationPools {
 		pools = append(pools, map[string]any{"start": pl.Start, "end": pl.End})
@@ -59,53 +58,26 @@ func subnetView(s *Subnet) map[string]any {
 	}
 }
 
-func (s *Service) listSubnets(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	p := principal(r)
-	var views []map[string]any
-	for _, sn := range store.All[Subnet](tx, tSubnets, "id") {
-		if canSeeSubnet(tx, p, sn) {
-			views = append(views, subnetView(sn))
-		}
-	}
-	s.list(w, r, "subnets", views)
-}
-
-func visibleSubnet(tx *memdb.Txn, p *api.Principal, id string) (*Subnet, error) {
-	sn := store.Get[Subnet](tx, tSubnets, id)
-	if sn == nil || !canSeeSubnet(tx, p, sn) {
-		return nil, notFound("subnet", id)
-	}
-	return sn, nil
-}
-
-func (s *Service) showSubnet(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	sn, err := visibleSubnet(tx, principal(r), chi.URLParam(r, "id"))
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	show(w, r, "subnet", subnetView(sn))
+// subnets is the subnets collection as seen in tx: a subnet is visible
+// with its network.
+func (s *Service) subnets(tx *memdb.Txn) api.Collection[Subnet] {
+	return api.Collection[Subnet]{Table: tSubnets, One: "subnet",
+		Visible:  func(p *api.Principal, sn *Subnet) bool { return canSeeSubnet(tx, p, sn) },
+		View:     func(_ *memdb.Txn, _ *api.Principal, sn *Subnet) api.View { return subnetView(sn) },
+		NotFound: func(id string) error { return notFound("subnet", id) }, Listing: s.listing("subnets")}
 }
 
 // readPools reads allocation_pools as written ([{start, end}]).
-func readPools(rd *reader) []Pool {
+func readPools(rd *api.Input) []Pool {
 	var out []Pool
-	for _, d := range rd.dicts("allocation_pools") {
-		sub := &reader{o: d}
-		pl := Pool{Start: sub.str("start", "", 64), End: sub.str("end", "", 64)}
-		if sub.err == nil && (pl.Start == "" || pl.End == "") {
-			sub.fail(badInput("allocation_pools", "each pool needs a start and an end"))
+	for _, d := range rd.Objects("allocation_pools") {
+		sub := input(d)
+		pl := Pool{Start: sub.Str("start", "", 64), End: sub.Str("end", "", 64)}
+		if sub.Err == nil && (pl.Start == "" || pl.End == "") {
+			sub.Fail(badInput("allocation_pools", "each pool needs a start and an end"))
 		}
-		if sub.err != nil {
-			rd.fail(sub.err)
+		if sub.Err != nil {
+			rd.Fail(sub.Err)
 			return nil
 		}
 		out = append(out, pl)
@@ -114,86 +86,86 @@ func readPools(rd *reader) []Pool {
 }
 
 // readDNS reads dns_nameservers: addresses, no duplicates, at most 5.
-func readDNS(rd *reader) []string {
-	list := rd.strs("dns_nameservers")
-	if rd.err != nil {
+func readDNS(rd *api.Input) []string {
+	list := rd.Strs("dns_nameservers")
+	if rd.Err != nil {
 		return nil
 	}
 	out := make([]string, 0, len(list))
 	for _, d := range list {
 		a, err := parseIP(d)
 		if err != nil {
-			rd.fail(badInput("dns_nameservers", "'%s' is not a valid nameserver", d))
+			rd.Fail(badInput("dns_nameservers", "'%s' is not a valid nameserver", d))
 			return nil
 		}
 		out = append(out, a.String())
 	}
 	if len(out) > maxDNSNameservers {
-		rd.fail(apiError(http.StatusBadRequest, "DNSNameServersExhausted", "Unable to complete operation for subnet. The number of DNS nameservers exceeds the limit %d.", maxDNSNameservers))
+		rd.Fail(store.Fault(store.KindInvalid, "DNSNameServersExhausted", "Unable to complete operation for subnet. The number of DNS nameservers exceeds the limit %d.", maxDNSNameservers))
 		return nil
 	}
 	if err := noDuplicates("dns_nameservers", out); err != nil {
-		rd.fail(err)
+		rd.Fail(err)
 	}
 	return out
 }
 
 // readRoutes reads host_routes: [{destination CIDR, nexthop IP}].
-func readRoutes(rd *reader) []HostRoute {
-	dicts := rd.dicts("host_routes")
+func readRoutes(rd *api.Input) []HostRoute {
+	dicts := rd.Objects("host_routes")
 	out := make([]HostRoute, 0, len(dicts))
 	seen := map[HostRoute]bool{}
 	for _, d := range dicts {
-		sub := &reader{o: d}
-		dst, hop := sub.str("destination", "", 64), sub.str("nexthop", "", 64)
-		if sub.err != nil {
-			rd.fail(sub.err)
+		sub := input(d)
+		dst, hop := sub.Str("destination", "", 64), sub.Str("nexthop", "", 64)
+		if sub.Err != nil {
+			rd.Fail(sub.Err)
 			return nil
 		}
 		pd, err := parsePrefix(dst)
 		if err != nil {
-			rd.fail(badInput("host_routes", "%v", err))
+			rd.Fail(badInput("host_routes", "%v", err))
 			return nil
 		}
 		nh, err := parseIP(hop)
 		if err != nil {
-			rd.fail(badInput("host_routes", "%v", err))
+			rd.Fail(badInput("host_routes", "%v", err))
 			return nil
 		}
 		hr := HostRoute{Destination: pd.String(), Nexthop: nh.String()}
 		if seen[hr] {
-			rd.fail(badInput("host_routes", "Duplicate hostroute '%s %s'", hr.Destination, hr.Nexthop))
+			rd.Fail(badInput("host_routes", "Duplicate hostroute '%s %s'", hr.Destination, hr.Nexthop))
 			return nil
 		}
 		seen[hr] = true
 		out = append(out, hr)
 	}
 	if len(out) > maxHostRoutes {
-		rd.fail(apiError(http.StatusBadRequest, "HostRoutesExhausted", "Unable to complete operation for subnet. The number of host routes exceeds the limit %d.", maxHostRoutes))
+		rd.Fail(store.Fault(store.KindInvalid, "HostRoutesExhausted", "Unable to complete operation for subnet. The number of host routes exceeds the limit %d.", maxHostRoutes))
 	}
 	return out
 }
 
 // gateway reads gateway_ip for the subnet pfx: def when absent, "" when
 // null.
-func readGateway(rd *reader, pfx netip.Prefix, def string) string {
-	if !rd.has("gateway_ip") {
+func readGateway(rd *api.Input, pfx netip.Prefix, def string) string {
+	if !rd.Has("gateway_ip") {
 		return def
 	}
-	if rd.isNull("gateway_ip") {
+	if rd.IsNull("gateway_ip") {
 		return ""
 	}
-	g := rd.str("gateway_ip", "", 64)
-	if rd.err != nil {
+	g := rd.Str("gateway_ip", "", 64)
+	if rd.Err != nil {
 		return def
 	}
 	gw, err := parseIP(g)
 	if err != nil {
-		rd.fail(badInput("gateway_ip", "'%s' is not a valid IP address", g))
+		rd.Fail(badInput("gateway_ip", "'%s' is not a valid IP address", g))
 		return def
 	}
 	if gw.BitLen() != pfx.Addr().BitLen() || !pfx.Contains(gw) || reserved(pfx, gw) {
-		rd.fail(invalidInput("Gateway is not valid on subnet: %s is not a host address of %s", g, pfx))
+		rd.Fail(invalidInput("Gateway is not valid on subnet: %s is not a host address of %s", g, pfx))
 		return def
 	}
 	return gw.String()
@@ -201,164 +173,170 @@ func readGateway(rd *reader, pfx netip.Prefix, def string) string {
 
 // serviceTypesAndPools refuses what we do not support: subnet pools and
 // service types.
-func unsupportedSubnetAttrs(rd *reader) {
-	if rd.has("subnetpool_id") && !rd.isNull("subnetpool_id") {
-		rd.fail(badInput("subnetpool_id", "subnet pools are not supported"))
+func unsupportedSubnetAttrs(rd *api.Input) {
+	if rd.Has("subnetpool_id") && !rd.IsNull("subnetpool_id") {
+		rd.Fail(badInput("subnetpool_id", "subnet pools are not supported"))
 	}
-	if rd.has("use_default_subnet_pool") && rd.boolean("use_default_subnet_pool", false) {
-		rd.fail(badInput("use_default_subnet_pool", "subnet pools are not supported"))
+	if rd.Has("use_default_subnet_pool") && rd.Bool("use_default_subnet_pool", false) {
+		rd.Fail(badInput("use_default_subnet_pool", "subnet pools are not supported"))
 	}
-	if st := rd.strs("service_types"); len(st) > 0 {
-		rd.fail(badInput("service_types", "subnet service types are not supported"))
+	if st := rd.Strs("service_types"); len(st) > 0 {
+		rd.Fail(badInput("service_types", "subnet service types are not supported"))
 	}
 }
 
 var ipv6Modes = map[string]bool{"slaac": true, "dhcpv6-stateful": true, "dhcpv6-stateless": true}
 
-func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o obj) (Subnet, error) {
+// parseSubnet reads one subnet of a create, in steps: the network and
+// project, the range (ip_version, cidr), the IPv6 modes, then what is
+// handed out on it.
+func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Subnet, error) {
 	if err := subnetAttrs.check(o, http.MethodPost); err != nil {
 		return Subnet{}, err
 	}
-	rd := &reader{o: o}
+	rd := input(o)
 	now := s.now()
 	sn := Subnet{ID: api.NewUUID(), CreatedAt: now, UpdatedAt: now}
-	sn.NetworkID = rd.str("network_id", "", 64)
-	if rd.err == nil && sn.NetworkID == "" {
+	sn.NetworkID = rd.Str("network_id", "", 64)
+	if rd.Err == nil && sn.NetworkID == "" {
 		return sn, badInput("network_id", "'network_id' is a required property")
 	}
-	if rd.err != nil {
-		return sn, rd.err
+	if rd.Err != nil {
+		return sn, rd.Err
 	}
-	n, err := writableNetwork(tx, p, sn.NetworkID, "create_subnet")
+	n, err := s.writableNetwork(tx, p, sn.NetworkID, "create_subnet")
 	if err != nil {
 		return sn, err
 	}
-	sn.Name = rd.str("name", "", 255)
-	sn.Description = rd.str("description", "", 255)
-	sn.Project = rd.project(p)
-	if rd.err == nil && sn.Project != n.Project && !p.IsAdmin() {
-		rd.fail(policyDenied("create_subnet"))
+	sn.Name = rd.Str("name", "", 255)
+	sn.Description = rd.Str("description", "", 255)
+	sn.Project = readProject(rd, p)
+	if rd.Err == nil && sn.Project != n.Project && !p.IsAdmin() {
+		rd.Fail(policyDenied("create_subnet"))
 	}
 	unsupportedSubnetAttrs(rd)
-	ver := rd.integer("ip_version")
-	if rd.err != nil {
-		return sn, rd.err
+	pfx, err := readRange(rd, &sn)
+	if err != nil {
+		return sn, err
+	}
+	if err := readIPv6Modes(rd, &sn, pfx); err != nil {
+		return sn, err
+	}
+	if err := readHandedOut(rd, &sn, pfx); err != nil {
+		return sn, err
+	}
+	return sn, nil
+}
+
+// readRange reads a new subnet's ip_version and cidr.
+func readRange(rd *api.Input, sn *Subnet) (netip.Prefix, error) {
+	var pfx netip.Prefix
+	ver := integer(rd, "ip_version")
+	if rd.Err != nil {
+		return pfx, rd.Err
 	}
 	if ver == nil {
-		return sn, badInput("ip_version", "'ip_version' is a required property")
+		return pfx, badInput("ip_version", "'ip_version' is a required property")
 	}
 	if *ver != 4 && *ver != 6 {
-		return sn, badInput("ip_version", "%d is not in [4, 6]", *ver)
+		return pfx, badInput("ip_version", "%d is not in [4, 6]", *ver)
 	}
 	sn.IPVersion = *ver
-	cidr := rd.str("cidr", "", 64)
-	if rd.err != nil {
-		return sn, rd.err
+	cidr := rd.Str("cidr", "", 64)
+	if rd.Err != nil {
+		return pfx, rd.Err
 	}
 	if cidr == "" {
-		return sn, badInput("cidr", "'cidr' is a required property (subnet pools are not supported)")
+		return pfx, badInput("cidr", "'cidr' is a required property (subnet pools are not supported)")
 	}
 	pfx, err := parsePrefix(cidr)
 	if err != nil {
-		return sn, badInput("cidr", "%v", err)
+		return pfx, badInput("cidr", "%v", err)
 	}
 	if ipVersion(pfx.Addr()) != sn.IPVersion {
-		return sn, invalidInput("Cidr %s does not match ip_version %d", cidr, sn.IPVersion)
+		return pfx, invalidInput("Cidr %s does not match ip_version %d", cidr, sn.IPVersion)
 	}
 	if pfx.Bits() == 0 {
-		return sn, invalidInput("0 is not allowed as CIDR prefix length")
+		return pfx, invalidInput("0 is not allowed as CIDR prefix length")
 	}
 	sn.CIDR = pfx.String()
-	sn.IPv6RAMode = rd.str("ipv6_ra_mode", "", 32)
-	sn.IPv6AddressMode = rd.str("ipv6_address_mode", "", 32)
-	if rd.err != nil {
-		return sn, rd.err
+	return pfx, nil
+}
+
+// readIPv6Modes reads a new subnet's ipv6_ra_mode and ipv6_address_mode.
+func readIPv6Modes(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
+	sn.IPv6RAMode = rd.Str("ipv6_ra_mode", "", 32)
+	sn.IPv6AddressMode = rd.Str("ipv6_address_mode", "", 32)
+	if rd.Err != nil {
+		return rd.Err
 	}
 	for f, v := range map[string]string{"ipv6_ra_mode": sn.IPv6RAMode, "ipv6_address_mode": sn.IPv6AddressMode} {
 		if v == "" {
 			continue
 		}
 		if !ipv6Modes[v] {
-			return sn, badInput(f, "%s is not in ['dhcpv6-stateful', 'dhcpv6-stateless', 'slaac']", v)
+			return badInput(f, "%s is not in ['dhcpv6-stateful', 'dhcpv6-stateless', 'slaac']", v)
 		}
 		if sn.IPVersion != 6 {
-			return sn, invalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4")
+			return invalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4")
 		}
 	}
 	if sn.IPv6RAMode != "" && sn.IPv6AddressMode != "" && sn.IPv6RAMode != sn.IPv6AddressMode {
-		return sn, invalidInput("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. If both attributes are set, they must be the same value", sn.IPv6RAMode, sn.IPv6AddressMode)
+		return invalidInput("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. If both attributes are set, they must be the same value", sn.IPv6RAMode, sn.IPv6AddressMode)
 	}
 	if sn.IPv6AddressMode == "" && sn.IPv6RAMode != "" {
 		// Like Neutron: addresses follow the router advertisements.
 		sn.IPv6AddressMode = sn.IPv6RAMode
 	}
-	if autoAddress(&sn) && pfx.Bits() != 64 {
-		return sn, invalidInput("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", cidr)
+	if autoAddress(sn) && pfx.Bits() != 64 {
+		return invalidInput("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", sn.CIDR)
 	}
+	return nil
+}
+
+// readHandedOut reads what a new subnet hands its ports: the gateway,
+// DHCP, nameservers, routes and the pools addresses come from.
+func readHandedOut(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
 	sn.GatewayIP = readGateway(rd, pfx, defaultGateway(pfx))
-	sn.EnableDHCP = rd.boolean("enable_dhcp", true)
+	sn.EnableDHCP = rd.Bool("enable_dhcp", true)
 	sn.DNSNameservers = readDNS(rd)
 	sn.HostRoutes = readRoutes(rd)
 	pools := readPools(rd)
-	if rd.err != nil {
-		return sn, rd.err
+	if rd.Err != nil {
+		return rd.Err
 	}
 	for _, d := range sn.DNSNameservers {
 		if a, _ := parseIP(d); ipVersion(a) != sn.IPVersion {
-			return sn, badInput("dns_nameservers", "'%s' is not of the subnet's IP version", d)
+			return badInput("dns_nameservers", "'%s' is not of the subnet's IP version", d)
 		}
 	}
 	for _, hr := range sn.HostRoutes {
 		if a, _ := parseIP(hr.Nexthop); ipVersion(a) != sn.IPVersion {
-			return sn, badInput("host_routes", "nexthop %s is not of the subnet's IP version", hr.Nexthop)
+			return badInput("host_routes", "nexthop %s is not of the subnet's IP version", hr.Nexthop)
 		}
 		if d, _ := netip.ParsePrefix(hr.Destination); ipVersion(d.Addr()) != sn.IPVersion {
-			return sn, badInput("host_routes", "destination %s is not of the subnet's IP version", hr.Destination)
+			return badInput("host_routes", "destination %s is not of the subnet's IP version", hr.Destination)
 		}
 	}
-	if !rd.has("allocation_pools") || rd.isNull("allocation_pools") {
+	if !rd.Has("allocation_pools") || rd.IsNull("allocation_pools") {
 		sn.AllocationPools = defaultPools(pfx, sn.GatewayIP)
-	} else if sn.AllocationPools, err = validatePools(pfx, pools, sn.GatewayIP); err != nil {
-		return sn, err
+		return nil
 	}
-	return sn, nil
+	var err error
+	sn.AllocationPools, err = validatePools(pfx, pools, sn.GatewayIP)
+	return err
 }
 
-func (s *Service) createSubnets(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
-	objs, bulk, err := bodies(r, "subnet", "subnets")
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	var c subnetCreateCmd
-	for _, o := range objs {
-		sn, err := s.parseSubnet(tx, p, o)
-		if err != nil {
-			api.Fail(w, r, writeError, err)
-			return
-		}
-		c.Subnets = append(c.Subnets, sn)
-	}
-	var rows []Subnet
-	if !s.propose(w, r, cmdSubnetCreate, c, &rows) {
-		return
-	}
-	views := make([]map[string]any, 0, len(rows))
-	for i := range rows {
-		views = append(views, subnetView(&rows[i]))
-	}
-	created(w, "subnet", "subnets", bulk, views)
+func (s *Service) subnetCreation() creation[Subnet, Subnet] {
+	return creation[Subnet, Subnet]{one: "subnet", many: "subnets", parse: s.parseSubnet,
+		command: func(_ *memdb.Txn, sns []Subnet) (string, any) { return cmdSubnetCreate, subnetCreateCmd{Subnets: sns} },
+		view:    func(_ *memdb.Txn, _ *api.Principal, sn *Subnet) api.View { return subnetView(sn) }}
 }
 
 // writableSubnet returns the subnet if the caller may change it: the
 // owner of the subnet or of its network.
-func writableSubnet(tx *memdb.Txn, p *api.Principal, id, action string) (*Subnet, error) {
-	sn, err := visibleSubnet(tx, p, id)
+func (s *Service) writableSubnet(tx *memdb.Txn, p *api.Principal, id, action string) (*Subnet, error) {
+	sn, err := s.subnets(tx).Get(tx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -370,57 +348,33 @@ func writableSubnet(tx *memdb.Txn, p *api.Principal, id, action string) (*Subnet
 	return sn, nil
 }
 
-func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	sn, err := writableSubnet(tx, p, chi.URLParam(r, "id"), "update_subnet")
+func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) error {
+	ch, err := readChange(s, r, "subnet", subnetAttrs, "update_subnet", s.writableSubnet)
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	objs, _, err := bodies(r, "subnet", "")
-	if err == nil {
-		err = subnetAttrs.check(objs[0], http.MethodPut)
-	}
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	rd := &reader{o: objs[0]}
+	sn, rd := ch.row, ch.in
 	pfx, err := parsePrefix(sn.CIDR)
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	c := subnetUpdateCmd{ID: sn.ID, Now: s.now()}
-	if rd.has("name") {
-		v := rd.str("name", "", 255)
-		c.Name = &v
-	}
-	if rd.has("description") {
-		v := rd.str("description", "", 255)
-		c.Description = &v
-	}
-	if rd.has("enable_dhcp") {
-		v := rd.boolean("enable_dhcp", true)
-		c.EnableDHCP = &v
-	}
-	if rd.has("gateway_ip") {
+	c := subnetUpdateCmd{ifMatch: ch.match, ID: sn.ID, Now: s.now()}
+	c.Name = optStr(rd, "name", 255)
+	c.Description = optStr(rd, "description", 255)
+	c.EnableDHCP = optBool(rd, "enable_dhcp", true)
+	if rd.Has("gateway_ip") {
 		v := readGateway(rd, pfx, sn.GatewayIP)
 		c.GatewayIP = &v
 	}
-	if rd.has("dns_nameservers") {
+	if rd.Has("dns_nameservers") {
 		v := readDNS(rd)
 		c.DNSNameservers = &v
 	}
-	if rd.has("host_routes") {
+	if rd.Has("host_routes") {
 		v := readRoutes(rd)
 		c.HostRoutes = &v
 	}
-	if rd.has("allocation_pools") {
+	if rd.Has("allocation_pools") {
 		v := readPools(rd)
 		if v == nil {
 			v = []Pool{}
@@ -428,27 +382,17 @@ func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) {
 		c.AllocationPools = &v
 	}
 	unsupportedSubnetAttrs(rd)
-	if rd.err != nil {
-		api.Fail(w, r, writeError, rd.err)
-		return
+	if rd.Err != nil {
+		return rd.Err
 	}
 	var row Subnet
-	if s.propose(w, r, cmdSubnetUpdate, c, &row) {
-		api.JSON(w, http.StatusOK, map[string]any{"subnet": subnetView(&row)})
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdSubnetUpdate, c, &row); err != nil {
+		return err
 	}
+	api.JSON(w, http.StatusOK, map[string]any{"subnet": subnetView(&row)})
+	return nil
 }
 
-func (s *Service) deleteSubnet(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	sn, err := writableSubnet(tx, principal(r), chi.URLParam(r, "id"), "delete_subnet")
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
-	}
-	if s.propose(w, r, cmdSubnetDelete, idCmd{ID: sn.ID, Now: s.now()}, nil) {
-		w.WriteHeader(http.StatusNoContent)
-	}
+func (s *Service) deleteSubnet(w http.ResponseWriter, r *http.Request) error {
+	return remove(s, w, r, cmdSubnetDelete, "delete_subnet", s.writableSubnet)
 }

@@ -28,6 +28,7 @@ var (
 	ErrInvalid        = errors.New("invalid")
 	ErrForbidden      = errors.New("forbidden")
 	ErrOverQuota      = errors.New("over quota")
+	ErrPrecondition   = errors.New("precondition failed")
 	ErrUnknownCommand = errors.New("unknown command")
 	ErrNotLeader      = errors.New("not the leader")
 	ErrNoLeader       = errors.New("no leader")
@@ -46,13 +47,14 @@ const (
 	KindInvalid        Kind = "invalid"
 	KindForbidden      Kind = "forbidden" // well-formed but not allowed (deleting an enabled domain)
 	KindOverQuota      Kind = "over_quota"
+	KindPrecondition   Kind = "precondition_failed" // the row is not at the revision the client said (If-Match)
 	KindUnknownCommand Kind = "unknown_command"
 	KindOther          Kind = "other"
 )
 
 var kindSentinels = map[Kind]error{
 	KindNotFound: ErrNotFound, KindConflict: ErrConflict, KindInvalid: ErrInvalid, KindForbidden: ErrForbidden,
-	KindOverQuota: ErrOverQuota, KindUnknownCommand: ErrUnknownCommand,
+	KindOverQuota: ErrOverQuota, KindUnknownCommand: ErrUnknownCommand, KindPrecondition: ErrPrecondition,
 }
 
 // ApplyError carries a handler's error across the log and across nodes so

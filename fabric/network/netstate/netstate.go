@@ -1,0 +1,242 @@
+// Package netstate is the networking service's replicated state as the
+// node agents read it: the rows of networks, subnets, ports and security
+// groups, the table names and schema, and Load, which reads them all in
+// one transaction. It holds no HTTP handler and no command: the network
+// service (fabric/network) writes these tables, agents only read them.
+package netstate
+
+import (
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Rows of the networking tables. A row is never changed after insert: a
+// writer copies it, changes the copy and inserts that. The dataplane reads
+// these types (through Load), so their Go field names are a contract.
+
+// Network is a tenant network: one VLAN on the physical network.
+type Network struct {
+	ID             string    `json:"id"`
+	Project        string    `json:"project"`
+	Name           string    `json:"name"`
+	Description    string    `json:"description"`
+	SegmentationID int       `json:"segmentation_id"` // the VLAN id
+	Shared         bool      `json:"shared"`
+	PortSecurity   bool      `json:"port_security"`
+	AdminStateUp   bool      `json:"admin_state_up"`
+	MTU            int       `json:"mtu"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Revision       int       `json:"revision"`
+}
+
+// HostRoute is a static route a subnet hands to its ports by DHCP.
+type HostRoute struct {
+	Destination string `json:"destination"` // CIDR
+	Nexthop     string `json:"nexthop"`
+}
+
+// Pool is an inclusive range of addresses ports are given from.
+type Pool struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// Subnet is an IP range on a network.
+type Subnet struct {
+	ID              string      `json:"id"`
+	NetworkID       string      `json:"network_id"`
+	Project         string      `json:"project"`
+	Name            string      `json:"name"`
+	Description     string      `json:"description"`
+	CIDR            string      `json:"cidr"`       // normalized, host bits zero
+	GatewayIP       string      `json:"gateway_ip"` // "" when the subnet has no gateway
+	IPVersion       int         `json:"ip_version"`
+	EnableDHCP      bool        `json:"enable_dhcp"`
+	DNSNameservers  []string    `json:"dns_nameservers"`
+	HostRoutes      []HostRoute `json:"host_routes"`
+	AllocationPools []Pool      `json:"allocation_pools"`
+	IPv6RAMode      string      `json:"ipv6_ra_mode,omitempty"`
+	IPv6AddressMode string      `json:"ipv6_address_mode,omitempty"`
+	CreatedAt       time.Time   `json:"created_at"`
+	UpdatedAt       time.Time   `json:"updated_at"`
+	Revision        int         `json:"revision"`
+}
+
+// FixedIP is an address a port holds on one subnet.
+type FixedIP struct {
+	SubnetID string `json:"subnet_id"`
+	IP       string `json:"ip_address"`
+}
+
+// AddressPair is an extra (IP or CIDR, MAC) a port may send from.
+type AddressPair struct {
+	IP  string `json:"ip_address"` // an address or a CIDR
+	MAC string `json:"mac_address"`
+}
+
+// Port is a virtual NIC on a network.
+type Port struct {
+	ID                  string        `json:"id"`
+	NetworkID           string        `json:"network_id"`
+	Project             string        `json:"project"`
+	Name                string        `json:"name"`
+	Description         string        `json:"description"`
+	MAC                 string        `json:"mac_address"`
+	DeviceID            string        `json:"device_id"`
+	DeviceOwner         string        `json:"device_owner"`
+	HostID              string        `json:"host_id"`
+	Status              string        `json:"status"` // DOWN until a node reports it
+	FixedIPs            []FixedIP     `json:"fixed_ips"`
+	PortSecurity        bool          `json:"port_security"`
+	SecurityGroups      []string      `json:"security_groups"`
+	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
+	AdminStateUp        bool          `json:"admin_state_up"`
+	VNICType            string        `json:"vnic_type"`
+	CreatedAt           time.Time     `json:"created_at"`
+	UpdatedAt           time.Time     `json:"updated_at"`
+	Revision            int           `json:"revision"`
+}
+
+// SecurityGroup is a named set of rules ports reference.
+type SecurityGroup struct {
+	ID          string `json:"id"`
+	Project     string `json:"project"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// Default marks the project's "default" group, made on first use.
+	Default   bool      `json:"default"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Revision  int       `json:"revision"`
+}
+
+// SecurityGroupRule lets traffic in or out of the ports of its group.
+type SecurityGroupRule struct {
+	ID        string `json:"id"`
+	GroupID   string `json:"group_id"`
+	Project   string `json:"project"`
+	Direction string `json:"direction"` // ingress, egress
+	EtherType string `json:"ethertype"` // IPv4, IPv6
+	// Protocol is "" for any, else the IP protocol number in decimal
+	// ("6", "17", "1"). ProtocolName is what the client gave ("tcp" or
+	// "6"), shown back to API clients as Neutron does.
+	Protocol       string    `json:"protocol"`
+	ProtocolName   string    `json:"protocol_name,omitempty"`
+	PortMin        *int      `json:"port_min,omitempty"`
+	PortMax        *int      `json:"port_max,omitempty"`
+	RemoteIPPrefix string    `json:"remote_ip_prefix,omitempty"` // normalized CIDR
+	RemoteGroupID  string    `json:"remote_group_id,omitempty"`
+	Description    string    `json:"description"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Revision       int       `json:"revision"`
+}
+
+// IPAllocation records that a port holds an address on a network; its id
+// makes an address unique per network.
+type IPAllocation struct {
+	ID        string `json:"id"` // network/ip
+	NetworkID string `json:"network_id"`
+	SubnetID  string `json:"subnet_id"`
+	PortID    string `json:"port_id"`
+	IP        string `json:"ip"`
+}
+
+// Quota holds a project's limits that differ from the defaults.
+type Quota struct {
+	ID     string         `json:"id"` // project id
+	Limits map[string]int `json:"limits"`
+}
+
+// Table names.
+const (
+	TableNetworks    = "network_networks"
+	TableSubnets     = "network_subnets"
+	TablePorts       = "network_ports"
+	TableGroups      = "network_security_groups"
+	TableRules       = "network_security_group_rules"
+	TableAllocations = "network_ip_allocations"
+	TableQuotas      = "network_quotas"
+)
+
+func optStringIndex(name, field string) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: field}}
+}
+
+// Tables are the networking tables with their indexes. A port's MAC is
+// unique per network ("mac"), a VLAN id per cloud ("vlan").
+func Tables() []store.Table {
+	return []store.Table{
+		store.NewTable(TableNetworks, &Network{}, store.StringIndex("project", "Project", false),
+			&memdb.IndexSchema{Name: "vlan", Unique: true, Indexer: &memdb.IntFieldIndex{Field: "SegmentationID"}}),
+		store.NewTable(TableSubnets, &Subnet{}, store.StringIndex("network", "NetworkID", false), store.StringIndex("project", "Project", false)),
+		store.NewTable(TablePorts, &Port{}, store.StringIndex("network", "NetworkID", false), store.StringIndex("project", "Project", false),
+			&memdb.IndexSchema{Name: "mac", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "NetworkID"}, &memdb.StringFieldIndex{Field: "MAC", Lowercase: true},
+			}}},
+			&memdb.IndexSchema{Name: "group", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "SecurityGroups"}}),
+		store.NewTable(TableGroups, &SecurityGroup{}, store.StringIndex("project", "Project", false)),
+		store.NewTable(TableRules, &SecurityGroupRule{}, store.StringIndex("group", "GroupID", false), store.StringIndex("project", "Project", false),
+			optStringIndex("remote_group", "RemoteGroupID")),
+		store.NewTable(TableAllocations, &IPAllocation{}, store.StringIndex("port", "PortID", false), store.StringIndex("subnet", "SubnetID", false)),
+		store.NewTable(TableQuotas, &Quota{}),
+	}
+}
+
+// Schema is the networking tables without their command handlers: enough
+// for an agent's tests to hold networking state. The network service's
+// own Schema adds the handlers that write them.
+func Schema() store.Schema {
+	return store.Schema{Tables: Tables()}
+}
+
+// View is every networking row, read in one transaction: what the
+// dataplane compiles into its maps.
+type View struct {
+	Networks []Network
+	Subnets  []Subnet
+	Ports    []Port
+	Groups   []SecurityGroup
+	Rules    []SecurityGroupRule
+}
+
+// TableNames lists the tables Load reads, so a watcher can watch them.
+func TableNames() []string {
+	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules}
+}
+
+// Load reads every networking row from txn, each table in id order.
+func Load(txn *memdb.Txn) (*View, error) {
+	v := &View{}
+	if err := loadInto(txn, TableNetworks, &v.Networks); err != nil {
+		return nil, err
+	}
+	if err := loadInto(txn, TableSubnets, &v.Subnets); err != nil {
+		return nil, err
+	}
+	if err := loadInto(txn, TablePorts, &v.Ports); err != nil {
+		return nil, err
+	}
+	if err := loadInto(txn, TableGroups, &v.Groups); err != nil {
+		return nil, err
+	}
+	if err := loadInto(txn, TableRules, &v.Rules); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func loadInto[T any](txn *memdb.Txn, table string, out *[]T) error {
+	it, err := txn.Get(table, "id")
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		*out = append(*out, *raw.(*T))
+	}
+	return nil
+}

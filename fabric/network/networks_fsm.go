@@ -1,0 +1,123 @@
+package network
+
+import (
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+type networkCreateCmd struct {
+	// Networks with SegmentationID 0 get the lowest free VLAN of
+	// [VLANMin, VLANMax].
+	Networks []Network         `json:"networks"`
+	VLANMin  int               `json:"vlan_min"`
+	VLANMax  int               `json:"vlan_max"`
+	Defaults []defaultGroupCmd `json:"defaults,omitempty"`
+}
+
+func applyNetworkCreate(tx *memdb.Txn, c networkCreateCmd) (any, error) {
+	if err := ensureDefaults(tx, c.Defaults); err != nil {
+		return nil, err
+	}
+	out := make([]Network, 0, len(c.Networks))
+	for _, n := range c.Networks {
+		if n.SegmentationID == 0 {
+			vlan, ok := lowestFreeVLAN(tx, c.VLANMin, c.VLANMax)
+			if !ok {
+				return nil, store.Fault(store.KindConflict, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation.")
+			}
+			n.SegmentationID = vlan
+		} else if raw, _ := tx.First(tNetworks, "vlan", n.SegmentationID); raw != nil {
+			return nil, store.Fault(store.KindConflict, "VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.", n.SegmentationID, physicalNetwork)
+		}
+		if store.Get[Network](tx, tNetworks, n.ID) != nil {
+			return nil, store.Conflictf("network %s exists", n.ID)
+		}
+		if err := tx.Insert(tNetworks, &n); err != nil {
+			return nil, err
+		}
+		if err := checkQuota(tx, n.Project, "network"); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func lowestFreeVLAN(tx *memdb.Txn, lo, hi int) (int, bool) {
+	used := map[int]bool{}
+	for _, n := range store.All[Network](tx, tNetworks, "id") {
+		used[n.SegmentationID] = true
+	}
+	for v := lo; v <= hi; v++ {
+		if !used[v] {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+type networkUpdateCmd struct {
+	ifMatch
+	ID           string    `json:"id"`
+	Name         *string   `json:"name,omitempty"`
+	Description  *string   `json:"description,omitempty"`
+	AdminStateUp *bool     `json:"admin_state_up,omitempty"`
+	Shared       *bool     `json:"shared,omitempty"`
+	PortSecurity *bool     `json:"port_security,omitempty"`
+	Now          time.Time `json:"now"`
+}
+
+func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
+	old, err := current(tx, tNetworks, "network", c.ID, c.ifMatch, func(r *Network) int { return r.Revision })
+	if err != nil {
+		return nil, err
+	}
+	n := *old
+	set(&n.Name, c.Name)
+	set(&n.Description, c.Description)
+	set(&n.AdminStateUp, c.AdminStateUp)
+	set(&n.PortSecurity, c.PortSecurity)
+	if c.Shared != nil && !*c.Shared && old.Shared {
+		for _, p := range store.All[Port](tx, tPorts, "network", n.ID) {
+			if p.Project != n.Project && !strings.HasPrefix(p.DeviceOwner, "network:") {
+				return nil, store.Fault(store.KindConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+			}
+		}
+		for _, s := range store.All[Subnet](tx, tSubnets, "network", n.ID) {
+			if s.Project != n.Project {
+				return nil, store.Fault(store.KindConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+			}
+		}
+	}
+	set(&n.Shared, c.Shared)
+	touch(&n.UpdatedAt, &n.Revision, c.Now)
+	return n, tx.Insert(tNetworks, &n)
+}
+
+func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
+	n, err := current(tx, tNetworks, "network", c.ID, c.ifMatch, func(r *Network) int { return r.Revision })
+	if err != nil {
+		return nil, err
+	}
+	ports := store.All[Port](tx, tPorts, "network", n.ID)
+	for _, p := range ports {
+		if p.DeviceOwner != dhcpOwner {
+			return nil, store.Fault(store.KindConflict, "NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
+		}
+	}
+	for _, p := range ports {
+		if err := deletePort(tx, p); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range store.All[Subnet](tx, tSubnets, "network", n.ID) {
+		if err := tx.Delete(tSubnets, s); err != nil {
+			return nil, err
+		}
+	}
+	return nil, tx.Delete(tNetworks, n)
+}

@@ -1,0 +1,68 @@
+package network
+
+import (
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+type ruleCreateCmd struct {
+	Rules []SecurityGroupRule `json:"rules"`
+}
+
+func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
+	out := make([]SecurityGroupRule, 0, len(c.Rules))
+	for _, r := range c.Rules {
+		g := store.Get[SecurityGroup](tx, tGroups, r.GroupID)
+		if g == nil {
+			return nil, notFound("security_group", r.GroupID)
+		}
+		r.Project = g.Project
+		if r.RemoteGroupID != "" && store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID) == nil {
+			return nil, notFound("security_group", r.RemoteGroupID)
+		}
+		for _, o := range store.All[SecurityGroupRule](tx, tRules, "group", r.GroupID) {
+			if sameRule(o, &r) {
+				return nil, store.Fault(store.KindConflict, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", o.ID)
+			}
+		}
+		if err := tx.Insert(tRules, &r); err != nil {
+			return nil, err
+		}
+		if err := checkQuota(tx, r.Project, "security_group_rule"); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func sameRule(a, b *SecurityGroupRule) bool {
+	return a.Direction == b.Direction && a.EtherType == b.EtherType && a.Protocol == b.Protocol &&
+		intEq(a.PortMin, b.PortMin) && intEq(a.PortMax, b.PortMax) && a.RemoteGroupID == b.RemoteGroupID &&
+		anyPrefix(a.RemoteIPPrefix) == anyPrefix(b.RemoteIPPrefix)
+}
+
+// anyPrefix treats 0.0.0.0/0 and ::/0 as no prefix, as Neutron does when it
+// looks for duplicate rules.
+func anyPrefix(p string) string {
+	if p == "0.0.0.0/0" || p == "::/0" {
+		return ""
+	}
+	return p
+}
+
+func intEq(a, b *int) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+func applyRuleDelete(tx *memdb.Txn, c idCmd) (any, error) {
+	r, err := current(tx, tRules, "security_group_rule", c.ID, c.ifMatch, func(r *SecurityGroupRule) int { return r.Revision })
+	if err != nil {
+		return nil, err
+	}
+	return nil, tx.Delete(tRules, r)
+}
