@@ -9,20 +9,13 @@ import (
 
 // The packages below the services must not link HTTP handling: a node
 // agent follows a service through its small state package (computestate,
-// imagestate), never through its handlers, and the kernel and data
+// imagestate, netstate), never through its handlers, and the kernel and data
 // layers know nothing of the API. "HTTP" here is fabric/api (the handler
 // kit) and every package of the module built on it — the services.
 var httpFree = []string{
 	"node",
 	"dataplane",
 	"storage/ec", "storage/placement", "storage/disk", "storage/blob", "storage/object",
-}
-
-// Services the check does not walk into yet, each with why. A listed
-// service that no longer occurs is reported, to be deleted; any other
-// link fails the test.
-var httpFreeExceptions = map[string]string{
-	"fabric/network": "node/ports and node/instances read ports and networks through it until fabric/network/netstate lands",
 }
 
 const modulePath = "github.com/rackstack/rackstack/"
@@ -47,7 +40,6 @@ func TestLowerLayersLinkNoHTTP(t *testing.T) {
 		t.Fatalf("found no services among %v: the check would pass vacuously", http)
 	}
 
-	met := map[string]bool{}
 	for pkg := range imports {
 		if !underAny(pkg, httpFree) {
 			continue
@@ -63,10 +55,6 @@ func TestLowerLayersLinkNoHTTP(t *testing.T) {
 					continue
 				}
 				seen[dep] = true
-				if _, ok := httpFreeExceptions[dep]; ok {
-					met[dep] = true
-					continue
-				}
 				next := append(slices.Clone(path), dep)
 				if http[dep] {
 					t.Errorf("%s links %s (%s)", pkg, dep, strings.Join(next, " -> "))
@@ -74,11 +62,6 @@ func TestLowerLayersLinkNoHTTP(t *testing.T) {
 				}
 				queue = append(queue, next)
 			}
-		}
-	}
-	for dep, why := range httpFreeExceptions {
-		if !met[dep] {
-			t.Logf("exception %s (%s) no longer occurs: delete it from httpFreeExceptions", dep, why)
 		}
 	}
 }

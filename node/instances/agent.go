@@ -24,7 +24,7 @@ import (
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
-	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/node/configdrive"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/reconcile"
@@ -117,7 +117,7 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 		a.Log.Warn("compute: read servers", "err", err)
 		return nil, fmt.Errorf("read servers: %w", err)
 	}
-	view, err := network.Load(txn)
+	view, err := netstate.Load(txn)
 	if err != nil {
 		a.Log.Warn("compute: read ports", "err", err)
 		return nil, fmt.Errorf("read ports: %w", err)
@@ -186,7 +186,7 @@ func (a *Agent) report(ctx context.Context, id string, o computestate.Observed) 
 }
 
 // converge brings one server's guest to what its row wants.
-func (a *Agent) converge(ctx context.Context, s computestate.Server, view *network.View) error {
+func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netstate.View) error {
 	if s.Want == "deleted" {
 		a.teardown(ctx, s.ID)
 		err := a.Report(ctx, s.ID, computestate.Observed{Gone: true})
@@ -343,7 +343,7 @@ func (a *Agent) writeRecord(id string, r record) error {
 }
 
 // build makes everything the guest needs and starts it.
-func (a *Agent) build(ctx context.Context, s computestate.Server, view *network.View, rec *record) (hypervisor.VM, error) {
+func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate.View, rec *record) (hypervisor.VM, error) {
 	dir := a.instanceDir(s.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -362,7 +362,7 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *network.
 			return nil, err
 		}
 	}
-	ports := map[string]network.Port{}
+	ports := map[string]netstate.Port{}
 	for _, p := range view.Ports {
 		ports[p.ID] = p
 	}

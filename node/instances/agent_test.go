@@ -21,7 +21,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
-	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
@@ -40,7 +40,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	tables := map[string]*memdb.TableSchema{}
-	for _, sc := range []store.Schema{computestate.Schema(), network.Schema()} {
+	for _, sc := range []store.Schema{computestate.Schema(), netstate.Schema()} {
 		for _, tb := range sc.Tables {
 			tables[tb.Schema.Name] = tb.Schema
 		}
@@ -147,9 +147,9 @@ func TestAgentLifecycle(t *testing.T) {
 	a := newAgent(t, w, host, t.TempDir(), &logs{})
 	ctx := context.Background()
 
-	w.put("network_networks", &network.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
+	w.put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
 	for _, p := range []string{"port1-aaaaaaaa", "port2-bbbbbbbb"} {
-		w.put("network_ports", &network.Port{ID: p, Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:0" + p[4:5]})
+		w.put("network_ports", &netstate.Port{ID: p, Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:0" + p[4:5]})
 	}
 	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
 	w.put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,

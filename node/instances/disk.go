@@ -17,7 +17,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
-	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/node/configdrive"
 )
 
@@ -97,7 +97,7 @@ func configServer(s computestate.Server) configdrive.Server {
 	return cd
 }
 
-func configNIC(p network.Port, tap string, mtu int) configdrive.NIC {
+func configNIC(p netstate.Port, tap string, mtu int) configdrive.NIC {
 	return configdrive.NIC{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MAC, MTU: mtu, Device: tap}
 }
 

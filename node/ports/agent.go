@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rackstack/rackstack/dataplane"
-	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/node/reconcile"
 )
 
@@ -83,12 +83,12 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 		// No current state (no leader yet): leave the kernel as it is.
 		return nil, fmt.Errorf("network state not readable yet; keeping what is enforced: %w", err)
 	}
-	for _, table := range network.TableNames() {
+	for _, table := range netstate.TableNames() {
 		if it, err := txn.Get(table, "id"); err == nil {
 			ws.Add(it.WatchCh())
 		}
 	}
-	view, err := network.Load(txn)
+	view, err := netstate.Load(txn)
 	if err != nil {
 		a.Log.Warn("dataplane: read network state", "err", err)
 		return nil, fmt.Errorf("read network state: %w", err)

@@ -17,7 +17,7 @@ import (
 	"github.com/rackstack/rackstack/bpf"
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/dataplane/dataplanetest"
-	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -33,7 +33,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	tables := map[string]*memdb.TableSchema{}
-	for _, sc := range []store.Schema{network.Schema()} {
+	for _, sc := range []store.Schema{netstate.Schema()} {
 		for _, tb := range sc.Tables {
 			tables[tb.Schema.Name] = tb.Schema
 		}
@@ -63,7 +63,7 @@ func (w *world) Report(_ context.Context, id, status string) error {
 	tx := w.db.Txn(true)
 	defer tx.Commit()
 	raw, _ := tx.First("network_ports", "id", id)
-	p := *raw.(*network.Port)
+	p := *raw.(*netstate.Port)
 	p.Status = status
 	return tx.Insert("network_ports", &p)
 }
@@ -141,11 +141,11 @@ func TestAgentRepairsDrift(t *testing.T) {
 	t.Cleanup(func() { dp.Destroy() })
 
 	w := newWorld(t)
-	w.put("network_networks", &network.Network{ID: "net1", Project: "p1", SegmentationID: 101, MTU: 1500, AdminStateUp: true})
+	w.put("network_networks", &netstate.Network{ID: "net1", Project: "p1", SegmentationID: 101, MTU: 1500, AdminStateUp: true})
 	for _, p := range []struct{ id, mac, ip string }{{"port-a", "fa:16:3e:00:00:0a", "10.0.0.10"}, {"port-b", "fa:16:3e:00:00:0b", "10.0.0.11"}} {
-		w.put("network_ports", &network.Port{
+		w.put("network_ports", &netstate.Port{
 			ID: p.id, Project: "p1", NetworkID: "net1", MAC: p.mac, HostID: "n1", AdminStateUp: true, Status: "DOWN",
-			FixedIPs: []network.FixedIP{{IP: p.ip}},
+			FixedIPs: []netstate.FixedIP{{IP: p.ip}},
 		})
 	}
 	reg := prometheus.NewRegistry()

@@ -7,18 +7,18 @@ import (
 	"strings"
 
 	"github.com/rackstack/rackstack/dataplane"
-	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
 )
 
 // FromView is what node must enforce: its ports (binding:host_id = node,
 // admin state up), the rules of their groups, and the addresses of every
 // group member cluster-wide.
-func FromView(v *network.View, node string) dataplane.Desired {
-	nets := map[string]network.Network{}
+func FromView(v *netstate.View, node string) dataplane.Desired {
+	nets := map[string]netstate.Network{}
 	for _, n := range v.Networks {
 		nets[n.ID] = n
 	}
-	subnets := map[string]network.Subnet{}
+	subnets := map[string]netstate.Subnet{}
 	for _, s := range v.Subnets {
 		subnets[s.ID] = s
 	}
@@ -89,7 +89,7 @@ func FromView(v *network.View, node string) dataplane.Desired {
 
 // portAddrs is what a port may send from: its fixed IPs and its allowed
 // address pairs.
-func portAddrs(p network.Port) []netip.Prefix {
+func portAddrs(p netstate.Port) []netip.Prefix {
 	var out []netip.Prefix
 	for _, f := range p.FixedIPs {
 		if a, err := netip.ParseAddr(f.IP); err == nil {
@@ -108,7 +108,7 @@ func portAddrs(p network.Port) []netip.Prefix {
 
 // lease is the DHCP answer for the port's first IPv4 address on a subnet
 // with DHCP enabled.
-func lease(p network.Port, n network.Network, subnets map[string]network.Subnet) *dataplane.Lease {
+func lease(p netstate.Port, n netstate.Network, subnets map[string]netstate.Subnet) *dataplane.Lease {
 	for _, f := range p.FixedIPs {
 		s, ok := subnets[f.SubnetID]
 		if !ok || !s.EnableDHCP || s.IPVersion != 4 {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
 )
 
 // TestFromView checks what a node is asked to enforce: only its own ports
@@ -13,23 +13,23 @@ import (
 // ports use, group members from every node, and the DHCP lease of the
 // first IPv4 address on a DHCP subnet.
 func TestFromView(t *testing.T) {
-	v := &network.View{
-		Networks: []network.Network{{ID: "net1", SegmentationID: 101, MTU: 1450}, {ID: "novlan"}},
-		Subnets: []network.Subnet{{
+	v := &netstate.View{
+		Networks: []netstate.Network{{ID: "net1", SegmentationID: 101, MTU: 1450}, {ID: "novlan"}},
+		Subnets: []netstate.Subnet{{
 			ID: "sub1", NetworkID: "net1", CIDR: "10.0.0.0/24", IPVersion: 4, EnableDHCP: true, GatewayIP: "10.0.0.1",
 			DNSNameservers: []string{"10.0.0.2", "2001:db8::1"},
 		}},
-		Ports: []network.Port{
+		Ports: []netstate.Port{
 			{ID: "mine", NetworkID: "net1", HostID: "n1", AdminStateUp: true, MAC: "fa:16:3e:00:00:01", PortSecurity: true,
-				SecurityGroups: []string{"web"}, FixedIPs: []network.FixedIP{{SubnetID: "sub1", IP: "10.0.0.5"}},
-				AllowedAddressPairs: []network.AddressPair{{IP: "10.0.9.0/24", MAC: "fa:16:3e:00:00:aa"}}},
+				SecurityGroups: []string{"web"}, FixedIPs: []netstate.FixedIP{{SubnetID: "sub1", IP: "10.0.0.5"}},
+				AllowedAddressPairs: []netstate.AddressPair{{IP: "10.0.9.0/24", MAC: "fa:16:3e:00:00:aa"}}},
 			{ID: "elsewhere", NetworkID: "net1", HostID: "n2", AdminStateUp: true, MAC: "fa:16:3e:00:00:02",
-				SecurityGroups: []string{"web"}, FixedIPs: []network.FixedIP{{SubnetID: "sub1", IP: "10.0.0.6"}}},
+				SecurityGroups: []string{"web"}, FixedIPs: []netstate.FixedIP{{SubnetID: "sub1", IP: "10.0.0.6"}}},
 			{ID: "down", NetworkID: "net1", HostID: "n1", MAC: "fa:16:3e:00:00:03"},
 			{ID: "no-vlan", NetworkID: "novlan", HostID: "n1", AdminStateUp: true, MAC: "fa:16:3e:00:00:04"},
 			{ID: "bad-mac", NetworkID: "net1", HostID: "n1", AdminStateUp: true, MAC: "nope"},
 		},
-		Rules: []network.SecurityGroupRule{
+		Rules: []netstate.SecurityGroupRule{
 			{GroupID: "web", Direction: "ingress", Protocol: "6", EtherType: "IPv4", RemoteIPPrefix: "10.0.0.0/24"},
 			{GroupID: "unused", Direction: "ingress", EtherType: "IPv4"},
 			{GroupID: "web", Direction: "ingress", Protocol: "tcp", EtherType: "IPv4"}, // not a number: dropped
