@@ -42,31 +42,31 @@ func quotaUsed(tx *memdb.Txn, project, user, name string) int {
 	return 0
 }
 
-// quotaProject is the {project} of a quota path, which the caller must be
-// allowed to read.
-func quotaProject(r *http.Request) (string, error) {
-	project := chi.URLParam(r, "project")
-	p := principal(r)
-	if !p.IsAdmin() && project != p.ProjectID {
-		return "", policyDenied("os_compute_api:os-quota-sets:show")
+// quotas declares how Nova shows quota sets on the kit's shape. Key pair
+// usage is per user: the user_id asked for, or the caller's own when the
+// caller reads its own project.
+func quotas() api.Quotas {
+	return api.Quotas{
+		Names: quotaNames,
+		Limit: quotaLimit,
+		Used: func(r *http.Request, tx *memdb.Txn, project, name string) int {
+			user := r.URL.Query().Get("user_id")
+			if p := principal(r); user == "" && p != nil && project == p.ProjectID {
+				user = p.UserID
+			}
+			return quotaUsed(tx, project, user, name)
+		},
+		UsedKey: "in_use",
 	}
-	return project, nil
 }
 
-func (s *Service) quotaSet(r *http.Request, tx *memdb.Txn, project string, detail bool) map[string]any {
-	out := map[string]any{"id": project}
-	user := r.URL.Query().Get("user_id")
-	if user == "" && project == principal(r).ProjectID {
-		user = principal(r).UserID
+// quotaSet is project's quota set: its limits, or with detail their usage.
+func quotaSet(r *http.Request, tx *memdb.Txn, project string, detail bool) map[string]any {
+	out := quotas().Limits(r, tx, project)
+	if detail {
+		out = quotas().Detail(r, tx, project)
 	}
-	for _, n := range quotaNames(r) {
-		limit := quotaLimit(tx, project, n)
-		if detail {
-			out[n] = map[string]any{"limit": limit, "in_use": quotaUsed(tx, project, user, n), "reserved": 0}
-		} else {
-			out[n] = limit
-		}
-	}
+	out["id"] = project
 	return out
 }
 
@@ -79,7 +79,7 @@ func (s *Service) showQuotaDetail(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Service) writeQuota(w http.ResponseWriter, r *http.Request, detail bool) error {
-	project, err := quotaProject(r)
+	project, err := api.QuotaProject(r, policyDenied("os_compute_api:os-quota-sets:show"))
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (s *Service) writeQuota(w http.ResponseWriter, r *http.Request, detail bool
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"quota_set": s.quotaSet(r, tx, project, detail)})
+	api.JSON(w, http.StatusOK, map[string]any{"quota_set": quotaSet(r, tx, project, detail)})
 	return nil
 }
 
@@ -96,10 +96,8 @@ func (s *Service) showDefaultQuota(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"id": chi.URLParam(r, "project")}
-	for _, n := range quotaNames(r) {
-		out[n] = quotaLimit(tx, "", n)
-	}
+	out := quotas().Defaults(r, tx)
+	out["id"] = chi.URLParam(r, "project")
 	api.JSON(w, http.StatusOK, map[string]any{"quota_set": out})
 	return nil
 }
@@ -192,7 +190,7 @@ func (s *Service) updateQuota(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := s.quotaSet(r, tx, project, false)
+	v := quotaSet(r, tx, project, false)
 	delete(v, "id")
 	api.JSON(w, http.StatusOK, map[string]any{"quota_set": v})
 	return nil
