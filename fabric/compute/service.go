@@ -12,7 +12,6 @@ package compute
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -161,44 +160,31 @@ type Service struct {
 
 // New builds the service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Repl == nil {
-		return nil, errors.New("compute: Config.Repl is required")
+	base, err := cfg.base().Check("compute")
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Auth == nil {
-		return nil, errors.New("compute: Config.Auth is required")
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Log, cfg.Now, cfg.Prefix = base.Log, base.Now, base.Prefix
 	if cfg.AZ == "" {
 		cfg.AZ = "nova"
 	}
 	if cfg.ConsoleTTL == 0 {
 		cfg.ConsoleTTL = 10 * time.Minute
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "/compute"
-	}
 	return &Service{cfg: cfg, log: cfg.Log}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }
 
+// base is the part of the configuration every service on the kit has.
+func (c Config) base() api.Base {
+	return api.Base{Repl: c.Repl, Auth: c.Auth, Log: c.Log, Now: c.Now, PublicURL: c.PublicURL, Prefix: c.Prefix}
+}
+
 // Handler serves Nova under the prefix the caller strips (/compute): "/"
 // is version discovery, "/v2.1/..." the API.
 func (s *Service) Handler() http.Handler {
-	r := chi.NewRouter()
-	r.Use(microversions)
-	api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Mount(r, s.routes())
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
-	})
+	r := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Router(s.routes(), microversions)
 	return legacyV2(r, s)
 }
 
@@ -384,22 +370,8 @@ func atLeast(r *http.Request, minor int) bool {
 
 // Version discovery.
 
-// baseURL is where this API is reached: the configured public URL, or the
-// scheme and host the client used, plus the mount prefix.
-func (s *Service) baseURL(r *http.Request) string {
-	base := strings.TrimRight(s.cfg.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-			scheme = p
-		}
-		base = scheme + "://" + r.Host
-	}
-	return base + s.cfg.Prefix
-}
+// baseURL is where this API is reached, mount prefix included.
+func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 
 func (s *Service) apiURL(r *http.Request) string { return s.baseURL(r) + "/v2.1" }
 

@@ -4,23 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/rackstack/rackstack/fabric/api"
 )
 
 // Handler serves Keystone under the prefix the caller strips (/identity):
 // "/" is version discovery, "/v3/..." the API.
 func (s *Service) Handler() http.Handler {
-	r := chi.NewRouter()
-	api.Routes{Auth: s, Errors: writeError, Denied: func(string) error { return errForbidden }}.Mount(r, s.routes())
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
-	})
-	return r
+	return api.Routes{Auth: s, Errors: writeError, Denied: func(string) error { return errForbidden }}.Router(s.routes())
 }
 
 // routes is Keystone's API and its policy: who may call what. Checks that

@@ -15,11 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
@@ -79,20 +76,13 @@ type Service struct {
 
 // New builds the service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Repl == nil {
-		return nil, errors.New("image: Config.Repl is required")
+	base, err := cfg.base().Check("image")
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Auth == nil {
-		return nil, errors.New("image: Config.Auth is required")
-	}
+	cfg.Log, cfg.Now, cfg.Prefix = base.Log, base.Now, base.Prefix
 	if cfg.Objects == nil {
 		return nil, errors.New("image: Config.Objects is required")
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	if cfg.IsLeader == nil {
 		cfg.IsLeader = func() bool { return true }
@@ -109,26 +99,20 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxImageSize == 0 {
 		cfg.MaxImageSize = 1 << 40
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "/image"
-	}
 	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID()}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }
 
+// base is the part of the configuration every service on the kit has.
+func (c Config) base() api.Base {
+	return api.Base{Repl: c.Repl, Auth: c.Auth, Log: c.Log, Now: c.Now, PublicURL: c.PublicURL, Prefix: c.Prefix}
+}
+
 // Handler serves Glance under the prefix the caller strips (/image): "/"
 // and "/versions" are version discovery, "/v2/..." the API.
 func (s *Service) Handler() http.Handler {
-	r := chi.NewRouter()
-	api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Mount(r, s.routes())
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
-	})
-	return r
+	return api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Router(s.routes())
 }
 
 // routes is Glance's API and its policy. Most routes need only a token:
@@ -169,22 +153,8 @@ func (s *Service) routes() []api.Route {
 	}
 }
 
-// baseURL is where this API is reached: the configured public URL, or the
-// scheme and host the client used, plus the mount prefix.
-func (s *Service) baseURL(r *http.Request) string {
-	base := strings.TrimRight(s.cfg.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-			scheme = p
-		}
-		base = scheme + "://" + r.Host
-	}
-	return base + s.cfg.Prefix
-}
+// baseURL is where this API is reached, mount prefix included.
+func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 
 // apiVersions are the Glance API versions served, newest first. 2.7 is
 // the newest whose features (os_hidden, os_hash_*) are all here; later

@@ -11,7 +11,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -51,26 +50,16 @@ type Service struct {
 
 // New builds the service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Repl == nil {
-		return nil, errors.New("network: Config.Repl is required")
+	base, err := cfg.base().Check("network")
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Auth == nil {
-		return nil, errors.New("network: Config.Auth is required")
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Log, cfg.Now, cfg.Prefix = base.Log, base.Now, base.Prefix
 	if cfg.VLANMin == 0 && cfg.VLANMax == 0 {
 		cfg.VLANMin, cfg.VLANMax = 100, 3999
 	}
 	if cfg.VLANMin < 1 || cfg.VLANMax > 4094 || cfg.VLANMin > cfg.VLANMax {
 		return nil, fmt.Errorf("network: VLAN range %d-%d is not within 1-4094", cfg.VLANMin, cfg.VLANMax)
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "/network"
 	}
 	return &Service{cfg: cfg, log: cfg.Log}, nil
 }
@@ -92,19 +81,15 @@ func (s *Service) SetPortStatus(ctx context.Context, portID, status string) erro
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }
 
+// base is the part of the configuration every service on the kit has.
+func (c Config) base() api.Base {
+	return api.Base{Repl: c.Repl, Auth: c.Auth, Log: c.Log, Now: c.Now, PublicURL: c.PublicURL, Prefix: c.Prefix}
+}
+
 // Handler serves Neutron under the prefix the caller strips (/network):
 // "/" is version discovery, "/v2.0/..." the API.
 func (s *Service) Handler() http.Handler {
-	r := chi.NewRouter()
-	r.Use(stripJSONSuffix)
-	api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Mount(r, s.routes())
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
-	})
-	return r
+	return api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Router(s.routes(), stripJSONSuffix)
 }
 
 // routes is the service's policy as one table. Everything but version
@@ -181,22 +166,8 @@ func stripJSONSuffix(next http.Handler) http.Handler {
 	})
 }
 
-// baseURL is where this API is reached: the configured public URL, or the
-// scheme and host the client used, plus the mount prefix.
-func (s *Service) baseURL(r *http.Request) string {
-	base := strings.TrimRight(s.cfg.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-			scheme = p
-		}
-		base = scheme + "://" + r.Host
-	}
-	return base + s.cfg.Prefix
-}
+// baseURL is where this API is reached, mount prefix included.
+func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 
 func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
 	api.JSON(w, http.StatusOK, map[string]any{"versions": []any{map[string]any{
