@@ -86,31 +86,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.Log.Info("compute agent started", "node", a.Node, "accelerator", a.Driver.Accelerator(), "dir", a.Dir)
-	interval := a.Interval
-	if interval <= 0 {
-		interval = 2 * time.Second
-	}
 	// A burst of launches is met by one pass, which builds them side by
-	// side.
+	// side. The loop's default resync (2 s) is the agent's.
 	loop := &reconcile.Loop{
-		Name: "compute", Pass: a.reconcile, Resync: interval, Debounce: 100 * time.Millisecond,
+		Name: "compute", Pass: a.reconcile, Resync: a.Interval, Debounce: 100 * time.Millisecond,
 		MaxBackoff: 5 * time.Second, Log: a.Log,
 	}
 	return loop.Run(ctx)
 }
 
 func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
-	ws := memdb.NewWatchSet()
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	txn, err := a.State(rctx)
-	cancel()
+	txn, ws, err := reconcile.Read(ctx, a.State, computestate.TableNames())
 	if err != nil {
 		return nil, fmt.Errorf("state not readable yet: %w", err)
-	}
-	for _, t := range computestate.TableNames() {
-		if it, err := txn.Get(t, "id"); err == nil {
-			ws.Add(it.WatchCh())
-		}
 	}
 	servers, err := computestate.Load(txn)
 	if err != nil {

@@ -75,18 +75,10 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
-	ws := memdb.NewWatchSet()
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	txn, err := a.State(rctx)
-	cancel()
+	txn, ws, err := reconcile.Read(ctx, a.State, netstate.TableNames())
 	if err != nil {
 		// No current state (no leader yet): leave the kernel as it is.
 		return nil, fmt.Errorf("network state not readable yet; keeping what is enforced: %w", err)
-	}
-	for _, table := range netstate.TableNames() {
-		if it, err := txn.Get(table, "id"); err == nil {
-			ws.Add(it.WatchCh())
-		}
 	}
 	view, err := netstate.Load(txn)
 	if err != nil {

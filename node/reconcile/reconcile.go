@@ -107,3 +107,26 @@ func wait(ctx context.Context, ws memdb.WatchSet, timeout <-chan time.Time) bool
 		return false
 	}
 }
+
+// readTimeout bounds waiting for a current state: a node with no leader
+// in sight fails the pass (and retries) rather than hang.
+const readTimeout = 10 * time.Second
+
+// Read is what a pass starts from: a current state from state, and a watch
+// set that fires when a row of any of tables changes, so the next pass
+// follows the write.
+func Read(ctx context.Context, state func(context.Context) (*memdb.Txn, error), tables []string) (*memdb.Txn, memdb.WatchSet, error) {
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	txn, err := state(rctx)
+	cancel()
+	if err != nil {
+		return nil, nil, err
+	}
+	ws := memdb.NewWatchSet()
+	for _, t := range tables {
+		if it, err := txn.Get(t, "id"); err == nil {
+			ws.Add(it.WatchCh())
+		}
+	}
+	return txn, ws, nil
+}
