@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -147,4 +148,36 @@ func ResetHeaders(h, saved http.Header) {
 	for k, v := range saved {
 		h[k] = v
 	}
+}
+
+// SendRange sends n bytes at off of a body of size bytes, read by read:
+// 200 with Content-Length, or for a partial window 206 with its
+// Content-Range; a HEAD gets the headers only. The status waits for the
+// first byte, so a read that fails before anything is sent gets the
+// headers reset to saved and its error returned for the caller to answer
+// in its own format. Once the status is sent a failure can only end the
+// body short of its Content-Length (net/http then closes the connection),
+// and SendRange returns nil: the reader logged why.
+func SendRange(w http.ResponseWriter, r *http.Request, off, n, size int64, partial bool, saved http.Header, read func(w io.Writer) error) error {
+	h := w.Header()
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	status := http.StatusOK
+	if partial {
+		h.Set("Content-Range", ContentRange(off, n, size))
+		status = http.StatusPartialContent
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return nil
+	}
+	body := &BodyWriter{W: w, Status: status}
+	err := read(body)
+	switch {
+	case err == nil:
+		body.Send()
+	case !body.Sent():
+		ResetHeaders(h, saved)
+		return err
+	}
+	return nil
 }

@@ -278,27 +278,15 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	saved := h.Clone()
 	if img.Checksum != "" {
 		h.Set("Content-MD5", img.Checksum)
 	}
-	status := http.StatusOK
-	if partial {
-		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
-		status = http.StatusPartialContent
-	}
-	body := &api.BodyWriter{W: w, Status: status}
-	switch err := s.cfg.Objects.Read(r.Context(), o, off, n, body); {
-	case err == nil:
-		body.Send()
-	case !body.Sent():
-		h.Del("Content-Length")
-		h.Del("Content-Range")
-		h.Del("Content-MD5")
+	err = api.SendRange(w, r, off, n, o.Size, partial, saved, func(w io.Writer) error {
+		return s.cfg.Objects.Read(r.Context(), o, off, n, w)
+	})
+	if err != nil {
 		return api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID)
-	default:
-		// The status is sent; the short body (less than Content-Length)
-		// tells the client, and the object store logged why.
 	}
 	return nil
 }

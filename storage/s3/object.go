@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -395,25 +396,10 @@ func (q *request) getObject() {
 			return
 		}
 	}
-	h.Set("Content-Length", strconv.FormatInt(n, 10))
-	status := http.StatusOK
-	if partial {
-		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
-		status = http.StatusPartialContent
-	}
-	if q.r.Method == http.MethodHead {
-		q.w.WriteHeader(status)
-		return
-	}
-	body := &api.BodyWriter{W: q.w, Status: status}
-	switch err := q.h.Store.Read(ctx, o, off, n, body); {
-	case err == nil:
-		body.Send()
-	case !body.Sent():
-		api.ResetHeaders(q.w.Header(), plain)
+	err = api.SendRange(q.w, q.r, off, n, o.Size, partial, plain, func(w io.Writer) error {
+		return q.h.Store.Read(ctx, o, off, n, w)
+	})
+	if err != nil {
 		q.failErr(err) // InternalError, as S3 answers when it cannot serve stored bytes
-	default:
-		// The status is sent: the body ends short of its Content-Length,
-		// and net/http closes the connection. The store logged why.
 	}
 }

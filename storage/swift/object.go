@@ -317,27 +317,11 @@ func (q *request) getObject() {
 		fail(q.w, q.r, http.StatusRequestedRangeNotSatisfiable, "Requested Range Not Satisfiable")
 		return
 	}
-	q.w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
-	status := http.StatusOK
-	if partial {
-		q.w.Header().Set("Content-Range", api.ContentRange(off, n, o.Size))
-		status = http.StatusPartialContent
-	}
-	if q.r.Method == http.MethodHead {
-		q.w.WriteHeader(status)
-		return
-	}
-	body := &api.BodyWriter{W: q.w, Status: status}
-	switch err := q.h.Store.Read(ctx, o, off, n, body); {
-	case err == nil:
-		body.Send()
-	case !body.Sent():
-		api.ResetHeaders(q.w.Header(), plain)
+	err = api.SendRange(q.w, q.r, off, n, o.Size, partial, plain, func(w io.Writer) error {
+		return q.h.Store.Read(ctx, o, off, n, w)
+	})
+	if err != nil {
 		q.failErr(err)
-	default:
-		// The status is sent: the body ends short of its Content-Length,
-		// and net/http closes the connection, which is all that is left
-		// to tell the client. The store logged why.
 	}
 }
 
