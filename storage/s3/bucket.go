@@ -247,17 +247,27 @@ type listBucketResult struct {
 	CommonPrefixes        []commonPrefix `xml:"CommonPrefixes"`
 }
 
+// count is the query parameter name, a non-negative integer capped at most
+// (and most when absent), or false when it was answered as invalid.
+func (q *request) count(name string, most int) (int, bool) {
+	s := q.q.Get(name)
+	if s == "" {
+		return most, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		q.fail("InvalidArgument", http.StatusBadRequest, name+" must be a non-negative integer")
+		return 0, false
+	}
+	return min(n, most), true
+}
+
 // listObjects answers ListObjects (v1) and ListObjectsV2 (list-type=2).
 func (q *request) listObjects(c *object.Container) {
 	v2 := q.q.Get("list-type") == "2"
-	maxKeys := maxListKeys
-	if s := q.q.Get("max-keys"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			q.fail("InvalidArgument", http.StatusBadRequest, "max-keys must be a non-negative integer")
-			return
-		}
-		maxKeys = min(n, maxListKeys)
+	maxKeys, ok := q.count("max-keys", maxListKeys)
+	if !ok {
+		return
 	}
 	enc, encode, ok := q.encoding()
 	if !ok {
@@ -397,14 +407,9 @@ const nullVersion = "null"
 // each object is its only version, "null" and latest: clients that empty a
 // bucket through this listing then delete every object.
 func (q *request) listVersions(c *object.Container) {
-	maxKeys := maxListKeys
-	if s := q.q.Get("max-keys"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			q.fail("InvalidArgument", http.StatusBadRequest, "max-keys must be a non-negative integer")
-			return
-		}
-		maxKeys = min(n, maxListKeys)
+	maxKeys, ok := q.count("max-keys", maxListKeys)
+	if !ok {
+		return
 	}
 	enc, encode, ok := q.encoding()
 	if !ok {

@@ -343,6 +343,9 @@ func TestListObjectVersions(t *testing.T) {
 		t.Errorf("second page %+v", l)
 	}
 	e.must(http.StatusBadRequest, "InvalidArgument", "GET", "/bkt?versions&key-marker=a&version-id-marker=v2", alice, nil)
+	for _, bad := range []string{"/bkt?versions&max-keys=-1", "/bkt?max-keys=x", "/bkt?list-type=2&max-keys=-2"} {
+		e.must(http.StatusBadRequest, "InvalidArgument", "GET", bad, alice, nil)
+	}
 
 	// Emptying a bucket through its versions leaves it empty.
 	var del strings.Builder

@@ -206,14 +206,11 @@ func (q *request) listParts() {
 		q.failErr(err)
 		return
 	}
-	maxParts, marker := 1000, 0
-	if s := q.q.Get("max-parts"); s != "" {
-		if maxParts, err = strconv.Atoi(s); err != nil || maxParts < 0 {
-			q.fail("InvalidArgument", http.StatusBadRequest, "max-parts must be a non-negative integer")
-			return
-		}
-		maxParts = min(maxParts, 1000)
+	maxParts, ok := q.count("max-parts", 1000)
+	if !ok {
+		return
 	}
+	marker := 0
 	if s := q.q.Get("part-number-marker"); s != "" {
 		if marker, err = strconv.Atoi(s); err != nil {
 			q.fail("InvalidArgument", http.StatusBadRequest, "part-number-marker must be an integer")
