@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
 )
 
 // fakeCloud answers Keystone password auth and the cluster API.
@@ -47,11 +47,11 @@ func fakeCloud(t *testing.T) *httptest.Server {
 	}
 	now := time.Now()
 	mux.HandleFunc("GET /rackstack/v1/cluster/status", authed(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(cluster.Status{Node: "n1", Leader: "n1", Term: 3, AppliedIndex: 42, CommitIndex: 42, Healthy: true,
-			Members: []cluster.Member{{Name: "n2", Address: "10.0.0.2:8771", Suffrage: "voter", Up: true, LastContact: now}, {Name: "n1", Address: "10.0.0.1:8771", Suffrage: "voter", Leader: true, Up: true, LastContact: now}}})
+		json.NewEncoder(w).Encode(clusterapi.Status{Node: "n1", Leader: "n1", Term: 3, AppliedIndex: 42, CommitIndex: 42, Healthy: true,
+			Members: []clusterapi.Member{{Name: "n2", Address: "10.0.0.2:8771", Suffrage: "voter", Up: true, LastContact: now}, {Name: "n1", Address: "10.0.0.1:8771", Suffrage: "voter", Leader: true, Up: true, LastContact: now}}})
 	}))
 	mux.HandleFunc("POST /rackstack/v1/cluster/join-tokens", authed(func(w http.ResponseWriter, r *http.Request) {
-		var req cluster.JoinTokenRequest
+		var req clusterapi.JoinTokenRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		if req.TTL != "2h0m0s" || req.Uses != 3 {
 			w.WriteHeader(400)
@@ -59,12 +59,12 @@ func fakeCloud(t *testing.T) *httptest.Server {
 			return
 		}
 		w.WriteHeader(201)
-		json.NewEncoder(w).Encode(cluster.JoinTokenResponse{Token: "rsj_x.y", ID: "x", ExpiresAt: now.Add(2 * time.Hour), Uses: 3})
+		json.NewEncoder(w).Encode(clusterapi.JoinTokenResponse{Token: "rsj_x.y", ID: "x", ExpiresAt: now.Add(2 * time.Hour), Uses: 3})
 	}))
 	mux.HandleFunc("GET /rackstack/v1/nodes", authed(func(w http.ResponseWriter, r *http.Request) {
-		n := cluster.NodeInfo{Name: "n1", Status: "up", APIURL: "http://10.0.0.1:8770", LastHeartbeat: now}
+		n := clusterapi.NodeInfo{Name: "n1", Status: "up", APIURL: "http://10.0.0.1:8770", LastHeartbeat: now}
 		n.Inventory.CPUs, n.Inventory.MemoryBytes = 8, 16<<30
-		json.NewEncoder(w).Encode(map[string]any{"nodes": []cluster.NodeInfo{n}})
+		json.NewEncoder(w).Encode(map[string]any{"nodes": []clusterapi.NodeInfo{n}})
 	}))
 	mux.HandleFunc("GET /rackstack/v1/nodes/{name}", authed(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(404)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 	"github.com/rackstack/rackstack/storage/placement"
 )
 
@@ -407,37 +408,12 @@ func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
 	}
 }
 
-// Status is the storage picture `rackctl storage status` shows.
-type Status struct {
-	Disks []DiskStatus `json:"disks"`
-	// Geometry is the coding new objects get now.
-	K int `json:"k"`
-	M int `json:"m"`
-	// Parts are all stored blobs; Misplaced those not where placement
-	// wants them (to rebalance or to rebuild off lost disks); Degraded
-	// those with a shard on a gone disk or lost node.
-	Parts     int `json:"parts"`
-	Misplaced int `json:"misplaced"`
-	Degraded  int `json:"degraded"`
-	// HealQueue are blobs readers or the scrubber found damaged.
-	HealQueue int `json:"heal_queue"`
-	Garbage   int `json:"garbage"`
-	// Counters of this node's background loops (meaningful on the leader).
-	Healed      int64     `json:"healed_shards"`
-	Moved       int64     `json:"moved_parts"`
-	MovedBytes  int64     `json:"moved_bytes"`
-	Scrubbed    int64     `json:"scrubbed_parts"`
-	ScrubErrors int64     `json:"scrub_bad_shards"`
-	LastPass    time.Time `json:"last_rebalance_pass,omitempty"`
-}
-
-// DiskStatus is one disk in Status.
-type DiskStatus struct {
-	DiskRow
-	Up     bool  `json:"up"`
-	Shards int   `json:"shards"`
-	Used   int64 `json:"used_bytes"` // bytes of shard files the metadata puts here
-}
+// The status bodies live in objectapi so that rackctl decodes them
+// without linking the erasure coder.
+type (
+	Status     = objectapi.Status
+	DiskStatus = objectapi.DiskStatus
+)
 
 // Status reports the state of the store.
 func (s *Service) Status(ctx context.Context) (Status, error) {
@@ -476,7 +452,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	for _, d := range store.All[DiskRow](tx, tDisks, "id") {
-		st.Disks = append(st.Disks, DiskStatus{DiskRow: *d, Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID], Used: used[d.ID]})
+		st.Disks = append(st.Disks, DiskStatus{Disk: objectapi.Disk(*d), Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID], Used: used[d.ID]})
 	}
 	sort.Slice(st.Disks, func(i, j int) bool {
 		if st.Disks[i].Node != st.Disks[j].Node {
