@@ -6,27 +6,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-)
 
-// needRoot skips a test that loads BPF programs when this process cannot;
-// under RACKSTACK_REQUIRE_INTEGRATION it fails instead.
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-		t.Fatal("this test loads BPF programs and needs root (RACKSTACK_REQUIRE_INTEGRATION is set)")
-	}
-	t.Skip("needs root to load BPF programs and create a network namespace")
-}
+	"github.com/rackstack/rackstack/fabric/testenv"
+)
 
 // testNetns creates a named network namespace for the test and returns its
 // path; it is deleted when the test ends.
@@ -64,7 +52,7 @@ func openTest(t testing.TB, devs ...string) *Dataplane {
 // namespace are the test's own).
 func openTestConfig(t testing.TB, cfg Config, devs ...string) *Dataplane {
 	t.Helper()
-	needRoot(t)
+	testenv.RequireRoot(t, "load BPF programs and create a network namespace")
 	nsPath := testNetns(t)
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/storage/s3/sigv4"
 )
 
@@ -213,7 +214,7 @@ func rawPut(t *testing.T, hostport, path string, headers map[string]string, decl
 
 func TestObjectStorage(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/swift", "/usr/bin/aws", "/usr/bin/s3cmd", "/usr/bin/rclone"} {
-		requireCommand(t, c)
+		testenv.RequireCommand(t, c)
 	}
 	// Three nodes with three disk directories each: 4+2 puts two shards
 	// on every node, and losing a node leaves six disks to heal onto.

@@ -22,6 +22,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
@@ -137,12 +138,7 @@ func (w *world) Remove(name string) error {
 
 func TestAgentLifecycle(t *testing.T) {
 	for _, tool := range []string{"qemu-img", "genisoimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s is not installed", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
+		testenv.RequireCommand(t, tool)
 	}
 	w := newWorld(t)
 	host := hypervisor.NewFakeHost(t.TempDir())
