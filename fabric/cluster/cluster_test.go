@@ -17,7 +17,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -46,16 +46,6 @@ func freePort(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// adminAuth accepts the token "admin" as a cloud admin.
-type adminAuth struct{}
-
-func (adminAuth) Validate(_ context.Context, tok string) (*api.Principal, error) {
-	if tok == "admin" {
-		return &api.Principal{UserID: "u", Roles: []string{"admin"}, ProjectID: "p"}, nil
-	}
-	return nil, errors.New("bad token")
 }
 
 type testNode struct {
@@ -94,7 +84,7 @@ func openNode(t testing.TB, cfg Config) (*testNode, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/rackstack/v1/", http.StripPrefix("/rackstack/v1", n.Handler(adminAuth{})))
+	mux.Handle("/rackstack/v1/", http.StripPrefix("/rackstack/v1", n.Handler(apitest.Tokens{"admin": {UserID: "u", Roles: []string{"admin"}, ProjectID: "p"}})))
 	srv := httptest.NewServer(mux)
 	n.cfg.APIURL = srv.URL // before Run reads it
 	ctx, cancel := context.WithCancel(context.Background())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -403,13 +404,13 @@ func TestMetadataAndInstanceActions(t *testing.T) {
 
 func TestNewValidatesConfig(t *testing.T) {
 	local, _ := store.NewLocal(Schema())
-	if _, err := New(Config{Auth: tokens{}}); err == nil {
+	if _, err := New(Config{Auth: apitest.Tokens{}}); err == nil {
 		t.Error("no repl: no error")
 	}
 	if _, err := New(Config{Repl: local}); err == nil {
 		t.Error("no auth: no error")
 	}
-	s, err := New(Config{Repl: local, Auth: tokens{}})
+	s, err := New(Config{Repl: local, Auth: apitest.Tokens{}})
 	if err != nil || s.cfg.AZ != "nova" || s.cfg.Prefix != "/compute" {
 		t.Fatalf("defaults: %v %+v", err, s.cfg)
 	}

@@ -23,20 +23,11 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
-
-// tokens is an api.Authenticator over fixed tokens.
-type tokens map[string]*api.Principal
-
-func (t tokens) Validate(_ context.Context, tok string) (*api.Principal, error) {
-	if p, ok := t[tok]; ok {
-		return p, nil
-	}
-	return nil, api.ErrUnauthorized
-}
 
 const (
 	admin   = "admin-token"
@@ -64,7 +55,7 @@ func newFixture(t *testing.T, tweak ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, local: local, objects: objecttest.New(t, 6, 4096), now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	auth := tokens{
+	auth := apitest.Tokens{
 		admin: {UserID: "u-admin", ProjectID: projAdm, Roles: []string{"admin", "member", "reader"}},
 		alice: {UserID: "u-alice", ProjectID: projA, Roles: []string{"member", "reader"}},
 		bob:   {UserID: "u-bob", ProjectID: projB, Roles: []string{"member", "reader"}},
