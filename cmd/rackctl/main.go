@@ -217,7 +217,11 @@ func printStatus(w io.Writer, st clusterapi.Status, now time.Time) {
 	if leader == "" {
 		leader = "(none)"
 	}
-	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, yes(st.Healthy))
+	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, yes(st.Healthy))
+	if st.Halted != "" {
+		fmt.Fprintf(w, "HALTED:   %s\n", st.Halted)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tSUFFRAGE\tLEADER\tUP\tLAST CONTACT")
 	members := append([]clusterapi.Member(nil), st.Members...)

@@ -125,3 +125,24 @@ func TestRackctl(t *testing.T) {
 		})
 	}
 }
+
+// A node that stopped applying the log says so at the top of its status;
+// a healthy one prints no such line.
+func TestStatusShowsHalt(t *testing.T) {
+	now := time.Now()
+	for name, tc := range map[string]struct {
+		halted string
+		want   bool
+	}{
+		"halted":  {halted: `state halted at log index 9: unknown command type "x.y"`, want: true},
+		"applies": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out strings.Builder
+			printStatus(&out, clusterapi.Status{Node: "n1", Leader: "n2", Halted: tc.halted}, now)
+			if got := strings.Contains(out.String(), "HALTED:   "+tc.halted); got != tc.want || strings.Contains(out.String(), "HALTED") != tc.want {
+				t.Errorf("output:\n%s\nwant a HALTED line: %v", out.String(), tc.want)
+			}
+		})
+	}
+}

@@ -196,6 +196,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	s3srv := &http.Server{Handler: mw.Handler(&s3.Handler{Store: objects, Creds: ident}), ReadHeaderTimeout: 10 * time.Second}
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := node.State.Halted(); err != nil {
+			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "halted", "node": o.Name, "error": err.Error()})
+			return
+		}
 		st, err := node.Status()
 		if err != nil || st.Leader == "" {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no leader", "node": o.Name})

@@ -42,7 +42,7 @@ func StatusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, store.ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, store.ErrNoLeader):
+	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrHalted):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

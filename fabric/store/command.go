@@ -29,12 +29,34 @@ var (
 	ErrUnknownCommand = errors.New("unknown command")
 	ErrNotLeader      = errors.New("not the leader")
 	ErrNoLeader       = errors.New("no leader")
+	// ErrHalted: this node stopped applying the log (HaltError says why).
+	ErrHalted = errors.New("state halted")
 )
+
+// HaltError says why and where a node stopped applying the Raft log: an
+// entry it cannot apply, written by a newer rackd (a command type it does
+// not know, or an encoding it cannot read). Skipping the entry would let
+// this node's state silently diverge from the nodes that applied it, and
+// applying later entries on top would compound that; so it applies nothing
+// from that entry on until rackd is upgraded and restarted, when it
+// replays the log from its last snapshot.
+type HaltError struct {
+	Index   uint64 `json:"index"`             // the entry it could not apply
+	Command string `json:"command,omitempty"` // its unknown command type, if that was the cause
+	Reason  string `json:"reason"`
+}
+
+func (e *HaltError) Error() string {
+	return fmt.Sprintf("state halted at log index %d: %s; this node applies no more of the log until rackd is upgraded and restarted", e.Index, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrHalted) true.
+func (e *HaltError) Is(target error) bool { return target == ErrHalted }
 
 // ApplyError carries a handler's error across the log and across nodes so
 // that errors.Is keeps working on the proposer's side.
 type ApplyError struct {
-	Kind string `json:"kind"` // not_found, conflict, invalid, forbidden, unknown_command, other
+	Kind string `json:"kind"` // not_found, conflict, invalid, forbidden, unknown_command, halted, other
 	Msg  string `json:"message"`
 }
 
@@ -53,6 +75,8 @@ func (e *ApplyError) Is(target error) bool {
 		return target == ErrUnknownCommand
 	case "forbidden":
 		return target == ErrForbidden
+	case "halted":
+		return target == ErrHalted
 	}
 	return false
 }
@@ -78,6 +102,8 @@ func WrapApplyError(err error) *ApplyError {
 		kind = "unknown_command"
 	case errors.Is(err, ErrForbidden):
 		kind = "forbidden"
+	case errors.Is(err, ErrHalted):
+		kind = "halted"
 	}
 	return &ApplyError{Kind: kind, Msg: err.Error()}
 }

@@ -178,6 +178,13 @@ func TestRestoreRejectsGarbage(t *testing.T) {
 // newTestCluster starts n Raft nodes on the in-memory transport.
 func newTestCluster(t *testing.T, n int) ([]*Raft, []*State) {
 	t.Helper()
+	return newMixedCluster(t, n, func(int) []Schema { return []Schema{kvSchema()} })
+}
+
+// newMixedCluster is newTestCluster with node i's state built from
+// schemas(i), to stand for nodes running different versions of rackd.
+func newMixedCluster(t *testing.T, n int, schemas func(i int) []Schema) ([]*Raft, []*State) {
+	t.Helper()
 	var trans []*raft.InmemTransport
 	var addrs []raft.ServerAddress
 	for i := 0; i < n; i++ {
@@ -199,7 +206,10 @@ func newTestCluster(t *testing.T, n int) ([]*Raft, []*State) {
 	var rafts []*Raft
 	var states []*State
 	for i := range trans {
-		st, _ := NewState(kvSchema())
+		st, err := NewState(schemas(i)...)
+		if err != nil {
+			t.Fatal(err)
+		}
 		dir := t.TempDir()
 		cfg := RaftConfig{ID: fmt.Sprintf("n%d", i), DataDir: dir, Transport: trans[i], State: st, LogOutput: io.Discard,
 			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond}

@@ -23,13 +23,16 @@ import (
 
 // Status describes the Raft cluster as seen by the node that answers.
 type Status struct {
-	Node         string   `json:"node"`   // name of the answering node
-	Leader       string   `json:"leader"` // name of the leader ("" when there is none)
-	Term         uint64   `json:"term"`
-	AppliedIndex uint64   `json:"applied_index"` // on the answering node
-	CommitIndex  uint64   `json:"commit_index"`
-	Healthy      bool     `json:"healthy"` // a leader exists and a quorum of voters is up
-	Members      []Member `json:"members"`
+	Node         string `json:"node"`   // name of the answering node
+	Leader       string `json:"leader"` // name of the leader ("" when there is none)
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"` // on the answering node
+	CommitIndex  uint64 `json:"commit_index"`
+	Healthy      bool   `json:"healthy"` // a leader exists and a quorum of voters is up
+	// Halted says why the answering node stopped applying the log (an
+	// entry from a newer rackd); empty while it applies normally.
+	Halted  string   `json:"halted,omitempty"`
+	Members []Member `json:"members"`
 }
 
 // Member is one server of the Raft configuration.
