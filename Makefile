@@ -14,13 +14,17 @@ TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone ipr
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
 BENCH_DEBS := iperf3 iptables
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The build --version reports (the toolchain's own VCS stamp is off where
+# GOFLAGS has -buildvcs=false).
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X github.com/rackstack/rackstack/fabric/buildinfo.version=$(VERSION)
 
 .PHONY: all build test unit integration deps run generate lint bench clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # deps installs what tests need; packages already present are skipped.
 deps:

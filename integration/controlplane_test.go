@@ -5,6 +5,8 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +90,7 @@ func TestControlPlaneCluster(t *testing.T) {
 	if strings.Contains(n1.log(), creds["OS_PASSWORD"]) {
 		t.Fatal("the admin password appears in rackd's log")
 	}
+	checkMetricsAndVersion(t, n1, creds)
 
 	out, err := rackctl(t, creds, n1, "cluster", "join-token", "create", "--ttl", "1h", "--uses", "2", "-o", "json")
 	if err != nil {
@@ -250,5 +253,39 @@ func TestControlPlaneCluster(t *testing.T) {
 	victim.start()
 	if err, log := victim.waitExit(60 * time.Second); err == nil || !strings.Contains(log, "raft log") || strings.Contains(log, "panic") {
 		t.Fatalf("corrupt data dir: err=%v log:\n%s", err, log)
+	}
+}
+
+// checkMetricsAndVersion: /metrics on the API port needs an admin token
+// (as X-Auth-Token or a Prometheus bearer token), and /healthz and the API
+// root say which build runs.
+func checkMetricsAndVersion(t *testing.T, n *rackd, creds map[string]string) {
+	t.Helper()
+	if code, err := call("GET", n.url()+"/metrics", "", nil, nil); err != nil || code != 401 {
+		t.Fatalf("/metrics without a token: %d %v, want 401", code, err)
+	}
+	admin := token(t, n, "admin", creds["OS_PASSWORD"], "admin")
+	req, _ := http.NewRequest("GET", n.url()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "rackstack_api_requests_total") {
+		t.Fatalf("/metrics with an admin bearer token: %d\n%.300s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/healthz", "/"} {
+		var doc struct {
+			Version string `json:"version"`
+		}
+		if code, err := call("GET", n.url()+path, "", nil, &doc); err != nil || code != 200 || doc.Version == "" {
+			t.Fatalf("%s: %d %v, version %q", path, code, err, doc.Version)
+		}
+	}
+	out, err := exec.Command(filepath.Join(binDir, "rackd"), "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "rackd ") {
+		t.Fatalf("rackd --version: %v %s", err, out)
 	}
 }

@@ -129,7 +129,7 @@ func controlInProcess(ctx context.Context, o options) ([]Result, error) {
 		}
 		n, err := cluster.Open(ctx, cluster.Config{Name: name, DataDir: filepath.Join(dir, name), RaftListen: raftAddr, Advertise: raftAddr,
 			APIURL: "http://" + apiLn.Addr().String(), Bootstrap: bootstrap, JoinURL: joinURL, JoinToken: tok,
-			Schemas: []store.Schema{cluster.Schema(), benchSchema()}, Log: quiet, RaftLog: io.Discard})
+			Schemas: []store.Schema{cluster.Schema(), benchSchema()}, Log: quiet})
 		if err != nil {
 			apiLn.Close()
 			return nil, nil, err

@@ -21,6 +21,8 @@ type options struct {
 	Listen            string
 	RaftListen        string
 	S3Listen          string
+	MetricsListen     string
+	S3Region          string
 	Advertise         string
 	PublicURL         string
 	Bootstrap         bool
@@ -55,7 +57,30 @@ type options struct {
 }
 
 func parseFlags(mode string, args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
-	fs := flag.NewFlagSet("rackd "+mode, flag.ContinueOnError)
+	o := &options{}
+	fs, disks := o.flags(mode, getenv, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if err := o.check(mode, disks, fs.Args()); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// flagSet is mode's flags, for its help.
+func flagSet(mode string, getenv func(string) string, w io.Writer) *flag.FlagSet {
+	fs, _ := (&options{}).flags(mode, getenv, w)
+	return fs
+}
+
+// flags declares mode's flags over o, with RACKD_* defaults; disks is
+// RACKD_DISK, used when no --disk is given.
+func (o *options) flags(mode string, getenv func(string) string, stderr io.Writer) (fs *flag.FlagSet, disks string) {
+	fs = flag.NewFlagSet("rackd "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	env := func(name, def string) string {
 		if v := getenv("RACKD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
@@ -63,8 +88,11 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 		}
 		return def
 	}
-	o := &options{}
-	str := func(p *string, name, def, help string) { fs.StringVar(p, name, env(name, def), help) }
+	str := func(p *string, name, def, help string) {
+		if takesFlag(mode, name) {
+			fs.StringVar(p, name, env(name, def), help)
+		}
+	}
 	defData, defListen, defName := "", "127.0.0.1:8770", ""
 	if mode == "dev" {
 		defData, defName = ".rackstack", "dev"
@@ -74,6 +102,8 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	str(&o.Listen, "listen", defListen, "HTTP API listen address")
 	str(&o.RaftListen, "raft-listen", "", "peer (Raft + internal RPC, mTLS) listen address (default: API port + 1)")
 	str(&o.S3Listen, "s3-listen", "", "S3 API listen address, path-style (default: API port + 2; \"off\" to disable)")
+	str(&o.S3Region, "s3-region", "us-east-1", "the S3 region (location) clients sign for; requests signed for another are refused")
+	str(&o.MetricsListen, "metrics-listen", "", "serve /metrics without authentication on this address too (on the API port it needs an admin token)")
 	str(&o.Advertise, "advertise", "", "host other nodes and clients reach this node at (default: the --listen host)")
 	str(&o.PublicURL, "public-url", "", "base URL put in the service catalog (default: the URL the client used)")
 	str(&o.JoinURL, "join", "", "API URL of a cluster member to join")
@@ -81,12 +111,18 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	str(&o.AdminPasswordFile, "admin-password-file", "", "file holding the admin password at bootstrap (else one is generated)")
 	str(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	boolVar := func(p *bool, name, help string) {
+		if !takesFlag(mode, name) {
+			return
+		}
 		v, _ := strconv.ParseBool(env(name, "false"))
 		fs.BoolVar(p, name, v, help)
 	}
 	boolVar(&o.Bootstrap, "bootstrap", "form a new cluster with this node as its first member")
 	boolVar(&o.Yes, "yes-i-know-this-discards-other-members", "recover: skip the confirmation prompt")
 	intVar := func(p *int, name string, def int, help string) {
+		if !takesFlag(mode, name) {
+			return
+		}
 		v, err := strconv.Atoi(env(name, strconv.Itoa(def)))
 		if err != nil {
 			v = def
@@ -95,14 +131,22 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	}
 	intVar(&o.MaxVoters, "max-voters", 3, "Raft voters to keep (3 or 5); other nodes are non-voters")
 	durVar := func(p *time.Duration, name string, def time.Duration, help string) {
+		if !takesFlag(mode, name) {
+			return
+		}
 		v, err := time.ParseDuration(env(name, def.String()))
 		if err != nil {
 			v = def
 		}
 		fs.DurationVar(p, name, v, help)
 	}
-	disks := env("disk", "")
-	fs.Func("disk", "a directory this node stores object shards in (repeatable; RACKD_DISK takes a comma-separated list)", func(v string) error {
+	disks = env("disk", "")
+	fsFunc := func(name, help string, set func(string) error) {
+		if takesFlag(mode, name) {
+			fs.Func(name, help, set)
+		}
+	}
+	fsFunc("disk", "a directory this node stores object shards in (repeatable; RACKD_DISK takes a comma-separated list)", func(v string) error {
 		if v == "" {
 			return errors.New("empty disk path")
 		}
@@ -124,37 +168,43 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")
 	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
 	durVar(&o.DeadVoterAfter, "dead-voter-after", 30*time.Second, "a voter down this long is replaced by a healthy non-voter")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelp
-		}
-		return nil, err
-	}
+	return fs, disks
+}
+
+// check validates the parsed flags of mode and fills in what follows from
+// them.
+func (o *options) check(mode, disks string, rest []string) error {
 	if len(o.Disks) == 0 && disks != "" {
 		o.Disks = strings.Split(disks, ",")
 	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	if o.DataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if mode == "recover" {
+		return o.listenAddrs()
+	}
 	if _, _, err := o.coding(); err != nil {
-		return nil, err
+		return err
 	}
 	lo, hi, err := parseVLANRange(o.VLANRange)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	o.VLANMin, o.VLANMax = lo, hi
 	for name, v := range map[string]string{"dataplane": o.Dataplane, "compute": o.Compute} {
 		switch v {
 		case "auto", "on", "off":
 		default:
-			return nil, fmt.Errorf("--%s %q: want on, off or auto", name, v)
+			return fmt.Errorf("--%s %q: want on, off or auto", name, v)
 		}
 	}
 	switch o.Accel {
 	case "auto", "kvm", "tcg":
 	default:
-		return nil, fmt.Errorf("--accel %q: want kvm, tcg or auto", o.Accel)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("--accel %q: want kvm, tcg or auto", o.Accel)
 	}
 	if mode == "dev" {
 		o.Bootstrap = true
@@ -164,17 +214,35 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 				o.Disks = append(o.Disks, filepath.Join(o.DataDir, "disks", "d"+strconv.Itoa(i)))
 			}
 		}
+		if k, m, _ := o.coding(); k+m > len(o.Disks) {
+			return fmt.Errorf("--ec %s needs %d disks on this one node, and it has %d (--disk): choose K+M ≤ %d", o.EC, k+m, len(o.Disks), len(o.Disks))
+		}
 	}
-	if o.DataDir == "" {
-		return nil, errors.New("--data-dir is required")
+	if err := o.listenAddrs(); err != nil {
+		return err
 	}
+	if o.Bootstrap && o.JoinURL != "" {
+		return errors.New("--bootstrap and --join exclude each other")
+	}
+	if o.JoinURL != "" && o.JoinToken == "" {
+		return errors.New("--join needs --join-token")
+	}
+	if o.MaxVoters != 3 && o.MaxVoters != 5 && o.MaxVoters != 1 {
+		return fmt.Errorf("--max-voters must be 1, 3 or 5, got %d", o.MaxVoters)
+	}
+	return nil
+}
+
+// listenAddrs checks --listen and derives the peer and S3 addresses and the
+// advertised host from it where they are not set.
+func (o *options) listenAddrs() error {
 	host, port, err := net.SplitHostPort(o.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: %w", o.Listen, err)
+		return fmt.Errorf("--listen %q: %w", o.Listen, err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: port is not a number", o.Listen)
+		return fmt.Errorf("--listen %q: port is not a number", o.Listen)
 	}
 	if o.RaftListen == "" {
 		o.RaftListen = net.JoinHostPort(host, strconv.Itoa(p+1))
@@ -188,16 +256,22 @@ func parseFlags(mode string, args []string, getenv func(string) string, stderr i
 			o.Advertise = "127.0.0.1"
 		}
 	}
-	if o.Bootstrap && o.JoinURL != "" {
-		return nil, errors.New("--bootstrap and --join exclude each other")
+	return nil
+}
+
+// takesFlag reports whether mode has the flag: recover needs only where
+// the node's state is and how it is reached; joining is for serve alone
+// (dev always forms its own cloud).
+func takesFlag(mode, name string) bool {
+	switch name {
+	case "yes-i-know-this-discards-other-members":
+		return mode == "recover"
+	case "name", "data-dir", "listen", "raft-listen", "advertise", "log-level":
+		return true
+	case "bootstrap", "join", "join-token":
+		return mode == "serve"
 	}
-	if o.JoinURL != "" && o.JoinToken == "" {
-		return nil, errors.New("--join needs --join-token")
-	}
-	if o.MaxVoters != 3 && o.MaxVoters != 5 && o.MaxVoters != 1 {
-		return nil, fmt.Errorf("--max-voters must be 1, 3 or 5, got %d", o.MaxVoters)
-	}
-	return o, nil
+	return mode != "recover"
 }
 
 // coding parses --ec; 0, 0 means "by disk count".

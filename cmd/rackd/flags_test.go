@@ -122,3 +122,40 @@ func TestVLANRangeFlag(t *testing.T) {
 		})
 	}
 }
+
+func TestCommandLine(t *testing.T) {
+	tests := map[string]struct {
+		args     []string
+		code     int
+		out, err string // substrings of stdout and stderr
+		notOut   string
+	}{
+		"version flag":       {args: []string{"--version"}, code: 0, out: "rackd "},
+		"version mode":       {args: []string{"version"}, code: 0, out: "rackd "},
+		"help lists modes":   {args: []string{"--help"}, code: 0, out: "rackd recover"},
+		"help lists flags":   {args: []string{"--help"}, code: 0, out: "-join-token"},
+		"typo suggests":      {args: []string{"deb"}, code: 2, err: `did you mean "dev"?`},
+		"unknown mode fails": {args: []string{"frobnicate"}, code: 2, err: `unknown mode "frobnicate"`},
+		"recover help":       {args: []string{"recover", "--help"}, code: 0, err: "-yes-i-know"},
+		"dev has no join":    {args: []string{"dev", "--join", "http://x"}, code: 2, err: "flag provided but not defined: -join"},
+		"dev ec beyond disks": {args: []string{"dev", "--data-dir", "d", "--ec", "9+9"}, code: 2,
+			err: "--ec 9+9 needs 18 disks on this one node, and it has 6"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			code := run(tc.args, strings.NewReader(""), &out, &errOut, func(string) string { return "" })
+			if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errOut.String(), tc.err) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errOut.String())
+			}
+		})
+	}
+	// Each mode's help shows only its flags.
+	var errOut strings.Builder
+	run([]string{"recover", "--help"}, strings.NewReader(""), io.Discard, &errOut, func(string) string { return "" })
+	for _, other := range []string{"-disk", "-join", "-vlan-range", "-compute"} {
+		if strings.Contains(errOut.String(), other+" ") {
+			t.Fatalf("recover's help shows %s:\n%s", other, errOut.String())
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/buildinfo"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/fabric/identity"
@@ -98,6 +99,14 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		defer s3ln.Close()
 	}
 
+	var metricsLn net.Listener
+	if o.MetricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", o.MetricsListen); err != nil {
+			return fmt.Errorf("listen on %s (--metrics-listen): %w", o.MetricsListen, err)
+		}
+		defer metricsLn.Close()
+	}
+
 	freshBootstrap := o.Bootstrap && !store.HasExistingState(o.DataDir)
 	adminPassword := ""
 	if o.Bootstrap && !bootstrapped(o.DataDir) {
@@ -115,7 +124,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	node, err := cluster.Open(ctx, cluster.Config{
 		Name: o.Name, DataDir: o.DataDir, RaftListen: o.RaftListen, Advertise: o.raftAdvertise(), APIURL: o.apiURL(),
 		Bootstrap: o.Bootstrap, JoinURL: o.JoinURL, JoinToken: o.JoinToken, MaxVoters: o.MaxVoters,
-		Schemas: schemas(), Log: log, Registry: reg, RaftLog: stderr, Inventory: inventory.Read,
+		Schemas: schemas(), Log: log, Registry: reg, Inventory: inventory.Read,
 		HeartbeatInterval: o.HeartbeatInterval, DownAfter: o.DownAfter, DeadVoterAfter: o.DeadVoterAfter,
 	})
 	if err != nil {
@@ -170,6 +179,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		defer dp.Close()
 	}
 
+	build := buildinfo.Read()
 	mw := api.NewMiddleware(log, reg)
 	r := chi.NewRouter()
 	r.Use(mw.Handler)
@@ -191,10 +201,14 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Mount("/object", http.StripPrefix("/object", swiftAPI))
 	// S3 verifies signatures over the path as the client sent it: no
 	// prefix stripping.
-	r.Mount("/s3", &s3.Handler{Store: objects, Creds: ident, Prefix: "/s3"})
+	r.Mount("/s3", &s3.Handler{Store: objects, Creds: ident, Prefix: "/s3", Region: o.S3Region})
 	// Its own listener too: s3cmd and rclone cannot sign a path prefix.
-	s3srv := &http.Server{Handler: mw.Handler(&s3.Handler{Store: objects, Creds: ident}), ReadHeaderTimeout: 10 * time.Second}
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s3srv := &http.Server{Handler: mw.Handler(&s3.Handler{Store: objects, Creds: ident, Region: o.S3Region}), ReadHeaderTimeout: 10 * time.Second}
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	// On the public API port metrics need an admin token (X-Auth-Token,
+	// or Authorization: Bearer as Prometheus sends it); --metrics-listen
+	// serves them without one on an address the operator chooses.
+	r.With(bearerToken, api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Handle("/metrics", metrics)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := node.State.Halted(); err != nil {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "halted", "node": o.Name, "error": err.Error()})
@@ -205,10 +219,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no leader", "node": o.Name})
 			return
 		}
-		api.JSON(w, http.StatusOK, map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex})
+		api.JSON(w, http.StatusOK, map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex, "version": build.Version})
 	})
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
-		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3"})
+		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3", "version": build.Version, "build": build})
 	})
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 
@@ -234,6 +248,19 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		s3srv.Shutdown(sctx)
 		return srv.Shutdown(sctx)
 	})
+	if metricsLn != nil {
+		msrv := &http.Server{Handler: metrics, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := msrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve metrics: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return msrv.Close()
+		})
+	}
 	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { return objects.Run(gctx) })
@@ -256,7 +283,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	} else if o.Bootstrap {
 		printWelcome(stdout, o, false)
 	}
-	log.Info("rackd started", "node", o.Name, "api", o.apiURL(), "s3", o.s3URL(), "peer", o.raftAdvertise(), "data_dir", o.DataDir)
+	log.Info("rackd started", "version", build.String(), "node", o.Name, "api", o.apiURL(), "s3", o.s3URL(), "peer", o.raftAdvertise(), "data_dir", o.DataDir)
 	return g.Wait()
 }
 
@@ -392,4 +419,16 @@ func recoverCluster(o *options, stdin io.Reader, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "recovered: %s is now a one-voter cluster; start rackd normally and join other nodes with new tokens\n", o.Name)
 	return nil
+}
+
+// bearerToken lets a scraper send its token as "Authorization: Bearer",
+// the way Prometheus's authorization config does, by reading it as
+// X-Auth-Token.
+func bearerToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && r.Header.Get("X-Auth-Token") == "" {
+			r.Header.Set("X-Auth-Token", strings.TrimSpace(tok))
+		}
+		next.ServeHTTP(w, r)
+	})
 }

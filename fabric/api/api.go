@@ -1,6 +1,15 @@
-// Package api is the HTTP layer every Rackstack service shares: request ids,
-// authentication, project-scoped policy, strict JSON decoding, pagination,
-// metrics, and the mapping from errors to each service's own error body.
+// Package api is the handler kit every Rackstack HTTP service is written
+// on: request ids, authentication, metrics, and
+//   - routes declared as data (Route: method, path, access, handler) and
+//     mounted with the service's error format (Routes.Mount);
+//   - handlers that return errors (HandlerFunc), mapped to a status in one
+//     place (ProblemOf) and written in the service's own body (ErrorWriter);
+//   - one input reader (Input) that names the field at fault, worded as
+//     the service words it (Wording);
+//   - collections over state-store tables (Collection, Listing): list with
+//     the OpenStack filters, fields, sort keys, limit/marker and links, and
+//     show with project scoping;
+//   - one way to propose a command and read the write back (Propose).
 //
 // It must not know any one service: services mount their routes on it.
 package api
@@ -9,8 +18,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -80,7 +87,17 @@ type ctxKey int
 const (
 	principalKey ctxKey = iota
 	requestIDKey
+	loggerKey
 )
+
+// Logger returns the request's logger (carrying its request id), or
+// slog.Default outside the middleware.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
 
 // PrincipalFrom returns the authenticated principal of a request, or nil.
 func PrincipalFrom(ctx context.Context) *Principal {
@@ -98,36 +115,6 @@ func RequestID(ctx context.Context) string {
 	s, _ := ctx.Value(requestIDKey).(string)
 	return s
 }
-
-// Error is an error with an HTTP status, and for 400s the field at fault.
-type Error struct {
-	Status int
-	Msg    string
-	Field  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Errorf builds an *Error.
-func Errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
-}
-
-// BadField builds a 400 naming the offending field.
-func BadField(field, format string, args ...any) *Error {
-	return &Error{Status: http.StatusBadRequest, Field: field, Msg: fmt.Sprintf("Invalid input for field/attribute %s: %s", field, fmt.Sprintf(format, args...))}
-}
-
-// Sentinel errors for StatusOf; services and the store wrap them.
-var (
-	ErrNotFound     = errors.New("not found")
-	ErrConflict     = errors.New("conflict")
-	ErrForbidden    = errors.New("forbidden")
-	ErrUnauthorized = errors.New("the request you have made requires authentication")
-)
-
-// ErrorWriter writes one service's error body.
-type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, msg string)
 
 // Middleware is the chain every listener uses: request ids, recovery from
 // panics (a bug answers 500, never kills the node), logging and metrics.
@@ -190,6 +177,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		w.Header().Set("X-Compute-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx = context.WithValue(ctx, loggerKey, m.Log.With("request_id", id))
 		r = r.WithContext(ctx)
 		defer func() {
 			if v := recover(); v != nil {
@@ -223,13 +211,13 @@ func RequireAuth(auth Authenticator, ew ErrorWriter) func(http.Handler) http.Han
 			tok := r.Header.Get("X-Auth-Token")
 			if tok == "" {
 				w.Header().Set("WWW-Authenticate", `Keystone uri="/identity/v3"`)
-				ew(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
+				ew(w, r, Problem{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."})
 				return
 			}
 			p, err := auth.Validate(r.Context(), tok)
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Keystone uri="/identity/v3"`)
-				ew(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
+				ew(w, r, Problem{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."})
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))

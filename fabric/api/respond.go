@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/rackstack/rackstack/fabric/store"
 )
 
 // MaxBodyBytes bounds every JSON request body.
@@ -23,39 +21,6 @@ func JSON(w http.ResponseWriter, status int, v any) {
 	if v != nil {
 		_ = json.NewEncoder(w).Encode(v)
 	}
-}
-
-// StatusOf maps any error to an HTTP status: this is the one place where
-// store and service errors become statuses.
-func StatusOf(err error) int {
-	var ae *Error
-	switch {
-	case errors.As(err, &ae):
-		return ae.Status
-	case errors.Is(err, ErrNotFound), errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, ErrConflict), errors.Is(err, store.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, ErrForbidden), errors.Is(err, store.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, ErrUnauthorized):
-		return http.StatusUnauthorized
-	case errors.Is(err, store.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrHalted):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// Fail writes err with ew, hiding internal error text from clients.
-func Fail(w http.ResponseWriter, r *http.Request, ew ErrorWriter, err error) {
-	status := StatusOf(err)
-	msg := err.Error()
-	if status >= 500 && status != http.StatusServiceUnavailable {
-		msg = "An unexpected error prevented the server from fulfilling your request."
-	}
-	ew(w, r, status, msg)
 }
 
 // Decode reads a JSON body into v strictly: unknown fields, trailing data,
@@ -135,8 +100,8 @@ func Page[T any](r *http.Request, items []T, id func(T) string) ([]T, bool, erro
 // JSONError is the ErrorWriter for OpenStack-style JSON errors
 // ({"error": {"code", "title", "message"}}), as Keystone and Rackstack's own
 // API answer.
-func JSONError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
-	JSON(w, status, map[string]any{"error": map[string]any{"code": status, "title": http.StatusText(status), "message": msg}})
+func JSONError(w http.ResponseWriter, _ *http.Request, p Problem) {
+	JSON(w, p.Status, map[string]any{"error": map[string]any{"code": p.Status, "title": http.StatusText(p.Status), "message": p.Msg}})
 }
 
 // RequireAdmin lets only cloud administrators through (after RequireAuth);
@@ -145,7 +110,7 @@ func RequireAdmin(ew ErrorWriter) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if p := PrincipalFrom(r.Context()); p == nil || !p.IsAdmin() {
-				ew(w, r, http.StatusForbidden, "this needs the admin role")
+				ew(w, r, Problem{Status: http.StatusForbidden, Msg: "this needs the admin role"})
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,7 +40,6 @@ type Config struct {
 	Schemas   []store.Schema
 	Log       *slog.Logger
 	Registry  prometheus.Registerer
-	RaftLog   io.Writer
 	Inventory func() (inventory.Inventory, error)
 
 	HeartbeatInterval time.Duration // default 2s
@@ -144,13 +142,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("resolve advertise address: %w", err)
 	}
 	stream := &streamLayer{chanListener: peers.raft, advertise: adv, client: clientTLS}
-	out := cfg.RaftLog
-	if out == nil {
-		out = os.Stderr
-	}
-	trans := raft.NewNetworkTransport(stream, 3, 10*time.Second, out)
+	trans := raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, store.RaftLogger(cfg.Log, "raft-transport"))
 	r, err := store.OpenRaft(store.RaftConfig{
-		ID: cfg.Name, DataDir: cfg.DataDir, Transport: trans, State: state, LogOutput: out, Log: cfg.Log,
+		ID: cfg.Name, DataDir: cfg.DataDir, Transport: trans, State: state, Log: cfg.Log,
 		Registry: cfg.Registry, HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
 	}, cfg.Bootstrap && !existing, raft.ServerAddress(cfg.Advertise))
 	if err != nil {

@@ -68,7 +68,7 @@ func startNodeB(t testing.TB, name string, bootstrap bool, joinURL, token string
 func testConfig(t testing.TB, name string) Config {
 	cfg := Config{
 		Name: name, DataDir: t.TempDir(), RaftListen: freePort(t),
-		Schemas: []store.Schema{Schema(), noteSchema()}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLog: io.Discard,
+		Schemas: []store.Schema{Schema(), noteSchema()}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		HeartbeatInterval: 100 * time.Millisecond, DownAfter: time.Second, DeadVoterAfter: 2 * time.Second,
 		RaftHeartbeatTimeout: 300 * time.Millisecond, RaftElectionTimeout: 300 * time.Millisecond,
 	}

@@ -229,5 +229,5 @@ func join(ctx context.Context, cfg Config, files tlsFiles) error {
 }
 
 func writeKeystoneError(w http.ResponseWriter, status int, msg string) {
-	api.JSONError(w, nil, status, msg)
+	api.JSONError(w, nil, api.Problem{Status: status, Msg: msg})
 }

@@ -175,7 +175,7 @@ func (s *Service) serialURL(r *http.Request, sv *Server) (string, error) {
 
 func (s *Service) remoteConsole(w http.ResponseWriter, r *http.Request) {
 	if !atLeast(r, 6) {
-		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 		return
 	}
 	o, _, err := body(r, "remote_console")
@@ -243,14 +243,14 @@ func (s *Service) serveSerial(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if errors.Is(err, api.ErrUnauthorized) {
-			writeError(w, r, http.StatusUnauthorized, "The console token is invalid or expired.")
+			writeError(w, r, api.Problem{Status: http.StatusUnauthorized, Msg: "The console token is invalid or expired."})
 			return
 		}
 		s.fail(w, r, err)
 		return
 	}
 	if s.cfg.SerialConsole == nil {
-		writeError(w, r, http.StatusNotImplemented, "The serial console proxy is not available on this node.")
+		writeError(w, r, api.Problem{Status: http.StatusNotImplemented, Msg: "The serial console proxy is not available on this node."})
 		return
 	}
 	s.cfg.SerialConsole.ServeSerial(w, r, sv)

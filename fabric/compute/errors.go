@@ -48,9 +48,12 @@ func faultFor(status int) string {
 }
 
 // writeError writes Nova's error body: {"<fault>": {"code", "message"}}.
-func writeError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+func writeError(w http.ResponseWriter, _ *http.Request, p api.Problem) {
+	status, msg := p.Status, p.Msg
 	name := faultFor(status)
-	if n, rest, ok := strings.Cut(msg, ": "); ok && faultNames[n] {
+	if faultNames[p.Fault] {
+		name = p.Fault
+	} else if n, rest, ok := strings.Cut(msg, ": "); ok && faultNames[n] {
 		name, msg = n, rest
 	}
 	if status == http.StatusUnauthorized {

@@ -328,7 +328,7 @@ func (s *Service) createFlavor(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) updateFlavor(w http.ResponseWriter, r *http.Request) {
 	if !atLeast(r, 55) {
-		writeError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 		return
 	}
 	if !requireAdmin(w, r, "os_compute_api:os-flavor-manage:update") {

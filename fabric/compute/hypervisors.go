@@ -210,7 +210,7 @@ func (s *Service) showHypervisor(w http.ResponseWriter, r *http.Request) {
 func (s *Service) searchHypervisors(withServers bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if atLeast(r, 53) {
-			writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+			writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 			return
 		}
 		if !requireAdmin(w, r, "os_compute_api:os-hypervisors:search") {
@@ -359,7 +359,7 @@ func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, notFound("Hypervisor with ID '%s' could not be found.", id))
 		return
 	}
-	writeError(w, r, http.StatusNotImplemented, "Virt driver does not implement uptime function.")
+	writeError(w, r, api.Problem{Status: http.StatusNotImplemented, Msg: "Virt driver does not implement uptime function."})
 }
 
 // listAggregates lists host aggregates: there are none (nodes are grouped

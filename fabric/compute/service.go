@@ -267,10 +267,10 @@ func (s *Service) Handler() http.Handler {
 		r.Get("/v2.1/os-services", s.listServices)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 	})
 	return legacyV2(r, s)
 }
@@ -335,12 +335,12 @@ func microversions(next http.Handler) http.Handler {
 				a, err1 := strconv.Atoi(maj)
 				b, err2 := strconv.Atoi(mn)
 				if !ok || err1 != nil || err2 != nil || a < 0 || b < 0 {
-					writeError(w, r, http.StatusBadRequest, fmt.Sprintf("API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", raw))
+					writeError(w, r, api.Problem{Status: http.StatusBadRequest, Msg: fmt.Sprintf("API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", raw)})
 					return
 				}
 				if a != 2 || b < 1 || b > maxMinor {
 					w.Header().Set("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
-					writeError(w, r, http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", raw, MinMicroversion, MaxMicroversion))
+					writeError(w, r, api.Problem{Status: http.StatusNotAcceptable, Msg: fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", raw, MinMicroversion, MaxMicroversion)})
 					return
 				}
 				minor = b
@@ -461,7 +461,7 @@ func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeError(w, r, http.StatusNotFound, "Extension "+alias+" could not be found.")
+	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension " + alias + " could not be found."})
 }
 
 // Shared plumbing of the handlers.

@@ -77,7 +77,7 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 	var c claims
 	var expires time.Time
 	unauthorized := func() {
-		writeError(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
+		writeError(w, r, api.Problem{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."})
 	}
 	switch {
 	case contains(id.Methods, "password"):
@@ -170,7 +170,7 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 			case sc.System != nil:
 				// System scope maps to the cloud admin: allowed for users
 				// with the admin role on some project, scoped to it.
-				writeError(w, r, http.StatusUnauthorized, "system scope is not supported; scope to a project")
+				writeError(w, r, api.Problem{Status: http.StatusUnauthorized, Msg: "system scope is not supported; scope to a project"})
 				return
 			}
 		}
@@ -261,11 +261,11 @@ func (s *Service) subject(w http.ResponseWriter, r *http.Request) (*memdb.Txn, *
 	}
 	p, c, err := s.validate(tx, sub)
 	if err != nil {
-		writeError(w, r, http.StatusNotFound, "Could not find token: "+shortHash(sub)+".")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find token: " + shortHash(sub) + "."})
 		return nil, nil, claims{}, false
 	}
 	if !caller.IsAdmin() && p.UserID != caller.UserID {
-		writeError(w, r, http.StatusForbidden, "You are not authorized to perform the requested action: identity:validate_token.")
+		writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: identity:validate_token."})
 		return nil, nil, claims{}, false
 	}
 	return tx, p, c, true
@@ -306,7 +306,7 @@ func (s *Service) revokeAudit(ctx context.Context, audit string, expires time.Ti
 func (s *Service) authCatalog(w http.ResponseWriter, r *http.Request) {
 	p := api.PrincipalFrom(r.Context())
 	if p.ProjectID == "" && p.DomainID == "" {
-		writeError(w, r, http.StatusForbidden, "The authenticated token is not scoped; a catalog needs a scoped token.")
+		writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "The authenticated token is not scoped; a catalog needs a scoped token."})
 		return
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"catalog": s.catalog(r, p.ProjectID), "links": map[string]any{"self": s.baseURL(r) + r.URL.Path}})

@@ -247,7 +247,7 @@ func (s *Service) listTags(w http.ResponseWriter, r *http.Request) {
 func (s *Service) checkTag(w http.ResponseWriter, r *http.Request) {
 	if pr, ok := s.project(w, r); ok {
 		if !contains(pr.Tags, chi.URLParam(r, "tag")) {
-			writeError(w, r, http.StatusNotFound, "Could not find tag.")
+			writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find tag."})
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -301,7 +301,7 @@ func (s *Service) tag(op string) http.HandlerFunc {
 			}
 		case "remove":
 			if !contains(p.Tags, t) {
-				writeError(w, r, http.StatusNotFound, "Could not find tag.")
+				writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find tag."})
 				return
 			}
 			var keep []string
@@ -623,7 +623,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	u := store.Get[User](tx, tUsers, id)
 	if u == nil || s.checkPassword(u, orig) != nil {
-		writeError(w, r, http.StatusUnauthorized, "The request you have made requires authentication.")
+		writeError(w, r, api.Problem{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."})
 		return
 	}
 	h, err := s.hash(next)
@@ -797,7 +797,7 @@ func (s *Service) checkGrant(scope, actor string) http.HandlerFunc {
 		}
 		id := assignmentID(singularOf[actor], chi.URLParam(r, "actor"), singularOf[scope], chi.URLParam(r, "scope"), chi.URLParam(r, "role"))
 		if !exists(tx, tAssignments, id) {
-			writeError(w, r, http.StatusNotFound, "Could not find role assignment.")
+			writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find role assignment."})
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -1017,7 +1017,7 @@ func (s *Service) checkMembership(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !exists(tx, tMembers, chi.URLParam(r, "id")+"/"+chi.URLParam(r, "user")) {
-		writeError(w, r, http.StatusNotFound, "Could not find membership.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find membership."})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -1072,7 +1072,7 @@ func (s *Service) getImplication(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !exists(tx, tImplies, prior.ID+"/"+implied.ID) {
-		writeError(w, r, http.StatusNotFound, "Could not find implied role.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find implied role."})
 		return
 	}
 	if r.Method == http.MethodHead {

@@ -124,10 +124,10 @@ func (s *Service) Handler() http.Handler {
 		r.Delete("/v3/credentials/{id}", s.deleteCredential)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 	})
 	return r
 }
@@ -144,7 +144,7 @@ func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func forbidden(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, http.StatusForbidden, "You are not authorized to perform the requested action.")
+	writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action."})
 }
 
 func (s *Service) versionDoc(r *http.Request) map[string]any {

@@ -41,7 +41,8 @@ func reserved(field string) error { return forbidden("Attribute '%s' is reserved
 // header: JSON for clients that ask for it (openstacksdk, tempest), HTML
 // for browsers and clients that accept anything (glanceclient, whose
 // error parser wants either HTML or nested JSON objects), else text.
-func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+func writeError(w http.ResponseWriter, r *http.Request, p api.Problem) {
+	status, msg := p.Status, p.Msg
 	code := strconv.Itoa(status) + " " + http.StatusText(status)
 	switch errorType(r.Header.Get("Accept")) {
 	case "application/json":

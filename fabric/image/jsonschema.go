@@ -134,7 +134,7 @@ func (s *Service) showSchema(w http.ResponseWriter, r *http.Request) {
 			"links": []any{obj{"rel": "describedby", "href": "{schema}"}},
 		}
 	default:
-		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 		return
 	}
 	api.JSON(w, http.StatusOK, out)

@@ -145,14 +145,14 @@ func (s *Service) Handler() http.Handler {
 		r.Get("/v2/schemas/{name}", s.showSchema)
 		r.Get("/v2/info/import", s.importInfo)
 		r.Get("/v2/info/stores", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, r, http.StatusNotFound, "Multi backend is not supported at this site.")
+			writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Multi backend is not supported at this site."})
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 	})
 	return r
 }

@@ -60,9 +60,10 @@ func policyDenied(action string) error {
 var typeName = regexp.MustCompile(`^[A-Z][A-Za-z0-9]+$`)
 
 // writeError writes Neutron's error body.
-func writeError(w http.ResponseWriter, _ *http.Request, status int, msg string) {
-	typ := ""
-	if name, rest, ok := strings.Cut(msg, ": "); ok && typeName.MatchString(name) {
+func writeError(w http.ResponseWriter, _ *http.Request, p api.Problem) {
+	status, msg := p.Status, p.Msg
+	typ := p.Fault
+	if name, rest, ok := strings.Cut(msg, ": "); typ == "" && ok && typeName.MatchString(name) {
 		typ, msg = name, rest
 	}
 	if typ == "" {

@@ -156,7 +156,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request, key string, views
 	}
 	keys, dirs := q["sort_key"], q["sort_dir"]
 	if len(dirs) > 0 && len(dirs) != len(keys) {
-		writeError(w, r, http.StatusBadRequest, "The number of sort_keys and sort_dirs must be same")
+		writeError(w, r, api.Problem{Status: http.StatusBadRequest, Msg: "The number of sort_keys and sort_dirs must be same"})
 		return
 	}
 	for i, k := range keys {

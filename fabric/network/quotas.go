@@ -25,7 +25,7 @@ func quotaProject(w http.ResponseWriter, r *http.Request) (string, bool) {
 	project := chi.URLParam(r, "project")
 	p := principal(r)
 	if !p.IsAdmin() && project != p.ProjectID {
-		writeError(w, r, http.StatusForbidden, "Non-admin is not authorised to access quotas for another tenant")
+		writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "Non-admin is not authorised to access quotas for another tenant"})
 		return "", false
 	}
 	return project, true

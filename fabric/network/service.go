@@ -142,10 +142,10 @@ func (s *Service) Handler() http.Handler {
 		r.Get("/v2.0/quotas/{project}/details", s.showQuotaDetails)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "The resource could not be found.")
+		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 	})
 	return r
 }
@@ -243,7 +243,7 @@ func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeError(w, r, http.StatusNotFound, "Extension with alias "+alias+" does not exist")
+	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"})
 }
 
 // Shared plumbing of the handlers.

@@ -26,6 +26,8 @@ var (
 	ErrNotFound       = errors.New("not found")
 	ErrConflict       = errors.New("conflict")
 	ErrInvalid        = errors.New("invalid")
+	ErrForbidden      = errors.New("forbidden")
+	ErrOverQuota      = errors.New("over quota")
 	ErrUnknownCommand = errors.New("unknown command")
 	ErrNotLeader      = errors.New("not the leader")
 	ErrNoLeader       = errors.New("no leader")
@@ -53,32 +55,58 @@ func (e *HaltError) Error() string {
 // Is makes errors.Is(err, ErrHalted) true.
 func (e *HaltError) Is(target error) bool { return target == ErrHalted }
 
+// Kind is what went wrong, in terms every service maps to a status.
+type Kind string
+
+const (
+	KindNotFound       Kind = "not_found"
+	KindConflict       Kind = "conflict"
+	KindInvalid        Kind = "invalid"
+	KindForbidden      Kind = "forbidden" // well-formed but not allowed (deleting an enabled domain)
+	KindOverQuota      Kind = "over_quota"
+	KindUnknownCommand Kind = "unknown_command"
+	KindHalted         Kind = "halted" // the leader's state halted: the outcome is unknown
+	KindOther          Kind = "other"
+)
+
+var kindSentinels = map[Kind]error{
+	KindNotFound: ErrNotFound, KindConflict: ErrConflict, KindInvalid: ErrInvalid, KindForbidden: ErrForbidden,
+	KindOverQuota: ErrOverQuota, KindUnknownCommand: ErrUnknownCommand, KindHalted: ErrHalted,
+}
+
 // ApplyError carries a handler's error across the log and across nodes so
-// that errors.Is keeps working on the proposer's side.
+// that errors.Is keeps working on the proposer's side. Fault is the
+// service's own name for the error (Neutron's "NetworkNotFound", Nova's
+// "overLimit"): it travels as data, so no handler parses it out of Msg.
+// Field names the request attribute at fault, where there is one.
 type ApplyError struct {
-	Kind string `json:"kind"` // not_found, conflict, invalid, forbidden, unknown_command, halted, other
-	Msg  string `json:"message"`
+	Kind  Kind   `json:"kind"`
+	Fault string `json:"fault,omitempty"`
+	Field string `json:"field,omitempty"`
+	Msg   string `json:"message"`
 }
 
 func (e *ApplyError) Error() string { return e.Msg }
 
 // Is lets errors.Is(err, ErrNotFound) and friends see through an ApplyError.
 func (e *ApplyError) Is(target error) bool {
-	switch e.Kind {
-	case "not_found":
-		return target == ErrNotFound
-	case "conflict":
-		return target == ErrConflict
-	case "invalid":
-		return target == ErrInvalid
-	case "unknown_command":
-		return target == ErrUnknownCommand
-	case "forbidden":
-		return target == ErrForbidden
-	case "halted":
-		return target == ErrHalted
+	s, ok := kindSentinels[e.Kind]
+	return ok && s == target
+}
+
+// KindOf returns the kind of err: an ApplyError's own, or the kind whose
+// sentinel err wraps; KindOther for anything else.
+func KindOf(err error) Kind {
+	var ae *ApplyError
+	if errors.As(err, &ae) {
+		return ae.Kind
 	}
-	return false
+	for k, s := range kindSentinels {
+		if errors.Is(err, s) {
+			return k
+		}
+	}
+	return KindOther
 }
 
 // WrapApplyError turns any error into an ApplyError, keeping its kind.
@@ -90,22 +118,14 @@ func WrapApplyError(err error) *ApplyError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	kind := "other"
-	switch {
-	case errors.Is(err, ErrNotFound):
-		kind = "not_found"
-	case errors.Is(err, ErrConflict):
-		kind = "conflict"
-	case errors.Is(err, ErrInvalid):
-		kind = "invalid"
-	case errors.Is(err, ErrUnknownCommand):
-		kind = "unknown_command"
-	case errors.Is(err, ErrForbidden):
-		kind = "forbidden"
-	case errors.Is(err, ErrHalted):
-		kind = "halted"
-	}
-	return &ApplyError{Kind: kind, Msg: err.Error()}
+	return &ApplyError{Kind: KindOf(err), Msg: err.Error()}
+}
+
+// Fault builds a handler error of kind whose service-specific name is
+// fault ("" for the kind's default) and whose message is exactly the text
+// given.
+func Fault(kind Kind, fault, format string, args ...any) *ApplyError {
+	return &ApplyError{Kind: kind, Fault: fault, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Result is what applying a command produced: the log index it was applied
@@ -156,25 +176,13 @@ func decodeEntry(data []byte) (cmds []Command, batch bool, err error) {
 	return []Command{c}, false, nil
 }
 
-// NotFoundf, Conflictf and Invalidf build handler errors whose message is
-// exactly the text given (no sentinel suffix) and which errors.Is still
-// matches to ErrNotFound, ErrConflict and ErrInvalid.
-func NotFoundf(format string, args ...any) error {
-	return &ApplyError{Kind: "not_found", Msg: fmt.Sprintf(format, args...)}
-}
+// NotFoundf, Conflictf, Invalidf and Forbiddenf build handler errors
+// whose message is exactly the text given (no sentinel suffix) and which
+// errors.Is still matches to the kind's sentinel.
+func NotFoundf(format string, args ...any) error { return Fault(KindNotFound, "", format, args...) }
 
-func Conflictf(format string, args ...any) error {
-	return &ApplyError{Kind: "conflict", Msg: fmt.Sprintf(format, args...)}
-}
+func Conflictf(format string, args ...any) error { return Fault(KindConflict, "", format, args...) }
 
-func Invalidf(format string, args ...any) error {
-	return &ApplyError{Kind: "invalid", Msg: fmt.Sprintf(format, args...)}
-}
+func Invalidf(format string, args ...any) error { return Fault(KindInvalid, "", format, args...) }
 
-// ErrForbidden is for commands that are well-formed but not allowed in the
-// current state (deleting an enabled domain).
-var ErrForbidden = errors.New("forbidden")
-
-func Forbiddenf(format string, args ...any) error {
-	return &ApplyError{Kind: "forbidden", Msg: fmt.Sprintf(format, args...)}
-}
+func Forbiddenf(format string, args ...any) error { return Fault(KindForbidden, "", format, args...) }

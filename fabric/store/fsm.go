@@ -72,7 +72,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 // apply. The entry is committed and other nodes may apply it, so the
 // proposer must treat its outcome as unknown, not as failed.
 func (f *FSM) refuse(index uint64, cmds []Command, batch bool) any {
-	res := Result{Index: index, Err: &ApplyError{Kind: "halted",
+	res := Result{Index: index, Err: &ApplyError{Kind: KindHalted,
 		Msg: fmt.Sprintf("the leader did not apply this command, so its outcome is unknown (other nodes may have): %v", f.state.Halted())}}
 	if !batch {
 		return res
@@ -98,7 +98,7 @@ func (f *FSM) applyOne(index uint64, cmd Command) Result {
 	if v != nil {
 		raw, err := json.Marshal(v)
 		if err != nil {
-			res.Err = &ApplyError{Kind: "other", Msg: fmt.Sprintf("encode result: %v", err)}
+			res.Err = &ApplyError{Kind: KindOther, Msg: fmt.Sprintf("encode result: %v", err)}
 			return res
 		}
 		res.Value = raw

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,8 +23,7 @@ type RaftConfig struct {
 	DataDir   string // raft/ lives under it
 	Transport raft.Transport
 	State     *State
-	LogOutput io.Writer    // raft's own log; default os.Stderr
-	Log       *slog.Logger // this package's own reports (a halt); default discards
+	Log       *slog.Logger // raft's own log lines go here (warnings and up); default slog.Default()
 	Registry  prometheus.Registerer
 	// Tuning for loopback test clusters; zero keeps hashicorp/raft's defaults.
 	HeartbeatTimeout  time.Duration
@@ -84,7 +82,7 @@ func HasExistingState(dataDir string) bool {
 }
 
 // openStores opens the bolt log/stable store and the file snapshot store.
-func openStores(dataDir string, logOut io.Writer) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
+func openStores(dataDir string, logOut hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
 	dir := filepath.Join(dataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create raft dir: %w", err)
@@ -93,7 +91,7 @@ func openStores(dataDir string, logOut io.Writer) (*raftboltdb.BoltStore, *raft.
 	if err != nil {
 		return nil, nil, fmt.Errorf("open raft log %s: %w (is another rackd using this data dir, or is the file corrupt?)", filepath.Join(dir, "raft.db"), err)
 	}
-	snaps, err := raft.NewFileSnapshotStore(dir, 3, logOut)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 3, logOut)
 	if err != nil {
 		logs.Close()
 		return nil, nil, fmt.Errorf("open snapshot store: %w", err)
@@ -101,10 +99,10 @@ func openStores(dataDir string, logOut io.Writer) (*raftboltdb.BoltStore, *raft.
 	return logs, snaps, nil
 }
 
-func raftConfig(cfg RaftConfig, out io.Writer) *raft.Config {
+func raftConfig(cfg RaftConfig, out hclog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
+	rc.Logger = out
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 	if cfg.HeartbeatTimeout > 0 {
@@ -124,10 +122,7 @@ func raftConfig(cfg RaftConfig, out io.Writer) *raft.Config {
 // true and the data dir has no state yet, it bootstraps a single-voter
 // cluster of this node at advertise.
 func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Raft, error) {
-	out := cfg.LogOutput
-	if out == nil {
-		out = os.Stderr
-	}
+	out := RaftLogger(cfg.Log, "raft")
 	logs, snaps, err := openStores(cfg.DataDir, out)
 	if err != nil {
 		return nil, err
@@ -172,7 +167,7 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 	rf := &Raft{Raft: r, state: cfg.State, logs: logs, queue: make(chan proposal, 4*maxBatch), stop: make(chan struct{})}
 	log := cfg.Log
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
 	}
 	rf.wg.Add(2)
 	go func() { defer rf.wg.Done(); rf.batch() }()
@@ -274,10 +269,7 @@ func deliver(f raft.ApplyFuture, group []proposal) {
 // the only voter. It is for the case where quorum is lost for good; the node
 // must not be running.
 func Recover(cfg RaftConfig, self raft.ServerAddress) error {
-	out := cfg.LogOutput
-	if out == nil {
-		out = os.Stderr
-	}
+	out := RaftLogger(cfg.Log, "raft")
 	logs, snaps, err := openStores(cfg.DataDir, out)
 	if err != nil {
 		return err

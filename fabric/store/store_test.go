@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -211,13 +212,13 @@ func newMixedCluster(t *testing.T, n int, schemas func(i int) []Schema) ([]*Raft
 			t.Fatal(err)
 		}
 		dir := t.TempDir()
-		cfg := RaftConfig{ID: fmt.Sprintf("n%d", i), DataDir: dir, Transport: trans[i], State: st, LogOutput: io.Discard,
+		cfg := RaftConfig{ID: fmt.Sprintf("n%d", i), DataDir: dir, Transport: trans[i], State: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond}
-		logs, snaps, err := openStores(dir, io.Discard)
+		logs, snaps, err := openStores(dir, RaftLogger(cfg.Log, "raft"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := raft.BootstrapCluster(raftConfig(cfg, io.Discard), logs, logs, snaps, trans[i], raft.Configuration{Servers: servers}); err != nil {
+		if err := raft.BootstrapCluster(raftConfig(cfg, RaftLogger(cfg.Log, "raft")), logs, logs, snaps, trans[i], raft.Configuration{Servers: servers}); err != nil {
 			t.Fatal(err)
 		}
 		logs.Close()

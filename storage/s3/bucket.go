@@ -97,9 +97,15 @@ func (q *request) bucketOp() {
 	case http.MethodGet:
 		switch {
 		case q.q.Has("location"):
+			// S3 answers an empty constraint for us-east-1.
+			loc := q.h.region()
+			if loc == DefaultRegion {
+				loc = ""
+			}
 			writeXML(q.w, http.StatusOK, struct {
-				XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LocationConstraint"`
-			}{})
+				XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LocationConstraint"`
+				Location string   `xml:",chardata"`
+			}{Location: loc})
 		case q.q.Has("versioning"):
 			writeXML(q.w, http.StatusOK, struct {
 				XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ VersioningConfiguration"`

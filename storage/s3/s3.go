@@ -34,6 +34,20 @@ type Handler struct {
 	Creds  Credentials
 	Prefix string
 	Now    func() time.Time
+	// Region is the S3 location this endpoint serves (default us-east-1,
+	// what S3 clients sign for when not told otherwise). Requests signed
+	// for another region are refused, as S3 does.
+	Region string
+}
+
+// DefaultRegion is the S3 location when Handler.Region is empty.
+const DefaultRegion = "us-east-1"
+
+func (h *Handler) region() string {
+	if h.Region == "" {
+		return DefaultRegion
+	}
+	return h.Region
 }
 
 // Limits.
@@ -109,9 +123,19 @@ func (q *request) authenticate() bool {
 		q.who = p
 		return secret, nil
 	}
-	if _, err := sigv4.Verify(q.r.Context(), q.r, lookup, q.h.now()); err != nil {
+	res, err := sigv4.Verify(q.r.Context(), q.r, lookup, q.h.now())
+	if err != nil {
 		q.who = nil
 		q.failErr(err)
+		return false
+	}
+	if res.Region != q.h.region() {
+		q.who = nil
+		code := "AuthorizationHeaderMalformed"
+		if res.Presigned {
+			code = "AuthorizationQueryParametersError"
+		}
+		q.fail(code, http.StatusBadRequest, fmt.Sprintf("The authorization header is malformed; the region '%s' is wrong; expecting '%s'", res.Region, q.h.region()))
 		return false
 	}
 	return true

@@ -808,6 +808,14 @@ func TestAuth(t *testing.T) {
 		sigv4.Sign(req, "who-key", "x", "us-east-1", sigv4.EmptyPayloadHash, time.Now())
 		e.check(e.send(req), http.StatusForbidden, "InvalidAccessKeyId", "GET /b/k")
 	})
+	t.Run("another region", func(t *testing.T) {
+		e := e.with(t)
+		req := e.request("GET", "/bkt/k", nil)
+		sigv4.Sign(req, alice, creds[alice].secret, "eu-west-1", sigv4.EmptyPayloadHash, time.Now())
+		e.check(e.send(req), http.StatusBadRequest, "AuthorizationHeaderMalformed", "GET /b/k")
+		u := sigv4.Presign(e.request("GET", "/bkt/k", nil), alice, creds[alice].secret, "eu-west-1", time.Hour, time.Now())
+		e.check(e.send(e.request("GET", strings.TrimPrefix(u, e.srv.URL), nil)), http.StatusBadRequest, "AuthorizationQueryParametersError", "GET /b/k")
+	})
 	t.Run("signature v2", func(t *testing.T) {
 		e := e.with(t)
 		req := e.request("GET", "/bkt/k", nil, "Authorization", "AWS alice-key:c2lnbmF0dXJl")
