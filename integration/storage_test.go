@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -339,6 +340,45 @@ func TestObjectStorage(t *testing.T) {
 		t.Fatalf("listing through n3 right after a PUT through n1 misses it:\n%s", out)
 	}
 	want["swift-c/fresh"] = sums["f1"]
+	// One frozen follower (SIGSTOP: its connections stay open, nothing
+	// answers) must not hold up writes: a PUT through another node returns
+	// at write quorum, and once the node wakes the shards it missed are
+	// healed.
+	st0, err := status(t, creds, n1.rackd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frozen, via *storageNode
+	for _, n := range []*storageNode{n3, n2, n1} {
+		switch {
+		case frozen == nil && n.name != st0.Leader:
+			frozen = n
+		case via == nil:
+			via = n
+		}
+	}
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed && frozen.cmd != nil {
+			thawed = true
+			frozen.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(thaw)
+	frozenBody := make([]byte, 300_000)
+	rand.Read(frozenBody)
+	if code, msg := putObject(via.url()+"/object/v1/AUTH_"+demo+"/swift-c/while-frozen", aliceTok, frozenBody); code != 201 {
+		t.Fatalf("PUT through %s with %s frozen: HTTP %d %s", via.name, frozen.name, code, msg)
+	}
+	if code, digest := fetch(via.url()+"/object/v1/AUTH_"+demo+"/swift-c/while-frozen", aliceTok); code != 200 || digest != sha(frozenBody) {
+		t.Fatalf("GET through %s with %s frozen: HTTP %d", via.name, frozen.name, code)
+	}
+	thaw()
+	want["swift-c/while-frozen"] = sha(frozenBody)
+	waitStorage(t, creds, n1.rackd, "shards missed while "+frozen.name+" was frozen healed", 2*time.Minute, func(s storageStatus) bool { return s.HealQueue == 0 })
 	// Server-side copy (the swift CLI sends COPY with a Destination).
 	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "copy", "swift-c", "f1m", "--destination", "/swift-c/f1m-copy")
 	want["swift-c/f1m-copy"] = sums["f1m"]
@@ -558,6 +598,22 @@ func TestObjectStorage(t *testing.T) {
 		}
 	}
 	waitStorage(t, creds, n1.rackd, "deleted objects' shards reclaimed", time.Minute, func(s storageStatus) bool { return s.Garbage == 0 })
+}
+
+// putObject PUTs body to a Swift object URL; a minute bounds it.
+func putObject(url, tok string, body []byte) (int, string) {
+	req, err := http.NewRequest("PUT", url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("X-Auth-Token", tok)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(msg)
 }
 
 // fetch GETs url (with a token when tok is set) and returns the status and

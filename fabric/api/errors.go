@@ -92,6 +92,10 @@ func ProblemOf(err error) Problem {
 		return Problem{Status: http.StatusUnauthorized, Msg: err.Error()}
 	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrNotLeader):
 		return Problem{Status: http.StatusServiceUnavailable, Msg: "the cluster has no leader at the moment; retry shortly"}
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		// The write may or may not have happened: the client must read
+		// before it retries.
+		return Problem{Status: http.StatusServiceUnavailable, Msg: err.Error()}
 	}
 	if st, ok := kindStatus[store.KindOf(err)]; ok {
 		return Problem{Status: st, Msg: err.Error()}

@@ -247,8 +247,8 @@ func (n *Node) Propose(ctx context.Context, typ string, body any) (store.Result,
 	if err := n.State.WaitApplied(ctx, res.Index); err != nil {
 		return res, err
 	}
-	if res.Err != nil {
-		return res, res.Err
+	if err := store.ResultError(res); err != nil {
+		return res, err
 	}
 	return res, nil
 }

@@ -407,3 +407,43 @@ func TestRestartedLeaderReadsEveryAcknowledgedWrite(t *testing.T) {
 		n.stop()
 	}
 }
+
+// A command forwarded to a node that is no longer the leader this node
+// knows (a frozen leader keeps its connections open and never answers) is
+// abandoned at once with an unknown outcome, not after the caller's
+// deadline, and is not retried elsewhere.
+func TestForwardToAFormerLeaderFailsFast(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads", a.IsLeader)
+	frozen, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { frozen.Close() })
+	go func() {
+		var held []net.Conn // accepted, never read: a SIGSTOPped process
+		for {
+			c, err := frozen.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd, _ := store.NewCommand("note.put", noteRow{ID: "x"})
+	_, err = a.forwardApply(ctx, frozen.Addr().String(), cmd)
+	if ctx.Err() != nil {
+		t.Fatal("the forward waited for the caller's deadline")
+	}
+	if !errors.Is(err, store.ErrOutcomeUnknown) || retryable(err) {
+		t.Fatalf("forward to a former leader: %v (retryable %v)", err, retryable(err))
+	}
+}

@@ -144,9 +144,39 @@ func (n *Node) call(ctx context.Context, method, addr, path string, in, out any)
 	return resp.StatusCode, nil
 }
 
+// errLeaderChanged is the cause a forwarded command is abandoned with when
+// the node it was sent to stops being the leader this node knows.
+var errLeaderChanged = errors.New("the leader changed while the command was forwarded")
+
+// forwardApply sends cmd to the leader at addr. A leader that is frozen
+// (SIGSTOP, a stalled disk) keeps the connection open without answering;
+// instead of waiting for the caller's deadline, the call is abandoned as
+// soon as this node sees another leader (or none). Whether the command was
+// appended is then unknown, so the error is store.ErrOutcomeUnknown, which
+// is not retried: a retry could apply it twice.
 func (n *Node) forwardApply(ctx context.Context, addr string, cmd store.Command) (store.Result, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if leader, _ := n.raft.LeaderWithID(); string(leader) != addr {
+					cancel(errLeaderChanged)
+					return
+				}
+			}
+		}
+	}()
 	var res store.Result
 	_, err := n.call(ctx, http.MethodPost, addr, rpcApply, cmd, &res)
+	if err != nil && errors.Is(context.Cause(ctx), errLeaderChanged) {
+		return store.Result{}, fmt.Errorf("forward %s to %s: %w: %w", cmd.Type, addr, store.ErrOutcomeUnknown, errLeaderChanged)
+	}
 	return res, err
 }
 

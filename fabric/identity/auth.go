@@ -62,28 +62,45 @@ func findDomain(tx *memdb.Txn, ref *domainRef) *Domain {
 	return nil
 }
 
-func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
+// postToken issues a token: authenticate (identify), then scope.
+func (s *Service) postToken(w http.ResponseWriter, r *http.Request) error {
 	var req authRequest
 	if err := api.DecodeLoose(r, &req); err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
 	tx, err := s.local(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
+	c, expires, err := s.identify(tx, req)
+	if err != nil {
+		return err
+	}
+	if err := scope(tx, req.Auth.Scope, &c); err != nil {
+		return err
+	}
+	tok, err := s.issue(tx, c, expires)
+	if err != nil {
+		return err
+	}
+	p, cl, err := s.validate(tx, tok)
+	if err != nil {
+		return errUnauthorized
+	}
+	w.Header().Set("X-Subject-Token", tok)
+	api.JSON(w, http.StatusCreated, map[string]any{"token": s.tokenBody(r, tx, p, cl, !r.URL.Query().Has("nocatalog"))})
+	return nil
+}
+
+// identify authenticates a token request by password or by token; a
+// token from a token keeps the original's expiry (returned) and audit
+// chain.
+func (s *Service) identify(tx *memdb.Txn, req authRequest) (claims, time.Time, error) {
 	id := req.Auth.Identity
-	var c claims
-	var expires time.Time
-	unauthorized := func() {
-		writeError(w, r, api.Problem{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."})
-	}
 	switch {
 	case contains(id.Methods, "password"):
 		if id.Password == nil || id.Password.User.Password == nil {
-			api.Fail(w, r, writeError, api.BadField("auth.identity.password.user.password", "'password' is a required property"))
-			return
+			return claims{}, time.Time{}, api.BadField("auth.identity.password.user.password", "'password' is a required property")
 		}
 		pu := id.Password.User
 		var u *User
@@ -91,8 +108,7 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 			u = store.Get[User](tx, tUsers, pu.ID)
 		} else {
 			if pu.Name == "" || pu.Domain == nil {
-				api.Fail(w, r, writeError, api.BadField("auth.identity.password.user", "a user needs an id, or a name and a domain"))
-				return
+				return claims{}, time.Time{}, api.BadField("auth.identity.password.user", "a user needs an id, or a name and a domain")
 			}
 			if d := findDomain(tx, pu.Domain); d != nil {
 				if raw, _ := tx.First(tUsers, "name", d.ID, pu.Name); raw != nil {
@@ -100,101 +116,79 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		if u == nil {
-			unauthorized()
-			return
-		}
-		if err := s.checkPassword(u, *pu.Password); err != nil {
-			unauthorized()
-			return
+		if u == nil || s.checkPassword(u, *pu.Password) != nil {
+			return claims{}, time.Time{}, errUnauthorized
 		}
 		if d := store.Get[Domain](tx, tDomains, u.DomainID); d == nil || !d.Enabled {
-			unauthorized()
-			return
+			return claims{}, time.Time{}, errUnauthorized
 		}
-		c = claims{User: u.ID, Methods: []string{"password"}}
+		return claims{User: u.ID, Methods: []string{"password"}}, time.Time{}, nil
 	case contains(id.Methods, "token"):
 		if id.Token == nil || id.Token.ID == "" {
-			api.Fail(w, r, writeError, api.BadField("auth.identity.token.id", "'id' is a required property"))
-			return
+			return claims{}, time.Time{}, api.BadField("auth.identity.token.id", "'id' is a required property")
 		}
 		_, old, err := s.validate(tx, id.Token.ID)
 		if err != nil {
-			unauthorized()
-			return
+			return claims{}, time.Time{}, errUnauthorized
 		}
-		// A rescoped token keeps the original expiry and audit chain.
-		c = claims{User: old.User, Methods: old.Methods, Audit: []string{old.Audit[len(old.Audit)-1]}}
+		c := claims{User: old.User, Methods: old.Methods, Audit: []string{old.Audit[len(old.Audit)-1]}}
 		if !contains(c.Methods, "token") {
 			c.Methods = append(append([]string{}, c.Methods...), "token")
 		}
-		expires = old.expires()
 		if req.Auth.Scope == nil {
 			c.Project, c.Domain = old.Project, old.Domain
 		}
-	default:
-		api.Fail(w, r, writeError, api.BadField("auth.identity.methods", "supported methods are password and token"))
-		return
+		return c, old.expires(), nil
 	}
-	if req.Auth.Scope != nil {
-		if str, ok := req.Auth.Scope.(string); ok && str == "unscoped" {
-			// explicit unscoped
-		} else {
-			var sc scopeRequest
-			if err := remarshal(req.Auth.Scope, &sc); err != nil {
-				api.Fail(w, r, writeError, api.BadField("auth.scope", "must be an object"))
-				return
-			}
-			switch {
-			case sc.Project != nil:
-				var p *Project
-				if sc.Project.ID != "" {
-					p = store.Get[Project](tx, tProjects, sc.Project.ID)
-				} else if d := findDomain(tx, sc.Project.Domain); d != nil {
-					if raw, _ := tx.First(tProjects, "name", d.ID, sc.Project.Name); raw != nil {
-						p = raw.(*Project)
-					}
-				}
-				if p == nil || !p.Enabled || len(effectiveRoles(tx, c.User, "project", p.ID)) == 0 {
-					unauthorized()
-					return
-				}
-				c.Project, c.Domain = p.ID, ""
-			case sc.Domain != nil:
-				d := findDomain(tx, sc.Domain)
-				if d == nil || !d.Enabled || len(effectiveRoles(tx, c.User, "domain", d.ID)) == 0 {
-					unauthorized()
-					return
-				}
-				c.Domain, c.Project = d.ID, ""
-			case sc.System != nil:
-				// System scope maps to the cloud admin: allowed for users
-				// with the admin role on some project, scoped to it.
-				writeError(w, r, api.Problem{Status: http.StatusUnauthorized, Msg: "system scope is not supported; scope to a project"})
-				return
-			}
+	return claims{}, time.Time{}, api.BadField("auth.identity.methods", "supported methods are password and token")
+}
+
+// scope scopes c as the request asks: a project or a domain the user
+// holds a role on, explicitly unscoped, or (without a scope) the user's
+// default project if it has a role there, as Keystone does.
+func scope(tx *memdb.Txn, requested any, c *claims) error {
+	if requested == nil {
+		if c.Project != "" || c.Domain != "" {
+			return nil
 		}
-	} else if c.Project == "" && c.Domain == "" {
-		// Like Keystone: without a scope, use the default project if the
-		// user has a role there.
 		if u := store.Get[User](tx, tUsers, c.User); u != nil && u.DefaultProjectID != "" {
 			if p := store.Get[Project](tx, tProjects, u.DefaultProjectID); p != nil && p.Enabled && len(effectiveRoles(tx, u.ID, "project", p.ID)) > 0 {
 				c.Project = p.ID
 			}
 		}
+		return nil
 	}
-	tok, err := s.issue(tx, c, expires)
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+	if str, ok := requested.(string); ok && str == "unscoped" {
+		return nil
 	}
-	p, cl, err := s.validate(tx, tok)
-	if err != nil {
-		unauthorized()
-		return
+	var sc scopeRequest
+	if err := remarshal(requested, &sc); err != nil {
+		return api.BadField("auth.scope", "must be an object")
 	}
-	w.Header().Set("X-Subject-Token", tok)
-	api.JSON(w, http.StatusCreated, map[string]any{"token": s.tokenBody(r, tx, p, cl, !r.URL.Query().Has("nocatalog"))})
+	switch {
+	case sc.Project != nil:
+		var p *Project
+		if sc.Project.ID != "" {
+			p = store.Get[Project](tx, tProjects, sc.Project.ID)
+		} else if d := findDomain(tx, sc.Project.Domain); d != nil {
+			if raw, _ := tx.First(tProjects, "name", d.ID, sc.Project.Name); raw != nil {
+				p = raw.(*Project)
+			}
+		}
+		if p == nil || !p.Enabled || len(effectiveRoles(tx, c.User, "project", p.ID)) == 0 {
+			return errUnauthorized
+		}
+		c.Project, c.Domain = p.ID, ""
+	case sc.Domain != nil:
+		d := findDomain(tx, sc.Domain)
+		if d == nil || !d.Enabled || len(effectiveRoles(tx, c.User, "domain", d.ID)) == 0 {
+			return errUnauthorized
+		}
+		c.Domain, c.Project = d.ID, ""
+	case sc.System != nil:
+		return &api.Error{Status: http.StatusUnauthorized, Msg: "system scope is not supported; scope to a project"}
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {
@@ -239,7 +233,7 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 		}
 		body["roles"] = roles
 		if withCatalog {
-			body["catalog"] = s.catalog(r, c.Project)
+			body["catalog"] = s.catalog(r, tx, c.Project)
 		}
 	}
 	return body
@@ -247,55 +241,53 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 
 // subject validates the X-Subject-Token of a request on behalf of the
 // caller: a caller may check its own tokens; admins may check any.
-func (s *Service) subject(w http.ResponseWriter, r *http.Request) (*memdb.Txn, *api.Principal, claims, bool) {
+func (s *Service) subject(r *http.Request) (*memdb.Txn, *api.Principal, claims, error) {
 	caller := api.PrincipalFrom(r.Context())
 	tx, err := s.local(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return nil, nil, claims{}, false
+		return nil, nil, claims{}, err
 	}
 	sub := r.Header.Get("X-Subject-Token")
 	if sub == "" {
-		api.Fail(w, r, writeError, api.BadField("X-Subject-Token", "the header is required"))
-		return nil, nil, claims{}, false
+		return nil, nil, claims{}, api.BadField("X-Subject-Token", "the header is required")
 	}
 	p, c, err := s.validate(tx, sub)
 	if err != nil {
-		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Could not find token: " + shortHash(sub) + "."})
-		return nil, nil, claims{}, false
+		return nil, nil, claims{}, &api.Error{Status: http.StatusNotFound, Msg: "Could not find token: " + shortHash(sub) + "."}
 	}
 	if !caller.IsAdmin() && p.UserID != caller.UserID {
-		writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: identity:validate_token."})
-		return nil, nil, claims{}, false
+		return nil, nil, claims{}, &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: identity:validate_token."}
 	}
-	return tx, p, c, true
+	return tx, p, c, nil
 }
 
-func (s *Service) getToken(w http.ResponseWriter, r *http.Request) {
-	tx, p, c, ok := s.subject(w, r)
-	if !ok {
-		return
+func (s *Service) getToken(w http.ResponseWriter, r *http.Request) error {
+	tx, p, c, err := s.subject(r)
+	if err != nil {
+		return err
 	}
 	w.Header().Set("X-Subject-Token", r.Header.Get("X-Subject-Token"))
 	api.JSON(w, http.StatusOK, map[string]any{"token": s.tokenBody(r, tx, p, c, !r.URL.Query().Has("nocatalog"))})
+	return nil
 }
 
-func (s *Service) headToken(w http.ResponseWriter, r *http.Request) {
-	if _, _, _, ok := s.subject(w, r); ok {
-		w.WriteHeader(http.StatusOK)
+func (s *Service) headToken(w http.ResponseWriter, r *http.Request) error {
+	if _, _, _, err := s.subject(r); err != nil {
+		return err
 	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
-func (s *Service) deleteToken(w http.ResponseWriter, r *http.Request) {
-	_, p, c, ok := s.subject(w, r)
-	if !ok {
-		return
+func (s *Service) deleteToken(w http.ResponseWriter, r *http.Request) error {
+	_, p, c, err := s.subject(r)
+	if err != nil {
+		return err
 	}
 	if err := s.revokeAudit(r.Context(), c.Audit[0], p.ExpiresAt); err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return noContent(w)
 }
 
 func (s *Service) revokeAudit(ctx context.Context, audit string, expires time.Time) error {
@@ -303,39 +295,43 @@ func (s *Service) revokeAudit(ctx context.Context, audit string, expires time.Ti
 	return err
 }
 
-func (s *Service) authCatalog(w http.ResponseWriter, r *http.Request) {
+func (s *Service) authCatalog(w http.ResponseWriter, r *http.Request) error {
 	p := api.PrincipalFrom(r.Context())
 	if p.ProjectID == "" && p.DomainID == "" {
-		writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "The authenticated token is not scoped; a catalog needs a scoped token."})
-		return
+		return &api.Error{Status: http.StatusForbidden, Msg: "The authenticated token is not scoped; a catalog needs a scoped token."}
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"catalog": s.catalog(r, p.ProjectID), "links": map[string]any{"self": s.baseURL(r) + r.URL.Path}})
+	tx, err := s.local(r.Context())
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"catalog": s.catalog(r, tx, p.ProjectID), "links": map[string]any{"self": s.baseURL(r) + r.URL.Path}})
+	return nil
 }
 
-func (s *Service) authProjects(w http.ResponseWriter, r *http.Request) {
+func (s *Service) authProjects(w http.ResponseWriter, r *http.Request) error {
 	p := api.PrincipalFrom(r.Context())
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"projects": s.projectViews(r, userProjects(tx, p.UserID)), "links": s.links(r)})
+	return nil
 }
 
-func (s *Service) authDomains(w http.ResponseWriter, r *http.Request) {
+func (s *Service) authDomains(w http.ResponseWriter, r *http.Request) error {
 	p := api.PrincipalFrom(r.Context())
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return
+		return err
 	}
-	out := []map[string]any{}
+	out := []api.View{}
 	for _, d := range store.All[Domain](tx, tDomains, "id") {
 		if d.Enabled && len(effectiveRoles(tx, p.UserID, "domain", d.ID)) > 0 {
 			out = append(out, s.domainView(r, d))
 		}
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"domains": out, "links": s.links(r)})
+	return nil
 }
 
 // userProjects are the enabled projects where user holds a role.

@@ -454,3 +454,282 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// A disable revokes the user's tokens: enabling the user again does not
+// bring back a token issued before the disable.
+func TestReenabledUserKeepsOldTokensRevoked(t *testing.T) {
+	f := newFixture(t)
+	_, uid, tok := f.tenant("re", "rita", "member")
+	f.now = f.now.Add(time.Second)
+	for _, enabled := range []bool{false, true} {
+		if code, _, body := f.call("PATCH", "/users/"+uid, f.admin, map[string]any{"user": map[string]any{"enabled": enabled}}); code != 200 {
+			t.Fatalf("enabled=%v: %d %v", enabled, code, body)
+		}
+	}
+	if _, err := f.svc.Validate(context.Background(), tok); err == nil {
+		t.Fatal("a token issued before the user was disabled validated after it was enabled again")
+	}
+	f.now = f.now.Add(time.Second)
+	if _, err := f.svc.Validate(context.Background(), f.login("rita", "rita-pw", "re")); err != nil {
+		t.Fatalf("a token issued after the user was enabled again: %v", err)
+	}
+}
+
+// ids are the ids of a list body's items.
+func ids(body map[string]any, key string) map[string]bool {
+	out := map[string]bool{}
+	items, _ := body[key].([]any)
+	for _, it := range items {
+		out[it.(map[string]any)["id"].(string)] = true
+	}
+	return out
+}
+
+func TestListFilters(t *testing.T) {
+	f := newFixture(t)
+	web := f.mk("/projects", "project", map[string]any{"name": "WebFront", "tags": []string{"prod", "web"}})
+	db := f.mk("/projects", "project", map[string]any{"name": "database", "tags": []string{"prod", "db"}})
+	lab := f.mk("/projects", "project", map[string]any{"name": "lab", "tags": []string{"dev"}})
+	check := func(query string, want ...string) {
+		t.Helper()
+		code, _, body := f.call("GET", "/projects?"+query, f.admin, nil)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", query, code, body)
+		}
+		got := ids(body, "projects")
+		for _, id := range []string{web, db, lab} {
+			in := false
+			for _, w := range want {
+				in = in || w == id
+			}
+			if got[id] != in {
+				t.Errorf("%s: project %s listed=%v, want %v", query, id, got[id], in)
+			}
+		}
+	}
+	check("name=lab", lab)
+	check("name__contains=Front", web)
+	check("name__contains=front")
+	check("name__icontains=FRONT", web)
+	check("name__startswith=data", db)
+	check("name__iendswith=BASE", db)
+	check("tags=prod,web", web)
+	check("tags-any=web,dev", web, lab)
+	check("tags=prod&not-tags=prod,db", web)
+	check("tags-any=prod,dev&not-tags-any=web,dev", db)
+}
+
+// A filter on an attribute a user may lack (email) leaves out the users
+// without it, as Keystone's SQL filters do.
+func TestUserFilterOnOptionalAttribute(t *testing.T) {
+	f := newFixture(t)
+	with := f.mk("/users", "user", map[string]any{"name": "mailed", "email": "m@example.com"})
+	code, _, body := f.call("GET", "/users?email__contains=example", f.admin, nil)
+	got := ids(body, "users")
+	if code != 200 || len(got) != 1 || !got[with] {
+		t.Fatalf("%d %v, want only %s", code, body, with)
+	}
+}
+
+// Attributes Keystone keeps without knowing them come back on show and
+// survive an update of another attribute.
+func TestExtraAttributesKept(t *testing.T) {
+	f := newFixture(t)
+	svc := f.mk("/services", "service", map[string]any{"type": "compute", "name": "nova"})
+	tests := []struct {
+		path, key string
+		create    map[string]any
+		attr      string
+		want      string
+		update    map[string]any
+	}{
+		{"/groups", "group", map[string]any{"name": "mailers", "email": "ops@example.com"}, "email", "ops@example.com", map[string]any{"description": "d"}},
+		{"/roles", "role", map[string]any{"name": "auditor", "description": "reads logs"}, "description", "reads logs", map[string]any{"name": "auditor2"}},
+		{"/endpoints", "endpoint", map[string]any{"service_id": svc, "interface": "public", "url": "http://c", "description": "the API"}, "description", "the API", map[string]any{"url": "http://d"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			id := f.mk(tc.path, tc.key, tc.create)
+			if code, _, body := f.call("PATCH", tc.path+"/"+id, f.admin, map[string]any{tc.key: tc.update}); code != 200 {
+				t.Fatalf("update: %d %v", code, body)
+			}
+			code, _, body := f.call("GET", tc.path+"/"+id, f.admin, nil)
+			if got := body[tc.key].(map[string]any)[tc.attr]; code != 200 || got != tc.want {
+				t.Fatalf("%s = %v (%d), want %q", tc.attr, got, code, tc.want)
+			}
+		})
+	}
+}
+
+// Names are one line of valid text: NUL, CR/LF and invalid UTF-8 are 400s
+// naming the field (encoding/json would have turned bad bytes into U+FFFD).
+func TestNamesRefuseControlCharactersAndBadUTF8(t *testing.T) {
+	f := newFixture(t)
+	tests := map[string]struct{ path, body, field string }{
+		"NUL in a user name":      {"/users", `{"user": {"name": "a\u0000b"}}`, "name"},
+		"CRLF in a project name":  {"/projects", `{"project": {"name": "a\r\nb"}}`, "name"},
+		"LF in a group name":      {"/groups", `{"group": {"name": "a\nb"}}`, "name"},
+		"invalid UTF-8 in a name": {"/roles", "{\"role\": {\"name\": \"a\xff\xfeb\"}}", "name"},
+		"CR in a description":     {"/domains", `{"domain": {"name": "ok", "description": "x\ry"}}`, "description"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, _, body := f.call("POST", tc.path, f.admin, tc.body)
+			msg, _ := body["error"].(map[string]any)["message"].(string)
+			if code != 400 || !strings.Contains(msg, tc.field) {
+				t.Fatalf("%d %q, want 400 naming %q", code, msg, tc.field)
+			}
+		})
+	}
+}
+
+// The catalog is rows: the token's catalog shows the services and
+// endpoints the API lists, an endpoint id from it can be shown, and
+// changing the rows changes the catalog.
+func TestCatalogIsBuiltFromRows(t *testing.T) {
+	f := newFixture(t)
+	code, _, body := f.call("GET", "/auth/catalog", f.admin, nil)
+	if code != 200 {
+		t.Fatalf("catalog: %d %v", code, body)
+	}
+	catalog := body["catalog"].([]any)
+	if len(catalog) != 2 {
+		t.Fatalf("catalog has %d services, want the 2 configured", len(catalog))
+	}
+	_, _, services := f.call("GET", "/services", f.admin, nil)
+	_, _, endpoints := f.call("GET", "/endpoints", f.admin, nil)
+	serviceIDs, endpointIDs := ids(services, "services"), ids(endpoints, "endpoints")
+	var swiftPublic string
+	for _, c := range catalog {
+		svc := c.(map[string]any)
+		if !serviceIDs[svc["id"].(string)] {
+			t.Errorf("catalog service %v is not in the service list", svc["id"])
+		}
+		for _, e := range svc["endpoints"].([]any) {
+			ep := e.(map[string]any)
+			if !endpointIDs[ep["id"].(string)] {
+				t.Errorf("catalog endpoint %v is not in the endpoint list", ep["id"])
+			}
+			if svc["type"] == "object-store" && ep["interface"] == "public" {
+				swiftPublic = ep["id"].(string)
+			}
+		}
+	}
+	code, _, shown := f.call("GET", "/endpoints/"+swiftPublic, f.admin, nil)
+	if url, _ := shown["endpoint"].(map[string]any)["url"].(string); code != 200 || url != f.srv.URL+"/object/v1/AUTH_$(project_id)s" {
+		t.Fatalf("endpoint show %s: %d %v", swiftPublic, code, shown)
+	}
+	if _, _, regions := f.call("GET", "/regions", f.admin, nil); !ids(regions, "regions")["RegionOne"] {
+		t.Errorf("regions: %v", regions)
+	}
+
+	// A disabled endpoint leaves the catalog; a new service joins it.
+	f.call("PATCH", "/endpoints/"+swiftPublic, f.admin, map[string]any{"endpoint": map[string]any{"enabled": false}})
+	svc := f.mk("/services", "service", map[string]any{"type": "dns", "name": "designate"})
+	f.mk("/endpoints", "endpoint", map[string]any{"service_id": svc, "interface": "public", "url": "http://dns.example/v2"})
+	_, _, body = f.call("GET", "/auth/catalog", f.admin, nil)
+	raw, _ := json.Marshal(body["catalog"])
+	if strings.Contains(string(raw), swiftPublic) || !strings.Contains(string(raw), "http://dns.example/v2") {
+		t.Fatalf("catalog after changes: %s", raw)
+	}
+
+	// Seeding again (a restart) leaves one service of each type.
+	if err := f.svc.Bootstrap(context.Background(), "admin-secret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, services = f.call("GET", "/services", f.admin, nil); len(ids(services, "services")) != 3 {
+		t.Fatalf("services after a second seed: %v", services)
+	}
+}
+
+// Keystone forbids only a global role implying a domain-specific one; a
+// domain-specific role may imply another.
+func TestDomainRoleImplications(t *testing.T) {
+	f := newFixture(t)
+	a := f.mk("/roles", "role", map[string]any{"name": "dom-a", "domain_id": "default"})
+	b := f.mk("/roles", "role", map[string]any{"name": "dom-b", "domain_id": "default"})
+	tests := map[string]struct {
+		prior, implied string
+		want           int
+	}{
+		"domain-specific implies domain-specific": {a, b, 201},
+		"domain-specific implies global":          {a, f.roleID("reader"), 201},
+		"global implies domain-specific":          {f.roleID("member"), b, 403},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if code, _, body := f.call("PUT", "/roles/"+tc.prior+"/implies/"+tc.implied, f.admin, nil); code != tc.want {
+				t.Fatalf("%d %v, want %d", code, body, tc.want)
+			}
+		})
+	}
+}
+
+// role_assignments?effective lists what a user really holds: group grants
+// per member, implied roles (with a link to the role that implies them),
+// and no domain-specific roles, which only stand for what they imply.
+func TestEffectiveAssignments(t *testing.T) {
+	f := newFixture(t)
+	pid, uid, _ := f.tenant("eff", "erik", "member")
+	dom := f.mk("/roles", "role", map[string]any{"name": "dom-auditor", "domain_id": "default"})
+	if code, _, body := f.call("PUT", "/roles/"+dom+"/implies/"+f.roleID("reader"), f.admin, nil); code != 201 {
+		t.Fatalf("implication: %d %v", code, body)
+	}
+	f.call("PUT", "/projects/"+pid+"/users/"+uid+"/roles/"+dom, f.admin, nil)
+
+	_, _, body := f.call("GET", "/role_assignments?effective&user.id="+uid, f.admin, nil)
+	held := map[string]string{} // role id -> prior_role link
+	for _, a := range body["role_assignments"].([]any) {
+		as := a.(map[string]any)
+		prior, _ := as["links"].(map[string]any)["prior_role"].(string)
+		held[as["role"].(map[string]any)["id"].(string)] = prior
+	}
+	if _, ok := held[dom]; ok {
+		t.Errorf("the domain-specific role is listed as held: %v", body)
+	}
+	if _, ok := held[f.roleID("member")]; !ok {
+		t.Errorf("the granted role is missing: %v", body)
+	}
+	if prior := held[f.roleID("reader")]; !strings.HasSuffix(prior, "/identity/v3/roles/"+f.roleID("member")) && !strings.HasSuffix(prior, "/identity/v3/roles/"+dom) {
+		t.Errorf("reader is not listed as implied: %v", body)
+	}
+	// Without effective, the grants are listed as made.
+	_, _, body = f.call("GET", "/role_assignments?user.id="+uid, f.admin, nil)
+	if n := len(body["role_assignments"].([]any)); n != 2 {
+		t.Errorf("%d direct assignments, want 2: %v", n, body)
+	}
+	// The token holds no domain-specific role either.
+	p, err := f.svc.Validate(context.Background(), f.login("erik", "erik-pw", "eff"))
+	if err != nil || contains(p.Roles, "dom-auditor") || !p.HasRole("reader") {
+		t.Fatalf("token roles %v, %v", p, err)
+	}
+}
+
+// include_names names every party of an assignment, groups included.
+func TestAssignmentsIncludeNames(t *testing.T) {
+	f := newFixture(t)
+	pid := f.mk("/projects", "project", map[string]any{"name": "named"})
+	gid := f.mk("/groups", "group", map[string]any{"name": "namers"})
+	f.call("PUT", "/projects/"+pid+"/groups/"+gid+"/roles/"+f.roleID("reader"), f.admin, nil)
+	_, _, body := f.call("GET", "/role_assignments?include_names&group.id="+gid, f.admin, nil)
+	list := body["role_assignments"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("%v", body)
+	}
+	a := list[0].(map[string]any)
+	group := a["group"].(map[string]any)
+	scope := a["scope"].(map[string]any)["project"].(map[string]any)
+	if group["name"] != "namers" || group["domain"].(map[string]any)["name"] != "Default" ||
+		scope["name"] != "named" || scope["domain"].(map[string]any)["name"] != "Default" ||
+		a["role"].(map[string]any)["name"] != "reader" {
+		t.Fatalf("names: %v", a)
+	}
+}
+
+// A password is a secret, not a name: control characters are its own
+// business.
+func TestPasswordMayHoldControlCharacters(t *testing.T) {
+	f := newFixture(t)
+	f.mk("/users", "user", map[string]any{"name": "ctl", "password": "p\x01\r\nw"})
+	f.login("ctl", "p\x01\r\nw", "")
+}

@@ -1,8 +1,11 @@
 package identity
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -10,90 +13,128 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 )
 
-// obj is a decoded JSON object from a request body, read field by field so
-// that every bad value is reported with its field name.
-type obj map[string]any
+// wording words a bad attribute as Keystone does: "Invalid input for
+// field/attribute <field>: <reason>".
+type wording struct{}
 
-// body decodes {"<key>": {...}} and returns the inner object.
-func body(r *http.Request, key string) (obj, error) {
-	var top map[string]any
-	if err := api.DecodeLoose(r, &top); err != nil {
+func (wording) BadField(field string, _ any, reason string) error {
+	return api.BadField(field, "%s", reason)
+}
+
+func (wording) Missing(field string) error {
+	return api.BadField(field, "'%s' is a required property", field)
+}
+
+// maxName is the longest string attribute Keystone stores (its columns are
+// 255 wide); names of domains and projects are shorter (64).
+const maxName = 255
+
+// body decodes {"<key>": {...}} and returns a reader of the inner object.
+func body(r *http.Request, key string) (*api.Input, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, api.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, api.Errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", api.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	// encoding/json turns invalid UTF-8 into U+FFFD without a word, so a
+	// name of bad bytes would be stored as something else: refuse it.
+	if !utf8.Valid(raw) {
+		return nil, api.BadField(badUTF8Field(raw, key), "is not valid UTF-8")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	top, err := api.ReadObject(r)
+	if err != nil {
 		return nil, err
 	}
 	inner, ok := top[key].(map[string]any)
 	if !ok {
 		return nil, api.BadField(key, "'%s' is a required property and must be an object", key)
 	}
-	return obj(inner), nil
+	return api.NewInput(inner, wording{}), nil
 }
 
-func (o obj) has(f string) bool { _, ok := o[f]; return ok }
-
-// str reads a string field; a required one must be present and non-empty.
-func (o obj) str(f string, required bool) (string, error) {
-	v, ok := o[f]
-	if !ok || v == nil {
-		if required {
-			return "", api.BadField(f, "'%s' is a required property", f)
-		}
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", api.BadField(f, "%s is not of type 'string'", jsonText(v))
-	}
-	if required && strings.TrimSpace(s) == "" {
-		return "", api.BadField(f, "'%s' must not be empty", f)
-	}
-	if utf8.RuneCountInString(s) > 255 {
-		return "", api.BadField(f, "'%s' is too long (at most 255 characters)", f)
-	}
-	return s, nil
+// str reads an optional string attribute of at most maxName characters,
+// def when absent. Text with control characters (NUL, CR, LF in a name…)
+// or invalid UTF-8 is refused by api.Input.
+func str(in *api.Input, field, def string) string {
+	s := in.Str(field, def, 0)
+	tooLong(in, field, s, maxName)
+	return s
 }
 
-// boolean reads an optional boolean field, def when absent.
-func (o obj) boolean(f string, def bool) (bool, error) {
-	v, ok := o[f]
-	if !ok {
-		return def, nil
+// required reads a string attribute that must be present and not blank.
+func required(in *api.Input, field string) string {
+	s := in.Required(field, 0)
+	tooLong(in, field, s, maxName)
+	return s
+}
+
+// name reads a name: required when creating (def == ""), at most max
+// characters, and on one line.
+func name(in *api.Input, def string, create bool, max int) string {
+	var s string
+	if create {
+		s = in.Required("name", 0)
+	} else {
+		s = in.Str("name", def, 0)
+	}
+	if in.Err == nil && strings.ContainsAny(s, "\n\t") {
+		in.Fail(api.BadField("name", "'%s' must be on one line, without tabs", "name"))
+	}
+	tooLong(in, "name", s, max)
+	return s
+}
+
+// tooLong reports a field longer than n characters.
+func tooLong(in *api.Input, field, v string, n int) {
+	if in.Err == nil && utf8.RuneCountInString(v) > n {
+		in.Fail(api.BadField(field, "'%s' is too long (at most %d characters)", field, n))
+	}
+}
+
+// boolean reads an optional boolean attribute, def when absent. Unlike
+// api.Input.Bool it takes only JSON booleans, as Keystone's schema does.
+func boolean(in *api.Input, field string, def bool) bool {
+	v, ok := in.Obj[field]
+	if !ok || in.Err != nil {
+		return def
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, api.BadField(f, "%s is not of type 'boolean'", jsonText(v))
+		in.Fail(api.BadField(field, "%s is not of type 'boolean'", jsonText(v)))
+		return def
 	}
-	return b, nil
+	return b
 }
 
-// strs reads an optional list of strings.
-func (o obj) strs(f string) ([]string, error) {
-	v, ok := o[f]
-	if !ok || v == nil {
-		return []string{}, nil
+// strs reads an optional list of strings, def when absent.
+func strs(in *api.Input, field string, def []string) []string {
+	v, ok := in.Obj[field]
+	if !ok || in.Err != nil {
+		return def
 	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, api.BadField(f, "%s is not of type 'array'", jsonText(v))
+	if v == nil {
+		return []string{}
 	}
-	out := make([]string, 0, len(list))
-	for _, x := range list {
-		s, ok := x.(string)
-		if !ok {
-			return nil, api.BadField(f, "%s is not of type 'string'", jsonText(x))
-		}
-		out = append(out, s)
+	if _, ok := v.([]any); !ok {
+		in.Fail(api.BadField(field, "%s is not of type 'array'", jsonText(v)))
+		return def
 	}
-	return out, nil
+	return in.Strs(field)
 }
 
-// extras are the fields not in known, kept as Keystone keeps extra
-// attributes of users and projects.
-func (o obj) extras(known ...string) map[string]any {
+// extras are the attributes not in known, kept as Keystone keeps extra
+// attributes of users, projects, groups, roles and endpoints.
+func extras(in *api.Input, known ...string) map[string]any {
 	skip := map[string]bool{"id": true, "links": true}
 	for _, k := range known {
 		skip[k] = true
 	}
 	var out map[string]any
-	for k, v := range o {
+	for k, v := range in.Obj {
 		if !skip[k] {
 			if out == nil {
 				out = map[string]any{}
@@ -104,46 +145,68 @@ func (o obj) extras(known ...string) map[string]any {
 	return out
 }
 
+// mergeExtras is old with the extra attributes of an update laid over it.
+func mergeExtras(old map[string]any, in *api.Input, known ...string) map[string]any {
+	ex := extras(in, known...)
+	if ex == nil {
+		return old
+	}
+	out := map[string]any{}
+	for k, v := range old {
+		out[k] = v
+	}
+	for k, v := range ex {
+		out[k] = v
+	}
+	return out
+}
+
+// withExtras is view with a row's extra attributes under it: the row's own
+// attributes win.
+func withExtras(extra map[string]any, view api.View) api.View {
+	for k, x := range extra {
+		if _, own := view[k]; !own {
+			view[k] = x
+		}
+	}
+	return view
+}
+
+// badUTF8Field names the attribute of body[key] holding invalid UTF-8,
+// or key itself when it cannot tell.
+func badUTF8Field(raw []byte, key string) string {
+	var top map[string]map[string]json.RawMessage
+	if json.Unmarshal(raw, &top) == nil {
+		for f, v := range top[key] {
+			if !utf8.Valid(v) || !utf8.ValidString(f) {
+				return f
+			}
+		}
+	}
+	return key
+}
+
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
 
-// str, boolean, strs collect the first error, so handlers read fields in a
-// row and check once.
-type reader struct {
-	o   obj
-	err error
-}
-
-func (r *reader) str(f string, required bool, def string) string {
-	if r.err != nil {
-		return def
+// checkTags checks project tags as Keystone does: at most 80, each at most
+// 255 characters, no '/' or ','.
+func checkTags(in *api.Input, tags []string) {
+	if in.Err != nil {
+		return
 	}
-	if !r.o.has(f) && !required {
-		return def
+	if len(tags) > 80 {
+		in.Fail(api.BadField("tags", "at most 80 tags are allowed"))
+		return
 	}
-	s, err := r.o.str(f, required)
-	r.err = err
-	return s
-}
-
-func (r *reader) boolean(f string, def bool) bool {
-	if r.err != nil {
-		return def
+	for _, t := range tags {
+		if t == "" || utf8.RuneCountInString(t) > 255 || strings.ContainsAny(t, "/,") {
+			in.Fail(api.BadField("tags", "invalid tag %q: 1 to 255 characters, without '/' or ','", t))
+			return
+		}
 	}
-	b, err := r.o.boolean(f, def)
-	r.err = err
-	return b
-}
-
-func (r *reader) strs(f string, def []string) []string {
-	if r.err != nil || !r.o.has(f) {
-		return def
-	}
-	s, err := r.o.strs(f)
-	r.err = err
-	return s
 }
 
 // ec2Blob is the blob of an EC2 credential.
@@ -158,33 +221,4 @@ func parseEC2Blob(s string) (ec2Blob, error) {
 		return b, api.BadField("blob", "an ec2 credential blob must be a JSON object with 'access' and 'secret'")
 	}
 	return b, nil
-}
-
-func errorf(status int, format string, args ...any) error {
-	return api.Errorf(status, "%s", fmt.Sprintf(format, args...))
-}
-
-// maxLen reports a field longer than n characters.
-func (r *reader) maxLen(f, v string, n int) {
-	if r.err == nil && utf8.RuneCountInString(v) > n {
-		r.err = api.BadField(f, "'%s' is too long (at most %d characters)", f, n)
-	}
-}
-
-// tags checks project tags as Keystone does: at most 80, each at most 255
-// characters, no '/' or ','.
-func (r *reader) tags(tags []string) {
-	if r.err != nil {
-		return
-	}
-	if len(tags) > 80 {
-		r.err = api.BadField("tags", "at most 80 tags are allowed")
-		return
-	}
-	for _, t := range tags {
-		if t == "" || utf8.RuneCountInString(t) > 255 || strings.ContainsAny(t, "/,") {
-			r.err = api.BadField("tags", "invalid tag %q: 1 to 255 characters, without '/' or ','", t)
-			return
-		}
-	}
 }

@@ -13,116 +13,7 @@ import (
 // "/" is version discovery, "/v3/..." the API.
 func (s *Service) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Get("/", s.versions)
-	r.Get("/v3", s.version)
-	r.Get("/v3/", s.version)
-	r.Post("/v3/auth/tokens", s.postToken)
-	// Like Keystone, a password change authenticates with the original
-	// password, so a user whose token is gone can still change it.
-	r.Post("/v3/users/{id}/password", s.changePassword)
-	r.Group(func(r chi.Router) {
-		r.Use(api.RequireAuth(s, writeError))
-		r.Get("/v3/auth/tokens", s.getToken)
-		r.Head("/v3/auth/tokens", s.headToken)
-		r.Delete("/v3/auth/tokens", s.deleteToken)
-		r.Get("/v3/auth/catalog", s.authCatalog)
-		r.Get("/v3/auth/projects", s.authProjects)
-		r.Get("/v3/auth/domains", s.authDomains)
-		r.Get("/v3/auth/system", func(w http.ResponseWriter, r *http.Request) {
-			api.JSON(w, http.StatusOK, map[string]any{"system": []any{}, "links": s.links(r)})
-		})
-
-		r.Get("/v3/domains", s.listDomains)
-		r.Post("/v3/domains", s.admin(s.createDomain))
-		r.Get("/v3/domains/{id}", s.showDomain)
-		r.Patch("/v3/domains/{id}", s.admin(s.updateDomain))
-		r.Delete("/v3/domains/{id}", s.admin(s.deleteRow(tDomains)))
-
-		r.Get("/v3/projects", s.admin(s.listProjects))
-		r.Post("/v3/projects", s.admin(s.createProject))
-		r.Get("/v3/projects/{id}", s.showProject)
-		r.Patch("/v3/projects/{id}", s.admin(s.updateProject))
-		r.Delete("/v3/projects/{id}", s.admin(s.deleteRow(tProjects)))
-		r.Get("/v3/projects/{id}/tags", s.listTags)
-		r.Put("/v3/projects/{id}/tags", s.admin(s.replaceTags))
-		r.Delete("/v3/projects/{id}/tags", s.admin(s.tag("clear")))
-		r.Get("/v3/projects/{id}/tags/{tag}", s.checkTag)
-		r.Head("/v3/projects/{id}/tags/{tag}", s.checkTag)
-		r.Put("/v3/projects/{id}/tags/{tag}", s.admin(s.tag("add")))
-		r.Delete("/v3/projects/{id}/tags/{tag}", s.admin(s.tag("remove")))
-
-		r.Get("/v3/users", s.admin(s.listUsers))
-		r.Post("/v3/users", s.admin(s.createUser))
-		r.Get("/v3/users/{id}", s.showUser)
-		r.Patch("/v3/users/{id}", s.admin(s.updateUser))
-		r.Delete("/v3/users/{id}", s.admin(s.deleteRow(tUsers)))
-		r.Get("/v3/users/{id}/projects", s.listUserProjects)
-		r.Get("/v3/users/{id}/groups", s.listUserGroups)
-		r.Get("/v3/users/{id}/credentials/OS-EC2", s.listEC2)
-		r.Post("/v3/users/{id}/credentials/OS-EC2", s.createEC2)
-		r.Get("/v3/users/{id}/credentials/OS-EC2/{access}", s.showEC2)
-		r.Delete("/v3/users/{id}/credentials/OS-EC2/{access}", s.deleteEC2)
-
-		r.Get("/v3/roles", s.listRoles)
-		r.Post("/v3/roles", s.admin(s.createRole))
-		r.Get("/v3/roles/{id}", s.showRole)
-		r.Patch("/v3/roles/{id}", s.admin(s.updateRole))
-		r.Delete("/v3/roles/{id}", s.admin(s.deleteRow(tRoles)))
-		r.Get("/v3/roles/{prior}/implies", s.admin(s.listImplied))
-		r.Put("/v3/roles/{prior}/implies/{implied}", s.admin(s.putImplication))
-		r.Get("/v3/roles/{prior}/implies/{implied}", s.admin(s.getImplication))
-		r.Head("/v3/roles/{prior}/implies/{implied}", s.admin(s.getImplication))
-		r.Delete("/v3/roles/{prior}/implies/{implied}", s.admin(s.deleteImplication))
-		r.Get("/v3/role_inferences", s.admin(s.listInferences))
-
-		for _, scope := range []string{"projects", "domains"} {
-			for _, actor := range []string{"users", "groups"} {
-				base := "/v3/" + scope + "/{scope}/" + actor + "/{actor}/roles"
-				r.Get(base, s.admin(s.listGrants(scope, actor)))
-				r.Put(base+"/{role}", s.admin(s.grant(scope, actor, true)))
-				r.Delete(base+"/{role}", s.admin(s.grant(scope, actor, false)))
-				r.Head(base+"/{role}", s.admin(s.checkGrant(scope, actor)))
-				r.Get(base+"/{role}", s.admin(s.checkGrant(scope, actor)))
-			}
-		}
-		r.Get("/v3/role_assignments", s.listAssignments)
-
-		r.Get("/v3/groups", s.admin(s.listGroups))
-		r.Post("/v3/groups", s.admin(s.createGroup))
-		r.Get("/v3/groups/{id}", s.admin(s.showGroup))
-		r.Patch("/v3/groups/{id}", s.admin(s.updateGroup))
-		r.Delete("/v3/groups/{id}", s.admin(s.deleteRow(tGroups)))
-		r.Get("/v3/groups/{id}/users", s.admin(s.listGroupUsers))
-		r.Put("/v3/groups/{id}/users/{user}", s.admin(s.membership(true)))
-		r.Delete("/v3/groups/{id}/users/{user}", s.admin(s.membership(false)))
-		r.Head("/v3/groups/{id}/users/{user}", s.admin(s.checkMembership))
-		r.Get("/v3/groups/{id}/users/{user}", s.admin(s.checkMembership))
-
-		r.Get("/v3/regions", s.listRegions)
-		r.Post("/v3/regions", s.admin(s.createRegion))
-		r.Put("/v3/regions/{id}", s.admin(s.createRegion))
-		r.Get("/v3/regions/{id}", s.showRegion)
-		r.Patch("/v3/regions/{id}", s.admin(s.updateRegion))
-		r.Delete("/v3/regions/{id}", s.admin(s.deleteRow(tRegions)))
-
-		r.Get("/v3/services", s.admin(s.listServices))
-		r.Post("/v3/services", s.admin(s.createService))
-		r.Get("/v3/services/{id}", s.admin(s.showService))
-		r.Patch("/v3/services/{id}", s.admin(s.updateService))
-		r.Delete("/v3/services/{id}", s.admin(s.deleteRow(tServices)))
-
-		r.Get("/v3/endpoints", s.admin(s.listEndpoints))
-		r.Post("/v3/endpoints", s.admin(s.createEndpoint))
-		r.Get("/v3/endpoints/{id}", s.admin(s.showEndpoint))
-		r.Patch("/v3/endpoints/{id}", s.admin(s.updateEndpoint))
-		r.Delete("/v3/endpoints/{id}", s.admin(s.deleteRow(tEndpoints)))
-
-		r.Get("/v3/credentials", s.listCredentials)
-		r.Post("/v3/credentials", s.createCredential)
-		r.Get("/v3/credentials/{id}", s.showCredential)
-		r.Patch("/v3/credentials/{id}", s.updateCredential)
-		r.Delete("/v3/credentials/{id}", s.deleteCredential)
-	})
+	api.Routes{Auth: s, Errors: writeError, Denied: func(string) error { return errForbidden }}.Mount(r, s.routes())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
@@ -132,19 +23,132 @@ func (s *Service) Handler() http.Handler {
 	return r
 }
 
-// admin wraps a handler that needs the cloud admin role.
-func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !api.PrincipalFrom(r.Context()).IsAdmin() {
-			forbidden(w, r)
-			return
-		}
-		h(w, r)
+// routes is Keystone's API and its policy: who may call what. Checks that
+// depend on the resource (a user reading itself, a project the caller
+// holds a role on, a credential of its own) are in the handlers.
+func (s *Service) routes() []api.Route {
+	const (
+		public = api.Public
+		authed = api.Authenticated
+		admin  = api.Admin
+	)
+	routes := []api.Route{
+		route("GET", "/", public, "", s.versions),
+		route("GET", "/v3", public, "", s.version),
+		route("GET", "/v3/", public, "", s.version),
+		route("POST", "/v3/auth/tokens", public, "identity:issue_token", s.postToken),
+		// Like Keystone, a password change authenticates with the original
+		// password, so a user whose token is gone can still change it.
+		route("POST", "/v3/users/{id}/password", public, "identity:change_password", s.changePassword),
+
+		route("GET", "/v3/auth/tokens", authed, "identity:validate_token", s.getToken),
+		route("HEAD", "/v3/auth/tokens", authed, "identity:check_token", s.headToken),
+		route("DELETE", "/v3/auth/tokens", authed, "identity:revoke_token", s.deleteToken),
+		route("GET", "/v3/auth/catalog", authed, "identity:get_auth_catalog", s.authCatalog),
+		route("GET", "/v3/auth/projects", authed, "identity:get_auth_projects", s.authProjects),
+		route("GET", "/v3/auth/domains", authed, "identity:get_auth_domains", s.authDomains),
+		route("GET", "/v3/auth/system", authed, "identity:get_auth_system", s.authSystem),
+
+		route("GET", "/v3/domains", authed, "identity:list_domains", list(s, s.domains)),
+		route("POST", "/v3/domains", admin, "identity:create_domain", create(s, s.domains, readDomain)),
+		route("GET", "/v3/domains/{id}", authed, "identity:get_domain", show(s, s.domains)),
+		route("PATCH", "/v3/domains/{id}", admin, "identity:update_domain", update(s, s.domains, readDomain)),
+		route("DELETE", "/v3/domains/{id}", admin, "identity:delete_domain", s.deleteRow(tDomains)),
+
+		route("GET", "/v3/projects", admin, "identity:list_projects", list(s, s.projects)),
+		route("POST", "/v3/projects", admin, "identity:create_project", create(s, s.projects, readProject)),
+		route("GET", "/v3/projects/{id}", authed, "identity:get_project", s.showProject),
+		route("PATCH", "/v3/projects/{id}", admin, "identity:update_project", update(s, s.projects, readProject)),
+		route("DELETE", "/v3/projects/{id}", admin, "identity:delete_project", s.deleteRow(tProjects)),
+		route("GET", "/v3/projects/{id}/tags", authed, "identity:list_project_tags", s.listTags),
+		route("PUT", "/v3/projects/{id}/tags", admin, "identity:update_project_tags", s.replaceTags),
+		route("DELETE", "/v3/projects/{id}/tags", admin, "identity:delete_project_tags", s.tag("clear")),
+		route("GET", "/v3/projects/{id}/tags/{tag}", authed, "identity:get_project_tag", s.checkTag),
+		route("HEAD", "/v3/projects/{id}/tags/{tag}", authed, "identity:get_project_tag", s.checkTag),
+		route("PUT", "/v3/projects/{id}/tags/{tag}", admin, "identity:create_project_tag", s.tag("add")),
+		route("DELETE", "/v3/projects/{id}/tags/{tag}", admin, "identity:delete_project_tag", s.tag("remove")),
+
+		route("GET", "/v3/users", admin, "identity:list_users", list(s, s.users)),
+		route("POST", "/v3/users", admin, "identity:create_user", s.createUser),
+		route("GET", "/v3/users/{id}", authed, "identity:get_user", selfOrAdmin(show(s, s.users))),
+		route("PATCH", "/v3/users/{id}", admin, "identity:update_user", s.updateUser),
+		route("DELETE", "/v3/users/{id}", admin, "identity:delete_user", s.deleteRow(tUsers)),
+		route("GET", "/v3/users/{id}/projects", authed, "identity:list_user_projects", selfOrAdmin(s.listUserProjects)),
+		route("GET", "/v3/users/{id}/groups", authed, "identity:list_groups_for_user", selfOrAdmin(s.listUserGroups)),
+		route("GET", "/v3/users/{id}/credentials/OS-EC2", authed, "identity:ec2_list_credentials", selfOrAdmin(s.listEC2)),
+		route("POST", "/v3/users/{id}/credentials/OS-EC2", authed, "identity:ec2_create_credential", selfOrAdmin(s.createEC2)),
+		route("GET", "/v3/users/{id}/credentials/OS-EC2/{access}", authed, "identity:ec2_get_credential", selfOrAdmin(s.showEC2)),
+		route("DELETE", "/v3/users/{id}/credentials/OS-EC2/{access}", authed, "identity:ec2_delete_credential", selfOrAdmin(s.deleteEC2)),
+
+		route("GET", "/v3/roles", authed, "identity:list_roles", s.listRoles),
+		route("POST", "/v3/roles", admin, "identity:create_role", create(s, s.roles, readRole)),
+		route("GET", "/v3/roles/{id}", authed, "identity:get_role", show(s, s.roles)),
+		route("PATCH", "/v3/roles/{id}", admin, "identity:update_role", update(s, s.roles, readRole)),
+		route("DELETE", "/v3/roles/{id}", admin, "identity:delete_role", s.deleteRow(tRoles)),
+		route("GET", "/v3/roles/{prior}/implies", admin, "identity:list_implied_roles", s.listImplied),
+		route("PUT", "/v3/roles/{prior}/implies/{implied}", admin, "identity:create_implied_role", s.putImplication),
+		route("GET", "/v3/roles/{prior}/implies/{implied}", admin, "identity:get_implied_role", s.getImplication),
+		route("HEAD", "/v3/roles/{prior}/implies/{implied}", admin, "identity:check_implied_role", s.getImplication),
+		route("DELETE", "/v3/roles/{prior}/implies/{implied}", admin, "identity:delete_implied_role", s.deleteImplication),
+		route("GET", "/v3/role_inferences", admin, "identity:list_role_inference_rules", s.listInferences),
+		// Non-admins may list their own assignments (the handler checks).
+		route("GET", "/v3/role_assignments", authed, "identity:list_role_assignments", s.listAssignments),
+
+		route("GET", "/v3/groups", admin, "identity:list_groups", list(s, s.groups)),
+		route("POST", "/v3/groups", admin, "identity:create_group", create(s, s.groups, readGroup)),
+		route("GET", "/v3/groups/{id}", admin, "identity:get_group", show(s, s.groups)),
+		route("PATCH", "/v3/groups/{id}", admin, "identity:update_group", update(s, s.groups, readGroup)),
+		route("DELETE", "/v3/groups/{id}", admin, "identity:delete_group", s.deleteRow(tGroups)),
+		route("GET", "/v3/groups/{id}/users", admin, "identity:list_users_in_group", s.listGroupUsers),
+		route("PUT", "/v3/groups/{id}/users/{user}", admin, "identity:add_user_to_group", s.membership(true)),
+		route("DELETE", "/v3/groups/{id}/users/{user}", admin, "identity:remove_user_from_group", s.membership(false)),
+		route("HEAD", "/v3/groups/{id}/users/{user}", admin, "identity:check_user_in_group", s.checkMembership),
+		route("GET", "/v3/groups/{id}/users/{user}", admin, "identity:check_user_in_group", s.checkMembership),
+
+		route("GET", "/v3/regions", authed, "identity:list_regions", list(s, s.regions)),
+		route("POST", "/v3/regions", admin, "identity:create_region", create(s, s.regions, readRegion)),
+		route("PUT", "/v3/regions/{id}", admin, "identity:create_region", create(s, s.regions, readRegion)),
+		route("GET", "/v3/regions/{id}", authed, "identity:get_region", show(s, s.regions)),
+		route("PATCH", "/v3/regions/{id}", admin, "identity:update_region", update(s, s.regions, readRegion)),
+		route("DELETE", "/v3/regions/{id}", admin, "identity:delete_region", s.deleteRow(tRegions)),
+
+		route("GET", "/v3/services", admin, "identity:list_services", list(s, s.services)),
+		route("POST", "/v3/services", admin, "identity:create_service", create(s, s.services, readService)),
+		route("GET", "/v3/services/{id}", admin, "identity:get_service", show(s, s.services)),
+		route("PATCH", "/v3/services/{id}", admin, "identity:update_service", update(s, s.services, readService)),
+		route("DELETE", "/v3/services/{id}", admin, "identity:delete_service", s.deleteRow(tServices)),
+
+		route("GET", "/v3/endpoints", admin, "identity:list_endpoints", list(s, s.endpoints)),
+		route("POST", "/v3/endpoints", admin, "identity:create_endpoint", create(s, s.endpoints, readEndpoint)),
+		route("GET", "/v3/endpoints/{id}", admin, "identity:get_endpoint", show(s, s.endpoints)),
+		route("PATCH", "/v3/endpoints/{id}", admin, "identity:update_endpoint", update(s, s.endpoints, readEndpoint)),
+		route("DELETE", "/v3/endpoints/{id}", admin, "identity:delete_endpoint", s.deleteRow(tEndpoints)),
+
+		// Users manage their own credentials: the collection shows a
+		// caller only its own.
+		route("GET", "/v3/credentials", authed, "identity:list_credentials", list(s, s.credentials)),
+		route("POST", "/v3/credentials", authed, "identity:create_credential", create(s, s.credentials, readCredential)),
+		route("GET", "/v3/credentials/{id}", authed, "identity:get_credential", show(s, s.credentials)),
+		route("PATCH", "/v3/credentials/{id}", authed, "identity:update_credential", update(s, s.credentials, readCredential)),
+		route("DELETE", "/v3/credentials/{id}", authed, "identity:delete_credential", s.deleteCredential),
 	}
+	for _, scope := range []string{"projects", "domains"} {
+		for _, actor := range []string{"users", "groups"} {
+			base := "/v3/" + scope + "/{scope}/" + actor + "/{actor}/roles"
+			routes = append(routes,
+				api.Route{Method: "GET", Path: base, Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor)},
+				api.Route{Method: "PUT", Path: base + "/{role}", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, true)},
+				api.Route{Method: "DELETE", Path: base + "/{role}", Access: admin, Rule: "identity:revoke_grant", Handle: s.grant(scope, actor, false)},
+				api.Route{Method: "HEAD", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor)},
+				api.Route{Method: "GET", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor)},
+			)
+		}
+	}
+	return routes
 }
 
-func forbidden(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, api.Problem{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action."})
+func route(method, path string, access api.Access, rule string, h api.HandlerFunc) api.Route {
+	return api.Route{Method: method, Path: path, Access: access, Rule: rule, Handle: h}
 }
 
 func (s *Service) versionDoc(r *http.Request) map[string]any {
@@ -155,12 +159,19 @@ func (s *Service) versionDoc(r *http.Request) map[string]any {
 	}
 }
 
-func (s *Service) versions(w http.ResponseWriter, r *http.Request) {
+func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
 	api.JSON(w, http.StatusMultipleChoices, map[string]any{"versions": map[string]any{"values": []any{s.versionDoc(r)}}})
+	return nil
 }
 
-func (s *Service) version(w http.ResponseWriter, r *http.Request) {
+func (s *Service) version(w http.ResponseWriter, r *http.Request) error {
 	api.JSON(w, http.StatusOK, map[string]any{"version": s.versionDoc(r)})
+	return nil
+}
+
+func (s *Service) authSystem(w http.ResponseWriter, r *http.Request) error {
+	api.JSON(w, http.StatusOK, map[string]any{"system": []any{}, "links": s.links(r)})
+	return nil
 }
 
 func (s *Service) links(r *http.Request) map[string]any {

@@ -95,7 +95,8 @@ func (s *Service) local(ctx context.Context) (*memdb.Txn, error) {
 
 // Bootstrap creates the default domain, the admin, member and reader roles,
 // the admin and service projects, the admin user (with password, only when
-// it does not exist yet) and the first signing key. It is idempotent.
+// it does not exist yet), the first signing key and the catalog of the
+// services this build runs. It is idempotent.
 func (s *Service) Bootstrap(ctx context.Context, adminPassword string) error {
 	hash, err := bcrypt.GenerateFromPassword([]byte(adminPassword), s.cfg.BcryptCost)
 	if err != nil {
@@ -111,16 +112,28 @@ func (s *Service) Bootstrap(ctx context.Context, adminPassword string) error {
 	for _, r := range []string{"admin", "member", "reader"} {
 		c.Roles = append(c.Roles, Role{ID: api.NewHexID(), Name: r})
 	}
-	_, err = s.cfg.Repl.Propose(ctx, cmdBootstrap, c)
-	return err
+	if _, err := s.cfg.Repl.Propose(ctx, cmdBootstrap, c); err != nil {
+		return err
+	}
+	return s.SeedCatalog(ctx)
 }
 
-// Run rotates the signing key while this node leads; it returns when ctx
-// ends.
+// Run rotates the signing key while this node leads, and seeds the
+// catalog once; it returns when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	// Once per start, the leader adds the services of this build missing
+	// from the catalog (a cluster bootstrapped by an older build has none).
+	seeded := false
 	for {
+		if !seeded && s.cfg.IsLeader() {
+			if err := s.SeedCatalog(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("seed the service catalog", "err", err)
+			} else {
+				seeded = true
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -212,7 +225,7 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 
 // effectiveRoles are the role ids a user holds on a scope, directly or
 // through groups, with the roles they imply (by default admin > member >
-// reader) added.
+// reader) added and domain-specific roles left out.
 func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 	set := map[string]bool{}
 	for _, a := range store.All[Assignment](tx, tAssignments, "actor", "user", user) {
@@ -234,7 +247,11 @@ func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
 	}
 	out := make([]string, 0, len(set))
 	for id := range set {
-		out = append(out, id)
+		// As in Keystone, a domain-specific role is never held as such:
+		// it stands for the global roles it implies.
+		if !domainSpecific(tx, id) {
+			out = append(out, id)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -439,36 +456,4 @@ func (s *Service) baseURL(r *http.Request) string {
 		scheme = p
 	}
 	return scheme + "://" + r.Host
-}
-
-// catalog is the service catalog for a token scoped to project.
-func (s *Service) catalog(r *http.Request, project string) []map[string]any {
-	base := s.baseURL(r)
-	out := []map[string]any{}
-	for _, svc := range s.cfg.Services {
-		path := strings.ReplaceAll(svc.Path, "{project_id}", project)
-		if project == "" && strings.Contains(svc.Path, "{project_id}") {
-			continue
-		}
-		var eps []map[string]any
-		for _, iface := range []string{"public", "internal", "admin"} {
-			eps = append(eps, map[string]any{
-				"id": shortHash(svc.Type + "/" + iface), "interface": iface, "region": s.cfg.Region, "region_id": s.cfg.Region, "url": catalogURL(base, path),
-			})
-		}
-		out = append(out, map[string]any{"id": shortHash(svc.Type), "type": svc.Type, "name": svc.Name, "endpoints": eps})
-	}
-	return out
-}
-
-func catalogURL(base, path string) string {
-	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
-		return path
-	}
-	return base + path
-}
-
-func shortHash(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:16])
 }

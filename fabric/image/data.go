@@ -247,7 +247,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID))
 		return
 	}
-	off, n, partial, err := object.ParseRange(r.Header.Get("Range"), o.Size)
+	off, n, partial, err := api.ParseRange(r.Header.Get("Range"), o.Size)
 	if err != nil {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
 		s.fail(w, r, api.Errorf(http.StatusRequestedRangeNotSatisfiable, "Requested range not satisfiable."))
@@ -261,13 +261,20 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusOK
 	if partial {
-		h.Set("Content-Range", object.ContentRange(off, n, o.Size))
+		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
-	w.WriteHeader(status)
-	if err := s.cfg.Objects.Read(r.Context(), o, off, n, w); err != nil && r.Context().Err() == nil {
+	body := &api.BodyWriter{W: w, Status: status}
+	switch err := s.cfg.Objects.Read(r.Context(), o, off, n, body); {
+	case err == nil:
+		body.Send()
+	case !body.Sent():
+		h.Del("Content-Length")
+		h.Del("Content-Range")
+		h.Del("Content-MD5")
+		s.fail(w, r, api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID))
+	default:
 		// The status is sent; the short body (less than Content-Length)
-		// tells the client.
-		s.log.Error("read image data", "image", img.ID, "err", err)
+		// tells the client, and the object store logged why.
 	}
 }

@@ -33,6 +33,10 @@ var (
 	ErrNoLeader       = errors.New("no leader")
 	// ErrHalted: this node stopped applying the log (HaltError says why).
 	ErrHalted = errors.New("state halted")
+	// ErrOutcomeUnknown means a proposal was abandoned after it may have
+	// reached the log: it may still commit. Callers must not undo its
+	// effects as if it had failed, nor blindly repeat it.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // HaltError says why and where a node stopped applying the Raft log: an
@@ -134,6 +138,23 @@ type Result struct {
 	Index uint64          `json:"index"`
 	Value json.RawMessage `json:"value,omitempty"`
 	Err   *ApplyError     `json:"error,omitempty"`
+}
+
+// ResultError is the error a proposer sees for r: nil, or the state
+// machine's refusal (an *ApplyError: the command was applied and rejected,
+// nothing of it is in the state). A result from a leader whose state
+// halted is no refusal: the leader did not apply the command, but it is in
+// the log and other nodes may have applied it. That comes back as
+// ErrOutcomeUnknown (and ErrHalted), with no *ApplyError in its chain, so
+// that no caller undoes its side effects as if it had been refused.
+func ResultError(r Result) error {
+	switch {
+	case r.Err == nil:
+		return nil
+	case r.Err.Kind == KindHalted:
+		return fmt.Errorf("%w (%w): %s", ErrOutcomeUnknown, ErrHalted, r.Err.Msg)
+	}
+	return r.Err
 }
 
 // Decode unmarshals the handler's result into v.

@@ -225,3 +225,25 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The result of a halted leader reaches the proposer as an unknown
+// outcome, never as the state machine's refusal: the command is in the
+// log and other nodes may apply it, so its effects must not be undone.
+func TestHaltedResultIsUnknownOutcome(t *testing.T) {
+	st, _ := NewState(kvSchema())
+	fsm := NewFSM(st, nil)
+	fsm.Apply(logEntry(t, 1, mustCmd(t, "kv.touch", kvRow{ID: "a"})))
+	res := fsm.Apply(logEntry(t, 2, mustCmd(t, "kv.put", kvRow{ID: "b"}))).(Result)
+	err := ResultError(res)
+	var refusal *ApplyError
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrHalted) || errors.As(err, &refusal) {
+		t.Fatalf("ResultError = %v (as *ApplyError: %v); want ErrOutcomeUnknown and ErrHalted, no *ApplyError", err, refusal != nil)
+	}
+	refused := Result{Err: WrapApplyError(NotFoundf("no such thing"))}
+	if err := ResultError(refused); !errors.As(err, &refusal) || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refusal: %v, want the *ApplyError", err)
+	}
+	if ResultError(Result{Index: 3}) != nil {
+		t.Fatal("a success has an error")
+	}
+}

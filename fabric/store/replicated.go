@@ -58,8 +58,8 @@ func (l *Local) Propose(_ context.Context, typ string, body any) (Result, error)
 	defer l.mu.Unlock()
 	l.index++
 	res := l.fsm.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: data}).(Result)
-	if res.Err != nil {
-		return res, res.Err
+	if err := ResultError(res); err != nil {
+		return res, err
 	}
 	l.Applied[typ]++
 	return res, nil

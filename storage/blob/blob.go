@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/ec"
@@ -44,6 +46,29 @@ type Store struct {
 	Local     map[string]disk.Disk // this node's disks by id
 	Transport Transport
 	Log       *slog.Logger
+	// StallTimeout is how long a shard writer may go without taking a
+	// block, or without finishing once the stream has ended, before it is
+	// dropped (default 10s): a frozen disk or node must not hold up a
+	// write that the others can carry.
+	StallTimeout time.Duration
+	// StragglerWait is how long a write that has reached its quorum waits
+	// for the remaining shard writers (default 2s). Those still busy then
+	// are dropped and reported in Info.Missing, for the caller to heal.
+	StragglerWait time.Duration
+}
+
+func (s *Store) stallTimeout() time.Duration {
+	if s.StallTimeout > 0 {
+		return s.StallTimeout
+	}
+	return 10 * time.Second
+}
+
+func (s *Store) stragglerWait() time.Duration {
+	if s.StragglerWait > 0 {
+		return s.StragglerWait
+	}
+	return 2 * time.Second
 }
 
 // ShardName is the file name of shard i of blob key.
@@ -75,7 +100,8 @@ func ShardSizeFor(size int64, k, maxShard int) int {
 type Info struct {
 	Size    int64
 	MD5     string
-	Written int // shards made durable
+	Written int   // shards made durable
+	Missing []int // shards that were not: the blob needs healing
 }
 
 // ErrQuorum means too few shards could be written.
@@ -105,11 +131,82 @@ var ErrSource = errors.New("read body")
 type sink struct {
 	blocks chan []byte
 	done   chan error
-	failed bool
+	cancel context.CancelFunc
+	// dropped is set once the writer failed or was given up on; err says
+	// why. Its goroutine may still be running: a dropped sink is never
+	// waited for.
+	dropped bool
+	err     error
 }
 
+// drop gives up on a shard writer: its context is cancelled (a remote
+// write is aborted, a local one not committed) and no more blocks are sent.
+func (sk *sink) drop(err error) {
+	if sk.dropped {
+		return
+	}
+	sk.dropped, sk.err = true, err
+	sk.cancel()
+	close(sk.blocks)
+}
+
+// send hands b to the shard writer, waiting at most stall for it to take
+// it. A writer that fails or stalls is dropped; b is then returned to pool.
+func (sk *sink) send(b []byte, pool *sync.Pool, stall time.Duration) {
+	if sk.dropped {
+		pool.Put(b)
+		return
+	}
+	select {
+	case sk.blocks <- b:
+		return
+	case err := <-sk.done:
+		pool.Put(b)
+		sk.drop(err)
+		return
+	default:
+	}
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	select {
+	case sk.blocks <- b:
+	case err := <-sk.done:
+		pool.Put(b)
+		sk.drop(err)
+	case <-t.C:
+		pool.Put(b)
+		sk.drop(fmt.Errorf("%w: took no block for %s", ErrStalled, stall))
+	}
+}
+
+// finish ends the shard's stream and waits, at most stall, for the writer
+// to make it durable.
+func (sk *sink) finish(stall time.Duration) error {
+	if sk.dropped {
+		return sk.err
+	}
+	close(sk.blocks)
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	select {
+	case err := <-sk.done:
+		sk.dropped, sk.err = true, err
+		sk.cancel()
+		return err
+	case <-t.C:
+		sk.cancel()
+		sk.dropped, sk.err = true, fmt.Errorf("%w: not durable %s after its last block", ErrStalled, stall)
+		return sk.err
+	}
+}
+
+// ErrStalled means a disk or node stopped answering within the stall
+// timeout.
+var ErrStalled = errors.New("shard writer stalled")
+
 func (s *Store) openSink(ctx context.Context, d placement.Disk, name string, pool *sync.Pool) *sink {
-	sk := &sink{blocks: make(chan []byte, 2), done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(ctx)
+	sk := &sink{blocks: make(chan []byte, 2), done: make(chan error, 1), cancel: cancel}
 	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
 		go func() {
 			w, err := local.Create(name)
@@ -232,17 +329,9 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 			for i, sk := range sinks {
 				b := pool.Get().([]byte)
 				ec.Seal(b, shards[i])
-				select {
-				case sk.blocks <- b:
-				case err := <-sk.done:
-					// The shard writer gave up; keep going without it.
-					pool.Put(b)
-					if !sk.failed {
-						sk.failed = true
-						sk.done <- err
-						close(sk.blocks)
-					}
-				}
+				// A writer that fails or stalls is dropped and the write
+				// goes on without it.
+				sk.send(b, pool, s.stallTimeout())
 			}
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -259,31 +348,83 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	}
 	if readErr != nil {
 		cancel()
-	}
-	ok := 0
-	var errs []error
-	for i, sk := range sinks {
-		if !sk.failed {
-			close(sk.blocks)
+		for _, sk := range sinks {
+			sk.finish(s.stallTimeout())
 		}
-		if err := <-sk.done; err != nil {
-			errs = append(errs, fmt.Errorf("shard %d on %s/%s: %w", i, l.Disks[i].Node, l.Disks[i].ID, err))
-		} else {
-			ok++
-		}
-	}
-	if readErr != nil {
 		s.Delete(context.WithoutCancel(ctx), key, l)
 		return Info{}, fmt.Errorf("%w: %w", ErrSource, readErr)
 	}
+	ok, missing, errs := s.awaitQuorum(key, l, sinks)
 	if ok < WriteQuorum(l.K, l.M) {
 		s.Delete(context.WithoutCancel(ctx), key, l)
 		return Info{}, fmt.Errorf("%w: %d of %d shards written: %w", ErrQuorum, ok, len(sinks), errors.Join(errs...))
 	}
 	if len(errs) > 0 && s.Log != nil {
-		s.Log.Warn("blob written with missing shards; it will be healed", "blob", key, "err", errors.Join(errs...))
+		s.Log.Warn("blob written with missing shards; it will be healed", "blob", key, "missing", missing, "err", errors.Join(errs...))
 	}
-	return Info{Size: size, MD5: hex.EncodeToString(h.Sum(nil)), Written: ok}, nil
+	return Info{Size: size, MD5: hex.EncodeToString(h.Sum(nil)), Written: ok, Missing: missing}, nil
+}
+
+// awaitQuorum ends every shard's stream and waits for the writers: each
+// for at most the stall timeout, and once a write quorum is durable, the
+// rest for at most StragglerWait. It returns how many shards are durable,
+// which are not, and why.
+func (s *Store) awaitQuorum(key string, l Layout, sinks []*sink) (ok int, missing []int, errs []error) {
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(sinks))
+	pending := map[int]bool{}
+	for i, sk := range sinks {
+		if sk.dropped {
+			missing = append(missing, i)
+			errs = append(errs, fmt.Errorf("shard %d on %s/%s: %w", i, l.Disks[i].Node, l.Disks[i].ID, sk.err))
+			continue
+		}
+		close(sk.blocks)
+		pending[i] = true
+		go func() { results <- result{i, <-sk.done} }()
+	}
+	// giveUp aborts the writers still busy and leaves their shards to the
+	// healer.
+	giveUp := func() {
+		for i := range pending {
+			sinks[i].cancel()
+			missing = append(missing, i)
+			errs = append(errs, fmt.Errorf("shard %d on %s/%s: %w: not durable in time", i, l.Disks[i].Node, l.Disks[i].ID, ErrStalled))
+		}
+		pending = nil
+	}
+	stall := time.NewTimer(s.stallTimeout())
+	defer stall.Stop()
+	var straggle <-chan time.Time
+	quorum := WriteQuorum(l.K, l.M)
+	for len(pending) > 0 {
+		select {
+		case r := <-results:
+			delete(pending, r.i)
+			sinks[r.i].dropped, sinks[r.i].err = true, r.err
+			sinks[r.i].cancel()
+			if r.err != nil {
+				missing = append(missing, r.i)
+				errs = append(errs, fmt.Errorf("shard %d on %s/%s: %w", r.i, l.Disks[r.i].Node, l.Disks[r.i].ID, r.err))
+				continue
+			}
+			ok++
+			if ok >= quorum && straggle == nil {
+				t := time.NewTimer(s.stragglerWait())
+				defer t.Stop()
+				straggle = t.C
+			}
+		case <-straggle:
+			giveUp()
+		case <-stall.C:
+			giveUp()
+		}
+	}
+	sort.Ints(missing)
+	return ok, missing, errs
 }
 
 // Delete removes every shard of a blob, as far as the disks are reachable.

@@ -101,13 +101,12 @@ func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]i
 		for _, i := range bad {
 			b := pool.Get().([]byte)
 			ec.Seal(b, shards[i])
-			sinks[i].blocks <- b
+			sinks[i].send(b, pool, s.stallTimeout())
 		}
 	}
 	var errs []error
 	for _, i := range bad {
-		close(sinks[i].blocks)
-		if err := <-sinks[i].done; err != nil {
+		if err := sinks[i].finish(s.stallTimeout()); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -62,11 +62,10 @@ func (s *Store) copyShard(ctx context.Context, c *ec.Coder, key string, i int, f
 		}
 		b := pool.Get().([]byte)
 		ec.Seal(b, data)
-		sk.blocks <- b
+		sk.send(b, pool, s.stallTimeout())
 		n += int64(len(b))
 	}
-	close(sk.blocks)
-	werr := <-sk.done
+	werr := sk.finish(s.stallTimeout())
 	if rerr != nil {
 		return 0, rerr
 	}

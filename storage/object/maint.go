@@ -3,6 +3,7 @@ package object
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object/objectapi"
 	"github.com/rackstack/rackstack/storage/placement"
 )
@@ -37,7 +39,7 @@ type maintStats struct {
 func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastRegister, lastRepair time.Time
+	var lastRegister, lastRepair, lastSweep time.Time
 	// The repair pass walks every part; it runs when the disks placement
 	// sees change, while the last pass left work, and once a minute.
 	repairedFor := ""
@@ -52,6 +54,12 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 		s.healWiped(ctx)
+		if now.Sub(lastSweep) >= s.cfg.OrphanEvery {
+			if err := s.sweepOrphans(ctx); err != nil {
+				s.log.Debug("sweep orphan shards", "err", err)
+			}
+			lastSweep = now
+		}
 		if s.cfg.IsLeader() {
 			s.collectGarbage(ctx)
 			s.healQueued(ctx)
@@ -160,6 +168,76 @@ func (s *Service) collectGarbage(ctx context.Context) {
 	if len(done) > 0 {
 		s.propose(ctx, cmdGarbageDone, idsCmd{IDs: done})
 	}
+}
+
+// sweepOrphans deletes the shard files on this node's disks that no part
+// in the state names (objects, upload parts and garbage): blobs whose
+// command's outcome was unknown and which never committed, blobs of
+// writers that died before deleting them, and shards a move left behind.
+// A file is deleted only once it has been seen unnamed for OrphanGrace, so
+// a blob being written now, or named by a command still in flight, stays.
+// Every node sweeps its own disks, so no shard listing crosses the network.
+func (s *Service) sweepOrphans(ctx context.Context) error {
+	// List before reading the state: a listed file whose command
+	// committed before the read shows as named; one whose command commits
+	// later is still within its grace.
+	type file struct {
+		d    disk.Disk
+		name string
+	}
+	var files []file
+	for _, d := range s.blobs.Local {
+		names, err := d.List()
+		if err != nil {
+			return fmt.Errorf("list disk %s: %w", d.ID(), err)
+		}
+		for _, n := range names {
+			files = append(files, file{d, n})
+		}
+	}
+	tx, err := s.read(ctx)
+	if err != nil {
+		return err
+	}
+	named := map[string]bool{}
+	name := func(p Part) {
+		for i, d := range p.Layout.Disks {
+			if d.Node == s.cfg.Node {
+				named[d.ID+"/"+blob.ShardName(p.Blob, i)] = true
+			}
+		}
+	}
+	for _, pp := range partsOf(tx) {
+		name(pp.part)
+	}
+	for _, g := range store.All[Garbage](tx, tGarbage, "id") {
+		name(g.Part)
+	}
+	now := s.cfg.Now()
+	seen := map[string]time.Time{}
+	for _, f := range files {
+		id := f.d.ID() + "/" + f.name
+		if named[id] {
+			continue
+		}
+		first, ok := s.orphans[id]
+		if !ok {
+			seen[id] = now
+			continue
+		}
+		if now.Sub(first) < s.cfg.OrphanGrace {
+			seen[id] = first
+			continue
+		}
+		if err := f.d.Remove(f.name); err != nil {
+			s.log.Warn("delete orphan shard", "disk", f.d.ID(), "shard", f.name, "err", err)
+			seen[id] = first
+			continue
+		}
+		s.log.Info("deleted orphan shard", "disk", f.d.ID(), "shard", f.name, "unnamed_since", first)
+	}
+	s.orphans = seen
+	return nil
 }
 
 // unreachableOnlyOnLost: the disks of l that could not be reached are gone

@@ -8,6 +8,7 @@ package object
 import (
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,7 +21,6 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/placement"
@@ -31,6 +31,9 @@ var (
 	ErrBadDigest  = errors.New("the content did not match the digest the client sent")
 	ErrIncomplete = errors.New("the body was shorter or longer than its declared length")
 	ErrNoDisks    = errors.New("no storage disks are available")
+	// ErrUnreadable means stored bytes cannot be read or reconstructed
+	// now (more shards lost or unreachable than the coding tolerates).
+	ErrUnreadable = errors.New("the object's data cannot be read now")
 )
 
 // Config wires a Service into the node.
@@ -58,7 +61,14 @@ type Config struct {
 	RebalanceRate int64
 	// ScrubEvery is how long a full scrub pass takes at least (default 1h).
 	ScrubEvery time.Duration
-	Now        func() time.Time
+	// OrphanGrace is how long a shard file no part in the state names is
+	// kept before the orphan sweep deletes it (default 1h): a blob is
+	// written before the command that names it, and that command may
+	// commit late (see abandon). OrphanEvery is how often each node sweeps
+	// its disks (default 10m).
+	OrphanGrace time.Duration
+	OrphanEvery time.Duration
+	Now         func() time.Time
 }
 
 // Service stores objects.
@@ -68,6 +78,9 @@ type Service struct {
 	repl  store.Replicated
 	blobs *blob.Store
 	maint maintStats
+	// orphans are the local shard files the last sweeps found unnamed,
+	// with when each was first seen so; only the Run loop touches it.
+	orphans map[string]time.Time
 }
 
 // New returns a Service.
@@ -95,6 +108,12 @@ func New(cfg Config) *Service {
 	}
 	if cfg.ScrubEvery == 0 {
 		cfg.ScrubEvery = time.Hour
+	}
+	if cfg.OrphanGrace == 0 {
+		cfg.OrphanGrace = time.Hour
+	}
+	if cfg.OrphanEvery == 0 {
+		cfg.OrphanEvery = 10 * time.Minute
 	}
 	return &Service{cfg: cfg, log: cfg.Log, repl: cfg.Repl, blobs: cfg.Blobs}
 }
@@ -150,15 +169,44 @@ func (s *Service) layoutFor(tx *memdb.Txn, key string, size int64) (blob.Layout,
 	return blob.Layout{K: k, M: m, ShardSize: blob.ShardSizeFor(size, k, s.cfg.MaxShard), Disks: placed}, nil
 }
 
+// InvalidError is a request value the store refuses, naming the field at
+// fault; errors.Is(err, store.ErrInvalid) holds, and the front ends answer
+// it in their own 400 format.
+type InvalidError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InvalidError) Error() string {
+	return "Invalid input for field/attribute " + e.Field + ": " + e.Msg
+}
+
+// Is makes an InvalidError a store.ErrInvalid.
+func (e *InvalidError) Is(target error) bool { return target == store.ErrInvalid }
+
+func badField(field, format string, args ...any) *InvalidError {
+	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// newID is a random 128-bit id in hex, for blobs, object versions and
+// uploads.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
 // CheckName rejects names the store cannot hold.
 func CheckName(field, name string, max int) error {
 	switch {
 	case name == "":
-		return api.BadField(field, "must not be empty")
+		return badField(field, "must not be empty")
 	case len(name) > max:
-		return api.BadField(field, "must be at most %d bytes", max)
+		return badField(field, "must be at most %d bytes", max)
 	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return api.BadField(field, "must be valid UTF-8 without NUL")
+		return badField(field, "must be valid UTF-8 without NUL")
 	}
 	return nil
 }
@@ -251,32 +299,34 @@ type PutOptions struct {
 }
 
 // writeBlob streams r into a new blob placed for its size and checks the
-// declared size and digest. On any error nothing is left behind.
+// declared size and digest. On any error nothing is left behind. It also
+// returns the shards the write did not make durable (it returns at write
+// quorum), which need healing once the blob is named.
 // With a container given, it first checks (in the same read) that the
 // container exists, so a PUT into nothing writes no bytes.
-func (s *Service) writeBlob(ctx context.Context, project, container string, r io.Reader, size int64, wantMD5 string) (Part, error) {
+func (s *Service) writeBlob(ctx context.Context, project, container string, r io.Reader, size int64, wantMD5 string) (Part, []int, error) {
 	tx, err := s.read(ctx)
 	if err != nil {
-		return Part{}, err
+		return Part{}, nil, err
 	}
 	if container != "" && store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
-		return Part{}, store.NotFoundf("container %s not found", container)
+		return Part{}, nil, store.NotFoundf("container %s not found", container)
 	}
-	key := api.NewHexID()
+	key := newID()
 	l, err := s.layoutFor(tx, key, size)
 	if err != nil {
-		return Part{}, err
+		return Part{}, nil, err
 	}
 	if size >= 0 {
 		r = io.LimitReader(r, size+1)
 	}
 	info, err := s.blobs.Put(ctx, key, l, r)
 	if err != nil {
-		return Part{}, err
+		return Part{}, nil, err
 	}
-	fail := func(e error) (Part, error) {
+	fail := func(e error) (Part, []int, error) {
 		s.blobs.Delete(context.WithoutCancel(ctx), key, l)
-		return Part{}, e
+		return Part{}, nil, e
 	}
 	if size >= 0 && info.Size != size {
 		return fail(ErrIncomplete)
@@ -284,13 +334,13 @@ func (s *Service) writeBlob(ctx context.Context, project, container string, r io
 	if wantMD5 != "" && !strings.EqualFold(wantMD5, info.MD5) {
 		return fail(ErrBadDigest)
 	}
-	return Part{Blob: key, Size: info.Size, ETag: info.MD5, Layout: l}, nil
+	return Part{Blob: key, Size: info.Size, ETag: info.MD5, Layout: l}, info.Missing, nil
 }
 
 // Put stores an object, replacing any older one of that name once the new
 // bytes are durable.
 func (s *Service) Put(ctx context.Context, project, container, name string, r io.Reader, o PutOptions) (*Object, error) {
-	part, err := s.writeBlob(ctx, project, container, r, o.Size, o.MD5)
+	part, missing, err := s.writeBlob(ctx, project, container, r, o.Size, o.MD5)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +350,23 @@ func (s *Service) Put(ctx context.Context, project, container, name string, r io
 	}
 	row.setAttrs(o.Attrs)
 	out, err := s.commit(ctx, cmdObjectPut, objectPutCmd{Row: row}, []Part{part})
+	if err == nil && len(missing) > 0 {
+		// The write returned at quorum without some shards (a disk or
+		// node failed or stalled): heal it now rather than at the next
+		// scrub.
+		s.proposeHeal(ctx, out.ID, part.Blob)
+	}
 	return out, err
+}
+
+// proposeHeal queues a blob of an object for the healer. A failure is only
+// logged: the scrubber finds the blob later.
+func (s *Service) proposeHeal(ctx context.Context, objectID, blobKey string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.repl.Propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: blobKey, Object: objectID, Since: s.now()}}}); err != nil {
+		s.log.Warn("queue heal", "blob", blobKey, "err", err)
+	}
 }
 
 func md5Hex(b []byte) string {
@@ -316,21 +382,49 @@ func (o *Object) setAttrs(a Attrs) {
 	o.Meta, o.Headers = a.Meta, a.Headers
 }
 
-// commit proposes a command that makes blobs part of an object; if it
-// fails the blobs are deleted.
+// commit proposes a command that makes blobs part of an object. If the
+// command is refused the blobs are deleted; if its outcome is unknown they
+// are kept (see abandon).
 func (s *Service) commit(ctx context.Context, typ string, body any, written []Part) (*Object, error) {
 	res, err := s.repl.Propose(ctx, typ, body)
 	if err != nil {
-		for _, p := range written {
-			s.blobs.Delete(context.WithoutCancel(ctx), p.Blob, p.Layout)
-		}
-		return nil, err
+		return nil, s.abandon(ctx, typ, written, err)
 	}
 	var out Object
 	if err := res.Decode(&out); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// abandon deals with the blobs of a command that did not return success.
+// Only a refusal by the state machine (a store.ApplyError: the command was
+// applied and rejected) proves that nothing names them. After a timeout, a
+// cancelled request or a lost leader the command may still commit, and
+// deleting its blobs would leave an object listed without its bytes (and
+// the version it replaced already in the garbage). Those blobs stay; the
+// orphan sweep reclaims them if the state never comes to name them. It
+// returns the error for the caller, marked store.ErrOutcomeUnknown (a 503:
+// the client may retry) unless the command was refused.
+func (s *Service) abandon(ctx context.Context, typ string, written []Part, err error) error {
+	var refused *store.ApplyError
+	if errors.As(err, &refused) {
+		for _, p := range written {
+			s.blobs.Delete(context.WithoutCancel(ctx), p.Blob, p.Layout)
+		}
+		return err
+	}
+	if len(written) > 0 {
+		blobs := make([]string, len(written))
+		for i, p := range written {
+			blobs[i] = p.Blob
+		}
+		s.log.Warn("storage command not confirmed; keeping its blobs for the orphan sweep", "command", typ, "blobs", blobs, "err", err)
+	}
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		return err
+	}
+	return fmt.Errorf("%w: %s not confirmed: %w", store.ErrOutcomeUnknown, typ, err)
 }
 
 // PutManifest stores a static large object: its bytes are the named
@@ -340,30 +434,30 @@ func (s *Service) PutManifest(ctx context.Context, project, container, name stri
 		return nil, err
 	}
 	if len(segs) == 0 {
-		return nil, api.BadField("manifest", "must list at least one segment")
+		return nil, badField("manifest", "must list at least one segment")
 	}
 	var size int64
 	etags := ""
 	for i, sg := range segs {
 		obj, err := s.Head(ctx, project, sg.Container, sg.Name)
 		if err != nil {
-			return nil, api.BadField("manifest", "segment %d (%s/%s): %v", i, sg.Container, sg.Name, err)
+			return nil, badField("manifest", "segment %d (%s/%s): %v", i, sg.Container, sg.Name, err)
 		}
 		if sg.ETag != "" && strings.Trim(sg.ETag, `"`) != obj.ETag {
-			return nil, api.BadField("manifest", "segment %d (%s/%s): etag %s does not match %s", i, sg.Container, sg.Name, sg.ETag, obj.ETag)
+			return nil, badField("manifest", "segment %d (%s/%s): etag %s does not match %s", i, sg.Container, sg.Name, sg.ETag, obj.ETag)
 		}
 		if sg.Size > 0 && sg.Size != obj.Size {
-			return nil, api.BadField("manifest", "segment %d (%s/%s): size %d does not match %d", i, sg.Container, sg.Name, sg.Size, obj.Size)
+			return nil, badField("manifest", "segment %d (%s/%s): size %d does not match %d", i, sg.Container, sg.Name, sg.Size, obj.Size)
 		}
 		if len(obj.Segments) > 0 {
-			return nil, api.BadField("manifest", "segment %d (%s/%s) is itself a manifest", i, sg.Container, sg.Name)
+			return nil, badField("manifest", "segment %d (%s/%s) is itself a manifest", i, sg.Container, sg.Name)
 		}
 		segs[i].Size, segs[i].ETag = obj.Size, obj.ETag
 		size += obj.Size
 		etags += obj.ETag
 	}
 	row := Object{
-		Project: project, Container: container, Name: name, Version: api.NewHexID(),
+		Project: project, Container: container, Name: name, Version: newID(),
 		Size: size, ETag: md5Hex([]byte(etags)), Modified: s.now(), Segments: segs,
 	}
 	row.setAttrs(a)
@@ -405,8 +499,39 @@ func (s *Service) Delete(ctx context.Context, project, container, name string) e
 }
 
 // Read writes bytes [offset, offset+length) of o to w, reconstructing
-// around bad shards and queueing heals for them.
+// around bad shards and queueing heals for them. Nothing is written before
+// the first stripe has been read and checked, so a caller that has not
+// sent its status yet can still answer an error. A failure to read the
+// stored data is logged here and returned as ErrUnreadable; an error
+// writing to w is returned as it is.
 func (s *Service) Read(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
+	cw := &countingWriter{w: w}
+	err := s.readRange(ctx, o, offset, length, cw)
+	if err == nil || cw.err != nil || ctx.Err() != nil {
+		return err
+	}
+	s.log.Error("read object data", "project", o.Project, "container", o.Container, "object", o.Name,
+		"offset", offset, "length", length, "sent", cw.n, "err", err)
+	return fmt.Errorf("%w: %w", ErrUnreadable, err)
+}
+
+// countingWriter tells the reader's own failures from the writer's.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+func (s *Service) readRange(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
 	if offset < 0 || length < 0 || offset+length > o.Size {
 		return fmt.Errorf("range %d+%d outside object of %d bytes", offset, length, o.Size)
 	}
@@ -442,7 +567,7 @@ func (s *Service) readSegments(ctx context.Context, o *Object, offset, length in
 			if seg.ETag != sg.ETag || seg.Size != sg.Size || len(seg.Segments) > 0 {
 				return fmt.Errorf("segment %s/%s changed since the manifest was written", sg.Container, sg.Name)
 			}
-			if err := s.Read(ctx, seg, lo-pos, hi-lo, w); err != nil {
+			if err := s.readRange(ctx, seg, lo-pos, hi-lo, w); err != nil {
 				return err
 			}
 		}

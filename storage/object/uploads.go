@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -24,7 +23,7 @@ const MaxParts = 10000
 // CreateUpload starts a multipart upload.
 func (s *Service) CreateUpload(ctx context.Context, project, container, name string, a Attrs) (*Upload, error) {
 	row := Upload{
-		ID: api.NewHexID(), Project: project, Container: container, Name: name,
+		ID: newID(), Project: project, Container: container, Name: name,
 		Created: s.now(), ContentType: a.ContentType, Meta: a.Meta, Headers: a.Headers,
 	}
 	res, err := s.repl.Propose(ctx, cmdUploadCreate, uploadCreateCmd{Row: row})
@@ -72,16 +71,17 @@ func (s *Service) Uploads(ctx context.Context, project, container, prefix string
 // PutPart stores part n of an upload.
 func (s *Service) PutPart(ctx context.Context, u *Upload, n int, r io.Reader, size int64, wantMD5 string) (*UploadPart, error) {
 	if n < 1 || n > MaxParts {
-		return nil, api.BadField("partNumber", "must be between 1 and %d", MaxParts)
+		return nil, badField("partNumber", "must be between 1 and %d", MaxParts)
 	}
-	part, err := s.writeBlob(ctx, "", "", r, size, wantMD5)
+	// Shards this write misses are left to the scrubber once the upload
+	// completes: the heal queue holds blobs of objects only.
+	part, _, err := s.writeBlob(ctx, "", "", r, size, wantMD5)
 	if err != nil {
 		return nil, err
 	}
 	row := UploadPart{UploadID: u.ID, Number: n, Modified: s.now(), Part: part}
 	if _, err := s.repl.Propose(ctx, cmdUploadPart, uploadPartCmd{Row: row}); err != nil {
-		s.blobs.Delete(context.WithoutCancel(ctx), part.Blob, part.Layout)
-		return nil, err
+		return nil, s.abandon(ctx, cmdUploadPart, []Part{part}, err)
 	}
 	row.ID = uploadPartID(u.ID, n)
 	return &row, nil

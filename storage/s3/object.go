@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -100,7 +101,7 @@ func (q *request) attrs() (object.Attrs, bool) {
 	if len(meta) == 0 {
 		meta = nil
 	}
-	return object.Attrs{ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Headers: object.KeepHeaders(q.r.Header)}, true
+	return object.Attrs{ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Headers: api.KeepHeaders(q.r.Header)}, true
 }
 
 // contentMD5 decodes Content-MD5 (base64) into hex; "" if absent.
@@ -239,6 +240,7 @@ var overrides = map[string]string{
 
 func (q *request) getObject() {
 	ctx := q.r.Context()
+	plain := q.w.Header().Clone()
 	o, err := q.h.Store.Head(ctx, q.project(), q.bucket, q.key)
 	if err != nil {
 		q.noSuchKey(err, q.bucket, q.key)
@@ -260,7 +262,7 @@ func (q *request) getObject() {
 			h.Set(hdr, v)
 		}
 	}
-	if st := object.Preconditions(q.r, o); st != 0 {
+	if st := api.Preconditions(q.r, o.ETag, o.Modified); st != 0 {
 		if st == http.StatusPreconditionFailed {
 			q.fail("PreconditionFailed", st, "at least one of the preconditions you specified did not hold")
 			return
@@ -268,8 +270,8 @@ func (q *request) getObject() {
 		q.w.WriteHeader(st)
 		return
 	}
-	off, n, partial, err := object.ParseRange(q.r.Header.Get("Range"), o.Size)
-	if errors.Is(err, object.ErrRange) {
+	off, n, partial, err := api.ParseRange(q.r.Header.Get("Range"), o.Size)
+	if errors.Is(err, api.ErrRange) {
 		h.Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
 		q.fail("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "the requested range is not satisfiable")
 		return
@@ -281,14 +283,22 @@ func (q *request) getObject() {
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	status := http.StatusOK
 	if partial {
-		h.Set("Content-Range", object.ContentRange(off, n, o.Size))
+		h.Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
-	q.w.WriteHeader(status)
 	if q.r.Method == http.MethodHead {
+		q.w.WriteHeader(status)
 		return
 	}
-	if err := q.h.Store.Read(ctx, o, off, n, q.w); err != nil {
-		panic(http.ErrAbortHandler)
+	body := &api.BodyWriter{W: q.w, Status: status}
+	switch err := q.h.Store.Read(ctx, o, off, n, body); {
+	case err == nil:
+		body.Send()
+	case !body.Sent():
+		api.ResetHeaders(q.w.Header(), plain)
+		q.failErr(err) // InternalError, as S3 answers when it cannot serve stored bytes
+	default:
+		// The status is sent: the body ends short of its Content-Length,
+		// and net/http closes the connection. The store logged why.
 	}
 }

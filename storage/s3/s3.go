@@ -220,7 +220,7 @@ func (q *request) failErr(err error) {
 		q.fail("BadDigest", http.StatusBadRequest, "the Content-MD5 you specified did not match what we received")
 	case errors.Is(err, blob.ErrSource):
 		q.fail("IncompleteBody", http.StatusBadRequest, "reading the request body failed")
-	case errors.Is(err, object.ErrNoDisks), errors.Is(err, blob.ErrQuorum), errors.Is(err, store.ErrNoLeader):
+	case errors.Is(err, object.ErrNoDisks), errors.Is(err, blob.ErrQuorum), errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrOutcomeUnknown):
 		q.fail("ServiceUnavailable", http.StatusServiceUnavailable, "too few storage disks are available; please retry")
 	case errors.Is(err, store.ErrHalted):
 		q.fail("ServiceUnavailable", http.StatusServiceUnavailable, "this node stopped applying the cluster state (it runs an older rackd); use another node")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 	"github.com/rackstack/rackstack/storage/s3/sigv4"
@@ -49,9 +50,10 @@ var creds = fakeCreds{
 const alice = "alice-key"
 
 type env struct {
-	t   *testing.T
-	srv *httptest.Server
-	svc *object.Service
+	t     *testing.T
+	srv   *httptest.Server
+	svc   *object.Service
+	disks map[string]disk.Disk
 }
 
 func (e *env) with(t *testing.T) *env {
@@ -63,10 +65,10 @@ func (e *env) with(t *testing.T) *env {
 // newEnv serves S3 over an object store of one node with six disks.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	svc := objecttest.New(t, 6, 64<<10)
+	svc, disks := objecttest.NewWithDisks(t, 6, 64<<10)
 	srv := httptest.NewServer(&Handler{Store: svc, Creds: creds})
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, svc: svc}
+	return &env{t: t, srv: srv, svc: svc, disks: disks}
 }
 
 type response struct {
@@ -972,4 +974,24 @@ func TestUnavailableErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A GET whose data cannot be reconstructed answers InternalError before any
+// header of the object is sent, never a 200 with a cut-off body.
+func TestUnreadableObjectIsInternalError(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusOK, "", "PUT", "/bkt", alice, nil)
+	body := bytes.Repeat([]byte("0123456789"), 60000) // several stripes
+	e.must(http.StatusOK, "", "PUT", "/bkt/o", alice, body)
+	o, err := e.svc.Head(context.Background(), "p1", "bkt", "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objecttest.LoseShards(t, e.disks, o, o.Parts[0].Layout.M+1)
+	r := e.must(http.StatusInternalServerError, "InternalError", "GET", "/bkt/o", alice, nil)
+	if r.header.Get("ETag") != "" || r.header.Get("Last-Modified") != "" {
+		t.Errorf("the error carries the object's headers: %v", r.header)
+	}
+	e.must(http.StatusInternalServerError, "InternalError", "GET", "/bkt/o", alice, nil, "Range", "bytes=300000-300009")
+	e.must(http.StatusOK, "", "HEAD", "/bkt/o", alice, nil)
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -46,7 +47,7 @@ func (q *request) attrs(old map[string]string) (object.Attrs, bool) {
 	a := object.Attrs{
 		ContentType: q.r.Header.Get("Content-Type"),
 		Meta:        mergeMeta(old, set, remove),
-		Headers:     object.KeepHeaders(q.r.Header),
+		Headers:     api.KeepHeaders(q.r.Header),
 	}
 	if m := q.r.Header.Get(dloHeader); m != "" {
 		if c, _, ok := strings.Cut(strings.TrimPrefix(m, "/"), "/"); !ok || c == "" {
@@ -288,6 +289,7 @@ func (q *request) objectHeaders(o *object.Object) {
 
 func (q *request) getObject() {
 	ctx := q.r.Context()
+	plain := q.w.Header().Clone()
 	o, err := q.h.Store.Head(ctx, q.project, q.container, q.name)
 	if err != nil {
 		q.failErr(err)
@@ -304,12 +306,12 @@ func (q *request) getObject() {
 		}
 	}
 	q.objectHeaders(o)
-	if st := object.Preconditions(q.r, o); st != 0 {
+	if st := api.Preconditions(q.r, o.ETag, o.Modified); st != 0 {
 		q.w.WriteHeader(st)
 		return
 	}
-	off, n, partial, err := object.ParseRange(q.r.Header.Get("Range"), o.Size)
-	if errors.Is(err, object.ErrRange) {
+	off, n, partial, err := api.ParseRange(q.r.Header.Get("Range"), o.Size)
+	if errors.Is(err, api.ErrRange) {
 		q.w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
 		fail(q.w, q.r, http.StatusRequestedRangeNotSatisfiable, "Requested Range Not Satisfiable")
 		return
@@ -317,17 +319,24 @@ func (q *request) getObject() {
 	q.w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	status := http.StatusOK
 	if partial {
-		q.w.Header().Set("Content-Range", object.ContentRange(off, n, o.Size))
+		q.w.Header().Set("Content-Range", api.ContentRange(off, n, o.Size))
 		status = http.StatusPartialContent
 	}
-	q.w.WriteHeader(status)
 	if q.r.Method == http.MethodHead {
+		q.w.WriteHeader(status)
 		return
 	}
-	if err := q.h.Store.Read(ctx, o, off, n, q.w); err != nil {
-		// Headers are gone; cutting the connection short is all that is
-		// left to tell the client.
-		panic(http.ErrAbortHandler)
+	body := &api.BodyWriter{W: q.w, Status: status}
+	switch err := q.h.Store.Read(ctx, o, off, n, body); {
+	case err == nil:
+		body.Send()
+	case !body.Sent():
+		api.ResetHeaders(q.w.Header(), plain)
+		q.failErr(err)
+	default:
+		// The status is sent: the body ends short of its Content-Length,
+		// and net/http closes the connection, which is all that is left
+		// to tell the client. The store logged why.
 	}
 }
 

@@ -124,6 +124,9 @@ func (q *request) failErr(err error) {
 	case errors.Is(err, object.ErrNoDisks):
 		fail(q.w, q.r, http.StatusServiceUnavailable, "Service Unavailable: no storage disks are registered")
 		return
+	case errors.Is(err, object.ErrUnreadable):
+		fail(q.w, q.r, http.StatusServiceUnavailable, "Service Unavailable: the object's data cannot be read now")
+		return
 	case errors.Is(err, blob.ErrQuorum):
 		fail(q.w, q.r, http.StatusServiceUnavailable, "Service Unavailable: too few disks answered to store the object safely")
 		return

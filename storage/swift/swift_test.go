@@ -2,6 +2,7 @@ package swift
 
 import (
 	"bufio"
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api/apitest"
+	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
@@ -28,9 +30,10 @@ var principals = apitest.Tokens{
 }
 
 type env struct {
-	t   *testing.T
-	srv *httptest.Server
-	svc *object.Service
+	t     *testing.T
+	srv   *httptest.Server
+	svc   *object.Service
+	disks map[string]disk.Disk
 }
 
 // newEnv serves Swift over an object store of one node with six disks.
@@ -43,10 +46,10 @@ func (e *env) with(t *testing.T) *env {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	svc := objecttest.New(t, 6, 4096)
+	svc, disks := objecttest.NewWithDisks(t, 6, 4096)
 	srv := httptest.NewServer(&Handler{Store: svc, Auth: principals})
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, svc: svc}
+	return &env{t: t, srv: srv, svc: svc, disks: disks}
 }
 
 type response struct {
@@ -730,5 +733,33 @@ func TestInfo(t *testing.T) {
 	}
 	if info.Swift.MaxObjectName != maxObjectName || info.Swift.MaxMetaCount != maxMetaCount || info.SLO == nil {
 		t.Errorf("info = %+v", info)
+	}
+}
+
+// A GET whose data cannot be reconstructed answers 503 before any header
+// of the object is sent, never a 200 with a cut-off body.
+func TestUnreadableObjectIs503(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+	body := strings.Repeat("0123456789", 5000) // several stripes
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/o", alice, body)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/empty", alice, "")
+	o, err := e.svc.Head(context.Background(), "p1", "c", "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objecttest.LoseShards(t, e.disks, o, o.Parts[0].Layout.M+1)
+	r := e.must(http.StatusServiceUnavailable, "GET", "/v1/AUTH_p1/c/o", alice, "")
+	if r.header.Get("Etag") != "" || r.header.Get("Last-Modified") != "" {
+		t.Errorf("the error carries the object's headers: %v", r.header)
+	}
+	if strings.Contains(r.body, "0123456789") {
+		t.Errorf("the error carries object bytes: %q", r.body)
+	}
+	e.must(http.StatusServiceUnavailable, "GET", "/v1/AUTH_p1/c/o", alice, "", "Range", "bytes=30000-30009")
+	// Metadata is whole: HEAD still answers, and so does an empty object.
+	e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/c/o", alice, "")
+	if r := e.must(http.StatusOK, "GET", "/v1/AUTH_p1/c/empty", alice, ""); r.body != "" || r.header.Get("Content-Length") != "0" {
+		t.Errorf("empty object: %q, Content-Length %q", r.body, r.header.Get("Content-Length"))
 	}
 }

@@ -18,6 +18,14 @@ import (
 // of at most maxShard bytes, its disks registered.
 func New(t testing.TB, n, maxShard int) *object.Service {
 	t.Helper()
+	svc, _ := NewWithDisks(t, n, maxShard)
+	return svc
+}
+
+// NewWithDisks is New that also returns the disks, for tests that damage
+// them.
+func NewWithDisks(t testing.TB, n, maxShard int) (*object.Service, map[string]disk.Disk) {
+	t.Helper()
 	local, err := store.NewLocal(object.Schema())
 	if err != nil {
 		t.Fatal(err)
@@ -41,5 +49,17 @@ func New(t testing.TB, n, maxShard int) *object.Service {
 	if err := svc.RegisterDisks(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return svc
+	return svc, disks
+}
+
+// LoseShards deletes the first n shards of every part of o.
+func LoseShards(t testing.TB, disks map[string]disk.Disk, o *object.Object, n int) {
+	t.Helper()
+	for _, p := range o.Parts {
+		for i := 0; i < n; i++ {
+			if err := disks[p.Layout.Disks[i].ID].Remove(blob.ShardName(p.Blob, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package object
+package api
 
 import (
 	"errors"
@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// HTTP helpers the Swift and S3 front ends share.
+// Ranges, conditional requests and stored headers: the HTTP side of
+// serving stored bytes (objects, image data), shared by Swift, S3 and image.
 
 // ErrRange means a Range header cannot be satisfied.
 var ErrRange = errors.New("the requested range is not satisfiable")
@@ -69,30 +70,31 @@ func etagMatches(list, etag string) bool {
 }
 
 // Preconditions evaluates If-Match, If-None-Match, If-Modified-Since and
-// If-Unmodified-Since for a read of o: 0 to go on, else the status to
-// answer (304 or 412).
-func Preconditions(r *http.Request, o *Object) int {
-	if h := r.Header.Get("If-Match"); h != "" && !etagMatches(h, o.ETag) {
+// If-Unmodified-Since for a read of a resource with etag, last modified at
+// modified: 0 to go on, else the status to answer (304 or 412).
+func Preconditions(r *http.Request, etag string, modified time.Time) int {
+	if h := r.Header.Get("If-Match"); h != "" && !etagMatches(h, etag) {
 		return http.StatusPreconditionFailed
 	}
 	if h := r.Header.Get("If-Unmodified-Since"); h != "" && r.Header.Get("If-Match") == "" {
-		if t, err := http.ParseTime(h); err == nil && o.Modified.Truncate(time.Second).After(t) {
+		if t, err := http.ParseTime(h); err == nil && modified.Truncate(time.Second).After(t) {
 			return http.StatusPreconditionFailed
 		}
 	}
 	if h := r.Header.Get("If-None-Match"); h != "" {
-		if etagMatches(h, o.ETag) {
+		if etagMatches(h, etag) {
 			return http.StatusNotModified
 		}
 	} else if h := r.Header.Get("If-Modified-Since"); h != "" {
-		if t, err := http.ParseTime(h); err == nil && !o.Modified.Truncate(time.Second).After(t) {
+		if t, err := http.ParseTime(h); err == nil && !modified.Truncate(time.Second).After(t) {
 			return http.StatusNotModified
 		}
 	}
 	return 0
 }
 
-// StoredHeaders are the response headers an object keeps from its PUT.
+// StoredHeaders are the response headers a stored object keeps from its
+// PUT.
 var StoredHeaders = []string{"Content-Disposition", "Content-Encoding", "Content-Language", "Cache-Control", "Expires"}
 
 // KeepHeaders picks the stored headers out of a request.
@@ -107,4 +109,42 @@ func KeepHeaders(h http.Header) map[string]string {
 		}
 	}
 	return out
+}
+
+// BodyWriter sends a response's status line and headers only with the
+// first byte of the body. A handler streaming stored bytes sets its headers,
+// writes through it, and can still answer an error when the data cannot be
+// read before anything was sent, instead of a 200 with a truncated body.
+type BodyWriter struct {
+	W      http.ResponseWriter
+	Status int
+	sent   bool
+}
+
+func (b *BodyWriter) Write(p []byte) (int, error) {
+	b.Send()
+	return b.W.Write(p)
+}
+
+// Send sends the status now (for an empty body) unless it was sent.
+func (b *BodyWriter) Send() {
+	if !b.sent {
+		b.sent = true
+		b.W.WriteHeader(b.Status)
+	}
+}
+
+// Sent reports whether the status line has gone out.
+func (b *BodyWriter) Sent() bool { return b.sent }
+
+// ResetHeaders makes h hold exactly the headers of saved again: after the
+// headers of a success were set, an error response must not carry them
+// (a Content-Length above all).
+func ResetHeaders(h, saved http.Header) {
+	for k := range h {
+		delete(h, k)
+	}
+	for k, v := range saved {
+		h[k] = v
+	}
 }

@@ -1,0 +1,157 @@
+package identity
+
+import (
+	"encoding/json"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+type deleteCmd struct {
+	Table string    `json:"table"`
+	ID    string    `json:"id"`
+	At    time.Time `json:"at"` // for the revocation a user deletion implies
+}
+
+// applyDelete removes a row and what depends on it, so no assignment,
+// membership or credential outlives its user, group, project or role.
+func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c deleteCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	raw, err := tx.First(c.Table, "id", c.ID)
+	if err != nil {
+		return nil, invalid("table %q: %v", c.Table, err)
+	}
+	if raw == nil {
+		return nil, notFound("Could not find %s: %s.", singular(c.Table), c.ID)
+	}
+	switch c.Table {
+	case tDomains:
+		d := raw.(*Domain)
+		if d.Enabled {
+			return nil, store.Forbiddenf("Cannot delete a domain that is enabled, please disable it first.")
+		}
+		if d.ID == "default" {
+			return nil, store.Forbiddenf("The default domain cannot be deleted.")
+		}
+		// Like Keystone, a domain takes its projects, users and groups
+		// (and everything that hangs off them) with it.
+		for _, p := range store.All[Project](tx, tProjects, "domain", c.ID) {
+			if err := deleteProject(tx, p); err != nil {
+				return nil, err
+			}
+		}
+		for _, u := range store.All[User](tx, tUsers, "domain", c.ID) {
+			if err := deleteUser(tx, u, c.At); err != nil {
+				return nil, err
+			}
+		}
+		for _, g := range store.All[Group](tx, tGroups, "id") {
+			if g.DomainID == c.ID {
+				if err := deleteGroup(tx, g); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := deleteWhere(tx, tAssignments, "scope", "domain", c.ID); err != nil {
+			return nil, err
+		}
+	case tProjects:
+		return nil, deleteProject(tx, raw.(*Project))
+	case tUsers:
+		return nil, deleteUser(tx, raw.(*User), c.At)
+	case tGroups:
+		return nil, deleteGroup(tx, raw.(*Group))
+	case tRoles:
+		if err := deleteWhere(tx, tAssignments, "role", c.ID); err != nil {
+			return nil, err
+		}
+		if err := deleteWhere(tx, tImplies, "prior", c.ID); err != nil {
+			return nil, err
+		}
+		if err := deleteWhere(tx, tImplies, "implied", c.ID); err != nil {
+			return nil, err
+		}
+	case tServices:
+		if err := deleteWhere(tx, tEndpoints, "service", c.ID); err != nil {
+			return nil, err
+		}
+	case tRegions:
+		for _, r := range store.All[Region](tx, tRegions, "id") {
+			if r.ParentRegionID == c.ID {
+				return nil, conflict("region %s has child regions", c.ID)
+			}
+		}
+	case tAssignments, tMembers, tEndpoints, tCredentials, tImplies:
+	default:
+		return nil, invalid("table %q cannot be deleted from", c.Table)
+	}
+	return nil, tx.Delete(c.Table, raw)
+}
+
+func deleteProject(tx *memdb.Txn, p *Project) error {
+	if err := deleteWhere(tx, tAssignments, "scope", "project", p.ID); err != nil {
+		return err
+	}
+	return tx.Delete(tProjects, p)
+}
+
+// deleteUser removes a user with its grants, memberships and credentials,
+// and revokes its tokens.
+func deleteUser(tx *memdb.Txn, u *User, at time.Time) error {
+	for _, step := range []struct {
+		t, idx string
+		args   []any
+	}{
+		{tAssignments, "actor", []any{"user", u.ID}},
+		{tMembers, "user", []any{u.ID}},
+		{tCredentials, "user", []any{u.ID}},
+	} {
+		if err := deleteWhere(tx, step.t, step.idx, step.args...); err != nil {
+			return err
+		}
+	}
+	if err := revokeUser(tx, u.ID, at); err != nil {
+		return err
+	}
+	return tx.Delete(tUsers, u)
+}
+
+func deleteGroup(tx *memdb.Txn, g *Group) error {
+	if err := deleteWhere(tx, tAssignments, "actor", "group", g.ID); err != nil {
+		return err
+	}
+	if err := deleteWhere(tx, tMembers, "group", g.ID); err != nil {
+		return err
+	}
+	return tx.Delete(tGroups, g)
+}
+
+func deleteWhere(tx *memdb.Txn, table, index string, args ...any) error {
+	_, err := tx.DeleteAll(table, index, args...)
+	return err
+}
+
+func singular(table string) string {
+	switch table {
+	case tAssignments:
+		return "role assignment"
+	case tMembers:
+		return "group membership"
+	case tCredentials:
+		return "credential"
+	}
+	if len(table) > 1 && table[len(table)-1] == 's' {
+		return table[:len(table)-1]
+	}
+	return table
+}
+
+// revokeUser revokes every token of user issued up to at.
+func revokeUser(tx *memdb.Txn, user string, at time.Time) error {
+	return tx.Insert(tRevocations, &Revocation{ID: "user/" + user + "/" + at.Format(time.RFC3339Nano), UserID: user, IssuedBefore: at, ExpiresAt: at.Add(maxTokenTTL)})
+}
