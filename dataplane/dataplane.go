@@ -55,6 +55,9 @@ type Dataplane struct {
 	clsact  map[string]int       // device name → ifindex with our cls_bpf filter
 	plugged map[string]device    // port id → device, as of the last Apply
 	dhcp    *dhcpServers
+	drift   DriftStatus
+
+	pinLock *os.File // the flock that makes the pins this process's alone
 }
 
 // Open loads the programs, reuses the pinned maps and links of a previous
@@ -72,22 +75,26 @@ func Open(cfg Config) (*Dataplane, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.PinDir, "links"), 0o700); err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
-	d := &Dataplane{cfg: cfg, log: cfg.Log, ns: -1, links: map[string]link.Link{}, clsact: map[string]int{}, plugged: map[string]device{}}
+	lock, err := lockPinDir(cfg.PinDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dataplane{cfg: cfg, log: cfg.Log, ns: -1, links: map[string]link.Link{}, clsact: map[string]int{}, plugged: map[string]device{}, pinLock: lock}
 	if cfg.Netns != "" {
 		ns, err := netns.GetFromPath(cfg.Netns)
 		if err != nil {
+			d.Close()
 			return nil, fmt.Errorf("dataplane: netns %s: %w", cfg.Netns, err)
 		}
 		d.ns = ns
 	}
-	var err error
 	if d.ns >= 0 {
 		d.nl, err = netlink.NewHandleAt(d.ns)
 	} else {
 		d.nl, err = netlink.NewHandle()
 	}
 	if err != nil {
-		d.closeNS()
+		d.Close()
 		return nil, fmt.Errorf("dataplane: netlink: %w", err)
 	}
 	if err := d.load(); err != nil {
@@ -132,9 +139,16 @@ func (d *Dataplane) load() error {
 	return nil
 }
 
-// Close releases rackd's handles. Pinned maps and links stay, and with them
-// the forwarding: this is what a restart does.
+// Close releases rackd's handles and the pin directory's lock. Pinned maps
+// and links stay, and with them the forwarding: this is what a restart
+// does.
 func (d *Dataplane) Close() error {
+	d.release()
+	d.unlock()
+	return nil
+}
+
+func (d *Dataplane) release() {
 	if d.dhcp != nil {
 		d.dhcp.close()
 	}
@@ -146,7 +160,13 @@ func (d *Dataplane) Close() error {
 		d.nl.Close()
 	}
 	d.closeNS()
-	return nil
+}
+
+func (d *Dataplane) unlock() {
+	if d.pinLock != nil {
+		d.pinLock.Close()
+		d.pinLock = nil
+	}
 }
 
 // Destroy detaches everything and removes the pins: the node stops
@@ -162,10 +182,11 @@ func (d *Dataplane) Destroy() error {
 		d.detachClsact(dev, idx)
 	}
 	d.mu.Unlock()
-	err := d.Close()
-	if rerr := os.RemoveAll(d.cfg.PinDir); rerr != nil && err == nil {
-		err = rerr
-	}
+	d.release()
+	// The lock is dropped only once the pins are gone: another loader
+	// waiting for them must not see them removed under it.
+	err := os.RemoveAll(d.cfg.PinDir)
+	d.unlock()
 	return err
 }
 
@@ -336,4 +357,14 @@ func (d *Dataplane) Ports() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DeviceName is the interface a port is plugged through on its node: "tap"
+// and the first 11 characters of the port id, as Nova and Neutron name it.
+// Whoever creates the device (the compute agent, a test) uses this name.
+func DeviceName(portID string) string {
+	if len(portID) > 11 {
+		portID = portID[:11]
+	}
+	return "tap" + portID
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"maps"
 	"net"
 	"net/netip"
 	"sort"
@@ -26,7 +27,8 @@ type (
 func (d *Dataplane) Status() (Status, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{PinDir: d.cfg.PinDir, Netns: d.cfg.Netns, Attach: "tcx"}
+	st := Status{PinDir: d.cfg.PinDir, Netns: d.cfg.Netns, Attach: "tcx", Drift: d.drift}
+	st.Drift.Last = maps.Clone(d.drift.Last)
 	if d.cfg.Clsact {
 		st.Attach = "clsact"
 	}
@@ -80,12 +82,12 @@ func (d *Dataplane) Status() (Status, error) {
 		id, _ := info.ID()
 		st.Programs = append(st.Programs, ProgramStatus{Name: info.Name, ID: uint32(id), Tag: info.Tag})
 	}
-	maps := map[string]*ebpf.Map{
+	loaded := map[string]*ebpf.Map{
 		bpf.DataplaneMapPorts: d.objs.Ports, bpf.DataplaneMapFdb: d.objs.Fdb, bpf.DataplaneMapNets: d.objs.Nets,
 		bpf.DataplaneMapAddrs: d.objs.Addrs, bpf.DataplaneMapMacs: d.objs.Macs, bpf.DataplaneMapRules: d.objs.Rules,
 		bpf.DataplaneMapCt: d.objs.Ct,
 	}
-	for name, m := range maps {
+	for name, m := range loaded {
 		st.Maps = append(st.Maps, MapStatus{Name: name, Type: m.Type().String(), Entries: countEntries(m), Max: m.MaxEntries()})
 	}
 	sort.Slice(st.Maps, func(i, j int) bool { return st.Maps[i].Name < st.Maps[j].Name })
@@ -111,3 +113,6 @@ func countEntries(m *ebpf.Map) int {
 	}
 	return n
 }
+
+// PinDir is the bpffs directory of this dataplane's maps and links.
+func (d *Dataplane) PinDir() string { return d.cfg.PinDir }

@@ -2,47 +2,16 @@ package dataplane
 
 import (
 	"encoding/binary"
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"path/filepath"
-	"runtime"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
-	"github.com/rackstack/rackstack/fabric/testenv"
+	"github.com/rackstack/rackstack/dataplane/dataplanetest"
 )
 
-// testNetns creates a named network namespace for the test and returns its
-// path; it is deleted when the test ends.
-func testNetns(t testing.TB) string {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	name := fmt.Sprintf("rstest%d", rand.IntN(1<<30))
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Close()
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netns.DeleteNamed(name) })
-	return "/run/netns/" + name
-}
-
 // openTest opens a dataplane pinned in its own bpffs directory, on devices
-// in its own network namespace; devs are created there as veths (this
-// kernel has no dummy driver), each with a peer named dev+"p".
+// in its own network namespace; devs are created there as veths, each
+// with a peer named dev+"p".
 func openTest(t testing.TB, devs ...string) *Dataplane {
 	t.Helper()
 	return openTestConfig(t, Config{}, devs...)
@@ -52,31 +21,10 @@ func openTest(t testing.TB, devs ...string) *Dataplane {
 // namespace are the test's own).
 func openTestConfig(t testing.TB, cfg Config, devs ...string) *Dataplane {
 	t.Helper()
-	testenv.RequireRoot(t, "load BPF programs and create a network namespace")
-	nsPath := testNetns(t)
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	for _, name := range devs {
-		l := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
-		if err := h.LinkAdd(l); err != nil {
-			t.Fatalf("add %s: %v", name, err)
-		}
-		for _, n := range []string{name, name + "p"} {
-			if err := h.LinkSetUp(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	pin := filepath.Join("/sys/fs/bpf/rackstack-test", filepath.Base(t.TempDir()))
-	cfg.PinDir, cfg.Netns = pin, nsPath
+	dataplanetest.NeedRoot(t)
+	cfg.Netns = dataplanetest.Netns(t)
+	dataplanetest.Veths(t, cfg.Netns, devs...)
+	cfg.PinDir = dataplanetest.PinDir(t)
 	d, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)

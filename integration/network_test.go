@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -267,6 +268,22 @@ func TestNetworking(t *testing.T) {
 		t.Fatalf("drop_spoof_ip did not grow: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
 	}
 
+	// A second rackd given n1's pins (two dev clouds with one node name
+	// did this) refuses to start and names n1's rackd; n1 goes on
+	// forwarding, and its /healthz shows the dataplane with no drift.
+	twin := newRackd(t, "twin", dp(n1path, "n1")...)
+	twin.start("--bootstrap")
+	err, log := twin.waitExit(60 * time.Second)
+	if err == nil || !strings.Contains(log, "pin directory in use") || !strings.Contains(log, fmt.Sprintf("pid %d", n1.cmd.Process.Pid)) {
+		t.Fatalf("a second rackd on n1's pins: exit %v; log:\n%s", err, log)
+	}
+	if !pings(ga.ns, gc.ip) {
+		t.Fatalf("a→c stopped after a second rackd tried n1's pins")
+	}
+	if h := healthz(t, n1); h.Dataplane == nil || h.Dataplane.DriftRepaired != 0 || h.Dataplane.PinDir != bpfDir+"/n1" {
+		t.Fatalf("n1 /healthz dataplane: %+v", h.Dataplane)
+	}
+
 	// rackctl shows each node's dataplane, n2's through n1.
 	show, err := rackctl(t, creds, n1, "dataplane", "show", "--node", "n2")
 	if err != nil || !strings.Contains(show, pc.ID) || !strings.Contains(show, "port_in") || !strings.Contains(show, "up0") {
@@ -320,6 +337,28 @@ func TestNetworking(t *testing.T) {
 	if strings.Contains(show, pc.ID) {
 		t.Fatalf("n2 still shows deleted port %s:\n%s", pc.ID, show)
 	}
+}
+
+type health struct {
+	Status    string `json:"status"`
+	Dataplane *struct {
+		PinDir        string `json:"pin_dir"`
+		DriftRepaired uint64 `json:"drift_repaired"`
+	} `json:"dataplane"`
+}
+
+func healthz(t *testing.T, node *rackd) health {
+	t.Helper()
+	resp, err := http.Get(node.url() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatalf("/healthz: %v", err)
+	}
+	return h
 }
 
 // eventually polls f every 100 ms until it holds or d has passed.

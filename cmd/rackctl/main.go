@@ -234,6 +234,17 @@ func printStatus(w io.Writer, st clusterapi.Status, now time.Time) {
 
 func printDataplane(w io.Writer, node string, st dataplaneapi.Status) {
 	fmt.Fprintf(w, "node:     %s\nattach:   %s (pins in %s)\n", node, st.Attach, st.PinDir)
+	switch {
+	case st.Drift.Repaired > 0:
+		fmt.Fprintf(w, "drift:    %d repaired; last %s at %s (something else writes these pins)\n", st.Drift.Repaired, st.Drift.Last, st.Drift.LastAt.UTC().Format(time.RFC3339))
+	case st.Drift.VerifiedAt.IsZero():
+		fmt.Fprintln(w, "drift:    not checked yet")
+	default:
+		fmt.Fprintf(w, "drift:    none (checked %s)\n", st.Drift.VerifiedAt.UTC().Format(time.RFC3339))
+	}
+	if st.Drift.Error != "" {
+		fmt.Fprintf(w, "          last check failed: %s\n", st.Drift.Error)
+	}
 	if st.Uplink != nil {
 		fmt.Fprintf(w, "uplink:   %s (ifindex %d, attached %v)\n", st.Uplink.Name, st.Uplink.Ifindex, st.Uplink.Attached)
 	} else {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
 	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
 )
 
@@ -142,6 +143,31 @@ func TestStatusShowsHalt(t *testing.T) {
 			printStatus(&out, clusterapi.Status{Node: "n1", Leader: "n2", Halted: tc.halted}, now)
 			if got := strings.Contains(out.String(), "HALTED:   "+tc.halted); got != tc.want || strings.Contains(out.String(), "HALTED") != tc.want {
 				t.Errorf("output:\n%s\nwant a HALTED line: %v", out.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestPrintDataplaneDrift checks `dataplane show` says whether the node's
+// kernel maps were found changed behind its back.
+func TestPrintDataplaneDrift(t *testing.T) {
+	at := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	cases := map[string]struct {
+		drift dataplaneapi.DriftStatus
+		want  string
+	}{
+		"never checked": {dataplaneapi.DriftStatus{}, "drift:    not checked yet"},
+		"clean":         {dataplaneapi.DriftStatus{VerifiedAt: at}, "drift:    none (checked 2026-12-05T08:00:00Z)"},
+		"repaired": {dataplaneapi.DriftStatus{Repaired: 3, Last: dataplaneapi.Drift{"fdb": 1, "ports": 2}, LastAt: at, VerifiedAt: at},
+			"drift:    3 repaired; last fdb=1 ports=2 at 2026-12-05T08:00:00Z"},
+		"check failed": {dataplaneapi.DriftStatus{VerifiedAt: at, Error: "dataplane: read maps: boom"}, "last check failed: dataplane: read maps: boom"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			var b strings.Builder
+			printDataplane(&b, "n1", dataplaneapi.Status{Attach: "tcx", PinDir: "/sys/fs/bpf/rackstack/n1-x", Drift: c.drift})
+			if !strings.Contains(b.String(), c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, b.String())
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -8,11 +10,14 @@ import (
 	"path/filepath"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/node/ports"
 )
 
 const dataplanePeerPath = "/peer/dataplane/v1/status"
@@ -21,13 +26,13 @@ const dataplanePeerPath = "/peer/dataplane/v1/status"
 // keeps it equal to the network state. With --dataplane auto, a node that
 // cannot load BPF programs (not root, no BPF) runs without one and says so;
 // with --dataplane on that is an error.
-func openDataplane(o *options, node *cluster.Node, nets *network.Service, log *slog.Logger) (*dataplane.Dataplane, *dataplane.Agent, error) {
+func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg prometheus.Registerer, log *slog.Logger) (*dataplane.Dataplane, *ports.Agent, error) {
 	if o.Dataplane == "off" {
 		return nil, nil, nil
 	}
-	pin := o.BPFDir
-	if pin == "" {
-		pin = filepath.Join("/sys/fs/bpf/rackstack", o.Name)
+	pin := bpfDir(o)
+	if o.BPFDir == "" {
+		adoptLegacyPins(filepath.Join(filepath.Dir(pin), o.Name), pin, log)
 	}
 	dp, err := dataplane.Open(dataplane.Config{PinDir: pin, Netns: o.DataplaneNetns, Log: log})
 	if err != nil {
@@ -38,8 +43,8 @@ func openDataplane(o *options, node *cluster.Node, nets *network.Service, log *s
 		return nil, nil, err
 	}
 	log.Info("dataplane loaded", "pins", pin, "netns", o.DataplaneNetns, "uplink", o.Uplink)
-	agent := &dataplane.Agent{
-		DP: dp, Node: o.Name, Uplink: o.Uplink, State: node.Read, Report: nets.SetPortStatus, Log: log,
+	agent := &ports.Agent{
+		DP: dp, Node: o.Name, Uplink: o.Uplink, State: node.Read, Report: nets.SetPortStatus, Registry: reg, Log: log,
 	}
 	node.HandlePeer(dataplanePeerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, err := dp.Status()
@@ -50,6 +55,54 @@ func openDataplane(o *options, node *cluster.Node, nets *network.Service, log *s
 		api.JSON(w, http.StatusOK, st)
 	}))
 	return dp, agent, nil
+}
+
+// bpfDir is where this node's maps and links are pinned: --bpf-dir, or a
+// directory named by the node and its data dir. Two rackd on one host
+// (two dev clouds, both named "dev") must not share pins: each would write
+// its own ports over the other's.
+func bpfDir(o *options) string {
+	if o.BPFDir != "" {
+		return o.BPFDir
+	}
+	return filepath.Join("/sys/fs/bpf/rackstack", o.Name+"-"+dataDirKey(o.DataDir))
+}
+
+// adoptLegacyPins moves the pins of a rackd from before the default pin
+// directory named the data dir (legacy, /sys/fs/bpf/rackstack/NAME) to
+// dir, so that the upgrade's restart adopts them as any restart does.
+// Left behind, the old links would stay attached to every port beside the
+// new ones, enforcing maps nobody updates any more. Pins another process
+// holds (a rackd given that directory with --bpf-dir) are left alone.
+func adoptLegacyPins(legacy, dir string, log *slog.Logger) {
+	if _, err := os.Stat(dir); err == nil {
+		return
+	}
+	f, err := os.Open(legacy)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		log.Warn("pins of an earlier rackd are held by another process; not adopting them", "dir", legacy, "err", err)
+		return
+	}
+	if err := os.Rename(legacy, dir); err != nil {
+		log.Warn("adopt the pins of an earlier rackd", "from", legacy, "to", dir, "err", err)
+		return
+	}
+	log.Info("adopted the pins of an earlier rackd", "from", legacy, "to", dir)
+}
+
+// dataDirKey is a short name unique to a data dir on this machine, for the
+// node's state outside it (BPF pins, QEMU's sockets).
+func dataDirKey(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:6])
 }
 
 // dataplaneStatus answers GET /rackstack/v1/nodes/{name}/dataplane: this
@@ -94,4 +147,24 @@ func dataplaneStatus(o *options, node *cluster.Node, dp *dataplane.Dataplane) ht
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	}
+}
+
+// dataplaneHealth is the dataplane's part of /healthz: whether the kernel
+// was found to differ from what this node applied, and when it was last
+// checked. Repaired drift leaves the node healthy, but is shown: something
+// else writes this node's pins.
+func dataplaneHealth(dp *dataplane.Dataplane) map[string]any {
+	d := dp.Drift()
+	h := map[string]any{"pin_dir": dp.PinDir(), "drift_repaired": d.Repaired}
+	if !d.VerifiedAt.IsZero() {
+		h["verified_at"] = d.VerifiedAt.UTC()
+	}
+	if d.Repaired > 0 {
+		h["last_drift"] = d.Last.String()
+		h["last_drift_at"] = d.LastAt.UTC()
+	}
+	if d.Error != "" {
+		h["error"] = d.Error
+	}
+	return h
 }

@@ -162,7 +162,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.Dataplane, "dataplane", "auto", "tenant dataplane: on, off, or auto (on where BPF programs load)")
 	str(&o.Uplink, "uplink", "", "interface to the other nodes that carries tenant VLANs (empty: ports talk only on this node)")
 	str(&o.DataplaneNetns, "dataplane-netns", "", "network namespace (path, e.g. /run/netns/n1) holding port devices and the uplink (default: rackd's own)")
-	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME)")
+	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME-<hash of the data dir>)")
 	str(&o.VLANRange, "vlan-range", "100-3999", "VLAN ids given to tenant networks, MIN-MAX within 1-4094")
 	durVar(&o.TokenTTL, "token-ttl", time.Hour, "lifetime of identity tokens")
 	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")

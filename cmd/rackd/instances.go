@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,9 +39,7 @@ func openInstances(o *options, node *cluster.Node, images *image.Service, server
 	if runDir == "" {
 		// Unix socket paths are short: a run dir under /run named by a
 		// hash of the data dir, unique per node on a machine.
-		abs, _ := filepath.Abs(o.DataDir)
-		sum := sha256.Sum256([]byte(abs))
-		runDir = filepath.Join("/run/rackstack", hex.EncodeToString(sum[:6]))
+		runDir = filepath.Join("/run/rackstack", dataDirKey(o.DataDir))
 	}
 	drv, err := qemu.New(qemu.Config{RunDir: runDir, Accelerator: o.Accel, Logger: log})
 	if err != nil {
@@ -84,18 +80,7 @@ func localConsole(ctx context.Context, drv hypervisor.Driver, id string, lines i
 	if err != nil {
 		return "", err
 	}
-	text := strings.ReplaceAll(string(raw), "\r\n", "\n")
-	if lines >= 0 {
-		all := strings.SplitAfter(text, "\n")
-		if len(all) > 0 && all[len(all)-1] == "" {
-			all = all[:len(all)-1]
-		}
-		if len(all) > lines {
-			all = all[len(all)-lines:]
-		}
-		text = strings.Join(all, "")
-	}
-	return text, nil
+	return compute.ConsoleTail(strings.ReplaceAll(string(raw), "\r\n", "\n"), lines), nil
 }
 
 // consoleLogs serves os-getConsoleOutput: this node's guests directly,

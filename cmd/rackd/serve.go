@@ -169,7 +169,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	serveSerialConsoles(node, consoles)
 
-	dp, dpAgent, err := openDataplane(o, node, networks, log)
+	dp, dpAgent, err := openDataplane(o, node, networks, reg, log)
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,11 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no leader", "node": o.Name})
 			return
 		}
-		api.JSON(w, http.StatusOK, map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex, "version": build.Version})
+		health := map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex, "version": build.Version}
+		if dp != nil {
+			health["dataplane"] = dataplaneHealth(dp)
+		}
+		api.JSON(w, http.StatusOK, health)
 	})
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3", "version": build.Version, "build": build})
@@ -274,7 +278,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	if adminPassword != "" {
 		g.Go(func() error {
-			if err := bootstrapIdentity(gctx, node, ident, adminPassword, o); err != nil {
+			if err := bootstrapIdentity(gctx, node, ident, objects, adminPassword, o, log); err != nil {
 				return err
 			}
 			printWelcome(stdout, o, freshBootstrap)
@@ -287,34 +291,92 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	return g.Wait()
 }
 
-// bootstrapIdentity waits until this node leads, then creates the admin
-// project and user and writes admin-openrc.
-func bootstrapIdentity(ctx context.Context, node *cluster.Node, ident *identity.Service, password string, o *options) error {
-	for !node.IsLeader() {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
+// bootstrapIdentity waits until this node leads and its disks can hold
+// data, then creates the admin project and user and writes admin-openrc.
+func bootstrapIdentity(ctx context.Context, node *cluster.Node, ident *identity.Service, objects *object.Service, password string, o *options, log *slog.Logger) error {
+	f := firstStart{
+		IsLeader: node.IsLeader, Member: func() bool { return node.NodeUp(o.Name) },
+		RegisterDisks: objects.RegisterDisks, CreateAdmin: ident.Bootstrap, Log: log,
 	}
-	var err error
-	for i := 0; i < 50; i++ {
-		if err = ident.Bootstrap(ctx, password); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("bootstrap identity: %w", err)
+	if err := f.run(ctx, password); err != nil || ctx.Err() != nil {
+		return err
 	}
 	if err := writeOpenrc(o, password); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(o.DataDir, "bootstrapped"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// firstStart is what the first node of a new cloud does once it leads:
+// it makes the cloud able to store data before anyone can log in. The
+// first image upload of a new cloud (rackbench launch, right after
+// /healthz turned green) got a 500 "no storage disks are available" when
+// it came before this node's membership or its disks were in the state:
+// the object store places data only on registered disks of nodes it
+// knows, and both registrations retry on their own schedules, which can
+// land hundreds of milliseconds after the admin exists.
+type firstStart struct {
+	IsLeader func() bool
+	// Member reports whether this node's membership is in the state
+	// (cluster.Node.Run registers it).
+	Member        func() bool
+	RegisterDisks func(ctx context.Context) error
+	CreateAdmin   func(ctx context.Context, password string) error
+	Log           *slog.Logger
+	// Retry is the pause between attempts (default 100 ms; each step is
+	// tried for about 10 s).
+	Retry time.Duration
+}
+
+func (f firstStart) run(ctx context.Context, password string) error {
+	if f.Retry == 0 {
+		f.Retry = 100 * time.Millisecond
+	}
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(f.Retry):
+			return true
+		}
+	}
+	for !f.IsLeader() {
+		if !pause() {
+			return nil
+		}
+	}
+	for _, step := range []struct {
+		what string
+		do   func() error
+		// optional steps that never succeed are logged, not fatal: a
+		// cloud that cannot store data yet is better than none.
+		optional bool
+	}{
+		{"wait for this node's membership", func() error {
+			if !f.Member() {
+				return errors.New("this node is not registered yet")
+			}
+			return nil
+		}, true},
+		{"register disks", func() error { return f.RegisterDisks(ctx) }, false},
+		{"bootstrap identity", func() error { return f.CreateAdmin(ctx, password) }, false},
+	} {
+		var err error
+		for i := 0; i < 100; i++ {
+			if err = step.do(); err == nil || !pause() {
+				break
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && step.optional:
+			f.Log.Warn("first start: "+step.what+"; going on", "err", err)
+		case err != nil:
+			return fmt.Errorf("%s: %w", step.what, err)
+		}
+	}
+	return nil
 }
 
 func bootstrapped(dataDir string) bool {

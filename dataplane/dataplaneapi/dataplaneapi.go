@@ -5,6 +5,12 @@
 // dataplane package that produces it needs.
 package dataplaneapi
 
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
 // Status is what `rackctl dataplane show` prints for a node.
 type Status struct {
 	PinDir   string            `json:"pin_dir"`
@@ -15,6 +21,9 @@ type Status struct {
 	Programs []ProgramStatus   `json:"programs"`
 	Maps     []MapStatus       `json:"maps"`
 	Counters map[string]uint64 `json:"counters"`
+	// Drift is what the periodic check of the kernel against the last
+	// Apply found and repaired.
+	Drift DriftStatus `json:"drift"`
 }
 
 // DeviceStatus is a device the dataplane has a program on.
@@ -52,4 +61,51 @@ type MapStatus struct {
 	Type    string `json:"type"`
 	Entries int    `json:"entries"`
 	Max     uint32 `json:"max_entries"`
+}
+
+// DriftStatus says how often the kernel was found to differ from what this
+// process last wrote, and put back. Drift means something else writes the
+// pins (another loader, bpftool, a bug): it is repaired, but someone
+// should look.
+type DriftStatus struct {
+	// Repaired counts the entries and pins written back since Open.
+	Repaired uint64 `json:"repaired"`
+	// Last is the most recent drift found, by map name ("pins" for pinned
+	// maps and links that were gone or replaced, "pin_dir" for the
+	// directory itself).
+	Last       Drift     `json:"last,omitempty"`
+	LastAt     time.Time `json:"last_at,omitzero"`
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// Error is why the last check could not repair everything; empty
+	// when it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Drift is what one Verify found and wrote back, by map name.
+type Drift map[string]int
+
+// Total is the number of entries and pins that differed.
+func (d Drift) Total() int {
+	n := 0
+	for _, v := range d {
+		n += v
+	}
+	return n
+}
+
+// String lists the maps that drifted, e.g. "fdb=1 ports=2".
+func (d Drift) String() string {
+	names := make([]string, 0, len(d))
+	for n := range d {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%s=%d", n, d[n])
+	}
+	return s
 }

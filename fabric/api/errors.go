@@ -106,11 +106,17 @@ func ProblemOf(err error) Problem {
 // StatusOf is the status ProblemOf gives err.
 func StatusOf(err error) int { return ProblemOf(err).Status }
 
-// Fail writes err with ew. A 5xx logs its cause once, with the request id,
-// since the client is not told it.
+// Fail writes err with ew. A failure of the server logs its cause once,
+// with the request id, since the client is not told it; a 503 (no leader,
+// an unknown outcome) is a warning, and a 501 (a feature not built) is an
+// answer, not a failure.
 func Fail(w http.ResponseWriter, r *http.Request, ew ErrorWriter, err error) {
 	p := ProblemOf(err)
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusNotImplemented:
+	case p.Status == http.StatusServiceUnavailable:
+		Logger(r.Context()).Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+	case p.Status >= 500:
 		Logger(r.Context()).Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
 	}
 	ew(w, r, p)

@@ -3,16 +3,15 @@ package compute
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Errors are store errors (so they cross the Raft log from the FSM handlers
-// to the proposer with their kind) whose message may start with Nova's
-// fault name ("overLimit: Quota exceeded ..."); writeError turns that name
-// into the body's key. Without one, the key follows the status.
+// Errors carry Nova's fault name (the key of its error body) as data: a
+// store.ApplyError's Fault when the error may cross the Raft log, an
+// api.Error's before anything is proposed. Without one, the key follows
+// the status.
 
 // faultNames are the keys of Nova's error bodies this service writes.
 var faultNames = map[string]bool{
@@ -48,66 +47,63 @@ func faultFor(status int) string {
 }
 
 // writeError writes Nova's error body: {"<fault>": {"code", "message"}}.
+// Fault names of other services (a port error of the network service
+// passed through) are not Nova's: the key then follows the status.
 func writeError(w http.ResponseWriter, _ *http.Request, p api.Problem) {
-	status, msg := p.Status, p.Msg
-	name := faultFor(status)
-	if faultNames[p.Fault] {
-		name = p.Fault
-	} else if n, rest, ok := strings.Cut(msg, ": "); ok && faultNames[n] {
-		name, msg = n, rest
+	name := p.Fault
+	if !faultNames[name] {
+		name = faultFor(p.Status)
 	}
-	if status == http.StatusUnauthorized {
+	if p.Status == http.StatusUnauthorized {
 		// keystonemiddleware answers 401s in front of Nova, in its format.
-		api.JSON(w, status, map[string]any{"error": map[string]any{"code": status, "title": "Unauthorized", "message": msg}})
+		api.JSON(w, p.Status, map[string]any{"error": map[string]any{"code": p.Status, "title": "Unauthorized", "message": p.Msg}})
 		return
 	}
-	api.JSON(w, status, map[string]any{name: map[string]any{"code": status, "message": msg}})
-}
-
-// apiError builds an error of status whose body key is name ("" for the
-// status's own).
-func apiError(status int, name, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	if name != "" {
-		msg = name + ": " + msg
-	}
-	switch status {
-	case http.StatusNotFound:
-		return store.NotFoundf("%s", msg)
-	case http.StatusConflict:
-		return store.Conflictf("%s", msg)
-	case http.StatusForbidden:
-		return store.Forbiddenf("%s", msg)
-	case http.StatusBadRequest:
-		return store.Invalidf("%s", msg)
-	}
-	return api.Errorf(status, "%s", msg)
+	api.JSON(w, p.Status, map[string]any{name: map[string]any{"code": p.Status, "message": p.Msg}})
 }
 
 func badRequest(format string, args ...any) error {
-	return apiError(http.StatusBadRequest, "", format, args...)
+	return store.Fault(store.KindInvalid, "", format, args...)
 }
 
 // badField is Nova's schema-validation 400, naming the attribute.
 func badField(field string, value any, reason string, args ...any) error {
-	return badRequest("Invalid input for field/attribute %s. Value: %s. %s", field, valueText(value), fmt.Sprintf(reason, args...))
+	msg := fmt.Sprintf("Invalid input for field/attribute %s. Value: %s. %s", field, api.Text(value), fmt.Sprintf(reason, args...))
+	return &store.ApplyError{Kind: store.KindInvalid, Field: field, Msg: msg}
+}
+
+// missing is Nova's 400 for a required attribute that is absent.
+func missing(field string) error {
+	msg := fmt.Sprintf("Invalid input for field/attribute %s. Value: None. '%s' is a required property", field, field)
+	return &store.ApplyError{Kind: store.KindInvalid, Field: field, Msg: msg}
 }
 
 func notFound(format string, args ...any) error {
-	return apiError(http.StatusNotFound, "", format, args...)
+	return store.Fault(store.KindNotFound, "", format, args...)
 }
 
 func conflict(format string, args ...any) error {
-	return apiError(http.StatusConflict, "", format, args...)
+	return store.Fault(store.KindConflict, "", format, args...)
 }
 
 func forbidden(format string, args ...any) error {
-	return apiError(http.StatusForbidden, "", format, args...)
+	return store.Fault(store.KindForbidden, "", format, args...)
 }
 
 // overQuota is Nova's 403 for a quota a request would exceed.
 func overQuota(format string, args ...any) error {
-	return apiError(http.StatusForbidden, "overLimit", format, args...)
+	return store.Fault(store.KindOverQuota, "overLimit", format, args...)
+}
+
+// notImplemented is Nova's 501 for what this cloud does not do.
+func notImplemented(format string, args ...any) error {
+	return &api.Error{Status: http.StatusNotImplemented, Msg: fmt.Sprintf(format, args...)}
+}
+
+// unknownResource is Nova's 404 for a path (or a path at a microversion)
+// that does not exist.
+func unknownResource() error {
+	return &api.Error{Status: http.StatusNotFound, Msg: "The resource could not be found."}
 }
 
 // policyDenied is Nova's 403 for a rule the caller's roles do not pass.

@@ -84,7 +84,8 @@ func (f *fakePorts) Create(_ context.Context, p *api.Principal, req PortRequest)
 	defer f.mu.Unlock()
 	f.creates++
 	if f.failCreate != 0 && f.creates == f.failCreate {
-		return PortInfo{}, store.Conflictf("IpAddressGenerationFailure: No more IP addresses available on network %s.", req.NetworkID)
+		// As the network service words it: its fault name travels as data.
+		return PortInfo{}, store.Fault(store.KindConflict, "IpAddressGenerationFailure", "No more IP addresses available on network %s.", req.NetworkID)
 	}
 	n, ok := f.networks[req.NetworkID]
 	if !ok || !f.visible(p, n) {

@@ -33,75 +33,95 @@ func (s *Service) groupView(r *http.Request, g *ServerGroup) map[string]any {
 	return v
 }
 
-func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) {
-	if !requireMember(w, r, "os_compute_api:os-server-groups:create") {
-		return
-	}
+func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	o, _, err := body(r, "server_group")
-	if err == nil {
-		if atLeast(r, 64) {
-			err = allowOnly(o, "name", "policy", "rules")
-		} else {
-			err = allowOnly(o, "name", "policies")
-		}
+	o, _, err := readBody(r, "server_group")
+	if err != nil {
+		return err
+	}
+	g := ServerGroup{ID: api.NewUUID(), Project: p.ProjectID, UserID: p.UserID, Members: []string{}, Created: s.now()}
+	if atLeast(r, 64) {
+		err = readGroupPolicy(r, o, &g)
+	} else {
+		err = readGroupPolicies(r, o, &g)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
+	var row ServerGroup
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, groupCreateCmd{Group: g}, &row); err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"server_group": s.groupView(r, &row)})
+	return nil
+}
+
+// groupPolicies are the policies a request's microversion knows.
+func groupPolicies(r *http.Request) []string {
 	policies := []string{"anti-affinity", "affinity"}
 	if atLeast(r, 15) {
 		policies = append(policies, "soft-anti-affinity", "soft-affinity")
 	}
-	rd := &reader{o: o}
-	g := ServerGroup{ID: api.NewUUID(), Project: p.ProjectID, UserID: p.UserID, Members: []string{}, Created: s.now()}
-	g.Name = rd.str("name", true, 1, 255)
-	if atLeast(r, 64) {
-		g.Policy = rd.str("policy", true, 1, 255)
-		if rd.err == nil && !slices.Contains(policies, g.Policy) {
-			rd.fail(badField("policy", g.Policy, "'%s' is not one of %s", g.Policy, pyList(policies)))
-		}
-		if v, ok := o["rules"]; ok && rd.err == nil {
-			rules, ok := v.(map[string]any)
-			if !ok {
-				rd.fail(badField("rules", v, "%s is not of type 'object'", valueText(v)))
-			} else if err := allowOnly(rules, "max_server_per_host"); err != nil {
-				rd.fail(err)
-			} else if _, has := rules["max_server_per_host"]; has {
-				if g.Policy != "anti-affinity" {
-					rd.fail(badRequest("Only anti-affinity policy supports rules."))
-				}
-				rr := &reader{o: rules}
-				g.MaxPerHost = rr.integer("max_server_per_host", true, 0, 1, 1<<31-1)
-				rd.fail(rr.err)
-			}
-		}
-	} else {
-		list, ok := o["policies"].([]any)
-		switch {
-		case rd.err != nil:
-		case !ok:
-			rd.fail(badRequest("Invalid input for field/attribute server_group. Value: %s. 'policies' is a required property", valueText(map[string]any(o))))
-		case len(list) != 1:
-			rd.fail(badField("policies", list, "%s is not valid under any of the given schemas: exactly one policy is required", valueText(list)))
-		default:
-			g.Policy, _ = list[0].(string)
-			if !slices.Contains(policies, g.Policy) {
-				rd.fail(badField("policies", list, "'%s' is not one of %s", valueText(list[0]), pyList(policies)))
-			}
-		}
+	return policies
+}
+
+// readGroupPolicy reads a group from 2.64 on: one policy and its rules.
+func readGroupPolicy(r *http.Request, o api.Object, g *ServerGroup) error {
+	if err := allowOnly(o, "name", "policy", "rules"); err != nil {
+		return err
 	}
-	if rd.err != nil {
-		s.fail(w, r, rd.err)
-		return
+	policies := groupPolicies(r)
+	in := newInput(o)
+	g.Name = str(in, "name", true, 1, 255)
+	g.Policy = str(in, "policy", true, 1, 255)
+	if in.Err == nil && !slices.Contains(policies, g.Policy) {
+		in.Fail(badField("policy", g.Policy, "'%s' is not one of %s", g.Policy, pyList(policies)))
 	}
-	var row ServerGroup
-	if err := s.propose(r.Context(), cmdGroupCreate, groupCreateCmd{Group: g}, &row); err != nil {
-		s.fail(w, r, err)
-		return
+	v, ok := o["rules"]
+	if !ok || in.Err != nil {
+		return in.Err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"server_group": s.groupView(r, &row)})
+	rules, ok := v.(map[string]any)
+	if !ok {
+		return badField("rules", v, "%s is not of type 'object'", api.Text(v))
+	}
+	if err := allowOnly(rules, "max_server_per_host"); err != nil {
+		return err
+	}
+	if _, has := rules["max_server_per_host"]; has {
+		if g.Policy != "anti-affinity" {
+			return badRequest("Only anti-affinity policy supports rules.")
+		}
+		rin := newInput(rules)
+		g.MaxPerHost = integer(rin, "max_server_per_host", true, 0, 1, 1<<31-1)
+		return rin.Err
+	}
+	return nil
+}
+
+// readGroupPolicies reads a group before 2.64: a list of one policy.
+func readGroupPolicies(r *http.Request, o api.Object, g *ServerGroup) error {
+	if err := allowOnly(o, "name", "policies"); err != nil {
+		return err
+	}
+	policies := groupPolicies(r)
+	in := newInput(o)
+	g.Name = str(in, "name", true, 1, 255)
+	if in.Err != nil {
+		return in.Err
+	}
+	list, ok := o["policies"].([]any)
+	switch {
+	case !ok:
+		return badRequest("Invalid input for field/attribute server_group. Value: %s. 'policies' is a required property", api.Text(o))
+	case len(list) != 1:
+		return badField("policies", list, "%s is not valid under any of the given schemas: exactly one policy is required", api.Text(list))
+	}
+	g.Policy, _ = list[0].(string)
+	if !slices.Contains(policies, g.Policy) {
+		return badField("policies", list, "'%s' is not one of %s", api.Text(list[0]), pyList(policies))
+	}
+	return nil
 }
 
 func pyList(items []string) string {
@@ -115,16 +135,16 @@ func pyList(items []string) string {
 	return out + "]"
 }
 
-func (s *Service) listGroups(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) listGroups(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	p := principal(r)
 	q := r.URL.Query()
 	all := false
 	if v := q.Get("all_projects"); v != "" {
-		b, _ := toBool(v)
+		b, _ := api.ToBool(v)
 		all = b && p.IsAdmin()
 	}
 	var rows []*ServerGroup
@@ -146,42 +166,48 @@ func (s *Service) listGroups(w http.ResponseWriter, r *http.Request) {
 		out = append(out, s.groupView(r, g))
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"server_groups": out})
+	return nil
 }
 
-func (s *Service) visibleGroup(w http.ResponseWriter, r *http.Request) (*ServerGroup, bool) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return nil, false
+// groups are the server groups as a collection: another project's group
+// does not exist for the caller.
+func groups() api.Collection[ServerGroup] {
+	return api.Collection[ServerGroup]{
+		Table: tGroups, One: "server_group",
+		Project:  func(g *ServerGroup) string { return g.Project },
+		NotFound: groupNotFound,
 	}
-	id := chi.URLParam(r, "id")
-	g := store.Get[ServerGroup](tx, tGroups, id)
-	if g == nil || !principal(r).CanRead(g.Project) {
-		s.fail(w, r, groupNotFound(id))
-		return nil, false
-	}
-	return g, true
 }
 
-func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.visibleGroup(w, r)
-	if !ok {
-		return
+func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	g, err := groups().Get(tx, principal(r), chi.URLParam(r, "id"))
+	if err != nil {
+		return err
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"server_group": s.groupView(r, g)})
+	return nil
 }
 
-func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.visibleGroup(w, r)
-	if !ok {
-		return
+func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
-	if !principal(r).CanWrite(g.Project) {
-		s.fail(w, r, policyDenied("os_compute_api:os-server-groups:delete"))
-		return
+	p := principal(r)
+	g, err := groups().Get(tx, p, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
 	}
-	if err := s.propose(r.Context(), cmdGroupDelete, idCmd{ID: g.ID}, nil); err != nil {
-		s.fail(w, r, err)
-		return
+	if !p.CanWrite(g.Project) {
+		return policyDenied("os_compute_api:os-server-groups:delete")
+	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdGroupDelete, idCmd{ID: g.ID}, nil); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

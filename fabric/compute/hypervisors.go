@@ -49,17 +49,18 @@ func serviceID(r *http.Request, name string) any {
 	return hostIntID(name)
 }
 
-func (s *Service) hostList(w http.ResponseWriter, r *http.Request) ([]Host, bool) {
-	if s.cfg.Hosts == nil {
-		return nil, true
-	}
-	hs, err := s.cfg.Hosts.Hosts(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return nil, false
+// hostList is the cluster's nodes by name, and a read of the state.
+func (s *Service) hostList(r *http.Request) ([]Host, *memdb.Txn, error) {
+	var hs []Host
+	if s.cfg.Hosts != nil {
+		var err error
+		if hs, err = s.cfg.Hosts.Hosts(r.Context()); err != nil {
+			return nil, nil, err
+		}
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
-	return hs, true
+	tx, err := s.cfg.Repl.Read(r.Context())
+	return hs, tx, err
 }
 
 func state(up bool) string {
@@ -128,24 +129,17 @@ func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail,
 	return v
 }
 
-func (s *Service) listHypervisors(detail bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !requireAdmin(w, r, "os_compute_api:os-hypervisors:list") {
-			return
-		}
-		hs, ok := s.hostList(w, r)
-		if !ok {
-			return
-		}
-		tx, ok := s.read(w, r)
-		if !ok {
-			return
+func (s *Service) listHypervisors(detail bool) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		hs, tx, err := s.hostList(r)
+		if err != nil {
+			return err
 		}
 		q := r.URL.Query()
 		pattern, withServers := "", false
 		if atLeast(r, 53) {
 			pattern = q.Get("hypervisor_hostname_pattern")
-			withServers, _ = toBool(q.Get("with_servers"))
+			withServers, _ = api.ToBool(q.Get("with_servers"))
 		}
 		var keep []Host
 		var ids []string
@@ -157,72 +151,55 @@ func (s *Service) listHypervisors(detail bool) http.HandlerFunc {
 			ids = append(ids, fmt.Sprint(hypervisorID(r, h.Name)))
 		}
 		if pattern != "" && len(keep) == 0 {
-			s.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
-			return
+			return notFound("No hypervisor matching '%s' could be found.", pattern)
 		}
-		from, to := 0, len(keep)
-		next := ""
+		from, to, next := 0, len(keep), ""
 		if atLeast(r, 33) {
-			var err error
 			if from, to, next, err = page(q, ids); err != nil {
-				s.fail(w, r, err)
-				return
+				return err
 			}
 		}
 		out := make([]any, 0, to-from)
 		for _, h := range keep[from:to] {
 			out = append(out, s.hypervisorView(r, tx, h, detail, withServers))
 		}
-		body := map[string]any{"hypervisors": out}
-		if next != "" {
-			body["hypervisors_links"] = []any{link("next", s.nextHref(r, next))}
-		}
-		api.JSON(w, http.StatusOK, body)
+		api.JSON(w, http.StatusOK, s.paged(r, "hypervisors", out, next))
+		return nil
 	}
 }
 
-func (s *Service) showHypervisor(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-hypervisors:show") {
-		return
-	}
-	hs, ok := s.hostList(w, r)
-	if !ok {
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) showHypervisor(w http.ResponseWriter, r *http.Request) error {
+	hs, tx, err := s.hostList(r)
+	if err != nil {
+		return err
 	}
 	id := chi.URLParam(r, "id")
 	withServers := false
 	if atLeast(r, 53) {
-		withServers, _ = toBool(r.URL.Query().Get("with_servers"))
+		withServers, _ = api.ToBool(r.URL.Query().Get("with_servers"))
 	}
 	for _, h := range hs {
 		if fmt.Sprint(hypervisorID(r, h.Name)) == id {
 			api.JSON(w, http.StatusOK, map[string]any{"hypervisor": s.hypervisorView(r, tx, h, true, withServers)})
-			return
+			return nil
 		}
 	}
-	s.fail(w, r, notFound("Hypervisor with ID '%s' could not be found.", id))
+	return notFound("Hypervisor with ID '%s' could not be found.", id)
 }
 
-func (s *Service) searchHypervisors(withServers bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// searchHypervisors is gone in 2.53 for everyone, so the role check
+// follows the microversion's.
+func (s *Service) searchHypervisors(withServers bool) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		if atLeast(r, 53) {
-			writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
-			return
+			return unknownResource()
 		}
-		if !requireAdmin(w, r, "os_compute_api:os-hypervisors:search") {
-			return
+		if err := requireAdmin(r, "os_compute_api:os-hypervisors:search"); err != nil {
+			return err
 		}
-		hs, ok := s.hostList(w, r)
-		if !ok {
-			return
-		}
-		tx, ok := s.read(w, r)
-		if !ok {
-			return
+		hs, tx, err := s.hostList(r)
+		if err != nil {
+			return err
 		}
 		pattern := chi.URLParam(r, "pattern")
 		out := []any{}
@@ -232,24 +209,17 @@ func (s *Service) searchHypervisors(withServers bool) http.HandlerFunc {
 			}
 		}
 		if len(out) == 0 {
-			s.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
-			return
+			return notFound("No hypervisor matching '%s' could be found.", pattern)
 		}
 		api.JSON(w, http.StatusOK, map[string]any{"hypervisors": out})
+		return nil
 	}
 }
 
-func (s *Service) hypervisorStats(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-hypervisors:statistics") {
-		return
-	}
-	hs, ok := s.hostList(w, r)
-	if !ok {
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) hypervisorStats(w http.ResponseWriter, r *http.Request) error {
+	hs, tx, err := s.hostList(r)
+	if err != nil {
+		return err
 	}
 	st := map[string]int{}
 	for _, h := range hs {
@@ -266,33 +236,27 @@ func (s *Service) hypervisorStats(w http.ResponseWriter, r *http.Request) {
 		st["disk_available_least"] += h.DiskGB - u.disk
 		st["running_vms"] += len(u.servers)
 	}
-	st["current_workload"] += 0
 	out := map[string]any{}
 	for _, k := range []string{"count", "vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb", "local_gb",
 		"local_gb_used", "free_disk_gb", "disk_available_least", "running_vms", "current_workload"} {
 		out[k] = st[k]
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"hypervisor_statistics": out})
+	return nil
 }
 
-func (s *Service) listZones(detail bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if detail && !requireAdmin(w, r, "os_compute_api:os-availability-zone:detail") {
-			return
-		}
-		hs, ok := s.hostList(w, r)
-		if !ok {
-			return
+func (s *Service) listZones(detail bool) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		hs, _, err := s.hostList(r)
+		if err != nil {
+			return err
 		}
 		zones := map[string]map[string]any{}
 		avail := map[string]bool{}
 		order := []string{s.cfg.AZ}
 		zones[s.cfg.AZ] = map[string]any{}
 		for _, h := range hs {
-			az := h.AZ
-			if az == "" {
-				az = s.cfg.AZ
-			}
+			az := s.hostAZ(h)
 			if _, ok := zones[az]; !ok {
 				zones[az] = map[string]any{}
 				order = append(order, az)
@@ -309,16 +273,22 @@ func (s *Service) listZones(detail bool) http.HandlerFunc {
 			out = append(out, map[string]any{"zoneName": az, "zoneState": map[string]any{"available": avail[az] || len(hs) == 0}, "hosts": hosts})
 		}
 		api.JSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
+		return nil
 	}
 }
 
-func (s *Service) listServices(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-services:list") {
-		return
+// hostAZ is a node's availability zone: its own, else the service's.
+func (s *Service) hostAZ(h Host) string {
+	if h.AZ == "" {
+		return s.cfg.AZ
 	}
-	hs, ok := s.hostList(w, r)
-	if !ok {
-		return
+	return h.AZ
+}
+
+func (s *Service) listServices(w http.ResponseWriter, r *http.Request) error {
+	hs, _, err := s.hostList(r)
+	if err != nil {
+		return err
 	}
 	q := r.URL.Query()
 	out := []any{}
@@ -326,11 +296,7 @@ func (s *Service) listServices(w http.ResponseWriter, r *http.Request) {
 		if (q.Get("host") != "" && q.Get("host") != h.Name) || (q.Get("binary") != "" && q.Get("binary") != "nova-compute") {
 			continue
 		}
-		az := h.AZ
-		if az == "" {
-			az = s.cfg.AZ
-		}
-		v := map[string]any{"id": serviceID(r, h.Name), "binary": "nova-compute", "host": h.Name, "zone": az, "status": "enabled",
+		v := map[string]any{"id": serviceID(r, h.Name), "binary": "nova-compute", "host": h.Name, "zone": s.hostAZ(h), "status": "enabled",
 			"state": state(h.Up), "updated_at": timeOrNil(h.LastSeen), "disabled_reason": nil}
 		if atLeast(r, 11) {
 			v["forced_down"] = false
@@ -338,35 +304,28 @@ func (s *Service) listServices(w http.ResponseWriter, r *http.Request) {
 		out = append(out, v)
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"services": out})
+	return nil
 }
 
 // hypervisorUptime is Nova's answer for a driver without uptime: the
 // node's uptime is not part of what it reports.
-func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-hypervisors:uptime") {
-		return
-	}
-	hs, ok := s.hostList(w, r)
-	if !ok {
-		return
+func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) error {
+	hs, _, err := s.hostList(r)
+	if err != nil {
+		return err
 	}
 	id := chi.URLParam(r, "id")
-	found := false
 	for _, h := range hs {
-		found = found || fmt.Sprint(hypervisorID(r, h.Name)) == id
+		if fmt.Sprint(hypervisorID(r, h.Name)) == id {
+			return notImplemented("Virt driver does not implement uptime function.")
+		}
 	}
-	if !found {
-		s.fail(w, r, notFound("Hypervisor with ID '%s' could not be found.", id))
-		return
-	}
-	writeError(w, r, api.Problem{Status: http.StatusNotImplemented, Msg: "Virt driver does not implement uptime function."})
+	return notFound("Hypervisor with ID '%s' could not be found.", id)
 }
 
 // listAggregates lists host aggregates: there are none (nodes are grouped
 // by availability zone only).
-func (s *Service) listAggregates(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-aggregates:index") {
-		return
-	}
+func (s *Service) listAggregates(w http.ResponseWriter, r *http.Request) error {
 	api.JSON(w, http.StatusOK, map[string]any{"aggregates": []any{}})
+	return nil
 }

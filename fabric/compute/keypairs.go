@@ -128,20 +128,15 @@ func (s *Service) keypairView(r *http.Request, k *Keypair, full bool) map[string
 	return v
 }
 
-func (s *Service) listKeypairs(w http.ResponseWriter, r *http.Request) {
+func (s *Service) listKeypairs(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	user := ""
-	if atLeast(r, 10) {
-		user = q.Get("user_id")
-	}
-	user, err := keypairUser(r, user)
+	user, err := keypairUser(r, queryUser(r))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	rows := store.All[Keypair](tx, tKeypairs, "user", user)
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
@@ -152,49 +147,55 @@ func (s *Service) listKeypairs(w http.ResponseWriter, r *http.Request) {
 			names[i] = k.Name
 		}
 		if from, to, next, err = page(q, names); err != nil {
-			s.fail(w, r, err)
-			return
+			return err
 		}
 	}
 	out := make([]any, 0, to-from)
 	for _, k := range rows[from:to] {
 		out = append(out, map[string]any{"keypair": s.keypairView(r, k, false)})
 	}
-	body := map[string]any{"keypairs": out}
-	if next != "" {
-		body["keypairs_links"] = []any{link("next", s.nextHref(r, next))}
-	}
-	api.JSON(w, http.StatusOK, body)
+	api.JSON(w, http.StatusOK, s.paged(r, "keypairs", out, next))
+	return nil
 }
 
-func (s *Service) showKeypair(w http.ResponseWriter, r *http.Request) {
-	user := ""
+// queryUser is the user_id a keypair request names (microversion 2.10).
+func queryUser(r *http.Request) string {
 	if atLeast(r, 10) {
-		user = r.URL.Query().Get("user_id")
+		return r.URL.Query().Get("user_id")
 	}
-	user, err := keypairUser(r, user)
+	return ""
+}
+
+func (s *Service) showKeypair(w http.ResponseWriter, r *http.Request) error {
+	user, err := keypairUser(r, queryUser(r))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	name := chi.URLParam(r, "name")
 	k := store.Get[Keypair](tx, tKeypairs, user+"/"+name)
 	if k == nil {
-		s.fail(w, r, keypairNotFound(user, name))
-		return
+		return keypairNotFound(user, name)
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"keypair": s.keypairView(r, k, true)})
+	return nil
 }
 
-func (s *Service) createKeypair(w http.ResponseWriter, r *http.Request) {
-	o, _, err := body(r, "keypair")
+// keypairRequest is a validated create request.
+type keypairRequest struct {
+	name, typ, user string
+	// public is the key to import; with imported false, one is made.
+	public   string
+	imported bool
+}
+
+func readKeypair(r *http.Request) (keypairRequest, error) {
+	o, _, err := readBody(r, "keypair")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return keypairRequest{}, err
 	}
 	fields := []string{"name", "public_key"}
 	if atLeast(r, 2) {
@@ -204,61 +205,60 @@ func (s *Service) createKeypair(w http.ResponseWriter, r *http.Request) {
 		fields = append(fields, "user_id")
 	}
 	if err := allowOnly(o, fields...); err != nil {
-		s.fail(w, r, err)
-		return
+		return keypairRequest{}, err
 	}
-	rd := &reader{o: o}
-	name := rd.str("name", true, 1, 255)
-	if rd.err == nil && (!keypairNamePattern.MatchString(name) || strings.TrimSpace(name) == "") {
-		rd.fail(badRequest("Keypair data is invalid: Keypair name contains unsafe characters"))
+	in := newInput(o)
+	k := keypairRequest{typ: "ssh", imported: in.Has("public_key")}
+	k.name = str(in, "name", true, 1, 255)
+	if in.Err == nil && (!keypairNamePattern.MatchString(k.name) || strings.TrimSpace(k.name) == "") {
+		in.Fail(badRequest("Keypair data is invalid: Keypair name contains unsafe characters"))
 	}
-	typ := "ssh"
-	if rd.has("type") {
-		typ = rd.str("type", false, 0, 0)
-		if rd.err == nil && typ != "ssh" && typ != "x509" {
-			rd.fail(badField("type", typ, "'%s' is not one of ['ssh', 'x509']", typ))
+	if in.Has("type") {
+		k.typ = str(in, "type", false, 0, 0)
+		if in.Err == nil && k.typ != "ssh" && k.typ != "x509" {
+			in.Fail(badField("type", k.typ, "'%s' is not one of ['ssh', 'x509']", k.typ))
 		}
 	}
-	public := ""
-	if rd.has("public_key") {
-		public = rd.str("public_key", false, 0, 0)
+	k.public = str(in, "public_key", false, 0, 0)
+	userGiven := str(in, "user_id", false, 1, 255)
+	if in.Err != nil {
+		return keypairRequest{}, in.Err
 	}
-	userGiven := rd.str("user_id", false, 1, 255)
-	if rd.err != nil {
-		s.fail(w, r, rd.err)
-		return
+	if k.user, err = keypairUser(r, userGiven); err != nil {
+		return keypairRequest{}, err
 	}
-	user, err := keypairUser(r, userGiven)
+	if k.imported && strings.TrimSpace(k.public) == "" {
+		return keypairRequest{}, badRequest("Keypair data is invalid: failed to generate fingerprint")
+	}
+	return k, nil
+}
+
+func (s *Service) createKeypair(w http.ResponseWriter, r *http.Request) error {
+	req, err := readKeypair(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	k := Keypair{UserID: user, Name: name, Type: typ, Created: s.now()}
+	k := Keypair{UserID: req.user, Name: req.name, Type: req.typ, Created: s.now()}
 	private := ""
-	if rd.has("public_key") {
-		if strings.TrimSpace(public) == "" {
-			s.fail(w, r, badRequest("Keypair data is invalid: failed to generate fingerprint"))
-			return
-		}
-		k.PublicKey = strings.TrimSpace(public)
+	if req.imported {
+		// Kept as given, as Nova keeps it: a client compares what it
+		// imported with what it reads back, trailing newline and all.
+		k.PublicKey = req.public
 	} else {
 		gen := generateKeypair
-		if typ == "x509" {
+		if req.typ == "x509" {
 			gen = generateCertificate
 		}
-		if k.PublicKey, private, err = gen(user); err != nil {
-			s.fail(w, r, err)
-			return
+		if k.PublicKey, private, err = gen(req.user); err != nil {
+			return err
 		}
 	}
-	if k.Fingerprint, err = fingerprint(typ, k.PublicKey); err != nil {
-		s.fail(w, r, err)
-		return
+	if k.Fingerprint, err = fingerprint(req.typ, k.PublicKey); err != nil {
+		return err
 	}
 	var row Keypair
-	if err := s.propose(r.Context(), cmdKeypairCreate, keypairCreateCmd{Keypair: k, Project: principal(r).ProjectID}, &row); err != nil {
-		s.fail(w, r, err)
-		return
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdKeypairCreate, keypairCreateCmd{Keypair: k, Project: principal(r).ProjectID}, &row); err != nil {
+		return err
 	}
 	v := s.keypairView(r, &row, false)
 	v["user_id"] = row.UserID
@@ -270,25 +270,21 @@ func (s *Service) createKeypair(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	}
 	api.JSON(w, status, map[string]any{"keypair": v})
+	return nil
 }
 
-func (s *Service) deleteKeypair(w http.ResponseWriter, r *http.Request) {
-	user := ""
-	if atLeast(r, 10) {
-		user = r.URL.Query().Get("user_id")
-	}
-	user, err := keypairUser(r, user)
+func (s *Service) deleteKeypair(w http.ResponseWriter, r *http.Request) error {
+	user, err := keypairUser(r, queryUser(r))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	if err := s.propose(r.Context(), cmdKeypairDelete, keypairDeleteCmd{UserID: user, Name: chi.URLParam(r, "name")}, nil); err != nil {
-		s.fail(w, r, err)
-		return
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdKeypairDelete, keypairDeleteCmd{UserID: user, Name: chi.URLParam(r, "name")}, nil); err != nil {
+		return err
 	}
 	if atLeast(r, 2) {
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }

@@ -2,7 +2,6 @@ package compute
 
 import (
 	"net/http"
-	"sort"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -45,14 +44,13 @@ func quotaUsed(tx *memdb.Txn, project, user, name string) int {
 
 // quotaProject is the {project} of a quota path, which the caller must be
 // allowed to read.
-func quotaProject(w http.ResponseWriter, r *http.Request) (string, bool) {
+func quotaProject(r *http.Request) (string, error) {
 	project := chi.URLParam(r, "project")
 	p := principal(r)
 	if !p.IsAdmin() && project != p.ProjectID {
-		api.Fail(w, r, writeError, policyDenied("os_compute_api:os-quota-sets:show"))
-		return "", false
+		return "", policyDenied("os_compute_api:os-quota-sets:show")
 	}
-	return project, true
+	return project, nil
 }
 
 func (s *Service) quotaSet(r *http.Request, tx *memdb.Txn, project string, detail bool) map[string]any {
@@ -72,40 +70,38 @@ func (s *Service) quotaSet(r *http.Request, tx *memdb.Txn, project string, detai
 	return out
 }
 
-func (s *Service) showQuota(w http.ResponseWriter, r *http.Request) {
-	project, ok := quotaProject(w, r)
-	if !ok {
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"quota_set": s.quotaSet(r, tx, project, false)})
+func (s *Service) showQuota(w http.ResponseWriter, r *http.Request) error {
+	return s.writeQuota(w, r, false)
 }
 
-func (s *Service) showQuotaDetail(w http.ResponseWriter, r *http.Request) {
-	project, ok := quotaProject(w, r)
-	if !ok {
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"quota_set": s.quotaSet(r, tx, project, true)})
+func (s *Service) showQuotaDetail(w http.ResponseWriter, r *http.Request) error {
+	return s.writeQuota(w, r, true)
 }
 
-func (s *Service) showDefaultQuota(w http.ResponseWriter, r *http.Request) {
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) writeQuota(w http.ResponseWriter, r *http.Request, detail bool) error {
+	project, err := quotaProject(r)
+	if err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"quota_set": s.quotaSet(r, tx, project, detail)})
+	return nil
+}
+
+func (s *Service) showDefaultQuota(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	out := map[string]any{"id": chi.URLParam(r, "project")}
 	for _, n := range quotaNames(r) {
 		out[n] = quotaLimit(tx, "", n)
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"quota_set": out})
+	return nil
 }
 
 // classNames are the resources a quota class shows: the nova-network
@@ -137,121 +133,92 @@ func (s *Service) classSet(r *http.Request, tx *memdb.Txn, class string) map[str
 
 // showQuotaClass shows a quota class; only "default" is in force: it
 // replaces the built-in defaults of every project.
-func (s *Service) showQuotaClass(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-quota-class-sets:show") {
-		return
-	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+func (s *Service) showQuotaClass(w http.ResponseWriter, r *http.Request) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"quota_class_set": s.classSet(r, tx, chi.URLParam(r, "class"))})
+	return nil
 }
 
-func (s *Service) updateQuotaClass(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-quota-class-sets:update") {
-		return
+// readLimits reads the limits of a quota set body under key, whose
+// attributes may be names (and the other attributes in also).
+func readLimits(r *http.Request, key string, names []string, also ...string) (api.Object, map[string]int, error) {
+	o, _, err := readBody(r, key)
+	if err != nil {
+		return nil, nil, err
 	}
+	if err := allowOnly(o, append(names, also...)...); err != nil {
+		return nil, nil, err
+	}
+	in := newInput(o)
+	limits := map[string]int{}
+	for _, k := range api.Unexpected(o, also...) {
+		limits[k] = integer(in, k, false, 0, -1, 1<<31-1)
+	}
+	return o, limits, in.Err
+}
+
+func (s *Service) updateQuotaClass(w http.ResponseWriter, r *http.Request) error {
 	class := chi.URLParam(r, "class")
-	o, _, err := body(r, "quota_class_set")
-	if err == nil {
-		err = allowOnly(o, classNames(r)...)
-	}
+	_, limits, err := readLimits(r, "quota_class_set", classNames(r))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	rd := &reader{o: o}
-	c := quotaSetCmd{Project: classPrefix + class, Limits: map[string]int{}, Force: true}
-	for k := range o {
-		c.Limits[k] = rd.integer(k, false, 0, -1, 1<<31-1)
-	}
-	if rd.err != nil {
-		s.fail(w, r, rd.err)
-		return
-	}
-	if err := s.propose(r.Context(), cmdQuotaSet, c, nil); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	tx, err := s.afterWrite(r.Context())
+	c := quotaSetCmd{Project: classPrefix + class, Limits: limits, Force: true}
+	tx, err := api.Propose(r.Context(), s.cfg.Repl, cmdQuotaSet, c, nil)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	v := s.classSet(r, tx, class)
 	delete(v, "id")
 	api.JSON(w, http.StatusOK, map[string]any{"quota_class_set": v})
+	return nil
 }
 
-func (s *Service) updateQuota(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-quota-sets:update") {
-		return
-	}
+func (s *Service) updateQuota(w http.ResponseWriter, r *http.Request) error {
 	project := chi.URLParam(r, "project")
-	o, _, err := body(r, "quota_set")
-	if err == nil {
-		err = allowOnly(o, append(quotaNames(r), "force")...)
-	}
+	o, limits, err := readLimits(r, "quota_set", quotaNames(r), "force")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	rd := &reader{o: o}
-	c := quotaSetCmd{Project: project, Limits: map[string]int{}, Force: rd.boolean("force", false)}
-	names := make([]string, 0, len(o))
-	for k := range o {
-		names = append(names, k)
+	in := newInput(o)
+	c := quotaSetCmd{Project: project, Limits: limits, Force: boolean(in, "force", false)}
+	if in.Err != nil {
+		return in.Err
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		if k != "force" {
-			c.Limits[k] = rd.integer(k, false, 0, -1, 1<<31-1)
-		}
-	}
-	if rd.err != nil {
-		s.fail(w, r, rd.err)
-		return
-	}
-	if err := s.propose(r.Context(), cmdQuotaSet, c, nil); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	tx, err := s.afterWrite(r.Context())
+	tx, err := api.Propose(r.Context(), s.cfg.Repl, cmdQuotaSet, c, nil)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	v := s.quotaSet(r, tx, project, false)
 	delete(v, "id")
 	api.JSON(w, http.StatusOK, map[string]any{"quota_set": v})
+	return nil
 }
 
-func (s *Service) deleteQuota(w http.ResponseWriter, r *http.Request) {
-	if !requireAdmin(w, r, "os_compute_api:os-quota-sets:delete") {
-		return
-	}
-	if err := s.propose(r.Context(), cmdQuotaDelete, idCmd{ID: chi.URLParam(r, "project")}, nil); err != nil {
-		s.fail(w, r, err)
-		return
+func (s *Service) deleteQuota(w http.ResponseWriter, r *http.Request) error {
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdQuotaDelete, idCmd{ID: chi.URLParam(r, "project")}, nil); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // limits answers GET /limits: the project's absolute limits and usage.
-func (s *Service) limits(w http.ResponseWriter, r *http.Request) {
+func (s *Service) limits(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	project := p.ProjectID
 	if t := r.URL.Query().Get("tenant_id"); t != "" && t != project {
 		if !p.IsAdmin() {
-			s.fail(w, r, policyDenied("os_compute_api:limits:other_project"))
-			return
+			return policyDenied("os_compute_api:limits:other_project")
 		}
 		project = t
 	}
-	tx, ok := s.read(w, r)
-	if !ok {
-		return
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
 	}
 	l := func(n string) int { return quotaLimit(tx, project, n) }
 	u := projectUsage(tx, project)
@@ -273,4 +240,5 @@ func (s *Service) limits(w http.ResponseWriter, r *http.Request) {
 		abs["maxPersonality"], abs["maxPersonalitySize"] = l("injected_files"), l("injected_file_content_bytes")
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -24,7 +25,7 @@ func (s *Service) Report(ctx context.Context, serverID string, o Observed) error
 		return fmt.Errorf("report server %s: status %q: %w", serverID, o.Status, store.ErrInvalid)
 	}
 	var res actionResult
-	if err := s.propose(ctx, cmdServerReport, serverReportCmd{ID: serverID, Observed: o, Now: s.now()}, &res); err != nil {
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdServerReport, serverReportCmd{ID: serverID, Observed: o, Now: s.now()}, &res); err != nil {
 		return fmt.Errorf("report server %s: %w", serverID, err)
 	}
 	if res.Removed {

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/scheduler"
@@ -115,7 +114,8 @@ type Host struct {
 
 // ConsoleLogs reads a server's serial console log from its node.
 type ConsoleLogs interface {
-	// ConsoleOutput returns the last length lines (all when length < 0).
+	// ConsoleOutput returns the last length lines, counted as
+	// ConsoleTail counts them (all when length < 0).
 	ConsoleOutput(ctx context.Context, host, serverID string, length int) (string, error)
 }
 
@@ -192,80 +192,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Secon
 func (s *Service) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(microversions)
-	r.Get("/", s.versions)
-	r.Get("/v2.1", s.version)
-	r.Get("/v2.1/", s.version)
-	// The serial console authenticates with its console token.
-	r.Get("/v2.1/servers/{id}/serial", s.serveSerial)
-	r.Group(func(r chi.Router) {
-		r.Use(api.RequireAuth(s.cfg.Auth, writeError))
-		r.Get("/v2.1/extensions", s.listExtensions)
-		r.Get("/v2.1/extensions/{alias}", s.showExtension)
-
-		r.Get("/v2.1/flavors", s.listFlavors(false))
-		r.Get("/v2.1/flavors/detail", s.listFlavors(true))
-		r.Post("/v2.1/flavors", s.createFlavor)
-		r.Get("/v2.1/flavors/{id}", s.showFlavor)
-		r.Put("/v2.1/flavors/{id}", s.updateFlavor)
-		r.Delete("/v2.1/flavors/{id}", s.deleteFlavor)
-		r.Post("/v2.1/flavors/{id}/action", s.flavorAction)
-		r.Get("/v2.1/flavors/{id}/os-flavor-access", s.listFlavorAccess)
-		r.Get("/v2.1/flavors/{id}/os-extra_specs", s.listExtraSpecs)
-		r.Post("/v2.1/flavors/{id}/os-extra_specs", s.setExtraSpecs)
-		r.Get("/v2.1/flavors/{id}/os-extra_specs/{key}", s.showExtraSpec)
-		r.Put("/v2.1/flavors/{id}/os-extra_specs/{key}", s.updateExtraSpec)
-		r.Delete("/v2.1/flavors/{id}/os-extra_specs/{key}", s.deleteExtraSpec)
-
-		r.Get("/v2.1/os-keypairs", s.listKeypairs)
-		r.Post("/v2.1/os-keypairs", s.createKeypair)
-		r.Get("/v2.1/os-keypairs/{name}", s.showKeypair)
-		r.Delete("/v2.1/os-keypairs/{name}", s.deleteKeypair)
-
-		r.Get("/v2.1/servers", s.listServers(false))
-		r.Get("/v2.1/servers/detail", s.listServers(true))
-		r.Post("/v2.1/servers", s.createServer)
-		r.Get("/v2.1/servers/{id}", s.showServer)
-		r.Put("/v2.1/servers/{id}", s.updateServer)
-		r.Delete("/v2.1/servers/{id}", s.deleteServer)
-		r.Post("/v2.1/servers/{id}/action", s.serverAction)
-		r.Post("/v2.1/servers/{id}/remote-consoles", s.remoteConsole)
-		r.Get("/v2.1/servers/{id}/ips", s.listIPs)
-		r.Get("/v2.1/servers/{id}/ips/{network}", s.showIPs)
-		r.Get("/v2.1/servers/{id}/metadata", s.listMetadata)
-		r.Put("/v2.1/servers/{id}/metadata", s.replaceMetadata)
-		r.Post("/v2.1/servers/{id}/metadata", s.mergeMetadata)
-		r.Get("/v2.1/servers/{id}/metadata/{key}", s.showMetadataItem)
-		r.Put("/v2.1/servers/{id}/metadata/{key}", s.setMetadataItem)
-		r.Delete("/v2.1/servers/{id}/metadata/{key}", s.deleteMetadataItem)
-		r.Get("/v2.1/servers/{id}/os-instance-actions", s.listActions)
-		r.Get("/v2.1/servers/{id}/os-instance-actions/{req}", s.showAction)
-
-		r.Get("/v2.1/os-server-groups", s.listGroups)
-		r.Post("/v2.1/os-server-groups", s.createGroup)
-		r.Get("/v2.1/os-server-groups/{id}", s.showGroup)
-		r.Delete("/v2.1/os-server-groups/{id}", s.deleteGroup)
-
-		r.Get("/v2.1/limits", s.limits)
-		r.Get("/v2.1/os-quota-sets/{project}", s.showQuota)
-		r.Put("/v2.1/os-quota-sets/{project}", s.updateQuota)
-		r.Delete("/v2.1/os-quota-sets/{project}", s.deleteQuota)
-		r.Get("/v2.1/os-quota-sets/{project}/defaults", s.showDefaultQuota)
-		r.Get("/v2.1/os-quota-sets/{project}/detail", s.showQuotaDetail)
-		r.Get("/v2.1/os-quota-class-sets/{class}", s.showQuotaClass)
-		r.Put("/v2.1/os-quota-class-sets/{class}", s.updateQuotaClass)
-
-		r.Get("/v2.1/os-hypervisors", s.listHypervisors(false))
-		r.Get("/v2.1/os-hypervisors/detail", s.listHypervisors(true))
-		r.Get("/v2.1/os-hypervisors/statistics", s.hypervisorStats)
-		r.Get("/v2.1/os-hypervisors/{id}", s.showHypervisor)
-		r.Get("/v2.1/os-hypervisors/{id}/uptime", s.hypervisorUptime)
-		r.Get("/v2.1/os-aggregates", s.listAggregates)
-		r.Get("/v2.1/os-hypervisors/{pattern}/search", s.searchHypervisors(false))
-		r.Get("/v2.1/os-hypervisors/{pattern}/servers", s.searchHypervisors(true))
-		r.Get("/v2.1/os-availability-zone", s.listZones(false))
-		r.Get("/v2.1/os-availability-zone/detail", s.listZones(true))
-		r.Get("/v2.1/os-services", s.listServices)
-	})
+	api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Mount(r, s.routes())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
@@ -273,6 +200,98 @@ func (s *Service) Handler() http.Handler {
 		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 	})
 	return legacyV2(r, s)
+}
+
+func route(method, path string, access api.Access, rule string, h api.HandlerFunc) api.Route {
+	return api.Route{Method: method, Path: "/v2.1" + path, Access: access, Rule: rule, Handle: h}
+}
+
+// routes are the API and its policy. Routes open to any token check who
+// may see or change the resource in the handler (another project's server
+// does not exist for the caller); a few check roles there because Nova
+// answers something else first (a microversion's 404 or 405, or a rule
+// named by the body).
+func (s *Service) routes() []api.Route {
+	const (
+		get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
+		authed              = api.Authenticated
+		member              = api.Member
+		admin               = api.Admin
+	)
+	return []api.Route{
+		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
+		{Method: get, Path: "/v2.1", Access: api.Public, Handle: s.version},
+		{Method: get, Path: "/v2.1/", Access: api.Public, Handle: s.version},
+		// The serial console authenticates with its console token.
+		route(get, "/servers/{id}/serial", api.Public, "", s.serveSerial),
+
+		route(get, "/extensions", authed, "", s.listExtensions),
+		route(get, "/extensions/{alias}", authed, "", s.showExtension),
+
+		route(get, "/flavors", authed, "", s.listFlavors(false)),
+		route(get, "/flavors/detail", authed, "", s.listFlavors(true)),
+		route(post, "/flavors", admin, "os_compute_api:os-flavor-manage:create", s.createFlavor),
+		route(get, "/flavors/{id}", authed, "", s.showFlavor),
+		route(put, "/flavors/{id}", authed, "", s.updateFlavor),
+		route(del, "/flavors/{id}", admin, "os_compute_api:os-flavor-manage:delete", s.deleteFlavor),
+		route(post, "/flavors/{id}/action", authed, "", s.flavorAction),
+		route(get, "/flavors/{id}/os-flavor-access", admin, "os_compute_api:os-flavor-access", s.listFlavorAccess),
+		route(get, "/flavors/{id}/os-extra_specs", authed, "", s.listExtraSpecs),
+		route(post, "/flavors/{id}/os-extra_specs", admin, "os_compute_api:os-flavor-extra-specs:create", s.setExtraSpecs),
+		route(get, "/flavors/{id}/os-extra_specs/{key}", authed, "", s.showExtraSpec),
+		route(put, "/flavors/{id}/os-extra_specs/{key}", admin, "os_compute_api:os-flavor-extra-specs:update", s.updateExtraSpec),
+		route(del, "/flavors/{id}/os-extra_specs/{key}", admin, "os_compute_api:os-flavor-extra-specs:delete", s.deleteExtraSpec),
+
+		route(get, "/os-keypairs", authed, "", s.listKeypairs),
+		route(post, "/os-keypairs", authed, "", s.createKeypair),
+		route(get, "/os-keypairs/{name}", authed, "", s.showKeypair),
+		route(del, "/os-keypairs/{name}", authed, "", s.deleteKeypair),
+
+		route(get, "/servers", authed, "", s.listServers(false)),
+		route(get, "/servers/detail", authed, "", s.listServers(true)),
+		route(post, "/servers", member, "os_compute_api:servers:create", s.createServer),
+		route(get, "/servers/{id}", authed, "", s.showServer),
+		route(put, "/servers/{id}", authed, "", s.updateServer),
+		route(del, "/servers/{id}", authed, "", s.deleteServer),
+		route(post, "/servers/{id}/action", authed, "", s.serverAction),
+		route(post, "/servers/{id}/remote-consoles", authed, "", s.remoteConsole),
+		route(get, "/servers/{id}/ips", authed, "", s.listIPs),
+		route(get, "/servers/{id}/ips/{network}", authed, "", s.showIPs),
+		route(get, "/servers/{id}/metadata", authed, "", s.listMetadata),
+		route(put, "/servers/{id}/metadata", authed, "", s.replaceMetadata),
+		route(post, "/servers/{id}/metadata", authed, "", s.mergeMetadata),
+		route(get, "/servers/{id}/metadata/{key}", authed, "", s.showMetadataItem),
+		route(put, "/servers/{id}/metadata/{key}", authed, "", s.setMetadataItem),
+		route(del, "/servers/{id}/metadata/{key}", authed, "", s.deleteMetadataItem),
+		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
+		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
+
+		route(get, "/os-server-groups", authed, "", s.listGroups),
+		route(post, "/os-server-groups", member, "os_compute_api:os-server-groups:create", s.createGroup),
+		route(get, "/os-server-groups/{id}", authed, "", s.showGroup),
+		route(del, "/os-server-groups/{id}", authed, "", s.deleteGroup),
+
+		route(get, "/limits", authed, "", s.limits),
+		route(get, "/os-quota-sets/{project}", authed, "", s.showQuota),
+		route(put, "/os-quota-sets/{project}", admin, "os_compute_api:os-quota-sets:update", s.updateQuota),
+		route(del, "/os-quota-sets/{project}", admin, "os_compute_api:os-quota-sets:delete", s.deleteQuota),
+		route(get, "/os-quota-sets/{project}/defaults", authed, "", s.showDefaultQuota),
+		route(get, "/os-quota-sets/{project}/detail", authed, "", s.showQuotaDetail),
+		route(get, "/os-quota-class-sets/{class}", admin, "os_compute_api:os-quota-class-sets:show", s.showQuotaClass),
+		route(put, "/os-quota-class-sets/{class}", admin, "os_compute_api:os-quota-class-sets:update", s.updateQuotaClass),
+
+		route(get, "/os-hypervisors", admin, "os_compute_api:os-hypervisors:list", s.listHypervisors(false)),
+		route(get, "/os-hypervisors/detail", admin, "os_compute_api:os-hypervisors:list", s.listHypervisors(true)),
+		route(get, "/os-hypervisors/statistics", admin, "os_compute_api:os-hypervisors:statistics", s.hypervisorStats),
+		route(get, "/os-hypervisors/{id}", admin, "os_compute_api:os-hypervisors:show", s.showHypervisor),
+		route(get, "/os-hypervisors/{id}/uptime", admin, "os_compute_api:os-hypervisors:uptime", s.hypervisorUptime),
+		route(get, "/os-hypervisors/{pattern}/search", authed, "", s.searchHypervisors(false)),
+		route(get, "/os-hypervisors/{pattern}/servers", authed, "", s.searchHypervisors(true)),
+		route(get, "/os-aggregates", admin, "os_compute_api:os-aggregates:index", s.listAggregates),
+		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
+		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
+		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
+	}
 }
 
 // legacyV2 serves Nova's v2.0 compatibility endpoint (/v2/...) as the
@@ -394,17 +413,19 @@ func (s *Service) versionDoc(r *http.Request) map[string]any {
 	}
 }
 
-func (s *Service) versions(w http.ResponseWriter, r *http.Request) {
+func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
 	v := s.versionDoc(r)
 	delete(v, "media-types")
 	v["links"] = []any{link("self", s.apiURL(r)+"/")}
 	v2 := map[string]any{"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "", "updated": "2011-01-21T11:33:21Z",
 		"links": []any{link("self", s.baseURL(r)+"/v2/")}}
 	api.JSON(w, http.StatusOK, map[string]any{"versions": []any{v2, v}})
+	return nil
 }
 
-func (s *Service) version(w http.ResponseWriter, r *http.Request) {
+func (s *Service) version(w http.ResponseWriter, r *http.Request) error {
 	api.JSON(w, http.StatusOK, map[string]any{"version": s.versionDoc(r)})
+	return nil
 }
 
 // extensions lists the v2 extension names clients still ask about, for
@@ -445,54 +466,27 @@ func extensionView(alias, name, desc string) map[string]any {
 		"namespace": "http://docs.openstack.org/compute/ext/fake_xml", "updated": "2014-12-03T00:00:00Z"}
 }
 
-func (s *Service) listExtensions(w http.ResponseWriter, r *http.Request) {
+func (s *Service) listExtensions(w http.ResponseWriter, r *http.Request) error {
 	out := make([]any, 0, len(extensions))
 	for _, e := range extensions {
 		out = append(out, extensionView(e.alias, e.name, e.desc))
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"extensions": out})
+	return nil
 }
 
-func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) {
+func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) error {
 	alias := chi.URLParam(r, "alias")
 	for _, e := range extensions {
 		if e.alias == alias {
 			api.JSON(w, http.StatusOK, map[string]any{"extension": extensionView(e.alias, e.name, e.desc)})
-			return
+			return nil
 		}
 	}
-	writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Extension " + alias + " could not be found."})
+	return &api.Error{Status: http.StatusNotFound, Msg: "Extension " + alias + " could not be found."}
 }
 
 // Shared plumbing of the handlers.
-
-func (s *Service) read(w http.ResponseWriter, r *http.Request) (*memdb.Txn, bool) {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		api.Fail(w, r, writeError, err)
-		return nil, false
-	}
-	return tx, true
-}
-
-// afterWrite reads the state a proposal just produced: Propose returns once
-// this node applied it, so the local state has it.
-func (s *Service) afterWrite(ctx context.Context) (*memdb.Txn, error) {
-	return store.AfterWrite(ctx, s.cfg.Repl)
-}
-
-// propose proposes a command and decodes its result into out (if not nil).
-func (s *Service) propose(ctx context.Context, typ string, body, out any) error {
-	res, err := s.cfg.Repl.Propose(ctx, typ, body)
-	if err == nil && out != nil {
-		err = res.Decode(out)
-	}
-	return err
-}
-
-func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
-	api.Fail(w, r, writeError, err)
-}
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
 
@@ -512,22 +506,11 @@ func (s *Service) links(r *http.Request, coll, id string) []any {
 	return []any{link("self", s.apiURL(r)+"/"+coll+"/"+id), link("bookmark", s.baseURL(r)+"/"+coll+"/"+id)}
 }
 
-// requireAdmin answers 403 unless the caller is an admin.
-func requireAdmin(w http.ResponseWriter, r *http.Request, rule string) bool {
+// requireAdmin is the 403 for a caller without the admin role, for the
+// routes whose policy depends on the request (see routes).
+func requireAdmin(r *http.Request, rule string) error {
 	if !principal(r).IsAdmin() {
-		api.Fail(w, r, writeError, policyDenied(rule))
-		return false
+		return policyDenied(rule)
 	}
-	return true
-}
-
-// requireMember answers 403 to a caller without the member role on its
-// project (readers may only look).
-func requireMember(w http.ResponseWriter, r *http.Request, rule string) bool {
-	p := principal(r)
-	if p.ProjectID == "" || !p.CanWrite(p.ProjectID) {
-		api.Fail(w, r, writeError, policyDenied(rule))
-		return false
-	}
-	return true
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"mime"
@@ -83,8 +84,8 @@ func (d *digester) virtualSize(format string) int64 {
 	return 0
 }
 
-// clearUpload ends an upload, leaving status.
-func (img *Image) clearUpload(status string, now time.Time) {
+// clearUpload ends the upload of img, leaving status.
+func clearUpload(img *Image, status string, now time.Time) {
 	img.Status = status
 	img.UploadID, img.UploadNode, img.UploadRun, img.UploadStarted = "", "", "", time.Time{}
 	img.UpdatedAt = now
@@ -126,24 +127,14 @@ func clientMD5(h string) (string, error) {
 	return hex.EncodeToString(raw), nil
 }
 
-func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
+func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/octet-stream" {
-		s.fail(w, r, api.Errorf(http.StatusUnsupportedMediaType, "Unsupported Content-Type %q: image data is application/octet-stream.", r.Header.Get("Content-Type")))
-		return
-	}
-	if r.ContentLength > s.cfg.MaxImageSize {
-		s.fail(w, r, tooLarge("Image exceeds the storage quota: %d bytes are more than the %d allowed.", r.ContentLength, s.cfg.MaxImageSize))
-		return
-	}
-	wantMD5, err := clientMD5(r.Header.Get("Content-MD5"))
+	wantMD5, err := s.checkUpload(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := s.ensureContainer(ctx); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	uploadID := api.NewHexID()
 	img, err := s.change(r, "upload_image", func(img *Image) error {
@@ -158,8 +149,7 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	size := r.ContentLength
 	if r.Header.Get("Content-Length") == "" {
@@ -172,44 +162,81 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err != nil {
 		s.abortUpload(bg, img.ID, uploadID)
-		switch {
-		case errors.Is(err, errTooLarge):
-			err = tooLarge("Image exceeds the storage quota: more than %d bytes.", s.cfg.MaxImageSize)
-		case errors.Is(err, object.ErrBadDigest):
-			err = badRequest("Checksum verification failed: the data does not match its Content-MD5.")
-		case errors.Is(err, object.ErrIncomplete), errors.Is(err, errCutShort):
-			err = badRequest("The image data was cut short: %d of %d bytes arrived.", d.n, size)
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			s.log.Info("image upload cut short", "image", img.ID, "bytes", d.n)
-			return
+			return nil
 		}
-		s.fail(w, r, err)
-		return
+		return s.storeError(err, d, size)
 	}
-	_, err = s.mutate(bg, img.ID, func(cur *Image) error {
+	if err := s.finishUpload(bg, img.ID, uploadID, o, d); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkUpload checks an upload's headers and returns the MD5 the client
+// says the data has ("" if none).
+func (s *Service) checkUpload(r *http.Request) (string, error) {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/octet-stream" {
+		return "", api.Errorf(http.StatusUnsupportedMediaType, "Unsupported Content-Type %q: image data is application/octet-stream.", r.Header.Get("Content-Type"))
+	}
+	if r.ContentLength > s.cfg.MaxImageSize {
+		return "", tooLarge("Image exceeds the storage quota: %d bytes are more than the %d allowed.", r.ContentLength, s.cfg.MaxImageSize)
+	}
+	return clientMD5(r.Header.Get("Content-MD5"))
+}
+
+// storeError is what the client is told when the object store did not
+// take the data of an upload.
+func (s *Service) storeError(err error, d *digester, size int64) error {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return tooLarge("Image exceeds the storage quota: more than %d bytes.", s.cfg.MaxImageSize)
+	case errors.Is(err, object.ErrBadDigest):
+		return badRequest("Checksum verification failed: the data does not match its Content-MD5.")
+	case errors.Is(err, object.ErrIncomplete), errors.Is(err, errCutShort):
+		return badRequest("The image data was cut short: %d of %d bytes arrived.", d.n, size)
+	case errors.Is(err, object.ErrNoDisks):
+		// The cloud has no disk to store data on (yet): the client may
+		// retry, it did nothing wrong.
+		return fmt.Errorf("store image data: %w", &api.Error{Status: http.StatusServiceUnavailable, Msg: "Image data cannot be stored now: no storage disks are available."})
+	}
+	return fmt.Errorf("store image data: %w", err)
+}
+
+// finishUpload makes the stored data o the image's and the image active.
+func (s *Service) finishUpload(ctx context.Context, id, uploadID string, o *object.Object, d *digester) error {
+	_, err := s.mutate(ctx, id, func(cur *Image) error {
 		if cur.Status != StatusSaving || cur.UploadID != uploadID {
 			return store.NotFoundf("upload %s lost its image", uploadID)
 		}
-		cur.clearUpload(StatusActive, s.now())
+		clearUpload(cur, StatusActive, s.now())
 		cur.Object, cur.Size = o.Name, d.n
 		cur.Checksum = hex.EncodeToString(d.md5.Sum(nil))
 		cur.HashAlgo, cur.HashValue = hashAlgo, hex.EncodeToString(d.sha.Sum(nil))
 		cur.VirtualSize = d.virtualSize(cur.DiskFormat)
 		return nil
 	})
-	if err != nil {
-		// The image was deleted (or given back) while the data streamed:
-		// the data has no image.
-		if derr := s.cfg.Objects.Delete(bg, s.cfg.Account, s.cfg.Container, o.Name); derr != nil && !errors.Is(derr, store.ErrNotFound) {
-			s.log.Warn("delete data of a lost upload; the sweeper will retry", "image", img.ID, "err", derr)
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			err = api.Errorf(http.StatusGone, "Image %s could not be found after upload. The image may have been deleted during the upload.", img.ID)
-		}
-		s.fail(w, r, err)
-		return
+	switch {
+	case err == nil:
+		return nil
+	case !api.Rejected(err):
+		// The outcome is unknown: the image may have taken the data. Its
+		// upload is given back only if it is still this one; the data
+		// stays for the sweeper, which deletes it if no image took it.
+		s.abortUpload(ctx, id, uploadID)
+		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	// The image was deleted (or given back) while the data streamed: the
+	// data has no image.
+	if derr := s.cfg.Objects.Delete(ctx, s.cfg.Account, s.cfg.Container, o.Name); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+		s.log.Warn("delete data of a lost upload; the sweeper will retry", "image", id, "err", derr)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Errorf(http.StatusGone, "Image %s could not be found after upload. The image may have been deleted during the upload.", id)
+	}
+	return err
 }
 
 // abortUpload returns the image of a failed upload to queued.
@@ -218,7 +245,7 @@ func (s *Service) abortUpload(ctx context.Context, id, uploadID string) {
 		if img.Status != StatusSaving || img.UploadID != uploadID {
 			return errSkip
 		}
-		img.clearUpload(StatusQueued, s.now())
+		clearUpload(img, StatusQueued, s.now())
 		return nil
 	})
 	if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, store.ErrNotFound) {
@@ -226,32 +253,28 @@ func (s *Service) abortUpload(ctx context.Context, id, uploadID string) {
 	}
 }
 
-func (s *Service) download(w http.ResponseWriter, r *http.Request) {
+func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	img, err := s.find(r.Context(), p, chi.URLParam(r, "id"))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if img.Status == StatusDeactivated && !p.IsAdmin() {
-		s.fail(w, r, forbidden("The requested image has been deactivated. Image data download is forbidden."))
-		return
+		return forbidden("The requested image has been deactivated. Image data download is forbidden.")
 	}
 	if !img.HasData() {
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil
 	}
 	o, err := s.cfg.Objects.Head(r.Context(), s.cfg.Account, s.cfg.Container, img.Object)
 	if err != nil {
-		s.log.Error("image data missing", "image", img.ID, "object", img.Object, "err", err)
-		s.fail(w, r, api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID))
-		return
+		return fmt.Errorf("find data %s of image %s: %v: %w", img.Object, img.ID, err,
+			&api.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("The data of image %s cannot be read now.", img.ID)})
 	}
 	off, n, partial, err := api.ParseRange(r.Header.Get("Range"), o.Size)
 	if err != nil {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
-		s.fail(w, r, api.Errorf(http.StatusRequestedRangeNotSatisfiable, "Requested range not satisfiable."))
-		return
+		return api.Errorf(http.StatusRequestedRangeNotSatisfiable, "Requested range not satisfiable.")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
@@ -272,9 +295,10 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		h.Del("Content-Length")
 		h.Del("Content-Range")
 		h.Del("Content-MD5")
-		s.fail(w, r, api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID))
+		return api.Errorf(http.StatusServiceUnavailable, "The data of image %s cannot be read now.", img.ID)
 	default:
 		// The status is sent; the short body (less than Content-Length)
 		// tells the client, and the object store logged why.
 	}
+	return nil
 }

@@ -33,6 +33,23 @@ func badField(field, format string, args ...any) error {
 	return store.Invalidf("Provided object does not match schema 'image': %s (attribute %s)", fmt.Sprintf(format, args...), field)
 }
 
+// policyDenied is the 403 of a route whose role the caller lacks.
+func policyDenied(rule string) error {
+	return forbidden("You are not authorized to complete %s action.", rule)
+}
+
+// wording words the kit's input errors as Glance's schema validation
+// does.
+type wording struct{}
+
+func (wording) BadField(field string, _ any, reason string) error {
+	return badField(field, "%s", reason)
+}
+
+func (wording) Missing(field string) error {
+	return badField(field, "'%s' is a required property", field)
+}
+
 func readOnly(field string) error { return forbidden("Attribute '%s' is read-only.", field) }
 
 func reserved(field string) error { return forbidden("Attribute '%s' is reserved.", field) }

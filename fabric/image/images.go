@@ -2,6 +2,7 @@ package image
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -50,32 +52,51 @@ func view(img *Image) map[string]any {
 	return v
 }
 
-func (s *Service) showImage(w http.ResponseWriter, r *http.Request) {
+func (s *Service) showImage(w http.ResponseWriter, r *http.Request) error {
 	img, err := s.find(r.Context(), principal(r), chi.URLParam(r, "id"))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	api.JSON(w, http.StatusOK, view(img))
+	return nil
 }
 
-func (s *Service) createImage(w http.ResponseWriter, r *http.Request) {
+func (s *Service) createImage(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	if p.ProjectID == "" && !p.IsAdmin() {
-		s.fail(w, r, forbidden("You are not authorized to complete add_image action."))
-		return
+	if err := api.RequireUTF8(r); err != nil {
+		return err
 	}
-	var body map[string]any
+	var body api.Object
 	if err := api.DecodeLoose(r, &body); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	keys := make([]string, 0, len(body))
-	for k := range body {
-		keys = append(keys, k)
+	now := s.now()
+	img := &Image{ID: api.NewUUID(), Owner: p.ProjectID, Status: StatusQueued, Visibility: VisibilityShared, CreatedAt: now, UpdatedAt: now}
+	for _, k := range settingOrder(body) {
+		if err := setAttr(p, img, k, body[k], true); err != nil {
+			return err
+		}
 	}
-	// Read-only and reserved attributes are refused before any value is
-	// looked at, as Glance does; then in a stable order.
+	if !p.CanWrite(img.Owner) {
+		return policyDenied("add_image")
+	}
+	res, err := s.cfg.Repl.Propose(r.Context(), imagestate.CmdCreate, imagestate.CreateCmd{Row: *img})
+	if err != nil {
+		return err
+	}
+	if err := res.Decode(img); err != nil {
+		return err
+	}
+	w.Header().Set("Location", s.baseURL(r)+"/v2/images/"+img.ID)
+	api.JSON(w, http.StatusCreated, view(img))
+	return nil
+}
+
+// settingOrder is the order a new image's attributes are set in:
+// read-only and reserved attributes are refused before any value is
+// looked at, as Glance does; then in a stable order.
+func settingOrder(body api.Object) []string {
+	keys := slices.Collect(maps.Keys(body))
 	sort.Slice(keys, func(i, j int) bool {
 		ci, cj := checkSettable(keys[i]) != nil, checkSettable(keys[j]) != nil
 		if ci != cj {
@@ -83,35 +104,14 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request) {
 		}
 		return keys[i] < keys[j]
 	})
-	now := s.now()
-	img := &Image{ID: api.NewUUID(), Owner: p.ProjectID, Status: StatusQueued, Visibility: VisibilityShared, CreatedAt: now, UpdatedAt: now}
-	for _, k := range keys {
-		if err := setAttr(p, img, k, body[k], true); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	if !p.CanWrite(img.Owner) {
-		s.fail(w, r, forbidden("You are not authorized to complete add_image action."))
-		return
-	}
-	res, err := s.cfg.Repl.Propose(r.Context(), cmdCreate, createCmd{Row: *img})
-	if err == nil {
-		err = res.Decode(img)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Location", s.baseURL(r)+"/v2/images/"+img.ID)
-	api.JSON(w, http.StatusCreated, view(img))
+	return keys
 }
 
 // writable checks that p may change img (which it can see): its owner's
 // members and admins may.
 func writable(p *api.Principal, img *Image, action string) error {
 	if !p.CanWrite(img.Owner) {
-		return forbidden("You are not authorized to complete %s action.", action)
+		return policyDenied(action)
 	}
 	return nil
 }
@@ -136,50 +136,57 @@ func (s *Service) change(r *http.Request, action string, change func(img *Image)
 	})
 }
 
-func (s *Service) deleteImage(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	var gone Image
-	for attempt := 0; ; attempt++ {
-		img, err := s.find(r.Context(), p, id)
-		if err == nil {
-			err = writable(p, img, "delete_image")
-		}
-		if err == nil && img.Protected {
-			err = forbidden("Image %s is protected and cannot be deleted.", id)
-		}
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		res, err := s.cfg.Repl.Propose(r.Context(), cmdDelete, deleteCmd{ID: id, Revision: img.Revision})
-		if isStale(err) && attempt < 10 {
-			continue
-		}
-		if err == nil {
-			err = res.Decode(&gone)
-		}
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		break
+func (s *Service) deleteImage(w http.ResponseWriter, r *http.Request) error {
+	gone, err := s.deleteRow(r)
+	if err != nil {
+		return err
 	}
 	// An upload still running finds its image gone and deletes what it
 	// stored itself.
 	if gone.HasData() {
 		if err := s.cfg.Objects.Delete(r.Context(), s.cfg.Account, s.cfg.Container, gone.Object); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("delete image data; the sweeper will retry", "image", id, "err", err)
+			s.log.Warn("delete image data; the sweeper will retry", "image", gone.ID, "err", err)
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *Service) addTag(w http.ResponseWriter, r *http.Request) {
+// deleteRow deletes the image of a DELETE request and returns it as it
+// was, retrying when it changed between the read and the delete.
+func (s *Service) deleteRow(r *http.Request) (*Image, error) {
+	p := principal(r)
+	id := chi.URLParam(r, "id")
+	for attempt := 0; ; attempt++ {
+		img, err := s.find(r.Context(), p, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := writable(p, img, "delete_image"); err != nil {
+			return nil, err
+		}
+		if img.Protected {
+			return nil, forbidden("Image %s is protected and cannot be deleted.", id)
+		}
+		res, err := s.cfg.Repl.Propose(r.Context(), imagestate.CmdDelete, imagestate.DeleteCmd{ID: id, Revision: img.Revision})
+		if imagestate.IsStale(err) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var gone Image
+		return &gone, res.Decode(&gone)
+	}
+}
+
+func (s *Service) addTag(w http.ResponseWriter, r *http.Request) error {
 	tag := chi.URLParam(r, "tag")
 	if len(tag) > 255 {
-		s.fail(w, r, badRequest("Image tag must be at most 255 characters."))
-		return
+		return badRequest("Image tag must be at most 255 characters.")
+	}
+	if err := checkText("tag", tag); err != nil {
+		return err
 	}
 	_, err := s.change(r, "modify_image", func(img *Image) error {
 		if slices.Contains(img.Tags, tag) {
@@ -192,13 +199,13 @@ func (s *Service) addTag(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *Service) deleteTag(w http.ResponseWriter, r *http.Request) {
+func (s *Service) deleteTag(w http.ResponseWriter, r *http.Request) error {
 	tag := chi.URLParam(r, "tag")
 	_, err := s.change(r, "modify_image", func(img *Image) error {
 		i := slices.Index(img.Tags, tag)
@@ -209,19 +216,19 @@ func (s *Service) deleteTag(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // setActive deactivates (active false) or reactivates an image.
-func (s *Service) setActive(active bool) http.HandlerFunc {
+func (s *Service) setActive(active bool) api.HandlerFunc {
 	action, from, to := "deactivate", StatusActive, StatusDeactivated
 	if active {
 		action, from, to = "reactivate", StatusDeactivated, StatusActive
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		_, err := s.change(r, action, func(img *Image) error {
 			switch img.Status {
 			case to:
@@ -233,9 +240,9 @@ func (s *Service) setActive(active bool) http.HandlerFunc {
 			return forbidden("Not allowed to %s image in status '%s'", action, img.Status)
 		})
 		if err != nil && !errors.Is(err, errSkip) {
-			s.fail(w, r, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 }

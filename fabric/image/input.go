@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rackstack/rackstack/fabric/api"
 )
@@ -79,15 +78,22 @@ func quoted(list []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
+// str reads a string attribute of at most max characters with the kit's
+// reader, which also refuses NUL, CR and other control characters and
+// invalid UTF-8 (a name must print and log as what it is).
 func str(field string, v any, max int) (string, error) {
-	s, ok := v.(string)
-	if !ok {
+	if _, ok := v.(string); !ok {
 		return "", badField(field, "%s is not of type 'string'", textOf(v))
 	}
-	if utf8.RuneCountInString(s) > max {
-		return "", badField(field, "%s is too long (at most %d characters)", textOf(v), max)
-	}
-	return s, nil
+	in := api.NewInput(api.Object{field: v}, wording{})
+	s := in.Str(field, "", max)
+	return s, in.Err
+}
+
+// checkText refuses text a client may not set (see str).
+func checkText(field, s string) error {
+	_, err := str(field, s, 0)
+	return err
 }
 
 func oneOf(field string, v any, allowed []string, nullable bool) (string, error) {
@@ -227,9 +233,12 @@ func setProperty(img *Image, key string, v any) error {
 	if key == "" || len(key) > 255 {
 		return badRequest("Custom property names must have 1 to 255 characters.")
 	}
-	s, ok := v.(string)
-	if !ok {
-		return badField(key, "%s is not of type 'string'", textOf(v))
+	if err := checkText(key, key); err != nil {
+		return err
+	}
+	s, err := str(key, v, 0)
+	if err != nil {
+		return err
 	}
 	if (key == "kernel_id" || key == "ramdisk_id") && !uuidPattern.MatchString(s) {
 		return badField(key, "%s does not match the UUID pattern", textOf(v))

@@ -102,7 +102,7 @@ func memberSchema() obj {
 	}
 }
 
-func (s *Service) showSchema(w http.ResponseWriter, r *http.Request) {
+func (s *Service) showSchema(w http.ResponseWriter, r *http.Request) error {
 	var out obj
 	switch chi.URLParam(r, "name") {
 	case "image":
@@ -134,8 +134,8 @@ func (s *Service) showSchema(w http.ResponseWriter, r *http.Request) {
 			"links": []any{obj{"rel": "describedby", "href": "{schema}"}},
 		}
 	default:
-		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
-		return
+		return api.Errorf(http.StatusNotFound, "The resource could not be found.")
 	}
 	api.JSON(w, http.StatusOK, out)
+	return nil
 }

@@ -38,12 +38,11 @@ func (s *Service) sharedImage(r *http.Request) (*Image, error) {
 	return img, nil
 }
 
-func (s *Service) listMembers(w http.ResponseWriter, r *http.Request) {
+func (s *Service) listMembers(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	img, err := s.sharedImage(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := []any{}
 	for i := range img.Members {
@@ -54,43 +53,47 @@ func (s *Service) listMembers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"members": out, "schema": "/v2/schemas/members"})
+	return nil
 }
 
-func (s *Service) showMember(w http.ResponseWriter, r *http.Request) {
+func (s *Service) showMember(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	img, err := s.sharedImage(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	id := chi.URLParam(r, "member")
-	m := img.member(id)
+	m := img.MemberOf(id)
 	if m == nil || !p.CanRead(img.Owner) && id != p.ProjectID {
-		s.fail(w, r, memberNotFound(img, id))
-		return
+		return memberNotFound(img, id)
 	}
 	api.JSON(w, http.StatusOK, memberView(img, m))
+	return nil
 }
 
-func (s *Service) createMember(w http.ResponseWriter, r *http.Request) {
+func (s *Service) createMember(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Member *string `json:"member"`
 	}
+	if err := api.RequireUTF8(r); err != nil {
+		return err
+	}
 	if err := api.Decode(r, &body); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if body.Member == nil || *body.Member == "" || len(*body.Member) > 255 {
-		s.fail(w, r, badRequest("Member to be added not specified: the body must be {\"member\": \"<project id>\"}."))
-		return
+		return badRequest("Member to be added not specified: the body must be {\"member\": \"<project id>\"}.")
 	}
 	id := *body.Member
+	if err := checkText("member", id); err != nil {
+		return err
+	}
 	var added Member
 	img, err := s.change(r, "add_member", func(img *Image) error {
 		if img.Visibility != VisibilityShared {
 			return forbidden("Only shared images have members.")
 		}
-		if img.member(id) != nil {
+		if img.MemberOf(id) != nil {
 			return conflict("Member %s already associated with image %s.", id, img.ID)
 		}
 		if len(img.Members) >= maxMembers {
@@ -103,25 +106,26 @@ func (s *Service) createMember(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	api.JSON(w, http.StatusOK, memberView(img, &added))
+	return nil
 }
 
 // updateMember records a consumer's answer; only the consumer gives it.
-func (s *Service) updateMember(w http.ResponseWriter, r *http.Request) {
+func (s *Service) updateMember(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	var body struct {
 		Status *string `json:"status"`
 	}
+	if err := api.RequireUTF8(r); err != nil {
+		return err
+	}
 	if err := api.Decode(r, &body); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if body.Status == nil || (*body.Status != MemberPending && *body.Status != MemberAccepted && *body.Status != MemberRejected) {
-		s.fail(w, r, badRequest("Invalid status: the status of a member is one of pending, accepted, rejected."))
-		return
+		return badRequest("Invalid status: the status of a member is one of pending, accepted, rejected.")
 	}
 	id := chi.URLParam(r, "member")
 	var updated Member
@@ -132,7 +136,7 @@ func (s *Service) updateMember(w http.ResponseWriter, r *http.Request) {
 		if img.Visibility != VisibilityShared {
 			return forbidden("Only shared images have members.")
 		}
-		m := img.member(id)
+		m := img.MemberOf(id)
 		if m == nil {
 			return memberNotFound(img, id)
 		}
@@ -144,13 +148,13 @@ func (s *Service) updateMember(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	api.JSON(w, http.StatusOK, memberView(img, &updated))
+	return nil
 }
 
-func (s *Service) deleteMember(w http.ResponseWriter, r *http.Request) {
+func (s *Service) deleteMember(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	id := chi.URLParam(r, "member")
 	_, err := s.mutate(r.Context(), chi.URLParam(r, "id"), func(img *Image) error {
@@ -171,8 +175,8 @@ func (s *Service) deleteMember(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rackstack/rackstack/fabric/api"
 )
@@ -43,6 +44,9 @@ func parsePatch(r *http.Request) ([]change, bool, error) {
 			return nil, false, tooLarge("Request body exceeds %d bytes.", api.MaxBodyBytes)
 		}
 		return nil, false, badRequest("Malformed request body: %v", err)
+	}
+	if !utf8.Valid(raw) {
+		return nil, false, badRequest("Malformed JSON patch: the body is not valid UTF-8.")
 	}
 	var ops []map[string]any
 	if err := json.Unmarshal(raw, &ops); err != nil {
@@ -145,19 +149,18 @@ func applyChanges(p *api.Principal, img *Image, changes []change, v20 bool) erro
 	return nil
 }
 
-func (s *Service) updateImage(w http.ResponseWriter, r *http.Request) {
+func (s *Service) updateImage(w http.ResponseWriter, r *http.Request) error {
 	changes, v20, err := parsePatch(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	p := principal(r)
 	img, err := s.change(r, "modify_image", func(img *Image) error {
 		return applyChanges(p, img, changes, v20)
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	api.JSON(w, http.StatusOK, view(img))
+	return nil
 }

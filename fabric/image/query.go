@@ -38,18 +38,15 @@ type listQuery struct {
 	visibility   string // "" for the default listing
 	memberStatus string
 	hidden       bool
-	filters      []func(img *Image) bool
+	listing      api.Listing // its Filters filter; the rest is Glance's own
 	order        []sortKey
 	limit        int
 	marker       string
 }
 
-// reserved parameters that are not property filters.
-var listParams = map[string]bool{
-	"limit": true, "marker": true, "sort": true, "sort_key": true, "sort_dir": true,
-	"visibility": true, "member_status": true, "os_hidden": true, "tag": true,
-	"size_min": true, "size_max": true, "created_at": true, "updated_at": true,
-}
+// listParams are the parameters that choose which images are listed
+// (listed) and how they are paged; every other parameter filters (filters).
+var listParams = []string{"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "member_status", "os_hidden"}
 
 func parseList(q url.Values) (*listQuery, error) {
 	lq := &listQuery{memberStatus: MemberAccepted, limit: defaultLimit, marker: q.Get("marker")}
@@ -82,96 +79,105 @@ func parseList(q url.Values) (*listQuery, error) {
 		}
 		lq.hidden = b
 	}
-	for _, t := range q["tag"] {
-		lq.filters = append(lq.filters, func(img *Image) bool { return slices.Contains(img.Tags, t) })
+	filters, err := filters(q)
+	if err != nil {
+		return nil, err
 	}
-	for _, k := range []string{"size_min", "size_max"} {
-		v := q.Get(k)
-		if v == "" {
+	lq.listing = api.Listing{Key: "images", Word: wording{}, Filters: filters, Reserved: listParams}
+	if lq.order, err = parseSort(q); err != nil {
+		return nil, err
+	}
+	return lq, nil
+}
+
+// filters are the filters of a query over image views, each read and
+// checked before any image is: tags that must all be present, size
+// ranges, times with operators, and any other parameter an attribute or
+// extra property that must equal (or be "in:" a list).
+func filters(q url.Values) (map[string]api.Filter, error) {
+	out := map[string]api.Filter{}
+	for k, vs := range q {
+		if slices.Contains(listParams, k) {
 			continue
+		}
+		var all []func(api.View) bool
+		for _, v := range vs {
+			f, err := filterOne(q, k, v)
+			if err != nil {
+				return nil, err
+			}
+			if f != nil {
+				all = append(all, f)
+			}
+		}
+		out[k] = func(v api.View, _ []string) (bool, error) {
+			for _, f := range all {
+				if !f(v) {
+					return false, nil
+				}
+			}
+			return true, nil
+		}
+	}
+	return out, nil
+}
+
+// filterOne is the filter of one value of parameter k; nil when the value
+// does not filter (a size bound counts once).
+func filterOne(q url.Values, k, v string) (func(api.View) bool, error) {
+	switch k {
+	case "tag":
+		return func(view api.View) bool { tags, _ := view["tags"].([]string); return slices.Contains(tags, v) }, nil
+	case "size_min", "size_max":
+		if v != q.Get(k) || v == "" {
+			return nil, nil
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			return nil, badRequest("Value of %s must be a non-negative integer, got %q.", k, v)
 		}
-		lq.filters = append(lq.filters, func(img *Image) bool {
-			return img.HasData() && (k == "size_min" && img.Size >= n || k == "size_max" && img.Size <= n)
-		})
+		return func(view api.View) bool {
+			size, ok := view["size"].(int64)
+			return ok && (k == "size_min" && size >= n || k == "size_max" && size <= n)
+		}, nil
+	case "created_at", "updated_at":
+		return timeFilter(k, v)
 	}
-	for _, k := range []string{"created_at", "updated_at"} {
-		for _, v := range q[k] {
-			f, err := timeFilter(k, v)
-			if err != nil {
-				return nil, err
-			}
-			lq.filters = append(lq.filters, f)
-		}
-	}
-	for k, vs := range q {
-		if listParams[k] {
-			continue
-		}
-		for _, v := range vs {
-			f, err := attrFilter(k, v)
-			if err != nil {
-				return nil, err
-			}
-			lq.filters = append(lq.filters, f)
-		}
-	}
-	order, err := parseSort(q)
-	if err != nil {
-		return nil, err
-	}
-	lq.order = order
-	return lq, nil
+	return attrFilter(k, v)
 }
 
-// attrText is an attribute's value as a filter compares it: ok is false
-// for an extra property the image does not have.
-func attrText(img *Image, k string) (string, bool) {
-	switch k {
-	case "id":
-		return img.ID, true
-	case "name":
-		return img.Name, true
-	case "status":
-		return img.Status, true
-	case "owner":
-		return img.Owner, true
-	case "disk_format":
-		return img.DiskFormat, true
-	case "container_format":
-		return img.ContainerFormat, true
-	case "checksum":
-		return img.Checksum, true
-	case "os_hash_algo":
-		return img.HashAlgo, true
-	case "os_hash_value":
-		return img.HashValue, true
-	case "protected":
-		return strconv.FormatBool(img.Protected), true
-	case "size", "virtual_size":
-		if !img.HasData() {
-			return "", false
-		}
-		if k == "size" {
-			return strconv.FormatInt(img.Size, 10), true
-		}
-		return strconv.FormatInt(img.VirtualSize, 10), img.VirtualSize > 0
-	case "min_disk":
-		return strconv.Itoa(img.MinDisk), true
-	case "min_ram":
-		return strconv.Itoa(img.MinRAM), true
+// notFiltered are attributes of a view that are neither filtered on nor
+// extra properties (which cannot have these names): filtering on them
+// lists nothing, as Glance's property filter does.
+var notFiltered = map[string]bool{"tags": true, "self": true, "file": true, "schema": true}
+
+// attrText is an attribute's value in a view as a filter compares it: ok
+// is false for an extra property the image does not have, and for sizes
+// it has none of.
+func attrText(view api.View, k string) (string, bool) {
+	v, ok := view[k]
+	if !ok || notFiltered[k] {
+		return "", false
 	}
-	v, ok := img.Properties[k]
-	return v, ok
+	switch x := v.(type) {
+	case nil:
+		return "", k != "size" && k != "virtual_size"
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case int:
+		return strconv.Itoa(x), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	}
+	return "", false
 }
 
 // inList are the attributes whose filter may be "in:a,b,c".
 var inList = map[string]bool{"id": true, "name": true, "status": true, "disk_format": true, "container_format": true}
 
-func attrFilter(k, v string) (func(*Image) bool, error) {
+func attrFilter(k, v string) (func(api.View) bool, error) {
 	want := []string{v}
 	if rest, ok := strings.CutPrefix(v, "in:"); ok && inList[k] {
 		want = nil
@@ -193,14 +199,14 @@ func attrFilter(k, v string) (func(*Image) bool, error) {
 		}
 		want = []string{strconv.FormatBool(b)}
 	}
-	return func(img *Image) bool {
-		got, ok := attrText(img, k)
+	return func(view api.View) bool {
+		got, ok := attrText(view, k)
 		return ok && slices.Contains(want, got)
 	}, nil
 }
 
 // timeFilter reads "[op:]time" (op one of gt gte lt lte eq neq).
-func timeFilter(k, v string) (func(*Image) bool, error) {
+func timeFilter(k, v string) (func(api.View) bool, error) {
 	op, ts := "eq", v
 	if i := strings.Index(v, ":"); i > 0 && !strings.ContainsAny(v[:i], "0123456789") {
 		op, ts = v[:i], v[i+1:]
@@ -228,12 +234,11 @@ func timeFilter(k, v string) (func(*Image) bool, error) {
 	default:
 		return nil, badRequest("Invalid operator %s for %s.", op, k)
 	}
-	return func(img *Image) bool {
-		at := img.CreatedAt
-		if k == "updated_at" {
-			at = img.UpdatedAt
-		}
-		return ok(at.Compare(t))
+	return func(view api.View) bool {
+		// Views show times to the second, as they are stored.
+		s, _ := view[k].(string)
+		at, err := time.Parse(time.RFC3339, s)
+		return err == nil && ok(at.Compare(t))
 	}, nil
 }
 
@@ -372,37 +377,31 @@ func listed(p *api.Principal, img *Image, lq *listQuery) bool {
 	case mine:
 		return p.CanRead(img.Owner)
 	case img.Visibility == VisibilityShared && p.ProjectID != "":
-		m := img.member(p.ProjectID)
+		m := img.MemberOf(p.ProjectID)
 		return m != nil && (lq.memberStatus == "all" || m.Status == lq.memberStatus)
 	}
 	return false
 }
 
-func (s *Service) listImages(w http.ResponseWriter, r *http.Request) {
+func (s *Service) listImages(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	q := r.URL.Query()
 	lq, err := parseList(q)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	var items []*Image
 	for _, img := range store.All[Image](tx, tImages, "id") {
 		if !listed(p, img, lq) {
 			continue
 		}
-		keep := true
-		for _, f := range lq.filters {
-			if keep = f(img); !keep {
-				break
-			}
-		}
-		if keep {
+		if ok, err := lq.listing.Matches(view(img), q); err != nil {
+			return err
+		} else if ok {
 			items = append(items, img)
 		}
 	}
@@ -410,8 +409,7 @@ func (s *Service) listImages(w http.ResponseWriter, r *http.Request) {
 	if lq.marker != "" {
 		m := store.Get[Image](tx, tImages, lq.marker)
 		if m == nil || !visible(p, m) {
-			s.fail(w, r, badRequest("Invalid marker. Image %s could not be found.", lq.marker))
-			return
+			return badRequest("Invalid marker. Image %s could not be found.", lq.marker)
 		}
 		// The marker need not pass the filters: the page starts after
 		// where it sorts.
@@ -425,6 +423,13 @@ func (s *Service) listImages(w http.ResponseWriter, r *http.Request) {
 	if more {
 		items = items[:lq.limit]
 	}
+	api.JSON(w, http.StatusOK, listBody(q, items, more))
+	return nil
+}
+
+// listBody is a page of images with Glance's links: first (the query
+// without its marker) and, when more follow, next.
+func listBody(q url.Values, items []*Image, more bool) map[string]any {
 	views := make([]map[string]any, 0, len(items))
 	for _, img := range items {
 		views = append(views, view(img))
@@ -447,5 +452,5 @@ func (s *Service) listImages(w http.ResponseWriter, r *http.Request) {
 		next.Set("marker", items[len(items)-1].ID)
 		body["next"] = "/v2/images?" + next.Encode()
 	}
-	api.JSON(w, http.StatusOK, body)
+	return body
 }

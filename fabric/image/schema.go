@@ -1,229 +1,47 @@
 package image
 
 import (
-	"encoding/json"
-	"errors"
-	"maps"
-	"slices"
-	"strings"
-	"time"
-
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Image statuses this service gives images.
-const (
-	StatusQueued      = "queued"      // registered, no data yet
-	StatusSaving      = "saving"      // data being uploaded
-	StatusActive      = "active"      // data stored; usable
-	StatusDeactivated = "deactivated" // data kept, downloads refused to non-admins
+// The image rows and their constants live in imagestate, which node
+// agents import without this package's handlers; these aliases keep
+// callers of image.Image and friends compiling.
+type (
+	Image  = imagestate.Image
+	Member = imagestate.Member
 )
 
-// Visibilities.
 const (
-	VisibilityPrivate   = "private"
-	VisibilityShared    = "shared"
-	VisibilityCommunity = "community"
-	VisibilityPublic    = "public"
+	StatusQueued      = imagestate.StatusQueued
+	StatusSaving      = imagestate.StatusSaving
+	StatusActive      = imagestate.StatusActive
+	StatusDeactivated = imagestate.StatusDeactivated
+
+	VisibilityPrivate   = imagestate.VisibilityPrivate
+	VisibilityShared    = imagestate.VisibilityShared
+	VisibilityCommunity = imagestate.VisibilityCommunity
+	VisibilityPublic    = imagestate.VisibilityPublic
+
+	MemberPending  = imagestate.MemberPending
+	MemberAccepted = imagestate.MemberAccepted
+	MemberRejected = imagestate.MemberRejected
 )
-
-// Member statuses of a shared image's consumers.
-const (
-	MemberPending  = "pending"
-	MemberAccepted = "accepted"
-	MemberRejected = "rejected"
-)
-
-// Image is one image's metadata; its bytes are an object in the object
-// store. A row is never changed after insert: a command replaces it
-// whole. The compute service reads these rows (Load), so the Go field
-// names are a contract.
-type Image struct {
-	ID              string `json:"id"`
-	Name            string `json:"name"`
-	Owner           string `json:"owner"` // project id
-	Status          string `json:"status"`
-	Visibility      string `json:"visibility"`
-	DiskFormat      string `json:"disk_format"`      // "" until set
-	ContainerFormat string `json:"container_format"` // "" until set
-	// Size is the data's length in bytes; it means something only once
-	// the image has data (HasData).
-	Size int64 `json:"size"`
-	// VirtualSize is the size of the disk the data describes (raw: Size;
-	// qcow2: from its header), 0 when unknown.
-	VirtualSize int64             `json:"virtual_size,omitempty"`
-	Checksum    string            `json:"checksum,omitempty"` // MD5, hex
-	HashAlgo    string            `json:"os_hash_algo,omitempty"`
-	HashValue   string            `json:"os_hash_value,omitempty"`
-	MinDisk     int               `json:"min_disk"` // GiB
-	MinRAM      int               `json:"min_ram"`  // MiB
-	Protected   bool              `json:"protected"`
-	Hidden      bool              `json:"os_hidden"`
-	Tags        []string          `json:"tags,omitempty"`
-	Properties  map[string]string `json:"properties,omitempty"`
-	// Members are the projects a shared image is offered to, by id.
-	Members   []Member  `json:"members,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	// Object names the object holding the data in the service's
-	// container; "" while the image has none.
-	Object string `json:"object,omitempty"`
-	// The upload in progress while Status is saving: its id, the node
-	// streaming it, that node's process (a restart loses the upload) and
-	// when it began.
-	UploadID      string    `json:"upload_id,omitempty"`
-	UploadNode    string    `json:"upload_node,omitempty"`
-	UploadRun     string    `json:"upload_run,omitempty"`
-	UploadStarted time.Time `json:"upload_started,omitzero"`
-	// Revision counts the row's versions; every change names the revision
-	// it was computed from, so concurrent changes cannot lose each other.
-	Revision int64 `json:"revision"`
-}
-
-// Member is a project a shared image is offered to, and its answer.
-type Member struct {
-	Project   string    `json:"project"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// HasData reports whether the image's bytes are stored.
-func (img *Image) HasData() bool { return img.Object != "" }
-
-// member returns project's membership, or nil.
-func (img *Image) member(project string) *Member {
-	for i := range img.Members {
-		if img.Members[i].Project == project {
-			return &img.Members[i]
-		}
-	}
-	return nil
-}
-
-// clone copies the row deeply enough that changing the copy leaves the
-// stored row alone.
-func (img *Image) clone() *Image {
-	c := *img
-	c.Tags = slices.Clone(img.Tags)
-	c.Properties = maps.Clone(img.Properties)
-	c.Members = slices.Clone(img.Members)
-	return &c
-}
-
-// Table and command names.
-const (
-	tImages = "image_images"
-
-	cmdCreate = "image.create"
-	cmdPut    = "image.put"
-	cmdDelete = "image.delete"
-)
-
-// Schema is the image service's part of the replicated state.
-func Schema() store.Schema {
-	return store.Schema{
-		Tables: []store.Table{
-			store.NewTable(tImages, &Image{}, store.StringIndex("owner", "Owner", false)),
-		},
-		Handlers: map[string]store.Handler{
-			cmdCreate: applyCreate,
-			cmdPut:    applyPut,
-			cmdDelete: applyDelete,
-		},
-	}
-}
-
-// TableNames lists the tables Load reads, so a watcher can watch them.
-func TableNames() []string { return []string{tImages} }
 
 // ErrNoData is returned by Open for an image without stored bytes.
-var ErrNoData = errors.New("image has no data")
+var ErrNoData = imagestate.ErrNoData
+
+// Schema is the image service's part of the replicated state.
+func Schema() store.Schema { return imagestate.Schema() }
+
+// TableNames lists the tables Load reads, so a watcher can watch them.
+func TableNames() []string { return imagestate.TableNames() }
 
 // Load returns a copy of the image id from txn, or an error matching
 // store.ErrNotFound.
-func Load(txn *memdb.Txn, id string) (*Image, error) {
-	img := store.Get[Image](txn, tImages, id)
-	if img == nil {
-		return nil, store.NotFoundf("image %s not found", id)
-	}
-	return img.clone(), nil
-}
+func Load(txn *memdb.Txn, id string) (*Image, error) { return imagestate.Load(txn, id) }
 
-// Command handlers. They run in the FSM on every node: deterministic, no
-// clock, no I/O. The proposer computes the new row from the revision it
-// read; the handler only checks that nothing changed since.
-
-// staleMsg starts the conflict a command gets when the row moved on since
-// its proposer read it; the proposer then reads again and retries.
-const staleMsg = "image changed concurrently"
-
-func isStale(err error) bool {
-	var ae *store.ApplyError
-	return errors.As(err, &ae) && ae.Kind == "conflict" && strings.HasPrefix(ae.Msg, staleMsg)
-}
-
-type createCmd struct {
-	Row Image `json:"row"`
-}
-
-func applyCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c createCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
-	if store.Get[Image](tx, tImages, c.Row.ID) != nil {
-		return nil, store.Conflictf("Image with identifier %s already exists!", c.Row.ID)
-	}
-	row := c.Row
-	row.Revision = 1
-	return row, tx.Insert(tImages, &row)
-}
-
-// putCmd replaces an image whose current revision is Revision.
-type putCmd struct {
-	Row      Image `json:"row"`
-	Revision int64 `json:"revision"`
-}
-
-func applyPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c putCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
-	cur := store.Get[Image](tx, tImages, c.Row.ID)
-	if cur == nil {
-		return nil, store.NotFoundf("No image found with ID %s", c.Row.ID)
-	}
-	if cur.Revision != c.Revision {
-		return nil, store.Conflictf("%s: %s is at revision %d, not %d", staleMsg, cur.ID, cur.Revision, c.Revision)
-	}
-	row := c.Row
-	row.Revision = cur.Revision + 1
-	return row, tx.Insert(tImages, &row)
-}
-
-type deleteCmd struct {
-	ID       string `json:"id"`
-	Revision int64  `json:"revision"`
-}
-
-func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c deleteCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
-	cur := store.Get[Image](tx, tImages, c.ID)
-	if cur == nil {
-		return nil, store.NotFoundf("No image found with ID %s", c.ID)
-	}
-	if cur.Revision != c.Revision {
-		return nil, store.Conflictf("%s: %s is at revision %d, not %d", staleMsg, cur.ID, cur.Revision, c.Revision)
-	}
-	if cur.Protected {
-		return nil, store.Forbiddenf("Image %s is protected and cannot be deleted.", c.ID)
-	}
-	return cur, tx.Delete(tImages, cur)
-}
+const tImages = imagestate.Table

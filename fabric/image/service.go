@@ -22,6 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -120,34 +121,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Secon
 // and "/versions" are version discovery, "/v2/..." the API.
 func (s *Service) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Get("/", s.versions(http.StatusMultipleChoices))
-	r.Get("/versions", s.versions(http.StatusOK))
-	r.Group(func(r chi.Router) {
-		r.Use(api.RequireAuth(s.cfg.Auth, writeError))
-		r.Get("/v2/images", s.listImages)
-		r.Post("/v2/images", s.createImage)
-		r.Get("/v2/images/{id}", s.showImage)
-		r.Patch("/v2/images/{id}", s.updateImage)
-		r.Delete("/v2/images/{id}", s.deleteImage)
-		r.Put("/v2/images/{id}/file", s.upload)
-		r.Get("/v2/images/{id}/file", s.download)
-		r.Post("/v2/images/{id}/actions/deactivate", s.setActive(false))
-		r.Post("/v2/images/{id}/actions/reactivate", s.setActive(true))
-		r.Put("/v2/images/{id}/tags/{tag}", s.addTag)
-		r.Delete("/v2/images/{id}/tags/{tag}", s.deleteTag)
-
-		r.Get("/v2/images/{id}/members", s.listMembers)
-		r.Post("/v2/images/{id}/members", s.createMember)
-		r.Get("/v2/images/{id}/members/{member}", s.showMember)
-		r.Put("/v2/images/{id}/members/{member}", s.updateMember)
-		r.Delete("/v2/images/{id}/members/{member}", s.deleteMember)
-
-		r.Get("/v2/schemas/{name}", s.showSchema)
-		r.Get("/v2/info/import", s.importInfo)
-		r.Get("/v2/info/stores", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "Multi backend is not supported at this site."})
-		})
-	})
+	api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Mount(r, s.routes())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.Problem{Status: http.StatusNotFound, Msg: "The resource could not be found."})
 	})
@@ -155,6 +129,44 @@ func (s *Service) Handler() http.Handler {
 		writeError(w, r, api.Problem{Status: http.StatusMethodNotAllowed, Msg: "The method is not allowed for the requested URL."})
 	})
 	return r
+}
+
+// routes is Glance's API and its policy. Most routes need only a token:
+// whether the caller may see or change an image depends on the image
+// (its owner, visibility and members), which the handlers check.
+func (s *Service) routes() []api.Route {
+	const (
+		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
+		token                      = api.Authenticated
+	)
+	return []api.Route{
+		{Method: get, Path: "/", Access: api.Public, Handle: s.versions(http.StatusMultipleChoices)},
+		{Method: get, Path: "/versions", Access: api.Public, Handle: s.versions(http.StatusOK)},
+
+		{Method: get, Path: "/v2/images", Access: token, Rule: "get_images", Handle: s.listImages},
+		{Method: post, Path: "/v2/images", Access: api.Member, Rule: "add_image", Handle: s.createImage},
+		{Method: get, Path: "/v2/images/{id}", Access: token, Rule: "get_image", Handle: s.showImage},
+		{Method: patch, Path: "/v2/images/{id}", Access: token, Rule: "modify_image", Handle: s.updateImage},
+		{Method: del, Path: "/v2/images/{id}", Access: token, Rule: "delete_image", Handle: s.deleteImage},
+		{Method: put, Path: "/v2/images/{id}/file", Access: token, Rule: "upload_image", Handle: s.upload},
+		{Method: get, Path: "/v2/images/{id}/file", Access: token, Rule: "download_image", Handle: s.download},
+		{Method: post, Path: "/v2/images/{id}/actions/deactivate", Access: token, Rule: "deactivate", Handle: s.setActive(false)},
+		{Method: post, Path: "/v2/images/{id}/actions/reactivate", Access: token, Rule: "reactivate", Handle: s.setActive(true)},
+		{Method: put, Path: "/v2/images/{id}/tags/{tag}", Access: token, Rule: "modify_image", Handle: s.addTag},
+		{Method: del, Path: "/v2/images/{id}/tags/{tag}", Access: token, Rule: "modify_image", Handle: s.deleteTag},
+
+		{Method: get, Path: "/v2/images/{id}/members", Access: token, Rule: "get_members", Handle: s.listMembers},
+		{Method: post, Path: "/v2/images/{id}/members", Access: token, Rule: "add_member", Handle: s.createMember},
+		{Method: get, Path: "/v2/images/{id}/members/{member}", Access: token, Rule: "get_member", Handle: s.showMember},
+		{Method: put, Path: "/v2/images/{id}/members/{member}", Access: token, Rule: "modify_member", Handle: s.updateMember},
+		{Method: del, Path: "/v2/images/{id}/members/{member}", Access: token, Rule: "delete_member", Handle: s.deleteMember},
+
+		{Method: get, Path: "/v2/schemas/{name}", Access: token, Handle: s.showSchema},
+		{Method: get, Path: "/v2/info/import", Access: token, Handle: s.importInfo},
+		{Method: get, Path: "/v2/info/stores", Access: token, Handle: func(http.ResponseWriter, *http.Request) error {
+			return api.Errorf(http.StatusNotFound, "Multi backend is not supported at this site.")
+		}},
+	}
 }
 
 // baseURL is where this API is reached: the configured public URL, or the
@@ -181,8 +193,8 @@ var apiVersions = []string{"2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0
 
 // versions answers discovery as Glance does: 300 at the root, 200 at
 // /versions.
-func (s *Service) versions(status int) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (s *Service) versions(status int) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		out := make([]any, 0, len(apiVersions))
 		for i, v := range apiVersions {
 			st := "SUPPORTED"
@@ -193,22 +205,20 @@ func (s *Service) versions(status int) http.HandlerFunc {
 				"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2/"}}})
 		}
 		api.JSON(w, status, map[string]any{"versions": out})
+		return nil
 	}
 }
 
-func (s *Service) importInfo(w http.ResponseWriter, r *http.Request) {
+func (s *Service) importInfo(w http.ResponseWriter, r *http.Request) error {
 	api.JSON(w, http.StatusOK, map[string]any{"import-methods": map[string]any{
 		"description": "Import methods available.", "type": "array", "value": []string{},
 	}})
+	return nil
 }
 
 // Shared plumbing of the handlers.
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
-
-func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
-	api.Fail(w, r, writeError, err)
-}
 
 // visible reports whether p may see and use img: everyone sees public and
 // community images, a project its own images and the shared images it is
@@ -220,7 +230,7 @@ func visible(p *api.Principal, img *Image) bool {
 	case p.CanRead(img.Owner):
 		return true
 	case img.Visibility == VisibilityShared && p.ProjectID != "" && p.HasRole("reader"):
-		return img.member(p.ProjectID) != nil
+		return img.MemberOf(p.ProjectID) != nil
 	}
 	return false
 }
@@ -247,7 +257,7 @@ func (s *Service) find(ctx context.Context, p *api.Principal, id string) (*Image
 	if img == nil || !visible(p, img) {
 		return nil, notFound(id)
 	}
-	return img.clone(), nil
+	return img.Clone(), nil
 }
 
 // mutate changes image id with change, which gets a copy of the current
@@ -263,12 +273,12 @@ func (s *Service) mutate(ctx context.Context, id string, change func(img *Image)
 		if cur == nil {
 			return nil, notFound(id)
 		}
-		img := cur.clone()
+		img := cur.Clone()
 		if err := change(img); err != nil {
 			return nil, err
 		}
-		res, err := s.cfg.Repl.Propose(ctx, cmdPut, putCmd{Row: *img, Revision: cur.Revision})
-		if isStale(err) && attempt < 10 {
+		res, err := s.cfg.Repl.Propose(ctx, imagestate.CmdPut, imagestate.PutCmd{Row: *img, Revision: cur.Revision})
+		if imagestate.IsStale(err) && attempt < 10 {
 			continue
 		}
 		if err != nil {
@@ -307,106 +317,6 @@ func (s *Service) Open(ctx context.Context, id string) (io.ReadCloser, Image, er
 		pw.CloseWithError(s.cfg.Objects.Read(ctx, o, 0, o.Size, pw))
 	}()
 	return pr, *img, nil
-}
-
-// Run gives back uploads that died with this node or with a lost node, and
-// deletes image data no image refers to; it returns when ctx ends.
-func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(time.Minute)
-	defer tick.Stop()
-	var lastSweep time.Time
-	for {
-		// Uploads this node ran before it restarted are gone.
-		s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode == s.cfg.Node && img.UploadRun != s.run })
-		if s.cfg.IsLeader() {
-			s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode != s.cfg.Node && s.cfg.NodeLost(img.UploadNode) })
-			if time.Since(lastSweep) >= 10*time.Minute {
-				if s.sweepObjects(ctx) {
-					lastSweep = time.Now()
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
-}
-
-// resetUploads returns the saving images abandoned says were abandoned to
-// queued.
-func (s *Service) resetUploads(ctx context.Context, abandoned func(*Image) bool) {
-	tx, err := s.cfg.Repl.Read(ctx)
-	if err != nil {
-		return
-	}
-	for _, img := range store.All[Image](tx, tImages, "id") {
-		if img.Status != StatusSaving || !abandoned(img) {
-			continue
-		}
-		upload := img.UploadID
-		_, err := s.mutate(ctx, img.ID, func(img *Image) error {
-			if img.Status != StatusSaving || img.UploadID != upload {
-				return errSkip
-			}
-			s.log.Warn("image upload abandoned; image is queued again", "image", img.ID, "node", img.UploadNode)
-			img.clearUpload(StatusQueued, s.now())
-			return nil
-		})
-		if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("reset abandoned upload", "image", img.ID, "err", err)
-		}
-	}
-}
-
-var errSkip = errors.New("nothing to do")
-
-// orphanAge is how old data without an image must be before it is
-// deleted: an upload that stored its data has not yet marked its image
-// active.
-const orphanAge = 10 * time.Minute
-
-// sweepObjects deletes objects of the data container that no image
-// refers to (an upload or a delete cut short by a crash); it reports
-// whether it got through the whole container.
-func (s *Service) sweepObjects(ctx context.Context) bool {
-	if _, err := s.cfg.Objects.Container(ctx, s.cfg.Account, s.cfg.Container); err != nil {
-		return errors.Is(err, store.ErrNotFound)
-	}
-	marker := ""
-	for {
-		entries, more, err := s.cfg.Objects.List(ctx, s.cfg.Account, s.cfg.Container, object.ListOptions{Marker: marker, Limit: 1000})
-		if err != nil {
-			s.log.Warn("list image data", "err", err)
-			return false
-		}
-		tx, err := s.cfg.Repl.Read(ctx)
-		if err != nil {
-			return false
-		}
-		for _, e := range entries {
-			o := e.Object
-			if o == nil {
-				continue
-			}
-			marker = o.Name
-			if s.cfg.Now().Sub(o.Modified) < orphanAge {
-				continue
-			}
-			img := store.Get[Image](tx, tImages, o.Name)
-			if img != nil && (img.Object == o.Name || img.Status == StatusSaving) {
-				continue
-			}
-			s.log.Info("deleting image data no image refers to", "object", o.Name)
-			if err := s.cfg.Objects.Delete(ctx, s.cfg.Account, s.cfg.Container, o.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
-				s.log.Warn("delete orphaned image data", "object", o.Name, "err", err)
-			}
-		}
-		if !more || len(entries) == 0 {
-			return true
-		}
-	}
 }
 
 func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }

@@ -31,6 +31,15 @@ type Server struct {
 	Meta     map[string]string
 	UserData []byte // decoded; nil: none
 	NICs     []NIC
+	// Files are injected files (Nova's personality): cloud-init writes
+	// each to its path.
+	Files []File
+}
+
+// File is a file for the guest to write.
+type File struct {
+	Path string
+	Data []byte
 }
 
 // Key is an SSH public key.
@@ -74,6 +83,18 @@ func Files(s Server) (map[string][]byte, error) {
 		md["public_keys"] = keys
 		md["keys"] = keyList
 	}
+	// Injected files live once, in openstack/content/, and every version's
+	// meta_data.json lists them, as Nova lays them out.
+	files := map[string][]byte{}
+	if len(s.Files) > 0 {
+		var list []map[string]string
+		for i, f := range s.Files {
+			content := fmt.Sprintf("/content/%04d", i)
+			files["openstack"+content] = f.Data
+			list = append(list, map[string]string{"path": f.Path, "content_path": content})
+		}
+		md["files"] = list
+	}
 	mdJSON, err := json.Marshal(md)
 	if err != nil {
 		return nil, err
@@ -93,7 +114,6 @@ func Files(s Server) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := map[string][]byte{}
 	for _, v := range Versions {
 		dir := "openstack/" + v + "/"
 		files[dir+"meta_data.json"] = mdJSON

@@ -80,3 +80,38 @@ func TestBuildISO(t *testing.T) {
 		t.Fatalf("user_data read back from the ISO (Rock Ridge names): %v %q", err, out)
 	}
 }
+
+// TestInjectedFiles: personality files are in openstack/content/ and
+// listed in meta_data.json, as Nova's config drive has them.
+func TestInjectedFiles(t *testing.T) {
+	s := server()
+	s.Files = []File{{Path: "/etc/motd", Data: []byte("hello\n")}, {Path: "/root/x", Data: []byte{0, 1, 2}}}
+	files, err := Files(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md struct {
+		Files []struct {
+			Path        string `json:"path"`
+			ContentPath string `json:"content_path"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(files["openstack/latest/meta_data.json"], &md); err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Files) != 2 {
+		t.Fatalf("meta_data.json files: %s", files["openstack/latest/meta_data.json"])
+	}
+	for i, f := range md.Files {
+		if f.Path != s.Files[i].Path || string(files["openstack"+f.ContentPath]) != string(s.Files[i].Data) {
+			t.Errorf("file %d: %+v holds %q", i, f, files["openstack"+f.ContentPath])
+		}
+	}
+	plain, err := Files(server())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(plain["openstack/latest/meta_data.json"]), `"files"`) {
+		t.Error("a server without files lists files")
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/node/configdrive"
 	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/reconcile"
 )
 
 // Images streams an image's bytes by id.
@@ -84,23 +85,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
-	for ctx.Err() == nil {
-		ws := a.reconcile(ctx)
-		wctx, cancel := context.WithTimeout(ctx, interval)
-		ws.WatchCtx(wctx)
-		cancel()
+	// A burst of launches is met by one pass, which builds them side by
+	// side.
+	loop := &reconcile.Loop{
+		Name: "compute", Pass: a.reconcile, Resync: interval, Debounce: 100 * time.Millisecond,
+		MaxBackoff: 5 * time.Second, Log: a.Log,
 	}
-	return nil
+	return loop.Run(ctx)
 }
 
-func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
+func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	ws := memdb.NewWatchSet()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	txn, err := a.State(rctx)
 	cancel()
 	if err != nil {
-		a.Log.Debug("compute: state not readable yet", "err", err)
-		return ws
+		return nil, fmt.Errorf("state not readable yet: %w", err)
 	}
 	for _, t := range compute.TableNames() {
 		if it, err := txn.Get(t, "id"); err == nil {
@@ -110,12 +110,12 @@ func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
 	servers, err := compute.Load(txn)
 	if err != nil {
 		a.Log.Warn("compute: read servers", "err", err)
-		return ws
+		return nil, fmt.Errorf("read servers: %w", err)
 	}
 	view, err := network.Load(txn)
 	if err != nil {
 		a.Log.Warn("compute: read ports", "err", err)
-		return ws
+		return nil, fmt.Errorf("read ports: %w", err)
 	}
 	// Servers converge side by side (a burst of launches builds in
 	// parallel), a few at a time; the pass ends when all have.
@@ -147,7 +147,7 @@ func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
 			a.teardown(ctx, id)
 		}
 	}
-	return ws
+	return ws, nil
 }
 
 func powerState(p hypervisor.PowerState) int {

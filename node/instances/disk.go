@@ -88,6 +88,12 @@ func configServer(s compute.Server) configdrive.Server {
 			cd.UserData = ud
 		}
 	}
+	for _, f := range s.Personality {
+		// The API checked the contents are base64.
+		if data, err := base64.StdEncoding.DecodeString(f.Contents); err == nil {
+			cd.Files = append(cd.Files, configdrive.File{Path: f.Path, Data: data})
+		}
+	}
 	return cd
 }
 

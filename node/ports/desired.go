@@ -1,33 +1,19 @@
-package dataplane
+package ports
 
 import (
-	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
-	memdb "github.com/hashicorp/go-memdb"
-
+	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/network"
 )
-
-// DeviceName is the interface a port is plugged through on its node: "tap"
-// and the first 11 characters of the port id, as Nova and Neutron name it.
-// Whoever creates the device (the compute agent, a test) uses this name.
-func DeviceName(portID string) string {
-	if len(portID) > 11 {
-		portID = portID[:11]
-	}
-	return "tap" + portID
-}
 
 // FromView is what node must enforce: its ports (binding:host_id = node,
 // admin state up), the rules of their groups, and the addresses of every
 // group member cluster-wide.
-func FromView(v *network.View, node string) Desired {
+func FromView(v *network.View, node string) dataplane.Desired {
 	nets := map[string]network.Network{}
 	for _, n := range v.Networks {
 		nets[n.ID] = n
@@ -36,7 +22,7 @@ func FromView(v *network.View, node string) Desired {
 	for _, s := range v.Subnets {
 		subnets[s.ID] = s
 	}
-	d := Desired{Members: map[string][]netip.Prefix{}}
+	d := dataplane.Desired{Members: map[string][]netip.Prefix{}}
 	used := map[string]bool{}
 	for _, p := range v.Ports {
 		addrs := portAddrs(p)
@@ -51,8 +37,8 @@ func FromView(v *network.View, node string) Desired {
 		if err != nil {
 			continue
 		}
-		port := Port{
-			ID: p.ID, Device: DeviceName(p.ID), VLAN: uint16(n.SegmentationID), MAC: mac,
+		port := dataplane.Port{
+			ID: p.ID, Device: dataplane.DeviceName(p.ID), VLAN: uint16(n.SegmentationID), MAC: mac,
 			Addrs: addrs, Security: p.PortSecurity, Groups: p.SecurityGroups,
 			DHCP: lease(p, n, subnets),
 		}
@@ -72,7 +58,7 @@ func FromView(v *network.View, node string) Desired {
 		if !used[r.GroupID] {
 			continue
 		}
-		rule := Rule{
+		rule := dataplane.Rule{
 			Group: r.GroupID, Ingress: r.Direction == "ingress", IPv6: r.EtherType == "IPv6",
 			PortMin: -1, PortMax: -1, RemoteGroup: r.RemoteGroupID,
 		}
@@ -122,7 +108,7 @@ func portAddrs(p network.Port) []netip.Prefix {
 
 // lease is the DHCP answer for the port's first IPv4 address on a subnet
 // with DHCP enabled.
-func lease(p network.Port, n network.Network, subnets map[string]network.Subnet) *Lease {
+func lease(p network.Port, n network.Network, subnets map[string]network.Subnet) *dataplane.Lease {
 	for _, f := range p.FixedIPs {
 		s, ok := subnets[f.SubnetID]
 		if !ok || !s.EnableDHCP || s.IPVersion != 4 {
@@ -133,7 +119,7 @@ func lease(p network.Port, n network.Network, subnets map[string]network.Subnet)
 		if err != nil || cerr != nil || !ip.Is4() {
 			continue
 		}
-		l := &Lease{
+		l := &dataplane.Lease{
 			IP:       netip.PrefixFrom(ip, cidr.Bits()),
 			Hostname: "host-" + strings.ReplaceAll(ip.String(), ".", "-"),
 			MTU:      uint16(n.MTU),
@@ -150,90 +136,10 @@ func lease(p network.Port, n network.Network, subnets map[string]network.Subnet)
 			dst, err1 := netip.ParsePrefix(r.Destination)
 			hop, err2 := netip.ParseAddr(r.Nexthop)
 			if err1 == nil && err2 == nil && dst.Addr().Is4() {
-				l.Routes = append(l.Routes, Route{Dst: dst, Nexthop: hop})
+				l.Routes = append(l.Routes, dataplane.Route{Dst: dst, Nexthop: hop})
 			}
 		}
 		return l
 	}
 	return nil
-}
-
-// Agent keeps a node's dataplane equal to the replicated network state: it
-// re-applies whenever a networking table changes, and every Interval for
-// devices that appeared or went away. It reports each of its ports ACTIVE
-// once enforced, DOWN otherwise.
-type Agent struct {
-	DP     *Dataplane
-	Node   string
-	Uplink string
-	// State reads the network state once it is known to be current (read
-	// index): a node that just started must not apply a state that has not
-	// caught up with the log, or it would unplug live ports for a moment.
-	State    func(ctx context.Context) (*memdb.Txn, error)
-	Report   func(ctx context.Context, portID, status string) error
-	Interval time.Duration
-	Log      *slog.Logger
-}
-
-// Run reconciles until ctx ends.
-func (a *Agent) Run(ctx context.Context) error {
-	interval := a.Interval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	for ctx.Err() == nil {
-		ws := a.reconcile(ctx)
-		wctx, cancel := context.WithTimeout(ctx, interval)
-		ws.WatchCtx(wctx)
-		cancel()
-	}
-	return nil
-}
-
-func (a *Agent) reconcile(ctx context.Context) memdb.WatchSet {
-	ws := memdb.NewWatchSet()
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	txn, err := a.State(rctx)
-	cancel()
-	if err != nil {
-		// No current state (no leader yet): leave the kernel as it is.
-		a.Log.Debug("dataplane: network state not readable yet; keeping what is enforced", "err", err)
-		return ws
-	}
-	for _, table := range network.TableNames() {
-		if it, err := txn.Get(table, "id"); err == nil {
-			ws.Add(it.WatchCh())
-		}
-	}
-	view, err := network.Load(txn)
-	if err != nil {
-		a.Log.Warn("dataplane: read network state", "err", err)
-		return ws
-	}
-	want := FromView(view, a.Node)
-	want.Uplink = a.Uplink
-	plugged, err := a.DP.Apply(want)
-	if err != nil {
-		a.Log.Warn("dataplane: apply", "err", err)
-	}
-	up := map[string]bool{}
-	for _, id := range plugged {
-		up[id] = true
-	}
-	for _, p := range view.Ports {
-		if p.HostID != a.Node {
-			continue
-		}
-		status := "DOWN"
-		if up[p.ID] {
-			status = "ACTIVE"
-		}
-		if p.Status == status {
-			continue
-		}
-		if err := a.Report(ctx, p.ID, status); err != nil {
-			a.Log.Warn("dataplane: report port status", "port", p.ID, "status", status, "err", err)
-		}
-	}
-	return ws
 }

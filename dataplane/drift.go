@@ -1,0 +1,202 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/rackstack/rackstack/bpf"
+	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
+)
+
+// The drift bodies live in dataplaneapi with the rest of the status.
+type (
+	DriftStatus = dataplaneapi.DriftStatus
+	Drift       = dataplaneapi.Drift
+)
+
+// Verify compares the kernel's maps and pins with what the last Apply
+// wrote and puts back whatever differs. Apply alone never notices: it
+// writes only the difference between the new desired state and the old
+// one, trusting the maps to hold the old.
+func (d *Dataplane) Verify() (drift Drift, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	defer func() {
+		d.drift.Error = ""
+		if err != nil {
+			d.drift.Error = err.Error()
+		}
+	}()
+	drift = Drift{}
+	pinErr := d.verifyPins(drift)
+	kernel, err := d.readTables()
+	if err != nil {
+		return drift, errors.Join(pinErr, fmt.Errorf("dataplane: read maps: %w", err))
+	}
+	diffTables(drift, kernel, d.cur)
+	now := time.Now()
+	d.drift.VerifiedAt = now
+	if len(drift) == 0 {
+		return nil, pinErr
+	}
+	d.drift.Repaired += uint64(drift.Total())
+	d.drift.Last, d.drift.LastAt = drift, now
+	want := d.cur
+	d.cur = kernel
+	if err := d.writeTables(want); err != nil {
+		return drift, errors.Join(pinErr, err)
+	}
+	d.cur = want
+	return drift, pinErr
+}
+
+// diffTables counts, map by map, the entries of want that kernel lacks or
+// holds with another value, and the entries kernel holds beyond want.
+func diffTables(drift Drift, kernel, want *tables) {
+	count := func(name string, n int) {
+		if n > 0 {
+			drift[name] += n
+		}
+	}
+	count(bpf.DataplaneMapPorts, diffMap(kernel.ports, want.ports))
+	count(bpf.DataplaneMapFdb, diffMap(kernel.fdb, want.fdb))
+	count(bpf.DataplaneMapNets, diffMap(kernel.nets, want.nets))
+	count(bpf.DataplaneMapAddrs, diffMap(kernel.addrs, want.addrs))
+	count(bpf.DataplaneMapMacs, diffMap(kernel.macs, want.macs))
+	count(bpf.DataplaneMapRules, diffMap(kernel.rules, want.rules))
+	if kernel.uplink != want.uplink {
+		count(bpf.DataplaneMapConfig, 1)
+	}
+}
+
+func diffMap[K, V comparable](kernel, want map[K]V) int {
+	n := 0
+	for k, v := range want {
+		if got, ok := kernel[k]; !ok || got != v {
+			n++
+		}
+	}
+	for k := range kernel {
+		if _, ok := want[k]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// verifyPins makes the pins name this process's maps and links again: a
+// restarted rackd finds its state through them, so a pin removed or
+// replaced would cost the next restart every port.
+func (d *Dataplane) verifyPins(drift Drift) error {
+	if !sameInode(d.pinLock, d.cfg.PinDir) {
+		// The directory was removed behind us; the lock went with it.
+		if err := os.MkdirAll(filepath.Join(d.cfg.PinDir, "links"), 0o700); err != nil {
+			return fmt.Errorf("dataplane: %w", err)
+		}
+		lock, err := lockPinDir(d.cfg.PinDir)
+		if err != nil {
+			return err
+		}
+		d.unlock()
+		d.pinLock = lock
+		drift["pin_dir"]++
+	}
+	o := &d.objs
+	maps := map[string]*ebpf.Map{
+		bpf.DataplaneMapPorts: o.Ports, bpf.DataplaneMapFdb: o.Fdb, bpf.DataplaneMapNets: o.Nets,
+		bpf.DataplaneMapAddrs: o.Addrs, bpf.DataplaneMapMacs: o.Macs, bpf.DataplaneMapRules: o.Rules,
+		bpf.DataplaneMapConfig: o.Config, bpf.DataplaneMapCt: o.Ct, bpf.DataplaneMapCounters: o.Counters,
+	}
+	var errs []error
+	for name, m := range maps {
+		path := filepath.Join(d.cfg.PinDir, name)
+		if pinnedMapIs(path, m) {
+			continue
+		}
+		drift["pins"]++
+		os.Remove(path)
+		m.Unpin()
+		if err := m.Pin(path); err != nil {
+			errs = append(errs, fmt.Errorf("pin map %s: %w", name, err))
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(d.cfg.PinDir, "links"), 0o700); err != nil {
+		return fmt.Errorf("dataplane: %w", err)
+	}
+	for dev, l := range d.links {
+		path := d.linkPin(dev)
+		if pinnedLinkIs(path, l) {
+			continue
+		}
+		drift["pins"]++
+		os.Remove(path)
+		l.Unpin()
+		if err := l.Pin(path); err != nil {
+			errs = append(errs, fmt.Errorf("pin link of %s: %w", dev, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dataplane: %w", err)
+	}
+	return nil
+}
+
+// sameInode says whether f is still the file at path.
+func sameInode(f *os.File, path string) bool {
+	if f == nil {
+		return false
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+func pinnedMapIs(path string, m *ebpf.Map) bool {
+	pinned, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		return false
+	}
+	defer pinned.Close()
+	a, err1 := pinned.Info()
+	b, err2 := m.Info()
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	ida, ok1 := a.ID()
+	idb, ok2 := b.ID()
+	return ok1 && ok2 && ida == idb
+}
+
+func pinnedLinkIs(path string, l link.Link) bool {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	pinned, err := link.LoadPinnedLink(path, nil)
+	if err != nil {
+		return false
+	}
+	defer pinned.Close()
+	a, err1 := pinned.Info()
+	b, err2 := l.Info()
+	return err1 == nil && err2 == nil && a.ID == b.ID
+}
+
+// Drift returns what the checks of the kernel found so far.
+func (d *Dataplane) Drift() DriftStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.drift
+	st.Last = maps.Clone(d.drift.Last)
+	return st
+}

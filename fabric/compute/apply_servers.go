@@ -1,0 +1,452 @@
+package compute
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/scheduler"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Servers.
+
+// Nova's vm and task states this service uses.
+const (
+	vmBuilding  = "building"
+	vmActive    = "active"
+	vmStopped   = "stopped"
+	vmPaused    = "paused"
+	vmSuspended = "suspended"
+	vmError     = "error"
+)
+
+// statusOf is Nova's status for a vm_state and task_state.
+func statusOf(vm, task string) string {
+	if vm != vmError && vm != vmBuilding {
+		switch task {
+		case "rebooting":
+			return "REBOOT"
+		case "rebooting_hard":
+			return "HARD_REBOOT"
+		}
+	}
+	switch vm {
+	case vmBuilding:
+		return "BUILD"
+	case vmActive:
+		return "ACTIVE"
+	case vmStopped:
+		return "SHUTOFF"
+	case vmPaused:
+		return "PAUSED"
+	case vmSuspended:
+		return "SUSPENDED"
+	case vmError:
+		return "ERROR"
+	}
+	return "UNKNOWN"
+}
+
+func setState(s *Server, vm, task string) {
+	s.VMState, s.TaskState, s.Status = vm, task, statusOf(vm, task)
+}
+
+// diskGB is what a server claims of its host's disk: root, ephemeral and
+// swap.
+func diskGB(s *Server) int {
+	return max(s.RootGB, s.Flavor.Disk) + s.Flavor.Ephemeral + (s.Flavor.Swap+1023)/1024
+}
+
+// hostsWithUsage adds to each host what the servers placed on it claim,
+// read from the same transaction that will record the new placement.
+func hostsWithUsage(tx *memdb.Txn, hosts []scheduler.Host) []scheduler.Host {
+	out := make([]scheduler.Host, len(hosts))
+	for i, h := range hosts {
+		h.UsedVCPUs, h.UsedMemoryMB, h.UsedDiskGB, h.Servers = 0, 0, 0, nil
+		for _, s := range store.All[Server](tx, tServers, "host", h.Name) {
+			h.UsedVCPUs += s.Flavor.VCPUs
+			h.UsedMemoryMB += s.Flavor.RAM
+			h.UsedDiskGB += diskGB(s)
+			h.Servers = append(h.Servers, s.ID)
+		}
+		out[i] = h
+	}
+	return out
+}
+
+type serverCreateCmd struct {
+	// Servers are the new rows, building, without a host.
+	Servers []Server `json:"servers"`
+	// Hosts are the nodes that were up when the request came, with their
+	// capacity; what they have in use is read from the state here.
+	Hosts     []scheduler.Host `json:"hosts"`
+	Scheduler scheduler.Config `json:"scheduler"`
+	// ForceHost is an admin's requested host ("" = any).
+	ForceHost string    `json:"force_host,omitempty"`
+	RequestID string    `json:"request_id"`
+	Now       time.Time `json:"now"`
+}
+
+func applyServerCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c serverCreateCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	if len(c.Servers) == 0 {
+		return nil, store.Invalidf("no servers to create")
+	}
+	project := c.Servers[0].Project
+	if err := checkServerQuota(tx, project, c.Servers); err != nil {
+		return nil, err
+	}
+	var group *ServerGroup
+	if gid := c.Servers[0].Group; gid != "" {
+		g := store.Get[ServerGroup](tx, tGroups, gid)
+		if g == nil {
+			return nil, badRequest("Invalid input for field/attribute group. Value: %s. Instance group %s could not be found.", gid, gid)
+		}
+		ng := *g
+		ng.Members = slices.Clone(g.Members)
+		group = &ng
+		if limit := quotaLimit(tx, project, "server_group_members"); limit >= 0 && len(group.Members)+len(c.Servers) > limit {
+			return nil, overQuota("Quota exceeded, too many servers in group")
+		}
+	}
+	out := make([]Server, 0, len(c.Servers))
+	for _, s := range c.Servers {
+		if store.Get[Server](tx, tServers, s.ID) != nil {
+			return nil, store.Conflictf("server %s exists", s.ID)
+		}
+		req := scheduler.Request{VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM, DiskGB: diskGB(&s), AZ: s.AZ, Host: c.ForceHost}
+		if group != nil {
+			req.Group = &scheduler.Group{Policy: group.Policy, Members: group.Members, MaxPerHost: group.MaxPerHost}
+		}
+		host, err := scheduler.Select(hostsWithUsage(tx, c.Hosts), req, c.Scheduler)
+		switch {
+		case errors.Is(err, scheduler.ErrNoValidHost):
+			// Nova's build failure: the server exists, in ERROR, with a
+			// fault that says why; it holds no capacity and no ports.
+			setState(&s, vmError, "")
+			s.Fault = &Fault{Code: 500, Message: err.Error(), Created: c.Now}
+			s.Ports, s.CreatedPorts = []string{}, nil
+		case err != nil:
+			return nil, err
+		default:
+			s.Host = host
+			setState(&s, vmBuilding, "spawning")
+		}
+		if group != nil {
+			group.Members = append(group.Members, s.ID)
+		}
+		if err := tx.Insert(tServers, &s); err != nil {
+			return nil, err
+		}
+		if err := tx.Insert(tActions, &Action{ID: s.ID + "/" + c.RequestID, ServerID: s.ID, Project: s.Project, UserID: s.UserID,
+			Action: "create", RequestID: c.RequestID, Start: c.Now}); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if group != nil {
+		if err := tx.Insert(tGroups, group); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+type serverUpdateCmd struct {
+	ID          string  `json:"id"`
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+	AccessIPv4  *string `json:"access_ipv4,omitempty"`
+	AccessIPv6  *string `json:"access_ipv6,omitempty"`
+	DiskConfig  *string `json:"disk_config,omitempty"`
+	// Metadata replaces all metadata; MetadataSet merges into it;
+	// MetadataDelete removes one key.
+	Metadata       *map[string]string `json:"metadata,omitempty"`
+	MetadataSet    map[string]string  `json:"metadata_set,omitempty"`
+	MetadataDelete string             `json:"metadata_delete,omitempty"`
+	MetadataLimit  int                `json:"metadata_limit,omitempty"`
+	Now            time.Time          `json:"now"`
+}
+
+func applyServerUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c serverUpdateCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	old := store.Get[Server](tx, tServers, c.ID)
+	if old == nil || old.Hidden {
+		return nil, serverNotFound(c.ID)
+	}
+	s := *old
+	set(&s.Name, c.Name)
+	set(&s.Description, c.Description)
+	set(&s.AccessIPv4, c.AccessIPv4)
+	set(&s.AccessIPv6, c.AccessIPv6)
+	set(&s.DiskConfig, c.DiskConfig)
+	if c.Metadata != nil || c.MetadataSet != nil || c.MetadataDelete != "" {
+		md := map[string]string{}
+		if c.Metadata == nil {
+			for k, v := range old.Metadata {
+				md[k] = v
+			}
+		} else {
+			for k, v := range *c.Metadata {
+				md[k] = v
+			}
+		}
+		for k, v := range c.MetadataSet {
+			md[k] = v
+		}
+		if c.MetadataDelete != "" {
+			if _, ok := md[c.MetadataDelete]; !ok {
+				return nil, notFound("Metadata item was not found")
+			}
+			delete(md, c.MetadataDelete)
+		}
+		limit := quotaLimit(tx, s.Project, "metadata_items")
+		if limit >= 0 && len(md) > limit {
+			return nil, overQuota("Quota exceeded for metadata_items: Requested %d, but already used 0 of %d metadata_items", len(md), limit)
+		}
+		s.Metadata = md
+	}
+	s.Updated = c.Now
+	return s, tx.Insert(tServers, &s)
+}
+
+type serverActionCmd struct {
+	ID     string `json:"id"`
+	Action string `json:"action"` // stop start reboot pause unpause suspend resume delete
+	Hard   bool   `json:"hard,omitempty"`
+	// HostDown marks a delete whose node is down: the server leaves the
+	// API at once and its node tears it down when it returns.
+	HostDown  bool      `json:"host_down,omitempty"`
+	UserID    string    `json:"user_id"`
+	RequestID string    `json:"request_id"`
+	Now       time.Time `json:"now"`
+}
+
+// actionResult is what an action or a report did; Removed says the row is
+// gone, and with it the ports to release.
+type actionResult struct {
+	Server  Server `json:"server"`
+	Removed bool   `json:"removed,omitempty"`
+}
+
+// transitions are Nova's allowed vm_states for each action (task_state
+// must be none), the task it starts and the state the node must reach.
+var transitions = map[string]struct {
+	from       []string
+	task, want string
+}{
+	"stop":    {[]string{vmActive, vmError}, "powering-off", "stopped"},
+	"start":   {[]string{vmStopped}, "powering-on", "active"},
+	"pause":   {[]string{vmActive}, "pausing", "paused"},
+	"unpause": {[]string{vmPaused}, "unpausing", "active"},
+	"suspend": {[]string{vmActive}, "suspending", "suspended"},
+	"resume":  {[]string{vmSuspended}, "resuming", "active"},
+}
+
+func applyServerAction(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c serverActionCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	old := store.Get[Server](tx, tServers, c.ID)
+	if old == nil || old.Hidden {
+		return nil, serverNotFound(c.ID)
+	}
+	s := *old
+	s.Updated = c.Now
+	name := c.Action
+	switch c.Action {
+	case "delete":
+		if s.Host == "" {
+			// Never placed: nothing runs anywhere, so it goes now.
+			return actionResult{Server: s, Removed: true}, removeServer(tx, &s)
+		}
+		if s.TaskState == "deleting" && !c.HostDown {
+			return actionResult{Server: s}, nil
+		}
+		setState(&s, s.VMState, "deleting")
+		s.Want = "deleted"
+		s.Hidden = c.HostDown
+	case "reboot":
+		name = "reboot"
+		hardFrom := []string{vmActive, vmStopped, vmPaused, vmSuspended, vmError}
+		switch {
+		case !c.Hard && s.VMState != vmActive:
+			return nil, stateConflict("reboot", s.ID, "vm_state", s.VMState)
+		case c.Hard && !slices.Contains(hardFrom, s.VMState):
+			return nil, stateConflict("reboot", s.ID, "vm_state", s.VMState)
+		case s.TaskState != "" && !(c.Hard && s.TaskState == "rebooting"):
+			return nil, stateConflict("reboot", s.ID, "task_state", s.TaskState)
+		}
+		task := "rebooting"
+		if c.Hard {
+			task = "rebooting_hard"
+		}
+		setState(&s, s.VMState, task)
+		s.RebootSeq++
+		s.RebootHard = c.Hard
+		s.Want = "active"
+	default:
+		t, ok := transitions[c.Action]
+		if !ok {
+			return nil, store.Invalidf("unknown server action %q", c.Action)
+		}
+		if !slices.Contains(t.from, s.VMState) {
+			return nil, stateConflict(c.Action, s.ID, "vm_state", s.VMState)
+		}
+		if s.TaskState != "" {
+			return nil, stateConflict(c.Action, s.ID, "task_state", s.TaskState)
+		}
+		setState(&s, s.VMState, t.task)
+		s.Want = t.want
+	}
+	if err := tx.Insert(tServers, &s); err != nil {
+		return nil, err
+	}
+	if err := tx.Insert(tActions, &Action{ID: s.ID + "/" + c.RequestID, ServerID: s.ID, Project: s.Project, UserID: c.UserID,
+		Action: name, RequestID: c.RequestID, Start: c.Now}); err != nil {
+		return nil, err
+	}
+	return actionResult{Server: s}, nil
+}
+
+// removeServer deletes a server's row with its group membership, action
+// log and console tokens.
+func removeServer(tx *memdb.Txn, s *Server) error {
+	if err := leaveGroup(tx, s); err != nil {
+		return err
+	}
+	for _, a := range store.All[Action](tx, tActions, "server", s.ID) {
+		if err := tx.Delete(tActions, a); err != nil {
+			return err
+		}
+	}
+	for _, t := range store.All[ConsoleToken](tx, tConsoles, "server", s.ID) {
+		if err := tx.Delete(tConsoles, t); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(tServers, s)
+}
+
+type serverReportCmd struct {
+	ID       string    `json:"id"`
+	Observed Observed  `json:"observed"`
+	Now      time.Time `json:"now"`
+}
+
+func applyServerReport(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c serverReportCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	o := c.Observed
+	old := store.Get[Server](tx, tServers, c.ID)
+	if old == nil {
+		return nil, serverNotFound(c.ID)
+	}
+	if o.Gone {
+		if old.Want != "deleted" {
+			return nil, conflict("server %s is gone but was not deleted", c.ID)
+		}
+		return actionResult{Server: *old, Removed: true}, removeServer(tx, old)
+	}
+	s := *old
+	s.PowerState = o.PowerState
+	if s.Want != "deleted" {
+		switch o.Status {
+		case "ERROR":
+			setState(&s, vmError, "")
+			msg := o.Fault
+			if msg == "" {
+				msg = "the node reported an error"
+			}
+			if old.Fault == nil || old.Fault.Message != msg {
+				s.Fault = &Fault{Code: 500, Message: msg, Created: c.Now}
+			}
+		case "ACTIVE":
+			rebooting := s.TaskState == "rebooting" || s.TaskState == "rebooting_hard"
+			switch {
+			case s.Want != "active":
+				if s.VMState == vmBuilding {
+					setState(&s, vmActive, s.TaskState)
+				}
+			case rebooting && o.RebootSeq < s.RebootSeq:
+				// still rebooting
+			default:
+				setState(&s, vmActive, "")
+				s.Fault = nil
+				if s.LaunchedAt.IsZero() {
+					s.LaunchedAt = c.Now
+				}
+			}
+		case "SHUTOFF":
+			switch {
+			case s.Want == "stopped":
+				setState(&s, vmStopped, "")
+			case s.TaskState == "" && s.VMState == vmActive:
+				// The guest shut itself down: Nova records it stopped
+				// rather than starting it again.
+				setState(&s, vmStopped, "")
+				s.Want = "stopped"
+			}
+		case "PAUSED":
+			if s.Want == "paused" {
+				setState(&s, vmPaused, "")
+			}
+		case "SUSPENDED":
+			if s.Want == "suspended" {
+				setState(&s, vmSuspended, "")
+			}
+		default:
+			return nil, store.Invalidf("observed status %q is not one of ACTIVE, SHUTOFF, PAUSED, SUSPENDED, ERROR", o.Status)
+		}
+	}
+	probe := s
+	probe.Updated = old.Updated
+	if reflect.DeepEqual(&probe, old) {
+		return actionResult{Server: *old}, nil
+	}
+	s.Updated = c.Now
+	return actionResult{Server: s}, tx.Insert(tServers, &s)
+}
+
+// Console tokens.
+
+type consoleTokenCmd struct {
+	Token ConsoleToken `json:"token"`
+	Now   time.Time    `json:"now"`
+}
+
+func applyConsoleToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c consoleTokenCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	if s := store.Get[Server](tx, tServers, c.Token.ServerID); s == nil || s.Hidden {
+		return nil, serverNotFound(c.Token.ServerID)
+	}
+	// Expired tokens go whenever a new one comes.
+	for _, t := range store.All[ConsoleToken](tx, tConsoles, "id") {
+		if !c.Now.Before(t.Expires) {
+			if err := tx.Delete(tConsoles, t); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if store.Get[ConsoleToken](tx, tConsoles, c.Token.ID) != nil {
+		return nil, store.Conflictf("console token exists")
+	}
+	return nil, tx.Insert(tConsoles, &c.Token)
+}

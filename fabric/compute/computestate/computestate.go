@@ -1,0 +1,259 @@
+// Package computestate is the compute service's part of the replicated
+// state as node agents read it: the row types, the table names and
+// schema, and the reads an agent needs (Load, Hostname). It imports no
+// HTTP code, so node/ can follow servers without linking the Nova API.
+// What changes these rows (the FSM handlers) lives in fabric/compute.
+package computestate
+
+import (
+	"regexp"
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Rows of the compute tables. A row is never changed after insert: a
+// handler copies it, changes the copy and inserts that. The node agent
+// reads Server and Flavor (through Load), so their Go field names are a
+// contract.
+
+// Flavor is a server size. A server keeps a copy of its flavor as it was
+// at create time, so deleting or changing the flavor never changes it.
+type Flavor struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	VCPUs       int               `json:"vcpus"`
+	RAM         int               `json:"ram"`  // MB
+	Disk        int               `json:"disk"` // root disk, GB
+	Ephemeral   int               `json:"ephemeral"`
+	Swap        int               `json:"swap"` // MB
+	RxTxFactor  float64           `json:"rxtx_factor"`
+	Public      bool              `json:"public"`
+	ExtraSpecs  map[string]string `json:"extra_specs,omitempty"`
+	Created     time.Time         `json:"created"`
+}
+
+// FlavorAccess lets a project use a private flavor.
+type FlavorAccess struct {
+	ID       string `json:"id"` // flavor/project
+	FlavorID string `json:"flavor_id"`
+	Project  string `json:"project"`
+}
+
+// Keypair is a user's SSH public key; the private key, when the service
+// generated one, was shown once and never stored.
+type Keypair struct {
+	ID          string    `json:"id"` // user/name
+	UserID      string    `json:"user_id"`
+	Name        string    `json:"name"`
+	Type        string    `json:"type"` // ssh, x509
+	PublicKey   string    `json:"public_key"`
+	Fingerprint string    `json:"fingerprint"`
+	Seq         uint64    `json:"seq"` // Nova's integer id: the log index that created it
+	Created     time.Time `json:"created"`
+}
+
+// Fault is why a server is in ERROR.
+type Fault struct {
+	Code    int       `json:"code"`
+	Message string    `json:"message"`
+	Details string    `json:"details,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Nova's power states.
+const (
+	PowerNoState   = 0
+	PowerRunning   = 1
+	PowerPaused    = 3
+	PowerShutdown  = 4
+	PowerCrashed   = 6
+	PowerSuspended = 7
+)
+
+// Server is a virtual machine: what the API asked for (Want, RebootSeq)
+// and what its node last reported (VMState, PowerState, Fault).
+type Server struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Project     string `json:"project"`
+	UserID      string `json:"user_id"`
+	// Host is the node the scheduler placed it on; "" when placement
+	// failed.
+	Host      string `json:"host"`
+	ImageID   string `json:"image_id"`
+	KeyName   string `json:"key_name,omitempty"`
+	PublicKey string `json:"public_key,omitempty"`
+	// UserData is base64, as the client sent it.
+	UserData string `json:"user_data,omitempty"`
+	AZ       string `json:"az"`
+	// Status is Nova's status (BUILD, ACTIVE, SHUTOFF, PAUSED, SUSPENDED,
+	// REBOOT, HARD_REBOOT, ERROR, DELETED), derived from VMState and
+	// TaskState whenever either changes.
+	Status     string `json:"status"`
+	VMState    string `json:"vm_state"` // building, active, stopped, paused, suspended, error
+	TaskState  string `json:"task_state,omitempty"`
+	PowerState int    `json:"power_state"`
+	Flavor     Flavor `json:"flavor"`
+	// RootGB is the root disk's size: the flavor's, or the image's when
+	// the flavor's is 0.
+	RootGB int `json:"root_gb"`
+	// Ports are the Neutron ports of the server, in NIC order;
+	// CreatedPorts are those the compute service made (deleted with the
+	// server), the others were the client's (only unbound).
+	Ports        []string          `json:"ports"`
+	CreatedPorts []string          `json:"created_ports,omitempty"`
+	Metadata     map[string]string `json:"metadata"`
+	// Want is the state the node must converge to: active, stopped,
+	// paused, suspended or deleted.
+	Want string `json:"want"`
+	// RebootSeq counts reboot requests; the node reboots when it has
+	// completed fewer (Observed.RebootSeq), hard when RebootHard.
+	RebootSeq      int      `json:"reboot_seq"`
+	RebootHard     bool     `json:"reboot_hard,omitempty"`
+	Fault          *Fault   `json:"fault,omitempty"`
+	Group          string   `json:"group,omitempty"`
+	SecurityGroups []string `json:"security_groups"`
+	ConfigDrive    bool     `json:"config_drive"`
+	AccessIPv4     string   `json:"access_ipv4,omitempty"`
+	AccessIPv6     string   `json:"access_ipv6,omitempty"`
+	// DiskConfig is Nova's OS-DCF:diskConfig, AUTO or MANUAL ("" is
+	// MANUAL).
+	DiskConfig string `json:"disk_config,omitempty"`
+	// Personality are the files to inject (Nova's personality, before
+	// microversion 2.57): the config drive carries them.
+	Personality   []File    `json:"personality,omitempty"`
+	ReservationID string    `json:"reservation_id"`
+	LaunchIndex   int       `json:"launch_index"`
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
+	LaunchedAt    time.Time `json:"launched_at,omitzero"`
+	// Hidden marks a server deleted while its node was down: gone for
+	// the API (and its quota), kept until the node comes back and
+	// reports it torn down.
+	Hidden bool `json:"hidden,omitempty"`
+}
+
+// File is a file injected into a server's guest.
+type File struct {
+	Path string `json:"path"`
+	// Contents are base64, as the client sent them.
+	Contents string `json:"contents"`
+}
+
+// ServerGroup groups servers for (anti-)affinity.
+type ServerGroup struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Project    string    `json:"project"`
+	UserID     string    `json:"user_id"`
+	Policy     string    `json:"policy"`
+	MaxPerHost int       `json:"max_per_host,omitempty"`
+	Members    []string  `json:"members"`
+	Created    time.Time `json:"created"`
+}
+
+// Quota holds a project's limits that differ from the defaults.
+type Quota struct {
+	ID     string         `json:"id"` // project id
+	Limits map[string]int `json:"limits"`
+}
+
+// Action is one entry of a server's instance-action log.
+type Action struct {
+	ID        string    `json:"id"` // server/request
+	ServerID  string    `json:"server_id"`
+	Project   string    `json:"project"`
+	UserID    string    `json:"user_id"`
+	Action    string    `json:"action"`
+	RequestID string    `json:"request_id"`
+	Start     time.Time `json:"start"`
+}
+
+// ConsoleToken grants a serial-console connection to one server; only
+// the token's SHA-256 is kept.
+type ConsoleToken struct {
+	ID       string    `json:"id"` // hex SHA-256 of the token
+	ServerID string    `json:"server_id"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Observed is what a node reports about one of its servers.
+type Observed struct {
+	PowerState int `json:"power_state"`
+	// Status is ACTIVE, SHUTOFF, PAUSED, SUSPENDED or ERROR.
+	Status string `json:"status"`
+	// Fault says why, with Status ERROR.
+	Fault string `json:"fault,omitempty"`
+	// Gone reports a deleted server torn down completely.
+	Gone bool `json:"gone,omitempty"`
+	// RebootSeq is the last reboot request (Server.RebootSeq) completed.
+	RebootSeq int `json:"reboot_seq"`
+}
+
+// Table names.
+const (
+	TableFlavors      = "compute_flavors"
+	TableFlavorAccess = "compute_flavor_access"
+	TableKeypairs     = "compute_keypairs"
+	TableServers      = "compute_servers"
+	TableGroups       = "compute_server_groups"
+	TableQuotas       = "compute_quotas"
+	TableActions      = "compute_instance_actions"
+	TableConsoles     = "compute_console_tokens"
+)
+
+// Schema is the compute tables without their command handlers (which
+// fabric/compute adds): enough for a store an agent or a test reads.
+func Schema() store.Schema {
+	return store.Schema{Tables: []store.Table{
+		store.NewTable(TableFlavors, &Flavor{}),
+		store.NewTable(TableFlavorAccess, &FlavorAccess{}, store.StringIndex("flavor", "FlavorID", false), store.StringIndex("project", "Project", false)),
+		store.NewTable(TableKeypairs, &Keypair{}, store.StringIndex("user", "UserID", false)),
+		store.NewTable(TableServers, &Server{}, store.StringIndex("project", "Project", false),
+			&memdb.IndexSchema{Name: "host", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Host"}}),
+		store.NewTable(TableGroups, &ServerGroup{}, store.StringIndex("project", "Project", false)),
+		store.NewTable(TableQuotas, &Quota{}),
+		store.NewTable(TableActions, &Action{}, store.StringIndex("server", "ServerID", false)),
+		store.NewTable(TableConsoles, &ConsoleToken{}, store.StringIndex("server", "ServerID", false)),
+	}}
+}
+
+// TableNames lists the tables Load reads, so a watcher can watch them.
+func TableNames() []string { return []string{TableServers} }
+
+// Load reads every server from txn in id order, including those deleted
+// while their node was down (Hidden): the node agent filters by Host and
+// tears down what is Want "deleted".
+func Load(txn *memdb.Txn) ([]Server, error) {
+	it, err := txn.Get(TableServers, "id")
+	if err != nil {
+		return nil, err
+	}
+	var out []Server
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, *raw.(*Server))
+	}
+	return out, nil
+}
+
+var hostnameBad = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// Hostname is the hostname a server's guest gets (its config drive's):
+// its display name sanitized as Nova does it.
+func Hostname(sv *Server) string {
+	h := hostnameBad.ReplaceAllString(strings.ToLower(strings.ReplaceAll(sv.Name, " ", "-")), "")
+	h = strings.Trim(h, "-.")
+	if len(h) > 63 {
+		h = strings.Trim(h[:63], "-")
+	}
+	if h == "" {
+		h = "server"
+	}
+	return h
+}

@@ -1,0 +1,402 @@
+package compute
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"sort"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/scheduler"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Server create: read the request in named steps, resolve what it names
+// (flavor, image, key, group, networks), make the ports, and propose the
+// servers, which the apply places and counts against the quota.
+
+// parseServer reads a create request and resolves it against the state
+// and the image and network services, in the order Nova checks them.
+func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Request) (*serverRequest, error) {
+	req, err := s.readServerRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	p := principal(r)
+	if err := s.resolveZone(p, req); err != nil {
+		return nil, err
+	}
+	sv := &req.tmpl
+	if sv.UserData != "" {
+		if _, err := base64.StdEncoding.DecodeString(sv.UserData); err != nil {
+			return nil, badRequest("User data needs to be valid base 64.")
+		}
+	}
+	if limit := quotaLimit(tx, p.ProjectID, "metadata_items"); limit >= 0 && len(sv.Metadata) > limit {
+		return nil, overQuota("Quota exceeded for metadata_items: Requested %d, but already used 0 of %d metadata_items", len(sv.Metadata), limit)
+	}
+	if err := checkPersonality(tx, p.ProjectID, sv.Personality); err != nil {
+		return nil, err
+	}
+	f, err := resolveFlavor(tx, p, req.flavorRef, sv)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.resolveImage(ctx, p, req.imageRef, f, sv); err != nil {
+		return nil, err
+	}
+	if err := resolveKeyAndGroup(tx, p, sv); err != nil {
+		return nil, err
+	}
+	sv.SecurityGroups = req.groupNames
+	if len(sv.SecurityGroups) == 0 {
+		sv.SecurityGroups = []string{"default"}
+	}
+	if err := s.resolveNetworks(ctx, r, p, req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// resolveZone checks the availability zone: ours, or for admins
+// "zone:host" to force a host.
+func (s *Service) resolveZone(p *api.Principal, req *serverRequest) error {
+	if req.az == "" {
+		return nil
+	}
+	zone, host, _ := strings.Cut(req.az, ":")
+	host, _, _ = strings.Cut(host, ":")
+	if zone != "" && zone != s.cfg.AZ {
+		return badRequest("The requested availability zone is not available")
+	}
+	if host != "" {
+		if !p.IsAdmin() {
+			return policyDenied("os_compute_api:servers:create:forced_host")
+		}
+		req.forceHost = host
+	}
+	return nil
+}
+
+// resolveFlavor copies the flavor the caller may use into the server.
+func resolveFlavor(tx *memdb.Txn, p *api.Principal, ref string, sv *Server) (*Flavor, error) {
+	f, err := visibleFlavor(tx, p, refID(ref))
+	if err != nil {
+		return nil, badRequest("Flavor %s could not be found.", refID(ref))
+	}
+	sv.Flavor = *f
+	sv.Flavor.ExtraSpecs = maps(f.ExtraSpecs)
+	sv.RootGB = f.Disk
+	return f, nil
+}
+
+// resolveImage checks the image is active and fits the flavor; a flavor
+// without a root disk size takes the image's.
+func (s *Service) resolveImage(ctx context.Context, p *api.Principal, ref string, f *Flavor, sv *Server) error {
+	if ref == "" {
+		return badRequest("Missing imageRef attribute")
+	}
+	sv.ImageID = refID(ref)
+	if !uuidPattern.MatchString(sv.ImageID) {
+		return badRequest("Invalid imageRef provided.")
+	}
+	if s.cfg.Images == nil {
+		return badRequest("Image %s could not be found.", sv.ImageID)
+	}
+	img, err := s.cfg.Images.Get(ctx, p, sv.ImageID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, api.ErrNotFound) || api.StatusOf(err) == http.StatusNotFound:
+		return badRequest("Image %s could not be found.", sv.ImageID)
+	case err != nil:
+		return err
+	case !strings.EqualFold(img.Status, "active"):
+		return badRequest("Image %s is not active.", sv.ImageID)
+	case img.MinRAM > f.RAM:
+		return badRequest("Flavor's memory is too small for requested image.")
+	case f.Disk > 0 && img.MinDisk > f.Disk:
+		return badRequest("Flavor's disk is too small for requested image.")
+	case f.Disk > 0 && img.Size > int64(f.Disk)<<30:
+		return badRequest("Flavor's disk is too small for requested image.")
+	}
+	if f.Disk == 0 {
+		sv.RootGB = max(img.MinDisk, int((img.Size+(1<<30)-1)>>30), 1)
+	}
+	return nil
+}
+
+// resolveKeyAndGroup copies the named key into the server and checks the
+// server group is one the caller may see.
+func resolveKeyAndGroup(tx *memdb.Txn, p *api.Principal, sv *Server) error {
+	if sv.KeyName != "" {
+		k := store.Get[Keypair](tx, tKeypairs, p.UserID+"/"+sv.KeyName)
+		if k == nil {
+			return badRequest("Invalid key_name provided.")
+		}
+		sv.PublicKey = k.PublicKey
+	}
+	if sv.Group != "" {
+		g := store.Get[ServerGroup](tx, tGroups, sv.Group)
+		if g == nil || !p.CanRead(g.Project) {
+			return badRequest("Invalid input for field/attribute group. Value: %s. Instance group %s could not be found.", sv.Group, sv.Group)
+		}
+	}
+	return nil
+}
+
+// resolveNetworks picks the network when the request leaves it to the
+// service (the one the project may use, as Nova picks it) and checks
+// every named network and port.
+func (s *Service) resolveNetworks(ctx context.Context, r *http.Request, p *api.Principal, req *serverRequest) error {
+	if req.nics == nil && s.cfg.Ports != nil {
+		nets, err := s.cfg.Ports.Networks(ctx, p)
+		if err != nil {
+			return err
+		}
+		switch len(nets) {
+		case 0:
+			if atLeast(r, 37) {
+				return badRequest("Unable to automatically allocate a network for project %s", p.ProjectID)
+			}
+		case 1:
+			req.nics = []requestedNIC{{NetworkID: nets[0].ID}}
+		default:
+			return conflict("Multiple possible networks found, use a Network ID to be more specific.")
+		}
+	}
+	for _, nic := range req.nics {
+		if err := s.checkNIC(ctx, p, nic); err != nil {
+			return err
+		}
+	}
+	if req.count > 1 {
+		for _, nic := range req.nics {
+			if nic.PortID != "" || nic.FixedIP != "" {
+				return badRequest("Unable to launch multiple instances with a single configured port ID or fixed IP. Please launch your instance one by one with different ports.")
+			}
+		}
+	}
+	return nil
+}
+
+// checkNIC checks that a NIC's network exists for the caller, or that its
+// port does and is free.
+func (s *Service) checkNIC(ctx context.Context, p *api.Principal, nic requestedNIC) error {
+	if s.cfg.Ports == nil {
+		if nic.PortID != "" {
+			return badRequest("Port id %s could not be found.", nic.PortID)
+		}
+		return badRequest("Network %s could not be found.", nic.NetworkID)
+	}
+	if nic.PortID != "" {
+		pt, err := s.cfg.Ports.Port(ctx, p, nic.PortID)
+		switch {
+		case api.StatusOf(err) == http.StatusNotFound:
+			return badRequest("Port id %s could not be found.", nic.PortID)
+		case err != nil:
+			return err
+		case pt.DeviceID != "":
+			return conflict("Port %s is still in use.", nic.PortID)
+		}
+		return nil
+	}
+	if _, err := s.cfg.Ports.Network(ctx, p, nic.NetworkID); err != nil {
+		if api.StatusOf(err) == http.StatusNotFound {
+			return badRequest("Network %s could not be found.", nic.NetworkID)
+		}
+		return err
+	}
+	return nil
+}
+
+func maps(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	return copyMap(m)
+}
+
+// schedulerHosts are the cluster's nodes as the scheduler takes them; usage
+// is filled in by the apply.
+func (s *Service) schedulerHosts(ctx context.Context) ([]scheduler.Host, error) {
+	if s.cfg.Hosts == nil {
+		return nil, nil
+	}
+	hs, err := s.cfg.Hosts.Hosts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	out := make([]scheduler.Host, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, AZ: s.hostAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func randomText(n int) string {
+	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, n)
+	for i := range b {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			panic(err)
+		}
+		b[i] = alphabet[k.Int64()]
+	}
+	return string(b)
+}
+
+func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	req, err := s.parseServer(ctx, tx, r)
+	if err != nil {
+		return err
+	}
+	hosts, err := s.schedulerHosts(ctx)
+	if err != nil {
+		return err
+	}
+	resID := "r-" + strings.ToLower(randomText(8))
+	c := serverCreateCmd{Hosts: hosts, Scheduler: s.cfg.Scheduler, ForceHost: req.forceHost, RequestID: requestID(ctx), Now: req.tmpl.Created}
+	// Ports first: a server never exists without the ports it asked for.
+	// made are the ports this request made, deleted again unless a server
+	// that uses them may exist.
+	var made []string
+	c.Servers, err = s.newServers(ctx, principal(r), req, resID, &made)
+	var rows []Server
+	if err == nil {
+		_, err = api.Propose(ctx, s.cfg.Repl, cmdServerCreate, c, &rows)
+		if err != nil && !api.Rejected(err) {
+			// The outcome is unknown: the servers may be in the state,
+			// with these ports. A port left over is better than a server
+			// without its port.
+			made = nil
+		}
+	}
+	if err != nil {
+		s.deletePorts(context.WithoutCancel(ctx), made, "delete port of a server that was not created")
+		return err
+	}
+	for _, sv := range rows {
+		s.settlePorts(context.WithoutCancel(ctx), c.Servers, sv)
+	}
+	if req.resID {
+		api.JSON(w, http.StatusAccepted, map[string]any{"reservation_id": resID})
+		return nil
+	}
+	s.writeCreated(w, r, req, rows[0])
+	return nil
+}
+
+// newServers makes the rows of the servers asked for, and the ports they
+// need (recorded in made as they are made).
+func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverRequest, resID string, made *[]string) ([]Server, error) {
+	out := make([]Server, 0, req.count)
+	for i := 0; i < req.count; i++ {
+		sv := req.tmpl
+		sv.ID = api.NewUUID()
+		sv.Metadata = maps(req.tmpl.Metadata)
+		sv.ReservationID, sv.LaunchIndex = resID, i
+		if req.count > 1 {
+			sv.Name = fmt.Sprintf("%s-%d", req.tmpl.Name, i+1)
+		}
+		sv.Ports = []string{}
+		for _, nic := range req.nics {
+			if nic.PortID != "" {
+				sv.Ports = append(sv.Ports, nic.PortID)
+				continue
+			}
+			pt, err := s.cfg.Ports.Create(ctx, p, PortRequest{NetworkID: nic.NetworkID, FixedIP: nic.FixedIP, Project: sv.Project,
+				DeviceID: sv.ID, DeviceOwner: "compute:" + sv.AZ, SecurityGroups: req.groupNames})
+			if err != nil {
+				return nil, portError(err, nic)
+			}
+			*made = append(*made, pt.ID)
+			sv.Ports = append(sv.Ports, pt.ID)
+			sv.CreatedPorts = append(sv.CreatedPorts, pt.ID)
+		}
+		out = append(out, sv)
+	}
+	return out, nil
+}
+
+// deletePorts deletes ports this service made, logging what it could not.
+func (s *Service) deletePorts(ctx context.Context, ids []string, why string) {
+	for _, id := range ids {
+		if err := s.cfg.Ports.Delete(ctx, id); err != nil {
+			s.log.Warn(why, "port", id, "err", err)
+		}
+	}
+}
+
+// writeCreated answers a create with the first server, as Nova does.
+func (s *Service) writeCreated(w http.ResponseWriter, r *http.Request, req *serverRequest, first Server) {
+	groups := []any{}
+	for _, g := range first.SecurityGroups {
+		groups = append(groups, map[string]any{"name": g})
+	}
+	pass := req.adminPass
+	if pass == "" {
+		pass = randomText(12)
+	}
+	w.Header().Set("Location", s.apiURL(r)+"/servers/"+first.ID)
+	api.JSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
+		"id": first.ID, "links": s.links(r, "servers", first.ID), "OS-DCF:diskConfig": diskConfigOf(&first),
+		"security_groups": groups, "adminPass": pass,
+	}})
+}
+
+// settlePorts binds a placed server's ports to its host, or releases the
+// ports of one that found no host.
+func (s *Service) settlePorts(ctx context.Context, asked []Server, sv Server) {
+	if sv.Host == "" {
+		for _, a := range asked {
+			if a.ID == sv.ID {
+				s.deletePorts(ctx, a.CreatedPorts, "delete port of an unplaced server")
+			}
+		}
+		return
+	}
+	for _, id := range sv.Ports {
+		if err := s.cfg.Ports.Bind(ctx, id, sv.ID, sv.Host); err != nil {
+			s.log.Warn("bind port", "server", sv.ID, "port", id, "err", err)
+			o := Observed{Status: "ERROR", Fault: fmt.Sprintf("Binding port %s to host %s failed: %v", id, sv.Host, err)}
+			if _, err := s.cfg.Repl.Propose(ctx, cmdServerReport, serverReportCmd{ID: sv.ID, Observed: o, Now: s.now()}); err != nil {
+				s.log.Error("record port binding failure", "server", sv.ID, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// portError turns a port-creation failure into Nova's answer: the
+// network service's faults for an address it cannot give are the
+// client's 400s, as Nova's FixedIpAlreadyInUse and NoMoreFixedIps are.
+func portError(err error, nic requestedNIC) error {
+	p := api.ProblemOf(err)
+	switch p.Status {
+	case http.StatusNotFound:
+		return badRequest("Network %s could not be found.", nic.NetworkID)
+	case http.StatusConflict:
+		if p.Fault == "IpAddressAlreadyAllocated" || p.Fault == "IpAddressGenerationFailure" {
+			return badRequest("%s", p.Msg)
+		}
+		return conflict("%s", p.Msg)
+	case http.StatusBadRequest:
+		return badRequest("%s", p.Msg)
+	case http.StatusForbidden:
+		return forbidden("%s", p.Msg)
+	}
+	return err
+}

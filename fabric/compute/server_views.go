@@ -1,0 +1,192 @@
+package compute
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// A server as Nova shows it, at the request's microversion.
+
+func hostID(sv *Server) string {
+	if sv.Host == "" {
+		return ""
+	}
+	sum := sha256.Sum224([]byte(sv.Project + sv.Host))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Service) addresses(ctx context.Context, sv *Server) map[string]any {
+	out := map[string]any{}
+	if s.cfg.Ports == nil {
+		return out
+	}
+	for _, id := range sv.Ports {
+		pt, err := s.cfg.Ports.Port(ctx, nil, id)
+		if err != nil {
+			continue
+		}
+		name := pt.NetworkName
+		if name == "" {
+			name = pt.NetworkID
+		}
+		list, _ := out[name].([]any)
+		for _, ip := range pt.IPs {
+			v := 4
+			if strings.Contains(ip, ":") {
+				v = 6
+			}
+			list = append(list, map[string]any{"version": v, "addr": ip, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": pt.MAC})
+		}
+		if list == nil {
+			list = []any{}
+		}
+		out[name] = list
+	}
+	return out
+}
+
+func instanceName(sv *Server) string { return "instance-" + strings.ReplaceAll(sv.ID, "-", "")[:8] }
+
+// serverView is a server as Nova shows it at the request's microversion;
+// basic leaves out what update answers lack before 2.75. tx, when not
+// nil, adds the server groups (2.71).
+func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic bool) map[string]any {
+	md := sv.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	v := map[string]any{
+		"id": sv.ID, "name": sv.Name, "status": sv.Status, "tenant_id": sv.Project, "user_id": sv.UserID,
+		"metadata": md, "hostId": hostID(sv), "created": timeText(sv.Created), "updated": timeText(sv.Updated),
+		"addresses": s.addresses(r.Context(), sv), "accessIPv4": sv.AccessIPv4, "accessIPv6": sv.AccessIPv6,
+		"links": s.links(r, "servers", sv.ID), "OS-DCF:diskConfig": diskConfigOf(sv),
+		"image":  map[string]any{"id": sv.ImageID, "links": []any{link("bookmark", s.baseURL(r)+"/images/"+sv.ImageID)}},
+		"flavor": s.serverFlavor(r, sv),
+	}
+	switch sv.Status {
+	case "ACTIVE", "BUILD":
+		v["progress"] = 0
+	}
+	if sv.Fault != nil && (sv.Status == "ERROR" || sv.Status == "DELETED") {
+		f := map[string]any{"code": sv.Fault.Code, "message": sv.Fault.Message, "created": timeText(sv.Fault.Created)}
+		if sv.Fault.Details != "" && (principal(r).IsAdmin() || sv.Fault.Code != 500) {
+			f["details"] = sv.Fault.Details
+		}
+		v["fault"] = f
+	}
+	addVersionedAttrs(r, tx, sv, v)
+	if basic && !atLeast(r, 75) {
+		return v
+	}
+	s.addExtendedAttrs(r, sv, v)
+	return v
+}
+
+// serverFlavor is the flavor a server was made with: a copy from 2.47, a
+// link before.
+func (s *Service) serverFlavor(r *http.Request, sv *Server) map[string]any {
+	if !atLeast(r, 47) {
+		return map[string]any{"id": sv.Flavor.ID, "links": []any{link("bookmark", s.baseURL(r)+"/flavors/"+sv.Flavor.ID)}}
+	}
+	return map[string]any{"vcpus": sv.Flavor.VCPUs, "ram": sv.Flavor.RAM, "disk": sv.Flavor.Disk, "ephemeral": sv.Flavor.Ephemeral,
+		"swap": sv.Flavor.Swap, "original_name": sv.Flavor.Name, "extra_specs": copyMap(sv.Flavor.ExtraSpecs)}
+}
+
+// addVersionedAttrs adds the attributes later microversions show.
+func addVersionedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]any) {
+	if atLeast(r, 19) {
+		v["description"] = nil
+		if sv.Description != "" {
+			v["description"] = sv.Description
+		}
+	}
+	if atLeast(r, 9) {
+		v["locked"] = false
+	}
+	if atLeast(r, 26) {
+		v["tags"] = []string{}
+	}
+	if atLeast(r, 63) {
+		v["trusted_image_certificates"] = nil
+	}
+	if atLeast(r, 73) {
+		v["locked_reason"] = nil
+	}
+	if atLeast(r, 71) && tx != nil {
+		groups := []string{}
+		if sv.Group != "" && store.Get[ServerGroup](tx, tGroups, sv.Group) != nil {
+			groups = append(groups, sv.Group)
+		}
+		v["server_groups"] = groups
+	}
+}
+
+// addExtendedAttrs adds the OS-EXT-* attributes, the admin-only ones to
+// admins.
+func (s *Service) addExtendedAttrs(r *http.Request, sv *Server, v map[string]any) {
+	groups := []any{}
+	for _, g := range sv.SecurityGroups {
+		groups = append(groups, map[string]any{"name": g})
+	}
+	v["key_name"] = orNil(sv.KeyName)
+	v["security_groups"] = groups
+	v["OS-SRV-USG:launched_at"] = timeOrNil(sv.LaunchedAt)
+	v["OS-SRV-USG:terminated_at"] = nil
+	v["OS-EXT-AZ:availability_zone"] = sv.AZ
+	v["OS-EXT-STS:task_state"] = orNil(sv.TaskState)
+	v["OS-EXT-STS:vm_state"] = sv.VMState
+	v["OS-EXT-STS:power_state"] = sv.PowerState
+	v["os-extended-volumes:volumes_attached"] = []any{}
+	v["config_drive"] = "True"
+	if !principal(r).IsAdmin() {
+		return
+	}
+	v["OS-EXT-SRV-ATTR:host"] = orNil(sv.Host)
+	v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = orNil(sv.Host)
+	v["OS-EXT-SRV-ATTR:instance_name"] = instanceName(sv)
+	if atLeast(r, 3) {
+		v["OS-EXT-SRV-ATTR:reservation_id"] = sv.ReservationID
+		v["OS-EXT-SRV-ATTR:launch_index"] = sv.LaunchIndex
+		v["OS-EXT-SRV-ATTR:hostname"] = Hostname(sv)
+		v["OS-EXT-SRV-ATTR:kernel_id"] = ""
+		v["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+		v["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
+		v["OS-EXT-SRV-ATTR:user_data"] = orNil(sv.UserData)
+	}
+	if atLeast(r, 16) {
+		status := ""
+		switch {
+		case sv.Host == "":
+		case s.hostUp(r.Context(), sv.Host):
+			status = "UP"
+		default:
+			status = "DOWN"
+		}
+		v["host_status"] = status
+	}
+}
+
+// orNil is s, or null when s is empty.
+func orNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (s *Service) showServer(w http.ResponseWriter, r *http.Request) error {
+	tx, sv, err := s.readServerTx(r, "")
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"server": s.serverView(r, tx, sv, false)})
+	return nil
+}

@@ -1,0 +1,113 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/object"
+)
+
+// Maintenance: uploads that died with their node, and data no image
+// refers to.
+
+// Run gives back uploads that died with this node or with a lost node, and
+// deletes image data no image refers to; it returns when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	var lastSweep time.Time
+	for {
+		// Uploads this node ran before it restarted are gone.
+		s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode == s.cfg.Node && img.UploadRun != s.run })
+		if s.cfg.IsLeader() {
+			s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode != s.cfg.Node && s.cfg.NodeLost(img.UploadNode) })
+			if time.Since(lastSweep) >= 10*time.Minute {
+				if s.sweepObjects(ctx) {
+					lastSweep = time.Now()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// resetUploads returns the saving images abandoned says were abandoned to
+// queued.
+func (s *Service) resetUploads(ctx context.Context, abandoned func(*Image) bool) {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return
+	}
+	for _, img := range store.All[Image](tx, tImages, "id") {
+		if img.Status != StatusSaving || !abandoned(img) {
+			continue
+		}
+		upload := img.UploadID
+		_, err := s.mutate(ctx, img.ID, func(img *Image) error {
+			if img.Status != StatusSaving || img.UploadID != upload {
+				return errSkip
+			}
+			s.log.Warn("image upload abandoned; image is queued again", "image", img.ID, "node", img.UploadNode)
+			clearUpload(img, StatusQueued, s.now())
+			return nil
+		})
+		if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("reset abandoned upload", "image", img.ID, "err", err)
+		}
+	}
+}
+
+var errSkip = errors.New("nothing to do")
+
+// orphanAge is how old data without an image must be before it is
+// deleted: an upload that stored its data has not yet marked its image
+// active.
+const orphanAge = 10 * time.Minute
+
+// sweepObjects deletes objects of the data container that no image
+// refers to (an upload or a delete cut short by a crash); it reports
+// whether it got through the whole container.
+func (s *Service) sweepObjects(ctx context.Context) bool {
+	if _, err := s.cfg.Objects.Container(ctx, s.cfg.Account, s.cfg.Container); err != nil {
+		return errors.Is(err, store.ErrNotFound)
+	}
+	marker := ""
+	for {
+		entries, more, err := s.cfg.Objects.List(ctx, s.cfg.Account, s.cfg.Container, object.ListOptions{Marker: marker, Limit: 1000})
+		if err != nil {
+			s.log.Warn("list image data", "err", err)
+			return false
+		}
+		tx, err := s.cfg.Repl.Read(ctx)
+		if err != nil {
+			return false
+		}
+		for _, e := range entries {
+			o := e.Object
+			if o == nil {
+				continue
+			}
+			marker = o.Name
+			if s.cfg.Now().Sub(o.Modified) < orphanAge {
+				continue
+			}
+			img := store.Get[Image](tx, tImages, o.Name)
+			if img != nil && (img.Object == o.Name || img.Status == StatusSaving) {
+				continue
+			}
+			s.log.Info("deleting image data no image refers to", "object", o.Name)
+			if err := s.cfg.Objects.Delete(ctx, s.cfg.Account, s.cfg.Container, o.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("delete orphaned image data", "object", o.Name, "err", err)
+			}
+		}
+		if !more || len(entries) == 0 {
+			return true
+		}
+	}
+}
