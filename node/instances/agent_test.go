@@ -23,6 +23,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
@@ -371,12 +372,7 @@ func TestAgentSaysWhatHappensOnce(t *testing.T) {
 func needTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"qemu-img", "genisoimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s is not installed", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
+		testenv.RequireCommand(t, tool)
 	}
 }
 
