@@ -19,7 +19,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS   := -X github.com/rackstack/rackstack/fabric/buildinfo.version=$(VERSION)
 
-.PHONY: all build test unit integration deps run generate lint bench clean
+.PHONY: all build test unit integration deps run purge generate lint bench clean
 
 all: build
 
@@ -50,8 +50,15 @@ test: deps
 	$(MAKE) integration
 
 # run starts a one-node cloud on embedded defaults (data in ./.rackstack).
+# It holds the terminal; Ctrl-C stops rackd (guests keep running, as they
+# do across any rackd restart).
 run: build
 	$(BIN)/rackd dev --data-dir $(DATA)
+
+# purge removes what `make run` made, once rackd is stopped: its guests
+# and their taps, its BPF pins, QEMU's run dir and the data dir.
+purge: build
+	$(BIN)/rackd dev --purge --data-dir $(DATA)
 
 # generate rebuilds bpf/*_bpfel.{go,o} from the C (committed: building
 # needs no clang).

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -15,54 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rackstack/rackstack/bpf"
+	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
 )
 
-// DriftStatus says how often the kernel was found to differ from what this
-// process last wrote, and put back. Drift means something else writes the
-// pins (another loader, bpftool, a bug): it is repaired, but someone
-// should look.
-type DriftStatus struct {
-	// Repaired counts the entries and pins written back since Open.
-	Repaired uint64 `json:"repaired"`
-	// Last is the most recent drift found, by map name ("pins" for pinned
-	// maps and links that were gone or replaced, "pin_dir" for the
-	// directory itself).
-	Last       Drift     `json:"last,omitempty"`
-	LastAt     time.Time `json:"last_at,omitzero"`
-	VerifiedAt time.Time `json:"verified_at,omitzero"`
-	// Error is why the last check could not repair everything; empty
-	// when it did.
-	Error string `json:"error,omitempty"`
-}
-
-// Drift is what one Verify found and wrote back, by map name.
-type Drift map[string]int
-
-// Total is the number of entries and pins that differed.
-func (d Drift) Total() int {
-	n := 0
-	for _, v := range d {
-		n += v
-	}
-	return n
-}
-
-// String lists the maps that drifted, e.g. "fdb=1 ports=2".
-func (d Drift) String() string {
-	names := make([]string, 0, len(d))
-	for n := range d {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += " "
-		}
-		s += fmt.Sprintf("%s=%d", n, d[n])
-	}
-	return s
-}
+// The drift bodies live in dataplaneapi with the rest of the status.
+type (
+	DriftStatus = dataplaneapi.DriftStatus
+	Drift       = dataplaneapi.Drift
+)
 
 // Verify compares the kernel's maps and pins with what the last Apply
 // wrote and puts back whatever differs. Apply alone never notices: it

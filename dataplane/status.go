@@ -10,59 +10,18 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/rackstack/rackstack/bpf"
+	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
 )
 
-// Status is what `rackctl dataplane show` prints for a node.
-type Status struct {
-	PinDir   string            `json:"pin_dir"`
-	Netns    string            `json:"netns,omitempty"`
-	Attach   string            `json:"attach"` // tcx or clsact
-	Uplink   *DeviceStatus     `json:"uplink,omitempty"`
-	Ports    []PortStatus      `json:"ports"`
-	Programs []ProgramStatus   `json:"programs"`
-	Maps     []MapStatus       `json:"maps"`
-	Counters map[string]uint64 `json:"counters"`
-	// Drift is what the periodic check of the kernel against the last
-	// Apply found and repaired.
-	Drift DriftStatus `json:"drift"`
-}
-
-// DeviceStatus is a device the dataplane has a program on.
-type DeviceStatus struct {
-	Name     string `json:"name"`
-	Ifindex  uint32 `json:"ifindex"`
-	Attached bool   `json:"attached"`
-}
-
-// PortStatus is one enforced port as the maps hold it.
-type PortStatus struct {
-	ID       string   `json:"id"`
-	Device   string   `json:"device"`
-	Ifindex  uint32   `json:"ifindex"`
-	Attached bool     `json:"attached"`
-	VLAN     uint32   `json:"vlan"`
-	MAC      string   `json:"mac"`
-	Addrs    []string `json:"addrs"`
-	Security bool     `json:"port_security"`
-	Policy   uint32   `json:"policy"`
-	Rules    int      `json:"rule_keys"`
-	DHCP     bool     `json:"dhcp"`
-}
-
-// ProgramStatus is a loaded program.
-type ProgramStatus struct {
-	Name string `json:"name"`
-	ID   uint32 `json:"id"`
-	Tag  string `json:"tag"`
-}
-
-// MapStatus is a map's fill.
-type MapStatus struct {
-	Name    string `json:"name"`
-	Type    string `json:"type"`
-	Entries int    `json:"entries"`
-	Max     uint32 `json:"max_entries"`
-}
+// The status bodies live in dataplaneapi so that rackctl decodes them
+// without linking the BPF loader.
+type (
+	Status        = dataplaneapi.Status
+	DeviceStatus  = dataplaneapi.DeviceStatus
+	PortStatus    = dataplaneapi.PortStatus
+	ProgramStatus = dataplaneapi.ProgramStatus
+	MapStatus     = dataplaneapi.MapStatus
+)
 
 // Status reads the programs, maps and counters.
 func (d *Dataplane) Status() (Status, error) {

@@ -18,14 +18,14 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rackstack/rackstack/dataplane"
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 // testImage is the guest `make test-image` builds.
 func testImage(t *testing.T) string {
 	t.Helper()
 	p, _ := filepath.Abs("../build/test-image.qcow2")
-	_, err := os.Stat(p)
-	require(t, err == nil, "build/test-image.qcow2 is missing (make test-image)")
+	testenv.RequireFile(t, p, "make test-image")
 	return p
 }
 
@@ -89,9 +89,9 @@ func logLines(log, msg, id string) int {
 }
 
 func TestCompute(t *testing.T) {
-	require(t, os.Geteuid() == 0, "compute tests need root (taps, BPF)")
+	testenv.RequireRoot(t, "make taps and load BPF programs")
 	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage"} {
-		requireCommand(t, c)
+		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
 	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-ct%d", os.Getpid())

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 // rackctl runs the real rackctl against node with admin credentials.
@@ -75,7 +77,7 @@ func waitStatus(t *testing.T, creds map[string]string, node *rackd, what string,
 // leader with SIGKILL under a stream of writes, and checks that nothing
 // acknowledged is lost and that the killed node catches up.
 func TestControlPlaneCluster(t *testing.T) {
-	requireCommand(t, "/usr/bin/openstack")
+	testenv.RequireCommand(t, "/usr/bin/openstack")
 	nodes := map[string]*rackd{}
 	n1 := newRackd(t, "n1")
 	n1.start("--bootstrap")

@@ -45,26 +45,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// require skips the test when a prerequisite is missing, or fails it when
-// RACKSTACK_REQUIRE_INTEGRATION is set (CI), because there a skip would hide
-// a missing feature.
-func require(t *testing.T, ok bool, why string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-		t.Fatalf("integration prerequisite missing (RACKSTACK_REQUIRE_INTEGRATION is set): %s", why)
-	}
-	t.Skipf("skipping: %s", why)
-}
-
-func requireCommand(t *testing.T, path string) {
-	t.Helper()
-	_, err := exec.LookPath(path)
-	require(t, err == nil, path+" is not installed")
-}
-
 // freeAddr returns a loopback host:port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()

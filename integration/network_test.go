@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/rackstack/rackstack/dataplane"
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 // netns names are short: interface and namespace names are bounded.
@@ -134,9 +135,9 @@ type portInfo struct {
 }
 
 func TestNetworking(t *testing.T) {
-	require(t, os.Geteuid() == 0, "networking tests need root (namespaces, BPF)")
+	testenv.RequireRoot(t, "make network namespaces and load BPF programs")
 	for _, c := range []string{"/usr/bin/openstack", "ip", "ping", "tcpdump"} {
-		requireCommand(t, c)
+		testenv.RequireCommand(t, c)
 	}
 	pid := os.Getpid()
 	// Two "nodes": namespaces joined by a veth "wire", each rackd's

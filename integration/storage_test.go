@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/storage/s3/sigv4"
 )
 
@@ -214,7 +215,7 @@ func rawPut(t *testing.T, hostport, path string, headers map[string]string, decl
 
 func TestObjectStorage(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/swift", "/usr/bin/aws", "/usr/bin/s3cmd", "/usr/bin/rclone"} {
-		requireCommand(t, c)
+		testenv.RequireCommand(t, c)
 	}
 	// Three nodes with three disk directories each: 4+2 puts two shards
 	// on every node, and losing a node leaves six disks to heal onto.
@@ -301,7 +302,7 @@ func TestObjectStorage(t *testing.T) {
 	// s3cmd through n3.
 	s3cfg := filepath.Join(home, "s3cfg")
 	s3cmdTo := func(n *rackd) {
-		os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n", alice.Access, alice.Secret, n.s3, n.s3)), 0o600)
+		os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nbucket_location = us-east-1\nuse_https = False\n", alice.Access, alice.Secret, n.s3, n.s3)), 0o600)
 	}
 	s3cmdTo(n3.rackd)
 	s3cmdEnv := []string{"PATH=/usr/bin:/bin", "HOME=" + home}

@@ -1,5 +1,5 @@
 // Command rackbench measures Rackstack and its baselines side by side in one
-// run and prints a table, or JSON with -o json (see ../shared/DESIGN.md §8):
+// run and prints a table, or JSON with -o json:
 // one array of {"suite","case","params","metric","unit","median","runs"}.
 package main
 

@@ -17,10 +17,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rackstack/rackstack/dataplane"
+	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
 	"github.com/rackstack/rackstack/fabric/client"
-	"github.com/rackstack/rackstack/fabric/cluster"
-	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 )
 
 func main() {
@@ -212,15 +212,19 @@ func yes(b bool) string {
 	return "no"
 }
 
-func printStatus(w io.Writer, st cluster.Status, now time.Time) {
+func printStatus(w io.Writer, st clusterapi.Status, now time.Time) {
 	leader := st.Leader
 	if leader == "" {
 		leader = "(none)"
 	}
-	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, yes(st.Healthy))
+	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, yes(st.Healthy))
+	if st.Halted != "" {
+		fmt.Fprintf(w, "HALTED:   %s\n", st.Halted)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tSUFFRAGE\tLEADER\tUP\tLAST CONTACT")
-	members := append([]cluster.Member(nil), st.Members...)
+	members := append([]clusterapi.Member(nil), st.Members...)
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	for _, m := range members {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.Suffrage, yes(m.Leader), yes(m.Up), ago(m.LastContact, now))
@@ -228,7 +232,7 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 	tw.Flush()
 }
 
-func printDataplane(w io.Writer, node string, st dataplane.Status) {
+func printDataplane(w io.Writer, node string, st dataplaneapi.Status) {
 	fmt.Fprintf(w, "node:     %s\nattach:   %s (pins in %s)\n", node, st.Attach, st.PinDir)
 	switch {
 	case st.Drift.Repaired > 0:
@@ -281,7 +285,7 @@ func printDataplane(w io.Writer, node string, st dataplane.Status) {
 	tw.Flush()
 }
 
-func printStorage(w io.Writer, st object.Status) {
+func printStorage(w io.Writer, st objectapi.Status) {
 	placed := st.Parts - st.Misplaced
 	fmt.Fprintf(w, "coding:     %d+%d for new objects\nblobs:      %d (%d placed, %d to move: rebalance %s)\n", st.K, st.M, st.Parts, placed, st.Misplaced, percent(placed, st.Parts))
 	fmt.Fprintf(w, "to heal:    %d blobs on lost disks, %d queued by readers or the scrubber\ngarbage:    %d blobs to delete\n", st.Degraded, st.HealQueue, st.Garbage)
@@ -330,7 +334,7 @@ func percent(a, b int) string {
 
 func gib(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<30)) }
 
-func printNodes(w io.Writer, nodes []cluster.NodeInfo, now time.Time) {
+func printNodes(w io.Writer, nodes []clusterapi.NodeInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATUS\tCPUS\tMEMORY (GiB)\tAPI URL\tLAST HEARTBEAT")
 	for _, n := range nodes {
@@ -339,7 +343,7 @@ func printNodes(w io.Writer, nodes []cluster.NodeInfo, now time.Time) {
 	tw.Flush()
 }
 
-func printNode(w io.Writer, n cluster.NodeInfo, now time.Time) {
+func printNode(w io.Writer, n clusterapi.NodeInfo, now time.Time) {
 	inv := n.Inventory
 	fmt.Fprintf(w, "name:            %s\nstatus:          %s\napi url:         %s\nraft address:    %s\njoined:          %s\nlast heartbeat:  %s\nhostname:        %s\nkernel:          %s\ncpu:             %d x %s\ncpu flags:       %s\nmemory:          %s GiB\n",
 		n.Name, n.Status, n.APIURL, n.RaftAddress, n.JoinedAt.Local().Format(time.RFC3339), ago(n.LastHeartbeat, now), inv.Hostname, inv.Kernel, inv.CPUs, inv.CPUModel, strings.Join(inv.CPUFlags, " "), gib(inv.MemoryBytes))

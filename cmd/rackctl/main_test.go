@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rackstack/rackstack/dataplane"
-	"github.com/rackstack/rackstack/fabric/cluster"
-	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
+	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 )
 
 // fakeCloud answers Keystone password auth and the cluster API.
@@ -49,11 +49,11 @@ func fakeCloud(t *testing.T) *httptest.Server {
 	}
 	now := time.Now()
 	mux.HandleFunc("GET /rackstack/v1/cluster/status", authed(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(cluster.Status{Node: "n1", Leader: "n1", Term: 3, AppliedIndex: 42, CommitIndex: 42, Healthy: true,
-			Members: []cluster.Member{{Name: "n2", Address: "10.0.0.2:8771", Suffrage: "voter", Up: true, LastContact: now}, {Name: "n1", Address: "10.0.0.1:8771", Suffrage: "voter", Leader: true, Up: true, LastContact: now}}})
+		json.NewEncoder(w).Encode(clusterapi.Status{Node: "n1", Leader: "n1", Term: 3, AppliedIndex: 42, CommitIndex: 42, Healthy: true,
+			Members: []clusterapi.Member{{Name: "n2", Address: "10.0.0.2:8771", Suffrage: "voter", Up: true, LastContact: now}, {Name: "n1", Address: "10.0.0.1:8771", Suffrage: "voter", Leader: true, Up: true, LastContact: now}}})
 	}))
 	mux.HandleFunc("POST /rackstack/v1/cluster/join-tokens", authed(func(w http.ResponseWriter, r *http.Request) {
-		var req cluster.JoinTokenRequest
+		var req clusterapi.JoinTokenRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		if req.TTL != "2h0m0s" || req.Uses != 3 {
 			w.WriteHeader(400)
@@ -61,22 +61,22 @@ func fakeCloud(t *testing.T) *httptest.Server {
 			return
 		}
 		w.WriteHeader(201)
-		json.NewEncoder(w).Encode(cluster.JoinTokenResponse{Token: "rsj_x.y", ID: "x", ExpiresAt: now.Add(2 * time.Hour), Uses: 3})
+		json.NewEncoder(w).Encode(clusterapi.JoinTokenResponse{Token: "rsj_x.y", ID: "x", ExpiresAt: now.Add(2 * time.Hour), Uses: 3})
 	}))
 	mux.HandleFunc("GET /rackstack/v1/nodes", authed(func(w http.ResponseWriter, r *http.Request) {
-		n := cluster.NodeInfo{Name: "n1", Status: "up", APIURL: "http://10.0.0.1:8770", LastHeartbeat: now}
+		n := clusterapi.NodeInfo{Name: "n1", Status: "up", APIURL: "http://10.0.0.1:8770", LastHeartbeat: now}
 		n.Inventory.CPUs, n.Inventory.MemoryBytes = 8, 16<<30
-		json.NewEncoder(w).Encode(map[string]any{"nodes": []cluster.NodeInfo{n}})
+		json.NewEncoder(w).Encode(map[string]any{"nodes": []clusterapi.NodeInfo{n}})
 	}))
 	mux.HandleFunc("GET /rackstack/v1/nodes/{name}", authed(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(404)
 		w.Write([]byte(`{"error": {"code": 404, "title": "Not Found", "message": "node \"` + r.PathValue("name") + `\": not found"}}`))
 	}))
 	mux.HandleFunc("GET /rackstack/v1/storage/status", authed(func(w http.ResponseWriter, r *http.Request) {
-		st := object.Status{K: 4, M: 2, Capacity: object.Capacity{Total: 30 << 30, Free: 10 << 30, Filesystems: 1}}
+		st := objectapi.Status{K: 4, M: 2, Capacity: objectapi.Capacity{Total: 30 << 30, Free: 10 << 30, Filesystems: 1}}
 		st.Scrubbed, st.HealFailures = 7, 12
-		st.HealBackoff = []object.HealRetry{{Blob: "b0ba", Object: "p/c/lost", Node: "n1", Failures: 12, NextTry: now, Reason: "too few shards"}}
-		st.Nodes = []object.NodeCounters{{Node: "n1"}, {Node: "n2"}, {Node: "n3", Err: "node is down"}}
+		st.HealBackoff = []objectapi.HealRetry{{Blob: "b0ba", Object: "p/c/lost", Node: "n1", Failures: 12, NextTry: now, Reason: "too few shards"}}
+		st.Nodes = []objectapi.NodeCounters{{Node: "n1"}, {Node: "n2"}, {Node: "n3", Err: "node is down"}}
 		json.NewEncoder(w).Encode(st)
 	}))
 	srv := httptest.NewServer(mux)
@@ -139,24 +139,45 @@ func TestRackctl(t *testing.T) {
 	}
 }
 
+// A node that stopped applying the log says so at the top of its status;
+// a healthy one prints no such line.
+func TestStatusShowsHalt(t *testing.T) {
+	now := time.Now()
+	for name, tc := range map[string]struct {
+		halted string
+		want   bool
+	}{
+		"halted":  {halted: `state halted at log index 9: unknown command type "x.y"`, want: true},
+		"applies": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out strings.Builder
+			printStatus(&out, clusterapi.Status{Node: "n1", Leader: "n2", Halted: tc.halted}, now)
+			if got := strings.Contains(out.String(), "HALTED:   "+tc.halted); got != tc.want || strings.Contains(out.String(), "HALTED") != tc.want {
+				t.Errorf("output:\n%s\nwant a HALTED line: %v", out.String(), tc.want)
+			}
+		})
+	}
+}
+
 // TestPrintDataplaneDrift checks `dataplane show` says whether the node's
 // kernel maps were found changed behind its back.
 func TestPrintDataplaneDrift(t *testing.T) {
 	at := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
 	cases := map[string]struct {
-		drift dataplane.DriftStatus
+		drift dataplaneapi.DriftStatus
 		want  string
 	}{
-		"never checked": {dataplane.DriftStatus{}, "drift:    not checked yet"},
-		"clean":         {dataplane.DriftStatus{VerifiedAt: at}, "drift:    none (checked 2026-12-05T08:00:00Z)"},
-		"repaired": {dataplane.DriftStatus{Repaired: 3, Last: dataplane.Drift{"fdb": 1, "ports": 2}, LastAt: at, VerifiedAt: at},
+		"never checked": {dataplaneapi.DriftStatus{}, "drift:    not checked yet"},
+		"clean":         {dataplaneapi.DriftStatus{VerifiedAt: at}, "drift:    none (checked 2026-12-05T08:00:00Z)"},
+		"repaired": {dataplaneapi.DriftStatus{Repaired: 3, Last: dataplaneapi.Drift{"fdb": 1, "ports": 2}, LastAt: at, VerifiedAt: at},
 			"drift:    3 repaired; last fdb=1 ports=2 at 2026-12-05T08:00:00Z"},
-		"check failed": {dataplane.DriftStatus{VerifiedAt: at, Error: "dataplane: read maps: boom"}, "last check failed: dataplane: read maps: boom"},
+		"check failed": {dataplaneapi.DriftStatus{VerifiedAt: at, Error: "dataplane: read maps: boom"}, "last check failed: dataplane: read maps: boom"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			var b strings.Builder
-			printDataplane(&b, "n1", dataplane.Status{Attach: "tcx", PinDir: "/sys/fs/bpf/rackstack/n1-x", Drift: c.drift})
+			printDataplane(&b, "n1", dataplaneapi.Status{Attach: "tcx", PinDir: "/sys/fs/bpf/rackstack/n1-x", Drift: c.drift})
 			if !strings.Contains(b.String(), c.want) {
 				t.Errorf("output lacks %q:\n%s", c.want, b.String())
 			}

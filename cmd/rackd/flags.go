@@ -33,6 +33,7 @@ type options struct {
 	LogLevel          string
 	TokenTTL          time.Duration
 	Yes               bool
+	Purge             bool
 	// storage
 	Disks      []string
 	EC         string // "K+M", or "" to choose by disk count
@@ -119,6 +120,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	}
 	boolVar(&o.Bootstrap, "bootstrap", "form a new cluster with this node as its first member")
 	boolVar(&o.Yes, "yes-i-know-this-discards-other-members", "recover: skip the confirmation prompt")
+	boolVar(&o.Purge, "purge", "remove this dev cloud for good (rackd stopped): its guests and taps, BPF pins, run dir and data dir")
 	intVar := func(p *int, name string, def int, help string) {
 		if !takesFlag(mode, name) {
 			return
@@ -270,6 +272,8 @@ func takesFlag(mode, name string) bool {
 		return true
 	case "bootstrap", "join", "join-token":
 		return mode == "serve"
+	case "purge":
+		return mode == "dev"
 	}
 	return mode != "recover"
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
@@ -26,10 +27,6 @@ func TestCatalogListsGlance(t *testing.T) {
 	t.Fatal("no image service in the catalog")
 }
 
-type oneToken struct{ p *api.Principal }
-
-func (o oneToken) Validate(context.Context, string) (*api.Principal, error) { return o.p, nil }
-
 // Server create sees an image as its owner does, and not at all from
 // another project.
 func TestComputeSeesImagesAsGlanceDoes(t *testing.T) {
@@ -38,7 +35,7 @@ func TestComputeSeesImagesAsGlanceDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner := &api.Principal{ProjectID: "p1", Roles: []string{"member"}}
-	svc, err := image.New(image.Config{Repl: local, Auth: oneToken{owner}, Objects: objecttest.New(t, 6, 4096)})
+	svc, err := image.New(image.Config{Repl: local, Auth: apitest.Tokens{"t": owner}, Objects: objecttest.New(t, 6, 4096)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,12 +35,7 @@ func openInstances(o *options, node *cluster.Node, images *image.Service, server
 		}
 		return nil, nil, fmt.Errorf("--compute on: %w", err)
 	}
-	runDir := o.VMRunDir
-	if runDir == "" {
-		// Unix socket paths are short: a run dir under /run named by a
-		// hash of the data dir, unique per node on a machine.
-		runDir = filepath.Join("/run/rackstack", dataDirKey(o.DataDir))
-	}
+	runDir := vmRunDir(o)
 	drv, err := qemu.New(qemu.Config{RunDir: runDir, Accelerator: o.Accel, Logger: log})
 	if err != nil {
 		if o.Compute == "auto" {
@@ -120,4 +115,14 @@ func (c consoleLogs) ConsoleOutput(ctx context.Context, host, serverID string, l
 		return "", fmt.Errorf("node %s: %s", host, strings.TrimSpace(string(body)))
 	}
 	return string(body), nil
+}
+
+// vmRunDir is where QEMU's sockets and pid files live: --vm-run-dir, or
+// (unix socket paths are short) a directory under /run named by a hash of
+// the data dir, unique per node on a machine.
+func vmRunDir(o *options) string {
+	if o.VMRunDir != "" {
+		return o.VMRunDir
+	}
+	return filepath.Join("/run/rackstack", dataDirKey(o.DataDir))
 }

@@ -72,6 +72,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	switch mode {
 	case "recover":
 		err = recoverCluster(opts, stdin, stdout)
+	case "dev":
+		if opts.Purge {
+			err = purge(ctx, opts, stdout, newLogger(opts.LogLevel, stderr))
+		} else {
+			err = serve(ctx, opts, stdout, stderr)
+		}
 	default:
 		err = serve(ctx, opts, stdout, stderr)
 	}

@@ -217,6 +217,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	// serves them without one on an address the operator chooses.
 	r.With(bearerToken, api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Handle("/metrics", metrics)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := node.State.Halted(); err != nil {
+			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "halted", "node": o.Name, "error": err.Error()})
+			return
+		}
 		st, err := node.Status()
 		if err != nil || st.Leader == "" {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no leader", "node": o.Name})

@@ -16,19 +16,15 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 // NeedRoot skips a test that loads BPF programs when this process cannot;
-// under RACKSTACK_REQUIRE_INTEGRATION it fails instead.
+// under RACKSTACK_REQUIRE_INTEGRATION it fails instead (testenv).
 func NeedRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-		t.Fatal("this test loads BPF programs and needs root (RACKSTACK_REQUIRE_INTEGRATION is set)")
-	}
-	t.Skip("needs root to load BPF programs and create a network namespace")
+	testenv.RequireRoot(t, "load BPF programs and create a network namespace")
 }
 
 // Netns creates a named network namespace for the test, with IPv6 off for

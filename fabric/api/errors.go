@@ -64,6 +64,10 @@ var kindStatus = map[store.Kind]int{
 
 	// A write made against another revision of the row (If-Match).
 	store.KindPrecondition: http.StatusPreconditionFailed,
+	// This node's or the leader's state halted at an entry from a newer
+	// rackd: another node can serve the request; a write answered so may
+	// have been applied elsewhere.
+	store.KindHalted: http.StatusServiceUnavailable,
 }
 
 // ProblemOf maps any error to what the client is told: this is the one

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -142,6 +143,8 @@ func TestProblemOfMapsEveryKind(t *testing.T) {
 		"wrapped":       {errors.Join(errors.New("ctx"), store.ErrNotFound), 404},
 		"api error":     {Errorf(http.StatusTeapot, "tea"), 418},
 		"no leader":     {store.ErrNoLeader, 503},
+		"halted node":   {fmt.Errorf("read: %w", &store.HaltError{Index: 9, Reason: "x"}), 503},
+		"halted leader": {store.WrapApplyError(store.Fault(store.KindHalted, "", "x")), 503},
 		"unknown cmd":   {store.Fault(store.KindUnknownCommand, "", "x"), 500},
 		"plain failure": {errors.New("boom"), 500},
 		"unauthorized":  {ErrUnauthorized, 401},

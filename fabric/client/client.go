@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rackstack/rackstack/dataplane"
-	"github.com/rackstack/rackstack/fabric/cluster"
-	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
+	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 )
 
 // Config says where the cloud is and who calls it.
@@ -206,42 +206,42 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 }
 
 // ClusterStatus is GET /rackstack/v1/cluster/status.
-func (c *Client) ClusterStatus(ctx context.Context) (cluster.Status, error) {
-	var st cluster.Status
+func (c *Client) ClusterStatus(ctx context.Context) (clusterapi.Status, error) {
+	var st clusterapi.Status
 	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/cluster/status", nil, &st)
 }
 
 // CreateJoinToken is POST /rackstack/v1/cluster/join-tokens.
-func (c *Client) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (cluster.JoinTokenResponse, error) {
-	var out cluster.JoinTokenResponse
-	return out, c.Do(ctx, http.MethodPost, "/rackstack/v1/cluster/join-tokens", cluster.JoinTokenRequest{TTL: ttl.String(), Uses: uses}, &out)
+func (c *Client) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (clusterapi.JoinTokenResponse, error) {
+	var out clusterapi.JoinTokenResponse
+	return out, c.Do(ctx, http.MethodPost, "/rackstack/v1/cluster/join-tokens", clusterapi.JoinTokenRequest{TTL: ttl.String(), Uses: uses}, &out)
 }
 
 // Nodes is GET /rackstack/v1/nodes.
-func (c *Client) Nodes(ctx context.Context) ([]cluster.NodeInfo, error) {
+func (c *Client) Nodes(ctx context.Context) ([]clusterapi.NodeInfo, error) {
 	var out struct {
-		Nodes []cluster.NodeInfo `json:"nodes"`
+		Nodes []clusterapi.NodeInfo `json:"nodes"`
 	}
 	return out.Nodes, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes", nil, &out)
 }
 
 // Node is GET /rackstack/v1/nodes/{name}.
-func (c *Client) Node(ctx context.Context, name string) (cluster.NodeInfo, error) {
+func (c *Client) Node(ctx context.Context, name string) (clusterapi.NodeInfo, error) {
 	var out struct {
-		Node cluster.NodeInfo `json:"node"`
+		Node clusterapi.NodeInfo `json:"node"`
 	}
 	return out.Node, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes/"+url.PathEscape(name), nil, &out)
 }
 
 // DataplaneStatus is GET /rackstack/v1/nodes/{name}/dataplane: the
 // node's ports, programs, maps and counters.
-func (c *Client) DataplaneStatus(ctx context.Context, node string) (dataplane.Status, error) {
-	var st dataplane.Status
+func (c *Client) DataplaneStatus(ctx context.Context, node string) (dataplaneapi.Status, error) {
+	var st dataplaneapi.Status
 	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes/"+url.PathEscape(node)+"/dataplane", nil, &st)
 }
 
 // StorageStatus is GET /rackstack/v1/storage/status.
-func (c *Client) StorageStatus(ctx context.Context) (object.Status, error) {
-	var st object.Status
+func (c *Client) StorageStatus(ctx context.Context) (objectapi.Status, error) {
+	var st objectapi.Status
 	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/storage/status", nil, &st)
 }

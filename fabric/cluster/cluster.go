@@ -214,6 +214,15 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // Propose appends a command to the log through the leader, wherever it is,
 // and returns once this node has applied it (read-your-writes).
 func (n *Node) Propose(ctx context.Context, typ string, body any) (store.Result, error) {
+	// Refused here, nothing reaches the log: a command type this node does
+	// not know is a bug of the caller, and a halted node could not read its
+	// write back.
+	if !n.State.Knows(typ) {
+		return store.Result{}, fmt.Errorf("propose %s: %w", typ, store.ErrUnknownCommand)
+	}
+	if err := n.State.Halted(); err != nil {
+		return store.Result{}, fmt.Errorf("propose %s: %w", typ, err)
+	}
 	cmd, err := store.NewCommand(typ, body)
 	if err != nil {
 		return store.Result{}, err
@@ -238,8 +247,8 @@ func (n *Node) Propose(ctx context.Context, typ string, body any) (store.Result,
 	if err := n.State.WaitApplied(ctx, res.Index); err != nil {
 		return res, err
 	}
-	if res.Err != nil {
-		return res, res.Err
+	if err := store.ResultError(res); err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -271,6 +280,9 @@ func (n *Node) proposeOnce(ctx context.Context, cmd store.Command) (store.Result
 // before the call, on whichever node it was made: a follower asks the
 // leader how far the log is applied and waits to catch up.
 func (n *Node) Read(ctx context.Context) (*memdb.Txn, error) {
+	if err := n.State.Halted(); err != nil {
+		return nil, err
+	}
 	if n.IsLeader() {
 		if err := n.raft.LeaderReady(5 * time.Second); err != nil {
 			return nil, fmt.Errorf("%w: %v", store.ErrNoLeader, err)

@@ -167,6 +167,9 @@ func (n *Node) Status() (Status, error) {
 		CommitIndex:  n.raft.CommitIndex(),
 	}
 	fmt.Sscan(n.raft.Stats()["term"], &st.Term)
+	if err := n.State.Halted(); err != nil {
+		st.Halted = err.Error()
+	}
 	now := n.now()
 	tx := n.State.Txn()
 	votersUp, voters := 0, 0

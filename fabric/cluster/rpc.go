@@ -50,7 +50,9 @@ func (n *Node) rpcHandler() http.Handler {
 		writeJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("GET "+rpcReadIndex, func(w http.ResponseWriter, r *http.Request) {
-		if !n.IsLeader() {
+		// A halted leader's applied index lags the log: send the reader
+		// on until leadership has moved.
+		if !n.IsLeader() || n.State.Halted() != nil {
 			http.Error(w, "not the leader", statusNotLeader)
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/scheduler"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -59,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 		{Name: "n1", Up: true, VCPUs: 2, MemoryMB: 1536, DiskGB: 20, HostIP: "192.0.2.1", CPUModel: "Test CPU"},
 		{Name: "n2", Up: true, VCPUs: 2, MemoryMB: 1300, DiskGB: 20, HostIP: "192.0.2.2", CPUModel: "Test CPU"},
 	}}
-	auth := tokens{
+	auth := apitest.Tokens{
 		admin: {UserID: "u-admin", ProjectID: "project-admin", Roles: []string{"admin", "member", "reader"}},
 		alice: {UserID: "u-alice", ProjectID: projA, Roles: []string{"member", "reader"}},
 		dave:  {UserID: "u-dave", ProjectID: projA, Roles: []string{"member", "reader"}},

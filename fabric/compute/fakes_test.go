@@ -12,16 +12,6 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// tokens is an api.Authenticator over fixed tokens.
-type tokens map[string]*api.Principal
-
-func (t tokens) Validate(_ context.Context, tok string) (*api.Principal, error) {
-	if p, ok := t[tok]; ok {
-		return p, nil
-	}
-	return nil, api.ErrUnauthorized
-}
-
 // fakeImages holds images by id, all visible to everyone.
 type fakeImages map[string]ImageInfo
 

@@ -14,6 +14,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/revert"
 	"github.com/rackstack/rackstack/fabric/scheduler"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -270,24 +271,25 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 	resID := "r-" + strings.ToLower(randomText(8))
 	c := serverCreateCmd{Hosts: hosts, Scheduler: s.cfg.Scheduler, ForceHost: req.forceHost, RequestID: requestID(ctx), Now: req.tmpl.Created}
 	// Ports first: a server never exists without the ports it asked for.
-	// made are the ports this request made, deleted again unless a server
-	// that uses them may exist.
-	var made []string
-	c.Servers, err = s.newServers(ctx, principal(r), req, resID, &made)
+	// The ports this request makes are deleted again unless a server that
+	// uses them may exist.
+	rv := revert.New()
+	defer rv.Fail()
+	c.Servers, err = s.newServers(ctx, principal(r), req, resID, rv)
+	if err != nil {
+		return err
+	}
 	var rows []Server
-	if err == nil {
-		_, err = api.Propose(ctx, s.cfg.Repl, cmdServerCreate, c, &rows)
-		if err != nil && !api.Rejected(err) {
+	if _, err = api.Propose(ctx, s.cfg.Repl, cmdServerCreate, c, &rows); err != nil {
+		if !api.Rejected(err) {
 			// The outcome is unknown: the servers may be in the state,
 			// with these ports. A port left over is better than a server
 			// without its port.
-			made = nil
+			rv.Success()
 		}
-	}
-	if err != nil {
-		s.deletePorts(context.WithoutCancel(ctx), made, "delete port of a server that was not created")
 		return err
 	}
+	rv.Success()
 	for _, sv := range rows {
 		if sv.Host == "" && sv.Fault != nil {
 			// The apply cannot log (every node runs it): the node that
@@ -307,8 +309,8 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 }
 
 // newServers makes the rows of the servers asked for, and the ports they
-// need (recorded in made as they are made).
-func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverRequest, resID string, made *[]string) ([]Server, error) {
+// need (each with its undo in rv).
+func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverRequest, resID string, rv *revert.Reverter) ([]Server, error) {
 	out := make([]Server, 0, req.count)
 	for i := 0; i < req.count; i++ {
 		sv := req.tmpl
@@ -329,7 +331,9 @@ func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverR
 			if err != nil {
 				return nil, portError(err, nic)
 			}
-			*made = append(*made, pt.ID)
+			rv.Add(func() {
+				s.deletePorts(context.WithoutCancel(ctx), []string{pt.ID}, "delete port of a server that was not created")
+			})
 			sv.Ports = append(sv.Ports, pt.ID)
 			sv.CreatedPorts = append(sv.CreatedPorts, pt.ID)
 		}

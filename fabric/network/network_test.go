@@ -13,19 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
 )
-
-// tokens is an api.Authenticator over fixed tokens.
-type tokens map[string]*api.Principal
-
-func (t tokens) Validate(_ context.Context, tok string) (*api.Principal, error) {
-	if p, ok := t[tok]; ok {
-		return p, nil
-	}
-	return nil, api.ErrUnauthorized
-}
 
 const (
 	admin    = "admin-token"
@@ -54,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, local: local, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	auth := tokens{
+	auth := apitest.Tokens{
 		admin: {UserID: "u-admin", ProjectID: projAdm, Roles: []string{"admin", "member", "reader"}},
 		alice: {UserID: "u-alice", ProjectID: projA, Roles: []string{"member", "reader"}},
 		bob:   {UserID: "u-bob", ProjectID: projB, Roles: []string{"member", "reader"}},
@@ -1016,10 +1006,10 @@ func TestLoadView(t *testing.T) {
 func TestNewValidatesConfig(t *testing.T) {
 	local, _ := store.NewLocal(Schema())
 	for name, cfg := range map[string]Config{
-		"no repl":       {Auth: tokens{}},
+		"no repl":       {Auth: apitest.Tokens{}},
 		"no auth":       {Repl: local},
-		"vlan reversed": {Repl: local, Auth: tokens{}, VLANMin: 200, VLANMax: 100},
-		"vlan too high": {Repl: local, Auth: tokens{}, VLANMin: 100, VLANMax: 4095},
+		"vlan reversed": {Repl: local, Auth: apitest.Tokens{}, VLANMin: 200, VLANMax: 100},
+		"vlan too high": {Repl: local, Auth: apitest.Tokens{}, VLANMin: 100, VLANMax: 4095},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: no error", name)
@@ -1057,18 +1047,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("DELETE", "/v2.0/ports/"+p2, alice, nil, 204, "")
 	f.expect("DELETE", "/v2.0/subnets/"+s2, alice, nil, 204, "")
 	f.expect("DELETE", "/v2.0/networks/"+n2, alice, nil, 204, "")
-	for _, typ := range f.local.State.Commands() {
-		if f.local.Applied[typ] == 0 {
-			t.Errorf("command %s is not exercised by this test", typ)
-		}
-	}
-	first, second, err := store.SnapshotRoundTrip(f.local.State, Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(first) != string(second) {
-		t.Fatal("snapshot differs after restore")
-	}
+	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)

@@ -32,11 +32,33 @@ var (
 	ErrUnknownCommand = errors.New("unknown command")
 	ErrNotLeader      = errors.New("not the leader")
 	ErrNoLeader       = errors.New("no leader")
+	// ErrHalted: this node stopped applying the log (HaltError says why).
+	ErrHalted = errors.New("state halted")
 	// ErrOutcomeUnknown means a proposal was abandoned after it may have
 	// reached the log: it may still commit. Callers must not undo its
 	// effects as if it had failed, nor blindly repeat it.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
+
+// HaltError says why and where a node stopped applying the Raft log: an
+// entry it cannot apply, written by a newer rackd (a command type it does
+// not know, or an encoding it cannot read). Skipping the entry would let
+// this node's state silently diverge from the nodes that applied it, and
+// applying later entries on top would compound that; so it applies nothing
+// from that entry on until rackd is upgraded and restarted, when it
+// replays the log from its last snapshot.
+type HaltError struct {
+	Index   uint64 `json:"index"`             // the entry it could not apply
+	Command string `json:"command,omitempty"` // its unknown command type, if that was the cause
+	Reason  string `json:"reason"`
+}
+
+func (e *HaltError) Error() string {
+	return fmt.Sprintf("state halted at log index %d: %s; this node applies no more of the log until rackd is upgraded and restarted", e.Index, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrHalted) true.
+func (e *HaltError) Is(target error) bool { return target == ErrHalted }
 
 // Kind is what went wrong, in terms every service maps to a status.
 type Kind string
@@ -49,12 +71,14 @@ const (
 	KindOverQuota      Kind = "over_quota"
 	KindPrecondition   Kind = "precondition_failed" // the row is not at the revision the client said (If-Match)
 	KindUnknownCommand Kind = "unknown_command"
+	KindHalted         Kind = "halted" // the leader's state halted: the outcome is unknown
 	KindOther          Kind = "other"
 )
 
 var kindSentinels = map[Kind]error{
 	KindNotFound: ErrNotFound, KindConflict: ErrConflict, KindInvalid: ErrInvalid, KindForbidden: ErrForbidden,
 	KindOverQuota: ErrOverQuota, KindUnknownCommand: ErrUnknownCommand, KindPrecondition: ErrPrecondition,
+	KindHalted: ErrHalted,
 }
 
 // ApplyError carries a handler's error across the log and across nodes so
@@ -117,6 +141,23 @@ type Result struct {
 	Index uint64          `json:"index"`
 	Value json.RawMessage `json:"value,omitempty"`
 	Err   *ApplyError     `json:"error,omitempty"`
+}
+
+// ResultError is the error a proposer sees for r: nil, or the state
+// machine's refusal (an *ApplyError: the command was applied and rejected,
+// nothing of it is in the state). A result from a leader whose state
+// halted is no refusal: the leader did not apply the command, but it is in
+// the log and other nodes may have applied it. That comes back as
+// ErrOutcomeUnknown (and ErrHalted), with no *ApplyError in its chain, so
+// that no caller undoes its side effects as if it had been refused.
+func ResultError(r Result) error {
+	switch {
+	case r.Err == nil:
+		return nil
+	case r.Err.Kind == KindHalted:
+		return fmt.Errorf("%w (%w): %s", ErrOutcomeUnknown, ErrHalted, r.Err.Msg)
+	}
+	return r.Err
 }
 
 // Decode unmarshals the handler's result into v.

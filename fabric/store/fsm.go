@@ -26,21 +26,60 @@ func NewFSM(state *State, applyDur *prometheus.HistogramVec) *FSM {
 
 // Apply implements raft.FSM. It returns a Result for an entry of one
 // command and a []Result for a batch.
+//
+// An entry this node cannot apply (a command type it does not know, or
+// bytes it cannot decode) comes from a newer rackd: other nodes apply it.
+// Raft offers no way to refuse an entry, and panicking (Nomad's choice)
+// takes the whole node down with its agents. So the FSM halts instead:
+// it applies nothing of that entry or any later one, the applied index
+// stays before it, snapshots are refused so that Raft keeps the log from
+// there, and the state stays an exact prefix of the log. The Raft wrapper
+// reports the halt (an ERROR log, a metric, /healthz) and hands leadership
+// away; an upgraded rackd replays the log from the last snapshot and
+// carries on. Batches are checked whole first so none is half-applied.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return Result{Index: l.Index}
 	}
 	cmds, batch, err := decodeEntry(l.Data)
 	if err != nil {
-		f.state.markApplied(l.Index)
-		return Result{Index: l.Index, Err: &ApplyError{Kind: KindInvalid, Msg: fmt.Sprintf("decode command: %v", err)}}
+		f.state.stop(&HaltError{Index: l.Index, Reason: fmt.Sprintf("cannot decode the entry (written by a newer rackd?): %v", err)})
+		return f.refuse(l.Index, nil, false)
 	}
-	if !batch {
-		return f.applyOne(l.Index, cmds[0])
+	if f.state.Halted() == nil {
+		for _, c := range cmds {
+			if !f.state.Knows(c.Type) {
+				f.state.stop(&HaltError{Index: l.Index, Command: c.Type, Reason: fmt.Sprintf("unknown command type %q (written by a newer rackd?)", c.Type)})
+				break
+			}
+		}
+	}
+	if f.state.Halted() != nil {
+		return f.refuse(l.Index, cmds, batch)
 	}
 	out := make([]Result, len(cmds))
 	for i, c := range cmds {
 		out[i] = f.applyOne(l.Index, c)
+	}
+	f.state.markApplied(l.Index)
+	if !batch {
+		return out[0]
+	}
+	return out
+}
+
+// refuse answers every command of an entry the halted state does not
+// apply. The entry is committed and other nodes may apply it, so the
+// proposer must treat its outcome as unknown, not as failed.
+func (f *FSM) refuse(index uint64, cmds []Command, batch bool) any {
+	res := Result{Index: index, Err: &ApplyError{Kind: KindHalted,
+		Msg: fmt.Sprintf("the leader did not apply this command, so its outcome is unknown (other nodes may have): %v", f.state.Halted())}}
+	if !batch {
+		return res
+	}
+	out := make([]Result, len(cmds))
+	for i := range out {
+		out[i] = res
 	}
 	return out
 }
@@ -68,8 +107,14 @@ func (f *FSM) applyOne(index uint64, cmd Command) Result {
 }
 
 // Snapshot implements raft.FSM: it only captures a read transaction (a
-// pointer into the immutable radix trees); Persist does the I/O.
+// pointer into the immutable radix trees); Persist does the I/O. A halted
+// state refuses: Raft would label the snapshot with an index past entries
+// this node never applied and drop them from the log, and the upgraded
+// node could then never apply them.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.state.Halted(); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
 	f.state.mu.RLock()
 	tx := f.state.db.Txn(false)
 	applied := f.state.applied

@@ -34,10 +34,12 @@ type RaftConfig struct {
 // Raft is one node's Raft instance with its FSM and stores.
 type Raft struct {
 	*raft.Raft
+	state *State
 	logs  *raftboltdb.BoltStore
 	queue chan proposal
 	stop  chan struct{}
 	once  sync.Once
+	wg    sync.WaitGroup // batch and watchHalt
 	// readyTerm is the term in which this node, as leader, last saw its
 	// state catch up with everything committed before it led.
 	readyTerm atomic.Uint64
@@ -160,11 +162,49 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	if cfg.Registry != nil {
-		cfg.Registry.MustRegister(raftCollector{r})
+		cfg.Registry.MustRegister(raftCollector{r: r, state: cfg.State})
 	}
-	rf := &Raft{Raft: r, logs: logs, queue: make(chan proposal, 4*maxBatch), stop: make(chan struct{})}
-	go rf.batch()
+	rf := &Raft{Raft: r, state: cfg.State, logs: logs, queue: make(chan proposal, 4*maxBatch), stop: make(chan struct{})}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	rf.wg.Add(2)
+	go func() { defer rf.wg.Done(); rf.batch() }()
+	go func() { defer rf.wg.Done(); rf.watchHalt(log) }()
 	return rf, nil
+}
+
+// watchHalt reports a halt of the state (see FSM.Apply) and keeps this
+// node from leading while halted: a halted leader answers every proposal
+// with "outcome unknown", so it hands leadership to a follower that
+// applies the log, and tries again should it be elected later.
+func (r *Raft) watchHalt(log *slog.Logger) {
+	select {
+	case <-r.state.HaltedCh():
+	case <-r.stop:
+		return
+	}
+	var h *HaltError
+	errors.As(r.state.Halted(), &h)
+	log.Error("this node stopped applying the Raft log: upgrade rackd here and restart it; until then it serves no reads or writes and reports unhealthy",
+		"index", h.Index, "command", h.Command, "reason", h.Reason)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if r.Raft.State() == raft.Leader {
+			if err := r.LeadershipTransfer().Error(); err != nil {
+				log.Error("halted leader cannot hand over leadership", "err", err)
+			} else {
+				log.Warn("halted node handed over leadership")
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-r.stop:
+			return
+		}
+	}
 }
 
 // batch groups commands that arrive together into one log entry: under
@@ -245,6 +285,7 @@ func (r *Raft) Close() error {
 	var err error
 	r.once.Do(func() {
 		close(r.stop)
+		r.wg.Wait()
 		err = r.Raft.Shutdown().Error()
 		if cerr := r.logs.Close(); err == nil {
 			err = cerr
@@ -254,8 +295,13 @@ func (r *Raft) Close() error {
 }
 
 // ApplyLocal appends a command on this node, which must be the leader.
-// Concurrent calls share log entries.
+// Concurrent calls share log entries. A halted leader appends nothing and
+// answers ErrNotLeader, so that proposers retry until it has handed over
+// leadership.
 func (r *Raft) ApplyLocal(ctx context.Context, cmd Command) (Result, error) {
+	if err := r.state.Halted(); err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
 	p := proposal{cmd: cmd, done: make(chan proposalReply, 1)}
 	select {
 	case r.queue <- p:
@@ -275,12 +321,16 @@ func (r *Raft) ApplyLocal(ctx context.Context, cmd Command) (Result, error) {
 	}
 }
 
-// WaitApplied blocks until the local state has applied index, or ctx ends.
+// WaitApplied blocks until the local state has applied index, or ctx ends,
+// or the state halts before reaching it.
 func (s *State) WaitApplied(ctx context.Context, index uint64) error {
 	for {
 		ch := s.Changed()
 		if s.AppliedIndex() >= index {
 			return nil
+		}
+		if err := s.Halted(); err != nil {
+			return fmt.Errorf("wait for index %d: %w", index, err)
 		}
 		select {
 		case <-ch:
@@ -291,13 +341,17 @@ func (s *State) WaitApplied(ctx context.Context, index uint64) error {
 }
 
 // raftCollector exports Raft's own stats as Prometheus gauges.
-type raftCollector struct{ r *raft.Raft }
+type raftCollector struct {
+	r     *raft.Raft
+	state *State
+}
 
 var (
 	descState   = prometheus.NewDesc("rackstack_raft_state", "Raft state of this node (1 for the current one).", []string{"state"}, nil)
 	descApplied = prometheus.NewDesc("rackstack_raft_applied_index", "Last log index applied to the state.", nil, nil)
 	descCommit  = prometheus.NewDesc("rackstack_raft_commit_index", "Last committed log index known here.", nil, nil)
 	descTerm    = prometheus.NewDesc("rackstack_raft_term", "Current Raft term.", nil, nil)
+	descHalted  = prometheus.NewDesc("rackstack_state_halted", "1 when this node stopped applying the log at an entry it cannot apply (upgrade rackd).", nil, nil)
 )
 
 func (c raftCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -305,6 +359,7 @@ func (c raftCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descApplied
 	ch <- descCommit
 	ch <- descTerm
+	ch <- descHalted
 }
 
 func (c raftCollector) Collect(ch chan<- prometheus.Metric) {
@@ -323,4 +378,9 @@ func (c raftCollector) Collect(ch chan<- prometheus.Metric) {
 		fmt.Sscan(st["term"], &term)
 	}
 	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, term)
+	halted := 0.0
+	if c.state.Halted() != nil {
+		halted = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descHalted, prometheus.GaugeValue, halted)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -39,8 +40,12 @@ func NewLocal(schemas ...Schema) (*Local, error) {
 	return &Local{fsm: NewFSM(st, nil), State: st, Applied: map[string]int{}}, nil
 }
 
-// Propose applies the command at once.
+// Propose applies the command at once. Like a cluster node it refuses a
+// command type nobody registered before it reaches the log.
 func (l *Local) Propose(_ context.Context, typ string, body any) (Result, error) {
+	if !l.State.Knows(typ) {
+		return Result{}, fmt.Errorf("propose %s: %w", typ, ErrUnknownCommand)
+	}
 	cmd, err := NewCommand(typ, body)
 	if err != nil {
 		return Result{}, err
@@ -53,8 +58,8 @@ func (l *Local) Propose(_ context.Context, typ string, body any) (Result, error)
 	defer l.mu.Unlock()
 	l.index++
 	res := l.fsm.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: data}).(Result)
-	if res.Err != nil {
-		return res, res.Err
+	if err := ResultError(res); err != nil {
+		return res, err
 	}
 	l.Applied[typ]++
 	return res, nil

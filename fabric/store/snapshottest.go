@@ -41,3 +41,35 @@ func SnapshotRoundTrip(s *State, schemas ...Schema) (first, second []byte, err e
 	second, err = snap(restored)
 	return first, second, err
 }
+
+// TB is the part of testing.TB that EveryCommandSurvivesSnapshot uses,
+// declared here so that this package does not import testing.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// EveryCommandSurvivesSnapshot is the check every service's tests run
+// (nomad's testSnapshotRestore): after the test applied its commands
+// through l, every command type registered in l's state must have been
+// applied at least once (a new command without a case fails here), and the
+// state must snapshot to the same bytes after a restore into a fresh state
+// built from schemas. It returns the snapshot, for checks of its content.
+func EveryCommandSurvivesSnapshot(t TB, l *Local, schemas ...Schema) []byte {
+	t.Helper()
+	for _, typ := range l.State.Commands() {
+		if l.Applied[typ] == 0 {
+			t.Errorf("command %s is not exercised by this test", typ)
+		}
+	}
+	first, second, err := SnapshotRoundTrip(l.State, schemas...)
+	if err != nil {
+		t.Fatalf("snapshot round trip: %v", err)
+		return nil
+	}
+	if !bytes.Equal(first, second) {
+		t.Fatalf("snapshot differs after restore:\n%s\n---\n%s", first, second)
+	}
+	return first
+}

@@ -46,6 +46,10 @@ type State struct {
 	handlers map[string]Handler
 	applied  uint64
 	notify   chan struct{} // closed and replaced whenever applied changes
+	// halt is set, once and for good, when the FSM meets a log entry it
+	// cannot apply (see FSM.Apply); halted is closed then.
+	halt   *HaltError
+	halted chan struct{}
 }
 
 // metaTable keeps per-store bookkeeping that must survive snapshots.
@@ -53,7 +57,7 @@ const metaTable = "meta"
 
 // NewState builds an empty state from the schemas of all services.
 func NewState(schemas ...Schema) (*State, error) {
-	s := &State{tables: map[string]Table{}, handlers: map[string]Handler{}, notify: make(chan struct{})}
+	s := &State{tables: map[string]Table{}, handlers: map[string]Handler{}, notify: make(chan struct{}), halted: make(chan struct{})}
 	dbs := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, sc := range schemas {
 		for _, t := range sc.Tables {
@@ -113,11 +117,45 @@ func (s *State) Commands() []string {
 	return out
 }
 
-// apply runs one command in a write transaction; an error aborts it.
+// Knows reports whether a handler is registered for the command type.
+func (s *State) Knows(typ string) bool {
+	_, ok := s.handlers[typ]
+	return ok
+}
+
+// Halted returns the *HaltError that stopped this node applying the log,
+// or nil while it applies normally.
+func (s *State) Halted() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.halt == nil {
+		return nil
+	}
+	return s.halt
+}
+
+// HaltedCh is closed when the state halts.
+func (s *State) HaltedCh() <-chan struct{} { return s.halted }
+
+// stop halts the state for good. It wakes WaitApplied callers, which then
+// fail rather than wait for an index this node will never apply.
+func (s *State) stop(h *HaltError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.halt != nil {
+		return
+	}
+	s.halt = h
+	close(s.halted)
+	close(s.notify)
+	s.notify = make(chan struct{})
+}
+
+// apply runs one command in a write transaction; an error aborts it. The
+// caller marks the entry applied once all its commands ran.
 func (s *State) apply(index uint64, cmd Command) (any, error) {
 	h, ok := s.handlers[cmd.Type]
 	if !ok {
-		s.markApplied(index)
 		return nil, fmt.Errorf("%w: %q", ErrUnknownCommand, cmd.Type)
 	}
 	s.mu.RLock()
@@ -130,7 +168,6 @@ func (s *State) apply(index uint64, cmd Command) (any, error) {
 	} else {
 		tx.Commit()
 	}
-	s.markApplied(index)
 	return res, err
 }
 

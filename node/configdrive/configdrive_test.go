@@ -3,11 +3,12 @@ package configdrive
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 func server() Server {
@@ -64,12 +65,7 @@ func TestFiles(t *testing.T) {
 
 func TestBuildISO(t *testing.T) {
 	for _, tool := range []string{"genisoimage", "isoinfo"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s not installed (Debian package genisoimage)", tool)
-			}
-			t.Skipf("%s not installed (Debian package genisoimage)", tool)
-		}
+		testenv.RequireCommand(t, tool)
 	}
 	path := filepath.Join(t.TempDir(), "disk.config")
 	if err := Build(context.Background(), path, server()); err != nil {

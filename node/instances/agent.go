@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -430,4 +431,27 @@ func (a *Agent) cachedImage(ctx context.Context, id string) (string, imagestate.
 		return "", img, err
 	}
 	return path, img, nil
+}
+
+// Purge tears down every server this node has: the guests the driver
+// knows and the taps and disks recorded for them. It is for removing a
+// node's compute for good (rackd dev --purge), not for a running agent.
+func (a *Agent) Purge(ctx context.Context) ([]string, error) {
+	ids, err := a.Driver.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list guests: %w", err)
+	}
+	entries, err := os.ReadDir(filepath.Join(a.Dir, "instances"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("list instance records: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && !slices.Contains(ids, e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	for _, id := range ids {
+		a.teardown(ctx, id)
+	}
+	return ids, nil
 }

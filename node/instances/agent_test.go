@@ -23,6 +23,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
@@ -371,11 +372,40 @@ func TestAgentSaysWhatHappensOnce(t *testing.T) {
 func needTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"qemu-img", "genisoimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s is not installed", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
+		testenv.RequireCommand(t, tool)
+	}
+}
+
+// TestPurgeTearsDownEveryGuest: rackd dev --purge leaves no guest, tap or
+// disk behind, including a guest whose server the state no longer has.
+func TestPurgeTearsDownEveryGuest(t *testing.T) {
+	needTools(t)
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	dir := t.TempDir()
+	a := newAgent(t, w, host, dir, &logs{})
+	ctx := context.Background()
+	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	for _, id := range []string{"s1", "s2"} {
+		w.put("compute_servers", &computestate.Server{ID: id, Project: "p1", Name: id, Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+			Want: "active", VMState: "building", TaskState: "spawning"})
+	}
+	a.reconcile(ctx)
+	if err := a.writeRecord("s2", record{Taps: []string{"tap-s2"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Ensure("tap-s2")
+	ids, err := a.Purge(ctx)
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("purge: %v %v", ids, err)
+	}
+	if left, _ := host.Driver().List(ctx); len(left) != 0 {
+		t.Fatalf("guests left after purge: %v", left)
+	}
+	if len(w.taps) != 0 {
+		t.Fatalf("taps left after purge: %v", w.taps)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "instances")); len(entries) != 0 {
+		t.Fatalf("instance dirs left after purge: %v", entries)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 	"github.com/rackstack/rackstack/storage/placement"
 )
 
@@ -601,81 +602,16 @@ func (s *Service) stillStored(ctx context.Context, pp placedPart) bool {
 	return ok && reflect.DeepEqual(p.Layout, pp.part.Layout)
 }
 
-// Status is the storage picture `rackctl storage status` shows.
-type Status struct {
-	Disks []DiskStatus `json:"disks"`
-	// Geometry is the coding new objects get now.
-	K int `json:"k"`
-	M int `json:"m"`
-	// Parts are all stored blobs; Misplaced those not where placement
-	// wants them (to rebalance or to rebuild off lost disks); Degraded
-	// those with a shard on a gone disk or lost node.
-	Parts     int `json:"parts"`
-	Misplaced int `json:"misplaced"`
-	Degraded  int `json:"degraded"`
-	// HealQueue are blobs readers or the scrubber found damaged.
-	HealQueue int `json:"heal_queue"`
-	Garbage   int `json:"garbage"`
-	// Capacity sums the disks' filesystems, each counted once however
-	// many disk directories share it.
-	Capacity Capacity `json:"capacity"`
-	// Counters are the background loops' totals over every node that
-	// answered (the loops run on whichever node leads, and leadership
-	// moves); Nodes has each node's own.
-	Counters
-	Nodes []NodeCounters `json:"nodes,omitempty"`
-}
-
-// Capacity is the space of the filesystems the disks live on.
-type Capacity struct {
-	Total       uint64 `json:"total_bytes"`
-	Free        uint64 `json:"free_bytes"`
-	Filesystems int    `json:"filesystems"`
-}
-
-// Counters are what one node's background loops have done since it
-// started, and the blobs its healer is backing off from.
-type Counters struct {
-	Healed       int64       `json:"healed_shards"`
-	Moved        int64       `json:"moved_parts"`
-	MovedBytes   int64       `json:"moved_bytes"`
-	Scrubbed     int64       `json:"scrubbed_parts"`
-	ScrubErrors  int64       `json:"scrub_bad_shards"`
-	HealFailures int64       `json:"heal_failures"`
-	LastPass     time.Time   `json:"last_rebalance_pass,omitempty"`
-	HealBackoff  []HealRetry `json:"heal_backoff,omitempty"`
-}
-
-// HealRetry is a queued blob the healer failed to rebuild and waits on.
-type HealRetry struct {
-	Blob     string    `json:"blob"`
-	Object   string    `json:"object"` // project/container/name
-	Node     string    `json:"node"`   // whose healer
-	Failures int       `json:"failures"`
-	NextTry  time.Time `json:"next_try"`
-	Reason   string    `json:"reason"`
-}
-
-// NodeCounters are one node's Counters, or why they could not be had.
-type NodeCounters struct {
-	Node string `json:"node"`
-	Counters
-	Err string `json:"error,omitempty"`
-}
-
-// add sums o into c (the latest pass wins).
-func (c *Counters) add(o Counters) {
-	c.Healed += o.Healed
-	c.Moved += o.Moved
-	c.MovedBytes += o.MovedBytes
-	c.Scrubbed += o.Scrubbed
-	c.ScrubErrors += o.ScrubErrors
-	c.HealFailures += o.HealFailures
-	if o.LastPass.After(c.LastPass) {
-		c.LastPass = o.LastPass
-	}
-	c.HealBackoff = append(c.HealBackoff, o.HealBackoff...)
-}
+// The status bodies live in objectapi so that rackctl decodes them
+// without linking the erasure coder.
+type (
+	Status       = objectapi.Status
+	DiskStatus   = objectapi.DiskStatus
+	Capacity     = objectapi.Capacity
+	Counters     = objectapi.Counters
+	HealRetry    = objectapi.HealRetry
+	NodeCounters = objectapi.NodeCounters
+)
 
 // Counters reports this node's loops.
 func (s *Service) Counters() Counters {
@@ -691,14 +627,6 @@ func (s *Service) Counters() Counters {
 	}
 	sort.Slice(c.HealBackoff, func(i, j int) bool { return c.HealBackoff[i].Blob < c.HealBackoff[j].Blob })
 	return c
-}
-
-// DiskStatus is one disk in Status.
-type DiskStatus struct {
-	DiskRow
-	Up     bool  `json:"up"`
-	Shards int   `json:"shards"`
-	Used   int64 `json:"used_bytes"` // bytes of shard files the metadata puts here
 }
 
 // Status reports the state of the store.
@@ -738,7 +666,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	for _, d := range store.All[DiskRow](tx, tDisks, "id") {
-		st.Disks = append(st.Disks, DiskStatus{DiskRow: *d, Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID], Used: used[d.ID]})
+		st.Disks = append(st.Disks, DiskStatus{Disk: objectapi.Disk(*d), Up: !d.Gone && s.cfg.NodeUp(d.Node), Shards: shards[d.ID], Used: used[d.ID]})
 	}
 	sort.Slice(st.Disks, func(i, j int) bool {
 		if st.Disks[i].Node != st.Disks[j].Node {
@@ -755,7 +683,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Node < st.Nodes[j].Node })
 	for _, n := range st.Nodes {
-		st.Counters.add(n.Counters)
+		st.Counters.Add(n.Counters)
 	}
 	return st, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 )
 
 type fixture struct {
@@ -496,18 +497,7 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	f.addDisk()
 	f.svc.RegisterDisks(f.ctx)
 	f.svc.repairPass(f.ctx)
-	for _, typ := range f.local.State.Commands() {
-		if f.local.Applied[typ] == 0 {
-			t.Errorf("command %s not exercised", typ)
-		}
-	}
-	first, second, err := store.SnapshotRoundTrip(f.local.State, Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(first, second) {
-		t.Fatal("snapshot changed across restore")
-	}
+	store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 }
 
 // waitFor polls cond for up to five seconds.
@@ -705,7 +695,7 @@ func TestStatusIsClusterWide(t *testing.T) {
 
 func TestCapacityCountsEachFilesystemOnce(t *testing.T) {
 	disk := func(node, id, fs string, total uint64, gone bool) DiskStatus {
-		return DiskStatus{DiskRow: DiskRow{ID: id, Node: node, FS: fs, Total: total, Free: total / 2, Gone: gone}}
+		return DiskStatus{Disk: objectapi.Disk{ID: id, Node: node, FS: fs, Total: total, Free: total / 2, Gone: gone}}
 	}
 	got := capacity([]DiskStatus{
 		disk("n1", "a", "dev-1", 100, false),

@@ -225,6 +225,8 @@ func (q *request) failErr(err error) {
 		q.fail("IncompleteBody", http.StatusBadRequest, "reading the request body failed")
 	case errors.Is(err, object.ErrNoDisks), errors.Is(err, blob.ErrQuorum), errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrOutcomeUnknown):
 		q.fail("ServiceUnavailable", http.StatusServiceUnavailable, "too few storage disks are available; please retry")
+	case errors.Is(err, store.ErrHalted):
+		q.fail("ServiceUnavailable", http.StatusServiceUnavailable, "this node stopped applying the cluster state (it runs an older rackd); use another node")
 	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
 		q.fail("InvalidArgument", http.StatusBadRequest, ae.Msg)
 	case errors.Is(err, store.ErrInvalid):

@@ -981,6 +981,24 @@ func TestXMLBodyLimit(t *testing.T) {
 	}
 }
 
+// Errors that say "not here, not now" are 503s S3 clients retry, not 500s.
+func TestUnavailableErrors(t *testing.T) {
+	for name, err := range map[string]error{
+		"no leader": store.ErrNoLeader,
+		"halted":    &store.HaltError{Index: 9, Command: "x.y", Reason: "unknown command type"},
+		"no disks":  object.ErrNoDisks,
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			q := &request{w: w, r: httptest.NewRequest("GET", "/b/k", nil), bucket: "b"}
+			q.failErr(fmt.Errorf("read: %w", err))
+			if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "<Code>ServiceUnavailable</Code>") {
+				t.Errorf("%d %s", w.Code, w.Body)
+			}
+		})
+	}
+}
+
 // A GET whose data cannot be reconstructed answers InternalError before any
 // header of the object is sent, never a 200 with a cut-off body.
 func TestUnreadableObjectIsInternalError(t *testing.T) {

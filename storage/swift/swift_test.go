@@ -23,23 +23,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
 
-// fakeAuth maps tokens to principals.
-type fakeAuth map[string]*api.Principal
-
-func (f fakeAuth) Validate(_ context.Context, token string) (*api.Principal, error) {
-	if p, ok := f[token]; ok {
-		return p, nil
-	}
-	return nil, api.ErrUnauthorized
-}
-
-var principals = fakeAuth{
+var principals = apitest.Tokens{
 	"alice-tok":  {UserID: "alice", ProjectID: "p1", Roles: []string{"member"}},
 	"reader-tok": {UserID: "rita", ProjectID: "p1", Roles: []string{"reader"}},
 	"bob-tok":    {UserID: "bob", ProjectID: "p2", Roles: []string{"member"}},

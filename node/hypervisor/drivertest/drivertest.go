@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
@@ -44,7 +45,9 @@ const ReadyLine = "RACKSTACK-TEST-IMAGE: ready"
 // more than once, and instances from one call of Run must share a node (a
 // second instance stands for a restarted rackd, and must adopt what the
 // first started). image is a bootable disk image whose console prints
-// ReadyLine; the boot check is skipped if it is "" or missing. Subtests run
+// ReadyLine; "" says the driver boots no real guest (the fake) and skips the
+// boot check, and a missing file skips it too except under
+// RACKSTACK_REQUIRE_INTEGRATION, where it fails (testenv). Subtests run
 // one at a time, each with at most one VM, destroyed when it ends.
 func Run(t *testing.T, newDriver func(t *testing.T) hypervisor.Driver, image string) {
 	s := &suite{newDriver: newDriver, image: image}
@@ -485,11 +488,11 @@ func (s *suite) invalidSpec(t *testing.T) {
 
 func (s *suite) bootImage(t *testing.T) {
 	if s.image == "" {
-		t.Skip("no test image given")
+		t.Skip("this driver boots no disk images (no test image given)")
 	}
-	if _, err := os.Stat(s.image); err != nil {
-		t.Skipf("test image %s missing (make test-image builds it): %v", s.image, err)
-	}
+	// A driver that boots images must boot one in CI: a missing image
+	// fails there rather than hiding that the boot was never checked.
+	testenv.RequireFile(t, s.image, "make test-image builds it")
 	// A private copy: the guest may write to its disk.
 	format := hypervisor.FormatRaw
 	if strings.HasSuffix(s.image, ".qcow2") {

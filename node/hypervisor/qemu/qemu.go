@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/revert"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/hypervisor/qmp"
 )
@@ -169,22 +170,18 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.VMSpec) (hypervisor.
 
 // boot starts QEMU for spec. On failure it leaves the run directory as it
 // found it: gone if it was new, with the previous spec if not.
-func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) (err error) {
+func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) error {
 	began := time.Now()
-	var undo reverter
-	defer func() {
-		if err != nil {
-			undo.run()
-		}
-	}()
+	undo := revert.New()
+	defer undo.Fail()
 
 	if _, statErr := os.Stat(p.dir); errors.Is(statErr, fs.ErrNotExist) {
 		if err := os.MkdirAll(p.dir, 0o750); err != nil {
 			return fmt.Errorf("create run dir: %w", err)
 		}
-		undo.add(func() { os.RemoveAll(p.dir) })
+		undo.Add(func() { os.RemoveAll(p.dir) })
 	} else if old, readErr := os.ReadFile(p.spec); readErr == nil {
-		undo.add(func() { os.WriteFile(p.spec, old, 0o640) })
+		undo.Add(func() { os.WriteFile(p.spec, old, 0o640) })
 	}
 	removeStale(p)
 	if err := writeSpec(p.spec, spec); err != nil {
@@ -243,7 +240,7 @@ func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) (
 	if pid == 0 {
 		return fmt.Errorf("qemu started but no process runs with pid file %s: %s", p.pidfile, lastLines(p.log, 5))
 	}
-	undo.add(func() {
+	undo.Add(func() {
 		d.kill(pid, p)
 		d.waitGone(context.Background(), pid, p, 5*time.Second)
 		removeStale(p)
@@ -254,6 +251,7 @@ func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) (
 	}); err != nil {
 		return err
 	}
+	undo.Success()
 	d.log.Info("vm started", "id", spec.ID, "pid", pid, "accel", d.accel,
 		"status", st.Status, "took", time.Since(began).Round(time.Millisecond))
 	return nil
@@ -398,16 +396,4 @@ func lastLines(path string, n int) string {
 		return "(no output)"
 	}
 	return strings.Join(lines, "; ")
-}
-
-// reverter undoes the steps of a multi-step operation that failed, last
-// first.
-type reverter struct{ undo []func() }
-
-func (r *reverter) add(f func()) { r.undo = append(r.undo, f) }
-
-func (r *reverter) run() {
-	for i := len(r.undo) - 1; i >= 0; i-- {
-		r.undo[i]()
-	}
 }

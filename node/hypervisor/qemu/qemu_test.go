@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/hypervisor/drivertest"
 	"github.com/rackstack/rackstack/node/hypervisor/qemu"
@@ -68,12 +69,7 @@ func requireQEMU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs QEMU guests; skipped with -short")
 	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		if os.Getenv("RACKSTACK_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("qemu-system-x86_64 not found and RACKSTACK_REQUIRE_INTEGRATION is set: %v", err)
-		}
-		t.Skipf("qemu-system-x86_64 not found (apt-get install qemu-system-x86 qemu-utils): %v", err)
-	}
+	testenv.RequireCommand(t, "qemu-system-x86_64")
 }
 
 // newRunDir makes a short run directory (socket paths must stay under 108
@@ -273,9 +269,7 @@ func TestGuestSurvivesRackdKill(t *testing.T) {
 // from QEMU's side, over its own QMP socket.
 func TestDevices(t *testing.T) {
 	requireQEMU(t)
-	if _, err := exec.LookPath("qemu-img"); err != nil {
-		t.Skipf("qemu-img not found: %v", err)
-	}
+	testenv.RequireCommand(t, "qemu-img")
 	runDir := newRunDir(t)
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root.qcow2")
@@ -566,9 +560,7 @@ func TestFailedRestartKeepsVM(t *testing.T) {
 func TestStartRestartsShutDownGuest(t *testing.T) {
 	requireQEMU(t)
 	image := testImage()
-	if _, err := os.Stat(image); err != nil {
-		t.Skipf("needs a guest that answers the power button; test image %s missing (make test-image): %v", image, err)
-	}
+	testenv.RequireFile(t, image, "needs a guest that answers the power button: make test-image")
 	runDir := newRunDir(t)
 	disk := filepath.Join(t.TempDir(), "boot.qcow2")
 	b, err := os.ReadFile(image)

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rackstack/rackstack/node/hypervisor/qemu"
+	"github.com/rackstack/rackstack/node/instances"
+)
+
+// purge removes a dev cloud for good, so a laptop is left as it was: the
+// guests it runs and their taps, its BPF pins, QEMU's run directory and
+// the data directory. rackd must be stopped first.
+func purge(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) error {
+	if pidHolding(filepath.Join(o.DataDir, "raft", "raft.db")) {
+		return fmt.Errorf("a rackd is running on %s: stop it (Ctrl-C where 'make run' runs) and purge again", o.DataDir)
+	}
+	runDir := vmRunDir(o)
+	if _, err := exec.LookPath("qemu-system-x86_64"); err == nil {
+		if _, err := os.Stat(runDir); err == nil {
+			drv, err := qemu.New(qemu.Config{RunDir: runDir, Accelerator: o.Accel, Logger: log})
+			if err != nil {
+				return fmt.Errorf("open the hypervisor to stop guests: %w", err)
+			}
+			agent := &instances.Agent{Node: o.Name, Dir: filepath.Join(o.DataDir, "compute"), Driver: drv, Taps: instances.NetlinkTaps{}, Log: log}
+			ids, err := agent.Purge(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "stopped %d guest(s) and removed their taps\n", len(ids))
+		}
+	}
+	for _, dir := range []string{runDir, bpfDir(o), o.DataDir} {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove %s: %w", dir, err)
+		}
+		fmt.Fprintf(stdout, "removed %s\n", dir)
+	}
+	return nil
+}
+
+// pidHolding reports whether another process holds the flock that bolt
+// takes on the Raft log while rackd runs.
+func pidHolding(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
