@@ -32,11 +32,7 @@ type flavorCreateCmd struct {
 	Flavor Flavor `json:"flavor"`
 }
 
-func applyFlavorCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c flavorCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyFlavorCreate(tx *memdb.Txn, c flavorCreateCmd) (any, error) {
 	if store.Get[Flavor](tx, tFlavors, c.Flavor.ID) != nil {
 		return nil, conflict("Flavor with ID %s already exists.", c.Flavor.ID)
 	}
@@ -53,11 +49,7 @@ type flavorUpdateCmd struct {
 	Description *string `json:"description,omitempty"`
 }
 
-func applyFlavorUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c flavorUpdateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyFlavorUpdate(tx *memdb.Txn, c flavorUpdateCmd) (any, error) {
 	old := store.Get[Flavor](tx, tFlavors, c.ID)
 	if old == nil {
 		return nil, flavorNotFound(c.ID)
@@ -67,11 +59,7 @@ func applyFlavorUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 	return f, tx.Insert(tFlavors, &f)
 }
 
-func applyFlavorDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyFlavorDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	f := store.Get[Flavor](tx, tFlavors, c.ID)
 	if f == nil {
 		return nil, flavorNotFound(c.ID)
@@ -90,11 +78,7 @@ type flavorSpecsCmd struct {
 	Unset string            `json:"unset,omitempty"`
 }
 
-func applyFlavorSpecs(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c flavorSpecsCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyFlavorSpecs(tx *memdb.Txn, c flavorSpecsCmd) (any, error) {
 	old := store.Get[Flavor](tx, tFlavors, c.ID)
 	if old == nil {
 		return nil, flavorNotFound(c.ID)
@@ -127,11 +111,7 @@ type flavorAccessCmd struct {
 	PublicConflict bool `json:"public_conflict,omitempty"`
 }
 
-func applyFlavorAccess(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c flavorAccessCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyFlavorAccess(tx *memdb.Txn, c flavorAccessCmd) (any, error) {
 	f := store.Get[Flavor](tx, tFlavors, c.ID)
 	if f == nil {
 		return nil, flavorNotFound(c.ID)
@@ -183,11 +163,7 @@ type keypairDeleteCmd struct {
 	Name   string `json:"name"`
 }
 
-func applyKeypairDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c keypairDeleteCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyKeypairDelete(tx *memdb.Txn, c keypairDeleteCmd) (any, error) {
 	k := store.Get[Keypair](tx, tKeypairs, c.UserID+"/"+c.Name)
 	if k == nil {
 		return nil, keypairNotFound(c.UserID, c.Name)
@@ -201,11 +177,7 @@ type groupCreateCmd struct {
 	Group ServerGroup `json:"group"`
 }
 
-func applyGroupCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c groupCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyGroupCreate(tx *memdb.Txn, c groupCreateCmd) (any, error) {
 	if store.Get[ServerGroup](tx, tGroups, c.Group.ID) != nil {
 		return nil, store.Conflictf("server group %s exists", c.Group.ID)
 	}
@@ -218,11 +190,7 @@ func applyGroupCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error
 	return c.Group, tx.Insert(tGroups, &c.Group)
 }
 
-func applyGroupDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyGroupDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	g := store.Get[ServerGroup](tx, tGroups, c.ID)
 	if g == nil {
 		return nil, groupNotFound(c.ID)

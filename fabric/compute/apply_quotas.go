@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"encoding/json"
 	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -88,11 +87,7 @@ type quotaSetCmd struct {
 	Force bool `json:"force,omitempty"`
 }
 
-func applyQuotaSet(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c quotaSetCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyQuotaSet(tx *memdb.Txn, c quotaSetCmd) (any, error) {
 	q := Quota{ID: c.Project, Limits: map[string]int{}}
 	if old := store.Get[Quota](tx, tQuotas, c.Project); old != nil {
 		for k, v := range old.Limits {
@@ -113,11 +108,7 @@ func applyQuotaSet(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	return nil, tx.Insert(tQuotas, &q)
 }
 
-func applyQuotaDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyQuotaDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if q := store.Get[Quota](tx, tQuotas, c.ID); q != nil {
 		return nil, tx.Delete(tQuotas, q)
 	}

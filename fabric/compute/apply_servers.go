@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"encoding/json"
 	"errors"
 	"reflect"
 	"slices"
@@ -92,11 +91,7 @@ type serverCreateCmd struct {
 	Now       time.Time `json:"now"`
 }
 
-func applyServerCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c serverCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
 	if len(c.Servers) == 0 {
 		return nil, store.Invalidf("no servers to create")
 	}
@@ -176,11 +171,7 @@ type serverUpdateCmd struct {
 	Now            time.Time          `json:"now"`
 }
 
-func applyServerUpdate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c serverUpdateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyServerUpdate(tx *memdb.Txn, c serverUpdateCmd) (any, error) {
 	old := store.Get[Server](tx, tServers, c.ID)
 	if old == nil || old.Hidden {
 		return nil, serverNotFound(c.ID)
@@ -254,11 +245,7 @@ var transitions = map[string]struct {
 	"resume":  {[]string{vmSuspended}, "resuming", "active"},
 }
 
-func applyServerAction(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c serverActionCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 	old := store.Get[Server](tx, tServers, c.ID)
 	if old == nil || old.Hidden {
 		return nil, serverNotFound(c.ID)
@@ -349,11 +336,7 @@ type serverReportCmd struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-func applyServerReport(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c serverReportCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 	o := c.Observed
 	old := store.Get[Server](tx, tServers, c.ID)
 	if old == nil {
@@ -437,11 +420,7 @@ type consoleTokenCmd struct {
 	Now   time.Time    `json:"now"`
 }
 
-func applyConsoleToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c consoleTokenCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyConsoleToken(tx *memdb.Txn, c consoleTokenCmd) (any, error) {
 	if s := store.Get[Server](tx, tServers, c.Token.ServerID); s == nil || s.Hidden {
 		return nil, serverNotFound(c.Token.ServerID)
 	}

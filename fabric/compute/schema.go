@@ -72,22 +72,22 @@ const (
 func Schema() store.Schema {
 	s := computestate.Schema()
 	s.Handlers = map[string]store.Handler{
-		cmdFlavorCreate:  applyFlavorCreate,
-		cmdFlavorUpdate:  applyFlavorUpdate,
-		cmdFlavorDelete:  applyFlavorDelete,
-		cmdFlavorSpecs:   applyFlavorSpecs,
-		cmdFlavorAccess:  applyFlavorAccess,
+		cmdFlavorCreate:  store.Typed(applyFlavorCreate),
+		cmdFlavorUpdate:  store.Typed(applyFlavorUpdate),
+		cmdFlavorDelete:  store.Typed(applyFlavorDelete),
+		cmdFlavorSpecs:   store.Typed(applyFlavorSpecs),
+		cmdFlavorAccess:  store.Typed(applyFlavorAccess),
 		cmdKeypairCreate: applyKeypairCreate,
-		cmdKeypairDelete: applyKeypairDelete,
-		cmdServerCreate:  applyServerCreate,
-		cmdServerUpdate:  applyServerUpdate,
-		cmdServerAction:  applyServerAction,
-		cmdServerReport:  applyServerReport,
-		cmdGroupCreate:   applyGroupCreate,
-		cmdGroupDelete:   applyGroupDelete,
-		cmdQuotaSet:      applyQuotaSet,
-		cmdQuotaDelete:   applyQuotaDelete,
-		cmdConsoleToken:  applyConsoleToken,
+		cmdKeypairDelete: store.Typed(applyKeypairDelete),
+		cmdServerCreate:  store.Typed(applyServerCreate),
+		cmdServerUpdate:  store.Typed(applyServerUpdate),
+		cmdServerAction:  store.Typed(applyServerAction),
+		cmdServerReport:  store.Typed(applyServerReport),
+		cmdGroupCreate:   store.Typed(applyGroupCreate),
+		cmdGroupDelete:   store.Typed(applyGroupDelete),
+		cmdQuotaSet:      store.Typed(applyQuotaSet),
+		cmdQuotaDelete:   store.Typed(applyQuotaDelete),
+		cmdConsoleToken:  store.Typed(applyConsoleToken),
 	}
 	return s
 }
