@@ -22,11 +22,7 @@ type bootstrapCmd struct {
 	Key          SigningKey `json:"key"`
 }
 
-func applyBootstrap(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c bootstrapCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyBootstrap(tx *memdb.Txn, c bootstrapCmd) (any, error) {
 	if !exists(tx, tDomains, "default") {
 		if err := tx.Insert(tDomains, &Domain{ID: "default", Name: "Default", Description: "The default domain", Enabled: true}); err != nil {
 			return nil, err
@@ -98,11 +94,7 @@ type rotateCmd struct {
 	Now         time.Time  `json:"now"`          // expired revocations go too
 }
 
-func applyRotateKeys(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c rotateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyRotateKeys(tx *memdb.Txn, c rotateCmd) (any, error) {
 	for _, k := range store.All[SigningKey](tx, tKeys, "id") {
 		if k.CreatedAt.Before(c.PruneBefore) {
 			if err := tx.Delete(tKeys, k); err != nil {
@@ -139,11 +131,7 @@ type passwordCmd struct {
 }
 
 // applySetPassword changes a password and revokes the user's tokens.
-func applySetPassword(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c passwordCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applySetPassword(tx *memdb.Txn, c passwordCmd) (any, error) {
 	u := store.Get[User](tx, tUsers, c.UserID)
 	if u == nil {
 		return nil, notFound("Could not find user: %s.", c.UserID)

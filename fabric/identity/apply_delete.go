@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"encoding/json"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -17,11 +16,7 @@ type deleteCmd struct {
 
 // applyDelete removes a row and what depends on it, so no assignment,
 // membership or credential outlives its user, group, project or role.
-func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c deleteCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 	raw, err := tx.First(c.Table, "id", c.ID)
 	if err != nil {
 		return nil, invalid("table %q: %v", c.Table, err)

@@ -60,11 +60,7 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 }
 
 // applyPut checks references and uniqueness, then writes the row.
-func applyPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c putCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyPut(tx *memdb.Txn, c putCmd) (any, error) {
 	row, err := rowOf(c.Table, c.Row)
 	if err != nil {
 		return nil, err

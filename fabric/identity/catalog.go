@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -212,11 +211,7 @@ func (s *Service) SeedCatalog(ctx context.Context) error {
 	return err
 }
 
-func applySeedCatalog(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c catalogCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applySeedCatalog(tx *memdb.Txn, c catalogCmd) (any, error) {
 	if c.Region.ID != "" && !exists(tx, tRegions, c.Region.ID) {
 		region := c.Region
 		if err := tx.Insert(tRegions, &region); err != nil {

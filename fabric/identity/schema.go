@@ -198,13 +198,13 @@ func Schema() store.Schema {
 			store.NewTable(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
 		},
 		Handlers: map[string]store.Handler{
-			cmdBootstrap:   applyBootstrap,
-			cmdPut:         applyPut,
-			cmdDelete:      applyDelete,
-			cmdRotateKeys:  applyRotateKeys,
+			cmdBootstrap:   store.Typed(applyBootstrap),
+			cmdPut:         store.Typed(applyPut),
+			cmdDelete:      store.Typed(applyDelete),
+			cmdRotateKeys:  store.Typed(applyRotateKeys),
 			cmdRevoke:      applyRevoke,
-			cmdSetPassword: applySetPassword,
-			cmdSeedCatalog: applySeedCatalog,
+			cmdSetPassword: store.Typed(applySetPassword),
+			cmdSeedCatalog: store.Typed(applySeedCatalog),
 		},
 	}
 }

@@ -1,7 +1,6 @@
 package object
 
 import (
-	"encoding/json"
 	"reflect"
 	"strings"
 	"time"
@@ -18,11 +17,7 @@ type accountPutCmd struct {
 	Row Account `json:"row"`
 }
 
-func applyAccountPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c accountPutCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyAccountPut(tx *memdb.Txn, c accountPutCmd) (any, error) {
 	if c.Row.ID == "" {
 		return nil, store.Invalidf("account: no project")
 	}
@@ -36,11 +31,7 @@ type diskSetCmd struct {
 
 // applyDiskSet records the disks a node serves now; its disks that are not
 // in the list are marked gone.
-func applyDiskSet(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c diskSetCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyDiskSet(tx *memdb.Txn, c diskSetCmd) (any, error) {
 	seen := map[string]bool{}
 	for _, d := range c.Disks {
 		d := d
@@ -81,11 +72,7 @@ type containerPutResult struct {
 	Created bool `json:"created"`
 }
 
-func applyContainerPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c containerPutCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyContainerPut(tx *memdb.Txn, c containerPutCmd) (any, error) {
 	row := c.Row
 	row.ID = containerID(row.Project, row.Name)
 	old := store.Get[Container](tx, tContainers, row.ID)
@@ -109,11 +96,7 @@ type idCmd struct {
 	Now time.Time `json:"now"`
 }
 
-func applyContainerDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyContainerDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	row := store.Get[Container](tx, tContainers, c.ID)
 	if row == nil {
 		return nil, store.NotFoundf("container not found")
@@ -184,19 +167,11 @@ type objectPutCmd struct {
 	Row Object `json:"row"`
 }
 
-func applyObjectPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c objectPutCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyObjectPut(tx *memdb.Txn, c objectPutCmd) (any, error) {
 	return putObject(tx, c.Row)
 }
 
-func applyObjectDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyObjectDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	old := store.Get[Object](tx, tObjects, c.ID)
 	if old == nil {
 		return nil, store.NotFoundf("object not found")
@@ -218,11 +193,7 @@ type objectMetaCmd struct {
 	Headers     map[string]string `json:"headers"`
 }
 
-func applyObjectMeta(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c objectMetaCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyObjectMeta(tx *memdb.Txn, c objectMetaCmd) (any, error) {
 	old := store.Get[Object](tx, tObjects, c.ID)
 	if old == nil || (c.Version != "" && old.Version != c.Version) {
 		return nil, store.NotFoundf("object not found")
@@ -244,11 +215,7 @@ type relocateCmd struct {
 
 // applyRelocate moves one part of an object to a new layout, if nothing
 // changed it since the mover read it.
-func applyRelocate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c relocateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyRelocate(tx *memdb.Txn, c relocateCmd) (any, error) {
 	if c.Upload != "" {
 		up := store.Get[UploadPart](tx, tUploadParts, c.Upload)
 		if up == nil || !reflect.DeepEqual(up.Part, c.Old) {
@@ -280,11 +247,7 @@ type uploadCreateCmd struct {
 	Row Upload `json:"row"`
 }
 
-func applyUploadCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c uploadCreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyUploadCreate(tx *memdb.Txn, c uploadCreateCmd) (any, error) {
 	if store.Get[Container](tx, tContainers, containerID(c.Row.Project, c.Row.Container)) == nil {
 		return nil, store.NotFoundf("container %s not found", c.Row.Container)
 	}
@@ -295,11 +258,7 @@ type uploadPartCmd struct {
 	Row UploadPart `json:"row"`
 }
 
-func applyUploadPart(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c uploadPartCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyUploadPart(tx *memdb.Txn, c uploadPartCmd) (any, error) {
 	if store.Get[Upload](tx, tUploads, c.Row.UploadID) == nil {
 		return nil, store.NotFoundf("upload %s not found", c.Row.UploadID)
 	}
@@ -321,11 +280,7 @@ type uploadCompleteCmd struct {
 	Row     Object   `json:"row"` // everything but Parts and Size
 }
 
-func applyUploadComplete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c uploadCompleteCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyUploadComplete(tx *memdb.Txn, c uploadCompleteCmd) (any, error) {
 	up := store.Get[Upload](tx, tUploads, c.Upload)
 	if up == nil {
 		return nil, store.NotFoundf("upload %s not found", c.Upload)
@@ -376,11 +331,7 @@ func abortUpload(tx *memdb.Txn, up *Upload, now time.Time) error {
 	return tx.Delete(tUploads, up)
 }
 
-func applyUploadAbort(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyUploadAbort(tx *memdb.Txn, c idCmd) (any, error) {
 	up := store.Get[Upload](tx, tUploads, c.ID)
 	if up == nil {
 		return nil, store.NotFoundf("upload %s not found", c.ID)
@@ -392,11 +343,7 @@ type idsCmd struct {
 	IDs []string `json:"ids"`
 }
 
-func applyGarbageDone(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idsCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyGarbageDone(tx *memdb.Txn, c idsCmd) (any, error) {
 	for _, id := range c.IDs {
 		if g := store.Get[Garbage](tx, tGarbage, id); g != nil {
 			if err := tx.Delete(tGarbage, g); err != nil {
@@ -411,11 +358,7 @@ type healAddCmd struct {
 	Items []HealItem `json:"items"`
 }
 
-func applyHealAdd(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c healAddCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyHealAdd(tx *memdb.Txn, c healAddCmd) (any, error) {
 	for _, it := range c.Items {
 		it := it
 		if store.Get[HealItem](tx, tHeal, it.ID) != nil {
@@ -428,11 +371,7 @@ func applyHealAdd(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	return nil, nil
 }
 
-func applyHealDone(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c idsCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyHealDone(tx *memdb.Txn, c idsCmd) (any, error) {
 	for _, id := range c.IDs {
 		if h := store.Get[HealItem](tx, tHeal, id); h != nil {
 			if err := tx.Delete(tHeal, h); err != nil {

@@ -5,7 +5,6 @@
 package imagestate
 
 import (
-	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
@@ -132,9 +131,9 @@ func Schema() store.Schema {
 			store.NewTable(Table, &Image{}, store.StringIndex("owner", "Owner", false)),
 		},
 		Handlers: map[string]store.Handler{
-			CmdCreate: applyCreate,
-			CmdPut:    applyPut,
-			CmdDelete: applyDelete,
+			CmdCreate: store.Typed(applyCreate),
+			CmdPut:    store.Typed(applyPut),
+			CmdDelete: store.Typed(applyDelete),
 		},
 	}
 }
@@ -177,11 +176,7 @@ type CreateCmd struct {
 	Row Image `json:"row"`
 }
 
-func applyCreate(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c CreateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyCreate(tx *memdb.Txn, c CreateCmd) (any, error) {
 	if store.Get[Image](tx, Table, c.Row.ID) != nil {
 		return nil, store.Conflictf("Image with identifier %s already exists!", c.Row.ID)
 	}
@@ -196,11 +191,7 @@ type PutCmd struct {
 	Revision int64 `json:"revision"`
 }
 
-func applyPut(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c PutCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyPut(tx *memdb.Txn, c PutCmd) (any, error) {
 	cur := store.Get[Image](tx, Table, c.Row.ID)
 	if cur == nil {
 		return nil, store.NotFoundf("No image found with ID %s", c.Row.ID)
@@ -219,11 +210,7 @@ type DeleteCmd struct {
 	Revision int64  `json:"revision"`
 }
 
-func applyDelete(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var c DeleteCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
+func applyDelete(tx *memdb.Txn, c DeleteCmd) (any, error) {
 	cur := store.Get[Image](tx, Table, c.ID)
 	if cur == nil {
 		return nil, store.NotFoundf("No image found with ID %s", c.ID)
