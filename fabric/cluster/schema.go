@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -81,23 +80,19 @@ func Schema() store.Schema {
 			{Schema: &memdb.TableSchema{Name: "nodes", Indexes: idIndex("Name")}, Row: &nodeRow{}},
 		},
 		Handlers: map[string]store.Handler{
-			CmdSetCA:           applySetCA,
-			CmdCreateJoinToken: applyCreateJoinToken,
-			CmdUseJoinToken:    applyUseJoinToken,
-			CmdRegisterNode:    applyRegisterNode,
-			CmdHeartbeat:       applyHeartbeat,
-			CmdRemoveNode:      applyRemoveNode,
+			CmdSetCA:           store.Typed(applySetCA),
+			CmdCreateJoinToken: store.Typed(applyCreateJoinToken),
+			CmdUseJoinToken:    store.Typed(applyUseJoinToken),
+			CmdRegisterNode:    store.Typed(applyRegisterNode),
+			CmdHeartbeat:       store.Typed(applyHeartbeat),
+			CmdRemoveNode:      store.Typed(applyRemoveNode),
 		},
 	}
 }
 
 // applySetCA stores the CA once; a second CA is refused so that a stray
 // bootstrap can never replace the trust root of a running cluster.
-func applySetCA(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var ca CA
-	if err := store.DecodeBody(body, &ca); err != nil {
-		return nil, err
-	}
+func applySetCA(tx *memdb.Txn, ca CA) (any, error) {
 	existing, err := tx.First("cluster_ca", "id", "ca")
 	if err != nil {
 		return nil, err
@@ -108,22 +103,14 @@ func applySetCA(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
 	return nil, tx.Insert("cluster_ca", &caRow{ID: "ca", CA: ca})
 }
 
-func applyCreateJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var t joinTokenRow
-	if err := store.DecodeBody(body, &t); err != nil {
-		return nil, err
-	}
+func applyCreateJoinToken(tx *memdb.Txn, t joinTokenRow) (any, error) {
 	if t.ID == "" || len(t.SecretHash) == 0 || t.UsesLeft < 1 {
 		return nil, fmt.Errorf("join token needs an id, a secret and at least one use: %w", store.ErrInvalid)
 	}
 	return nil, tx.Insert("join_tokens", &t)
 }
 
-func applyUseJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var u useJoinToken
-	if err := store.DecodeBody(body, &u); err != nil {
-		return nil, err
-	}
+func applyUseJoinToken(tx *memdb.Txn, u useJoinToken) (any, error) {
 	raw, err := tx.First("join_tokens", "id", u.ID)
 	if err != nil {
 		return nil, err
@@ -152,11 +139,7 @@ func applyUseJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 	return nil, nil
 }
 
-func applyRegisterNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var n nodeRow
-	if err := store.DecodeBody(body, &n); err != nil {
-		return nil, err
-	}
+func applyRegisterNode(tx *memdb.Txn, n nodeRow) (any, error) {
 	if n.Name == "" {
 		return nil, fmt.Errorf("node needs a name: %w", store.ErrInvalid)
 	}
@@ -168,11 +151,7 @@ func applyRegisterNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 	return nil, tx.Insert("nodes", &n)
 }
 
-func applyHeartbeat(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var h heartbeat
-	if err := store.DecodeBody(body, &h); err != nil {
-		return nil, err
-	}
+func applyHeartbeat(tx *memdb.Txn, h heartbeat) (any, error) {
 	raw, err := tx.First("nodes", "id", h.Name)
 	if err != nil {
 		return nil, err
@@ -191,11 +170,7 @@ func applyHeartbeat(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) 
 	return nil, tx.Insert("nodes", &n)
 }
 
-func applyRemoveNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
-	var r removeNode
-	if err := store.DecodeBody(body, &r); err != nil {
-		return nil, err
-	}
+func applyRemoveNode(tx *memdb.Txn, r removeNode) (any, error) {
 	n, err := tx.DeleteAll("nodes", "id", r.Name)
 	if err != nil {
 		return nil, err
