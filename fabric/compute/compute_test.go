@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -77,10 +75,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/compute/", http.StripPrefix("/compute", f.svc.Handler()))
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
+	f.srv = apitest.Serve(t, "/compute", f.svc.Handler())
 	return f
 }
 
@@ -93,32 +88,15 @@ type resp struct {
 // do makes a request; version is the microversion ("" for none).
 func (f *fixture) do(method, path, tok, version string, body any) resp {
 	f.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = strings.NewReader(string(raw))
-	}
-	req, _ := http.NewRequest(method, f.srv.URL+"/compute"+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if tok != "" {
-		req.Header.Set("X-Auth-Token", tok)
-	}
+	var header []string
 	if version != "" {
-		req.Header.Set("X-OpenStack-Nova-API-Version", version)
+		header = []string{"X-OpenStack-Nova-API-Version", version}
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
+	res := apitest.Call(f.t, method, f.srv.URL+"/compute"+path, tok, body, header...)
+	if res.Body == nil {
+		res.Body = map[string]any{}
 	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	out := map[string]any{}
-	_ = json.Unmarshal(raw, &out)
-	return resp{code: res.StatusCode, body: out, header: res.Header}
+	return resp{code: res.Code, body: res.Body, header: res.Header}
 }
 
 // expect checks a request's status and, for errors, Nova's error body:

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -42,10 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := f.svc.Bootstrap(context.Background(), "admin-secret"); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/identity/", http.StripPrefix("/identity", f.svc.Handler()))
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
+	f.srv = apitest.Serve(t, "/identity", f.svc.Handler())
 	f.admin = f.login("admin", "admin-secret", "admin")
 	return f
 }
@@ -53,32 +50,8 @@ func newFixture(t *testing.T) *fixture {
 // call makes a request and returns status, headers and decoded body.
 func (f *fixture) call(method, path, tok string, body any, hdr ...string) (int, http.Header, map[string]any) {
 	f.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = strings.NewReader(string(raw))
-	}
-	req, _ := http.NewRequest(method, f.srv.URL+"/identity/v3"+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if tok != "" {
-		req.Header.Set("X-Auth-Token", tok)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, resp.Header, out
+	res := apitest.Call(f.t, method, f.srv.URL+"/identity/v3"+path, tok, body, hdr...)
+	return res.Code, res.Header, res.Body
 }
 
 func passwordAuth(user, password, project string) map[string]any {

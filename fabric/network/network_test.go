@@ -2,11 +2,8 @@ package network
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -54,39 +51,15 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/network/", http.StripPrefix("/network", f.svc.Handler()))
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
+	f.srv = apitest.Serve(t, "/network", f.svc.Handler())
 	return f
 }
 
 // call makes a request and returns the status and the decoded body.
 func (f *fixture) call(method, path, tok string, body any) (int, map[string]any) {
 	f.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = strings.NewReader(string(raw))
-	}
-	req, _ := http.NewRequest(method, f.srv.URL+"/network"+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if tok != "" {
-		req.Header.Set("X-Auth-Token", tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	res := apitest.Call(f.t, method, f.srv.URL+"/network"+path, tok, body)
+	return res.Code, res.Body
 }
 
 // mk creates a resource (POST /v2.0/<coll> {key: fields}) and returns it.

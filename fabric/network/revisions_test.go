@@ -2,14 +2,11 @@ package network
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -17,23 +14,8 @@ import (
 // status and the decoded body.
 func (f *fixture) callIfMatch(method, path, tok, ifMatch string, body any) (int, map[string]any) {
 	f.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = strings.NewReader(string(raw))
-	}
-	req, _ := http.NewRequest(method, f.srv.URL+"/network"+path, rd)
-	req.Header.Set("X-Auth-Token", tok)
-	req.Header.Set("If-Match", ifMatch)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	res := apitest.Call(f.t, method, f.srv.URL+"/network"+path, tok, body, "If-Match", ifMatch)
+	return res.Code, res.Body
 }
 
 func revisionOf(v map[string]any) string { return api.Text(v["revision_number"]) }
