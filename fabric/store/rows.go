@@ -53,3 +53,16 @@ func NewTable(name string, row any, extra ...*memdb.IndexSchema) Table {
 	}
 	return Table{Schema: &memdb.TableSchema{Name: name, Indexes: idx}, Row: row}
 }
+
+// MemDB is a bare database with the tables of schemas, no FSM in front:
+// for tests of code that only reads the state (node agents), which write
+// the rows they need straight into it.
+func MemDB(schemas ...Schema) (*memdb.MemDB, error) {
+	tables := map[string]*memdb.TableSchema{}
+	for _, sc := range schemas {
+		for _, t := range sc.Tables {
+			tables[t.Schema.Name] = t.Schema
+		}
+	}
+	return memdb.NewMemDB(&memdb.DBSchema{Tables: tables})
+}

@@ -32,13 +32,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	tables := map[string]*memdb.TableSchema{}
-	for _, sc := range []store.Schema{netstate.Schema()} {
-		for _, tb := range sc.Tables {
-			tables[tb.Schema.Name] = tb.Schema
-		}
-	}
-	db, err := memdb.NewMemDB(&memdb.DBSchema{Tables: tables})
+	db, err := store.MemDB(netstate.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
