@@ -92,41 +92,8 @@ type response struct {
 // []byte, sent as is with contentType.
 func (f *fixture) do(method, path, tok string, body any, header ...string) response {
 	f.t.Helper()
-	var rd io.Reader
-	ct := "application/json"
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd, ct = bytes.NewReader(b), "application/octet-stream"
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, f.srv.URL+"/image"+path, rd)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", ct)
-	}
-	req.Header.Set("Accept", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	if tok != "" {
-		req.Header.Set("X-Auth-Token", tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{code: resp.StatusCode, header: resp.Header, raw: raw}
-	_ = json.Unmarshal(raw, &out.body)
-	return out
+	res := apitest.Call(f.t, method, f.srv.URL+"/image"+path, tok, body, append([]string{"Accept", "application/json"}, header...)...)
+	return response{code: res.Code, header: res.Header, raw: res.Raw, body: res.Body}
 }
 
 // expect checks a request's status; for errors, that Glance's body names

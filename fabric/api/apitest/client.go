@@ -30,8 +30,8 @@ type Response struct {
 }
 
 // Call makes a request as a client of an OpenStack JSON API. body is nil
-// (none), a string (sent as is, as JSON), []byte (sent as is, as
-// application/octet-stream) or a value sent as JSON; token, when not "",
+// (none, and no Content-Type), a string (sent as is, as JSON), []byte
+// (sent as is, as application/octet-stream) or a value sent as JSON; token, when not "",
 // goes in X-Auth-Token; header is name/value pairs set last, so they
 // override.
 func Call(t testing.TB, method, url, token string, body any, header ...string) Response {
@@ -55,7 +55,9 @@ func Call(t testing.TB, method, url, token string, body any, header ...string) R
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", ct)
+	if rd != nil {
+		req.Header.Set("Content-Type", ct)
+	}
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
 	}
