@@ -28,7 +28,7 @@ func TestUserMetadataKeysAreReturnedAsSent(t *testing.T) {
 		req := e.request(method, "/bkt/k", nil)
 		sigv4.Sign(req, alice, creds[alice].secret, "us-east-1", sha256hex(nil), time.Now())
 		rec := httptest.NewRecorder()
-		(&Handler{Store: e.svc, Creds: creds}).ServeHTTP(rec, req)
+		(&Handler{Store: e.Svc, Creds: creds}).ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {
 			t.Fatalf("%s: %d %s", method, rec.Code, rec.Body)
 		}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
-	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 	"github.com/rackstack/rackstack/storage/s3/sigv4"
@@ -49,26 +48,15 @@ var creds = fakeCreds{
 
 const alice = "alice-key"
 
-type env struct {
-	t     *testing.T
-	srv   *httptest.Server
-	svc   *object.Service
-	disks map[string]disk.Disk
-}
+type env struct{ *objecttest.Served }
 
-func (e *env) with(t *testing.T) *env {
-	c := *e
-	c.t = t
-	return &c
-}
+// with returns e reporting to t (a subtest).
+func (e *env) with(t *testing.T) *env { return &env{e.Served.With(t)} }
 
 // newEnv serves S3 over an object store of one node with six disks.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	svc, disks := objecttest.NewWithDisks(t, 6, 64<<10)
-	srv := httptest.NewServer(&Handler{Store: svc, Creds: creds})
-	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, svc: svc, disks: disks}
+	return &env{objecttest.Serve(t, 6, 64<<10, func(svc *object.Service) http.Handler { return &Handler{Store: svc, Creds: creds} })}
 }
 
 type response struct {
@@ -104,10 +92,10 @@ func md5hex(b []byte) string {
 // request builds a request to path (already escaped) with hdr as
 // name/value pairs.
 func (e *env) request(method, path string, body []byte, hdr ...string) *http.Request {
-	e.t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))
+	e.T.Helper()
+	req, err := http.NewRequest(method, e.Srv.URL+path, bytes.NewReader(body))
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	if body == nil {
 		req.Body, req.ContentLength = http.NoBody, 0
@@ -119,15 +107,15 @@ func (e *env) request(method, path string, body []byte, hdr ...string) *http.Req
 }
 
 func (e *env) send(req *http.Request) response {
-	e.t.Helper()
-	res, err := e.srv.Client().Do(req)
+	e.T.Helper()
+	res, err := e.Srv.Client().Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		e.T.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
+		e.T.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
 	}
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
@@ -135,7 +123,7 @@ func (e *env) send(req *http.Request) response {
 // do sends a request signed by access (unsigned if "") over the SHA-256 of
 // its body.
 func (e *env) do(method, path, access string, body []byte, hdr ...string) response {
-	e.t.Helper()
+	e.T.Helper()
 	req := e.request(method, path, body, hdr...)
 	if access != "" {
 		sigv4.Sign(req, access, creds[access].secret, "us-east-1", sha256hex(body), time.Now())
@@ -146,46 +134,46 @@ func (e *env) do(method, path, access string, body []byte, hdr ...string) respon
 // must is do that fails the test unless the status is want; for an error
 // status it also checks the XML error code (if code is not "").
 func (e *env) must(want int, code, method, path, access string, body []byte, hdr ...string) response {
-	e.t.Helper()
+	e.T.Helper()
 	r := e.do(method, path, access, body, hdr...)
 	e.check(r, want, code, method+" "+path)
 	return r
 }
 
 func (e *env) check(r response, want int, code, what string) {
-	e.t.Helper()
+	e.T.Helper()
 	if r.status != want {
-		e.t.Fatalf("%s: got %s, want %d %s", what, r, want, code)
+		e.T.Fatalf("%s: got %s, want %d %s", what, r, want, code)
 	}
 	if want < 300 || want == http.StatusNotModified {
 		return
 	}
 	if strings.HasPrefix(what, "HEAD") {
 		if len(r.body) != 0 {
-			e.t.Errorf("%s: HEAD error has a body: %q", what, r.body)
+			e.T.Errorf("%s: HEAD error has a body: %q", what, r.body)
 		}
 		return
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/xml" {
-		e.t.Errorf("%s: error Content-Type %q", what, ct)
+		e.T.Errorf("%s: error Content-Type %q", what, ct)
 	}
 	if got := r.errorCode(); got == "" || code != "" && got != code {
-		e.t.Errorf("%s: error code %q, want %q: %s", what, got, code, r.body)
+		e.T.Errorf("%s: error code %q, want %q: %s", what, got, code, r.body)
 	}
 }
 
 func (e *env) bucket(name string) {
-	e.t.Helper()
+	e.T.Helper()
 	e.must(http.StatusOK, "", "PUT", "/"+name, alice, nil)
 }
 
 func (e *env) put(path, data string, hdr ...string) response {
-	e.t.Helper()
+	e.T.Helper()
 	return e.must(http.StatusOK, "", "PUT", path, alice, []byte(data), hdr...)
 }
 
 func (e *env) get(path string) string {
-	e.t.Helper()
+	e.T.Helper()
 	return string(e.must(http.StatusOK, "", "GET", path, alice, nil).body)
 }
 
@@ -200,16 +188,16 @@ type listBuckets struct {
 }
 
 func (e *env) bucketNames(access string) []string {
-	e.t.Helper()
+	e.T.Helper()
 	var out listBuckets
 	r := e.must(http.StatusOK, "", "GET", "/", access, nil)
 	if err := xml.Unmarshal(r.body, &out); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	var names []string
 	for _, b := range out.Buckets {
 		if _, err := time.Parse(time.RFC3339, b.CreationDate); err != nil {
-			e.t.Errorf("bucket %s CreationDate %q: %v", b.Name, b.CreationDate, err)
+			e.T.Errorf("bucket %s CreationDate %q: %v", b.Name, b.CreationDate, err)
 		}
 		names = append(names, b.Name)
 	}
@@ -511,11 +499,11 @@ func (l listResult) names() string {
 }
 
 func (e *env) list(query string) listResult {
-	e.t.Helper()
+	e.T.Helper()
 	r := e.must(http.StatusOK, "", "GET", "/bkt?"+query, alice, nil)
 	var out listResult
 	if err := xml.Unmarshal(r.body, &out); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return out
 }
@@ -664,20 +652,20 @@ type uploadsXML struct {
 }
 
 func (e *env) createUpload(key string) string {
-	e.t.Helper()
+	e.T.Helper()
 	r := e.must(http.StatusOK, "", "POST", "/bkt/"+key+"?uploads", alice, nil, "x-amz-meta-kind", "multi", "Content-Type", "video/mp4")
 	var res struct {
 		UploadID string `xml:"UploadId"`
 		Key      string `xml:"Key"`
 	}
 	if err := xml.Unmarshal(r.body, &res); err != nil || res.UploadID == "" || res.Key != key {
-		e.t.Fatalf("initiate: %s (%v)", r.body, err)
+		e.T.Fatalf("initiate: %s (%v)", r.body, err)
 	}
 	return res.UploadID
 }
 
 func (e *env) uploadPart(key, id string, n int, data []byte) string {
-	e.t.Helper()
+	e.T.Helper()
 	r := e.must(http.StatusOK, "", "PUT", fmt.Sprintf("/bkt/%s?partNumber=%d&uploadId=%s", key, n, id), alice, data)
 	return r.header.Get("ETag")
 }
@@ -839,7 +827,7 @@ func TestAuth(t *testing.T) {
 			t.Errorf("no Region in %s", r.body)
 		}
 		u := sigv4.Presign(e.request("GET", "/bkt/k", nil), alice, creds[alice].secret, "eu-west-1", time.Hour, time.Now())
-		e.check(e.send(e.request("GET", strings.TrimPrefix(u, e.srv.URL), nil)), http.StatusBadRequest, "AuthorizationQueryParametersError", "GET /b/k")
+		e.check(e.send(e.request("GET", strings.TrimPrefix(u, e.Srv.URL), nil)), http.StatusBadRequest, "AuthorizationQueryParametersError", "GET /b/k")
 	})
 	t.Run("signature v2", func(t *testing.T) {
 		e := e.with(t)
@@ -885,18 +873,18 @@ func TestAuth(t *testing.T) {
 		e := e.with(t)
 		req := e.request("GET", "/bkt/k", nil)
 		u := sigv4.Presign(req, alice, creds[alice].secret, "us-east-1", time.Hour, time.Now())
-		r := e.send(e.request("GET", strings.TrimPrefix(u, e.srv.URL), nil))
+		r := e.send(e.request("GET", strings.TrimPrefix(u, e.Srv.URL), nil))
 		if r.status != http.StatusOK || string(r.body) != "secret" {
 			t.Errorf("presigned GET: %s", r)
 		}
-		r = e.send(e.request("PUT", strings.TrimPrefix(u, e.srv.URL), []byte("x")))
+		r = e.send(e.request("PUT", strings.TrimPrefix(u, e.Srv.URL), []byte("x")))
 		e.check(r, http.StatusForbidden, "SignatureDoesNotMatch", "PUT presigned for GET")
 
 		expired := sigv4.Presign(req, alice, creds[alice].secret, "us-east-1", time.Minute, time.Now().Add(-time.Hour))
-		e.check(e.send(e.request("GET", strings.TrimPrefix(expired, e.srv.URL), nil)), http.StatusForbidden, "AccessDenied", "GET expired")
+		e.check(e.send(e.request("GET", strings.TrimPrefix(expired, e.Srv.URL), nil)), http.StatusForbidden, "AccessDenied", "GET expired")
 
 		put := sigv4.Presign(e.request("PUT", "/bkt/up", nil), alice, creds[alice].secret, "us-east-1", time.Hour, time.Now())
-		if r := e.send(e.request("PUT", strings.TrimPrefix(put, e.srv.URL), []byte("uploaded"))); r.status != http.StatusOK {
+		if r := e.send(e.request("PUT", strings.TrimPrefix(put, e.Srv.URL), []byte("uploaded"))); r.status != http.StatusOK {
 			t.Errorf("presigned PUT: %s", r)
 		}
 		if got := e.get("/bkt/up"); got != "uploaded" {
@@ -1006,11 +994,11 @@ func TestUnreadableObjectIsInternalError(t *testing.T) {
 	e.must(http.StatusOK, "", "PUT", "/bkt", alice, nil)
 	body := bytes.Repeat([]byte("0123456789"), 60000) // several stripes
 	e.must(http.StatusOK, "", "PUT", "/bkt/o", alice, body)
-	o, err := e.svc.Head(context.Background(), "p1", "bkt", "o")
+	o, err := e.Svc.Head(context.Background(), "p1", "bkt", "o")
 	if err != nil {
 		t.Fatal(err)
 	}
-	objecttest.LoseShards(t, e.disks, o, o.Parts[0].Layout.M+1)
+	objecttest.LoseShards(t, e.Disks, o, o.Parts[0].Layout.M+1)
 	r := e.must(http.StatusInternalServerError, "InternalError", "GET", "/bkt/o", alice, nil)
 	if r.header.Get("ETag") != "" || r.header.Get("Last-Modified") != "" {
 		t.Errorf("the error carries the object's headers: %v", r.header)

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api/apitest"
-	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
@@ -36,27 +35,15 @@ var principals = apitest.Tokens{
 	"admin-tok":  {UserID: "root", ProjectID: "p0", Roles: []string{"admin"}},
 }
 
-type env struct {
-	t     *testing.T
-	srv   *httptest.Server
-	svc   *object.Service
-	disks map[string]disk.Disk
-}
+type env struct{ *objecttest.Served }
+
+// with returns e reporting to t (a subtest).
+func (e *env) with(t *testing.T) *env { return &env{e.Served.With(t)} }
 
 // newEnv serves Swift over an object store of one node with six disks.
-// with returns e reporting to t (a subtest).
-func (e *env) with(t *testing.T) *env {
-	c := *e
-	c.t = t
-	return &c
-}
-
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	svc, disks := objecttest.NewWithDisks(t, 6, 4096)
-	srv := httptest.NewServer(&Handler{Store: svc, Auth: principals})
-	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, svc: svc, disks: disks}
+	return &env{objecttest.Serve(t, 6, 4096, func(svc *object.Service) http.Handler { return &Handler{Store: svc, Auth: principals} })}
 }
 
 type response struct {
@@ -67,14 +54,14 @@ type response struct {
 
 // do sends one request; hdr is name/value pairs.
 func (e *env) do(method, path, token, body string, hdr ...string) response {
-	e.t.Helper()
+	e.T.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, e.Srv.URL+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
@@ -82,24 +69,24 @@ func (e *env) do(method, path, token, body string, hdr ...string) response {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := e.srv.Client().Do(req)
+	res, err := e.Srv.Client().Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		e.T.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatalf("%s %s: read body: %v", method, path, err)
+		e.T.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return response{status: res.StatusCode, header: res.Header, body: string(b)}
 }
 
 // must is do that fails the test unless the status is want.
 func (e *env) must(want int, method, path, token, body string, hdr ...string) response {
-	e.t.Helper()
+	e.T.Helper()
 	r := e.do(method, path, token, body, hdr...)
 	if r.status != want {
-		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.status, want, r.body)
+		e.T.Fatalf("%s %s: status %d, want %d: %s", method, path, r.status, want, r.body)
 	}
 	return r
 }
@@ -645,14 +632,14 @@ func TestBadInput(t *testing.T) {
 // hangUp the client closes its side after the request, as a client that
 // dies mid-upload does (the server then cancels the request's context).
 func (e *env) raw(req string, hangUp bool) int {
-	e.t.Helper()
-	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	e.T.Helper()
+	conn, err := net.Dial("tcp", e.Srv.Listener.Addr().String())
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	defer conn.Close()
 	if _, err := io.WriteString(conn, req); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	if hangUp {
 		conn.(*net.TCPConn).CloseWrite()
@@ -717,7 +704,7 @@ func TestBodyLength(t *testing.T) {
 		req.Header.Set("X-Auth-Token", alice)
 		req.Header.Set("Content-Length", "10")
 		w := httptest.NewRecorder()
-		(&Handler{Store: e.svc, Auth: principals}).ServeHTTP(w, req)
+		(&Handler{Store: e.Svc, Auth: principals}).ServeHTTP(w, req)
 		if w.Code != 499 {
 			t.Errorf("status %d, want 499", w.Code)
 		}
@@ -764,11 +751,11 @@ func TestUnreadableObjectIs503(t *testing.T) {
 	body := strings.Repeat("0123456789", 5000) // several stripes
 	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/o", alice, body)
 	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/empty", alice, "")
-	o, err := e.svc.Head(context.Background(), "p1", "c", "o")
+	o, err := e.Svc.Head(context.Background(), "p1", "c", "o")
 	if err != nil {
 		t.Fatal(err)
 	}
-	objecttest.LoseShards(t, e.disks, o, o.Parts[0].Layout.M+1)
+	objecttest.LoseShards(t, e.Disks, o, o.Parts[0].Layout.M+1)
 	r := e.must(http.StatusServiceUnavailable, "GET", "/v1/AUTH_p1/c/o", alice, "")
 	if r.header.Get("Etag") != "" || r.header.Get("Last-Modified") != "" {
 		t.Errorf("the error carries the object's headers: %v", r.header)
@@ -936,7 +923,7 @@ func TestTempURL(t *testing.T) {
 	}
 
 	// Signed over the path as the client requests it, under rackd's mount.
-	mounted := httptest.NewServer(http.StripPrefix("/object", &Handler{Store: e.svc, Auth: principals}))
+	mounted := httptest.NewServer(http.StripPrefix("/object", &Handler{Store: e.Svc, Auth: principals}))
 	defer mounted.Close()
 	q := signTempURL(sha256.New, false, "akey", "GET", "/object"+obj, soon)
 	res, err := http.Get(mounted.URL + "/object" + obj + "?" + q)
