@@ -211,8 +211,8 @@ func (s *Service) routes() []api.Route {
 		// The serial console authenticates with its console token.
 		route(get, "/servers/{id}/serial", api.Public, "", s.serveSerial),
 
-		route(get, "/extensions", authed, "", s.listExtensions),
-		route(get, "/extensions/{alias}", authed, "", s.showExtension),
+		route(get, "/extensions", authed, "", extensionList().ListAll),
+		route(get, "/extensions/{alias}", authed, "", extensionList().Show),
 
 		route(get, "/flavors", authed, "", s.listFlavors(false)),
 		route(get, "/flavors/detail", authed, "", s.listFlavors(true)),
@@ -402,7 +402,7 @@ func (s *Service) version(w http.ResponseWriter, r *http.Request) error {
 
 // extensions lists the v2 extension names clients still ask about, for
 // the parts this service has.
-var extensions = []struct{ alias, name, desc string }{
+var extensions = [][3]string{
 	{"os-availability-zone", "AvailabilityZone", "1. Add availability_zone to the Create Server API."},
 	{"os-extended-availability-zone", "ExtendedAvailabilityZone", "Extended Availability Zone support."},
 	{"OS-EXT-SRV-ATTR", "ExtendedServerAttributes", "Extended Server Attributes support."},
@@ -438,24 +438,11 @@ func extensionView(alias, name, desc string) map[string]any {
 		"namespace": "http://docs.openstack.org/compute/ext/fake_xml", "updated": "2014-12-03T00:00:00Z"}
 }
 
-func (s *Service) listExtensions(w http.ResponseWriter, r *http.Request) error {
-	out := make([]any, 0, len(extensions))
-	for _, e := range extensions {
-		out = append(out, extensionView(e.alias, e.name, e.desc))
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"extensions": out})
-	return nil
-}
-
-func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) error {
-	alias := chi.URLParam(r, "alias")
-	for _, e := range extensions {
-		if e.alias == alias {
-			api.JSON(w, http.StatusOK, map[string]any{"extension": extensionView(e.alias, e.name, e.desc)})
-			return nil
-		}
-	}
-	return &api.Error{Status: http.StatusNotFound, Msg: "Extension " + alias + " could not be found."}
+// extensionList serves the extensions.
+func extensionList() api.Extensions {
+	return api.Extensions{List: extensions, View: extensionView, NotFound: func(alias string) error {
+		return &api.Error{Status: http.StatusNotFound, Msg: "Extension " + alias + " could not be found."}
+	}}
 }
 
 // Shared plumbing of the handlers.

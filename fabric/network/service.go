@@ -106,8 +106,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v2.0", Access: token, Handle: s.resources},
 		{Method: get, Path: "/v2.0/", Access: token, Handle: s.resources},
-		{Method: get, Path: "/v2.0/extensions", Access: token, Handle: s.listExtensions},
-		{Method: get, Path: "/v2.0/extensions/{alias}", Access: token, Handle: s.showExtension},
+		{Method: get, Path: "/v2.0/extensions", Access: token, Handle: extensionList().ListAll},
+		{Method: get, Path: "/v2.0/extensions/{alias}", Access: token, Handle: extensionList().Show},
 
 		{Method: get, Path: "/v2.0/networks", Access: token, Rule: "get_network", Handle: list(s, s.networks)},
 		{Method: post, Path: "/v2.0/networks", Access: token, Rule: "create_network", Handle: create(s, s.networkCreation())},
@@ -189,7 +189,7 @@ func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 }
 
 // extensions are the API extensions this service really implements.
-var extensions = []struct{ alias, name, desc string }{
+var extensions = [][3]string{
 	{"security-group", "security-group", "The security groups extension."},
 	{"port-security", "Port Security", "Provides port security"},
 	{"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
@@ -212,24 +212,11 @@ func extensionView(alias, name, desc string) map[string]any {
 	return map[string]any{"alias": alias, "name": name, "description": desc, "links": []any{}, "updated": "2013-01-01T00:00:00-00:00"}
 }
 
-func (s *Service) listExtensions(w http.ResponseWriter, r *http.Request) error {
-	out := make([]any, 0, len(extensions))
-	for _, e := range extensions {
-		out = append(out, extensionView(e.alias, e.name, e.desc))
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"extensions": out})
-	return nil
-}
-
-func (s *Service) showExtension(w http.ResponseWriter, r *http.Request) error {
-	alias := chi.URLParam(r, "alias")
-	for _, e := range extensions {
-		if e.alias == alias {
-			api.JSON(w, http.StatusOK, map[string]any{"extension": extensionView(e.alias, e.name, e.desc)})
-			return nil
-		}
-	}
-	return &api.Error{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"}
+// extensionList serves the extensions.
+func extensionList() api.Extensions {
+	return api.Extensions{List: extensions, View: extensionView, NotFound: func(alias string) error {
+		return &api.Error{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"}
+	}}
 }
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
