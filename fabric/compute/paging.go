@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"sort"
@@ -79,22 +80,9 @@ func compareAny(a, b any) int {
 	case int:
 		return x - b.(int)
 	case int64:
-		y := b.(int64)
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
+		return cmp.Compare(x, b.(int64))
 	case float64:
-		y := b.(float64)
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
+		return cmp.Compare(x, b.(float64))
 	}
 	return 0
 }
