@@ -40,6 +40,8 @@ type clusterStatus struct {
 	AppliedIndex uint64         `json:"applied_index"`
 	CommitIndex  uint64         `json:"commit_index"`
 	Healthy      bool           `json:"healthy"`
+	Quorum       bool           `json:"quorum"`
+	Problems     []string       `json:"problems"`
 	Members      []memberStatus `json:"members"`
 }
 
@@ -229,8 +231,16 @@ func TestControlPlaneCluster(t *testing.T) {
 		}
 	}
 
+	// With a voter down the cluster keeps its quorum but is not healthy,
+	// and says which node is down.
+	st = waitStatus(t, creds, writer, "a new leader, and the killed voter reported down", func(s clusterStatus) bool {
+		return s.Leader != "" && s.Leader != leader.name && s.Quorum && !s.Healthy && strings.Contains(strings.Join(s.Problems, "; "), "voter "+leader.name+" is down")
+	})
+	if out, err := rackctl(t, creds, writer, "cluster", "status"); err != nil || !strings.Contains(out, "healthy:  no (degraded") {
+		t.Fatalf("cluster status with a voter down: %v\n%s", err, out)
+	}
+
 	// The killed node restarts and catches up.
-	st = waitStatus(t, creds, writer, "a new leader", func(s clusterStatus) bool { return s.Leader != "" && s.Leader != leader.name })
 	target := st.CommitIndex
 	leader.start()
 	leader.waitHealthy()

@@ -217,7 +217,17 @@ func printStatus(w io.Writer, st clusterapi.Status, now time.Time) {
 	if leader == "" {
 		leader = "(none)"
 	}
-	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, yes(st.Healthy))
+	health := "yes"
+	switch {
+	case !st.Healthy && st.Quorum:
+		health = "no (degraded: quorum holds, writes work)"
+	case !st.Healthy:
+		health = "no (no quorum: writes stall)"
+	}
+	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, health)
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "problem:  %s\n", p)
+	}
 	if st.Halted != "" {
 		fmt.Fprintf(w, "HALTED:   %s\n", st.Halted)
 	}

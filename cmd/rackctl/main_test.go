@@ -160,6 +160,29 @@ func TestStatusShowsHalt(t *testing.T) {
 	}
 }
 
+// A cluster with a voter down is not called healthy, and says why.
+func TestStatusSaysWhatIsWrong(t *testing.T) {
+	tests := map[string]struct {
+		st   clusterapi.Status
+		want []string
+	}{
+		"healthy":   {clusterapi.Status{Leader: "n1", Healthy: true, Quorum: true}, []string{"healthy:  yes\n"}},
+		"degraded":  {clusterapi.Status{Leader: "n1", Quorum: true, Problems: []string{"voter n3 is down (last heartbeat 40s ago)"}}, []string{"healthy:  no (degraded: quorum holds, writes work)", "problem:  voter n3 is down"}},
+		"no quorum": {clusterapi.Status{Problems: []string{"no leader"}}, []string{"healthy:  no (no quorum: writes stall)", "problem:  no leader"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out strings.Builder
+			printStatus(&out, tc.st, time.Now())
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
 // TestPrintDataplaneDrift checks `dataplane show` says whether the node's
 // kernel maps were found changed behind its back.
 func TestPrintDataplaneDrift(t *testing.T) {

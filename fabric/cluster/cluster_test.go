@@ -537,3 +537,42 @@ func TestProposeDoesNotResendARequestTheLeaderMayHaveRead(t *testing.T) {
 		t.Errorf("a refused dial: %v (retryable %v), want retryable", err, retryable(err))
 	}
 }
+
+// TestStatusIsNotHealthyWithAVoterDown: one of three voters down leaves a
+// quorum (writes work) but the cluster is not healthy, and the status
+// names the node.
+func TestStatusIsNotHealthyWithAVoterDown(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads with the CA published", func() bool {
+		_, err := readCA(a.State.Txn())
+		return a.IsLeader() && err == nil
+	})
+	tok, err := a.CreateJoinToken(context.Background(), time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *testNode
+	for _, name := range []string{"b", "c"} {
+		n, err := startNode(t, name, false, a.api.URL, tok.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = n
+	}
+	waitFor(t, "three healthy voters", func() bool {
+		st, err := a.Status()
+		return err == nil && len(st.Members) == 3 && st.Healthy && st.Quorum && len(st.Problems) == 0
+	})
+	c.stop()
+	var st Status
+	waitFor(t, "c reported down, quorum kept", func() bool {
+		st, err = a.Status()
+		return err == nil && !st.Healthy && st.Quorum
+	})
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], "voter c is down") {
+		t.Fatalf("problems %q, want one naming voter c", st.Problems)
+	}
+}

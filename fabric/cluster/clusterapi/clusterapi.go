@@ -28,7 +28,13 @@ type Status struct {
 	Term         uint64 `json:"term"`
 	AppliedIndex uint64 `json:"applied_index"` // on the answering node
 	CommitIndex  uint64 `json:"commit_index"`
-	Healthy      bool   `json:"healthy"` // a leader exists and a quorum of voters is up
+	// Healthy says nothing is wrong: a leader, every voter up, the
+	// answering node applying the log. Quorum says writes work: a leader
+	// and a majority of voters up (a cluster can be unhealthy with quorum,
+	// one voter down). Problems says what is wrong, one line each.
+	Healthy  bool     `json:"healthy"`
+	Quorum   bool     `json:"quorum"`
+	Problems []string `json:"problems,omitempty"`
 	// Halted says why the answering node stopped applying the log (an
 	// entry from a newer rackd); empty while it applies normally.
 	Halted  string   `json:"halted,omitempty"`
