@@ -141,6 +141,33 @@ func TestControlPlaneCluster(t *testing.T) {
 		t.Fatalf("join with a bogus token: err=%v log:\n%s", err, log)
 	}
 
+	// A revoked token is listed no more and admits no one; --uses 0 is refused.
+	out, err = rackctl(t, creds, n1, "cluster", "join-token", "create", "--ttl", "1h", "-o", "json")
+	var jt2 struct {
+		Token string `json:"token"`
+		ID    string `json:"id"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &jt2) != nil || jt2.ID == "" {
+		t.Fatalf("second join token: %v\n%s", err, out)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "list"); err != nil || !strings.Contains(out, jt2.ID) {
+		t.Fatalf("join-token list lacks %s: %v\n%s", jt2.ID, err, out)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "revoke", jt2.ID); err != nil {
+		t.Fatalf("join-token revoke: %v\n%s", err, out)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "list"); err != nil || strings.Contains(out, jt2.ID) {
+		t.Fatalf("join-token list after revoke: %v\n%s", err, out)
+	}
+	revoked := newRackd(t, "n6", "--join", n1.url(), "--join-token", jt2.Token)
+	revoked.start()
+	if err, log := revoked.waitExit(60 * time.Second); err == nil || !strings.Contains(log, "not valid") {
+		t.Fatalf("join with a revoked token: err=%v log:\n%s", err, log)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "create", "--uses", "0"); err == nil || !strings.Contains(out, "--uses must be at least 1") {
+		t.Fatalf("--uses 0: %v\n%s", err, out)
+	}
+
 	// The real openstack CLI, through a follower.
 	f := followers[0]
 	env := osEnv(creds, f)

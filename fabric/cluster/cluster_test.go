@@ -275,6 +275,8 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 		{CmdRegisterNode, nodeRow{Name: "b", JoinedAt: now}},
 		{CmdHeartbeat, heartbeat{Name: "a", At: now.Add(time.Second)}},
 		{CmdRemoveNode, removeNode{Name: "b"}},
+		{CmdCreateJoinToken, joinTokenRow{ID: "t2", SecretHash: []byte{2}, ExpiresAt: now.Add(time.Hour), UsesLeft: 3, CreatedAt: now}},
+		{CmdRevokeJoinToken, revokeJoinToken{ID: "t2"}},
 	}
 	for _, s := range steps {
 		if _, err := l.Propose(ctx, s.typ, s.body); err != nil {
@@ -288,6 +290,13 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 	}
 	if _, err := l.Propose(ctx, CmdSetCA, ca); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second CA: %v", err)
+	}
+	// A revoked token is gone: joining with it is refused like an unknown one.
+	if _, err := l.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: "t2", SecretHash: []byte{2}, Now: now}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("use of a revoked token: %v", err)
+	}
+	if _, err := l.Propose(ctx, CmdRevokeJoinToken, revokeJoinToken{ID: "t2"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoking twice: %v", err)
 	}
 }
 

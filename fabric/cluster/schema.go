@@ -44,6 +44,7 @@ const (
 	CmdSetCA           = "cluster.ca.set"
 	CmdCreateJoinToken = "cluster.jointoken.create"
 	CmdUseJoinToken    = "cluster.jointoken.use"
+	CmdRevokeJoinToken = "cluster.jointoken.revoke"
 	CmdRegisterNode    = "cluster.node.register"
 	CmdHeartbeat       = "cluster.node.heartbeat"
 	CmdRemoveNode      = "cluster.node.remove"
@@ -56,6 +57,10 @@ type useJoinToken struct {
 	SecretHash []byte    `json:"secret_hash"`
 	Now        time.Time `json:"now"`
 	Node       *nodeRow  `json:"node,omitempty"`
+}
+
+type revokeJoinToken struct {
+	ID string `json:"id"`
 }
 
 type heartbeat struct {
@@ -84,6 +89,7 @@ func Schema() store.Schema {
 			CmdSetCA:           applySetCA,
 			CmdCreateJoinToken: applyCreateJoinToken,
 			CmdUseJoinToken:    applyUseJoinToken,
+			CmdRevokeJoinToken: applyRevokeJoinToken,
 			CmdRegisterNode:    applyRegisterNode,
 			CmdHeartbeat:       applyHeartbeat,
 			CmdRemoveNode:      applyRemoveNode,
@@ -150,6 +156,18 @@ func applyUseJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, erro
 		return nil, tx.Insert("nodes", u.Node)
 	}
 	return nil, nil
+}
+
+func applyRevokeJoinToken(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
+	var c revokeJoinToken
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	t := store.Get[joinTokenRow](tx, "join_tokens", c.ID)
+	if t == nil {
+		return nil, store.NotFoundf("join token %s does not exist", c.ID)
+	}
+	return nil, tx.Delete("join_tokens", t)
 }
 
 func applyRegisterNode(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
