@@ -40,6 +40,8 @@ type clusterStatus struct {
 	AppliedIndex uint64         `json:"applied_index"`
 	CommitIndex  uint64         `json:"commit_index"`
 	Healthy      bool           `json:"healthy"`
+	Quorum       bool           `json:"quorum"`
+	Problems     []string       `json:"problems"`
 	Members      []memberStatus `json:"members"`
 }
 
@@ -139,6 +141,33 @@ func TestControlPlaneCluster(t *testing.T) {
 		t.Fatalf("join with a bogus token: err=%v log:\n%s", err, log)
 	}
 
+	// A revoked token is listed no more and admits no one; --uses 0 is refused.
+	out, err = rackctl(t, creds, n1, "cluster", "join-token", "create", "--ttl", "1h", "-o", "json")
+	var jt2 struct {
+		Token string `json:"token"`
+		ID    string `json:"id"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &jt2) != nil || jt2.ID == "" {
+		t.Fatalf("second join token: %v\n%s", err, out)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "list"); err != nil || !strings.Contains(out, jt2.ID) {
+		t.Fatalf("join-token list lacks %s: %v\n%s", jt2.ID, err, out)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "revoke", jt2.ID); err != nil {
+		t.Fatalf("join-token revoke: %v\n%s", err, out)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "list"); err != nil || strings.Contains(out, jt2.ID) {
+		t.Fatalf("join-token list after revoke: %v\n%s", err, out)
+	}
+	revoked := newRackd(t, "n6", "--join", n1.url(), "--join-token", jt2.Token)
+	revoked.start()
+	if err, log := revoked.waitExit(60 * time.Second); err == nil || !strings.Contains(log, "not valid") {
+		t.Fatalf("join with a revoked token: err=%v log:\n%s", err, log)
+	}
+	if out, err := rackctl(t, creds, n1, "cluster", "join-token", "create", "--uses", "0"); err == nil || !strings.Contains(out, "--uses must be at least 1") {
+		t.Fatalf("--uses 0: %v\n%s", err, out)
+	}
+
 	// The real openstack CLI, through a follower.
 	f := followers[0]
 	env := osEnv(creds, f)
@@ -229,8 +258,16 @@ func TestControlPlaneCluster(t *testing.T) {
 		}
 	}
 
+	// With a voter down the cluster keeps its quorum but is not healthy,
+	// and says which node is down.
+	st = waitStatus(t, creds, writer, "a new leader, and the killed voter reported down", func(s clusterStatus) bool {
+		return s.Leader != "" && s.Leader != leader.name && s.Quorum && !s.Healthy && strings.Contains(strings.Join(s.Problems, "; "), "voter "+leader.name+" is down")
+	})
+	if out, err := rackctl(t, creds, writer, "cluster", "status"); err != nil || !strings.Contains(out, "healthy:  no (degraded") {
+		t.Fatalf("cluster status with a voter down: %v\n%s", err, out)
+	}
+
 	// The killed node restarts and catches up.
-	st = waitStatus(t, creds, writer, "a new leader", func(s clusterStatus) bool { return s.Leader != "" && s.Leader != leader.name })
 	target := st.CommitIndex
 	leader.start()
 	leader.waitHealthy()

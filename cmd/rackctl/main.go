@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	root.PersistentFlags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().StringVar(&url, "url", "", "rackd API URL (default: from OS_AUTH_URL, or RACKSTACK_URL)")
 
-	clusterCmd := &cobra.Command{Use: "cluster", Short: "The Raft cluster"}
+	clusterCmd := group("cluster", "The Raft cluster")
 	clusterCmd.AddCommand(&cobra.Command{
 		Use: "status", Short: "Leader, members and health", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -87,6 +87,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	tokenCreate := &cobra.Command{
 		Use: "create", Short: "Create a token that lets new nodes join", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			if uses < 1 {
+				return fmt.Errorf("%w: --uses must be at least 1 (how many nodes may join with the token)", errUsage)
+			}
 			c, err := connect()
 			if err != nil {
 				return err
@@ -102,11 +105,39 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	tokenCreate.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
 	tokenCreate.Flags().IntVar(&uses, "uses", 1, "how many nodes may join with it")
-	joinToken := &cobra.Command{Use: "join-token", Short: "Join tokens"}
-	joinToken.AddCommand(tokenCreate)
+	tokenList := &cobra.Command{
+		Use: "list", Short: "List join tokens (never their secrets)", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			tokens, err := c.JoinTokens(ctx)
+			if err != nil {
+				return err
+			}
+			return emit(map[string]any{"join_tokens": tokens}, func(w io.Writer) { printJoinTokens(w, tokens) })
+		},
+	}
+	tokenRevoke := &cobra.Command{
+		Use: "revoke ID", Short: "Revoke a join token: no node can join with it any more", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeJoinToken(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "revoked join token %s\n", args[0])
+			return nil
+		},
+	}
+	joinToken := group("join-token", "Join tokens")
+	joinToken.AddCommand(tokenCreate, tokenList, tokenRevoke)
 	clusterCmd.AddCommand(joinToken)
 
-	nodeCmd := &cobra.Command{Use: "node", Short: "Nodes of the cluster"}
+	nodeCmd := group("node", "Nodes of the cluster")
 	nodeCmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List nodes", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -134,7 +165,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return emit(map[string]any{"node": n}, func(w io.Writer) { printNode(w, n, time.Now()) })
 		},
 	})
-	storageCmd := &cobra.Command{Use: "storage", Short: "The object store"}
+	storageCmd := group("storage", "The object store")
 	storageCmd.AddCommand(&cobra.Command{
 		Use: "status", Short: "Disks per node, used and free space, shards to heal, rebalance progress", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -168,7 +199,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		},
 	}
 	dpShow.Flags().StringVar(&dpNode, "node", "", "the node to show")
-	dataplaneCmd := &cobra.Command{Use: "dataplane", Short: "The eBPF tenant dataplane"}
+	dataplaneCmd := group("dataplane", "The eBPF tenant dataplane")
 	dataplaneCmd.AddCommand(dpShow)
 	root.AddCommand(clusterCmd, nodeCmd, storageCmd, dataplaneCmd)
 	root.SetArgs(args)
@@ -183,6 +214,39 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 2
 	}
 	return 0
+}
+
+// group is a command that only holds subcommands: alone it shows its
+// help; with an unknown subcommand it is a usage error with suggestions
+// (cobra itself does that only at the root).
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, SuggestionsMinimumDistance: 2,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return fmt.Errorf("%w: %s", errUsage, msg)
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+}
+
+func printJoinTokens(w io.Writer, tokens []clusterapi.JoinToken) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tUSES LEFT")
+	for _, t := range tokens {
+		expires := t.ExpiresAt.Local().Format(time.RFC3339)
+		if t.Expired {
+			expires += " (expired)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", t.ID, t.CreatedAt.Local().Format(time.RFC3339), expires, t.UsesLeft)
+	}
+	tw.Flush()
 }
 
 func isUsage(err error) bool {
@@ -217,7 +281,17 @@ func printStatus(w io.Writer, st clusterapi.Status, now time.Time) {
 	if leader == "" {
 		leader = "(none)"
 	}
-	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, yes(st.Healthy))
+	health := "yes"
+	switch {
+	case !st.Healthy && st.Quorum:
+		health = "no (degraded: quorum holds, writes work)"
+	case !st.Healthy:
+		health = "no (no quorum: writes stall)"
+	}
+	fmt.Fprintf(w, "node:     %s\nleader:   %s\nterm:     %d\napplied:  %d\ncommit:   %d\nhealthy:  %s\n", st.Node, leader, st.Term, st.AppliedIndex, st.CommitIndex, health)
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "problem:  %s\n", p)
+	}
 	if st.Halted != "" {
 		fmt.Fprintf(w, "HALTED:   %s\n", st.Halted)
 	}

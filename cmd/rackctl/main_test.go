@@ -55,13 +55,27 @@ func fakeCloud(t *testing.T) *httptest.Server {
 	mux.HandleFunc("POST /rackstack/v1/cluster/join-tokens", authed(func(w http.ResponseWriter, r *http.Request) {
 		var req clusterapi.JoinTokenRequest
 		json.NewDecoder(r.Body).Decode(&req)
-		if req.TTL != "2h0m0s" || req.Uses != 3 {
+		if req.TTL != "2h0m0s" || req.Uses == nil || *req.Uses != 3 {
 			w.WriteHeader(400)
 			w.Write([]byte(`{"error": {"code": 400, "message": "unexpected request"}}`))
 			return
 		}
 		w.WriteHeader(201)
 		json.NewEncoder(w).Encode(clusterapi.JoinTokenResponse{Token: "rsj_x.y", ID: "x", ExpiresAt: now.Add(2 * time.Hour), Uses: 3})
+	}))
+	mux.HandleFunc("GET /rackstack/v1/cluster/join-tokens", authed(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"join_tokens": []clusterapi.JoinToken{
+			{ID: "aa11", CreatedAt: now, ExpiresAt: now.Add(time.Hour), UsesLeft: 2},
+			{ID: "bb22", CreatedAt: now, ExpiresAt: now.Add(-time.Hour), UsesLeft: 1, Expired: true},
+		}})
+	}))
+	mux.HandleFunc("DELETE /rackstack/v1/cluster/join-tokens/{id}", authed(func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") != "aa11" {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error": {"code": 404, "title": "Not Found", "message": "join token ` + r.PathValue("id") + ` does not exist"}}`))
+			return
+		}
+		w.WriteHeader(204)
 	}))
 	mux.HandleFunc("GET /rackstack/v1/nodes", authed(func(w http.ResponseWriter, r *http.Request) {
 		n := clusterapi.NodeInfo{Name: "n1", Status: "up", APIURL: "http://10.0.0.1:8770", LastHeartbeat: now}
@@ -104,6 +118,13 @@ func TestRackctl(t *testing.T) {
 		"missing password": {args: []string{"node", "list"}, env: map[string]string{"OS_PASSWORD": ""}, code: 2, stderr: "OS_PASSWORD is not set"},
 		"bad output":       {args: []string{"node", "list", "-o", "yaml"}, code: 2, stderr: "-o must be table or json"},
 		"unknown command":  {args: []string{"frob"}, code: 2, stderr: "unknown command"},
+		"typo in a group":  {args: []string{"cluster", "stauts"}, code: 2, stderr: `unknown command "stauts" for "rackctl cluster"; did you mean status?`},
+		"typo deeper":      {args: []string{"cluster", "join-token", "lst"}, code: 2, stderr: "did you mean list?"},
+		"group alone":      {args: []string{"cluster"}, stdout: []string{"status", "join-token"}},
+		"zero uses":        {args: []string{"cluster", "join-token", "create", "--uses", "0"}, code: 2, stderr: "--uses must be at least 1"},
+		"token list":       {args: []string{"cluster", "join-token", "list"}, stdout: []string{"aa11", "bb22", "(expired)", "USES LEFT"}},
+		"token revoke":     {args: []string{"cluster", "join-token", "revoke", "aa11"}, stdout: []string{"revoked join token aa11"}},
+		"revoke unknown":   {args: []string{"cluster", "join-token", "revoke", "zz"}, code: 1, stderr: "join token zz does not exist"},
 		"storage status": {args: []string{"storage", "status"}, stdout: []string{
 			"capacity:   30.0 GiB, 10.0 GiB free (1 filesystems)", "7 blobs scrubbed", "12 failed heals",
 			"not counted: node n3 (node is down)", "totals over nodes n1, n2", "b0ba", "p/c/lost", "too few shards",
@@ -155,6 +176,29 @@ func TestStatusShowsHalt(t *testing.T) {
 			printStatus(&out, clusterapi.Status{Node: "n1", Leader: "n2", Halted: tc.halted}, now)
 			if got := strings.Contains(out.String(), "HALTED:   "+tc.halted); got != tc.want || strings.Contains(out.String(), "HALTED") != tc.want {
 				t.Errorf("output:\n%s\nwant a HALTED line: %v", out.String(), tc.want)
+			}
+		})
+	}
+}
+
+// A cluster with a voter down is not called healthy, and says why.
+func TestStatusSaysWhatIsWrong(t *testing.T) {
+	tests := map[string]struct {
+		st   clusterapi.Status
+		want []string
+	}{
+		"healthy":   {clusterapi.Status{Leader: "n1", Healthy: true, Quorum: true}, []string{"healthy:  yes\n"}},
+		"degraded":  {clusterapi.Status{Leader: "n1", Quorum: true, Problems: []string{"voter n3 is down (last heartbeat 40s ago)"}}, []string{"healthy:  no (degraded: quorum holds, writes work)", "problem:  voter n3 is down"}},
+		"no quorum": {clusterapi.Status{Problems: []string{"no leader"}}, []string{"healthy:  no (no quorum: writes stall)", "problem:  no leader"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out strings.Builder
+			printStatus(&out, tc.st, time.Now())
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
 			}
 		})
 	}

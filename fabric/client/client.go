@@ -214,7 +214,20 @@ func (c *Client) ClusterStatus(ctx context.Context) (clusterapi.Status, error) {
 // CreateJoinToken is POST /rackstack/v1/cluster/join-tokens.
 func (c *Client) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (clusterapi.JoinTokenResponse, error) {
 	var out clusterapi.JoinTokenResponse
-	return out, c.Do(ctx, http.MethodPost, "/rackstack/v1/cluster/join-tokens", clusterapi.JoinTokenRequest{TTL: ttl.String(), Uses: uses}, &out)
+	return out, c.Do(ctx, http.MethodPost, "/rackstack/v1/cluster/join-tokens", clusterapi.JoinTokenRequest{TTL: ttl.String(), Uses: &uses}, &out)
+}
+
+// JoinTokens is GET /rackstack/v1/cluster/join-tokens.
+func (c *Client) JoinTokens(ctx context.Context) ([]clusterapi.JoinToken, error) {
+	var out struct {
+		Tokens []clusterapi.JoinToken `json:"join_tokens"`
+	}
+	return out.Tokens, c.Do(ctx, http.MethodGet, "/rackstack/v1/cluster/join-tokens", nil, &out)
+}
+
+// RevokeJoinToken is DELETE /rackstack/v1/cluster/join-tokens/{id}.
+func (c *Client) RevokeJoinToken(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/rackstack/v1/cluster/join-tokens/"+url.PathEscape(id), nil, nil)
 }
 
 // Nodes is GET /rackstack/v1/nodes.

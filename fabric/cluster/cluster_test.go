@@ -275,6 +275,8 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 		{CmdRegisterNode, nodeRow{Name: "b", JoinedAt: now}},
 		{CmdHeartbeat, heartbeat{Name: "a", At: now.Add(time.Second)}},
 		{CmdRemoveNode, removeNode{Name: "b"}},
+		{CmdCreateJoinToken, joinTokenRow{ID: "t2", SecretHash: []byte{2}, ExpiresAt: now.Add(time.Hour), UsesLeft: 3, CreatedAt: now}},
+		{CmdRevokeJoinToken, revokeJoinToken{ID: "t2"}},
 	}
 	for _, s := range steps {
 		if _, err := l.Propose(ctx, s.typ, s.body); err != nil {
@@ -288,6 +290,13 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 	}
 	if _, err := l.Propose(ctx, CmdSetCA, ca); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second CA: %v", err)
+	}
+	// A revoked token is gone: joining with it is refused like an unknown one.
+	if _, err := l.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: "t2", SecretHash: []byte{2}, Now: now}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("use of a revoked token: %v", err)
+	}
+	if _, err := l.Propose(ctx, CmdRevokeJoinToken, revokeJoinToken{ID: "t2"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoking twice: %v", err)
 	}
 }
 
@@ -535,5 +544,44 @@ func TestProposeDoesNotResendARequestTheLeaderMayHaveRead(t *testing.T) {
 	_, err = b.call(ctx, http.MethodPost, a.cfg.Advertise, rpcApply, cmd, nil)
 	if !retryable(err) || errors.Is(err, store.ErrOutcomeUnknown) {
 		t.Errorf("a refused dial: %v (retryable %v), want retryable", err, retryable(err))
+	}
+}
+
+// TestStatusIsNotHealthyWithAVoterDown: one of three voters down leaves a
+// quorum (writes work) but the cluster is not healthy, and the status
+// names the node.
+func TestStatusIsNotHealthyWithAVoterDown(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads with the CA published", func() bool {
+		_, err := readCA(a.State.Txn())
+		return a.IsLeader() && err == nil
+	})
+	tok, err := a.CreateJoinToken(context.Background(), time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *testNode
+	for _, name := range []string{"b", "c"} {
+		n, err := startNode(t, name, false, a.api.URL, tok.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = n
+	}
+	waitFor(t, "three healthy voters", func() bool {
+		st, err := a.Status()
+		return err == nil && len(st.Members) == 3 && st.Healthy && st.Quorum && len(st.Problems) == 0
+	})
+	c.stop()
+	var st Status
+	waitFor(t, "c reported down, quorum kept", func() bool {
+		st, err = a.Status()
+		return err == nil && !st.Healthy && st.Quorum
+	})
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], "voter c is down") {
+		t.Fatalf("problems %q, want one naming voter c", st.Problems)
 	}
 }

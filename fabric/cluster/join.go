@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,13 +45,10 @@ const tokenPrefix = "rsj_"
 // secret is returned once; only its hash is replicated.
 func (n *Node) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (JoinTokenResponse, error) {
 	if ttl <= 0 || ttl > 30*24*time.Hour {
-		return JoinTokenResponse{}, fmt.Errorf("ttl must be between 1s and 720h, got %s: %w", ttl, store.ErrInvalid)
-	}
-	if uses == 0 {
-		uses = 1
+		return JoinTokenResponse{}, api.BadField("ttl", "must be between 1s and 720h, not %s", ttl)
 	}
 	if uses < 1 || uses > 1000 {
-		return JoinTokenResponse{}, fmt.Errorf("uses must be between 1 and 1000, got %d: %w", uses, store.ErrInvalid)
+		return JoinTokenResponse{}, api.BadField("uses", "a token lets 1 to 1000 nodes join, not %d", uses)
 	}
 	var id, secret [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
@@ -71,6 +69,24 @@ func (n *Node) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int)
 		ExpiresAt: row.ExpiresAt,
 		Uses:      uses,
 	}, nil
+}
+
+// JoinTokens lists the join tokens this node's state holds, oldest first,
+// without their secrets.
+func (n *Node) JoinTokens() []JoinToken {
+	now := n.now()
+	out := []JoinToken{}
+	for _, t := range store.All[joinTokenRow](n.State.Txn(), "join_tokens", "id") {
+		out = append(out, JoinToken{ID: t.ID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, UsesLeft: t.UsesLeft, Expired: !now.Before(t.ExpiresAt)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// RevokeJoinToken deletes a join token: no node can join with it any more.
+func (n *Node) RevokeJoinToken(ctx context.Context, id string) error {
+	_, err := n.Propose(ctx, CmdRevokeJoinToken, revokeJoinToken{ID: id})
+	return err
 }
 
 func parseJoinToken(tok string) (id string, hash []byte, err error) {

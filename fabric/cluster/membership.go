@@ -184,12 +184,27 @@ func (n *Node) Status() (Status, error) {
 			m.LastContact = row.LastHeartbeat
 			m.Up = n.nodeUp(row, now)
 		}
-		if m.Up && s.Suffrage == raft.Voter {
+		switch {
+		case m.Up && s.Suffrage == raft.Voter:
 			votersUp++
+		case m.LastContact.IsZero():
+			st.Problems = append(st.Problems, fmt.Sprintf("%s %s has never sent a heartbeat", m.Suffrage, m.Name))
+		case !m.Up:
+			st.Problems = append(st.Problems, fmt.Sprintf("%s %s is down (last heartbeat %s ago)", m.Suffrage, m.Name, now.Sub(m.LastContact).Round(time.Second)))
 		}
 		st.Members = append(st.Members, m)
 	}
-	st.Healthy = leaderID != "" && votersUp > voters/2
+	if leaderID == "" {
+		st.Problems = append([]string{"no leader"}, st.Problems...)
+	}
+	if st.Halted != "" {
+		st.Problems = append(st.Problems, fmt.Sprintf("%s is halted: %s", n.cfg.Name, st.Halted))
+	}
+	st.Quorum = leaderID != "" && votersUp > voters/2
+	if !st.Quorum && leaderID != "" {
+		st.Problems = append(st.Problems, fmt.Sprintf("only %d of %d voters are up: writes will stall", votersUp, voters))
+	}
+	st.Healthy = st.Quorum && len(st.Problems) == 0
 	return st, nil
 }
 

@@ -43,6 +43,7 @@ const (
 	CmdSetCA           = "cluster.ca.set"
 	CmdCreateJoinToken = "cluster.jointoken.create"
 	CmdUseJoinToken    = "cluster.jointoken.use"
+	CmdRevokeJoinToken = "cluster.jointoken.revoke"
 	CmdRegisterNode    = "cluster.node.register"
 	CmdHeartbeat       = "cluster.node.heartbeat"
 	CmdRemoveNode      = "cluster.node.remove"
@@ -55,6 +56,10 @@ type useJoinToken struct {
 	SecretHash []byte    `json:"secret_hash"`
 	Now        time.Time `json:"now"`
 	Node       *nodeRow  `json:"node,omitempty"`
+}
+
+type revokeJoinToken struct {
+	ID string `json:"id"`
 }
 
 type heartbeat struct {
@@ -83,6 +88,7 @@ func Schema() store.Schema {
 			CmdSetCA:           store.Typed(applySetCA),
 			CmdCreateJoinToken: store.Typed(applyCreateJoinToken),
 			CmdUseJoinToken:    store.Typed(applyUseJoinToken),
+			CmdRevokeJoinToken: store.Typed(applyRevokeJoinToken),
 			CmdRegisterNode:    store.Typed(applyRegisterNode),
 			CmdHeartbeat:       store.Typed(applyHeartbeat),
 			CmdRemoveNode:      store.Typed(applyRemoveNode),
@@ -137,6 +143,14 @@ func applyUseJoinToken(tx *memdb.Txn, u useJoinToken) (any, error) {
 		return nil, tx.Insert("nodes", u.Node)
 	}
 	return nil, nil
+}
+
+func applyRevokeJoinToken(tx *memdb.Txn, c revokeJoinToken) (any, error) {
+	t := store.Get[joinTokenRow](tx, "join_tokens", c.ID)
+	if t == nil {
+		return nil, store.NotFoundf("join token %s does not exist", c.ID)
+	}
+	return nil, tx.Delete("join_tokens", t)
 }
 
 func applyRegisterNode(tx *memdb.Txn, n nodeRow) (any, error) {

@@ -12,5 +12,6 @@ type (
 	Member            = clusterapi.Member
 	JoinTokenRequest  = clusterapi.JoinTokenRequest
 	JoinTokenResponse = clusterapi.JoinTokenResponse
+	JoinToken         = clusterapi.JoinToken
 	NodeInfo          = clusterapi.NodeInfo
 )

@@ -7,7 +7,9 @@
 // error body {"error": {"code", "title", "message"}}.
 //
 //	GET  /rackstack/v1/cluster/status       -> Status
-//	POST /rackstack/v1/cluster/join-tokens  JoinTokenRequest -> JoinTokenResponse (201)
+//	POST   /rackstack/v1/cluster/join-tokens       JoinTokenRequest -> JoinTokenResponse (201)
+//	GET    /rackstack/v1/cluster/join-tokens       -> {"join_tokens": [JoinToken...]}
+//	DELETE /rackstack/v1/cluster/join-tokens/{id}  (204: the token is revoked)
 //	GET  /rackstack/v1/nodes                -> {"nodes": [NodeInfo...]}
 //	GET  /rackstack/v1/nodes/{name}         -> {"node": NodeInfo}
 //
@@ -28,7 +30,13 @@ type Status struct {
 	Term         uint64 `json:"term"`
 	AppliedIndex uint64 `json:"applied_index"` // on the answering node
 	CommitIndex  uint64 `json:"commit_index"`
-	Healthy      bool   `json:"healthy"` // a leader exists and a quorum of voters is up
+	// Healthy says nothing is wrong: a leader, every voter up, the
+	// answering node applying the log. Quorum says writes work: a leader
+	// and a majority of voters up (a cluster can be unhealthy with quorum,
+	// one voter down). Problems says what is wrong, one line each.
+	Healthy  bool     `json:"healthy"`
+	Quorum   bool     `json:"quorum"`
+	Problems []string `json:"problems,omitempty"`
 	// Halted says why the answering node stopped applying the log (an
 	// entry from a newer rackd); empty while it applies normally.
 	Halted  string   `json:"halted,omitempty"`
@@ -50,7 +58,16 @@ type Member struct {
 // Uses is how many nodes may join with it (default 1).
 type JoinTokenRequest struct {
 	TTL  string `json:"ttl"`
-	Uses int    `json:"uses,omitempty"`
+	Uses *int   `json:"uses,omitempty"` // absent: 1
+}
+
+// JoinToken is a join token as listed: never its secret.
+type JoinToken struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsesLeft  int       `json:"uses_left"`
+	Expired   bool      `json:"expired"`
 }
 
 // JoinTokenResponse carries the secret token: it is shown once.
