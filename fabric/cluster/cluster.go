@@ -45,6 +45,10 @@ type Config struct {
 	HeartbeatInterval time.Duration // default 2s
 	DownAfter         time.Duration // a node without heartbeat this long is down; default 10s
 	DeadVoterAfter    time.Duration // a voter down this long is replaced; default 30s
+	// StateLease is how long a node reads its local state without asking
+	// the leader (token checks), and so how long a revocation waits for a
+	// member that does not confirm it; default 3s. See stateLease.
+	StateLease time.Duration
 	// Raft timing; zero keeps the library defaults.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
@@ -62,6 +66,7 @@ type Node struct {
 	rpcSrv    *http.Server
 	rpcMux    *http.ServeMux
 	now       func() time.Time
+	lease     stateLease
 }
 
 // ErrJoin marks a refused join (bad, expired or reused token; name taken).
@@ -79,6 +84,9 @@ func (c *Config) defaults() {
 	}
 	if c.DeadVoterAfter == 0 {
 		c.DeadVoterAfter = 30 * time.Second
+	}
+	if c.StateLease == 0 {
+		c.StateLease = 3 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

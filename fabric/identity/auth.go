@@ -291,8 +291,7 @@ func (s *Service) deleteToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) revokeAudit(ctx context.Context, audit string, expires time.Time) error {
-	_, err := s.cfg.Repl.Propose(ctx, cmdRevoke, Revocation{ID: "audit/" + audit, AuditID: audit, IssuedBefore: s.cfg.Now().UTC(), ExpiresAt: expires})
-	return err
+	return s.narrow(ctx, cmdRevoke, Revocation{ID: "audit/" + audit, AuditID: audit, IssuedBefore: s.cfg.Now().UTC(), ExpiresAt: expires})
 }
 
 func (s *Service) authCatalog(w http.ResponseWriter, r *http.Request) error {

@@ -33,8 +33,15 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFixtureOn(t, local, local)
+}
+
+// newFixtureOn runs the service on repl, which writes through local.
+func newFixtureOn(t *testing.T, local *store.Local, repl store.Replicated) *fixture {
+	t.Helper()
 	f := &fixture{t: t, local: local, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	f.svc, err = New(Config{Repl: local, Now: func() time.Time { return f.now }, BcryptCost: bcrypt.MinCost,
+	var err error
+	f.svc, err = New(Config{Repl: repl, Now: func() time.Time { return f.now }, BcryptCost: bcrypt.MinCost,
 		Services: []CatalogService{{Type: "identity", Name: "keystone", Path: "/identity/v3"}, {Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"}}})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,24 @@
 // It keeps its state in the replicated store and never does I/O in a
 // command handler; passwords are hashed (bcrypt) before a command is
 // proposed, and no handler or log line ever sees a clear-text secret.
+//
+// # Revocation is effective everywhere when the call returns
+//
+// Tokens and EC2 signatures are checked against the answering node's own
+// state, without a Raft round trip. A call that takes access away — token
+// revoke (DELETE /v3/auth/tokens), a password change, a user disabled or
+// deleted, a role grant, group membership, role, project or domain
+// removed, a credential deleted or changed — answers only after its write
+// is applied on every member of the cluster, or after every member that
+// did not confirm it (frozen, partitioned, dead) has lost its state lease:
+// a node checks tokens from local state only for a short lease (3 s by
+// default) after it last caught up with the leader, and must catch up
+// again, past the revocation, before its next check. So a request that
+// starts after the revoking call returned is refused on every node; one
+// already running may finish. While a member is unreachable, such calls
+// take one lease longer; a node cut off from the leader refuses tokens
+// (503) rather than trust old state. Single-process stores (tests) have
+// one state and nothing to wait for.
 package identity
 
 import (
@@ -88,9 +106,21 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, log: cfg.Log, limiter: newLoginLimiter()}, nil
 }
 
-// local reads this node's state without a round trip when the store can.
+// local reads this node's state without a round trip while the node's
+// state lease holds: it sees every revocation whose call has returned.
 func (s *Service) local(ctx context.Context) (*memdb.Txn, error) {
-	return store.AfterWrite(ctx, s.cfg.Repl)
+	return store.Current(ctx, s.cfg.Repl)
+}
+
+// narrow proposes a write that takes access away (a revocation, a
+// disabled or deleted user, a removed grant or credential) and returns
+// only once no node will accept what it took away: see the package doc.
+func (s *Service) narrow(ctx context.Context, typ string, body any) error {
+	res, err := s.cfg.Repl.Propose(ctx, typ, body)
+	if err != nil {
+		return err
+	}
+	return store.AwaitEverywhere(ctx, s.cfg.Repl, res.Index)
 }
 
 // Bootstrap creates the default domain, the admin, member and reader roles,

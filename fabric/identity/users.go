@@ -172,8 +172,7 @@ func (s *Service) setPassword(r *http.Request, user, password string) error {
 	if err != nil {
 		return err
 	}
-	_, err = api.Propose(r.Context(), s.cfg.Repl, cmdSetPassword, passwordCmd{UserID: user, Hash: h, At: s.cfg.Now().UTC()}, nil)
-	return err
+	return s.narrow(r.Context(), cmdSetPassword, passwordCmd{UserID: user, Hash: h, At: s.cfg.Now().UTC()})
 }
 
 var errUnauthorized = &api.Error{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."}
