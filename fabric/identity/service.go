@@ -35,7 +35,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -69,9 +68,9 @@ type Config struct {
 
 // Service serves Keystone v3 and validates tokens for every other service.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	limiter *loginLimiter
+	cfg      Config
+	log      *slog.Logger
+	throttle *loginThrottle
 }
 
 // New builds the service.
@@ -103,7 +102,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = bcrypt.DefaultCost
 	}
-	return &Service{cfg: cfg, log: cfg.Log, limiter: newLoginLimiter()}, nil
+	return &Service{cfg: cfg, log: cfg.Log, throttle: newLoginThrottle()}, nil
 }
 
 // local reads this node's state without a round trip while the node's
@@ -153,6 +152,8 @@ func (s *Service) Bootstrap(ctx context.Context, adminPassword string) error {
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
 	// Once per start, the leader adds the services of this build missing
 	// from the catalog (a cluster bootstrapped by an older build has none).
 	seeded := false
@@ -167,6 +168,11 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-flush.C:
+			if err := s.flushFailures(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("record failed logins", "err", err)
+			}
+			continue
 		case <-t.C:
 		}
 		if err := s.rotateIfDue(ctx); err != nil && ctx.Err() == nil {
@@ -362,37 +368,6 @@ func ec2CredentialID(access string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// IssueToken authenticates a user of the Default domain by password and
-// returns a project-scoped token (unscoped when projectName is empty).
-func (s *Service) IssueToken(ctx context.Context, userName, password, projectName string) (string, *api.Principal, error) {
-	tx, err := s.local(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	raw, _ := tx.First(tUsers, "name", "default", userName)
-	if raw == nil {
-		return "", nil, api.ErrUnauthorized
-	}
-	u := raw.(*User)
-	if err := s.checkPassword(u, password); err != nil {
-		return "", nil, err
-	}
-	c := claims{User: u.ID, Methods: []string{"password"}}
-	if projectName != "" {
-		praw, _ := tx.First(tProjects, "name", "default", projectName)
-		if praw == nil {
-			return "", nil, api.ErrUnauthorized
-		}
-		c.Project = praw.(*Project).ID
-	}
-	tok, err := s.issue(tx, c, time.Time{})
-	if err != nil {
-		return "", nil, err
-	}
-	p, _, err := s.validate(tx, tok)
-	return tok, p, err
-}
-
 // issue signs claims with the newest key; expires zero means now + TTL.
 func (s *Service) issue(tx *memdb.Txn, c claims, expires time.Time) (string, error) {
 	k := newestKey(tx)
@@ -409,64 +384,20 @@ func (s *Service) issue(tx *memdb.Txn, c claims, expires time.Time) (string, err
 	return sign(c, k)
 }
 
-func (s *Service) checkPassword(u *User, password string) error {
-	if !s.limiter.allow(u.ID, s.cfg.Now()) {
+// checkPassword authenticates an attempt from source on user (its id, or
+// the name asked for when no such user exists: u is nil), throttled per
+// (source, user).
+func (s *Service) checkPassword(tx *memdb.Txn, source, user string, u *User, password string) error {
+	now := s.cfg.Now().UTC()
+	if err := s.throttle.check(tx, source, user, now); err != nil {
+		return err
+	}
+	if u == nil || !u.Enabled || len(u.PasswordHash) == 0 || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+		s.throttle.fail(source, user, now)
 		return api.ErrUnauthorized
 	}
-	if !u.Enabled || len(u.PasswordHash) == 0 || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
-		s.limiter.fail(u.ID, s.cfg.Now())
-		return api.ErrUnauthorized
-	}
-	s.limiter.succeed(u.ID)
+	s.throttle.succeed(tx, source, user, now)
 	return nil
-}
-
-// loginLimiter slows password guessing: after maxFailures failures within
-// window, a user's logins are refused (without checking) until the window
-// passes. It is per node; a cluster multiplies the budget by its size.
-type loginLimiter struct {
-	mu    sync.Mutex
-	fails map[string][]time.Time
-}
-
-const (
-	maxFailures = 10
-	failWindow  = 5 * time.Minute
-)
-
-func newLoginLimiter() *loginLimiter { return &loginLimiter{fails: map[string][]time.Time{}} }
-
-func (l *loginLimiter) recent(user string, now time.Time) []time.Time {
-	var keep []time.Time
-	for _, t := range l.fails[user] {
-		if now.Sub(t) < failWindow {
-			keep = append(keep, t)
-		}
-	}
-	if len(keep) == 0 {
-		delete(l.fails, user)
-	} else {
-		l.fails[user] = keep
-	}
-	return keep
-}
-
-func (l *loginLimiter) allow(user string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(user, now)) < maxFailures
-}
-
-func (l *loginLimiter) fail(user string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails[user] = append(l.recent(user, now), now)
-}
-
-func (l *loginLimiter) succeed(user string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.fails, user)
 }
 
 // writeError writes Keystone's error body.

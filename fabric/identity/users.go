@@ -196,7 +196,10 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u := store.Get[User](tx, tUsers, id)
-	if u == nil || s.checkPassword(u, orig) != nil {
+	if err := s.checkPassword(tx, source(r), id, u, orig); err != nil {
+		if err := throttledError(w, err); err != api.ErrUnauthorized {
+			return err
+		}
 		return errUnauthorized
 	}
 	if err := s.setPassword(r, id, next); err != nil {
