@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rackstack/rackstack/fabric/secrets"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/inventory"
 )
@@ -67,6 +68,7 @@ type Node struct {
 	rpcMux    *http.ServeMux
 	now       func() time.Time
 	lease     stateLease
+	keyring   *secrets.Keyring
 }
 
 // ErrJoin marks a refused join (bad, expired or reused token; name taken).
@@ -125,6 +127,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		if err := bootstrapTLS(files, cfg.Name); err != nil {
 			return nil, err
 		}
+		if err := ensureKey(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	case cfg.JoinURL != "":
 		if err := join(ctx, cfg, files); err != nil {
 			return nil, err
@@ -159,7 +164,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		peers.Close()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, State: state, raft: r, peers: peers, clientTLS: clientTLS, rpcMux: http.NewServeMux(), now: time.Now}
+	keyring := &secrets.Keyring{}
+	if k, err := secrets.Load(secrets.Path(cfg.DataDir)); err == nil {
+		if err := keyring.Set(k); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, secrets.ErrNoKey) {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Log, State: state, raft: r, peers: peers, clientTLS: clientTLS, rpcMux: http.NewServeMux(), now: time.Now, keyring: keyring}
 	n.rpc = &http.Client{
 		// No overall timeout: shard streams may be long; callers pass
 		// contexts with deadlines.

@@ -283,6 +283,8 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 		{CmdRegisterNode, nodeRow{Name: "b", JoinedAt: now}},
 		{CmdHeartbeat, heartbeat{Name: "a", At: now.Add(time.Second)}},
 		{CmdRemoveNode, removeNode{Name: "b"}},
+		{CmdSetSecretKeyID, secretKeyRow{KeyID: "k1"}},
+		{CmdSetSecretKeyID, secretKeyRow{KeyID: "k1"}}, // repeating the same id is no change
 	}
 	seen := map[string]bool{}
 	for _, s := range steps {
@@ -309,6 +311,10 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 	}
 	if _, err := l.Propose(ctx, CmdSetCA, ca); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second CA: %v", err)
+	}
+	// Once one key is the cluster's, another is refused.
+	if _, err := l.Propose(ctx, CmdSetSecretKeyID, secretKeyRow{KeyID: "k2"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second secret key: %v", err)
 	}
 }
 

@@ -46,6 +46,14 @@ func newFixtureOn(t *testing.T, local *store.Local, repl store.Replicated) *fixt
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.start()
+	return f
+}
+
+// start bootstraps the service, serves it and logs the admin in.
+func (f *fixture) start() {
+	t := f.t
+	t.Helper()
 	if err := f.svc.Bootstrap(context.Background(), "admin-secret"); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +62,6 @@ func newFixtureOn(t *testing.T, local *store.Local, repl store.Replicated) *fixt
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	f.admin = f.login("admin", "admin-secret", "admin")
-	return f
 }
 
 // call makes a request and returns status, headers and decoded body.

@@ -64,6 +64,16 @@ type Config struct {
 	RotateEvery time.Duration
 	// BcryptCost defaults to bcrypt.DefaultCost.
 	BcryptCost int
+	// Secrets seals credential blobs before they are proposed (the
+	// cluster key). Nil keeps them in clear: for single-process tests.
+	Secrets Sealer
+}
+
+// Sealer encrypts secrets bound to the id of the row that holds them;
+// Open passes a value stored in clear by an older build through as is.
+type Sealer interface {
+	Seal(plain, aad []byte) (string, error)
+	Open(value string, aad []byte) ([]byte, error)
 }
 
 // Service serves Keystone v3 and validates tokens for every other service.
@@ -156,13 +166,20 @@ func (s *Service) Run(ctx context.Context) error {
 	defer flush.Stop()
 	// Once per start, the leader adds the services of this build missing
 	// from the catalog (a cluster bootstrapped by an older build has none).
-	seeded := false
+	seeded, sealed := false, false
 	for {
 		if !seeded && s.cfg.IsLeader() {
 			if err := s.SeedCatalog(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("seed the service catalog", "err", err)
 			} else {
 				seeded = true
+			}
+		}
+		if !sealed && s.cfg.IsLeader() {
+			if err := s.sealPlaintextCredentials(ctx); err != nil && ctx.Err() == nil {
+				s.log.Debug("seal credentials stored in clear", "err", err)
+			} else {
+				sealed = true
 			}
 		}
 		select {
@@ -310,20 +327,24 @@ func (s *Service) EC2Credential(ctx context.Context, access string) (userID, pro
 	if err != nil {
 		return "", "", "", err
 	}
-	c, secret, err := ec2Credential(tx, access)
+	c, secret, err := s.ec2Credential(tx, access)
 	if err != nil {
 		return "", "", "", err
 	}
 	return c.UserID, c.ProjectID, secret, nil
 }
 
-func ec2Credential(tx *memdb.Txn, access string) (*Credential, string, error) {
+func (s *Service) ec2Credential(tx *memdb.Txn, access string) (*Credential, string, error) {
 	raw, _ := tx.First(tCredentials, "access", access)
 	c, _ := raw.(*Credential)
 	if c == nil || c.Type != "ec2" {
 		return nil, "", fmt.Errorf("ec2 credential %s: %w", access, store.ErrNotFound)
 	}
-	blob, err := parseEC2Blob(c.Blob)
+	plain, err := s.openBlob(c)
+	if err != nil {
+		return nil, "", err
+	}
+	blob, err := parseEC2Blob(plain)
 	if err != nil {
 		return nil, "", err
 	}
@@ -342,7 +363,7 @@ func (s *Service) EC2Principal(ctx context.Context, access string) (*api.Princip
 	if err != nil {
 		return nil, "", err
 	}
-	c, secret, err := ec2Credential(tx, access)
+	c, secret, err := s.ec2Credential(tx, access)
 	if err != nil {
 		return nil, "", err
 	}
