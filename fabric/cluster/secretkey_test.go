@@ -67,3 +67,38 @@ func TestClusterKeyReachesJoinersButNotTheLog(t *testing.T) {
 		}
 	}
 }
+
+// A member that restarts without the key (a node of a cluster from before
+// sealing, a lost file) fetches the published one from another member.
+func TestRestartedMemberWithoutTheKeyFetchesIt(t *testing.T) {
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leads with the key id published", func() bool {
+		return a.IsLeader() && publishedKeyID(a.State.Txn()) != ""
+	})
+	tok, err := a.CreateJoinToken(context.Background(), time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := startNode(t, "b", false, a.api.URL, tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := b.cfg
+	b.stop()
+	if err := os.Remove(secrets.Path(cfg.DataDir)); err != nil {
+		t.Fatal(err)
+	}
+	cfg.JoinURL, cfg.JoinToken, cfg.Registry = "", "", nil
+	b, err = openNode(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := publishedKeyID(a.State.Txn())
+	waitFor(t, "b fetches the key", func() bool { return b.keyring.KeyID() == want })
+	if _, err := secrets.Load(secrets.Path(cfg.DataDir)); err != nil {
+		t.Fatalf("the fetched key is not kept: %v", err)
+	}
+}
