@@ -306,7 +306,7 @@ func TestObjectStorage(t *testing.T) {
 	// s3cmd through n3.
 	s3cfg := filepath.Join(home, "s3cfg")
 	s3cmdTo := func(n *rackd) {
-		os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n", alice.Access, alice.Secret, n.s3, n.s3)), 0o600)
+		os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\nbucket_location = us-east-1\n", alice.Access, alice.Secret, n.s3, n.s3)), 0o600)
 	}
 	s3cmdTo(n3.rackd)
 	s3cmdEnv := []string{"PATH=/usr/bin:/bin", "HOME=" + home}
