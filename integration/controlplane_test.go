@@ -189,6 +189,8 @@ func TestControlPlaneCluster(t *testing.T) {
 		t.Fatalf("a member created a project: %s", out)
 	}
 
+	checkRevocationEverywhere(t, creds, []*rackd{nodes["n1"], nodes["n2"], nodes["n3"]})
+
 	// Kill the leader with SIGKILL while a client keeps writing through a
 	// follower; every acknowledged write must survive and writes resume.
 	writer := followers[0]
@@ -324,5 +326,60 @@ func checkMetricsAndVersion(t *testing.T, n *rackd, creds map[string]string) {
 	out, err := exec.Command(filepath.Join(binDir, "rackd"), "--version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "rackd ") {
 		t.Fatalf("rackd --version: %v %s", err, out)
+	}
+}
+
+// checkRevocationEverywhere: a token revoked, or a role removed, through
+// one node is refused by every other node as soon as the call returned.
+func checkRevocationEverywhere(t *testing.T, creds map[string]string, nodes []*rackd) {
+	t.Helper()
+	admin := token(t, nodes[0], "admin", creds["OS_PASSWORD"], "admin")
+	for i := 0; i < 9; i++ {
+		via, then := nodes[i%3], nodes[(i+1)%3]
+		tok := token(t, via, "alice", "alice-pass-1", "demo")
+		if code, err := call("GET", then.url()+"/identity/v3/auth/projects", tok, nil, nil); err != nil || code != 200 {
+			t.Fatalf("fresh token through %s: %d %v", then.name, code, err)
+		}
+		req, _ := http.NewRequest("DELETE", via.url()+"/identity/v3/auth/tokens", nil)
+		req.Header.Set("X-Auth-Token", admin)
+		req.Header.Set("X-Subject-Token", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 204 {
+			t.Fatalf("revoke through %s: %v %v", via.name, resp, err)
+		}
+		resp.Body.Close()
+		if code, err := call("POST", then.url()+"/network/v2.0/networks", tok, map[string]any{"network": map[string]any{"name": "after-revoke"}}, nil); err != nil || code != 401 {
+			t.Fatalf("a token revoked through %s wrote through %s right after: %d %v", via.name, then.name, code, err)
+		}
+	}
+	// Role removal: alice's project token stops working everywhere.
+	var users struct {
+		Users []struct{ ID string } `json:"users"`
+	}
+	var projects struct {
+		Projects []struct{ ID string } `json:"projects"`
+	}
+	var roles struct {
+		Roles []struct{ ID string } `json:"roles"`
+	}
+	call("GET", nodes[0].url()+"/identity/v3/users?name=alice", admin, nil, &users)
+	call("GET", nodes[0].url()+"/identity/v3/projects?name=demo", admin, nil, &projects)
+	call("GET", nodes[0].url()+"/identity/v3/roles?name=member", admin, nil, &roles)
+	if len(users.Users) != 1 || len(projects.Projects) != 1 || len(roles.Roles) != 1 {
+		t.Fatalf("look up alice, demo, member: %+v %+v %+v", users, projects, roles)
+	}
+	grant := "/identity/v3/projects/" + projects.Projects[0].ID + "/users/" + users.Users[0].ID + "/roles/" + roles.Roles[0].ID
+	for i := 0; i < 3; i++ {
+		via, then := nodes[i], nodes[(i+1)%3]
+		tok := token(t, via, "alice", "alice-pass-1", "demo")
+		if code, err := call("DELETE", via.url()+grant, admin, nil, nil); err != nil || code != 204 {
+			t.Fatalf("remove alice's role through %s: %d %v", via.name, code, err)
+		}
+		if code, err := call("GET", then.url()+"/network/v2.0/networks", tok, nil, nil); err != nil || code != 401 {
+			t.Fatalf("a token whose role was removed through %s was accepted by %s right after: %d %v", via.name, then.name, code, err)
+		}
+		if code, err := call("PUT", via.url()+grant, admin, nil, nil); err != nil || code != 204 {
+			t.Fatalf("give alice her role back: %d %v", code, err)
+		}
 	}
 }

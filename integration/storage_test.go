@@ -299,6 +299,11 @@ func TestObjectStorage(t *testing.T) {
 	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "mb", "s3://aws-b")
 	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "cp", "--recursive", "--only-show-errors", ".", "s3://aws-b/")
 	stored("aws-b")
+	// S3 authenticated with alice's credential above; its secret is
+	// sealed at rest: no Raft log or snapshot on any node holds it.
+	for _, n := range []*storageNode{n1, n2, n3} {
+		checkNoSecretAtRest(t, n.dataDir, alice.Secret)
+	}
 	// s3cmd through n3.
 	s3cfg := filepath.Join(home, "s3cfg")
 	s3cmdTo := func(n *rackd) {
@@ -655,4 +660,33 @@ func fetch(url, tok string) (int, string) {
 	h := sha256.New()
 	io.Copy(h, resp.Body)
 	return resp.StatusCode, hex.EncodeToString(h.Sum(nil))
+}
+
+// checkNoSecretAtRest fails when any file of a node's Raft state (log,
+// snapshots) holds secret, and checks the cluster key is private.
+func checkNoSecretAtRest(t *testing.T, dataDir, secret string) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join(dataDir, "raft"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("%s holds an EC2 secret in clear", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dataDir, "secrets", "cluster.key"))
+	if err != nil {
+		t.Fatalf("cluster key in %s: %v", dataDir, err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("cluster key in %s has mode %v, want 0600", dataDir, st.Mode().Perm())
+	}
 }

@@ -327,7 +327,7 @@ func controlProcesses(ctx context.Context, o options) ([]Result, error) {
 			return nil, fmt.Errorf("no free port")
 		}
 		procs[name] = &proc{name: name, dataDir: filepath.Join(dir, name), listen: listen,
-			args: []string{"--name", name, "--data-dir", filepath.Join(dir, name), "--listen", listen, "--raft-listen", raftAddr, "--s3-listen", "off", "--log-level", "warn"}}
+			args: append([]string{"--name", name, "--data-dir", filepath.Join(dir, name), "--listen", listen, "--raft-listen", raftAddr, "--s3-listen", "off", "--log-level", "warn"}, withoutHost()...)}
 	}
 	defer func() {
 		for _, p := range procs {
@@ -442,3 +442,9 @@ func controlProcesses(ctx context.Context, o options) ([]Result, error) {
 	out = append(out, newResult("control", "rackstack-api", map[string]any{"nodes": 3}, "leader_failover_write_resume", "s", failover))
 	return out, nil
 }
+
+// withoutHost are the flags of a rackd that measures the control plane or
+// the object store: no tenant dataplane and no guests, so it pins nothing
+// under /sys/fs/bpf and makes nothing under /run that would outlive the
+// benchmark.
+func withoutHost() []string { return []string{"--dataplane", "off", "--compute", "off"} }

@@ -252,6 +252,7 @@ func startStorageNode(o options, dir string) (*proc, *s3Client, error) {
 		"--name", "s1", "--data-dir", filepath.Join(dir, "s1"), "--listen", listen, "--raft-listen", raftAddr,
 		"--s3-listen", s3Addr, "--log-level", "warn", "--bootstrap",
 	}}
+	p.args = append(p.args, withoutHost()...)
 	for i := 0; i < 6; i++ {
 		p.args = append(p.args, "--disk", filepath.Join(dir, "s1-disks", fmt.Sprintf("d%d", i)))
 	}

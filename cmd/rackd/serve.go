@@ -142,6 +142,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 	ident, err := identity.New(identity.Config{
 		Repl: node, Log: log, TokenTTL: o.TokenTTL, PublicURL: o.PublicURL, Services: catalog(o), IsLeader: node.IsLeader,
+		Secrets: node.Secrets(),
 	})
 	if err != nil {
 		return err

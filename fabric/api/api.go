@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -26,6 +27,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 // Principal is who a request acts as, from a validated token.
@@ -215,6 +218,12 @@ func RequireAuth(auth Authenticator, ew ErrorWriter) func(http.Handler) http.Han
 				return
 			}
 			p, err := auth.Validate(r.Context(), tok)
+			if errors.Is(err, store.ErrNoLeader) {
+				// This node could not confirm its state is current
+				// enough to check tokens: not the client's fault.
+				ew(w, r, Problem{Status: http.StatusServiceUnavailable, Msg: "this node cannot check tokens until it reaches the cluster leader; retry shortly"})
+				return
+			}
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Keystone uri="/identity/v3"`)
 				ew(w, r, Problem{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -147,5 +148,40 @@ func TestPrincipalPolicy(t *testing.T) {
 		if tc.ok != tc.want {
 			t.Errorf("%s: got %v", name, tc.ok)
 		}
+	}
+}
+
+type authFunc func(context.Context, string) (*Principal, error)
+
+func (f authFunc) Validate(ctx context.Context, tok string) (*Principal, error) { return f(ctx, tok) }
+
+// A node that cannot confirm its state is current enough to check a
+// token answers 503 (retry elsewhere or later), not 401 (log in again).
+func TestRequireAuthTellsUnconfirmedStateFromBadTokens(t *testing.T) {
+	tests := map[string]struct {
+		err  error
+		want int
+	}{
+		"bad token":        {errors.New("token is not valid"), http.StatusUnauthorized},
+		"no leader":        {fmt.Errorf("renew state lease: %w", store.ErrNoLeader), http.StatusServiceUnavailable},
+		"valid (no error)": {nil, http.StatusOK},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			auth := authFunc(func(context.Context, string) (*Principal, error) {
+				if tc.err != nil {
+					return nil, tc.err
+				}
+				return &Principal{UserID: "u"}, nil
+			})
+			h := RequireAuth(auth, JSONError)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("X-Auth-Token", "t")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != tc.want {
+				t.Fatalf("status %d, want %d", w.Code, tc.want)
+			}
+		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rackstack/rackstack/fabric/secrets"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/inventory"
 )
@@ -45,6 +46,10 @@ type Config struct {
 	HeartbeatInterval time.Duration // default 2s
 	DownAfter         time.Duration // a node without heartbeat this long is down; default 10s
 	DeadVoterAfter    time.Duration // a voter down this long is replaced; default 30s
+	// StateLease is how long a node reads its local state without asking
+	// the leader (token checks), and so how long a revocation waits for a
+	// member that does not confirm it; default 3s. See stateLease.
+	StateLease time.Duration
 	// Raft timing; zero keeps the library defaults.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
@@ -62,6 +67,8 @@ type Node struct {
 	rpcSrv    *http.Server
 	rpcMux    *http.ServeMux
 	now       func() time.Time
+	lease     stateLease
+	keyring   *secrets.Keyring
 }
 
 // ErrJoin marks a refused join (bad, expired or reused token; name taken).
@@ -79,6 +86,9 @@ func (c *Config) defaults() {
 	}
 	if c.DeadVoterAfter == 0 {
 		c.DeadVoterAfter = 30 * time.Second
+	}
+	if c.StateLease == 0 {
+		c.StateLease = 3 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -117,6 +127,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		if err := bootstrapTLS(files, cfg.Name); err != nil {
 			return nil, err
 		}
+		if err := ensureKey(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	case cfg.JoinURL != "":
 		if err := join(ctx, cfg, files); err != nil {
 			return nil, err
@@ -151,7 +164,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		peers.Close()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, State: state, raft: r, peers: peers, clientTLS: clientTLS, rpcMux: http.NewServeMux(), now: time.Now}
+	keyring := &secrets.Keyring{}
+	if k, err := secrets.Load(secrets.Path(cfg.DataDir)); err == nil {
+		if err := keyring.Set(k); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, secrets.ErrNoKey) {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Log, State: state, raft: r, peers: peers, clientTLS: clientTLS, rpcMux: http.NewServeMux(), now: time.Now, keyring: keyring}
 	n.rpc = &http.Client{
 		// No overall timeout: shard streams may be long; callers pass
 		// contexts with deadlines.

@@ -277,6 +277,8 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 		{CmdRemoveNode, removeNode{Name: "b"}},
 		{CmdCreateJoinToken, joinTokenRow{ID: "t2", SecretHash: []byte{2}, ExpiresAt: now.Add(time.Hour), UsesLeft: 3, CreatedAt: now}},
 		{CmdRevokeJoinToken, revokeJoinToken{ID: "t2"}},
+		{CmdSetSecretKeyID, secretKeyRow{KeyID: "k1"}},
+		{CmdSetSecretKeyID, secretKeyRow{KeyID: "k1"}}, // repeating the same id is no change
 	}
 	for _, s := range steps {
 		if _, err := l.Propose(ctx, s.typ, s.body); err != nil {
@@ -297,6 +299,10 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 	}
 	if _, err := l.Propose(ctx, CmdRevokeJoinToken, revokeJoinToken{ID: "t2"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking twice: %v", err)
+	}
+	// Once one key is the cluster's, another is refused.
+	if _, err := l.Propose(ctx, CmdSetSecretKeyID, secretKeyRow{KeyID: "k2"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second secret key: %v", err)
 	}
 }
 

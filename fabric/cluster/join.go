@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/secrets"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/inventory"
 )
@@ -37,6 +38,9 @@ type JoinResponse struct {
 	CACert string `json:"ca_cert"`
 	Cert   string `json:"cert"`
 	Leader string `json:"leader"`
+	// LeaderPeer is the admitting leader's peer address, where the new
+	// node fetches the cluster secret key over mutual TLS.
+	LeaderPeer string `json:"leader_peer,omitempty"`
 }
 
 const tokenPrefix = "rsj_"
@@ -155,7 +159,7 @@ func (n *Node) admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
 		return JoinResponse{}, fmt.Errorf("add %s to the raft configuration: %v", req.Name, err)
 	}
 	n.log.Info("node joined", "node", req.Name, "raft", req.RaftAddress, "voter", voters < n.cfg.MaxVoters)
-	return JoinResponse{CACert: string(ca.CertPEM), Cert: string(cert), Leader: n.cfg.Name}, nil
+	return JoinResponse{CACert: string(ca.CertPEM), Cert: string(cert), Leader: n.cfg.Name, LeaderPeer: n.cfg.Advertise}, nil
 }
 
 func joinStatus(err error) int {
@@ -241,7 +245,27 @@ func join(ctx context.Context, cfg Config, files tlsFiles) error {
 	if err := json.Unmarshal(body, &jr); err != nil {
 		return fmt.Errorf("join %s: decode reply: %w", cfg.JoinURL, err)
 	}
-	return files.write([]byte(jr.CACert), []byte(jr.Cert), keyPEM)
+	if err := files.write([]byte(jr.CACert), []byte(jr.Cert), keyPEM); err != nil {
+		return err
+	}
+	// The cluster key never travels over the public API (the join
+	// request may be plain HTTP): with its certificate, the node now
+	// fetches it from the leader's peer port. Failing that, Run fetches
+	// it from any member later.
+	if jr.LeaderPeer != "" {
+		_, clientTLS, err := files.configs()
+		if err != nil {
+			return err
+		}
+		k, err := fetchKey(ctx, peerClient(clientTLS), jr.LeaderPeer, "")
+		if err == nil {
+			err = secrets.Save(secrets.Path(cfg.DataDir), k)
+		}
+		if err != nil {
+			cfg.Log.Warn("fetch the cluster secret key at join; will retry from any member", "err", err)
+		}
+	}
+	return nil
 }
 
 func writeKeystoneError(w http.ResponseWriter, status int, msg string) {

@@ -33,6 +33,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.publishCA(ctx)
 			n.manageVoters(ctx)
 		}
+		n.syncSecretKey(ctx)
 		if !registered {
 			registered = n.register(ctx) == nil
 		} else {
@@ -53,7 +54,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		// Until the CA is published, look again soon: joins wait on it.
 		wait := tick.C
-		if _, err := readCA(n.State.Txn()); err != nil {
+		if _, err := readCA(n.State.Txn()); err != nil || n.keyring.KeyID() == "" || publishedKeyID(n.State.Txn()) != n.keyring.KeyID() {
 			wait = time.After(100 * time.Millisecond)
 		}
 		select {

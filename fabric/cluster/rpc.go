@@ -70,6 +70,8 @@ func (n *Node) rpcHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
 	})
+	mux.HandleFunc("GET "+rpcApplied, n.serveApplied)
+	mux.HandleFunc("GET "+rpcSecretKey, n.serveSecretKey)
 	mux.HandleFunc("POST "+rpcJoin, func(w http.ResponseWriter, r *http.Request) {
 		var req JoinRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {

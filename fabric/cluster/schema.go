@@ -83,6 +83,7 @@ func Schema() store.Schema {
 			{Schema: &memdb.TableSchema{Name: "cluster_ca", Indexes: idIndex("ID")}, Row: &caRow{}},
 			{Schema: &memdb.TableSchema{Name: "join_tokens", Indexes: idIndex("ID")}, Row: &joinTokenRow{}},
 			{Schema: &memdb.TableSchema{Name: "nodes", Indexes: idIndex("Name")}, Row: &nodeRow{}},
+			{Schema: &memdb.TableSchema{Name: "cluster_secret_key", Indexes: idIndex("ID")}, Row: &secretKeyRow{}},
 		},
 		Handlers: map[string]store.Handler{
 			CmdSetCA:           store.Typed(applySetCA),
@@ -92,6 +93,7 @@ func Schema() store.Schema {
 			CmdRegisterNode:    store.Typed(applyRegisterNode),
 			CmdHeartbeat:       store.Typed(applyHeartbeat),
 			CmdRemoveNode:      store.Typed(applyRemoveNode),
+			CmdSetSecretKeyID:  applySetSecretKeyID,
 		},
 	}
 }

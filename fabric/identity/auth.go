@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -72,9 +73,9 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, expires, err := s.identify(tx, req)
+	c, expires, err := s.identify(tx, source(r), req)
 	if err != nil {
-		return err
+		return throttledError(w, err)
 	}
 	if err := scope(tx, req.Auth.Scope, &c); err != nil {
 		return err
@@ -95,7 +96,7 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) error {
 // identify authenticates a token request by password or by token; a
 // token from a token keeps the original's expiry (returned) and audit
 // chain.
-func (s *Service) identify(tx *memdb.Txn, req authRequest) (claims, time.Time, error) {
+func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claims, time.Time, error) {
 	id := req.Auth.Identity
 	switch {
 	case contains(id.Methods, "password"):
@@ -104,9 +105,16 @@ func (s *Service) identify(tx *memdb.Txn, req authRequest) (claims, time.Time, e
 		}
 		pu := id.Password.User
 		var u *User
+		// The throttle's user: the id, or for an unknown user the name
+		// asked for (so guesses at names are slowed too).
+		key := pu.ID
 		if pu.ID != "" {
 			u = store.Get[User](tx, tUsers, pu.ID)
 		} else {
+			key = "name:" + pu.Name
+			if pu.Domain != nil {
+				key = "name:" + pu.Domain.ID + "/" + pu.Domain.Name + "/" + pu.Name
+			}
 			if pu.Name == "" || pu.Domain == nil {
 				return claims{}, time.Time{}, api.BadField("auth.identity.password.user", "a user needs an id, or a name and a domain")
 			}
@@ -116,7 +124,14 @@ func (s *Service) identify(tx *memdb.Txn, req authRequest) (claims, time.Time, e
 				}
 			}
 		}
-		if u == nil || s.checkPassword(u, *pu.Password) != nil {
+		if u != nil {
+			key = u.ID
+		}
+		if err := s.checkPassword(tx, source, key, u, *pu.Password); err != nil {
+			var t *errThrottled
+			if errors.As(err, &t) {
+				return claims{}, time.Time{}, err
+			}
 			return claims{}, time.Time{}, errUnauthorized
 		}
 		if d := store.Get[Domain](tx, tDomains, u.DomainID); d == nil || !d.Enabled {
@@ -291,8 +306,7 @@ func (s *Service) deleteToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) revokeAudit(ctx context.Context, audit string, expires time.Time) error {
-	_, err := s.cfg.Repl.Propose(ctx, cmdRevoke, Revocation{ID: "audit/" + audit, AuditID: audit, IssuedBefore: s.cfg.Now().UTC(), ExpiresAt: expires})
-	return err
+	return s.narrow(ctx, cmdRevoke, Revocation{ID: "audit/" + audit, AuditID: audit, IssuedBefore: s.cfg.Now().UTC(), ExpiresAt: expires})
 }
 
 func (s *Service) authCatalog(w http.ResponseWriter, r *http.Request) error {

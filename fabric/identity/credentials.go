@@ -1,15 +1,19 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/secrets"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -31,15 +35,54 @@ func (s *Service) credentialView(r *http.Request, c *Credential) api.View {
 	if c.ProjectID != "" {
 		project = c.ProjectID
 	}
-	return api.View{"id": c.ID, "user_id": c.UserID, "project_id": project, "type": c.Type, "blob": c.Blob, "links": s.self(r, "credentials", c.ID)}
+	blob, err := s.openBlob(c)
+	if err != nil {
+		s.log.Warn("open a credential blob", "credential", c.ID, "err", err)
+	}
+	return api.View{"id": c.ID, "user_id": c.UserID, "project_id": project, "type": c.Type, "blob": blob, "links": s.self(r, "credentials", c.ID)}
 }
 
-// readCredential reads a credential; an EC2 one is keyed by its access key.
-func readCredential(r *http.Request, in *api.Input, old *Credential) (*Credential, error) {
+// Credential blobs are sealed with the cluster key (package secrets)
+// before they are proposed, as Keystone encrypts them with its credential
+// keys: the log and its snapshots hold no secret. The row's id is bound
+// in, so a blob cannot be moved to another credential. Blobs written in
+// clear by older builds still open; the leader seals them (see Run).
+
+// openBlob is a credential's blob in clear.
+func (s *Service) openBlob(c *Credential) (string, error) {
+	if s.cfg.Secrets == nil {
+		return c.Blob, nil
+	}
+	plain, err := s.cfg.Secrets.Open(c.Blob, []byte(c.ID))
+	if err != nil {
+		return "", fmt.Errorf("open credential %s: %w", c.ID, err)
+	}
+	return string(plain), nil
+}
+
+// sealBlob seals a blob for the credential id.
+func (s *Service) sealBlob(id, blob string) (string, error) {
+	if s.cfg.Secrets == nil {
+		return blob, nil
+	}
+	sealed, err := s.cfg.Secrets.Seal([]byte(blob), []byte(id))
+	if errors.Is(err, secrets.ErrNoKey) {
+		return "", &api.Error{Status: http.StatusServiceUnavailable, Msg: "This node does not hold the cluster secret key yet; retry shortly."}
+	}
+	return sealed, err
+}
+
+// readCredential reads a credential; an EC2 one is keyed by its access
+// key. The blob it returns is sealed.
+func (s *Service) readCredential(r *http.Request, in *api.Input, old *Credential) (*Credential, error) {
 	var c Credential
 	if old != nil {
 		c = *old
-		c.Blob = str(in, "blob", c.Blob)
+		blob, err := s.openBlob(old)
+		if err != nil {
+			return nil, err
+		}
+		c.Blob = str(in, "blob", blob)
 	} else {
 		c = Credential{ID: api.NewHexID(), UserID: required(in, "user_id"), Type: required(in, "type"), Blob: required(in, "blob")}
 	}
@@ -50,20 +93,24 @@ func readCredential(r *http.Request, in *api.Input, old *Credential) (*Credentia
 	if p := api.PrincipalFrom(r.Context()); !p.IsAdmin() && c.UserID != p.UserID {
 		return nil, errForbidden
 	}
-	if c.Type != "ec2" {
-		return &c, nil
+	if c.Type == "ec2" {
+		b, err := parseEC2Blob(c.Blob)
+		if err != nil {
+			return nil, err
+		}
+		if old == nil {
+			if c.ProjectID == "" {
+				return nil, api.BadField("project_id", "an ec2 credential needs a project")
+			}
+			c.ID = ec2CredentialID(b.Access)
+		}
+		c.Access = b.Access
 	}
-	b, err := parseEC2Blob(c.Blob)
+	sealed, err := s.sealBlob(c.ID, c.Blob)
 	if err != nil {
 		return nil, err
 	}
-	if old == nil {
-		if c.ProjectID == "" {
-			return nil, api.BadField("project_id", "an ec2 credential needs a project")
-		}
-		c.ID = ec2CredentialID(b.Access)
-	}
-	c.Access = b.Access
+	c.Blob = sealed
 	return &c, nil
 }
 
@@ -86,7 +133,11 @@ func (s *Service) deleteCredential(w http.ResponseWriter, r *http.Request) error
 // credentials create` uses. The routes let only the user or an admin in.
 
 func (s *Service) ec2View(r *http.Request, c *Credential) map[string]any {
-	b, _ := parseEC2Blob(c.Blob)
+	blob, err := s.openBlob(c)
+	if err != nil {
+		s.log.Warn("open a credential blob", "credential", c.ID, "err", err)
+	}
+	b, _ := parseEC2Blob(blob)
 	return map[string]any{"user_id": c.UserID, "tenant_id": c.ProjectID, "access": b.Access, "secret": b.Secret, "trust_id": nil,
 		"links": map[string]any{"self": s.baseURL(r) + "/identity/v3/users/" + c.UserID + "/credentials/OS-EC2/" + b.Access}}
 }
@@ -130,10 +181,14 @@ func (s *Service) createEC2(w http.ResponseWriter, r *http.Request) error {
 	access, secret := randomHex(16), randomHex(16)
 	blob, _ := json.Marshal(ec2Blob{Access: access, Secret: secret})
 	c := Credential{ID: ec2CredentialID(access), UserID: user, ProjectID: req.TenantID, Type: "ec2", Blob: string(blob), Access: access}
-	if err := s.put(r, tCredentials, true, &c); err != nil {
+	sealed := c
+	if sealed.Blob, err = s.sealBlob(c.ID, c.Blob); err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusCreated, map[string]any{"credential": s.ec2View(r, &c)})
+	if err := s.put(r, tCredentials, true, &sealed); err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusCreated, map[string]any{"credential": s.ec2View(r, &sealed)})
 	return nil
 }
 
@@ -178,4 +233,42 @@ func randomHex(n int) string {
 		panic(err) // crypto/rand does not fail on Linux
 	}
 	return hex.EncodeToString(b)
+}
+
+// sealPlaintextCredentials seals the blobs an older build wrote in clear.
+// The leader runs it once per start; the clear copies leave the log as it
+// is compacted into snapshots.
+func (s *Service) sealPlaintextCredentials(ctx context.Context) error {
+	if s.cfg.Secrets == nil {
+		return nil
+	}
+	tx, err := s.local(ctx)
+	if err != nil {
+		return err
+	}
+	sealedAny := 0
+	for _, c := range store.All[Credential](tx, tCredentials, "id") {
+		if secrets.Sealed(c.Blob) {
+			continue
+		}
+		n := *c
+		if n.Blob, err = s.sealBlob(c.ID, c.Blob); err != nil {
+			return err
+		}
+		raw, err := json.Marshal(&n)
+		if err != nil {
+			return err
+		}
+		if _, err := s.cfg.Repl.Propose(ctx, cmdPut, putCmd{Table: tCredentials, Row: raw, At: s.cfg.Now().UTC()}); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			return err
+		}
+		sealedAny++
+	}
+	if sealedAny > 0 {
+		s.log.Info("sealed credentials stored in clear by an older build", "count", sealedAny)
+	}
+	return nil
 }

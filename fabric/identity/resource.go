@@ -55,20 +55,26 @@ func notFoundErr(kind, id string) error {
 // errForbidden is Keystone's 403.
 var errForbidden = &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action."}
 
-// put proposes row into table, refusing an existing id when create.
+// put proposes row into table, refusing an existing id when create. An
+// update may take access away (a user or project disabled, a credential
+// replaced), so it waits like a revocation; a create grants only.
 func (s *Service) put(r *http.Request, table string, create bool, row any) error {
 	raw, err := json.Marshal(row)
 	if err != nil {
 		return err
 	}
-	_, err = api.Propose(r.Context(), s.cfg.Repl, cmdPut, putCmd{Table: table, Create: create, Row: raw, At: s.cfg.Now().UTC()}, nil)
+	c := putCmd{Table: table, Create: create, Row: raw, At: s.cfg.Now().UTC()}
+	if !create {
+		return s.narrow(r.Context(), cmdPut, c)
+	}
+	_, err = api.Propose(r.Context(), s.cfg.Repl, cmdPut, c, nil)
 	return err
 }
 
-// remove proposes the deletion of a row with what depends on it.
+// remove proposes the deletion of a row with what depends on it; a
+// deletion takes access away, so it waits like a revocation.
 func (s *Service) remove(r *http.Request, table, id string) error {
-	_, err := api.Propose(r.Context(), s.cfg.Repl, cmdDelete, deleteCmd{Table: table, ID: id, At: s.cfg.Now().UTC()}, nil)
-	return err
+	return s.narrow(r.Context(), cmdDelete, deleteCmd{Table: table, ID: id, At: s.cfg.Now().UTC()})
 }
 
 // deleteRow is DELETE of /v3/<table>/{id}.

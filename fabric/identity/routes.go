@@ -117,9 +117,9 @@ func (s *Service) routes() []api.Route {
 		// Users manage their own credentials: the collection shows a
 		// caller only its own.
 		route("GET", "/v3/credentials", authed, "identity:list_credentials", list(s, s.credentials)),
-		route("POST", "/v3/credentials", authed, "identity:create_credential", create(s, s.credentials, readCredential)),
+		route("POST", "/v3/credentials", authed, "identity:create_credential", create(s, s.credentials, s.readCredential)),
 		route("GET", "/v3/credentials/{id}", authed, "identity:get_credential", show(s, s.credentials)),
-		route("PATCH", "/v3/credentials/{id}", authed, "identity:update_credential", update(s, s.credentials, readCredential)),
+		route("PATCH", "/v3/credentials/{id}", authed, "identity:update_credential", update(s, s.credentials, s.readCredential)),
 		route("DELETE", "/v3/credentials/{id}", authed, "identity:delete_credential", s.deleteCredential),
 	}
 	for _, scope := range []string{"projects", "domains"} {

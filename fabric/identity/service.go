@@ -5,6 +5,24 @@
 // It keeps its state in the replicated store and never does I/O in a
 // command handler; passwords are hashed (bcrypt) before a command is
 // proposed, and no handler or log line ever sees a clear-text secret.
+//
+// # Revocation is effective everywhere when the call returns
+//
+// Tokens and EC2 signatures are checked against the answering node's own
+// state, without a Raft round trip. A call that takes access away — token
+// revoke (DELETE /v3/auth/tokens), a password change, a user disabled or
+// deleted, a role grant, group membership, role, project or domain
+// removed, a credential deleted or changed — answers only after its write
+// is applied on every member of the cluster, or after every member that
+// did not confirm it (frozen, partitioned, dead) has lost its state lease:
+// a node checks tokens from local state only for a short lease (3 s by
+// default) after it last caught up with the leader, and must catch up
+// again, past the revocation, before its next check. So a request that
+// starts after the revoking call returned is refused on every node; one
+// already running may finish. While a member is unreachable, such calls
+// take one lease longer; a node cut off from the leader refuses tokens
+// (503) rather than trust old state. Single-process stores (tests) have
+// one state and nothing to wait for.
 package identity
 
 import (
@@ -17,7 +35,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -47,13 +64,23 @@ type Config struct {
 	RotateEvery time.Duration
 	// BcryptCost defaults to bcrypt.DefaultCost.
 	BcryptCost int
+	// Secrets seals credential blobs before they are proposed (the
+	// cluster key). Nil keeps them in clear: for single-process tests.
+	Secrets Sealer
+}
+
+// Sealer encrypts secrets bound to the id of the row that holds them;
+// Open passes a value stored in clear by an older build through as is.
+type Sealer interface {
+	Seal(plain, aad []byte) (string, error)
+	Open(value string, aad []byte) ([]byte, error)
 }
 
 // Service serves Keystone v3 and validates tokens for every other service.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	limiter *loginLimiter
+	cfg      Config
+	log      *slog.Logger
+	throttle *loginThrottle
 }
 
 // New builds the service.
@@ -85,12 +112,24 @@ func New(cfg Config) (*Service, error) {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = bcrypt.DefaultCost
 	}
-	return &Service{cfg: cfg, log: cfg.Log, limiter: newLoginLimiter()}, nil
+	return &Service{cfg: cfg, log: cfg.Log, throttle: newLoginThrottle()}, nil
 }
 
-// local reads this node's state without a round trip when the store can.
+// local reads this node's state without a round trip while the node's
+// state lease holds: it sees every revocation whose call has returned.
 func (s *Service) local(ctx context.Context) (*memdb.Txn, error) {
-	return store.AfterWrite(ctx, s.cfg.Repl)
+	return store.Current(ctx, s.cfg.Repl)
+}
+
+// narrow proposes a write that takes access away (a revocation, a
+// disabled or deleted user, a removed grant or credential) and returns
+// only once no node will accept what it took away: see the package doc.
+func (s *Service) narrow(ctx context.Context, typ string, body any) error {
+	res, err := s.cfg.Repl.Propose(ctx, typ, body)
+	if err != nil {
+		return err
+	}
+	return store.AwaitEverywhere(ctx, s.cfg.Repl, res.Index)
 }
 
 // Bootstrap creates the default domain, the admin, member and reader roles,
@@ -123,9 +162,11 @@ func (s *Service) Bootstrap(ctx context.Context, adminPassword string) error {
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
 	// Once per start, the leader adds the services of this build missing
 	// from the catalog (a cluster bootstrapped by an older build has none).
-	seeded := false
+	seeded, sealed := false, false
 	for {
 		if !seeded && s.cfg.IsLeader() {
 			if err := s.SeedCatalog(ctx); err != nil && ctx.Err() == nil {
@@ -134,9 +175,21 @@ func (s *Service) Run(ctx context.Context) error {
 				seeded = true
 			}
 		}
+		if !sealed && s.cfg.IsLeader() {
+			if err := s.sealPlaintextCredentials(ctx); err != nil && ctx.Err() == nil {
+				s.log.Debug("seal credentials stored in clear", "err", err)
+			} else {
+				sealed = true
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-flush.C:
+			if err := s.flushFailures(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("record failed logins", "err", err)
+			}
+			continue
 		case <-t.C:
 		}
 		if err := s.rotateIfDue(ctx); err != nil && ctx.Err() == nil {
@@ -274,20 +327,24 @@ func (s *Service) EC2Credential(ctx context.Context, access string) (userID, pro
 	if err != nil {
 		return "", "", "", err
 	}
-	c, secret, err := ec2Credential(tx, access)
+	c, secret, err := s.ec2Credential(tx, access)
 	if err != nil {
 		return "", "", "", err
 	}
 	return c.UserID, c.ProjectID, secret, nil
 }
 
-func ec2Credential(tx *memdb.Txn, access string) (*Credential, string, error) {
+func (s *Service) ec2Credential(tx *memdb.Txn, access string) (*Credential, string, error) {
 	raw, _ := tx.First(tCredentials, "access", access)
 	c, _ := raw.(*Credential)
 	if c == nil || c.Type != "ec2" {
 		return nil, "", fmt.Errorf("ec2 credential %s: %w", access, store.ErrNotFound)
 	}
-	blob, err := parseEC2Blob(c.Blob)
+	plain, err := s.openBlob(c)
+	if err != nil {
+		return nil, "", err
+	}
+	blob, err := parseEC2Blob(plain)
 	if err != nil {
 		return nil, "", err
 	}
@@ -306,7 +363,7 @@ func (s *Service) EC2Principal(ctx context.Context, access string) (*api.Princip
 	if err != nil {
 		return nil, "", err
 	}
-	c, secret, err := ec2Credential(tx, access)
+	c, secret, err := s.ec2Credential(tx, access)
 	if err != nil {
 		return nil, "", err
 	}
@@ -332,37 +389,6 @@ func ec2CredentialID(access string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// IssueToken authenticates a user of the Default domain by password and
-// returns a project-scoped token (unscoped when projectName is empty).
-func (s *Service) IssueToken(ctx context.Context, userName, password, projectName string) (string, *api.Principal, error) {
-	tx, err := s.local(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	raw, _ := tx.First(tUsers, "name", "default", userName)
-	if raw == nil {
-		return "", nil, api.ErrUnauthorized
-	}
-	u := raw.(*User)
-	if err := s.checkPassword(u, password); err != nil {
-		return "", nil, err
-	}
-	c := claims{User: u.ID, Methods: []string{"password"}}
-	if projectName != "" {
-		praw, _ := tx.First(tProjects, "name", "default", projectName)
-		if praw == nil {
-			return "", nil, api.ErrUnauthorized
-		}
-		c.Project = praw.(*Project).ID
-	}
-	tok, err := s.issue(tx, c, time.Time{})
-	if err != nil {
-		return "", nil, err
-	}
-	p, _, err := s.validate(tx, tok)
-	return tok, p, err
-}
-
 // issue signs claims with the newest key; expires zero means now + TTL.
 func (s *Service) issue(tx *memdb.Txn, c claims, expires time.Time) (string, error) {
 	k := newestKey(tx)
@@ -379,64 +405,20 @@ func (s *Service) issue(tx *memdb.Txn, c claims, expires time.Time) (string, err
 	return sign(c, k)
 }
 
-func (s *Service) checkPassword(u *User, password string) error {
-	if !s.limiter.allow(u.ID, s.cfg.Now()) {
+// checkPassword authenticates an attempt from source on user (its id, or
+// the name asked for when no such user exists: u is nil), throttled per
+// (source, user).
+func (s *Service) checkPassword(tx *memdb.Txn, source, user string, u *User, password string) error {
+	now := s.cfg.Now().UTC()
+	if err := s.throttle.check(tx, source, user, now); err != nil {
+		return err
+	}
+	if u == nil || !u.Enabled || len(u.PasswordHash) == 0 || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+		s.throttle.fail(source, user, now)
 		return api.ErrUnauthorized
 	}
-	if !u.Enabled || len(u.PasswordHash) == 0 || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
-		s.limiter.fail(u.ID, s.cfg.Now())
-		return api.ErrUnauthorized
-	}
-	s.limiter.succeed(u.ID)
+	s.throttle.succeed(tx, source, user, now)
 	return nil
-}
-
-// loginLimiter slows password guessing: after maxFailures failures within
-// window, a user's logins are refused (without checking) until the window
-// passes. It is per node; a cluster multiplies the budget by its size.
-type loginLimiter struct {
-	mu    sync.Mutex
-	fails map[string][]time.Time
-}
-
-const (
-	maxFailures = 10
-	failWindow  = 5 * time.Minute
-)
-
-func newLoginLimiter() *loginLimiter { return &loginLimiter{fails: map[string][]time.Time{}} }
-
-func (l *loginLimiter) recent(user string, now time.Time) []time.Time {
-	var keep []time.Time
-	for _, t := range l.fails[user] {
-		if now.Sub(t) < failWindow {
-			keep = append(keep, t)
-		}
-	}
-	if len(keep) == 0 {
-		delete(l.fails, user)
-	} else {
-		l.fails[user] = keep
-	}
-	return keep
-}
-
-func (l *loginLimiter) allow(user string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(user, now)) < maxFailures
-}
-
-func (l *loginLimiter) fail(user string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails[user] = append(l.recent(user, now), now)
-}
-
-func (l *loginLimiter) succeed(user string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.fails, user)
 }
 
 // writeError writes Keystone's error body.

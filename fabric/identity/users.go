@@ -172,8 +172,7 @@ func (s *Service) setPassword(r *http.Request, user, password string) error {
 	if err != nil {
 		return err
 	}
-	_, err = api.Propose(r.Context(), s.cfg.Repl, cmdSetPassword, passwordCmd{UserID: user, Hash: h, At: s.cfg.Now().UTC()}, nil)
-	return err
+	return s.narrow(r.Context(), cmdSetPassword, passwordCmd{UserID: user, Hash: h, At: s.cfg.Now().UTC()})
 }
 
 var errUnauthorized = &api.Error{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."}
@@ -197,7 +196,10 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u := store.Get[User](tx, tUsers, id)
-	if u == nil || s.checkPassword(u, orig) != nil {
+	if err := s.checkPassword(tx, source(r), id, u, orig); err != nil {
+		if err := throttledError(w, err); err != api.ErrUnauthorized {
+			return err
+		}
 		return errUnauthorized
 	}
 	if err := s.setPassword(r, id, next); err != nil {

@@ -86,3 +86,32 @@ func AfterWrite(ctx context.Context, r Replicated) (*memdb.Txn, error) {
 	}
 	return r.Read(ctx)
 }
+
+// leased is implemented by replicated stores whose nodes bound how stale
+// their local state may be (cluster.Node): a revocation waits for every
+// member, and local reads hold a lease on the leader's state.
+type leased interface {
+	LeasedRead(ctx context.Context) (*memdb.Txn, error)
+	AwaitEverywhere(ctx context.Context, index uint64) error
+}
+
+// Current reads this node's state for a check that must see every
+// revocation whose call has returned (a token, a credential): without a
+// round trip while the node's lease holds. Stores without leases (Local,
+// one process) read their only state.
+func Current(ctx context.Context, r Replicated) (*memdb.Txn, error) {
+	if l, ok := r.(leased); ok {
+		return l.LeasedRead(ctx)
+	}
+	return AfterWrite(ctx, r)
+}
+
+// AwaitEverywhere returns once the write at index is applied on every
+// node, or no node can check anything against older state any more. A
+// call that takes access away waits for it before it answers.
+func AwaitEverywhere(ctx context.Context, r Replicated, index uint64) error {
+	if l, ok := r.(leased); ok {
+		return l.AwaitEverywhere(ctx, index)
+	}
+	return nil
+}

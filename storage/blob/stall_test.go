@@ -51,7 +51,9 @@ func TestPutReturnsAtQuorumPastAFrozenDisk(t *testing.T) {
 			s, l := newStore(t, 6)
 			// Only the stall timeout can drop a writer that blocks the
 			// stream; at the end of it, the quorum must not wait for it.
-			s.StallTimeout, s.StragglerWait = 50*time.Millisecond, 10*time.Millisecond
+			// Both are generous: on a loaded machine a healthy disk must
+			// not be taken for a frozen one.
+			s.StallTimeout, s.StragglerWait = 2*time.Second, time.Second
 			if size < 4096*4 {
 				s.StallTimeout = time.Hour
 			}
@@ -99,8 +101,10 @@ func TestFrozenPeer(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	s := &Store{Node: "n1", Local: map[string]disk.Disk{}, StallTimeout: time.Hour, StragglerWait: 10 * time.Millisecond}
-	s.Transport = &HTTPTransport{Client: srv.Client(), Timeout: 100 * time.Millisecond, Addr: func(string) (string, error) {
+	// The waits are generous so that on a loaded machine only the frozen
+	// peer is dropped, never a slow local disk.
+	s := &Store{Node: "n1", Local: map[string]disk.Disk{}, StallTimeout: time.Hour, StragglerWait: time.Second}
+	s.Transport = &HTTPTransport{Client: srv.Client(), Timeout: time.Second, Addr: func(string) (string, error) {
 		return strings.TrimPrefix(srv.URL, "https://"), nil
 	}}
 	var ds []placement.Disk

@@ -182,7 +182,7 @@ func (f *frozenDisk) Create(name string) (disk.Writer, error) {
 func TestPutPastAFrozenDiskQueuesTheMissingShardForHeal(t *testing.T) {
 	f := newFixture(t, 6)
 	f.container("p", "c")
-	f.svc.blobs.StallTimeout, f.svc.blobs.StragglerWait = time.Hour, 10*time.Millisecond
+	f.svc.blobs.StallTimeout, f.svc.blobs.StragglerWait = time.Hour, time.Second
 	frozen := &frozenDisk{Disk: f.disks[f.rows[0].ID], thaw: make(chan struct{})}
 	f.disks[f.rows[0].ID] = frozen
 	thawed := false
