@@ -99,6 +99,26 @@ func openNode(t testing.TB, cfg Config) (*testNode, error) {
 	return tn, nil
 }
 
+// startLeader starts node a, bootstrapping a cluster, and waits until it
+// leads with the cluster CA published.
+func startLeader(t *testing.T) *testNode {
+	t.Helper()
+	a, err := startNode(t, "a", true, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, a)
+	return a
+}
+
+func waitLeads(t *testing.T, a *testNode) {
+	t.Helper()
+	waitFor(t, "a leads with the CA published", func() bool {
+		_, err := readCA(a.State.Txn())
+		return a.IsLeader() && err == nil
+	})
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -112,14 +132,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestClusterJoinForwardAndReadYourWrites(t *testing.T) {
-	a, err := startNode(t, "a", true, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a leads with the CA published", func() bool {
-		_, err := readCA(a.State.Txn())
-		return a.IsLeader() && err == nil
-	})
+	a := startLeader(t)
 	ctx := context.Background()
 	tok, err := a.CreateJoinToken(ctx, time.Hour, 2)
 	if err != nil {
@@ -175,14 +188,7 @@ func TestClusterJoinForwardAndReadYourWrites(t *testing.T) {
 }
 
 func TestJoinRefusals(t *testing.T) {
-	a, err := startNode(t, "a", true, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a leads with the CA published", func() bool {
-		_, err := readCA(a.State.Txn())
-		return a.IsLeader() && err == nil
-	})
+	a := startLeader(t)
 	ctx := context.Background()
 	expired, err := a.CreateJoinToken(ctx, time.Hour, 1)
 	if err != nil {
@@ -311,14 +317,7 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 // the dead voter removed. Then it loses quorum for good and rebuilds the
 // cluster from one survivor with Recover.
 func TestDeadVoterReplacedThenRecover(t *testing.T) {
-	a, err := startNode(t, "a", true, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a leads with the CA published", func() bool {
-		_, err := readCA(a.State.Txn())
-		return a.IsLeader() && err == nil
-	})
+	a := startLeader(t)
 	ctx := context.Background()
 	tok, err := a.CreateJoinToken(ctx, time.Hour, 3)
 	if err != nil {
@@ -510,14 +509,7 @@ func plainDialer(addr string) *http.Client {
 // connection drops: it could be applied twice. Only a request that never
 // left (the leader could not be dialled) is retried.
 func TestProposeDoesNotResendARequestTheLeaderMayHaveRead(t *testing.T) {
-	a, err := startNode(t, "a", true, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a leads with the CA published", func() bool {
-		_, err := readCA(a.State.Txn())
-		return a.IsLeader() && err == nil
-	})
+	a := startLeader(t)
 	ctx := context.Background()
 	tok, err := a.CreateJoinToken(ctx, time.Hour, 1)
 	if err != nil {
@@ -557,14 +549,7 @@ func TestProposeDoesNotResendARequestTheLeaderMayHaveRead(t *testing.T) {
 // quorum (writes work) but the cluster is not healthy, and the status
 // names the node.
 func TestStatusIsNotHealthyWithAVoterDown(t *testing.T) {
-	a, err := startNode(t, "a", true, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a leads with the CA published", func() bool {
-		_, err := readCA(a.State.Txn())
-		return a.IsLeader() && err == nil
-	})
+	a := startLeader(t)
 	tok, err := a.CreateJoinToken(context.Background(), time.Hour, 2)
 	if err != nil {
 		t.Fatal(err)

@@ -32,10 +32,7 @@ func TestNodeHaltsOnCommandFromNewerNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a leads with the CA published", func() bool {
-		_, err := readCA(a.State.Txn())
-		return a.IsLeader() && err == nil
-	})
+	waitLeads(t, a)
 	ctx := context.Background()
 	tok, err := a.CreateJoinToken(ctx, time.Hour, 1)
 	if err != nil {
