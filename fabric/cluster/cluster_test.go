@@ -578,3 +578,38 @@ func TestStatusIsNotHealthyWithAVoterDown(t *testing.T) {
 		t.Fatalf("with voter c down: healthy %v, quorum %v (problems %q); want not healthy, with quorum", st.Healthy, st.Quorum, st.Problems)
 	}
 }
+
+// TestLeasedReadWaitsThroughAnElection: a token check on a follower whose
+// state lease ran out just as the leader died waits for the next leader,
+// as a write does, instead of answering "no leader" at once.
+func TestLeasedReadWaitsThroughAnElection(t *testing.T) {
+	a := startLeader(t)
+	tok, err := a.CreateJoinToken(context.Background(), time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b *testNode
+	for _, name := range []string{"b", "c"} {
+		n, err := startNode(t, name, false, a.api.URL, tok.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "b" {
+			b = n
+		}
+	}
+	waitFor(t, "three voters", func() bool {
+		st, err := a.Status()
+		return err == nil && len(st.Members) == 3 && st.Healthy
+	})
+	b.lease.mu.Lock()
+	b.lease.until = time.Time{}
+	b.lease.mu.Unlock()
+	a.stop()
+	if _, err := b.LeasedRead(context.Background()); err != nil {
+		t.Fatalf("a leased read as the leader died: %v", err)
+	}
+	if !b.lease.valid(time.Now()) {
+		t.Fatal("the read did not renew the lease")
+	}
+}
