@@ -62,13 +62,12 @@ func helperStartVM() int {
 	select {} // until killed
 }
 
-// requireQEMU skips the test without QEMU, or fails it when the
-// environment says integration prerequisites must be there.
+// requireQEMU skips the test without QEMU (or with -short), or fails it
+// when RACKSTACK_REQUIRE_INTEGRATION says integration prerequisites must
+// be there: in CI no QEMU test can skip.
 func requireQEMU(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runs QEMU guests; skipped with -short")
-	}
+	testenv.Require(t, !testing.Short(), "runs QEMU guests, which -short leaves out")
 	testenv.RequireCommand(t, "qemu-system-x86_64")
 }
 
