@@ -138,15 +138,11 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request) error {
 // updateUser changes a user; a new password is set by its own command,
 // which revokes the user's tokens.
 func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
+	tx, id, err := s.readUserPath(r)
 	if err != nil {
 		return err
 	}
-	id := chi.URLParam(r, "id")
 	old := store.Get[User](tx, tUsers, id)
-	if old == nil {
-		return notFoundErr("user", id)
-	}
 	in, err := body(r, "user")
 	if err != nil {
 		return err
@@ -208,14 +204,24 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 	return noContent(w)
 }
 
-func (s *Service) listUserProjects(w http.ResponseWriter, r *http.Request) error {
+// readUserPath reads the state and checks that the user the path names
+// ({id}) exists.
+func (s *Service) readUserPath(r *http.Request) (*memdb.Txn, string, error) {
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	id := chi.URLParam(r, "id")
 	if store.Get[User](tx, tUsers, id) == nil {
-		return notFoundErr("user", id)
+		return nil, "", notFoundErr("user", id)
+	}
+	return tx, id, nil
+}
+
+func (s *Service) listUserProjects(w http.ResponseWriter, r *http.Request) error {
+	tx, id, err := s.readUserPath(r)
+	if err != nil {
+		return err
 	}
 	return s.writeList(w, r, s.listing("projects"), s.projectViews(r, userProjects(tx, id)))
 }
@@ -229,13 +235,9 @@ func (s *Service) projectViews(r *http.Request, ps []*Project) []api.View {
 }
 
 func (s *Service) listUserGroups(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.cfg.Repl.Read(r.Context())
+	tx, id, err := s.readUserPath(r)
 	if err != nil {
 		return err
-	}
-	id := chi.URLParam(r, "id")
-	if store.Get[User](tx, tUsers, id) == nil {
-		return notFoundErr("user", id)
 	}
 	out := []api.View{}
 	for _, m := range store.All[Membership](tx, tMembers, "user", id) {
