@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -66,3 +67,32 @@ func MemDB(schemas ...Schema) (*memdb.MemDB, error) {
 	}
 	return memdb.NewMemDB(&memdb.DBSchema{Tables: tables})
 }
+
+// MemState is a bare state for the tests of node agents: the tables of
+// schemas without the FSM, rows put directly, read as an agent reads.
+type MemState struct {
+	DB *memdb.MemDB
+	tb TB
+}
+
+// NewMemState builds an empty MemState over the tables of schemas.
+func NewMemState(tb TB, schemas ...Schema) *MemState {
+	db, err := MemDB(schemas...)
+	if err != nil {
+		tb.Fatalf("build state: %v", err)
+	}
+	return &MemState{DB: db, tb: tb}
+}
+
+// Put inserts (or replaces) row in table.
+func (m *MemState) Put(table string, row any) {
+	m.tb.Helper()
+	tx := m.DB.Txn(true)
+	if err := tx.Insert(table, row); err != nil {
+		m.tb.Fatalf("put %s: %v", table, err)
+	}
+	tx.Commit()
+}
+
+// Read is a read of the current state, shaped as an agent's State func.
+func (m *MemState) Read(context.Context) (*memdb.Txn, error) { return m.DB.Txn(false), nil }

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"testing"
 
-	memdb "github.com/hashicorp/go-memdb"
-
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
@@ -30,8 +28,8 @@ import (
 // world is the replicated state as the agent reads it, which the test
 // writes directly, and the node's side effects.
 type world struct {
+	*store.MemState
 	t        *testing.T
-	db       *memdb.MemDB
 	mu       sync.Mutex
 	reports  []computestate.Observed
 	opens    int
@@ -40,38 +38,23 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	db, err := store.MemDB(computestate.Schema(), netstate.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &world{t: t, db: db, taps: map[string]bool{}}
-}
-
-func (w *world) put(table string, row any) {
-	w.t.Helper()
-	tx := w.db.Txn(true)
-	if err := tx.Insert(table, row); err != nil {
-		w.t.Fatal(err)
-	}
-	tx.Commit()
+	return &world{MemState: store.NewMemState(t, computestate.Schema(), netstate.Schema()), t: t, taps: map[string]bool{}}
 }
 
 func (w *world) server(id string) computestate.Server {
-	raw, err := w.db.Txn(false).First("compute_servers", "id", id)
+	raw, err := w.DB.Txn(false).First("compute_servers", "id", id)
 	if err != nil || raw == nil {
 		w.t.Fatalf("server %s: %v", id, err)
 	}
 	return *raw.(*computestate.Server)
 }
 
-func (w *world) State(context.Context) (*memdb.Txn, error) { return w.db.Txn(false), nil }
-
 // Report applies what Nova's report does to the fields the agent reads.
 func (w *world) Report(_ context.Context, id string, o computestate.Observed) error {
 	w.mu.Lock()
 	w.reports = append(w.reports, o)
 	w.mu.Unlock()
-	tx := w.db.Txn(true)
+	tx := w.DB.Txn(true)
 	defer tx.Commit()
 	raw, _ := tx.First("compute_servers", "id", id)
 	if raw == nil {
@@ -142,17 +125,17 @@ func TestAgentLifecycle(t *testing.T) {
 	a := newAgent(t, w, host, t.TempDir(), &logs{})
 	ctx := context.Background()
 
-	w.put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
+	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
 	for _, p := range []string{"port1-aaaaaaaa", "port2-bbbbbbbb"} {
-		w.put("network_ports", &netstate.Port{ID: p, Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:0" + p[4:5]})
+		w.Put("network_ports", &netstate.Port{ID: p, Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:0" + p[4:5]})
 	}
 	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
-	w.put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning",
 		PublicKey: "ssh-ed25519 AAAA k", KeyName: "k", UserData: "IyEvYmluL3NoCmVjaG8gaGkK"})
-	w.put("compute_servers", &computestate.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+	w.Put("compute_servers", &computestate.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 		Ports: []string{"port2-bbbbbbbb"}, Want: "active", VMState: "building", TaskState: "spawning"})
-	w.put("compute_servers", &computestate.Server{ID: "elsewhere", Project: "p1", Host: "n2", ImageID: "img1", Flavor: flavor, Want: "active", VMState: "building"})
+	w.Put("compute_servers", &computestate.Server{ID: "elsewhere", Project: "p1", Host: "n2", ImageID: "img1", Flavor: flavor, Want: "active", VMState: "building"})
 
 	a.reconcile(ctx)
 	for _, id := range []string{"s1", "s2"} {
@@ -180,7 +163,7 @@ func TestAgentLifecycle(t *testing.T) {
 	// Stop.
 	s := w.server("s1")
 	s.Want, s.TaskState = "stopped", "powering-off"
-	w.put("compute_servers", &s)
+	w.Put("compute_servers", &s)
 	a.reconcile(ctx)
 	if st, _ := mustAdopt(t, a, "s1").State(ctx); st != hypervisor.Shutdown || w.server("s1").Status != "SHUTOFF" {
 		t.Fatalf("after stop: guest %s, server %s", st, w.server("s1").Status)
@@ -188,7 +171,7 @@ func TestAgentLifecycle(t *testing.T) {
 	// Start again.
 	s = w.server("s1")
 	s.Want, s.TaskState = "active", "powering-on"
-	w.put("compute_servers", &s)
+	w.Put("compute_servers", &s)
 	a.reconcile(ctx)
 	if st, _ := mustAdopt(t, a, "s1").State(ctx); st != hypervisor.Running || w.server("s1").Status != "ACTIVE" {
 		t.Fatalf("after start: guest %s, server %s", st, w.server("s1").Status)
@@ -196,7 +179,7 @@ func TestAgentLifecycle(t *testing.T) {
 	// Reboot: completed and reported by its sequence number.
 	s = w.server("s1")
 	s.RebootSeq, s.RebootHard, s.TaskState = 1, true, "rebooting_hard"
-	w.put("compute_servers", &s)
+	w.Put("compute_servers", &s)
 	a.reconcile(ctx)
 	if o := w.last(); o.RebootSeq != 1 || o.Status != "ACTIVE" {
 		t.Fatalf("after reboot: %+v", o)
@@ -210,7 +193,7 @@ func TestAgentLifecycle(t *testing.T) {
 	// Delete: guest, taps and disks go, and the server is reported gone.
 	s = w.server("s1")
 	s.Want, s.TaskState = "deleted", "deleting"
-	w.put("compute_servers", &s)
+	w.Put("compute_servers", &s)
 	a.reconcile(ctx)
 	if _, err := a.Driver.Adopt(ctx, "s1"); !errors.Is(err, hypervisor.ErrNotFound) {
 		t.Errorf("deleted server's guest still known: %v", err)
@@ -221,11 +204,11 @@ func TestAgentLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a.Dir, "instances", "s1")); err == nil {
 		t.Error("deleted server's instance directory is still there")
 	}
-	if raw, _ := w.db.Txn(false).First("compute_servers", "id", "s1"); raw != nil {
+	if raw, _ := w.DB.Txn(false).First("compute_servers", "id", "s1"); raw != nil {
 		t.Error("deleted server was not reported gone")
 	}
 	// A guest with no server (deleted while rackd was down) is removed.
-	tx := w.db.Txn(true)
+	tx := w.DB.Txn(true)
 	tx.Delete("compute_servers", &computestate.Server{ID: "s2"})
 	tx.Commit()
 	a.reconcile(ctx)
@@ -234,7 +217,7 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	// A build that fails ends in ERROR with the reason, once.
 	w.imageErr = errors.New("image store unreachable")
-	w.put("compute_servers", &computestate.Server{ID: "s3", Project: "p1", Name: "vm3", Host: "n1", ImageID: "img2", Flavor: flavor, Want: "active", VMState: "building", TaskState: "spawning"})
+	w.Put("compute_servers", &computestate.Server{ID: "s3", Project: "p1", Name: "vm3", Host: "n1", ImageID: "img2", Flavor: flavor, Want: "active", VMState: "building", TaskState: "spawning"})
 	a.reconcile(ctx)
 	a.reconcile(ctx)
 	if o := w.last(); o.Status != "ERROR" || !bytes.Contains([]byte(o.Fault), []byte("image store unreachable")) {
@@ -292,7 +275,7 @@ func (l *logs) count(level slog.Level, msg, server string) int {
 
 func newAgent(t *testing.T, w *world, host *hypervisor.FakeHost, dir string, l *logs) *Agent {
 	a := &Agent{
-		Node: "n1", Dir: dir, State: w.State, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
+		Node: "n1", Dir: dir, State: w.Read, Driver: host.Driver(), Images: w, Taps: w, Report: w.Report,
 		Log: slog.New(l), PowerOffGrace: 1,
 	}
 	a.reported, a.failed, a.pids = map[string]computestate.Observed{}, map[string]string{}, map[string]int{}
@@ -315,7 +298,7 @@ func TestAgentSaysWhatHappensOnce(t *testing.T) {
 	ctx := context.Background()
 	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
 	for _, id := range []string{"s1", "s2"} {
-		w.put("compute_servers", &computestate.Server{ID: id, Project: "p1", Name: id, Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+		w.Put("compute_servers", &computestate.Server{ID: id, Project: "p1", Name: id, Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 			Want: "active", VMState: "building", TaskState: "spawning"})
 	}
 	a.reconcile(ctx)
@@ -381,7 +364,7 @@ func TestPurgeTearsDownEveryGuest(t *testing.T) {
 	ctx := context.Background()
 	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
 	for _, id := range []string{"s1", "s2"} {
-		w.put("compute_servers", &computestate.Server{ID: id, Project: "p1", Name: id, Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+		w.Put("compute_servers", &computestate.Server{ID: id, Project: "p1", Name: id, Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
 			Want: "active", VMState: "building", TaskState: "spawning"})
 	}
 	a.reconcile(ctx)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	memdb "github.com/hashicorp/go-memdb"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rackstack/rackstack/bpf"
@@ -24,37 +23,22 @@ import (
 // world is the replicated network state as the agent reads it, which the
 // test writes directly.
 type world struct {
-	t  *testing.T
-	db *memdb.MemDB
+	*store.MemState
+	t *testing.T
 
 	mu     sync.Mutex
 	status map[string]string // port id → last reported status
 }
 
 func newWorld(t *testing.T) *world {
-	db, err := store.MemDB(netstate.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &world{t: t, db: db, status: map[string]string{}}
+	return &world{MemState: store.NewMemState(t, netstate.Schema()), t: t, status: map[string]string{}}
 }
-
-func (w *world) put(table string, row any) {
-	w.t.Helper()
-	tx := w.db.Txn(true)
-	if err := tx.Insert(table, row); err != nil {
-		w.t.Fatal(err)
-	}
-	tx.Commit()
-}
-
-func (w *world) State(context.Context) (*memdb.Txn, error) { return w.db.Txn(false), nil }
 
 func (w *world) Report(_ context.Context, id, status string) error {
 	w.mu.Lock()
 	w.status[id] = status
 	w.mu.Unlock()
-	tx := w.db.Txn(true)
+	tx := w.DB.Txn(true)
 	defer tx.Commit()
 	raw, _ := tx.First("network_ports", "id", id)
 	p := *raw.(*netstate.Port)
@@ -135,9 +119,9 @@ func TestAgentRepairsDrift(t *testing.T) {
 	t.Cleanup(func() { dp.Destroy() })
 
 	w := newWorld(t)
-	w.put("network_networks", &netstate.Network{ID: "net1", Project: "p1", SegmentationID: 101, MTU: 1500, AdminStateUp: true})
+	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", SegmentationID: 101, MTU: 1500, AdminStateUp: true})
 	for _, p := range []struct{ id, mac, ip string }{{"port-a", "fa:16:3e:00:00:0a", "10.0.0.10"}, {"port-b", "fa:16:3e:00:00:0b", "10.0.0.11"}} {
-		w.put("network_ports", &netstate.Port{
+		w.Put("network_ports", &netstate.Port{
 			ID: p.id, Project: "p1", NetworkID: "net1", MAC: p.mac, HostID: "n1", AdminStateUp: true, Status: "DOWN",
 			FixedIPs: []netstate.FixedIP{{IP: p.ip}},
 		})
@@ -145,7 +129,7 @@ func TestAgentRepairsDrift(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var logs syncBuffer
 	agent := &Agent{
-		DP: dp, Node: "n1", State: w.State, Report: w.Report, Registry: reg,
+		DP: dp, Node: "n1", State: w.Read, Report: w.Report, Registry: reg,
 		Interval: 20 * time.Millisecond, VerifyInterval: time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(&logs, nil)),
 	}
