@@ -14,20 +14,9 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/storage/disk"
+	"github.com/rackstack/rackstack/storage/disk/disktest"
 	"github.com/rackstack/rackstack/storage/placement"
 )
-
-// frozenDisk is a disk whose writes hang until thawed, as a disk or node
-// that stopped answering does.
-type frozenDisk struct {
-	disk.Disk
-	thaw chan struct{}
-}
-
-func (f *frozenDisk) Create(name string) (disk.Writer, error) {
-	<-f.thaw
-	return f.Disk.Create(name)
-}
 
 // within fails the test if fn has not returned after a minute: a write
 // that waits for a frozen disk would otherwise hang the test binary.
@@ -57,16 +46,8 @@ func TestPutReturnsAtQuorumPastAFrozenDisk(t *testing.T) {
 			if size < 4096*4 {
 				s.StallTimeout = time.Hour
 			}
-			frozen := &frozenDisk{Disk: s.Local[l.Disks[1].ID], thaw: make(chan struct{})}
+			frozen := disktest.Freeze(t, s.Local[l.Disks[1].ID])
 			s.Local[l.Disks[1].ID] = frozen
-			thawed := false
-			thaw := func() {
-				if !thawed {
-					thawed = true
-					close(frozen.thaw)
-				}
-			}
-			t.Cleanup(thaw)
 			data := payload(size)
 			var info Info
 			var err error
@@ -79,7 +60,7 @@ func TestPutReturnsAtQuorumPastAFrozenDisk(t *testing.T) {
 			}
 			// The dropped writer must not commit a shard when it wakes;
 			// the healer writes it.
-			thaw()
+			frozen.Thaw()
 			healed, err := s.Heal(context.Background(), "f", l, int64(size))
 			if err != nil || !reflect.DeepEqual(healed, []int{1}) {
 				t.Fatalf("heal after thaw: %v %v", healed, err)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/store"
-	"github.com/rackstack/rackstack/storage/disk"
+	"github.com/rackstack/rackstack/storage/disk/disktest"
 )
 
 // unsureRepl stands in for a cluster whose proposal of one command type
@@ -167,32 +167,12 @@ func (r *refusingRepl) Propose(ctx context.Context, typ string, body any) (store
 	return r.Local.Propose(ctx, typ, body)
 }
 
-// frozenDisk hangs every write until thawed (a disk or node that stopped
-// answering).
-type frozenDisk struct {
-	disk.Disk
-	thaw chan struct{}
-}
-
-func (f *frozenDisk) Create(name string) (disk.Writer, error) {
-	<-f.thaw
-	return f.Disk.Create(name)
-}
-
 func TestPutPastAFrozenDiskQueuesTheMissingShardForHeal(t *testing.T) {
 	f := newFixture(t, 6)
 	f.container("p", "c")
 	f.svc.blobs.StallTimeout, f.svc.blobs.StragglerWait = time.Hour, time.Second
-	frozen := &frozenDisk{Disk: f.disks[f.rows[0].ID], thaw: make(chan struct{})}
+	frozen := disktest.Freeze(t, f.disks[f.rows[0].ID])
 	f.disks[f.rows[0].ID] = frozen
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			thawed = true
-			close(frozen.thaw)
-		}
-	}
-	t.Cleanup(thaw)
 	data := random(5000)
 	put := make(chan *Object, 1)
 	go func() {
@@ -215,7 +195,7 @@ func TestPutPastAFrozenDiskQueuesTheMissingShardForHeal(t *testing.T) {
 	if len(heal) != 1 || heal[0].ID != o.Parts[0].Blob || heal[0].Object != o.ID {
 		t.Fatalf("heal queue after a write that missed a shard: %+v", heal)
 	}
-	thaw()
+	frozen.Thaw()
 	f.svc.healQueued(f.ctx)
 	if n := len(store.All[HealItem](f.local.Local(), tHeal, "id")); n != 0 {
 		t.Fatalf("%d heals still queued", n)
