@@ -318,8 +318,38 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 			t.Errorf("the dataplane still holds deleted vm2's port %s", p)
 		}
 	}
-	for _, name := range []string{"vm1", "vm3"} {
-		openstack(t, alice, "server", "delete", "--wait", name)
+	openstack(t, alice, "server", "delete", "--wait", "vm3")
+
+	// rackd dev --purge takes down what a node leaves behind once rackd is
+	// stopped: vm1 still runs (guests outlive rackd), with its taps.
+	vm1Ports := strings.Fields(openstack(t, alice, "port", "list", "--device-id", vm1.ID, "-f", "value", "-c", "ID"))
+	purge := func() (string, error) {
+		out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "c1", "--data-dir", n1.dataDir, "--bpf-dir", bpfDir).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := purge(); err == nil || !strings.Contains(out, "a rackd is running") {
+		t.Fatalf("purge while rackd runs: %v\n%s", err, out)
+	}
+	n1.kill()
+	if qemuPID(t, vm1.ID) == 0 {
+		t.Fatal("vm1's QEMU died with rackd; the purge would have nothing to stop")
+	}
+	out, err := purge()
+	if err != nil || !strings.Contains(out, "stopped 1 guest(s)") {
+		t.Fatalf("rackd dev --purge: %v\n%s", err, out)
+	}
+	if pid := qemuPID(t, vm1.ID); pid != 0 {
+		t.Errorf("QEMU %d of vm1 still runs after the purge", pid)
+	}
+	for _, p := range vm1Ports {
+		if exec.Command("ip", "link", "show", dataplane.DeviceName(p)).Run() == nil {
+			t.Errorf("tap of vm1's port %s is still there after the purge", p)
+		}
+	}
+	for _, dir := range []string{n1.dataDir, bpfDir} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after the purge (%v)", dir, err)
+		}
 	}
 }
 
