@@ -290,13 +290,11 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 			// Never placed: nothing runs anywhere, so it goes now.
 			return actionResult{Server: s, Removed: true}, removeServer(tx, &s)
 		}
-		if s.TaskState == "deleting" && !c.HostDown {
-			return actionResult{Server: s}, nil
-		}
 		if s.Baremetal != "" {
 			// The node tears down (deleting → cleaning → available) and
 			// its conductor reports the server Gone; a node that no
-			// longer holds it has nothing to tear down.
+			// longer holds it has nothing to tear down. Deleting again
+			// retries a tear-down that failed.
 			n, err := bmstate.Release(tx, s.ID, c.Now)
 			if err != nil {
 				return nil, err
@@ -304,6 +302,9 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 			if n == nil {
 				return actionResult{Server: s, Removed: true}, removeServer(tx, &s)
 			}
+		}
+		if s.TaskState == "deleting" && !c.HostDown {
+			return actionResult{Server: *old}, nil
 		}
 		setState(&s, s.VMState, "deleting")
 		s.Want = "deleted"

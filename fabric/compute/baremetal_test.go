@@ -75,17 +75,21 @@ func TestBaremetalFlavorExtraSpecs(t *testing.T) {
 	if specs["resources:CUSTOM_BAREMETAL_SMALL"] != "1" || specs["resources:VCPU"] != "0" {
 		t.Fatalf("extra specs %v", specs)
 	}
-	for _, c := range []struct{ key, value string }{
-		{"resources:CUSTOM_X", "2"},
-		{"resources:CUSTOM_X", "one"},
-		{"resources:VCPU", "1.5"},
-		{"resources:MEMORY_MB", "-1"},
-		{"resources:NOT_A_CLASS", "1"},
-		{"resources:custom_lower", "1"},
+	for name, c := range map[string]struct{ key, value string }{
+		"two nodes":         {"resources:CUSTOM_X", "2"},
+		"not a number":      {"resources:CUSTOM_X", "one"},
+		"not whole":         {"resources:VCPU", "1.5"},
+		"negative":          {"resources:MEMORY_MB", "-1"},
+		"unknown class":     {"resources:NOT_A_CLASS", "1"},
+		"lower-case custom": {"resources:custom_lower", "1"},
 	} {
-		f.expect("POST", "/v2.1/flavors/small/os-extra_specs", admin, "", map[string]any{"extra_specs": map[string]any{c.key: c.value}}, 400, "badRequest", c.key)
-		f.expect("PUT", "/v2.1/flavors/small/os-extra_specs/"+c.key, admin, "", map[string]any{c.key: c.value}, 400, "badRequest", c.key)
+		t.Run(name, func(t *testing.T) {
+			f.t = t
+			f.expect("POST", "/v2.1/flavors/small/os-extra_specs", admin, "", map[string]any{"extra_specs": map[string]any{c.key: c.value}}, 400, "badRequest", c.key)
+			f.expect("PUT", "/v2.1/flavors/small/os-extra_specs/"+c.key, admin, "", map[string]any{c.key: c.value}, 400, "badRequest", c.key)
+		})
 	}
+	f.t = t
 	// A number is a string as Nova stores it, and 0 asks for nothing.
 	f.expect("POST", "/v2.1/flavors/small/os-extra_specs", admin, "", map[string]any{"extra_specs": map[string]any{"resources:CUSTOM_Y": 0, "resources:VCPU": 2}}, 200, "")
 	if got := f.expect("GET", "/v2.1/flavors/small/os-extra_specs", admin, "", nil, 200, "")["extra_specs"].(map[string]any); got["resources:CUSTOM_Y"] != "0" {
@@ -315,6 +319,12 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
 	if f.node(nodeA).Revision != rev+1 {
 		t.Fatal("a second delete changed the node again")
+	}
+	// A tear-down that failed is tried again by deleting again.
+	f.putNode(nodeA, func(n *bmstate.Node) { n.ProvisionState, n.LastError = bmstate.StateError, "power off failed" })
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	if n := f.node(nodeA); n.ProvisionState != bmstate.StateDeleting || n.LastError != "" {
+		t.Fatalf("delete after a failed tear-down: node %+v", n)
 	}
 	// Cleaning done: the conductor makes the node available and reports
 	// the server gone; the node is free for the next server.

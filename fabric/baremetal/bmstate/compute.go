@@ -58,16 +58,18 @@ func put(tx *memdb.Txn, n *Node, now time.Time) (*Node, error) {
 // node goes to deleting (target available), and the conductor powers it
 // off, cleans it, makes it available and then reports the server Gone.
 // A deploy still in progress is abandoned (its agent boot is dropped, so
-// the ramdisk's token no longer answers). A node already tearing down is
-// left as it is. Release returns nil, nil when no node holds the server
-// (the server can go at once).
+// the ramdisk's token no longer answers); a failed tear-down (error) is
+// tried again. A node past that (deleting, cleaning, available again,
+// or taken over by an operator) is left as it is. Release returns nil,
+// nil when no node holds the server (the server can go at once).
 func Release(tx *memdb.Txn, server string, now time.Time) (*Node, error) {
 	cur := NodeByInstance(tx, server)
 	if cur == nil {
 		return nil, nil
 	}
 	switch cur.ProvisionState {
-	case StateDeleting, StateCleaning, StateCleanWait:
+	case StateActive, StateDeploying, StateDeployWait, StateDeployFail, StateError:
+	default:
 		return cur, nil
 	}
 	n := cur.Clone()

@@ -55,6 +55,13 @@ func TestComputeHelpers(t *testing.T) {
 	if n, err := Release(tx, "s1", t0); err != nil || n.Revision != 4 {
 		t.Fatalf("second Release = %+v, %v: want no change", n, err)
 	}
+	n.ProvisionState = StateAvailable // cleaned, Gone not yet reported
+	if err := PutClaimed(tx, n); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Release(tx, "s1", t0); err != nil || n.ProvisionState != StateAvailable || n.Revision != 5 {
+		t.Fatalf("Release of a cleaned node = %+v, %v: want no change", n, err)
+	}
 	if n, err := Release(tx, "nobody", t0); n != nil || err != nil {
 		t.Fatalf("Release of no node = %+v, %v", n, err)
 	}
@@ -62,7 +69,7 @@ func TestComputeHelpers(t *testing.T) {
 	if err := Unclaim(tx, "s1", t0); err != nil {
 		t.Fatal(err)
 	}
-	if n := store.Get[Node](tx, NodeTable, "c"); n.InstanceUUID != "" || n.InstanceInfo != nil || n.Revision != 5 {
+	if n := store.Get[Node](tx, NodeTable, "c"); n.InstanceUUID != "" || n.InstanceInfo != nil || n.Revision != 6 {
 		t.Fatalf("after Unclaim: %+v", n)
 	}
 }
