@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"cmp"
 	"errors"
 	"reflect"
 	"slices"
@@ -404,6 +405,12 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 	}
 	s := *old
 	s.PowerState = o.PowerState
+	if s.Want == "deleted" && s.Baremetal != "" && o.Status == "ERROR" && s.TaskState == "deleting" {
+		// The node's tear-down failed (the conductor left it in error):
+		// the server shows it, and deleting it again retries.
+		setState(&s, vmError, "")
+		s.Fault = &Fault{Code: 500, Message: cmp.Or(o.Fault, "the tear-down of the bare-metal node failed"), Created: c.Now}
+	}
 	if s.Want != "deleted" {
 		switch o.Status {
 		case "ERROR":

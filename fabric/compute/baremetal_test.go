@@ -320,11 +320,19 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	if f.node(nodeA).Revision != rev+1 {
 		t.Fatal("a second delete changed the node again")
 	}
-	// A tear-down that failed is tried again by deleting again.
+	// A tear-down that failed shows as ERROR, and is tried again by
+	// deleting again.
 	f.putNode(nodeA, func(n *bmstate.Node) { n.ProvisionState, n.LastError = bmstate.StateError, "power off failed" })
+	f.report(id, Observed{Status: "ERROR", Fault: "tear-down failed: power off failed"})
+	if v := f.show(alice, id, ""); v["status"] != "ERROR" || v["fault"].(map[string]any)["message"] != "tear-down failed: power off failed" {
+		t.Fatalf("after a failed tear-down: %v %v", v["status"], v["fault"])
+	}
 	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
 	if n := f.node(nodeA); n.ProvisionState != bmstate.StateDeleting || n.LastError != "" {
 		t.Fatalf("delete after a failed tear-down: node %+v", n)
+	}
+	if sv := f.row(id); sv.TaskState != "deleting" || sv.Want != "deleted" {
+		t.Fatalf("delete after a failed tear-down: server %+v", sv)
 	}
 	// Cleaning done: the conductor makes the node available and reports
 	// the server gone; the node is free for the next server.
