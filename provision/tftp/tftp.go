@@ -184,5 +184,12 @@ func (h hook) OnFailure(st tftp.TransferStats, err error) {
 		h.log.Debug("tftp: bad request", "peer", st.RemoteAddr, "err", err)
 		return
 	}
+	if strings.Contains(err.Error(), "code=8") {
+		// Error code 8 (RFC 2347) is the client ending the transfer after
+		// the option exchange: UEFI firmware asks for tsize that way, then
+		// fetches the file. Routine, not a failure.
+		h.log.Debug("tftp: client ended the transfer after the option exchange", "file", st.Filename, "peer", st.RemoteAddr)
+		return
+	}
 	h.log.Warn("tftp: transfer failed", "file", st.Filename, "peer", st.RemoteAddr, "err", err)
 }
