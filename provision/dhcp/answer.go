@@ -81,7 +81,7 @@ func (s *Server) answer(req *dhcpv4.DHCPv4, peer *net.UDPAddr, port int) (*dhcpv
 	log := s.log.With("mac", mac.String(), "xid", req.TransactionID.String(), "type", req.MessageType().String(), "port", port)
 	file := s.bootFile(c, mac)
 	if c.pxe && file == "" {
-		log.Info("dhcp: PXE client of an architecture with no boot file here", "arch", c.arch, "vendor_class", req.ClassIdentifier())
+		log.Info("dhcp: no boot file for this PXE client", "arch", c.arch, "vendor_class", req.ClassIdentifier(), "ipxe", c.ipxe)
 	}
 	if len(file) > 127 {
 		log.Error("dhcp: boot file name longer than the 127 bytes BOOTP has for it", "file", file)

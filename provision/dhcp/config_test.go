@@ -63,6 +63,16 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 	}
 }
 
+func TestInterfaceAddr(t *testing.T) {
+	a, err := InterfaceAddr("lo")
+	if err != nil || a != netip.MustParsePrefix("127.0.0.1/8") {
+		t.Errorf("InterfaceAddr(lo) = %v, %v; want 127.0.0.1/8", a, err)
+	}
+	if _, err := InterfaceAddr("nosuch0"); err == nil {
+		t.Error("InterfaceAddr of a missing interface: no error")
+	}
+}
+
 func TestParseRange(t *testing.T) {
 	r, err := ParseRange("10.9.0.100-10.9.0.200")
 	if err != nil || r.Start != netip.MustParseAddr("10.9.0.100") || r.End != netip.MustParseAddr("10.9.0.200") {

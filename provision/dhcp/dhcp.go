@@ -215,31 +215,17 @@ func checkConfig(cfg *Config) (netip.Prefix, error) {
 	if cfg.Lease < 0 {
 		return bad("lease time %s is negative", cfg.Lease)
 	}
-	ifc, err := net.InterfaceByName(cfg.Interface)
+	addrs, err := interfaceAddrs(cfg.Interface)
 	if err != nil {
-		return bad("interface %q: %v", cfg.Interface, err)
-	}
-	addrs, err := ifc.Addrs()
-	if err != nil {
-		return bad("addresses of %q: %v", cfg.Interface, err)
+		return bad("%v", err)
 	}
 	var subnet netip.Prefix
 	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok || !ip.Unmap().Is4() {
-			continue
-		}
-		ip = ip.Unmap()
-		ones, _ := ipn.Mask.Size()
 		if !cfg.ServerIP.IsValid() {
-			cfg.ServerIP = ip
+			cfg.ServerIP = a.Addr()
 		}
-		if ip == cfg.ServerIP {
-			subnet = netip.PrefixFrom(ip, ones).Masked()
+		if a.Addr() == cfg.ServerIP {
+			subnet = a.Masked()
 			break
 		}
 	}
@@ -304,6 +290,45 @@ func be32(b [4]byte) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
+// InterfaceAddr is the first IPv4 address of the named interface, with its
+// prefix: the address a Server with no ServerIP answers as, for a caller
+// that needs it first (to build the script URL, to bind TFTP and HTTP).
+func InterfaceAddr(name string) (netip.Prefix, error) {
+	addrs, err := interfaceAddrs(name)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if len(addrs) == 0 {
+		return netip.Prefix{}, fmt.Errorf("interface %q has no IPv4 address", name)
+	}
+	return addrs[0], nil
+}
+
+func interfaceAddrs(name string) ([]netip.Prefix, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("interface %q: %w", name, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %q: %w", name, err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok || !ip.Unmap().Is4() {
+			continue
+		}
+		ones, _ := ipn.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return out, nil
+}
+
 func broadcast(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().As4()
 	host := uint32(1)<<(32-p.Bits()) - 1
@@ -319,7 +344,11 @@ func (s *Server) ServerIP() netip.Addr { return s.cfg.ServerIP }
 // Serve answers until ctx ends, then closes the sockets and returns nil;
 // it returns an error only when a socket fails.
 func (s *Server) Serve(ctx context.Context) error {
-	s.log.Info("dhcp: serving", "server_ip", s.cfg.ServerIP, "range", s.cfg.Range)
+	if s.cfg.Mode == Full {
+		s.log.Info("dhcp: serving", "server_ip", s.cfg.ServerIP, "range", s.cfg.Range, "lease", s.cfg.Lease)
+	} else {
+		s.log.Info("dhcp: serving", "server_ip", s.cfg.ServerIP)
+	}
 	errc := make(chan error, len(s.conns))
 	for _, conn := range s.conns {
 		go func() { errc <- s.serveConn(conn) }()

@@ -139,6 +139,27 @@ func TestProxyAnswersOnlyPXEClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.silence(t, req)
+	// Firmware that took our offer and requests from us gets the file.
+	req, err = dhcpv4.NewDiscovery(c.mac, append(biosPXE,
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(seg.srvIP.AsSlice()))))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBootOffer(t, c.exchange(t, req, dhcpv4.MessageTypeAck), seg.srvIP, BIOSBoot)
+}
+
+// TestAnswersOnlyOnItsInterface: a PXE client on another link of the same
+// host (a tenant network, say) is not answered.
+func TestAnswersOnlyOnItsInterface(t *testing.T) {
+	seg := newSegment(t)
+	other := &segment{srv: seg.srv, cli: seg.cli, srvIf: "other0", cliIf: "othernode0", srvIP: netip.MustParseAddr("10.8.0.1")}
+	other.makeLink(t)
+	seg.serve(t, Config{})
+	elsewhere := other.client(t, "52:54:00:00:07:01")
+	elsewhere.silence(t, discover(t, elsewhere, biosPXE))
+	here := seg.client(t, "52:54:00:00:07:02")
+	checkBootOffer(t, here.exchange(t, discover(t, here, biosPXE), dhcpv4.MessageTypeOffer), seg.srvIP, BIOSBoot)
 }
 
 // TestProxyBootServerRequest is the second half of proxyDHCP: a client

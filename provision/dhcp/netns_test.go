@@ -32,6 +32,14 @@ func newSegment(t *testing.T) *segment {
 	testenv.RequireRoot(t, "create network namespaces and send DHCP packets in them")
 	seg := &segment{srvIf: "prov0", cliIf: "node0", srvIP: netip.MustParseAddr("10.9.0.1")}
 	seg.srv, seg.cli = newNetns(t), newNetns(t)
+	seg.makeLink(t)
+	return seg
+}
+
+// makeLink makes seg's veth pair between its namespaces, the server's end
+// with srvIP/24.
+func (seg *segment) makeLink(t *testing.T) {
+	t.Helper()
 	h, err := netlink.NewHandleAt(seg.srv)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +79,6 @@ func newSegment(t *testing.T) *segment {
 	if err := hc.LinkSetUp(cliLink); err != nil {
 		t.Fatal(err)
 	}
-	return seg
 }
 
 func newNetns(t *testing.T) netns.NsHandle {
