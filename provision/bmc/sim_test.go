@@ -2,6 +2,8 @@ package bmc_test
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -71,7 +73,7 @@ func runningArgs(t *testing.T, m *bmcsim.Machine) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/cmdline")
+	cmd, err := os.ReadFile("/proc/" + strings.Fields(string(pid))[0] + "/cmdline")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +82,11 @@ func runningArgs(t *testing.T, m *bmcsim.Machine) string {
 
 func startRedfish(t *testing.T, m *bmcsim.Machine) string {
 	t.Helper()
+	return startRedfishCert(t, m, nil)
+}
+
+func startRedfishCert(t *testing.T, m *bmcsim.Machine, cert *tls.Certificate) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +94,7 @@ func startRedfish(t *testing.T, m *bmcsim.Machine) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- bmcsim.ServeRedfish(ctx, ln, &bmcsim.Redfish{Machine: m, SystemID: "node-1", User: simUser, Password: simPassword})
+		done <- bmcsim.ServeRedfish(ctx, ln, &bmcsim.Redfish{Machine: m, SystemID: "node-1", User: simUser, Password: simPassword, Cert: cert})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -181,6 +188,45 @@ func TestRedfishWrongPassword(t *testing.T) {
 	c := redfishCredentials(t, url, "wrong-password-42")
 	_, err := bmc.Open(context.Background(), c, simOptions)
 	wantAuthError(t, err, "redfish "+strings.TrimPrefix(url, ""), "wrong-password-42")
+}
+
+// redfish_verify_ca is honoured: the simulator's self-signed certificate
+// is refused against the system's roots and accepted against a bundle
+// holding it.
+func TestRedfishVerifiesCA(t *testing.T) {
+	cert, err := bmcsim.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := startRedfishCert(t, newMachine(t), &cert)
+	info := map[string]string{"redfish_address": url, "redfish_system_id": "/redfish/v1/Systems/node-1", "redfish_username": simUser}
+	ctx := context.Background()
+
+	c, err := bmc.FromDriverInfo("redfish", info, simPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bmc.Open(ctx, c, simOptions); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("open with redfish_verify_ca default (true): %v, want a certificate error", err)
+	}
+
+	info["redfish_verify_ca"] = bundle
+	c, err = bmc.FromDriverInfo("redfish", info, simPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bmc.Open(ctx, c, simOptions)
+	if err != nil {
+		t.Fatalf("open with the CA bundle: %v", err)
+	}
+	if _, err := b.PowerState(ctx); err != nil {
+		t.Error(err)
+	}
+	b.Close(ctx)
 }
 
 // startIPMISim runs ipmi_sim on a free loopback port for m, with this

@@ -2,6 +2,7 @@ package bmcsim
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -109,15 +110,45 @@ func TestBootOrderAppendedWithoutBootArgument(t *testing.T) {
 	}
 }
 
-// A PID file whose process is gone, or is some other program (the PID was
-// reused), is a machine that is off.
+// A PID file whose process is gone, or is another process (the PID was
+// reused: its start time differs), is a machine that is off.
 func TestStalePIDIsOff(t *testing.T) {
-	m, err := Create(t.TempDir(), []string{"/usr/bin/qemu-system-x86_64"})
-	mustOK(t, err)
-	// This test's own process runs, but it is not QEMU.
-	mustOK(t, os.WriteFile(filepath.Join(m.Dir, PIDFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644))
+	m := newMachine(t)
+	start, ok := startTime(os.Getpid())
+	if !ok {
+		t.Fatal("no start time for this process")
+	}
+	pidFile := filepath.Join(m.Dir, PIDFile)
+	mustOK(t, os.WriteFile(pidFile, []byte(fmt.Sprintf("%d %s1\n", os.Getpid(), start)), 0o644))
 	wantOn(t, m, false)
-	mustOK(t, os.WriteFile(filepath.Join(m.Dir, PIDFile), []byte("999999999\n"), 0o644))
+	mustOK(t, os.WriteFile(pidFile, []byte(fmt.Sprintf("999999999 %s\n", start)), 0o644))
+	wantOn(t, m, false)
+	// The check itself: with the right start time this process counts
+	// (then the PID file goes, so the cleanup does not kill the test).
+	mustOK(t, os.WriteFile(pidFile, []byte(fmt.Sprintf("%d %s\n", os.Getpid(), start)), 0o644))
+	wantOn(t, m, true)
+	mustOK(t, os.Remove(pidFile))
+}
+
+// A command that execs QEMU (`ip netns exec NS qemu-system-x86_64 …`, here
+// env) keeps its PID: the machine is on while the exec'd program runs.
+func TestCommandThatExecs(t *testing.T) {
+	m, err := Create(t.TempDir(), []string{"/usr/bin/env", os.Args[0], "standin"})
+	mustOK(t, err)
+	t.Cleanup(func() { mustOK(t, m.PowerOff(false)) })
+	mustOK(t, m.PowerOn(nil))
+	wantOn(t, m, true)
+	mustOK(t, m.PowerOff(false))
+	wantOn(t, m, false)
+}
+
+// A command line that cannot run fails the power on, pointing at the log.
+func TestPowerOnFailsForABadCommand(t *testing.T) {
+	m, err := Create(t.TempDir(), []string{filepath.Join(t.TempDir(), "no-such-qemu")})
+	mustOK(t, err)
+	if err := m.PowerOn(nil); err == nil {
+		t.Fatal("power on of a missing program succeeded")
+	}
 	wantOn(t, m, false)
 }
 

@@ -33,7 +33,7 @@ const (
 	ArgvFile = "argv"
 	// BootFile holds the boot override (JSON, see Boot).
 	BootFile = "boot.json"
-	// PIDFile holds the PID of the running QEMU.
+	// PIDFile holds the PID of the running QEMU and its start time.
 	PIDFile = "pid"
 	// LogFile receives QEMU's standard output and error.
 	LogFile  = "qemu.log"
@@ -105,9 +105,11 @@ func (m *Machine) PowerState() (bool, error) {
 	return pid != 0, err
 }
 
-// pid returns the PID of the running QEMU, 0 when none runs. A PID whose
-// process is gone, a zombie, or another program (the PID was reused)
-// counts as none.
+// pid returns the PID of the running QEMU, 0 when none runs. The PID
+// file holds the PID and the process's start time: a PID whose process is
+// gone, a zombie, or started at another time (the PID was reused) counts
+// as none. The start time, not the command line, identifies it, because
+// the command may exec another (`ip netns exec NS qemu-system-x86_64 …`).
 func (m *Machine) pid() (int, error) {
 	b, err := os.ReadFile(filepath.Join(m.Dir, PIDFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -116,35 +118,46 @@ func (m *Machine) pid() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read pid: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return 0, nil
+	}
+	pid, err := strconv.Atoi(fields[0])
 	if err != nil || pid <= 0 {
 		return 0, nil
 	}
-	if !alive(pid) {
-		return 0, nil
-	}
-	argv, err := m.argv()
-	if err != nil {
-		return 0, err
-	}
-	if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil ||
-		!strings.HasPrefix(string(cmd), argv[0]+"\x00") {
+	if start, ok := startTime(pid); !ok || start != fields[1] {
 		return 0, nil
 	}
 	return pid, nil
 }
 
-// alive: the process exists and is not a zombie (a QEMU started by a
-// chassis program that exited is reaped by init, maybe late).
-func alive(pid int) bool {
+// startTime reads a running process's start time (clock ticks since
+// boot) from /proc; ok is false when the process is gone or a zombie (a
+// QEMU started by a chassis program that exited is reaped by init, maybe
+// late).
+func startTime(pid int) (string, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return "", false
 	}
-	// The state follows the command name, which is in parentheses.
+	// The fields after the command name (in parentheses, maybe with
+	// blanks): state is the first, start time the twentieth.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+	if i < 0 {
+		return "", false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return "", false
+	}
+	return f[19], true
+}
+
+func alive(pid int) bool {
+	_, ok := startTime(pid)
+	return ok
 }
 
 func (m *Machine) argv() ([]string, error) {
@@ -271,7 +284,13 @@ func (m *Machine) powerOn(wait func(*os.Process)) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("power on: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(m.Dir, PIDFile), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+	start, ok := startTime(cmd.Process.Pid)
+	if !ok {
+		// It exited at once: the command line is wrong. Its log says why.
+		_, _ = cmd.Process.Wait()
+		return fmt.Errorf("power on: %s exited at once (see %s)", argv[0], filepath.Join(m.Dir, LogFile))
+	}
+	if err := os.WriteFile(filepath.Join(m.Dir, PIDFile), []byte(fmt.Sprintf("%d %s\n", cmd.Process.Pid, start)), 0o644); err != nil {
 		_ = cmd.Process.Kill()
 		return fmt.Errorf("power on: %w", err)
 	}

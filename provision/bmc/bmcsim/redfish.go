@@ -42,6 +42,8 @@ type Redfish struct {
 	User     string
 	Password string
 	Log      *slog.Logger
+	// Cert is what ServeRedfish serves; nil makes a self-signed one.
+	Cert *tls.Certificate
 
 	mu       sync.Mutex
 	sessions map[string]string // id → token
@@ -330,12 +332,18 @@ func SelfSigned() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// ServeRedfish serves r over HTTPS (a self-signed certificate) on ln
-// until ctx ends.
+// ServeRedfish serves r over HTTPS (r.Cert, or a self-signed
+// certificate) on ln until ctx ends.
 func ServeRedfish(ctx context.Context, ln net.Listener, r *Redfish) error {
-	cert, err := SelfSigned()
-	if err != nil {
-		return err
+	var cert tls.Certificate
+	if r.Cert != nil {
+		cert = *r.Cert
+	} else {
+		c, err := SelfSigned()
+		if err != nil {
+			return err
+		}
+		cert = c
 	}
 	srv := &http.Server{
 		Handler:           r,
