@@ -187,33 +187,44 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// Options tune Open. The zero value is the production setting.
-type Options struct {
-	// Retry bounds the read-back of every write; zero uses DefaultRetry.
-	Retry Retry
-	// Fake is the in-memory BMC Driver "fake-hardware" opens; nil gives a
-	// new one, powered off (tests pass one to share its state).
-	Fake *Fake
-	// IPMITool is the ipmitool binary; "" finds it on PATH.
-	IPMITool string
+// Option tunes Open; without any, Open suits production.
+type Option func(*options)
+
+type options struct {
+	retry    Retry
+	fake     *Fake
+	ipmitool string
 }
 
+// WithRetry sets how writes are read back (DefaultRetry without it).
+func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
+
+// WithFake gives the in-memory BMC Driver "fake-hardware" opens; without
+// it each Open gets a new one, powered off (tests pass one to share its
+// state between opens).
+func WithFake(f *Fake) Option { return func(o *options) { o.fake = f } }
+
+// WithIPMITool names the ipmitool binary (found on PATH without it).
+func WithIPMITool(path string) Option { return func(o *options) { o.ipmitool = path } }
+
 // Open connects to the BMC c names and returns it with every write
-// verified. The session is checked (credentials included): a wrong
-// password fails here with ErrAuth.
-func Open(ctx context.Context, c Credentials, opts Options) (BMC, error) {
-	if opts.Retry == (Retry{}) {
-		opts.Retry = DefaultRetry
+// verified. The login is checked: a wrong password fails here with
+// ErrAuth. ctx bounds the connection and, for Redfish, sets the HTTP
+// timeout of later calls; pass one with a deadline.
+func Open(ctx context.Context, c Credentials, opts ...Option) (BMC, error) {
+	o := options{retry: DefaultRetry}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	var raw BMC
 	switch c.Driver {
 	case DriverFake:
-		raw = opts.Fake
-		if opts.Fake == nil {
+		raw = o.fake
+		if o.fake == nil {
 			raw = NewFake()
 		}
 	case DriverIPMI, DriverRedfish:
-		b, err := openBmclib(ctx, c, opts)
+		b, err := openBmclib(ctx, c, o)
 		if err != nil {
 			return nil, err
 		}
@@ -221,5 +232,5 @@ func Open(ctx context.Context, c Credentials, opts Options) (BMC, error) {
 	default:
 		return nil, fmt.Errorf("open bmc: driver %q: %w", c.Driver, ErrInvalid)
 	}
-	return Verify(c.String(), raw, opts.Retry), nil
+	return Verify(c.String(), raw, o.retry), nil
 }

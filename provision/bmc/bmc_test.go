@@ -87,7 +87,7 @@ func TestCredentialsPrintWithoutPassword(t *testing.T) {
 
 func openFake(t *testing.T, f *bmc.Fake) bmc.BMC {
 	t.Helper()
-	b, err := bmc.Open(context.Background(), bmc.Credentials{Driver: bmc.DriverFake}, bmc.Options{Fake: f, Retry: bmctest.FastRetry})
+	b, err := bmc.Open(context.Background(), bmc.Credentials{Driver: bmc.DriverFake}, bmc.WithFake(f), bmc.WithRetry(bmctest.FastRetry))
 	if err != nil {
 		t.Fatal(err)
 	}

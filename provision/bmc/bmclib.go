@@ -36,13 +36,13 @@ type bmclibBMC struct {
 	ipmitool *ipmitool // IPMI only: what bmclib's ipmitool provider cannot read
 }
 
-func openBmclib(ctx context.Context, c Credentials, opts Options) (*bmclibBMC, error) {
+func openBmclib(ctx context.Context, c Credentials, opts options) (*bmclibBMC, error) {
 	p := providers[c.Driver]
 	clientOpts := []bmclib.Option{bmclib.WithLogger(logr.Discard())}
 	b := &bmclibBMC{c: c}
 	switch c.Driver {
 	case DriverIPMI:
-		tool, err := newIPMITool(c, opts.IPMITool)
+		tool, err := newIPMITool(c, opts.ipmitool)
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", c, err)
 		}

@@ -106,13 +106,13 @@ func startRedfishCert(t *testing.T, m *bmcsim.Machine, cert *tls.Certificate) st
 }
 
 // The simulators apply writes at once; a short wait keeps retries quick.
-var simOptions = bmc.Options{Retry: bmc.Retry{Tries: 4, Wait: 50 * time.Millisecond, MaxWait: time.Second}}
+var simRetry = bmc.WithRetry(bmc.Retry{Tries: 4, Wait: 50 * time.Millisecond, MaxWait: time.Second})
 
 func openOrFail(t *testing.T, c bmc.Credentials) bmc.BMC {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := bmc.Open(ctx, c, simOptions)
+	b, err := bmc.Open(ctx, c, simRetry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestRedfishWrongPassword(t *testing.T) {
 	m := newMachine(t)
 	url := startRedfish(t, m)
 	c := redfishCredentials(t, url, "wrong-password-42")
-	_, err := bmc.Open(context.Background(), c, simOptions)
+	_, err := bmc.Open(context.Background(), c, simRetry)
 	wantAuthError(t, err, "redfish "+strings.TrimPrefix(url, ""), "wrong-password-42")
 }
 
@@ -210,7 +210,7 @@ func TestRedfishVerifiesCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bmc.Open(ctx, c, simOptions); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := bmc.Open(ctx, c, simRetry); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("open with redfish_verify_ca default (true): %v, want a certificate error", err)
 	}
 
@@ -219,7 +219,7 @@ func TestRedfishVerifiesCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bmc.Open(ctx, c, simOptions)
+	b, err := bmc.Open(ctx, c, simRetry)
 	if err != nil {
 		t.Fatalf("open with the CA bundle: %v", err)
 	}
@@ -310,6 +310,6 @@ func TestIPMIBootDeviceDrivesQEMU(t *testing.T) {
 func TestIPMIWrongPassword(t *testing.T) {
 	m := newMachine(t)
 	port := startIPMISim(t, m)
-	_, err := bmc.Open(context.Background(), ipmiCredentials(t, port, "wrong-password-42"), simOptions)
+	_, err := bmc.Open(context.Background(), ipmiCredentials(t, port, "wrong-password-42"), simRetry)
 	wantAuthError(t, err, fmt.Sprintf("ipmi 127.0.0.1:%d", port), "wrong-password-42")
 }

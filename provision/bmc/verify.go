@@ -71,7 +71,8 @@ func onOff(on bool) string {
 // SetPower sends action and waits for the state it leads to. A reset or
 // cycle is sent once, and only while the server is on: re-sending it
 // would reboot a server that did reboot; from off, and on every retry,
-// the write is a plain power on.
+// the write is a plain power on. (An ignored reset of a server that is on
+// cannot be told from one that happened: both read on.)
 func (v *verified) SetPower(ctx context.Context, action string) error {
 	var want bool
 	switch action {

@@ -21,7 +21,7 @@ var FastRetry = bmc.Retry{Tries: 3, Wait: time.Millisecond, MaxWait: 4 * time.Mi
 
 // NewFake returns a working in-memory BMC, powered off, no boot override.
 // Open it with bmc.Open(ctx, bmc.Credentials{Driver: bmc.DriverFake},
-// bmc.Options{Fake: f}) to get the verifying BMC the conductor uses.
+// bmc.WithFake(f)) to get the verifying BMC the conductor uses.
 func NewFake() *bmc.Fake { return bmc.NewFake() }
 
 // NewIgnoring returns a fake that answers every write OK and applies
