@@ -46,6 +46,9 @@ func openBmclib(ctx context.Context, c Credentials, opts options) (*bmclibBMC, e
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", c, err)
 		}
+		if err := tool.probe(ctx); err != nil {
+			return nil, fmt.Errorf("open %s: %w", c, err)
+		}
 		b.ipmitool = tool
 		clientOpts = append(clientOpts,
 			bmclib.WithIpmitoolPort(strconv.Itoa(c.Port)),
@@ -105,9 +108,31 @@ func (b *bmclibBMC) explain(ctx context.Context, err error) error {
 		// ipmitool says the same for a wrong password, an unknown user
 		// and a BMC that does not answer; its verbose output tells them
 		// apart.
-		return b.ipmitool.diagnose(ctx)
+		if err := b.ipmitool.probe(ctx); err != nil {
+			return err
+		}
+		return scrub(flatten(err), b.c.Password)
 	}
-	return scrub(err, b.c.Password)
+	return scrub(flatten(err), b.c.Password)
+}
+
+// flatten makes one line of bmclib's multi-line error lists ("2 errors
+// occurred:\n\t* provider: gofish: …\n\t* no Opener implementations
+// found"), keeping what the providers said.
+func flatten(err error) error {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
+		switch {
+		case line == "", strings.HasSuffix(line, "occurred:"), strings.HasPrefix(line, "no ") && strings.HasSuffix(line, "implementations found"):
+			continue
+		}
+		parts = append(parts, line)
+	}
+	if len(parts) == 0 {
+		return err
+	}
+	return errors.New(strings.Join(parts, "; "))
 }
 
 // scrub removes a password from an error's text, should a library ever

@@ -313,3 +313,27 @@ func TestIPMIWrongPassword(t *testing.T) {
 	_, err := bmc.Open(context.Background(), ipmiCredentials(t, port, "wrong-password-42"), simRetry)
 	wantAuthError(t, err, fmt.Sprintf("ipmi 127.0.0.1:%d", port), "wrong-password-42")
 }
+
+// A BMC that does not answer says so, without the password. (Had the
+// open waited out the context, the error would say so instead.)
+func TestNoAnswer(t *testing.T) {
+	testenv.RequireCommand(t, "ipmitool")
+	port := freeUDPPort(t) // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := bmc.Open(ctx, ipmiCredentials(t, port, "no-answer-pw"), simRetry)
+	if want := fmt.Sprintf("open ipmi 127.0.0.1:%d: no answer from the BMC", port); err == nil || err.Error() != want {
+		t.Errorf("ipmi: %v, want %q", err, want)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + ln.Addr().String()
+	ln.Close()
+	_, err = bmc.Open(ctx, redfishCredentials(t, url, "no-answer-pw"), simRetry)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no-answer-pw") {
+		t.Errorf("redfish: %v, want connection refused without the password", err)
+	}
+}
