@@ -87,22 +87,16 @@ func startRedfish(t *testing.T, m *bmcsim.Machine) string {
 
 func startRedfishCert(t *testing.T, m *bmcsim.Machine, cert *tls.Certificate) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := bmcsim.StartRedfish("127.0.0.1:0", &bmcsim.Redfish{Machine: m, SystemID: "node-1", User: simUser, Password: simPassword, Cert: cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- bmcsim.ServeRedfish(ctx, ln, &bmcsim.Redfish{Machine: m, SystemID: "node-1", User: simUser, Password: simPassword, Cert: cert})
-	}()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := srv.Stop(); err != nil {
 			t.Error(err)
 		}
 	})
-	return "https://" + ln.Addr().String()
+	return srv.URL
 }
 
 // The simulators apply writes at once; a short wait keeps retries quick.

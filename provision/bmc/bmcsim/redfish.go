@@ -361,3 +361,30 @@ func ServeRedfish(ctx context.Context, ln net.Listener, r *Redfish) error {
 	}
 	return nil
 }
+
+// RedfishServer is a Redfish service StartRedfish started.
+type RedfishServer struct {
+	// URL is the service's base, https://127.0.0.1:PORT: Ironic's
+	// redfish_address.
+	URL    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartRedfish serves r on addr ("127.0.0.1:0" picks a port) until Stop.
+func StartRedfish(addr string, r *Redfish) (*RedfishServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("start redfish: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &RedfishServer{URL: "https://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- ServeRedfish(ctx, ln, r) }()
+	return s, nil
+}
+
+// Stop stops the service (not the machine's QEMU: Machine.PowerOff).
+func (s *RedfishServer) Stop() error {
+	s.cancel()
+	return <-s.done
+}
