@@ -57,9 +57,11 @@ func openBmclib(ctx context.Context, c Credentials, opts options) (*bmclibBMC, e
 	case DriverRedfish:
 		clientOpts = append(clientOpts, bmclib.WithRedfishPort(strconv.Itoa(c.Port)))
 		if c.SystemID != "" {
-			// bmclib picks the system by its Name; Ironic names it by
-			// path. The last element is the system's Id, which is its
-			// Name on the BMCs we drive (rack-bmcsim) and sushy-tools.
+			// bmclib (v2.3.5) picks the system by its Name; Ironic names
+			// it by path, whose last element is the system's Id. Where
+			// Name and Id differ (sushy-tools names systems after their
+			// libvirt domains), a BMC with one system is reached with no
+			// redfish_system_id: bmclib then takes that system.
 			clientOpts = append(clientOpts, bmclib.WithRedfishSystemName(path.Base(c.SystemID)))
 		}
 		if c.VerifyCA {

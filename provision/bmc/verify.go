@@ -171,7 +171,10 @@ func (v *verified) apply(ctx context.Context, write func(try int) error, applied
 		}
 		wait = min(2*wait, max(v.retry.MaxWait, v.retry.Wait))
 	}
-	msg := fmt.Sprintf("after %d tries", try)
+	msg := "after 1 try"
+	if try > 1 {
+		msg = fmt.Sprintf("after %d tries", try)
+	}
 	if s := state(); s != "" {
 		msg += ": " + s
 	}
