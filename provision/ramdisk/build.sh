@@ -28,11 +28,12 @@ mkdir -p "$cache" "$out"
 exec 9>"$cache/lock"
 flock 9
 
-# Inputs: this script, /init, the DHCP hook, and the agent's Go sources.
+# Inputs: this script, /init, the DHCP hook, and the agent's Go sources
+# (not its tests).
 newest_input() {
 	find "$here/build.sh" "$here/init" "$here/udhcpc.script" \
 		"$top/cmd/rack-agent" "$top/provision/agent" "$top/provision/agentapi" "$top/node/inventory" \
-		"$top/go.mod" -type f -newer "$1" -print -quit
+		"$top/go.mod" -type f -newer "$1" -not -name '*_test.go' -not -path '*/testdata/*' -print -quit
 }
 if [ -z "${REBUILD:-}" ] && [ -f "$out/initramfs.gz" ] && [ -f "$out/vmlinuz" ]; then
 	stale=$(newest_input "$out/initramfs.gz")
