@@ -26,9 +26,9 @@ import (
 )
 
 // TestRamdiskAgent boots the real ramdisk (make ramdisk) in a QEMU guest
-// under TCG: the real rack-agent posts the inventory of the guest, deploys
-// the test image with a config drive to the guest's virtio disk, and powers
-// off. The test checks the inventory against the QEMU command line, the
+// under TCG: the real rack-agent posts the inventory of the guest, cleans
+// its virtio disk (which holds an earlier image), deploys the test image
+// with a config drive to it, and powers off. The test checks the inventory against the QEMU command line, the
 // disk's bytes and its config-2 partition, then boots the deployed disk and
 // sees the test image read its config drive. The guest's network is QEMU
 // user networking with restrict=on: its only way out is one guestfwd to
@@ -77,6 +77,14 @@ func TestRamdiskAgent(t *testing.T) {
 	}
 	if err := os.Truncate(disk, diskSize); err != nil {
 		t.Fatal(err)
+	}
+	// A previous tenant's disk: a partition table and a filesystem, which
+	// the clean before the deploy erases.
+	if err := os.WriteFile(disk+".old", imageBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("dd", "if="+disk+".old", "of="+disk, "conv=notrunc", "status=none").CombinedOutput(); err != nil {
+		t.Fatalf("dd: %v: %s", err, out)
 	}
 
 	const (
@@ -151,13 +159,18 @@ func TestRamdiskAgent(t *testing.T) {
 	}
 	t.Logf("boot to powered off after deploy: %.1f s", time.Since(started).Seconds())
 	res := srv.results()
-	if len(res) != 2 || !res[0].OK || res[0].Op != agentapi.OpDeploy || res[1].Op != agentapi.OpPowerOff {
+	if len(res) != 3 || !res[0].OK || res[0].Op != agentapi.OpClean || !res[1].OK || res[1].Op != agentapi.OpDeploy || res[2].Op != agentapi.OpPowerOff {
 		dump()
-		t.Fatalf("results %+v, want a successful deploy then poweroff", res)
+		t.Fatalf("results %+v, want a successful clean, deploy, then poweroff", res)
 	}
-	t.Logf("deploy result: %s", res[0].Message)
-	if !strings.Contains(res[0].Message, "config drive on /dev/vda2") {
-		t.Errorf("deploy message %q does not name the config drive partition", res[0].Message)
+	t.Logf("clean result: %s", res[0].Message)
+	t.Logf("deploy result: %s", res[1].Message)
+	// The kernel re-read the tables the agent changed: nothing held the disk.
+	if res[0].Message != "erased metadata on /dev/vda (1 partitions)" {
+		t.Errorf("clean message %q, want one partition erased and the table re-read", res[0].Message)
+	}
+	if want := fmt.Sprintf("wrote %d MiB to /dev/vda, sha256 ok, config drive on /dev/vda2", len(imageBytes)>>20); res[1].Message != want {
+		t.Errorf("deploy message %q, want %q", res[1].Message, want)
 	}
 	if n := srv.deploys(); n != 1 {
 		t.Errorf("the deploy command ran %d times, want once", n)
@@ -296,7 +309,6 @@ type fakeConductor struct {
 
 	mu       sync.Mutex
 	res      []agentapi.Result
-	running  int // heartbeats that said the deploy was running
 	deployed int
 }
 
@@ -330,16 +342,15 @@ func (s *fakeConductor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		json.NewEncoder(w).Encode(agentapi.InventoryReply{Node: "node-1"})
 	case agentapi.PathHeartbeat:
-		var hb agentapi.Heartbeat
-		json.NewDecoder(r.Body).Decode(&hb)
 		s.mu.Lock()
-		cmd := agentapi.Command{ID: "deploy-1", Op: agentapi.OpDeploy, Deploy: &s.deploy}
-		if hb.Running == agentapi.OpDeploy {
-			s.running++
+		// Each command until its result is in, and after it: the agent
+		// runs each id once.
+		script := []agentapi.Command{
+			{ID: "clean-1", Op: agentapi.OpClean, Clean: &agentapi.CleanArgs{}},
+			{ID: "deploy-1", Op: agentapi.OpDeploy, Deploy: &s.deploy},
+			{ID: "poweroff-1", Op: agentapi.OpPowerOff},
 		}
-		if len(s.res) > 0 {
-			cmd = agentapi.Command{ID: "poweroff-1", Op: agentapi.OpPowerOff}
-		}
+		cmd := script[min(len(s.res), len(script)-1)]
 		s.mu.Unlock()
 		json.NewEncoder(w).Encode(agentapi.HeartbeatReply{Command: cmd, Interval: agentapi.Seconds(time.Second)})
 	case agentapi.PathResult:
