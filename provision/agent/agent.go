@@ -94,9 +94,11 @@ func newAgent(cfg Config) *agent {
 		cfg.Log = slog.Default()
 	}
 	if cfg.HTTPClient == nil {
+		// JSON calls carry their own 30 s deadline; the image's first byte
+		// may wait for the provisioning node to convert it from qcow2.
 		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			ResponseHeaderTimeout: 60 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Minute,
 			IdleConnTimeout:       90 * time.Second,
 		}}
 	}
