@@ -151,6 +151,11 @@ func (a *agent) run(ctx context.Context) error {
 				if stop := a.failed("post result", err); stop != nil {
 					return stop
 				}
+				// The server asked for the power off: do it even when it
+				// cannot hear that it is done (it reads power from the BMC).
+				if pending.Op == agentapi.OpPowerOff {
+					return a.powerOff()
+				}
 			} else {
 				a.log.Info("result posted", "command", pending.CommandID, "op", pending.Op, "ok", pending.OK)
 				if pending.Op == agentapi.OpPowerOff {
