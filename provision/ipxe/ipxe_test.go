@@ -301,5 +301,3 @@ func TestCheckRamdiskSaysHowToBuildIt(t *testing.T) {
 		t.Fatalf("CheckRamdisk(empty) = %v", err)
 	}
 }
-
-
