@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/buildinfo"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
@@ -69,7 +70,7 @@ func mountSwift(r chi.Router, h http.Handler) {
 }
 
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema(), bmstate.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -178,6 +179,14 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	serveSerialConsoles(node, consoles)
 
+	metalConductor, provisioning, err := openConductor(ctx, o, node, images, servers, log)
+	if err != nil {
+		return err
+	}
+	if provisioning != nil {
+		defer provisioning.Close()
+	}
+
 	dp, dpAgent, err := openDataplane(o, node, networks, reg, log)
 	if err != nil {
 		return err
@@ -283,6 +292,17 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	if dpAgent != nil {
 		g.Go(func() error { return dpAgent.Run(gctx) })
+	}
+	if metalConductor != nil {
+		g.Go(func() error { return metalConductor.Run(gctx) })
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-provisioning.Done():
+				return provisioning.Err()
+			}
+		})
 	}
 	if adminPassword != "" {
 		g.Go(func() error {

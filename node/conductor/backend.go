@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/provision/agentapi"
@@ -189,7 +188,7 @@ func (c *Conductor) discover(ctx context.Context, mac string, inv agentapi.Inven
 	}
 	now := c.now()
 	n := bmstate.Node{
-		ID: api.NewUUID(), Driver: "fake-hardware", ProvisionState: bmstate.StateEnroll,
+		ID: newUUID(), Driver: "fake-hardware", ProvisionState: bmstate.StateEnroll,
 		Conductor: c.Name, AutoDiscovered: true, Inventory: &inv, InspectedAt: now, CreatedAt: now, UpdatedAt: now,
 		ProvisionUpdatedAt: now,
 	}
@@ -206,7 +205,7 @@ func (c *Conductor) discover(ctx context.Context, mac string, inv agentapi.Inven
 			continue
 		}
 		seen[a] = true
-		ports = append(ports, bmstate.Port{ID: api.NewUUID(), Address: a, NodeID: n.ID, PXEEnabled: a == mac, CreatedAt: now})
+		ports = append(ports, bmstate.Port{ID: newUUID(), Address: a, NodeID: n.ID, PXEEnabled: a == mac, CreatedAt: now})
 	}
 	res, err := c.Repl.Propose(ctx, bmstate.CmdDiscover, bmstate.DiscoverCmd{Node: n, Ports: ports})
 	if errors.Is(err, store.ErrOutcomeUnknown) {

@@ -14,6 +14,8 @@ package conductor
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +28,6 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
@@ -270,7 +271,7 @@ func (c *Conductor) change(ctx context.Context, id string, edit func(n *bmstate.
 // event records a history event on n (which the caller then writes).
 func (c *Conductor) event(n *bmstate.Node, severity, typ, msg string) {
 	n.Record(bmstate.HistoryEvent{
-		ID: api.NewUUID(), CreatedAt: c.now(), Severity: severity, EventType: typ, Event: msg, Conductor: c.Name,
+		ID: newUUID(), CreatedAt: c.now(), Severity: severity, EventType: typ, Event: msg, Conductor: c.Name,
 	})
 }
 
@@ -355,4 +356,17 @@ func bootFrom(ctx context.Context, b BMC, device string, persistent bool) (strin
 		action = PowerReset
 	}
 	return setPower(ctx, b, action)
+}
+
+// newUUID returns a random (version 4) UUID, for node, port, boot,
+// command and history event ids.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -7,7 +7,6 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -50,7 +49,7 @@ func (c *Conductor) step(ctx context.Context, txn *memdb.Txn, n *bmstate.Node, s
 	case bmstate.StateInspecting:
 		return c.startBoot(ctx, n, agentapi.Command{Op: agentapi.OpWait})
 	case bmstate.StateCleaning:
-		return c.startBoot(ctx, n, agentapi.Command{ID: api.NewUUID(), Op: agentapi.OpClean, Clean: &agentapi.CleanArgs{}})
+		return c.startBoot(ctx, n, agentapi.Command{ID: newUUID(), Op: agentapi.OpClean, Clean: &agentapi.CleanArgs{}})
 	case bmstate.StateDeploying:
 		return c.deploy(ctx, txn, n)
 	case bmstate.StateInspectWait, bmstate.StateCleanWait, bmstate.StateDeployWait:
@@ -129,7 +128,7 @@ func (c *Conductor) startBoot(ctx context.Context, n *bmstate.Node, cmd agentapi
 	bs := bootStates[state]
 	if ag := n.Agent; ag == nil || ag.Op != bs.op || ag.Done {
 		now := c.now()
-		bootID := api.NewUUID()
+		bootID := newUUID()
 		boot := bmstate.AgentBoot{
 			ID: bootID, TokenSHA256: hashToken(c.token(n.ID, bootID)), Op: bs.op, Command: cmd,
 			Started: now, Deadline: now.Add(orDefault(c.CallbackTimeout, 10*time.Minute)),
@@ -296,7 +295,7 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 			return c.fail(ctx, n.ID, from, err.Error())
 		}
 	}
-	return c.startBoot(ctx, n, agentapi.Command{ID: api.NewUUID(), Op: agentapi.OpDeploy, Deploy: args})
+	return c.startBoot(ctx, n, agentapi.Command{ID: newUUID(), Op: agentapi.OpDeploy, Deploy: args})
 }
 
 // teardown powers a deployed node off and hands it to cleaning; the
