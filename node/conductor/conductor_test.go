@@ -154,6 +154,30 @@ func TestManageVerifiesTheBMC(t *testing.T) {
 	}
 }
 
+func TestAdoptTakesOverARunningMachine(t *testing.T) {
+	for name, tc := range map[string]struct{ password, state string }{
+		"BMC answers":    {"sealed:good", bmstate.StateActive},
+		"BMC refuses us": {"sealed:bad", bmstate.StateAdoptFail},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t)
+			_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
+			m.power = PowerOn
+			w.set("node-1", func(n *bmstate.Node) {
+				n.Secrets["ipmi_password"] = tc.password
+				n.ProvisionState, n.TargetProvisionState = bmstate.StateAdopting, bmstate.StateActive
+			})
+			w.pass()
+			if n := w.node("node-1"); n.ProvisionState != tc.state {
+				t.Fatalf("%s (%q), want %s", n.ProvisionState, n.LastError, tc.state)
+			}
+			if len(m.Calls()) != 0 {
+				t.Fatalf("adoption changed the machine: %v", m.Calls())
+			}
+		})
+	}
+}
+
 // provide takes a manageable node through cleaning to available.
 func provide(t *testing.T, w *world, id, mac string) {
 	t.Helper()

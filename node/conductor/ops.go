@@ -45,7 +45,11 @@ func (c *Conductor) step(ctx context.Context, txn *memdb.Txn, n *bmstate.Node, s
 	}
 	switch n.ProvisionState {
 	case bmstate.StateVerifying:
-		return c.verify(ctx, n)
+		return c.verify(ctx, n, bmstate.StateManageable)
+	case bmstate.StateAdopting:
+		// Ironic's adoption: a machine deployed elsewhere is taken over
+		// as it runs once its BMC answers; nothing is written to it.
+		return c.verify(ctx, n, bmstate.StateActive)
 	case bmstate.StateInspecting:
 		return c.startBoot(ctx, n, agentapi.Command{Op: agentapi.OpWait})
 	case bmstate.StateCleaning:
@@ -100,21 +104,22 @@ func (c *Conductor) fail(ctx context.Context, id, from, msg string) error {
 	return err
 }
 
-// verify checks the BMC credentials of a node the operator asked to
-// manage with a real BMC call.
-func (c *Conductor) verify(ctx context.Context, n *bmstate.Node) error {
+// verify checks the BMC credentials with a real BMC call (manage,
+// adopt) and moves the node to "to".
+func (c *Conductor) verify(ctx context.Context, n *bmstate.Node, to string) error {
+	from := n.ProvisionState
 	power, err := c.readPower(ctx, n)
 	if err != nil {
-		return c.fail(ctx, n.ID, bmstate.StateVerifying, fmt.Sprintf("Failed to verify the BMC of node %s: %v", n.ID, err))
+		return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to verify the BMC of node %s: %v", n.ID, err))
 	}
 	_, _, cerr := c.change(ctx, n.ID, func(m *bmstate.Node) bool {
-		if m.ProvisionState != bmstate.StateVerifying {
+		if m.ProvisionState != from {
 			return false
 		}
-		m.ProvisionState, m.TargetProvisionState = bmstate.StateManageable, ""
+		m.ProvisionState, m.TargetProvisionState = to, ""
 		m.ProvisionUpdatedAt = c.now()
 		m.PowerState, m.LastError = power, ""
-		c.event(m, "INFO", "provisioning", "verifying → manageable: the BMC answers, "+power)
+		c.event(m, "INFO", "provisioning", from+" → "+to+": the BMC answers, "+power)
 		return true
 	})
 	return cerr
