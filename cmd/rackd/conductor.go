@@ -38,7 +38,7 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 	svc, err := provision.Start(ctx, provision.Config{
 		Interface: o.ProvisionInterface, DHCPMode: o.ProvisionDHCP, RangeStart: o.ProvisionRangeStart, RangeEnd: o.ProvisionRangeEnd,
 		RamdiskDir: o.ProvisionRamdisk, HTTPPort: o.ProvisionHTTPPort, Log: log,
-	}, c, provisionHooks(log))
+	}, c, provisionHooks(o, log))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -51,11 +51,19 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 
 // openBMC connects to a node's BMC.
 //
-// SEAM (lead, at merge): provision/bmc.Open with bmc.FromDriverInfo(driver,
-// info, password) — adapt its BMC to conductor.BMC (PowerState "on"/"off",
-// SetPower "on"/"off"/"reset", BootDevice/SetBootDevice "pxe"/"disk",
-// Close). Until then every BMC call fails with this error, which the
-// conductor records as the node's last_error.
+// SEAM (lead, at merge): provision/bmc's BMC already is a conductor.BMC;
+// the body becomes
+//
+//	creds, err := bmc.FromDriverInfo(driver, info, password)
+//	if err != nil {
+//		return nil, err
+//	}
+//	return bmc.Open(ctx, creds)
+//
+// (fake-hardware needs one bmc.Fake per node kept across calls, through
+// bmc.WithFake, or its power state resets on every open). Until then
+// every BMC call fails with this error, which the conductor records as
+// the node's last_error.
 func openBMC(_ context.Context, driver string, _ map[string]string, _ string) (conductor.BMC, error) {
 	return nil, fmt.Errorf("%s: no BMC driver in this build (provision/bmc is not wired)", driver)
 }
@@ -63,12 +71,24 @@ func openBMC(_ context.Context, driver string, _ map[string]string, _ string) (c
 // provisionHooks makes the DHCP and TFTP servers of the provisioning
 // interface.
 //
-// SEAM (lead, at merge): provision/dhcp and provision/tftp from the pxe
-// branch — DHCP: func(s provision.Site) (provision.Server, error) serving
-// s.DHCPMode on s.Interface/s.IP, iPXE clients pointed at
-// s.ScriptURL(mac); TFTP: the iPXE binaries from /usr/lib/ipxe on s.IP.
-// Until then provision.Start logs that each is missing and serves HTTP only.
-func provisionHooks(*slog.Logger) provision.Hooks {
+// SEAM (lead, at merge): with provision/dhcp and provision/tftp (both
+// have New(Config) (*Server, error) and Serve(ctx) error):
+//
+//	DHCP: func(s provision.Site) (provision.Server, error) {
+//		return dhcp.New(dhcp.Config{
+//			Interface: s.Interface, Mode: dhcp.Mode(s.DHCPMode), ServerIP: s.IP,
+//			Range:    dhcp.Range{Start: s.RangeStart, End: s.RangeEnd},
+//			LeaseDir: filepath.Join(o.DataDir, "baremetal"), Log: log,
+//			ScriptURL: func(mac net.HardwareAddr) string { return s.ScriptURL(mac.String()) },
+//		})
+//	},
+//	TFTP: func(s provision.Site) (provision.Server, error) {
+//		return tftp.New(tftp.Config{Addr: netip.AddrPortFrom(s.IP, 69), Dir: "/usr/lib/ipxe", Log: log})
+//	},
+//
+// Until then provision.Start logs that each is missing and serves HTTP
+// only.
+func provisionHooks(_ *options, _ *slog.Logger) provision.Hooks {
 	return provision.Hooks{}
 }
 

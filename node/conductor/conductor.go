@@ -36,19 +36,19 @@ import (
 )
 
 // BMC is one open connection to a node's baseboard management
-// controller (provision/bmc implements it for ipmi, redfish and
-// fake-hardware).
+// controller; provision/bmc's BMC is one (Open there verifies every
+// write by reading it back; the conductor reads power back once more, so
+// a BMC that ignores a write is an error here whatever the driver).
 type BMC interface {
-	// PowerState is PowerOn or PowerOff.
-	PowerState(ctx context.Context) (string, error)
+	PowerState(ctx context.Context) (on bool, err error)
 	// SetPower is one of the Power* actions.
 	SetPower(ctx context.Context, action string) error
 	BootDevice(ctx context.Context) (device string, persistent bool, err error)
 	SetBootDevice(ctx context.Context, device string, persistent bool) error
-	Close() error
+	Close(ctx context.Context) error
 }
 
-// BMC power states and actions, and boot devices.
+// Power actions and boot devices, by provision/bmc's (bmclib's) names.
 const (
 	PowerOn    = "on"
 	PowerOff   = "off"
@@ -106,6 +106,8 @@ type Conductor struct {
 	// (default 2 s), which bounds how late a timeout is seen.
 	PowerSyncEvery time.Duration
 	Resync         time.Duration
+	// BMCTimeout bounds one BMC session (default 2 min).
+	BMCTimeout time.Duration
 
 	imageMu  sync.Mutex
 	syncMu   sync.Mutex
@@ -276,7 +278,7 @@ func (c *Conductor) event(n *bmstate.Node, severity, typ, msg string) {
 }
 
 // withBMC opens the node's BMC with its unsealed password and runs do.
-func (c *Conductor) withBMC(ctx context.Context, n *bmstate.Node, do func(BMC) error) error {
+func (c *Conductor) withBMC(ctx context.Context, n *bmstate.Node, do func(context.Context, BMC) error) error {
 	if n.Driver == "" {
 		return errors.New("the node has no driver: set one with its driver_info")
 	}
@@ -292,53 +294,51 @@ func (c *Conductor) withBMC(ctx context.Context, n *bmstate.Node, do func(BMC) e
 		password = p
 		break
 	}
+	// One session is bounded: a BMC that stops answering fails the step
+	// (and the node, with last_error) instead of holding the pass.
+	ctx, cancel := context.WithTimeout(ctx, orDefault(c.BMCTimeout, 2*time.Minute))
+	defer cancel()
 	b, err := c.OpenBMC(ctx, n.Driver, n.DriverInfo, password)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	return do(b)
+	defer b.Close(ctx)
+	return do(ctx, b)
 }
 
 // readPower returns the node's power state as the API shows it.
 func (c *Conductor) readPower(ctx context.Context, n *bmstate.Node) (string, error) {
 	var state string
-	err := c.withBMC(ctx, n, func(b BMC) error {
-		p, err := b.PowerState(ctx)
-		state = apiPower(p)
+	err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
+		on, err := b.PowerState(ctx)
+		state = apiPower(on)
 		return err
 	})
 	return state, err
 }
 
-func apiPower(p string) string {
-	switch p {
-	case PowerOn:
+func apiPower(on bool) string {
+	if on {
 		return bmstate.PowerOn
-	case PowerOff:
-		return bmstate.PowerOff
 	}
-	return ""
+	return bmstate.PowerOff
 }
 
 // setPower asks for action and reads the state back: a BMC that answers
 // OK and ignores the write is an error, not a success.
 func setPower(ctx context.Context, b BMC, action string) (string, error) {
-	want := PowerOn
-	if action == PowerOff {
-		want = PowerOff
-	}
+	want := action != PowerOff
 	if err := b.SetPower(ctx, action); err != nil {
 		return "", fmt.Errorf("power %s: %w", action, err)
 	}
-	got, err := b.PowerState(ctx)
+	on, err := b.PowerState(ctx)
 	if err != nil {
 		return "", fmt.Errorf("read power state after power %s: %w", action, err)
 	}
-	if got != want {
-		return apiPower(got), fmt.Errorf("power %s: the BMC accepted it but reports power %s", action, got)
+	if on != want {
+		return apiPower(on), fmt.Errorf("power %s: the BMC accepted it but reports %s", action, apiPower(on))
 	}
-	return apiPower(got), nil
+	return apiPower(on), nil
 }
 
 // bootFrom sets the boot device and starts the machine from it: a reset
@@ -347,12 +347,12 @@ func bootFrom(ctx context.Context, b BMC, device string, persistent bool) (strin
 	if err := b.SetBootDevice(ctx, device, persistent); err != nil {
 		return "", fmt.Errorf("set boot device %s: %w", device, err)
 	}
-	cur, err := b.PowerState(ctx)
+	on, err := b.PowerState(ctx)
 	if err != nil {
 		return "", fmt.Errorf("read power state: %w", err)
 	}
 	action := PowerOn
-	if cur == PowerOn {
+	if on {
 		action = PowerReset
 	}
 	return setPower(ctx, b, action)

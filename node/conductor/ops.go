@@ -161,7 +161,7 @@ func (c *Conductor) startBoot(ctx context.Context, n *bmstate.Node, cmd agentapi
 	}
 	bootID := n.Agent.ID
 	var power string
-	err := c.withBMC(ctx, n, func(b BMC) error {
+	err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
 		p, err := bootFrom(ctx, b, BootPXE, false)
 		power = p
 		return err
@@ -242,7 +242,7 @@ func powerOff(ctx context.Context, b BMC) (string, error) { return setPower(ctx,
 func (c *Conductor) finish(ctx context.Context, n *bmstate.Node, to, what string, do func(context.Context, BMC) (string, error)) error {
 	state, bootID := n.ProvisionState, n.Agent.ID
 	var power string
-	err := c.withBMC(ctx, n, func(b BMC) error {
+	err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
 		p, err := do(ctx, b)
 		power = p
 		return err
@@ -307,7 +307,7 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 // server it carried is reported gone once the node is no more its.
 func (c *Conductor) teardown(ctx context.Context, n *bmstate.Node) error {
 	var power string
-	err := c.withBMC(ctx, n, func(b BMC) error {
+	err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
 		p, err := powerOff(ctx, b)
 		power = p
 		return err
@@ -385,10 +385,10 @@ func (c *Conductor) powerRequest(ctx context.Context, n *bmstate.Node) error {
 		action = PowerReset
 	}
 	var power string
-	err := c.withBMC(ctx, n, func(b BMC) error {
+	err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
 		act := action
 		if act == PowerReset {
-			if cur, err := b.PowerState(ctx); err == nil && cur == PowerOff {
+			if on, err := b.PowerState(ctx); err == nil && !on {
 				act = PowerOn
 			}
 		}
@@ -421,7 +421,9 @@ func (c *Conductor) powerRequest(ctx context.Context, n *bmstate.Node) error {
 // bootDeviceRequest sets the boot device the API asked for.
 func (c *Conductor) bootDeviceRequest(ctx context.Context, n *bmstate.Node) error {
 	seq := n.BootDeviceSeq
-	err := c.withBMC(ctx, n, func(b BMC) error { return b.SetBootDevice(ctx, n.BootDevice, n.BootDevicePersistent) })
+	err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
+		return b.SetBootDevice(ctx, n.BootDevice, n.BootDevicePersistent)
+	})
 	_, _, cerr := c.change(ctx, n.ID, func(m *bmstate.Node) bool {
 		if m.BootDeviceDone >= seq {
 			return false

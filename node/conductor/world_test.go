@@ -58,10 +58,10 @@ type machine struct {
 
 type fakeBMC struct{ m *machine }
 
-func (b fakeBMC) PowerState(context.Context) (string, error) {
+func (b fakeBMC) PowerState(context.Context) (bool, error) {
 	b.m.mu.Lock()
 	defer b.m.mu.Unlock()
-	return b.m.power, nil
+	return b.m.power == PowerOn, nil
 }
 
 func (b fakeBMC) SetPower(_ context.Context, action string) error {
@@ -94,7 +94,7 @@ func (b fakeBMC) SetBootDevice(_ context.Context, dev string, persistent bool) e
 	return nil
 }
 
-func (fakeBMC) Close() error { return nil }
+func (fakeBMC) Close(context.Context) error { return nil }
 
 func (m *machine) Calls() []string {
 	m.mu.Lock()
