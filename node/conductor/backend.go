@@ -150,7 +150,7 @@ func (c *Conductor) Inventory(ctx context.Context, token string, inv agentapi.In
 			m.InspectedAt = now
 			ag.Done = true
 			ag.Result = &agentapi.Result{Op: OpInspect, OK: true, Message: summary(&recorded)}
-			ag.Command = agentapi.Command{Op: agentapi.OpPowerOff}
+			ag.Command = agentapi.Command{ID: newUUID(), Op: agentapi.OpPowerOff}
 			c.event(m, "INFO", "inspection", "inventory recorded: "+summary(&recorded))
 		case ag.Op == agentapi.OpDeploy && !ag.Done && ag.Command.Deploy != nil && ag.Command.Deploy.RootDisk == "":
 			// Enrolled by hand, never inspected: the disk is chosen now
@@ -238,7 +238,7 @@ func (c *Conductor) Heartbeat(ctx context.Context, token string, hb agentapi.Hea
 		if _, err := c.checkDiscovery(token); err != nil {
 			return agentapi.HeartbeatReply{}, err
 		}
-		return agentapi.HeartbeatReply{Command: agentapi.Command{Op: agentapi.OpPowerOff}}, nil
+		return agentapi.HeartbeatReply{Command: discoveryPowerOff}, nil
 	}
 	n, err := c.nodeByToken(ctx, token)
 	if err != nil {
@@ -267,15 +267,17 @@ func (c *Conductor) Heartbeat(ctx context.Context, token string, hb agentapi.Hea
 	return agentapi.HeartbeatReply{Command: next(ag)}, nil
 }
 
-// next is the command an agent boot runs now: its own until it reported,
-// then power off after an inspection, or wait for the conductor's BMC
-// step after clean and deploy.
+// discoveryPowerOff ends a discovery boot. The agent runs each command
+// id once and reports it (a poweroff too, before it powers off), so it
+// has one.
+var discoveryPowerOff = agentapi.Command{ID: "discovery-poweroff", Op: agentapi.OpPowerOff}
+
+// next is the command an agent boot runs now: its own until it reported
+// (an inspection's becomes poweroff once the inventory is in), then wait
+// for the conductor's BMC step after clean and deploy.
 func next(ag *bmstate.AgentBoot) agentapi.Command {
-	if !ag.Done {
+	if !ag.Done || ag.Op == OpInspect {
 		return ag.Command
-	}
-	if ag.Op == OpInspect {
-		return agentapi.Command{Op: agentapi.OpPowerOff}
 	}
 	return agentapi.Command{Op: agentapi.OpWait}
 }
@@ -287,7 +289,10 @@ func (c *Conductor) Result(ctx context.Context, token string, r agentapi.Result)
 		if _, err := c.checkDiscovery(token); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: a discovery boot runs no command", ipxe.ErrConflict)
+		if r.CommandID != discoveryPowerOff.ID || r.Op != agentapi.OpPowerOff {
+			return fmt.Errorf("%w: command_id: a discovery boot runs only %s", ipxe.ErrConflict, discoveryPowerOff.ID)
+		}
+		return nil // it powers itself off now: nothing to record
 	}
 	n, err := c.nodeByToken(ctx, token)
 	if err != nil {

@@ -78,9 +78,13 @@ func TestDiscoveryEnrolsAnUnknownMachine(t *testing.T) {
 			t.Errorf("port %s pxe_enabled %t", p.Address, p.PXEEnabled)
 		}
 	}
-	if cmd := a.heartbeat(); cmd.Op != agentapi.OpPowerOff {
-		t.Fatalf("discovery agent told %q, want poweroff", cmd.Op)
+	cmd := a.heartbeat()
+	if cmd.Op != agentapi.OpPowerOff || cmd.ID == "" {
+		t.Fatalf("discovery agent told %+v, want poweroff with an id", cmd)
 	}
+	// rack-agent reports every command it ran, a poweroff before it
+	// powers off; the report must be taken, or it never powers off.
+	a.result(cmd, true, "powering off")
 	// The machine is known now: it boots from disk, and a second
 	// discovery of it (a stale token) is the same node.
 	if b := w.boot(pxeMAC); b.Kind != ipxe.BootExit {
@@ -267,8 +271,13 @@ func TestInspectRecordsTheInventory(t *testing.T) {
 	if err != nil || reply.Node != "node-1" {
 		t.Fatalf("inventory: %v %v", reply, err)
 	}
-	if cmd := a.heartbeat(); cmd.Op != agentapi.OpPowerOff {
-		t.Fatalf("inspected agent told %q", cmd.Op)
+	cmd := a.heartbeat()
+	if cmd.Op != agentapi.OpPowerOff || cmd.ID == "" {
+		t.Fatalf("inspected agent told %+v, want poweroff with an id", cmd)
+	}
+	a.result(cmd, true, "powering off")
+	if again := a.heartbeat(); again.ID != cmd.ID {
+		t.Fatalf("poweroff command changed from %s to %s", cmd.ID, again.ID)
 	}
 	n := w.passUntil("node-1", bmstate.StateManageable)
 	if n.Properties["cpus"] != 4.0 || n.Inventory.SystemVendor.SerialNumber != "S1" || n.InspectedAt.IsZero() || n.PowerState != bmstate.PowerOff {

@@ -402,8 +402,8 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	case res.CommandID == "":
 		s.fail(w, fmt.Errorf("%w: command_id: required", ErrInvalid))
 		return
-	case res.Op != agentapi.OpClean && res.Op != agentapi.OpDeploy:
-		s.fail(w, fmt.Errorf("%w: op: %q is not a command with a result (want clean or deploy)", ErrInvalid, res.Op))
+	case res.Op != agentapi.OpClean && res.Op != agentapi.OpDeploy && res.Op != agentapi.OpPowerOff:
+		s.fail(w, fmt.Errorf("%w: op: %q is not a command with a result (want clean, deploy or poweroff)", ErrInvalid, res.Op))
 		return
 	case !res.OK && res.Error == "":
 		s.fail(w, fmt.Errorf("%w: error: required when ok is false", ErrInvalid))

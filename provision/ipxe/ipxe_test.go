@@ -235,9 +235,11 @@ func TestAgentCallsNeedTheBootToken(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &hb) != nil || hb.Command.Op != agentapi.OpClean {
 		t.Fatalf("heartbeat: %d %s", resp.StatusCode, out)
 	}
-	resp, out = post(t, srv.URL+agentapi.PathResult, "good-token", `{"command_id":"c1","op":"clean","ok":true}`)
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("result: %d %s", resp.StatusCode, out)
+	for _, op := range []string{"clean", "deploy", "poweroff"} {
+		resp, out = post(t, srv.URL+agentapi.PathResult, "good-token", `{"command_id":"c1","op":"`+op+`","ok":true}`)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("result of %s: %d %s", op, resp.StatusCode, out)
+		}
 	}
 }
 
