@@ -112,6 +112,10 @@ type Conductor struct {
 	imageMu  sync.Mutex
 	syncMu   sync.Mutex
 	lastSync time.Time
+	// reported is what each server was last reported as, so a pass
+	// reports only changes (a restarted conductor reports each once).
+	mu       sync.Mutex
+	reported map[string]computestate.Observed
 }
 
 func (c *Conductor) now() time.Time {

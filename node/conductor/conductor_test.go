@@ -442,6 +442,54 @@ func TestDeployFailures(t *testing.T) {
 	}
 }
 
+// TestServerFollowsTheMachinePower: Nova's stop, start and reboot of a
+// bare-metal server ask the node's power (bmstate.RequestPower on the
+// compute side); the conductor does it and reports the server as it
+// then is.
+func TestServerFollowsTheMachinePower(t *testing.T) {
+	testenv.RequireCommand(t, "genisoimage")
+	w := newWorld(t)
+	_, m := w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+	a, cmd := deployServer(t, w, "node-1", pxeMAC)
+	a.result(cmd, true, "ok")
+	w.passUntil("node-1", bmstate.StateActive)
+	w.pass()
+	request := func(target string) {
+		w.set("node-1", func(n *bmstate.Node) { n.TargetPowerState = target; n.PowerSeq++ })
+		w.pass() // the BMC
+		w.pass() // the report
+	}
+	last := func() computestate.Observed {
+		r := w.Reports()
+		return r[len(r)-1].Observed
+	}
+	request(bmstate.PowerOff)
+	if o := last(); o.Status != "SHUTOFF" || m.power != PowerOff {
+		t.Fatalf("after stop: %+v, machine %s", o, m.power)
+	}
+	request(bmstate.PowerOn)
+	if o := last(); o.Status != "ACTIVE" || m.power != PowerOn {
+		t.Fatalf("after start: %+v, machine %s", o, m.power)
+	}
+	w.local.Propose(w.ctx, cmdPutServer, func() computestate.Server {
+		sv := *store.Get[computestate.Server](w.local.Local(), computestate.TableServers, serverID)
+		sv.RebootSeq = 1
+		return sv
+	}())
+	before := len(w.Reports())
+	request(bmstate.Rebooting)
+	if o := last(); len(w.Reports()) != before+1 || o.Status != "ACTIVE" || o.RebootSeq != 1 {
+		t.Fatalf("after reboot: %+v (%d reports, %d before)", o, len(w.Reports()), before)
+	}
+	if calls := m.Calls(); calls[len(calls)-1] != "power reset" {
+		t.Fatalf("reboot did %v", calls)
+	}
+	w.pass()
+	if len(w.Reports()) != before+1 {
+		t.Fatalf("an unchanged server was reported again: %+v", w.Reports())
+	}
+}
+
 func TestHeartbeatsAreWrittenAtMostEvery15s(t *testing.T) {
 	w := newWorld(t)
 	w.rack("node-1", pxeMAC, bmstate.StateManageable)

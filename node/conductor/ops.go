@@ -347,6 +347,9 @@ func (c *Conductor) reportServer(ctx context.Context, txn *memdb.Txn, n *bmstate
 				return fmt.Errorf("report server %s gone: %w", gone, err)
 			}
 		}
+		c.mu.Lock()
+		delete(c.reported, gone)
+		c.mu.Unlock()
 		_, _, err := c.change(ctx, n.ID, func(m *bmstate.Node) bool {
 			if m.DriverInternalInfo[goneKey] != gone {
 				return false
@@ -360,16 +363,46 @@ func (c *Conductor) reportServer(ctx context.Context, txn *memdb.Txn, n *bmstate
 		return nil
 	}
 	sv := store.Get[computestate.Server](txn, computestate.TableServers, n.InstanceUUID)
-	if sv == nil || sv.VMState != "building" {
+	if sv == nil || sv.Want == "deleted" {
 		return nil
 	}
+	var o computestate.Observed
 	switch n.ProvisionState {
 	case bmstate.StateActive:
-		return c.Report(ctx, sv.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1})
+		if n.TargetPowerState != "" {
+			return nil // the server's stop, start or reboot is not done yet
+		}
+		// The server follows the machine's power, as a VM's follows its
+		// guest: a stop, start or reboot through Nova completes, and a
+		// machine switched off by hand shows SHUTOFF.
+		o = computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: sv.RebootSeq}
+		if n.PowerState == bmstate.PowerOff {
+			o = computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: sv.RebootSeq}
+		}
 	case bmstate.StateDeployFail:
-		return c.Report(ctx, sv.ID, computestate.Observed{Status: "ERROR",
-			Fault: fmt.Sprintf("Failed to provision instance %s on bare-metal node %s: %s", sv.ID, n.ID, n.LastError)})
+		if sv.VMState != "building" {
+			return nil
+		}
+		o = computestate.Observed{Status: "ERROR",
+			Fault: fmt.Sprintf("Failed to provision instance %s on bare-metal node %s: %s", sv.ID, n.ID, n.LastError)}
+	default:
+		return nil
 	}
+	c.mu.Lock()
+	last, seen := c.reported[sv.ID]
+	c.mu.Unlock()
+	if seen && last == o {
+		return nil
+	}
+	if err := c.Report(ctx, sv.ID, o); err != nil {
+		return fmt.Errorf("report server %s %s: %w", sv.ID, o.Status, err)
+	}
+	c.mu.Lock()
+	if c.reported == nil {
+		c.reported = map[string]computestate.Observed{}
+	}
+	c.reported[sv.ID] = o
+	c.mu.Unlock()
 	return nil
 }
 

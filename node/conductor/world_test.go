@@ -144,6 +144,8 @@ func computeSchema() store.Schema {
 			switch c.Observed.Status {
 			case "ACTIVE":
 				row.VMState = "active"
+			case "SHUTOFF":
+				row.VMState = "stopped"
 			case "ERROR":
 				row.VMState = "error"
 				row.Fault = &computestate.Fault{Message: c.Observed.Fault}
