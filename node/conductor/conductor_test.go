@@ -42,6 +42,12 @@ func TestRegistersItselfAndAdoptsNodesWithoutAConductor(t *testing.T) {
 	if row == nil || row.BootURL != "http://192.0.2.1:8069" || row.Interface != "prov0" {
 		t.Fatalf("conductor row %+v", row)
 	}
+	registered := row.Updated
+	w.clock.Advance(61 * time.Second)
+	w.pass()
+	if row := store.Get[bmstate.Conductor](w.local.Local(), bmstate.ConductorTable, "rack1"); !row.Updated.After(registered) {
+		t.Fatalf("the conductor row was not refreshed: updated %v", row.Updated)
+	}
 	w.rack("node-1", pxeMAC, bmstate.StateEnroll)
 	w.set("node-1", func(n *bmstate.Node) { n.Conductor = "" })
 	w.pass()
