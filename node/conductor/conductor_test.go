@@ -628,6 +628,27 @@ func TestRestartInAWorkingStateStartsOrResumesTheBoot(t *testing.T) {
 	}
 }
 
+// TestAResultBeforeTheWaitIsKept: the agent reported while the node was
+// still cleaning (rackd stopped between booting it and recording the
+// wait); the restarted conductor finishes with that result instead of
+// booting the machine again.
+func TestAResultBeforeTheWaitIsKept(t *testing.T) {
+	w := newWorld(t)
+	_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
+	m.power = PowerOn
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+		n.Agent = &bmstate.AgentBoot{ID: "boot-1", TokenSHA256: hashToken(w.c.token("node-1", "boot-1")), Op: agentapi.OpClean,
+			Command: agentapi.Command{ID: "cmd-1", Op: agentapi.OpClean}, Started: w.clock.Now(), Deadline: w.clock.Now().Add(time.Minute),
+			Done: true, Result: &agentapi.Result{CommandID: "cmd-1", Op: agentapi.OpClean, OK: true}}
+	})
+	w.c = w.conductor()
+	w.passUntil("node-1", bmstate.StateAvailable)
+	if got := m.Calls(); !slices.Equal(got, []string{"power off"}) {
+		t.Fatalf("BMC calls %v, want only the power off that ends cleaning", got)
+	}
+}
+
 func TestPowerRequests(t *testing.T) {
 	w := newWorld(t)
 	_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
