@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/cluster"
@@ -16,6 +17,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/node/conductor"
 	"github.com/rackstack/rackstack/provision"
+	"github.com/rackstack/rackstack/provision/bmc"
 )
 
 // openConductor starts the provisioning services on --provision-interface
@@ -32,13 +34,13 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 	}
 	c := &conductor.Conductor{
 		Name: o.Name, Dir: dir, Repl: node, Key: key,
-		OpenBMC: openBMC, Unseal: sealedPasswords{node.Secrets()}, Images: images, Report: servers.Report, Log: log,
+		OpenBMC: (&bmcs{}).open, Unseal: sealedPasswords{node.Secrets()}, Images: images, Report: servers.Report, Log: log,
 		CallbackTimeout: o.ProvisionCallbackTimeout, HeartbeatTimeout: o.ProvisionHeartbeatTimeout,
 	}
 	svc, err := provision.Start(ctx, provision.Config{
 		Interface: o.ProvisionInterface, DHCPMode: o.ProvisionDHCP, RangeStart: o.ProvisionRangeStart, RangeEnd: o.ProvisionRangeEnd,
-		RamdiskDir: o.ProvisionRamdisk, HTTPPort: o.ProvisionHTTPPort, Log: log,
-	}, c, provisionHooks(o, log))
+		RamdiskDir: o.ProvisionRamdisk, HTTPPort: o.ProvisionHTTPPort, LeaseDir: dir, Log: log,
+	}, c, provision.Hooks{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -49,47 +51,35 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 	return c, svc, nil
 }
 
-// openBMC connects to a node's BMC.
-//
-// SEAM (lead, at merge): provision/bmc's BMC already is a conductor.BMC;
-// the body becomes
-//
-//	creds, err := bmc.FromDriverInfo(driver, info, password)
-//	if err != nil {
-//		return nil, err
-//	}
-//	return bmc.Open(ctx, creds)
-//
-// (fake-hardware needs one bmc.Fake per node kept across calls, through
-// bmc.WithFake, or its power state resets on every open). Until then
-// every BMC call fails with this error, which the conductor records as
-// the node's last_error.
-func openBMC(_ context.Context, driver string, _ map[string]string, _ string) (conductor.BMC, error) {
-	return nil, fmt.Errorf("%s: no BMC driver in this build (provision/bmc is not wired)", driver)
+// bmcs opens nodes' BMCs with provision/bmc. Each fake-hardware machine
+// (by its driver_info) keeps one in-memory BMC, so its power state lasts
+// from one call to the next as a real machine's does.
+type bmcs struct {
+	mu    sync.Mutex
+	fakes map[string]*bmc.Fake
 }
 
-// provisionHooks makes the DHCP and TFTP servers of the provisioning
-// interface.
-//
-// SEAM (lead, at merge): with provision/dhcp and provision/tftp (both
-// have New(Config) (*Server, error) and Serve(ctx) error):
-//
-//	DHCP: func(s provision.Site) (provision.Server, error) {
-//		return dhcp.New(dhcp.Config{
-//			Interface: s.Interface, Mode: dhcp.Mode(s.DHCPMode), ServerIP: s.IP,
-//			Range:    dhcp.Range{Start: s.RangeStart, End: s.RangeEnd},
-//			LeaseDir: filepath.Join(o.DataDir, "baremetal"), Log: log,
-//			ScriptURL: func(mac net.HardwareAddr) string { return s.ScriptURL(mac.String()) },
-//		})
-//	},
-//	TFTP: func(s provision.Site) (provision.Server, error) {
-//		return tftp.New(tftp.Config{Addr: netip.AddrPortFrom(s.IP, 69), Dir: "/usr/lib/ipxe", Log: log})
-//	},
-//
-// Until then provision.Start logs that each is missing and serves HTTP
-// only.
-func provisionHooks(_ *options, _ *slog.Logger) provision.Hooks {
-	return provision.Hooks{}
+func (b *bmcs) open(ctx context.Context, driver string, info map[string]string, password string) (conductor.BMC, error) {
+	creds, err := bmc.FromDriverInfo(driver, info, password)
+	if err != nil {
+		return nil, err
+	}
+	var opts []bmc.Option
+	if driver == bmc.DriverFake {
+		key := fmt.Sprint(info) // maps print sorted by key
+		b.mu.Lock()
+		if b.fakes == nil {
+			b.fakes = map[string]*bmc.Fake{}
+		}
+		f := b.fakes[key]
+		if f == nil {
+			f = bmc.NewFake()
+			b.fakes[key] = f
+		}
+		b.mu.Unlock()
+		opts = append(opts, bmc.WithFake(f))
+	}
+	return bmc.Open(ctx, creds, opts...)
 }
 
 // sealedPasswords opens the BMC passwords the API sealed with the cluster
