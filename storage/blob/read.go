@@ -85,6 +85,11 @@ type ReadResult struct {
 }
 
 // Get writes bytes [offset, offset+length) of a blob of size bytes to w.
+//
+// It reads in blocks from the Buffers: one per data shard while the data
+// shards answer, and one per shard once a shard fails and the stripe must
+// be rebuilt. The data shards are written to w from those blocks, without
+// joining them first.
 func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, length int64, w io.Writer) (ReadResult, error) {
 	var res ReadResult
 	if offset < 0 || length < 0 || offset+length > size {
@@ -106,18 +111,33 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 			r.close()
 		}
 	}()
-	bufs := make([][]byte, len(readers))
-	for i := range bufs {
-		bufs[i] = make([]byte, c.BlockSize())
+	pool := s.buffers()
+	held, err := pool.Get(ctx, c.K, c.BlockSize())
+	if err != nil {
+		return res, err
 	}
+	defer func() { pool.Put(held...) }()
+	bufs := make([][]byte, len(readers))
+	copy(bufs, held)
 	stripeBytes := int64(c.StripeSize())
-	out := make([]byte, c.StripeSize())
 	first, last := offset/stripeBytes, (offset+length-1)/stripeBytes
 	for st := first; st <= last; st++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
 		shards, err := s.readStripe(ctx, c, readers, bufs, st)
+		if errors.Is(err, errNeedBuffers) {
+			// A shard failed: from here on the stripe may need any shard,
+			// and a block for each to rebuild into. The data blocks go
+			// back first, so that this read never waits holding some.
+			pool.Put(held...)
+			held = nil
+			if held, err = pool.Get(ctx, len(readers), c.BlockSize()); err != nil {
+				return res, err
+			}
+			copy(bufs, held)
+			shards, err = s.readStripe(ctx, c, readers, bufs, st)
+		}
 		if err != nil {
 			return res, err
 		}
@@ -125,7 +145,6 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 		if end := size - st*stripeBytes; end < inStripe {
 			inStripe = end
 		}
-		c.Join(out, shards, int(inStripe))
 		lo, hi := int64(0), inStripe
 		if st == first {
 			lo = offset - st*stripeBytes
@@ -133,7 +152,7 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 		if st == last {
 			hi = offset + length - st*stripeBytes
 		}
-		if _, err := w.Write(out[lo:hi]); err != nil {
+		if err := writeStripe(w, shards[:c.K], int64(c.ShardSize), lo, hi); err != nil {
 			return res, err
 		}
 	}
@@ -147,6 +166,26 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 	return res, nil
 }
 
+// writeStripe writes bytes [lo, hi) of a stripe, given as its data shards
+// of shardSize bytes, to w.
+func writeStripe(w io.Writer, data [][]byte, shardSize, lo, hi int64) error {
+	for i, d := range data {
+		start, end := int64(i)*shardSize, int64(i+1)*shardSize
+		from, to := max(lo, start), min(hi, end)
+		if from >= to {
+			continue
+		}
+		if _, err := w.Write(d[from-start : to-start]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errNeedBuffers means a stripe needs a shard that has no block to be read
+// into: the caller gives it one per shard and reads the stripe again.
+var errNeedBuffers = errors.New("stripe needs a block for every shard")
+
 // readStripe fetches K good blocks of stripe st (data shards first, in
 // parallel) and reconstructs the data shards.
 func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64) ([][]byte, error) {
@@ -159,6 +198,9 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 		var batch []int
 		for next < len(readers) && len(batch) < want-got {
 			if readers[next].bad == nil {
+				if bufs[next] == nil {
+					return nil, errNeedBuffers
+				}
 				batch = append(batch, next)
 			}
 			next++
@@ -196,8 +238,10 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 	// Give missing shards their (unused) read buffer to be rebuilt into,
 	// so reconstruction does not allocate per stripe.
 	for i := range shards {
-		if shards[i] == nil {
+		if shards[i] == nil && bufs[i] != nil {
 			shards[i] = bufs[i][4:4]
+		} else if shards[i] == nil && i < c.K {
+			return nil, errNeedBuffers
 		}
 	}
 	if err := c.Reconstruct(shards, true); err != nil {
