@@ -111,35 +111,40 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 			r.close()
 		}
 	}()
+	stripeBytes := int64(c.StripeSize())
+	first, last := offset/stripeBytes, (offset+length-1)/stripeBytes
+	// The next stripe is read from the disks while this one is written to
+	// w: two sets of blocks when there is a next stripe.
+	sets := 1
+	if last > first {
+		sets = 2
+	}
 	pool := s.buffers()
-	held, err := pool.Get(ctx, c.K, c.BlockSize())
+	held, err := pool.Get(ctx, sets*c.K, c.BlockSize())
 	if err != nil {
 		return res, err
 	}
-	defer func() { pool.Put(held...) }()
-	bufs := make([][]byte, len(readers))
-	copy(bufs, held)
-	stripeBytes := int64(c.StripeSize())
-	first, last := offset/stripeBytes, (offset+length-1)/stripeBytes
+	rctx, cancel := context.WithCancel(ctx)
+	stripes := make(chan aheadStripe, sets+1)
+	stopped := make(chan struct{})
+	defer func() {
+		cancel()
+		<-stopped
+		pool.Put(held...)
+	}()
+	go func() {
+		defer close(stopped)
+		held = s.readAhead(rctx, c, readers, held, sets, first, last, stripes)
+	}()
 	for st := first; st <= last; st++ {
-		if err := ctx.Err(); err != nil {
-			return res, err
+		var rs aheadStripe
+		select {
+		case rs = <-stripes:
+		case <-ctx.Done():
+			return res, ctx.Err()
 		}
-		shards, err := s.readStripe(ctx, c, readers, bufs, st)
-		if errors.Is(err, errNeedBuffers) {
-			// A shard failed: from here on the stripe may need any shard,
-			// and a block for each to rebuild into. The data blocks go
-			// back first, so that this read never waits holding some.
-			pool.Put(held...)
-			held = nil
-			if held, err = pool.Get(ctx, len(readers), c.BlockSize()); err != nil {
-				return res, err
-			}
-			copy(bufs, held)
-			shards, err = s.readStripe(ctx, c, readers, bufs, st)
-		}
-		if err != nil {
-			return res, err
+		if rs.err != nil {
+			return res, rs.err
 		}
 		inStripe := stripeBytes
 		if end := size - st*stripeBytes; end < inStripe {
@@ -152,10 +157,14 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 		if st == last {
 			hi = offset + length - st*stripeBytes
 		}
-		if err := writeStripe(w, shards[:c.K], int64(c.ShardSize), lo, hi); err != nil {
+		err := writeStripe(w, rs.shards[:c.K], int64(c.ShardSize), lo, hi)
+		rs.done()
+		if err != nil {
 			return res, err
 		}
 	}
+	// The reader's last word on the shards, once it is done with them.
+	<-stopped
 	for i, r := range readers {
 		if r.bad != nil {
 			res.Degraded = true
@@ -164,6 +173,68 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 		}
 	}
 	return res, nil
+}
+
+// aheadStripe is one stripe read ahead: its data shards, or why it could
+// not be read. done hands its blocks back for the next stripe.
+type aheadStripe struct {
+	shards [][]byte
+	err    error
+	done   func()
+}
+
+// readAhead reads stripes first..last into sets sets of K blocks taken
+// from held, each stripe into a set the writer has given back, and sends
+// them on out. Once a shard fails it waits for every set to come back,
+// trades its blocks for one set of a block per shard (never waiting for
+// blocks while holding some) and reads the rest one stripe at a time. It
+// returns the blocks it holds in the end; it stops at the first error, or
+// when ctx ends, after sending it.
+func (s *Store) readAhead(ctx context.Context, c *ec.Coder, readers []*shardReader, held [][]byte, sets int, first, last int64, out chan<- aheadStripe) [][]byte {
+	free := make(chan int, sets)
+	bufs := make([][][]byte, sets)
+	for i := range sets {
+		bufs[i] = make([][]byte, len(readers))
+		copy(bufs[i], held[i*c.K:(i+1)*c.K])
+		free <- i
+	}
+	fail := func(err error) [][]byte {
+		out <- aheadStripe{err: err}
+		return held
+	}
+	for st := first; st <= last; st++ {
+		var set int
+		select {
+		case set = <-free:
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+		shards, err := s.readStripe(ctx, c, readers, bufs[set], st)
+		if errors.Is(err, errNeedBuffers) {
+			for range sets - 1 {
+				select {
+				case <-free:
+				case <-ctx.Done():
+					return fail(ctx.Err())
+				}
+			}
+			s.buffers().Put(held...)
+			held = nil
+			if held, err = s.buffers().Get(ctx, len(readers), c.BlockSize()); err != nil {
+				return fail(err)
+			}
+			sets, set = 1, 0
+			bufs = [][][]byte{append([][]byte(nil), held...)}
+			free = make(chan int, 1)
+			shards, err = s.readStripe(ctx, c, readers, bufs[0], st)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		back := free
+		out <- aheadStripe{shards: shards, done: func() { back <- set }}
+	}
+	return held
 }
 
 // writeStripe writes bytes [lo, hi) of a stripe, given as its data shards
