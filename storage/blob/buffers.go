@@ -175,7 +175,9 @@ func (b *Buffers) Put(blocks ...[]byte) {
 	defer b.mu.Unlock()
 	for _, blk := range blocks {
 		n := len(blk)
-		if n < minPooled {
+		// Small blocks are not kept, nor any beyond the budget (after a
+		// stripe larger than the whole budget).
+		if n < minPooled || b.used > b.budget {
 			b.used -= int64(n)
 			continue
 		}

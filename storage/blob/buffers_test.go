@@ -116,6 +116,9 @@ func TestBuffersServeAnOversizeStripeAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Put(got...)
+	if h := b.Held(); h > b.Budget() {
+		t.Errorf("kept %d bytes of blocks after the oversize stripe, budget %d", h, b.Budget())
+	}
 }
 
 // Puts and Gets of many blobs at once, healthy and degraded, through a
