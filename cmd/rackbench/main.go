@@ -38,6 +38,9 @@ type options struct {
 	Output   string
 	BinDir   string
 	Image    string // launch: the guest disk image
+	Sizes    string // storage: object sizes of the SDK cases
+	Quick    bool   // storage: the SDK cases only (and raw disk)
+	MinIO    string // storage: a minio server binary to compare with
 	Log      io.Writer
 }
 
@@ -76,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Output, "o", "table", "output: table or json")
 	fs.StringVar(&o.BinDir, "bin", "", "directory holding rackd (default: next to rackbench)")
 	fs.StringVar(&o.Image, "image", "", "launch: guest image (default: "+testImagePath+" here, above, or beside --bin)")
+	fs.StringVar(&o.Sizes, "sizes", "4KiB,1MiB,64MiB", "storage: object sizes of the SDK cases")
+	fs.BoolVar(&o.Quick, "quick", false, "storage: only raw disk and the SDK cases (a few minutes with --runs 1)")
+	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}

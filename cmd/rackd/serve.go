@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,6 +231,11 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	// or Authorization: Bearer as Prometheus sends it); --metrics-listen
 	// serves them without one on an address the operator chooses.
 	r.With(bearerToken, api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Handle("/metrics", metrics)
+	// Profiles are how memory and CPU under load are explained (a heap
+	// profile of a node under large S3 transfers found where the memory
+	// went). They show code and stacks, not data, but the goroutine dump
+	// names internal state: admin only, as /metrics here.
+	r.With(bearerToken, api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Mount("/debug/pprof", profiles())
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := node.State.Halted(); err != nil {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "halted", "node": o.Name, "error": err.Error()})
@@ -285,6 +291,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			<-gctx.Done()
 			return msrv.Close()
 		})
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		g.Go(func() error { newGarbageCap().run(gctx); return nil })
 	}
 	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return ident.Run(gctx) })
@@ -513,6 +522,20 @@ func recoverCluster(o *options, stdin io.Reader, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "recovered: %s is now a one-voter cluster; start rackd normally and join other nodes with new tokens\n", o.Name)
 	return nil
+}
+
+// profiles serves net/http/pprof under /debug/pprof/. (Its import also
+// registers the handlers on http.DefaultServeMux, which rackd never serves.)
+func profiles() http.Handler {
+	r := chi.NewRouter()
+	r.HandleFunc("/cmdline", pprof.Cmdline)
+	r.HandleFunc("/profile", pprof.Profile)
+	r.HandleFunc("/symbol", pprof.Symbol)
+	r.HandleFunc("/trace", pprof.Trace)
+	// Index serves the list and, by the name after /debug/pprof/, every
+	// named profile (heap, allocs, goroutine, ...).
+	r.HandleFunc("/*", pprof.Index)
+	return r
 }
 
 // bearerToken lets a scraper send its token as "Authorization: Bearer",

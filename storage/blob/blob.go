@@ -55,6 +55,11 @@ type Store struct {
 	// for the remaining shard writers (default 2s). Those still busy then
 	// are dropped and reported in Info.Missing, for the caller to heal.
 	StragglerWait time.Duration
+	// Buffers is the working memory of reads and writes, shared by every
+	// transfer of the node (default: DefaultBufferBudget of the Store's
+	// own).
+	Buffers     *Buffers
+	defaultBufs sync.Once
 }
 
 func (s *Store) stallTimeout() time.Duration {
@@ -129,7 +134,7 @@ var ErrSource = errors.New("read body")
 
 // sink receives the blocks of one shard.
 type sink struct {
-	blocks chan []byte
+	blocks chan piece
 	done   chan error
 	cancel context.CancelFunc
 	// dropped is set once the writer failed or was given up on; err says
@@ -148,20 +153,31 @@ func (sk *sink) drop(err error) {
 	sk.dropped, sk.err = true, err
 	sk.cancel()
 	close(sk.blocks)
+	sk.release()
 }
 
-// send hands b to the shard writer, waiting at most stall for it to take
-// it. A writer that fails or stalls is dropped; b is then returned to pool.
-func (sk *sink) send(b []byte, pool *sync.Pool, stall time.Duration) {
+// release gives back the blocks still queued for a writer that was
+// dropped or given up on. A frozen writer keeps only the block it is
+// writing: the queue must not hold a stripe's memory for as long as a
+// disk hangs.
+func (sk *sink) release() {
+	for p := range sk.blocks {
+		p.l.release()
+	}
+}
+
+// send hands p to the shard writer, waiting at most stall for it to take
+// it. A writer that fails or stalls is dropped and p released.
+func (sk *sink) send(p piece, stall time.Duration) {
 	if sk.dropped {
-		pool.Put(b)
+		p.l.release()
 		return
 	}
 	select {
-	case sk.blocks <- b:
+	case sk.blocks <- p:
 		return
 	case err := <-sk.done:
-		pool.Put(b)
+		p.l.release()
 		sk.drop(err)
 		return
 	default:
@@ -169,12 +185,12 @@ func (sk *sink) send(b []byte, pool *sync.Pool, stall time.Duration) {
 	t := time.NewTimer(stall)
 	defer t.Stop()
 	select {
-	case sk.blocks <- b:
+	case sk.blocks <- p:
 	case err := <-sk.done:
-		pool.Put(b)
+		p.l.release()
 		sk.drop(err)
 	case <-t.C:
-		pool.Put(b)
+		p.l.release()
 		sk.drop(fmt.Errorf("%w: took no block for %s", ErrStalled, stall))
 	}
 }
@@ -196,6 +212,7 @@ func (sk *sink) finish(stall time.Duration) error {
 	case <-t.C:
 		sk.cancel()
 		sk.dropped, sk.err = true, fmt.Errorf("%w: not durable %s after its last block", ErrStalled, stall)
+		sk.release()
 		return sk.err
 	}
 }
@@ -204,23 +221,23 @@ func (sk *sink) finish(stall time.Duration) error {
 // timeout.
 var ErrStalled = errors.New("shard writer stalled")
 
-func (s *Store) openSink(ctx context.Context, d placement.Disk, name string, pool *sync.Pool) *sink {
+func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *sink {
 	ctx, cancel := context.WithCancel(ctx)
-	sk := &sink{blocks: make(chan []byte, 2), done: make(chan error, 1), cancel: cancel}
+	sk := &sink{blocks: make(chan piece, 2), done: make(chan error, 1), cancel: cancel}
 	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
 		go func() {
 			w, err := local.Create(name)
 			if err != nil {
-				drain(sk.blocks, pool)
+				drain(sk.blocks)
 				sk.done <- err
 				return
 			}
 			var werr error
-			for b := range sk.blocks {
+			for p := range sk.blocks {
 				if werr == nil {
-					_, werr = w.Write(b)
+					_, werr = w.Write(p.b)
 				}
-				pool.Put(b)
+				p.l.release()
 			}
 			if werr != nil || ctx.Err() != nil {
 				w.Abort()
@@ -245,11 +262,11 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string, poo
 	}()
 	go func() {
 		var werr error
-		for b := range sk.blocks {
+		for p := range sk.blocks {
 			if werr == nil {
-				_, werr = pw.Write(b)
+				_, werr = pw.Write(p.b)
 			}
-			pool.Put(b)
+			p.l.release()
 		}
 		if werr != nil {
 			pw.CloseWithError(werr)
@@ -265,14 +282,36 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string, poo
 	return sk
 }
 
-func drain(ch chan []byte, pool *sync.Pool) {
-	for b := range ch {
-		pool.Put(b)
+func drain(ch chan piece) {
+	for p := range ch {
+		p.l.release()
 	}
+}
+
+// buffers are the Store's working memory: Buffers, or a default budget
+// of its own.
+func (s *Store) buffers() *Buffers {
+	s.defaultBufs.Do(func() {
+		if s.Buffers == nil {
+			s.Buffers = NewBuffers(DefaultBufferBudget)
+		}
+	})
+	return s.Buffers
+}
+
+// hashJob is a stripe's data for the MD5, which runs beside the coding.
+type hashJob struct {
+	data [][]byte
+	l    *lease
 }
 
 // Put streams r into blob key. It returns once at least WriteQuorum shards
 // are durable; below quorum it removes what it wrote and fails.
+//
+// Each stripe is read straight into the data blocks of a lease from the
+// Buffers, its parity computed beside them and every block checksummed in
+// place; the blocks go to the shard writers and the MD5 without a copy,
+// and back to the Buffers once all are done with them.
 func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Info, error) {
 	c, err := ec.New(l.K, l.M, l.ShardSize)
 	if err != nil {
@@ -281,71 +320,88 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	if len(l.Disks) != l.K+l.M {
 		return Info{}, fmt.Errorf("layout has %d disks for %d+%d", len(l.Disks), l.K, l.M)
 	}
+	bufs := s.buffers()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pool := &sync.Pool{New: func() any { return make([]byte, c.BlockSize()) }}
 	sinks := make([]*sink, len(l.Disks))
 	for i, d := range l.Disks {
-		sinks[i] = s.openSink(ctx, d, ShardName(key, i), pool)
+		sinks[i] = s.openSink(ctx, d, ShardName(key, i))
 	}
-	// The MD5 runs beside the coding, a stripe behind: two stripe buffers
-	// take turns, and one is refilled only once the hasher is done with it.
 	h := md5.New()
-	toHash, hashed := make(chan []byte, 2), make(chan struct{}, 2)
+	toHash, hashed := make(chan hashJob, 2), make(chan struct{})
 	go func() {
-		for b := range toHash {
-			h.Write(b)
-			hashed <- struct{}{}
+		defer close(hashed)
+		for j := range toHash {
+			for _, d := range j.data {
+				h.Write(d)
+			}
+			j.l.release()
 		}
 	}()
-	stripes := [2][]byte{make([]byte, c.StripeSize()), make([]byte, c.StripeSize())}
-	pending := 0
-	shards := c.NewShards()
+	shards := make([][]byte, len(l.Disks))
 	var size int64
 	var readErr error
 	// io.ReadFull says ErrUnexpectedEOF both for a short last stripe and
 	// for a body that itself failed with it (a chunked upload cut short):
 	// src keeps the body's own error apart.
 	src := &sourceReader{r: r}
-	for turn := 0; ; turn ^= 1 {
-		if pending == 2 {
-			<-hashed
-			pending--
-		}
-		stripe := stripes[turn]
-		n, err := io.ReadFull(src, stripe)
-		if src.err != nil {
-			readErr = src.err
-			break
-		}
-		if n > 0 {
-			size += int64(n)
-			toHash <- stripe[:n]
-			pending++
-			if err := c.Encode(stripe[:n], shards); err != nil {
-				readErr = err
-				break
-			}
-			for i, sk := range sinks {
-				b := pool.Get().([]byte)
-				ec.Seal(b, shards[i])
-				// A writer that fails or stalls is dropped and the write
-				// goes on without it.
-				sk.send(b, pool, s.stallTimeout())
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
+	for ended := false; !ended; {
+		blocks, err := bufs.Get(ctx, len(l.Disks), c.BlockSize())
 		if err != nil {
 			readErr = err
 			break
 		}
+		// One reference per shard writer and one for the hasher.
+		ls := newLease(bufs, blocks, len(blocks)+1)
+		var data [][]byte
+		n := 0
+		for i := 0; i < c.K; i++ {
+			shards[i] = blocks[i][4:]
+			if ended {
+				clear(shards[i])
+				continue
+			}
+			got, err := io.ReadFull(src, shards[i])
+			n += got
+			clear(shards[i][got:])
+			if got > 0 {
+				data = append(data, shards[i][:got])
+			}
+			switch {
+			case src.err != nil:
+				readErr = src.err
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
+				ended = true
+			case err != nil:
+				readErr = err
+			}
+			if readErr != nil {
+				break
+			}
+		}
+		if readErr != nil || n == 0 {
+			bufs.Put(blocks...)
+			break
+		}
+		size += int64(n)
+		for i := c.K; i < len(blocks); i++ {
+			shards[i] = blocks[i][4:]
+		}
+		if err := c.Parity(shards); err != nil {
+			bufs.Put(blocks...)
+			readErr = err
+			break
+		}
+		toHash <- hashJob{data: data, l: ls}
+		for i, sk := range sinks {
+			ec.SealInPlace(blocks[i])
+			// A writer that fails or stalls is dropped and the write
+			// goes on without it.
+			sk.send(piece{b: blocks[i], l: ls}, s.stallTimeout())
+		}
 	}
 	close(toHash)
-	for ; pending > 0; pending-- {
-		<-hashed
-	}
+	<-hashed
 	if readErr != nil {
 		cancel()
 		for _, sk := range sinks {
@@ -391,6 +447,7 @@ func (s *Store) awaitQuorum(key string, l Layout, sinks []*sink) (ok int, missin
 	giveUp := func() {
 		for i := range pending {
 			sinks[i].cancel()
+			sinks[i].release()
 			missing = append(missing, i)
 			errs = append(errs, fmt.Errorf("shard %d on %s/%s: %w: not durable in time", i, l.Disks[i].Node, l.Disks[i].ID, ErrStalled))
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/rackstack/rackstack/storage/ec"
 )
@@ -73,11 +72,11 @@ func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]i
 	}()
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pool := &sync.Pool{New: func() any { return make([]byte, c.BlockSize()) }}
 	sinks := map[int]*sink{}
 	for _, i := range bad {
-		sinks[i] = s.openSink(hctx, l.Disks[i], ShardName(key, i), pool)
+		sinks[i] = s.openSink(hctx, l.Disks[i], ShardName(key, i))
 	}
+	pool := s.buffers()
 	bufs := make([][]byte, len(readers))
 	for i := range bufs {
 		bufs[i] = make([]byte, c.BlockSize())
@@ -98,10 +97,16 @@ func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]i
 			cancel()
 			break
 		}
-		for _, i := range bad {
-			b := pool.Get().([]byte)
-			ec.Seal(b, shards[i])
-			sinks[i].send(b, pool, s.stallTimeout())
+		blocks, err := pool.Get(hctx, len(bad), c.BlockSize())
+		if err != nil {
+			readErr = err
+			cancel()
+			break
+		}
+		ls := newLease(pool, blocks, len(blocks))
+		for j, i := range bad {
+			ec.Seal(blocks[j], shards[i])
+			sinks[i].send(piece{b: blocks[j], l: ls}, s.stallTimeout())
 		}
 	}
 	var errs []error

@@ -3,7 +3,6 @@ package blob
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/rackstack/rackstack/storage/ec"
 )
@@ -48,8 +47,8 @@ func (s *Store) copyShard(ctx context.Context, c *ec.Coder, key string, i int, f
 	defer r.close()
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pool := &sync.Pool{New: func() any { return make([]byte, c.BlockSize()) }}
-	sk := s.openSink(cctx, to.Disks[i], name, pool)
+	pool := s.buffers()
+	sk := s.openSink(cctx, to.Disks[i], name)
 	buf := make([]byte, c.BlockSize())
 	var n int64
 	var rerr error
@@ -60,10 +59,15 @@ func (s *Store) copyShard(ctx context.Context, c *ec.Coder, key string, i int, f
 			cancel()
 			break
 		}
-		b := pool.Get().([]byte)
-		ec.Seal(b, data)
-		sk.send(b, pool, s.stallTimeout())
-		n += int64(len(b))
+		blocks, err := pool.Get(cctx, 1, c.BlockSize())
+		if err != nil {
+			rerr = err
+			cancel()
+			break
+		}
+		ec.Seal(blocks[0], data)
+		sk.send(piece{b: blocks[0], l: newLease(pool, blocks, 1)}, s.stallTimeout())
+		n += int64(len(blocks[0]))
 	}
 	werr := sk.finish(s.stallTimeout())
 	if rerr != nil {

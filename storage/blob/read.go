@@ -85,6 +85,11 @@ type ReadResult struct {
 }
 
 // Get writes bytes [offset, offset+length) of a blob of size bytes to w.
+//
+// It reads in blocks from the Buffers: one per data shard while the data
+// shards answer, and one per shard once a shard fails and the stripe must
+// be rebuilt. The data shards are written to w from those blocks, without
+// joining them first.
 func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, length int64, w io.Writer) (ReadResult, error) {
 	var res ReadResult
 	if offset < 0 || length < 0 || offset+length > size {
@@ -106,26 +111,45 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 			r.close()
 		}
 	}()
-	bufs := make([][]byte, len(readers))
-	for i := range bufs {
-		bufs[i] = make([]byte, c.BlockSize())
-	}
 	stripeBytes := int64(c.StripeSize())
-	out := make([]byte, c.StripeSize())
 	first, last := offset/stripeBytes, (offset+length-1)/stripeBytes
+	// The next stripe is read from the disks while this one is written to
+	// w: two sets of blocks when there is a next stripe.
+	sets := 1
+	if last > first {
+		sets = 2
+	}
+	pool := s.buffers()
+	held, err := pool.Get(ctx, sets*c.K, c.BlockSize())
+	if err != nil {
+		return res, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	stripes := make(chan aheadStripe, sets+1)
+	stopped := make(chan struct{})
+	defer func() {
+		cancel()
+		<-stopped
+		pool.Put(held...)
+	}()
+	go func() {
+		defer close(stopped)
+		held = s.readAhead(rctx, c, readers, held, sets, first, last, stripes)
+	}()
 	for st := first; st <= last; st++ {
-		if err := ctx.Err(); err != nil {
-			return res, err
+		var rs aheadStripe
+		select {
+		case rs = <-stripes:
+		case <-ctx.Done():
+			return res, ctx.Err()
 		}
-		shards, err := s.readStripe(ctx, c, readers, bufs, st)
-		if err != nil {
-			return res, err
+		if rs.err != nil {
+			return res, rs.err
 		}
 		inStripe := stripeBytes
 		if end := size - st*stripeBytes; end < inStripe {
 			inStripe = end
 		}
-		c.Join(out, shards, int(inStripe))
 		lo, hi := int64(0), inStripe
 		if st == first {
 			lo = offset - st*stripeBytes
@@ -133,10 +157,14 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 		if st == last {
 			hi = offset + length - st*stripeBytes
 		}
-		if _, err := w.Write(out[lo:hi]); err != nil {
+		err := writeStripe(w, rs.shards[:c.K], int64(c.ShardSize), lo, hi)
+		rs.done()
+		if err != nil {
 			return res, err
 		}
 	}
+	// The reader's last word on the shards, once it is done with them.
+	<-stopped
 	for i, r := range readers {
 		if r.bad != nil {
 			res.Degraded = true
@@ -146,6 +174,88 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 	}
 	return res, nil
 }
+
+// aheadStripe is one stripe read ahead: its data shards, or why it could
+// not be read. done hands its blocks back for the next stripe.
+type aheadStripe struct {
+	shards [][]byte
+	err    error
+	done   func()
+}
+
+// readAhead reads stripes first..last into sets sets of K blocks taken
+// from held, each stripe into a set the writer has given back, and sends
+// them on out. Once a shard fails it waits for every set to come back,
+// trades its blocks for one set of a block per shard (never waiting for
+// blocks while holding some) and reads the rest one stripe at a time. It
+// returns the blocks it holds in the end; it stops at the first error, or
+// when ctx ends, after sending it.
+func (s *Store) readAhead(ctx context.Context, c *ec.Coder, readers []*shardReader, held [][]byte, sets int, first, last int64, out chan<- aheadStripe) [][]byte {
+	free := make(chan int, sets)
+	bufs := make([][][]byte, sets)
+	for i := range sets {
+		bufs[i] = make([][]byte, len(readers))
+		copy(bufs[i], held[i*c.K:(i+1)*c.K])
+		free <- i
+	}
+	fail := func(err error) [][]byte {
+		out <- aheadStripe{err: err}
+		return held
+	}
+	for st := first; st <= last; st++ {
+		var set int
+		select {
+		case set = <-free:
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+		shards, err := s.readStripe(ctx, c, readers, bufs[set], st)
+		if errors.Is(err, errNeedBuffers) {
+			for range sets - 1 {
+				select {
+				case <-free:
+				case <-ctx.Done():
+					return fail(ctx.Err())
+				}
+			}
+			s.buffers().Put(held...)
+			held = nil
+			if held, err = s.buffers().Get(ctx, len(readers), c.BlockSize()); err != nil {
+				return fail(err)
+			}
+			sets, set = 1, 0
+			bufs = [][][]byte{append([][]byte(nil), held...)}
+			free = make(chan int, 1)
+			shards, err = s.readStripe(ctx, c, readers, bufs[0], st)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		back := free
+		out <- aheadStripe{shards: shards, done: func() { back <- set }}
+	}
+	return held
+}
+
+// writeStripe writes bytes [lo, hi) of a stripe, given as its data shards
+// of shardSize bytes, to w.
+func writeStripe(w io.Writer, data [][]byte, shardSize, lo, hi int64) error {
+	for i, d := range data {
+		start, end := int64(i)*shardSize, int64(i+1)*shardSize
+		from, to := max(lo, start), min(hi, end)
+		if from >= to {
+			continue
+		}
+		if _, err := w.Write(d[from-start : to-start]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errNeedBuffers means a stripe needs a shard that has no block to be read
+// into: the caller gives it one per shard and reads the stripe again.
+var errNeedBuffers = errors.New("stripe needs a block for every shard")
 
 // readStripe fetches K good blocks of stripe st (data shards first, in
 // parallel) and reconstructs the data shards.
@@ -159,6 +269,9 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 		var batch []int
 		for next < len(readers) && len(batch) < want-got {
 			if readers[next].bad == nil {
+				if bufs[next] == nil {
+					return nil, errNeedBuffers
+				}
 				batch = append(batch, next)
 			}
 			next++
@@ -196,8 +309,10 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 	// Give missing shards their (unused) read buffer to be rebuilt into,
 	// so reconstruction does not allocate per stripe.
 	for i := range shards {
-		if shards[i] == nil {
+		if shards[i] == nil && bufs[i] != nil {
 			shards[i] = bufs[i][4:4]
+		} else if shards[i] == nil && i < c.K {
+			return nil, errNeedBuffers
 		}
 	}
 	if err := c.Reconstruct(shards, true); err != nil {

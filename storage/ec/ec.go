@@ -85,6 +85,16 @@ func (c *Coder) Encode(data []byte, shards [][]byte) error {
 	return c.enc.Encode(shards)
 }
 
+// Parity computes the parity shards of a stripe whose data shards are
+// filled (ShardSize bytes each, zero padded), in place: the write path
+// reads the object straight into the data shards, so nothing is copied.
+func (c *Coder) Parity(shards [][]byte) error {
+	if c.M == 0 {
+		return nil
+	}
+	return c.enc.Encode(shards)
+}
+
 // Reconstruct rebuilds the missing shards (nil or zero-length entries) of a
 // stripe from the others. dataOnly skips rebuilding parity.
 func (c *Coder) Reconstruct(shards [][]byte, dataOnly bool) error {
@@ -129,6 +139,12 @@ func (c *Coder) BlockSize() int { return 4 + c.ShardSize }
 func Seal(block, data []byte) {
 	binary.LittleEndian.PutUint32(block[:4], crc32.Checksum(data, castagnoli))
 	copy(block[4:], data)
+}
+
+// SealInPlace writes the checksum of block[4:] into block[:4]: the data
+// was put into the block where it stays.
+func SealInPlace(block []byte) {
+	binary.LittleEndian.PutUint32(block[:4], crc32.Checksum(block[4:], castagnoli))
 }
 
 // Open checks a block read from disk and returns its data.

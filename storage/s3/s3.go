@@ -38,6 +38,21 @@ type Handler struct {
 	// what S3 clients sign for when not told otherwise). Requests signed
 	// for another region are refused, as S3 does.
 	Region string
+	// SendStall is how long a GET waits for the client to take each
+	// write of the body before it gives up on it (default
+	// DefaultSendStall): a client that stops reading must not hold the
+	// blocks the object is read into.
+	SendStall time.Duration
+}
+
+// DefaultSendStall bounds each write of an object's body to a client.
+const DefaultSendStall = time.Minute
+
+func (h *Handler) sendStall() time.Duration {
+	if h.SendStall > 0 {
+		return h.SendStall
+	}
+	return DefaultSendStall
 }
 
 // DefaultRegion is the S3 location when Handler.Region is empty.

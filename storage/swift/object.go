@@ -317,9 +317,11 @@ func (q *request) getObject() {
 		fail(q.w, q.r, http.StatusRequestedRangeNotSatisfiable, "Requested Range Not Satisfiable")
 		return
 	}
-	err = api.SendRange(q.w, q.r, off, n, o.Size, partial, plain, func(w io.Writer) error {
+	sw := api.NewStallWriter(q.w, q.h.sendStall())
+	err = api.SendRange(sw, q.r, off, n, o.Size, partial, plain, func(w io.Writer) error {
 		return q.h.Store.Read(ctx, o, off, n, w)
 	})
+	sw.Done()
 	if err != nil {
 		q.failErr(err)
 	}

@@ -42,6 +42,18 @@ type Handler struct {
 	Auth  api.Authenticator
 	Log   *slog.Logger     // nil: slog.Default()
 	Now   func() time.Time // nil: time.Now (temp URL expiry)
+	// SendStall is how long a GET waits for the client to take each
+	// write of the body before it gives up on it (default one minute): a
+	// client that stops reading must not hold the blocks the object is
+	// read into.
+	SendStall time.Duration
+}
+
+func (h *Handler) sendStall() time.Duration {
+	if h.SendStall > 0 {
+		return h.SendStall
+	}
+	return time.Minute
 }
 
 func (h *Handler) now() time.Time {

@@ -26,6 +26,13 @@ func New(t testing.TB, n, maxShard int) *object.Service {
 // them.
 func NewWithDisks(t testing.TB, n, maxShard int) (*object.Service, map[string]disk.Disk) {
 	t.Helper()
+	return NewWithBuffers(t, n, maxShard, nil)
+}
+
+// NewWithBuffers is NewWithDisks whose blob store works in bufs (nil: the
+// blob store's default), for tests of its memory.
+func NewWithBuffers(t testing.TB, n, maxShard int, bufs *blob.Buffers) (*object.Service, map[string]disk.Disk) {
+	t.Helper()
 	local, err := store.NewLocal(object.Schema())
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +50,7 @@ func NewWithDisks(t testing.TB, n, maxShard int) (*object.Service, map[string]di
 	}
 	svc := object.New(object.Config{
 		Repl: local, Node: "n1", MaxShard: maxShard,
-		Blobs: &blob.Store{Node: "n1", Local: disks},
+		Blobs: &blob.Store{Node: "n1", Local: disks, Buffers: bufs},
 		Local: func() []object.DiskRow { return rows },
 	})
 	if err := svc.RegisterDisks(context.Background()); err != nil {

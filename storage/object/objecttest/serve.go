@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -22,7 +23,13 @@ type Served struct {
 // maxShard bytes, until the test ends.
 func Serve(t *testing.T, n, maxShard int, handler func(*object.Service) http.Handler) *Served {
 	t.Helper()
-	svc, disks := NewWithDisks(t, n, maxShard)
+	return ServeWithBuffers(t, n, maxShard, nil, handler)
+}
+
+// ServeWithBuffers is Serve over a blob store working in bufs.
+func ServeWithBuffers(t *testing.T, n, maxShard int, bufs *blob.Buffers, handler func(*object.Service) http.Handler) *Served {
+	t.Helper()
+	svc, disks := NewWithBuffers(t, n, maxShard, bufs)
 	srv := httptest.NewServer(handler(svc))
 	t.Cleanup(srv.Close)
 	return &Served{T: t, Srv: srv, Svc: svc, Disks: disks}

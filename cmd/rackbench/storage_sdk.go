@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// The SDK cases drive each server with minio-go, the SDK the warp
+// benchmark uses, in warp's pattern: a PUT phase (each worker uploads
+// objects of its own for the run's duration; minio-go uploads an object
+// above 16 MiB as a multipart upload of 16 MiB parts, four at a time), a
+// GET phase over random objects of that phase with the page cache
+// dropped, and a delete phase. Each case reports MiB/s and the server's
+// peak resident memory while it ran. Servers run side by side and the
+// cases interleave, so a busy machine weighs on both alike.
+
+// sdkTarget is an S3 server under test.
+type sdkTarget struct {
+	name   string
+	pid    int
+	client *minio.Client
+	stop   func()
+}
+
+// sdkSizes parses --sizes ("4KiB,1MiB,64MiB").
+func sdkSizes(spec string) ([]objectSize, error) {
+	var out []objectSize
+	for _, f := range strings.Split(spec, ",") {
+		f = strings.TrimSpace(f)
+		num, unit := f, 1
+		for suffix, mult := range map[string]int{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+			if v, ok := strings.CutSuffix(f, suffix); ok {
+				num, unit = v, mult
+			}
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--sizes: %q is not a size like 4KiB, 1MiB or 64MiB", f)
+		}
+		out = append(out, objectSize{name: f, size: n * unit})
+	}
+	return out, nil
+}
+
+type objectSize struct {
+	name string
+	size int
+}
+
+var sdkConcurrency = []int{1, 8}
+
+// storageSDK runs the SDK cases against rackd and, where a minio binary
+// is found, MinIO on the same disk.
+func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
+	sizes, err := sdkSizes(o.Sizes)
+	if err != nil {
+		return nil, err
+	}
+	p, c, err := startStorageNode(o, filepath.Join(dir, "sdk-rackstack"))
+	if err != nil {
+		return nil, err
+	}
+	defer p.kill()
+	rs, err := sdkClient(c.base, c.access, c.secret)
+	if err != nil {
+		return nil, err
+	}
+	targets := []*sdkTarget{{name: "rackstack", pid: p.cmd.Process.Pid, client: rs}}
+	if bin := minioBinary(o); bin != "" {
+		m, err := startMinIO(bin, filepath.Join(dir, "sdk-minio"))
+		if err != nil {
+			return nil, fmt.Errorf("minio: %w", err)
+		}
+		defer m.stop()
+		targets = append(targets, m)
+	} else {
+		fmt.Fprintln(o.Log, "rackbench storage: no minio binary (--minio, PATH or beside --bin): SDK cases run against rackstack only")
+	}
+	largest := 0
+	for _, sz := range sizes {
+		largest = max(largest, sz.size)
+	}
+	payload := make([]byte, largest)
+	rand.Read(payload)
+	type key struct {
+		target, size string
+		c            int
+		metric       string
+	}
+	runs := map[key][]float64{}
+	for run := 0; run < o.Runs; run++ {
+		for _, sz := range sizes {
+			for _, conc := range sdkConcurrency {
+				for _, t := range targets {
+					res, err := sdkCase(ctx, t, o.Duration, sz, conc, payload[:sz.size])
+					if err != nil {
+						return nil, fmt.Errorf("%s %s c=%d: %w", t.name, sz.name, conc, err)
+					}
+					for metric, v := range res {
+						k := key{t.name, sz.name, conc, metric}
+						runs[k] = append(runs[k], v)
+					}
+					if ctx.Err() != nil {
+						return nil, ctx.Err()
+					}
+				}
+			}
+		}
+	}
+	var out []Result
+	units := map[string]string{"put_throughput": "MiB/s", "get_throughput": "MiB/s", "delete_ops": "ops/s", "peak_rss": "MiB"}
+	for _, t := range targets {
+		for _, sz := range sizes {
+			for _, conc := range sdkConcurrency {
+				params := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": "minio-go", "disks": 6, "cache": cacheMode()}
+				for _, metric := range []string{"put_throughput", "get_throughput", "delete_ops", "peak_rss"} {
+					out = append(out, newResult("storage", t.name, params, metric, units[metric], runs[key{t.name, sz.name, conc, metric}]))
+				}
+			}
+		}
+		if hwm, err := vmHWM(t.pid); err == nil {
+			out = append(out, newResult("storage", t.name, map[string]any{"api": "s3", "client": "minio-go", "over": "every SDK case"}, "peak_rss_total", "MiB", []float64{hwm}))
+		}
+	}
+	return out, nil
+}
+
+func sdkClient(base, access, secret string) (*minio.Client, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	// The region is given so that the client does not ask for the
+	// bucket's location before each first request.
+	return minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Secure: u.Scheme == "https", Region: "us-east-1"})
+}
+
+// sdkCase runs the PUT, GET and delete phases of one size and
+// concurrency against t, in a bucket of its own, and returns the figures.
+func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, conc int, body []byte) (map[string]float64, error) {
+	bucket := fmt.Sprintf("sdk-%s-c%d-%d", strings.ToLower(sz.name), conc, time.Now().UnixNano()%1e9)
+	if err := t.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		return nil, fmt.Errorf("make bucket: %w", err)
+	}
+	peak := sampleRSS(t.pid)
+	var mu sync.Mutex
+	var names []string
+	putRate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
+		name := fmt.Sprintf("w%d/o%d", w, i)
+		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		if err == nil {
+			mu.Lock()
+			names = append(names, name)
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		peak()
+		return nil, fmt.Errorf("PUT: %w", err)
+	}
+	dropCaches()
+	getRate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
+		name := names[mrand.IntN(len(names))]
+		obj, err := t.client.GetObject(ctx, bucket, name, minio.GetObjectOptions{})
+		if err != nil {
+			return err
+		}
+		defer obj.Close()
+		n, err := io.Copy(io.Discard, obj)
+		if err == nil && n != int64(len(body)) {
+			err = fmt.Errorf("GET %s: %d bytes, want %d", name, n, len(body))
+		}
+		return err
+	})
+	if err != nil {
+		peak()
+		return nil, fmt.Errorf("GET: %w", err)
+	}
+	start := time.Now()
+	for _, name := range names {
+		if err := t.client.RemoveObject(ctx, bucket, name, minio.RemoveObjectOptions{}); err != nil {
+			peak()
+			return nil, fmt.Errorf("delete: %w", err)
+		}
+	}
+	delRate := float64(len(names)) / time.Since(start).Seconds()
+	t.client.RemoveBucket(ctx, bucket)
+	return map[string]float64{
+		"put_throughput": putRate * float64(len(body)) / mib,
+		"get_throughput": getRate * float64(len(body)) / mib,
+		"delete_ops":     delRate,
+		"peak_rss":       peak(),
+	}, nil
+}
+
+// sampleRSS watches a process's resident memory until the returned
+// function is called, which returns the highest figure seen, in MiB.
+// (VmHWM is the peak over the whole life of the process, not of a case.)
+func sampleRSS(pid int) func() float64 {
+	stop, done := make(chan struct{}), make(chan float64, 1)
+	go func() {
+		var peak float64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := procStatusMiB(pid, "VmRSS:"); err == nil {
+				peak = max(peak, v)
+			}
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() float64 {
+		close(stop)
+		return <-done
+	}
+}
+
+// procStatusMiB reads a kB field of /proc/PID/status in MiB.
+func procStatusMiB(pid int, field string) (float64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// minioBinary finds a minio server binary: --minio, then PATH, then
+// beside --bin; "" if there is none.
+func minioBinary(o options) string {
+	if o.MinIO != "" {
+		return o.MinIO
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	if p := filepath.Join(o.BinDir, "minio"); fileExists(p) {
+		return p
+	}
+	return ""
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// startMinIO starts MinIO on six directories of dir with EC:2, the
+// coding rackd gives six disks (4+2).
+func startMinIO(bin, dir string) (*sdkTarget, error) {
+	addr, err1 := freeAddr()
+	console, err2 := freeAddr()
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	args := []string{"server", "--quiet", "--address", addr, "--console-address", console}
+	for i := 0; i < 6; i++ {
+		args = append(args, filepath.Join(dir, fmt.Sprintf("d%d", i)))
+	}
+	const user, password = "rackbench", "rackbench-secret"
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+user, "MINIO_ROOT_PASSWORD="+password,
+		"MINIO_STORAGE_CLASS_STANDARD=EC:2",
+		// The six directories share one filesystem, as rackd's do here;
+		// MinIO refuses that outside CI mode.
+		"MINIO_CI_CD=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf, err := os.Create(filepath.Join(dir, "minio.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+	c, err := sdkClient("http://"+addr, user, password)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := c.ListBuckets(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if i == 150 {
+			stop()
+			return nil, fmt.Errorf("minio not answering on %s: %w (log: %s)", addr, err, filepath.Join(dir, "minio.log"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return &sdkTarget{name: "minio", pid: cmd.Process.Pid, client: c, stop: stop}, nil
+}
