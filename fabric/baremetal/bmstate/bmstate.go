@@ -212,6 +212,10 @@ type Node struct {
 	BootDeviceSeq        int    `json:"boot_device_seq,omitempty"`
 	BootDeviceDone       int    `json:"boot_device_done,omitempty"`
 	LastError            string `json:"last_error,omitempty"`
+	// Fault is why the conductor put the node in maintenance by itself
+	// (Ironic's fault: "power failure", "clean failure", ...); cleared
+	// with the maintenance.
+	Fault string `json:"fault,omitempty"`
 
 	// InstanceUUID is the compute server deployed (or being deployed) on
 	// the node; InstanceInfo is Ironic's instance_info (image_source,
@@ -353,6 +357,17 @@ type Conductor struct {
 	Drivers   []string  `json:"drivers"`
 	Updated   time.Time `json:"updated"`
 }
+
+// IsSecretKey reports whether a driver_info key holds a password: the
+// API seals its value into Node.Secrets and shows "******" in its place.
+func IsSecretKey(key string) bool {
+	return key == "password" || strings.HasSuffix(key, "_password")
+}
+
+// SecretAAD is what a node's sealed secrets are bound to (the
+// additional data of secrets.Seal): the node's id, so a sealed password
+// copied to another node does not open.
+func SecretAAD(nodeID string) []byte { return []byte(nodeID) }
 
 // NormalizeMAC returns mac lower-cased with colons, the form ports and
 // lookups use; "" when mac is not a MAC.
