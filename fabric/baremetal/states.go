@@ -238,7 +238,7 @@ func (s *Service) setPowerState(w http.ResponseWriter, r *http.Request) error {
 		n.TargetPowerState = target
 		n.PowerSeq++
 		n.LastError = ""
-		s.event(r, n, "power", "INFO", "Power %s requested (request %d)", target, n.PowerSeq)
+		s.event(r, n, "power", "INFO", "%s requested (power request %d)", target, n.PowerSeq)
 		return nil
 	})
 	if err != nil {
