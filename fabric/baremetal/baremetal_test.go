@@ -207,7 +207,7 @@ func TestVersionDiscovery(t *testing.T) {
 			t.Errorf("/v1 lacks the %s link: %v", res, v1)
 		}
 	}
-	for _, absent := range []string{"chassis", "portgroups", "volume", "allocations", "deploy_templates", "runbooks"} {
+	for _, absent := range []string{"portgroups", "volume", "allocations", "deploy_templates", "runbooks"} {
 		if v1[absent] != nil {
 			t.Errorf("/v1 links %s, which is not served", absent)
 		}
@@ -332,7 +332,7 @@ func TestCreateNodeErrorsNameTheField(t *testing.T) {
 		"bad interface":     {map[string]any{"driver": "ipmi", "power_interface": "redfish"}, 400, "power_interface"},
 		"bad uuid":          {map[string]any{"driver": "ipmi", "uuid": "zzz"}, 400, "uuid"},
 		"properties list":   {map[string]any{"driver": "ipmi", "properties": []any{1}}, 400, "properties"},
-		"chassis":           {map[string]any{"driver": "ipmi", "chassis_uuid": "c0a8a2b8-5b62-4d0c-8f2b-6f7c5a1d6a00"}, 400, "chassis_uuid"},
+		"chassis":           {map[string]any{"driver": "ipmi", "chassis_uuid": "c0a8a2b8-5b62-4d0c-8f2b-6f7c5a1d6a00"}, 400, "Chassis c0a8a2b8-5b62-4d0c-8f2b-6f7c5a1d6a00 could not be found"},
 		"driver_info array": {map[string]any{"driver": "ipmi", "driver_info": "x"}, 400, "driver_info"},
 	}
 	for name, tc := range tests {
@@ -850,6 +850,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	if _, err := f.local.Propose(ctx, bmstate.CmdDiscover, disc); err != nil {
 		t.Fatal(err)
 	}
+	ch := f.expect(201, "POST", "/v1/chassis", admin, map[string]any{"description": "rack"}).Body["uuid"].(string)
+	f.expect(200, "PATCH", "/v1/chassis/"+ch, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	f.expect(204, "DELETE", "/v1/chassis/"+ch, admin, nil)
 	f.addConductor("c2")
 	if _, err := f.local.Propose(ctx, bmstate.CmdDropConductor, bmstate.DropConductorCmd{ID: "c2"}); err != nil {
 		t.Fatal(err)
@@ -858,4 +861,38 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	if !bytes.Contains(first, []byte(id)) || bytes.Contains(first, []byte(gone)) || !bytes.Contains(first, []byte("52:54:00:00:00:09")) {
 		t.Fatalf("snapshot content: %s", first)
 	}
+}
+
+func TestChassis(t *testing.T) {
+	f := newFixture(t)
+	c := f.expect(201, "POST", "/v1/chassis", admin, map[string]any{"description": "rack 1", "extra": map[string]any{"row": "a"}}).Body
+	id := c["uuid"].(string)
+	if c["description"] != "rack 1" || c["extra"].(map[string]any)["row"] != "a" {
+		t.Fatalf("chassis: %v", c)
+	}
+	f.expect(400, "POST", "/v1/chassis", admin, map[string]any{"colour": "red"}, "colour")
+	n := f.createNode(map[string]any{"name": "n1", "chassis_uuid": id})
+	if n["chassis_uuid"] != id {
+		t.Fatalf("node: %v", n)
+	}
+	if l := f.expect(200, "GET", "/v1/chassis", admin, nil).Body["chassis"].([]any); len(l) != 1 || l[0].(map[string]any)["extra"] != nil {
+		t.Fatalf("list: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/chassis/detail", admin, nil).Body["chassis"].([]any); l[0].(map[string]any)["extra"] == nil {
+		t.Fatalf("detail: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/chassis/"+id+"/nodes", admin, nil).Body["nodes"].([]any); len(l) != 1 {
+		t.Fatalf("chassis nodes: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/nodes?chassis_uuid="+id, admin, nil).Body["nodes"].([]any); len(l) != 1 {
+		t.Fatalf("nodes of chassis: %v", l)
+	}
+	got := f.expect(200, "PATCH", "/v1/chassis/"+id, admin, []any{map[string]any{"op": "replace", "path": "/description", "value": "rack one"}}).Body
+	if got["description"] != "rack one" {
+		t.Fatalf("patched: %v", got)
+	}
+	f.expect(400, "DELETE", "/v1/chassis/"+id, admin, nil, "contains nodes")
+	f.expect(200, "PATCH", "/v1/nodes/n1", admin, []any{map[string]any{"op": "remove", "path": "/chassis_uuid"}})
+	f.expect(204, "DELETE", "/v1/chassis/"+id, admin, nil)
+	f.expect(404, "GET", "/v1/chassis/"+id, admin, nil, "could not be found")
 }

@@ -128,7 +128,7 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
 		"power_state":          nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
 		"last_error": nullStr(n.LastError), "console_enabled": false,
-		"conductor": nullStr(n.Conductor), "conductor_group": "", "chassis_uuid": nil,
+		"conductor": nullStr(n.Conductor), "conductor_group": "", "chassis_uuid": nullStr(n.ChassisID),
 		"clean_step": map[string]any{}, "deploy_step": map[string]any{},
 		"raid_config": map[string]any{}, "target_raid_config": map[string]any{},
 		"reservation": nil, "allocation_uuid": nil, "automated_clean": nil,
@@ -405,8 +405,11 @@ func (s *Service) setFields(n *bmstate.Node, doc map[string]any, d *driver, crea
 		}
 		n.InstanceUUID = id
 	}
-	if in.Has("chassis_uuid") && !in.IsNull("chassis_uuid") {
-		return wording{}.BadField("chassis_uuid", in.Obj["chassis_uuid"], "Chassis are not supported by this cloud.")
+	if has("chassis_uuid") {
+		n.ChassisID = strings.ToLower(in.Str("chassis_uuid", "", 36))
+		if in.Err == nil && n.ChassisID != "" && !uuidRE.MatchString(n.ChassisID) {
+			return wording{}.BadField("chassis_uuid", n.ChassisID, "Expected a UUID.")
+		}
 	}
 	if in.Has("conductor_group") && in.Str("conductor_group", "", 255) != "" {
 		return wording{}.BadField("conductor_group", in.Obj["conductor_group"], "Conductor groups are not supported by this cloud.")

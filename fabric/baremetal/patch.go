@@ -180,7 +180,7 @@ func nodeDoc(n *bmstate.Node) map[string]any {
 		"maintenance": n.Maintenance, "maintenance_reason": nullStr(n.MaintenanceReason),
 		"protected": n.Protected, "protected_reason": nullStr(n.ProtectedReason),
 		"retired": n.Retired, "retired_reason": nullStr(n.RetiredReason),
-		"chassis_uuid": nil, "conductor_group": "", "automated_clean": nil,
+		"chassis_uuid": nullStr(n.ChassisID), "conductor_group": "", "automated_clean": nil,
 	}
 	for _, k := range interfaceKinds {
 		doc[k+"_interface"] = n.Interfaces[k]

@@ -137,6 +137,15 @@ func (s *Service) routes() []api.Route {
 		{Method: patch, Path: "/v1/ports/{port}", Access: admin, Rule: "baremetal:port:update", Handle: s.updatePort},
 		{Method: del, Path: "/v1/ports/{port}", Access: admin, Rule: "baremetal:port:delete", Handle: s.deletePort},
 
+		{Method: get, Path: "/v1/chassis", Access: admin, Rule: "baremetal:chassis:get", Handle: s.listChassis(false)},
+		{Method: get, Path: "/v1/chassis/detail", Access: admin, Rule: "baremetal:chassis:get", Handle: s.listChassis(true)},
+		{Method: post, Path: "/v1/chassis", Access: admin, Rule: "baremetal:chassis:create", Handle: s.createChassis},
+		{Method: get, Path: "/v1/chassis/{chassis}", Access: admin, Rule: "baremetal:chassis:get", Handle: s.showChassis},
+		{Method: patch, Path: "/v1/chassis/{chassis}", Access: admin, Rule: "baremetal:chassis:update", Handle: s.updateChassis},
+		{Method: del, Path: "/v1/chassis/{chassis}", Access: admin, Rule: "baremetal:chassis:delete", Handle: s.deleteChassis},
+		{Method: get, Path: "/v1/chassis/{chassis}/nodes", Access: admin, Rule: "baremetal:node:list", Handle: s.chassisNodes(false)},
+		{Method: get, Path: "/v1/chassis/{chassis}/nodes/detail", Access: admin, Rule: "baremetal:node:list", Handle: s.chassisNodes(true)},
+
 		{Method: get, Path: "/v1/drivers", Access: admin, Rule: "baremetal:driver:get", Handle: s.listDrivers},
 		{Method: get, Path: "/v1/drivers/{driver}", Access: admin, Rule: "baremetal:driver:get", Handle: s.showDriver},
 		{Method: get, Path: "/v1/drivers/{driver}/properties", Access: admin, Rule: "baremetal:driver:get_properties", Handle: s.driverProperties},

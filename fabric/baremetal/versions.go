@@ -13,7 +13,7 @@ import (
 )
 
 // Microversions 1.1 to 1.maxMinor are served. 1.81 is the node inventory
-// API; resources of the range that are not built (chassis, portgroups,
+// API; resources of the range that are not built (portgroups,
 // volume, allocations, deploy templates) are absent from discovery and
 // answer 404, as an Ironic without them would.
 const (
@@ -116,7 +116,7 @@ func (s *Service) root(w http.ResponseWriter, r *http.Request) error {
 var resources = []struct {
 	name  string
 	since int
-}{{"nodes", 1}, {"ports", 1}, {"drivers", 1}, {"conductors", 49}}
+}{{"chassis", 1}, {"nodes", 1}, {"ports", 1}, {"drivers", 1}, {"conductors", 49}}
 
 func (s *Service) v1(w http.ResponseWriter, r *http.Request) error {
 	base := s.baseURL(r)
