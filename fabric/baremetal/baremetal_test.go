@@ -224,6 +224,11 @@ func TestVersionDiscovery(t *testing.T) {
 	if res := f.call("GET", "/v1/nodes", admin, nil, headerVersion, "latest"); res.Header.Get(headerVersion) != "1.81" {
 		t.Fatalf("latest: %v", res.Header)
 	}
+	// Unversioned paths (the bookmark links) and trailing slashes are
+	// v1's, as in Ironic.
+	for _, path := range []string{"/drivers/ipmi/properties", "/v1/drivers/", "/nodes/"} {
+		f.expect(200, "GET", path, admin, nil)
+	}
 }
 
 func TestUnsupportedVersionIs406(t *testing.T) {
@@ -308,8 +313,12 @@ func TestNodeLifecycle(t *testing.T) {
 		got["resource_class"] != "bm-large" || got["description"] != nil || got["name"] != "rack1-u4" {
 		t.Fatalf("patched: %v", got)
 	}
-	// Changing the driver resets the interfaces to the new one's.
-	got = f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "replace", "path": "/driver", "value": "redfish"}}).Body
+	// A new driver needs interfaces it supports: Ironic resets them to
+	// its defaults only when asked to.
+	toRedfish := []any{map[string]any{"op": "replace", "path": "/driver", "value": "redfish"}}
+	f.expect(400, "PATCH", "/v1/nodes/"+id, admin, toRedfish, "_interface", "ipmitool")
+	f.expect(400, "PATCH", "/v1/nodes/"+id+"?reset_interfaces=true", admin, []any{map[string]any{"op": "add", "path": "/extra/x", "value": 1}}, "reset_interfaces")
+	got = f.expect(200, "PATCH", "/v1/nodes/"+id+"?reset_interfaces=true", admin, toRedfish).Body
 	if got["power_interface"] != "redfish" || got["management_interface"] != "redfish" {
 		t.Fatalf("after the driver changed: %v", got)
 	}
@@ -392,7 +401,7 @@ func TestPasswordsAreSealedAndNeverShown(t *testing.T) {
 		t.Fatal("an unrelated patch resealed the password")
 	}
 	const pw2 = "second-redfish-secret"
-	bodies = append(bodies, f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{
+	bodies = append(bodies, f.expect(200, "PATCH", "/v1/nodes/"+id+"?reset_interfaces=1", admin, []any{
 		map[string]any{"op": "replace", "path": "/driver", "value": "redfish"},
 		map[string]any{"op": "replace", "path": "/driver_info", "value": map[string]any{"redfish_address": "https://bmc", "redfish_system_id": "/redfish/v1/Systems/1", "redfish_password": pw2}},
 	}).Raw)
@@ -490,6 +499,11 @@ func TestListFiltersFieldsAndPaging(t *testing.T) {
 		t.Errorf("fields: %v", got)
 	}
 	f.expect(400, "GET", "/v1/nodes?fields=uuid,colour", admin, nil, "colour")
+	f.expect(400, "GET", "/v1/nodes?fault=overheated", admin, nil, "overheated")
+	f.conductor(ids[0], func(n *bmstate.Node) { n.Maintenance, n.Fault = true, "power failure" })
+	if got := names("/v1/nodes?fault=power%20failure"); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("fault filter: %v", got)
+	}
 	f.expect(400, "GET", "/v1/nodes?sort_key=properties", admin, nil, "properties")
 	f.expect(400, "GET", "/v1/nodes?limit=-1", admin, nil, "Limit")
 	// Paging: limit 2 and a next link that gives the rest.
@@ -895,4 +909,18 @@ func TestChassis(t *testing.T) {
 	f.expect(200, "PATCH", "/v1/nodes/n1", admin, []any{map[string]any{"op": "remove", "path": "/chassis_uuid"}})
 	f.expect(204, "DELETE", "/v1/chassis/"+id, admin, nil)
 	f.expect(404, "GET", "/v1/chassis/"+id, admin, nil, "could not be found")
+}
+
+func TestFakeHardwareInterfaces(t *testing.T) {
+	f := newFixture(t)
+	n := f.createNode(map[string]any{"driver": "fake-hardware", "inspect_interface": "no-inspect"})
+	if n["power_interface"] != "fake" || n["boot_interface"] != "fake" || n["inspect_interface"] != "no-inspect" || n["network_interface"] != "noop" {
+		t.Fatalf("fake-hardware node: %v", n)
+	}
+	id := n["uuid"].(string)
+	f.expect(400, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "add", "path": "/power_interface", "value": "no-power"}}, "power_interface")
+	got := f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "remove", "path": "/inspect_interface"}}).Body
+	if got["inspect_interface"] != "fake" {
+		t.Fatalf("reset interface: %v", got["inspect_interface"])
+	}
 }

@@ -18,9 +18,10 @@ import (
 type driver struct {
 	name string
 	// interfaces are the defaults of a new node (Ironic's
-	// default_<kind>_interface for the hardware type); each is also the
-	// only one enabled.
-	interfaces map[string]string
+	// default_<kind>_interface for the hardware type); alternatives are
+	// the other values a node may choose.
+	interfaces   map[string]string
+	alternatives map[string][]string
 	// required are the driver_info keys the power and management
 	// interfaces cannot work without; properties describes every key.
 	required    []string
@@ -40,9 +41,30 @@ func commonInterfaces(power, management string) map[string]string {
 	}
 }
 
+func fakeInterfaces() map[string]string {
+	m := map[string]string{"network": "noop", "storage": "noop"}
+	for _, k := range interfaceKinds {
+		if m[k] == "" {
+			m[k] = "fake"
+		}
+	}
+	return m
+}
+
+// enabled lists the values interface kind may take on a node of d.
+func (d *driver) enabled(kind string) []string {
+	return append([]string{d.interfaces[kind]}, d.alternatives[kind]...)
+}
+
 var drivers = []driver{
 	{
-		name: "fake-hardware", interfaces: commonInterfaces("fake", "fake"),
+		// Ironic's fake-hardware: every interface "fake" by default, the
+		// optional ones may be turned off.
+		name: "fake-hardware", interfaces: fakeInterfaces(),
+		alternatives: map[string][]string{
+			"bios": {"no-bios"}, "console": {"no-console"}, "firmware": {"no-firmware"}, "inspect": {"no-inspect"},
+			"raid": {"no-raid"}, "rescue": {"no-rescue"}, "vendor": {"no-vendor"},
+		},
 		properties:  map[string]string{},
 		bootDevices: []string{"pxe", "disk"},
 	},
@@ -112,7 +134,7 @@ func (s *Service) driverView(r *http.Request, tx *memdb.Txn, d *driver, detail b
 	if detail {
 		for _, k := range interfaceKinds {
 			v["default_"+k+"_interface"] = d.interfaces[k]
-			v["enabled_"+k+"_interfaces"] = []string{d.interfaces[k]}
+			v["enabled_"+k+"_interfaces"] = d.enabled(k)
 		}
 	}
 	return v

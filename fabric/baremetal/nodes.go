@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -53,6 +54,10 @@ var nodeFields = []string{
 	"storage_interface", "vendor_interface",
 }
 
+// faults are the reasons the conductor may put a node into maintenance
+// by itself (Ironic's faults).
+var faults = []string{"power failure", "clean failure", "rescue abort failure"}
+
 var nodeListing = listing{
 	key:        "nodes",
 	short:      []string{"uuid", "instance_uuid", "maintenance", "power_state", "provision_state", "name", "links"},
@@ -65,6 +70,12 @@ var nodeListing = listing{
 				return false, badRequestf("Invalid value for associated: %q is not a boolean.", want[0])
 			}
 			return (v["instance_uuid"] != nil) == b, nil
+		},
+		"fault": func(v api.View, want []string) (bool, error) {
+			if !slices.Contains(faults, want[0]) {
+				return false, badRequestf("Unrecognized fault \"%s\" is specified, allowed faults are %s", want[0], strings.Join(faults, ", "))
+			}
+			return v["fault"] == want[0], nil
 		},
 		"description_contains": func(v api.View, want []string) (bool, error) {
 			d, _ := v["description"].(string)
@@ -426,8 +437,8 @@ func (s *Service) setFields(n *bmstate.Node, doc map[string]any, d *driver, crea
 		if v == "" {
 			v = d.interfaces[k]
 		}
-		if in.Err == nil && v != d.interfaces[k] {
-			return wording{}.BadField(f, v, fmt.Sprintf("Could not find the following interface in the 'ironic.hardware.interfaces.%s' entrypoint: %s. Valid interfaces are ['%s'].", k, v, d.interfaces[k]))
+		if in.Err == nil && !slices.Contains(d.enabled(k), v) {
+			return wording{}.BadField(f, v, fmt.Sprintf("Could not find the following interface in the 'ironic.hardware.interfaces.%s' entrypoint: %s. Valid interfaces for hardware type %s are ['%s'].", k, v, d.name, strings.Join(d.enabled(k), "', '")))
 		}
 		if n.Interfaces == nil {
 			n.Interfaces = map[string]string{}

@@ -209,6 +209,20 @@ func (s *Service) updateNode(w http.ResponseWriter, r *http.Request) error {
 			return versionError(o.path[0], since)
 		}
 	}
+	q := r.URL.Query()
+	reset := false
+	if q.Has("reset_interfaces") {
+		if minor < 45 {
+			return versionError("reset_interfaces", 45)
+		}
+		var ok bool
+		if reset, ok = api.ToBool(q.Get("reset_interfaces")); !ok {
+			return badRequestf("Invalid value for reset_interfaces: %q is not a boolean.", q.Get("reset_interfaces"))
+		}
+		if !touches(ops, "driver") {
+			return badRequestf("The reset_interfaces parameter can be provided only when changing the node's driver.")
+		}
+	}
 	n, err := s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(tx *memdb.Txn, n *bmstate.Node) error {
 		doc := nodeDoc(n)
 		if err := applyPatch(doc, ops, nodeReadOnly, []string{"driver"}); err != nil {
@@ -220,9 +234,9 @@ func (s *Service) updateNode(w http.ResponseWriter, r *http.Request) error {
 			return &api.Error{Status: http.StatusBadRequest, Field: "driver",
 				Msg: "Invalid input for field/attribute driver. Value: '" + api.Text(doc["driver"]) + "'. The drivers are " + driverNames() + "."}
 		}
-		if drvName != n.Driver {
-			// A new hardware type resets the interfaces the patch does
-			// not set (Ironic's reset_interfaces default).
+		if drvName != n.Driver && reset {
+			// Asked to, a new hardware type resets the interfaces the
+			// patch does not set; otherwise they must suit it.
 			for _, k := range interfaceKinds {
 				if !touches(ops, k+"_interface") {
 					doc[k+"_interface"] = d.interfaces[k]

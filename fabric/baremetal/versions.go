@@ -54,15 +54,16 @@ func microversions(next http.Handler) http.Handler {
 		h.Set(headerVersion, versionText(minor))
 		// Ironic (pecan) serves a collection at "/v1/ports/" as at
 		// "/v1/ports", and python-ironicclient asks for the former.
-		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+		// An unversioned path is v1's (the bookmark links are such
+		// paths, and tempest's client asks for some).
+		if p := routePath(r.URL.Path); p != r.URL.Path {
 			r = r.Clone(r.Context())
-			r.URL.Path = strings.TrimRight(p, "/")
-			r.URL.RawPath = ""
+			r.URL.Path, r.URL.RawPath = p, ""
 		}
 		// Mounted on a chi router, routing goes by the mount's route
 		// path rather than the URL.
-		if rc := chi.RouteContext(r.Context()); rc != nil && len(rc.RoutePath) > 1 && strings.HasSuffix(rc.RoutePath, "/") {
-			rc.RoutePath = strings.TrimRight(rc.RoutePath, "/")
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePath != "" {
+			rc.RoutePath = routePath(rc.RoutePath)
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), versionKey{}, minor)))
 	})
@@ -144,4 +145,18 @@ func (s *Service) v1(w http.ResponseWriter, r *http.Request) error {
 // versionError words a field that needs a newer microversion than asked.
 func versionError(field string, minor int) error {
 	return api.Errorf(http.StatusNotAcceptable, "Request not acceptable: %s needs API version %s or later.", field, fmt.Sprint(versionText(minor)))
+}
+
+// routePath is where Ironic routes a request path: without a trailing
+// slash (pecan serves "/v1/ports/" as "/v1/ports", and
+// python-ironicclient asks for the former) and under /v1 when it names
+// no version (pecan's default version).
+func routePath(p string) string {
+	if len(p) > 1 {
+		p = strings.TrimRight(p, "/")
+	}
+	if p != "/" && p != "" && p != "/v1" && !strings.HasPrefix(p, "/v1/") {
+		p = "/v1" + p
+	}
+	return p
 }
