@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -766,6 +767,8 @@ func TestPorts(t *testing.T) {
 	f.expect(400, "PATCH", "/v1/ports/"+pid, admin, []any{map[string]any{"op": "replace", "path": "/uuid", "value": "x"}}, "/uuid")
 	f.expect(204, "DELETE", "/v1/ports/"+pid, admin, nil)
 	f.expect(404, "GET", "/v1/ports/"+pid, admin, nil)
+	// Ports are named by uuid only, as in Ironic.
+	f.expect(400, "GET", "/v1/ports/52:54:00:aa:00:02", admin, nil, "Expected a UUID")
 	// Deleting a node deletes its ports.
 	f.expect(204, "DELETE", "/v1/nodes/n2", admin, nil)
 	if count("/v1/ports") != 0 {
@@ -922,5 +925,37 @@ func TestFakeHardwareInterfaces(t *testing.T) {
 	got := f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "remove", "path": "/inspect_interface"}}).Body
 	if got["inspect_interface"] != "fake" {
 		t.Fatalf("reset interface: %v", got["inspect_interface"])
+	}
+}
+
+func TestTraits(t *testing.T) {
+	f := newFixture(t)
+	f.createNode(map[string]any{"name": "n1"})
+	traits := func() []any {
+		t.Helper()
+		return f.expect(200, "GET", "/v1/nodes/n1/traits", admin, nil).Body["traits"].([]any)
+	}
+	f.expect(204, "PUT", "/v1/nodes/n1/traits", admin, map[string]any{"traits": []any{"CUSTOM_B", "HW_CPU_X86_VMX"}})
+	f.expect(204, "PUT", "/v1/nodes/n1/traits/CUSTOM_A", admin, nil)
+	if got := traits(); len(got) != 3 || got[0] != "CUSTOM_A" {
+		t.Fatalf("traits: %v", got)
+	}
+	if n := f.expect(200, "GET", "/v1/nodes/n1", admin, nil).Body; len(n["traits"].([]any)) != 3 {
+		t.Fatalf("node traits: %v", n["traits"])
+	}
+	f.expect(400, "PUT", "/v1/nodes/n1/traits/lower_case", admin, nil, "traits")
+	many := []any{}
+	for i := 0; i <= maxTraits; i++ {
+		many = append(many, fmt.Sprintf("CUSTOM_T%d", i))
+	}
+	f.expect(400, "PUT", "/v1/nodes/n1/traits", admin, map[string]any{"traits": many}, "at most")
+	f.expect(204, "DELETE", "/v1/nodes/n1/traits/CUSTOM_A", admin, nil)
+	f.expect(404, "DELETE", "/v1/nodes/n1/traits/CUSTOM_A", admin, nil, "CUSTOM_A")
+	f.expect(204, "DELETE", "/v1/nodes/n1/traits", admin, nil)
+	if got := traits(); len(got) != 0 {
+		t.Fatalf("after delete: %v", got)
+	}
+	if res := f.call("GET", "/v1/nodes/n1/traits", admin, nil, headerVersion, "1.36"); res.Code != 404 {
+		t.Fatalf("traits at 1.36: %d", res.Code)
 	}
 }

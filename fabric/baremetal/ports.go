@@ -96,11 +96,8 @@ func (s *Service) readPort(r *http.Request) (*bmstate.Port, error) {
 	id := chi.URLParam(r, "port")
 	p := store.Get[bmstate.Port](tx, bmstate.PortTable, id)
 	if p == nil {
-		// Ironic also finds a port by its MAC.
-		if mac := bmstate.NormalizeMAC(id); mac != "" {
-			if raw, _ := tx.First(bmstate.PortTable, "address", mac); raw != nil {
-				return raw.(*bmstate.Port), nil
-			}
+		if !uuidRE.MatchString(id) {
+			return nil, badRequestf("Expected a UUID but received %s.", id)
 		}
 		return nil, portNotFound(id)
 	}

@@ -127,6 +127,11 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v1/nodes/{node}/history/{event}", Access: admin, Rule: "baremetal:node:history:get", Handle: since(78, s.showHistory)},
 		{Method: get, Path: "/v1/nodes/{node}/vifs", Access: admin, Rule: "baremetal:node:vif:list", Handle: since(28, s.listVIFs)},
 		{Method: post, Path: "/v1/nodes/{node}/vifs", Access: admin, Rule: "baremetal:node:vif:attach", Handle: since(28, s.attachVIF)},
+		{Method: get, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:list", Handle: since(37, s.listTraits)},
+		{Method: put, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:set", Handle: since(37, s.setTraits)},
+		{Method: del, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:delete", Handle: since(37, s.removeTraits)},
+		{Method: put, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:set", Handle: since(37, s.addTrait)},
+		{Method: del, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:delete", Handle: since(37, s.removeTrait)},
 		{Method: get, Path: "/v1/nodes/{node}/ports", Access: admin, Rule: "baremetal:port:list", Handle: s.listPorts(false, true)},
 		{Method: get, Path: "/v1/nodes/{node}/ports/detail", Access: admin, Rule: "baremetal:port:list", Handle: s.listPorts(true, true)},
 
