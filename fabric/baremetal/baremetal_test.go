@@ -843,6 +843,10 @@ func TestInventoryValidateAndVIFs(t *testing.T) {
 	if v["power"].(map[string]any)["result"] != true || v["deploy"].(map[string]any)["result"] != false || v["boot"].(map[string]any)["result"] != false {
 		t.Fatalf("validate: %v", v)
 	}
+	if c := f.expect(200, "GET", "/v1/nodes/n1/states/console", admin, nil).Body; c["console_enabled"] != false {
+		t.Fatalf("console: %v", c)
+	}
+	f.expect(400, "PUT", "/v1/nodes/n1/states/console", admin, map[string]any{"enabled": true}, "console")
 	if vifs := f.expect(200, "GET", "/v1/nodes/n1/vifs", admin, nil).Body["vifs"].([]any); len(vifs) != 0 {
 		t.Fatalf("vifs: %v", vifs)
 	}

@@ -118,6 +118,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v1/nodes/{node}/validate", Access: admin, Rule: "baremetal:node:validate", Handle: s.validateNode},
 		{Method: get, Path: "/v1/nodes/{node}/states", Access: admin, Rule: "baremetal:node:get_states", Handle: s.showStates},
 		{Method: put, Path: "/v1/nodes/{node}/states/provision", Access: admin, Rule: "baremetal:node:set_provision_state", Handle: s.setProvisionState},
+		{Method: get, Path: "/v1/nodes/{node}/states/console", Access: admin, Rule: "baremetal:node:get_console", Handle: s.showConsole},
+		{Method: put, Path: "/v1/nodes/{node}/states/console", Access: admin, Rule: "baremetal:node:set_console_state", Handle: s.setConsole},
 		{Method: put, Path: "/v1/nodes/{node}/states/power", Access: admin, Rule: "baremetal:node:set_power_state", Handle: s.setPowerState},
 		{Method: get, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:get_boot_device", Handle: s.showBootDevice},
 		{Method: put, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:set_boot_device", Handle: s.setBootDevice},

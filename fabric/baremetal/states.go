@@ -417,6 +417,25 @@ func (s *Service) showHistory(w http.ResponseWriter, r *http.Request) error {
 	return notFoundf("Node history record %s could not be found.", id)
 }
 
+// Serial consoles of bare-metal nodes are not served (the no-console
+// interface): the state says so, and enabling one is refused.
+
+func (s *Service) showConsole(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := s.readNode(r); err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"console_enabled": false, "console_info": nil})
+	return nil
+}
+
+func (s *Service) setConsole(w http.ResponseWriter, r *http.Request) error {
+	_, n, err := s.readNode(r)
+	if err != nil {
+		return err
+	}
+	return badRequestf("Node %s does not support a console: its console interface is %s.", n.ID, n.Interfaces["console"])
+}
+
 func (s *Service) listVIFs(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := s.readNode(r); err != nil {
 		return err
