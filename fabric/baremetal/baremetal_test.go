@@ -765,6 +765,9 @@ func TestPorts(t *testing.T) {
 	}
 	f.expect(409, "PATCH", "/v1/ports/"+pid, admin, []any{map[string]any{"op": "replace", "path": "/address", "value": "52:54:00:aa:00:02"}}, "already exists")
 	f.expect(400, "PATCH", "/v1/ports/"+pid, admin, []any{map[string]any{"op": "replace", "path": "/uuid", "value": "x"}}, "/uuid")
+	if res := f.call("PATCH", "/v1/ports/"+pid, admin, []any{map[string]any{"op": "replace", "path": "/physical_network", "value": "x"}}, headerVersion, "1.33"); res.Code != http.StatusNotAcceptable {
+		t.Fatalf("physical_network patch at 1.33: %d %s", res.Code, res.Raw)
+	}
 	f.expect(204, "DELETE", "/v1/ports/"+pid, admin, nil)
 	f.expect(404, "GET", "/v1/ports/"+pid, admin, nil)
 	// Ports are named by uuid only, as in Ironic.
@@ -861,6 +864,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
 	pid := f.expect(201, "POST", "/v1/ports", admin, map[string]any{"address": "52:54:00:00:00:01", "node_uuid": id}).Body["uuid"].(string)
 	f.expect(200, "PATCH", "/v1/ports/"+pid, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	if res := f.call("PATCH", "/v1/ports/"+pid, admin, []any{map[string]any{"op": "replace", "path": "/physical_network", "value": "x"}}, headerVersion, "1.33"); res.Code != http.StatusNotAcceptable {
+		t.Fatalf("physical_network patch at 1.33: %d %s", res.Code, res.Raw)
+	}
 	f.expect(204, "DELETE", "/v1/ports/"+pid, admin, nil)
 	gone := f.createNode(map[string]any{"name": "gone"})["uuid"].(string)
 	f.expect(204, "DELETE", "/v1/nodes/"+gone, admin, nil)

@@ -243,6 +243,12 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	minor := versionOf(r.Context())
+	for _, o := range ops {
+		if since, ok := portSince[o.path[0]]; ok && minor < since {
+			return versionError(o.path[0], since)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		cur, err := s.readPort(r)
 		if err != nil {
