@@ -33,7 +33,7 @@ mkdir -p "$cache"
 exec 9>"$cache/lock"
 flock 9
 
-inputs="$here/build.sh $here/init $here/udhcpc.script $here/json.awk $here/syslinux.cfg"
+inputs="$here/build.sh $here/debs.sh $here/init $here/udhcpc.script $here/json.awk $here/syslinux.cfg"
 if [ -z "${REBUILD:-}" ] && [ -f "$out" ]; then
 	stale=""
 	for f in $inputs; do
@@ -59,59 +59,14 @@ mkdir -p "$cache/debs"
 work=$(mktemp -d "$cache/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# fetch prints the cached .deb of package $1, downloading it first if needed
-# (into a scratch directory, so an interrupted download is never cached).
-fetch() {
-	local pkg=$1 deb dl
-	deb=$(ls "$cache/debs/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
-	if [ -z "$deb" ]; then
-		dl=$(mktemp -d "$work/dl.XXXXXX")
-		if ! (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg") >&2; then
-			$sudo apt-get update -q >&2
-			(cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg") >&2
-		fi
-		mv "$dl"/*.deb "$cache/debs/"
-		deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n 1)
-	fi
-	echo "$deb"
-}
+label="test image"
+. "$top/node/testimage/debs.sh"
 
 kernel_deb=$(fetch $kernel_pkg)
 busybox_deb=$(fetch busybox-static)
 
-# The kernel and the module closure, extracted once per .deb and module list
-# (the whole package unpacks to 400 MB; we keep ~10 MB).
+extract_kernel "$kernel_deb"
 kdir=$cache/kernel
-stamp="${kernel_deb##*/} $(echo $modules)"
-if [ "$(cat "$kdir/stamp" 2>/dev/null)" != "$stamp" ]; then
-	echo "test image: extracting ${kernel_deb##*/}"
-	x=$work/kernel-deb
-	dpkg-deb -x "$kernel_deb" "$x"
-	rm -rf "$kdir.new"
-	mkdir -p "$kdir.new/modules"
-	cp "$x/boot/vmlinuz-$kver" "$kdir.new/vmlinuz"
-	find "$x/lib/modules/$kver" -name '*.ko' >"$work/ko-list"
-	order=""
-	# add appends module $1 after its dependencies (module names use "_",
-	# some files "-", as nls_iso8859-1.ko).
-	add() {
-		local m=$1 f d
-		case " $order " in *" $m "*) return ;; esac
-		f=$(grep -E "/${m//_/[_-]}\.ko$" "$work/ko-list" | head -n 1 || true)
-		[ -n "$f" ] || { echo "build.sh: module $m not in $kernel_pkg" >&2; exit 1; }
-		for d in $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | tr ',' ' '); do
-			add "$d"
-		done
-		order="$order $m"
-		cp "$f" "$kdir.new/modules/$m.ko"
-	}
-	for m in $modules; do add "$m"; done
-	echo $order | tr ' ' '\n' >"$kdir.new/order"
-	echo "$stamp" >"$kdir.new/stamp"
-	rm -rf "$kdir"
-	mv "$kdir.new" "$kdir"
-	rm -rf "$x"
-fi
 
 # The initramfs: busybox, /init and its helpers, the modules.
 rd=$work/initramfs

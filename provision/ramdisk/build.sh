@@ -28,10 +28,10 @@ mkdir -p "$cache" "$out"
 exec 9>"$cache/lock"
 flock 9
 
-# Inputs: this script, /init, the DHCP hook, and the agent's Go sources
+# Inputs: this script and the library it sources, /init, the DHCP hook, and the agent's Go sources
 # (not its tests).
 newest_input() {
-	find "$here/build.sh" "$here/init" "$here/udhcpc.script" \
+	find "$here/build.sh" "$here/init" "$here/udhcpc.script" "$top/node/testimage/debs.sh" \
 		"$top/cmd/rack-agent" "$top/provision/agent" "$top/provision/agentapi" "$top/node/inventory" \
 		"$top/go.mod" -type f -newer "$1" -not -name '*_test.go' -not -path '*/testdata/*' -print -quit
 }
@@ -55,58 +55,15 @@ mkdir -p "$cache/debs"
 work=$(mktemp -d "$cache/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# fetch prints the cached .deb of package $1 (reusing one make test-image
-# downloaded), downloading it first if needed, into a scratch directory so an
-# interrupted download is never cached.
-fetch() {
-	local pkg=$1 deb dl
-	deb=$(ls "$cache/debs/${pkg}_"*.deb "$top/build/testimage/debs/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
-	if [ -z "$deb" ]; then
-		dl=$(mktemp -d "$work/dl.XXXXXX")
-		if ! (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg") >&2; then
-			$sudo apt-get update -q >&2
-			(cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg") >&2
-		fi
-		mv "$dl"/*.deb "$cache/debs/"
-		deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n 1)
-	fi
-	echo "$deb"
-}
+label="ramdisk"
+extra_debs="$top/build/testimage/debs" # reuse what make test-image downloaded
+. "$top/node/testimage/debs.sh"
 
 kernel_deb=$(fetch $kernel_pkg)
 busybox_deb=$(fetch busybox-static)
 
-# The kernel and the module closure, extracted once per .deb and module list.
+extract_kernel "$kernel_deb"
 kdir=$cache/kernel
-stamp="${kernel_deb##*/} $(echo $modules)"
-if [ "$(cat "$kdir/stamp" 2>/dev/null)" != "$stamp" ]; then
-	echo "ramdisk: extracting ${kernel_deb##*/}"
-	x=$work/kernel-deb
-	dpkg-deb -x "$kernel_deb" "$x"
-	rm -rf "$kdir.new"
-	mkdir -p "$kdir.new/modules"
-	cp "$x/boot/vmlinuz-$kver" "$kdir.new/vmlinuz"
-	find "$x/lib/modules/$kver" -name '*.ko' >"$work/ko-list"
-	order=""
-	# add appends module $1 after its dependencies.
-	add() {
-		local m=$1 f d
-		case " $order " in *" $m "*) return ;; esac
-		f=$(grep -E "/${m//_/[_-]}\.ko$" "$work/ko-list" | head -n 1 || true)
-		[ -n "$f" ] || { echo "build.sh: module $m not in $kernel_pkg" >&2; exit 1; }
-		for d in $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | tr ',' ' '); do
-			add "$d"
-		done
-		order="$order $m"
-		cp "$f" "$kdir.new/modules/$m.ko"
-	}
-	for m in $modules; do add "$m"; done
-	echo $order | tr ' ' '\n' >"$kdir.new/order"
-	echo "$stamp" >"$kdir.new/stamp"
-	rm -rf "$kdir"
-	mv "$kdir.new" "$kdir"
-	rm -rf "$x"
-fi
 
 # The agent: static, stripped, no cgo (the ramdisk has no libc).
 echo "ramdisk: building rack-agent"
