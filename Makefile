@@ -7,8 +7,9 @@ BIN       := $(CURDIR)/bin
 DATA      ?= $(CURDIR)/.rackstack
 # Debian packages the tests drive: the real OpenStack CLI, the object
 # storage clients (swift, aws, s3cmd, rclone), and what the networking test
-# runs in its namespaces (ip, ping, tcpdump), genisoimage for config drives.
-TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils
+# runs in its namespaces (ip, ping, tcpdump), genisoimage for config drives,
+# and the IPMI BMC simulator and client the bare-metal tests power servers with.
+TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils openipmi ipmitool
 # What `make generate` needs to rebuild the committed BPF objects, and what
 # `make bench` compares against.
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
