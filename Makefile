@@ -8,8 +8,9 @@ DATA      ?= $(CURDIR)/.rackstack
 # Debian packages the tests drive: the real OpenStack CLI, the object
 # storage clients (swift, aws, s3cmd, rclone), and what the networking test
 # runs in its namespaces (ip, ping, tcpdump), genisoimage for config drives,
-# and the IPMI BMC simulator and client the bare-metal tests power servers with.
-TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils openipmi ipmitool
+# the IPMI BMC simulator and client the bare-metal tests power servers with,
+# and the iPXE builds (for real firmware and QEMU's NIC ROMs, BIOS and UEFI).
+TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils openipmi ipmitool ipxe ipxe-qemu ovmf
 # What `make generate` needs to rebuild the committed BPF objects, and what
 # `make bench` compares against.
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
