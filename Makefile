@@ -10,7 +10,9 @@ DATA      ?= $(CURDIR)/.rackstack
 # runs in its namespaces (ip, ping, tcpdump), genisoimage for config drives,
 # the IPMI BMC simulator and client the bare-metal tests power servers with,
 # and the iPXE builds (for real firmware and QEMU's NIC ROMs, BIOS and UEFI).
-TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils openipmi ipmitool ipxe ipxe-qemu ovmf
+# sfdisk (fdisk) to read the partition tables rack-agent writes, and busybox's
+# nc, the bare-metal ramdisk test's only path from its guest to loopback.
+TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils openipmi ipmitool ipxe ipxe-qemu ovmf fdisk busybox-static
 # What `make generate` needs to rebuild the committed BPF objects, and what
 # `make bench` compares against.
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
@@ -48,6 +50,7 @@ integration: build
 test: deps
 	@mkdir -p build
 	$(MAKE) test-image
+	$(MAKE) ramdisk
 	$(MAKE) unit
 	$(MAKE) integration
 
@@ -95,6 +98,21 @@ test-image:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
 	fi
 	node/testimage/build.sh $(CURDIR)/build/test-image.qcow2
+
+# ramdisk builds build/ramdisk/{vmlinuz,initramfs.gz}, the discovery/deploy
+# ramdisk bare-metal machines PXE-boot (provision/ramdisk/build.sh, which
+# downloads the kernel and busybox .debs into build/ramdisk-cache/ and builds
+# a static rack-agent); these are the tools it runs.
+RAMDISK_DEBS := cpio gzip
+.PHONY: ramdisk
+ramdisk:
+	@missing=""; for p in $(RAMDISK_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+	provision/ramdisk/build.sh $(CURDIR)/build/ramdisk
 
 clean:
 	rm -rf $(BIN) build
