@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/baremetal"
 	"github.com/rackstack/rackstack/fabric/buildinfo"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
@@ -49,6 +50,7 @@ func catalog(o *options) []identity.CatalogService {
 		{Type: "network", Name: "neutron", Path: "/network"},
 		{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
 		{Type: "image", Name: "glance", Path: "/image"},
+		{Type: "baremetal", Name: "ironic", Path: "/baremetal"},
 		{Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"},
 		{Type: "s3", Name: "s3", Path: s3},
 	}
@@ -69,7 +71,7 @@ func mountSwift(r chi.Router, h http.Handler) {
 }
 
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -165,6 +167,11 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	metal, err := openBaremetal(o, node, ident, log)
+	if err != nil {
+		return err
+	}
+
 	var drv hypervisor.Driver
 	consoles := openSerialConsoles(o, node, func() hypervisor.Driver { return drv }, log)
 	servers, err := openCompute(o, node, ident, networks, computeImages{images},
@@ -196,6 +203,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Mount("/network", http.StripPrefix("/network", networks.Handler()))
 	r.Mount("/compute", http.StripPrefix("/compute", servers.Handler()))
 	r.Mount("/image", http.StripPrefix("/image", images.Handler()))
+	r.Mount("/baremetal", http.StripPrefix("/baremetal", metal.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := objects.Status(r.Context())

@@ -212,6 +212,10 @@ type Node struct {
 	BootDeviceSeq        int    `json:"boot_device_seq,omitempty"`
 	BootDeviceDone       int    `json:"boot_device_done,omitempty"`
 	LastError            string `json:"last_error,omitempty"`
+	// Fault is why the conductor put the node in maintenance by itself
+	// (Ironic's fault: "power failure", "clean failure", ...); cleared
+	// with the maintenance.
+	Fault string `json:"fault,omitempty"`
 
 	// InstanceUUID is the compute server deployed (or being deployed) on
 	// the node; InstanceInfo is Ironic's instance_info (image_source,
@@ -226,6 +230,9 @@ type Node struct {
 	// access drive this node.
 	Conductor      string `json:"conductor"`
 	AutoDiscovered bool   `json:"auto_discovered,omitempty"`
+	// ChassisID is the chassis (Ironic's grouping of nodes) the node is
+	// in, if any.
+	ChassisID string `json:"chassis_uuid,omitempty"`
 	// Inventory is what the agent last reported; InspectedAt when.
 	Inventory           *agentapi.Inventory `json:"inventory,omitempty"`
 	InspectionStartedAt time.Time           `json:"inspection_started_at,omitzero"`
@@ -342,6 +349,17 @@ type Port struct {
 	Revision            int64             `json:"revision"`
 }
 
+// Chassis is Ironic's chassis: a named group of nodes (a blade
+// enclosure, a rack), with no behaviour of its own.
+type Chassis struct {
+	ID          string         `json:"id"` // UUID
+	Description string         `json:"description,omitempty"`
+	Extra       map[string]any `json:"extra,omitempty"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at,omitzero"`
+	Revision    int64          `json:"revision"`
+}
+
 // Conductor is a rackd node with provisioning services: where its
 // DHCP/TFTP/HTTP answer and how agents reach it.
 type Conductor struct {
@@ -353,6 +371,17 @@ type Conductor struct {
 	Drivers   []string  `json:"drivers"`
 	Updated   time.Time `json:"updated"`
 }
+
+// IsSecretKey reports whether a driver_info key holds a password: the
+// API seals its value into Node.Secrets and shows "******" in its place.
+func IsSecretKey(key string) bool {
+	return key == "password" || strings.HasSuffix(key, "_password")
+}
+
+// SecretAAD is what a node's sealed secrets are bound to (the
+// additional data of secrets.Seal): the node's id, so a sealed password
+// copied to another node does not open.
+func SecretAAD(nodeID string) []byte { return []byte(nodeID) }
 
 // NormalizeMAC returns mac lower-cased with colons, the form ports and
 // lookups use; "" when mac is not a MAC.
@@ -380,6 +409,7 @@ const (
 	NodeTable      = "baremetal_nodes"
 	PortTable      = "baremetal_ports"
 	ConductorTable = "baremetal_conductors"
+	ChassisTable   = "baremetal_chassis"
 
 	CmdCreateNode    = "baremetal.node.create"
 	CmdPutNode       = "baremetal.node.put"
@@ -390,6 +420,9 @@ const (
 	CmdDiscover      = "baremetal.discover"
 	CmdPutConductor  = "baremetal.conductor.put"
 	CmdDropConductor = "baremetal.conductor.delete"
+	CmdCreateChassis = "baremetal.chassis.create"
+	CmdPutChassis    = "baremetal.chassis.put"
+	CmdDeleteChassis = "baremetal.chassis.delete"
 )
 
 // Schema is the bare-metal service's part of the replicated state.
@@ -399,11 +432,13 @@ func Schema() store.Schema {
 			store.NewTable(NodeTable, &Node{},
 				optional("name", "Name"),
 				optional("instance", "InstanceUUID"),
-				optional("conductor", "Conductor")),
+				optional("conductor", "Conductor"),
+				optional("chassis", "ChassisID")),
 			store.NewTable(PortTable, &Port{},
 				store.StringIndex("address", "Address", true),
 				store.StringIndex("node", "NodeID", false)),
 			store.NewTable(ConductorTable, &Conductor{}),
+			store.NewTable(ChassisTable, &Chassis{}),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateNode:    store.Typed(applyCreateNode),
@@ -415,6 +450,9 @@ func Schema() store.Schema {
 			CmdDiscover:      store.Typed(applyDiscover),
 			CmdPutConductor:  store.Typed(applyPutConductor),
 			CmdDropConductor: store.Typed(applyDropConductor),
+			CmdCreateChassis: store.Typed(applyCreateChassis),
+			CmdPutChassis:    store.Typed(applyPutChassis),
+			CmdDeleteChassis: store.Typed(applyDeleteChassis),
 		},
 	}
 }
@@ -428,7 +466,7 @@ func optional(name, field string) *memdb.IndexSchema {
 }
 
 // TableNames lists the tables, so a watcher can watch them.
-func TableNames() []string { return []string{NodeTable, PortTable, ConductorTable} }
+func TableNames() []string { return []string{NodeTable, PortTable, ConductorTable, ChassisTable} }
 
 // LoadNode returns a copy of node id (a UUID), or an error matching
 // store.ErrNotFound.
@@ -538,6 +576,9 @@ func applyCreateNode(tx *memdb.Txn, c CreateNodeCmd) (any, error) {
 	if err := nameFree(tx, c.Row.Name, c.Row.ID); err != nil {
 		return nil, err
 	}
+	if err := chassisExists(tx, c.Row.ChassisID); err != nil {
+		return nil, err
+	}
 	row := c.Row
 	row.Revision = 1
 	return row, tx.Insert(NodeTable, &row)
@@ -571,6 +612,11 @@ func applyPutNode(tx *memdb.Txn, c PutNodeCmd) (any, error) {
 	}
 	if err := nameFree(tx, c.Row.Name, c.Row.ID); err != nil {
 		return nil, err
+	}
+	if c.Row.ChassisID != cur.ChassisID {
+		if err := chassisExists(tx, c.Row.ChassisID); err != nil {
+			return nil, err
+		}
 	}
 	row := c.Row
 	row.Revision = cur.Revision + 1
@@ -737,4 +783,60 @@ func applyDropConductor(tx *memdb.Txn, c DropConductorCmd) (any, error) {
 		return nil, nil
 	}
 	return cur, tx.Delete(ConductorTable, cur)
+}
+
+func chassisExists(tx *memdb.Txn, id string) error {
+	if id != "" && store.Get[Chassis](tx, ChassisTable, id) == nil {
+		return store.Fault(store.KindInvalid, "", "Chassis %s could not be found.", id)
+	}
+	return nil
+}
+
+// CreateChassisCmd inserts a chassis.
+type CreateChassisCmd struct {
+	Row Chassis `json:"row"`
+}
+
+func applyCreateChassis(tx *memdb.Txn, c CreateChassisCmd) (any, error) {
+	if store.Get[Chassis](tx, ChassisTable, c.Row.ID) != nil {
+		return nil, store.Conflictf("A chassis with UUID %s already exists.", c.Row.ID)
+	}
+	row := c.Row
+	row.Revision = 1
+	return row, tx.Insert(ChassisTable, &row)
+}
+
+// PutChassisCmd replaces a chassis whose current revision is Revision.
+type PutChassisCmd struct {
+	Row      Chassis `json:"row"`
+	Revision int64   `json:"revision"`
+}
+
+func applyPutChassis(tx *memdb.Txn, c PutChassisCmd) (any, error) {
+	cur := store.Get[Chassis](tx, ChassisTable, c.Row.ID)
+	if cur == nil {
+		return nil, store.NotFoundf("Chassis %s could not be found.", c.Row.ID)
+	}
+	if cur.Revision != c.Revision {
+		return nil, stale("chassis", cur.ID, cur.Revision, c.Revision)
+	}
+	row := c.Row
+	row.Revision = cur.Revision + 1
+	return row, tx.Insert(ChassisTable, &row)
+}
+
+// DeleteChassisCmd deletes a chassis that holds no node.
+type DeleteChassisCmd struct {
+	ID string `json:"id"`
+}
+
+func applyDeleteChassis(tx *memdb.Txn, c DeleteChassisCmd) (any, error) {
+	cur := store.Get[Chassis](tx, ChassisTable, c.ID)
+	if cur == nil {
+		return nil, store.NotFoundf("Chassis %s could not be found.", c.ID)
+	}
+	if nodes := store.All[Node](tx, NodeTable, "chassis", c.ID); len(nodes) > 0 {
+		return nil, store.Fault(store.KindInvalid, "", "Chassis %s contains nodes.", c.ID)
+	}
+	return cur, tx.Delete(ChassisTable, cur)
 }

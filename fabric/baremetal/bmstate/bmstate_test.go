@@ -135,6 +135,11 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 		{CmdPutConductor, PutConductorCmd{Row: Conductor{ID: "node-a", Interface: "prov0", Address: "10.9.0.1"}}},
 		{CmdPutConductor, PutConductorCmd{Row: Conductor{ID: "node-b"}}},
 		{CmdDropConductor, DropConductorCmd{ID: "node-b"}},
+		{CmdCreateChassis, CreateChassisCmd{Row: Chassis{ID: "c1", Description: "rack 1", CreatedAt: t0}}},
+		{CmdPutChassis, PutChassisCmd{Row: Chassis{ID: "c1", Description: "rack one", CreatedAt: t0}, Revision: 1}},
+		{CmdCreateChassis, CreateChassisCmd{Row: Chassis{ID: "c2", CreatedAt: t0}}},
+		{CmdDeleteChassis, DeleteChassisCmd{ID: "c2"}},
+		{CmdCreateNode, CreateNodeCmd{Row: Node{ID: "n4", ChassisID: "c1", ProvisionState: StateEnroll, CreatedAt: t0}}},
 	}
 	for _, s := range steps {
 		if _, err := propose(t, l, s.typ, s.body); err != nil {
@@ -142,4 +147,29 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 		}
 	}
 	store.EveryCommandSurvivesSnapshot(t, l, Schema())
+}
+
+func TestChassisHoldsItsNodes(t *testing.T) {
+	l, err := store.NewLocal(Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := propose(t, l, CmdCreateNode, CreateNodeCmd{Row: Node{ID: "n1", ChassisID: "c1"}}); store.KindOf(err) != store.KindInvalid {
+		t.Fatalf("node in a missing chassis: %v", err)
+	}
+	if _, err := propose(t, l, CmdCreateChassis, CreateChassisCmd{Row: Chassis{ID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := propose(t, l, CmdCreateNode, CreateNodeCmd{Row: Node{ID: "n1", ChassisID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := propose(t, l, CmdDeleteChassis, DeleteChassisCmd{ID: "c1"}); store.KindOf(err) != store.KindInvalid {
+		t.Fatalf("delete of a chassis with a node: %v", err)
+	}
+	if _, err := propose(t, l, CmdDeleteNode, DeleteNodeCmd{ID: "n1", Revision: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := propose(t, l, CmdDeleteChassis, DeleteChassisCmd{ID: "c1"}); err != nil {
+		t.Fatalf("delete of an empty chassis: %v", err)
+	}
 }
