@@ -277,6 +277,28 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 			t.Errorf("%s: %d %v %s, want %d %q", c.name, code, err, msg, c.code, c.want)
 		}
 	}
+	// Bare metal, as far as compute goes without a node: the flavor an
+	// operator writes for Ironic nodes, a tenant network refused, and a
+	// server no node can take in ERROR as Nova says it (and deleted at
+	// once: it holds nothing).
+	openstack(t, admin, "flavor", "create", "--ram", "1", "--disk", "1", "--vcpus", "1", "bm.small")
+	openstack(t, admin, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=1", "--property", "resources:VCPU=0",
+		"--property", "resources:MEMORY_MB=0", "--property", "resources:DISK_GB=0", "bm.small")
+	if out, err := openstackErr(admin, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=2", "bm.small"); err == nil || !strings.Contains(out, "resources:CUSTOM_BAREMETAL") {
+		t.Errorf("a bare-metal class asked for twice: %v\n%s", err, out)
+	}
+	if out, err := openstackErr(alice, "server", "create", "--flavor", "bm.small", "--image", "testimg", "--network", "net1", "bad"); err == nil || !strings.Contains(out, "Tenant networks on bare-metal servers are not supported") {
+		t.Errorf("a bare-metal server on a tenant network: %v\n%s", err, out)
+	}
+	openstack(t, alice, "server", "create", "--flavor", "bm.small", "--image", "testimg", "metal")
+	if !eventually(time.Minute, func() bool { return showServer(t, alice, "metal").Status == "ERROR" }) {
+		t.Errorf("a bare-metal server with no node is %s, want ERROR", showServer(t, alice, "metal").Status)
+	}
+	if out := openstack(t, alice, "server", "show", "-f", "value", "-c", "fault", "metal"); !strings.Contains(out, "No valid host was found") {
+		t.Errorf("fault of a bare-metal server with no node: %s", out)
+	}
+	openstack(t, alice, "server", "delete", "--wait", "metal")
+
 	// Over quota: three servers run, the project may have three.
 	openstack(t, admin, "quota", "set", "--instances", "3", "demo")
 	if out, err := openstackErr(alice, "server", "create", "--flavor", "m1.tiny", "--image", "testimg", "--network", "net1", "bad"); err == nil || !strings.Contains(out, "Quota exceeded for instances") {

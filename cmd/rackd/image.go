@@ -32,5 +32,6 @@ func (c computeImages) Get(ctx context.Context, p *api.Principal, id string) (co
 	if err != nil {
 		return compute.ImageInfo{}, err
 	}
-	return compute.ImageInfo{ID: img.ID, Name: img.Name, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM, Size: img.Size}, nil
+	return compute.ImageInfo{ID: img.ID, Name: img.Name, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM, Size: img.Size,
+		DiskFormat: img.DiskFormat}, nil
 }

@@ -70,6 +70,9 @@ func mountSwift(r chi.Router, h http.Handler) {
 	r.Handle("/info", h)
 }
 
+// schemas are the replicated state's parts. bmstate's tables are there
+// whether or not this build serves the bare-metal API: compute's server
+// create claims bare-metal nodes in its own apply.
 func schemas() []store.Schema {
 	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema()}
 }

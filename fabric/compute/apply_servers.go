@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"cmp"
 	"errors"
 	"reflect"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/scheduler"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -68,6 +70,11 @@ func hostsWithUsage(tx *memdb.Txn, hosts []scheduler.Host) []scheduler.Host {
 	for i, h := range hosts {
 		h.UsedVCPUs, h.UsedMemoryMB, h.UsedDiskGB, h.Servers = 0, 0, 0, nil
 		for _, s := range store.All[Server](tx, tServers, "host", h.Name) {
+			if s.Baremetal != "" {
+				// On a node of its own: its conductor's host gives it
+				// nothing.
+				continue
+			}
 			h.UsedVCPUs += s.Flavor.VCPUs
 			h.UsedMemoryMB += s.Flavor.RAM
 			h.UsedDiskGB += diskGB(s)
@@ -76,6 +83,36 @@ func hostsWithUsage(tx *memdb.Txn, hosts []scheduler.Host) []scheduler.Host {
 		out[i] = h
 	}
 	return out
+}
+
+// place picks a host for a virtual machine with the scheduler, from the
+// capacity the servers in the state leave; none is Nova's build failure:
+// the server exists, in ERROR, with a fault that says why, holding no
+// capacity and no ports.
+func place(tx *memdb.Txn, s *Server, group *ServerGroup, c serverCreateCmd) error {
+	req := scheduler.Request{VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM, DiskGB: diskGB(s), AZ: s.AZ, Host: c.ForceHost}
+	if group != nil {
+		req.Group = &scheduler.Group{Policy: group.Policy, Members: group.Members, MaxPerHost: group.MaxPerHost}
+	}
+	host, err := scheduler.Select(hostsWithUsage(tx, c.Hosts), req, c.Scheduler)
+	switch {
+	case errors.Is(err, scheduler.ErrNoValidHost):
+		buildFailed(s, err.Error(), c.Now)
+	case err != nil:
+		return err
+	default:
+		s.Host = host
+		setState(s, vmBuilding, "spawning")
+	}
+	return nil
+}
+
+// buildFailed puts a server that found no place in ERROR with the fault
+// that says why; it holds no capacity and no ports.
+func buildFailed(s *Server, why string, now time.Time) {
+	setState(s, vmError, "")
+	s.Fault = &Fault{Code: 500, Message: why, Created: now}
+	s.Ports, s.CreatedPorts = []string{}, nil
 }
 
 type serverCreateCmd struct {
@@ -89,6 +126,9 @@ type serverCreateCmd struct {
 	ForceHost string    `json:"force_host,omitempty"`
 	RequestID string    `json:"request_id"`
 	Now       time.Time `json:"now"`
+	// Baremetal, for a bare-metal flavor, is the node to claim for each
+	// server instead of a host.
+	Baremetal *baremetalClaim `json:"baremetal,omitempty"`
 }
 
 func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
@@ -117,23 +157,12 @@ func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
 		if store.Get[Server](tx, tServers, s.ID) != nil {
 			return nil, store.Conflictf("server %s exists", s.ID)
 		}
-		req := scheduler.Request{VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM, DiskGB: diskGB(&s), AZ: s.AZ, Host: c.ForceHost}
-		if group != nil {
-			req.Group = &scheduler.Group{Policy: group.Policy, Members: group.Members, MaxPerHost: group.MaxPerHost}
-		}
-		host, err := scheduler.Select(hostsWithUsage(tx, c.Hosts), req, c.Scheduler)
-		switch {
-		case errors.Is(err, scheduler.ErrNoValidHost):
-			// Nova's build failure: the server exists, in ERROR, with a
-			// fault that says why; it holds no capacity and no ports.
-			setState(&s, vmError, "")
-			s.Fault = &Fault{Code: 500, Message: err.Error(), Created: c.Now}
-			s.Ports, s.CreatedPorts = []string{}, nil
-		case err != nil:
+		if c.Baremetal != nil {
+			if err := claimNode(tx, &s, c); err != nil {
+				return nil, err
+			}
+		} else if err := place(tx, &s, group, c); err != nil {
 			return nil, err
-		default:
-			s.Host = host
-			setState(&s, vmBuilding, "spawning")
 		}
 		if group != nil {
 			group.Members = append(group.Members, s.ID)
@@ -253,14 +282,30 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 	s := *old
 	s.Updated = c.Now
 	name := c.Action
+	if unsupportedOnBaremetal[c.Action] && isBaremetal(&s) {
+		return nil, baremetalNotSupported(c.Action, s.ID)
+	}
 	switch c.Action {
 	case "delete":
-		if s.Host == "" {
+		if s.Host == "" && s.Baremetal == "" {
 			// Never placed: nothing runs anywhere, so it goes now.
 			return actionResult{Server: s, Removed: true}, removeServer(tx, &s)
 		}
+		if s.Baremetal != "" {
+			// The node tears down (deleting → cleaning → available) and
+			// its conductor reports the server Gone; a node that no
+			// longer holds it has nothing to tear down. Deleting again
+			// retries a tear-down that failed.
+			n, err := bmstate.Release(tx, s.ID, c.Now)
+			if err != nil {
+				return nil, err
+			}
+			if n == nil {
+				return actionResult{Server: s, Removed: true}, removeServer(tx, &s)
+			}
+		}
 		if s.TaskState == "deleting" && !c.HostDown {
-			return actionResult{Server: s}, nil
+			return actionResult{Server: *old}, nil
 		}
 		setState(&s, s.VMState, "deleting")
 		s.Want = "deleted"
@@ -297,6 +342,11 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 		}
 		setState(&s, s.VMState, t.task)
 		s.Want = t.want
+	}
+	if target := nodePower(c.Action); target != "" && s.Baremetal != "" {
+		if _, err := bmstate.RequestPower(tx, s.ID, target, c.Now); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Insert(tServers, &s); err != nil {
 		return nil, err
@@ -346,10 +396,21 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 		if old.Want != "deleted" {
 			return nil, conflict("server %s is gone but was not deleted", c.ID)
 		}
+		if old.Baremetal != "" {
+			if err := bmstate.Unclaim(tx, old.ID, c.Now); err != nil {
+				return nil, err
+			}
+		}
 		return actionResult{Server: *old, Removed: true}, removeServer(tx, old)
 	}
 	s := *old
 	s.PowerState = o.PowerState
+	if s.Want == "deleted" && s.Baremetal != "" && o.Status == "ERROR" && s.TaskState == "deleting" {
+		// The node's tear-down failed (the conductor left it in error):
+		// the server shows it, and deleting it again retries.
+		setState(&s, vmError, "")
+		s.Fault = &Fault{Code: 500, Message: cmp.Or(o.Fault, "the tear-down of the bare-metal node failed"), Created: c.Now}
+	}
 	if s.Want != "deleted" {
 		switch o.Status {
 		case "ERROR":
@@ -368,7 +429,7 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 				if s.VMState == vmBuilding {
 					setState(&s, vmActive, s.TaskState)
 				}
-			case rebooting && o.RebootSeq < s.RebootSeq:
+			case rebooting && o.RebootSeq < s.RebootSeq && !(s.Baremetal != "" && nodePowerSettled(tx, &s)):
 				// still rebooting
 			default:
 				setState(&s, vmActive, "")

@@ -46,7 +46,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	local, err := store.NewLocal(Schema())
+	return newFixtureWith(t)
+}
+
+// newFixtureWith is newFixture with other services' parts of the state
+// beside compute's (bmstate's, for bare-metal servers).
+func newFixtureWith(t *testing.T, schemas ...store.Schema) *fixture {
+	t.Helper()
+	local, err := store.NewLocal(append([]store.Schema{Schema()}, schemas...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 		carol: {UserID: "u-carol", ProjectID: projA, Roles: []string{"reader"}},
 	}
 	images := fakeImages{
-		img1:      {ID: img1, Status: "active", Size: 50 << 20},
+		img1:      {ID: img1, Status: "active", Size: 50 << 20, DiskFormat: "qcow2"},
 		imgQueued: {ID: imgQueued, Status: "queued"},
 		imgBig:    {ID: imgBig, Status: "active", MinDisk: 10, MinRAM: 4096},
 	}

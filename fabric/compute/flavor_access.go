@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -117,6 +118,39 @@ func (s *Service) showExtraSpec(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// standardClasses are the placement resource classes a flavor may
+// override with resources:<CLASS>=<amount> (Nova's standard classes that
+// a server can ask for).
+var standardClasses = map[string]bool{
+	"VCPU": true, "MEMORY_MB": true, "DISK_GB": true, "PCPU": true, "VGPU": true, "VGPU_DISPLAY_HEAD": true,
+	"SRIOV_NET_VF": true, "NET_BW_EGR_KILOBIT_PER_SEC": true, "NET_BW_IGR_KILOBIT_PER_SEC": true, "MEM_ENCRYPTION_CONTEXT": true,
+}
+
+var customClassPattern = regexp.MustCompile(`^CUSTOM_[A-Z0-9_]+$`)
+
+// checkResourceSpec checks a resources:<CLASS> extra spec as Nova's
+// extra-spec validation does: a known class and a whole amount. A custom
+// class is a bare-metal node's (Ironic's flavors): a server takes one
+// whole node, so its amount is 1 (or 0, which asks for nothing).
+func checkResourceSpec(key, value string) error {
+	class, ok := strings.CutPrefix(key, "resources:")
+	if !ok {
+		return nil
+	}
+	custom := customClassPattern.MatchString(class)
+	if !custom && !standardClasses[class] {
+		return badRequest("Validation failed; extra spec %s: %s is not a standard resource class and not a custom one (CUSTOM_[A-Z0-9_]+).", key, class)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(value))
+	switch {
+	case err != nil || n < 0:
+		return badRequest("Validation failed; extra spec %s: value %q is not a whole number 0 or more.", key, value)
+	case custom && n > 1:
+		return badRequest("Validation failed; extra spec %s: value %q: a bare-metal resource class is asked for as 1 (one whole node) or 0.", key, value)
+	}
+	return nil
+}
+
 // readSpecs reads {key: value} extra specs; numbers and booleans become
 // strings, as Nova stores them.
 func readSpecs(field string, v any) (map[string]string, error) {
@@ -140,6 +174,9 @@ func readSpecs(field string, v any) (map[string]string, error) {
 		}
 		if len(sv) > 255 {
 			return nil, badField(field, v, "'%s' is too long", sv)
+		}
+		if err := checkResourceSpec(k, sv); err != nil {
+			return nil, err
 		}
 		out[k] = sv
 	}

@@ -78,6 +78,9 @@ type hostUse struct {
 func usageOn(tx *memdb.Txn, host string) hostUse {
 	var u hostUse
 	for _, sv := range store.All[Server](tx, tServers, "host", host) {
+		if sv.Baremetal != "" {
+			continue // on a bare-metal node, not this host's hypervisor
+		}
 		u.vcpus += sv.Flavor.VCPUs
 		u.ram += sv.Flavor.RAM
 		u.disk += diskGB(sv)

@@ -14,6 +14,13 @@ import (
 // reached SHUTOFF, a reboot whose sequence number came back, a build
 // that reached ACTIVE). Gone, for a deleted server, removes it; its ports
 // are then deleted (those this service made) or unbound (the client's).
+//
+// The bare-metal conductor reports a bare-metal server the same way:
+// ACTIVE once its node is deployed (or powered on again), SHUTOFF once
+// powered off, ERROR with the fault when a deploy or a tear-down failed,
+// and Gone when the node, cleaned, is available again. A reboot is done
+// when the node has no power target pending (the conductor need not
+// count reboots in Observed.RebootSeq).
 func (s *Service) Report(ctx context.Context, serverID string, o Observed) error {
 	switch o.Status {
 	case "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "ERROR":

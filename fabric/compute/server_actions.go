@@ -23,6 +23,16 @@ var serverActions = map[string]string{
 	"suspend": "suspend", "resume": "resume",
 }
 
+// vmOnlyActions are Nova's actions that make no sense for a whole
+// machine (there is no hypervisor to move, resize, shelve or rescue it
+// on). This cloud has none of them for any server; a client asking for
+// one on a bare-metal server is told why it will never work there.
+var vmOnlyActions = map[string]bool{
+	"resize": true, "confirmResize": true, "revertResize": true, "migrate": true, "os-migrateLive": true,
+	"shelve": true, "shelveOffload": true, "unshelve": true, "rescue": true, "unrescue": true,
+	"interfaceAttach": true, "addFixedIp": true, "removeFixedIp": true,
+}
+
 func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 	o, err := readRaw(r)
 	if err != nil {
@@ -43,6 +53,11 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 	}
 	action, ok := serverActions[key]
 	if !ok {
+		if vmOnlyActions[key] {
+			if sv, err := s.readServer(r, ""); err == nil && isBaremetal(sv) {
+				return badRequest("%s is not supported for bare-metal servers.", key)
+			}
+		}
 		return badRequest("There is no such action: %s", key)
 	}
 	sv, err := s.readServer(r, "os_compute_api:servers:"+action)

@@ -14,6 +14,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/revert"
 	"github.com/rackstack/rackstack/fabric/scheduler"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -50,7 +51,11 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
-	if err := s.resolveImage(ctx, p, req.imageRef, f, sv); err != nil {
+	img, err := s.resolveImage(ctx, p, req.imageRef, f, sv)
+	if err != nil {
+		return nil, err
+	}
+	if err := resolveBaremetal(req, f, img); err != nil {
 		return nil, err
 	}
 	if err := resolveKeyAndGroup(tx, p, sv); err != nil {
@@ -59,6 +64,12 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	sv.SecurityGroups = req.groupNames
 	if len(sv.SecurityGroups) == 0 {
 		sv.SecurityGroups = []string{"default"}
+	}
+	if req.baremetal != nil {
+		// A bare-metal server has no Neutron port: its NIC is cabled to
+		// the provisioning network, where it gets its address.
+		req.nics = nil
+		return req, nil
 	}
 	if err := s.resolveNetworks(ctx, r, p, req); err != nil {
 		return nil, err
@@ -100,35 +111,70 @@ func resolveFlavor(tx *memdb.Txn, p *api.Principal, ref string, sv *Server) (*Fl
 
 // resolveImage checks the image is active and fits the flavor; a flavor
 // without a root disk size takes the image's.
-func (s *Service) resolveImage(ctx context.Context, p *api.Principal, ref string, f *Flavor, sv *Server) error {
+func (s *Service) resolveImage(ctx context.Context, p *api.Principal, ref string, f *Flavor, sv *Server) (ImageInfo, error) {
 	if ref == "" {
-		return badRequest("Missing imageRef attribute")
+		return ImageInfo{}, badRequest("Missing imageRef attribute")
 	}
 	sv.ImageID = refID(ref)
 	if !uuidPattern.MatchString(sv.ImageID) {
-		return badRequest("Invalid imageRef provided.")
+		return ImageInfo{}, badRequest("Invalid imageRef provided.")
 	}
 	if s.cfg.Images == nil {
-		return badRequest("Image %s could not be found.", sv.ImageID)
+		return ImageInfo{}, badRequest("Image %s could not be found.", sv.ImageID)
 	}
 	img, err := s.cfg.Images.Get(ctx, p, sv.ImageID)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || errors.Is(err, api.ErrNotFound) || api.StatusOf(err) == http.StatusNotFound:
-		return badRequest("Image %s could not be found.", sv.ImageID)
+		return ImageInfo{}, badRequest("Image %s could not be found.", sv.ImageID)
 	case err != nil:
-		return err
+		return ImageInfo{}, err
 	case !strings.EqualFold(img.Status, "active"):
-		return badRequest("Image %s is not active.", sv.ImageID)
+		return ImageInfo{}, badRequest("Image %s is not active.", sv.ImageID)
 	case img.MinRAM > f.RAM:
-		return badRequest("Flavor's memory is too small for requested image.")
+		return ImageInfo{}, badRequest("Flavor's memory is too small for requested image.")
 	case f.Disk > 0 && img.MinDisk > f.Disk:
-		return badRequest("Flavor's disk is too small for requested image.")
+		return ImageInfo{}, badRequest("Flavor's disk is too small for requested image.")
 	case f.Disk > 0 && img.Size > int64(f.Disk)<<30:
-		return badRequest("Flavor's disk is too small for requested image.")
+		return ImageInfo{}, badRequest("Flavor's disk is too small for requested image.")
 	}
 	if f.Disk == 0 {
 		sv.RootGB = max(img.MinDisk, int((img.Size+(1<<30)-1)>>30), 1)
 	}
+	return img, nil
+}
+
+// tenantNetworksOnBaremetal is why a bare-metal server takes no
+// networks: plugging a machine into a tenant network means configuring
+// the switch port it is cabled to, which this cloud does not do.
+const tenantNetworksOnBaremetal = "Tenant networks on bare-metal servers are not supported: they need switch configuration (out of scope); the server gets an address on the provisioning network."
+
+// resolveBaremetal recognises a bare-metal flavor (computestate's
+// BaremetalClass) and prepares what the apply's claim of a node records
+// in the node's instance_info, as Nova's Ironic driver fills it.
+func resolveBaremetal(req *serverRequest, f *Flavor, img ImageInfo) error {
+	classes := computestate.BaremetalClasses(f)
+	switch {
+	case len(classes) == 0:
+		return nil
+	case len(classes) > 1:
+		return badRequest("Flavor %s asks for more than one bare-metal resource class (%s): a server takes one node.", f.ID, strings.Join(classes, ", "))
+	case len(req.nics) > 0:
+		return badField("networks", req.networksValue, "%s", tenantNetworksOnBaremetal)
+	}
+	info := map[string]any{"image_source": req.tmpl.ImageID, "root_gb": req.tmpl.RootGB, "configdrive": true}
+	if img.DiskFormat != "" {
+		info["image_disk_format"] = img.DiskFormat
+	}
+	caps := map[string]any{}
+	for k, v := range f.ExtraSpecs {
+		if name, ok := strings.CutPrefix(k, "capabilities:"); ok && name != "" {
+			caps[name] = v
+		}
+	}
+	if len(caps) > 0 {
+		info["capabilities"] = caps
+	}
+	req.baremetal = &baremetalClaim{Class: classes[0], Info: info}
 	return nil
 }
 
@@ -269,7 +315,8 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resID := "r-" + strings.ToLower(randomText(8))
-	c := serverCreateCmd{Hosts: hosts, Scheduler: s.cfg.Scheduler, ForceHost: req.forceHost, RequestID: requestID(ctx), Now: req.tmpl.Created}
+	c := serverCreateCmd{Hosts: hosts, Scheduler: s.cfg.Scheduler, ForceHost: req.forceHost, RequestID: requestID(ctx), Now: req.tmpl.Created,
+		Baremetal: req.baremetal}
 	// Ports first: a server never exists without the ports it asked for.
 	// The ports this request makes are deleted again unless a server that
 	// uses them may exist.

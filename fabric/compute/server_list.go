@@ -185,7 +185,7 @@ func (sq *serverQuery) matches(sv *Server) bool {
 	case q.Get("image") != "" && sv.ImageID != refID(q.Get("image")):
 	case !inWindow(sv.Updated, sq.since, sq.before):
 	case !eq("reservation_id", sv.ReservationID), !eq("key_name", sv.KeyName), !eq("availability_zone", sv.AZ):
-	case sq.admin && (!eq("host", sv.Host) || !eq("node", sv.Host) || !eq("vm_state", sv.VMState) || !eq("user_id", sv.UserID)):
+	case sq.admin && (!eq("host", sv.Host) || !eq("node", hypervisorHostname(sv)) || !eq("vm_state", sv.VMState) || !eq("user_id", sv.UserID)):
 	default:
 		return true
 	}

@@ -35,6 +35,10 @@ type serverRequest struct {
 	resID      bool
 	// What the body names, resolved against the state by parseServer.
 	imageRef, flavorRef, az string
+	// networksValue is the networks attribute as sent (for errors).
+	networksValue any
+	// baremetal is set for a bare-metal flavor: the node to claim.
+	baremetal *baremetalClaim
 }
 
 // serverFields are the attributes a create body may have at the
@@ -268,6 +272,7 @@ func readSecurityGroups(in *api.Input, req *serverRequest) {
 // or "none". req.nics stays nil when the request leaves the choice to
 // the service.
 func readNetworks(r *http.Request, in *api.Input, req *serverRequest) {
+	req.networksValue = in.Obj["networks"]
 	switch v := in.Obj["networks"].(type) {
 	case nil:
 		if atLeast(r, 37) {

@@ -10,6 +10,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -25,6 +26,9 @@ func hostID(sv *Server) string {
 
 func (s *Service) addresses(ctx context.Context, sv *Server) map[string]any {
 	out := map[string]any{}
+	if sv.Baremetal != "" {
+		return s.provisioningAddress(ctx, sv)
+	}
 	if s.cfg.Ports == nil {
 		return out
 	}
@@ -51,6 +55,52 @@ func (s *Service) addresses(ctx context.Context, sv *Server) map[string]any {
 		out[name] = list
 	}
 	return out
+}
+
+// provisioningNetwork names a bare-metal server's one network: the
+// provisioning network its PXE NIC is cabled to.
+const provisioningNetwork = "provisioning"
+
+// provisioningAddress is a bare-metal server's address: the IPv4 its
+// node's PXE NIC had when the agent last reported the inventory, once
+// known (the NIC the inventory says it booted from, else a PXE-enabled
+// port's).
+func (s *Service) provisioningAddress(ctx context.Context, sv *Server) map[string]any {
+	out := map[string]any{}
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return out
+	}
+	n := store.Get[bmstate.Node](tx, bmstate.NodeTable, sv.Baremetal)
+	if n == nil || n.Inventory == nil {
+		return out
+	}
+	macs := []string{bmstate.NormalizeMAC(n.Inventory.Boot.PXEInterface)}
+	for _, p := range bmstate.Ports(tx, n.ID) {
+		if p.PXEEnabled {
+			macs = append(macs, bmstate.NormalizeMAC(p.Address))
+		}
+	}
+	for _, mac := range macs {
+		for _, nic := range n.Inventory.Interfaces {
+			if mac == "" || bmstate.NormalizeMAC(nic.MACAddress) != mac || nic.IPv4Address == "" {
+				continue
+			}
+			addr, _, _ := strings.Cut(nic.IPv4Address, "/")
+			out[provisioningNetwork] = []any{map[string]any{"version": 4, "addr": addr, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac}}
+			return out
+		}
+	}
+	return out
+}
+
+// hypervisorHostname is Nova's hypervisor_hostname: the host, or for a
+// bare-metal server its node's UUID, as Nova on Ironic shows it.
+func hypervisorHostname(sv *Server) string {
+	if sv.Baremetal != "" {
+		return sv.Baremetal
+	}
+	return sv.Host
 }
 
 func instanceName(sv *Server) string { return "instance-" + strings.ReplaceAll(sv.ID, "-", "")[:8] }
@@ -150,7 +200,7 @@ func (s *Service) addExtendedAttrs(r *http.Request, sv *Server, v map[string]any
 		return
 	}
 	v["OS-EXT-SRV-ATTR:host"] = orNil(sv.Host)
-	v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = orNil(sv.Host)
+	v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = orNil(hypervisorHostname(sv))
 	v["OS-EXT-SRV-ATTR:instance_name"] = instanceName(sv)
 	if atLeast(r, 3) {
 		v["OS-EXT-SRV-ATTR:reservation_id"] = sv.ReservationID

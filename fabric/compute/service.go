@@ -50,6 +50,9 @@ type ImageInfo struct {
 	MinDisk          int    // GB
 	MinRAM           int    // MB
 	Size             int64  // bytes
+	// DiskFormat is Glance's disk_format (qcow2, raw, ...): a bare-metal
+	// deploy's instance_info carries it.
+	DiskFormat string
 }
 
 // Ports is the network service, as servers need it. Every call is from a

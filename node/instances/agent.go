@@ -117,7 +117,9 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, s := range servers {
-		if s.Host != a.Node {
+		if s.Host != a.Node || s.Baremetal != "" {
+			// A bare-metal server's Host is its node's conductor, which
+			// drives the machine: there is no guest here to run.
 			continue
 		}
 		mine[s.ID] = true

@@ -386,3 +386,36 @@ func TestPurgeTearsDownEveryGuest(t *testing.T) {
 		t.Fatalf("instance dirs left after purge: %v", entries)
 	}
 }
+
+// TestAgentLeavesBareMetalServersAlone: a bare-metal server's Host is its
+// node's conductor, which may be this node; the agent starts no guest,
+// makes no tap, fetches no image and reports nothing for it, whatever it
+// wants (the conductor reports it).
+func TestAgentLeavesBareMetalServersAlone(t *testing.T) {
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	ctx := context.Background()
+	flavor := computestate.Flavor{ID: "bm", VCPUs: 1, RAM: 1, Disk: 1, ExtraSpecs: map[string]string{"resources:CUSTOM_BAREMETAL": "1"}}
+	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
+	w.Put("network_ports", &netstate.Port{ID: "port1-aaaaaaaa", Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:01"})
+	w.Put("compute_servers", &computestate.Server{ID: "bm1", Project: "p1", Name: "metal", Host: "n1", Baremetal: "node-1", ImageID: "img1",
+		Flavor: flavor, RootGB: 1, Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning"})
+	w.Put("compute_servers", &computestate.Server{ID: "bm2", Project: "p1", Name: "gone", Host: "n1", Baremetal: "node-2", ImageID: "img1",
+		Flavor: flavor, RootGB: 1, Want: "deleted", VMState: "active", TaskState: "deleting"})
+	for range 2 {
+		a.reconcile(ctx)
+	}
+	if ids, _ := a.Driver.List(ctx); len(ids) != 0 {
+		t.Errorf("guests %v for bare-metal servers", ids)
+	}
+	if len(w.taps) != 0 || w.opens != 0 || len(w.reports) != 0 {
+		t.Errorf("taps %v, image opens %d, reports %+v: want none", w.taps, w.opens, w.reports)
+	}
+	if s := w.server("bm1"); s.Status != "" || s.TaskState != "spawning" {
+		t.Errorf("bare-metal server changed by the servers agent: %+v", s)
+	}
+	if s := w.server("bm2"); s.Want != "deleted" {
+		t.Errorf("deleted bare-metal server changed by the servers agent: %+v", s)
+	}
+}

@@ -7,6 +7,7 @@ package computestate
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,6 +138,11 @@ type Server struct {
 	// the API (and its quota), kept until the node comes back and
 	// reports it torn down.
 	Hidden bool `json:"hidden,omitempty"`
+	// Baremetal is the bare-metal node (its UUID) the server was deployed
+	// on, for a server of a bare-metal flavor (BaremetalClass): the
+	// conductor drives it, no servers agent runs it, and Host is the
+	// node's conductor.
+	Baremetal string `json:"baremetal,omitempty"`
 }
 
 // File is a file injected into a server's guest.
@@ -260,6 +266,34 @@ func Load(txn *memdb.Txn) ([]Server, error) {
 		out = append(out, *raw.(*Server))
 	}
 	return out, nil
+}
+
+// BaremetalClass is the bare-metal resource class a flavor asks for, as
+// Nova's flavors for Ironic do it: the extra spec
+// resources:CUSTOM_<CLASS>=1 (the standard classes VCPU, MEMORY_MB and
+// DISK_GB are set to 0 beside it). It returns "CUSTOM_<CLASS>", or ""
+// for a flavor of virtual machines. A flavor naming more than one class
+// returns the first in name order; server create refuses it.
+func BaremetalClass(f *Flavor) string {
+	classes := BaremetalClasses(f)
+	if len(classes) == 0 {
+		return ""
+	}
+	return classes[0]
+}
+
+// BaremetalClasses are all the custom resource classes a flavor asks one
+// of, in name order.
+func BaremetalClasses(f *Flavor) []string {
+	var out []string
+	for k, v := range f.ExtraSpecs {
+		class, ok := strings.CutPrefix(k, "resources:")
+		if ok && strings.HasPrefix(class, "CUSTOM_") && strings.TrimSpace(v) == "1" {
+			out = append(out, class)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 var hostnameBad = regexp.MustCompile(`[^a-z0-9-]+`)
