@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rackstack/rackstack/provision"
+	"github.com/rackstack/rackstack/provision/ipxe"
 )
 
 var errHelp = errors.New("help")
@@ -51,6 +55,16 @@ type options struct {
 	Uplink         string
 	DataplaneNetns string
 	BPFDir         string
+	// bare-metal provisioning (off without an interface)
+	ProvisionInterface        string
+	ProvisionDHCP             string // proxy, full
+	ProvisionRange            string // "START-END", full DHCP only
+	ProvisionRangeStart       netip.Addr
+	ProvisionRangeEnd         netip.Addr
+	ProvisionRamdisk          string
+	ProvisionHTTPPort         int
+	ProvisionCallbackTimeout  time.Duration
+	ProvisionHeartbeatTimeout time.Duration
 	// test and benchmark tuning of failure detection
 	HeartbeatInterval time.Duration
 	DownAfter         time.Duration
@@ -166,6 +180,13 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.DataplaneNetns, "dataplane-netns", "", "network namespace (path, e.g. /run/netns/n1) holding port devices and the uplink (default: rackd's own)")
 	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME-<hash of the data dir>)")
 	str(&o.VLANRange, "vlan-range", "100-3999", "VLAN ids given to tenant networks, MIN-MAX within 1-4094")
+	str(&o.ProvisionInterface, "provision-interface", "", "serve bare-metal provisioning (DHCP, TFTP, iPXE HTTP) on this interface, and conduct bare-metal nodes from this node")
+	str(&o.ProvisionDHCP, "provision-dhcp", provision.DHCPProxy, "provisioning DHCP: proxy (beside the site's DHCP server, boot options only) or full (an isolated network; needs --provision-range)")
+	str(&o.ProvisionRange, "provision-range", "", "addresses full provisioning DHCP leases, START-END (only with --provision-dhcp full)")
+	str(&o.ProvisionRamdisk, "provision-ramdisk", "", "directory holding the agent ramdisk's vmlinuz and initramfs.gz (make ramdisk writes build/ramdisk)")
+	intVar(&o.ProvisionHTTPPort, "provision-http-port", provision.DefaultHTTPPort, "port of the provisioning HTTP server (boot scripts, ramdisk, agent) on the provisioning interface's address")
+	durVar(&o.ProvisionCallbackTimeout, "provision-callback-timeout", 10*time.Minute, "a machine booted into the agent ramdisk that has not called back in this long fails its operation")
+	durVar(&o.ProvisionHeartbeatTimeout, "provision-heartbeat-timeout", 90*time.Second, "an agent silent this long after it called fails its operation")
 	durVar(&o.TokenTTL, "token-ttl", time.Hour, "lifetime of identity tokens")
 	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")
 	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
@@ -221,6 +242,9 @@ func (o *options) check(mode, disks string, rest []string) error {
 		}
 	}
 	if err := o.listenAddrs(); err != nil {
+		return err
+	}
+	if err := o.checkProvision(); err != nil {
 		return err
 	}
 	if o.Bootstrap && o.JoinURL != "" {
@@ -323,4 +347,52 @@ func (o *options) s3URL() string {
 func (o *options) apiURL() string {
 	_, port, _ := net.SplitHostPort(o.Listen)
 	return "http://" + net.JoinHostPort(o.Advertise, port)
+}
+
+// checkProvision validates the provisioning flags: all of them need an
+// interface, full DHCP needs a range and proxy refuses one, and the
+// ramdisk must be built before rackd serves it.
+func (o *options) checkProvision() error {
+	switch o.ProvisionDHCP {
+	case provision.DHCPProxy, provision.DHCPFull:
+	default:
+		return fmt.Errorf("--provision-dhcp %q: want proxy or full", o.ProvisionDHCP)
+	}
+	if o.ProvisionInterface == "" {
+		for flag, set := range map[string]bool{
+			"--provision-dhcp full": o.ProvisionDHCP == provision.DHCPFull,
+			"--provision-range":     o.ProvisionRange != "",
+			"--provision-ramdisk":   o.ProvisionRamdisk != "",
+		} {
+			if set {
+				return fmt.Errorf("%s needs --provision-interface", flag)
+			}
+		}
+		return nil
+	}
+	switch {
+	case o.ProvisionDHCP == provision.DHCPFull && o.ProvisionRange == "":
+		return errors.New("--provision-dhcp full needs --provision-range START-END: the addresses it may lease")
+	case o.ProvisionDHCP == provision.DHCPProxy && o.ProvisionRange != "":
+		return errors.New("--provision-range is only for --provision-dhcp full: proxy DHCP leases no addresses")
+	case o.ProvisionRange != "":
+		start, end, err := provision.ParseRange(o.ProvisionRange)
+		if err != nil {
+			return fmt.Errorf("--provision-range: %w", err)
+		}
+		o.ProvisionRangeStart, o.ProvisionRangeEnd = start, end
+	}
+	if o.ProvisionHTTPPort < 1 || o.ProvisionHTTPPort > 65535 {
+		return fmt.Errorf("--provision-http-port %d: want 1-65535", o.ProvisionHTTPPort)
+	}
+	if o.ProvisionCallbackTimeout <= 0 || o.ProvisionHeartbeatTimeout <= 0 {
+		return errors.New("--provision-callback-timeout and --provision-heartbeat-timeout must be positive")
+	}
+	if o.ProvisionRamdisk == "" {
+		return errors.New("--provision-interface needs --provision-ramdisk DIR holding vmlinuz and initramfs.gz: run make ramdisk (it writes build/ramdisk)")
+	}
+	if err := ipxe.CheckRamdisk(o.ProvisionRamdisk); err != nil {
+		return fmt.Errorf("--provision-ramdisk: %w", err)
+	}
+	return nil
 }

@@ -2,8 +2,12 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -157,5 +161,74 @@ func TestCommandLine(t *testing.T) {
 		if strings.Contains(errOut.String(), other+" ") {
 			t.Fatalf("recover's help shows %s:\n%s", other, errOut.String())
 		}
+	}
+}
+
+func TestProvisionFlags(t *testing.T) {
+	ramdisk := t.TempDir()
+	for _, f := range []string{"vmlinuz", "initramfs.gz"} {
+		if err := os.WriteFile(filepath.Join(ramdisk, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := t.TempDir()
+	base := []string{"--data-dir", "d"}
+	for name, tc := range map[string]struct {
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, o *options)
+	}{
+		"off by default": {check: func(t *testing.T, o *options) {
+			if o.ProvisionInterface != "" || o.ProvisionDHCP != "proxy" || o.ProvisionHTTPPort != 8069 {
+				t.Fatalf("%+v", o)
+			}
+		}},
+		"proxy": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk}, check: func(t *testing.T, o *options) {
+			if o.ProvisionInterface != "prov0" || o.ProvisionDHCP != "proxy" || o.ProvisionRangeStart.IsValid() ||
+				o.ProvisionCallbackTimeout != 10*time.Minute || o.ProvisionHeartbeatTimeout != 90*time.Second {
+				t.Fatalf("%+v", o)
+			}
+		}},
+		"full with a range": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-dhcp", "full",
+			"--provision-range", "192.168.50.100-192.168.50.200", "--provision-http-port", "9000", "--provision-heartbeat-timeout", "5s"},
+			check: func(t *testing.T, o *options) {
+				if o.ProvisionRangeStart.String() != "192.168.50.100" || o.ProvisionRangeEnd.String() != "192.168.50.200" ||
+					o.ProvisionHTTPPort != 9000 || o.ProvisionHeartbeatTimeout != 5*time.Second {
+					t.Fatalf("%+v", o)
+				}
+			}},
+		"env mirrors flags": {env: map[string]string{"RACKD_PROVISION_INTERFACE": "prov1", "RACKD_PROVISION_RAMDISK": ramdisk},
+			check: func(t *testing.T, o *options) {
+				if o.ProvisionInterface != "prov1" {
+					t.Fatalf("%+v", o)
+				}
+			}},
+		"full without a range": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-dhcp", "full"},
+			wantErr: "--provision-dhcp full needs --provision-range"},
+		"range with proxy": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-range", "10.0.0.1-10.0.0.9"},
+			wantErr: "--provision-range is only for --provision-dhcp full"},
+		"bad range": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-dhcp", "full", "--provision-range", "10.0.0.9-10.0.0.1"},
+			wantErr: "--provision-range"},
+		"bad mode":               {args: []string{"--provision-dhcp", "relay"}, wantErr: "--provision-dhcp \"relay\""},
+		"range without iface":    {args: []string{"--provision-range", "10.0.0.1-10.0.0.9"}, wantErr: "--provision-range needs --provision-interface"},
+		"no ramdisk dir":         {args: []string{"--provision-interface", "prov0"}, wantErr: "run make ramdisk"},
+		"ramdisk not built":      {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", empty}, wantErr: "run make ramdisk"},
+		"bad port":               {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-http-port", "70000"}, wantErr: "--provision-http-port"},
+		"zero heartbeat timeout": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-heartbeat-timeout", "0s"}, wantErr: "must be positive"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseFlags("serve", append(slices.Clone(base), tc.args...), func(k string) string { return tc.env[k] }, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
 	}
 }

@@ -188,6 +188,14 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	serveSerialConsoles(node, consoles)
 
+	metalConductor, provisioning, err := openConductor(ctx, o, node, images, servers, log)
+	if err != nil {
+		return err
+	}
+	if provisioning != nil {
+		defer provisioning.Close()
+	}
+
 	dp, dpAgent, err := openDataplane(o, node, networks, reg, log)
 	if err != nil {
 		return err
@@ -294,6 +302,17 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	if dpAgent != nil {
 		g.Go(func() error { return dpAgent.Run(gctx) })
+	}
+	if metalConductor != nil {
+		g.Go(func() error { return metalConductor.Run(gctx) })
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-provisioning.Done():
+				return provisioning.Err()
+			}
+		})
 	}
 	if adminPassword != "" {
 		g.Go(func() error {

@@ -252,6 +252,10 @@ type Node struct {
 // SHA-256 is kept), what it is for, the command it is to run, and the
 // deadline by which it must call back or heartbeat.
 type AgentBoot struct {
+	// ID names this boot: the conductor derives the boot's token from
+	// the node id and it (HMAC under its key), so a restarted rackd gives
+	// a rebooting machine the same token without ever storing it.
+	ID          string           `json:"id,omitempty"`
 	TokenSHA256 string           `json:"token_sha256"`
 	Op          string           `json:"op"` // inspect, clean, deploy
 	Command     agentapi.Command `json:"command"`

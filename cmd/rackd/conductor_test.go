@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
+	"github.com/rackstack/rackstack/fabric/secrets"
+)
+
+func TestConductorKeySurvivesARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "baremetal", "conductor.key")
+	first, err := conductorKey(path)
+	if err != nil || len(first) != 32 {
+		t.Fatalf("%x %v", first, err)
+	}
+	again, err := conductorKey(path)
+	if err != nil || !bytes.Equal(first, again) {
+		t.Fatal("a restarted rackd derives tokens from another key: machines in the middle of a boot would be refused")
+	}
+}
+
+func TestSealedPasswordsOpenOnlyForTheirNode(t *testing.T) {
+	k, err := secrets.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secrets.NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := ring.Seal([]byte("hunter2"), []byte("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sealedPasswords{ring}
+	n := &bmstate.Node{ID: "node-1", Secrets: map[string]string{"ipmi_password": sealed}}
+	if got, err := p.Unseal(n, "ipmi_password"); err != nil || got != "hunter2" {
+		t.Fatalf("Unseal = %q, %v", got, err)
+	}
+	other := &bmstate.Node{ID: "node-2", Secrets: n.Secrets}
+	if _, err := p.Unseal(other, "ipmi_password"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("another node's copy opened: %v", err)
+	}
+}

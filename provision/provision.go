@@ -1,0 +1,258 @@
+// Package provision composes the provisioning services of one rackd node
+// on its provisioning interface: DHCP (proxy or full) and TFTP for the PXE
+// firmware, and the HTTP server of provision/ipxe for boot scripts, the
+// ramdisk and the agent. It finds the interface's IPv4 address, binds
+// every server to that address only (tenants and the API listener never
+// see them), runs them until the context ends, and stops them all when one
+// fails. DHCP and TFTP come in through Hooks, so this package does not
+// depend on their implementation.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rackstack/rackstack/provision/ipxe"
+)
+
+// DHCP modes.
+const (
+	// DHCPProxy adds boot options beside the site's DHCP server and hands
+	// out no address.
+	DHCPProxy = "proxy"
+	// DHCPFull is the only DHCP server of an isolated provisioning
+	// network: it leases addresses from Range.
+	DHCPFull = "full"
+)
+
+// DefaultHTTPPort is where the provisioning HTTP server listens unless
+// told otherwise (Ironic's conductor serves iPXE on 8088; 8069 is free of
+// both Ironic's and rackd's own ports).
+const DefaultHTTPPort = 8069
+
+// Config is one node's provisioning settings.
+type Config struct {
+	Interface string
+	DHCPMode  string // DHCPProxy or DHCPFull
+	// RangeStart and RangeEnd bound the leases of DHCPFull.
+	RangeStart, RangeEnd netip.Addr
+	// RamdiskDir holds ipxe.Kernel and ipxe.Initrd.
+	RamdiskDir string
+	// HTTPPort is the HTTP server's port; 0 picks a free one (tests).
+	HTTPPort int
+	Log      *slog.Logger
+}
+
+// Site is what the protocol servers need to know of where they run.
+type Site struct {
+	Interface string
+	// IP is the interface's IPv4 address; every server binds to it.
+	IP netip.Addr
+	// Prefix is the interface's network (for full DHCP's subnet mask).
+	Prefix               netip.Prefix
+	DHCPMode             string
+	RangeStart, RangeEnd netip.Addr
+	// HTTPURL is the provisioning HTTP server, "http://IP:PORT".
+	HTTPURL string
+	// BootScriptURL is the script iPXE chains to; ScriptURL gives the
+	// machine's MAC.
+	BootScriptURL string
+}
+
+// ScriptURL is the boot script URL of one machine.
+func (s Site) ScriptURL(mac string) string { return s.BootScriptURL + "?mac=" + mac }
+
+// Server is a protocol server: it serves until ctx ends (then returns nil)
+// or it fails.
+type Server interface {
+	Serve(ctx context.Context) error
+}
+
+// Hooks make the DHCP and TFTP servers for a site. A nil hook leaves that
+// server out (logged): the HTTP server alone still serves machines whose
+// firmware chains to it (iPXE NIC ROMs told by another DHCP server).
+type Hooks struct {
+	DHCP func(Site) (Server, error)
+	TFTP func(Site) (Server, error)
+}
+
+// Services are the running provisioning servers of a node.
+type Services struct {
+	Site   Site
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
+}
+
+// InterfaceIPv4 returns the first IPv4 address of the named interface and
+// its prefix.
+func InterfaceIPv4(name string) (netip.Prefix, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("find provisioning interface %s: %w", name, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("read addresses of %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.To4() == nil {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(ipn.IP.To4())
+		ones, _ := ipn.Mask.Size()
+		return netip.PrefixFrom(ip, ones), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("provisioning interface %s has no IPv4 address", name)
+}
+
+// ParseRange parses START-END (two IPv4 addresses, START ≤ END).
+func ParseRange(s string) (start, end netip.Addr, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	start, err1 := netip.ParseAddr(strings.TrimSpace(a))
+	end, err2 := netip.ParseAddr(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || !start.Is4() || !end.Is4() || end.Less(start) {
+		return netip.Addr{}, netip.Addr{}, fmt.Errorf("range %q: want START-END of IPv4 addresses such as 192.168.50.100-192.168.50.200", s)
+	}
+	return start, end, nil
+}
+
+// Check validates cfg (without looking at the machine).
+func (cfg *Config) Check() error {
+	if cfg.Interface == "" {
+		return errors.New("provisioning: no interface")
+	}
+	switch cfg.DHCPMode {
+	case DHCPProxy:
+		if cfg.RangeStart.IsValid() {
+			return errors.New("provisioning: a range is only for full DHCP (proxy DHCP hands out no addresses)")
+		}
+	case DHCPFull:
+		if !cfg.RangeStart.IsValid() || !cfg.RangeEnd.IsValid() {
+			return errors.New("provisioning: full DHCP needs a range of addresses to lease")
+		}
+	default:
+		return fmt.Errorf("provisioning: DHCP mode %q: want proxy or full", cfg.DHCPMode)
+	}
+	if cfg.HTTPPort < 0 || cfg.HTTPPort > 65535 {
+		return fmt.Errorf("provisioning: HTTP port %d out of range", cfg.HTTPPort)
+	}
+	return ipxe.CheckRamdisk(cfg.RamdiskDir)
+}
+
+// Start finds the interface's address, binds the HTTP server to it and
+// starts the servers; they run until ctx ends or Close. A bind or hook
+// failure stops what was started and returns the error.
+func Start(ctx context.Context, cfg Config, backend ipxe.Backend, hooks Hooks) (*Services, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	prefix, err := InterfaceIPv4(cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	ip := prefix.Addr()
+	if cfg.DHCPMode == DHCPFull && (!prefix.Contains(cfg.RangeStart) || !prefix.Contains(cfg.RangeEnd)) {
+		return nil, fmt.Errorf("provisioning: range %s-%s is not inside %s's network %s", cfg.RangeStart, cfg.RangeEnd, cfg.Interface, prefix.Masked())
+	}
+	ln, err := net.Listen("tcp4", netip.AddrPortFrom(ip, uint16(cfg.HTTPPort)).String())
+	if err != nil {
+		return nil, fmt.Errorf("listen for provisioning HTTP on %s: %w", cfg.Interface, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	base := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	site := Site{
+		Interface: cfg.Interface, IP: ip, Prefix: prefix.Masked(), DHCPMode: cfg.DHCPMode,
+		RangeStart: cfg.RangeStart, RangeEnd: cfg.RangeEnd, HTTPURL: base, BootScriptURL: base + "/boot.ipxe",
+	}
+	var servers []namedServer
+	for _, h := range []struct {
+		name string
+		make func(Site) (Server, error)
+	}{{"dhcp", hooks.DHCP}, {"tftp", hooks.TFTP}} {
+		if h.make == nil {
+			cfg.Log.Warn("provisioning: no "+h.name+" server wired; only machines that reach "+site.BootScriptURL+" on their own can boot", "interface", cfg.Interface)
+			continue
+		}
+		srv, err := h.make(site)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("start provisioning %s on %s: %w", h.name, cfg.Interface, err)
+		}
+		servers = append(servers, namedServer{h.name, srv})
+	}
+	httpSrv := &http.Server{
+		Handler:           ipxe.New(ipxe.Config{URL: base, RamdiskDir: cfg.RamdiskDir, Backend: backend, Log: cfg.Log}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	s := &Services{Site: site, cancel: cancel, done: make(chan struct{})}
+	g, gctx := errgroup.WithContext(rctx)
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve provisioning http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		return httpSrv.Shutdown(sctx)
+	})
+	for _, ns := range servers {
+		g.Go(func() error {
+			if err := ns.srv.Serve(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("serve provisioning %s: %w", ns.name, err)
+			}
+			return nil
+		})
+	}
+	go func() {
+		err := g.Wait()
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+		close(s.done)
+	}()
+	cfg.Log.Info("provisioning services started", "interface", cfg.Interface, "ip", ip, "http", base, "dhcp", cfg.DHCPMode, "servers", len(servers)+1)
+	return s, nil
+}
+
+type namedServer struct {
+	name string
+	srv  Server
+}
+
+// Done is closed when every server has stopped.
+func (s *Services) Done() <-chan struct{} { return s.done }
+
+// Err is why the servers stopped (nil when by Close or the context).
+func (s *Services) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close stops the servers and waits for them.
+func (s *Services) Close() error {
+	s.cancel()
+	<-s.done
+	return s.Err()
+}
