@@ -22,15 +22,19 @@ import (
 
 // The test binary doubles as the simulators' helpers, so these tests need
 // no binary built first: `TEST chassis DIR 0x20 get power` is ipmi_sim's
-// chassis-control program, and `TEST standin …` stands in for QEMU (it
-// takes any arguments and runs until killed).
+// chassis-control program (`TEST chassis-ignoring …` one that reads but
+// ignores every set, exiting 0), and `TEST standin …` stands in for QEMU
+// (it takes any arguments and runs until killed).
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "chassis":
+		case "chassis", "chassis-ignoring":
 			args := os.Args[3:]
 			if len(args) > 0 && strings.HasPrefix(args[0], "0x") {
 				args = args[1:]
+			}
+			if os.Args[1] == "chassis-ignoring" && len(args) > 0 && args[0] == "set" {
+				os.Exit(0)
 			}
 			if err := bmcsim.Chassis(&bmcsim.Machine{Dir: os.Args[2]}, args, os.Stdout); err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -87,7 +91,12 @@ func startRedfish(t *testing.T, m *bmcsim.Machine) string {
 
 func startRedfishCert(t *testing.T, m *bmcsim.Machine, cert *tls.Certificate) string {
 	t.Helper()
-	srv, err := bmcsim.StartRedfish("127.0.0.1:0", &bmcsim.Redfish{Machine: m, SystemID: "node-1", User: simUser, Password: simPassword, Cert: cert})
+	return startRedfishSim(t, &bmcsim.Redfish{Machine: m, SystemID: "node-1", User: simUser, Password: simPassword, Cert: cert})
+}
+
+func startRedfishSim(t *testing.T, r *bmcsim.Redfish) string {
+	t.Helper()
+	srv, err := bmcsim.StartRedfish("127.0.0.1:0", r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +236,11 @@ func TestRedfishVerifiesCA(t *testing.T) {
 // test binary as its chassis-control program.
 func startIPMISim(t *testing.T, m *bmcsim.Machine) int {
 	t.Helper()
+	return startIPMISimChassis(t, m, "chassis")
+}
+
+func startIPMISimChassis(t *testing.T, m *bmcsim.Machine, chassis string) int {
+	t.Helper()
 	testenv.RequireRoot(t, "run ipmi_sim")
 	bin := testenv.RequireCommand(t, "ipmi_sim")
 	testenv.RequireCommand(t, "ipmitool")
@@ -235,7 +249,7 @@ func startIPMISim(t *testing.T, m *bmcsim.Machine) int {
 	defer cancel()
 	p, err := bmcsim.IPMISim{
 		Dir: t.TempDir(), Port: port, User: simUser, Password: simPassword, Binary: bin,
-		Chassis: []string{os.Args[0], "chassis", m.Dir},
+		Chassis: []string{os.Args[0], chassis, m.Dir},
 	}.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -330,4 +344,32 @@ func TestNoAnswer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no-answer-pw") {
 		t.Errorf("redfish: %v, want connection refused without the password", err)
 	}
+}
+
+// Real protocol servers that answer every write OK and apply none: the
+// read-back catches it, through bmclib, and says what did not happen.
+func TestIgnoredWritesThroughBmclib(t *testing.T) {
+	ctx := context.Background()
+	check := func(t *testing.T, b bmc.BMC, name string) {
+		t.Helper()
+		defer b.Close(ctx)
+		err := b.SetPower(ctx, bmc.PowerOn)
+		if want := name + ": power on not applied after 4 tries: still off"; err == nil || err.Error() != want {
+			t.Errorf("power on = %v, want %q", err, want)
+		}
+		err = b.SetBootDevice(ctx, bmc.BootPXE, true)
+		if !errors.Is(err, bmc.ErrNotApplied) {
+			t.Errorf("set boot device = %v, want ErrNotApplied", err)
+		}
+	}
+	t.Run("redfish", func(t *testing.T) {
+		m := newMachine(t)
+		url := startRedfishSim(t, &bmcsim.Redfish{Machine: m, SystemID: "node-1", User: simUser, Password: simPassword, IgnoreWrites: true})
+		check(t, openOrFail(t, redfishCredentials(t, url, simPassword)), "redfish "+url)
+	})
+	t.Run("ipmi", func(t *testing.T) {
+		m := newMachine(t)
+		port := startIPMISimChassis(t, m, "chassis-ignoring")
+		check(t, openOrFail(t, ipmiCredentials(t, port, simPassword)), fmt.Sprintf("ipmi 127.0.0.1:%d", port))
+	})
 }

@@ -106,7 +106,7 @@ func (s *Server) answer(req *dhcpv4.DHCPv4, peer *net.UDPAddr, port int) (*dhcpv
 	if s.cfg.Mode == Proxy {
 		return s.proxyAnswer(req, file, log)
 	}
-	return s.fullAnswer(req, c, file, log)
+	return s.fullAnswer(req, file, log)
 }
 
 // proxyAnswer offers the boot file to a PXE client beside the site's
@@ -138,7 +138,7 @@ func (s *Server) proxyAnswer(req *dhcpv4.DHCPv4, file string, log *slog.Logger) 
 
 // fullAnswer hands out addresses to every client and boot options to the
 // PXE ones.
-func (s *Server) fullAnswer(req *dhcpv4.DHCPv4, c client, file string, log *slog.Logger) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+func (s *Server) fullAnswer(req *dhcpv4.DHCPv4, file string, log *slog.Logger) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	mac := req.ClientHWAddr.String()
 	now := time.Now()
 	switch req.MessageType() {

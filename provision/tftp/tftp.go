@@ -108,6 +108,11 @@ func (s *Server) Addr() netip.AddrPort { return s.conn.LocalAddr().(*net.UDPAddr
 
 // Serve answers until ctx ends, then stops taking requests, waits for the
 // transfers in flight (each bounded by Timeout × Retries) and returns.
+//
+// pin/tftp opens each transfer's socket on the goroutine that runs Serve:
+// a caller serving an interface in another network namespace than its
+// own (a test) runs Serve on a goroutine locked to a thread in that
+// namespace. rackd, in its own namespace, need not care.
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("tftp: serving", "dir", s.cfg.Dir)
 	stop := context.AfterFunc(ctx, s.Close)

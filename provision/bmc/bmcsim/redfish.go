@@ -44,6 +44,9 @@ type Redfish struct {
 	Log      *slog.Logger
 	// Cert is what ServeRedfish serves; nil makes a self-signed one.
 	Cert *tls.Certificate
+	// IgnoreWrites answers resets and boot changes 204 and applies none:
+	// the BMC fault (bmclib #318, #459) clients must catch by reading back.
+	IgnoreWrites bool
 
 	mu       sync.Mutex
 	sessions map[string]string // id → token
@@ -87,6 +90,9 @@ func (r *Redfish) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		})
 	case p == r.systemPath() && req.Method == http.MethodGet:
 		r.system(w)
+	case (p == r.systemPath() && req.Method == http.MethodPatch ||
+		p == r.systemPath()+"/Actions/ComputerSystem.Reset" && req.Method == http.MethodPost) && r.IgnoreWrites:
+		w.WriteHeader(http.StatusNoContent)
 	case p == r.systemPath() && req.Method == http.MethodPatch:
 		r.patchSystem(w, req)
 	case p == r.systemPath()+"/Actions/ComputerSystem.Reset" && req.Method == http.MethodPost:
