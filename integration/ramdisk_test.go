@@ -38,17 +38,8 @@ func TestRamdiskAgent(t *testing.T) {
 	qemuImg := testenv.RequireCommand(t, "qemu-img")
 	testenv.RequireCommand(t, "genisoimage")
 	testenv.RequireCommand(t, "busybox") // the guestfwd's pipe to loopback
-	for _, tool := range []string{"apt-get", "dpkg-deb", "cpio", "gzip"} {
-		testenv.RequireCommand(t, tool) // what make ramdisk runs
-	}
 	image := testImage(t)
-	top, _ := filepath.Abs("..")
-	ramdisk := filepath.Join(top, "build", "ramdisk")
-	build := exec.Command(filepath.Join(top, "provision", "ramdisk", "build.sh"), ramdisk)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("make ramdisk: %v", err)
-	}
+	ramdisk := buildRamdisk(t)
 
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "image.raw")
