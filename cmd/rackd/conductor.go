@@ -7,8 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/cluster"
@@ -16,6 +22,9 @@ import (
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/node/conductor"
 	"github.com/rackstack/rackstack/provision"
+	"github.com/rackstack/rackstack/provision/bmc"
+	"github.com/rackstack/rackstack/provision/dhcp"
+	"github.com/rackstack/rackstack/provision/tftp"
 )
 
 // openConductor starts the provisioning services on --provision-interface
@@ -32,7 +41,7 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 	}
 	c := &conductor.Conductor{
 		Name: o.Name, Dir: dir, Repl: node, Key: key,
-		OpenBMC: openBMC, Unseal: sealedPasswords{node.Secrets()}, Images: images, Report: servers.Report, Log: log,
+		OpenBMC: (&bmcs{}).open, Unseal: sealedPasswords{node.Secrets()}, Images: images, Report: servers.Report, Log: log,
 		CallbackTimeout: o.ProvisionCallbackTimeout, HeartbeatTimeout: o.ProvisionHeartbeatTimeout,
 	}
 	svc, err := provision.Start(ctx, provision.Config{
@@ -49,48 +58,66 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 	return c, svc, nil
 }
 
-// openBMC connects to a node's BMC.
-//
-// SEAM (lead, at merge): provision/bmc's BMC already is a conductor.BMC;
-// the body becomes
-//
-//	creds, err := bmc.FromDriverInfo(driver, info, password)
-//	if err != nil {
-//		return nil, err
-//	}
-//	return bmc.Open(ctx, creds)
-//
-// (fake-hardware needs one bmc.Fake per node kept across calls, through
-// bmc.WithFake, or its power state resets on every open). Until then
-// every BMC call fails with this error, which the conductor records as
-// the node's last_error.
-func openBMC(_ context.Context, driver string, _ map[string]string, _ string) (conductor.BMC, error) {
-	return nil, fmt.Errorf("%s: no BMC driver in this build (provision/bmc is not wired)", driver)
+// bmcs opens nodes' BMCs through provision/bmc. fake-hardware nodes keep
+// one in-memory BMC each for the life of this process (keyed by their
+// driver_info), so a power change made by one call is seen by the next.
+type bmcs struct {
+	mu    sync.Mutex
+	fakes map[string]*bmc.Fake
+}
+
+func (b *bmcs) open(ctx context.Context, driver string, info map[string]string, password string) (conductor.BMC, error) {
+	creds, err := bmc.FromDriverInfo(driver, info, password)
+	if err != nil {
+		return nil, err
+	}
+	var opts []bmc.Option
+	if driver == "fake-hardware" {
+		opts = append(opts, bmc.WithFake(b.fake(info)))
+	}
+	return bmc.Open(ctx, creds, opts...)
+}
+
+func (b *bmcs) fake(info map[string]string) *bmc.Fake {
+	keys := slices.Sorted(maps.Keys(info))
+	var id strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&id, "%s=%s;", k, info[k])
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fakes == nil {
+		b.fakes = map[string]*bmc.Fake{}
+	}
+	f := b.fakes[id.String()]
+	if f == nil {
+		f = bmc.NewFake()
+		b.fakes[id.String()] = f
+	}
+	return f
 }
 
 // provisionHooks makes the DHCP and TFTP servers of the provisioning
-// interface.
-//
-// SEAM (lead, at merge): with provision/dhcp and provision/tftp (both
-// have New(Config) (*Server, error) and Serve(ctx) error):
-//
-//	DHCP: func(s provision.Site) (provision.Server, error) {
-//		return dhcp.New(dhcp.Config{
-//			Interface: s.Interface, Mode: dhcp.Mode(s.DHCPMode), ServerIP: s.IP,
-//			Range:    dhcp.Range{Start: s.RangeStart, End: s.RangeEnd},
-//			LeaseDir: filepath.Join(o.DataDir, "baremetal"), Log: log,
-//			ScriptURL: func(mac net.HardwareAddr) string { return s.ScriptURL(mac.String()) },
-//		})
-//	},
-//	TFTP: func(s provision.Site) (provision.Server, error) {
-//		return tftp.New(tftp.Config{Addr: netip.AddrPortFrom(s.IP, 69), Dir: "/usr/lib/ipxe", Log: log})
-//	},
-//
-// Until then provision.Start logs that each is missing and serves HTTP
-// only.
-func provisionHooks(_ *options, _ *slog.Logger) provision.Hooks {
-	return provision.Hooks{}
+// interface: DHCP answers PXE clients (proxy or full), TFTP serves the
+// iPXE builds of Debian's ipxe package.
+func provisionHooks(o *options, log *slog.Logger) provision.Hooks {
+	return provision.Hooks{
+		DHCP: func(s provision.Site) (provision.Server, error) {
+			return dhcp.New(dhcp.Config{
+				Interface: s.Interface, Mode: dhcp.Mode(s.DHCPMode), ServerIP: s.IP,
+				Range:    dhcp.Range{Start: s.RangeStart, End: s.RangeEnd},
+				LeaseDir: filepath.Join(o.DataDir, "baremetal"), Log: log,
+				ScriptURL: func(mac net.HardwareAddr) string { return s.ScriptURL(mac.String()) },
+			})
+		},
+		TFTP: func(s provision.Site) (provision.Server, error) {
+			return tftp.New(tftp.Config{Addr: netip.AddrPortFrom(s.IP, tftp.Port), Dir: ipxeDir, Log: log})
+		},
+	}
 }
+
+// ipxeDir holds the iPXE builds real firmware loads (package ipxe).
+const ipxeDir = "/usr/lib/ipxe"
 
 // sealedPasswords opens the BMC passwords the API sealed with the cluster
 // key, each bound to its node's id.
