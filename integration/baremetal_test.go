@@ -216,7 +216,7 @@ func TestBareMetal(t *testing.T) {
 	httpPort := 18000 + os.Getpid()%1000
 	n := newRackd(t, "bm1", "--provision-interface", seg.bridge, "--provision-ramdisk", ramdisk,
 		"--provision-http-port", strconv.Itoa(httpPort), "--provision-heartbeat-timeout", "30s")
-	n.start()
+	n.start("--bootstrap")
 	n.waitHealthy()
 	creds := openrc(t, n.dataDir)
 	env := osEnv(creds, n)

@@ -151,6 +151,7 @@ func (r *rackd) waitHealthy() {
 		}
 		select {
 		case err := <-r.exited:
+			r.cmd = nil // reaped: kill, in the cleanup, must not wait for it again
 			r.t.Fatalf("%s exited (%v); log:\n%s", r.name, err, r.log())
 		case <-time.After(100 * time.Millisecond):
 		}
