@@ -56,7 +56,8 @@ func newMachine(t *testing.T, seg *segment, name, mac string, cpus, memMB int, d
 		"-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(memMB),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + mc.console,
 		"-smbios", "type=1,manufacturer=Rackstack Test,product=" + name + ",serial=SN-" + name,
-		"-drive", "file=" + mc.disk + ",format=raw,if=virtio,serial=DISK-" + name,
+		"-drive", "file=" + mc.disk + ",format=raw,if=none,id=d0",
+		"-device", "virtio-blk-pci,drive=d0,serial=DISK-" + name,
 		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,mac=" + mac,
 		"-boot", "n"}
@@ -243,7 +244,7 @@ func TestBareMetal(t *testing.T) {
 	if out, err := power.CombinedOutput(); err != nil {
 		t.Fatalf("ipmitool power on: %v\n%s", err, out)
 	}
-	if err := m2.m.PowerOn(nil); err != nil {
+	if err := m2.m.PowerOn(reap); err != nil {
 		t.Fatal(err)
 	}
 
@@ -359,6 +360,10 @@ func TestBareMetal(t *testing.T) {
 	}
 	checkWiped(t, deployed)
 }
+
+// reap waits for a QEMU this process started, so it does not linger as a
+// zombie that still reads as powered on.
+func reap(p *os.Process) { go p.Wait() }
 
 func mustBoot(t *testing.T, mc *machine) (string, bool) {
 	t.Helper()
