@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,16 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	// Descriptors inherited from whoever ran the tests (a flock(1) on a
+	// lock shared by several checkouts, say) stay out of the daemons the
+	// tests start: one orphaned by a killed test would hold them forever.
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, fd := range fds {
+			if n, err := strconv.Atoi(fd.Name()); err == nil && n > 2 {
+				syscall.CloseOnExec(n)
+			}
+		}
+	}
 	binDir = os.Getenv("RACKSTACK_BIN")
 	if binDir == "" {
 		dir, err := os.MkdirTemp("", "rackstack-bin")
