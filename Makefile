@@ -12,7 +12,7 @@ DATA      ?= $(CURDIR)/.rackstack
 # and the iPXE builds (for real firmware and QEMU's NIC ROMs, BIOS and UEFI).
 # sfdisk (fdisk) to read the partition tables rack-agent writes, and busybox's
 # nc, the bare-metal ramdisk test's only path from its guest to loopback.
-TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils openipmi ipmitool ipxe ipxe-qemu ovmf fdisk busybox-static python3-ironicclient
+TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf openipmi ipmitool fdisk busybox-static
 # What `make generate` needs to rebuild the committed BPF objects, and what
 # `make bench` compares against.
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev

@@ -215,7 +215,8 @@ func TestBareMetal(t *testing.T) {
 
 	seg := newSegment(t)
 	httpPort := 18000 + os.Getpid()%1000
-	n := newRackd(t, "bm1", "--provision-interface", seg.bridge, "--provision-ramdisk", ramdisk,
+	// Image bytes live in the object store: the node gets a disk.
+	n := newRackd(t, "bm1", "--disk", t.TempDir(), "--s3-listen", "off", "--provision-interface", seg.bridge, "--provision-ramdisk", ramdisk,
 		"--provision-http-port", strconv.Itoa(httpPort), "--provision-heartbeat-timeout", "30s")
 	n.start("--bootstrap")
 	n.waitHealthy()

@@ -112,6 +112,10 @@ func TestProvisioningHTTP(t *testing.T) {
 		}
 	}
 	known()
+	// The conductor registers (a Raft write) once this node can write.
+	if !eventually(30*time.Second, func() bool { return strings.Contains(n1.log(), "conductor started") }) {
+		t.Fatalf("the conductor did not start:\n%s", n1.log())
+	}
 
 	// A restarted rackd knows the machine, and the conductor key it keeps
 	// in its data dir still accepts the token the machine booted with.
@@ -135,7 +139,6 @@ func TestProvisioningHTTP(t *testing.T) {
 	if code := agentCall(agentapi.PathInventory, token, inv, &again); code != 200 || again.Node != reply.Node {
 		t.Fatalf("inventory after the restart: %d %+v, want node %s", code, again, reply.Node)
 	}
-	// The conductor registers (a Raft write) once this node can write.
 	if !eventually(30*time.Second, func() bool { return strings.Count(n1.log(), "conductor started") == 2 }) {
 		t.Fatalf("the conductor did not start twice:\n%s", n1.log())
 	}

@@ -4,8 +4,8 @@
 // ramdisk and the agent. It finds the interface's IPv4 address, binds
 // every server to that address only (tenants and the API listener never
 // see them), runs them until the context ends, and stops them all when one
-// fails. DHCP and TFTP come in through Hooks, so this package does not
-// depend on their implementation.
+// fails. DHCP and TFTP are provision/dhcp and provision/tftp unless Hooks
+// give others (tests give fakes).
 package provision
 
 import (
@@ -23,7 +23,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rackstack/rackstack/provision/dhcp"
 	"github.com/rackstack/rackstack/provision/ipxe"
+	"github.com/rackstack/rackstack/provision/tftp"
 )
 
 // DHCP modes.
@@ -51,8 +53,17 @@ type Config struct {
 	RamdiskDir string
 	// HTTPPort is the HTTP server's port; 0 picks a free one (tests).
 	HTTPPort int
+	// LeaseDir keeps full DHCP's leases across restarts.
+	LeaseDir string
+	// TFTPDir holds the iPXE binaries (default DefaultTFTPDir); UEFIBoot
+	// is the UEFI one (dhcp.UEFIBoot, the default, or dhcp.SNPOnly).
+	TFTPDir  string
+	UEFIBoot string
 	Log      *slog.Logger
 }
+
+// DefaultTFTPDir is where Debian's ipxe package puts its binaries.
+const DefaultTFTPDir = "/usr/lib/ipxe"
 
 // Site is what the protocol servers need to know of where they run.
 type Site struct {
@@ -79,12 +90,35 @@ type Server interface {
 	Serve(ctx context.Context) error
 }
 
-// Hooks make the DHCP and TFTP servers for a site. A nil hook leaves that
-// server out (logged): the HTTP server alone still serves machines whose
-// firmware chains to it (iPXE NIC ROMs told by another DHCP server).
+// Hooks make the DHCP and TFTP servers for a site; a nil hook is the
+// real server (provision/dhcp, provision/tftp on port 69).
 type Hooks struct {
 	DHCP func(Site) (Server, error)
 	TFTP func(Site) (Server, error)
+}
+
+// realHooks fills the hooks hooks leaves nil with the real servers.
+func realHooks(cfg Config, hooks Hooks) Hooks {
+	if hooks.DHCP == nil {
+		hooks.DHCP = func(s Site) (Server, error) {
+			return dhcp.New(dhcp.Config{
+				Interface: s.Interface, Mode: dhcp.Mode(s.DHCPMode), ServerIP: s.IP,
+				Range:    dhcp.Range{Start: s.RangeStart, End: s.RangeEnd},
+				LeaseDir: cfg.LeaseDir, UEFIBoot: cfg.UEFIBoot, Log: cfg.Log,
+				ScriptURL: func(mac net.HardwareAddr) string { return s.ScriptURL(mac.String()) },
+			})
+		}
+	}
+	if hooks.TFTP == nil {
+		dir := cfg.TFTPDir
+		if dir == "" {
+			dir = DefaultTFTPDir
+		}
+		hooks.TFTP = func(s Site) (Server, error) {
+			return tftp.New(tftp.Config{Addr: netip.AddrPortFrom(s.IP, 69), Dir: dir, Log: cfg.Log})
+		}
+	}
+	return hooks
 }
 
 // Services are the running provisioning servers of a node.
@@ -171,6 +205,9 @@ func Start(ctx context.Context, cfg Config, backend ipxe.Backend, hooks Hooks) (
 	if cfg.DHCPMode == DHCPFull && (!prefix.Contains(cfg.RangeStart) || !prefix.Contains(cfg.RangeEnd)) {
 		return nil, fmt.Errorf("provisioning: range %s-%s is not inside %s's network %s", cfg.RangeStart, cfg.RangeEnd, cfg.Interface, prefix.Masked())
 	}
+	if cfg.DHCPMode == DHCPFull && cfg.LeaseDir == "" {
+		return nil, errors.New("provisioning: full DHCP needs a lease directory")
+	}
 	ln, err := net.Listen("tcp4", netip.AddrPortFrom(ip, uint16(cfg.HTTPPort)).String())
 	if err != nil {
 		return nil, fmt.Errorf("listen for provisioning HTTP on %s: %w", cfg.Interface, err)
@@ -181,18 +218,18 @@ func Start(ctx context.Context, cfg Config, backend ipxe.Backend, hooks Hooks) (
 		Interface: cfg.Interface, IP: ip, Prefix: prefix.Masked(), DHCPMode: cfg.DHCPMode,
 		RangeStart: cfg.RangeStart, RangeEnd: cfg.RangeEnd, HTTPURL: base, BootScriptURL: base + "/boot.ipxe",
 	}
+	hooks = realHooks(cfg, hooks)
 	var servers []namedServer
 	for _, h := range []struct {
 		name string
 		make func(Site) (Server, error)
 	}{{"dhcp", hooks.DHCP}, {"tftp", hooks.TFTP}} {
-		if h.make == nil {
-			cfg.Log.Warn("provisioning: no "+h.name+" server wired; only machines that reach "+site.BootScriptURL+" on their own can boot", "interface", cfg.Interface)
-			continue
-		}
 		srv, err := h.make(site)
 		if err != nil {
 			ln.Close()
+			for _, ns := range servers {
+				closeServer(ns.srv)
+			}
 			return nil, fmt.Errorf("start provisioning %s on %s: %w", h.name, cfg.Interface, err)
 		}
 		servers = append(servers, namedServer{h.name, srv})
@@ -233,6 +270,17 @@ func Start(ctx context.Context, cfg Config, backend ipxe.Backend, hooks Hooks) (
 	}()
 	cfg.Log.Info("provisioning services started", "interface", cfg.Interface, "ip", ip, "http", base, "dhcp", cfg.DHCPMode, "servers", len(servers)+1)
 	return s, nil
+}
+
+// closeServer releases the sockets of a server made but never served
+// (dhcp's Close returns an error, tftp's nothing).
+func closeServer(srv Server) {
+	switch c := srv.(type) {
+	case interface{ Close() error }:
+		c.Close()
+	case interface{ Close() }:
+		c.Close()
+	}
 }
 
 type namedServer struct {

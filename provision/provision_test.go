@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pin/tftp/v3"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/provision/agentapi"
 	"github.com/rackstack/rackstack/provision/ipxe"
 )
@@ -139,6 +143,7 @@ func TestStartRefusesBadConfig(t *testing.T) {
 		"proxy with a range":    {Config{Interface: "lo", DHCPMode: DHCPProxy, RangeStart: lo, RangeEnd: hi, RamdiskDir: dir}, "only for full"},
 		"range outside the net": {Config{Interface: "lo", DHCPMode: DHCPFull, RangeStart: lo, RangeEnd: far, RamdiskDir: dir}, "not inside"},
 		"no ramdisk":            {Config{Interface: "lo", DHCPMode: DHCPProxy, RamdiskDir: t.TempDir()}, "make ramdisk"},
+		"full without leases":   {Config{Interface: "lo", DHCPMode: DHCPFull, RangeStart: lo, RangeEnd: hi, RamdiskDir: dir}, "lease directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, err := Start(context.Background(), tc.cfg, exitBackend{}, Hooks{})
@@ -162,5 +167,41 @@ func TestParseRange(t *testing.T) {
 		if _, _, err := ParseRange(bad); err == nil {
 			t.Errorf("ParseRange(%q) accepted", bad)
 		}
+	}
+}
+
+// TestStartRunsTheRealServers composes provision/dhcp and provision/tftp
+// on lo (root: DHCP and TFTP use privileged ports) and fetches an iPXE
+// binary over TFTP from the provisioning address.
+func TestStartRunsTheRealServers(t *testing.T) {
+	testenv.RequireRoot(t, "DHCP and TFTP bind ports 67 and 69")
+	tftpDir := t.TempDir()
+	want := []byte("an iPXE binary")
+	os.WriteFile(filepath.Join(tftpDir, "undionly.kpxe"), want, 0o644)
+	s, err := Start(context.Background(), Config{Interface: "lo", DHCPMode: DHCPProxy, RamdiskDir: ramdisk(t), TFTPDir: tftpDir},
+		exitBackend{}, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := tftp.NewClient("127.0.0.1:69")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := c.Receive("undionly.kpxe", "octet")
+	if err != nil {
+		t.Fatalf("tftp get: %v", err)
+	}
+	var got bytes.Buffer
+	if _, err := wt.WriteTo(&got); err != nil || !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("tftp got %q, %v", got.Bytes(), err)
+	}
+	select {
+	case <-s.Done():
+		t.Fatalf("the servers stopped: %v", s.Err())
+	default:
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,13 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
@@ -23,8 +18,6 @@ import (
 	"github.com/rackstack/rackstack/node/conductor"
 	"github.com/rackstack/rackstack/provision"
 	"github.com/rackstack/rackstack/provision/bmc"
-	"github.com/rackstack/rackstack/provision/dhcp"
-	"github.com/rackstack/rackstack/provision/tftp"
 )
 
 // openConductor starts the provisioning services on --provision-interface
@@ -46,8 +39,8 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 	}
 	svc, err := provision.Start(ctx, provision.Config{
 		Interface: o.ProvisionInterface, DHCPMode: o.ProvisionDHCP, RangeStart: o.ProvisionRangeStart, RangeEnd: o.ProvisionRangeEnd,
-		RamdiskDir: o.ProvisionRamdisk, HTTPPort: o.ProvisionHTTPPort, Log: log,
-	}, c, provisionHooks(o, log))
+		RamdiskDir: o.ProvisionRamdisk, HTTPPort: o.ProvisionHTTPPort, LeaseDir: dir, Log: log,
+	}, c, provision.Hooks{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -58,9 +51,9 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 	return c, svc, nil
 }
 
-// bmcs opens nodes' BMCs through provision/bmc. fake-hardware nodes keep
-// one in-memory BMC each for the life of this process (keyed by their
-// driver_info), so a power change made by one call is seen by the next.
+// bmcs opens nodes' BMCs with provision/bmc. Each fake-hardware machine
+// (by its driver_info) keeps one in-memory BMC, so its power state lasts
+// from one call to the next as a real machine's does.
 type bmcs struct {
 	mu    sync.Mutex
 	fakes map[string]*bmc.Fake
@@ -72,52 +65,22 @@ func (b *bmcs) open(ctx context.Context, driver string, info map[string]string, 
 		return nil, err
 	}
 	var opts []bmc.Option
-	if driver == "fake-hardware" {
-		opts = append(opts, bmc.WithFake(b.fake(info)))
+	if driver == bmc.DriverFake {
+		key := fmt.Sprint(info) // maps print sorted by key
+		b.mu.Lock()
+		if b.fakes == nil {
+			b.fakes = map[string]*bmc.Fake{}
+		}
+		f := b.fakes[key]
+		if f == nil {
+			f = bmc.NewFake()
+			b.fakes[key] = f
+		}
+		b.mu.Unlock()
+		opts = append(opts, bmc.WithFake(f))
 	}
 	return bmc.Open(ctx, creds, opts...)
 }
-
-func (b *bmcs) fake(info map[string]string) *bmc.Fake {
-	keys := slices.Sorted(maps.Keys(info))
-	var id strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&id, "%s=%s;", k, info[k])
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.fakes == nil {
-		b.fakes = map[string]*bmc.Fake{}
-	}
-	f := b.fakes[id.String()]
-	if f == nil {
-		f = bmc.NewFake()
-		b.fakes[id.String()] = f
-	}
-	return f
-}
-
-// provisionHooks makes the DHCP and TFTP servers of the provisioning
-// interface: DHCP answers PXE clients (proxy or full), TFTP serves the
-// iPXE builds of Debian's ipxe package.
-func provisionHooks(o *options, log *slog.Logger) provision.Hooks {
-	return provision.Hooks{
-		DHCP: func(s provision.Site) (provision.Server, error) {
-			return dhcp.New(dhcp.Config{
-				Interface: s.Interface, Mode: dhcp.Mode(s.DHCPMode), ServerIP: s.IP,
-				Range:    dhcp.Range{Start: s.RangeStart, End: s.RangeEnd},
-				LeaseDir: filepath.Join(o.DataDir, "baremetal"), Log: log,
-				ScriptURL: func(mac net.HardwareAddr) string { return s.ScriptURL(mac.String()) },
-			})
-		},
-		TFTP: func(s provision.Site) (provision.Server, error) {
-			return tftp.New(tftp.Config{Addr: netip.AddrPortFrom(s.IP, tftp.Port), Dir: ipxeDir, Log: log})
-		},
-	}
-}
-
-// ipxeDir holds the iPXE builds real firmware loads (package ipxe).
-const ipxeDir = "/usr/lib/ipxe"
 
 // sealedPasswords opens the BMC passwords the API sealed with the cluster
 // key, each bound to its node's id.

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/secrets"
+	"github.com/rackstack/rackstack/node/conductor"
 )
 
 func TestConductorKeySurvivesARestart(t *testing.T) {
@@ -43,5 +45,33 @@ func TestSealedPasswordsOpenOnlyForTheirNode(t *testing.T) {
 	other := &bmstate.Node{ID: "node-2", Secrets: n.Secrets}
 	if _, err := p.Unseal(other, "ipmi_password"); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("another node's copy opened: %v", err)
+	}
+}
+
+func TestFakeHardwareKeepsItsPowerBetweenCalls(t *testing.T) {
+	ctx := context.Background()
+	var b bmcs
+	info := map[string]string{"fake_name": "m1"}
+	first, err := b.open(ctx, "fake-hardware", info, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.SetPower(ctx, conductor.PowerOn); err != nil {
+		t.Fatal(err)
+	}
+	first.Close(ctx)
+	again, err := b.open(ctx, "fake-hardware", info, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on, err := again.PowerState(ctx); err != nil || !on {
+		t.Fatalf("a fake machine powered on reads on=%t, %v on the next call", on, err)
+	}
+	other, _ := b.open(ctx, "fake-hardware", map[string]string{"fake_name": "m2"}, "")
+	if on, _ := other.PowerState(ctx); on {
+		t.Fatal("another fake machine shares its power")
+	}
+	if _, err := b.open(ctx, "ipmi", map[string]string{}, ""); err == nil || !strings.Contains(err.Error(), "ipmi_address") {
+		t.Fatalf("ipmi without an address: %v", err)
 	}
 }

@@ -106,12 +106,16 @@ type Conductor struct {
 	// (default 2 s), which bounds how late a timeout is seen.
 	PowerSyncEvery time.Duration
 	Resync         time.Duration
+	// RegisterEvery is how often the Conductor row is refreshed, so the
+	// API sees this conductor alive (default 60 s).
+	RegisterEvery time.Duration
 	// BMCTimeout bounds one BMC session (default 2 min).
 	BMCTimeout time.Duration
 
-	imageMu  sync.Mutex
-	syncMu   sync.Mutex
-	lastSync time.Time
+	imageMu      sync.Mutex
+	syncMu       sync.Mutex
+	lastSync     time.Time
+	lastRegister time.Time
 	// reported is what each server was last reported as, so a pass
 	// reports only changes (a restarted conductor reports each once).
 	mu       sync.Mutex
@@ -173,6 +177,9 @@ func (c *Conductor) Register(ctx context.Context) error {
 	if _, err := c.Repl.Propose(ctx, bmstate.CmdPutConductor, bmstate.PutConductorCmd{Row: row}); err != nil {
 		return fmt.Errorf("register conductor %s: %w", c.Name, err)
 	}
+	c.syncMu.Lock()
+	c.lastRegister = row.Updated
+	c.syncMu.Unlock()
 	return nil
 }
 
@@ -184,12 +191,23 @@ func (c *Conductor) Pass(ctx context.Context) (memdb.WatchSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state not readable yet: %w", err)
 	}
-	syncPower := false
+	syncPower, register := false, false
 	c.syncMu.Lock()
-	if now := c.now(); now.Sub(c.lastSync) >= orDefault(c.PowerSyncEvery, time.Minute) {
+	now := c.now()
+	if now.Sub(c.lastSync) >= orDefault(c.PowerSyncEvery, time.Minute) {
 		syncPower, c.lastSync = true, now
 	}
+	if now.Sub(c.lastRegister) >= orDefault(c.RegisterEvery, time.Minute) {
+		register = true
+	}
 	c.syncMu.Unlock()
+	if register {
+		// The API counts a conductor whose row is not refreshed within a
+		// few minutes as dead, and gives it no new nodes.
+		if err := c.Register(ctx); err != nil {
+			c.log().Warn("conductor: refresh registration", "err", err)
+		}
+	}
 	var g errgroup.Group
 	g.SetLimit(8)
 	for _, row := range store.All[bmstate.Node](txn, bmstate.NodeTable, "id") {

@@ -42,6 +42,12 @@ func TestRegistersItselfAndAdoptsNodesWithoutAConductor(t *testing.T) {
 	if row == nil || row.BootURL != "http://192.0.2.1:8069" || row.Interface != "prov0" {
 		t.Fatalf("conductor row %+v", row)
 	}
+	registered := row.Updated
+	w.clock.Advance(61 * time.Second)
+	w.pass()
+	if row := store.Get[bmstate.Conductor](w.local.Local(), bmstate.ConductorTable, "rack1"); !row.Updated.After(registered) {
+		t.Fatalf("the conductor row was not refreshed: updated %v", row.Updated)
+	}
 	w.rack("node-1", pxeMAC, bmstate.StateEnroll)
 	w.set("node-1", func(n *bmstate.Node) { n.Conductor = "" })
 	w.pass()
@@ -619,6 +625,27 @@ func TestRestartInAWorkingStateStartsOrResumesTheBoot(t *testing.T) {
 	}
 	if cmd := w.agent(pxeMAC).heartbeat(); cmd.ID != "cmd-1" {
 		t.Fatalf("command %s, want the recorded cmd-1", cmd.ID)
+	}
+}
+
+// TestAResultBeforeTheWaitIsKept: the agent reported while the node was
+// still cleaning (rackd stopped between booting it and recording the
+// wait); the restarted conductor finishes with that result instead of
+// booting the machine again.
+func TestAResultBeforeTheWaitIsKept(t *testing.T) {
+	w := newWorld(t)
+	_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
+	m.power = PowerOn
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+		n.Agent = &bmstate.AgentBoot{ID: "boot-1", TokenSHA256: hashToken(w.c.token("node-1", "boot-1")), Op: agentapi.OpClean,
+			Command: agentapi.Command{ID: "cmd-1", Op: agentapi.OpClean}, Started: w.clock.Now(), Deadline: w.clock.Now().Add(time.Minute),
+			Done: true, Result: &agentapi.Result{CommandID: "cmd-1", Op: agentapi.OpClean, OK: true}}
+	})
+	w.c = w.conductor()
+	w.passUntil("node-1", bmstate.StateAvailable)
+	if got := m.Calls(); !slices.Equal(got, []string{"power off"}) {
+		t.Fatalf("BMC calls %v, want only the power off that ends cleaning", got)
 	}
 }
 

@@ -43,6 +43,11 @@ func (c *Conductor) step(ctx context.Context, txn *memdb.Txn, n *bmstate.Node, s
 			return c.powerRequest(ctx, n)
 		}
 	}
+	if bs, ok := bootStates[n.ProvisionState]; ok && n.Agent != nil && n.Agent.Op == bs.op && n.Agent.Done {
+		// The agent finished before the node was moved to its wait state
+		// (rackd stopped in between): wait takes its result from here.
+		return c.toWait(ctx, n)
+	}
 	switch n.ProvisionState {
 	case bmstate.StateVerifying:
 		return c.verify(ctx, n, bmstate.StateManageable)
@@ -183,6 +188,22 @@ func (c *Conductor) startBoot(ctx context.Context, n *bmstate.Node, cmd agentapi
 			m.Agent.Deadline = now.Add(orDefault(c.CallbackTimeout, 10*time.Minute))
 		}
 		c.event(m, "INFO", "provisioning", state+" → "+bs.wait+": powered into PXE, waiting for the agent")
+		return true
+	})
+	return err
+}
+
+// toWait moves a working node whose agent already reported to the wait
+// state, without booting anything.
+func (c *Conductor) toWait(ctx context.Context, n *bmstate.Node) error {
+	state, bootID := n.ProvisionState, n.Agent.ID
+	_, _, err := c.change(ctx, n.ID, func(m *bmstate.Node) bool {
+		if m.ProvisionState != state || m.Agent == nil || m.Agent.ID != bootID {
+			return false
+		}
+		m.ProvisionState = bootStates[state].wait
+		m.ProvisionUpdatedAt = c.now()
+		c.event(m, "INFO", "provisioning", state+" → "+m.ProvisionState+": the agent had already reported")
 		return true
 	})
 	return err

@@ -94,9 +94,11 @@ func newAgent(cfg Config) *agent {
 		cfg.Log = slog.Default()
 	}
 	if cfg.HTTPClient == nil {
+		// JSON calls carry their own 30 s deadline; the image's first byte
+		// may wait for the provisioning node to convert it from qcow2.
 		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			ResponseHeaderTimeout: 60 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Minute,
 			IdleConnTimeout:       90 * time.Second,
 		}}
 	}
@@ -148,6 +150,11 @@ func (a *agent) run(ctx context.Context) error {
 			if err := a.c.post(ctx, agentapi.PathResult, pending, nil); err != nil {
 				if stop := a.failed("post result", err); stop != nil {
 					return stop
+				}
+				// The server asked for the power off: do it even when it
+				// cannot hear that it is done (it reads power from the BMC).
+				if pending.Op == agentapi.OpPowerOff {
+					return a.powerOff()
 				}
 			} else {
 				a.log.Info("result posted", "command", pending.CommandID, "op", pending.Op, "ok", pending.OK)

@@ -330,6 +330,26 @@ func TestResultIsPostedAgain(t *testing.T) {
 	}
 }
 
+// A poweroff whose result cannot be posted still powers off once the
+// result's retries are spent.
+func TestPowerOffWhenResultFails(t *testing.T) {
+	c := &conductor{token: "tok", script: []agentapi.Command{{ID: "p1", Op: agentapi.OpPowerOff}},
+		fail: map[string]int{agentapi.PathResult: http.StatusServiceUnavailable}}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	cfg := testConfig(t, srv.URL, io.Discard)
+	var poweredOff int
+	cfg.PowerOff = func() error { poweredOff++; return nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Run(ctx, cfg); !errors.Is(err, ErrPoweredOff) || poweredOff != 1 {
+		t.Fatalf("Run = %v after %d power offs, want ErrPoweredOff after 1", err, poweredOff)
+	}
+	if n := c.count(agentapi.PathResult); n != cfg.Attempts {
+		t.Errorf("%d result posts, want %d", n, cfg.Attempts)
+	}
+}
+
 func TestMissingURL(t *testing.T) {
 	if err := Run(context.Background(), Config{Token: "t"}); err == nil || !strings.Contains(err.Error(), agentapi.ArgURL) {
 		t.Fatalf("Run = %v, want an error naming %s", err, agentapi.ArgURL)

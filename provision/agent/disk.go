@@ -237,20 +237,18 @@ func readBackSHA256(f *os.File, n int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// writeConfigDrive fetches the config drive and writes it to a new primary
-// partition at the end of the disk, after everything the image holds, and
-// returns the partition's device name. GPT images are refused: the test
-// images and Ironic's usual whole-disk images are MBR.
+// writeConfigDrive fetches the config drive and writes it to a new
+// partition at the end of the disk, after everything the image holds (a
+// primary MBR partition, or a GPT one named config-2 with the backup GPT
+// moved to the disk's end), and returns the partition's device name.
 func writeConfigDrive(ctx context.Context, src imageSource, f *os.File, size int64, args agentapi.DeployArgs) (string, error) {
 	mbr := make([]byte, sector)
 	if _, err := f.ReadAt(mbr, 0); err != nil {
 		return "", fmt.Errorf("read mbr: %w", err)
 	}
-	switch mbrKind(mbr) {
-	case "":
-		return "", errors.New("the image has no MBR partition table to add the config-2 partition to")
-	case "gpt":
-		return "", errors.New("the image is partitioned with GPT; only MBR images can take a config drive partition")
+	kind := mbrKind(mbr)
+	if kind == "" {
+		return "", errors.New("the image has no partition table (MBR or GPT) to add the config-2 partition to")
 	}
 	drive, err := src.getAll(ctx, agentapi.PathConfigDrive, maxConfigDrive)
 	if err != nil {
@@ -259,23 +257,37 @@ func writeConfigDrive(ctx context.Context, src imageSource, f *os.File, size int
 	if len(drive) == 0 {
 		return "", errors.New("the config drive is empty")
 	}
+	used := (args.ImageSize + sector - 1) / sector * sector
+	write := func(start, end int64) error {
+		if _, err := f.WriteAt(drive, start); err != nil {
+			return fmt.Errorf("write config drive: %w", err)
+		}
+		if err := zero(ctx, f, start+int64(len(drive)), end-start-int64(len(drive)), nil); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync config drive: %w", err)
+		}
+		return nil
+	}
+	if kind == "gpt" {
+		n, err := addGPTPartition(f, size, int64(len(drive)), used, "config-2", write)
+		if err != nil {
+			return "", err
+		}
+		return partitionName(args.RootDisk, n), nil
+	}
 	// One MiB-aligned partition ending at the end of the disk (or at the
 	// last sector MBR can address).
 	end := min(size, int64(1<<32-1)*sector) / sector * sector
 	need := (int64(len(drive)) + mib - 1) / mib * mib
 	start := (end - need) / mib * mib
-	used := max(mbrEnd(mbr), (args.ImageSize+sector-1)/sector*sector)
+	used = max(mbrEnd(mbr), used)
 	if start < used || start <= 0 {
 		return "", fmt.Errorf("no room for a %d MiB config drive: the image uses %d of %d bytes of %s", need/mib, used, size, args.RootDisk)
 	}
-	if _, err := f.WriteAt(drive, start); err != nil {
-		return "", fmt.Errorf("write config drive: %w", err)
-	}
-	if err := zero(ctx, f, start+int64(len(drive)), end-start-int64(len(drive)), nil); err != nil {
+	if err := write(start, end); err != nil {
 		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("sync config drive: %w", err)
 	}
 	n, err := addMBRPartition(f, start, end-start, configDriveType)
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -230,6 +232,82 @@ func TestDeployConfigDrivePartition(t *testing.T) {
 	}
 }
 
+// A GPT image gets a partition named config-2 in a free entry, and its
+// backup GPT moves to the end of the disk, so tools see one valid table.
+func TestDeployConfigDriveGPT(t *testing.T) {
+	sfdisk := testenv.RequireCommand(t, "sfdisk")
+	img := emptyDisk(t, 4<<20)
+	cmd := exec.Command(sfdisk, "-q", img)
+	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=4096, name=root\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v: %s", err, out)
+	}
+	image, _ := os.ReadFile(img)
+	drive := bytes.Repeat([]byte("CD001 config-2 "), 100000)
+	const size = 16 << 20
+	disk := emptyDisk(t, size)
+	msg, err := deploy(context.Background(), source(t, image, drive), deployArgs(disk, image, true), func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(msg, "config drive on "+disk+"2") {
+		t.Errorf("message %q", msg)
+	}
+	if out, err := exec.Command(sfdisk, "--verify", disk).CombinedOutput(); err != nil || !strings.Contains(string(out), "No errors detected") {
+		t.Errorf("sfdisk --verify: %v: %s", err, out)
+	}
+	out, err := exec.Command(sfdisk, "--json", disk).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --json: %v", err)
+	}
+	var table struct {
+		PartitionTable struct {
+			Label      string
+			LastLBA    int64
+			Partitions []struct {
+				Start, Size int64
+				Type, Name  string
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &table); err != nil {
+		t.Fatal(err)
+	}
+	p := table.PartitionTable.Partitions
+	if table.PartitionTable.Label != "gpt" || len(p) != 2 || p[0].Name != "root" || p[1].Name != "config-2" ||
+		p[1].Type != "0FC63DAF-8483-4772-8E79-3D69D8477DE4" || p[1].Start*sector%mib != 0 ||
+		p[1].Start+p[1].Size-1 != table.PartitionTable.LastLBA || p[1].Size*sector < int64(len(drive)) {
+		t.Fatalf("sfdisk reads %s", out)
+	}
+	b, _ := os.ReadFile(disk)
+	if !bytes.Equal(b[p[1].Start*sector:p[1].Start*sector+int64(len(drive))], drive) {
+		t.Error("the config-2 partition does not hold the drive")
+	}
+	// Both headers are valid and point at each other; both entry arrays
+	// are the same.
+	last := int64(size/sector - 1)
+	primary, backup := b[sector:2*sector], b[last*sector:]
+	for name, h := range map[string][]byte{"primary": primary, "backup": backup} {
+		hs := binary.LittleEndian.Uint32(h[12:])
+		if hs < 92 || hs > sector {
+			t.Errorf("%s GPT header missing", name)
+			continue
+		}
+		c := append([]byte(nil), h[:hs]...)
+		binary.LittleEndian.PutUint32(c[16:], 0)
+		if !bytes.Equal(h[:8], []byte("EFI PART")) || crc32.ChecksumIEEE(c) != binary.LittleEndian.Uint32(h[16:]) {
+			t.Errorf("%s GPT header invalid", name)
+		}
+	}
+	if binary.LittleEndian.Uint64(primary[32:]) != uint64(last) || binary.LittleEndian.Uint64(backup[24:]) != uint64(last) || binary.LittleEndian.Uint64(backup[32:]) != 1 {
+		t.Error("the GPT headers do not point at each other")
+	}
+	pe, be := int64(binary.LittleEndian.Uint64(primary[72:])), int64(binary.LittleEndian.Uint64(backup[72:]))
+	if !bytes.Equal(b[pe*sector:(pe+32)*sector], b[be*sector:(be+32)*sector]) || be+32 != last {
+		t.Error("the backup entry array is not the primary's, just before the backup header")
+	}
+}
+
 func TestDeployRefusals(t *testing.T) {
 	gpt := mbrImage(t, 2<<20)
 	gpt[mbrEntries+4] = mbrTypeGPT
@@ -243,8 +321,8 @@ func TestDeployRefusals(t *testing.T) {
 	}{
 		"image larger than disk": {image: mbrImage(t, 4<<20), diskSize: 2 << 20, want: "larger than"},
 		"no room for the drive":  {image: mbrImage(t, 4<<20), diskSize: 4<<20 + 512*1024, drive: true, want: "no room"},
-		"gpt image":              {image: gpt, diskSize: 8 << 20, drive: true, want: "GPT"},
-		"image without a table":  {image: noTable, diskSize: 8 << 20, drive: true, want: "no MBR"},
+		"gpt without a header":   {image: gpt, diskSize: 8 << 20, drive: true, want: "no GPT header"},
+		"image without a table":  {image: noTable, diskSize: 8 << 20, drive: true, want: "no partition table"},
 		"size lies":              {image: mbrImage(t, 2<<20), diskSize: 8 << 20, args: func(a agentapi.DeployArgs) agentapi.DeployArgs { a.ImageSize--; return a }, want: "image_size"},
 		"no sha":                 {image: mbrImage(t, 2<<20), diskSize: 8 << 20, args: func(a agentapi.DeployArgs) agentapi.DeployArgs { a.ImageSHA256 = ""; return a }, want: "image_sha256"},
 	} {
