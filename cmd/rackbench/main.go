@@ -37,7 +37,9 @@ type options struct {
 	Duration time.Duration
 	Output   string
 	BinDir   string
-	Image    string // launch: the guest disk image
+	Image    string // launch, provision: the guest disk image
+	Ramdisk  string // provision: the directory holding vmlinuz and initramfs.gz
+	Nodes    string // provision: machines at once per case, a comma list
 	Log      io.Writer
 }
 
@@ -47,6 +49,7 @@ var suites = map[string]suite{
 	"control":   controlSuite,
 	"dataplane": dataplaneSuite,
 	"launch":    launchSuite,
+	"provision": provisionSuite,
 	"storage":   storageSuite,
 }
 
@@ -76,8 +79,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Output, "o", "table", "output: table or json")
 	fs.StringVar(&o.BinDir, "bin", "", "directory holding rackd (default: next to rackbench)")
 	fs.StringVar(&o.Image, "image", "", "launch: guest image (default: "+testImagePath+" here, above, or beside --bin)")
+	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
+	fs.StringVar(&o.Nodes, "nodes", "1,3", "provision: machines powered on and deployed at once, per case (comma list)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	runsSet := false
+	fs.Visit(func(f *flag.Flag) { runsSet = runsSet || f.Name == "runs" })
+	if name == "provision" {
+		// A run is several TCG PXE boots per machine: fewer runs by default.
+		if !runsSet {
+			o.Runs = provisionRuns
+		}
+		if _, err := parseNodes(o.Nodes); err != nil {
+			fmt.Fprintf(stderr, "rackbench: %v\n", err)
+			return 2
+		}
 	}
 	if o.Runs < 1 {
 		fmt.Fprintln(stderr, "rackbench: --runs must be at least 1")
