@@ -15,9 +15,10 @@ DATA      ?= $(CURDIR)/.rackstack
 # python3-ironicclient gives the CLI its `openstack baremetal` commands.
 TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf openipmi ipmitool fdisk busybox-static python3-ironicclient
 # What `make generate` needs to rebuild the committed BPF objects, and what
-# `make bench` compares against.
+# `make bench` compares against and runs (QEMU machines PXE-booting from
+# iPXE ROMs beside the site's busybox udhcpd, for the provision suite).
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
-BENCH_DEBS := iperf3 iptables
+BENCH_DEBS := iperf3 iptables qemu-system-x86 ipxe-qemu busybox-static
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The build --version reports (the toolchain's own VCS stamp is off where
 # GOFLAGS has -buildvcs=false).
@@ -78,13 +79,14 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
 
-bench: build test-image
+bench: build test-image ramdisk
 	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
 	$(BIN)/rackbench control
 	$(BIN)/rackbench storage
 	$(BIN)/rackbench dataplane
 	$(BIN)/rackbench launch
+	$(BIN)/rackbench provision
 
 # test-image builds build/test-image.qcow2, the small guest the hypervisor
 # tests boot (node/testimage/README.md). The kernel and busybox .debs are

@@ -127,6 +127,11 @@ const cpuOvercommit = 4
 
 // do sends a JSON request to rackd as the admin.
 func (c *launchCloud) do(ctx context.Context, method, path string, in, out any, want ...int) (int, error) {
+	return c.doHeader(ctx, method, path, nil, in, out, want...)
+}
+
+// doHeader is do with extra request headers (a microversion).
+func (c *launchCloud) doHeader(ctx context.Context, method, path string, header map[string]string, in, out any, want ...int) (int, error) {
 	var body io.Reader
 	if in != nil {
 		raw, err := json.Marshal(in)
@@ -144,6 +149,9 @@ func (c *launchCloud) do(ctx context.Context, method, path string, in, out any, 
 	}
 	if c.token != "" {
 		req.Header.Set("X-Auth-Token", c.token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	return send(c.http, req, out, want...)
 }

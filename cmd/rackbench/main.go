@@ -37,10 +37,12 @@ type options struct {
 	Duration time.Duration
 	Output   string
 	BinDir   string
-	Image    string // launch: the guest disk image
+	Image    string // launch, provision: the guest disk image
 	Sizes    string // storage: object sizes of the SDK cases
 	Quick    bool   // storage: the SDK cases only (and raw disk)
 	MinIO    string // storage: a minio server binary to compare with
+	Ramdisk  string // provision: the directory holding vmlinuz and initramfs.gz
+	Nodes    string // provision: machines at once per case, a comma list
 	Log      io.Writer
 }
 
@@ -50,6 +52,7 @@ var suites = map[string]suite{
 	"control":   controlSuite,
 	"dataplane": dataplaneSuite,
 	"launch":    launchSuite,
+	"provision": provisionSuite,
 	"storage":   storageSuite,
 }
 
@@ -82,8 +85,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Sizes, "sizes", "4KiB,1MiB,64MiB", "storage: object sizes of the SDK cases")
 	fs.BoolVar(&o.Quick, "quick", false, "storage: only raw disk and the SDK cases (a few minutes with --runs 1)")
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
+	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
+	fs.StringVar(&o.Nodes, "nodes", "1,3", "provision: machines powered on and deployed at once, per case (comma list)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	runsSet := false
+	fs.Visit(func(f *flag.Flag) { runsSet = runsSet || f.Name == "runs" })
+	if name == "provision" {
+		// A run is several TCG PXE boots per machine: fewer runs by default.
+		if !runsSet {
+			o.Runs = provisionRuns
+		}
+		if _, err := parseNodes(o.Nodes); err != nil {
+			fmt.Fprintf(stderr, "rackbench: %v\n", err)
+			return 2
+		}
 	}
 	if o.Runs < 1 {
 		fmt.Fprintln(stderr, "rackbench: --runs must be at least 1")

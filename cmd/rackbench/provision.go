@@ -1,0 +1,528 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// provisionSuite measures bare-metal provisioning on a provisioning
+// segment built here (a bridge holding rackd's provisioning address, the
+// site's DHCP server — busybox udhcpd — in a namespace behind a veth, one
+// tap per machine) with machines that are QEMU guests under TCG (empty
+// disk, virtio NIC, PXE first), each behind an in-process Redfish BMC:
+//
+//   - rackstack: a one-node rackd with --provision-interface on the
+//     bridge. N machines are powered on through their BMCs at once;
+//     enrol_s is power-on → every machine listed in GET
+//     /baremetal/v1/nodes/detail with a port of its MAC and properties.cpus
+//     set (polled every 0.5 s). Then each node gets its BMC and resource
+//     class, is managed and provided (clean_s: provide → all available);
+//     deploy_s is N POST /servers of a bare-metal flavor and the test
+//     image at once → all ACTIVE.
+//   - bare-pxe, the floor: no Rackstack on the segment. The site's DHCP
+//     server gives the boot file itself, an iPXE script served by a
+//     static file server on the bridge address that boots the same
+//     kernel and initramfs; boot_s is power-on → every machine's agent
+//     made its first request (the inventory it posts after inspecting)
+//     to that server, which is where a discovered machine's enrolment
+//     starts.
+//
+// Each figure is the time until the last of the N machines got there.
+// Params: nodes (1 and 3 by default, --nodes). Machines are fresh each
+// run (new MACs, empty disks), so every rackstack run is a discovery. One
+// untimed bare boot first warms the page cache for both cases.
+func provisionSuite(ctx context.Context, o options) ([]Result, error) {
+	counts, err := parseNodes(o.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := provisionPrereqs(o)
+	if err != nil {
+		return nil, err
+	}
+	removeStaleSegments(o.Log)
+	dir, err := os.MkdirTemp("", "rackbench-provision")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	seg, err := newProvSegment(ctx, dir, o.Log)
+	if err != nil {
+		return nil, fmt.Errorf("build the provisioning segment: %w", err)
+	}
+	defer seg.close()
+	b := &provBench{o: o, pr: pr, seg: seg, dir: dir, samples: provSamples{}}
+	defer b.powerOffAll()
+
+	// The floor first, while no rackd is on the segment to answer PXE.
+	stub, err := startBarePXE(seg.hostIP(), pr.ramdisk)
+	if err != nil {
+		return nil, err
+	}
+	if err := seg.startSiteDHCP(ctx, stub.scriptURL()); err != nil {
+		stub.close()
+		return nil, fmt.Errorf("start the site DHCP server: %w", err)
+	}
+	// Warm-up, not timed: the first boot of a run may read QEMU, its NIC
+	// ROM and the ramdisk from disk; the case measured first would pay
+	// that.
+	if err := b.barePXE(ctx, stub, 0, 1); err != nil {
+		stub.close()
+		return nil, fmt.Errorf("bare-pxe warm-up: %w", err)
+	}
+	for run := 1; run <= o.Runs; run++ {
+		for _, n := range counts {
+			if err := b.barePXE(ctx, stub, run, n); err != nil {
+				stub.close()
+				return nil, fmt.Errorf("bare-pxe run %d, nodes=%d: %w", run, n, err)
+			}
+		}
+	}
+	stub.close()
+	if err := seg.stopSiteDHCP(); err != nil {
+		return nil, err
+	}
+
+	// Rackstack: the site's server hands out addresses only, rackd's
+	// proxyDHCP adds the boot options.
+	if err := seg.startSiteDHCP(ctx, ""); err != nil {
+		return nil, fmt.Errorf("start the site DHCP server: %w", err)
+	}
+	fmt.Fprintf(o.Log, "provision: starting rackd with --provision-interface %s\n", seg.bridge)
+	c, err := startProvCloud(ctx, o, pr, seg, dir)
+	if err != nil {
+		return nil, fmt.Errorf("set up the cloud: %w", err)
+	}
+	defer c.close()
+	b.c = c
+	for run := 1; run <= o.Runs; run++ {
+		for _, n := range counts {
+			if err := b.rackstack(ctx, run, n); err != nil {
+				return nil, c.withLogTail(fmt.Errorf("rackstack run %d, nodes=%d: %w", run, n, err))
+			}
+		}
+	}
+	out := b.samples.results()
+	printProvisionGoals(o.Log, provisionGoals(out))
+	return out, nil
+}
+
+// provPrereqs is what the suite found it needs.
+type provPrereqs struct {
+	ramdisk string // directory with vmlinuz and initramfs.gz
+	image   string // the test image deployed
+}
+
+// provisionPrereqs says what is missing, up front.
+func provisionPrereqs(o options) (provPrereqs, error) {
+	var pr provPrereqs
+	if os.Geteuid() != 0 {
+		return pr, fmt.Errorf("%w: the provision suite needs root: it makes a bridge, taps and a namespace, and runs rackd's DHCP", errNeed)
+	}
+	var missing []string
+	for _, tool := range []string{"qemu-system-x86_64", "busybox", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		return pr, fmt.Errorf("%w: %s not found (apt-get install qemu-system-x86 busybox-static iproute2)", errNeed, strings.Join(missing, ", "))
+	}
+	if out, err := exec.Command("busybox", "udhcpd", "--help").CombinedOutput(); err != nil && !strings.Contains(string(out), "udhcpd") {
+		return pr, fmt.Errorf("%w: this busybox has no udhcpd applet (apt-get install busybox-static)", errNeed)
+	}
+	if _, err := os.Stat(filepath.Join(o.BinDir, "rackd")); err != nil {
+		return pr, fmt.Errorf("%w: rackd not found in %s (build with make build, or pass --bin)", errNeed, o.BinDir)
+	}
+	if !hasVirtioROM() {
+		return pr, fmt.Errorf("%w: QEMU's virtio NIC boot ROM (efi-virtio.rom) not found: apt-get install ipxe-qemu", errNeed)
+	}
+	var err error
+	if pr.ramdisk, err = findRamdisk(o.Ramdisk, o.BinDir); err != nil {
+		return pr, fmt.Errorf("%w: %v", errNeed, err)
+	}
+	if pr.image, err = findTestImage(o.Image, o.BinDir); err != nil {
+		return pr, fmt.Errorf("%w: %v", errNeed, err)
+	}
+	return pr, nil
+}
+
+func hasVirtioROM() bool {
+	for _, p := range []string{"/usr/share/qemu/efi-virtio.rom", "/usr/lib/ipxe/qemu/efi-virtio.rom", "/usr/share/qemu/pxe-virtio.rom"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+const ramdiskPath = "build/ramdisk"
+
+// findRamdisk returns --ramdisk, or build/ramdisk found the way
+// findTestImage finds the test image; it must hold the kernel and
+// initramfs.
+func findRamdisk(flagged, binDir string) (string, error) {
+	holds := func(dir string) bool {
+		for _, f := range []string{"vmlinuz", "initramfs.gz"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if flagged != "" {
+		if !holds(flagged) {
+			return "", fmt.Errorf("--ramdisk %s: no vmlinuz and initramfs.gz in it (make ramdisk)", flagged)
+		}
+		return filepath.Abs(flagged)
+	}
+	var tried []string
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			tried = append(tried, filepath.Join(dir, ramdiskPath))
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	if binDir != "" {
+		tried = append(tried, filepath.Join(binDir, "..", ramdiskPath))
+	}
+	for _, p := range tried {
+		if holds(p) {
+			return filepath.Abs(p)
+		}
+	}
+	return "", fmt.Errorf("no %s with vmlinuz and initramfs.gz in the current directory, the directories above it or beside %s: run make ramdisk, or pass --ramdisk", ramdiskPath, binDir)
+}
+
+// parseNodes reads --nodes: machines at once per case, a comma list of
+// distinct positive counts, kept in order.
+func parseNodes(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("parse --nodes: empty: want counts such as 1,3")
+	}
+	var out []int
+	seen := map[int]bool{}
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > maxProvNodes {
+			return nil, fmt.Errorf("parse --nodes: %q: want a count from 1 to %d", f, maxProvNodes)
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("parse --nodes: %d given twice", n)
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// provisionRuns is the provision suite's default --runs.
+const provisionRuns = 3
+
+// maxProvNodes bounds machines at once: a MAC's last octet numbers them,
+// and each one is a TCG guest on this host.
+const maxProvNodes = 8
+
+// Cases and metrics of the provision suite.
+const (
+	caseRackstack = "rackstack"
+	caseBarePXE   = "bare-pxe"
+
+	metricEnrol  = "enrol_s"
+	metricDeploy = "deploy_s"
+	metricClean  = "clean_s"
+	metricBootS  = "boot_s"
+)
+
+// provKey names one series of samples.
+type provKey struct {
+	cas    string
+	metric string
+	nodes  int
+}
+
+// provSamples holds one sample per run of each series.
+type provSamples map[provKey][]float64
+
+func (s provSamples) add(cas, metric string, nodes int, v float64) {
+	k := provKey{cas, metric, nodes}
+	s[k] = append(s[k], v)
+}
+
+// results orders the series: bare-pxe first (the floor), then rackstack's
+// metrics in the order a machine goes through them, by nodes.
+func (s provSamples) results() []Result {
+	rank := map[string]int{metricBootS: 0, metricEnrol: 1, metricClean: 2, metricDeploy: 3}
+	var keys []provKey
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.cas != b.cas {
+			return a.cas == caseBarePXE
+		}
+		if rank[a.metric] != rank[b.metric] {
+			return rank[a.metric] < rank[b.metric]
+		}
+		return a.nodes < b.nodes
+	})
+	var out []Result
+	for _, k := range keys {
+		out = append(out, newResult("provision", k.cas, map[string]any{"nodes": k.nodes}, k.metric, "s", s[k]))
+	}
+	return out
+}
+
+// provGoal is one of the targets: the median of num over the
+// median of den must stay at or below max.
+type provGoal struct {
+	label    string
+	num, den provKey
+	max      float64
+}
+
+// provGoalsFor lists the goals for the node counts measured: enrolment
+// and deploy against the bare PXE boot at each count, and the largest
+// count against one node.
+func provGoalsFor(counts []int) []provGoal {
+	var gs []provGoal
+	for _, n := range counts {
+		gs = append(gs,
+			provGoal{label: fmt.Sprintf("enrolment vs bare PXE boot, nodes=%d", n),
+				num: provKey{caseRackstack, metricEnrol, n}, den: provKey{caseBarePXE, metricBootS, n}, max: 1.2},
+			provGoal{label: fmt.Sprintf("deploy of the test image vs bare PXE boot, nodes=%d", n),
+				num: provKey{caseRackstack, metricDeploy, n}, den: provKey{caseBarePXE, metricBootS, n}, max: 2})
+	}
+	for _, n := range counts {
+		if n == 1 {
+			continue
+		}
+		for _, m := range []string{metricEnrol, metricDeploy} {
+			gs = append(gs, provGoal{label: fmt.Sprintf("%s, %d nodes at once vs one", m, n),
+				num: provKey{caseRackstack, m, n}, den: provKey{caseRackstack, m, 1}, max: 1.3})
+		}
+	}
+	return gs
+}
+
+// provCheck is a goal evaluated on a run's results.
+type provCheck struct {
+	goal     provGoal
+	num, den float64
+	found    bool
+}
+
+func (c provCheck) ratio() float64 { return c.num / c.den }
+
+func (c provCheck) met() bool { return c.found && c.ratio() <= c.goal.max }
+
+func (c provCheck) String() string {
+	target := fmt.Sprintf("target ≤%.1f×", c.goal.max)
+	if !c.found {
+		return fmt.Sprintf("%s: %s: not measured", c.goal.label, target)
+	}
+	verdict := "not met"
+	if c.met() {
+		verdict = "met"
+	}
+	return fmt.Sprintf("%s: %.1f s / %.1f s = %.2f×, %s: %s", c.goal.label, c.num, c.den, c.ratio(), target, verdict)
+}
+
+// provisionGoals evaluates every goal the results' node counts allow.
+func provisionGoals(rs []Result) []provCheck {
+	medians := map[provKey]float64{}
+	seen := map[int]bool{}
+	var counts []int
+	for _, r := range rs {
+		if r.Suite != "provision" {
+			continue
+		}
+		n := paramInt(r.Params, "nodes")
+		medians[provKey{r.Case, r.Metric, n}] = r.Median
+		if !seen[n] {
+			seen[n] = true
+			counts = append(counts, n)
+		}
+	}
+	sort.Ints(counts)
+	if len(counts) == 0 {
+		counts = []int{1}
+	}
+	var out []provCheck
+	for _, g := range provGoalsFor(counts) {
+		num, ok1 := medians[g.num]
+		den, ok2 := medians[g.den]
+		out = append(out, provCheck{goal: g, num: num, den: den, found: ok1 && ok2 && den > 0})
+	}
+	return out
+}
+
+func printProvisionGoals(w io.Writer, cs []provCheck) {
+	fmt.Fprintln(w, "\nprovision goals (ratios of medians from this run; guests are emulated, TCG):")
+	for _, c := range cs {
+		fmt.Fprintln(w, "  "+c.String())
+	}
+}
+
+// provBench runs the cases and keeps their samples.
+type provBench struct {
+	o        options
+	pr       provPrereqs
+	seg      *provSegment
+	c        *provCloud
+	dir      string
+	samples  provSamples
+	seq      int // machines made so far: each gets a fresh MAC
+	machines []*provMachine
+}
+
+// newMachines makes n fresh machines on the segment.
+func (b *provBench) newMachines(n int) ([]*provMachine, error) {
+	var ms []*provMachine
+	for i := 0; i < n; i++ {
+		b.seq++
+		m, err := newProvMachine(b.seg, b.dir, b.seq)
+		if m != nil {
+			b.machines = append(b.machines, m)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// powerOffAll stops every machine's QEMU and BMC (by the PID the machine
+// recorded).
+func (b *provBench) powerOffAll() {
+	for _, m := range b.machines {
+		m.close(b.o.Log)
+	}
+	b.machines = nil
+}
+
+// powerOnAll powers the machines on through their BMCs at once and
+// returns when the calls were sent.
+func powerOnAll(ctx context.Context, ms []*provMachine) (time.Time, error) {
+	start := time.Now()
+	errs := make(chan error, len(ms))
+	for _, m := range ms {
+		go func() { errs <- m.bmcPower(ctx, "On") }()
+	}
+	var err error
+	for range ms {
+		err = errors.Join(err, <-errs)
+	}
+	return start, err
+}
+
+// barePXE boots n machines through the stub and times each to its
+// agent's first request; run 0 is the warm-up, not recorded.
+func (b *provBench) barePXE(ctx context.Context, stub *barePXEServer, run, n int) error {
+	ms, err := b.newMachines(n)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, m := range ms {
+			m.close(b.o.Log)
+		}
+	}()
+	start, err := powerOnAll(ctx, ms)
+	if err != nil {
+		return err
+	}
+	var last time.Duration
+	for _, m := range ms {
+		at, err := stub.waitAgent(ctx, m.mac, phaseTimeout)
+		if err != nil {
+			return fmt.Errorf("%s: %w\nconsole:\n%s", m.name, err, m.consoleTail(15))
+		}
+		last = max(last, at.Sub(start))
+	}
+	if run == 0 {
+		fmt.Fprintf(b.o.Log, "provision warm-up, bare-pxe nodes=%d: power-on → agent's first request %.1f s (not counted)\n", n, last.Seconds())
+		return nil
+	}
+	b.samples.add(caseBarePXE, metricBootS, n, last.Seconds())
+	fmt.Fprintf(b.o.Log, "provision run %d, bare-pxe nodes=%d: power-on → agent's first request %.1f s\n", run, n, last.Seconds())
+	return nil
+}
+
+// phaseTimeout bounds each wait of the suite.
+const phaseTimeout = 10 * time.Minute
+
+// rackstack discovers, prepares and deploys n fresh machines.
+func (b *provBench) rackstack(ctx context.Context, run, n int) error {
+	ms, err := b.newMachines(n)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, m := range ms {
+			m.close(b.o.Log)
+		}
+	}()
+	start, err := powerOnAll(ctx, ms)
+	if err != nil {
+		return err
+	}
+	ids, err := b.c.waitEnrolled(ctx, ms, phaseTimeout)
+	if err != nil {
+		return err
+	}
+	enrol := time.Since(start)
+	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: power-on → enrolled with inventory %.1f s\n", run, n, enrol.Seconds())
+
+	// Not timed: discovery powers the machine off; then BMC, manage.
+	for _, m := range ms {
+		if err := m.waitOff(ctx, 2*time.Minute); err != nil {
+			return err
+		}
+	}
+	for _, m := range ms {
+		if err := b.c.setBMC(ctx, ids[m], m); err != nil {
+			return err
+		}
+		if err := b.c.provisionState(ctx, ids[m], "manage"); err != nil {
+			return err
+		}
+	}
+	if err := b.c.waitStates(ctx, ids, "manageable", phaseTimeout); err != nil {
+		return err
+	}
+	cleanStart := time.Now()
+	for _, m := range ms {
+		if err := b.c.provisionState(ctx, ids[m], "provide"); err != nil {
+			return err
+		}
+	}
+	if err := b.c.waitStates(ctx, ids, "available", phaseTimeout); err != nil {
+		return err
+	}
+	clean := time.Since(cleanStart)
+	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: provide → available (cleaned) %.1f s\n", run, n, clean.Seconds())
+
+	deploy, err := b.c.deploy(ctx, fmt.Sprintf("rb-r%d-n%d", run, n), n, phaseTimeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: POST /servers → ACTIVE %.1f s\n", run, n, deploy.Seconds())
+	b.samples.add(caseRackstack, metricEnrol, n, enrol.Seconds())
+	b.samples.add(caseRackstack, metricClean, n, clean.Seconds())
+	b.samples.add(caseRackstack, metricDeploy, n, deploy.Seconds())
+	return nil
+}
