@@ -201,7 +201,35 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	dpShow.Flags().StringVar(&dpNode, "node", "", "the node to show")
 	dataplaneCmd := group("dataplane", "The eBPF tenant dataplane")
 	dataplaneCmd.AddCommand(dpShow)
-	root.AddCommand(clusterCmd, nodeCmd, storageCmd, dataplaneCmd)
+	bmCmd := group("baremetal", "Bare-metal nodes (the Ironic API, admin)")
+	bmCmd.AddCommand(&cobra.Command{
+		Use: "list", Short: "Bare-metal nodes: provision and power state, instance, conductor, last error", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			nodes, err := c.BaremetalNodes(ctx)
+			if err != nil {
+				return err
+			}
+			return emit(map[string]any{"nodes": nodes}, func(w io.Writer) { printBaremetalNodes(w, nodes) })
+		},
+	}, &cobra.Command{
+		Use: "show NODE", Short: "One bare-metal node (UUID or name)", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			n, err := c.BaremetalNode(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return emit(map[string]any{"node": n}, func(w io.Writer) { printBaremetalNode(w, n) })
+		},
+	})
+	root.AddCommand(clusterCmd, nodeCmd, storageCmd, dataplaneCmd, bmCmd)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -431,4 +459,42 @@ func printNode(w io.Writer, n clusterapi.NodeInfo, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", nic.Name, nic.MAC, nic.MTU, yes(nic.Up), strings.Join(nic.Addrs, " "))
 	}
 	tw.Flush()
+}
+
+func printBaremetalNodes(w io.Writer, nodes []client.BaremetalNode) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UUID\tNAME\tPROVISION\tPOWER\tMAINT\tINSTANCE\tCONDUCTOR\tLAST ERROR")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.UUID, dash(n.Name), stateWithTarget(n.ProvisionState, n.TargetProvisionState),
+			dash(stateWithTarget(n.PowerState, n.TargetPowerState)), yes(n.Maintenance), dash(n.InstanceUUID), dash(n.Conductor), dash(n.LastError))
+	}
+	tw.Flush()
+}
+
+func printBaremetalNode(w io.Writer, n client.BaremetalNode) {
+	fmt.Fprintf(w, "uuid:       %s\nname:       %s\ndriver:     %s\nclass:      %s\n", n.UUID, dash(n.Name), dash(n.Driver), dash(n.ResourceClass))
+	fmt.Fprintf(w, "provision:  %s\npower:      %s\nmaintenance: %s\n", stateWithTarget(n.ProvisionState, n.TargetProvisionState),
+		dash(stateWithTarget(n.PowerState, n.TargetPowerState)), yes(n.Maintenance))
+	fmt.Fprintf(w, "instance:   %s\nconductor:  %s\nlast error: %s\n", dash(n.InstanceUUID), dash(n.Conductor), dash(n.LastError))
+	for _, k := range []string{"cpus", "memory_mb", "local_gb", "cpu_arch"} {
+		if v, ok := n.Properties[k]; ok {
+			fmt.Fprintf(w, "%-11s %v\n", k+":", v)
+		}
+	}
+}
+
+// stateWithTarget shows a state and, while one is pending, where it is
+// going ("cleaning → available").
+func stateWithTarget(state, target string) string {
+	if target == "" || target == state {
+		return state
+	}
+	return state + " → " + target
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -93,6 +93,19 @@ func fakeCloud(t *testing.T) *httptest.Server {
 		st.Nodes = []objectapi.NodeCounters{{Node: "n1"}, {Node: "n2"}, {Node: "n3", Err: "node is down"}}
 		json.NewEncoder(w).Encode(st)
 	}))
+	mux.HandleFunc("GET /baremetal/v1/nodes/detail", authed(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-OpenStack-Ironic-API-Version") == "" {
+			w.WriteHeader(406) // the conductor field needs a microversion
+			return
+		}
+		w.Write([]byte(`{"nodes": [{"uuid": "9a1e", "name": "rack1-u7", "provision_state": "cleaning", "target_provision_state": "available",
+			"power_state": "power on", "maintenance": false, "conductor": "n1", "last_error": null},
+			{"uuid": "77b0", "provision_state": "deploy failed", "power_state": "power off", "last_error": "timed out waiting for the agent"}]}`))
+	}))
+	mux.HandleFunc("GET /baremetal/v1/nodes/{node}", authed(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(404)
+		w.Write([]byte(`{"error_message": "{\"faultstring\": \"Node ` + r.PathValue("node") + ` could not be found.\", \"faultcode\": \"Client\", \"debuginfo\": null}"}`))
+	}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -130,6 +143,10 @@ func TestRackctl(t *testing.T) {
 			"not counted: node n3 (node is down)", "totals over nodes n1, n2", "b0ba", "p/c/lost", "too few shards",
 		}},
 		"show needs name": {args: []string{"node", "show"}, code: 2, stderr: "accepts 1 arg"},
+		"baremetal list": {args: []string{"baremetal", "list"}, stdout: []string{
+			"PROVISION", "rack1-u7", "cleaning → available", "power on", "deploy failed", "timed out waiting for the agent",
+		}},
+		"baremetal show 404": {args: []string{"baremetal", "show", "nope"}, code: 1, stderr: "Node nope could not be found. (HTTP 404)"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -120,7 +120,7 @@ func (c *Client) Token(ctx context.Context) (string, error) {
 	return c.token, nil
 }
 
-func (c *Client) send(ctx context.Context, method, url, token string, in any) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, url, token string, in any, headers ...string) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		raw, err := json.Marshal(in)
@@ -139,6 +139,9 @@ func (c *Client) send(ctx context.Context, method, url, token string, in any) (*
 	}
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -165,6 +168,14 @@ func check(resp *http.Response) error {
 				break
 			}
 		}
+		// Ironic: {"error_message": "{\"faultstring\": ...}"}, JSON in a string.
+		var text string
+		var fault struct {
+			Faultstring string `json:"faultstring"`
+		}
+		if json.Unmarshal(generic["error_message"], &text) == nil && json.Unmarshal([]byte(text), &fault) == nil && fault.Faultstring != "" {
+			msg = fault.Faultstring
+		}
 	}
 	if msg == "" {
 		msg = http.StatusText(resp.StatusCode)
@@ -173,13 +184,14 @@ func check(resp *http.Response) error {
 }
 
 // Do calls path on the rackd API (e.g. "/rackstack/v1/nodes") with in as the
-// JSON body and decodes the answer into out (raw bytes if out is *[]byte).
-func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+// JSON body and decodes the answer into out (raw bytes if out is *[]byte);
+// headers are name, value pairs to add.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any, headers ...string) error {
 	tok, err := c.Token(ctx)
 	if err != nil {
 		return err
 	}
-	resp, err := c.send(ctx, method, c.cfg.BaseURL+path, tok, in)
+	resp, err := c.send(ctx, method, c.cfg.BaseURL+path, tok, in, headers...)
 	if err != nil {
 		return err
 	}
