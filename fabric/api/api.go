@@ -36,15 +36,19 @@ type Principal struct {
 	UserID       string
 	UserName     string
 	UserDomainID string
-	ProjectID    string // empty for an unscoped token
+	ProjectID    string // empty for an unscoped or a system-scoped token
 	ProjectName  string
 	DomainID     string // the project's domain
-	Roles        []string
-	Token        string
-	AuditID      string
-	ExpiresAt    time.Time
-	IssuedAt     time.Time
-	Methods      []string
+	// System is set for a token scoped to the system (Keystone's
+	// "system": {"all": true}): its roles are held on the whole cloud, and
+	// it acts in no project.
+	System    bool
+	Roles     []string
+	Token     string
+	AuditID   string
+	ExpiresAt time.Time
+	IssuedAt  time.Time
+	Methods   []string
 }
 
 // HasRole reports whether the principal holds role on its scope. admin

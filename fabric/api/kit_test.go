@@ -39,6 +39,10 @@ func TestRoutesCheckAccessAndWriteErrorsInTheServiceFormat(t *testing.T) {
 		"member": {UserID: "m", ProjectID: "p1", Roles: []string{"member"}},
 		"reader": {UserID: "r", ProjectID: "p1", Roles: []string{"reader"}},
 		"noproj": {UserID: "u", Roles: []string{"member"}},
+		// System-scoped tokens hold their roles on the whole cloud and
+		// have no project.
+		"sysadmin":  {UserID: "sa", System: true, Roles: []string{"admin", "member", "reader"}},
+		"sysreader": {UserID: "sr", System: true, Roles: []string{"reader"}},
 	}
 	ok := func(w http.ResponseWriter, r *http.Request) error { w.WriteHeader(http.StatusNoContent); return nil }
 	routes := []Route{
@@ -75,6 +79,12 @@ func TestRoutesCheckAccessAndWriteErrorsInTheServiceFormat(t *testing.T) {
 		"member writes":           {"POST", "/write", "member", 204, "", ""},
 		"member is not admin":     {"DELETE", "/admin", "member", 403, "PolicyNotAuthorized", "thing:delete"},
 		"admin":                   {"DELETE", "/admin", "admin", 204, "", ""},
+		"system admin is admin":   {"DELETE", "/admin", "sysadmin", 204, "", ""},
+		"system admin reads":      {"GET", "/read", "sysadmin", 204, "", ""},
+		"system reader reads":     {"GET", "/read", "sysreader", 204, "", ""},
+		"system reader not admin": {"DELETE", "/admin", "sysreader", 403, "PolicyNotAuthorized", "thing:delete"},
+		"system admin no project": {"POST", "/write", "sysadmin", 403, "PolicyNotAuthorized", "thing:create"},
+		"system reader no write":  {"POST", "/write", "sysreader", 403, "PolicyNotAuthorized", "thing:create"},
 		"fault travels as data":   {"GET", "/fault", "member", 404, "ThingNotFound", "Thing x could not be found."},
 		"500 hides its cause":     {"GET", "/bug", "member", 500, "", "An unexpected error"},
 		"unknown route is chi's":  {"GET", "/nowhere", "member", 404, "", ""},

@@ -20,11 +20,14 @@ const (
 	// Authenticated routes need a valid token of any scope.
 	Authenticated
 	// Reader routes need the reader role (or better) on the token's
-	// project, or admin.
+	// project or on the system, or admin.
 	Reader
-	// Member routes need the member role on the token's project, or admin.
+	// Member routes need the member role on the token's project, or admin
+	// on a project. They act in the token's project, so a system-scoped
+	// token, which has none, is refused (as OpenStack's project-scoped
+	// policies refuse it).
 	Member
-	// Admin routes need the admin role.
+	// Admin routes need the admin role, on a project or on the system.
 	Admin
 )
 
@@ -33,9 +36,9 @@ func (a Access) allows(p *Principal) bool {
 	case Public, Authenticated:
 		return true
 	case Reader:
-		return p.IsAdmin() || (p.ProjectID != "" && p.HasRole("reader"))
+		return p.IsAdmin() || ((p.ProjectID != "" || p.System) && p.HasRole("reader"))
 	case Member:
-		return p.IsAdmin() || (p.ProjectID != "" && p.HasRole("member"))
+		return !p.System && (p.IsAdmin() || (p.ProjectID != "" && p.HasRole("member")))
 	case Admin:
 		return p.IsAdmin()
 	}

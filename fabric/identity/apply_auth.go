@@ -12,8 +12,9 @@ import (
 // The state machine's bootstrap, signing keys, revocations and passwords.
 
 // bootstrapCmd creates the default domain, the standard roles, the admin
-// project and user with the admin role, and the first signing key; rows that
-// exist already (by name) are left alone, so bootstrap can be repeated.
+// project and user with the admin role there and on the system, and the
+// first signing key; rows that exist already (by name) are left alone, so
+// bootstrap can be repeated.
 type bootstrapCmd struct {
 	Roles        []Role     `json:"roles"`
 	AdminProject Project    `json:"admin_project"`
@@ -73,10 +74,14 @@ func applyBootstrap(tx *memdb.Txn, c bootstrapCmd) (any, error) {
 			return nil, err
 		}
 	}
-	a := assignmentID("user", adminUser, "project", adminProject, roleIDs["admin"])
-	if !exists(tx, tAssignments, a) {
-		if err := tx.Insert(tAssignments, &Assignment{ID: a, ActorType: "user", ActorID: adminUser, ScopeType: "project", ScopeID: adminProject, RoleID: roleIDs["admin"]}); err != nil {
-			return nil, err
+	// As keystone-manage bootstrap, the admin holds admin on the admin
+	// project and on the system.
+	for _, sc := range [][2]string{{"project", adminProject}, {"system", systemAll}} {
+		a := assignmentID("user", adminUser, sc[0], sc[1], roleIDs["admin"])
+		if !exists(tx, tAssignments, a) {
+			if err := tx.Insert(tAssignments, &Assignment{ID: a, ActorType: "user", ActorID: adminUser, ScopeType: sc[0], ScopeID: sc[1], RoleID: roleIDs["admin"]}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if it, _ := tx.Get(tKeys, "id"); it == nil || it.Next() == nil {

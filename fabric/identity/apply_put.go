@@ -184,14 +184,18 @@ func checkRow(tx *memdb.Txn, row any) error {
 		}
 	case *Assignment:
 		actorTable := map[string]string{"user": tUsers, "group": tGroups}[r.ActorType]
-		scopeTable := map[string]string{"project": tProjects, "domain": tDomains}[r.ScopeType]
-		if actorTable == "" || scopeTable == "" {
+		scopeTable, knownScope := map[string]string{"project": tProjects, "domain": tDomains, "system": ""}[r.ScopeType]
+		if actorTable == "" || !knownScope {
 			return invalid("bad assignment %s", r.ID)
 		}
 		if !exists(tx, actorTable, r.ActorID) {
 			return notFound("Could not find %s: %s.", r.ActorType, r.ActorID)
 		}
-		if !exists(tx, scopeTable, r.ScopeID) {
+		// The system has no row: Keystone's one system is "all".
+		if r.ScopeType == "system" && r.ScopeID != systemAll {
+			return invalid("Invalid system scope %q; the only system is all.", r.ScopeID)
+		}
+		if scopeTable != "" && !exists(tx, scopeTable, r.ScopeID) {
 			return notFound("Could not find %s: %s.", r.ScopeType, r.ScopeID)
 		}
 		if !exists(tx, tRoles, r.RoleID) {

@@ -11,14 +11,24 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Grants: /v3/{projects,domains}/{scope}/{users,groups}/{actor}/roles.
+// Grants: /v3/{projects,domains}/{scope}/{users,groups}/{actor}/roles, and
+// /v3/system/{users,groups}/{actor}/roles on the one system, "all".
 
-var singularOf = map[string]string{"projects": "project", "domains": "domain", "users": "user", "groups": "group"}
+var singularOf = map[string]string{"projects": "project", "domains": "domain", "system": "system", "users": "user", "groups": "group"}
 
 func grantOf(r *http.Request, scope, actor string) Assignment {
-	a := Assignment{ActorType: singularOf[actor], ActorID: chi.URLParam(r, "actor"), ScopeType: singularOf[scope], ScopeID: chi.URLParam(r, "scope"), RoleID: chi.URLParam(r, "role")}
+	a := Assignment{ActorType: singularOf[actor], ActorID: chi.URLParam(r, "actor"), ScopeType: singularOf[scope], ScopeID: grantScope(r, scope), RoleID: chi.URLParam(r, "role")}
 	a.ID = assignmentID(a.ActorType, a.ActorID, a.ScopeType, a.ScopeID, a.RoleID)
 	return a
+}
+
+// grantScope is the scope id of a grant's path: the system's path names
+// none.
+func grantScope(r *http.Request, scope string) string {
+	if scope == "system" {
+		return systemAll
+	}
+	return chi.URLParam(r, "scope")
 }
 
 // grant adds a role assignment (idempotently) or removes it.
@@ -65,7 +75,7 @@ func (s *Service) listGrants(scope, actor string) api.HandlerFunc {
 		}
 		out := []api.View{}
 		for _, a := range store.All[Assignment](tx, tAssignments, "actor", singularOf[actor], chi.URLParam(r, "actor")) {
-			if a.ScopeType == singularOf[scope] && a.ScopeID == chi.URLParam(r, "scope") {
+			if a.ScopeType == singularOf[scope] && a.ScopeID == grantScope(r, scope) {
 				if ro := store.Get[Role](tx, tRoles, a.RoleID); ro != nil {
 					out = append(out, s.roleView(r, ro))
 				}
@@ -170,7 +180,8 @@ func assignmentMatches(a Assignment, q url.Values) bool {
 		return !q.Has(param) || (a.ScopeType == typ && a.ScopeID == q.Get(param))
 	}
 	return actorIs("user", "user.id") && actorIs("group", "group.id") &&
-		scopeIs("project", "scope.project.id") && scopeIs("domain", "scope.domain.id") && is("role.id", a.RoleID)
+		scopeIs("project", "scope.project.id") && scopeIs("domain", "scope.domain.id") && scopeIs("system", "scope.system") &&
+		is("role.id", a.RoleID)
 }
 
 func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentRow, names bool) map[string]any {
@@ -181,7 +192,13 @@ func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentR
 	if row.prior != "" {
 		granted = row.prior
 	}
-	links := map[string]any{"assignment": base + a.ScopeType + "s/" + a.ScopeID + "/" + a.ActorType + "s/" + a.ActorID + "/roles/" + granted}
+	scope := map[string]any{a.ScopeType: map[string]any{"id": a.ScopeID}}
+	assignment := base + a.ScopeType + "s/" + a.ScopeID + "/" + a.ActorType + "s/" + a.ActorID + "/roles/" + granted
+	if a.ScopeType == "system" {
+		scope = map[string]any{"system": map[string]any{"all": true}}
+		assignment = base + "system/" + a.ActorType + "s/" + a.ActorID + "/roles/" + granted
+	}
+	links := map[string]any{"assignment": assignment}
 	if row.group != "" {
 		links["membership"] = base + "groups/" + row.group + "/users/" + a.ActorID
 	}
@@ -190,7 +207,7 @@ func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentR
 	}
 	v := map[string]any{
 		"role":      map[string]any{"id": a.RoleID},
-		"scope":     map[string]any{a.ScopeType: map[string]any{"id": a.ScopeID}},
+		"scope":     scope,
 		a.ActorType: map[string]any{"id": a.ActorID},
 		"links":     links,
 	}

@@ -47,7 +47,9 @@ type scopeRequest struct {
 		Domain *domainRef `json:"domain"`
 	} `json:"project"`
 	Domain *domainRef `json:"domain"`
-	System any        `json:"system"`
+	System *struct {
+		All bool `json:"all"`
+	} `json:"system"`
 }
 
 func findDomain(tx *memdb.Txn, ref *domainRef) *Domain {
@@ -151,19 +153,19 @@ func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claim
 			c.Methods = append(append([]string{}, c.Methods...), "token")
 		}
 		if req.Auth.Scope == nil {
-			c.Project, c.Domain = old.Project, old.Domain
+			c.Project, c.Domain, c.System = old.Project, old.Domain, old.System
 		}
 		return c, old.expires(), nil
 	}
 	return claims{}, time.Time{}, api.BadField("auth.identity.methods", "supported methods are password and token")
 }
 
-// scope scopes c as the request asks: a project or a domain the user
-// holds a role on, explicitly unscoped, or (without a scope) the user's
-// default project if it has a role there, as Keystone does.
+// scope scopes c as the request asks: a project, a domain or the system
+// the user holds a role on, explicitly unscoped, or (without a scope) the
+// user's default project if it has a role there, as Keystone does.
 func scope(tx *memdb.Txn, requested any, c *claims) error {
 	if requested == nil {
-		if c.Project != "" || c.Domain != "" {
+		if c.Project != "" || c.Domain != "" || c.System {
 			return nil
 		}
 		if u := store.Get[User](tx, tUsers, c.User); u != nil && u.DefaultProjectID != "" {
@@ -193,15 +195,21 @@ func scope(tx *memdb.Txn, requested any, c *claims) error {
 		if p == nil || !p.Enabled || len(effectiveRoles(tx, c.User, "project", p.ID)) == 0 {
 			return errUnauthorized
 		}
-		c.Project, c.Domain = p.ID, ""
+		c.Project, c.Domain, c.System = p.ID, "", false
 	case sc.Domain != nil:
 		d := findDomain(tx, sc.Domain)
 		if d == nil || !d.Enabled || len(effectiveRoles(tx, c.User, "domain", d.ID)) == 0 {
 			return errUnauthorized
 		}
-		c.Domain, c.Project = d.ID, ""
+		c.Domain, c.Project, c.System = d.ID, "", false
 	case sc.System != nil:
-		return &api.Error{Status: http.StatusUnauthorized, Msg: "system scope is not supported; scope to a project"}
+		if !sc.System.All {
+			return api.BadField("auth.scope.system", `the only system scope is {"all": true}`)
+		}
+		if len(effectiveRoles(tx, c.User, "system", systemAll)) == 0 {
+			return errUnauthorized
+		}
+		c.System, c.Project, c.Domain = true, "", ""
 	}
 	return nil
 }
@@ -238,8 +246,11 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 		d := store.Get[Domain](tx, tDomains, c.Domain)
 		body["domain"] = map[string]any{"id": d.ID, "name": d.Name}
 		roleIDs = effectiveRoles(tx, u.ID, "domain", d.ID)
+	case c.System:
+		body["system"] = map[string]any{"all": true}
+		roleIDs = effectiveRoles(tx, u.ID, "system", systemAll)
 	}
-	if c.Project != "" || c.Domain != "" {
+	if c.Project != "" || c.Domain != "" || c.System {
 		roles := []map[string]any{}
 		for _, id := range roleIDs {
 			if role := store.Get[Role](tx, tRoles, id); role != nil {
@@ -311,7 +322,7 @@ func (s *Service) revokeAudit(ctx context.Context, audit string, expires time.Ti
 
 func (s *Service) authCatalog(w http.ResponseWriter, r *http.Request) error {
 	p := api.PrincipalFrom(r.Context())
-	if p.ProjectID == "" && p.DomainID == "" {
+	if p.ProjectID == "" && p.DomainID == "" && !p.System {
 		return &api.Error{Status: http.StatusForbidden, Msg: "The authenticated token is not scoped; a catalog needs a scoped token."}
 	}
 	tx, err := s.local(r.Context())

@@ -417,6 +417,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	pid, uid, tok := f.tenant("snap", "sam", "member")
 	gid := f.mk("/groups", "group", map[string]any{"name": "g"})
 	f.call("PUT", "/groups/"+gid+"/users/"+uid, f.admin, nil)
+	f.call("PUT", "/system/users/"+uid+"/roles/"+f.roleID("reader"), f.admin, nil)
 	f.call("POST", "/users/"+uid+"/credentials/OS-EC2", tok, map[string]any{"tenant_id": pid})
 	f.call("PATCH", "/projects/"+pid, f.admin, map[string]any{"project": map[string]any{"description": "d"}})
 	f.call("POST", "/users/"+uid+"/password", "", map[string]any{"user": map[string]any{"original_password": "sam-pw", "password": "sam-pw2"}})
@@ -431,7 +432,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
-	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`} {
+	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

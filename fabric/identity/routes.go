@@ -122,9 +122,12 @@ func (s *Service) routes() []api.Route {
 		route("PATCH", "/v3/credentials/{id}", authed, "identity:update_credential", update(s, s.credentials, s.readCredential)),
 		route("DELETE", "/v3/credentials/{id}", authed, "identity:delete_credential", s.deleteCredential),
 	}
-	for _, scope := range []string{"projects", "domains"} {
+	for _, scope := range []string{"projects", "domains", "system"} {
 		for _, actor := range []string{"users", "groups"} {
 			base := "/v3/" + scope + "/{scope}/" + actor + "/{actor}/roles"
+			if scope == "system" {
+				base = "/v3/system/" + actor + "/{actor}/roles"
+			}
 			routes = append(routes,
 				api.Route{Method: "GET", Path: base, Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor)},
 				api.Route{Method: "PUT", Path: base + "/{role}", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, true)},
@@ -159,8 +162,19 @@ func (s *Service) version(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// authSystem lists the system scopes the caller's user may scope a token
+// to: the one system, "all", when it holds a role there.
 func (s *Service) authSystem(w http.ResponseWriter, r *http.Request) error {
-	api.JSON(w, http.StatusOK, map[string]any{"system": []any{}, "links": s.links(r)})
+	p := api.PrincipalFrom(r.Context())
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []any{}
+	if len(effectiveRoles(tx, p.UserID, "system", systemAll)) > 0 {
+		out = append(out, map[string]any{"all": true})
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"system": out, "links": s.links(r)})
 	return nil
 }
 

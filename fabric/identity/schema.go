@@ -69,15 +69,19 @@ type Group struct {
 	Extra       map[string]any `json:"extra,omitempty"`
 }
 
-// Assignment grants a role to a user or group on a project or domain.
+// Assignment grants a role to a user or group on a project, a domain or
+// the system (scope type "system", scope id systemAll).
 type Assignment struct {
 	ID        string `json:"id"`         // actorType/actor/scopeType/scope/role
 	ActorType string `json:"actor_type"` // user, group
 	ActorID   string `json:"actor_id"`
-	ScopeType string `json:"scope_type"` // project, domain
+	ScopeType string `json:"scope_type"` // project, domain, system
 	ScopeID   string `json:"scope_id"`
 	RoleID    string `json:"role_id"`
 }
+
+// systemAll is the scope id of the system: Keystone has one, "all".
+const systemAll = "all"
 
 func assignmentID(actorType, actor, scopeType, scope, role string) string {
 	return actorType + "/" + actor + "/" + scopeType + "/" + scope + "/" + role

@@ -272,6 +272,14 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 		if len(p.Roles) == 0 {
 			return nil, c, errBadToken
 		}
+	case c.System:
+		// As for a project, a system token holds the roles the user holds
+		// there now, and is void once it holds none.
+		p.System = true
+		p.Roles = roleNames(tx, effectiveRoles(tx, u.ID, "system", systemAll))
+		if len(p.Roles) == 0 {
+			return nil, c, errBadToken
+		}
 	}
 	return p, c, nil
 }

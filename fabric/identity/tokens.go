@@ -24,6 +24,7 @@ type claims struct {
 	User     string   `json:"u"`
 	Project  string   `json:"p,omitempty"`
 	Domain   string   `json:"d,omitempty"` // domain scope
+	System   bool     `json:"s,omitempty"` // system scope (the one system, "all")
 	Methods  []string `json:"m"`
 	IssuedAt int64    `json:"i"` // unix microseconds
 	Expires  int64    `json:"e"` // unix microseconds
