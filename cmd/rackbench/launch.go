@@ -106,8 +106,7 @@ func launchPrereqs(o options) (string, error) {
 const testImagePath = "build/test-image.qcow2"
 
 // findTestImage returns the image given by --image, or else the test image
-// in the current directory or one above it (the repository), or beside the
-// bin directory rackbench runs from (make build's bin/).
+// found by findBuilt.
 func findTestImage(flagged, binDir string) (string, error) {
 	if flagged != "" {
 		if _, err := os.Stat(flagged); err != nil {
@@ -115,24 +114,37 @@ func findTestImage(flagged, binDir string) (string, error) {
 		}
 		return filepath.Abs(flagged)
 	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	if p, ok := findBuilt(testImagePath, binDir, exists); ok {
+		return p, nil
+	}
+	return "", fmt.Errorf("no %s in the current directory, the directories above it or beside %s: run make test-image, or pass --image", testImagePath, binDir)
+}
+
+// findBuilt looks for what make built at rel (build/…) in the current
+// directory or one above it (the repository), or beside the bin directory
+// rackbench runs from (make build's bin/), and returns the first path ok
+// accepts, absolute.
+func findBuilt(rel, binDir string, ok func(string) bool) (string, bool) {
 	var tried []string
 	if wd, err := os.Getwd(); err == nil {
 		for dir := wd; ; dir = filepath.Dir(dir) {
-			tried = append(tried, filepath.Join(dir, testImagePath))
+			tried = append(tried, filepath.Join(dir, rel))
 			if filepath.Dir(dir) == dir {
 				break
 			}
 		}
 	}
 	if binDir != "" {
-		tried = append(tried, filepath.Join(binDir, "..", testImagePath))
+		tried = append(tried, filepath.Join(binDir, "..", rel))
 	}
 	for _, p := range tried {
-		if _, err := os.Stat(p); err == nil {
-			return filepath.Abs(p)
+		if ok(p) {
+			abs, err := filepath.Abs(p)
+			return abs, err == nil
 		}
 	}
-	return "", fmt.Errorf("no %s in the current directory, the directories above it or beside %s: run make test-image, or pass --image", testImagePath, binDir)
+	return "", false
 }
 
 // launchKey names one series of samples: a metric of one case.

@@ -167,9 +167,8 @@ func hasVirtioROM() bool {
 
 const ramdiskPath = "build/ramdisk"
 
-// findRamdisk returns --ramdisk, or build/ramdisk found the way
-// findTestImage finds the test image; it must hold the kernel and
-// initramfs.
+// findRamdisk returns --ramdisk, or build/ramdisk found by findBuilt; it
+// must hold the kernel and initramfs.
 func findRamdisk(flagged, binDir string) (string, error) {
 	holds := func(dir string) bool {
 		for _, f := range []string{"vmlinuz", "initramfs.gz"} {
@@ -185,22 +184,8 @@ func findRamdisk(flagged, binDir string) (string, error) {
 		}
 		return filepath.Abs(flagged)
 	}
-	var tried []string
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			tried = append(tried, filepath.Join(dir, ramdiskPath))
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if binDir != "" {
-		tried = append(tried, filepath.Join(binDir, "..", ramdiskPath))
-	}
-	for _, p := range tried {
-		if holds(p) {
-			return filepath.Abs(p)
-		}
+	if p, ok := findBuilt(ramdiskPath, binDir, holds); ok {
+		return p, nil
 	}
 	return "", fmt.Errorf("no %s with vmlinuz and initramfs.gz in the current directory, the directories above it or beside %s: run make ramdisk, or pass --ramdisk", ramdiskPath, binDir)
 }
