@@ -35,9 +35,7 @@ import (
 //     gives it an address, we give it the script URL (ProxyDHCP, 4011).
 //   - UEFI, proxy mode: OVMF's PXE beside the stand-in site server.
 func TestFirmwareBootsToTheScript(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU guests under TCG (minutes)")
-	}
+	testenv.Require(t, !testing.Short(), "-short: boots QEMU guests under TCG (minutes)")
 	qemu := testenv.RequireCommand(t, "qemu-system-x86_64")
 	testenv.RequireFile(t, "/usr/share/qemu/OVMF.fd", "make deps installs ovmf")
 	testenv.RequireFile(t, "/usr/lib/ipxe/ipxe.efi", "make deps installs ipxe")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -88,9 +89,7 @@ func peakHeap(stop <-chan struct{}) <-chan uint64 {
 // grew with the number of concurrent requests: here to well over half a
 // GiB, and with rackd's GOGC=400 to gigabytes.
 func TestConcurrentLargeTransfersStayWithinTheBufferBudget(t *testing.T) {
-	if testing.Short() {
-		t.Skip("moves 768 MiB through the disks")
-	}
+	testenv.Require(t, !testing.Short(), "-short: moves 768 MiB through the disks")
 	const (
 		budget  = 32 << 20
 		clients = 16
