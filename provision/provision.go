@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,8 +46,8 @@ const DefaultHTTPPort = 8069
 type Config struct {
 	Interface string
 	DHCPMode  string // DHCPProxy or DHCPFull
-	// RangeStart and RangeEnd bound the leases of DHCPFull.
-	RangeStart, RangeEnd netip.Addr
+	// Range bounds the leases of DHCPFull.
+	Range dhcp.Range
 	// RamdiskDir holds ipxe.Kernel and ipxe.Initrd.
 	RamdiskDir string
 	// HTTPPort is the HTTP server's port; 0 picks a free one (tests).
@@ -71,9 +70,9 @@ type Site struct {
 	// IP is the interface's IPv4 address; every server binds to it.
 	IP netip.Addr
 	// Prefix is the interface's network (for full DHCP's subnet mask).
-	Prefix               netip.Prefix
-	DHCPMode             string
-	RangeStart, RangeEnd netip.Addr
+	Prefix   netip.Prefix
+	DHCPMode string
+	Range    dhcp.Range
 	// HTTPURL is the provisioning HTTP server, "http://IP:PORT".
 	HTTPURL string
 	// BootScriptURL is the script iPXE chains to; ScriptURL gives the
@@ -103,7 +102,7 @@ func realHooks(cfg Config, hooks Hooks) Hooks {
 		hooks.DHCP = func(s Site) (Server, error) {
 			return dhcp.New(dhcp.Config{
 				Interface: s.Interface, Mode: dhcp.Mode(s.DHCPMode), ServerIP: s.IP,
-				Range:    dhcp.Range{Start: s.RangeStart, End: s.RangeEnd},
+				Range:    s.Range,
 				LeaseDir: cfg.LeaseDir, UEFIBoot: cfg.UEFIBoot, Log: cfg.Log,
 				ScriptURL: func(mac net.HardwareAddr) string { return s.ScriptURL(mac.String()) },
 			})
@@ -130,40 +129,6 @@ type Services struct {
 	err    error
 }
 
-// InterfaceIPv4 returns the first IPv4 address of the named interface and
-// its prefix.
-func InterfaceIPv4(name string) (netip.Prefix, error) {
-	ifc, err := net.InterfaceByName(name)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("find provisioning interface %s: %w", name, err)
-	}
-	addrs, err := ifc.Addrs()
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("read addresses of %s: %w", name, err)
-	}
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok || ipn.IP.To4() == nil {
-			continue
-		}
-		ip, _ := netip.AddrFromSlice(ipn.IP.To4())
-		ones, _ := ipn.Mask.Size()
-		return netip.PrefixFrom(ip, ones), nil
-	}
-	return netip.Prefix{}, fmt.Errorf("provisioning interface %s has no IPv4 address", name)
-}
-
-// ParseRange parses START-END (two IPv4 addresses, START ≤ END).
-func ParseRange(s string) (start, end netip.Addr, err error) {
-	a, b, ok := strings.Cut(s, "-")
-	start, err1 := netip.ParseAddr(strings.TrimSpace(a))
-	end, err2 := netip.ParseAddr(strings.TrimSpace(b))
-	if !ok || err1 != nil || err2 != nil || !start.Is4() || !end.Is4() || end.Less(start) {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("range %q: want START-END of IPv4 addresses such as 192.168.50.100-192.168.50.200", s)
-	}
-	return start, end, nil
-}
-
 // Check validates cfg (without looking at the machine).
 func (cfg *Config) Check() error {
 	if cfg.Interface == "" {
@@ -171,11 +136,11 @@ func (cfg *Config) Check() error {
 	}
 	switch cfg.DHCPMode {
 	case DHCPProxy:
-		if cfg.RangeStart.IsValid() {
+		if !cfg.Range.IsZero() {
 			return errors.New("provisioning: a range is only for full DHCP (proxy DHCP hands out no addresses)")
 		}
 	case DHCPFull:
-		if !cfg.RangeStart.IsValid() || !cfg.RangeEnd.IsValid() {
+		if cfg.Range.IsZero() {
 			return errors.New("provisioning: full DHCP needs a range of addresses to lease")
 		}
 	default:
@@ -197,13 +162,13 @@ func Start(ctx context.Context, cfg Config, backend ipxe.Backend, hooks Hooks) (
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	prefix, err := InterfaceIPv4(cfg.Interface)
+	prefix, err := dhcp.InterfaceAddr(cfg.Interface)
 	if err != nil {
 		return nil, err
 	}
 	ip := prefix.Addr()
-	if cfg.DHCPMode == DHCPFull && (!prefix.Contains(cfg.RangeStart) || !prefix.Contains(cfg.RangeEnd)) {
-		return nil, fmt.Errorf("provisioning: range %s-%s is not inside %s's network %s", cfg.RangeStart, cfg.RangeEnd, cfg.Interface, prefix.Masked())
+	if cfg.DHCPMode == DHCPFull && (!prefix.Contains(cfg.Range.Start) || !prefix.Contains(cfg.Range.End)) {
+		return nil, fmt.Errorf("provisioning: range %s is not inside %s's network %s", cfg.Range, cfg.Interface, prefix.Masked())
 	}
 	if cfg.DHCPMode == DHCPFull && cfg.LeaseDir == "" {
 		return nil, errors.New("provisioning: full DHCP needs a lease directory")
@@ -216,7 +181,7 @@ func Start(ctx context.Context, cfg Config, backend ipxe.Backend, hooks Hooks) (
 	base := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	site := Site{
 		Interface: cfg.Interface, IP: ip, Prefix: prefix.Masked(), DHCPMode: cfg.DHCPMode,
-		RangeStart: cfg.RangeStart, RangeEnd: cfg.RangeEnd, HTTPURL: base, BootScriptURL: base + "/boot.ipxe",
+		Range: cfg.Range, HTTPURL: base, BootScriptURL: base + "/boot.ipxe",
 	}
 	hooks = realHooks(cfg, hooks)
 	var servers []namedServer

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/provision/agentapi"
+	"github.com/rackstack/rackstack/provision/dhcp"
 	"github.com/rackstack/rackstack/provision/ipxe"
 )
 
@@ -140,10 +141,10 @@ func TestStartRefusesBadConfig(t *testing.T) {
 		"missing interface":     {Config{Interface: "nosuch0", DHCPMode: DHCPProxy, RamdiskDir: dir}, "nosuch0"},
 		"bad mode":              {Config{Interface: "lo", DHCPMode: "relay", RamdiskDir: dir}, "relay"},
 		"full without a range":  {Config{Interface: "lo", DHCPMode: DHCPFull, RamdiskDir: dir}, "needs a range"},
-		"proxy with a range":    {Config{Interface: "lo", DHCPMode: DHCPProxy, RangeStart: lo, RangeEnd: hi, RamdiskDir: dir}, "only for full"},
-		"range outside the net": {Config{Interface: "lo", DHCPMode: DHCPFull, RangeStart: lo, RangeEnd: far, RamdiskDir: dir}, "not inside"},
+		"proxy with a range":    {Config{Interface: "lo", DHCPMode: DHCPProxy, Range: dhcp.Range{Start: lo, End: hi}, RamdiskDir: dir}, "only for full"},
+		"range outside the net": {Config{Interface: "lo", DHCPMode: DHCPFull, Range: dhcp.Range{Start: lo, End: far}, RamdiskDir: dir}, "not inside"},
 		"no ramdisk":            {Config{Interface: "lo", DHCPMode: DHCPProxy, RamdiskDir: t.TempDir()}, "make ramdisk"},
-		"full without leases":   {Config{Interface: "lo", DHCPMode: DHCPFull, RangeStart: lo, RangeEnd: hi, RamdiskDir: dir}, "lease directory"},
+		"full without leases":   {Config{Interface: "lo", DHCPMode: DHCPFull, Range: dhcp.Range{Start: lo, End: hi}, RamdiskDir: dir}, "lease directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, err := Start(context.Background(), tc.cfg, exitBackend{}, Hooks{})
@@ -155,18 +156,6 @@ func TestStartRefusesBadConfig(t *testing.T) {
 				t.Fatalf("err %v, want it to say %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestParseRange(t *testing.T) {
-	a, b, err := ParseRange("192.168.50.100-192.168.50.200")
-	if err != nil || a.String() != "192.168.50.100" || b.String() != "192.168.50.200" {
-		t.Fatalf("%v %v %v", a, b, err)
-	}
-	for _, bad := range []string{"", "192.168.50.100", "192.168.50.200-192.168.50.100", "a-b", "::1-::2"} {
-		if _, _, err := ParseRange(bad); err == nil {
-			t.Errorf("ParseRange(%q) accepted", bad)
-		}
 	}
 }
 

@@ -38,7 +38,7 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 		CallbackTimeout: o.ProvisionCallbackTimeout, HeartbeatTimeout: o.ProvisionHeartbeatTimeout,
 	}
 	svc, err := provision.Start(ctx, provision.Config{
-		Interface: o.ProvisionInterface, DHCPMode: o.ProvisionDHCP, RangeStart: o.ProvisionRangeStart, RangeEnd: o.ProvisionRangeEnd,
+		Interface: o.ProvisionInterface, DHCPMode: o.ProvisionDHCP, Range: o.ProvisionLeases,
 		RamdiskDir: o.ProvisionRamdisk, HTTPPort: o.ProvisionHTTPPort, LeaseDir: dir, Log: log,
 	}, c, provision.Hooks{})
 	if err != nil {

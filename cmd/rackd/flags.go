@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rackstack/rackstack/provision"
+	"github.com/rackstack/rackstack/provision/dhcp"
 	"github.com/rackstack/rackstack/provision/ipxe"
 )
 
@@ -57,10 +57,9 @@ type options struct {
 	BPFDir         string
 	// bare-metal provisioning (off without an interface)
 	ProvisionInterface        string
-	ProvisionDHCP             string // proxy, full
-	ProvisionRange            string // "START-END", full DHCP only
-	ProvisionRangeStart       netip.Addr
-	ProvisionRangeEnd         netip.Addr
+	ProvisionDHCP             string     // proxy, full
+	ProvisionRange            string     // "START-END", full DHCP only
+	ProvisionLeases           dhcp.Range // ProvisionRange, parsed
 	ProvisionRamdisk          string
 	ProvisionHTTPPort         int
 	ProvisionCallbackTimeout  time.Duration
@@ -376,11 +375,11 @@ func (o *options) checkProvision() error {
 	case o.ProvisionDHCP == provision.DHCPProxy && o.ProvisionRange != "":
 		return errors.New("--provision-range is only for --provision-dhcp full: proxy DHCP leases no addresses")
 	case o.ProvisionRange != "":
-		start, end, err := provision.ParseRange(o.ProvisionRange)
+		r, err := dhcp.ParseRange(o.ProvisionRange)
 		if err != nil {
 			return fmt.Errorf("--provision-range: %w", err)
 		}
-		o.ProvisionRangeStart, o.ProvisionRangeEnd = start, end
+		o.ProvisionLeases = r
 	}
 	if o.ProvisionHTTPPort < 1 || o.ProvisionHTTPPort > 65535 {
 		return fmt.Errorf("--provision-http-port %d: want 1-65535", o.ProvisionHTTPPort)

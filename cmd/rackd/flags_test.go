@@ -185,7 +185,7 @@ func TestProvisionFlags(t *testing.T) {
 			}
 		}},
 		"proxy": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk}, check: func(t *testing.T, o *options) {
-			if o.ProvisionInterface != "prov0" || o.ProvisionDHCP != "proxy" || o.ProvisionRangeStart.IsValid() ||
+			if o.ProvisionInterface != "prov0" || o.ProvisionDHCP != "proxy" || !o.ProvisionLeases.IsZero() ||
 				o.ProvisionCallbackTimeout != 10*time.Minute || o.ProvisionHeartbeatTimeout != 90*time.Second {
 				t.Fatalf("%+v", o)
 			}
@@ -193,7 +193,7 @@ func TestProvisionFlags(t *testing.T) {
 		"full with a range": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-dhcp", "full",
 			"--provision-range", "192.168.50.100-192.168.50.200", "--provision-http-port", "9000", "--provision-heartbeat-timeout", "5s"},
 			check: func(t *testing.T, o *options) {
-				if o.ProvisionRangeStart.String() != "192.168.50.100" || o.ProvisionRangeEnd.String() != "192.168.50.200" ||
+				if o.ProvisionLeases.Start.String() != "192.168.50.100" || o.ProvisionLeases.End.String() != "192.168.50.200" ||
 					o.ProvisionHTTPPort != 9000 || o.ProvisionHeartbeatTimeout != 5*time.Second {
 					t.Fatalf("%+v", o)
 				}
