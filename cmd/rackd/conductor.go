@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/secrets"
 	"github.com/rackstack/rackstack/node/conductor"
 	"github.com/rackstack/rackstack/provision"
 	"github.com/rackstack/rackstack/provision/bmc"
@@ -99,27 +97,17 @@ func (p sealedPasswords) Unseal(n *bmstate.Node, key string) (string, error) {
 }
 
 // conductorKey is the key the conductor derives agent tokens from: made
-// once, kept in the data dir, so tokens survive a restart.
+// once and kept in the data dir (written the way the cluster key is), so
+// tokens survive a restart.
 func conductorKey(path string) ([]byte, error) {
-	key, err := os.ReadFile(path)
-	if err == nil && len(key) >= 32 {
-		return key, nil
+	k, err := secrets.Load(path)
+	if errors.Is(err, secrets.ErrNoKey) {
+		if k, err = secrets.NewKey(); err == nil {
+			err = secrets.Save(path, k)
+		}
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read conductor key: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("conductor key: %w", err)
 	}
-	key = make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("make conductor key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	if err := os.WriteFile(path+".tmp", key, 0o600); err != nil {
-		return nil, fmt.Errorf("write conductor key: %w", err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return nil, fmt.Errorf("write conductor key: %w", err)
-	}
-	return key, nil
+	return k.Secret, nil
 }
