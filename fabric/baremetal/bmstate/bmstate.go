@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -390,22 +391,11 @@ func SecretAAD(nodeID string) []byte { return []byte(nodeID) }
 // NormalizeMAC returns mac lower-cased with colons, the form ports and
 // lookups use; "" when mac is not a MAC.
 func NormalizeMAC(mac string) string {
-	mac = strings.ToLower(strings.ReplaceAll(mac, "-", ":"))
-	if len(mac) != 17 {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
 		return ""
 	}
-	for i, c := range mac {
-		if i%3 == 2 {
-			if c != ':' {
-				return ""
-			}
-			continue
-		}
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return ""
-		}
-	}
-	return mac
+	return hw.String()
 }
 
 // Table and command names.
