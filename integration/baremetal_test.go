@@ -293,6 +293,15 @@ func TestBareMetal(t *testing.T) {
 	for _, mc := range []*machine{m1, m2} {
 		waitNode(t, env, n, ids[mc], "manageable", 2*time.Minute, "enroll")
 	}
+	// Inspection of a managed node goes the real way too: the conductor
+	// sets PXE through the BMC, powers on, the agent reports, the machine
+	// is switched off again.
+	openstack(t, env, "baremetal", "node", "inspect", ids[m2])
+	waitNode(t, env, n, ids[m2], "manageable", 6*time.Minute, "inspect failed")
+	checkNodeInventory(t, n, creds, ids[m2], m2)
+	if !eventually(2*time.Minute, func() bool { on, _ := m2.m.PowerState(); return !on }) {
+		t.Fatalf("%s still on after inspection", m2.name)
+	}
 	for _, mc := range []*machine{m1, m2} {
 		openstack(t, env, "baremetal", "node", "provide", ids[mc])
 	}

@@ -89,7 +89,7 @@ type sealedPasswords struct {
 }
 
 func (p sealedPasswords) Unseal(n *bmstate.Node, key string) (string, error) {
-	plain, err := p.box.Open(n.Secrets[key], []byte(n.ID))
+	plain, err := p.box.Open(n.Secrets[key], bmstate.SecretAAD(n.ID))
 	if err != nil {
 		return "", fmt.Errorf("open sealed %s of node %s: %w", key, n.ID, err)
 	}
