@@ -43,11 +43,17 @@ func running(t *testing.T, m *Machine) string {
 	if err != nil || pid == 0 {
 		t.Fatalf("machine not running (pid %d, %v)", pid, err)
 	}
-	b, err := os.ReadFile(filepathProc(pid))
-	if err != nil {
-		t.Fatal(err)
+	// exec has committed when Start returns, but the kernel fills the new
+	// command line in a moment later: until then /proc reads it empty.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(filepathProc(pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 0 || time.Now().After(deadline) {
+			return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+		}
 	}
-	return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
 }
 
 func filepathProc(pid int) string { return filepath.Join("/proc", strconv.Itoa(pid), "cmdline") }
