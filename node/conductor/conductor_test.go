@@ -796,3 +796,63 @@ func TestHTTPWithTheConductor(t *testing.T) {
 		}
 	}
 }
+
+// One node's BMC session that hangs holds up no other node: a node whose
+// agent reports while another node's step is stuck in its BMC moves on.
+// (Passes that waited for every step held it until the stuck one ended.)
+func TestASlowNodeDoesNotHoldUpTheOthers(t *testing.T) {
+	w := newWorld(t)
+	const macB = "52:54:00:00:00:0b"
+	w.rack("node-a", pxeMAC, bmstate.StateManageable)
+	w.rack("node-b", macB, bmstate.StateManageable)
+	// node-b is cleaning, its agent running the clean command.
+	w.set("node-b", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+	})
+	w.passUntil("node-b", bmstate.StateCleanWait)
+	agentB := w.agent(macB)
+	cmdB := agentB.heartbeat()
+
+	// node-a starts cleaning, and its BMC hangs on the boot device.
+	ma := w.machines["10.0.0.a"]
+	release := make(chan struct{})
+	ma.mu.Lock()
+	ma.block, ma.entered = release, make(chan struct{}, 4)
+	ma.mu.Unlock()
+	w.set("node-a", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+	})
+	ctx, cancel := context.WithCancel(w.ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- w.c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-ma.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("node-a's BMC was never called")
+	}
+
+	agentB.result(cmdB, true, "erased /dev/vda")
+	deadline := time.Now().Add(30 * time.Second)
+	for w.node("node-b").ProvisionState != bmstate.StateAvailable {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b is %s while node-a's BMC hangs: its cleaning never finished", w.node("node-b").ProvisionState)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := w.node("node-a").ProvisionState; st != bmstate.StateCleaning {
+		t.Fatalf("node-a is %s while its BMC call hangs", st)
+	}
+	close(release)
+	for w.node("node-a").ProvisionState != bmstate.StateCleanWait {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("node-a is %s after its BMC answered", w.node("node-a").ProvisionState)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

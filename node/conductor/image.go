@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
@@ -42,8 +43,11 @@ func (c *Conductor) configDrivePath(node string) string {
 // against the image's hashes) and converting a qcow2 with qemu-img once;
 // the SHA-256 is computed once and kept beside it.
 func (c *Conductor) rawImage(ctx context.Context, id string) (rawImage, error) {
-	c.imageMu.Lock()
-	defer c.imageMu.Unlock()
+	// Deploys of one image wait for its one conversion; other images'
+	// deploys do not.
+	mu := c.imageLock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	path := c.imagePath(id)
 	var img rawImage
 	if raw, err := os.ReadFile(path + ".json"); err == nil && json.Unmarshal(raw, &img) == nil {
@@ -99,6 +103,20 @@ func (c *Conductor) rawImage(ctx context.Context, id string) (rawImage, error) {
 	}
 	c.log().Info("conductor: image prepared", "image", id, "format", meta.DiskFormat, "raw_bytes", img.Size)
 	return img, nil
+}
+
+func (c *Conductor) imageLock(id string) *sync.Mutex {
+	c.imageMu.Lock()
+	defer c.imageMu.Unlock()
+	if c.imageLocks == nil {
+		c.imageLocks = map[string]*sync.Mutex{}
+	}
+	mu := c.imageLocks[id]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		c.imageLocks[id] = mu
+	}
+	return mu
 }
 
 // fetch streams r into path, checking the size and the image's hashes.
