@@ -616,6 +616,12 @@ func TestProvisionStateMachine(t *testing.T) {
 	})
 	provision("deploy", 400, "image_source")
 	f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "add", "path": "/instance_info/image_source", "value": "img-1"}})
+	for _, bad := range []any{42, map[string]any{"meta_data": "x"}, map[string]any{"other": map[string]any{}}, map[string]any{"user_data": 7}} {
+		f.expect(400, "PUT", "/v1/nodes/"+id+"/states/provision", admin, map[string]any{"target": "active", "configdrive": bad}, "Invalid configdrive format")
+	}
+	if n := f.node(id); n.ProvisionState != bmstate.StateAvailable {
+		t.Fatalf("a refused config drive moved the node to %s", n.ProvisionState)
+	}
 	f.expect(202, "PUT", "/v1/nodes/"+id+"/states/provision", admin, map[string]any{"target": "active", "configdrive": "H4sI..."})
 	state("deploying", "active")
 	// The config drive is kept for the conductor and masked.

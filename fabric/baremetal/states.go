@@ -163,6 +163,9 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 	if configdrive != nil && verb != bmstate.VerbActive && verb != bmstate.VerbDeploy && verb != bmstate.VerbRebuild {
 		return badRequestf("Adding a config drive is only supported when setting provision state to %s or %s", bmstate.VerbActive, bmstate.VerbRebuild)
 	}
+	if err := checkConfigDrive(configdrive); err != nil {
+		return err
+	}
 	n, err := s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(_ *memdb.Txn, n *bmstate.Node) error {
 		to, target, err := bmstate.Next(n.ProvisionState, verb)
 		if errors.Is(err, bmstate.ErrBadTransition) {
@@ -210,6 +213,40 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 	s.statesLocation(w, r, n)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// checkConfigDrive takes what Ironic's schema takes: a string (a
+// gzipped, base64-encoded ISO, or its URL) or an object of meta_data,
+// network_data, vendor_data (objects) and user_data (object, list or
+// string), which the conductor builds into a config-2 drive.
+func checkConfigDrive(v any) error {
+	bad := func(why string) error {
+		return &api.Error{Status: http.StatusBadRequest, Field: "configdrive",
+			Msg: "Invalid configdrive format: " + why}
+	}
+	switch v := v.(type) {
+	case nil, string:
+		return nil
+	case map[string]any:
+		for k, val := range v {
+			switch k {
+			case "meta_data", "network_data", "vendor_data":
+				if _, ok := val.(map[string]any); !ok && val != nil {
+					return bad(k + " must be an object")
+				}
+			case "user_data":
+				switch val.(type) {
+				case nil, string, map[string]any, []any:
+				default:
+					return bad("user_data must be a string, an object or a list")
+				}
+			default:
+				return bad("unexpected key " + k + " (want meta_data, network_data, user_data, vendor_data)")
+			}
+		}
+		return nil
+	}
+	return bad("want a string or an object")
 }
 
 var powerTargets = []string{bmstate.PowerOn, bmstate.PowerOff, bmstate.Rebooting, bmstate.SoftOff, bmstate.SoftBoot}

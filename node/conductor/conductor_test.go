@@ -1,7 +1,11 @@
 package conductor
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -855,4 +859,103 @@ func TestASlowNodeDoesNotHoldUpTheOthers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A deploy through Ironic's API (openstack baremetal node deploy
+// --config-drive) carries its config drive in instance_info, in any of
+// Ironic's forms; the agent is served that drive.
+func TestDeployWithAnInstanceInfoConfigDrive(t *testing.T) {
+	isoinfo := testenv.RequireCommand(t, "isoinfo")
+	testenv.RequireCommand(t, "genisoimage")
+	gzipped := func(b []byte) string {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return base64.StdEncoding.EncodeToString(buf.Bytes())
+	}
+	iso := append(bytes.Repeat([]byte{0}, 0x8001), []byte("CD001 an ISO from elsewhere")...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, gzipped(iso))
+	}))
+	defer srv.Close()
+
+	deploy := func(t *testing.T, w *world, configdrive any) []byte {
+		t.Helper()
+		w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+		w.set("node-1", func(n *bmstate.Node) {
+			n.Name = "bm-one"
+			n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+			n.InstanceInfo = map[string]any{"image_source": "img-1", "configdrive": configdrive}
+		})
+		w.passUntil("node-1", bmstate.StateDeployWait)
+		a := w.agent(pxeMAC)
+		cmd := a.heartbeat()
+		if cmd.Deploy == nil || !cmd.Deploy.ConfigDrive {
+			t.Fatalf("deploy command %+v asks for no config drive", cmd)
+		}
+		cd, err := w.c.ConfigDrive(w.ctx, a.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cd.Body.Close()
+		got, _ := io.ReadAll(cd.Body)
+		return got
+	}
+
+	t.Run("dict", func(t *testing.T) {
+		w := newWorld(t)
+		got := deploy(t, w, map[string]any{
+			"meta_data":    map[string]any{"hostname": "bm-one.example"},
+			"user_data":    "#cloud-config\nruncmd: [echo hi]\n",
+			"network_data": map[string]any{"links": []any{}, "networks": []any{}, "services": []any{}},
+		})
+		path := w.dir + "/got.iso"
+		os.WriteFile(path, got, 0o600)
+		read := func(name string) string {
+			out, err := runCmd(isoinfo, "-i", path, "-R", "-x", name)
+			if err != nil {
+				t.Fatalf("isoinfo %s: %v %s", name, err, out)
+			}
+			return out
+		}
+		if out, _ := runCmd(isoinfo, "-d", "-i", path); !strings.Contains(out, "Volume id: config-2") {
+			t.Fatalf("the drive is not labelled config-2: %s", out)
+		}
+		if ud := read("/openstack/latest/user_data"); ud != "#cloud-config\nruncmd: [echo hi]\n" {
+			t.Fatalf("user_data %q", ud)
+		}
+		var md map[string]any
+		if err := json.Unmarshal([]byte(read("/openstack/latest/meta_data.json")), &md); err != nil {
+			t.Fatal(err)
+		}
+		if md["hostname"] != "bm-one.example" || md["uuid"] != "node-1" || md["name"] != "bm-one" {
+			t.Fatalf("meta_data %v", md)
+		}
+		if nd := read("/openstack/latest/network_data.json"); !strings.Contains(nd, `"links":[]`) {
+			t.Fatalf("network_data %q", nd)
+		}
+	})
+	t.Run("gzipped base64 ISO", func(t *testing.T) {
+		if got := deploy(t, newWorld(t), gzipped(iso)); !bytes.Equal(got, iso) {
+			t.Fatalf("served %d bytes, not the ISO given", len(got))
+		}
+	})
+	t.Run("URL", func(t *testing.T) {
+		if got := deploy(t, newWorld(t), srv.URL+"/cd"); !bytes.Equal(got, iso) {
+			t.Fatalf("served %d bytes, not the ISO at the URL", len(got))
+		}
+	})
+	t.Run("not base64", func(t *testing.T) {
+		w := newWorld(t)
+		w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+		w.set("node-1", func(n *bmstate.Node) {
+			n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+			n.InstanceInfo = map[string]any{"image_source": "img-1", "configdrive": "%%%"}
+		})
+		n := w.passUntil("node-1", bmstate.StateDeployFail)
+		if !strings.Contains(n.LastError, "configdrive: not base64") {
+			t.Fatalf("last_error %q", n.LastError)
+		}
+	})
 }

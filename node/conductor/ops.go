@@ -310,7 +310,14 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 		return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to prepare image %s: %v", imageID, err))
 	}
 	args := &agentapi.DeployArgs{ImageSize: img.Size, ImageSHA256: img.SHA256}
-	if sv := store.Get[computestate.Server](txn, computestate.TableServers, n.InstanceUUID); sv != nil && n.InstanceUUID != "" {
+	if cd, ok := n.InstanceInfo["configdrive"]; ok && cd != nil {
+		// Given with the deploy through Ironic's API: it is what the
+		// operator wants on the machine, server or not.
+		if err := c.instanceConfigDrive(ctx, n, cd); err != nil {
+			return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to build the config drive: %v", err))
+		}
+		args.ConfigDrive = true
+	} else if sv := store.Get[computestate.Server](txn, computestate.TableServers, n.InstanceUUID); sv != nil && n.InstanceUUID != "" {
 		if err := c.buildConfigDrive(ctx, n.ID, *sv); err != nil {
 			return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to build the config drive: %v", err))
 		}
