@@ -47,6 +47,14 @@ type BMC interface {
 	Close(ctx context.Context) error
 }
 
+// Ironic's add_ports choices (Conductor.AddPorts).
+const (
+	AddPortsPXE      = "pxe"
+	AddPortsActive   = "active"
+	AddPortsAll      = "all"
+	AddPortsDisabled = "disabled"
+)
+
 // Power actions and boot devices, by provision/bmc's (bmclib's) names.
 const (
 	PowerOn    = "on"
@@ -110,6 +118,11 @@ type Conductor struct {
 	RegisterEvery time.Duration
 	// BMCTimeout bounds one BMC session (default 2 min).
 	BMCTimeout time.Duration
+	// AddPorts is which NICs an inspection gives a port when they have
+	// none, as Ironic's [inspector] add_ports: AddPortsPXE (the default:
+	// the NIC the machine booted from), AddPortsActive (NICs with an
+	// IPv4 address), AddPortsAll, or AddPortsDisabled.
+	AddPorts string
 
 	imageMu      sync.Mutex
 	imageLocks   map[string]*sync.Mutex

@@ -959,3 +959,78 @@ func TestDeployWithAnInstanceInfoConfigDrive(t *testing.T) {
 		}
 	})
 }
+
+// Inspection adds ports for the NICs it finds without one, as Ironic's
+// add_ports says, and marks the NIC the machine booted from pxe_enabled.
+func TestInspectionAddsPorts(t *testing.T) {
+	const macActive, macIdle = "52:54:00:aa:00:02", "52:54:00:aa:00:03"
+	inv := inventory()
+	inv.Interfaces = []agentapi.Interface{
+		{Name: "eth0", MACAddress: pxeMAC, IPv4Address: "192.0.2.50"},
+		{Name: "eth1", MACAddress: strings.ToUpper(macActive), IPv4Address: "198.51.100.7"},
+		{Name: "eth2", MACAddress: macIdle},
+	}
+	for policy, want := range map[string][]string{
+		"":               {pxeMAC},
+		AddPortsPXE:      {pxeMAC},
+		AddPortsActive:   {pxeMAC, macActive},
+		AddPortsAll:      {pxeMAC, macActive, macIdle},
+		AddPortsDisabled: {pxeMAC},
+	} {
+		t.Run("policy "+policy, func(t *testing.T) {
+			w := newWorld(t)
+			w.c.AddPorts = policy
+			w.rack("node-1", pxeMAC, bmstate.StateManageable)
+			// The port was made by hand, without pxe_enabled.
+			p := store.Get[bmstate.Port](w.local.Local(), bmstate.PortTable, "port-node-1")
+			row := *p
+			row.PXEEnabled = false
+			if _, err := w.local.Propose(w.ctx, bmstate.CmdPutPort, bmstate.PutPortCmd{Row: row, Revision: p.Revision}); err != nil {
+				t.Fatal(err)
+			}
+			w.set("node-1", func(n *bmstate.Node) {
+				n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
+			})
+			w.passUntil("node-1", bmstate.StateInspectWait)
+			a := w.agent(pxeMAC)
+			if _, err := w.c.Inventory(w.ctx, a.token, inv); err != nil {
+				t.Fatal(err)
+			}
+			// A repeated post changes nothing more.
+			if _, err := w.c.Inventory(w.ctx, a.token, inv); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range bmstate.Ports(w.local.Local(), "node-1") {
+				got = append(got, p.Address)
+				if p.PXEEnabled != (p.Address == pxeMAC) {
+					t.Errorf("port %s pxe_enabled %t", p.Address, p.PXEEnabled)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("ports %v, want %v", got, want)
+			}
+		})
+	}
+
+	t.Run("the PXE NIC lost its port", func(t *testing.T) {
+		w := newWorld(t)
+		w.rack("node-1", pxeMAC, bmstate.StateManageable)
+		w.set("node-1", func(n *bmstate.Node) {
+			n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
+		})
+		w.passUntil("node-1", bmstate.StateInspectWait)
+		a := w.agent(pxeMAC)
+		if _, err := w.local.Propose(w.ctx, bmstate.CmdDeletePort, bmstate.DeletePortCmd{ID: "port-node-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.c.Inventory(w.ctx, a.token, inv); err != nil {
+			t.Fatal(err)
+		}
+		ports := bmstate.Ports(w.local.Local(), "node-1")
+		if len(ports) != 1 || ports[0].Address != pxeMAC || !ports[0].PXEEnabled {
+			t.Fatalf("ports %+v, want the PXE NIC's back, pxe_enabled", ports)
+		}
+	})
+}
