@@ -203,12 +203,12 @@ func TestVersionDiscovery(t *testing.T) {
 		t.Fatalf("root: %v", root)
 	}
 	v1 := f.call("GET", "/v1", "", nil).Body
-	for _, res := range []string{"nodes", "ports", "drivers", "conductors"} {
+	for _, res := range []string{"nodes", "ports", "portgroups", "drivers", "conductors"} {
 		if v1[res] == nil {
 			t.Errorf("/v1 lacks the %s link: %v", res, v1)
 		}
 	}
-	for _, absent := range []string{"portgroups", "volume", "allocations", "deploy_templates", "runbooks"} {
+	for _, absent := range []string{"volume", "allocations", "deploy_templates", "runbooks"} {
 		if v1[absent] != nil {
 			t.Errorf("/v1 links %s, which is not served", absent)
 		}
@@ -883,6 +883,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	if _, err := f.local.Propose(ctx, bmstate.CmdDiscover, disc); err != nil {
 		t.Fatal(err)
 	}
+	pg := f.expect(201, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "name": "bond0"}).Body["uuid"].(string)
+	f.expect(200, "PATCH", "/v1/portgroups/"+pg, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	f.expect(204, "DELETE", "/v1/portgroups/bond0", admin, nil)
 	ch := f.expect(201, "POST", "/v1/chassis", admin, map[string]any{"description": "rack"}).Body["uuid"].(string)
 	f.expect(200, "PATCH", "/v1/chassis/"+ch, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
 	f.expect(204, "DELETE", "/v1/chassis/"+ch, admin, nil)
@@ -974,4 +977,74 @@ func TestTraits(t *testing.T) {
 	if res := f.call("GET", "/v1/nodes/n1/traits", admin, nil, headerVersion, "1.36"); res.Code != 404 {
 		t.Fatalf("traits at 1.36: %d", res.Code)
 	}
+}
+
+func TestPortgroups(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1"})["uuid"].(string)
+	other := f.createNode(map[string]any{"name": "n2"})["uuid"].(string)
+	// Before 1.23 there are none.
+	if res := f.call("GET", "/v1/portgroups", admin, nil, headerVersion, "1.22"); res.Code != 404 {
+		t.Fatalf("portgroups at 1.22: %d", res.Code)
+	}
+	g := f.expect(201, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "name": "bond0", "address": "52:54:00:AA:BB:01", "extra": map[string]any{"k": "v"}}).Body
+	gid := g["uuid"].(string)
+	if g["address"] != "52:54:00:aa:bb:01" || g["mode"] != "active-backup" || g["standalone_ports_supported"] != true || g["node_uuid"] != id {
+		t.Fatalf("created: %v", g)
+	}
+	f.expect(409, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": other, "address": "52:54:00:aa:bb:01"}, "already exists")
+	f.expect(400, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "address": "nope"}, "address")
+	f.expect(400, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "bogus": 1}, "bogus")
+	f.expect(400, "POST", "/v1/portgroups", admin, map[string]any{}, "node_uuid")
+	noAddr := f.expect(201, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id}).Body
+	if noAddr["address"] != nil || noAddr["name"] != nil {
+		t.Fatalf("without address: %v", noAddr)
+	}
+	if res := f.call("POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "mode": "802.3ad"}, headerVersion, "1.25"); res.Code != 406 {
+		t.Fatalf("mode at 1.25: %d", res.Code)
+	}
+
+	// Shown by UUID or name, listed, and under the node.
+	if got := f.expect(200, "GET", "/v1/portgroups/bond0", admin, nil).Body; got["uuid"] != gid {
+		t.Fatalf("by name: %v", got)
+	}
+	if l := f.expect(200, "GET", "/v1/portgroups", admin, nil).Body["portgroups"].([]any); len(l) != 2 {
+		t.Fatalf("list: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/nodes/"+other+"/portgroups", admin, nil).Body["portgroups"].([]any); len(l) != 0 {
+		t.Fatalf("other node's: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/portgroups/detail?node="+id, admin, nil).Body["portgroups"].([]any); len(l) != 2 || l[0].(map[string]any)["extra"] == nil {
+		t.Fatalf("detail by node: %v", l)
+	}
+	f.expect(404, "GET", "/v1/portgroups/"+"6a1f8e7c-1111-4222-8333-944455550000", admin, nil, "could not be found")
+
+	// Patch.
+	got := f.expect(200, "PATCH", "/v1/portgroups/"+gid, admin, []any{
+		map[string]any{"op": "replace", "path": "/address", "value": "52:54:00:aa:bb:02"},
+		map[string]any{"op": "remove", "path": "/extra/k"},
+		map[string]any{"op": "add", "path": "/properties/miimon", "value": "100"},
+	}).Body
+	if got["address"] != "52:54:00:aa:bb:02" || len(got["extra"].(map[string]any)) != 0 || got["properties"].(map[string]any)["miimon"] != "100" {
+		t.Fatalf("patched: %v", got)
+	}
+	f.expect(400, "PATCH", "/v1/portgroups/"+gid, admin, []any{map[string]any{"op": "replace", "path": "/uuid", "value": "x"}})
+
+	// A port joins it (on the same node only); the group lists it and
+	// cannot be deleted while it has it.
+	f.expect(400, "POST", "/v1/ports", admin, map[string]any{"address": "52:54:00:00:00:21", "node_uuid": other, "portgroup_uuid": gid}, "not on the same node")
+	p := f.expect(201, "POST", "/v1/ports", admin, map[string]any{"address": "52:54:00:00:00:21", "node_uuid": id, "portgroup_uuid": gid}).Body
+	if p["portgroup_uuid"] != gid {
+		t.Fatalf("port: %v", p)
+	}
+	if l := f.expect(200, "GET", "/v1/portgroups/"+gid+"/ports", admin, nil).Body["ports"].([]any); len(l) != 1 {
+		t.Fatalf("group's ports: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/ports?portgroup=bond0", admin, nil).Body["ports"].([]any); len(l) != 1 {
+		t.Fatalf("ports?portgroup: %v", l)
+	}
+	f.expect(409, "DELETE", "/v1/portgroups/"+gid, admin, nil, "contains ports")
+	f.expect(200, "PATCH", "/v1/ports/"+p["uuid"].(string), admin, []any{map[string]any{"op": "remove", "path": "/portgroup_uuid"}})
+	f.expect(204, "DELETE", "/v1/portgroups/"+gid, admin, nil)
+	f.expect(404, "GET", "/v1/portgroups/"+gid, admin, nil)
 }

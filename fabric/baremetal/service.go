@@ -144,6 +144,17 @@ func (s *Service) routes() []api.Route {
 		{Method: patch, Path: "/v1/ports/{port}", Access: admin, Rule: "baremetal:port:update", Handle: s.updatePort},
 		{Method: del, Path: "/v1/ports/{port}", Access: admin, Rule: "baremetal:port:delete", Handle: s.deletePort},
 
+		{Method: get, Path: "/v1/portgroups", Access: admin, Rule: "baremetal:portgroup:list", Handle: since(23, s.listPortgroups(false, false))},
+		{Method: get, Path: "/v1/portgroups/detail", Access: admin, Rule: "baremetal:portgroup:list_all", Handle: since(23, s.listPortgroups(true, false))},
+		{Method: post, Path: "/v1/portgroups", Access: admin, Rule: "baremetal:portgroup:create", Handle: since(23, s.createPortgroup)},
+		{Method: get, Path: "/v1/portgroups/{portgroup}", Access: admin, Rule: "baremetal:portgroup:get", Handle: since(23, s.showPortgroup)},
+		{Method: patch, Path: "/v1/portgroups/{portgroup}", Access: admin, Rule: "baremetal:portgroup:update", Handle: since(23, s.updatePortgroup)},
+		{Method: del, Path: "/v1/portgroups/{portgroup}", Access: admin, Rule: "baremetal:portgroup:delete", Handle: since(23, s.deletePortgroup)},
+		{Method: get, Path: "/v1/portgroups/{portgroup}/ports", Access: admin, Rule: "baremetal:port:list", Handle: since(24, s.listPorts(false, false))},
+		{Method: get, Path: "/v1/portgroups/{portgroup}/ports/detail", Access: admin, Rule: "baremetal:port:list", Handle: since(24, s.listPorts(true, false))},
+		{Method: get, Path: "/v1/nodes/{node}/portgroups", Access: admin, Rule: "baremetal:portgroup:list", Handle: since(24, s.listPortgroups(false, true))},
+		{Method: get, Path: "/v1/nodes/{node}/portgroups/detail", Access: admin, Rule: "baremetal:portgroup:list", Handle: since(24, s.listPortgroups(true, true))},
+
 		{Method: get, Path: "/v1/chassis", Access: admin, Rule: "baremetal:chassis:get", Handle: s.listChassis(false)},
 		{Method: get, Path: "/v1/chassis/detail", Access: admin, Rule: "baremetal:chassis:get", Handle: s.listChassis(true)},
 		{Method: post, Path: "/v1/chassis", Access: admin, Rule: "baremetal:chassis:create", Handle: s.createChassis},

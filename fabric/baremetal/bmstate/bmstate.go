@@ -348,10 +348,12 @@ type Port struct {
 	PhysicalNetwork     string            `json:"physical_network,omitempty"`
 	Extra               map[string]any    `json:"extra,omitempty"`
 	IsSmartNIC          bool              `json:"is_smartnic,omitempty"`
-	Name                string            `json:"name,omitempty"`
-	CreatedAt           time.Time         `json:"created_at"`
-	UpdatedAt           time.Time         `json:"updated_at,omitzero"`
-	Revision            int64             `json:"revision"`
+	// PortgroupID is the port group (a bond) the port is in, if any.
+	PortgroupID string    `json:"portgroup_uuid,omitempty"`
+	Name        string    `json:"name,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at,omitzero"`
+	Revision    int64     `json:"revision"`
 }
 
 // Chassis is Ironic's chassis: a named group of nodes (a blade
@@ -433,6 +435,7 @@ func Schema() store.Schema {
 				store.StringIndex("node", "NodeID", false)),
 			store.NewTable(ConductorTable, &Conductor{}),
 			store.NewTable(ChassisTable, &Chassis{}),
+			portgroupTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateNode:    store.Typed(applyCreateNode),
@@ -447,6 +450,10 @@ func Schema() store.Schema {
 			CmdCreateChassis: store.Typed(applyCreateChassis),
 			CmdPutChassis:    store.Typed(applyPutChassis),
 			CmdDeleteChassis: store.Typed(applyDeleteChassis),
+
+			CmdCreatePortgroup: store.Typed(applyCreatePortgroup),
+			CmdPutPortgroup:    store.Typed(applyPutPortgroup),
+			CmdDeletePortgroup: store.Typed(applyDeletePortgroup),
 		},
 	}
 }
@@ -460,7 +467,9 @@ func optional(name, field string) *memdb.IndexSchema {
 }
 
 // TableNames lists the tables, so a watcher can watch them.
-func TableNames() []string { return []string{NodeTable, PortTable, ConductorTable, ChassisTable} }
+func TableNames() []string {
+	return []string{NodeTable, PortTable, ConductorTable, ChassisTable, PortgroupTable}
+}
 
 // LoadNode returns a copy of node id (a UUID), or an error matching
 // store.ErrNotFound.
@@ -643,6 +652,11 @@ func applyDeleteNode(tx *memdb.Txn, c DeleteNodeCmd) (any, error) {
 			return nil, err
 		}
 	}
+	for _, g := range Portgroups(tx, cur.ID) {
+		if err := tx.Delete(PortgroupTable, g); err != nil {
+			return nil, err
+		}
+	}
 	return cur, tx.Delete(NodeTable, cur)
 }
 
@@ -667,6 +681,9 @@ func applyCreatePort(tx *memdb.Txn, c CreatePortCmd) (any, error) {
 func portFits(tx *memdb.Txn, p *Port) error {
 	if store.Get[Node](tx, NodeTable, p.NodeID) == nil {
 		return store.Fault(store.KindInvalid, "", "Node %s could not be found.", p.NodeID)
+	}
+	if err := portInGroup(tx, p); err != nil {
+		return err
 	}
 	raw, _ := tx.First(PortTable, "address", p.Address)
 	if raw != nil && raw.(*Port).ID != p.ID {
