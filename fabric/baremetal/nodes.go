@@ -146,7 +146,7 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"inspection_started_at": timeText(n.InspectionStartedAt), "inspection_finished_at": timeText(n.InspectedAt),
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt),
 		"network_data": map[string]any{}, "boot_mode": nil, "secure_boot": nil,
-		"links":  links(base, "nodes", n.ID),
+		"links":      links(base, "nodes", n.ID),
 		"ports":      links(base, "nodes", n.ID+"/ports"),
 		"portgroups": links(base, "nodes", n.ID+"/portgroups"),
 		"states":     links(base, "nodes", n.ID+"/states"),
