@@ -1034,3 +1034,40 @@ func TestInspectionAddsPorts(t *testing.T) {
 		}
 	})
 }
+
+// Ironic's fake interfaces (fake-hardware nodes) inspect, clean and
+// deploy nothing: each finishes in one pass with no agent boot, the
+// power left as a real one would leave it.
+func TestFakeInterfacesFinishAtOnce(t *testing.T) {
+	w := newWorld(t)
+	_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
+	w.set("node-1", func(n *bmstate.Node) {
+		n.Interfaces = map[string]string{"deploy": "fake", "inspect": "fake", "power": "fake"}
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
+	})
+	w.pass()
+	if n := w.node("node-1"); n.ProvisionState != bmstate.StateManageable || n.Agent != nil || n.InspectedAt.IsZero() {
+		t.Fatalf("after a fake inspection: %s, agent %+v", n.ProvisionState, n.Agent)
+	}
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+	})
+	w.pass()
+	if n := w.node("node-1"); n.ProvisionState != bmstate.StateAvailable || n.PowerState != bmstate.PowerOff || n.Agent != nil {
+		t.Fatalf("after a fake cleaning: %s, power %q", n.ProvisionState, n.PowerState)
+	}
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+		n.InstanceInfo = map[string]any{"image_source": "img-1"}
+	})
+	w.pass()
+	if n := w.node("node-1"); n.ProvisionState != bmstate.StateActive || n.PowerState != bmstate.PowerOn || n.Agent != nil {
+		t.Fatalf("after a fake deploy: %s, power %q", n.ProvisionState, n.PowerState)
+	}
+	if got := m.Calls(); !slices.Equal(got, []string{"power off", "boot disk persistent=true", "power on"}) {
+		t.Fatalf("BMC calls %v", got)
+	}
+	if w.opens != 0 {
+		t.Fatal("a fake deploy fetched the image")
+	}
+}
