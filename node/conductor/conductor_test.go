@@ -309,7 +309,8 @@ func deployServer(t *testing.T, w *world, id, mac string) (*agent, agentapi.Comm
 	w.set(id, func(n *bmstate.Node) {
 		n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
 		n.InstanceUUID = serverID
-		n.InstanceInfo = map[string]any{"image_source": "img-1"}
+		// As the compute service's claim writes it.
+		n.InstanceInfo = map[string]any{"image_source": "img-1", "root_gb": 1, "configdrive": true}
 	})
 	w.passUntil(id, bmstate.StateDeployWait)
 	a := w.agent(mac)

@@ -374,9 +374,10 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 		return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to prepare image %s: %v", imageID, err))
 	}
 	args := &agentapi.DeployArgs{ImageSize: img.Size, ImageSHA256: img.SHA256}
-	if cd, ok := n.InstanceInfo["configdrive"]; ok && cd != nil {
+	if cd := n.InstanceInfo["configdrive"]; isConfigDrive(cd) {
 		// Given with the deploy through Ironic's API: it is what the
-		// operator wants on the machine, server or not.
+		// operator wants on the machine, server or not. (The compute
+		// service's claim marks it true: the drive is the server's.)
 		if err := c.instanceConfigDrive(ctx, n, cd); err != nil {
 			return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to build the config drive: %v", err))
 		}
@@ -393,6 +394,16 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 		}
 	}
 	return c.startBoot(ctx, n, agentapi.Command{ID: newUUID(), Op: agentapi.OpDeploy, Deploy: args})
+}
+
+// isConfigDrive says whether instance_info's configdrive is a drive of
+// Ironic's forms (a dict, or a string: an ISO or its URL).
+func isConfigDrive(v any) bool {
+	switch v.(type) {
+	case map[string]any, string:
+		return true
+	}
+	return false
 }
 
 // teardown powers a deployed node off and hands it to cleaning; the
