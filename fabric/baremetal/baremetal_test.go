@@ -357,6 +357,40 @@ func TestCreateNodeErrorsNameTheField(t *testing.T) {
 	}
 }
 
+func TestStatesFollowTheMicroversion(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1"})["uuid"].(string)
+	st := f.call("GET", "/v1/nodes/"+id+"/states", admin, nil, headerVersion, "1.11").Body
+	if _, ok := st["boot_mode"]; ok {
+		t.Fatalf("states at 1.11 show boot_mode: %v", st)
+	}
+	if _, ok := st["raid_config"]; ok {
+		t.Fatalf("states at 1.11 show raid_config: %v", st)
+	}
+	if st := f.expect(200, "GET", "/v1/nodes/"+id+"/states", admin, nil).Body; st["boot_mode"] != nil || st["provision_state"] != "enroll" {
+		t.Fatalf("states: %v", st)
+	} else if _, ok := st["boot_mode"]; !ok {
+		t.Fatalf("states at the latest lack boot_mode: %v", st)
+	}
+	// Before 1.2, available was "no state".
+	old := f.call("POST", "/v1/nodes", admin, map[string]any{"driver": "fake-hardware"}, headerVersion, "1.1").Body
+	if v, ok := old["provision_state"]; !ok || v != nil {
+		t.Fatalf("an available node at 1.1: provision_state %v", old["provision_state"])
+	}
+	if st := f.call("GET", "/v1/nodes/"+old["uuid"].(string)+"/states", admin, nil, headerVersion, "1.1").Body; st["provision_state"] != nil {
+		t.Fatalf("states at 1.1: %v", st)
+	}
+}
+
+// A fake-hardware node deploys with no image: Ironic's fake deploy
+// interface writes none.
+func TestFakeDeployNeedsNoImage(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})["uuid"].(string)
+	f.conductor(id, func(n *bmstate.Node) { n.ProvisionState = bmstate.StateAvailable })
+	f.expect(202, "PUT", "/v1/nodes/"+id+"/states/provision", admin, map[string]any{"target": "active"})
+}
+
 func TestOldMicroversionEnrolsAvailable(t *testing.T) {
 	f := newFixture(t)
 	res := f.call("POST", "/v1/nodes", admin, map[string]any{"driver": "fake-hardware"}, headerVersion, "1.10")
@@ -974,8 +1008,18 @@ func TestTraits(t *testing.T) {
 	if got := traits(); len(got) != 0 {
 		t.Fatalf("after delete: %v", got)
 	}
-	if res := f.call("GET", "/v1/nodes/n1/traits", admin, nil, headerVersion, "1.36"); res.Code != 404 {
-		t.Fatalf("traits at 1.36: %d", res.Code)
+	// Before 1.37, as Ironic answers: a read 406, a write 405, a removal
+	// 404; a node list asking for the traits field 406.
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/v1/nodes/n1/traits", 406}, {"PUT", "/v1/nodes/n1/traits", 405}, {"PUT", "/v1/nodes/n1/traits/CUSTOM_A", 405},
+		{"DELETE", "/v1/nodes/n1/traits/CUSTOM_A", 404}, {"DELETE", "/v1/nodes/n1/traits", 404}, {"GET", "/v1/nodes?fields=uuid,traits", 406},
+	} {
+		if res := f.call(c.method, c.path, admin, map[string]any{"traits": []string{"CUSTOM_A"}}, headerVersion, "1.36"); res.Code != c.want {
+			t.Errorf("%s %s at 1.36: %d, want %d", c.method, c.path, res.Code, c.want)
+		}
 	}
 }
 

@@ -62,6 +62,7 @@ var nodeListing = listing{
 	key:        "nodes",
 	short:      []string{"uuid", "instance_uuid", "maintenance", "power_state", "provision_state", "name", "links"},
 	known:      nodeFields,
+	since:      fieldSince,
 	unsortable: []string{"driver_info", "driver_internal_info", "properties", "instance_info", "extra", "traits", "clean_step", "deploy_step", "raid_config", "target_raid_config", "network_data", "links", "ports", "portgroups", "states"},
 	filters: map[string]api.Filter{
 		"associated": func(v api.View, want []string) (bool, error) {
@@ -135,7 +136,7 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"maintenance": n.Maintenance, "maintenance_reason": nullStr(n.MaintenanceReason), "fault": nullStr(n.Fault),
 		"protected": n.Protected, "protected_reason": nullStr(n.ProtectedReason),
 		"retired": n.Retired, "retired_reason": nullStr(n.RetiredReason),
-		"provision_state": n.ProvisionState, "target_provision_state": nullStr(n.TargetProvisionState),
+		"provision_state": provisionStateText(r, n.ProvisionState), "target_provision_state": nullStr(n.TargetProvisionState),
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
 		"power_state":          nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
 		"last_error": nullStr(n.LastError), "console_enabled": false,

@@ -14,6 +14,7 @@ package baremetal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -129,10 +130,10 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v1/nodes/{node}/history/{event}", Access: admin, Rule: "baremetal:node:history:get", Handle: since(78, s.showHistory)},
 		{Method: get, Path: "/v1/nodes/{node}/vifs", Access: admin, Rule: "baremetal:node:vif:list", Handle: since(28, s.listVIFs)},
 		{Method: post, Path: "/v1/nodes/{node}/vifs", Access: admin, Rule: "baremetal:node:vif:attach", Handle: since(28, s.attachVIF)},
-		{Method: get, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:list", Handle: since(37, s.listTraits)},
-		{Method: put, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:set", Handle: since(37, s.setTraits)},
+		{Method: get, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:list", Handle: sinceOr(37, http.StatusNotAcceptable, s.listTraits)},
+		{Method: put, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:set", Handle: sinceOr(37, http.StatusMethodNotAllowed, s.setTraits)},
 		{Method: del, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:delete", Handle: since(37, s.removeTraits)},
-		{Method: put, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:set", Handle: since(37, s.addTrait)},
+		{Method: put, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:set", Handle: sinceOr(37, http.StatusMethodNotAllowed, s.addTrait)},
 		{Method: del, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:delete", Handle: since(37, s.removeTrait)},
 		{Method: get, Path: "/v1/nodes/{node}/ports", Access: admin, Rule: "baremetal:port:list", Handle: s.listPorts(false, true)},
 		{Method: get, Path: "/v1/nodes/{node}/ports/detail", Access: admin, Rule: "baremetal:port:list", Handle: s.listPorts(true, true)},
@@ -179,6 +180,18 @@ func since(minor int, h api.HandlerFunc) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if versionOf(r.Context()) < minor {
 			return notFoundf("The resource could not be found.")
+		}
+		return h(w, r)
+	}
+}
+
+// sinceOr is since with the status Ironic answers before the
+// microversion where it is not a 404 (traits: 406 for a read, 405 for a
+// write).
+func sinceOr(minor, status int, h api.HandlerFunc) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if versionOf(r.Context()) < minor {
+			return api.Errorf(status, "Request not acceptable: this resource needs API version %s or later.", fmt.Sprint(versionText(minor)))
 		}
 		return h(w, r)
 	}

@@ -75,15 +75,36 @@ func (s *Service) showStates(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{
+	v := map[string]any{
 		"console_enabled": false, "last_error": nullStr(n.LastError),
 		"power_state": nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
-		"provision_state": n.ProvisionState, "target_provision_state": nullStr(n.TargetProvisionState),
+		"provision_state": provisionStateText(r, n.ProvisionState), "target_provision_state": nullStr(n.TargetProvisionState),
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
 		"raid_config":          map[string]any{}, "target_raid_config": map[string]any{},
 		"boot_mode": nil, "secure_boot": nil,
-	})
+	}
+	// The states are a part of the node's view: a field the node does
+	// not show at this microversion is not here either, as in Ironic.
+	minor := versionOf(r.Context())
+	for f, since := range statesSince {
+		if minor < since {
+			delete(v, f)
+		}
+	}
+	api.JSON(w, http.StatusOK, v)
 	return nil
+}
+
+// statesSince is the microversion each states field appeared in.
+var statesSince = map[string]int{"raid_config": 12, "target_raid_config": 12, "boot_mode": 75, "secure_boot": 75}
+
+// provisionStateText is provision_state as a client of the request's
+// microversion knows it: before 1.2, available was "no state" (null).
+func provisionStateText(r *http.Request, state string) any {
+	if state == bmstate.StateAvailable && versionOf(r.Context()) < 2 {
+		return nil
+	}
+	return state
 }
 
 // validation is what validate says of each interface.
@@ -182,7 +203,9 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 		}
 		switch verb {
 		case bmstate.VerbDeploy, bmstate.VerbActive, bmstate.VerbRebuild:
-			if src, _ := n.InstanceInfo["image_source"].(string); src == "" {
+			// Ironic's fake deploy interface writes nothing and asks for
+			// no image.
+			if src, _ := n.InstanceInfo["image_source"].(string); src == "" && n.Interfaces["deploy"] != "fake" {
 				return badRequestf("Cannot validate image information for node %s because one or more parameters are missing from its instance_info. Missing are: ['image_source']", n.ID)
 			}
 			if configdrive != nil {
