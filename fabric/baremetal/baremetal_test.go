@@ -1073,6 +1073,14 @@ func TestPortgroups(t *testing.T) {
 		t.Fatalf("patched: %v", got)
 	}
 	f.expect(400, "PATCH", "/v1/portgroups/"+gid, admin, []any{map[string]any{"op": "replace", "path": "/uuid", "value": "x"}})
+	// Before 1.26 the whole mode or properties is refused, a key of them
+	// is not (as Ironic checks the path).
+	if res := f.call("PATCH", "/v1/portgroups/"+gid, admin, []any{map[string]any{"op": "replace", "path": "/mode", "value": "802.3ad"}}, headerVersion, "1.25"); res.Code != 406 {
+		t.Fatalf("mode at 1.25: %d", res.Code)
+	}
+	if res := f.call("PATCH", "/v1/portgroups/"+gid, admin, []any{map[string]any{"op": "add", "path": "/properties/k", "value": "v"}}, headerVersion, "1.23"); res.Code != 200 {
+		t.Fatalf("a properties key at 1.23: %d %s", res.Code, res.Raw)
+	}
 
 	// A port joins it (on the same node only); the group lists it and
 	// cannot be deleted while it has it.

@@ -234,7 +234,9 @@ func (s *Service) updatePortgroup(w http.ResponseWriter, r *http.Request) error 
 	}
 	minor := versionOf(r.Context())
 	for _, o := range ops {
-		if since, ok := portgroupSince[o.path[0]]; ok && minor < since {
+		// Ironic refuses only the whole field before 1.26; a key of it
+		// may be patched.
+		if since, ok := portgroupSince[o.path[0]]; ok && len(o.path) == 1 && minor < since {
 			return versionError(o.path[0], since)
 		}
 	}

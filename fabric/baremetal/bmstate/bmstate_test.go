@@ -181,6 +181,9 @@ func TestPortgroupsHoldTheirPorts(t *testing.T) {
 	if _, err := propose(t, l, CmdCreatePort, CreatePortCmd{Row: Port{ID: "p1", NodeID: "n1", Address: "52:54:00:00:00:01", PortgroupID: "g1"}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := propose(t, l, CmdCreatePort, CreatePortCmd{Row: Port{ID: "p2", NodeID: "n1", Address: "52:54:00:00:00:02", PortgroupID: "g1", PhysicalNetwork: "physnet2"}}); store.KindOf(err) != store.KindConflict {
+		t.Fatalf("port on another physical network than its group's: %v", err)
+	}
 	if _, err := propose(t, l, CmdDeletePortgroup, DeletePortgroupCmd{ID: "g1"}); store.KindOf(err) != store.KindConflict {
 		t.Fatalf("delete of a group with a port: %v", err)
 	}

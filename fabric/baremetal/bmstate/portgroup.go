@@ -151,5 +151,12 @@ func portInGroup(tx *memdb.Txn, p *Port) error {
 	if g.NodeID != p.NodeID {
 		return store.Fault(store.KindInvalid, "", "Port group %s and port %s are not on the same node.", g.ID, p.ID)
 	}
+	// A bond's links are on one physical network, as Ironic requires.
+	for _, q := range portgroupPorts(tx, g.ID) {
+		if q.ID != p.ID && q.PhysicalNetwork != p.PhysicalNetwork {
+			return store.Conflictf("Port group %s has ports on physical network %q: port %s cannot join it on %q.",
+				g.ID, q.PhysicalNetwork, p.ID, p.PhysicalNetwork)
+		}
+	}
 	return nil
 }
