@@ -1100,3 +1100,26 @@ func TestPortgroups(t *testing.T) {
 	f.expect(204, "DELETE", "/v1/portgroups/"+gid, admin, nil)
 	f.expect(404, "GET", "/v1/portgroups/"+gid, admin, nil)
 }
+
+// Ironic's fake console and management (fake-hardware) answer as in
+// Ironic; a node with no console refuses to enable one.
+func TestFakeConsoleAndBootDevice(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})["uuid"].(string)
+	if bd := f.expect(200, "GET", "/v1/nodes/"+id+"/management/boot_device", admin, nil).Body; bd["boot_device"] != "pxe" || bd["persistent"] != false {
+		t.Fatalf("fake boot device: %v", bd)
+	}
+	f.expect(400, "PUT", "/v1/nodes/"+id+"/states/console", admin, map[string]any{}, "enabled")
+	f.expect(202, "PUT", "/v1/nodes/"+id+"/states/console", admin, map[string]any{"enabled": true})
+	if c := f.expect(200, "GET", "/v1/nodes/states/console/"+id, admin, nil).Body; c["console_enabled"] != true || c["console_info"] == nil {
+		t.Fatalf("console: %v", c)
+	}
+	if n := f.expect(200, "GET", "/v1/nodes/"+id, admin, nil).Body; n["console_enabled"] != true {
+		t.Fatalf("node console_enabled: %v", n["console_enabled"])
+	}
+	real := f.createNode(map[string]any{"name": "n2"})["uuid"].(string)
+	f.expect(400, "PUT", "/v1/nodes/"+real+"/states/console", admin, map[string]any{"enabled": true}, "does not support a console")
+	if bd := f.expect(200, "GET", "/v1/nodes/"+real+"/management/boot_device", admin, nil).Body; bd["boot_device"] != nil {
+		t.Fatalf("boot device of a node never set: %v", bd)
+	}
+}

@@ -139,7 +139,7 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"provision_state": provisionStateText(r, n.ProvisionState), "target_provision_state": nullStr(n.TargetProvisionState),
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
 		"power_state":          nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
-		"last_error": nullStr(n.LastError), "console_enabled": false,
+		"last_error": nullStr(n.LastError), "console_enabled": n.ConsoleEnabled,
 		"conductor": nullStr(n.Conductor), "conductor_group": "", "chassis_uuid": nullStr(n.ChassisID),
 		"clean_step": map[string]any{}, "deploy_step": map[string]any{},
 		"raid_config": map[string]any{}, "target_raid_config": map[string]any{},

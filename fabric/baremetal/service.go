@@ -121,6 +121,10 @@ func (s *Service) routes() []api.Route {
 		{Method: put, Path: "/v1/nodes/{node}/states/provision", Access: admin, Rule: "baremetal:node:set_provision_state", Handle: s.setProvisionState},
 		{Method: get, Path: "/v1/nodes/{node}/states/console", Access: admin, Rule: "baremetal:node:get_console", Handle: s.showConsole},
 		{Method: put, Path: "/v1/nodes/{node}/states/console", Access: admin, Rule: "baremetal:node:set_console_state", Handle: s.setConsole},
+		// Ironic also serves a node's console at /v1/nodes/states/console/{node}
+		// (its states controller hangs off the nodes collection too), where
+		// tempest's client asks.
+		{Method: get, Path: "/v1/nodes/states/console/{node}", Access: admin, Rule: "baremetal:node:get_console", Handle: s.showConsole},
 		{Method: put, Path: "/v1/nodes/{node}/states/power", Access: admin, Rule: "baremetal:node:set_power_state", Handle: s.setPowerState},
 		{Method: get, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:get_boot_device", Handle: s.showBootDevice},
 		{Method: put, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:set_boot_device", Handle: s.setBootDevice},

@@ -76,7 +76,7 @@ func (s *Service) showStates(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := map[string]any{
-		"console_enabled": false, "last_error": nullStr(n.LastError),
+		"console_enabled": n.ConsoleEnabled, "last_error": nullStr(n.LastError),
 		"power_state": nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
 		"provision_state": provisionStateText(r, n.ProvisionState), "target_provision_state": nullStr(n.TargetProvisionState),
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
@@ -315,8 +315,12 @@ func (s *Service) showBootDevice(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var dev, persistent any
-	if n.BootDevice != "" {
+	switch {
+	case n.BootDevice != "":
 		dev, persistent = n.BootDevice, n.BootDevicePersistent
+	case n.Interfaces["management"] == "fake":
+		// Ironic's fake management reports a one-time PXE boot.
+		dev, persistent = "pxe", false
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"boot_device": dev, "persistent": persistent})
 	return nil
@@ -481,19 +485,46 @@ func (s *Service) showHistory(w http.ResponseWriter, r *http.Request) error {
 // interface): the state says so, and enabling one is refused.
 
 func (s *Service) showConsole(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := s.readNode(r); err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"console_enabled": false, "console_info": nil})
-	return nil
-}
-
-func (s *Service) setConsole(w http.ResponseWriter, r *http.Request) error {
 	_, n, err := s.readNode(r)
 	if err != nil {
 		return err
 	}
-	return badRequestf("Node %s does not support a console: its console interface is %s.", n.ID, n.Interfaces["console"])
+	var info any
+	if n.ConsoleEnabled {
+		// Ironic's fake console answers with a fake connection.
+		info = map[string]any{"type": "fake", "url": "fake-url"}
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"console_enabled": n.ConsoleEnabled, "console_info": info})
+	return nil
+}
+
+// setConsole enables or disables the console of a node whose console
+// interface is Ironic's fake one; no other console exists here.
+func (s *Service) setConsole(w http.ResponseWriter, r *http.Request) error {
+	body, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	in := api.NewInput(body, wording{})
+	if !in.Has("enabled") {
+		return wording{}.Missing("enabled")
+	}
+	enabled := in.Bool("enabled", false)
+	if in.Err != nil {
+		return in.Err
+	}
+	_, err = s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(_ *memdb.Txn, n *bmstate.Node) error {
+		if n.Interfaces["console"] != "fake" {
+			return badRequestf("Node %s does not support a console: its console interface is %s.", n.ID, n.Interfaces["console"])
+		}
+		n.ConsoleEnabled = enabled
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 func (s *Service) listVIFs(w http.ResponseWriter, r *http.Request) error {

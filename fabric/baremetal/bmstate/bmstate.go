@@ -210,6 +210,9 @@ type Node struct {
 	// pending flag by recording BootDeviceDone = BootDeviceSeq).
 	BootDevice           string `json:"boot_device,omitempty"`
 	BootDevicePersistent bool   `json:"boot_device_persistent,omitempty"`
+	// ConsoleEnabled is the console state asked for; only the fake
+	// console interface (fake-hardware) has one to enable.
+	ConsoleEnabled bool `json:"console_enabled,omitempty"`
 	BootDeviceSeq        int    `json:"boot_device_seq,omitempty"`
 	BootDeviceDone       int    `json:"boot_device_done,omitempty"`
 	LastError            string `json:"last_error,omitempty"`
