@@ -212,10 +212,10 @@ type Node struct {
 	BootDevicePersistent bool   `json:"boot_device_persistent,omitempty"`
 	// ConsoleEnabled is the console state asked for; only the fake
 	// console interface (fake-hardware) has one to enable.
-	ConsoleEnabled bool `json:"console_enabled,omitempty"`
-	BootDeviceSeq        int    `json:"boot_device_seq,omitempty"`
-	BootDeviceDone       int    `json:"boot_device_done,omitempty"`
-	LastError            string `json:"last_error,omitempty"`
+	ConsoleEnabled bool   `json:"console_enabled,omitempty"`
+	BootDeviceSeq  int    `json:"boot_device_seq,omitempty"`
+	BootDeviceDone int    `json:"boot_device_done,omitempty"`
+	LastError      string `json:"last_error,omitempty"`
 	// Fault is why the conductor put the node in maintenance by itself
 	// (Ironic's fault: "power failure", "clean failure", ...); cleared
 	// with the maintenance.
