@@ -1123,3 +1123,29 @@ func TestFakeConsoleAndBootDevice(t *testing.T) {
 		t.Fatalf("boot device of a node never set: %v", bd)
 	}
 }
+
+// Protection as Ironic does it: only an active node (409 otherwise), a
+// reason only while protected, and unprotecting drops the reason.
+func TestProtected(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1"})["uuid"].(string)
+	set := func(status int, ops ...map[string]any) map[string]any {
+		t.Helper()
+		var body []any
+		for _, o := range ops {
+			body = append(body, o)
+		}
+		return f.expect(status, "PATCH", "/v1/nodes/"+id, admin, body).Body
+	}
+	op := func(path string, v any) map[string]any { return map[string]any{"op": "replace", "path": path, "value": v} }
+	set(409, op("/protected", true))
+	f.conductor(id, func(n *bmstate.Node) { n.ProvisionState = bmstate.StateActive })
+	set(400, op("/protected_reason", "why"))
+	if n := set(200, op("/protected", true), op("/protected_reason", "reason!")); n["protected"] != true || n["protected_reason"] != "reason!" {
+		t.Fatalf("protected: %v %v", n["protected"], n["protected_reason"])
+	}
+	if n := set(200, op("/protected", false)); n["protected"] != false || n["protected_reason"] != nil {
+		t.Fatalf("unprotected: %v %v", n["protected"], n["protected_reason"])
+	}
+	set(400, op("/protected", false), op("/protected_reason", "why"))
+}

@@ -451,7 +451,7 @@ func (s *Service) setFields(n *bmstate.Node, doc map[string]any, d *driver, crea
 		return in.Err
 	}
 	if n.Protected && !create && n.ProvisionState != bmstate.StateActive {
-		return badRequestf("Protected can only be set in state active, node %s is %s.", n.ID, n.ProvisionState)
+		return conflictf("Protected can only be set in state active, node %s is %s.", n.ID, n.ProvisionState)
 	}
 	if !n.Protected && n.ProtectedReason != "" {
 		return badRequestf("Cannot set protected_reason while protected is False.")
