@@ -1137,7 +1137,9 @@ func TestProtected(t *testing.T) {
 		}
 		return f.expect(status, "PATCH", "/v1/nodes/"+id, admin, body).Body
 	}
-	op := func(path string, v any) map[string]any { return map[string]any{"op": "replace", "path": path, "value": v} }
+	op := func(path string, v any) map[string]any {
+		return map[string]any{"op": "replace", "path": path, "value": v}
+	}
 	set(409, op("/protected", true))
 	f.conductor(id, func(n *bmstate.Node) { n.ProvisionState = bmstate.StateActive })
 	set(400, op("/protected_reason", "why"))
