@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -1150,4 +1151,32 @@ func TestProtected(t *testing.T) {
 		t.Fatalf("unprotected: %v %v", n["protected"], n["protected_reason"])
 	}
 	set(400, op("/protected", false), op("/protected_reason", "why"))
+}
+
+// A target RAID configuration (1.12) is checked against Ironic's schema
+// and recorded for a node whose RAID interface takes one (fake); the
+// fake-hardware type describes its logical disk properties.
+func TestRAIDConfig(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})["uuid"].(string)
+	want := map[string]any{"logical_disks": []any{map[string]any{"size_gb": 100.0, "raid_level": "1"}}}
+	f.expect(204, "PUT", "/v1/nodes/"+id+"/states/raid", admin, want)
+	if got := f.expect(200, "GET", "/v1/nodes/"+id, admin, nil).Body["target_raid_config"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("target_raid_config %v, want %v", got, want)
+	}
+	for _, bad := range []map[string]any{
+		{}, {"logical_disks": []any{map[string]any{"size_gb": 1.0, "raid_level": "7"}}},
+		{"logical_disks": []any{map[string]any{"size_gb": "big", "raid_level": "1"}}},
+	} {
+		f.expect(400, "PUT", "/v1/nodes/"+id+"/states/raid", admin, bad)
+	}
+	if res := f.call("PUT", "/v1/nodes/"+id+"/states/raid", admin, want, headerVersion, "1.11"); res.Code != 404 {
+		t.Fatalf("raid at 1.11: %d", res.Code)
+	}
+	real := f.createNode(map[string]any{"name": "n2"})["uuid"].(string)
+	f.expect(400, "PUT", "/v1/nodes/"+real+"/states/raid", admin, want, "raid interface is no-raid")
+	if p := f.expect(200, "GET", "/v1/drivers/fake-hardware/raid/logical_disk_properties", admin, nil).Body; p["raid_level"] == nil {
+		t.Fatalf("fake-hardware RAID properties: %v", p)
+	}
+	f.expect(400, "GET", "/v1/drivers/ipmi/raid/logical_disk_properties", admin, nil, "does not support RAID")
 }

@@ -142,7 +142,7 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"last_error": nullStr(n.LastError), "console_enabled": n.ConsoleEnabled,
 		"conductor": nullStr(n.Conductor), "conductor_group": "", "chassis_uuid": nullStr(n.ChassisID),
 		"clean_step": map[string]any{}, "deploy_step": map[string]any{},
-		"raid_config": map[string]any{}, "target_raid_config": map[string]any{},
+		"raid_config": map[string]any{}, "target_raid_config": jsonMap(n.TargetRAIDConfig),
 		"reservation": nil, "allocation_uuid": nil, "automated_clean": nil,
 		"inspection_started_at": timeText(n.InspectionStartedAt), "inspection_finished_at": timeText(n.InspectedAt),
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt),

@@ -125,6 +125,7 @@ func (s *Service) routes() []api.Route {
 		// (its states controller hangs off the nodes collection too), where
 		// tempest's client asks.
 		{Method: get, Path: "/v1/nodes/states/console/{node}", Access: admin, Rule: "baremetal:node:get_console", Handle: s.showConsole},
+		{Method: put, Path: "/v1/nodes/{node}/states/raid", Access: admin, Rule: "baremetal:node:set_raid_state", Handle: since(12, s.setRAIDConfig)},
 		{Method: put, Path: "/v1/nodes/{node}/states/power", Access: admin, Rule: "baremetal:node:set_power_state", Handle: s.setPowerState},
 		{Method: get, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:get_boot_device", Handle: s.showBootDevice},
 		{Method: put, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:set_boot_device", Handle: s.setBootDevice},
@@ -172,6 +173,7 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v1/drivers", Access: admin, Rule: "baremetal:driver:get", Handle: s.listDrivers},
 		{Method: get, Path: "/v1/drivers/{driver}", Access: admin, Rule: "baremetal:driver:get", Handle: s.showDriver},
 		{Method: get, Path: "/v1/drivers/{driver}/properties", Access: admin, Rule: "baremetal:driver:get_properties", Handle: s.driverProperties},
+		{Method: get, Path: "/v1/drivers/{driver}/raid/logical_disk_properties", Access: admin, Rule: "baremetal:driver:get_raid_logical_disk_properties", Handle: since(12, s.driverRAIDProperties)},
 
 		{Method: get, Path: "/v1/conductors", Access: admin, Rule: "baremetal:conductor:get", Handle: since(49, s.listConductors)},
 		{Method: get, Path: "/v1/conductors/{conductor}", Access: admin, Rule: "baremetal:conductor:get", Handle: since(49, s.showConductor)},

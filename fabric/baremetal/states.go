@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -80,7 +81,7 @@ func (s *Service) showStates(w http.ResponseWriter, r *http.Request) error {
 		"power_state": nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
 		"provision_state": provisionStateText(r, n.ProvisionState), "target_provision_state": nullStr(n.TargetProvisionState),
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
-		"raid_config":          map[string]any{}, "target_raid_config": map[string]any{},
+		"raid_config":          map[string]any{}, "target_raid_config": jsonMap(n.TargetRAIDConfig),
 		"boot_mode": nil, "secure_boot": nil,
 	}
 	// The states are a part of the node's view: a field the node does
@@ -540,4 +541,55 @@ func (s *Service) attachVIF(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return badRequestf("Attaching a VIF is not supported: tenant networks on bare metal need switch configuration, which this cloud does not do; bare-metal servers use the provisioning network.")
+}
+
+// raidLevels are the RAID levels Ironic's RAID schema allows.
+var raidLevels = []string{"0", "1", "2", "5", "6", "1+0", "5+0", "6+0", "JBOD"}
+
+// setRAIDConfig records a node's target RAID configuration (1.12),
+// checked against Ironic's schema; only a node whose RAID interface can
+// take one (Ironic's fake) does.
+func (s *Service) setRAIDConfig(w http.ResponseWriter, r *http.Request) error {
+	body, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	disks, ok := body["logical_disks"].([]any)
+	if !ok || len(disks) == 0 {
+		return wording{}.BadField("logical_disks", body["logical_disks"], "RAID config validation error: 'logical_disks' is a required list of at least one logical disk.")
+	}
+	for i, raw := range disks {
+		d, ok := raw.(map[string]any)
+		if !ok {
+			return wording{}.BadField("logical_disks", raw, fmt.Sprintf("RAID config validation error: logical disk %d is not an object.", i))
+		}
+		level, _ := d["raid_level"].(string)
+		if !slices.Contains(raidLevels, level) {
+			return wording{}.BadField("raid_level", d["raid_level"], "RAID config validation error: raid_level must be one of "+strings.Join(raidLevels, ", ")+".")
+		}
+		switch size := d["size_gb"].(type) {
+		case float64:
+			if size < 0 || size != float64(int64(size)) {
+				return wording{}.BadField("size_gb", size, "RAID config validation error: size_gb must be a whole number of GiB or MAX.")
+			}
+		case string:
+			if size != "MAX" {
+				return wording{}.BadField("size_gb", size, "RAID config validation error: size_gb must be a whole number of GiB or MAX.")
+			}
+		default:
+			return wording{}.BadField("size_gb", d["size_gb"], "RAID config validation error: size_gb is required.")
+		}
+	}
+	_, err = s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(_ *memdb.Txn, n *bmstate.Node) error {
+		if iface := n.Interfaces["raid"]; iface != "fake" {
+			return badRequestf("Node %s cannot be configured for RAID: its raid interface is %s.", n.ID, iface)
+		}
+		n.TargetRAIDConfig = body
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -210,6 +210,10 @@ type Node struct {
 	// pending flag by recording BootDeviceDone = BootDeviceSeq).
 	BootDevice           string `json:"boot_device,omitempty"`
 	BootDevicePersistent bool   `json:"boot_device_persistent,omitempty"`
+	// TargetRAIDConfig is the RAID configuration asked for (Ironic's
+	// target_raid_config); only the fake RAID interface takes one, and
+	// nothing builds it.
+	TargetRAIDConfig map[string]any `json:"target_raid_config,omitempty"`
 	// ConsoleEnabled is the console state asked for; only the fake
 	// console interface (fake-hardware) has one to enable.
 	ConsoleEnabled bool   `json:"console_enabled,omitempty"`
