@@ -108,8 +108,8 @@ func TestBaremetalAPI(t *testing.T) {
 		t.Fatalf("1.10 node: %v", old["provision_state"])
 	}
 	fails(`can not be performed on node "`+old["uuid"].(string)+`" while it is in state "available"`, "node", "undeploy", "bm-2")
-	fails("image_source", "node", "deploy", "bm-2")
-	run("node", "set", "bm-2", "--instance-info", "image_source=img-1")
+	// Ironic's fake deploy interface (fake-hardware's) writes no image and
+	// asks for none; a real one's image_source check is in the unit tests.
 	run("node", "deploy", "bm-2")
 	if n := show("bm-2"); n["provision_state"] != "deploying" || n["target_provision_state"] != "active" {
 		t.Fatalf("after deploy: %v → %v", n["provision_state"], n["target_provision_state"])

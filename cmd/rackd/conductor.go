@@ -34,6 +34,7 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 		Name: o.Name, Dir: dir, Repl: node, Key: key,
 		OpenBMC: (&bmcs{}).open, Unseal: sealedPasswords{node.Secrets()}, Images: images, Report: servers.Report, Log: log,
 		CallbackTimeout: o.ProvisionCallbackTimeout, HeartbeatTimeout: o.ProvisionHeartbeatTimeout,
+		AddPorts: o.InspectAddPorts,
 	}
 	svc, err := provision.Start(ctx, provision.Config{
 		Interface: o.ProvisionInterface, DHCPMode: o.ProvisionDHCP, Range: o.ProvisionLeases,

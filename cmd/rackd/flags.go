@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rackstack/rackstack/node/conductor"
 	"github.com/rackstack/rackstack/provision"
 	"github.com/rackstack/rackstack/provision/dhcp"
 	"github.com/rackstack/rackstack/provision/ipxe"
@@ -61,6 +62,7 @@ type options struct {
 	ProvisionRange            string     // "START-END", full DHCP only
 	ProvisionLeases           dhcp.Range // ProvisionRange, parsed
 	ProvisionRamdisk          string
+	InspectAddPorts           string
 	ProvisionHTTPPort         int
 	ProvisionCallbackTimeout  time.Duration
 	ProvisionHeartbeatTimeout time.Duration
@@ -183,6 +185,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.ProvisionDHCP, "provision-dhcp", provision.DHCPProxy, "provisioning DHCP: proxy (beside the site's DHCP server, boot options only) or full (an isolated network; needs --provision-range)")
 	str(&o.ProvisionRange, "provision-range", "", "addresses full provisioning DHCP leases, START-END (only with --provision-dhcp full)")
 	str(&o.ProvisionRamdisk, "provision-ramdisk", "", "directory holding the agent ramdisk's vmlinuz and initramfs.gz (make ramdisk writes build/ramdisk)")
+	str(&o.InspectAddPorts, "inspect-add-ports", conductor.AddPortsPXE, "NICs an inspection gives an Ironic port when they have none: pxe (the one it booted from), active (with an IPv4 address), all, or disabled")
 	intVar(&o.ProvisionHTTPPort, "provision-http-port", provision.DefaultHTTPPort, "port of the provisioning HTTP server (boot scripts, ramdisk, agent) on the provisioning interface's address")
 	durVar(&o.ProvisionCallbackTimeout, "provision-callback-timeout", 10*time.Minute, "a machine booted into the agent ramdisk that has not called back in this long fails its operation")
 	durVar(&o.ProvisionHeartbeatTimeout, "provision-heartbeat-timeout", 90*time.Second, "an agent silent this long after it called fails its operation")
@@ -386,6 +389,11 @@ func (o *options) checkProvision() error {
 	}
 	if o.ProvisionCallbackTimeout <= 0 || o.ProvisionHeartbeatTimeout <= 0 {
 		return errors.New("--provision-callback-timeout and --provision-heartbeat-timeout must be positive")
+	}
+	switch o.InspectAddPorts {
+	case conductor.AddPortsPXE, conductor.AddPortsActive, conductor.AddPortsAll, conductor.AddPortsDisabled:
+	default:
+		return fmt.Errorf("--inspect-add-ports %q: want pxe, active, all or disabled", o.InspectAddPorts)
 	}
 	if o.ProvisionRamdisk == "" {
 		return errors.New("--provision-interface needs --provision-ramdisk DIR holding vmlinuz and initramfs.gz: run make ramdisk (it writes build/ramdisk)")

@@ -186,7 +186,7 @@ func TestProvisionFlags(t *testing.T) {
 		}},
 		"proxy": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk}, check: func(t *testing.T, o *options) {
 			if o.ProvisionInterface != "prov0" || o.ProvisionDHCP != "proxy" || !o.ProvisionLeases.IsZero() ||
-				o.ProvisionCallbackTimeout != 10*time.Minute || o.ProvisionHeartbeatTimeout != 90*time.Second {
+				o.ProvisionCallbackTimeout != 10*time.Minute || o.ProvisionHeartbeatTimeout != 90*time.Second || o.InspectAddPorts != "pxe" {
 				t.Fatalf("%+v", o)
 			}
 		}},
@@ -210,11 +210,18 @@ func TestProvisionFlags(t *testing.T) {
 			wantErr: "--provision-range is only for --provision-dhcp full"},
 		"bad range": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-dhcp", "full", "--provision-range", "10.0.0.9-10.0.0.1"},
 			wantErr: "--provision-range"},
-		"bad mode":               {args: []string{"--provision-dhcp", "relay"}, wantErr: "--provision-dhcp \"relay\""},
-		"range without iface":    {args: []string{"--provision-range", "10.0.0.1-10.0.0.9"}, wantErr: "--provision-range needs --provision-interface"},
-		"no ramdisk dir":         {args: []string{"--provision-interface", "prov0"}, wantErr: "run make ramdisk"},
-		"ramdisk not built":      {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", empty}, wantErr: "run make ramdisk"},
-		"bad port":               {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-http-port", "70000"}, wantErr: "--provision-http-port"},
+		"bad mode":            {args: []string{"--provision-dhcp", "relay"}, wantErr: "--provision-dhcp \"relay\""},
+		"range without iface": {args: []string{"--provision-range", "10.0.0.1-10.0.0.9"}, wantErr: "--provision-range needs --provision-interface"},
+		"no ramdisk dir":      {args: []string{"--provision-interface", "prov0"}, wantErr: "run make ramdisk"},
+		"ramdisk not built":   {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", empty}, wantErr: "run make ramdisk"},
+		"bad port":            {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-http-port", "70000"}, wantErr: "--provision-http-port"},
+		"inspect add ports": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--inspect-add-ports", "all"},
+			check: func(t *testing.T, o *options) {
+				if o.InspectAddPorts != "all" {
+					t.Fatalf("%+v", o)
+				}
+			}},
+		"bad inspect add ports":  {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--inspect-add-ports", "some"}, wantErr: "--inspect-add-ports \"some\""},
 		"zero heartbeat timeout": {args: []string{"--provision-interface", "prov0", "--provision-ramdisk", ramdisk, "--provision-heartbeat-timeout", "0s"}, wantErr: "must be positive"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -203,12 +204,12 @@ func TestVersionDiscovery(t *testing.T) {
 		t.Fatalf("root: %v", root)
 	}
 	v1 := f.call("GET", "/v1", "", nil).Body
-	for _, res := range []string{"nodes", "ports", "drivers", "conductors"} {
+	for _, res := range []string{"nodes", "ports", "portgroups", "drivers", "conductors"} {
 		if v1[res] == nil {
 			t.Errorf("/v1 lacks the %s link: %v", res, v1)
 		}
 	}
-	for _, absent := range []string{"portgroups", "volume", "allocations", "deploy_templates", "runbooks"} {
+	for _, absent := range []string{"volume", "allocations", "deploy_templates", "runbooks"} {
 		if v1[absent] != nil {
 			t.Errorf("/v1 links %s, which is not served", absent)
 		}
@@ -355,6 +356,40 @@ func TestCreateNodeErrorsNameTheField(t *testing.T) {
 	if res := f.call("POST", "/v1/nodes", admin, map[string]any{"driver": "ipmi", "resource_class": "x"}, headerVersion, "1.20"); res.Code != http.StatusNotAcceptable {
 		t.Fatalf("resource_class at 1.20: %d %s", res.Code, res.Raw)
 	}
+}
+
+func TestStatesFollowTheMicroversion(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1"})["uuid"].(string)
+	st := f.call("GET", "/v1/nodes/"+id+"/states", admin, nil, headerVersion, "1.11").Body
+	if _, ok := st["boot_mode"]; ok {
+		t.Fatalf("states at 1.11 show boot_mode: %v", st)
+	}
+	if _, ok := st["raid_config"]; ok {
+		t.Fatalf("states at 1.11 show raid_config: %v", st)
+	}
+	if st := f.expect(200, "GET", "/v1/nodes/"+id+"/states", admin, nil).Body; st["boot_mode"] != nil || st["provision_state"] != "enroll" {
+		t.Fatalf("states: %v", st)
+	} else if _, ok := st["boot_mode"]; !ok {
+		t.Fatalf("states at the latest lack boot_mode: %v", st)
+	}
+	// Before 1.2, available was "no state".
+	old := f.call("POST", "/v1/nodes", admin, map[string]any{"driver": "fake-hardware"}, headerVersion, "1.1").Body
+	if v, ok := old["provision_state"]; !ok || v != nil {
+		t.Fatalf("an available node at 1.1: provision_state %v", old["provision_state"])
+	}
+	if st := f.call("GET", "/v1/nodes/"+old["uuid"].(string)+"/states", admin, nil, headerVersion, "1.1").Body; st["provision_state"] != nil {
+		t.Fatalf("states at 1.1: %v", st)
+	}
+}
+
+// A fake-hardware node deploys with no image: Ironic's fake deploy
+// interface writes none.
+func TestFakeDeployNeedsNoImage(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})["uuid"].(string)
+	f.conductor(id, func(n *bmstate.Node) { n.ProvisionState = bmstate.StateAvailable })
+	f.expect(202, "PUT", "/v1/nodes/"+id+"/states/provision", admin, map[string]any{"target": "active"})
 }
 
 func TestOldMicroversionEnrolsAvailable(t *testing.T) {
@@ -616,6 +651,12 @@ func TestProvisionStateMachine(t *testing.T) {
 	})
 	provision("deploy", 400, "image_source")
 	f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "add", "path": "/instance_info/image_source", "value": "img-1"}})
+	for _, bad := range []any{42, map[string]any{"meta_data": "x"}, map[string]any{"other": map[string]any{}}, map[string]any{"user_data": 7}} {
+		f.expect(400, "PUT", "/v1/nodes/"+id+"/states/provision", admin, map[string]any{"target": "active", "configdrive": bad}, "Invalid configdrive format")
+	}
+	if n := f.node(id); n.ProvisionState != bmstate.StateAvailable {
+		t.Fatalf("a refused config drive moved the node to %s", n.ProvisionState)
+	}
 	f.expect(202, "PUT", "/v1/nodes/"+id+"/states/provision", admin, map[string]any{"target": "active", "configdrive": "H4sI..."})
 	state("deploying", "active")
 	// The config drive is kept for the conductor and masked.
@@ -877,6 +918,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	if _, err := f.local.Propose(ctx, bmstate.CmdDiscover, disc); err != nil {
 		t.Fatal(err)
 	}
+	pg := f.expect(201, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "name": "bond0"}).Body["uuid"].(string)
+	f.expect(200, "PATCH", "/v1/portgroups/"+pg, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	f.expect(204, "DELETE", "/v1/portgroups/bond0", admin, nil)
 	ch := f.expect(201, "POST", "/v1/chassis", admin, map[string]any{"description": "rack"}).Body["uuid"].(string)
 	f.expect(200, "PATCH", "/v1/chassis/"+ch, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
 	f.expect(204, "DELETE", "/v1/chassis/"+ch, admin, nil)
@@ -965,7 +1009,174 @@ func TestTraits(t *testing.T) {
 	if got := traits(); len(got) != 0 {
 		t.Fatalf("after delete: %v", got)
 	}
-	if res := f.call("GET", "/v1/nodes/n1/traits", admin, nil, headerVersion, "1.36"); res.Code != 404 {
-		t.Fatalf("traits at 1.36: %d", res.Code)
+	// Before 1.37, as Ironic answers: a read 406, a write 405, a removal
+	// 404; a node list asking for the traits field 406.
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/v1/nodes/n1/traits", 406}, {"PUT", "/v1/nodes/n1/traits", 405}, {"PUT", "/v1/nodes/n1/traits/CUSTOM_A", 405},
+		{"DELETE", "/v1/nodes/n1/traits/CUSTOM_A", 404}, {"DELETE", "/v1/nodes/n1/traits", 404}, {"GET", "/v1/nodes?fields=uuid,traits", 406},
+	} {
+		if res := f.call(c.method, c.path, admin, map[string]any{"traits": []string{"CUSTOM_A"}}, headerVersion, "1.36"); res.Code != c.want {
+			t.Errorf("%s %s at 1.36: %d, want %d", c.method, c.path, res.Code, c.want)
+		}
 	}
+}
+
+func TestPortgroups(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1"})["uuid"].(string)
+	other := f.createNode(map[string]any{"name": "n2"})["uuid"].(string)
+	// Before 1.23 there are none.
+	if res := f.call("GET", "/v1/portgroups", admin, nil, headerVersion, "1.22"); res.Code != 404 {
+		t.Fatalf("portgroups at 1.22: %d", res.Code)
+	}
+	g := f.expect(201, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "name": "bond0", "address": "52:54:00:AA:BB:01", "extra": map[string]any{"k": "v"}}).Body
+	gid := g["uuid"].(string)
+	if g["address"] != "52:54:00:aa:bb:01" || g["mode"] != "active-backup" || g["standalone_ports_supported"] != true || g["node_uuid"] != id {
+		t.Fatalf("created: %v", g)
+	}
+	f.expect(409, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": other, "address": "52:54:00:aa:bb:01"}, "already exists")
+	f.expect(400, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "address": "nope"}, "address")
+	f.expect(400, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "bogus": 1}, "bogus")
+	f.expect(400, "POST", "/v1/portgroups", admin, map[string]any{}, "node_uuid")
+	noAddr := f.expect(201, "POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id}).Body
+	if noAddr["address"] != nil || noAddr["name"] != nil {
+		t.Fatalf("without address: %v", noAddr)
+	}
+	if res := f.call("POST", "/v1/portgroups", admin, map[string]any{"node_uuid": id, "mode": "802.3ad"}, headerVersion, "1.25"); res.Code != 406 {
+		t.Fatalf("mode at 1.25: %d", res.Code)
+	}
+
+	// Shown by UUID or name, listed, and under the node.
+	if got := f.expect(200, "GET", "/v1/portgroups/bond0", admin, nil).Body; got["uuid"] != gid {
+		t.Fatalf("by name: %v", got)
+	}
+	if l := f.expect(200, "GET", "/v1/portgroups", admin, nil).Body["portgroups"].([]any); len(l) != 2 {
+		t.Fatalf("list: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/nodes/"+other+"/portgroups", admin, nil).Body["portgroups"].([]any); len(l) != 0 {
+		t.Fatalf("other node's: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/portgroups/detail?node="+id, admin, nil).Body["portgroups"].([]any); len(l) != 2 || l[0].(map[string]any)["extra"] == nil {
+		t.Fatalf("detail by node: %v", l)
+	}
+	f.expect(404, "GET", "/v1/portgroups/"+"6a1f8e7c-1111-4222-8333-944455550000", admin, nil, "could not be found")
+
+	// Patch.
+	got := f.expect(200, "PATCH", "/v1/portgroups/"+gid, admin, []any{
+		map[string]any{"op": "replace", "path": "/address", "value": "52:54:00:aa:bb:02"},
+		map[string]any{"op": "remove", "path": "/extra/k"},
+		map[string]any{"op": "add", "path": "/properties/miimon", "value": "100"},
+	}).Body
+	if got["address"] != "52:54:00:aa:bb:02" || len(got["extra"].(map[string]any)) != 0 || got["properties"].(map[string]any)["miimon"] != "100" {
+		t.Fatalf("patched: %v", got)
+	}
+	f.expect(400, "PATCH", "/v1/portgroups/"+gid, admin, []any{map[string]any{"op": "replace", "path": "/uuid", "value": "x"}})
+	// Before 1.26 the whole mode or properties is refused, a key of them
+	// is not (as Ironic checks the path).
+	if res := f.call("PATCH", "/v1/portgroups/"+gid, admin, []any{map[string]any{"op": "replace", "path": "/mode", "value": "802.3ad"}}, headerVersion, "1.25"); res.Code != 406 {
+		t.Fatalf("mode at 1.25: %d", res.Code)
+	}
+	if res := f.call("PATCH", "/v1/portgroups/"+gid, admin, []any{map[string]any{"op": "add", "path": "/properties/k", "value": "v"}}, headerVersion, "1.23"); res.Code != 200 {
+		t.Fatalf("a properties key at 1.23: %d %s", res.Code, res.Raw)
+	}
+
+	// A port joins it (on the same node only); the group lists it and
+	// cannot be deleted while it has it.
+	f.expect(400, "POST", "/v1/ports", admin, map[string]any{"address": "52:54:00:00:00:21", "node_uuid": other, "portgroup_uuid": gid}, "not on the same node")
+	p := f.expect(201, "POST", "/v1/ports", admin, map[string]any{"address": "52:54:00:00:00:21", "node_uuid": id, "portgroup_uuid": gid}).Body
+	if p["portgroup_uuid"] != gid {
+		t.Fatalf("port: %v", p)
+	}
+	if l := f.expect(200, "GET", "/v1/portgroups/"+gid+"/ports", admin, nil).Body["ports"].([]any); len(l) != 1 {
+		t.Fatalf("group's ports: %v", l)
+	}
+	if l := f.expect(200, "GET", "/v1/ports?portgroup=bond0", admin, nil).Body["ports"].([]any); len(l) != 1 {
+		t.Fatalf("ports?portgroup: %v", l)
+	}
+	f.expect(409, "DELETE", "/v1/portgroups/"+gid, admin, nil, "contains ports")
+	f.expect(200, "PATCH", "/v1/ports/"+p["uuid"].(string), admin, []any{map[string]any{"op": "remove", "path": "/portgroup_uuid"}})
+	f.expect(204, "DELETE", "/v1/portgroups/"+gid, admin, nil)
+	f.expect(404, "GET", "/v1/portgroups/"+gid, admin, nil)
+}
+
+// Ironic's fake console and management (fake-hardware) answer as in
+// Ironic; a node with no console refuses to enable one.
+func TestFakeConsoleAndBootDevice(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})["uuid"].(string)
+	if bd := f.expect(200, "GET", "/v1/nodes/"+id+"/management/boot_device", admin, nil).Body; bd["boot_device"] != "pxe" || bd["persistent"] != false {
+		t.Fatalf("fake boot device: %v", bd)
+	}
+	f.expect(400, "PUT", "/v1/nodes/"+id+"/states/console", admin, map[string]any{}, "enabled")
+	f.expect(202, "PUT", "/v1/nodes/"+id+"/states/console", admin, map[string]any{"enabled": true})
+	if c := f.expect(200, "GET", "/v1/nodes/states/console/"+id, admin, nil).Body; c["console_enabled"] != true || c["console_info"] == nil {
+		t.Fatalf("console: %v", c)
+	}
+	if n := f.expect(200, "GET", "/v1/nodes/"+id, admin, nil).Body; n["console_enabled"] != true {
+		t.Fatalf("node console_enabled: %v", n["console_enabled"])
+	}
+	real := f.createNode(map[string]any{"name": "n2"})["uuid"].(string)
+	f.expect(400, "PUT", "/v1/nodes/"+real+"/states/console", admin, map[string]any{"enabled": true}, "does not support a console")
+	if bd := f.expect(200, "GET", "/v1/nodes/"+real+"/management/boot_device", admin, nil).Body; bd["boot_device"] != nil {
+		t.Fatalf("boot device of a node never set: %v", bd)
+	}
+}
+
+// Protection as Ironic does it: only an active node (409 otherwise), a
+// reason only while protected, and unprotecting drops the reason.
+func TestProtected(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1"})["uuid"].(string)
+	set := func(status int, ops ...map[string]any) map[string]any {
+		t.Helper()
+		var body []any
+		for _, o := range ops {
+			body = append(body, o)
+		}
+		return f.expect(status, "PATCH", "/v1/nodes/"+id, admin, body).Body
+	}
+	op := func(path string, v any) map[string]any {
+		return map[string]any{"op": "replace", "path": path, "value": v}
+	}
+	set(409, op("/protected", true))
+	f.conductor(id, func(n *bmstate.Node) { n.ProvisionState = bmstate.StateActive })
+	set(400, op("/protected_reason", "why"))
+	if n := set(200, op("/protected", true), op("/protected_reason", "reason!")); n["protected"] != true || n["protected_reason"] != "reason!" {
+		t.Fatalf("protected: %v %v", n["protected"], n["protected_reason"])
+	}
+	if n := set(200, op("/protected", false)); n["protected"] != false || n["protected_reason"] != nil {
+		t.Fatalf("unprotected: %v %v", n["protected"], n["protected_reason"])
+	}
+	set(400, op("/protected", false), op("/protected_reason", "why"))
+}
+
+// A target RAID configuration (1.12) is checked against Ironic's schema
+// and recorded for a node whose RAID interface takes one (fake); the
+// fake-hardware type describes its logical disk properties.
+func TestRAIDConfig(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})["uuid"].(string)
+	want := map[string]any{"logical_disks": []any{map[string]any{"size_gb": 100.0, "raid_level": "1"}}}
+	f.expect(204, "PUT", "/v1/nodes/"+id+"/states/raid", admin, want)
+	if got := f.expect(200, "GET", "/v1/nodes/"+id, admin, nil).Body["target_raid_config"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("target_raid_config %v, want %v", got, want)
+	}
+	for _, bad := range []map[string]any{
+		{}, {"logical_disks": []any{map[string]any{"size_gb": 1.0, "raid_level": "7"}}},
+		{"logical_disks": []any{map[string]any{"size_gb": "big", "raid_level": "1"}}},
+	} {
+		f.expect(400, "PUT", "/v1/nodes/"+id+"/states/raid", admin, bad)
+	}
+	if res := f.call("PUT", "/v1/nodes/"+id+"/states/raid", admin, want, headerVersion, "1.11"); res.Code != 404 {
+		t.Fatalf("raid at 1.11: %d", res.Code)
+	}
+	real := f.createNode(map[string]any{"name": "n2"})["uuid"].(string)
+	f.expect(400, "PUT", "/v1/nodes/"+real+"/states/raid", admin, want, "raid interface is no-raid")
+	if p := f.expect(200, "GET", "/v1/drivers/fake-hardware/raid/logical_disk_properties", admin, nil).Body; p["raid_level"] == nil {
+		t.Fatalf("fake-hardware RAID properties: %v", p)
+	}
+	f.expect(400, "GET", "/v1/drivers/ipmi/raid/logical_disk_properties", admin, nil, "does not support RAID")
 }

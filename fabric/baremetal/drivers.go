@@ -198,6 +198,36 @@ func (s *Service) driverProperties(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
+// raidDiskProperties are the logical disk properties of Ironic's RAID
+// schema, which the fake RAID interface takes.
+var raidDiskProperties = map[string]any{
+	"raid_level":               "RAID level for the logical disk. Valid values are '0', '1', '2', '5', '6', '1+0', '5+0', '6+0' and 'JBOD'. Required.",
+	"size_gb":                  "Size in GiB (integer) for the logical disk, or 'MAX' for the largest possible. Required.",
+	"volume_name":              "Name of the volume. Optional.",
+	"is_root_volume":           "Whether the logical disk is the root volume. Optional.",
+	"share_physical_disks":     "Whether the logical disk may share physical disks with others. Optional.",
+	"disk_type":                "The type of disk preferred: 'hdd' or 'ssd'. Optional.",
+	"interface_type":           "The interface type of disk: 'sata', 'scsi' or 'sas'. Optional.",
+	"number_of_physical_disks": "Number of physical disks to use for this logical disk. Optional.",
+	"controller":               "Name of the controller. Optional.",
+	"physical_disks":           "The physical disks to use for this logical disk. Optional.",
+}
+
+// driverRAIDProperties answers a hardware type's RAID logical disk
+// properties (1.12) when its default RAID interface takes a RAID
+// configuration; none of the others does.
+func (s *Service) driverRAIDProperties(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.driverParam(r)
+	if err != nil {
+		return err
+	}
+	if d.interfaces["raid"] != "fake" {
+		return badRequestf("Driver %s does not support RAID configuration: its raid interface is %s.", d.name, d.interfaces["raid"])
+	}
+	api.JSON(w, http.StatusOK, raidDiskProperties)
+	return nil
+}
+
 // Conductors (1.49): the rackd nodes with provisioning services, as the
 // conductor agents register them.
 

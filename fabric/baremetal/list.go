@@ -27,6 +27,9 @@ type listing struct {
 	// unsortable are the fields holding JSON objects.
 	unsortable []string
 	filters    map[string]api.Filter
+	// since is the microversion each field appeared in: asking for a
+	// newer one is 406, as in Ironic.
+	since map[string]int
 }
 
 func (l listing) write(w http.ResponseWriter, r *http.Request, base string, views []api.View, detail bool) error {
@@ -43,6 +46,11 @@ func (l listing) write(w http.ResponseWriter, r *http.Request, base string, view
 	}
 	if len(bad) > 0 {
 		return badRequestf("Field(s) \"%s\" are not valid", strings.Join(bad, ", "))
+	}
+	for _, f := range fields {
+		if since, ok := l.since[f]; ok && versionOf(r.Context()) < since {
+			return versionError(f, since)
+		}
 	}
 	for _, k := range q["sort_key"] {
 		if slices.Contains(l.unsortable, k) || !slices.Contains(l.known, k) {

@@ -35,7 +35,7 @@ var fieldSince = map[string]int{
 	"storage_interface": 33, "traits": 37, "rescue_interface": 38, "bios_interface": 40, "fault": 42,
 	"deploy_step": 44, "conductor_group": 46, "automated_clean": 47, "protected": 48, "protected_reason": 48,
 	"conductor": 49, "owner": 50, "description": 51, "allocation_uuid": 52, "retired": 61, "retired_reason": 61,
-	"lessee": 65, "network_data": 66, "boot_mode": 75, "secure_boot": 75,
+	"portgroups": 24, "lessee": 65, "network_data": 66, "boot_mode": 75, "secure_boot": 75,
 	// firmware_interface is 1.86, beyond this API: never shown.
 	"firmware_interface": 86,
 }
@@ -48,7 +48,7 @@ var nodeFields = []string{
 	"provision_updated_at", "power_state", "target_power_state", "last_error", "console_enabled", "conductor",
 	"conductor_group", "chassis_uuid", "clean_step", "deploy_step", "raid_config", "target_raid_config",
 	"reservation", "allocation_uuid", "automated_clean", "inspection_started_at", "inspection_finished_at",
-	"created_at", "updated_at", "network_data", "boot_mode", "secure_boot", "links", "ports", "states",
+	"created_at", "updated_at", "network_data", "boot_mode", "secure_boot", "links", "ports", "portgroups", "states",
 	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "inspect_interface",
 	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
 	"storage_interface", "vendor_interface",
@@ -62,7 +62,8 @@ var nodeListing = listing{
 	key:        "nodes",
 	short:      []string{"uuid", "instance_uuid", "maintenance", "power_state", "provision_state", "name", "links"},
 	known:      nodeFields,
-	unsortable: []string{"driver_info", "driver_internal_info", "properties", "instance_info", "extra", "traits", "clean_step", "deploy_step", "raid_config", "target_raid_config", "network_data", "links", "ports", "states"},
+	since:      fieldSince,
+	unsortable: []string{"driver_info", "driver_internal_info", "properties", "instance_info", "extra", "traits", "clean_step", "deploy_step", "raid_config", "target_raid_config", "network_data", "links", "ports", "portgroups", "states"},
 	filters: map[string]api.Filter{
 		"associated": func(v api.View, want []string) (bool, error) {
 			b, ok := api.ToBool(want[0])
@@ -135,20 +136,21 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"maintenance": n.Maintenance, "maintenance_reason": nullStr(n.MaintenanceReason), "fault": nullStr(n.Fault),
 		"protected": n.Protected, "protected_reason": nullStr(n.ProtectedReason),
 		"retired": n.Retired, "retired_reason": nullStr(n.RetiredReason),
-		"provision_state": n.ProvisionState, "target_provision_state": nullStr(n.TargetProvisionState),
+		"provision_state": provisionStateText(r, n.ProvisionState), "target_provision_state": nullStr(n.TargetProvisionState),
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
 		"power_state":          nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
-		"last_error": nullStr(n.LastError), "console_enabled": false,
+		"last_error": nullStr(n.LastError), "console_enabled": n.ConsoleEnabled,
 		"conductor": nullStr(n.Conductor), "conductor_group": "", "chassis_uuid": nullStr(n.ChassisID),
 		"clean_step": map[string]any{}, "deploy_step": map[string]any{},
-		"raid_config": map[string]any{}, "target_raid_config": map[string]any{},
+		"raid_config": map[string]any{}, "target_raid_config": jsonMap(n.TargetRAIDConfig),
 		"reservation": nil, "allocation_uuid": nil, "automated_clean": nil,
 		"inspection_started_at": timeText(n.InspectionStartedAt), "inspection_finished_at": timeText(n.InspectedAt),
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt),
 		"network_data": map[string]any{}, "boot_mode": nil, "secure_boot": nil,
-		"links":  links(base, "nodes", n.ID),
-		"ports":  links(base, "nodes", n.ID+"/ports"),
-		"states": links(base, "nodes", n.ID+"/states"),
+		"links":      links(base, "nodes", n.ID),
+		"ports":      links(base, "nodes", n.ID+"/ports"),
+		"portgroups": links(base, "nodes", n.ID+"/portgroups"),
+		"states":     links(base, "nodes", n.ID+"/states"),
 	}
 	for _, k := range interfaceKinds {
 		v[k+"_interface"] = n.Interfaces[k]
@@ -449,7 +451,7 @@ func (s *Service) setFields(n *bmstate.Node, doc map[string]any, d *driver, crea
 		return in.Err
 	}
 	if n.Protected && !create && n.ProvisionState != bmstate.StateActive {
-		return badRequestf("Protected can only be set in state active, node %s is %s.", n.ID, n.ProvisionState)
+		return conflictf("Protected can only be set in state active, node %s is %s.", n.ID, n.ProvisionState)
 	}
 	if !n.Protected && n.ProtectedReason != "" {
 		return badRequestf("Cannot set protected_reason while protected is False.")

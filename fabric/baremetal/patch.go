@@ -228,6 +228,10 @@ func (s *Service) updateNode(w http.ResponseWriter, r *http.Request) error {
 		if err := applyPatch(doc, ops, nodeReadOnly, []string{"driver"}); err != nil {
 			return err
 		}
+		if p, _ := doc["protected"].(bool); !p && !touches(ops, "protected_reason") {
+			// Unprotecting drops the reason, as in Ironic.
+			doc["protected_reason"] = nil
+		}
 		drvName, _ := doc["driver"].(string)
 		d := findDriver(drvName)
 		if d == nil {

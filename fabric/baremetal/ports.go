@@ -3,6 +3,7 @@ package baremetal
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -26,7 +27,7 @@ func (s *Service) portView(r *http.Request, p *bmstate.Port) api.View {
 	v := api.View{
 		"id": p.ID, "uuid": p.ID, "address": p.Address, "node_uuid": p.NodeID, "pxe_enabled": p.PXEEnabled,
 		"local_link_connection": llc, "physical_network": nullStr(p.PhysicalNetwork), "extra": jsonMap(p.Extra),
-		"is_smartnic": p.IsSmartNIC, "internal_info": map[string]any{}, "portgroup_uuid": nil,
+		"is_smartnic": p.IsSmartNIC, "internal_info": map[string]any{}, "portgroup_uuid": nullStr(p.PortgroupID),
 		"created_at": timeText(p.CreatedAt), "updated_at": timeText(p.UpdatedAt),
 		"links": links(s.baseURL(r), "ports", p.ID),
 	}
@@ -56,7 +57,20 @@ func (s *Service) listPorts(detail, underNode bool) api.HandlerFunc {
 			node = q.Get("node_uuid")
 		}
 		var rows []*bmstate.Port
-		if node != "" {
+		group := q.Get("portgroup")
+		if underGroup := chi.URLParam(r, "portgroup"); underGroup != "" {
+			group = underGroup
+		}
+		if group != "" {
+			g, err := lookupPortgroup(tx, group)
+			if err != nil {
+				if chi.URLParam(r, "portgroup") != "" {
+					return err
+				}
+				return badRequestf("%s", err.Error())
+			}
+			rows = bmstate.PortgroupPorts(tx, g.ID)
+		} else if node != "" {
 			n, err := lookupNode(tx, node)
 			if err != nil {
 				if underNode {
@@ -67,6 +81,14 @@ func (s *Service) listPorts(detail, underNode bool) api.HandlerFunc {
 			rows = bmstate.Ports(tx, n.ID)
 		} else {
 			rows = store.All[bmstate.Port](tx, bmstate.PortTable, "id")
+		}
+		if group != "" && node != "" {
+			// Both given: the group's ports on that node.
+			n, err := lookupNode(tx, node)
+			if err != nil {
+				return badRequestf("%s", err.Error())
+			}
+			rows = slices.DeleteFunc(rows, func(p *bmstate.Port) bool { return p.NodeID != n.ID })
 		}
 		var views []api.View
 		for _, p := range rows {
@@ -81,7 +103,7 @@ func (s *Service) listPorts(detail, underNode bool) api.HandlerFunc {
 				"address": func(v api.View, want []string) (bool, error) {
 					return bmstate.NormalizeMAC(want[0]) == v["address"], nil
 				},
-				"portgroup": func(api.View, []string) (bool, error) { return false, nil },
+				"portgroup": func(api.View, []string) (bool, error) { return true, nil },
 			},
 		}
 		return l.write(w, r, s.baseURL(r), views, detail)
@@ -218,8 +240,13 @@ func setPortFields(p *bmstate.Port, doc map[string]any, create bool) error {
 			p.LocalLinkConnection[k] = text
 		}
 	}
-	if in.Has("portgroup_uuid") && !in.IsNull("portgroup_uuid") {
-		return wording{}.BadField("portgroup_uuid", in.Obj["portgroup_uuid"], "Port groups are not supported by this cloud.")
+	if has("portgroup_uuid") {
+		// The group's existence and node are checked where the port is
+		// written.
+		p.PortgroupID = strings.ToLower(in.Str("portgroup_uuid", "", 36))
+		if in.Err == nil && p.PortgroupID != "" && !uuidRE.MatchString(p.PortgroupID) {
+			return wording{}.BadField("portgroup_uuid", p.PortgroupID, "Expected a UUID.")
+		}
 	}
 	return in.Err
 }
@@ -232,7 +259,7 @@ func portDoc(p *bmstate.Port) map[string]any {
 	return map[string]any{
 		"address": p.Address, "node_uuid": p.NodeID, "pxe_enabled": p.PXEEnabled, "local_link_connection": llc,
 		"physical_network": nullStr(p.PhysicalNetwork), "extra": deepCopy(jsonMap(p.Extra)), "is_smartnic": p.IsSmartNIC,
-		"portgroup_uuid": nil,
+		"portgroup_uuid": nullStr(p.PortgroupID),
 	}
 }
 

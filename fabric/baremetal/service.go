@@ -14,6 +14,7 @@ package baremetal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -120,6 +121,11 @@ func (s *Service) routes() []api.Route {
 		{Method: put, Path: "/v1/nodes/{node}/states/provision", Access: admin, Rule: "baremetal:node:set_provision_state", Handle: s.setProvisionState},
 		{Method: get, Path: "/v1/nodes/{node}/states/console", Access: admin, Rule: "baremetal:node:get_console", Handle: s.showConsole},
 		{Method: put, Path: "/v1/nodes/{node}/states/console", Access: admin, Rule: "baremetal:node:set_console_state", Handle: s.setConsole},
+		// Ironic also serves a node's console at /v1/nodes/states/console/{node}
+		// (its states controller hangs off the nodes collection too), where
+		// tempest's client asks.
+		{Method: get, Path: "/v1/nodes/states/console/{node}", Access: admin, Rule: "baremetal:node:get_console", Handle: s.showConsole},
+		{Method: put, Path: "/v1/nodes/{node}/states/raid", Access: admin, Rule: "baremetal:node:set_raid_state", Handle: since(12, s.setRAIDConfig)},
 		{Method: put, Path: "/v1/nodes/{node}/states/power", Access: admin, Rule: "baremetal:node:set_power_state", Handle: s.setPowerState},
 		{Method: get, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:get_boot_device", Handle: s.showBootDevice},
 		{Method: put, Path: "/v1/nodes/{node}/management/boot_device", Access: admin, Rule: "baremetal:node:set_boot_device", Handle: s.setBootDevice},
@@ -129,10 +135,10 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v1/nodes/{node}/history/{event}", Access: admin, Rule: "baremetal:node:history:get", Handle: since(78, s.showHistory)},
 		{Method: get, Path: "/v1/nodes/{node}/vifs", Access: admin, Rule: "baremetal:node:vif:list", Handle: since(28, s.listVIFs)},
 		{Method: post, Path: "/v1/nodes/{node}/vifs", Access: admin, Rule: "baremetal:node:vif:attach", Handle: since(28, s.attachVIF)},
-		{Method: get, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:list", Handle: since(37, s.listTraits)},
-		{Method: put, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:set", Handle: since(37, s.setTraits)},
+		{Method: get, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:list", Handle: sinceOr(37, http.StatusNotAcceptable, s.listTraits)},
+		{Method: put, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:set", Handle: sinceOr(37, http.StatusMethodNotAllowed, s.setTraits)},
 		{Method: del, Path: "/v1/nodes/{node}/traits", Access: admin, Rule: "baremetal:node:traits:delete", Handle: since(37, s.removeTraits)},
-		{Method: put, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:set", Handle: since(37, s.addTrait)},
+		{Method: put, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:set", Handle: sinceOr(37, http.StatusMethodNotAllowed, s.addTrait)},
 		{Method: del, Path: "/v1/nodes/{node}/traits/{trait}", Access: admin, Rule: "baremetal:node:traits:delete", Handle: since(37, s.removeTrait)},
 		{Method: get, Path: "/v1/nodes/{node}/ports", Access: admin, Rule: "baremetal:port:list", Handle: s.listPorts(false, true)},
 		{Method: get, Path: "/v1/nodes/{node}/ports/detail", Access: admin, Rule: "baremetal:port:list", Handle: s.listPorts(true, true)},
@@ -143,6 +149,17 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v1/ports/{port}", Access: admin, Rule: "baremetal:port:get", Handle: s.showPort},
 		{Method: patch, Path: "/v1/ports/{port}", Access: admin, Rule: "baremetal:port:update", Handle: s.updatePort},
 		{Method: del, Path: "/v1/ports/{port}", Access: admin, Rule: "baremetal:port:delete", Handle: s.deletePort},
+
+		{Method: get, Path: "/v1/portgroups", Access: admin, Rule: "baremetal:portgroup:list", Handle: since(23, s.listPortgroups(false, false))},
+		{Method: get, Path: "/v1/portgroups/detail", Access: admin, Rule: "baremetal:portgroup:list_all", Handle: since(23, s.listPortgroups(true, false))},
+		{Method: post, Path: "/v1/portgroups", Access: admin, Rule: "baremetal:portgroup:create", Handle: since(23, s.createPortgroup)},
+		{Method: get, Path: "/v1/portgroups/{portgroup}", Access: admin, Rule: "baremetal:portgroup:get", Handle: since(23, s.showPortgroup)},
+		{Method: patch, Path: "/v1/portgroups/{portgroup}", Access: admin, Rule: "baremetal:portgroup:update", Handle: since(23, s.updatePortgroup)},
+		{Method: del, Path: "/v1/portgroups/{portgroup}", Access: admin, Rule: "baremetal:portgroup:delete", Handle: since(23, s.deletePortgroup)},
+		{Method: get, Path: "/v1/portgroups/{portgroup}/ports", Access: admin, Rule: "baremetal:port:list", Handle: since(24, s.listPorts(false, false))},
+		{Method: get, Path: "/v1/portgroups/{portgroup}/ports/detail", Access: admin, Rule: "baremetal:port:list", Handle: since(24, s.listPorts(true, false))},
+		{Method: get, Path: "/v1/nodes/{node}/portgroups", Access: admin, Rule: "baremetal:portgroup:list", Handle: since(24, s.listPortgroups(false, true))},
+		{Method: get, Path: "/v1/nodes/{node}/portgroups/detail", Access: admin, Rule: "baremetal:portgroup:list", Handle: since(24, s.listPortgroups(true, true))},
 
 		{Method: get, Path: "/v1/chassis", Access: admin, Rule: "baremetal:chassis:get", Handle: s.listChassis(false)},
 		{Method: get, Path: "/v1/chassis/detail", Access: admin, Rule: "baremetal:chassis:get", Handle: s.listChassis(true)},
@@ -156,6 +173,7 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v1/drivers", Access: admin, Rule: "baremetal:driver:get", Handle: s.listDrivers},
 		{Method: get, Path: "/v1/drivers/{driver}", Access: admin, Rule: "baremetal:driver:get", Handle: s.showDriver},
 		{Method: get, Path: "/v1/drivers/{driver}/properties", Access: admin, Rule: "baremetal:driver:get_properties", Handle: s.driverProperties},
+		{Method: get, Path: "/v1/drivers/{driver}/raid/logical_disk_properties", Access: admin, Rule: "baremetal:driver:get_raid_logical_disk_properties", Handle: since(12, s.driverRAIDProperties)},
 
 		{Method: get, Path: "/v1/conductors", Access: admin, Rule: "baremetal:conductor:get", Handle: since(49, s.listConductors)},
 		{Method: get, Path: "/v1/conductors/{conductor}", Access: admin, Rule: "baremetal:conductor:get", Handle: since(49, s.showConductor)},
@@ -168,6 +186,18 @@ func since(minor int, h api.HandlerFunc) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if versionOf(r.Context()) < minor {
 			return notFoundf("The resource could not be found.")
+		}
+		return h(w, r)
+	}
+}
+
+// sinceOr is since with the status Ironic answers before the
+// microversion where it is not a 404 (traits: 406 for a read, 405 for a
+// write).
+func sinceOr(minor, status int, h api.HandlerFunc) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if versionOf(r.Context()) < minor {
+			return api.Errorf(status, "Request not acceptable: this resource needs API version %s or later.", fmt.Sprint(versionText(minor)))
 		}
 		return h(w, r)
 	}

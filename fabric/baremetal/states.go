@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -75,15 +76,36 @@ func (s *Service) showStates(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{
-		"console_enabled": false, "last_error": nullStr(n.LastError),
+	v := map[string]any{
+		"console_enabled": n.ConsoleEnabled, "last_error": nullStr(n.LastError),
 		"power_state": nullStr(n.PowerState), "target_power_state": nullStr(n.TargetPowerState),
-		"provision_state": n.ProvisionState, "target_provision_state": nullStr(n.TargetProvisionState),
+		"provision_state": provisionStateText(r, n.ProvisionState), "target_provision_state": nullStr(n.TargetProvisionState),
 		"provision_updated_at": timeText(n.ProvisionUpdatedAt),
-		"raid_config":          map[string]any{}, "target_raid_config": map[string]any{},
+		"raid_config":          map[string]any{}, "target_raid_config": jsonMap(n.TargetRAIDConfig),
 		"boot_mode": nil, "secure_boot": nil,
-	})
+	}
+	// The states are a part of the node's view: a field the node does
+	// not show at this microversion is not here either, as in Ironic.
+	minor := versionOf(r.Context())
+	for f, since := range statesSince {
+		if minor < since {
+			delete(v, f)
+		}
+	}
+	api.JSON(w, http.StatusOK, v)
 	return nil
+}
+
+// statesSince is the microversion each states field appeared in.
+var statesSince = map[string]int{"raid_config": 12, "target_raid_config": 12, "boot_mode": 75, "secure_boot": 75}
+
+// provisionStateText is provision_state as a client of the request's
+// microversion knows it: before 1.2, available was "no state" (null).
+func provisionStateText(r *http.Request, state string) any {
+	if state == bmstate.StateAvailable && versionOf(r.Context()) < 2 {
+		return nil
+	}
+	return state
 }
 
 // validation is what validate says of each interface.
@@ -163,6 +185,9 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 	if configdrive != nil && verb != bmstate.VerbActive && verb != bmstate.VerbDeploy && verb != bmstate.VerbRebuild {
 		return badRequestf("Adding a config drive is only supported when setting provision state to %s or %s", bmstate.VerbActive, bmstate.VerbRebuild)
 	}
+	if err := checkConfigDrive(configdrive); err != nil {
+		return err
+	}
 	n, err := s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(_ *memdb.Txn, n *bmstate.Node) error {
 		to, target, err := bmstate.Next(n.ProvisionState, verb)
 		if errors.Is(err, bmstate.ErrBadTransition) {
@@ -179,7 +204,9 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 		}
 		switch verb {
 		case bmstate.VerbDeploy, bmstate.VerbActive, bmstate.VerbRebuild:
-			if src, _ := n.InstanceInfo["image_source"].(string); src == "" {
+			// Ironic's fake deploy interface writes nothing and asks for
+			// no image.
+			if src, _ := n.InstanceInfo["image_source"].(string); src == "" && n.Interfaces["deploy"] != "fake" {
 				return badRequestf("Cannot validate image information for node %s because one or more parameters are missing from its instance_info. Missing are: ['image_source']", n.ID)
 			}
 			if configdrive != nil {
@@ -210,6 +237,40 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 	s.statesLocation(w, r, n)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// checkConfigDrive takes what Ironic's schema takes: a string (a
+// gzipped, base64-encoded ISO, or its URL) or an object of meta_data,
+// network_data, vendor_data (objects) and user_data (object, list or
+// string), which the conductor builds into a config-2 drive.
+func checkConfigDrive(v any) error {
+	bad := func(why string) error {
+		return &api.Error{Status: http.StatusBadRequest, Field: "configdrive",
+			Msg: "Invalid configdrive format: " + why}
+	}
+	switch v := v.(type) {
+	case nil, string:
+		return nil
+	case map[string]any:
+		for k, val := range v {
+			switch k {
+			case "meta_data", "network_data", "vendor_data":
+				if _, ok := val.(map[string]any); !ok && val != nil {
+					return bad(k + " must be an object")
+				}
+			case "user_data":
+				switch val.(type) {
+				case nil, string, map[string]any, []any:
+				default:
+					return bad("user_data must be a string, an object or a list")
+				}
+			default:
+				return bad("unexpected key " + k + " (want meta_data, network_data, user_data, vendor_data)")
+			}
+		}
+		return nil
+	}
+	return bad("want a string or an object")
 }
 
 var powerTargets = []string{bmstate.PowerOn, bmstate.PowerOff, bmstate.Rebooting, bmstate.SoftOff, bmstate.SoftBoot}
@@ -255,8 +316,12 @@ func (s *Service) showBootDevice(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var dev, persistent any
-	if n.BootDevice != "" {
+	switch {
+	case n.BootDevice != "":
 		dev, persistent = n.BootDevice, n.BootDevicePersistent
+	case n.Interfaces["management"] == "fake":
+		// Ironic's fake management reports a one-time PXE boot.
+		dev, persistent = "pxe", false
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"boot_device": dev, "persistent": persistent})
 	return nil
@@ -421,19 +486,46 @@ func (s *Service) showHistory(w http.ResponseWriter, r *http.Request) error {
 // interface): the state says so, and enabling one is refused.
 
 func (s *Service) showConsole(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := s.readNode(r); err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"console_enabled": false, "console_info": nil})
-	return nil
-}
-
-func (s *Service) setConsole(w http.ResponseWriter, r *http.Request) error {
 	_, n, err := s.readNode(r)
 	if err != nil {
 		return err
 	}
-	return badRequestf("Node %s does not support a console: its console interface is %s.", n.ID, n.Interfaces["console"])
+	var info any
+	if n.ConsoleEnabled {
+		// Ironic's fake console answers with a fake connection.
+		info = map[string]any{"type": "fake", "url": "fake-url"}
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"console_enabled": n.ConsoleEnabled, "console_info": info})
+	return nil
+}
+
+// setConsole enables or disables the console of a node whose console
+// interface is Ironic's fake one; no other console exists here.
+func (s *Service) setConsole(w http.ResponseWriter, r *http.Request) error {
+	body, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	in := api.NewInput(body, wording{})
+	if !in.Has("enabled") {
+		return wording{}.Missing("enabled")
+	}
+	enabled := in.Bool("enabled", false)
+	if in.Err != nil {
+		return in.Err
+	}
+	_, err = s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(_ *memdb.Txn, n *bmstate.Node) error {
+		if n.Interfaces["console"] != "fake" {
+			return badRequestf("Node %s does not support a console: its console interface is %s.", n.ID, n.Interfaces["console"])
+		}
+		n.ConsoleEnabled = enabled
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 func (s *Service) listVIFs(w http.ResponseWriter, r *http.Request) error {
@@ -449,4 +541,55 @@ func (s *Service) attachVIF(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return badRequestf("Attaching a VIF is not supported: tenant networks on bare metal need switch configuration, which this cloud does not do; bare-metal servers use the provisioning network.")
+}
+
+// raidLevels are the RAID levels Ironic's RAID schema allows.
+var raidLevels = []string{"0", "1", "2", "5", "6", "1+0", "5+0", "6+0", "JBOD"}
+
+// setRAIDConfig records a node's target RAID configuration (1.12),
+// checked against Ironic's schema; only a node whose RAID interface can
+// take one (Ironic's fake) does.
+func (s *Service) setRAIDConfig(w http.ResponseWriter, r *http.Request) error {
+	body, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	disks, ok := body["logical_disks"].([]any)
+	if !ok || len(disks) == 0 {
+		return wording{}.BadField("logical_disks", body["logical_disks"], "RAID config validation error: 'logical_disks' is a required list of at least one logical disk.")
+	}
+	for i, raw := range disks {
+		d, ok := raw.(map[string]any)
+		if !ok {
+			return wording{}.BadField("logical_disks", raw, fmt.Sprintf("RAID config validation error: logical disk %d is not an object.", i))
+		}
+		level, _ := d["raid_level"].(string)
+		if !slices.Contains(raidLevels, level) {
+			return wording{}.BadField("raid_level", d["raid_level"], "RAID config validation error: raid_level must be one of "+strings.Join(raidLevels, ", ")+".")
+		}
+		switch size := d["size_gb"].(type) {
+		case float64:
+			if size < 0 || size != float64(int64(size)) {
+				return wording{}.BadField("size_gb", size, "RAID config validation error: size_gb must be a whole number of GiB or MAX.")
+			}
+		case string:
+			if size != "MAX" {
+				return wording{}.BadField("size_gb", size, "RAID config validation error: size_gb must be a whole number of GiB or MAX.")
+			}
+		default:
+			return wording{}.BadField("size_gb", d["size_gb"], "RAID config validation error: size_gb is required.")
+		}
+	}
+	_, err = s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(_ *memdb.Txn, n *bmstate.Node) error {
+		if iface := n.Interfaces["raid"]; iface != "fake" {
+			return badRequestf("Node %s cannot be configured for RAID: its raid interface is %s.", n.ID, iface)
+		}
+		n.TargetRAIDConfig = body
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

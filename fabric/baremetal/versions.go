@@ -117,7 +117,7 @@ func (s *Service) root(w http.ResponseWriter, r *http.Request) error {
 var resources = []struct {
 	name  string
 	since int
-}{{"chassis", 1}, {"nodes", 1}, {"ports", 1}, {"drivers", 1}, {"conductors", 49}}
+}{{"chassis", 1}, {"nodes", 1}, {"ports", 1}, {"drivers", 1}, {"portgroups", 23}, {"conductors", 49}}
 
 func (s *Service) v1(w http.ResponseWriter, r *http.Request) error {
 	base := s.baseURL(r)

@@ -173,7 +173,74 @@ func (c *Conductor) Inventory(ctx context.Context, token string, inv agentapi.In
 	if m.Agent == nil || m.Agent.ID != bootID {
 		return agentapi.InventoryReply{}, ipxe.ErrBadToken
 	}
+	if m.Agent.Op == OpInspect {
+		// Ironic's inspection: ports for the NICs found without one, and
+		// pxe_enabled on the NIC the machine booted from.
+		if err := c.inspectPorts(ctx, m, &inv); err != nil {
+			return agentapi.InventoryReply{}, err
+		}
+	}
 	return agentapi.InventoryReply{Node: m.ID}, nil
+}
+
+// inspectPorts creates the ports AddPorts asks for that the node lacks,
+// and, when the inventory says which NIC the machine PXE-booted from,
+// marks that port pxe_enabled and the node's others not (Ironic's
+// update_pxe_enabled).
+func (c *Conductor) inspectPorts(ctx context.Context, n *bmstate.Node, inv *agentapi.Inventory) error {
+	pxeMAC := bmstate.NormalizeMAC(inv.Boot.PXEInterface)
+	policy := c.AddPorts
+	if policy == "" {
+		policy = AddPortsPXE
+	}
+	txn, err := c.Repl.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("read ports: %w", err)
+	}
+	now := c.now()
+	seen := map[string]bool{}
+	for _, nic := range inv.Interfaces {
+		mac := bmstate.NormalizeMAC(nic.MACAddress)
+		if mac == "" || seen[mac] {
+			continue
+		}
+		seen[mac] = true
+		switch {
+		case policy == AddPortsDisabled,
+			policy == AddPortsPXE && mac != pxeMAC,
+			policy == AddPortsActive && nic.IPv4Address == "" && mac != pxeMAC:
+			continue
+		}
+		if bmstate.NodeByMAC(txn, mac) != nil {
+			continue // this node's already, or another node's: never moved
+		}
+		port := bmstate.Port{ID: newUUID(), Address: mac, NodeID: n.ID, PXEEnabled: mac == pxeMAC, CreatedAt: now}
+		if _, err := c.Repl.Propose(ctx, bmstate.CmdCreatePort, bmstate.CreatePortCmd{Row: port}); err != nil {
+			if errors.Is(err, store.ErrOutcomeUnknown) {
+				return fmt.Errorf("add port %s to node %s: %w", mac, n.ID, err)
+			}
+			// Another port took the MAC in the meantime: it stays.
+			c.log().Warn("conductor: inspection could not add a port", "node", n.ID, "mac", mac, "err", err)
+			continue
+		}
+		c.log().Info("conductor: inspection added a port", "node", n.ID, "mac", mac, "pxe", mac == pxeMAC)
+	}
+	if pxeMAC == "" || !seen[pxeMAC] {
+		return nil
+	}
+	for _, p := range bmstate.Ports(txn, n.ID) {
+		if p.PXEEnabled == (p.Address == pxeMAC) {
+			continue
+		}
+		row := *p
+		row.PXEEnabled = p.Address == pxeMAC
+		row.UpdatedAt = now
+		if _, err := c.Repl.Propose(ctx, bmstate.CmdPutPort, bmstate.PutPortCmd{Row: row, Revision: p.Revision}); err != nil && !bmstate.IsStale(err) {
+			// A port changed through the API since is the operator's.
+			return fmt.Errorf("set pxe_enabled of port %s: %w", p.ID, err)
+		}
+	}
+	return nil
 }
 
 // discover enrols a machine from its discovery boot: a node in enroll

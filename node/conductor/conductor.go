@@ -26,7 +26,6 @@ import (
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
@@ -47,6 +46,14 @@ type BMC interface {
 	SetBootDevice(ctx context.Context, device string, persistent bool) error
 	Close(ctx context.Context) error
 }
+
+// Ironic's add_ports choices (Conductor.AddPorts).
+const (
+	AddPortsPXE      = "pxe"
+	AddPortsActive   = "active"
+	AddPortsAll      = "all"
+	AddPortsDisabled = "disabled"
+)
 
 // Power actions and boot devices, by provision/bmc's (bmclib's) names.
 const (
@@ -111,8 +118,14 @@ type Conductor struct {
 	RegisterEvery time.Duration
 	// BMCTimeout bounds one BMC session (default 2 min).
 	BMCTimeout time.Duration
+	// AddPorts is which NICs an inspection gives a port when they have
+	// none, as Ironic's [inspector] add_ports: AddPortsPXE (the default:
+	// the NIC the machine booted from), AddPortsActive (NICs with an
+	// IPv4 address), AddPortsAll, or AddPortsDisabled.
+	AddPorts string
 
 	imageMu      sync.Mutex
+	imageLocks   map[string]*sync.Mutex
 	syncMu       sync.Mutex
 	lastSync     time.Time
 	lastRegister time.Time
@@ -120,7 +133,26 @@ type Conductor struct {
 	// reports only changes (a restarted conductor reports each once).
 	mu       sync.Mutex
 	reported map[string]computestate.Observed
+
+	// Each node is stepped by its own goroutine, so one node's slow BMC
+	// session or image conversion holds up no other node's progress
+	// (when a pass waited for every step, three deploys at once took
+	// twice as long as one: each node's BMC steps queued the others'
+	// next moves). busy holds the nodes with a step running; skipped
+	// those a pass found busy, which are stepped again once free (the
+	// row may have changed under the running step); wake starts that
+	// pass.
+	workMu  sync.Mutex
+	busy    map[string]bool
+	skipped map[string]bool
+	wake    chan struct{}
+	slots   chan struct{}
+	steps   sync.WaitGroup
 }
+
+// maxSteps bounds the nodes stepped at once (BMC sessions, mostly), as
+// Ironic's conductor bounds its worker pool.
+const maxSteps = 64
 
 func (c *Conductor) now() time.Time {
 	if c.Now != nil {
@@ -167,7 +199,10 @@ func (c *Conductor) Run(ctx context.Context) error {
 		Name: "conductor", Pass: c.Pass, Resync: orDefault(c.Resync, 2*time.Second),
 		Debounce: 50 * time.Millisecond, MaxBackoff: 10 * time.Second, Log: c.log(),
 	}
-	return loop.Run(ctx)
+	err := loop.Run(ctx)
+	// Steps end with ctx; none outlives Run.
+	c.steps.Wait()
+	return err
 }
 
 // Register records this conductor in the Conductor table.
@@ -208,27 +243,79 @@ func (c *Conductor) Pass(ctx context.Context) (memdb.WatchSet, error) {
 			c.log().Warn("conductor: refresh registration", "err", err)
 		}
 	}
-	var g errgroup.Group
-	g.SetLimit(8)
 	for _, row := range store.All[bmstate.Node](txn, bmstate.NodeTable, "id") {
 		n := row.Clone()
 		if n.Conductor == "" {
-			g.Go(func() error { c.adopt(ctx, n); return nil })
+			c.launch(n.ID, func() { c.adopt(ctx, n) })
 			continue
 		}
 		if n.Conductor != c.Name {
 			continue
 		}
-		g.Go(func() error {
+		c.launch(n.ID, func() {
 			if err := c.step(ctx, txn, n, syncPower); err != nil && ctx.Err() == nil {
 				c.log().Warn("conductor: node", "node", n.ID, "state", n.ProvisionState, "err", err)
 			}
-			return nil
 		})
 	}
-	g.Wait()
+	ws.Add(c.wakeCh())
 	return ws, nil
 }
+
+// launch runs do for node id in its own goroutine unless a step of that
+// node is running; then the node is stepped again by the pass that
+// starts when that step ends.
+func (c *Conductor) launch(id string, do func()) {
+	c.workMu.Lock()
+	defer c.workMu.Unlock()
+	if c.busy[id] {
+		if c.skipped == nil {
+			c.skipped = map[string]bool{}
+		}
+		c.skipped[id] = true
+		return
+	}
+	if c.busy == nil {
+		c.busy = map[string]bool{}
+	}
+	c.busy[id] = true
+	if c.slots == nil {
+		c.slots = make(chan struct{}, maxSteps)
+	}
+	slots := c.slots
+	c.steps.Add(1)
+	go func() {
+		defer c.steps.Done()
+		slots <- struct{}{}
+		do()
+		<-slots
+		c.workMu.Lock()
+		delete(c.busy, id)
+		again := c.skipped[id]
+		delete(c.skipped, id)
+		c.workMu.Unlock()
+		if again {
+			select {
+			case c.wakeCh() <- struct{}{}:
+			default: // a pass is due already
+			}
+		}
+	}()
+}
+
+// wakeCh is the channel a pass's watch set holds so that a node skipped
+// while busy is stepped again.
+func (c *Conductor) wakeCh() chan struct{} {
+	c.workMu.Lock()
+	defer c.workMu.Unlock()
+	if c.wake == nil {
+		c.wake = make(chan struct{}, 1)
+	}
+	return c.wake
+}
+
+// settle waits until no step runs (tests step a pass to its end).
+func (c *Conductor) settle() { c.steps.Wait() }
 
 // adopt makes this conductor the node's: a node created through the API
 // names no conductor, and every conductor offers; the revision check lets

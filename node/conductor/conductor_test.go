@@ -1,7 +1,11 @@
 package conductor
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -305,7 +309,8 @@ func deployServer(t *testing.T, w *world, id, mac string) (*agent, agentapi.Comm
 	w.set(id, func(n *bmstate.Node) {
 		n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
 		n.InstanceUUID = serverID
-		n.InstanceInfo = map[string]any{"image_source": "img-1"}
+		// As the compute service's claim writes it.
+		n.InstanceInfo = map[string]any{"image_source": "img-1", "root_gb": 1, "configdrive": true}
 	})
 	w.passUntil(id, bmstate.StateDeployWait)
 	a := w.agent(mac)
@@ -794,5 +799,276 @@ func TestHTTPWithTheConductor(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("token %q: %d, want 401", tok, resp.StatusCode)
 		}
+	}
+}
+
+// One node's BMC session that hangs holds up no other node: a node whose
+// agent reports while another node's step is stuck in its BMC moves on.
+// (Passes that waited for every step held it until the stuck one ended.)
+func TestASlowNodeDoesNotHoldUpTheOthers(t *testing.T) {
+	w := newWorld(t)
+	const macB = "52:54:00:00:00:0b"
+	w.rack("node-a", pxeMAC, bmstate.StateManageable)
+	w.rack("node-b", macB, bmstate.StateManageable)
+	// node-b is cleaning, its agent running the clean command.
+	w.set("node-b", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+	})
+	w.passUntil("node-b", bmstate.StateCleanWait)
+	agentB := w.agent(macB)
+	cmdB := agentB.heartbeat()
+
+	// node-a starts cleaning, and its BMC hangs on the boot device.
+	ma := w.machines["10.0.0.a"]
+	release := make(chan struct{})
+	ma.mu.Lock()
+	ma.block, ma.entered = release, make(chan struct{}, 4)
+	ma.mu.Unlock()
+	w.set("node-a", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+	})
+	ctx, cancel := context.WithCancel(w.ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- w.c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-ma.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("node-a's BMC was never called")
+	}
+
+	agentB.result(cmdB, true, "erased /dev/vda")
+	deadline := time.Now().Add(30 * time.Second)
+	for w.node("node-b").ProvisionState != bmstate.StateAvailable {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b is %s while node-a's BMC hangs: its cleaning never finished", w.node("node-b").ProvisionState)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := w.node("node-a").ProvisionState; st != bmstate.StateCleaning {
+		t.Fatalf("node-a is %s while its BMC call hangs", st)
+	}
+	close(release)
+	for w.node("node-a").ProvisionState != bmstate.StateCleanWait {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("node-a is %s after its BMC answered", w.node("node-a").ProvisionState)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A deploy through Ironic's API (openstack baremetal node deploy
+// --config-drive) carries its config drive in instance_info, in any of
+// Ironic's forms; the agent is served that drive.
+func TestDeployWithAnInstanceInfoConfigDrive(t *testing.T) {
+	isoinfo := testenv.RequireCommand(t, "isoinfo")
+	testenv.RequireCommand(t, "genisoimage")
+	gzipped := func(b []byte) string {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return base64.StdEncoding.EncodeToString(buf.Bytes())
+	}
+	iso := append(bytes.Repeat([]byte{0}, 0x8001), []byte("CD001 an ISO from elsewhere")...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, gzipped(iso))
+	}))
+	defer srv.Close()
+
+	deploy := func(t *testing.T, w *world, configdrive any) []byte {
+		t.Helper()
+		w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+		w.set("node-1", func(n *bmstate.Node) {
+			n.Name = "bm-one"
+			n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+			n.InstanceInfo = map[string]any{"image_source": "img-1", "configdrive": configdrive}
+		})
+		w.passUntil("node-1", bmstate.StateDeployWait)
+		a := w.agent(pxeMAC)
+		cmd := a.heartbeat()
+		if cmd.Deploy == nil || !cmd.Deploy.ConfigDrive {
+			t.Fatalf("deploy command %+v asks for no config drive", cmd)
+		}
+		cd, err := w.c.ConfigDrive(w.ctx, a.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cd.Body.Close()
+		got, _ := io.ReadAll(cd.Body)
+		return got
+	}
+
+	t.Run("dict", func(t *testing.T) {
+		w := newWorld(t)
+		got := deploy(t, w, map[string]any{
+			"meta_data":    map[string]any{"hostname": "bm-one.example"},
+			"user_data":    "#cloud-config\nruncmd: [echo hi]\n",
+			"network_data": map[string]any{"links": []any{}, "networks": []any{}, "services": []any{}},
+		})
+		path := w.dir + "/got.iso"
+		os.WriteFile(path, got, 0o600)
+		read := func(name string) string {
+			out, err := runCmd(isoinfo, "-i", path, "-R", "-x", name)
+			if err != nil {
+				t.Fatalf("isoinfo %s: %v %s", name, err, out)
+			}
+			return out
+		}
+		if out, _ := runCmd(isoinfo, "-d", "-i", path); !strings.Contains(out, "Volume id: config-2") {
+			t.Fatalf("the drive is not labelled config-2: %s", out)
+		}
+		if ud := read("/openstack/latest/user_data"); ud != "#cloud-config\nruncmd: [echo hi]\n" {
+			t.Fatalf("user_data %q", ud)
+		}
+		var md map[string]any
+		if err := json.Unmarshal([]byte(read("/openstack/latest/meta_data.json")), &md); err != nil {
+			t.Fatal(err)
+		}
+		if md["hostname"] != "bm-one.example" || md["uuid"] != "node-1" || md["name"] != "bm-one" {
+			t.Fatalf("meta_data %v", md)
+		}
+		if nd := read("/openstack/latest/network_data.json"); !strings.Contains(nd, `"links":[]`) {
+			t.Fatalf("network_data %q", nd)
+		}
+	})
+	t.Run("gzipped base64 ISO", func(t *testing.T) {
+		if got := deploy(t, newWorld(t), gzipped(iso)); !bytes.Equal(got, iso) {
+			t.Fatalf("served %d bytes, not the ISO given", len(got))
+		}
+	})
+	t.Run("URL", func(t *testing.T) {
+		if got := deploy(t, newWorld(t), srv.URL+"/cd"); !bytes.Equal(got, iso) {
+			t.Fatalf("served %d bytes, not the ISO at the URL", len(got))
+		}
+	})
+	t.Run("not base64", func(t *testing.T) {
+		w := newWorld(t)
+		w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+		w.set("node-1", func(n *bmstate.Node) {
+			n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+			n.InstanceInfo = map[string]any{"image_source": "img-1", "configdrive": "%%%"}
+		})
+		n := w.passUntil("node-1", bmstate.StateDeployFail)
+		if !strings.Contains(n.LastError, "configdrive: not base64") {
+			t.Fatalf("last_error %q", n.LastError)
+		}
+	})
+}
+
+// Inspection adds ports for the NICs it finds without one, as Ironic's
+// add_ports says, and marks the NIC the machine booted from pxe_enabled.
+func TestInspectionAddsPorts(t *testing.T) {
+	const macActive, macIdle = "52:54:00:aa:00:02", "52:54:00:aa:00:03"
+	inv := inventory()
+	inv.Interfaces = []agentapi.Interface{
+		{Name: "eth0", MACAddress: pxeMAC, IPv4Address: "192.0.2.50"},
+		{Name: "eth1", MACAddress: strings.ToUpper(macActive), IPv4Address: "198.51.100.7"},
+		{Name: "eth2", MACAddress: macIdle},
+	}
+	for policy, want := range map[string][]string{
+		"":               {pxeMAC},
+		AddPortsPXE:      {pxeMAC},
+		AddPortsActive:   {pxeMAC, macActive},
+		AddPortsAll:      {pxeMAC, macActive, macIdle},
+		AddPortsDisabled: {pxeMAC},
+	} {
+		t.Run("policy "+policy, func(t *testing.T) {
+			w := newWorld(t)
+			w.c.AddPorts = policy
+			w.rack("node-1", pxeMAC, bmstate.StateManageable)
+			// The port was made by hand, without pxe_enabled.
+			p := store.Get[bmstate.Port](w.local.Local(), bmstate.PortTable, "port-node-1")
+			row := *p
+			row.PXEEnabled = false
+			if _, err := w.local.Propose(w.ctx, bmstate.CmdPutPort, bmstate.PutPortCmd{Row: row, Revision: p.Revision}); err != nil {
+				t.Fatal(err)
+			}
+			w.set("node-1", func(n *bmstate.Node) {
+				n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
+			})
+			w.passUntil("node-1", bmstate.StateInspectWait)
+			a := w.agent(pxeMAC)
+			if _, err := w.c.Inventory(w.ctx, a.token, inv); err != nil {
+				t.Fatal(err)
+			}
+			// A repeated post changes nothing more.
+			if _, err := w.c.Inventory(w.ctx, a.token, inv); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range bmstate.Ports(w.local.Local(), "node-1") {
+				got = append(got, p.Address)
+				if p.PXEEnabled != (p.Address == pxeMAC) {
+					t.Errorf("port %s pxe_enabled %t", p.Address, p.PXEEnabled)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("ports %v, want %v", got, want)
+			}
+		})
+	}
+
+	t.Run("the PXE NIC lost its port", func(t *testing.T) {
+		w := newWorld(t)
+		w.rack("node-1", pxeMAC, bmstate.StateManageable)
+		w.set("node-1", func(n *bmstate.Node) {
+			n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
+		})
+		w.passUntil("node-1", bmstate.StateInspectWait)
+		a := w.agent(pxeMAC)
+		if _, err := w.local.Propose(w.ctx, bmstate.CmdDeletePort, bmstate.DeletePortCmd{ID: "port-node-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.c.Inventory(w.ctx, a.token, inv); err != nil {
+			t.Fatal(err)
+		}
+		ports := bmstate.Ports(w.local.Local(), "node-1")
+		if len(ports) != 1 || ports[0].Address != pxeMAC || !ports[0].PXEEnabled {
+			t.Fatalf("ports %+v, want the PXE NIC's back, pxe_enabled", ports)
+		}
+	})
+}
+
+// Ironic's fake interfaces (fake-hardware nodes) inspect, clean and
+// deploy nothing: each finishes in one pass with no agent boot, the
+// power left as a real one would leave it.
+func TestFakeInterfacesFinishAtOnce(t *testing.T) {
+	w := newWorld(t)
+	_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
+	w.set("node-1", func(n *bmstate.Node) {
+		n.Interfaces = map[string]string{"deploy": "fake", "inspect": "fake", "power": "fake"}
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
+	})
+	w.pass()
+	if n := w.node("node-1"); n.ProvisionState != bmstate.StateManageable || n.Agent != nil || n.InspectedAt.IsZero() {
+		t.Fatalf("after a fake inspection: %s, agent %+v", n.ProvisionState, n.Agent)
+	}
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+	})
+	w.pass()
+	if n := w.node("node-1"); n.ProvisionState != bmstate.StateAvailable || n.PowerState != bmstate.PowerOff || n.Agent != nil {
+		t.Fatalf("after a fake cleaning: %s, power %q", n.ProvisionState, n.PowerState)
+	}
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+		n.InstanceInfo = map[string]any{"image_source": "img-1"}
+	})
+	w.pass()
+	if n := w.node("node-1"); n.ProvisionState != bmstate.StateActive || n.PowerState != bmstate.PowerOn || n.Agent != nil {
+		t.Fatalf("after a fake deploy: %s, power %q", n.ProvisionState, n.PowerState)
+	}
+	if got := m.Calls(); !slices.Equal(got, []string{"power off", "boot disk persistent=true", "power on"}) {
+		t.Fatalf("BMC calls %v", got)
+	}
+	if w.opens != 0 {
+		t.Fatal("a fake deploy fetched the image")
 	}
 }

@@ -1,6 +1,8 @@
 package conductor
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -11,11 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
@@ -42,8 +47,11 @@ func (c *Conductor) configDrivePath(node string) string {
 // against the image's hashes) and converting a qcow2 with qemu-img once;
 // the SHA-256 is computed once and kept beside it.
 func (c *Conductor) rawImage(ctx context.Context, id string) (rawImage, error) {
-	c.imageMu.Lock()
-	defer c.imageMu.Unlock()
+	// Deploys of one image wait for its one conversion; other images'
+	// deploys do not.
+	mu := c.imageLock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	path := c.imagePath(id)
 	var img rawImage
 	if raw, err := os.ReadFile(path + ".json"); err == nil && json.Unmarshal(raw, &img) == nil {
@@ -101,6 +109,20 @@ func (c *Conductor) rawImage(ctx context.Context, id string) (rawImage, error) {
 	return img, nil
 }
 
+func (c *Conductor) imageLock(id string) *sync.Mutex {
+	c.imageMu.Lock()
+	defer c.imageMu.Unlock()
+	if c.imageLocks == nil {
+		c.imageLocks = map[string]*sync.Mutex{}
+	}
+	mu := c.imageLocks[id]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		c.imageLocks[id] = mu
+	}
+	return mu
+}
+
 // fetch streams r into path, checking the size and the image's hashes.
 func fetch(r io.Reader, path string, size int64, sha512Hex, md5Hex string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -150,6 +172,154 @@ func (c *Conductor) buildConfigDrive(ctx context.Context, node string, s compute
 		}
 	}
 	return configdrive.Build(ctx, path, cd)
+}
+
+// maxConfigDrive bounds a config drive given through instance_info (the
+// agent buffers it; Ironic's own limit is 64 MiB).
+const maxConfigDrive = 64 << 20
+
+// instanceConfigDrive writes the config drive given with the deploy
+// through Ironic's API (instance_info configdrive), in each form Ironic
+// takes: a dict of meta_data, network_data, user_data and vendor_data
+// built into a config-2 drive here; a gzipped, base64-encoded ISO; or
+// the URL of one.
+func (c *Conductor) instanceConfigDrive(ctx context.Context, n *bmstate.Node, v any) error {
+	path := c.configDrivePath(n.ID)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		files, err := configDriveFiles(n, v)
+		if err != nil {
+			return err
+		}
+		return configdrive.BuildFiles(ctx, path, files)
+	case string:
+		if strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://") {
+			got, err := fetchConfigDrive(ctx, v)
+			if err != nil {
+				return err
+			}
+			v = got
+		}
+		iso, err := decodeConfigDrive(v)
+		if err != nil {
+			return err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, iso, 0o600); err != nil {
+			return err
+		}
+		return os.Rename(tmp, path)
+	}
+	return fmt.Errorf("configdrive: want a JSON object, a gzipped base64 ISO or a URL, got %T", v)
+}
+
+// configDriveFiles lays Ironic's configdrive dict out as a config-2
+// drive, as Ironic does (openstacksdk's configdrive.build): meta_data
+// gets the node's uuid and name when it has none.
+func configDriveFiles(n *bmstate.Node, d map[string]any) (map[string][]byte, error) {
+	meta := map[string]any{}
+	if m, ok := d["meta_data"].(map[string]any); ok {
+		for k, v := range m {
+			meta[k] = v
+		}
+	}
+	if _, ok := meta["uuid"]; !ok {
+		id := n.InstanceUUID
+		if id == "" {
+			id = n.ID
+		}
+		meta["uuid"] = id
+	}
+	if _, ok := meta["name"]; !ok && n.Name != "" {
+		meta["name"] = n.Name
+	}
+	mdJSON, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("configdrive: meta_data: %w", err)
+	}
+	var userData []byte
+	switch u := d["user_data"].(type) {
+	case nil:
+	case string:
+		userData = []byte(u)
+	default: // a dict or list is written as JSON, as Ironic does
+		if userData, err = json.Marshal(u); err != nil {
+			return nil, fmt.Errorf("configdrive: user_data: %w", err)
+		}
+	}
+	files := map[string][]byte{}
+	for _, ver := range configdrive.Versions {
+		dir := "openstack/" + ver + "/"
+		files[dir+"meta_data.json"] = mdJSON
+		if nd, ok := d["network_data"]; ok && nd != nil {
+			raw, err := json.Marshal(nd)
+			if err != nil {
+				return nil, fmt.Errorf("configdrive: network_data: %w", err)
+			}
+			files[dir+"network_data.json"] = raw
+		}
+		if vd, ok := d["vendor_data"]; ok && vd != nil {
+			raw, err := json.Marshal(vd)
+			if err != nil {
+				return nil, fmt.Errorf("configdrive: vendor_data: %w", err)
+			}
+			files[dir+"vendor_data2.json"] = raw
+		}
+		if userData != nil {
+			files[dir+"user_data"] = userData
+		}
+	}
+	return files, nil
+}
+
+// decodeConfigDrive turns Ironic's string form — base64 of a gzipped
+// ISO — into the ISO.
+func decodeConfigDrive(s string) ([]byte, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("configdrive: not base64: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("configdrive: not gzipped: %w", err)
+	}
+	iso, err := io.ReadAll(io.LimitReader(zr, maxConfigDrive+1))
+	if err != nil {
+		return nil, fmt.Errorf("configdrive: gunzip: %w", err)
+	}
+	if len(iso) > maxConfigDrive {
+		return nil, fmt.Errorf("configdrive: larger than %d bytes", maxConfigDrive)
+	}
+	return iso, nil
+}
+
+// fetchConfigDrive downloads a config drive given by URL (its body in
+// the string form).
+func fetchConfigDrive(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", fmt.Errorf("configdrive: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("fetch configdrive: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetch configdrive %s: %s", url, resp.Status)
+	}
+	// base64 makes 4 bytes of 3, and the ISO is gzipped: this bound is
+	// loose and only stops an endless body.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 2*maxConfigDrive))
+	if err != nil {
+		return "", fmt.Errorf("fetch configdrive: %w", err)
+	}
+	return string(body), nil
 }
 
 const gib = 1 << 30

@@ -48,6 +48,9 @@ func (c *Conductor) step(ctx context.Context, txn *memdb.Txn, n *bmstate.Node, s
 		// (rackd stopped in between): wait takes its result from here.
 		return c.toWait(ctx, n)
 	}
+	if to, ok := fakeDone(n); ok {
+		return c.fakeWork(ctx, n, to)
+	}
 	switch n.ProvisionState {
 	case bmstate.StateVerifying:
 		return c.verify(ctx, n, bmstate.StateManageable)
@@ -85,6 +88,67 @@ func (c *Conductor) step(ctx context.Context, txn *memdb.Txn, n *bmstate.Node, s
 		c.syncPower(ctx, n)
 	}
 	return nil
+}
+
+// fakeDone says where a node whose working state is carried out by one
+// of Ironic's "fake" interfaces goes: fake-hardware nodes (Ironic's test
+// driver, which tempest and operators' dry runs use) inspect, clean and
+// deploy nothing and finish at once, as in Ironic. Cleaning comes from
+// the deploy interface, as Ironic's clean steps do.
+func fakeDone(n *bmstate.Node) (string, bool) {
+	iface := map[string]string{
+		bmstate.StateInspecting: "inspect", bmstate.StateCleaning: "deploy", bmstate.StateDeploying: "deploy",
+	}[n.ProvisionState]
+	if iface == "" || n.Interfaces[iface] != "fake" || n.Agent != nil {
+		return "", false
+	}
+	switch n.ProvisionState {
+	case bmstate.StateInspecting:
+		return bmstate.StateManageable, true
+	case bmstate.StateDeploying:
+		return bmstate.StateActive, true
+	}
+	if n.TargetProvisionState != "" {
+		return n.TargetProvisionState, true
+	}
+	return bmstate.StateAvailable, true
+}
+
+// fakeWork finishes a fake interface's operation: the power it leaves
+// (on after a deploy, off after cleaning) is set through the node's BMC,
+// the rest is only recorded.
+func (c *Conductor) fakeWork(ctx context.Context, n *bmstate.Node, to string) error {
+	from := n.ProvisionState
+	power := n.PowerState
+	if from != bmstate.StateInspecting {
+		err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
+			var err error
+			if from == bmstate.StateDeploying {
+				power, err = bootFrom(ctx, b, BootDisk, true)
+			} else {
+				power, err = powerOff(ctx, b)
+			}
+			return err
+		})
+		if err != nil {
+			return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to finish %s of node %s: its BMC failed: %v", from, n.ID, err))
+		}
+	}
+	_, _, err := c.change(ctx, n.ID, func(m *bmstate.Node) bool {
+		if m.ProvisionState != from || m.Agent != nil {
+			return false
+		}
+		now := c.now()
+		m.ProvisionState, m.TargetProvisionState = to, ""
+		m.ProvisionUpdatedAt = now
+		m.PowerState, m.LastError = power, ""
+		if from == bmstate.StateInspecting {
+			m.InspectedAt = now
+		}
+		c.event(m, "INFO", "provisioning", from+" → "+to+": nothing to do for the fake interfaces")
+		return true
+	})
+	return err
 }
 
 // fail puts a node that is in state from into its failure state with
@@ -310,7 +374,15 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 		return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to prepare image %s: %v", imageID, err))
 	}
 	args := &agentapi.DeployArgs{ImageSize: img.Size, ImageSHA256: img.SHA256}
-	if sv := store.Get[computestate.Server](txn, computestate.TableServers, n.InstanceUUID); sv != nil && n.InstanceUUID != "" {
+	if cd := n.InstanceInfo["configdrive"]; isConfigDrive(cd) {
+		// Given with the deploy through Ironic's API: it is what the
+		// operator wants on the machine, server or not. (The compute
+		// service's claim marks it true: the drive is the server's.)
+		if err := c.instanceConfigDrive(ctx, n, cd); err != nil {
+			return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to build the config drive: %v", err))
+		}
+		args.ConfigDrive = true
+	} else if sv := store.Get[computestate.Server](txn, computestate.TableServers, n.InstanceUUID); sv != nil && n.InstanceUUID != "" {
 		if err := c.buildConfigDrive(ctx, n.ID, *sv); err != nil {
 			return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to build the config drive: %v", err))
 		}
@@ -322,6 +394,16 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 		}
 	}
 	return c.startBoot(ctx, n, agentapi.Command{ID: newUUID(), Op: agentapi.OpDeploy, Deploy: args})
+}
+
+// isConfigDrive says whether instance_info's configdrive is a drive of
+// Ironic's forms (a dict, or a string: an ISO or its URL).
+func isConfigDrive(v any) bool {
+	switch v.(type) {
+	case map[string]any, string:
+		return true
+	}
+	return false
 }
 
 // teardown powers a deployed node off and hands it to cleaning; the

@@ -54,6 +54,10 @@ type machine struct {
 	// nothing, as some do.
 	ignorePower bool
 	calls       []string
+	// block, when set, holds every boot device write until it is
+	// closed; entered is signalled as each one starts waiting.
+	block   chan struct{}
+	entered chan struct{}
 }
 
 type fakeBMC struct{ m *machine }
@@ -86,7 +90,18 @@ func (b fakeBMC) BootDevice(context.Context) (string, bool, error) {
 	return b.m.bootDev, b.m.persistent, nil
 }
 
-func (b fakeBMC) SetBootDevice(_ context.Context, dev string, persistent bool) error {
+func (b fakeBMC) SetBootDevice(ctx context.Context, dev string, persistent bool) error {
+	b.m.mu.Lock()
+	block, entered := b.m.block, b.m.entered
+	b.m.mu.Unlock()
+	if block != nil {
+		entered <- struct{}{}
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	b.m.mu.Lock()
 	defer b.m.mu.Unlock()
 	b.m.calls = append(b.m.calls, fmt.Sprintf("boot %s persistent=%t", dev, persistent))
@@ -291,6 +306,7 @@ func (w *world) pass() {
 	if _, err := w.c.Pass(w.ctx); err != nil {
 		w.t.Fatal(err)
 	}
+	w.c.settle()
 }
 
 // passes runs passes until the node is in state (at most a few).

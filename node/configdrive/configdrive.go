@@ -133,6 +133,13 @@ func Build(ctx context.Context, path string, s Server) error {
 	if err != nil {
 		return err
 	}
+	return BuildFiles(ctx, path, files)
+}
+
+// BuildFiles writes an ISO9660 config drive labelled config-2 to path
+// holding files (by slash-separated path inside the drive), for a drive
+// whose contents someone else chose (Ironic's configdrive dict).
+func BuildFiles(ctx context.Context, path string, files map[string][]byte) error {
 	tree, err := os.MkdirTemp(filepath.Dir(path), ".configdrive-")
 	if err != nil {
 		return err

@@ -210,9 +210,16 @@ type Node struct {
 	// pending flag by recording BootDeviceDone = BootDeviceSeq).
 	BootDevice           string `json:"boot_device,omitempty"`
 	BootDevicePersistent bool   `json:"boot_device_persistent,omitempty"`
-	BootDeviceSeq        int    `json:"boot_device_seq,omitempty"`
-	BootDeviceDone       int    `json:"boot_device_done,omitempty"`
-	LastError            string `json:"last_error,omitempty"`
+	// TargetRAIDConfig is the RAID configuration asked for (Ironic's
+	// target_raid_config); only the fake RAID interface takes one, and
+	// nothing builds it.
+	TargetRAIDConfig map[string]any `json:"target_raid_config,omitempty"`
+	// ConsoleEnabled is the console state asked for; only the fake
+	// console interface (fake-hardware) has one to enable.
+	ConsoleEnabled bool   `json:"console_enabled,omitempty"`
+	BootDeviceSeq  int    `json:"boot_device_seq,omitempty"`
+	BootDeviceDone int    `json:"boot_device_done,omitempty"`
+	LastError      string `json:"last_error,omitempty"`
 	// Fault is why the conductor put the node in maintenance by itself
 	// (Ironic's fault: "power failure", "clean failure", ...); cleared
 	// with the maintenance.
@@ -348,10 +355,12 @@ type Port struct {
 	PhysicalNetwork     string            `json:"physical_network,omitempty"`
 	Extra               map[string]any    `json:"extra,omitempty"`
 	IsSmartNIC          bool              `json:"is_smartnic,omitempty"`
-	Name                string            `json:"name,omitempty"`
-	CreatedAt           time.Time         `json:"created_at"`
-	UpdatedAt           time.Time         `json:"updated_at,omitzero"`
-	Revision            int64             `json:"revision"`
+	// PortgroupID is the port group (a bond) the port is in, if any.
+	PortgroupID string    `json:"portgroup_uuid,omitempty"`
+	Name        string    `json:"name,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at,omitzero"`
+	Revision    int64     `json:"revision"`
 }
 
 // Chassis is Ironic's chassis: a named group of nodes (a blade
@@ -433,6 +442,7 @@ func Schema() store.Schema {
 				store.StringIndex("node", "NodeID", false)),
 			store.NewTable(ConductorTable, &Conductor{}),
 			store.NewTable(ChassisTable, &Chassis{}),
+			portgroupTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateNode:    store.Typed(applyCreateNode),
@@ -447,6 +457,10 @@ func Schema() store.Schema {
 			CmdCreateChassis: store.Typed(applyCreateChassis),
 			CmdPutChassis:    store.Typed(applyPutChassis),
 			CmdDeleteChassis: store.Typed(applyDeleteChassis),
+
+			CmdCreatePortgroup: store.Typed(applyCreatePortgroup),
+			CmdPutPortgroup:    store.Typed(applyPutPortgroup),
+			CmdDeletePortgroup: store.Typed(applyDeletePortgroup),
 		},
 	}
 }
@@ -460,7 +474,9 @@ func optional(name, field string) *memdb.IndexSchema {
 }
 
 // TableNames lists the tables, so a watcher can watch them.
-func TableNames() []string { return []string{NodeTable, PortTable, ConductorTable, ChassisTable} }
+func TableNames() []string {
+	return []string{NodeTable, PortTable, ConductorTable, ChassisTable, PortgroupTable}
+}
 
 // LoadNode returns a copy of node id (a UUID), or an error matching
 // store.ErrNotFound.
@@ -643,6 +659,11 @@ func applyDeleteNode(tx *memdb.Txn, c DeleteNodeCmd) (any, error) {
 			return nil, err
 		}
 	}
+	for _, g := range Portgroups(tx, cur.ID) {
+		if err := tx.Delete(PortgroupTable, g); err != nil {
+			return nil, err
+		}
+	}
 	return cur, tx.Delete(NodeTable, cur)
 }
 
@@ -667,6 +688,9 @@ func applyCreatePort(tx *memdb.Txn, c CreatePortCmd) (any, error) {
 func portFits(tx *memdb.Txn, p *Port) error {
 	if store.Get[Node](tx, NodeTable, p.NodeID) == nil {
 		return store.Fault(store.KindInvalid, "", "Node %s could not be found.", p.NodeID)
+	}
+	if err := portInGroup(tx, p); err != nil {
+		return err
 	}
 	raw, _ := tx.First(PortTable, "address", p.Address)
 	if raw != nil && raw.(*Port).ID != p.ID {

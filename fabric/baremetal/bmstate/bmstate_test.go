@@ -140,6 +140,11 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 		{CmdCreateChassis, CreateChassisCmd{Row: Chassis{ID: "c2", CreatedAt: t0}}},
 		{CmdDeleteChassis, DeleteChassisCmd{ID: "c2"}},
 		{CmdCreateNode, CreateNodeCmd{Row: Node{ID: "n4", ChassisID: "c1", ProvisionState: StateEnroll, CreatedAt: t0}}},
+		{CmdCreatePortgroup, CreatePortgroupCmd{Row: Portgroup{ID: "g1", NodeID: "n1", Address: "52:54:00:00:01:00", CreatedAt: t0}}},
+		{CmdPutPortgroup, PutPortgroupCmd{Row: Portgroup{ID: "g1", NodeID: "n1", Name: "bond0", CreatedAt: t0}, Revision: 1}},
+		{CmdPutPort, PutPortCmd{Row: Port{ID: "p1", NodeID: "n1", Address: "52:54:00:00:00:02", PortgroupID: "g1"}, Revision: 2}},
+		{CmdCreatePortgroup, CreatePortgroupCmd{Row: Portgroup{ID: "g2", NodeID: "n1", CreatedAt: t0}}},
+		{CmdDeletePortgroup, DeletePortgroupCmd{ID: "g2"}},
 	}
 	for _, s := range steps {
 		if _, err := propose(t, l, s.typ, s.body); err != nil {
@@ -147,6 +152,47 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 		}
 	}
 	store.EveryCommandSurvivesSnapshot(t, l, Schema())
+}
+
+func TestPortgroupsHoldTheirPorts(t *testing.T) {
+	l, err := store.NewLocal(Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if _, err := propose(t, l, CmdCreateNode, CreateNodeCmd{Row: Node{ID: n}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := propose(t, l, CmdCreatePortgroup, CreatePortgroupCmd{Row: Portgroup{ID: "g0", NodeID: "missing"}}); store.KindOf(err) != store.KindInvalid {
+		t.Fatalf("group on a missing node: %v", err)
+	}
+	if _, err := propose(t, l, CmdCreatePortgroup, CreatePortgroupCmd{Row: Portgroup{ID: "g1", NodeID: "n1", Name: "bond0", Address: "52:54:00:00:01:00"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dup := range []Portgroup{{ID: "g2", NodeID: "n1", Name: "bond0"}, {ID: "g2", NodeID: "n2", Address: "52:54:00:00:01:00"}} {
+		if _, err := propose(t, l, CmdCreatePortgroup, CreatePortgroupCmd{Row: dup}); store.KindOf(err) != store.KindConflict {
+			t.Fatalf("duplicate %+v: %v", dup, err)
+		}
+	}
+	if _, err := propose(t, l, CmdCreatePort, CreatePortCmd{Row: Port{ID: "p1", NodeID: "n2", Address: "52:54:00:00:00:01", PortgroupID: "g1"}}); store.KindOf(err) != store.KindInvalid {
+		t.Fatalf("port in another node's group: %v", err)
+	}
+	if _, err := propose(t, l, CmdCreatePort, CreatePortCmd{Row: Port{ID: "p1", NodeID: "n1", Address: "52:54:00:00:00:01", PortgroupID: "g1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := propose(t, l, CmdCreatePort, CreatePortCmd{Row: Port{ID: "p2", NodeID: "n1", Address: "52:54:00:00:00:02", PortgroupID: "g1", PhysicalNetwork: "physnet2"}}); store.KindOf(err) != store.KindConflict {
+		t.Fatalf("port on another physical network than its group's: %v", err)
+	}
+	if _, err := propose(t, l, CmdDeletePortgroup, DeletePortgroupCmd{ID: "g1"}); store.KindOf(err) != store.KindConflict {
+		t.Fatalf("delete of a group with a port: %v", err)
+	}
+	if _, err := propose(t, l, CmdDeleteNode, DeleteNodeCmd{ID: "n1", Revision: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if g := store.Get[Portgroup](l.Local(), PortgroupTable, "g1"); g != nil {
+		t.Fatal("the deleted node's port group stayed")
+	}
 }
 
 func TestChassisHoldsItsNodes(t *testing.T) {
