@@ -245,3 +245,17 @@ func TestPrintDataplaneDrift(t *testing.T) {
 		})
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	good := map[string]int64{"4096": 4096, "1K": 1 << 10, "64M": 64 << 20, "10G": 10 << 30, "2t": 2 << 40}
+	for in, want := range good {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v, want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "G", "-1", "0", "1.5G", "10X", "99999999999T"} {
+		if n, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, n)
+		}
+	}
+}
