@@ -72,6 +72,17 @@ func TestBlockExport(t *testing.T) {
 		t.Fatalf("a volume of 1000 bytes was not refused with the reason: %v\n%s", err, out)
 	}
 
+	out, err := rackctl(t, creds, n1.rackd, "storage", "status", "-o", "json")
+	var st struct {
+		Volumes struct {
+			Volumes     int   `json:"volumes"`
+			Provisioned int64 `json:"provisioned_bytes"`
+		} `json:"volumes"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Volumes.Volumes != 2 || st.Volumes.Provisioned != 288<<20 {
+		t.Fatalf("storage status does not count the volumes: %v\n%s", err, out)
+	}
+
 	// Copy tools: convert in, compare, copy out.
 	ex := exportVolume(t, creds, n1.rackd, "copy")
 	dir := t.TempDir()
@@ -177,7 +188,7 @@ func TestBlockExport(t *testing.T) {
 	// one write in flight at the kill).
 	last := int64(len(acked)+1) * 64 << 10
 	reads = append(reads, "-c", fmt.Sprintf("read -P 0 %d %d", last, (256<<20)-last))
-	out := nbdTool(t, "qemu-io", append(append([]string{"-f", "raw"}, reads...), crash.URI)...)
+	out = nbdTool(t, "qemu-io", append(append([]string{"-f", "raw"}, reads...), crash.URI)...)
 	if strings.Contains(out, "failed") || strings.Contains(out, "error") {
 		t.Fatalf("after kill -9 and restart, acknowledged writes are not all there:\n%.4000s", out)
 	}

@@ -179,7 +179,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			if err != nil {
 				return err
 			}
-			return emit(st, func(w io.Writer) { printStorage(w, st) })
+			return emit(st, func(w io.Writer) { printStorage(w, st.Status, st.Volumes) })
 		},
 	})
 	var dpNode string
@@ -494,7 +494,7 @@ func printDataplane(w io.Writer, node string, st dataplaneapi.Status) {
 	tw.Flush()
 }
 
-func printStorage(w io.Writer, st objectapi.Status) {
+func printStorage(w io.Writer, st objectapi.Status, vol *blockapi.Usage) {
 	placed := st.Parts - st.Misplaced
 	fmt.Fprintf(w, "coding:     %d+%d for new objects\nblobs:      %d (%d placed, %d to move: rebalance %s)\n", st.K, st.M, st.Parts, placed, st.Misplaced, percent(placed, st.Parts))
 	fmt.Fprintf(w, "to heal:    %d blobs on lost disks, %d queued by readers or the scrubber\ngarbage:    %d blobs to delete\n", st.Degraded, st.HealQueue, st.Garbage)
@@ -509,6 +509,10 @@ func printStorage(w io.Writer, st objectapi.Status) {
 		}
 	}
 	fmt.Fprintf(w, "            (totals over nodes %s)\n", strings.Join(answered, ", "))
+	if vol != nil {
+		fmt.Fprintf(w, "volumes:    %d (%d snapshots), %s GiB provisioned, %s GiB written, %s GiB on disks, %s GiB garbage\n",
+			vol.Volumes, vol.Snapshots, gib(uint64(vol.Provisioned)), gib(uint64(vol.Allocated)), gib(uint64(vol.Stored)), gib(uint64(vol.Garbage)))
+	}
 	if len(st.HealBackoff) > 0 {
 		fmt.Fprintf(w, "\nblobs the healer cannot rebuild now (backing off):\n")
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

@@ -35,7 +35,9 @@ import (
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/inventory"
 	"github.com/rackstack/rackstack/storage/block"
+	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 	"github.com/rackstack/rackstack/storage/s3"
 	"github.com/rackstack/rackstack/storage/swift"
 )
@@ -228,7 +230,15 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			api.Fail(w, r, api.JSONError, err)
 			return
 		}
-		api.JSON(w, http.StatusOK, st)
+		u, err := blocks.Usage(r.Context())
+		if err != nil {
+			api.Fail(w, r, api.JSONError, err)
+			return
+		}
+		api.JSON(w, http.StatusOK, struct {
+			objectapi.Status
+			Volumes blockapi.Usage `json:"volumes"`
+		}{st, blockapi.Usage(u)})
 	})
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Group(exports.routes)
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/nodes/{name}/dataplane", dataplaneStatus(o, node, dp))

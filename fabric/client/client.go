@@ -266,9 +266,16 @@ func (c *Client) DataplaneStatus(ctx context.Context, node string) (dataplaneapi
 	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes/"+url.PathEscape(node)+"/dataplane", nil, &st)
 }
 
+// StorageStatus is the object store's status and the space of block
+// volumes beside it.
+type StorageStatus struct {
+	objectapi.Status
+	Volumes *blockapi.Usage `json:"volumes,omitempty"`
+}
+
 // StorageStatus is GET /rackstack/v1/storage/status.
-func (c *Client) StorageStatus(ctx context.Context) (objectapi.Status, error) {
-	var st objectapi.Status
+func (c *Client) StorageStatus(ctx context.Context) (StorageStatus, error) {
+	var st StorageStatus
 	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/storage/status", nil, &st)
 }
 

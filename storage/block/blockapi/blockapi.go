@@ -31,3 +31,14 @@ type Export struct {
 	URI     string `json:"uri"`
 	UnixURI string `json:"unix_uri"`
 }
+
+// Usage is the space block volumes take, shown by `rackctl storage status`
+// beside the objects'.
+type Usage struct {
+	Volumes     int   `json:"volumes"`
+	Snapshots   int   `json:"snapshots"`
+	Provisioned int64 `json:"provisioned_bytes"` // sum of the volumes' sizes
+	Allocated   int64 `json:"allocated_bytes"`   // written data, shared extents once
+	Stored      int64 `json:"stored_bytes"`      // with the coding overhead
+	Garbage     int64 `json:"garbage_bytes"`     // waiting to be deleted
+}
