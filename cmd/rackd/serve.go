@@ -78,8 +78,7 @@ func mountSwift(r chi.Router, h http.Handler) {
 // whether or not this build serves the bare-metal API: compute's server
 // create claims bare-metal nodes in its own apply.
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema(),
-		block.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), block.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -165,11 +164,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	objects, blobs, err := openObjectStore(o, node, log)
+	objects, blocks, err := openObjectStore(o, node, log)
 	if err != nil {
 		return err
 	}
-	blocks := openBlockStore(o, node, objects, blobs, log)
 	exports, err := openVolumeExports(o, blocks, log)
 	if err != nil {
 		return err

@@ -45,7 +45,7 @@ func openVolumeExports(o *options, blocks *block.Store, log *slog.Logger) (*volu
 	if err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(o.DataDir, "nbd-export.sock")
+	sock := filepath.Join(o.DataDir, "nbd.sock")
 	os.Remove(sock) // left by a rackd that was killed
 	unix, err := net.Listen("unix", sock)
 	if err != nil {
