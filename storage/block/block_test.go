@@ -472,6 +472,11 @@ func TestResizeGrowsOnly(t *testing.T) {
 	if _, err := v.WriteAt([]byte("x"), 3*ExtentSize); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("write past the end = %v, want ErrInvalid", err)
 	}
+	// Whole pages past the end: the cost of zero pages is smaller than
+	// the range, so the range itself must be checked.
+	if err := v.WriteZeroes(3*ExtentSize-64*PageSize, 128*PageSize); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("zeroes past the end = %v, want ErrInvalid", err)
+	}
 }
 
 func TestDirtyLimitFlushesByItself(t *testing.T) {
