@@ -369,6 +369,11 @@ func (v *Volume) WriteZeroes(off, n int64) error {
 			return err
 		}
 		for p := off / PageSize; p < (off+chunk)/PageSize; p++ {
+			// A page that reads as zero without a cached page over it
+			// stays so: zeroing a thin range costs nothing.
+			if b, ok := v.cached(p); (ok && b == nil) || (!ok && v.lower(p).key == "") {
+				continue
+			}
 			if b, ok := v.dirty[p]; !ok {
 				v.dirtyBytes += zeroCost
 			} else if b != nil {
