@@ -209,7 +209,7 @@ svg text{font:11px system-ui,sans-serif;fill:#1a202c}
 {{if .PreviousName}}<br>Compared with: <code>{{.PreviousName}}</code> (bars marked “previous”).{{end}}</p>
 {{if .Shape.Nodes}}<h2>Cluster</h2>
 <p>{{len .Shape.Nodes}} node(s){{if .Shape.Coding}}, erasure coding {{.Shape.Coding}}{{end}}{{if .Shape.Disks}}, {{.Shape.Disks}} storage disk(s), {{printf "%.1f" .Shape.FreeGB}} GiB free{{end}}.</p>
-<table><tr><th>node</th><th>CPU</th><th>CPUs</th><th>memory GiB</th><th>disks</th><th>kernel</th></tr>
+<table><tr><th>node</th><th>CPU</th><th>CPUs</th><th>memory GiB</th><th>block devices</th><th>kernel</th></tr>
 {{range .Shape.Nodes}}<tr><td>{{.Name}}</td><td>{{.CPU}}</td><td class="n">{{.CPUs}}</td><td class="n">{{printf "%.1f" .MemoryGB}}</td><td class="n">{{.Disks}}</td><td>{{.Kernel}}</td></tr>
 {{end}}</table>{{end}}
 <h2>Charts</h2>
