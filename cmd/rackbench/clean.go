@@ -54,6 +54,9 @@ func cleanCloud(ctx context.Context, o options, stdout io.Writer) error {
 // takes its role grants). The project goes only once the rest is gone, so
 // that a later clean can still find what this one could not remove.
 func cleanProject(ctx context.Context, s *cloudSession, p cloudclient.Project) error {
+	if err := cleanNetworks(ctx, s, p); err != nil {
+		return fmt.Errorf("clean %s: %w", p.Name, err)
+	}
 	hc := &http.Client{Timeout: callTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	swiftURL, err := call(ctx, func(ctx context.Context) (string, error) { return s.c.NodeEndpoint(ctx, "", "object-store") })
 	if err != nil {
@@ -165,4 +168,62 @@ func swiftDelete(ctx context.Context, s *cloudSession, hc *http.Client, u string
 func isNotFound(err error) bool {
 	var ae *cloudclient.APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// cleanNetworks removes a rackbench project's network resources: each
+// bench port on its node, then the ports, security groups, subnets and
+// networks, and the project's quotas.
+func cleanNetworks(ctx context.Context, s *cloudSession, p cloudclient.Project) error {
+	do := func(method, path string, out any) error {
+		_, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.c.Do(ctx, method, path, nil, out) })
+		if isNotFound(err) && method == http.MethodDelete {
+			return nil
+		}
+		return err
+	}
+	var ports struct {
+		Ports []struct {
+			ID      string `json:"id"`
+			Project string `json:"project_id"`
+			Owner   string `json:"device_owner"`
+			Host    string `json:"binding:host_id"`
+		} `json:"ports"`
+	}
+	if err := do(http.MethodGet, "/network/v2.0/ports?project_id="+url.QueryEscape(p.ID), &ports); err != nil {
+		return fmt.Errorf("list ports: %w", err)
+	}
+	for _, pt := range ports.Ports {
+		if pt.Project != p.ID {
+			continue
+		}
+		if pt.Owner == benchOwner && pt.Host != "" {
+			if err := do(http.MethodDelete, benchPortsPath(pt.Host)+"/"+url.PathEscape(pt.ID), nil); err != nil {
+				return fmt.Errorf("remove bench port %s on %s: %w", pt.ID, pt.Host, err)
+			}
+		}
+		if err := do(http.MethodDelete, "/network/v2.0/ports/"+pt.ID, nil); err != nil {
+			return fmt.Errorf("delete port %s: %w", pt.ID, err)
+		}
+	}
+	for _, kind := range []struct{ path, key string }{{"security-groups", "security_groups"}, {"subnets", "subnets"}, {"networks", "networks"}} {
+		var list map[string][]struct {
+			ID      string `json:"id"`
+			Project string `json:"project_id"`
+		}
+		if err := do(http.MethodGet, "/network/v2.0/"+kind.path+"?project_id="+url.QueryEscape(p.ID), &list); err != nil {
+			return fmt.Errorf("list %s: %w", kind.path, err)
+		}
+		for _, x := range list[kind.key] {
+			if x.Project != p.ID {
+				continue
+			}
+			if err := do(http.MethodDelete, "/network/v2.0/"+kind.path+"/"+x.ID, nil); err != nil {
+				return fmt.Errorf("delete %s %s: %w", kind.path, x.ID, err)
+			}
+		}
+	}
+	if err := do(http.MethodDelete, "/network/v2.0/quotas/"+url.PathEscape(p.ID), nil); err != nil {
+		return fmt.Errorf("delete quotas: %w", err)
+	}
+	return nil
 }

@@ -50,6 +50,9 @@ func (f *fakeCloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cs = append(cs, map[string]any{"id": id, "project_id": proj, "type": "ec2"})
 		}
 		js(map[string]any{"credentials": cs})
+	case r.Method == "GET" && strings.HasPrefix(p, "/network/v2.0/"):
+		kind := strings.ReplaceAll(strings.TrimPrefix(p, "/network/v2.0/"), "-", "_")
+		js(map[string]any{kind: []any{}})
 	case r.Method == "DELETE":
 		f.deleted = append(f.deleted, p)
 		if rest, ok := strings.CutPrefix(p, "/object/v1/AUTH_"); ok {
@@ -110,6 +113,7 @@ func TestCleanRemovesOnlyRackbenchProjects(t *testing.T) {
 		"/object/v1/AUTH_p1/rackbench-20260101t000000-abcdef",
 		"/identity/v3/credentials/c1",
 		"/identity/v3/projects/p1",
+		"/network/v2.0/quotas/p1",
 	}
 	got := append([]string(nil), f.deleted...)
 	slices.Sort(got)

@@ -50,6 +50,8 @@ type options struct {
 	OSCloud     string // clouds.yaml entry; "" reads OS_*
 	CloudNodes  string // storage: node names whose endpoints to use; "" all
 	Concurrency string // storage --cloud: a comma list
+	From, To    string // dataplane --cloud: the nodes of the two ports
+	Rules       string // dataplane --cloud: security group sizes, a comma list
 	// Shape, when set, receives the measured cluster's shape (--cloud).
 	Shape *clusterShape
 }
@@ -95,9 +97,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
 	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
 	fs.StringVar(&o.Nodes, "nodes", "1,3", "provision: machines powered on and deployed at once, per case (comma list)")
-	fs.BoolVar(&o.Cloud, "cloud", false, "storage, clean: measure the running cloud the OS_* variables (or --os-cloud) name, as an admin")
+	fs.BoolVar(&o.Cloud, "cloud", false, "storage, dataplane, clean: measure the running cloud the OS_* variables (or --os-cloud) name, as an admin")
 	fs.StringVar(&o.OSCloud, "os-cloud", "", "--cloud: the cloud of that name in clouds.yaml instead of OS_*")
 	fs.StringVar(&o.Concurrency, "concurrency", "1,8,32", "storage --cloud: clients at once, per case (comma list)")
+	fs.StringVar(&o.From, "from", "", "dataplane --cloud: node of the client port")
+	fs.StringVar(&o.To, "to", "", "dataplane --cloud: node of the server port (= --from: traffic within one node)")
+	fs.StringVar(&o.Rules, "rules", "0,1000,10000", "dataplane --cloud: security group rules on the ports, per case (comma list)")
 	compare := fs.String("compare", "", "-o html: an earlier run's -o json output to show beside this one")
 	// "-o html FILE" puts a positional argument among the flags: take it
 	// and go on parsing what follows it.
@@ -142,9 +147,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if set["nodes"] {
 				o.CloudNodes = o.Nodes
 			}
+		case "dataplane":
+			s = dataplaneCloud
 		case "clean":
 		default:
-			fmt.Fprintf(stderr, "rackbench: %s has no --cloud mode (have: storage, clean)\n", name)
+			fmt.Fprintf(stderr, "rackbench: %s has no --cloud mode (have: storage, dataplane, clean)\n", name)
 			return 2
 		}
 	} else if name == "clean" {
