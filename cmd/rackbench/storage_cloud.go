@@ -44,6 +44,9 @@ func storageCloud(ctx context.Context, o options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStorageBounds(sizes, concs); err != nil {
+		return nil, err
+	}
 	s, err := connectCloud(ctx, o)
 	if err != nil {
 		return nil, err
@@ -169,6 +172,22 @@ const (
 	maxCaseBytes   = 1 << 30
 	maxConcurrency = 256
 )
+
+// checkStorageBounds refuses an object larger than a case may write, or
+// more clients than a run opens connections for.
+func checkStorageBounds(sizes []objectSize, concs []int) error {
+	for _, sz := range sizes {
+		if sz.size > maxCaseBytes {
+			return fmt.Errorf("--sizes: %s is larger than %d MiB, what one case writes at most", sz.name, maxCaseBytes/mib)
+		}
+	}
+	for _, c := range concs {
+		if c > maxConcurrency {
+			return fmt.Errorf("--concurrency: %d is more than %d clients", c, maxConcurrency)
+		}
+	}
+	return nil
+}
 
 // storagePlan is how many objects each case may write, and the raw disk
 // space (with the coding's overhead) the largest case needs at once: the

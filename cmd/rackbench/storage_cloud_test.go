@@ -42,3 +42,15 @@ func TestParseInts(t *testing.T) {
 		}
 	}
 }
+
+func TestStorageBounds(t *testing.T) {
+	if err := checkStorageBounds([]objectSize{{"1MiB", 1 << 20}}, []int{1, 32}); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkStorageBounds([]objectSize{{"2GiB", 2 << 30}}, []int{1}); err == nil {
+		t.Error("a 2 GiB object was accepted")
+	}
+	if err := checkStorageBounds([]objectSize{{"1MiB", 1 << 20}}, []int{maxConcurrency + 1}); err == nil {
+		t.Error("too many clients were accepted")
+	}
+}
