@@ -106,9 +106,16 @@ type port struct {
 	lns    []net.Listener
 }
 
+func (s Spec) checkID() error {
+	if s.PortID == "" || len(s.PortID) > 64 || strings.ContainsAny(s.PortID, "/ \x00") || strings.HasPrefix(s.PortID, ".") {
+		return fmt.Errorf("%w: port_id must be a port id", ErrInvalid)
+	}
+	return nil
+}
+
 func (s Spec) check() (net.HardwareAddr, netip.Prefix, error) {
-	if s.PortID == "" || len(s.PortID) > 64 || strings.ContainsAny(s.PortID, "/ \x00") {
-		return nil, netip.Prefix{}, fmt.Errorf("%w: port_id must be a port id", ErrInvalid)
+	if err := s.checkID(); err != nil {
+		return nil, netip.Prefix{}, err
 	}
 	mac, err := net.ParseMAC(s.MAC)
 	if err != nil || len(mac) != 6 {
@@ -305,14 +312,23 @@ func (p *port) remove(dpNetns string) error {
 	return errors.Join(errs...)
 }
 
-// Remove deletes a bench port.
+// Remove deletes a bench port. One this Manager does not hold (made
+// before rackd restarted) is removed too if its namespace is there: the
+// namespace's name says it is a bench port's, and the device goes with it.
 func (m *Manager) Remove(portID string) error {
+	if err := (Spec{PortID: portID}).checkID(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	p, ok := m.ports[portID]
 	delete(m.ports, portID)
 	m.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotFound, portID)
+		p = &port{Port: Port{Spec: Spec{PortID: portID}, Namespace: nsName(portID), Device: dataplane.DeviceName(portID)}}
+		p.nsPath = "/run/netns/" + p.Namespace
+		if _, err := os.Stat(p.nsPath); err != nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, portID)
+		}
 	}
 	return p.remove(m.DataplaneNetns)
 }
