@@ -21,6 +21,7 @@ type fakeCloud struct {
 	projects   map[string]string   // id → name, all tagged rackbench
 	containers map[string][]string // "project/container" → objects
 	creds      map[string]string   // credential id → project
+	network    map[string][]map[string]any
 	deleted    []string
 	srv        *httptest.Server
 }
@@ -52,7 +53,13 @@ func (f *fakeCloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		js(map[string]any{"credentials": cs})
 	case r.Method == "GET" && strings.HasPrefix(p, "/network/v2.0/"):
 		kind := strings.ReplaceAll(strings.TrimPrefix(p, "/network/v2.0/"), "-", "_")
-		js(map[string]any{kind: []any{}})
+		// Like Neutron for an admin, the filter is honoured: and clean
+		// must not rely on it, so p2's rows come back too.
+		var rows []any
+		for _, row := range f.network[kind] {
+			rows = append(rows, row)
+		}
+		js(map[string]any{kind: rows})
 	case r.Method == "DELETE":
 		f.deleted = append(f.deleted, p)
 		if rest, ok := strings.CutPrefix(p, "/object/v1/AUTH_"); ok {
@@ -96,6 +103,15 @@ func TestCleanRemovesOnlyRackbenchProjects(t *testing.T) {
 			"adm/mine":                            {"keep"},
 		},
 		creds: map[string]string{"c1": "p1", "c2": "p2", "c3": "adm"},
+		network: map[string][]map[string]any{
+			"ports": {
+				{"id": "port1", "project_id": "p1", "device_owner": "rackbench:port", "binding:host_id": "n1"},
+				{"id": "port2", "project_id": "p2", "device_owner": "rackbench:port", "binding:host_id": "n1"},
+			},
+			"security_groups": {{"id": "sg1", "project_id": "p1"}, {"id": "sg2", "project_id": "p2"}},
+			"subnets":         {{"id": "sub1", "project_id": "p1"}},
+			"networks":        {{"id": "net1", "project_id": "p1"}, {"id": "net2", "project_id": "adm"}},
+		},
 	}
 	f.srv = httptest.NewServer(f)
 	defer f.srv.Close()
@@ -114,6 +130,11 @@ func TestCleanRemovesOnlyRackbenchProjects(t *testing.T) {
 		"/identity/v3/credentials/c1",
 		"/identity/v3/projects/p1",
 		"/network/v2.0/quotas/p1",
+		"/rackstack/v1/nodes/n1/bench-ports/port1",
+		"/network/v2.0/ports/port1",
+		"/network/v2.0/security-groups/sg1",
+		"/network/v2.0/subnets/sub1",
+		"/network/v2.0/networks/net1",
 	}
 	got := append([]string(nil), f.deleted...)
 	slices.Sort(got)
