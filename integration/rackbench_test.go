@@ -87,11 +87,20 @@ func rackbench(env []string, args ...string) (string, string, error) {
 // Swift and leaves nothing behind, also when interrupted; clean removes
 // what a killed run left; the HTML report renders in Chromium.
 func TestRackbenchCloud(t *testing.T) {
+	testenv.RequireRoot(t, "make network namespaces and load BPF programs for the dataplane case")
 	testenv.RequireCommand(t, "/usr/bin/chromium")
-	n1 := newStorageNode(t, "n1", 3)
+	testenv.RequireCommand(t, "ip")
+	// n1 runs a dataplane in a namespace of its own, as a node would on
+	// its host; n2 and n3 none.
+	n1ns := nsName("bench-n1")
+	n1path := addNetns(t, n1ns)
+	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-bench%d", os.Getpid())
+	t.Cleanup(func() { os.RemoveAll(bpfDir) })
+	n1 := newStorageNode(t, "n1", 3, "--dataplane", "on", "--dataplane-netns", n1path, "--bpf-dir", bpfDir)
 	n1.start("--bootstrap")
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
+	var n2 *storageNode
 	out, err := rackctl(t, creds, n1.rackd, "cluster", "join-token", "create", "--uses", "2", "-o", "json")
 	if err != nil {
 		t.Fatalf("join-token: %v %s", err, out)
@@ -104,6 +113,9 @@ func TestRackbenchCloud(t *testing.T) {
 		n := newStorageNode(t, name, 3, "--join", n1.url(), "--join-token", jt.Token)
 		n.start()
 		n.waitHealthy()
+		if name == "n2" {
+			n2 = n
+		}
 	}
 	waitStorage(t, creds, n1.rackd, "nine disks, 4+2", time.Minute, func(s storageStatus) bool {
 		return len(s.Disks) == 9 && s.K == 4 && s.M == 2
@@ -208,6 +220,45 @@ func TestRackbenchCloud(t *testing.T) {
 		t.Fatalf("second clean: %v\n%s", err, stdout)
 	}
 
+	// Tenant traffic between two bench ports on n1, asked through n2 (which
+	// forwards to n1 over the peer port).
+	netBefore := networkObjects(t, creds, n1.rackd)
+	dpBefore := dataplaneEntries(t, creds, n1.rackd)
+	stdout, stderr, err = rackbench(osEnv(creds, n2.rackd), "dataplane", "--cloud", "--from", "n1", "--to", "n1", "--rules", "0,100",
+		"--runs", "1", "--duration", "1s", "-o", "json")
+	if err != nil {
+		t.Fatalf("rackbench dataplane --cloud: %v\n%s", err, stderr)
+	}
+	rs = nil
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+		t.Fatalf("decode dataplane results: %v\n%s", err, stdout)
+	}
+	got = map[string]benchResult{}
+	for _, r := range rs {
+		got[fmt.Sprintf("%s %v %v", r.Metric, r.Params["rules"], r.Params["streams"])] = r
+		if r.Params["path"] != "local" {
+			t.Errorf("%s: path %v, want local", r.Metric, r.Params["path"])
+		}
+	}
+	for _, rules := range []int{0, 100} {
+		for _, k := range []string{"tcp_stream %d 1", "tcp_stream %d 4", "tcp_rr %d <nil>", "tcp_crr %d <nil>"} {
+			k = fmt.Sprintf(k, rules)
+			if r, ok := got[k]; !ok || len(r.Runs) != 1 || r.Median <= 0 {
+				t.Errorf("dataplane %s: %+v (present %v)", k, r, ok)
+			}
+		}
+	}
+	checkClean("after the dataplane run")
+	if after := networkObjects(t, creds, n1.rackd); after != netBefore {
+		t.Errorf("network objects before %+v, after %+v", netBefore, after)
+	}
+	if after := dataplaneEntries(t, creds, n1.rackd); fmt.Sprint(after) != fmt.Sprint(dpBefore) {
+		t.Errorf("n1's dataplane map entries before %v, after %v", dpBefore, after)
+	}
+	if ns, _ := filepath.Glob("/run/netns/rackbench-*"); len(ns) != 0 {
+		t.Errorf("bench namespaces left: %v", ns)
+	}
+
 	// The HTML report beside the first run, rendered by Chromium.
 	buildDir, _ := filepath.Abs("../build")
 	os.MkdirAll(buildDir, 0o755)
@@ -291,4 +342,46 @@ func n2url(t *testing.T, creds map[string]string, n *rackd) string {
 	}
 	t.Fatalf("no n2 in %s", out)
 	return ""
+}
+
+// netObjects counts the cloud's networks, ports and security groups.
+type netObjects struct{ networks, ports, groups int }
+
+func networkObjects(t *testing.T, creds map[string]string, n *rackd) netObjects {
+	t.Helper()
+	tok := token(t, n, creds["OS_USERNAME"], creds["OS_PASSWORD"], creds["OS_PROJECT_NAME"])
+	count := func(path, key string) int {
+		var out map[string][]json.RawMessage
+		if code, err := call("GET", n.url()+"/network/v2.0/"+path, tok, nil, &out); err != nil || code != 200 {
+			t.Fatalf("list %s: %d %v", path, code, err)
+		}
+		return len(out[key])
+	}
+	return netObjects{count("networks", "networks"), count("ports", "ports"), count("security-groups", "security_groups")}
+}
+
+// dataplaneEntries is the number of entries in each of a node's
+// dataplane maps but conntrack (an LRU that ages on its own).
+func dataplaneEntries(t *testing.T, creds map[string]string, n *rackd) map[string]int {
+	t.Helper()
+	out, err := rackctl(t, creds, n, "dataplane", "show", "--node", "n1", "-o", "json")
+	if err != nil {
+		t.Fatalf("dataplane show: %v %s", err, out)
+	}
+	var st struct {
+		Maps []struct {
+			Name    string `json:"name"`
+			Entries int    `json:"entries"`
+		} `json:"maps"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("dataplane show: %v %s", err, out)
+	}
+	m := map[string]int{}
+	for _, x := range st.Maps {
+		if x.Name != "ct" {
+			m[x.Name] = x.Entries
+		}
+	}
+	return m
 }
