@@ -90,13 +90,20 @@ func TestRackbenchCloud(t *testing.T) {
 	testenv.RequireRoot(t, "make network namespaces and load BPF programs for the dataplane case")
 	testenv.RequireCommand(t, "/usr/bin/chromium")
 	testenv.RequireCommand(t, "ip")
-	// n1 runs a dataplane in a namespace of its own, as a node would on
-	// its host; n2 and n3 none.
-	n1ns := nsName("bench-n1")
-	n1path := addNetns(t, n1ns)
+	// n1 and n2 run a dataplane each in a namespace of its own, as nodes
+	// would on their hosts, joined by a veth "wire" as their uplink; n3
+	// none.
+	n1ns, n2ns := nsName("bn1"), nsName("bn2")
+	n1path, n2path := addNetns(t, n1ns), addNetns(t, n2ns)
+	ip(t, "-n", n1ns, "link", "add", "up0", "type", "veth", "peer", "name", "up0", "netns", n2ns)
+	ip(t, "-n", n1ns, "link", "set", "up0", "up")
+	ip(t, "-n", n2ns, "link", "set", "up0", "up")
 	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-bench%d", os.Getpid())
 	t.Cleanup(func() { os.RemoveAll(bpfDir) })
-	n1 := newStorageNode(t, "n1", 3, "--dataplane", "on", "--dataplane-netns", n1path, "--bpf-dir", bpfDir)
+	dp := func(nsPath, name string) []string {
+		return []string{"--dataplane", "on", "--dataplane-netns", nsPath, "--uplink", "up0", "--bpf-dir", bpfDir + "/" + name}
+	}
+	n1 := newStorageNode(t, "n1", 3, dp(n1path, "n1")...)
 	n1.start("--bootstrap")
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
@@ -110,7 +117,11 @@ func TestRackbenchCloud(t *testing.T) {
 	}
 	json.Unmarshal([]byte(out), &jt)
 	for _, name := range []string{"n2", "n3"} {
-		n := newStorageNode(t, name, 3, "--join", n1.url(), "--join-token", jt.Token)
+		args := []string{"--join", n1.url(), "--join-token", jt.Token}
+		if name == "n2" {
+			args = append(args, dp(n2path, "n2")...)
+		}
+		n := newStorageNode(t, name, 3, args...)
 		n.start()
 		n.waitHealthy()
 		if name == "n2" {
@@ -220,43 +231,49 @@ func TestRackbenchCloud(t *testing.T) {
 		t.Fatalf("second clean: %v\n%s", err, stdout)
 	}
 
-	// Tenant traffic between two bench ports on n1, asked through n2 (which
-	// forwards to n1 over the peer port).
+	// Tenant traffic between two bench ports: within n1, asked through n2
+	// (which forwards to n1 over the peer port); and from n1 to n2 over
+	// the uplink with the network's VLAN.
 	netBefore := networkObjects(t, creds, n1.rackd)
-	dpBefore := dataplaneEntries(t, creds, n1.rackd)
-	stdout, stderr, err = rackbench(osEnv(creds, n2.rackd), "dataplane", "--cloud", "--from", "n1", "--to", "n1", "--rules", "0,100",
-		"--runs", "1", "--duration", "1s", "-o", "json")
-	if err != nil {
-		t.Fatalf("rackbench dataplane --cloud: %v\n%s", err, stderr)
-	}
-	rs = nil
-	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
-		t.Fatalf("decode dataplane results: %v\n%s", err, stdout)
-	}
-	got = map[string]benchResult{}
-	for _, r := range rs {
-		got[fmt.Sprintf("%s %v %v", r.Metric, r.Params["rules"], r.Params["streams"])] = r
-		if r.Params["path"] != "local" {
-			t.Errorf("%s: path %v, want local", r.Metric, r.Params["path"])
+	dpBefore := map[string]map[string]int{"n1": dataplaneEntries(t, creds, n1.rackd, "n1"), "n2": dataplaneEntries(t, creds, n1.rackd, "n2")}
+	for _, c := range []struct{ from, to, path string }{{"n1", "n1", "local"}, {"n1", "n2", "vlan"}} {
+		stdout, stderr, err = rackbench(osEnv(creds, n2.rackd), "dataplane", "--cloud", "--from", c.from, "--to", c.to, "--rules", "0,100",
+			"--runs", "1", "--duration", "1s", "-o", "json")
+		if err != nil {
+			t.Fatalf("rackbench dataplane --cloud --from %s --to %s: %v\n%s", c.from, c.to, err, stderr)
 		}
-	}
-	for _, rules := range []int{0, 100} {
-		for _, k := range []string{"tcp_stream %d 1", "tcp_stream %d 4", "tcp_rr %d <nil>", "tcp_crr %d <nil>"} {
-			k = fmt.Sprintf(k, rules)
-			if r, ok := got[k]; !ok || len(r.Runs) != 1 || r.Median <= 0 {
-				t.Errorf("dataplane %s: %+v (present %v)", k, r, ok)
+		rs = nil
+		if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+			t.Fatalf("decode dataplane results: %v\n%s", err, stdout)
+		}
+		got = map[string]benchResult{}
+		for _, r := range rs {
+			got[fmt.Sprintf("%s %v %v", r.Metric, r.Params["rules"], r.Params["streams"])] = r
+			if r.Params["path"] != c.path {
+				t.Errorf("%s to %s, %s: path %v, want %s", c.from, c.to, r.Metric, r.Params["path"], c.path)
 			}
 		}
-	}
-	checkClean("after the dataplane run")
-	if after := networkObjects(t, creds, n1.rackd); after != netBefore {
-		t.Errorf("network objects before %+v, after %+v", netBefore, after)
-	}
-	if after := dataplaneEntries(t, creds, n1.rackd); fmt.Sprint(after) != fmt.Sprint(dpBefore) {
-		t.Errorf("n1's dataplane map entries before %v, after %v", dpBefore, after)
-	}
-	if ns, _ := filepath.Glob("/run/netns/rackbench-*"); len(ns) != 0 {
-		t.Errorf("bench namespaces left: %v", ns)
+		for _, rules := range []int{0, 100} {
+			for _, k := range []string{"tcp_stream %d 1", "tcp_stream %d 4", "tcp_rr %d <nil>", "tcp_crr %d <nil>"} {
+				k = fmt.Sprintf(k, rules)
+				if r, ok := got[k]; !ok || len(r.Runs) != 1 || r.Median <= 0 {
+					t.Errorf("dataplane %s to %s, %s: %+v (present %v)", c.from, c.to, k, r, ok)
+				}
+			}
+		}
+		t.Logf("dataplane %s→%s: %s", c.from, c.to, stdout)
+		checkClean("after the dataplane run " + c.from + " to " + c.to)
+		if after := networkObjects(t, creds, n1.rackd); after != netBefore {
+			t.Errorf("network objects before %+v, after %+v", netBefore, after)
+		}
+		for _, n := range []string{"n1", "n2"} {
+			if after := dataplaneEntries(t, creds, n1.rackd, n); fmt.Sprint(after) != fmt.Sprint(dpBefore[n]) {
+				t.Errorf("%s's dataplane map entries before %v, after %v", n, dpBefore[n], after)
+			}
+		}
+		if ns, _ := filepath.Glob("/run/netns/rackbench-*"); len(ns) != 0 {
+			t.Errorf("bench namespaces left: %v", ns)
+		}
 	}
 
 	// The HTML report beside the first run, rendered by Chromium.
@@ -362,9 +379,9 @@ func networkObjects(t *testing.T, creds map[string]string, n *rackd) netObjects 
 
 // dataplaneEntries is the number of entries in each of a node's
 // dataplane maps but conntrack (an LRU that ages on its own).
-func dataplaneEntries(t *testing.T, creds map[string]string, n *rackd) map[string]int {
+func dataplaneEntries(t *testing.T, creds map[string]string, n *rackd, node string) map[string]int {
 	t.Helper()
-	out, err := rackctl(t, creds, n, "dataplane", "show", "--node", "n1", "-o", "json")
+	out, err := rackctl(t, creds, n, "dataplane", "show", "--node", node, "-o", "json")
 	if err != nil {
 		t.Fatalf("dataplane show: %v %s", err, out)
 	}
