@@ -44,6 +44,16 @@ type options struct {
 	Ramdisk  string // provision: the directory holding vmlinuz and initramfs.gz
 	Nodes    string // provision: machines at once per case, a comma list
 	Log      io.Writer
+
+	// The --cloud suites (cloud.go) measure a running cloud.
+	Cloud       bool
+	OSCloud     string // clouds.yaml entry; "" reads OS_*
+	CloudNodes  string // storage: node names whose endpoints to use; "" all
+	Concurrency string // storage --cloud: a comma list
+	From, To    string // dataplane --cloud: the nodes of the two ports
+	Rules       string // dataplane --cloud: security group sizes, a comma list
+	// Shape, when set, receives the measured cluster's shape (--cloud).
+	Shape *clusterShape
 }
 
 type suite func(ctx context.Context, o options) ([]Result, error)
@@ -66,12 +76,12 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(stderr, "usage: rackbench SUITE [--runs N] [--duration D] [-o table|json]\nsuites: %s\n", strings.Join(suiteNames(), ", "))
+		fmt.Fprintf(stderr, "usage: rackbench SUITE [--runs N] [--duration D] [-o table|json|html FILE] [--cloud [--os-cloud NAME]]\n       rackbench clean --cloud\nsuites: %s\n", strings.Join(suiteNames(), ", "))
 		return 2
 	}
 	name := args[0]
 	s, ok := suites[name]
-	if !ok {
+	if !ok && name != "clean" {
 		fmt.Fprintf(stderr, "rackbench: unknown suite %q (have: %s)\n", name, strings.Join(suiteNames(), ", "))
 		return 2
 	}
@@ -80,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o := options{Log: stderr}
 	fs.IntVar(&o.Runs, "runs", 5, "runs per case; the median is reported")
 	fs.DurationVar(&o.Duration, "duration", 3*time.Second, "length of one throughput run")
-	fs.StringVar(&o.Output, "o", "table", "output: table or json")
+	fs.StringVar(&o.Output, "o", "table", "output: table, json, or html followed by the report's file name")
 	fs.StringVar(&o.BinDir, "bin", "", "directory holding rackd (default: next to rackbench)")
 	fs.StringVar(&o.Image, "image", "", "launch: guest image (default: "+testImagePath+" here, above, or beside --bin)")
 	fs.StringVar(&o.Sizes, "sizes", "4KiB,1MiB,64MiB", "storage: object sizes of the SDK cases")
@@ -88,11 +98,67 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
 	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
 	fs.StringVar(&o.Nodes, "nodes", "1,3", "provision: machines powered on and deployed at once, per case (comma list)")
-	if err := fs.Parse(args[1:]); err != nil {
+	fs.BoolVar(&o.Cloud, "cloud", false, "storage, dataplane, clean: measure the running cloud the OS_* variables (or --os-cloud) name, as an admin")
+	fs.StringVar(&o.OSCloud, "os-cloud", "", "--cloud: the cloud of that name in clouds.yaml instead of OS_*")
+	fs.StringVar(&o.Concurrency, "concurrency", "1,8,32", "storage --cloud: clients at once, per case (comma list)")
+	fs.StringVar(&o.From, "from", "", "dataplane --cloud: node of the client port")
+	fs.StringVar(&o.To, "to", "", "dataplane --cloud: node of the server port (= --from: traffic within one node)")
+	fs.StringVar(&o.Rules, "rules", "0,1000,10000", "dataplane --cloud: security group rules on the ports, per case (comma list)")
+	compare := fs.String("compare", "", "-o html: an earlier run's -o json output to show beside this one")
+	// "-o html FILE" puts a positional argument among the flags: take it
+	// and go on parsing what follows it.
+	var rest []string
+	for tail := args[1:]; ; {
+		if err := fs.Parse(tail); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, tail = append(rest, fs.Arg(0)), fs.Args()[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	runsSet := set["runs"]
+	var htmlFile string
+	switch o.Output {
+	case "table", "json":
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "rackbench: unexpected argument %q\n", rest[0])
+			return 2
+		}
+	case "html":
+		if len(rest) != 1 {
+			fmt.Fprintln(stderr, "rackbench: -o html needs one file name for the report: -o html FILE")
+			return 2
+		}
+		htmlFile = rest[0]
+	default:
+		fmt.Fprintf(stderr, "rackbench: -o must be table, json or html, not %q\n", o.Output)
 		return 2
 	}
-	runsSet := false
-	fs.Visit(func(f *flag.Flag) { runsSet = runsSet || f.Name == "runs" })
+	if *compare != "" && o.Output != "html" {
+		fmt.Fprintln(stderr, "rackbench: --compare goes with -o html FILE")
+		return 2
+	}
+	if o.Cloud {
+		switch name {
+		case "storage":
+			s = storageCloud
+			if set["nodes"] {
+				o.CloudNodes = o.Nodes
+			}
+		case "dataplane":
+			s = dataplaneCloud
+		case "clean":
+		default:
+			fmt.Fprintf(stderr, "rackbench: %s has no --cloud mode (have: storage, dataplane, clean)\n", name)
+			return 2
+		}
+	} else if name == "clean" {
+		fmt.Fprintln(stderr, "rackbench: clean needs --cloud (what to clean: the cloud of OS_* or --os-cloud)")
+		return 2
+	}
 	if name == "provision" {
 		// A run is several TCG PXE boots per machine: fewer runs by default.
 		if !runsSet {
@@ -115,6 +181,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if name == "clean" {
+		if err := cleanCloud(ctx, o, stdout); err != nil {
+			fmt.Fprintf(stderr, "rackbench clean: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	var old []Result
+	if *compare != "" {
+		var err error
+		if old, err = readResults(*compare); err != nil {
+			fmt.Fprintf(stderr, "rackbench: --compare: %v\n", err)
+			return 2
+		}
+	}
+	var shape clusterShape
+	o.Shape = &shape
+	began := time.Now()
 	results, err := s(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "rackbench %s: %v\n", name, err)
@@ -124,13 +208,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rackbench %s: no results\n", name)
 		return 1
 	}
-	if o.Output == "json" {
+	switch o.Output {
+	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(results)
-		return 0
+	case "html":
+		rep := report{Command: "rackbench " + strings.Join(args, " "), Began: began, Took: time.Since(began), Shape: shape, Results: results, Previous: old, PreviousName: *compare}
+		if err := writeReport(htmlFile, rep); err != nil {
+			fmt.Fprintf(stderr, "rackbench %s: %v\n", name, err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "rackbench %s: report written to %s\n", name, htmlFile)
+	default:
+		printTable(stdout, results)
 	}
-	printTable(stdout, results)
 	return 0
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/node/benchport"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/inventory"
 	"github.com/rackstack/rackstack/storage/block"
@@ -208,10 +209,15 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var bench *benchport.Manager
 	if dp != nil {
 		// Close keeps the pinned programs and maps: tenant traffic flows on
 		// while rackd is down.
 		defer dp.Close()
+		// Bench ports are a benchmark's: they go when rackd stops.
+		bench = &benchport.Manager{DataplaneNetns: o.DataplaneNetns, Log: log}
+		defer bench.Close()
+		node.HandlePeer(benchPeerPrefix+"/", http.StripPrefix(benchPeerPrefix, benchLocal(bench)))
 	}
 
 	build := buildinfo.Read()
@@ -242,6 +248,8 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	})
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Group(exports.routes)
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/nodes/{name}/dataplane", dataplaneStatus(o, node, dp))
+	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).HandleFunc("/rackstack/v1/nodes/{name}/bench-ports", benchPorts(o, node, bench))
+	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).HandleFunc("/rackstack/v1/nodes/{name}/bench-ports/*", benchPorts(o, node, bench))
 	mountSwift(r, &swift.Handler{Store: objects, Auth: ident, Log: log})
 	// S3 verifies signatures over the path as the client sent it: no
 	// prefix stripping.
