@@ -82,6 +82,18 @@ type Desired struct {
 	// Metadata, when set, redirects the ports' metadata requests to the
 	// node's metadata server; nil: no metadata redirection.
 	Metadata *Metadata
+	// Neighbors are the ports on other nodes of the routers' networks:
+	// traffic routed to them leaves by the uplink, tagged with their
+	// network's VLAN. This node's own ports are neighbours without being
+	// listed; routed traffic to an address in neither is dropped.
+	Neighbors []Neighbor
+}
+
+// Neighbor is a port on another node as routing needs it.
+type Neighbor struct {
+	VLAN uint16
+	IP   netip.Addr
+	MAC  net.HardwareAddr
 }
 
 // Router is a Neutron router as this node enforces it for its local ports.
@@ -291,12 +303,15 @@ type tables struct {
 	rules    map[bpf.DataplaneRuleKey]uint8
 	uplink   uint32
 	policies map[uint32]compiledPolicy
+	l3       l3tables
 }
 
 // device is a port's interface as found on this node.
 type device struct {
 	ifindex uint32
 	veth    bool
+	mac     [6]byte
+	peer    [6]byte // a veth's peer's MAC, when the peer is in the same namespace
 }
 
 // compile builds the map contents for the ports whose devices exist.
@@ -305,7 +320,7 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
-		policies: map[uint32]compiledPolicy{},
+		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(),
 	}
 	for _, p := range d.Ports {
 		dev, ok := devs[p.Device]
@@ -371,6 +386,9 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			copy(mk.Mac[:], m)
 			t.macs[mk] = 1
 		}
+	}
+	if err := compileL3(d, devs, t); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
