@@ -94,6 +94,8 @@ enum {
 	C_FROM_META,
 	C_DROP_NO_ROUTE,
 	C_DROP_NO_NEIGH,
+	C_SNAT_NEW,
+	C_DROP_NAT_PORTS,
 	C_MAX = 32,
 };
 
@@ -183,9 +185,10 @@ struct route_key {              /* LPM: prefixlen covers router (32) + address b
 
 #define ROUTE_VIA 1             /* to nexthop, not to the destination itself */
 #define ROUTE_EXTERNAL 2        /* out of the router's external gateway */
+#define ROUTE_SNAT 4            /* ... and SNAT to its address (nexthop) what has no floating IP */
 
 struct route {
-	__u32 vlan;             /* the network the next hop is on */
+	__u32 vlan;             /* the network the next hop is on; ROUTE_EXTERNAL: the external device */
 	__u32 flags;
 	__u8 nexthop[4];
 	__u8 mac[6];            /* the router's MAC on that network */
@@ -204,7 +207,9 @@ struct neigh {
 
 /* fip_out (ifindex = the port's, ip = fixed) gives the external device and
  * the floating IP; fip_in (ifindex = the external device's, ip = floating)
- * gives the port, the fixed IP and the router's MAC on the port's network. */
+ * gives the port, the fixed IP and the router's MAC on the port's network.
+ * fip_in also holds the routers' gateway addresses, with ifindex 0: ARP is
+ * answered for them, and what comes in to them looks in snat. */
 struct nat_key {
 	__u32 ifindex;
 	__u8 ip[4];
@@ -215,6 +220,29 @@ struct nat {
 	__u8 ip[4];
 	__u8 mac[6];
 	__u8 pad[2];
+};
+
+/* Router SNAT, both directions in one LRU map. Out (dir 0): id is the
+ * router, laddr:lport the port's fixed address and port. In (dir 1): id is
+ * the external device, laddr:lport the gateway address and the NAT port.
+ * ICMP echo: lport is the id, rport 0. Ports in host order. */
+struct snat_key {
+	__u32 id;
+	__u8 dir;
+	__u8 proto;
+	__u16 pad;
+	__u8 laddr[4];
+	__u8 raddr[4];
+	__u16 lport;
+	__u16 rport;
+};
+
+struct snat_val {
+	__u64 seen;
+	__u32 ifindex;          /* in: the port */
+	__u8 addr[4];           /* out: the gateway address; in: the fixed address */
+	__u8 mac[6];            /* in: the router's MAC on the port's network */
+	__u16 port;             /* out: the NAT port; in: the port's own */
 };
 
 struct ext {
@@ -383,6 +411,14 @@ struct {
 	__type(value, struct meta_cfg);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct snat_key);
+	__type(value, struct snat_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat SEC(".maps");
 
 /* port ifindex -> its metadata source address (network order) */
 struct {
@@ -816,17 +852,117 @@ static __always_inline int nat_addr(struct __sk_buff *skb, int src, __u32 from, 
 	return bpf_skb_store_bytes(skb, src ? IP_SRC_OFF : IP_DST_OFF, &to, 4, 0);
 }
 
+/* nat_port rewrites the TCP/UDP source (src) or destination port, or the
+ * ICMP echo id, from -> to (host order), with the checksum. */
+static __always_inline int nat_port(struct __sk_buff *skb, int src, __u8 proto, __u16 from, __u16 to)
+{
+	__u8 ihl;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
+		return -1;
+	__u32 l4 = ETH_HLEN + (ihl & 0xf) * 4;
+	__be16 o = bpf_htons(from), n = bpf_htons(to);
+	__u32 csum, at;
+	__u64 flags = 2;
+	if (proto == IPPROTO_TCP) {
+		csum = l4 + 16;
+		at = l4 + (src ? 0 : 2);
+	} else if (proto == IPPROTO_UDP) {
+		csum = l4 + 6;
+		at = l4 + (src ? 0 : 2);
+		flags |= BPF_F_MARK_MANGLED_0;
+	} else {
+		csum = l4 + 2;
+		at = l4 + 4;
+	}
+	if (bpf_l4_csum_replace(skb, csum, o, n, flags))
+		return -1;
+	return bpf_skb_store_bytes(skb, at, &n, 2, 0);
+}
+
+static __always_inline int snat_proto(struct flow *f)
+{
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP)
+		return f->sport != 0;   /* 0: a later fragment, no ports to map */
+	return f->proto == IPPROTO_ICMP && (f->rport >> 8) == ICMP_ECHO;
+}
+
+#define SNAT_TRIES 16
+
+/* snat_port is the NAT port of the flow a port sends out of router in's
+ * gateway gw on device ext: the one it has, or a new one, claimed in the
+ * in direction so that replies find the port. -1: none free. */
+static __always_inline int snat_port(__u32 ifindex, struct flow *f, struct rif *in, __u32 ext, __u32 gw)
+{
+	__u16 rport = f->proto == IPPROTO_ICMP ? 0 : f->dport;
+	struct snat_key ok = { .id = in->router, .dir = 0, .proto = f->proto, .lport = f->sport, .rport = rport };
+	__builtin_memcpy(ok.laddr, &f->saddr, 4);
+	__builtin_memcpy(ok.raddr, &f->daddr, 4);
+	struct snat_key ik = { .id = ext, .dir = 1, .proto = f->proto, .rport = rport };
+	__builtin_memcpy(ik.laddr, &gw, 4);
+	__builtin_memcpy(ik.raddr, &f->daddr, 4);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct snat_val *v = bpf_map_lookup_elem(&snat, &ok);
+	if (v && now - v->seen < CT_TIMEOUT) {
+		__u16 port = v->port;
+		if (now - v->seen > CT_REFRESH) {
+			v->seen = now;
+			/* Keep the in direction alive too: a flow that only
+			 * sends must not lose its port to another. */
+			ik.lport = port;
+			struct snat_val *r = bpf_map_lookup_elem(&snat, &ik);
+			if (r)
+				r->seen = now;
+		}
+		return port;
+	}
+	struct snat_val iv = { .seen = now, .ifindex = ifindex, .port = f->sport };
+	__builtin_memcpy(iv.addr, &f->saddr, 4);
+	__builtin_memcpy(iv.mac, in->mac, 6);
+	__u32 h = bpf_get_prandom_u32();
+	for (int i = 0; i < SNAT_TRIES; i++) {
+		/* The port's own first, as Linux does; then random ones
+		 * above the well-known ports. */
+		__u16 port = i == 0 ? f->sport : 1024 + (h + i * 7919) % (65536 - 1024);
+		if (port == 0)
+			continue;
+		ik.lport = port;
+		struct snat_val *x = bpf_map_lookup_elem(&snat, &ik);
+		if (x && now - x->seen < CT_TIMEOUT)
+			continue;
+		if (bpf_map_update_elem(&snat, &ik, &iv, x ? BPF_ANY : BPF_NOEXIST))
+			continue;       /* another CPU took it just now */
+		struct snat_val ov = { .seen = now, .port = port };
+		__builtin_memcpy(ov.addr, &gw, 4);
+		bpf_map_update_elem(&snat, &ok, &ov, BPF_ANY);
+		count(C_SNAT_NEW);
+		return port;
+	}
+	return -1;
+}
+
 /* to_external sends a routed packet out of its router's gateway, with the
- * port's floating IP as source. */
-static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, struct flow *f, struct rif *in)
+ * port's floating IP as source, else SNATed to the router's gateway
+ * address when the route says so. */
+static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, struct flow *f, struct rif *in,
+				       __u32 rext, __u32 rflags, __u32 gw)
 {
 	struct nat_key k = { .ifindex = ifindex };
 	__builtin_memcpy(k.ip, &f->saddr, 4);
 	struct nat *n = bpf_map_lookup_elem(&fip_out, &k);
-	if (!n)
+	__u32 out, src;
+	int snat = 0;
+	if (n) {
+		out = n->ifindex;
+		__builtin_memcpy(&src, n->ip, 4);
+	} else if (rflags & ROUTE_SNAT) {
+		if (!snat_proto(f))
+			return drop(C_DROP_NO_ROUTE);
+		out = rext;
+		src = gw;
+		snat = 1;
+	} else {
 		return drop(C_DROP_NO_ROUTE);
-	__u32 out = n->ifindex, fip;
-	__builtin_memcpy(&fip, n->ip, 4);
+	}
 	struct ext *e = bpf_map_lookup_elem(&exts, &out);
 	if (!e)
 		return drop(C_DROP_NO_ROUTE);
@@ -853,7 +989,14 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 		__builtin_memcpy(&rip, in->ip, 4);
 		return icmp_error(skb, ICMP_TIME_EXCEEDED, rip, in->mac);
 	}
-	if (nat_addr(skb, 1, f->saddr, fip) || set_macs(skb, dmac, smac))
+	if (snat) {
+		int port = snat_port(ifindex, f, in, out, gw);
+		if (port < 0)
+			return drop(C_DROP_NAT_PORTS);
+		if (port != f->sport && nat_port(skb, 1, f->proto, f->sport, port))
+			return drop(C_DROP_MALFORMED);
+	}
+	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);
 	count(C_NAT_OUT);
 	return bpf_redirect(out, 0);
@@ -870,8 +1013,11 @@ static __always_inline int route(struct __sk_buff *skb, __u32 ifindex, struct ri
 	struct route *r = bpf_map_lookup_elem(&routes, &rk);
 	if (!r)
 		return drop(C_DROP_NO_ROUTE);
-	if (r->flags & ROUTE_EXTERNAL)
-		return to_external(skb, ifindex, f, in);
+	if (r->flags & ROUTE_EXTERNAL) {
+		__u32 gw;
+		__builtin_memcpy(&gw, r->nexthop, 4);
+		return to_external(skb, ifindex, f, in, r->vlan, r->flags, gw);
+	}
 	__u32 vlan = r->vlan;
 	own.vlan = vlan;
 	__builtin_memcpy(own.ip, &f->daddr, 4);
@@ -1079,6 +1225,48 @@ int uplink_in(struct __sk_buff *skb)
 	return deliver(skb, vlan, dst, KIND_OTHER, 0, 0);
 }
 
+/* snat_in takes a reply to a router's gateway address back to the port
+ * whose flow was given its port. */
+static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow *f)
+{
+	if (!snat_proto(f) && !(f->proto == IPPROTO_ICMP && (f->rport >> 8) == ICMP_ECHOREPLY))
+		return drop(C_DROP_NO_ROUTE);
+	struct snat_key ik = { .id = ext, .dir = 1, .proto = f->proto, .lport = f->dport,
+			       .rport = f->proto == IPPROTO_ICMP ? 0 : f->sport };
+	__builtin_memcpy(ik.laddr, &f->daddr, 4);
+	__builtin_memcpy(ik.raddr, &f->saddr, 4);
+	struct snat_val *v = bpf_map_lookup_elem(&snat, &ik);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	if (!v || now - v->seen >= CT_TIMEOUT)
+		return drop(C_DROP_NO_ROUTE);   /* nothing from inside asked for it */
+	if (now - v->seen > CT_REFRESH)
+		v->seen = now;
+	__u32 to = v->ifindex, fixed;
+	__u16 port = v->port;
+	__u8 rmac[6];
+	__builtin_memcpy(&fixed, v->addr, 4);
+	__builtin_memcpy(rmac, v->mac, 6);
+	struct port *q = bpf_map_lookup_elem(&ports, &to);
+	if (!q)
+		return drop(C_DROP_NO_PORT);
+	if (!ttl_dec(skb))
+		return drop(C_DROP_NO_ROUTE);
+	if (port != f->dport && nat_port(skb, 0, f->proto, f->dport, port))
+		return drop(C_DROP_MALFORMED);
+	if (nat_addr(skb, 0, f->daddr, fixed))
+		return drop(C_DROP_MALFORMED);
+	f->daddr = fixed;
+	f->dport = port;
+	if (f->proto == IPPROTO_ICMP)
+		f->sport = port;
+	if (!sg_allow(q, to, DIR_IN, f))
+		return drop(C_DROP_SG_IN);
+	if (set_macs(skb, q->mac, rmac))
+		return drop(C_DROP_MALFORMED);
+	count(C_NAT_IN);
+	return to_port(q, to);
+}
+
 SEC("tc")
 int ext_in(struct __sk_buff *skb)
 {
@@ -1133,6 +1321,8 @@ int ext_in(struct __sk_buff *skb)
 	struct nat *n = bpf_map_lookup_elem(&fip_in, &k);
 	if (!n)
 		return TC_ACT_OK;       /* not ours: the node's own */
+	if (!n->ifindex)
+		return snat_in(skb, ifindex, &f);
 	__u32 to = n->ifindex, fixed;
 	__u8 rmac[6];
 	__builtin_memcpy(&fixed, n->ip, 4);

@@ -173,6 +173,27 @@ type DataplaneSettings struct {
 	Uplink uint32
 }
 
+type DataplaneSnatKey struct {
+	_     structs.HostLayout
+	Id    uint32
+	Dir   uint8
+	Proto uint8
+	Pad   uint16
+	Laddr [4]uint8
+	Raddr [4]uint8
+	Lport uint16
+	Rport uint16
+}
+
+type DataplaneSnatVal struct {
+	_       structs.HostLayout
+	Seen    uint64
+	Ifindex uint32
+	Addr    [4]uint8
+	Mac     [6]uint8
+	Port    uint16
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -197,6 +218,7 @@ const (
 	DataplaneMapRmacs     = "rmacs"
 	DataplaneMapRoutes    = "routes"
 	DataplaneMapRules     = "rules"
+	DataplaneMapSnat      = "snat"
 	DataplaneProgExtIn    = "ext_in"
 	DataplaneProgMetaIn   = "meta_in"
 	DataplaneProgPortIn   = "port_in"
@@ -275,6 +297,7 @@ type DataplaneMapSpecs struct {
 	Rmacs     *ebpf.MapSpec `ebpf:"rmacs"`
 	Routes    *ebpf.MapSpec `ebpf:"routes"`
 	Rules     *ebpf.MapSpec `ebpf:"rules"`
+	Snat      *ebpf.MapSpec `ebpf:"snat"`
 }
 
 // DataplaneVariableSpecs contains global variables before they are loaded into the kernel.
@@ -323,6 +346,7 @@ type DataplaneMaps struct {
 	Rmacs     *ebpf.Map `ebpf:"rmacs"`
 	Routes    *ebpf.Map `ebpf:"routes"`
 	Rules     *ebpf.Map `ebpf:"rules"`
+	Snat      *ebpf.Map `ebpf:"snat"`
 }
 
 func (m *DataplaneMaps) Close() error {
@@ -347,6 +371,7 @@ func (m *DataplaneMaps) Close() error {
 		m.Rmacs,
 		m.Routes,
 		m.Rules,
+		m.Snat,
 	)
 }
 

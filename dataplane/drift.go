@@ -131,7 +131,7 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapRifs: o.Rifs, bpf.DataplaneMapRmacs: o.Rmacs, bpf.DataplaneMapRoutes: o.Routes,
 		bpf.DataplaneMapNeighs: o.Neighs, bpf.DataplaneMapExtNeighs: o.ExtNeighs, bpf.DataplaneMapFipOut: o.FipOut,
 		bpf.DataplaneMapFipIn: o.FipIn, bpf.DataplaneMapExts: o.Exts, bpf.DataplaneMapMeta: o.Meta,
-		bpf.DataplaneMapMetas: o.Metas, bpf.DataplaneMapMetaCt: o.MetaCt,
+		bpf.DataplaneMapMetas: o.Metas, bpf.DataplaneMapMetaCt: o.MetaCt, bpf.DataplaneMapSnat: o.Snat,
 	}
 	var errs []error
 	for name, m := range maps {

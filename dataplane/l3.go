@@ -16,6 +16,7 @@ import (
 const (
 	routeVia      = 1
 	routeExternal = 2
+	routeSNAT     = 4
 )
 
 // metaIP is the metadata service's address guests ask.
@@ -146,10 +147,22 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 			l.routes[routeKey(id, ri.IP.Masked())] = bpf.DataplaneRoute{Vlan: uint32(ri.VLAN), Mac: rif.Mac}
 		}
 		if g := r.Gateway; g != nil {
-			if _, ok := exts[g.External]; !ok {
+			e, ok := exts[g.External]
+			if !ok {
 				return fmt.Errorf("router %s: gateway on external %s, which this node does not reach", r.ID, g.External)
 			}
-			l.routes[routeKey(id, netip.PrefixFrom(netip.IPv4Unspecified(), 0))] = bpf.DataplaneRoute{Flags: routeExternal}
+			if !g.IP.Is4() || !e.Prefix.Contains(g.IP) {
+				return fmt.Errorf("router %s: gateway address %s is not an IPv4 address of external %s (%s)", r.ID, g.IP, e.ID, e.Prefix)
+			}
+			ext := devs[e.Device].ifindex
+			rt := bpf.DataplaneRoute{Vlan: ext, Flags: routeExternal, Nexthop: ip4(g.IP)}
+			if g.SNAT {
+				rt.Flags |= routeSNAT
+			}
+			l.routes[routeKey(id, netip.PrefixFrom(netip.IPv4Unspecified(), 0))] = rt
+			// ARP for the gateway address is answered; what comes in to
+			// it finds its flow in the SNAT map, or is dropped.
+			l.fipIn[bpf.DataplaneNatKey{Ifindex: ext, Ip: ip4(g.IP)}] = bpf.DataplaneNat{}
 		}
 		for _, rt := range r.Routes {
 			if !rt.Dst.Addr().Is4() || !rt.Nexthop.Is4() {

@@ -384,6 +384,7 @@ func TestCompileRefusesL3(t *testing.T) {
 		{"external on the uplink", func(d *Desired) { d.Externals[0].Device = "up0" }, "not the uplink"},
 		{"external device missing", func(d *Desired) { d.Externals[0].Device = "nope" }, "device nope not found"},
 		{"gateway on an unknown external", func(d *Desired) { d.Routers[0].Gateway.External = "x" }, "does not reach"},
+		{"gateway address outside the external subnet", func(d *Desired) { d.Routers[0].Gateway.IP = netip.MustParseAddr("10.1.1.1") }, "gateway address 10.1.1.1"},
 		{"route via no subnet", func(d *Desired) { d.Routers[0].Routes[0].Nexthop = netip.MustParseAddr("10.9.9.9") }, "none of its subnets"},
 		{"floating IP outside the external subnet", func(d *Desired) { d.Floating[0].IP = netip.MustParseAddr("10.1.1.1") }, "not an IPv4 address of external"},
 		{"floating IP on a router without the port's subnet", func(d *Desired) { d.Routers[0].Interfaces = d.Routers[0].Interfaces[1:] }, "no interface on port a's subnet"},
@@ -401,5 +402,79 @@ func TestCompileRefusesL3(t *testing.T) {
 	}
 	if _, err := compile(l3State(), devs); err != nil {
 		t.Errorf("the fixture itself: %v", err)
+	}
+}
+
+func TestRouterSNAT(t *testing.T) {
+	d := openTest(t, "tapa", "tapd", "up0", "ext0", "meta0")
+	want := l3State()
+	want.Routers[0].Gateway.SNAT = true
+	want.Ports[1].Addrs = append(want.Ports[1].Addrs, netip.MustParsePrefix("10.0.1.21/32"))
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	bcast := mac("ff:ff:ff:ff:ff:ff")
+	// The gateway address answers ARP; the gateway is learnt from asking.
+	if r := d.run(t, d.objs.ExtIn, "ext0", frame{src: macG, dst: bcast}.arp("172.24.4.1", "172.24.4.2")); r.String() != "REDIRECT [arp_reply]" {
+		t.Fatalf("ARP for the router's gateway address: %s", r)
+	}
+	toR2 := frame{src: macD, dst: macR2}
+	sent := func(name, dev string, pkt []byte, want, wantOut string) []byte {
+		t.Helper()
+		r := d.run(t, d.objs.PortIn, dev, withChecksums(pkt))
+		if r.String() != want {
+			t.Errorf("%s: got %s, want %s", name, r, want)
+			return nil
+		}
+		if got := macsOf(r.out) + " " + parseIP(r.out).String(); wantOut != "" && got != wantOut {
+			t.Errorf("%s: sent %s, want %s", name, got, wantOut)
+		}
+		if err := checksumsOK(r.out[:len(pkt)]); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		return r.out[:len(pkt)]
+	}
+	sent("first flow keeps its port", "tapd", toR2.tcp("10.0.1.20", "8.8.8.8", 40000, 443), "REDIRECT [nat_out,snat_new]",
+		"fa:16:3e:00:02:01 > 52:54:00:00:02:fe 172.24.4.2:40000 > 8.8.8.8:443 ttl 63")
+	sent("same flow again", "tapd", toR2.tcp("10.0.1.20", "8.8.8.8", 40000, 443), "REDIRECT [nat_out]",
+		"fa:16:3e:00:02:01 > 52:54:00:00:02:fe 172.24.4.2:40000 > 8.8.8.8:443 ttl 63")
+	other := sent("same port from another address", "tapd", toR2.tcp("10.0.1.21", "8.8.8.8", 40000, 443), "REDIRECT [nat_out,snat_new]", "")
+	if other == nil {
+		t.FailNow()
+	}
+	o := parseIP(other)
+	if o.src != netip.MustParseAddr("172.24.4.2") || o.sport == 40000 || o.sport < 1024 {
+		t.Fatalf("second flow sent as %s: want the gateway address and another port above 1023", o)
+	}
+	sent("a floating IP wins over SNAT", "tapa", frame{src: macA, dst: macR1}.tcp("10.0.0.10", "8.8.8.8", 40000, 443), "REDIRECT [nat_out]",
+		"fa:16:3e:00:02:01 > 52:54:00:00:02:fe 172.24.4.10:40000 > 8.8.8.8:443 ttl 63")
+	sent("ping", "tapd", toR2.icmp("10.0.1.20", "8.8.8.8", 8, 0, 77), "REDIRECT [nat_out,snat_new]", "")
+	sent("SCTP has no SNAT", "tapd", toR2.eth(0x0800, ipv4(132, "10.0.1.20", "8.8.8.8", make([]byte, 12))), "SHOT [drop_no_route]", "")
+
+	fromG := frame{src: macG, dst: macExt}
+	cases := []struct {
+		name, want, out string
+		pkt             []byte
+	}{
+		{"reply to the first flow", "REDIRECT [fwd_local,nat_in]", "fa:16:3e:00:01:02 > fa:16:3e:00:00:0d 8.8.8.8:443 > 10.0.1.20:40000 ttl 63",
+			fromG.tcp("8.8.8.8", "172.24.4.2", 443, 40000)},
+		{"reply to the second", "REDIRECT [fwd_local,nat_in]", "fa:16:3e:00:01:02 > fa:16:3e:00:00:0d 8.8.8.8:443 > 10.0.1.21:40000 ttl 63",
+			fromG.tcp("8.8.8.8", "172.24.4.2", 443, o.sport)},
+		{"echo reply", "REDIRECT [fwd_local,nat_in]", "", fromG.icmp("8.8.8.8", "172.24.4.2", 0, 0, 77)},
+		{"from another remote port", "SHOT [drop_no_route]", "", fromG.tcp("8.8.8.8", "172.24.4.2", 444, 40000)},
+		{"unasked", "SHOT [drop_no_route]", "", fromG.tcp("1.2.3.4", "172.24.4.2", 5555, 22)},
+	}
+	for _, c := range cases {
+		r := d.run(t, d.objs.ExtIn, "ext0", withChecksums(c.pkt))
+		if r.String() != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, r, c.want)
+			continue
+		}
+		if got := macsOf(r.out) + " " + parseIP(r.out).String(); c.out != "" && got != c.out {
+			t.Errorf("%s: sent %s, want %s", c.name, got, c.out)
+		}
+		if err := checksumsOK(r.out[:len(c.pkt)]); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
 	}
 }

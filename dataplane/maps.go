@@ -16,7 +16,7 @@ var counterNames = []string{
 	"drop_sg_egress", "drop_sg_ingress", "drop_no_fdb", "drop_no_uplink",
 	"drop_ethertype", "drop_broadcast", "drop_dhcp_server",
 	"fwd_routed", "arp_reply", "icmp_reply", "nat_out", "nat_in", "to_meta", "from_meta",
-	"drop_no_route", "drop_no_neigh",
+	"drop_no_route", "drop_no_neigh", "snat_new", "drop_nat_ports",
 }
 
 // readTables reads what the maps hold now: after a restart, the previous
