@@ -776,6 +776,11 @@ static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u32 fro
 	} __attribute__((packed)) out = {};
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, out.quote, sizeof(out.quote)))
 		return drop(C_DROP_MALFORMED);
+	if (out.quote[9] == IPPROTO_TCP)
+		/* A TCP packet may carry CHECKSUM_PARTIAL, whose checksum
+		 * offset would land in the quote once it is finished: not
+		 * answered (traceroute uses UDP or ping). */
+		return drop(C_DROP_NO_ROUTE);
 	if (out.quote[9] == IPPROTO_ICMP) {
 		/* never an error about an error (RFC 1122 3.2.2) */
 		__u8 t = out.quote[20];
@@ -1007,6 +1012,10 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
  * router's gateway. The port's egress groups have let it through. */
 static __always_inline int route(struct __sk_buff *skb, __u32 ifindex, struct rif *in, struct flow *f)
 {
+	/* Link-local addresses are never routed (RFC 3927): 169.254.169.254
+	 * is the metadata service of the port's own node or nothing. */
+	if ((f->daddr & 0xffff) == (META_IP & 0xffff))
+		return drop(C_DROP_NO_ROUTE);
 	struct rif_key own = { .vlan = 0 };
 	struct route_key rk = { .prefixlen = 64, .router = in->router };
 	__builtin_memcpy(rk.ip, &f->daddr, 4);

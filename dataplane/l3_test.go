@@ -233,6 +233,13 @@ func TestRouterICMP(t *testing.T) {
 	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(toR1.icmp("10.0.0.10", "10.0.1.1", 8, 0, 9))); r.String() != "REDIRECT [icmp_reply]" {
 		t.Errorf("ping the router's other address: %s", r)
 	}
+	// TCP with TTL 1 is dropped unanswered: its checksum may be left to
+	// the device, at an offset inside the quote.
+	syn := toR1.tcp("10.0.0.10", "10.0.1.20", 40000, 22)
+	syn[14+8] = 1
+	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(syn)); r.String() != "SHOT [drop_no_route]" {
+		t.Errorf("TCP with TTL 1: %s", r)
+	}
 	// An ICMP error is never answered with another.
 	bad := toR1.icmp("10.0.0.10", "10.0.1.20", 3, 1, 0)
 	bad[14+8] = 1
