@@ -2,7 +2,7 @@
 
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 //
-// Rackstack's tenant dataplane: two tc programs.
+// Rackstack's tenant dataplane: four tc programs.
 //
 //   port_in   on every local port's device (tap or host-side veth), sees what
 //             the guest sends: anti-spoofing, egress security groups, then
@@ -13,8 +13,9 @@
 //             and delivers to the local port (after its ingress security
 //             groups).
 //   ext_in    on each external network's device: answers ARP for the
-//             floating IPs, learns the neighbours' MACs, and DNATs a
-//             floating IP's traffic to its port.
+//             floating IPs and routers' gateway addresses, learns the
+//             neighbours' MACs, DNATs a floating IP's traffic to its port
+//             and takes router SNAT's replies back.
 //   meta_in   on the metadata device: the metadata server's replies, back
 //             to the port whose request the dataplane sent there.
 //
@@ -23,7 +24,10 @@
 // for the router's gateway addresses, and NATs to and from floating IPs
 // (fip_out/fip_in) with the external neighbour's MAC that ext_in learnt.
 // Floating IPs are 1:1, so their NAT needs no state of its own; the port's
-// security groups keep tracking the flow by its fixed address.
+// security groups keep tracking the flow by its fixed address. Router SNAT
+// gives each flow a port of the gateway address, kept in the snat LRU map
+// both ways. Link-local destinations are never routed: 169.254.169.254 from
+// a port with a metadata address goes to the node's metadata device.
 //
 // Security groups never scan rules: the Go side compiles each port's rules
 // into an LPM trie keyed (policy, direction, protocol, port prefix, remote

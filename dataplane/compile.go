@@ -132,20 +132,29 @@ type FloatingIP struct {
 // External is an external network as this node reaches it.
 type External struct {
 	ID string
-	// Device is where the external network is: a host interface (rackd
-	// dev's) or the uplink.
+	// Device is the dataplane's end of the external network: frames for
+	// it are sent out of Device, and ext_in, attached to Device, takes
+	// what arrives. It carries no address of the node's. For rackd dev it
+	// is one end of a veth pair whose other end holds the gateway address
+	// (172.24.4.1). It may not be the uplink yet (refused).
 	Device  string
-	VLAN    uint16           // 0: flat
-	Gateway netip.Addr       // the next hop outside
+	VLAN    uint16           // 0: flat; other VLANs are refused yet
+	Gateway netip.Addr       // the next hop outside; its MAC is learnt from ARP (Apply asks)
 	Prefix  netip.Prefix     // the external subnet
-	MAC     net.HardwareAddr // this node's MAC on it: answers ARP for its floating and SNAT IPs
+	MAC     net.HardwareAddr // this node's MAC on it (Device's own, usually): ARP for its floating and router addresses answers it
 }
 
 // Metadata says where the node's metadata server is. Each Port with a
 // MetaAddr has its requests to 169.254.169.254:80 rewritten to come from
 // that address and sent to Device; the replies go back to the port.
 type Metadata struct {
-	Device string // host device the metadata server listens behind, e.g. "rsmeta0"
+	// Device is a veth in the dataplane's namespace, e.g. "rsmeta0"; its
+	// peer, in the same namespace, holds 169.254.169.254/16 and the
+	// server listens there. Requests leave Device for the peer; the
+	// server's replies (and its ARP for the ports' metadata addresses,
+	// answered with Device's MAC) come back into Device, where meta_in
+	// takes them to the port.
+	Device string
 }
 
 const (
