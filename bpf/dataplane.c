@@ -100,6 +100,7 @@ enum {
 	C_DROP_NO_NEIGH,
 	C_SNAT_NEW,
 	C_DROP_NAT_PORTS,
+	C_DROP_TOO_BIG,
 	C_MAX = 32,
 };
 
@@ -708,6 +709,8 @@ struct arp_eth {
 #define ARP_REQUEST 1
 #define ARP_REPLY 2
 #define ICMP_TIME_EXCEEDED 11
+#define ICMP_DEST_UNREACH 3
+#define ICMP_FRAG_NEEDED 4
 #define META_IP 0xfea9fea9      /* 169.254.169.254 in network order, read as a little-endian __u32 */
 
 #define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
@@ -770,7 +773,7 @@ static __always_inline int ttl_dec(struct __sk_buff *skb)
 /* icmp_error answers the IPv4 packet in skb with an ICMP error of type
  * typ from address from (a router interface) and the MAC mac, quoting its
  * first 28 bytes, back out of the device it came in on. */
-static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u32 from, const __u8 *mac)
+static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u8 code, __u16 mtu, __u32 from, const __u8 *mac)
 {
 	struct {
 		struct ethhdr eth;
@@ -780,11 +783,10 @@ static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u32 fro
 	} __attribute__((packed)) out = {};
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, out.quote, sizeof(out.quote)))
 		return drop(C_DROP_MALFORMED);
-	if (out.quote[9] == IPPROTO_TCP)
-		/* A TCP packet may carry CHECKSUM_PARTIAL, whose checksum
-		 * offset would land in the quote once it is finished: not
-		 * answered (traceroute uses UDP or ping). */
-		return drop(C_DROP_NO_ROUTE);
+	/* The skb may still say CHECKSUM_PARTIAL (a guest's TCP or UDP with
+	 * offload), which nothing finishes on the way back to the port: a
+	 * veth peer and a tap hand the bytes over as they are, and the
+	 * receiver takes ICMP as already checked. Ours are right anyway. */
 	if (out.quote[9] == IPPROTO_ICMP) {
 		/* never an error about an error (RFC 1122 3.2.2) */
 		__u8 t = out.quote[20];
@@ -804,6 +806,8 @@ static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u32 fro
 	__builtin_memcpy(&out.ip.daddr, out.quote + 12, 4);
 	out.ip.check = csum_fold(bpf_csum_diff(0, 0, (void *)&out.ip, sizeof(out.ip), 0));
 	out.icmp.type = typ;
+	out.icmp.code = code;
+	out.icmp.seq = bpf_htons(mtu);  /* frag needed: the next hop's MTU */
 	out.icmp.checksum = csum_fold(bpf_csum_diff(0, 0, (void *)&out.icmp, sizeof(out.icmp) + sizeof(out.quote), 0));
 	if (bpf_skb_change_tail(skb, sizeof(out), 0))
 		return drop(C_DROP_MALFORMED);
@@ -993,11 +997,24 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	__u8 dmac[6], smac[6];
 	__builtin_memcpy(dmac, nb->mac, 6);
 	__builtin_memcpy(smac, e->mac, 6);
-	if (!ttl_dec(skb)) {
-		__u32 rip;
-		__builtin_memcpy(&rip, in->ip, 4);
-		return icmp_error(skb, ICMP_TIME_EXCEEDED, rip, in->mac);
+	__u32 rip;
+	__builtin_memcpy(&rip, in->ip, 4);
+	__u8 ttl;
+	if (bpf_skb_load_bytes(skb, IP_TTL_OFF, &ttl, 1) || ttl <= 1)
+		return icmp_error(skb, ICMP_TIME_EXCEEDED, 0, 0, rip, in->mac);
+	/* Too big for the external network: nothing here fragments, so the
+	 * sender learns the MTU (path MTU discovery), or the packet goes.
+	 * Checked before the TTL goes down, so the quote is as sent. */
+	__u32 mtu = 0;
+	if (bpf_check_mtu(skb, out, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
+		__u16 frag;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, frag_off), &frag, 2) == 0 &&
+		    (frag & bpf_htons(0x4000)))
+			return icmp_error(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu, rip, in->mac);
+		return drop(C_DROP_TOO_BIG);
 	}
+	if (!ttl_dec(skb))
+		return drop(C_DROP_MALFORMED);
 	if (snat) {
 		int port = snat_port(ifindex, f, in, out, gw);
 		if (port < 0)
@@ -1051,7 +1068,7 @@ static __always_inline int route(struct __sk_buff *skb, __u32 ifindex, struct ri
 	if (!ttl_dec(skb)) {
 		__u32 rip;
 		__builtin_memcpy(&rip, in->ip, 4);
-		return icmp_error(skb, ICMP_TIME_EXCEEDED, rip, in->mac);
+		return icmp_error(skb, ICMP_TIME_EXCEEDED, 0, 0, rip, in->mac);
 	}
 	if (set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);

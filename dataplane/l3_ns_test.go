@@ -124,8 +124,23 @@ func TestRoutedNamespaces(t *testing.T) {
 	if out, err := ping(t, gd, "172.24.4.1"); err != nil {
 		t.Errorf("ping from d to the outside through SNAT: %v\n%s", err, out)
 	}
+	// A smaller MTU outside: d learns it from its gateway.
+	ext, err := d.nl.LinkByName("ext0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.nl.LinkSetMTU(ext, 1400); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = ping(t, gd, "-M", "do", "-s", "1450", "172.24.4.1")
+	if !strings.Contains(out, "mtu = 1400") && !strings.Contains(out, "mtu=1400") {
+		t.Errorf("ping too big for the outside learnt no MTU:\n%s", out)
+	}
+	if out, err := ping(t, gd, "-M", "do", "-s", "1300", "172.24.4.1"); err != nil {
+		t.Errorf("ping that fits: %v\n%s", err, out)
+	}
 	// Nobody inside asked: the router's address takes no connection in.
-	err := dataplanetest.In(t, d.cfg.Netns, func() error {
+	err = dataplanetest.In(t, d.cfg.Netns, func() error {
 		c, err := net.DialTimeout("tcp4", "172.24.4.2:8000", time.Second)
 		if err == nil {
 			c.Close()

@@ -233,11 +233,9 @@ func TestRouterICMP(t *testing.T) {
 	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(toR1.icmp("10.0.0.10", "10.0.1.1", 8, 0, 9))); r.String() != "REDIRECT [icmp_reply]" {
 		t.Errorf("ping the router's other address: %s", r)
 	}
-	// TCP with TTL 1 is dropped unanswered: its checksum may be left to
-	// the device, at an offset inside the quote.
 	syn := toR1.tcp("10.0.0.10", "10.0.1.20", 40000, 22)
 	syn[14+8] = 1
-	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(syn)); r.String() != "SHOT [drop_no_route]" {
+	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(syn)); r.String() != "REDIRECT [icmp_reply]" {
 		t.Errorf("TCP with TTL 1: %s", r)
 	}
 	// An ICMP error is never answered with another.
@@ -483,5 +481,41 @@ func TestRouterSNAT(t *testing.T) {
 		if err := checksumsOK(r.out[:len(c.pkt)]); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
+	}
+}
+
+// TestFragNeeded sends a's packets bigger than the external network's MTU
+// out of its floating IP: with DF, a gets the MTU back from its gateway
+// (path MTU discovery); without, the packet goes, as nothing here
+// fragments.
+func TestFragNeeded(t *testing.T) {
+	d := l3Fixture(t)
+	d.run(t, d.objs.ExtIn, "ext0", frame{src: macG, dst: mac("ff:ff:ff:ff:ff:ff")}.arp("172.24.4.1", "172.24.4.10"))
+	big := frame{src: macA, dst: macR1}.eth(0x0800, ipv4(17, "10.0.0.10", "8.8.8.8", make([]byte, 1600)))
+	binary.BigEndian.PutUint16(big[14+20:], 5000)
+	binary.BigEndian.PutUint16(big[14+22:], 53)
+	binary.BigEndian.PutUint16(big[14+24:], 1600)
+	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(append([]byte{}, big...))); r.String() != "SHOT [drop_too_big]" {
+		t.Errorf("too big without DF: %s", r)
+	}
+	big[14+6] = 0x40 // DF
+	withChecksums(big)
+	r := d.run(t, d.objs.PortIn, "tapa", big)
+	if r.String() != "REDIRECT [icmp_reply]" {
+		t.Fatalf("too big with DF: %s", r)
+	}
+	out := r.out[:14+20+8+28]
+	if got := macsOf(out) + " " + parseIP(out).src.String() + " > " + parseIP(out).dst.String(); got != "fa:16:3e:00:01:01 > fa:16:3e:00:00:0a 10.0.0.1 > 10.0.0.10" {
+		t.Errorf("frag needed sent %s", got)
+	}
+	if typ, code, mtu := out[34], out[35], binary.BigEndian.Uint16(out[40:]); typ != 3 || code != 4 || mtu != 1500 {
+		t.Errorf("type %d code %d MTU %d, want 3 4 1500 (ext0's)", typ, code, mtu)
+	}
+	if err := checksumsOK(out); err != nil {
+		t.Error(err)
+	}
+	// The quote is the packet as a sent it, TTL included.
+	if !bytes.Equal(out[42:], big[14:14+28]) {
+		t.Errorf("quote:\n got %x\nwant %x", out[42:], big[14:14+28])
 	}
 }
