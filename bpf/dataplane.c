@@ -250,13 +250,20 @@ struct snat_val {
 	__u16 port;             /* out: the NAT port; in: the port's own */
 };
 
+/* An external network, in exts by its key: the device's ifindex, plus the
+ * VLAN << 20 for a VLAN on the uplink. The key names it in fip_out, fip_in,
+ * snat, ext_neighs and a ROUTE_EXTERNAL route. */
 struct ext {
+	__u32 ifindex;          /* the device it is reached by */
+	__u32 vlan;             /* 0: untagged */
 	__u8 mac[6];            /* this node's MAC on the external network */
 	__u8 pad[2];
 	__u8 gateway[4];
 	__u8 net[4];
 	__u8 mask[4];
 };
+
+#define EXT_VLAN_SHIFT 20
 
 struct meta_cfg {
 	__u32 ifindex;          /* the metadata device; 0: none */
@@ -728,7 +735,7 @@ static __always_inline int set_macs(struct __sk_buff *skb, const __u8 *dst, cons
 
 /* arp_reply turns the ARP request in skb into the answer "ip is at mac"
  * and sends it back out of the device it came in on. */
-static __always_inline int arp_reply(struct __sk_buff *skb, const __u8 *mac, __u32 ip)
+static __always_inline int arp_reply_vlan(struct __sk_buff *skb, const __u8 *mac, __u32 ip, __u32 vlan)
 {
 	struct arp_eth a;
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &a, sizeof(a)))
@@ -742,8 +749,15 @@ static __always_inline int arp_reply(struct __sk_buff *skb, const __u8 *mac, __u
 	__builtin_memcpy(a.spa, &ip, 4);
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &a, sizeof(a), 0))
 		return drop(C_DROP_MALFORMED);
+	if (vlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan))
+		return drop(C_DROP_MALFORMED);
 	count(C_ARP_REPLY);
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+static __always_inline int arp_reply(struct __sk_buff *skb, const __u8 *mac, __u32 ip)
+{
+	return arp_reply_vlan(skb, mac, ip, 0);
 }
 
 static __always_inline __u16 csum_fold(__s64 s)
@@ -979,6 +993,7 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	struct ext *e = bpf_map_lookup_elem(&exts, &out);
 	if (!e)
 		return drop(C_DROP_NO_ROUTE);
+	__u32 dev = e->ifindex, evlan = e->vlan;
 	__u32 net, mask, nh;
 	__builtin_memcpy(&net, e->net, 4);
 	__builtin_memcpy(&mask, e->mask, 4);
@@ -1006,7 +1021,7 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	 * sender learns the MTU (path MTU discovery), or the packet goes.
 	 * Checked before the TTL goes down, so the quote is as sent. */
 	__u32 mtu = 0;
-	if (bpf_check_mtu(skb, out, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
+	if (bpf_check_mtu(skb, dev, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
 		__u16 frag;
 		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, frag_off), &frag, 2) == 0 &&
 		    (frag & bpf_htons(0x4000)))
@@ -1024,8 +1039,10 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	}
 	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);
+	if (evlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), evlan))
+		return drop(C_DROP_MALFORMED);
 	count(C_NAT_OUT);
-	return bpf_redirect(out, 0);
+	return bpf_redirect(dev, 0);
 }
 
 /* route forwards a packet a port sent to its router's MAC: to a port of
@@ -1208,53 +1225,6 @@ int port_in(struct __sk_buff *skb)
 	return deliver(skb, vlan, dst, KIND_OTHER, 0, 1);
 }
 
-SEC("tc")
-int uplink_in(struct __sk_buff *skb)
-{
-	__u32 vlan;
-	if (skb->vlan_present) {
-		vlan = skb->vlan_tci & 0x0fff;
-	} else {
-		/* The stack strips tags before tc sees them; a tag still in the
-		 * frame comes from BPF_PROG_TEST_RUN or a driver that keeps it. */
-		void *data = (void *)(long)skb->data;
-		void *end = (void *)(long)skb->data_end;
-		__be16 *tag = data + 12;
-		if ((void *)(tag + 2) > end || tag[0] != bpf_htons(ETH_P_8021Q))
-			return TC_ACT_OK;       /* the node's own untagged traffic */
-		vlan = bpf_ntohs(tag[1]) & 0x0fff;
-	}
-	if (!bpf_map_lookup_elem(&nets, &vlan))
-		return TC_ACT_OK;       /* not a network with ports here */
-	if (bpf_skb_vlan_pop(skb))
-		return drop(C_DROP_MALFORMED);
-	count(C_FROM_UPLINK);
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
-		return drop(C_DROP_MALFORMED);
-	__u8 dst[6];
-	__builtin_memcpy(dst, eth->h_dest, 6);
-
-	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
-		if (dst[0] & 1)
-			return flood(skb, vlan, 0, KIND_ARP, 0);
-		return deliver(skb, vlan, dst, KIND_ARP, 0, 0);
-	}
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct flow f;
-		if (!parse_ipv4(skb, &f))
-			return drop(C_DROP_MALFORMED);
-		if (dst[0] & 1)
-			return drop(C_DROP_BROADCAST);
-		return deliver(skb, vlan, dst, KIND_IP, &f, 0);
-	}
-	if (dst[0] & 1)
-		return flood(skb, vlan, 0, KIND_OTHER, 0);
-	return deliver(skb, vlan, dst, KIND_OTHER, 0, 0);
-}
-
 /* snat_in takes a reply to a router's gateway address back to the port
  * whose flow was given its port. */
 static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow *f)
@@ -1297,13 +1267,12 @@ static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow
 	return to_port(q, to);
 }
 
-SEC("tc")
-int ext_in(struct __sk_buff *skb)
+/* ext_rx takes what arrives from external network key (e), untagged:
+ * TC_ACT_OK when it is none of the dataplane's business. */
+static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *e)
 {
-	__u32 ifindex = skb->ifindex;
-	struct ext *e = bpf_map_lookup_elem(&exts, &ifindex);
-	if (!e)
-		return TC_ACT_OK;
+	__u32 ifindex = key;
+	__u32 evlan = e->vlan;
 	__u8 emac[6];
 	__u32 net, mask;
 	__builtin_memcpy(emac, e->mac, 6);
@@ -1337,7 +1306,7 @@ int ext_in(struct __sk_buff *skb)
 			struct nat_key k = { .ifindex = ifindex };
 			__builtin_memcpy(k.ip, &tpa, 4);
 			if (bpf_map_lookup_elem(&fip_in, &k))
-				return arp_reply(skb, emac, tpa);
+				return arp_reply_vlan(skb, emac, tpa, evlan);
 		}
 		return TC_ACT_OK;
 	}
@@ -1371,6 +1340,16 @@ int ext_in(struct __sk_buff *skb)
 		return drop(C_DROP_MALFORMED);
 	count(C_NAT_IN);
 	return to_port(q, to);
+}
+
+SEC("tc")
+int ext_in(struct __sk_buff *skb)
+{
+	__u32 key = skb->ifindex;
+	struct ext *e = bpf_map_lookup_elem(&exts, &key);
+	if (!e)
+		return TC_ACT_OK;
+	return ext_rx(skb, key, e);
 }
 
 SEC("tc")
@@ -1424,6 +1403,72 @@ int meta_in(struct __sk_buff *skb)
 		return drop(C_DROP_MALFORMED);
 	count(C_FROM_META);
 	return to_port(q, to);
+}
+
+SEC("tc")
+int uplink_in(struct __sk_buff *skb)
+{
+	__u32 vlan;
+	if (skb->vlan_present) {
+		vlan = skb->vlan_tci & 0x0fff;
+	} else {
+		/* The stack strips tags before tc sees them; a tag still in the
+		 * frame comes from BPF_PROG_TEST_RUN or a driver that keeps it. */
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		__be16 *tag = data + 12;
+		if ((void *)(tag + 2) > end || tag[0] != bpf_htons(ETH_P_8021Q)) {
+			/* Untagged: a flat external network on the uplink, or
+			 * the node's own traffic. */
+			__u32 key = skb->ifindex;
+			struct ext *e = bpf_map_lookup_elem(&exts, &key);
+			if (e)
+				return ext_rx(skb, key, e);
+			return TC_ACT_OK;
+		}
+		vlan = bpf_ntohs(tag[1]) & 0x0fff;
+	}
+	__u32 xkey = (vlan << EXT_VLAN_SHIFT) | skb->ifindex;
+	struct ext *xe = bpf_map_lookup_elem(&exts, &xkey);
+	if (xe) {
+		/* An external network's VLAN: untagged for ext_rx, and tagged
+		 * again for the stack when it is not the dataplane's. */
+		if (bpf_skb_vlan_pop(skb))
+			return drop(C_DROP_MALFORMED);
+		int r = ext_rx(skb, xkey, xe);
+		if (r == TC_ACT_OK && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan))
+			return drop(C_DROP_MALFORMED);
+		return r;
+	}
+	if (!bpf_map_lookup_elem(&nets, &vlan))
+		return TC_ACT_OK;       /* not a network with ports here */
+	if (bpf_skb_vlan_pop(skb))
+		return drop(C_DROP_MALFORMED);
+	count(C_FROM_UPLINK);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return drop(C_DROP_MALFORMED);
+	__u8 dst[6];
+	__builtin_memcpy(dst, eth->h_dest, 6);
+
+	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		if (dst[0] & 1)
+			return flood(skb, vlan, 0, KIND_ARP, 0);
+		return deliver(skb, vlan, dst, KIND_ARP, 0, 0);
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct flow f;
+		if (!parse_ipv4(skb, &f))
+			return drop(C_DROP_MALFORMED);
+		if (dst[0] & 1)
+			return drop(C_DROP_BROADCAST);
+		return deliver(skb, vlan, dst, KIND_IP, &f, 0);
+	}
+	if (dst[0] & 1)
+		return flood(skb, vlan, 0, KIND_OTHER, 0);
+	return deliver(skb, vlan, dst, KIND_OTHER, 0, 0);
 }
 
 char __license[] SEC("license") = "Dual MIT/GPL";

@@ -39,6 +39,8 @@ type DataplaneCtVal struct {
 
 type DataplaneExt struct {
 	_       structs.HostLayout
+	Ifindex uint32
+	Vlan    uint32
 	Mac     [6]uint8
 	Pad     [2]uint8
 	Gateway [4]uint8

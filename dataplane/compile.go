@@ -134,11 +134,11 @@ type External struct {
 	ID string
 	// Device is the dataplane's end of the external network: frames for
 	// it are sent out of Device, and ext_in, attached to Device, takes
-	// what arrives. It carries no address of the node's. For rackd dev it
-	// is one end of a veth pair whose other end holds the gateway address
-	// (172.24.4.1). It may not be the uplink yet (refused).
+	// what arrives (uplink_in, when Device is the uplink). It carries no
+	// address of the node's. For rackd dev it is one end of a veth pair
+	// whose other end holds the gateway address (172.24.4.1).
 	Device  string
-	VLAN    uint16           // 0: flat; other VLANs are refused yet
+	VLAN    uint16           // 0: flat (untagged); else a VLAN of the uplink (refused on another device)
 	Gateway netip.Addr       // the next hop outside; its MAC is learnt from ARP (Apply asks)
 	Prefix  netip.Prefix     // the external subnet
 	MAC     net.HardwareAddr // this node's MAC on it (Device's own, usually): ARP for its floating and router addresses answers it

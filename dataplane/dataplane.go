@@ -304,7 +304,9 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 		attach[want.Uplink] = d.objs.UplinkIn
 	}
 	for _, e := range want.Externals {
-		attach[e.Device] = d.objs.ExtIn
+		if e.Device != want.Uplink { // uplink_in takes an external network's frames there
+			attach[e.Device] = d.objs.ExtIn
+		}
 	}
 	if want.Metadata != nil {
 		attach[want.Metadata.Device] = d.objs.MetaIn

@@ -72,11 +72,19 @@ func mac6(m net.HardwareAddr) (out [6]uint8) {
 	return out
 }
 
+// extKeyShift places an external network's VLAN in its key above the
+// device's ifindex (EXT_VLAN_SHIFT in bpf/dataplane.c).
+const extKeyShift = 20
+
+// extKey names an external network in the maps: its device's ifindex,
+// plus its VLAN above it when it is a VLAN of the uplink.
+func extKey(ifindex uint32, vlan uint16) uint32 {
+	return ifindex | uint32(vlan)<<extKeyShift
+}
+
 // compileL3 adds routers, neighbours, floating IPs, external networks and
-// metadata redirection to t. It refuses what the programs do not enforce
-// rather than leave it half done: externals with a VLAN or on the uplink.
-// IPv6 router interfaces and routes are not routed (IPv6 from secured
-// ports is dropped anyway).
+// metadata redirection to t. IPv6 router interfaces and routes are not
+// routed (IPv6 from secured ports is dropped anyway).
 func compileL3(d Desired, devs map[string]device, t *tables) error {
 	l := &t.l3
 	ports := map[string]Port{}
@@ -103,12 +111,16 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 	}
 
 	exts := map[string]External{}
+	extKeys := map[string]uint32{}
 	for _, e := range d.Externals {
 		switch {
-		case e.VLAN != 0:
-			return fmt.Errorf("external %s: VLAN %d: only flat external networks are enforced yet", e.ID, e.VLAN)
-		case e.Device == "" || e.Device == d.Uplink:
-			return fmt.Errorf("external %s: device %q: an external network needs a device of its own, not the uplink, yet", e.ID, e.Device)
+		case e.Device == "":
+			return fmt.Errorf("external %s: no device", e.ID)
+		case e.VLAN > 4094:
+			return fmt.Errorf("external %s: VLAN %d out of 0-4094", e.ID, e.VLAN)
+		case e.VLAN != 0 && e.Device != d.Uplink:
+			// ext_in takes untagged frames; uplink_in sorts VLANs.
+			return fmt.Errorf("external %s: VLAN %d on %s: a VLAN external network rides on the uplink (%q)", e.ID, e.VLAN, e.Device, d.Uplink)
 		case len(e.MAC) != 6:
 			return fmt.Errorf("external %s: MAC %q is not Ethernet", e.ID, e.MAC)
 		case !e.Prefix.Addr().Is4() || !e.Gateway.Is4():
@@ -118,11 +130,19 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 		if !ok {
 			return fmt.Errorf("external %s: device %s not found", e.ID, e.Device)
 		}
+		if dev.ifindex >= 1<<extKeyShift {
+			return fmt.Errorf("external %s: ifindex %d of %s too large to key", e.ID, dev.ifindex, e.Device)
+		}
+		key := extKey(dev.ifindex, e.VLAN)
+		if _, dup := l.exts[key]; dup {
+			return fmt.Errorf("external %s: another external network is on %s VLAN %d too", e.ID, e.Device, e.VLAN)
+		}
 		mask := net.CIDRMask(e.Prefix.Bits(), 32)
-		x := bpf.DataplaneExt{Mac: mac6(e.MAC), Gateway: ip4(e.Gateway), Net: ip4(e.Prefix.Masked().Addr())}
+		x := bpf.DataplaneExt{Ifindex: dev.ifindex, Vlan: uint32(e.VLAN), Mac: mac6(e.MAC), Gateway: ip4(e.Gateway), Net: ip4(e.Prefix.Masked().Addr())}
 		copy(x.Mask[:], mask)
-		l.exts[dev.ifindex] = x
+		l.exts[key] = x
 		exts[e.ID] = e
+		extKeys[e.ID] = key
 	}
 
 	routers := map[string]Router{}
@@ -154,7 +174,7 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 			if !g.IP.Is4() || !e.Prefix.Contains(g.IP) {
 				return fmt.Errorf("router %s: gateway address %s is not an IPv4 address of external %s (%s)", r.ID, g.IP, e.ID, e.Prefix)
 			}
-			ext := devs[e.Device].ifindex
+			ext := extKeys[e.ID]
 			rt := bpf.DataplaneRoute{Vlan: ext, Flags: routeExternal, Nexthop: ip4(g.IP)}
 			if g.SNAT {
 				rt.Flags |= routeSNAT
@@ -207,7 +227,7 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 		if rmac == nil {
 			return fmt.Errorf("floating IP %s: router %s has no interface on port %s's subnet of %s", f.IP, f.Router, f.Port, f.Fixed)
 		}
-		port, ext := devs[p.Device].ifindex, devs[e.Device].ifindex
+		port, ext := devs[p.Device].ifindex, extKeys[e.ID]
 		l.fipOut[bpf.DataplaneNatKey{Ifindex: port, Ip: ip4(f.Fixed)}] = bpf.DataplaneNat{Ifindex: ext, Ip: ip4(f.IP)}
 		l.fipIn[bpf.DataplaneNatKey{Ifindex: ext, Ip: ip4(f.IP)}] = bpf.DataplaneNat{Ifindex: port, Ip: ip4(f.Fixed), Mac: mac6(rmac)}
 	}
@@ -247,7 +267,9 @@ func routeKey(router uint32, p netip.Prefix) bpf.DataplaneRouteKey {
 // gatewayProbe is how to ask an external network's gateway for its MAC.
 type gatewayProbe struct {
 	ext     string
+	key     uint32 // the external network's key in the maps
 	ifindex uint32
+	vlan    uint16
 	mac     net.HardwareAddr
 	from    netip.Addr // one of this node's addresses on the network
 	gateway netip.Addr
@@ -273,7 +295,7 @@ func gatewayProbes(want Desired, devs map[string]device) []gatewayProbe {
 	for _, e := range want.Externals {
 		dev, ok := devs[e.Device]
 		if a, has := from[e.ID]; ok && has {
-			out = append(out, gatewayProbe{ext: e.ID, ifindex: dev.ifindex, mac: e.MAC, from: a, gateway: e.Gateway})
+			out = append(out, gatewayProbe{ext: e.ID, key: extKey(dev.ifindex, e.VLAN), ifindex: dev.ifindex, vlan: e.VLAN, mac: e.MAC, from: a, gateway: e.Gateway})
 		}
 	}
 	return out
@@ -286,24 +308,29 @@ func gatewayProbes(want Desired, devs map[string]device) []gatewayProbe {
 func (d *Dataplane) resolveGateways() {
 	for _, g := range d.gateways {
 		var nb bpf.DataplaneNeigh
-		if d.objs.ExtNeighs.Lookup(bpf.DataplaneNeighKey{Vlan: g.ifindex, Ip: ip4(g.gateway)}, &nb) == nil {
+		if d.objs.ExtNeighs.Lookup(bpf.DataplaneNeighKey{Vlan: g.key, Ip: ip4(g.gateway)}, &nb) == nil {
 			continue
 		}
-		if err := d.inNetns(func() error { return sendARP(int(g.ifindex), g.mac, g.from, g.gateway) }); err != nil {
+		if err := d.inNetns(func() error { return sendARP(int(g.ifindex), g.vlan, g.mac, g.from, g.gateway) }); err != nil {
 			d.log.Warn("ask the external gateway for its MAC", "external", g.ext, "gateway", g.gateway, "err", err)
 		}
 	}
 }
 
-// sendARP broadcasts "who has to? tell from" out of the device.
-func sendARP(ifindex int, mac net.HardwareAddr, from, to netip.Addr) error {
+// sendARP broadcasts "who has to? tell from" out of the device, tagged
+// with vlan unless it is 0.
+func sendARP(ifindex int, vlan uint16, mac net.HardwareAddr, from, to netip.Addr) error {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // 0: send only, receive nothing
 	if err != nil {
 		return fmt.Errorf("open packet socket: %w", err)
 	}
 	defer unix.Close(fd)
 	bcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	f := append(append(append([]byte{}, bcast...), mac...), 0x08, 0x06)
+	f := append(append([]byte{}, bcast...), mac...)
+	if vlan != 0 {
+		f = append(f, 0x81, 0x00, byte(vlan>>8), byte(vlan))
+	}
+	f = append(f, 0x08, 0x06)
 	f = append(f, 0, 1, 8, 0, 6, 4, 0, 1)
 	a, b := from.As4(), to.As4()
 	f = append(append(append(f, mac...), a[:]...), make([]byte, 6)...)

@@ -21,17 +21,32 @@ import (
 // namespace playing the outside (172.24.4.1 on ext0's peer) and the
 // metadata server (169.254.169.254 on meta0's peer).
 func l3Namespaces(t *testing.T) (d *Dataplane, ga, gd string) {
+	return l3NamespacesOn(t, false)
+}
+
+// l3NamespacesOn is l3Namespaces with the external network flat on the
+// uplink (the outside on up0p) when onUplink.
+func l3NamespacesOn(t *testing.T, onUplink bool) (d *Dataplane, ga, gd string) {
 	pfx := netip.MustParsePrefix
 	d = openTest(t, "tapa", "tapd", "up0", "ext0", "meta0")
 	ga = dataplanetest.Guest(t, d.cfg.Netns, "tapa", macA, pfx("10.0.0.10/24"), netip.MustParseAddr("10.0.0.1"))
 	gd = dataplanetest.Guest(t, d.cfg.Netns, "tapd", macD, pfx("10.0.1.20/24"), netip.MustParseAddr("10.0.1.1"))
-	dataplanetest.Addr(t, d.cfg.Netns, "ext0p", pfx("172.24.4.1/24"))
 	dataplanetest.Addr(t, d.cfg.Netns, "meta0p", pfx("169.254.169.254/16"))
-	ext, err := d.nl.LinkByName("ext0")
+	want := l3State()
+	dev := "ext0"
+	if !onUplink {
+		dataplanetest.Addr(t, d.cfg.Netns, "ext0p", pfx("172.24.4.1/24"))
+	} else {
+		// The test kernel has no 8021q for a VLAN outside: the VLAN
+		// path is TestExternalOnUplink's, with BPF_PROG_TEST_RUN.
+		dev = "up0"
+		dataplanetest.Addr(t, d.cfg.Netns, "up0p", pfx("172.24.4.1/24"))
+		want.Externals[0].Device = "up0"
+	}
+	ext, err := d.nl.LinkByName(dev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := l3State()
 	want.Externals[0].MAC = ext.Attrs().HardwareAddr
 	want.Routers[0].Gateway.SNAT = true
 	// The outside reaches a's floating IP on its own ports.
@@ -194,5 +209,26 @@ func TestMetadataNamespaces(t *testing.T) {
 	}
 	if got, err := get(gd); err == nil {
 		t.Errorf("d, without a metadata address, reached the server: %q", got)
+	}
+}
+
+// TestExternalOnUplinkNamespaces runs the outside flat on the uplink,
+// beside the tagged tenant traffic uplink_in carries: in to a's floating
+// IP, out through it and through router SNAT.
+func TestExternalOnUplinkNamespaces(t *testing.T) {
+	d, ga, gd := l3NamespacesOn(t, true)
+	serveEcho(t, ga, "10.0.0.10:8000")
+	if got := dialFrom(t, d.cfg.Netns, "172.24.4.10:8000"); got != "172.24.4.1" {
+		t.Errorf("a saw the outside's connection to its floating IP from %q, want 172.24.4.1", got)
+	}
+	serveEcho(t, d.cfg.Netns, "172.24.4.1:9000")
+	if got := dialFrom(t, ga, "172.24.4.1:9000"); got != "172.24.4.10" {
+		t.Errorf("the outside saw a's connection from %q, want its floating IP 172.24.4.10", got)
+	}
+	if got := dialFrom(t, gd, "172.24.4.1:9000"); got != "172.24.4.2" {
+		t.Errorf("the outside saw d's connection from %q, want the router's 172.24.4.2", got)
+	}
+	if out, err := ping(t, gd, "172.24.4.1"); err != nil {
+		t.Errorf("ping from d to the outside through SNAT: %v\n%s", err, out)
 	}
 }

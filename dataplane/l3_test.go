@@ -385,8 +385,13 @@ func TestCompileRefusesL3(t *testing.T) {
 		edit  func(*Desired)
 		error string
 	}{
-		{"VLAN external", func(d *Desired) { d.Externals[0].VLAN = 200 }, "only flat external networks"},
-		{"external on the uplink", func(d *Desired) { d.Externals[0].Device = "up0" }, "not the uplink"},
+		{"VLAN external off the uplink", func(d *Desired) { d.Externals[0].VLAN = 200 }, "rides on the uplink"},
+		{"two externals on one VLAN", func(d *Desired) {
+			d.Uplink = "up0"
+			d.Externals[0].Device, d.Externals[0].VLAN = "up0", 200
+			d.Externals = append(d.Externals, d.Externals[0])
+			d.Externals[1].ID = "other"
+		}, "another external network is on up0 VLAN 200"},
 		{"external device missing", func(d *Desired) { d.Externals[0].Device = "nope" }, "device nope not found"},
 		{"gateway on an unknown external", func(d *Desired) { d.Routers[0].Gateway.External = "x" }, "does not reach"},
 		{"gateway address outside the external subnet", func(d *Desired) { d.Routers[0].Gateway.IP = netip.MustParseAddr("10.1.1.1") }, "gateway address 10.1.1.1"},
@@ -517,5 +522,51 @@ func TestFragNeeded(t *testing.T) {
 	// The quote is the packet as a sent it, TTL included.
 	if !bytes.Equal(out[42:], big[14:14+28]) {
 		t.Errorf("quote:\n got %x\nwant %x", out[42:], big[14:14+28])
+	}
+}
+
+// TestExternalOnUplink puts the external network on VLAN 300 of the
+// uplink: uplink_in answers ARP for the floating IP and DNATs to it, hands
+// the stack back what is not the dataplane's with its tag, and port_in
+// sends a's traffic out of the floating IP to the uplink.
+func TestExternalOnUplink(t *testing.T) {
+	d := openTest(t, "tapa", "tapd", "up0", "meta0")
+	want := l3State()
+	want.Externals[0].Device, want.Externals[0].VLAN = "up0", 300
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.links["up0"]; !ok {
+		t.Fatal("uplink not attached")
+	}
+	if info, err := d.links["up0"].Info(); err != nil || d.progName(info.Program) != "uplink_in" {
+		t.Errorf("the uplink runs %v, want uplink_in", err)
+	}
+	up := d.objs.UplinkIn
+	bcast := mac("ff:ff:ff:ff:ff:ff")
+	if r := d.run(t, up, "up0", frame{src: macG, dst: bcast, vlan: 300}.arp("172.24.4.1", "172.24.4.10")); r.String() != "REDIRECT [arp_reply]" {
+		t.Errorf("ARP for the floating IP on VLAN 300: %s", r)
+	}
+	if r := d.run(t, up, "up0", frame{src: macG, dst: bcast, vlan: 301}.arp("172.24.4.1", "172.24.4.10")); r.String() != "OK []" {
+		t.Errorf("ARP for the floating IP on another VLAN: %s", r)
+	}
+	if r := d.run(t, up, "up0", frame{src: macG, dst: bcast}.arp("172.24.4.1", "172.24.4.10")); r.String() != "OK []" {
+		t.Errorf("ARP for the floating IP untagged: %s", r)
+	}
+	in := withChecksums(frame{src: macG, dst: macExt}.tcp("1.2.3.4", "172.24.4.10", 5555, 1500))
+	tagged := append(append(append([]byte{}, in[:12]...), 0x81, 0, 0x01, 0x2c), in[12:]...)
+	r := d.run(t, up, "up0", tagged)
+	if r.String() != "REDIRECT [fwd_local,nat_in]" {
+		t.Fatalf("in to the floating IP: %s", r)
+	}
+	if got := macsOf(r.out) + " " + parseIP(r.out).String(); got != "fa:16:3e:00:01:01 > fa:16:3e:00:00:0a 1.2.3.4:5555 > 10.0.0.10:1500 ttl 63" {
+		t.Errorf("in sent %s", got)
+	}
+	other := withChecksums(frame{src: macG, dst: macExt}.tcp("1.2.3.4", "172.24.4.99", 5555, 1500))
+	if r := d.run(t, up, "up0", append(append(append([]byte{}, other[:12]...), 0x81, 0, 0x01, 0x2c), other[12:]...)); r.String() != "OK []" {
+		t.Errorf("to an address of VLAN 300 that is not the dataplane's: %s", r)
+	}
+	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(frame{src: macA, dst: macR1}.tcp("10.0.0.10", "1.2.3.4", 1500, 5555))); r.String() != "REDIRECT [nat_out]" {
+		t.Errorf("out of the floating IP: %s", r)
 	}
 }
