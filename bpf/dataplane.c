@@ -214,17 +214,22 @@ struct neigh {
  * the floating IP; fip_in (ifindex = the external device's, ip = floating)
  * gives the port, the fixed IP and the router's MAC on the port's network.
  * fip_in also holds the routers' gateway addresses, with ifindex 0: ARP is
- * answered for them, and what comes in to them looks in snat. */
+ * answered for them, and what comes in to them looks in snat. A router
+ * without SNAT routes its ports' fixed IPs as they are: both maps hold them
+ * mapped to themselves, NAT_ROUTED in fip_in. */
 struct nat_key {
 	__u32 ifindex;
 	__u8 ip[4];
 };
 
+#define NAT_ROUTED 1          /* fip_in: a fixed IP routed without NAT (enable_snat off): no ARP for it */
+
 struct nat {
 	__u32 ifindex;
 	__u8 ip[4];
 	__u8 mac[6];
-	__u8 pad[2];
+	__u8 flags;
+	__u8 pad;
 };
 
 /* Router SNAT, both directions in one LRU map. Out (dir 0): id is the
@@ -1305,7 +1310,8 @@ static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *
 		if (arp->op == bpf_htons(ARP_REQUEST)) {
 			struct nat_key k = { .ifindex = ifindex };
 			__builtin_memcpy(k.ip, &tpa, 4);
-			if (bpf_map_lookup_elem(&fip_in, &k))
+			struct nat *fn = bpf_map_lookup_elem(&fip_in, &k);
+			if (fn && !(fn->flags & NAT_ROUTED))
 				return arp_reply_vlan(skb, emac, tpa, evlan);
 		}
 		return TC_ACT_OK;

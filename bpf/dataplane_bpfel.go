@@ -89,7 +89,8 @@ type DataplaneNat struct {
 	Ifindex uint32
 	Ip      [4]uint8
 	Mac     [6]uint8
-	Pad     [2]uint8
+	Flags   uint8
+	Pad     uint8
 }
 
 type DataplaneNatKey struct {

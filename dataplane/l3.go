@@ -17,6 +17,8 @@ const (
 	routeVia      = 1
 	routeExternal = 2
 	routeSNAT     = 4
+
+	natRouted = 1 // NAT_ROUTED
 )
 
 // metaIP is the metadata service's address guests ask.
@@ -230,6 +232,36 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 		port, ext := devs[p.Device].ifindex, extKeys[e.ID]
 		l.fipOut[bpf.DataplaneNatKey{Ifindex: port, Ip: ip4(f.Fixed)}] = bpf.DataplaneNat{Ifindex: ext, Ip: ip4(f.IP)}
 		l.fipIn[bpf.DataplaneNatKey{Ifindex: ext, Ip: ip4(f.IP)}] = bpf.DataplaneNat{Ifindex: port, Ip: ip4(f.Fixed), Mac: mac6(rmac)}
+	}
+
+	// A router without SNAT routes its ports' fixed IPs out as they are,
+	// and what comes back to them in (the outside routes the subnets to
+	// the router's gateway address): 1:1 NAT of each address to itself.
+	for _, r := range d.Routers {
+		g := r.Gateway
+		if g == nil || g.SNAT {
+			continue
+		}
+		ext := extKeys[g.External]
+		for _, p := range ports {
+			port := devs[p.Device].ifindex
+			for _, a := range p.Addrs {
+				if !a.Addr().Is4() || a.Bits() != 32 {
+					continue
+				}
+				out := bpf.DataplaneNatKey{Ifindex: port, Ip: ip4(a.Addr())}
+				if _, floating := l.fipOut[out]; floating {
+					continue
+				}
+				for _, ri := range r.Interfaces {
+					if ri.VLAN == p.VLAN && ri.IP.Addr().Is4() && ri.IP.Masked().Contains(a.Addr()) {
+						l.fipOut[out] = bpf.DataplaneNat{Ifindex: ext, Ip: out.Ip}
+						l.fipIn[bpf.DataplaneNatKey{Ifindex: ext, Ip: out.Ip}] = bpf.DataplaneNat{Ifindex: port, Ip: out.Ip, Mac: mac6(ri.MAC), Flags: natRouted}
+						break
+					}
+				}
+			}
+		}
 	}
 
 	if m := d.Metadata; m != nil {

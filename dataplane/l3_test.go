@@ -170,7 +170,7 @@ func TestRouterARPAndForwarding(t *testing.T) {
 		{"an address no port has", toR1.tcp("10.0.0.10", "10.0.1.99", 40000, 22), "SHOT [drop_no_neigh]", ""},
 		{"same network, sent to the router MAC", toR1.tcp("10.0.0.10", "10.0.0.77", 40000, 22), "SHOT [drop_no_neigh]", ""},
 		{"spoofed source to the router", toR1.tcp("10.0.0.99", "10.0.1.20", 40000, 22), "SHOT [drop_spoof_ip]", ""},
-		{"d has no floating IP and the router no SNAT", frame{src: macD, dst: macR2}.tcp("10.0.1.20", "8.8.8.8", 40000, 443), "SHOT [drop_no_route]", ""},
+		{"d out of the gateway before its MAC is known", frame{src: macD, dst: macR2}.tcp("10.0.1.20", "8.8.8.8", 40000, 443), "SHOT [drop_no_neigh]", ""},
 	}
 	for _, c := range cases {
 		r := d.run(t, in, map[bool]string{true: "tapd", false: "tapa"}[strings.HasPrefix(c.name, "d ")], withChecksums(c.pkt))
@@ -314,8 +314,8 @@ func TestFloatingIP(t *testing.T) {
 		t.Errorf("ARP for an address that is no floating IP: %s", r)
 	}
 
-	// Disassociated: the address is the node's again, a's traffic out has
-	// no way.
+	// Disassociated: the address is the node's again, and a's traffic
+	// leaves as it is, the router not doing SNAT.
 	want := l3State()
 	want.Floating = nil
 	if _, err := d.Apply(want); err != nil {
@@ -324,8 +324,8 @@ func TestFloatingIP(t *testing.T) {
 	if r := d.run(t, d.objs.ExtIn, "ext0", withChecksums(fromG.tcp("8.8.8.8", "172.24.4.10", 443, 40000))); r.String() != "OK []" {
 		t.Errorf("to the disassociated address: %s", r)
 	}
-	if r := d.run(t, d.objs.PortIn, "tapa", out); r.String() != "SHOT [drop_no_route]" {
-		t.Errorf("out without the floating IP: %s", r)
+	if r := d.run(t, d.objs.PortIn, "tapa", out); r.String() != "REDIRECT [nat_out]" || parseIP(r.out).src != netip.MustParseAddr("10.0.0.10") {
+		t.Errorf("out without the floating IP: %s from %s", r, parseIP(r.out).src)
 	}
 }
 
@@ -568,5 +568,40 @@ func TestExternalOnUplink(t *testing.T) {
 	}
 	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(frame{src: macA, dst: macR1}.tcp("10.0.0.10", "1.2.3.4", 1500, 5555))); r.String() != "REDIRECT [nat_out]" {
 		t.Errorf("out of the floating IP: %s", r)
+	}
+}
+
+// TestRouterWithoutSNAT: a router with enable_snat off routes its ports'
+// fixed IPs out as they are and takes traffic to them back in (the outside
+// routing the subnet to its gateway address), without answering ARP for
+// them on the external network; a floating IP still wins.
+func TestRouterWithoutSNAT(t *testing.T) {
+	d := l3Fixture(t)
+	bcast := mac("ff:ff:ff:ff:ff:ff")
+	d.run(t, d.objs.ExtIn, "ext0", frame{src: macG, dst: bcast}.arp("172.24.4.1", "172.24.4.2"))
+	out := withChecksums(frame{src: macD, dst: macR2}.tcp("10.0.1.20", "8.8.8.8", 40000, 443))
+	r := d.run(t, d.objs.PortIn, "tapd", out)
+	if r.String() != "REDIRECT [nat_out]" {
+		t.Fatalf("d out: %s", r)
+	}
+	if got := macsOf(r.out) + " " + parseIP(r.out).String(); got != "fa:16:3e:00:02:01 > 52:54:00:00:02:fe 10.0.1.20:40000 > 8.8.8.8:443 ttl 63" {
+		t.Errorf("d out sent %s", got)
+	}
+	if err := checksumsOK(r.out[:len(out)]); err != nil {
+		t.Error(err)
+	}
+	in := withChecksums(frame{src: macG, dst: macExt}.tcp("8.8.8.8", "10.0.1.20", 443, 40000))
+	r = d.run(t, d.objs.ExtIn, "ext0", in)
+	if r.String() != "REDIRECT [fwd_local,nat_in]" {
+		t.Fatalf("reply in: %s", r)
+	}
+	if got := macsOf(r.out) + " " + parseIP(r.out).String(); got != "fa:16:3e:00:01:02 > fa:16:3e:00:00:0d 8.8.8.8:443 > 10.0.1.20:40000 ttl 63" {
+		t.Errorf("reply in sent %s", got)
+	}
+	if r := d.run(t, d.objs.ExtIn, "ext0", frame{src: macG, dst: bcast}.arp("172.24.4.1", "10.0.1.20")); r.String() != "OK []" {
+		t.Errorf("ARP for a fixed IP on the external network: %s", r)
+	}
+	if r := d.run(t, d.objs.PortIn, "tapa", withChecksums(frame{src: macA, dst: macR1}.tcp("10.0.0.10", "8.8.8.8", 40000, 443))); r.String() != "REDIRECT [nat_out]" || parseIP(r.out).src != netip.MustParseAddr("172.24.4.10") {
+		t.Errorf("a with its floating IP: %s from %s", r, parseIP(r.out).src)
 	}
 }
