@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,20 +98,22 @@ func connServe(lfd int) {
 	}
 }
 
-// connClient opens connections from a thread that stays in the client's
+// connClient opens connections from a thread kept in the client's
 // namespace (entering it per connection would cost more than the
 // connection) until deadline, and returns how many completed.
-func connClient(ctx context.Context, ns string, addr *unix.SockaddrInet4, deadline time.Time) (int, error) {
-	target, err := unix.Open(ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, fmt.Errorf("open netns: %w", err)
-	}
-	defer unix.Close(target)
-	// The thread never goes back: locked, it ends with this goroutine.
-	runtime.LockOSThread()
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		return 0, fmt.Errorf("enter netns: %w", err)
-	}
+func connClient(ctx context.Context, ns string, addr *unix.SockaddrInet4, deadline time.Time) (n int, err error) {
+	err = inNetns(ns, func() error {
+		var cerr error
+		n, cerr = connLoop(ctx, addr, deadline)
+		return cerr
+	})
+	return n, err
+}
+
+// connLoop is connClient's loop, on a thread in the client's namespace.
+// The thread goes back afterwards rather than end with its goroutine: an
+// iperf3 server started from it would get its Pdeathsig.
+func connLoop(ctx context.Context, addr *unix.SockaddrInet4, deadline time.Time) (int, error) {
 	buf := []byte{'x'}
 	n := 0
 	for ; time.Now().Before(deadline); n++ {
