@@ -26,6 +26,12 @@ type Port struct {
 	Security bool     // port_security_enabled
 	Groups   []string // security group ids
 	DHCP     *Lease   // nil: no DHCP answers for this port
+	// MetaAddr is the link-local source address (169.254.0.0/16) the
+	// dataplane rewrites this port's requests to 169.254.169.254:80 to, so
+	// that the metadata server behind Metadata.Device knows the port by the
+	// packet's source and never by anything the guest claims. Distinct per
+	// port; zero: no metadata for the port.
+	MetaAddr netip.Addr
 }
 
 // Lease is what the node's DHCP server tells the port.
@@ -65,6 +71,90 @@ type Desired struct {
 	// Members lists, per security group, the addresses of every port in
 	// it, cluster-wide: remote-group rules match them.
 	Members map[string][]netip.Prefix
+	// Routers are the routers with an interface on a network this node
+	// has ports on: every node routes its own ports' traffic (there is no
+	// central network node).
+	Routers []Router
+	// Floating are the floating IPs whose fixed port is on this node.
+	Floating []FloatingIP
+	// Externals are the external networks this node reaches.
+	Externals []External
+	// Metadata, when set, redirects the ports' metadata requests to the
+	// node's metadata server; nil: no metadata redirection.
+	Metadata *Metadata
+	// Neighbors are the ports on other nodes of the routers' networks:
+	// traffic routed to them leaves by the uplink, tagged with their
+	// network's VLAN. This node's own ports are neighbours without being
+	// listed; routed traffic to an address in neither is dropped.
+	Neighbors []Neighbor
+}
+
+// Neighbor is a port on another node as routing needs it.
+type Neighbor struct {
+	VLAN uint16
+	IP   netip.Addr
+	MAC  net.HardwareAddr
+}
+
+// Router is a Neutron router as this node enforces it for its local ports.
+type Router struct {
+	ID         string
+	Interfaces []RouterInterface // one per attached subnet
+	Gateway    *RouterGateway    // nil: no external gateway
+	Routes     []Route           // static routes (Dst via Nexthop)
+}
+
+// RouterInterface is a router's port on one tenant subnet: the gateway the
+// guests of that subnet ARP for, answered by the dataplane on every node.
+type RouterInterface struct {
+	VLAN uint16           // the tenant network's VLAN
+	MAC  net.HardwareAddr // the router port's MAC (the gateway MAC guests ARP for)
+	IP   netip.Prefix     // gateway address and subnet
+}
+
+// RouterGateway is a router's side on an external network.
+type RouterGateway struct {
+	External string     // External.ID
+	IP       netip.Addr // the SNAT address
+	SNAT     bool       // enable_snat
+}
+
+// FloatingIP maps an address on an external network to a port's fixed IP
+// (DNAT inbound, SNAT outbound).
+type FloatingIP struct {
+	IP       netip.Addr // on the external network
+	Fixed    netip.Addr // the port's fixed IP
+	Port     string     // Port.ID, hosted on this node
+	Router   string     // Router.ID that connects the port's subnet to External
+	External string     // External.ID
+}
+
+// External is an external network as this node reaches it.
+type External struct {
+	ID string
+	// Device is the dataplane's end of the external network: frames for
+	// it are sent out of Device, and ext_in, attached to Device, takes
+	// what arrives (uplink_in, when Device is the uplink). It carries no
+	// address of the node's. For rackd dev it is one end of a veth pair
+	// whose other end holds the gateway address (172.24.4.1).
+	Device  string
+	VLAN    uint16           // 0: flat (untagged); else a VLAN of the uplink (refused on another device)
+	Gateway netip.Addr       // the next hop outside; its MAC is learnt from ARP (Apply asks)
+	Prefix  netip.Prefix     // the external subnet
+	MAC     net.HardwareAddr // this node's MAC on it (Device's own, usually): ARP for its floating and router addresses answers it
+}
+
+// Metadata says where the node's metadata server is. Each Port with a
+// MetaAddr has its requests to 169.254.169.254:80 rewritten to come from
+// that address and sent to Device; the replies go back to the port.
+type Metadata struct {
+	// Device is a veth in the dataplane's namespace, e.g. "rsmeta0"; its
+	// peer, in the same namespace, holds 169.254.169.254/16 and the
+	// server listens there. Requests leave Device for the peer; the
+	// server's replies (and its ARP for the ports' metadata addresses,
+	// answered with Device's MAC) come back into Device, where meta_in
+	// takes them to the port.
+	Device string
 }
 
 const (
@@ -222,12 +312,15 @@ type tables struct {
 	rules    map[bpf.DataplaneRuleKey]uint8
 	uplink   uint32
 	policies map[uint32]compiledPolicy
+	l3       l3tables
 }
 
 // device is a port's interface as found on this node.
 type device struct {
 	ifindex uint32
 	veth    bool
+	mac     [6]byte
+	peer    [6]byte // a veth's peer's MAC, when the peer is in the same namespace
 }
 
 // compile builds the map contents for the ports whose devices exist.
@@ -236,7 +329,7 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
-		policies: map[uint32]compiledPolicy{},
+		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(),
 	}
 	for _, p := range d.Ports {
 		dev, ok := devs[p.Device]
@@ -302,6 +395,9 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			copy(mk.Mac[:], m)
 			t.macs[mk] = 1
 		}
+	}
+	if err := compileL3(d, devs, t); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

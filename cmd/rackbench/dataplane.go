@@ -106,8 +106,11 @@ func dataplaneSuite(ctx context.Context, o options) ([]Result, error) {
 		for _, k := range dpSlots() {
 			k.cas, k.rules = p.cas, p.rules
 			params := map[string]any{"rules": p.rules, "streams": k.streams}
-			if k.metric == metricRR {
+			switch k.metric {
+			case metricRR:
 				params = map[string]any{"rules": p.rules, "payload": "1B"}
+			case metricConnRate:
+				params = map[string]any{"rules": p.rules, "concurrency": connConcurrency}
 			}
 			out = append(out, newResult("dataplane", p.cas, params, k.metric, k.unit(), runs[k]))
 		}
@@ -124,10 +127,12 @@ const (
 
 	metricThroughput = "throughput"
 	metricRR         = "rr"
+	metricConnRate   = "conn_rate"
 
 	iperfPort  = 5201
 	rrPort     = 5202
 	closedPort = 5203 // no rule admits it: probes that the filter is on the path
+	connPort   = 5204
 
 	benchVLAN  = 101
 	benchGroup = "bench"
@@ -180,19 +185,22 @@ func measureOrder(paths []*dpPath) []*dpPath {
 }
 
 // dpSlots are the figures measured on every path: throughput per stream
-// count, then request/response.
+// count, then request/response, then new connections per second.
 func dpSlots() []dpKey {
 	var out []dpKey
 	for _, s := range dpStreams {
 		out = append(out, dpKey{metric: metricThroughput, streams: s})
 	}
-	return append(out, dpKey{metric: metricRR})
+	return append(out, dpKey{metric: metricRR}, dpKey{metric: metricConnRate})
 }
 
 // measure takes one figure of path p.
 func (b *dpBench) measure(ctx context.Context, p *dpPath, k dpKey, d time.Duration) (float64, error) {
-	if k.metric == metricRR {
+	switch k.metric {
+	case metricRR:
 		return rrRun(ctx, b.nsPath(p.client), b.nsPath(p.server), d)
+	case metricConnRate:
+		return connRun(ctx, b.nsPath(p.client), b.nsPath(p.server), d)
 	}
 	return b.throughput(ctx, p, k.streams, d)
 }
@@ -353,6 +361,13 @@ func (b *dpBench) build(ctx context.Context, cas string, rules int) (*dpPath, er
 	}
 	if err != nil {
 		return nil, err
+	}
+	// conn_rate opens tens of thousands of connections: the client may
+	// reuse its ports' TIME_WAIT (a second on) from a wide range.
+	for _, kv := range []string{"net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"} {
+		if err := runCmd(ctx, nil, "ip", "netns", "exec", p.client, "sysctl", "-qw", kv); err != nil {
+			return nil, err
+		}
 	}
 	for _, g := range []struct {
 		ns   string

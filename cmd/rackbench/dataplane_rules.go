@@ -12,8 +12,8 @@ import (
 // The same policy is written twice, once per firewall: n filler rules
 // that admit TCP to port 10000+i from 172.16.0.0/12 host i+1 (so none of
 // them matches the benchmark's traffic, yet each is a distinct rule), then
-// egress anywhere and ingress to the iperf3 and request/response ports from
-// the bench subnet; everything else is dropped.
+// egress anywhere and ingress to the iperf3, request/response and
+// connection-rate ports from the bench subnet; everything else is dropped.
 
 // fillerRule is filler rule i: its destination port and remote host.
 func fillerRule(i int) (port int, remote netip.Prefix) {
@@ -35,7 +35,7 @@ func benchPorts() (client, server dataplane.Port) {
 // benchDesired is one node's dataplane state: ports, n filler rules and
 // the rules that admit the benchmark's traffic.
 func benchDesired(n int, uplink string, ports ...dataplane.Port) dataplane.Desired {
-	rules := make([]dataplane.Rule, 0, n+3)
+	rules := make([]dataplane.Rule, 0, n+4)
 	for i := 0; i < n; i++ {
 		port, remote := fillerRule(i)
 		rules = append(rules, dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: port, PortMax: port, Remote: remote})
@@ -44,6 +44,7 @@ func benchDesired(n int, uplink string, ports ...dataplane.Port) dataplane.Desir
 		dataplane.Rule{Group: benchGroup, PortMin: -1, PortMax: -1},
 		dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: iperfPort, PortMax: iperfPort, Remote: benchSubnet},
 		dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: rrPort, PortMax: rrPort, Remote: benchSubnet},
+		dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: connPort, PortMax: connPort, Remote: benchSubnet},
 	)
 	return dataplane.Desired{
 		Uplink:  uplink,
@@ -92,7 +93,7 @@ func iptablesRuleset(ports []bridgePort, n int) string {
 			port, remote := fillerRule(i)
 			line("-A %s -s %s -p tcp -m tcp --dport %d -j RETURN", in, remote, port)
 		}
-		for _, port := range []int{iperfPort, rrPort} {
+		for _, port := range []int{iperfPort, rrPort, connPort} {
 			line("-A %s -s %s -p tcp -m tcp --dport %d -j RETURN", in, benchSubnet, port)
 		}
 		line("-A %s -m conntrack --ctstate INVALID -j DROP", in)

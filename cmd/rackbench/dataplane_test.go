@@ -88,6 +88,8 @@ func TestDataplaneGoals(t *testing.T) {
 		tp(caseLocal, 10000, 4):    44,   // loss 2.2%: met
 		tp(caseVLAN, 0, 1):         16,   // 0.8 met (the bound is inclusive)
 		{caseVeth, 0, metricRR, 0}: 40000, {caseLocal, 0, metricRR, 0}: 39200,
+		{caseLocal, 0, metricConnRate, 0}: 10000, {caseLocal, 10000, metricConnRate, 0}: 9600, // loss 4%: met
+		{caseBridge, 10000, metricConnRate, 0}: 3500, // 2.74×: not met
 	})
 	got := map[string]goalCheck{}
 	for _, c := range dataplaneGoals(rs) {
@@ -109,6 +111,8 @@ func TestDataplaneGoals(t *testing.T) {
 		"vlan vs veth, 1 stream":       {"(b) rackstack-vlan vs (d) veth, rules=0/throughput/1", true, 0.8, true, ": met"},
 		"vlan vs veth, 4 not measured": {"(b) rackstack-vlan vs (d) veth, rules=0/throughput/4", false, 0, false, "not measured"},
 		"rr is informational":          {"(a) rackstack-local vs (d) veth, rules=0/rr/0", true, 0.98, true, "rr (for information): 0.98×, target ≥0.95×: would be met"},
+		"conn rate rule loss":          {"(e) rackstack-local, rules=10000 vs rules=0/conn_rate/0", true, 0.96, true, "conn_rate: loss 4.0% (0.96×), target loss ≤5%: met"},
+		"conn rate vs iptables":        {"(e) rackstack-local vs (c) bridge-iptables, rules=10000/conn_rate/0", true, 9600.0 / 3500, false, "target ≥3.00×: not met"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -124,8 +128,8 @@ func TestDataplaneGoals(t *testing.T) {
 			}
 		})
 	}
-	if n := len(dataplaneGoals(rs)); n != len(dpGoals)*3 {
-		t.Errorf("%d checks, want %d (throughput 1 and 4 streams, rr, per goal)", n, len(dpGoals)*3)
+	if n := len(dataplaneGoals(rs)); n != (len(dpGoals)-2)*3+2 {
+		t.Errorf("%d checks, want %d (throughput 1 and 4 streams, rr, per goal; conn_rate alone for the two connection goals)", n, (len(dpGoals)-2)*3+2)
 	}
 }
 
@@ -157,8 +161,8 @@ func TestBenchPolicies(t *testing.T) {
 	a, b := benchPorts()
 	for _, n := range []int{0, 100, 10000} {
 		d := benchDesired(n, "up0", a, b)
-		if len(d.Rules) != n+3 {
-			t.Errorf("rules=%d: %d dataplane rules, want %d (fillers + egress + 2 ingress)", n, len(d.Rules), n+3)
+		if len(d.Rules) != n+4 {
+			t.Errorf("rules=%d: %d dataplane rules, want %d (fillers + egress + 3 ingress)", n, len(d.Rules), n+4)
 		}
 		seen := map[netip.Prefix]bool{}
 		block := netip.MustParsePrefix("172.16.0.0/12")
@@ -167,7 +171,7 @@ func TestBenchPolicies(t *testing.T) {
 				t.Fatalf("filler remote %s: want distinct /32s in %s", r.Remote, block)
 			}
 			seen[r.Remote] = true
-			if r.PortMin != r.PortMax || r.PortMin < 10000 || r.PortMin >= 30000 || r.PortMin == iperfPort || r.PortMin == rrPort {
+			if r.PortMin != r.PortMax || r.PortMin < 10000 || r.PortMin >= 30000 || r.PortMin == iperfPort || r.PortMin == rrPort || r.PortMin == connPort {
 				t.Fatalf("filler port %d-%d", r.PortMin, r.PortMax)
 			}
 		}
@@ -186,6 +190,7 @@ func TestBenchPolicies(t *testing.T) {
 			"-A rb-i-tb -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
 			"-A rb-i-tb -s 10.9.0.0/24 -p tcp -m tcp --dport 5201 -j RETURN",
 			"-A rb-i-tb -s 10.9.0.0/24 -p tcp -m tcp --dport 5202 -j RETURN",
+			"-A rb-i-tb -s 10.9.0.0/24 -p tcp -m tcp --dport 5204 -j RETURN",
 			"-A rb-s-ta -s 10.9.0.1/32 -m mac --mac-source fa:16:3e:09:00:01 -j RETURN",
 			"-A rb-sg-fallback -j DROP",
 		} {
