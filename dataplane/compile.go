@@ -26,6 +26,12 @@ type Port struct {
 	Security bool     // port_security_enabled
 	Groups   []string // security group ids
 	DHCP     *Lease   // nil: no DHCP answers for this port
+	// MetaAddr is the link-local source address (169.254.0.0/16) the
+	// dataplane rewrites this port's requests to 169.254.169.254:80 to, so
+	// that the metadata server behind Metadata.Device knows the port by the
+	// packet's source and never by anything the guest claims. Distinct per
+	// port; zero: no metadata for the port.
+	MetaAddr netip.Addr
 }
 
 // Lease is what the node's DHCP server tells the port.
@@ -65,6 +71,69 @@ type Desired struct {
 	// Members lists, per security group, the addresses of every port in
 	// it, cluster-wide: remote-group rules match them.
 	Members map[string][]netip.Prefix
+	// Routers are the routers with an interface on a network this node
+	// has ports on: every node routes its own ports' traffic (there is no
+	// central network node).
+	Routers []Router
+	// Floating are the floating IPs whose fixed port is on this node.
+	Floating []FloatingIP
+	// Externals are the external networks this node reaches.
+	Externals []External
+	// Metadata, when set, redirects the ports' metadata requests to the
+	// node's metadata server; nil: no metadata redirection.
+	Metadata *Metadata
+}
+
+// Router is a Neutron router as this node enforces it for its local ports.
+type Router struct {
+	ID         string
+	Interfaces []RouterInterface // one per attached subnet
+	Gateway    *RouterGateway    // nil: no external gateway
+	Routes     []Route           // static routes (Dst via Nexthop)
+}
+
+// RouterInterface is a router's port on one tenant subnet: the gateway the
+// guests of that subnet ARP for, answered by the dataplane on every node.
+type RouterInterface struct {
+	VLAN uint16           // the tenant network's VLAN
+	MAC  net.HardwareAddr // the router port's MAC (the gateway MAC guests ARP for)
+	IP   netip.Prefix     // gateway address and subnet
+}
+
+// RouterGateway is a router's side on an external network.
+type RouterGateway struct {
+	External string     // External.ID
+	IP       netip.Addr // the SNAT address
+	SNAT     bool       // enable_snat
+}
+
+// FloatingIP maps an address on an external network to a port's fixed IP
+// (DNAT inbound, SNAT outbound).
+type FloatingIP struct {
+	IP       netip.Addr // on the external network
+	Fixed    netip.Addr // the port's fixed IP
+	Port     string     // Port.ID, hosted on this node
+	Router   string     // Router.ID that connects the port's subnet to External
+	External string     // External.ID
+}
+
+// External is an external network as this node reaches it.
+type External struct {
+	ID string
+	// Device is where the external network is: a host interface (rackd
+	// dev's) or the uplink.
+	Device  string
+	VLAN    uint16           // 0: flat
+	Gateway netip.Addr       // the next hop outside
+	Prefix  netip.Prefix     // the external subnet
+	MAC     net.HardwareAddr // this node's MAC on it: answers ARP for its floating and SNAT IPs
+}
+
+// Metadata says where the node's metadata server is. Each Port with a
+// MetaAddr has its requests to 169.254.169.254:80 rewritten to come from
+// that address and sent to Device; the replies go back to the port.
+type Metadata struct {
+	Device string // host device the metadata server listens behind, e.g. "rsmeta0"
 }
 
 const (
