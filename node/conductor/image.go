@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -133,22 +132,7 @@ func (c *Conductor) buildConfigDrive(ctx context.Context, node string, s compute
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	cd := configdrive.Server{
-		UUID: s.ID, Name: s.Name, Hostname: computestate.Hostname(&s), Project: s.Project, AZ: s.AZ, Meta: s.Metadata,
-	}
-	if s.PublicKey != "" {
-		cd.Keys = []configdrive.Key{{Name: s.KeyName, Data: s.PublicKey}}
-	}
-	if s.UserData != "" {
-		if ud, err := base64.StdEncoding.DecodeString(s.UserData); err == nil {
-			cd.UserData = ud
-		}
-	}
-	for _, f := range s.Personality {
-		if data, err := base64.StdEncoding.DecodeString(f.Contents); err == nil {
-			cd.Files = append(cd.Files, configdrive.File{Path: f.Path, Data: data})
-		}
-	}
+	cd := configdrive.FromServer(s)
 	return configdrive.Build(ctx, path, cd)
 }
 
