@@ -19,6 +19,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/node/configdrive"
+	"github.com/rackstack/rackstack/node/metadata"
 	"github.com/rackstack/rackstack/provision/agentapi"
 )
 
@@ -132,7 +133,7 @@ func (c *Conductor) buildConfigDrive(ctx context.Context, node string, s compute
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	cd := configdrive.FromServer(s)
+	cd := metadata.Describe(s)
 	return configdrive.Build(ctx, path, cd)
 }
 

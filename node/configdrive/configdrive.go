@@ -8,7 +8,6 @@ package configdrive
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,9 +15,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/rackstack/rackstack/fabric/compute/computestate"
-	"github.com/rackstack/rackstack/fabric/network/netstate"
 )
 
 // Versions are the metadata versions written; each holds the same files.
@@ -165,33 +161,4 @@ func Build(ctx context.Context, path string, s Server) error {
 		return fmt.Errorf("genisoimage: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return os.Rename(tmp, path)
-}
-
-// FromServer is what the config drive and the metadata service tell
-// server s about itself, NICs aside (the caller knows their devices):
-// one builder, so both say the same.
-func FromServer(s computestate.Server) Server {
-	cd := Server{
-		UUID: s.ID, Name: s.Name, Hostname: computestate.Hostname(&s), Project: s.Project, AZ: s.AZ, Meta: s.Metadata,
-	}
-	if s.PublicKey != "" {
-		cd.Keys = []Key{{Name: s.KeyName, Data: s.PublicKey}}
-	}
-	if s.UserData != "" {
-		if ud, err := base64.StdEncoding.DecodeString(s.UserData); err == nil {
-			cd.UserData = ud
-		}
-	}
-	for _, f := range s.Personality {
-		// The API checked the contents are base64.
-		if data, err := base64.StdEncoding.DecodeString(f.Contents); err == nil {
-			cd.Files = append(cd.Files, File{Path: f.Path, Data: data})
-		}
-	}
-	return cd
-}
-
-// NICOf is port p as the server sees it, on the host device dev.
-func NICOf(p netstate.Port, dev string, mtu int) NIC {
-	return NIC{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MAC, MTU: mtu, Device: dev}
 }

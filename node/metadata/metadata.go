@@ -104,7 +104,7 @@ func (s *Server) caller(r *http.Request) (*computestate.Server, *netstate.Port, 
 
 // drive is what the server's config drive holds, path → content.
 func drive(tx *memdb.Txn, sv *computestate.Server) (map[string][]byte, error) {
-	cd := configdrive.FromServer(*sv)
+	cd := Describe(*sv)
 	for _, id := range sv.Ports {
 		p := store.Get[netstate.Port](tx, netstate.TablePorts, id)
 		if p == nil {
@@ -114,7 +114,7 @@ func drive(tx *memdb.Txn, sv *computestate.Server) (map[string][]byte, error) {
 		if n := store.Get[netstate.Network](tx, netstate.TableNetworks, p.NetworkID); n != nil {
 			mtu = n.MTU
 		}
-		cd.NICs = append(cd.NICs, configdrive.NICOf(*p, dataplane.DeviceName(p.ID), mtu))
+		cd.NICs = append(cd.NICs, NIC(*p, dataplane.DeviceName(p.ID), mtu))
 	}
 	return configdrive.Files(cd)
 }
