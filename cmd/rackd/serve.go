@@ -156,6 +156,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 	networks, err := network.New(network.Config{
 		Repl: node, Auth: ident, Log: log, VLANMin: o.VLANMin, VLANMax: o.VLANMax, PublicURL: o.PublicURL,
+		Forwarding: layer3, Flat: o.flatNetworks(), Agents: clusterAgents{node},
 	})
 	if err != nil {
 		return err
@@ -200,6 +201,12 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	dp, dpAgent, err := openDataplane(o, node, networks, reg, log)
 	if err != nil {
 		return err
+	}
+	var serveMetadata func(context.Context) error
+	if dpAgent != nil && layer3 {
+		if serveMetadata, err = openMetadata(node, dpAgent, log); err != nil {
+			log.Warn("no metadata service on this node: guests read their config drive only", "err", err)
+		}
 	}
 	if dp != nil {
 		// Close keeps the pinned programs and maps: tenant traffic flows on
@@ -311,6 +318,12 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	if dpAgent != nil {
 		g.Go(func() error { return dpAgent.Run(gctx) })
+	}
+	if serveMetadata != nil {
+		g.Go(func() error { return serveMetadata(gctx) })
+	}
+	if o.hasPublic() {
+		g.Go(func() error { return ensurePublicNetwork(gctx, o, node.IsLeader, ident, networks, log) })
 	}
 	if metalConductor != nil {
 		g.Go(func() error { return metalConductor.Run(gctx) })

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -230,4 +231,30 @@ func TestAgentsAreTheNodes(t *testing.T) {
 	if agents := f.expect("GET", "/v2.0/agents?agent_type=L3+agent", admin, nil, 200, "")["agents"].([]any); len(agents) != 2 {
 		t.Fatalf("L3 agents where the dataplane forwards: %v", agents)
 	}
+}
+
+func TestEnsureExternalIsIdempotent(t *testing.T) {
+	f := newFixture(t)
+	x := External{Name: "public", Project: projAdm, Physnet: "public", CIDR: netip.MustParsePrefix("172.24.4.0/24"), Gateway: netip.MustParseAddr("172.24.4.1")}
+	id, err := f.svc.EnsureExternal(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.svc.EnsureExternal(context.Background(), x)
+	if err != nil || again != id {
+		t.Fatalf("second ensure: %q %v, want %q", again, err, id)
+	}
+	n := f.expect("GET", "/v2.0/networks/"+id, admin, nil, 200, "")["network"].(map[string]any)
+	if n["router:external"] != true || n["provider:network_type"] != "flat" || n["provider:physical_network"] != "public" || len(n["subnets"].([]any)) != 1 {
+		t.Fatalf("public: %v", n)
+	}
+	// A member routes through it and takes floating IPs from it.
+	r := f.mk(alice, "routers", "router", map[string]any{"external_gateway_info": map[string]any{"network_id": id}})
+	if ip := r["external_gateway_info"].(map[string]any)["external_fixed_ips"].([]any)[0].(map[string]any)["ip_address"]; ip != "172.24.4.2" {
+		t.Fatalf("gateway address %v", ip)
+	}
+	// A second flat network on the same physical network cannot be.
+	f.svc.cfg.Flat = []string{"public"}
+	f.expect("POST", "/v2.0/networks", admin, map[string]any{"network": map[string]any{"provider:network_type": "flat", "provider:physical_network": "public"}}, 409, "FlatNetworkInUse")
+	f.expect("POST", "/v2.0/networks", admin, map[string]any{"network": map[string]any{"provider:network_type": "flat", "provider:physical_network": "elsewhere"}}, 400, "InvalidInput")
 }
