@@ -2,7 +2,7 @@
 
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 //
-// Rackstack's tenant dataplane: two tc programs.
+// Rackstack's tenant dataplane: four tc programs.
 //
 //   port_in   on every local port's device (tap or host-side veth), sees what
 //             the guest sends: anti-spoofing, egress security groups, then
@@ -12,6 +12,22 @@
 //   uplink_in on the node's uplink, sees what other nodes send: pops the tag
 //             and delivers to the local port (after its ingress security
 //             groups).
+//   ext_in    on each external network's device: answers ARP for the
+//             floating IPs and routers' gateway addresses, learns the
+//             neighbours' MACs, DNATs a floating IP's traffic to its port
+//             and takes router SNAT's replies back.
+//   meta_in   on the metadata device: the metadata server's replies, back
+//             to the port whose request the dataplane sent there.
+//
+// Routing is distributed: port_in routes what a port sends to its router's
+// MAC on the node itself (rifs/rmacs/routes/neighs), answers ARP and ping
+// for the router's gateway addresses, and NATs to and from floating IPs
+// (fip_out/fip_in) with the external neighbour's MAC that ext_in learnt.
+// Floating IPs are 1:1, so their NAT needs no state of its own; the port's
+// security groups keep tracking the flow by its fixed address. Router SNAT
+// gives each flow a port of the gateway address, kept in the snat LRU map
+// both ways. Link-local destinations are never routed: 169.254.169.254 from
+// a port with a metadata address goes to the node's metadata device.
 //
 // Security groups never scan rules: the Go side compiles each port's rules
 // into an LPM trie keyed (policy, direction, protocol, port prefix, remote
@@ -31,6 +47,10 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+
+#ifndef offsetof
+#define offsetof(t, m) __builtin_offsetof(t, m)
+#endif
 
 #define MAX_PORTS 4096
 #define MAX_LOCAL 64         /* local ports of one network that a flood reaches */
@@ -69,6 +89,17 @@ enum {
 	C_DROP_ETHERTYPE,
 	C_DROP_BROADCAST,
 	C_DROP_DHCP_SERVER,
+	C_FWD_ROUTED,
+	C_ARP_REPLY,
+	C_ICMP_REPLY,
+	C_NAT_OUT,
+	C_NAT_IN,
+	C_TO_META,
+	C_FROM_META,
+	C_DROP_NO_ROUTE,
+	C_DROP_NO_NEIGH,
+	C_SNAT_NEW,
+	C_DROP_NAT_PORTS,
 	C_MAX = 32,
 };
 
@@ -136,6 +167,115 @@ struct ct_val {
 	__u64 seen;
 };
 
+/* A router's interface on one network: by (vlan, gateway address) in rifs,
+ * by (vlan, MAC) in rmacs. */
+struct rif_key {
+	__u32 vlan;
+	__u8 ip[4];
+};
+
+struct rif {
+	__u32 router;
+	__u8 ip[4];
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+struct route_key {              /* LPM: prefixlen covers router (32) + address bits */
+	__u32 prefixlen;
+	__u32 router;
+	__u8 ip[4];
+};
+
+#define ROUTE_VIA 1             /* to nexthop, not to the destination itself */
+#define ROUTE_EXTERNAL 2        /* out of the router's external gateway */
+#define ROUTE_SNAT 4            /* ... and SNAT to its address (nexthop) what has no floating IP */
+
+struct route {
+	__u32 vlan;             /* the network the next hop is on; ROUTE_EXTERNAL: the external device */
+	__u32 flags;
+	__u8 nexthop[4];
+	__u8 mac[6];            /* the router's MAC on that network */
+	__u8 pad[2];
+};
+
+struct neigh_key {              /* vlan: a tenant network's; ext_neighs: the external device's ifindex */
+	__u32 vlan;
+	__u8 ip[4];
+};
+
+struct neigh {
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+/* fip_out (ifindex = the port's, ip = fixed) gives the external device and
+ * the floating IP; fip_in (ifindex = the external device's, ip = floating)
+ * gives the port, the fixed IP and the router's MAC on the port's network.
+ * fip_in also holds the routers' gateway addresses, with ifindex 0: ARP is
+ * answered for them, and what comes in to them looks in snat. */
+struct nat_key {
+	__u32 ifindex;
+	__u8 ip[4];
+};
+
+struct nat {
+	__u32 ifindex;
+	__u8 ip[4];
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+/* Router SNAT, both directions in one LRU map. Out (dir 0): id is the
+ * router, laddr:lport the port's fixed address and port. In (dir 1): id is
+ * the external device, laddr:lport the gateway address and the NAT port.
+ * ICMP echo: lport is the id, rport 0. Ports in host order. */
+struct snat_key {
+	__u32 id;
+	__u8 dir;
+	__u8 proto;
+	__u16 pad;
+	__u8 laddr[4];
+	__u8 raddr[4];
+	__u16 lport;
+	__u16 rport;
+};
+
+struct snat_val {
+	__u64 seen;
+	__u32 ifindex;          /* in: the port */
+	__u8 addr[4];           /* out: the gateway address; in: the fixed address */
+	__u8 mac[6];            /* in: the router's MAC on the port's network */
+	__u16 port;             /* out: the NAT port; in: the port's own */
+};
+
+struct ext {
+	__u8 mac[6];            /* this node's MAC on the external network */
+	__u8 pad[2];
+	__u8 gateway[4];
+	__u8 net[4];
+	__u8 mask[4];
+};
+
+struct meta_cfg {
+	__u32 ifindex;          /* the metadata device; 0: none */
+	__u8 mac[6];            /* its MAC: the source of what it sends ports */
+	__u8 peer[6];           /* its veth peer's MAC, where the server listens */
+};
+
+struct meta_key {
+	__u8 ip[4];             /* the port's metadata address */
+	__u16 port;             /* the request's source port */
+	__u16 pad;
+};
+
+struct meta_val {
+	__u32 ifindex;          /* the port */
+	__u8 ip[4];             /* the request's source address */
+	__u8 mac[6];            /* the MAC the request was sent to */
+	__u8 pad[2];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_PORTS);
@@ -201,6 +341,106 @@ struct {
 	__type(value, struct ct_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rif_key);
+	__type(value, struct rif);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rifs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fdb_key);
+	__type(value, struct rif);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rmacs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct route_key);
+	__type(value, struct route);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct neigh_key);
+	__type(value, struct neigh);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} neighs SEC(".maps");
+
+/* Learnt by ext_in from the ARP it sees; never written by Go. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct neigh_key);
+	__type(value, struct neigh);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ext_neighs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct nat_key);
+	__type(value, struct nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fip_out SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct nat_key);
+	__type(value, struct nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fip_in SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct ext);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} exts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct meta_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct snat_key);
+	__type(value, struct snat_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat SEC(".maps");
+
+/* port ifindex -> its metadata source address (network order) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} metas SEC(".maps");
+
+/* The metadata requests in flight, so the replies find their port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct meta_key);
+	__type(value, struct meta_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meta_ct SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -465,6 +705,384 @@ struct arp_eth {
 	__u8 tpa[4];
 };
 
+#define ARP_REQUEST 1
+#define ARP_REPLY 2
+#define ICMP_TIME_EXCEEDED 11
+#define META_IP 0xfea9fea9      /* 169.254.169.254 in network order, read as a little-endian __u32 */
+
+#define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
+#define IP_SRC_OFF (ETH_HLEN + offsetof(struct iphdr, saddr))
+#define IP_DST_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
+#define IP_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
+
+static __always_inline int set_macs(struct __sk_buff *skb, const __u8 *dst, const __u8 *src)
+{
+	__u8 m[12];
+	__builtin_memcpy(m, dst, 6);
+	__builtin_memcpy(m + 6, src, 6);
+	return bpf_skb_store_bytes(skb, 0, m, 12, 0);
+}
+
+/* arp_reply turns the ARP request in skb into the answer "ip is at mac"
+ * and sends it back out of the device it came in on. */
+static __always_inline int arp_reply(struct __sk_buff *skb, const __u8 *mac, __u32 ip)
+{
+	struct arp_eth a;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &a, sizeof(a)))
+		return drop(C_DROP_MALFORMED);
+	if (set_macs(skb, a.sha, mac))
+		return drop(C_DROP_MALFORMED);
+	a.op = bpf_htons(ARP_REPLY);
+	__builtin_memcpy(a.tha, a.sha, 6);
+	__builtin_memcpy(a.tpa, a.spa, 4);
+	__builtin_memcpy(a.sha, mac, 6);
+	__builtin_memcpy(a.spa, &ip, 4);
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, &a, sizeof(a), 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ARP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+static __always_inline __u16 csum_fold(__s64 s)
+{
+	__u32 c = (__u32)s;
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return ~c;
+}
+
+/* ttl_dec takes one off the TTL; 0 when the packet may not be forwarded. */
+static __always_inline int ttl_dec(struct __sk_buff *skb)
+{
+	__u16 old, new;
+	if (bpf_skb_load_bytes(skb, IP_TTL_OFF, &old, 2))
+		return 0;
+	__u8 *ttl = (__u8 *)&old;
+	if (*ttl <= 1)
+		return 0;
+	new = old;
+	((__u8 *)&new)[0] = *ttl - 1;
+	if (bpf_skb_store_bytes(skb, IP_TTL_OFF, &new, 2, 0))
+		return 0;
+	return bpf_l3_csum_replace(skb, IP_CSUM_OFF, old, new, 2) == 0;
+}
+
+/* icmp_error answers the IPv4 packet in skb with an ICMP error of type
+ * typ from address from (a router interface) and the MAC mac, quoting its
+ * first 28 bytes, back out of the device it came in on. */
+static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u32 from, const __u8 *mac)
+{
+	struct {
+		struct ethhdr eth;
+		struct iphdr ip;
+		struct icmp_echo icmp;
+		__u8 quote[28];
+	} __attribute__((packed)) out = {};
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, out.quote, sizeof(out.quote)))
+		return drop(C_DROP_MALFORMED);
+	if (out.quote[9] == IPPROTO_TCP)
+		/* A TCP packet may carry CHECKSUM_PARTIAL, whose checksum
+		 * offset would land in the quote once it is finished: not
+		 * answered (traceroute uses UDP or ping). */
+		return drop(C_DROP_NO_ROUTE);
+	if (out.quote[9] == IPPROTO_ICMP) {
+		/* never an error about an error (RFC 1122 3.2.2) */
+		__u8 t = out.quote[20];
+		if (t != ICMP_ECHO && t != ICMP_ECHOREPLY)
+			return drop(C_DROP_NO_ROUTE);
+	}
+	if (bpf_skb_load_bytes(skb, 6, out.eth.h_dest, 6))
+		return drop(C_DROP_MALFORMED);
+	__builtin_memcpy(out.eth.h_source, mac, 6);
+	out.eth.h_proto = bpf_htons(ETH_P_IP);
+	out.ip.version = 4;
+	out.ip.ihl = 5;
+	out.ip.tot_len = bpf_htons(sizeof(out) - ETH_HLEN);
+	out.ip.ttl = 64;
+	out.ip.protocol = IPPROTO_ICMP;
+	out.ip.saddr = from;
+	__builtin_memcpy(&out.ip.daddr, out.quote + 12, 4);
+	out.ip.check = csum_fold(bpf_csum_diff(0, 0, (void *)&out.ip, sizeof(out.ip), 0));
+	out.icmp.type = typ;
+	out.icmp.checksum = csum_fold(bpf_csum_diff(0, 0, (void *)&out.icmp, sizeof(out.icmp) + sizeof(out.quote), 0));
+	if (bpf_skb_change_tail(skb, sizeof(out), 0))
+		return drop(C_DROP_MALFORMED);
+	if (bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* echo_reply answers a ping to a router's own address. */
+static __always_inline int echo_reply(struct __sk_buff *skb, struct flow *f, const __u8 *mac)
+{
+	__u8 typ;
+	__u32 l4;
+	__u8 ihl;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
+		return drop(C_DROP_MALFORMED);
+	l4 = ETH_HLEN + (ihl & 0xf) * 4;
+	if (bpf_skb_load_bytes(skb, l4, &typ, 1) || typ != ICMP_ECHO)
+		return drop(C_DROP_NO_NEIGH);
+	__u8 src[6];
+	if (bpf_skb_load_bytes(skb, 6, src, 6) || set_macs(skb, src, mac))
+		return drop(C_DROP_MALFORMED);
+	/* Swapping the addresses leaves the IP checksum as it was. */
+	bpf_skb_store_bytes(skb, IP_SRC_OFF, &f->daddr, 4, 0);
+	bpf_skb_store_bytes(skb, IP_DST_OFF, &f->saddr, 4, 0);
+	__u16 oldt = bpf_htons(ICMP_ECHO << 8), newt = bpf_htons(ICMP_ECHOREPLY << 8);
+	bpf_l4_csum_replace(skb, l4 + 2, oldt, newt, 2);
+	typ = ICMP_ECHOREPLY;
+	if (bpf_skb_store_bytes(skb, l4, &typ, 1, 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* nat_addr rewrites the source (src) or destination address from -> to,
+ * with the IP and the TCP/UDP checksums. */
+static __always_inline int nat_addr(struct __sk_buff *skb, int src, __u32 from, __u32 to)
+{
+	struct iphdr ip;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+		return -1;
+	__u32 l4 = ETH_HLEN + ip.ihl * 4;
+	if (!(ip.frag_off & bpf_htons(0x1fff))) {
+		if (ip.protocol == IPPROTO_TCP) {
+			if (bpf_l4_csum_replace(skb, l4 + 16, from, to, BPF_F_PSEUDO_HDR | 4))
+				return -1;
+		} else if (ip.protocol == IPPROTO_UDP) {
+			if (bpf_l4_csum_replace(skb, l4 + 6, from, to, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4))
+				return -1;
+		}
+	}
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, from, to, 4))
+		return -1;
+	return bpf_skb_store_bytes(skb, src ? IP_SRC_OFF : IP_DST_OFF, &to, 4, 0);
+}
+
+/* nat_port rewrites the TCP/UDP source (src) or destination port, or the
+ * ICMP echo id, from -> to (host order), with the checksum. */
+static __always_inline int nat_port(struct __sk_buff *skb, int src, __u8 proto, __u16 from, __u16 to)
+{
+	__u8 ihl;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
+		return -1;
+	__u32 l4 = ETH_HLEN + (ihl & 0xf) * 4;
+	__be16 o = bpf_htons(from), n = bpf_htons(to);
+	__u32 csum, at;
+	__u64 flags = 2;
+	if (proto == IPPROTO_TCP) {
+		csum = l4 + 16;
+		at = l4 + (src ? 0 : 2);
+	} else if (proto == IPPROTO_UDP) {
+		csum = l4 + 6;
+		at = l4 + (src ? 0 : 2);
+		flags |= BPF_F_MARK_MANGLED_0;
+	} else {
+		csum = l4 + 2;
+		at = l4 + 4;
+	}
+	if (bpf_l4_csum_replace(skb, csum, o, n, flags))
+		return -1;
+	return bpf_skb_store_bytes(skb, at, &n, 2, 0);
+}
+
+static __always_inline int snat_proto(struct flow *f)
+{
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP)
+		return f->sport != 0;   /* 0: a later fragment, no ports to map */
+	return f->proto == IPPROTO_ICMP && (f->rport >> 8) == ICMP_ECHO;
+}
+
+#define SNAT_TRIES 16
+
+/* snat_port is the NAT port of the flow a port sends out of router in's
+ * gateway gw on device ext: the one it has, or a new one, claimed in the
+ * in direction so that replies find the port. -1: none free. */
+static __always_inline int snat_port(__u32 ifindex, struct flow *f, struct rif *in, __u32 ext, __u32 gw)
+{
+	__u16 rport = f->proto == IPPROTO_ICMP ? 0 : f->dport;
+	struct snat_key ok = { .id = in->router, .dir = 0, .proto = f->proto, .lport = f->sport, .rport = rport };
+	__builtin_memcpy(ok.laddr, &f->saddr, 4);
+	__builtin_memcpy(ok.raddr, &f->daddr, 4);
+	struct snat_key ik = { .id = ext, .dir = 1, .proto = f->proto, .rport = rport };
+	__builtin_memcpy(ik.laddr, &gw, 4);
+	__builtin_memcpy(ik.raddr, &f->daddr, 4);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct snat_val *v = bpf_map_lookup_elem(&snat, &ok);
+	if (v && now - v->seen < CT_TIMEOUT) {
+		__u16 port = v->port;
+		if (now - v->seen > CT_REFRESH) {
+			v->seen = now;
+			/* Keep the in direction alive too: a flow that only
+			 * sends must not lose its port to another. */
+			ik.lport = port;
+			struct snat_val *r = bpf_map_lookup_elem(&snat, &ik);
+			if (r)
+				r->seen = now;
+		}
+		return port;
+	}
+	struct snat_val iv = { .seen = now, .ifindex = ifindex, .port = f->sport };
+	__builtin_memcpy(iv.addr, &f->saddr, 4);
+	__builtin_memcpy(iv.mac, in->mac, 6);
+	__u32 h = bpf_get_prandom_u32();
+	for (int i = 0; i < SNAT_TRIES; i++) {
+		/* The port's own first, as Linux does; then random ones
+		 * above the well-known ports. */
+		__u16 port = i == 0 ? f->sport : 1024 + (h + i * 7919) % (65536 - 1024);
+		if (port == 0)
+			continue;
+		ik.lport = port;
+		struct snat_val *x = bpf_map_lookup_elem(&snat, &ik);
+		if (x && now - x->seen < CT_TIMEOUT)
+			continue;
+		if (bpf_map_update_elem(&snat, &ik, &iv, x ? BPF_ANY : BPF_NOEXIST))
+			continue;       /* another CPU took it just now */
+		struct snat_val ov = { .seen = now, .port = port };
+		__builtin_memcpy(ov.addr, &gw, 4);
+		bpf_map_update_elem(&snat, &ok, &ov, BPF_ANY);
+		count(C_SNAT_NEW);
+		return port;
+	}
+	return -1;
+}
+
+/* to_external sends a routed packet out of its router's gateway, with the
+ * port's floating IP as source, else SNATed to the router's gateway
+ * address when the route says so. */
+static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, struct flow *f, struct rif *in,
+				       __u32 rext, __u32 rflags, __u32 gw)
+{
+	struct nat_key k = { .ifindex = ifindex };
+	__builtin_memcpy(k.ip, &f->saddr, 4);
+	struct nat *n = bpf_map_lookup_elem(&fip_out, &k);
+	__u32 out, src;
+	int snat = 0;
+	if (n) {
+		out = n->ifindex;
+		__builtin_memcpy(&src, n->ip, 4);
+	} else if (rflags & ROUTE_SNAT) {
+		if (!snat_proto(f))
+			return drop(C_DROP_NO_ROUTE);
+		out = rext;
+		src = gw;
+		snat = 1;
+	} else {
+		return drop(C_DROP_NO_ROUTE);
+	}
+	struct ext *e = bpf_map_lookup_elem(&exts, &out);
+	if (!e)
+		return drop(C_DROP_NO_ROUTE);
+	__u32 net, mask, nh;
+	__builtin_memcpy(&net, e->net, 4);
+	__builtin_memcpy(&mask, e->mask, 4);
+	__builtin_memcpy(&nh, e->gateway, 4);
+	if ((f->daddr & mask) == net)
+		nh = f->daddr;  /* on the external subnet: straight there */
+	struct neigh_key nk = { .vlan = out };
+	__builtin_memcpy(nk.ip, &nh, 4);
+	struct neigh *nb = bpf_map_lookup_elem(&ext_neighs, &nk);
+	if (!nb) {
+		__builtin_memcpy(nk.ip, e->gateway, 4);
+		nb = bpf_map_lookup_elem(&ext_neighs, &nk);
+		if (!nb)
+			return drop(C_DROP_NO_NEIGH);
+	}
+	__u8 dmac[6], smac[6];
+	__builtin_memcpy(dmac, nb->mac, 6);
+	__builtin_memcpy(smac, e->mac, 6);
+	if (!ttl_dec(skb)) {
+		__u32 rip;
+		__builtin_memcpy(&rip, in->ip, 4);
+		return icmp_error(skb, ICMP_TIME_EXCEEDED, rip, in->mac);
+	}
+	if (snat) {
+		int port = snat_port(ifindex, f, in, out, gw);
+		if (port < 0)
+			return drop(C_DROP_NAT_PORTS);
+		if (port != f->sport && nat_port(skb, 1, f->proto, f->sport, port))
+			return drop(C_DROP_MALFORMED);
+	}
+	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
+		return drop(C_DROP_MALFORMED);
+	count(C_NAT_OUT);
+	return bpf_redirect(out, 0);
+}
+
+/* route forwards a packet a port sent to its router's MAC: to a port of
+ * another of the router's networks (here or by the uplink), or out of the
+ * router's gateway. The port's egress groups have let it through. */
+static __always_inline int route(struct __sk_buff *skb, __u32 ifindex, struct rif *in, struct flow *f)
+{
+	/* Link-local addresses are never routed (RFC 3927): 169.254.169.254
+	 * is the metadata service of the port's own node or nothing. */
+	if ((f->daddr & 0xffff) == (META_IP & 0xffff))
+		return drop(C_DROP_NO_ROUTE);
+	struct rif_key own = { .vlan = 0 };
+	struct route_key rk = { .prefixlen = 64, .router = in->router };
+	__builtin_memcpy(rk.ip, &f->daddr, 4);
+	struct route *r = bpf_map_lookup_elem(&routes, &rk);
+	if (!r)
+		return drop(C_DROP_NO_ROUTE);
+	if (r->flags & ROUTE_EXTERNAL) {
+		__u32 gw;
+		__builtin_memcpy(&gw, r->nexthop, 4);
+		return to_external(skb, ifindex, f, in, r->vlan, r->flags, gw);
+	}
+	__u32 vlan = r->vlan;
+	own.vlan = vlan;
+	__builtin_memcpy(own.ip, &f->daddr, 4);
+	struct rif *self = bpf_map_lookup_elem(&rifs, &own);
+	if (self && self->router == in->router && f->proto == IPPROTO_ICMP)
+		return echo_reply(skb, f, in->mac);
+	struct neigh_key nk = { .vlan = vlan };
+	if (r->flags & ROUTE_VIA)
+		__builtin_memcpy(nk.ip, r->nexthop, 4);
+	else
+		__builtin_memcpy(nk.ip, &f->daddr, 4);
+	__u8 smac[6], dmac[6];
+	__builtin_memcpy(smac, r->mac, 6);
+	struct neigh *n = bpf_map_lookup_elem(&neighs, &nk);
+	if (!n)
+		return drop(C_DROP_NO_NEIGH);
+	__builtin_memcpy(dmac, n->mac, 6);
+	if (!ttl_dec(skb)) {
+		__u32 rip;
+		__builtin_memcpy(&rip, in->ip, 4);
+		return icmp_error(skb, ICMP_TIME_EXCEEDED, rip, in->mac);
+	}
+	if (set_macs(skb, dmac, smac))
+		return drop(C_DROP_MALFORMED);
+	count(C_FWD_ROUTED);
+	return deliver(skb, vlan, dmac, KIND_IP, f, 1);
+}
+
+/* to_meta sends a port's request to 169.254.169.254:80 to the metadata
+ * server, from the port's own metadata address. */
+static __always_inline int to_meta(struct __sk_buff *skb, __u32 ifindex, __u32 addr, struct flow *f, const __u8 *dst)
+{
+	__u32 zero = 0;
+	struct meta_cfg *m = bpf_map_lookup_elem(&meta, &zero);
+	if (!m || !m->ifindex)
+		return drop(C_DROP_NO_ROUTE);
+	__u32 out = m->ifindex;
+	__u8 smac[6], dmac[6];
+	__builtin_memcpy(smac, m->mac, 6);
+	__builtin_memcpy(dmac, m->peer, 6);
+	struct meta_key k = { .port = f->sport };
+	__builtin_memcpy(k.ip, &addr, 4);
+	struct meta_val v = { .ifindex = ifindex };
+	__builtin_memcpy(v.ip, &f->saddr, 4);
+	__builtin_memcpy(v.mac, dst, 6);
+	bpf_map_update_elem(&meta_ct, &k, &v, BPF_ANY);
+	if (nat_addr(skb, 1, f->saddr, addr) || set_macs(skb, dmac, smac))
+		return drop(C_DROP_MALFORMED);
+	count(C_TO_META);
+	return bpf_redirect(out, 0);
+}
+
 SEC("tc")
 int port_in(struct __sk_buff *skb)
 {
@@ -496,6 +1114,29 @@ int port_in(struct __sk_buff *skb)
 			if (spa != 0 && !ip_allowed(p, ifindex, spa))
 				return drop(C_DROP_SPOOF_IP);
 		}
+		if (arp->op == bpf_htons(ARP_REQUEST)) {
+			/* The router's gateway addresses are answered here, on
+			 * every node alike, and never flooded. */
+			__u32 tpa;
+			__builtin_memcpy(&tpa, arp->tpa, 4);
+			struct rif_key rk = { .vlan = vlan };
+			__builtin_memcpy(rk.ip, &tpa, 4);
+			struct rif *r = bpf_map_lookup_elem(&rifs, &rk);
+			if (r) {
+				__u8 m[6];
+				__builtin_memcpy(m, r->mac, 6);
+				return arp_reply(skb, m, tpa);
+			}
+			if (tpa == META_IP && bpf_map_lookup_elem(&metas, &ifindex)) {
+				__u32 zero = 0;
+				struct meta_cfg *mc = bpf_map_lookup_elem(&meta, &zero);
+				if (mc && mc->ifindex) {
+					__u8 m[6];
+					__builtin_memcpy(m, mc->mac, 6);
+					return arp_reply(skb, m, tpa);
+				}
+			}
+		}
 		if (dst[0] & 1)
 			return flood(skb, vlan, ifindex, KIND_ARP, 1);
 		return deliver(skb, vlan, dst, KIND_ARP, 0, 1);
@@ -515,6 +1156,15 @@ int port_in(struct __sk_buff *skb)
 			if (!ip_allowed(p, ifindex, f.saddr))
 				return drop(C_DROP_SPOOF_IP);
 		}
+		if (f.daddr == META_IP && f.proto == IPPROTO_TCP && f.dport == 80) {
+			__u32 *ma = bpf_map_lookup_elem(&metas, &ifindex);
+			if (ma) {
+				__u32 addr = *ma;
+				if (!sg_allow(p, ifindex, DIR_OUT, &f))
+					return drop(C_DROP_SG_OUT);
+				return to_meta(skb, ifindex, addr, &f, dst);
+			}
+		}
 		if (dst[0] & 1) {
 			if (secure)
 				return drop(C_DROP_BROADCAST);
@@ -522,6 +1172,13 @@ int port_in(struct __sk_buff *skb)
 		}
 		if (!sg_allow(p, ifindex, DIR_OUT, &f))
 			return drop(C_DROP_SG_OUT);
+		struct fdb_key rk = { .vlan = vlan };
+		__builtin_memcpy(rk.mac, dst, 6);
+		struct rif *r = bpf_map_lookup_elem(&rmacs, &rk);
+		if (r) {
+			struct rif in = *r;
+			return route(skb, ifindex, &in, &f);
+		}
 		return deliver(skb, vlan, dst, KIND_IP, &f, 1);
 	}
 
@@ -579,6 +1236,177 @@ int uplink_in(struct __sk_buff *skb)
 	if (dst[0] & 1)
 		return flood(skb, vlan, 0, KIND_OTHER, 0);
 	return deliver(skb, vlan, dst, KIND_OTHER, 0, 0);
+}
+
+/* snat_in takes a reply to a router's gateway address back to the port
+ * whose flow was given its port. */
+static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow *f)
+{
+	if (!snat_proto(f) && !(f->proto == IPPROTO_ICMP && (f->rport >> 8) == ICMP_ECHOREPLY))
+		return drop(C_DROP_NO_ROUTE);
+	struct snat_key ik = { .id = ext, .dir = 1, .proto = f->proto, .lport = f->dport,
+			       .rport = f->proto == IPPROTO_ICMP ? 0 : f->sport };
+	__builtin_memcpy(ik.laddr, &f->daddr, 4);
+	__builtin_memcpy(ik.raddr, &f->saddr, 4);
+	struct snat_val *v = bpf_map_lookup_elem(&snat, &ik);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	if (!v || now - v->seen >= CT_TIMEOUT)
+		return drop(C_DROP_NO_ROUTE);   /* nothing from inside asked for it */
+	if (now - v->seen > CT_REFRESH)
+		v->seen = now;
+	__u32 to = v->ifindex, fixed;
+	__u16 port = v->port;
+	__u8 rmac[6];
+	__builtin_memcpy(&fixed, v->addr, 4);
+	__builtin_memcpy(rmac, v->mac, 6);
+	struct port *q = bpf_map_lookup_elem(&ports, &to);
+	if (!q)
+		return drop(C_DROP_NO_PORT);
+	if (!ttl_dec(skb))
+		return drop(C_DROP_NO_ROUTE);
+	if (port != f->dport && nat_port(skb, 0, f->proto, f->dport, port))
+		return drop(C_DROP_MALFORMED);
+	if (nat_addr(skb, 0, f->daddr, fixed))
+		return drop(C_DROP_MALFORMED);
+	f->daddr = fixed;
+	f->dport = port;
+	if (f->proto == IPPROTO_ICMP)
+		f->sport = port;
+	if (!sg_allow(q, to, DIR_IN, f))
+		return drop(C_DROP_SG_IN);
+	if (set_macs(skb, q->mac, rmac))
+		return drop(C_DROP_MALFORMED);
+	count(C_NAT_IN);
+	return to_port(q, to);
+}
+
+SEC("tc")
+int ext_in(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct ext *e = bpf_map_lookup_elem(&exts, &ifindex);
+	if (!e)
+		return TC_ACT_OK;
+	__u8 emac[6];
+	__u32 net, mask;
+	__builtin_memcpy(emac, e->mac, 6);
+	__builtin_memcpy(&net, e->net, 4);
+	__builtin_memcpy(&mask, e->mask, 4);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return TC_ACT_OK;
+	__u8 dst[6];
+	__builtin_memcpy(dst, eth->h_dest, 6);
+
+	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		struct arp_eth *arp = (void *)(eth + 1);
+		if ((void *)(arp + 1) > end)
+			return TC_ACT_OK;
+		__u32 spa, tpa;
+		__builtin_memcpy(&spa, arp->spa, 4);
+		__builtin_memcpy(&tpa, arp->tpa, 4);
+		if (spa && (spa & mask) == net) {
+			/* Learn the neighbour (the gateway above all) from
+			 * whatever ARP it sends. */
+			struct neigh_key nk = { .vlan = ifindex };
+			__builtin_memcpy(nk.ip, &spa, 4);
+			struct neigh nb = {};
+			__builtin_memcpy(nb.mac, arp->sha, 6);
+			bpf_map_update_elem(&ext_neighs, &nk, &nb, BPF_ANY);
+		}
+		if (arp->op == bpf_htons(ARP_REQUEST)) {
+			struct nat_key k = { .ifindex = ifindex };
+			__builtin_memcpy(k.ip, &tpa, 4);
+			if (bpf_map_lookup_elem(&fip_in, &k))
+				return arp_reply(skb, emac, tpa);
+		}
+		return TC_ACT_OK;
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || !mac_eq(dst, emac))
+		return TC_ACT_OK;
+	struct flow f;
+	if (!parse_ipv4(skb, &f))
+		return TC_ACT_OK;
+	struct nat_key k = { .ifindex = ifindex };
+	__builtin_memcpy(k.ip, &f.daddr, 4);
+	struct nat *n = bpf_map_lookup_elem(&fip_in, &k);
+	if (!n)
+		return TC_ACT_OK;       /* not ours: the node's own */
+	if (!n->ifindex)
+		return snat_in(skb, ifindex, &f);
+	__u32 to = n->ifindex, fixed;
+	__u8 rmac[6];
+	__builtin_memcpy(&fixed, n->ip, 4);
+	__builtin_memcpy(rmac, n->mac, 6);
+	struct port *q = bpf_map_lookup_elem(&ports, &to);
+	if (!q)
+		return drop(C_DROP_NO_PORT);
+	if (!ttl_dec(skb))
+		return drop(C_DROP_NO_ROUTE);
+	if (nat_addr(skb, 0, f.daddr, fixed))
+		return drop(C_DROP_MALFORMED);
+	f.daddr = fixed;
+	if (!sg_allow(q, to, DIR_IN, &f))
+		return drop(C_DROP_SG_IN);
+	if (set_macs(skb, q->mac, rmac))
+		return drop(C_DROP_MALFORMED);
+	count(C_NAT_IN);
+	return to_port(q, to);
+}
+
+SEC("tc")
+int meta_in(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct meta_cfg *m = bpf_map_lookup_elem(&meta, &zero);
+	if (!m || m->ifindex != skb->ifindex)
+		return TC_ACT_OK;
+	__u8 mmac[6];
+	__builtin_memcpy(mmac, m->mac, 6);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return TC_ACT_OK;
+	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		/* The server asks for the ports' metadata addresses. */
+		struct arp_eth *arp = (void *)(eth + 1);
+		if ((void *)(arp + 1) > end)
+			return TC_ACT_OK;
+		__u32 tpa;
+		__builtin_memcpy(&tpa, arp->tpa, 4);
+		if (arp->op == bpf_htons(ARP_REQUEST) && (tpa & 0xffff) == (META_IP & 0xffff) && tpa != META_IP)
+			return arp_reply(skb, mmac, tpa);
+		return TC_ACT_OK;
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	struct flow f;
+	if (!parse_ipv4(skb, &f) || f.saddr != META_IP || f.proto != IPPROTO_TCP || f.sport != 80)
+		return TC_ACT_OK;
+	struct meta_key k = { .port = f.dport };
+	__builtin_memcpy(k.ip, &f.daddr, 4);
+	struct meta_val *v = bpf_map_lookup_elem(&meta_ct, &k);
+	if (!v)
+		return drop(C_DROP_NO_ROUTE);
+	__u32 to = v->ifindex, orig;
+	__u8 smac[6];
+	__builtin_memcpy(&orig, v->ip, 4);
+	__builtin_memcpy(smac, v->mac, 6);
+	struct port *q = bpf_map_lookup_elem(&ports, &to);
+	if (!q)
+		return drop(C_DROP_NO_PORT);
+	if (nat_addr(skb, 0, f.daddr, orig))
+		return drop(C_DROP_MALFORMED);
+	f.daddr = orig;
+	if (!sg_allow(q, to, DIR_IN, &f))
+		return drop(C_DROP_SG_IN);
+	if (set_macs(skb, q->mac, smac))
+		return drop(C_DROP_MALFORMED);
+	count(C_FROM_META);
+	return to_port(q, to);
 }
 
 char __license[] SEC("license") = "Dual MIT/GPL";

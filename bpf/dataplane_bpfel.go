@@ -37,6 +37,15 @@ type DataplaneCtVal struct {
 	Seen uint64
 }
 
+type DataplaneExt struct {
+	_       structs.HostLayout
+	Mac     [6]uint8
+	Pad     [2]uint8
+	Gateway [4]uint8
+	Net     [4]uint8
+	Mask    [4]uint8
+}
+
 type DataplaneFdbKey struct {
 	_    structs.HostLayout
 	Vlan uint32
@@ -49,6 +58,54 @@ type DataplaneMacKey struct {
 	Ifindex uint32
 	Mac     [6]uint8
 	Pad     [2]uint8
+}
+
+type DataplaneMetaCfg struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mac     [6]uint8
+	Peer    [6]uint8
+}
+
+type DataplaneMetaKey struct {
+	_    structs.HostLayout
+	Ip   [4]uint8
+	Port uint16
+	Pad  uint16
+}
+
+type DataplaneMetaVal struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Ip      [4]uint8
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
+type DataplaneNat struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Ip      [4]uint8
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
+type DataplaneNatKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Ip      [4]uint8
+}
+
+type DataplaneNeigh struct {
+	_   structs.HostLayout
+	Mac [6]uint8
+	Pad [2]uint8
+}
+
+type DataplaneNeighKey struct {
+	_    structs.HostLayout
+	Vlan uint32
+	Ip   [4]uint8
 }
 
 type DataplaneNetports struct {
@@ -66,6 +123,36 @@ type DataplanePort struct {
 	Ips    [4]uint32
 	Mac    [6]uint8
 	Pad    [2]uint8
+}
+
+type DataplaneRif struct {
+	_      structs.HostLayout
+	Router uint32
+	Ip     [4]uint8
+	Mac    [6]uint8
+	Pad    [2]uint8
+}
+
+type DataplaneRifKey struct {
+	_    structs.HostLayout
+	Vlan uint32
+	Ip   [4]uint8
+}
+
+type DataplaneRoute struct {
+	_       structs.HostLayout
+	Vlan    uint32
+	Flags   uint32
+	Nexthop [4]uint8
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
+type DataplaneRouteKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Router    uint32
+	Ip        [4]uint8
 }
 
 type DataplaneRuleKey struct {
@@ -86,6 +173,27 @@ type DataplaneSettings struct {
 	Uplink uint32
 }
 
+type DataplaneSnatKey struct {
+	_     structs.HostLayout
+	Id    uint32
+	Dir   uint8
+	Proto uint8
+	Pad   uint16
+	Laddr [4]uint8
+	Raddr [4]uint8
+	Lport uint16
+	Rport uint16
+}
+
+type DataplaneSnatVal struct {
+	_       structs.HostLayout
+	Seen    uint64
+	Ifindex uint32
+	Addr    [4]uint8
+	Mac     [6]uint8
+	Port    uint16
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -94,11 +202,25 @@ const (
 	DataplaneMapConfig    = "config"
 	DataplaneMapCounters  = "counters"
 	DataplaneMapCt        = "ct"
+	DataplaneMapExtNeighs = "ext_neighs"
+	DataplaneMapExts      = "exts"
 	DataplaneMapFdb       = "fdb"
+	DataplaneMapFipIn     = "fip_in"
+	DataplaneMapFipOut    = "fip_out"
 	DataplaneMapMacs      = "macs"
+	DataplaneMapMeta      = "meta"
+	DataplaneMapMetaCt    = "meta_ct"
+	DataplaneMapMetas     = "metas"
+	DataplaneMapNeighs    = "neighs"
 	DataplaneMapNets      = "nets"
 	DataplaneMapPorts     = "ports"
+	DataplaneMapRifs      = "rifs"
+	DataplaneMapRmacs     = "rmacs"
+	DataplaneMapRoutes    = "routes"
 	DataplaneMapRules     = "rules"
+	DataplaneMapSnat      = "snat"
+	DataplaneProgExtIn    = "ext_in"
+	DataplaneProgMetaIn   = "meta_in"
 	DataplaneProgPortIn   = "port_in"
 	DataplaneProgUplinkIn = "uplink_in"
 )
@@ -145,6 +267,8 @@ type DataplaneSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DataplaneProgramSpecs struct {
+	ExtIn    *ebpf.ProgramSpec `ebpf:"ext_in"`
+	MetaIn   *ebpf.ProgramSpec `ebpf:"meta_in"`
 	PortIn   *ebpf.ProgramSpec `ebpf:"port_in"`
 	UplinkIn *ebpf.ProgramSpec `ebpf:"uplink_in"`
 }
@@ -153,15 +277,27 @@ type DataplaneProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DataplaneMapSpecs struct {
-	Addrs    *ebpf.MapSpec `ebpf:"addrs"`
-	Config   *ebpf.MapSpec `ebpf:"config"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Ct       *ebpf.MapSpec `ebpf:"ct"`
-	Fdb      *ebpf.MapSpec `ebpf:"fdb"`
-	Macs     *ebpf.MapSpec `ebpf:"macs"`
-	Nets     *ebpf.MapSpec `ebpf:"nets"`
-	Ports    *ebpf.MapSpec `ebpf:"ports"`
-	Rules    *ebpf.MapSpec `ebpf:"rules"`
+	Addrs     *ebpf.MapSpec `ebpf:"addrs"`
+	Config    *ebpf.MapSpec `ebpf:"config"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	Ct        *ebpf.MapSpec `ebpf:"ct"`
+	ExtNeighs *ebpf.MapSpec `ebpf:"ext_neighs"`
+	Exts      *ebpf.MapSpec `ebpf:"exts"`
+	Fdb       *ebpf.MapSpec `ebpf:"fdb"`
+	FipIn     *ebpf.MapSpec `ebpf:"fip_in"`
+	FipOut    *ebpf.MapSpec `ebpf:"fip_out"`
+	Macs      *ebpf.MapSpec `ebpf:"macs"`
+	Meta      *ebpf.MapSpec `ebpf:"meta"`
+	MetaCt    *ebpf.MapSpec `ebpf:"meta_ct"`
+	Metas     *ebpf.MapSpec `ebpf:"metas"`
+	Neighs    *ebpf.MapSpec `ebpf:"neighs"`
+	Nets      *ebpf.MapSpec `ebpf:"nets"`
+	Ports     *ebpf.MapSpec `ebpf:"ports"`
+	Rifs      *ebpf.MapSpec `ebpf:"rifs"`
+	Rmacs     *ebpf.MapSpec `ebpf:"rmacs"`
+	Routes    *ebpf.MapSpec `ebpf:"routes"`
+	Rules     *ebpf.MapSpec `ebpf:"rules"`
+	Snat      *ebpf.MapSpec `ebpf:"snat"`
 }
 
 // DataplaneVariableSpecs contains global variables before they are loaded into the kernel.
@@ -190,15 +326,27 @@ func (o *DataplaneObjects) Close() error {
 //
 // It can be passed to LoadDataplaneObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DataplaneMaps struct {
-	Addrs    *ebpf.Map `ebpf:"addrs"`
-	Config   *ebpf.Map `ebpf:"config"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Ct       *ebpf.Map `ebpf:"ct"`
-	Fdb      *ebpf.Map `ebpf:"fdb"`
-	Macs     *ebpf.Map `ebpf:"macs"`
-	Nets     *ebpf.Map `ebpf:"nets"`
-	Ports    *ebpf.Map `ebpf:"ports"`
-	Rules    *ebpf.Map `ebpf:"rules"`
+	Addrs     *ebpf.Map `ebpf:"addrs"`
+	Config    *ebpf.Map `ebpf:"config"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	Ct        *ebpf.Map `ebpf:"ct"`
+	ExtNeighs *ebpf.Map `ebpf:"ext_neighs"`
+	Exts      *ebpf.Map `ebpf:"exts"`
+	Fdb       *ebpf.Map `ebpf:"fdb"`
+	FipIn     *ebpf.Map `ebpf:"fip_in"`
+	FipOut    *ebpf.Map `ebpf:"fip_out"`
+	Macs      *ebpf.Map `ebpf:"macs"`
+	Meta      *ebpf.Map `ebpf:"meta"`
+	MetaCt    *ebpf.Map `ebpf:"meta_ct"`
+	Metas     *ebpf.Map `ebpf:"metas"`
+	Neighs    *ebpf.Map `ebpf:"neighs"`
+	Nets      *ebpf.Map `ebpf:"nets"`
+	Ports     *ebpf.Map `ebpf:"ports"`
+	Rifs      *ebpf.Map `ebpf:"rifs"`
+	Rmacs     *ebpf.Map `ebpf:"rmacs"`
+	Routes    *ebpf.Map `ebpf:"routes"`
+	Rules     *ebpf.Map `ebpf:"rules"`
+	Snat      *ebpf.Map `ebpf:"snat"`
 }
 
 func (m *DataplaneMaps) Close() error {
@@ -207,11 +355,23 @@ func (m *DataplaneMaps) Close() error {
 		m.Config,
 		m.Counters,
 		m.Ct,
+		m.ExtNeighs,
+		m.Exts,
 		m.Fdb,
+		m.FipIn,
+		m.FipOut,
 		m.Macs,
+		m.Meta,
+		m.MetaCt,
+		m.Metas,
+		m.Neighs,
 		m.Nets,
 		m.Ports,
+		m.Rifs,
+		m.Rmacs,
+		m.Routes,
 		m.Rules,
+		m.Snat,
 	)
 }
 
@@ -225,12 +385,16 @@ type DataplaneVariables struct {
 //
 // It can be passed to LoadDataplaneObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DataplanePrograms struct {
+	ExtIn    *ebpf.Program `ebpf:"ext_in"`
+	MetaIn   *ebpf.Program `ebpf:"meta_in"`
 	PortIn   *ebpf.Program `ebpf:"port_in"`
 	UplinkIn *ebpf.Program `ebpf:"uplink_in"`
 }
 
 func (p *DataplanePrograms) Close() error {
 	return _DataplaneClose(
+		p.ExtIn,
+		p.MetaIn,
 		p.PortIn,
 		p.UplinkIn,
 	)

@@ -82,6 +82,18 @@ type Desired struct {
 	// Metadata, when set, redirects the ports' metadata requests to the
 	// node's metadata server; nil: no metadata redirection.
 	Metadata *Metadata
+	// Neighbors are the ports on other nodes of the routers' networks:
+	// traffic routed to them leaves by the uplink, tagged with their
+	// network's VLAN. This node's own ports are neighbours without being
+	// listed; routed traffic to an address in neither is dropped.
+	Neighbors []Neighbor
+}
+
+// Neighbor is a port on another node as routing needs it.
+type Neighbor struct {
+	VLAN uint16
+	IP   netip.Addr
+	MAC  net.HardwareAddr
 }
 
 // Router is a Neutron router as this node enforces it for its local ports.
@@ -120,20 +132,29 @@ type FloatingIP struct {
 // External is an external network as this node reaches it.
 type External struct {
 	ID string
-	// Device is where the external network is: a host interface (rackd
-	// dev's) or the uplink.
+	// Device is the dataplane's end of the external network: frames for
+	// it are sent out of Device, and ext_in, attached to Device, takes
+	// what arrives. It carries no address of the node's. For rackd dev it
+	// is one end of a veth pair whose other end holds the gateway address
+	// (172.24.4.1). It may not be the uplink yet (refused).
 	Device  string
-	VLAN    uint16           // 0: flat
-	Gateway netip.Addr       // the next hop outside
+	VLAN    uint16           // 0: flat; other VLANs are refused yet
+	Gateway netip.Addr       // the next hop outside; its MAC is learnt from ARP (Apply asks)
 	Prefix  netip.Prefix     // the external subnet
-	MAC     net.HardwareAddr // this node's MAC on it: answers ARP for its floating and SNAT IPs
+	MAC     net.HardwareAddr // this node's MAC on it (Device's own, usually): ARP for its floating and router addresses answers it
 }
 
 // Metadata says where the node's metadata server is. Each Port with a
 // MetaAddr has its requests to 169.254.169.254:80 rewritten to come from
 // that address and sent to Device; the replies go back to the port.
 type Metadata struct {
-	Device string // host device the metadata server listens behind, e.g. "rsmeta0"
+	// Device is a veth in the dataplane's namespace, e.g. "rsmeta0"; its
+	// peer, in the same namespace, holds 169.254.169.254/16 and the
+	// server listens there. Requests leave Device for the peer; the
+	// server's replies (and its ARP for the ports' metadata addresses,
+	// answered with Device's MAC) come back into Device, where meta_in
+	// takes them to the port.
+	Device string
 }
 
 const (
@@ -291,12 +312,15 @@ type tables struct {
 	rules    map[bpf.DataplaneRuleKey]uint8
 	uplink   uint32
 	policies map[uint32]compiledPolicy
+	l3       l3tables
 }
 
 // device is a port's interface as found on this node.
 type device struct {
 	ifindex uint32
 	veth    bool
+	mac     [6]byte
+	peer    [6]byte // a veth's peer's MAC, when the peer is in the same namespace
 }
 
 // compile builds the map contents for the ports whose devices exist.
@@ -305,7 +329,7 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
-		policies: map[uint32]compiledPolicy{},
+		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(),
 	}
 	for _, p := range d.Ports {
 		dev, ok := devs[p.Device]
@@ -371,6 +395,9 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			copy(mk.Mac[:], m)
 			t.macs[mk] = 1
 		}
+	}
+	if err := compileL3(d, devs, t); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

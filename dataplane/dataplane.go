@@ -56,6 +56,9 @@ type Dataplane struct {
 	plugged map[string]device    // port id → device, as of the last Apply
 	dhcp    *dhcpServers
 	drift   DriftStatus
+	// gateways are the external gateways to ask for their MACs until
+	// ext_in has learnt them (Apply and Verify ask).
+	gateways []gatewayProbe
 
 	pinLock *os.File // the flock that makes the pins this process's alone
 }
@@ -255,6 +258,16 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 			devs[p.Device] = dev
 		}
 	}
+	for _, e := range want.Externals {
+		if dev, ok := d.lookupDevice(e.Device); ok {
+			devs[e.Device] = dev
+		}
+	}
+	if want.Metadata != nil {
+		if dev, ok := d.lookupDevice(want.Metadata.Device); ok {
+			devs[want.Metadata.Device] = dev
+		}
+	}
 	sort.Slice(want.Ports, func(i, j int) bool { return want.Ports[i].ID < want.Ports[j].ID })
 	t, err := compile(want, devs)
 	if err != nil {
@@ -290,9 +303,17 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 	if want.Uplink != "" {
 		attach[want.Uplink] = d.objs.UplinkIn
 	}
+	for _, e := range want.Externals {
+		attach[e.Device] = d.objs.ExtIn
+	}
+	if want.Metadata != nil {
+		attach[want.Metadata.Device] = d.objs.MetaIn
+	}
 	if err := d.syncLinks(attach, devs); err != nil {
 		return plugged, err
 	}
+	d.gateways = gatewayProbes(want, devs)
+	d.resolveGateways()
 	if err := d.dhcp.sync(want.Ports, devs); err != nil {
 		return plugged, err
 	}
@@ -304,7 +325,16 @@ func (d *Dataplane) lookupDevice(name string) (device, bool) {
 	if err != nil {
 		return device{}, false
 	}
-	return device{ifindex: uint32(l.Attrs().Index), veth: l.Type() == "veth"}, true
+	dev := device{ifindex: uint32(l.Attrs().Index), veth: l.Type() == "veth"}
+	copy(dev.mac[:], l.Attrs().HardwareAddr)
+	// A veth's IFLA_LINK is its peer; the peer's MAC is readable when it
+	// is in the same namespace (no link-netnsid).
+	if a := l.Attrs(); dev.veth && a.ParentIndex > 0 && a.NetNsID < 0 {
+		if peer, err := d.nl.LinkByIndex(a.ParentIndex); err == nil {
+			copy(dev.peer[:], peer.Attrs().HardwareAddr)
+		}
+	}
+	return dev, true
 }
 
 // flushNeeded lists the ports whose tracked flows must be forgotten: those

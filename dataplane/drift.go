@@ -37,6 +37,7 @@ func (d *Dataplane) Verify() (drift Drift, err error) {
 		}
 	}()
 	drift = Drift{}
+	d.resolveGateways()
 	pinErr := d.verifyPins(drift)
 	kernel, err := d.readTables()
 	if err != nil {
@@ -75,6 +76,18 @@ func diffTables(drift Drift, kernel, want *tables) {
 	count(bpf.DataplaneMapRules, diffMap(kernel.rules, want.rules))
 	if kernel.uplink != want.uplink {
 		count(bpf.DataplaneMapConfig, 1)
+	}
+	k, w := &kernel.l3, &want.l3
+	count(bpf.DataplaneMapRifs, diffMap(k.rifs, w.rifs))
+	count(bpf.DataplaneMapRmacs, diffMap(k.rmacs, w.rmacs))
+	count(bpf.DataplaneMapRoutes, diffMap(k.routes, w.routes))
+	count(bpf.DataplaneMapNeighs, diffMap(k.neighs, w.neighs))
+	count(bpf.DataplaneMapFipOut, diffMap(k.fipOut, w.fipOut))
+	count(bpf.DataplaneMapFipIn, diffMap(k.fipIn, w.fipIn))
+	count(bpf.DataplaneMapExts, diffMap(k.exts, w.exts))
+	count(bpf.DataplaneMapMetas, diffMap(k.metas, w.metas))
+	if k.meta != w.meta {
+		count(bpf.DataplaneMapMeta, 1)
 	}
 }
 
@@ -115,6 +128,10 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapPorts: o.Ports, bpf.DataplaneMapFdb: o.Fdb, bpf.DataplaneMapNets: o.Nets,
 		bpf.DataplaneMapAddrs: o.Addrs, bpf.DataplaneMapMacs: o.Macs, bpf.DataplaneMapRules: o.Rules,
 		bpf.DataplaneMapConfig: o.Config, bpf.DataplaneMapCt: o.Ct, bpf.DataplaneMapCounters: o.Counters,
+		bpf.DataplaneMapRifs: o.Rifs, bpf.DataplaneMapRmacs: o.Rmacs, bpf.DataplaneMapRoutes: o.Routes,
+		bpf.DataplaneMapNeighs: o.Neighs, bpf.DataplaneMapExtNeighs: o.ExtNeighs, bpf.DataplaneMapFipOut: o.FipOut,
+		bpf.DataplaneMapFipIn: o.FipIn, bpf.DataplaneMapExts: o.Exts, bpf.DataplaneMapMeta: o.Meta,
+		bpf.DataplaneMapMetas: o.Metas, bpf.DataplaneMapMetaCt: o.MetaCt, bpf.DataplaneMapSnat: o.Snat,
 	}
 	var errs []error
 	for name, m := range maps {

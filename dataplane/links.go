@@ -39,10 +39,7 @@ func (d *Dataplane) adoptLinks() error {
 			l.Close()
 			continue
 		}
-		prog := d.objs.PortIn
-		if d.isUplinkProg(info.Program) {
-			prog = d.objs.UplinkIn
-		}
+		prog := d.progNamed(d.progName(info.Program))
 		if err := l.Update(prog); err != nil {
 			l.Close()
 			return fmt.Errorf("dataplane: update link on %s: %w", e.Name(), err)
@@ -52,16 +49,32 @@ func (d *Dataplane) adoptLinks() error {
 	return nil
 }
 
-// isUplinkProg says whether the program with this id is an uplink_in
-// (of this run or of an earlier one).
-func (d *Dataplane) isUplinkProg(id ebpf.ProgramID) bool {
+// progName is the name of the program with this id (of this run or of an
+// earlier one); "" when it cannot be read.
+func (d *Dataplane) progName(id ebpf.ProgramID) string {
 	p, err := ebpf.NewProgramFromID(id)
 	if err != nil {
-		return false
+		return ""
 	}
 	defer p.Close()
 	info, err := p.Info()
-	return err == nil && info.Name == "uplink_in"
+	if err != nil {
+		return ""
+	}
+	return info.Name
+}
+
+// progNamed is this run's program of that name; port_in for any other.
+func (d *Dataplane) progNamed(name string) *ebpf.Program {
+	switch name {
+	case "uplink_in":
+		return d.objs.UplinkIn
+	case "ext_in":
+		return d.objs.ExtIn
+	case "meta_in":
+		return d.objs.MetaIn
+	}
+	return d.objs.PortIn
 }
 
 // syncLinks attaches prog to each device of attach and detaches every

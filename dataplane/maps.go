@@ -15,6 +15,8 @@ var counterNames = []string{
 	"drop_no_port", "drop_malformed", "drop_spoof_mac", "drop_spoof_ip",
 	"drop_sg_egress", "drop_sg_ingress", "drop_no_fdb", "drop_no_uplink",
 	"drop_ethertype", "drop_broadcast", "drop_dhcp_server",
+	"fwd_routed", "arp_reply", "icmp_reply", "nat_out", "nat_in", "to_meta", "from_meta",
+	"drop_no_route", "drop_no_neigh", "snat_new", "drop_nat_ports",
 }
 
 // readTables reads what the maps hold now: after a restart, the previous
@@ -24,6 +26,7 @@ func (d *Dataplane) readTables() (*tables, error) {
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
+		l3: newL3Tables(),
 	}
 	if err := readMap(d.objs.Ports, t.ports); err != nil {
 		return nil, err
@@ -48,6 +51,16 @@ func (d *Dataplane) readTables() (*tables, error) {
 		return nil, err
 	}
 	t.uplink = s.Uplink
+	o, l := &d.objs, &t.l3
+	for _, err := range []error{
+		readMap(o.Rifs, l.rifs), readMap(o.Rmacs, l.rmacs), readMap(o.Routes, l.routes),
+		readMap(o.Neighs, l.neighs), readMap(o.FipOut, l.fipOut), readMap(o.FipIn, l.fipIn),
+		readMap(o.Exts, l.exts), readMap(o.Metas, l.metas), o.Meta.Lookup(uint32(0), &l.meta),
+	} {
+		if err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
 }
 
@@ -72,7 +85,23 @@ func readMap[K comparable, V any](m *ebpf.Map, into map[K]V) error {
 // without its rules.
 func (d *Dataplane) writeTables(t *tables) error {
 	o := &d.objs
+	cl, tl := &d.cur.l3, &t.l3
 	steps := []func() error{
+		// Routing and NAT: what a router MAC leads to before the MAC.
+		func() error { return putMap(o.Neighs, cl.neighs, tl.neighs) },
+		func() error { return putMap(o.Exts, cl.exts, tl.exts) },
+		func() error { return putMap(o.FipIn, cl.fipIn, tl.fipIn) },
+		func() error { return putMap(o.FipOut, cl.fipOut, tl.fipOut) },
+		func() error { return putMap(o.Routes, cl.routes, tl.routes) },
+		func() error { return putMap(o.Rifs, cl.rifs, tl.rifs) },
+		func() error { return putMap(o.Rmacs, cl.rmacs, tl.rmacs) },
+		func() error {
+			if tl.meta == cl.meta {
+				return nil
+			}
+			return o.Meta.Put(uint32(0), tl.meta)
+		},
+		func() error { return putMap(o.Metas, cl.metas, tl.metas) },
 		func() error { return putMap(o.Rules, d.cur.rules, t.rules) },
 		func() error { return putMap(o.Addrs, d.cur.addrs, t.addrs) },
 		func() error { return putMap(o.Macs, d.cur.macs, t.macs) },
@@ -91,6 +120,14 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.Macs, d.cur.macs, t.macs) },
 		func() error { return deleteMap(o.Addrs, d.cur.addrs, t.addrs) },
 		func() error { return deleteMap(o.Rules, d.cur.rules, t.rules) },
+		func() error { return deleteMap(o.Metas, cl.metas, tl.metas) },
+		func() error { return deleteMap(o.Rmacs, cl.rmacs, tl.rmacs) },
+		func() error { return deleteMap(o.Rifs, cl.rifs, tl.rifs) },
+		func() error { return deleteMap(o.Routes, cl.routes, tl.routes) },
+		func() error { return deleteMap(o.FipOut, cl.fipOut, tl.fipOut) },
+		func() error { return deleteMap(o.FipIn, cl.fipIn, tl.fipIn) },
+		func() error { return deleteMap(o.Exts, cl.exts, tl.exts) },
+		func() error { return deleteMap(o.Neighs, cl.neighs, tl.neighs) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -74,7 +74,7 @@ func (d *Dataplane) Status() (Status, error) {
 		st.Ports = append(st.Ports, ps)
 	}
 	sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].ID < st.Ports[j].ID })
-	for _, p := range []*ebpf.Program{d.objs.PortIn, d.objs.UplinkIn} {
+	for _, p := range []*ebpf.Program{d.objs.PortIn, d.objs.UplinkIn, d.objs.ExtIn, d.objs.MetaIn} {
 		info, err := p.Info()
 		if err != nil {
 			return st, err

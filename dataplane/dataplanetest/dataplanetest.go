@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -109,4 +111,109 @@ func Veths(t testing.TB, nsPath string, names ...string) {
 // tests on one pin directory would share maps, and the second be refused.
 func PinDir(t testing.TB) string {
 	return filepath.Join("/sys/fs/bpf/rackstack-test", fmt.Sprintf("%d-%d", os.Getpid(), rand.IntN(1<<30)))
+}
+
+// Guest moves the veth peer dev+"p" from the namespace at nsPath into a
+// namespace of its own, as a guest's end of its port, with the port's MAC,
+// the address addr and a default route via gw (none when gw is zero), and
+// returns that namespace's path.
+func Guest(t testing.TB, nsPath, dev string, mac net.HardwareAddr, addr netip.Prefix, gw netip.Addr) string {
+	t.Helper()
+	guest := Netns(t)
+	from, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer from.Close()
+	to, err := netns.GetFromPath(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer to.Close()
+	hf, err := netlink.NewHandleAt(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	l, err := hf.LinkByName(dev + "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hf.LinkSetNsFd(l, int(to)); err != nil {
+		t.Fatalf("move %sp: %v", dev, err)
+	}
+	h, err := netlink.NewHandleAt(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if l, err = h.LinkByName(dev + "p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetHardwareAddr(l, mac); err != nil {
+		t.Fatal(err)
+	}
+	Addr(t, guest, dev+"p", addr)
+	if gw.IsValid() {
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			t.Fatalf("default route via %s: %v", gw, err)
+		}
+	}
+	return guest
+}
+
+// Addr puts addr on dev in the namespace at nsPath and brings dev up.
+func Addr(t testing.TB, nsPath, dev string, addr netip.Prefix) {
+	t.Helper()
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())}}
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatalf("address %s on %s: %v", addr, dev, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// In runs fn on a thread inside the namespace at nsPath: the sockets fn
+// opens belong to that namespace for good.
+func In(t testing.TB, nsPath string, fn func() error) error {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer ns.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// Leave the thread locked: it dies with this goroutine.
+		return errors.Join(ferr, err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }
