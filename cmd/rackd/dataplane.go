@@ -187,15 +187,16 @@ func dataplaneHealth(dp *dataplane.Dataplane) map[string]any {
 // addPublicReach makes the public network's veth pair and tells the
 // ports agent the dataplane reaches "public" through its side.
 func addPublicReach(o *options, r *ports.Reach) error {
-	if o.DataplaneNetns != "" {
-		return errNoPublicLink
-	}
 	p, err := publicSubnet(o.Public)
 	if err != nil {
 		return err
 	}
-	mac, err := ensurePublicLink(p)
-	if err != nil {
+	var mac net.HardwareAddr
+	if err := inNetns(o.DataplaneNetns, func() error {
+		var err error
+		mac, err = ensurePublicLink(p)
+		return err
+	}); err != nil {
 		return err
 	}
 	r.Flat = map[string]string{publicPhysnet: publicDataplaneDev}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,7 +15,7 @@ import (
 )
 
 // A dev cloud's way in from the host: the flat external network "public"
-// is a veth pair. The host side (publicHostDev) holds the subnet's first
+// is a veth pair in the dataplane's namespace (rackd's own, in dev). The host side (publicHostDev) holds the subnet's first
 // address, the outside's gateway; the dataplane sends the external
 // network's traffic (floating IPs, SNAT) out of the other side
 // (publicDataplaneDev), so it arrives in the host's stack, and takes the
@@ -101,5 +100,3 @@ func ensurePublicNetwork(ctx context.Context, o *options, isLeader func() bool, 
 		}
 	}
 }
-
-var errNoPublicLink = errors.New("the public network's host interface needs the dataplane in rackd's own network namespace")

@@ -176,7 +176,7 @@ func (a *Agent) verify() {
 // addLayer3 adds the routers, floating IPs and external networks of the
 // node's ports, and their metadata source addresses, to want.
 func (a *Agent) addLayer3(want *dataplane.Desired, view *netstate.View) {
-	addL3(want, view, a.Reach)
+	addL3(want, view, a.Node, a.Reach)
 	if a.MetadataDevice == "" {
 		return
 	}

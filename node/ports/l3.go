@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
@@ -30,8 +31,9 @@ type Reach struct {
 }
 
 // addL3 adds to d (FromView's result for node) the routers, floating IPs
-// and external networks of node's ports.
-func addL3(d *dataplane.Desired, v *netstate.View, reach Reach) {
+// and external networks of node's ports, and the ports elsewhere its
+// routers route to.
+func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 	nets := map[string]netstate.Network{}
 	for _, n := range v.Networks {
 		nets[n.ID] = n
@@ -70,6 +72,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, reach Reach) {
 			ifaces[p.DeviceID] = append(ifaces[p.DeviceID], p)
 		}
 	}
+	routed := map[string]bool{} // networks the node's routers route to
 	for _, r := range v.Routers {
 		if !r.AdminStateUp || !reachesAny(ifaces[r.ID], local) {
 			continue
@@ -104,7 +107,11 @@ func addL3(d *dataplane.Desired, v *netstate.View, reach Reach) {
 			}
 		}
 		d.Routers = append(d.Routers, dr)
+		for _, p := range ifaces[r.ID] {
+			routed[p.NetworkID] = true
+		}
 	}
+	d.Neighbors = neighbors(v.Ports, nets, routed, node)
 
 	for _, f := range v.Floating {
 		if f.FixedPortID == "" || !here[f.FixedPortID] || !reachable[f.NetworkID] {
@@ -203,6 +210,28 @@ func metaAddrs(portIDs []string, prev map[string]netip.Addr) map[string]netip.Ad
 			if a := netip.AddrFrom4(b); !used[a] {
 				out[id], used[a] = a, true
 				break
+			}
+		}
+	}
+	return out
+}
+
+// neighbors are the ports on other nodes of the routed networks: routed
+// traffic for them leaves by the uplink.
+func neighbors(ports []netstate.Port, nets map[string]netstate.Network, routed map[string]bool, node string) []dataplane.Neighbor {
+	var out []dataplane.Neighbor
+	for _, p := range ports {
+		n, ok := nets[p.NetworkID]
+		if !ok || !routed[p.NetworkID] || p.HostID == "" || p.HostID == node || !p.AdminStateUp || n.SegmentationID <= 0 || strings.HasPrefix(p.DeviceOwner, "network:") {
+			continue
+		}
+		mac, err := net.ParseMAC(p.MAC)
+		if err != nil {
+			continue
+		}
+		for _, f := range p.FixedIPs {
+			if a, err := netip.ParseAddr(f.IP); err == nil && a.Is4() {
+				out = append(out, dataplane.Neighbor{VLAN: uint16(n.SegmentationID), IP: a, MAC: mac})
 			}
 		}
 	}

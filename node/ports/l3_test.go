@@ -54,7 +54,7 @@ func TestLayer3FromView(t *testing.T) {
 	v := l3View()
 	d := FromView(v, "n1")
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
-	addL3(&d, v, Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": mac}})
+	addL3(&d, v, "n1", Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": mac}})
 	if len(d.Routers) != 1 || d.Routers[0].ID != "r1" {
 		t.Fatalf("routers %+v, want r1 only", d.Routers)
 	}
@@ -84,6 +84,9 @@ func TestLayer3FromView(t *testing.T) {
 	if len(d.Floating) != 1 || d.Floating[0].IP != netip.MustParseAddr("172.24.4.3") || d.Floating[0].Fixed != netip.MustParseAddr("10.0.0.5") || d.Floating[0].Port != "vm1" {
 		t.Errorf("floating %+v, want vm1's only", d.Floating)
 	}
+	if len(d.Neighbors) != 1 || d.Neighbors[0].IP != netip.MustParseAddr("10.0.1.5") || d.Neighbors[0].VLAN != 102 || d.Neighbors[0].MAC.String() != "fa:16:3e:00:00:02" {
+		t.Errorf("neighbors %+v, want vm2 (on n2) only", d.Neighbors)
+	}
 	if len(d.Externals) != 1 {
 		t.Fatalf("externals %+v", d.Externals)
 	}
@@ -99,7 +102,7 @@ func TestLayer3FromView(t *testing.T) {
 func TestLayer3WithoutTheExternalDevice(t *testing.T) {
 	v := l3View()
 	d := FromView(v, "n1")
-	addL3(&d, v, Reach{})
+	addL3(&d, v, "n1", Reach{})
 	if len(d.Externals) != 0 || len(d.Floating) != 0 || len(d.Routers) != 1 || d.Routers[0].Gateway != nil {
 		t.Fatalf("externals %+v floating %+v routers %+v", d.Externals, d.Floating, d.Routers)
 	}
