@@ -26,10 +26,10 @@ const dataplanePeerPath = "/peer/dataplane/v1/status"
 
 // layer3 says this build's dataplane routes, NATs and relays metadata for
 // routers, floating IPs and the metadata service (dataplane.Desired's
-// Routers, Floating, Externals, Metadata). While it is false the network
-// API keeps routers DOWN and lists no L3 or metadata agent, and the ports
-// agent hands the dataplane none of them.
-const layer3 = false
+// Routers, Floating, Externals, Metadata). Were it false, the network API
+// would keep routers DOWN and list no L3 or metadata agent, and the ports
+// agent would hand the dataplane none of them.
+const layer3 = true
 
 // openDataplane loads this node's eBPF dataplane and returns the agent that
 // keeps it equal to the network state. With --dataplane auto, a node that

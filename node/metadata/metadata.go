@@ -73,8 +73,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// errUnknown is a request from an address no port of this node has.
-var errUnknown = errors.New("no port of this node sends from this address")
+// errUnknown is a request from an address no port of this node has;
+// errNoServer one from a port no server holds.
+var (
+	errUnknown  = errors.New("no port of this node sends from this address")
+	errNoServer = errors.New("the port belongs to no server")
+)
 
 // caller is the server and port a request comes from, by its source
 // address alone.
@@ -92,12 +96,12 @@ func (s *Server) caller(r *http.Request) (*computestate.Server, *netstate.Port, 
 		return nil, nil, nil, fmt.Errorf("read state: %w", err)
 	}
 	p := store.Get[netstate.Port](tx, netstate.TablePorts, id)
-	if p == nil || p.DeviceID == "" {
+	if p == nil {
 		return nil, nil, nil, errUnknown
 	}
 	sv := store.Get[computestate.Server](tx, computestate.TableServers, p.DeviceID)
 	if sv == nil || !slices.Contains(sv.Ports, p.ID) {
-		return nil, nil, nil, errUnknown
+		return nil, nil, nil, fmt.Errorf("port %s: %w", p.ID, errNoServer)
 	}
 	return sv, p, tx, nil
 }
@@ -125,8 +129,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sv, port, tx, err := s.caller(r)
-	if errors.Is(err, errUnknown) {
-		s.cfg.Log.Warn("metadata: request from an address no port has", "from", r.RemoteAddr, "path", r.URL.Path)
+	if errors.Is(err, errUnknown) || errors.Is(err, errNoServer) {
+		s.cfg.Log.Warn("metadata: no server to answer for", "from", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
