@@ -61,12 +61,12 @@ func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.Vie
 	return v
 }
 
-// readRouterGateway reads external_gateway_info: nil for none (absent or
-// null). Choosing enable_snat or the addresses is for admins, as in
+// readRouterGateway reads external_gateway_info: nil for none (absent,
+// null, or {}, which is how the openstack client unsets it). Choosing enable_snat or the addresses is for admins, as in
 // Neutron's default policy.
 func readRouterGateway(rd *api.Input, p *api.Principal, action string) *gatewaySpec {
 	o := rd.Object("external_gateway_info")
-	if o == nil || rd.Err != nil {
+	if len(o) == 0 || rd.Err != nil {
 		return nil
 	}
 	for k := range o {

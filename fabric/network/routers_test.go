@@ -98,11 +98,13 @@ func TestRouterLifecycle(t *testing.T) {
 	f.expect("PUT", "/v2.0/routers/"+w.router+"/remove_router_interface", alice, map[string]any{"port_id": w.port}, 200, "")
 
 	// Clearing the gateway frees its address and port.
-	r = f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{}}}, 400, "HTTPBadRequest")
-	r = f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": nil}}, 200, "")["router"].(map[string]any)
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{"enable_snat": true}}}, 400, "HTTPBadRequest", "network_id")
+	// {} clears it, as `openstack router unset --external-gateway` sends.
+	r = f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{}}}, 200, "")["router"].(map[string]any)
 	if r["external_gateway_info"] != nil {
 		t.Fatalf("gateway after clear: %v", r["external_gateway_info"])
 	}
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": nil}}, 200, "")
 	if ps := f.expect("GET", "/v2.0/ports?network_id="+w.ext, admin, nil, 200, "")["ports"].([]any); len(ps) != 0 {
 		t.Fatalf("ports left on the external network: %v", ps)
 	}
