@@ -102,14 +102,16 @@ func TestLayer3(t *testing.T) {
 	}
 
 	// vm1 (net1, no floating IP) reaches vm2 through the router, the
-	// outside (the host's 172.24.4.1) through SNAT, and its metadata.
+	// outside (the host's 172.24.4.1) through SNAT, and its metadata (by
+	// nc: the image's static busybox wget crashes looking up "http").
 	ud := filepath.Join(t.TempDir(), "ud.sh")
 	os.WriteFile(ud, []byte(fmt.Sprintf(`#!/bin/sh
 for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 %s >/dev/null 2>&1 && break; sleep 1; done
 ping -c 2 -W 1 %s >/dev/null 2>&1 && echo L3-ROUTED-OK || echo L3-ROUTED-FAIL
 ping -c 2 -W 1 172.24.4.1 >/dev/null 2>&1 && echo L3-SNAT-OK || echo L3-SNAT-FAIL
-echo L3-META-ID=$(wget -q -T 5 -O - http://169.254.169.254/latest/meta-data/instance-id)
-echo L3-META-HOST=$(wget -q -T 5 -O - http://169.254.169.254/openstack/latest/meta_data.json | grep -o '"hostname": *"[^"]*"')
+get() { printf 'GET %%s HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n' "$1" | nc -w 5 169.254.169.254 80; }
+echo L3-META-ID=$(get /latest/meta-data/instance-id | tail -n 1)
+echo L3-META-HOST=$(get /openstack/latest/meta_data.json | grep -o '"hostname": *"[^"]*"')
 `, vm2IP, vm2IP)), 0o644)
 	vm1 := create("vm1", "--network", "net1", "--user-data", ud)
 	console := waitConsole(t, admin, "vm1", 4*time.Minute, "user-data ran")
