@@ -101,6 +101,26 @@ func TestLayer3(t *testing.T) {
 		t.Fatalf("http://%s/: %v %q", fip, err, page)
 	}
 
+	// kill -9 rackd while the host pings vm2's floating IP: the pinned
+	// programs and maps go on translating, and the new rackd adopts them.
+	ping := exec.Command("ping", "-i", "0.05", "-c", "160", "-W", "1", fip)
+	var pingOut strings.Builder
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	n1.kill()
+	time.Sleep(2 * time.Second)
+	n1.start()
+	n1.waitHealthy()
+	ping.Wait()
+	sent, received := pingCounts(pingOut.String())
+	t.Logf("ping to the floating IP across a rackd kill -9: %d sent, %d received", sent, received)
+	if sent < 150 || sent-received > 5 {
+		t.Fatalf("ping to %s lost %d of %d across the restart:\n%s", fip, sent-received, sent, pingOut.String())
+	}
+
 	// vm1 (net1, no floating IP) reaches vm2 through the router, the
 	// outside (the host's 172.24.4.1) through SNAT, and its metadata (by
 	// nc: the image's static busybox wget crashes looking up "http").
