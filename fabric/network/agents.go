@@ -54,9 +54,11 @@ func agentID(typ, host string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-func (s *Service) agentViews(ctx context.Context) ([]map[string]any, error) {
+// agentViews are the agents the caller may see: as in Neutron's policy,
+// only admins see any.
+func (s *Service) agentViews(ctx context.Context, p *api.Principal) ([]map[string]any, error) {
 	var hosts []AgentHost
-	if s.cfg.Agents != nil {
+	if s.cfg.Agents != nil && p.IsAdmin() {
 		var err error
 		if hosts, err = s.cfg.Agents.AgentHosts(ctx); err != nil {
 			return nil, fmt.Errorf("list agents: %w", err)
@@ -85,7 +87,7 @@ func (s *Service) agentViews(ctx context.Context) ([]map[string]any, error) {
 func timeSpaced(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
 
 func (s *Service) listAgents(w http.ResponseWriter, r *http.Request) error {
-	views, err := s.agentViews(r.Context())
+	views, err := s.agentViews(r.Context(), principal(r))
 	if err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func (s *Service) listAgents(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) showAgent(w http.ResponseWriter, r *http.Request) error {
-	views, err := s.agentViews(r.Context())
+	views, err := s.agentViews(r.Context(), principal(r))
 	if err != nil {
 		return err
 	}

@@ -134,8 +134,17 @@ func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	}
 	ports := store.All[Port](tx, tPorts, "network", n.ID)
 	for _, p := range ports {
-		if p.DeviceOwner != dhcpOwner {
+		if p.DeviceOwner != dhcpOwner && !unusedFloatingIP(tx, p) {
 			return nil, store.Fault(store.KindConflict, "NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
+		}
+	}
+	// Floating IPs nothing uses go with their external network, as in
+	// Neutron.
+	for _, f := range store.All[FloatingIP](tx, tFloatingIPs, "id") {
+		if f.NetworkID == n.ID {
+			if err := tx.Delete(tFloatingIPs, f); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, p := range ports {
@@ -149,4 +158,14 @@ func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		}
 	}
 	return nil, tx.Delete(tNetworks, n)
+}
+
+// unusedFloatingIP reports the port of a floating IP associated with no
+// port.
+func unusedFloatingIP(tx *memdb.Txn, p *Port) bool {
+	if p.DeviceOwner != floatingIPOwner {
+		return false
+	}
+	f := store.Get[FloatingIP](tx, tFloatingIPs, p.DeviceID)
+	return f == nil || f.FixedPortID == ""
 }

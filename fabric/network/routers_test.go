@@ -181,7 +181,7 @@ func TestFloatingIPLifecycle(t *testing.T) {
 	f.subnet(alice, n2, "10.2.0.0/24")
 	p2 := f.port(alice, n2)["id"].(string)
 	f.expect("PUT", "/v2.0/floatingips/"+id, alice, map[string]any{"floatingip": map[string]any{"port_id": p2}}, 404, "ExternalGatewayForFloatingIPNotFound")
-	// The floating IP's own port holds its address until it is deleted.
+	// The router's gateway keeps the external network in use.
 	f.expect("DELETE", "/v2.0/networks/"+w.ext, admin, nil, 409, "NetworkInUse")
 	f.expect("DELETE", "/v2.0/floatingips/"+id, alice, nil, 204, "")
 	f.expect("GET", "/v2.0/floatingips/"+id, alice, nil, 404, "FloatingIPNotFound")
@@ -228,7 +228,11 @@ func TestAgentsAreTheNodes(t *testing.T) {
 		t.Fatalf("show: %v", a)
 	}
 	f.expect("GET", "/v2.0/agents/nope", admin, nil, 404, "AgentNotFound")
-	f.expect("GET", "/v2.0/agents", alice, nil, 403, "")
+	// A member sees none, as in Neutron, and finds none by id.
+	if agents := f.expect("GET", "/v2.0/agents", alice, nil, 200, "")["agents"].([]any); len(agents) != 0 {
+		t.Fatalf("a member sees agents: %v", agents)
+	}
+	f.expect("GET", "/v2.0/agents/"+id, alice, nil, 404, "AgentNotFound")
 	f.svc.cfg.Forwarding = true
 	if agents := f.expect("GET", "/v2.0/agents?agent_type=L3+agent", admin, nil, 200, "")["agents"].([]any); len(agents) != 2 {
 		t.Fatalf("L3 agents where the dataplane forwards: %v", agents)
@@ -259,4 +263,20 @@ func TestEnsureExternalIsIdempotent(t *testing.T) {
 	f.svc.cfg.Flat = []string{"public"}
 	f.expect("POST", "/v2.0/networks", admin, map[string]any{"network": map[string]any{"provider:network_type": "flat", "provider:physical_network": "public"}}, 409, "FlatNetworkInUse")
 	f.expect("POST", "/v2.0/networks", admin, map[string]any{"network": map[string]any{"provider:network_type": "flat", "provider:physical_network": "elsewhere"}}, 400, "InvalidInput")
+}
+
+// TestExternalNetworkGoesWithItsUnusedFloatingIPs: an external network
+// with floating IPs nothing uses can be deleted, and they go with it; one
+// associated to a port keeps it.
+func TestExternalNetworkGoesWithItsUnusedFloatingIPs(t *testing.T) {
+	f := newFixture(t)
+	w := f.l3(alice)
+	used := f.mk(alice, "floatingips", "floatingip", map[string]any{"floating_network_id": w.ext, "port_id": w.port})["id"].(string)
+	ext2 := f.network(admin, "public2", "router:external", true)["id"].(string)
+	f.subnet(admin, ext2, "172.25.0.0/24")
+	unused := f.mk(admin, "floatingips", "floatingip", map[string]any{"floating_network_id": ext2})["id"].(string)
+	f.expect("DELETE", "/v2.0/networks/"+ext2, admin, nil, 204, "")
+	f.expect("GET", "/v2.0/floatingips/"+unused, admin, nil, 404, "FloatingIPNotFound")
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": nil}}, 409, "RouterExternalGatewayInUseByFloatingIp")
+	f.expect("DELETE", "/v2.0/floatingips/"+used, alice, nil, 204, "")
 }

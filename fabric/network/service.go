@@ -161,8 +161,8 @@ func (s *Service) routes() []api.Route {
 		{Method: put, Path: "/v2.0/floatingips/{id}", Access: token, Rule: "update_floatingip", Handle: s.updateFIP},
 		{Method: del, Path: "/v2.0/floatingips/{id}", Access: token, Rule: "delete_floatingip", Handle: s.deleteFIP},
 
-		{Method: get, Path: "/v2.0/agents", Access: api.Admin, Rule: "get_agent", Handle: s.listAgents},
-		{Method: get, Path: "/v2.0/agents/{id}", Access: api.Admin, Rule: "get_agent", Handle: s.showAgent},
+		{Method: get, Path: "/v2.0/agents", Access: token, Rule: "get_agent", Handle: s.listAgents},
+		{Method: get, Path: "/v2.0/agents/{id}", Access: token, Rule: "get_agent", Handle: s.showAgent},
 
 		{Method: get, Path: "/v2.0/quotas", Access: token, Rule: "get_quota", Handle: s.listQuotas},
 		{Method: get, Path: "/v2.0/quotas/{project}", Access: token, Rule: "get_quota", Handle: s.showQuota},
