@@ -127,7 +127,8 @@ func TestOverlappingSubnetsOnOneRouter(t *testing.T) {
 	n2 := f.network(alice, "other")["id"].(string)
 	s2 := f.subnet(alice, n2, "10.1.0.0/25")["id"].(string)
 	f.expect("PUT", "/v2.0/routers/"+w.router+"/add_router_interface", alice, map[string]any{"subnet_id": s2}, 400, "BadRequest", "overlaps")
-	f.expect("PUT", "/v2.0/routers/"+w.router+"/add_router_interface", alice, map[string]any{"subnet_id": w.extSubnet}, 400, "BadRequest", "external")
+	f.expect("PUT", "/v2.0/routers/"+w.router+"/add_router_interface", alice, map[string]any{"subnet_id": w.extSubnet}, 404, "SubnetNotFound")
+	f.expect("PUT", "/v2.0/routers/"+w.router+"/add_router_interface", admin, map[string]any{"subnet_id": w.extSubnet}, 400, "BadRequest", "external")
 }
 
 func TestFloatingIPLifecycle(t *testing.T) {
@@ -136,6 +137,11 @@ func TestFloatingIPLifecycle(t *testing.T) {
 	// Everyone sees an external network, nobody else's project writes it.
 	if n := f.expect("GET", "/v2.0/networks/"+w.ext, bob, nil, 200, "")["network"].(map[string]any); n["router:external"] != true {
 		t.Fatalf("external network as bob sees it: %v", n)
+	}
+	// …but not its subnets, unless it is shared.
+	f.expect("GET", "/v2.0/subnets/"+w.extSubnet, bob, nil, 404, "SubnetNotFound")
+	if subs := f.expect("GET", "/v2.0/subnets?network_id="+w.ext, bob, nil, 200, "")["subnets"].([]any); len(subs) != 0 {
+		t.Fatalf("bob lists the external network's subnets: %v", subs)
 	}
 	f.expect("POST", "/v2.0/floatingips", alice, map[string]any{"floatingip": map[string]any{"floating_network_id": w.net}}, 400, "BadRequest", "not a valid external network")
 	f.expect("POST", "/v2.0/floatingips", alice, map[string]any{"floatingip": map[string]any{"floating_network_id": w.ext, "floating_ip_address": "172.24.4.50"}}, 403, "PolicyNotAuthorized")
