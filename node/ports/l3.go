@@ -22,8 +22,8 @@ const (
 )
 
 // Reach is how this node reaches external networks: by Flat, a flat
-// physical network's device (rackd dev's "public"); VLAN external
-// networks ride on Uplink. MACs are this node's MAC on each device.
+// physical network's device (rackd dev's "public"). MACs are this node's
+// MAC on each device.
 type Reach struct {
 	Flat   map[string]string // physical network → device
 	Uplink string
@@ -128,14 +128,12 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 
 // external is how this node reaches external network n, if it does.
 func external(n netstate.Network, subnets []netstate.Subnet, reach Reach) (dataplane.External, bool) {
-	x := dataplane.External{ID: n.ID}
-	switch {
-	case n.Flat != "":
-		x.Device = reach.Flat[n.Flat]
-	case n.SegmentationID > 0:
-		x.Device, x.VLAN = reach.Uplink, uint16(n.SegmentationID)
-	}
-	if x.Device == "" {
+	// Only flat external networks on a device of their own are enforced
+	// yet; the dataplane refuses the rest (VLAN ones, on the uplink), and
+	// one refusal would stop it applying anything, so they are left out:
+	// their routers' gateways and floating IPs are simply not forwarded.
+	x := dataplane.External{ID: n.ID, Device: reach.Flat[n.Flat]}
+	if n.Flat == "" || x.Device == "" || x.Device == reach.Uplink {
 		return x, false
 	}
 	x.MAC = reach.MACs[x.Device]
@@ -155,7 +153,7 @@ func external(n netstate.Network, subnets []netstate.Subnet, reach Reach) (datap
 	}
 	x.Prefix = pfx
 	x.Gateway, _ = netip.ParseAddr(best.GatewayIP)
-	return x, true
+	return x, x.Gateway.Is4() && len(x.MAC) == 6
 }
 
 func reachesAny(ifaces []netstate.Port, local map[string]bool) bool {

@@ -96,6 +96,34 @@ func TestLayer3FromView(t *testing.T) {
 	}
 }
 
+// TestLayer3LeavesOutWhatTheDataplaneRefuses: a VLAN external network, a
+// flat one without a gateway or without a MAC for its device are not
+// handed to the dataplane, which would refuse the whole state for them.
+func TestLayer3LeavesOutWhatTheDataplaneRefuses(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	for name, c := range map[string]struct {
+		net   netstate.Network
+		gw    string
+		reach Reach
+	}{
+		"vlan":       {net: netstate.Network{ID: "ext", SegmentationID: 300, External: true}, gw: "172.24.4.1", reach: Reach{Uplink: "up0", MACs: map[string]net.HardwareAddr{"up0": mac}}},
+		"no gateway": {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, reach: Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": mac}}},
+		"no mac":     {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, gw: "172.24.4.1", reach: Reach{Flat: map[string]string{"public": "rsext0"}}},
+		"the uplink": {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, gw: "172.24.4.1", reach: Reach{Uplink: "up0", Flat: map[string]string{"public": "up0"}, MACs: map[string]net.HardwareAddr{"up0": mac}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v := l3View()
+			v.Networks[2] = c.net
+			v.Subnets[2].GatewayIP = c.gw
+			d := FromView(v, "n1")
+			addL3(&d, v, "n1", c.reach)
+			if len(d.Externals) != 0 || len(d.Floating) != 0 || d.Routers[0].Gateway != nil {
+				t.Fatalf("externals %+v floating %+v gateway %+v", d.Externals, d.Floating, d.Routers[0].Gateway)
+			}
+		})
+	}
+}
+
 // TestLayer3WithoutTheExternalDevice: a node with no device for the
 // external network routes between subnets but has no gateway and no
 // floating IPs (it could not send to them).
@@ -141,7 +169,8 @@ func TestMetaAddrsAreDistinctAndStay(t *testing.T) {
 func TestAgentMetadataAndFloatingReports(t *testing.T) {
 	v := l3View()
 	reports := map[string]string{}
-	a := &Agent{Node: "n1", Layer3: true, MetadataDevice: "rsmeta0", Reach: Reach{Flat: map[string]string{"public": "rsext0"}},
+	a := &Agent{Node: "n1", Layer3: true, MetadataDevice: "rsmeta0",
+		Reach:          Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": {2, 0, 0, 0, 0, 1}}},
 		ReportFloating: func(_ context.Context, id, status string) error { reports[id] = status; return nil }}
 	want := FromView(v, "n1")
 	a.addLayer3(&want, v)
