@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +23,13 @@ import (
 )
 
 const dataplanePeerPath = "/peer/dataplane/v1/status"
+
+// layer3 says this build's dataplane routes, NATs and relays metadata for
+// routers, floating IPs and the metadata service (dataplane.Desired's
+// Routers, Floating, Externals, Metadata). Were it false, the network API
+// would keep routers DOWN and list no L3 or metadata agent, and the ports
+// agent would hand the dataplane none of them.
+const layer3 = true
 
 // openDataplane loads this node's eBPF dataplane and returns the agent that
 // keeps it equal to the network state. With --dataplane auto, a node that
@@ -45,6 +54,12 @@ func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg pr
 	log.Info("dataplane loaded", "pins", pin, "netns", o.DataplaneNetns, "uplink", o.Uplink)
 	agent := &ports.Agent{
 		DP: dp, Node: o.Name, Uplink: o.Uplink, State: node.Read, Report: nets.SetPortStatus, Registry: reg, Log: log,
+		Layer3: layer3, ReportFloating: nets.SetFloatingIPStatus, Reach: ports.Reach{Uplink: o.Uplink},
+	}
+	if o.hasPublic() {
+		if err := addPublicReach(o, &agent.Reach); err != nil {
+			log.Warn("no way in from the host to the public network", "err", err)
+		}
 	}
 	node.HandlePeer(dataplanePeerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, err := dp.Status()
@@ -167,4 +182,50 @@ func dataplaneHealth(dp *dataplane.Dataplane) map[string]any {
 		h["error"] = d.Error
 	}
 	return h
+}
+
+// addPublicReach makes the public network's veth pair and tells the
+// ports agent the dataplane reaches "public" through its side.
+func addPublicReach(o *options, r *ports.Reach) error {
+	p, err := publicSubnet(o.Public)
+	if err != nil {
+		return err
+	}
+	var mac net.HardwareAddr
+	if err := inNetns(o.DataplaneNetns, func() error {
+		var err error
+		mac, err = ensurePublicLink(p)
+		return err
+	}); err != nil {
+		return err
+	}
+	r.Flat = map[string]string{publicPhysnet: publicDataplaneDev}
+	r.MACs = map[string]net.HardwareAddr{publicDataplaneDev: mac}
+	return nil
+}
+
+// hasPublic says this is a dev cloud with a public network.
+func (o *options) hasPublic() bool { return o.Public != "" && o.Public != "off" }
+
+// flatNetworks are the physical networks admins may make flat networks on.
+func (o *options) flatNetworks() []string {
+	if o.hasPublic() {
+		return []string{publicPhysnet}
+	}
+	return nil
+}
+
+// clusterAgents adapts the cluster's nodes to network.Agents.
+type clusterAgents struct{ node *cluster.Node }
+
+func (a clusterAgents) AgentHosts(context.Context) ([]network.AgentHost, error) {
+	nodes, err := a.node.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]network.AgentHost, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, network.AgentHost{Name: n.Name, Up: n.Status == "up", LastSeen: n.LastHeartbeat, Started: n.JoinedAt})
+	}
+	return out, nil
 }

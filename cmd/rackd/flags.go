@@ -55,7 +55,10 @@ type options struct {
 	Dataplane      string // auto, on, off
 	Uplink         string
 	DataplaneNetns string
-	BPFDir         string
+	// Public is rackd dev's external network "public": its subnet, whose
+	// first address a host interface holds; "off": none.
+	Public string
+	BPFDir string
 	// bare-metal provisioning (off without an interface)
 	ProvisionInterface        string
 	ProvisionDHCP             string     // proxy, full
@@ -179,6 +182,11 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.Dataplane, "dataplane", "auto", "tenant dataplane: on, off, or auto (on where BPF programs load)")
 	str(&o.Uplink, "uplink", "", "interface to the other nodes that carries tenant VLANs (empty: ports talk only on this node)")
 	str(&o.DataplaneNetns, "dataplane-netns", "", "network namespace (path, e.g. /run/netns/n1) holding port devices and the uplink (default: rackd's own)")
+	defPublic := "off"
+	if mode == "dev" {
+		defPublic = "172.24.4.0/24"
+	}
+	str(&o.Public, "public", defPublic, "the flat external network \"public\" the cloud starts with: its subnet, whose first address the interface "+publicHostDev+" (in the dataplane's namespace) gets (\"off\": none)")
 	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME-<hash of the data dir>)")
 	str(&o.VLANRange, "vlan-range", "100-3999", "VLAN ids given to tenant networks, MIN-MAX within 1-4094")
 	str(&o.ProvisionInterface, "provision-interface", "", "serve bare-metal provisioning (DHCP, TFTP, iPXE HTTP) on this interface, and conduct bare-metal nodes from this node")
@@ -230,6 +238,11 @@ func (o *options) check(mode, disks string, rest []string) error {
 	case "auto", "kvm", "tcg":
 	default:
 		return fmt.Errorf("--accel %q: want kvm, tcg or auto", o.Accel)
+	}
+	if o.hasPublic() {
+		if _, err := publicSubnet(o.Public); err != nil {
+			return err
+		}
 	}
 	if mode == "dev" {
 		o.Bootstrap = true

@@ -160,6 +160,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 	networks, err := network.New(network.Config{
 		Repl: node, Auth: ident, Log: log, VLANMin: o.VLANMin, VLANMax: o.VLANMax, PublicURL: o.PublicURL,
+		Forwarding: layer3, Flat: o.flatNetworks(), Agents: clusterAgents{node},
 	})
 	if err != nil {
 		return err
@@ -210,6 +211,12 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	var bench *benchport.Manager
+	var serveMetadata func(context.Context) error
+	if dpAgent != nil && layer3 {
+		if serveMetadata, err = openMetadata(o.DataplaneNetns, node, dpAgent, log); err != nil {
+			log.Warn("no metadata service on this node: guests read their config drive only", "err", err)
+		}
+	}
 	if dp != nil {
 		// Close keeps the pinned programs and maps: tenant traffic flows on
 		// while rackd is down.
@@ -337,6 +344,12 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	if dpAgent != nil {
 		g.Go(func() error { return dpAgent.Run(gctx) })
+	}
+	if serveMetadata != nil {
+		g.Go(func() error { return serveMetadata(gctx) })
+	}
+	if o.hasPublic() {
+		g.Go(func() error { return ensurePublicNetwork(gctx, o, node.IsLeader, ident, networks, log) })
 	}
 	if metalConductor != nil {
 		g.Go(func() error { return metalConductor.Run(gctx) })

@@ -440,3 +440,16 @@ func (s *Service) baseURL(r *http.Request) string {
 	}
 	return api.BaseURL(r, "")
 }
+
+// ProjectID is the id of the project name in domain.
+func (s *Service) ProjectID(ctx context.Context, domain, name string) (string, error) {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return "", fmt.Errorf("find project %s: %w", name, err)
+	}
+	raw, err := tx.First(tProjects, "name", domain, name)
+	if err != nil || raw == nil {
+		return "", fmt.Errorf("find project %s: %w", name, store.ErrNotFound)
+	}
+	return raw.(*Project).ID, nil
+}

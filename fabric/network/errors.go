@@ -32,8 +32,12 @@ func notFound(kind, id string) error {
 		return store.Fault(store.KindNotFound, "SecurityGroupNotFound", "Security group %s does not exist", id)
 	case "security_group_rule":
 		return store.Fault(store.KindNotFound, "SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
+	case "floatingip":
+		return store.Fault(store.KindNotFound, "FloatingIPNotFound", "Floating IP %s could not be found", id)
+	case "agent":
+		return store.Fault(store.KindNotFound, "AgentNotFound", "Agent %s could not be found.", id)
 	}
-	typ := map[string]string{"network": "Network", "subnet": "Subnet", "port": "Port"}[kind]
+	typ := map[string]string{"network": "Network", "subnet": "Subnet", "port": "Port", "router": "Router"}[kind]
 	return store.Fault(store.KindNotFound, typ+"NotFound", "%s %s could not be found.", typ, id)
 }
 
@@ -62,4 +66,10 @@ func writeError(w http.ResponseWriter, _ *http.Request, p api.Problem) {
 		typ = "HTTPInternalServerError"
 	}
 	api.JSON(w, p.Status, map[string]any{"NeutronError": map[string]any{"type": typ, "message": p.Msg, "detail": ""}})
+}
+
+// badRequest is Neutron's BadRequest for a resource ("Bad router request:
+// …").
+func badRequest(resource, format string, args ...any) error {
+	return store.Fault(store.KindInvalid, "BadRequest", "Bad %s request: %s.", resource, strings.TrimSuffix(fmt.Sprintf(format, args...), "."))
 }

@@ -840,7 +840,7 @@ func TestQuotas(t *testing.T) {
 	f.expect("GET", "/v2.0/quotas/"+projB, alice, nil, 403, "")
 	f.expect("PUT", "/v2.0/quotas/"+projA, alice, map[string]any{"quota": map[string]any{"network": 1}}, 403, "PolicyNotAuthorized")
 	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"network": -2}}, 400, "HTTPBadRequest", "network")
-	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"router": 2}}, 400, "HTTPBadRequest", "router")
+	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"subnetpool": 2}}, 400, "HTTPBadRequest", "subnetpool")
 	body = f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"network": 1, "port": "2", "security_group": 1}}, 200, "")
 	if q := body["quota"].(map[string]any); q["network"] != 1.0 || q["port"] != 2.0 || q["subnet"] != 100.0 {
 		t.Fatalf("set quota: %v", q)
@@ -971,7 +971,7 @@ func TestLoadView(t *testing.T) {
 			t.Fatalf("rule row: %+v", r)
 		}
 	}
-	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules}) {
+	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs}) {
 		t.Fatalf("table names: %v", TableNames())
 	}
 }
@@ -1020,6 +1020,16 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("DELETE", "/v2.0/ports/"+p2, alice, nil, 204, "")
 	f.expect("DELETE", "/v2.0/subnets/"+s2, alice, nil, 204, "")
 	f.expect("DELETE", "/v2.0/networks/"+n2, alice, nil, 204, "")
+	l3 := f.l3(alice)
+	fip := f.mk(alice, "floatingips", "floatingip", map[string]any{"floating_network_id": l3.ext, "port_id": l3.port})["id"].(string)
+	if err := f.svc.SetFloatingIPStatus(context.Background(), fip, "ACTIVE"); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("PUT", "/v2.0/floatingips/"+fip, alice, map[string]any{"floatingip": map[string]any{"port_id": nil}}, 200, "")
+	f.expect("DELETE", "/v2.0/floatingips/"+fip, alice, nil, 204, "")
+	f.expect("PUT", "/v2.0/routers/"+l3.router, alice, map[string]any{"router": map[string]any{"name": "r2"}}, 200, "")
+	f.expect("PUT", "/v2.0/routers/"+l3.router+"/remove_router_interface", alice, map[string]any{"subnet_id": l3.subnet}, 200, "")
+	f.expect("DELETE", "/v2.0/routers/"+l3.router, alice, nil, 204, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`} {
 		if !strings.Contains(string(first), want) {

@@ -2,6 +2,7 @@ package network
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -17,7 +18,10 @@ var networkAttrs = newAttrSpec(
 	"tenant_id project_id availability_zone_hints",
 	"id status subnets mtu created_at updated_at revision_number tags")
 
-func canSeeNetwork(p *api.Principal, n *Network) bool { return n.Shared || p.CanRead(n.Project) }
+// canSeeNetwork: everyone sees shared and external networks.
+func canSeeNetwork(p *api.Principal, n *Network) bool {
+	return n.Shared || n.External || p.CanRead(n.Project)
+}
 
 // networks is the networks collection: a project's own and the shared
 // ones are visible.
@@ -45,7 +49,7 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 	v := map[string]any{
 		"id": n.ID, "name": n.Name, "description": n.Description, "tenant_id": n.Project, "project_id": n.Project,
 		"admin_state_up": n.AdminStateUp, "shared": n.Shared, "status": "ACTIVE", "mtu": n.MTU,
-		"port_security_enabled": n.PortSecurity, "router:external": false, "subnets": subnetIDs(tx, n.ID),
+		"port_security_enabled": n.PortSecurity, "router:external": n.External, "subnets": subnetIDs(tx, n.ID),
 		"availability_zones": []string{}, "availability_zone_hints": []string{}, "ipv4_address_scope": nil, "ipv6_address_scope": nil,
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": []string{},
 	}
@@ -54,46 +58,63 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 		v["provider:network_type"] = "vlan"
 		v["provider:physical_network"] = physicalNetwork
 		v["provider:segmentation_id"] = n.SegmentationID
+		if n.Flat != "" {
+			v["provider:network_type"], v["provider:physical_network"], v["provider:segmentation_id"] = "flat", n.Flat, nil
+		}
 	}
 	return v
 }
 
 // provider reads the provider:* attributes: admins only, a VLAN on our one
-// physical network. It returns the VLAN asked for, 0 for "allocate".
-func (s *Service) provider(rd *api.Input, p *api.Principal) int {
+// physical network or a flat network on one of Config.Flat. It returns
+// the VLAN asked for, 0 for "allocate", and the flat physical network.
+func (s *Service) provider(rd *api.Input, p *api.Principal) (int, string) {
 	if !rd.Has("provider:network_type") && !rd.Has("provider:physical_network") && !rd.Has("provider:segmentation_id") {
-		return 0
+		return 0, ""
 	}
 	if !p.IsAdmin() {
 		rd.Fail(policyDenied("create_network:provider:network_type"))
-		return 0
+		return 0, ""
 	}
-	if t := rd.Str("provider:network_type", "vlan", 255); rd.Err == nil && t != "vlan" && t != "" {
-		rd.Fail(invalidInput("network type %s is not supported; only vlan is", t))
+	t := rd.Str("provider:network_type", "vlan", 255)
+	if rd.Err == nil && t == "flat" {
+		ph := rd.Str("provider:physical_network", "", 255)
+		if rd.Err == nil && !slices.Contains(s.cfg.Flat, ph) {
+			rd.Fail(invalidInput("unknown flat physical network '%s'; there are %v", ph, s.cfg.Flat))
+		}
+		if rd.Has("provider:segmentation_id") && !rd.IsNull("provider:segmentation_id") {
+			rd.Fail(invalidInput("segmentation_id is not allowed for a flat network"))
+		}
+		return 0, ph
+	}
+	if rd.Err == nil && t != "vlan" && t != "" {
+		rd.Fail(invalidInput("network type %s is not supported; only vlan and flat are", t))
 	}
 	if ph := rd.Str("provider:physical_network", physicalNetwork, 255); rd.Err == nil && ph != physicalNetwork && ph != "" {
 		rd.Fail(invalidInput("unknown physical network %s; only %s exists", ph, physicalNetwork))
 	}
 	seg := integer(rd, "provider:segmentation_id")
 	if rd.Err != nil || seg == nil {
-		return 0
+		return 0, ""
 	}
 	if *seg < s.cfg.VLANMin || *seg > s.cfg.VLANMax {
 		rd.Fail(badInput("provider:segmentation_id", "VLAN id %d is outside the range %d-%d", *seg, s.cfg.VLANMin, s.cfg.VLANMax))
-		return 0
+		return 0, ""
 	}
-	return *seg
+	return *seg, ""
 }
 
-// external refuses router:external true: there are no external networks.
-func external(rd *api.Input, p *api.Principal) {
-	if rd.Has("router:external") && rd.Bool("router:external", false) {
-		if !p.IsAdmin() {
-			rd.Fail(policyDenied("create_network:router:external"))
-			return
-		}
-		rd.Fail(badInput("router:external", "external networks are not supported"))
+// external reads router:external, which only admins may set; nil when
+// absent.
+func external(rd *api.Input, p *api.Principal, action string) *bool {
+	if !rd.Has("router:external") {
+		return nil
 	}
+	v := rd.Bool("router:external", false)
+	if rd.Err == nil && !p.IsAdmin() {
+		rd.Fail(policyDenied(action + ":router:external"))
+	}
+	return &v
 }
 
 // parseNetwork reads one network of a create.
@@ -112,8 +133,10 @@ func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (N
 	if n.Shared && !p.IsAdmin() {
 		rd.Fail(policyDenied("create_network:shared"))
 	}
-	n.SegmentationID = s.provider(rd, p)
-	external(rd, p)
+	n.SegmentationID, n.Flat = s.provider(rd, p)
+	if ext := external(rd, p, "create_network"); ext != nil {
+		n.External = *ext
+	}
 	if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
 		rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
 	}
@@ -165,10 +188,10 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	if c.Shared = optBool(rd, "shared", false); c.Shared != nil && *c.Shared != n.Shared && !p.IsAdmin() {
 		rd.Fail(policyDenied("update_network:shared"))
 	}
-	if seg := s.provider(rd, p); rd.Err == nil && seg != 0 && seg != n.SegmentationID {
+	if seg, flat := s.provider(rd, p); rd.Err == nil && (seg != 0 && seg != n.SegmentationID || flat != n.Flat && flat != "") {
 		rd.Fail(invalidInput("Plugin does not support updating provider attributes"))
 	}
-	external(rd, p)
+	c.External = external(rd, p, "update_network")
 	if rd.Err != nil {
 		return rd.Err
 	}

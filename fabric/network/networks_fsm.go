@@ -24,7 +24,16 @@ func applyNetworkCreate(tx *memdb.Txn, c networkCreateCmd) (any, error) {
 	}
 	out := make([]Network, 0, len(c.Networks))
 	for _, n := range c.Networks {
-		if n.SegmentationID == 0 {
+		if n.Flat != "" {
+			for _, o := range store.All[Network](tx, tNetworks, "id") {
+				if o.Flat == n.Flat {
+					return nil, store.Fault(store.KindConflict, "FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use.", n.Flat)
+				}
+			}
+			// A flat network has no VLAN; a negative id keeps the unique
+			// vlan index free of it and out of the dataplane's VLANs.
+			n.SegmentationID = -1 - flatIndex(tx)
+		} else if n.SegmentationID == 0 {
 			vlan, ok := lowestFreeVLAN(tx, c.VLANMin, c.VLANMax)
 			if !ok {
 				return nil, store.Fault(store.KindConflict, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation.")
@@ -45,6 +54,17 @@ func applyNetworkCreate(tx *memdb.Txn, c networkCreateCmd) (any, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// flatIndex is the number of flat networks there are.
+func flatIndex(tx *memdb.Txn) int {
+	k := 0
+	for _, n := range store.All[Network](tx, tNetworks, "id") {
+		if n.Flat != "" {
+			k++
+		}
+	}
+	return k
 }
 
 func lowestFreeVLAN(tx *memdb.Txn, lo, hi int) (int, bool) {
@@ -68,6 +88,7 @@ type networkUpdateCmd struct {
 	AdminStateUp *bool     `json:"admin_state_up,omitempty"`
 	Shared       *bool     `json:"shared,omitempty"`
 	PortSecurity *bool     `json:"port_security,omitempty"`
+	External     *bool     `json:"external,omitempty"`
 	Now          time.Time `json:"now"`
 }
 
@@ -94,6 +115,14 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 		}
 	}
 	set(&n.Shared, c.Shared)
+	if c.External != nil && !*c.External && n.External {
+		for _, p := range store.All[Port](tx, tPorts, "network", n.ID) {
+			if p.DeviceOwner == routerGatewayOwner || p.DeviceOwner == floatingIPOwner {
+				return nil, store.Fault(store.KindConflict, "ExternalNetworkInUse", "External network %s cannot be updated to be non-external, as it has existing gateway ports.", n.ID)
+			}
+		}
+	}
+	set(&n.External, c.External)
 	touch(&n.UpdatedAt, &n.Revision, c.Now)
 	return n, tx.Insert(tNetworks, &n)
 }
@@ -105,8 +134,17 @@ func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	}
 	ports := store.All[Port](tx, tPorts, "network", n.ID)
 	for _, p := range ports {
-		if p.DeviceOwner != dhcpOwner {
+		if p.DeviceOwner != dhcpOwner && !unusedFloatingIP(tx, p) {
 			return nil, store.Fault(store.KindConflict, "NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
+		}
+	}
+	// Floating IPs nothing uses go with their external network, as in
+	// Neutron.
+	for _, f := range store.All[FloatingIP](tx, tFloatingIPs, "id") {
+		if f.NetworkID == n.ID {
+			if err := tx.Delete(tFloatingIPs, f); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, p := range ports {
@@ -120,4 +158,14 @@ func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		}
 	}
 	return nil, tx.Delete(tNetworks, n)
+}
+
+// unusedFloatingIP reports the port of a floating IP associated with no
+// port.
+func unusedFloatingIP(tx *memdb.Txn, p *Port) bool {
+	if p.DeviceOwner != floatingIPOwner {
+		return false
+	}
+	f := store.Get[FloatingIP](tx, tFloatingIPs, p.DeviceID)
+	return f == nil || f.FixedPortID == ""
 }

@@ -248,6 +248,12 @@ func applyPortDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if servesL3(tx, p) {
+		return nil, store.Fault(store.KindConflict, "ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", p.ID, p.DeviceOwner)
+	}
+	if err := releaseFloatingIPs(tx, p.ID, c.Now); err != nil {
+		return nil, err
+	}
 	return nil, deletePort(tx, p)
 }
 
@@ -269,4 +275,17 @@ func applyPortStatus(tx *memdb.Txn, c portStatusCmd) (any, error) {
 	p.Status = c.Status
 	touch(&p.UpdatedAt, &p.Revision, c.Now)
 	return nil, tx.Insert(tPorts, &p)
+}
+
+// servesL3 reports a port a router or floating IP holds: it goes with
+// them (remove_router_interface, the gateway, the floating IP), never by
+// itself.
+func servesL3(tx *memdb.Txn, p *Port) bool {
+	switch p.DeviceOwner {
+	case routerInterfaceOwner, routerGatewayOwner:
+		return store.Get[Router](tx, tRouters, p.DeviceID) != nil
+	case floatingIPOwner:
+		return store.Get[FloatingIP](tx, tFloatingIPs, p.DeviceID) != nil
+	}
+	return false
 }

@@ -7,10 +7,12 @@ import (
 )
 
 // Default quotas, as Neutron ships them.
-var defaultQuotas = map[string]int{"network": 100, "subnet": 100, "port": 500, "security_group": 10, "security_group_rule": 100}
+var defaultQuotas = map[string]int{"network": 100, "subnet": 100, "port": 500, "security_group": 10, "security_group_rule": 100,
+	"router": 10, "floatingip": 50}
 
 // quotaTables maps each quota resource to the table it counts.
-var quotaTables = map[string]string{"network": tNetworks, "subnet": tSubnets, "port": tPorts, "security_group": tGroups, "security_group_rule": tRules}
+var quotaTables = map[string]string{"network": tNetworks, "subnet": tSubnets, "port": tPorts, "security_group": tGroups, "security_group_rule": tRules,
+	"router": tRouters, "floatingip": tFloatingIPs}
 
 func quotaLimit(tx *memdb.Txn, project, resource string) int {
 	if q := store.Get[Quota](tx, tQuotas, project); q != nil {

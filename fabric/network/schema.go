@@ -19,6 +19,9 @@ type (
 	SecurityGroupRule = netstate.SecurityGroupRule
 	IPAllocation      = netstate.IPAllocation
 	Quota             = netstate.Quota
+	Router            = netstate.Router
+	RouterGateway     = netstate.RouterGateway
+	FloatingIP        = netstate.FloatingIP
 	View              = netstate.View
 )
 
@@ -36,6 +39,8 @@ const (
 	tRules       = netstate.TableRules
 	tAllocations = netstate.TableAllocations
 	tQuotas      = netstate.TableQuotas
+	tRouters     = netstate.TableRouters
+	tFloatingIPs = netstate.TableFloatingIPs
 )
 
 func allocationID(network, ip string) string { return network + "/" + ip }
@@ -60,6 +65,16 @@ const (
 	cmdRuleDelete    = "network.secgroup_rule.delete"
 	cmdQuotaSet      = "network.quota.set"
 	cmdQuotaDelete   = "network.quota.delete"
+
+	cmdRouterCreate          = "network.router.create"
+	cmdRouterUpdate          = "network.router.update"
+	cmdRouterDelete          = "network.router.delete"
+	cmdRouterAddInterface    = "network.router.add_interface"
+	cmdRouterRemoveInterface = "network.router.remove_interface"
+	cmdFIPCreate             = "network.floatingip.create"
+	cmdFIPUpdate             = "network.floatingip.update"
+	cmdFIPDelete             = "network.floatingip.delete"
+	cmdFIPStatus             = "network.floatingip.status"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -87,6 +102,16 @@ func Schema() store.Schema {
 			cmdRuleDelete:    store.Typed(applyRuleDelete),
 			cmdQuotaSet:      store.Typed(applyQuotaSet),
 			cmdQuotaDelete:   store.Typed(applyQuotaDelete),
+
+			cmdRouterCreate:          store.Typed(applyRouterCreate),
+			cmdRouterUpdate:          store.Typed(applyRouterUpdate),
+			cmdRouterDelete:          store.Typed(applyRouterDelete),
+			cmdRouterAddInterface:    store.Typed(applyRouterAddInterface),
+			cmdRouterRemoveInterface: store.Typed(applyRouterRemoveInterface),
+			cmdFIPCreate:             store.Typed(applyFIPCreate),
+			cmdFIPUpdate:             store.Typed(applyFIPUpdate),
+			cmdFIPDelete:             store.Typed(applyFIPDelete),
+			cmdFIPStatus:             store.Typed(applyFIPStatus),
 		},
 	}
 }

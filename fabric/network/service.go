@@ -40,6 +40,15 @@ type Config struct {
 	// Prefix is where the handler is mounted (default /network).
 	PublicURL string
 	Prefix    string
+	// Forwarding says the nodes' dataplanes forward for routers and
+	// floating IPs; without it routers show status DOWN.
+	Forwarding bool
+	// Flat names the physical networks an admin may make flat (untagged)
+	// networks on, such as rackd dev's "public".
+	Flat []string
+	// Agents lists the nodes whose dataplanes are Neutron's agents
+	// (network agent list); nil lists none.
+	Agents Agents
 }
 
 // Service serves Neutron v2.0.
@@ -138,6 +147,23 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/security-group-rules/{id}", Access: token, Rule: "get_security_group_rule", Handle: show(s, s.rules)},
 		{Method: del, Path: "/v2.0/security-group-rules/{id}", Access: token, Rule: "delete_security_group_rule", Handle: s.deleteRule},
 
+		{Method: get, Path: "/v2.0/routers", Access: token, Rule: "get_router", Handle: list(s, s.routers)},
+		{Method: post, Path: "/v2.0/routers", Access: token, Rule: "create_router", Handle: create(s, s.routerCreation())},
+		{Method: get, Path: "/v2.0/routers/{id}", Access: token, Rule: "get_router", Handle: show(s, s.routers)},
+		{Method: put, Path: "/v2.0/routers/{id}", Access: token, Rule: "update_router", Handle: s.updateRouter},
+		{Method: del, Path: "/v2.0/routers/{id}", Access: token, Rule: "delete_router", Handle: s.deleteRouter},
+		{Method: put, Path: "/v2.0/routers/{id}/add_router_interface", Access: token, Rule: "add_router_interface", Handle: s.routerInterface(true)},
+		{Method: put, Path: "/v2.0/routers/{id}/remove_router_interface", Access: token, Rule: "remove_router_interface", Handle: s.routerInterface(false)},
+
+		{Method: get, Path: "/v2.0/floatingips", Access: token, Rule: "get_floatingip", Handle: list(s, s.floatingIPs)},
+		{Method: post, Path: "/v2.0/floatingips", Access: token, Rule: "create_floatingip", Handle: create(s, s.fipCreation())},
+		{Method: get, Path: "/v2.0/floatingips/{id}", Access: token, Rule: "get_floatingip", Handle: show(s, s.floatingIPs)},
+		{Method: put, Path: "/v2.0/floatingips/{id}", Access: token, Rule: "update_floatingip", Handle: s.updateFIP},
+		{Method: del, Path: "/v2.0/floatingips/{id}", Access: token, Rule: "delete_floatingip", Handle: s.deleteFIP},
+
+		{Method: get, Path: "/v2.0/agents", Access: token, Rule: "get_agent", Handle: s.listAgents},
+		{Method: get, Path: "/v2.0/agents/{id}", Access: token, Rule: "get_agent", Handle: s.showAgent},
+
 		{Method: get, Path: "/v2.0/quotas", Access: token, Rule: "get_quota", Handle: s.listQuotas},
 		{Method: get, Path: "/v2.0/quotas/{project}", Access: token, Rule: "get_quota", Handle: s.showQuota},
 		{Method: put, Path: "/v2.0/quotas/{project}", Access: api.Admin, Rule: "update_quota", Handle: s.updateQuota},
@@ -180,7 +206,8 @@ func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 	var out []any
 	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"},
-		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"}} {
+		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"},
+		{"router", "routers"}, {"floatingip", "floatingips"}, {"agent", "agents"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/" + c[1]}}})
 	}
@@ -206,6 +233,12 @@ var extensions = [][3]string{
 	{"pagination", "Pagination support", "Enables pagination support."},
 	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"},
 	{"port-security-groups-filtering", "Port filtering on security groups", "Provides security groups filtering when listing ports"},
+	{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."},
+	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
+	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
+	{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
+	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"},
+	{"agent", "agent", "The agent management extension."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {

@@ -20,12 +20,15 @@ const (
 	maxHostRoutes     = 20
 )
 
+// canSeeSubnet: the subnet's and the network's owners see it, and
+// everyone the subnets of a shared network. An external network's are
+// hidden, as in Neutron: others see the network, not its addressing.
 func canSeeSubnet(tx *memdb.Txn, p *api.Principal, s *Subnet) bool {
 	if p.CanRead(s.Project) {
 		return true
 	}
 	n := store.Get[Network](tx, tNetworks, s.NetworkID)
-	return n != nil && canSeeNetwork(p, n)
+	return n != nil && (n.Shared || p.CanRead(n.Project))
 }
 
 func nullable(s string) any {

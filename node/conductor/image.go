@@ -25,6 +25,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/node/configdrive"
+	"github.com/rackstack/rackstack/node/metadata"
 	"github.com/rackstack/rackstack/provision/agentapi"
 )
 
@@ -155,22 +156,7 @@ func (c *Conductor) buildConfigDrive(ctx context.Context, node string, s compute
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	cd := configdrive.Server{
-		UUID: s.ID, Name: s.Name, Hostname: computestate.Hostname(&s), Project: s.Project, AZ: s.AZ, Meta: s.Metadata,
-	}
-	if s.PublicKey != "" {
-		cd.Keys = []configdrive.Key{{Name: s.KeyName, Data: s.PublicKey}}
-	}
-	if s.UserData != "" {
-		if ud, err := base64.StdEncoding.DecodeString(s.UserData); err == nil {
-			cd.UserData = ud
-		}
-	}
-	for _, f := range s.Personality {
-		if data, err := base64.StdEncoding.DecodeString(f.Contents); err == nil {
-			cd.Files = append(cd.Files, configdrive.File{Path: f.Path, Data: data})
-		}
-	}
+	cd := metadata.Describe(s)
 	return configdrive.Build(ctx, path, cd)
 }
 

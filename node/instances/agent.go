@@ -28,6 +28,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/node/configdrive"
 	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/metadata"
 	"github.com/rackstack/rackstack/node/reconcile"
 )
 
@@ -365,7 +366,7 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 		ID: s.ID, Name: computestate.Hostname(&s), VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM,
 		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}},
 	}
-	cd := configServer(s)
+	cd := metadata.Describe(s)
 	rec.Taps = nil
 	for _, id := range s.Ports {
 		p, ok := ports[id]
@@ -378,7 +379,7 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 		}
 		rec.Taps = append(rec.Taps, tap)
 		spec.NICs = append(spec.NICs, hypervisor.NIC{Tap: tap, MAC: p.MAC})
-		cd.NICs = append(cd.NICs, configNIC(p, tap, mtus[p.NetworkID]))
+		cd.NICs = append(cd.NICs, metadata.NIC(p, tap, mtus[p.NetworkID]))
 	}
 	if err := a.writeRecord(s.ID, *rec); err != nil {
 		return nil, err

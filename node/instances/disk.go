@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha512"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,10 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
-	"github.com/rackstack/rackstack/fabric/network/netstate"
-	"github.com/rackstack/rackstack/node/configdrive"
 )
 
 // fetch streams an image into path, checking its size and hashes.
@@ -73,32 +69,6 @@ func overlay(ctx context.Context, base, format, disk string, rootGB int) error {
 		return fmt.Errorf("qemu-img create: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return os.Rename(disk+".tmp", disk)
-}
-
-// configServer is the config drive's view of a server.
-func configServer(s computestate.Server) configdrive.Server {
-	cd := configdrive.Server{
-		UUID: s.ID, Name: s.Name, Hostname: computestate.Hostname(&s), Project: s.Project, AZ: s.AZ, Meta: s.Metadata,
-	}
-	if s.PublicKey != "" {
-		cd.Keys = []configdrive.Key{{Name: s.KeyName, Data: s.PublicKey}}
-	}
-	if s.UserData != "" {
-		if ud, err := base64.StdEncoding.DecodeString(s.UserData); err == nil {
-			cd.UserData = ud
-		}
-	}
-	for _, f := range s.Personality {
-		// The API checked the contents are base64.
-		if data, err := base64.StdEncoding.DecodeString(f.Contents); err == nil {
-			cd.Files = append(cd.Files, configdrive.File{Path: f.Path, Data: data})
-		}
-	}
-	return cd
-}
-
-func configNIC(p netstate.Port, tap string, mtu int) configdrive.NIC {
-	return configdrive.NIC{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MAC, MTU: mtu, Device: tap}
 }
 
 // NetlinkTaps makes persistent taps in rackd's network namespace.

@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"sync"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -47,8 +49,37 @@ type Agent struct {
 	Registry prometheus.Registerer
 	Log      *slog.Logger
 
+	// Layer3 asks the dataplane to route, NAT and redirect metadata for
+	// the node's ports (Desired.Routers, Floating, Externals, Metadata);
+	// false leaves them out, for a dataplane that does not enforce them.
+	Layer3 bool
+	Reach  Reach
+	// MetadataDevice is where the node's metadata server listens ("":
+	// no metadata redirection).
+	MetadataDevice string
+	// ReportFloating, if set, records each floating IP of the node's
+	// ports ACTIVE once applied, DOWN otherwise.
+	ReportFloating func(ctx context.Context, id, status string) error
+
 	drift      *prometheus.CounterVec
 	lastVerify time.Time
+
+	mu   sync.Mutex
+	meta map[string]netip.Addr // port → the metadata source address applied
+}
+
+// MetadataPort is the port whose metadata requests the dataplane sends
+// from addr, as last applied: the metadata server knows a request's port
+// by this alone.
+func (a *Agent) MetadataPort(addr netip.Addr) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, m := range a.meta {
+		if m == addr {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // Run reconciles until ctx ends.
@@ -87,10 +118,14 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	}
 	want := FromView(view, a.Node)
 	want.Uplink = a.Uplink
+	if a.Layer3 {
+		a.addLayer3(&want, view)
+	}
 	plugged, err := a.DP.Apply(want)
 	if err != nil {
 		a.Log.Warn("dataplane: apply", "err", err)
 	}
+	a.reportFloating(ctx, view, want, plugged, err)
 	a.verify()
 	up := map[string]bool{}
 	for _, id := range plugged {
@@ -135,5 +170,60 @@ func (a *Agent) verify() {
 	}
 	if err != nil {
 		a.Log.Warn("dataplane: verify", "err", err)
+	}
+}
+
+// addLayer3 adds the routers, floating IPs and external networks of the
+// node's ports, and their metadata source addresses, to want.
+func (a *Agent) addLayer3(want *dataplane.Desired, view *netstate.View) {
+	addL3(want, view, a.Node, a.Reach)
+	if a.MetadataDevice == "" {
+		return
+	}
+	want.Metadata = &dataplane.Metadata{Device: a.MetadataDevice}
+	ids := make([]string, 0, len(want.Ports))
+	for _, p := range want.Ports {
+		ids = append(ids, p.ID)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.meta = metaAddrs(ids, a.meta)
+	for i := range want.Ports {
+		want.Ports[i].MetaAddr = a.meta[want.Ports[i].ID]
+	}
+}
+
+// reportFloating says which floating IPs of the node's ports are
+// forwarded: those applied without error whose port is plugged.
+func (a *Agent) reportFloating(ctx context.Context, view *netstate.View, want dataplane.Desired, plugged []string, applyErr error) {
+	if a.ReportFloating == nil {
+		return
+	}
+	up := map[string]bool{}
+	for _, id := range plugged {
+		up[id] = true
+	}
+	applied := map[string]bool{}
+	for _, f := range want.Floating {
+		applied[f.IP.String()] = applyErr == nil && up[f.Port]
+	}
+	mine := map[string]bool{}
+	for _, p := range want.Ports {
+		mine[p.ID] = true
+	}
+	for _, f := range view.Floating {
+		if !mine[f.FixedPortID] {
+			continue
+		}
+		status := "DOWN"
+		if applied[f.IP] {
+			status = "ACTIVE"
+		}
+		if f.Status == status {
+			continue
+		}
+		if err := a.ReportFloating(ctx, f.ID, status); err != nil {
+			a.Log.Warn("dataplane: report floating IP status", "floating_ip", f.IP, "status", status, "err", err)
+		}
 	}
 }

@@ -19,18 +19,24 @@ import (
 
 // Network is a tenant network: one VLAN on the physical network.
 type Network struct {
-	ID             string    `json:"id"`
-	Project        string    `json:"project"`
-	Name           string    `json:"name"`
-	Description    string    `json:"description"`
-	SegmentationID int       `json:"segmentation_id"` // the VLAN id
-	Shared         bool      `json:"shared"`
-	PortSecurity   bool      `json:"port_security"`
-	AdminStateUp   bool      `json:"admin_state_up"`
-	MTU            int       `json:"mtu"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	Revision       int       `json:"revision"`
+	ID             string `json:"id"`
+	Project        string `json:"project"`
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	SegmentationID int    `json:"segmentation_id"` // the VLAN id
+	Shared         bool   `json:"shared"`
+	PortSecurity   bool   `json:"port_security"`
+	AdminStateUp   bool   `json:"admin_state_up"`
+	MTU            int    `json:"mtu"`
+	// External marks a network routers take their gateway on and
+	// floating IPs come from (router:external).
+	External bool `json:"external,omitempty"`
+	// Flat names the physical network a flat (untagged) network is; ""
+	// is a VLAN (SegmentationID) on the one tenant physical network.
+	Flat      string    `json:"flat,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Revision  int       `json:"revision"`
 }
 
 // HostRoute is a static route a subnet hands to its ports by DHCP.
@@ -146,6 +152,51 @@ type IPAllocation struct {
 	IP        string `json:"ip"`
 }
 
+// Router connects subnets (through its interface ports, device_owner
+// network:router_interface, device_id the router) and, through its
+// gateway port, an external network.
+type Router struct {
+	ID           string         `json:"id"`
+	Project      string         `json:"project"`
+	Name         string         `json:"name"`
+	Description  string         `json:"description"`
+	AdminStateUp bool           `json:"admin_state_up"`
+	Gateway      *RouterGateway `json:"gateway,omitempty"`
+	Routes       []HostRoute    `json:"routes"`
+	CreatedAt    time.Time      `json:"created_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+	Revision     int            `json:"revision"`
+}
+
+// RouterGateway is a router's leg on an external network: its port there
+// (device_owner network:router_gateway) holds the address SNAT uses.
+type RouterGateway struct {
+	NetworkID string `json:"network_id"`
+	PortID    string `json:"port_id"`
+	SNAT      bool   `json:"snat"`
+}
+
+// FloatingIP is an address of an external network, held by its own port
+// there (device_owner network:floatingip), forwarded to a fixed address of
+// a port (FixedPortID) behind a router.
+type FloatingIP struct {
+	ID          string `json:"id"`
+	Project     string `json:"project"`
+	Description string `json:"description"`
+	NetworkID   string `json:"network_id"` // the external network
+	PortID      string `json:"port_id"`    // the port holding IP
+	IP          string `json:"ip"`
+	// FixedPortID, FixedIP and RouterID are empty when not associated.
+	FixedPortID string `json:"fixed_port_id,omitempty"`
+	FixedIP     string `json:"fixed_ip,omitempty"`
+	RouterID    string `json:"router_id,omitempty"`
+	// Status is DOWN until a node reports the address forwarded.
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Revision  int       `json:"revision"`
+}
+
 // Quota holds a project's limits that differ from the defaults.
 type Quota struct {
 	ID     string         `json:"id"` // project id
@@ -161,6 +212,8 @@ const (
 	TableRules       = "network_security_group_rules"
 	TableAllocations = "network_ip_allocations"
 	TableQuotas      = "network_quotas"
+	TableRouters     = "network_routers"
+	TableFloatingIPs = "network_floating_ips"
 )
 
 func optStringIndex(name, field string) *memdb.IndexSchema {
@@ -174,16 +227,22 @@ func Tables() []store.Table {
 		store.NewTable(TableNetworks, &Network{}, store.StringIndex("project", "Project", false),
 			&memdb.IndexSchema{Name: "vlan", Unique: true, Indexer: &memdb.IntFieldIndex{Field: "SegmentationID"}}),
 		store.NewTable(TableSubnets, &Subnet{}, store.StringIndex("network", "NetworkID", false), store.StringIndex("project", "Project", false)),
-		store.NewTable(TablePorts, &Port{}, store.StringIndex("network", "NetworkID", false), store.StringIndex("project", "Project", false),
+		// Ports of routers' gateways and of floating IPs belong to no
+		// project, as in Neutron.
+		store.NewTable(TablePorts, &Port{}, store.StringIndex("network", "NetworkID", false), optStringIndex("project", "Project"),
 			&memdb.IndexSchema{Name: "mac", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				&memdb.StringFieldIndex{Field: "NetworkID"}, &memdb.StringFieldIndex{Field: "MAC", Lowercase: true},
 			}}},
-			&memdb.IndexSchema{Name: "group", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "SecurityGroups"}}),
+			&memdb.IndexSchema{Name: "group", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "SecurityGroups"}},
+			optStringIndex("device", "DeviceID")),
 		store.NewTable(TableGroups, &SecurityGroup{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableRules, &SecurityGroupRule{}, store.StringIndex("group", "GroupID", false), store.StringIndex("project", "Project", false),
 			optStringIndex("remote_group", "RemoteGroupID")),
 		store.NewTable(TableAllocations, &IPAllocation{}, store.StringIndex("port", "PortID", false), store.StringIndex("subnet", "SubnetID", false)),
 		store.NewTable(TableQuotas, &Quota{}),
+		store.NewTable(TableRouters, &Router{}, store.StringIndex("project", "Project", false)),
+		store.NewTable(TableFloatingIPs, &FloatingIP{}, store.StringIndex("project", "Project", false),
+			optStringIndex("fixed_port", "FixedPortID"), optStringIndex("router", "RouterID")),
 	}
 }
 
@@ -202,11 +261,13 @@ type View struct {
 	Ports    []Port
 	Groups   []SecurityGroup
 	Rules    []SecurityGroupRule
+	Routers  []Router
+	Floating []FloatingIP
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
 func TableNames() []string {
-	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules}
+	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules, TableRouters, TableFloatingIPs}
 }
 
 // Load reads every networking row from txn, each table in id order.
@@ -225,6 +286,12 @@ func Load(txn *memdb.Txn) (*View, error) {
 		return nil, err
 	}
 	if err := loadInto(txn, TableRules, &v.Rules); err != nil {
+		return nil, err
+	}
+	if err := loadInto(txn, TableRouters, &v.Routers); err != nil {
+		return nil, err
+	}
+	if err := loadInto(txn, TableFloatingIPs, &v.Floating); err != nil {
 		return nil, err
 	}
 	return v, nil

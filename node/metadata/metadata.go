@@ -1,0 +1,232 @@
+// Package metadata is the node's metadata service: the HTTP server guests
+// reach at 169.254.169.254. It answers OpenStack's
+// /openstack/<version>/{meta_data.json, user_data, network_data.json,
+// vendor_data.json} with what the config drive holds (node/configdrive
+// builds both) and EC2's /latest/meta-data/ and /latest/user-data.
+//
+// It knows which server asks only by the packet's source address: the
+// dataplane rewrites each port's requests to come from a link-local
+// address of that port's own (Ports), so a guest cannot ask as another.
+// It must never trust anything in the request itself (headers, path) to
+// say who is asking.
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/dataplane"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/node/configdrive"
+)
+
+// Ports names the port whose requests come from a source address.
+type Ports interface {
+	MetadataPort(addr netip.Addr) (portID string, ok bool)
+}
+
+// Config configures the server.
+type Config struct {
+	Ports Ports
+	// State reads the replicated state (servers and ports).
+	State func(ctx context.Context) (*memdb.Txn, error)
+	Log   *slog.Logger
+}
+
+// Server answers metadata requests.
+type Server struct{ cfg Config }
+
+// New builds the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ports == nil || cfg.State == nil {
+		return nil, errors.New("metadata: Ports and State are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Server{cfg: cfg}, nil
+}
+
+// Serve answers on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metadata: %w", err)
+	}
+	return nil
+}
+
+// errUnknown is a request from an address no port of this node has;
+// errNoServer one from a port no server holds.
+var (
+	errUnknown  = errors.New("no port of this node sends from this address")
+	errNoServer = errors.New("the port belongs to no server")
+)
+
+// caller is the server and port a request comes from, by its source
+// address alone.
+func (s *Server) caller(r *http.Request) (*computestate.Server, *netstate.Port, *memdb.Txn, error) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return nil, nil, nil, errUnknown
+	}
+	id, ok := s.cfg.Ports.MetadataPort(ap.Addr().Unmap())
+	if !ok {
+		return nil, nil, nil, errUnknown
+	}
+	tx, err := s.cfg.State(r.Context())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read state: %w", err)
+	}
+	p := store.Get[netstate.Port](tx, netstate.TablePorts, id)
+	if p == nil {
+		return nil, nil, nil, errUnknown
+	}
+	sv := store.Get[computestate.Server](tx, computestate.TableServers, p.DeviceID)
+	if sv == nil || !slices.Contains(sv.Ports, p.ID) {
+		return nil, nil, nil, fmt.Errorf("port %s: %w", p.ID, errNoServer)
+	}
+	return sv, p, tx, nil
+}
+
+// drive is what the server's config drive holds, path → content.
+func drive(tx *memdb.Txn, sv *computestate.Server) (map[string][]byte, error) {
+	cd := Describe(*sv)
+	for _, id := range sv.Ports {
+		p := store.Get[netstate.Port](tx, netstate.TablePorts, id)
+		if p == nil {
+			continue
+		}
+		mtu := 0
+		if n := store.Get[netstate.Network](tx, netstate.TableNetworks, p.NetworkID); n != nil {
+			mtu = n.MTU
+		}
+		cd.NICs = append(cd.NICs, NIC(*p, dataplane.DeviceName(p.ID), mtu))
+	}
+	return configdrive.Files(cd)
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	sv, port, tx, err := s.caller(r)
+	if errors.Is(err, errUnknown) || errors.Is(err, errNoServer) {
+		s.cfg.Log.Warn("metadata: no server to answer for", "from", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.cfg.Log.Warn("metadata", "err", err)
+		http.Error(w, "metadata unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	files, err := drive(tx, sv)
+	if err != nil {
+		s.cfg.Log.Warn("metadata: build", "server", sv.ID, "err", err)
+		http.Error(w, "metadata unavailable", http.StatusInternalServerError)
+		return
+	}
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	if strings.HasPrefix(path, "openstack") {
+		serveTree(w, files, path)
+		return
+	}
+	serveTree(w, ec2(tx, sv, port, files), path)
+}
+
+// serveTree answers path from files: a file's bytes, or a directory's
+// entries one a line (subdirectories with a trailing slash), as Nova's
+// metadata API lists them.
+func serveTree(w http.ResponseWriter, files map[string][]byte, path string) {
+	clean := strings.TrimSuffix(path, "/")
+	if b, ok := files[clean]; ok {
+		ctype := "text/plain; charset=utf-8"
+		if strings.HasSuffix(clean, ".json") {
+			ctype = "application/json"
+		}
+		w.Header().Set("Content-Type", ctype)
+		w.Write(b)
+		return
+	}
+	prefix := clean + "/"
+	if clean == "" {
+		prefix = ""
+	}
+	seen := map[string]bool{}
+	for name := range files {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		if head, _, dir := strings.Cut(rest, "/"); dir {
+			seen[head+"/"] = true
+		} else {
+			seen[head] = true
+		}
+	}
+	if len(seen) == 0 {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		// A version lists as its name, as Nova's /openstack does.
+		if clean == "openstack" || clean == "" {
+			n = strings.TrimSuffix(n, "/")
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprint(w, strings.Join(names, "\n"))
+}
+
+// ec2 is EC2's metadata tree of the server, under latest/.
+func ec2(tx *memdb.Txn, sv *computestate.Server, port *netstate.Port, files map[string][]byte) map[string][]byte {
+	md := "latest/meta-data/"
+	hostname := computestate.Hostname(sv)
+	out := map[string][]byte{
+		md + "instance-id":                 []byte(sv.ID),
+		md + "hostname":                    []byte(hostname),
+		md + "local-hostname":              []byte(hostname),
+		md + "instance-type":               []byte(sv.Flavor.Name),
+		md + "ami-launch-index":            []byte("0"),
+		md + "placement/availability-zone": []byte(sv.AZ),
+		md + "mac":                         []byte(port.MAC),
+	}
+	for _, f := range port.FixedIPs {
+		if a, err := netip.ParseAddr(f.IP); err == nil && a.Is4() {
+			out[md+"local-ipv4"] = []byte(f.IP)
+			break
+		}
+	}
+	for _, f := range store.All[netstate.FloatingIP](tx, netstate.TableFloatingIPs, "fixed_port", port.ID) {
+		out[md+"public-ipv4"] = []byte(f.IP)
+	}
+	if sv.PublicKey != "" {
+		out[md+"public-keys/0/openssh-key"] = []byte(sv.PublicKey)
+	}
+	if ud, ok := files["openstack/latest/user_data"]; ok {
+		out["latest/user-data"] = ud
+	}
+	return out
+}
