@@ -1,0 +1,83 @@
+package volume
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/rackstack/rackstack/fabric/api"
+)
+
+// Microversions 3.0 to 3.maxMinor are served. The range stops where the
+// first resource this service does not build appears (3.3 adds the
+// messages API), so a client that asks for more is told 406 rather than
+// finding a resource missing.
+const (
+	minMinor = 0
+	maxMinor = 0
+
+	headerVersion = "OpenStack-API-Version"
+	service       = "volume"
+)
+
+func versionText(minor int) string { return "3." + strconv.Itoa(minor) }
+
+// microversions reads "OpenStack-API-Version: volume 3.x", answers 406 for
+// a version outside the range, and names the version on every answer.
+func microversions(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		minor, err := parseVersion(r.Header.Values(headerVersion))
+		if err != nil {
+			api.Fail(w, r, writeError, err)
+			return
+		}
+		w.Header().Set(headerVersion, service+" "+versionText(minor))
+		w.Header().Add("Vary", headerVersion)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// parseVersion reads the volume service's entry of the header (which may
+// name other services' versions too).
+func parseVersion(values []string) (int, error) {
+	want := ""
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			svc, ver, ok := strings.Cut(strings.TrimSpace(part), " ")
+			if ok && strings.EqualFold(svc, service) {
+				want = strings.TrimSpace(ver)
+			}
+		}
+	}
+	switch strings.ToLower(want) {
+	case "":
+		return minMinor, nil
+	case "latest":
+		return maxMinor, nil
+	}
+	major, minorText, ok := strings.Cut(want, ".")
+	minor, err := strconv.Atoi(minorText)
+	if !ok || err != nil || minor < 0 || major == "" {
+		return 0, badRequest("Invalid API version %q in the %s header: expected \"volume 3.<minor>\" or \"volume latest\".", want, headerVersion)
+	}
+	if major != "3" || minor < minMinor || minor > maxMinor {
+		return 0, api.Errorf(http.StatusNotAcceptable, "Version %s is not supported by the API. Minimum is %s and maximum is %s.",
+			want, versionText(minMinor), versionText(maxMinor))
+	}
+	return minor, nil
+}
+
+// versions answers discovery: the one API version, with its range.
+func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
+	v := map[string]any{
+		"id": "v3.0", "status": "CURRENT", "version": versionText(maxMinor), "min_version": versionText(minMinor),
+		"updated": "2023-08-31T00:00:00Z",
+		"links": []any{
+			map[string]any{"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
+			map[string]any{"rel": "self", "href": s.baseURL(r) + "/v3/"},
+		},
+		"media-types": []any{map[string]any{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}},
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"versions": []any{v}})
+	return nil
+}
