@@ -14,9 +14,11 @@ import (
 func quotas() api.Quotas {
 	names := quotaNames()
 	return api.Quotas{
-		Names:   func(*http.Request) []string { return names },
-		Limit:   volstate.Limit,
-		Used:    func(_ *http.Request, tx *memdb.Txn, project, name string) int { return volstate.Usage(tx, project, name) },
+		Names: func(*http.Request) []string { return names },
+		Limit: volstate.Limit,
+		Used: func(_ *http.Request, tx *memdb.Txn, project, name string) int {
+			return volstate.Usage(tx, project, name)
+		},
 		UsedKey: "in_use",
 	}
 }
