@@ -568,6 +568,22 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(http.StatusOK, "DELETE", "os-quota-sets/"+projA, admin, nil)
 	gone := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
 	f.expect(http.StatusAccepted, "DELETE", "volumes/"+gone, alice, nil)
+	// Attachments are the compute API's and the node agent's commands.
+	att := volstate.Attachment{ID: api.NewUUID(), ServerID: api.NewUUID(), Host: "n1", Device: "/dev/vdc"}
+	for _, c := range []struct {
+		typ  string
+		body any
+	}{
+		{volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Project: projA, Attachment: att}},
+		{volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vol, AttachmentID: att.ID}},
+		{volstate.CmdDetach, volstate.DetachCmd{VolumeID: vol, ServerID: att.ServerID}},
+		{volstate.CmdDetached, volstate.DetachedCmd{VolumeID: vol, AttachmentID: att.ID}},
+		{volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Project: projA, Attachment: att}},
+	} {
+		if _, err := f.local.Propose(context.Background(), c.typ, c.body); err != nil {
+			t.Fatalf("%s: %v", c.typ, err)
+		}
+	}
 	snap := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	if !strings.Contains(string(snap), vol) || strings.Contains(string(snap), gone) {
 		t.Fatalf("snapshot content wrong: %s", snap)

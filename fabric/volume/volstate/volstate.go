@@ -300,6 +300,10 @@ const (
 	CmdDeleteType     = "volume.type.delete"
 	CmdSetQuota       = "volume.quota.set"
 	CmdDeleteQuota    = "volume.quota.delete"
+	CmdAttach         = "volume.attach"
+	CmdAttached       = "volume.attached"
+	CmdDetach         = "volume.detach"
+	CmdDetached       = "volume.detached"
 )
 
 // Schema is the volume service's part of the replicated state.
@@ -324,6 +328,10 @@ func Schema() store.Schema {
 			CmdDeleteType:     store.Typed(applyDeleteType),
 			CmdSetQuota:       store.Typed(applySetQuota),
 			CmdDeleteQuota:    store.Typed(applyDeleteQuota),
+			CmdAttach:         store.Typed(applyAttach),
+			CmdAttached:       store.Typed(applyAttached),
+			CmdDetach:         store.Typed(applyDetach),
+			CmdDetached:       store.Typed(applyDetached),
 		},
 	}
 }
@@ -699,4 +707,118 @@ func applyDeleteQuota(tx *memdb.Txn, c DeleteQuotaCmd) (any, error) {
 		return nil, tx.Delete(QuotaTable, q)
 	}
 	return nil, nil
+}
+
+// Attaching. The compute API proposes Attach (available → attaching, the
+// attachment recorded with the server's host); the node agent of that
+// host plugs the volume into the VM and proposes Attached (→ in-use), or
+// Detached with a reason when it could not. Detach (in-use or attaching →
+// detaching) is the compute API's; the agent unplugs and proposes
+// Detached (→ available). A server's removal releases its volumes in the
+// same command (ReleaseServer), so a deleted server never keeps one.
+
+// AttachCmd attaches a volume of Project to a server.
+type AttachCmd struct {
+	VolumeID   string     `json:"volume_id"`
+	Project    string     `json:"project"`
+	Attachment Attachment `json:"attachment"`
+}
+
+func applyAttach(tx *memdb.Txn, c AttachCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || (c.Project != "" && cur.Project != c.Project) {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.VolumeID)
+	}
+	if len(cur.Attachments) > 0 {
+		return nil, invalid("Invalid volume: volume %s is already attached to server %s; multiattach is not supported.", cur.ID, cur.Attachments[0].ServerID)
+	}
+	if cur.Status != StatusAvailable {
+		return nil, invalid("Invalid volume: volume %s status must be available to attach, but current status is: %s.", cur.ID, cur.Status)
+	}
+	row := cur.Clone()
+	row.Status, row.Reason = StatusAttaching, ""
+	row.Attachments = []Attachment{c.Attachment}
+	row.UpdatedAt = c.Attachment.Since
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// AttachedCmd is the node agent's report that an attachment is plugged.
+type AttachedCmd struct {
+	VolumeID     string    `json:"volume_id"`
+	AttachmentID string    `json:"attachment_id"`
+	Now          time.Time `json:"now"`
+}
+
+func applyAttached(tx *memdb.Txn, c AttachedCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || len(cur.Attachments) != 1 || cur.Attachments[0].ID != c.AttachmentID {
+		return nil, store.Conflictf("volume %s has no attachment %s", c.VolumeID, c.AttachmentID)
+	}
+	if cur.Status != StatusAttaching {
+		return nil, store.Conflictf("volume %s is %s, not attaching", c.VolumeID, cur.Status)
+	}
+	row := cur.Clone()
+	row.Status, row.UpdatedAt = StatusInUse, c.Now
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// DetachCmd asks for a volume's detachment from a server.
+type DetachCmd struct {
+	VolumeID string    `json:"volume_id"`
+	ServerID string    `json:"server_id"`
+	Now      time.Time `json:"now"`
+}
+
+func applyDetach(tx *memdb.Txn, c DetachCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || len(cur.Attachments) != 1 || cur.Attachments[0].ServerID != c.ServerID {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "volume %s is not attached to server %s", c.VolumeID, c.ServerID)
+	}
+	switch cur.Status {
+	case StatusInUse, StatusAttaching:
+	case StatusDetaching:
+		return *cur, nil
+	default:
+		return nil, invalid("Invalid volume: volume %s status must be in-use to detach, but current status is: %s.", cur.ID, cur.Status)
+	}
+	row := cur.Clone()
+	row.Status, row.UpdatedAt = StatusDetaching, c.Now
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// DetachedCmd is the node agent's report that an attachment is unplugged
+// (or could not be plugged: Reason says why).
+type DetachedCmd struct {
+	VolumeID     string    `json:"volume_id"`
+	AttachmentID string    `json:"attachment_id"`
+	Reason       string    `json:"reason,omitempty"`
+	Now          time.Time `json:"now"`
+}
+
+func applyDetached(tx *memdb.Txn, c DetachedCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || len(cur.Attachments) != 1 || cur.Attachments[0].ID != c.AttachmentID {
+		return nil, store.Conflictf("volume %s has no attachment %s", c.VolumeID, c.AttachmentID)
+	}
+	row := cur.Clone()
+	row.Status, row.Reason, row.Attachments, row.UpdatedAt = StatusAvailable, c.Reason, nil, c.Now
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// ReleaseServer detaches every volume of server, for the command that
+// removes the server. Its VM is gone or going; the block store's writer
+// fence keeps a VM that lingers from writing after a new attachment.
+func ReleaseServer(tx *memdb.Txn, server string, now time.Time) error {
+	for _, v := range VolumesOfServer(tx, server) {
+		v.Status, v.Attachments, v.UpdatedAt = StatusAvailable, nil, now
+		v.Revision++
+		if err := tx.Insert(VolumeTable, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
