@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk/disktest"
 )
 
@@ -133,6 +136,29 @@ func TestSweepSparesNamedAndNewBlobs(t *testing.T) {
 	}
 	if n := f.shardFiles(); n != before+6 {
 		t.Fatalf("%d shard files after sweeping, want %d: named, garbage and new blobs stay", n, before+6)
+	}
+}
+
+func TestSweepSparesBlobsOtherServicesName(t *testing.T) {
+	f := newFixture(t, 6)
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f.svc.cfg.Now = clock.now
+	f.container("p", "c")
+	// A blob on the same disks that no object names, but a block volume
+	// does.
+	part, _, err := f.svc.writeBlob(f.ctx, "p", "c", bytes.NewReader(random(4000)), 4000, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.cfg.Named = func(_ *memdb.Txn, add func(string, blob.Layout)) { add(part.Blob, part.Layout) }
+	before := f.shardFiles()
+	f.svc.sweepOrphans(f.ctx)
+	clock.t = clock.t.Add(2 * f.svc.cfg.OrphanGrace)
+	if err := f.svc.sweepOrphans(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.shardFiles(); n != before {
+		t.Fatalf("%d shard files after sweeping, want %d: a blob another service names stays", n, before)
 	}
 }
 

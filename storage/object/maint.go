@@ -247,6 +247,9 @@ func (s *Service) sweepOrphans(ctx context.Context) error {
 	for _, g := range store.All[Garbage](tx, tGarbage, "id") {
 		name(g.Part)
 	}
+	if s.cfg.Named != nil {
+		s.cfg.Named(tx, func(key string, l blob.Layout) { name(Part{Blob: key, Layout: l}) })
+	}
 	now := s.cfg.Now()
 	seen := map[string]time.Time{}
 	for _, f := range files {

@@ -69,6 +69,10 @@ type Config struct {
 	OrphanGrace time.Duration
 	OrphanEvery time.Duration
 	Now         func() time.Time
+	// Named, if set, reports the blobs other services keep on the same
+	// disks (block volumes' extents and journals), so that the orphan
+	// sweep does not take them for orphans.
+	Named func(tx *memdb.Txn, add func(key string, l blob.Layout))
 	// Peers, if set, returns the Counters of every other node of the
 	// cluster (with an error for those that did not answer), so that
 	// Status shows cluster-wide totals.
@@ -200,6 +204,17 @@ func newID() string {
 		panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand does not fail on Linux
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// ActiveDisks lists the disks new data may be placed on: present and on
+// nodes that are not lost. Other services on the same disks (block
+// volumes) place their blobs on them too.
+func (s *Service) ActiveDisks(ctx context.Context) ([]placement.Disk, error) {
+	tx, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.activeDisks(tx), nil
 }
 
 // CheckName rejects names the store cannot hold.

@@ -1,0 +1,762 @@
+package block
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
+)
+
+// zeroCost is what a zeroed page counts against DirtyLimit and FoldBytes:
+// it holds no data, only a map entry, but a trim of a whole disk must not
+// grow the maps without bound either.
+const zeroCost = 512
+
+// loc is where the journal holds a page.
+type loc struct {
+	seg *SegmentRow
+	off int64 // byte offset in the segment's blob; -1: the page is zero
+}
+
+// Volume is an open volume: the NBD server's Device. Writes are cached
+// until Flush (see DESIGN.md); all methods are safe for concurrent use.
+type Volume struct {
+	s        *Store
+	id       string
+	gen      uint64
+	readOnly bool
+	k, m     int
+
+	flushMu sync.Mutex // one flush at a time
+	foldMu  sync.Mutex // one fold at a time
+
+	mu         sync.RWMutex
+	size       int64
+	dirty      map[int64][]byte // page → data; nil data: a zero page
+	dirtyBytes int64
+	sealing    map[int64][]byte // the pages a flush is writing now
+	overlay    map[int64]loc
+	segs       []*SegmentRow // the journal, oldest first
+	journal    int64
+	extents    map[int64]*ExtentRow
+	err        error // sticky: fenced, deleted or closed
+
+	foldCh chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open opens a volume. Opening a volume takes its writer fence: a writer
+// that opened it before can no longer commit. A snapshot opens read-only
+// and takes no fence.
+func (s *Store) Open(ctx context.Context, id string) (*Volume, error) {
+	row, err := s.Info(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("open volume %s: %w", id, err)
+	}
+	v := &Volume{s: s, id: id, readOnly: row.Kind == KindSnapshot, k: row.K, m: row.M,
+		dirty: map[int64][]byte{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
+	if !v.readOnly {
+		res, err := s.propose(ctx, cmdOpen, idCmd{ID: id})
+		if err != nil {
+			return nil, fmt.Errorf("open volume %s: %w", id, err)
+		}
+		var n VolumeRow
+		if err := res.Decode(&n); err != nil {
+			return nil, fmt.Errorf("open volume %s: %w", id, err)
+		}
+		row = &n
+	}
+	v.gen, v.size = row.Gen, row.Size
+	tx, err := store.AfterWrite(ctx, s.cfg.Repl)
+	if err != nil {
+		return nil, fmt.Errorf("open volume %s: %w", id, err)
+	}
+	for _, e := range extentsOf(tx, id) {
+		v.extents[e.Index] = e
+	}
+	for _, sg := range segmentsOf(tx, id) {
+		v.addSegment(sg)
+	}
+	if !v.readOnly {
+		ctx, cancel := context.WithCancel(context.Background())
+		v.cancel, v.foldCh, v.done = cancel, make(chan struct{}, 1), make(chan struct{})
+		go v.folder(ctx)
+		s.mu.Lock()
+		s.open[id] = v
+		s.mu.Unlock()
+		v.kickFold()
+	}
+	return v, nil
+}
+
+// ID is the volume's id.
+func (v *Volume) ID() string { return v.id }
+
+// ReadOnly says whether writes are refused (a snapshot).
+func (v *Volume) ReadOnly() bool { return v.readOnly }
+
+// Size is the volume's size in bytes.
+func (v *Volume) Size() int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.size
+}
+
+func (v *Volume) grow(size int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.size = max(v.size, size)
+}
+
+// addSegment puts a committed segment into the overlay. Caller holds mu
+// (or owns v).
+func (v *Volume) addSegment(sg *SegmentRow) {
+	off := int64(0)
+	for _, r := range sg.Runs {
+		for p := r.Page; p < r.Page+r.Count; p++ {
+			if r.Zero {
+				v.overlay[p] = loc{seg: sg, off: -1}
+				v.journal += zeroCost
+			} else {
+				v.overlay[p] = loc{seg: sg, off: off}
+				off += PageSize
+				v.journal += PageSize
+			}
+		}
+	}
+	v.segs = append(v.segs, sg)
+}
+
+func (v *Volume) check(off, n int64, write bool) error {
+	if write && v.readOnly {
+		return fmt.Errorf("write %s: %w", v.id, ErrReadOnly)
+	}
+	if v.err != nil {
+		return v.err
+	}
+	if off < 0 || n < 0 || off+n > v.size {
+		return fmt.Errorf("%w: range %d+%d is outside the volume's %d bytes", ErrInvalid, off, n, v.size)
+	}
+	return nil
+}
+
+// source is where a run of bytes below the cache comes from.
+type source struct {
+	key  string // "" for zeroes
+	l    blob.Layout
+	size int64
+	off  int64
+}
+
+// lower returns where page is below the dirty and sealing maps. Caller
+// holds mu.
+func (v *Volume) lower(page int64) source {
+	if lc, ok := v.overlay[page]; ok {
+		if lc.off < 0 {
+			return source{}
+		}
+		return source{key: lc.seg.Blob, l: lc.seg.Layout, size: lc.seg.Size, off: lc.off}
+	}
+	if e := v.extents[page/pagesPer]; e != nil {
+		return source{key: e.Blob, l: e.Layout, size: ExtentSize, off: (page % pagesPer) * PageSize}
+	}
+	return source{}
+}
+
+// cached returns the page from the dirty or sealing map.
+func (v *Volume) cached(page int64) ([]byte, bool) {
+	if b, ok := v.dirty[page]; ok {
+		return b, true
+	}
+	if b, ok := v.sealing[page]; ok {
+		return b, true
+	}
+	return nil, false
+}
+
+// sliceWriter fills a byte slice.
+type sliceWriter struct {
+	b []byte
+	n int
+}
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	if len(p) > len(w.b)-w.n {
+		return 0, io.ErrShortBuffer
+	}
+	copy(w.b[w.n:], p)
+	w.n += len(p)
+	return len(p), nil
+}
+
+func (v *Volume) readBlob(ctx context.Context, src source, dst []byte) error {
+	if src.key == "" {
+		clear(dst)
+		return nil
+	}
+	w := &sliceWriter{b: dst}
+	if _, err := v.s.cfg.Blobs.Get(ctx, src.key, src.l, src.size, src.off, int64(len(dst)), w); err != nil {
+		return fmt.Errorf("read volume %s: %w", v.id, err)
+	}
+	if w.n != len(dst) {
+		return fmt.Errorf("read volume %s: short read of blob %s", v.id, src.key)
+	}
+	return nil
+}
+
+// ReadAt reads len(p) bytes at off.
+func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if err := v.check(off, int64(len(p)), false); err != nil {
+		return 0, err
+	}
+	if err := v.readLocked(context.Background(), p, off); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// readLocked reads p at off, coalescing runs of pages that are contiguous
+// in one blob into one read. Caller holds mu.
+func (v *Volume) readLocked(ctx context.Context, p []byte, off int64) error {
+	var pend source
+	var pendDst []byte
+	var pendStart int64 // where pendDst begins in p
+	flush := func() error {
+		if pendDst == nil {
+			return nil
+		}
+		err := v.readBlob(ctx, pend, pendDst)
+		pendDst = nil
+		return err
+	}
+	end := off + int64(len(p))
+	for pos := off; pos < end; {
+		page, in := pos/PageSize, pos%PageSize
+		n := min(PageSize-in, end-pos)
+		dst := p[pos-off : pos-off+n]
+		if b, ok := v.cached(page); ok {
+			if b == nil {
+				clear(dst)
+			} else {
+				copy(dst, b[in:in+n])
+			}
+		} else {
+			src := v.lower(page)
+			src.off += in
+			if src.key == "" {
+				src.off = 0
+			}
+			start := pos - off
+			if pendDst != nil && pend.key == src.key && (src.key == "" || pend.off+int64(len(pendDst)) == src.off) &&
+				pendStart+int64(len(pendDst)) == start {
+				pendDst = p[pendStart : start+n]
+			} else {
+				if err := flush(); err != nil {
+					return err
+				}
+				pend, pendDst, pendStart = src, dst, start
+			}
+		}
+		pos += n
+	}
+	return flush()
+}
+
+// WriteAt writes p at off into the volume's cache; it is durable once
+// Flush returns.
+func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
+	if err := v.reserve(int64(len(p)), off); err != nil {
+		return 0, err
+	}
+	defer v.mu.Unlock()
+	end := off + int64(len(p))
+	for pos := off; pos < end; {
+		page, in := pos/PageSize, pos%PageSize
+		n := min(PageSize-in, end-pos)
+		buf, err := v.pageForWrite(page, n < PageSize)
+		if err != nil {
+			return int(pos - off), err
+		}
+		copy(buf[in:], p[pos-off:pos-off+n])
+		pos += n
+	}
+	return len(p), nil
+}
+
+// reserve waits until the cache has room for n more bytes, flushing it
+// when it has not, and returns with mu held.
+func (v *Volume) reserve(n, off int64) error {
+	for {
+		v.mu.Lock()
+		if err := v.check(off, n, true); err != nil {
+			v.mu.Unlock()
+			return err
+		}
+		if v.dirtyBytes == 0 || v.dirtyBytes+n <= v.s.cfg.DirtyLimit {
+			return nil
+		}
+		v.mu.Unlock()
+		if err := v.Flush(context.Background()); err != nil {
+			return err
+		}
+	}
+}
+
+// pageForWrite returns the dirty page to change in place, making it from
+// what the page holds now when the write covers only part of it. Caller
+// holds mu.
+func (v *Volume) pageForWrite(page int64, partial bool) ([]byte, error) {
+	if b, ok := v.dirty[page]; ok && b != nil {
+		return b, nil
+	} else if ok {
+		v.dirtyBytes += PageSize - zeroCost
+		b = make([]byte, PageSize)
+		v.dirty[page] = b
+		return b, nil
+	}
+	b := make([]byte, PageSize)
+	if partial {
+		if old, ok := v.sealing[page]; ok {
+			copy(b, old)
+		} else if err := v.readBlob(context.Background(), v.lower(page), b); err != nil {
+			return nil, err
+		}
+	}
+	v.dirty[page] = b
+	v.dirtyBytes += PageSize
+	return b, nil
+}
+
+// WriteZeroes makes n bytes at off read as zeroes. Whole pages cost no
+// data in the journal, and extents left all zero are deallocated.
+func (v *Volume) WriteZeroes(off, n int64) error {
+	end := off + n
+	first := (off + PageSize - 1) / PageSize * PageSize // first page boundary at or after off
+	last := end / PageSize * PageSize                   // last page boundary at or before end
+	if first >= last {
+		_, err := v.WriteAt(make([]byte, n), off)
+		return err
+	}
+	if first > off {
+		if _, err := v.WriteAt(make([]byte, first-off), off); err != nil {
+			return err
+		}
+	}
+	if end > last {
+		if _, err := v.WriteAt(make([]byte, end-last), last); err != nil {
+			return err
+		}
+	}
+	off, end = first, last
+	for off < end {
+		chunk := min(end-off, v.s.cfg.DirtyLimit/zeroCost*PageSize)
+		if err := v.reserve(chunk/PageSize*zeroCost, off); err != nil {
+			return err
+		}
+		for p := off / PageSize; p < (off+chunk)/PageSize; p++ {
+			if b, ok := v.dirty[p]; !ok {
+				v.dirtyBytes += zeroCost
+			} else if b != nil {
+				v.dirtyBytes -= PageSize - zeroCost
+			}
+			v.dirty[p] = nil
+		}
+		v.mu.Unlock()
+		off += chunk
+	}
+	return nil
+}
+
+// Trim discards n bytes at off: they read as zeroes afterwards.
+func (v *Volume) Trim(off, n int64) error { return v.WriteZeroes(off, n) }
+
+// Range is a run of a volume that is allocated (Zero false) or reads as
+// zeroes without using space (Zero true).
+type Range struct {
+	Off  int64
+	Len  int64
+	Zero bool
+}
+
+// Extents describes [off, off+n) as allocated and zero ranges, for NBD
+// block status.
+func (v *Volume) Extents(off, n int64) ([]Range, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if err := v.check(off, n, false); err != nil {
+		return nil, err
+	}
+	var out []Range
+	add := func(o, l int64, zero bool) {
+		if k := len(out) - 1; k >= 0 && out[k].Zero == zero && out[k].Off+out[k].Len == o {
+			out[k].Len += l
+			return
+		}
+		out = append(out, Range{Off: o, Len: l, Zero: zero})
+	}
+	end := off + n
+	for pos := off; pos < end; {
+		page := pos / PageSize
+		l := min(PageSize-pos%PageSize, end-pos)
+		zero := true
+		if b, ok := v.cached(page); ok {
+			zero = b == nil
+		} else {
+			zero = v.lower(page).key == ""
+		}
+		add(pos, l, zero)
+		pos += l
+	}
+	return out, nil
+}
+
+// pagesReader streams the data pages of a segment.
+type pagesReader struct {
+	pages [][]byte
+	cur   []byte
+}
+
+func (r *pagesReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if len(r.pages) == 0 {
+			return 0, io.EOF
+		}
+		r.cur, r.pages = r.pages[0], r.pages[1:]
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// Flush makes every write before it durable: the cached pages become one
+// journal segment, recorded with one command (DESIGN.md).
+func (v *Volume) Flush(ctx context.Context) error {
+	if v.readOnly {
+		return nil
+	}
+	v.flushMu.Lock()
+	defer v.flushMu.Unlock()
+	v.mu.RLock()
+	over := v.journal > 4*v.s.cfg.FoldBytes
+	v.mu.RUnlock()
+	if over {
+		// The journal is at its cap: fold before it grows more.
+		if err := v.foldOnce(ctx); err != nil {
+			v.s.log.Warn("fold volume journal before flush", "volume", v.id, "err", err)
+		}
+	}
+	v.mu.Lock()
+	if v.err != nil {
+		v.mu.Unlock()
+		return v.err
+	}
+	if len(v.dirty) == 0 {
+		v.mu.Unlock()
+		return nil
+	}
+	sealing := v.dirty
+	v.sealing, v.dirty, v.dirtyBytes = sealing, map[int64][]byte{}, 0
+	v.mu.Unlock()
+
+	sg, err := v.commit(ctx, sealing)
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.sealing = nil
+	if err != nil {
+		// Keep the pages: a later flush writes them again (writes made
+		// since take precedence).
+		for p, b := range sealing {
+			if _, ok := v.dirty[p]; !ok {
+				v.dirty[p] = b
+				if b == nil {
+					v.dirtyBytes += zeroCost
+				} else {
+					v.dirtyBytes += PageSize
+				}
+			}
+		}
+		if errors.Is(err, ErrFenced) || errors.Is(err, ErrNotFound) {
+			v.err = err
+		}
+		return err
+	}
+	v.addSegment(sg)
+	if v.journal > v.s.cfg.FoldBytes {
+		v.kickFold()
+	}
+	return nil
+}
+
+// commit writes sealed pages as a segment blob and records it.
+func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRow, error) {
+	order := make([]int64, 0, len(pages))
+	for p := range pages {
+		order = append(order, p)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	sg := &SegmentRow{}
+	var data [][]byte
+	for _, p := range order {
+		b := pages[p]
+		zero := b == nil
+		if !zero {
+			data = append(data, b)
+		}
+		if k := len(sg.Runs) - 1; k >= 0 && sg.Runs[k].Zero == zero && sg.Runs[k].Page+sg.Runs[k].Count == p {
+			sg.Runs[k].Count++
+		} else {
+			sg.Runs = append(sg.Runs, Run{Page: p, Count: 1, Zero: zero})
+		}
+	}
+	if len(data) > 0 {
+		sg.Blob, sg.Size = newKey(), int64(len(data))*PageSize
+		l, err := v.s.layout(ctx, sg.Blob, 1, v.m, segmentShard)
+		if err != nil {
+			return nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
+		}
+		sg.Layout = l
+		if _, err := v.s.cfg.Blobs.Put(ctx, sg.Blob, l, &pagesReader{pages: data}); err != nil {
+			return nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
+		}
+	}
+	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg})
+	if err != nil {
+		var refused *store.ApplyError
+		if errors.As(err, &refused) && sg.Blob != "" {
+			// Refused: no row will ever name the blob. (An outcome that
+			// is unknown keeps it: the command may still commit.)
+			if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
+				v.s.log.Debug("delete refused segment", "blob", sg.Blob, "err", derr)
+			}
+		}
+		return nil, fmt.Errorf("flush volume %s: %w", v.id, translate(err))
+	}
+	if err := res.Decode(&sg.Seq); err != nil {
+		return nil, fmt.Errorf("flush volume %s: %w", v.id, err)
+	}
+	sg.Volume, sg.ID = v.id, segmentID(v.id, sg.Seq)
+	return sg, nil
+}
+
+func (v *Volume) kickFold() {
+	select {
+	case v.foldCh <- struct{}{}:
+	default:
+	}
+}
+
+// folder folds the journal whenever it has grown past FoldBytes.
+func (v *Volume) folder(ctx context.Context) {
+	defer close(v.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-v.foldCh:
+		}
+		for {
+			v.mu.RLock()
+			over := v.journal > v.s.cfg.FoldBytes && v.err == nil
+			v.mu.RUnlock()
+			if !over {
+				break
+			}
+			if err := v.foldOnce(ctx); err != nil {
+				if ctx.Err() == nil {
+					v.s.log.Warn("fold volume journal", "volume", v.id, "err", err)
+				}
+				break
+			}
+		}
+	}
+}
+
+// Fold folds the whole journal into extents now.
+func (v *Volume) Fold(ctx context.Context) error {
+	if v.readOnly {
+		return nil
+	}
+	return v.foldOnce(ctx)
+}
+
+// foldOnce folds the segments committed so far into new extent blobs and
+// swaps them in with one command.
+func (v *Volume) foldOnce(ctx context.Context) error {
+	v.foldMu.Lock()
+	defer v.foldMu.Unlock()
+	v.mu.RLock()
+	segs := append([]*SegmentRow(nil), v.segs...)
+	base := map[int64]*ExtentRow{}
+	for _, sg := range segs {
+		for _, r := range sg.Runs {
+			for i := r.Page / pagesPer; i <= (r.Page+r.Count-1)/pagesPer; i++ {
+				base[i] = v.extents[i]
+			}
+		}
+	}
+	v.mu.RUnlock()
+	if len(segs) == 0 {
+		return nil
+	}
+	idx := make([]int64, 0, len(base))
+	for i := range base {
+		idx = append(idx, i)
+	}
+	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
+
+	cmd := foldCmd{Volume: v.id, Base: map[int64]string{}}
+	for _, sg := range segs {
+		cmd.Segments = append(cmd.Segments, sg.ID)
+	}
+	var written []ExtentRow
+	undo := func() {
+		for _, e := range written {
+			if err := v.s.cfg.Blobs.Delete(ctx, e.Blob, e.Layout); err != nil {
+				v.s.log.Debug("delete unused extent", "blob", e.Blob, "err", err)
+			}
+		}
+	}
+	buf := make([]byte, ExtentSize)
+	for _, i := range idx {
+		e := base[i]
+		src := source{}
+		if e != nil {
+			cmd.Base[i] = e.Blob
+			src = source{key: e.Blob, l: e.Layout, size: ExtentSize}
+		} else {
+			cmd.Base[i] = ""
+		}
+		if err := v.readBlob(ctx, src, buf); err != nil {
+			undo()
+			return err
+		}
+		if err := v.applySegments(ctx, i, segs, buf); err != nil {
+			undo()
+			return err
+		}
+		if allZero(buf) {
+			continue
+		}
+		key := newKey()
+		l, err := v.s.layout(ctx, key, v.k, v.m, extentShard)
+		if err != nil {
+			undo()
+			return fmt.Errorf("fold volume %s: place extent: %w", v.id, err)
+		}
+		if _, err := v.s.cfg.Blobs.Put(ctx, key, l, bytes.NewReader(buf)); err != nil {
+			undo()
+			return fmt.Errorf("fold volume %s: write extent: %w", v.id, err)
+		}
+		row := ExtentRow{ID: extentID(v.id, i), Volume: v.id, Index: i, Blob: key, Layout: l}
+		written = append(written, row)
+	}
+	cmd.New = written
+	if _, err := v.s.cfg.Repl.Propose(ctx, cmdFold, cmd); err != nil {
+		var refused *store.ApplyError
+		if errors.As(err, &refused) {
+			undo()
+		}
+		return fmt.Errorf("fold volume %s: %w", v.id, translate(err))
+	}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	folded := map[*SegmentRow]bool{}
+	for _, sg := range segs {
+		folded[sg] = true
+	}
+	v.segs = v.segs[len(segs):]
+	for p, lc := range v.overlay {
+		if folded[lc.seg] {
+			delete(v.overlay, p)
+		}
+	}
+	for _, i := range idx {
+		delete(v.extents, i)
+	}
+	for k := range written {
+		v.extents[written[k].Index] = &written[k]
+	}
+	v.journal = 0
+	for _, lc := range v.overlay {
+		if lc.off < 0 {
+			v.journal += zeroCost
+		} else {
+			v.journal += PageSize
+		}
+	}
+	return nil
+}
+
+// applySegments lays the pages the segments hold for extent i over buf,
+// oldest segment first.
+func (v *Volume) applySegments(ctx context.Context, i int64, segs []*SegmentRow, buf []byte) error {
+	lo, hi := i*pagesPer, (i+1)*pagesPer
+	for _, sg := range segs {
+		off := int64(0)
+		for _, r := range sg.Runs {
+			a, b := max(r.Page, lo), min(r.Page+r.Count, hi)
+			if a < b {
+				dst := buf[(a-lo)*PageSize : (b-lo)*PageSize]
+				if r.Zero {
+					clear(dst)
+				} else {
+					src := source{key: sg.Blob, l: sg.Layout, size: sg.Size, off: off + (a-r.Page)*PageSize}
+					if err := v.readBlob(ctx, src, dst); err != nil {
+						return err
+					}
+				}
+			}
+			if !r.Zero {
+				off += r.Count * PageSize
+			}
+		}
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Close flushes the volume and stops its background work. The fence stays:
+// the next Open takes it.
+func (v *Volume) Close() error {
+	err := v.Flush(context.Background())
+	if v.cancel != nil {
+		v.cancel()
+		<-v.done
+	}
+	v.mu.Lock()
+	if v.err == nil {
+		v.err = fmt.Errorf("volume %s: %w", v.id, ErrClosed)
+	}
+	v.mu.Unlock()
+	v.s.mu.Lock()
+	if v.s.open[v.id] == v {
+		delete(v.s.open, v.id)
+	}
+	v.s.mu.Unlock()
+	return err
+}
