@@ -32,8 +32,10 @@ import (
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/inventory"
+	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/s3"
 	"github.com/rackstack/rackstack/storage/swift"
@@ -52,6 +54,10 @@ func catalog(o *options) []identity.CatalogService {
 		{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
 		{Type: "image", Name: "glance", Path: "/image"},
 		{Type: "baremetal", Name: "ironic", Path: "/baremetal"},
+		// Cinder's two service types: cinderclient looks for volumev3,
+		// openstacksdk for block-storage.
+		{Type: "volumev3", Name: "cinderv3", Path: "/volume/v3/{project_id}"},
+		{Type: "block-storage", Name: "cinder", Path: "/volume/v3/{project_id}"},
 		{Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"},
 		{Type: "s3", Name: "s3", Path: s3},
 	}
@@ -71,11 +77,13 @@ func mountSwift(r chi.Router, h http.Handler) {
 	r.Handle("/info", h)
 }
 
-// schemas are the replicated state's parts. bmstate's tables are there
+// schemas are the replicated state's parts. volstate's tables are read
+// by compute's server views and removal. bmstate's tables are there
 // whether or not this build serves the bare-metal API: compute's server
 // create claims bare-metal nodes in its own apply.
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema(),
+		volume.Schema(), block.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -161,7 +169,12 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	objects, err := openObjectStore(o, node, log)
+	objects, blobs, err := openObjectStore(o, node, log)
+	if err != nil {
+		return err
+	}
+	blocks := openBlockStore(o, node, objects, blobs, log)
+	volumes, err := openVolumeService(o, node, ident, blocks, log)
 	if err != nil {
 		return err
 	}
@@ -216,6 +229,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Mount("/compute", http.StripPrefix("/compute", servers.Handler()))
 	r.Mount("/image", http.StripPrefix("/image", images.Handler()))
 	r.Mount("/baremetal", http.StripPrefix("/baremetal", metal.Handler()))
+	r.Mount("/volume", http.StripPrefix("/volume", volumes.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := objects.Status(r.Context())
@@ -304,6 +318,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { return objects.Run(gctx) })
+	g.Go(func() error { return blocks.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
 	if vmAgent != nil {

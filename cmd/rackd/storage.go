@@ -13,26 +13,28 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
 )
 
 // openObjectStore opens this node's disks, serves them to the other nodes
-// on the peer port and returns the object service.
-func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.Service, error) {
+// on the peer port and returns the object service, and the blob store
+// the block store keeps volumes in on the same disks.
+func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.Service, *blob.Store, error) {
 	local := map[string]disk.Disk{}
 	dirs := map[string]*disk.Dir{}
 	for _, p := range o.Disks {
 		abs, err := filepath.Abs(p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		d, err := disk.OpenDir(abs)
 		if err != nil {
-			return nil, fmt.Errorf("--disk %s: %w", p, err)
+			return nil, nil, fmt.Errorf("--disk %s: %w", p, err)
 		}
 		if other, dup := dirs[d.ID()]; dup {
-			return nil, fmt.Errorf("--disk %s and %s are the same disk (id %s)", other.Path(), abs, d.ID())
+			return nil, nil, fmt.Errorf("--disk %s and %s are the same disk (id %s)", other.Path(), abs, d.ID())
 		}
 		local[d.ID()], dirs[d.ID()] = d, d
 	}
@@ -49,6 +51,9 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		NodeLost:   func(name string) bool { return node.DownFor(name) > o.HealAfter },
 		IsLeader:   node.IsLeader,
 		ScrubEvery: o.ScrubEvery,
+		// Volumes' extents and journals are blobs on the same disks:
+		// not orphans.
+		Named: block.Named,
 		Wiped: func() []string {
 			var out []string
 			for id, d := range dirs {
@@ -72,7 +77,7 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		},
 	})
 	node.HandlePeer("GET "+countersPath, countersHandler(svc))
-	return svc, nil
+	return svc, blobs, nil
 }
 
 // countersPath is where each node serves its object store's counters on

@@ -191,8 +191,10 @@ func ParsePolicy(s string) (Policy, error) {
 		ks, ms, ok := strings.Cut(rest, "+")
 		k, err1 := strconv.Atoi(ks)
 		m, err2 := strconv.Atoi(ms)
-		if !ok || err1 != nil || err2 != nil || k < 1 || m < 0 || k+m > 32 {
-			return Policy{}, fmt.Errorf("parse policy %q: want ec:K+M with K ≥ 1, M ≥ 0, K+M ≤ 32", s)
+		// The block store codes stripes of at most 16 data and 16 parity
+		// shards.
+		if !ok || err1 != nil || err2 != nil || k < 1 || k > 16 || m < 0 || m > 16 {
+			return Policy{}, fmt.Errorf("parse policy %q: want ec:K+M with 1 ≤ K ≤ 16, 0 ≤ M ≤ 16", s)
 		}
 		return Policy{K: k, M: m}, nil
 	case "replicated":
