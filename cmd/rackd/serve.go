@@ -200,6 +200,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, log)
 	serveSerialConsoles(node, consoles)
 
 	metalConductor, provisioning, err := openConductor(ctx, o, node, images, servers, log)
@@ -323,6 +324,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return consoles.Run(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })
+	}
+	if volAgent != nil {
+		g.Go(func() error { return volExports.Serve(gctx) })
+		g.Go(func() error { return volAgent.Run(gctx) })
 	}
 	if dpAgent != nil {
 		g.Go(func() error { return dpAgent.Run(gctx) })

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -103,7 +104,7 @@ func (s *Service) routes() []api.Route {
 		admin               = api.Admin
 		v3                  = "/v3/{project_id}"
 	)
-	return []api.Route{
+	routes := []api.Route{
 		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v3", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v3/", Access: api.Public, Handle: s.versions},
@@ -154,6 +155,12 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: notBuilt("backups")},
 		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: notBuilt("backups")},
 	}
+	for _, c := range []string{"attachments", "messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots", "os-volume-transfer", "volume-transfers"} {
+		routes = append(routes,
+			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
+			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})
+	}
+	return routes
 }
 
 func notBuilt(what string) api.HandlerFunc {

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -8,17 +9,25 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 )
 
-// Microversions 3.0 to 3.maxMinor are served. The range stops where the
-// first resource this service does not build appears (3.3 adds the
-// messages API), so a client that asks for more is told 406 rather than
-// finding a resource missing.
+// Microversions 3.0 to 3.maxMinor are served: 3.42 extends attached
+// volumes. The resources the range adds that are not built (messages,
+// groups, clusters, workers, manageable volumes, the attachments API)
+// answer 501, as backups do.
 const (
 	minMinor = 0
-	maxMinor = 0
+	maxMinor = 42
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"
 )
+
+type versionKey struct{}
+
+// atLeast reports whether the request asked for 3.minor or later.
+func atLeast(r *http.Request, minor int) bool {
+	v, _ := r.Context().Value(versionKey{}).(int)
+	return v >= minor
+}
 
 func versionText(minor int) string { return "3." + strconv.Itoa(minor) }
 
@@ -33,7 +42,7 @@ func microversions(next http.Handler) http.Handler {
 		}
 		w.Header().Set(headerVersion, service+" "+versionText(minor))
 		w.Header().Add("Vary", headerVersion)
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), versionKey{}, minor)))
 	})
 }
 

@@ -202,7 +202,7 @@ func TestVersionDiscovery(t *testing.T) {
 		r := f.expect(http.StatusOK, "GET", path, "", nil)
 		vs := r.Body["versions"].([]any)
 		v := vs[0].(map[string]any)
-		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.0" {
+		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.42" {
 			t.Errorf("GET %s: %v", path, v)
 		}
 		self := v["links"].([]any)[1].(map[string]any)["href"].(string)
@@ -223,9 +223,10 @@ func TestMicroversionsOutsideTheRangeAre406(t *testing.T) {
 	}{
 		"none":           {"", http.StatusOK},
 		"3.0":            {"volume 3.0", http.StatusOK},
+		"3.42":           {"volume 3.42", http.StatusOK},
 		"latest":         {"volume latest", http.StatusOK},
 		"other services": {"compute 2.90, volume 3.0", http.StatusOK},
-		"too new":        {"volume 3.70", http.StatusNotAcceptable},
+		"too new":        {"volume 3.43", http.StatusNotAcceptable},
 		"v2":             {"volume 2.0", http.StatusNotAcceptable},
 		"garbage":        {"volume three", http.StatusBadRequest},
 	}
@@ -520,6 +521,9 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	f.expect(http.StatusNotImplemented, "GET", "backups", alice, nil)
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-attach": map[string]any{"instance_uuid": api.NewUUID()}})
+	for _, c := range []string{"attachments", "messages", "groups", "clusters"} {
+		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
+	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
 }
 
@@ -587,5 +591,34 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	snap := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	if !strings.Contains(string(snap), vol) || strings.Contains(string(snap), gone) {
 		t.Fatalf("snapshot content wrong: %s", snap)
+	}
+}
+
+// From 3.42 an attached (in-use) volume is extended and stays in-use;
+// before, it is refused as Cinder refuses it.
+func TestExtendInUseNeeds342(t *testing.T) {
+	f := newFixture(t)
+	id := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	att := volstate.Attachment{ID: api.NewUUID(), ServerID: api.NewUUID(), Host: "n1", Device: "/dev/vdc"}
+	if _, err := f.local.Propose(context.Background(), volstate.CmdAttach, volstate.AttachCmd{VolumeID: id, Attachment: att}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.local.Propose(context.Background(), volstate.CmdAttached, volstate.AttachedCmd{VolumeID: id, AttachmentID: att.ID}); err != nil {
+		t.Fatal(err)
+	}
+	extend := map[string]any{"os-extend": map[string]any{"new_size": 2}}
+	r := f.call("POST", "volumes/"+id+"/action", alice, extend)
+	if r.Code != http.StatusBadRequest {
+		t.Fatalf("extend in-use at 3.0: %d %s", r.Code, r.Raw)
+	}
+	r = f.call("POST", "volumes/"+id+"/action", alice, extend, "OpenStack-API-Version", "volume 3.42")
+	if r.Code != http.StatusAccepted {
+		t.Fatalf("extend in-use at 3.42: %d %s", r.Code, r.Raw)
+	}
+	if got := f.showVolume(alice, id); got["status"] != "in-use" || got["size"] != float64(2) {
+		t.Fatalf("after extend %v %v", got["status"], got["size"])
+	}
+	if n, _ := f.blocks.sizeOf(id); n != 2*volstate.GiB {
+		t.Fatalf("blocks %d", n)
 	}
 }

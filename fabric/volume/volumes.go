@@ -151,6 +151,9 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		"user_id": v.User, "bootable": fmt.Sprint(v.Bootable), "encrypted": false, "replication_status": nil,
 		"consistencygroup_id": nil, "multiattach": false, "os-vol-tenant-attr:tenant_id": v.Project,
 	}
+	if atLeast(r, 13) {
+		view["group_id"] = nil
+	}
 	if p.IsAdmin() {
 		view["os-vol-host-attr:host"] = "rackstack@block#block"
 		view["os-vol-mig-status-attr:migstat"] = nil
@@ -631,10 +634,14 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 	if err != nil {
 		return err
 	}
+	inUseOK, was := atLeast(r, 42), ""
 	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
-		if v.Status != volstate.StatusAvailable {
-			return badRequest("Invalid volume: Volume %s status must be 'available' to extend, but current status is: %s.", v.ID, v.Status)
+		// From 3.42 an attached volume grows too: its node's agent
+		// tells the guest.
+		if v.Status != volstate.StatusAvailable && !(v.Status == volstate.StatusInUse && inUseOK) {
+			return badRequest("Invalid volume: Volume %s status must be 'available' (or 'in-use' from microversion 3.42) to extend, but current status is: %s.", v.ID, v.Status)
 		}
+		was = v.Status
 		if *size <= v.Size {
 			return badRequest("Invalid input received: New size for extend must be greater than current size. (current: %d, extended: %d).", v.Size, *size)
 		}
@@ -655,7 +662,7 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 		}
 		return fmt.Errorf("extend volume %s: %w", v.ID, dataErr)
 	}
-	if _, err := s.finish(r.Context(), v.ID, volstate.StatusAvailable, volstate.StatusErrorExtending, "grow the volume's blocks", nil); err != nil {
+	if _, err := s.finish(r.Context(), v.ID, was, volstate.StatusErrorExtending, "grow the volume's blocks", nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
