@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
 	"github.com/rackstack/rackstack/fabric/client"
 	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
+	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/object/objectapi"
 )
 
@@ -177,7 +179,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			if err != nil {
 				return err
 			}
-			return emit(st, func(w io.Writer) { printStorage(w, st) })
+			return emit(st, func(w io.Writer) { printStorage(w, st.Status, st.Volumes) })
 		},
 	})
 	var dpNode string
@@ -229,7 +231,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return emit(map[string]any{"node": n}, func(w io.Writer) { printBaremetalNode(w, n) })
 		},
 	})
-	root.AddCommand(clusterCmd, nodeCmd, storageCmd, dataplaneCmd, bmCmd)
+	root.AddCommand(clusterCmd, nodeCmd, storageCmd, dataplaneCmd, bmCmd, volumeCommands(ctx, connect, emit, stdout))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -242,6 +244,111 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 2
 	}
 	return 0
+}
+
+// volumeCommands are the operator commands on the block store (admin).
+func volumeCommands(ctx context.Context, connect func() (*client.Client, error), emit func(any, func(io.Writer)) error, stdout io.Writer) *cobra.Command {
+	var size string
+	var k, m int
+	var unix bool
+	create := &cobra.Command{
+		Use: "create VOLUME --size SIZE", Short: "Create a raw block-store volume (no Cinder record; tenants use `openstack volume create`)", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			n, err := parseSize(size)
+			if err != nil {
+				return fmt.Errorf("%w: --size: %v", errUsage, err)
+			}
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			v, err := c.CreateVolume(ctx, blockapi.CreateRequest{ID: args[0], Size: n, K: k, M: m})
+			if err != nil {
+				return err
+			}
+			return emit(v, func(w io.Writer) { fmt.Fprintf(w, "created volume %s (%d bytes, %d+%d)\n", v.ID, v.Size, v.K, v.M) })
+		},
+	}
+	create.Flags().StringVar(&size, "size", "", "size in bytes, or with a K, M, G or T suffix (powers of 1024)")
+	create.Flags().IntVar(&k, "k", 0, "data shards per stripe (default: the cluster's)")
+	create.Flags().IntVar(&m, "m", 0, "parity shards per stripe")
+	del := &cobra.Command{
+		Use: "delete VOLUME", Short: "Delete a raw block-store volume or snapshot", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteVolume(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "deleted volume %s\n", args[0])
+			return nil
+		},
+	}
+	export := &cobra.Command{
+		Use: "export VOLUME", Short: "Serve a volume that is not attached over NBD on the node answering, and print its URI", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			e, err := c.ExportVolume(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return emit(e, func(w io.Writer) {
+				if unix {
+					fmt.Fprintln(w, e.UnixURI)
+				} else {
+					fmt.Fprintln(w, e.URI)
+				}
+			})
+		},
+	}
+	export.Flags().BoolVar(&unix, "unix", false, "print the unix socket URI instead of the loopback TCP one")
+	unexport := &cobra.Command{
+		Use: "unexport VOLUME", Short: "Stop serving a volume over NBD (its writes are flushed first)", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connect()
+			if err != nil {
+				return err
+			}
+			if err := c.UnexportVolume(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "unexported volume %s\n", args[0])
+			return nil
+		},
+	}
+	cmd := group("volume", "Block volumes: NBD exports for operators and backup tools (admin)")
+	cmd.AddCommand(create, del, export, unexport)
+	return cmd
+}
+
+// parseSize reads a byte count with an optional binary suffix.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	if s != "" {
+		switch strings.ToUpper(s[len(s)-1:]) {
+		case "K":
+			mult = 1 << 10
+		case "M":
+			mult = 1 << 20
+		case "G":
+			mult = 1 << 30
+		case "T":
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a positive size", s)
+	}
+	return n * mult, nil
 }
 
 // group is a command that only holds subcommands: alone it shows its
@@ -387,7 +494,7 @@ func printDataplane(w io.Writer, node string, st dataplaneapi.Status) {
 	tw.Flush()
 }
 
-func printStorage(w io.Writer, st objectapi.Status) {
+func printStorage(w io.Writer, st objectapi.Status, vol *blockapi.Usage) {
 	placed := st.Parts - st.Misplaced
 	fmt.Fprintf(w, "coding:     %d+%d for new objects\nblobs:      %d (%d placed, %d to move: rebalance %s)\n", st.K, st.M, st.Parts, placed, st.Misplaced, percent(placed, st.Parts))
 	fmt.Fprintf(w, "to heal:    %d blobs on lost disks, %d queued by readers or the scrubber\ngarbage:    %d blobs to delete\n", st.Degraded, st.HealQueue, st.Garbage)
@@ -402,6 +509,10 @@ func printStorage(w io.Writer, st objectapi.Status) {
 		}
 	}
 	fmt.Fprintf(w, "            (totals over nodes %s)\n", strings.Join(answered, ", "))
+	if vol != nil {
+		fmt.Fprintf(w, "volumes:    %d (%d snapshots), %s GiB provisioned, %s GiB written, %s GiB on disks, %s GiB garbage\n",
+			vol.Volumes, vol.Snapshots, gib(uint64(vol.Provisioned)), gib(uint64(vol.Allocated)), gib(uint64(vol.Stored)), gib(uint64(vol.Garbage)))
+	}
 	if len(st.HealBackoff) > 0 {
 		fmt.Fprintf(w, "\nblobs the healer cannot rebuild now (backing off):\n")
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
+	"github.com/rackstack/rackstack/fabric/client"
 	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
+	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/object/objectapi"
 )
 
@@ -91,7 +93,9 @@ func fakeCloud(t *testing.T) *httptest.Server {
 		st.Scrubbed, st.HealFailures = 7, 12
 		st.HealBackoff = []objectapi.HealRetry{{Blob: "b0ba", Object: "p/c/lost", Node: "n1", Failures: 12, NextTry: now, Reason: "too few shards"}}
 		st.Nodes = []objectapi.NodeCounters{{Node: "n1"}, {Node: "n2"}, {Node: "n3", Err: "node is down"}}
-		json.NewEncoder(w).Encode(st)
+		json.NewEncoder(w).Encode(client.StorageStatus{Status: st, Volumes: &blockapi.Usage{
+			Volumes: 3, Snapshots: 1, Provisioned: 30 << 30, Allocated: 3 << 29, Stored: 9 << 28,
+		}})
 	}))
 	mux.HandleFunc("GET /baremetal/v1/nodes/detail", authed(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-OpenStack-Ironic-API-Version") == "" {
@@ -141,6 +145,7 @@ func TestRackctl(t *testing.T) {
 		"storage status": {args: []string{"storage", "status"}, stdout: []string{
 			"capacity:   30.0 GiB, 10.0 GiB free (1 filesystems)", "7 blobs scrubbed", "12 failed heals",
 			"not counted: node n3 (node is down)", "totals over nodes n1, n2", "b0ba", "p/c/lost", "too few shards",
+			"volumes:    3 (1 snapshots), 30.0 GiB provisioned, 1.5 GiB written, 2.2 GiB on disks",
 		}},
 		"show needs name": {args: []string{"node", "show"}, code: 2, stderr: "accepts 1 arg"},
 		"baremetal list": {args: []string{"baremetal", "list"}, stdout: []string{
@@ -243,5 +248,19 @@ func TestPrintDataplaneDrift(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", c.want, b.String())
 			}
 		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	good := map[string]int64{"4096": 4096, "1K": 1 << 10, "64M": 64 << 20, "10G": 10 << 30, "2t": 2 << 40}
+	for in, want := range good {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v, want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "G", "-1", "0", "1.5G", "10X", "99999999999T"} {
+		if n, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, n)
+		}
 	}
 }

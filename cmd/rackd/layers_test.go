@@ -29,7 +29,7 @@ var layerOf = map[string]int{
 }
 
 // Wire-type packages are leaves any layer may import.
-var wireTypes = []string{"fabric/cluster/clusterapi", "dataplane/dataplaneapi", "storage/object/objectapi", "provision/agentapi"}
+var wireTypes = []string{"fabric/cluster/clusterapi", "dataplane/dataplaneapi", "storage/object/objectapi", "storage/block/blockapi", "provision/agentapi"}
 
 // Imports that run up and are being removed, each with why it is there.
 // An entry that no longer occurs is reported, to be deleted; a new upward

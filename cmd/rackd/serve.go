@@ -36,7 +36,9 @@ import (
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/inventory"
 	"github.com/rackstack/rackstack/storage/block"
+	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/storage/object/objectapi"
 	"github.com/rackstack/rackstack/storage/s3"
 	"github.com/rackstack/rackstack/storage/swift"
 )
@@ -82,8 +84,8 @@ func mountSwift(r chi.Router, h http.Handler) {
 // whether or not this build serves the bare-metal API: compute's server
 // create claims bare-metal nodes in its own apply.
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema(),
-		volume.Schema(), block.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), block.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema(),
+		volume.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -169,12 +171,15 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	objects, blobs, err := openObjectStore(o, node, log)
+	objects, blocks, err := openObjectStore(o, node, log)
 	if err != nil {
 		return err
 	}
-	blocks := openBlockStore(o, node, objects, blobs, log)
 	volumes, err := openVolumeService(o, node, ident, blocks, log)
+	if err != nil {
+		return err
+	}
+	exports, err := openVolumeExports(o, blocks, log)
 	if err != nil {
 		return err
 	}
@@ -238,8 +243,17 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			api.Fail(w, r, api.JSONError, err)
 			return
 		}
-		api.JSON(w, http.StatusOK, st)
+		u, err := blocks.Usage(r.Context())
+		if err != nil {
+			api.Fail(w, r, api.JSONError, err)
+			return
+		}
+		api.JSON(w, http.StatusOK, struct {
+			objectapi.Status
+			Volumes blockapi.Usage `json:"volumes"`
+		}{st, blockapi.Usage(u)})
 	})
+	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Group(exports.routes)
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/nodes/{name}/dataplane", dataplaneStatus(o, node, dp))
 	mountSwift(r, &swift.Handler{Store: objects, Auth: ident, Log: log})
 	// S3 verifies signatures over the path as the client sent it: no
@@ -320,6 +334,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { return objects.Run(gctx) })
 	g.Go(func() error { return blocks.Run(gctx) })
+	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
 	if vmAgent != nil {

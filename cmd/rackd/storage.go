@@ -19,9 +19,9 @@ import (
 )
 
 // openObjectStore opens this node's disks, serves them to the other nodes
-// on the peer port and returns the object service, and the blob store
-// the block store keeps volumes in on the same disks.
-func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.Service, *blob.Store, error) {
+// on the peer port and returns the object service and the block store,
+// which keep their blobs on the same disks.
+func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.Service, *block.Store, error) {
 	local := map[string]disk.Disk{}
 	dirs := map[string]*disk.Dir{}
 	for _, p := range o.Disks {
@@ -51,9 +51,7 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		NodeLost:   func(name string) bool { return node.DownFor(name) > o.HealAfter },
 		IsLeader:   node.IsLeader,
 		ScrubEvery: o.ScrubEvery,
-		// Volumes' extents and journals are blobs on the same disks:
-		// not orphans.
-		Named: block.Named,
+		Named:      block.Named,
 		Wiped: func() []string {
 			var out []string
 			for id, d := range dirs {
@@ -77,7 +75,11 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		},
 	})
 	node.HandlePeer("GET "+countersPath, countersHandler(svc))
-	return svc, blobs, nil
+	blocks := block.New(block.Config{
+		Repl: node, Blobs: blobs, Disks: svc.ActiveDisks, K: k, M: m,
+		Log: log.With("service", "block"), IsLeader: node.IsLeader,
+	})
+	return svc, blocks, nil
 }
 
 // countersPath is where each node serves its object store's counters on

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rackstack/rackstack/dataplane/dataplaneapi"
 	"github.com/rackstack/rackstack/fabric/cluster/clusterapi"
+	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/object/objectapi"
 )
 
@@ -265,8 +266,44 @@ func (c *Client) DataplaneStatus(ctx context.Context, node string) (dataplaneapi
 	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/nodes/"+url.PathEscape(node)+"/dataplane", nil, &st)
 }
 
+// StorageStatus is the object store's status and the space of block
+// volumes beside it.
+type StorageStatus struct {
+	objectapi.Status
+	Volumes *blockapi.Usage `json:"volumes,omitempty"`
+}
+
 // StorageStatus is GET /rackstack/v1/storage/status.
-func (c *Client) StorageStatus(ctx context.Context) (objectapi.Status, error) {
-	var st objectapi.Status
+func (c *Client) StorageStatus(ctx context.Context) (StorageStatus, error) {
+	var st StorageStatus
 	return st, c.Do(ctx, http.MethodGet, "/rackstack/v1/storage/status", nil, &st)
+}
+
+// CreateVolume is POST /rackstack/v1/volumes: a raw block-store volume.
+func (c *Client) CreateVolume(ctx context.Context, req blockapi.CreateRequest) (blockapi.Volume, error) {
+	var v blockapi.Volume
+	return v, c.Do(ctx, http.MethodPost, "/rackstack/v1/volumes", req, &v)
+}
+
+// Volume is GET /rackstack/v1/volumes/{id}.
+func (c *Client) Volume(ctx context.Context, id string) (blockapi.Volume, error) {
+	var v blockapi.Volume
+	return v, c.Do(ctx, http.MethodGet, "/rackstack/v1/volumes/"+url.PathEscape(id), nil, &v)
+}
+
+// DeleteVolume is DELETE /rackstack/v1/volumes/{id}.
+func (c *Client) DeleteVolume(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/rackstack/v1/volumes/"+url.PathEscape(id), nil, nil)
+}
+
+// ExportVolume is POST /rackstack/v1/volumes/{id}/export: the node that
+// answers serves the volume over NBD.
+func (c *Client) ExportVolume(ctx context.Context, id string) (blockapi.Export, error) {
+	var e blockapi.Export
+	return e, c.Do(ctx, http.MethodPost, "/rackstack/v1/volumes/"+url.PathEscape(id)+"/export", nil, &e)
+}
+
+// UnexportVolume is DELETE /rackstack/v1/volumes/{id}/export.
+func (c *Client) UnexportVolume(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/rackstack/v1/volumes/"+url.PathEscape(id)+"/export", nil, nil)
 }
