@@ -105,7 +105,7 @@ func (s *Service) routes() []api.Route {
 		v3                  = "/v3/{project_id}"
 	)
 	routes := []api.Route{
-		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
+		{Method: get, Path: "/", Access: api.Public, Handle: s.rootVersions},
 		{Method: get, Path: "/v3", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v3/", Access: api.Public, Handle: s.versions},
 

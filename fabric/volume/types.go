@@ -19,7 +19,7 @@ func typeView(t *volstate.Type) api.View {
 		specs = map[string]string{}
 	}
 	return api.View{"id": t.ID, "name": t.Name, "description": nullable(t.Description), "is_public": t.Public,
-		"os-volume-type-access:is_public": t.Public, "extra_specs": specs, "qos_specs_id": nil}
+		"os-volume-type-access:is_public": t.Public, "extra_specs": specs}
 }
 
 // visibleTypes are the public types, and every type for an admin.

@@ -76,8 +76,21 @@ func parseVersion(values []string) (int, error) {
 	return minor, nil
 }
 
-// versions answers discovery: the one API version, with its range.
+// rootVersions is discovery at the root, 300 Multiple Choices as Cinder
+// answers it.
+func (s *Service) rootVersions(w http.ResponseWriter, r *http.Request) error {
+	api.JSON(w, http.StatusMultipleChoices, s.versionList(r))
+	return nil
+}
+
+// versions answers discovery under /v3: the one API version, with its
+// range.
 func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
+	api.JSON(w, http.StatusOK, s.versionList(r))
+	return nil
+}
+
+func (s *Service) versionList(r *http.Request) map[string]any {
 	v := map[string]any{
 		"id": "v3.0", "status": "CURRENT", "version": versionText(maxMinor), "min_version": versionText(minMinor),
 		"updated": "2023-08-31T00:00:00Z",
@@ -87,6 +100,5 @@ func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
 		},
 		"media-types": []any{map[string]any{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}},
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"versions": []any{v}})
-	return nil
+	return map[string]any{"versions": []any{v}}
 }

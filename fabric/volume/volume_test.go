@@ -198,8 +198,8 @@ func fault(t *testing.T, r apitest.Response) (string, string) {
 
 func TestVersionDiscovery(t *testing.T) {
 	f := newFixture(t)
-	for _, path := range []string{"/", "/v3/"} {
-		r := f.expect(http.StatusOK, "GET", path, "", nil)
+	for path, code := range map[string]int{"/": http.StatusMultipleChoices, "/v3/": http.StatusOK} {
+		r := f.expect(code, "GET", path, "", nil)
 		vs := r.Body["versions"].([]any)
 		v := vs[0].(map[string]any)
 		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.42" {
@@ -251,10 +251,13 @@ func TestVolumeLifecycle(t *testing.T) {
 	if v["status"] != "available" || v["size"] != float64(2) || v["volume_type"] != volstate.DefaultTypeName || v["bootable"] != "false" {
 		t.Fatalf("created %v", v)
 	}
+	if _, ok := v["os-vol-tenant-attr:tenant_id"]; ok {
+		t.Fatalf("create answers the show-only extension attributes: %v", v)
+	}
 	if n, ok := f.blocks.sizeOf(id); !ok || n != 2*volstate.GiB {
 		t.Fatalf("blocks of %s: %d %v", id, n, ok)
 	}
-	if got := f.showVolume(alice, id); got["name"] != "v1" || got["metadata"].(map[string]any)["k"] != "v" {
+	if got := f.showVolume(alice, id); got["name"] != "v1" || got["metadata"].(map[string]any)["k"] != "v" || got["os-vol-tenant-attr:tenant_id"] != projA {
 		t.Fatalf("show %v", got)
 	}
 

@@ -395,7 +395,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusAccepted, map[string]any{"volume": s.volumeView(tx, r, p, row)})
+	api.JSON(w, http.StatusAccepted, map[string]any{"volume": changeView(s.volumeView(tx, r, p, row))})
 	return nil
 }
 
@@ -534,8 +534,19 @@ func (s *Service) answerVolume(w http.ResponseWriter, r *http.Request, status in
 	if err != nil {
 		return err
 	}
-	api.JSON(w, status, map[string]any{"volume": s.volumeView(tx, r, principal(r), v)})
+	api.JSON(w, status, map[string]any{"volume": changeView(s.volumeView(tx, r, principal(r), v))})
 	return nil
+}
+
+// changeView is a volume as create and update answer it: Cinder's
+// extension attributes (os-vol-*) are only on show and list.
+func changeView(v api.View) api.View {
+	for k := range v {
+		if strings.HasPrefix(k, "os-vol-") {
+			delete(v, k)
+		}
+	}
+	return v
 }
 
 // deletable are the statuses a volume may be deleted from (Cinder's).
