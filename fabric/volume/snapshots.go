@@ -136,7 +136,8 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if dataErr != nil {
 		return fmt.Errorf("snapshot volume %s: %w", sn.VolumeID, dataErr)
 	}
-	api.JSON(w, http.StatusAccepted, map[string]any{"snapshot": snapshotView(p, done, true)})
+	// The os-extended-snapshot-attributes are show's and list's only.
+	api.JSON(w, http.StatusAccepted, map[string]any{"snapshot": snapshotView(p, done, false)})
 	return nil
 }
 
@@ -224,7 +225,7 @@ func (s *Service) updateSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"snapshot": snapshotView(principal(r), row, true)})
+	api.JSON(w, http.StatusOK, map[string]any{"snapshot": snapshotView(principal(r), row, false)})
 	return nil
 }
 

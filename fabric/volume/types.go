@@ -22,6 +22,14 @@ func typeView(t *volstate.Type) api.View {
 		"os-volume-type-access:is_public": t.Public, "extra_specs": specs}
 }
 
+// changedTypeView is a type as create and update answer it: the access
+// extension's attribute is show's and list's only.
+func changedTypeView(t *volstate.Type) api.View {
+	v := typeView(t)
+	delete(v, "os-volume-type-access:is_public")
+	return v
+}
+
 // visibleTypes are the public types, and every type for an admin.
 func visibleTypes(p *api.Principal, all []*volstate.Type) []*volstate.Type {
 	var out []*volstate.Type
@@ -106,7 +114,7 @@ func (s *Service) createType(w http.ResponseWriter, r *http.Request) error {
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: t}, &row); err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeView(&row)})
+	api.JSON(w, http.StatusOK, map[string]any{"volume_type": changedTypeView(&row)})
 	return nil
 }
 
@@ -172,7 +180,7 @@ func (s *Service) updateType(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeView(row)})
+	api.JSON(w, http.StatusOK, map[string]any{"volume_type": changedTypeView(row)})
 	return nil
 }
 

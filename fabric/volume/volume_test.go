@@ -287,6 +287,12 @@ func TestVolumeLifecycle(t *testing.T) {
 	if n, _ := f.blocks.sizeOf(id); n != 5*volstate.GiB {
 		t.Fatalf("blocks after extend: %d", n)
 	}
+	for _, bad := range []map[string]any{{}, {"new_size": nil}, {"new_size": "big"}, {"new_size": 0}} {
+		r := f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-extend": bad})
+		if _, msg := fault(t, r); !strings.Contains(msg, "new_size") {
+			t.Fatalf("os-extend %v: %s", bad, msg)
+		}
+	}
 	r := f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-extend": map[string]any{"new_size": 3}})
 	if k, msg := fault(t, r); k != "badRequest" || !strings.Contains(msg, "greater than current size") {
 		t.Fatalf("shrink: %s %s", k, msg)

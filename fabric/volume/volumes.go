@@ -634,12 +634,13 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 	if err != nil {
 		return err
 	}
-	if !in.Has("new_size") {
-		return cinderWording{}.Missing("new_size")
-	}
 	size := in.Int("new_size", 1, maxSize)
 	if in.Err != nil {
 		return in.Err
+	}
+	if size == nil {
+		// Absent or null.
+		return cinderWording{}.Missing("new_size")
 	}
 	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
 	if err != nil {

@@ -42,12 +42,15 @@ const (
 	StatusError          = "error"
 	StatusErrorDeleting  = "error_deleting"
 	StatusErrorExtending = "error_extending"
+	// StatusMaintenance is only ever set by an admin (os-reset_status):
+	// the volume is left alone until it is reset again.
+	StatusMaintenance = "maintenance"
 )
 
 // Statuses are the volume statuses an admin may set with os-reset_status.
 func Statuses() []string {
 	return []string{StatusCreating, StatusAvailable, StatusReserved, StatusAttaching, StatusInUse, StatusDetaching,
-		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending}
+		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance}
 }
 
 // Snapshot statuses.
