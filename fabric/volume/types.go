@@ -22,8 +22,8 @@ func typeView(t *volstate.Type) api.View {
 		"os-volume-type-access:is_public": t.Public, "extra_specs": specs}
 }
 
-// changedTypeView is a type as create and update answer it: the access
-// extension's attribute is show's and list's only.
+// changedTypeView is a type as update answers it: without the access
+// extension's attribute, which create, show and list carry.
 func changedTypeView(t *volstate.Type) api.View {
 	v := typeView(t)
 	delete(v, "os-volume-type-access:is_public")
@@ -114,7 +114,7 @@ func (s *Service) createType(w http.ResponseWriter, r *http.Request) error {
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: t}, &row); err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volume_type": changedTypeView(&row)})
+	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeView(&row)})
 	return nil
 }
 

@@ -268,6 +268,12 @@ func TestVolumeLifecycle(t *testing.T) {
 	if got := f.expect(http.StatusOK, "GET", "volumes/detail?name=v1", alice, nil).Body["volumes"].([]any); len(got) != 1 {
 		t.Fatalf("filter by name: %v", got)
 	}
+	if got := f.expect(http.StatusOK, "GET", "volumes/detail?sort_key=display_name&sort_dir=asc", alice, nil).Body["volumes"].([]any); len(got) != 1 {
+		t.Fatalf("sorted by display_name: %v", got)
+	}
+	if got := f.expect(http.StatusOK, "GET", "volumes/detail?sort=name:asc,size", alice, nil).Body["volumes"].([]any); len(got) != 1 {
+		t.Fatalf("sorted by sort=: %v", got)
+	}
 	if got := f.expect(http.StatusOK, "GET", "volumes/detail?name=other", alice, nil).Body["volumes"].([]any); len(got) != 0 {
 		t.Fatalf("filter by another name: %v", got)
 	}

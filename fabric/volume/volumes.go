@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -102,17 +103,26 @@ func parseDict(s string) (map[string]string, error) {
 func sortParams(r *http.Request) *http.Request {
 	q := r.URL.Query()
 	sortSpec := q.Get("sort")
-	if sortSpec == "" {
+	if sortSpec == "" && !slices.Contains(q["sort_key"], "display_name") {
 		return r
 	}
 	q.Del("sort")
 	for _, part := range strings.Split(sortSpec, ",") {
 		k, dir, _ := strings.Cut(strings.TrimSpace(part), ":")
+		if k == "" {
+			continue
+		}
 		if dir == "" {
 			dir = "desc"
 		}
 		q.Add("sort_key", k)
 		q.Add("sort_dir", dir)
+	}
+	// display_name is the v1 name of name, which clients still sort by.
+	for i, k := range q["sort_key"] {
+		if k == "display_name" {
+			q["sort_key"][i] = "name"
+		}
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.RawQuery = q.Encode()
