@@ -19,7 +19,7 @@ TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone ipr
 # `make bench` compares against and runs (QEMU machines PXE-booting from
 # iPXE ROMs beside the site's busybox udhcpd, for the provision suite).
 GEN_DEBS  := clang llvm libbpf-dev linux-libc-dev
-BENCH_DEBS := iperf3 iptables qemu-system-x86 ipxe-qemu busybox-static
+BENCH_DEBS := iperf3 iptables qemu-system-x86 ipxe-qemu busybox-static nbdkit libnbd-bin fio
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The build --version reports (the toolchain's own VCS stamp is off where
 # GOFLAGS has -buildvcs=false).
@@ -85,6 +85,7 @@ bench: build test-image ramdisk
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
 	$(BIN)/rackbench control
 	$(BIN)/rackbench storage
+	$(BIN)/rackbench block
 	$(BIN)/rackbench dataplane
 	$(BIN)/rackbench launch
 	$(BIN)/rackbench provision

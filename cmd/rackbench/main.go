@@ -49,6 +49,7 @@ type options struct {
 type suite func(ctx context.Context, o options) ([]Result, error)
 
 var suites = map[string]suite{
+	"block":     blockSuite,
 	"control":   controlSuite,
 	"dataplane": dataplaneSuite,
 	"launch":    launchSuite,

@@ -45,7 +45,14 @@ func openVolumeExports(o *options, blocks *block.Store, log *slog.Logger) (*volu
 	if err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(o.DataDir, "nbd.sock")
+	// Beside QEMU's sockets: unix socket paths are short, data dirs may
+	// be long. The guests' own NBD socket there is nbd.sock.
+	dir := vmRunDir(o)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		tcp.Close()
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	sock := filepath.Join(dir, "nbd-export.sock")
 	os.Remove(sock) // left by a rackd that was killed
 	unix, err := net.Listen("unix", sock)
 	if err != nil {

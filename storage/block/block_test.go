@@ -322,6 +322,29 @@ func TestZeroingAnExtentDeallocatesIt(t *testing.T) {
 	}
 }
 
+func TestTrimOfThinSpaceCostsNothing(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	s.Create(ctx, "v", 1<<30, Options{})
+	v, _ := s.Open(ctx, "v")
+	defer v.Close()
+	v.WriteAt([]byte("data"), 512<<20)
+	if err := v.Trim(0, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	v.mu.RLock()
+	dirty := len(v.dirty)
+	v.mu.RUnlock()
+	if dirty != 1 {
+		t.Fatalf("%d pages cached after trimming a volume with one written page, want 1 (the written page, zeroed)", dirty)
+	}
+	b := make([]byte, 4)
+	if v.ReadAt(b, 512<<20); !allZero(b) {
+		t.Fatal("the trimmed page still holds data")
+	}
+}
+
 func TestSnapshotsAndClonesAreCopyOnWrite(t *testing.T) {
 	r := newRig(t)
 	s := New(r.config())
@@ -471,6 +494,11 @@ func TestResizeGrowsOnly(t *testing.T) {
 	}
 	if _, err := v.WriteAt([]byte("x"), 3*ExtentSize); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("write past the end = %v, want ErrInvalid", err)
+	}
+	// Whole pages past the end: the cost of zero pages is smaller than
+	// the range, so the range itself must be checked.
+	if err := v.WriteZeroes(3*ExtentSize-64*PageSize, 128*PageSize); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("zeroes past the end = %v, want ErrInvalid", err)
 	}
 }
 

@@ -339,6 +339,12 @@ func (v *Volume) pageForWrite(page int64, partial bool) ([]byte, error) {
 // WriteZeroes makes n bytes at off read as zeroes. Whole pages cost no
 // data in the journal, and extents left all zero are deallocated.
 func (v *Volume) WriteZeroes(off, n int64) error {
+	v.mu.RLock()
+	err := v.check(off, n, true)
+	v.mu.RUnlock()
+	if err != nil {
+		return err
+	}
 	end := off + n
 	first := (off + PageSize - 1) / PageSize * PageSize // first page boundary at or after off
 	last := end / PageSize * PageSize                   // last page boundary at or before end
@@ -363,6 +369,11 @@ func (v *Volume) WriteZeroes(off, n int64) error {
 			return err
 		}
 		for p := off / PageSize; p < (off+chunk)/PageSize; p++ {
+			// A page that reads as zero without a cached page over it
+			// stays so: zeroing a thin range costs nothing.
+			if b, ok := v.cached(p); (ok && b == nil) || (!ok && v.lower(p).key == "") {
+				continue
+			}
 			if b, ok := v.dirty[p]; !ok {
 				v.dirtyBytes += zeroCost
 			} else if b != nil {

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// The block suite: a rackd volume exported over NBD, beside the raw disk
+// (O_DIRECT) and nbdkit's file plugin (a reference NBD server) on the same
+// disk, each driven by the same fio jobs: sequential 1 MiB read and write
+// (MiB/s) and 4 KiB random read and write (IOPS) at queue depths 1 and 32.
+
+// blockBenchSize is the volume and file every case works on, written whole
+// first so reads never hit a hole.
+const blockBenchSize = 512 * mib
+
+type fioJob struct {
+	metric string // seq_read, seq_write, randread_iops, randwrite_iops
+	rw     string
+	bs     string
+	qd     int
+}
+
+var blockJobs = []fioJob{
+	{"seq_write", "write", "1M", 8},
+	{"seq_read", "read", "1M", 8},
+	{"randread_iops", "randread", "4k", 1},
+	{"randread_iops", "randread", "4k", 32},
+	{"randwrite_iops", "randwrite", "4k", 1},
+	{"randwrite_iops", "randwrite", "4k", 32},
+}
+
+// fioTarget is how fio reaches one case.
+type fioTarget struct {
+	name string
+	args []string // engine and target
+}
+
+func blockSuite(ctx context.Context, o options) ([]Result, error) {
+	for _, c := range []string{"fio", "nbdkit"} {
+		if _, err := exec.LookPath(c); err != nil {
+			return nil, fmt.Errorf("%w: %s is not installed (make deps)", errNeed, c)
+		}
+	}
+	dir, err := os.MkdirTemp("", "rackbench-block")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	p, _, err := startStorageNode(o, dir)
+	if err != nil {
+		return nil, fmt.Errorf("start rackd: %w", err)
+	}
+	defer p.kill()
+	pw, err := readPassword(p.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := adminToken(p.url(), pw)
+	if err != nil {
+		return nil, err
+	}
+	if code, _, err := post(p.url()+"/rackstack/v1/volumes", tok, map[string]any{"id": "bench", "size": blockBenchSize}, nil); err != nil || code != 201 {
+		return nil, fmt.Errorf("create volume: HTTP %d %v", code, err)
+	}
+	var ex struct {
+		URI string `json:"uri"`
+	}
+	if code, _, err := post(p.url()+"/rackstack/v1/volumes/bench/export", tok, nil, &ex); err != nil || code != 200 {
+		return nil, fmt.Errorf("export volume: HTTP %d %v", code, err)
+	}
+
+	file := filepath.Join(dir, "nbdkit.img")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.Truncate(file, blockBenchSize); err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(dir, "nbdkit.sock")
+	nbdkit := exec.CommandContext(ctx, "nbdkit", "--foreground", "--unix", sock, "file", "file="+file, "cache=none")
+	nbdkit.Stderr = o.Log
+	if err := nbdkit.Start(); err != nil {
+		return nil, fmt.Errorf("start nbdkit: %w", err)
+	}
+	defer func() { nbdkit.Process.Kill(); nbdkit.Wait() }()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		} else if i == 100 {
+			return nil, fmt.Errorf("nbdkit did not create %s", sock)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	raw := filepath.Join(dir, "raw.img")
+	targets := []fioTarget{
+		{"rackstack", []string{"--ioengine=nbd", "--uri=" + ex.URI}},
+		{"raw-disk", []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw}},
+		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}},
+	}
+	var out []Result
+	for _, tg := range targets {
+		// Fill the target so that reads read data, not holes.
+		if _, err := runFio(ctx, tg, fioJob{rw: "write", bs: "1M", qd: 8}, 0); err != nil {
+			return nil, fmt.Errorf("%s: fill: %w", tg.name, err)
+		}
+		for _, j := range blockJobs {
+			var runs []float64
+			for range o.Runs {
+				v, err := runFio(ctx, tg, j, o.Duration)
+				if err != nil {
+					return nil, fmt.Errorf("%s %s qd %d: %w", tg.name, j.rw, j.qd, err)
+				}
+				runs = append(runs, v)
+			}
+			unit := "IOPS"
+			if j.bs == "1M" {
+				unit = "MiB/s"
+			}
+			fmt.Fprintf(o.Log, "block %s %s qd=%d: %.4g %s\n", tg.name, j.metric, j.qd, median(runs), unit)
+			out = append(out, newResult("block", tg.name, map[string]any{"qd": j.qd, "bs": j.bs}, j.metric, unit, runs))
+		}
+	}
+	if hwm, err := vmHWM(p.cmd.Process.Pid); err == nil {
+		out = append(out, newResult("block", "rackstack", map[string]any{"volume": "512MiB"}, "rackd_peak_rss", "MiB", []float64{hwm}))
+	}
+	return out, nil
+}
+
+// runFio runs one fio job against a target: for d (time based), or once
+// over the whole size when d is 0. It returns MiB/s for 1 MiB blocks and
+// IOPS for the others.
+func runFio(ctx context.Context, tg fioTarget, j fioJob, d time.Duration) (float64, error) {
+	args := append([]string{
+		"--name=bench", "--output-format=json", "--rw=" + j.rw, "--bs=" + j.bs,
+		"--iodepth=" + strconv.Itoa(j.qd), "--size=" + strconv.Itoa(blockBenchSize), "--end_fsync=1",
+		"--randrepeat=0",
+	}, tg.args...)
+	if d > 0 {
+		args = append(args, "--time_based", "--runtime="+strconv.Itoa(int(d.Seconds()+0.5))+"s")
+	}
+	cmd := exec.CommandContext(ctx, "fio", args...)
+	raw, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("fio %v: %w", args, err)
+	}
+	return parseFio(raw, j)
+}
+
+// parseFio reads fio's JSON output: MiB/s for 1 MiB blocks, IOPS for the
+// others.
+func parseFio(raw []byte, j fioJob) (float64, error) {
+	var res struct {
+		Jobs []struct {
+			Read  struct{ BW, IOPS float64 } `json:"read"`
+			Write struct{ BW, IOPS float64 } `json:"write"`
+		} `json:"jobs"`
+	}
+	// fio prints notes ("fio: file hash not empty on exit") before the
+	// JSON document on the same stream.
+	if i := bytes.IndexByte(raw, '{'); i > 0 {
+		raw = raw[i:]
+	}
+	if err := json.Unmarshal(raw, &res); err != nil || len(res.Jobs) != 1 {
+		return 0, fmt.Errorf("decode fio output: %v (%d jobs)", err, len(res.Jobs))
+	}
+	s := res.Jobs[0].Read
+	if j.rw == "write" || j.rw == "randwrite" {
+		s = res.Jobs[0].Write
+	}
+	if j.bs == "1M" {
+		return s.BW / 1024, nil // fio's bw is KiB/s
+	}
+	return s.IOPS, nil
+}
