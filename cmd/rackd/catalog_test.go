@@ -44,3 +44,20 @@ func TestSwiftInfoAtRoot(t *testing.T) {
 		}
 	}
 }
+
+// cinderclient finds Cinder as volumev3, openstacksdk as block-storage;
+// both at the project's v3 URL.
+func TestCatalogListsCinderUnderBothTypes(t *testing.T) {
+	found := map[string]bool{}
+	for _, s := range catalog(&options{S3Listen: "off"}) {
+		if s.Type == "volumev3" || s.Type == "block-storage" {
+			if s.Path != "/volume/v3/{project_id}" {
+				t.Errorf("%s entry %+v", s.Type, s)
+			}
+			found[s.Type] = true
+		}
+	}
+	if !found["volumev3"] || !found["block-storage"] {
+		t.Fatalf("catalog has %v of volumev3 and block-storage", found)
+	}
+}

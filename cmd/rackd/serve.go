@@ -32,6 +32,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/network"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume"
 	"github.com/rackstack/rackstack/node/benchport"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/inventory"
@@ -56,6 +57,10 @@ func catalog(o *options) []identity.CatalogService {
 		{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
 		{Type: "image", Name: "glance", Path: "/image"},
 		{Type: "baremetal", Name: "ironic", Path: "/baremetal"},
+		// Cinder's two service types: cinderclient looks for volumev3,
+		// openstacksdk for block-storage.
+		{Type: "volumev3", Name: "cinderv3", Path: "/volume/v3/{project_id}"},
+		{Type: "block-storage", Name: "cinder", Path: "/volume/v3/{project_id}"},
 		{Type: "object-store", Name: "swift", Path: "/object/v1/AUTH_{project_id}"},
 		{Type: "s3", Name: "s3", Path: s3},
 	}
@@ -75,11 +80,13 @@ func mountSwift(r chi.Router, h http.Handler) {
 	r.Handle("/info", h)
 }
 
-// schemas are the replicated state's parts. bmstate's tables are there
+// schemas are the replicated state's parts. volstate's tables are read
+// by compute's server views and removal. bmstate's tables are there
 // whether or not this build serves the bare-metal API: compute's server
 // create claims bare-metal nodes in its own apply.
 func schemas() []store.Schema {
-	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), block.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema()}
+	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), block.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema(),
+		volume.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -170,6 +177,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	volumes, err := openVolumeService(o, node, ident, blocks, log)
+	if err != nil {
+		return err
+	}
 	exports, err := openVolumeExports(o, blocks, log)
 	if err != nil {
 		return err
@@ -196,6 +207,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, log)
 	serveSerialConsoles(node, consoles)
 
 	metalConductor, provisioning, err := openConductor(ctx, o, node, images, servers, log)
@@ -236,6 +248,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Mount("/compute", http.StripPrefix("/compute", servers.Handler()))
 	r.Mount("/image", http.StripPrefix("/image", images.Handler()))
 	r.Mount("/baremetal", http.StripPrefix("/baremetal", metal.Handler()))
+	r.Mount("/volume", http.StripPrefix("/volume", volumes.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := objects.Status(r.Context())
@@ -341,6 +354,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return consoles.Run(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })
+	}
+	if volAgent != nil {
+		g.Go(func() error { return volExports.Serve(gctx) })
+		g.Go(func() error { return volAgent.Run(gctx) })
 	}
 	if dpAgent != nil {
 		g.Go(func() error { return dpAgent.Run(gctx) })

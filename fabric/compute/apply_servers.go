@@ -359,9 +359,12 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 }
 
 // removeServer deletes a server's row with its group membership, action
-// log and console tokens.
+// log and console tokens, and detaches its volumes.
 func removeServer(tx *memdb.Txn, s *Server) error {
 	if err := leaveGroup(tx, s); err != nil {
+		return err
+	}
+	if err := releaseVolumes(tx, s); err != nil {
 		return err
 	}
 	for _, a := range store.All[Action](tx, tActions, "server", s.ID) {

@@ -15,6 +15,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/scheduler"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
 const (
@@ -44,6 +45,21 @@ type fixture struct {
 	now   time.Time
 }
 
+// withVolumeTables adds the volume service's tables (without its
+// commands, which a test that does not attach volumes does not exercise)
+// unless schemas has them: server views and removals read them, as every
+// rackd has them.
+func withVolumeTables(schemas []store.Schema) []store.Schema {
+	for _, s := range schemas {
+		for _, t := range s.Tables {
+			if t.Schema.Name == volstate.VolumeTable {
+				return schemas
+			}
+		}
+	}
+	return append(schemas, store.Schema{Tables: volstate.Schema().Tables})
+}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	return newFixtureWith(t)
@@ -53,7 +69,7 @@ func newFixture(t *testing.T) *fixture {
 // beside compute's (bmstate's, for bare-metal servers).
 func newFixtureWith(t *testing.T, schemas ...store.Schema) *fixture {
 	t.Helper()
-	local, err := store.NewLocal(append([]store.Schema{Schema()}, schemas...)...)
+	local, err := store.NewLocal(append([]store.Schema{Schema()}, withVolumeTables(schemas)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,7 +263,11 @@ func (s *Service) listServers(detail bool) api.HandlerFunc {
 		out := make([]any, 0, to-from)
 		for _, sv := range rows[from:to] {
 			if detail {
-				out = append(out, s.serverView(r, nil, sv, false))
+				// No tx: lists leave out the server groups (2.71), but
+				// show the volumes.
+				v := s.serverView(r, nil, sv, false)
+				v["os-extended-volumes:volumes_attached"] = volumesAttached(r, tx, sv.ID)
+				out = append(out, v)
 			} else {
 				out = append(out, map[string]any{"id": sv.ID, "name": sv.Name, "links": s.links(r, "servers", sv.ID)})
 			}

@@ -136,7 +136,7 @@ func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic b
 	if basic && !atLeast(r, 75) {
 		return v
 	}
-	s.addExtendedAttrs(r, sv, v)
+	s.addExtendedAttrs(r, tx, sv, v)
 	return v
 }
 
@@ -181,7 +181,7 @@ func addVersionedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]
 
 // addExtendedAttrs adds the OS-EXT-* attributes, the admin-only ones to
 // admins.
-func (s *Service) addExtendedAttrs(r *http.Request, sv *Server, v map[string]any) {
+func (s *Service) addExtendedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]any) {
 	groups := []any{}
 	for _, g := range sv.SecurityGroups {
 		groups = append(groups, map[string]any{"name": g})
@@ -194,7 +194,9 @@ func (s *Service) addExtendedAttrs(r *http.Request, sv *Server, v map[string]any
 	v["OS-EXT-STS:task_state"] = orNil(sv.TaskState)
 	v["OS-EXT-STS:vm_state"] = sv.VMState
 	v["OS-EXT-STS:power_state"] = sv.PowerState
-	v["os-extended-volumes:volumes_attached"] = []any{}
+	if tx != nil {
+		v["os-extended-volumes:volumes_attached"] = volumesAttached(r, tx, sv.ID)
+	}
 	v["config_drive"] = "True"
 	if !principal(r).IsAdmin() {
 		return

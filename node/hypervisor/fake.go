@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -27,6 +28,8 @@ type fakeGuest struct {
 	spec  VMSpec
 	state PowerState
 	pid   int // 0 when there is no "process"
+	// disks are the hot-plugged disks and the sizes the guest sees.
+	disks map[string]int64
 }
 
 // NewFakeHost returns an empty host keeping console logs under dir.
@@ -293,4 +296,74 @@ func (v *fakeVM) Destroy(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+var _ Hotplug = (*fakeVM)(nil)
+
+// AttachDisk implements Hotplug: the guest sees the disk (size 0 until a
+// ResizeDisk says otherwise).
+func (v *fakeVM) AttachDisk(ctx context.Context, d HotDisk) error {
+	return v.guest(ctx, "attach disk", func(g *fakeGuest) error {
+		if g.pid == 0 {
+			return fmt.Errorf("attach disk %s: %w", v.id, ErrNotRunning)
+		}
+		if d.ID == "" || d.Socket == "" || d.Export == "" {
+			return fmt.Errorf("attach disk %s: %+v: %w", v.id, d, ErrInvalidSpec)
+		}
+		if g.disks == nil {
+			g.disks = map[string]int64{}
+		}
+		if _, ok := g.disks[d.ID]; !ok && len(g.disks) >= HotplugSlots {
+			return ErrNoHotplugSlot
+		}
+		if _, ok := g.disks[d.ID]; !ok {
+			g.disks[d.ID] = 0
+		}
+		return nil
+	})
+}
+
+// DetachDisk implements Hotplug; the fake guest always lets go.
+func (v *fakeVM) DetachDisk(ctx context.Context, id string) error {
+	return v.guest(ctx, "detach disk", func(g *fakeGuest) error {
+		delete(g.disks, id)
+		return nil
+	})
+}
+
+// ResizeDisk implements Hotplug.
+func (v *fakeVM) ResizeDisk(ctx context.Context, d HotDisk, size int64) error {
+	return v.guest(ctx, "resize disk", func(g *fakeGuest) error {
+		if _, ok := g.disks[d.ID]; !ok {
+			return fmt.Errorf("resize disk %s: %w", d.ID, ErrNotFound)
+		}
+		g.disks[d.ID] = size
+		return nil
+	})
+}
+
+// HotDisks implements Hotplug.
+func (v *fakeVM) HotDisks(ctx context.Context) ([]string, error) {
+	var out []string
+	err := v.guest(ctx, "list disks", func(g *fakeGuest) error {
+		for id := range g.disks {
+			out = append(out, id)
+		}
+		sort.Strings(out)
+		return nil
+	})
+	return out, err
+}
+
+// DiskSize is the size the guest of id sees of hot disk disk, and
+// whether it has it.
+func (h *FakeHost) DiskSize(id, disk string) (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return 0, false
+	}
+	n, ok := g.disks[disk]
+	return n, ok
 }

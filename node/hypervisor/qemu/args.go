@@ -136,6 +136,14 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 			"-device", "virtio-net-pci,id=nic"+strconv.Itoa(i)+",netdev="+netdev+",mac="+mac+",romfile=",
 		)
 	}
+	if l.machine == "q35" {
+		// q35's root bus takes no hot-plugged devices: volumes are
+		// plugged into these empty root ports (hypervisor.Hotplug). They
+		// come last, so the disks and NICs keep their PCI addresses.
+		for i := 0; i < hypervisor.HotplugSlots; i++ {
+			args = append(args, "-device", "pcie-root-port,id=hp"+strconv.Itoa(i)+",chassis="+strconv.Itoa(i+1))
+		}
+	}
 	return args
 }
 

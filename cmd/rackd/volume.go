@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/fabric/volume"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/volumes"
+	"github.com/rackstack/rackstack/storage/block"
+	"github.com/rackstack/rackstack/storage/block/nbd"
+)
+
+// openVolumeService builds the Cinder service on the block store.
+func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, blocks *block.Store, log *slog.Logger) (*volume.Service, error) {
+	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL})
+}
+
+// volumeBlocks is the block store as the volume service uses it: a
+// type's policy becomes the store's options.
+type volumeBlocks struct{ s *block.Store }
+
+var _ volume.Blocks = volumeBlocks{}
+
+func (b volumeBlocks) Create(ctx context.Context, id string, size int64, p volstate.Policy) error {
+	return b.s.Create(ctx, id, size, blockOptions(p))
+}
+
+// blockOptions maps a policy to the store's options: N replicas are a
+// code of 1 data and N-1 parity shards.
+func blockOptions(p volstate.Policy) block.Options {
+	if p.Replicas > 0 {
+		return block.Options{K: 1, M: p.Replicas - 1}
+	}
+	return block.Options{K: p.K, M: p.M}
+}
+
+func (b volumeBlocks) Clone(ctx context.Context, id, from string) error {
+	return b.s.Clone(ctx, id, from)
+}
+func (b volumeBlocks) Snapshot(ctx context.Context, id, volume string) error {
+	return b.s.Snapshot(ctx, id, volume)
+}
+func (b volumeBlocks) Resize(ctx context.Context, id string, size int64) error {
+	return b.s.Resize(ctx, id, size)
+}
+func (b volumeBlocks) Delete(ctx context.Context, id string) error { return b.s.Delete(ctx, id) }
+
+// nbdExports serves this node's attached volumes to its guests: each
+// volume open in the block store (holding its writer fence) and
+// exported under its id on one unix socket.
+type nbdExports struct {
+	store  *block.Store
+	srv    *nbd.Server
+	socket string
+
+	mu   sync.Mutex
+	open map[string]*block.Volume
+}
+
+var _ volumes.Exports = (*nbdExports)(nil)
+
+func newNBDExports(s *block.Store, socket string, log *slog.Logger) *nbdExports {
+	return &nbdExports{store: s, srv: nbd.NewServer(log.With("service", "nbd")), socket: socket, open: map[string]*block.Volume{}}
+}
+
+func (e *nbdExports) Export(ctx context.Context, id string) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v, ok := e.open[id]; ok {
+		return v.Size(), nil
+	}
+	v, err := e.store.Open(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("open volume %s: %w", id, err)
+	}
+	if err := e.srv.Export(id, v); err != nil {
+		v.Close()
+		return 0, err
+	}
+	e.open[id] = v
+	return v.Size(), nil
+}
+
+func (e *nbdExports) Unexport(ctx context.Context, id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.open[id]
+	if !ok {
+		return nil
+	}
+	if err := e.srv.Unexport(id); err != nil && !errors.Is(err, nbd.ErrNotExported) {
+		return err
+	}
+	delete(e.open, id)
+	if err := v.Close(); err != nil {
+		return fmt.Errorf("close volume %s: %w", id, err)
+	}
+	return nil
+}
+
+func (e *nbdExports) Exported() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.open))
+	for id := range e.open {
+		out = append(out, id)
+	}
+	return out
+}
+
+func (e *nbdExports) Socket() string { return e.socket }
+
+// Serve serves the exports until ctx ends, then closes the volumes
+// (flushing what guests wrote).
+func (e *nbdExports) Serve(ctx context.Context) error {
+	err := e.srv.ServeUnix(ctx, e.socket)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, v := range e.open {
+		if cerr := v.Close(); cerr != nil {
+			slog.Warn("close volume", "volume", id, "err", cerr)
+		}
+		delete(e.open, id)
+	}
+	return err
+}
+
+// openVolumeAgent starts the agent that plugs volumes into this node's
+// guests, where this node runs guests.
+func openVolumeAgent(o *options, node *cluster.Node, drv hypervisor.Driver, blocks *block.Store, log *slog.Logger) (*volumes.Agent, *nbdExports) {
+	if drv == nil {
+		return nil, nil
+	}
+	ex := newNBDExports(blocks, filepath.Join(vmRunDir(o), "nbd.sock"), log)
+	return &volumes.Agent{
+		Node: o.Name, State: node.Read, Driver: drv, Exports: ex, Log: log,
+		Propose: func(ctx context.Context, typ string, body any) error {
+			_, err := node.Propose(ctx, typ, body)
+			return err
+		},
+	}, ex
+}

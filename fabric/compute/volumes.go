@@ -1,0 +1,190 @@
+package compute
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// Volume attachments (os-volume_attachments). The API records the
+// attachment on the volume (volstate.Attach: available → attaching); the
+// node agent of the server's host plugs it into the VM and reports it
+// in-use, as Nova's compute manager does after the API's reservation.
+// Detaching is the reverse. A server's removal releases its volumes.
+
+const attachRule = "os_compute_api:os-volumes-attachments:create"
+
+// attachableStates are the vm_states a volume may be attached in or
+// detached from (Nova's: not while building, resizing or in error).
+var attachableStates = []string{vmActive, vmStopped, vmPaused}
+
+func (s *Service) attachmentView(r *http.Request, serverID string, v *volstate.Volume) map[string]any {
+	device := ""
+	for _, a := range v.Attachments {
+		if a.ServerID == serverID {
+			device = a.Device
+		}
+	}
+	out := map[string]any{"id": v.ID, "serverId": serverID, "volumeId": v.ID, "device": device}
+	if atLeast(r, 70) {
+		out["tag"] = nil
+	}
+	if atLeast(r, 79) {
+		out["delete_on_termination"] = false
+	}
+	return out
+}
+
+func (s *Service) listVolumeAttachments(w http.ResponseWriter, r *http.Request) error {
+	tx, sv, err := s.readServerTx(r, "")
+	if err != nil {
+		return err
+	}
+	out := []any{}
+	for _, v := range volstate.VolumesOfServer(tx, sv.ID) {
+		out = append(out, s.attachmentView(r, sv.ID, v))
+	}
+	page, _, err := api.Page(r, out, func(v any) string { return v.(map[string]any)["id"].(string) })
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"volumeAttachments": page})
+	return nil
+}
+
+// attachedVolume is volume {volume_id} if it is attached to server.
+func attachedVolume(tx *memdb.Txn, r *http.Request, server string) (*volstate.Volume, error) {
+	id := chi.URLParam(r, "volume_id")
+	for _, v := range volstate.VolumesOfServer(tx, server) {
+		if v.ID == id {
+			return v, nil
+		}
+	}
+	return nil, notFound("Volume %s is not attached to instance %s.", id, server)
+}
+
+func (s *Service) showVolumeAttachment(w http.ResponseWriter, r *http.Request) error {
+	tx, sv, err := s.readServerTx(r, "")
+	if err != nil {
+		return err
+	}
+	v, err := attachedVolume(tx, r, sv.ID)
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"volumeAttachment": s.attachmentView(r, sv.ID, v)})
+	return nil
+}
+
+// nextDevice is the first /dev/vdX a new attachment gets: vda is the root
+// disk and vdb the config drive. The guest names its disks itself, so
+// this is a hint, as in Nova.
+func nextDevice(tx *memdb.Txn, server string) string {
+	used := map[string]bool{"/dev/vda": true, "/dev/vdb": true}
+	for _, v := range volstate.VolumesOfServer(tx, server) {
+		for _, a := range v.Attachments {
+			used[a.Device] = true
+		}
+	}
+	for c := 'c'; c <= 'z'; c++ {
+		if d := "/dev/vd" + string(c); !used[d] {
+			return d
+		}
+	}
+	return ""
+}
+
+func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
+	o, _, err := readBody(r, "volumeAttachment")
+	if err != nil {
+		return err
+	}
+	if err := allowOnly(o, "volumeId", "device", "tag", "delete_on_termination"); err != nil {
+		return err
+	}
+	in := newInput(o)
+	volID := in.Required("volumeId", 36)
+	device := in.Str("device", "", 255)
+	if in.Bool("delete_on_termination", false) {
+		in.Fail(badField("delete_on_termination", true, "deleting a volume with its server is not supported"))
+	}
+	if in.Str("tag", "", 60) != "" {
+		in.Fail(badField("tag", o["tag"], "device tags are not supported"))
+	}
+	if in.Err != nil {
+		return in.Err
+	}
+	tx, sv, err := s.readServerTx(r, attachRule)
+	if err != nil {
+		return err
+	}
+	if isBaremetal(sv) {
+		return badRequest("Volumes cannot be attached to bare-metal servers.")
+	}
+	if !slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "" || sv.Host == "" {
+		state, attr := sv.VMState, "vm_state"
+		if sv.TaskState != "" {
+			state, attr = sv.TaskState, "task_state"
+		}
+		return stateConflict("attach_volume", sv.ID, attr, state)
+	}
+	if device == "" {
+		device = nextDevice(tx, sv.ID)
+	}
+	if device == "" {
+		return badRequest("No free disk device names for server %s.", sv.ID)
+	}
+	a := volstate.Attachment{ID: api.NewUUID(), ServerID: sv.ID, Host: sv.Host, Device: device, Since: s.now()}
+	var row volstate.Volume
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdAttach, volstate.AttachCmd{VolumeID: volID, Project: sv.Project, Attachment: a}, &row); err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"volumeAttachment": s.attachmentView(r, sv.ID, &row)})
+	return nil
+}
+
+func (s *Service) detachVolume(w http.ResponseWriter, r *http.Request) error {
+	tx, sv, err := s.readServerTx(r, "os_compute_api:os-volumes-attachments:delete")
+	if err != nil {
+		return err
+	}
+	v, err := attachedVolume(tx, r, sv.ID)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "" {
+		return stateConflict("detach_volume", sv.ID, "vm_state", sv.VMState)
+	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDetach, volstate.DetachCmd{VolumeID: v.ID, ServerID: sv.ID, Now: s.now()}, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// volumesAttached is a server's os-extended-volumes:volumes_attached.
+func volumesAttached(r *http.Request, tx *memdb.Txn, server string) []any {
+	out := []any{}
+	for _, v := range volstate.VolumesOfServer(tx, server) {
+		a := map[string]any{"id": v.ID}
+		if atLeast(r, 3) {
+			a["delete_on_termination"] = false
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// releaseVolumes detaches a removed server's volumes in the same command.
+func releaseVolumes(tx *memdb.Txn, s *Server) error {
+	if err := volstate.ReleaseServer(tx, s.ID, s.Updated); err != nil {
+		return store.WrapApplyError(err)
+	}
+	return nil
+}

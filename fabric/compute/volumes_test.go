@@ -1,0 +1,119 @@
+package compute
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// volume puts an available volume of project into the state, as the
+// volume service would.
+func (f *fixture) volume(project string) string {
+	f.t.Helper()
+	v := volstate.Volume{ID: api.NewUUID(), Project: project, Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID}
+	if _, err := f.local.Propose(context.Background(), volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
+		f.t.Fatal(err)
+	}
+	return v.ID
+}
+
+func (f *fixture) vol(id string) *volstate.Volume {
+	v, err := volstate.LoadVolume(f.local.State.Txn(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return v
+}
+
+// agentReports proposes what the node agent reports after plugging or
+// unplugging a volume.
+func (f *fixture) agentReports(cmd string, body any) {
+	f.t.Helper()
+	if _, err := f.local.Propose(context.Background(), cmd, body); err != nil {
+		f.t.Fatalf("%s: %v", cmd, err)
+	}
+}
+
+func TestVolumeAttachmentLifecycle(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	vol := f.volume(projA)
+
+	// Not before the server runs.
+	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}, 409, "conflictingRequest")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+
+	att := f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}, 200, "")["volumeAttachment"].(map[string]any)
+	if att["volumeId"] != vol || att["serverId"] != id || att["device"] != "/dev/vdc" {
+		t.Fatalf("attachment %v", att)
+	}
+	v := f.vol(vol)
+	if v.Status != volstate.StatusAttaching || len(v.Attachments) != 1 || v.Attachments[0].Host != f.row(id).Host {
+		t.Fatalf("volume after attach %+v", v)
+	}
+	// One server at a time.
+	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}, 400, "", "multiattach")
+	f.agentReports(volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vol, AttachmentID: v.Attachments[0].ID, Now: f.now})
+	if got := f.vol(vol).Status; got != volstate.StatusInUse {
+		t.Fatalf("status after plug %s", got)
+	}
+
+	sv := f.show(alice, id, "2.79")
+	if va := sv["os-extended-volumes:volumes_attached"].([]any); len(va) != 1 || va[0].(map[string]any)["id"] != vol {
+		t.Fatalf("volumes_attached %v", va)
+	}
+	list := f.expect("GET", "/v2.1/servers/detail", alice, "", nil, 200, "")["servers"].([]any)
+	if va := list[0].(map[string]any)["os-extended-volumes:volumes_attached"].([]any); len(va) != 1 {
+		t.Fatalf("volumes_attached in the list %v", va)
+	}
+	got := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "2.79", nil, 200, "")["volumeAttachments"].([]any)
+	if len(got) != 1 || got[0].(map[string]any)["delete_on_termination"] != false {
+		t.Fatalf("attachments %v", got)
+	}
+	f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "", nil, 200, "")
+	f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments/"+api.NewUUID(), alice, "", nil, 404, "itemNotFound")
+
+	f.expect("DELETE", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "", nil, 202, "")
+	if got := f.vol(vol).Status; got != volstate.StatusDetaching {
+		t.Fatalf("status after detach %s", got)
+	}
+	f.agentReports(volstate.CmdDetached, volstate.DetachedCmd{VolumeID: vol, AttachmentID: v.Attachments[0].ID, Now: f.now})
+	if got := f.vol(vol); got.Status != volstate.StatusAvailable || len(got.Attachments) != 0 {
+		t.Fatalf("after unplug %+v", got)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "", nil, 404, "itemNotFound")
+}
+
+func TestDeletedServerReleasesItsVolumes(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	vol := f.volume(projA)
+	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}, 200, "")
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	if got := f.vol(vol); len(got.Attachments) != 1 {
+		t.Fatalf("released before the VM is gone: %+v", got)
+	}
+	f.report(id, Observed{Gone: true})
+	if got := f.vol(vol); got.Status != volstate.StatusAvailable || len(got.Attachments) != 0 {
+		t.Fatalf("after the server is gone %+v", got)
+	}
+}
+
+func TestAttachRefusesOthersVolumesAndBadInput(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	theirs := f.volume(projB)
+	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": theirs}}, 404, "itemNotFound")
+	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{}}, 400, "badRequest", "volumeId")
+	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": theirs, "delete_on_termination": true}}, 400, "badRequest", "delete_on_termination")
+	if got := f.vol(theirs); got.Status != volstate.StatusAvailable {
+		t.Fatalf("refused attach changed the volume: %+v", got)
+	}
+}

@@ -1,0 +1,184 @@
+// Package volume is Rackstack's Cinder v3 API at /volume/v3/{project_id}:
+// volumes, snapshots, volume types (the storage policy as an extra spec),
+// quotas and limits, with version discovery at /volume/.
+//
+// It records what is asked in the replicated state (volstate) and moves
+// volumes through Cinder's statuses; the data operations (make, clone,
+// snapshot, grow, delete a volume's blocks) go to a Blocks store, the
+// block storage data path, which it never bypasses. Attaching a volume to
+// a server is Nova's (os-volume_attachments) and the node agent's; it
+// must not talk to QEMU or to a node.
+package volume
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// Blocks is the block store as the volume service uses it: volumes and
+// snapshots by id, sizes in bytes. Each call either did its work or
+// failed; Delete of an id that does not exist succeeds.
+type Blocks interface {
+	// Create makes a thin volume of size bytes stored with policy (the
+	// zero policy: the store's default).
+	Create(ctx context.Context, id string, size int64, policy volstate.Policy) error
+	// Clone makes volume id a copy-on-write copy of from, a volume or a
+	// snapshot, of from's size.
+	Clone(ctx context.Context, id, from string) error
+	// Snapshot makes snapshot id of volume.
+	Snapshot(ctx context.Context, id, volume string) error
+	// Resize grows id to size bytes.
+	Resize(ctx context.Context, id string, size int64) error
+	// Delete removes a volume's or a snapshot's blocks.
+	Delete(ctx context.Context, id string) error
+}
+
+// Config configures the volume service.
+type Config struct {
+	Repl store.Replicated
+	Auth api.Authenticator
+	// Blocks holds the volumes' data; required.
+	Blocks Blocks
+	Log    *slog.Logger
+	Now    func() time.Time
+	// PublicURL is the base of links (default: the URL the client used);
+	// Prefix is where the handler is mounted (default /volume).
+	PublicURL string
+	Prefix    string
+}
+
+// Service serves Cinder v3.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New builds the service.
+func New(cfg Config) (*Service, error) {
+	base, err := cfg.base().Check("volume")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Log, cfg.Now, cfg.Prefix = base.Log, base.Now, base.Prefix
+	if cfg.Blocks == nil {
+		return nil, errors.New("volume: Config.Blocks is required")
+	}
+	return &Service{cfg: cfg, log: cfg.Log}, nil
+}
+
+func (c Config) base() api.Base {
+	return api.Base{Repl: c.Repl, Auth: c.Auth, Log: c.Log, Now: c.Now, PublicURL: c.PublicURL, Prefix: c.Prefix}
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }
+
+// baseURL is where the API is reached, mount prefix included.
+func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
+
+// Handler serves Cinder under the prefix the caller strips (/volume): "/"
+// and "/v3/" are version discovery, "/v3/{project_id}/..." the API. Every
+// answer carries the microversion; one outside the range is 406.
+func (s *Service) Handler() http.Handler {
+	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}
+	return microversions(rs.Router(s.routes()))
+}
+
+// routes is the API and its policy, with Cinder's rule names. Reads need
+// the reader role, changes the member role in the project, and types,
+// quotas and status resets the admin role. Whose project a volume is in
+// is checked by the handlers.
+func (s *Service) routes() []api.Route {
+	const (
+		get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
+		reader, member      = api.Reader, api.Member
+		admin               = api.Admin
+		v3                  = "/v3/{project_id}"
+	)
+	routes := []api.Route{
+		{Method: get, Path: "/", Access: api.Public, Handle: s.rootVersions},
+		{Method: get, Path: "/v3", Access: api.Public, Handle: s.versions},
+		{Method: get, Path: "/v3/", Access: api.Public, Handle: s.versions},
+
+		{Method: get, Path: v3 + "/volumes", Access: reader, Rule: "volume:get_all", Handle: s.listVolumes(false)},
+		{Method: get, Path: v3 + "/volumes/detail", Access: reader, Rule: "volume:get_all", Handle: s.listVolumes(true)},
+		{Method: post, Path: v3 + "/volumes", Access: member, Rule: "volume:create", Handle: s.createVolume},
+		{Method: get, Path: v3 + "/volumes/{id}", Access: reader, Rule: "volume:get", Handle: s.showVolume},
+		{Method: put, Path: v3 + "/volumes/{id}", Access: member, Rule: "volume:update", Handle: s.updateVolume},
+		{Method: del, Path: v3 + "/volumes/{id}", Access: member, Rule: "volume:delete", Handle: s.deleteVolume},
+		{Method: post, Path: v3 + "/volumes/{id}/action", Access: member, Rule: "volume:action", Handle: s.volumeAction},
+		{Method: get, Path: v3 + "/volumes/{id}/metadata", Access: reader, Rule: "volume:get_volume_metadata", Handle: s.showVolumeMetadata},
+		{Method: post, Path: v3 + "/volumes/{id}/metadata", Access: member, Rule: "volume:update_volume_metadata", Handle: s.setVolumeMetadata(false)},
+		{Method: put, Path: v3 + "/volumes/{id}/metadata", Access: member, Rule: "volume:update_volume_metadata", Handle: s.setVolumeMetadata(true)},
+		{Method: get, Path: v3 + "/volumes/{id}/metadata/{key}", Access: reader, Rule: "volume:get_volume_metadata", Handle: s.showVolumeMetadataKey},
+		{Method: put, Path: v3 + "/volumes/{id}/metadata/{key}", Access: member, Rule: "volume:update_volume_metadata", Handle: s.putVolumeMetadataKey},
+		{Method: del, Path: v3 + "/volumes/{id}/metadata/{key}", Access: member, Rule: "volume:delete_volume_metadata", Handle: s.deleteVolumeMetadataKey},
+
+		{Method: get, Path: v3 + "/snapshots", Access: reader, Rule: "volume:get_all_snapshots", Handle: s.listSnapshots(false)},
+		{Method: get, Path: v3 + "/snapshots/detail", Access: reader, Rule: "volume:get_all_snapshots", Handle: s.listSnapshots(true)},
+		{Method: post, Path: v3 + "/snapshots", Access: member, Rule: "volume:create_snapshot", Handle: s.createSnapshot},
+		{Method: get, Path: v3 + "/snapshots/{id}", Access: reader, Rule: "volume:get_snapshot", Handle: s.showSnapshot},
+		{Method: put, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:update_snapshot", Handle: s.updateSnapshot},
+		{Method: del, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:delete_snapshot", Handle: s.deleteSnapshot},
+		{Method: post, Path: v3 + "/snapshots/{id}/action", Access: admin, Rule: "volume_extension:snapshot_admin_actions:reset_status", Handle: s.snapshotAction},
+
+		{Method: get, Path: v3 + "/types", Access: reader, Rule: "volume_extension:types_manage", Handle: s.listTypes},
+		{Method: get, Path: v3 + "/types/default", Access: reader, Rule: "volume_extension:default_get", Handle: s.showDefaultType},
+		{Method: post, Path: v3 + "/types", Access: admin, Rule: "volume_extension:types_manage", Handle: s.createType},
+		{Method: get, Path: v3 + "/types/{id}", Access: reader, Rule: "volume_extension:type_get", Handle: s.showType},
+		{Method: put, Path: v3 + "/types/{id}", Access: admin, Rule: "volume_extension:types_manage", Handle: s.updateType},
+		{Method: del, Path: v3 + "/types/{id}", Access: admin, Rule: "volume_extension:types_manage", Handle: s.deleteType},
+		{Method: get, Path: v3 + "/types/{id}/extra_specs", Access: reader, Rule: "volume_extension:types_extra_specs:index", Handle: s.listExtraSpecs},
+		{Method: post, Path: v3 + "/types/{id}/extra_specs", Access: admin, Rule: "volume_extension:types_extra_specs:create", Handle: s.setExtraSpecs},
+		{Method: get, Path: v3 + "/types/{id}/extra_specs/{key}", Access: reader, Rule: "volume_extension:types_extra_specs:show", Handle: s.showExtraSpec},
+		{Method: put, Path: v3 + "/types/{id}/extra_specs/{key}", Access: admin, Rule: "volume_extension:types_extra_specs:update", Handle: s.putExtraSpec},
+		{Method: del, Path: v3 + "/types/{id}/extra_specs/{key}", Access: admin, Rule: "volume_extension:types_extra_specs:delete", Handle: s.deleteExtraSpec},
+
+		{Method: get, Path: v3 + "/os-quota-sets/{project}", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showQuota},
+		{Method: get, Path: v3 + "/os-quota-sets/{project}/defaults", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showDefaultQuota},
+		{Method: put, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:update", Handle: s.updateQuota},
+		{Method: del, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:delete", Handle: s.deleteQuota},
+		{Method: get, Path: v3 + "/limits", Access: reader, Rule: "limits_extension:used_limits", Handle: s.limits},
+
+		// Backups are not built: they answer so, rather than 404 as if
+		// the URL were wrong.
+		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: notBuilt("backups")},
+		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: notBuilt("backups")},
+		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: notBuilt("backups")},
+	}
+	for _, c := range []string{"attachments", "messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots", "os-volume-transfer", "volume-transfers"} {
+		routes = append(routes,
+			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
+			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})
+	}
+	return routes
+}
+
+func notBuilt(what string) api.HandlerFunc {
+	return func(http.ResponseWriter, *http.Request) error {
+		return &api.Error{Status: http.StatusNotImplemented, Msg: what + " are not supported by this cloud yet"}
+	}
+}
+
+func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
+
+// project is the project the request acts in: the token's. The project
+// in the URL must be it, unless the caller is an admin.
+func project(r *http.Request) (string, error) {
+	p := principal(r)
+	if u := chi.URLParam(r, "project_id"); u != p.ProjectID && !p.IsAdmin() {
+		return "", policyDenied("project_id")
+	}
+	return p.ProjectID, nil
+}
+
+func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000") }

@@ -1,0 +1,301 @@
+package volume
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// snapshots is the snapshots collection, scoped as volumes are.
+func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstate.Snapshot] {
+	all := allTenants(r)
+	return api.Collection[volstate.Snapshot]{
+		Table: volstate.SnapshotTable, One: "snapshot",
+		Visible: func(p *api.Principal, v *volstate.Snapshot) bool {
+			if all && p.IsAdmin() {
+				return true
+			}
+			return v.Project == p.ProjectID && p.CanRead(v.Project)
+		},
+		View: func(_ *memdb.Txn, p *api.Principal, sn *volstate.Snapshot) api.View {
+			return snapshotView(p, sn, detail)
+		},
+		NotFound: func(id string) error { return notFound("Snapshot", id) },
+		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: func(r *http.Request) string { return api.BaseURL(r, s.cfg.PublicURL) },
+			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
+			Filters:  map[string]api.Filter{"metadata": metadataFilter}},
+	}
+}
+
+func snapshotView(p *api.Principal, sn *volstate.Snapshot, detail bool) api.View {
+	md := sn.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	v := api.View{
+		"id": sn.ID, "name": nullable(sn.Name), "description": nullable(sn.Description), "status": sn.Status,
+		"size": sn.Size, "volume_id": sn.VolumeID, "created_at": timeText(sn.CreatedAt), "updated_at": timeText(sn.UpdatedAt),
+		"metadata": md,
+	}
+	if detail {
+		v["os-extended-snapshot-attributes:project_id"] = sn.Project
+		v["os-extended-snapshot-attributes:progress"] = "100%"
+		if sn.Status == volstate.SnapStatusCreating {
+			v["os-extended-snapshot-attributes:progress"] = "0%"
+		}
+	}
+	if sn.Reason != "" && p.IsAdmin() {
+		v["rackstack:error_reason"] = sn.Reason
+	}
+	return v
+}
+
+func (s *Service) listSnapshots(detail bool) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := project(r); err != nil {
+			return err
+		}
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		r = sortParams(r)
+		return s.snapshots(r, detail).List(w, r, tx)
+	}
+}
+
+func (s *Service) showSnapshot(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	return s.snapshots(r, true).Show(w, r, tx, chi.URLParam(r, "id"))
+}
+
+func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
+	proj, err := project(r)
+	if err != nil {
+		return err
+	}
+	o, err := body(r, "snapshot")
+	if err != nil {
+		return err
+	}
+	in := newInput(o)
+	now := s.now()
+	p := principal(r)
+	sn := volstate.Snapshot{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.SnapStatusCreating, CreatedAt: now, UpdatedAt: now}
+	sn.Name = in.Str("name", in.Str("display_name", "", 255), 255)
+	sn.Description = in.Str("description", in.Str("display_description", "", 255), 255)
+	sn.VolumeID = in.Required("volume_id", 36)
+	force := in.Bool("force", false)
+	sn.Metadata = metadata(in, "metadata")
+	if in.Err != nil {
+		return in.Err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	vol, err := s.volumes(r, true).Get(tx, p, sn.VolumeID)
+	if err != nil {
+		return err
+	}
+	if vol.Status == volstate.StatusInUse && !force {
+		return badRequest("Invalid volume: Volume %s status must be available, but current status is: in-use. Use force to snapshot an attached volume.", vol.ID)
+	}
+	if vol.Status != volstate.StatusAvailable && vol.Status != volstate.StatusInUse {
+		return badRequest("Invalid volume: Volume %s status must be available or in-use, but current status is: %s.", vol.ID, vol.Status)
+	}
+	var row volstate.Snapshot
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateSnapshot, volstate.CreateSnapshotCmd{Row: sn}, &row); err != nil {
+		return err
+	}
+	dataErr := s.cfg.Blocks.Snapshot(r.Context(), sn.ID, sn.VolumeID)
+	done, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
+		sn.Status, sn.Reason = volstate.SnapStatusAvailable, ""
+		if dataErr != nil {
+			sn.Status, sn.Reason = volstate.SnapStatusError, "snapshot the volume's blocks: "+dataErr.Error()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if dataErr != nil {
+		return fmt.Errorf("snapshot volume %s: %w", sn.VolumeID, dataErr)
+	}
+	// The os-extended-snapshot-attributes are show's and list's only.
+	api.JSON(w, http.StatusAccepted, map[string]any{"snapshot": snapshotView(p, done, false)})
+	return nil
+}
+
+// changeSnapshot is changeVolume for snapshots.
+func (s *Service) changeSnapshot(ctx context.Context, id string, change func(sn *volstate.Snapshot) error) (*volstate.Snapshot, error) {
+	for attempt := 0; ; attempt++ {
+		tx, err := store.Current(ctx, s.cfg.Repl)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := volstate.LoadSnapshot(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		next := cur.Clone()
+		if err := change(next); err != nil {
+			return nil, err
+		}
+		next.UpdatedAt = s.now()
+		var row volstate.Snapshot
+		_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdPutSnapshot, volstate.PutSnapshotCmd{Row: *next, Revision: cur.Revision}, &row)
+		if volstate.IsStale(err) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &row, nil
+	}
+}
+
+// ownSnapshot is the snapshot id if the caller may change it.
+func (s *Service) ownSnapshot(r *http.Request) (*volstate.Snapshot, error) {
+	if _, err := project(r); err != nil {
+		return nil, err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	p := principal(r)
+	id := chi.URLParam(r, "id")
+	sn, err := s.snapshots(r, true).Get(tx, p, id)
+	if err != nil {
+		if p.IsAdmin() {
+			if sn, err := volstate.LoadSnapshot(tx, id); err == nil {
+				return sn, nil
+			}
+		}
+		return nil, err
+	}
+	if !p.CanWrite(sn.Project) {
+		return nil, policyDenied("volume:update_snapshot")
+	}
+	return sn, nil
+}
+
+func (s *Service) updateSnapshot(w http.ResponseWriter, r *http.Request) error {
+	o, err := body(r, "snapshot")
+	if err != nil {
+		return err
+	}
+	if extra := api.Unexpected(o, "name", "description", "display_name", "display_description"); len(extra) > 0 {
+		return cinderWording{}.BadField(extra[0], o[extra[0]], "Additional properties are not allowed ('"+extra[0]+"' was unexpected)")
+	}
+	in := newInput(o)
+	name, hasName := in.Str("name", in.Str("display_name", "", 255), 255), in.Has("name") || in.Has("display_name")
+	desc, hasDesc := in.Str("description", in.Str("display_description", "", 255), 255), in.Has("description") || in.Has("display_description")
+	if in.Err != nil {
+		return in.Err
+	}
+	sn, err := s.ownSnapshot(r)
+	if err != nil {
+		return err
+	}
+	row, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
+		if hasName {
+			sn.Name = name
+		}
+		if hasDesc {
+			sn.Description = desc
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"snapshot": snapshotView(principal(r), row, false)})
+	return nil
+}
+
+func (s *Service) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
+	sn, err := s.ownSnapshot(r)
+	if err != nil {
+		return err
+	}
+	row, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
+		switch sn.Status {
+		case volstate.SnapStatusAvailable, volstate.SnapStatusError, volstate.SnapStatusErrorDeleting:
+		default:
+			return badRequest("Invalid snapshot: Snapshot status must be available or error and must not be part of a group (it is %s).", sn.Status)
+		}
+		sn.Status, sn.Reason = volstate.SnapStatusDeleting, ""
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if dataErr := s.cfg.Blocks.Delete(r.Context(), sn.ID); dataErr != nil {
+		if _, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
+			sn.Status, sn.Reason = volstate.SnapStatusErrorDeleting, "delete the snapshot's blocks: "+dataErr.Error()
+			return nil
+		}); err != nil {
+			return err
+		}
+		return fmt.Errorf("delete snapshot %s: %w", sn.ID, dataErr)
+	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteSnapshot, volstate.DeleteSnapshotCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// snapshotAction serves os-reset_status (admin): the only snapshot action.
+func (s *Service) snapshotAction(w http.ResponseWriter, r *http.Request) error {
+	top, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	arg, ok := top["os-reset_status"]
+	if !ok || len(top) != 1 {
+		return badRequest("There is no such action: %s", strings.Join(api.Unexpected(top), ", "))
+	}
+	in, err := actionArg(arg, "os-reset_status")
+	if err != nil {
+		return err
+	}
+	status := in.Required("status", 255)
+	if in.Err != nil {
+		return in.Err
+	}
+	if !contains(volstate.SnapshotStatuses(), status) {
+		return cinderWording{}.BadField("status", status, "must be one of "+strings.Join(volstate.SnapshotStatuses(), ", "))
+	}
+	sn, err := s.ownSnapshot(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
+		sn.Status = status
+		if !strings.HasPrefix(status, "error") {
+			sn.Reason = ""
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

@@ -1,0 +1,104 @@
+package volume
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/rackstack/rackstack/fabric/api"
+)
+
+// Microversions 3.0 to 3.maxMinor are served: 3.42 extends attached
+// volumes. The resources the range adds that are not built (messages,
+// groups, clusters, workers, manageable volumes, the attachments API)
+// answer 501, as backups do.
+const (
+	minMinor = 0
+	maxMinor = 42
+
+	headerVersion = "OpenStack-API-Version"
+	service       = "volume"
+)
+
+type versionKey struct{}
+
+// atLeast reports whether the request asked for 3.minor or later.
+func atLeast(r *http.Request, minor int) bool {
+	v, _ := r.Context().Value(versionKey{}).(int)
+	return v >= minor
+}
+
+func versionText(minor int) string { return "3." + strconv.Itoa(minor) }
+
+// microversions reads "OpenStack-API-Version: volume 3.x", answers 406 for
+// a version outside the range, and names the version on every answer.
+func microversions(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		minor, err := parseVersion(r.Header.Values(headerVersion))
+		if err != nil {
+			api.Fail(w, r, writeError, err)
+			return
+		}
+		w.Header().Set(headerVersion, service+" "+versionText(minor))
+		w.Header().Add("Vary", headerVersion)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), versionKey{}, minor)))
+	})
+}
+
+// parseVersion reads the volume service's entry of the header (which may
+// name other services' versions too).
+func parseVersion(values []string) (int, error) {
+	want := ""
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			svc, ver, ok := strings.Cut(strings.TrimSpace(part), " ")
+			if ok && strings.EqualFold(svc, service) {
+				want = strings.TrimSpace(ver)
+			}
+		}
+	}
+	switch strings.ToLower(want) {
+	case "":
+		return minMinor, nil
+	case "latest":
+		return maxMinor, nil
+	}
+	major, minorText, ok := strings.Cut(want, ".")
+	minor, err := strconv.Atoi(minorText)
+	if !ok || err != nil || minor < 0 || major == "" {
+		return 0, badRequest("Invalid API version %q in the %s header: expected \"volume 3.<minor>\" or \"volume latest\".", want, headerVersion)
+	}
+	if major != "3" || minor < minMinor || minor > maxMinor {
+		return 0, api.Errorf(http.StatusNotAcceptable, "Version %s is not supported by the API. Minimum is %s and maximum is %s.",
+			want, versionText(minMinor), versionText(maxMinor))
+	}
+	return minor, nil
+}
+
+// rootVersions is discovery at the root, 300 Multiple Choices as Cinder
+// answers it.
+func (s *Service) rootVersions(w http.ResponseWriter, r *http.Request) error {
+	api.JSON(w, http.StatusMultipleChoices, s.versionList(r))
+	return nil
+}
+
+// versions answers discovery under /v3: the one API version, with its
+// range.
+func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
+	api.JSON(w, http.StatusOK, s.versionList(r))
+	return nil
+}
+
+func (s *Service) versionList(r *http.Request) map[string]any {
+	v := map[string]any{
+		"id": "v3.0", "status": "CURRENT", "version": versionText(maxMinor), "min_version": versionText(minMinor),
+		"updated": "2023-08-31T00:00:00Z",
+		"links": []any{
+			map[string]any{"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
+			map[string]any{"rel": "self", "href": s.baseURL(r) + "/v3/"},
+		},
+		"media-types": []any{map[string]any{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}},
+	}
+	return map[string]any{"versions": []any{v}}
+}

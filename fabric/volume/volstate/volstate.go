@@ -1,0 +1,829 @@
+// Package volstate is the volume service's part of the replicated state:
+// the volume, snapshot, volume type and quota rows, Cinder's volume
+// statuses, the tables and the commands that change them. The Cinder API
+// (fabric/volume), Nova's volume attachments and the node agent that
+// plugs volumes into VMs read and change volumes through it; it knows
+// nothing of HTTP and moves no data.
+//
+// Changes follow the image service's pattern: a proposer reads a row,
+// computes the new row and proposes Put naming the revision it read; the
+// handler refuses a stale revision (IsStale) and the proposer reads again
+// and retries. Quotas are checked in the handlers, in the same step that
+// takes them, so two creates can never both pass the last free slot.
+package volstate
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Volume statuses (Cinder's). A volume moves creating → available →
+// reserved → attaching → in-use → detaching → available; extending and
+// deleting are the other working states, and each can fail into its
+// error status with a reason kept on the row.
+const (
+	StatusCreating       = "creating"
+	StatusAvailable      = "available"
+	StatusReserved       = "reserved"
+	StatusAttaching      = "attaching"
+	StatusInUse          = "in-use"
+	StatusDetaching      = "detaching"
+	StatusExtending      = "extending"
+	StatusDeleting       = "deleting"
+	StatusError          = "error"
+	StatusErrorDeleting  = "error_deleting"
+	StatusErrorExtending = "error_extending"
+	// StatusMaintenance is only ever set by an admin (os-reset_status):
+	// the volume is left alone until it is reset again.
+	StatusMaintenance = "maintenance"
+)
+
+// Statuses are the volume statuses an admin may set with os-reset_status.
+func Statuses() []string {
+	return []string{StatusCreating, StatusAvailable, StatusReserved, StatusAttaching, StatusInUse, StatusDetaching,
+		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance}
+}
+
+// Snapshot statuses.
+const (
+	SnapStatusCreating      = "creating"
+	SnapStatusAvailable     = "available"
+	SnapStatusDeleting      = "deleting"
+	SnapStatusError         = "error"
+	SnapStatusErrorDeleting = "error_deleting"
+)
+
+// SnapshotStatuses are the statuses an admin may set on a snapshot.
+func SnapshotStatuses() []string {
+	return []string{SnapStatusCreating, SnapStatusAvailable, SnapStatusDeleting, SnapStatusError, SnapStatusErrorDeleting}
+}
+
+// GiB is Cinder's unit of volume size.
+const GiB = int64(1) << 30
+
+// Volume is one volume's metadata; its blocks are in the block store
+// under the same id. A row is never changed after insert: a command
+// replaces it whole (Clone, change, Put).
+type Volume struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	Project     string `json:"project"`
+	User        string `json:"user,omitempty"`
+	Size        int    `json:"size"` // GiB
+	Status      string `json:"status"`
+	// Reason says why the volume is in an error status ("" otherwise).
+	Reason   string `json:"reason,omitempty"`
+	TypeID   string `json:"type_id"`
+	Bootable bool   `json:"bootable,omitempty"`
+	// The volume's source, at most one: a snapshot, a volume or an image.
+	SnapshotID  string            `json:"snapshot_id,omitempty"`
+	SourceVolID string            `json:"source_volid,omitempty"`
+	ImageID     string            `json:"image_id,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Attachments are the servers the volume is attached to (at most
+	// one: multiattach is refused).
+	Attachments []Attachment `json:"attachments,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	Revision    int64        `json:"revision"`
+}
+
+// Attachment is a volume's attachment to a server.
+type Attachment struct {
+	ID       string    `json:"id"`
+	ServerID string    `json:"server_id"`
+	Host     string    `json:"host,omitempty"`
+	Device   string    `json:"device,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// Clone copies the row deeply enough that changing the copy leaves the
+// stored row alone.
+func (v *Volume) Clone() *Volume {
+	c := *v
+	c.Metadata = maps.Clone(v.Metadata)
+	c.Attachments = slices.Clone(v.Attachments)
+	return &c
+}
+
+// Snapshot is a point-in-time copy of a volume; its blocks are in the
+// block store under its id.
+type Snapshot struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Project     string            `json:"project"`
+	User        string            `json:"user,omitempty"`
+	VolumeID    string            `json:"volume_id"`
+	Size        int               `json:"size"` // GiB, the volume's when taken
+	Status      string            `json:"status"`
+	Reason      string            `json:"reason,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	Revision    int64             `json:"revision"`
+}
+
+// Clone copies the row deeply.
+func (s *Snapshot) Clone() *Snapshot {
+	c := *s
+	c.Metadata = maps.Clone(s.Metadata)
+	return &c
+}
+
+// Type is a volume type: its extra specs choose how the blocks are
+// stored (PolicySpec).
+type Type struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	Public      bool              `json:"public"`
+	ExtraSpecs  map[string]string `json:"extra_specs,omitempty"`
+	Revision    int64             `json:"revision"`
+}
+
+// Clone copies the row deeply.
+func (t *Type) Clone() *Type {
+	c := *t
+	c.ExtraSpecs = maps.Clone(t.ExtraSpecs)
+	return &c
+}
+
+// The default volume type, as Cinder's __DEFAULT__: it exists from the
+// start (DefaultType) without a command, so every node agrees on it; a
+// change to it stores it like any other type.
+const (
+	DefaultTypeID   = "a0c6bd2b-2d2b-4b4e-9b66-3c3f8d0c7f11"
+	DefaultTypeName = "__DEFAULT__"
+)
+
+// DefaultType is the default type as it is before any change.
+func DefaultType() *Type {
+	return &Type{ID: DefaultTypeID, Name: DefaultTypeName, Description: "Default Volume Type", Public: true}
+}
+
+// PolicySpec is the extra spec that chooses how a type's volumes are
+// stored: "ec:K+M" (erasure-coded, K data and M parity shards) or
+// "replicated:N" (N copies). Without it the block store's default holds.
+const PolicySpec = "rackstack:policy"
+
+// Policy is a parsed PolicySpec; the zero Policy is the store's default.
+type Policy struct {
+	K, M     int // erasure coding
+	Replicas int // replication
+}
+
+// ParsePolicy reads a PolicySpec value.
+func ParsePolicy(s string) (Policy, error) {
+	kind, rest, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		return Policy{}, fmt.Errorf("parse policy %q: want ec:K+M or replicated:N", s)
+	}
+	switch kind {
+	case "ec":
+		ks, ms, ok := strings.Cut(rest, "+")
+		k, err1 := strconv.Atoi(ks)
+		m, err2 := strconv.Atoi(ms)
+		// The block store codes stripes of at most 16 data and 16 parity
+		// shards.
+		if !ok || err1 != nil || err2 != nil || k < 1 || k > 16 || m < 0 || m > 16 {
+			return Policy{}, fmt.Errorf("parse policy %q: want ec:K+M with 1 ≤ K ≤ 16, 0 ≤ M ≤ 16", s)
+		}
+		return Policy{K: k, M: m}, nil
+	case "replicated":
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 1 || n > 8 {
+			return Policy{}, fmt.Errorf("parse policy %q: want replicated:N with 1 ≤ N ≤ 8", s)
+		}
+		return Policy{Replicas: n}, nil
+	}
+	return Policy{}, fmt.Errorf("parse policy %q: want ec:K+M or replicated:N", s)
+}
+
+// Quota is a project's quota overrides; absent resources have the
+// defaults.
+type Quota struct {
+	ID     string         `json:"id"` // the project
+	Limits map[string]int `json:"limits"`
+}
+
+// Quota resources and their defaults, as Cinder ships them.
+const (
+	QuotaVolumes         = "volumes"
+	QuotaSnapshots       = "snapshots"
+	QuotaGigabytes       = "gigabytes"
+	QuotaPerVolumeGB     = "per_volume_gigabytes"
+	QuotaBackups         = "backups"
+	QuotaBackupGigabytes = "backup_gigabytes"
+	QuotaGroups          = "groups"
+)
+
+// DefaultQuotas are the limits of a project without overrides (-1: none).
+func DefaultQuotas() map[string]int {
+	return map[string]int{QuotaVolumes: 10, QuotaSnapshots: 10, QuotaGigabytes: 1000, QuotaPerVolumeGB: -1,
+		QuotaBackups: 10, QuotaBackupGigabytes: 1000, QuotaGroups: 10}
+}
+
+// Limit is project's limit of resource.
+func Limit(tx *memdb.Txn, project, resource string) int {
+	if q := store.Get[Quota](tx, QuotaTable, project); q != nil {
+		if v, ok := q.Limits[resource]; ok {
+			return v
+		}
+	}
+	return DefaultQuotas()[resource]
+}
+
+// Usage is how much of resource project uses. Gigabytes count volumes
+// and snapshots, as Cinder counts them; backups are not built, so they
+// use nothing.
+func Usage(tx *memdb.Txn, project, resource string) int {
+	switch resource {
+	case QuotaVolumes:
+		return len(store.All[Volume](tx, VolumeTable, "project", project))
+	case QuotaSnapshots:
+		return len(store.All[Snapshot](tx, SnapshotTable, "project", project))
+	case QuotaGigabytes:
+		n := 0
+		for _, v := range store.All[Volume](tx, VolumeTable, "project", project) {
+			n += v.Size
+		}
+		for _, s := range store.All[Snapshot](tx, SnapshotTable, "project", project) {
+			n += s.Size
+		}
+		return n
+	}
+	return 0
+}
+
+// checkQuota runs after the insert: usage includes the new row.
+func checkQuota(tx *memdb.Txn, project string, resources ...string) error {
+	for _, r := range resources {
+		limit := Limit(tx, project, r)
+		if used := Usage(tx, project, r); limit >= 0 && used > limit {
+			return store.Fault(store.KindOverQuota, FaultOverLimit, "Maximum number of %s allowed (%d) exceeded for quota '%s' (%d would be in use).", r, limit, r, used)
+		}
+	}
+	return nil
+}
+
+func checkPerVolume(tx *memdb.Txn, project string, size int) error {
+	if limit := Limit(tx, project, QuotaPerVolumeGB); limit >= 0 && size > limit {
+		return store.Fault(store.KindOverQuota, FaultOverLimit, "Requested volume size %dG is larger than maximum allowed limit %dG.", size, limit)
+	}
+	return nil
+}
+
+// FaultOverLimit names an exceeded quota, which Cinder answers 413.
+const FaultOverLimit = "overLimit"
+
+// Table and command names.
+const (
+	VolumeTable   = "volume_volumes"
+	SnapshotTable = "volume_snapshots"
+	TypeTable     = "volume_types"
+	QuotaTable    = "volume_quotas"
+
+	CmdCreateVolume   = "volume.create"
+	CmdPutVolume      = "volume.put"
+	CmdDeleteVolume   = "volume.delete"
+	CmdCreateSnapshot = "volume.snapshot.create"
+	CmdPutSnapshot    = "volume.snapshot.put"
+	CmdDeleteSnapshot = "volume.snapshot.delete"
+	CmdCreateType     = "volume.type.create"
+	CmdPutType        = "volume.type.put"
+	CmdDeleteType     = "volume.type.delete"
+	CmdSetQuota       = "volume.quota.set"
+	CmdDeleteQuota    = "volume.quota.delete"
+	CmdAttach         = "volume.attach"
+	CmdAttached       = "volume.attached"
+	CmdDetach         = "volume.detach"
+	CmdDetached       = "volume.detached"
+)
+
+// Schema is the volume service's part of the replicated state.
+func Schema() store.Schema {
+	return store.Schema{
+		Tables: []store.Table{
+			store.NewTable(VolumeTable, &Volume{}, store.StringIndex("project", "Project", false)),
+			store.NewTable(SnapshotTable, &Snapshot{}, store.StringIndex("project", "Project", false),
+				store.StringIndex("volume", "VolumeID", false)),
+			store.NewTable(TypeTable, &Type{}, store.StringIndex("name", "Name", true)),
+			store.NewTable(QuotaTable, &Quota{}),
+		},
+		Handlers: map[string]store.Handler{
+			CmdCreateVolume:   store.Typed(applyCreateVolume),
+			CmdPutVolume:      store.Typed(applyPutVolume),
+			CmdDeleteVolume:   store.Typed(applyDeleteVolume),
+			CmdCreateSnapshot: store.Typed(applyCreateSnapshot),
+			CmdPutSnapshot:    store.Typed(applyPutSnapshot),
+			CmdDeleteSnapshot: store.Typed(applyDeleteSnapshot),
+			CmdCreateType:     store.Typed(applyCreateType),
+			CmdPutType:        store.Typed(applyPutType),
+			CmdDeleteType:     store.Typed(applyDeleteType),
+			CmdSetQuota:       store.Typed(applySetQuota),
+			CmdDeleteQuota:    store.Typed(applyDeleteQuota),
+			CmdAttach:         store.Typed(applyAttach),
+			CmdAttached:       store.Typed(applyAttached),
+			CmdDetach:         store.Typed(applyDetach),
+			CmdDetached:       store.Typed(applyDetached),
+		},
+	}
+}
+
+// TableNames lists the tables, so a watcher can watch them.
+func TableNames() []string { return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable} }
+
+// LoadVolume returns a copy of volume id, or an error matching
+// store.ErrNotFound.
+func LoadVolume(tx *memdb.Txn, id string) (*Volume, error) {
+	v := store.Get[Volume](tx, VolumeTable, id)
+	if v == nil {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", id)
+	}
+	return v.Clone(), nil
+}
+
+// LoadSnapshot returns a copy of snapshot id, or an error matching
+// store.ErrNotFound.
+func LoadSnapshot(tx *memdb.Txn, id string) (*Snapshot, error) {
+	s := store.Get[Snapshot](tx, SnapshotTable, id)
+	if s == nil {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Snapshot %s could not be found.", id)
+	}
+	return s.Clone(), nil
+}
+
+// LoadType returns a copy of type id: the stored row, or the default
+// type while it is unchanged.
+func LoadType(tx *memdb.Txn, id string) (*Type, error) {
+	if t := store.Get[Type](tx, TypeTable, id); t != nil {
+		return t.Clone(), nil
+	}
+	if id == DefaultTypeID {
+		return DefaultType(), nil
+	}
+	return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume type %s could not be found.", id)
+}
+
+// TypeByName returns the type named name, or nil.
+func TypeByName(tx *memdb.Txn, name string) *Type {
+	if raw, _ := tx.First(TypeTable, "name", name); raw != nil {
+		return raw.(*Type).Clone()
+	}
+	if name == DefaultTypeName && store.Get[Type](tx, TypeTable, DefaultTypeID) == nil {
+		return DefaultType()
+	}
+	return nil
+}
+
+// Types lists every type, the default included.
+func Types(tx *memdb.Txn) []*Type {
+	out := store.All[Type](tx, TypeTable, "id")
+	if store.Get[Type](tx, TypeTable, DefaultTypeID) == nil {
+		out = append(out, DefaultType())
+	}
+	return out
+}
+
+// VolumesOfServer lists the volumes attached to server.
+func VolumesOfServer(tx *memdb.Txn, server string) []*Volume {
+	var out []*Volume
+	for _, v := range store.All[Volume](tx, VolumeTable, "id") {
+		for _, a := range v.Attachments {
+			if a.ServerID == server {
+				out = append(out, v.Clone())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Command handlers. They run in the FSM on every node: deterministic, no
+// clock, no I/O. The proposer computes the new row from the revision it
+// read; the handler checks that nothing changed since and that the quota
+// and the references still hold.
+
+const faultStale = "VolumeStale"
+
+// IsStale reports whether err is the conflict of a command computed from
+// a revision that is no longer current; the proposer reads and retries.
+func IsStale(err error) bool {
+	var ae *store.ApplyError
+	return errors.As(err, &ae) && ae.Kind == store.KindConflict && ae.Fault == faultStale
+}
+
+func stale(kind, id string, have, want int64) error {
+	return store.Fault(store.KindConflict, faultStale, "%s %s changed concurrently: at revision %d, not %d", kind, id, have, want)
+}
+
+func invalid(format string, args ...any) error {
+	return store.Fault(store.KindInvalid, "badRequest", format, args...)
+}
+
+// CreateVolumeCmd inserts a new volume, taking its quota.
+type CreateVolumeCmd struct {
+	Row Volume `json:"row"`
+}
+
+func applyCreateVolume(tx *memdb.Txn, c CreateVolumeCmd) (any, error) {
+	if store.Get[Volume](tx, VolumeTable, c.Row.ID) != nil {
+		return nil, store.Conflictf("volume %s exists", c.Row.ID)
+	}
+	row := c.Row
+	if _, err := LoadType(tx, row.TypeID); err != nil {
+		return nil, err
+	}
+	if row.SnapshotID != "" {
+		s := store.Get[Snapshot](tx, SnapshotTable, row.SnapshotID)
+		if s == nil || s.Project != row.Project && row.Project != "" {
+			return nil, store.Fault(store.KindNotFound, "itemNotFound", "Snapshot %s could not be found.", row.SnapshotID)
+		}
+		if s.Status != SnapStatusAvailable {
+			return nil, invalid("Invalid snapshot: Originating snapshot status must be one of 'available' values")
+		}
+		if row.Size < s.Size {
+			return nil, invalid("Invalid input received: Volume size '%d'GB cannot be smaller than the snapshot size %dGB. They must be >= original snapshot size.", row.Size, s.Size)
+		}
+	}
+	if row.SourceVolID != "" {
+		src := store.Get[Volume](tx, VolumeTable, row.SourceVolID)
+		if src == nil {
+			return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", row.SourceVolID)
+		}
+		if src.Status != StatusAvailable && src.Status != StatusInUse {
+			return nil, invalid("Invalid volume: Source volume status must be available or in-use, not %s.", src.Status)
+		}
+		if row.Size < src.Size {
+			return nil, invalid("Invalid input received: Clones currently must be >= original volume size.")
+		}
+	}
+	if err := checkPerVolume(tx, row.Project, row.Size); err != nil {
+		return nil, err
+	}
+	row.Revision = 1
+	if err := tx.Insert(VolumeTable, &row); err != nil {
+		return nil, err
+	}
+	if err := checkQuota(tx, row.Project, QuotaVolumes, QuotaGigabytes); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// PutVolumeCmd replaces a volume whose current revision is Revision. A
+// bigger size takes quota.
+type PutVolumeCmd struct {
+	Row      Volume `json:"row"`
+	Revision int64  `json:"revision"`
+}
+
+func applyPutVolume(tx *memdb.Txn, c PutVolumeCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.Row.ID)
+	if cur == nil {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.Row.ID)
+	}
+	if cur.Revision != c.Revision {
+		return nil, stale("volume", cur.ID, cur.Revision, c.Revision)
+	}
+	row := c.Row
+	if row.Project != cur.Project {
+		return nil, invalid("a volume's project cannot change")
+	}
+	if len(row.Attachments) > 1 {
+		return nil, invalid("Invalid volume: volume %s cannot be attached to more than one server (multiattach is not supported).", row.ID)
+	}
+	row.Revision = cur.Revision + 1
+	if err := tx.Insert(VolumeTable, &row); err != nil {
+		return nil, err
+	}
+	if row.Size > cur.Size {
+		if err := checkPerVolume(tx, row.Project, row.Size); err != nil {
+			return nil, err
+		}
+		if err := checkQuota(tx, row.Project, QuotaGigabytes); err != nil {
+			return nil, err
+		}
+	}
+	return row, nil
+}
+
+// DeleteVolumeCmd removes a volume whose current revision is Revision,
+// once its blocks are gone.
+type DeleteVolumeCmd struct {
+	ID       string `json:"id"`
+	Revision int64  `json:"revision"`
+}
+
+func applyDeleteVolume(tx *memdb.Txn, c DeleteVolumeCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.ID)
+	if cur == nil {
+		return nil, nil
+	}
+	if cur.Revision != c.Revision {
+		return nil, stale("volume", cur.ID, cur.Revision, c.Revision)
+	}
+	if len(store.All[Snapshot](tx, SnapshotTable, "volume", c.ID)) > 0 {
+		return nil, invalid("Invalid volume: Volume %s has snapshots; delete them first.", c.ID)
+	}
+	return nil, tx.Delete(VolumeTable, cur)
+}
+
+// CreateSnapshotCmd inserts a new snapshot, taking its quota.
+type CreateSnapshotCmd struct {
+	Row Snapshot `json:"row"`
+}
+
+func applyCreateSnapshot(tx *memdb.Txn, c CreateSnapshotCmd) (any, error) {
+	if store.Get[Snapshot](tx, SnapshotTable, c.Row.ID) != nil {
+		return nil, store.Conflictf("snapshot %s exists", c.Row.ID)
+	}
+	vol := store.Get[Volume](tx, VolumeTable, c.Row.VolumeID)
+	if vol == nil {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.Row.VolumeID)
+	}
+	if vol.Status != StatusAvailable && vol.Status != StatusInUse {
+		return nil, invalid("Invalid volume: Volume %s status must be available or in-use, but current status is: %s.", vol.ID, vol.Status)
+	}
+	row := c.Row
+	row.Size = vol.Size
+	row.Revision = 1
+	if err := tx.Insert(SnapshotTable, &row); err != nil {
+		return nil, err
+	}
+	if err := checkQuota(tx, row.Project, QuotaSnapshots, QuotaGigabytes); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// PutSnapshotCmd replaces a snapshot whose current revision is Revision.
+type PutSnapshotCmd struct {
+	Row      Snapshot `json:"row"`
+	Revision int64    `json:"revision"`
+}
+
+func applyPutSnapshot(tx *memdb.Txn, c PutSnapshotCmd) (any, error) {
+	cur := store.Get[Snapshot](tx, SnapshotTable, c.Row.ID)
+	if cur == nil {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Snapshot %s could not be found.", c.Row.ID)
+	}
+	if cur.Revision != c.Revision {
+		return nil, stale("snapshot", cur.ID, cur.Revision, c.Revision)
+	}
+	row := c.Row
+	if row.VolumeID != cur.VolumeID || row.Project != cur.Project || row.Size != cur.Size {
+		return nil, invalid("a snapshot's volume, project and size cannot change")
+	}
+	row.Revision = cur.Revision + 1
+	return row, tx.Insert(SnapshotTable, &row)
+}
+
+// DeleteSnapshotCmd removes a snapshot whose current revision is
+// Revision, once its blocks are gone.
+type DeleteSnapshotCmd struct {
+	ID       string `json:"id"`
+	Revision int64  `json:"revision"`
+}
+
+func applyDeleteSnapshot(tx *memdb.Txn, c DeleteSnapshotCmd) (any, error) {
+	cur := store.Get[Snapshot](tx, SnapshotTable, c.ID)
+	if cur == nil {
+		return nil, nil
+	}
+	if cur.Revision != c.Revision {
+		return nil, stale("snapshot", cur.ID, cur.Revision, c.Revision)
+	}
+	return nil, tx.Delete(SnapshotTable, cur)
+}
+
+// CreateTypeCmd inserts a volume type.
+type CreateTypeCmd struct {
+	Row Type `json:"row"`
+}
+
+func applyCreateType(tx *memdb.Txn, c CreateTypeCmd) (any, error) {
+	if _, err := LoadType(tx, c.Row.ID); err == nil {
+		return nil, store.Conflictf("volume type %s exists", c.Row.ID)
+	}
+	if TypeByName(tx, c.Row.Name) != nil {
+		return nil, store.Fault(store.KindConflict, "conflictingRequest", "Volume Type %s already exists.", c.Row.Name)
+	}
+	row := c.Row
+	row.Revision = 1
+	return row, tx.Insert(TypeTable, &row)
+}
+
+// PutTypeCmd replaces a type whose current revision is Revision (0 for
+// the default type before its first change).
+type PutTypeCmd struct {
+	Row      Type  `json:"row"`
+	Revision int64 `json:"revision"`
+}
+
+func applyPutType(tx *memdb.Txn, c PutTypeCmd) (any, error) {
+	cur, err := LoadType(tx, c.Row.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Revision != c.Revision {
+		return nil, stale("volume type", cur.ID, cur.Revision, c.Revision)
+	}
+	if other := TypeByName(tx, c.Row.Name); other != nil && other.ID != c.Row.ID {
+		return nil, store.Fault(store.KindConflict, "conflictingRequest", "Volume Type %s already exists.", c.Row.Name)
+	}
+	if c.Row.ID == DefaultTypeID && c.Row.Name != DefaultTypeName {
+		return nil, invalid("Invalid volume type: the default volume type cannot be renamed.")
+	}
+	row := c.Row
+	row.Revision = cur.Revision + 1
+	if old := store.Get[Type](tx, TypeTable, row.ID); old != nil {
+		// The name index must not keep the old name.
+		if err := tx.Delete(TypeTable, old); err != nil {
+			return nil, err
+		}
+	}
+	return row, tx.Insert(TypeTable, &row)
+}
+
+// DeleteTypeCmd removes a type no volume uses.
+type DeleteTypeCmd struct {
+	ID string `json:"id"`
+}
+
+func applyDeleteType(tx *memdb.Txn, c DeleteTypeCmd) (any, error) {
+	if c.ID == DefaultTypeID {
+		return nil, invalid("Invalid volume type: the default volume type cannot be deleted.")
+	}
+	cur := store.Get[Type](tx, TypeTable, c.ID)
+	if cur == nil {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume type %s could not be found.", c.ID)
+	}
+	for _, v := range store.All[Volume](tx, VolumeTable, "id") {
+		if v.TypeID == c.ID {
+			return nil, invalid("Target volume type is still in use.")
+		}
+	}
+	return nil, tx.Delete(TypeTable, cur)
+}
+
+// SetQuotaCmd sets some of a project's limits.
+type SetQuotaCmd struct {
+	Project string         `json:"project"`
+	Limits  map[string]int `json:"limits"`
+}
+
+func applySetQuota(tx *memdb.Txn, c SetQuotaCmd) (any, error) {
+	q := Quota{ID: c.Project, Limits: map[string]int{}}
+	if old := store.Get[Quota](tx, QuotaTable, c.Project); old != nil {
+		maps.Copy(q.Limits, old.Limits)
+	}
+	defaults := DefaultQuotas()
+	for k, v := range c.Limits {
+		if _, ok := defaults[k]; !ok {
+			return nil, invalid("Bad key(s) in quota set: %s", k)
+		}
+		if v < -1 {
+			return nil, invalid("Quota limit %d for %s must be -1 or greater.", v, k)
+		}
+		q.Limits[k] = v
+	}
+	return nil, tx.Insert(QuotaTable, &q)
+}
+
+// DeleteQuotaCmd gives a project the default limits back.
+type DeleteQuotaCmd struct {
+	Project string `json:"project"`
+}
+
+func applyDeleteQuota(tx *memdb.Txn, c DeleteQuotaCmd) (any, error) {
+	if q := store.Get[Quota](tx, QuotaTable, c.Project); q != nil {
+		return nil, tx.Delete(QuotaTable, q)
+	}
+	return nil, nil
+}
+
+// Attaching. The compute API proposes Attach (available → attaching, the
+// attachment recorded with the server's host); the node agent of that
+// host plugs the volume into the VM and proposes Attached (→ in-use), or
+// Detached with a reason when it could not. Detach (in-use or attaching →
+// detaching) is the compute API's; the agent unplugs and proposes
+// Detached (→ available). A server's removal releases its volumes in the
+// same command (ReleaseServer), so a deleted server never keeps one.
+
+// AttachCmd attaches a volume of Project to a server.
+type AttachCmd struct {
+	VolumeID   string     `json:"volume_id"`
+	Project    string     `json:"project"`
+	Attachment Attachment `json:"attachment"`
+}
+
+func applyAttach(tx *memdb.Txn, c AttachCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || (c.Project != "" && cur.Project != c.Project) {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.VolumeID)
+	}
+	if len(cur.Attachments) > 0 {
+		return nil, invalid("Invalid volume: volume %s is already attached to server %s; multiattach is not supported.", cur.ID, cur.Attachments[0].ServerID)
+	}
+	if cur.Status != StatusAvailable {
+		return nil, invalid("Invalid volume: volume %s status must be available to attach, but current status is: %s.", cur.ID, cur.Status)
+	}
+	row := cur.Clone()
+	row.Status, row.Reason = StatusAttaching, ""
+	row.Attachments = []Attachment{c.Attachment}
+	row.UpdatedAt = c.Attachment.Since
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// AttachedCmd is the node agent's report that an attachment is plugged.
+type AttachedCmd struct {
+	VolumeID     string    `json:"volume_id"`
+	AttachmentID string    `json:"attachment_id"`
+	Now          time.Time `json:"now"`
+}
+
+func applyAttached(tx *memdb.Txn, c AttachedCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || len(cur.Attachments) != 1 || cur.Attachments[0].ID != c.AttachmentID {
+		return nil, store.Conflictf("volume %s has no attachment %s", c.VolumeID, c.AttachmentID)
+	}
+	if cur.Status != StatusAttaching {
+		return nil, store.Conflictf("volume %s is %s, not attaching", c.VolumeID, cur.Status)
+	}
+	row := cur.Clone()
+	row.Status, row.UpdatedAt = StatusInUse, c.Now
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// DetachCmd asks for a volume's detachment from a server.
+type DetachCmd struct {
+	VolumeID string    `json:"volume_id"`
+	ServerID string    `json:"server_id"`
+	Now      time.Time `json:"now"`
+}
+
+func applyDetach(tx *memdb.Txn, c DetachCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || len(cur.Attachments) != 1 || cur.Attachments[0].ServerID != c.ServerID {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "volume %s is not attached to server %s", c.VolumeID, c.ServerID)
+	}
+	switch cur.Status {
+	case StatusInUse, StatusAttaching:
+	case StatusDetaching:
+		return *cur, nil
+	default:
+		return nil, invalid("Invalid volume: volume %s status must be in-use to detach, but current status is: %s.", cur.ID, cur.Status)
+	}
+	row := cur.Clone()
+	row.Status, row.UpdatedAt = StatusDetaching, c.Now
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// DetachedCmd is the node agent's report that an attachment is unplugged
+// (or could not be plugged: Reason says why).
+type DetachedCmd struct {
+	VolumeID     string    `json:"volume_id"`
+	AttachmentID string    `json:"attachment_id"`
+	Reason       string    `json:"reason,omitempty"`
+	Now          time.Time `json:"now"`
+}
+
+func applyDetached(tx *memdb.Txn, c DetachedCmd) (any, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || len(cur.Attachments) != 1 || cur.Attachments[0].ID != c.AttachmentID {
+		return nil, store.Conflictf("volume %s has no attachment %s", c.VolumeID, c.AttachmentID)
+	}
+	row := cur.Clone()
+	row.Status, row.Reason, row.Attachments, row.UpdatedAt = StatusAvailable, c.Reason, nil, c.Now
+	row.Revision++
+	return *row, tx.Insert(VolumeTable, row)
+}
+
+// ReleaseServer detaches every volume of server, for the command that
+// removes the server. Its VM is gone or going; the block store's writer
+// fence keeps a VM that lingers from writing after a new attachment.
+func ReleaseServer(tx *memdb.Txn, server string, now time.Time) error {
+	for _, v := range VolumesOfServer(tx, server) {
+		v.Status, v.Attachments, v.UpdatedAt = StatusAvailable, nil, now
+		v.Revision++
+		if err := tx.Insert(VolumeTable, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,911 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// maxSize bounds a volume's size in GiB (16 TiB), well inside what the
+// block store addresses.
+const maxSize = 16 << 10
+
+// volumes is the volumes collection: the caller's project's, or every
+// project's for an admin asking all_tenants.
+func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.Volume] {
+	all := allTenants(r)
+	return api.Collection[volstate.Volume]{
+		Table: volstate.VolumeTable, One: "volume",
+		Visible: func(p *api.Principal, v *volstate.Volume) bool {
+			if all && p.IsAdmin() {
+				return true
+			}
+			return v.Project == p.ProjectID && p.CanRead(v.Project)
+		},
+		View: func(tx *memdb.Txn, p *api.Principal, v *volstate.Volume) api.View {
+			if !detail {
+				return api.View{"id": v.ID, "name": v.Name, "links": s.links(r, "volumes", v.ID)}
+			}
+			return s.volumeView(tx, r, p, v)
+		},
+		NotFound: func(id string) error { return notFound("Volume", id) },
+		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: func(r *http.Request) string { return api.BaseURL(r, s.cfg.PublicURL) },
+			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
+			Filters: map[string]api.Filter{
+				"metadata":     metadataFilter,
+				"display_name": func(v api.View, want []string) (bool, error) { return api.MatchValue(v["name"], want), nil },
+			}},
+	}
+}
+
+// allTenants is Cinder's all_tenants query parameter.
+func allTenants(r *http.Request) bool {
+	q := r.URL.Query()
+	if !q.Has("all_tenants") {
+		return false
+	}
+	b, ok := api.ToBool(q.Get("all_tenants"))
+	return !ok || b || q.Get("all_tenants") == ""
+}
+
+// metadataFilter matches metadata={'k': 'v'} (a Python dict literal, as
+// cinderclient sends it) or a JSON object: every pair must be present.
+func metadataFilter(v api.View, want []string) (bool, error) {
+	md, _ := v["metadata"].(map[string]string)
+	for _, w := range want {
+		pairs, err := parseDict(w)
+		if err != nil {
+			return false, badRequest("Invalid metadata filter %q: %v", w, err)
+		}
+		for k, val := range pairs {
+			if md[k] != val {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// parseDict reads {'k': 'v', "k2": "v2"}.
+func parseDict(s string) (map[string]string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") {
+		return nil, errors.New("not a dictionary")
+	}
+	out := map[string]string{}
+	body := strings.TrimSpace(s[1 : len(s)-1])
+	if body == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(body, ",") {
+		k, v, ok := strings.Cut(pair, ":")
+		if !ok {
+			return nil, fmt.Errorf("%q is not key: value", pair)
+		}
+		out[strings.Trim(strings.TrimSpace(k), `'"`)] = strings.Trim(strings.TrimSpace(v), `'"`)
+	}
+	return out, nil
+}
+
+// sortParams turns Cinder's sort=key:dir,key2 into the kit's sort_key and
+// sort_dir.
+func sortParams(r *http.Request) *http.Request {
+	q := r.URL.Query()
+	sortSpec := q.Get("sort")
+	if sortSpec == "" && !slices.Contains(q["sort_key"], "display_name") {
+		return r
+	}
+	q.Del("sort")
+	for _, part := range strings.Split(sortSpec, ",") {
+		k, dir, _ := strings.Cut(strings.TrimSpace(part), ":")
+		if k == "" {
+			continue
+		}
+		if dir == "" {
+			dir = "desc"
+		}
+		q.Add("sort_key", k)
+		q.Add("sort_dir", dir)
+	}
+	// display_name is the v1 name of name, which clients still sort by.
+	for i, k := range q["sort_key"] {
+		if k == "display_name" {
+			q["sort_key"][i] = "name"
+		}
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = q.Encode()
+	return r2
+}
+
+func (s *Service) links(r *http.Request, collection, id string) []any {
+	p := chi.URLParam(r, "project_id")
+	return []any{
+		map[string]any{"rel": "self", "href": s.baseURL(r) + "/v3/" + p + "/" + collection + "/" + id},
+		map[string]any{"rel": "bookmark", "href": s.baseURL(r) + "/" + p + "/" + collection + "/" + id},
+	}
+}
+
+func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v *volstate.Volume) api.View {
+	typeName := volstate.DefaultTypeName
+	if t, err := volstate.LoadType(tx, v.TypeID); err == nil {
+		typeName = t.Name
+	}
+	attachments := []any{}
+	for _, a := range v.Attachments {
+		attachments = append(attachments, map[string]any{
+			"id": v.ID, "attachment_id": a.ID, "volume_id": v.ID, "server_id": a.ServerID, "host_name": a.Host,
+			"device": a.Device, "attached_at": timeText(a.Since),
+		})
+	}
+	md := v.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	view := api.View{
+		"id": v.ID, "name": nullable(v.Name), "description": nullable(v.Description), "status": v.Status, "size": v.Size,
+		"availability_zone": "nova", "created_at": timeText(v.CreatedAt), "updated_at": timeText(v.UpdatedAt),
+		"attachments": attachments, "links": s.links(r, "volumes", v.ID), "volume_type": typeName,
+		"snapshot_id": nullable(v.SnapshotID), "source_volid": nullable(v.SourceVolID), "metadata": md,
+		"user_id": v.User, "bootable": fmt.Sprint(v.Bootable), "encrypted": false, "replication_status": nil,
+		"consistencygroup_id": nil, "multiattach": false, "os-vol-tenant-attr:tenant_id": v.Project,
+	}
+	if atLeast(r, 13) {
+		view["group_id"] = nil
+	}
+	if p.IsAdmin() {
+		view["os-vol-host-attr:host"] = "rackstack@block#block"
+		view["os-vol-mig-status-attr:migstat"] = nil
+		view["os-vol-mig-status-attr:name_id"] = nil
+	}
+	if v.Reason != "" && p.IsAdmin() {
+		// Cinder keeps the cause of an error in its messages API, which
+		// is not built; admins see it on the volume instead.
+		view["rackstack:error_reason"] = v.Reason
+	}
+	if v.ImageID != "" {
+		view["volume_image_metadata"] = map[string]string{"image_id": v.ImageID}
+	}
+	return view
+}
+
+// nullable shows "" as null, as Cinder shows unset attributes.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (s *Service) listVolumes(detail bool) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := project(r); err != nil {
+			return err
+		}
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		r = sortParams(r)
+		if !detail {
+			// Filters apply to the detailed view, then the summary is shown.
+			full := s.volumes(r, true)
+			views := full.Views(tx, principal(r))
+			body, err := full.Listing.Page(r, views)
+			if err != nil {
+				return err
+			}
+			page := body["volumes"].([]api.View)
+			out := make([]api.View, 0, len(page))
+			for _, v := range page {
+				out = append(out, api.View{"id": v["id"], "name": v["name"], "links": v["links"]})
+			}
+			body["volumes"] = out
+			api.JSON(w, http.StatusOK, body)
+			return nil
+		}
+		return s.volumes(r, true).List(w, r, tx)
+	}
+}
+
+func (s *Service) showVolume(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	return s.volumes(r, true).Show(w, r, tx, chi.URLParam(r, "id"))
+}
+
+// body reads {"<key>": {...}}.
+func body(r *http.Request, key string) (api.Object, error) {
+	top, err := api.ReadObject(r)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := top[key]
+	if !ok {
+		return nil, cinderWording{}.Missing(key)
+	}
+	o, ok := v.(map[string]any)
+	if !ok {
+		return nil, cinderWording{}.BadField(key, v, "is not of type 'object'")
+	}
+	return o, nil
+}
+
+// metadata reads a metadata object: string keys of 1-255 characters and
+// string values of at most 255.
+func metadata(in *api.Input, field string) map[string]string {
+	o := in.Object(field)
+	if o == nil || in.Err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range o {
+		str, ok := v.(string)
+		switch {
+		case k == "" || len(k) > 255:
+			in.Fail(in.Word.BadField(field, k, "metadata keys must be 1 to 255 characters"))
+		case !ok:
+			in.Fail(in.Word.BadField(field+"."+k, v, api.Text(v)+" is not of type 'string'"))
+		case len(str) > 255:
+			in.Fail(in.Word.BadField(field+"."+k, v, "metadata values must be at most 255 characters"))
+		}
+		out[k] = str
+	}
+	return out
+}
+
+// resolveType finds the type a create names, by id or name; "" is the
+// default.
+func resolveType(tx *memdb.Txn, ref string) (*volstate.Type, error) {
+	if ref == "" {
+		return volstate.LoadType(tx, volstate.DefaultTypeID)
+	}
+	if t, err := volstate.LoadType(tx, ref); err == nil {
+		return t, nil
+	}
+	if t := volstate.TypeByName(tx, ref); t != nil {
+		return t, nil
+	}
+	return nil, notFound("Volume type", ref)
+}
+
+func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
+	proj, err := project(r)
+	if err != nil {
+		return err
+	}
+	o, err := body(r, "volume")
+	if err != nil {
+		return err
+	}
+	in := newInput(o)
+	now := s.now()
+	p := principal(r)
+	v := volstate.Volume{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.StatusCreating, CreatedAt: now, UpdatedAt: now}
+	v.Name = in.Str("name", in.Str("display_name", "", 255), 255)
+	v.Description = in.Str("description", in.Str("display_description", "", 255), 255)
+	size := in.Int("size", 1, maxSize)
+	v.SnapshotID = in.Str("snapshot_id", "", 36)
+	v.SourceVolID = in.Str("source_volid", "", 36)
+	v.ImageID = in.Str("imageRef", "", 36)
+	typeRef := in.Str("volume_type", "", 255)
+	v.Metadata = metadata(in, "metadata")
+	if in.Bool("multiattach", false) {
+		in.Fail(in.Word.BadField("multiattach", true, "multiattach volumes are not supported"))
+	}
+	if az := in.Str("availability_zone", "", 255); in.Err == nil && az != "" && az != "nova" {
+		in.Fail(in.Word.BadField("availability_zone", az, "the only availability zone is nova"))
+	}
+	for _, unsupported := range []string{"consistencygroup_id", "group_id", "backup_id", "source_replica"} {
+		if in.Has(unsupported) && !in.IsNull(unsupported) {
+			in.Fail(in.Word.BadField(unsupported, o[unsupported], "creating a volume from a "+strings.TrimSuffix(unsupported, "_id")+" is not supported"))
+		}
+	}
+	if in.Err != nil {
+		return in.Err
+	}
+	sources := 0
+	for _, src := range []string{v.SnapshotID, v.SourceVolID, v.ImageID} {
+		if src != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return badRequest("Invalid input received: only one of snapshot_id, source_volid and imageRef may be given.")
+	}
+	if v.ImageID != "" {
+		return &api.Error{Status: http.StatusNotImplemented, Msg: "creating a volume from an image is not supported by this cloud yet"}
+	}
+
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	// The size defaults to the source's; a snapshot or a volume the
+	// caller cannot see is not found.
+	from := ""
+	switch {
+	case v.SnapshotID != "":
+		snap, err := s.snapshots(r, true).Get(tx, p, v.SnapshotID)
+		if err != nil {
+			return err
+		}
+		from = snap.ID
+		if size == nil {
+			size = &snap.Size
+		}
+		if typeRef == "" {
+			if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, snap.VolumeID); src != nil {
+				typeRef = src.TypeID
+			}
+		}
+	case v.SourceVolID != "":
+		src, err := s.volumes(r, true).Get(tx, p, v.SourceVolID)
+		if err != nil {
+			return err
+		}
+		from = src.ID
+		if size == nil {
+			size = &src.Size
+		}
+		if typeRef == "" {
+			typeRef = src.TypeID
+		}
+	}
+	if size == nil {
+		return cinderWording{}.Missing("size")
+	}
+	v.Size = *size
+	t, err := resolveType(tx, typeRef)
+	if err != nil {
+		return err
+	}
+	v.TypeID = t.ID
+	policy, err := policyOf(t)
+	if err != nil {
+		return err
+	}
+
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
+		return err
+	}
+	// The row is taken; now the blocks. A failure is recorded on the
+	// volume (status error, with the cause), as Cinder does: the client
+	// sees it and deletes the volume.
+	var dataErr error
+	if from == "" {
+		dataErr = s.cfg.Blocks.Create(r.Context(), v.ID, int64(v.Size)*volstate.GiB, policy)
+	} else {
+		dataErr = s.cfg.Blocks.Clone(r.Context(), v.ID, from)
+		if dataErr == nil {
+			dataErr = s.cfg.Blocks.Resize(r.Context(), v.ID, int64(v.Size)*volstate.GiB)
+		}
+	}
+	row, err := s.finish(r.Context(), v.ID, volstate.StatusAvailable, volstate.StatusError, "create the volume's blocks", dataErr)
+	if err != nil {
+		return err
+	}
+	tx, err = s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusAccepted, map[string]any{"volume": changeView(s.volumeView(tx, r, p, row))})
+	return nil
+}
+
+// policyOf is the storage policy of a type's volumes.
+func policyOf(t *volstate.Type) (volstate.Policy, error) {
+	spec, ok := t.ExtraSpecs[volstate.PolicySpec]
+	if !ok {
+		return volstate.Policy{}, nil
+	}
+	pol, err := volstate.ParsePolicy(spec)
+	if err != nil {
+		return pol, badRequest("Invalid volume type %s: %v", t.Name, err)
+	}
+	return pol, nil
+}
+
+// finish records the outcome of a data operation on a volume: status ok,
+// or status failed with the cause as its reason. It answers the data
+// error (a 500 whose cause is logged) after recording it.
+func (s *Service) finish(ctx context.Context, id, ok, failed, what string, dataErr error) (*volstate.Volume, error) {
+	row, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		if dataErr != nil {
+			v.Status, v.Reason = failed, what+": "+dataErr.Error()
+			return nil
+		}
+		v.Status, v.Reason = ok, ""
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if dataErr != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, id, dataErr)
+	}
+	return row, nil
+}
+
+// changeVolume applies change to the current row of volume id and
+// proposes it, reading again and retrying when another change got in
+// first. change may refuse with an error.
+func (s *Service) changeVolume(ctx context.Context, id string, change func(v *volstate.Volume) error) (*volstate.Volume, error) {
+	for attempt := 0; ; attempt++ {
+		tx, err := store.Current(ctx, s.cfg.Repl)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := volstate.LoadVolume(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		next := cur.Clone()
+		if err := change(next); err != nil {
+			return nil, err
+		}
+		next.UpdatedAt = s.now()
+		var row volstate.Volume
+		_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdPutVolume, volstate.PutVolumeCmd{Row: *next, Revision: cur.Revision}, &row)
+		if volstate.IsStale(err) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &row, nil
+	}
+}
+
+// ownVolume is the volume id if the caller may change it.
+func (s *Service) ownVolume(r *http.Request, id string) (*volstate.Volume, error) {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	p := principal(r)
+	v, err := s.volumes(r, true).Get(tx, p, id)
+	if err != nil {
+		// An admin acts on any project's volume, listed or not.
+		if p.IsAdmin() {
+			if v, err := volstate.LoadVolume(tx, id); err == nil {
+				return v, nil
+			}
+		}
+		return nil, err
+	}
+	if !p.CanWrite(v.Project) {
+		return nil, policyDenied("volume:update")
+	}
+	return v, nil
+}
+
+func (s *Service) updateVolume(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	o, err := body(r, "volume")
+	if err != nil {
+		return err
+	}
+	if extra := api.Unexpected(o, "name", "description", "display_name", "display_description", "metadata"); len(extra) > 0 {
+		return cinderWording{}.BadField(extra[0], o[extra[0]], "Additional properties are not allowed ('"+extra[0]+"' was unexpected)")
+	}
+	in := newInput(o)
+	name, hasName := in.Str("name", in.Str("display_name", "", 255), 255), in.Has("name") || in.Has("display_name")
+	desc, hasDesc := in.Str("description", in.Str("display_description", "", 255), 255), in.Has("description") || in.Has("display_description")
+	md := metadata(in, "metadata")
+	if in.Err != nil {
+		return in.Err
+	}
+	if len(o) == 0 {
+		return badRequest("Missing request body: the volume update needs name, description or metadata.")
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+		if hasName {
+			v.Name = name
+		}
+		if hasDesc {
+			v.Description = desc
+		}
+		if md != nil {
+			v.Metadata = md
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.answerVolume(w, r, http.StatusOK, row)
+}
+
+func (s *Service) answerVolume(w http.ResponseWriter, r *http.Request, status int, v *volstate.Volume) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	api.JSON(w, status, map[string]any{"volume": changeView(s.volumeView(tx, r, principal(r), v))})
+	return nil
+}
+
+// changeView is a volume as create and update answer it: Cinder's
+// extension attributes (os-vol-*) are only on show and list.
+func changeView(v api.View) api.View {
+	for k := range v {
+		if strings.HasPrefix(k, "os-vol-") {
+			delete(v, k)
+		}
+	}
+	return v
+}
+
+// deletable are the statuses a volume may be deleted from (Cinder's).
+var deletable = map[string]bool{volstate.StatusAvailable: true, volstate.StatusError: true,
+	volstate.StatusErrorDeleting: true, volstate.StatusErrorExtending: true}
+
+func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	if snaps := store.All[volstate.Snapshot](tx, volstate.SnapshotTable, "volume", v.ID); len(snaps) > 0 {
+		return badRequest("Invalid volume: Volume %s still has %d dependent snapshots.", v.ID, len(snaps))
+	}
+	row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+		if !deletable[v.Status] || len(v.Attachments) > 0 {
+			return badRequest("Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer (it is %s).", v.Status)
+		}
+		v.Status, v.Reason = volstate.StatusDeleting, ""
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Blocks.Delete(r.Context(), v.ID); err != nil {
+		_, ferr := s.finish(r.Context(), v.ID, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's blocks", err)
+		return ferr
+	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	top, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	if len(top) != 1 {
+		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
+	}
+	for action, arg := range top {
+		switch action {
+		case "os-extend":
+			return s.extend(w, r, arg)
+		case "os-reset_status":
+			return s.resetStatus(w, r, arg)
+		case "os-set_bootable":
+			return s.setBootable(w, r, arg)
+		case "os-attach", "os-detach", "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching",
+			"os-initialize_connection", "os-terminate_connection":
+			// Attachments are made through Nova's os-volume_attachments.
+			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
+		case "os-volume_upload_image", "os-retype", "os-migrate_volume", "os-update_readonly_flag", "os-force_delete",
+			"os-force_detach", "os-reimage", "revert":
+			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
+		}
+		return badRequest("There is no such action: %s", action)
+	}
+	return nil
+}
+
+func actionArg(arg any, action string) (*api.Input, error) {
+	o, ok := arg.(map[string]any)
+	if !ok {
+		return nil, cinderWording{}.BadField(action, arg, "is not of type 'object'")
+	}
+	return newInput(o), nil
+}
+
+func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error {
+	in, err := actionArg(arg, "os-extend")
+	if err != nil {
+		return err
+	}
+	size := in.Int("new_size", 1, maxSize)
+	if in.Err != nil {
+		return in.Err
+	}
+	if size == nil {
+		// Absent or null.
+		return cinderWording{}.Missing("new_size")
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	inUseOK, was := atLeast(r, 42), ""
+	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+		// From 3.42 an attached volume grows too: its node's agent
+		// tells the guest.
+		if v.Status != volstate.StatusAvailable && !(v.Status == volstate.StatusInUse && inUseOK) {
+			return badRequest("Invalid volume: Volume %s status must be 'available' (or 'in-use' from microversion 3.42) to extend, but current status is: %s.", v.ID, v.Status)
+		}
+		was = v.Status
+		if *size <= v.Size {
+			return badRequest("Invalid input received: New size for extend must be greater than current size. (current: %d, extended: %d).", v.Size, *size)
+		}
+		v.Status, v.Size = volstate.StatusExtending, *size
+		return nil
+	}); err != nil {
+		return err
+	}
+	dataErr := s.cfg.Blocks.Resize(r.Context(), v.ID, int64(*size)*volstate.GiB)
+	if dataErr != nil {
+		// The blocks kept their size: so does the volume.
+		_, err := s.changeVolume(r.Context(), v.ID, func(row *volstate.Volume) error {
+			row.Status, row.Size, row.Reason = volstate.StatusErrorExtending, v.Size, "grow the volume's blocks: "+dataErr.Error()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("extend volume %s: %w", v.ID, dataErr)
+	}
+	if _, err := s.finish(r.Context(), v.ID, was, volstate.StatusErrorExtending, "grow the volume's blocks", nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Service) resetStatus(w http.ResponseWriter, r *http.Request, arg any) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:volume_admin_actions:reset_status")
+	}
+	in, err := actionArg(arg, "os-reset_status")
+	if err != nil {
+		return err
+	}
+	status := in.Str("status", "", 255)
+	attach := in.Str("attach_status", "", 255)
+	if in.Err != nil {
+		return in.Err
+	}
+	if status == "" && attach == "" {
+		return badRequest("Must specify 'status' or 'attach_status'")
+	}
+	if status != "" && !contains(volstate.Statuses(), status) {
+		return cinderWording{}.BadField("status", status, "must be one of "+strings.Join(volstate.Statuses(), ", "))
+	}
+	if attach != "" && attach != "attached" && attach != "detached" {
+		return cinderWording{}.BadField("attach_status", attach, "must be attached or detached")
+	}
+	if attach == "attached" {
+		return badRequest("Invalid input received: attach_status attached can only be reached by attaching the volume.")
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+		if status != "" {
+			v.Status = status
+			if !strings.HasPrefix(status, "error") {
+				v.Reason = ""
+			}
+		}
+		if attach == "detached" {
+			v.Attachments = nil
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) setBootable(w http.ResponseWriter, r *http.Request, arg any) error {
+	in, err := actionArg(arg, "os-set_bootable")
+	if err != nil {
+		return err
+	}
+	if !in.Has("bootable") {
+		return cinderWording{}.Missing("bootable")
+	}
+	b := in.Bool("bootable", false)
+	if in.Err != nil {
+		return in.Err
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error { v.Bootable = b; return nil }); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Service) showVolumeMetadata(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.readableVolume(r)
+	if err != nil {
+		return err
+	}
+	md := v.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"metadata": md})
+	return nil
+}
+
+func (s *Service) readableVolume(r *http.Request) (*volstate.Volume, error) {
+	if _, err := project(r); err != nil {
+		return nil, err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return s.volumes(r, true).Get(tx, principal(r), chi.URLParam(r, "id"))
+}
+
+// setVolumeMetadata merges (POST) or replaces (PUT) a volume's metadata.
+func (s *Service) setVolumeMetadata(replace bool) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := project(r); err != nil {
+			return err
+		}
+		top, err := api.ReadObject(r)
+		if err != nil {
+			return err
+		}
+		in := newInput(top)
+		if !in.Has("metadata") {
+			return cinderWording{}.Missing("metadata")
+		}
+		md := metadata(in, "metadata")
+		if in.Err != nil {
+			return in.Err
+		}
+		v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+		if err != nil {
+			return err
+		}
+		row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+			if replace || v.Metadata == nil {
+				v.Metadata = map[string]string{}
+			}
+			for k, val := range md {
+				v.Metadata[k] = val
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out := row.Metadata
+		if out == nil {
+			out = map[string]string{}
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"metadata": out})
+		return nil
+	}
+}
+
+func (s *Service) showVolumeMetadataKey(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.readableVolume(r)
+	if err != nil {
+		return err
+	}
+	key := chi.URLParam(r, "key")
+	val, ok := v.Metadata[key]
+	if !ok {
+		return store.Fault(store.KindNotFound, "itemNotFound", "Volume %s has no metadata with key %s.", v.ID, key)
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"meta": map[string]string{key: val}})
+	return nil
+}
+
+func (s *Service) putVolumeMetadataKey(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	key, _ := url.PathUnescape(chi.URLParam(r, "key"))
+	top, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	in := newInput(top)
+	meta := metadata(in, "meta")
+	if in.Err != nil {
+		return in.Err
+	}
+	if len(meta) != 1 {
+		return badRequest("Request body contains too many items: meta must hold exactly one key.")
+	}
+	if _, ok := meta[key]; !ok {
+		return badRequest("Request body and URI mismatch")
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+		if v.Metadata == nil {
+			v.Metadata = map[string]string{}
+		}
+		v.Metadata[key] = meta[key]
+		return nil
+	}); err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"meta": meta})
+	return nil
+}
+
+func (s *Service) deleteVolumeMetadataKey(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	key, _ := url.PathUnescape(chi.URLParam(r, "key"))
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+		if _, ok := v.Metadata[key]; !ok {
+			return store.Fault(store.KindNotFound, "itemNotFound", "Volume %s has no metadata with key %s.", v.ID, key)
+		}
+		delete(v.Metadata, key)
+		return nil
+	}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

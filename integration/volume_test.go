@@ -1,0 +1,178 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
+)
+
+type volumeInfo struct {
+	ID          string           `json:"id"`
+	Status      string           `json:"status"`
+	Size        int              `json:"size"`
+	Attachments []map[string]any `json:"attachments"`
+}
+
+func showVolume(t *testing.T, env []string, name string) volumeInfo {
+	t.Helper()
+	var v volumeInfo
+	out := openstack(t, env, "volume", "show", "-f", "json", name)
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("volume show %s: %v\n%s", name, err, out)
+	}
+	return v
+}
+
+func waitVolume(t *testing.T, env []string, name, status string, d time.Duration) volumeInfo {
+	t.Helper()
+	var v volumeInfo
+	if !eventually(d, func() bool { v = showVolume(t, env, name); return v.Status == status }) {
+		t.Fatalf("volume %s is %s after %s, want %s", name, v.Status, d, status)
+	}
+	return v
+}
+
+// findDisk is guest shell that sets $dev to the virtio disk whose serial
+// is $1 once it appears (hot-plugged), waiting up to 5 minutes.
+const findDisk = `find_disk() {
+	for i in $(seq 1 300); do
+		for d in /sys/block/vd*; do
+			if [ "$(cat $d/serial 2>/dev/null)" = "$1" ]; then dev=${d##*/}; return 0; fi
+		done
+		sleep 1
+	done
+	return 1
+}
+`
+
+// TestVolumes drives block storage through the real openstack CLI: a
+// volume made, snapshotted and cloned; attached to a running TCG guest
+// that writes a pattern to it; the guest deleted; the volume attached to
+// a new guest that reads the pattern back and sees the volume grow when
+// it is extended; detached and deleted.
+func TestVolumes(t *testing.T) {
+	testenv.RequireRoot(t, "run QEMU guests")
+	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage"} {
+		testenv.RequireCommand(t, c)
+	}
+	img := testImage(t)
+	n1 := newRackd(t, "v1", "--disk", t.TempDir(), "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	t.Cleanup(func() {
+		// Guests outlive rackd: the purge stops them.
+		n1.kill()
+		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "v1", "--data-dir", n1.dataDir).CombinedOutput(); err != nil {
+			t.Errorf("rackd dev --purge: %v\n%s", err, out)
+		}
+	})
+	creds := openrc(t, n1.dataDir)
+	admin := osEnv(creds, n1)
+	openstack(t, admin, "project", "create", "demo")
+	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+	alice := osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
+	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
+	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
+
+	// Volumes, a snapshot, and volumes made from both.
+	openstack(t, alice, "volume", "create", "--size", "1", "data")
+	vol := waitVolume(t, alice, "data", "available", time.Minute)
+	openstack(t, alice, "volume", "snapshot", "create", "--volume", "data", "snap")
+	openstack(t, alice, "volume", "create", "--snapshot", "snap", "fromsnap")
+	openstack(t, alice, "volume", "create", "--source", "data", "clone")
+	waitVolume(t, alice, "fromsnap", "available", time.Minute)
+	waitVolume(t, alice, "clone", "available", time.Minute)
+	if out, err := openstackErr(alice, "volume", "delete", "data"); err == nil {
+		t.Fatalf("a volume with a snapshot was deleted: %s", out)
+	}
+	openstack(t, alice, "volume", "delete", "fromsnap", "clone")
+	openstack(t, alice, "volume", "snapshot", "delete", "snap")
+
+	serial := vol.ID[:20]
+	home := t.TempDir()
+	pattern := fmt.Sprintf("RACKSTACK-VOLUME-PATTERN-%d", time.Now().UnixNano())
+	writer := filepath.Join(home, "writer.sh")
+	os.WriteFile(writer, []byte("#!/bin/sh\n"+findDisk+fmt.Sprintf(`(
+if find_disk %s; then
+	echo %s | dd of=/dev/$dev bs=512 conv=sync 2>/dev/null && sync && echo "VOL-WRITTEN dev=$dev"
+else
+	echo VOL-NOT-FOUND
+fi
+) &
+`, serial, pattern)), 0o644)
+	reader := filepath.Join(home, "reader.sh")
+	os.WriteFile(reader, []byte("#!/bin/sh\n"+findDisk+fmt.Sprintf(`(
+if find_disk %s; then
+	echo "VOL-READ:$(head -c %d /dev/$dev)"
+	size=$(cat /sys/block/$dev/size); echo "VOL-SIZE:$size"
+	for i in $(seq 1 600); do
+		now=$(cat /sys/block/$dev/size)
+		if [ "$now" != "$size" ]; then echo "VOL-SIZE:$now"; break; fi
+		sleep 1
+	done
+else
+	echo VOL-NOT-FOUND
+fi
+) &
+`, serial, len(pattern))), 0o644)
+
+	create := func(name, userData string) serverInfo {
+		out := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
+			"--user-data", userData, "--wait", "-f", "json", name)
+		var s serverInfo
+		if err := json.Unmarshal([]byte(out), &s); err != nil || s.Status != "ACTIVE" {
+			t.Fatalf("server create %s: %v %s\n%s", name, err, s.Status, out)
+		}
+		return s
+	}
+
+	create("vm1", writer)
+	waitConsole(t, alice, "vm1", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+	openstack(t, alice, "server", "add", "volume", "vm1", "data")
+	v := waitVolume(t, alice, "data", "in-use", 2*time.Minute)
+	if len(v.Attachments) != 1 {
+		t.Fatalf("attachments of data: %v", v.Attachments)
+	}
+	waitConsole(t, alice, "vm1", 4*time.Minute, "VOL-WRITTEN")
+	if out := openstack(t, alice, "server", "show", "-f", "json", "-c", "volumes_attached", "vm1"); !strings.Contains(out, vol.ID) {
+		t.Errorf("vm1's volumes_attached lacks data: %s", out)
+	}
+
+	// The server goes; the volume and what was written stay.
+	openstack(t, alice, "server", "delete", "--wait", "vm1")
+	waitVolume(t, alice, "data", "available", time.Minute)
+
+	create("vm2", reader)
+	waitConsole(t, alice, "vm2", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+	openstack(t, alice, "server", "add", "volume", "vm2", "data")
+	waitVolume(t, alice, "data", "in-use", 2*time.Minute)
+	waitConsole(t, alice, "vm2", 4*time.Minute, "VOL-READ:"+pattern, "VOL-SIZE:2097152")
+
+	// Extended while attached (3.42): the running guest sees 2 GiB.
+	openstack(t, alice, "--os-volume-api-version", "3.42", "volume", "set", "--size", "2", "data")
+	if v := showVolume(t, alice, "data"); v.Size != 2 || v.Status != "in-use" {
+		t.Fatalf("after extend: size %d, %s", v.Size, v.Status)
+	}
+	waitConsole(t, alice, "vm2", 2*time.Minute, "VOL-SIZE:4194304")
+
+	openstack(t, alice, "server", "remove", "volume", "vm2", "data")
+	waitVolume(t, alice, "data", "available", 2*time.Minute)
+	openstack(t, alice, "volume", "delete", "data")
+	if !eventually(time.Minute, func() bool {
+		out, _ := openstackErr(alice, "volume", "list", "-f", "value", "-c", "Name")
+		return !strings.Contains(out, "data")
+	}) {
+		t.Fatal("volume data is still listed after its delete")
+	}
+	openstack(t, alice, "server", "delete", "--wait", "vm2")
+}

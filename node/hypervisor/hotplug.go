@@ -1,0 +1,46 @@
+package hypervisor
+
+import (
+	"context"
+	"errors"
+)
+
+// Hotplug is a VM whose driver plugs disks into the running guest: the
+// block volumes a server has attached, each an NBD export the node
+// serves on a unix socket. It is a separate interface so that a driver
+// without it (or a VM started before it was there) says so by not
+// implementing it, rather than by failing at run time.
+type Hotplug interface {
+	// AttachDisk plugs d into the guest as a virtio disk. Plugging a
+	// disk that is plugged is not an error.
+	AttachDisk(ctx context.Context, d HotDisk) error
+	// DetachDisk asks the guest to give the disk up and removes it once
+	// it has; ErrDetachPending when the guest has not let go within
+	// the context's time (the request stands: call again). Detaching a
+	// disk that is not plugged is not an error.
+	DetachDisk(ctx context.Context, id string) error
+	// ResizeDisk makes the guest see the plugged disk d's new size,
+	// after its export grew to size bytes.
+	ResizeDisk(ctx context.Context, d HotDisk, size int64) error
+	// HotDisks lists the ids of the plugged disks.
+	HotDisks(ctx context.Context) ([]string, error)
+}
+
+// HotDisk is a disk to plug: the NBD export Export on the unix socket
+// Socket, shown to the guest with Serial (its /dev/disk/by-id name).
+type HotDisk struct {
+	ID     string // [a-z0-9-], at most 24 characters
+	Socket string
+	Export string
+	Serial string // at most 20 characters
+}
+
+// ErrDetachPending: the guest has not released a disk yet.
+var ErrDetachPending = errors.New("the guest has not released the disk yet")
+
+// ErrNoHotplugSlot: every slot disks can be plugged into is taken.
+var ErrNoHotplugSlot = errors.New("no free hot-plug slot")
+
+// HotplugSlots is how many disks a VM can have plugged at once: the
+// QEMU driver gives each q35 VM as many PCIe root ports.
+const HotplugSlots = 4

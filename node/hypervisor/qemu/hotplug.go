@@ -1,0 +1,302 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/hypervisor/qmp"
+)
+
+var _ hypervisor.Hotplug = (*vm)(nil)
+
+// A plugged disk is a virtio-blk-pci device "disk-<id>" in one of the
+// VM's hot-plug root ports ("hp<n>", see buildArgs), on a raw node
+// "vol-<id>" over an NBD node "nbd-<id>-a" or "-b" (QEMU's NBD client on
+// the node's export). The raw node lets a grown export be swapped in
+// under the device (ResizeDisk). The NBD client reconnects for a while if
+// the export goes away, so a restart of rackd (which serves the exports)
+// pauses the disk's I/O instead of failing it.
+const reconnectDelay = 60 // seconds
+
+func hotNode(id string) string   { return "vol-" + id }
+func hotDevice(id string) string { return "disk-" + id }
+
+// nbdNodes are the two names a disk's NBD node alternates between.
+func nbdNodes(id string) [2]string { return [2]string{"nbd-" + id + "-a", "nbd-" + id + "-b"} }
+
+func addNBD(ctx context.Context, c *qmp.Client, name string, d hypervisor.HotDisk) error {
+	err := c.Execute(ctx, "blockdev-add", map[string]any{
+		"driver": "nbd", "node-name": name, "export": d.Export,
+		"server":          map[string]any{"type": "unix", "path": d.Socket},
+		"reconnect-delay": reconnectDelay, "discard": "unmap",
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("open nbd export %s: %w", d.Export, err)
+	}
+	return nil
+}
+
+// delNodes removes the disk's nodes that exist, the raw one first.
+func delNodes(ctx context.Context, c *qmp.Client, id string) error {
+	nodes, err := blockNodes(ctx, c)
+	if err != nil {
+		return err
+	}
+	nbd := nbdNodes(id)
+	for _, n := range []string{hotNode(id), nbd[0], nbd[1]} {
+		if nodes[n] {
+			if err := c.Execute(ctx, "blockdev-del", map[string]any{"node-name": n}, nil); err != nil {
+				return fmt.Errorf("close block node %s: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkHotID refuses ids QEMU would not take as (part of) a node name.
+func checkHotID(id string) error {
+	if id == "" || len(id) > 24 || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return fmt.Errorf("hot disk id %q: want 1-24 of [a-z0-9-]: %w", id, hypervisor.ErrInvalidSpec)
+	}
+	return nil
+}
+
+// hotCommand runs fn on the running VM's monitor under the VM's lock.
+func (v *vm) hotCommand(ctx context.Context, op string, fn func(c *qmp.Client) error) error {
+	lock, err := v.d.lock(v.id)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, v.id, err)
+	}
+	defer lock.unlock()
+	if _, err := v.running(op); err != nil {
+		return err
+	}
+	if err := v.d.monitor(ctx, v.p, fn); err != nil {
+		return fmt.Errorf("%s %s: %w", op, v.id, err)
+	}
+	return nil
+}
+
+// peripherals lists the ids of the VM's devices that have one.
+func peripherals(ctx context.Context, c *qmp.Client) (map[string]bool, error) {
+	var props []struct {
+		Name string `json:"name"`
+	}
+	if err := c.Execute(ctx, "qom-list", map[string]any{"path": "/machine/peripheral"}, &props); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, p := range props {
+		out[p.Name] = true
+	}
+	return out, nil
+}
+
+// blockNodes lists the VM's named block nodes.
+func blockNodes(ctx context.Context, c *qmp.Client) (map[string]bool, error) {
+	var nodes []struct {
+		NodeName string `json:"node-name"`
+	}
+	if err := c.Execute(ctx, "query-named-block-nodes", map[string]any{"flat": true}, &nodes); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, n := range nodes {
+		out[n.NodeName] = true
+	}
+	return out, nil
+}
+
+// AttachDisk implements hypervisor.Hotplug.
+func (v *vm) AttachDisk(ctx context.Context, d hypervisor.HotDisk) error {
+	if err := checkHotID(d.ID); err != nil {
+		return err
+	}
+	if len(d.Serial) > 20 {
+		return fmt.Errorf("hot disk %s: serial %q is longer than 20 characters: %w", d.ID, d.Serial, hypervisor.ErrInvalidSpec)
+	}
+	return v.hotCommand(ctx, "attach disk", func(c *qmp.Client) error {
+		devs, err := peripherals(ctx, c)
+		if err != nil {
+			return err
+		}
+		if devs[hotDevice(d.ID)] {
+			return nil
+		}
+		// Leftovers of a plug that failed half-way go first.
+		if err := delNodes(ctx, c, d.ID); err != nil {
+			return err
+		}
+		nbdNode := nbdNodes(d.ID)[0]
+		if err := addNBD(ctx, c, nbdNode, d); err != nil {
+			return err
+		}
+		if err := c.Execute(ctx, "blockdev-add", map[string]any{"driver": "raw", "node-name": hotNode(d.ID), "file": nbdNode, "discard": "unmap"}, nil); err != nil {
+			_ = delNodes(ctx, c, d.ID)
+			return fmt.Errorf("open raw node of %s: %w", d.ID, err)
+		}
+		slot := ""
+		for i := 0; i < hypervisor.HotplugSlots; i++ {
+			if !portUsed(ctx, c, "hp"+strconv.Itoa(i)) {
+				slot = "hp" + strconv.Itoa(i)
+				break
+			}
+		}
+		if slot == "" || !devs["hp0"] {
+			// A VM started before it had root ports has no slot either.
+			_ = delNodes(ctx, c, d.ID)
+			return hypervisor.ErrNoHotplugSlot
+		}
+		args := map[string]any{"driver": "virtio-blk-pci", "id": hotDevice(d.ID), "drive": hotNode(d.ID), "bus": slot}
+		if d.Serial != "" {
+			args["serial"] = d.Serial
+		}
+		if err := c.Execute(ctx, "device_add", args, nil); err != nil {
+			_ = delNodes(ctx, c, d.ID)
+			return fmt.Errorf("plug disk %s: %w", d.ID, err)
+		}
+		return nil
+	})
+}
+
+// portUsed reports whether root port holds a device: its bus lists one.
+func portUsed(ctx context.Context, c *qmp.Client, port string) bool {
+	var children []struct {
+		Name string `json:"name"`
+		Type string `json:"type"`
+	}
+	if err := c.Execute(ctx, "qom-list", map[string]any{"path": "/machine/peripheral/" + port + "/" + port}, &children); err != nil {
+		return true
+	}
+	for _, ch := range children {
+		if strings.HasPrefix(ch.Type, "child<") {
+			return true
+		}
+	}
+	return false
+}
+
+// DetachDisk implements hypervisor.Hotplug: device_del, then the wait for
+// the guest's DEVICE_DELETED, then the NBD node goes.
+func (v *vm) DetachDisk(ctx context.Context, id string) error {
+	if err := checkHotID(id); err != nil {
+		return err
+	}
+	return v.hotCommand(ctx, "detach disk", func(c *qmp.Client) error {
+		devs, err := peripherals(ctx, c)
+		if err != nil {
+			return err
+		}
+		if devs[hotDevice(id)] {
+			err := c.Execute(ctx, "device_del", map[string]any{"id": hotDevice(id)}, nil)
+			var qerr *qmp.Error
+			// A second request while the first is pending is refused;
+			// it still stands.
+			if err != nil && !(errors.As(err, &qerr) && strings.Contains(qerr.Desc, "in the process of unplug")) {
+				return fmt.Errorf("unplug disk %s: %w", id, err)
+			}
+			if err := waitDeleted(ctx, c, hotDevice(id)); err != nil {
+				return err
+			}
+		}
+		return delNodes(ctx, c, id)
+	})
+}
+
+// waitDeleted waits for DEVICE_DELETED of device, or for it to be gone
+// (the event may have come before this connection).
+func waitDeleted(ctx context.Context, c *qmp.Client, device string) error {
+	for {
+		devs, err := peripherals(ctx, c)
+		if err != nil {
+			return err
+		}
+		if !devs[device] {
+			return nil
+		}
+		select {
+		case ev := <-c.Events():
+			if ev.Name == "DEVICE_DELETED" {
+				var data struct {
+					Device string `json:"device"`
+				}
+				if json.Unmarshal(ev.Data, &data) == nil && data.Device == device {
+					return nil
+				}
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("unplug %s: %w", device, hypervisor.ErrDetachPending)
+		}
+	}
+}
+
+// ResizeDisk implements hypervisor.Hotplug. QEMU's NBD client learns an
+// export's size when it connects and cannot grow a node, so a second NBD
+// node is opened on the grown export, swapped in under the raw node, and
+// the raw node (with the device on it) resized to the new size.
+func (v *vm) ResizeDisk(ctx context.Context, d hypervisor.HotDisk, size int64) error {
+	if err := checkHotID(d.ID); err != nil {
+		return err
+	}
+	return v.hotCommand(ctx, "resize disk", func(c *qmp.Client) error {
+		have, err := blockNodes(ctx, c)
+		if err != nil {
+			return err
+		}
+		if !have[hotNode(d.ID)] {
+			return fmt.Errorf("resize disk %s: %w", d.ID, hypervisor.ErrNotFound)
+		}
+		names := nbdNodes(d.ID)
+		cur, next := names[0], names[1]
+		if !have[cur] {
+			cur, next = names[1], names[0]
+		}
+		if have[next] && have[cur] {
+			// A swap that failed half-way: which one the raw node uses is
+			// unknown, so neither is dropped; the new one is the spare.
+			return fmt.Errorf("resize disk %s: both nbd nodes are open; a previous resize did not finish", d.ID)
+		}
+		if err := addNBD(ctx, c, next, d); err != nil {
+			return err
+		}
+		err = c.Execute(ctx, "blockdev-reopen", map[string]any{"options": []any{
+			map[string]any{"driver": "raw", "node-name": hotNode(d.ID), "file": next, "discard": "unmap"},
+		}}, nil)
+		if err != nil {
+			_ = c.Execute(ctx, "blockdev-del", map[string]any{"node-name": next}, nil)
+			return fmt.Errorf("swap the grown export in under %s: %w", d.ID, err)
+		}
+		if have[cur] {
+			if err := c.Execute(ctx, "blockdev-del", map[string]any{"node-name": cur}, nil); err != nil {
+				return fmt.Errorf("close the old nbd node of %s: %w", d.ID, err)
+			}
+		}
+		if err := c.Execute(ctx, "block_resize", map[string]any{"node-name": hotNode(d.ID), "size": size}, nil); err != nil {
+			return fmt.Errorf("resize disk %s: %w", d.ID, err)
+		}
+		return nil
+	})
+}
+
+// HotDisks implements hypervisor.Hotplug.
+func (v *vm) HotDisks(ctx context.Context) ([]string, error) {
+	var out []string
+	err := v.hotCommand(ctx, "list disks", func(c *qmp.Client) error {
+		devs, err := peripherals(ctx, c)
+		if err != nil {
+			return err
+		}
+		for d := range devs {
+			if id, ok := strings.CutPrefix(d, "disk-"); ok {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

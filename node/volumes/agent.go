@@ -1,0 +1,274 @@
+// Package volumes is the node agent for volume attachments: it plugs the
+// volumes attached to this node's servers into their running guests, as
+// NBD exports this node serves (Exports), unplugs the ones being
+// detached, keeps the exports of attached volumes up (across rackd
+// restarts and guest restarts), tells guests when a volume grew, and
+// reports each step through Raft (volstate.Attached, Detached). It never
+// decides what is attached: the compute API does.
+package volumes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/reconcile"
+)
+
+// Exports serves volumes over NBD on this node, each under its id.
+type Exports interface {
+	// Export opens volume id for writing (taking its writer fence, so a
+	// stale writer elsewhere is refused) and serves it; exporting an
+	// exported volume is not an error. It returns the volume's size in
+	// bytes, which follows a grow of the open volume.
+	Export(ctx context.Context, id string) (int64, error)
+	// Unexport ends the export and closes the volume, flushed; a volume
+	// not exported is not an error.
+	Unexport(ctx context.Context, id string) error
+	// Exported lists the exported volumes.
+	Exported() []string
+	// Socket is the unix socket the exports are served on.
+	Socket() string
+}
+
+// Agent converges this node's volume attachments.
+type Agent struct {
+	Node    string
+	State   func(ctx context.Context) (*memdb.Txn, error)
+	Driver  hypervisor.Driver
+	Exports Exports
+	Propose func(ctx context.Context, typ string, body any) error
+	Now     func() time.Time
+	Log     *slog.Logger
+	// Interval is the resync period; DetachWait bounds each wait for a
+	// guest to let a disk go (the request stands after it).
+	Interval   time.Duration
+	DetachWait time.Duration
+
+	mu sync.Mutex
+	// told is the size each plugged volume's guest was last told.
+	told map[string]int64
+}
+
+// Run reconciles until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	loop := &reconcile.Loop{Name: "volumes", Pass: a.Reconcile, Resync: a.Interval, Debounce: 100 * time.Millisecond,
+		MaxBackoff: 5 * time.Second, Log: a.Log}
+	return loop.Run(ctx)
+}
+
+// DiskID is the id a volume's disk has in its guest's hypervisor: the
+// volume id without dashes, cut to what QEMU names allow.
+func DiskID(volume string) string {
+	id := strings.ReplaceAll(volume, "-", "")
+	if len(id) > 24 {
+		id = id[:24]
+	}
+	return strings.ToLower(id)
+}
+
+// serial is what the guest sees as the disk's serial (its
+// /dev/disk/by-id/virtio-… name): the volume id's first 20 characters,
+// as Nova sets it.
+func serial(volume string) string {
+	if len(volume) > 20 {
+		return volume[:20]
+	}
+	return volume
+}
+
+// Reconcile is one pass (Run's, or a test's).
+func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
+	a.mu.Lock()
+	if a.told == nil {
+		a.told = map[string]int64{}
+	}
+	a.mu.Unlock()
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	if a.DetachWait == 0 {
+		a.DetachWait = 30 * time.Second
+	}
+	txn, ws, err := reconcile.Read(ctx, a.State, []string{volstate.VolumeTable})
+	if err != nil {
+		return nil, fmt.Errorf("state not readable yet: %w", err)
+	}
+	mine := map[string]bool{}
+	for _, v := range store.All[volstate.Volume](txn, volstate.VolumeTable, "id") {
+		if len(v.Attachments) != 1 || v.Attachments[0].Host != a.Node {
+			continue
+		}
+		mine[v.ID] = true
+		if err := a.converge(ctx, v.Clone()); err != nil && ctx.Err() == nil {
+			a.Log.Warn("volumes: converge", "volume", v.ID, "server", v.Attachments[0].ServerID, "err", err)
+		}
+	}
+	// Exports of volumes no longer attached here: their server was
+	// removed (its VM with it) or they moved.
+	for _, id := range a.Exports.Exported() {
+		if !mine[id] {
+			if err := a.Exports.Unexport(ctx, id); err != nil {
+				a.Log.Warn("volumes: unexport", "volume", id, "err", err)
+				continue
+			}
+			a.mu.Lock()
+			delete(a.told, id)
+			a.mu.Unlock()
+			a.Log.Info("volume export ended", "volume", id)
+		}
+	}
+	return ws, nil
+}
+
+// hotplugVM is the running VM of server, if this node runs it.
+func (a *Agent) hotplugVM(ctx context.Context, server string) (hypervisor.Hotplug, bool, error) {
+	vm, err := a.Driver.Adopt(ctx, server)
+	if errors.Is(err, hypervisor.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	st, err := vm.State(ctx)
+	if err != nil || (st != hypervisor.Running && st != hypervisor.Paused) {
+		return nil, false, err
+	}
+	hp, ok := vm.(hypervisor.Hotplug)
+	if !ok {
+		return nil, true, nil
+	}
+	return hp, true, nil
+}
+
+func (a *Agent) converge(ctx context.Context, v *volstate.Volume) error {
+	att := v.Attachments[0]
+	disk := hypervisor.HotDisk{ID: DiskID(v.ID), Socket: a.Exports.Socket(), Export: v.ID, Serial: serial(v.ID)}
+	switch v.Status {
+	case volstate.StatusAttaching, volstate.StatusInUse:
+		hp, running, err := a.hotplugVM(ctx, att.ServerID)
+		if err != nil {
+			return err
+		}
+		if running && hp == nil {
+			return a.failAttach(ctx, v, "this node's hypervisor cannot plug disks into running guests")
+		}
+		size, err := a.Exports.Export(ctx, v.ID)
+		if err != nil {
+			if v.Status == volstate.StatusAttaching {
+				return a.failAttach(ctx, v, "export the volume: "+err.Error())
+			}
+			return fmt.Errorf("export volume %s: %w", v.ID, err)
+		}
+		if !running {
+			// The guest is not running (stopped, or not built yet): it
+			// is plugged when it runs.
+			return nil
+		}
+		plugged, err := hp.HotDisks(ctx)
+		if err != nil {
+			return err
+		}
+		if !contains(plugged, disk.ID) {
+			if err := hp.AttachDisk(ctx, disk); err != nil {
+				if v.Status == volstate.StatusAttaching && (errors.Is(err, hypervisor.ErrNoHotplugSlot) || errors.Is(err, hypervisor.ErrInvalidSpec)) {
+					_ = a.Exports.Unexport(ctx, v.ID)
+					return a.failAttach(ctx, v, "plug the volume into the server: "+err.Error())
+				}
+				return fmt.Errorf("plug volume %s into %s: %w", v.ID, att.ServerID, err)
+			}
+			a.setTold(v.ID, size)
+			a.Log.Info("volume plugged", "volume", v.ID, "server", att.ServerID, "size", size)
+		}
+		if told, ok := a.toldSize(v.ID); !ok {
+			a.setTold(v.ID, size)
+		} else if size != told {
+			if err := hp.ResizeDisk(ctx, disk, size); err != nil {
+				return fmt.Errorf("tell %s that volume %s grew: %w", att.ServerID, v.ID, err)
+			}
+			a.setTold(v.ID, size)
+			a.Log.Info("volume grown in its guest", "volume", v.ID, "server", att.ServerID, "size", size)
+		}
+		if v.Status == volstate.StatusAttaching {
+			return a.propose(ctx, volstate.CmdAttached, volstate.AttachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})
+		}
+		return nil
+	case volstate.StatusDetaching:
+		hp, running, err := a.hotplugVM(ctx, att.ServerID)
+		if err != nil {
+			return err
+		}
+		if running && hp != nil {
+			dctx, cancel := context.WithTimeout(ctx, a.DetachWait)
+			err := hp.DetachDisk(dctx, disk.ID)
+			cancel()
+			if errors.Is(err, hypervisor.ErrDetachPending) {
+				a.Log.Info("volume detach waits for the guest", "volume", v.ID, "server", att.ServerID)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("unplug volume %s from %s: %w", v.ID, att.ServerID, err)
+			}
+		}
+		if err := a.Exports.Unexport(ctx, v.ID); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		delete(a.told, v.ID)
+		a.mu.Unlock()
+		a.Log.Info("volume unplugged", "volume", v.ID, "server", att.ServerID)
+		return a.propose(ctx, volstate.CmdDetached, volstate.DetachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})
+	}
+	return nil
+}
+
+// failAttach gives the volume back (available, with why) when this node
+// cannot plug it.
+func (a *Agent) failAttach(ctx context.Context, v *volstate.Volume, reason string) error {
+	if v.Status != volstate.StatusAttaching {
+		return errors.New(reason)
+	}
+	a.Log.Warn("volume attach failed", "volume", v.ID, "server", v.Attachments[0].ServerID, "reason", reason)
+	return a.propose(ctx, volstate.CmdDetached, volstate.DetachedCmd{VolumeID: v.ID, AttachmentID: v.Attachments[0].ID, Reason: "attach failed: " + reason, Now: a.Now().UTC()})
+}
+
+// propose reports a step; a conflict means the volume moved on (the
+// next pass sees where to).
+func (a *Agent) propose(ctx context.Context, typ string, body any) error {
+	err := a.Propose(ctx, typ, body)
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+func (a *Agent) setTold(id string, n int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.told[id] = n
+}
+
+func (a *Agent) toldSize(id string) (int64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, ok := a.told[id]
+	return n, ok
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

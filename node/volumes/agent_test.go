@@ -1,0 +1,212 @@
+package volumes
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+	"github.com/rackstack/rackstack/node/hypervisor"
+)
+
+// fakeExports keeps exported volumes and their sizes in memory.
+type fakeExports struct {
+	mu   sync.Mutex
+	size map[string]int64 // the volumes' sizes in the store
+	open map[string]bool
+	fail error
+}
+
+func (e *fakeExports) Export(_ context.Context, id string) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fail != nil {
+		return 0, e.fail
+	}
+	e.open[id] = true
+	return e.size[id], nil
+}
+
+func (e *fakeExports) Unexport(_ context.Context, id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.open, id)
+	return nil
+}
+
+func (e *fakeExports) Exported() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for id := range e.open {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (e *fakeExports) Socket() string { return "/run/test/nbd.sock" }
+
+type world struct {
+	t       *testing.T
+	local   *store.Local
+	host    *hypervisor.FakeHost
+	exports *fakeExports
+	agent   *Agent
+}
+
+func newWorld(t *testing.T) *world {
+	local, err := store.NewLocal(volstate.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := hypervisor.NewFakeHost(t.TempDir())
+	ex := &fakeExports{size: map[string]int64{}, open: map[string]bool{}}
+	w := &world{t: t, local: local, host: host, exports: ex}
+	w.agent = &Agent{
+		Node: "n1", State: local.Read, Driver: host.Driver(), Exports: ex, Log: slog.Default(),
+		Propose: func(ctx context.Context, typ string, body any) error {
+			_, err := local.Propose(ctx, typ, body)
+			return err
+		},
+		DetachWait: time.Second,
+	}
+	return w
+}
+
+func (w *world) vm(id string) hypervisor.VM {
+	w.t.Helper()
+	disk := filepath.Join(w.t.TempDir(), "root")
+	if err := os.WriteFile(disk, make([]byte, 512), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	vm, err := w.host.Driver().Start(context.Background(), hypervisor.VMSpec{ID: id, VCPUs: 1, MemoryMB: 64,
+		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatRaw}}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return vm
+}
+
+func (w *world) propose(typ string, body any) {
+	w.t.Helper()
+	if _, err := w.local.Propose(context.Background(), typ, body); err != nil {
+		w.t.Fatalf("%s: %v", typ, err)
+	}
+}
+
+func (w *world) pass() {
+	w.t.Helper()
+	if _, err := w.agent.Reconcile(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) volume(id string) *volstate.Volume {
+	w.t.Helper()
+	v, err := volstate.LoadVolume(w.local.State.Txn(), id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return v
+}
+
+// attached makes an available volume of size GiB and attaches it to
+// server on host.
+func (w *world) attached(id, server, host string, size int) volstate.Attachment {
+	w.propose(volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: id, Project: "p", Size: size, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID}})
+	w.exports.size[id] = int64(size) * volstate.GiB
+	a := volstate.Attachment{ID: "att-" + id, ServerID: server, Host: host, Device: "/dev/vdc"}
+	w.propose(volstate.CmdAttach, volstate.AttachCmd{VolumeID: id, Attachment: a})
+	return a
+}
+
+func TestPlugGrowAndUnplug(t *testing.T) {
+	w := newWorld(t)
+	w.vm("s1")
+	const vol = "11111111-2222-3333-4444-555555555555"
+	w.attached(vol, "s1", "n1", 1)
+	w.pass()
+	if got := w.volume(vol).Status; got != volstate.StatusInUse {
+		t.Fatalf("status after the pass %s", got)
+	}
+	if _, ok := w.host.DiskSize("s1", DiskID(vol)); !ok || !w.exports.open[vol] {
+		t.Fatalf("not plugged (%v) or not exported (%v)", ok, w.exports.open)
+	}
+	// The volume grew (the API extended it): the guest is told.
+	w.exports.size[vol] = 2 * volstate.GiB
+	w.pass()
+	if n, _ := w.host.DiskSize("s1", DiskID(vol)); n != 2*volstate.GiB {
+		t.Fatalf("guest sees %d bytes", n)
+	}
+	w.propose(volstate.CmdDetach, volstate.DetachCmd{VolumeID: vol, ServerID: "s1"})
+	w.pass()
+	v := w.volume(vol)
+	if v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 || w.exports.open[vol] {
+		t.Fatalf("after detach %+v, exported %v", v, w.exports.open)
+	}
+	if _, ok := w.host.DiskSize("s1", DiskID(vol)); ok {
+		t.Fatal("still plugged")
+	}
+}
+
+func TestOtherNodesAttachmentsAreLeftAlone(t *testing.T) {
+	w := newWorld(t)
+	w.vm("s2")
+	const vol = "21111111-2222-3333-4444-555555555555"
+	w.attached(vol, "s2", "n2", 1)
+	w.pass()
+	if got := w.volume(vol).Status; got != volstate.StatusAttaching || len(w.exports.Exported()) != 0 {
+		t.Fatalf("n1 acted on n2's attachment: %s, %v", got, w.exports.Exported())
+	}
+}
+
+func TestAttachThatCannotWorkGivesTheVolumeBack(t *testing.T) {
+	w := newWorld(t)
+	w.vm("s3")
+	const vol = "31111111-2222-3333-4444-555555555555"
+	w.attached(vol, "s3", "n1", 1)
+	w.exports.fail = errors.New("store unreachable")
+	w.pass()
+	v := w.volume(vol)
+	if v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 || v.Reason == "" {
+		t.Fatalf("after a failed export %+v", v)
+	}
+}
+
+func TestExportsOfReleasedVolumesEnd(t *testing.T) {
+	w := newWorld(t)
+	w.vm("s4")
+	const vol = "41111111-2222-3333-4444-555555555555"
+	a := w.attached(vol, "s4", "n1", 1)
+	w.pass()
+	// The attachment went without this agent (a server removal releases
+	// its volumes; an admin resets one).
+	w.propose(volstate.CmdDetached, volstate.DetachedCmd{VolumeID: vol, AttachmentID: a.ID})
+	w.pass()
+	if len(w.exports.Exported()) != 0 {
+		t.Fatalf("export of a released volume kept: %v", w.exports.Exported())
+	}
+}
+
+func TestGuestNotRunningWaits(t *testing.T) {
+	w := newWorld(t)
+	const vol = "51111111-2222-3333-4444-555555555555"
+	w.attached(vol, "s5", "n1", 1)
+	w.pass()
+	if got := w.volume(vol).Status; got != volstate.StatusAttaching {
+		t.Fatalf("attached with no guest: %s", got)
+	}
+	w.vm("s5")
+	w.pass()
+	if got := w.volume(vol).Status; got != volstate.StatusInUse {
+		t.Fatalf("not attached once the guest runs: %s", got)
+	}
+}
