@@ -48,7 +48,7 @@ unit:
 
 integration: build
 	@mkdir -p build
-	RACKSTACK_BIN=$(BIN) $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | tee $(CURDIR)/build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	RACKSTACK_BIN=$(BIN) $(GO) test -count=1 -tags integration -timeout 35m -v ./integration/... 2>&1 | tee $(CURDIR)/build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 test: deps
 	@mkdir -p build
