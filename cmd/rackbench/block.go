@@ -108,27 +108,14 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}},
 	}
 	var out []Result
+	prog := newProgress(o, len(targets)*len(blockJobs)*o.Runs)
+	defer prog.done()
 	for _, tg := range targets {
-		// Fill the target so that reads read data, not holes.
-		if _, err := runFio(ctx, tg, fioJob{rw: "write", bs: "1M", qd: 8}, 0); err != nil {
-			return nil, fmt.Errorf("%s: fill: %w", tg.name, err)
+		rs, err := fioCases(ctx, o, tg, blockBenchSize, map[string]any{}, prog)
+		if err != nil {
+			return nil, err
 		}
-		for _, j := range blockJobs {
-			var runs []float64
-			for range o.Runs {
-				v, err := runFio(ctx, tg, j, o.Duration)
-				if err != nil {
-					return nil, fmt.Errorf("%s %s qd %d: %w", tg.name, j.rw, j.qd, err)
-				}
-				runs = append(runs, v)
-			}
-			unit := "IOPS"
-			if j.bs == "1M" {
-				unit = "MiB/s"
-			}
-			fmt.Fprintf(o.Log, "block %s %s qd=%d: %.4g %s\n", tg.name, j.metric, j.qd, median(runs), unit)
-			out = append(out, newResult("block", tg.name, map[string]any{"qd": j.qd, "bs": j.bs}, j.metric, unit, runs))
-		}
+		out = append(out, rs...)
 	}
 	if hwm, err := vmHWM(p.cmd.Process.Pid); err == nil {
 		out = append(out, newResult("block", "rackstack", map[string]any{"volume": "512MiB"}, "rackd_peak_rss", "MiB", []float64{hwm}))
@@ -136,13 +123,46 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 	return out, nil
 }
 
-// runFio runs one fio job against a target: for d (time based), or once
-// over the whole size when d is 0. It returns MiB/s for 1 MiB blocks and
+// fioCases fills tg's first size bytes (so that reads read data, not
+// holes), then runs every job of blockJobs o.Runs times against it: the
+// block suite's cases for one target, reported under tg.name with params
+// and the job's qd and bs.
+func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params map[string]any, prog *progress) ([]Result, error) {
+	if _, err := runFio(ctx, tg, fioJob{rw: "write", bs: "1M", qd: 8}, size, 0); err != nil {
+		return nil, fmt.Errorf("%s: fill: %w", tg.name, err)
+	}
+	var out []Result
+	for _, j := range blockJobs {
+		var runs []float64
+		for r := range o.Runs {
+			prog.start(fmt.Sprintf("%s %s qd=%d run %d", tg.name, j.metric, j.qd, r+1))
+			v, err := runFio(ctx, tg, j, size, o.Duration)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s qd %d: %w", tg.name, j.rw, j.qd, err)
+			}
+			runs = append(runs, v)
+		}
+		unit := "IOPS"
+		if j.bs == "1M" {
+			unit = "MiB/s"
+		}
+		fmt.Fprintf(o.Log, "block %s %s qd=%d: %.4g %s\n", tg.name, j.metric, j.qd, median(runs), unit)
+		ps := map[string]any{"qd": j.qd, "bs": j.bs}
+		for k, v := range params {
+			ps[k] = v
+		}
+		out = append(out, newResult("block", tg.name, ps, j.metric, unit, runs))
+	}
+	return out, nil
+}
+
+// runFio runs one fio job against the first size bytes of a target: for
+// d (time based), or once over them when d is 0. It returns MiB/s for 1 MiB blocks and
 // IOPS for the others.
-func runFio(ctx context.Context, tg fioTarget, j fioJob, d time.Duration) (float64, error) {
+func runFio(ctx context.Context, tg fioTarget, j fioJob, size int64, d time.Duration) (float64, error) {
 	args := append([]string{
 		"--name=bench", "--output-format=json", "--rw=" + j.rw, "--bs=" + j.bs,
-		"--iodepth=" + strconv.Itoa(j.qd), "--size=" + strconv.Itoa(blockBenchSize), "--end_fsync=1",
+		"--iodepth=" + strconv.Itoa(j.qd), "--size=" + strconv.FormatInt(size, 10), "--end_fsync=1",
 		"--randrepeat=0",
 	}, tg.args...)
 	if d > 0 {
