@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,11 +33,12 @@ type benchResult struct {
 }
 
 // cloudLeftovers is what a rackbench run may make: rackbench projects,
-// EC2 credentials, and containers and stored parts anywhere.
+// EC2 credentials, containers and stored parts anywhere, block volumes.
 type cloudLeftovers struct {
 	benchProjects []string
 	credentials   int
 	parts         int
+	volumes       int
 }
 
 func leftovers(t *testing.T, creds map[string]string, n *rackd) cloudLeftovers {
@@ -66,6 +68,7 @@ func leftovers(t *testing.T, creds map[string]string, n *rackd) cloudLeftovers {
 		t.Fatal(err)
 	}
 	out.parts = st.Parts
+	out.volumes = st.Volumes.Volumes
 	return out
 }
 
@@ -90,6 +93,7 @@ func TestRackbenchCloud(t *testing.T) {
 	testenv.RequireRoot(t, "make network namespaces and load BPF programs for the dataplane case")
 	testenv.RequireCommand(t, "/usr/bin/chromium")
 	testenv.RequireCommand(t, "ip")
+	testenv.RequireCommand(t, "fio")
 	// n1 and n2 run a dataplane each in a namespace of its own, as nodes
 	// would on their hosts, joined by a veth "wire" as their uplink; n3
 	// none.
@@ -138,9 +142,9 @@ func TestRackbenchCloud(t *testing.T) {
 		// Deleted objects' blobs go to the garbage list; their parts leave
 		// the count at once.
 		after := leftovers(t, creds, n1.rackd)
-		if len(after.benchProjects) != 0 || after.credentials != before.credentials || after.parts != before.parts {
-			t.Fatalf("%s: left behind: projects %v, credentials %d (before %d), parts %d (before %d)",
-				when, after.benchProjects, after.credentials, before.credentials, after.parts, before.parts)
+		if len(after.benchProjects) != 0 || after.credentials != before.credentials || after.parts != before.parts || after.volumes != before.volumes {
+			t.Fatalf("%s: left behind: projects %v, credentials %d (before %d), parts %d (before %d), volumes %d (before %d)",
+				when, after.benchProjects, after.credentials, before.credentials, after.parts, before.parts, after.volumes, before.volumes)
 		}
 	}
 
@@ -229,6 +233,40 @@ func TestRackbenchCloud(t *testing.T) {
 	checkClean("after clean")
 	if stdout, _, err := rackbench(yamlEnv, "clean", "--cloud", "--os-cloud", "rack"); err != nil || !strings.Contains(stdout, "nothing to remove") {
 		t.Fatalf("second clean: %v\n%s", err, stdout)
+	}
+
+	// A volume of the block store exported on n2, asked through n1: every
+	// fio job has a result, and the volume and its export are gone after.
+	stdout, stderr, err = rackbench(env, "block", "--cloud", "--node", "n2", "--size", "16MiB", "--runs", "1", "--duration", "1s", "-o", "json")
+	if err != nil {
+		t.Fatalf("rackbench block --cloud: %v\n%s", err, stderr)
+	}
+	rs = nil
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+		t.Fatalf("decode block results: %v\n%s", err, stdout)
+	}
+	got = map[string]benchResult{}
+	for _, r := range rs {
+		got[fmt.Sprintf("%s %v", r.Metric, r.Params["qd"])] = r
+		if r.Case != "rackstack-cloud" || r.Params["node"] != "n2" {
+			t.Errorf("block result %s %v: case %q, want rackstack-cloud on n2", r.Metric, r.Params, r.Case)
+		}
+	}
+	for _, k := range []string{"seq_write 8", "seq_read 8", "randread_iops 1", "randread_iops 32", "randwrite_iops 1", "randwrite_iops 32"} {
+		if r, ok := got[k]; !ok || len(r.Runs) != 1 || r.Median <= 0 {
+			t.Errorf("block %s: %+v (present %v)", k, r, ok)
+		}
+	}
+	t.Logf("block on n2: %s", stdout)
+	checkClean("after the block run")
+	_, vol, _ := strings.Cut(stderr, "volume rackbench-")
+	vol, _, _ = strings.Cut(vol, " ")
+	if vol = "rackbench-" + vol; vol == "rackbench-" {
+		t.Fatalf("no volume named in the log:\n%s", stderr)
+	}
+	tok := token(t, n1.rackd, creds["OS_USERNAME"], creds["OS_PASSWORD"], creds["OS_PROJECT_NAME"])
+	if code, err := call("DELETE", n2url(t, creds, n1.rackd)+"/rackstack/v1/volumes/"+vol+"/export", tok, nil, nil); code != http.StatusNotFound {
+		t.Errorf("unexport %s on n2 after the run: HTTP %d %v, want 404 (not exported)", vol, code, err)
 	}
 
 	// Tenant traffic between two bench ports: within n1, asked through n2

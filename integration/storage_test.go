@@ -91,6 +91,9 @@ type storageStatus struct {
 		Gone   bool   `json:"gone"`
 		Shards int    `json:"shards"`
 	} `json:"disks"`
+	Volumes struct {
+		Volumes int `json:"volumes"`
+	} `json:"volumes"`
 }
 
 func storageStatusOf(t *testing.T, creds map[string]string, node *rackd) (storageStatus, error) {

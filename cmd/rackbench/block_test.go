@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
 
 func TestParseFio(t *testing.T) {
 	out := []byte("fio: file hash not empty on exit\n" +
@@ -23,5 +28,62 @@ func TestParseFio(t *testing.T) {
 	}
 	if _, err := parseFio([]byte("fio: nbd_connect_uri failed\n"), fioJob{rw: "read", bs: "1M"}); err == nil {
 		t.Fatal("output without a JSON document parsed")
+	}
+}
+
+func TestBlockSize(t *testing.T) {
+	cases := map[string]struct {
+		spec string
+		want int64 // 0: refused
+	}{
+		"default":         {"512MiB", 512 << 20},
+		"smallest":        {"1MiB", 1 << 20},
+		"largest":         {"64GiB", 64 << 30},
+		"too large":       {"65GiB", 0},
+		"under a MiB":     {"4KiB", 0},
+		"not whole MiB":   {"1537KiB", 0},
+		"a list":          {"1MiB,2MiB", 0},
+		"no number":       {"MiB", 0},
+		"empty":           {"", 0},
+		"negative":        {"-1MiB", 0},
+		"bytes, no units": {"1048576", 1 << 20},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := blockSize(c.spec)
+			if c.want == 0 {
+				if err == nil || !strings.Contains(err.Error(), "--size") {
+					t.Fatalf("blockSize(%q) = %d, %v; want an error naming --size", c.spec, got, err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("blockSize(%q) = %d, %v; want %d", c.spec, got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestVolumeFits(t *testing.T) {
+	// 1 GiB at 4+2 takes 1.5 GiB: it fits in 3 GiB free, not in less.
+	if err := volumeFits(1<<30, 4, 2, 3<<30); err != nil {
+		t.Fatalf("1.5 GiB in 3 GiB free: %v", err)
+	}
+	if err := volumeFits(1<<30, 4, 2, 3<<30-1); !errors.Is(err, errNoCapacity) {
+		t.Fatalf("1.5 GiB in just under 3 GiB free: %v, want errNoCapacity", err)
+	}
+}
+
+func TestOnThisMachine(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8770", "http://127.0.0.3:9000/", "http://[::1]:8770"} {
+		if err := onThisMachine(context.Background(), u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	// TEST-NET-1 (RFC 5737) is no machine's address.
+	for _, u := range []string{"http://192.0.2.1:8770", "not a url", ""} {
+		if err := onThisMachine(context.Background(), u); err == nil {
+			t.Errorf("%s: taken for this machine", u)
+		}
 	}
 }

@@ -19,8 +19,8 @@ import (
 const maxCleanObjects = 200000
 
 // cleanCloud is `rackbench clean --cloud`: it removes every project named
-// rackbench-* that carries the rackbench tag, with its containers,
-// objects and EC2 credentials — what a killed run left behind.
+// rackbench-* that carries the rackbench tag, with its volume and
+// export, networks, containers, objects and EC2 credentials — what a killed run left behind.
 func cleanCloud(ctx context.Context, o options, stdout io.Writer) error {
 	s, err := connectCloud(ctx, o)
 	if err != nil {
@@ -49,11 +49,15 @@ func cleanCloud(ctx context.Context, o options, stdout io.Writer) error {
 	return errors.Join(errs...)
 }
 
-// cleanProject removes a rackbench project: its containers (buckets) with
+// cleanProject removes a rackbench project: its block volume, its
+// network resources, its containers (buckets) with
 // their objects, its EC2 credentials, then the project itself (which
 // takes its role grants). The project goes only once the rest is gone, so
 // that a later clean can still find what this one could not remove.
 func cleanProject(ctx context.Context, s *cloudSession, p cloudclient.Project) error {
+	if err := cleanVolume(ctx, s, p); err != nil {
+		return fmt.Errorf("clean %s: %w", p.Name, err)
+	}
 	if err := cleanNetworks(ctx, s, p); err != nil {
 		return fmt.Errorf("clean %s: %w", p.Name, err)
 	}
@@ -168,6 +172,37 @@ func swiftDelete(ctx context.Context, s *cloudSession, hc *http.Client, u string
 func isNotFound(err error) bool {
 	var ae *cloudclient.APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// cleanVolume removes the block volume of a rackbench project (block
+// --cloud names it after the project, since the block store has no
+// projects): its export on any node that serves it, then the volume. A
+// node that is not up is not asked: its exports live in its rackd and
+// cannot be reached; the volume is deleted all the same.
+func cleanVolume(ctx context.Context, s *cloudSession, p cloudclient.Project) error {
+	nodes, err := call(ctx, s.c.Nodes)
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes {
+		if n.Status != "up" {
+			continue
+		}
+		nc, err := s.nodeClient(ctx, n)
+		if err != nil {
+			return err
+		}
+		_, err = call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, nc.UnexportVolume(ctx, p.Name) })
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("unexport volume %s on %s: %w", p.Name, n.Name, err)
+		}
+	}
+	// Deleting a volume that is not there succeeds: the block store's
+	// delete is idempotent.
+	if _, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.c.DeleteVolume(ctx, p.Name) }); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete volume %s: %w", p.Name, err)
+	}
+	return nil
 }
 
 // cleanNetworks removes a rackbench project's network resources: each

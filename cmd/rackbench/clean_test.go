@@ -45,6 +45,12 @@ func (f *fakeCloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ps = append(ps, map[string]any{"id": id, "name": name, "tags": []string{"rackbench"}})
 		}
 		js(map[string]any{"projects": ps})
+	case r.Method == "GET" && p == "/rackstack/v1/nodes":
+		// n2 is down: clean does not wait on it.
+		js(map[string]any{"nodes": []any{
+			map[string]any{"name": "n1", "status": "up", "api_url": f.srv.URL + "/n1"},
+			map[string]any{"name": "n2", "status": "down", "api_url": f.srv.URL + "/n2"},
+		}})
 	case r.Method == "GET" && p == "/identity/v3/credentials":
 		var cs []any
 		for id, proj := range f.creds {
@@ -135,6 +141,8 @@ func TestCleanRemovesOnlyRackbenchProjects(t *testing.T) {
 		"/network/v2.0/security-groups/sg1",
 		"/network/v2.0/subnets/sub1",
 		"/network/v2.0/networks/net1",
+		"/n1/rackstack/v1/volumes/rackbench-20260101t000000-abcdef/export",
+		"/rackstack/v1/volumes/rackbench-20260101t000000-abcdef",
 	}
 	got := append([]string(nil), f.deleted...)
 	slices.Sort(got)

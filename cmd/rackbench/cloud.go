@@ -40,6 +40,7 @@ var errNotAdmin = errors.New("needs an admin")
 // cloudSession is a logged-in admin client of a running cloud.
 type cloudSession struct {
 	c   *cloudclient.Client
+	cfg cloudclient.Config // what c was built from, for nodeClient
 	me  cloudclient.Whoami
 	log func(format string, args ...any)
 }
@@ -70,7 +71,52 @@ func connectCloud(ctx context.Context, o options) (*cloudSession, error) {
 	if !me.IsAdmin() {
 		return nil, fmt.Errorf("%w: the caller's roles are %v; rackbench --cloud makes projects and credentials", errNotAdmin, me.Roles)
 	}
-	return &cloudSession{c: c, me: me, log: func(format string, args ...any) { fmt.Fprintf(o.Log, format+"\n", args...) }}, nil
+	return &cloudSession{c: c, cfg: cfg, me: me, log: func(format string, args ...any) { fmt.Fprintf(o.Log, format+"\n", args...) }}, nil
+}
+
+// connectNodes logs in (connectCloud) and picks the named nodes of the
+// cloud (pickNodes: all that are up for none).
+func connectNodes(ctx context.Context, o options, names []string) (*cloudSession, []clusterapi.NodeInfo, error) {
+	s, err := connectCloud(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := call(ctx, s.c.Nodes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list nodes: %w", err)
+	}
+	nodes, err := pickNodes(all, names)
+	return s, nodes, err
+}
+
+// storageShape reads the storage status and records the measured
+// cluster's shape, nodes and storage, in o.Shape.
+func storageShape(ctx context.Context, o options, s *cloudSession, nodes []clusterapi.NodeInfo) (cloudclient.StorageStatus, error) {
+	st, err := call(ctx, s.c.StorageStatus)
+	if err != nil {
+		return st, fmt.Errorf("read storage status: %w", err)
+	}
+	shape := shapeOf(nodes)
+	shape.Coding, shape.Disks, shape.FreeGB = fmt.Sprintf("%d+%d", st.K, st.M), len(st.Disks), float64(st.Capacity.Free)/(1<<30)
+	if o.Shape != nil {
+		*o.Shape = shape
+	}
+	return st, nil
+}
+
+// nodeClient is a client of node n's own API, with the session's token:
+// what a node serves itself (an NBD export) is asked of that node.
+func (s *cloudSession) nodeClient(ctx context.Context, n clusterapi.NodeInfo) (*cloudclient.Client, error) {
+	if n.APIURL == "" {
+		return nil, fmt.Errorf("node %s has no API URL", n.Name)
+	}
+	tok, err := call(ctx, s.c.Token)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.cfg
+	cfg.BaseURL, cfg.Token = n.APIURL, tok
+	return cloudclient.New(cfg), nil
 }
 
 // call runs f with callTimeout.

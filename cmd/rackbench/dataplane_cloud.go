@@ -28,15 +28,7 @@ func dataplaneCloud(ctx context.Context, o options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := connectCloud(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	all, err := call(ctx, s.c.Nodes)
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	nodes, err := pickNodes(all, []string{o.From, o.To})
+	s, nodes, err := connectNodes(ctx, o, []string{o.From, o.To})
 	if err != nil {
 		return nil, fmt.Errorf("--from/--to: %w", err)
 	}

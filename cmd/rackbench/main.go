@@ -52,6 +52,8 @@ type options struct {
 	Concurrency string // storage --cloud: a comma list
 	From, To    string // dataplane --cloud: the nodes of the two ports
 	Rules       string // dataplane --cloud: security group sizes, a comma list
+	Node        string // block --cloud: the node that exports the volume
+	Size        string // block --cloud: the volume's size
 	// Shape, when set, receives the measured cluster's shape (--cloud).
 	Shape *clusterShape
 }
@@ -98,12 +100,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
 	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
 	fs.StringVar(&o.Nodes, "nodes", "1,3", "provision: machines powered on and deployed at once, per case (comma list)")
-	fs.BoolVar(&o.Cloud, "cloud", false, "storage, dataplane, clean: measure the running cloud the OS_* variables (or --os-cloud) name, as an admin")
+	fs.BoolVar(&o.Cloud, "cloud", false, "storage, dataplane, block, clean: measure the running cloud the OS_* variables (or --os-cloud) name, as an admin")
 	fs.StringVar(&o.OSCloud, "os-cloud", "", "--cloud: the cloud of that name in clouds.yaml instead of OS_*")
 	fs.StringVar(&o.Concurrency, "concurrency", "1,8,32", "storage --cloud: clients at once, per case (comma list)")
 	fs.StringVar(&o.From, "from", "", "dataplane --cloud: node of the client port")
 	fs.StringVar(&o.To, "to", "", "dataplane --cloud: node of the server port (= --from: traffic within one node)")
 	fs.StringVar(&o.Rules, "rules", "0,1000,10000", "dataplane --cloud: security group rules on the ports, per case (comma list)")
+	fs.StringVar(&o.Node, "node", "", "block --cloud: node that exports the volume, where rackbench runs (its exports are on loopback)")
+	fs.StringVar(&o.Size, "size", "512MiB", "block --cloud: size of the temporary volume")
 	compare := fs.String("compare", "", "-o html: an earlier run's -o json output to show beside this one")
 	// "-o html FILE" puts a positional argument among the flags: take it
 	// and go on parsing what follows it.
@@ -150,9 +154,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		case "dataplane":
 			s = dataplaneCloud
+		case "block":
+			s = blockCloud
 		case "clean":
 		default:
-			fmt.Fprintf(stderr, "rackbench: %s has no --cloud mode (have: storage, dataplane, clean)\n", name)
+			fmt.Fprintf(stderr, "rackbench: %s has no --cloud mode (have: storage, dataplane, block, clean)\n", name)
 			return 2
 		}
 	} else if name == "clean" {

@@ -36,7 +36,7 @@ import (
 // the credential's user holds only the member role there, and it is all
 // removed at the end, on error and on Ctrl-C.
 func storageCloud(ctx context.Context, o options) ([]Result, error) {
-	sizes, err := sdkSizes(o.Sizes)
+	sizes, err := sdkSizes("--sizes", o.Sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -47,26 +47,13 @@ func storageCloud(ctx context.Context, o options) ([]Result, error) {
 	if err := checkStorageBounds(sizes, concs); err != nil {
 		return nil, err
 	}
-	s, err := connectCloud(ctx, o)
+	s, nodes, err := connectNodes(ctx, o, splitList(o.CloudNodes))
 	if err != nil {
 		return nil, err
 	}
-	all, err := call(ctx, s.c.Nodes)
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	nodes, err := pickNodes(all, splitList(o.CloudNodes))
+	st, err := storageShape(ctx, o, s, nodes)
 	if err != nil {
 		return nil, err
-	}
-	st, err := call(ctx, s.c.StorageStatus)
-	if err != nil {
-		return nil, fmt.Errorf("read storage status: %w", err)
-	}
-	shape := shapeOf(nodes)
-	shape.Coding, shape.Disks, shape.FreeGB = fmt.Sprintf("%d+%d", st.K, st.M), len(st.Disks), float64(st.Capacity.Free)/(1<<30)
-	if o.Shape != nil {
-		*o.Shape = shape
 	}
 	plan := planStorageCases(sizes, concs, st.K, st.M)
 	if err := plan.fits(st.Capacity.Free); err != nil {
@@ -132,7 +119,7 @@ func storageCloud(ctx context.Context, o options) ([]Result, error) {
 		for _, sz := range sizes {
 			for _, conc := range concs {
 				params := map[string]any{"object": sz.name, "concurrency": conc, "api": api, "client": cl,
-					"nodes": strings.Join(nodeNames, ","), "coding": shape.Coding}
+					"nodes": strings.Join(nodeNames, ","), "coding": fmt.Sprintf("%d+%d", st.K, st.M)}
 				for _, m := range storageCloudMetrics {
 					out = append(out, newResult("storage", "rackstack-cloud", params, m.name, m.unit, runs[key{api, sz.name, conc, m.name}]))
 				}

@@ -39,8 +39,9 @@ type sdkTarget struct {
 	stop   func()
 }
 
-// sdkSizes parses --sizes ("4KiB,1MiB,64MiB").
-func sdkSizes(spec string) ([]objectSize, error) {
+// sdkSizes parses a list of sizes ("4KiB,1MiB,64MiB") given to the flag
+// named flagName.
+func sdkSizes(flagName, spec string) ([]objectSize, error) {
 	var out []objectSize
 	for _, f := range strings.Split(spec, ",") {
 		f = strings.TrimSpace(f)
@@ -52,7 +53,7 @@ func sdkSizes(spec string) ([]objectSize, error) {
 		}
 		n, err := strconv.Atoi(num)
 		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("--sizes: %q is not a size like 4KiB, 1MiB or 64MiB", f)
+			return nil, fmt.Errorf("%s: %q is not a size like 4KiB, 1MiB or 64MiB", flagName, f)
 		}
 		out = append(out, objectSize{name: f, size: n * unit})
 	}
@@ -69,7 +70,7 @@ var sdkConcurrency = []int{1, 8}
 // storageSDK runs the SDK cases against rackd and, where a minio binary
 // is found, MinIO on the same disk.
 func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
-	sizes, err := sdkSizes(o.Sizes)
+	sizes, err := sdkSizes("--sizes", o.Sizes)
 	if err != nil {
 		return nil, err
 	}
