@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"sync"
 
@@ -202,7 +203,17 @@ func (v *Volume) readBlob(ctx context.Context, src source, dst []byte) error {
 		return nil
 	}
 	w := &sliceWriter{b: dst}
-	if _, err := v.s.cfg.Blobs.Get(ctx, src.key, src.l, src.size, src.off, int64(len(dst)), w); err != nil {
+	_, err := v.s.cfg.Blobs.Get(ctx, src.key, src.l, src.size, src.off, int64(len(dst)), w)
+	if err != nil {
+		// The rows this volume read at Open may be stale: the rebalancer
+		// may have moved the blob since (Relocate) and deleted the shards
+		// it left. Read again where the state says it lives now.
+		if l, ok := v.s.layoutOf(ctx, src.key); ok && !reflect.DeepEqual(l, src.l) {
+			w = &sliceWriter{b: dst}
+			_, err = v.s.cfg.Blobs.Get(ctx, src.key, l, src.size, src.off, int64(len(dst)), w)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("read volume %s: %w", v.id, err)
 	}
 	if w.n != len(dst) {
