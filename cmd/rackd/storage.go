@@ -54,6 +54,7 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		Repl: node, Blobs: blobs, K: k, M: m,
 		Disks: func(ctx context.Context) ([]placement.Disk, error) { return svc.ActiveDisks(ctx) },
 		Log:   log.With("service", "block"), IsLeader: node.IsLeader,
+		Degraded: func(key string) { go svc.QueueHeal(context.Background(), "block", key) },
 	})
 	svc = object.New(object.Config{
 		Repl: node, Blobs: blobs, Node: o.Name, Log: log, K: k, M: m, Peers: peers.gather,

@@ -844,3 +844,46 @@ func TestBlobsAndRelocate(t *testing.T) {
 		t.Fatalf("relocating a blob nothing names: %v, want a conflict", err)
 	}
 }
+
+// A degraded read is reported for healing, once a minute per blob however
+// many reads find it so.
+func TestDegradedReadsAreReportedOnceAMinute(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	var reports []string
+	cfg.Degraded = func(key string) { reports = append(reports, key) }
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", ExtentSize, Options{K: 2, M: 1})
+	v, _ := s.Open(ctx, "v")
+	defer v.Close()
+	v.WriteAt(bytes.Repeat([]byte("x"), 3*PageSize), 0)
+	if err := foldNow(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := r.repl.Read(ctx)
+	var key string
+	var l blob.Layout
+	s.Blobs(tx, func(k string, lk blob.Layout, _ int64) { key, l = k, lk })
+	for _, d := range r.dirs {
+		if d.ID() == l.Disks[0].ID {
+			if err := d.Remove(blob.ShardName(key, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b := make([]byte, PageSize)
+	for range 3 {
+		if _, err := v.ReadAt(b, 0); err != nil || b[0] != 'x' {
+			t.Fatalf("degraded read: %q, %v", b[:1], err)
+		}
+	}
+	if len(reports) != 1 || reports[0] != key {
+		t.Fatalf("reports %v, want %s once", reports, key)
+	}
+	r.clock.add(time.Minute)
+	v.ReadAt(b, 0)
+	if len(reports) != 2 {
+		t.Fatalf("%d reports after a minute, want 2", len(reports))
+	}
+}

@@ -89,6 +89,36 @@ func applyRelocate(tx *memdb.Txn, c relocateCmd) (any, error) {
 	return nil, nil
 }
 
+// degraded reports a named blob that lacks shards at layout l, once per
+// degradedEvery. A blob the state places elsewhere now is not reported: a
+// reader with rows from before a move misses the shards the mover deleted.
+func (s *Store) degraded(ctx context.Context, key string, l blob.Layout, bad []int) {
+	if s.cfg.Degraded == nil || key == "" {
+		return
+	}
+	now := s.cfg.Now()
+	s.reportMu.Lock()
+	last, ok := s.reported[key]
+	report := !ok || now.Sub(last) >= degradedEvery
+	if report {
+		for k, t := range s.reported {
+			if now.Sub(t) >= degradedEvery {
+				delete(s.reported, k)
+			}
+		}
+		s.reported[key] = now
+	}
+	s.reportMu.Unlock()
+	if !report {
+		return
+	}
+	if cur, ok := s.layoutOf(ctx, key); ok && !reflect.DeepEqual(cur, l) {
+		return
+	}
+	s.log.Warn("block blob degraded; queueing heal", "blob", key, "bad_shards", bad)
+	s.cfg.Degraded(key)
+}
+
 // layoutOf is where the state says blob key lives now.
 func (s *Store) layoutOf(ctx context.Context, key string) (blob.Layout, bool) {
 	tx, err := s.cfg.Repl.Read(ctx)

@@ -40,6 +40,7 @@ func newBlockFixture(t *testing.T, n int) *blockFixture {
 		Repl: local, Blobs: blobs,
 		Disks:     func(ctx context.Context) ([]placement.Disk, error) { return f.svc.ActiveDisks(ctx) },
 		FoldBytes: 1 << 40, DirtyLimit: 1 << 40, // folds only when the test asks
+		Degraded: func(key string) { f.svc.QueueHeal(context.Background(), "block", key) },
 	})
 	f.svc = New(Config{
 		Repl: local, Node: "n1", MaxShard: 4096, Blobs: blobs,
@@ -289,4 +290,28 @@ func TestRepairMovesBlockBlobsOffAGoneDisk(t *testing.T) {
 	if got := f.readVolume("v"); !bytes.Equal(got, want) {
 		t.Fatal("the volume reads back different bytes after the move and a further disk loss")
 	}
+}
+
+// A read that finds a block blob degraded queues it for the healer.
+func TestDegradedBlockReadQueuesHeal(t *testing.T) {
+	f := newBlockFixture(t, 3)
+	want := f.volume("v")
+	blobs := f.blockBlobs()
+	for _, p := range blobs {
+		f.removeShards(p, 0) // a data shard: every read of the blob misses it
+	}
+	if got := f.readVolume("v"); !bytes.Equal(got, want) {
+		t.Fatal("a degraded read returned different bytes")
+	}
+	queued := store.All[HealItem](f.local.Local(), tHeal, "id")
+	if len(queued) != len(blobs) {
+		t.Fatalf("%d heals queued for %d degraded block blobs", len(queued), len(blobs))
+	}
+	for _, h := range queued {
+		if h.Source != "block" {
+			t.Fatalf("heal item %+v does not name the block source", h)
+		}
+	}
+	f.svc.healQueued(f.ctx)
+	f.checkWhole()
 }

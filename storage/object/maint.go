@@ -309,6 +309,17 @@ func (s *Service) propose(ctx context.Context, typ string, body any) {
 	}
 }
 
+// QueueHeal queues blob key of source (a Config.Sources name) for the
+// healer: a reader or writer of the source found it degraded. A failure is
+// only logged: the scrubber finds the blob later.
+func (s *Service) QueueHeal(ctx context.Context, source, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.repl.Propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: key, Source: source, Since: s.now()}}}); err != nil {
+		s.log.Warn("queue heal", "source", source, "blob", key, "err", err)
+	}
+}
+
 // healQueued rebuilds the blobs readers found degraded. A blob whose heal
 // fails waits (see healDelay) before it is tried again.
 func (s *Service) healQueued(ctx context.Context) {
