@@ -16,6 +16,7 @@ import (
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/storage/placement"
 )
 
 // openObjectStore opens this node's disks, serves them to the other nodes
@@ -45,13 +46,24 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		Transport: &blob.HTTPTransport{Client: node.PeerClient(), Addr: node.PeerAddress},
 	}
 	peers := &peerCounters{client: node.PeerClient(), scheme: "https", self: o.Name, nodes: node.Nodes}
-	svc := object.New(object.Config{
+	// The block store places its blobs on the disks the object store
+	// registers, and the object store's maintenance heals, scrubs and
+	// moves the block store's blobs: each needs the other.
+	var svc *object.Service
+	blocks := block.New(block.Config{
+		Repl: node, Blobs: blobs, K: k, M: m,
+		Disks: func(ctx context.Context) ([]placement.Disk, error) { return svc.ActiveDisks(ctx) },
+		Log:   log.With("service", "block"), IsLeader: node.IsLeader,
+		Degraded: func(key string) { go svc.QueueHeal(context.Background(), "block", key) },
+	})
+	svc = object.New(object.Config{
 		Repl: node, Blobs: blobs, Node: o.Name, Log: log, K: k, M: m, Peers: peers.gather,
 		NodeUp:     node.NodeUp,
 		NodeLost:   func(name string) bool { return node.DownFor(name) > o.HealAfter },
 		IsLeader:   node.IsLeader,
 		ScrubEvery: o.ScrubEvery,
 		Named:      block.Named,
+		Sources:    map[string]object.BlobSource{"block": blocks},
 		Wiped: func() []string {
 			var out []string
 			for id, d := range dirs {
@@ -75,10 +87,6 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		},
 	})
 	node.HandlePeer("GET "+countersPath, countersHandler(svc))
-	blocks := block.New(block.Config{
-		Repl: node, Blobs: blobs, Disks: svc.ActiveDisks, K: k, M: m,
-		Log: log.With("service", "block"), IsLeader: node.IsLeader,
-	})
 	return svc, blocks, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -744,6 +745,7 @@ func TestEveryCommandSurvivesSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.Close()
+	relocateFirst(t, s, r)
 	if err := s.Delete(ctx, "c"); err != nil {
 		t.Fatal(err)
 	}
@@ -763,5 +765,125 @@ func TestEveryCommandSurvivesSnapshotRestore(t *testing.T) {
 	}
 	if !bytes.Equal(first, second) || !bytes.Contains(first, []byte(`"kind":"snapshot"`)) {
 		t.Fatalf("snapshot and restore differ or lost rows:\n%s\n%s", first, second)
+	}
+}
+
+// relocateFirst moves the first blob Blobs lists to the same disks in
+// reverse order (rows only: the shards are not moved) and returns it.
+func relocateFirst(t *testing.T, s *Store, r *rig) (key string, old, next blob.Layout) {
+	t.Helper()
+	tx, _ := r.repl.Read(context.Background())
+	s.Blobs(tx, func(k string, l blob.Layout, _ int64) {
+		if key == "" {
+			key, old = k, l
+		}
+	})
+	if key == "" {
+		t.Fatal("no blob listed")
+	}
+	next = old
+	next.Disks = append([]placement.Disk(nil), old.Disks...)
+	slices.Reverse(next.Disks)
+	if err := s.Relocate(context.Background(), key, old, next); err != nil {
+		t.Fatal(err)
+	}
+	return key, old, next
+}
+
+// Blobs lists every named blob once, shared ones too; Relocate changes
+// every row naming the blob, and is refused as a conflict once the rows no
+// longer name it where the mover found it.
+func TestBlobsAndRelocate(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	s.Create(ctx, "v", 2*ExtentSize, Options{K: 2, M: 1})
+	v, _ := s.Open(ctx, "v")
+	defer v.Close()
+	v.WriteAt([]byte("folded"), 0)
+	if err := foldNow(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	v.WriteAt([]byte("journal"), ExtentSize)
+	if err := s.Snapshot(ctx, "s", "v"); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := r.repl.Read(ctx)
+	sizes := map[string]int64{}
+	s.Blobs(tx, func(k string, _ blob.Layout, size int64) {
+		if _, dup := sizes[k]; dup {
+			t.Errorf("blob %s listed twice", k)
+		}
+		sizes[k] = size
+	})
+	if len(sizes) != 2 {
+		t.Fatalf("%d blobs listed, want an extent and a segment", len(sizes))
+	}
+	key, old, next := relocateFirst(t, s, r)
+	tx, _ = r.repl.Read(ctx)
+	rows := 0
+	for _, e := range store.All[ExtentRow](tx, tExtents, "blob", key) {
+		rows++
+		if !slices.Equal(e.Layout.Disks, next.Disks) {
+			t.Errorf("extent %s still at %v", e.ID, e.Layout.Disks)
+		}
+	}
+	for _, sg := range store.All[SegmentRow](tx, tSegments, "blob", key) {
+		rows++
+		if !slices.Equal(sg.Layout.Disks, next.Disks) {
+			t.Errorf("segment %s still at %v", sg.ID, sg.Layout.Disks)
+		}
+	}
+	if rows != 2 {
+		t.Fatalf("%d rows name the relocated blob, want the volume's and the snapshot's", rows)
+	}
+	if err := s.Relocate(ctx, key, old, next); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("relocating from a stale layout: %v, want a conflict", err)
+	}
+	if err := s.Relocate(ctx, "nothing", old, next); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("relocating a blob nothing names: %v, want a conflict", err)
+	}
+}
+
+// A degraded read is reported for healing, once a minute per blob however
+// many reads find it so.
+func TestDegradedReadsAreReportedOnceAMinute(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	var reports []string
+	cfg.Degraded = func(key string) { reports = append(reports, key) }
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", ExtentSize, Options{K: 2, M: 1})
+	v, _ := s.Open(ctx, "v")
+	defer v.Close()
+	v.WriteAt(bytes.Repeat([]byte("x"), 3*PageSize), 0)
+	if err := foldNow(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := r.repl.Read(ctx)
+	var key string
+	var l blob.Layout
+	s.Blobs(tx, func(k string, lk blob.Layout, _ int64) { key, l = k, lk })
+	for _, d := range r.dirs {
+		if d.ID() == l.Disks[0].ID {
+			if err := d.Remove(blob.ShardName(key, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b := make([]byte, PageSize)
+	for range 3 {
+		if _, err := v.ReadAt(b, 0); err != nil || b[0] != 'x' {
+			t.Fatalf("degraded read: %q, %v", b[:1], err)
+		}
+	}
+	if len(reports) != 1 || reports[0] != key {
+		t.Fatalf("reports %v, want %s once", reports, key)
+	}
+	r.clock.add(time.Minute)
+	v.ReadAt(b, 0)
+	if len(reports) != 2 {
+		t.Fatalf("%d reports after a minute, want 2", len(reports))
 	}
 }

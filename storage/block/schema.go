@@ -90,6 +90,7 @@ const (
 	cmdAppend      = "block.journal.append"
 	cmdFold        = "block.journal.fold"
 	cmdGarbageDone = "block.garbage.done"
+	cmdRelocate    = "block.blob.relocate"
 )
 
 func extentID(vol string, i int64) string   { return fmt.Sprintf("%s/%012d", vol, i) }
@@ -115,6 +116,7 @@ func Schema() store.Schema {
 			cmdAppend:      store.Typed(applyAppend),
 			cmdFold:        store.Typed(applyFold),
 			cmdGarbageDone: store.Typed(applyGarbageDone),
+			cmdRelocate:    store.Typed(applyRelocate),
 		},
 	}
 }

@@ -82,7 +82,16 @@ type Config struct {
 	// IsLeader says whether this node collects garbage (default: yes).
 	IsLeader func() bool
 	Now      func() time.Time
+	// Degraded, if set, is told (at most once a minute per blob) of a
+	// named blob found missing or corrupt shards, by a read or by a write
+	// that reached its quorum without all of them: rackd queues it for the
+	// object store's healer. It must not block.
+	Degraded func(key string)
 }
+
+// degradedEvery is how often a blob is reported degraded at most: reads
+// of a damaged extent come by the thousand, one heal item does.
+const degradedEvery = time.Minute
 
 // Options are the choices of a new volume.
 type Options struct {
@@ -102,6 +111,9 @@ type Store struct {
 	// garbageSeen is when the collector first saw each garbage blob.
 	gcMu        sync.Mutex
 	garbageSeen map[string]time.Time
+	// reported is when each blob was last reported degraded.
+	reportMu sync.Mutex
+	reported map[string]time.Time
 }
 
 // New returns a Store.
@@ -124,7 +136,7 @@ func New(cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{cfg: cfg, log: cfg.Log, open: map[string]*Volume{}, garbageSeen: map[string]time.Time{}}
+	return &Store{cfg: cfg, log: cfg.Log, open: map[string]*Volume{}, garbageSeen: map[string]time.Time{}, reported: map[string]time.Time{}}
 }
 
 func newKey() string {

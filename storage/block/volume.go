@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"sync"
 
@@ -202,8 +203,21 @@ func (v *Volume) readBlob(ctx context.Context, src source, dst []byte) error {
 		return nil
 	}
 	w := &sliceWriter{b: dst}
-	if _, err := v.s.cfg.Blobs.Get(ctx, src.key, src.l, src.size, src.off, int64(len(dst)), w); err != nil {
+	res, err := v.s.cfg.Blobs.Get(ctx, src.key, src.l, src.size, src.off, int64(len(dst)), w)
+	if err != nil {
+		// The rows this volume read at Open may be stale: the rebalancer
+		// may have moved the blob since (Relocate) and deleted the shards
+		// it left. Read again where the state says it lives now.
+		if l, ok := v.s.layoutOf(ctx, src.key); ok && !reflect.DeepEqual(l, src.l) {
+			w = &sliceWriter{b: dst}
+			res, err = v.s.cfg.Blobs.Get(ctx, src.key, l, src.size, src.off, int64(len(dst)), w)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("read volume %s: %w", v.id, err)
+	}
+	if res.Degraded {
+		v.s.degraded(ctx, src.key, src.l, res.BadShards)
 	}
 	if w.n != len(dst) {
 		return fmt.Errorf("read volume %s: short read of blob %s", v.id, src.key)
@@ -517,6 +531,7 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRo
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	sg := &SegmentRow{}
 	var data [][]byte
+	var missing []int
 	for _, p := range order {
 		b := pages[p]
 		zero := b == nil
@@ -536,9 +551,11 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRo
 			return nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
 		}
 		sg.Layout = l
-		if _, err := v.s.cfg.Blobs.Put(ctx, sg.Blob, l, &pagesReader{pages: data}); err != nil {
+		info, err := v.s.cfg.Blobs.Put(ctx, sg.Blob, l, &pagesReader{pages: data})
+		if err != nil {
 			return nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
 		}
+		missing = info.Missing
 	}
 	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg})
 	if err != nil {
@@ -556,6 +573,11 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRo
 		return nil, fmt.Errorf("flush volume %s: %w", v.id, err)
 	}
 	sg.Volume, sg.ID = v.id, segmentID(v.id, sg.Seq)
+	if len(missing) > 0 {
+		// Written at quorum without some replicas: heal it now rather
+		// than at the next scrub (only now that a row names it).
+		v.s.degraded(ctx, sg.Blob, sg.Layout, missing)
+	}
 	return sg, nil
 }
 
@@ -630,6 +652,7 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 		cmd.Segments = append(cmd.Segments, sg.ID)
 	}
 	var written []ExtentRow
+	short := map[string][]int{} // extents written without some shards
 	undo := func() {
 		for _, e := range written {
 			if err := v.s.cfg.Blobs.Delete(ctx, e.Blob, e.Layout); err != nil {
@@ -664,9 +687,13 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			undo()
 			return fmt.Errorf("fold volume %s: place extent: %w", v.id, err)
 		}
-		if _, err := v.s.cfg.Blobs.Put(ctx, key, l, bytes.NewReader(buf)); err != nil {
+		info, err := v.s.cfg.Blobs.Put(ctx, key, l, bytes.NewReader(buf))
+		if err != nil {
 			undo()
 			return fmt.Errorf("fold volume %s: write extent: %w", v.id, err)
+		}
+		if len(info.Missing) > 0 {
+			short[key] = info.Missing
 		}
 		row := ExtentRow{ID: extentID(v.id, i), Volume: v.id, Index: i, Blob: key, Layout: l}
 		written = append(written, row)
@@ -678,6 +705,11 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			undo()
 		}
 		return fmt.Errorf("fold volume %s: %w", v.id, translate(err))
+	}
+	for _, e := range written {
+		if missing := short[e.Blob]; len(missing) > 0 {
+			v.s.degraded(ctx, e.Blob, e.Layout, missing) // named now: the healer can find it
+		}
 	}
 
 	v.mu.Lock()

@@ -25,6 +25,18 @@ import (
 // nodes move the same blob. A new leader simply picks up where the state
 // says the work stands.
 
+// BlobSource is another service whose blobs live on the store's disks
+// (block volumes): maintenance walks its blobs with the parts of objects.
+type BlobSource interface {
+	// Blobs calls add, once per blob, for every blob the service keeps
+	// (not its garbage), with its size in bytes.
+	Blobs(tx *memdb.Txn, add func(key string, l blob.Layout, size int64))
+	// Relocate records that blob key, found at old, now lives at next. It
+	// fails with an error that is a store.ErrConflict when the service no
+	// longer names key at old.
+	Relocate(ctx context.Context, key string, old, next blob.Layout) error
+}
+
 // maintStats is what this node's loops report about themselves.
 type maintStats struct {
 	mu           sync.Mutex
@@ -168,8 +180,8 @@ func (s *Service) healWiped(ctx context.Context) {
 	var items []HealItem
 	for _, pp := range parts {
 		for _, d := range pp.part.Layout.Disks {
-			if on[d.ID] && d.Node == s.cfg.Node && pp.object != "" {
-				items = append(items, HealItem{ID: pp.part.Blob, Object: pp.object, Since: s.now()})
+			if on[d.ID] && d.Node == s.cfg.Node && pp.healable() {
+				items = append(items, pp.healItem(s.now()))
 				break
 			}
 		}
@@ -241,7 +253,7 @@ func (s *Service) sweepOrphans(ctx context.Context) error {
 			}
 		}
 	}
-	for _, pp := range partsOf(tx) {
+	for _, pp := range s.partsOf(tx) {
 		name(pp.part)
 	}
 	for _, g := range store.All[Garbage](tx, tGarbage, "id") {
@@ -297,6 +309,17 @@ func (s *Service) propose(ctx context.Context, typ string, body any) {
 	}
 }
 
+// QueueHeal queues blob key of source (a Config.Sources name) for the
+// healer: a reader or writer of the source found it degraded. A failure is
+// only logged: the scrubber finds the blob later.
+func (s *Service) QueueHeal(ctx context.Context, source, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.repl.Propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: key, Source: source, Since: s.now()}}}); err != nil {
+		s.log.Warn("queue heal", "source", source, "blob", key, "err", err)
+	}
+}
+
 // healQueued rebuilds the blobs readers found degraded. A blob whose heal
 // fails waits (see healDelay) before it is tried again.
 func (s *Service) healQueued(ctx context.Context) {
@@ -307,10 +330,28 @@ func (s *Service) healQueued(ctx context.Context) {
 	now := s.cfg.Now()
 	queued := map[string]bool{}
 	var done []string
+	var sourced map[string]placedPart // the sources' blobs, listed when first needed
 	for _, h := range store.All[HealItem](tx, tHeal, "id") {
 		queued[h.ID] = true
-		obj := store.Get[Object](tx, tObjects, h.Object)
-		part, ok := findPart(obj, h.ID)
+		var part Part
+		var ok bool
+		var label string
+		if h.Source != "" {
+			if sourced == nil {
+				sourced = map[string]placedPart{}
+				for _, pp := range s.sourceParts(tx) {
+					sourced[pp.part.Blob] = pp
+				}
+			}
+			pp, found := sourced[h.ID]
+			part, ok, label = pp.part, found && pp.source == h.Source, h.Source
+		} else {
+			obj := store.Get[Object](tx, tObjects, h.Object)
+			part, ok = findPart(obj, h.ID)
+			if ok {
+				label = obj.Project + "/" + obj.Container + "/" + obj.Name
+			}
+		}
 		if !ok {
 			done = append(done, h.ID) // deleted or replaced since
 			continue
@@ -324,11 +365,11 @@ func (s *Service) healQueued(ctx context.Context) {
 		rewrote, err := s.blobs.Heal(ctx, part.Blob, part.Layout, part.Size)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.healFailed(h, obj, err, now)
+				s.healFailed(h, label, err, now)
 			}
 			continue
 		}
-		s.log.Info("healed", "object", obj.Name, "blob", h.ID, "shards", rewrote)
+		s.log.Info("healed", "object", label, "blob", h.ID, "shards", rewrote)
 		s.maint.mu.Lock()
 		s.maint.healed += int64(len(rewrote))
 		s.maint.mu.Unlock()
@@ -354,14 +395,16 @@ func (s *Service) healQueued(ctx context.Context) {
 // healFailed counts a failed heal, schedules the next try and logs it: at
 // WARN the first time, when the reason changes and every healWarnEvery;
 // otherwise at DEBUG.
-func (s *Service) healFailed(h *HealItem, obj *Object, err error, now time.Time) {
+// label names what holds the blob: an object's project/container/name,
+// or the source's name.
+func (s *Service) healFailed(h *HealItem, label string, err error, now time.Time) {
 	s.maint.mu.Lock()
 	if s.maint.retries == nil {
 		s.maint.retries = map[string]*healRetry{}
 	}
 	r := s.maint.retries[h.ID]
 	if r == nil {
-		r = &healRetry{object: obj.Project + "/" + obj.Container + "/" + obj.Name}
+		r = &healRetry{object: label}
 		s.maint.retries[h.ID] = r
 	}
 	r.failures++
@@ -380,7 +423,7 @@ func (s *Service) healFailed(h *HealItem, obj *Object, err error, now time.Time)
 	if warn {
 		level = slog.LevelWarn
 	}
-	s.log.Log(context.Background(), level, "heal failed; retrying later", "object", obj.Name, "blob", h.ID,
+	s.log.Log(context.Background(), level, "heal failed; retrying later", "object", label, "blob", h.ID,
 		"failures", failures, "retry_in", delay, "err", err)
 }
 
@@ -398,9 +441,18 @@ func findPart(o *Object, blobKey string) (Part, bool) {
 
 // placedPart is a part with where it lives in the state.
 type placedPart struct {
-	object string // object id, or "" for an upload part
+	object string // object id, or "" for an upload part or a source's blob
 	upload string // upload part id
+	source string // the Config.Sources name of a blob another service keeps
 	part   Part
+}
+
+// healable: the healer can find the part again from a HealItem (upload
+// parts are short-lived and not queued).
+func (pp placedPart) healable() bool { return pp.object != "" || pp.source != "" }
+
+func (pp placedPart) healItem(since time.Time) HealItem {
+	return HealItem{ID: pp.part.Blob, Object: pp.object, Source: pp.source, Since: since}
 }
 
 // parts lists every stored part, of objects and of uploads in progress,
@@ -410,10 +462,12 @@ func (s *Service) parts(ctx context.Context) ([]placedPart, []placement.Disk, er
 	if err != nil {
 		return nil, nil, err
 	}
-	return partsOf(tx), s.activeDisks(tx), nil
+	return s.partsOf(tx), s.activeDisks(tx), nil
 }
 
-func partsOf(tx *memdb.Txn) []placedPart {
+// partsOf lists every blob the maintenance keeps: the parts of objects and
+// uploads, then the blobs of the other sources.
+func (s *Service) partsOf(tx *memdb.Txn) []placedPart {
 	var out []placedPart
 	for _, o := range store.All[Object](tx, tObjects, "id") {
 		for _, p := range o.Parts {
@@ -422,6 +476,23 @@ func partsOf(tx *memdb.Txn) []placedPart {
 	}
 	for _, u := range store.All[UploadPart](tx, tUploadParts, "id") {
 		out = append(out, placedPart{upload: u.ID, part: u.Part})
+	}
+	return append(out, s.sourceParts(tx)...)
+}
+
+// sourceParts lists the blobs of Config.Sources, in the order of their
+// names.
+func (s *Service) sourceParts(tx *memdb.Txn) []placedPart {
+	names := make([]string, 0, len(s.cfg.Sources))
+	for name := range s.cfg.Sources {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []placedPart
+	for _, name := range names {
+		s.cfg.Sources[name].Blobs(tx, func(key string, l blob.Layout, size int64) {
+			out = append(out, placedPart{source: name, part: Part{Blob: key, Size: size, Layout: l}})
+		})
 	}
 	return out
 }
@@ -527,9 +598,13 @@ func (s *Service) movePart(ctx context.Context, pp placedPart, next blob.Layout)
 		drop(next)
 		return 0, err
 	}
-	np := old
-	np.Layout = next
-	_, err = s.repl.Propose(ctx, cmdRelocate, relocateCmd{Object: pp.object, Upload: pp.upload, Old: old, New: np})
+	if pp.source != "" {
+		err = s.cfg.Sources[pp.source].Relocate(ctx, old.Blob, old.Layout, next)
+	} else {
+		np := old
+		np.Layout = next
+		_, err = s.repl.Propose(ctx, cmdRelocate, relocateCmd{Object: pp.object, Upload: pp.upload, Old: old, New: np})
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			drop(next)
@@ -578,11 +653,11 @@ func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
 			s.maint.scrubErrors += int64(len(bad))
 		}
 		s.maint.mu.Unlock()
-		if err != nil || len(bad) == 0 || pp.object == "" {
+		if err != nil || len(bad) == 0 || !pp.healable() {
 			continue
 		}
 		s.log.Warn("scrub found bad shards; healing", "blob", pp.part.Blob, "shards", bad)
-		s.propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: pp.part.Blob, Object: pp.object, Since: s.now()}}})
+		s.propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{pp.healItem(s.now())}})
 	}
 }
 
@@ -597,7 +672,13 @@ func (s *Service) stillStored(ctx context.Context, pp placedPart) bool {
 	}
 	var p Part
 	var ok bool
-	if pp.object != "" {
+	if pp.source != "" {
+		for _, sp := range s.sourceParts(tx) {
+			if sp.source == pp.source && sp.part.Blob == pp.part.Blob {
+				p, ok = sp.part, true
+			}
+		}
+	} else if pp.object != "" {
 		p, ok = findPart(store.Get[Object](tx, tObjects, pp.object), pp.part.Blob)
 	} else if up := store.Get[UploadPart](tx, tUploadParts, pp.upload); up != nil && up.Part.Blob == pp.part.Blob {
 		p, ok = up.Part, true
@@ -649,7 +730,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 			bad[d.ID] = true
 		}
 	}
-	parts := partsOf(tx)
+	parts := s.partsOf(tx)
 	st.Parts = len(parts)
 	for _, pp := range parts {
 		if _, ok := target(pp.part, disks); ok {

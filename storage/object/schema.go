@@ -113,8 +113,11 @@ type Garbage struct {
 
 // HealItem is a blob a reader found degraded.
 type HealItem struct {
-	ID     string    `json:"id"` // blob key
-	Object string    `json:"object"`
+	ID     string `json:"id"` // blob key
+	Object string `json:"object"`
+	// Source names the Config.Sources entry holding the blob when it is
+	// not a part of an object (a block volume's extent or segment).
+	Source string    `json:"source,omitempty"`
 	Since  time.Time `json:"since"`
 }
 

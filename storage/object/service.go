@@ -73,6 +73,11 @@ type Config struct {
 	// disks (block volumes' extents and journals), so that the orphan
 	// sweep does not take them for orphans.
 	Named func(tx *memdb.Txn, add func(key string, l blob.Layout))
+	// Sources are the other services keeping blobs on the same disks
+	// (block volumes), by name: the healer, the scrubber and the repair
+	// pass keep their blobs whole and well placed exactly like the parts
+	// of objects.
+	Sources map[string]BlobSource
 	// Peers, if set, returns the Counters of every other node of the
 	// cluster (with an error for those that did not answer), so that
 	// Status shows cluster-wide totals.
