@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/rackstack/rackstack/node/hypervisor/qemu"
@@ -17,8 +18,9 @@ import (
 )
 
 // purge removes a dev cloud for good, so a laptop is left as it was: the
-// guests it runs and their taps, its BPF pins, QEMU's run directory and
-// the data directory. rackd must be stopped first.
+// guests it runs and their taps, the veth pairs of its public network and
+// metadata service, its BPF pins, QEMU's run directory and the data
+// directory. rackd must be stopped first.
 func purge(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) error {
 	if pidHolding(filepath.Join(o.DataDir, "raft", "raft.db")) {
 		return fmt.Errorf("a rackd is running on %s: stop it (Ctrl-C where 'make run' runs) and purge again", o.DataDir)
@@ -38,6 +40,9 @@ func purge(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) 
 			fmt.Fprintf(stdout, "stopped %d guest(s) and removed their taps\n", len(ids))
 		}
 	}
+	if err := purgeLinks(o.DataplaneNetns, stdout); err != nil {
+		return err
+	}
 	for _, dir := range []string{runDir, bpfDir(o), o.DataDir} {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			continue
@@ -48,6 +53,28 @@ func purge(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) 
 		fmt.Fprintf(stdout, "removed %s\n", dir)
 	}
 	return nil
+}
+
+// purgeLinks removes the veth pairs rackd makes in the dataplane's
+// namespace for the public network and the metadata service (deleting one
+// end takes its peer with it); ones already gone are fine.
+func purgeLinks(netnsPath string, stdout io.Writer) error {
+	return inNetns(netnsPath, func() error {
+		for _, name := range []string{publicHostDev, metadataHostDev} {
+			l, err := netlink.LinkByName(name)
+			if errors.As(err, &netlink.LinkNotFoundError{}) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("find %s: %w", name, err)
+			}
+			if err := netlink.LinkDel(l); err != nil {
+				return fmt.Errorf("remove %s: %w", name, err)
+			}
+			fmt.Fprintf(stdout, "removed link %s\n", name)
+		}
+		return nil
+	})
 }
 
 // pidHolding reports whether another process holds the flock that bolt
