@@ -52,6 +52,23 @@ func TestLayer3(t *testing.T) {
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
+	// Guests outlive rackd by design: delete them while rackd still runs,
+	// or two TCG guests would spin through every later test. Each start
+	// registers the stop of that rackd, so the deletion is registered
+	// after each start, to run before that stop; the first to succeed ends it.
+	deleted := false
+	deleteGuests := func() {
+		if deleted {
+			return
+		}
+		out, err := openstackErr(admin, "server", "delete", "--wait", "vm1", "vm2")
+		if err != nil && !strings.Contains(out, "No server with a name or ID") {
+			t.Logf("deleting the guests: %v\n%s", err, out)
+			return
+		}
+		deleted = true
+	}
+	t.Cleanup(deleteGuests)
 	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
 	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
 	// The public network is made once the admin exists.
@@ -114,6 +131,7 @@ func TestLayer3(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	n1.start()
 	n1.waitHealthy()
+	t.Cleanup(deleteGuests)
 	ping.Wait()
 	sent, received := pingCounts(pingOut.String())
 	t.Logf("ping to the floating IP across a rackd kill -9: %d sent, %d received", sent, received)
