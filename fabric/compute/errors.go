@@ -20,46 +20,15 @@ var faultNames = map[string]bool{
 	"computeFault": true, "serviceUnavailable": true,
 }
 
-func faultFor(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "badRequest"
-	case http.StatusUnauthorized:
-		return "unauthorized"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusNotFound:
-		return "itemNotFound"
-	case http.StatusMethodNotAllowed:
-		return "badMethod"
-	case http.StatusNotAcceptable:
-		return "notAcceptable"
-	case http.StatusConflict:
-		return "conflictingRequest"
-	case http.StatusRequestEntityTooLarge:
-		return "overLimit"
-	case http.StatusNotImplemented:
-		return "notImplemented"
-	case http.StatusServiceUnavailable:
-		return "serviceUnavailable"
-	}
-	return "computeFault"
-}
-
 // writeError writes Nova's error body: {"<fault>": {"code", "message"}}.
 // Fault names of other services (a port error of the network service
 // passed through) are not Nova's: the key then follows the status.
 func writeError(w http.ResponseWriter, _ *http.Request, p api.Problem) {
 	name := p.Fault
 	if !faultNames[name] {
-		name = faultFor(p.Status)
+		name = api.WSGIFault(p.Status)
 	}
-	if p.Status == http.StatusUnauthorized {
-		// keystonemiddleware answers 401s in front of Nova, in its format.
-		api.JSON(w, p.Status, map[string]any{"error": map[string]any{"code": p.Status, "title": "Unauthorized", "message": p.Msg}})
-		return
-	}
-	api.JSON(w, p.Status, map[string]any{name: map[string]any{"code": p.Status, "message": p.Msg}})
+	api.WriteWSGIError(w, p.Status, name, p.Msg)
 }
 
 func badRequest(format string, args ...any) error {

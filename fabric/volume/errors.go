@@ -14,32 +14,6 @@ import (
 // api.Error's before anything is proposed. Without one the key follows
 // the status, as Cinder's wsgi Fault does.
 
-func faultFor(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "badRequest"
-	case http.StatusUnauthorized:
-		return "unauthorized"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusNotFound:
-		return "itemNotFound"
-	case http.StatusMethodNotAllowed:
-		return "badMethod"
-	case http.StatusNotAcceptable:
-		return "notAcceptable"
-	case http.StatusConflict:
-		return "conflictingRequest"
-	case http.StatusRequestEntityTooLarge:
-		return "overLimit"
-	case http.StatusNotImplemented:
-		return "notImplemented"
-	case http.StatusServiceUnavailable:
-		return "serviceUnavailable"
-	}
-	return "computeFault"
-}
-
 // writeError writes Cinder's error body: {"<fault>": {"code", "message"}}.
 // An exceeded quota is 413 in Cinder (the kit's over-quota kind is 403,
 // Nova's and Keystone's status).
@@ -47,12 +21,7 @@ func writeError(w http.ResponseWriter, _ *http.Request, p api.Problem) {
 	if p.Fault == volstate.FaultOverLimit {
 		p.Status = http.StatusRequestEntityTooLarge
 	}
-	if p.Status == http.StatusUnauthorized {
-		// keystonemiddleware answers 401s in front of Cinder, in its format.
-		api.JSON(w, p.Status, map[string]any{"error": map[string]any{"code": p.Status, "title": "Unauthorized", "message": p.Msg}})
-		return
-	}
-	api.JSON(w, p.Status, map[string]any{faultFor(p.Status): map[string]any{"code": p.Status, "message": p.Msg}})
+	api.WriteWSGIError(w, p.Status, api.WSGIFault(p.Status), p.Msg)
 }
 
 // policyDenied is Cinder's 403 for a rule the caller does not pass.
