@@ -82,15 +82,7 @@ func disableIPv6() error {
 // peer named name+"p", both up (this kernel has no dummy driver).
 func Veths(t testing.TB, nsPath string, names ...string) {
 	t.Helper()
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := handle(t, nsPath)
 	defer h.Close()
 	for _, name := range names {
 		l := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
@@ -120,20 +112,12 @@ func PinDir(t testing.TB) string {
 func Guest(t testing.TB, nsPath, dev string, mac net.HardwareAddr, addr netip.Prefix, gw netip.Addr) string {
 	t.Helper()
 	guest := Netns(t)
-	from, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer from.Close()
 	to, err := netns.GetFromPath(guest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer to.Close()
-	hf, err := netlink.NewHandleAt(from)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hf := handle(t, nsPath)
 	defer hf.Close()
 	l, err := hf.LinkByName(dev + "p")
 	if err != nil {
@@ -142,10 +126,7 @@ func Guest(t testing.TB, nsPath, dev string, mac net.HardwareAddr, addr netip.Pr
 	if err := hf.LinkSetNsFd(l, int(to)); err != nil {
 		t.Fatalf("move %sp: %v", dev, err)
 	}
-	h, err := netlink.NewHandleAt(to)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := handle(t, guest)
 	defer h.Close()
 	if l, err = h.LinkByName(dev + "p"); err != nil {
 		t.Fatal(err)
@@ -162,8 +143,9 @@ func Guest(t testing.TB, nsPath, dev string, mac net.HardwareAddr, addr netip.Pr
 	return guest
 }
 
-// Addr puts addr on dev in the namespace at nsPath and brings dev up.
-func Addr(t testing.TB, nsPath, dev string, addr netip.Prefix) {
+// handle opens a netlink handle in the namespace at nsPath; the caller
+// closes it.
+func handle(t testing.TB, nsPath string) *netlink.Handle {
 	t.Helper()
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
@@ -174,6 +156,13 @@ func Addr(t testing.TB, nsPath, dev string, addr netip.Prefix) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+// Addr puts addr on dev in the namespace at nsPath and brings dev up.
+func Addr(t testing.TB, nsPath, dev string, addr netip.Prefix) {
+	t.Helper()
+	h := handle(t, nsPath)
 	defer h.Close()
 	l, err := h.LinkByName(dev)
 	if err != nil {
