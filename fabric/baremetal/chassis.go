@@ -83,12 +83,12 @@ func (s *Service) createChassis(w http.ResponseWriter, r *http.Request) error {
 			Msg: fmt.Sprintf("Additional properties are not allowed ('%s' was unexpected)", strings.Join(extra, "', '"))}
 	}
 	in := api.NewInput(body, wording{})
-	c := &bmstate.Chassis{ID: strings.ToLower(in.Str("uuid", "", 36)), CreatedAt: s.now()}
-	if c.ID == "" {
-		c.ID = api.NewUUID()
-	} else if !uuidRE.MatchString(c.ID) {
-		return wording{}.BadField("uuid", c.ID, "Expected a UUID.")
+	c := &bmstate.Chassis{CreatedAt: s.now()}
+	id, err := newID(in)
+	if err != nil {
+		return err
 	}
+	c.ID = id
 	if err := setChassisFields(c, body, true); err != nil {
 		return err
 	}

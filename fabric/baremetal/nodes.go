@@ -302,14 +302,14 @@ func (s *Service) createNode(w http.ResponseWriter, r *http.Request) error {
 	in := api.NewInput(body, wording{})
 	now := s.now()
 	n := &bmstate.Node{
-		ID: strings.ToLower(in.Str("uuid", "", 36)), CreatedAt: now, ProvisionState: bmstate.StateEnroll,
+		CreatedAt: now, ProvisionState: bmstate.StateEnroll,
 		ProvisionUpdatedAt: now, Interfaces: map[string]string{},
 	}
-	if n.ID == "" {
-		n.ID = api.NewUUID()
-	} else if !uuidRE.MatchString(n.ID) {
-		return wording{}.BadField("uuid", n.ID, "Expected a UUID.")
+	id, err := newID(in)
+	if err != nil {
+		return err
 	}
+	n.ID = id
 	// Before 1.11 new nodes were made available at once, and old
 	// clients expect it.
 	if minor < 11 {

@@ -142,13 +142,13 @@ func (s *Service) createPortgroup(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	in := api.NewInput(body, wording{})
-	g := &bmstate.Portgroup{ID: strings.ToLower(in.Str("uuid", "", 36)), CreatedAt: s.now(),
+	g := &bmstate.Portgroup{CreatedAt: s.now(),
 		StandalonePortsSupported: true, Mode: defaultPortgroupMode}
-	if g.ID == "" {
-		g.ID = api.NewUUID()
-	} else if !uuidRE.MatchString(g.ID) {
-		return wording{}.BadField("uuid", g.ID, "Expected a UUID.")
+	id, err := newID(in)
+	if err != nil {
+		return err
 	}
+	g.ID = id
 	node := in.Required("node_uuid", 36)
 	if in.Err != nil {
 		return in.Err

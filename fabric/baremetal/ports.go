@@ -156,12 +156,12 @@ func (s *Service) createPort(w http.ResponseWriter, r *http.Request) error {
 	}
 	in := api.NewInput(body, wording{})
 	now := s.now()
-	p := &bmstate.Port{ID: strings.ToLower(in.Str("uuid", "", 36)), CreatedAt: now, PXEEnabled: true}
-	if p.ID == "" {
-		p.ID = api.NewUUID()
-	} else if !uuidRE.MatchString(p.ID) {
-		return wording{}.BadField("uuid", p.ID, "Expected a UUID.")
+	p := &bmstate.Port{CreatedAt: now, PXEEnabled: true}
+	id, err := newID(in)
+	if err != nil {
+		return err
 	}
+	p.ID = id
 	node := in.Required("node_uuid", 36)
 	if in.Err != nil {
 		return in.Err
@@ -191,6 +191,18 @@ func (s *Service) createPort(w http.ResponseWriter, r *http.Request) error {
 	delete(v, "id")
 	api.JSON(w, http.StatusCreated, v)
 	return nil
+}
+
+// newID is a create body's "uuid", or a new one when it has none.
+func newID(in *api.Input) (string, error) {
+	id := strings.ToLower(in.Str("uuid", "", 36))
+	if id == "" {
+		return api.NewUUID(), nil
+	}
+	if !uuidRE.MatchString(id) {
+		return "", wording{}.BadField("uuid", id, "Expected a UUID.")
+	}
+	return id, nil
 }
 
 // setPortFields sets p's fields from doc (a create body or a patched
