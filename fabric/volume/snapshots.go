@@ -10,7 +10,6 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
-	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
@@ -143,30 +142,15 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 
 // changeSnapshot is changeVolume for snapshots.
 func (s *Service) changeSnapshot(ctx context.Context, id string, change func(sn *volstate.Snapshot) error) (*volstate.Snapshot, error) {
-	for attempt := 0; ; attempt++ {
-		tx, err := store.Current(ctx, s.cfg.Repl)
-		if err != nil {
-			return nil, err
-		}
-		cur, err := volstate.LoadSnapshot(tx, id)
-		if err != nil {
-			return nil, err
-		}
-		next := cur.Clone()
-		if err := change(next); err != nil {
-			return nil, err
-		}
-		next.UpdatedAt = s.now()
-		var row volstate.Snapshot
-		_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdPutSnapshot, volstate.PutSnapshotCmd{Row: *next, Revision: cur.Revision}, &row)
-		if volstate.IsStale(err) && attempt < 10 {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &row, nil
-	}
+	return changeRow(ctx, s.cfg.Repl, func(tx *memdb.Txn) (*volstate.Snapshot, error) { return volstate.LoadSnapshot(tx, id) },
+		func(cur *volstate.Snapshot) (string, any, error) {
+			next := cur.Clone()
+			if err := change(next); err != nil {
+				return "", nil, err
+			}
+			next.UpdatedAt = s.now()
+			return volstate.CmdPutSnapshot, volstate.PutSnapshotCmd{Row: *next, Revision: cur.Revision}, nil
+		})
 }
 
 // ownSnapshot is the snapshot id if the caller may change it.

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -121,29 +122,14 @@ func (s *Service) createType(w http.ResponseWriter, r *http.Request) error {
 // changeType applies change to type id and proposes it, retrying when
 // another change got in first.
 func (s *Service) changeType(ctx context.Context, id string, change func(t *volstate.Type) error) (*volstate.Type, error) {
-	for attempt := 0; ; attempt++ {
-		tx, err := store.Current(ctx, s.cfg.Repl)
-		if err != nil {
-			return nil, err
-		}
-		cur, err := volstate.LoadType(tx, id)
-		if err != nil {
-			return nil, err
-		}
-		next := cur.Clone()
-		if err := change(next); err != nil {
-			return nil, err
-		}
-		var row volstate.Type
-		_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdPutType, volstate.PutTypeCmd{Row: *next, Revision: cur.Revision}, &row)
-		if volstate.IsStale(err) && attempt < 10 {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &row, nil
-	}
+	return changeRow(ctx, s.cfg.Repl, func(tx *memdb.Txn) (*volstate.Type, error) { return volstate.LoadType(tx, id) },
+		func(cur *volstate.Type) (string, any, error) {
+			next := cur.Clone()
+			if err := change(next); err != nil {
+				return "", nil, err
+			}
+			return volstate.CmdPutType, volstate.PutTypeCmd{Row: *next, Revision: cur.Revision}, nil
+		})
 }
 
 func (s *Service) updateType(w http.ResponseWriter, r *http.Request) error {

@@ -447,22 +447,36 @@ func (s *Service) finish(ctx context.Context, id, ok, failed, what string, dataE
 // proposes it, reading again and retrying when another change got in
 // first. change may refuse with an error.
 func (s *Service) changeVolume(ctx context.Context, id string, change func(v *volstate.Volume) error) (*volstate.Volume, error) {
+	return changeRow(ctx, s.cfg.Repl, func(tx *memdb.Txn) (*volstate.Volume, error) { return volstate.LoadVolume(tx, id) },
+		func(cur *volstate.Volume) (string, any, error) {
+			next := cur.Clone()
+			if err := change(next); err != nil {
+				return "", nil, err
+			}
+			next.UpdatedAt = s.now()
+			return volstate.CmdPutVolume, volstate.PutVolumeCmd{Row: *next, Revision: cur.Revision}, nil
+		})
+}
+
+// changeRow reads a row with load and proposes what put makes of it (the
+// command and its body, naming the revision read), reading again and
+// retrying when another change got in first. put may refuse with an error.
+func changeRow[R any](ctx context.Context, repl store.Replicated, load func(*memdb.Txn) (*R, error), put func(cur *R) (string, any, error)) (*R, error) {
 	for attempt := 0; ; attempt++ {
-		tx, err := store.Current(ctx, s.cfg.Repl)
+		tx, err := store.Current(ctx, repl)
 		if err != nil {
 			return nil, err
 		}
-		cur, err := volstate.LoadVolume(tx, id)
+		cur, err := load(tx)
 		if err != nil {
 			return nil, err
 		}
-		next := cur.Clone()
-		if err := change(next); err != nil {
+		typ, body, err := put(cur)
+		if err != nil {
 			return nil, err
 		}
-		next.UpdatedAt = s.now()
-		var row volstate.Volume
-		_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdPutVolume, volstate.PutVolumeCmd{Row: *next, Revision: cur.Revision}, &row)
+		var row R
+		_, err = api.Propose(ctx, repl, typ, body, &row)
 		if volstate.IsStale(err) && attempt < 10 {
 			continue
 		}
