@@ -204,12 +204,12 @@ func TestVersionDiscovery(t *testing.T) {
 		t.Fatalf("root: %v", root)
 	}
 	v1 := f.call("GET", "/v1", "", nil).Body
-	for _, res := range []string{"nodes", "ports", "portgroups", "drivers", "conductors"} {
+	for _, res := range []string{"nodes", "ports", "portgroups", "drivers", "conductors", "volume", "allocations", "deploy_templates"} {
 		if v1[res] == nil {
 			t.Errorf("/v1 lacks the %s link: %v", res, v1)
 		}
 	}
-	for _, absent := range []string{"volume", "allocations", "deploy_templates", "runbooks"} {
+	for _, absent := range []string{"runbooks"} {
 		if v1[absent] != nil {
 			t.Errorf("/v1 links %s, which is not served", absent)
 		}
@@ -924,6 +924,24 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	ch := f.expect(201, "POST", "/v1/chassis", admin, map[string]any{"description": "rack"}).Body["uuid"].(string)
 	f.expect(200, "PATCH", "/v1/chassis/"+ch, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
 	f.expect(204, "DELETE", "/v1/chassis/"+ch, admin, nil)
+	rc := f.availableNode(map[string]any{"resource_class": "gold"})
+	al := f.expect(201, "POST", "/v1/allocations", admin, map[string]any{"resource_class": "gold"}).Body["uuid"].(string)
+	f.process(al)
+	f.expect(200, "PATCH", "/v1/allocations/"+al, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	f.expect(204, "DELETE", "/v1/allocations/"+al, admin, nil)
+	steps := []any{map[string]any{"interface": "bios", "step": "apply_configuration", "args": map[string]any{}, "priority": 10}}
+	f.expect(201, "POST", "/v1/deploy_templates", admin, map[string]any{"name": "CUSTOM_A", "steps": steps})
+	f.expect(200, "PATCH", "/v1/deploy_templates/CUSTOM_A", admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	f.expect(201, "POST", "/v1/deploy_templates", admin, map[string]any{"name": "CUSTOM_B", "steps": steps})
+	f.expect(204, "DELETE", "/v1/deploy_templates/CUSTOM_B", admin, nil)
+	vc := f.expect(201, "POST", "/v1/volume/connectors", admin, map[string]any{"node_uuid": rc, "type": "iqn", "connector_id": "iqn.1"}).Body["uuid"].(string)
+	f.expect(200, "PATCH", "/v1/volume/connectors/"+vc, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	f.expect(204, "DELETE", "/v1/volume/connectors/"+vc, admin, nil)
+	vt := f.expect(201, "POST", "/v1/volume/targets", admin, map[string]any{"node_uuid": rc, "volume_type": "iscsi", "volume_id": "v1", "boot_index": 0}).Body["uuid"].(string)
+	f.expect(200, "PATCH", "/v1/volume/targets/"+vt, admin, []any{map[string]any{"op": "add", "path": "/extra/a", "value": 1}})
+	f.expect(204, "DELETE", "/v1/volume/targets/"+vt, admin, nil)
+	f.expect(201, "POST", "/v1/volume/connectors", admin, map[string]any{"node_uuid": rc, "type": "iqn", "connector_id": "iqn.2"})
+	f.expect(201, "POST", "/v1/volume/targets", admin, map[string]any{"node_uuid": rc, "volume_type": "iscsi", "volume_id": "v2", "boot_index": 0})
 	f.addConductor("c2")
 	if _, err := f.local.Propose(ctx, bmstate.CmdDropConductor, bmstate.DropConductorCmd{ID: "c2"}); err != nil {
 		t.Fatal(err)

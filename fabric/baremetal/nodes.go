@@ -35,7 +35,7 @@ var fieldSince = map[string]int{
 	"storage_interface": 33, "traits": 37, "rescue_interface": 38, "bios_interface": 40, "fault": 42,
 	"deploy_step": 44, "conductor_group": 46, "automated_clean": 47, "protected": 48, "protected_reason": 48,
 	"conductor": 49, "owner": 50, "description": 51, "allocation_uuid": 52, "retired": 61, "retired_reason": 61,
-	"portgroups": 24, "lessee": 65, "network_data": 66, "boot_mode": 75, "secure_boot": 75,
+	"portgroups": 24, "volume": 32, "lessee": 65, "network_data": 66, "boot_mode": 75, "secure_boot": 75,
 	// firmware_interface is 1.86, beyond this API: never shown.
 	"firmware_interface": 86,
 }
@@ -48,7 +48,7 @@ var nodeFields = []string{
 	"provision_updated_at", "power_state", "target_power_state", "last_error", "console_enabled", "conductor",
 	"conductor_group", "chassis_uuid", "clean_step", "deploy_step", "raid_config", "target_raid_config",
 	"reservation", "allocation_uuid", "automated_clean", "inspection_started_at", "inspection_finished_at",
-	"created_at", "updated_at", "network_data", "boot_mode", "secure_boot", "links", "ports", "portgroups", "states",
+	"created_at", "updated_at", "network_data", "boot_mode", "secure_boot", "links", "ports", "portgroups", "states", "volume",
 	"bios_interface", "boot_interface", "console_interface", "deploy_interface", "inspect_interface",
 	"management_interface", "network_interface", "power_interface", "raid_interface", "rescue_interface",
 	"storage_interface", "vendor_interface",
@@ -63,7 +63,7 @@ var nodeListing = listing{
 	short:      []string{"uuid", "instance_uuid", "maintenance", "power_state", "provision_state", "name", "links"},
 	known:      nodeFields,
 	since:      fieldSince,
-	unsortable: []string{"driver_info", "driver_internal_info", "properties", "instance_info", "extra", "traits", "clean_step", "deploy_step", "raid_config", "target_raid_config", "network_data", "links", "ports", "portgroups", "states"},
+	unsortable: []string{"driver_info", "driver_internal_info", "properties", "instance_info", "extra", "traits", "clean_step", "deploy_step", "raid_config", "target_raid_config", "network_data", "links", "ports", "portgroups", "states", "volume"},
 	filters: map[string]api.Filter{
 		"associated": func(v api.View, want []string) (bool, error) {
 			b, ok := api.ToBool(want[0])
@@ -143,7 +143,7 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"conductor": nullStr(n.Conductor), "conductor_group": "", "chassis_uuid": nullStr(n.ChassisID),
 		"clean_step": map[string]any{}, "deploy_step": map[string]any{},
 		"raid_config": map[string]any{}, "target_raid_config": jsonMap(n.TargetRAIDConfig),
-		"reservation": nil, "allocation_uuid": nil, "automated_clean": nil,
+		"reservation": nil, "allocation_uuid": nullStr(n.AllocationID), "automated_clean": nil,
 		"inspection_started_at": timeText(n.InspectionStartedAt), "inspection_finished_at": timeText(n.InspectedAt),
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt),
 		"network_data": map[string]any{}, "boot_mode": nil, "secure_boot": nil,
@@ -151,6 +151,7 @@ func (s *Service) nodeView(r *http.Request, n *bmstate.Node) api.View {
 		"ports":      links(base, "nodes", n.ID+"/ports"),
 		"portgroups": links(base, "nodes", n.ID+"/portgroups"),
 		"states":     links(base, "nodes", n.ID+"/states"),
+		"volume":     links(base, "nodes", n.ID+"/volume"),
 	}
 	for _, k := range interfaceKinds {
 		v[k+"_interface"] = n.Interfaces[k]

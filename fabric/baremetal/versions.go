@@ -13,9 +13,8 @@ import (
 )
 
 // Microversions 1.1 to 1.maxMinor are served. 1.81 is the node inventory
-// API; resources of the range that are not built (portgroups,
-// volume, allocations, deploy templates) are absent from discovery and
-// answer 404, as an Ironic without them would.
+// API. Before the microversion a resource appeared in, it is absent
+// from discovery and answers 404, as in Ironic.
 const (
 	minMinor = 1
 	maxMinor = 81
@@ -117,7 +116,7 @@ func (s *Service) root(w http.ResponseWriter, r *http.Request) error {
 var resources = []struct {
 	name  string
 	since int
-}{{"chassis", 1}, {"nodes", 1}, {"ports", 1}, {"drivers", 1}, {"portgroups", 23}, {"conductors", 49}}
+}{{"chassis", 1}, {"nodes", 1}, {"ports", 1}, {"drivers", 1}, {"portgroups", 23}, {"volume", 32}, {"conductors", 49}, {"allocations", 52}, {"deploy_templates", 55}}
 
 func (s *Service) v1(w http.ResponseWriter, r *http.Request) error {
 	base := s.baseURL(r)

@@ -228,7 +228,10 @@ type Node struct {
 	// InstanceUUID is the compute server deployed (or being deployed) on
 	// the node; InstanceInfo is Ironic's instance_info (image_source,
 	// root_gb, image_checksum, configdrive, ...).
-	InstanceUUID string         `json:"instance_uuid,omitempty"`
+	InstanceUUID string `json:"instance_uuid,omitempty"`
+	// AllocationID is the allocation holding the node (Ironic's
+	// allocation_uuid); only the allocation commands change it.
+	AllocationID string         `json:"allocation_uuid,omitempty"`
 	InstanceInfo map[string]any `json:"instance_info,omitempty"`
 	// DriverInternalInfo is Ironic's driver_internal_info: what the
 	// conductor keeps for itself, shown read-only.
@@ -443,6 +446,8 @@ func Schema() store.Schema {
 			store.NewTable(ConductorTable, &Conductor{}),
 			store.NewTable(ChassisTable, &Chassis{}),
 			portgroupTable(),
+			allocationTable(),
+			deployTemplateTable(), volumeConnectorTable(), volumeTargetTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateNode:    store.Typed(applyCreateNode),
@@ -461,6 +466,18 @@ func Schema() store.Schema {
 			CmdCreatePortgroup: store.Typed(applyCreatePortgroup),
 			CmdPutPortgroup:    store.Typed(applyPutPortgroup),
 			CmdDeletePortgroup: store.Typed(applyDeletePortgroup),
+
+			CmdCreateAllocation:  store.Typed(applyCreateAllocation),
+			CmdProcessAllocation: store.Typed(applyProcessAllocation),
+			CmdPutAllocation:     store.Typed(applyPutAllocation),
+			CmdDeleteAllocation:  store.Typed(applyDeleteAllocation),
+
+			CmdPutDeployTemplate:     store.Typed(applyPutDeployTemplate),
+			CmdDeleteDeployTemplate:  store.Typed(deleteRecord[DeployTemplate](DeployTemplateTable, "deploy template")),
+			CmdPutVolumeConnector:    store.Typed(applyPutVolumeConnector),
+			CmdDeleteVolumeConnector: store.Typed(deleteRecord[VolumeConnector](VolumeConnectorTable, "volume connector")),
+			CmdPutVolumeTarget:       store.Typed(applyPutVolumeTarget),
+			CmdDeleteVolumeTarget:    store.Typed(deleteRecord[VolumeTarget](VolumeTargetTable, "volume target")),
 		},
 	}
 }
@@ -475,7 +492,8 @@ func optional(name, field string) *memdb.IndexSchema {
 
 // TableNames lists the tables, so a watcher can watch them.
 func TableNames() []string {
-	return []string{NodeTable, PortTable, ConductorTable, ChassisTable, PortgroupTable}
+	return []string{NodeTable, PortTable, ConductorTable, ChassisTable, PortgroupTable,
+		AllocationTable, DeployTemplateTable, VolumeConnectorTable, VolumeTargetTable}
 }
 
 // LoadNode returns a copy of node id (a UUID), or an error matching
@@ -629,6 +647,9 @@ func applyPutNode(tx *memdb.Txn, c PutNodeCmd) (any, error) {
 		}
 	}
 	row := c.Row
+	if err := keepAllocation(tx, cur, &row); err != nil {
+		return nil, err
+	}
 	row.Revision = cur.Revision + 1
 	return row, tx.Insert(NodeTable, &row)
 }
@@ -663,6 +684,9 @@ func applyDeleteNode(tx *memdb.Txn, c DeleteNodeCmd) (any, error) {
 		if err := tx.Delete(PortgroupTable, g); err != nil {
 			return nil, err
 		}
+	}
+	if err := deleteNodeRecords(tx, cur.ID); err != nil {
+		return nil, err
 	}
 	return cur, tx.Delete(NodeTable, cur)
 }

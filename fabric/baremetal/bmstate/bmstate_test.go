@@ -145,6 +145,23 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 		{CmdPutPort, PutPortCmd{Row: Port{ID: "p1", NodeID: "n1", Address: "52:54:00:00:00:02", PortgroupID: "g1"}, Revision: 2}},
 		{CmdCreatePortgroup, CreatePortgroupCmd{Row: Portgroup{ID: "g2", NodeID: "n1", CreatedAt: t0}}},
 		{CmdDeletePortgroup, DeletePortgroupCmd{ID: "g2"}},
+		{CmdCreateNode, CreateNodeCmd{Row: Node{ID: "n5", ResourceClass: "gold", ProvisionState: StateAvailable, PowerState: PowerOff, CreatedAt: t0}}},
+		{CmdCreateAllocation, CreateAllocationCmd{Row: Allocation{ID: "a1", Name: "first", ResourceClass: "gold", CreatedAt: t0}}},
+		{CmdProcessAllocation, ProcessAllocationCmd{ID: "a1", Now: t0}},
+		{CmdPutAllocation, PutAllocationCmd{Row: Allocation{ID: "a1", Name: "renamed"}, Revision: 2}},
+		{CmdCreateAllocation, CreateAllocationCmd{Row: Allocation{ID: "a2", ResourceClass: "gold", CreatedAt: t0}}},
+		{CmdDeleteAllocation, DeleteAllocationCmd{ID: "a2", Now: t0}},
+		{CmdPutDeployTemplate, PutDeployTemplateCmd{Row: DeployTemplate{ID: "t1", Name: "CUSTOM_A", Steps: []map[string]any{{"interface": "bios", "step": "apply_configuration", "args": map[string]any{}, "priority": 10}}}}},
+		{CmdPutDeployTemplate, PutDeployTemplateCmd{Row: DeployTemplate{ID: "t1", Name: "CUSTOM_B"}, Revision: 1}},
+		{CmdPutDeployTemplate, PutDeployTemplateCmd{Row: DeployTemplate{ID: "t2", Name: "CUSTOM_C"}}},
+		{CmdDeleteDeployTemplate, DeleteRecordCmd{ID: "t2"}},
+		{CmdPutVolumeConnector, PutVolumeConnectorCmd{Row: VolumeConnector{ID: "vc1", NodeID: "n1", Type: "iqn", ConnectorID: "iqn.2026-12.org:one"}}},
+		{CmdPutVolumeConnector, PutVolumeConnectorCmd{Row: VolumeConnector{ID: "vc2", NodeID: "n1", Type: "wwpn", ConnectorID: "wwpn1"}}},
+		{CmdDeleteVolumeConnector, DeleteRecordCmd{ID: "vc2"}},
+		{CmdPutVolumeTarget, PutVolumeTargetCmd{Row: VolumeTarget{ID: "vt1", NodeID: "n1", VolumeType: "iscsi", VolumeID: "v1"}}},
+		{CmdPutVolumeTarget, PutVolumeTargetCmd{Row: VolumeTarget{ID: "vt1", NodeID: "n1", VolumeType: "iscsi", VolumeID: "v2", BootIndex: 1}, Revision: 1}},
+		{CmdPutVolumeTarget, PutVolumeTargetCmd{Row: VolumeTarget{ID: "vt2", NodeID: "n1", VolumeType: "iscsi", VolumeID: "v3"}}},
+		{CmdDeleteVolumeTarget, DeleteRecordCmd{ID: "vt2"}},
 	}
 	for _, s := range steps {
 		if _, err := propose(t, l, s.typ, s.body); err != nil {
