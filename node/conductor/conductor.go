@@ -258,8 +258,25 @@ func (c *Conductor) Pass(ctx context.Context) (memdb.WatchSet, error) {
 			}
 		})
 	}
+	c.allocate(ctx, txn)
 	ws.Add(c.wakeCh())
 	return ws, nil
+}
+
+// allocate processes the allocations still allocating: the apply picks
+// the node (bmstate.ProcessAllocationCmd), so every conductor may
+// propose it and the first wins; the others find it processed.
+func (c *Conductor) allocate(ctx context.Context, txn *memdb.Txn) {
+	for _, a := range store.All[bmstate.Allocation](txn, bmstate.AllocationTable, "id") {
+		if a.State != bmstate.AllocAllocating {
+			continue
+		}
+		_, err := c.Repl.Propose(ctx, bmstate.CmdProcessAllocation, bmstate.ProcessAllocationCmd{ID: a.ID, Now: c.now()})
+		if err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			// An unknown outcome is read again by the next pass.
+			c.log().Warn("conductor: process allocation", "allocation", a.ID, "err", err)
+		}
+	}
 }
 
 // launch runs do for node id in its own goroutine unless a step of that

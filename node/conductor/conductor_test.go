@@ -1072,3 +1072,26 @@ func TestFakeInterfacesFinishAtOnce(t *testing.T) {
 		t.Fatal("a fake deploy fetched the image")
 	}
 }
+
+func TestAllocationsAreProcessedByAPass(t *testing.T) {
+	w := newWorld(t)
+	w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+	w.set("node-1", func(n *bmstate.Node) { n.ResourceClass, n.PowerState = "gold", bmstate.PowerOff })
+	for _, a := range []bmstate.Allocation{{ID: "alloc-1", ResourceClass: "gold"}, {ID: "alloc-2", ResourceClass: "gold"}} {
+		if _, err := w.local.Propose(w.ctx, bmstate.CmdCreateAllocation, bmstate.CreateAllocationCmd{Row: a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.pass()
+	a1 := store.Get[bmstate.Allocation](w.local.Local(), bmstate.AllocationTable, "alloc-1")
+	a2 := store.Get[bmstate.Allocation](w.local.Local(), bmstate.AllocationTable, "alloc-2")
+	if a1.State != bmstate.AllocActive || a1.NodeID != "node-1" {
+		t.Fatalf("first allocation: %+v", a1)
+	}
+	if a2.State != bmstate.AllocError || a2.LastError == "" {
+		t.Fatalf("second allocation (no node left): %+v", a2)
+	}
+	if n := w.node("node-1"); n.AllocationID != "alloc-1" || n.InstanceUUID != "alloc-1" {
+		t.Fatalf("node: allocation %q instance %q", n.AllocationID, n.InstanceUUID)
+	}
+}
