@@ -1095,3 +1095,48 @@ func TestAllocationsAreProcessedByAPass(t *testing.T) {
 		t.Fatalf("node: allocation %q instance %q", n.AllocationID, n.InstanceUUID)
 	}
 }
+
+func TestDiscoveryFindsAHandEnrolledNodeByItsBMCAddress(t *testing.T) {
+	w := newWorld(t)
+	for _, n := range []bmstate.Node{
+		{ID: "by-hand", Driver: "redfish", DriverInfo: map[string]string{"redfish_address": "https://10.0.0.7:8000", "redfish_system_id": "/redfish/v1/Systems/1"},
+			ProvisionState: bmstate.StateManageable, Conductor: "rack1", Properties: map[string]any{"cpus": 64.0}},
+		{ID: "other", Driver: "ipmi", DriverInfo: map[string]string{"ipmi_address": "10.0.0.8"}, ProvisionState: bmstate.StateEnroll, Conductor: "rack1"},
+	} {
+		if _, err := w.local.Propose(w.ctx, bmstate.CmdCreateNode, bmstate.CreateNodeCmd{Row: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The machine has no port, so its MAC is unknown: it boots discovery.
+	a := w.agent(pxeMAC)
+	if !strings.HasPrefix(a.token, discoveryPrefix) {
+		t.Fatalf("token %q, want a discovery token", a.token)
+	}
+	inv := inventory()
+	inv.BMCAddress = "10.0.0.7"
+	reply, err := w.c.Inventory(w.ctx, a.token, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Node != "by-hand" {
+		t.Fatalf("inventory recorded on %q, want the node whose redfish_address is the BMC's", reply.Node)
+	}
+	if nodes := store.All[bmstate.Node](w.local.Local(), bmstate.NodeTable, "id"); len(nodes) != 2 {
+		t.Fatalf("%d nodes: discovery enrolled a second node for a known machine", len(nodes))
+	}
+	n := w.node("by-hand")
+	if n.Inventory == nil || n.Inventory.BMCAddress != "10.0.0.7" || n.Driver != "redfish" || n.ProvisionState != bmstate.StateManageable {
+		t.Fatalf("node after discovery: %+v", n)
+	}
+	// What the operator set stays; what it lacked comes from the machine.
+	if n.Properties["cpus"] != 64.0 || n.Properties["memory_mb"] != 2048.0 {
+		t.Fatalf("properties %v", n.Properties)
+	}
+	if got := bmstate.NodeByMAC(w.local.Local(), pxeMAC); got == nil || got.ID != "by-hand" {
+		t.Fatalf("the PXE MAC's port is on %v, want by-hand", got)
+	}
+	// Known now: it boots from disk instead of discovery again.
+	if b := w.boot(pxeMAC); b.Kind != ipxe.BootExit {
+		t.Fatalf("known machine boots %s", b.Kind)
+	}
+}

@@ -761,7 +761,10 @@ func applyDeletePort(tx *memdb.Txn, c DeletePortCmd) (any, error) {
 // DiscoverCmd enrols a machine a discovery boot found: a new node with a
 // port per NIC, unless one of its MACs already belongs to a node, in
 // which case that node's inventory is updated instead (a machine that
-// PXE-boots twice is one node). The result is the node's row.
+// PXE-boots twice is one node), or its inventory's BMC address is the
+// ipmi_address or redfish_address of exactly one node (enrolled by hand,
+// without ports), which is then the node inspected: it gets the
+// inventory and the ports. The result is the node's row.
 type DiscoverCmd struct {
 	Node  Node   `json:"node"`
 	Ports []Port `json:"ports"`
@@ -783,6 +786,9 @@ func applyDiscover(tx *memdb.Txn, c DiscoverCmd) (any, error) {
 		row.UpdatedAt = c.Node.UpdatedAt
 		row.Revision = cur.Revision + 1
 		return *row, tx.Insert(NodeTable, row)
+	}
+	if cur := nodeByBMC(tx, c.Node.Inventory); cur != nil {
+		return inspectedByBMC(tx, cur, c)
 	}
 	if store.Get[Node](tx, NodeTable, c.Node.ID) != nil {
 		return nil, store.Conflictf("A node with UUID %s already exists.", c.Node.ID)
