@@ -346,6 +346,24 @@ func TestBareMetal(t *testing.T) {
 		t.Fatalf("%s boots %q after deploy, want disk", deployed.name, dev)
 	}
 
+	// Rebuild (Nova's rebuild → Ironic deploys the node again): the
+	// machine boots the agent, the image is written again, and it boots
+	// it from its disk once more.
+	mark := len(deployed.consoleLog())
+	openstack(t, env, "server", "rebuild", "--image", "bm-img", "--wait", "bm-srv")
+	if !eventually(4*time.Minute, func() bool {
+		log := deployed.consoleLog()
+		if len(log) < mark { // a restarted QEMU starts a new log
+			mark = 0
+		}
+		return strings.Contains(log[mark:], "RACKSTACK-TEST-IMAGE: uuid="+srv.ID)
+	}) {
+		t.Fatalf("%s never booted the rebuilt image\nconsole:\n%s", deployed.name, tail(deployed.consoleLog(), 30))
+	}
+	if nd := showNode(t, env, ids[deployed]); nd.ProvisionState != "active" || nd.InstanceUUID != srv.ID {
+		t.Fatalf("after the rebuild node %s is %s holding %q", ids[deployed], nd.ProvisionState, nd.InstanceUUID)
+	}
+
 	// An agent that stops heartbeating fails its deploy with last_error
 	// instead of leaving the node waiting.
 	openstack(t, env, "baremetal", "node", "set", ids[spare], "--instance-info", "image_source="+imageID(t, env, "bm-img"))

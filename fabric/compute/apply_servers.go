@@ -36,6 +36,9 @@ func statusOf(vm, task string) string {
 			return "HARD_REBOOT"
 		}
 	}
+	if task == "rebuilding" && vm != vmBuilding {
+		return "REBUILD"
+	}
 	switch vm {
 	case vmBuilding:
 		return "BUILD"
@@ -434,6 +437,8 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 				}
 			case rebooting && o.RebootSeq < s.RebootSeq && !(s.Baremetal != "" && nodePowerSettled(tx, &s)):
 				// still rebooting
+			case s.TaskState == "rebuilding" && o.RebuildSeq < s.RebuildSeq:
+				// an ACTIVE from before the rebuild: still rebuilding
 			default:
 				setState(&s, vmActive, "")
 				s.Fault = nil

@@ -268,7 +268,6 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	for _, a := range []string{"resize", "migrate", "shelve", "rescue", "os-migrateLive"} {
 		f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{a: map[string]any{}}, 400, "badRequest", a+" is not supported for bare-metal servers")
 	}
-	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": "img"}}, 501, "notImplemented", "Rebuilding bare-metal server "+id+" is not implemented")
 	// ... and stays "no such action" for a virtual machine.
 	vm := f.server(alice, "vm")
 	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"resize": map[string]any{}}, 400, "badRequest", "There is no such action: resize")
@@ -399,17 +398,23 @@ func TestBaremetalQuota(t *testing.T) {
 }
 
 // TestBaremetalSnapshot: a claimed node and its server survive a
-// snapshot and restore byte for byte (no new command type: the claim is
-// in server create's).
+// snapshot and restore byte for byte (the claim is in server create's
+// command), and so does a rebuild (compute.server.rebuild).
 func TestBaremetalSnapshot(t *testing.T) {
 	f := newBaremetalFixture(t)
 	f.addNode(nodeA, "baremetal-small", bmstate.StateAvailable)
 	id := f.bmServer(alice, "metal")
+	f.putNode(nodeA, func(n *bmstate.Node) { n.ProvisionState, n.TargetProvisionState = bmstate.StateActive, "" })
+	f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning})
+	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": img1}}, 202, "")
+	if f.local.Applied[cmdServerRebuild] == 0 {
+		t.Fatal("the rebuild was not applied")
+	}
 	first, second, err := store.SnapshotRoundTrip(f.local.State, Schema(), bmstate.Schema())
 	if err != nil || string(first) != string(second) {
 		t.Fatalf("round trip: %v", err)
 	}
-	for _, want := range []string{`"baremetal":"` + nodeA + `"`, `"instance_uuid":"` + id + `"`, `"image_source":"` + img1 + `"`} {
+	for _, want := range []string{`"baremetal":"` + nodeA + `"`, `"instance_uuid":"` + id + `"`, `"image_source":"` + img1 + `"`, `"rebuild_seq":1`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}
@@ -432,4 +437,49 @@ func TestBaremetalServerTakesNothingFromItsConductor(t *testing.T) {
 	if sv := f.row(vm["server"].(map[string]any)["id"].(string)); sv.Host != "n1" || sv.Status != "BUILD" {
 		t.Fatalf("virtual machine beside it: %+v (fault %+v)", sv, sv.Fault)
 	}
+}
+
+func TestBaremetalRebuildDeploysTheNodeAgain(t *testing.T) {
+	f := newBaremetalFixture(t)
+	f.addNode(nodeA, "baremetal-small", bmstate.StateAvailable)
+	id := f.bmServer(alice, "metal")
+	rebuild := func(tok string, arg map[string]any, status int, inMsg ...string) map[string]any {
+		t.Helper()
+		return f.expect("POST", "/v2.1/servers/"+id+"/action", tok, "", map[string]any{"rebuild": arg}, status, "", inMsg...)
+	}
+	// Not while it is being built.
+	rebuild(alice, map[string]any{"imageRef": img1}, 409, "vm_state")
+	f.putNode(nodeA, func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState, n.PowerState = bmstate.StateActive, "", bmstate.PowerOn
+		n.InstanceInfo["image_checksum"] = "kept"
+	})
+	f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning})
+
+	rebuild(alice, map[string]any{"imageRef": imgQueued}, 400, "not active")
+	rebuild(alice, map[string]any{"imageRef": img1, "adminPass": "x"}, 400, "adminPass")
+	rebuild(bob, map[string]any{"imageRef": img1}, 404)
+	body := rebuild(alice, map[string]any{"imageRef": img1, "name": "metal2", "metadata": map[string]any{"k": "v"}}, 202)
+	if sv := body["server"].(map[string]any); sv["status"] != "REBUILD" || sv["name"] != "metal2" {
+		t.Fatalf("rebuild answered %v", sv)
+	}
+	n := f.node(nodeA)
+	if n.ProvisionState != bmstate.StateDeploying || n.TargetProvisionState != bmstate.StateActive || n.InstanceUUID != id ||
+		n.InstanceInfo["image_source"] != img1 || n.InstanceInfo["image_checksum"] != "kept" {
+		t.Fatalf("node after rebuild: %s → %s, instance %s, info %v", n.ProvisionState, n.TargetProvisionState, n.InstanceUUID, n.InstanceInfo)
+	}
+	rebuild(alice, map[string]any{"imageRef": img1}, 409, "task_state")
+	// A report from before the rebuild does not end it; the conductor's
+	// report with the rebuild's number does.
+	f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning})
+	if sv := f.row(id); sv.Status != "REBUILD" {
+		t.Fatalf("a stale ACTIVE ended the rebuild: %s", sv.Status)
+	}
+	f.putNode(nodeA, func(n *bmstate.Node) { n.ProvisionState, n.TargetProvisionState = bmstate.StateActive, "" })
+	f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning, RebuildSeq: 1})
+	if sv := f.row(id); sv.Status != "ACTIVE" || sv.TaskState != "" || sv.Metadata["k"] != "v" {
+		t.Fatalf("after the rebuild: %s %q %v", sv.Status, sv.TaskState, sv.Metadata)
+	}
+	// A node in maintenance is not rebuilt.
+	f.putNode(nodeA, func(n *bmstate.Node) { n.Maintenance = true })
+	rebuild(alice, map[string]any{"imageRef": img1}, 409, "maintenance")
 }

@@ -58,6 +58,7 @@ const (
 	cmdServerCreate  = "compute.server.create"
 	cmdServerUpdate  = "compute.server.update"
 	cmdServerAction  = "compute.server.action"
+	cmdServerRebuild = "compute.server.rebuild"
 	cmdServerReport  = "compute.server.report"
 	cmdGroupCreate   = "compute.server_group.create"
 	cmdGroupDelete   = "compute.server_group.delete"
@@ -82,6 +83,7 @@ func Schema() store.Schema {
 		cmdServerCreate:  store.Typed(applyServerCreate),
 		cmdServerUpdate:  store.Typed(applyServerUpdate),
 		cmdServerAction:  store.Typed(applyServerAction),
+		cmdServerRebuild: store.Typed(applyServerRebuild),
 		cmdServerReport:  store.Typed(applyServerReport),
 		cmdGroupCreate:   store.Typed(applyGroupCreate),
 		cmdGroupDelete:   store.Typed(applyGroupDelete),

@@ -54,11 +54,12 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 	action, ok := serverActions[key]
 	if !ok {
 		if key == "rebuild" {
-			// Rewriting a machine's disk in place needs the node's
-			// rebuild and a report path back to Nova that this cloud does
-			// not have: say so rather than "no such action".
-			if sv, err := s.readServer(r, ""); err == nil && isBaremetal(sv) {
-				return notImplemented("Rebuilding bare-metal server %s is not implemented: delete it and create it again with the new image.", sv.ID)
+			sv, err := s.readServer(r, "")
+			if err != nil {
+				return err
+			}
+			if isBaremetal(sv) {
+				return s.rebuildBaremetal(w, r, o[key])
 			}
 		}
 		if vmOnlyActions[key] {

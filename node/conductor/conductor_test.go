@@ -1140,3 +1140,41 @@ func TestDiscoveryFindsAHandEnrolledNodeByItsBMCAddress(t *testing.T) {
 		t.Fatalf("known machine boots %s", b.Kind)
 	}
 }
+
+func TestRebuildDeploysAgainAndReportsTheRebuildDone(t *testing.T) {
+	testenv.RequireCommand(t, "genisoimage")
+	w := newWorld(t)
+	w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+	a, cmd := deployServer(t, w, "node-1", pxeMAC)
+	a.result(cmd, true, "wrote image")
+	w.pass()
+	w.pass()
+	if reps := w.Reports(); len(reps) != 1 || reps[0].Observed.Status != "ACTIVE" {
+		t.Fatalf("reports %+v", reps)
+	}
+	// Nova's rebuild, as the compute apply writes it: the server
+	// rebuilding (its RebuildSeq counted), the node deploying the new
+	// image.
+	sv := *store.Get[computestate.Server](w.local.Local(), computestate.TableServers, serverID)
+	sv.TaskState, sv.Status, sv.RebuildSeq, sv.ImageID = "rebuilding", "REBUILD", 1, "img-2"
+	if _, err := w.local.Propose(w.ctx, cmdPutServer, sv); err != nil {
+		t.Fatal(err)
+	}
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+		n.InstanceInfo["image_source"] = "img-2"
+	})
+	w.passUntil("node-1", bmstate.StateDeployWait)
+	a = w.agent(pxeMAC)
+	cmd = a.heartbeat()
+	if cmd.Op != agentapi.OpDeploy || cmd.Deploy == nil {
+		t.Fatalf("rebuilding agent told %+v", cmd)
+	}
+	a.result(cmd, true, "wrote the new image")
+	w.pass()
+	w.pass()
+	reps := w.Reports()
+	if len(reps) != 2 || reps[1].Observed.Status != "ACTIVE" || reps[1].Observed.RebuildSeq != 1 {
+		t.Fatalf("reports %+v, want a second ACTIVE carrying the rebuild", reps)
+	}
+}

@@ -478,12 +478,12 @@ func (c *Conductor) reportServer(ctx context.Context, txn *memdb.Txn, n *bmstate
 		// The server follows the machine's power, as a VM's follows its
 		// guest: a stop, start or reboot through Nova completes, and a
 		// machine switched off by hand shows SHUTOFF.
-		o = computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: sv.RebootSeq}
+		o = computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: sv.RebootSeq, RebuildSeq: sv.RebuildSeq}
 		if n.PowerState == bmstate.PowerOff {
-			o = computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: sv.RebootSeq}
+			o = computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: sv.RebootSeq, RebuildSeq: sv.RebuildSeq}
 		}
 	case bmstate.StateDeployFail:
-		if sv.VMState != "building" {
+		if sv.VMState != "building" && sv.TaskState != "rebuilding" {
 			return nil
 		}
 		o = computestate.Observed{Status: "ERROR",

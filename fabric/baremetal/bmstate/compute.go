@@ -110,3 +110,36 @@ func Unclaim(tx *memdb.Txn, server string, now time.Time) error {
 	_, err := put(tx, n, now)
 	return err
 }
+
+// Rebuild deploys the node a server is on again (Ironic's rebuild, as
+// Nova's rebuild asks it): from active, or a failed deploy or tear-down,
+// to deploying (target active) with info's keys (the new image_source,
+// ...) replacing instance_info's. A node in maintenance or protected is
+// refused, as Ironic refuses it.
+func Rebuild(tx *memdb.Txn, server string, info map[string]any, now time.Time) (*Node, error) {
+	cur := NodeByInstance(tx, server)
+	if cur == nil {
+		return nil, store.NotFoundf("No bare-metal node holds instance %s.", server)
+	}
+	if _, _, err := Next(cur.ProvisionState, VerbRebuild); err != nil {
+		return nil, store.Conflictf("Bare-metal node %s of server %s is %s: it can be rebuilt only when active or failed.", cur.ID, server, cur.ProvisionState)
+	}
+	switch {
+	case cur.Maintenance:
+		return nil, store.Conflictf("Bare-metal node %s of server %s is in maintenance: it cannot be rebuilt.", cur.ID, server)
+	case cur.Protected:
+		return nil, store.Forbiddenf("Node %s is protected and cannot be undeployed, rebuilt or deleted.", cur.ID)
+	}
+	n := cur.Clone()
+	n.ProvisionState, n.TargetProvisionState = StateDeploying, StateActive
+	n.ProvisionUpdatedAt = now
+	n.LastError = ""
+	n.Agent = nil
+	if n.InstanceInfo == nil {
+		n.InstanceInfo = map[string]any{}
+	}
+	for k, v := range deepMap(info) {
+		n.InstanceInfo[k] = v
+	}
+	return put(tx, n, now)
+}

@@ -115,8 +115,12 @@ type Server struct {
 	Want string `json:"want"`
 	// RebootSeq counts reboot requests; the node reboots when it has
 	// completed fewer (Observed.RebootSeq), hard when RebootHard.
-	RebootSeq      int      `json:"reboot_seq"`
-	RebootHard     bool     `json:"reboot_hard,omitempty"`
+	RebootSeq  int  `json:"reboot_seq"`
+	RebootHard bool `json:"reboot_hard,omitempty"`
+	// RebuildSeq counts rebuilds of a bare-metal server; a rebuild is
+	// done when its conductor reports the node active with it
+	// (Observed.RebuildSeq).
+	RebuildSeq     int      `json:"rebuild_seq,omitempty"`
 	Fault          *Fault   `json:"fault,omitempty"`
 	Group          string   `json:"group,omitempty"`
 	SecurityGroups []string `json:"security_groups"`
@@ -220,6 +224,8 @@ type Observed struct {
 	Gone bool `json:"gone,omitempty"`
 	// RebootSeq is the last reboot request (Server.RebootSeq) completed.
 	RebootSeq int `json:"reboot_seq"`
+	// RebuildSeq is the last rebuild (Server.RebuildSeq) done.
+	RebuildSeq int `json:"rebuild_seq,omitempty"`
 }
 
 // Table names.

@@ -1,0 +1,143 @@
+package compute
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Rebuild of a bare-metal server (Nova's rebuild on Ironic): the node is
+// deployed again with the new image (active → deploying → active, its
+// disk rewritten by the agent, the config drive rebuilt), the server
+// shows REBUILD until its conductor reports the node active again. A
+// virtual machine's rebuild is not offered.
+
+// rebuildFields are the rebuild arguments taken; the others Nova knows
+// (adminPass, personality, key_name, user_data, ...) would change the
+// config drive, which the rebuild builds from the server as it is.
+var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral"}
+
+func (s *Service) rebuildBaremetal(w http.ResponseWriter, r *http.Request, arg any) error {
+	sv, err := s.readServer(r, "os_compute_api:servers:rebuild")
+	if err != nil {
+		return err
+	}
+	m, ok := arg.(map[string]any)
+	if !ok {
+		return badField("rebuild", arg, "%s is not of type 'object'", api.Text(arg))
+	}
+	for k := range m {
+		if !slices.Contains(rebuildFields, k) {
+			return badField(k, m[k], "Rebuilding a bare-metal server takes only %s: %s is not supported.", strings.Join(rebuildFields, ", "), k)
+		}
+	}
+	if keep, _ := m["preserve_ephemeral"].(bool); keep {
+		return badField("preserve_ephemeral", m["preserve_ephemeral"], "A bare-metal server has no ephemeral disk to preserve: the rebuild rewrites the root disk.")
+	}
+	ref, _ := m["imageRef"].(string)
+	c := serverRebuildCmd{ID: sv.ID, UserID: principal(r).UserID, RequestID: requestID(r.Context()), Now: s.now()}
+	target := *sv
+	img, err := s.resolveImage(r.Context(), principal(r), ref, &sv.Flavor, &target)
+	if err != nil {
+		return err
+	}
+	c.ImageID, c.RootGB, c.DiskFormat = target.ImageID, target.RootGB, img.DiskFormat
+	if v, ok := m["name"]; ok {
+		name, isStr := v.(string)
+		if !isStr || strings.TrimSpace(name) == "" || len(name) > 255 {
+			return badField("name", v, "The name must be 1 to 255 characters, not only spaces.")
+		}
+		c.Name = &name
+	}
+	if v, ok := m["metadata"]; ok {
+		md, isObj := v.(map[string]any)
+		if !isObj {
+			return badField("metadata", v, "%s is not of type 'object'", api.Text(v))
+		}
+		meta := map[string]string{}
+		for k, x := range md {
+			text, isStr := x.(string)
+			if !isStr || k == "" || len(k) > 255 || len(text) > 255 {
+				return badField("metadata", v, "Metadata keys and values must be strings of at most 255 characters.")
+			}
+			meta[k] = text
+		}
+		c.Metadata = meta
+	}
+	var out Server
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerRebuild, c, &out); err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusAccepted, map[string]any{"server": s.serverView(r, tx, &out, false)})
+	return nil
+}
+
+// serverRebuildCmd rebuilds a bare-metal server with ImageID.
+type serverRebuildCmd struct {
+	ID         string            `json:"id"`
+	ImageID    string            `json:"image_id"`
+	RootGB     int               `json:"root_gb"`
+	DiskFormat string            `json:"disk_format,omitempty"`
+	Name       *string           `json:"name,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	UserID     string            `json:"user_id"`
+	RequestID  string            `json:"request_id"`
+	Now        time.Time         `json:"now"`
+}
+
+// applyServerRebuild moves the server to REBUILD and its node to
+// deploying with the new image, in one transaction: the node's conductor
+// deploys it and reports the server ACTIVE with the rebuild's number.
+func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
+	old := store.Get[Server](tx, tServers, c.ID)
+	if old == nil || old.Hidden {
+		return nil, serverNotFound(c.ID)
+	}
+	if old.Baremetal == "" {
+		return nil, store.Invalidf("Rebuilding server %s: only bare-metal servers are rebuilt here.", c.ID)
+	}
+	if !slices.Contains([]string{vmActive, vmStopped, vmError}, old.VMState) {
+		return nil, stateConflict("rebuild", c.ID, "vm_state", old.VMState)
+	}
+	if old.TaskState != "" {
+		return nil, stateConflict("rebuild", c.ID, "task_state", old.TaskState)
+	}
+	info := map[string]any{"image_source": c.ImageID, "root_gb": c.RootGB}
+	if c.DiskFormat != "" {
+		info["image_disk_format"] = c.DiskFormat
+	}
+	if _, err := bmstate.Rebuild(tx, c.ID, info, c.Now); err != nil {
+		return nil, err
+	}
+	s := *old
+	s.ImageID, s.RootGB = c.ImageID, c.RootGB
+	if c.Name != nil {
+		s.Name = *c.Name
+	}
+	if c.Metadata != nil {
+		s.Metadata = c.Metadata
+	}
+	s.RebuildSeq++
+	s.Want = "active"
+	setState(&s, s.VMState, "rebuilding")
+	s.Updated = c.Now
+	if err := tx.Insert(tServers, &s); err != nil {
+		return nil, err
+	}
+	if err := tx.Insert(tActions, &Action{ID: s.ID + "/" + c.RequestID, ServerID: s.ID, Project: s.Project, UserID: c.UserID,
+		Action: "rebuild", RequestID: c.RequestID, Start: c.Now}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
