@@ -192,3 +192,20 @@ func TestVolumeConnectorsAndTargets(t *testing.T) {
 	f.expect(204, "DELETE", "/v1/volume/connectors/"+c["uuid"].(string), admin, nil)
 	f.expect(404, "GET", "/v1/volume/connectors/"+c["uuid"].(string), admin, nil)
 }
+
+func TestBootFromVolumeIsRefusedClearly(t *testing.T) {
+	f := newFixture(t)
+	id := f.availableNode(map[string]any{"name": "n1", "instance_info": map[string]any{"image_source": "img"}})
+	tg := f.expect(201, "POST", "/v1/volume/targets", admin, map[string]any{"node_uuid": id, "volume_type": "iscsi", "volume_id": "v1", "boot_index": 0}).Body["uuid"].(string)
+	f.expect(400, "PUT", "/v1/nodes/n1/states/provision", admin, map[string]any{"target": "active"}, "boot volume target", "cinder storage interface")
+	v := f.expect(200, "GET", "/v1/nodes/n1/validate", admin, nil).Body
+	if st := v["storage"].(map[string]any); st["result"] != false {
+		t.Fatalf("validate storage: %v", st)
+	}
+	// A data volume (boot_index > 0) is no obstacle; without the boot
+	// target the node deploys to its disk.
+	f.expect(201, "POST", "/v1/volume/targets", admin, map[string]any{"node_uuid": id, "volume_type": "iscsi", "volume_id": "v2", "boot_index": 1})
+	f.expect(202, "PUT", "/v1/nodes/n1/states/power", admin, map[string]any{"target": "power off"})
+	f.expect(204, "DELETE", "/v1/volume/targets/"+tg, admin, nil)
+	f.expect(202, "PUT", "/v1/nodes/n1/states/provision", admin, map[string]any{"target": "active"})
+}

@@ -109,7 +109,7 @@ func provisionStateText(r *http.Request, state string) any {
 }
 
 // validation is what validate says of each interface.
-func validation(n *bmstate.Node, d *driver, ports []*bmstate.Port) map[string]any {
+func validation(tx *memdb.Txn, n *bmstate.Node, d *driver, ports []*bmstate.Port) map[string]any {
 	ok := map[string]any{"result": true}
 	fail := func(reason string) map[string]any { return map[string]any{"result": false, "reason": reason} }
 	unsupported := func(what string) map[string]any {
@@ -134,9 +134,13 @@ func validation(n *bmstate.Node, d *driver, ports []*bmstate.Port) map[string]an
 	if !pxe {
 		boot = fail("Node " + n.ID + " has no port with PXE enabled: the conductor boots nodes over the network by their PXE port's MAC.")
 	}
+	storage := ok
+	if err := noBootVolume(tx, n); err != nil {
+		storage = fail(err.Error())
+	}
 	return map[string]any{
 		"power": power, "management": power, "deploy": deploy, "boot": boot,
-		"inspect": ok, "network": ok, "storage": ok,
+		"inspect": ok, "network": ok, "storage": storage,
 		"console": unsupported("Console"), "rescue": unsupported("Rescue"), "raid": unsupported("RAID"),
 		"bios": unsupported("BIOS settings"), "firmware": unsupported("Firmware updates"),
 	}
@@ -151,7 +155,7 @@ func (s *Service) validateNode(w http.ResponseWriter, r *http.Request) error {
 	if d == nil {
 		return badRequestf("Node %s has the unknown driver %s.", n.ID, n.Driver)
 	}
-	api.JSON(w, http.StatusOK, validation(n, d, bmstate.Ports(tx, n.ID)))
+	api.JSON(w, http.StatusOK, validation(tx, n, d, bmstate.Ports(tx, n.ID)))
 	return nil
 }
 
@@ -188,7 +192,7 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 	if err := checkConfigDrive(configdrive); err != nil {
 		return err
 	}
-	n, err := s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(_ *memdb.Txn, n *bmstate.Node) error {
+	n, err := s.mutateNode(r.Context(), chi.URLParam(r, "node"), func(tx *memdb.Txn, n *bmstate.Node) error {
 		to, target, err := bmstate.Next(n.ProvisionState, verb)
 		if errors.Is(err, bmstate.ErrBadTransition) {
 			if bmstate.Working(n.ProvisionState) {
@@ -208,6 +212,11 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 			// no image.
 			if src, _ := n.InstanceInfo["image_source"].(string); src == "" && n.Interfaces["deploy"] != "fake" {
 				return badRequestf("Cannot validate image information for node %s because one or more parameters are missing from its instance_info. Missing are: ['image_source']", n.ID)
+			}
+			if n.Interfaces["deploy"] != "fake" {
+				if err := noBootVolume(tx, n); err != nil {
+					return err
+				}
 			}
 			if configdrive != nil {
 				if n.InstanceInfo == nil {

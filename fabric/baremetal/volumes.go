@@ -413,3 +413,16 @@ func (s *Service) deleteVolume(k volumeKind) api.HandlerFunc {
 		return nil
 	}
 }
+
+// noBootVolume refuses to deploy a node that is to boot from a volume
+// (a target at boot_index 0): that needs the "cinder" storage interface,
+// which this cloud does not offer, and writing the image to the local
+// disk instead would not be what was asked.
+func noBootVolume(tx *memdb.Txn, n *bmstate.Node) error {
+	for _, t := range bmstate.VolumeTargets(tx, n.ID) {
+		if t.BootIndex == 0 {
+			return badRequestf("Node %s has a boot volume target %s (boot_index 0): booting from a volume needs the cinder storage interface, which this cloud does not offer; nodes deploy to and boot from their local disk. Delete the target to deploy the node.", n.ID, t.ID)
+		}
+	}
+	return nil
+}
