@@ -213,6 +213,11 @@ func (s *Service) createAllocation(w http.ResponseWriter, r *http.Request) error
 			a.CandidateNodes = append(a.CandidateNodes, n.ID)
 		}
 	}
+	if nodeRef == "" && !s.anyConductorAlive(tx) {
+		// Nothing would ever process it: say so, as Ironic's API does
+		// when no conductor is registered.
+		return api.Errorf(http.StatusServiceUnavailable, "No conductor is alive to process the allocation: bare-metal nodes are conducted by a rackd started with --provision-interface.")
+	}
 	if nodeRef != "" {
 		if len(cands) > 0 {
 			return badRequestf("Cannot use both candidate_nodes and node: node backfills the allocation of a deployed node.")
@@ -303,4 +308,13 @@ func (s *Service) dropAllocation(w http.ResponseWriter, r *http.Request, id stri
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func (s *Service) anyConductorAlive(tx *memdb.Txn) bool {
+	for _, c := range store.All[bmstate.Conductor](tx, bmstate.ConductorTable, "id") {
+		if s.conductorAlive(c) {
+			return true
+		}
+	}
+	return false
 }

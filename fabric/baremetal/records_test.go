@@ -32,6 +32,9 @@ func TestAllocations(t *testing.T) {
 	}
 	id := f.availableNode(map[string]any{"name": "n1", "resource_class": "gold"})
 	other := f.availableNode(map[string]any{"name": "n2", "resource_class": "silver"})
+	// Without a conductor nothing would process it.
+	f.expect(503, "POST", "/v1/allocations", admin, map[string]any{"resource_class": "gold"}, "No conductor")
+	f.addConductor("c1")
 	f.expect(400, "POST", "/v1/allocations", admin, map[string]any{}, "resource_class")
 	f.expect(400, "POST", "/v1/allocations", admin, map[string]any{"resource_class": "gold", "traits": []any{"lower"}}, "traits")
 	f.expect(400, "POST", "/v1/allocations", admin, map[string]any{"resource_class": "gold", "candidate_nodes": []any{"nope"}}, "candidate_nodes")
