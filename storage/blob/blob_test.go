@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -169,6 +170,13 @@ func TestLoseShardsReadAndHeal(t *testing.T) {
 		},
 		"truncated": func(t *testing.T, s *Store, l Layout, key string) {
 			os.Truncate(shardPath(s, l, key, 1), 100)
+		},
+		"one gone, one corrupt further on": func(t *testing.T, s *Store, l Layout, key string) {
+			os.Remove(shardPath(s, l, key, 0))
+			p := shardPath(s, l, key, 5)
+			b, _ := os.ReadFile(p)
+			b[len(b)-10] ^= 0xff
+			os.WriteFile(p, b, 0o600)
 		},
 	}
 	for name, damage := range tests {
@@ -485,4 +493,32 @@ func (w *stallingWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return w.buf.Write(p)
+}
+
+// TestHealReadsEachShardOnce: healing a blob with two shards missing reads
+// each remaining shard once, not once to verify and again to rebuild.
+func TestHealReadsEachShardOnce(t *testing.T) {
+	s, l := newStore(t, 6)
+	var read atomic.Int64
+	for id, d := range s.Local {
+		s.Local[id] = countingDisk{d, &read}
+	}
+	const stripes = 8
+	data := payload(stripes * l.K * l.ShardSize)
+	if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(shardPath(s, l, "k", 0))
+	os.Remove(shardPath(s, l, "k", 1))
+	healed, err := s.Heal(context.Background(), "k", l, int64(len(data)))
+	if err != nil || !reflect.DeepEqual(healed, []int{0, 1}) {
+		t.Fatalf("heal: %v %v", healed, err)
+	}
+	if want := int64(stripes * (l.K + l.M - 2) * (l.ShardSize + 4)); read.Load() != want {
+		t.Fatalf("heal read %d bytes, want %d: every remaining shard once", read.Load(), want)
+	}
+	got, res, err := get(t, s, "k", l, int64(len(data)), 0, int64(len(data)))
+	if err != nil || res.Degraded || !bytes.Equal(got, data) {
+		t.Fatalf("read after heal: %v degraded=%v", err, res.Degraded)
+	}
 }
