@@ -55,6 +55,12 @@ type Store struct {
 	// for the remaining shard writers (default 2s). Those still busy then
 	// are dropped and reported in Info.Missing, for the caller to heal.
 	StragglerWait time.Duration
+	// FillTimeout is how long the body of a write may take to fill one
+	// stripe (default DefaultFillTimeout) when the caller lets Put bound
+	// the reads of it (WithBodyDeadline): a client that trickles its body
+	// then gives the stripe's blocks back to the Buffers instead of
+	// holding them for as long as it takes.
+	FillTimeout time.Duration
 	// Buffers is the working memory of reads and writes, shared by every
 	// transfer of the node (default: DefaultBufferBudget of the Store's
 	// own).
@@ -67,6 +73,34 @@ func (s *Store) stallTimeout() time.Duration {
 		return s.StallTimeout
 	}
 	return 10 * time.Second
+}
+
+// DefaultFillTimeout gives a body one minute per stripe: with 4+2 and
+// 1 MiB shards, a client slower than about 70 KiB/s is cut off.
+const DefaultFillTimeout = time.Minute
+
+func (s *Store) fillTimeout() time.Duration {
+	if s.FillTimeout > 0 {
+		return s.FillTimeout
+	}
+	return DefaultFillTimeout
+}
+
+type bodyDeadlineKey struct{}
+
+// WithBodyDeadline returns ctx carrying set, which sets the deadline of
+// reads of the body that Put is given (an HTTP handler's
+// http.ResponseController.SetReadDeadline; the zero time clears it). A
+// read still blocked at the deadline fails, and with it the write, which
+// gives back its blocks: they cannot be given back while a read may
+// still fill them.
+func WithBodyDeadline(ctx context.Context, set func(time.Time) error) context.Context {
+	return context.WithValue(ctx, bodyDeadlineKey{}, set)
+}
+
+func bodyDeadline(ctx context.Context) func(time.Time) error {
+	set, _ := ctx.Value(bodyDeadlineKey{}).(func(time.Time) error)
+	return set
 }
 
 func (s *Store) stragglerWait() time.Duration {
@@ -345,11 +379,20 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	// for a body that itself failed with it (a chunked upload cut short):
 	// src keeps the body's own error apart.
 	src := &sourceReader{r: r}
+	setDeadline := bodyDeadline(ctx)
+	if setDeadline != nil {
+		defer setDeadline(time.Time{})
+	}
 	for ended := false; !ended; {
 		blocks, err := bufs.Get(ctx, len(l.Disks), c.BlockSize())
 		if err != nil {
 			readErr = err
 			break
+		}
+		if setDeadline != nil {
+			// Best effort: a connection that cannot take deadlines is
+			// read as before.
+			setDeadline(time.Now().Add(s.fillTimeout()))
 		}
 		// One reference per shard writer and one for the hasher.
 		ls := newLease(bufs, blocks, len(blocks)+1)
