@@ -176,6 +176,45 @@ type sink struct {
 	// waited for.
 	dropped bool
 	err     error
+	// mu guards writing, the piece a local writer is writing now, and
+	// abandoned, set when the sink was given up on during that write: the
+	// block then left the Buffers' count, and the writer must not release
+	// it when its write returns.
+	mu        sync.Mutex
+	writing   *piece
+	abandoned bool
+}
+
+// startWrite records p as being written.
+func (sk *sink) startWrite(p *piece) {
+	sk.mu.Lock()
+	sk.writing, sk.abandoned = p, false
+	sk.mu.Unlock()
+}
+
+// endWrite reports whether the writer still owns the piece it wrote (it
+// was not abandoned meanwhile).
+func (sk *sink) endWrite() bool {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	owned := !sk.abandoned
+	sk.writing, sk.abandoned = nil, false
+	return owned
+}
+
+// abandonWrite gives back the budget of the block a local writer is
+// stuck writing (a disk that hangs inside a write), and the rest of its
+// stripe, without waiting for the write to return.
+func (sk *sink) abandonWrite() {
+	sk.mu.Lock()
+	p := sk.writing
+	if p == nil || sk.abandoned {
+		sk.mu.Unlock()
+		return
+	}
+	sk.abandoned = true
+	sk.mu.Unlock()
+	p.l.abandon(p.b)
 }
 
 // drop gives up on a shard writer: its context is cancelled (a remote
@@ -188,6 +227,7 @@ func (sk *sink) drop(err error) {
 	sk.cancel()
 	close(sk.blocks)
 	sk.release()
+	sk.abandonWrite()
 }
 
 // release gives back the blocks still queued for a writer that was
@@ -247,6 +287,7 @@ func (sk *sink) finish(stall time.Duration) error {
 		sk.cancel()
 		sk.dropped, sk.err = true, fmt.Errorf("%w: not durable %s after its last block", ErrStalled, stall)
 		sk.release()
+		sk.abandonWrite()
 		return sk.err
 	}
 }
@@ -268,8 +309,12 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 			}
 			var werr error
 			for p := range sk.blocks {
-				if werr == nil {
+				if werr == nil && ctx.Err() == nil {
+					sk.startWrite(&p)
 					_, werr = w.Write(p.b)
+					if !sk.endWrite() {
+						continue // abandoned while it hung: no longer ours
+					}
 				}
 				p.l.release()
 			}
