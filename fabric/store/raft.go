@@ -72,8 +72,14 @@ type proposalReply struct {
 	err error
 }
 
-// maxBatch bounds how many commands share one log entry.
-const maxBatch = 256
+// maxBatch bounds how many commands share one log entry, and
+// maxBatchBytes their bytes (one larger command is an entry of its own), so
+// that an entry, which every node holds while it is replicated and applied,
+// stays small.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
+)
 
 // HasExistingState reports whether dataDir already holds a Raft log.
 func HasExistingState(dataDir string) bool {
@@ -149,13 +155,7 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	// The cache keeps recent entries in memory so the leader replicates
-	// them without reading them back from bolt.
-	cached, err := raft.NewLogCache(4096, logs)
-	if err != nil {
-		logs.Close()
-		return nil, err
-	}
+	cached := newLogCache(logCacheEntries, logCacheBytes, logs)
 	r, err := raft.NewRaft(rc, fsm, cached, logs, snaps, cfg.Transport)
 	if err != nil {
 		logs.Close()
@@ -212,19 +212,30 @@ func (r *Raft) watchHalt(log *slog.Logger) {
 // write and replication message) into one, which is where throughput comes
 // from on a small machine. A lone command still goes out at once.
 func (r *Raft) batch() {
+	var next *proposal // taken from the queue, but over the last batch's bytes
 	for {
 		var first proposal
-		select {
-		case first = <-r.queue:
-		case <-r.stop:
-			return
+		if next != nil {
+			first, next = *next, nil
+		} else {
+			select {
+			case first = <-r.queue:
+			case <-r.stop:
+				return
+			}
 		}
 		group := []proposal{first}
+		size := len(first.cmd.Body)
 	drain:
 		for len(group) < maxBatch {
 			select {
 			case p := <-r.queue:
+				if size+len(p.cmd.Body) > maxBatchBytes {
+					next = &p
+					break drain
+				}
 				group = append(group, p)
+				size += len(p.cmd.Body)
 			default:
 				break drain
 			}

@@ -55,6 +55,12 @@ type Store struct {
 	// for the remaining shard writers (default 2s). Those still busy then
 	// are dropped and reported in Info.Missing, for the caller to heal.
 	StragglerWait time.Duration
+	// FillTimeout is how long the body of a write may take to fill one
+	// stripe (default DefaultFillTimeout) when the caller lets Put bound
+	// the reads of it (WithBodyDeadline): a client that trickles its body
+	// then gives the stripe's blocks back to the Buffers instead of
+	// holding them for as long as it takes.
+	FillTimeout time.Duration
 	// Buffers is the working memory of reads and writes, shared by every
 	// transfer of the node (default: DefaultBufferBudget of the Store's
 	// own).
@@ -67,6 +73,34 @@ func (s *Store) stallTimeout() time.Duration {
 		return s.StallTimeout
 	}
 	return 10 * time.Second
+}
+
+// DefaultFillTimeout gives a body one minute per stripe: with 4+2 and
+// 1 MiB shards, a client slower than about 70 KiB/s is cut off.
+const DefaultFillTimeout = time.Minute
+
+func (s *Store) fillTimeout() time.Duration {
+	if s.FillTimeout > 0 {
+		return s.FillTimeout
+	}
+	return DefaultFillTimeout
+}
+
+type bodyDeadlineKey struct{}
+
+// WithBodyDeadline returns ctx carrying set, which sets the deadline of
+// reads of the body that Put is given (an HTTP handler's
+// http.ResponseController.SetReadDeadline; the zero time clears it). A
+// read still blocked at the deadline fails, and with it the write, which
+// gives back its blocks: they cannot be given back while a read may
+// still fill them.
+func WithBodyDeadline(ctx context.Context, set func(time.Time) error) context.Context {
+	return context.WithValue(ctx, bodyDeadlineKey{}, set)
+}
+
+func bodyDeadline(ctx context.Context) func(time.Time) error {
+	set, _ := ctx.Value(bodyDeadlineKey{}).(func(time.Time) error)
+	return set
 }
 
 func (s *Store) stragglerWait() time.Duration {
@@ -142,6 +176,45 @@ type sink struct {
 	// waited for.
 	dropped bool
 	err     error
+	// mu guards writing, the piece a local writer is writing now, and
+	// abandoned, set when the sink was given up on during that write: the
+	// block then left the Buffers' count, and the writer must not release
+	// it when its write returns.
+	mu        sync.Mutex
+	writing   *piece
+	abandoned bool
+}
+
+// startWrite records p as being written.
+func (sk *sink) startWrite(p *piece) {
+	sk.mu.Lock()
+	sk.writing, sk.abandoned = p, false
+	sk.mu.Unlock()
+}
+
+// endWrite reports whether the writer still owns the piece it wrote (it
+// was not abandoned meanwhile).
+func (sk *sink) endWrite() bool {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	owned := !sk.abandoned
+	sk.writing, sk.abandoned = nil, false
+	return owned
+}
+
+// abandonWrite gives back the budget of the block a local writer is
+// stuck writing (a disk that hangs inside a write), and the rest of its
+// stripe, without waiting for the write to return.
+func (sk *sink) abandonWrite() {
+	sk.mu.Lock()
+	p := sk.writing
+	if p == nil || sk.abandoned {
+		sk.mu.Unlock()
+		return
+	}
+	sk.abandoned = true
+	sk.mu.Unlock()
+	p.l.abandon(p.b)
 }
 
 // drop gives up on a shard writer: its context is cancelled (a remote
@@ -154,6 +227,7 @@ func (sk *sink) drop(err error) {
 	sk.cancel()
 	close(sk.blocks)
 	sk.release()
+	sk.abandonWrite()
 }
 
 // release gives back the blocks still queued for a writer that was
@@ -213,6 +287,7 @@ func (sk *sink) finish(stall time.Duration) error {
 		sk.cancel()
 		sk.dropped, sk.err = true, fmt.Errorf("%w: not durable %s after its last block", ErrStalled, stall)
 		sk.release()
+		sk.abandonWrite()
 		return sk.err
 	}
 }
@@ -234,8 +309,12 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 			}
 			var werr error
 			for p := range sk.blocks {
-				if werr == nil {
+				if werr == nil && ctx.Err() == nil {
+					sk.startWrite(&p)
 					_, werr = w.Write(p.b)
+					if !sk.endWrite() {
+						continue // abandoned while it hung: no longer ours
+					}
 				}
 				p.l.release()
 			}
@@ -345,11 +424,20 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	// for a body that itself failed with it (a chunked upload cut short):
 	// src keeps the body's own error apart.
 	src := &sourceReader{r: r}
+	setDeadline := bodyDeadline(ctx)
+	if setDeadline != nil {
+		defer setDeadline(time.Time{})
+	}
 	for ended := false; !ended; {
 		blocks, err := bufs.Get(ctx, len(l.Disks), c.BlockSize())
 		if err != nil {
 			readErr = err
 			break
+		}
+		if setDeadline != nil {
+			// Best effort: a connection that cannot take deadlines is
+			// read as before.
+			setDeadline(time.Now().Add(s.fillTimeout()))
 		}
 		// One reference per shard writer and one for the hasher.
 		ls := newLease(bufs, blocks, len(blocks)+1)

@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,6 +170,13 @@ func TestLoseShardsReadAndHeal(t *testing.T) {
 		},
 		"truncated": func(t *testing.T, s *Store, l Layout, key string) {
 			os.Truncate(shardPath(s, l, key, 1), 100)
+		},
+		"one gone, one corrupt further on": func(t *testing.T, s *Store, l Layout, key string) {
+			os.Remove(shardPath(s, l, key, 0))
+			p := shardPath(s, l, key, 5)
+			b, _ := os.ReadFile(p)
+			b[len(b)-10] ^= 0xff
+			os.WriteFile(p, b, 0o600)
 		},
 	}
 	for name, damage := range tests {
@@ -407,4 +416,109 @@ func TestFaultInjection(t *testing.T) {
 			t.Fatal("a read of disks slower than the deadline succeeded")
 		}
 	})
+}
+
+// countingDisk counts the bytes read from its shards.
+type countingDisk struct {
+	disk.Disk
+	read *atomic.Int64
+}
+
+func (d countingDisk) Open(name string, offset int64) (io.ReadCloser, error) {
+	rc, err := d.Disk.Open(name, offset)
+	if err != nil {
+		return nil, err
+	}
+	return countingReader{rc, d.read}, nil
+}
+
+type countingReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+// TestDegradedReadReadsAhead: with data shards missing, a read still reads
+// the next stripe from the disks while the client takes this one, as a
+// healthy read does, instead of leaving the disks idle while it waits for
+// the client.
+func TestDegradedReadReadsAhead(t *testing.T) {
+	s, l := newStore(t, 6)
+	var read atomic.Int64
+	for id, d := range s.Local {
+		s.Local[id] = countingDisk{d, &read}
+	}
+	data := payload(8 * l.K * l.ShardSize)
+	if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(shardPath(s, l, "k", 0))
+	os.Remove(shardPath(s, l, "k", 1))
+	// Stripe 0 costs six blocks (two shards read before the other two
+	// were found missing, then four), each later stripe four: the disks
+	// have given more than ten blocks only once stripe 2 is being read.
+	block := int64(l.ShardSize + 4)
+	w := &stallingWriter{until: func() bool { return read.Load() > 10*block }, stripe: l.K * l.ShardSize}
+	res, err := s.Get(context.Background(), "k", l, int64(len(data)), 0, int64(len(data)), w)
+	if err != nil || !res.Degraded || !bytes.Equal(w.buf.Bytes(), data) {
+		t.Fatalf("degraded read: %v degraded=%v equal=%v", err, res.Degraded, bytes.Equal(w.buf.Bytes(), data))
+	}
+	if !w.sawAhead {
+		t.Fatalf("while the client took stripe 1, %d bytes were read from the disks: stripe 2 was not read ahead", w.readAt)
+	}
+}
+
+// stallingWriter, on its first write past the first stripe, waits (up to
+// five seconds) for until to hold.
+type stallingWriter struct {
+	buf      bytes.Buffer
+	stripe   int
+	until    func() bool
+	waited   bool
+	sawAhead bool
+	readAt   int64
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	if !w.waited && w.buf.Len() >= w.stripe {
+		w.waited = true
+		for i := 0; i < 500 && !w.sawAhead; i++ {
+			w.sawAhead = w.until()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return w.buf.Write(p)
+}
+
+// TestHealReadsEachShardOnce: healing a blob with two shards missing reads
+// each remaining shard once, not once to verify and again to rebuild.
+func TestHealReadsEachShardOnce(t *testing.T) {
+	s, l := newStore(t, 6)
+	var read atomic.Int64
+	for id, d := range s.Local {
+		s.Local[id] = countingDisk{d, &read}
+	}
+	const stripes = 8
+	data := payload(stripes * l.K * l.ShardSize)
+	if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(shardPath(s, l, "k", 0))
+	os.Remove(shardPath(s, l, "k", 1))
+	healed, err := s.Heal(context.Background(), "k", l, int64(len(data)))
+	if err != nil || !reflect.DeepEqual(healed, []int{0, 1}) {
+		t.Fatalf("heal: %v %v", healed, err)
+	}
+	if want := int64(stripes * (l.K + l.M - 2) * (l.ShardSize + 4)); read.Load() != want {
+		t.Fatalf("heal read %d bytes, want %d: every remaining shard once", read.Load(), want)
+	}
+	got, res, err := get(t, s, "k", l, int64(len(data)), 0, int64(len(data)))
+	if err != nil || res.Degraded || !bytes.Equal(got, data) {
+		t.Fatalf("read after heal: %v degraded=%v", err, res.Degraded)
+	}
 }

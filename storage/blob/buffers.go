@@ -187,6 +187,15 @@ func (b *Buffers) Put(blocks ...[]byte) {
 	b.serve()
 }
 
+// forget stops counting a block of n bytes handed out, which will not be
+// returned (see lease.abandon).
+func (b *Buffers) forget(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= int64(n)
+	b.serve()
+}
+
 // lease is a stripe's blocks shared by the goroutines that use them (one
 // shard writer per block, the hasher): the blocks go back to the Buffers
 // together once every holder has released the lease.
@@ -206,6 +215,27 @@ func (l *lease) release() {
 	l.refs--
 	last := l.refs == 0
 	l.mu.Unlock()
+	if last {
+		l.bufs.Put(l.blocks...)
+	}
+}
+
+// abandon releases a holder's reference and takes block b out of the lease
+// and out of the Buffers' count: its holder may still be using it (a disk
+// write that hangs), so it must never be handed out again, but it no
+// longer spends the budget. The rest of the stripe goes back as usual.
+func (l *lease) abandon(b []byte) {
+	l.mu.Lock()
+	for i, blk := range l.blocks {
+		if len(blk) > 0 && len(b) > 0 && &blk[0] == &b[0] {
+			l.blocks = append(l.blocks[:i:i], l.blocks[i+1:]...)
+			break
+		}
+	}
+	l.refs--
+	last := l.refs == 0
+	l.mu.Unlock()
+	l.bufs.forget(len(b))
 	if last {
 		l.bufs.Put(l.blocks...)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/rackstack/rackstack/storage/ec"
 )
@@ -42,7 +43,39 @@ func (s *Store) Verify(ctx context.Context, key string, l Layout, size int64) ([
 
 // Heal rewrites the missing or corrupt shards of a blob from the others.
 // It returns the shards it rewrote.
+//
+// It reads every shard once: each stripe's blocks are checked as they are
+// read, and the bad shards' blocks rebuilt from them and written. A shard
+// found missing or corrupt at the first stripe is rewritten in that pass;
+// one found corrupt further on (whose earlier blocks were not written) makes
+// the pass start over with it among the shards to rewrite, at most M times.
+// (It used to verify every shard in a pass of its own, then read K shards
+// again to rebuild: twice the reads, beside the foreground reads of a
+// degraded blob.)
 func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]int, error) {
+	c, err := ec.New(l.K, l.M, l.ShardSize)
+	if err != nil {
+		return nil, err
+	}
+	if c.Stripes(size) == 0 {
+		return s.healEmpty(ctx, key, l, size)
+	}
+	known := map[int]bool{}
+	for {
+		rewrote, late, err := s.healPass(ctx, c, key, l, size, known)
+		if err != nil || late < 0 {
+			return rewrote, err
+		}
+		known[late] = true
+		if len(known) > l.M {
+			return nil, fmt.Errorf("blob %s: %d shards lost, only %d can be rebuilt: %w", key, len(known), l.M, ec.ErrTooFewShards)
+		}
+	}
+}
+
+// healEmpty rewrites the (empty) shard files of an empty blob that are
+// missing.
+func (s *Store) healEmpty(ctx context.Context, key string, l Layout, size int64) ([]int, error) {
 	bad, err := s.Verify(ctx, key, l, size)
 	if err != nil || len(bad) == 0 {
 		return nil, err
@@ -50,18 +83,28 @@ func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]i
 	if len(bad) > l.M {
 		return nil, fmt.Errorf("blob %s: %d shards lost, only %d can be rebuilt: %w", key, len(bad), l.M, ec.ErrTooFewShards)
 	}
-	c, err := ec.New(l.K, l.M, l.ShardSize)
-	if err != nil {
-		return nil, err
-	}
-	isBad := map[int]bool{}
+	var errs []error
 	for _, i := range bad {
-		isBad[i] = true
+		sk := s.openSink(ctx, l.Disks[i], ShardName(key, i))
+		if err := sk.finish(s.stallTimeout()); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("heal %s: %w", key, errors.Join(errs...))
+	}
+	return bad, nil
+}
+
+// healPass reads every shard of a blob stripe by stripe and rewrites those
+// in known or bad at the first stripe. If a shard turns out bad at a later
+// stripe it stops, writes nothing, and returns that shard as late (else
+// late is -1).
+func (s *Store) healPass(ctx context.Context, c *ec.Coder, key string, l Layout, size int64, known map[int]bool) (rewrote []int, late int, err error) {
 	readers := make([]*shardReader, len(l.Disks))
 	for i, d := range l.Disks {
 		readers[i] = &shardReader{s: s, d: d, name: ShardName(key, i), block: c.BlockSize()}
-		if isBad[i] {
+		if known[i] {
 			readers[i].bad = errors.New("being healed")
 		}
 	}
@@ -72,36 +115,71 @@ func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]i
 	}()
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sinks := map[int]*sink{}
-	for _, i := range bad {
-		sinks[i] = s.openSink(hctx, l.Disks[i], ShardName(key, i))
-	}
 	pool := s.buffers()
 	bufs := make([][]byte, len(readers))
 	for i := range bufs {
 		bufs[i] = make([]byte, c.BlockSize())
 	}
-	var readErr error
-	for st := int64(0); st < c.Stripes(size); st++ {
-		shards, err := s.readStripe(hctx, c, readers, bufs, st)
-		if err == nil {
-			for i := range shards {
-				if isBad[i] {
-					shards[i] = nil
-				}
-			}
-			err = c.Reconstruct(shards, false)
+	var bad []int
+	sinks := map[int]*sink{}
+	abort := func() {
+		cancel()
+		for _, i := range bad {
+			sinks[i].finish(s.stallTimeout())
 		}
-		if err != nil {
-			readErr = err
-			cancel()
-			break
+	}
+	for st := int64(0); st < c.Stripes(size); st++ {
+		shards := make([][]byte, len(readers))
+		var wg sync.WaitGroup
+		for i, r := range readers {
+			if r.bad != nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if data, err := r.read(hctx, st, bufs[i]); err == nil {
+					shards[i] = data
+				}
+			}()
+		}
+		wg.Wait()
+		good := 0
+		for i, r := range readers {
+			_, rewriting := sinks[i]
+			switch {
+			case shards[i] != nil:
+				good++
+			case st > 0 && !rewriting:
+				abort()
+				return nil, i, nil
+			}
+			if st == 0 && r.bad != nil {
+				bad = append(bad, i)
+				sinks[i] = s.openSink(hctx, l.Disks[i], ShardName(key, i))
+			}
+		}
+		if len(bad) == 0 {
+			if err := hctx.Err(); err != nil {
+				return nil, -1, err
+			}
+			continue // nothing to rewrite so far: verify the rest
+		}
+		if good < c.K {
+			abort()
+			return nil, -1, fmt.Errorf("heal %s: stripe %d: %w", key, st, ec.ErrTooFewShards)
+		}
+		for _, i := range bad {
+			shards[i] = bufs[i][4:4]
+		}
+		if err := c.Reconstruct(shards, false); err != nil {
+			abort()
+			return nil, -1, fmt.Errorf("heal %s: %w", key, err)
 		}
 		blocks, err := pool.Get(hctx, len(bad), c.BlockSize())
 		if err != nil {
-			readErr = err
-			cancel()
-			break
+			abort()
+			return nil, -1, fmt.Errorf("heal %s: %w", key, err)
 		}
 		ls := newLease(pool, blocks, len(blocks))
 		for j, i := range bad {
@@ -115,11 +193,8 @@ func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]i
 			errs = append(errs, err)
 		}
 	}
-	if readErr != nil {
-		return nil, fmt.Errorf("heal %s: %w", key, readErr)
-	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("heal %s: %w", key, errors.Join(errs...))
+		return nil, -1, fmt.Errorf("heal %s: %w", key, errors.Join(errs...))
 	}
-	return bad, nil
+	return bad, -1, nil
 }

@@ -86,9 +86,9 @@ type ReadResult struct {
 
 // Get writes bytes [offset, offset+length) of a blob of size bytes to w.
 //
-// It reads in blocks from the Buffers: one per data shard while the data
-// shards answer, and one per shard once a shard fails and the stripe must
-// be rebuilt. The data shards are written to w from those blocks, without
+// It reads in blocks from the Buffers: two sets (this stripe and the next)
+// of one per data shard while the data shards answer, and of one per shard
+// once a shard fails and stripes must be rebuilt. The data shards are written to w from those blocks, without
 // joining them first.
 func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, length int64, w io.Writer) (ReadResult, error) {
 	var res ReadResult
@@ -185,9 +185,11 @@ type aheadStripe struct {
 
 // readAhead reads stripes first..last into sets sets of K blocks taken
 // from held, each stripe into a set the writer has given back, and sends
-// them on out. Once a shard fails it waits for every set to come back,
-// trades its blocks for one set of a block per shard (never waiting for
-// blocks while holding some) and reads the rest one stripe at a time. It
+// them on out. Once a shard fails it waits for every set to come back and
+// trades its blocks for as many sets of a block per shard (never waiting
+// for blocks while holding some), so a degraded read still reads the next
+// stripe while the writer sends this one: one set at a time made each
+// stripe wait for the client, then the client for the disks. It
 // returns the blocks it holds in the end; it stops at the first error, or
 // when ctx ends, after sending it.
 func (s *Store) readAhead(ctx context.Context, c *ec.Coder, readers []*shardReader, held [][]byte, sets int, first, last int64, out chan<- aheadStripe) [][]byte {
@@ -220,12 +222,19 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, readers []*shardRead
 			}
 			s.buffers().Put(held...)
 			held = nil
-			if held, err = s.buffers().Get(ctx, len(readers), c.BlockSize()); err != nil {
+			if held, err = s.buffers().Get(ctx, sets*len(readers), c.BlockSize()); err != nil {
 				return fail(err)
 			}
-			sets, set = 1, 0
-			bufs = [][][]byte{append([][]byte(nil), held...)}
-			free = make(chan int, 1)
+			n := len(readers)
+			bufs = make([][][]byte, sets)
+			free = make(chan int, sets)
+			for i := range sets {
+				bufs[i] = held[i*n : (i+1)*n : (i+1)*n]
+				if i > 0 {
+					free <- i
+				}
+			}
+			set = 0
 			shards, err = s.readStripe(ctx, c, readers, bufs[0], st)
 		}
 		if err != nil {

@@ -127,3 +127,38 @@ func TestFrozenPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestDiskHungInAWriteGivesBackTheStripe: a local disk that hangs inside a
+// write keeps the block it was given until the write returns, but not the
+// rest of the stripe, and not the budget: once the writer is dropped the
+// Buffers count none of it, so a few such writes cannot spend the budget
+// of every other transfer.
+func TestDiskHungInAWriteGivesBackTheStripe(t *testing.T) {
+	s, l := newStore(t, 6)
+	s.Buffers = NewBuffers(DefaultBufferBudget)
+	s.StallTimeout, s.StragglerWait = 2*time.Second, time.Second
+	frozen := disktest.FreezeWrites(t, s.Local[l.Disks[1].ID])
+	s.Local[l.Disks[1].ID] = frozen
+	data := payload(200_000)
+	var info Info
+	var err error
+	within(t, "Put", func() { info, err = s.Put(context.Background(), "f", l, bytes.NewReader(data)) })
+	if err != nil || !reflect.DeepEqual(info.Missing, []int{1}) {
+		t.Fatalf("put past a disk hung in a write: %+v %v", info, err)
+	}
+	if out := s.Buffers.Out(); out != 0 {
+		t.Fatalf("%d bytes of blocks still handed out while the disk hangs", out)
+	}
+	frozen.Thaw()
+	// The write that wakes must give nothing back twice.
+	if _, err := s.Put(context.Background(), "g", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	waitOut := time.Now().Add(10 * time.Second)
+	for s.Buffers.Out() != 0 && time.Now().Before(waitOut) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out, held := s.Buffers.Out(), s.Buffers.Held(); out != 0 || held < 0 || held > s.Buffers.Budget() {
+		t.Fatalf("after the disk woke: %d bytes out, %d held", out, held)
+	}
+}

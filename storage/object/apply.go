@@ -118,9 +118,12 @@ func applyContainerDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	return nil, tx.Delete(tContainers, row)
 }
 
-// collect queues the blobs of parts for deletion.
+// collect queues the blobs of parts for deletion. Inline parts have none.
 func collect(tx *memdb.Txn, parts []Part, now time.Time) error {
 	for _, p := range parts {
+		if p.Inline {
+			continue
+		}
 		if err := tx.Insert(tGarbage, &Garbage{ID: p.Blob, Part: p, Since: now}); err != nil {
 			return err
 		}
@@ -140,6 +143,32 @@ func account(tx *memdb.Txn, project, container string, objects, bytes int64) err
 	return tx.Insert(tContainers, &c)
 }
 
+// inlineBytes is the bytes parts hold in the state.
+func inlineBytes(parts []Part) int64 {
+	var n int64
+	for _, p := range parts {
+		if p.Inline {
+			n += int64(len(p.Data))
+		}
+	}
+	return n
+}
+
+func inlineUsed(tx *memdb.Txn) int64 {
+	if u := store.Get[InlineUsage](tx, tInline, inlineUsageID); u != nil {
+		return u.Bytes
+	}
+	return 0
+}
+
+// addInline moves the count of inline bytes in the state by delta.
+func addInline(tx *memdb.Txn, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	return tx.Insert(tInline, &InlineUsage{ID: inlineUsageID, Bytes: inlineUsed(tx) + delta})
+}
+
 // putObject replaces whatever object has row's id with row.
 func putObject(tx *memdb.Txn, row Object) (any, error) {
 	if store.Get[Container](tx, tContainers, containerID(row.Project, row.Container)) == nil {
@@ -153,8 +182,14 @@ func putObject(tx *memdb.Txn, row Object) (any, error) {
 		if err := account(tx, row.Project, row.Container, -1, -old.Size); err != nil {
 			return nil, err
 		}
+		if err := addInline(tx, -inlineBytes(old.Parts)); err != nil {
+			return nil, err
+		}
 	}
 	if err := account(tx, row.Project, row.Container, 1, row.Size); err != nil {
+		return nil, err
+	}
+	if err := addInline(tx, inlineBytes(row.Parts)); err != nil {
 		return nil, err
 	}
 	if err := tx.Insert(tObjects, &row); err != nil {
@@ -171,12 +206,41 @@ func applyObjectPut(tx *memdb.Txn, c objectPutCmd) (any, error) {
 	return putObject(tx, c.Row)
 }
 
+type objectInlineCmd struct {
+	Row Object `json:"row"`
+	// Budget is the most inline bytes the state may hold after this
+	// command; the proposer's, so that every node decides alike.
+	Budget int64 `json:"budget"`
+}
+
+// applyObjectInline stores an object whose bytes are in the command, unless
+// that would take the state's inline bytes over the budget: then it refuses
+// with ErrOverQuota and the writer stores the bytes in a blob instead.
+func applyObjectInline(tx *memdb.Txn, c objectInlineCmd) (any, error) {
+	for _, p := range c.Row.Parts {
+		if !p.Inline || p.Blob != "" || int64(len(p.Data)) != p.Size {
+			return nil, store.Invalidf("parts: an inline object's parts must hold their bytes and no blob")
+		}
+	}
+	used := inlineUsed(tx) + inlineBytes(c.Row.Parts)
+	if old := store.Get[Object](tx, tObjects, objectID(c.Row.Project, c.Row.Container, c.Row.Name)); old != nil {
+		used -= inlineBytes(old.Parts)
+	}
+	if used > c.Budget {
+		return nil, store.Fault(store.KindOverQuota, "", "inline objects would hold %d bytes, over the budget of %d", used, c.Budget)
+	}
+	return putObject(tx, c.Row)
+}
+
 func applyObjectDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	old := store.Get[Object](tx, tObjects, c.ID)
 	if old == nil {
 		return nil, store.NotFoundf("object not found")
 	}
 	if err := collect(tx, old.Parts, c.Now); err != nil {
+		return nil, err
+	}
+	if err := addInline(tx, -inlineBytes(old.Parts)); err != nil {
 		return nil, err
 	}
 	if err := account(tx, old.Project, old.Container, -1, -old.Size); err != nil {

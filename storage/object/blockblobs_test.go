@@ -43,7 +43,10 @@ func newBlockFixture(t *testing.T, n int) *blockFixture {
 		Degraded: func(key string) { f.svc.QueueHeal(context.Background(), "block", key) },
 	})
 	f.svc = New(Config{
-		Repl: local, Node: "n1", MaxShard: 4096, Blobs: blobs,
+		// Objects here are small so that they span stripes and disks:
+		// they must go to blobs (inline_test.go covers inline ones).
+		InlineMax: -1,
+		Repl:      local, Node: "n1", MaxShard: 4096, Blobs: blobs,
 		Local:   func() []DiskRow { return f.rows },
 		Named:   block.Named,
 		Sources: map[string]BlobSource{"block": bf.blocks},

@@ -471,7 +471,9 @@ func (s *Service) partsOf(tx *memdb.Txn) []placedPart {
 	var out []placedPart
 	for _, o := range store.All[Object](tx, tObjects, "id") {
 		for _, p := range o.Parts {
-			out = append(out, placedPart{object: o.ID, part: p})
+			if !p.Inline { // an inline part has no blob: its bytes are in the state
+				out = append(out, placedPart{object: o.ID, part: p})
+			}
 		}
 	}
 	for _, u := range store.All[UploadPart](tx, tUploadParts, "id") {

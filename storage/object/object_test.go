@@ -43,7 +43,10 @@ func newFixture(t *testing.T, n int) *fixture {
 		f.addDisk()
 	}
 	f.svc = New(Config{
-		Repl: local, Node: "n1", MaxShard: 4096,
+		// Objects here are small so that they span stripes and disks:
+		// they must go to blobs (inline_test.go covers inline ones).
+		InlineMax: -1,
+		Repl:      local, Node: "n1", MaxShard: 4096,
 		Blobs: &blob.Store{Node: "n1", Local: f.disks},
 		Local: func() []DiskRow { return f.rows },
 	})
@@ -484,6 +487,11 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	f.svc.SetMeta(f.ctx, o, Attrs{Meta: map[string]string{"color": "blue"}})
 	f.put("p", "c", "b", []byte("bye"))
 	f.svc.Delete(f.ctx, "p", "c", "b")
+	f.svc.cfg.InlineMax = DefaultInlineMax
+	if o := f.put("p", "c", "inline", []byte("small")); !o.Parts[0].Inline {
+		t.Fatal("a small object was not stored inline")
+	}
+	f.svc.cfg.InlineMax = -1
 	u, _ := f.svc.CreateUpload(f.ctx, "p", "c", "mp", Attrs{})
 	pt, _ := f.svc.PutPart(f.ctx, u, 1, bytes.NewReader([]byte("part")), 4, "")
 	f.svc.CompleteUpload(f.ctx, u, []CompletePart{{Number: 1, ETag: pt.Part.ETag}})

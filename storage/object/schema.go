@@ -45,12 +45,18 @@ type Container struct {
 	Bytes    int64             `json:"bytes"`
 }
 
-// Part is one erasure-coded blob holding a run of an object's bytes.
+// Part is one erasure-coded blob holding a run of an object's bytes, or
+// the bytes themselves for a small object stored inline (see InlineMax).
 type Part struct {
 	Blob   string      `json:"blob"`
 	Size   int64       `json:"size"`
 	ETag   string      `json:"etag,omitempty"` // md5 of this part, for multipart listings
 	Layout blob.Layout `json:"layout"`
+	// Inline parts carry their bytes in Data, in the replicated state, and
+	// have no Blob or Layout: nothing on the disks to heal, scrub, move,
+	// collect or sweep.
+	Inline bool   `json:"inline,omitempty"`
+	Data   []byte `json:"data,omitempty"`
 }
 
 // Segment is one piece of a static large object: another object, read at
@@ -111,6 +117,16 @@ type Garbage struct {
 	Since time.Time `json:"since"`
 }
 
+// InlineUsage counts the bytes of inline parts in the state (one row,
+// inlineUsageID), so that a command can refuse an inline object that
+// would take the state over its budget.
+type InlineUsage struct {
+	ID    string `json:"id"`
+	Bytes int64  `json:"bytes"`
+}
+
+const inlineUsageID = "inline"
+
 // HealItem is a blob a reader found degraded.
 type HealItem struct {
 	ID     string `json:"id"` // blob key
@@ -131,6 +147,7 @@ const (
 	tUploadParts = "storage_upload_parts"
 	tGarbage     = "storage_garbage"
 	tHeal        = "storage_heal"
+	tInline      = "storage_inline"
 )
 
 // Command types.
@@ -140,6 +157,7 @@ const (
 	cmdContainerPut    = "storage.container.put"
 	cmdContainerDelete = "storage.container.delete"
 	cmdObjectPut       = "storage.object.put"
+	cmdObjectInline    = "storage.object.put_inline"
 	cmdObjectDelete    = "storage.object.delete"
 	cmdObjectMeta      = "storage.object.meta"
 	cmdRelocate        = "storage.part.relocate"
@@ -178,6 +196,7 @@ func Schema() store.Schema {
 			store.NewTable(tUploadParts, &UploadPart{}, store.StringIndex("upload", "UploadID", false)),
 			store.NewTable(tGarbage, &Garbage{}),
 			store.NewTable(tHeal, &HealItem{}),
+			store.NewTable(tInline, &InlineUsage{}),
 		},
 		Handlers: map[string]store.Handler{
 			cmdAccountPut:      store.Typed(applyAccountPut),
@@ -185,6 +204,7 @@ func Schema() store.Schema {
 			cmdContainerPut:    store.Typed(applyContainerPut),
 			cmdContainerDelete: store.Typed(applyContainerDelete),
 			cmdObjectPut:       store.Typed(applyObjectPut),
+			cmdObjectInline:    store.Typed(applyObjectInline),
 			cmdObjectDelete:    store.Typed(applyObjectDelete),
 			cmdObjectMeta:      store.Typed(applyObjectMeta),
 			cmdRelocate:        store.Typed(applyRelocate),

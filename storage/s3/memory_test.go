@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -233,4 +234,63 @@ func payload(n int) []byte {
 		b[i] = byte(i*7 + i>>20)
 	}
 	return b
+}
+
+// A client that sends the start of a PUT's body and then trickles the
+// rest (here: stops, keeping its connection open) must not hold the
+// stripe its body is read into beyond the fill timeout: a few such
+// clients would otherwise take the whole budget, and every other transfer
+// would wait for them. It is told RequestTimeout.
+func TestTricklingPutGivesBackItsBlocks(t *testing.T) {
+	bufs := blob.NewBuffers(blob.DefaultBufferBudget)
+	e := &env{objecttest.ServeWithBlobs(t, 6, 1<<20, &blob.Store{Buffers: bufs, FillTimeout: 300 * time.Millisecond},
+		func(svc *object.Service) http.Handler { return &Handler{Store: svc, Creds: creds} })}
+	e.must(200, "", "PUT", "/big", alice, nil)
+
+	conn, err := net.Dial("tcp", e.Srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const size = 8 << 20
+	req, _ := http.NewRequest("PUT", e.Srv.URL+"/big/slow", nil)
+	req.ContentLength = size
+	sigv4.Sign(req, alice, creds[alice].secret, "us-east-1", sigv4.UnsignedPayload, time.Now())
+	req.Body = io.NopCloser(bytes.NewReader(nil))
+	var head bytes.Buffer
+	req.Write(&head) // the header, then an error for the missing body, which follows by hand
+	if _, err := conn.Write(head.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(payload(1 << 20)); err != nil {
+		t.Fatal(err)
+	}
+	// The stripe is taken as the first bytes arrive.
+	deadline := time.Now().Add(30 * time.Second)
+	for bufs.Out() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if bufs.Out() == 0 {
+		t.Fatal("the PUT never took its stripe")
+	}
+	// Now the client sends no more. Waiting is bounded by the fill
+	// timeout; the deadline here only keeps a broken build from hanging.
+	for bufs.Out() != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := bufs.Out(); out != 0 {
+		t.Fatalf("a PUT whose client stopped sending still holds %d bytes of blocks", out)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || !bytes.Contains(msg, []byte("<Code>RequestTimeout</Code>")) {
+		t.Fatalf("trickled PUT: %d %s", res.StatusCode, msg)
+	}
+	if _, err := e.Svc.Head(context.Background(), "", "big", "slow"); err == nil {
+		t.Fatal("the trickled object was stored")
+	}
 }

@@ -74,7 +74,7 @@ func (q *request) uploadPart() {
 	if !ok {
 		return
 	}
-	p, err := q.h.Store.PutPart(q.r.Context(), u, n, q.r.Body, size, sum)
+	p, err := q.h.Store.PutPart(q.bodyContext(), u, n, q.r.Body, size, sum)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			q.fail("NoSuchUpload", http.StatusNotFound, "the upload was completed or aborted while the part was sent")

@@ -194,7 +194,7 @@ func (q *request) putObject() {
 	if !ok {
 		return
 	}
-	o, err := q.h.Store.Put(q.r.Context(), q.project(), q.bucket, q.key, q.r.Body, object.PutOptions{Attrs: a, Size: size, MD5: sum})
+	o, err := q.h.Store.Put(q.bodyContext(), q.project(), q.bucket, q.key, q.r.Body, object.PutOptions{Attrs: a, Size: size, MD5: sum})
 	if err != nil {
 		q.bucketFail(err) // the only thing that can be missing is the bucket
 		return

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -76,6 +77,14 @@ const (
 )
 
 // request is one S3 call being served.
+// bodyContext is the request's context, letting the blob store bound how
+// long the body may take to fill a stripe (blob.WithBodyDeadline), so a
+// client that trickles its body does not hold a stripe's blocks for as
+// long as it takes.
+func (q *request) bodyContext() context.Context {
+	return blob.WithBodyDeadline(q.r.Context(), http.NewResponseController(q.w).SetReadDeadline)
+}
+
 type request struct {
 	h      *Handler
 	w      http.ResponseWriter
@@ -236,6 +245,8 @@ func (q *request) failErr(err error) {
 		q.fail("IncompleteBody", http.StatusBadRequest, "you did not provide the number of bytes specified by the Content-Length HTTP header")
 	case errors.Is(err, object.ErrBadDigest):
 		q.fail("BadDigest", http.StatusBadRequest, "the Content-MD5 you specified did not match what we received")
+	case errors.Is(err, blob.ErrSource) && errors.Is(err, os.ErrDeadlineExceeded):
+		q.fail("RequestTimeout", http.StatusBadRequest, "your socket connection to the server was not read from or written to within the timeout period")
 	case errors.Is(err, blob.ErrSource):
 		q.fail("IncompleteBody", http.StatusBadRequest, "reading the request body failed")
 	case errors.Is(err, object.ErrNoDisks), errors.Is(err, blob.ErrQuorum), errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrOutcomeUnknown):

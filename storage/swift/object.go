@@ -13,6 +13,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/object"
 )
 
@@ -138,7 +139,11 @@ func (q *request) putObject() {
 		// Chunked: bound it by the maximum object size.
 		body = io.LimitReader(q.r.Body, maxFileSize+1)
 	}
-	o, err := q.h.Store.Put(ctx, q.project, q.container, q.name, body, object.PutOptions{
+	// The blob store bounds how long the body may take to fill a stripe,
+	// so a client that trickles it does not hold a stripe's blocks for as
+	// long as it takes.
+	bodyCtx := blob.WithBodyDeadline(ctx, http.NewResponseController(q.w).SetReadDeadline)
+	o, err := q.h.Store.Put(bodyCtx, q.project, q.container, q.name, body, object.PutOptions{
 		Attrs: a, Size: size, MD5: strings.Trim(q.r.Header.Get("Etag"), `"`),
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -153,6 +154,9 @@ func (q *request) failErr(err error) {
 		return
 	case errors.Is(err, object.ErrBadDigest):
 		fail(q.w, q.r, http.StatusUnprocessableEntity, "Unprocessable Entity: the ETag does not match the body")
+		return
+	case errors.Is(err, blob.ErrSource) && errors.Is(err, os.ErrDeadlineExceeded):
+		fail(q.w, q.r, http.StatusRequestTimeout, "Request Timeout: the body came too slowly")
 		return
 	case errors.Is(err, blob.ErrSource):
 		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: reading the body failed")

@@ -15,6 +15,9 @@ type Frozen struct {
 	disk.Disk
 	thaw chan struct{}
 	once sync.Once
+	// inWrite: shard files are created, and the first write to each
+	// hangs (a disk that hangs in the middle of a write).
+	inWrite bool
 }
 
 // Freeze wraps d; the test's cleanup thaws it, so no writer is left
@@ -25,10 +28,35 @@ func Freeze(t testing.TB, d disk.Disk) *Frozen {
 	return f
 }
 
-// Create waits until the disk is thawed.
+// FreezeWrites is Freeze whose shard files are created at once; writes to
+// them hang until thawed.
+func FreezeWrites(t testing.TB, d disk.Disk) *Frozen {
+	f := Freeze(t, d)
+	f.inWrite = true
+	return f
+}
+
+// Create waits until the disk is thawed (unless only writes hang).
 func (f *Frozen) Create(name string) (disk.Writer, error) {
-	<-f.thaw
-	return f.Disk.Create(name)
+	if !f.inWrite {
+		<-f.thaw
+		return f.Disk.Create(name)
+	}
+	w, err := f.Disk.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return frozenWriter{w, f.thaw}, nil
+}
+
+type frozenWriter struct {
+	disk.Writer
+	thaw chan struct{}
+}
+
+func (w frozenWriter) Write(p []byte) (int, error) {
+	<-w.thaw
+	return w.Writer.Write(p)
 }
 
 // Thaw lets every waiting and later write through; it may be called twice.

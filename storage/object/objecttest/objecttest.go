@@ -33,6 +33,13 @@ func NewWithDisks(t testing.TB, n, maxShard int) (*object.Service, map[string]di
 // blob store's default), for tests of its memory.
 func NewWithBuffers(t testing.TB, n, maxShard int, bufs *blob.Buffers) (*object.Service, map[string]disk.Disk) {
 	t.Helper()
+	return NewWithBlobs(t, n, maxShard, &blob.Store{Buffers: bufs})
+}
+
+// NewWithBlobs is NewWithDisks over blobs, whose settings (Buffers,
+// timeouts) it keeps; it gives it the node and the disks.
+func NewWithBlobs(t testing.TB, n, maxShard int, blobs *blob.Store) (*object.Service, map[string]disk.Disk) {
+	t.Helper()
 	local, err := store.NewLocal(object.Schema())
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +55,10 @@ func NewWithBuffers(t testing.TB, n, maxShard int, bufs *blob.Buffers) (*object.
 		disks[d.ID()] = d
 		rows = append(rows, object.DiskRow{ID: d.ID(), Path: dir})
 	}
+	blobs.Node, blobs.Local = "n1", disks
 	svc := object.New(object.Config{
 		Repl: local, Node: "n1", MaxShard: maxShard,
-		Blobs: &blob.Store{Node: "n1", Local: disks, Buffers: bufs},
+		Blobs: blobs,
 		Local: func() []object.DiskRow { return rows },
 	})
 	if err := svc.RegisterDisks(context.Background()); err != nil {

@@ -29,7 +29,13 @@ func Serve(t *testing.T, n, maxShard int, handler func(*object.Service) http.Han
 // ServeWithBuffers is Serve over a blob store working in bufs.
 func ServeWithBuffers(t *testing.T, n, maxShard int, bufs *blob.Buffers, handler func(*object.Service) http.Handler) *Served {
 	t.Helper()
-	svc, disks := NewWithBuffers(t, n, maxShard, bufs)
+	return ServeWithBlobs(t, n, maxShard, &blob.Store{Buffers: bufs}, handler)
+}
+
+// ServeWithBlobs is Serve over blobs (see NewWithBlobs).
+func ServeWithBlobs(t *testing.T, n, maxShard int, blobs *blob.Store, handler func(*object.Service) http.Handler) *Served {
+	t.Helper()
+	svc, disks := NewWithBlobs(t, n, maxShard, blobs)
 	srv := httptest.NewServer(handler(svc))
 	t.Cleanup(srv.Close)
 	return &Served{T: t, Srv: srv, Svc: svc, Disks: disks}
