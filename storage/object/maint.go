@@ -331,8 +331,12 @@ func (s *Service) healQueued(ctx context.Context) {
 	queued := map[string]bool{}
 	var done []string
 	var sourced map[string]placedPart // the sources' blobs, listed when first needed
+	stopped := false                  // ctx ended while pacing
 	for _, h := range store.All[HealItem](tx, tHeal, "id") {
 		queued[h.ID] = true
+		if stopped {
+			continue
+		}
 		var part Part
 		var ok bool
 		var label string
@@ -362,6 +366,7 @@ func (s *Service) healQueued(ctx context.Context) {
 		if r != nil && now.Before(r.next) {
 			continue
 		}
+		start := time.Now()
 		rewrote, err := s.blobs.Heal(ctx, part.Blob, part.Layout, part.Size)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -374,6 +379,11 @@ func (s *Service) healQueued(ctx context.Context) {
 		s.maint.healed += int64(len(rewrote))
 		s.maint.mu.Unlock()
 		done = append(done, h.ID)
+		// Clients first: while this node serves object traffic, heal
+		// no faster than HealRate.
+		if s.foreground.Load() > 0 && !pace(ctx, start, part.Size, s.cfg.HealRate) {
+			stopped = true
+		}
 	}
 	// Forget the backoff of blobs no longer queued (healed, deleted, or
 	// dropped by another leader).
@@ -569,18 +579,33 @@ func (s *Service) repairPass(ctx context.Context) (clean bool) {
 		s.maint.movedBytes += n
 		s.maint.mu.Unlock()
 		// Bounded impact: never faster than RebalanceRate.
-		if want := time.Duration(float64(n) / float64(s.cfg.RebalanceRate) * float64(time.Second)); want > time.Since(start) {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-time.After(want - time.Since(start)):
-			}
+		if !pace(ctx, start, n, s.cfg.RebalanceRate) {
+			return false
 		}
 	}
 	s.maint.mu.Lock()
 	s.maint.lastPass = time.Now()
 	s.maint.mu.Unlock()
 	return clean
+}
+
+// pace waits until n bytes moved since start have taken at least the
+// time rate (bytes per second) allows. It reports false if ctx ended
+// first.
+func pace(ctx context.Context, start time.Time, n, rate int64) bool {
+	want := time.Duration(float64(n) / float64(rate) * float64(time.Second))
+	wait := want - time.Since(start)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // movePart copies (or rebuilds) a part's shards onto their new disks,

@@ -718,3 +718,40 @@ func TestCapacityCountsEachFilesystemOnce(t *testing.T) {
 		t.Errorf("capacity %+v, want %+v", got, want)
 	}
 }
+
+// The healer yields to clients: while this node serves an object read or
+// write it rebuilds no faster than HealRate, so a second degraded blob
+// waits; with nothing in flight it heals both at once.
+func TestHealYieldsToForegroundTraffic(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		f := newFixture(t, 3)
+		f.svc.cfg.HealRate = 1 // byte per second: a paced heal waits past the test
+		f.container("p", "c")
+		var paths []string
+		for _, name := range []string{"x", "y"} {
+			p := f.put("p", "c", name, random(10_000)).Parts[0]
+			path := filepath.Join(f.disks[p.Layout.Disks[1].ID].Path(), "shards", p.Blob[:2], blob.ShardName(p.Blob, 1))
+			os.Remove(path)
+			paths = append(paths, path)
+			f.svc.proposeHeal(f.ctx, objectID("p", "c", name), p.Blob)
+		}
+		if n := len(store.All[HealItem](f.local.Local(), tHeal, "id")); n != 2 {
+			t.Fatalf("scrub queued %d heals, want 2", n)
+		}
+		if busy {
+			f.svc.foreground.Add(1) // a client read in flight
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, 300*time.Millisecond)
+		f.svc.healQueued(ctx)
+		cancel()
+		rebuilt := 0
+		for _, path := range paths {
+			if _, err := os.Stat(path); err == nil {
+				rebuilt++
+			}
+		}
+		if want := map[bool]int{false: 2, true: 1}[busy]; rebuilt != want {
+			t.Errorf("busy=%v: %d blobs healed in one pass, want %d", busy, rebuilt, want)
+		}
+	}
+}
