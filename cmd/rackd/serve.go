@@ -177,16 +177,16 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	volumes, err := openVolumeService(o, node, ident, blocks, log)
-	if err != nil {
-		return err
-	}
 	exports, err := openVolumeExports(o, blocks, log)
 	if err != nil {
 		return err
 	}
 
 	images, err := openImageService(o, node, ident, objects, log)
+	if err != nil {
+		return err
+	}
+	volumes, err := openVolumeService(o, node, ident, blocks, images, log)
 	if err != nil {
 		return err
 	}
@@ -351,6 +351,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return blocks.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
+	g.Go(func() error { return volumes.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -41,6 +42,32 @@ type Blocks interface {
 	Resize(ctx context.Context, id string, size int64) error
 	// Delete removes a volume's or a snapshot's blocks.
 	Delete(ctx context.Context, id string) error
+	// Exists reports whether id has blocks.
+	Exists(ctx context.Context, id string) (bool, error)
+}
+
+// Images is the image service as volume create sees it: an image p may
+// see, or an error matching store.ErrNotFound or a 404.
+type Images interface {
+	Get(ctx context.Context, p *api.Principal, id string) (ImageInfo, error)
+}
+
+// ImageInfo is what a volume made from an image takes from it.
+type ImageInfo struct {
+	ID, Name, Status, DiskFormat, ContainerFormat, Checksum string
+	// Size is the data's length; VirtualSize the disk's (0: unknown).
+	Size, VirtualSize int64
+	MinDisk, MinRAM   int // GiB, MiB
+	Properties        map[string]string
+}
+
+// Data moves bytes into volumes from elsewhere; each call runs after the
+// API answered, in the service's background work.
+type Data interface {
+	// ImageToVolume writes image's disk, as raw bytes, into volume from
+	// its start; runs of zeroes are left unwritten (the volume is thin
+	// and new).
+	ImageToVolume(ctx context.Context, image, volume string) error
 }
 
 // Config configures the volume service.
@@ -49,8 +76,18 @@ type Config struct {
 	Auth api.Authenticator
 	// Blocks holds the volumes' data; required.
 	Blocks Blocks
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Images and Data make volumes from images; without them such a
+	// create answers 501.
+	Images Images
+	Data   Data
+	// Node names this node; work it started (WorkNode) is settled after
+	// a restart. IsLeader says whether this node also settles the work
+	// of lost nodes (NodeLost, default never) (default: always leader).
+	Node     string
+	IsLeader func() bool
+	NodeLost func(node string) bool
+	Log      *slog.Logger
+	Now      func() time.Time
 	// PublicURL is the base of links (default: the URL the client used);
 	// Prefix is where the handler is mounted (default /volume).
 	PublicURL string
@@ -61,6 +98,16 @@ type Config struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
+	// run names this process: work rows it marks with it are settled by
+	// the next process on this node.
+	run string
+	// work is the context of background work (copies, backups): it ends
+	// with Run's; busy counts what runs in it.
+	work    context.Context
+	stop    context.CancelFunc
+	busy    sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool
 }
 
 // New builds the service.
@@ -73,7 +120,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Blocks == nil {
 		return nil, errors.New("volume: Config.Blocks is required")
 	}
-	return &Service{cfg: cfg, log: cfg.Log}, nil
+	if cfg.IsLeader == nil {
+		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.NodeLost == nil {
+		cfg.NodeLost = func(string) bool { return false }
+	}
+	work, stop := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), work: work, stop: stop}, nil
 }
 
 func (c Config) base() api.Base {

@@ -110,6 +110,13 @@ func (b *fakeBlocks) Delete(_ context.Context, id string) error {
 	return nil
 }
 
+func (b *fakeBlocks) Exists(_ context.Context, id string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.size[id]
+	return ok, b.fail
+}
+
 func (b *fakeBlocks) sizeOf(id string) (int64, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -127,10 +134,12 @@ type fixture struct {
 	t      *testing.T
 	local  *store.Local
 	blocks *fakeBlocks
+	data   *fakeData
+	svc    *Service
 	url    string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	local, err := store.NewLocal(Schema())
 	if err != nil {
@@ -144,12 +153,21 @@ func newFixture(t *testing.T) *fixture {
 		readerT: {UserID: "rita", ProjectID: projA, Roles: []string{"reader"}},
 	}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	svc, err := New(Config{Repl: local, Auth: auth, Blocks: blocks, Now: func() time.Time { return now }})
+	data := newFakeData(blocks)
+	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Node: "n1", Now: func() time.Time { return now }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { svc.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran })
 	srv := apitest.Serve(t, "/volume", svc.Handler())
-	return &fixture{t: t, local: local, blocks: blocks, url: srv.URL + "/volume"}
+	return &fixture{t: t, local: local, blocks: blocks, data: data, svc: svc, url: srv.URL + "/volume"}
 }
 
 // call makes a request as token in token's project.
@@ -332,7 +350,7 @@ func TestVolumeCreateRefusesBadInputNamingTheField(t *testing.T) {
 		"other zone":     {map[string]any{"size": 1, "availability_zone": "az9"}, http.StatusBadRequest, "availability_zone"},
 		"unknown type":   {map[string]any{"size": 1, "volume_type": "gold"}, http.StatusNotFound, ""},
 		"from a backup":  {map[string]any{"size": 1, "backup_id": api.NewUUID()}, http.StatusBadRequest, "backup_id"},
-		"from an image":  {map[string]any{"size": 1, "imageRef": api.NewUUID()}, http.StatusNotImplemented, ""},
+		"unknown image":  {map[string]any{"size": 1, "imageRef": api.NewUUID()}, http.StatusNotFound, ""},
 		"two sources":    {map[string]any{"size": 1, "snapshot_id": "a", "source_volid": "b"}, http.StatusBadRequest, ""},
 		"missing source": {map[string]any{"snapshot_id": api.NewUUID()}, http.StatusNotFound, ""},
 	}

@@ -42,6 +42,10 @@ const (
 	StatusError          = "error"
 	StatusErrorDeleting  = "error_deleting"
 	StatusErrorExtending = "error_extending"
+	// StatusRestoringBackup: a backup is being written into the volume.
+	StatusRestoringBackup = "restoring-backup"
+	// StatusAwaitingTransfer: a transfer to another project is offered.
+	StatusAwaitingTransfer = "awaiting-transfer"
 	// StatusMaintenance is only ever set by an admin (os-reset_status):
 	// the volume is left alone until it is reset again.
 	StatusMaintenance = "maintenance"
@@ -50,7 +54,8 @@ const (
 // Statuses are the volume statuses an admin may set with os-reset_status.
 func Statuses() []string {
 	return []string{StatusCreating, StatusAvailable, StatusReserved, StatusAttaching, StatusInUse, StatusDetaching,
-		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance}
+		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance,
+		StatusRestoringBackup, StatusAwaitingTransfer}
 }
 
 // Snapshot statuses.
@@ -86,10 +91,19 @@ type Volume struct {
 	TypeID   string `json:"type_id"`
 	Bootable bool   `json:"bootable,omitempty"`
 	// The volume's source, at most one: a snapshot, a volume or an image.
-	SnapshotID  string            `json:"snapshot_id,omitempty"`
-	SourceVolID string            `json:"source_volid,omitempty"`
-	ImageID     string            `json:"image_id,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	SnapshotID  string `json:"snapshot_id,omitempty"`
+	SourceVolID string `json:"source_volid,omitempty"`
+	ImageID     string `json:"image_id,omitempty"`
+	// ImageMetadata is the image's attributes and properties when the
+	// volume was made from it (Cinder's volume_image_metadata).
+	ImageMetadata map[string]string `json:"image_metadata,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	// WorkNode and WorkRun name the node, and that node's process, doing
+	// the volume's work in progress (a create, a restore): a process that
+	// is gone leaves the volume in its working status, which the
+	// service's maintenance settles (Abandoned).
+	WorkNode string `json:"work_node,omitempty"`
+	WorkRun  string `json:"work_run,omitempty"`
 	// Attachments are the servers the volume is attached to (at most
 	// one: multiattach is refused).
 	Attachments []Attachment `json:"attachments,omitempty"`
@@ -112,6 +126,7 @@ type Attachment struct {
 func (v *Volume) Clone() *Volume {
 	c := *v
 	c.Metadata = maps.Clone(v.Metadata)
+	c.ImageMetadata = maps.Clone(v.ImageMetadata)
 	c.Attachments = slices.Clone(v.Attachments)
 	return &c
 }
