@@ -98,6 +98,39 @@ func TestVolumes(t *testing.T) {
 	openstack(t, alice, "volume", "delete", "fromsnap", "clone")
 	openstack(t, alice, "volume", "snapshot", "delete", "snap")
 
+	// A volume made from the test image holds its disk byte for byte.
+	openstack(t, alice, "volume", "create", "--image", "testimg", "--size", "1", "imgvol")
+	iv := waitVolume(t, alice, "imgvol", "available", 3*time.Minute)
+	if out := openstack(t, alice, "volume", "show", "-f", "json", "-c", "bootable", "-c", "volume_image_metadata", "imgvol"); !strings.Contains(out, `"bootable": "true"`) || !strings.Contains(out, `"image_name": "testimg"`) {
+		t.Fatalf("volume from image: %s", out)
+	}
+	ex := exportVolume(t, creds, n1, iv.ID)
+	nbdTool(t, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", img, ex.UnixURI)
+	if out, err := rackctl(t, creds, n1, "volume", "unexport", iv.ID); err != nil {
+		t.Fatalf("unexport: %v\n%s", err, out)
+	}
+
+	// A server boots from it: its root disk is the volume, which QEMU's
+	// own NBD client reads from this node's export.
+	out := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--volume", "imgvol", "--flavor", "m1.tiny", "--nic", "none",
+		"--wait", "-f", "json", "bfv")
+	var bfv serverInfo
+	if err := json.Unmarshal([]byte(out), &bfv); err != nil || bfv.Status != "ACTIVE" {
+		t.Fatalf("server create --volume: %v %s\n%s", err, bfv.Status, out)
+	}
+	waitConsole(t, alice, "bfv", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+	if v := waitVolume(t, alice, "imgvol", "in-use", time.Minute); len(v.Attachments) != 1 {
+		t.Fatalf("attachments of the boot volume: %v", v.Attachments)
+	}
+	if out := openstack(t, alice, "server", "show", "-f", "json", "-c", "volumes_attached", "-c", "image", "bfv"); !strings.Contains(out, iv.ID) || !strings.Contains(out, "booted from volume") {
+		t.Errorf("server booted from a volume: %s", out)
+	}
+	if out, err := openstackErr(alice, "server", "remove", "volume", "bfv", "imgvol"); err == nil {
+		t.Errorf("the root volume was detached: %s", out)
+	}
+	openstack(t, alice, "server", "delete", "--wait", "bfv")
+	waitVolume(t, alice, "imgvol", "available", time.Minute)
+
 	serial := vol.ID[:20]
 	home := t.TempDir()
 	pattern := fmt.Sprintf("RACKSTACK-VOLUME-PATTERN-%d", time.Now().UnixNano())

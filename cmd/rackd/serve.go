@@ -198,7 +198,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 	var drv hypervisor.Driver
 	consoles := openSerialConsoles(o, node, func() hypervisor.Driver { return drv }, log)
-	servers, err := openCompute(o, node, ident, networks, computeImages{images},
+	servers, err := openCompute(o, node, ident, networks, computeImages{images}, bootVolumes{volumes},
 		consoleLogs{node: node, self: o.Name, drv: func() hypervisor.Driver { return drv }}, serialConsoles{consoles}, log)
 	if err != nil {
 		return err
@@ -208,6 +208,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, log)
+	if vmAgent != nil && volExports != nil {
+		vmAgent.Volumes = volExports
+	}
 	serveSerialConsoles(node, consoles)
 
 	metalConductor, provisioning, err := openConductor(ctx, o, node, images, servers, log)

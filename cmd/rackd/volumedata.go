@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/volume"
 	"github.com/rackstack/rackstack/storage/block"
@@ -111,4 +112,17 @@ func blockExists(ctx context.Context, s *block.Store, id string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// bootVolumes is the volume service as Nova's boot from volume uses it.
+type bootVolumes struct{ s *volume.Service }
+
+var _ compute.BootVolumes = bootVolumes{}
+
+func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name string) (string, error) {
+	return b.s.CreateFromImage(ctx, p, image, sizeGB, name)
+}
+
+func (b bootVolumes) Delete(ctx context.Context, p *api.Principal, id string) error {
+	return b.s.DeleteVolume(ctx, p, id)
 }

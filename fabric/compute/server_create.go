@@ -51,12 +51,20 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
-	img, err := s.resolveImage(ctx, p, req.imageRef, f, sv)
+	var img ImageInfo
+	if req.boot != nil {
+		err = s.resolveBootVolume(ctx, tx, r, req)
+	} else {
+		img, err = s.resolveImage(ctx, p, req.imageRef, f, sv)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if err := resolveBaremetal(req, f, img); err != nil {
 		return nil, err
+	}
+	if req.baremetal != nil && req.boot != nil {
+		return nil, badRequest("Bare-metal servers cannot boot from volumes.")
 	}
 	if err := resolveKeyAndGroup(tx, p, sv); err != nil {
 		return nil, err
@@ -322,6 +330,12 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 	// uses them may exist.
 	rv := revert.New()
 	defer rv.Fail()
+	if err := s.makeBootVolume(ctx, principal(r), req, rv.Add); err != nil {
+		return err
+	}
+	if req.boot != nil {
+		req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
+	}
 	c.Servers, err = s.newServers(ctx, principal(r), req, resID, rv)
 	if err != nil {
 		return err

@@ -1,13 +1,16 @@
 package volume
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
 // Volumes made from images: the image's disk is written into a new thin
@@ -16,11 +19,11 @@ import (
 
 // sourceImage is the image a create names, if the caller may see it, it
 // is active and it fits the size asked for (nil: the image's size).
-func (s *Service) sourceImage(r *http.Request, id string, size *int) (*ImageInfo, error) {
+func (s *Service) sourceImage(ctx context.Context, p *api.Principal, id string, size *int) (*ImageInfo, error) {
 	if s.cfg.Images == nil || s.cfg.Data == nil {
 		return nil, &api.Error{Status: http.StatusNotImplemented, Msg: "creating a volume from an image is not supported by this cloud"}
 	}
-	img, err := s.cfg.Images.Get(r.Context(), principal(r), id)
+	img, err := s.cfg.Images.Get(ctx, p, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || api.StatusOf(err) == http.StatusNotFound:
 		return nil, notFound("Image", id)
@@ -70,4 +73,66 @@ func imageMetadata(img *ImageInfo) map[string]string {
 	md["min_disk"] = strconv.Itoa(img.MinDisk)
 	md["min_ram"] = strconv.Itoa(img.MinRAM)
 	return md
+}
+
+// CreateFromImage makes a bootable volume of sizeGB in p's project
+// holding image's disk, and returns its id once it is available: for
+// Nova's boot from a volume made from an image, which waits for it as
+// Nova's compute manager does.
+func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID string, sizeGB int, name string) (string, error) {
+	img, err := s.sourceImage(ctx, p, imageID, &sizeGB)
+	if err != nil {
+		return "", err
+	}
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	t, err := volstate.LoadType(tx, volstate.DefaultTypeID)
+	if err != nil {
+		return "", err
+	}
+	policy, err := policyOf(t)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
+		TypeID: t.ID, ImageID: img.ID, Bootable: true, ImageMetadata: imageMetadata(img), CreatedAt: now, UpdatedAt: now}
+	s.worked(&v)
+	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
+		return "", err
+	}
+	dataErr := s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy)
+	what := "create the volume's blocks"
+	if dataErr == nil {
+		dataErr, what = s.cfg.Data.ImageToVolume(ctx, img.ID, v.ID), "copy image "+img.ID+" into the volume"
+	}
+	if _, err := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, what, dataErr); err != nil {
+		return "", fmt.Errorf("make a boot volume from image %s: %w", img.ID, err)
+	}
+	return v.ID, nil
+}
+
+// DeleteVolume deletes a volume of p's project that is not in use: for
+// Nova, to give back a boot volume it made for a server that was not
+// created.
+func (s *Service) DeleteVolume(ctx context.Context, p *api.Principal, id string) error {
+	v, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		if v.Project != p.ProjectID || !deletable[v.Status] || len(v.Attachments) > 0 {
+			return badRequest("Invalid volume: volume %s cannot be deleted now (it is %s).", v.ID, v.Status)
+		}
+		v.Status, v.Reason = volstate.StatusDeleting, ""
+		s.worked(v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Blocks.Delete(ctx, id); err != nil {
+		_, ferr := s.finish(ctx, id, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's blocks", err)
+		return ferr
+	}
+	_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: v.ID, Revision: v.Revision}, nil)
+	return err
 }

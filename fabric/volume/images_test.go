@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
@@ -118,5 +119,54 @@ func TestAbandonedCreatesAreSettled(t *testing.T) {
 		if status == "error" && got["rackstack:error_reason"] == nil {
 			t.Errorf("%s: no reason", id)
 		}
+	}
+}
+
+// Nova's boot from a volume made from an image: the call returns once
+// the volume is available, in the caller's project; DeleteVolume gives
+// it back.
+func TestCreateFromImageForNova(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	p := &api.Principal{UserID: "alice", ProjectID: projA, Roles: []string{"member"}}
+	ctx := context.Background()
+	id, err := f.svc.CreateFromImage(ctx, p, imageID, 2, "vm-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.showVolume(alice, id)
+	if got["status"] != "available" || got["bootable"] != "true" || got["name"] != "vm-root" || f.data.contentOf(id) != "image:"+imageID {
+		t.Fatalf("boot volume %v", got)
+	}
+	if _, err := f.svc.CreateFromImage(ctx, p, imageID, 1, "small"); api.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("a volume smaller than the image: %v", err)
+	}
+	other := &api.Principal{UserID: "bob", ProjectID: projB, Roles: []string{"member"}}
+	if err := f.svc.DeleteVolume(ctx, other, id); err == nil {
+		t.Fatal("another project deleted the volume")
+	}
+	if err := f.svc.DeleteVolume(ctx, p, id); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(http.StatusNotFound, "GET", "volumes/"+id, alice, nil)
+}
+
+// A volume released deleting by its server's removal (delete on
+// termination) has no worker: the maintenance deletes it.
+func TestReleasedDeletingVolumeIsDeleted(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	// As volstate.ReleaseServer leaves it (compute's tests check that).
+	if _, err := f.svc.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		v.Status, v.WorkNode, v.WorkRun = volstate.StatusDeleting, "", ""
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.settle(ctx)
+	f.expect(http.StatusNotFound, "GET", "volumes/"+id, alice, nil)
+	if _, ok := f.blocks.sizeOf(id); ok {
+		t.Fatal("blocks left")
 	}
 }

@@ -337,7 +337,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	}
 	var img *ImageInfo
 	if v.ImageID != "" {
-		if img, err = s.sourceImage(r, v.ImageID, size); err != nil {
+		if img, err = s.sourceImage(r.Context(), p, v.ImageID, size); err != nil {
 			return err
 		}
 		if size == nil {
@@ -623,6 +623,7 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer (it is %s).", v.Status)
 		}
 		v.Status, v.Reason = volstate.StatusDeleting, ""
+		s.worked(v)
 		return nil
 	})
 	if err != nil {

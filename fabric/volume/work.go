@@ -17,10 +17,14 @@ import (
 // ever: Run settles it, on this node after a restart and on the leader
 // for a lost node.
 
-// Run settles abandoned work at start and every minute; when ctx ends it
+// settleEvery is how often abandoned work is looked for: volumes deleted
+// with their servers wait for it.
+const settleEvery = 15 * time.Second
+
+// Run settles abandoned work at start and every settleEvery; when ctx ends it
 // stops the background work and waits for it.
 func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(time.Minute)
+	tick := time.NewTicker(settleEvery)
 	defer tick.Stop()
 	for {
 		s.settle(ctx)
@@ -81,6 +85,12 @@ func (s *Service) settle(ctx context.Context) {
 		if !working(v.Status) || !s.abandoned(v.WorkNode, v.WorkRun) {
 			continue
 		}
+		if v.Status == volstate.StatusDeleting {
+			// A delete that died, or a volume deleted with its server:
+			// deleting is idempotent, so it is done again.
+			s.finishDelete(ctx, v)
+			continue
+		}
 		status, reason := volstate.StatusError, ""
 		switch {
 		case v.Status == volstate.StatusCreating && v.ImageID != "":
@@ -119,5 +129,18 @@ func (s *Service) settle(ctx context.Context) {
 // working are the statuses background work (or a request) holds a
 // volume in.
 func working(status string) bool {
-	return status == volstate.StatusCreating || status == volstate.StatusRestoringBackup
+	return status == volstate.StatusCreating || status == volstate.StatusRestoringBackup || status == volstate.StatusDeleting
+}
+
+// finishDelete deletes an abandoned deleting volume's blocks and row.
+func (s *Service) finishDelete(ctx context.Context, v *volstate.Volume) {
+	err := s.cfg.Blocks.Delete(ctx, v.ID)
+	if err == nil {
+		_, err = s.cfg.Repl.Propose(ctx, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: v.ID, Revision: v.Revision})
+	}
+	if err != nil {
+		s.log.Warn("volume: finish delete", "volume", v.ID, "err", err)
+		return
+	}
+	s.log.Info("volume deleted", "volume", v.ID, "project", v.Project)
 }

@@ -119,6 +119,11 @@ type Attachment struct {
 	Host     string    `json:"host,omitempty"`
 	Device   string    `json:"device,omitempty"`
 	Since    time.Time `json:"since"`
+	// Root marks the disk the server boots from: it is in the VM from
+	// its start, never hot-plugged, and stays until the server goes.
+	Root bool `json:"root,omitempty"`
+	// DeleteOnTermination deletes the volume when the server goes.
+	DeleteOnTermination bool `json:"delete_on_termination,omitempty"`
 }
 
 // Clone copies the row deeply enough that changing the copy leaves the
@@ -745,6 +750,16 @@ type AttachCmd struct {
 }
 
 func applyAttach(tx *memdb.Txn, c AttachCmd) (any, error) {
+	row, err := AttachTx(tx, c)
+	if err != nil {
+		return nil, err
+	}
+	return *row, nil
+}
+
+// AttachTx attaches a volume in tx: for Attach, and for the command
+// that creates a server booting from the volume.
+func AttachTx(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
 	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
 	if cur == nil || (c.Project != "" && cur.Project != c.Project) {
 		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.VolumeID)
@@ -760,7 +775,7 @@ func applyAttach(tx *memdb.Txn, c AttachCmd) (any, error) {
 	row.Attachments = []Attachment{c.Attachment}
 	row.UpdatedAt = c.Attachment.Since
 	row.Revision++
-	return *row, tx.Insert(VolumeTable, row)
+	return row, tx.Insert(VolumeTable, row)
 }
 
 // AttachedCmd is the node agent's report that an attachment is plugged.
@@ -832,9 +847,18 @@ func applyDetached(tx *memdb.Txn, c DetachedCmd) (any, error) {
 // ReleaseServer detaches every volume of server, for the command that
 // removes the server. Its VM is gone or going; the block store's writer
 // fence keeps a VM that lingers from writing after a new attachment.
+//
+// A volume to be deleted with its server is left deleting, without a
+// worker: the volume service's maintenance deletes its blocks and its
+// row (the state machine does no I/O).
 func ReleaseServer(tx *memdb.Txn, server string, now time.Time) error {
 	for _, v := range VolumesOfServer(tx, server) {
-		v.Status, v.Attachments, v.UpdatedAt = StatusAvailable, nil, now
+		status := StatusAvailable
+		if v.Attachments[0].DeleteOnTermination {
+			status = StatusDeleting
+			v.WorkNode, v.WorkRun = "", ""
+		}
+		v.Status, v.Attachments, v.UpdatedAt = status, nil, now
 		v.Revision++
 		if err := tx.Insert(VolumeTable, v); err != nil {
 			return err
