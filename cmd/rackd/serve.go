@@ -186,7 +186,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	volumes, err := openVolumeService(o, node, ident, blocks, images, log)
+	volumes, err := openVolumeService(o, node, ident, blocks, images, objects, log)
 	if err != nil {
 		return err
 	}

@@ -18,15 +18,16 @@ import (
 	"github.com/rackstack/rackstack/node/volumes"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/block/nbd"
+	"github.com/rackstack/rackstack/storage/object"
 )
 
 // openVolumeService builds the Cinder service on the block store.
-func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, blocks *block.Store, images *image.Service, log *slog.Logger) (*volume.Service, error) {
+func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, blocks *block.Store, images *image.Service, objects *object.Service, log *slog.Logger) (*volume.Service, error) {
 	// Copies a killed rackd left behind; their volumes are settled as
 	// error by the service.
 	os.RemoveAll(filepath.Join(o.DataDir, "volume-copies"))
 	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL,
-		Images: volumeImages{images}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
+		Images: volumeImages{images}, Backups: &volumeBackups{blocks: blocks, objects: objects}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
 		Node: o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,10 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume"
 	"github.com/rackstack/rackstack/storage/block"
+	"github.com/rackstack/rackstack/storage/object"
 )
 
 // volumeImages is the image service as volume create sees it.
@@ -125,4 +128,131 @@ func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, imag
 
 func (b bootVolumes) Delete(ctx context.Context, p *api.Principal, id string) error {
 	return b.s.DeleteVolume(ctx, p, id)
+}
+
+// volumeBackups keeps backups as objects in the project's own object
+// store: the chunks of a volume that hold data, and a manifest.
+type volumeBackups struct {
+	blocks  *block.Store
+	objects *object.Service
+}
+
+var _ volume.BackupStore = (*volumeBackups)(nil)
+
+// backupObjects is one container of a project, as block.Backup writes
+// into it.
+type backupObjects struct {
+	objects            *object.Service
+	project, container string
+}
+
+func (o backupObjects) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	_, err := o.objects.Put(ctx, o.project, o.container, name, r, object.PutOptions{Size: size})
+	return err
+}
+
+func (o backupObjects) Get(ctx context.Context, name string, w io.Writer) error {
+	obj, err := o.objects.Head(ctx, o.project, o.container, name)
+	if err != nil {
+		return err
+	}
+	return o.objects.Read(ctx, obj, 0, obj.Size, w)
+}
+
+func (o backupObjects) Delete(ctx context.Context, name string) error {
+	err := o.objects.Delete(ctx, o.project, o.container, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (b *volumeBackups) Backup(ctx context.Context, j volume.BackupJob) (int, int64, error) {
+	if _, err := b.objects.Container(ctx, j.Project, j.Container); errors.Is(err, store.ErrNotFound) {
+		if _, err := b.objects.PutContainer(ctx, object.Container{Project: j.Project, Name: j.Container}, false); err != nil {
+			return 0, 0, fmt.Errorf("create container %s: %w", j.Container, err)
+		}
+	} else if err != nil {
+		return 0, 0, err
+	}
+	objs := backupObjects{b.objects, j.Project, j.Container}
+	var parent *block.Manifest
+	if j.Parent != "" {
+		m, err := block.ReadManifest(ctx, objs, j.Parent)
+		if err != nil {
+			return 0, 0, err
+		}
+		parent = m
+	}
+	src := j.Source
+	if !j.Snapshot {
+		// A point in time to read, without fencing a writer that has
+		// the volume open: a snapshot of it.
+		src = "backup-" + j.Prefix
+		if err := b.blocks.Snapshot(ctx, src, j.Source); err != nil {
+			return 0, 0, err
+		}
+		defer func() {
+			if err := b.blocks.Delete(context.WithoutCancel(ctx), src); err != nil {
+				slog.Warn("delete a backup's snapshot", "snapshot", src, "err", err)
+			}
+		}()
+	}
+	v, err := b.blocks.Open(ctx, src)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer v.Close()
+	m, written, err := block.Backup(ctx, v, objs, j.Prefix, parent)
+	if err != nil {
+		return 0, 0, err
+	}
+	n := 1 // the manifest
+	for _, c := range m.Chunks {
+		if strings.HasPrefix(c.Object, j.Prefix+"/") {
+			n++
+		}
+	}
+	return n, written, nil
+}
+
+func (b *volumeBackups) Restore(ctx context.Context, project, container, prefix, volumeID string) error {
+	objs := backupObjects{b.objects, project, container}
+	m, err := block.ReadManifest(ctx, objs, prefix)
+	if err != nil {
+		return err
+	}
+	v, err := b.blocks.Open(ctx, volumeID)
+	if err != nil {
+		return err
+	}
+	err = block.Restore(ctx, m, objs, v)
+	if cerr := v.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (b *volumeBackups) Delete(ctx context.Context, project, container, prefix string) error {
+	objs := backupObjects{b.objects, project, container}
+	for {
+		entries, _, err := b.objects.List(ctx, project, container, object.ListOptions{Prefix: prefix + "/", Limit: 1000})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		for _, e := range entries {
+			if e.Object == nil {
+				continue
+			}
+			if err := objs.Delete(ctx, e.Object.Name); err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -62,6 +62,43 @@ func (d *fakeData) ImageToVolume(_ context.Context, image, volume string) error 
 	return nil
 }
 
+func (d *fakeData) Backup(_ context.Context, j BackupJob) (int, int64, error) {
+	if err := d.wait(); err != nil {
+		return 0, 0, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.content[j.Container+"/"+j.Prefix] = d.content[j.Source]
+	return 2, 4 << 20, nil
+}
+
+func (d *fakeData) Restore(_ context.Context, project, container, prefix, volume string) error {
+	if err := d.wait(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.content[container+"/"+prefix]
+	if !ok {
+		return fmt.Errorf("restore: no backup %s/%s", container, prefix)
+	}
+	d.content[volume] = c
+	return nil
+}
+
+func (d *fakeData) Delete(_ context.Context, project, container, prefix string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.content, container+"/"+prefix)
+	return nil
+}
+
+func (d *fakeData) setContent(id, c string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.content[id] = c
+}
+
 func (d *fakeData) contentOf(id string) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -80,6 +80,9 @@ type Config struct {
 	// create answers 501.
 	Images Images
 	Data   Data
+	// Backups keeps backups in the object store; without it backups
+	// answer 501.
+	Backups BackupStore
 	// Node names this node; work it started (WorkNode) is settled after
 	// a restart. IsLeader says whether this node also settles the work
 	// of lost nodes (NodeLost, default never) (default: always leader).
@@ -203,11 +206,13 @@ func (s *Service) routes() []api.Route {
 		{Method: del, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:delete", Handle: s.deleteQuota},
 		{Method: get, Path: v3 + "/limits", Access: reader, Rule: "limits_extension:used_limits", Handle: s.limits},
 
-		// Backups are not built: they answer so, rather than 404 as if
-		// the URL were wrong.
-		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: notBuilt("backups")},
-		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: notBuilt("backups")},
-		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: notBuilt("backups")},
+		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(false)},
+		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(true)},
+		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: s.createBackup},
+		{Method: get, Path: v3 + "/backups/{id}", Access: reader, Rule: "backup:get", Handle: s.showBackup},
+		{Method: del, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:delete", Handle: s.deleteBackup},
+		{Method: post, Path: v3 + "/backups/{id}/restore", Access: member, Rule: "backup:restore", Handle: s.restoreBackup},
+		{Method: post, Path: v3 + "/backups/{id}/action", Access: member, Rule: "backup:backup-action", Handle: s.backupAction},
 	}
 	for _, c := range []string{"attachments", "messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots", "os-volume-transfer", "volume-transfers"} {
 		routes = append(routes,

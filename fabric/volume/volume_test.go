@@ -154,7 +154,7 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	data := newFakeData(blocks)
-	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Node: "n1", Now: func() time.Time { return now }}
+	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Backups: data, Node: "n1", Now: func() time.Time { return now }}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -549,10 +549,10 @@ func TestTypesChooseThePolicy(t *testing.T) {
 }
 
 func TestUnbuiltFeaturesSaySo(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, func(c *Config) { c.Backups, c.Images = nil, nil })
 	id := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
-	f.expect(http.StatusNotImplemented, "GET", "backups", alice, nil)
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
+	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-attach": map[string]any{"instance_uuid": api.NewUUID()}})
 	for _, c := range []string{"attachments", "messages", "groups", "clusters"} {
 		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
@@ -611,6 +611,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		typ  string
 		body any
 	}{
+		{volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: volstate.Backup{ID: "b1", Project: projA, VolumeID: vol, Status: volstate.BackupCreating}}},
+		{volstate.CmdPutBackup, volstate.PutBackupCmd{Row: volstate.Backup{ID: "b1", Project: projA, VolumeID: vol, Size: 1, Status: volstate.BackupAvailable}, Revision: 1}},
+		{volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: volstate.Backup{ID: "b2", Project: projA, VolumeID: vol, Status: volstate.BackupCreating}}},
+		{volstate.CmdDeleteBackup, volstate.DeleteBackupCmd{ID: "b2", Revision: 1}},
 		{volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Project: projA, Attachment: att}},
 		{volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vol, AttachmentID: att.ID}},
 		{volstate.CmdDetach, volstate.DetachCmd{VolumeID: vol, ServerID: att.ServerID}},

@@ -124,6 +124,7 @@ func (s *Service) settle(ctx context.Context) {
 			s.log.Warn("volume: settle abandoned work", "volume", v.ID, "err", err)
 		}
 	}
+	s.settleBackups(ctx, tx)
 }
 
 // working are the statuses background work (or a request) holds a

@@ -265,8 +265,8 @@ func Limit(tx *memdb.Txn, project, resource string) int {
 }
 
 // Usage is how much of resource project uses. Gigabytes count volumes
-// and snapshots, as Cinder counts them; backups are not built, so they
-// use nothing.
+// and snapshots, as Cinder counts them; backup gigabytes the sizes of
+// the volumes backed up.
 func Usage(tx *memdb.Txn, project, resource string) int {
 	switch resource {
 	case QuotaVolumes:
@@ -280,6 +280,14 @@ func Usage(tx *memdb.Txn, project, resource string) int {
 		}
 		for _, s := range store.All[Snapshot](tx, SnapshotTable, "project", project) {
 			n += s.Size
+		}
+		return n
+	case QuotaBackups:
+		return len(store.All[Backup](tx, BackupTable, "project", project))
+	case QuotaBackupGigabytes:
+		n := 0
+		for _, b := range store.All[Backup](tx, BackupTable, "project", project) {
+			n += b.Size
 		}
 		return n
 	}
@@ -340,6 +348,7 @@ func Schema() store.Schema {
 				store.StringIndex("volume", "VolumeID", false)),
 			store.NewTable(TypeTable, &Type{}, store.StringIndex("name", "Name", true)),
 			store.NewTable(QuotaTable, &Quota{}),
+			backupTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:   store.Typed(applyCreateVolume),
@@ -357,12 +366,17 @@ func Schema() store.Schema {
 			CmdAttached:       store.Typed(applyAttached),
 			CmdDetach:         store.Typed(applyDetach),
 			CmdDetached:       store.Typed(applyDetached),
+			CmdCreateBackup:   store.Typed(applyCreateBackup),
+			CmdPutBackup:      store.Typed(applyPutBackup),
+			CmdDeleteBackup:   store.Typed(applyDeleteBackup),
 		},
 	}
 }
 
 // TableNames lists the tables, so a watcher can watch them.
-func TableNames() []string { return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable} }
+func TableNames() []string {
+	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable}
+}
 
 // LoadVolume returns a copy of volume id, or an error matching
 // store.ErrNotFound.
