@@ -214,7 +214,16 @@ func (s *Service) routes() []api.Route {
 		{Method: post, Path: v3 + "/backups/{id}/restore", Access: member, Rule: "backup:restore", Handle: s.restoreBackup},
 		{Method: post, Path: v3 + "/backups/{id}/action", Access: member, Rule: "backup:backup-action", Handle: s.backupAction},
 	}
-	for _, c := range []string{"attachments", "messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots", "os-volume-transfer", "volume-transfers"} {
+	for _, c := range []string{"os-volume-transfer", "volume-transfers"} {
+		routes = append(routes,
+			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: "volume:get_all_transfers", Handle: s.listTransfers(false, c)},
+			api.Route{Method: get, Path: v3 + "/" + c + "/detail", Access: reader, Rule: "volume:get_all_transfers", Handle: s.listTransfers(true, c)},
+			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: "volume:create_transfer", Handle: s.createTransfer(c)},
+			api.Route{Method: get, Path: v3 + "/" + c + "/{id}", Access: reader, Rule: "volume:get_transfer", Handle: s.showTransfer(c)},
+			api.Route{Method: del, Path: v3 + "/" + c + "/{id}", Access: member, Rule: "volume:delete_transfer", Handle: s.deleteTransfer},
+			api.Route{Method: post, Path: v3 + "/" + c + "/{id}/accept", Access: member, Rule: "volume:accept_transfer", Handle: s.acceptTransfer(c)})
+	}
+	for _, c := range []string{"attachments", "messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
 			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})

@@ -349,6 +349,7 @@ func Schema() store.Schema {
 			store.NewTable(TypeTable, &Type{}, store.StringIndex("name", "Name", true)),
 			store.NewTable(QuotaTable, &Quota{}),
 			backupTable(),
+			transferTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:   store.Typed(applyCreateVolume),
@@ -369,13 +370,16 @@ func Schema() store.Schema {
 			CmdCreateBackup:   store.Typed(applyCreateBackup),
 			CmdPutBackup:      store.Typed(applyPutBackup),
 			CmdDeleteBackup:   store.Typed(applyDeleteBackup),
+			CmdCreateTransfer: store.Typed(applyCreateTransfer),
+			CmdDeleteTransfer: store.Typed(applyDeleteTransfer),
+			CmdAcceptTransfer: store.Typed(applyAcceptTransfer),
 		},
 	}
 }
 
 // TableNames lists the tables, so a watcher can watch them.
 func TableNames() []string {
-	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable}
+	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable}
 }
 
 // LoadVolume returns a copy of volume id, or an error matching
