@@ -41,6 +41,26 @@ func waitVolume(t *testing.T, env []string, name, status string, d time.Duration
 	return v
 }
 
+type backupInfo struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+func waitBackup(t *testing.T, env []string, name, status string, d time.Duration) backupInfo {
+	t.Helper()
+	var b backupInfo
+	if !eventually(d, func() bool {
+		out := openstack(t, env, "volume", "backup", "show", "-f", "json", name)
+		if err := json.Unmarshal([]byte(out), &b); err != nil {
+			t.Fatalf("backup show %s: %v\n%s", name, err, out)
+		}
+		return b.Status == status
+	}) {
+		t.Fatalf("backup %s is %s after %s, want %s", name, b.Status, d, status)
+	}
+	return b
+}
+
 // findDisk is guest shell that sets $dev to the virtio disk whose serial
 // is $1 once it appears (hot-plugged), waiting up to 5 minutes.
 const findDisk = `find_disk() {
@@ -200,6 +220,23 @@ fi
 
 	openstack(t, alice, "server", "remove", "volume", "vm2", "data")
 	waitVolume(t, alice, "data", "available", 2*time.Minute)
+
+	// Backed up into the project's object store; the volume goes; the
+	// backup restores it, byte for byte, into a new volume.
+	dump := filepath.Join(home, "data.raw")
+	ex = exportVolume(t, creds, n1, vol.ID)
+	nbdTool(t, "qemu-img", "convert", "-f", "raw", "-O", "raw", ex.UnixURI, dump)
+	if out, err := rackctl(t, creds, n1, "volume", "unexport", vol.ID); err != nil {
+		t.Fatalf("unexport: %v\n%s", err, out)
+	}
+	if head, err := os.ReadFile(dump); err != nil || !strings.HasPrefix(string(head), pattern) {
+		t.Fatalf("the volume does not hold what the guest wrote (%v)", err)
+	}
+	openstack(t, alice, "volume", "backup", "create", "--name", "bk", "data")
+	bk := waitBackup(t, alice, "bk", "available", 3*time.Minute)
+	if out := openstack(t, alice, "object", "list", "-f", "value", "volumebackups"); !strings.Contains(out, bk.ID+"/manifest") || !strings.Contains(out, bk.ID+"/chunk-00000000") {
+		t.Fatalf("the backup's objects in the project's object store: %s", out)
+	}
 	openstack(t, alice, "volume", "delete", "data")
 	if !eventually(time.Minute, func() bool {
 		out, _ := openstackErr(alice, "volume", "list", "-f", "value", "-c", "Name")
@@ -207,5 +244,36 @@ fi
 	}) {
 		t.Fatal("volume data is still listed after its delete")
 	}
+	openstack(t, alice, "volume", "backup", "restore", "bk", "restored")
+	rv := waitVolume(t, alice, "restored", "available", 3*time.Minute)
+	waitBackup(t, alice, "bk", "available", time.Minute)
+	ex = exportVolume(t, creds, n1, rv.ID)
+	nbdTool(t, "qemu-img", "compare", "-f", "raw", "-F", "raw", dump, ex.UnixURI)
+	if out, err := rackctl(t, creds, n1, "volume", "unexport", rv.ID); err != nil {
+		t.Fatalf("unexport: %v\n%s", err, out)
+	}
+
+	// Transferred to another project, which presents the key once given.
+	openstack(t, admin, "project", "create", "other")
+	openstack(t, admin, "user", "create", "--project", "other", "--password", "bob-pass-1", "bob")
+	openstack(t, admin, "role", "add", "--project", "other", "--user", "bob", "member")
+	bob := osEnv(creds, n1, "OS_USERNAME=bob", "OS_PASSWORD=bob-pass-1", "OS_PROJECT_NAME=other")
+	var tr struct {
+		ID      string `json:"id"`
+		AuthKey string `json:"auth_key"`
+	}
+	out = openstack(t, alice, "volume", "transfer", "request", "create", "-f", "json", "restored")
+	if err := json.Unmarshal([]byte(out), &tr); err != nil || tr.AuthKey == "" {
+		t.Fatalf("transfer request: %v\n%s", err, out)
+	}
+	openstack(t, bob, "volume", "transfer", "request", "accept", "--auth-key", tr.AuthKey, tr.ID)
+	if v := showVolume(t, bob, rv.ID); v.Status != "available" {
+		t.Fatalf("transferred volume: %s", v.Status)
+	}
+	if out, _ := openstackErr(alice, "volume", "list", "-f", "value", "-c", "ID"); strings.Contains(out, rv.ID) {
+		t.Fatalf("alice still has the transferred volume: %s", out)
+	}
+	openstack(t, bob, "volume", "delete", rv.ID)
+	openstack(t, alice, "volume", "backup", "delete", "bk")
 	openstack(t, alice, "server", "delete", "--wait", "vm2")
 }

@@ -177,7 +177,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	exports, err := openVolumeExports(o, blocks, log)
+	exports, err := openVolumeExports(o, blocks, node.Read, log)
 	if err != nil {
 		return err
 	}
