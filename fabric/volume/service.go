@@ -223,7 +223,14 @@ func (s *Service) routes() []api.Route {
 			api.Route{Method: del, Path: v3 + "/" + c + "/{id}", Access: member, Rule: "volume:delete_transfer", Handle: s.deleteTransfer},
 			api.Route{Method: post, Path: v3 + "/" + c + "/{id}/accept", Access: member, Rule: "volume:accept_transfer", Handle: s.acceptTransfer(c)})
 	}
-	for _, c := range []string{"attachments", "messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
+	routes = append(routes,
+		api.Route{Method: get, Path: v3 + "/attachments", Access: reader, Rule: "volume:attachment_get_all", Handle: s.listAttachments(false)},
+		api.Route{Method: get, Path: v3 + "/attachments/detail", Access: reader, Rule: "volume:attachment_get_all", Handle: s.listAttachments(true)},
+		api.Route{Method: post, Path: v3 + "/attachments", Access: member, Rule: "volume:attachment_create", Handle: s.createAttachment},
+		api.Route{Method: get, Path: v3 + "/attachments/{id}", Access: reader, Rule: "volume:attachment_get", Handle: s.showAttachment},
+		api.Route{Method: put, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_update", Handle: s.updateAttachment},
+		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment})
+	for _, c := range []string{"messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
 			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})

@@ -553,8 +553,8 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	id := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
-	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-attach": map[string]any{"instance_uuid": api.NewUUID()}})
-	for _, c := range []string{"attachments", "messages", "groups", "clusters"} {
+	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
+	for _, c := range []string{"messages", "groups", "clusters"} {
 		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})

@@ -659,9 +659,10 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 			return s.resetStatus(w, r, arg)
 		case "os-set_bootable":
 			return s.setBootable(w, r, arg)
-		case "os-attach", "os-detach", "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching",
-			"os-initialize_connection", "os-terminate_connection":
-			// Attachments are made through Nova's os-volume_attachments.
+		case "os-attach", "os-detach", "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching":
+			return s.legacyAttach(w, r, action, arg)
+		case "os-initialize_connection", "os-terminate_connection":
+			// Connections to hosts outside the cloud are not made.
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
 		case "os-volume_upload_image", "os-retype", "os-migrate_volume", "os-update_readonly_flag", "os-force_delete",
 			"os-force_detach", "os-reimage", "revert":
