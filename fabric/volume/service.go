@@ -5,9 +5,12 @@
 // It records what is asked in the replicated state (volstate) and moves
 // volumes through Cinder's statuses; the data operations (make, clone,
 // snapshot, grow, delete a volume's blocks) go to a Blocks store, the
-// block storage data path, which it never bypasses. Attaching a volume to
-// a server is Nova's (os-volume_attachments) and the node agent's; it
-// must not talk to QEMU or to a node.
+// block storage data path, which it never bypasses, and the copies that
+// take time (an image into a volume, backups into the object store and
+// back) to Data and BackupStore, in background work whose rows name the
+// process doing it, so that work a dead process left is settled (work.go).
+// Attaching a volume to a server is Nova's (os-volume_attachments) and
+// the node agent's; it must not talk to QEMU or to a node.
 package volume
 
 import (
