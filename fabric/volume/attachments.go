@@ -244,16 +244,18 @@ func (s *Service) legacyAttach(w http.ResponseWriter, r *http.Request, action st
 	}
 	switch action {
 	case "os-reserve":
+		// Cinder's legacy reserve: attaching, with no attachment yet
+		// (nothing a node agent would plug).
 		err = change(func(v *volstate.Volume) error {
 			if v.Status != volstate.StatusAvailable {
 				return badRequest("Invalid volume: Volume status must be available to reserve, but the status is %s.", v.Status)
 			}
-			v.Status = volstate.StatusReserved
+			v.Status = volstate.StatusAttaching
 			return nil
 		})
 	case "os-unreserve":
 		err = change(func(v *volstate.Volume) error {
-			if v.Status == volstate.StatusReserved && (len(v.Attachments) == 0 || v.Attachments[0].Host == "") {
+			if (v.Status == volstate.StatusReserved || v.Status == volstate.StatusAttaching) && (len(v.Attachments) == 0 || v.Attachments[0].Host == "") {
 				v.Status, v.Attachments = volstate.StatusAvailable, nil
 			}
 			return nil
@@ -273,7 +275,8 @@ func (s *Service) legacyAttach(w http.ResponseWriter, r *http.Request, action st
 			return cinderWording{}.Missing("instance_uuid")
 		}
 		err = change(func(v *volstate.Volume) error {
-			if v.Status != volstate.StatusAvailable && v.Status != volstate.StatusReserved || len(v.Attachments) > 0 && v.Attachments[0].Host != "" {
+			reserved := v.Status == volstate.StatusReserved || v.Status == volstate.StatusAttaching && len(v.Attachments) == 0
+			if v.Status != volstate.StatusAvailable && !reserved || len(v.Attachments) > 0 && v.Attachments[0].Host != "" {
 				return badRequest("Invalid volume: Volume status must be available or reserved to attach, but the status is %s.", v.Status)
 			}
 			id := api.NewUUID()

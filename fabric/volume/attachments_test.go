@@ -75,8 +75,8 @@ func TestLegacyAttachActions(t *testing.T) {
 			t.Fatalf("after %v: %v, want %s", body, got, want)
 		}
 	}
-	act(http.StatusAccepted, map[string]any{"os-reserve": nil}, "reserved")
-	act(http.StatusBadRequest, map[string]any{"os-reserve": nil}, "reserved")
+	act(http.StatusAccepted, map[string]any{"os-reserve": nil}, "attaching")
+	act(http.StatusBadRequest, map[string]any{"os-reserve": nil}, "attaching")
 	act(http.StatusAccepted, map[string]any{"os-unreserve": nil}, "available")
 	act(http.StatusAccepted, map[string]any{"os-attach": map[string]any{"instance_uuid": api.NewUUID(), "mountpoint": "/dev/vdb"}}, "in-use")
 	if atts := f.showVolume(alice, vol)["attachments"].([]any); len(atts) != 1 || atts[0].(map[string]any)["device"] != "/dev/vdb" {

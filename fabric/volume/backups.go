@@ -80,7 +80,7 @@ func (s *Service) backupView(tx *memdb.Txn, r *http.Request, p *api.Principal, b
 		"snapshot_id": nullable(b.SnapshotID), "container": b.Container, "availability_zone": "nova",
 		"created_at": timeText(b.CreatedAt), "updated_at": timeText(b.UpdatedAt), "data_timestamp": timeText(b.DataAt),
 		"object_count": b.ObjectCount, "is_incremental": b.ParentID != "", "fail_reason": nullable(b.Reason),
-		"has_dependent_backups": len(volstate.Children(tx, b.ID)) > 0, "encryption_key_id": nil,
+		"has_dependent_backups": len(volstate.Children(tx, b.ID)) > 0,
 	} {
 		v[k] = x
 	}
