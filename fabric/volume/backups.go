@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -204,6 +205,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	b.VolumeMetadata = vol.Metadata
 	if b.SnapshotID != "" {
 		snap, err := s.snapshots(r, true).Get(tx, p, b.SnapshotID)
 		if err != nil {
@@ -453,6 +455,18 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.background(func(ctx context.Context) {
 		err := s.cfg.Backups.Restore(ctx, b.Project, b.Container, b.ID, target)
+		if err == nil && len(b.VolumeMetadata) > 0 {
+			// The backed-up volume's metadata comes with its data.
+			if _, merr := s.changeVolume(ctx, target, func(v *volstate.Volume) error {
+				if v.Metadata == nil {
+					v.Metadata = map[string]string{}
+				}
+				maps.Copy(v.Metadata, b.VolumeMetadata)
+				return nil
+			}); merr != nil {
+				s.log.Warn("volume: restore metadata", "backup", b.ID, "volume", target, "err", merr)
+			}
+		}
 		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, volstate.StatusErrorRestoring, "restore backup "+b.ID, err); ferr != nil {
 			s.log.Warn("volume: restore backup", "backup", b.ID, "volume", target, "err", ferr)
 		}

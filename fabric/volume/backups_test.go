@@ -22,7 +22,7 @@ func (f *fixture) createBackup(token string, attrs map[string]any) string {
 // cannot be deleted before it.
 func TestBackupLifecycle(t *testing.T) {
 	f := newFixture(t)
-	vol := f.createVolume(alice, map[string]any{"size": 2, "name": "src"})["id"].(string)
+	vol := f.createVolume(alice, map[string]any{"size": 2, "name": "src", "metadata": map[string]any{"k": "v"}})["id"].(string)
 	f.data.setContent(vol, "first")
 	full := f.createBackup(alice, map[string]any{"volume_id": vol, "name": "b1"})
 	b := f.showBackupAs(alice, full)
@@ -55,6 +55,9 @@ func TestBackupLifecycle(t *testing.T) {
 	f.waitStatus(alice, "backups/"+full, "backup", "available")
 	if got := f.data.contentOf(restored); got != "first" {
 		t.Fatalf("restored volume holds %q", got)
+	}
+	if md := f.showVolume(alice, restored)["metadata"].(map[string]any); md["k"] != "v" {
+		t.Fatalf("restored volume's metadata %v", md)
 	}
 	if n, _ := f.blocks.sizeOf(restored); n != 2*volstate.GiB {
 		t.Fatalf("restored volume has %d bytes", n)

@@ -1,6 +1,7 @@
 package volstate
 
 import (
+	"maps"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -47,6 +48,9 @@ type Backup struct {
 	ObjectCount int               `json:"object_count"`
 	StoredBytes int64             `json:"stored_bytes"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// VolumeMetadata is the volume's metadata when it was backed up: a
+	// restore gives it to the volume it writes, as Cinder does.
+	VolumeMetadata map[string]string `json:"volume_metadata,omitempty"`
 	// DataAt is when the data was taken (the snapshot's time for a
 	// backup of a snapshot).
 	DataAt    time.Time `json:"data_at"`
@@ -61,12 +65,8 @@ type Backup struct {
 // Clone copies the row deeply.
 func (b *Backup) Clone() *Backup {
 	c := *b
-	if b.Metadata != nil {
-		c.Metadata = make(map[string]string, len(b.Metadata))
-		for k, v := range b.Metadata {
-			c.Metadata[k] = v
-		}
-	}
+	c.Metadata = maps.Clone(b.Metadata)
+	c.VolumeMetadata = maps.Clone(b.VolumeMetadata)
 	return &c
 }
 
