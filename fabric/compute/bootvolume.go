@@ -115,15 +115,16 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 }
 
 // makeBootVolume makes the volume an image source asks for, before the
-// server is proposed; rv deletes it again unless the server exists.
-func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *serverRequest, undo func(...func())) error {
+// server is proposed, and returns its id ("" if none was made); undo
+// deletes it again unless the server exists.
+func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *serverRequest, undo func(...func())) (string, error) {
 	b := req.boot
 	if b == nil || b.Source != "image" {
-		return nil
+		return "", nil
 	}
 	id, err := s.cfg.Volumes.CreateFromImage(ctx, p, b.UUID, b.Size, req.tmpl.Name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	undo(func() {
 		if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), p, id); err != nil {
@@ -131,7 +132,7 @@ func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *ser
 		}
 	})
 	b.Source, b.UUID = "volume", id
-	return nil
+	return id, nil
 }
 
 // attachBootVolume attaches a placed server's root volume, in the

@@ -120,6 +120,13 @@ func TestBootFromImageVolumeDeletedWithTheServer(t *testing.T) {
 		t.Fatalf("made %v, deleted %v", bv.made, bv.deleted)
 	}
 	f.expect("PUT", "/v2.1/os-quota-sets/"+projA, admin, "", map[string]any{"quota_set": map[string]any{"instances": 10}}, 200, "")
+
+	// No host for it: the server is in ERROR and its volume is not kept.
+	f.hosts.hosts = nil
+	id = f.server(alice, "vm5", "block_device_mapping_v2", bfv("image", img1, 2, false))
+	if row := f.row(id); row.Host != "" || len(bv.deleted) != 2 || bv.deleted[1] != row.BootVolume {
+		t.Fatalf("unplaced server %+v; deleted %v", row, bv.deleted)
+	}
 	bv.fail = errors.New("no space")
 	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm4", "flavorRef": "small",
 		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("image", img1, 2, false)}}, 500, "")

@@ -330,7 +330,8 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 	// uses them may exist.
 	rv := revert.New()
 	defer rv.Fail()
-	if err := s.makeBootVolume(ctx, principal(r), req, rv.Add); err != nil {
+	madeBoot, err := s.makeBootVolume(ctx, principal(r), req, rv.Add)
+	if err != nil {
 		return err
 	}
 	if req.boot != nil {
@@ -360,6 +361,13 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 				"request_id", c.RequestID, "reasons", sv.Fault.Message)
 		}
 		s.settlePorts(context.WithoutCancel(ctx), c.Servers, sv)
+		if sv.Host == "" && madeBoot != "" {
+			// No host: the volume made for it is not attached (the
+			// server is in ERROR); it is not kept.
+			if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), principal(r), madeBoot); err != nil {
+				s.log.Warn("delete the boot volume of an unplaced server", "server", sv.ID, "volume", madeBoot, "err", err)
+			}
+		}
 	}
 	if req.resID {
 		api.JSON(w, http.StatusAccepted, map[string]any{"reservation_id": resID})
