@@ -177,16 +177,16 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	volumes, err := openVolumeService(o, node, ident, blocks, log)
-	if err != nil {
-		return err
-	}
-	exports, err := openVolumeExports(o, blocks, log)
+	exports, err := openVolumeExports(o, blocks, node.Read, log)
 	if err != nil {
 		return err
 	}
 
 	images, err := openImageService(o, node, ident, objects, log)
+	if err != nil {
+		return err
+	}
+	volumes, err := openVolumeService(o, node, ident, blocks, images, objects, log)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 	var drv hypervisor.Driver
 	consoles := openSerialConsoles(o, node, func() hypervisor.Driver { return drv }, log)
-	servers, err := openCompute(o, node, ident, networks, computeImages{images},
+	servers, err := openCompute(o, node, ident, networks, computeImages{images}, bootVolumes{volumes},
 		consoleLogs{node: node, self: o.Name, drv: func() hypervisor.Driver { return drv }}, serialConsoles{consoles}, log)
 	if err != nil {
 		return err
@@ -208,6 +208,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, log)
+	if vmAgent != nil && volExports != nil {
+		vmAgent.Volumes = volExports
+	}
 	serveSerialConsoles(node, consoles)
 
 	metalConductor, provisioning, err := openConductor(ctx, o, node, images, servers, log)
@@ -351,6 +354,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return blocks.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
+	g.Go(func() error { return volumes.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })

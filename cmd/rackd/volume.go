@@ -5,22 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/volume"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/volumes"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/block/nbd"
+	"github.com/rackstack/rackstack/storage/object"
 )
 
 // openVolumeService builds the Cinder service on the block store.
-func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, blocks *block.Store, log *slog.Logger) (*volume.Service, error) {
-	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL})
+func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, blocks *block.Store, images *image.Service, objects *object.Service, log *slog.Logger) (*volume.Service, error) {
+	// Copies a killed rackd left behind; their volumes are settled as
+	// error by the service.
+	os.RemoveAll(filepath.Join(o.DataDir, "volume-copies"))
+	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL,
+		Images: volumeImages{images}, Backups: &volumeBackups{blocks: blocks, objects: objects}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
+		Node: o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
 }
 
 // volumeBlocks is the block store as the volume service uses it: a
@@ -52,6 +60,9 @@ func (b volumeBlocks) Resize(ctx context.Context, id string, size int64) error {
 	return b.s.Resize(ctx, id, size)
 }
 func (b volumeBlocks) Delete(ctx context.Context, id string) error { return b.s.Delete(ctx, id) }
+func (b volumeBlocks) Exists(ctx context.Context, id string) (bool, error) {
+	return blockExists(ctx, b.s, id)
+}
 
 // nbdExports serves this node's attached volumes to its guests: each
 // volume open in the block store (holding its writer fence) and

@@ -15,9 +15,12 @@ import (
 	"sync"
 
 	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/block/nbd"
@@ -34,13 +37,16 @@ type volumeExports struct {
 	tcp    net.Listener
 	unix   net.Listener
 	log    *slog.Logger
-	mu     sync.Mutex
-	open   map[string]*block.Volume // exported volumes, by id
+	// state reads the replicated state, for the volume service's view of
+	// a volume (nil: none; raw block volumes have no Cinder row).
+	state func(ctx context.Context) (*memdb.Txn, error)
+	mu    sync.Mutex
+	open  map[string]*block.Volume // exported volumes, by id
 }
 
 // openVolumeExports binds the NBD listeners: a port or socket that cannot
 // be bound fails at start, not at the first export.
-func openVolumeExports(o *options, blocks *block.Store, log *slog.Logger) (*volumeExports, error) {
+func openVolumeExports(o *options, blocks *block.Store, state func(context.Context) (*memdb.Txn, error), log *slog.Logger) (*volumeExports, error) {
 	tcp, err := nbd.ListenTCP("127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -60,7 +66,7 @@ func openVolumeExports(o *options, blocks *block.Store, log *slog.Logger) (*volu
 		return nil, fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	return &volumeExports{
-		node: o.Name, blocks: blocks, srv: nbd.NewServer(log), sock: sock, tcp: tcp, unix: unix, log: log,
+		node: o.Name, blocks: blocks, srv: nbd.NewServer(log), sock: sock, tcp: tcp, unix: unix, log: log, state: state,
 		open: map[string]*block.Volume{},
 	}, nil
 }
@@ -85,7 +91,38 @@ func (e *volumeExports) Run(ctx context.Context) error {
 	return err
 }
 
+// attachedTo says which server a volume is attached to, or being
+// attached to or detached from ("": none), as the volume service
+// records it.
+func (e *volumeExports) attachedTo(ctx context.Context, id string) (string, error) {
+	if e.state == nil {
+		return "", nil
+	}
+	tx, err := e.state(ctx)
+	if err != nil {
+		return "", err
+	}
+	v := store.Get[volstate.Volume](tx, volstate.VolumeTable, id)
+	if v == nil {
+		return "", nil
+	}
+	if len(v.Attachments) > 0 {
+		return v.Attachments[0].ServerID, nil
+	}
+	return "", nil
+}
+
 func (e *volumeExports) export(ctx context.Context, id string) (blockapi.Export, error) {
+	// Opening the volume would take its writer fence from the guest that
+	// has it: its writes would fail from then on. Refused before
+	// anything starts.
+	server, err := e.attachedTo(ctx, id)
+	if err != nil {
+		return blockapi.Export{}, err
+	}
+	if server != "" {
+		return blockapi.Export{}, api.Errorf(http.StatusConflict, "volume %s is attached to server %s: detach it before exporting it", id, server)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.open[id]; ok {

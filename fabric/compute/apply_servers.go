@@ -132,6 +132,8 @@ type serverCreateCmd struct {
 	// Baremetal, for a bare-metal flavor, is the node to claim for each
 	// server instead of a host.
 	Baremetal *baremetalClaim `json:"baremetal,omitempty"`
+	// DeleteBootVolume deletes the server's boot volume with it.
+	DeleteBootVolume bool `json:"delete_boot_volume,omitempty"`
 }
 
 func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
@@ -165,6 +167,9 @@ func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
 				return nil, err
 			}
 		} else if err := place(tx, &s, group, c); err != nil {
+			return nil, err
+		}
+		if err := attachBootVolume(tx, &s, c); err != nil {
 			return nil, err
 		}
 		if group != nil {

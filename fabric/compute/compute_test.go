@@ -710,7 +710,7 @@ func TestServerCreateValidation(t *testing.T) {
 		"min over max":      {base("min_count", 3, "max_count", 2), "", 400, "min_count"},
 		"bad group hint":    {map[string]any{"server": base()["server"], "os:scheduler_hints": map[string]any{"group": "nope"}}, "", 400, "group"},
 		"unknown group":     {map[string]any{"server": base()["server"], "os:scheduler_hints": map[string]any{"group": "99999999-9999-4999-8999-999999999999"}}, "", 400, "could not be found"},
-		"volumes":           {base("block_device_mapping_v2", []any{map[string]any{"boot_index": 0}}), "", 400, "not supported"},
+		"volume, no source": {base("block_device_mapping_v2", []any{map[string]any{"boot_index": 0}}), "", 400, "source_type"},
 		"disk config":       {base("OS-DCF:diskConfig", "SIDEWAYS"), "", 400, "OS-DCF:diskConfig"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -51,12 +51,20 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
-	img, err := s.resolveImage(ctx, p, req.imageRef, f, sv)
+	var img ImageInfo
+	if req.boot != nil {
+		err = s.resolveBootVolume(ctx, tx, r, req)
+	} else {
+		img, err = s.resolveImage(ctx, p, req.imageRef, f, sv)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if err := resolveBaremetal(req, f, img); err != nil {
 		return nil, err
+	}
+	if req.baremetal != nil && req.boot != nil {
+		return nil, badRequest("Bare-metal servers cannot boot from volumes.")
 	}
 	if err := resolveKeyAndGroup(tx, p, sv); err != nil {
 		return nil, err
@@ -322,6 +330,13 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 	// uses them may exist.
 	rv := revert.New()
 	defer rv.Fail()
+	madeBoot, err := s.makeBootVolume(ctx, principal(r), req, rv.Add)
+	if err != nil {
+		return err
+	}
+	if req.boot != nil {
+		req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
+	}
 	c.Servers, err = s.newServers(ctx, principal(r), req, resID, rv)
 	if err != nil {
 		return err
@@ -346,6 +361,13 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 				"request_id", c.RequestID, "reasons", sv.Fault.Message)
 		}
 		s.settlePorts(context.WithoutCancel(ctx), c.Servers, sv)
+		if sv.Host == "" && madeBoot != "" {
+			// No host: the volume made for it is not attached (the
+			// server is in ERROR); it is not kept.
+			if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), principal(r), madeBoot); err != nil {
+				s.log.Warn("delete the boot volume of an unplaced server", "server", sv.ID, "volume", madeBoot, "err", err)
+			}
+		}
 	}
 	if req.resID {
 		api.JSON(w, http.StatusAccepted, map[string]any{"reservation_id": resID})

@@ -39,6 +39,8 @@ type serverRequest struct {
 	networksValue any
 	// baremetal is set for a bare-metal flavor: the node to claim.
 	baremetal *baremetalClaim
+	// boot is the volume to boot from (block_device_mapping_v2), if any.
+	boot *bootVolume
 }
 
 // serverFields are the attributes a create body may have at the
@@ -170,7 +172,8 @@ func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 	}
 	req.count = maxCount
 	// Personality is allowed (below 2.57) and read apart.
-	for _, f := range []string{"block_device_mapping", "block_device_mapping_v2", "tags", "trusted_image_certificates"} {
+	readBlockDevices(in, req)
+	for _, f := range []string{"tags", "trusted_image_certificates"} {
 		if l, ok := in.Obj[f].([]any); ok && len(l) > 0 {
 			in.Fail(badRequest("%s is not supported by this cloud", f))
 		}

@@ -121,6 +121,10 @@ func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic b
 		"image":  map[string]any{"id": sv.ImageID, "links": []any{link("bookmark", s.baseURL(r)+"/images/"+sv.ImageID)}},
 		"flavor": s.serverFlavor(r, sv),
 	}
+	if sv.BootVolume != "" {
+		// Nova's view of a server booted from a volume.
+		v["image"] = ""
+	}
 	switch sv.Status {
 	case "ACTIVE", "BUILD":
 		v["progress"] = 0

@@ -140,6 +140,9 @@ type Config struct {
 	Images Images
 	Ports  Ports
 	Hosts  Hosts
+	// Volumes makes the volumes servers boot from when made from images
+	// (optional: without it such a create answers 400).
+	Volumes BootVolumes
 	// ConsoleLogs and SerialConsole are optional: without them
 	// os-getConsoleOutput answers 501 and serial consoles 400.
 	ConsoleLogs   ConsoleLogs

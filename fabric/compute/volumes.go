@@ -25,10 +25,10 @@ const attachRule = "os_compute_api:os-volumes-attachments:create"
 var attachableStates = []string{vmActive, vmStopped, vmPaused}
 
 func (s *Service) attachmentView(r *http.Request, serverID string, v *volstate.Volume) map[string]any {
-	device := ""
+	device, deleteOnTermination := "", false
 	for _, a := range v.Attachments {
 		if a.ServerID == serverID {
-			device = a.Device
+			device, deleteOnTermination = a.Device, a.DeleteOnTermination
 		}
 	}
 	out := map[string]any{"id": v.ID, "serverId": serverID, "volumeId": v.ID, "device": device}
@@ -36,7 +36,7 @@ func (s *Service) attachmentView(r *http.Request, serverID string, v *volstate.V
 		out["tag"] = nil
 	}
 	if atLeast(r, 79) {
-		out["delete_on_termination"] = false
+		out["delete_on_termination"] = deleteOnTermination
 	}
 	return out
 }
@@ -158,6 +158,14 @@ func (s *Service) detachVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if v.Attachments[0].Root {
+		return badRequest("Cannot detach a root device volume")
+	}
+	if v.Attachments[0].Host == "" {
+		// Recorded through the volume API (os-attach), plugged nowhere:
+		// it is released there.
+		return badRequest("Volume %s was attached through the volume API; detach it there.", v.ID)
+	}
 	if !slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "" {
 		return stateConflict("detach_volume", sv.ID, "vm_state", sv.VMState)
 	}
@@ -174,7 +182,7 @@ func volumesAttached(r *http.Request, tx *memdb.Txn, server string) []any {
 	for _, v := range volstate.VolumesOfServer(tx, server) {
 		a := map[string]any{"id": v.ID}
 		if atLeast(r, 3) {
-			a["delete_on_termination"] = false
+			a["delete_on_termination"] = len(v.Attachments) == 1 && v.Attachments[0].DeleteOnTermination
 		}
 		out = append(out, a)
 	}

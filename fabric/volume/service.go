@@ -5,9 +5,12 @@
 // It records what is asked in the replicated state (volstate) and moves
 // volumes through Cinder's statuses; the data operations (make, clone,
 // snapshot, grow, delete a volume's blocks) go to a Blocks store, the
-// block storage data path, which it never bypasses. Attaching a volume to
-// a server is Nova's (os-volume_attachments) and the node agent's; it
-// must not talk to QEMU or to a node.
+// block storage data path, which it never bypasses, and the copies that
+// take time (an image into a volume, backups into the object store and
+// back) to Data and BackupStore, in background work whose rows name the
+// process doing it, so that work a dead process left is settled (work.go).
+// Attaching a volume to a server is Nova's (os-volume_attachments) and
+// the node agent's; it must not talk to QEMU or to a node.
 package volume
 
 import (
@@ -16,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -41,6 +45,32 @@ type Blocks interface {
 	Resize(ctx context.Context, id string, size int64) error
 	// Delete removes a volume's or a snapshot's blocks.
 	Delete(ctx context.Context, id string) error
+	// Exists reports whether id has blocks.
+	Exists(ctx context.Context, id string) (bool, error)
+}
+
+// Images is the image service as volume create sees it: an image p may
+// see, or an error matching store.ErrNotFound or a 404.
+type Images interface {
+	Get(ctx context.Context, p *api.Principal, id string) (ImageInfo, error)
+}
+
+// ImageInfo is what a volume made from an image takes from it.
+type ImageInfo struct {
+	ID, Name, Status, DiskFormat, ContainerFormat, Checksum string
+	// Size is the data's length; VirtualSize the disk's (0: unknown).
+	Size, VirtualSize int64
+	MinDisk, MinRAM   int // GiB, MiB
+	Properties        map[string]string
+}
+
+// Data moves bytes into volumes from elsewhere; each call runs after the
+// API answered, in the service's background work.
+type Data interface {
+	// ImageToVolume writes image's disk, as raw bytes, into volume from
+	// its start; runs of zeroes are left unwritten (the volume is thin
+	// and new).
+	ImageToVolume(ctx context.Context, image, volume string) error
 }
 
 // Config configures the volume service.
@@ -49,8 +79,21 @@ type Config struct {
 	Auth api.Authenticator
 	// Blocks holds the volumes' data; required.
 	Blocks Blocks
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Images and Data make volumes from images; without them such a
+	// create answers 501.
+	Images Images
+	Data   Data
+	// Backups keeps backups in the object store; without it backups
+	// answer 501.
+	Backups BackupStore
+	// Node names this node; work it started (WorkNode) is settled after
+	// a restart. IsLeader says whether this node also settles the work
+	// of lost nodes (NodeLost, default never) (default: always leader).
+	Node     string
+	IsLeader func() bool
+	NodeLost func(node string) bool
+	Log      *slog.Logger
+	Now      func() time.Time
 	// PublicURL is the base of links (default: the URL the client used);
 	// Prefix is where the handler is mounted (default /volume).
 	PublicURL string
@@ -61,6 +104,16 @@ type Config struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
+	// run names this process: work rows it marks with it are settled by
+	// the next process on this node.
+	run string
+	// work is the context of background work (copies, backups): it ends
+	// with Run's; busy counts what runs in it.
+	work    context.Context
+	stop    context.CancelFunc
+	busy    sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool
 }
 
 // New builds the service.
@@ -73,7 +126,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Blocks == nil {
 		return nil, errors.New("volume: Config.Blocks is required")
 	}
-	return &Service{cfg: cfg, log: cfg.Log}, nil
+	if cfg.IsLeader == nil {
+		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.NodeLost == nil {
+		cfg.NodeLost = func(string) bool { return false }
+	}
+	work, stop := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), work: work, stop: stop}, nil
 }
 
 func (c Config) base() api.Base {
@@ -149,13 +209,31 @@ func (s *Service) routes() []api.Route {
 		{Method: del, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:delete", Handle: s.deleteQuota},
 		{Method: get, Path: v3 + "/limits", Access: reader, Rule: "limits_extension:used_limits", Handle: s.limits},
 
-		// Backups are not built: they answer so, rather than 404 as if
-		// the URL were wrong.
-		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: notBuilt("backups")},
-		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: notBuilt("backups")},
-		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: notBuilt("backups")},
+		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(false)},
+		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(true)},
+		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: s.createBackup},
+		{Method: get, Path: v3 + "/backups/{id}", Access: reader, Rule: "backup:get", Handle: s.showBackup},
+		{Method: del, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:delete", Handle: s.deleteBackup},
+		{Method: post, Path: v3 + "/backups/{id}/restore", Access: member, Rule: "backup:restore", Handle: s.restoreBackup},
+		{Method: post, Path: v3 + "/backups/{id}/action", Access: member, Rule: "backup:backup-action", Handle: s.backupAction},
 	}
-	for _, c := range []string{"attachments", "messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots", "os-volume-transfer", "volume-transfers"} {
+	for _, c := range []string{"os-volume-transfer", "volume-transfers"} {
+		routes = append(routes,
+			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: "volume:get_all_transfers", Handle: s.listTransfers(false, c)},
+			api.Route{Method: get, Path: v3 + "/" + c + "/detail", Access: reader, Rule: "volume:get_all_transfers", Handle: s.listTransfers(true, c)},
+			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: "volume:create_transfer", Handle: s.createTransfer(c)},
+			api.Route{Method: get, Path: v3 + "/" + c + "/{id}", Access: reader, Rule: "volume:get_transfer", Handle: s.showTransfer(c)},
+			api.Route{Method: del, Path: v3 + "/" + c + "/{id}", Access: member, Rule: "volume:delete_transfer", Handle: s.deleteTransfer},
+			api.Route{Method: post, Path: v3 + "/" + c + "/{id}/accept", Access: member, Rule: "volume:accept_transfer", Handle: s.acceptTransfer(c)})
+	}
+	routes = append(routes,
+		api.Route{Method: get, Path: v3 + "/attachments", Access: reader, Rule: "volume:attachment_get_all", Handle: s.listAttachments(false)},
+		api.Route{Method: get, Path: v3 + "/attachments/detail", Access: reader, Rule: "volume:attachment_get_all", Handle: s.listAttachments(true)},
+		api.Route{Method: post, Path: v3 + "/attachments", Access: member, Rule: "volume:attachment_create", Handle: s.createAttachment},
+		api.Route{Method: get, Path: v3 + "/attachments/{id}", Access: reader, Rule: "volume:attachment_get", Handle: s.showAttachment},
+		api.Route{Method: put, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_update", Handle: s.updateAttachment},
+		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment})
+	for _, c := range []string{"messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
 			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})

@@ -110,6 +110,13 @@ func (b *fakeBlocks) Delete(_ context.Context, id string) error {
 	return nil
 }
 
+func (b *fakeBlocks) Exists(_ context.Context, id string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.size[id]
+	return ok, b.fail
+}
+
 func (b *fakeBlocks) sizeOf(id string) (int64, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -127,10 +134,12 @@ type fixture struct {
 	t      *testing.T
 	local  *store.Local
 	blocks *fakeBlocks
+	data   *fakeData
+	svc    *Service
 	url    string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	local, err := store.NewLocal(Schema())
 	if err != nil {
@@ -144,12 +153,21 @@ func newFixture(t *testing.T) *fixture {
 		readerT: {UserID: "rita", ProjectID: projA, Roles: []string{"reader"}},
 	}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	svc, err := New(Config{Repl: local, Auth: auth, Blocks: blocks, Now: func() time.Time { return now }})
+	data := newFakeData(blocks)
+	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Backups: data, Node: "n1", Now: func() time.Time { return now }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { svc.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran })
 	srv := apitest.Serve(t, "/volume", svc.Handler())
-	return &fixture{t: t, local: local, blocks: blocks, url: srv.URL + "/volume"}
+	return &fixture{t: t, local: local, blocks: blocks, data: data, svc: svc, url: srv.URL + "/volume"}
 }
 
 // call makes a request as token in token's project.
@@ -332,7 +350,7 @@ func TestVolumeCreateRefusesBadInputNamingTheField(t *testing.T) {
 		"other zone":     {map[string]any{"size": 1, "availability_zone": "az9"}, http.StatusBadRequest, "availability_zone"},
 		"unknown type":   {map[string]any{"size": 1, "volume_type": "gold"}, http.StatusNotFound, ""},
 		"from a backup":  {map[string]any{"size": 1, "backup_id": api.NewUUID()}, http.StatusBadRequest, "backup_id"},
-		"from an image":  {map[string]any{"size": 1, "imageRef": api.NewUUID()}, http.StatusNotImplemented, ""},
+		"unknown image":  {map[string]any{"size": 1, "imageRef": api.NewUUID()}, http.StatusNotFound, ""},
 		"two sources":    {map[string]any{"size": 1, "snapshot_id": "a", "source_volid": "b"}, http.StatusBadRequest, ""},
 		"missing source": {map[string]any{"snapshot_id": api.NewUUID()}, http.StatusNotFound, ""},
 	}
@@ -531,12 +549,12 @@ func TestTypesChooseThePolicy(t *testing.T) {
 }
 
 func TestUnbuiltFeaturesSaySo(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, func(c *Config) { c.Backups, c.Images = nil, nil })
 	id := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
-	f.expect(http.StatusNotImplemented, "GET", "backups", alice, nil)
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
-	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-attach": map[string]any{"instance_uuid": api.NewUUID()}})
-	for _, c := range []string{"attachments", "messages", "groups", "clusters"} {
+	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
+	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
+	for _, c := range []string{"messages", "groups", "clusters"} {
 		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
@@ -593,6 +611,14 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		typ  string
 		body any
 	}{
+		{volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: volstate.Backup{ID: "b1", Project: projA, VolumeID: vol, Status: volstate.BackupCreating}}},
+		{volstate.CmdPutBackup, volstate.PutBackupCmd{Row: volstate.Backup{ID: "b1", Project: projA, VolumeID: vol, Size: 1, Status: volstate.BackupAvailable}, Revision: 1}},
+		{volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: volstate.Backup{ID: "b2", Project: projA, VolumeID: vol, Status: volstate.BackupCreating}}},
+		{volstate.CmdDeleteBackup, volstate.DeleteBackupCmd{ID: "b2", Revision: 1}},
+		{volstate.CmdCreateTransfer, volstate.CreateTransferCmd{Row: volstate.Transfer{ID: "t1", VolumeID: vol, Project: projA, KeyHash: "h"}}},
+		{volstate.CmdAcceptTransfer, volstate.AcceptTransferCmd{ID: "t1", Project: projA, KeyHash: "h"}},
+		{volstate.CmdCreateTransfer, volstate.CreateTransferCmd{Row: volstate.Transfer{ID: "t2", VolumeID: vol, Project: projA, KeyHash: "h"}}},
+		{volstate.CmdDeleteTransfer, volstate.DeleteTransferCmd{ID: "t2"}},
 		{volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Project: projA, Attachment: att}},
 		{volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vol, AttachmentID: att.ID}},
 		{volstate.CmdDetach, volstate.DetachCmd{VolumeID: vol, ServerID: att.ServerID}},

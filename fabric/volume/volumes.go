@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -175,7 +176,12 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		view["rackstack:error_reason"] = v.Reason
 	}
 	if v.ImageID != "" {
-		view["volume_image_metadata"] = map[string]string{"image_id": v.ImageID}
+		md := maps.Clone(v.ImageMetadata)
+		if md == nil {
+			md = map[string]string{}
+		}
+		md["image_id"] = v.ImageID
+		view["volume_image_metadata"] = md
 	}
 	return view
 }
@@ -329,8 +335,16 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if sources > 1 {
 		return badRequest("Invalid input received: only one of snapshot_id, source_volid and imageRef may be given.")
 	}
+	var img *ImageInfo
 	if v.ImageID != "" {
-		return &api.Error{Status: http.StatusNotImplemented, Msg: "creating a volume from an image is not supported by this cloud yet"}
+		if img, err = s.sourceImage(r.Context(), p, v.ImageID, size); err != nil {
+			return err
+		}
+		if size == nil {
+			size = new(int)
+			*size = imageGiB(img)
+		}
+		v.Bootable, v.ImageMetadata = true, imageMetadata(img)
 	}
 
 	tx, err := s.cfg.Repl.Read(r.Context())
@@ -382,6 +396,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	s.worked(&v)
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return err
 	}
@@ -397,8 +412,18 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 			dataErr = s.cfg.Blocks.Resize(r.Context(), v.ID, int64(v.Size)*volstate.GiB)
 		}
 	}
-	row, err := s.finish(r.Context(), v.ID, volstate.StatusAvailable, volstate.StatusError, "create the volume's blocks", dataErr)
-	if err != nil {
+	var row *volstate.Volume
+	if img != nil && dataErr == nil {
+		// The copy takes time: the volume is answered creating and
+		// becomes available (or error) when it is done.
+		s.background(func(ctx context.Context) {
+			err := s.cfg.Data.ImageToVolume(ctx, img.ID, v.ID)
+			if _, err := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, "copy image "+img.ID+" into the volume", err); err != nil {
+				s.log.Warn("volume: create from image", "volume", v.ID, "image", img.ID, "err", err)
+			}
+		})
+		row = &v
+	} else if row, err = s.finish(r.Context(), v.ID, volstate.StatusAvailable, volstate.StatusError, "create the volume's blocks", dataErr); err != nil {
 		return err
 	}
 	tx, err = s.cfg.Repl.Read(r.Context())
@@ -427,6 +452,7 @@ func policyOf(t *volstate.Type) (volstate.Policy, error) {
 // error (a 500 whose cause is logged) after recording it.
 func (s *Service) finish(ctx context.Context, id, ok, failed, what string, dataErr error) (*volstate.Volume, error) {
 	row, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		v.WorkNode, v.WorkRun = "", ""
 		if dataErr != nil {
 			v.Status, v.Reason = failed, what+": "+dataErr.Error()
 			return nil
@@ -597,6 +623,7 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer (it is %s).", v.Status)
 		}
 		v.Status, v.Reason = volstate.StatusDeleting, ""
+		s.worked(v)
 		return nil
 	})
 	if err != nil {
@@ -632,9 +659,10 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 			return s.resetStatus(w, r, arg)
 		case "os-set_bootable":
 			return s.setBootable(w, r, arg)
-		case "os-attach", "os-detach", "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching",
-			"os-initialize_connection", "os-terminate_connection":
-			// Attachments are made through Nova's os-volume_attachments.
+		case "os-attach", "os-detach", "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching":
+			return s.legacyAttach(w, r, action, arg)
+		case "os-initialize_connection", "os-terminate_connection":
+			// Connections to hosts outside the cloud are not made.
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
 		case "os-volume_upload_image", "os-retype", "os-migrate_volume", "os-update_readonly_flag", "os-force_delete",
 			"os-force_detach", "os-reimage", "revert":

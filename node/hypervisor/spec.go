@@ -28,9 +28,13 @@ type VMSpec struct {
 	ConfigDrive string `json:"config_drive,omitempty"`
 }
 
-// Disk is one block device of the guest.
+// Disk is one block device of the guest: a file (Path) or an NBD export
+// this node serves on a unix socket (NBDSocket and NBDExport, Path "",
+// format raw), which QEMU's own NBD client opens: a volume booted from.
 type Disk struct {
-	Path string `json:"path"`
+	Path      string `json:"path,omitempty"`
+	NBDSocket string `json:"nbd_socket,omitempty"`
+	NBDExport string `json:"nbd_export,omitempty"`
 	// Format is FormatQCOW2 or FormatRaw: never probed, because letting a
 	// hypervisor guess the format of a guest-writable raw disk lets the
 	// guest make it look like a qcow2 pointing at any host file.
@@ -59,6 +63,7 @@ const (
 var (
 	idPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	serialPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,20}$`)
+	exportPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	// Interface names: at most IFNAMSIZ-1 bytes, no '/', no whitespace; we
 	// also refuse ',' and '=' which QEMU's option syntax would misread.
 	tapPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,15}$`)
@@ -81,7 +86,21 @@ func (s VMSpec) Validate() error {
 		bad("memory_mb %d: want at least 1", s.MemoryMB)
 	}
 	for i, d := range s.Disks {
-		if !filepath.IsAbs(d.Path) {
+		switch {
+		case d.NBDSocket != "" || d.NBDExport != "":
+			if d.Path != "" {
+				bad("disks[%d]: a path and an nbd export: want one", i)
+			}
+			if !filepath.IsAbs(d.NBDSocket) {
+				bad("disks[%d].nbd_socket %q: want an absolute path", i, d.NBDSocket)
+			}
+			if !exportPattern.MatchString(d.NBDExport) {
+				bad("disks[%d].nbd_export %q: want 1-128 letters, digits, '.', '_' or '-'", i, d.NBDExport)
+			}
+			if d.Format != FormatRaw {
+				bad("disks[%d].format %q: an nbd export is raw", i, d.Format)
+			}
+		case !filepath.IsAbs(d.Path):
 			bad("disks[%d].path %q: want an absolute path", i, d.Path)
 		}
 		if d.Format != FormatQCOW2 && d.Format != FormatRaw {
@@ -132,6 +151,11 @@ func (s VMSpec) CheckFiles() error {
 		}
 	}
 	for i, d := range s.Disks {
+		if d.NBDSocket != "" {
+			// A socket, not a file: the export is checked by QEMU's
+			// connect.
+			continue
+		}
 		check(fmt.Sprintf("disks[%d].path", i), d.Path)
 	}
 	if s.ConfigDrive != "" {

@@ -47,6 +47,16 @@ func TestValidate(t *testing.T) {
 		"eui-64 mac":         {mutate: func(s *hypervisor.VMSpec) { s.NICs[0].MAC = "fa:16:3e:00:00:00:00:01" }, want: "nics[0].mac"},
 		"duplicate mac":      {mutate: func(s *hypervisor.VMSpec) { s.NICs[1].MAC = "fa:16:3e:00:00:01" }, want: "same as nics[0]"},
 		"relative cfg drive": {mutate: func(s *hypervisor.VMSpec) { s.ConfigDrive = "cfg.iso" }, want: "config_drive"},
+		"nbd disk": {mutate: func(s *hypervisor.VMSpec) {
+			s.Disks[0] = hypervisor.Disk{NBDSocket: "/run/nbd.sock", NBDExport: "vol-1", Format: hypervisor.FormatRaw}
+		}},
+		"nbd and path": {mutate: func(s *hypervisor.VMSpec) { s.Disks[0].NBDSocket, s.Disks[0].NBDExport = "/run/nbd.sock", "vol-1" }, want: "disks[0]: a path and an nbd export"},
+		"nbd export with comma": {mutate: func(s *hypervisor.VMSpec) {
+			s.Disks[0] = hypervisor.Disk{NBDSocket: "/run/nbd.sock", NBDExport: "v,server.path=/x", Format: hypervisor.FormatRaw}
+		}, want: "disks[0].nbd_export"},
+		"nbd qcow2": {mutate: func(s *hypervisor.VMSpec) {
+			s.Disks[0] = hypervisor.Disk{NBDSocket: "/run/nbd.sock", NBDExport: "vol-1", Format: hypervisor.FormatQCOW2}
+		}, want: "disks[0].format"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

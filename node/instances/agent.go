@@ -37,6 +37,14 @@ type Images interface {
 	Open(ctx context.Context, id string) (io.ReadCloser, imagestate.Image, error)
 }
 
+// BootVolumes serves the volumes servers boot from over NBD on this
+// node (the volume agent's exports): Export opens and serves one
+// (exporting an exported volume is not an error), on Socket.
+type BootVolumes interface {
+	Export(ctx context.Context, id string) (int64, error)
+	Socket() string
+}
+
 // Taps makes and removes the host end of a server's NICs.
 type Taps interface {
 	Ensure(name string) error // create if missing, set up
@@ -50,8 +58,11 @@ type Agent struct {
 	State  func(ctx context.Context) (*memdb.Txn, error)
 	Driver hypervisor.Driver
 	Images Images
-	Taps   Taps
-	Report func(ctx context.Context, id string, o computestate.Observed) error
+	// Volumes serves boot volumes; without it a server booted from a
+	// volume fails to build.
+	Volumes BootVolumes
+	Taps    Taps
+	Report  func(ctx context.Context, id string, o computestate.Observed) error
 	// PowerOffGrace is how long a stop waits for the guest's own shutdown.
 	PowerOffGrace time.Duration
 	Interval      time.Duration
@@ -340,19 +351,9 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	base, img, err := a.cachedImage(ctx, s.ImageID)
+	root, err := a.rootDisk(ctx, s, dir)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", s.ImageID, err)
-	}
-	format := hypervisor.FormatRaw
-	if img.DiskFormat == "qcow2" {
-		format = hypervisor.FormatQCOW2
-	}
-	disk := filepath.Join(dir, "disk")
-	if _, err := os.Stat(disk); err != nil {
-		if err := overlay(ctx, base, format, disk, s.RootGB); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	ports := map[string]netstate.Port{}
 	for _, p := range view.Ports {
@@ -364,7 +365,7 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	}
 	spec := hypervisor.VMSpec{
 		ID: s.ID, Name: computestate.Hostname(&s), VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM,
-		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}},
+		Disks: []hypervisor.Disk{root},
 	}
 	cd := metadata.Describe(s)
 	rec.Taps = nil
@@ -390,6 +391,39 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 		return nil, err
 	}
 	return a.Driver.Start(ctx, spec)
+}
+
+// rootDisk is the disk a server boots from: its volume, served over NBD
+// by this node, or a qcow2 overlay of its image.
+func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string) (hypervisor.Disk, error) {
+	if s.BootVolume != "" {
+		if a.Volumes == nil {
+			return hypervisor.Disk{}, errors.New("this node cannot boot servers from volumes")
+		}
+		if _, err := a.Volumes.Export(ctx, s.BootVolume); err != nil {
+			return hypervisor.Disk{}, fmt.Errorf("export boot volume %s: %w", s.BootVolume, err)
+		}
+		serial := s.BootVolume
+		if len(serial) > 20 {
+			serial = serial[:20] // as Nova sets a volume's serial
+		}
+		return hypervisor.Disk{NBDSocket: a.Volumes.Socket(), NBDExport: s.BootVolume, Format: hypervisor.FormatRaw, Serial: serial}, nil
+	}
+	base, img, err := a.cachedImage(ctx, s.ImageID)
+	if err != nil {
+		return hypervisor.Disk{}, fmt.Errorf("image %s: %w", s.ImageID, err)
+	}
+	format := hypervisor.FormatRaw
+	if img.DiskFormat == "qcow2" {
+		format = hypervisor.FormatQCOW2
+	}
+	disk := filepath.Join(dir, "disk")
+	if _, err := os.Stat(disk); err != nil {
+		if err := overlay(ctx, base, format, disk, s.RootGB); err != nil {
+			return hypervisor.Disk{}, err
+		}
+	}
+	return hypervisor.Disk{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}, nil
 }
 
 // teardown removes everything of a server on this node: the guest, its

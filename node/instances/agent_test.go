@@ -419,3 +419,39 @@ func TestAgentLeavesBareMetalServersAlone(t *testing.T) {
 		t.Errorf("deleted bare-metal server changed by the servers agent: %+v", s)
 	}
 }
+
+// bootExports is the volume agent's exports as the servers agent sees
+// them.
+type bootExports struct{ exported []string }
+
+func (b *bootExports) Export(_ context.Context, id string) (int64, error) {
+	b.exported = append(b.exported, id)
+	return 1 << 30, nil
+}
+func (b *bootExports) Socket() string { return "/run/test/nbd.sock" }
+
+// A server booted from a volume gets the volume, exported on this node,
+// as its first disk over NBD, and no image is fetched.
+func TestServerBootsFromItsVolume(t *testing.T) {
+	needTools(t)
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	ex := &bootExports{}
+	a.Volumes = ex
+	const vol = "71111111-2222-3333-4444-555555555555"
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", BootVolume: vol,
+		Flavor: computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256}, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(context.Background())
+	if s := w.server("s1"); s.Status != "ACTIVE" {
+		t.Fatalf("after build: %s (reports %+v)", s.Status, w.reports)
+	}
+	spec, _ := host.Spec("s1")
+	root := spec.Disks[0]
+	if root.NBDSocket != "/run/test/nbd.sock" || root.NBDExport != vol || root.Path != "" || root.Format != hypervisor.FormatRaw || root.Serial != vol[:20] {
+		t.Fatalf("root disk %+v", root)
+	}
+	if len(ex.exported) == 0 || ex.exported[0] != vol || w.opens != 0 {
+		t.Fatalf("exported %v, image opened %d times", ex.exported, w.opens)
+	}
+}

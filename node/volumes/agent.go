@@ -153,6 +153,9 @@ func (a *Agent) hotplugVM(ctx context.Context, server string) (hypervisor.Hotplu
 func (a *Agent) converge(ctx context.Context, v *volstate.Volume) error {
 	att := v.Attachments[0]
 	disk := hypervisor.HotDisk{ID: DiskID(v.ID), Socket: a.Exports.Socket(), Export: v.ID, Serial: serial(v.ID)}
+	if att.Root {
+		return a.convergeRoot(ctx, v)
+	}
 	switch v.Status {
 	case volstate.StatusAttaching, volstate.StatusInUse:
 		hp, running, err := a.hotplugVM(ctx, att.ServerID)
@@ -229,6 +232,29 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume) error {
 		return a.propose(ctx, volstate.CmdDetached, volstate.DetachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})
 	}
 	return nil
+}
+
+// convergeRoot keeps a boot volume exported; the VM opens it itself when
+// it starts (the servers agent builds it with the volume as its first
+// disk), and once it runs the volume is in-use. It is never plugged or
+// unplugged: it goes with its server.
+func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume) error {
+	att := v.Attachments[0]
+	if v.Status != volstate.StatusAttaching && v.Status != volstate.StatusInUse {
+		return nil
+	}
+	if _, err := a.Exports.Export(ctx, v.ID); err != nil {
+		return fmt.Errorf("export boot volume %s: %w", v.ID, err)
+	}
+	if v.Status != volstate.StatusAttaching {
+		return nil
+	}
+	_, running, err := a.hotplugVM(ctx, att.ServerID)
+	if err != nil || !running {
+		return err
+	}
+	a.Log.Info("boot volume in use", "volume", v.ID, "server", att.ServerID)
+	return a.propose(ctx, volstate.CmdAttached, volstate.AttachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})
 }
 
 // failAttach gives the volume back (available, with why) when this node

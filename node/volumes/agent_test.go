@@ -210,3 +210,26 @@ func TestGuestNotRunningWaits(t *testing.T) {
 		t.Fatalf("not attached once the guest runs: %s", got)
 	}
 }
+
+// A boot volume is exported before its guest exists (the guest opens it
+// when it starts), becomes in-use once the guest runs, and is never
+// hot-plugged.
+func TestBootVolumeIsExportedNotPlugged(t *testing.T) {
+	w := newWorld(t)
+	const vol = "61111111-2222-3333-4444-555555555555"
+	w.propose(volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: vol, Project: "p", Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID}})
+	w.exports.size[vol] = volstate.GiB
+	w.propose(volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Attachment: volstate.Attachment{ID: "s6", ServerID: "s6", Host: "n1", Device: "/dev/vda", Root: true}})
+	w.pass()
+	if got := w.volume(vol).Status; got != volstate.StatusAttaching || !w.exports.open[vol] {
+		t.Fatalf("before the guest: %s, exported %v", got, w.exports.open)
+	}
+	w.vm("s6")
+	w.pass()
+	if got := w.volume(vol).Status; got != volstate.StatusInUse {
+		t.Fatalf("once the guest runs: %s", got)
+	}
+	if _, ok := w.host.DiskSize("s6", DiskID(vol)); ok {
+		t.Fatal("the boot volume was hot-plugged as well")
+	}
+}

@@ -86,10 +86,13 @@ type Server struct {
 	UserID      string `json:"user_id"`
 	// Host is the node the scheduler placed it on; "" when placement
 	// failed.
-	Host      string `json:"host"`
-	ImageID   string `json:"image_id"`
-	KeyName   string `json:"key_name,omitempty"`
-	PublicKey string `json:"public_key,omitempty"`
+	Host    string `json:"host"`
+	ImageID string `json:"image_id"`
+	// BootVolume is the volume the server boots from ("" : the image,
+	// copied to a local disk), attached to it as its root disk.
+	BootVolume string `json:"boot_volume,omitempty"`
+	KeyName    string `json:"key_name,omitempty"`
+	PublicKey  string `json:"public_key,omitempty"`
 	// UserData is base64, as the client sent it.
 	UserData string `json:"user_data,omitempty"`
 	AZ       string `json:"az"`

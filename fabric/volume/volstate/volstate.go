@@ -42,6 +42,10 @@ const (
 	StatusError          = "error"
 	StatusErrorDeleting  = "error_deleting"
 	StatusErrorExtending = "error_extending"
+	// StatusRestoringBackup: a backup is being written into the volume.
+	StatusRestoringBackup = "restoring-backup"
+	// StatusAwaitingTransfer: a transfer to another project is offered.
+	StatusAwaitingTransfer = "awaiting-transfer"
 	// StatusMaintenance is only ever set by an admin (os-reset_status):
 	// the volume is left alone until it is reset again.
 	StatusMaintenance = "maintenance"
@@ -50,7 +54,8 @@ const (
 // Statuses are the volume statuses an admin may set with os-reset_status.
 func Statuses() []string {
 	return []string{StatusCreating, StatusAvailable, StatusReserved, StatusAttaching, StatusInUse, StatusDetaching,
-		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance}
+		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance,
+		StatusRestoringBackup, StatusAwaitingTransfer}
 }
 
 // Snapshot statuses.
@@ -86,10 +91,19 @@ type Volume struct {
 	TypeID   string `json:"type_id"`
 	Bootable bool   `json:"bootable,omitempty"`
 	// The volume's source, at most one: a snapshot, a volume or an image.
-	SnapshotID  string            `json:"snapshot_id,omitempty"`
-	SourceVolID string            `json:"source_volid,omitempty"`
-	ImageID     string            `json:"image_id,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	SnapshotID  string `json:"snapshot_id,omitempty"`
+	SourceVolID string `json:"source_volid,omitempty"`
+	ImageID     string `json:"image_id,omitempty"`
+	// ImageMetadata is the image's attributes and properties when the
+	// volume was made from it (Cinder's volume_image_metadata).
+	ImageMetadata map[string]string `json:"image_metadata,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	// WorkNode and WorkRun name the node, and that node's process, doing
+	// the volume's work in progress (a create, a restore): a process that
+	// is gone leaves the volume in its working status, which the
+	// service's maintenance settles (Abandoned).
+	WorkNode string `json:"work_node,omitempty"`
+	WorkRun  string `json:"work_run,omitempty"`
 	// Attachments are the servers the volume is attached to (at most
 	// one: multiattach is refused).
 	Attachments []Attachment `json:"attachments,omitempty"`
@@ -105,6 +119,11 @@ type Attachment struct {
 	Host     string    `json:"host,omitempty"`
 	Device   string    `json:"device,omitempty"`
 	Since    time.Time `json:"since"`
+	// Root marks the disk the server boots from: it is in the VM from
+	// its start, never hot-plugged, and stays until the server goes.
+	Root bool `json:"root,omitempty"`
+	// DeleteOnTermination deletes the volume when the server goes.
+	DeleteOnTermination bool `json:"delete_on_termination,omitempty"`
 }
 
 // Clone copies the row deeply enough that changing the copy leaves the
@@ -112,6 +131,7 @@ type Attachment struct {
 func (v *Volume) Clone() *Volume {
 	c := *v
 	c.Metadata = maps.Clone(v.Metadata)
+	c.ImageMetadata = maps.Clone(v.ImageMetadata)
 	c.Attachments = slices.Clone(v.Attachments)
 	return &c
 }
@@ -245,8 +265,8 @@ func Limit(tx *memdb.Txn, project, resource string) int {
 }
 
 // Usage is how much of resource project uses. Gigabytes count volumes
-// and snapshots, as Cinder counts them; backups are not built, so they
-// use nothing.
+// and snapshots, as Cinder counts them; backup gigabytes the sizes of
+// the volumes backed up.
 func Usage(tx *memdb.Txn, project, resource string) int {
 	switch resource {
 	case QuotaVolumes:
@@ -260,6 +280,14 @@ func Usage(tx *memdb.Txn, project, resource string) int {
 		}
 		for _, s := range store.All[Snapshot](tx, SnapshotTable, "project", project) {
 			n += s.Size
+		}
+		return n
+	case QuotaBackups:
+		return len(store.All[Backup](tx, BackupTable, "project", project))
+	case QuotaBackupGigabytes:
+		n := 0
+		for _, b := range store.All[Backup](tx, BackupTable, "project", project) {
+			n += b.Size
 		}
 		return n
 	}
@@ -320,6 +348,8 @@ func Schema() store.Schema {
 				store.StringIndex("volume", "VolumeID", false)),
 			store.NewTable(TypeTable, &Type{}, store.StringIndex("name", "Name", true)),
 			store.NewTable(QuotaTable, &Quota{}),
+			backupTable(),
+			transferTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:   store.Typed(applyCreateVolume),
@@ -337,12 +367,20 @@ func Schema() store.Schema {
 			CmdAttached:       store.Typed(applyAttached),
 			CmdDetach:         store.Typed(applyDetach),
 			CmdDetached:       store.Typed(applyDetached),
+			CmdCreateBackup:   store.Typed(applyCreateBackup),
+			CmdPutBackup:      store.Typed(applyPutBackup),
+			CmdDeleteBackup:   store.Typed(applyDeleteBackup),
+			CmdCreateTransfer: store.Typed(applyCreateTransfer),
+			CmdDeleteTransfer: store.Typed(applyDeleteTransfer),
+			CmdAcceptTransfer: store.Typed(applyAcceptTransfer),
 		},
 	}
 }
 
 // TableNames lists the tables, so a watcher can watch them.
-func TableNames() []string { return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable} }
+func TableNames() []string {
+	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable}
+}
 
 // LoadVolume returns a copy of volume id, or an error matching
 // store.ErrNotFound.
@@ -730,6 +768,16 @@ type AttachCmd struct {
 }
 
 func applyAttach(tx *memdb.Txn, c AttachCmd) (any, error) {
+	row, err := AttachTx(tx, c)
+	if err != nil {
+		return nil, err
+	}
+	return *row, nil
+}
+
+// AttachTx attaches a volume in tx: for Attach, and for the command
+// that creates a server booting from the volume.
+func AttachTx(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
 	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
 	if cur == nil || (c.Project != "" && cur.Project != c.Project) {
 		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.VolumeID)
@@ -745,7 +793,7 @@ func applyAttach(tx *memdb.Txn, c AttachCmd) (any, error) {
 	row.Attachments = []Attachment{c.Attachment}
 	row.UpdatedAt = c.Attachment.Since
 	row.Revision++
-	return *row, tx.Insert(VolumeTable, row)
+	return row, tx.Insert(VolumeTable, row)
 }
 
 // AttachedCmd is the node agent's report that an attachment is plugged.
@@ -817,9 +865,18 @@ func applyDetached(tx *memdb.Txn, c DetachedCmd) (any, error) {
 // ReleaseServer detaches every volume of server, for the command that
 // removes the server. Its VM is gone or going; the block store's writer
 // fence keeps a VM that lingers from writing after a new attachment.
+//
+// A volume to be deleted with its server is left deleting, without a
+// worker: the volume service's maintenance deletes its blocks and its
+// row (the state machine does no I/O).
 func ReleaseServer(tx *memdb.Txn, server string, now time.Time) error {
 	for _, v := range VolumesOfServer(tx, server) {
-		v.Status, v.Attachments, v.UpdatedAt = StatusAvailable, nil, now
+		status := StatusAvailable
+		if v.Attachments[0].DeleteOnTermination {
+			status = StatusDeleting
+			v.WorkNode, v.WorkRun = "", ""
+		}
+		v.Status, v.Attachments, v.UpdatedAt = status, nil, now
 		v.Revision++
 		if err := tx.Insert(VolumeTable, v); err != nil {
 			return err

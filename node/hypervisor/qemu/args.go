@@ -102,6 +102,12 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 	for i, d := range spec.Disks {
 		drive := "drive-disk" + strconv.Itoa(i)
 		opts := "file=" + escape(d.Path) + ",if=none,id=" + drive + ",format=" + d.Format + ",cache=" + l.cache(d.Path)
+		if d.NBDSocket != "" {
+			// QEMU's NBD client; guest flushes become NBD FLUSH, which is
+			// what makes a volume's writes durable.
+			opts = "driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=" + escape(d.NBDSocket) +
+				",file.export=" + d.NBDExport + ",if=none,id=" + drive + ",cache=" + cacheWriteback
+		}
 		if d.ReadOnly {
 			opts += ",readonly=on"
 		} else {

@@ -44,6 +44,15 @@ func TestBuildArgs(t *testing.T) {
 			},
 			accel: AccelTCG,
 		},
+		"boot-volume": {
+			spec: hypervisor.VMSpec{
+				ID: "vm4", VCPUs: 1, MemoryMB: 256,
+				Disks: []hypervisor.Disk{
+					{NBDSocket: "/run/rackstack/vms/nbd,1.sock", NBDExport: "0a1b2c3d-vol", Format: hypervisor.FormatRaw, Serial: "0a1b2c3d-vol"},
+				},
+			},
+			accel: AccelTCG,
+		},
 		"nics": {
 			spec: hypervisor.VMSpec{
 				ID: "vm3", VCPUs: 1, MemoryMB: 256,

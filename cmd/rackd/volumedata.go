@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/image"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume"
+	"github.com/rackstack/rackstack/storage/block"
+	"github.com/rackstack/rackstack/storage/object"
+)
+
+// volumeImages is the image service as volume create sees it.
+type volumeImages struct{ images *image.Service }
+
+var _ volume.Images = volumeImages{}
+
+func (v volumeImages) Get(ctx context.Context, p *api.Principal, id string) (volume.ImageInfo, error) {
+	img, err := v.images.Get(ctx, p, id)
+	if err != nil {
+		return volume.ImageInfo{}, err
+	}
+	return volume.ImageInfo{ID: img.ID, Name: img.Name, Status: img.Status, DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat,
+		Checksum: img.Checksum, Size: img.Size, VirtualSize: img.VirtualSize, MinDisk: img.MinDisk, MinRAM: img.MinRAM,
+		Properties: img.Properties}, nil
+}
+
+// volumeData moves bytes into volumes on this node: an image's disk
+// (converted to raw by qemu-img when it is a qcow2) written into a new
+// volume through the block store.
+type volumeData struct {
+	blocks *block.Store
+	images *image.Service
+	// tmp holds images being converted.
+	tmp string
+}
+
+var _ volume.Data = (*volumeData)(nil)
+
+func (d *volumeData) ImageToVolume(ctx context.Context, imageID, volumeID string) error {
+	rc, img, err := d.images.Open(ctx, imageID)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	var src io.Reader = rc
+	if img.DiskFormat == "qcow2" {
+		raw, cleanup, err := d.convert(ctx, rc, volumeID)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		src = raw
+	}
+	v, err := d.blocks.Open(ctx, volumeID)
+	if err != nil {
+		return err
+	}
+	_, err = v.Fill(ctx, src)
+	if cerr := v.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// convert fetches a qcow2 image to a file and converts it to a raw one
+// (sparse: its holes cost nothing), which it opens.
+func (d *volumeData) convert(ctx context.Context, r io.Reader, name string) (*os.File, func(), error) {
+	if err := os.MkdirAll(d.tmp, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", d.tmp, err)
+	}
+	qcow, raw := filepath.Join(d.tmp, name+".qcow2"), filepath.Join(d.tmp, name+".raw")
+	cleanup := func() { os.Remove(qcow); os.Remove(raw) }
+	f, err := os.OpenFile(qcow, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("fetch image: %w", err)
+	}
+	// -f is given: a format is never probed from bytes a tenant uploaded.
+	out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", qcow, raw).CombinedOutput()
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("qemu-img convert: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	os.Remove(qcow)
+	rf, err := os.Open(raw)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return rf, func() { rf.Close(); cleanup() }, nil
+}
+
+// blockExists is Blocks.Exists on the block store.
+func blockExists(ctx context.Context, s *block.Store, id string) (bool, error) {
+	_, err := s.Info(ctx, id)
+	if errors.Is(err, block.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// bootVolumes is the volume service as Nova's boot from volume uses it.
+type bootVolumes struct{ s *volume.Service }
+
+var _ compute.BootVolumes = bootVolumes{}
+
+func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name string) (string, error) {
+	return b.s.CreateFromImage(ctx, p, image, sizeGB, name)
+}
+
+func (b bootVolumes) Delete(ctx context.Context, p *api.Principal, id string) error {
+	return b.s.DeleteVolume(ctx, p, id)
+}
+
+// volumeBackups keeps backups as objects in the project's own object
+// store: the chunks of a volume that hold data, and a manifest.
+type volumeBackups struct {
+	blocks  *block.Store
+	objects *object.Service
+}
+
+var _ volume.BackupStore = (*volumeBackups)(nil)
+
+// backupObjects is one container of a project, as block.Backup writes
+// into it.
+type backupObjects struct {
+	objects            *object.Service
+	project, container string
+}
+
+func (o backupObjects) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	_, err := o.objects.Put(ctx, o.project, o.container, name, r, object.PutOptions{Size: size})
+	return err
+}
+
+func (o backupObjects) Get(ctx context.Context, name string, w io.Writer) error {
+	obj, err := o.objects.Head(ctx, o.project, o.container, name)
+	if err != nil {
+		return err
+	}
+	return o.objects.Read(ctx, obj, 0, obj.Size, w)
+}
+
+func (o backupObjects) Delete(ctx context.Context, name string) error {
+	err := o.objects.Delete(ctx, o.project, o.container, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (b *volumeBackups) Backup(ctx context.Context, j volume.BackupJob) (int, int64, error) {
+	if _, err := b.objects.Container(ctx, j.Project, j.Container); errors.Is(err, store.ErrNotFound) {
+		if _, err := b.objects.PutContainer(ctx, object.Container{Project: j.Project, Name: j.Container}, false); err != nil {
+			return 0, 0, fmt.Errorf("create container %s: %w", j.Container, err)
+		}
+	} else if err != nil {
+		return 0, 0, err
+	}
+	objs := backupObjects{b.objects, j.Project, j.Container}
+	var parent *block.Manifest
+	if j.Parent != "" {
+		m, err := block.ReadManifest(ctx, objs, j.Parent)
+		if err != nil {
+			return 0, 0, err
+		}
+		parent = m
+	}
+	src := j.Source
+	if !j.Snapshot {
+		// A point in time to read, without fencing a writer that has
+		// the volume open: a snapshot of it.
+		src = "backup-" + j.Prefix
+		if err := b.blocks.Snapshot(ctx, src, j.Source); err != nil {
+			return 0, 0, err
+		}
+		defer func() {
+			if err := b.blocks.Delete(context.WithoutCancel(ctx), src); err != nil {
+				slog.Warn("delete a backup's snapshot", "snapshot", src, "err", err)
+			}
+		}()
+	}
+	v, err := b.blocks.Open(ctx, src)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer v.Close()
+	m, written, err := block.Backup(ctx, v, objs, j.Prefix, parent)
+	if err != nil {
+		return 0, 0, err
+	}
+	n := 1 // the manifest
+	for _, c := range m.Chunks {
+		if strings.HasPrefix(c.Object, j.Prefix+"/") {
+			n++
+		}
+	}
+	return n, written, nil
+}
+
+func (b *volumeBackups) Restore(ctx context.Context, project, container, prefix, volumeID string) error {
+	objs := backupObjects{b.objects, project, container}
+	m, err := block.ReadManifest(ctx, objs, prefix)
+	if err != nil {
+		return err
+	}
+	v, err := b.blocks.Open(ctx, volumeID)
+	if err != nil {
+		return err
+	}
+	err = block.Restore(ctx, m, objs, v)
+	if cerr := v.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (b *volumeBackups) Delete(ctx context.Context, project, container, prefix string) error {
+	objs := backupObjects{b.objects, project, container}
+	for {
+		entries, _, err := b.objects.List(ctx, project, container, object.ListOptions{Prefix: prefix + "/", Limit: 1000})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		for _, e := range entries {
+			if e.Object == nil {
+				continue
+			}
+			if err := objs.Delete(ctx, e.Object.Name); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package compute
+
+import (
+	"context"
+	"net/http"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// Boot from volume: block_device_mapping_v2 with one entry, boot_index
+// 0, destination_type volume, whose source is a volume (booted as it
+// is) or an image (a new volume of volume_size GiB made from it first,
+// by the volume service). The server's root disk is that volume, over
+// NBD: it is attached to the server (Root) in the command that creates
+// the server, so a server never exists without its root volume, and it
+// is released (or deleted, with delete_on_termination) with the server.
+
+// BootVolumes is the volume service as server create sees it.
+type BootVolumes interface {
+	// CreateFromImage makes a bootable volume of sizeGB in p's project
+	// holding image's disk, and returns its id once it is available.
+	CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name string) (string, error)
+	// Delete deletes a volume CreateFromImage made.
+	Delete(ctx context.Context, p *api.Principal, id string) error
+}
+
+// bootVolume is what a create asks to boot from.
+type bootVolume struct {
+	// Source is "volume" (UUID is the volume) or "image" (UUID is the
+	// image, Size the new volume's GiB).
+	Source, UUID        string
+	Size                int
+	DeleteOnTermination bool
+}
+
+// readBlockDevices reads block_device_mapping_v2: one boot volume, or
+// nothing. The legacy block_device_mapping is refused.
+func readBlockDevices(in *api.Input, req *serverRequest) {
+	if l, ok := in.Obj["block_device_mapping"].([]any); ok && len(l) > 0 {
+		in.Fail(badRequest("block_device_mapping is not supported by this cloud: use block_device_mapping_v2"))
+		return
+	}
+	bdms := array(in, "block_device_mapping_v2")
+	if len(bdms) == 0 || in.Err != nil {
+		return
+	}
+	if len(bdms) > 1 {
+		in.Fail(badRequest("block_device_mapping_v2 holds %d devices: this cloud boots from one volume and attaches others after the server is created", len(bdms)))
+		return
+	}
+	m, ok := bdms[0].(map[string]any)
+	if !ok {
+		in.Fail(badField("block_device_mapping_v2", bdms[0], "%s is not of type 'object'", api.Text(bdms[0])))
+		return
+	}
+	bin := newInput(m)
+	b := bootVolume{Source: str(bin, "source_type", true, 1, 255), UUID: str(bin, "uuid", false, 0, 255)}
+	dest := str(bin, "destination_type", false, 0, 255)
+	index := integer(bin, "boot_index", false, -1, -1, 255)
+	b.Size = integer(bin, "volume_size", false, 0, 1, 16<<10)
+	b.DeleteOnTermination = boolean(bin, "delete_on_termination", false)
+	if bin.Err != nil {
+		in.Fail(bin.Err)
+		return
+	}
+	switch {
+	case dest != "volume":
+		in.Fail(badField("block_device_mapping_v2.destination_type", dest, "only destination_type volume is supported (local block devices are not)"))
+	case index != 0:
+		in.Fail(badField("block_device_mapping_v2.boot_index", m["boot_index"], "the one block device must be the boot device (boot_index 0)"))
+	case b.Source != "volume" && b.Source != "image":
+		in.Fail(badField("block_device_mapping_v2.source_type", b.Source, "source_type must be volume or image"))
+	case !uuidPattern.MatchString(b.UUID):
+		in.Fail(badField("block_device_mapping_v2.uuid", b.UUID, "'%s' is not a valid UUID", b.UUID))
+	case b.Source == "image" && b.Size == 0:
+		in.Fail(badField("block_device_mapping_v2.volume_size", m["volume_size"], "a volume made from an image needs its volume_size"))
+	default:
+		req.boot = &b
+	}
+}
+
+// resolveBootVolume checks what a boot-from-volume create names: the
+// image (active, fitting the flavor's memory), or the volume (the
+// caller's, available).
+func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.Request, req *serverRequest) error {
+	b := req.boot
+	if req.count > 1 {
+		return badRequest("Booting more than one server from a volume in one request is not supported.")
+	}
+	if b.Source == "image" {
+		if s.cfg.Volumes == nil {
+			return badRequest("Booting from a volume made from an image is not supported by this cloud.")
+		}
+		f := req.tmpl.Flavor
+		if _, err := s.resolveImage(ctx, principal(r), b.UUID, &Flavor{RAM: f.RAM}, &req.tmpl); err != nil {
+			return err
+		}
+	} else {
+		v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID)
+		if v == nil || v.Project != req.tmpl.Project {
+			return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", b.UUID)
+		}
+		if v.Status != volstate.StatusAvailable {
+			return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
+		}
+	}
+	// The root disk is the volume: the server takes no local disk and
+	// shows no image.
+	req.tmpl.ImageID, req.tmpl.RootGB = "", 0
+	return nil
+}
+
+// makeBootVolume makes the volume an image source asks for, before the
+// server is proposed, and returns its id ("" if none was made); undo
+// deletes it again unless the server exists.
+func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *serverRequest, undo func(...func())) (string, error) {
+	b := req.boot
+	if b == nil || b.Source != "image" {
+		return "", nil
+	}
+	id, err := s.cfg.Volumes.CreateFromImage(ctx, p, b.UUID, b.Size, req.tmpl.Name)
+	if err != nil {
+		return "", err
+	}
+	undo(func() {
+		if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), p, id); err != nil {
+			s.log.Warn("delete the boot volume of a server that was not created", "volume", id, "err", err)
+		}
+	})
+	b.Source, b.UUID = "volume", id
+	return id, nil
+}
+
+// attachBootVolume attaches a placed server's root volume, in the
+// command that creates it.
+func attachBootVolume(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
+	if s.BootVolume == "" || s.Host == "" {
+		return nil
+	}
+	a := volstate.Attachment{ID: s.ID, ServerID: s.ID, Host: s.Host, Device: "/dev/vda", Since: c.Now, Root: true,
+		DeleteOnTermination: c.DeleteBootVolume}
+	if _, err := volstate.AttachTx(tx, volstate.AttachCmd{VolumeID: s.BootVolume, Project: s.Project, Attachment: a}); err != nil {
+		return store.WrapApplyError(err)
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// fakeBootVolumes makes volumes from images as the volume service does:
+// available rows in the caller's project.
+type fakeBootVolumes struct {
+	f       *fixture
+	mu      sync.Mutex
+	made    map[string]string // volume → image
+	deleted []string
+	fail    error
+}
+
+func (b *fakeBootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, size int, name string) (string, error) {
+	if b.fail != nil {
+		return "", b.fail
+	}
+	v := volstate.Volume{ID: api.NewUUID(), Project: p.ProjectID, Size: size, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID,
+		ImageID: image, Bootable: true}
+	if _, err := b.f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.made[v.ID] = image
+	return v.ID, nil
+}
+
+func (b *fakeBootVolumes) Delete(_ context.Context, _ *api.Principal, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deleted = append(b.deleted, id)
+	return nil
+}
+
+func bfv(source, uuid string, size int, deleteOnTermination bool) []any {
+	m := map[string]any{"boot_index": 0, "source_type": source, "destination_type": "volume", "uuid": uuid,
+		"delete_on_termination": deleteOnTermination}
+	if size > 0 {
+		m["volume_size"] = size
+	}
+	return []any{m}
+}
+
+// A server booted from a volume has it attached as its root disk in the
+// command that creates it, shows no image, lists the volume, cannot
+// detach it, and releases it when it goes.
+func TestBootFromVolume(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	vol := f.volume(projA)
+	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("volume", vol, 0, false))
+	sv := f.show(alice, id, "2.79")
+	if sv["image"] != "" {
+		t.Fatalf("image of a server booted from a volume: %v", sv["image"])
+	}
+	if va := sv["os-extended-volumes:volumes_attached"].([]any); len(va) != 1 || va[0].(map[string]any)["id"] != vol {
+		t.Fatalf("volumes_attached %v", va)
+	}
+	row := f.row(id)
+	v := f.vol(vol)
+	if row.BootVolume != vol || row.ImageID != "" || row.RootGB != 0 {
+		t.Fatalf("server row %+v", row)
+	}
+	if v.Status != volstate.StatusAttaching || len(v.Attachments) != 1 || !v.Attachments[0].Root || v.Attachments[0].Host != row.Host || v.Attachments[0].Device != "/dev/vda" {
+		t.Fatalf("volume %+v", v)
+	}
+	f.agentReports(volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vol, AttachmentID: v.Attachments[0].ID, Now: f.now})
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	f.expect("DELETE", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "", nil, 400, "badRequest", "root device")
+
+	// The volume is taken: a second server cannot boot from it.
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm2", "flavorRef": "small",
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("volume", vol, 0, false)}}, 400, "badRequest", "in-use")
+
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if got := f.vol(vol); got.Status != volstate.StatusAvailable || len(got.Attachments) != 0 {
+		t.Fatalf("after the server is gone %+v", got)
+	}
+}
+
+// --boot-from-volume: the volume is made from the image by the volume
+// service first; with delete_on_termination it is left deleting (for
+// the volume service to delete) when the server goes.
+func TestBootFromImageVolumeDeletedWithTheServer(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	bv := &fakeBootVolumes{f: f, made: map[string]string{}}
+	f.svc.cfg.Volumes = bv
+	id := f.server(alice, "vm", "block_device_mapping_v2", bfv("image", img1, 2, true))
+	row := f.row(id)
+	if bv.made[row.BootVolume] != img1 {
+		t.Fatalf("boot volume %q made from %v", row.BootVolume, bv.made)
+	}
+	sv := f.show(alice, id, "2.79")
+	if va := sv["os-extended-volumes:volumes_attached"].([]any); len(va) != 1 || va[0].(map[string]any)["delete_on_termination"] != true {
+		t.Fatalf("volumes_attached %v", va)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if got := f.vol(row.BootVolume); got.Status != volstate.StatusDeleting || len(got.Attachments) != 0 {
+		t.Fatalf("after the server is gone %+v", got)
+	}
+
+	// A server that is not created deletes the volume made for it.
+	f.expect("PUT", "/v2.1/os-quota-sets/"+projA, admin, "", map[string]any{"quota_set": map[string]any{"instances": 0}}, 200, "")
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm3", "flavorRef": "small",
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("image", img1, 2, false)}}, 403, "")
+	if len(bv.made) != 2 || len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != img1 || bv.deleted[0] == row.BootVolume {
+		t.Fatalf("made %v, deleted %v", bv.made, bv.deleted)
+	}
+	f.expect("PUT", "/v2.1/os-quota-sets/"+projA, admin, "", map[string]any{"quota_set": map[string]any{"instances": 10}}, 200, "")
+
+	// No host for it: the server is in ERROR and its volume is not kept.
+	f.hosts.hosts = nil
+	id = f.server(alice, "vm5", "block_device_mapping_v2", bfv("image", img1, 2, false))
+	if row := f.row(id); row.Host != "" || len(bv.deleted) != 2 || bv.deleted[1] != row.BootVolume {
+		t.Fatalf("unplaced server %+v; deleted %v", row, bv.deleted)
+	}
+	bv.fail = errors.New("no space")
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm4", "flavorRef": "small",
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("image", img1, 2, false)}}, 500, "")
+}
+
+func TestBootFromVolumeRefusesBadMappings(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	theirs := f.volume(projB)
+	tests := map[string]struct {
+		bdm any
+		msg string
+	}{
+		"two devices":     {append(bfv("volume", theirs, 0, false), bfv("volume", theirs, 0, false)...), "one volume"},
+		"local":           {[]any{map[string]any{"boot_index": 0, "source_type": "image", "destination_type": "local", "uuid": img1}}, "destination_type"},
+		"not boot":        {[]any{map[string]any{"boot_index": 1, "source_type": "volume", "destination_type": "volume", "uuid": theirs}}, "boot_index"},
+		"snapshot":        {[]any{map[string]any{"boot_index": 0, "source_type": "snapshot", "destination_type": "volume", "uuid": theirs}}, "source_type"},
+		"image, no size":  {bfv("image", img1, 0, false), "volume_size"},
+		"others' volume":  {bfv("volume", theirs, 0, false), theirs},
+		"no volume":       {bfv("volume", api.NewUUID(), 0, false), "failed to get volume"},
+		"image, no store": {bfv("image", img1, 1, false), "not supported"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "x", "flavorRef": "small",
+				"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": tc.bdm}}, 400, "badRequest", tc.msg)
+		})
+	}
+}

@@ -1,0 +1,570 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// Backups, as Cinder backs up into Swift: a backup's bytes are objects in
+// the project's own object store (a container, volumebackups unless the
+// caller names one), chunked, only the chunks with data; an incremental
+// backup writes only the chunks changed since the volume's latest
+// backup. Writing, restoring and deleting run in the background, the
+// backup creating / restoring / deleting meanwhile. A backup outlives its
+// volume.
+
+// BackupStore writes and reads backups' objects.
+type BackupStore interface {
+	// Backup writes source (a volume, or a snapshot when snapshot is
+	// set) as objects under prefix in project's container; parent is
+	// the prefix of the backup it adds to ("" for a full one). It
+	// returns how many objects it wrote and their bytes.
+	Backup(ctx context.Context, b BackupJob) (objects int, bytes int64, err error)
+	// Restore writes the backup under prefix into volume.
+	Restore(ctx context.Context, project, container, prefix, volume string) error
+	// Delete deletes the objects under prefix (not the parent's).
+	Delete(ctx context.Context, project, container, prefix string) error
+}
+
+// BackupJob is one backup to write.
+type BackupJob struct {
+	Project, Container, Prefix, Parent string
+	// Source is the volume or snapshot to read.
+	Source   string
+	Snapshot bool
+}
+
+// defaultContainer is where backups go unless the caller names one.
+const defaultContainer = "volumebackups"
+
+func (s *Service) backups(r *http.Request, detail bool) api.Collection[volstate.Backup] {
+	all := allTenants(r)
+	return api.Collection[volstate.Backup]{
+		Table: volstate.BackupTable, One: "backup",
+		Visible: func(p *api.Principal, b *volstate.Backup) bool {
+			if all && p.IsAdmin() {
+				return true
+			}
+			return b.Project == p.ProjectID && p.CanRead(b.Project)
+		},
+		View: func(tx *memdb.Txn, p *api.Principal, b *volstate.Backup) api.View {
+			return s.backupView(tx, r, p, b, detail)
+		},
+		NotFound: func(id string) error { return notFound("Backup", id) },
+		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: func(r *http.Request) string { return api.BaseURL(r, s.cfg.PublicURL) },
+			Reserved: []string{"all_tenants", "sort", "offset", "with_count"}},
+	}
+}
+
+func (s *Service) backupView(tx *memdb.Txn, r *http.Request, p *api.Principal, b *volstate.Backup, detail bool) api.View {
+	v := api.View{"id": b.ID, "name": nullable(b.Name), "links": s.links(r, "backups", b.ID)}
+	if !detail {
+		return v
+	}
+	md := b.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	for k, x := range map[string]any{
+		"description": nullable(b.Description), "status": b.Status, "size": b.Size, "volume_id": b.VolumeID,
+		"snapshot_id": nullable(b.SnapshotID), "container": b.Container, "availability_zone": "nova",
+		"created_at": timeText(b.CreatedAt), "updated_at": timeText(b.UpdatedAt), "data_timestamp": timeText(b.DataAt),
+		"object_count": b.ObjectCount, "is_incremental": b.ParentID != "", "fail_reason": nullable(b.Reason),
+		"has_dependent_backups": len(volstate.Children(tx, b.ID)) > 0,
+	} {
+		v[k] = x
+	}
+	if atLeast(r, 18) && p.IsAdmin() {
+		v["os-backup-project-attr:project_id"] = b.Project
+	}
+	if atLeast(r, 43) {
+		v["metadata"] = md
+	}
+	if atLeast(r, 56) {
+		v["user_id"] = b.User
+	}
+	return v
+}
+
+func (s *Service) listBackups(detail bool) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := project(r); err != nil {
+			return err
+		}
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		return s.backups(sortParams(r), detail).List(w, r, tx)
+	}
+}
+
+func (s *Service) showBackup(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	return s.backups(r, true).Show(w, r, tx, chi.URLParam(r, "id"))
+}
+
+// ownBackup is backup id if the caller may change it.
+func (s *Service) ownBackup(r *http.Request, id string) (*volstate.Backup, error) {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	p := principal(r)
+	b, err := s.backups(r, true).Get(tx, p, id)
+	if err != nil {
+		if p.IsAdmin() {
+			if b, err := volstate.LoadBackup(tx, id); err == nil {
+				return b, nil
+			}
+		}
+		return nil, err
+	}
+	if !p.CanWrite(b.Project) {
+		return nil, policyDenied("backup:update")
+	}
+	return b, nil
+}
+
+// changeBackup applies change to backup id's current row and proposes
+// it, retrying on a stale revision.
+func (s *Service) changeBackup(ctx context.Context, id string, change func(b *volstate.Backup) error) (*volstate.Backup, error) {
+	return changeRow(ctx, s.cfg.Repl, func(tx *memdb.Txn) (*volstate.Backup, error) { return volstate.LoadBackup(tx, id) },
+		func(cur *volstate.Backup) (string, any, error) {
+			next := cur.Clone()
+			if err := change(next); err != nil {
+				return "", nil, err
+			}
+			next.UpdatedAt = s.now()
+			return volstate.CmdPutBackup, volstate.PutBackupCmd{Row: *next, Revision: cur.Revision}, nil
+		})
+}
+
+func (s *Service) needBackups() error {
+	if s.cfg.Backups == nil {
+		return &api.Error{Status: http.StatusNotImplemented, Msg: "backups are not supported by this cloud"}
+	}
+	return nil
+}
+
+func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
+	proj, err := project(r)
+	if err != nil {
+		return err
+	}
+	if err := s.needBackups(); err != nil {
+		return err
+	}
+	o, err := body(r, "backup")
+	if err != nil {
+		return err
+	}
+	in := newInput(o)
+	now := s.now()
+	p := principal(r)
+	b := volstate.Backup{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.BackupCreating, CreatedAt: now, UpdatedAt: now, DataAt: now}
+	b.Name = in.Str("name", "", 255)
+	b.Description = in.Str("description", "", 255)
+	b.VolumeID = in.Required("volume_id", 36)
+	b.SnapshotID = in.Str("snapshot_id", "", 36)
+	b.Container = in.Str("container", defaultContainer, 255)
+	incremental := in.Bool("incremental", false)
+	force := in.Bool("force", false)
+	b.Metadata = metadata(in, "metadata")
+	if in.Err != nil {
+		return in.Err
+	}
+	if b.Container == "" {
+		b.Container = defaultContainer
+	}
+	if strings.Contains(b.Container, "/") {
+		return cinderWording{}.BadField("container", b.Container, "a container name has no '/'")
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	vol, err := s.volumes(r, true).Get(tx, p, b.VolumeID)
+	if err != nil {
+		return err
+	}
+	b.VolumeMetadata = vol.Metadata
+	if b.SnapshotID != "" {
+		snap, err := s.snapshots(r, true).Get(tx, p, b.SnapshotID)
+		if err != nil {
+			return err
+		}
+		if snap.VolumeID != vol.ID {
+			return badRequest("Invalid snapshot: snapshot %s is not a snapshot of volume %s.", snap.ID, vol.ID)
+		}
+		if snap.Status != volstate.SnapStatusAvailable {
+			return badRequest("Invalid snapshot: Snapshot to be backed up must be available, but the current status is \"%s\".", snap.Status)
+		}
+		b.DataAt = snap.CreatedAt
+	} else if vol.Status == volstate.StatusInUse && !force {
+		return badRequest("Invalid volume: Volume to be backed up must be available or in-use with force, but the current status is \"in-use\".")
+	}
+	if incremental {
+		parent := latestBackup(tx, vol.ID)
+		if parent == nil {
+			return badRequest("Invalid backup: No backups available to do an incremental backup.")
+		}
+		b.ParentID = parent.ID
+	}
+	b.WorkNode, b.WorkRun = s.cfg.Node, s.run
+	var row volstate.Backup
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: b}, &row); err != nil {
+		return err
+	}
+	job := BackupJob{Project: b.Project, Container: b.Container, Prefix: b.ID, Parent: b.ParentID, Source: b.VolumeID}
+	if b.SnapshotID != "" {
+		job.Source, job.Snapshot = b.SnapshotID, true
+	}
+	s.background(func(ctx context.Context) {
+		objects, bytes, err := s.cfg.Backups.Backup(ctx, job)
+		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
+			b.WorkNode, b.WorkRun = "", ""
+			if err != nil {
+				b.Status, b.Reason = volstate.BackupError, "write the backup's objects: "+err.Error()
+				return nil
+			}
+			b.Status, b.Reason, b.ObjectCount, b.StoredBytes = volstate.BackupAvailable, "", objects, bytes
+			return nil
+		}); cerr != nil {
+			s.log.Warn("volume: record backup", "backup", b.ID, "err", cerr)
+		}
+		if err != nil {
+			s.log.Warn("volume: backup failed", "backup", b.ID, "volume", b.VolumeID, "err", err)
+		}
+	})
+	api.JSON(w, http.StatusAccepted, map[string]any{"backup": api.View{"id": row.ID, "name": nullable(row.Name), "links": s.links(r, "backups", row.ID)}})
+	return nil
+}
+
+// latestBackup is the newest available backup of volume: what an
+// incremental backup adds to.
+func latestBackup(tx *memdb.Txn, volume string) *volstate.Backup {
+	var latest *volstate.Backup
+	for _, b := range store.All[volstate.Backup](tx, volstate.BackupTable, "volume", volume) {
+		if b.Status != volstate.BackupAvailable {
+			continue
+		}
+		if latest == nil || b.DataAt.After(latest.DataAt) || (b.DataAt.Equal(latest.DataAt) && b.CreatedAt.After(latest.CreatedAt)) ||
+			(b.DataAt.Equal(latest.DataAt) && b.CreatedAt.Equal(latest.CreatedAt) && b.ParentID == latest.ID) {
+			latest = b
+		}
+	}
+	return latest
+}
+
+func (s *Service) deleteBackup(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	if err := s.needBackups(); err != nil {
+		return err
+	}
+	b, err := s.ownBackup(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	if len(volstate.Children(tx, b.ID)) > 0 {
+		return badRequest("Invalid backup: Incremental backups exist for this backup.")
+	}
+	row, err := s.changeBackup(r.Context(), b.ID, func(b *volstate.Backup) error {
+		if b.Status != volstate.BackupAvailable && b.Status != volstate.BackupError && b.Status != volstate.BackupErrorDeleting {
+			return badRequest("Invalid backup: Backup status must be available or error (it is %s).", b.Status)
+		}
+		b.Status, b.WorkNode, b.WorkRun = volstate.BackupDeleting, s.cfg.Node, s.run
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.background(func(ctx context.Context) { s.removeBackup(ctx, row) })
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// removeBackup deletes a deleting backup's objects, then its row.
+func (s *Service) removeBackup(ctx context.Context, b *volstate.Backup) {
+	err := s.cfg.Backups.Delete(ctx, b.Project, b.Container, b.ID)
+	if err != nil {
+		s.log.Warn("volume: delete backup objects", "backup", b.ID, "err", err)
+		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
+			b.Status, b.Reason, b.WorkNode, b.WorkRun = volstate.BackupErrorDeleting, "delete the backup's objects: "+err.Error(), "", ""
+			return nil
+		}); cerr != nil {
+			s.log.Warn("volume: record backup delete failure", "backup", b.ID, "err", cerr)
+		}
+		return
+	}
+	for attempt := 0; attempt < 10; attempt++ {
+		tx, err := s.cfg.Repl.Read(ctx)
+		if err != nil {
+			return
+		}
+		cur, err := volstate.LoadBackup(tx, b.ID)
+		if err != nil {
+			return
+		}
+		_, err = s.cfg.Repl.Propose(ctx, volstate.CmdDeleteBackup, volstate.DeleteBackupCmd{ID: b.ID, Revision: cur.Revision})
+		if !volstate.IsStale(err) {
+			if err != nil {
+				s.log.Warn("volume: delete backup", "backup", b.ID, "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (s *Service) backupAction(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	top, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	if len(top) != 1 {
+		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
+	}
+	if arg, ok := top["os-reset_status"]; ok {
+		if !principal(r).IsAdmin() {
+			return policyDenied("backup:reset_status")
+		}
+		in, err := actionArg(arg, "os-reset_status")
+		if err != nil {
+			return err
+		}
+		status := in.Str("status", "", 255)
+		if in.Err != nil {
+			return in.Err
+		}
+		if !slices.Contains(volstate.BackupStatuses(), status) {
+			return cinderWording{}.BadField("status", status, "must be one of "+strings.Join(volstate.BackupStatuses(), ", "))
+		}
+		b, err := s.ownBackup(r, chi.URLParam(r, "id"))
+		if err != nil {
+			return err
+		}
+		if _, err := s.changeBackup(r.Context(), b.ID, func(b *volstate.Backup) error {
+			b.Status, b.WorkNode, b.WorkRun = status, "", ""
+			return nil
+		}); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+	for action := range top {
+		return badRequest("There is no such action: %s", action)
+	}
+	return nil
+}
+
+// restoreBackup writes a backup into a volume: the one named, which must
+// be available and large enough, or a new one of the backup's size.
+func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
+	proj, err := project(r)
+	if err != nil {
+		return err
+	}
+	if err := s.needBackups(); err != nil {
+		return err
+	}
+	o, err := body(r, "restore")
+	if err != nil {
+		return err
+	}
+	in := newInput(o)
+	target := in.Str("volume_id", "", 36)
+	name := in.Str("name", "", 255)
+	if in.Err != nil {
+		return in.Err
+	}
+	b, err := s.ownBackup(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if b.Status != volstate.BackupAvailable {
+		return badRequest("Invalid backup: Backup status must be available (it is %s).", b.Status)
+	}
+	p := principal(r)
+	if target == "" {
+		if name == "" {
+			name = "restore_backup_" + b.ID
+		}
+		target, err = s.newRestoreVolume(r.Context(), p, proj, b, name)
+		if err != nil {
+			return err
+		}
+	} else {
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		if _, err := s.volumes(r, true).Get(tx, p, target); err != nil {
+			return err
+		}
+		if _, err := s.changeVolume(r.Context(), target, func(v *volstate.Volume) error {
+			if v.Status != volstate.StatusAvailable || len(v.Attachments) > 0 {
+				return badRequest("Invalid volume: Volume to be restored to must be available (it is %s).", v.Status)
+			}
+			if v.Size < b.Size {
+				return badRequest("Invalid volume: volume size %d is too small to restore backup of size %d.", v.Size, b.Size)
+			}
+			v.Status, v.Reason = volstate.StatusRestoringBackup, ""
+			s.worked(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if _, err := s.changeBackup(r.Context(), b.ID, func(b *volstate.Backup) error {
+		if b.Status != volstate.BackupAvailable {
+			return badRequest("Invalid backup: Backup status must be available (it is %s).", b.Status)
+		}
+		b.Status, b.WorkNode, b.WorkRun = volstate.BackupRestoring, s.cfg.Node, s.run
+		return nil
+	}); err != nil {
+		// The volume is not written: it is given back.
+		s.finish(r.Context(), target, volstate.StatusAvailable, volstate.StatusError, "", nil)
+		return err
+	}
+	s.background(func(ctx context.Context) {
+		err := s.cfg.Backups.Restore(ctx, b.Project, b.Container, b.ID, target)
+		if err == nil && len(b.VolumeMetadata) > 0 {
+			// The backed-up volume's metadata comes with its data.
+			if _, merr := s.changeVolume(ctx, target, func(v *volstate.Volume) error {
+				if v.Metadata == nil {
+					v.Metadata = map[string]string{}
+				}
+				maps.Copy(v.Metadata, b.VolumeMetadata)
+				return nil
+			}); merr != nil {
+				s.log.Warn("volume: restore metadata", "backup", b.ID, "volume", target, "err", merr)
+			}
+		}
+		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, volstate.StatusErrorRestoring, "restore backup "+b.ID, err); ferr != nil {
+			s.log.Warn("volume: restore backup", "backup", b.ID, "volume", target, "err", ferr)
+		}
+		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
+			b.Status, b.WorkNode, b.WorkRun = volstate.BackupAvailable, "", ""
+			return nil
+		}); cerr != nil {
+			s.log.Warn("volume: record restore", "backup", b.ID, "err", cerr)
+		}
+	})
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	volName := ""
+	if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, target); v != nil {
+		volName = v.Name
+	}
+	api.JSON(w, http.StatusAccepted, map[string]any{"restore": map[string]any{"backup_id": b.ID, "volume_id": target, "volume_name": volName}})
+	return nil
+}
+
+// newRestoreVolume makes the volume a restore without a target writes
+// into: the backup's size, restoring-backup from the start.
+func (s *Service) newRestoreVolume(ctx context.Context, p *api.Principal, proj string, b *volstate.Backup, name string) (string, error) {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	t, err := volstate.LoadType(tx, volstate.DefaultTypeID)
+	if err != nil {
+		return "", err
+	}
+	if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.VolumeID); src != nil {
+		if st, err := volstate.LoadType(tx, src.TypeID); err == nil {
+			t = st
+		}
+	}
+	policy, err := policyOf(t)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: proj, User: p.UserID, Size: b.Size, Status: volstate.StatusCreating,
+		TypeID: t.ID, CreatedAt: now, UpdatedAt: now}
+	s.worked(&v)
+	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
+		return "", err
+	}
+	if err := s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy); err != nil {
+		_, ferr := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, "create the volume's blocks", err)
+		return "", ferr
+	}
+	if _, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
+		v.Status = volstate.StatusRestoringBackup
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	return v.ID, nil
+}
+
+// settleBackups gives backups whose work was abandoned a final status: an
+// interrupted write is error, an interrupted restore leaves the backup
+// available (its volume is settled as error), an interrupted delete is
+// done again.
+func (s *Service) settleBackups(ctx context.Context, tx *memdb.Txn) {
+	if s.cfg.Backups == nil {
+		return
+	}
+	for _, b := range store.All[volstate.Backup](tx, volstate.BackupTable, "id") {
+		switch b.Status {
+		case volstate.BackupCreating, volstate.BackupRestoring, volstate.BackupDeleting:
+		default:
+			continue
+		}
+		if !s.abandoned(b.WorkNode, b.WorkRun) {
+			continue
+		}
+		if b.Status == volstate.BackupDeleting {
+			s.removeBackup(ctx, b)
+			continue
+		}
+		node, run, was := b.WorkNode, b.WorkRun, b.Status
+		_, err := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
+			if b.Status != was || b.WorkNode != node || b.WorkRun != run {
+				return errSettled
+			}
+			b.WorkNode, b.WorkRun = "", ""
+			if was == volstate.BackupCreating {
+				b.Status, b.Reason = volstate.BackupError, "the process writing the backup stopped before it finished"
+			} else {
+				b.Status = volstate.BackupAvailable
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errSettled) && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("volume: settle abandoned backup", "backup", b.ID, "err", err)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package volume
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+func (f *fixture) createBackup(token string, attrs map[string]any) string {
+	f.t.Helper()
+	id := f.expect(http.StatusAccepted, "POST", "backups", token, map[string]any{"backup": attrs}).Body["backup"].(map[string]any)["id"].(string)
+	f.waitStatus(token, "backups/"+id, "backup", "available")
+	return id
+}
+
+// A backup outlives its volume and restores into a new volume or an
+// existing one; an incremental backup adds to the latest one, which
+// cannot be deleted before it.
+func TestBackupLifecycle(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 2, "name": "src", "metadata": map[string]any{"k": "v"}})["id"].(string)
+	f.data.setContent(vol, "first")
+	full := f.createBackup(alice, map[string]any{"volume_id": vol, "name": "b1"})
+	b := f.showBackupAs(alice, full)
+	if b["size"] != float64(2) || b["container"] != "volumebackups" || b["is_incremental"] != false || b["object_count"] != float64(2) || b["volume_id"] != vol {
+		t.Fatalf("full backup %v", b)
+	}
+	f.data.setContent(vol, "second")
+	incr := f.createBackup(alice, map[string]any{"volume_id": vol, "incremental": true})
+	if b := f.showBackupAs(alice, incr); b["is_incremental"] != true {
+		t.Fatalf("incremental %v", b)
+	}
+	if b := f.showBackupAs(alice, full); b["has_dependent_backups"] != true {
+		t.Fatalf("parent %v", b)
+	}
+	f.expect(http.StatusBadRequest, "DELETE", "backups/"+full, alice, nil)
+	if list := f.expect(http.StatusOK, "GET", "backups/detail", alice, nil).Body["backups"].([]any); len(list) != 2 {
+		t.Fatalf("list %v", list)
+	}
+	f.expect(http.StatusNotFound, "GET", "backups/"+full, bob, nil)
+
+	// The volume goes; its backups stay.
+	f.expect(http.StatusAccepted, "DELETE", "volumes/"+vol, alice, nil)
+
+	r := f.expect(http.StatusAccepted, "POST", "backups/"+full+"/restore", alice, map[string]any{"restore": map[string]any{}}).Body["restore"].(map[string]any)
+	restored := r["volume_id"].(string)
+	if r["backup_id"] != full || r["volume_name"] != "restore_backup_"+full {
+		t.Fatalf("restore answer %v", r)
+	}
+	f.waitStatus(alice, "volumes/"+restored, "volume", "available")
+	f.waitStatus(alice, "backups/"+full, "backup", "available")
+	if got := f.data.contentOf(restored); got != "first" {
+		t.Fatalf("restored volume holds %q", got)
+	}
+	if md := f.showVolume(alice, restored)["metadata"].(map[string]any); md["k"] != "v" {
+		t.Fatalf("restored volume's metadata %v", md)
+	}
+	if n, _ := f.blocks.sizeOf(restored); n != 2*volstate.GiB {
+		t.Fatalf("restored volume has %d bytes", n)
+	}
+
+	// Into an existing volume: large enough and available.
+	small := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.expect(http.StatusBadRequest, "POST", "backups/"+incr+"/restore", alice, map[string]any{"restore": map[string]any{"volume_id": small}})
+	f.expect(http.StatusAccepted, "POST", "backups/"+incr+"/restore", alice, map[string]any{"restore": map[string]any{"volume_id": restored}})
+	f.waitStatus(alice, "backups/"+incr, "backup", "available")
+	f.waitStatus(alice, "volumes/"+restored, "volume", "available")
+	if got := f.data.contentOf(restored); got != "second" {
+		t.Fatalf("restored volume holds %q", got)
+	}
+
+	f.expect(http.StatusAccepted, "DELETE", "backups/"+incr, alice, nil)
+	f.waitGone("backups/" + incr)
+	f.expect(http.StatusAccepted, "DELETE", "backups/"+full, alice, nil)
+	f.waitGone("backups/" + full)
+	if f.data.contentOf("volumebackups/"+full) != "" {
+		t.Fatal("the backup's objects were kept")
+	}
+}
+
+func (f *fixture) showBackupAs(token, id string) map[string]any {
+	f.t.Helper()
+	return f.expect(http.StatusOK, "GET", "backups/"+id, token, nil).Body["backup"].(map[string]any)
+}
+
+func (f *fixture) waitGone(path string) {
+	f.t.Helper()
+	for i := 0; i < 500; i++ {
+		if r := f.call("GET", path, alice, nil); r.Code == http.StatusNotFound {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.t.Fatalf("%s is still there", path)
+}
+
+func TestBackupRefusals(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.expect(http.StatusBadRequest, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol, "incremental": true}})
+	f.expect(http.StatusBadRequest, "POST", "backups", alice, map[string]any{"backup": map[string]any{}})
+	f.expect(http.StatusNotFound, "POST", "backups", bob, map[string]any{"backup": map[string]any{"volume_id": vol}})
+	att := volstate.Attachment{ID: api.NewUUID(), ServerID: api.NewUUID(), Host: "n1"}
+	if _, err := f.local.Propose(context.Background(), volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Attachment: att}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.local.Propose(context.Background(), volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vol, AttachmentID: att.ID}); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(http.StatusBadRequest, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol}})
+	f.createBackup(alice, map[string]any{"volume_id": vol, "force": true})
+	// Quotas: backups and backup_gigabytes.
+	f.expect(http.StatusOK, "PUT", "os-quota-sets/"+projA, admin, map[string]any{"quota_set": map[string]any{"backups": 1}})
+	r := f.call("POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol, "force": true}})
+	if r.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the backups quota: %d %s", r.Code, r.Raw)
+	}
+	f.expect(http.StatusOK, "PUT", "os-quota-sets/"+projA, admin, map[string]any{"quota_set": map[string]any{"backups": 10, "backup_gigabytes": 1}})
+	if r := f.call("POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol, "force": true}}); r.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the backup_gigabytes quota: %d %s", r.Code, r.Raw)
+	}
+	q := f.expect(http.StatusOK, "GET", "os-quota-sets/"+projA+"?usage=true", admin, nil).Body["quota_set"].(map[string]any)
+	if u, _ := q["backups"].(map[string]any); u == nil || u["in_use"] != float64(1) {
+		t.Fatalf("backups usage %v", q["backups"])
+	}
+}
+
+// A backup whose writer died is settled to error; one whose restore died
+// is available again.
+func TestAbandonedBackupsAreSettled(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	ctx := context.Background()
+	for id, status := range map[string]string{"writing": volstate.BackupCreating, "restoring": volstate.BackupRestoring} {
+		b := volstate.Backup{ID: id, Project: projA, VolumeID: vol, Status: status, Container: "volumebackups", WorkNode: "n1", WorkRun: "old"}
+		if _, err := f.local.Propose(ctx, volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.svc.settle(ctx)
+	if got := f.showBackupAs(alice, "writing"); got["status"] != "error" || got["fail_reason"] == nil {
+		t.Fatalf("abandoned write %v", got)
+	}
+	if got := f.showBackupAs(alice, "restoring"); got["status"] != "available" {
+		t.Fatalf("abandoned restore %v", got)
+	}
+}

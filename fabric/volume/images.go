@@ -1,0 +1,138 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// Volumes made from images: the image's disk is written into a new thin
+// volume in the background (Data.ImageToVolume), the volume is bootable
+// and keeps the image's attributes as volume_image_metadata.
+
+// sourceImage is the image a create names, if the caller may see it, it
+// is active and it fits the size asked for (nil: the image's size).
+func (s *Service) sourceImage(ctx context.Context, p *api.Principal, id string, size *int) (*ImageInfo, error) {
+	if s.cfg.Images == nil || s.cfg.Data == nil {
+		return nil, &api.Error{Status: http.StatusNotImplemented, Msg: "creating a volume from an image is not supported by this cloud"}
+	}
+	img, err := s.cfg.Images.Get(ctx, p, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || api.StatusOf(err) == http.StatusNotFound:
+		return nil, notFound("Image", id)
+	case err != nil:
+		return nil, err
+	case !strings.EqualFold(img.Status, "active"):
+		return nil, badRequest("Invalid image identifier or unable to access requested image: image %s is %s, not active.", id, img.Status)
+	case img.DiskFormat != "raw" && img.DiskFormat != "qcow2":
+		return nil, badRequest("Invalid image %s: disk format %q cannot be written to a volume (raw or qcow2).", id, img.DiskFormat)
+	}
+	if size == nil {
+		return &img, nil
+	}
+	if need := imageGiB(&img); *size < need {
+		if img.MinDisk > 0 && *size < img.MinDisk {
+			return nil, badRequest("Invalid input received: Volume size %dGB cannot be smaller than the image minDisk size %dGB.", *size, img.MinDisk)
+		}
+		return nil, badRequest("Invalid input received: Size of specified image %dGB is larger than volume size %dGB.", need, *size)
+	}
+	return &img, nil
+}
+
+// imageGiB is the smallest volume an image fits: its disk's size rounded
+// up to GiB, and its min_disk.
+func imageGiB(img *ImageInfo) int {
+	n := img.VirtualSize
+	if n == 0 {
+		n = img.Size
+	}
+	return max(int((n+(1<<30)-1)>>30), img.MinDisk, 1)
+}
+
+// imageMetadata is Cinder's volume_image_metadata: the image's
+// attributes and its properties.
+func imageMetadata(img *ImageInfo) map[string]string {
+	md := map[string]string{}
+	for k, v := range img.Properties {
+		md[k] = v
+	}
+	for k, v := range map[string]string{"image_id": img.ID, "image_name": img.Name, "disk_format": img.DiskFormat,
+		"container_format": img.ContainerFormat, "checksum": img.Checksum} {
+		if v != "" {
+			md[k] = v
+		}
+	}
+	md["size"] = strconv.FormatInt(img.Size, 10)
+	md["min_disk"] = strconv.Itoa(img.MinDisk)
+	md["min_ram"] = strconv.Itoa(img.MinRAM)
+	return md
+}
+
+// CreateFromImage makes a bootable volume of sizeGB in p's project
+// holding image's disk, and returns its id once it is available: for
+// Nova's boot from a volume made from an image, which waits for it as
+// Nova's compute manager does.
+func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID string, sizeGB int, name string) (string, error) {
+	img, err := s.sourceImage(ctx, p, imageID, &sizeGB)
+	if err != nil {
+		return "", err
+	}
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	t, err := volstate.LoadType(tx, volstate.DefaultTypeID)
+	if err != nil {
+		return "", err
+	}
+	policy, err := policyOf(t)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
+		TypeID: t.ID, ImageID: img.ID, Bootable: true, ImageMetadata: imageMetadata(img), CreatedAt: now, UpdatedAt: now}
+	s.worked(&v)
+	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
+		return "", err
+	}
+	dataErr := s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy)
+	what := "create the volume's blocks"
+	if dataErr == nil {
+		dataErr, what = s.cfg.Data.ImageToVolume(ctx, img.ID, v.ID), "copy image "+img.ID+" into the volume"
+	}
+	if _, err := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, what, dataErr); err != nil {
+		return "", fmt.Errorf("make a boot volume from image %s: %w", img.ID, err)
+	}
+	return v.ID, nil
+}
+
+// DeleteVolume deletes a volume of p's project that is not in use: for
+// Nova, to give back a boot volume it made for a server that was not
+// created.
+func (s *Service) DeleteVolume(ctx context.Context, p *api.Principal, id string) error {
+	v, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		if v.Project != p.ProjectID || !deletable[v.Status] || len(v.Attachments) > 0 {
+			return badRequest("Invalid volume: volume %s cannot be deleted now (it is %s).", v.ID, v.Status)
+		}
+		v.Status, v.Reason = volstate.StatusDeleting, ""
+		s.worked(v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Blocks.Delete(ctx, id); err != nil {
+		_, ferr := s.finish(ctx, id, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's blocks", err)
+		return ferr
+	}
+	_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: v.ID, Revision: v.Revision}, nil)
+	return err
+}

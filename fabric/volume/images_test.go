@@ -1,0 +1,172 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+const imageID = "11111111-2222-3333-4444-555555555555"
+
+func (f *fixture) testImage() {
+	f.data.addImage(ImageInfo{ID: imageID, Name: "cirros", Status: "active", DiskFormat: "qcow2", ContainerFormat: "bare",
+		Checksum: "abc", Size: 20 << 20, VirtualSize: (1 << 30) + 1, MinRAM: 64, Properties: map[string]string{"hw_disk_bus": "virtio"}})
+}
+
+// A volume made from an image is creating until the image is copied in,
+// then available, bootable, with the image's metadata; its size defaults
+// to the image's disk, rounded up to GiB.
+func TestVolumeFromImage(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	gate := make(chan struct{})
+	f.data.gate = gate
+	v := f.createVolume(alice, map[string]any{"imageRef": imageID, "name": "boot"})
+	id := v["id"].(string)
+	if v["status"] != "creating" || v["size"] != float64(2) || v["bootable"] != "true" {
+		t.Fatalf("created %v", v)
+	}
+	if got := f.showVolume(alice, id); got["status"] != "creating" {
+		t.Fatalf("before the copy: %v", got["status"])
+	}
+	close(gate)
+	got := f.waitStatus(alice, "volumes/"+id, "volume", "available")
+	md, _ := got["volume_image_metadata"].(map[string]any)
+	if md["image_id"] != imageID || md["image_name"] != "cirros" || md["disk_format"] != "qcow2" || md["hw_disk_bus"] != "virtio" || md["min_ram"] != "64" {
+		t.Fatalf("volume_image_metadata %v", md)
+	}
+	if f.data.contentOf(id) != "image:"+imageID {
+		t.Fatalf("volume holds %q", f.data.contentOf(id))
+	}
+	if n, _ := f.blocks.sizeOf(id); n != 2*volstate.GiB {
+		t.Fatalf("blocks %d", n)
+	}
+}
+
+func TestVolumeFromImageRefusals(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	f.data.addImage(ImageInfo{ID: "22222222-2222-3333-4444-555555555555", Status: "queued", DiskFormat: "raw"})
+	f.data.addImage(ImageInfo{ID: "33333333-2222-3333-4444-555555555555", Status: "active", DiskFormat: "iso", Size: 1 << 20})
+	f.data.addImage(ImageInfo{ID: "44444444-2222-3333-4444-555555555555", Status: "active", DiskFormat: "raw", Size: 1 << 20, MinDisk: 3})
+	tests := map[string]struct {
+		attrs map[string]any
+		code  int
+	}{
+		"too small":      {map[string]any{"imageRef": imageID, "size": 1}, http.StatusBadRequest},
+		"not active":     {map[string]any{"imageRef": "22222222-2222-3333-4444-555555555555", "size": 1}, http.StatusBadRequest},
+		"iso":            {map[string]any{"imageRef": "33333333-2222-3333-4444-555555555555", "size": 1}, http.StatusBadRequest},
+		"below min_disk": {map[string]any{"imageRef": "44444444-2222-3333-4444-555555555555", "size": 2}, http.StatusBadRequest},
+		"unknown":        {map[string]any{"imageRef": "55555555-2222-3333-4444-555555555555", "size": 1}, http.StatusNotFound},
+		"and a snapshot": {map[string]any{"imageRef": imageID, "snapshot_id": "66666666-2222-3333-4444-555555555555", "size": 2}, http.StatusBadRequest},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if r := f.call("POST", "volumes", alice, map[string]any{"volume": tc.attrs}); r.Code != tc.code {
+				t.Fatalf("%d %s, want %d", r.Code, r.Raw, tc.code)
+			}
+		})
+	}
+	if r := f.expect(http.StatusOK, "GET", "volumes", alice, nil); len(r.Body["volumes"].([]any)) != 0 {
+		t.Fatalf("refused creates left volumes: %s", r.Raw)
+	}
+}
+
+// A copy that fails leaves the volume in error with the reason.
+func TestVolumeFromImageCopyFails(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	f.data.fail = errors.New("qemu-img convert: image is corrupt")
+	id := f.createVolume(alice, map[string]any{"imageRef": imageID, "size": 2})["id"].(string)
+	got := f.waitStatus(admin, "volumes/"+id, "volume", "error")
+	if got["rackstack:error_reason"] != "copy image "+imageID+" into the volume: qemu-img convert: image is corrupt" {
+		t.Fatalf("reason %v", got["rackstack:error_reason"])
+	}
+	f.expect(http.StatusAccepted, "DELETE", "volumes/"+id, alice, nil)
+}
+
+// Work that died with a process of this node is settled by the next
+// one: a create whose blocks exist becomes available, one without them
+// and an interrupted image copy become error with a reason; work of the
+// current process and of another (live) node is left alone.
+func TestAbandonedCreatesAreSettled(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.IsLeader = func() bool { return false } })
+	ctx := context.Background()
+	row := func(id, node, run, image string) {
+		v := volstate.Volume{ID: id, Project: projA, Size: 1, Status: volstate.StatusCreating, TypeID: volstate.DefaultTypeID,
+			ImageID: image, WorkNode: node, WorkRun: run}
+		if _, err := f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.blocks.Create(ctx, "made", volstate.GiB, volstate.Policy{})
+	row("made", "n1", "old-run", "")
+	row("unmade", "n1", "old-run", "")
+	row("copying", "n1", "old-run", imageID)
+	row("mine", "n1", f.svc.run, imageID)
+	row("elsewhere", "n2", "its-run", "")
+	f.svc.settle(ctx)
+	want := map[string]string{"made": "available", "unmade": "error", "copying": "error", "mine": "creating", "elsewhere": "creating"}
+	for id, status := range want {
+		got := f.showVolume(admin, id)
+		if got["status"] != status {
+			t.Errorf("%s: %v, want %s", id, got["status"], status)
+		}
+		if status == "error" && got["rackstack:error_reason"] == nil {
+			t.Errorf("%s: no reason", id)
+		}
+	}
+}
+
+// Nova's boot from a volume made from an image: the call returns once
+// the volume is available, in the caller's project; DeleteVolume gives
+// it back.
+func TestCreateFromImageForNova(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	p := &api.Principal{UserID: "alice", ProjectID: projA, Roles: []string{"member"}}
+	ctx := context.Background()
+	id, err := f.svc.CreateFromImage(ctx, p, imageID, 2, "vm-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.showVolume(alice, id)
+	if got["status"] != "available" || got["bootable"] != "true" || got["name"] != "vm-root" || f.data.contentOf(id) != "image:"+imageID {
+		t.Fatalf("boot volume %v", got)
+	}
+	if _, err := f.svc.CreateFromImage(ctx, p, imageID, 1, "small"); api.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("a volume smaller than the image: %v", err)
+	}
+	other := &api.Principal{UserID: "bob", ProjectID: projB, Roles: []string{"member"}}
+	if err := f.svc.DeleteVolume(ctx, other, id); err == nil {
+		t.Fatal("another project deleted the volume")
+	}
+	if err := f.svc.DeleteVolume(ctx, p, id); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(http.StatusNotFound, "GET", "volumes/"+id, alice, nil)
+}
+
+// A volume released deleting by its server's removal (delete on
+// termination) has no worker: the maintenance deletes it.
+func TestReleasedDeletingVolumeIsDeleted(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	// As volstate.ReleaseServer leaves it (compute's tests check that).
+	if _, err := f.svc.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		v.Status, v.WorkNode, v.WorkRun = volstate.StatusDeleting, "", ""
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.settle(ctx)
+	f.expect(http.StatusNotFound, "GET", "volumes/"+id, alice, nil)
+	if _, ok := f.blocks.sizeOf(id); ok {
+		t.Fatal("blocks left")
+	}
+}

@@ -1,0 +1,147 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// Background work: what takes longer than a request (copying an image
+// into a volume, backing a volume up, restoring it) runs after the API
+// answered, in the service's work context. The row being worked on names
+// the node and process doing it (WorkNode, WorkRun), so that work which
+// died with its process does not leave the row in a working status for
+// ever: Run settles it, on this node after a restart and on the leader
+// for a lost node.
+
+// settleEvery is how often abandoned work is looked for: volumes deleted
+// with their servers wait for it.
+const settleEvery = 15 * time.Second
+
+// Run settles abandoned work at start and every settleEvery; when ctx ends it
+// stops the background work and waits for it.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(settleEvery)
+	defer tick.Stop()
+	for {
+		s.settle(ctx)
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.stopped = true
+			s.mu.Unlock()
+			s.stop()
+			s.busy.Wait()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// background runs fn in the work context, after the request that started
+// it answered. Once Run has ended nothing starts: the row keeps its
+// working status and the next process settles it.
+func (s *Service) background(fn func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.busy.Add(1)
+	go func() {
+		defer s.busy.Done()
+		fn(s.work)
+	}()
+}
+
+// worked marks a row as worked on by this process.
+func (s *Service) worked(v *volstate.Volume) { v.WorkNode, v.WorkRun = s.cfg.Node, s.run }
+
+// abandoned reports whether the work a row names died with its process:
+// an earlier process of this node, or (on the leader) a lost node or a
+// row from before work was recorded.
+func (s *Service) abandoned(node, run string) bool {
+	if node == s.cfg.Node {
+		return run != s.run
+	}
+	return s.cfg.IsLeader() && (run == "" || s.cfg.NodeLost(node))
+}
+
+// errSettled stops a settle whose row moved on meanwhile.
+var errSettled = errors.New("row changed meanwhile")
+
+// settle gives volumes whose work was abandoned a final status: a create
+// whose blocks exist is available (the work after them was recording
+// the status), any other is error with the reason.
+func (s *Service) settle(ctx context.Context) {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return
+	}
+	for _, v := range store.All[volstate.Volume](tx, volstate.VolumeTable, "id") {
+		if !working(v.Status) || !s.abandoned(v.WorkNode, v.WorkRun) {
+			continue
+		}
+		if v.Status == volstate.StatusDeleting {
+			// A delete that died, or a volume deleted with its server:
+			// deleting is idempotent, so it is done again.
+			s.finishDelete(ctx, v)
+			continue
+		}
+		status, reason := volstate.StatusError, ""
+		switch {
+		case v.Status == volstate.StatusCreating && v.ImageID != "":
+			reason = "create from image " + v.ImageID + ": the process copying it stopped before it finished"
+		case v.Status == volstate.StatusCreating:
+			ok, err := s.cfg.Blocks.Exists(ctx, v.ID)
+			if err != nil {
+				s.log.Warn("volume: settle abandoned create", "volume", v.ID, "err", err)
+				continue
+			}
+			if ok {
+				status = volstate.StatusAvailable
+			} else {
+				reason = "create: the process making the volume's blocks stopped before it made them"
+			}
+		case v.Status == volstate.StatusRestoringBackup:
+			reason = "restore backup: the process restoring it stopped before it finished; restore again"
+		}
+		node, run := v.WorkNode, v.WorkRun
+		_, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
+			if !working(v.Status) || v.WorkNode != node || v.WorkRun != run {
+				return errSettled
+			}
+			v.Status, v.Reason, v.WorkNode, v.WorkRun = status, reason, "", ""
+			return nil
+		})
+		switch {
+		case err == nil:
+			s.log.Warn("volume work abandoned; settled", "volume", v.ID, "node", node, "status", status, "reason", reason)
+		case !errors.Is(err, errSettled) && !errors.Is(err, store.ErrNotFound):
+			s.log.Warn("volume: settle abandoned work", "volume", v.ID, "err", err)
+		}
+	}
+	s.settleBackups(ctx, tx)
+}
+
+// working are the statuses background work (or a request) holds a
+// volume in.
+func working(status string) bool {
+	return status == volstate.StatusCreating || status == volstate.StatusRestoringBackup || status == volstate.StatusDeleting
+}
+
+// finishDelete deletes an abandoned deleting volume's blocks and row.
+func (s *Service) finishDelete(ctx context.Context, v *volstate.Volume) {
+	err := s.cfg.Blocks.Delete(ctx, v.ID)
+	if err == nil {
+		_, err = s.cfg.Repl.Propose(ctx, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: v.ID, Revision: v.Revision})
+	}
+	if err != nil {
+		s.log.Warn("volume: finish delete", "volume", v.ID, "err", err)
+		return
+	}
+	s.log.Info("volume deleted", "volume", v.ID, "project", v.Project)
+}
