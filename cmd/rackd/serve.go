@@ -305,6 +305,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3", "version": build.Version, "build": build})
 	})
+	runTelemetry := openTelemetry(o, node, ident, reg, r, vmAgent, log)
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -352,6 +353,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
+	g.Go(func() error { return runTelemetry(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })
 	}
