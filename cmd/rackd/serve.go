@@ -305,7 +305,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3", "version": build.Version, "build": build})
 	})
-	runTelemetry := openTelemetry(o, node, ident, reg, r, vmAgent, log)
+	runTelemetry := openTelemetry(o, node, ident, reg, r, telemetrySources{vmAgent, servers, objects, dp, metalConductor}, log)
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
