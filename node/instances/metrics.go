@@ -1,13 +1,14 @@
 package instances
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,7 +35,7 @@ var (
 	descDiskWrite = prometheus.NewDesc("rackstack_instance_disk_write_bytes_total", "Bytes the guest's QEMU process wrote to storage (/proc/<pid>/io write_bytes).", instanceLabels, nil)
 	// The tap's receive is the guest's transmit: the figures are named
 	// from the guest's side.
-	descNetRxBytes   = prometheus.NewDesc("rackstack_instance_network_receive_bytes_total", "Bytes the guest received on a port (its tap's transmit counter).", portLabels, nil)
+	descNetRxBytes   = prometheus.NewDesc("rackstack_instance_network_receive_bytes_total", "Bytes the guest received on a port (its tap's transmit counter in /proc/net/dev).", portLabels, nil)
 	descNetTxBytes   = prometheus.NewDesc("rackstack_instance_network_transmit_bytes_total", "Bytes the guest sent on a port (its tap's receive counter).", portLabels, nil)
 	descNetRxPackets = prometheus.NewDesc("rackstack_instance_network_receive_packets_total", "Packets the guest received on a port.", portLabels, nil)
 	descNetTxPackets = prometheus.NewDesc("rackstack_instance_network_transmit_packets_total", "Packets the guest sent on a port.", portLabels, nil)
@@ -42,20 +43,56 @@ var (
 	descNetTxDrops   = prometheus.NewDesc("rackstack_instance_network_transmit_drops_total", "Packets from the guest dropped at its tap (the tap's receive drops).", portLabels, nil)
 )
 
+// Guest is a guest process as the metrics label it.
+type Guest struct {
+	ServerID, Project string
+	PID               int
+	Ports             []string
+}
+
 // Metrics collects the rackstack_instance_* families of this node's guests
-// on each scrape, from /proc of each QEMU process and /sys/class/net of
-// its taps: a few small file reads per guest, no QMP round trip.
+// on each scrape: two small reads per guest (/proc/<pid>/stat and io) and
+// one of /proc/net/dev for every tap at once; no QMP round trip.
 type Metrics struct {
-	Agent *Agent
-	// Proc and SysClassNet are /proc and /sys/class/net; tests point
-	// them at fixtures.
-	Proc        string
-	SysClassNet string
+	// Guests lists the guest processes running now.
+	Guests func() []Guest
+	// Proc is /proc and NetDev /proc/net/dev (the counters of every
+	// interface of rackd's namespace, where the taps are); tests and
+	// benchmarks point them elsewhere.
+	Proc   string
+	NetDev string
+
+	// open keeps each guest process's stat and io files open between
+	// scrapes: a procfs file reread from offset 0 is regenerated, and
+	// the path lookup of an open costs more than the read. By pid.
+	mu   sync.Mutex
+	open map[int]*procFiles
+	buf  []byte
+}
+
+type procFiles struct{ stat, io *os.File }
+
+func (f *procFiles) close() {
+	f.stat.Close()
+	f.io.Close()
 }
 
 // Metrics returns the collector of this agent's guests.
 func (a *Agent) Metrics() *Metrics {
-	return &Metrics{Agent: a, Proc: "/proc", SysClassNet: "/sys/class/net"}
+	return &Metrics{Guests: a.running, Proc: "/proc", NetDev: "/proc/net/dev"}
+}
+
+// running lists the guests whose process the agent knows.
+func (a *Agent) running() []Guest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Guest, 0, len(a.guests))
+	for id, g := range a.guests {
+		if pid := a.pids[id]; pid != 0 {
+			out = append(out, Guest{ServerID: id, Project: g.project, PID: pid, Ports: g.ports})
+		}
+	}
+	return out
 }
 
 // Describe sends every family's description.
@@ -66,125 +103,166 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-type guestNow struct {
-	id  string
-	pid int
-	guestMeta
-}
-
 // Collect reads the figures of every guest process running now. A guest
 // whose process is gone (or went between the listing and the read) has
-// no series: a rate over a restart starts again, as with any counter.
+// no series, nor a port whose tap is missing: a rate over a restart starts
+// again, as with any counter.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	a := m.Agent
-	a.mu.Lock()
-	guests := make([]guestNow, 0, len(a.guests))
-	for id, g := range a.guests {
-		if pid := a.pids[id]; pid != 0 {
-			guests = append(guests, guestNow{id: id, pid: pid, guestMeta: g})
-		}
+	guests := m.Guests()
+	if len(guests) == 0 {
+		return
 	}
-	a.mu.Unlock()
+	taps, _ := readNetDev(m.NetDev)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.open == nil {
+		m.open = map[int]*procFiles{}
+		m.buf = make([]byte, 4096)
+	}
+	live := make(map[int]bool, len(guests))
 	for _, g := range guests {
+		live[g.PID] = true
 		m.collectProcess(ch, g)
-		for _, port := range g.ports {
-			m.collectTap(ch, g, port)
+		for _, port := range g.Ports {
+			if c, ok := taps[dataplane.DeviceName(port)]; ok {
+				m.collectTap(ch, g, port, c)
+			}
+		}
+	}
+	for pid, f := range m.open {
+		if !live[pid] {
+			f.close()
+			delete(m.open, pid)
 		}
 	}
 }
 
-func (m *Metrics) collectProcess(ch chan<- prometheus.Metric, g guestNow) {
-	dir := filepath.Join(m.Proc, strconv.Itoa(g.pid))
-	if cpu, rss, err := readStat(dir); err == nil {
-		ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, cpu, g.id, g.project)
-		ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, rss, g.id, g.project)
-	}
-	if io, err := readKeyed(filepath.Join(dir, "io")); err == nil {
-		ch <- prometheus.MustNewConstMetric(descDiskRead, prometheus.CounterValue, io["read_bytes"], g.id, g.project)
-		ch <- prometheus.MustNewConstMetric(descDiskWrite, prometheus.CounterValue, io["write_bytes"], g.id, g.project)
-	}
-}
-
-func (m *Metrics) collectTap(ch chan<- prometheus.Metric, g guestNow, port string) {
-	dir := filepath.Join(m.SysClassNet, dataplane.DeviceName(port), "statistics")
-	for _, c := range []struct {
-		desc *prometheus.Desc
-		file string
-	}{
-		{descNetRxBytes, "tx_bytes"}, {descNetTxBytes, "rx_bytes"},
-		{descNetRxPackets, "tx_packets"}, {descNetTxPackets, "rx_packets"},
-		{descNetRxDrops, "tx_dropped"}, {descNetTxDrops, "rx_dropped"},
-	} {
-		v, err := readNumber(filepath.Join(dir, c.file))
+func (m *Metrics) collectProcess(ch chan<- prometheus.Metric, g Guest) {
+	f := m.open[g.PID]
+	if f == nil {
+		dir := m.Proc + "/" + strconv.Itoa(g.PID)
+		stat, err := os.Open(dir + "/stat")
 		if err != nil {
-			return // no tap (yet, or any more): no series
+			return
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, v, g.id, g.project, port)
+		io, err := os.Open(dir + "/io")
+		if err != nil {
+			stat.Close()
+			return
+		}
+		f = &procFiles{stat: stat, io: io}
+		m.open[g.PID] = f
+	}
+	raw, err := reread(f.stat, m.buf)
+	if err != nil {
+		// The process is gone (a reused pid gets new files next time).
+		f.close()
+		delete(m.open, g.PID)
+		return
+	}
+	if cpu, rss, err := parseStat(raw); err == nil {
+		ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, cpu, g.ServerID, g.Project)
+		ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, rss, g.ServerID, g.Project)
+	}
+	if raw, err = reread(f.io, m.buf); err == nil {
+		rd, wr := parseIO(raw)
+		ch <- prometheus.MustNewConstMetric(descDiskRead, prometheus.CounterValue, rd, g.ServerID, g.Project)
+		ch <- prometheus.MustNewConstMetric(descDiskWrite, prometheus.CounterValue, wr, g.ServerID, g.Project)
 	}
 }
 
-// readStat returns a process's CPU seconds (user + system) from stat and
-// its resident bytes from statm.
-func readStat(dir string) (cpu, rss float64, err error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		return 0, 0, err
+func (m *Metrics) collectTap(ch chan<- prometheus.Metric, g Guest, port string, c tapCounters) {
+	// The tap's receive is the guest's transmit.
+	for _, v := range []struct {
+		desc *prometheus.Desc
+		v    float64
+	}{
+		{descNetRxBytes, c.txBytes}, {descNetTxBytes, c.rxBytes},
+		{descNetRxPackets, c.txPackets}, {descNetTxPackets, c.rxPackets},
+		{descNetRxDrops, c.txDrops}, {descNetTxDrops, c.rxDrops},
+	} {
+		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.CounterValue, v.v, g.ServerID, g.Project, port)
 	}
+}
+
+// reread reads a small file from its start into buf: one pread, which
+// procfs answers with the file's current contents.
+func reread(f *os.File, buf []byte) ([]byte, error) {
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return buf[:n], nil
+}
+
+// parseStat returns a process's CPU seconds (utime + stime) and resident
+// bytes from its /proc/<pid>/stat.
+func parseStat(raw []byte) (cpu, rss float64, err error) {
 	// The command name may hold spaces and parentheses: fields count
-	// from after its last ')'. utime and stime are fields 14 and 15,
-	// the 12th and 13th after it.
+	// from after its last ')'. utime, stime and rss are fields 14, 15
+	// and 24: the 12th, 13th and 22nd after it.
 	i := bytes.LastIndexByte(raw, ')')
 	if i < 0 {
-		return 0, 0, fmt.Errorf("parse %s/stat: no command name", dir)
+		return 0, 0, errors.New("parse stat: no command name")
 	}
 	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("parse %s/stat: %d fields", dir, len(f))
+	if len(f) < 22 {
+		return 0, 0, fmt.Errorf("parse stat: %d fields", len(f))
 	}
 	ut, err1 := strconv.ParseFloat(f[11], 64)
 	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("parse %s/stat: bad utime or stime", dir)
-	}
-	raw, err = os.ReadFile(filepath.Join(dir, "statm"))
-	if err != nil {
-		return 0, 0, err
-	}
-	sf := strings.Fields(string(raw))
-	if len(sf) < 2 {
-		return 0, 0, fmt.Errorf("parse %s/statm: %d fields", dir, len(sf))
-	}
-	pages, err := strconv.ParseFloat(sf[1], 64)
-	if err != nil {
-		return 0, 0, fmt.Errorf("parse %s/statm: %w", dir, err)
+	pages, err3 := strconv.ParseFloat(f[21], 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return 0, 0, fmt.Errorf("parse stat: %w", err)
 	}
 	return (ut + st) / clockTicks, pages * float64(os.Getpagesize()), nil
 }
 
-// readKeyed reads a "key: value" file such as /proc/<pid>/io.
-func readKeyed(path string) (map[string]float64, error) {
+// parseIO returns read_bytes and write_bytes of /proc/<pid>/io.
+func parseIO(raw []byte) (read, write float64) {
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "read_bytes":
+			read, _ = strconv.ParseFloat(v, 64)
+		case "write_bytes":
+			write, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return read, write
+}
+
+// tapCounters are one interface's counters, from the tap's side.
+type tapCounters struct {
+	rxBytes, rxPackets, rxDrops, txBytes, txPackets, txDrops float64
+}
+
+// readNetDev reads /proc/net/dev: per interface, receive bytes, packets,
+// errs, drop, fifo, frame, compressed, multicast, then transmit bytes,
+// packets, errs, drop, ...
+func readNetDev(path string) (map[string]tapCounters, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
+	out := map[string]tapCounters{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, rest, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-			out[k] = n
+		f := strings.Fields(rest)
+		if len(f) < 12 {
+			continue
 		}
+		n := func(i int) float64 { v, _ := strconv.ParseFloat(f[i], 64); return v }
+		out[strings.TrimSpace(name)] = tapCounters{rxBytes: n(0), rxPackets: n(1), rxDrops: n(3), txBytes: n(8), txPackets: n(9), txDrops: n(11)}
 	}
 	return out, nil
-}
-
-func readNumber(path string) (float64, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseFloat(strings.TrimSpace(string(raw)), 64)
 }

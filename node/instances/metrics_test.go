@@ -26,15 +26,14 @@ func write(t *testing.T, path, body string) {
 
 func TestMetricsReadEachGuestProcessAndTap(t *testing.T) {
 	root := t.TempDir()
-	proc, sys := filepath.Join(root, "proc"), filepath.Join(root, "net")
+	proc, dev := filepath.Join(root, "proc"), filepath.Join(root, "dev")
 	// A command name with a space and a ')' must not shift the fields.
-	write(t, filepath.Join(proc, "42", "stat"), "42 (qemu-system-x86 (x)) S 1 42 42 0 -1 4194560 1 0 0 0 250 150 0 0 20 0 5 0 100 1000 300\n")
-	write(t, filepath.Join(proc, "42", "statm"), "1000 256 10 1 0 100 0\n")
+	write(t, filepath.Join(proc, "42", "stat"), "42 (qemu-system-x86 (x)) S 1 42 42 0 -1 4194560 1 0 0 0 250 150 0 0 20 0 5 0 100 1000 256 18446744073709551615\n")
 	write(t, filepath.Join(proc, "42", "io"), "rchar: 9\nwchar: 9\nsyscr: 1\nsyscw: 1\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n")
-	stats := filepath.Join(sys, dataplane.DeviceName("port-aaaaaaaaaaaa"), "statistics")
-	for f, v := range map[string]string{"rx_bytes": "100", "tx_bytes": "200", "rx_packets": "1", "tx_packets": "2", "rx_dropped": "3", "tx_dropped": "4"} {
-		write(t, filepath.Join(stats, f), v+"\n")
-	}
+	write(t, dev, "Inter-|   Receive                                                |  Transmit\n"+
+		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"+
+		"    lo: 5 5 0 0 0 0 0 0 5 5 0 0 0 0 0 0\n"+
+		dataplane.DeviceName("port-aaaaaaaaaaaa")+": 100 1 0 3 0 0 0 0 200 2 0 4 0 0 0 0\n")
 	a := &Agent{
 		guests: map[string]guestMeta{
 			"s1": {project: "p1", ports: []string{"port-aaaaaaaaaaaa"}},
@@ -43,7 +42,7 @@ func TestMetricsReadEachGuestProcessAndTap(t *testing.T) {
 		},
 		pids: map[string]int{"s1": 42, "s3": 43},
 	}
-	m := &Metrics{Agent: a, Proc: proc, SysClassNet: sys}
+	m := &Metrics{Guests: a.running, Proc: proc, NetDev: dev}
 	got := collect(t, m)
 	want := map[string]float64{
 		`rackstack_instance_cpu_seconds_total{project_id="p1",server_id="s1"}`:                                          4,
@@ -85,4 +84,27 @@ func collect(t *testing.T, c prometheus.Collector) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// BenchmarkCollect50 is one scrape of 50 guests (this process standing in
+// for each QEMU), with their tap counters in a /proc/net/dev-style file.
+func BenchmarkCollect50(b *testing.B) {
+	dir := b.TempDir()
+	var guests []Guest
+	var dev strings.Builder
+	dev.WriteString("Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n")
+	for i := 0; i < 50; i++ {
+		port := fmt.Sprintf("port-%04d-0000", i)
+		guests = append(guests, Guest{ServerID: fmt.Sprint("s", i), Project: "p", PID: os.Getpid(), Ports: []string{port}})
+		fmt.Fprintf(&dev, "%s: 100 2 0 3 0 0 0 0 200 4 0 5 0 0 0 0\n", dataplane.DeviceName(port))
+	}
+	os.WriteFile(filepath.Join(dir, "dev"), []byte(dev.String()), 0o644)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&Metrics{Guests: func() []Guest { return guests }, Proc: "/proc", NetDev: filepath.Join(dir, "dev")})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
