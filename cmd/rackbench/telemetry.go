@@ -129,7 +129,7 @@ func telemetrySuite(ctx context.Context, o options) ([]Result, error) {
 	}
 	quietParams := map[string]any{"history_step": "1h", "scrape_every": "never", "window": window.String()}
 	busyParams := map[string]any{"history_step": "5s", "scrape_every": telemetryScrapeEvery.String(), "window": window.String(), "series": series}
-	colParams := map[string]any{"instances": telemetryInstances, "series": collectorSeries, "guests": "stand-in processes, tap counters as files"}
+	colParams := map[string]any{"instances": telemetryInstances, "series": collectorSeries, "guests": "stand-in processes; tap counters in a /proc/net/dev-style file"}
 	estParams := map[string]any{"instances": telemetryInstances, "scrape_every": telemetryScrapeEvery.String(), "history_step": "5s"}
 	return []Result{
 		newResult("telemetry", "rackd-not-scraped", quietParams, "rackd_cpu", "% of a core", quietCPU),

@@ -64,9 +64,6 @@ func withEvents[C any](h func(*memdb.Txn, C) (any, error), meta func(C) eventMet
 					ev.Reason = "the guest stopped on its own"
 				}
 			}
-			if !existed && ev.Action == "create" {
-				ev.From = ""
-			}
 			if err := eventstate.Record(tx, ev); err != nil {
 				return nil, err
 			}
