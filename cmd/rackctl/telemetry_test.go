@@ -92,3 +92,36 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestEventsList(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /identity/v3/auth/tokens", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Subject-Token", "tok")
+		w.WriteHeader(201)
+		w.Write([]byte(`{"token": {}}`))
+	})
+	var asked []string
+	mux.HandleFunc("GET /rackstack/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.RawQuery)
+		w.Write([]byte(`{"events": [
+			{"id": "1", "time": "2026-12-05T10:00:00Z", "resource_type": "server", "resource_id": "s1", "project_id": "p1",
+			 "user_id": "u1", "request_id": "req-1", "action": "create", "to": "BUILD"},
+			{"id": "2", "time": "2026-12-05T10:05:00Z", "resource_type": "server", "resource_id": "s1", "project_id": "p1",
+			 "action": "state", "from": "ACTIVE", "to": "SHUTOFF", "reason": "the guest crashed"}]}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	env := map[string]string{"OS_AUTH_URL": srv.URL + "/identity/v3", "OS_USERNAME": "admin", "OS_PASSWORD": "pw", "OS_PROJECT_NAME": "admin"}
+	var out, errb strings.Builder
+	if code := run([]string{"events", "--resource", "s1"}, &out, &errb, func(k string) string { return env[k] }); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"RESOURCE", "create", "BUILD", "u1", "req-1", "ACTIVE → SHUTOFF", "(system)", "the guest crashed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if len(asked) != 1 || asked[0] != "resource=s1" {
+		t.Errorf("asked %q, want resource=s1", asked)
+	}
+}
