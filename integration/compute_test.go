@@ -185,6 +185,9 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		t.Fatalf("vm2 is %s after a hard reboot", s.Status)
 	}
 
+	// rackctl console: the same console in a terminal.
+	checkRackctlConsole(t, creds, n1, vm1.ID)
+
 	// kill -9 rackd: the guests keep running, the new rackd adopts them.
 	pid := qemuPID(t, vm1.ID)
 	if pid == 0 {

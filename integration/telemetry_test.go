@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -113,4 +115,48 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// checkRackctlConsole attaches `rackctl console` to a running guest: Enter
+// gets the guest's answer on stdout, Ctrl-] ends it cleanly.
+func checkRackctlConsole(t *testing.T, creds map[string]string, n *rackd, server string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "rackctl"), "console", server)
+	cmd.Env = osEnv(creds, n)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("rackctl console: %v", err)
+	}
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		n, _ := stdout.Read(buf)
+		got <- n
+		io.Copy(io.Discard, stdout)
+	}()
+	stdin.Write([]byte("\r"))
+	select {
+	case n := <-got:
+		if n == 0 {
+			t.Errorf("rackctl console: no answer from the guest; stderr:\n%s", stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("rackctl console: no answer from the guest in 20 s; stderr:\n%s", stderr.String())
+	}
+	stdin.Write([]byte{0x1d})
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(stderr.String(), "Escape character is '^]'") {
+			t.Errorf("rackctl console after Ctrl-]: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill() // the rackctl this test started
+		<-done
+		t.Errorf("rackctl console did not end at Ctrl-]; stderr:\n%s", stderr.String())
+	}
 }
