@@ -97,7 +97,7 @@ func TestCompute(t *testing.T) {
 	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-ct%d", os.Getpid())
 	t.Cleanup(func() { os.RemoveAll(bpfDir) })
 	// Image bytes live in the object store: the node gets a disk.
-	n1 := newRackd(t, "c1", "--disk", t.TempDir(), "--dataplane", "on", "--bpf-dir", bpfDir, "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
+	n1 := newRackd(t, "c1", "--disk", t.TempDir(), "--dataplane", "on", "--bpf-dir", bpfDir, "--compute", "on", "--accel", "tcg", "--s3-listen", "off", "--history-step", "1s")
 	n1.start("--bootstrap")
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
@@ -185,6 +185,9 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		t.Fatalf("vm2 is %s after a hard reboot", s.Status)
 	}
 
+	// rackctl console: the same console in a terminal.
+	checkRackctlConsole(t, creds, n1, vm1.ID)
+
 	// kill -9 rackd: the guests keep running, the new rackd adopts them.
 	pid := qemuPID(t, vm1.ID)
 	if pid == 0 {
@@ -237,6 +240,13 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 	openstack(t, alice, "server", "start", "vm3")
 	if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "ACTIVE" }) {
 		t.Fatalf("vm3 did not start after dying")
+	}
+	// Telemetry of real guests: vm1's CPU in /metrics and in its
+	// project's history; vm3's death in the event log.
+	demoID := strings.TrimSpace(openstack(t, admin, "project", "show", "-f", "value", "-c", "id", "demo"))
+	checkInstanceTelemetry(t, n1, token(t, n1, "admin", creds["OS_PASSWORD"], "admin"), token(t, n1, "alice", "alice-pass-1", "demo"), demoID, vm1.ID)
+	if evs := serverEvents(t, creds, n1, vm3.ID); !hasEventLine(evs, "stop ACTIVE>ACTIVE") || !hasEventLine(evs, "state ACTIVE>SHUTOFF the guest stopped on its own") {
+		t.Errorf("vm3's events do not show its stop and its death:\n%s", strings.Join(evs, "\n"))
 	}
 
 	// Bad input: the CLI's own lookups, then Nova's errors straight from
@@ -323,6 +333,9 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 	// Delete leaves nothing: no QEMU, no tap, no disk, no dataplane entry.
 	ports := strings.Fields(openstack(t, alice, "port", "list", "--device-id", vm2.ID, "-f", "value", "-c", "ID"))
 	openstack(t, alice, "server", "delete", "--wait", "vm2")
+	if evs := serverEvents(t, creds, n1, vm2.ID); !hasEventLine(evs, "create >BUILD") || !hasEventLine(evs, "delete ") || !strings.Contains(strings.Join(evs, "\n"), ">DELETED") {
+		t.Errorf("vm2's events do not show its create and delete:\n%s", strings.Join(evs, "\n"))
+	}
 	if pid := qemuPID(t, vm2.ID); pid != 0 {
 		t.Errorf("QEMU %d of deleted vm2 still runs", pid)
 	}

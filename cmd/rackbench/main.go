@@ -67,6 +67,7 @@ var suites = map[string]suite{
 	"launch":    launchSuite,
 	"provision": provisionSuite,
 	"storage":   storageSuite,
+	"telemetry": telemetrySuite,
 }
 
 func main() {

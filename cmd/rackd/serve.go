@@ -28,6 +28,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/buildinfo"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/identity"
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/network"
@@ -86,7 +87,7 @@ func mountSwift(r chi.Router, h http.Handler) {
 // create claims bare-metal nodes in its own apply.
 func schemas() []store.Schema {
 	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), block.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema(),
-		volume.Schema()}
+		volume.Schema(), eventstate.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -308,6 +309,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3", "version": build.Version, "build": build})
 	})
+	runTelemetry := openTelemetry(o, node, ident, reg, r, telemetrySources{vmAgent, servers, objects, dp, metalConductor}, log)
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -356,6 +358,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return images.Run(gctx) })
 	g.Go(func() error { return volumes.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
+	g.Go(func() error { return runTelemetry(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })
 	}
