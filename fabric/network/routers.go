@@ -50,7 +50,7 @@ func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.Vie
 		"id": r.ID, "name": r.Name, "description": r.Description, "tenant_id": r.Project, "project_id": r.Project,
 		"admin_state_up": r.AdminStateUp, "status": s.routerStatus(r), "external_gateway_info": gw, "routes": routes,
 		"availability_zones": []string{}, "availability_zone_hints": []string{}, "flavor_id": nil,
-		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision, "tags": []string{},
+		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision, "tags": tagList(r.Tags),
 	}
 	// As in Neutron's default policy, only admins see how a router is
 	// made: every router here is distributed (each node routes for its own

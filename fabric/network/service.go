@@ -111,7 +111,7 @@ func (s *Service) routes() []api.Route {
 		get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
 		token               = api.Authenticated
 	)
-	return []api.Route{
+	routes := []api.Route{
 		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v2.0", Access: token, Handle: s.resources},
 		{Method: get, Path: "/v2.0/", Access: token, Handle: s.resources},
@@ -171,6 +171,7 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/quotas/{project}/default", Access: token, Rule: "get_quota", Handle: s.showDefaultQuota},
 		{Method: get, Path: "/v2.0/quotas/{project}/details", Access: token, Rule: "get_quota", Handle: s.showQuotaDetails},
 	}
+	return append(routes, s.tagRoutes()...)
 }
 
 // stripJSONSuffix serves /v2.0/networks.json as /v2.0/networks, as Neutron
@@ -239,6 +240,9 @@ var extensions = [][3]string{
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"},
 	{"agent", "agent", "The agent management extension."},
+	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
+	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
+	{"tag", "Tag support", "Enables to set tag on resources."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {
