@@ -47,7 +47,7 @@ func newFixture(t *testing.T) *fixture {
 		bob:   {UserID: "u-bob", ProjectID: projB, Roles: []string{"member", "reader"}},
 		carol: {UserID: "u-reader", ProjectID: projA, Roles: []string{"reader"}},
 	}
-	f.svc, err = New(Config{Repl: local, Auth: auth, VLANMin: vlanLow, VLANMax: vlanHigh, Now: func() time.Time { return f.now }})
+	f.svc, err = New(Config{Repl: local, Auth: auth, VLANMin: vlanLow, VLANMax: vlanHigh, Now: func() time.Time { return f.now }, Flat: []string{"public"}})
 	if err != nil {
 		t.Fatal(err)
 	}

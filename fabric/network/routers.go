@@ -23,12 +23,19 @@ func (s *Service) routers(*memdb.Txn) api.Collection[Router] {
 }
 
 // routerStatus is ACTIVE only where the nodes' dataplanes forward for
-// routers (Config.Forwarding): a router nothing forwards for is DOWN.
-func (s *Service) routerStatus(r *Router) string {
-	if r.AdminStateUp && s.cfg.Forwarding {
-		return "ACTIVE"
+// routers (Config.Forwarding): a router nothing forwards for is DOWN, and
+// so is one whose gateway is on an external network the dataplanes do not
+// reach (a VLAN one, made before such gateways were refused).
+func (s *Service) routerStatus(tx *memdb.Txn, r *Router) string {
+	if !r.AdminStateUp || !s.cfg.Forwarding {
+		return "DOWN"
 	}
-	return "DOWN"
+	if g := r.Gateway; g != nil {
+		if n := store.Get[Network](tx, tNetworks, g.NetworkID); n == nil || n.Flat == "" {
+			return "DOWN"
+		}
+	}
+	return "ACTIVE"
 }
 
 func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.View {
@@ -48,7 +55,7 @@ func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.Vie
 	}
 	v := map[string]any{
 		"id": r.ID, "name": r.Name, "description": r.Description, "tenant_id": r.Project, "project_id": r.Project,
-		"admin_state_up": r.AdminStateUp, "status": s.routerStatus(r), "external_gateway_info": gw, "routes": routes,
+		"admin_state_up": r.AdminStateUp, "status": s.routerStatus(tx, r), "external_gateway_info": gw, "routes": routes,
 		"availability_zones": []string{}, "availability_zone_hints": []string{}, "flavor_id": nil,
 		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision, "tags": tagList(r.Tags),
 	}

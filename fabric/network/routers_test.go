@@ -17,7 +17,7 @@ type l3World struct {
 func (f *fixture) l3(tok string) l3World {
 	f.t.Helper()
 	var w l3World
-	w.ext = f.network(admin, "public", "router:external", true)["id"].(string)
+	w.ext = f.network(admin, "public", "router:external", true, "provider:network_type", "flat", "provider:physical_network", "public")["id"].(string)
 	w.extSubnet = f.subnet(admin, w.ext, "172.24.4.0/24")["id"].(string)
 	w.net = f.network(tok, "private")["id"].(string)
 	w.subnet = f.subnet(tok, w.net, "10.1.0.0/24")["id"].(string)
@@ -119,6 +119,28 @@ func TestRouterRefusesWhatItCannotBe(t *testing.T) {
 	f.expect("POST", "/v2.0/routers", alice, map[string]any{"router": map[string]any{"status": "ACTIVE"}}, 400, "")
 	// Only admins make external networks.
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"router:external": true}}, 403, "PolicyNotAuthorized")
+}
+
+// TestRouterGatewayOnVLANExternalIsRefused: the dataplanes forward only
+// on flat external networks, so a gateway on a VLAN one would be shown
+// ACTIVE and never forwarded.
+func TestRouterGatewayOnVLANExternalIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.Forwarding = true
+	vlanExt := f.network(admin, "vlan-public", "router:external", true)["id"].(string)
+	f.subnet(admin, vlanExt, "198.51.100.0/24")
+	gw := map[string]any{"network_id": vlanExt}
+	f.expect("POST", "/v2.0/routers", alice, map[string]any{"router": map[string]any{"name": "r", "external_gateway_info": gw}}, 400, "BadRequest", "VLAN", "flat")
+	r := f.mk(alice, "routers", "router", map[string]any{"name": "r"})["id"].(string)
+	f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": gw}}, 400, "BadRequest", "VLAN")
+	if st := f.expect("GET", "/v2.0/routers/"+r, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "ACTIVE" {
+		t.Fatalf("a router without gateway is %v", st)
+	}
+	// A flat external network works.
+	w := f.l3(alice)
+	if st := f.expect("GET", "/v2.0/routers/"+w.router, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "ACTIVE" {
+		t.Fatalf("a router with a gateway on a flat network is %v", st)
+	}
 }
 
 func TestOverlappingSubnetsOnOneRouter(t *testing.T) {
