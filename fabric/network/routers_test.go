@@ -143,6 +143,18 @@ func TestRouterGatewayOnVLANExternalIsRefused(t *testing.T) {
 	}
 }
 
+func TestServiceProvidersAreTheDataplanes(t *testing.T) {
+	f := newFixture(t)
+	if got := f.expect("GET", "/v2.0/service-providers", alice, nil, 200, "")["service_providers"].([]any); len(got) != 0 {
+		t.Fatalf("without forwarding: %v", got)
+	}
+	f.svc.cfg.Forwarding = true
+	got := f.expect("GET", "/v2.0/service-providers", alice, nil, 200, "")["service_providers"].([]any)
+	if len(got) != 1 || got[0].(map[string]any)["service_type"] != "L3_ROUTER_NAT" {
+		t.Fatalf("with forwarding: %v", got)
+	}
+}
+
 func TestOverlappingSubnetsOnOneRouter(t *testing.T) {
 	f := newFixture(t)
 	w := f.l3(alice)

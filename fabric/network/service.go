@@ -163,6 +163,7 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: "/v2.0/agents", Access: token, Rule: "get_agent", Handle: s.listAgents},
 		{Method: get, Path: "/v2.0/agents/{id}", Access: token, Rule: "get_agent", Handle: s.showAgent},
+		{Method: get, Path: "/v2.0/service-providers", Access: token, Rule: "get_service_provider", Handle: s.listServiceProviders},
 
 		{Method: get, Path: "/v2.0/quotas", Access: token, Rule: "get_quota", Handle: s.listQuotas},
 		{Method: get, Path: "/v2.0/quotas/{project}", Access: token, Rule: "get_quota", Handle: s.showQuota},
@@ -241,6 +242,7 @@ var extensions = [][3]string{
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"},
 	{"agent", "agent", "The agent management extension."},
 	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
+	{"service-type", "Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services"},
 	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
 	{"tag", "Tag support", "Enables to set tag on resources."},
 }
@@ -254,6 +256,18 @@ func extensionList() api.Extensions {
 	return api.Extensions{List: extensions, View: extensionView, NotFound: func(alias string) error {
 		return &api.Error{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"}
 	}}
+}
+
+// listServiceProviders lists who provides each advanced service: routers
+// (L3_ROUTER_NAT) are the nodes' eBPF dataplanes, where Config.Forwarding
+// says they forward; there is no other advanced service.
+func (s *Service) listServiceProviders(w http.ResponseWriter, r *http.Request) error {
+	out := []map[string]any{}
+	if s.cfg.Forwarding {
+		out = append(out, map[string]any{"service_type": "L3_ROUTER_NAT", "name": "rackstack-ebpf", "default": true})
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"service_providers": out})
+	return nil
 }
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
