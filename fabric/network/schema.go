@@ -76,6 +76,7 @@ const (
 	cmdFIPDelete             = "network.floatingip.delete"
 	cmdFIPStatus             = "network.floatingip.status"
 	cmdTags                  = "network.tags"
+	cmdDHCPHosting           = "network.dhcp_hosting"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -114,6 +115,7 @@ func Schema() store.Schema {
 			cmdFIPDelete:             store.Typed(applyFIPDelete),
 			cmdFIPStatus:             store.Typed(applyFIPStatus),
 			cmdTags:                  store.Typed(applyTags),
+			cmdDHCPHosting:           store.Typed(applyDHCPHosting),
 		},
 	}
 }

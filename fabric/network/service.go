@@ -163,6 +163,10 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: "/v2.0/agents", Access: token, Rule: "get_agent", Handle: s.listAgents},
 		{Method: get, Path: "/v2.0/agents/{id}", Access: token, Rule: "get_agent", Handle: s.showAgent},
+		{Method: get, Path: "/v2.0/networks/{id}/dhcp-agents", Access: api.Admin, Rule: "get_dhcp-agents", Handle: s.networkDHCPAgents},
+		{Method: get, Path: "/v2.0/agents/{id}/dhcp-networks", Access: api.Admin, Rule: "get_dhcp-networks", Handle: s.agentDHCPNetworks},
+		{Method: post, Path: "/v2.0/agents/{id}/dhcp-networks", Access: api.Admin, Rule: "create_dhcp-network", Handle: s.hostDHCPNetwork},
+		{Method: del, Path: "/v2.0/agents/{id}/dhcp-networks/{network_id}", Access: api.Admin, Rule: "delete_dhcp-network", Handle: s.unhostDHCPNetwork},
 		{Method: get, Path: "/v2.0/service-providers", Access: token, Rule: "get_service_provider", Handle: s.listServiceProviders},
 
 		{Method: get, Path: "/v2.0/quotas", Access: token, Rule: "get_quota", Handle: s.listQuotas},
@@ -242,6 +246,7 @@ var extensions = [][3]string{
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"},
 	{"agent", "agent", "The agent management extension."},
 	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
+	{"dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"},
 	{"service-type", "Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services"},
 	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
 	{"tag", "Tag support", "Enables to set tag on resources."},

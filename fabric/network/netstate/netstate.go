@@ -6,6 +6,7 @@
 package netstate
 
 import (
+	"slices"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -33,12 +34,28 @@ type Network struct {
 	External bool `json:"external,omitempty"`
 	// Flat names the physical network a flat (untagged) network is; ""
 	// is a VLAN (SegmentationID) on the one tenant physical network.
-	Flat      string    `json:"flat,omitempty"`
+	Flat string `json:"flat,omitempty"`
+	// DHCPOn and DHCPOff are the nodes whose DHCP agent an admin added
+	// the network to or removed it from (dhcp_agent_scheduler): by
+	// default every node's DHCP agent serves a network with a
+	// DHCP-enabled subnet, to the ports it hosts. See DHCPHostedOn.
+	DHCPOn    []string  `json:"dhcp_on,omitempty"`
+	DHCPOff   []string  `json:"dhcp_off,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Revision  int       `json:"revision"`
 	// Tags are the resource's standard-attribute tags, sorted.
 	Tags []string `json:"tags,omitempty"`
+}
+
+// DHCPHostedOn says whether node's DHCP agent serves the network:
+// unless an admin removed it there, where the network has a DHCP-enabled
+// subnet or an admin added it.
+func (n Network) DHCPHostedOn(node string, dhcpSubnet bool) bool {
+	if slices.Contains(n.DHCPOff, node) {
+		return false
+	}
+	return dhcpSubnet || slices.Contains(n.DHCPOn, node)
 }
 
 // HostRoute is a static route a subnet hands to its ports by DHCP.
