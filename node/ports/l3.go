@@ -129,9 +129,9 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 // external is how this node reaches external network n, if it does.
 func external(n netstate.Network, subnets []netstate.Subnet, reach Reach) (dataplane.External, bool) {
 	// Only flat external networks on a device of their own are enforced
-	// yet; the dataplane refuses the rest (VLAN ones, on the uplink), and
-	// one refusal would stop it applying anything, so they are left out:
-	// their routers' gateways and floating IPs are simply not forwarded.
+	// yet: the network service refuses router gateways on VLAN ones, and
+	// the dataplane refuses a VLAN one off the uplink, where one refusal
+	// would stop it applying anything, so they are left out here.
 	x := dataplane.External{ID: n.ID, Device: reach.Flat[n.Flat]}
 	if n.Flat == "" || x.Device == "" || x.Device == reach.Uplink {
 		return x, false
