@@ -81,13 +81,6 @@ func setGateway(tx *memdb.Txn, r *Router, g gatewaySpec) error {
 	if err != nil {
 		return err
 	}
-	if n.Flat == "" {
-		// The nodes' dataplanes reach flat external networks only (on a
-		// device of their own, such as rackd dev's public): a gateway on
-		// a VLAN would be shown but never forwarded.
-		return store.Fault(store.KindInvalid, "BadRequest", "Bad router request: external network %s is VLAN %d of %s; "+
-			"router gateways are forwarded only on flat external networks, not yet on VLANs.", n.ID, n.SegmentationID, physicalNetwork)
-	}
 	ips := g.IPs
 	if ips == nil {
 		// One IPv4 address: SNAT and floating IPs are IPv4 here.

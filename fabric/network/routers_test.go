@@ -121,9 +121,9 @@ func TestRouterRefusesWhatItCannotBe(t *testing.T) {
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"router:external": true}}, 403, "PolicyNotAuthorized")
 }
 
-// TestRouterGatewayOnVLANExternalIsRefused: the dataplanes forward only
-// on flat external networks, so a gateway on a VLAN one would be shown
-// ACTIVE and never forwarded.
+// TestRouterGatewayOnVLANExternalIsRefused: without uplinks the dataplanes
+// forward only on flat external networks, so a gateway on a VLAN one would
+// be shown ACTIVE and never forwarded.
 func TestRouterGatewayOnVLANExternalIsRefused(t *testing.T) {
 	f := newFixture(t)
 	f.svc.cfg.Forwarding = true
@@ -132,10 +132,23 @@ func TestRouterGatewayOnVLANExternalIsRefused(t *testing.T) {
 	gw := map[string]any{"network_id": vlanExt}
 	f.expect("POST", "/v2.0/routers", alice, map[string]any{"router": map[string]any{"name": "r", "external_gateway_info": gw}}, 400, "BadRequest", "VLAN", "flat")
 	r := f.mk(alice, "routers", "router", map[string]any{"name": "r"})["id"].(string)
-	f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": gw}}, 400, "BadRequest", "VLAN")
+	f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": gw}}, 400, "BadRequest", "VLAN", "--uplink")
 	if st := f.expect("GET", "/v2.0/routers/"+r, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "ACTIVE" {
 		t.Fatalf("a router without gateway is %v", st)
 	}
+	// Where the nodes' uplinks carry VLANs to the outside, it is taken.
+	f.svc.cfg.VLANExternals = true
+	out := f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": gw}}, 200, "")["router"].(map[string]any)
+	if out["status"] != "ACTIVE" || out["external_gateway_info"] == nil {
+		t.Fatalf("a gateway on a VLAN external network with uplinks: %v", out)
+	}
+	// Were the uplinks gone (a node restarted without), it would not be
+	// ACTIVE.
+	f.svc.cfg.VLANExternals = false
+	if st := f.expect("GET", "/v2.0/routers/"+r, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "DOWN" {
+		t.Fatalf("a VLAN gateway without uplinks is %v", st)
+	}
+	f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": nil}}, 200, "")
 	// A flat external network works.
 	w := f.l3(alice)
 	if st := f.expect("GET", "/v2.0/routers/"+w.router, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "ACTIVE" {

@@ -46,6 +46,10 @@ type Config struct {
 	// Flat names the physical networks an admin may make flat (untagged)
 	// networks on, such as rackd dev's "public".
 	Flat []string
+	// VLANExternals says the nodes' dataplanes reach external networks
+	// that are VLANs of the physical network, on their uplinks; without
+	// it a router gateway on one is refused.
+	VLANExternals bool
 	// Agents lists the nodes whose dataplanes are Neutron's agents
 	// (network agent list); nil lists none.
 	Agents Agents
