@@ -42,6 +42,18 @@ type Lease struct {
 	Routes   []Route
 	Hostname string
 	MTU      uint16
+	// Extra are more options, as the port's extra DHCP options give them;
+	// one replaces the lease's own option of its code.
+	Extra []DHCPOption
+	// NextServer and BootFile fill BOOTP's siaddr and file (PXE).
+	NextServer netip.Addr
+	BootFile   string
+}
+
+// DHCPOption is a DHCPv4 option: its code and its value as sent.
+type DHCPOption struct {
+	Code  uint8
+	Value []byte
 }
 
 // Route is a classless static route (DHCP option 121).

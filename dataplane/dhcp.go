@@ -179,6 +179,15 @@ func reply(req *dhcpv4.DHCPv4, l Lease) (*dhcpv4.DHCPv4, error) {
 			binary.BigEndian.PutUint16(b[:], l.MTU)
 			mods = append(mods, dhcpv4.WithGeneric(dhcpv4.OptionInterfaceMTU, b[:]))
 		}
+		for _, o := range l.Extra {
+			mods = append(mods, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(o.Code), o.Value))
+		}
+		if l.NextServer.Is4() {
+			mods = append(mods, dhcpv4.WithServerIP(net.IP(l.NextServer.AsSlice())))
+		}
+		if l.BootFile != "" {
+			mods = append(mods, func(d *dhcpv4.DHCPv4) { d.BootFileName = l.BootFile })
+		}
 	}
 	return dhcpv4.NewReplyFromRequest(req, mods...)
 }

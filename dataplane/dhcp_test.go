@@ -8,6 +8,38 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
+// TestDHCPReplyExtraOptions: a port's extra options are sent, replacing
+// the lease's own of the same code, and PXE's next server and boot file
+// fill the BOOTP fields.
+func TestDHCPReplyExtraOptions(t *testing.T) {
+	l := Lease{
+		IP: netip.MustParsePrefix("10.0.0.5/24"), Gateway: netip.MustParseAddr("10.0.0.1"),
+		DNS: []netip.Addr{netip.MustParseAddr("10.0.0.2")},
+		Extra: []DHCPOption{
+			{Code: 66, Value: []byte("10.0.0.9")},
+			{Code: 6, Value: []byte{10, 0, 0, 3}},
+		},
+		NextServer: netip.MustParseAddr("10.0.0.9"), BootFile: "pxelinux.0",
+	}
+	disc, err := dhcpv4.NewDiscovery(mac("fa:16:3e:00:00:05"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, err := reply(disc, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(offer.Options.Get(dhcpv4.OptionTFTPServerName)); got != "10.0.0.9" {
+		t.Errorf("option 66: %q", got)
+	}
+	if dns := offer.DNS(); len(dns) != 1 || !dns[0].Equal(net.IPv4(10, 0, 0, 3)) {
+		t.Errorf("DNS %v, want the extra option's 10.0.0.3 alone", dns)
+	}
+	if !offer.ServerIPAddr.Equal(net.IPv4(10, 0, 0, 9)) || offer.BootFileName != "pxelinux.0" {
+		t.Errorf("siaddr %s file %q", offer.ServerIPAddr, offer.BootFileName)
+	}
+}
+
 func TestDHCPReply(t *testing.T) {
 	l := Lease{
 		IP: netip.MustParsePrefix("10.0.0.5/24"), Gateway: netip.MustParseAddr("10.0.0.1"),

@@ -52,7 +52,16 @@ func dataplaneSuite(ctx context.Context, o options) ([]Result, error) {
 	defer b.teardown()
 
 	var paths []*dpPath
+	only := map[string]bool{}
+	for _, c := range strings.Split(o.Cases, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			only[c] = true
+		}
+	}
 	add := func(cas string, rules int) error {
+		if len(only) > 0 && !only[cas] {
+			return nil
+		}
 		p, err := b.build(ctx, cas, rules)
 		if err != nil {
 			return fmt.Errorf("build %s rules=%d: %w", cas, rules, err)
@@ -68,6 +77,11 @@ func dataplaneSuite(ctx context.Context, o options) ([]Result, error) {
 			if err := add(cas, n); err != nil {
 				return nil, err
 			}
+		}
+	}
+	for _, cas := range []string{caseRouted, caseFIP, caseDNAT} {
+		if err := add(cas, 0); err != nil {
+			return nil, err
 		}
 	}
 	for _, p := range paths {
@@ -150,8 +164,9 @@ var (
 )
 
 // measureOrder lists the paths so that those a goal compares are
-// neighbours: vlan-0, veth, local-0, local-10000, then per rule count the
-// bridge beside local and vlan.
+// neighbours (or as near as dpGoal.apart allows): fip, dnat, routed,
+// vlan-0, veth, local-0, local-10000, then per rule count the bridge
+// beside local and vlan.
 func measureOrder(paths []*dpPath) []*dpPath {
 	find := func(cas string, rules int) *dpPath {
 		for _, p := range paths {
@@ -169,6 +184,9 @@ func measureOrder(paths []*dpPath) []*dpPath {
 			out = append(out, p)
 		}
 	}
+	add(find(caseFIP, 0))
+	add(find(caseDNAT, 0))
+	add(find(caseRouted, 0))
 	add(find(caseVLAN, 0))
 	add(find(caseVeth, 0))
 	add(find(caseLocal, 0))
@@ -198,9 +216,9 @@ func dpSlots() []dpKey {
 func (b *dpBench) measure(ctx context.Context, p *dpPath, k dpKey, d time.Duration) (float64, error) {
 	switch k.metric {
 	case metricRR:
-		return rrRun(ctx, b.nsPath(p.client), b.nsPath(p.server), d)
+		return rrRun(ctx, b.nsPath(p.client), b.nsPath(p.server), p.target(), d)
 	case metricConnRate:
-		return connRun(ctx, b.nsPath(p.client), b.nsPath(p.server), d)
+		return connRun(ctx, b.nsPath(p.client), b.nsPath(p.server), p.target(), d)
 	}
 	return b.throughput(ctx, p, k.streams, d)
 }
@@ -230,6 +248,22 @@ type dpPath struct {
 	cas            string
 	rules          int
 	client, server string // namespace names of the two ports
+	// dst is the address the client dials (a floating IP); zero: serverIP.
+	dst netip.Addr
+	// clientAddr is the client's address and subnet; zero: clientIP in
+	// benchSubnet. The gateways, when set, are the ends' default routes.
+	clientAddr         netip.Prefix
+	clientGW, serverGW netip.Addr
+	// settle, when set, runs once both ends have their addresses.
+	settle func() error
+}
+
+// target is the address the path's client dials.
+func (p *dpPath) target() netip.Addr {
+	if p.dst.IsValid() {
+		return p.dst
+	}
+	return serverIP
 }
 
 // dpBench owns everything the suite creates, so that one teardown removes
@@ -336,7 +370,8 @@ func (b *dpBench) addNetns(ctx context.Context, name string) (string, error) {
 // build creates one path's namespaces, links and filters, and starts its
 // iperf3 server.
 func (b *dpBench) build(ctx context.Context, cas string, rules int) (*dpPath, error) {
-	short := map[string]string{caseVeth: "veth", caseBridge: "br", caseLocal: "local", caseVLAN: "vlan"}[cas]
+	short := map[string]string{caseVeth: "veth", caseBridge: "br", caseLocal: "local", caseVLAN: "vlan",
+		caseRouted: "routed", caseFIP: "fip", caseDNAT: "dnat"}[cas]
 	name := fmt.Sprintf("%s-%d", short, rules)
 	p := &dpPath{cas: cas, rules: rules}
 	var err error
@@ -356,6 +391,12 @@ func (b *dpBench) build(ctx context.Context, cas string, rules int) (*dpPath, er
 		err = b.buildLocal(ctx, p, name)
 	case caseVLAN:
 		err = b.buildVLAN(ctx, p, name)
+	case caseRouted:
+		err = b.buildRouted(ctx, p, name)
+	case caseFIP:
+		err = b.buildFIP(ctx, p, name)
+	case caseDNAT:
+		err = b.buildDNAT(ctx, p, name)
 	default:
 		err = fmt.Errorf("unknown case %q", cas)
 	}
@@ -369,14 +410,29 @@ func (b *dpBench) build(ctx context.Context, cas string, rules int) (*dpPath, er
 			return nil, err
 		}
 	}
+	ca := p.clientAddr
+	if !ca.IsValid() {
+		ca = netip.PrefixFrom(clientIP, benchSubnet.Bits())
+	}
 	for _, g := range []struct {
 		ns   string
-		addr netip.Addr
-	}{{p.client, clientIP}, {p.server, serverIP}} {
-		if err := b.ip(ctx, "-n", g.ns, "addr", "add", netip.PrefixFrom(g.addr, benchSubnet.Bits()).String(), "dev", "eth0"); err != nil {
+		addr netip.Prefix
+		gw   netip.Addr
+	}{{p.client, ca, p.clientGW}, {p.server, netip.PrefixFrom(serverIP, benchSubnet.Bits()), p.serverGW}} {
+		if err := b.ip(ctx, "-n", g.ns, "addr", "add", g.addr.String(), "dev", "eth0"); err != nil {
 			return nil, err
 		}
 		if err := b.ip(ctx, "-n", g.ns, "link", "set", "eth0", "up"); err != nil {
+			return nil, err
+		}
+		if g.gw.IsValid() {
+			if err := b.ip(ctx, "-n", g.ns, "route", "add", "default", "via", g.gw.String()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if p.settle != nil {
+		if err := p.settle(); err != nil {
 			return nil, err
 		}
 	}
@@ -511,13 +567,13 @@ func (b *dpBench) buildVLAN(ctx context.Context, p *dpPath, name string) error {
 // the path filters, a port no rule admits is dropped rather than refused.
 func (b *dpBench) check(ctx context.Context, p *dpPath) error {
 	// The first exchange also settles ARP.
-	if _, err := rrRun(ctx, b.nsPath(p.client), b.nsPath(p.server), 200*time.Millisecond); err != nil {
+	if _, err := rrRun(ctx, b.nsPath(p.client), b.nsPath(p.server), p.target(), 200*time.Millisecond); err != nil {
 		return fmt.Errorf("no traffic: %w", err)
 	}
-	if p.cas == caseVeth {
-		return nil
+	if p.cas == caseVeth || p.cas == caseDNAT {
+		return nil // nothing filters these
 	}
-	dropped, err := probeDropped(b.nsPath(p.client), closedPort)
+	dropped, err := probeDropped(b.nsPath(p.client), p.target(), closedPort)
 	if err != nil {
 		return err
 	}

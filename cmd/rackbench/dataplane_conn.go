@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,12 +16,14 @@ import (
 const connConcurrency = 8
 
 // connRun measures new TCP connections per second: connConcurrency
-// clients in clientNS each connect to a server in serverNS, send 1 byte,
+// clients in clientNS each connect to dst (the server's address, or one
+// NAT takes to it) and a server in serverNS, send 1 byte,
 // read the server's 1 byte, and close, over and over for d. Every
 // connection is a new flow to the firewall: its first packet pays for the
 // rules, where rr's pay only once.
-func connRun(ctx context.Context, clientNS, serverNS string, d time.Duration) (float64, error) {
+func connRun(ctx context.Context, clientNS, serverNS string, dst netip.Addr, d time.Duration) (float64, error) {
 	addr := &unix.SockaddrInet4{Port: connPort, Addr: serverIP.As4()}
+	to := &unix.SockaddrInet4{Port: connPort, Addr: dst.As4()}
 	lfd, err := socketIn(serverNS)
 	if err != nil {
 		return 0, fmt.Errorf("conn server: %w", err)
@@ -61,7 +64,7 @@ func connRun(ctx context.Context, clientNS, serverNS string, d time.Duration) (f
 		clients.Add(1)
 		go func() {
 			defer clients.Done()
-			n, err := connClient(ctx, clientNS, addr, deadline)
+			n, err := connClient(ctx, clientNS, to, deadline)
 			total.Add(int64(n))
 			if err != nil {
 				errMu.Lock()

@@ -42,6 +42,9 @@ type dpGoal struct {
 	min      float64
 	loss     bool // show as a loss from den to num
 	conn     bool // a goal on conn_rate alone, not on throughput
+	// apart is how many paths measureOrder puts between the two (0: side
+	// by side); local-0 has neighbours of three goals already.
+	apart int
 }
 
 var dpGoals = []dpGoal{
@@ -53,6 +56,10 @@ var dpGoals = []dpGoal{
 	// and beat OpenStack's hybrid iptables firewall where it falls most.
 	{label: "(e) rackstack-local, rules=10000 vs rules=0", num: dpKey{cas: caseLocal, rules: 10000}, den: dpKey{cas: caseLocal}, min: 0.95, loss: true, conn: true},
 	{label: "(e) rackstack-local vs (c) bridge-iptables, rules=10000", num: dpKey{cas: caseLocal, rules: 10000}, den: dpKey{cas: caseBridge, rules: 10000}, min: 3, conn: true},
+	// Issue 13: routing costs little over switching, and the floating
+	// IP's 1:1 NAT beats a router namespace's iptables DNAT.
+	{label: "(f) rackstack-routed vs (a) rackstack-local, rules=0", num: dpKey{cas: caseRouted}, den: dpKey{cas: caseLocal}, min: 0.9, loss: true, apart: 2},
+	{label: "(g) rackstack-fip vs iptables-dnat", num: dpKey{cas: caseFIP}, den: dpKey{cas: caseDNAT}, min: 1.5, conn: true},
 }
 
 // goalCheck is a goal evaluated on one metric.

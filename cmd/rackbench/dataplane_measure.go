@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -81,17 +82,17 @@ func (b *dpBench) throughput(ctx context.Context, p *dpPath, streams int, d time
 			time.Sleep(time.Second)
 		}
 		var gbps float64
-		if gbps, err = iperfClient(ctx, p.client, secs, streams); err == nil || ctx.Err() != nil {
+		if gbps, err = iperfClient(ctx, p.client, p.target(), secs, streams); err == nil || ctx.Err() != nil {
 			return gbps, err
 		}
 	}
 	return 0, err
 }
 
-func iperfClient(ctx context.Context, ns string, secs, streams int) (float64, error) {
+func iperfClient(ctx context.Context, ns string, dst netip.Addr, secs, streams int) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "iperf3", "--client", serverIP.String(), "--port", strconv.Itoa(iperfPort),
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "iperf3", "--client", dst.String(), "--port", strconv.Itoa(iperfPort),
 		"--time", strconv.Itoa(secs), "--parallel", strconv.Itoa(streams), "--json", "--connect-timeout", "3000")
 	out, err := cmd.Output()
 	if ctx.Err() != nil {
@@ -139,11 +140,12 @@ func parseIperf3(raw []byte) (float64, error) {
 const rrIOTimeout = 5 * time.Second
 
 // rrRun measures TCP request/response: a server in serverNS answers each
-// 1-byte request with 1 byte, a client in clientNS sends the next request
+// 1-byte request with 1 byte, a client in clientNS, connected to dst (the
+// server's address, or one NAT takes to it), sends the next request
 // when the answer arrives, on one connection, for d. It returns
 // transactions per second. Both ends are blocking sockets on their own
 // threads, as netperf's TCP_RR is: the kernel wakes each read directly.
-func rrRun(ctx context.Context, clientNS, serverNS string, d time.Duration) (float64, error) {
+func rrRun(ctx context.Context, clientNS, serverNS string, dst netip.Addr, d time.Duration) (float64, error) {
 	addr := &unix.SockaddrInet4{Port: rrPort, Addr: serverIP.As4()}
 	lfd, err := socketIn(serverNS)
 	if err != nil {
@@ -162,7 +164,7 @@ func rrRun(ctx context.Context, clientNS, serverNS string, d time.Duration) (flo
 	}
 	served := make(chan error, 1)
 	go func() { served <- rrServe(lfd) }()
-	n, elapsed, cerr := rrClient(ctx, clientNS, addr, d)
+	n, elapsed, cerr := rrClient(ctx, clientNS, &unix.SockaddrInet4{Port: rrPort, Addr: dst.As4()}, d)
 	if cerr != nil {
 		// Wake an accept that will never see the client.
 		unix.Shutdown(lfd, unix.SHUT_RDWR)
@@ -281,10 +283,10 @@ func connectRetry(fd int, addr unix.Sockaddr) error {
 	return err
 }
 
-// probeDropped tries a TCP connection to port on the server address from
-// namespace ns: true when the SYN vanished (a filter dropped it), false
-// when a RST came back (nothing listens, nothing filtered).
-func probeDropped(ns string, port int) (bool, error) {
+// probeDropped tries a TCP connection to port on dst from namespace ns:
+// true when the SYN vanished (a filter dropped it), false when a RST came
+// back (nothing listens, nothing filtered).
+func probeDropped(ns string, dst netip.Addr, port int) (bool, error) {
 	fd, err := socketIn(ns)
 	if err != nil {
 		return false, err
@@ -293,7 +295,7 @@ func probeDropped(ns string, port int) (bool, error) {
 	if err := setTimeouts(fd, 300*time.Millisecond); err != nil {
 		return false, err
 	}
-	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: serverIP.As4()})
+	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: dst.As4()})
 	switch err {
 	case unix.ECONNREFUSED:
 		return false, nil
@@ -301,9 +303,9 @@ func probeDropped(ns string, port int) (bool, error) {
 		// A blocking connect that outlives SO_SNDTIMEO returns EINPROGRESS.
 		return true, nil
 	case nil:
-		return false, fmt.Errorf("something listens on %s:%d", serverIP, port)
+		return false, fmt.Errorf("something listens on %s:%d", dst, port)
 	default:
-		return false, fmt.Errorf("probe %s:%d: %w", serverIP, port, err)
+		return false, fmt.Errorf("probe %s:%d: %w", dst, port, err)
 	}
 }
 

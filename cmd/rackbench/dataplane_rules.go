@@ -40,12 +40,8 @@ func benchDesired(n int, uplink string, ports ...dataplane.Port) dataplane.Desir
 		port, remote := fillerRule(i)
 		rules = append(rules, dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: port, PortMax: port, Remote: remote})
 	}
-	rules = append(rules,
-		dataplane.Rule{Group: benchGroup, PortMin: -1, PortMax: -1},
-		dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: iperfPort, PortMax: iperfPort, Remote: benchSubnet},
-		dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: rrPort, PortMax: rrPort, Remote: benchSubnet},
-		dataplane.Rule{Group: benchGroup, Ingress: true, Proto: 6, PortMin: connPort, PortMax: connPort, Remote: benchSubnet},
-	)
+	rules = append(rules, dataplane.Rule{Group: benchGroup, PortMin: -1, PortMax: -1})
+	rules = append(rules, admitFrom(benchSubnet)...)
 	return dataplane.Desired{
 		Uplink:  uplink,
 		Ports:   ports,

@@ -89,7 +89,9 @@ func TestDataplaneGoals(t *testing.T) {
 		tp(caseVLAN, 0, 1):         16,   // 0.8 met (the bound is inclusive)
 		{caseVeth, 0, metricRR, 0}: 40000, {caseLocal, 0, metricRR, 0}: 39200,
 		{caseLocal, 0, metricConnRate, 0}: 10000, {caseLocal, 10000, metricConnRate, 0}: 9600, // loss 4%: met
-		{caseBridge, 10000, metricConnRate, 0}: 3500, // 2.74×: not met
+		{caseBridge, 10000, metricConnRate, 0}: 3500,                                         // 2.74×: not met
+		tp(caseRouted, 0, 1):                   18,                                           // loss 7.7%: met
+		{caseFIP, 0, metricConnRate, 0}:        9000, {caseDNAT, 0, metricConnRate, 0}: 6500, // 1.38×: not met
 	})
 	got := map[string]goalCheck{}
 	for _, c := range dataplaneGoals(rs) {
@@ -113,6 +115,8 @@ func TestDataplaneGoals(t *testing.T) {
 		"rr is informational":          {"(a) rackstack-local vs (d) veth, rules=0/rr/0", true, 0.98, true, "rr (for information): 0.98×, target ≥0.95×: would be met"},
 		"conn rate rule loss":          {"(e) rackstack-local, rules=10000 vs rules=0/conn_rate/0", true, 0.96, true, "conn_rate: loss 4.0% (0.96×), target loss ≤5%: met"},
 		"conn rate vs iptables":        {"(e) rackstack-local vs (c) bridge-iptables, rules=10000/conn_rate/0", true, 9600.0 / 3500, false, "target ≥3.00×: not met"},
+		"routed vs switched":           {"(f) rackstack-routed vs (a) rackstack-local, rules=0/throughput/1", true, 18 / 19.5, true, "loss 7.7% (0.92×), target loss ≤10%: met"},
+		"fip vs iptables dnat":         {"(g) rackstack-fip vs iptables-dnat/conn_rate/0", true, 9000.0 / 6500, false, "target ≥1.50×: not met"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -128,8 +132,8 @@ func TestDataplaneGoals(t *testing.T) {
 			}
 		})
 	}
-	if n := len(dataplaneGoals(rs)); n != (len(dpGoals)-2)*3+2 {
-		t.Errorf("%d checks, want %d (throughput 1 and 4 streams, rr, per goal; conn_rate alone for the two connection goals)", n, (len(dpGoals)-2)*3+2)
+	if n := len(dataplaneGoals(rs)); n != (len(dpGoals)-3)*3+3 {
+		t.Errorf("%d checks, want %d (throughput 1 and 4 streams, rr, per goal; conn_rate alone for the three connection goals)", n, (len(dpGoals)-3)*3+3)
 	}
 }
 
@@ -216,6 +220,9 @@ func TestMeasureOrder(t *testing.T) {
 			paths = append(paths, &dpPath{cas: cas, rules: n})
 		}
 	}
+	for _, cas := range []string{caseRouted, caseFIP, caseDNAT} {
+		paths = append(paths, &dpPath{cas: cas})
+	}
 	order := measureOrder(paths)
 	if len(order) != len(paths) {
 		t.Fatalf("%d paths in the order, want %d", len(order), len(paths))
@@ -230,8 +237,8 @@ func TestMeasureOrder(t *testing.T) {
 	}
 	for _, g := range dpGoals {
 		a, b := pos[dpKey{cas: g.num.cas, rules: g.num.rules}], pos[dpKey{cas: g.den.cas, rules: g.den.rules}]
-		if a-b != 1 && b-a != 1 {
-			t.Errorf("%s: measured at %d and %d, not side by side", g.label, a, b)
+		if d := max(a-b, b-a); d < 1 || d > 1+g.apart {
+			t.Errorf("%s: measured at %d and %d, not within %d of each other", g.label, a, b, 1+g.apart)
 		}
 	}
 }

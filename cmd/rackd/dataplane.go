@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -59,6 +60,11 @@ func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg pr
 	if o.hasPublic() {
 		if err := addPublicReach(o, &agent.Reach); err != nil {
 			log.Warn("no way in from the host to the public network", "err", err)
+		}
+	}
+	if o.Uplink != "" {
+		if err := addUplinkReach(o, &agent.Reach); err != nil {
+			log.Warn("no external networks on the uplink's VLANs", "uplink", o.Uplink, "err", err)
 		}
 	}
 	node.HandlePeer(dataplanePeerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -200,9 +206,40 @@ func addPublicReach(o *options, r *ports.Reach) error {
 		return err
 	}
 	r.Flat = map[string]string{publicPhysnet: publicDataplaneDev}
-	r.MACs = map[string]net.HardwareAddr{publicDataplaneDev: mac}
+	if r.MACs == nil {
+		r.MACs = map[string]net.HardwareAddr{}
+	}
+	r.MACs[publicDataplaneDev] = mac
 	return nil
 }
+
+// addUplinkReach tells the ports agent the uplink's MAC: external networks
+// that are VLANs of the physical network are reached there.
+func addUplinkReach(o *options, r *ports.Reach) error {
+	var mac net.HardwareAddr
+	if err := inNetns(o.DataplaneNetns, func() error {
+		ifc, err := net.InterfaceByName(o.Uplink)
+		if err != nil {
+			return fmt.Errorf("find uplink %s: %w", o.Uplink, err)
+		}
+		mac = ifc.HardwareAddr
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(mac) != 6 {
+		return fmt.Errorf("uplink %s has no Ethernet MAC", o.Uplink)
+	}
+	if r.MACs == nil {
+		r.MACs = map[string]net.HardwareAddr{}
+	}
+	r.MACs[o.Uplink] = mac
+	return nil
+}
+
+// vlanExternals says this node's dataplane reaches external networks that
+// are VLANs of the physical network: on its uplink.
+func (o *options) vlanExternals() bool { return o.Uplink != "" && o.Dataplane != "off" }
 
 // hasPublic says this is a dev cloud with a public network.
 func (o *options) hasPublic() bool { return o.Public != "" && o.Public != "off" }

@@ -168,7 +168,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 	networks, err := network.New(network.Config{
 		Repl: node, Auth: ident, Log: log, VLANMin: o.VLANMin, VLANMax: o.VLANMax, PublicURL: o.PublicURL,
-		Forwarding: layer3, Flat: o.flatNetworks(), Agents: clusterAgents{node},
+		Forwarding: layer3, Flat: o.flatNetworks(), Agents: clusterAgents{node}, VLANExternals: o.vlanExternals(),
 	})
 	if err != nil {
 		return err

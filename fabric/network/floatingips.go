@@ -31,7 +31,7 @@ func fipView(tx *memdb.Txn, _ *api.Principal, f *FloatingIP) api.View {
 		"id": f.ID, "tenant_id": f.Project, "project_id": f.Project, "description": f.Description,
 		"floating_network_id": f.NetworkID, "floating_ip_address": f.IP, "fixed_ip_address": nullable(f.FixedIP),
 		"port_id": nullable(f.FixedPortID), "router_id": nullable(f.RouterID), "status": f.Status, "port_details": details,
-		"created_at": timeText(f.CreatedAt), "updated_at": timeText(f.UpdatedAt), "revision_number": f.Revision, "tags": []string{},
+		"created_at": timeText(f.CreatedAt), "updated_at": timeText(f.UpdatedAt), "revision_number": f.Revision, "tags": tagList(f.Tags),
 	}
 }
 

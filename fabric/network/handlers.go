@@ -16,8 +16,11 @@ import (
 // tenant_id or project_id filter on the project.
 func (s *Service) listing(key string) api.Listing {
 	byProject := func(v api.View, want []string) (bool, error) { return api.MatchValue(v["project_id"], want), nil }
-	return api.Listing{Key: key, Word: neutronWording{}, Base: s.baseURL,
-		Filters: map[string]api.Filter{"tenant_id": byProject, "project_id": byProject, "fixed_ips": byFixedIPs}}
+	filters := map[string]api.Filter{"tenant_id": byProject, "project_id": byProject, "fixed_ips": byFixedIPs}
+	for k, f := range tagFilters() {
+		filters[k] = f
+	}
+	return api.Listing{Key: key, Word: neutronWording{}, Base: s.baseURL, Filters: filters}
 }
 
 // collection is a resource's collection as seen in the state read.

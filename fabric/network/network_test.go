@@ -47,7 +47,7 @@ func newFixture(t *testing.T) *fixture {
 		bob:   {UserID: "u-bob", ProjectID: projB, Roles: []string{"member", "reader"}},
 		carol: {UserID: "u-reader", ProjectID: projA, Roles: []string{"reader"}},
 	}
-	f.svc, err = New(Config{Repl: local, Auth: auth, VLANMin: vlanLow, VLANMax: vlanHigh, Now: func() time.Time { return f.now }})
+	f.svc, err = New(Config{Repl: local, Auth: auth, VLANMin: vlanLow, VLANMax: vlanHigh, Now: func() time.Time { return f.now }, Flat: []string{"public"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -996,6 +996,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f := newFixture(t)
 	nid := f.network(alice, "n")["id"].(string)
 	f.expect("PUT", "/v2.0/networks/"+nid, alice, map[string]any{"network": map[string]any{"name": "n2"}}, 200, "")
+	f.expect("PUT", "/v2.0/networks/"+nid+"/tags/red", alice, nil, 201, "")
+	f.svc.cfg.Agents = agentHosts{{Name: "node1", Up: true}}
+	f.expect("POST", "/v2.0/agents/"+agentID(dhcpAgentType, "node1")+"/dhcp-networks", admin, map[string]any{"network_id": nid}, 201, "")
 	sid := f.subnet(alice, nid, "10.0.0.0/24")["id"].(string)
 	f.expect("PUT", "/v2.0/subnets/"+sid, alice, map[string]any{"subnet": map[string]any{"name": "s2"}}, 200, "")
 	pid := f.port(alice, nid)["id"].(string)
@@ -1031,7 +1034,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.0/routers/"+l3.router+"/remove_router_interface", alice, map[string]any{"subnet_id": l3.subnet}, 200, "")
 	f.expect("DELETE", "/v2.0/routers/"+l3.router, alice, nil, 204, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
-	for _, want := range []string{`"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`} {
+	for _, want := range []string{`"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

@@ -51,7 +51,7 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 		"admin_state_up": n.AdminStateUp, "shared": n.Shared, "status": "ACTIVE", "mtu": n.MTU,
 		"port_security_enabled": n.PortSecurity, "router:external": n.External, "subnets": subnetIDs(tx, n.ID),
 		"availability_zones": []string{}, "availability_zone_hints": []string{}, "ipv4_address_scope": nil, "ipv6_address_scope": nil,
-		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": []string{},
+		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": tagList(n.Tags),
 	}
 	// As in Neutron's default policy, only admins see the provider mapping.
 	if p.IsAdmin() {

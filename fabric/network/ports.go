@@ -13,7 +13,7 @@ import (
 
 var portAttrs = newAttrSpec(
 	"name description admin_state_up fixed_ips device_id device_owner security_groups port_security_enabled "+
-		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile mac_address",
+		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile mac_address extra_dhcp_opts",
 	"network_id tenant_id project_id",
 	"id status binding:vif_type binding:vif_details created_at updated_at revision_number tags")
 
@@ -75,8 +75,8 @@ func portView(pt *Port) api.View {
 		"status": pt.Status, "device_id": pt.DeviceID, "device_owner": pt.DeviceOwner, "fixed_ips": ips,
 		"allowed_address_pairs": pairs, "security_groups": groups, "port_security_enabled": pt.PortSecurity,
 		"binding:host_id": pt.HostID, "binding:vif_type": vif, "binding:vif_details": map[string]any{},
-		"binding:vnic_type": pt.VNICType, "binding:profile": map[string]any{},
-		"created_at": timeText(pt.CreatedAt), "updated_at": timeText(pt.UpdatedAt), "revision_number": pt.Revision, "tags": []string{},
+		"binding:vnic_type": pt.VNICType, "binding:profile": map[string]any{}, "extra_dhcp_opts": dhcpOptsView(pt.ExtraDHCPOpts),
+		"created_at": timeText(pt.CreatedAt), "updated_at": timeText(pt.UpdatedAt), "revision_number": pt.Revision, "tags": tagList(pt.Tags),
 	}
 }
 
@@ -283,6 +283,9 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 		sp.GroupsGiven = true
 	}
 	pt.AllowedAddressPairs = readPairs(rd)
+	if rd.Has("extra_dhcp_opts") {
+		pt.ExtraDHCPOpts = mergeDHCPOpts(nil, readDHCPOpts(rd))
+	}
 	if rd.Err != nil {
 		return sp, rd.Err
 	}
@@ -336,6 +339,9 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	}
 	if rd.Has("mac_address") {
 		c.MAC = readNewMAC(rd, p)
+	}
+	if rd.Has("extra_dhcp_opts") {
+		c.DHCPOpts = readDHCPOpts(rd)
 	}
 	if rd.Err != nil {
 		return rd.Err

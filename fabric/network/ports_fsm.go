@@ -126,19 +126,20 @@ func checkGroups(tx *memdb.Txn, project string, groups []string) error {
 
 type portUpdateCmd struct {
 	ifMatch
-	ID           string         `json:"id"`
-	Name         *string        `json:"name,omitempty"`
-	Description  *string        `json:"description,omitempty"`
-	DeviceID     *string        `json:"device_id,omitempty"`
-	DeviceOwner  *string        `json:"device_owner,omitempty"`
-	HostID       *string        `json:"host_id,omitempty"`
-	AdminStateUp *bool          `json:"admin_state_up,omitempty"`
-	PortSecurity *bool          `json:"port_security,omitempty"`
-	IPs          *[]ipRequest   `json:"ips,omitempty"`
-	Groups       *[]string      `json:"groups,omitempty"`
-	Pairs        *[]AddressPair `json:"pairs,omitempty"`
-	MAC          *string        `json:"mac_address,omitempty"` // valid, lowercase; only admins change it
-	Now          time.Time      `json:"now"`
+	ID           string          `json:"id"`
+	Name         *string         `json:"name,omitempty"`
+	Description  *string         `json:"description,omitempty"`
+	DeviceID     *string         `json:"device_id,omitempty"`
+	DeviceOwner  *string         `json:"device_owner,omitempty"`
+	HostID       *string         `json:"host_id,omitempty"`
+	AdminStateUp *bool           `json:"admin_state_up,omitempty"`
+	PortSecurity *bool           `json:"port_security,omitempty"`
+	IPs          *[]ipRequest    `json:"ips,omitempty"`
+	Groups       *[]string       `json:"groups,omitempty"`
+	Pairs        *[]AddressPair  `json:"pairs,omitempty"`
+	MAC          *string         `json:"mac_address,omitempty"` // valid, lowercase; only admins change it
+	DHCPOpts     []dhcpOptChange `json:"dhcp_opts,omitempty"`
+	Now          time.Time       `json:"now"`
 }
 
 func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
@@ -169,6 +170,12 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 			if p.AllowedAddressPairs[i].MAC == "" {
 				p.AllowedAddressPairs[i].MAC = p.MAC
 			}
+		}
+	}
+	if len(c.DHCPOpts) > 0 {
+		p.ExtraDHCPOpts = mergeDHCPOpts(p.ExtraDHCPOpts, c.DHCPOpts)
+		if len(p.ExtraDHCPOpts) > maxDHCPOpts {
+			return nil, badInput("extra_dhcp_opts", "a port has at most %d extra DHCP options", maxDHCPOpts)
 		}
 	}
 	if !p.PortSecurity {

@@ -23,12 +23,48 @@ func (s *Service) routers(*memdb.Txn) api.Collection[Router] {
 }
 
 // routerStatus is ACTIVE only where the nodes' dataplanes forward for
-// routers (Config.Forwarding): a router nothing forwards for is DOWN.
-func (s *Service) routerStatus(r *Router) string {
-	if r.AdminStateUp && s.cfg.Forwarding {
-		return "ACTIVE"
+// routers (Config.Forwarding): a router nothing forwards for is DOWN, and
+// so is one whose gateway is on an external network the dataplanes do not
+// reach (a VLAN one without Config.VLANExternals, made before such
+// gateways were refused).
+func (s *Service) routerStatus(tx *memdb.Txn, r *Router) string {
+	if !r.AdminStateUp || !s.cfg.Forwarding {
+		return "DOWN"
 	}
-	return "DOWN"
+	if g := r.Gateway; g != nil {
+		if n := store.Get[Network](tx, tNetworks, g.NetworkID); n == nil || s.checkGatewayReach(n) != nil {
+			return "DOWN"
+		}
+	}
+	return "ACTIVE"
+}
+
+// checkGatewayReach refuses a gateway on an external network no node's
+// dataplane forwards for: a VLAN one where the nodes have no uplink to
+// carry its VLAN (Config.VLANExternals). It would be shown, and never
+// forwarded.
+func (s *Service) checkGatewayReach(n *Network) error {
+	if n.Flat != "" || s.cfg.VLANExternals {
+		return nil
+	}
+	return store.Fault(store.KindInvalid, "BadRequest", "Bad router request: external network %s is VLAN %d of %s, "+
+		"and no uplink carries VLANs to the outside here (rackd --uplink); router gateways are forwarded only on flat external networks without one.",
+		n.ID, n.SegmentationID, physicalNetwork)
+}
+
+// readReachableGateway reads external_gateway_info and checks its
+// network is one the dataplanes forward for.
+func (s *Service) readReachableGateway(tx *memdb.Txn, rd *api.Input, p *api.Principal, action string) *gatewaySpec {
+	g := readRouterGateway(rd, p, action)
+	if g == nil || rd.Err != nil {
+		return g
+	}
+	if n := store.Get[Network](tx, tNetworks, g.NetworkID); n != nil && n.External {
+		if err := s.checkGatewayReach(n); err != nil {
+			rd.Fail(err)
+		}
+	}
+	return g
 }
 
 func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.View {
@@ -48,9 +84,9 @@ func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.Vie
 	}
 	v := map[string]any{
 		"id": r.ID, "name": r.Name, "description": r.Description, "tenant_id": r.Project, "project_id": r.Project,
-		"admin_state_up": r.AdminStateUp, "status": s.routerStatus(r), "external_gateway_info": gw, "routes": routes,
+		"admin_state_up": r.AdminStateUp, "status": s.routerStatus(tx, r), "external_gateway_info": gw, "routes": routes,
 		"availability_zones": []string{}, "availability_zone_hints": []string{}, "flavor_id": nil,
-		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision, "tags": []string{},
+		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision, "tags": tagList(r.Tags),
 	}
 	// As in Neutron's default policy, only admins see how a router is
 	// made: every router here is distributed (each node routes for its own
@@ -158,7 +194,7 @@ func readShape(rd *api.Input, p *api.Principal, action string) {
 	}
 }
 
-func (s *Service) parseRouter(_ *memdb.Txn, p *api.Principal, o api.Object) (routerSpec, error) {
+func (s *Service) parseRouter(tx *memdb.Txn, p *api.Principal, o api.Object) (routerSpec, error) {
 	if err := routerAttrs.check(o, http.MethodPost); err != nil {
 		return routerSpec{}, err
 	}
@@ -179,7 +215,7 @@ func (s *Service) parseRouter(_ *memdb.Txn, p *api.Principal, o api.Object) (rou
 	if rd.Has("routes") {
 		rd.Fail(badInput("routes", "a new router has no interfaces, so no route's next hop is reachable"))
 	}
-	gw := readRouterGateway(rd, p, "create_router")
+	gw := s.readReachableGateway(tx, rd, p, "create_router")
 	return routerSpec{Router: r, Gateway: gw}, rd.Err
 }
 
@@ -217,7 +253,7 @@ func (s *Service) updateRouter(w http.ResponseWriter, r *http.Request) error {
 	readShape(rd, p, "update_router")
 	if rd.Has("external_gateway_info") {
 		c.SetGateway = true
-		c.Gateway = readRouterGateway(rd, p, "update_router")
+		c.Gateway = s.readReachableGateway(ch.tx, rd, p, "update_router")
 		if g := c.Gateway; g != nil && rt.Gateway != nil && rd.Err == nil && !input(rd.Object("external_gateway_info")).Has("enable_snat") {
 			// Not naming enable_snat keeps the router's.
 			g.SNAT = rt.Gateway.SNAT

@@ -17,7 +17,7 @@ type l3World struct {
 func (f *fixture) l3(tok string) l3World {
 	f.t.Helper()
 	var w l3World
-	w.ext = f.network(admin, "public", "router:external", true)["id"].(string)
+	w.ext = f.network(admin, "public", "router:external", true, "provider:network_type", "flat", "provider:physical_network", "public")["id"].(string)
 	w.extSubnet = f.subnet(admin, w.ext, "172.24.4.0/24")["id"].(string)
 	w.net = f.network(tok, "private")["id"].(string)
 	w.subnet = f.subnet(tok, w.net, "10.1.0.0/24")["id"].(string)
@@ -119,6 +119,53 @@ func TestRouterRefusesWhatItCannotBe(t *testing.T) {
 	f.expect("POST", "/v2.0/routers", alice, map[string]any{"router": map[string]any{"status": "ACTIVE"}}, 400, "")
 	// Only admins make external networks.
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"router:external": true}}, 403, "PolicyNotAuthorized")
+}
+
+// TestRouterGatewayOnVLANExternalIsRefused: without uplinks the dataplanes
+// forward only on flat external networks, so a gateway on a VLAN one would
+// be shown ACTIVE and never forwarded.
+func TestRouterGatewayOnVLANExternalIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.Forwarding = true
+	vlanExt := f.network(admin, "vlan-public", "router:external", true)["id"].(string)
+	f.subnet(admin, vlanExt, "198.51.100.0/24")
+	gw := map[string]any{"network_id": vlanExt}
+	f.expect("POST", "/v2.0/routers", alice, map[string]any{"router": map[string]any{"name": "r", "external_gateway_info": gw}}, 400, "BadRequest", "VLAN", "flat")
+	r := f.mk(alice, "routers", "router", map[string]any{"name": "r"})["id"].(string)
+	f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": gw}}, 400, "BadRequest", "VLAN", "--uplink")
+	if st := f.expect("GET", "/v2.0/routers/"+r, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "ACTIVE" {
+		t.Fatalf("a router without gateway is %v", st)
+	}
+	// Where the nodes' uplinks carry VLANs to the outside, it is taken.
+	f.svc.cfg.VLANExternals = true
+	out := f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": gw}}, 200, "")["router"].(map[string]any)
+	if out["status"] != "ACTIVE" || out["external_gateway_info"] == nil {
+		t.Fatalf("a gateway on a VLAN external network with uplinks: %v", out)
+	}
+	// Were the uplinks gone (a node restarted without), it would not be
+	// ACTIVE.
+	f.svc.cfg.VLANExternals = false
+	if st := f.expect("GET", "/v2.0/routers/"+r, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "DOWN" {
+		t.Fatalf("a VLAN gateway without uplinks is %v", st)
+	}
+	f.expect("PUT", "/v2.0/routers/"+r, alice, map[string]any{"router": map[string]any{"external_gateway_info": nil}}, 200, "")
+	// A flat external network works.
+	w := f.l3(alice)
+	if st := f.expect("GET", "/v2.0/routers/"+w.router, alice, nil, 200, "")["router"].(map[string]any)["status"]; st != "ACTIVE" {
+		t.Fatalf("a router with a gateway on a flat network is %v", st)
+	}
+}
+
+func TestServiceProvidersAreTheDataplanes(t *testing.T) {
+	f := newFixture(t)
+	if got := f.expect("GET", "/v2.0/service-providers", alice, nil, 200, "")["service_providers"].([]any); len(got) != 0 {
+		t.Fatalf("without forwarding: %v", got)
+	}
+	f.svc.cfg.Forwarding = true
+	got := f.expect("GET", "/v2.0/service-providers", alice, nil, 200, "")["service_providers"].([]any)
+	if len(got) != 1 || got[0].(map[string]any)["service_type"] != "L3_ROUTER_NAT" {
+		t.Fatalf("with forwarding: %v", got)
+	}
 }
 
 func TestOverlappingSubnetsOnOneRouter(t *testing.T) {
@@ -285,4 +332,18 @@ func TestExternalNetworkGoesWithItsUnusedFloatingIPs(t *testing.T) {
 	f.expect("GET", "/v2.0/floatingips/"+unused, admin, nil, 404, "FloatingIPNotFound")
 	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": nil}}, 409, "RouterExternalGatewayInUseByFloatingIp")
 	f.expect("DELETE", "/v2.0/floatingips/"+used, alice, nil, 204, "")
+}
+
+// TestNoPortForwarding: floating IP port forwarding is not built, so it
+// is neither listed as an extension nor answered.
+func TestNoPortForwarding(t *testing.T) {
+	f := newFixture(t)
+	w := f.l3(alice)
+	fip := f.mk(alice, "floatingips", "floatingip", map[string]any{"floating_network_id": w.ext})["id"].(string)
+	f.expect("GET", "/v2.0/extensions/floating-ip-port-forwarding", alice, nil, 404, "")
+	code, _ := f.call("POST", "/v2.0/floatingips/"+fip+"/port_forwardings", alice, map[string]any{"port_forwarding": map[string]any{
+		"protocol": "tcp", "internal_port": 22, "external_port": 2222, "internal_port_id": w.port}})
+	if code != 404 && code != 405 {
+		t.Fatalf("port forwarding create: %d", code)
+	}
 }

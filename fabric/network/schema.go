@@ -75,6 +75,8 @@ const (
 	cmdFIPUpdate             = "network.floatingip.update"
 	cmdFIPDelete             = "network.floatingip.delete"
 	cmdFIPStatus             = "network.floatingip.status"
+	cmdTags                  = "network.tags"
+	cmdDHCPHosting           = "network.dhcp_hosting"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -112,6 +114,8 @@ func Schema() store.Schema {
 			cmdFIPUpdate:             store.Typed(applyFIPUpdate),
 			cmdFIPDelete:             store.Typed(applyFIPDelete),
 			cmdFIPStatus:             store.Typed(applyFIPStatus),
+			cmdTags:                  store.Typed(applyTags),
+			cmdDHCPHosting:           store.Typed(applyDHCPHosting),
 		},
 	}
 }

@@ -25,7 +25,7 @@ func groupView(tx *memdb.Txn, g *SecurityGroup) api.View {
 	return map[string]any{
 		"id": g.ID, "name": g.Name, "description": g.Description, "tenant_id": g.Project, "project_id": g.Project,
 		"security_group_rules": rules, "stateful": true, "shared": false,
-		"created_at": timeText(g.CreatedAt), "updated_at": timeText(g.UpdatedAt), "revision_number": g.Revision, "tags": []string{},
+		"created_at": timeText(g.CreatedAt), "updated_at": timeText(g.UpdatedAt), "revision_number": g.Revision, "tags": tagList(g.Tags),
 	}
 }
 

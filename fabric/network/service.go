@@ -46,6 +46,10 @@ type Config struct {
 	// Flat names the physical networks an admin may make flat (untagged)
 	// networks on, such as rackd dev's "public".
 	Flat []string
+	// VLANExternals says the nodes' dataplanes reach external networks
+	// that are VLANs of the physical network, on their uplinks; without
+	// it a router gateway on one is refused.
+	VLANExternals bool
 	// Agents lists the nodes whose dataplanes are Neutron's agents
 	// (network agent list); nil lists none.
 	Agents Agents
@@ -111,7 +115,7 @@ func (s *Service) routes() []api.Route {
 		get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
 		token               = api.Authenticated
 	)
-	return []api.Route{
+	routes := []api.Route{
 		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v2.0", Access: token, Handle: s.resources},
 		{Method: get, Path: "/v2.0/", Access: token, Handle: s.resources},
@@ -163,6 +167,11 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: "/v2.0/agents", Access: token, Rule: "get_agent", Handle: s.listAgents},
 		{Method: get, Path: "/v2.0/agents/{id}", Access: token, Rule: "get_agent", Handle: s.showAgent},
+		{Method: get, Path: "/v2.0/networks/{id}/dhcp-agents", Access: api.Admin, Rule: "get_dhcp-agents", Handle: s.networkDHCPAgents},
+		{Method: get, Path: "/v2.0/agents/{id}/dhcp-networks", Access: api.Admin, Rule: "get_dhcp-networks", Handle: s.agentDHCPNetworks},
+		{Method: post, Path: "/v2.0/agents/{id}/dhcp-networks", Access: api.Admin, Rule: "create_dhcp-network", Handle: s.hostDHCPNetwork},
+		{Method: del, Path: "/v2.0/agents/{id}/dhcp-networks/{network_id}", Access: api.Admin, Rule: "delete_dhcp-network", Handle: s.unhostDHCPNetwork},
+		{Method: get, Path: "/v2.0/service-providers", Access: token, Rule: "get_service_provider", Handle: s.listServiceProviders},
 
 		{Method: get, Path: "/v2.0/quotas", Access: token, Rule: "get_quota", Handle: s.listQuotas},
 		{Method: get, Path: "/v2.0/quotas/{project}", Access: token, Rule: "get_quota", Handle: s.showQuota},
@@ -171,6 +180,7 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/quotas/{project}/default", Access: token, Rule: "get_quota", Handle: s.showDefaultQuota},
 		{Method: get, Path: "/v2.0/quotas/{project}/details", Access: token, Rule: "get_quota", Handle: s.showQuotaDetails},
 	}
+	return append(routes, s.tagRoutes()...)
 }
 
 // stripJSONSuffix serves /v2.0/networks.json as /v2.0/networks, as Neutron
@@ -239,6 +249,11 @@ var extensions = [][3]string{
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"},
 	{"agent", "agent", "The agent management extension."},
+	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
+	{"dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"},
+	{"service-type", "Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services"},
+	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
+	{"tag", "Tag support", "Enables to set tag on resources."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {
@@ -250,6 +265,18 @@ func extensionList() api.Extensions {
 	return api.Extensions{List: extensions, View: extensionView, NotFound: func(alias string) error {
 		return &api.Error{Status: http.StatusNotFound, Msg: "Extension with alias " + alias + " does not exist"}
 	}}
+}
+
+// listServiceProviders lists who provides each advanced service: routers
+// (L3_ROUTER_NAT) are the nodes' eBPF dataplanes, where Config.Forwarding
+// says they forward; there is no other advanced service.
+func (s *Service) listServiceProviders(w http.ResponseWriter, r *http.Request) error {
+	out := []map[string]any{}
+	if s.cfg.Forwarding {
+		out = append(out, map[string]any{"service_type": "L3_ROUTER_NAT", "name": "rackstack-ebpf", "default": true})
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"service_providers": out})
+	return nil
 }
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }

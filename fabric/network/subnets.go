@@ -57,7 +57,7 @@ func subnetView(s *Subnet) api.View {
 		"dns_nameservers": dns, "host_routes": routes, "enable_dhcp": s.EnableDHCP,
 		"ipv6_ra_mode": nullable(s.IPv6RAMode), "ipv6_address_mode": nullable(s.IPv6AddressMode), "subnetpool_id": nil,
 		"service_types": []string{}, "created_at": timeText(s.CreatedAt), "updated_at": timeText(s.UpdatedAt),
-		"revision_number": s.Revision, "tags": []string{},
+		"revision_number": s.Revision, "tags": tagList(s.Tags),
 	}
 }
 

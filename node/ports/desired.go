@@ -40,7 +40,11 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 		port := dataplane.Port{
 			ID: p.ID, Device: dataplane.DeviceName(p.ID), VLAN: uint16(n.SegmentationID), MAC: mac,
 			Addrs: addrs, Security: p.PortSecurity, Groups: p.SecurityGroups,
-			DHCP: lease(p, n, subnets),
+		}
+		// An admin may have removed the network from this node's DHCP
+		// agent (dhcp_agent_scheduler).
+		if n.DHCPHostedOn(node, true) {
+			port.DHCP = lease(p, n, subnets)
 		}
 		for _, pair := range p.AllowedAddressPairs {
 			if m, err := net.ParseMAC(pair.MAC); err == nil {
@@ -139,6 +143,7 @@ func lease(p netstate.Port, n netstate.Network, subnets map[string]netstate.Subn
 				l.Routes = append(l.Routes, dataplane.Route{Dst: dst, Nexthop: hop})
 			}
 		}
+		addExtraOptions(l, p.ExtraDHCPOpts)
 		return l
 	}
 	return nil

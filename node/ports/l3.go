@@ -22,8 +22,8 @@ const (
 )
 
 // Reach is how this node reaches external networks: by Flat, a flat
-// physical network's device (rackd dev's "public"). MACs are this node's
-// MAC on each device.
+// physical network's device (rackd dev's "public"), and by Uplink the
+// VLANs of the physical network. MACs are this node's MAC on each device.
 type Reach struct {
 	Flat   map[string]string // physical network → device
 	Uplink string
@@ -128,12 +128,21 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 
 // external is how this node reaches external network n, if it does.
 func external(n netstate.Network, subnets []netstate.Subnet, reach Reach) (dataplane.External, bool) {
-	// Only flat external networks on a device of their own are enforced
-	// yet; the dataplane refuses the rest (VLAN ones, on the uplink), and
-	// one refusal would stop it applying anything, so they are left out:
-	// their routers' gateways and floating IPs are simply not forwarded.
-	x := dataplane.External{ID: n.ID, Device: reach.Flat[n.Flat]}
-	if n.Flat == "" || x.Device == "" || x.Device == reach.Uplink {
+	// A flat external network is reached on a device of its own; one that
+	// is a VLAN of the physical network, on the uplink, tagged. Without an
+	// uplink a VLAN one is left out (the network service refuses router
+	// gateways on it then), as the dataplane would refuse it and one
+	// refusal would stop it applying anything.
+	x := dataplane.External{ID: n.ID}
+	switch {
+	case n.Flat != "":
+		x.Device = reach.Flat[n.Flat]
+		if x.Device == "" || x.Device == reach.Uplink {
+			return x, false
+		}
+	case n.SegmentationID > 0 && n.SegmentationID <= 4094 && reach.Uplink != "":
+		x.Device, x.VLAN = reach.Uplink, uint16(n.SegmentationID)
+	default:
 		return x, false
 	}
 	x.MAC = reach.MACs[x.Device]

@@ -106,10 +106,11 @@ func TestLayer3LeavesOutWhatTheDataplaneRefuses(t *testing.T) {
 		gw    string
 		reach Reach
 	}{
-		"vlan":       {net: netstate.Network{ID: "ext", SegmentationID: 300, External: true}, gw: "172.24.4.1", reach: Reach{Uplink: "up0", MACs: map[string]net.HardwareAddr{"up0": mac}}},
-		"no gateway": {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, reach: Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": mac}}},
-		"no mac":     {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, gw: "172.24.4.1", reach: Reach{Flat: map[string]string{"public": "rsext0"}}},
-		"the uplink": {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, gw: "172.24.4.1", reach: Reach{Uplink: "up0", Flat: map[string]string{"public": "up0"}, MACs: map[string]net.HardwareAddr{"up0": mac}}},
+		"vlan, no uplink":            {net: netstate.Network{ID: "ext", SegmentationID: 300, External: true}, gw: "172.24.4.1", reach: Reach{MACs: map[string]net.HardwareAddr{"up0": mac}}},
+		"vlan, uplink without a MAC": {net: netstate.Network{ID: "ext", SegmentationID: 300, External: true}, gw: "172.24.4.1", reach: Reach{Uplink: "up0"}},
+		"no gateway":                 {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, reach: Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": mac}}},
+		"no mac":                     {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, gw: "172.24.4.1", reach: Reach{Flat: map[string]string{"public": "rsext0"}}},
+		"the uplink":                 {net: netstate.Network{ID: "ext", SegmentationID: -1, Flat: "public", External: true}, gw: "172.24.4.1", reach: Reach{Uplink: "up0", Flat: map[string]string{"public": "up0"}, MACs: map[string]net.HardwareAddr{"up0": mac}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v := l3View()
@@ -121,6 +122,26 @@ func TestLayer3LeavesOutWhatTheDataplaneRefuses(t *testing.T) {
 				t.Fatalf("externals %+v floating %+v gateway %+v", d.Externals, d.Floating, d.Routers[0].Gateway)
 			}
 		})
+	}
+}
+
+// TestLayer3VLANExternalOnTheUplink: an external network that is a VLAN of
+// the physical network is reached on the uplink, tagged with its VLAN.
+func TestLayer3VLANExternalOnTheUplink(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	v := l3View()
+	v.Networks[2] = netstate.Network{ID: "ext", SegmentationID: 300, External: true}
+	d := FromView(v, "n1")
+	addL3(&d, v, "n1", Reach{Uplink: "up0", MACs: map[string]net.HardwareAddr{"up0": mac}})
+	if len(d.Externals) != 1 {
+		t.Fatalf("externals %+v", d.Externals)
+	}
+	x := d.Externals[0]
+	if x.Device != "up0" || x.VLAN != 300 || x.MAC.String() != mac.String() || x.Gateway != netip.MustParseAddr("172.24.4.1") {
+		t.Errorf("external %+v", x)
+	}
+	if d.Routers[0].Gateway == nil || d.Routers[0].Gateway.External != "ext" || len(d.Floating) != 1 {
+		t.Errorf("gateway %+v floating %+v", d.Routers[0].Gateway, d.Floating)
 	}
 }
 

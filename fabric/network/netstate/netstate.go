@@ -6,6 +6,7 @@
 package netstate
 
 import (
+	"slices"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -33,10 +34,28 @@ type Network struct {
 	External bool `json:"external,omitempty"`
 	// Flat names the physical network a flat (untagged) network is; ""
 	// is a VLAN (SegmentationID) on the one tenant physical network.
-	Flat      string    `json:"flat,omitempty"`
+	Flat string `json:"flat,omitempty"`
+	// DHCPOn and DHCPOff are the nodes whose DHCP agent an admin added
+	// the network to or removed it from (dhcp_agent_scheduler): by
+	// default every node's DHCP agent serves a network with a
+	// DHCP-enabled subnet, to the ports it hosts. See DHCPHostedOn.
+	DHCPOn    []string  `json:"dhcp_on,omitempty"`
+	DHCPOff   []string  `json:"dhcp_off,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Revision  int       `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
+}
+
+// DHCPHostedOn says whether node's DHCP agent serves the network:
+// unless an admin removed it there, where the network has a DHCP-enabled
+// subnet or an admin added it.
+func (n Network) DHCPHostedOn(node string, dhcpSubnet bool) bool {
+	if slices.Contains(n.DHCPOff, node) {
+		return false
+	}
+	return dhcpSubnet || slices.Contains(n.DHCPOn, node)
 }
 
 // HostRoute is a static route a subnet hands to its ports by DHCP.
@@ -70,6 +89,8 @@ type Subnet struct {
 	CreatedAt       time.Time   `json:"created_at"`
 	UpdatedAt       time.Time   `json:"updated_at"`
 	Revision        int         `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // FixedIP is an address a port holds on one subnet.
@@ -82,6 +103,14 @@ type FixedIP struct {
 type AddressPair struct {
 	IP  string `json:"ip_address"` // an address or a CIDR
 	MAC string `json:"mac_address"`
+}
+
+// DHCPOption is an extra DHCP option of a port: a dnsmasq option name (or
+// number) and its value, for DHCPv4 (IPVersion 4) or DHCPv6 (6).
+type DHCPOption struct {
+	Name      string `json:"opt_name"`
+	Value     string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
 }
 
 // Port is a virtual NIC on a network.
@@ -102,9 +131,14 @@ type Port struct {
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
 	AdminStateUp        bool          `json:"admin_state_up"`
 	VNICType            string        `json:"vnic_type"`
-	CreatedAt           time.Time     `json:"created_at"`
-	UpdatedAt           time.Time     `json:"updated_at"`
-	Revision            int           `json:"revision"`
+	// ExtraDHCPOpts are the options the port's DHCP answers carry besides
+	// the ones its subnet gives (extra_dhcp_opt).
+	ExtraDHCPOpts []DHCPOption `json:"extra_dhcp_opts,omitempty"`
+	CreatedAt     time.Time    `json:"created_at"`
+	UpdatedAt     time.Time    `json:"updated_at"`
+	Revision      int          `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // SecurityGroup is a named set of rules ports reference.
@@ -118,6 +152,8 @@ type SecurityGroup struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Revision  int       `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // SecurityGroupRule lets traffic in or out of the ports of its group.
@@ -166,6 +202,8 @@ type Router struct {
 	CreatedAt    time.Time      `json:"created_at"`
 	UpdatedAt    time.Time      `json:"updated_at"`
 	Revision     int            `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // RouterGateway is a router's leg on an external network: its port there
@@ -195,6 +233,8 @@ type FloatingIP struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Revision  int       `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Quota holds a project's limits that differ from the defaults.
