@@ -1,0 +1,94 @@
+// Cluster (admins only): Raft leader and members, nodes with their
+// inventory, storage health with heal and rebalance progress, each node's
+// dataplane counters, and capacity over time. The /rackstack/v1 routes
+// behind it answer admins only; this page is not even listed for others.
+import { h, fill, table, props, bytes } from '../ui.js';
+import { history, chart } from '../chart.js';
+
+export async function render(ctx) {
+  const { session, main } = ctx;
+  const [st, nodes] = await Promise.all([
+    session.get('', '/rackstack/v1/cluster/status'),
+    session.get('', '/rackstack/v1/nodes'),
+  ]);
+  const storage = h('div', { id: 'storage' }, h('p', { class: 'loading' }, 'Loading storage status…'));
+  const dataplane = h('div', { id: 'dataplane' });
+  const capacity = h('div', { id: 'capacity', class: 'charts' });
+  fill(main,
+    h('h1', {}, 'Cluster'),
+    h('dl', { class: 'props' },
+      h('dt', {}, 'Leader'), h('dd', { id: 'cluster-leader' }, st.leader || '(none)'),
+      h('dt', {}, 'Term'), h('dd', {}, String(st.term)),
+      h('dt', {}, 'Commit index'), h('dd', {}, String(st.commit_index)),
+      h('dt', {}, 'Applied index'), h('dd', {}, String(st.applied_index) + ' on ' + st.node),
+      h('dt', {}, 'Healthy'), h('dd', { class: st.healthy ? 'state-active' : 'state-error' }, st.healthy ? 'yes' : 'no'),
+      h('dt', {}, 'Quorum'), h('dd', {}, st.quorum ? 'yes' : 'no'),
+      (st.problems || []).length > 0 && [h('dt', {}, 'Problems'), h('dd', { class: 'error' }, st.problems.join('; '))],
+      st.halted && [h('dt', {}, 'Halted'), h('dd', { class: 'error' }, st.halted)]),
+    table('Raft members', [
+      { label: 'Name', get: m => m.name + (m.leader ? ' (leader)' : '') },
+      { label: 'Raft address', get: m => m.address },
+      { label: 'API', get: m => m.api_url },
+      { label: 'Suffrage', get: m => m.suffrage },
+      { label: 'Up', get: m => (m.up ? 'yes' : 'no') },
+      { label: 'Last contact', get: m => m.last_contact },
+    ], st.members || []),
+    table('Nodes', [
+      { label: 'Name', get: n => n.name },
+      { label: 'Status', get: n => n.status },
+      { label: 'CPUs', get: n => String(n.inventory.cpus) + ' × ' + (n.inventory.cpu_model || '') },
+      { label: 'Memory', get: n => bytes(n.inventory.memory_bytes) },
+      { label: 'Disks', get: n => (n.inventory.disks || []).map(d => d.name + ' ' + bytes(d.size_bytes)).join(', ') },
+      { label: 'Kernel', get: n => n.inventory.kernel },
+      { label: 'Last heartbeat', get: n => n.last_heartbeat },
+    ], nodes.nodes || []),
+    h('h2', {}, 'Capacity'), capacity,
+    h('h2', {}, 'Storage'), storage,
+    h('h2', {}, 'Dataplane'), dataplane);
+  await Promise.all([
+    storageStatus(session, storage),
+    dataplaneCounters(session, nodes.nodes || [], dataplane),
+    capacityCharts(session, capacity).catch(e => fill(capacity, h('p', { class: 'error' }, e.message))),
+  ]);
+}
+
+async function storageStatus(session, box) {
+  try {
+    const s = await session.get('', '/rackstack/v1/storage/status');
+    const misplaced = s.parts ? Math.round(100 * (s.parts - s.misplaced) / s.parts) : 100;
+    fill(box,
+      h('p', {}, h('label', { for: 'rebalance' }, 'Placed where placement wants them: '),
+        h('progress', { id: 'rebalance', max: 100, value: misplaced }, misplaced + '%'), ' ' + misplaced + '%'),
+      h('p', {}, `Heal queue: ${s.heal_queue}, degraded parts: ${s.degraded}, misplaced: ${s.misplaced} of ${s.parts}, coding ${s.k}+${s.m}; capacity ${bytes(s.capacity.free_bytes)} free of ${bytes(s.capacity.total_bytes)}.`),
+      table('Disks', Object.keys((s.disks || [])[0] || {}).map(k => ({ label: k.replace(/_/g, ' '), get: d => (typeof d[k] === 'object' ? JSON.stringify(d[k]) : String(d[k])) })), s.disks || []),
+      h('details', {}, h('summary', {}, 'Everything in the status'), props(s, 'Storage status')));
+  } catch (e) {
+    fill(box, h('p', { class: 'error' }, e.message));
+  }
+}
+
+async function dataplaneCounters(session, nodes, box) {
+  const parts = await Promise.all(nodes.map(async n => {
+    try {
+      const st = await session.get('', '/rackstack/v1/nodes/' + encodeURIComponent(n.name) + '/dataplane');
+      return h('details', { open: true }, h('summary', {}, n.name), props(st, 'Dataplane of ' + n.name));
+    } catch (e) {
+      return h('p', {}, n.name + ': ' + e.message);
+    }
+  }));
+  fill(box, ...parts);
+}
+
+// capacityCharts draws each node family's capacity next to its
+// allocation, whichever the history keeps (it lists its families).
+async function capacityCharts(session, box) {
+  const { families = [] } = await session.get('', '/rackstack/v1/history');
+  const names = families.map(f => (typeof f === 'string' ? f : f.family || f.name));
+  const wanted = names.filter(f => /^rackstack_node_/.test(f) || /^rackstack_storage_.*bytes/.test(f));
+  const figs = await Promise.all(wanted.map(async fam => {
+    const series = await history(session, fam);
+    return chart(fam.replace(/^rackstack_/, ''), fam.includes('bytes') ? 'bytes' : 'count',
+      series.map(s => ({ label: Object.values(s.labels || {}).join(' ') || fam, points: s.points })));
+  }));
+  fill(box, ...(figs.length ? figs : [h('p', { class: 'empty' }, 'No capacity history on this node.')]));
+}
