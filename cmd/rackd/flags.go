@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/telemetry/history"
 	"github.com/rackstack/rackstack/node/conductor"
 	"github.com/rackstack/rackstack/provision"
 	"github.com/rackstack/rackstack/provision/dhcp"
@@ -73,6 +74,8 @@ type options struct {
 	HeartbeatInterval time.Duration
 	DownAfter         time.Duration
 	DeadVoterAfter    time.Duration
+	// telemetry
+	HistoryStep time.Duration
 }
 
 func parseFlags(mode string, args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -201,6 +204,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")
 	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
 	durVar(&o.DeadVoterAfter, "dead-voter-after", 30*time.Second, "a voter down this long is replaced by a healthy non-voter")
+	durVar(&o.HistoryStep, "history-step", history.DefaultStep, "how often the in-memory metric history (GET /rackstack/v1/history) takes a point; it keeps 720 of them")
 	return fs, disks
 }
 

@@ -307,6 +307,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}); err != nil {
 		return err
 	}
+	runTelemetry := openTelemetry(o, node, ident, reg, r, telemetrySources{vmAgent, servers, objects, dp, metalConductor}, log)
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -354,6 +355,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
+	g.Go(func() error { return runTelemetry(gctx) })
 	if vmAgent != nil {
 		g.Go(func() error { return vmAgent.Run(gctx) })
 	}

@@ -148,6 +148,8 @@ type Conductor struct {
 	wake    chan struct{}
 	slots   chan struct{}
 	steps   sync.WaitGroup
+	// bmcErrs counts failed BMC sessions, for metrics.
+	bmcErrs bmcErrors
 }
 
 // maxSteps bounds the nodes stepped at once (BMC sessions, mostly), as
@@ -409,10 +411,15 @@ func (c *Conductor) withBMC(ctx context.Context, n *bmstate.Node, do func(contex
 	defer cancel()
 	b, err := c.OpenBMC(ctx, n.Driver, n.DriverInfo, password)
 	if err != nil {
+		c.bmcErrs.add(n.Driver)
 		return err
 	}
 	defer b.Close(ctx)
-	return do(ctx, b)
+	if err := do(ctx, b); err != nil {
+		c.bmcErrs.add(n.Driver)
+		return err
+	}
+	return nil
 }
 
 // readPower returns the node's power state as the API shows it.

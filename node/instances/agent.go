@@ -63,7 +63,10 @@ type Agent struct {
 	// pids is the guest process the agent last knew of per server, so
 	// that finding one it did not start (a previous rackd's) is logged
 	// once, not every pass.
-	pids    map[string]int
+	pids map[string]int
+	// guests are the servers this node runs, as the last pass saw them:
+	// what the metrics collector labels a guest process's figures with.
+	guests  map[string]guestMeta
 	imageMu sync.Mutex
 }
 
@@ -115,6 +118,7 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	// Servers converge side by side (a burst of launches builds in
 	// parallel), a few at a time; the pass ends when all have.
 	mine := map[string]bool{}
+	guests := map[string]guestMeta{}
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, s := range servers {
@@ -124,6 +128,9 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 			continue
 		}
 		mine[s.ID] = true
+		if s.Want != "deleted" {
+			guests[s.ID] = guestMeta{project: s.Project, ports: s.Ports}
+		}
 		g.Go(func() error {
 			if err := a.converge(ctx, s, view); err != nil && ctx.Err() == nil {
 				a.Log.Warn("compute: converge", "server", s.ID, "err", err)
@@ -132,6 +139,9 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 		})
 	}
 	g.Wait()
+	a.mu.Lock()
+	a.guests = guests
+	a.mu.Unlock()
 	// Guests and leftovers of servers that are not ours any more.
 	ids, _ := a.Driver.List(ctx)
 	entries, _ := os.ReadDir(filepath.Join(a.Dir, "instances"))

@@ -91,6 +91,8 @@ type Service struct {
 	repl  store.Replicated
 	blobs *blob.Store
 	maint maintStats
+	// through counts object bytes in and out, for metrics.
+	through throughput
 	// orphans are the local shard files the last sweeps found unnamed,
 	// with when each was first seen so; only the Run loop touches it.
 	orphans map[string]time.Time
@@ -358,6 +360,7 @@ func (s *Service) writeBlob(ctx context.Context, project, container string, r io
 	if wantMD5 != "" && !strings.EqualFold(wantMD5, info.MD5) {
 		return fail(ErrBadDigest)
 	}
+	s.through.written.Add(info.Size)
 	return Part{Blob: key, Size: info.Size, ETag: info.MD5, Layout: l}, info.Missing, nil
 }
 
@@ -531,6 +534,7 @@ func (s *Service) Delete(ctx context.Context, project, container, name string) e
 func (s *Service) Read(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
 	cw := &countingWriter{w: w}
 	err := s.readRange(ctx, o, offset, length, cw)
+	s.through.read.Add(cw.n)
 	if err == nil || cw.err != nil || ctx.Err() != nil {
 		return err
 	}
