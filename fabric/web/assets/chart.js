@@ -1,7 +1,7 @@
 // Charts over rackd's short history (GET /rackstack/v1/history), drawn
 // with uPlot. Counters come raw and cumulative; rates are computed here.
 import uPlot from './vendor/uplot/uPlot.esm.js';
-import { h } from './ui.js';
+import { h, bytes } from './ui.js';
 
 // history fetches the series of one family, filtered by labels.
 export async function history(session, family, labels = {}) {
@@ -51,7 +51,7 @@ export function chart(title, unit, lines) {
   const opts = {
     width: 520, height: 200,
     series: [{}, ...lines.map((l, i) => ({ label: l.label, stroke: colors[i % colors.length], width: 2 }))],
-    axes: [{}, { size: 70 }],
+    axes: [{}, { size: 80, values: unit.startsWith('bytes') ? (u, vals) => vals.map(v => bytes(v) + (unit === 'bytes/s' ? '/s' : '')) : undefined }],
   };
   new uPlot(opts, data, fig);
   return fig;

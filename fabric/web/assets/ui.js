@@ -97,7 +97,7 @@ export function bytes(n) {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(1) : n) + ' ' + u[i];
+  return (i ? n.toFixed(1) : Math.round(n)) + ' ' + u[i];
 }
 
 // danger is a button that asks again before it acts: the first click

@@ -3,7 +3,7 @@
 // dataplane counters, and capacity over time. The /rackstack/v1 routes
 // behind it answer admins only; this page is not even listed for others.
 import { h, fill, table, props, bytes } from '../ui.js';
-import { history, chart } from '../chart.js';
+import { history, rate, chart } from '../chart.js';
 
 export async function render(ctx) {
   const { session, main } = ctx;
@@ -79,16 +79,25 @@ async function dataplaneCounters(session, nodes, box) {
   fill(box, ...parts);
 }
 
-// capacityCharts draws each node family's capacity next to its
-// allocation, whichever the history keeps (it lists its families).
+// capacityCharts draws used against total for vCPUs, RAM and disk, one
+// line pair per node, and the object store's throughput.
 async function capacityCharts(session, box) {
   const { families = [] } = await session.get('', '/rackstack/v1/history');
-  const names = families.map(f => (typeof f === 'string' ? f : f.family || f.name));
-  const wanted = names.filter(f => /^rackstack_node_/.test(f) || /^rackstack_storage_.*bytes/.test(f));
-  const figs = await Promise.all(wanted.map(async fam => {
+  const kept = new Set(families);
+  const lines = async (fam, what, toRate) => {
+    if (!kept.has(fam)) return [];
     const series = await history(session, fam);
-    return chart(fam.replace(/^rackstack_/, ''), fam.includes('bytes') ? 'bytes' : 'count',
-      series.map(s => ({ label: Object.values(s.labels || {}).join(' ') || fam, points: s.points })));
-  }));
-  fill(box, ...(figs.length ? figs : [h('p', { class: 'empty' }, 'No capacity history on this node.')]));
+    return series.map(s => ({ label: (s.labels.node || '') + ' ' + what, points: toRate ? rate(s.points) : s.points }));
+  };
+  const pair = async (title, unit, used, total) =>
+    chart(title, unit, [...await lines(used, 'used'), ...await lines(total, 'total')]);
+  const figs = await Promise.all([
+    pair('vCPUs', 'vCPUs', 'rackstack_node_vcpus_allocated', 'rackstack_node_vcpus'),
+    pair('Memory', 'bytes', 'rackstack_node_memory_allocated_bytes', 'rackstack_node_memory_bytes'),
+    pair('Disk', 'bytes', 'rackstack_node_disk_allocated_bytes', 'rackstack_node_disk_bytes'),
+    (async () => chart('Object storage throughput', 'bytes/s', [
+      ...await lines('rackstack_storage_read_bytes_total', 'read', true),
+      ...await lines('rackstack_storage_written_bytes_total', 'written', true)]))(),
+  ]);
+  fill(box, figs);
 }
