@@ -51,8 +51,12 @@ async function route() {
     onLeave: f => app.leave.push(f),
     refresh: () => route(),
   };
+  // Arriving from the navigation, a keyboard or screen reader user
+  // continues at the page's content, not at the menu.
+  const fromNav = document.activeElement && document.activeElement.closest('#nav');
   try {
     await p.page.render(ctx);
+    if (fromNav) main.focus();
   } catch (e) {
     main.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message));
   }

@@ -47,11 +47,15 @@ export function chart(title, unit, lines) {
     fig.append(h('p', { class: 'empty' }, 'No samples yet.'));
     return fig;
   }
+  // The canvas says nothing to a screen reader: the latest values do.
+  const fmt = v => (unit.startsWith('bytes') ? bytes(v) + (unit === 'bytes/s' ? '/s' : '') : +v.toFixed(3) + ' ' + unit);
+  fig.append(h('p', { class: 'sr-only' }, 'Latest: ' + lines.filter(l => l.points.length)
+    .map(l => l.label + ' ' + fmt(l.points[l.points.length - 1][1])).join(', ')));
   const data = align(lines.map(l => l.points));
   const opts = {
     width: 520, height: 200,
     series: [{}, ...lines.map((l, i) => ({ label: l.label, stroke: colors[i % colors.length], width: 2 }))],
-    axes: [{}, { size: 80, values: unit.startsWith('bytes') ? (u, vals) => vals.map(v => bytes(v) + (unit === 'bytes/s' ? '/s' : '')) : undefined }],
+    axes: [{}, { size: 80, values: unit.startsWith('bytes') ? (u, vals) => vals.map(fmt) : undefined }],
   };
   new uPlot(opts, data, fig);
   return fig;
