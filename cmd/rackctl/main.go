@@ -232,6 +232,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		},
 	})
 	root.AddCommand(clusterCmd, nodeCmd, storageCmd, dataplaneCmd, bmCmd, volumeCommands(ctx, connect, emit, stdout))
+	root.AddCommand(eventsCommand(ctx, connect, emit, &output, stdout), consoleCommand(ctx, connect, os.Stdin, stdout, stderr))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

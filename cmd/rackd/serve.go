@@ -28,6 +28,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/buildinfo"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/identity"
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/network"
@@ -86,7 +87,7 @@ func mountSwift(r chi.Router, h http.Handler) {
 // create claims bare-metal nodes in its own apply.
 func schemas() []store.Schema {
 	return []store.Schema{cluster.Schema(), identity.Schema(), object.Schema(), block.Schema(), network.Schema(), compute.Schema(), image.Schema(), baremetal.Schema(),
-		volume.Schema()}
+		volume.Schema(), eventstate.Schema()}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {

@@ -11,6 +11,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/events"
 	"github.com/rackstack/rackstack/fabric/telemetry/history"
 	"github.com/rackstack/rackstack/node/conductor"
 	"github.com/rackstack/rackstack/node/instances"
@@ -57,8 +58,9 @@ type telemetrySources struct {
 }
 
 // openTelemetry registers this node's collectors on reg, serves the
-// metric history on the API router and the peer port, and returns what
-// samples it (run it in the node's errgroup).
+// metric history on the API router and the peer port and the event log on
+// the API router, and returns what samples the history (run it in the
+// node's errgroup).
 func openTelemetry(o *options, node *cluster.Node, auth api.Authenticator, reg *prometheus.Registry, r chi.Router, src telemetrySources, log *slog.Logger) func(context.Context) error {
 	if src.instances != nil {
 		reg.MustRegister(src.instances.Metrics())
@@ -79,6 +81,7 @@ func openTelemetry(o *options, node *cluster.Node, auth api.Authenticator, reg *
 	h := &history.Handler{Sampler: sampler, Node: o.Name, Peers: historyPeers{node}, Log: log}
 	node.HandlePeer(history.PeerPath, h.PeerHandler())
 	r.With(api.RequireAuth(auth, api.JSONError)).Get("/rackstack/v1/history", h.ServeHTTP)
+	r.With(api.RequireAuth(auth, api.JSONError)).Get("/rackstack/v1/events", (&events.Handler{Read: node.Read}).ServeHTTP)
 	return sampler.Run
 }
 
