@@ -9,6 +9,7 @@ import * as volumes from './pages/volumes.js';
 import * as objects from './pages/objects.js';
 import * as baremetal from './pages/baremetal.js';
 import * as cluster from './pages/cluster.js';
+import * as events from './pages/events.js';
 
 // pages in navigation order; admin pages are not even listed for others
 // (the APIs behind them refuse non-admins anyway).
@@ -20,6 +21,7 @@ const pages = [
   { path: 'routers', label: 'Routers & floating IPs', page: network.routers },
   { path: 'volumes', label: 'Volumes', page: volumes, service: 'volumev3' },
   { path: 'objects', label: 'Containers', page: objects, service: 'object-store' },
+  { path: 'events', label: 'Events', page: events },
   { path: 'baremetal', label: 'Bare metal', page: baremetal, admin: true, service: 'baremetal' },
   { path: 'cluster', label: 'Cluster', page: cluster, admin: true },
 ];

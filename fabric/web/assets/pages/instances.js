@@ -93,12 +93,14 @@ async function detail(ctx, id) {
   const logBox = h('pre', { id: 'console-log', class: 'log', tabindex: 0, 'aria-label': 'Console log' }, '');
   const charts = h('div', { id: 'charts', class: 'charts' });
   const events = h('div', { id: 'events' });
+  const changes = h('div', { id: 'state-changes' });
   fill(main,
     h('h1', {}, 'Instance ' + s.name), props, actions,
     h('h2', {}, 'Charts'), button('Refresh charts', () => instanceCharts(session, s, charts), { id: 'refresh-charts' }), charts,
     h('h2', {}, 'Serial console'), openConsole, consoleBox,
     h('h2', {}, 'Console log'), button('Refresh log', () => consoleLog(session, id, logBox), { id: 'refresh-log' }), logBox,
-    h('h2', {}, 'Actions and events'), events);
+    h('h2', {}, 'Actions and events'), events,
+    h('h2', {}, 'State changes'), changes);
   if (busy) {
     // Watch a transition through: BUILD → ACTIVE, a stop, a reboot.
     const t = setTimeout(() => ctx.refresh(), 2000);
@@ -107,13 +109,17 @@ async function detail(ctx, id) {
   await Promise.all([
     consoleLog(session, id, logBox).catch(e => { logBox.textContent = e.message; }),
     instanceEvents(session, id, events).catch(e => fill(events, h('p', { class: 'error' }, e.message))),
+    stateChanges(session, id, changes).catch(e => fill(changes, h('p', { class: 'error' }, e.message))),
     instanceCharts(session, s, charts).catch(e => fill(charts, h('p', { class: 'error' }, e.message))),
   ]);
 }
 
 async function consoleLog(session, id, box) {
   const out = await session.post('compute', '/servers/' + id + '/action', { 'os-getConsoleOutput': { length: 100 } });
-  box.textContent = out.output || '';
+  // The log is what the guest wrote to its terminal: drop the escape
+  // sequences (colours, clear screen) and control bytes a <pre> would show
+  // as boxes.
+  box.textContent = (out.output || '').replace(/\x1b(\[[0-9;?]*[ -\/]*[@-~]|[@-Z\\-_]|c)/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
   box.scrollTop = box.scrollHeight;
 }
 
@@ -125,7 +131,48 @@ async function instanceEvents(session, id, box) {
     { label: 'Request', get: a => a.request_id },
     { label: 'User', get: a => a.user_id },
     { label: 'Message', get: a => a.message || '' },
+    { label: 'Events', get: a => actionEvents(session, id, a.request_id) },
   ], instanceActions || []));
+}
+
+// stateChanges lists the event log's entries for the instance: every
+// state change with who or what caused it (a crash included).
+async function stateChanges(session, id, box) {
+  const { events = [] } = await session.get('', '/rackstack/v1/events?resource=' + encodeURIComponent(id));
+  fill(box, table('State changes of this instance', [
+    { label: 'Time', get: e => e.time },
+    { label: 'Action', get: e => e.action },
+    { label: 'From', get: e => e.from || '' },
+    { label: 'To', get: e => e.to || '' },
+    { label: 'Reason', get: e => e.reason || '' },
+    { label: 'User', get: e => e.user_id || '' },
+    { label: 'Request', get: e => e.request_id || '' },
+  ], events.slice().reverse(), 'No state changes recorded.'));
+}
+
+// actionEvents is a disclosure that loads an action's events (each step
+// with its result and, when it failed, the fault) when opened.
+function actionEvents(session, id, req) {
+  const body = h('div', {}, 'Loading…');
+  const d = h('details', {}, h('summary', {}, 'Events'), body);
+  d.addEventListener('toggle', async () => {
+    if (!d.open || d.dataset.loaded) return;
+    d.dataset.loaded = '1';
+    try {
+      const { instanceAction: a } = await session.get('compute', '/servers/' + id + '/os-instance-actions/' + encodeURIComponent(req));
+      fill(body, table('Events of ' + req, [
+        { label: 'Event', get: e => e.event },
+        { label: 'Result', get: e => e.result || '' },
+        { label: 'Started', get: e => e.start_time || '' },
+        { label: 'Finished', get: e => e.finish_time || '' },
+        { label: 'Host', get: e => e.host || '' },
+        { label: 'Fault', get: e => h('span', { class: 'error' }, e.traceback || (e.details || '')) },
+      ], a.events || [], 'No events.'));
+    } catch (e) {
+      fill(body, h('span', { class: 'error' }, e.message));
+    }
+  });
+  return d;
 }
 
 async function instanceCharts(session, s, box) {
