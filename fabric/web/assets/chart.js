@@ -55,7 +55,7 @@ export function chart(title, unit, lines) {
   const opts = {
     width: 520, height: 200,
     series: [{}, ...lines.map((l, i) => ({ label: l.label, stroke: colors[i % colors.length], width: 2 }))],
-    axes: [{}, { size: 80, values: unit.startsWith('bytes') ? (u, vals) => vals.map(fmt) : undefined }],
+    axes: [{}, { size: 100, values: unit.startsWith('bytes') ? (u, vals) => vals.map(fmt) : undefined }],
   };
   new uPlot(opts, data, fig);
   return fig;

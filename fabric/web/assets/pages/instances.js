@@ -86,7 +86,7 @@ async function detail(ctx, id) {
     h('dt', {}, 'Addresses'), h('dd', {}, addresses(s)),
     h('dt', {}, 'Image'), h('dd', {}, (s.image && s.image.id) || ''),
     h('dt', {}, 'Key pair'), h('dd', {}, s.key_name || ''),
-    h('dt', {}, 'Host'), h('dd', {}, s['OS-EXT-SRV-ATTR:host'] || ''),
+    s['OS-EXT-SRV-ATTR:host'] && [h('dt', {}, 'Host'), h('dd', {}, s['OS-EXT-SRV-ATTR:host'])],
     s.fault && [h('dt', {}, 'Fault'), h('dd', { class: 'error' }, s.fault.message)]);
   const consoleBox = h('div', { id: 'serial', class: 'serial' });
   const openConsole = button('Open serial console', () => serial(ctx, id, consoleBox), { id: 'open-console', disabled: s.status !== 'ACTIVE' });
