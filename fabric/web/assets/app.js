@@ -10,11 +10,13 @@ import * as objects from './pages/objects.js';
 import * as baremetal from './pages/baremetal.js';
 import * as cluster from './pages/cluster.js';
 import * as events from './pages/events.js';
+import * as keypairs from './pages/keypairs.js';
 
 // pages in navigation order; admin pages are not even listed for others
 // (the APIs behind them refuse non-admins anyway).
 const pages = [
   { path: 'instances', label: 'Instances', page: instances },
+  { path: 'keypairs', label: 'Key pairs', page: keypairs },
   { path: 'images', label: 'Images', page: images },
   { path: 'network', label: 'Networks', page: network.networks },
   { path: 'security-groups', label: 'Security groups', page: network.securityGroups },
