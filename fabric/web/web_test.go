@@ -68,7 +68,7 @@ func TestRootAnswersBrowsersWithThePageAndToolsWithJSON(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 				t.Errorf("Content-Type = %q", ct)
 			}
-			if !strings.Contains(b, `<form id="login-form"`) {
+			if !strings.Contains(b, `<form id="login-form" method="post"`) {
 				t.Errorf("page lacks the login form:\n%s", b)
 			}
 			if strings.Contains(b, "{{ASSETS}}") || !strings.Contains(b, `src="`+c.AssetBase()+`app.js"`) {
@@ -85,7 +85,7 @@ func TestRootAnswersBrowsersWithThePageAndToolsWithJSON(t *testing.T) {
 func checkSecurityHeaders(t *testing.T, resp *http.Response) {
 	t.Helper()
 	csp := resp.Header.Get("Content-Security-Policy")
-	for _, want := range []string{"default-src 'none'", "script-src 'self';", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"} {
+	for _, want := range []string{"default-src 'none'", "script-src 'self';", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
