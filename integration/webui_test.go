@@ -64,16 +64,26 @@ func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// waitJS waits until a JavaScript expression is true.
+// waitJS waits until a JavaScript expression is true. It evaluates the
+// expression again and again rather than polling inside the page: a page
+// that reloads (logging out does) destroys a poll running in it.
 func (b *browser) waitJS(what, expr string, d time.Duration) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, d)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!("+expr+")", chromedp.WithPollingInterval(250*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
-		page, _ := b.text("main")
-		b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
-		b.t.Fatalf("%s: %v; page:\n%s", what, err, page)
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		var ok bool
+		ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
+	page, _ := b.text("main")
+	b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+	b.t.Fatalf("%s: not true within %s (last error %v); page:\n%s", what, d, err, page)
 }
 
 // eval evaluates a JavaScript expression and returns its value.
