@@ -71,7 +71,16 @@ async function dataplaneCounters(session, nodes, box) {
   const parts = await Promise.all(nodes.map(async n => {
     try {
       const st = await session.get('', '/rackstack/v1/nodes/' + encodeURIComponent(n.name) + '/dataplane');
-      return h('details', { open: true }, h('summary', {}, n.name), props(st, 'Dataplane of ' + n.name));
+      // The counters (drops by reason above all) are what an operator
+      // reads; programs and maps are there when asked for.
+      const { counters = {}, ...rest } = st;
+      return h('section', { 'aria-label': 'Dataplane of ' + n.name },
+        h('h3', {}, n.name),
+        table('Counters of ' + n.name, [
+          { label: 'Counter', get: ([k]) => k.replace(/_/g, ' ') },
+          { label: 'Value', get: ([, v]) => String(v) },
+        ], Object.entries(counters).filter(([, v]) => v !== 0), 'Every counter is zero.'),
+        h('details', {}, h('summary', {}, 'Programs, maps and the rest'), props(rest, 'Dataplane of ' + n.name)));
     } catch (e) {
       return h('p', {}, n.name + ': ' + e.message);
     }
