@@ -306,9 +306,11 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 		api.JSON(w, http.StatusOK, health)
 	})
-	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+	if err := mountWeb(r, func(w http.ResponseWriter, r *http.Request) {
 		api.JSON(w, http.StatusOK, map[string]any{"name": "rackstack", "node": o.Name, "identity": "/identity/v3", "version": build.Version, "build": build})
-	})
+	}); err != nil {
+		return err
+	}
 	runTelemetry := openTelemetry(o, node, ident, reg, r, telemetrySources{vmAgent, servers, objects, dp, metalConductor}, log)
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 

@@ -1,0 +1,349 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
+)
+
+// browser is a headless Chromium the test drives, and where its
+// screenshots go.
+type browser struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	chromium := testenv.RequireCommand(t, "/usr/bin/chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		// Chromium refuses its sandbox as root; the pages are our own.
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 900),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(acancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	shots, _ := filepath.Abs("../build/webui")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{t: t, ctx: ctx, shots: shots}
+	// The first action starts the browser, for the life of its context:
+	// no deadline on this one.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+// run runs actions with a deadline, failing the test with what.
+func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitJS waits until a JavaScript expression is true. It evaluates the
+// expression again and again rather than polling inside the page: a page
+// that reloads (logging out does) destroys a poll running in it.
+func (b *browser) waitJS(what, expr string, d time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		var ok bool
+		ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	page, _ := b.text("main")
+	b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+	b.t.Fatalf("%s: not true within %s (last error %v); page:\n%s", what, d, err, page)
+}
+
+// eval evaluates a JavaScript expression and returns its value.
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// do runs a statement in the page.
+func (b *browser) do(stmt string) {
+	b.t.Helper()
+	eval[any](b, "void ("+stmt+")")
+}
+
+// text is the text of the first element sel matches.
+func (b *browser) text(sel string) (string, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+}
+
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+		b.t.Error(err)
+	}
+}
+
+// login fills the console's login form.
+func (b *browser) login(url, user, password, project string) {
+	b.t.Helper()
+	b.run("log in as "+user,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS("#login-user")),
+		chromedp.SendKeys(chromedp.CSS("#login-user"), user),
+		chromedp.SendKeys(chromedp.CSS("#login-password"), password),
+		chromedp.SendKeys(chromedp.CSS("#login-project"), project),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+	)
+	b.waitJS("logged in as "+user, `document.querySelector('#whoami') !== null && document.querySelector('#nav a[data-path="instances"]') !== null`, 30*time.Second)
+}
+
+// visit opens a page of the console by its hash and waits for its heading.
+func (b *browser) visit(hash string) {
+	b.t.Helper()
+	b.do(fmt.Sprintf(`location.hash = %q`, hash))
+	b.waitJS("open "+hash, `document.querySelector('main h1') !== null && document.querySelector('main .loading') === null`, 30*time.Second)
+}
+
+// TestWebConsole drives the console in a real browser: a member logs in,
+// launches an instance, watches it go ACTIVE, types into its serial
+// console, sees its charts and deletes it, without any admin page in
+// sight; an admin sees the cluster pages.
+func TestWebConsole(t *testing.T) {
+	testenv.RequireRoot(t, "make taps and load BPF programs")
+	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage"} {
+		testenv.RequireCommand(t, c)
+	}
+	img := testImage(t)
+	b := newBrowser(t)
+	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-wt%d", os.Getpid())
+	t.Cleanup(func() { os.RemoveAll(bpfDir) })
+	n1 := newRackd(t, "w1", "--disk", t.TempDir(), "--dataplane", "on", "--bpf-dir", bpfDir, "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	creds := openrc(t, n1.dataDir)
+	admin := osEnv(creds, n1)
+	openstack(t, admin, "project", "create", "demo")
+	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+	openstack(t, admin, "role", "add", "--project", "demo", "--user", creds["OS_USERNAME"], "member")
+	alice := osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
+	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
+	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
+	openstack(t, alice, "network", "create", "net1")
+	openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.31.0.0/24", "sub1")
+	openstack(t, alice, "keypair", "create", "--private-key", filepath.Join(t.TempDir(), "k1.pem"), "k1")
+
+	// Tools keep reading rackd's JSON at / (curl sends Accept: */*).
+	out, err := exec.Command("curl", "-sS", n1.url()+"/").Output()
+	if err != nil || !strings.Contains(string(out), `"name":"rackstack"`) {
+		t.Errorf("curl /: %v %s", err, out)
+	}
+
+	b.login(n1.url(), "alice", "alice-pass-1", "demo")
+	// Reported, not asserted: first paint is the static login form.
+	t.Logf("first contentful paint %.0f ms", eval[float64](b, `performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1`))
+	b.screenshot("login-instances-empty")
+	if eval[bool](b, `document.querySelector('#nav a[data-path="cluster"], #nav a[data-path="baremetal"]') !== null`) {
+		t.Error("a member's navigation lists admin pages")
+	}
+	// Typed by hand, an admin page's address lands on the instances.
+	b.do(`location.hash = '#/cluster'`)
+	b.waitJS("cluster refused to a member", `location.hash === '#/instances' && document.querySelector('main h1')?.textContent === 'Instances'`, 30*time.Second)
+
+	// Launch from the form: one image, flavor and network, so the
+	// defaults are the ones made above.
+	b.visit("#/instances/new")
+	b.run("fill the launch form",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Launch instance"] [name=name]`), "web1"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="Launch instance"] [name=key]`), "k1"),
+	)
+	b.screenshot("instance-create")
+	b.run("launch", chromedp.Click(chromedp.CSS(`form[aria-label="Launch instance"] button[type=submit]`)))
+	b.waitJS("instance page", `location.hash.startsWith('#/instances/') && location.hash.length > 20`, 30*time.Second)
+	id := strings.TrimPrefix(eval[string](b, `location.hash`), "#/instances/")
+	b.waitJS("web1 ACTIVE", `document.querySelector('#server-status')?.textContent.startsWith('ACTIVE')`, 4*time.Minute)
+
+	// The guest reports on its serial port; the log shows it.
+	deadline := time.Now().Add(4 * time.Minute)
+	var log string
+	for time.Now().Before(deadline) && !strings.Contains(log, "RACKSTACK-TEST-IMAGE: ready") {
+		b.run("refresh the console log", chromedp.Click(chromedp.CSS("#refresh-log")), chromedp.Sleep(2*time.Second))
+		log, _ = b.text("#console-log")
+	}
+	if !strings.Contains(log, "RACKSTACK-TEST-IMAGE: ready") || !strings.Contains(log, "uuid="+id) {
+		t.Fatalf("console log of %s in the page:\n%s", id, log)
+	}
+
+	// The live console: what is typed reaches the guest's tty, whose
+	// echo comes back into the terminal.
+	b.run("open the serial console", chromedp.Click(chromedp.CSS("#open-console")))
+	b.waitJS("serial console open", `document.querySelector('#serial')?.dataset.state === 'open'`, 30*time.Second)
+	b.run("type into the console", chromedp.SendKeys(chromedp.CSS("#serial .xterm-helper-textarea"), "webui-typed-42\r"))
+	b.waitJS("echo in the terminal", `document.querySelector('#serial .xterm-rows')?.textContent.includes('webui-typed-42')`, 30*time.Second)
+
+	// Charts: the history holds the guest's CPU within a few samples.
+	ok := eventually(2*time.Minute, func() bool {
+		b.run("refresh charts", chromedp.Click(chromedp.CSS("#refresh-charts")), chromedp.Sleep(time.Second))
+		return eval[int](b, `Number(document.querySelector('#charts figure')?.dataset.points || 0)`) > 0
+	})
+	if !ok {
+		charts, _ := b.text("#charts")
+		b.screenshot("failed-charts")
+		t.Fatalf("no CPU chart data for %s: %s", id, charts)
+	}
+	b.waitJS("chart drawn", `document.querySelector('#charts figure canvas') !== null`, 10*time.Second)
+	b.screenshot("instance-detail")
+
+	// Delete: the button asks again.
+	b.run("delete", chromedp.Click(chromedp.CSS("#delete-server")), chromedp.Click(chromedp.CSS("#delete-server")))
+	b.waitJS("back on the list", `location.hash === '#/instances'`, 30*time.Second)
+	tok := token(t, n1, "alice", "alice-pass-1", "demo")
+	if !eventually(2*time.Minute, func() bool {
+		code, _ := call("GET", n1.url()+"/compute/v2.1/servers/"+id, tok, nil, nil)
+		return code == 404
+	}) {
+		t.Fatalf("%s not deleted", id)
+	}
+
+	// The other pages, each through its form.
+	upload := filepath.Join(t.TempDir(), "hello.raw")
+	if err := os.WriteFile(upload, bytes.Repeat([]byte("rackstack\n"), 100000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cell := func(text string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll('main td')].some(td => td.textContent.trim() === %q)`, text)
+	}
+	b.visit("#/network")
+	b.run("create a network",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create network"] [name=name]`), "webnet"),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create network"] [name=cidr]`), "10.32.0.0/24"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create network"] button[type=submit]`)))
+	b.waitJS("webnet's subnet listed", cell("10.32.0.0/24"), 30*time.Second)
+	b.screenshot("member-network")
+
+	b.visit("#/security-groups")
+	b.run("add a rule",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add rule to default"] [name=min]`), "2222"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add rule to default"] button[type=submit]`)))
+	b.waitJS("rule listed", cell("2222"), 30*time.Second)
+	b.screenshot("member-security-groups")
+
+	b.visit("#/routers")
+	b.run("create a router",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create router"] [name=name]`), "webrouter"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create router"] button[type=submit]`)))
+	b.waitJS("router listed", cell("webrouter"), 30*time.Second)
+	b.screenshot("member-routers")
+
+	b.visit("#/images")
+	b.run("upload an image",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Upload image"] [name=name]`), "webimg"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="Upload image"] [name=disk_format]`), "raw"),
+		chromedp.SetUploadFiles(chromedp.CSS(`form[aria-label="Upload image"] [name=file]`), []string{upload}),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Upload image"] button[type=submit]`)))
+	b.waitJS("webimg active", `[...document.querySelectorAll('main tr')].some(tr => tr.textContent.includes('webimg') && tr.textContent.includes('active'))`, 60*time.Second)
+	b.screenshot("member-images")
+
+	b.visit("#/objects")
+	b.run("create a container",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create container"] [name=name]`), "webc"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create container"] button[type=submit]`)))
+	b.waitJS("container listed", `document.querySelector('main a[href="#/objects/webc"]') !== null`, 30*time.Second)
+	b.run("open the container", chromedp.Click(chromedp.CSS(`main a[href="#/objects/webc"]`)))
+	b.waitJS("container page", `document.querySelector('main h1')?.textContent === 'Container webc'`, 30*time.Second)
+	b.run("upload an object",
+		chromedp.SetUploadFiles(chromedp.CSS(`form[aria-label="Upload object"] [name=file]`), []string{upload}),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Upload object"] [name=name]`), "docs/hello.txt"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Upload object"] button[type=submit]`)))
+	b.waitJS("pseudo-folder listed", `document.querySelector('main a[href="#/objects/webc/docs/"]') !== null`, 30*time.Second)
+	b.screenshot("member-objects")
+	b.run("open the folder", chromedp.Click(chromedp.CSS(`main a[href="#/objects/webc/docs/"]`)))
+	b.waitJS("object listed with its size", cell("hello.txt")+" && "+cell("976.6 KiB"), 30*time.Second)
+	b.run("download it", chromedp.Click(chromedp.CSS(`button[aria-label="Download docs/hello.txt"]`)))
+	b.waitJS("download done", `!document.querySelector('button[aria-label="Download docs/hello.txt"]').disabled`, 30*time.Second)
+	if msg := eval[string](b, `document.querySelector('#status.error')?.textContent ?? ''`); msg != "" {
+		t.Errorf("download: %s", msg)
+	}
+
+	b.visit("#/volumes")
+	b.run("create a volume",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create volume"] [name=name]`), "webvol"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create volume"] button[type=submit]`)))
+	b.waitJS("volume listed", cell("webvol"), 30*time.Second)
+	b.screenshot("member-volumes")
+
+	b.visit("#/keypairs")
+	b.run("create a key pair",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Import or create a key pair"] [name=name]`), "webkey"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Import or create a key pair"] button[type=submit]`)))
+	b.waitJS("private key shown once", `document.querySelector('#new-private-key pre')?.textContent.includes('PRIVATE KEY')`, 30*time.Second)
+	b.screenshot("member-keypairs")
+
+	b.visit("#/events")
+	b.waitJS("web1's state changes in the event log", fmt.Sprintf(`document.querySelector('main a[href="#/instances/%s"]') !== null`, id), 30*time.Second)
+	b.screenshot("member-events")
+
+	// An admin sees the cluster.
+	// Logging out reloads the page, which forgets the token.
+	b.run("log out", chromedp.Click(chromedp.CSS("#logout")))
+	b.waitJS("logged out", `document.readyState === 'complete' && document.querySelector('#whoami') === null && document.querySelector('#login-user') !== null`, 30*time.Second)
+	b.login(n1.url(), creds["OS_USERNAME"], creds["OS_PASSWORD"], creds["OS_PROJECT_NAME"])
+	if !eval[bool](b, `document.querySelector('#nav a[data-path="cluster"]') !== null`) {
+		t.Fatal("the admin's navigation lacks the cluster page")
+	}
+	b.visit("#/cluster")
+	b.waitJS("cluster leader shown", `document.querySelector('#cluster-leader')?.textContent.includes('w1')`, 30*time.Second)
+	b.screenshot("admin-cluster")
+	b.visit("#/baremetal")
+	b.screenshot("admin-baremetal")
+
+	// The project switcher rescopes: in demo (a member there) the admin
+	// sees demo's volume and no admin page.
+	b.do(`(() => { const s = document.querySelector('#project-switch'); s.value = [...s.options].find(o => o.text === 'demo').value; s.dispatchEvent(new Event('change')); })()`)
+	b.waitJS("switched to demo", `document.querySelector('#project-switch')?.selectedOptions[0]?.text === 'demo' && document.querySelector('#nav a[data-path="cluster"]') === null`, 30*time.Second)
+	b.visit("#/volumes")
+	b.waitJS("demo's volume listed", cell("webvol"), 30*time.Second)
+	b.screenshot("admin-in-demo-volumes")
+}
