@@ -164,6 +164,7 @@ func TestWebConsole(t *testing.T) {
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
+	deleteServersAtCleanup(t, admin)
 	openstack(t, admin, "project", "create", "demo")
 	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
 	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
