@@ -123,24 +123,7 @@ func (s *Service) showBackup(w http.ResponseWriter, r *http.Request) error {
 
 // ownBackup is backup id if the caller may change it.
 func (s *Service) ownBackup(r *http.Request, id string) (*volstate.Backup, error) {
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	p := principal(r)
-	b, err := s.backups(r, true).Get(tx, p, id)
-	if err != nil {
-		if p.IsAdmin() {
-			if b, err := volstate.LoadBackup(tx, id); err == nil {
-				return b, nil
-			}
-		}
-		return nil, err
-	}
-	if !p.CanWrite(b.Project) {
-		return nil, policyDenied("backup:update")
-	}
-	return b, nil
+	return own(s, r, s.backups(r, true), id, volstate.LoadBackup, func(b *volstate.Backup) string { return b.Project }, "backup:update")
 }
 
 // changeBackup applies change to backup id's current row and proposes

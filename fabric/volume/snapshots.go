@@ -158,25 +158,7 @@ func (s *Service) ownSnapshot(r *http.Request) (*volstate.Snapshot, error) {
 	if _, err := project(r); err != nil {
 		return nil, err
 	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	sn, err := s.snapshots(r, true).Get(tx, p, id)
-	if err != nil {
-		if p.IsAdmin() {
-			if sn, err := volstate.LoadSnapshot(tx, id); err == nil {
-				return sn, nil
-			}
-		}
-		return nil, err
-	}
-	if !p.CanWrite(sn.Project) {
-		return nil, policyDenied("volume:update_snapshot")
-	}
-	return sn, nil
+	return own(s, r, s.snapshots(r, true), chi.URLParam(r, "id"), volstate.LoadSnapshot, func(sn *volstate.Snapshot) string { return sn.Project }, "volume:update_snapshot")
 }
 
 func (s *Service) updateSnapshot(w http.ResponseWriter, r *http.Request) error {

@@ -515,25 +515,31 @@ func changeRow[R any](ctx context.Context, repl store.Replicated, load func(*mem
 
 // ownVolume is the volume id if the caller may change it.
 func (s *Service) ownVolume(r *http.Request, id string) (*volstate.Volume, error) {
+	return own(s, r, s.volumes(r, true), id, volstate.LoadVolume, func(v *volstate.Volume) string { return v.Project }, "volume:update")
+}
+
+// own is row id of c if the caller may change it: a row the caller sees
+// in a project it may write to or, for an admin, any project's row,
+// listed or not. rule names the policy a refusal cites.
+func own[T any](s *Service, r *http.Request, c api.Collection[T], id string, load func(*memdb.Txn, string) (*T, error), projectOf func(*T) string, rule string) (*T, error) {
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	p := principal(r)
-	v, err := s.volumes(r, true).Get(tx, p, id)
+	row, err := c.Get(tx, p, id)
 	if err != nil {
-		// An admin acts on any project's volume, listed or not.
 		if p.IsAdmin() {
-			if v, err := volstate.LoadVolume(tx, id); err == nil {
-				return v, nil
+			if row, err := load(tx, id); err == nil {
+				return row, nil
 			}
 		}
 		return nil, err
 	}
-	if !p.CanWrite(v.Project) {
-		return nil, policyDenied("volume:update")
+	if !p.CanWrite(projectOf(row)) {
+		return nil, policyDenied(rule)
 	}
-	return v, nil
+	return row, nil
 }
 
 func (s *Service) updateVolume(w http.ResponseWriter, r *http.Request) error {
