@@ -141,12 +141,9 @@ type PutBackupCmd struct {
 }
 
 func applyPutBackup(tx *memdb.Txn, c PutBackupCmd) (any, error) {
-	cur := store.Get[Backup](tx, BackupTable, c.Row.ID)
-	if cur == nil {
-		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Backup %s could not be found.", c.Row.ID)
-	}
-	if cur.Revision != c.Revision {
-		return nil, stale("backup", cur.ID, cur.Revision, c.Revision)
+	cur, err := current(tx, BackupTable, "Backup", c.Row.ID, c.Revision, func(r *Backup) int64 { return r.Revision })
+	if err != nil {
+		return nil, err
 	}
 	row := c.Row
 	if row.Project != cur.Project || row.VolumeID != cur.VolumeID || row.ParentID != cur.ParentID || row.Size != cur.Size {

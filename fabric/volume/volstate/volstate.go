@@ -462,6 +462,19 @@ func IsStale(err error) bool {
 	return errors.As(err, &ae) && ae.Kind == store.KindConflict && ae.Fault == faultStale
 }
 
+// current is row id of table if it is at revision want: a missing row is
+// Cinder's itemNotFound naming kind, another revision is stale.
+func current[T any](tx *memdb.Txn, table, kind, id string, want int64, revision func(*T) int64) (*T, error) {
+	cur := store.Get[T](tx, table, id)
+	if cur == nil {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "%s %s could not be found.", kind, id)
+	}
+	if have := revision(cur); have != want {
+		return nil, stale(strings.ToLower(kind), id, have, want)
+	}
+	return cur, nil
+}
+
 func stale(kind, id string, have, want int64) error {
 	return store.Fault(store.KindConflict, faultStale, "%s %s changed concurrently: at revision %d, not %d", kind, id, have, want)
 }
@@ -528,12 +541,9 @@ type PutVolumeCmd struct {
 }
 
 func applyPutVolume(tx *memdb.Txn, c PutVolumeCmd) (any, error) {
-	cur := store.Get[Volume](tx, VolumeTable, c.Row.ID)
-	if cur == nil {
-		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.Row.ID)
-	}
-	if cur.Revision != c.Revision {
-		return nil, stale("volume", cur.ID, cur.Revision, c.Revision)
+	cur, err := current(tx, VolumeTable, "Volume", c.Row.ID, c.Revision, func(r *Volume) int64 { return r.Revision })
+	if err != nil {
+		return nil, err
 	}
 	row := c.Row
 	if row.Project != cur.Project {
@@ -613,12 +623,9 @@ type PutSnapshotCmd struct {
 }
 
 func applyPutSnapshot(tx *memdb.Txn, c PutSnapshotCmd) (any, error) {
-	cur := store.Get[Snapshot](tx, SnapshotTable, c.Row.ID)
-	if cur == nil {
-		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Snapshot %s could not be found.", c.Row.ID)
-	}
-	if cur.Revision != c.Revision {
-		return nil, stale("snapshot", cur.ID, cur.Revision, c.Revision)
+	cur, err := current(tx, SnapshotTable, "Snapshot", c.Row.ID, c.Revision, func(r *Snapshot) int64 { return r.Revision })
+	if err != nil {
+		return nil, err
 	}
 	row := c.Row
 	if row.VolumeID != cur.VolumeID || row.Project != cur.Project || row.Size != cur.Size {
