@@ -250,7 +250,7 @@ func (s *Service) updateAllocation(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	return retryStale(func() error {
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err
@@ -276,9 +276,6 @@ func (s *Service) updateAllocation(w http.ResponseWriter, r *http.Request) error
 		}
 		a.UpdatedAt = s.now()
 		res, err := s.cfg.Repl.Propose(r.Context(), bmstate.CmdPutAllocation, bmstate.PutAllocationCmd{Row: a, Revision: cur.Revision})
-		if bmstate.IsStale(err) && attempt < 10 {
-			continue
-		}
 		if err != nil {
 			return err
 		}
@@ -287,7 +284,7 @@ func (s *Service) updateAllocation(w http.ResponseWriter, r *http.Request) error
 			return err
 		}
 		return s.writeAllocation(w, r, http.StatusOK, &out)
-	}
+	})
 }
 
 func (s *Service) deleteAllocation(w http.ResponseWriter, r *http.Request) error {

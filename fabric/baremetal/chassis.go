@@ -123,7 +123,7 @@ func (s *Service) updateChassis(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	return retryStale(func() error {
 		cur, err := s.readChassis(r)
 		if err != nil {
 			return err
@@ -138,9 +138,6 @@ func (s *Service) updateChassis(w http.ResponseWriter, r *http.Request) error {
 		}
 		c.UpdatedAt = s.now()
 		res, err := s.cfg.Repl.Propose(r.Context(), bmstate.CmdPutChassis, bmstate.PutChassisCmd{Row: c, Revision: cur.Revision})
-		if bmstate.IsStale(err) && attempt < 10 {
-			continue
-		}
 		if err != nil {
 			return err
 		}
@@ -152,7 +149,7 @@ func (s *Service) updateChassis(w http.ResponseWriter, r *http.Request) error {
 		delete(v, "id")
 		api.JSON(w, http.StatusOK, v)
 		return nil
-	}
+	})
 }
 
 func (s *Service) deleteChassis(w http.ResponseWriter, r *http.Request) error {

@@ -200,7 +200,7 @@ func (s *Service) updateDeployTemplate(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	return retryStale(func() error {
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err
@@ -220,11 +220,8 @@ func (s *Service) updateDeployTemplate(w http.ResponseWriter, r *http.Request) e
 		}
 		t.UpdatedAt = s.now()
 		err = s.putDeployTemplate(w, r, http.StatusOK, t, cur.Revision)
-		if bmstate.IsStale(err) && attempt < 10 {
-			continue
-		}
 		return err
-	}
+	})
 }
 
 func (s *Service) deleteDeployTemplate(w http.ResponseWriter, r *http.Request) error {

@@ -198,33 +198,31 @@ func (s *Service) readNode(r *http.Request) (*memdb.Txn, *bmstate.Node, error) {
 // read; a concurrent change (the conductor's) makes it read again and
 // retry. change returning an error stops it.
 func (s *Service) mutateNode(ctx context.Context, ident string, change func(tx *memdb.Txn, n *bmstate.Node) error) (*bmstate.Node, error) {
-	for attempt := 0; ; attempt++ {
+	var out bmstate.Node
+	err := retryStale(func() error {
 		tx, err := s.cfg.Repl.Read(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cur, err := lookupNode(tx, ident)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		n := cur.Clone()
 		if err := change(tx, n); err != nil {
-			return nil, err
+			return err
 		}
 		n.UpdatedAt = s.now()
 		res, err := s.cfg.Repl.Propose(ctx, bmstate.CmdPutNode, bmstate.PutNodeCmd{Row: *n, Revision: cur.Revision})
-		if bmstate.IsStale(err) && attempt < 10 {
-			continue
-		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var out bmstate.Node
-		if err := res.Decode(&out); err != nil {
-			return nil, err
-		}
-		return &out, nil
+		return res.Decode(&out)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &out, nil
 }
 
 func (s *Service) listNodes(detail bool) api.HandlerFunc {
@@ -534,7 +532,7 @@ func infoText(key string, v any) (string, error) {
 
 func (s *Service) deleteNode(w http.ResponseWriter, r *http.Request) error {
 	ident := chi.URLParam(r, "node")
-	for attempt := 0; ; attempt++ {
+	return retryStale(func() error {
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err
@@ -553,15 +551,12 @@ func (s *Service) deleteNode(w http.ResponseWriter, r *http.Request) error {
 			return conflictf("Can not delete node %s while it is in provision state \"%s\". Valid provision states to start deletion are: enroll, manageable, available, inspect failed, clean failed, adopt failed; or set the node in maintenance first.", n.ID, n.ProvisionState)
 		}
 		_, err = s.cfg.Repl.Propose(r.Context(), bmstate.CmdDeleteNode, bmstate.DeleteNodeCmd{ID: n.ID, Revision: n.Revision})
-		if bmstate.IsStale(err) && attempt < 10 {
-			continue
-		}
 		if err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
-	}
+	})
 }
 
 // deletable reports whether a node may be deleted: not while it holds a

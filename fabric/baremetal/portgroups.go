@@ -240,7 +240,7 @@ func (s *Service) updatePortgroup(w http.ResponseWriter, r *http.Request) error 
 			return versionError(o.path[0], since)
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	return retryStale(func() error {
 		tx, cur, err := s.readPortgroup(r)
 		if err != nil {
 			return err
@@ -261,9 +261,6 @@ func (s *Service) updatePortgroup(w http.ResponseWriter, r *http.Request) error 
 		}
 		g.UpdatedAt = s.now()
 		res, err := s.cfg.Repl.Propose(r.Context(), bmstate.CmdPutPortgroup, bmstate.PutPortgroupCmd{Row: g, Revision: cur.Revision})
-		if bmstate.IsStale(err) && attempt < 10 {
-			continue
-		}
 		if err != nil {
 			return err
 		}
@@ -275,7 +272,7 @@ func (s *Service) updatePortgroup(w http.ResponseWriter, r *http.Request) error 
 		delete(v, "id")
 		api.JSON(w, http.StatusOK, v)
 		return nil
-	}
+	})
 }
 
 func (s *Service) deletePortgroup(w http.ResponseWriter, r *http.Request) error {

@@ -288,7 +288,7 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 			return versionError(o.path[0], since)
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	return retryStale(func() error {
 		cur, err := s.readPort(r)
 		if err != nil {
 			return err
@@ -316,9 +316,6 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 		}
 		p.UpdatedAt = s.now()
 		res, err := s.cfg.Repl.Propose(r.Context(), bmstate.CmdPutPort, bmstate.PutPortCmd{Row: p, Revision: cur.Revision})
-		if bmstate.IsStale(err) && attempt < 10 {
-			continue
-		}
 		if err != nil {
 			return err
 		}
@@ -330,7 +327,7 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 		delete(v, "id")
 		api.JSON(w, http.StatusOK, v)
 		return nil
-	}
+	})
 }
 
 // portChangeAllowed refuses moving or re-addressing a port while a

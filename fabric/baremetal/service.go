@@ -267,3 +267,16 @@ func links(base, kind, id string) []any {
 
 // Schema is the bare-metal service's part of the replicated state.
 func Schema() store.Schema { return bmstate.Schema() }
+
+// retryStale runs try, a read-change-propose step, again while what it
+// proposed was refused as stale (a concurrent change, often the
+// conductor's, landed between its read and its write), at most 10 times
+// over; any other outcome is returned as it is.
+func retryStale(try func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := try()
+		if !bmstate.IsStale(err) || attempt >= 10 {
+			return err
+		}
+	}
+}

@@ -337,7 +337,7 @@ func (s *Service) updateVolume(k volumeKind) api.HandlerFunc {
 			return err
 		}
 		id := chi.URLParam(r, k.param)
-		for attempt := 0; ; attempt++ {
+		return retryStale(func() error {
 			tx, err := s.cfg.Repl.Read(r.Context())
 			if err != nil {
 				return err
@@ -377,14 +377,11 @@ func (s *Service) updateVolume(k volumeKind) api.HandlerFunc {
 			}
 			typ, cmd := k.put(row, rev)
 			res, err := s.cfg.Repl.Propose(r.Context(), typ, cmd)
-			if bmstate.IsStale(err) && attempt < 10 {
-				continue
-			}
 			if err != nil {
 				return err
 			}
 			return s.writeVolume(w, r, k, http.StatusOK, res)
-		}
+		})
 	}
 }
 
