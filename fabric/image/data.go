@@ -13,6 +13,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/object"
 )
 
@@ -156,13 +158,19 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 		size = -1
 	}
 	d := newDigester(r.Body, s.cfg.MaxImageSize)
-	o, err := s.cfg.Objects.Put(ctx, s.cfg.Account, s.cfg.Container, img.ID, d, object.PutOptions{Size: size, MD5: wantMD5})
+	// The blob store bounds how long the body may take to fill a stripe,
+	// so a client that trickles its image does not hold a stripe's blocks
+	// (shared by every transfer of the node) for as long as it takes.
+	bodyCtx := blob.WithBodyDeadline(ctx, http.NewResponseController(w).SetReadDeadline)
+	o, err := s.cfg.Objects.Put(bodyCtx, s.cfg.Account, s.cfg.Container, img.ID, d, object.PutOptions{Size: size, MD5: wantMD5})
 	// Whatever happens next must happen even if the client went away.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err != nil {
 		s.abortUpload(bg, img.ID, uploadID)
-		if ctx.Err() != nil {
+		// A read that hit the body deadline also ends the request's
+		// context, but the client is still there to be told.
+		if ctx.Err() != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			s.log.Info("image upload cut short", "image", img.ID, "bytes", d.n)
 			return nil
 		}
@@ -195,7 +203,9 @@ func (s *Service) storeError(err error, d *digester, size int64) error {
 		return tooLarge("Image exceeds the storage quota: more than %d bytes.", s.cfg.MaxImageSize)
 	case errors.Is(err, object.ErrBadDigest):
 		return badRequest("Checksum verification failed: the data does not match its Content-MD5.")
-	case errors.Is(err, object.ErrIncomplete), errors.Is(err, errCutShort):
+	case errors.Is(err, blob.ErrSource) && errors.Is(err, os.ErrDeadlineExceeded):
+		return api.Errorf(http.StatusRequestTimeout, "The image data came too slowly: %d bytes arrived before the server stopped waiting.", d.n)
+	case errors.Is(err, object.ErrIncomplete), errors.Is(err, errCutShort), errors.Is(err, blob.ErrSource):
 		return badRequest("The image data was cut short: %d of %d bytes arrived.", d.n, size)
 	case errors.Is(err, object.ErrNoDisks):
 		// The cloud has no disk to store data on (yet): the client may

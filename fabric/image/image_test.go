@@ -25,6 +25,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
@@ -941,5 +942,46 @@ func TestErrorBodyFollowsAccept(t *testing.T) {
 				t.Fatalf("%d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
 			}
 		})
+	}
+}
+
+// A client that sends the start of an image and then stops, keeping its
+// connection open, must not hold the stripe its data is read into beyond
+// the blob store's fill timeout: it is told 408 and the image is queued
+// again.
+func TestTricklingUploadGivesBackItsBlocks(t *testing.T) {
+	bufs := blob.NewBuffers(blob.DefaultBufferBudget)
+	objs, _ := objecttest.NewWithBlobs(t, 6, 4096, &blob.Store{Buffers: bufs, FillTimeout: 300 * time.Millisecond})
+	f := newFixture(t, func(c *Config) { c.Objects = objs })
+	f.objects = objs
+	id := f.create(alice, map[string]any{})["id"].(string)
+
+	u, _ := url.Parse(f.srv.URL)
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Less than one stripe (4 × 4 KiB) of the promised MiB, then nothing.
+	fmt.Fprintf(c, "PUT /image/v2/images/%s/file HTTP/1.1\r\nHost: %s\r\nX-Auth-Token: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", id, u.Host, alice, 1<<20)
+	c.Write(randomBytes(t, 1000))
+	// The fill timeout ends the wait; this deadline only keeps a broken
+	// build from hanging.
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a trickled upload: %v", err)
+	}
+	msg, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(msg), "too slowly") {
+		t.Fatalf("trickled upload: %d %v %s, want 408", res.StatusCode, res.Header, msg)
+	}
+	if out := bufs.Out(); out != 0 {
+		t.Fatalf("the trickled upload still holds %d bytes of blocks", out)
+	}
+	f.waitStatus(id, StatusQueued)
+	if objs := f.dataObjects(); len(objs) != 0 {
+		t.Fatalf("data objects %v after a trickled upload", objs)
 	}
 }
