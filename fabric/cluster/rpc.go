@@ -26,6 +26,10 @@ const (
 // statusNotLeader tells a forwarding node to look for the leader again.
 const statusNotLeader = http.StatusMisdirectedRequest
 
+// statusOutcomeUnknown tells a forwarding node that the command may or may
+// not commit (store.ErrOutcomeUnknown): it must not be sent again.
+const statusOutcomeUnknown = http.StatusGatewayTimeout
+
 func (n *Node) rpcHandler() http.Handler {
 	mux := n.rpcMux
 	mux.HandleFunc("POST "+rpcApply, func(w http.ResponseWriter, r *http.Request) {
@@ -40,11 +44,14 @@ func (n *Node) rpcHandler() http.Handler {
 		}
 		res, err := n.raft.ApplyLocal(r.Context(), cmd)
 		if err != nil {
-			if errors.Is(err, store.ErrNotLeader) {
+			switch {
+			case errors.Is(err, store.ErrNotLeader):
 				http.Error(w, err.Error(), statusNotLeader)
-				return
+			case errors.Is(err, store.ErrOutcomeUnknown):
+				http.Error(w, err.Error(), statusOutcomeUnknown)
+			default:
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			}
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		writeJSON(w, http.StatusOK, res)
@@ -145,8 +152,11 @@ func (n *Node) call(ctx context.Context, method, addr, path string, in, out any)
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("call %s at %s: %w: reading the reply: %v", path, addr, store.ErrOutcomeUnknown, err)
 	}
-	if resp.StatusCode == statusNotLeader {
+	switch resp.StatusCode {
+	case statusNotLeader:
 		return resp.StatusCode, store.ErrNotLeader
+	case statusOutcomeUnknown:
+		return resp.StatusCode, fmt.Errorf("call %s at %s: %w: %s", path, addr, store.ErrOutcomeUnknown, bytes.TrimSpace(raw))
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e rpcError

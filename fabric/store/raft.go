@@ -258,9 +258,7 @@ func (r *Raft) batch() {
 
 func deliver(f raft.ApplyFuture, group []proposal) {
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-			err = fmt.Errorf("%w: %v", ErrNotLeader, err)
-		}
+		err = applyError(err)
 		for _, p := range group {
 			p.done <- proposalReply{err: err}
 		}
@@ -305,6 +303,26 @@ func (r *Raft) Close() error {
 	return err
 }
 
+// applyError says what a failed raft.Apply means for its commands.
+// Refused before the entry was appended (this node does not lead, or is
+// handing leadership over), they certainly are not in the log:
+// ErrNotLeader, which proposers retry at the leader. A leader deposed
+// while committing, or shut down or restored meanwhile, may have sent the
+// entry to the others, and the next leader may commit it: that is
+// ErrOutcomeUnknown, never retried (a retry could apply it twice) and
+// never undone.
+func applyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		// Never handed to the leader loop: not in the log, but not
+		// for another node either.
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+}
+
 // ApplyLocal appends a command on this node, which must be the leader.
 // Concurrent calls share log entries. A halted leader appends nothing and
 // answers ErrNotLeader, so that proposers retry until it has handed over
@@ -328,7 +346,9 @@ func (r *Raft) ApplyLocal(ctx context.Context, cmd Command) (Result, error) {
 		}
 		return rep.res, rep.err
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("apply %s: %w", cmd.Type, ctx.Err())
+		// Queued, the command goes into the log whether or not
+		// anyone waits for it.
+		return Result{}, fmt.Errorf("apply %s: %w: %w", cmd.Type, ErrOutcomeUnknown, ctx.Err())
 	}
 }
 
