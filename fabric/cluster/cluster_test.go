@@ -296,6 +296,17 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 	if _, err := l.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("reuse: %v", err)
 	}
+	// The same join sent again after an unknown outcome has counted once;
+	// another join of that name (a later JoinedAt) is a new use.
+	if _, err := l.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now, Node: &nodeRow{Name: "c", JoinedAt: now}}); err != nil {
+		t.Fatalf("the same join again: %v", err)
+	}
+	if _, err := l.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now, Node: &nodeRow{Name: "c", JoinedAt: now.Add(time.Second)}}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a second join with a spent token: %v", err)
+	}
+	if _, err := l.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{9}, Now: now, Node: &nodeRow{Name: "c", JoinedAt: now}}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("the same join with a wrong secret: %v", err)
+	}
 	if _, err := l.Propose(ctx, CmdSetCA, ca); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second CA: %v", err)
 	}

@@ -141,7 +141,14 @@ func (n *Node) admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
 	}
 	now := n.now().UTC()
 	node := &nodeRow{Name: req.Name, APIURL: req.APIURL, RaftAddress: req.RaftAddress, JoinedAt: now, LastHeartbeat: now, Inventory: req.Inventory}
-	if _, err := n.Propose(ctx, CmdUseJoinToken, useJoinToken{ID: id, SecretHash: hash, Now: now, Node: node}); err != nil {
+	use := useJoinToken{ID: id, SecretHash: hash, Now: now, Node: node}
+	_, err = n.Propose(ctx, CmdUseJoinToken, use)
+	for try := 0; errors.Is(err, store.ErrOutcomeUnknown) && try < 3; try++ {
+		// The very same command again: applied twice, it spends one use
+		// and records the node once (applyUseJoinToken).
+		_, err = n.Propose(ctx, CmdUseJoinToken, use)
+	}
+	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return JoinResponse{}, fmt.Errorf("%w: %v", ErrJoin, err)
 		}

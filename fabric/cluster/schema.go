@@ -127,6 +127,13 @@ func applyUseJoinToken(tx *memdb.Txn, u useJoinToken) (any, error) {
 	if t == nil || subtle.ConstantTimeCompare(t.SecretHash, u.SecretHash) != 1 {
 		return nil, fmt.Errorf("join token is not valid: %w", store.ErrInvalid)
 	}
+	if u.Node != nil {
+		// The same join sent again because its outcome was unknown (the
+		// leader was deposed while committing it): it has counted once.
+		if old := store.Get[nodeRow](tx, "nodes", u.Node.Name); old != nil && old.JoinedAt.Equal(u.Node.JoinedAt) && old.RaftAddress == u.Node.RaftAddress {
+			return nil, nil
+		}
+	}
 	if !u.Now.Before(t.ExpiresAt) {
 		return nil, fmt.Errorf("join token expired at %s: %w", t.ExpiresAt.UTC().Format(time.RFC3339), store.ErrInvalid)
 	}
