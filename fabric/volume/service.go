@@ -83,6 +83,9 @@ type Config struct {
 	// create answers 501.
 	Images Images
 	Data   Data
+	// Uploads makes images of volumes; without it os-volume_upload_image
+	// answers 501.
+	Uploads ImageUploads
 	// Backups keeps backups in the object store; without it backups
 	// answer 501.
 	Backups BackupStore

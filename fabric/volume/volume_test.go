@@ -154,7 +154,7 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	data := newFakeData(blocks)
-	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Backups: data, Node: "n1", Now: func() time.Time { return now }}
+	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Backups: data, Uploads: data, Node: "n1", Now: func() time.Time { return now }}
 	for _, o := range opts {
 		o(&cfg)
 	}

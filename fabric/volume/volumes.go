@@ -670,7 +670,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 		case "os-initialize_connection", "os-terminate_connection":
 			// Connections to hosts outside the cloud are not made.
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
-		case "os-volume_upload_image", "os-retype", "os-migrate_volume", "os-update_readonly_flag", "os-force_delete",
+		case "os-volume_upload_image":
+			return s.uploadImage(w, r, arg)
+		case "os-retype", "os-migrate_volume", "os-update_readonly_flag", "os-force_delete",
 			"os-force_detach", "os-reimage", "revert":
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 		}

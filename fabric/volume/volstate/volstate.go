@@ -44,6 +44,8 @@ const (
 	StatusErrorExtending = "error_extending"
 	// StatusRestoringBackup: a backup is being written into the volume.
 	StatusRestoringBackup = "restoring-backup"
+	// StatusUploading: the volume is being copied into an image.
+	StatusUploading = "uploading"
 	// StatusAwaitingTransfer: a transfer to another project is offered.
 	StatusAwaitingTransfer = "awaiting-transfer"
 	// StatusMaintenance is only ever set by an admin (os-reset_status):
@@ -55,7 +57,7 @@ const (
 func Statuses() []string {
 	return []string{StatusCreating, StatusAvailable, StatusReserved, StatusAttaching, StatusInUse, StatusDetaching,
 		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance,
-		StatusRestoringBackup, StatusAwaitingTransfer}
+		StatusRestoringBackup, StatusAwaitingTransfer, StatusUploading}
 }
 
 // Snapshot statuses.
