@@ -29,7 +29,7 @@ func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, b
 	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL,
 		Images: volumeImages{images}, Backups: &volumeBackups{blocks: blocks, objects: objects}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
 		Uploads: &volumeUploads{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
-		Node: o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
+		Node:    o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
 }
 
 // volumeBlocks is the block store as the volume service uses it: a
