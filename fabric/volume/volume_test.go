@@ -663,3 +663,26 @@ func TestExtendInUseNeeds342(t *testing.T) {
 		t.Fatalf("blocks %d", n)
 	}
 }
+
+// The next link of a page is where the API is mounted: a client follows
+// it as it is.
+func TestListNextLinkKeepsTheMountPrefix(t *testing.T) {
+	f := newFixture(t)
+	f.createVolume(alice, map[string]any{"size": 1})
+	f.createVolume(alice, map[string]any{"size": 1})
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})
+	f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})
+	for _, c := range []string{"volumes", "volumes/detail", "snapshots"} {
+		key := strings.Split(c, "/")[0] + "_links"
+		r := f.expect(http.StatusOK, "GET", c+"?limit=1", alice, nil)
+		links, _ := r.Body[key].([]any)
+		if len(links) != 1 {
+			t.Fatalf("%s: links %v", c, r.Body)
+		}
+		href := links[0].(map[string]any)["href"].(string)
+		if !strings.HasPrefix(href, f.url+"/v3/"+projA+"/"+c+"?") {
+			t.Errorf("%s: next %s", c, href)
+		}
+	}
+}
