@@ -192,7 +192,7 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/snapshots/{id}", Access: reader, Rule: "volume:get_snapshot", Handle: s.showSnapshot},
 		{Method: put, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:update_snapshot", Handle: s.updateSnapshot},
 		{Method: del, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:delete_snapshot", Handle: s.deleteSnapshot},
-		{Method: post, Path: v3 + "/snapshots/{id}/action", Access: admin, Rule: "volume_extension:snapshot_admin_actions:reset_status", Handle: s.snapshotAction},
+		{Method: post, Path: v3 + "/snapshots/{id}/action", Access: member, Rule: "volume:snapshot_action", Handle: s.snapshotAction},
 
 		{Method: get, Path: v3 + "/types", Access: reader, Rule: "volume_extension:types_manage", Handle: s.listTypes},
 		{Method: get, Path: v3 + "/types/default", Access: reader, Rule: "volume_extension:default_get", Handle: s.showDefaultType},

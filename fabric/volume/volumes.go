@@ -613,19 +613,48 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 	if _, err := project(r); err != nil {
 		return err
 	}
+	cascade := false
+	if q := r.URL.Query(); q.Has("cascade") {
+		b, ok := api.ToBool(q.Get("cascade"))
+		if !ok {
+			return cinderWording{}.BadField("cascade", q.Get("cascade"), "is not a boolean")
+		}
+		cascade = b
+	}
 	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err
 	}
-	tx, err := s.cfg.Repl.Read(r.Context())
+	if err := s.removeVolume(r.Context(), v.ID, cascade, false); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// removeVolume deletes volume id's blocks and row, and with cascade its
+// snapshots first (which must be available or in error unless force).
+// Unless force, the volume must be in a status it may be deleted from;
+// an attached volume is never deleted.
+func (s *Service) removeVolume(ctx context.Context, id string, cascade, force bool) error {
+	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return err
 	}
-	if snaps := store.All[volstate.Snapshot](tx, volstate.SnapshotTable, "volume", v.ID); len(snaps) > 0 {
-		return badRequest("Invalid volume: Volume %s still has %d dependent snapshots.", v.ID, len(snaps))
+	snaps := store.All[volstate.Snapshot](tx, volstate.SnapshotTable, "volume", id)
+	if len(snaps) > 0 && !cascade {
+		return badRequest("Invalid volume: Volume %s still has %d dependent snapshots.", id, len(snaps))
 	}
-	row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
-		if !deletable[v.Status] || len(v.Attachments) > 0 {
+	for _, sn := range snaps {
+		if err := snapshotDeletable(sn, force); err != nil {
+			return err
+		}
+	}
+	row, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		if len(v.Attachments) > 0 {
+			return badRequest("Invalid volume: Volume %s is attached: detach it before deleting it.", v.ID)
+		}
+		if !force && !deletable[v.Status] {
 			return badRequest("Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer (it is %s).", v.Status)
 		}
 		v.Status, v.Reason = volstate.StatusDeleting, ""
@@ -635,11 +664,30 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Blocks.Delete(r.Context(), v.ID); err != nil {
-		_, ferr := s.finish(r.Context(), v.ID, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's blocks", err)
+	// The volume is deleting: no snapshot of it is taken any more.
+	for _, sn := range snaps {
+		if err := s.removeSnapshot(ctx, sn.ID, force); err != nil && !errors.Is(err, store.ErrNotFound) {
+			_, ferr := s.finish(ctx, id, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's snapshot "+sn.ID, err)
+			return ferr
+		}
+	}
+	if err := s.cfg.Blocks.Delete(ctx, id); err != nil {
+		_, ferr := s.finish(ctx, id, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's blocks", err)
 		return ferr
 	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
+	_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: row.ID, Revision: row.Revision}, nil)
+	return err
+}
+
+func (s *Service) forceDelete(w http.ResponseWriter, r *http.Request) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:volume_admin_actions:force_delete")
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if err := s.removeVolume(r.Context(), v.ID, false, true); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -672,7 +720,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
 		case "os-volume_upload_image":
 			return s.uploadImage(w, r, arg)
-		case "os-retype", "os-migrate_volume", "os-update_readonly_flag", "os-force_delete",
+		case "os-force_delete":
+			return s.forceDelete(w, r)
+		case "os-retype", "os-migrate_volume", "os-update_readonly_flag",
 			"os-force_detach", "os-reimage", "revert":
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 		}

@@ -141,19 +141,21 @@ func (v *Volume) Clone() *Volume {
 // Snapshot is a point-in-time copy of a volume; its blocks are in the
 // block store under its id.
 type Snapshot struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name,omitempty"`
-	Description string            `json:"description,omitempty"`
-	Project     string            `json:"project"`
-	User        string            `json:"user,omitempty"`
-	VolumeID    string            `json:"volume_id"`
-	Size        int               `json:"size"` // GiB, the volume's when taken
-	Status      string            `json:"status"`
-	Reason      string            `json:"reason,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	Revision    int64             `json:"revision"`
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	Project     string `json:"project"`
+	User        string `json:"user,omitempty"`
+	VolumeID    string `json:"volume_id"`
+	Size        int    `json:"size"` // GiB, the volume's when taken
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+	// Progress is what os-update_snapshot_status last reported ("80%").
+	Progress  string            `json:"progress,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	Revision  int64             `json:"revision"`
 }
 
 // Clone copies the row deeply.
