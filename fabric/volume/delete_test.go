@@ -89,3 +89,37 @@ func TestSnapshotForceDeleteAndUpdateStatus(t *testing.T) {
 	f.expect(http.StatusNotFound, "GET", "snapshots/"+sn, alice, nil)
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+vol+"/action", alice, action("os-no_such_thing", map[string]any{}))
 }
+
+// Snapshot metadata: set, merged, replaced, one key shown, changed and
+// deleted; another project sees none of it.
+func TestSnapshotMetadata(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	sn := f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol, "metadata": map[string]any{"a": "1"}}}).Body["snapshot"].(map[string]any)["id"].(string)
+	md := "snapshots/" + sn + "/metadata"
+	got := f.expect(http.StatusOK, "POST", md, alice, map[string]any{"metadata": map[string]any{"b": "2"}}).Body["metadata"].(map[string]any)
+	if len(got) != 2 || got["a"] != "1" || got["b"] != "2" {
+		t.Fatalf("merged %v", got)
+	}
+	got = f.expect(http.StatusOK, "PUT", md, alice, map[string]any{"metadata": map[string]any{"c": "3", "d": "4"}}).Body["metadata"].(map[string]any)
+	if len(got) != 2 || got["c"] != "3" {
+		t.Fatalf("replaced %v", got)
+	}
+	f.expect(http.StatusOK, "PUT", md+"/c", alice, map[string]any{"meta": map[string]any{"c": "33"}})
+	f.expect(http.StatusBadRequest, "PUT", md+"/c", alice, map[string]any{"meta": map[string]any{"x": "33"}})
+	if got := f.expect(http.StatusOK, "GET", md+"/c", alice, nil).Body["meta"].(map[string]any); got["c"] != "33" {
+		t.Fatalf("key %v", got)
+	}
+	f.expect(http.StatusOK, "DELETE", md+"/d", alice, nil)
+	f.expect(http.StatusNotFound, "DELETE", md+"/d", alice, nil)
+	f.expect(http.StatusNotFound, "GET", md+"/d", alice, nil)
+	if got := f.expect(http.StatusOK, "GET", md, alice, nil).Body["metadata"].(map[string]any); len(got) != 1 || got["c"] != "33" {
+		t.Fatalf("at the end %v", got)
+	}
+	if got := f.expect(http.StatusOK, "GET", "snapshots/"+sn, alice, nil).Body["snapshot"].(map[string]any)["metadata"].(map[string]any); got["c"] != "33" {
+		t.Fatalf("snapshot shows %v", got)
+	}
+	f.expect(http.StatusNotFound, "GET", md, bob, nil)
+	f.expect(http.StatusNotFound, "POST", md, bob, map[string]any{"metadata": map[string]any{"b": "2"}})
+	f.expect(http.StatusBadRequest, "POST", md, alice, map[string]any{"metadata": map[string]any{"b": 2}})
+}

@@ -192,6 +192,12 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/snapshots/{id}", Access: reader, Rule: "volume:get_snapshot", Handle: s.showSnapshot},
 		{Method: put, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:update_snapshot", Handle: s.updateSnapshot},
 		{Method: del, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:delete_snapshot", Handle: s.deleteSnapshot},
+		{Method: get, Path: v3 + "/snapshots/{id}/metadata", Access: reader, Rule: "volume:get_snapshot_metadata", Handle: s.showSnapshotMetadata},
+		{Method: post, Path: v3 + "/snapshots/{id}/metadata", Access: member, Rule: "volume:update_snapshot_metadata", Handle: s.setSnapshotMetadata(false)},
+		{Method: put, Path: v3 + "/snapshots/{id}/metadata", Access: member, Rule: "volume:update_snapshot_metadata", Handle: s.setSnapshotMetadata(true)},
+		{Method: get, Path: v3 + "/snapshots/{id}/metadata/{key}", Access: reader, Rule: "volume:get_snapshot_metadata", Handle: s.showSnapshotMetadataKey},
+		{Method: put, Path: v3 + "/snapshots/{id}/metadata/{key}", Access: member, Rule: "volume:update_snapshot_metadata", Handle: s.putSnapshotMetadataKey},
+		{Method: del, Path: v3 + "/snapshots/{id}/metadata/{key}", Access: member, Rule: "volume:delete_snapshot_metadata", Handle: s.deleteSnapshotMetadataKey},
 		{Method: post, Path: v3 + "/snapshots/{id}/action", Access: member, Rule: "volume:snapshot_action", Handle: s.snapshotAction},
 
 		{Method: get, Path: v3 + "/types", Access: reader, Rule: "volume_extension:types_manage", Handle: s.listTypes},
