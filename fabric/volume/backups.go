@@ -62,7 +62,7 @@ func (s *Service) backups(r *http.Request, detail bool) api.Collection[volstate.
 			return s.backupView(tx, r, p, b, detail)
 		},
 		NotFound: func(id string) error { return notFound("Backup", id) },
-		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: s.baseURL,
+		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker,
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"}},
 	}
 }

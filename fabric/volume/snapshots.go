@@ -28,7 +28,7 @@ func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstat
 			return snapshotView(p, sn, detail)
 		},
 		NotFound: func(id string) error { return notFound("Snapshot", id) },
-		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: s.baseURL,
+		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker,
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
 			Filters:  map[string]api.Filter{"metadata": metadataFilter}},
 	}

@@ -686,3 +686,24 @@ func TestListNextLinkKeepsTheMountPrefix(t *testing.T) {
 		}
 	}
 }
+
+// Cinder's paging: limit=0 is an empty page, offset skips entries, and a
+// marker the caller has no row of is 404.
+func TestListLimitZeroOffsetAndUnknownMarker(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 3; i++ {
+		f.createVolume(alice, map[string]any{"size": 1})
+	}
+	other := f.createVolume(bob, map[string]any{"size": 1})["id"].(string)
+	if got := f.expect(http.StatusOK, "GET", "volumes?limit=0", alice, nil).Body["volumes"].([]any); len(got) != 0 {
+		t.Fatalf("limit=0: %v", got)
+	}
+	all := f.expect(http.StatusOK, "GET", "volumes?sort=id:asc", alice, nil).Body["volumes"].([]any)
+	got := f.expect(http.StatusOK, "GET", "volumes?sort=id:asc&offset=1", alice, nil).Body["volumes"].([]any)
+	if len(all) != 3 || len(got) != 2 || got[0].(map[string]any)["id"] != all[1].(map[string]any)["id"] {
+		t.Fatalf("offset=1: %v of %v", got, all)
+	}
+	f.expect(http.StatusBadRequest, "GET", "volumes?offset=-1", alice, nil)
+	f.expect(http.StatusNotFound, "GET", "volumes?marker="+other, alice, nil)
+	f.expect(http.StatusNotFound, "GET", "snapshots?marker="+other, alice, nil)
+}

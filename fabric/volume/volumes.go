@@ -41,7 +41,7 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 			return s.volumeView(tx, r, p, v)
 		},
 		NotFound: func(id string) error { return notFound("Volume", id) },
-		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: s.baseURL,
+		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker,
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
 			Filters: map[string]api.Filter{
 				"metadata":     metadataFilter,
