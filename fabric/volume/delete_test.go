@@ -123,3 +123,11 @@ func TestSnapshotMetadata(t *testing.T) {
 	f.expect(http.StatusNotFound, "POST", md, bob, map[string]any{"metadata": map[string]any{"b": "2"}})
 	f.expect(http.StatusBadRequest, "POST", md, alice, map[string]any{"metadata": map[string]any{"b": 2}})
 }
+
+// A snapshot of a null volume_id is of no volume: 404, as Cinder; one
+// without volume_id is a bad request.
+func TestSnapshotOfNoVolume(t *testing.T) {
+	f := newFixture(t)
+	f.expect(http.StatusNotFound, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": nil}})
+	f.expect(http.StatusBadRequest, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"name": "x"}})
+}

@@ -94,6 +94,10 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if v, ok := o["volume_id"]; ok && v == nil {
+		// Cinder looks a null volume_id up, and does not find it.
+		return notFound("Volume", "None")
+	}
 	in := newInput(o)
 	now := s.now()
 	p := principal(r)
