@@ -707,3 +707,17 @@ func TestListLimitZeroOffsetAndUnknownMarker(t *testing.T) {
 	f.expect(http.StatusNotFound, "GET", "volumes?marker="+other, alice, nil)
 	f.expect(http.StatusNotFound, "GET", "snapshots?marker="+other, alice, nil)
 }
+
+// An admin lists one project's volumes with all_tenants and project_id.
+func TestAdminListsOneProjectsVolumes(t *testing.T) {
+	f := newFixture(t)
+	mine := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.createVolume(bob, map[string]any{"size": 1})
+	got := f.expect(http.StatusOK, "GET", "volumes/detail?all_tenants=1&project_id="+projA, admin, nil).Body["volumes"].([]any)
+	if len(got) != 1 || got[0].(map[string]any)["id"] != mine {
+		t.Fatalf("project A's volumes: %v", got)
+	}
+	if got := f.expect(http.StatusOK, "GET", "volumes/detail?all_tenants=1", admin, nil).Body["volumes"].([]any); len(got) != 2 {
+		t.Fatalf("all volumes: %v", got)
+	}
+}

@@ -46,6 +46,10 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 			Filters: map[string]api.Filter{
 				"metadata":     metadataFilter,
 				"display_name": func(v api.View, want []string) (bool, error) { return api.MatchValue(v["name"], want), nil },
+				// An admin listing all_tenants names one project.
+				"project_id": func(v api.View, want []string) (bool, error) {
+					return api.MatchValue(v["os-vol-tenant-attr:tenant_id"], want), nil
+				},
 			}},
 	}
 }
