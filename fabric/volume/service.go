@@ -206,6 +206,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/types/{id}", Access: reader, Rule: "volume_extension:type_get", Handle: s.showType},
 		{Method: put, Path: v3 + "/types/{id}", Access: admin, Rule: "volume_extension:types_manage", Handle: s.updateType},
 		{Method: del, Path: v3 + "/types/{id}", Access: admin, Rule: "volume_extension:types_manage", Handle: s.deleteType},
+		{Method: get, Path: v3 + "/types/{id}/os-volume-type-access", Access: admin, Rule: "volume_extension:volume_type_access", Handle: s.listTypeAccess},
+		{Method: post, Path: v3 + "/types/{id}/action", Access: admin, Rule: "volume_extension:volume_type_access:addProjectAccess", Handle: s.typeAction},
 		{Method: get, Path: v3 + "/types/{id}/extra_specs", Access: reader, Rule: "volume_extension:types_extra_specs:index", Handle: s.listExtraSpecs},
 		{Method: post, Path: v3 + "/types/{id}/extra_specs", Access: admin, Rule: "volume_extension:types_extra_specs:create", Handle: s.setExtraSpecs},
 		{Method: get, Path: v3 + "/types/{id}/extra_specs/{key}", Access: reader, Rule: "volume_extension:types_extra_specs:show", Handle: s.showExtraSpec},

@@ -315,6 +315,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	v.SourceVolID = in.Str("source_volid", "", 36)
 	v.ImageID = in.Str("imageRef", "", 36)
 	typeRef := in.Str("volume_type", "", 255)
+	namedType := typeRef != ""
 	v.Metadata = metadata(in, "metadata")
 	if in.Bool("multiattach", false) {
 		in.Fail(in.Word.BadField("multiattach", true, "multiattach volumes are not supported"))
@@ -393,6 +394,11 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	t, err := resolveType(tx, typeRef)
 	if err != nil {
 		return err
+	}
+	if namedType && !t.Usable(proj) && !p.IsAdmin() {
+		// A private type the project was not given does not exist for it
+		// (a copy keeps its source's type).
+		return notFound("Volume type", typeRef)
 	}
 	v.TypeID = t.ID
 	policy, err := policyOf(t)
@@ -726,7 +732,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 			return s.uploadImage(w, r, arg)
 		case "os-force_delete":
 			return s.forceDelete(w, r)
-		case "os-retype", "os-migrate_volume", "os-update_readonly_flag",
+		case "os-retype":
+			return s.retype(w, r, arg)
+		case "os-migrate_volume", "os-update_readonly_flag",
 			"os-force_detach", "os-reimage", "revert":
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 		}

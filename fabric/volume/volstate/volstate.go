@@ -173,14 +173,24 @@ type Type struct {
 	Description string            `json:"description,omitempty"`
 	Public      bool              `json:"public"`
 	ExtraSpecs  map[string]string `json:"extra_specs,omitempty"`
-	Revision    int64             `json:"revision"`
+	// Projects may use a private type besides admins (Cinder's type
+	// access).
+	Projects []string `json:"projects,omitempty"`
+	Revision int64    `json:"revision"`
 }
 
 // Clone copies the row deeply.
 func (t *Type) Clone() *Type {
 	c := *t
 	c.ExtraSpecs = maps.Clone(t.ExtraSpecs)
+	c.Projects = slices.Clone(t.Projects)
 	return &c
+}
+
+// Usable reports whether project may see and use the type (admins may
+// use any).
+func (t *Type) Usable(project string) bool {
+	return t.Public || slices.Contains(t.Projects, project)
 }
 
 // The default volume type, as Cinder's __DEFAULT__: it exists from the
