@@ -160,3 +160,18 @@ func openVolumeAgent(o *options, node *cluster.Node, drv hypervisor.Driver, bloc
 		},
 	}, ex
 }
+
+// volumeNodes lists the cluster's nodes for Cinder's services and hosts.
+func volumeNodes(node *cluster.Node) func(context.Context) ([]volume.NodeState, error) {
+	return func(context.Context) ([]volume.NodeState, error) {
+		nodes, err := node.Nodes()
+		if err != nil {
+			return nil, err
+		}
+		out := make([]volume.NodeState, 0, len(nodes))
+		for _, n := range nodes {
+			out = append(out, volume.NodeState{Name: n.Name, Up: n.Status == "up", Seen: n.LastHeartbeat})
+		}
+		return out, nil
+	}
+}

@@ -94,6 +94,9 @@ type Config struct {
 	// of lost nodes (NodeLost, default never) (default: always leader).
 	Node     string
 	IsLeader func() bool
+	// Nodes lists the cluster's nodes for os-services and os-hosts
+	// (default: this node alone, up).
+	Nodes    func(ctx context.Context) ([]NodeState, error)
 	NodeLost func(node string) bool
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -219,6 +222,15 @@ func (s *Service) routes() []api.Route {
 		{Method: put, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:update", Handle: s.updateQuota},
 		{Method: del, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:delete", Handle: s.deleteQuota},
 		{Method: get, Path: v3 + "/limits", Access: reader, Rule: "limits_extension:used_limits", Handle: s.limits},
+
+		{Method: get, Path: v3 + "/os-services", Access: admin, Rule: "volume_extension:services:index", Handle: s.listServices},
+		{Method: put, Path: v3 + "/os-services/{action}", Access: admin, Rule: "volume_extension:services:update", Handle: s.updateService},
+		{Method: get, Path: v3 + "/os-hosts", Access: admin, Rule: "volume_extension:hosts", Handle: s.listHosts},
+		{Method: get, Path: v3 + "/os-hosts/{host}", Access: admin, Rule: "volume_extension:hosts", Handle: s.showHost},
+		{Method: get, Path: v3 + "/scheduler-stats/get_pools", Access: admin, Rule: "scheduler_extension:scheduler_stats:get_pools", Handle: s.listPools},
+		{Method: get, Path: v3 + "/capabilities/{host}", Access: admin, Rule: "volume_extension:capabilities", Handle: s.showCapabilities},
+		{Method: get, Path: v3 + "/os-availability-zone", Access: reader, Rule: "volume_extension:availability_zone_list", Handle: s.listAvailabilityZones},
+		{Method: get, Path: v3 + "/extensions", Access: reader, Rule: "volume_extension:extensions", Handle: s.listExtensions},
 
 		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(false)},
 		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(true)},

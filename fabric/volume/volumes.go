@@ -170,7 +170,7 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		view["group_id"] = nil
 	}
 	if p.IsAdmin() {
-		view["os-vol-host-attr:host"] = "rackstack@block#block"
+		view["os-vol-host-attr:host"] = volumePool
 		view["os-vol-mig-status-attr:migstat"] = nil
 		view["os-vol-mig-status-attr:name_id"] = nil
 	}
