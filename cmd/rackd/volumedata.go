@@ -234,6 +234,11 @@ func (b *volumeBackups) Restore(ctx context.Context, project, container, prefix,
 	return err
 }
 
+func (b *volumeBackups) Check(ctx context.Context, project, container, prefix string) error {
+	_, err := block.ReadManifest(ctx, backupObjects{b.objects, project, container}, prefix)
+	return err
+}
+
 func (b *volumeBackups) Delete(ctx context.Context, project, container, prefix string) error {
 	objs := backupObjects{b.objects, project, container}
 	for {

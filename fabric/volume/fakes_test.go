@@ -189,3 +189,12 @@ func (d *fakeData) madeImage(id string) (fakeImage, bool) {
 	}
 	return *img, true
 }
+
+func (d *fakeData) Check(_ context.Context, project, container, prefix string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.content[container+"/"+prefix]; !ok {
+		return fmt.Errorf("no backup %s/%s", container, prefix)
+	}
+	return nil
+}

@@ -235,6 +235,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(false)},
 		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(true)},
 		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: s.createBackup},
+		{Method: get, Path: v3 + "/backups/{id}/export_record", Access: admin, Rule: "backup:export-import", Handle: s.exportBackup},
+		{Method: post, Path: v3 + "/backups/import_record", Access: admin, Rule: "backup:backup-import", Handle: s.importBackup},
 		{Method: get, Path: v3 + "/backups/{id}", Access: reader, Rule: "backup:get", Handle: s.showBackup},
 		{Method: del, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:delete", Handle: s.deleteBackup},
 		{Method: post, Path: v3 + "/backups/{id}/restore", Access: member, Rule: "backup:restore", Handle: s.restoreBackup},

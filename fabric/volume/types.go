@@ -205,6 +205,9 @@ func (s *Service) setExtraSpecs(w http.ResponseWriter, r *http.Request) error {
 	if in.Err != nil {
 		return in.Err
 	}
+	if specs == nil {
+		return cinderWording{}.BadField("extra_specs", nil, "None is not of type 'object'")
+	}
 	t, err := s.findType(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err

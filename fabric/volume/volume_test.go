@@ -615,6 +615,8 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdPutBackup, volstate.PutBackupCmd{Row: volstate.Backup{ID: "b1", Project: projA, VolumeID: vol, Size: 1, Status: volstate.BackupAvailable}, Revision: 1}},
 		{volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: volstate.Backup{ID: "b2", Project: projA, VolumeID: vol, Status: volstate.BackupCreating}}},
 		{volstate.CmdDeleteBackup, volstate.DeleteBackupCmd{ID: "b2", Revision: 1}},
+		{volstate.CmdImportBackup, volstate.ImportBackupCmd{Row: volstate.Backup{ID: "b3", Project: projB, VolumeID: "a-gone-volume", Size: 1,
+			Status: volstate.BackupAvailable, DataProject: projA, Prefix: "b1"}}},
 		{volstate.CmdCreateTransfer, volstate.CreateTransferCmd{Row: volstate.Transfer{ID: "t1", VolumeID: vol, Project: projA, KeyHash: "h"}}},
 		{volstate.CmdAcceptTransfer, volstate.AcceptTransferCmd{ID: "t1", Project: projA, KeyHash: "h"}},
 		{volstate.CmdCreateTransfer, volstate.CreateTransferCmd{Row: volstate.Transfer{ID: "t2", VolumeID: vol, Project: projA, KeyHash: "h"}}},

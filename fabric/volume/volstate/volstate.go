@@ -383,6 +383,7 @@ func Schema() store.Schema {
 			CmdDetached:       store.Typed(applyDetached),
 			CmdCreateBackup:   store.Typed(applyCreateBackup),
 			CmdPutBackup:      store.Typed(applyPutBackup),
+			CmdImportBackup:   store.Typed(applyImportBackup),
 			CmdDeleteBackup:   store.Typed(applyDeleteBackup),
 			CmdCreateTransfer: store.Typed(applyCreateTransfer),
 			CmdDeleteTransfer: store.Typed(applyDeleteTransfer),
