@@ -68,3 +68,10 @@ func TestRetype(t *testing.T) {
 		t.Fatalf("after refusals: %v", got)
 	}
 }
+
+// Extra specs of null are refused, not answered as null.
+func TestNullExtraSpecs(t *testing.T) {
+	f := newFixture(t)
+	typ := f.createType(map[string]any{"name": "t"})
+	f.expect(http.StatusBadRequest, "POST", "types/"+typ+"/extra_specs", admin, map[string]any{"extra_specs": nil})
+}
