@@ -51,7 +51,7 @@ type BackupJob struct {
 const defaultContainer = "volumebackups"
 
 func (s *Service) backups(r *http.Request, detail bool) api.Collection[volstate.Backup] {
-	all := allTenants(r)
+	all := allTenants(r) || byID(r)
 	return api.Collection[volstate.Backup]{
 		Table: volstate.BackupTable, One: "backup",
 		Visible: func(p *api.Principal, b *volstate.Backup) bool {

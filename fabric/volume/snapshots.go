@@ -15,7 +15,7 @@ import (
 
 // snapshots is the snapshots collection, scoped as volumes are.
 func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstate.Snapshot] {
-	all := allTenants(r)
+	all := allTenants(r) || byID(r)
 	return api.Collection[volstate.Snapshot]{
 		Table: volstate.SnapshotTable, One: "snapshot",
 		Visible: func(p *api.Principal, v *volstate.Snapshot) bool {

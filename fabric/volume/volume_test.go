@@ -723,3 +723,19 @@ func TestAdminListsOneProjectsVolumes(t *testing.T) {
 		t.Fatalf("all volumes: %v", got)
 	}
 }
+
+// An admin reads any project's volume, snapshot and backup by id, in
+// the admin's own project's URL; a member does not.
+func TestAdminShowsAnyProjectsResources(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(bob, map[string]any{"size": 1})["id"].(string)
+	sn := f.expect(http.StatusAccepted, "POST", "snapshots", bob, map[string]any{"snapshot": map[string]any{"volume_id": vol}}).Body["snapshot"].(map[string]any)["id"].(string)
+	bk := f.createBackup(bob, map[string]any{"volume_id": vol})
+	for _, path := range []string{"volumes/" + vol, "snapshots/" + sn, "backups/" + bk} {
+		f.expect(http.StatusOK, "GET", path, admin, nil)
+		f.expect(http.StatusNotFound, "GET", path, alice, nil)
+	}
+	if got := f.expect(http.StatusOK, "GET", "volumes/detail", admin, nil).Body["volumes"].([]any); len(got) != 0 {
+		t.Fatalf("an admin's list without all_tenants: %v", got)
+	}
+}

@@ -25,7 +25,7 @@ const maxSize = 16 << 10
 // volumes is the volumes collection: the caller's project's, or every
 // project's for an admin asking all_tenants.
 func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.Volume] {
-	all := allTenants(r)
+	all := allTenants(r) || byID(r)
 	return api.Collection[volstate.Volume]{
 		Table: volstate.VolumeTable, One: "volume",
 		Visible: func(p *api.Principal, v *volstate.Volume) bool {
@@ -53,6 +53,11 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 			}},
 	}
 }
+
+// byID reports whether the request names one resource by id: an admin
+// reads any project's, as Cinder's admin context does, where a list
+// needs all_tenants.
+func byID(r *http.Request) bool { return chi.URLParam(r, "id") != "" }
 
 // allTenants is Cinder's all_tenants query parameter.
 func allTenants(r *http.Request) bool {
