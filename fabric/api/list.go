@@ -47,6 +47,12 @@ type Listing struct {
 	ZeroLimit     bool
 	Offset        bool
 	MissingMarker func(marker string) error
+	// FullPageNext gives a full page a next link even when nothing
+	// follows (Cinder's), so a client learns the end from an empty page.
+	FullPageNext bool
+	// SortKeys, if set, are the keys a list may be sorted by, checked
+	// even when the list is empty.
+	SortKeys []string
 }
 
 var pagingParams = map[string]bool{"fields": true, "sort_key": true, "sort_dir": true, "limit": true, "marker": true, "page_reverse": true}
@@ -214,6 +220,9 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 		return nil, l.Word.BadField("sort_dir", dirs, "The number of sort_keys and sort_dirs must be same")
 	}
 	for i, k := range keys {
+		if l.SortKeys != nil && !slices.Contains(l.SortKeys, k) {
+			return nil, l.Word.BadField("sort_key", k, k+" is an invalid attribute for sort_key")
+		}
 		if len(views) > 0 {
 			if _, ok := views[0][k]; !ok {
 				return nil, l.Word.BadField("sort_key", k, k+" is an invalid attribute for sort_key")
@@ -298,7 +307,8 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 		var links []any
 		first, _ := items[0]["id"].(string)
 		last, _ := items[len(items)-1]["id"].(string)
-		if (more && !reverse) || (reverse && marker != "") {
+		full := l.FullPageNext && len(items) == limit
+		if ((more || full) && !reverse) || (reverse && marker != "") {
 			links = append(links, map[string]any{"rel": "next", "href": l.href(r, last, false)})
 		}
 		if (marker != "" && !reverse) || (reverse && more) {

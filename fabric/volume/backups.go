@@ -64,7 +64,8 @@ func (s *Service) backups(r *http.Request, detail bool) api.Collection[volstate.
 			return s.backupView(tx, r, p, b, detail)
 		},
 		NotFound: func(id string) error { return notFound("Backup", id) },
-		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker,
+		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
+			SortKeys: []string{"id", "name", "status", "size", "volume_id", "container", "created_at", "updated_at", "description"},
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"}},
 	}
 }

@@ -28,7 +28,8 @@ func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstat
 			return snapshotView(p, sn, detail)
 		},
 		NotFound: func(id string) error { return notFound("Snapshot", id) },
-		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker,
+		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
+			SortKeys: []string{"id", "name", "status", "size", "volume_id", "created_at", "updated_at", "description"},
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
 			Filters:  map[string]api.Filter{"metadata": metadataFilter}},
 	}

@@ -739,3 +739,32 @@ func TestAdminShowsAnyProjectsResources(t *testing.T) {
 		t.Fatalf("an admin's list without all_tenants: %v", got)
 	}
 }
+
+// A full page has a next link even when nothing follows (the client
+// learns the end from an empty page); a sort key is checked on an empty
+// list too.
+func TestFullPageNextAndSortKeysOnEmptyLists(t *testing.T) {
+	f := newFixture(t)
+	f.expect(http.StatusBadRequest, "GET", "snapshots?sort_key=invalid", alice, nil)
+	f.expect(http.StatusBadRequest, "GET", "volumes?sort=invalid:asc", alice, nil)
+	f.createVolume(alice, map[string]any{"size": 1})
+	r := f.expect(http.StatusOK, "GET", "volumes?limit=1", alice, nil)
+	if links, _ := r.Body["volumes_links"].([]any); len(links) != 1 {
+		t.Fatalf("a full last page has no next link: %s", r.Raw)
+	}
+}
+
+// Create answers a volume without the extensions' attributes, which show
+// carries (volume_image_metadata among them).
+func TestCreateAnswerHasNoExtensionAttributes(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	v := f.createVolume(alice, map[string]any{"imageRef": imageID})
+	if _, ok := v["volume_image_metadata"]; ok {
+		t.Fatalf("create answered %v", v)
+	}
+	got := f.waitStatus(alice, "volumes/"+v["id"].(string), "volume", "available")
+	if _, ok := got["volume_image_metadata"]; !ok {
+		t.Fatalf("show answered %v", got)
+	}
+}

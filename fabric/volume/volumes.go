@@ -41,7 +41,8 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 			return s.volumeView(tx, r, p, v)
 		},
 		NotFound: func(id string) error { return notFound("Volume", id) },
-		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker,
+		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
+			SortKeys: []string{"id", "name", "status", "size", "created_at", "updated_at", "availability_zone", "bootable", "volume_type", "description"},
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
 			Filters: map[string]api.Filter{
 				"metadata":     metadataFilter,
@@ -610,8 +611,10 @@ func (s *Service) answerVolume(w http.ResponseWriter, r *http.Request, status in
 }
 
 // changeView is a volume as create and update answer it: Cinder's
-// extension attributes (os-vol-*) are only on show and list.
+// extension attributes (os-vol-*, volume_image_metadata) are only on
+// show and list.
 func changeView(v api.View) api.View {
+	delete(v, "volume_image_metadata")
 	for k := range v {
 		if strings.HasPrefix(k, "os-vol-") {
 			delete(v, k)
