@@ -131,3 +131,29 @@ func TestSnapshotOfNoVolume(t *testing.T) {
 	f.expect(http.StatusNotFound, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": nil}})
 	f.expect(http.StatusBadRequest, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"name": "x"}})
 }
+
+// os-force_detach (admin) ends an attachment: a recorded one at once,
+// one Nova made by asking the node agent to unplug it (detaching).
+func TestForceDetach(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.expect(http.StatusAccepted, "POST", "volumes/"+vol+"/action", alice, action("os-attach", map[string]any{"instance_uuid": "11111111-1111-1111-1111-111111111111", "mountpoint": "/dev/vdb"}))
+	att := f.showVolume(alice, vol)["attachments"].([]any)[0].(map[string]any)["attachment_id"].(string)
+	f.expect(http.StatusForbidden, "POST", "volumes/"+vol+"/action", alice, action("os-force_detach", map[string]any{"attachment_id": att}))
+	f.expect(http.StatusBadRequest, "POST", "volumes/"+vol+"/action", admin, action("os-force_detach", map[string]any{"attachment_id": "22222222-1111-1111-1111-111111111111"}))
+	f.expect(http.StatusAccepted, "POST", "volumes/"+vol+"/action", admin, action("os-force_detach", map[string]any{"attachment_id": att}))
+	if got := f.showVolume(alice, vol)["status"]; got != "available" {
+		t.Fatalf("after a forced detach: %v", got)
+	}
+	// Plugged by the node agent for Nova: the agent is asked to unplug.
+	if _, err := f.svc.changeVolume(context.Background(), vol, func(v *volstate.Volume) error {
+		v.Status, v.Attachments = volstate.StatusInUse, []volstate.Attachment{{ID: "a1", ServerID: "s1", Host: "n1"}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(http.StatusAccepted, "POST", "volumes/"+vol+"/action", admin, action("os-force_detach", map[string]any{}))
+	if got := f.showVolume(alice, vol)["status"]; got != "detaching" {
+		t.Fatalf("a plugged volume force-detached: %v", got)
+	}
+}

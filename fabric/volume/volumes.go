@@ -697,6 +697,32 @@ func (s *Service) removeVolume(ctx context.Context, id string, cascade, force bo
 	return err
 }
 
+// forceDetach (admin) ends an attachment whatever the attaching side
+// thinks: one Nova made is unplugged by the node agent, as Nova's detach
+// does it; one this API recorded is dropped.
+func (s *Service) forceDetach(w http.ResponseWriter, r *http.Request, arg any) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:volume_admin_actions:force_detach")
+	}
+	in, err := actionArg(arg, "os-force_detach")
+	if err != nil {
+		return err
+	}
+	att := in.Str("attachment_id", "", 36)
+	if in.Err != nil {
+		return in.Err
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if err := s.release(r, v.ID, att); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
 func (s *Service) forceDelete(w http.ResponseWriter, r *http.Request) error {
 	if !principal(r).IsAdmin() {
 		return policyDenied("volume_extension:volume_admin_actions:force_delete")
@@ -742,8 +768,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 			return s.forceDelete(w, r)
 		case "os-retype":
 			return s.retype(w, r, arg)
-		case "os-migrate_volume", "os-update_readonly_flag",
-			"os-force_detach", "os-reimage", "revert":
+		case "os-force_detach":
+			return s.forceDetach(w, r, arg)
+		case "os-migrate_volume", "os-update_readonly_flag", "os-reimage", "revert":
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 		}
 		return badRequest("There is no such action: %s", action)
