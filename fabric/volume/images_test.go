@@ -170,3 +170,26 @@ func TestReleasedDeletingVolumeIsDeleted(t *testing.T) {
 		t.Fatal("blocks left")
 	}
 }
+
+// A copy of a volume made from an image, or of its snapshot, is bootable
+// with the image's metadata, as Cinder copies them.
+func TestCopiesOfABootableVolumeAreBootable(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	src := f.createVolume(alice, map[string]any{"imageRef": imageID})["id"].(string)
+	f.waitStatus(alice, "volumes/"+src, "volume", "available")
+	sn := f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": src}}).Body["snapshot"].(map[string]any)["id"].(string)
+	for _, attrs := range []map[string]any{{"source_volid": src}, {"snapshot_id": sn}} {
+		id := f.createVolume(alice, attrs)["id"].(string)
+		got := f.showVolume(alice, id)
+		md, _ := got["volume_image_metadata"].(map[string]any)
+		if got["bootable"] != "true" || md["image_id"] != imageID || md["image_name"] != "cirros" {
+			t.Fatalf("copy %v: %v", attrs, got)
+		}
+	}
+	plain := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	copied := f.createVolume(alice, map[string]any{"source_volid": plain})["id"].(string)
+	if got := f.showVolume(alice, copied); got["bootable"] != "false" || got["volume_image_metadata"] != nil {
+		t.Fatalf("copy of a plain volume: %v", got)
+	}
+}

@@ -179,18 +179,21 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		view["os-vol-host-attr:host"] = volumePool
 		view["os-vol-mig-status-attr:migstat"] = nil
 		view["os-vol-mig-status-attr:name_id"] = nil
+		view["migration_status"] = nil
 	}
 	if v.Reason != "" && p.IsAdmin() {
 		// Cinder keeps the cause of an error in its messages API, which
 		// is not built; admins see it on the volume instead.
 		view["rackstack:error_reason"] = v.Reason
 	}
-	if v.ImageID != "" {
+	if v.ImageID != "" || v.ImageMetadata != nil {
 		md := maps.Clone(v.ImageMetadata)
 		if md == nil {
 			md = map[string]string{}
 		}
-		md["image_id"] = v.ImageID
+		if v.ImageID != "" {
+			md["image_id"] = v.ImageID
+		}
 		view["volume_image_metadata"] = md
 	}
 	return view
@@ -375,10 +378,11 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		if size == nil {
 			size = &snap.Size
 		}
-		if typeRef == "" {
-			if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, snap.VolumeID); src != nil {
+		if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, snap.VolumeID); src != nil {
+			if typeRef == "" {
 				typeRef = src.TypeID
 			}
+			inheritBoot(&v, src)
 		}
 	case v.SourceVolID != "":
 		src, err := s.volumes(r, true).Get(tx, p, v.SourceVolID)
@@ -389,6 +393,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		if size == nil {
 			size = &src.Size
 		}
+		inheritBoot(&v, src)
 		if typeRef == "" {
 			typeRef = src.TypeID
 		}
@@ -448,6 +453,22 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	}
 	api.JSON(w, http.StatusAccepted, map[string]any{"volume": changeView(s.volumeView(tx, r, p, row))})
 	return nil
+}
+
+// inheritBoot gives a copy of a volume (or of its snapshot) what makes
+// the source bootable: the flag and the image metadata, as Cinder copies
+// them.
+func inheritBoot(v, src *volstate.Volume) {
+	v.Bootable = src.Bootable
+	if src.ImageMetadata != nil || src.ImageID != "" {
+		v.ImageMetadata = maps.Clone(src.ImageMetadata)
+		if v.ImageMetadata == nil {
+			v.ImageMetadata = map[string]string{}
+		}
+		if src.ImageID != "" {
+			v.ImageMetadata["image_id"] = src.ImageID
+		}
+	}
 }
 
 // policyOf is the storage policy of a type's volumes.
