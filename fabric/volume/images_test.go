@@ -193,3 +193,26 @@ func TestCopiesOfABootableVolumeAreBootable(t *testing.T) {
 		t.Fatalf("copy of a plain volume: %v", got)
 	}
 }
+
+// A volume's image metadata is shown, merged and unset by key through
+// the volume actions; image_id stays.
+func TestVolumeImageMetadataActions(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	path := "volumes/" + vol + "/action"
+	got := f.expect(http.StatusOK, "POST", path, alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"a": "1", "b": "2"}}}).Body["metadata"].(map[string]any)
+	if len(got) != 2 || got["a"] != "1" {
+		t.Fatalf("set %v", got)
+	}
+	f.expect(http.StatusOK, "POST", path, alice, map[string]any{"os-unset_image_metadata": map[string]any{"key": "a"}})
+	f.expect(http.StatusNotFound, "POST", path, alice, map[string]any{"os-unset_image_metadata": map[string]any{"key": "a"}})
+	got = f.expect(http.StatusOK, "POST", path, alice, map[string]any{"os-show_image_metadata": map[string]any{}}).Body["metadata"].(map[string]any)
+	if len(got) != 1 || got["b"] != "2" {
+		t.Fatalf("show %v", got)
+	}
+	if md := f.showVolume(alice, vol)["volume_image_metadata"].(map[string]any); md["b"] != "2" {
+		t.Fatalf("volume shows %v", md)
+	}
+	f.expect(http.StatusBadRequest, "POST", path, alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"a": 1}}})
+	f.expect(http.StatusNotFound, "POST", path, bob, map[string]any{"os-show_image_metadata": map[string]any{}})
+}

@@ -791,6 +791,8 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 			return s.retype(w, r, arg)
 		case "os-force_detach":
 			return s.forceDetach(w, r, arg)
+		case "os-show_image_metadata", "os-set_image_metadata", "os-unset_image_metadata":
+			return s.imageMetadataAction(w, r, action, arg)
 		case "os-migrate_volume", "os-update_readonly_flag", "os-reimage", "revert":
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 		}
