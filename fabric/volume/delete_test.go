@@ -157,3 +157,14 @@ func TestForceDetach(t *testing.T) {
 		t.Fatalf("a plugged volume force-detached: %v", got)
 	}
 }
+
+// A legacy os-detach of a volume that is not attached does nothing, as
+// Cinder's does.
+func TestDetachOfADetachedVolume(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.expect(http.StatusAccepted, "POST", "volumes/"+vol+"/action", alice, action("os-detach", map[string]any{}))
+	if got := f.showVolume(alice, vol)["status"]; got != "available" {
+		t.Fatalf("status %v", got)
+	}
+}

@@ -12,15 +12,15 @@ import (
 
 // A volume's image metadata (volume_image_metadata) through Cinder's
 // actions: os-show_image_metadata, os-set_image_metadata (merges) and
-// os-unset_image_metadata (one key). image_id names the image the volume
-// was made from and stays.
+// os-unset_image_metadata (one key). Until set, image_id is the image the
+// volume was made from.
 
 func imageMetadataView(v *volstate.Volume) map[string]string {
 	md := map[string]string{}
 	for k, val := range v.ImageMetadata {
 		md[k] = val
 	}
-	if v.ImageID != "" {
+	if _, set := md["image_id"]; !set && v.ImageID != "" {
 		md["image_id"] = v.ImageID
 	}
 	return md
@@ -59,7 +59,7 @@ func (s *Service) imageMetadataAction(w http.ResponseWriter, r *http.Request, ac
 	}
 	row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
 		if key != "" {
-			if _, ok := v.ImageMetadata[key]; !ok || key == "image_id" {
+			if _, ok := v.ImageMetadata[key]; !ok {
 				return store.Fault(store.KindNotFound, "itemNotFound", "The image metadata with key %s was not found.", key)
 			}
 			delete(v.ImageMetadata, key)

@@ -216,3 +216,16 @@ func TestVolumeImageMetadataActions(t *testing.T) {
 	f.expect(http.StatusBadRequest, "POST", path, alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"a": 1}}})
 	f.expect(http.StatusNotFound, "POST", path, bob, map[string]any{"os-show_image_metadata": map[string]any{}})
 }
+
+// image_id in a volume's image metadata may be set, as Cinder lets it.
+func TestVolumeImageMetadataSetsImageID(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	vol := f.createVolume(alice, map[string]any{"imageRef": imageID})["id"].(string)
+	f.waitStatus(alice, "volumes/"+vol, "volume", "available")
+	const other = "5137a025-3c5f-43c1-bc64-5f41270040a5"
+	f.expect(http.StatusOK, "POST", "volumes/"+vol+"/action", alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"image_id": other}}})
+	if md := f.showVolume(alice, vol)["volume_image_metadata"].(map[string]any); md["image_id"] != other {
+		t.Fatalf("image metadata %v", md)
+	}
+}

@@ -191,7 +191,7 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		if md == nil {
 			md = map[string]string{}
 		}
-		if v.ImageID != "" {
+		if _, set := md["image_id"]; !set && v.ImageID != "" {
 			md["image_id"] = v.ImageID
 		}
 		view["volume_image_metadata"] = md
