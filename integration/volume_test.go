@@ -130,6 +130,27 @@ func TestVolumes(t *testing.T) {
 		t.Fatalf("unexport: %v\n%s", err, out)
 	}
 
+	// Uploaded to the image service, as raw and as qcow2, the volume
+	// becomes images that hold its disk (the test image, then zeroes).
+	for _, format := range []string{"raw", "qcow2"} {
+		name := "fromvol-" + format
+		openstack(t, alice, "image", "create", "--volume", "imgvol", "--disk-format", format, name)
+		if !eventually(3*time.Minute, func() bool {
+			out, _ := openstackErr(alice, "image", "show", "-f", "value", "-c", "status", name)
+			return strings.TrimSpace(out) == "active"
+		}) {
+			t.Fatalf("image %s is not active", name)
+		}
+		waitVolume(t, alice, "imgvol", "available", time.Minute)
+		saved := filepath.Join(t.TempDir(), name)
+		openstack(t, alice, "image", "save", "--file", saved, name)
+		nbdTool(t, "qemu-img", "compare", "-f", "qcow2", "-F", format, img, saved)
+		if out := nbdTool(t, "qemu-img", "info", "--output", "json", saved); !strings.Contains(out, fmt.Sprintf(`"virtual-size": %d`, 1<<30)) {
+			t.Fatalf("image %s is not the volume's 1 GiB disk: %s", name, out)
+		}
+		openstack(t, alice, "image", "delete", name)
+	}
+
 	// A server boots from it: its root disk is the volume, which QEMU's
 	// own NBD client reads from this node's export.
 	out := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--volume", "imgvol", "--flavor", "m1.tiny", "--nic", "none",

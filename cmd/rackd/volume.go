@@ -28,7 +28,8 @@ func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, b
 	os.RemoveAll(filepath.Join(o.DataDir, "volume-copies"))
 	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL,
 		Images: volumeImages{images}, Backups: &volumeBackups{blocks: blocks, objects: objects}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
-		Node: o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
+		Uploads: &volumeUploads{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
+		Node:    o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
 }
 
 // volumeBlocks is the block store as the volume service uses it: a
@@ -158,4 +159,19 @@ func openVolumeAgent(o *options, node *cluster.Node, drv hypervisor.Driver, bloc
 			return err
 		},
 	}, ex
+}
+
+// volumeNodes lists the cluster's nodes for Cinder's services and hosts.
+func volumeNodes(node *cluster.Node) func(context.Context) ([]volume.NodeState, error) {
+	return func(context.Context) ([]volume.NodeState, error) {
+		nodes, err := node.Nodes()
+		if err != nil {
+			return nil, err
+		}
+		out := make([]volume.NodeState, 0, len(nodes))
+		for _, n := range nodes {
+			out = append(out, volume.NodeState{Name: n.Name, Up: n.Status == "up", Seen: n.LastHeartbeat})
+		}
+		return out, nil
+	}
 }

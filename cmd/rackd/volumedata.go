@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -233,6 +234,11 @@ func (b *volumeBackups) Restore(ctx context.Context, project, container, prefix,
 	return err
 }
 
+func (b *volumeBackups) Check(ctx context.Context, project, container, prefix string) error {
+	_, err := block.ReadManifest(ctx, backupObjects{b.objects, project, container}, prefix)
+	return err
+}
+
 func (b *volumeBackups) Delete(ctx context.Context, project, container, prefix string) error {
 	objs := backupObjects{b.objects, project, container}
 	for {
@@ -255,4 +261,110 @@ func (b *volumeBackups) Delete(ctx context.Context, project, container, prefix s
 			}
 		}
 	}
+}
+
+// volumeUploads makes images of volumes on this node: the volume's
+// bytes streamed into the image store as they are (raw), or converted by
+// qemu-img (qcow2) from a sparse raw file first.
+type volumeUploads struct {
+	blocks *block.Store
+	images *image.Service
+	// tmp holds disks being converted.
+	tmp string
+}
+
+var _ volume.ImageUploads = (*volumeUploads)(nil)
+
+func (u *volumeUploads) CreateImage(ctx context.Context, p *api.Principal, n volume.NewImage) (string, error) {
+	img, err := u.images.Create(ctx, p, image.NewImage{Name: n.Name, DiskFormat: n.DiskFormat, ContainerFormat: n.ContainerFormat,
+		Visibility: n.Visibility, Protected: n.Protected, Properties: n.Properties})
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}
+
+func (u *volumeUploads) DeleteImage(ctx context.Context, id string) error {
+	return u.images.Discard(ctx, id)
+}
+
+func (u *volumeUploads) VolumeToImage(ctx context.Context, from, imageID, diskFormat string) error {
+	v, err := u.blocks.Open(ctx, from)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	size := v.Size()
+	switch diskFormat {
+	case "raw":
+		return u.images.Upload(ctx, imageID, bufio.NewReaderSize(io.NewSectionReader(v, 0, size), 4<<20), size)
+	case "qcow2":
+		f, cleanup, err := u.toQCOW2(ctx, v, imageID)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		return u.images.Upload(ctx, imageID, f, st.Size())
+	}
+	return fmt.Errorf("upload volume %s: disk format %q is not written", from, diskFormat)
+}
+
+// toQCOW2 writes v's allocated ranges into a sparse raw file and converts
+// it to a qcow2 one, which it opens.
+func (u *volumeUploads) toQCOW2(ctx context.Context, v *block.Volume, name string) (*os.File, func(), error) {
+	if err := os.MkdirAll(u.tmp, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", u.tmp, err)
+	}
+	raw, qcow := filepath.Join(u.tmp, name+".raw"), filepath.Join(u.tmp, name+".qcow2")
+	cleanup := func() { os.Remove(raw); os.Remove(qcow) }
+	if err := writeSparse(v, raw); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	// -f is given: the format is never probed from a guest's bytes.
+	out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, qcow).CombinedOutput()
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("qemu-img convert: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	os.Remove(raw)
+	f, err := os.Open(qcow)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return f, func() { f.Close(); cleanup() }, nil
+}
+
+// writeSparse copies v into a new file at path, leaving the ranges v
+// reports as zero unwritten.
+func writeSparse(v *block.Volume, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	size := v.Size()
+	err = f.Truncate(size)
+	if err == nil {
+		var ranges []block.Range
+		ranges, err = v.Extents(0, size)
+		buf := make([]byte, 4<<20)
+		for _, rg := range ranges {
+			if err != nil || rg.Zero {
+				continue
+			}
+			_, err = io.CopyBuffer(io.NewOffsetWriter(f, rg.Off), io.NewSectionReader(v, rg.Off, rg.Len), buf)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write volume %s to %s: %w", v.ID(), path, err)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,20 @@ type Listing struct {
 	// Base is the URL the links are built on (scheme://host plus any
 	// mount prefix); nil uses the request's host.
 	Base func(r *http.Request) string
+	// Cinder's paging, off by default: ZeroLimit makes limit=0 an empty
+	// page (not "no limit"); Offset reads offset=N, skipping N entries
+	// after the marker; MissingMarker, if set, is the error for a marker
+	// no row the caller sees has (else such a marker has nothing after
+	// it).
+	ZeroLimit     bool
+	Offset        bool
+	MissingMarker func(marker string) error
+	// FullPageNext gives a full page a next link even when nothing
+	// follows (Cinder's), so a client learns the end from an empty page.
+	FullPageNext bool
+	// SortKeys, if set, are the keys a list may be sorted by, checked
+	// even when the list is empty.
+	SortKeys []string
 }
 
 var pagingParams = map[string]bool{"fields": true, "sort_key": true, "sort_dir": true, "limit": true, "marker": true, "page_reverse": true}
@@ -205,6 +220,9 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 		return nil, l.Word.BadField("sort_dir", dirs, "The number of sort_keys and sort_dirs must be same")
 	}
 	for i, k := range keys {
+		if l.SortKeys != nil && !slices.Contains(l.SortKeys, k) {
+			return nil, l.Word.BadField("sort_key", k, k+" is an invalid attribute for sort_key")
+		}
 		if len(views) > 0 {
 			if _, ok := views[0][k]; !ok {
 				return nil, l.Word.BadField("sort_key", k, k+" is an invalid attribute for sort_key")
@@ -230,15 +248,26 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 		}
 		return (Compare(items[i]["id"], items[j]["id"]) < 0) != reverse
 	})
-	limit := 0
+	limit, zeroLimit := 0, false
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
 			return nil, l.Word.BadField("limit", s, "'"+s+"' is not a valid non-negative integer")
 		}
-		limit = n
+		limit, zeroLimit = n, n == 0 && l.ZeroLimit
+	}
+	offset := 0
+	if s := q.Get("offset"); s != "" && l.Offset {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return nil, l.Word.BadField("offset", s, "'"+s+"' is not a valid non-negative integer")
+		}
+		offset = n
 	}
 	marker := q.Get("marker")
+	if marker != "" && l.MissingMarker != nil && !slices.ContainsFunc(views, func(v View) bool { return v["id"] == marker }) {
+		return nil, l.MissingMarker(marker)
+	}
 	if marker != "" {
 		at := -1
 		for i, it := range items {
@@ -254,6 +283,10 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 		} else {
 			items = items[at+1:]
 		}
+	}
+	items = items[min(offset, len(items)):]
+	if zeroLimit {
+		items = items[:0]
 	}
 	more := false
 	if limit > 0 && len(items) > limit {
@@ -274,7 +307,8 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 		var links []any
 		first, _ := items[0]["id"].(string)
 		last, _ := items[len(items)-1]["id"].(string)
-		if (more && !reverse) || (reverse && marker != "") {
+		full := l.FullPageNext && len(items) == limit
+		if ((more || full) && !reverse) || (reverse && marker != "") {
 			links = append(links, map[string]any{"rel": "next", "href": l.href(r, last, false)})
 		}
 		if (marker != "" && !reverse) || (reverse && more) {

@@ -297,6 +297,11 @@ func (s *Service) legacyAttach(w http.ResponseWriter, r *http.Request, action st
 		if in.Err != nil {
 			return in.Err
 		}
+		if len(v.Attachments) == 0 {
+			// Already detached: Cinder answers a detach of it 202
+			// too (its volume manager finds nothing to do).
+			break
+		}
 		err = s.release(r, v.ID, att)
 	case "os-begin_detaching":
 		err = change(func(v *volstate.Volume) error {

@@ -35,6 +35,8 @@ type BackupStore interface {
 	Restore(ctx context.Context, project, container, prefix, volume string) error
 	// Delete deletes the objects under prefix (not the parent's).
 	Delete(ctx context.Context, project, container, prefix string) error
+	// Check reads the backup under prefix enough to say it is whole.
+	Check(ctx context.Context, project, container, prefix string) error
 }
 
 // BackupJob is one backup to write.
@@ -49,7 +51,7 @@ type BackupJob struct {
 const defaultContainer = "volumebackups"
 
 func (s *Service) backups(r *http.Request, detail bool) api.Collection[volstate.Backup] {
-	all := allTenants(r)
+	all := allTenants(r) || byID(r)
 	return api.Collection[volstate.Backup]{
 		Table: volstate.BackupTable, One: "backup",
 		Visible: func(p *api.Principal, b *volstate.Backup) bool {
@@ -62,7 +64,8 @@ func (s *Service) backups(r *http.Request, detail bool) api.Collection[volstate.
 			return s.backupView(tx, r, p, b, detail)
 		},
 		NotFound: func(id string) error { return notFound("Backup", id) },
-		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: func(r *http.Request) string { return api.BaseURL(r, s.cfg.PublicURL) },
+		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
+			SortKeys: []string{"id", "name", "status", "size", "volume_id", "container", "created_at", "updated_at", "description"},
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"}},
 	}
 }
@@ -246,7 +249,8 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 func latestBackup(tx *memdb.Txn, volume string) *volstate.Backup {
 	var latest *volstate.Backup
 	for _, b := range store.All[volstate.Backup](tx, volstate.BackupTable, "volume", volume) {
-		if b.Status != volstate.BackupAvailable {
+		if b.Status != volstate.BackupAvailable || b.DataProject != "" || b.Prefix != "" {
+			// An imported backup's objects may be another project's.
 			continue
 		}
 		if latest == nil || b.DataAt.After(latest.DataAt) || (b.DataAt.Equal(latest.DataAt) && b.CreatedAt.After(latest.CreatedAt)) ||
@@ -292,7 +296,7 @@ func (s *Service) deleteBackup(w http.ResponseWriter, r *http.Request) error {
 
 // removeBackup deletes a deleting backup's objects, then its row.
 func (s *Service) removeBackup(ctx context.Context, b *volstate.Backup) {
-	err := s.cfg.Backups.Delete(ctx, b.Project, b.Container, b.ID)
+	err := s.deleteBackupObjects(ctx, b)
 	if err != nil {
 		s.log.Warn("volume: delete backup objects", "backup", b.ID, "err", err)
 		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
@@ -437,7 +441,7 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.background(func(ctx context.Context) {
-		err := s.cfg.Backups.Restore(ctx, b.Project, b.Container, b.ID, target)
+		err := s.cfg.Backups.Restore(ctx, b.ObjectProject(), b.Container, b.ObjectPrefix(), target)
 		if err == nil && len(b.VolumeMetadata) > 0 {
 			// The backed-up volume's metadata comes with its data.
 			if _, merr := s.changeVolume(ctx, target, func(v *volstate.Volume) error {

@@ -51,3 +51,9 @@ func (cinderWording) Missing(field string) error {
 }
 
 func newInput(o api.Object) *api.Input { return api.NewInput(o, cinderWording{}) }
+
+// missingMarker is Cinder's answer to a list marker the caller has no
+// row of.
+func missingMarker(marker string) error {
+	return store.Fault(store.KindNotFound, "itemNotFound", "Marker %s could not be found.", marker)
+}

@@ -23,6 +23,8 @@ type fakeData struct {
 	// closed.
 	fail error
 	gate chan struct{}
+	// made are the images uploads made.
+	made map[string]*fakeImage
 }
 
 func newFakeData(b *fakeBlocks) *fakeData {
@@ -127,5 +129,72 @@ func (f *fixture) waitStatus(token, path, key, want string) map[string]any {
 		time.Sleep(10 * time.Millisecond)
 	}
 	f.t.Fatalf("%s: status %v, want %s", path, got["status"], want)
+	return nil
+}
+
+// fakeImage is an image an upload made.
+type fakeImage struct {
+	NewImage
+	project, status string
+}
+
+func (d *fakeData) CreateImage(_ context.Context, p *api.Principal, img NewImage) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.made == nil {
+		d.made = map[string]*fakeImage{}
+	}
+	id := api.NewUUID()
+	d.made[id] = &fakeImage{NewImage: img, project: p.ProjectID, status: "queued"}
+	return id, nil
+}
+
+// VolumeToImage labels the image with what the snapshot's volume holds.
+func (d *fakeData) VolumeToImage(_ context.Context, from, image, diskFormat string) error {
+	if err := d.wait(); err != nil {
+		return err
+	}
+	d.blocks.mu.Lock()
+	vol, ok := d.blocks.snapshot[from]
+	_, exists := d.blocks.size[from]
+	d.blocks.mu.Unlock()
+	if !ok || !exists {
+		return fmt.Errorf("upload: %s is not a snapshot", from)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	img, ok := d.made[image]
+	if !ok {
+		return fmt.Errorf("upload: no image %s", image)
+	}
+	d.content[image] = diskFormat + ":" + d.content[vol]
+	img.status = "active"
+	return nil
+}
+
+func (d *fakeData) DeleteImage(_ context.Context, image string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.made, image)
+	delete(d.content, image)
+	return nil
+}
+
+func (d *fakeData) madeImage(id string) (fakeImage, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	img, ok := d.made[id]
+	if !ok {
+		return fakeImage{}, false
+	}
+	return *img, true
+}
+
+func (d *fakeData) Check(_ context.Context, project, container, prefix string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.content[container+"/"+prefix]; !ok {
+		return fmt.Errorf("no backup %s/%s", container, prefix)
+	}
 	return nil
 }

@@ -170,3 +170,62 @@ func TestReleasedDeletingVolumeIsDeleted(t *testing.T) {
 		t.Fatal("blocks left")
 	}
 }
+
+// A copy of a volume made from an image, or of its snapshot, is bootable
+// with the image's metadata, as Cinder copies them.
+func TestCopiesOfABootableVolumeAreBootable(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	src := f.createVolume(alice, map[string]any{"imageRef": imageID})["id"].(string)
+	f.waitStatus(alice, "volumes/"+src, "volume", "available")
+	sn := f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": src}}).Body["snapshot"].(map[string]any)["id"].(string)
+	for _, attrs := range []map[string]any{{"source_volid": src}, {"snapshot_id": sn}} {
+		id := f.createVolume(alice, attrs)["id"].(string)
+		got := f.showVolume(alice, id)
+		md, _ := got["volume_image_metadata"].(map[string]any)
+		if got["bootable"] != "true" || md["image_id"] != imageID || md["image_name"] != "cirros" {
+			t.Fatalf("copy %v: %v", attrs, got)
+		}
+	}
+	plain := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	copied := f.createVolume(alice, map[string]any{"source_volid": plain})["id"].(string)
+	if got := f.showVolume(alice, copied); got["bootable"] != "false" || got["volume_image_metadata"] != nil {
+		t.Fatalf("copy of a plain volume: %v", got)
+	}
+}
+
+// A volume's image metadata is shown, merged and unset by key through
+// the volume actions; image_id stays.
+func TestVolumeImageMetadataActions(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	path := "volumes/" + vol + "/action"
+	got := f.expect(http.StatusOK, "POST", path, alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"a": "1", "b": "2"}}}).Body["metadata"].(map[string]any)
+	if len(got) != 2 || got["a"] != "1" {
+		t.Fatalf("set %v", got)
+	}
+	f.expect(http.StatusOK, "POST", path, alice, map[string]any{"os-unset_image_metadata": map[string]any{"key": "a"}})
+	f.expect(http.StatusNotFound, "POST", path, alice, map[string]any{"os-unset_image_metadata": map[string]any{"key": "a"}})
+	got = f.expect(http.StatusOK, "POST", path, alice, map[string]any{"os-show_image_metadata": map[string]any{}}).Body["metadata"].(map[string]any)
+	if len(got) != 1 || got["b"] != "2" {
+		t.Fatalf("show %v", got)
+	}
+	if md := f.showVolume(alice, vol)["volume_image_metadata"].(map[string]any); md["b"] != "2" {
+		t.Fatalf("volume shows %v", md)
+	}
+	f.expect(http.StatusBadRequest, "POST", path, alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"a": 1}}})
+	f.expect(http.StatusNotFound, "POST", path, bob, map[string]any{"os-show_image_metadata": map[string]any{}})
+}
+
+// image_id in a volume's image metadata may be set, as Cinder lets it.
+func TestVolumeImageMetadataSetsImageID(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	vol := f.createVolume(alice, map[string]any{"imageRef": imageID})["id"].(string)
+	f.waitStatus(alice, "volumes/"+vol, "volume", "available")
+	const other = "5137a025-3c5f-43c1-bc64-5f41270040a5"
+	f.expect(http.StatusOK, "POST", "volumes/"+vol+"/action", alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"image_id": other}}})
+	if md := f.showVolume(alice, vol)["volume_image_metadata"].(map[string]any); md["image_id"] != other {
+		t.Fatalf("image metadata %v", md)
+	}
+}

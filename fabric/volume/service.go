@@ -83,6 +83,9 @@ type Config struct {
 	// create answers 501.
 	Images Images
 	Data   Data
+	// Uploads makes images of volumes; without it os-volume_upload_image
+	// answers 501.
+	Uploads ImageUploads
 	// Backups keeps backups in the object store; without it backups
 	// answer 501.
 	Backups BackupStore
@@ -91,6 +94,9 @@ type Config struct {
 	// of lost nodes (NodeLost, default never) (default: always leader).
 	Node     string
 	IsLeader func() bool
+	// Nodes lists the cluster's nodes for os-services and os-hosts
+	// (default: this node alone, up).
+	Nodes    func(ctx context.Context) ([]NodeState, error)
 	NodeLost func(node string) bool
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -189,7 +195,13 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/snapshots/{id}", Access: reader, Rule: "volume:get_snapshot", Handle: s.showSnapshot},
 		{Method: put, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:update_snapshot", Handle: s.updateSnapshot},
 		{Method: del, Path: v3 + "/snapshots/{id}", Access: member, Rule: "volume:delete_snapshot", Handle: s.deleteSnapshot},
-		{Method: post, Path: v3 + "/snapshots/{id}/action", Access: admin, Rule: "volume_extension:snapshot_admin_actions:reset_status", Handle: s.snapshotAction},
+		{Method: get, Path: v3 + "/snapshots/{id}/metadata", Access: reader, Rule: "volume:get_snapshot_metadata", Handle: s.showSnapshotMetadata},
+		{Method: post, Path: v3 + "/snapshots/{id}/metadata", Access: member, Rule: "volume:update_snapshot_metadata", Handle: s.setSnapshotMetadata(false)},
+		{Method: put, Path: v3 + "/snapshots/{id}/metadata", Access: member, Rule: "volume:update_snapshot_metadata", Handle: s.setSnapshotMetadata(true)},
+		{Method: get, Path: v3 + "/snapshots/{id}/metadata/{key}", Access: reader, Rule: "volume:get_snapshot_metadata", Handle: s.showSnapshotMetadataKey},
+		{Method: put, Path: v3 + "/snapshots/{id}/metadata/{key}", Access: member, Rule: "volume:update_snapshot_metadata", Handle: s.putSnapshotMetadataKey},
+		{Method: del, Path: v3 + "/snapshots/{id}/metadata/{key}", Access: member, Rule: "volume:delete_snapshot_metadata", Handle: s.deleteSnapshotMetadataKey},
+		{Method: post, Path: v3 + "/snapshots/{id}/action", Access: member, Rule: "volume:snapshot_action", Handle: s.snapshotAction},
 
 		{Method: get, Path: v3 + "/types", Access: reader, Rule: "volume_extension:types_manage", Handle: s.listTypes},
 		{Method: get, Path: v3 + "/types/default", Access: reader, Rule: "volume_extension:default_get", Handle: s.showDefaultType},
@@ -197,6 +209,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/types/{id}", Access: reader, Rule: "volume_extension:type_get", Handle: s.showType},
 		{Method: put, Path: v3 + "/types/{id}", Access: admin, Rule: "volume_extension:types_manage", Handle: s.updateType},
 		{Method: del, Path: v3 + "/types/{id}", Access: admin, Rule: "volume_extension:types_manage", Handle: s.deleteType},
+		{Method: get, Path: v3 + "/types/{id}/os-volume-type-access", Access: admin, Rule: "volume_extension:volume_type_access", Handle: s.listTypeAccess},
+		{Method: post, Path: v3 + "/types/{id}/action", Access: admin, Rule: "volume_extension:volume_type_access:addProjectAccess", Handle: s.typeAction},
 		{Method: get, Path: v3 + "/types/{id}/extra_specs", Access: reader, Rule: "volume_extension:types_extra_specs:index", Handle: s.listExtraSpecs},
 		{Method: post, Path: v3 + "/types/{id}/extra_specs", Access: admin, Rule: "volume_extension:types_extra_specs:create", Handle: s.setExtraSpecs},
 		{Method: get, Path: v3 + "/types/{id}/extra_specs/{key}", Access: reader, Rule: "volume_extension:types_extra_specs:show", Handle: s.showExtraSpec},
@@ -209,9 +223,20 @@ func (s *Service) routes() []api.Route {
 		{Method: del, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:delete", Handle: s.deleteQuota},
 		{Method: get, Path: v3 + "/limits", Access: reader, Rule: "limits_extension:used_limits", Handle: s.limits},
 
+		{Method: get, Path: v3 + "/os-services", Access: admin, Rule: "volume_extension:services:index", Handle: s.listServices},
+		{Method: put, Path: v3 + "/os-services/{action}", Access: admin, Rule: "volume_extension:services:update", Handle: s.updateService},
+		{Method: get, Path: v3 + "/os-hosts", Access: admin, Rule: "volume_extension:hosts", Handle: s.listHosts},
+		{Method: get, Path: v3 + "/os-hosts/{host}", Access: admin, Rule: "volume_extension:hosts", Handle: s.showHost},
+		{Method: get, Path: v3 + "/scheduler-stats/get_pools", Access: admin, Rule: "scheduler_extension:scheduler_stats:get_pools", Handle: s.listPools},
+		{Method: get, Path: v3 + "/capabilities/{host}", Access: admin, Rule: "volume_extension:capabilities", Handle: s.showCapabilities},
+		{Method: get, Path: v3 + "/os-availability-zone", Access: reader, Rule: "volume_extension:availability_zone_list", Handle: s.listAvailabilityZones},
+		{Method: get, Path: v3 + "/extensions", Access: reader, Rule: "volume_extension:extensions", Handle: s.listExtensions},
+
 		{Method: get, Path: v3 + "/backups", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(false)},
 		{Method: get, Path: v3 + "/backups/detail", Access: reader, Rule: "backup:get_all", Handle: s.listBackups(true)},
 		{Method: post, Path: v3 + "/backups", Access: member, Rule: "backup:create", Handle: s.createBackup},
+		{Method: get, Path: v3 + "/backups/{id}/export_record", Access: admin, Rule: "backup:export-import", Handle: s.exportBackup},
+		{Method: post, Path: v3 + "/backups/import_record", Access: admin, Rule: "backup:backup-import", Handle: s.importBackup},
 		{Method: get, Path: v3 + "/backups/{id}", Access: reader, Rule: "backup:get", Handle: s.showBackup},
 		{Method: del, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:delete", Handle: s.deleteBackup},
 		{Method: post, Path: v3 + "/backups/{id}/restore", Access: member, Rule: "backup:restore", Handle: s.restoreBackup},

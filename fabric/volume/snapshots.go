@@ -15,7 +15,7 @@ import (
 
 // snapshots is the snapshots collection, scoped as volumes are.
 func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstate.Snapshot] {
-	all := allTenants(r)
+	all := allTenants(r) || byID(r)
 	return api.Collection[volstate.Snapshot]{
 		Table: volstate.SnapshotTable, One: "snapshot",
 		Visible: func(p *api.Principal, v *volstate.Snapshot) bool {
@@ -28,7 +28,8 @@ func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstat
 			return snapshotView(p, sn, detail)
 		},
 		NotFound: func(id string) error { return notFound("Snapshot", id) },
-		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: func(r *http.Request) string { return api.BaseURL(r, s.cfg.PublicURL) },
+		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
+			SortKeys: []string{"id", "name", "status", "size", "volume_id", "created_at", "updated_at", "description"},
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
 			Filters:  map[string]api.Filter{"metadata": metadataFilter}},
 	}
@@ -47,7 +48,10 @@ func snapshotView(p *api.Principal, sn *volstate.Snapshot, detail bool) api.View
 	if detail {
 		v["os-extended-snapshot-attributes:project_id"] = sn.Project
 		v["os-extended-snapshot-attributes:progress"] = "100%"
-		if sn.Status == volstate.SnapStatusCreating {
+		switch {
+		case sn.Progress != "":
+			v["os-extended-snapshot-attributes:progress"] = sn.Progress
+		case sn.Status == volstate.SnapStatusCreating:
 			v["os-extended-snapshot-attributes:progress"] = "0%"
 		}
 	}
@@ -90,6 +94,10 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	o, err := body(r, "snapshot")
 	if err != nil {
 		return err
+	}
+	if v, ok := o["volume_id"]; ok && v == nil {
+		// Cinder looks a null volume_id up, and does not find it.
+		return notFound("Volume", "None")
 	}
 	in := newInput(o)
 	now := s.now()
@@ -200,11 +208,19 @@ func (s *Service) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	row, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
-		switch sn.Status {
-		case volstate.SnapStatusAvailable, volstate.SnapStatusError, volstate.SnapStatusErrorDeleting:
-		default:
-			return badRequest("Invalid snapshot: Snapshot status must be available or error and must not be part of a group (it is %s).", sn.Status)
+	if err := s.removeSnapshot(r.Context(), sn.ID, false); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// removeSnapshot deletes snapshot id's blocks and row. Unless force, the
+// snapshot must be available or in error.
+func (s *Service) removeSnapshot(ctx context.Context, id string, force bool) error {
+	row, err := s.changeSnapshot(ctx, id, func(sn *volstate.Snapshot) error {
+		if err := snapshotDeletable(sn, force); err != nil {
+			return err
 		}
 		sn.Status, sn.Reason = volstate.SnapStatusDeleting, ""
 		return nil
@@ -212,31 +228,70 @@ func (s *Service) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if dataErr := s.cfg.Blocks.Delete(r.Context(), sn.ID); dataErr != nil {
-		if _, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
+	if dataErr := s.cfg.Blocks.Delete(ctx, id); dataErr != nil {
+		if _, err := s.changeSnapshot(ctx, id, func(sn *volstate.Snapshot) error {
 			sn.Status, sn.Reason = volstate.SnapStatusErrorDeleting, "delete the snapshot's blocks: "+dataErr.Error()
 			return nil
 		}); err != nil {
 			return err
 		}
-		return fmt.Errorf("delete snapshot %s: %w", sn.ID, dataErr)
+		return fmt.Errorf("delete snapshot %s: %w", id, dataErr)
 	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteSnapshot, volstate.DeleteSnapshotCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteSnapshot, volstate.DeleteSnapshotCmd{ID: row.ID, Revision: row.Revision}, nil)
+	return err
 }
 
-// snapshotAction serves os-reset_status (admin): the only snapshot action.
+// snapshotDeletable refuses a snapshot an ordinary delete may not
+// delete; a forced one deletes it whatever its status.
+func snapshotDeletable(sn *volstate.Snapshot, force bool) error {
+	switch {
+	case force:
+		return nil
+	case sn.Status == volstate.SnapStatusAvailable, sn.Status == volstate.SnapStatusError, sn.Status == volstate.SnapStatusErrorDeleting:
+		return nil
+	}
+	return badRequest("Invalid snapshot: Snapshot status must be available or error and must not be part of a group (it is %s).", sn.Status)
+}
+
+// snapshotAction serves the snapshot actions: os-reset_status and
+// os-force_delete (admin), os-update_snapshot_status (the owner, as
+// Cinder's volume drivers report a snapshot's progress).
 func (s *Service) snapshotAction(w http.ResponseWriter, r *http.Request) error {
 	top, err := api.ReadObject(r)
 	if err != nil {
 		return err
 	}
-	arg, ok := top["os-reset_status"]
-	if !ok || len(top) != 1 {
-		return badRequest("There is no such action: %s", strings.Join(api.Unexpected(top), ", "))
+	if len(top) != 1 {
+		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
+	}
+	for action, arg := range top {
+		switch action {
+		case "os-reset_status":
+			return s.resetSnapshotStatus(w, r, arg)
+		case "os-force_delete":
+			if !principal(r).IsAdmin() {
+				return policyDenied("volume_extension:snapshot_admin_actions:force_delete")
+			}
+			sn, err := s.ownSnapshot(r)
+			if err != nil {
+				return err
+			}
+			if err := s.removeSnapshot(r.Context(), sn.ID, true); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusAccepted)
+			return nil
+		case "os-update_snapshot_status":
+			return s.updateSnapshotStatus(w, r, arg)
+		}
+		return badRequest("There is no such action: %s", action)
+	}
+	return nil
+}
+
+func (s *Service) resetSnapshotStatus(w http.ResponseWriter, r *http.Request, arg any) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:snapshot_admin_actions:reset_status")
 	}
 	in, err := actionArg(arg, "os-reset_status")
 	if err != nil {
@@ -257,6 +312,44 @@ func (s *Service) snapshotAction(w http.ResponseWriter, r *http.Request) error {
 		sn.Status = status
 		if !strings.HasPrefix(status, "error") {
 			sn.Reason = ""
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// snapshotProgress are the moves os-update_snapshot_status may make
+// (Cinder's): a snapshot being made ends available or in error, one
+// being deleted in error_deleting.
+var snapshotProgress = map[string][]string{
+	volstate.SnapStatusCreating: {volstate.SnapStatusCreating, volstate.SnapStatusAvailable, volstate.SnapStatusError},
+	volstate.SnapStatusDeleting: {volstate.SnapStatusDeleting, volstate.SnapStatusErrorDeleting},
+}
+
+func (s *Service) updateSnapshotStatus(w http.ResponseWriter, r *http.Request, arg any) error {
+	in, err := actionArg(arg, "os-update_snapshot_status")
+	if err != nil {
+		return err
+	}
+	status := in.Required("status", 255)
+	progress := in.Str("progress", "", 255)
+	if in.Err != nil {
+		return in.Err
+	}
+	sn, err := s.ownSnapshot(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
+		if !contains(snapshotProgress[sn.Status], status) {
+			return badRequest("Invalid snapshot: Snapshot status %s not allowed for update_snapshot_status (it is %s).", status, sn.Status)
+		}
+		sn.Status = status
+		if progress != "" {
+			sn.Progress = progress
 		}
 		return nil
 	}); err != nil {

@@ -37,7 +37,7 @@ func (s *Service) transfers(r *http.Request, detail bool, collection string) api
 			return v
 		},
 		NotFound: func(id string) error { return notFound("Transfer", id) },
-		Listing: api.Listing{Key: "transfers", Word: cinderWording{}, Base: func(r *http.Request) string { return api.BaseURL(r, s.cfg.PublicURL) },
+		Listing: api.Listing{Key: "transfers", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"}},
 	}
 }

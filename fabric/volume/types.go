@@ -31,11 +31,12 @@ func changedTypeView(t *volstate.Type) api.View {
 	return v
 }
 
-// visibleTypes are the public types, and every type for an admin.
+// visibleTypes are the public types and the private ones the caller's
+// project was given, and every type for an admin.
 func visibleTypes(p *api.Principal, all []*volstate.Type) []*volstate.Type {
 	var out []*volstate.Type
 	for _, t := range all {
-		if t.Public || p.IsAdmin() {
+		if t.Usable(p.ProjectID) || p.IsAdmin() {
 			out = append(out, t)
 		}
 	}
@@ -61,7 +62,7 @@ func (s *Service) findType(r *http.Request, ref string) (*volstate.Type, error) 
 		return nil, err
 	}
 	t, err := resolveType(tx, ref)
-	if err != nil || (!t.Public && !principal(r).IsAdmin()) {
+	if err != nil || (!t.Usable(principal(r).ProjectID) && !principal(r).IsAdmin()) {
 		return nil, notFound("Volume type", ref)
 	}
 	return t, nil
@@ -203,6 +204,9 @@ func (s *Service) setExtraSpecs(w http.ResponseWriter, r *http.Request) error {
 	specs := extraSpecs(in, "extra_specs")
 	if in.Err != nil {
 		return in.Err
+	}
+	if specs == nil {
+		return cinderWording{}.BadField("extra_specs", nil, "None is not of type 'object'")
 	}
 	t, err := s.findType(r, chi.URLParam(r, "id"))
 	if err != nil {

@@ -154,7 +154,7 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	data := newFakeData(blocks)
-	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Backups: data, Node: "n1", Now: func() time.Time { return now }}
+	cfg := Config{Repl: local, Auth: auth, Blocks: blocks, Images: data, Data: data, Backups: data, Uploads: data, Node: "n1", Now: func() time.Time { return now }}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -615,6 +615,8 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdPutBackup, volstate.PutBackupCmd{Row: volstate.Backup{ID: "b1", Project: projA, VolumeID: vol, Size: 1, Status: volstate.BackupAvailable}, Revision: 1}},
 		{volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: volstate.Backup{ID: "b2", Project: projA, VolumeID: vol, Status: volstate.BackupCreating}}},
 		{volstate.CmdDeleteBackup, volstate.DeleteBackupCmd{ID: "b2", Revision: 1}},
+		{volstate.CmdImportBackup, volstate.ImportBackupCmd{Row: volstate.Backup{ID: "b3", Project: projB, VolumeID: "a-gone-volume", Size: 1,
+			Status: volstate.BackupAvailable, DataProject: projA, Prefix: "b1"}}},
 		{volstate.CmdCreateTransfer, volstate.CreateTransferCmd{Row: volstate.Transfer{ID: "t1", VolumeID: vol, Project: projA, KeyHash: "h"}}},
 		{volstate.CmdAcceptTransfer, volstate.AcceptTransferCmd{ID: "t1", Project: projA, KeyHash: "h"}},
 		{volstate.CmdCreateTransfer, volstate.CreateTransferCmd{Row: volstate.Transfer{ID: "t2", VolumeID: vol, Project: projA, KeyHash: "h"}}},
@@ -661,5 +663,108 @@ func TestExtendInUseNeeds342(t *testing.T) {
 	}
 	if n, _ := f.blocks.sizeOf(id); n != 2*volstate.GiB {
 		t.Fatalf("blocks %d", n)
+	}
+}
+
+// The next link of a page is where the API is mounted: a client follows
+// it as it is.
+func TestListNextLinkKeepsTheMountPrefix(t *testing.T) {
+	f := newFixture(t)
+	f.createVolume(alice, map[string]any{"size": 1})
+	f.createVolume(alice, map[string]any{"size": 1})
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})
+	f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})
+	for _, c := range []string{"volumes", "volumes/detail", "snapshots"} {
+		key := strings.Split(c, "/")[0] + "_links"
+		r := f.expect(http.StatusOK, "GET", c+"?limit=1", alice, nil)
+		links, _ := r.Body[key].([]any)
+		if len(links) != 1 {
+			t.Fatalf("%s: links %v", c, r.Body)
+		}
+		href := links[0].(map[string]any)["href"].(string)
+		if !strings.HasPrefix(href, f.url+"/v3/"+projA+"/"+c+"?") {
+			t.Errorf("%s: next %s", c, href)
+		}
+	}
+}
+
+// Cinder's paging: limit=0 is an empty page, offset skips entries, and a
+// marker the caller has no row of is 404.
+func TestListLimitZeroOffsetAndUnknownMarker(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 3; i++ {
+		f.createVolume(alice, map[string]any{"size": 1})
+	}
+	other := f.createVolume(bob, map[string]any{"size": 1})["id"].(string)
+	if got := f.expect(http.StatusOK, "GET", "volumes?limit=0", alice, nil).Body["volumes"].([]any); len(got) != 0 {
+		t.Fatalf("limit=0: %v", got)
+	}
+	all := f.expect(http.StatusOK, "GET", "volumes?sort=id:asc", alice, nil).Body["volumes"].([]any)
+	got := f.expect(http.StatusOK, "GET", "volumes?sort=id:asc&offset=1", alice, nil).Body["volumes"].([]any)
+	if len(all) != 3 || len(got) != 2 || got[0].(map[string]any)["id"] != all[1].(map[string]any)["id"] {
+		t.Fatalf("offset=1: %v of %v", got, all)
+	}
+	f.expect(http.StatusBadRequest, "GET", "volumes?offset=-1", alice, nil)
+	f.expect(http.StatusNotFound, "GET", "volumes?marker="+other, alice, nil)
+	f.expect(http.StatusNotFound, "GET", "snapshots?marker="+other, alice, nil)
+}
+
+// An admin lists one project's volumes with all_tenants and project_id.
+func TestAdminListsOneProjectsVolumes(t *testing.T) {
+	f := newFixture(t)
+	mine := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.createVolume(bob, map[string]any{"size": 1})
+	got := f.expect(http.StatusOK, "GET", "volumes/detail?all_tenants=1&project_id="+projA, admin, nil).Body["volumes"].([]any)
+	if len(got) != 1 || got[0].(map[string]any)["id"] != mine {
+		t.Fatalf("project A's volumes: %v", got)
+	}
+	if got := f.expect(http.StatusOK, "GET", "volumes/detail?all_tenants=1", admin, nil).Body["volumes"].([]any); len(got) != 2 {
+		t.Fatalf("all volumes: %v", got)
+	}
+}
+
+// An admin reads any project's volume, snapshot and backup by id, in
+// the admin's own project's URL; a member does not.
+func TestAdminShowsAnyProjectsResources(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(bob, map[string]any{"size": 1})["id"].(string)
+	sn := f.expect(http.StatusAccepted, "POST", "snapshots", bob, map[string]any{"snapshot": map[string]any{"volume_id": vol}}).Body["snapshot"].(map[string]any)["id"].(string)
+	bk := f.createBackup(bob, map[string]any{"volume_id": vol})
+	for _, path := range []string{"volumes/" + vol, "snapshots/" + sn, "backups/" + bk} {
+		f.expect(http.StatusOK, "GET", path, admin, nil)
+		f.expect(http.StatusNotFound, "GET", path, alice, nil)
+	}
+	if got := f.expect(http.StatusOK, "GET", "volumes/detail", admin, nil).Body["volumes"].([]any); len(got) != 0 {
+		t.Fatalf("an admin's list without all_tenants: %v", got)
+	}
+}
+
+// A full page has a next link even when nothing follows (the client
+// learns the end from an empty page); a sort key is checked on an empty
+// list too.
+func TestFullPageNextAndSortKeysOnEmptyLists(t *testing.T) {
+	f := newFixture(t)
+	f.expect(http.StatusBadRequest, "GET", "snapshots?sort_key=invalid", alice, nil)
+	f.expect(http.StatusBadRequest, "GET", "volumes?sort=invalid:asc", alice, nil)
+	f.createVolume(alice, map[string]any{"size": 1})
+	r := f.expect(http.StatusOK, "GET", "volumes?limit=1", alice, nil)
+	if links, _ := r.Body["volumes_links"].([]any); len(links) != 1 {
+		t.Fatalf("a full last page has no next link: %s", r.Raw)
+	}
+}
+
+// Create answers a volume without the extensions' attributes, which show
+// carries (volume_image_metadata among them).
+func TestCreateAnswerHasNoExtensionAttributes(t *testing.T) {
+	f := newFixture(t)
+	f.testImage()
+	v := f.createVolume(alice, map[string]any{"imageRef": imageID})
+	if _, ok := v["volume_image_metadata"]; ok {
+		t.Fatalf("create answered %v", v)
+	}
+	got := f.waitStatus(alice, "volumes/"+v["id"].(string), "volume", "available")
+	if _, ok := got["volume_image_metadata"]; !ok {
+		t.Fatalf("show answered %v", got)
 	}
 }

@@ -25,7 +25,7 @@ const maxSize = 16 << 10
 // volumes is the volumes collection: the caller's project's, or every
 // project's for an admin asking all_tenants.
 func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.Volume] {
-	all := allTenants(r)
+	all := allTenants(r) || byID(r)
 	return api.Collection[volstate.Volume]{
 		Table: volstate.VolumeTable, One: "volume",
 		Visible: func(p *api.Principal, v *volstate.Volume) bool {
@@ -41,14 +41,24 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 			return s.volumeView(tx, r, p, v)
 		},
 		NotFound: func(id string) error { return notFound("Volume", id) },
-		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: func(r *http.Request) string { return api.BaseURL(r, s.cfg.PublicURL) },
+		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
+			SortKeys: []string{"id", "name", "status", "size", "created_at", "updated_at", "availability_zone", "bootable", "volume_type", "description"},
 			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
 			Filters: map[string]api.Filter{
 				"metadata":     metadataFilter,
 				"display_name": func(v api.View, want []string) (bool, error) { return api.MatchValue(v["name"], want), nil },
+				// An admin listing all_tenants names one project.
+				"project_id": func(v api.View, want []string) (bool, error) {
+					return api.MatchValue(v["os-vol-tenant-attr:tenant_id"], want), nil
+				},
 			}},
 	}
 }
+
+// byID reports whether the request names one resource by id: an admin
+// reads any project's, as Cinder's admin context does, where a list
+// needs all_tenants.
+func byID(r *http.Request) bool { return chi.URLParam(r, "id") != "" }
 
 // allTenants is Cinder's all_tenants query parameter.
 func allTenants(r *http.Request) bool {
@@ -166,21 +176,24 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		view["group_id"] = nil
 	}
 	if p.IsAdmin() {
-		view["os-vol-host-attr:host"] = "rackstack@block#block"
+		view["os-vol-host-attr:host"] = volumePool
 		view["os-vol-mig-status-attr:migstat"] = nil
 		view["os-vol-mig-status-attr:name_id"] = nil
+		view["migration_status"] = nil
 	}
 	if v.Reason != "" && p.IsAdmin() {
 		// Cinder keeps the cause of an error in its messages API, which
 		// is not built; admins see it on the volume instead.
 		view["rackstack:error_reason"] = v.Reason
 	}
-	if v.ImageID != "" {
+	if v.ImageID != "" || v.ImageMetadata != nil {
 		md := maps.Clone(v.ImageMetadata)
 		if md == nil {
 			md = map[string]string{}
 		}
-		md["image_id"] = v.ImageID
+		if _, set := md["image_id"]; !set && v.ImageID != "" {
+			md["image_id"] = v.ImageID
+		}
 		view["volume_image_metadata"] = md
 	}
 	return view
@@ -311,6 +324,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	v.SourceVolID = in.Str("source_volid", "", 36)
 	v.ImageID = in.Str("imageRef", "", 36)
 	typeRef := in.Str("volume_type", "", 255)
+	namedType := typeRef != ""
 	v.Metadata = metadata(in, "metadata")
 	if in.Bool("multiattach", false) {
 		in.Fail(in.Word.BadField("multiattach", true, "multiattach volumes are not supported"))
@@ -364,10 +378,11 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		if size == nil {
 			size = &snap.Size
 		}
-		if typeRef == "" {
-			if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, snap.VolumeID); src != nil {
+		if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, snap.VolumeID); src != nil {
+			if typeRef == "" {
 				typeRef = src.TypeID
 			}
+			inheritBoot(&v, src)
 		}
 	case v.SourceVolID != "":
 		src, err := s.volumes(r, true).Get(tx, p, v.SourceVolID)
@@ -378,6 +393,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		if size == nil {
 			size = &src.Size
 		}
+		inheritBoot(&v, src)
 		if typeRef == "" {
 			typeRef = src.TypeID
 		}
@@ -389,6 +405,11 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	t, err := resolveType(tx, typeRef)
 	if err != nil {
 		return err
+	}
+	if namedType && !t.Usable(proj) && !p.IsAdmin() {
+		// A private type the project was not given does not exist for it
+		// (a copy keeps its source's type).
+		return notFound("Volume type", typeRef)
 	}
 	v.TypeID = t.ID
 	policy, err := policyOf(t)
@@ -432,6 +453,22 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	}
 	api.JSON(w, http.StatusAccepted, map[string]any{"volume": changeView(s.volumeView(tx, r, p, row))})
 	return nil
+}
+
+// inheritBoot gives a copy of a volume (or of its snapshot) what makes
+// the source bootable: the flag and the image metadata, as Cinder copies
+// them.
+func inheritBoot(v, src *volstate.Volume) {
+	v.Bootable = src.Bootable
+	if src.ImageMetadata != nil || src.ImageID != "" {
+		v.ImageMetadata = maps.Clone(src.ImageMetadata)
+		if v.ImageMetadata == nil {
+			v.ImageMetadata = map[string]string{}
+		}
+		if src.ImageID != "" {
+			v.ImageMetadata["image_id"] = src.ImageID
+		}
+	}
 }
 
 // policyOf is the storage policy of a type's volumes.
@@ -595,8 +632,10 @@ func (s *Service) answerVolume(w http.ResponseWriter, r *http.Request, status in
 }
 
 // changeView is a volume as create and update answer it: Cinder's
-// extension attributes (os-vol-*) are only on show and list.
+// extension attributes (os-vol-*, volume_image_metadata) are only on
+// show and list.
 func changeView(v api.View) api.View {
+	delete(v, "volume_image_metadata")
 	for k := range v {
 		if strings.HasPrefix(k, "os-vol-") {
 			delete(v, k)
@@ -613,19 +652,48 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 	if _, err := project(r); err != nil {
 		return err
 	}
+	cascade := false
+	if q := r.URL.Query(); q.Has("cascade") {
+		b, ok := api.ToBool(q.Get("cascade"))
+		if !ok {
+			return cinderWording{}.BadField("cascade", q.Get("cascade"), "is not a boolean")
+		}
+		cascade = b
+	}
 	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err
 	}
-	tx, err := s.cfg.Repl.Read(r.Context())
+	if err := s.removeVolume(r.Context(), v.ID, cascade, false); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// removeVolume deletes volume id's blocks and row, and with cascade its
+// snapshots first (which must be available or in error unless force).
+// Unless force, the volume must be in a status it may be deleted from;
+// an attached volume is never deleted.
+func (s *Service) removeVolume(ctx context.Context, id string, cascade, force bool) error {
+	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return err
 	}
-	if snaps := store.All[volstate.Snapshot](tx, volstate.SnapshotTable, "volume", v.ID); len(snaps) > 0 {
-		return badRequest("Invalid volume: Volume %s still has %d dependent snapshots.", v.ID, len(snaps))
+	snaps := store.All[volstate.Snapshot](tx, volstate.SnapshotTable, "volume", id)
+	if len(snaps) > 0 && !cascade {
+		return badRequest("Invalid volume: Volume %s still has %d dependent snapshots.", id, len(snaps))
 	}
-	row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
-		if !deletable[v.Status] || len(v.Attachments) > 0 {
+	for _, sn := range snaps {
+		if err := snapshotDeletable(sn, force); err != nil {
+			return err
+		}
+	}
+	row, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
+		if len(v.Attachments) > 0 {
+			return badRequest("Invalid volume: Volume %s is attached: detach it before deleting it.", v.ID)
+		}
+		if !force && !deletable[v.Status] {
 			return badRequest("Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer (it is %s).", v.Status)
 		}
 		v.Status, v.Reason = volstate.StatusDeleting, ""
@@ -635,11 +703,56 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Blocks.Delete(r.Context(), v.ID); err != nil {
-		_, ferr := s.finish(r.Context(), v.ID, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's blocks", err)
+	// The volume is deleting: no snapshot of it is taken any more.
+	for _, sn := range snaps {
+		if err := s.removeSnapshot(ctx, sn.ID, force); err != nil && !errors.Is(err, store.ErrNotFound) {
+			_, ferr := s.finish(ctx, id, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's snapshot "+sn.ID, err)
+			return ferr
+		}
+	}
+	if err := s.cfg.Blocks.Delete(ctx, id); err != nil {
+		_, ferr := s.finish(ctx, id, volstate.StatusDeleting, volstate.StatusErrorDeleting, "delete the volume's blocks", err)
 		return ferr
 	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
+	_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: row.ID, Revision: row.Revision}, nil)
+	return err
+}
+
+// forceDetach (admin) ends an attachment whatever the attaching side
+// thinks: one Nova made is unplugged by the node agent, as Nova's detach
+// does it; one this API recorded is dropped.
+func (s *Service) forceDetach(w http.ResponseWriter, r *http.Request, arg any) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:volume_admin_actions:force_detach")
+	}
+	in, err := actionArg(arg, "os-force_detach")
+	if err != nil {
+		return err
+	}
+	att := in.Str("attachment_id", "", 36)
+	if in.Err != nil {
+		return in.Err
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if err := s.release(r, v.ID, att); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Service) forceDelete(w http.ResponseWriter, r *http.Request) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:volume_admin_actions:force_delete")
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if err := s.removeVolume(r.Context(), v.ID, false, true); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -670,8 +783,17 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 		case "os-initialize_connection", "os-terminate_connection":
 			// Connections to hosts outside the cloud are not made.
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
-		case "os-volume_upload_image", "os-retype", "os-migrate_volume", "os-update_readonly_flag", "os-force_delete",
-			"os-force_detach", "os-reimage", "revert":
+		case "os-volume_upload_image":
+			return s.uploadImage(w, r, arg)
+		case "os-force_delete":
+			return s.forceDelete(w, r)
+		case "os-retype":
+			return s.retype(w, r, arg)
+		case "os-force_detach":
+			return s.forceDetach(w, r, arg)
+		case "os-show_image_metadata", "os-set_image_metadata", "os-unset_image_metadata":
+			return s.imageMetadataAction(w, r, action, arg)
+		case "os-migrate_volume", "os-update_readonly_flag", "os-reimage", "revert":
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 		}
 		return badRequest("There is no such action: %s", action)

@@ -91,6 +91,10 @@ func (s *Service) settle(ctx context.Context) {
 			s.finishDelete(ctx, v)
 			continue
 		}
+		if v.Status == volstate.StatusUploading {
+			s.settleUpload(ctx, v)
+			continue
+		}
 		status, reason := volstate.StatusError, ""
 		switch {
 		case v.Status == volstate.StatusCreating && v.ImageID != "":
@@ -130,7 +134,32 @@ func (s *Service) settle(ctx context.Context) {
 // working are the statuses background work (or a request) holds a
 // volume in.
 func working(status string) bool {
-	return status == volstate.StatusCreating || status == volstate.StatusRestoringBackup || status == volstate.StatusDeleting
+	return status == volstate.StatusCreating || status == volstate.StatusRestoringBackup || status == volstate.StatusDeleting ||
+		status == volstate.StatusUploading
+}
+
+// settleUpload ends an upload whose process died: the snapshot it read
+// goes, the volume gets its status back. The image it was writing was
+// given back to queued by the image service, which settles its own
+// uploads.
+func (s *Service) settleUpload(ctx context.Context, v *volstate.Volume) {
+	if err := s.cfg.Blocks.Delete(ctx, uploadSnapshot(v.ID)); err != nil {
+		s.log.Warn("volume: settle abandoned upload", "volume", v.ID, "err", err)
+		return
+	}
+	node, run := v.WorkNode, v.WorkRun
+	_, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
+		if v.WorkNode != node || v.WorkRun != run {
+			return errSettled
+		}
+		return endUpload(v)
+	})
+	switch {
+	case err == nil:
+		s.log.Warn("volume upload abandoned; settled", "volume", v.ID, "node", node)
+	case !errors.Is(err, errSettled) && !errors.Is(err, store.ErrNotFound):
+		s.log.Warn("volume: settle abandoned upload", "volume", v.ID, "err", err)
+	}
 }
 
 // finishDelete deletes an abandoned deleting volume's blocks and row.

@@ -59,7 +59,12 @@ type Backup struct {
 	// WorkNode and WorkRun name who is writing, restoring or deleting it.
 	WorkNode string `json:"work_node,omitempty"`
 	WorkRun  string `json:"work_run,omitempty"`
-	Revision int64  `json:"revision"`
+	// DataProject and Prefix place the objects of an imported backup
+	// (export_record, import_record): another project's object store, a
+	// prefix other than the id. "" for a backup made here.
+	DataProject string `json:"data_project,omitempty"`
+	Prefix      string `json:"prefix,omitempty"`
+	Revision    int64  `json:"revision"`
 }
 
 // Clone copies the row deeply.
@@ -76,7 +81,48 @@ const (
 	CmdCreateBackup = "volume.backup.create"
 	CmdPutBackup    = "volume.backup.put"
 	CmdDeleteBackup = "volume.backup.delete"
+	CmdImportBackup = "volume.backup.import"
 )
+
+// ObjectProject is the project whose object store holds the backup.
+func (b *Backup) ObjectProject() string {
+	if b.DataProject != "" {
+		return b.DataProject
+	}
+	return b.Project
+}
+
+// ObjectPrefix is the prefix of the backup's objects.
+func (b *Backup) ObjectPrefix() string {
+	if b.Prefix != "" {
+		return b.Prefix
+	}
+	return b.ID
+}
+
+// ImportBackupCmd inserts a backup record exported elsewhere (or before
+// its row was lost): its volume need not exist; it takes its quota.
+type ImportBackupCmd struct {
+	Row Backup `json:"row"`
+}
+
+func applyImportBackup(tx *memdb.Txn, c ImportBackupCmd) (any, error) {
+	if store.Get[Backup](tx, BackupTable, c.Row.ID) != nil {
+		return nil, invalid("Invalid backup: Backup %s already exists.", c.Row.ID)
+	}
+	row := c.Row
+	if row.ParentID != "" && store.Get[Backup](tx, BackupTable, row.ParentID) == nil {
+		row.ParentID = ""
+	}
+	row.Revision = 1
+	if err := tx.Insert(BackupTable, &row); err != nil {
+		return nil, err
+	}
+	if err := checkQuota(tx, row.Project, QuotaBackups, QuotaBackupGigabytes); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
 
 func backupTable() store.Table {
 	return store.NewTable(BackupTable, &Backup{}, store.StringIndex("project", "Project", false),

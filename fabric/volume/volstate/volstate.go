@@ -44,6 +44,8 @@ const (
 	StatusErrorExtending = "error_extending"
 	// StatusRestoringBackup: a backup is being written into the volume.
 	StatusRestoringBackup = "restoring-backup"
+	// StatusUploading: the volume is being copied into an image.
+	StatusUploading = "uploading"
 	// StatusAwaitingTransfer: a transfer to another project is offered.
 	StatusAwaitingTransfer = "awaiting-transfer"
 	// StatusMaintenance is only ever set by an admin (os-reset_status):
@@ -55,7 +57,7 @@ const (
 func Statuses() []string {
 	return []string{StatusCreating, StatusAvailable, StatusReserved, StatusAttaching, StatusInUse, StatusDetaching,
 		StatusExtending, StatusDeleting, StatusError, StatusErrorDeleting, StatusErrorExtending, StatusMaintenance,
-		StatusRestoringBackup, StatusAwaitingTransfer}
+		StatusRestoringBackup, StatusAwaitingTransfer, StatusUploading}
 }
 
 // Snapshot statuses.
@@ -139,19 +141,21 @@ func (v *Volume) Clone() *Volume {
 // Snapshot is a point-in-time copy of a volume; its blocks are in the
 // block store under its id.
 type Snapshot struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name,omitempty"`
-	Description string            `json:"description,omitempty"`
-	Project     string            `json:"project"`
-	User        string            `json:"user,omitempty"`
-	VolumeID    string            `json:"volume_id"`
-	Size        int               `json:"size"` // GiB, the volume's when taken
-	Status      string            `json:"status"`
-	Reason      string            `json:"reason,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	Revision    int64             `json:"revision"`
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	Project     string `json:"project"`
+	User        string `json:"user,omitempty"`
+	VolumeID    string `json:"volume_id"`
+	Size        int    `json:"size"` // GiB, the volume's when taken
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+	// Progress is what os-update_snapshot_status last reported ("80%").
+	Progress  string            `json:"progress,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	Revision  int64             `json:"revision"`
 }
 
 // Clone copies the row deeply.
@@ -169,14 +173,24 @@ type Type struct {
 	Description string            `json:"description,omitempty"`
 	Public      bool              `json:"public"`
 	ExtraSpecs  map[string]string `json:"extra_specs,omitempty"`
-	Revision    int64             `json:"revision"`
+	// Projects may use a private type besides admins (Cinder's type
+	// access).
+	Projects []string `json:"projects,omitempty"`
+	Revision int64    `json:"revision"`
 }
 
 // Clone copies the row deeply.
 func (t *Type) Clone() *Type {
 	c := *t
 	c.ExtraSpecs = maps.Clone(t.ExtraSpecs)
+	c.Projects = slices.Clone(t.Projects)
 	return &c
+}
+
+// Usable reports whether project may see and use the type (admins may
+// use any).
+func (t *Type) Usable(project string) bool {
+	return t.Public || slices.Contains(t.Projects, project)
 }
 
 // The default volume type, as Cinder's __DEFAULT__: it exists from the
@@ -369,6 +383,7 @@ func Schema() store.Schema {
 			CmdDetached:       store.Typed(applyDetached),
 			CmdCreateBackup:   store.Typed(applyCreateBackup),
 			CmdPutBackup:      store.Typed(applyPutBackup),
+			CmdImportBackup:   store.Typed(applyImportBackup),
 			CmdDeleteBackup:   store.Typed(applyDeleteBackup),
 			CmdCreateTransfer: store.Typed(applyCreateTransfer),
 			CmdDeleteTransfer: store.Typed(applyDeleteTransfer),
