@@ -597,7 +597,35 @@ func TestCrashAtEveryStep(t *testing.T) {
 	const size = 2 * ExtentSize
 	ops := randomOps(rand.New(rand.NewSource(7)), size, 24)
 	ops = append(ops, op{kind: "flush"}, op{kind: "fold"})
+	crashAtEveryStep(t, size, ops)
+}
 
+// TestCrashAtEveryStepWithWholeExtents crashes a workload whose flushes
+// also write whole extents straight to extent blobs, over pages the
+// journal holds of them, at every step.
+func TestCrashAtEveryStepWithWholeExtents(t *testing.T) {
+	const size = 2 * ExtentSize
+	ops := wholeExtentOps(rand.New(rand.NewSource(8)), size, 30)
+	ops = append(ops, op{kind: "flush"}, op{kind: "fold"})
+	crashAtEveryStep(t, size, ops)
+}
+
+// wholeExtentOps is randomOps with, every few operations, the whole of a
+// random extent overwritten.
+func wholeExtentOps(rng *rand.Rand, size int64, count int) []op {
+	var out []op
+	for i, o := range randomOps(rng, size, count) {
+		out = append(out, o)
+		if i%3 == 1 {
+			d := make([]byte, ExtentSize)
+			rng.Read(d)
+			out = append(out, op{kind: "write", off: rng.Int63n(size/ExtentSize) * ExtentSize, data: d})
+		}
+	}
+	return out
+}
+
+func crashAtEveryStep(t *testing.T, size int64, ops []op) {
 	// A run without a crash counts the steps.
 	total := func() int {
 		r := newRig(t)
@@ -680,6 +708,133 @@ func TestCrashAtEveryStep(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestWholeExtentsBypassTheJournal overwrites an extent whole between
+// journaled writes to it: the flush writes the extent, not a segment, and
+// the older segment's pages of it stay superseded through reopen, a
+// snapshot (which renumbers segments) and folds.
+func TestWholeExtentsBypassTheJournal(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	const size = 2 * ExtentSize
+	s.Create(ctx, "v", size, Options{K: 2, M: 1})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := make([]byte, size)
+	write := func(off int64, d []byte) {
+		t.Helper()
+		if _, err := v.WriteAt(d, off); err != nil {
+			t.Fatal(err)
+		}
+		copy(model[off:], d)
+		if err := v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, v *Volume) {
+		t.Helper()
+		if got := readAll(t, v); !bytes.Equal(got, model) {
+			t.Fatalf("%s: %s", what, firstDiff(got, model))
+		}
+	}
+	rng := rand.New(rand.NewSource(3))
+	page := func(b byte) []byte { return bytes.Repeat([]byte{b}, PageSize) }
+	write(0, page(1)) // seq 1, folded away below
+	if err := v.Fold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(5*PageSize, page(2)) // seq 2: superseded by seq 3
+	whole := make([]byte, ExtentSize)
+	rng.Read(whole)
+	write(0, whole)            // seq 3: extent 0 written whole
+	write(7*PageSize, page(4)) // seq 4: over the whole extent
+	check("after the flushes", v)
+
+	tx, _ := r.repl.Read(ctx)
+	var seqs []uint64
+	for _, sg := range segmentsOf(tx, "v") {
+		seqs = append(seqs, sg.Seq)
+	}
+	if !slices.Equal(seqs, []uint64{2, 4}) {
+		t.Fatalf("segments %v, want 2 and 4: the whole extent must not be journaled", seqs)
+	}
+	if e := store.Get[ExtentRow](tx, tExtents, extentID("v", 0)); e == nil || e.Seq != 3 {
+		t.Fatalf("extent 0 = %+v, want one written by seq 3", e)
+	}
+
+	if err := s.Snapshot(ctx, "s", "v"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Open(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("the snapshot", snap)
+	v.Close()
+	v, err = s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after reopening", v)
+	if err := v.Fold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after folding", v)
+	c, err := s.Open(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("the snapshot after the source folded", c)
+	v.Close()
+}
+
+// TestWholeExtentsReadBackThroughEveryStage is the random workload of
+// TestWritesReadBackBeforeAndAfterFlushFoldAndReopen with whole extents
+// overwritten among the small writes.
+func TestWholeExtentsReadBackThroughEveryStage(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	const size = 3 * ExtentSize
+	s.Create(ctx, "v", size, Options{})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := make([]byte, size)
+	for i, o := range wholeExtentOps(rand.New(rand.NewSource(5)), size, 120) {
+		if err := run(ctx, v, o); err != nil {
+			t.Fatalf("op %d %s: %v", i, o.kind, err)
+		}
+		apply(model, o)
+		if i%10 == 0 {
+			if got := readAll(t, v); !bytes.Equal(got, model) {
+				t.Fatalf("after op %d: %s", i, firstDiff(got, model))
+			}
+		}
+		if i%40 == 39 {
+			if err := v.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err = s.Open(ctx, "v"); err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, v); !bytes.Equal(got, model) {
+				t.Fatalf("after reopening at op %d: %s", i, firstDiff(got, model))
+			}
+		}
+	}
+	if err := foldNow(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after the last fold: %s", firstDiff(got, model))
+	}
+	v.Close()
 }
 
 // lostAnswer applies the proposals of one type but reports their outcome

@@ -116,12 +116,18 @@ func (v *Volume) grow(size int64) {
 	v.size = max(v.size, size)
 }
 
-// addSegment puts a committed segment into the overlay. Caller holds mu
-// (or owns v).
+// addSegment puts a committed segment into the overlay, but for the pages
+// of extents written whole after it. Caller holds mu (or owns v).
 func (v *Volume) addSegment(sg *SegmentRow) {
 	off := int64(0)
 	for _, r := range sg.Runs {
 		for p := r.Page; p < r.Page+r.Count; p++ {
+			if supersedes(v.extents[p/pagesPer], sg) {
+				if !r.Zero {
+					off += PageSize
+				}
+				continue
+			}
 			if r.Zero {
 				v.overlay[p] = loc{seg: sg, off: -1}
 				v.journal += zeroCost
@@ -492,7 +498,7 @@ func (v *Volume) Flush(ctx context.Context) error {
 	v.sealing, v.dirty, v.dirtyBytes = sealing, map[int64][]byte{}, 0
 	v.mu.Unlock()
 
-	sg, err := v.commit(ctx, sealing)
+	sg, whole, err := v.commit(ctx, sealing)
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -515,23 +521,142 @@ func (v *Volume) Flush(ctx context.Context) error {
 		}
 		return err
 	}
-	v.addSegment(sg)
+	for k := range whole {
+		v.replaceExtent(&whole[k])
+	}
+	if len(sg.Runs) > 0 {
+		v.addSegment(sg)
+	}
 	if v.journal > v.s.cfg.FoldBytes {
 		v.kickFold()
 	}
 	return nil
 }
 
-// commit writes sealed pages as a segment blob and records it.
-func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRow, error) {
+// replaceExtent installs an extent a flush wrote whole: the journal's
+// pages of it are superseded. Caller holds mu.
+func (v *Volume) replaceExtent(e *ExtentRow) {
+	for p := e.Index * pagesPer; p < (e.Index+1)*pagesPer; p++ {
+		if lc, ok := v.overlay[p]; ok {
+			delete(v.overlay, p)
+			if lc.off < 0 {
+				v.journal -= zeroCost
+			} else {
+				v.journal -= PageSize
+			}
+		}
+	}
+	v.extents[e.Index] = e
+}
+
+// wholeExtents returns, in order, the extents whose every page pages
+// holds with data.
+func wholeExtents(pages map[int64][]byte) []int64 {
+	count := map[int64]int{}
+	for p, b := range pages {
+		if b != nil {
+			count[p/pagesPer]++
+		}
+	}
+	var out []int64
+	for i, n := range count {
+		if n == pagesPer {
+			out = append(out, i)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out
+}
+
+// directWriters is how many whole extents a flush writes at once: their
+// shard files are fsync'd one by one, and a few in flight hide that.
+const directWriters = 4
+
+// writeWhole writes the extents a flush holds whole as new k+m blobs, in
+// parallel. It returns their rows (Seq unset) and the shards each was
+// written without; on failure it deletes what it wrote.
+func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]byte) ([]ExtentRow, map[string][]int, error) {
+	rows := make([]ExtentRow, len(idx))
+	short := map[string][]int{}
+	errs := make([]error, len(idx))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, directWriters)
+	for n, i := range idx {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			key := newKey()
+			l, err := v.s.layout(ctx, key, v.k, v.m, extentShard)
+			if err != nil {
+				errs[n] = fmt.Errorf("flush volume %s: place extent: %w", v.id, err)
+				return
+			}
+			data := make([][]byte, pagesPer)
+			for k := range data {
+				data[k] = pages[i*pagesPer+int64(k)]
+			}
+			info, err := v.s.cfg.Blobs.Put(ctx, key, l, &pagesReader{pages: data})
+			if err != nil {
+				errs[n] = fmt.Errorf("flush volume %s: write extent: %w", v.id, err)
+				return
+			}
+			rows[n] = ExtentRow{Volume: v.id, Index: i, Blob: key, Layout: l}
+			if len(info.Missing) > 0 {
+				mu.Lock()
+				short[key] = info.Missing
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		v.deleteExtents(ctx, rows)
+		return nil, nil, err
+	}
+	return rows, short, nil
+}
+
+// deleteExtents deletes the blobs of extent rows no command named.
+func (v *Volume) deleteExtents(ctx context.Context, rows []ExtentRow) {
+	for _, e := range rows {
+		if e.Blob == "" {
+			continue
+		}
+		if err := v.s.cfg.Blobs.Delete(ctx, e.Blob, e.Layout); err != nil {
+			v.s.log.Debug("delete unused extent", "blob", e.Blob, "err", err)
+		}
+	}
+}
+
+// commit writes sealed pages (a segment blob for most, new extent blobs
+// for the extents they hold whole) and records them with one command. It
+// returns the segment and the extents written whole.
+func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRow, []ExtentRow, error) {
+	idx := wholeExtents(pages)
+	isWhole := map[int64]bool{}
+	for _, i := range idx {
+		isWhole[i] = true
+	}
 	order := make([]int64, 0, len(pages))
 	for p := range pages {
-		order = append(order, p)
+		if !isWhole[p/pagesPer] {
+			order = append(order, p)
+		}
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	sg := &SegmentRow{}
 	var data [][]byte
 	var missing []int
+	var whole []ExtentRow
+	short := map[string][]int{}
+	if len(idx) > 0 {
+		var err error
+		if whole, short, err = v.writeWhole(ctx, idx, pages); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, p := range order {
 		b := pages[p]
 		zero := b == nil
@@ -548,37 +673,50 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRo
 		sg.Blob, sg.Size = newKey(), int64(len(data))*PageSize
 		l, err := v.s.layout(ctx, sg.Blob, 1, v.m, segmentShard)
 		if err != nil {
-			return nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
+			v.deleteExtents(ctx, whole)
+			return nil, nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
 		}
 		sg.Layout = l
 		info, err := v.s.cfg.Blobs.Put(ctx, sg.Blob, l, &pagesReader{pages: data})
 		if err != nil {
-			return nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
+			v.deleteExtents(ctx, whole)
+			return nil, nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
 		}
 		missing = info.Missing
 	}
-	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg})
+	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg, Extents: whole})
 	if err != nil {
 		var refused *store.ApplyError
-		if errors.As(err, &refused) && sg.Blob != "" {
-			// Refused: no row will ever name the blob. (An outcome that
-			// is unknown keeps it: the command may still commit.)
-			if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
-				v.s.log.Debug("delete refused segment", "blob", sg.Blob, "err", derr)
+		if errors.As(err, &refused) {
+			// Refused: no row will ever name the blobs. (An outcome that
+			// is unknown keeps them: the command may still commit.)
+			if sg.Blob != "" {
+				if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
+					v.s.log.Debug("delete refused segment", "blob", sg.Blob, "err", derr)
+				}
 			}
+			v.deleteExtents(ctx, whole)
 		}
-		return nil, fmt.Errorf("flush volume %s: %w", v.id, translate(err))
+		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, translate(err))
 	}
 	if err := res.Decode(&sg.Seq); err != nil {
-		return nil, fmt.Errorf("flush volume %s: %w", v.id, err)
+		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, err)
 	}
 	sg.Volume, sg.ID = v.id, segmentID(v.id, sg.Seq)
+	for k := range whole {
+		whole[k].ID, whole[k].Seq = extentID(v.id, whole[k].Index), sg.Seq
+	}
+	// Written at quorum without some shards: heal them now rather than at
+	// the next scrub (only now that a row names them).
 	if len(missing) > 0 {
-		// Written at quorum without some replicas: heal it now rather
-		// than at the next scrub (only now that a row names it).
 		v.s.degraded(ctx, sg.Blob, sg.Layout, missing)
 	}
-	return sg, nil
+	for _, e := range whole {
+		if m := short[e.Blob]; len(m) > 0 {
+			v.s.degraded(ctx, e.Blob, e.Layout, m)
+		}
+	}
+	return sg, whole, nil
 }
 
 func (v *Volume) kickFold() {
@@ -633,7 +771,11 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 	for _, sg := range segs {
 		for _, r := range sg.Runs {
 			for i := r.Page / pagesPer; i <= (r.Page+r.Count-1)/pagesPer; i++ {
-				base[i] = v.extents[i]
+				// An extent written whole after the segment is as the
+				// fold would make it already.
+				if e := v.extents[i]; !supersedes(e, sg) {
+					base[i] = e
+				}
 			}
 		}
 	}
@@ -674,7 +816,7 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			undo()
 			return err
 		}
-		if err := v.applySegments(ctx, i, segs, buf); err != nil {
+		if err := v.applySegments(ctx, i, e, segs, buf); err != nil {
 			undo()
 			return err
 		}
@@ -696,6 +838,9 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			short[key] = info.Missing
 		}
 		row := ExtentRow{ID: extentID(v.id, i), Volume: v.id, Index: i, Blob: key, Layout: l}
+		if e != nil {
+			row.Seq = e.Seq
+		}
 		written = append(written, row)
 	}
 	cmd.New = written
@@ -724,11 +869,17 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			delete(v.overlay, p)
 		}
 	}
+	// A flush that wrote an extent whole after the fold committed may
+	// have installed it already: it is newer than the fold's.
 	for _, i := range idx {
-		delete(v.extents, i)
+		if v.extents[i] == base[i] {
+			delete(v.extents, i)
+		}
 	}
 	for k := range written {
-		v.extents[written[k].Index] = &written[k]
+		if _, ok := v.extents[written[k].Index]; !ok {
+			v.extents[written[k].Index] = &written[k]
+		}
 	}
 	v.journal = 0
 	for _, lc := range v.overlay {
@@ -742,10 +893,14 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 }
 
 // applySegments lays the pages the segments hold for extent i over buf,
-// oldest segment first.
-func (v *Volume) applySegments(ctx context.Context, i int64, segs []*SegmentRow, buf []byte) error {
+// oldest segment first, but for those of segments extent e (the one the
+// fold read) superseded.
+func (v *Volume) applySegments(ctx context.Context, i int64, e *ExtentRow, segs []*SegmentRow, buf []byte) error {
 	lo, hi := i*pagesPer, (i+1)*pagesPer
 	for _, sg := range segs {
+		if supersedes(e, sg) {
+			continue
+		}
 		off := int64(0)
 		for _, r := range sg.Runs {
 			a, b := max(r.Page, lo), min(r.Page+r.Count, hi)
