@@ -66,6 +66,12 @@ type Store struct {
 	// own).
 	Buffers     *Buffers
 	defaultBufs sync.Once
+	// OpenFiles bounds the shard files ReadAt keeps open (default
+	// DefaultOpenFiles).
+	OpenFiles int
+	filesOnce sync.Once
+	openFiles *openFiles
+	blocks    sync.Pool // of *[]byte: ReadAt's block buffers
 }
 
 func (s *Store) stallTimeout() time.Duration {
@@ -587,6 +593,7 @@ func (s *Store) Delete(ctx context.Context, key string, l Layout) error {
 func (s *Store) DeleteShard(ctx context.Context, key string, i int, d placement.Disk) error {
 	name := ShardName(key, i)
 	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
+		s.files().forget(d, name) // a kept file would keep its bytes readable
 		return local.Remove(name)
 	}
 	if s.Transport != nil {

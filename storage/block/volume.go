@@ -188,35 +188,18 @@ func (v *Volume) cached(page int64) ([]byte, bool) {
 	return nil, false
 }
 
-// sliceWriter fills a byte slice.
-type sliceWriter struct {
-	b []byte
-	n int
-}
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	if len(p) > len(w.b)-w.n {
-		return 0, io.ErrShortBuffer
-	}
-	copy(w.b[w.n:], p)
-	w.n += len(p)
-	return len(p), nil
-}
-
 func (v *Volume) readBlob(ctx context.Context, src source, dst []byte) error {
 	if src.key == "" {
 		clear(dst)
 		return nil
 	}
-	w := &sliceWriter{b: dst}
-	res, err := v.s.cfg.Blobs.Get(ctx, src.key, src.l, src.size, src.off, int64(len(dst)), w)
+	res, err := v.s.cfg.Blobs.ReadAt(ctx, src.key, src.l, src.size, dst, src.off)
 	if err != nil {
 		// The rows this volume read at Open may be stale: the rebalancer
 		// may have moved the blob since (Relocate) and deleted the shards
 		// it left. Read again where the state says it lives now.
 		if l, ok := v.s.layoutOf(ctx, src.key); ok && !reflect.DeepEqual(l, src.l) {
-			w = &sliceWriter{b: dst}
-			res, err = v.s.cfg.Blobs.Get(ctx, src.key, l, src.size, src.off, int64(len(dst)), w)
+			res, err = v.s.cfg.Blobs.ReadAt(ctx, src.key, l, src.size, dst, src.off)
 		}
 	}
 	if err != nil {
@@ -224,9 +207,6 @@ func (v *Volume) readBlob(ctx context.Context, src source, dst []byte) error {
 	}
 	if res.Degraded {
 		v.s.degraded(ctx, src.key, src.l, res.BadShards)
-	}
-	if w.n != len(dst) {
-		return fmt.Errorf("read volume %s: short read of blob %s", v.id, src.key)
 	}
 	return nil
 }
