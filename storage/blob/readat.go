@@ -6,14 +6,26 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 
 	"github.com/rackstack/rackstack/storage/ec"
 	"github.com/rackstack/rackstack/storage/placement"
 )
 
-// DefaultOpenFiles is how many shard files ReadAt keeps open when
-// Store.OpenFiles is not set.
-const DefaultOpenFiles = 256
+// DefaultOpenFiles is the most shard files ReadAt keeps open when
+// Store.OpenFiles is not set: enough for the data shards of 4 GiB of
+// volumes at 4+2 (a random reader of a volume larger than the cache
+// opens a file per read again), and never more than a quarter of the
+// process's file limit.
+const DefaultOpenFiles = 4096
+
+func defaultOpenFiles() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur/4 < DefaultOpenFiles {
+		return max(int(lim.Cur/4), 16)
+	}
+	return DefaultOpenFiles
+}
 
 // ReadAt reads len(p) bytes at off of a blob of size bytes into p.
 //
@@ -131,7 +143,7 @@ func (s *Store) files() *openFiles {
 	s.filesOnce.Do(func() {
 		n := s.OpenFiles
 		if n <= 0 {
-			n = DefaultOpenFiles
+			n = defaultOpenFiles()
 		}
 		s.openFiles = &openFiles{max: n, byName: map[string]*list.Element{}, lru: list.New()}
 	})
