@@ -550,7 +550,7 @@ func wholeExtents(pages map[int64][]byte) []int64 {
 
 // directWriters is how many whole extents a flush writes at once: their
 // shard files are fsync'd one by one, and a few in flight hide that.
-const directWriters = 4
+const directWriters = 8
 
 // writeWhole writes the extents a flush holds whole as new k+m blobs, in
 // parallel. It returns their rows (Seq unset) and the shards each was
@@ -577,7 +577,7 @@ func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]
 			for k := range data {
 				data[k] = pages[i*pagesPer+int64(k)]
 			}
-			info, err := v.s.cfg.Blobs.Put(ctx, key, l, &pagesReader{pages: data})
+			info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), key, l, &pagesReader{pages: data})
 			if err != nil {
 				errs[n] = fmt.Errorf("flush volume %s: write extent: %w", v.id, err)
 				return
@@ -657,7 +657,7 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRo
 			return nil, nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
 		}
 		sg.Layout = l
-		info, err := v.s.cfg.Blobs.Put(ctx, sg.Blob, l, &pagesReader{pages: data})
+		info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), sg.Blob, l, &pagesReader{pages: data})
 		if err != nil {
 			v.deleteExtents(ctx, whole)
 			return nil, nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
@@ -809,7 +809,7 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			undo()
 			return fmt.Errorf("fold volume %s: place extent: %w", v.id, err)
 		}
-		info, err := v.s.cfg.Blobs.Put(ctx, key, l, bytes.NewReader(buf))
+		info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), key, l, bytes.NewReader(buf))
 		if err != nil {
 			undo()
 			return fmt.Errorf("fold volume %s: write extent: %w", v.id, err)
