@@ -522,6 +522,80 @@ func TestDirtyLimitFlushesByItself(t *testing.T) {
 	}
 }
 
+// gatedPuts holds the n'th blob write until gates[n] is closed.
+type gatedPuts struct {
+	Blobs
+	mu      sync.Mutex
+	n       int
+	gates   []chan struct{}
+	entered chan int
+}
+
+func (g *gatedPuts) Put(ctx context.Context, key string, l blob.Layout, r io.Reader) (blob.Info, error) {
+	g.mu.Lock()
+	n := g.n
+	g.n++
+	g.mu.Unlock()
+	if n < len(g.gates) {
+		g.entered <- n
+		<-g.gates[n]
+	}
+	return g.Blobs.Put(ctx, key, l, r)
+}
+
+// TestWritersFillTheCacheWhileItIsFlushed has two writers find the cache
+// full while a flush is still writing: one of them flushes, and the other
+// goes on writing into the next cache as soon as that flush has taken the
+// full one, without waiting for it to be written.
+func TestWritersFillTheCacheWhileItIsFlushed(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	cfg.DirtyLimit = 2 * PageSize
+	g := &gatedPuts{Blobs: r.blobs, gates: []chan struct{}{make(chan struct{}), make(chan struct{})}, entered: make(chan int, 2)}
+	cfg.Blobs = g
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", ExtentSize, Options{})
+	v, _ := s.Open(ctx, "v")
+	page := func(i int) []byte { return bytes.Repeat([]byte{byte(i + 1)}, PageSize) }
+	write := func(i int) error { _, err := v.WriteAt(page(i), int64(i)*PageSize); return err }
+	write(0)
+	flushed := make(chan error, 1)
+	go func() { flushed <- v.Flush(ctx) }() // writes page 0, held at its blob write
+	<-g.entered
+	write(1)
+	write(2) // the cache is full
+	wrote := make(chan error, 2)
+	go func() { wrote <- write(3) }()
+	go func() { wrote <- write(4) }()
+	time.Sleep(100 * time.Millisecond) // let both find the cache full
+	close(g.gates[0])
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	<-g.entered // one writer's flush took pages 1 and 2 and is held
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no writer went on while the full cache was being flushed")
+	}
+	close(g.gates[1])
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, ExtentSize)
+	for i := range 5 {
+		copy(want[i*PageSize:], page(i))
+	}
+	if got := readAll(t, v); !bytes.Equal(got, want) {
+		t.Fatal(firstDiff(got, want))
+	}
+	v.Close()
+}
+
 // crasher fails every call from the step'th blob write or proposal on, as
 // a process that died there: before the step took effect, or after it did
 // but before its caller learned so.

@@ -47,6 +47,11 @@ type Volume struct {
 	journal    int64
 	extents    map[int64]*ExtentRow
 	err        error // sticky: fenced, deleted or closed
+	// spilling is set while a writer flushes because the cache is full;
+	// sealed (on mu) is signalled when a flush has taken the cache and
+	// when that writer is done.
+	spilling bool
+	sealed   *sync.Cond
 
 	foldCh chan struct{}
 	cancel context.CancelFunc
@@ -63,6 +68,7 @@ func (s *Store) Open(ctx context.Context, id string) (*Volume, error) {
 	}
 	v := &Volume{s: s, id: id, readOnly: row.Kind == KindSnapshot, k: row.K, m: row.M,
 		dirty: map[int64][]byte{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
+	v.sealed = sync.NewCond(&v.mu)
 	if !v.readOnly {
 		res, err := s.propose(ctx, cmdOpen, idCmd{ID: id})
 		if err != nil {
@@ -294,9 +300,14 @@ func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
 
 // reserve waits until the cache has room for n more bytes, flushing it
 // when it has not, and returns with mu held.
+//
+// One writer flushes; the others wait only until that flush has sealed
+// the cache (not until it is durable), so they fill the next cache while
+// the flush writes the last: waiting for the whole flush made a
+// sequential writer stop for every flush.
 func (v *Volume) reserve(n, off int64) error {
+	v.mu.Lock()
 	for {
-		v.mu.Lock()
 		if err := v.check(off, n, true); err != nil {
 			v.mu.Unlock()
 			return err
@@ -304,8 +315,18 @@ func (v *Volume) reserve(n, off int64) error {
 		if v.dirtyBytes == 0 || v.dirtyBytes+n <= v.s.cfg.DirtyLimit {
 			return nil
 		}
+		if v.spilling {
+			v.sealed.Wait()
+			continue
+		}
+		v.spilling = true
 		v.mu.Unlock()
-		if err := v.Flush(context.Background()); err != nil {
+		err := v.Flush(context.Background())
+		v.mu.Lock()
+		v.spilling = false
+		v.sealed.Broadcast()
+		if err != nil {
+			v.mu.Unlock()
 			return err
 		}
 	}
@@ -476,6 +497,7 @@ func (v *Volume) Flush(ctx context.Context) error {
 	}
 	sealing := v.dirty
 	v.sealing, v.dirty, v.dirtyBytes = sealing, map[int64][]byte{}, 0
+	v.sealed.Broadcast()
 	v.mu.Unlock()
 
 	sg, whole, err := v.commit(ctx, sealing)
