@@ -522,6 +522,38 @@ func TestDirtyLimitFlushesByItself(t *testing.T) {
 	}
 }
 
+// TestAFullCacheKeepsPartExtentsForTheirRest fills the cache with one
+// whole extent and half of the next: the flush that makes room writes the
+// whole one and keeps the half, so that once the writer has written the
+// rest, that extent is written whole too and nothing is journaled.
+func TestAFullCacheKeepsPartExtentsForTheirRest(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	cfg.DirtyLimit = ExtentSize + ExtentSize/2
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", 2*ExtentSize, Options{})
+	v, _ := s.Open(ctx, "v")
+	data := make([]byte, 2*ExtentSize)
+	rand.New(rand.NewSource(9)).Read(data)
+	for off := 0; off < len(data); off += 1 << 20 { // 1 MiB writes, as fio's
+		if _, err := v.WriteAt(data[off:off+1<<20], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := r.repl.Read(ctx)
+	if segs := segmentsOf(tx, "v"); len(segs) != 0 {
+		t.Fatalf("%d segments journal pages of extents written whole", len(segs))
+	}
+	if got := readAll(t, v); !bytes.Equal(got, data) {
+		t.Fatal(firstDiff(got, data))
+	}
+	v.Close()
+}
+
 // gatedPuts holds the n'th blob write until gates[n] is closed.
 type gatedPuts struct {
 	Blobs

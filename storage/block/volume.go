@@ -321,7 +321,7 @@ func (v *Volume) reserve(n, off int64) error {
 		}
 		v.spilling = true
 		v.mu.Unlock()
-		err := v.Flush(context.Background())
+		err := v.flush(context.Background(), true)
 		v.mu.Lock()
 		v.spilling = false
 		v.sealed.Broadcast()
@@ -471,7 +471,11 @@ func (r *pagesReader) Read(p []byte) (int, error) {
 
 // Flush makes every write before it durable: the cached pages become one
 // journal segment, recorded with one command (DESIGN.md).
-func (v *Volume) Flush(ctx context.Context) error {
+func (v *Volume) Flush(ctx context.Context) error { return v.flush(ctx, false) }
+
+// flush flushes the cache; spill says that it is full, and nothing asked
+// for durability: extents it holds only in part may stay in it.
+func (v *Volume) flush(ctx context.Context, spill bool) error {
 	if v.readOnly {
 		return nil
 	}
@@ -497,6 +501,9 @@ func (v *Volume) Flush(ctx context.Context) error {
 	}
 	sealing := v.dirty
 	v.sealing, v.dirty, v.dirtyBytes = sealing, map[int64][]byte{}, 0
+	if spill {
+		v.keepPartial(sealing)
+	}
 	v.sealed.Broadcast()
 	v.mu.Unlock()
 
@@ -533,6 +540,34 @@ func (v *Volume) Flush(ctx context.Context) error {
 		v.kickFold()
 	}
 	return nil
+}
+
+// keepPartial moves the pages of extents that sealing holds only in part
+// back into the cache, when the extents it holds whole are at least half
+// the cache: a sequential writer completes those extents with its next
+// writes, and they are then written whole rather than journaled and
+// folded. Caller holds mu.
+func (v *Volume) keepPartial(sealing map[int64][]byte) {
+	whole := wholeExtents(sealing)
+	if int64(len(whole))*ExtentSize*2 < v.s.cfg.DirtyLimit {
+		return
+	}
+	isWhole := map[int64]bool{}
+	for _, i := range whole {
+		isWhole[i] = true
+	}
+	for p, b := range sealing {
+		if isWhole[p/pagesPer] {
+			continue
+		}
+		delete(sealing, p)
+		v.dirty[p] = b
+		if b == nil {
+			v.dirtyBytes += zeroCost
+		} else {
+			v.dirtyBytes += PageSize
+		}
+	}
 }
 
 // replaceExtent installs an extent a flush wrote whole: the journal's
