@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rackstack/rackstack/storage/ec"
 	"github.com/rackstack/rackstack/storage/placement"
@@ -156,7 +157,9 @@ func (s *Store) files() *openFiles {
 // (DeleteShard), as does a read that fails on it; a shard rewritten in
 // place by the healer leaves its old file here, which held the same
 // bytes (a file whose blocks turned corrupt fails its checksum and is
-// forgotten).
+// forgotten). A shard removed behind the Store's back (a peer's delete,
+// the orphan sweep) keeps its space only until its file has gone unread
+// for idleFile: every read closes such files at the cold end.
 type openFiles struct {
 	mu     sync.Mutex
 	max    int
@@ -164,9 +167,13 @@ type openFiles struct {
 	lru    *list.List               // of *openFile, most recent first
 }
 
+// idleFile is how long a kept file may go unread before it is closed.
+const idleFile = time.Minute
+
 type openFile struct {
-	key string
-	f   interface {
+	key  string
+	used time.Time
+	f    interface {
 		io.ReaderAt
 		io.Closer
 	}
@@ -177,12 +184,29 @@ func fileKey(d placement.Disk, name string) string { return d.ID + "/" + name }
 func (fc *openFiles) get(d placement.Disk, name string) io.ReaderAt {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
+	now := time.Now()
+	fc.closeIdle(now)
 	e := fc.byName[fileKey(d, name)]
 	if e == nil {
 		return nil
 	}
 	fc.lru.MoveToFront(e)
-	return e.Value.(*openFile).f
+	of := e.Value.(*openFile)
+	of.used = now
+	return of.f
+}
+
+// closeIdle closes the files unread for idleFile. Caller holds mu.
+func (fc *openFiles) closeIdle(now time.Time) {
+	for e := fc.lru.Back(); e != nil; e = fc.lru.Back() {
+		of := e.Value.(*openFile)
+		if now.Sub(of.used) < idleFile {
+			return
+		}
+		fc.lru.Remove(e)
+		delete(fc.byName, of.key)
+		of.f.Close()
+	}
 }
 
 // add keeps f open and returns the file to read: f, or the one another
@@ -199,7 +223,7 @@ func (fc *openFiles) add(d placement.Disk, name string, f interface {
 		fc.lru.MoveToFront(e)
 		return e.Value.(*openFile).f
 	}
-	fc.byName[k] = fc.lru.PushFront(&openFile{key: k, f: f})
+	fc.byName[k] = fc.lru.PushFront(&openFile{key: k, used: time.Now(), f: f})
 	for fc.lru.Len() > fc.max {
 		// A read still using the file fails with "file already closed"
 		// and falls back to Get.

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"testing"
+	"time"
 )
 
 // TestReadAtReadsWhatGetReads reads random ranges of blobs of several
@@ -108,5 +109,33 @@ func TestReadAtKeepsAtMostOpenFiles(t *testing.T) {
 				t.Fatalf("%d files kept open, at most 2 wanted", n)
 			}
 		}
+	}
+}
+
+// TestReadAtClosesIdleFiles: a file kept open but unread for idleFile is
+// closed by the next read, so a shard removed behind the Store's back
+// does not keep its space.
+func TestReadAtClosesIdleFiles(t *testing.T) {
+	s, l := newStore(t, 6)
+	ctx := context.Background()
+	data := payload(l.K * l.ShardSize)
+	for _, key := range []string{"a", "b"} {
+		if _, err := s.Put(ctx, key, l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := make([]byte, 10)
+	if _, err := s.ReadAt(ctx, "a", l, int64(len(data)), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	fc := s.files()
+	fc.mu.Lock()
+	fc.lru.Front().Value.(*openFile).used = time.Now().Add(-2 * idleFile)
+	fc.mu.Unlock()
+	if _, err := s.ReadAt(ctx, "b", l, int64(len(data)), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, kept := fc.byName[fileKey(l.Disks[0], ShardName("a", 0))]; kept || fc.lru.Len() != 1 {
+		t.Fatalf("the idle file is still open (%d kept)", fc.lru.Len())
 	}
 }
