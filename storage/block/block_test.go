@@ -981,6 +981,65 @@ func TestFlushWhoseOutcomeIsUnknownKeepsItsSegment(t *testing.T) {
 	}
 }
 
+// lostOnce is lostAnswer for the first proposal of its type only.
+type lostOnce struct {
+	store.Replicated
+	typ  string
+	lost bool
+}
+
+func (l *lostOnce) Propose(ctx context.Context, typ string, body any) (store.Result, error) {
+	res, err := l.Replicated.Propose(ctx, typ, body)
+	if err == nil && typ == l.typ && !l.lost {
+		l.lost = true
+		return store.Result{}, fmt.Errorf("propose %s: %w", typ, store.ErrOutcomeUnknown)
+	}
+	return res, err
+}
+
+// TestFoldAfterAWholeExtentFlushOfUnknownOutcome loses the answer of a
+// flush that wrote an extent whole and did commit: the writer keeps the
+// pages and writes the extent whole again with its next flush, which
+// makes the committed blob garbage; folds and a reopen read every write.
+func TestFoldAfterAWholeExtentFlushOfUnknownOutcome(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	lost := &lostOnce{Replicated: r.repl}
+	cfg.Repl = lost
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", 2*ExtentSize, Options{})
+	v, _ := s.Open(ctx, "v")
+	model := make([]byte, 2*ExtentSize)
+	rand.New(rand.NewSource(4)).Read(model[:ExtentSize])
+	copy(model[ExtentSize:], "journal")
+	v.WriteAt([]byte("journal"), ExtentSize)
+	if err := v.Flush(ctx); err != nil { // a segment for the fold to fold
+		t.Fatal(err)
+	}
+	lost.typ = cmdAppend
+	v.WriteAt(model[:ExtentSize], 0)
+	if err := v.Flush(ctx); !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Fatalf("flush = %v, want the unknown outcome", err)
+	}
+	v.WriteAt([]byte("later"), 2*PageSize) // over the whole extent
+	copy(model[2*PageSize:], "later")
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Fold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatal(firstDiff(got, model))
+	}
+	v.Close()
+	v, _ = New(r.config()).Open(ctx, "v")
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after reopening: %s", firstDiff(got, model))
+	}
+}
+
 func TestEveryCommandSurvivesSnapshotRestore(t *testing.T) {
 	r := newRig(t)
 	s := New(r.config())
