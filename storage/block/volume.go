@@ -279,7 +279,15 @@ func (v *Volume) readLocked(ctx context.Context, p []byte, off int64) error {
 
 // WriteAt writes p at off into the volume's cache; it is durable once
 // Flush returns.
-func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
+func (v *Volume) WriteAt(p []byte, off int64) (int, error) { return v.write(p, off, false) }
+
+// WriteOwned is WriteAt for a caller that hands p over: the cache keeps
+// p's whole pages instead of copying each into a page of its own (the
+// NBD server's write payloads, 1 MiB of a sequential writer, are not
+// copied again). The caller must not use p afterwards.
+func (v *Volume) WriteOwned(p []byte, off int64) (int, error) { return v.write(p, off, true) }
+
+func (v *Volume) write(p []byte, off int64, own bool) (int, error) {
 	if err := v.reserve(int64(len(p)), off); err != nil {
 		return 0, err
 	}
@@ -288,6 +296,17 @@ func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
 	for pos := off; pos < end; {
 		page, in := pos/PageSize, pos%PageSize
 		n := min(PageSize-in, end-pos)
+		if own && n == PageSize {
+			if old, ok := v.dirty[page]; !ok {
+				v.dirtyBytes += PageSize
+			} else if old == nil {
+				v.dirtyBytes += PageSize - zeroCost
+			}
+			i := pos - off
+			v.dirty[page] = p[i : i+PageSize : i+PageSize]
+			pos += n
+			continue
+		}
 		buf, err := v.pageForWrite(page, n < PageSize)
 		if err != nil {
 			return int(pos - off), err

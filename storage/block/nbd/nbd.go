@@ -656,7 +656,15 @@ func (c *conn) serve(r request, payload []byte) error {
 		}
 		return c.simple(r.Handle, 0, buf)
 	case cmdWrite:
-		_, err = c.dev.WriteAt(payload, off)
+		// The payload was read for this request alone: a device that can
+		// keep it saves copying it.
+		if ow, ok := c.dev.(interface {
+			WriteOwned(p []byte, off int64) (int, error)
+		}); ok {
+			_, err = ow.WriteOwned(payload, off)
+		} else {
+			_, err = c.dev.WriteAt(payload, off)
+		}
 	case cmdWriteZeroes:
 		err = c.dev.WriteZeroes(off, n)
 	case cmdTrim:
