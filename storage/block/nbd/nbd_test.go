@@ -240,7 +240,7 @@ func TestDeepQueuesVerify(t *testing.T) {
 	_, _, _, uri := serve(t, 16<<20)
 	out := command(t, "fio", "--name=verify", "--ioengine=nbd", "--uri="+uri,
 		"--rw=randwrite", "--bsrange=4k-64k", "--iodepth=64", "--size=16m",
-		"--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--randrepeat=0", "--output-format=json")
+		"--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--verify_state_save=0", "--randrepeat=0", "--output-format=json")
 	var res struct {
 		Jobs []struct {
 			Error int `json:"error"`
