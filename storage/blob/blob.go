@@ -66,6 +66,12 @@ type Store struct {
 	// own).
 	Buffers     *Buffers
 	defaultBufs sync.Once
+	// OpenFiles bounds the shard files ReadAt keeps open (default
+	// DefaultOpenFiles, at most a quarter of the file limit).
+	OpenFiles int
+	filesOnce sync.Once
+	openFiles *openFiles
+	blocks    sync.Pool // of *[]byte: ReadAt's block buffers
 }
 
 func (s *Store) stallTimeout() time.Duration {
@@ -84,6 +90,20 @@ func (s *Store) fillTimeout() time.Duration {
 		return s.FillTimeout
 	}
 	return DefaultFillTimeout
+}
+
+type noMD5Key struct{}
+
+// WithoutMD5 returns ctx telling Put not to compute the blob's MD5
+// (Info.MD5 is then empty): a caller that has no use for it (a volume's
+// extents and journal) saves hashing every byte it writes.
+func WithoutMD5(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noMD5Key{}, true)
+}
+
+func withoutMD5(ctx context.Context) bool {
+	no, _ := ctx.Value(noMD5Key{}).(bool)
+	return no
 }
 
 type bodyDeadlineKey struct{}
@@ -407,12 +427,15 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 		sinks[i] = s.openSink(ctx, d, ShardName(key, i))
 	}
 	h := md5.New()
+	noMD5 := withoutMD5(ctx)
 	toHash, hashed := make(chan hashJob, 2), make(chan struct{})
 	go func() {
 		defer close(hashed)
 		for j := range toHash {
 			for _, d := range j.data {
-				h.Write(d)
+				if !noMD5 {
+					h.Write(d)
+				}
 			}
 			j.l.release()
 		}
@@ -506,7 +529,11 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	if len(errs) > 0 && s.Log != nil {
 		s.Log.Warn("blob written with missing shards; it will be healed", "blob", key, "missing", missing, "err", errors.Join(errs...))
 	}
-	return Info{Size: size, MD5: hex.EncodeToString(h.Sum(nil)), Written: ok, Missing: missing}, nil
+	info := Info{Size: size, Written: ok, Missing: missing}
+	if !noMD5 {
+		info.MD5 = hex.EncodeToString(h.Sum(nil))
+	}
+	return info, nil
 }
 
 // awaitQuorum ends every shard's stream and waits for the writers: each
@@ -587,6 +614,7 @@ func (s *Store) Delete(ctx context.Context, key string, l Layout) error {
 func (s *Store) DeleteShard(ctx context.Context, key string, i int, d placement.Disk) error {
 	name := ShardName(key, i)
 	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
+		s.files().forget(d, name) // a kept file would keep its bytes readable
 		return local.Remove(name)
 	}
 	if s.Transport != nil {

@@ -3,7 +3,9 @@ package blob
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -520,5 +522,22 @@ func TestHealReadsEachShardOnce(t *testing.T) {
 	got, res, err := get(t, s, "k", l, int64(len(data)), 0, int64(len(data)))
 	if err != nil || res.Degraded || !bytes.Equal(got, data) {
 		t.Fatalf("read after heal: %v degraded=%v", err, res.Degraded)
+	}
+}
+
+func TestPutWithoutMD5(t *testing.T) {
+	s, l := newStore(t, 6)
+	data := payload(3*l.K*l.ShardSize + 5)
+	info, err := s.Put(WithoutMD5(context.Background()), "b", l, bytes.NewReader(data))
+	if err != nil || info.MD5 != "" || info.Size != int64(len(data)) {
+		t.Fatalf("put without MD5 = %+v, %v", info, err)
+	}
+	got, _, err := get(t, s, "b", l, int64(len(data)), 0, int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %v", err)
+	}
+	info, err = s.Put(context.Background(), "c", l, bytes.NewReader(data))
+	if sum := md5.Sum(data); err != nil || info.MD5 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("put = %+v, %v; want MD5 %x", info, err, sum)
 	}
 }

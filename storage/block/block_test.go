@@ -207,7 +207,7 @@ func randomOps(rng *rand.Rand, size int64, count int) []op {
 
 func apply(model []byte, o op) {
 	switch o.kind {
-	case "write":
+	case "write", "owned":
 		copy(model[o.off:], o.data)
 	case "zero":
 		clear(model[o.off : o.off+o.n])
@@ -218,6 +218,10 @@ func run(ctx context.Context, v *Volume, o op) error {
 	switch o.kind {
 	case "write":
 		_, err := v.WriteAt(o.data, o.off)
+		return err
+	case "owned":
+		// The volume may keep the bytes it is handed: give it its own.
+		_, err := v.WriteOwned(bytes.Clone(o.data), o.off)
 		return err
 	case "zero":
 		return v.WriteZeroes(o.off, o.n)
@@ -289,6 +293,44 @@ func TestWritesReadBackBeforeAndAfterFlushFoldAndReopen(t *testing.T) {
 		if !allZero(model[e.Off : e.Off+e.Len]) {
 			t.Fatalf("extent %+v is reported zero but holds data", e)
 		}
+	}
+	v.Close()
+}
+
+// TestOwnedWritesReadBack writes through WriteOwned, whose whole pages
+// the cache keeps instead of copying, among partial writes, zeroes,
+// flushes and folds over the same pages.
+func TestOwnedWritesReadBack(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	const size = 2 * ExtentSize
+	s.Create(ctx, "v", size, Options{})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := make([]byte, size)
+	ops := wholeExtentOps(rand.New(rand.NewSource(11)), size, 80)
+	for i, o := range ops {
+		if o.kind == "write" && i%2 == 0 {
+			o.kind = "owned"
+		}
+		if err := run(ctx, v, o); err != nil {
+			t.Fatalf("op %d %s: %v", i, o.kind, err)
+		}
+		apply(model, o)
+		if i%25 == 0 {
+			if got := readAll(t, v); !bytes.Equal(got, model) {
+				t.Fatalf("after op %d: %s", i, firstDiff(got, model))
+			}
+		}
+	}
+	if err := foldNow(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after the last fold: %s", firstDiff(got, model))
 	}
 	v.Close()
 }
@@ -522,6 +564,112 @@ func TestDirtyLimitFlushesByItself(t *testing.T) {
 	}
 }
 
+// TestAFullCacheKeepsPartExtentsForTheirRest fills the cache with one
+// whole extent and half of the next: the flush that makes room writes the
+// whole one and keeps the half, so that once the writer has written the
+// rest, that extent is written whole too and nothing is journaled.
+func TestAFullCacheKeepsPartExtentsForTheirRest(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	cfg.DirtyLimit = ExtentSize + ExtentSize/2
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", 2*ExtentSize, Options{})
+	v, _ := s.Open(ctx, "v")
+	data := make([]byte, 2*ExtentSize)
+	rand.New(rand.NewSource(9)).Read(data)
+	for off := 0; off < len(data); off += 1 << 20 { // 1 MiB writes, as fio's
+		if _, err := v.WriteAt(data[off:off+1<<20], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := r.repl.Read(ctx)
+	if segs := segmentsOf(tx, "v"); len(segs) != 0 {
+		t.Fatalf("%d segments journal pages of extents written whole", len(segs))
+	}
+	if got := readAll(t, v); !bytes.Equal(got, data) {
+		t.Fatal(firstDiff(got, data))
+	}
+	v.Close()
+}
+
+// gatedPuts holds the n'th blob write until gates[n] is closed.
+type gatedPuts struct {
+	Blobs
+	mu      sync.Mutex
+	n       int
+	gates   []chan struct{}
+	entered chan int
+}
+
+func (g *gatedPuts) Put(ctx context.Context, key string, l blob.Layout, r io.Reader) (blob.Info, error) {
+	g.mu.Lock()
+	n := g.n
+	g.n++
+	g.mu.Unlock()
+	if n < len(g.gates) {
+		g.entered <- n
+		<-g.gates[n]
+	}
+	return g.Blobs.Put(ctx, key, l, r)
+}
+
+// TestWritersFillTheCacheWhileItIsFlushed has two writers find the cache
+// full while a flush is still writing: one of them flushes, and the other
+// goes on writing into the next cache as soon as that flush has taken the
+// full one, without waiting for it to be written.
+func TestWritersFillTheCacheWhileItIsFlushed(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	cfg.DirtyLimit = 2 * PageSize
+	g := &gatedPuts{Blobs: r.blobs, gates: []chan struct{}{make(chan struct{}), make(chan struct{})}, entered: make(chan int, 2)}
+	cfg.Blobs = g
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", ExtentSize, Options{})
+	v, _ := s.Open(ctx, "v")
+	page := func(i int) []byte { return bytes.Repeat([]byte{byte(i + 1)}, PageSize) }
+	write := func(i int) error { _, err := v.WriteAt(page(i), int64(i)*PageSize); return err }
+	write(0)
+	flushed := make(chan error, 1)
+	go func() { flushed <- v.Flush(ctx) }() // writes page 0, held at its blob write
+	<-g.entered
+	write(1)
+	write(2) // the cache is full
+	wrote := make(chan error, 2)
+	go func() { wrote <- write(3) }()
+	go func() { wrote <- write(4) }()
+	time.Sleep(100 * time.Millisecond) // let both find the cache full
+	close(g.gates[0])
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	<-g.entered // one writer's flush took pages 1 and 2 and is held
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no writer went on while the full cache was being flushed")
+	}
+	close(g.gates[1])
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, ExtentSize)
+	for i := range 5 {
+		copy(want[i*PageSize:], page(i))
+	}
+	if got := readAll(t, v); !bytes.Equal(got, want) {
+		t.Fatal(firstDiff(got, want))
+	}
+	v.Close()
+}
+
 // crasher fails every call from the step'th blob write or proposal on, as
 // a process that died there: before the step took effect, or after it did
 // but before its caller learned so.
@@ -597,7 +745,35 @@ func TestCrashAtEveryStep(t *testing.T) {
 	const size = 2 * ExtentSize
 	ops := randomOps(rand.New(rand.NewSource(7)), size, 24)
 	ops = append(ops, op{kind: "flush"}, op{kind: "fold"})
+	crashAtEveryStep(t, size, ops)
+}
 
+// TestCrashAtEveryStepWithWholeExtents crashes a workload whose flushes
+// also write whole extents straight to extent blobs, over pages the
+// journal holds of them, at every step.
+func TestCrashAtEveryStepWithWholeExtents(t *testing.T) {
+	const size = 2 * ExtentSize
+	ops := wholeExtentOps(rand.New(rand.NewSource(8)), size, 30)
+	ops = append(ops, op{kind: "flush"}, op{kind: "fold"})
+	crashAtEveryStep(t, size, ops)
+}
+
+// wholeExtentOps is randomOps with, every few operations, the whole of a
+// random extent overwritten.
+func wholeExtentOps(rng *rand.Rand, size int64, count int) []op {
+	var out []op
+	for i, o := range randomOps(rng, size, count) {
+		out = append(out, o)
+		if i%3 == 1 {
+			d := make([]byte, ExtentSize)
+			rng.Read(d)
+			out = append(out, op{kind: "write", off: rng.Int63n(size/ExtentSize) * ExtentSize, data: d})
+		}
+	}
+	return out
+}
+
+func crashAtEveryStep(t *testing.T, size int64, ops []op) {
 	// A run without a crash counts the steps.
 	total := func() int {
 		r := newRig(t)
@@ -682,6 +858,133 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 }
 
+// TestWholeExtentsBypassTheJournal overwrites an extent whole between
+// journaled writes to it: the flush writes the extent, not a segment, and
+// the older segment's pages of it stay superseded through reopen, a
+// snapshot (which renumbers segments) and folds.
+func TestWholeExtentsBypassTheJournal(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	const size = 2 * ExtentSize
+	s.Create(ctx, "v", size, Options{K: 2, M: 1})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := make([]byte, size)
+	write := func(off int64, d []byte) {
+		t.Helper()
+		if _, err := v.WriteAt(d, off); err != nil {
+			t.Fatal(err)
+		}
+		copy(model[off:], d)
+		if err := v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, v *Volume) {
+		t.Helper()
+		if got := readAll(t, v); !bytes.Equal(got, model) {
+			t.Fatalf("%s: %s", what, firstDiff(got, model))
+		}
+	}
+	rng := rand.New(rand.NewSource(3))
+	page := func(b byte) []byte { return bytes.Repeat([]byte{b}, PageSize) }
+	write(0, page(1)) // seq 1, folded away below
+	if err := v.Fold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(5*PageSize, page(2)) // seq 2: superseded by seq 3
+	whole := make([]byte, ExtentSize)
+	rng.Read(whole)
+	write(0, whole)            // seq 3: extent 0 written whole
+	write(7*PageSize, page(4)) // seq 4: over the whole extent
+	check("after the flushes", v)
+
+	tx, _ := r.repl.Read(ctx)
+	var seqs []uint64
+	for _, sg := range segmentsOf(tx, "v") {
+		seqs = append(seqs, sg.Seq)
+	}
+	if !slices.Equal(seqs, []uint64{2, 4}) {
+		t.Fatalf("segments %v, want 2 and 4: the whole extent must not be journaled", seqs)
+	}
+	if e := store.Get[ExtentRow](tx, tExtents, extentID("v", 0)); e == nil || e.Seq != 3 {
+		t.Fatalf("extent 0 = %+v, want one written by seq 3", e)
+	}
+
+	if err := s.Snapshot(ctx, "s", "v"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Open(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("the snapshot", snap)
+	v.Close()
+	v, err = s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after reopening", v)
+	if err := v.Fold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after folding", v)
+	c, err := s.Open(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("the snapshot after the source folded", c)
+	v.Close()
+}
+
+// TestWholeExtentsReadBackThroughEveryStage is the random workload of
+// TestWritesReadBackBeforeAndAfterFlushFoldAndReopen with whole extents
+// overwritten among the small writes.
+func TestWholeExtentsReadBackThroughEveryStage(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	const size = 3 * ExtentSize
+	s.Create(ctx, "v", size, Options{})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := make([]byte, size)
+	for i, o := range wholeExtentOps(rand.New(rand.NewSource(5)), size, 120) {
+		if err := run(ctx, v, o); err != nil {
+			t.Fatalf("op %d %s: %v", i, o.kind, err)
+		}
+		apply(model, o)
+		if i%10 == 0 {
+			if got := readAll(t, v); !bytes.Equal(got, model) {
+				t.Fatalf("after op %d: %s", i, firstDiff(got, model))
+			}
+		}
+		if i%40 == 39 {
+			if err := v.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err = s.Open(ctx, "v"); err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, v); !bytes.Equal(got, model) {
+				t.Fatalf("after reopening at op %d: %s", i, firstDiff(got, model))
+			}
+		}
+	}
+	if err := foldNow(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after the last fold: %s", firstDiff(got, model))
+	}
+	v.Close()
+}
+
 // lostAnswer applies the proposals of one type but reports their outcome
 // as unknown, as a proposal that timed out after the leader committed it.
 type lostAnswer struct {
@@ -717,6 +1020,65 @@ func TestFlushWhoseOutcomeIsUnknownKeepsItsSegment(t *testing.T) {
 	b := make([]byte, 9)
 	if _, err := other.ReadAt(b, 0); err != nil || string(b) != "committed" {
 		t.Fatalf("read after a flush with an unknown outcome = %q, %v", b, err)
+	}
+}
+
+// lostOnce is lostAnswer for the first proposal of its type only.
+type lostOnce struct {
+	store.Replicated
+	typ  string
+	lost bool
+}
+
+func (l *lostOnce) Propose(ctx context.Context, typ string, body any) (store.Result, error) {
+	res, err := l.Replicated.Propose(ctx, typ, body)
+	if err == nil && typ == l.typ && !l.lost {
+		l.lost = true
+		return store.Result{}, fmt.Errorf("propose %s: %w", typ, store.ErrOutcomeUnknown)
+	}
+	return res, err
+}
+
+// TestFoldAfterAWholeExtentFlushOfUnknownOutcome loses the answer of a
+// flush that wrote an extent whole and did commit: the writer keeps the
+// pages and writes the extent whole again with its next flush, which
+// makes the committed blob garbage; folds and a reopen read every write.
+func TestFoldAfterAWholeExtentFlushOfUnknownOutcome(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	lost := &lostOnce{Replicated: r.repl}
+	cfg.Repl = lost
+	s := New(cfg)
+	ctx := context.Background()
+	s.Create(ctx, "v", 2*ExtentSize, Options{})
+	v, _ := s.Open(ctx, "v")
+	model := make([]byte, 2*ExtentSize)
+	rand.New(rand.NewSource(4)).Read(model[:ExtentSize])
+	copy(model[ExtentSize:], "journal")
+	v.WriteAt([]byte("journal"), ExtentSize)
+	if err := v.Flush(ctx); err != nil { // a segment for the fold to fold
+		t.Fatal(err)
+	}
+	lost.typ = cmdAppend
+	v.WriteAt(model[:ExtentSize], 0)
+	if err := v.Flush(ctx); !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Fatalf("flush = %v, want the unknown outcome", err)
+	}
+	v.WriteAt([]byte("later"), 2*PageSize) // over the whole extent
+	copy(model[2*PageSize:], "later")
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Fold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatal(firstDiff(got, model))
+	}
+	v.Close()
+	v, _ = New(r.config()).Open(ctx, "v")
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after reopening: %s", firstDiff(got, model))
 	}
 }
 

@@ -43,7 +43,15 @@ type ExtentRow struct {
 	Index  int64       `json:"index"`
 	Blob   string      `json:"blob"`
 	Layout blob.Layout `json:"layout"`
+	// Seq is the journal sequence number of the flush that wrote the
+	// extent whole (0 if none did): segments of the volume up to it hold
+	// nothing of this extent any more.
+	Seq uint64 `json:"seq,omitempty"`
 }
+
+// supersedes says whether extent e (nil: none) replaced what segment sg
+// holds of it.
+func supersedes(e *ExtentRow, sg *SegmentRow) bool { return e != nil && sg.Seq <= e.Seq }
 
 // Run is count pages from page on. A data run's pages are stored one after
 // the other in the segment blob, after the data runs before it; a zero run
@@ -185,14 +193,18 @@ func applyClone(tx *memdb.Txn, c cloneCmd) (any, error) {
 		return nil, store.NotFoundf("volume %s not found", c.From)
 	}
 	row := VolumeRow{ID: c.ID, Kind: c.Kind, Size: from.Size, K: from.K, M: from.M, Parent: from.ID, Created: c.Created, NextSeq: 1}
+	segs := segmentsOf(tx, from.ID)
 	for _, e := range extentsOf(tx, from.ID) {
 		n := *e
 		n.ID, n.Volume = extentID(c.ID, e.Index), c.ID
+		// The segments are renumbered from 1 below: the extent supersedes
+		// the same ones under their new numbers.
+		n.Seq = uint64(sort.Search(len(segs), func(i int) bool { return segs[i].Seq > e.Seq }))
 		if err := tx.Insert(tExtents, &n); err != nil {
 			return nil, err
 		}
 	}
-	for _, s := range segmentsOf(tx, from.ID) {
+	for _, s := range segs {
 		n := *s
 		n.Volume, n.Seq = c.ID, row.NextSeq
 		n.ID = segmentID(c.ID, n.Seq)
@@ -283,9 +295,15 @@ type appendCmd struct {
 	Volume  string     `json:"volume"`
 	Gen     uint64     `json:"gen"`
 	Segment SegmentRow `json:"segment"`
+	// Extents are the extents the flush wrote whole, bypassing the
+	// journal: their rows replace the current ones.
+	Extents []ExtentRow `json:"extents,omitempty"`
 }
 
-// applyAppend records a flushed segment; only the current writer may.
+// applyAppend records a flushed segment and the extents the flush wrote
+// whole, under one sequence number; only the current writer may. A
+// segment without runs (every page went to whole extents) takes its
+// number but no row.
 func applyAppend(tx *memdb.Txn, c appendCmd) (any, error) {
 	v := store.Get[VolumeRow](tx, tVolumes, c.Volume)
 	if v == nil {
@@ -299,8 +317,31 @@ func applyAppend(tx *memdb.Txn, c appendCmd) (any, error) {
 	s.ID = segmentID(v.ID, s.Seq)
 	n := *v
 	n.NextSeq++
-	if err := tx.Insert(tSegments, &s); err != nil {
-		return nil, err
+	if len(s.Runs) > 0 || s.Blob != "" {
+		if err := tx.Insert(tSegments, &s); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range c.Extents {
+		if e.Index < 0 || e.Index >= (v.Size+ExtentSize-1)/ExtentSize {
+			return nil, store.Invalidf("append to %s: extent %d is outside the volume", c.Volume, e.Index)
+		}
+		old := store.Get[ExtentRow](tx, tExtents, extentID(v.ID, e.Index))
+		if old != nil {
+			if err := tx.Delete(tExtents, old); err != nil {
+				return nil, err
+			}
+		}
+		row := e
+		row.ID, row.Volume, row.Seq = extentID(v.ID, e.Index), v.ID, s.Seq
+		if err := tx.Insert(tExtents, &row); err != nil {
+			return nil, err
+		}
+		if old != nil {
+			if err := unname(tx, old.Blob, old.Layout, ExtentSize); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s.Seq, tx.Insert(tVolumes, &n)
 }

@@ -55,6 +55,7 @@ const (
 type Blobs interface {
 	Put(ctx context.Context, key string, l blob.Layout, r io.Reader) (blob.Info, error)
 	Get(ctx context.Context, key string, l blob.Layout, size, offset, length int64, w io.Writer) (blob.ReadResult, error)
+	ReadAt(ctx context.Context, key string, l blob.Layout, size int64, p []byte, off int64) (blob.ReadResult, error)
 	Delete(ctx context.Context, key string, l blob.Layout) error
 }
 

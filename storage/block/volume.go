@@ -47,6 +47,11 @@ type Volume struct {
 	journal    int64
 	extents    map[int64]*ExtentRow
 	err        error // sticky: fenced, deleted or closed
+	// spilling is set while a writer flushes because the cache is full;
+	// sealed (on mu) is signalled when a flush has taken the cache and
+	// when that writer is done.
+	spilling bool
+	sealed   *sync.Cond
 
 	foldCh chan struct{}
 	cancel context.CancelFunc
@@ -63,6 +68,7 @@ func (s *Store) Open(ctx context.Context, id string) (*Volume, error) {
 	}
 	v := &Volume{s: s, id: id, readOnly: row.Kind == KindSnapshot, k: row.K, m: row.M,
 		dirty: map[int64][]byte{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
+	v.sealed = sync.NewCond(&v.mu)
 	if !v.readOnly {
 		res, err := s.propose(ctx, cmdOpen, idCmd{ID: id})
 		if err != nil {
@@ -116,12 +122,18 @@ func (v *Volume) grow(size int64) {
 	v.size = max(v.size, size)
 }
 
-// addSegment puts a committed segment into the overlay. Caller holds mu
-// (or owns v).
+// addSegment puts a committed segment into the overlay, but for the pages
+// of extents written whole after it. Caller holds mu (or owns v).
 func (v *Volume) addSegment(sg *SegmentRow) {
 	off := int64(0)
 	for _, r := range sg.Runs {
 		for p := r.Page; p < r.Page+r.Count; p++ {
+			if supersedes(v.extents[p/pagesPer], sg) {
+				if !r.Zero {
+					off += PageSize
+				}
+				continue
+			}
 			if r.Zero {
 				v.overlay[p] = loc{seg: sg, off: -1}
 				v.journal += zeroCost
@@ -182,35 +194,18 @@ func (v *Volume) cached(page int64) ([]byte, bool) {
 	return nil, false
 }
 
-// sliceWriter fills a byte slice.
-type sliceWriter struct {
-	b []byte
-	n int
-}
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	if len(p) > len(w.b)-w.n {
-		return 0, io.ErrShortBuffer
-	}
-	copy(w.b[w.n:], p)
-	w.n += len(p)
-	return len(p), nil
-}
-
 func (v *Volume) readBlob(ctx context.Context, src source, dst []byte) error {
 	if src.key == "" {
 		clear(dst)
 		return nil
 	}
-	w := &sliceWriter{b: dst}
-	res, err := v.s.cfg.Blobs.Get(ctx, src.key, src.l, src.size, src.off, int64(len(dst)), w)
+	res, err := v.s.cfg.Blobs.ReadAt(ctx, src.key, src.l, src.size, dst, src.off)
 	if err != nil {
 		// The rows this volume read at Open may be stale: the rebalancer
 		// may have moved the blob since (Relocate) and deleted the shards
 		// it left. Read again where the state says it lives now.
 		if l, ok := v.s.layoutOf(ctx, src.key); ok && !reflect.DeepEqual(l, src.l) {
-			w = &sliceWriter{b: dst}
-			res, err = v.s.cfg.Blobs.Get(ctx, src.key, l, src.size, src.off, int64(len(dst)), w)
+			res, err = v.s.cfg.Blobs.ReadAt(ctx, src.key, l, src.size, dst, src.off)
 		}
 	}
 	if err != nil {
@@ -218,9 +213,6 @@ func (v *Volume) readBlob(ctx context.Context, src source, dst []byte) error {
 	}
 	if res.Degraded {
 		v.s.degraded(ctx, src.key, src.l, res.BadShards)
-	}
-	if w.n != len(dst) {
-		return fmt.Errorf("read volume %s: short read of blob %s", v.id, src.key)
 	}
 	return nil
 }
@@ -287,7 +279,15 @@ func (v *Volume) readLocked(ctx context.Context, p []byte, off int64) error {
 
 // WriteAt writes p at off into the volume's cache; it is durable once
 // Flush returns.
-func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
+func (v *Volume) WriteAt(p []byte, off int64) (int, error) { return v.write(p, off, false) }
+
+// WriteOwned is WriteAt for a caller that hands p over: the cache keeps
+// p's whole pages instead of copying each into a page of its own (the
+// NBD server's write payloads, 1 MiB of a sequential writer, are not
+// copied again). The caller must not use p afterwards.
+func (v *Volume) WriteOwned(p []byte, off int64) (int, error) { return v.write(p, off, true) }
+
+func (v *Volume) write(p []byte, off int64, own bool) (int, error) {
 	if err := v.reserve(int64(len(p)), off); err != nil {
 		return 0, err
 	}
@@ -296,6 +296,17 @@ func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
 	for pos := off; pos < end; {
 		page, in := pos/PageSize, pos%PageSize
 		n := min(PageSize-in, end-pos)
+		if own && n == PageSize {
+			if old, ok := v.dirty[page]; !ok {
+				v.dirtyBytes += PageSize
+			} else if old == nil {
+				v.dirtyBytes += PageSize - zeroCost
+			}
+			i := pos - off
+			v.dirty[page] = p[i : i+PageSize : i+PageSize]
+			pos += n
+			continue
+		}
 		buf, err := v.pageForWrite(page, n < PageSize)
 		if err != nil {
 			return int(pos - off), err
@@ -308,9 +319,14 @@ func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
 
 // reserve waits until the cache has room for n more bytes, flushing it
 // when it has not, and returns with mu held.
+//
+// One writer flushes; the others wait only until that flush has sealed
+// the cache (not until it is durable), so they fill the next cache while
+// the flush writes the last: waiting for the whole flush made a
+// sequential writer stop for every flush.
 func (v *Volume) reserve(n, off int64) error {
+	v.mu.Lock()
 	for {
-		v.mu.Lock()
 		if err := v.check(off, n, true); err != nil {
 			v.mu.Unlock()
 			return err
@@ -318,8 +334,18 @@ func (v *Volume) reserve(n, off int64) error {
 		if v.dirtyBytes == 0 || v.dirtyBytes+n <= v.s.cfg.DirtyLimit {
 			return nil
 		}
+		if v.spilling {
+			v.sealed.Wait()
+			continue
+		}
+		v.spilling = true
 		v.mu.Unlock()
-		if err := v.Flush(context.Background()); err != nil {
+		err := v.flush(context.Background(), true)
+		v.mu.Lock()
+		v.spilling = false
+		v.sealed.Broadcast()
+		if err != nil {
+			v.mu.Unlock()
 			return err
 		}
 	}
@@ -464,7 +490,11 @@ func (r *pagesReader) Read(p []byte) (int, error) {
 
 // Flush makes every write before it durable: the cached pages become one
 // journal segment, recorded with one command (DESIGN.md).
-func (v *Volume) Flush(ctx context.Context) error {
+func (v *Volume) Flush(ctx context.Context) error { return v.flush(ctx, false) }
+
+// flush flushes the cache; spill says that it is full, and nothing asked
+// for durability: extents it holds only in part may stay in it.
+func (v *Volume) flush(ctx context.Context, spill bool) error {
 	if v.readOnly {
 		return nil
 	}
@@ -490,9 +520,13 @@ func (v *Volume) Flush(ctx context.Context) error {
 	}
 	sealing := v.dirty
 	v.sealing, v.dirty, v.dirtyBytes = sealing, map[int64][]byte{}, 0
+	if spill {
+		v.keepPartial(sealing)
+	}
+	v.sealed.Broadcast()
 	v.mu.Unlock()
 
-	sg, err := v.commit(ctx, sealing)
+	sg, whole, err := v.commit(ctx, sealing)
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -515,23 +549,170 @@ func (v *Volume) Flush(ctx context.Context) error {
 		}
 		return err
 	}
-	v.addSegment(sg)
+	for k := range whole {
+		v.replaceExtent(&whole[k])
+	}
+	if len(sg.Runs) > 0 {
+		v.addSegment(sg)
+	}
 	if v.journal > v.s.cfg.FoldBytes {
 		v.kickFold()
 	}
 	return nil
 }
 
-// commit writes sealed pages as a segment blob and records it.
-func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRow, error) {
+// keepPartial moves the pages of extents that sealing holds only in part
+// back into the cache, when the extents it holds whole are at least half
+// the cache: a sequential writer completes those extents with its next
+// writes, and they are then written whole rather than journaled and
+// folded. Caller holds mu.
+func (v *Volume) keepPartial(sealing map[int64][]byte) {
+	whole := wholeExtents(sealing)
+	if int64(len(whole))*ExtentSize*2 < v.s.cfg.DirtyLimit {
+		return
+	}
+	isWhole := map[int64]bool{}
+	for _, i := range whole {
+		isWhole[i] = true
+	}
+	for p, b := range sealing {
+		if isWhole[p/pagesPer] {
+			continue
+		}
+		delete(sealing, p)
+		v.dirty[p] = b
+		if b == nil {
+			v.dirtyBytes += zeroCost
+		} else {
+			v.dirtyBytes += PageSize
+		}
+	}
+}
+
+// replaceExtent installs an extent a flush wrote whole: the journal's
+// pages of it are superseded. Caller holds mu.
+func (v *Volume) replaceExtent(e *ExtentRow) {
+	for p := e.Index * pagesPer; p < (e.Index+1)*pagesPer; p++ {
+		if lc, ok := v.overlay[p]; ok {
+			delete(v.overlay, p)
+			if lc.off < 0 {
+				v.journal -= zeroCost
+			} else {
+				v.journal -= PageSize
+			}
+		}
+	}
+	v.extents[e.Index] = e
+}
+
+// wholeExtents returns, in order, the extents whose every page pages
+// holds with data.
+func wholeExtents(pages map[int64][]byte) []int64 {
+	count := map[int64]int{}
+	for p, b := range pages {
+		if b != nil {
+			count[p/pagesPer]++
+		}
+	}
+	var out []int64
+	for i, n := range count {
+		if n == pagesPer {
+			out = append(out, i)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out
+}
+
+// directWriters is how many whole extents a flush writes at once: their
+// shard files are fsync'd one by one, and a few in flight hide that.
+const directWriters = 8
+
+// writeWhole writes the extents a flush holds whole as new k+m blobs, in
+// parallel. It returns their rows (Seq unset) and the shards each was
+// written without; on failure it deletes what it wrote.
+func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]byte) ([]ExtentRow, map[string][]int, error) {
+	rows := make([]ExtentRow, len(idx))
+	short := map[string][]int{}
+	errs := make([]error, len(idx))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, directWriters)
+	for n, i := range idx {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			key := newKey()
+			l, err := v.s.layout(ctx, key, v.k, v.m, extentShard)
+			if err != nil {
+				errs[n] = fmt.Errorf("flush volume %s: place extent: %w", v.id, err)
+				return
+			}
+			data := make([][]byte, pagesPer)
+			for k := range data {
+				data[k] = pages[i*pagesPer+int64(k)]
+			}
+			info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), key, l, &pagesReader{pages: data})
+			if err != nil {
+				errs[n] = fmt.Errorf("flush volume %s: write extent: %w", v.id, err)
+				return
+			}
+			rows[n] = ExtentRow{Volume: v.id, Index: i, Blob: key, Layout: l}
+			if len(info.Missing) > 0 {
+				mu.Lock()
+				short[key] = info.Missing
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		v.deleteExtents(ctx, rows)
+		return nil, nil, err
+	}
+	return rows, short, nil
+}
+
+// deleteExtents deletes the blobs of extent rows no command named.
+func (v *Volume) deleteExtents(ctx context.Context, rows []ExtentRow) {
+	for _, e := range rows {
+		if e.Blob == "" {
+			continue
+		}
+		if err := v.s.cfg.Blobs.Delete(ctx, e.Blob, e.Layout); err != nil {
+			v.s.log.Debug("delete unused extent", "blob", e.Blob, "err", err)
+		}
+	}
+}
+
+// commit writes sealed pages (a segment blob for most, new extent blobs
+// for the extents they hold whole) and records them with one command. It
+// returns the segment and the extents written whole.
+func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRow, []ExtentRow, error) {
+	idx := wholeExtents(pages)
+	isWhole := map[int64]bool{}
+	for _, i := range idx {
+		isWhole[i] = true
+	}
 	order := make([]int64, 0, len(pages))
 	for p := range pages {
-		order = append(order, p)
+		if !isWhole[p/pagesPer] {
+			order = append(order, p)
+		}
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	sg := &SegmentRow{}
 	var data [][]byte
 	var missing []int
+	var whole []ExtentRow
+	short := map[string][]int{}
+	if len(idx) > 0 {
+		var err error
+		if whole, short, err = v.writeWhole(ctx, idx, pages); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, p := range order {
 		b := pages[p]
 		zero := b == nil
@@ -548,37 +729,50 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRo
 		sg.Blob, sg.Size = newKey(), int64(len(data))*PageSize
 		l, err := v.s.layout(ctx, sg.Blob, 1, v.m, segmentShard)
 		if err != nil {
-			return nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
+			v.deleteExtents(ctx, whole)
+			return nil, nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
 		}
 		sg.Layout = l
-		info, err := v.s.cfg.Blobs.Put(ctx, sg.Blob, l, &pagesReader{pages: data})
+		info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), sg.Blob, l, &pagesReader{pages: data})
 		if err != nil {
-			return nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
+			v.deleteExtents(ctx, whole)
+			return nil, nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
 		}
 		missing = info.Missing
 	}
-	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg})
+	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg, Extents: whole})
 	if err != nil {
 		var refused *store.ApplyError
-		if errors.As(err, &refused) && sg.Blob != "" {
-			// Refused: no row will ever name the blob. (An outcome that
-			// is unknown keeps it: the command may still commit.)
-			if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
-				v.s.log.Debug("delete refused segment", "blob", sg.Blob, "err", derr)
+		if errors.As(err, &refused) {
+			// Refused: no row will ever name the blobs. (An outcome that
+			// is unknown keeps them: the command may still commit.)
+			if sg.Blob != "" {
+				if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
+					v.s.log.Debug("delete refused segment", "blob", sg.Blob, "err", derr)
+				}
 			}
+			v.deleteExtents(ctx, whole)
 		}
-		return nil, fmt.Errorf("flush volume %s: %w", v.id, translate(err))
+		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, translate(err))
 	}
 	if err := res.Decode(&sg.Seq); err != nil {
-		return nil, fmt.Errorf("flush volume %s: %w", v.id, err)
+		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, err)
 	}
 	sg.Volume, sg.ID = v.id, segmentID(v.id, sg.Seq)
+	for k := range whole {
+		whole[k].ID, whole[k].Seq = extentID(v.id, whole[k].Index), sg.Seq
+	}
+	// Written at quorum without some shards: heal them now rather than at
+	// the next scrub (only now that a row names them).
 	if len(missing) > 0 {
-		// Written at quorum without some replicas: heal it now rather
-		// than at the next scrub (only now that a row names it).
 		v.s.degraded(ctx, sg.Blob, sg.Layout, missing)
 	}
-	return sg, nil
+	for _, e := range whole {
+		if m := short[e.Blob]; len(m) > 0 {
+			v.s.degraded(ctx, e.Blob, e.Layout, m)
+		}
+	}
+	return sg, whole, nil
 }
 
 func (v *Volume) kickFold() {
@@ -633,7 +827,11 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 	for _, sg := range segs {
 		for _, r := range sg.Runs {
 			for i := r.Page / pagesPer; i <= (r.Page+r.Count-1)/pagesPer; i++ {
-				base[i] = v.extents[i]
+				// An extent written whole after the segment is as the
+				// fold would make it already.
+				if e := v.extents[i]; !supersedes(e, sg) {
+					base[i] = e
+				}
 			}
 		}
 	}
@@ -674,7 +872,7 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			undo()
 			return err
 		}
-		if err := v.applySegments(ctx, i, segs, buf); err != nil {
+		if err := v.applySegments(ctx, i, e, segs, buf); err != nil {
 			undo()
 			return err
 		}
@@ -687,7 +885,7 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			undo()
 			return fmt.Errorf("fold volume %s: place extent: %w", v.id, err)
 		}
-		info, err := v.s.cfg.Blobs.Put(ctx, key, l, bytes.NewReader(buf))
+		info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), key, l, bytes.NewReader(buf))
 		if err != nil {
 			undo()
 			return fmt.Errorf("fold volume %s: write extent: %w", v.id, err)
@@ -696,6 +894,9 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			short[key] = info.Missing
 		}
 		row := ExtentRow{ID: extentID(v.id, i), Volume: v.id, Index: i, Blob: key, Layout: l}
+		if e != nil {
+			row.Seq = e.Seq
+		}
 		written = append(written, row)
 	}
 	cmd.New = written
@@ -724,11 +925,17 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 			delete(v.overlay, p)
 		}
 	}
+	// A flush that wrote an extent whole after the fold committed may
+	// have installed it already: it is newer than the fold's.
 	for _, i := range idx {
-		delete(v.extents, i)
+		if v.extents[i] == base[i] {
+			delete(v.extents, i)
+		}
 	}
 	for k := range written {
-		v.extents[written[k].Index] = &written[k]
+		if _, ok := v.extents[written[k].Index]; !ok {
+			v.extents[written[k].Index] = &written[k]
+		}
 	}
 	v.journal = 0
 	for _, lc := range v.overlay {
@@ -742,10 +949,14 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 }
 
 // applySegments lays the pages the segments hold for extent i over buf,
-// oldest segment first.
-func (v *Volume) applySegments(ctx context.Context, i int64, segs []*SegmentRow, buf []byte) error {
+// oldest segment first, but for those of segments extent e (the one the
+// fold read) superseded.
+func (v *Volume) applySegments(ctx context.Context, i int64, e *ExtentRow, segs []*SegmentRow, buf []byte) error {
 	lo, hi := i*pagesPer, (i+1)*pagesPer
 	for _, sg := range segs {
+		if supersedes(e, sg) {
+			continue
+		}
 		off := int64(0)
 		for _, r := range sg.Runs {
 			a, b := max(r.Page, lo), min(r.Page+r.Count, hi)

@@ -7,6 +7,7 @@
 package nbd
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -120,6 +121,8 @@ type Server struct {
 	// can cut them.
 	exports map[string]Device
 	conns   map[string]map[*conn]struct{}
+	// reads are the buffers of reads: of smallRead and largeRead bytes.
+	reads [2]sync.Pool
 }
 
 // NewServer returns a Server with no exports.
@@ -521,14 +524,62 @@ type request struct {
 	Length uint32
 }
 
-// transmit serves requests: each runs in its own goroutine (at most
-// inFlight at once), replies are written whole under wmu.
+// requestSize is a request header's size on the wire.
+const requestSize = 28
+
+// readRequest decodes one request header from rd.
+func readRequest(rd io.Reader, hdr *[requestSize]byte) (request, error) {
+	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+		return request{}, err
+	}
+	b := hdr[:]
+	return request{
+		Magic:  binary.BigEndian.Uint32(b),
+		Flags:  binary.BigEndian.Uint16(b[4:]),
+		Type:   binary.BigEndian.Uint16(b[6:]),
+		Handle: binary.BigEndian.Uint64(b[8:]),
+		Offset: binary.BigEndian.Uint64(b[16:]),
+		Length: binary.BigEndian.Uint32(b[24:]),
+	}, nil
+}
+
+// job is a request handed to a worker.
+type job struct {
+	r       request
+	payload []byte
+}
+
+// transmit serves requests on up to inFlight workers at once; replies are
+// written whole under wmu. The workers stay for the connection's life, so
+// a request costs no goroutine start (nor the growth of a new stack
+// through the read path), and requests are read through a buffer, so a
+// queue of them costs few reads of the socket.
 func (c *conn) transmit() error {
-	sem := make(chan struct{}, inFlight)
-	defer c.wg.Wait()
+	rd := bufio.NewReaderSize(c.nc, 64<<10)
+	jobs := make(chan job)
+	var workers sync.WaitGroup
+	started := 0
+	defer func() {
+		close(jobs)
+		workers.Wait()
+	}()
+	worker := func(j job) {
+		defer workers.Done()
+		for {
+			if err := c.serve(j.r, j.payload); err != nil {
+				c.close()
+			}
+			c.wg.Done()
+			var ok bool
+			if j, ok = <-jobs; !ok {
+				return
+			}
+		}
+	}
+	var hdr [requestSize]byte
 	for {
-		var r request
-		if err := binary.Read(c.nc, binary.BigEndian, &r); err != nil {
+		r, err := readRequest(rd, &hdr)
+		if err != nil {
 			return err
 		}
 		if r.Magic != magicRequest {
@@ -540,7 +591,7 @@ func (c *conn) transmit() error {
 				return fmt.Errorf("write of %d bytes is larger than %d", r.Length, maxRequest)
 			}
 			payload = make([]byte, r.Length)
-			if _, err := io.ReadFull(c.nc, payload); err != nil {
+			if _, err := io.ReadFull(rd, payload); err != nil {
 				return err
 			}
 		}
@@ -548,14 +599,20 @@ func (c *conn) transmit() error {
 			c.wg.Wait()
 			return c.dev.Flush(context.Background())
 		}
-		sem <- struct{}{}
-		c.wg.Add(1)
-		go func() {
-			defer func() { <-sem; c.wg.Done() }()
-			if err := c.serve(r, payload); err != nil {
-				c.close()
-			}
-		}()
+		c.wg.Add(1) // c.wg counts the requests in flight
+		j := job{r: r, payload: payload}
+		select {
+		case jobs <- j:
+			continue
+		default:
+		}
+		if started < inFlight {
+			started++
+			workers.Add(1)
+			go worker(j)
+			continue
+		}
+		jobs <- j // every worker is busy: wait for one
 	}
 }
 
@@ -585,17 +642,29 @@ func (c *conn) serve(r request, payload []byte) error {
 		if n > maxRequest {
 			return c.fail(r, errInval, "read too large")
 		}
-		buf := make([]byte, n)
+		bp := c.s.readBuf(int(n))
+		defer c.s.putReadBuf(bp)
+		buf := (*bp)[:n]
 		if _, err := c.dev.ReadAt(buf, off); err != nil {
 			c.s.log.Warn("nbd read", "export", c.name, "offset", off, "length", n, "err", err)
 			return c.fail(r, errno(err), err.Error())
 		}
 		if c.structured {
-			return c.chunk(replyFlagDone, replyOffsetData, r.Handle, binary.BigEndian.AppendUint64(nil, r.Offset), buf)
+			var head [8]byte
+			binary.BigEndian.PutUint64(head[:], r.Offset)
+			return c.chunk(replyFlagDone, replyOffsetData, r.Handle, head[:], buf)
 		}
 		return c.simple(r.Handle, 0, buf)
 	case cmdWrite:
-		_, err = c.dev.WriteAt(payload, off)
+		// The payload was read for this request alone: a device that can
+		// keep it saves copying it.
+		if ow, ok := c.dev.(interface {
+			WriteOwned(p []byte, off int64) (int, error)
+		}); ok {
+			_, err = ow.WriteOwned(payload, off)
+		} else {
+			_, err = c.dev.WriteAt(payload, off)
+		}
 	case cmdWriteZeroes:
 		err = c.dev.WriteZeroes(off, n)
 	case cmdTrim:
@@ -663,38 +732,65 @@ func (c *conn) fail(r request, code uint32, msg string) error {
 }
 
 func (c *conn) simple(handle uint64, code uint32, data []byte) error {
-	hdr := make([]byte, 16)
-	binary.BigEndian.PutUint32(hdr, magicSimple)
+	var hdr [16]byte
+	binary.BigEndian.PutUint32(hdr[:], magicSimple)
 	binary.BigEndian.PutUint32(hdr[4:], code)
 	binary.BigEndian.PutUint64(hdr[8:], handle)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if _, err := c.nc.Write(hdr); err != nil {
-		return err
-	}
-	if len(data) > 0 {
-		_, err := c.nc.Write(data)
-		return err
-	}
-	return nil
+	return c.reply(hdr[:], data)
 }
 
 func (c *conn) chunk(flags, typ uint16, handle uint64, head, data []byte) error {
-	hdr := make([]byte, 20, 20+len(head))
+	var arr [20 + 8]byte // the header and an offset, the head of most chunks
+	hdr := arr[:20]
 	binary.BigEndian.PutUint32(hdr, magicStructRep)
 	binary.BigEndian.PutUint16(hdr[4:], flags)
 	binary.BigEndian.PutUint16(hdr[6:], typ)
 	binary.BigEndian.PutUint64(hdr[8:], handle)
 	binary.BigEndian.PutUint32(hdr[16:], uint32(len(head)+len(data)))
-	hdr = append(hdr, head...)
+	return c.reply(append(hdr, head...), data)
+}
+
+// reply writes a reply's header and data with one system call (writev).
+func (c *conn) reply(hdr, data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if _, err := c.nc.Write(hdr); err != nil {
+	if len(data) == 0 {
+		_, err := c.nc.Write(hdr)
 		return err
 	}
-	if len(data) > 0 {
-		_, err := c.nc.Write(data)
-		return err
+	bufs := net.Buffers{hdr, data}
+	_, err := bufs.WriteTo(c.nc)
+	return err
+}
+
+// smallRead and largeRead are the sizes of pooled read buffers: reads up
+// to largeRead (4 KiB random I/O, 1 MiB sequential) allocate nothing,
+// larger ones allocate theirs.
+const (
+	smallRead = 64 << 10
+	largeRead = 1 << 20
+)
+
+// readBuf returns a buffer for a read of n bytes.
+func (s *Server) readBuf(n int) *[]byte {
+	for i, size := range [2]int{smallRead, largeRead} {
+		if n <= size {
+			if bp, ok := s.reads[i].Get().(*[]byte); ok {
+				return bp
+			}
+			b := make([]byte, size)
+			return &b
+		}
 	}
-	return nil
+	b := make([]byte, n)
+	return &b
+}
+
+func (s *Server) putReadBuf(bp *[]byte) {
+	for i, size := range [2]int{smallRead, largeRead} {
+		if cap(*bp) == size {
+			s.reads[i].Put(bp)
+			return
+		}
+	}
 }

@@ -231,3 +231,31 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestDeepQueuesVerify writes and reads back random 4 KiB blocks with
+// more requests in flight than a connection serves at once (inFlight),
+// so replies come from reused workers and pooled buffers out of order;
+// fio checks every block it reads against what it wrote.
+func TestDeepQueuesVerify(t *testing.T) {
+	_, _, _, uri := serve(t, 16<<20)
+	out := command(t, "fio", "--name=verify", "--ioengine=nbd", "--uri="+uri,
+		"--rw=randwrite", "--bsrange=4k-64k", "--iodepth=64", "--size=16m",
+		"--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--verify_state_save=0", "--randrepeat=0", "--output-format=json")
+	var res struct {
+		Jobs []struct {
+			Error int `json:"error"`
+			Read  struct {
+				IOBytes int64 `json:"io_bytes"`
+			} `json:"read"`
+		} `json:"jobs"`
+	}
+	if i := strings.IndexByte(out, '{'); i >= 0 {
+		out = out[i:]
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Jobs) != 1 {
+		t.Fatalf("fio output: %v\n%s", err, out)
+	}
+	if j := res.Jobs[0]; j.Error != 0 || j.Read.IOBytes < 16<<20 {
+		t.Fatalf("fio verify: error %d after reading back %d bytes of %d", j.Error, j.Read.IOBytes, 16<<20)
+	}
+}

@@ -1,0 +1,141 @@
+package blob
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestReadAtReadsWhatGetReads reads random ranges of blobs of several
+// sizes with ReadAt, from the kept files and across stripes and shards.
+func TestReadAtReadsWhatGetReads(t *testing.T) {
+	s, l := newStore(t, 6)
+	ctx := context.Background()
+	stripe := l.K * l.ShardSize
+	rng := rand.New(rand.NewSource(1))
+	for _, n := range []int{1, 4096, stripe, 3*stripe + 777} {
+		data := payload(n)
+		key := fmt.Sprintf("blob%d", n)
+		if _, err := s.Put(ctx, key, l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			off := rng.Intn(n)
+			ln := 1 + rng.Intn(n-off)
+			p := make([]byte, ln)
+			res, err := s.ReadAt(ctx, key, l, int64(n), p, int64(off))
+			if err != nil || res.Degraded || !bytes.Equal(p, data[off:off+ln]) {
+				t.Fatalf("blob of %d, range %d+%d: %v degraded=%v equal=%v", n, off, ln, err, res.Degraded, bytes.Equal(p, data[off:off+ln]))
+			}
+		}
+	}
+	if _, err := s.ReadAt(ctx, "blob1", l, 1, make([]byte, 2), 0); err == nil {
+		t.Fatal("a read past the blob's end succeeded")
+	}
+}
+
+// TestReadAtAroundBadShards damages a data shard whose file ReadAt keeps
+// open: the read falls back to reconstructing it, reports the shard, and
+// keeps no file of a deleted shard.
+func TestReadAtAroundBadShards(t *testing.T) {
+	s, l := newStore(t, 6)
+	ctx := context.Background()
+	data := payload(4 * l.K * l.ShardSize)
+	if _, err := s.Put(ctx, "b", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	read := func(off, n int) ReadResult {
+		t.Helper()
+		p := make([]byte, n)
+		res, err := s.ReadAt(ctx, "b", l, int64(len(data)), p, int64(off))
+		if err != nil || !bytes.Equal(p, data[off:off+n]) {
+			t.Fatalf("read %d+%d: %v equal=%v", off, n, err, bytes.Equal(p, data[off:off+n]))
+		}
+		return res
+	}
+	if res := read(0, 100); res.Degraded {
+		t.Fatalf("healthy read reported %v", res.BadShards)
+	}
+	if s.files().lru.Len() != 1 {
+		t.Fatalf("%d files kept open, want shard 0's", s.files().lru.Len())
+	}
+	// Flip a byte of shard 0's first block in place: the kept file sees it.
+	f, err := os.OpenFile(shardPath(s, l, "b", 0), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	f.ReadAt(b, 10)
+	b[0] ^= 1
+	f.WriteAt(b, 10)
+	f.Close()
+	if res := read(0, 100); !res.Degraded || len(res.BadShards) != 1 || res.BadShards[0] != 0 {
+		t.Fatalf("read of a corrupt shard reported %v (degraded %v), want shard 0", res.BadShards, res.Degraded)
+	}
+	if _, kept := s.files().byName[fileKey(l.Disks[0], ShardName("b", 0))]; kept {
+		t.Fatal("the corrupt shard's file is still kept open")
+	}
+	read(l.ShardSize, 100) // shard 1, now kept open
+	if err := s.Delete(ctx, "b", l); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.files().lru.Len(); n != 0 {
+		t.Fatalf("%d files of a deleted blob kept open", n)
+	}
+}
+
+// TestReadAtKeepsAtMostOpenFiles reads many blobs through a Store that
+// may keep two files open.
+func TestReadAtKeepsAtMostOpenFiles(t *testing.T) {
+	s, l := newStore(t, 6)
+	s.OpenFiles = 2
+	ctx := context.Background()
+	data := payload(l.K * l.ShardSize)
+	for i := range 5 {
+		key := fmt.Sprint("b", i)
+		if _, err := s.Put(ctx, key, l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		for sh := range l.K {
+			p := make([]byte, 10)
+			if _, err := s.ReadAt(ctx, key, l, int64(len(data)), p, int64(sh*l.ShardSize)); err != nil || !bytes.Equal(p, data[sh*l.ShardSize:sh*l.ShardSize+10]) {
+				t.Fatalf("read %s shard %d: %v", key, sh, err)
+			}
+			if n := s.files().lru.Len(); n > 2 {
+				t.Fatalf("%d files kept open, at most 2 wanted", n)
+			}
+		}
+	}
+}
+
+// TestReadAtClosesIdleFiles: a file kept open but unread for idleFile is
+// closed by the next read, so a shard removed behind the Store's back
+// does not keep its space.
+func TestReadAtClosesIdleFiles(t *testing.T) {
+	s, l := newStore(t, 6)
+	ctx := context.Background()
+	data := payload(l.K * l.ShardSize)
+	for _, key := range []string{"a", "b"} {
+		if _, err := s.Put(ctx, key, l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := make([]byte, 10)
+	if _, err := s.ReadAt(ctx, "a", l, int64(len(data)), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	fc := s.files()
+	fc.mu.Lock()
+	fc.lru.Front().Value.(*openFile).used = time.Now().Add(-2 * idleFile)
+	fc.mu.Unlock()
+	if _, err := s.ReadAt(ctx, "b", l, int64(len(data)), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, kept := fc.byName[fileKey(l.Disks[0], ShardName("a", 0))]; kept || fc.lru.Len() != 1 {
+		t.Fatalf("the idle file is still open (%d kept)", fc.lru.Len())
+	}
+}
