@@ -638,6 +638,7 @@ func TestRestartedLeaderIsCatchingUpUntilItHasAppliedItsLog(t *testing.T) {
 
 	// The replay holds at the first note until the gate opens.
 	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
 	gated := noteSchema()
 	put := gated.Handlers["note.put"]
 	gated.Handlers = map[string]store.Handler{"note.put": func(tx *memdb.Txn, idx uint64, body json.RawMessage) (any, error) {
@@ -647,15 +648,15 @@ func TestRestartedLeaderIsCatchingUpUntilItHasAppliedItsLog(t *testing.T) {
 	cfg.Schemas = []store.Schema{Schema(), gated}
 	n, err = openNode(t, cfg)
 	if err != nil {
-		close(gate)
+		open()
 		t.Fatal(err)
 	}
+	t.Cleanup(open) // before the node stops: its replay must end
 	waitFor(t, "leader after restart", n.IsLeader)
 	if !n.CatchingUp() {
-		close(gate)
 		t.Fatal("a restarted leader that has not applied its log reports itself caught up")
 	}
-	close(gate)
+	open()
 	waitFor(t, "caught up after the replay", func() bool { return !n.CatchingUp() })
 	tx := n.Local()
 	it, _ := tx.Get("notes", "id")

@@ -76,21 +76,29 @@ func (r *Raft) Ready() bool {
 func (r *Raft) watchLeader() {
 	for {
 		select {
-		case leading := <-r.LeaderCh():
-			if !leading {
-				continue
-			}
-			done := make(chan struct{})
+		case <-r.LeaderCh():
+		case <-r.stop:
+			return
+		}
+		for r.Raft.State() == raft.Leader && !r.Ready() {
+			done := make(chan error, 1)
 			// The barrier's future ends when the state has caught up, when
 			// leadership is lost, or when Raft shuts down (after r.stop).
-			go func() { defer close(done); r.LeaderReady(0) }()
+			go func() { done <- r.LeaderReady(0) }()
+			var err error
 			select {
-			case <-done:
+			case err = <-done:
 			case <-r.stop:
 				return
 			}
-		case <-r.stop:
-			return
+			if err == nil {
+				break
+			}
+			select { // leading, but the barrier failed: try again shortly
+			case <-time.After(time.Second):
+			case <-r.stop:
+				return
+			}
 		}
 	}
 }
