@@ -438,7 +438,7 @@ func storageS3(ctx context.Context, o options, dir string) ([]Result, error) {
 			}
 		}
 	}
-	healthy, degraded, err := degradedS3(ctx, o, p, c, payload)
+	healthy, degraded, ready, err := degradedS3(ctx, o, p, c, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -446,6 +446,7 @@ func storageS3(ctx context.Context, o options, dir string) ([]Result, error) {
 	out = append(out, newResult("storage", "rackstack", dp, "get_throughput", "MiB/s", healthy))
 	dp = map[string]any{"object": "64MiB", "concurrency": 8, "api": "s3", "coding": "4+2", "disks": 6, "cache": cacheMode(), "read": "each object once", "missing": "2 data shards"}
 	out = append(out, newResult("storage", "rackstack", dp, "get_throughput", "MiB/s", degraded))
+	out = append(out, newResult("storage", "rackstack", map[string]any{"after": "SIGKILL", "until": "/healthz 200"}, "restart", "s", ready))
 	for _, sz := range objectSizes {
 		for _, conc := range storageConcurrency {
 			for _, op := range []string{"put", "get"} {
@@ -463,8 +464,10 @@ func storageS3(ctx context.Context, o options, dir string) ([]Result, error) {
 // then with shards 0 and 1 (data shards) of every object deleted while rackd
 // was down. The healer starts rebuilding as soon as the first degraded read
 // reports, so the degraded figure includes healing running beside it, as
-// it would in production.
-func degradedS3(ctx context.Context, o options, p *proc, c *s3Client, payload []byte) (healthy, degraded []float64, err error) {
+// it would in production. The restart is timed apart (ready: until
+// /healthz answers 200, which a leader does once it has applied its log):
+// the reads start after it.
+func degradedS3(ctx context.Context, o options, p *proc, c *s3Client, payload []byte) (healthy, degraded, ready []float64, err error) {
 	const objects = 16
 	readAll := func() (float64, error) {
 		dropCaches()
@@ -492,12 +495,12 @@ func degradedS3(ctx context.Context, o options, p *proc, c *s3Client, payload []
 	for run := 0; run < o.Runs; run++ {
 		for i := 0; i < objects; i++ {
 			if err := c.put(ctx, fmt.Sprintf("/bench/deg-%d", i), payload); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 		h, err := readAll()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		p.kill()
 		disks, _ := filepath.Glob(filepath.Join(filepath.Dir(p.dataDir), "s1-disks", "*"))
@@ -509,19 +512,21 @@ func degradedS3(ctx context.Context, o options, p *proc, c *s3Client, payload []
 				return nil
 			})
 		}
+		start := time.Now()
 		if err := p.start(o.BinDir); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := waitHealthy(p.url(), 60*time.Second); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		ready = append(ready, time.Since(start).Seconds())
 		d, err := readAll()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		healthy, degraded = append(healthy, h), append(degraded, d)
 	}
-	return healthy, degraded, nil
+	return healthy, degraded, ready, nil
 }
 
 // storageBlob measures the blob layer in process on six disk directories:

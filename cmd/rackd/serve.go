@@ -300,6 +300,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no leader", "node": o.Name})
 			return
 		}
+		if node.CatchingUp() {
+			api.JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "catching up", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex})
+			return
+		}
 		health := map[string]any{"status": "ok", "node": o.Name, "leader": st.Leader, "applied_index": st.AppliedIndex, "version": build.Version}
 		if dp != nil {
 			health["dataplane"] = dataplaneHealth(dp)

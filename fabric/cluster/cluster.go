@@ -232,6 +232,15 @@ func (n *Node) Name() string { return n.cfg.Name }
 // IsLeader reports whether this node leads the cluster now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
+// CatchingUp reports whether this node leads but has not yet applied every
+// entry committed before its term: a leader that has just restarted
+// replays the log written since its last snapshot, and until it has, every
+// read waits (Read). /healthz answers 503 meanwhile, so that a client or a
+// load balancer that waits for it does not send requests that would hang.
+// A follower's reads wait for the leader's applied index instead, as
+// before; it is never catching up in this sense.
+func (n *Node) CatchingUp() bool { return n.IsLeader() && !n.raft.Ready() }
+
 // Propose appends a command to the log through the leader, wherever it is,
 // and returns once this node has applied it (read-your-writes).
 func (n *Node) Propose(ctx context.Context, typ string, body any) (store.Result, error) {

@@ -624,3 +624,58 @@ func TestLeasedReadWaitsThroughAnElection(t *testing.T) {
 		t.Fatal("the read did not renew the lease")
 	}
 }
+
+// A leader that restarts replays the log written since its last snapshot
+// before it can answer a read. Until it has, it reports itself catching up
+// (and /healthz answers 503), so that a client that waits for health does
+// not send reads that hang for the replay; once it has, it says so without
+// any read having asked.
+func TestRestartedLeaderIsCatchingUpUntilItHasAppliedItsLog(t *testing.T) {
+	cfg := testConfig(t, "a")
+	cfg.Bootstrap = true
+	n, err := openNode(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "leader", n.IsLeader)
+	waitFor(t, "caught up", func() bool { return !n.CatchingUp() })
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		if _, err := n.Propose(ctx, "note.put", noteRow{ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.stop()
+
+	// The replay holds at the first note until the gate opens.
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	gated := noteSchema()
+	put := gated.Handlers["note.put"]
+	gated.Handlers = map[string]store.Handler{"note.put": func(tx *memdb.Txn, idx uint64, body json.RawMessage) (any, error) {
+		<-gate
+		return put(tx, idx, body)
+	}}
+	cfg.Schemas = []store.Schema{Schema(), gated}
+	n, err = openNode(t, cfg)
+	if err != nil {
+		open()
+		t.Fatal(err)
+	}
+	t.Cleanup(open) // before the node stops: its replay must end
+	waitFor(t, "leader after restart", n.IsLeader)
+	if !n.CatchingUp() {
+		t.Fatal("a restarted leader that has not applied its log reports itself caught up")
+	}
+	open()
+	waitFor(t, "caught up after the replay", func() bool { return !n.CatchingUp() })
+	tx := n.Local()
+	it, _ := tx.Get("notes", "id")
+	got := 0
+	for o := it.Next(); o != nil; o = it.Next() {
+		got++
+	}
+	if got != 20 {
+		t.Fatalf("caught up with %d notes applied, want 20", got)
+	}
+}

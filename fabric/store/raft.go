@@ -39,7 +39,7 @@ type Raft struct {
 	queue chan proposal
 	stop  chan struct{}
 	once  sync.Once
-	wg    sync.WaitGroup // batch and watchHalt
+	wg    sync.WaitGroup // batch, watchHalt and watchLeader
 	// readyTerm is the term in which this node, as leader, last saw its
 	// state catch up with everything committed before it led.
 	readyTerm atomic.Uint64
@@ -59,6 +59,48 @@ func (r *Raft) LeaderReady(timeout time.Duration) error {
 	}
 	r.readyTerm.Store(term)
 	return nil
+}
+
+// Ready reports whether this node leads and has applied every entry
+// committed before its term began, so that a read here is answered without
+// waiting. A leader that has just restarted replays the log written since
+// its last snapshot before it may serve (thousands of entries, seconds of
+// work); until then it knows it leads but every read waits.
+func (r *Raft) Ready() bool {
+	return r.Raft.State() == raft.Leader && r.readyTerm.Load() == r.CurrentTerm()
+}
+
+// watchLeader catches the state up (LeaderReady) as soon as this node
+// becomes leader, rather than at the first read, so that Ready turns true
+// without traffic and the first clients do not wait for the replay.
+func (r *Raft) watchLeader() {
+	for {
+		select {
+		case <-r.LeaderCh():
+		case <-r.stop:
+			return
+		}
+		for r.Raft.State() == raft.Leader && !r.Ready() {
+			done := make(chan error, 1)
+			// The barrier's future ends when the state has caught up, when
+			// leadership is lost, or when Raft shuts down (after r.stop).
+			go func() { done <- r.LeaderReady(0) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-r.stop:
+				return
+			}
+			if err == nil {
+				break
+			}
+			select { // leading, but the barrier failed: try again shortly
+			case <-time.After(time.Second):
+			case <-r.stop:
+				return
+			}
+		}
+	}
 }
 
 // proposal is one command waiting for the batcher.
@@ -169,9 +211,10 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 	if log == nil {
 		log = slog.Default()
 	}
-	rf.wg.Add(2)
+	rf.wg.Add(3)
 	go func() { defer rf.wg.Done(); rf.batch() }()
 	go func() { defer rf.wg.Done(); rf.watchHalt(log) }()
+	go func() { defer rf.wg.Done(); rf.watchLeader() }()
 	return rf, nil
 }
 
