@@ -61,6 +61,8 @@ func TestBackupExportImport(t *testing.T) {
 	if got := f.data.contentOf(restored); got != "payload" {
 		t.Fatalf("restored %q", got)
 	}
+	// The backup leaves restoring in its own step after the volume.
+	f.waitStatus(admin, "backups/"+newID, "backup", "available")
 	f.expect(http.StatusAccepted, "DELETE", "backups/"+newID, admin, nil)
 	f.waitGone("backups/" + newID)
 	if got := f.data.contentOf("volumebackups/" + orig); got != "" {
