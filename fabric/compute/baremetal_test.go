@@ -271,7 +271,6 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	// ... and stays "no such action" for a virtual machine.
 	vm := f.server(alice, "vm")
 	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"resize": map[string]any{}}, 400, "badRequest", "There is no such action: resize")
-	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": "img"}}, 400, "badRequest", "There is no such action: rebuild")
 
 	// Stop, start, reboot: the node's power target, each counted.
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
