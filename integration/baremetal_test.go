@@ -335,6 +335,7 @@ func TestBareMetal(t *testing.T) {
 	if deployed == nil || spare == nil {
 		t.Fatalf("server %s: no node holds it, or both do", srv.ID)
 	}
+	checkServerAllocation(t, env, srv.ID, ids[deployed])
 	// The machine now boots the image from its own disk, persistently, and
 	// the image read its config drive.
 	if !eventually(4*time.Minute, func() bool {
@@ -388,6 +389,9 @@ func TestBareMetal(t *testing.T) {
 	waitNode(t, env, n, ids[deployed], "available", 8*time.Minute, "clean failed", "error")
 	if nd := showNode(t, env, ids[deployed]); nd.InstanceUUID != "" {
 		t.Fatalf("node %s still holds instance %s", ids[deployed], nd.InstanceUUID)
+	}
+	if rows := allocations(t, env); len(rows) != 0 {
+		t.Fatalf("allocations left after the server was deleted: %+v", rows)
 	}
 	checkWiped(t, deployed)
 }

@@ -36,8 +36,9 @@ func isBaremetal(s *Server) bool {
 }
 
 // claimNode claims a node for a bare-metal server: the node starts
-// deploying (the conductor acts on it) and the server records it, with
-// the node's conductor as its host. No free node is Nova's build
+// deploying (the conductor acts on it), holding an Ironic allocation of
+// the server's id, and the server records it, with the node's conductor
+// as its host. No free node is Nova's build
 // failure, with nothing claimed.
 func claimNode(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 	info := map[string]any{"display_name": s.Name}
@@ -51,6 +52,9 @@ func claimNode(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 		buildFailed(s, noValidHost, c.Now)
 		return nil
 	case err != nil:
+		return err
+	}
+	if err := bmstate.Allocate(tx, n, s.ID, c.Now); err != nil {
 		return err
 	}
 	if err := bmstate.PutClaimed(tx, n); err != nil {
