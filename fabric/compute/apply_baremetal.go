@@ -45,6 +45,11 @@ func claimNode(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 	for k, v := range c.Baremetal.Info {
 		info[k] = v
 	}
+	// A deploy template the traits select must be one the deploy can
+	// run: refused here, not failed on the node later.
+	if _, err := bmstate.PlanDeploySteps(tx, bmstate.InstanceTraits(&bmstate.Node{InstanceInfo: info})); err != nil {
+		return err
+	}
 	n, err := bmstate.ClaimClass(tx, c.Baremetal.Class, s.ID, info, c.Now)
 	var ae *store.ApplyError
 	switch {
