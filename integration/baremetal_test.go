@@ -350,6 +350,7 @@ func TestBareMetal(t *testing.T) {
 	// Rebuild (Nova's rebuild → Ironic deploys the node again): the
 	// machine boots the agent, the image is written again, and it boots
 	// it from its disk once more.
+	useEraseTemplate(t, env, ids[deployed])
 	mark := len(deployed.consoleLog())
 	openstack(t, env, "server", "rebuild", "--image", "bm-img", "--wait", "bm-srv")
 	if !eventually(4*time.Minute, func() bool {
@@ -364,6 +365,8 @@ func TestBareMetal(t *testing.T) {
 	if nd := showNode(t, env, ids[deployed]); nd.ProvisionState != "active" || nd.InstanceUUID != srv.ID {
 		t.Fatalf("after the rebuild node %s is %s holding %q", ids[deployed], nd.ProvisionState, nd.InstanceUUID)
 	}
+	checkErasedBeforeWrite(t, env, ids[deployed])
+	checkTemplateRefused(t, env, ids[spare], imageID(t, env, "bm-img"))
 
 	// An agent that stops heartbeating fails its deploy with last_error
 	// instead of leaving the node waiting.
