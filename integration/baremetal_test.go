@@ -335,6 +335,7 @@ func TestBareMetal(t *testing.T) {
 	if deployed == nil || spare == nil {
 		t.Fatalf("server %s: no node holds it, or both do", srv.ID)
 	}
+	checkServerAllocation(t, env, srv.ID, ids[deployed])
 	// The machine now boots the image from its own disk, persistently, and
 	// the image read its config drive.
 	if !eventually(4*time.Minute, func() bool {
@@ -349,6 +350,7 @@ func TestBareMetal(t *testing.T) {
 	// Rebuild (Nova's rebuild → Ironic deploys the node again): the
 	// machine boots the agent, the image is written again, and it boots
 	// it from its disk once more.
+	useEraseTemplate(t, env, ids[deployed])
 	mark := len(deployed.consoleLog())
 	openstack(t, env, "server", "rebuild", "--image", "bm-img", "--wait", "bm-srv")
 	if !eventually(4*time.Minute, func() bool {
@@ -363,6 +365,8 @@ func TestBareMetal(t *testing.T) {
 	if nd := showNode(t, env, ids[deployed]); nd.ProvisionState != "active" || nd.InstanceUUID != srv.ID {
 		t.Fatalf("after the rebuild node %s is %s holding %q", ids[deployed], nd.ProvisionState, nd.InstanceUUID)
 	}
+	checkErasedBeforeWrite(t, env, ids[deployed])
+	checkTemplateRefused(t, env, ids[spare], imageID(t, env, "bm-img"))
 
 	// An agent that stops heartbeating fails its deploy with last_error
 	// instead of leaving the node waiting.
@@ -388,6 +392,9 @@ func TestBareMetal(t *testing.T) {
 	waitNode(t, env, n, ids[deployed], "available", 8*time.Minute, "clean failed", "error")
 	if nd := showNode(t, env, ids[deployed]); nd.InstanceUUID != "" {
 		t.Fatalf("node %s still holds instance %s", ids[deployed], nd.InstanceUUID)
+	}
+	if rows := allocations(t, env); len(rows) != 0 {
+		t.Fatalf("allocations left after the server was deleted: %+v", rows)
 	}
 	checkWiped(t, deployed)
 }

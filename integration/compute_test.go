@@ -31,6 +31,7 @@ func testImage(t *testing.T) string {
 
 type serverInfo struct {
 	ID        string         `json:"id"`
+	Name      string         `json:"name"`
 	Status    string         `json:"status"`
 	Addresses map[string]any `json:"addresses"`
 	Host      string         `json:"OS-EXT-SRV-ATTR:host"`
@@ -184,6 +185,7 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 	if s := showServer(t, alice, "vm2"); s.Status != "ACTIVE" {
 		t.Fatalf("vm2 is %s after a hard reboot", s.Status)
 	}
+	checkRebuild(t, creds, n1, alice, vm2, vm2IP)
 
 	// rackctl console: the same console in a terminal.
 	checkRackctlConsole(t, creds, n1, vm1.ID)
@@ -332,7 +334,7 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 
 	// Delete leaves nothing: no QEMU, no tap, no disk, no dataplane entry.
 	ports := strings.Fields(openstack(t, alice, "port", "list", "--device-id", vm2.ID, "-f", "value", "-c", "ID"))
-	openstack(t, alice, "server", "delete", "--wait", "vm2")
+	openstack(t, alice, "server", "delete", "--wait", vm2.ID) // renamed by its rebuild
 	if evs := serverEvents(t, creds, n1, vm2.ID); !hasEventLine(evs, "create >BUILD") || !hasEventLine(evs, "delete ") || !strings.Contains(strings.Join(evs, "\n"), ">DELETED") {
 		t.Errorf("vm2's events do not show its create and delete:\n%s", strings.Join(evs, "\n"))
 	}

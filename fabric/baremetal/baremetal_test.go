@@ -651,6 +651,13 @@ func TestProvisionStateMachine(t *testing.T) {
 	})
 	provision("deploy", 400, "image_source")
 	f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "add", "path": "/instance_info/image_source", "value": "img-1"}})
+	// A deploy template the instance traits select whose step cannot run
+	// here refuses the deploy, naming the step.
+	f.expect(201, "POST", "/v1/deploy_templates", admin, map[string]any{"name": "CUSTOM_RAID", "steps": []any{
+		map[string]any{"interface": "raid", "step": "create_configuration", "args": map[string]any{}, "priority": 10}}})
+	f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "add", "path": "/instance_info/traits", "value": []any{"CUSTOM_RAID"}}})
+	provision("deploy", 400, "raid.create_configuration cannot run here")
+	f.expect(200, "PATCH", "/v1/nodes/"+id, admin, []any{map[string]any{"op": "remove", "path": "/instance_info/traits"}})
 	for _, bad := range []any{42, map[string]any{"meta_data": "x"}, map[string]any{"other": map[string]any{}}, map[string]any{"user_data": 7}} {
 		f.expect(400, "PUT", "/v1/nodes/"+id+"/states/provision", admin, map[string]any{"target": "active", "configdrive": bad}, "Invalid configdrive format")
 	}

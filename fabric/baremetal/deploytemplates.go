@@ -16,10 +16,12 @@ import (
 )
 
 // Deploy templates (Ironic 1.55): deploy steps named by a custom trait,
-// which Ironic runs during the deploy of a node whose instance traits
-// include the name. Rackstack records and validates them; its ramdisk
-// agent writes images and runs no BIOS, RAID or firmware step, so no
-// template step is executed at deploy.
+// run during the deploy of a node whose instance traits include the name
+// (bmstate.DeploySteps says which steps this cloud runs and in what
+// order). A template is accepted as Ironic accepts it, whatever its
+// steps; a deploy or a server whose traits select a template with a step
+// the agent and BMC cannot run (BIOS, RAID, firmware) is refused naming
+// the step.
 
 var deployTemplateFields = []string{"uuid", "name", "steps", "extra", "created_at", "updated_at", "links"}
 

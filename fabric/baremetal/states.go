@@ -217,6 +217,12 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 				if err := noBootVolume(tx, n); err != nil {
 					return err
 				}
+				// The deploy templates its instance traits select must
+				// be ones the deploy can run: refused now, not failed
+				// on the machine later.
+				if _, err := bmstate.DeploySteps(tx, n); err != nil {
+					return badRequestf("Cannot deploy node %s: %v", n.ID, err)
+				}
 			}
 			if configdrive != nil {
 				if n.InstanceInfo == nil {

@@ -36,13 +36,19 @@ func isBaremetal(s *Server) bool {
 }
 
 // claimNode claims a node for a bare-metal server: the node starts
-// deploying (the conductor acts on it) and the server records it, with
-// the node's conductor as its host. No free node is Nova's build
+// deploying (the conductor acts on it), holding an Ironic allocation of
+// the server's id, and the server records it, with the node's conductor
+// as its host. No free node is Nova's build
 // failure, with nothing claimed.
 func claimNode(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 	info := map[string]any{"display_name": s.Name}
 	for k, v := range c.Baremetal.Info {
 		info[k] = v
+	}
+	// A deploy template the traits select must be one the deploy can
+	// run: refused here, not failed on the node later.
+	if _, err := bmstate.PlanDeploySteps(tx, bmstate.InstanceTraits(&bmstate.Node{InstanceInfo: info})); err != nil {
+		return err
 	}
 	n, err := bmstate.ClaimClass(tx, c.Baremetal.Class, s.ID, info, c.Now)
 	var ae *store.ApplyError
@@ -51,6 +57,9 @@ func claimNode(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 		buildFailed(s, noValidHost, c.Now)
 		return nil
 	case err != nil:
+		return err
+	}
+	if err := bmstate.Allocate(tx, n, s.ID, c.Now); err != nil {
 		return err
 	}
 	if err := bmstate.PutClaimed(tx, n); err != nil {

@@ -251,6 +251,10 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	f := newBaremetalFixture(t)
 	f.addNode(nodeA, "baremetal-small", bmstate.StateAvailable)
 	id := f.bmServer(alice, "metal")
+	// The claim is an Ironic allocation of the server's id on the node.
+	if a := bmstate.AllocationByNode(f.local.State.Txn(), nodeA); a == nil || a.ID != id || a.State != bmstate.AllocActive || f.node(nodeA).AllocationID != id {
+		t.Fatalf("allocation of the claimed node: %+v", a)
+	}
 
 	// The conductor reports the deploy done.
 	f.putNode(nodeA, func(n *bmstate.Node) {
@@ -271,7 +275,6 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	// ... and stays "no such action" for a virtual machine.
 	vm := f.server(alice, "vm")
 	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"resize": map[string]any{}}, 400, "badRequest", "There is no such action: resize")
-	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": "img"}}, 400, "badRequest", "There is no such action: rebuild")
 
 	// Stop, start, reboot: the node's power target, each counted.
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
@@ -342,7 +345,10 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	if f.row(id) != nil {
 		t.Fatal("server still there after Gone")
 	}
-	if n := f.node(nodeA); n.InstanceUUID != "" || n.InstanceInfo != nil {
+	if a := bmstate.AllocationByNode(f.local.State.Txn(), nodeA); a != nil {
+		t.Fatalf("allocation left after the server went: %+v", a)
+	}
+	if n := f.node(nodeA); n.InstanceUUID != "" || n.InstanceInfo != nil || n.AllocationID != "" {
 		t.Fatalf("node still names the gone server: %+v", n)
 	}
 	next := f.bmServer(alice, "metal-again")

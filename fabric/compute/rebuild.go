@@ -13,18 +13,21 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Rebuild of a bare-metal server (Nova's rebuild on Ironic): the node is
-// deployed again with the new image (active → deploying → active, its
-// disk rewritten by the agent, the config drive rebuilt), the server
-// shows REBUILD until its conductor reports the node active again. A
-// virtual machine's rebuild is not offered.
+// Rebuild (Nova's rebuild): the server keeps its id, ports, addresses
+// and attached volumes and gets a new root disk from the (new) image and
+// a config drive rebuilt from the server as it is then. A virtual
+// machine's node agent stops the guest, replaces its root disk and boots
+// it again; a bare-metal server's node is deployed again (active →
+// deploying → active, its disk rewritten by the agent). Either way the
+// server shows REBUILD until its node reports it ACTIVE with the
+// rebuild's number (Server.RebuildSeq).
 
 // rebuildFields are the rebuild arguments taken; the others Nova knows
 // (adminPass, personality, key_name, user_data, ...) would change the
 // config drive, which the rebuild builds from the server as it is.
 var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral"}
 
-func (s *Service) rebuildBaremetal(w http.ResponseWriter, r *http.Request, arg any) error {
+func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error {
 	sv, err := s.readServer(r, "os_compute_api:servers:rebuild")
 	if err != nil {
 		return err
@@ -35,11 +38,16 @@ func (s *Service) rebuildBaremetal(w http.ResponseWriter, r *http.Request, arg a
 	}
 	for k := range m {
 		if !slices.Contains(rebuildFields, k) {
-			return badField(k, m[k], "Rebuilding a bare-metal server takes only %s: %s is not supported.", strings.Join(rebuildFields, ", "), k)
+			return badField(k, m[k], "Rebuilding a server takes only %s: %s is not supported.", strings.Join(rebuildFields, ", "), k)
 		}
 	}
 	if keep, _ := m["preserve_ephemeral"].(bool); keep {
-		return badField("preserve_ephemeral", m["preserve_ephemeral"], "A bare-metal server has no ephemeral disk to preserve: the rebuild rewrites the root disk.")
+		return badField("preserve_ephemeral", m["preserve_ephemeral"], "A server here has no ephemeral disk to preserve: the rebuild replaces the root disk.")
+	}
+	if sv.BootVolume != "" {
+		// Nova before microversion 2.93 refuses it too: the root disk is
+		// a volume, and reimaging a volume is not done here.
+		return badRequest("Rebuilding server %s is not supported: it boots from volume %s, and only an image-backed root disk is rebuilt.", sv.ID, sv.BootVolume)
 	}
 	ref, _ := m["imageRef"].(string)
 	c := serverRebuildCmd{ID: sv.ID, UserID: principal(r).UserID, RequestID: requestID(r.Context()), Now: s.now()}
@@ -83,7 +91,7 @@ func (s *Service) rebuildBaremetal(w http.ResponseWriter, r *http.Request, arg a
 	return nil
 }
 
-// serverRebuildCmd rebuilds a bare-metal server with ImageID.
+// serverRebuildCmd rebuilds a server with ImageID.
 type serverRebuildCmd struct {
 	ID         string            `json:"id"`
 	ImageID    string            `json:"image_id"`
@@ -96,16 +104,21 @@ type serverRebuildCmd struct {
 	Now        time.Time         `json:"now"`
 }
 
-// applyServerRebuild moves the server to REBUILD and its node to
-// deploying with the new image, in one transaction: the node's conductor
-// deploys it and reports the server ACTIVE with the rebuild's number.
+// applyServerRebuild moves the server to REBUILD (and a bare-metal
+// server's node to deploying with the new image) in one transaction: the
+// node agent or conductor rebuilds it and reports the server ACTIVE with
+// the rebuild's number.
 func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	old := store.Get[Server](tx, tServers, c.ID)
 	if old == nil || old.Hidden {
 		return nil, serverNotFound(c.ID)
 	}
-	if old.Baremetal == "" {
-		return nil, store.Invalidf("Rebuilding server %s: only bare-metal servers are rebuilt here.", c.ID)
+	if old.BootVolume != "" {
+		return nil, store.Invalidf("Rebuilding server %s is not supported: it boots from volume %s.", c.ID, old.BootVolume)
+	}
+	if old.Baremetal == "" && old.Host == "" {
+		// It never found a place (ERROR without a host): nothing runs it.
+		return nil, conflict("Cannot 'rebuild' instance %s: it was never placed on a host.", c.ID)
 	}
 	if !slices.Contains([]string{vmActive, vmStopped, vmError}, old.VMState) {
 		return nil, stateConflict("rebuild", c.ID, "vm_state", old.VMState)
@@ -113,12 +126,14 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	if old.TaskState != "" {
 		return nil, stateConflict("rebuild", c.ID, "task_state", old.TaskState)
 	}
-	info := map[string]any{"image_source": c.ImageID, "root_gb": c.RootGB}
-	if c.DiskFormat != "" {
-		info["image_disk_format"] = c.DiskFormat
-	}
-	if _, err := bmstate.Rebuild(tx, c.ID, info, c.Now); err != nil {
-		return nil, err
+	if old.Baremetal != "" {
+		info := map[string]any{"image_source": c.ImageID, "root_gb": c.RootGB}
+		if c.DiskFormat != "" {
+			info["image_disk_format"] = c.DiskFormat
+		}
+		if _, err := bmstate.Rebuild(tx, c.ID, info, c.Now); err != nil {
+			return nil, err
+		}
 	}
 	s := *old
 	s.ImageID, s.RootGB = c.ImageID, c.RootGB
@@ -130,6 +145,8 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	}
 	s.RebuildSeq++
 	s.Want = "active"
+	// A fault from before (an ERROR rebuilt) stays until the rebuild
+	// ends, as Nova keeps it until the instance is ACTIVE again.
 	setState(&s, s.VMState, "rebuilding")
 	s.Updated = c.Now
 	if err := tx.Insert(tServers, &s); err != nil {

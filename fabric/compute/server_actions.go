@@ -54,13 +54,7 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 	action, ok := serverActions[key]
 	if !ok {
 		if key == "rebuild" {
-			sv, err := s.readServer(r, "")
-			if err != nil {
-				return err
-			}
-			if isBaremetal(sv) {
-				return s.rebuildBaremetal(w, r, o[key])
-			}
+			return s.rebuild(w, r, o[key])
 		}
 		if vmOnlyActions[key] {
 			if sv, err := s.readServer(r, ""); err == nil && isBaremetal(sv) {

@@ -182,6 +182,22 @@ func resolveBaremetal(req *serverRequest, f *Flavor, img ImageInfo) error {
 	if len(caps) > 0 {
 		info["capabilities"] = caps
 	}
+	// Required traits pick the node and select its deploy templates, as
+	// Nova's Ironic driver passes them in instance_info.traits.
+	var traits []string
+	for k, v := range f.ExtraSpecs {
+		if name, ok := strings.CutPrefix(k, "trait:"); ok && name != "" && v == "required" {
+			traits = append(traits, name)
+		}
+	}
+	if len(traits) > 0 {
+		sort.Strings(traits) // the command is the same on every replica
+		list := make([]any, len(traits))
+		for i, t := range traits {
+			list[i] = t
+		}
+		info["traits"] = list
+	}
 	req.baremetal = &baremetalClaim{Class: classes[0], Info: info}
 	return nil
 }

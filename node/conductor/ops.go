@@ -65,7 +65,7 @@ func (c *Conductor) step(ctx context.Context, txn *memdb.Txn, n *bmstate.Node, s
 	case bmstate.StateDeploying:
 		return c.deploy(ctx, txn, n)
 	case bmstate.StateInspectWait, bmstate.StateCleanWait, bmstate.StateDeployWait:
-		return c.wait(ctx, n)
+		return c.wait(ctx, txn, n)
 	case bmstate.StateDeleting:
 		return c.teardown(ctx, n)
 	}
@@ -275,7 +275,7 @@ func (c *Conductor) toWait(ctx context.Context, n *bmstate.Node) error {
 
 // wait watches a node whose agent is working: its result moves the node
 // on, its silence past the deadline fails it.
-func (c *Conductor) wait(ctx context.Context, n *bmstate.Node) error {
+func (c *Conductor) wait(ctx context.Context, txn *memdb.Txn, n *bmstate.Node) error {
 	state := n.ProvisionState
 	ag := n.Agent
 	if ag == nil {
@@ -313,8 +313,14 @@ func (c *Conductor) wait(ctx context.Context, n *bmstate.Node) error {
 		}
 		return c.finish(ctx, n, to, "cleaned", powerOff)
 	case agentapi.OpDeploy:
+		// The steps after the write, from the plan as it stands now.
+		plan, err := planDeploy(txn, n)
+		if err != nil {
+			return c.fail(ctx, n.ID, state, err.Error())
+		}
+		_, after := stepsAround(plan)
 		return c.finish(ctx, n, bmstate.StateActive, "deployed", func(ctx context.Context, b BMC) (string, error) {
-			return bootFrom(ctx, b, BootDisk, true)
+			return runOutOfBand(ctx, b, after)
 		})
 	}
 	return c.fail(ctx, n.ID, state, "unknown agent operation "+ag.Op)
@@ -369,11 +375,32 @@ func (c *Conductor) deploy(ctx context.Context, txn *memdb.Txn, n *bmstate.Node)
 	if imageID == "" {
 		return c.fail(ctx, n.ID, from, "instance_info has no image_source: nothing to deploy")
 	}
+	plan, err := planDeploy(txn, n)
+	if err != nil {
+		return c.fail(ctx, n.ID, from, err.Error())
+	}
+	before, _ := stepsAround(plan)
 	img, err := c.rawImage(ctx, imageID)
 	if err != nil {
 		return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to prepare image %s: %v", imageID, err))
 	}
 	args := &agentapi.DeployArgs{ImageSize: img.Size, ImageSHA256: img.SHA256}
+	for _, st := range before {
+		if st.Name() == bmstate.StepEraseMetadata {
+			args.EraseMetadata = true
+		}
+	}
+	if len(before) > 0 {
+		// The template steps before the write: the BMC's now, in order;
+		// the agent's (the erase) with the write.
+		if err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
+			_, err := runOutOfBand(ctx, b, before)
+			return err
+		}); err != nil {
+			return c.fail(ctx, n.ID, from, fmt.Sprintf("Failed to deploy node %s: %v", n.ID, err))
+		}
+		c.log().Info("conductor: deploy steps before the image write done", "node", n.ID, "steps", stepNames(before))
+	}
 	if cd := n.InstanceInfo["configdrive"]; isConfigDrive(cd) {
 		// Given with the deploy through Ironic's API: it is what the
 		// operator wants on the machine, server or not. (The compute

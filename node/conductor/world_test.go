@@ -53,7 +53,9 @@ type machine struct {
 	// ignorePower makes the BMC answer OK to power writes and change
 	// nothing, as some do.
 	ignorePower bool
-	calls       []string
+	// bootErr fails every boot device write.
+	bootErr error
+	calls   []string
 	// block, when set, holds every boot device write until it is
 	// closed; entered is signalled as each one starts waiting.
 	block   chan struct{}
@@ -105,6 +107,9 @@ func (b fakeBMC) SetBootDevice(ctx context.Context, dev string, persistent bool)
 	b.m.mu.Lock()
 	defer b.m.mu.Unlock()
 	b.m.calls = append(b.m.calls, fmt.Sprintf("boot %s persistent=%t", dev, persistent))
+	if b.m.bootErr != nil {
+		return b.m.bootErr
+	}
 	b.m.bootDev, b.m.persistent = dev, persistent
 	return nil
 }

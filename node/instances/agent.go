@@ -86,6 +86,9 @@ type Agent struct {
 type record struct {
 	Taps      []string `json:"taps"`
 	RebootSeq int      `json:"reboot_seq"`
+	// RebuildSeq is the last rebuild (Server.RebuildSeq) done, failed
+	// or not: a rebuild is tried once per request.
+	RebuildSeq int `json:"rebuild_seq,omitempty"`
 }
 
 // Run reconciles until ctx ends: at once when a server changes, and every
@@ -225,6 +228,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard"
 	switch s.Want {
 	case "active":
+		if s.RebuildSeq > rec.RebuildSeq {
+			return a.rebuild(ctx, s, view, vm, state, &rec)
+		}
 		if vm == nil || state == hypervisor.Shutdown {
 			if !starting {
 				if s.VMState == "error" {
@@ -237,7 +243,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 					a.Log.Warn("compute: instance shutdown by itself; stopping it", "server", s.ID,
 						"vm_state", s.VMState, "task_state", s.TaskState, "db_power_state", s.PowerState, "vm_power_state", state)
 				}
-				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 			}
 			a.mu.Lock()
 			failed := a.failed[s.ID]
@@ -258,7 +264,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				rec.RebootSeq = s.RebootSeq // a fresh boot is the reboot
 				a.writeRecord(s.ID, rec)
 			}
-			return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 		}
 		if state == hypervisor.Crashed && s.RebootSeq <= rec.RebootSeq {
 			// A crash of a running server is met as a shutdown is (the
@@ -266,7 +272,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			// says it failed and why.
 			if s.VMState == "active" && s.TaskState == "" {
 				a.Log.Warn("compute: instance crashed; stopping it", "server", s.ID, "pid", vm.PID())
-				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 6, RebootSeq: rec.RebootSeq,
+				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 6, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
 					Fault: "the guest crashed (guest-panicked or a hypervisor internal error)"})
 			}
 			return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 6, Fault: "the guest crashed"})
@@ -286,18 +292,18 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				return err
 			}
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 	case "stopped":
 		if vm != nil && state != hypervisor.Shutdown {
 			if err := vm.PowerOff(ctx, a.grace()); err != nil {
 				return err
 			}
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 	case "paused", "suspended":
 		// Suspend keeps the guest paused in memory here (no save to disk).
 		if vm == nil || state == hypervisor.Shutdown {
-			return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 		}
 		if state == hypervisor.Running {
 			if err := vm.Pause(ctx); err != nil {
@@ -305,9 +311,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			}
 		}
 		if s.Want == "suspended" {
-			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 	}
 	return nil
 }
@@ -423,10 +429,7 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 	if err != nil {
 		return hypervisor.Disk{}, fmt.Errorf("image %s: %w", s.ImageID, err)
 	}
-	format := hypervisor.FormatRaw
-	if img.DiskFormat == "qcow2" {
-		format = hypervisor.FormatQCOW2
-	}
+	format := imageFormat(img)
 	disk := filepath.Join(dir, "disk")
 	if _, err := os.Stat(disk); err != nil {
 		if err := overlay(ctx, base, format, disk, s.RootGB); err != nil {
@@ -434,6 +437,75 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 		}
 	}
 	return hypervisor.Disk{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}, nil
+}
+
+// rebuild gives the guest a new root disk from the server's image (the
+// rebuild's, by now in the row) and boots it again with a config drive
+// built from the server as it is: its NICs, taps and MACs stay, and the
+// volume agent plugs its volumes back into the new guest process. The
+// new disk is made beside the old one and replaces it only once made, so
+// a rebuild whose image cannot be had leaves the old disk, and the
+// server in ERROR saying why. A failed rebuild is not tried again: the
+// next rebuild request is.
+func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netstate.View, vm hypervisor.VM, state hypervisor.PowerState, rec *record) error {
+	a.Log.Info("compute: rebuilding", "server", s.ID, "image", s.ImageID, "rebuild", s.RebuildSeq)
+	if vm != nil && state != hypervisor.Shutdown {
+		// Stopped as Nova does, with the guest's own shutdown first; an
+		// error here is retried on the next pass.
+		if err := vm.PowerOff(ctx, a.grace()); err != nil {
+			return fmt.Errorf("stop guest for rebuild: %w", err)
+		}
+	}
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return err // shutting down: the next rackd rebuilds it
+		}
+		rec.RebuildSeq = s.RebuildSeq
+		if werr := a.writeRecord(s.ID, *rec); werr != nil {
+			return werr
+		}
+		return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
+			Fault: fmt.Sprintf("Rebuild of instance %s failed: %v", s.ID, err)})
+	}
+	dir := a.instanceDir(s.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	fresh := filepath.Join(dir, "disk.rebuild")
+	os.Remove(fresh)
+	base, img, err := a.cachedImage(ctx, s.ImageID)
+	if err != nil {
+		return fail(fmt.Errorf("image %s: %w", s.ImageID, err))
+	}
+	if err := overlay(ctx, base, imageFormat(img), fresh, s.RootGB); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(fresh, filepath.Join(dir, "disk")); err != nil {
+		return fail(fmt.Errorf("replace root disk: %w", err))
+	}
+	vm, err = a.build(ctx, s, view, rec)
+	if err != nil {
+		return fail(err)
+	}
+	a.mu.Lock()
+	a.pids[s.ID] = vm.PID() // started here: nothing to adopt
+	delete(a.failed, s.ID)
+	a.mu.Unlock()
+	// The fresh boot is also any reboot asked for meanwhile.
+	rec.RebuildSeq, rec.RebootSeq = s.RebuildSeq, max(rec.RebootSeq, s.RebootSeq)
+	if err := a.writeRecord(s.ID, *rec); err != nil {
+		return err
+	}
+	a.Log.Info("compute: rebuilt", "server", s.ID, "image", s.ImageID, "pid", vm.PID())
+	return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+}
+
+// imageFormat is how the hypervisor reads a cached image.
+func imageFormat(img imagestate.Image) string {
+	if img.DiskFormat == "qcow2" {
+		return hypervisor.FormatQCOW2
+	}
+	return hypervisor.FormatRaw
 }
 
 // teardown removes everything of a server on this node: the guest, its

@@ -255,7 +255,16 @@ func (a *agent) execute(ctx context.Context, cmd agentapi.Command) (string, erro
 		if cmd.Deploy == nil {
 			return "", errors.New("deploy: the command has no deploy arguments")
 		}
-		return deploy(ctx, a.c, *cmd.Deploy, a.progress)
+		erased := ""
+		if cmd.Deploy.EraseMetadata {
+			msg, err := Clean(ctx, agentapi.CleanArgs{}, a.inv, a.progress)
+			if err != nil {
+				return "", fmt.Errorf("deploy step erase_devices_metadata: %w", err)
+			}
+			erased = "erased metadata (" + msg + "); "
+		}
+		msg, err := deploy(ctx, a.c, *cmd.Deploy, a.progress)
+		return erased + msg, err
 	case agentapi.OpPowerOff:
 		syscall.Sync()
 		return "powering off", nil

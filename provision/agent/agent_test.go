@@ -234,9 +234,15 @@ func TestUnknownCommandFails(t *testing.T) {
 // again would have run by then).
 func runUntilResults(t *testing.T, url string, c *conductor, n int) []agentapi.Result {
 	t.Helper()
+	return runConfigUntilResults(t, testConfig(t, url, io.Discard), c, n)
+}
+
+// runConfigUntilResults is runUntilResults with the agent's Config.
+func runConfigUntilResults(t *testing.T, cfg Config, c *conductor, n int) []agentapi.Result {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, testConfig(t, url, io.Discard)) }()
+	go func() { done <- Run(ctx, cfg) }()
 	deadline := time.After(30 * time.Second)
 	for {
 		c.mu.Lock()
@@ -366,4 +372,35 @@ func emptyDisk(t *testing.T, size int64) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A deploy that asks for the deploy step erase_devices_metadata first
+// erases every disk of the inventory (the data disk's signatures go, its
+// data stays), then writes the image, and says both in its result.
+func TestDeployErasesMetadataFirst(t *testing.T) {
+	image := mbrImage(t, 2<<20)
+	sum := sha256.Sum256(image)
+	root := emptyDisk(t, 8<<20)
+	data := emptyDisk(t, 8<<20)
+	fill(t, data, 8<<20, 0xaa)
+	c := &conductor{token: "tok", image: image, script: []agentapi.Command{
+		{ID: "d1", Op: agentapi.OpDeploy, Deploy: &agentapi.DeployArgs{RootDisk: root, ImageSize: int64(len(image)), ImageSHA256: hex.EncodeToString(sum[:]), EraseMetadata: true}},
+	}}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	cfg := testConfig(t, srv.URL, io.Discard)
+	cfg.Inspect = func() (agentapi.Inventory, error) {
+		return agentapi.Inventory{Disks: []agentapi.Disk{{Name: root}, {Name: data}}}, nil
+	}
+	res := runConfigUntilResults(t, cfg, c, 1)
+	if !res[0].OK || !strings.Contains(res[0].Message, "erased metadata") || !strings.Contains(res[0].Message, "sha256 ok") {
+		t.Fatalf("result %+v, want the erase and the write", res[0])
+	}
+	b, _ := os.ReadFile(data)
+	if !zeroed(t, b, 0, mib) || b[4*mib] != 0xaa {
+		t.Errorf("data disk: start erased %t, middle kept %t", zeroed(t, b, 0, mib), b[4*mib] == 0xaa)
+	}
+	if w, _ := os.ReadFile(root); !bytes.Equal(w[:len(image)], image) {
+		t.Error("the root disk does not hold the image")
+	}
 }

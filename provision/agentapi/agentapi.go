@@ -183,6 +183,10 @@ type DeployArgs struct {
 	// PathConfigDrive written to a new partition labelled config-2 at the
 	// end of RootDisk.
 	ConfigDrive bool `json:"config_drive,omitempty"`
+	// EraseMetadata asks for the partition tables and filesystem
+	// signatures of every disk to be erased first (the deploy step
+	// deploy.erase_devices_metadata before deploy.write_image).
+	EraseMetadata bool `json:"erase_metadata,omitempty"`
 }
 
 // Result is how a command ended.

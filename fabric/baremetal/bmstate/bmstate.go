@@ -542,11 +542,16 @@ func Ports(txn *memdb.Txn, node string) []*Port {
 // to run inside a compute FSM handler, which inserts the result with
 // PutClaimed in the same transaction, so two servers never claim one
 // node. Nodes are tried in id order: the choice is deterministic on every
-// replica.
+// replica. A node must have every trait info's "traits" asks for (a
+// flavor's trait:<NAME>=required, as placement would match it).
 func Claim(tx *memdb.Txn, resourceClass, server string, info map[string]any, now time.Time) (*Node, error) {
+	want := InstanceTraits(&Node{InstanceInfo: info})
 	for _, n := range store.All[Node](tx, NodeTable, "id") {
 		if n.ResourceClass != resourceClass || n.ProvisionState != StateAvailable ||
 			n.InstanceUUID != "" || n.Maintenance || n.Retired {
+			continue
+		}
+		if slices.ContainsFunc(want, func(t string) bool { return !slices.Contains(n.Traits, t) }) {
 			continue
 		}
 		c := n.Clone()

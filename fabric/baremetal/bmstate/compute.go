@@ -45,6 +45,23 @@ func ClaimClass(tx *memdb.Txn, resourceClass, server string, info map[string]any
 		"no available bare-metal node of resource class %s", resourceClass)
 }
 
+// Allocate records the Ironic allocation (1.52) of node n, a copy Claim
+// or ClaimClass returned for server, before PutClaimed stores it: what
+// `openstack baremetal allocation list` shows of a node Nova holds. The
+// allocation's uuid is the server's, as the node's instance_uuid is the
+// allocation's in Ironic; it is active on the node from the start (the
+// claim was the pick). It goes when the server lets the node go: the
+// conductor clearing instance_uuid after cleaning (PutNode drops it with
+// it), or Unclaim.
+func Allocate(tx *memdb.Txn, n *Node, server string, now time.Time) error {
+	if store.Get[Allocation](tx, AllocationTable, server) != nil {
+		return store.Conflictf("An allocation with UUID %s already exists.", server)
+	}
+	a := Allocation{ID: server, ResourceClass: n.ResourceClass, NodeID: n.ID, State: AllocActive, CreatedAt: now, Revision: 1}
+	n.AllocationID = a.ID
+	return tx.Insert(AllocationTable, &a)
+}
+
 // put inserts a changed copy of a node with the next revision.
 func put(tx *memdb.Txn, n *Node, now time.Time) (*Node, error) {
 	n.UpdatedAt = now
@@ -98,15 +115,24 @@ func RequestPower(tx *memdb.Txn, server, target string, now time.Time) (*Node, e
 }
 
 // Unclaim forgets a server on the node that held it, once the server is
-// gone: InstanceUUID and InstanceInfo are cleared (the conductor
-// normally did it already when cleaning finished; then nothing changes).
+// gone: InstanceUUID and InstanceInfo are cleared and the allocation
+// Allocate recorded is deleted (the conductor normally did it already
+// when cleaning finished; then nothing changes).
 func Unclaim(tx *memdb.Txn, server string, now time.Time) error {
+	if a := store.Get[Allocation](tx, AllocationTable, server); a != nil {
+		if err := tx.Delete(AllocationTable, a); err != nil {
+			return err
+		}
+	}
 	cur := NodeByInstance(tx, server)
 	if cur == nil {
 		return nil
 	}
 	n := cur.Clone()
 	n.InstanceUUID, n.InstanceInfo = "", nil
+	if n.AllocationID == server {
+		n.AllocationID = ""
+	}
 	_, err := put(tx, n, now)
 	return err
 }

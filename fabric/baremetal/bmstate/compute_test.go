@@ -32,8 +32,15 @@ func TestComputeHelpers(t *testing.T) {
 	if err != nil || n.ID != "c" || n.InstanceUUID != "s1" || n.ProvisionState != StateDeploying {
 		t.Fatalf("ClaimClass = %+v, %v", n, err)
 	}
+	if err := Allocate(tx, n, "s1", t0); err != nil {
+		t.Fatal(err)
+	}
 	if err := PutClaimed(tx, n); err != nil {
 		t.Fatal(err)
+	}
+	if a := AllocationByNode(tx, "c"); a == nil || a.ID != "s1" || a.State != AllocActive || a.ResourceClass != "baremetal_small" ||
+		store.Get[Node](tx, NodeTable, "c").AllocationID != "s1" {
+		t.Fatalf("allocation of the claimed node: %+v", a)
 	}
 	var ae *store.ApplyError
 	if _, err := ClaimClass(tx, "CUSTOM_BAREMETAL_SMALL", "s2", nil, t0); !errors.As(err, &ae) || ae.Fault != FaultNoNode {
@@ -69,7 +76,10 @@ func TestComputeHelpers(t *testing.T) {
 	if err := Unclaim(tx, "s1", t0); err != nil {
 		t.Fatal(err)
 	}
-	if n := store.Get[Node](tx, NodeTable, "c"); n.InstanceUUID != "" || n.InstanceInfo != nil || n.Revision != 6 {
+	if n := store.Get[Node](tx, NodeTable, "c"); n.InstanceUUID != "" || n.InstanceInfo != nil || n.AllocationID != "" || n.Revision != 6 {
 		t.Fatalf("after Unclaim: %+v", n)
+	}
+	if a := AllocationByNode(tx, "c"); a != nil {
+		t.Fatalf("allocation left after Unclaim: %+v", a)
 	}
 }

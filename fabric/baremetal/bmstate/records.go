@@ -10,8 +10,7 @@ import (
 
 // DeployTemplate is Ironic's deploy template (1.55): deploy steps named
 // by a trait (CUSTOM_...), meant to run when a node is deployed with
-// that trait among its instance traits. Rackstack records and validates
-// them; its ramdisk agent runs none of these steps (see the API package).
+// that trait among its instance traits; DeploySteps plans them.
 type DeployTemplate struct {
 	ID        string           `json:"id"` // UUID
 	Name      string           `json:"name"`

@@ -1,0 +1,121 @@
+package compute
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+)
+
+// A virtual machine's rebuild: REBUILD until its node reports the rebuild
+// done (an ACTIVE from before does not end it), keeping its ports and
+// host, renamed and with new metadata when asked; in the action log and
+// the event log. What it cannot take is refused naming the field.
+func TestVirtualMachineRebuild(t *testing.T) {
+	f := newFixtureWith(t, eventstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	before := *f.row(id)
+	rebuild := func(tok string, arg any, status int, inMsg ...string) map[string]any {
+		t.Helper()
+		fault := ""
+		switch status {
+		case 400:
+			fault = "badRequest"
+		case 409:
+			fault = "conflictingRequest"
+		}
+		return f.expect("POST", "/v2.1/servers/"+id+"/action", tok, "", map[string]any{"rebuild": arg}, status, fault, inMsg...)
+	}
+	// Still building: not yet.
+	rebuild(alice, map[string]any{"imageRef": img1}, 409, "vm_state building")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+
+	rebuild(alice, "x", 400, "not of type 'object'")
+	rebuild(alice, map[string]any{"imageRef": img1, "adminPass": "x"}, 400, "adminPass")
+	rebuild(alice, map[string]any{"imageRef": img1, "preserve_ephemeral": true}, 400, "preserve_ephemeral")
+	rebuild(alice, map[string]any{}, 400, "imageRef")
+	rebuild(alice, map[string]any{"imageRef": imgQueued}, 400, "not active")
+	rebuild(alice, map[string]any{"imageRef": imgBig}, 400, "too small")
+	rebuild(alice, map[string]any{"imageRef": img1, "name": " "}, 400, "name")
+	rebuild(bob, map[string]any{"imageRef": img1}, 404)
+
+	body := rebuild(alice, map[string]any{"imageRef": img1, "name": "vm-rebuilt", "metadata": map[string]any{"k": "v"}}, 202)
+	if sv := body["server"].(map[string]any); sv["status"] != "REBUILD" || sv["name"] != "vm-rebuilt" {
+		t.Fatalf("rebuild answered %v", sv)
+	}
+	row := f.row(id)
+	if row.TaskState != "rebuilding" || row.RebuildSeq != 1 || row.Want != "active" || row.Host != before.Host ||
+		len(row.Ports) != 1 || row.Ports[0] != before.Ports[0] || row.Metadata["k"] != "v" {
+		t.Fatalf("server while rebuilding: %+v", row)
+	}
+	if sv := f.show(alice, id, "2.19"); sv["OS-EXT-STS:task_state"] != "rebuilding" || sv["status"] != "REBUILD" {
+		t.Fatalf("shown while rebuilding: %v %v", sv["status"], sv["OS-EXT-STS:task_state"])
+	}
+	rebuild(alice, map[string]any{"imageRef": img1}, 409, "task_state rebuilding")
+	// The agent's report from before the rebuild does not end it.
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	if row := f.row(id); row.Status != "REBUILD" {
+		t.Fatalf("a stale ACTIVE ended the rebuild: %s", row.Status)
+	}
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1})
+	if row := f.row(id); row.Status != "ACTIVE" || row.TaskState != "" {
+		t.Fatalf("after the rebuild: %s %q", row.Status, row.TaskState)
+	}
+
+	// A stopped server is rebuilt and booted; a failed rebuild shows
+	// ERROR with why, and can be rebuilt again.
+	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, RebuildSeq: 1})
+	rebuild(alice, map[string]any{"imageRef": img1}, 202)
+	if row := f.row(id); row.Status != "REBUILD" || row.Want != "active" {
+		t.Fatalf("stopped server rebuilding: %s want %s", row.Status, row.Want)
+	}
+	f.report(id, Observed{Status: "ERROR", PowerState: 4, RebuildSeq: 2, Fault: "Rebuild of instance failed: image store unreachable"})
+	if row := f.row(id); row.Status != "ERROR" || row.Fault == nil {
+		t.Fatalf("failed rebuild: %s %+v", row.Status, row.Fault)
+	}
+	rebuild(alice, map[string]any{"imageRef": img1}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 3})
+	if row := f.row(id); row.Status != "ACTIVE" || row.Fault != nil {
+		t.Fatalf("rebuilt out of ERROR: %s %+v", row.Status, row.Fault)
+	}
+
+	acts := f.expect("GET", "/v2.1/servers/"+id+"/os-instance-actions", alice, "", nil, 200, "")["instanceActions"].([]any)
+	n := 0
+	for _, a := range acts {
+		if a.(map[string]any)["action"] == "rebuild" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("instance actions %v: want 3 rebuilds", acts)
+	}
+	// (All at one fixture time: the log's order among them is not the
+	// point, each being there is.)
+	got := f.events(id)
+	for _, want := range []string{"rebuild ACTIVE>REBUILD by u-alice", "state REBUILD>ACTIVE by system", "rebuild SHUTOFF>REBUILD by u-alice",
+		"state REBUILD>ERROR by system (Rebuild of instance failed: image store unreachable)", "rebuild ERROR>REBUILD by u-alice"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("events lack %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "state REBUILD>ACTIVE by system"); n != 2 {
+		t.Errorf("%d rebuilds ended in the events, want 2:\n%s", n, got)
+	}
+}
+
+// A server booted from a volume is not rebuilt (its root disk is the
+// volume): refused saying so, as Nova before 2.93 does.
+func TestRebuildRefusesVolumeBackedServer(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	vol := f.volume(projA)
+	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("volume", vol, 0, false))
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": img1}}, 400, "badRequest", "boots from volume")
+	if row := f.row(id); row.TaskState != "" || row.RebuildSeq != 0 {
+		t.Fatalf("refused rebuild changed the server: %+v", row)
+	}
+}

@@ -1,0 +1,116 @@
+package instances
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
+	"github.com/rackstack/rackstack/fabric/testenv"
+	"github.com/rackstack/rackstack/node/hypervisor"
+)
+
+// TestAgentRebuild: a rebuild stops the guest, gives it a fresh root disk
+// over the new image (what the guest wrote is gone), boots it again with
+// the same NICs and a config drive of the renamed server, and reports
+// ACTIVE carrying the rebuild's number; a rebuild whose image cannot be
+// had ends in ERROR saying why, with the old disk kept, and is tried
+// once, until the next rebuild request.
+func TestAgentRebuild(t *testing.T) {
+	needTools(t)
+	testenv.RequireCommand(t, "qemu-io")
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	ctx := context.Background()
+	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
+	w.Put("network_ports", &netstate.Port{ID: "port1-aaaaaaaa", Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:01"})
+	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(ctx)
+	before := mustAdopt(t, a, "s1").PID()
+	disk := filepath.Join(a.Dir, "instances", "s1", "disk")
+	// What the guest wrote to its root disk, which the rebuild must drop.
+	if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", disk).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-io write: %v %s", err, out)
+	}
+	if !written(t, disk) {
+		t.Fatal("the guest's write is not in the root disk")
+	}
+
+	s := w.server("s1")
+	s.ImageID, s.Name, s.RebuildSeq, s.TaskState, s.Status = "img2", "vm1-rebuilt", 1, "rebuilding", "REBUILD"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.RebuildSeq != 1 || o.PowerState != 1 {
+		t.Fatalf("after rebuild: %+v", o)
+	}
+	vm := mustAdopt(t, a, "s1")
+	if st, _ := vm.State(ctx); st != hypervisor.Running || vm.PID() == before {
+		t.Fatalf("after rebuild guest %s pid %d (was %d): not booted again", st, vm.PID(), before)
+	}
+	if written(t, disk) {
+		t.Error("the root disk still holds what the guest wrote before the rebuild")
+	}
+	if out, _ := exec.Command("qemu-img", "info", disk).CombinedOutput(); !bytes.Contains(out, []byte(filepath.Join("images", "img2"))) {
+		t.Errorf("root disk is not an overlay of the new image:\n%s", out)
+	}
+	spec, _ := host.Spec("s1")
+	if len(spec.NICs) != 1 || spec.NICs[0].MAC != "fa:16:3e:00:00:01" || spec.Name != "vm1-rebuilt" {
+		t.Errorf("rebuilt guest's spec: %+v", spec)
+	}
+	// The same pass again does nothing: the rebuild is done.
+	pid := vm.PID()
+	a.reconcile(ctx)
+	if mustAdopt(t, a, "s1").PID() != pid {
+		t.Error("a done rebuild was done again")
+	}
+
+	// A rebuild that cannot get its image: ERROR with why, old disk kept,
+	// not retried by later passes.
+	w.imageErr = errors.New("image store unreachable")
+	s = w.server("s1")
+	s.ImageID, s.RebuildSeq, s.TaskState = "img3", 2, "rebuilding"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ERROR" || o.RebuildSeq != 2 || !strings.Contains(o.Fault, "image store unreachable") {
+		t.Fatalf("failed rebuild: %+v", o)
+	}
+	if w.opens != 3 {
+		t.Errorf("image opened %d times, want 3 (img1, img2, one try of img3)", w.opens)
+	}
+	if _, err := os.Stat(disk); err != nil {
+		t.Errorf("a failed rebuild removed the old disk: %v", err)
+	}
+	// The next request rebuilds the server out of ERROR.
+	w.imageErr = nil
+	s = w.server("s1")
+	s.RebuildSeq, s.TaskState = 3, "rebuilding"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.RebuildSeq != 3 {
+		t.Fatalf("rebuild out of ERROR: %+v", o)
+	}
+}
+
+// written says whether the disk's first 64 KiB hold the pattern the test
+// wrote.
+func written(t *testing.T, disk string) bool {
+	t.Helper()
+	out, err := exec.Command("qemu-io", "-f", "qcow2", "-r", "-c", "read -P 0x5a 0 64k", disk).CombinedOutput()
+	if bytes.Contains(out, []byte("Pattern verification failed")) {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("qemu-io read: %v %s", err, out)
+	}
+	return true
+}
