@@ -351,6 +351,11 @@ func TestNetworking(t *testing.T) {
 			t.Errorf("subnet %s from pool1: cidr %q, want %s", c.name, got, c.cidr)
 		}
 	}
+	// The admin's shared default pool serves --use-default-subnet-pool.
+	openstack(t, admin, "subnet", "pool", "create", "--pool-prefix", "10.51.0.0/16", "--default-prefix-length", "24", "--share", "--default", "defpool")
+	if got := strings.TrimSpace(openstack(t, alice, "subnet", "create", "--network", "net3", "--use-default-subnet-pool", "-f", "value", "-c", "cidr", "sub5")); got != "10.51.0.0/24" {
+		t.Errorf("subnet sub5 from the default pool: cidr %q, want 10.51.0.0/24", got)
+	}
 }
 
 type health struct {

@@ -234,7 +234,7 @@ func (s *Service) deletePool(w http.ResponseWriter, r *http.Request) error {
 }
 
 // requestedPool is the pool a new subnet of IP version ver asks for:
-// subnetpool_id, or with use_default_subnet_pool the default pool of its
+// subnetpool_id, or with use_default_subnetpool the default pool of its
 // version; nil for none.
 func (s *Service) requestedPool(tx *memdb.Txn, p *api.Principal, rd *api.Input, ver int) (*SubnetPool, error) {
 	if rd.Has("subnetpool_id") && !rd.IsNull("subnetpool_id") {
@@ -251,13 +251,13 @@ func (s *Service) requestedPool(tx *memdb.Txn, p *api.Principal, rd *api.Input, 
 		}
 		return sp, nil
 	}
-	if !rd.Bool("use_default_subnet_pool", false) {
+	if !rd.Bool("use_default_subnetpool", false) {
 		return nil, rd.Err
 	}
 	if sp := defaultPoolOf(tx, ver); sp != nil {
 		return sp, nil
 	}
-	return nil, badInput("use_default_subnet_pool", "there is no default subnet pool for IPv%d", ver)
+	return nil, badInput("use_default_subnetpool", "there is no default subnet pool for IPv%d", ver)
 }
 
 func defaultPoolOf(tx *memdb.Txn, ver int) *SubnetPool {

@@ -108,7 +108,7 @@ func TestSubnetsFromPool(t *testing.T) {
 		"prefixlen too short": {fromPool(n1, "prefixlen", 16), 400, "HTTPBadRequest", "prefixlen"},
 		"cidr and prefixlen":  {fromPool(n1, "cidr", "10.30.1.64/28", "prefixlen", 28), 400, "InvalidInput", "prefixlen"},
 		"wrong version":       {fromPool(n1, "ip_version", 6), 400, "InvalidInput", "IPv6"},
-		"no default pool":     {map[string]any{"network_id": n1, "ip_version": 4, "use_default_subnet_pool": true}, 400, "HTTPBadRequest", "use_default_subnet_pool"},
+		"no default pool":     {map[string]any{"network_id": n1, "ip_version": 4, "use_default_subnetpool": true}, 400, "HTTPBadRequest", "use_default_subnetpool"},
 	}
 	for name, tc := range bad {
 		t.Run(name, func(t *testing.T) { post(tc.fields, tc.status, tc.typ, tc.msg) })
@@ -142,14 +142,14 @@ func TestDefaultSubnetPool(t *testing.T) {
 	n := f.network(alice, "n")["id"].(string)
 	// Alice sees the shared default pool, and takes a /64 from it.
 	f.expect("GET", "/v2.0/subnetpools/"+def, alice, nil, 200, "")
-	s := f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n, "ip_version": 6, "use_default_subnet_pool": true}}, 201, "")["subnet"].(map[string]any)
+	s := f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n, "ip_version": 6, "use_default_subnetpool": true}}, 201, "")["subnet"].(map[string]any)
 	if s["cidr"] != "2001:db8::/64" || s["subnetpool_id"] != def {
 		t.Errorf("subnet from the default pool: %v", s)
 	}
 	// But she may not change it.
 	f.expect("PUT", "/v2.0/subnetpools/"+def, alice, map[string]any{"subnetpool": map[string]any{"name": "mine"}}, 403, "PolicyNotAuthorized")
 	f.expect("PUT", "/v2.0/subnetpools/"+def, admin, map[string]any{"subnetpool": map[string]any{"is_default": false}}, 200, "")
-	f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n, "ip_version": 6, "use_default_subnet_pool": true}}, 400, "HTTPBadRequest", "use_default_subnet_pool")
+	f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n, "ip_version": 6, "use_default_subnetpool": true}}, 400, "HTTPBadRequest", "use_default_subnetpool")
 }
 
 func TestFreePrefix(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 var subnetAttrs = newAttrSpec(
 	"name description gateway_ip allocation_pools dns_nameservers host_routes enable_dhcp service_types",
-	"network_id tenant_id project_id ip_version cidr prefixlen ipv6_ra_mode ipv6_address_mode subnetpool_id use_default_subnet_pool",
+	"network_id tenant_id project_id ip_version cidr prefixlen ipv6_ra_mode ipv6_address_mode subnetpool_id use_default_subnetpool",
 	"id created_at updated_at revision_number tags")
 
 const (
@@ -252,7 +252,7 @@ func (s *Service) readRange(tx *memdb.Txn, p *api.Principal, rd *api.Input, sn *
 		return pfx, nil
 	}
 	if rd.Has("prefixlen") {
-		return pfx, badInput("prefixlen", "a prefix length needs a subnet pool (subnetpool_id or use_default_subnet_pool)")
+		return pfx, badInput("prefixlen", "a prefix length needs a subnet pool (subnetpool_id or use_default_subnetpool)")
 	}
 	cidr := rd.Str("cidr", "", 64)
 	if rd.Err != nil {
