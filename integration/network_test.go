@@ -337,6 +337,25 @@ func TestNetworking(t *testing.T) {
 	if strings.Contains(show, pc.ID) {
 		t.Fatalf("n2 still shows deleted port %s:\n%s", pc.ID, show)
 	}
+
+	// Subnets from a pool, as the openstack CLI asks for them: by prefix
+	// length, the pool's default, never overlapping.
+	openstack(t, alice, "subnet", "pool", "create", "--pool-prefix", "10.50.0.0/16", "--default-prefix-length", "24", "pool1")
+	openstack(t, alice, "network", "create", "net3")
+	for _, c := range []struct {
+		name, cidr string
+		extra      []string
+	}{{"sub3", "10.50.0.0/26", []string{"--prefix-length", "26"}}, {"sub4", "10.50.1.0/24", nil}} {
+		args := append([]string{"subnet", "create", "--network", "net3", "--subnet-pool", "pool1", "-f", "value", "-c", "cidr"}, c.extra...)
+		if got := strings.TrimSpace(openstack(t, alice, append(args, c.name)...)); got != c.cidr {
+			t.Errorf("subnet %s from pool1: cidr %q, want %s", c.name, got, c.cidr)
+		}
+	}
+	// The admin's shared default pool serves --use-default-subnet-pool.
+	openstack(t, admin, "subnet", "pool", "create", "--pool-prefix", "10.51.0.0/16", "--default-prefix-length", "24", "--share", "--default", "defpool")
+	if got := strings.TrimSpace(openstack(t, alice, "subnet", "create", "--network", "net3", "--use-default-subnet-pool", "-f", "value", "-c", "cidr", "sub5")); got != "10.51.0.0/24" {
+		t.Errorf("subnet sub5 from the default pool: cidr %q, want 10.51.0.0/24", got)
+	}
 }
 
 type health struct {

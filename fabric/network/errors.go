@@ -34,6 +34,8 @@ func notFound(kind, id string) error {
 		return store.Fault(store.KindNotFound, "SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
 	case "floatingip":
 		return store.Fault(store.KindNotFound, "FloatingIPNotFound", "Floating IP %s could not be found", id)
+	case "subnetpool":
+		return store.Fault(store.KindNotFound, "SubnetPoolNotFound", "Subnet pool %s could not be found.", id)
 	case "agent":
 		return store.Fault(store.KindNotFound, "AgentNotFound", "Agent %s could not be found.", id)
 	}

@@ -312,28 +312,29 @@ func TestSubnets(t *testing.T) {
 		typ    string
 		msg    string
 	}{
-		"no network":         {map[string]any{"cidr": "10.9.0.0/24", "ip_version": 4}, 400, "HTTPBadRequest", "network_id"},
-		"unknown network":    {map[string]any{"network_id": "nope", "cidr": "10.9.0.0/24", "ip_version": 4}, 404, "NetworkNotFound", ""},
-		"no ip_version":      {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24"}, 400, "HTTPBadRequest", "ip_version"},
-		"bad ip_version":     {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 5}, 400, "HTTPBadRequest", "ip_version"},
-		"bad cidr":           {map[string]any{"network_id": nid, "cidr": "10.9.0.0/33", "ip_version": 4}, 400, "HTTPBadRequest", "cidr"},
-		"host bits":          {map[string]any{"network_id": nid, "cidr": "10.9.0.5/24", "ip_version": 4}, 400, "HTTPBadRequest", "10.9.0.0/24"},
-		"wrong version":      {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 6}, 400, "InvalidInput", ""},
-		"overlap":            {map[string]any{"network_id": nid, "cidr": "10.0.0.128/25", "ip_version": 4}, 400, "InvalidInput", "overlaps"},
-		"gateway outside":    {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "gateway_ip": "10.8.0.1"}, 400, "InvalidInput", ""},
-		"gateway bad":        {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "gateway_ip": "x"}, 400, "HTTPBadRequest", "gateway_ip"},
-		"pool outside":       {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.10", "end": "10.9.1.10"}}}, 400, "OutOfBoundsAllocationPool", ""},
-		"pool reversed":      {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.10", "end": "10.9.0.5"}}}, 400, "InvalidAllocationPool", ""},
-		"pools overlap":      {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.10", "end": "10.9.0.20"}, {"start": "10.9.0.15", "end": "10.9.0.30"}}}, 409, "OverlappingAllocationPools", ""},
-		"pool has gateway":   {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.1", "end": "10.9.0.20"}}}, 409, "GatewayConflictWithAllocationPools", ""},
-		"pool no end":        {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.1"}}}, 400, "HTTPBadRequest", "allocation_pools"},
-		"bad dns":            {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "dns_nameservers": []string{"dns.example"}}, 400, "HTTPBadRequest", "dns_nameservers"},
-		"dup dns":            {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "dns_nameservers": []string{"1.1.1.1", "1.1.1.1"}}, 400, "HTTPBadRequest", "dns_nameservers"},
-		"bad route":          {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "host_routes": []map[string]any{{"destination": "x", "nexthop": "10.9.0.1"}}}, 400, "HTTPBadRequest", "host_routes"},
-		"slaac needs /64":    {map[string]any{"network_id": nid, "cidr": "2001:db9::/80", "ip_version": 6, "ipv6_address_mode": "slaac"}, 400, "InvalidInput", ""},
-		"v6 mode on v4":      {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "ipv6_address_mode": "slaac"}, 400, "InvalidInput", ""},
-		"subnet pool":        {map[string]any{"network_id": nid, "ip_version": 4, "subnetpool_id": "p"}, 400, "HTTPBadRequest", "subnetpool_id"},
-		"zero prefix length": {map[string]any{"network_id": nid, "cidr": "0.0.0.0/0", "ip_version": 4}, 400, "InvalidInput", ""},
+		"no network":          {map[string]any{"cidr": "10.9.0.0/24", "ip_version": 4}, 400, "HTTPBadRequest", "network_id"},
+		"unknown network":     {map[string]any{"network_id": "nope", "cidr": "10.9.0.0/24", "ip_version": 4}, 404, "NetworkNotFound", ""},
+		"no ip_version":       {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24"}, 400, "HTTPBadRequest", "ip_version"},
+		"bad ip_version":      {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 5}, 400, "HTTPBadRequest", "ip_version"},
+		"bad cidr":            {map[string]any{"network_id": nid, "cidr": "10.9.0.0/33", "ip_version": 4}, 400, "HTTPBadRequest", "cidr"},
+		"host bits":           {map[string]any{"network_id": nid, "cidr": "10.9.0.5/24", "ip_version": 4}, 400, "HTTPBadRequest", "10.9.0.0/24"},
+		"wrong version":       {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 6}, 400, "InvalidInput", ""},
+		"overlap":             {map[string]any{"network_id": nid, "cidr": "10.0.0.128/25", "ip_version": 4}, 400, "InvalidInput", "overlaps"},
+		"gateway outside":     {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "gateway_ip": "10.8.0.1"}, 400, "InvalidInput", ""},
+		"gateway bad":         {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "gateway_ip": "x"}, 400, "HTTPBadRequest", "gateway_ip"},
+		"pool outside":        {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.10", "end": "10.9.1.10"}}}, 400, "OutOfBoundsAllocationPool", ""},
+		"pool reversed":       {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.10", "end": "10.9.0.5"}}}, 400, "InvalidAllocationPool", ""},
+		"pools overlap":       {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.10", "end": "10.9.0.20"}, {"start": "10.9.0.15", "end": "10.9.0.30"}}}, 409, "OverlappingAllocationPools", ""},
+		"pool has gateway":    {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.1", "end": "10.9.0.20"}}}, 409, "GatewayConflictWithAllocationPools", ""},
+		"pool no end":         {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "allocation_pools": []map[string]any{{"start": "10.9.0.1"}}}, 400, "HTTPBadRequest", "allocation_pools"},
+		"bad dns":             {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "dns_nameservers": []string{"dns.example"}}, 400, "HTTPBadRequest", "dns_nameservers"},
+		"dup dns":             {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "dns_nameservers": []string{"1.1.1.1", "1.1.1.1"}}, 400, "HTTPBadRequest", "dns_nameservers"},
+		"bad route":           {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "host_routes": []map[string]any{{"destination": "x", "nexthop": "10.9.0.1"}}}, 400, "HTTPBadRequest", "host_routes"},
+		"slaac needs /64":     {map[string]any{"network_id": nid, "cidr": "2001:db9::/80", "ip_version": 6, "ipv6_address_mode": "slaac"}, 400, "InvalidInput", ""},
+		"v6 mode on v4":       {map[string]any{"network_id": nid, "cidr": "10.9.0.0/24", "ip_version": 4, "ipv6_address_mode": "slaac"}, 400, "InvalidInput", ""},
+		"unknown subnet pool": {map[string]any{"network_id": nid, "ip_version": 4, "subnetpool_id": "p"}, 404, "SubnetPoolNotFound", "p"},
+		"prefixlen, no pool":  {map[string]any{"network_id": nid, "ip_version": 4, "prefixlen": 24}, 400, "HTTPBadRequest", "prefixlen"},
+		"zero prefix length":  {map[string]any{"network_id": nid, "cidr": "0.0.0.0/0", "ip_version": 4}, 400, "InvalidInput", ""},
 	}
 	for name, tc := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -1033,8 +1034,13 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.0/routers/"+l3.router, alice, map[string]any{"router": map[string]any{"name": "r2"}}, 200, "")
 	f.expect("PUT", "/v2.0/routers/"+l3.router+"/remove_router_interface", alice, map[string]any{"subnet_id": l3.subnet}, 200, "")
 	f.expect("DELETE", "/v2.0/routers/"+l3.router, alice, nil, 204, "")
+	pool := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.40.0.0/16"}, "default_prefixlen": 24})["id"].(string)
+	f.expect("PUT", "/v2.0/subnetpools/"+pool, alice, map[string]any{"subnetpool": map[string]any{"name": "p2"}}, 200, "")
+	f.mk(alice, "subnets", "subnet", map[string]any{"network_id": nid, "ip_version": 4, "subnetpool_id": pool})
+	gone := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"prefixes": []string{"10.41.0.0/16"}})["id"].(string)
+	f.expect("DELETE", "/v2.0/subnetpools/"+gone, alice, nil, 204, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
-	for _, want := range []string{`"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`} {
+	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

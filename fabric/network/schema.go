@@ -22,6 +22,7 @@ type (
 	Router            = netstate.Router
 	RouterGateway     = netstate.RouterGateway
 	FloatingIP        = netstate.FloatingIP
+	SubnetPool        = netstate.SubnetPool
 	View              = netstate.View
 )
 
@@ -41,6 +42,7 @@ const (
 	tQuotas      = netstate.TableQuotas
 	tRouters     = netstate.TableRouters
 	tFloatingIPs = netstate.TableFloatingIPs
+	tSubnetPools = netstate.TableSubnetPools
 )
 
 func allocationID(network, ip string) string { return network + "/" + ip }
@@ -77,6 +79,9 @@ const (
 	cmdFIPStatus             = "network.floatingip.status"
 	cmdTags                  = "network.tags"
 	cmdDHCPHosting           = "network.dhcp_hosting"
+	cmdPoolCreate            = "network.subnetpool.create"
+	cmdPoolUpdate            = "network.subnetpool.update"
+	cmdPoolDelete            = "network.subnetpool.delete"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -116,6 +121,9 @@ func Schema() store.Schema {
 			cmdFIPStatus:             store.Typed(applyFIPStatus),
 			cmdTags:                  store.Typed(applyTags),
 			cmdDHCPHosting:           store.Typed(applyDHCPHosting),
+			cmdPoolCreate:            store.Typed(applyPoolCreate),
+			cmdPoolUpdate:            store.Typed(applyPoolUpdate),
+			cmdPoolDelete:            store.Typed(applyPoolDelete),
 		},
 	}
 }

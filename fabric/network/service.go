@@ -134,6 +134,12 @@ func (s *Service) routes() []api.Route {
 		{Method: put, Path: "/v2.0/subnets/{id}", Access: token, Rule: "update_subnet", Handle: s.updateSubnet},
 		{Method: del, Path: "/v2.0/subnets/{id}", Access: token, Rule: "delete_subnet", Handle: s.deleteSubnet},
 
+		{Method: get, Path: "/v2.0/subnetpools", Access: token, Rule: "get_subnetpool", Handle: list(s, s.subnetPools)},
+		{Method: post, Path: "/v2.0/subnetpools", Access: token, Rule: "create_subnetpool", Handle: create(s, s.poolCreation())},
+		{Method: get, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "get_subnetpool", Handle: show(s, s.subnetPools)},
+		{Method: put, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "update_subnetpool", Handle: s.updatePool},
+		{Method: del, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "delete_subnetpool", Handle: s.deletePool},
+
 		{Method: get, Path: "/v2.0/ports", Access: token, Rule: "get_port", Handle: list(s, s.ports)},
 		{Method: post, Path: "/v2.0/ports", Access: token, Rule: "create_port", Handle: create(s, s.portCreation())},
 		{Method: get, Path: "/v2.0/ports/{id}", Access: token, Rule: "get_port", Handle: show(s, s.ports)},
@@ -215,7 +221,7 @@ func (s *Service) versions(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 	var out []any
-	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"},
+	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"subnetpool", "subnetpools"}, {"port", "ports"},
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"},
 		{"router", "routers"}, {"floatingip", "floatingips"}, {"agent", "agents"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
@@ -254,6 +260,8 @@ var extensions = [][3]string{
 	{"service-type", "Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services"},
 	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
 	{"tag", "Tag support", "Enables to set tag on resources."},
+	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"},
+	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {

@@ -12,8 +12,8 @@ import (
 
 var subnetAttrs = newAttrSpec(
 	"name description gateway_ip allocation_pools dns_nameservers host_routes enable_dhcp service_types",
-	"network_id tenant_id project_id ip_version cidr ipv6_ra_mode ipv6_address_mode subnetpool_id use_default_subnet_pool",
-	"id prefixlen created_at updated_at revision_number tags")
+	"network_id tenant_id project_id ip_version cidr prefixlen ipv6_ra_mode ipv6_address_mode subnetpool_id use_default_subnetpool",
+	"id created_at updated_at revision_number tags")
 
 const (
 	maxDNSNameservers = 5
@@ -55,7 +55,7 @@ func subnetView(s *Subnet) api.View {
 		"id": s.ID, "name": s.Name, "description": s.Description, "network_id": s.NetworkID, "tenant_id": s.Project, "project_id": s.Project,
 		"ip_version": s.IPVersion, "cidr": s.CIDR, "gateway_ip": nullable(s.GatewayIP), "allocation_pools": pools,
 		"dns_nameservers": dns, "host_routes": routes, "enable_dhcp": s.EnableDHCP,
-		"ipv6_ra_mode": nullable(s.IPv6RAMode), "ipv6_address_mode": nullable(s.IPv6AddressMode), "subnetpool_id": nil,
+		"ipv6_ra_mode": nullable(s.IPv6RAMode), "ipv6_address_mode": nullable(s.IPv6AddressMode), "subnetpool_id": nullable(s.SubnetPoolID),
 		"service_types": []string{}, "created_at": timeText(s.CreatedAt), "updated_at": timeText(s.UpdatedAt),
 		"revision_number": s.Revision, "tags": tagList(s.Tags),
 	}
@@ -174,15 +174,8 @@ func readGateway(rd *api.Input, pfx netip.Prefix, def string) string {
 	return gw.String()
 }
 
-// serviceTypesAndPools refuses what we do not support: subnet pools and
-// service types.
+// unsupportedSubnetAttrs refuses what we do not support: service types.
 func unsupportedSubnetAttrs(rd *api.Input) {
-	if rd.Has("subnetpool_id") && !rd.IsNull("subnetpool_id") {
-		rd.Fail(badInput("subnetpool_id", "subnet pools are not supported"))
-	}
-	if rd.Has("use_default_subnet_pool") && rd.Bool("use_default_subnet_pool", false) {
-		rd.Fail(badInput("use_default_subnet_pool", "subnet pools are not supported"))
-	}
 	if st := rd.Strs("service_types"); len(st) > 0 {
 		rd.Fail(badInput("service_types", "subnet service types are not supported"))
 	}
@@ -218,7 +211,7 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Su
 		rd.Fail(policyDenied("create_subnet"))
 	}
 	unsupportedSubnetAttrs(rd)
-	pfx, err := readRange(rd, &sn)
+	pfx, err := s.readRange(tx, p, rd, &sn)
 	if err != nil {
 		return sn, err
 	}
@@ -231,8 +224,9 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Su
 	return sn, nil
 }
 
-// readRange reads a new subnet's ip_version and cidr.
-func readRange(rd *api.Input, sn *Subnet) (netip.Prefix, error) {
+// readRange reads a new subnet's ip_version and cidr, or the subnet pool
+// and prefix length it is allocated by.
+func (s *Service) readRange(tx *memdb.Txn, p *api.Principal, rd *api.Input, sn *Subnet) (netip.Prefix, error) {
 	var pfx netip.Prefix
 	ver := integer(rd, "ip_version")
 	if rd.Err != nil {
@@ -245,14 +239,29 @@ func readRange(rd *api.Input, sn *Subnet) (netip.Prefix, error) {
 		return pfx, badInput("ip_version", "%d is not in [4, 6]", *ver)
 	}
 	sn.IPVersion = *ver
+	sp, err := s.requestedPool(tx, p, rd, sn.IPVersion)
+	if err != nil {
+		return pfx, err
+	}
+	if sp != nil {
+		pfx, err = poolSubnetRange(tx, rd, sp, sn.NetworkID)
+		if err != nil {
+			return pfx, err
+		}
+		sn.SubnetPoolID, sn.CIDR = sp.ID, pfx.String()
+		return pfx, nil
+	}
+	if rd.Has("prefixlen") {
+		return pfx, badInput("prefixlen", "a prefix length needs a subnet pool (subnetpool_id or use_default_subnetpool)")
+	}
 	cidr := rd.Str("cidr", "", 64)
 	if rd.Err != nil {
 		return pfx, rd.Err
 	}
 	if cidr == "" {
-		return pfx, badInput("cidr", "'cidr' is a required property (subnet pools are not supported)")
+		return pfx, badInput("cidr", "'cidr' is a required property without a subnet pool")
 	}
-	pfx, err := parsePrefix(cidr)
+	pfx, err = parsePrefix(cidr)
 	if err != nil {
 		return pfx, badInput("cidr", "%v", err)
 	}

@@ -29,6 +29,11 @@ func applySubnetCreate(tx *memdb.Txn, c subnetCreateCmd) (any, error) {
 				return nil, invalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", s.CIDR, s.NetworkID)
 			}
 		}
+		if s.SubnetPoolID != "" {
+			if err := checkPoolSubnet(tx, &s, p); err != nil {
+				return nil, err
+			}
+		}
 		if store.Get[Subnet](tx, tSubnets, s.ID) != nil {
 			return nil, store.Conflictf("subnet %s exists", s.ID)
 		}

@@ -69,6 +69,8 @@ func (s *Service) taggedKinds() map[string]tagged {
 			func(r *SecurityGroup) []string { return r.Tags }, "security_group")},
 		"routers": {"router", tRouters, findTags(s.routers, func(s *Service) writable[Router] { return s.writableRouter },
 			func(r *Router) []string { return r.Tags }, "router")},
+		"subnetpools": {"subnetpool", tSubnetPools, findTags(s.subnetPools, func(s *Service) writable[SubnetPool] { return s.writablePool },
+			func(r *SubnetPool) []string { return r.Tags }, "subnetpool")},
 		"floatingips": {"floatingip", tFloatingIPs, findTags(s.floatingIPs, func(s *Service) writable[FloatingIP] { return s.writableFIP },
 			func(r *FloatingIP) []string { return r.Tags }, "floatingip")},
 	}
@@ -77,7 +79,7 @@ func (s *Service) taggedKinds() map[string]tagged {
 // tagRoutes are the tag endpoints of every tagged collection.
 func (s *Service) tagRoutes() []api.Route {
 	var out []api.Route
-	for _, coll := range []string{"networks", "subnets", "ports", "security-groups", "routers", "floatingips"} {
+	for _, coll := range []string{"networks", "subnets", "subnetpools", "ports", "security-groups", "routers", "floatingips"} {
 		base := "/v2.0/" + coll + "/{id}/tags"
 		out = append(out,
 			api.Route{Method: http.MethodGet, Path: base, Access: api.Authenticated, Handle: s.listTags(coll)},
@@ -291,6 +293,8 @@ func applyTags(tx *memdb.Txn, c tagsCmd) (any, error) {
 		return retag(tx, c, func(r *SecurityGroup) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
 	case tRouters:
 		return retag(tx, c, func(r *Router) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
+	case tSubnetPools:
+		return retag(tx, c, func(r *SubnetPool) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
 	case tFloatingIPs:
 		return retag(tx, c, func(r *FloatingIP) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
 	}

@@ -86,9 +86,35 @@ type Subnet struct {
 	AllocationPools []Pool      `json:"allocation_pools"`
 	IPv6RAMode      string      `json:"ipv6_ra_mode,omitempty"`
 	IPv6AddressMode string      `json:"ipv6_address_mode,omitempty"`
-	CreatedAt       time.Time   `json:"created_at"`
-	UpdatedAt       time.Time   `json:"updated_at"`
-	Revision        int         `json:"revision"`
+	// SubnetPoolID is the pool the range was allocated from ("": none).
+	SubnetPoolID string    `json:"subnetpool_id,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Revision     int       `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
+}
+
+// SubnetPool is a set of prefixes subnets are allocated from (Neutron's
+// subnetpools): no two subnets of one pool overlap, whatever their
+// networks.
+type SubnetPool struct {
+	ID          string   `json:"id"`
+	Project     string   `json:"project"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Prefixes    []string `json:"prefixes"` // normalized CIDRs, sorted, none inside another
+	IPVersion   int      `json:"ip_version"`
+	// MinPrefixlen, MaxPrefixlen bound the subnets' prefix lengths;
+	// DefaultPrefixlen is what a subnet gets that asks for none.
+	MinPrefixlen     int       `json:"min_prefixlen"`
+	MaxPrefixlen     int       `json:"max_prefixlen"`
+	DefaultPrefixlen int       `json:"default_prefixlen"`
+	Shared           bool      `json:"shared,omitempty"`
+	IsDefault        bool      `json:"is_default,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
+	Revision         int       `json:"revision"`
 	// Tags are the resource's standard-attribute tags, sorted.
 	Tags []string `json:"tags,omitempty"`
 }
@@ -254,6 +280,7 @@ const (
 	TableQuotas      = "network_quotas"
 	TableRouters     = "network_routers"
 	TableFloatingIPs = "network_floating_ips"
+	TableSubnetPools = "network_subnetpools"
 )
 
 func optStringIndex(name, field string) *memdb.IndexSchema {
@@ -266,7 +293,8 @@ func Tables() []store.Table {
 	return []store.Table{
 		store.NewTable(TableNetworks, &Network{}, store.StringIndex("project", "Project", false),
 			&memdb.IndexSchema{Name: "vlan", Unique: true, Indexer: &memdb.IntFieldIndex{Field: "SegmentationID"}}),
-		store.NewTable(TableSubnets, &Subnet{}, store.StringIndex("network", "NetworkID", false), store.StringIndex("project", "Project", false)),
+		store.NewTable(TableSubnets, &Subnet{}, store.StringIndex("network", "NetworkID", false), store.StringIndex("project", "Project", false),
+			optStringIndex("subnetpool", "SubnetPoolID")),
 		// Ports of routers' gateways and of floating IPs belong to no
 		// project, as in Neutron.
 		store.NewTable(TablePorts, &Port{}, store.StringIndex("network", "NetworkID", false), optStringIndex("project", "Project"),
@@ -283,6 +311,7 @@ func Tables() []store.Table {
 		store.NewTable(TableRouters, &Router{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableFloatingIPs, &FloatingIP{}, store.StringIndex("project", "Project", false),
 			optStringIndex("fixed_port", "FixedPortID"), optStringIndex("router", "RouterID")),
+		store.NewTable(TableSubnetPools, &SubnetPool{}, store.StringIndex("project", "Project", false)),
 	}
 }
 

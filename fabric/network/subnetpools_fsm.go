@@ -1,0 +1,119 @@
+package network
+
+import (
+	"net/netip"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+type poolCreateCmd struct {
+	Pools []SubnetPool `json:"pools"`
+}
+
+func applyPoolCreate(tx *memdb.Txn, c poolCreateCmd) (any, error) {
+	out := make([]SubnetPool, 0, len(c.Pools))
+	for _, sp := range c.Pools {
+		if store.Get[SubnetPool](tx, tSubnetPools, sp.ID) != nil {
+			return nil, store.Conflictf("subnet pool %s exists", sp.ID)
+		}
+		if err := oneDefaultPool(tx, &sp); err != nil {
+			return nil, err
+		}
+		if err := tx.Insert(tSubnetPools, &sp); err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+// oneDefaultPool refuses a second default pool of an IP version: a
+// subnet that asks for the default must find one.
+func oneDefaultPool(tx *memdb.Txn, sp *SubnetPool) error {
+	if !sp.IsDefault {
+		return nil
+	}
+	if d := defaultPoolOf(tx, sp.IPVersion); d != nil && d.ID != sp.ID {
+		return store.Fault(store.KindConflict, "InvalidInput", "Invalid input for operation: A default subnetpool for this IP family has already been set (%s).", d.ID)
+	}
+	return nil
+}
+
+type poolUpdateCmd struct {
+	ifMatch
+	ID               string    `json:"id"`
+	Name             *string   `json:"name,omitempty"`
+	Description      *string   `json:"description,omitempty"`
+	Prefixes         *[]string `json:"prefixes,omitempty"`
+	MinPrefixlen     *int      `json:"min_prefixlen,omitempty"`
+	MaxPrefixlen     *int      `json:"max_prefixlen,omitempty"`
+	DefaultPrefixlen *int      `json:"default_prefixlen,omitempty"`
+	IsDefault        *bool     `json:"is_default,omitempty"`
+	Now              time.Time `json:"now"`
+}
+
+func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
+	old, err := current(tx, tSubnetPools, "subnetpool", c.ID, c.ifMatch, func(r *SubnetPool) int { return r.Revision })
+	if err != nil {
+		return nil, err
+	}
+	sp := *old
+	set(&sp.Name, c.Name)
+	set(&sp.Description, c.Description)
+	set(&sp.IsDefault, c.IsDefault)
+	set(&sp.MinPrefixlen, c.MinPrefixlen)
+	set(&sp.MaxPrefixlen, c.MaxPrefixlen)
+	set(&sp.DefaultPrefixlen, c.DefaultPrefixlen)
+	if c.Prefixes != nil {
+		// Prefixes may grow, never shrink: the pool's subnets must stay
+		// within it.
+		next := &SubnetPool{Prefixes: *c.Prefixes}
+		for _, p := range poolPrefixes(old) {
+			if poolHolds(next, p) != nil {
+				return nil, invalidInput("Illegal update to prefixes: the new prefixes must hold the old prefix %s", p)
+			}
+		}
+		sp.Prefixes = *c.Prefixes
+	}
+	if err := poolBounds(sp.IPVersion, sp.MinPrefixlen, sp.MaxPrefixlen, sp.DefaultPrefixlen, sp.Prefixes); err != nil {
+		return nil, err
+	}
+	if err := oneDefaultPool(tx, &sp); err != nil {
+		return nil, err
+	}
+	touch(&sp.UpdatedAt, &sp.Revision, c.Now)
+	return sp, tx.Insert(tSubnetPools, &sp)
+}
+
+func applyPoolDelete(tx *memdb.Txn, c idCmd) (any, error) {
+	sp, err := current(tx, tSubnetPools, "subnetpool", c.ID, c.ifMatch, func(r *SubnetPool) int { return r.Revision })
+	if err != nil {
+		return nil, err
+	}
+	if raw, _ := tx.First(tSubnets, "subnetpool", sp.ID); raw != nil {
+		return nil, store.Fault(store.KindConflict, "SubnetPoolInUse", "Unable to complete operation on subnet pool %s. Subnets are allocated from it.", sp.ID)
+	}
+	return nil, tx.Delete(tSubnetPools, sp)
+}
+
+// checkPoolSubnet checks, when a subnet of pool sp is created, that its
+// range is still free in the pool: the proposer chose it from an earlier
+// state.
+func checkPoolSubnet(tx *memdb.Txn, s *Subnet, pfx netip.Prefix) error {
+	sp := store.Get[SubnetPool](tx, tSubnetPools, s.SubnetPoolID)
+	if sp == nil {
+		return notFound("subnetpool", s.SubnetPoolID)
+	}
+	if err := poolHolds(sp, pfx); err != nil {
+		return err
+	}
+	for _, o := range store.All[Subnet](tx, tSubnets, "subnetpool", sp.ID) {
+		if op, err := netip.ParsePrefix(o.CIDR); err == nil && op.Overlaps(pfx) {
+			return store.Fault(store.KindConflict, "SubnetAllocationError", "Failed to allocate subnet: %s overlaps subnet %s of subnet pool %s.", pfx, o.ID, sp.ID)
+		}
+	}
+	return nil
+}

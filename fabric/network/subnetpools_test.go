@@ -1,0 +1,196 @@
+package network
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+)
+
+func TestSubnetPoolCRUD(t *testing.T) {
+	f := newFixture(t)
+	sp := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.20.0.0/16", "10.20.5.0/24", "10.10.0.7/16"}})
+	id := sp["id"].(string)
+	// Host bits go, and a prefix inside another with them.
+	if fmt.Sprint(sp["prefixes"]) != "[10.10.0.0/16 10.20.0.0/16]" || sp["ip_version"] != 4.0 ||
+		sp["min_prefixlen"] != 8.0 || sp["max_prefixlen"] != 32.0 || sp["default_prefixlen"] != 8.0 ||
+		sp["shared"] != false || sp["is_default"] != false || sp["address_scope_id"] != nil || sp["project_id"] != projA {
+		t.Errorf("created %v", sp)
+	}
+	f.expect("GET", "/v2.0/subnetpools/"+id, alice, nil, 200, "")
+	f.expect("GET", "/v2.0/subnetpools/"+id, bob, nil, 404, "SubnetPoolNotFound", id)
+	body := f.expect("PUT", "/v2.0/subnetpools/"+id, alice, map[string]any{"subnetpool": map[string]any{"name": "p2", "default_prefixlen": 24}}, 200, "")
+	if up := body["subnetpool"].(map[string]any); up["name"] != "p2" || up["default_prefixlen"] != 24.0 || up["revision_number"] != 1.0 {
+		t.Errorf("updated %v", up)
+	}
+	f.expect("PUT", "/v2.0/subnetpools/"+id, bob, map[string]any{"subnetpool": map[string]any{"name": "x"}}, 404, "SubnetPoolNotFound")
+	_, list := f.call("GET", "/v2.0/subnetpools?name=p2", alice, nil)
+	if n := len(list["subnetpools"].([]any)); n != 1 {
+		t.Errorf("list: %d pools, want 1", n)
+	}
+	_, list = f.call("GET", "/v2.0/subnetpools", bob, nil)
+	if n := len(list["subnetpools"].([]any)); n != 0 {
+		t.Errorf("bob lists %d pools, want 0", n)
+	}
+	f.expect("PUT", "/v2.0/subnetpools/"+id+"/tags/blue", alice, nil, 201, "")
+	if tags := f.expect("GET", "/v2.0/subnetpools/"+id+"/tags", alice, nil, 200, "")["tags"]; fmt.Sprint(tags) != "[blue]" {
+		t.Errorf("tags %v", tags)
+	}
+	f.expect("DELETE", "/v2.0/subnetpools/"+id, alice, nil, 204, "")
+	f.expect("GET", "/v2.0/subnetpools/"+id, alice, nil, 404, "SubnetPoolNotFound")
+
+	bad := map[string]struct {
+		tok    string
+		fields map[string]any
+		status int
+		typ    string
+		msg    string
+	}{
+		"no prefixes":       {alice, map[string]any{"name": "x"}, 400, "HTTPBadRequest", "prefixes"},
+		"empty prefixes":    {alice, map[string]any{"prefixes": []string{}}, 400, "HTTPBadRequest", "prefixes"},
+		"bad prefix":        {alice, map[string]any{"prefixes": []string{"10.0.0.0/33"}}, 400, "HTTPBadRequest", "prefixes"},
+		"mixed versions":    {alice, map[string]any{"prefixes": []string{"10.0.0.0/8", "2001:db8::/32"}}, 400, "HTTPBadRequest", "prefixes"},
+		"min above max":     {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "min_prefixlen": 28, "max_prefixlen": 24}, 400, "InvalidInput", "min_prefixlen"},
+		"default off range": {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "min_prefixlen": 16, "default_prefixlen": 12}, 400, "InvalidInput", "default_prefixlen"},
+		"prefix past max":   {alice, map[string]any{"prefixes": []string{"10.0.0.0/26"}, "max_prefixlen": 24}, 400, "InvalidInput", "10.0.0.0/26"},
+		"address scope":     {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "address_scope_id": "s"}, 400, "HTTPBadRequest", "address_scope_id"},
+		"shared by member":  {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "shared": true}, 403, "PolicyNotAuthorized", "shared"},
+		"default by member": {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "is_default": true}, 403, "PolicyNotAuthorized", "is_default"},
+		"unknown attribute": {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "colour": "red"}, 400, "HTTPBadRequest", "colour"},
+	}
+	for name, tc := range bad {
+		t.Run(name, func(t *testing.T) {
+			f.expect("POST", "/v2.0/subnetpools", tc.tok, map[string]any{"subnetpool": tc.fields}, tc.status, tc.typ, tc.msg)
+		})
+	}
+}
+
+// TestSubnetsFromPool: subnets of one pool never overlap, whatever their
+// networks, and a pool goes only when no subnet uses it.
+func TestSubnetsFromPool(t *testing.T) {
+	f := newFixture(t)
+	pool := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.30.0.0/22"},
+		"min_prefixlen": 23, "default_prefixlen": 24, "max_prefixlen": 28})["id"].(string)
+	n1 := f.network(alice, "n1")["id"].(string)
+	n2 := f.network(alice, "n2")["id"].(string)
+	fromPool := func(net string, extra ...any) map[string]any {
+		fields := map[string]any{"network_id": net, "ip_version": 4, "subnetpool_id": pool}
+		for i := 0; i+1 < len(extra); i += 2 {
+			fields[extra[i].(string)] = extra[i+1]
+		}
+		return fields
+	}
+	post := func(fields map[string]any, status int, typ string, msg ...string) map[string]any {
+		t.Helper()
+		return f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": fields}, status, typ, msg...)
+	}
+	a := post(fromPool(n1), 201, "")["subnet"].(map[string]any)
+	if a["cidr"] != "10.30.0.0/24" || a["subnetpool_id"] != pool || a["gateway_ip"] != "10.30.0.1" {
+		t.Errorf("first subnet %v", a)
+	}
+	b := post(fromPool(n2, "prefixlen", 28), 201, "")["subnet"].(map[string]any)
+	if b["cidr"] != "10.30.1.0/28" {
+		t.Errorf("second subnet %v, want 10.30.1.0/28 (another network, the same pool)", b["cidr"])
+	}
+	c := post(fromPool(n2, "prefixlen", 23), 201, "")["subnet"].(map[string]any)
+	if c["cidr"] != "10.30.2.0/23" {
+		t.Errorf("third subnet %v, want 10.30.2.0/23 (aligned past the /28)", c["cidr"])
+	}
+	bad := map[string]struct {
+		fields map[string]any
+		status int
+		typ    string
+		msg    string
+	}{
+		"exhausted":           {fromPool(n1, "prefixlen", 23), 409, "SubnetAllocationError", "/23"},
+		"cidr overlaps pool":  {fromPool(n1, "cidr", "10.30.1.0/28"), 409, "SubnetAllocationError", "overlaps"},
+		"cidr outside pool":   {fromPool(n1, "cidr", "10.31.0.0/24"), 400, "SubnetAllocationError", "10.31.0.0/24"},
+		"cidr too long":       {fromPool(n1, "cidr", "10.30.1.128/29"), 400, "HTTPBadRequest", "cidr"},
+		"prefixlen too short": {fromPool(n1, "prefixlen", 16), 400, "HTTPBadRequest", "prefixlen"},
+		"cidr and prefixlen":  {fromPool(n1, "cidr", "10.30.1.64/28", "prefixlen", 28), 400, "InvalidInput", "prefixlen"},
+		"wrong version":       {fromPool(n1, "ip_version", 6), 400, "InvalidInput", "IPv6"},
+		"no default pool":     {map[string]any{"network_id": n1, "ip_version": 4, "use_default_subnetpool": true}, 400, "HTTPBadRequest", "use_default_subnetpool"},
+	}
+	for name, tc := range bad {
+		t.Run(name, func(t *testing.T) { post(tc.fields, tc.status, tc.typ, tc.msg) })
+	}
+	// The explicit CIDR of a free range of the pool is the subnet's.
+	d := post(fromPool(n1, "cidr", "10.30.1.16/28"), 201, "")["subnet"].(map[string]any)
+	if d["cidr"] != "10.30.1.16/28" {
+		t.Errorf("explicit cidr: %v", d["cidr"])
+	}
+	f.expect("DELETE", "/v2.0/subnetpools/"+pool, alice, nil, 409, "SubnetPoolInUse")
+	// Prefixes grow, never shrink under the pool's subnets.
+	f.expect("PUT", "/v2.0/subnetpools/"+pool, alice, map[string]any{"subnetpool": map[string]any{"prefixes": []string{"10.30.0.0/23"}}}, 400, "InvalidInput", "10.30.0.0/22")
+	f.expect("PUT", "/v2.0/subnetpools/"+pool, alice, map[string]any{"subnetpool": map[string]any{"prefixes": []string{"10.30.0.0/21"}}}, 200, "")
+	post(fromPool(n1, "prefixlen", 23), 201, "")
+	for _, s := range []map[string]any{a, b, c, d} {
+		f.expect("DELETE", "/v2.0/subnets/"+s["id"].(string), alice, nil, 204, "")
+	}
+	_, left := f.call("GET", "/v2.0/subnets", alice, nil)
+	for _, s := range left["subnets"].([]any) {
+		f.expect("DELETE", "/v2.0/subnets/"+s.(map[string]any)["id"].(string), alice, nil, 204, "")
+	}
+	f.expect("DELETE", "/v2.0/subnetpools/"+pool, alice, nil, 204, "")
+}
+
+func TestDefaultSubnetPool(t *testing.T) {
+	f := newFixture(t)
+	def := f.mk(admin, "subnetpools", "subnetpool", map[string]any{"name": "default", "prefixes": []string{"2001:db8::/48"}, "shared": true, "is_default": true})["id"].(string)
+	f.expect("POST", "/v2.0/subnetpools", admin, map[string]any{"subnetpool": map[string]any{"prefixes": []string{"2001:db9::/48"}, "is_default": true}}, 409, "InvalidInput", def)
+	other := f.mk(admin, "subnetpools", "subnetpool", map[string]any{"prefixes": []string{"2001:dba::/48"}})["id"].(string)
+	f.expect("PUT", "/v2.0/subnetpools/"+other, admin, map[string]any{"subnetpool": map[string]any{"is_default": true}}, 409, "InvalidInput", def)
+	n := f.network(alice, "n")["id"].(string)
+	// Alice sees the shared default pool, and takes a /64 from it.
+	f.expect("GET", "/v2.0/subnetpools/"+def, alice, nil, 200, "")
+	s := f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n, "ip_version": 6, "use_default_subnetpool": true}}, 201, "")["subnet"].(map[string]any)
+	if s["cidr"] != "2001:db8::/64" || s["subnetpool_id"] != def {
+		t.Errorf("subnet from the default pool: %v", s)
+	}
+	// But she may not change it.
+	f.expect("PUT", "/v2.0/subnetpools/"+def, alice, map[string]any{"subnetpool": map[string]any{"name": "mine"}}, 403, "PolicyNotAuthorized")
+	f.expect("PUT", "/v2.0/subnetpools/"+def, admin, map[string]any{"subnetpool": map[string]any{"is_default": false}}, 200, "")
+	f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n, "ip_version": 6, "use_default_subnetpool": true}}, 400, "HTTPBadRequest", "use_default_subnetpool")
+}
+
+func TestFreePrefix(t *testing.T) {
+	pfx := func(ss ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return out
+	}
+	cases := map[string]struct {
+		pool []netip.Prefix
+		bits int
+		used []netip.Prefix
+		want string // "": none
+	}{
+		"empty pool":             {pfx("10.0.0.0/16"), 24, nil, "10.0.0.0/24"},
+		"after a used one":       {pfx("10.0.0.0/16"), 24, pfx("10.0.0.0/24"), "10.0.1.0/24"},
+		"past a larger one":      {pfx("10.0.0.0/16"), 24, pfx("10.0.0.0/20"), "10.0.16.0/24"},
+		"past a smaller one":     {pfx("10.0.0.0/16"), 20, pfx("10.0.3.0/28"), "10.0.16.0/20"},
+		"a gap between":          {pfx("10.0.0.0/16"), 24, pfx("10.0.0.0/24", "10.0.2.0/24"), "10.0.1.0/24"},
+		"the next pool prefix":   {pfx("10.0.0.0/24", "10.1.0.0/24"), 24, pfx("10.0.0.0/24"), "10.1.0.0/24"},
+		"prefix too small":       {pfx("10.0.0.0/25", "10.1.0.0/24"), 24, nil, "10.1.0.0/24"},
+		"exhausted":              {pfx("10.0.0.0/23"), 24, pfx("10.0.0.0/24", "10.0.1.0/24"), ""},
+		"top of the space":       {pfx("255.255.255.0/24"), 25, pfx("255.255.255.0/25"), "255.255.255.128/25"},
+		"top exhausted":          {pfx("255.255.255.0/24"), 25, pfx("255.255.255.0/24"), ""},
+		"ipv6 past many":         {pfx("2001:db8::/32"), 64, pfx("2001:db8::/48"), "2001:db8:1::/64"},
+		"ipv6 whole pool is one": {pfx("2001:db8::/64"), 64, nil, "2001:db8::/64"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, ok := freePrefix(tc.pool, tc.bits, tc.used)
+			if tc.want == "" {
+				if ok {
+					t.Errorf("got %s, want none", got)
+				}
+				return
+			}
+			if !ok || got.String() != tc.want {
+				t.Errorf("got %v %v, want %s", got, ok, tc.want)
+			}
+		})
+	}
+}
