@@ -1,6 +1,7 @@
 package network
 
 import (
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -117,5 +118,6 @@ func Schema() store.Schema {
 			cmdTags:                  store.Typed(applyTags),
 			cmdDHCPHosting:           store.Typed(applyDHCPHosting),
 		},
+		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}
 }
