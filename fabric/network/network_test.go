@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api/apitest"
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -36,7 +37,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	local, err := store.NewLocal(Schema())
+	local, err := store.NewLocal(Schema(), eventstate.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1033,7 +1034,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.0/routers/"+l3.router, alice, map[string]any{"router": map[string]any{"name": "r2"}}, 200, "")
 	f.expect("PUT", "/v2.0/routers/"+l3.router+"/remove_router_interface", alice, map[string]any{"subnet_id": l3.subnet}, 200, "")
 	f.expect("DELETE", "/v2.0/routers/"+l3.router, alice, nil, 204, "")
-	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
+	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 	for _, want := range []string{`"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)

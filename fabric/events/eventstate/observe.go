@@ -87,7 +87,7 @@ func (r Resource) event(ch memdb.Change, a store.Applied) (Event, bool) {
 	default:
 		ev.Action = "state"
 	}
-	if before.Detail != after.Detail && ev.Reason == "" {
+	if before.Detail != after.Detail && ev.Reason == "" && ev.Action != "delete" {
 		ev.Reason = detailChange(before.Detail, after.Detail)
 	}
 	return ev, true

@@ -7,6 +7,6 @@ import "github.com/rackstack/rackstack/fabric/events/eventstate"
 func eventResources() []eventstate.Resource {
 	return []eventstate.Resource{{Table: Table, Type: eventstate.Image, Describe: func(row any) eventstate.Subject {
 		img := row.(*Image)
-		return eventstate.Subject{ID: img.ID, Project: img.Owner, Status: img.Status, Detail: img.Visibility}
+		return eventstate.Subject{ID: img.ID, Project: img.Owner, Status: img.Status, Detail: "visibility " + img.Visibility}
 	}}}
 }
