@@ -66,6 +66,7 @@ type Store struct {
 	// own).
 	Buffers     *Buffers
 	defaultBufs sync.Once
+	diskErrs    diskErrors
 }
 
 func (s *Store) stallTimeout() time.Duration {
@@ -303,6 +304,7 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 		go func() {
 			w, err := local.Create(name)
 			if err != nil {
+				s.diskError(d, err)
 				drain(sk.blocks)
 				sk.done <- err
 				return
@@ -320,10 +322,13 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 			}
 			if werr != nil || ctx.Err() != nil {
 				w.Abort()
+				s.diskError(d, werr)
 				sk.done <- errors.Join(werr, ctx.Err())
 				return
 			}
-			sk.done <- w.Commit()
+			err = w.Commit()
+			s.diskError(d, err)
+			sk.done <- err
 		}()
 		return sk
 	}
@@ -587,7 +592,9 @@ func (s *Store) Delete(ctx context.Context, key string, l Layout) error {
 func (s *Store) DeleteShard(ctx context.Context, key string, i int, d placement.Disk) error {
 	name := ShardName(key, i)
 	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
-		return local.Remove(name)
+		err := local.Remove(name)
+		s.diskError(d, err)
+		return err
 	}
 	if s.Transport != nil {
 		return s.Transport.Remove(ctx, d, name)
