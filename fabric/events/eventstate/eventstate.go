@@ -41,6 +41,7 @@ const (
 	Router        = "router"
 	FloatingIP    = "floatingip"
 	Image         = "image"
+	Container     = "container"
 	BaremetalNode = "baremetal_node"
 )
 
