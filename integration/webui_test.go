@@ -285,7 +285,8 @@ func TestWebConsole(t *testing.T) {
 		}
 	}
 
-	// Delete: the button asks again.
+	// Delete, from the instance page: the button asks again.
+	b.visit("#/instances/" + id)
 	b.run("delete", chromedp.Click(chromedp.CSS("#delete-server")), chromedp.Click(chromedp.CSS("#delete-server")))
 	b.waitJS("back on the list", `location.hash === '#/instances'`, 30*time.Second)
 	tok := token(t, n1, "alice", "alice-pass-1", "demo")
