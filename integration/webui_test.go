@@ -237,7 +237,56 @@ func TestWebConsole(t *testing.T) {
 	b.waitJS("chart drawn", `document.querySelector('#charts figure canvas') !== null`, 10*time.Second)
 	b.screenshot("instance-detail")
 
-	// Delete: the button asks again.
+	// The instance page names its image, not only its id.
+	if got, err := b.text("#server-image"); err != nil || got != "testimg" {
+		t.Errorf("instance page's image: %q %v, want testimg", got, err)
+	}
+
+	// A volume attached to web1 from the volumes page and detached again;
+	// the event log has each step, by whom (update: alice asked; state:
+	// the node did it).
+	cell := func(text string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll('main td')].some(td => td.textContent.trim() === %q)`, text)
+	}
+	row := func(name, status string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll('main tr')].some(tr => tr.textContent.includes(%q) && tr.textContent.includes(%q))`, name, status)
+	}
+	// reloadUntil renders the page again until expr holds: the volumes
+	// page shows what it read, and a volume moves on without it.
+	reloadUntil := func(what, expr string, d time.Duration) {
+		t.Helper()
+		if !eventually(d, func() bool {
+			b.do(`window.dispatchEvent(new HashChangeEvent('hashchange'))`)
+			time.Sleep(time.Second)
+			return eval[bool](b, "!!("+expr+")")
+		}) {
+			page, _ := b.text("main")
+			b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+			t.Fatalf("%s: not within %s; page:\n%s", what, d, page)
+		}
+	}
+	b.visit("#/volumes")
+	b.run("create a volume",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create volume"] [name=name]`), "webvol"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create volume"] button[type=submit]`)))
+	b.waitJS("volume listed", cell("webvol"), 30*time.Second)
+	reloadUntil("webvol available", row("webvol", "available")+` && document.querySelector('form[aria-label="Attach volume"]') !== null`, time.Minute)
+	b.screenshot("member-volumes")
+	b.run("attach webvol to web1", chromedp.Click(chromedp.CSS(`form[aria-label="Attach volume"] button[type=submit]`)))
+	reloadUntil("webvol in use", row("webvol", "in-use"), 3*time.Minute)
+	b.screenshot("member-volume-attached")
+	b.run("detach webvol", chromedp.Click(chromedp.CSS(`button[aria-label="Detach webvol"]`)))
+	reloadUntil("webvol detached", row("webvol", "available"), 3*time.Minute)
+	volID := strings.TrimSpace(openstack(t, alice, "volume", "show", "-f", "value", "-c", "id", "webvol"))
+	evs := serverEvents(t, creds, n1, volID)
+	for _, want := range []string{"create >creating", "update available>attaching", "state attaching>in-use", "update in-use>detaching", "state detaching>available"} {
+		if !hasEventLine(evs, want) {
+			t.Errorf("webvol's events lack %q:\n%s", want, strings.Join(evs, "\n"))
+		}
+	}
+
+	// Delete, from the instance page: the button asks again.
+	b.visit("#/instances/" + id)
 	b.run("delete", chromedp.Click(chromedp.CSS("#delete-server")), chromedp.Click(chromedp.CSS("#delete-server")))
 	b.waitJS("back on the list", `location.hash === '#/instances'`, 30*time.Second)
 	tok := token(t, n1, "alice", "alice-pass-1", "demo")
@@ -252,9 +301,6 @@ func TestWebConsole(t *testing.T) {
 	upload := filepath.Join(t.TempDir(), "hello.raw")
 	if err := os.WriteFile(upload, bytes.Repeat([]byte("rackstack\n"), 100000), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	cell := func(text string) string {
-		return fmt.Sprintf(`[...document.querySelectorAll('main td')].some(td => td.textContent.trim() === %q)`, text)
 	}
 	b.visit("#/network")
 	b.run("create a network",
@@ -307,13 +353,6 @@ func TestWebConsole(t *testing.T) {
 	if msg := eval[string](b, `document.querySelector('#status.error')?.textContent ?? ''`); msg != "" {
 		t.Errorf("download: %s", msg)
 	}
-
-	b.visit("#/volumes")
-	b.run("create a volume",
-		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create volume"] [name=name]`), "webvol"),
-		chromedp.Click(chromedp.CSS(`form[aria-label="Create volume"] button[type=submit]`)))
-	b.waitJS("volume listed", cell("webvol"), 30*time.Second)
-	b.screenshot("member-volumes")
 
 	b.visit("#/keypairs")
 	b.run("create a key pair",

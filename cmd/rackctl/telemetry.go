@@ -88,7 +88,7 @@ func eventsCommand(ctx context.Context, connect func() (*client.Client, error), 
 			}
 		},
 	}
-	cmd.Flags().StringVar(&resource, "resource", "", "only the events of this resource (a server, volume or bare-metal node id)")
+	cmd.Flags().StringVar(&resource, "resource", "", "only the events of this resource (the id of a server, volume, snapshot, backup, network, subnet, port, router, floating IP, image or bare-metal node, or PROJECT/NAME of a container)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many, the newest (default: the server's, 1000)")
 	return cmd

@@ -112,8 +112,14 @@ func PrincipalFrom(ctx context.Context) *Principal {
 	return p
 }
 
-// WithPrincipal returns ctx carrying p (for tests and internal calls).
+// WithPrincipal returns ctx carrying p (for tests and internal calls); the
+// commands proposed under it name p as their actor in the event log.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	if p != nil {
+		o := store.OriginFrom(ctx)
+		o.User, o.Project = p.UserID, p.ProjectID
+		ctx = store.WithOrigin(ctx, o)
+	}
 	return context.WithValue(ctx, principalKey, p)
 }
 
@@ -184,6 +190,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		w.Header().Set("X-Compute-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx = store.WithOrigin(ctx, store.Origin{RequestID: id})
 		ctx = context.WithValue(ctx, loggerKey, m.Log.With("request_id", id))
 		r = r.WithContext(ctx)
 		defer func() {

@@ -24,6 +24,7 @@ type Event struct {
 	From         string    `json:"from"`
 	To           string    `json:"to"`
 	Reason       string    `json:"reason"`
+	Command      string    `json:"command,omitempty"`
 }
 
 // EventFilter selects events: of one resource ("" for all), after Since,

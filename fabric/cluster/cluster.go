@@ -253,7 +253,7 @@ func (n *Node) Propose(ctx context.Context, typ string, body any) (store.Result,
 	if err := n.State.Halted(); err != nil {
 		return store.Result{}, fmt.Errorf("propose %s: %w", typ, err)
 	}
-	cmd, err := store.NewCommand(typ, body)
+	cmd, err := store.Proposal(ctx, typ, body)
 	if err != nil {
 		return store.Result{}, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api/apitest"
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -36,7 +37,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	local, err := store.NewLocal(Schema())
+	local, err := store.NewLocal(Schema(), eventstate.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1039,7 +1040,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.mk(alice, "subnets", "subnet", map[string]any{"network_id": nid, "ip_version": 4, "subnetpool_id": pool})
 	gone := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"prefixes": []string{"10.41.0.0/16"}})["id"].(string)
 	f.expect("DELETE", "/v2.0/subnetpools/"+gone, alice, nil, 204, "")
-	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
+	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -125,5 +126,6 @@ func Schema() store.Schema {
 			cmdPoolUpdate:            store.Typed(applyPoolUpdate),
 			cmdPoolDelete:            store.Typed(applyPoolDelete),
 		},
+		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}
 }

@@ -10,6 +10,9 @@ import (
 type Command struct {
 	Type string          `json:"type"`
 	Body json.RawMessage `json:"body,omitempty"`
+	// Origin is set by the proposer (Proposal); entries written before
+	// it existed have none.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // NewCommand encodes body as the command's payload.

@@ -42,11 +42,11 @@ func NewLocal(schemas ...Schema) (*Local, error) {
 
 // Propose applies the command at once. Like a cluster node it refuses a
 // command type nobody registered before it reaches the log.
-func (l *Local) Propose(_ context.Context, typ string, body any) (Result, error) {
+func (l *Local) Propose(ctx context.Context, typ string, body any) (Result, error) {
 	if !l.State.Knows(typ) {
 		return Result{}, fmt.Errorf("propose %s: %w", typ, ErrUnknownCommand)
 	}
-	cmd, err := NewCommand(typ, body)
+	cmd, err := Proposal(ctx, typ, body)
 	if err != nil {
 		return Result{}, err
 	}

@@ -33,8 +33,9 @@ type Handler func(tx *memdb.Txn, index uint64, body json.RawMessage) (any, error
 
 // Schema is everything a service contributes to the state store.
 type Schema struct {
-	Tables   []Table
-	Handlers map[string]Handler
+	Tables    []Table
+	Handlers  map[string]Handler
+	Observers []Observer
 }
 
 // State is the in-memory database every node reads from. Writes come only
@@ -44,8 +45,10 @@ type State struct {
 	db       *memdb.MemDB
 	tables   map[string]Table
 	handlers map[string]Handler
-	applied  uint64
-	notify   chan struct{} // closed and replaced whenever applied changes
+	// observers run after every command, in registration order.
+	observers []Observer
+	applied   uint64
+	notify    chan struct{} // closed and replaced whenever applied changes
 	// halt is set, once and for good, when the FSM meets a log entry it
 	// cannot apply (see FSM.Apply); halted is closed then.
 	halt   *HaltError
@@ -76,6 +79,7 @@ func NewState(schemas ...Schema) (*State, error) {
 			}
 			s.handlers[name] = h
 		}
+		s.observers = append(s.observers, sc.Observers...)
 	}
 	db, err := memdb.NewMemDB(dbs)
 	if err != nil {
@@ -162,13 +166,36 @@ func (s *State) apply(index uint64, cmd Command) (any, error) {
 	db := s.db
 	s.mu.RUnlock()
 	tx := db.Txn(true)
+	if len(s.observers) > 0 {
+		tx.TrackChanges()
+	}
 	res, err := h(tx, index, cmd.Body)
+	if err == nil {
+		err = s.observe(tx, cmd)
+	}
 	if err != nil {
 		tx.Abort()
 	} else {
 		tx.Commit()
 	}
 	return res, err
+}
+
+// observe hands the rows cmd changed to every observer.
+func (s *State) observe(tx *memdb.Txn, cmd Command) error {
+	if len(s.observers) == 0 {
+		return nil
+	}
+	a := Applied{Command: cmd.Type, Changes: tx.Changes()}
+	if cmd.Origin != nil {
+		a.Origin = *cmd.Origin
+	}
+	for _, o := range s.observers {
+		if err := o(tx, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *State) markApplied(index uint64) {

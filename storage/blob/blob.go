@@ -72,6 +72,7 @@ type Store struct {
 	filesOnce sync.Once
 	openFiles *openFiles
 	blocks    sync.Pool // of *[]byte: ReadAt's block buffers
+	diskErrs  diskErrors
 }
 
 func (s *Store) stallTimeout() time.Duration {
@@ -323,6 +324,7 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 		go func() {
 			w, err := local.Create(name)
 			if err != nil {
+				s.diskError(d, err)
 				drain(sk.blocks)
 				sk.done <- err
 				return
@@ -340,10 +342,13 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 			}
 			if werr != nil || ctx.Err() != nil {
 				w.Abort()
+				s.diskError(d, werr)
 				sk.done <- errors.Join(werr, ctx.Err())
 				return
 			}
-			sk.done <- w.Commit()
+			err = w.Commit()
+			s.diskError(d, err)
+			sk.done <- err
 		}()
 		return sk
 	}
@@ -615,7 +620,9 @@ func (s *Store) DeleteShard(ctx context.Context, key string, i int, d placement.
 	name := ShardName(key, i)
 	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
 		s.files().forget(d, name) // a kept file would keep its bytes readable
-		return local.Remove(name)
+		err := local.Remove(name)
+		s.diskError(d, err)
+		return err
 	}
 	if s.Transport != nil {
 		return s.Transport.Remove(ctx, d, name)

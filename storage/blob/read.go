@@ -39,6 +39,7 @@ func (r *shardReader) open(ctx context.Context, stripe int64) error {
 		err = fmt.Errorf("disk %s of node %s is not reachable from here", r.d.ID, r.d.Node)
 	}
 	if err != nil {
+		r.s.diskError(r.d, err)
 		return err
 	}
 	r.rc, r.next = rc, stripe
@@ -58,6 +59,7 @@ func (r *shardReader) read(ctx context.Context, stripe int64, buf []byte) ([]byt
 	}
 	if _, err := io.ReadFull(r.rc, buf); err != nil {
 		r.bad = fmt.Errorf("read %s: %w", r.name, err)
+		r.s.diskError(r.d, r.bad)
 		return nil, r.bad
 	}
 	r.next++
@@ -66,6 +68,7 @@ func (r *shardReader) read(ctx context.Context, stripe int64, buf []byte) ([]byt
 		// A corrupt block: the rest of the shard may be fine, but treat the
 		// shard as suspect for this read and let the healer rewrite it.
 		r.bad = fmt.Errorf("%s stripe %d: %w", r.name, stripe, err)
+		r.s.diskError(r.d, r.bad)
 		return nil, r.bad
 	}
 	return data, nil

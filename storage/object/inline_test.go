@@ -9,6 +9,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 )
@@ -227,7 +228,7 @@ func TestInlineObjectsSurviveSnapshotAndMaintenance(t *testing.T) {
 	if err := fs.Persist(&bufferSink{Buffer: &snap}); err != nil {
 		t.Fatal(err)
 	}
-	restored, err := store.NewLocal(Schema())
+	restored, err := store.NewLocal(Schema(), eventstate.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,8 @@ type maintStats struct {
 	scrubErrors  int64
 	healFailures int64
 	lastPass     time.Time
+	// pass is what the last repair pass found, before it moved anything.
+	pass passCount
 	// retries are the queued blobs whose heal failed, by blob key: the
 	// healer waits before trying each again, longer after each failure.
 	retries map[string]*healRetry
@@ -558,6 +560,7 @@ func (s *Service) repairPass(ctx context.Context) (clean bool) {
 	if err != nil {
 		return false
 	}
+	s.countPass(parts, disks)
 	clean = true
 	for _, pp := range parts {
 		if ctx.Err() != nil || !s.cfg.IsLeader() {
@@ -587,6 +590,45 @@ func (s *Service) repairPass(ctx context.Context) (clean bool) {
 	s.maint.lastPass = time.Now()
 	s.maint.mu.Unlock()
 	return clean
+}
+
+// passCount is what a repair pass found: the parts not where placement
+// wants them, and those with a shard off the active disks (a gone disk, a
+// lost node). It walks the parts the pass lists anyway, so the metrics
+// have these counts without a walk of every part per scrape.
+type passCount struct {
+	done                bool
+	misplaced, degraded int
+}
+
+func (s *Service) countPass(parts []placedPart, disks []placement.Disk) {
+	active := make(map[placement.Disk]bool, len(disks))
+	for _, d := range disks {
+		active[d] = true
+	}
+	c := passCount{done: true}
+	for _, pp := range parts {
+		if _, ok := target(pp.part, disks); ok {
+			c.misplaced++
+		}
+		for _, d := range pp.part.Layout.Disks {
+			if !active[d] {
+				c.degraded++
+				break
+			}
+		}
+	}
+	s.maint.mu.Lock()
+	s.maint.pass = c
+	s.maint.mu.Unlock()
+}
+
+// passCounts returns what the last repair pass of this node found; ok is
+// false before its first pass.
+func (s *Service) passCounts() (passCount, bool) {
+	s.maint.mu.Lock()
+	defer s.maint.mu.Unlock()
+	return s.maint.pass, s.maint.pass.done
 }
 
 // pace waits until n bytes moved since start have taken at least the

@@ -31,7 +31,14 @@ var (
 	descDiskUp       = prometheus.NewDesc("rackstack_storage_disk_up", "1 when the disk is in service, 0 when it is gone (wiped or replaced) or its node is down.", diskLabels, nil)
 	descDiskTotal    = prometheus.NewDesc("rackstack_storage_disk_size_bytes", "Size of the filesystem the disk directory is on, as last registered.", diskLabels, nil)
 	descDiskFree     = prometheus.NewDesc("rackstack_storage_disk_free_bytes", "Free space of the filesystem the disk directory is on, as last registered.", diskLabels, nil)
+	descDiskErrors   = prometheus.NewDesc("rackstack_storage_disk_errors_total", "Failures of the disk since rackd started: shards it could not create, write, open, read or remove, and blocks whose checksum did not match.", diskLabels, nil)
+	descDiskState    = prometheus.NewDesc("rackstack_storage_disk_state", "The disk's state, one series per state, 1 for the current one: up (in service), gone (wiped or replaced), node_down (its node does not answer), node_lost (down long enough for its shards to be rebuilt elsewhere).", append(diskLabels, "state"), nil)
+	descMisplaced    = prometheus.NewDesc("rackstack_storage_misplaced_parts", "Parts not where placement wants them, as the leader's last repair pass (at least once a minute) found them; only the leader reports it.", nil, nil)
+	descDegraded     = prometheus.NewDesc("rackstack_storage_degraded_parts", "Parts with a shard on a gone disk or a lost node, as the leader's last repair pass (at least once a minute) found them; only the leader reports it.", nil, nil)
 )
+
+// diskStates are the values of rackstack_storage_disk_state's state label.
+var diskStates = []string{"up", "gone", "node_down", "node_lost"}
 
 // Metrics is the collector of the rackstack_storage_* families: this
 // node's throughput, loops and disks. It reads counters and the local
@@ -49,9 +56,23 @@ func (s *Service) Metrics(local func() *memdb.Txn) *Metrics { return &Metrics{s:
 // Describe sends every family's description.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReadBytes, descWrittenBytes, descHealQueue, descHealBackoff, descHealed, descHealFailures,
-		descMovedParts, descMovedBytes, descLastPass, descScrubbed, descScrubErrors, descDiskUp, descDiskTotal, descDiskFree} {
+		descMovedParts, descMovedBytes, descLastPass, descScrubbed, descScrubErrors, descDiskUp, descDiskTotal, descDiskFree,
+		descDiskErrors, descDiskState, descMisplaced, descDegraded} {
 		ch <- d
 	}
+}
+
+// diskState is d's rackstack_storage_disk_state.
+func (s *Service) diskState(d *DiskRow) string {
+	switch {
+	case d.Gone:
+		return "gone"
+	case s.cfg.NodeLost(d.Node):
+		return "node_lost"
+	case !s.cfg.NodeUp(d.Node):
+		return "node_down"
+	}
+	return "up"
 }
 
 // Collect reads the figures now.
@@ -76,6 +97,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		last = float64(c.LastPass.UnixMilli()) / 1000
 	}
 	gauge(descLastPass, last)
+	// A former leader's last pass is stale: only the leader reports.
+	if p, ok := s.passCounts(); ok && s.cfg.IsLeader() {
+		gauge(descMisplaced, float64(p.misplaced))
+		gauge(descDegraded, float64(p.degraded))
+	}
+	errs := s.cfg.Blobs.DiskErrors()
 	tx := m.local()
 	gauge(descHealQueue, float64(len(store.All[HealItem](tx, tHeal, "id"))))
 	for _, d := range store.All[DiskRow](tx, tDisks, "id") {
@@ -89,5 +116,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDiskUp, prometheus.GaugeValue, up, d.ID, d.Path)
 		ch <- prometheus.MustNewConstMetric(descDiskTotal, prometheus.GaugeValue, float64(d.Total), d.ID, d.Path)
 		ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(d.Free), d.ID, d.Path)
+		ch <- prometheus.MustNewConstMetric(descDiskErrors, prometheus.CounterValue, float64(errs[d.ID]), d.ID, d.Path)
+		state := s.diskState(d)
+		for _, st := range diskStates {
+			v := 0.0
+			if st == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descDiskState, prometheus.GaugeValue, v, d.ID, d.Path, st)
+		}
 	}
 }

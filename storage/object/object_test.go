@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk"
@@ -34,7 +35,7 @@ type fixture struct {
 // newFixture is one node with n disk directories.
 func newFixture(t *testing.T, n int) *fixture {
 	t.Helper()
-	local, err := store.NewLocal(Schema())
+	local, err := store.NewLocal(Schema(), eventstate.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +506,7 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	f.addDisk()
 	f.svc.RegisterDisks(f.ctx)
 	f.svc.repairPass(f.ctx)
-	store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
+	store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 }
 
 // waitFor polls cond for up to five seconds.

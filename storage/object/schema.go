@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 )
@@ -216,5 +217,6 @@ func Schema() store.Schema {
 			cmdHealAdd:         store.Typed(applyHealAdd),
 			cmdHealDone:        store.Typed(applyHealDone),
 		},
+		Observers: []store.Observer{eventstate.Observe(containerEvents())},
 	}
 }

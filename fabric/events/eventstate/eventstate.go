@@ -33,6 +33,15 @@ const (
 const (
 	Server        = "server"
 	Volume        = "volume"
+	Snapshot      = "snapshot"
+	Backup        = "backup"
+	Network       = "network"
+	Subnet        = "subnet"
+	Port          = "port"
+	Router        = "router"
+	FloatingIP    = "floatingip"
+	Image         = "image"
+	Container     = "container"
 	BaremetalNode = "baremetal_node"
 )
 
@@ -58,6 +67,9 @@ type Event struct {
 	From   string `json:"from,omitempty"`
 	To     string `json:"to,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Command is the state command that made the change, where the
+	// event log saw it through Observe.
+	Command string `json:"command,omitempty"`
 }
 
 type count struct {

@@ -12,6 +12,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -135,6 +136,7 @@ func Schema() store.Schema {
 			CmdPut:    store.Typed(applyPut),
 			CmdDelete: store.Typed(applyDelete),
 		},
+		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
 }
 

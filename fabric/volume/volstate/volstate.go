@@ -23,6 +23,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -389,6 +390,7 @@ func Schema() store.Schema {
 			CmdDeleteTransfer: store.Typed(applyDeleteTransfer),
 			CmdAcceptTransfer: store.Typed(applyAcceptTransfer),
 		},
+		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
 }
 

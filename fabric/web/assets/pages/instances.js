@@ -65,6 +65,7 @@ async function create(ctx) {
 async function detail(ctx, id) {
   const { session, main } = ctx;
   const { server: s } = await session.get('compute', '/servers/' + id);
+  const image = await imageLabel(session, s);
   const act = (label, body) => button(label, async () => {
     await session.post('compute', '/servers/' + id + '/action', body);
     status(label + ' requested for ' + s.name + '.');
@@ -84,7 +85,7 @@ async function detail(ctx, id) {
     h('dt', {}, 'Status'), h('dd', { id: 'server-status', class: 'state state-' + s.status.toLowerCase() }, s.status + (s['OS-EXT-STS:task_state'] ? ' (' + s['OS-EXT-STS:task_state'] + ')' : '')),
     h('dt', {}, 'ID'), h('dd', {}, s.id),
     h('dt', {}, 'Addresses'), h('dd', {}, addresses(s)),
-    h('dt', {}, 'Image'), h('dd', {}, (s.image && s.image.id) || ''),
+    h('dt', {}, 'Image'), h('dd', { id: 'server-image', title: (s.image && s.image.id) || '' }, image),
     h('dt', {}, 'Key pair'), h('dd', {}, s.key_name || ''),
     s['OS-EXT-SRV-ATTR:host'] && [h('dt', {}, 'Host'), h('dd', {}, s['OS-EXT-SRV-ATTR:host'])],
     s.fault && [h('dt', {}, 'Fault'), h('dd', { class: 'error' }, s.fault.message)]);
@@ -112,6 +113,20 @@ async function detail(ctx, id) {
     stateChanges(session, id, changes).catch(e => fill(changes, h('p', { class: 'error' }, e.message))),
     instanceCharts(session, s, charts).catch(e => fill(charts, h('p', { class: 'error' }, e.message))),
   ]);
+}
+
+// imageLabel names a server's image: Nova gives only its id, so ask
+// Glance; an image that is gone, or not the caller's to see, shows its id
+// ("" for a server booted from a volume).
+async function imageLabel(session, s) {
+  const id = s.image && s.image.id;
+  if (!id) return '';
+  try {
+    const img = await session.get('image', '/v2/images/' + id);
+    return img.name || id;
+  } catch (e) {
+    return id;
+  }
 }
 
 async function consoleLog(session, id, box) {

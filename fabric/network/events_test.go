@@ -1,0 +1,73 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
+)
+
+// events lists one resource's events as "type action from>to by who
+// (reason)".
+func (f *fixture) events(id string) string {
+	var out []string
+	for _, e := range eventstate.List(f.local.State.Txn(), eventstate.Filter{ResourceID: id}) {
+		who := e.UserID
+		if who == "" {
+			who = "system"
+		}
+		s := fmt.Sprintf("%s %s %s>%s by %s", e.ResourceType, e.Action, e.From, e.To, who)
+		if e.Reason != "" {
+			s += " (" + e.Reason + ")"
+		}
+		if e.Project != projA {
+			s += " in " + e.Project
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "; ")
+}
+
+// Networks, subnets, ports, routers and floating IPs record who made,
+// changed and removed them, and what the nodes reported.
+func TestNetworkStateChangesAreEvents(t *testing.T) {
+	f := newFixture(t)
+	w := f.l3(alice)
+	fip := f.mk(alice, "floatingips", "floatingip", map[string]any{"floating_network_id": w.ext})["id"].(string)
+	f.expect("PUT", "/v2.0/floatingips/"+fip, alice, map[string]any{"floatingip": map[string]any{"port_id": w.port}}, 200, "")
+	if err := f.svc.SetFloatingIPStatus(context.Background(), fip, "ACTIVE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.SetPortStatus(context.Background(), w.port, "ACTIVE"); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("PUT", "/v2.0/floatingips/"+fip, alice, map[string]any{"floatingip": map[string]any{"port_id": nil}}, 200, "")
+	f.expect("DELETE", "/v2.0/floatingips/"+fip, alice, nil, 204, "")
+	f.expect("PUT", "/v2.0/networks/"+w.net, alice, map[string]any{"network": map[string]any{"admin_state_up": false}}, 200, "")
+	f.expect("PUT", "/v2.0/networks/"+w.net, alice, map[string]any{"network": map[string]any{"name": "renamed"}}, 200, "") // no event
+	f.expect("PUT", "/v2.0/routers/"+w.router+"/remove_router_interface", alice, map[string]any{"subnet_id": w.subnet}, 200, "")
+	f.expect("DELETE", "/v2.0/routers/"+w.router, alice, nil, 204, "")
+	f.expect("DELETE", "/v2.0/ports/"+w.port, alice, nil, 204, "")
+	f.expect("DELETE", "/v2.0/subnets/"+w.subnet, alice, nil, 204, "")
+	f.expect("DELETE", "/v2.0/networks/"+w.net, alice, nil, 204, "")
+
+	for id, want := range map[string]string{
+		fip: "floatingip create >DOWN by u-alice; " +
+			"floatingip update DOWN>DOWN by u-alice (associated with port " + w.port + " (10.1.0.2)); " +
+			"floatingip state DOWN>ACTIVE by system; " +
+			"floatingip update ACTIVE>DOWN by u-alice (no longer associated with port " + w.port + " (10.1.0.2)); " +
+			"floatingip delete DOWN>DELETED by u-alice",
+		w.port:   "port create >DOWN by u-alice; port state DOWN>ACTIVE by system; port delete ACTIVE>DELETED by u-alice",
+		w.router: "router create > by u-alice (gateway on network " + w.ext + "); router delete >DELETED by u-alice",
+		w.subnet: "subnet create > by u-alice (10.1.0.0/24 on network " + w.net + "); subnet delete >DELETED by u-alice",
+		w.net:    "network create >ACTIVE by u-alice; network update ACTIVE>ACTIVE by u-alice (admin state down); network delete ACTIVE>DELETED by u-alice",
+		// The admin's network is the admin's project's.
+		w.ext: "network create >ACTIVE by u-admin in " + projAdm,
+	} {
+		if got := f.events(id); got != want {
+			t.Errorf("events of %s\n%s\nwant\n%s", id, got, want)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package netstate
+
+import "github.com/rackstack/rackstack/fabric/events/eventstate"
+
+// EventResources are how networks, subnets, ports, routers and floating
+// IPs appear in the event log. Networks, subnets and routers keep no
+// status (a network's is always ACTIVE, a router's is the node's
+// forwarding, neither a change of the row): their creation, deletion and
+// the changes of what Detail names are their events.
+func EventResources() []eventstate.Resource {
+	return []eventstate.Resource{
+		{Table: TableNetworks, Type: eventstate.Network, Describe: func(row any) eventstate.Subject {
+			n := row.(*Network)
+			return eventstate.Subject{ID: n.ID, Project: n.Project, Status: "ACTIVE", Detail: adminDown(n.AdminStateUp)}
+		}},
+		{Table: TableSubnets, Type: eventstate.Subnet, Describe: func(row any) eventstate.Subject {
+			s := row.(*Subnet)
+			return eventstate.Subject{ID: s.ID, Project: s.Project, Detail: s.CIDR + " on network " + s.NetworkID}
+		}},
+		{Table: TablePorts, Type: eventstate.Port, Describe: func(row any) eventstate.Subject {
+			p := row.(*Port)
+			s := eventstate.Subject{ID: p.ID, Project: p.Project, Status: p.Status}
+			if p.DeviceID != "" {
+				s.Detail = "on " + p.DeviceOwner + " " + p.DeviceID
+			}
+			return s
+		}},
+		{Table: TableRouters, Type: eventstate.Router, Describe: func(row any) eventstate.Subject {
+			r := row.(*Router)
+			s := eventstate.Subject{ID: r.ID, Project: r.Project, Detail: adminDown(r.AdminStateUp)}
+			if r.Gateway != nil {
+				s.Detail = join(s.Detail, "gateway on network "+r.Gateway.NetworkID)
+			}
+			return s
+		}},
+		{Table: TableFloatingIPs, Type: eventstate.FloatingIP, Describe: func(row any) eventstate.Subject {
+			f := row.(*FloatingIP)
+			s := eventstate.Subject{ID: f.ID, Project: f.Project, Status: f.Status}
+			if f.FixedPortID != "" {
+				s.Detail = "associated with port " + f.FixedPortID + " (" + f.FixedIP + ")"
+			}
+			return s
+		}},
+	}
+}
+
+func adminDown(up bool) string {
+	if up {
+		return ""
+	}
+	return "admin state down"
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + ", " + b
+}
