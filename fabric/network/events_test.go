@@ -71,3 +71,26 @@ func TestNetworkStateChangesAreEvents(t *testing.T) {
 		}
 	}
 }
+
+// Security groups, their rules and subnet pools record who made and
+// removed them; a rule's event says what it lets through and where.
+func TestSecurityGroupsRulesAndPoolsAreEvents(t *testing.T) {
+	f := newFixture(t)
+	sg := f.mk(alice, "security-groups", "security_group", map[string]any{"name": "web"})["id"].(string)
+	rule := f.mk(alice, "security-group-rules", "security_group_rule", map[string]any{
+		"security_group_id": sg, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+		"port_range_min": 80, "port_range_max": 81, "remote_ip_prefix": "10.0.0.0/8"})["id"].(string)
+	f.expect("DELETE", "/v2.0/security-group-rules/"+rule, alice, nil, 204, "")
+	f.expect("DELETE", "/v2.0/security-groups/"+sg, alice, nil, 204, "")
+	pool := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.40.0.0/16"}, "default_prefixlen": 24})["id"].(string)
+	f.expect("DELETE", "/v2.0/subnetpools/"+pool, alice, nil, 204, "")
+	for id, want := range map[string]string{
+		sg:   "security_group create > by u-alice; security_group delete >DELETED by u-alice",
+		rule: "security_group_rule create > by u-alice (ingress IPv4 tcp 80-81 from 10.0.0.0/8 in group " + sg + "); security_group_rule delete >DELETED by u-alice",
+		pool: "subnetpool create > by u-alice (10.40.0.0/16); subnetpool delete >DELETED by u-alice",
+	} {
+		if got := f.events(id); got != want {
+			t.Errorf("events of %s\n%s\nwant\n%s", id, got, want)
+		}
+	}
+}

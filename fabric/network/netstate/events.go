@@ -1,9 +1,15 @@
 package netstate
 
-import "github.com/rackstack/rackstack/fabric/events/eventstate"
+import (
+	"strconv"
+	"strings"
 
-// EventResources are how networks, subnets, ports, routers and floating
-// IPs appear in the event log. Networks, subnets and routers keep no
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
+)
+
+// EventResources are how networks, subnets, ports, routers, floating IPs,
+// security groups and their rules, and subnet pools appear in the event
+// log. Networks, subnets and routers keep no
 // status (a network's is always ACTIVE, a router's is the node's
 // forwarding, neither a change of the row): their creation, deletion and
 // the changes of what Detail names are their events.
@@ -41,7 +47,43 @@ func EventResources() []eventstate.Resource {
 			}
 			return s
 		}},
+		{Table: TableGroups, Type: eventstate.SecurityGroup, Describe: func(row any) eventstate.Subject {
+			g := row.(*SecurityGroup)
+			return eventstate.Subject{ID: g.ID, Project: g.Project}
+		}},
+		// A rule's event names its group, so the rules a group gained and
+		// lost can be read beside it.
+		{Table: TableRules, Type: eventstate.SGRule, Describe: func(row any) eventstate.Subject {
+			r := row.(*SecurityGroupRule)
+			return eventstate.Subject{ID: r.ID, Project: r.Project, Detail: ruleText(r)}
+		}},
+		{Table: TableSubnetPools, Type: eventstate.SubnetPool, Describe: func(row any) eventstate.Subject {
+			p := row.(*SubnetPool)
+			return eventstate.Subject{ID: p.ID, Project: p.Project, Detail: strings.Join(p.Prefixes, " ")}
+		}},
 	}
+}
+
+// ruleText says what a rule lets through, for its events.
+func ruleText(r *SecurityGroupRule) string {
+	proto := r.ProtocolName
+	if proto == "" {
+		proto = "any"
+	}
+	s := r.Direction + " " + r.EtherType + " " + proto
+	if r.PortMin != nil {
+		s += " " + strconv.Itoa(*r.PortMin)
+		if r.PortMax != nil && *r.PortMax != *r.PortMin {
+			s += "-" + strconv.Itoa(*r.PortMax)
+		}
+	}
+	switch {
+	case r.RemoteIPPrefix != "":
+		s += " from " + r.RemoteIPPrefix
+	case r.RemoteGroupID != "":
+		s += " from group " + r.RemoteGroupID
+	}
+	return s + " in group " + r.GroupID
 }
 
 func adminDown(up bool) string {
