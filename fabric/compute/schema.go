@@ -1,9 +1,12 @@
 package compute
 
 import (
+	"fmt"
+
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -91,7 +94,29 @@ func Schema() store.Schema {
 		cmdQuotaDelete:   store.Typed(applyQuotaDelete),
 		cmdConsoleToken:  store.Typed(applyConsoleToken),
 	}
+	s.Observers = []store.Observer{eventstate.Observe(eventResources()...)}
 	return s
+}
+
+// eventResources are how flavors, keypairs and server groups appear in the
+// event log. Servers record theirs through withEvents, which names their
+// actions. A flavor belongs to no project and a keypair to a user, so
+// only admins read their events.
+func eventResources() []eventstate.Resource {
+	return []eventstate.Resource{
+		{Table: computestate.TableFlavors, Type: eventstate.Flavor, Describe: func(row any) eventstate.Subject {
+			f := row.(*computestate.Flavor)
+			return eventstate.Subject{ID: f.ID, Detail: fmt.Sprintf("%s: %d vCPU, %d MB RAM, %d GB disk", f.Name, f.VCPUs, f.RAM, f.Disk)}
+		}},
+		{Table: computestate.TableKeypairs, Type: eventstate.Keypair, Describe: func(row any) eventstate.Subject {
+			k := row.(*computestate.Keypair)
+			return eventstate.Subject{ID: k.ID, Detail: k.Type + " " + k.Fingerprint}
+		}},
+		{Table: computestate.TableGroups, Type: eventstate.ServerGroup, Describe: func(row any) eventstate.Subject {
+			g := row.(*computestate.ServerGroup)
+			return eventstate.Subject{ID: g.ID, Project: g.Project, Detail: g.Policy}
+		}},
+	}
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
