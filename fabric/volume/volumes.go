@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -940,19 +939,6 @@ func (s *Service) setBootable(w http.ResponseWriter, r *http.Request, arg any) e
 	return nil
 }
 
-func (s *Service) showVolumeMetadata(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.readableVolume(r)
-	if err != nil {
-		return err
-	}
-	md := v.Metadata
-	if md == nil {
-		md = map[string]string{}
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"metadata": md})
-	return nil
-}
-
 func (s *Service) readableVolume(r *http.Request) (*volstate.Volume, error) {
 	if _, err := project(r); err != nil {
 		return nil, err
@@ -962,120 +948,4 @@ func (s *Service) readableVolume(r *http.Request) (*volstate.Volume, error) {
 		return nil, err
 	}
 	return s.volumes(r, true).Get(tx, principal(r), chi.URLParam(r, "id"))
-}
-
-// setVolumeMetadata merges (POST) or replaces (PUT) a volume's metadata.
-func (s *Service) setVolumeMetadata(replace bool) api.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if _, err := project(r); err != nil {
-			return err
-		}
-		top, err := api.ReadObject(r)
-		if err != nil {
-			return err
-		}
-		in := newInput(top)
-		if !in.Has("metadata") {
-			return cinderWording{}.Missing("metadata")
-		}
-		md := metadata(in, "metadata")
-		if in.Err != nil {
-			return in.Err
-		}
-		v, err := s.ownVolume(r, chi.URLParam(r, "id"))
-		if err != nil {
-			return err
-		}
-		row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
-			if replace || v.Metadata == nil {
-				v.Metadata = map[string]string{}
-			}
-			for k, val := range md {
-				v.Metadata[k] = val
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		out := row.Metadata
-		if out == nil {
-			out = map[string]string{}
-		}
-		api.JSON(w, http.StatusOK, map[string]any{"metadata": out})
-		return nil
-	}
-}
-
-func (s *Service) showVolumeMetadataKey(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.readableVolume(r)
-	if err != nil {
-		return err
-	}
-	key := chi.URLParam(r, "key")
-	val, ok := v.Metadata[key]
-	if !ok {
-		return store.Fault(store.KindNotFound, "itemNotFound", "Volume %s has no metadata with key %s.", v.ID, key)
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"meta": map[string]string{key: val}})
-	return nil
-}
-
-func (s *Service) putVolumeMetadataKey(w http.ResponseWriter, r *http.Request) error {
-	if _, err := project(r); err != nil {
-		return err
-	}
-	key, _ := url.PathUnescape(chi.URLParam(r, "key"))
-	top, err := api.ReadObject(r)
-	if err != nil {
-		return err
-	}
-	in := newInput(top)
-	meta := metadata(in, "meta")
-	if in.Err != nil {
-		return in.Err
-	}
-	if len(meta) != 1 {
-		return badRequest("Request body contains too many items: meta must hold exactly one key.")
-	}
-	if _, ok := meta[key]; !ok {
-		return badRequest("Request body and URI mismatch")
-	}
-	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
-	if err != nil {
-		return err
-	}
-	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
-		if v.Metadata == nil {
-			v.Metadata = map[string]string{}
-		}
-		v.Metadata[key] = meta[key]
-		return nil
-	}); err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"meta": meta})
-	return nil
-}
-
-func (s *Service) deleteVolumeMetadataKey(w http.ResponseWriter, r *http.Request) error {
-	if _, err := project(r); err != nil {
-		return err
-	}
-	key, _ := url.PathUnescape(chi.URLParam(r, "key"))
-	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
-	if err != nil {
-		return err
-	}
-	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
-		if _, ok := v.Metadata[key]; !ok {
-			return store.Fault(store.KindNotFound, "itemNotFound", "Volume %s has no metadata with key %s.", v.ID, key)
-		}
-		delete(v.Metadata, key)
-		return nil
-	}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
 }
