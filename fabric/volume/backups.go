@@ -51,22 +51,15 @@ type BackupJob struct {
 const defaultContainer = "volumebackups"
 
 func (s *Service) backups(r *http.Request, detail bool) api.Collection[volstate.Backup] {
-	all := allTenants(r) || byID(r)
+	visible := visibleTo(allTenants(r) || byID(r))
 	return api.Collection[volstate.Backup]{
 		Table: volstate.BackupTable, One: "backup",
-		Visible: func(p *api.Principal, b *volstate.Backup) bool {
-			if all && p.IsAdmin() {
-				return true
-			}
-			return b.Project == p.ProjectID && p.CanRead(b.Project)
-		},
+		Visible: func(p *api.Principal, b *volstate.Backup) bool { return visible(p, b.Project) },
 		View: func(tx *memdb.Txn, p *api.Principal, b *volstate.Backup) api.View {
 			return s.backupView(tx, r, p, b, detail)
 		},
 		NotFound: func(id string) error { return notFound("Backup", id) },
-		Listing: api.Listing{Key: "backups", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
-			SortKeys: []string{"id", "name", "status", "size", "volume_id", "container", "created_at", "updated_at", "description"},
-			Reserved: []string{"all_tenants", "sort", "offset", "with_count"}},
+		Listing:  s.cinderListing("backups", []string{"id", "name", "status", "size", "volume_id", "container", "created_at", "updated_at", "description"}, nil),
 	}
 }
 

@@ -15,23 +15,15 @@ import (
 
 // snapshots is the snapshots collection, scoped as volumes are.
 func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstate.Snapshot] {
-	all := allTenants(r) || byID(r)
+	visible := visibleTo(allTenants(r) || byID(r))
 	return api.Collection[volstate.Snapshot]{
 		Table: volstate.SnapshotTable, One: "snapshot",
-		Visible: func(p *api.Principal, v *volstate.Snapshot) bool {
-			if all && p.IsAdmin() {
-				return true
-			}
-			return v.Project == p.ProjectID && p.CanRead(v.Project)
-		},
+		Visible: func(p *api.Principal, v *volstate.Snapshot) bool { return visible(p, v.Project) },
 		View: func(_ *memdb.Txn, p *api.Principal, sn *volstate.Snapshot) api.View {
 			return snapshotView(p, sn, detail)
 		},
 		NotFound: func(id string) error { return notFound("Snapshot", id) },
-		Listing: api.Listing{Key: "snapshots", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
-			SortKeys: []string{"id", "name", "status", "size", "volume_id", "created_at", "updated_at", "description"},
-			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
-			Filters:  map[string]api.Filter{"metadata": metadataFilter}},
+		Listing:  s.cinderListing("snapshots", []string{"id", "name", "status", "size", "volume_id", "created_at", "updated_at", "description"}, map[string]api.Filter{"metadata": metadataFilter}),
 	}
 }
 

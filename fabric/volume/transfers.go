@@ -20,15 +20,10 @@ import (
 // volume-transfers.
 
 func (s *Service) transfers(r *http.Request, detail bool, collection string) api.Collection[volstate.Transfer] {
-	all := allTenants(r)
+	visible := visibleTo(allTenants(r))
 	return api.Collection[volstate.Transfer]{
 		Table: volstate.TransferTable, One: "transfer",
-		Visible: func(p *api.Principal, t *volstate.Transfer) bool {
-			if all && p.IsAdmin() {
-				return true
-			}
-			return t.Project == p.ProjectID && p.CanRead(t.Project)
-		},
+		Visible: func(p *api.Principal, t *volstate.Transfer) bool { return visible(p, t.Project) },
 		View: func(_ *memdb.Txn, _ *api.Principal, t *volstate.Transfer) api.View {
 			v := api.View{"id": t.ID, "name": nullable(t.Name), "volume_id": t.VolumeID, "links": s.links(r, collection, t.ID)}
 			if detail {
@@ -37,8 +32,7 @@ func (s *Service) transfers(r *http.Request, detail bool, collection string) api
 			return v
 		},
 		NotFound: func(id string) error { return notFound("Transfer", id) },
-		Listing: api.Listing{Key: "transfers", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
-			Reserved: []string{"all_tenants", "sort", "offset", "with_count"}},
+		Listing:  s.cinderListing("transfers", nil, nil),
 	}
 }
 

@@ -24,15 +24,10 @@ const maxSize = 16 << 10
 // volumes is the volumes collection: the caller's project's, or every
 // project's for an admin asking all_tenants.
 func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.Volume] {
-	all := allTenants(r) || byID(r)
+	visible := visibleTo(allTenants(r) || byID(r))
 	return api.Collection[volstate.Volume]{
 		Table: volstate.VolumeTable, One: "volume",
-		Visible: func(p *api.Principal, v *volstate.Volume) bool {
-			if all && p.IsAdmin() {
-				return true
-			}
-			return v.Project == p.ProjectID && p.CanRead(v.Project)
-		},
+		Visible: func(p *api.Principal, v *volstate.Volume) bool { return visible(p, v.Project) },
 		View: func(tx *memdb.Txn, p *api.Principal, v *volstate.Volume) api.View {
 			if !detail {
 				return api.View{"id": v.ID, "name": v.Name, "links": s.links(r, "volumes", v.ID)}
@@ -40,17 +35,14 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 			return s.volumeView(tx, r, p, v)
 		},
 		NotFound: func(id string) error { return notFound("Volume", id) },
-		Listing: api.Listing{Key: "volumes", Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
-			SortKeys: []string{"id", "name", "status", "size", "created_at", "updated_at", "availability_zone", "bootable", "volume_type", "description"},
-			Reserved: []string{"all_tenants", "sort", "offset", "with_count"},
-			Filters: map[string]api.Filter{
-				"metadata":     metadataFilter,
-				"display_name": func(v api.View, want []string) (bool, error) { return api.MatchValue(v["name"], want), nil },
-				// An admin listing all_tenants names one project.
-				"project_id": func(v api.View, want []string) (bool, error) {
-					return api.MatchValue(v["os-vol-tenant-attr:tenant_id"], want), nil
-				},
-			}},
+		Listing: s.cinderListing("volumes", []string{"id", "name", "status", "size", "created_at", "updated_at", "availability_zone", "bootable", "volume_type", "description"}, map[string]api.Filter{
+			"metadata":     metadataFilter,
+			"display_name": func(v api.View, want []string) (bool, error) { return api.MatchValue(v["name"], want), nil },
+			// An admin listing all_tenants names one project.
+			"project_id": func(v api.View, want []string) (bool, error) {
+				return api.MatchValue(v["os-vol-tenant-attr:tenant_id"], want), nil
+			},
+		}),
 	}
 }
 
@@ -67,6 +59,22 @@ func allTenants(r *http.Request) bool {
 	}
 	b, ok := api.ToBool(q.Get("all_tenants"))
 	return !ok || b || q.Get("all_tenants") == ""
+}
+
+// visibleTo is the Visible test of Cinder's project-scoped collections:
+// the caller's project's rows, or every project's for an admin when all
+// is set (all_tenants, or one resource read by id).
+func visibleTo(all bool) func(p *api.Principal, project string) bool {
+	return func(p *api.Principal, project string) bool {
+		return all && p.IsAdmin() || project == p.ProjectID && p.CanRead(project)
+	}
+}
+
+// cinderListing is how Cinder pages, sorts and filters the collection
+// listed under key.
+func (s *Service) cinderListing(key string, sortKeys []string, filters map[string]api.Filter) api.Listing {
+	return api.Listing{Key: key, Word: cinderWording{}, Base: s.baseURL, ZeroLimit: true, Offset: true, MissingMarker: missingMarker, FullPageNext: true,
+		SortKeys: sortKeys, Reserved: []string{"all_tenants", "sort", "offset", "with_count"}, Filters: filters}
 }
 
 // metadataFilter matches metadata={'k': 'v'} (a Python dict literal, as
