@@ -34,9 +34,7 @@ func (s *Service) chassisView(r *http.Request, c *bmstate.Chassis) api.View {
 
 func (s *Service) listChassis(detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if d, ok := api.ToBool(r.URL.Query().Get("detail")); ok && d {
-			detail = true
-		}
+		detail := detail || askedDetail(r)
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err

@@ -127,9 +127,7 @@ func deployStep(i int, x any) (map[string]any, error) {
 
 func (s *Service) listDeployTemplates(detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if d, ok := api.ToBool(r.URL.Query().Get("detail")); ok && d {
-			detail = true
-		}
+		detail := detail || askedDetail(r)
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err

@@ -228,12 +228,10 @@ func (s *Service) mutateNode(ctx context.Context, ident string, change func(tx *
 func (s *Service) listNodes(detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
-		if d, ok := api.ToBool(q.Get("detail")); ok && d {
-			if detail {
-				return badRequestf("Invalid parameter: detail is not allowed on /nodes/detail.")
-			}
-			detail = true
+		if askedDetail(r) && detail {
+			return badRequestf("Invalid parameter: detail is not allowed on /nodes/detail.")
 		}
+		detail := detail || askedDetail(r)
 		minor := versionOf(r.Context())
 		for param, since := range map[string]int{"resource_class": 21, "fault": 42, "conductor_group": 46, "conductor": 49, "owner": 50, "description_contains": 51, "lessee": 65, "retired": 61} {
 			if q.Has(param) && minor < since {

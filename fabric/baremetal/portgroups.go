@@ -71,9 +71,7 @@ func (s *Service) readPortgroup(r *http.Request) (*memdb.Txn, *bmstate.Portgroup
 func (s *Service) listPortgroups(detail, underNode bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
-		if d, ok := api.ToBool(q.Get("detail")); ok && d {
-			detail = true
-		}
+		detail := detail || askedDetail(r)
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err

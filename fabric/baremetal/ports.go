@@ -40,12 +40,18 @@ func (s *Service) portView(r *http.Request, p *bmstate.Port) api.View {
 	return v
 }
 
+// askedDetail reports whether a list request asks ?detail=true. The
+// route's own detail flag is shared by every request: handlers combine
+// the two into a variable of their own.
+func askedDetail(r *http.Request) bool {
+	d, ok := api.ToBool(r.URL.Query().Get("detail"))
+	return ok && d
+}
+
 func (s *Service) listPorts(detail, underNode bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
-		if d, ok := api.ToBool(q.Get("detail")); ok && d {
-			detail = true
-		}
+		detail := detail || askedDetail(r)
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err

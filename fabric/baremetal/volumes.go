@@ -219,9 +219,7 @@ func (k volumeKind) notFound(id string) error {
 func (s *Service) listVolumes(k volumeKind, detail, underNode bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
-		if d, ok := api.ToBool(q.Get("detail")); ok && d {
-			detail = true
-		}
+		detail := detail || askedDetail(r)
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err
