@@ -36,6 +36,12 @@ func notFound(kind, id string) error {
 		return store.Fault(store.KindNotFound, "FloatingIPNotFound", "Floating IP %s could not be found", id)
 	case "subnetpool":
 		return store.Fault(store.KindNotFound, "SubnetPoolNotFound", "Subnet pool %s could not be found.", id)
+	case "address_scope":
+		return store.Fault(store.KindNotFound, "AddressScopeNotFound", "Address scope %s could not be found.", id)
+	case "metering_label":
+		return store.Fault(store.KindNotFound, "MeteringLabelNotFound", "Metering label %s does not exist", id)
+	case "metering_label_rule":
+		return store.Fault(store.KindNotFound, "MeteringLabelRuleNotFound", "Metering label rule %s does not exist", id)
 	case "agent":
 		return store.Fault(store.KindNotFound, "AgentNotFound", "Agent %s could not be found.", id)
 	}

@@ -973,7 +973,7 @@ func TestLoadView(t *testing.T) {
 			t.Fatalf("rule row: %+v", r)
 		}
 	}
-	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs}) {
+	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs, tSubnetPools, tAddressScopes, tMeteringLabels, tMeteringRules}) {
 		t.Fatalf("table names: %v", TableNames())
 	}
 }
@@ -1040,8 +1040,19 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.mk(alice, "subnets", "subnet", map[string]any{"network_id": nid, "ip_version": 4, "subnetpool_id": pool})
 	gone := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"prefixes": []string{"10.41.0.0/16"}})["id"].(string)
 	f.expect("DELETE", "/v2.0/subnetpools/"+gone, alice, nil, 204, "")
+	scope := f.mk(alice, "address-scopes", "address_scope", map[string]any{"name": "s", "ip_version": 4})["id"].(string)
+	f.expect("PUT", "/v2.0/address-scopes/"+scope, alice, map[string]any{"address_scope": map[string]any{"name": "s2"}}, 200, "")
+	f.mk(alice, "subnetpools", "subnetpool", map[string]any{"prefixes": []string{"10.42.0.0/16"}, "address_scope_id": scope})
+	goneScope := f.mk(alice, "address-scopes", "address_scope", map[string]any{"ip_version": 6})["id"].(string)
+	f.expect("DELETE", "/v2.0/address-scopes/"+goneScope, alice, nil, 204, "")
+	label := f.mk(admin, "metering/metering-labels", "metering_label", map[string]any{"name": "l"})["id"].(string)
+	f.mk(admin, "metering/metering-label-rules", "metering_label_rule", map[string]any{"metering_label_id": label, "remote_ip_prefix": "10.9.0.0/16"})
+	goneRule := f.mk(admin, "metering/metering-label-rules", "metering_label_rule", map[string]any{"metering_label_id": label, "remote_ip_prefix": "10.8.0.0/16"})["id"].(string)
+	f.expect("DELETE", "/v2.0/metering/metering-label-rules/"+goneRule, admin, nil, 204, "")
+	goneLabel := f.mk(admin, "metering/metering-labels", "metering_label", map[string]any{"name": "gone"})["id"].(string)
+	f.expect("DELETE", "/v2.0/metering/metering-labels/"+goneLabel, admin, nil, 204, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
-	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`} {
+	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`, `"address_scope_id":"` + scope + `"`, `"remote":"10.9.0.0/16"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

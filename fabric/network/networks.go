@@ -16,7 +16,7 @@ var networkAttrs = newAttrSpec(
 	"name description admin_state_up shared port_security_enabled router:external "+
 		"provider:network_type provider:physical_network provider:segmentation_id",
 	"tenant_id project_id availability_zone_hints",
-	"id status subnets mtu created_at updated_at revision_number tags")
+	"id status subnets mtu ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
 
 // canSeeNetwork: everyone sees shared and external networks.
 func canSeeNetwork(p *api.Principal, n *Network) bool {
@@ -50,9 +50,10 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 		"id": n.ID, "name": n.Name, "description": n.Description, "tenant_id": n.Project, "project_id": n.Project,
 		"admin_state_up": n.AdminStateUp, "shared": n.Shared, "status": "ACTIVE", "mtu": n.MTU,
 		"port_security_enabled": n.PortSecurity, "router:external": n.External, "subnets": subnetIDs(tx, n.ID),
-		"availability_zones": []string{}, "availability_zone_hints": []string{}, "ipv4_address_scope": nil, "ipv6_address_scope": nil,
+		"availability_zones": []string{}, "availability_zone_hints": []string{},
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": tagList(n.Tags),
 	}
+	v["ipv4_address_scope"], v["ipv6_address_scope"] = networkScopes(tx, n.ID)
 	// As in Neutron's default policy, only admins see the provider mapping.
 	if p.IsAdmin() {
 		v["provider:network_type"] = "vlan"

@@ -83,6 +83,13 @@ const (
 	cmdPoolCreate            = "network.subnetpool.create"
 	cmdPoolUpdate            = "network.subnetpool.update"
 	cmdPoolDelete            = "network.subnetpool.delete"
+	cmdScopeCreate           = "network.address_scope.create"
+	cmdScopeUpdate           = "network.address_scope.update"
+	cmdScopeDelete           = "network.address_scope.delete"
+	cmdLabelCreate           = "network.metering_label.create"
+	cmdLabelDelete           = "network.metering_label.delete"
+	cmdMeterCreate           = "network.metering_rule.create"
+	cmdMeterDelete           = "network.metering_rule.delete"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -125,6 +132,13 @@ func Schema() store.Schema {
 			cmdPoolCreate:            store.Typed(applyPoolCreate),
 			cmdPoolUpdate:            store.Typed(applyPoolUpdate),
 			cmdPoolDelete:            store.Typed(applyPoolDelete),
+			cmdScopeCreate:           store.Typed(applyScopeCreate),
+			cmdScopeUpdate:           store.Typed(applyScopeUpdate),
+			cmdScopeDelete:           store.Typed(applyScopeDelete),
+			cmdLabelCreate:           store.Typed(applyLabelCreate),
+			cmdLabelDelete:           store.Typed(applyLabelDelete),
+			cmdMeterCreate:           store.Typed(applyMeterCreate),
+			cmdMeterDelete:           store.Typed(applyMeterDelete),
 		},
 		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}

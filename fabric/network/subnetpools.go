@@ -33,7 +33,7 @@ func poolView(sp *SubnetPool) api.View {
 		"id": sp.ID, "name": sp.Name, "description": sp.Description, "tenant_id": sp.Project, "project_id": sp.Project,
 		"prefixes": slices.Clone(sp.Prefixes), "ip_version": sp.IPVersion,
 		"min_prefixlen": sp.MinPrefixlen, "max_prefixlen": sp.MaxPrefixlen, "default_prefixlen": sp.DefaultPrefixlen,
-		"shared": sp.Shared, "is_default": sp.IsDefault, "default_quota": nil, "address_scope_id": nil,
+		"shared": sp.Shared, "is_default": sp.IsDefault, "default_quota": nil, "address_scope_id": nullable(sp.AddressScopeID),
 		"created_at": timeText(sp.CreatedAt), "updated_at": timeText(sp.UpdatedAt), "revision_number": sp.Revision, "tags": tagList(sp.Tags),
 	}
 }
@@ -125,17 +125,14 @@ func poolBounds(ver, lo, hi, def int, prefixes []string) error {
 	return nil
 }
 
-// unsupportedPoolAttrs refuses address scopes and pool quotas.
+// unsupportedPoolAttrs refuses pool quotas.
 func unsupportedPoolAttrs(rd *api.Input) {
-	if rd.Has("address_scope_id") && !rd.IsNull("address_scope_id") {
-		rd.Fail(badInput("address_scope_id", "address scopes are not supported"))
-	}
 	if rd.Has("default_quota") && !rd.IsNull("default_quota") {
 		rd.Fail(badInput("default_quota", "subnet pool quotas are not supported"))
 	}
 }
 
-func (s *Service) parsePool(_ *memdb.Txn, p *api.Principal, o api.Object) (SubnetPool, error) {
+func (s *Service) parsePool(tx *memdb.Txn, p *api.Principal, o api.Object) (SubnetPool, error) {
 	if err := poolAttrs.check(o, http.MethodPost); err != nil {
 		return SubnetPool{}, err
 	}
@@ -167,6 +164,7 @@ func (s *Service) parsePool(_ *memdb.Txn, p *api.Principal, o api.Object) (Subne
 	b := poolBits[sp.IPVersion]
 	sp.MinPrefixlen, sp.MaxPrefixlen = intOr(rd, "min_prefixlen", b.min), intOr(rd, "max_prefixlen", b.max)
 	sp.DefaultPrefixlen = intOr(rd, "default_prefixlen", sp.MinPrefixlen)
+	sp.AddressScopeID = s.readPoolScope(tx, p, rd, sp.IPVersion)
 	if rd.Err != nil {
 		return sp, rd.Err
 	}
@@ -213,6 +211,10 @@ func (s *Service) updatePool(w http.ResponseWriter, r *http.Request) error {
 			rd.Fail(badInput("prefixes", "the pool's prefixes are IPv%d", sp.IPVersion))
 		}
 		c.Prefixes = &ps
+	}
+	if rd.Has("address_scope_id") {
+		scope := s.readPoolScope(ch.tx, principal(r), rd, sp.IPVersion)
+		c.AddressScopeID = &scope
 	}
 	unsupportedPoolAttrs(rd)
 	if rd.Err != nil {

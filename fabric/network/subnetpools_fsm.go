@@ -22,6 +22,9 @@ func applyPoolCreate(tx *memdb.Txn, c poolCreateCmd) (any, error) {
 		if err := oneDefaultPool(tx, &sp); err != nil {
 			return nil, err
 		}
+		if err := checkPoolScope(tx, &sp); err != nil {
+			return nil, err
+		}
 		if err := tx.Insert(tSubnetPools, &sp); err != nil {
 			return nil, err
 		}
@@ -52,6 +55,7 @@ type poolUpdateCmd struct {
 	MaxPrefixlen     *int      `json:"max_prefixlen,omitempty"`
 	DefaultPrefixlen *int      `json:"default_prefixlen,omitempty"`
 	IsDefault        *bool     `json:"is_default,omitempty"`
+	AddressScopeID   *string   `json:"address_scope_id,omitempty"`
 	Now              time.Time `json:"now"`
 }
 
@@ -67,6 +71,7 @@ func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
 	set(&sp.MinPrefixlen, c.MinPrefixlen)
 	set(&sp.MaxPrefixlen, c.MaxPrefixlen)
 	set(&sp.DefaultPrefixlen, c.DefaultPrefixlen)
+	set(&sp.AddressScopeID, c.AddressScopeID)
 	if c.Prefixes != nil {
 		// Prefixes may grow, never shrink: the pool's subnets must stay
 		// within it.
@@ -82,6 +87,9 @@ func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
 		return nil, err
 	}
 	if err := oneDefaultPool(tx, &sp); err != nil {
+		return nil, err
+	}
+	if err := checkPoolScope(tx, &sp); err != nil {
 		return nil, err
 	}
 	touch(&sp.UpdatedAt, &sp.Revision, c.Now)

@@ -52,7 +52,7 @@ func TestSubnetPoolCRUD(t *testing.T) {
 		"min above max":     {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "min_prefixlen": 28, "max_prefixlen": 24}, 400, "InvalidInput", "min_prefixlen"},
 		"default off range": {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "min_prefixlen": 16, "default_prefixlen": 12}, 400, "InvalidInput", "default_prefixlen"},
 		"prefix past max":   {alice, map[string]any{"prefixes": []string{"10.0.0.0/26"}, "max_prefixlen": 24}, 400, "InvalidInput", "10.0.0.0/26"},
-		"address scope":     {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "address_scope_id": "s"}, 400, "HTTPBadRequest", "address_scope_id"},
+		"address scope":     {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "address_scope_id": "s"}, 404, "AddressScopeNotFound", "s"},
 		"shared by member":  {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "shared": true}, 403, "PolicyNotAuthorized", "shared"},
 		"default by member": {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "is_default": true}, 403, "PolicyNotAuthorized", "is_default"},
 		"unknown attribute": {alice, map[string]any{"prefixes": []string{"10.0.0.0/8"}, "colour": "red"}, 400, "HTTPBadRequest", "colour"},

@@ -107,14 +107,17 @@ type SubnetPool struct {
 	IPVersion   int      `json:"ip_version"`
 	// MinPrefixlen, MaxPrefixlen bound the subnets' prefix lengths;
 	// DefaultPrefixlen is what a subnet gets that asks for none.
-	MinPrefixlen     int       `json:"min_prefixlen"`
-	MaxPrefixlen     int       `json:"max_prefixlen"`
-	DefaultPrefixlen int       `json:"default_prefixlen"`
-	Shared           bool      `json:"shared,omitempty"`
-	IsDefault        bool      `json:"is_default,omitempty"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
-	Revision         int       `json:"revision"`
+	MinPrefixlen     int `json:"min_prefixlen"`
+	MaxPrefixlen     int `json:"max_prefixlen"`
+	DefaultPrefixlen int `json:"default_prefixlen"`
+	// AddressScopeID is the address scope the pool's prefixes belong to
+	// ("": none).
+	AddressScopeID string    `json:"address_scope_id,omitempty"`
+	Shared         bool      `json:"shared,omitempty"`
+	IsDefault      bool      `json:"is_default,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Revision       int       `json:"revision"`
 	// Tags are the resource's standard-attribute tags, sorted.
 	Tags []string `json:"tags,omitempty"`
 }
@@ -311,7 +314,11 @@ func Tables() []store.Table {
 		store.NewTable(TableRouters, &Router{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableFloatingIPs, &FloatingIP{}, store.StringIndex("project", "Project", false),
 			optStringIndex("fixed_port", "FixedPortID"), optStringIndex("router", "RouterID")),
-		store.NewTable(TableSubnetPools, &SubnetPool{}, store.StringIndex("project", "Project", false)),
+		store.NewTable(TableSubnetPools, &SubnetPool{}, store.StringIndex("project", "Project", false),
+			optStringIndex("address_scope", "AddressScopeID")),
+		store.NewTable(TableAddressScopes, &AddressScope{}, store.StringIndex("project", "Project", false)),
+		store.NewTable(TableMeteringLabels, &MeteringLabel{}, store.StringIndex("project", "Project", false)),
+		store.NewTable(TableMeteringRules, &MeteringRule{}, store.StringIndex("label", "LabelID", false)),
 	}
 }
 
@@ -332,11 +339,18 @@ type View struct {
 	Rules    []SecurityGroupRule
 	Routers  []Router
 	Floating []FloatingIP
+	// Pools and Scopes say which address scope each subnet is in.
+	Pools  []SubnetPool
+	Scopes []AddressScope
+	// Labels and Meters are the metering labels and their rules.
+	Labels []MeteringLabel
+	Meters []MeteringRule
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
 func TableNames() []string {
-	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules, TableRouters, TableFloatingIPs}
+	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules, TableRouters, TableFloatingIPs,
+		TableSubnetPools, TableAddressScopes, TableMeteringLabels, TableMeteringRules}
 }
 
 // Load reads every networking row from txn, each table in id order.
@@ -362,6 +376,12 @@ func Load(txn *memdb.Txn) (*View, error) {
 	}
 	if err := loadInto(txn, TableFloatingIPs, &v.Floating); err != nil {
 		return nil, err
+	}
+	for _, err := range []error{loadInto(txn, TableSubnetPools, &v.Pools), loadInto(txn, TableAddressScopes, &v.Scopes),
+		loadInto(txn, TableMeteringLabels, &v.Labels), loadInto(txn, TableMeteringRules, &v.Meters)} {
+		if err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
