@@ -498,6 +498,8 @@ static __always_inline int drop(__u32 reason)
 	return TC_ACT_SHOT;
 }
 
+#include "metering.h"
+
 static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] &&
@@ -1044,6 +1046,7 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	}
 	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);
+	meter(in->router, METER_EGRESS, f->saddr, f->daddr, skb->len - ETH_HLEN);
 	if (evlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), evlan))
 		return drop(C_DROP_MALFORMED);
 	count(C_NAT_OUT);
@@ -1268,6 +1271,7 @@ static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow
 		return drop(C_DROP_SG_IN);
 	if (set_macs(skb, q->mac, rmac))
 		return drop(C_DROP_MALFORMED);
+	meter_in(ext, ik.laddr, fixed, f->saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
 	return to_port(q, to);
 }
@@ -1344,6 +1348,7 @@ static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *
 		return drop(C_DROP_SG_IN);
 	if (set_macs(skb, q->mac, rmac))
 		return drop(C_DROP_MALFORMED);
+	meter_in(ifindex, k.ip, fixed, f.saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
 	return to_port(q, to);
 }

@@ -84,6 +84,43 @@ type DataplaneMetaVal struct {
 	Pad     [2]uint8
 }
 
+type DataplaneMeterAddrKey struct {
+	_   structs.HostLayout
+	Ext uint32
+	Ip  [4]uint8
+}
+
+type DataplaneMeterCount struct {
+	_       structs.HostLayout
+	Bytes   uint64
+	Packets uint64
+}
+
+type DataplaneMeterLabel struct {
+	_       structs.HostLayout
+	Id      [48]uint8
+	Project [64]uint8
+}
+
+type DataplaneMeterRule struct {
+	_        structs.HostLayout
+	Local    [4]uint8
+	Lmask    [4]uint8
+	Remote   [4]uint8
+	Rmask    [4]uint8
+	Dir      uint8
+	Excluded uint8
+	Label    uint8
+	Pad      uint8
+}
+
+type DataplaneMeterSet struct {
+	_      structs.HostLayout
+	Nrules uint32
+	Slots  [32]uint32
+	Rules  [64]DataplaneMeterRule
+}
+
 type DataplaneNat struct {
 	_       structs.HostLayout
 	Ifindex uint32
@@ -201,31 +238,35 @@ type DataplaneSnatVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	DataplaneMapAddrs     = "addrs"
-	DataplaneMapConfig    = "config"
-	DataplaneMapCounters  = "counters"
-	DataplaneMapCt        = "ct"
-	DataplaneMapExtNeighs = "ext_neighs"
-	DataplaneMapExts      = "exts"
-	DataplaneMapFdb       = "fdb"
-	DataplaneMapFipIn     = "fip_in"
-	DataplaneMapFipOut    = "fip_out"
-	DataplaneMapMacs      = "macs"
-	DataplaneMapMeta      = "meta"
-	DataplaneMapMetaCt    = "meta_ct"
-	DataplaneMapMetas     = "metas"
-	DataplaneMapNeighs    = "neighs"
-	DataplaneMapNets      = "nets"
-	DataplaneMapPorts     = "ports"
-	DataplaneMapRifs      = "rifs"
-	DataplaneMapRmacs     = "rmacs"
-	DataplaneMapRoutes    = "routes"
-	DataplaneMapRules     = "rules"
-	DataplaneMapSnat      = "snat"
-	DataplaneProgExtIn    = "ext_in"
-	DataplaneProgMetaIn   = "meta_in"
-	DataplaneProgPortIn   = "port_in"
-	DataplaneProgUplinkIn = "uplink_in"
+	DataplaneMapAddrs       = "addrs"
+	DataplaneMapConfig      = "config"
+	DataplaneMapCounters    = "counters"
+	DataplaneMapCt          = "ct"
+	DataplaneMapExtNeighs   = "ext_neighs"
+	DataplaneMapExts        = "exts"
+	DataplaneMapFdb         = "fdb"
+	DataplaneMapFipIn       = "fip_in"
+	DataplaneMapFipOut      = "fip_out"
+	DataplaneMapMacs        = "macs"
+	DataplaneMapMeta        = "meta"
+	DataplaneMapMetaCt      = "meta_ct"
+	DataplaneMapMetas       = "metas"
+	DataplaneMapMeterAddrs  = "meter_addrs"
+	DataplaneMapMeterCounts = "meter_counts"
+	DataplaneMapMeterLabels = "meter_labels"
+	DataplaneMapMeters      = "meters"
+	DataplaneMapNeighs      = "neighs"
+	DataplaneMapNets        = "nets"
+	DataplaneMapPorts       = "ports"
+	DataplaneMapRifs        = "rifs"
+	DataplaneMapRmacs       = "rmacs"
+	DataplaneMapRoutes      = "routes"
+	DataplaneMapRules       = "rules"
+	DataplaneMapSnat        = "snat"
+	DataplaneProgExtIn      = "ext_in"
+	DataplaneProgMetaIn     = "meta_in"
+	DataplaneProgPortIn     = "port_in"
+	DataplaneProgUplinkIn   = "uplink_in"
 )
 
 // LoadDataplane returns the embedded CollectionSpec for Dataplane.
@@ -280,27 +321,31 @@ type DataplaneProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DataplaneMapSpecs struct {
-	Addrs     *ebpf.MapSpec `ebpf:"addrs"`
-	Config    *ebpf.MapSpec `ebpf:"config"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	Ct        *ebpf.MapSpec `ebpf:"ct"`
-	ExtNeighs *ebpf.MapSpec `ebpf:"ext_neighs"`
-	Exts      *ebpf.MapSpec `ebpf:"exts"`
-	Fdb       *ebpf.MapSpec `ebpf:"fdb"`
-	FipIn     *ebpf.MapSpec `ebpf:"fip_in"`
-	FipOut    *ebpf.MapSpec `ebpf:"fip_out"`
-	Macs      *ebpf.MapSpec `ebpf:"macs"`
-	Meta      *ebpf.MapSpec `ebpf:"meta"`
-	MetaCt    *ebpf.MapSpec `ebpf:"meta_ct"`
-	Metas     *ebpf.MapSpec `ebpf:"metas"`
-	Neighs    *ebpf.MapSpec `ebpf:"neighs"`
-	Nets      *ebpf.MapSpec `ebpf:"nets"`
-	Ports     *ebpf.MapSpec `ebpf:"ports"`
-	Rifs      *ebpf.MapSpec `ebpf:"rifs"`
-	Rmacs     *ebpf.MapSpec `ebpf:"rmacs"`
-	Routes    *ebpf.MapSpec `ebpf:"routes"`
-	Rules     *ebpf.MapSpec `ebpf:"rules"`
-	Snat      *ebpf.MapSpec `ebpf:"snat"`
+	Addrs       *ebpf.MapSpec `ebpf:"addrs"`
+	Config      *ebpf.MapSpec `ebpf:"config"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Ct          *ebpf.MapSpec `ebpf:"ct"`
+	ExtNeighs   *ebpf.MapSpec `ebpf:"ext_neighs"`
+	Exts        *ebpf.MapSpec `ebpf:"exts"`
+	Fdb         *ebpf.MapSpec `ebpf:"fdb"`
+	FipIn       *ebpf.MapSpec `ebpf:"fip_in"`
+	FipOut      *ebpf.MapSpec `ebpf:"fip_out"`
+	Macs        *ebpf.MapSpec `ebpf:"macs"`
+	Meta        *ebpf.MapSpec `ebpf:"meta"`
+	MetaCt      *ebpf.MapSpec `ebpf:"meta_ct"`
+	Metas       *ebpf.MapSpec `ebpf:"metas"`
+	MeterAddrs  *ebpf.MapSpec `ebpf:"meter_addrs"`
+	MeterCounts *ebpf.MapSpec `ebpf:"meter_counts"`
+	MeterLabels *ebpf.MapSpec `ebpf:"meter_labels"`
+	Meters      *ebpf.MapSpec `ebpf:"meters"`
+	Neighs      *ebpf.MapSpec `ebpf:"neighs"`
+	Nets        *ebpf.MapSpec `ebpf:"nets"`
+	Ports       *ebpf.MapSpec `ebpf:"ports"`
+	Rifs        *ebpf.MapSpec `ebpf:"rifs"`
+	Rmacs       *ebpf.MapSpec `ebpf:"rmacs"`
+	Routes      *ebpf.MapSpec `ebpf:"routes"`
+	Rules       *ebpf.MapSpec `ebpf:"rules"`
+	Snat        *ebpf.MapSpec `ebpf:"snat"`
 }
 
 // DataplaneVariableSpecs contains global variables before they are loaded into the kernel.
@@ -329,27 +374,31 @@ func (o *DataplaneObjects) Close() error {
 //
 // It can be passed to LoadDataplaneObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DataplaneMaps struct {
-	Addrs     *ebpf.Map `ebpf:"addrs"`
-	Config    *ebpf.Map `ebpf:"config"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	Ct        *ebpf.Map `ebpf:"ct"`
-	ExtNeighs *ebpf.Map `ebpf:"ext_neighs"`
-	Exts      *ebpf.Map `ebpf:"exts"`
-	Fdb       *ebpf.Map `ebpf:"fdb"`
-	FipIn     *ebpf.Map `ebpf:"fip_in"`
-	FipOut    *ebpf.Map `ebpf:"fip_out"`
-	Macs      *ebpf.Map `ebpf:"macs"`
-	Meta      *ebpf.Map `ebpf:"meta"`
-	MetaCt    *ebpf.Map `ebpf:"meta_ct"`
-	Metas     *ebpf.Map `ebpf:"metas"`
-	Neighs    *ebpf.Map `ebpf:"neighs"`
-	Nets      *ebpf.Map `ebpf:"nets"`
-	Ports     *ebpf.Map `ebpf:"ports"`
-	Rifs      *ebpf.Map `ebpf:"rifs"`
-	Rmacs     *ebpf.Map `ebpf:"rmacs"`
-	Routes    *ebpf.Map `ebpf:"routes"`
-	Rules     *ebpf.Map `ebpf:"rules"`
-	Snat      *ebpf.Map `ebpf:"snat"`
+	Addrs       *ebpf.Map `ebpf:"addrs"`
+	Config      *ebpf.Map `ebpf:"config"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	Ct          *ebpf.Map `ebpf:"ct"`
+	ExtNeighs   *ebpf.Map `ebpf:"ext_neighs"`
+	Exts        *ebpf.Map `ebpf:"exts"`
+	Fdb         *ebpf.Map `ebpf:"fdb"`
+	FipIn       *ebpf.Map `ebpf:"fip_in"`
+	FipOut      *ebpf.Map `ebpf:"fip_out"`
+	Macs        *ebpf.Map `ebpf:"macs"`
+	Meta        *ebpf.Map `ebpf:"meta"`
+	MetaCt      *ebpf.Map `ebpf:"meta_ct"`
+	Metas       *ebpf.Map `ebpf:"metas"`
+	MeterAddrs  *ebpf.Map `ebpf:"meter_addrs"`
+	MeterCounts *ebpf.Map `ebpf:"meter_counts"`
+	MeterLabels *ebpf.Map `ebpf:"meter_labels"`
+	Meters      *ebpf.Map `ebpf:"meters"`
+	Neighs      *ebpf.Map `ebpf:"neighs"`
+	Nets        *ebpf.Map `ebpf:"nets"`
+	Ports       *ebpf.Map `ebpf:"ports"`
+	Rifs        *ebpf.Map `ebpf:"rifs"`
+	Rmacs       *ebpf.Map `ebpf:"rmacs"`
+	Routes      *ebpf.Map `ebpf:"routes"`
+	Rules       *ebpf.Map `ebpf:"rules"`
+	Snat        *ebpf.Map `ebpf:"snat"`
 }
 
 func (m *DataplaneMaps) Close() error {
@@ -367,6 +416,10 @@ func (m *DataplaneMaps) Close() error {
 		m.Meta,
 		m.MetaCt,
 		m.Metas,
+		m.MeterAddrs,
+		m.MeterCounts,
+		m.MeterLabels,
+		m.Meters,
 		m.Neighs,
 		m.Nets,
 		m.Ports,

@@ -94,6 +94,8 @@ type Desired struct {
 	// Metadata, when set, redirects the ports' metadata requests to the
 	// node's metadata server; nil: no metadata redirection.
 	Metadata *Metadata
+	// Meters are the metering labels of the routers here.
+	Meters []Meter
 	// Neighbors are the ports on other nodes of the routers' networks:
 	// traffic routed to them leaves by the uplink, tagged with their
 	// network's VLAN. This node's own ports are neighbours without being
@@ -325,6 +327,7 @@ type tables struct {
 	uplink   uint32
 	policies map[uint32]compiledPolicy
 	l3       l3tables
+	meter    meterTables
 }
 
 // device is a port's interface as found on this node.
@@ -411,5 +414,6 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 	if err := compileL3(d, devs, t); err != nil {
 		return nil, err
 	}
+	compileMeters(d, t)
 	return t, nil
 }

@@ -89,6 +89,7 @@ func diffTables(drift Drift, kernel, want *tables) {
 	if k.meta != w.meta {
 		count(bpf.DataplaneMapMeta, 1)
 	}
+	diffMeters(drift, &kernel.meter, &want.meter)
 }
 
 func diffMap[K, V comparable](kernel, want map[K]V) int {
@@ -132,6 +133,9 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapNeighs: o.Neighs, bpf.DataplaneMapExtNeighs: o.ExtNeighs, bpf.DataplaneMapFipOut: o.FipOut,
 		bpf.DataplaneMapFipIn: o.FipIn, bpf.DataplaneMapExts: o.Exts, bpf.DataplaneMapMeta: o.Meta,
 		bpf.DataplaneMapMetas: o.Metas, bpf.DataplaneMapMetaCt: o.MetaCt, bpf.DataplaneMapSnat: o.Snat,
+	}
+	for name, m := range d.meterMaps() {
+		maps[name] = m
 	}
 	var errs []error
 	for name, m := range maps {

@@ -27,7 +27,10 @@ func (d *Dataplane) readTables() (*tables, error) {
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
-		l3: newL3Tables(),
+		l3: newL3Tables(), meter: newMeterTables(),
+	}
+	if err := d.readMeters(&t.meter); err != nil {
+		return nil, err
 	}
 	if err := readMap(d.objs.Ports, t.ports); err != nil {
 		return nil, err
@@ -129,6 +132,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.FipIn, cl.fipIn, tl.fipIn) },
 		func() error { return deleteMap(o.Exts, cl.exts, tl.exts) },
 		func() error { return deleteMap(o.Neighs, cl.neighs, tl.neighs) },
+		func() error { return d.writeMeters(&d.cur.meter, &t.meter) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -22,6 +22,8 @@ func (d *Dataplane) Metrics() *Metrics { return &Metrics{d: d} }
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPackets
 	ch <- descDrops
+	ch <- descMeterBytes
+	ch <- descMeterPackets
 }
 
 // Collect reads the counters now; a map that cannot be read yields none.
@@ -37,4 +39,5 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(v), name)
 		}
 	}
+	m.collectMeters(ch)
 }
