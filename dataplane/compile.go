@@ -124,6 +124,10 @@ type RouterInterface struct {
 	VLAN uint16           // the tenant network's VLAN
 	MAC  net.HardwareAddr // the router port's MAC (the gateway MAC guests ARP for)
 	IP   netip.Prefix     // gateway address and subnet
+	// NoSNAT says the subnet is in the address scope of the router's
+	// gateway: its fixed IPs are routed out as they are, as with
+	// enable_snat off, and the outside reaches them the same way.
+	NoSNAT bool
 }
 
 // RouterGateway is a router's side on an external network.

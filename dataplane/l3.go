@@ -237,9 +237,11 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 	// A router without SNAT routes its ports' fixed IPs out as they are,
 	// and what comes back to them in (the outside routes the subnets to
 	// the router's gateway address): 1:1 NAT of each address to itself.
+	// So does a router with SNAT for its subnets in its gateway's address
+	// scope (RouterInterface.NoSNAT).
 	for _, r := range d.Routers {
 		g := r.Gateway
-		if g == nil || g.SNAT {
+		if g == nil {
 			continue
 		}
 		ext := extKeys[g.External]
@@ -254,7 +256,7 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 					continue
 				}
 				for _, ri := range r.Interfaces {
-					if ri.VLAN == p.VLAN && ri.IP.Addr().Is4() && ri.IP.Masked().Contains(a.Addr()) {
+					if ri.VLAN == p.VLAN && ri.IP.Addr().Is4() && ri.IP.Masked().Contains(a.Addr()) && (!g.SNAT || ri.NoSNAT) {
 						l.fipOut[out] = bpf.DataplaneNat{Ifindex: ext, Ip: out.Ip}
 						l.fipIn[bpf.DataplaneNatKey{Ifindex: ext, Ip: out.Ip}] = bpf.DataplaneNat{Ifindex: port, Ip: out.Ip, Mac: mac6(ri.MAC), Flags: natRouted}
 						break

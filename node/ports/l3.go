@@ -97,6 +97,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 		if g := r.Gateway; g != nil && reachable[g.NetworkID] {
 			if ip, ok := firstV4(ports[g.PortID]); ok {
 				dr.Gateway = &dataplane.RouterGateway{External: g.NetworkID, IP: ip, SNAT: g.SNAT}
+				markSameScope(&dr, ports[g.PortID], ifaces[r.ID], v)
 			}
 		}
 		for _, rt := range r.Routes {
@@ -124,6 +125,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 		}
 		d.Floating = append(d.Floating, dataplane.FloatingIP{IP: ip, Fixed: fixed, Port: f.FixedPortID, Router: f.RouterID, External: f.NetworkID})
 	}
+	addMeters(d, v)
 }
 
 // external is how this node reaches external network n, if it does.

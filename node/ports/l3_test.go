@@ -62,15 +62,17 @@ func TestLayer3FromView(t *testing.T) {
 	got := fmt.Sprint(r.Interfaces)
 	want := fmt.Sprint([]any{
 		struct {
-			v   uint16
-			mac string
-			ip  string
-		}{101, "fa:16:3e:00:01:01", "10.0.0.1/24"},
+			v      uint16
+			mac    string
+			ip     string
+			noSNAT bool
+		}{101, "fa:16:3e:00:01:01", "10.0.0.1/24", false},
 		struct {
-			v   uint16
-			mac string
-			ip  string
-		}{102, "fa:16:3e:00:01:02", "10.0.1.1/24"},
+			v      uint16
+			mac    string
+			ip     string
+			noSNAT bool
+		}{102, "fa:16:3e:00:01:02", "10.0.1.1/24", false},
 	})
 	if got != want {
 		t.Errorf("interfaces %s, want %s", got, want)
