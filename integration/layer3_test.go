@@ -93,6 +93,7 @@ func TestLayer3(t *testing.T) {
 	if st := strings.TrimSpace(openstack(t, admin, "router", "show", "r1", "-f", "value", "-c", "status")); st != "ACTIVE" {
 		t.Fatalf("router r1 is %s", st)
 	}
+	label := createMeterLabel(t, admin)
 	// The default group lets members in; the host comes in by ping, HTTP
 	// and to vm2's echo (port 7000).
 	openstack(t, admin, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", "default")
@@ -210,6 +211,7 @@ nc %[2]s 9000 -e /bin/cat &
 			t.Errorf("vm1's console lacks %q:\n%s", want, console)
 		}
 	}
+	checkMeterCounts(t, n1, admin, label)
 	select {
 	case from := <-saw:
 		if from != gwIP {
