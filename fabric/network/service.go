@@ -1,6 +1,7 @@
 // Package network is Rackstack's Neutron v2.0: networks (each one VLAN of
 // the physical network), subnets, ports with their MACs and addresses,
-// security groups and their rules, and quotas.
+// security groups and their rules, routers and floating IPs, subnet pools
+// and address scopes, metering labels, and quotas.
 //
 // It is the control plane only: it validates requests and proposes typed
 // commands to the replicated store, whose handlers allocate VLAN ids,
