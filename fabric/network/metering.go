@@ -188,18 +188,6 @@ func (s *Service) meteringRoutes() []api.Route {
 	}
 }
 
-// scopeRoutes are the address scopes' routes.
-func (s *Service) scopeRoutes() []api.Route {
-	const get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
-	return []api.Route{
-		{Method: get, Path: "/v2.0/address-scopes", Access: api.Authenticated, Rule: "get_address_scope", Handle: list(s, s.addressScopes)},
-		{Method: post, Path: "/v2.0/address-scopes", Access: api.Authenticated, Rule: "create_address_scope", Handle: create(s, s.scopeCreation())},
-		{Method: get, Path: "/v2.0/address-scopes/{id}", Access: api.Authenticated, Rule: "get_address_scope", Handle: show(s, s.addressScopes)},
-		{Method: put, Path: "/v2.0/address-scopes/{id}", Access: api.Authenticated, Rule: "update_address_scope", Handle: s.updateScope},
-		{Method: del, Path: "/v2.0/address-scopes/{id}", Access: api.Authenticated, Rule: "delete_address_scope", Handle: s.deleteScope},
-	}
-}
-
 // meterOverlaps refuses a remote_ip_prefix rule that overlaps another of
 // its label with the same direction and exclusion, as Neutron does.
 func meterOverlaps(tx *memdb.Txn, m *MeteringRule) error {
