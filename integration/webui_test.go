@@ -537,7 +537,7 @@ func checkBaremetalPowerPage(t *testing.T, b *browser, admin []string) {
 	b.visit("#/baremetal/" + uuid)
 	b.waitJS("node page", `document.querySelector('main h1')?.textContent === 'Node webbm'`, 30*time.Second)
 	b.do(`[...document.querySelectorAll('[aria-label="Power"] button')].find(x => x.textContent === 'Power on').click()`)
-	b.waitJS("power on asked", `document.querySelector('#node-power')?.textContent.includes('→ power on')`, 30*time.Second)
+	b.waitJS("power on asked", `document.querySelector('#node-power')?.textContent.includes('power on')`, 30*time.Second)
 	b.screenshot("admin-baremetal-node-power")
 	got := decodeJSON[map[string]any](t, openstack(t, admin, "baremetal", "node", "show", "-f", "json", "webbm"))
 	if got["target_power_state"] != "power on" && got["power_state"] != "power on" {
