@@ -5,6 +5,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -146,6 +147,10 @@ func (b *browser) visit(hash string) {
 	b.waitJS("open "+hash, `document.querySelector('main h1') !== null && document.querySelector('main .loading') === null`, 30*time.Second)
 }
 
+// webNetnsEnv names the namespace TestWebConsole runs in, once it has
+// re-executed itself there.
+const webNetnsEnv = "RACKSTACK_WEBUI_NETNS"
+
 // TestWebConsole drives the console in a real browser: a member logs in,
 // launches an instance, watches it go ACTIVE, types into its serial
 // console, sees its charts and deletes it, without any admin page in
@@ -156,10 +161,27 @@ func TestWebConsole(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
+	// The flat external network "public" (rackd --public) has a host side,
+	// a veth: the whole test runs in a namespace of its own, browser
+	// included, as TestLayer3 does.
+	if os.Getenv(webNetnsEnv) == "" {
+		testenv.RequireCommand(t, "/usr/bin/chromium")
+		ns := nsName("web")
+		addNetns(t, ns)
+		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestWebConsole$", "-test.v", "-test.count=1", "-test.timeout", "25m")
+		cmd.Env = append(os.Environ(), webNetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
+		out, err := cmd.CombinedOutput()
+		t.Logf("in namespace %s:\n%s", ns, out)
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestWebConsole") {
+			t.Fatalf("TestWebConsole in its namespace: %v", err)
+		}
+		return
+	}
 	b := newBrowser(t)
 	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-wt%d", os.Getpid())
 	t.Cleanup(func() { os.RemoveAll(bpfDir) })
-	n1 := newRackd(t, "w1", "--disk", t.TempDir(), "--dataplane", "on", "--bpf-dir", bpfDir, "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
+	n1 := newRackd(t, "w1", "--disk", t.TempDir(), "--dataplane", "on", "--bpf-dir", bpfDir, "--compute", "on", "--accel", "tcg", "--s3-listen", "off",
+		"--public", "172.24.4.0/24")
 	n1.start("--bootstrap")
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
@@ -170,6 +192,7 @@ func TestWebConsole(t *testing.T) {
 	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
 	openstack(t, admin, "role", "add", "--project", "demo", "--user", creds["OS_USERNAME"], "member")
 	alice := osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
+	checkIdentityEvents(t, creds, n1)
 	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
 	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
 	openstack(t, alice, "network", "create", "net1")
@@ -285,6 +308,8 @@ func TestWebConsole(t *testing.T) {
 		}
 	}
 
+	checkFloatingIPPage(t, b, creds, n1, id)
+
 	// Delete, from the instance page: the button asks again.
 	b.visit("#/instances/" + id)
 	b.run("delete", chromedp.Click(chromedp.CSS("#delete-server")), chromedp.Click(chromedp.CSS("#delete-server")))
@@ -316,13 +341,6 @@ func TestWebConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[aria-label="Add rule to default"] button[type=submit]`)))
 	b.waitJS("rule listed", cell("2222"), 30*time.Second)
 	b.screenshot("member-security-groups")
-
-	b.visit("#/routers")
-	b.run("create a router",
-		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create router"] [name=name]`), "webrouter"),
-		chromedp.Click(chromedp.CSS(`form[aria-label="Create router"] button[type=submit]`)))
-	b.waitJS("router listed", cell("webrouter"), 30*time.Second)
-	b.screenshot("member-routers")
 
 	b.visit("#/images")
 	b.run("upload an image",
@@ -376,8 +394,7 @@ func TestWebConsole(t *testing.T) {
 	b.visit("#/cluster")
 	b.waitJS("cluster leader shown", `document.querySelector('#cluster-leader')?.textContent.includes('w1')`, 30*time.Second)
 	b.screenshot("admin-cluster")
-	b.visit("#/baremetal")
-	b.screenshot("admin-baremetal")
+	checkBaremetalPowerPage(t, b, admin)
 
 	// The project switcher rescopes: in demo (a member there) the admin
 	// sees demo's volume and no admin page.
@@ -386,4 +403,144 @@ func TestWebConsole(t *testing.T) {
 	b.visit("#/volumes")
 	b.waitJS("demo's volume listed", cell("webvol"), 30*time.Second)
 	b.screenshot("admin-in-demo-volumes")
+}
+
+// webCell is a JavaScript test that a cell of the page's tables reads text.
+func webCell(text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('main td')].some(td => td.textContent.trim() === %q)`, text)
+}
+
+// webRow is a JavaScript test that a row of the page's tables holds every
+// one of texts.
+func webRow(texts ...string) string {
+	var conds []string
+	for _, x := range texts {
+		conds = append(conds, fmt.Sprintf("tr.textContent.includes(%q)", x))
+	}
+	return "[...document.querySelectorAll('main tr')].some(tr => " + strings.Join(conds, " && ") + ")"
+}
+
+// checkIdentityEvents: making alice, her project and her roles are events
+// an admin reads, with who asked and the request id, and no password;
+// alice herself reads none of them.
+func checkIdentityEvents(t *testing.T, creds map[string]string, n *rackd) {
+	t.Helper()
+	type event struct {
+		ResourceType string `json:"resource_type"`
+		Action       string `json:"action"`
+		UserID       string `json:"user_id"`
+		RequestID    string `json:"request_id"`
+	}
+	events := func(creds map[string]string, args ...string) ([]event, string) {
+		t.Helper()
+		out, err := rackctl(t, creds, n, append([]string{"events", "-o", "json"}, args...)...)
+		var body struct{ Events []event }
+		if err != nil || json.Unmarshal([]byte(out), &body) != nil {
+			t.Fatalf("rackctl events %v: %v\n%s", args, err, out)
+		}
+		return body.Events, out
+	}
+	aliceID := strings.TrimSpace(openstack(t, osEnv(creds, n), "user", "show", "-f", "value", "-c", "id", "alice"))
+	evs, out := events(creds, "--resource", aliceID)
+	if len(evs) == 0 || evs[0].ResourceType != "user" || evs[0].Action != "create" || evs[0].UserID == "" || !strings.HasPrefix(evs[0].RequestID, "req-") {
+		t.Errorf("alice's events, as the admin reads them:\n%s", out)
+	}
+	evs, out = events(creds)
+	granted := false
+	for _, e := range evs {
+		granted = granted || e.ResourceType == "role_assignment" && e.Action == "grant" && e.UserID != ""
+	}
+	if !granted || strings.Contains(out, "alice-pass-1") {
+		t.Errorf("the event log lacks a role grant or holds alice's password:\n%s", grepLines(out, "role_assignment"))
+	}
+	aliceCreds := map[string]string{}
+	for k, v := range creds {
+		aliceCreds[k] = v
+	}
+	aliceCreds["OS_USERNAME"], aliceCreds["OS_PASSWORD"], aliceCreds["OS_PROJECT_NAME"] = "alice", "alice-pass-1", "demo"
+	if evs, out := events(aliceCreds, "--resource", aliceID); len(evs) != 0 {
+		t.Errorf("alice reads identity events:\n%s", out)
+	}
+}
+
+// checkFloatingIPPage: through the routers page, alice makes a router
+// whose gateway is on the external network public (rackd --public, in
+// the test's namespace), adds her subnet to it, allocates a floating IP
+// and associates it with server's port, then disassociates it.
+func checkFloatingIPPage(t *testing.T, b *browser, creds map[string]string, n *rackd, server string) {
+	t.Helper()
+	admin := osEnv(creds, n)
+	if !eventually(30*time.Second, func() bool { _, err := openstackErr(admin, "network", "show", "public"); return err == nil }) {
+		t.Fatal("no network public")
+	}
+	extID := strings.TrimSpace(openstack(t, admin, "network", "show", "-f", "value", "-c", "id", "public"))
+	sub1 := strings.TrimSpace(openstack(t, admin, "subnet", "show", "-f", "value", "-c", "id", "sub1"))
+	port := strings.TrimSpace(openstack(t, admin, "port", "list", "--server", server, "-f", "value", "-c", "ID"))
+	if port == "" || strings.Contains(port, "\n") {
+		t.Fatalf("ports of %s: %q", server, port)
+	}
+
+	b.visit("#/routers")
+	b.run("create a router",
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create router"] [name=name]`), "webrouter"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="Create router"] [name=ext]`), extID),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create router"] button[type=submit]`)))
+	b.waitJS("router listed with its gateway", webRow("webrouter", "public")+` && document.querySelector('form[aria-label="Add a subnet to a router"]') !== null`, 30*time.Second)
+	b.run("add sub1 to the router",
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="Add a subnet to a router"] [name=subnet]`), sub1),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add a subnet to a router"] button[type=submit]`)))
+	b.waitJS("the router's interface on sub1", webRow("webrouter", "10.31.0.1"), 30*time.Second)
+	b.screenshot("member-routers")
+
+	b.run("allocate a floating IP",
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="Allocate floating IP"] [name=net]`), extID),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Allocate floating IP"] button[type=submit]`)))
+	b.waitJS("floating IP listed", webRow("172.24.4.", "public")+` && document.querySelector('form[aria-label="Associate floating IP"]') !== null`, 30*time.Second)
+	b.run("associate it with the server's port",
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="Associate floating IP"] [name=port]`), port),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Associate floating IP"] button[type=submit]`)))
+	b.waitJS("floating IP associated", webRow("172.24.4.", "10.31.0.")+` && document.querySelector('button[aria-label^="Disassociate "]') !== null`, 30*time.Second)
+	b.screenshot("member-floating-ip-associated")
+	type fip struct {
+		ID      string `json:"ID"`
+		Port    string `json:"Port"`
+		FixedIP string `json:"Fixed IP Address"`
+	}
+	fips := decodeJSON[[]fip](t, openstack(t, admin, "floating", "ip", "list", "-f", "json"))
+	if len(fips) != 1 || fips[0].Port != port {
+		t.Fatalf("floating IPs after the page associated one with %s: %+v", port, fips)
+	}
+	b.run("disassociate it", chromedp.Click(chromedp.CSS(`button[aria-label^="Disassociate "]`)))
+	b.waitJS("floating IP disassociated", `document.querySelector('button[aria-label^="Disassociate "]') === null && document.querySelector('form[aria-label="Associate floating IP"]') !== null`, 30*time.Second)
+	b.screenshot("member-floating-ip-disassociated")
+	fips = decodeJSON[[]fip](t, openstack(t, admin, "floating", "ip", "list", "-f", "json"))
+	if len(fips) != 1 || fips[0].Port != "" {
+		t.Fatalf("floating IPs after the page disassociated: %+v", fips)
+	}
+	evs := strings.Join(serverEvents(t, creds, n, fips[0].ID), "\n")
+	if !strings.Contains(evs, "associated with port "+port) || !strings.Contains(evs, "no longer associated with port "+port) {
+		t.Errorf("the floating IP's events lack its association and disassociation:\n%s", evs)
+	}
+}
+
+// checkBaremetalPowerPage: a node enrolled with the fake-hardware driver
+// is listed on the bare-metal page, and its page's Power on button asks
+// for power on, which the node then shows as its target (this node runs
+// no conductor to carry it out).
+func checkBaremetalPowerPage(t *testing.T, b *browser, admin []string) {
+	t.Helper()
+	node := decodeJSON[map[string]any](t, openstack(t, admin, "baremetal", "node", "create", "-f", "json", "--driver", "fake-hardware", "--name", "webbm"))
+	uuid, _ := node["uuid"].(string)
+	b.visit("#/baremetal")
+	b.waitJS("node listed", webCell("webbm"), 30*time.Second)
+	b.screenshot("admin-baremetal")
+	b.visit("#/baremetal/" + uuid)
+	b.waitJS("node page", `document.querySelector('main h1')?.textContent === 'Node webbm'`, 30*time.Second)
+	b.do(`[...document.querySelectorAll('[aria-label="Power"] button')].find(x => x.textContent === 'Power on').click()`)
+	b.waitJS("power on asked", `document.querySelector('#node-power')?.textContent.includes('power on')`, 30*time.Second)
+	b.screenshot("admin-baremetal-node-power")
+	got := decodeJSON[map[string]any](t, openstack(t, admin, "baremetal", "node", "show", "-f", "json", "webbm"))
+	if got["target_power_state"] != "power on" && got["power_state"] != "power on" {
+		t.Fatalf("after Power on from the page: power %v, target %v", got["power_state"], got["target_power_state"])
+	}
 }

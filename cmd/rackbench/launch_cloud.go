@@ -42,9 +42,24 @@ const (
 	launchSubnet    = "10.77.0.0/24"
 )
 
-// startLaunchCloud starts rackd and creates the image, flavor and network.
+// cloudSetup is what startCloud makes: the guest image and its disk
+// format, the bench flavor's memory, and rackd flags beyond the launch
+// suite's.
+type cloudSetup struct {
+	image, format string
+	ramMB         int
+	rackdArgs     []string
+}
+
+// startLaunchCloud starts the launch suite's cloud: the test image, the
+// bench flavor with launchFlavorRAM.
+func startLaunchCloud(ctx context.Context, o options, image string) (*launchCloud, error) {
+	return startCloud(ctx, o, cloudSetup{image: image, format: "qcow2", ramMB: launchFlavorRAM})
+}
+
+// startCloud starts rackd and creates the image, flavor and network.
 // On error everything started so far is torn down.
-func startLaunchCloud(ctx context.Context, o options, image string) (c *launchCloud, err error) {
+func startCloud(ctx context.Context, o options, setup cloudSetup) (c *launchCloud, err error) {
 	dir, err := os.MkdirTemp("", "rackbench-launch")
 	if err != nil {
 		return nil, err
@@ -75,6 +90,7 @@ func startLaunchCloud(ctx context.Context, o options, image string) (c *launchCl
 		"--disk", filepath.Join(dir, "disk"), "--dataplane", "on", "--bpf-dir", filepath.Join(c.pinDir, "rackd"),
 		"--compute", "on", "--accel", "tcg", "--vm-run-dir", c.runDir, "--bootstrap",
 	}}
+	c.rackd.args = append(c.rackd.args, setup.rackdArgs...)
 	if err := c.rackd.start(o.BinDir); err != nil {
 		return c, fmt.Errorf("start rackd: %w", err)
 	}
@@ -94,14 +110,14 @@ func startLaunchCloud(ctx context.Context, o options, image string) (c *launchCl
 	if _, err := c.do(ctx, "PUT", "/compute/v2.1/os-quota-sets/"+c.project, quota, nil, 200); err != nil {
 		return c, err
 	}
-	if err := c.uploadImage(ctx, image); err != nil {
+	if err := c.uploadImage(ctx, setup.image, setup.format); err != nil {
 		return c, err
 	}
 	var fl struct {
 		Flavor struct{ ID string } `json:"flavor"`
 	}
 	if _, err := c.do(ctx, "POST", "/compute/v2.1/flavors", map[string]any{"flavor": map[string]any{
-		"name": "bench.tiny", "vcpus": 1, "ram": launchFlavorRAM, "disk": 1,
+		"name": "bench.tiny", "vcpus": 1, "ram": setup.ramMB, "disk": 1,
 	}}, &fl, 200); err != nil {
 		return c, err
 	}
@@ -225,12 +241,12 @@ func (c *launchCloud) login(ctx context.Context, password string) error {
 	return fmt.Errorf("admin token: %w", last)
 }
 
-// uploadImage creates a public qcow2 image from path and waits until it is
-// active.
-func (c *launchCloud) uploadImage(ctx context.Context, path string) error {
+// uploadImage creates a public image of format from path and waits until
+// it is active.
+func (c *launchCloud) uploadImage(ctx context.Context, path, format string) error {
 	var img struct{ ID string }
 	if _, err := c.do(ctx, "POST", "/image/v2/images", map[string]any{
-		"name": "bench", "disk_format": "qcow2", "container_format": "bare", "visibility": "public",
+		"name": "bench", "disk_format": format, "container_format": "bare", "visibility": "public",
 	}, &img, 201); err != nil {
 		return err
 	}

@@ -43,7 +43,9 @@ type options struct {
 	MinIO    string // storage: a minio server binary to compare with
 	Ramdisk  string // provision: the directory holding vmlinuz and initramfs.gz
 	Nodes    string // provision: machines at once per case, a comma list
-	Log      io.Writer
+	// Instances is how many guests the telemetry suite runs.
+	Instances int
+	Log       io.Writer
 
 	// The --cloud suites (cloud.go) measure a running cloud.
 	Cloud       bool
@@ -101,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.Quick, "quick", false, "storage: only raw disk and the SDK cases (a few minutes with --runs 1)")
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
 	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
+	fs.IntVar(&o.Instances, "instances", telemetryInstances, "telemetry: servers (real QEMU guests) running while /metrics is scraped")
 	fs.StringVar(&o.Nodes, "nodes", "1,3", "provision: machines powered on and deployed at once, per case (comma list)")
 	fs.BoolVar(&o.Cloud, "cloud", false, "storage, dataplane, block, clean: measure the running cloud the OS_* variables (or --os-cloud) name, as an admin")
 	fs.StringVar(&o.OSCloud, "os-cloud", "", "--cloud: the cloud of that name in clouds.yaml instead of OS_*")

@@ -68,7 +68,7 @@ func startProvCloud(ctx context.Context, o options, pr provPrereqs, seg *provSeg
 	if _, err := api.do(ctx, "PUT", "/compute/v2.1/os-quota-sets/"+api.project, quota, nil, 200); err != nil {
 		return c, err
 	}
-	if err := api.uploadImage(ctx, pr.image); err != nil {
+	if err := api.uploadImage(ctx, pr.image, "qcow2"); err != nil {
 		return c, err
 	}
 	// An Ironic flavor: the node's resource class, and no VCPU, RAM or

@@ -10,6 +10,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/fabric/network"
+	"github.com/rackstack/rackstack/fabric/scheduler"
 )
 
 // openCompute builds Nova over the cluster: the network service makes the
@@ -20,8 +21,9 @@ func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *n
 	return compute.New(compute.Config{
 		Repl: node, Auth: auth, Log: log, PublicURL: o.PublicURL,
 		Images: images, Volumes: vols, ConsoleLogs: logs, SerialConsole: serial,
-		Ports: serverPorts{nets.ServerPorts()},
-		Hosts: clusterHosts{node},
+		Ports:     serverPorts{nets.ServerPorts()},
+		Hosts:     clusterHosts{node},
+		Scheduler: scheduler.Config{CPURatio: o.CPUAllocationRatio},
 	})
 }
 

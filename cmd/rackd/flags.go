@@ -52,6 +52,9 @@ type options struct {
 	Compute  string // auto, on, off
 	Accel    string // auto, kvm, tcg
 	VMRunDir string
+	// CPUAllocationRatio is the scheduler's vCPU overcommit (Nova's
+	// cpu_allocation_ratio).
+	CPUAllocationRatio float64
 	// dataplane
 	Dataplane      string // auto, on, off
 	Uplink         string
@@ -181,6 +184,17 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	durVar(&o.ScrubEvery, "scrub-every", 24*time.Hour, "how long one pass of the scrubber over all stored data takes at least")
 	str(&o.Compute, "compute", "auto", "run servers on this node: on, off, or auto (on where qemu-system-x86_64 is installed)")
 	str(&o.Accel, "accel", "auto", "guest accelerator: kvm, tcg, or auto (KVM where the CPU has vmx/svm and /dev/kvm works)")
+	floatVar := func(p *float64, name string, def float64, help string) {
+		if !takesFlag(mode, name) {
+			return
+		}
+		v, err := strconv.ParseFloat(env(name, strconv.FormatFloat(def, 'g', -1, 64)), 64)
+		if err != nil {
+			v = def
+		}
+		fs.Float64Var(p, name, v, help)
+	}
+	floatVar(&o.CPUAllocationRatio, "cpu-allocation-ratio", 4, "virtual CPUs the scheduler places per physical CPU of a node (Nova's cpu_allocation_ratio)")
 	str(&o.VMRunDir, "vm-run-dir", "", "where QEMU's sockets and pid files live (default /run/rackstack/<hash of the data dir>)")
 	str(&o.Dataplane, "dataplane", "auto", "tenant dataplane: on, off, or auto (on where BPF programs load)")
 	str(&o.Uplink, "uplink", "", "interface to the other nodes that carries tenant VLANs (empty: ports talk only on this node)")
@@ -242,6 +256,9 @@ func (o *options) check(mode, disks string, rest []string) error {
 	case "auto", "kvm", "tcg":
 	default:
 		return fmt.Errorf("--accel %q: want kvm, tcg or auto", o.Accel)
+	}
+	if !(o.CPUAllocationRatio > 0) {
+		return fmt.Errorf("--cpu-allocation-ratio %v: want a number above 0", o.CPUAllocationRatio)
 	}
 	if o.hasPublic() {
 		if _, err := publicSubnet(o.Public); err != nil {

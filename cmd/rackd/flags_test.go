@@ -51,6 +51,17 @@ func TestParseFlags(t *testing.T) {
 		"bad voters":         {mode: "serve", args: []string{"--data-dir", "d", "--max-voters", "4"}, wantErr: "--max-voters"},
 		"stray argument":     {mode: "serve", args: []string{"--data-dir", "d", "extra"}, wantErr: "unexpected argument"},
 		"unknown flag":       {mode: "serve", args: []string{"--frobnicate"}, wantErr: "frobnicate"},
+		"cpu allocation ratio": {mode: "serve", args: []string{"--data-dir", "d", "--cpu-allocation-ratio", "32"}, check: func(t *testing.T, o *options) {
+			if o.CPUAllocationRatio != 32 {
+				t.Fatalf("ratio %v", o.CPUAllocationRatio)
+			}
+		}},
+		"default cpu allocation ratio": {mode: "serve", args: []string{"--data-dir", "d"}, check: func(t *testing.T, o *options) {
+			if o.CPUAllocationRatio != 4 {
+				t.Fatalf("ratio %v", o.CPUAllocationRatio)
+			}
+		}},
+		"bad cpu allocation ratio": {mode: "serve", args: []string{"--data-dir", "d", "--cpu-allocation-ratio", "0"}, wantErr: "--cpu-allocation-ratio"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -212,6 +213,7 @@ func Schema() store.Schema {
 			cmdSeedCatalog:   store.Typed(applySeedCatalog),
 			cmdLoginFailures: store.Typed(applyLoginFailures),
 		},
+		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
 }
 

@@ -198,6 +198,11 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		return errUnauthorized
 	}
+	// The route is public, so no token named the actor: the original
+	// password did, and the event log names the user.
+	o := store.OriginFrom(r.Context())
+	o.User = id
+	r = r.WithContext(store.WithOrigin(r.Context(), o))
 	if err := s.setPassword(r, id, next); err != nil {
 		return err
 	}

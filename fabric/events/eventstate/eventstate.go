@@ -49,6 +49,20 @@ const (
 	Image         = "image"
 	Container     = "container"
 	BaremetalNode = "baremetal_node"
+	// Identity's resources belong to no project: only admins read their
+	// events.
+	Domain          = "domain"
+	Project         = "project"
+	User            = "user"
+	Group           = "group"
+	GroupMembership = "group_membership"
+	Role            = "role"
+	RoleImplication = "role_implication"
+	RoleAssignment  = "role_assignment"
+	Credential      = "credential"
+	Region          = "region"
+	Service         = "service"
+	Endpoint        = "endpoint"
 )
 
 // Event is one change of one resource.

@@ -12,6 +12,13 @@ type Resource struct {
 	Type  string // Volume, Network, ...
 	// Describe reads a row (a pointer to the table's row type).
 	Describe func(row any) Subject
+	// Create and Delete name the actions of a row's insert and removal
+	// where "create" and "delete" would read wrong (a role assignment is
+	// granted and revoked); empty for those.
+	Create, Delete string
+	// SecretChange is the reason of an event whose only change is the
+	// row's Secret (a user's password): "" when such a change is none.
+	SecretChange string
 }
 
 // Subject is what the event log reads of a row.
@@ -25,6 +32,10 @@ type Subject struct {
 	Detail string
 	// Reason says why the resource is in its status (an error's cause).
 	Reason string
+	// Secret is compared, never recorded: what must stay out of the log
+	// (a password's hash) but whose change is an event (Resource's
+	// SecretChange says so).
+	Secret string
 }
 
 // Observe is the event log's store.Observer for resources: a command
@@ -74,21 +85,27 @@ func (r Resource) event(ch memdb.Change, a store.Applied) (Event, bool) {
 	ev := Event{Time: a.Origin.Time, ResourceType: r.Type, ResourceID: after.ID, Project: after.Project,
 		UserID: a.Origin.User, RequestID: a.Origin.RequestID, Command: a.Command,
 		From: before.Status, To: after.Status, Reason: after.Reason}
+	secretOnly := r.SecretChange != "" && before.Secret != after.Secret
 	switch {
 	case ch.Created():
-		ev.Action = "create"
+		ev.Action = or(r.Create, "create")
 	case ch.Deleted():
-		ev.Action, ev.To, ev.Reason = "delete", "DELETED", ""
+		ev.Action, ev.To, ev.Reason = or(r.Delete, "delete"), "DELETED", ""
 		ev.ResourceID, ev.Project = before.ID, before.Project
-	case before.Status == after.Status && before.Detail == after.Detail:
+		return ev, true
+	case before.Status == after.Status && before.Detail == after.Detail && !secretOnly:
 		return Event{}, false
 	case a.Origin.User != "":
 		ev.Action = "update"
 	default:
 		ev.Action = "state"
 	}
-	if before.Detail != after.Detail && ev.Reason == "" && ev.Action != "delete" {
+	switch {
+	case ev.Reason != "":
+	case before.Detail != after.Detail:
 		ev.Reason = detailChange(before.Detail, after.Detail)
+	case secretOnly && !ch.Created():
+		ev.Reason = r.SecretChange
 	}
 	return ev, true
 }
@@ -101,4 +118,11 @@ func detailChange(from, to string) string {
 		return "no longer " + from
 	}
 	return from + " → " + to
+}
+
+func or(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
 }

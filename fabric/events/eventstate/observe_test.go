@@ -116,3 +116,49 @@ func TestObserveSkipsACommandWithoutTime(t *testing.T) {
 		t.Fatalf("events %v", evs)
 	}
 }
+
+// A resource may name its insert and removal, and a change of its Secret
+// alone is an event with the resource's reason, the secret never in it.
+func TestObserveNamesActionsAndHidesSecrets(t *testing.T) {
+	sch := Schema()
+	sch.Tables = append(sch.Tables, store.NewTable("things", &thing{}))
+	sch.Handlers = map[string]store.Handler{
+		"thing.put": store.Typed(func(tx *memdb.Txn, c thing) (any, error) { return nil, tx.Insert("things", &c) }),
+		"thing.delete": store.Typed(func(tx *memdb.Txn, c thing) (any, error) {
+			_, err := tx.DeleteAll("things", "id", c.ID)
+			return nil, err
+		}),
+	}
+	sch.Observers = []store.Observer{Observe(Resource{Table: "things", Type: "grant", Create: "grant", Delete: "revoke", SecretChange: "password changed",
+		Describe: func(row any) Subject {
+			th := row.(*thing)
+			return Subject{ID: th.ID, Detail: th.Link, Secret: th.Note}
+		}})}
+	l, err := store.NewLocal(sch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := store.WithOrigin(context.Background(), store.Origin{User: "admin"})
+	for _, c := range []struct {
+		typ string
+		row thing
+	}{
+		{"thing.put", thing{ID: "g1", Link: "role r1", Note: "hash-1"}},
+		{"thing.put", thing{ID: "g1", Link: "role r1", Note: "hash-2"}},
+		{"thing.put", thing{ID: "g1", Link: "role r1", Note: "hash-2", Status: ""}}, // no event
+		{"thing.delete", thing{ID: "g1"}},
+	} {
+		if _, err := l.Propose(user, c.typ, c.row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := List(l.State.Txn(), Filter{})
+	got := describe(evs)
+	want := "grant grant > by admin in  (role r1); grant update > by admin in  (password changed); grant revoke >DELETED by admin in "
+	if got != want {
+		t.Fatalf("events\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(fmt.Sprint(evs), "hash-") {
+		t.Fatalf("a secret is in the events: %v", evs)
+	}
+}

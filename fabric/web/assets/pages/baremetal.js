@@ -23,7 +23,7 @@ export async function render(ctx) {
     h('h1', {}, 'Bare-metal nodes'),
     table('Nodes', [
       { label: 'Name', get: n => link('#/baremetal/' + n.uuid, n.name || n.uuid) },
-      { label: 'Power', get: n => n.power_state || 'unknown' },
+      { label: 'Power', get: n => (n.power_state || 'unknown') + (n.target_power_state ? ' → ' + n.target_power_state : '') },
       { label: 'Provision state', get: n => n.provision_state + (n.target_provision_state ? ' → ' + n.target_provision_state : '') },
       { label: 'Maintenance', get: n => (n.maintenance ? 'yes' : 'no') },
       { label: 'Driver', get: n => n.driver },
@@ -45,7 +45,7 @@ async function detail(ctx, id) {
     h('h1', {}, 'Node ' + (n.name || n.uuid)),
     h('p', {}, link('#/baremetal', 'All nodes')),
     h('dl', { class: 'props' },
-      h('dt', {}, 'Power'), h('dd', {}, n.power_state || 'unknown'),
+      h('dt', {}, 'Power'), h('dd', { id: 'node-power' }, (n.power_state || 'unknown') + (n.target_power_state ? ' → ' + n.target_power_state : '')),
       h('dt', {}, 'Provision state'), h('dd', {}, n.provision_state),
       h('dt', {}, 'Last error'), h('dd', { class: 'error' }, n.last_error || '')),
     h('div', { class: 'actions', role: 'group', 'aria-label': 'Power' },

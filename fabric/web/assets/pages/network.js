@@ -112,6 +112,8 @@ export const routers = {
     const external = nets.filter(n => n['router:external']);
     const netName = id => (nets.find(n => n.id === id) || {}).name || id || '';
     const attachable = ports.filter(p => (p.device_owner || '').startsWith('compute:'));
+    const free = fips.filter(f => !f.port_id);
+    const portLabel = p => (p.fixed_ips || []).map(x => x.ip_address).join(' ') + ' ' + p.device_id;
     fill(main,
       h('h1', {}, 'Routers and floating IPs'),
       table('Routers', [
@@ -147,13 +149,22 @@ export const routers = {
         { label: '', get: f => [
           f.port_id && button('Disassociate', async () => {
             await session.put('network', '/v2.0/floatingips/' + f.id, { floatingip: { port_id: null } });
+            status('Disassociated ' + f.floating_ip_address + '.');
             ctx.refresh();
-          }),
+          }, { 'aria-label': 'Disassociate ' + f.floating_ip_address }),
           del(ctx, 'floating IP', '/v2.0/floatingips/' + f.id, f.floating_ip_address)] },
       ], fips, 'No floating IPs.'),
+      free.length > 0 && attachable.length > 0 && form('Associate floating IP', [
+        field('Floating IP', 'fip', { options: opts(free, f => f.floating_ip_address) }),
+        field('Port', 'port', { options: opts(attachable, portLabel) }),
+      ], 'Associate', async v => {
+        await session.put('network', '/v2.0/floatingips/' + v.fip, { floatingip: { port_id: v.port } });
+        status('Associated the floating IP.');
+        ctx.refresh();
+      }),
       external.length > 0 && form('Allocate floating IP', [
         field('External network', 'net', { options: opts(external, n => n.name) }),
-        field('Associate with port', 'port', { options: [{ value: '', label: '(none)' }, ...opts(attachable, p => (p.fixed_ips || []).map(x => x.ip_address).join(' ') + ' ' + p.device_id)] }),
+        field('Associate with port', 'port', { options: [{ value: '', label: '(none)' }, ...opts(attachable, portLabel)] }),
       ], 'Allocate', async v => {
         const floatingip = { floating_network_id: v.net };
         if (v.port) floatingip.port_id = v.port;
