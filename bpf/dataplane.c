@@ -30,8 +30,8 @@
 // a port with a metadata address goes to the node's metadata device.
 //
 // Security groups never scan rules: the Go side compiles each port's rules
-// into an LPM trie keyed (policy, direction, protocol, port prefix, remote
-// address), and a packet costs at most one lookup per port-prefix length
+// into an LPM trie keyed (policy, direction, protocol, port prefix, IPv4 or
+// IPv6, remote address), and a packet costs at most one lookup per port-prefix length
 // that the policy uses (<= 18), whatever the number of rules. A connection
 // tracking LRU map lets replies of allowed flows in and spares established
 // flows the rule lookups.
@@ -43,6 +43,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
@@ -135,6 +136,12 @@ struct addr_key {               /* LPM: prefixlen covers ifindex (32) + address 
 	__u8 ip[4];
 };
 
+struct addr6_key {              /* addrs6: the IPv6 addr_key */
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u8 ip[16];
+};
+
 struct mac_key {
 	__u32 ifindex;
 	__u8 mac[6];
@@ -147,9 +154,9 @@ struct rule_key {               /* LPM: 80 exact bits, then the remote prefix */
 	__u8 dir;
 	__u8 proto;             /* 0 = any protocol */
 	__u8 plen;              /* port prefix length, 0..16 */
-	__u8 pad;
+	__u8 v6;                /* 1: an IPv6 rule, its remote in all of ip */
 	__u8 port[2];           /* big-endian, masked to plen bits; ICMP: type, code */
-	__u8 ip[4];
+	__u8 ip[16];            /* IPv4: the first 4 bytes */
 	__u8 pad2[2];
 };
 
@@ -157,9 +164,10 @@ struct ct_key {
 	__u32 ifindex;
 	__u8 dir;
 	__u8 proto;
-	__u16 pad;
-	__u32 saddr;
-	__u32 daddr;
+	__u8 v6;
+	__u8 pad;
+	__u32 saddr[4];         /* IPv4: saddr[0] */
+	__u32 daddr[4];
 	__u16 sport;
 	__u16 dport;
 };
@@ -330,6 +338,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } addrs SEC(".maps");
 
+/* A secured port's IPv6 source addresses: its fixed ones, its link-local
+ * one from its MAC, its allowed address pairs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct addr6_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} addrs6 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -476,13 +495,16 @@ struct icmp_echo {
 
 /* flow is what the security groups and conntrack look at. */
 struct flow {
-	__u32 saddr;
+	__u32 saddr;            /* IPv4 */
 	__u32 daddr;
 	__u16 sport;            /* conntrack ports (ICMP echo: the id, both) */
 	__u16 dport;
 	__u16 rport;            /* the port rules match: TCP/UDP destination, ICMP type<<8|code */
-	__u8 proto;
+	__u8 proto;             /* IPv6: the upper-layer protocol, past the extension headers */
 	__u8 dhcp;              /* 1: to a DHCP server, 2: from a DHCP server */
+	__u8 v6;                /* 1: IPv6, the addresses in saddr6 and daddr6 */
+	__u32 saddr6[4];
+	__u32 daddr6[4];
 };
 
 static __always_inline void count(__u32 idx)
@@ -528,13 +550,68 @@ static __always_inline int ip_allowed(struct port *p, __u32 ifindex, __u32 ip)
 	return bpf_map_lookup_elem(&addrs, &k) != NULL;
 }
 
+#define ICMP6_ECHO 128
+#define ICMP6_ECHOREPLY 129
+#define ICMP6_MLD_QUERY 130
+#define ICMP6_MLD_REPORT 131
+#define ICMP6_MLD_DONE 132
+#define ICMP6_RS 133
+#define ICMP6_RA 134
+#define ICMP6_NS 135
+#define ICMP6_NA 136
+#define ICMP6_MLD2_REPORT 143
+#define DHCP6_CLIENT 546
+#define DHCP6_SERVER 547
+
+static __always_inline __u8 icmp6_type(struct flow *f)
+{
+	return f->proto == IPPROTO_ICMPV6 ? f->rport >> 8 : 0;
+}
+
+/* link_local says whether an IPv6 address (as loaded) is in fe80::/10. */
+static __always_inline int link_local(const __u32 *a)
+{
+	return (a[0] & bpf_htonl(0xffc00000)) == bpf_htonl(0xfe800000);
+}
+
+/* fixed6 is Neutron's fixed IPv6 rules, which no security group needs to
+ * allow: neighbour discovery and multicast listener queries both ways,
+ * router solicitations out, router advertisements in from a link-local
+ * router, DHCPv6 between client and server. A secured port's sources, its
+ * advertisements' targets, and what it may not send (advertisements,
+ * DHCPv6 answers) are checked in port_in6. */
+static __always_inline int fixed6(__u8 dir, struct flow *f)
+{
+	if (f->proto == IPPROTO_UDP)
+		return dir == DIR_OUT ? f->sport == DHCP6_CLIENT && f->dport == DHCP6_SERVER
+				      : f->sport == DHCP6_SERVER && f->dport == DHCP6_CLIENT;
+	__u8 t = icmp6_type(f);
+	if (t == ICMP6_MLD_QUERY || t == ICMP6_NS || t == ICMP6_NA)
+		return 1;
+	if (dir == DIR_OUT)
+		return t == ICMP6_RS;
+	return t == ICMP6_RA && link_local(f->saddr6);
+}
+
+/* ip6_allowed checks an IPv6 source address against the port's addrs6. */
+static __always_inline int ip6_allowed(__u32 ifindex, const __u32 *ip)
+{
+	struct addr6_key k = { .prefixlen = 32 + 128, .ifindex = ifindex };
+	__builtin_memcpy(k.ip, ip, 16);
+	return bpf_map_lookup_elem(&addrs6, &k) != NULL;
+}
+
 /* rules_allow looks the flow up once per port-prefix length the policy uses. */
 static __always_inline int rules_allow(struct port *p, __u8 dir, struct flow *f)
 {
 	__u32 lens = p->lens[dir & 1];
-	__u32 remote = dir == DIR_OUT ? f->daddr : f->saddr;
-	struct rule_key k = { .prefixlen = 112, .policy = p->policy, .dir = dir };
-	__builtin_memcpy(k.ip, &remote, 4);
+	struct rule_key k = { .prefixlen = 208, .policy = p->policy, .dir = dir, .v6 = f->v6 };
+	if (f->v6) {
+		__builtin_memcpy(k.ip, dir == DIR_OUT ? f->daddr6 : f->saddr6, 16);
+	} else {
+		__u32 remote = dir == DIR_OUT ? f->daddr : f->saddr;
+		__builtin_memcpy(k.ip, &remote, 4);
+	}
 
 	if (lens & (1 << LEN_ANY_PROTO)) {
 		k.proto = 0;
@@ -562,10 +639,16 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 {
 	if (!(p->flags & PORT_SECURITY))
 		return 1;
+	if (f->v6 && fixed6(dir, f))
+		return 1;
 	struct ct_key k = {
-		.ifindex = ifindex, .dir = dir, .proto = f->proto,
-		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.ifindex = ifindex, .dir = dir, .proto = f->proto, .v6 = f->v6,
+		.saddr = { f->saddr }, .daddr = { f->daddr }, .sport = f->sport, .dport = f->dport,
 	};
+	if (f->v6) {
+		__builtin_memcpy(k.saddr, f->saddr6, 16);
+		__builtin_memcpy(k.daddr, f->daddr6, 16);
+	}
 	__u64 now = bpf_ktime_get_coarse_ns(); /* ms resolution is plenty, and cheap */
 	struct ct_val *v = bpf_map_lookup_elem(&ct, &k);
 	if (v && now - v->seen < CT_TIMEOUT) {
@@ -578,9 +661,13 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 	struct ct_val nv = { .seen = now };
 	bpf_map_update_elem(&ct, &k, &nv, BPF_ANY);
 	struct ct_key r = {
-		.ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto,
-		.saddr = f->daddr, .daddr = f->saddr, .sport = f->dport, .dport = f->sport,
+		.ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto, .v6 = f->v6,
+		.saddr = { f->daddr }, .daddr = { f->saddr }, .sport = f->dport, .dport = f->sport,
 	};
+	if (f->v6) {
+		__builtin_memcpy(r.saddr, f->daddr6, 16);
+		__builtin_memcpy(r.daddr, f->saddr6, 16);
+	}
 	bpf_map_update_elem(&ct, &r, &nv, BPF_ANY);
 	count(C_CT_NEW);
 	return 1;
@@ -603,6 +690,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	f->proto = ip->protocol;
 	f->sport = f->dport = f->rport = 0;
 	f->dhcp = 0;
+	f->v6 = 0;
 	if (ip->frag_off & bpf_htons(0x1fff))   /* a later fragment: no L4 header */
 		return 1;
 	void *l4 = (void *)ip + ihl;
@@ -630,6 +718,59 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	return 1;
 }
 
+/* parse_ipv6 fills f from the IPv6 packet after the Ethernet header, past
+ * up to four extension headers; returns the offset of the upper-layer
+ * header (whose protocol is f->proto), 0 when the packet is malformed. */
+static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f)
+{
+	struct ipv6hdr ip;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.version != 6)
+		return 0;
+	__builtin_memcpy(f->saddr6, &ip.saddr, 16);
+	__builtin_memcpy(f->daddr6, &ip.daddr, 16);
+	f->saddr = f->daddr = 0;
+	f->sport = f->dport = f->rport = 0;
+	f->dhcp = 0;
+	f->v6 = 1;
+	__u8 nh = ip.nexthdr;
+	__u32 off = ETH_HLEN + sizeof(ip);
+	int later = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u8 h[4];
+		if (nh != 0 && nh != 43 && nh != 44 && nh != 60)   /* hop-by-hop, routing, fragment, destination */
+			break;
+		if (bpf_skb_load_bytes(skb, off, h, 4))
+			return 0;
+		if (nh == 44) {
+			later = (h[2] << 8 | h[3]) & 0xfff8;   /* a later fragment: no upper-layer header */
+			off += 8;
+		} else {
+			off += (h[1] + 1) * 8;
+		}
+		nh = h[0];
+	}
+	f->proto = nh;
+	if (later)
+		return off;
+	if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_SCTP) {
+		__be16 ports[2];
+		if (bpf_skb_load_bytes(skb, off, ports, 4))
+			return 0;
+		f->sport = bpf_ntohs(ports[0]);
+		f->dport = bpf_ntohs(ports[1]);
+		f->rport = f->dport;
+	} else if (nh == IPPROTO_ICMPV6) {
+		struct icmp_echo icmp;
+		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)))
+			return 0;
+		f->rport = ((__u16)icmp.type << 8) | icmp.code;
+		if (icmp.type == ICMP6_ECHO || icmp.type == ICMP6_ECHOREPLY)
+			f->sport = f->dport = bpf_ntohs(icmp.id);
+	}
+	return off;
+}
+
 static __always_inline int to_uplink(struct __sk_buff *skb, __u32 vlan)
 {
 	__u32 zero = 0;
@@ -650,8 +791,9 @@ static __always_inline int to_port(struct port *q, __u32 ifindex)
 	return bpf_redirect(ifindex, 0);
 }
 
-/* What a frame is, for delivery: security groups apply to IPv4; ARP
- * passes; other ethertypes reach only ports without port security. */
+/* What a frame is, for delivery: security groups apply to IPv4 and IPv6;
+ * ARP and the IPv6 neighbour discovery every port takes part in pass;
+ * other ethertypes reach only ports without port security. */
 #define KIND_IP 0
 #define KIND_ARP 1
 #define KIND_OTHER 2
@@ -1122,6 +1264,59 @@ static __always_inline int to_meta(struct __sk_buff *skb, __u32 ifindex, __u32 a
 	return bpf_redirect(out, 0);
 }
 
+/* mcast6_kind is how an IPv6 multicast floods: neighbour discovery and
+ * listener queries (and a link-local router's advertisements) to every
+ * port, the rest only to ports without port security. */
+static __always_inline int mcast6_kind(struct flow *f)
+{
+	__u8 t = icmp6_type(f);
+	if (t == ICMP6_NS || t == ICMP6_NA || t == ICMP6_MLD_QUERY || (t == ICMP6_RA && link_local(f->saddr6)))
+		return KIND_ARP;
+	return KIND_OTHER;
+}
+
+/* port_in6 is port_in for IPv6, switched but not routed. A secured port
+ * sends only from its addresses (the :: of duplicate address detection
+ * too), advertises only its own addresses as neighbour, never advertises
+ * a router or answers DHCPv6, and sends multicast only for neighbour
+ * discovery, listener reports and DHCPv6: Neutron's anti-spoofing. */
+static __always_inline int port_in6(struct __sk_buff *skb, struct port *p, __u32 ifindex, __u32 vlan,
+				    const __u8 *dst, struct flow *f, __u32 l4)
+{
+	int secure = p->flags & PORT_SECURITY;
+	__u8 t = icmp6_type(f);
+	int mcast = dst[0] & 1;
+	if (secure) {
+		if (t == ICMP6_RA || (f->proto == IPPROTO_UDP && f->sport == DHCP6_SERVER))
+			return drop(C_DROP_DHCP_SERVER);
+		if (!(f->saddr6[0] | f->saddr6[1] | f->saddr6[2] | f->saddr6[3])) {
+			/* ::, only to ff02::/16 for duplicate address detection */
+			if ((f->daddr6[0] & bpf_htonl(0xffff0000)) != bpf_htonl(0xff020000) ||
+			    (t != ICMP6_NS && t != ICMP6_MLD_REPORT && t != ICMP6_MLD2_REPORT))
+				return drop(C_DROP_SPOOF_IP);
+		} else if (!ip6_allowed(ifindex, f->saddr6)) {
+			return drop(C_DROP_SPOOF_IP);
+		}
+		if (t == ICMP6_NA) {
+			__u32 target[4];
+			if (bpf_skb_load_bytes(skb, l4 + 8, target, 16))
+				return drop(C_DROP_MALFORMED);
+			if (!ip6_allowed(ifindex, target))
+				return drop(C_DROP_SPOOF_IP);
+		}
+	}
+	if (mcast) {
+		int kind = mcast6_kind(f);
+		if (kind == KIND_OTHER && secure && t != ICMP6_MLD_REPORT && t != ICMP6_MLD2_REPORT &&
+		    t != ICMP6_MLD_DONE && t != ICMP6_RS && !fixed6(DIR_OUT, f))
+			return drop(C_DROP_BROADCAST);
+		return flood(skb, vlan, ifindex, kind, 1);
+	}
+	if (!sg_allow(p, ifindex, DIR_OUT, f))
+		return drop(C_DROP_SG_OUT);
+	return deliver(skb, vlan, dst, KIND_IP, f, 1);
+}
+
 SEC("tc")
 int port_in(struct __sk_buff *skb)
 {
@@ -1221,8 +1416,17 @@ int port_in(struct __sk_buff *skb)
 		return deliver(skb, vlan, dst, KIND_IP, &f, 1);
 	}
 
-	/* IPv6 and other ethertypes are not filtered yet: only ports without
-	 * port security pass them, to ports without it. */
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct flow f = {};
+		__u32 l4 = parse_ipv6(skb, &f);
+		if (l4)
+			return port_in6(skb, p, ifindex, vlan, dst, &f, l4);
+		if (secure)
+			return drop(C_DROP_MALFORMED);
+	}
+
+	/* Other ethertypes are not filtered: only ports without port
+	 * security pass them, to ports without it. */
 	if (secure)
 		return drop(C_DROP_ETHERTYPE);
 	if (dst[0] & 1)
@@ -1471,6 +1675,14 @@ int uplink_in(struct __sk_buff *skb)
 		if (dst[0] & 1)
 			return drop(C_DROP_BROADCAST);
 		return deliver(skb, vlan, dst, KIND_IP, &f, 0);
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct flow f = {};
+		if (parse_ipv6(skb, &f)) {
+			if (dst[0] & 1)
+				return flood(skb, vlan, 0, mcast6_kind(&f), 0);
+			return deliver(skb, vlan, dst, KIND_IP, &f, 0);
+		}
 	}
 	if (dst[0] & 1)
 		return flood(skb, vlan, 0, KIND_OTHER, 0);

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type DataplaneAddr6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Ifindex   uint32
+	Ip        [16]uint8
+}
+
 type DataplaneAddrKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -25,9 +32,10 @@ type DataplaneCtKey struct {
 	Ifindex uint32
 	Dir     uint8
 	Proto   uint8
-	Pad     uint16
-	Saddr   uint32
-	Daddr   uint32
+	V6      uint8
+	Pad     uint8
+	Saddr   [4]uint32
+	Daddr   [4]uint32
 	Sport   uint16
 	Dport   uint16
 }
@@ -165,9 +173,9 @@ type DataplaneRuleKey struct {
 	Dir       uint8
 	Proto     uint8
 	Plen      uint8
-	Pad       uint8
+	V6        uint8
 	Port      [2]uint8
-	Ip        [4]uint8
+	Ip        [16]uint8
 	Pad2      [2]uint8
 }
 
@@ -202,6 +210,7 @@ type DataplaneSnatVal struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	DataplaneMapAddrs     = "addrs"
+	DataplaneMapAddrs6    = "addrs6"
 	DataplaneMapConfig    = "config"
 	DataplaneMapCounters  = "counters"
 	DataplaneMapCt        = "ct"
@@ -281,6 +290,7 @@ type DataplaneProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type DataplaneMapSpecs struct {
 	Addrs     *ebpf.MapSpec `ebpf:"addrs"`
+	Addrs6    *ebpf.MapSpec `ebpf:"addrs6"`
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Ct        *ebpf.MapSpec `ebpf:"ct"`
@@ -330,6 +340,7 @@ func (o *DataplaneObjects) Close() error {
 // It can be passed to LoadDataplaneObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DataplaneMaps struct {
 	Addrs     *ebpf.Map `ebpf:"addrs"`
+	Addrs6    *ebpf.Map `ebpf:"addrs6"`
 	Config    *ebpf.Map `ebpf:"config"`
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Ct        *ebpf.Map `ebpf:"ct"`
@@ -355,6 +366,7 @@ type DataplaneMaps struct {
 func (m *DataplaneMaps) Close() error {
 	return _DataplaneClose(
 		m.Addrs,
+		m.Addrs6,
 		m.Config,
 		m.Counters,
 		m.Ct,

@@ -72,6 +72,7 @@ func diffTables(drift Drift, kernel, want *tables) {
 	count(bpf.DataplaneMapFdb, diffMap(kernel.fdb, want.fdb))
 	count(bpf.DataplaneMapNets, diffMap(kernel.nets, want.nets))
 	count(bpf.DataplaneMapAddrs, diffMap(kernel.addrs, want.addrs))
+	count(bpf.DataplaneMapAddrs6, diffMap(kernel.addrs6, want.addrs6))
 	count(bpf.DataplaneMapMacs, diffMap(kernel.macs, want.macs))
 	count(bpf.DataplaneMapRules, diffMap(kernel.rules, want.rules))
 	if kernel.uplink != want.uplink {
@@ -126,7 +127,7 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 	o := &d.objs
 	maps := map[string]*ebpf.Map{
 		bpf.DataplaneMapPorts: o.Ports, bpf.DataplaneMapFdb: o.Fdb, bpf.DataplaneMapNets: o.Nets,
-		bpf.DataplaneMapAddrs: o.Addrs, bpf.DataplaneMapMacs: o.Macs, bpf.DataplaneMapRules: o.Rules,
+		bpf.DataplaneMapAddrs: o.Addrs, bpf.DataplaneMapAddrs6: o.Addrs6, bpf.DataplaneMapMacs: o.Macs, bpf.DataplaneMapRules: o.Rules,
 		bpf.DataplaneMapConfig: o.Config, bpf.DataplaneMapCt: o.Ct, bpf.DataplaneMapCounters: o.Counters,
 		bpf.DataplaneMapRifs: o.Rifs, bpf.DataplaneMapRmacs: o.Rmacs, bpf.DataplaneMapRoutes: o.Routes,
 		bpf.DataplaneMapNeighs: o.Neighs, bpf.DataplaneMapExtNeighs: o.ExtNeighs, bpf.DataplaneMapFipOut: o.FipOut,

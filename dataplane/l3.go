@@ -86,7 +86,7 @@ func extKey(ifindex uint32, vlan uint16) uint32 {
 
 // compileL3 adds routers, neighbours, floating IPs, external networks and
 // metadata redirection to t. IPv6 router interfaces and routes are not
-// routed (IPv6 from secured ports is dropped anyway).
+// routed yet.
 func compileL3(d Desired, devs map[string]device, t *tables) error {
 	l := &t.l3
 	ports := map[string]Port{}

@@ -26,7 +26,7 @@ func (d *Dataplane) readTables() (*tables, error) {
 	t := &tables{
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
-		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
+		addrs6: map[bpf.DataplaneAddr6Key]uint8{}, macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
 		l3: newL3Tables(),
 	}
 	if err := readMap(d.objs.Ports, t.ports); err != nil {
@@ -39,6 +39,9 @@ func (d *Dataplane) readTables() (*tables, error) {
 		return nil, err
 	}
 	if err := readMap(d.objs.Addrs, t.addrs); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Addrs6, t.addrs6); err != nil {
 		return nil, err
 	}
 	if err := readMap(d.objs.Macs, t.macs); err != nil {
@@ -105,6 +108,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return putMap(o.Metas, cl.metas, tl.metas) },
 		func() error { return putMap(o.Rules, d.cur.rules, t.rules) },
 		func() error { return putMap(o.Addrs, d.cur.addrs, t.addrs) },
+		func() error { return putMap(o.Addrs6, d.cur.addrs6, t.addrs6) },
 		func() error { return putMap(o.Macs, d.cur.macs, t.macs) },
 		func() error { return putMap(o.Ports, d.cur.ports, t.ports) },
 		func() error { return putMap(o.Fdb, d.cur.fdb, t.fdb) },
@@ -120,6 +124,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.Ports, d.cur.ports, t.ports) },
 		func() error { return deleteMap(o.Macs, d.cur.macs, t.macs) },
 		func() error { return deleteMap(o.Addrs, d.cur.addrs, t.addrs) },
+		func() error { return deleteMap(o.Addrs6, d.cur.addrs6, t.addrs6) },
 		func() error { return deleteMap(o.Rules, d.cur.rules, t.rules) },
 		func() error { return deleteMap(o.Metas, cl.metas, tl.metas) },
 		func() error { return deleteMap(o.Rmacs, cl.rmacs, tl.rmacs) },
