@@ -20,8 +20,10 @@
 //             to the port whose request the dataplane sent there.
 //
 // Routing is distributed: port_in routes what a port sends to its router's
-// MAC on the node itself (rifs/rmacs/routes/neighs), answers ARP and ping
-// for the router's gateway addresses, and NATs to and from floating IPs
+// MAC on the node itself (rifs/rmacs/routes/neighs; IPv6: rifs6, rmacs6,
+// routes6, neighs6), answers ARP and ping for the router's gateway
+// addresses (IPv6: neighbour solicitations, and router solicitations from
+// ras), and NATs to and from floating IPs
 // (fip_out/fip_in) with the external neighbour's MAC that ext_in learnt.
 // Floating IPs are 1:1, so their NAT needs no state of its own; the port's
 // security groups keep tracking the flow by its fixed address. Router SNAT
@@ -218,6 +220,57 @@ struct neigh {
 	__u8 pad[2];
 };
 
+/* IPv6 routing: a router's interfaces by (vlan, gateway address or its
+ * link-local address) in rifs6 and by (vlan, MAC) in rmacs6, its routes in
+ * routes6 (LPM: router (32) + 128 address bits), the ports it routes to in
+ * neighs6, and what its router advertisements on a network say in ras. */
+struct rif6_key {
+	__u32 vlan;
+	__u8 ip[16];
+};
+
+struct rif6 {
+	__u32 router;
+	__u8 ip[16];            /* the gateway address: the source of ICMPv6 errors */
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+struct route6_key {
+	__u32 prefixlen;
+	__u32 router;
+	__u8 ip[16];
+};
+
+struct route6 {
+	__u32 vlan;
+	__u32 flags;            /* ROUTE_VIA only */
+	__u8 nexthop[16];
+	__u8 mac[6];            /* the router's MAC on that network */
+	__u8 pad[2];
+};
+
+struct neigh6_key {
+	__u32 vlan;
+	__u8 ip[16];
+};
+
+#define RA_MANAGED 0x80         /* M: addresses from DHCPv6 (dhcpv6-stateful) */
+#define RA_OTHER 0x40           /* O: other configuration from DHCPv6 (dhcpv6-stateless) */
+#define PI_ONLINK 0x80          /* L */
+#define PI_AUTO 0x40            /* A: form an address from the prefix (slaac, dhcpv6-stateless) */
+
+struct ra {
+	__u8 mac[6];            /* the router's */
+	__u8 flags;             /* RA_MANAGED, RA_OTHER */
+	__u8 pflags;            /* PI_ONLINK, PI_AUTO */
+	__u8 lla[16];           /* the router's link-local address: the source */
+	__u8 prefix[16];
+	__u8 plen;
+	__u8 pad[3];
+	__u32 mtu;              /* 0: not advertised */
+};
+
 /* fip_out (ifindex = the port's, ip = fixed) gives the external device and
  * the floating IP; fip_in (ifindex = the external device's, ip = floating)
  * gives the port, the fixed IP and the router's MAC on the port's network.
@@ -406,6 +459,48 @@ struct {
 	__type(value, struct neigh);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } neighs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rif6_key);
+	__type(value, struct rif6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rifs6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fdb_key);
+	__type(value, struct rif6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rmacs6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct route6_key);
+	__type(value, struct route6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} routes6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct neigh6_key);
+	__type(value, struct neigh);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} neighs6 SEC(".maps");
+
+/* vlan -> the router advertisement a router solicitation gets there */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ra);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ras SEC(".maps");
 
 /* Learnt by ext_in from the ARP it sees; never written by Go. */
 struct {
@@ -1264,6 +1359,194 @@ static __always_inline int to_meta(struct __sk_buff *skb, __u32 ifindex, __u32 a
 	return bpf_redirect(out, 0);
 }
 
+#define IP6_HOP_OFF (ETH_HLEN + offsetof(struct ipv6hdr, hop_limit))
+#define ICMP6_TIME_EXCEEDED 3
+
+struct icmp6_pseudo {
+	__be32 len;
+	__be32 nexthdr;
+};
+
+/* icmp6_csum is the ICMPv6 checksum of msg (len bytes, a multiple of 4)
+ * from ip's addresses: over the pseudo-header too, as IPv4's ICMP is not. */
+static __always_inline __u16 icmp6_csum(struct ipv6hdr *ip, void *msg, __u32 len)
+{
+	struct icmp6_pseudo ph = { .len = bpf_htonl(len), .nexthdr = bpf_htonl(IPPROTO_ICMPV6) };
+	__s64 s = bpf_csum_diff(0, 0, (void *)&ip->saddr, 32, 0);
+	s = bpf_csum_diff(0, 0, (void *)&ph, sizeof(ph), s);
+	s = bpf_csum_diff(0, 0, msg, len, s);
+	return csum_fold(s);
+}
+
+static __always_inline void ip6_header(struct ipv6hdr *ip, __u16 len, __u8 hops, const void *src, const void *dst)
+{
+	ip->version = 6;
+	ip->payload_len = bpf_htons(len);
+	ip->nexthdr = IPPROTO_ICMPV6;
+	ip->hop_limit = hops;
+	__builtin_memcpy(&ip->saddr, src, 16);
+	__builtin_memcpy(&ip->daddr, dst, 16);
+}
+
+/* na_reply turns a neighbour solicitation for a router's address into the
+ * advertisement "target is at mac", back out of the device it came in on. */
+static __always_inline int na_reply(struct __sk_buff *skb, struct flow *f, const __u8 *mac, const __u8 *target)
+{
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip;
+		__u8 type, code;
+		__u16 csum;
+		__be32 flags;
+		__u8 target[16];
+		__u8 opt, optlen;
+		__u8 mac[6];
+	} __attribute__((packed)) out = {};
+	if (bpf_skb_load_bytes(skb, 6, out.eth.h_dest, 6))
+		return drop(C_DROP_MALFORMED);
+	__builtin_memcpy(out.eth.h_source, mac, 6);
+	out.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	struct ipv6hdr ip = {};         /* built aligned, then copied in */
+	ip6_header(&ip, 32, 255, target, f->saddr6);
+	__builtin_memcpy((__u8 *)&out + ETH_HLEN, &ip, sizeof(ip));
+	out.type = ICMP6_NA;
+	out.flags = bpf_htonl(0xe0000000);      /* router, solicited, override */
+	__builtin_memcpy(out.target, target, 16);
+	out.opt = 2;                            /* target link-layer address */
+	out.optlen = 1;
+	__builtin_memcpy(out.mac, mac, 6);
+	out.csum = icmp6_csum(&ip, &out.type, 32);
+	if (bpf_skb_change_tail(skb, sizeof(out), 0) || bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ARP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* ra_reply answers a router solicitation with the network's router
+ * advertisement: to the solicitor, or to all nodes when it asked from ::. */
+static __always_inline int ra_reply(struct __sk_buff *skb, struct flow *f, struct ra *ra)
+{
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip;
+		__u8 type, code;
+		__u16 csum;
+		__u8 hops, flags;
+		__be16 lifetime;
+		__be32 reachable, retrans;
+		__u8 pi, pilen, plen, pflags;   /* prefix information */
+		__be32 valid, preferred, reserved;
+		__u8 prefix[16];
+		__u8 sll, sllen;                /* source link-layer address */
+		__u8 mac[6];
+		__u8 mtuopt, mtulen;
+		__u16 res;
+		__be32 mtu;
+	} __attribute__((packed)) out = {};
+	/* ff02::1 and its MAC, stored one by one: constant arrays would go
+	 * to .rodata, a map of its own. */
+	__u32 all[4];
+	all[0] = bpf_htonl(0xff020000);
+	all[1] = all[2] = 0;
+	all[3] = bpf_htonl(1);
+	int multicast = !(f->saddr6[0] | f->saddr6[1] | f->saddr6[2] | f->saddr6[3]);
+	if (multicast) {
+		out.eth.h_dest[0] = out.eth.h_dest[1] = 0x33;
+		out.eth.h_dest[5] = 1;
+	} else if (bpf_skb_load_bytes(skb, 6, out.eth.h_dest, 6)) {
+		return drop(C_DROP_MALFORMED);
+	}
+	__builtin_memcpy(out.eth.h_source, ra->mac, 6);
+	out.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	__u32 len = ra->mtu ? 64 : 56;          /* without the MTU option when there is none */
+	struct ipv6hdr ip = {};
+	ip6_header(&ip, len, 255, ra->lla, multicast ? (void *)all : (void *)f->saddr6);
+	__builtin_memcpy((__u8 *)&out + ETH_HLEN, &ip, sizeof(ip));
+	out.type = ICMP6_RA;
+	out.hops = 64;
+	out.flags = ra->flags;
+	out.lifetime = bpf_htons(1800);
+	out.pi = 3;
+	out.pilen = 4;
+	out.plen = ra->plen;
+	out.pflags = ra->pflags;
+	out.valid = bpf_htonl(86400);
+	out.preferred = bpf_htonl(14400);
+	__builtin_memcpy(out.prefix, ra->prefix, 16);
+	out.sll = 1;
+	out.sllen = 1;
+	__builtin_memcpy(out.mac, ra->mac, 6);
+	out.mtuopt = 5;
+	out.mtulen = 1;
+	out.mtu = bpf_htonl(ra->mtu);
+	out.csum = icmp6_csum(&ip, &out.type, len);
+	if (bpf_skb_change_tail(skb, ETH_HLEN + 40 + len, 0) ||
+	    bpf_skb_store_bytes(skb, 0, &out, ETH_HLEN + 40 + 56, 0))
+		return drop(C_DROP_MALFORMED);
+	if (len == 64 && bpf_skb_store_bytes(skb, ETH_HLEN + 40 + 56, &out.mtuopt, 8, 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* echo6_reply answers a ping to a router's own IPv6 address. */
+static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __u32 l4, const __u8 *mac)
+{
+	if (icmp6_type(f) != ICMP6_ECHO)
+		return drop(C_DROP_NO_NEIGH);
+	__u8 src[6];
+	if (bpf_skb_load_bytes(skb, 6, src, 6) || set_macs(skb, src, mac))
+		return drop(C_DROP_MALFORMED);
+	/* Swapping the addresses leaves the pseudo-header's sum as it was. */
+	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), f->daddr6, 16, 0) ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), f->saddr6, 16, 0))
+		return drop(C_DROP_MALFORMED);
+	__u16 oldt = bpf_htons(ICMP6_ECHO << 8), newt = bpf_htons(ICMP6_ECHOREPLY << 8);
+	__u8 typ = ICMP6_ECHOREPLY;
+	if (bpf_l4_csum_replace(skb, l4 + 2, oldt, newt, 2) || bpf_skb_store_bytes(skb, l4, &typ, 1, 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* route6 forwards an IPv6 packet a port sent to its router's MAC to a port
+ * of another of the router's networks, here or by the uplink, the hop
+ * limit taken down. The port's egress groups have let it through. */
+static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct flow *f, __u32 l4)
+{
+	if (link_local(f->daddr6))
+		return drop(C_DROP_NO_ROUTE);   /* never routed (RFC 4291) */
+	struct route6_key rk = { .prefixlen = 32 + 128, .router = in->router };
+	__builtin_memcpy(rk.ip, f->daddr6, 16);
+	struct route6 *r = bpf_map_lookup_elem(&routes6, &rk);
+	if (!r)
+		return drop(C_DROP_NO_ROUTE);
+	__u32 vlan = r->vlan;
+	struct rif6_key own = { .vlan = vlan };
+	__builtin_memcpy(own.ip, f->daddr6, 16);
+	struct rif6 *self = bpf_map_lookup_elem(&rifs6, &own);
+	if (self && self->router == in->router && f->proto == IPPROTO_ICMPV6)
+		return echo6_reply(skb, f, l4, in->mac);
+	struct neigh6_key nk = { .vlan = vlan };
+	__builtin_memcpy(nk.ip, (r->flags & ROUTE_VIA) ? (void *)r->nexthop : (void *)f->daddr6, 16);
+	__u8 smac[6], dmac[6];
+	__builtin_memcpy(smac, r->mac, 6);
+	struct neigh *n = bpf_map_lookup_elem(&neighs6, &nk);
+	if (!n)
+		return drop(C_DROP_NO_NEIGH);
+	__builtin_memcpy(dmac, n->mac, 6);
+	__u8 hops;
+	if (bpf_skb_load_bytes(skb, IP6_HOP_OFF, &hops, 1))
+		return drop(C_DROP_MALFORMED);
+	if (hops <= 1)
+		return drop(C_DROP_NO_ROUTE);   /* no ICMPv6 time exceeded yet */
+	hops--;
+	if (bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hops, 1, 0) || set_macs(skb, dmac, smac))
+		return drop(C_DROP_MALFORMED);
+	count(C_FWD_ROUTED);
+	return deliver(skb, vlan, dmac, KIND_IP, f, 1);
+}
+
 /* mcast6_kind is how an IPv6 multicast floods: neighbour discovery and
  * listener queries (and a link-local router's advertisements) to every
  * port, the rest only to ports without port security. */
@@ -1290,9 +1573,10 @@ static __always_inline int port_in6(struct __sk_buff *skb, struct port *p, __u32
 		if (t == ICMP6_RA || (f->proto == IPPROTO_UDP && f->sport == DHCP6_SERVER))
 			return drop(C_DROP_DHCP_SERVER);
 		if (!(f->saddr6[0] | f->saddr6[1] | f->saddr6[2] | f->saddr6[3])) {
-			/* ::, only to ff02::/16 for duplicate address detection */
+			/* ::, only to ff02::/16 for duplicate address detection,
+			 * and to solicit routers before an address is ready */
 			if ((f->daddr6[0] & bpf_htonl(0xffff0000)) != bpf_htonl(0xff020000) ||
-			    (t != ICMP6_NS && t != ICMP6_MLD_REPORT && t != ICMP6_MLD2_REPORT))
+			    (t != ICMP6_NS && t != ICMP6_MLD_REPORT && t != ICMP6_MLD2_REPORT && t != ICMP6_RS))
 				return drop(C_DROP_SPOOF_IP);
 		} else if (!ip6_allowed(ifindex, f->saddr6)) {
 			return drop(C_DROP_SPOOF_IP);
@@ -1305,6 +1589,25 @@ static __always_inline int port_in6(struct __sk_buff *skb, struct port *p, __u32
 				return drop(C_DROP_SPOOF_IP);
 		}
 	}
+	if (t == ICMP6_NS) {
+		/* A router's addresses are answered here, on every node alike. */
+		struct rif6_key rk = { .vlan = vlan };
+		if (bpf_skb_load_bytes(skb, l4 + 8, rk.ip, 16))
+			return drop(C_DROP_MALFORMED);
+		struct rif6 *r = bpf_map_lookup_elem(&rifs6, &rk);
+		if (r && (f->saddr6[0] | f->saddr6[1] | f->saddr6[2] | f->saddr6[3])) {
+			__u8 m[6];
+			__builtin_memcpy(m, r->mac, 6);
+			return na_reply(skb, f, m, rk.ip);
+		}
+	}
+	if (t == ICMP6_RS) {
+		struct ra *ra = bpf_map_lookup_elem(&ras, &vlan);
+		if (ra) {
+			struct ra a = *ra;
+			return ra_reply(skb, f, &a);
+		}
+	}
 	if (mcast) {
 		int kind = mcast6_kind(f);
 		if (kind == KIND_OTHER && secure && t != ICMP6_MLD_REPORT && t != ICMP6_MLD2_REPORT &&
@@ -1314,6 +1617,13 @@ static __always_inline int port_in6(struct __sk_buff *skb, struct port *p, __u32
 	}
 	if (!sg_allow(p, ifindex, DIR_OUT, f))
 		return drop(C_DROP_SG_OUT);
+	struct fdb_key rk = { .vlan = vlan };
+	__builtin_memcpy(rk.mac, dst, 6);
+	struct rif6 *r = bpf_map_lookup_elem(&rmacs6, &rk);
+	if (r) {
+		struct rif6 in = *r;
+		return route6(skb, &in, f, l4);
+	}
 	return deliver(skb, vlan, dst, KIND_IP, f, 1);
 }
 

@@ -113,6 +113,12 @@ type DataplaneNeigh struct {
 	Pad [2]uint8
 }
 
+type DataplaneNeigh6Key struct {
+	_    structs.HostLayout
+	Vlan uint32
+	Ip   [16]uint8
+}
+
 type DataplaneNeighKey struct {
 	_    structs.HostLayout
 	Vlan uint32
@@ -136,12 +142,38 @@ type DataplanePort struct {
 	Pad    [2]uint8
 }
 
+type DataplaneRa struct {
+	_      structs.HostLayout
+	Mac    [6]uint8
+	Flags  uint8
+	Pflags uint8
+	Lla    [16]uint8
+	Prefix [16]uint8
+	Plen   uint8
+	Pad    [3]uint8
+	Mtu    uint32
+}
+
 type DataplaneRif struct {
 	_      structs.HostLayout
 	Router uint32
 	Ip     [4]uint8
 	Mac    [6]uint8
 	Pad    [2]uint8
+}
+
+type DataplaneRif6 struct {
+	_      structs.HostLayout
+	Router uint32
+	Ip     [16]uint8
+	Mac    [6]uint8
+	Pad    [2]uint8
+}
+
+type DataplaneRif6Key struct {
+	_    structs.HostLayout
+	Vlan uint32
+	Ip   [16]uint8
 }
 
 type DataplaneRifKey struct {
@@ -157,6 +189,22 @@ type DataplaneRoute struct {
 	Nexthop [4]uint8
 	Mac     [6]uint8
 	Pad     [2]uint8
+}
+
+type DataplaneRoute6 struct {
+	_       structs.HostLayout
+	Vlan    uint32
+	Flags   uint32
+	Nexthop [16]uint8
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
+type DataplaneRoute6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Router    uint32
+	Ip        [16]uint8
 }
 
 type DataplaneRouteKey struct {
@@ -224,11 +272,16 @@ const (
 	DataplaneMapMetaCt    = "meta_ct"
 	DataplaneMapMetas     = "metas"
 	DataplaneMapNeighs    = "neighs"
+	DataplaneMapNeighs6   = "neighs6"
 	DataplaneMapNets      = "nets"
 	DataplaneMapPorts     = "ports"
+	DataplaneMapRas       = "ras"
 	DataplaneMapRifs      = "rifs"
+	DataplaneMapRifs6     = "rifs6"
 	DataplaneMapRmacs     = "rmacs"
+	DataplaneMapRmacs6    = "rmacs6"
 	DataplaneMapRoutes    = "routes"
+	DataplaneMapRoutes6   = "routes6"
 	DataplaneMapRules     = "rules"
 	DataplaneMapSnat      = "snat"
 	DataplaneProgExtIn    = "ext_in"
@@ -304,11 +357,16 @@ type DataplaneMapSpecs struct {
 	MetaCt    *ebpf.MapSpec `ebpf:"meta_ct"`
 	Metas     *ebpf.MapSpec `ebpf:"metas"`
 	Neighs    *ebpf.MapSpec `ebpf:"neighs"`
+	Neighs6   *ebpf.MapSpec `ebpf:"neighs6"`
 	Nets      *ebpf.MapSpec `ebpf:"nets"`
 	Ports     *ebpf.MapSpec `ebpf:"ports"`
+	Ras       *ebpf.MapSpec `ebpf:"ras"`
 	Rifs      *ebpf.MapSpec `ebpf:"rifs"`
+	Rifs6     *ebpf.MapSpec `ebpf:"rifs6"`
 	Rmacs     *ebpf.MapSpec `ebpf:"rmacs"`
+	Rmacs6    *ebpf.MapSpec `ebpf:"rmacs6"`
 	Routes    *ebpf.MapSpec `ebpf:"routes"`
+	Routes6   *ebpf.MapSpec `ebpf:"routes6"`
 	Rules     *ebpf.MapSpec `ebpf:"rules"`
 	Snat      *ebpf.MapSpec `ebpf:"snat"`
 }
@@ -354,11 +412,16 @@ type DataplaneMaps struct {
 	MetaCt    *ebpf.Map `ebpf:"meta_ct"`
 	Metas     *ebpf.Map `ebpf:"metas"`
 	Neighs    *ebpf.Map `ebpf:"neighs"`
+	Neighs6   *ebpf.Map `ebpf:"neighs6"`
 	Nets      *ebpf.Map `ebpf:"nets"`
 	Ports     *ebpf.Map `ebpf:"ports"`
+	Ras       *ebpf.Map `ebpf:"ras"`
 	Rifs      *ebpf.Map `ebpf:"rifs"`
+	Rifs6     *ebpf.Map `ebpf:"rifs6"`
 	Rmacs     *ebpf.Map `ebpf:"rmacs"`
+	Rmacs6    *ebpf.Map `ebpf:"rmacs6"`
 	Routes    *ebpf.Map `ebpf:"routes"`
+	Routes6   *ebpf.Map `ebpf:"routes6"`
 	Rules     *ebpf.Map `ebpf:"rules"`
 	Snat      *ebpf.Map `ebpf:"snat"`
 }
@@ -380,11 +443,16 @@ func (m *DataplaneMaps) Close() error {
 		m.MetaCt,
 		m.Metas,
 		m.Neighs,
+		m.Neighs6,
 		m.Nets,
 		m.Ports,
+		m.Ras,
 		m.Rifs,
+		m.Rifs6,
 		m.Rmacs,
+		m.Rmacs6,
 		m.Routes,
+		m.Routes6,
 		m.Rules,
 		m.Snat,
 	)

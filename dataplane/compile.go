@@ -125,6 +125,11 @@ type RouterInterface struct {
 	VLAN uint16           // the tenant network's VLAN
 	MAC  net.HardwareAddr // the router port's MAC (the gateway MAC guests ARP for)
 	IP   netip.Prefix     // gateway address and subnet
+	// RAMode is an IPv6 subnet's ipv6_ra_mode: "slaac",
+	// "dhcpv6-stateful" or "dhcpv6-stateless" have router solicitations
+	// on the network answered; empty: no router advertisements.
+	RAMode string
+	MTU    uint16 // advertised with RAMode; 0: not advertised
 }
 
 // RouterGateway is a router's side on an external network.
@@ -343,6 +348,7 @@ type tables struct {
 	uplink   uint32
 	policies map[uint32]compiledPolicy
 	l3       l3tables
+	l3v6     l3v6tables
 }
 
 // device is a port's interface as found on this node.
@@ -359,7 +365,7 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		addrs6: map[bpf.DataplaneAddr6Key]uint8{}, macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
-		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(),
+		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(), l3v6: newL3v6Tables(),
 	}
 	for _, p := range d.Ports {
 		dev, ok := devs[p.Device]
@@ -432,6 +438,9 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		}
 	}
 	if err := compileL3(d, devs, t); err != nil {
+		return nil, err
+	}
+	if err := compileL3v6(d, devs, t); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -90,6 +90,12 @@ func diffTables(drift Drift, kernel, want *tables) {
 	if k.meta != w.meta {
 		count(bpf.DataplaneMapMeta, 1)
 	}
+	k6, w6 := &kernel.l3v6, &want.l3v6
+	count(bpf.DataplaneMapRifs6, diffMap(k6.rifs6, w6.rifs6))
+	count(bpf.DataplaneMapRmacs6, diffMap(k6.rmacs6, w6.rmacs6))
+	count(bpf.DataplaneMapRoutes6, diffMap(k6.routes6, w6.routes6))
+	count(bpf.DataplaneMapNeighs6, diffMap(k6.neighs6, w6.neighs6))
+	count(bpf.DataplaneMapRas, diffMap(k6.ras, w6.ras))
 }
 
 func diffMap[K, V comparable](kernel, want map[K]V) int {
@@ -133,6 +139,8 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapNeighs: o.Neighs, bpf.DataplaneMapExtNeighs: o.ExtNeighs, bpf.DataplaneMapFipOut: o.FipOut,
 		bpf.DataplaneMapFipIn: o.FipIn, bpf.DataplaneMapExts: o.Exts, bpf.DataplaneMapMeta: o.Meta,
 		bpf.DataplaneMapMetas: o.Metas, bpf.DataplaneMapMetaCt: o.MetaCt, bpf.DataplaneMapSnat: o.Snat,
+		bpf.DataplaneMapRifs6: o.Rifs6, bpf.DataplaneMapRmacs6: o.Rmacs6, bpf.DataplaneMapRoutes6: o.Routes6,
+		bpf.DataplaneMapNeighs6: o.Neighs6, bpf.DataplaneMapRas: o.Ras,
 	}
 	var errs []error
 	for name, m := range maps {
