@@ -1509,6 +1509,40 @@ static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* icmp6_error answers the IPv6 packet in skb with an ICMPv6 error of type
+ * typ from address from (a router interface's) and the MAC mac, quoting
+ * its first 48 bytes, back out of the device it came in on. */
+static __always_inline int icmp6_error(struct __sk_buff *skb, struct flow *f, __u8 typ, __u8 code,
+				       const __u8 *from, const __u8 *mac)
+{
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip;
+		__u8 type, code;
+		__u16 csum;
+		__be32 param;           /* packet too big: the MTU */
+		__u8 quote[48];
+	} __attribute__((packed)) out = {};
+	__u8 t = icmp6_type(f);
+	if (f->proto == IPPROTO_ICMPV6 && t < ICMP6_ECHO)
+		return drop(C_DROP_NO_ROUTE);   /* never an error about an error (RFC 4443 2.4) */
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, out.quote, sizeof(out.quote)) ||
+	    bpf_skb_load_bytes(skb, 6, out.eth.h_dest, 6))
+		return drop(C_DROP_MALFORMED);
+	__builtin_memcpy(out.eth.h_source, mac, 6);
+	out.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	struct ipv6hdr ip = {};
+	ip6_header(&ip, 8 + sizeof(out.quote), 64, from, f->saddr6);
+	__builtin_memcpy((__u8 *)&out + ETH_HLEN, &ip, sizeof(ip));
+	out.type = typ;
+	out.code = code;
+	out.csum = icmp6_csum(&ip, &out.type, 8 + sizeof(out.quote));
+	if (bpf_skb_change_tail(skb, sizeof(out), 0) || bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 /* route6 forwards an IPv6 packet a port sent to its router's MAC to a port
  * of another of the router's networks, here or by the uplink, the hop
  * limit taken down. The port's egress groups have let it through. */
@@ -1538,8 +1572,12 @@ static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct
 	__u8 hops;
 	if (bpf_skb_load_bytes(skb, IP6_HOP_OFF, &hops, 1))
 		return drop(C_DROP_MALFORMED);
-	if (hops <= 1)
-		return drop(C_DROP_NO_ROUTE);   /* no ICMPv6 time exceeded yet */
+	if (hops <= 1) {
+		__u8 from[16], rmac[6];
+		__builtin_memcpy(from, in->ip, 16);
+		__builtin_memcpy(rmac, in->mac, 6);
+		return icmp6_error(skb, f, ICMP6_TIME_EXCEEDED, 0, from, rmac);
+	}
 	hops--;
 	if (bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hops, 1, 0) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);

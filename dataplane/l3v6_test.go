@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,7 +150,6 @@ func TestRouterIPv6(t *testing.T) {
 		{"an address no port has", toR1.tcp6(a, "2001:db8:2::99", 40000, 22), "SHOT [drop_no_neigh]", ""},
 		{"nowhere", toR1.tcp6(a, "2001:db8:99::1", 40000, 22), "SHOT [drop_no_route]", ""},
 		{"a link-local destination", toR1.tcp6(a, "fe80::1", 40000, 22), "SHOT [drop_no_route]", ""},
-		{"hop limit 1", hop1, "SHOT [drop_no_route]", ""},
 		{"spoofed source to the router", toR1.tcp6("2001:db8:1::99", "2001:db8:2::20", 40000, 22), "SHOT [drop_spoof_ip]", ""},
 	}
 	for _, c := range cases {
@@ -165,6 +165,26 @@ func TestRouterIPv6(t *testing.T) {
 		if got := fmt.Sprintf("%s %s > %s hops %d", macsOf(r.out), p.src, p.dst, p.hops); got != c.out {
 			t.Errorf("%s: sent %s, want %s", c.name, got, c.out)
 		}
+	}
+
+	// Hop limit 1: time exceeded, from the router's address on a's
+	// network, quoting the packet.
+	r = d.run(t, in, "tapa", hop1)
+	if r.String() != "REDIRECT [icmp_reply]" {
+		t.Fatalf("hop limit 1: %s", r)
+	}
+	if p := parseIP6(r.out); p.src.String() != "2001:db8:1::1" || p.dst.String() != a || p.l4[0] != 3 || p.l4[1] != 0 ||
+		!bytes.Equal(p.l4[8:56], hop1[14:62]) || macsOf(r.out) != "fa:16:3e:00:01:01 > fa:16:3e:00:00:0a" {
+		t.Errorf("time exceeded %s %s > %s type %d code %d, quote %x", macsOf(r.out), p.src, p.dst, p.l4[0], p.l4[1], p.l4[8:])
+	}
+	if err := icmp6SumOK(r.out); err != nil {
+		t.Errorf("time exceeded: %v", err)
+	}
+	// ... but never about an ICMPv6 error.
+	te := toR1.icmp6(a, "2001:db8:2::20", 3, 0, 0)
+	te[14+7] = 1
+	if r := d.run(t, in, "tapa", te); r.String() != "SHOT [drop_no_route]" {
+		t.Errorf("an ICMPv6 error with hop limit 1: %s", r)
 	}
 
 	// A ping to the gateway is answered by it.
@@ -226,9 +246,10 @@ func TestRoutedIPv6Namespaces(t *testing.T) {
 	if got := dialFrom(t, ga, "[2001:db8:2::20]:22"); got != slaacA.String() {
 		t.Errorf("d saw a's routed connection from %q, want %s", got, slaacA)
 	}
-	// Hop limit 1: the router does not forward it.
-	if out, err := ping(t, ga, "-6", "-t", "1", "2001:db8:2::20"); err == nil {
-		t.Errorf("a ping with hop limit 1 crossed the router:\n%s", out)
+	// Hop limit 1: the router does not forward it, and says so.
+	out, _ := ping(t, ga, "-6", "-t", "1", "2001:db8:2::20")
+	if !strings.Contains(out, "From 2001:db8:1::1") || !strings.Contains(strings.ToLower(out), "time exceeded") {
+		t.Errorf("ping with hop limit 1 got no time exceeded from the gateway:\n%s", out)
 	}
 }
 
