@@ -166,9 +166,21 @@ struct ct_key {
 	__u32 ifindex;
 	__u8 dir;
 	__u8 proto;
-	__u8 v6;
-	__u8 pad;
-	__u32 saddr[4];         /* IPv4: saddr[0] */
+	__u16 pad;
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+};
+
+/* IPv6 flows are tracked in ct6, so that IPv4's keys stay short: the
+ * key's length is what hashing it costs, twice per packet. */
+struct ct6_key {
+	__u32 ifindex;
+	__u8 dir;
+	__u8 proto;
+	__u16 pad;
+	__u32 saddr[4];
 	__u32 daddr[4];
 	__u16 sport;
 	__u16 dport;
@@ -426,6 +438,14 @@ struct {
 	__type(value, struct ct_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ct6_key);
+	__type(value, struct ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -728,24 +748,13 @@ static __always_inline int rules_allow(struct port *p, __u8 dir, struct flow *f)
 	return 0;
 }
 
-/* sg_allow says whether the port's security groups let the flow through in
- * direction dir, and records an allowed flow and its reply. */
-static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, struct flow *f)
+/* ct_allow is sg_allow's conntrack in map (ct or ct6): the flow's key k
+ * is tracked, or the rules allow it and k and its reply's key r are
+ * recorded. */
+static __always_inline int ct_allow(void *map, void *k, void *r, struct port *p, __u8 dir, struct flow *f)
 {
-	if (!(p->flags & PORT_SECURITY))
-		return 1;
-	if (f->v6 && fixed6(dir, f))
-		return 1;
-	struct ct_key k = {
-		.ifindex = ifindex, .dir = dir, .proto = f->proto, .v6 = f->v6,
-		.saddr = { f->saddr }, .daddr = { f->daddr }, .sport = f->sport, .dport = f->dport,
-	};
-	if (f->v6) {
-		__builtin_memcpy(k.saddr, f->saddr6, 16);
-		__builtin_memcpy(k.daddr, f->daddr6, 16);
-	}
 	__u64 now = bpf_ktime_get_coarse_ns(); /* ms resolution is plenty, and cheap */
-	struct ct_val *v = bpf_map_lookup_elem(&ct, &k);
+	struct ct_val *v = bpf_map_lookup_elem(map, k);
 	if (v && now - v->seen < CT_TIMEOUT) {
 		if (now - v->seen > CT_REFRESH)
 			v->seen = now;
@@ -754,18 +763,38 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 	if (!rules_allow(p, dir, f))
 		return 0;
 	struct ct_val nv = { .seen = now };
-	bpf_map_update_elem(&ct, &k, &nv, BPF_ANY);
-	struct ct_key r = {
-		.ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto, .v6 = f->v6,
-		.saddr = { f->daddr }, .daddr = { f->saddr }, .sport = f->dport, .dport = f->sport,
-	};
-	if (f->v6) {
-		__builtin_memcpy(r.saddr, f->daddr6, 16);
-		__builtin_memcpy(r.daddr, f->saddr6, 16);
-	}
-	bpf_map_update_elem(&ct, &r, &nv, BPF_ANY);
+	bpf_map_update_elem(map, k, &nv, BPF_ANY);
+	bpf_map_update_elem(map, r, &nv, BPF_ANY);
 	count(C_CT_NEW);
 	return 1;
+}
+
+/* sg_allow says whether the port's security groups let the flow through in
+ * direction dir, and records an allowed flow and its reply. */
+static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, struct flow *f)
+{
+	if (!(p->flags & PORT_SECURITY))
+		return 1;
+	if (f->v6) {
+		if (fixed6(dir, f))
+			return 1;
+		struct ct6_key k = { .ifindex = ifindex, .dir = dir, .proto = f->proto, .sport = f->sport, .dport = f->dport };
+		struct ct6_key r = { .ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto, .sport = f->dport, .dport = f->sport };
+		__builtin_memcpy(k.saddr, f->saddr6, 16);
+		__builtin_memcpy(k.daddr, f->daddr6, 16);
+		__builtin_memcpy(r.saddr, f->daddr6, 16);
+		__builtin_memcpy(r.daddr, f->saddr6, 16);
+		return ct_allow(&ct6, &k, &r, p, dir, f);
+	}
+	struct ct_key k = {
+		.ifindex = ifindex, .dir = dir, .proto = f->proto,
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+	};
+	struct ct_key r = {
+		.ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto,
+		.saddr = f->daddr, .daddr = f->saddr, .sport = f->dport, .dport = f->sport,
+	};
+	return ct_allow(&ct, &k, &r, p, dir, f);
 }
 
 /* parse_ipv4 fills f from the IPv4 packet after the Ethernet header;

@@ -27,15 +27,26 @@ type DataplaneAddrKey struct {
 	Ip        [4]uint8
 }
 
+type DataplaneCt6Key struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Dir     uint8
+	Proto   uint8
+	Pad     uint16
+	Saddr   [4]uint32
+	Daddr   [4]uint32
+	Sport   uint16
+	Dport   uint16
+}
+
 type DataplaneCtKey struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Dir     uint8
 	Proto   uint8
-	V6      uint8
-	Pad     uint8
-	Saddr   [4]uint32
-	Daddr   [4]uint32
+	Pad     uint16
+	Saddr   uint32
+	Daddr   uint32
 	Sport   uint16
 	Dport   uint16
 }
@@ -262,6 +273,7 @@ const (
 	DataplaneMapConfig    = "config"
 	DataplaneMapCounters  = "counters"
 	DataplaneMapCt        = "ct"
+	DataplaneMapCt6       = "ct6"
 	DataplaneMapExtNeighs = "ext_neighs"
 	DataplaneMapExts      = "exts"
 	DataplaneMapFdb       = "fdb"
@@ -347,6 +359,7 @@ type DataplaneMapSpecs struct {
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Ct        *ebpf.MapSpec `ebpf:"ct"`
+	Ct6       *ebpf.MapSpec `ebpf:"ct6"`
 	ExtNeighs *ebpf.MapSpec `ebpf:"ext_neighs"`
 	Exts      *ebpf.MapSpec `ebpf:"exts"`
 	Fdb       *ebpf.MapSpec `ebpf:"fdb"`
@@ -402,6 +415,7 @@ type DataplaneMaps struct {
 	Config    *ebpf.Map `ebpf:"config"`
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Ct        *ebpf.Map `ebpf:"ct"`
+	Ct6       *ebpf.Map `ebpf:"ct6"`
 	ExtNeighs *ebpf.Map `ebpf:"ext_neighs"`
 	Exts      *ebpf.Map `ebpf:"exts"`
 	Fdb       *ebpf.Map `ebpf:"fdb"`
@@ -433,6 +447,7 @@ func (m *DataplaneMaps) Close() error {
 		m.Config,
 		m.Counters,
 		m.Ct,
+		m.Ct6,
 		m.ExtNeighs,
 		m.Exts,
 		m.Fdb,

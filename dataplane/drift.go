@@ -134,7 +134,7 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 	maps := map[string]*ebpf.Map{
 		bpf.DataplaneMapPorts: o.Ports, bpf.DataplaneMapFdb: o.Fdb, bpf.DataplaneMapNets: o.Nets,
 		bpf.DataplaneMapAddrs: o.Addrs, bpf.DataplaneMapAddrs6: o.Addrs6, bpf.DataplaneMapMacs: o.Macs, bpf.DataplaneMapRules: o.Rules,
-		bpf.DataplaneMapConfig: o.Config, bpf.DataplaneMapCt: o.Ct, bpf.DataplaneMapCounters: o.Counters,
+		bpf.DataplaneMapConfig: o.Config, bpf.DataplaneMapCt: o.Ct, bpf.DataplaneMapCt6: o.Ct6, bpf.DataplaneMapCounters: o.Counters,
 		bpf.DataplaneMapRifs: o.Rifs, bpf.DataplaneMapRmacs: o.Rmacs, bpf.DataplaneMapRoutes: o.Routes,
 		bpf.DataplaneMapNeighs: o.Neighs, bpf.DataplaneMapExtNeighs: o.ExtNeighs, bpf.DataplaneMapFipOut: o.FipOut,
 		bpf.DataplaneMapFipIn: o.FipIn, bpf.DataplaneMapExts: o.Exts, bpf.DataplaneMapMeta: o.Meta,

@@ -90,7 +90,7 @@ func (d *Dataplane) Status() (Status, error) {
 	loaded := map[string]*ebpf.Map{
 		bpf.DataplaneMapPorts: d.objs.Ports, bpf.DataplaneMapFdb: d.objs.Fdb, bpf.DataplaneMapNets: d.objs.Nets,
 		bpf.DataplaneMapAddrs: d.objs.Addrs, bpf.DataplaneMapAddrs6: d.objs.Addrs6, bpf.DataplaneMapMacs: d.objs.Macs, bpf.DataplaneMapRules: d.objs.Rules,
-		bpf.DataplaneMapCt: d.objs.Ct,
+		bpf.DataplaneMapCt: d.objs.Ct, bpf.DataplaneMapCt6: d.objs.Ct6,
 	}
 	for name, m := range loaded {
 		st.Maps = append(st.Maps, MapStatus{Name: name, Type: m.Type().String(), Entries: countEntries(m), Max: m.MaxEntries()})

@@ -180,3 +180,27 @@ func TestUplinkVerdictsIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedRuleStopsFlowsIPv6 checks that removing an IPv6 rule forgets
+// the IPv6 flows it allowed, which are tracked apart from IPv4's.
+func TestRemovedRuleStopsFlowsIPv6(t *testing.T) {
+	d := fixture6(t)
+	ssh := frame{src: macA, dst: macB}.tcp6("2001:db8::10", "2001:db8::11", 40000, 22)
+	if r := d.run(t, d.objs.PortIn, "tapa", ssh); r.String() != "REDIRECT [fwd_local]" {
+		t.Fatalf("ssh: %s", r)
+	}
+	want := fixture6State()
+	var kept []Rule
+	for _, r := range want.Rules {
+		if !(r.IPv6 && r.Proto == 6 && r.PortMin == 22) {
+			kept = append(kept, r)
+		}
+	}
+	want.Rules = kept
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.run(t, d.objs.PortIn, "tapa", ssh); r.String() != "SHOT [drop_sg_ingress]" {
+		t.Errorf("established IPv6 ssh after its rule went: %s", r)
+	}
+}
