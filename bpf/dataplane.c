@@ -20,8 +20,10 @@
 //             to the port whose request the dataplane sent there.
 //
 // Routing is distributed: port_in routes what a port sends to its router's
-// MAC on the node itself (rifs/rmacs/routes/neighs), answers ARP and ping
-// for the router's gateway addresses, and NATs to and from floating IPs
+// MAC on the node itself (rifs/rmacs/routes/neighs; IPv6: rifs6, rmacs6,
+// routes6, neighs6), answers ARP and ping for the router's gateway
+// addresses (IPv6: neighbour solicitations, and router solicitations from
+// ras), and NATs to and from floating IPs
 // (fip_out/fip_in) with the external neighbour's MAC that ext_in learnt.
 // Floating IPs are 1:1, so their NAT needs no state of its own; the port's
 // security groups keep tracking the flow by its fixed address. Router SNAT
@@ -30,8 +32,8 @@
 // a port with a metadata address goes to the node's metadata device.
 //
 // Security groups never scan rules: the Go side compiles each port's rules
-// into an LPM trie keyed (policy, direction, protocol, port prefix, remote
-// address), and a packet costs at most one lookup per port-prefix length
+// into an LPM trie keyed (policy, direction, protocol, port prefix, IPv4 or
+// IPv6, remote address), and a packet costs at most one lookup per port-prefix length
 // that the policy uses (<= 18), whatever the number of rules. A connection
 // tracking LRU map lets replies of allowed flows in and spares established
 // flows the rule lookups.
@@ -43,6 +45,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
@@ -135,6 +138,12 @@ struct addr_key {               /* LPM: prefixlen covers ifindex (32) + address 
 	__u8 ip[4];
 };
 
+struct addr6_key {              /* addrs6: the IPv6 addr_key */
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u8 ip[16];
+};
+
 struct mac_key {
 	__u32 ifindex;
 	__u8 mac[6];
@@ -147,9 +156,9 @@ struct rule_key {               /* LPM: 80 exact bits, then the remote prefix */
 	__u8 dir;
 	__u8 proto;             /* 0 = any protocol */
 	__u8 plen;              /* port prefix length, 0..16 */
-	__u8 pad;
+	__u8 v6;                /* 1: an IPv6 rule, its remote in all of ip */
 	__u8 port[2];           /* big-endian, masked to plen bits; ICMP: type, code */
-	__u8 ip[4];
+	__u8 ip[16];            /* IPv4: the first 4 bytes */
 	__u8 pad2[2];
 };
 
@@ -160,6 +169,19 @@ struct ct_key {
 	__u16 pad;
 	__u32 saddr;
 	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+};
+
+/* IPv6 flows are tracked in ct6, so that IPv4's keys stay short: the
+ * key's length is what hashing it costs, twice per packet. */
+struct ct6_key {
+	__u32 ifindex;
+	__u8 dir;
+	__u8 proto;
+	__u16 pad;
+	__u32 saddr[4];
+	__u32 daddr[4];
 	__u16 sport;
 	__u16 dport;
 };
@@ -208,6 +230,57 @@ struct neigh_key {              /* vlan: a tenant network's; ext_neighs: the ext
 struct neigh {
 	__u8 mac[6];
 	__u8 pad[2];
+};
+
+/* IPv6 routing: a router's interfaces by (vlan, gateway address or its
+ * link-local address) in rifs6 and by (vlan, MAC) in rmacs6, its routes in
+ * routes6 (LPM: router (32) + 128 address bits), the ports it routes to in
+ * neighs6, and what its router advertisements on a network say in ras. */
+struct rif6_key {
+	__u32 vlan;
+	__u8 ip[16];
+};
+
+struct rif6 {
+	__u32 router;
+	__u8 ip[16];            /* the gateway address: the source of ICMPv6 errors */
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+struct route6_key {
+	__u32 prefixlen;
+	__u32 router;
+	__u8 ip[16];
+};
+
+struct route6 {
+	__u32 vlan;
+	__u32 flags;            /* ROUTE_VIA only */
+	__u8 nexthop[16];
+	__u8 mac[6];            /* the router's MAC on that network */
+	__u8 pad[2];
+};
+
+struct neigh6_key {
+	__u32 vlan;
+	__u8 ip[16];
+};
+
+#define RA_MANAGED 0x80         /* M: addresses from DHCPv6 (dhcpv6-stateful) */
+#define RA_OTHER 0x40           /* O: other configuration from DHCPv6 (dhcpv6-stateless) */
+#define PI_ONLINK 0x80          /* L */
+#define PI_AUTO 0x40            /* A: form an address from the prefix (slaac, dhcpv6-stateless) */
+
+struct ra {
+	__u8 mac[6];            /* the router's */
+	__u8 flags;             /* RA_MANAGED, RA_OTHER */
+	__u8 pflags;            /* PI_ONLINK, PI_AUTO */
+	__u8 lla[16];           /* the router's link-local address: the source */
+	__u8 prefix[16];
+	__u8 plen;
+	__u8 pad[3];
+	__u32 mtu;              /* 0: not advertised */
 };
 
 /* fip_out (ifindex = the port's, ip = fixed) gives the external device and
@@ -330,6 +403,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } addrs SEC(".maps");
 
+/* A secured port's IPv6 source addresses: its fixed ones, its link-local
+ * one from its MAC, its allowed address pairs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct addr6_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} addrs6 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -354,6 +438,14 @@ struct {
 	__type(value, struct ct_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ct6_key);
+	__type(value, struct ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -387,6 +479,48 @@ struct {
 	__type(value, struct neigh);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } neighs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rif6_key);
+	__type(value, struct rif6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rifs6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fdb_key);
+	__type(value, struct rif6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rmacs6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct route6_key);
+	__type(value, struct route6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} routes6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct neigh6_key);
+	__type(value, struct neigh);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} neighs6 SEC(".maps");
+
+/* vlan -> the router advertisement a router solicitation gets there */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ra);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ras SEC(".maps");
 
 /* Learnt by ext_in from the ARP it sees; never written by Go. */
 struct {
@@ -476,13 +610,16 @@ struct icmp_echo {
 
 /* flow is what the security groups and conntrack look at. */
 struct flow {
-	__u32 saddr;
+	__u32 saddr;            /* IPv4 */
 	__u32 daddr;
 	__u16 sport;            /* conntrack ports (ICMP echo: the id, both) */
 	__u16 dport;
 	__u16 rport;            /* the port rules match: TCP/UDP destination, ICMP type<<8|code */
-	__u8 proto;
+	__u8 proto;             /* IPv6: the upper-layer protocol, past the extension headers */
 	__u8 dhcp;              /* 1: to a DHCP server, 2: from a DHCP server */
+	__u8 v6;                /* 1: IPv6, the addresses in saddr6 and daddr6 */
+	__u32 saddr6[4];
+	__u32 daddr6[4];
 };
 
 static __always_inline void count(__u32 idx)
@@ -530,13 +667,68 @@ static __always_inline int ip_allowed(struct port *p, __u32 ifindex, __u32 ip)
 	return bpf_map_lookup_elem(&addrs, &k) != NULL;
 }
 
+#define ICMP6_ECHO 128
+#define ICMP6_ECHOREPLY 129
+#define ICMP6_MLD_QUERY 130
+#define ICMP6_MLD_REPORT 131
+#define ICMP6_MLD_DONE 132
+#define ICMP6_RS 133
+#define ICMP6_RA 134
+#define ICMP6_NS 135
+#define ICMP6_NA 136
+#define ICMP6_MLD2_REPORT 143
+#define DHCP6_CLIENT 546
+#define DHCP6_SERVER 547
+
+static __always_inline __u8 icmp6_type(struct flow *f)
+{
+	return f->proto == IPPROTO_ICMPV6 ? f->rport >> 8 : 0;
+}
+
+/* link_local says whether an IPv6 address (as loaded) is in fe80::/10. */
+static __always_inline int link_local(const __u32 *a)
+{
+	return (a[0] & bpf_htonl(0xffc00000)) == bpf_htonl(0xfe800000);
+}
+
+/* fixed6 is Neutron's fixed IPv6 rules, which no security group needs to
+ * allow: neighbour discovery and multicast listener queries both ways,
+ * router solicitations out, router advertisements in from a link-local
+ * router, DHCPv6 between client and server. A secured port's sources, its
+ * advertisements' targets, and what it may not send (advertisements,
+ * DHCPv6 answers) are checked in port_in6. */
+static __always_inline int fixed6(__u8 dir, struct flow *f)
+{
+	if (f->proto == IPPROTO_UDP)
+		return dir == DIR_OUT ? f->sport == DHCP6_CLIENT && f->dport == DHCP6_SERVER
+				      : f->sport == DHCP6_SERVER && f->dport == DHCP6_CLIENT;
+	__u8 t = icmp6_type(f);
+	if (t == ICMP6_MLD_QUERY || t == ICMP6_NS || t == ICMP6_NA)
+		return 1;
+	if (dir == DIR_OUT)
+		return t == ICMP6_RS;
+	return t == ICMP6_RA && link_local(f->saddr6);
+}
+
+/* ip6_allowed checks an IPv6 source address against the port's addrs6. */
+static __always_inline int ip6_allowed(__u32 ifindex, const __u32 *ip)
+{
+	struct addr6_key k = { .prefixlen = 32 + 128, .ifindex = ifindex };
+	__builtin_memcpy(k.ip, ip, 16);
+	return bpf_map_lookup_elem(&addrs6, &k) != NULL;
+}
+
 /* rules_allow looks the flow up once per port-prefix length the policy uses. */
 static __always_inline int rules_allow(struct port *p, __u8 dir, struct flow *f)
 {
 	__u32 lens = p->lens[dir & 1];
-	__u32 remote = dir == DIR_OUT ? f->daddr : f->saddr;
-	struct rule_key k = { .prefixlen = 112, .policy = p->policy, .dir = dir };
-	__builtin_memcpy(k.ip, &remote, 4);
+	struct rule_key k = { .prefixlen = 208, .policy = p->policy, .dir = dir, .v6 = f->v6 };
+	if (f->v6) {
+		__builtin_memcpy(k.ip, dir == DIR_OUT ? f->daddr6 : f->saddr6, 16);
+	} else {
+		__u32 remote = dir == DIR_OUT ? f->daddr : f->saddr;
+		__builtin_memcpy(k.ip, &remote, 4);
+	}
 
 	if (lens & (1 << LEN_ANY_PROTO)) {
 		k.proto = 0;
@@ -558,18 +750,13 @@ static __always_inline int rules_allow(struct port *p, __u8 dir, struct flow *f)
 	return 0;
 }
 
-/* sg_allow says whether the port's security groups let the flow through in
- * direction dir, and records an allowed flow and its reply. */
-static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, struct flow *f)
+/* ct_allow is sg_allow's conntrack in map (ct or ct6): the flow's key k
+ * is tracked, or the rules allow it and k and its reply's key r are
+ * recorded. */
+static __always_inline int ct_allow(void *map, void *k, void *r, struct port *p, __u8 dir, struct flow *f)
 {
-	if (!(p->flags & PORT_SECURITY))
-		return 1;
-	struct ct_key k = {
-		.ifindex = ifindex, .dir = dir, .proto = f->proto,
-		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
-	};
 	__u64 now = bpf_ktime_get_coarse_ns(); /* ms resolution is plenty, and cheap */
-	struct ct_val *v = bpf_map_lookup_elem(&ct, &k);
+	struct ct_val *v = bpf_map_lookup_elem(map, k);
 	if (v && now - v->seen < CT_TIMEOUT) {
 		if (now - v->seen > CT_REFRESH)
 			v->seen = now;
@@ -578,14 +765,38 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 	if (!rules_allow(p, dir, f))
 		return 0;
 	struct ct_val nv = { .seen = now };
-	bpf_map_update_elem(&ct, &k, &nv, BPF_ANY);
+	bpf_map_update_elem(map, k, &nv, BPF_ANY);
+	bpf_map_update_elem(map, r, &nv, BPF_ANY);
+	count(C_CT_NEW);
+	return 1;
+}
+
+/* sg_allow says whether the port's security groups let the flow through in
+ * direction dir, and records an allowed flow and its reply. */
+static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, struct flow *f)
+{
+	if (!(p->flags & PORT_SECURITY))
+		return 1;
+	if (f->v6) {
+		if (fixed6(dir, f))
+			return 1;
+		struct ct6_key k = { .ifindex = ifindex, .dir = dir, .proto = f->proto, .sport = f->sport, .dport = f->dport };
+		struct ct6_key r = { .ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto, .sport = f->dport, .dport = f->sport };
+		__builtin_memcpy(k.saddr, f->saddr6, 16);
+		__builtin_memcpy(k.daddr, f->daddr6, 16);
+		__builtin_memcpy(r.saddr, f->daddr6, 16);
+		__builtin_memcpy(r.daddr, f->saddr6, 16);
+		return ct_allow(&ct6, &k, &r, p, dir, f);
+	}
+	struct ct_key k = {
+		.ifindex = ifindex, .dir = dir, .proto = f->proto,
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+	};
 	struct ct_key r = {
 		.ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto,
 		.saddr = f->daddr, .daddr = f->saddr, .sport = f->dport, .dport = f->sport,
 	};
-	bpf_map_update_elem(&ct, &r, &nv, BPF_ANY);
-	count(C_CT_NEW);
-	return 1;
+	return ct_allow(&ct, &k, &r, p, dir, f);
 }
 
 /* parse_ipv4 fills f from the IPv4 packet after the Ethernet header;
@@ -605,6 +816,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	f->proto = ip->protocol;
 	f->sport = f->dport = f->rport = 0;
 	f->dhcp = 0;
+	f->v6 = 0;
 	if (ip->frag_off & bpf_htons(0x1fff))   /* a later fragment: no L4 header */
 		return 1;
 	void *l4 = (void *)ip + ihl;
@@ -632,6 +844,59 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	return 1;
 }
 
+/* parse_ipv6 fills f from the IPv6 packet after the Ethernet header, past
+ * up to four extension headers; returns the offset of the upper-layer
+ * header (whose protocol is f->proto), 0 when the packet is malformed. */
+static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f)
+{
+	struct ipv6hdr ip;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.version != 6)
+		return 0;
+	__builtin_memcpy(f->saddr6, &ip.saddr, 16);
+	__builtin_memcpy(f->daddr6, &ip.daddr, 16);
+	f->saddr = f->daddr = 0;
+	f->sport = f->dport = f->rport = 0;
+	f->dhcp = 0;
+	f->v6 = 1;
+	__u8 nh = ip.nexthdr;
+	__u32 off = ETH_HLEN + sizeof(ip);
+	int later = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u8 h[4];
+		if (nh != 0 && nh != 43 && nh != 44 && nh != 60)   /* hop-by-hop, routing, fragment, destination */
+			break;
+		if (bpf_skb_load_bytes(skb, off, h, 4))
+			return 0;
+		if (nh == 44) {
+			later = (h[2] << 8 | h[3]) & 0xfff8;   /* a later fragment: no upper-layer header */
+			off += 8;
+		} else {
+			off += (h[1] + 1) * 8;
+		}
+		nh = h[0];
+	}
+	f->proto = nh;
+	if (later)
+		return off;
+	if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_SCTP) {
+		__be16 ports[2];
+		if (bpf_skb_load_bytes(skb, off, ports, 4))
+			return 0;
+		f->sport = bpf_ntohs(ports[0]);
+		f->dport = bpf_ntohs(ports[1]);
+		f->rport = f->dport;
+	} else if (nh == IPPROTO_ICMPV6) {
+		struct icmp_echo icmp;
+		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)))
+			return 0;
+		f->rport = ((__u16)icmp.type << 8) | icmp.code;
+		if (icmp.type == ICMP6_ECHO || icmp.type == ICMP6_ECHOREPLY)
+			f->sport = f->dport = bpf_ntohs(icmp.id);
+	}
+	return off;
+}
+
 static __always_inline int to_uplink(struct __sk_buff *skb, __u32 vlan)
 {
 	__u32 zero = 0;
@@ -652,8 +917,9 @@ static __always_inline int to_port(struct port *q, __u32 ifindex)
 	return bpf_redirect(ifindex, 0);
 }
 
-/* What a frame is, for delivery: security groups apply to IPv4; ARP
- * passes; other ethertypes reach only ports without port security. */
+/* What a frame is, for delivery: security groups apply to IPv4 and IPv6;
+ * ARP and the IPv6 neighbour discovery every port takes part in pass;
+ * other ethertypes reach only ports without port security. */
 #define KIND_IP 0
 #define KIND_ARP 1
 #define KIND_OTHER 2
@@ -1125,6 +1391,312 @@ static __always_inline int to_meta(struct __sk_buff *skb, __u32 ifindex, __u32 a
 	return bpf_redirect(out, 0);
 }
 
+#define IP6_HOP_OFF (ETH_HLEN + offsetof(struct ipv6hdr, hop_limit))
+#define ICMP6_TIME_EXCEEDED 3
+
+struct icmp6_pseudo {
+	__be32 len;
+	__be32 nexthdr;
+};
+
+/* icmp6_csum is the ICMPv6 checksum of msg (len bytes, a multiple of 4)
+ * from ip's addresses: over the pseudo-header too, as IPv4's ICMP is not. */
+static __always_inline __u16 icmp6_csum(struct ipv6hdr *ip, void *msg, __u32 len)
+{
+	struct icmp6_pseudo ph = { .len = bpf_htonl(len), .nexthdr = bpf_htonl(IPPROTO_ICMPV6) };
+	__s64 s = bpf_csum_diff(0, 0, (void *)&ip->saddr, 32, 0);
+	s = bpf_csum_diff(0, 0, (void *)&ph, sizeof(ph), s);
+	s = bpf_csum_diff(0, 0, msg, len, s);
+	return csum_fold(s);
+}
+
+static __always_inline void ip6_header(struct ipv6hdr *ip, __u16 len, __u8 hops, const void *src, const void *dst)
+{
+	ip->version = 6;
+	ip->payload_len = bpf_htons(len);
+	ip->nexthdr = IPPROTO_ICMPV6;
+	ip->hop_limit = hops;
+	__builtin_memcpy(&ip->saddr, src, 16);
+	__builtin_memcpy(&ip->daddr, dst, 16);
+}
+
+/* na_reply turns a neighbour solicitation for a router's address into the
+ * advertisement "target is at mac", back out of the device it came in on. */
+static __always_inline int na_reply(struct __sk_buff *skb, struct flow *f, const __u8 *mac, const __u8 *target)
+{
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip;
+		__u8 type, code;
+		__u16 csum;
+		__be32 flags;
+		__u8 target[16];
+		__u8 opt, optlen;
+		__u8 mac[6];
+	} __attribute__((packed)) out = {};
+	if (bpf_skb_load_bytes(skb, 6, out.eth.h_dest, 6))
+		return drop(C_DROP_MALFORMED);
+	__builtin_memcpy(out.eth.h_source, mac, 6);
+	out.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	struct ipv6hdr ip = {};         /* built aligned, then copied in */
+	ip6_header(&ip, 32, 255, target, f->saddr6);
+	__builtin_memcpy((__u8 *)&out + ETH_HLEN, &ip, sizeof(ip));
+	out.type = ICMP6_NA;
+	out.flags = bpf_htonl(0xe0000000);      /* router, solicited, override */
+	__builtin_memcpy(out.target, target, 16);
+	out.opt = 2;                            /* target link-layer address */
+	out.optlen = 1;
+	__builtin_memcpy(out.mac, mac, 6);
+	out.csum = icmp6_csum(&ip, &out.type, 32);
+	if (bpf_skb_change_tail(skb, sizeof(out), 0) || bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ARP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* ra_reply answers a router solicitation with the network's router
+ * advertisement: to the solicitor, or to all nodes when it asked from ::. */
+static __always_inline int ra_reply(struct __sk_buff *skb, struct flow *f, struct ra *ra)
+{
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip;
+		__u8 type, code;
+		__u16 csum;
+		__u8 hops, flags;
+		__be16 lifetime;
+		__be32 reachable, retrans;
+		__u8 pi, pilen, plen, pflags;   /* prefix information */
+		__be32 valid, preferred, reserved;
+		__u8 prefix[16];
+		__u8 sll, sllen;                /* source link-layer address */
+		__u8 mac[6];
+		__u8 mtuopt, mtulen;
+		__u16 res;
+		__be32 mtu;
+	} __attribute__((packed)) out = {};
+	/* ff02::1 and its MAC, stored one by one: constant arrays would go
+	 * to .rodata, a map of its own. */
+	__u32 all[4];
+	all[0] = bpf_htonl(0xff020000);
+	all[1] = all[2] = 0;
+	all[3] = bpf_htonl(1);
+	int multicast = !(f->saddr6[0] | f->saddr6[1] | f->saddr6[2] | f->saddr6[3]);
+	if (multicast) {
+		out.eth.h_dest[0] = out.eth.h_dest[1] = 0x33;
+		out.eth.h_dest[5] = 1;
+	} else if (bpf_skb_load_bytes(skb, 6, out.eth.h_dest, 6)) {
+		return drop(C_DROP_MALFORMED);
+	}
+	__builtin_memcpy(out.eth.h_source, ra->mac, 6);
+	out.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	__u32 len = ra->mtu ? 64 : 56;          /* without the MTU option when there is none */
+	struct ipv6hdr ip = {};
+	ip6_header(&ip, len, 255, ra->lla, multicast ? (void *)all : (void *)f->saddr6);
+	__builtin_memcpy((__u8 *)&out + ETH_HLEN, &ip, sizeof(ip));
+	out.type = ICMP6_RA;
+	out.hops = 64;
+	out.flags = ra->flags;
+	out.lifetime = bpf_htons(1800);
+	out.pi = 3;
+	out.pilen = 4;
+	out.plen = ra->plen;
+	out.pflags = ra->pflags;
+	out.valid = bpf_htonl(86400);
+	out.preferred = bpf_htonl(14400);
+	__builtin_memcpy(out.prefix, ra->prefix, 16);
+	out.sll = 1;
+	out.sllen = 1;
+	__builtin_memcpy(out.mac, ra->mac, 6);
+	out.mtuopt = 5;
+	out.mtulen = 1;
+	out.mtu = bpf_htonl(ra->mtu);
+	out.csum = icmp6_csum(&ip, &out.type, len);
+	if (bpf_skb_change_tail(skb, ETH_HLEN + 40 + len, 0) ||
+	    bpf_skb_store_bytes(skb, 0, &out, ETH_HLEN + 40 + 56, 0))
+		return drop(C_DROP_MALFORMED);
+	if (len == 64 && bpf_skb_store_bytes(skb, ETH_HLEN + 40 + 56, &out.mtuopt, 8, 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* echo6_reply answers a ping to a router's own IPv6 address. */
+static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __u32 l4, const __u8 *mac)
+{
+	if (icmp6_type(f) != ICMP6_ECHO)
+		return drop(C_DROP_NO_NEIGH);
+	__u8 src[6];
+	if (bpf_skb_load_bytes(skb, 6, src, 6) || set_macs(skb, src, mac))
+		return drop(C_DROP_MALFORMED);
+	/* Swapping the addresses leaves the pseudo-header's sum as it was. */
+	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), f->daddr6, 16, 0) ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), f->saddr6, 16, 0))
+		return drop(C_DROP_MALFORMED);
+	__u16 oldt = bpf_htons(ICMP6_ECHO << 8), newt = bpf_htons(ICMP6_ECHOREPLY << 8);
+	__u8 typ = ICMP6_ECHOREPLY;
+	if (bpf_l4_csum_replace(skb, l4 + 2, oldt, newt, 2) || bpf_skb_store_bytes(skb, l4, &typ, 1, 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* icmp6_error answers the IPv6 packet in skb with an ICMPv6 error of type
+ * typ from address from (a router interface's) and the MAC mac, quoting
+ * its first 48 bytes, back out of the device it came in on. */
+static __always_inline int icmp6_error(struct __sk_buff *skb, struct flow *f, __u8 typ, __u8 code,
+				       const __u8 *from, const __u8 *mac)
+{
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip;
+		__u8 type, code;
+		__u16 csum;
+		__be32 param;           /* packet too big: the MTU */
+		__u8 quote[48];
+	} __attribute__((packed)) out = {};
+	__u8 t = icmp6_type(f);
+	if (f->proto == IPPROTO_ICMPV6 && t < ICMP6_ECHO)
+		return drop(C_DROP_NO_ROUTE);   /* never an error about an error (RFC 4443 2.4) */
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, out.quote, sizeof(out.quote)) ||
+	    bpf_skb_load_bytes(skb, 6, out.eth.h_dest, 6))
+		return drop(C_DROP_MALFORMED);
+	__builtin_memcpy(out.eth.h_source, mac, 6);
+	out.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	struct ipv6hdr ip = {};
+	ip6_header(&ip, 8 + sizeof(out.quote), 64, from, f->saddr6);
+	__builtin_memcpy((__u8 *)&out + ETH_HLEN, &ip, sizeof(ip));
+	out.type = typ;
+	out.code = code;
+	out.csum = icmp6_csum(&ip, &out.type, 8 + sizeof(out.quote));
+	if (bpf_skb_change_tail(skb, sizeof(out), 0) || bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
+		return drop(C_DROP_MALFORMED);
+	count(C_ICMP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* route6 forwards an IPv6 packet a port sent to its router's MAC to a port
+ * of another of the router's networks, here or by the uplink, the hop
+ * limit taken down. The port's egress groups have let it through. */
+static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct flow *f, __u32 l4)
+{
+	if (link_local(f->daddr6))
+		return drop(C_DROP_NO_ROUTE);   /* never routed (RFC 4291) */
+	struct route6_key rk = { .prefixlen = 32 + 128, .router = in->router };
+	__builtin_memcpy(rk.ip, f->daddr6, 16);
+	struct route6 *r = bpf_map_lookup_elem(&routes6, &rk);
+	if (!r)
+		return drop(C_DROP_NO_ROUTE);
+	__u32 vlan = r->vlan;
+	struct rif6_key own = { .vlan = vlan };
+	__builtin_memcpy(own.ip, f->daddr6, 16);
+	struct rif6 *self = bpf_map_lookup_elem(&rifs6, &own);
+	if (self && self->router == in->router && f->proto == IPPROTO_ICMPV6)
+		return echo6_reply(skb, f, l4, in->mac);
+	struct neigh6_key nk = { .vlan = vlan };
+	__builtin_memcpy(nk.ip, (r->flags & ROUTE_VIA) ? (void *)r->nexthop : (void *)f->daddr6, 16);
+	__u8 smac[6], dmac[6];
+	__builtin_memcpy(smac, r->mac, 6);
+	struct neigh *n = bpf_map_lookup_elem(&neighs6, &nk);
+	if (!n)
+		return drop(C_DROP_NO_NEIGH);
+	__builtin_memcpy(dmac, n->mac, 6);
+	__u8 hops;
+	if (bpf_skb_load_bytes(skb, IP6_HOP_OFF, &hops, 1))
+		return drop(C_DROP_MALFORMED);
+	if (hops <= 1) {
+		__u8 from[16], rmac[6];
+		__builtin_memcpy(from, in->ip, 16);
+		__builtin_memcpy(rmac, in->mac, 6);
+		return icmp6_error(skb, f, ICMP6_TIME_EXCEEDED, 0, from, rmac);
+	}
+	hops--;
+	if (bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hops, 1, 0) || set_macs(skb, dmac, smac))
+		return drop(C_DROP_MALFORMED);
+	count(C_FWD_ROUTED);
+	return deliver(skb, vlan, dmac, KIND_IP, f, 1);
+}
+
+/* mcast6_kind is how an IPv6 multicast floods: neighbour discovery and
+ * listener queries (and a link-local router's advertisements) to every
+ * port, the rest only to ports without port security. */
+static __always_inline int mcast6_kind(struct flow *f)
+{
+	__u8 t = icmp6_type(f);
+	if (t == ICMP6_NS || t == ICMP6_NA || t == ICMP6_MLD_QUERY || (t == ICMP6_RA && link_local(f->saddr6)))
+		return KIND_ARP;
+	return KIND_OTHER;
+}
+
+/* port_in6 is port_in for IPv6, switched but not routed. A secured port
+ * sends only from its addresses (the :: of duplicate address detection
+ * too), advertises only its own addresses as neighbour, never advertises
+ * a router or answers DHCPv6, and sends multicast only for neighbour
+ * discovery, listener reports and DHCPv6: Neutron's anti-spoofing. */
+static __always_inline int port_in6(struct __sk_buff *skb, struct port *p, __u32 ifindex, __u32 vlan,
+				    const __u8 *dst, struct flow *f, __u32 l4)
+{
+	int secure = p->flags & PORT_SECURITY;
+	__u8 t = icmp6_type(f);
+	int mcast = dst[0] & 1;
+	if (secure) {
+		if (t == ICMP6_RA || (f->proto == IPPROTO_UDP && f->sport == DHCP6_SERVER))
+			return drop(C_DROP_DHCP_SERVER);
+		if (!(f->saddr6[0] | f->saddr6[1] | f->saddr6[2] | f->saddr6[3])) {
+			/* ::, only to ff02::/16 for duplicate address detection,
+			 * and to solicit routers before an address is ready */
+			if ((f->daddr6[0] & bpf_htonl(0xffff0000)) != bpf_htonl(0xff020000) ||
+			    (t != ICMP6_NS && t != ICMP6_MLD_REPORT && t != ICMP6_MLD2_REPORT && t != ICMP6_RS))
+				return drop(C_DROP_SPOOF_IP);
+		} else if (!ip6_allowed(ifindex, f->saddr6)) {
+			return drop(C_DROP_SPOOF_IP);
+		}
+		if (t == ICMP6_NA) {
+			__u32 target[4];
+			if (bpf_skb_load_bytes(skb, l4 + 8, target, 16))
+				return drop(C_DROP_MALFORMED);
+			if (!ip6_allowed(ifindex, target))
+				return drop(C_DROP_SPOOF_IP);
+		}
+	}
+	if (t == ICMP6_NS) {
+		/* A router's addresses are answered here, on every node alike. */
+		struct rif6_key rk = { .vlan = vlan };
+		if (bpf_skb_load_bytes(skb, l4 + 8, rk.ip, 16))
+			return drop(C_DROP_MALFORMED);
+		struct rif6 *r = bpf_map_lookup_elem(&rifs6, &rk);
+		if (r && (f->saddr6[0] | f->saddr6[1] | f->saddr6[2] | f->saddr6[3])) {
+			__u8 m[6];
+			__builtin_memcpy(m, r->mac, 6);
+			return na_reply(skb, f, m, rk.ip);
+		}
+	}
+	if (t == ICMP6_RS) {
+		struct ra *ra = bpf_map_lookup_elem(&ras, &vlan);
+		if (ra) {
+			struct ra a = *ra;
+			return ra_reply(skb, f, &a);
+		}
+	}
+	if (mcast) {
+		int kind = mcast6_kind(f);
+		if (kind == KIND_OTHER && secure && t != ICMP6_MLD_REPORT && t != ICMP6_MLD2_REPORT &&
+		    t != ICMP6_MLD_DONE && t != ICMP6_RS && !fixed6(DIR_OUT, f))
+			return drop(C_DROP_BROADCAST);
+		return flood(skb, vlan, ifindex, kind, 1);
+	}
+	if (!sg_allow(p, ifindex, DIR_OUT, f))
+		return drop(C_DROP_SG_OUT);
+	struct fdb_key rk = { .vlan = vlan };
+	__builtin_memcpy(rk.mac, dst, 6);
+	struct rif6 *r = bpf_map_lookup_elem(&rmacs6, &rk);
+	if (r) {
+		struct rif6 in = *r;
+		return route6(skb, &in, f, l4);
+	}
+	return deliver(skb, vlan, dst, KIND_IP, f, 1);
+}
+
 SEC("tc")
 int port_in(struct __sk_buff *skb)
 {
@@ -1224,8 +1796,17 @@ int port_in(struct __sk_buff *skb)
 		return deliver(skb, vlan, dst, KIND_IP, &f, 1);
 	}
 
-	/* IPv6 and other ethertypes are not filtered yet: only ports without
-	 * port security pass them, to ports without it. */
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct flow f = {};
+		__u32 l4 = parse_ipv6(skb, &f);
+		if (l4)
+			return port_in6(skb, p, ifindex, vlan, dst, &f, l4);
+		if (secure)
+			return drop(C_DROP_MALFORMED);
+	}
+
+	/* Other ethertypes are not filtered: only ports without port
+	 * security pass them, to ports without it. */
 	if (secure)
 		return drop(C_DROP_ETHERTYPE);
 	if (dst[0] & 1)
@@ -1476,6 +2057,14 @@ int uplink_in(struct __sk_buff *skb)
 		if (dst[0] & 1)
 			return drop(C_DROP_BROADCAST);
 		return deliver(skb, vlan, dst, KIND_IP, &f, 0);
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct flow f = {};
+		if (parse_ipv6(skb, &f)) {
+			if (dst[0] & 1)
+				return flood(skb, vlan, 0, mcast6_kind(&f), 0);
+			return deliver(skb, vlan, dst, KIND_IP, &f, 0);
+		}
 	}
 	if (dst[0] & 1)
 		return flood(skb, vlan, 0, KIND_OTHER, 0);

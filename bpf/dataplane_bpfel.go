@@ -13,11 +13,30 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type DataplaneAddr6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Ifindex   uint32
+	Ip        [16]uint8
+}
+
 type DataplaneAddrKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Ifindex   uint32
 	Ip        [4]uint8
+}
+
+type DataplaneCt6Key struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Dir     uint8
+	Proto   uint8
+	Pad     uint16
+	Saddr   [4]uint32
+	Daddr   [4]uint32
+	Sport   uint16
+	Dport   uint16
 }
 
 type DataplaneCtKey struct {
@@ -142,6 +161,12 @@ type DataplaneNeigh struct {
 	Pad [2]uint8
 }
 
+type DataplaneNeigh6Key struct {
+	_    structs.HostLayout
+	Vlan uint32
+	Ip   [16]uint8
+}
+
 type DataplaneNeighKey struct {
 	_    structs.HostLayout
 	Vlan uint32
@@ -165,12 +190,38 @@ type DataplanePort struct {
 	Pad    [2]uint8
 }
 
+type DataplaneRa struct {
+	_      structs.HostLayout
+	Mac    [6]uint8
+	Flags  uint8
+	Pflags uint8
+	Lla    [16]uint8
+	Prefix [16]uint8
+	Plen   uint8
+	Pad    [3]uint8
+	Mtu    uint32
+}
+
 type DataplaneRif struct {
 	_      structs.HostLayout
 	Router uint32
 	Ip     [4]uint8
 	Mac    [6]uint8
 	Pad    [2]uint8
+}
+
+type DataplaneRif6 struct {
+	_      structs.HostLayout
+	Router uint32
+	Ip     [16]uint8
+	Mac    [6]uint8
+	Pad    [2]uint8
+}
+
+type DataplaneRif6Key struct {
+	_    structs.HostLayout
+	Vlan uint32
+	Ip   [16]uint8
 }
 
 type DataplaneRifKey struct {
@@ -188,6 +239,22 @@ type DataplaneRoute struct {
 	Pad     [2]uint8
 }
 
+type DataplaneRoute6 struct {
+	_       structs.HostLayout
+	Vlan    uint32
+	Flags   uint32
+	Nexthop [16]uint8
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
+type DataplaneRoute6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Router    uint32
+	Ip        [16]uint8
+}
+
 type DataplaneRouteKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -202,9 +269,9 @@ type DataplaneRuleKey struct {
 	Dir       uint8
 	Proto     uint8
 	Plen      uint8
-	Pad       uint8
+	V6        uint8
 	Port      [2]uint8
-	Ip        [4]uint8
+	Ip        [16]uint8
 	Pad2      [2]uint8
 }
 
@@ -239,9 +306,11 @@ type DataplaneSnatVal struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	DataplaneMapAddrs       = "addrs"
+	DataplaneMapAddrs6      = "addrs6"
 	DataplaneMapConfig      = "config"
 	DataplaneMapCounters    = "counters"
 	DataplaneMapCt          = "ct"
+	DataplaneMapCt6         = "ct6"
 	DataplaneMapExtNeighs   = "ext_neighs"
 	DataplaneMapExts        = "exts"
 	DataplaneMapFdb         = "fdb"
@@ -256,11 +325,16 @@ const (
 	DataplaneMapMeterLabels = "meter_labels"
 	DataplaneMapMeters      = "meters"
 	DataplaneMapNeighs      = "neighs"
+	DataplaneMapNeighs6     = "neighs6"
 	DataplaneMapNets        = "nets"
 	DataplaneMapPorts       = "ports"
+	DataplaneMapRas         = "ras"
 	DataplaneMapRifs        = "rifs"
+	DataplaneMapRifs6       = "rifs6"
 	DataplaneMapRmacs       = "rmacs"
+	DataplaneMapRmacs6      = "rmacs6"
 	DataplaneMapRoutes      = "routes"
+	DataplaneMapRoutes6     = "routes6"
 	DataplaneMapRules       = "rules"
 	DataplaneMapSnat        = "snat"
 	DataplaneProgExtIn      = "ext_in"
@@ -322,9 +396,11 @@ type DataplaneProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type DataplaneMapSpecs struct {
 	Addrs       *ebpf.MapSpec `ebpf:"addrs"`
+	Addrs6      *ebpf.MapSpec `ebpf:"addrs6"`
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Ct          *ebpf.MapSpec `ebpf:"ct"`
+	Ct6         *ebpf.MapSpec `ebpf:"ct6"`
 	ExtNeighs   *ebpf.MapSpec `ebpf:"ext_neighs"`
 	Exts        *ebpf.MapSpec `ebpf:"exts"`
 	Fdb         *ebpf.MapSpec `ebpf:"fdb"`
@@ -339,11 +415,16 @@ type DataplaneMapSpecs struct {
 	MeterLabels *ebpf.MapSpec `ebpf:"meter_labels"`
 	Meters      *ebpf.MapSpec `ebpf:"meters"`
 	Neighs      *ebpf.MapSpec `ebpf:"neighs"`
+	Neighs6     *ebpf.MapSpec `ebpf:"neighs6"`
 	Nets        *ebpf.MapSpec `ebpf:"nets"`
 	Ports       *ebpf.MapSpec `ebpf:"ports"`
+	Ras         *ebpf.MapSpec `ebpf:"ras"`
 	Rifs        *ebpf.MapSpec `ebpf:"rifs"`
+	Rifs6       *ebpf.MapSpec `ebpf:"rifs6"`
 	Rmacs       *ebpf.MapSpec `ebpf:"rmacs"`
+	Rmacs6      *ebpf.MapSpec `ebpf:"rmacs6"`
 	Routes      *ebpf.MapSpec `ebpf:"routes"`
+	Routes6     *ebpf.MapSpec `ebpf:"routes6"`
 	Rules       *ebpf.MapSpec `ebpf:"rules"`
 	Snat        *ebpf.MapSpec `ebpf:"snat"`
 }
@@ -375,9 +456,11 @@ func (o *DataplaneObjects) Close() error {
 // It can be passed to LoadDataplaneObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DataplaneMaps struct {
 	Addrs       *ebpf.Map `ebpf:"addrs"`
+	Addrs6      *ebpf.Map `ebpf:"addrs6"`
 	Config      *ebpf.Map `ebpf:"config"`
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Ct          *ebpf.Map `ebpf:"ct"`
+	Ct6         *ebpf.Map `ebpf:"ct6"`
 	ExtNeighs   *ebpf.Map `ebpf:"ext_neighs"`
 	Exts        *ebpf.Map `ebpf:"exts"`
 	Fdb         *ebpf.Map `ebpf:"fdb"`
@@ -392,11 +475,16 @@ type DataplaneMaps struct {
 	MeterLabels *ebpf.Map `ebpf:"meter_labels"`
 	Meters      *ebpf.Map `ebpf:"meters"`
 	Neighs      *ebpf.Map `ebpf:"neighs"`
+	Neighs6     *ebpf.Map `ebpf:"neighs6"`
 	Nets        *ebpf.Map `ebpf:"nets"`
 	Ports       *ebpf.Map `ebpf:"ports"`
+	Ras         *ebpf.Map `ebpf:"ras"`
 	Rifs        *ebpf.Map `ebpf:"rifs"`
+	Rifs6       *ebpf.Map `ebpf:"rifs6"`
 	Rmacs       *ebpf.Map `ebpf:"rmacs"`
+	Rmacs6      *ebpf.Map `ebpf:"rmacs6"`
 	Routes      *ebpf.Map `ebpf:"routes"`
+	Routes6     *ebpf.Map `ebpf:"routes6"`
 	Rules       *ebpf.Map `ebpf:"rules"`
 	Snat        *ebpf.Map `ebpf:"snat"`
 }
@@ -404,9 +492,11 @@ type DataplaneMaps struct {
 func (m *DataplaneMaps) Close() error {
 	return _DataplaneClose(
 		m.Addrs,
+		m.Addrs6,
 		m.Config,
 		m.Counters,
 		m.Ct,
+		m.Ct6,
 		m.ExtNeighs,
 		m.Exts,
 		m.Fdb,
@@ -421,11 +511,16 @@ func (m *DataplaneMaps) Close() error {
 		m.MeterLabels,
 		m.Meters,
 		m.Neighs,
+		m.Neighs6,
 		m.Nets,
 		m.Ports,
+		m.Ras,
 		m.Rifs,
+		m.Rifs6,
 		m.Rmacs,
+		m.Rmacs6,
 		m.Routes,
+		m.Routes6,
 		m.Rules,
 		m.Snat,
 	)

@@ -18,8 +18,10 @@ type Port struct {
 	Device string // interface name on this node: a tap or the host end of a veth
 	VLAN   uint16
 	MAC    net.HardwareAddr
-	// Addrs are the source addresses the port may use: its fixed IPs (/32)
-	// and its allowed address pairs.
+	// Addrs are the source addresses the port may use: its fixed IPs (/32,
+	// /128) and its allowed address pairs. The IPv6 link-local addresses
+	// of its MACs (fe80::/64 and the EUI-64 of the MAC) are allowed
+	// without being listed.
 	Addrs []netip.Prefix
 	// MACs are other source MACs it may use (allowed address pairs).
 	MACs     []net.HardwareAddr
@@ -62,14 +64,15 @@ type Route struct {
 	Nexthop netip.Addr
 }
 
-// Rule is one security group rule. Only IPv4 rules are enforced.
+// Rule is one security group rule, of IPv4 or (ethertype IPv6) of IPv6.
 type Rule struct {
 	Group   string
 	Ingress bool
 	IPv6    bool
 	Proto   uint8 // 0: any
 	// PortMin and PortMax bound the destination port (TCP, UDP, SCTP);
-	// for ICMP, PortMin is the type and PortMax the code. -1: unset.
+	// for ICMP and ICMPv6, PortMin is the type and PortMax the code. -1:
+	// unset.
 	PortMin, PortMax int
 	Remote           netip.Prefix // zero with RemoteGroup empty: anywhere
 	RemoteGroup      string
@@ -128,6 +131,11 @@ type RouterInterface struct {
 	// gateway: its fixed IPs are routed out as they are, as with
 	// enable_snat off, and the outside reaches them the same way.
 	NoSNAT bool
+	// RAMode is an IPv6 subnet's ipv6_ra_mode: "slaac",
+	// "dhcpv6-stateful" or "dhcpv6-stateless" have router solicitations
+	// on the network answered; empty: no router advertisements.
+	RAMode string
+	MTU    uint16 // advertised with RAMode; 0: not advertised
 }
 
 // RouterGateway is a router's side on an external network.
@@ -221,28 +229,36 @@ func compilePolicy(id uint32, groups []string, rules []Rule, members map[string]
 	}
 	cp := compiledPolicy{keys: map[bpf.DataplaneRuleKey]struct{}{}}
 	for _, r := range rules {
-		if !in[r.Group] || r.IPv6 {
+		if !in[r.Group] {
 			continue
 		}
 		dir := uint8(dirOut)
 		if r.Ingress {
 			dir = dirIn
 		}
+		// A rule matches its own ethertype's traffic only: its remotes
+		// are the addresses of that family.
+		family := netip.Addr.Is4
+		anywhere := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.IPv6 {
+			family = func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
+			anywhere = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
 		var remotes []netip.Prefix
 		switch {
 		case r.RemoteGroup != "":
 			for _, p := range members[r.RemoteGroup] {
-				if p.Addr().Is4() {
+				if family(p.Addr()) {
 					remotes = append(remotes, p)
 				}
 			}
 		case r.Remote.IsValid():
-			if !r.Remote.Addr().Is4() {
+			if !family(r.Remote.Addr()) {
 				continue
 			}
 			remotes = []netip.Prefix{r.Remote.Masked()}
 		default:
-			remotes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+			remotes = []netip.Prefix{anywhere}
 		}
 		for _, pp := range portPrefixes(r) {
 			if r.Proto == 0 {
@@ -254,7 +270,13 @@ func compilePolicy(id uint32, groups []string, rules []Rule, members map[string]
 				k := bpf.DataplaneRuleKey{
 					Prefixlen: ruleExactBits + uint32(rem.Bits()),
 					Policy:    id, Dir: dir, Proto: r.Proto, Plen: pp.bits,
-					Ip: rem.Masked().Addr().As4(),
+				}
+				if r.IPv6 {
+					k.V6 = 1
+					k.Ip = rem.Masked().Addr().As16()
+				} else {
+					a := rem.Masked().Addr().As4()
+					copy(k.Ip[:], a[:])
 				}
 				binary.BigEndian.PutUint16(k.Port[:], pp.value)
 				cp.keys[k] = struct{}{}
@@ -287,7 +309,7 @@ func portPrefixes(r Rule) []portPrefix {
 			hi = lo
 		}
 		return rangePrefixes(uint32(lo), uint32(hi))
-	case 1: // ICMP: type, then code
+	case 1, 58: // ICMP and ICMPv6: type, then code
 		switch {
 		case r.PortMin < 0:
 			return []portPrefix{{0, 0}}
@@ -326,12 +348,14 @@ type tables struct {
 	fdb      map[bpf.DataplaneFdbKey]uint32
 	nets     map[uint32]bpf.DataplaneNetports
 	addrs    map[bpf.DataplaneAddrKey]uint8
+	addrs6   map[bpf.DataplaneAddr6Key]uint8
 	macs     map[bpf.DataplaneMacKey]uint8
 	rules    map[bpf.DataplaneRuleKey]uint8
 	uplink   uint32
 	policies map[uint32]compiledPolicy
 	l3       l3tables
 	meter    meterTables
+	l3v6     l3v6tables
 }
 
 // device is a port's interface as found on this node.
@@ -347,8 +371,8 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 	t := &tables{
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
-		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
-		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(),
+		addrs6: map[bpf.DataplaneAddr6Key]uint8{}, macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
+		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(), l3v6: newL3v6Tables(),
 	}
 	for _, p := range d.Ports {
 		dev, ok := devs[p.Device]
@@ -394,6 +418,9 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		n4 := 0
 		for _, a := range p.Addrs {
 			if !a.Addr().Is4() {
+				if a.Addr().Is6() && !a.Addr().Is4In6() {
+					t.addrs6[addr6Key(dev.ifindex, a)] = 1
+				}
 				continue
 			}
 			if a.Bits() == 32 && n4 < len(bp.Ips) {
@@ -406,6 +433,7 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			t.addrs[bpf.DataplaneAddrKey{Prefixlen: 32 + uint32(a.Bits()), Ifindex: dev.ifindex, Ip: a.Masked().Addr().As4()}] = 1
 		}
 		t.ports[dev.ifindex] = bp
+		t.addrs6[addr6Key(dev.ifindex, linkLocal(p.MAC))] = 1
 		for _, m := range p.MACs {
 			if len(m) != 6 || m.String() == p.MAC.String() {
 				continue
@@ -413,11 +441,31 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			mk := bpf.DataplaneMacKey{Ifindex: dev.ifindex}
 			copy(mk.Mac[:], m)
 			t.macs[mk] = 1
+			t.addrs6[addr6Key(dev.ifindex, linkLocal(m))] = 1
 		}
 	}
 	if err := compileL3(d, devs, t); err != nil {
 		return nil, err
 	}
 	compileMeters(d, t)
+	if err := compileL3v6(d, devs, t); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+func addr6Key(ifindex uint32, p netip.Prefix) bpf.DataplaneAddr6Key {
+	return bpf.DataplaneAddr6Key{Prefixlen: 32 + uint32(p.Bits()), Ifindex: ifindex, Ip: p.Masked().Addr().As16()}
+}
+
+// linkLocal is the IPv6 link-local address a guest forms from its MAC
+// (RFC 4291 appendix A: fe80::/64 and the modified EUI-64), the one
+// Neutron's anti-spoofing lets a port send from besides its fixed IPs.
+func linkLocal(mac net.HardwareAddr) netip.Prefix {
+	a := [16]byte{0: 0xfe, 1: 0x80}
+	copy(a[8:11], mac[0:3])
+	a[8] ^= 0x02
+	a[11], a[12] = 0xff, 0xfe
+	copy(a[13:16], mac[3:6])
+	return netip.PrefixFrom(netip.AddrFrom16(a), 128)
 }

@@ -41,23 +41,40 @@ func TestCompilePolicy(t *testing.T) {
 		{Group: "g", Ingress: true, Proto: 17, PortMin: -1, PortMax: -1, RemoteGroup: "peers"},
 		{Group: "g", Proto: 0, PortMin: -1, PortMax: -1},
 		{Group: "g", Ingress: true, IPv6: true, PortMin: -1, PortMax: -1},
+		{Group: "g", Ingress: true, IPv6: true, Proto: 6, PortMin: 443, PortMax: 443, Remote: pfx("2001:db8:1:2::5/48")},
+		{Group: "g", Ingress: true, IPv6: true, Proto: 58, PortMin: 128, PortMax: -1, RemoteGroup: "peers"},
+		{Group: "g", Ingress: true, IPv6: true, Proto: 6, PortMin: 80, PortMax: 80, Remote: pfx("10.0.0.0/8")}, // family mismatch: matches nothing
 		{Group: "other", Ingress: true, Proto: 6, PortMin: 22, PortMax: 22},
 	}
 	members := map[string][]netip.Prefix{"peers": {pfx("10.0.0.1/32"), pfx("10.0.0.2/32"), pfx("fd00::1/128")}}
 	cp := compilePolicy(7, []string{"g"}, rules, members)
 	// 1000-2000 is 8 prefixes (1000/13 1008/12 1024/7 1536/8 1792/9 1920/10
 	// 1984/12 2000/16); ICMP 8/0 one; UDP from 2 IPv4 peers two; any-proto
-	// egress one.
-	if len(cp.keys) != 8+1+2+1 {
-		t.Errorf("%d keys, want 12", len(cp.keys))
+	// egress one. IPv6: any from anywhere one, 443 from a /48 one, echo
+	// requests from the one IPv6 peer one.
+	if len(cp.keys) != 8+1+2+1+3 {
+		t.Errorf("%d keys, want 15", len(cp.keys))
 	}
+	v6 := 0
 	for k := range cp.keys {
 		if k.Policy != 7 {
 			t.Errorf("key of policy %d", k.Policy)
 		}
-		if k.Proto == 6 && (k.Ip != [4]byte{10, 1, 0, 0} || k.Prefixlen != ruleExactBits+16) {
+		if k.V6 == 1 {
+			v6++
+		}
+		if k.Proto == 6 && k.V6 == 0 && (k.Ip != [16]byte{10, 1, 0, 0} || k.Prefixlen != ruleExactBits+16) {
 			t.Errorf("TCP rule remote %v/%d, want 10.1.0.0/16 (masked)", k.Ip, k.Prefixlen-ruleExactBits)
 		}
+		if k.Proto == 6 && k.V6 == 1 && (netip.AddrFrom16(k.Ip) != netip.MustParseAddr("2001:db8:1::") || k.Prefixlen != ruleExactBits+48) {
+			t.Errorf("IPv6 TCP rule remote %v/%d, want 2001:db8:1::/48 (masked)", netip.AddrFrom16(k.Ip), k.Prefixlen-ruleExactBits)
+		}
+		if k.Proto == 58 && (netip.AddrFrom16(k.Ip) != netip.MustParseAddr("fd00::1") || k.Plen != 8 || k.Port != [2]byte{128, 0}) {
+			t.Errorf("ICMPv6 rule %v/%d type %v/%d, want fd00::1 echo request", netip.AddrFrom16(k.Ip), k.Prefixlen-ruleExactBits, k.Port, k.Plen)
+		}
+	}
+	if v6 != 3 {
+		t.Errorf("%d IPv6 keys, want 3", v6)
 	}
 	if cp.lens[dirOut] != 1<<lenAnyProto {
 		t.Errorf("egress lens %b, want only any-protocol", cp.lens[dirOut])

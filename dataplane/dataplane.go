@@ -362,19 +362,26 @@ func (d *Dataplane) flushConntrack(ports map[uint32]bool) error {
 	if len(ports) == 0 {
 		return nil
 	}
+	return errors.Join(
+		flushFlows(d.objs.Ct, ports, func(k bpf.DataplaneCtKey) uint32 { return k.Ifindex }),
+		flushFlows(d.objs.Ct6, ports, func(k bpf.DataplaneCt6Key) uint32 { return k.Ifindex }))
+}
+
+// flushFlows deletes the flows of ports from a conntrack map.
+func flushFlows[K any](m *ebpf.Map, ports map[uint32]bool, port func(K) uint32) error {
 	var (
-		k    bpf.DataplaneCtKey
+		k    K
 		v    bpf.DataplaneCtVal
-		dead []bpf.DataplaneCtKey
+		dead []K
 	)
-	it := d.objs.Ct.Iterate()
+	it := m.Iterate()
 	for it.Next(&k, &v) {
-		if ports[k.Ifindex] {
+		if ports[port(k)] {
 			dead = append(dead, k)
 		}
 	}
 	for _, k := range dead {
-		d.objs.Ct.Delete(&k)
+		m.Delete(&k)
 	}
 	return it.Err()
 }

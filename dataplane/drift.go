@@ -72,6 +72,7 @@ func diffTables(drift Drift, kernel, want *tables) {
 	count(bpf.DataplaneMapFdb, diffMap(kernel.fdb, want.fdb))
 	count(bpf.DataplaneMapNets, diffMap(kernel.nets, want.nets))
 	count(bpf.DataplaneMapAddrs, diffMap(kernel.addrs, want.addrs))
+	count(bpf.DataplaneMapAddrs6, diffMap(kernel.addrs6, want.addrs6))
 	count(bpf.DataplaneMapMacs, diffMap(kernel.macs, want.macs))
 	count(bpf.DataplaneMapRules, diffMap(kernel.rules, want.rules))
 	if kernel.uplink != want.uplink {
@@ -90,6 +91,12 @@ func diffTables(drift Drift, kernel, want *tables) {
 		count(bpf.DataplaneMapMeta, 1)
 	}
 	diffMeters(drift, &kernel.meter, &want.meter)
+	k6, w6 := &kernel.l3v6, &want.l3v6
+	count(bpf.DataplaneMapRifs6, diffMap(k6.rifs6, w6.rifs6))
+	count(bpf.DataplaneMapRmacs6, diffMap(k6.rmacs6, w6.rmacs6))
+	count(bpf.DataplaneMapRoutes6, diffMap(k6.routes6, w6.routes6))
+	count(bpf.DataplaneMapNeighs6, diffMap(k6.neighs6, w6.neighs6))
+	count(bpf.DataplaneMapRas, diffMap(k6.ras, w6.ras))
 }
 
 func diffMap[K, V comparable](kernel, want map[K]V) int {
@@ -127,12 +134,14 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 	o := &d.objs
 	maps := map[string]*ebpf.Map{
 		bpf.DataplaneMapPorts: o.Ports, bpf.DataplaneMapFdb: o.Fdb, bpf.DataplaneMapNets: o.Nets,
-		bpf.DataplaneMapAddrs: o.Addrs, bpf.DataplaneMapMacs: o.Macs, bpf.DataplaneMapRules: o.Rules,
-		bpf.DataplaneMapConfig: o.Config, bpf.DataplaneMapCt: o.Ct, bpf.DataplaneMapCounters: o.Counters,
+		bpf.DataplaneMapAddrs: o.Addrs, bpf.DataplaneMapAddrs6: o.Addrs6, bpf.DataplaneMapMacs: o.Macs, bpf.DataplaneMapRules: o.Rules,
+		bpf.DataplaneMapConfig: o.Config, bpf.DataplaneMapCt: o.Ct, bpf.DataplaneMapCt6: o.Ct6, bpf.DataplaneMapCounters: o.Counters,
 		bpf.DataplaneMapRifs: o.Rifs, bpf.DataplaneMapRmacs: o.Rmacs, bpf.DataplaneMapRoutes: o.Routes,
 		bpf.DataplaneMapNeighs: o.Neighs, bpf.DataplaneMapExtNeighs: o.ExtNeighs, bpf.DataplaneMapFipOut: o.FipOut,
 		bpf.DataplaneMapFipIn: o.FipIn, bpf.DataplaneMapExts: o.Exts, bpf.DataplaneMapMeta: o.Meta,
 		bpf.DataplaneMapMetas: o.Metas, bpf.DataplaneMapMetaCt: o.MetaCt, bpf.DataplaneMapSnat: o.Snat,
+		bpf.DataplaneMapRifs6: o.Rifs6, bpf.DataplaneMapRmacs6: o.Rmacs6, bpf.DataplaneMapRoutes6: o.Routes6,
+		bpf.DataplaneMapNeighs6: o.Neighs6, bpf.DataplaneMapRas: o.Ras,
 	}
 	for name, m := range d.meterMaps() {
 		maps[name] = m

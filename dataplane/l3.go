@@ -85,8 +85,8 @@ func extKey(ifindex uint32, vlan uint16) uint32 {
 }
 
 // compileL3 adds routers, neighbours, floating IPs, external networks and
-// metadata redirection to t. IPv6 router interfaces and routes are not
-// routed (IPv6 from secured ports is dropped anyway).
+// metadata redirection to t. IPv6 router interfaces and routes are
+// compileL3v6's.
 func compileL3(d Desired, devs map[string]device, t *tables) error {
 	l := &t.l3
 	ports := map[string]Port{}

@@ -71,7 +71,7 @@ func serveEcho(t *testing.T, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
 	if err := dataplanetest.In(t, ns, func() (err error) {
-		ln, err = net.Listen("tcp4", addr)
+		ln, err = net.Listen("tcp", addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func dialFrom(t *testing.T, ns, addr string) string {
 	t.Helper()
 	var c net.Conn
 	if err := dataplanetest.In(t, ns, func() (err error) {
-		c, err = net.DialTimeout("tcp4", addr, 5*time.Second)
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
 		return err
 	}); err != nil {
 		t.Fatalf("connect to %s: %v", addr, err)

@@ -40,7 +40,7 @@ func l3State() Desired {
 		Interfaces: []RouterInterface{
 			{VLAN: 101, MAC: macR1, IP: pfx("10.0.0.1/24")},
 			{VLAN: 102, MAC: macR2, IP: pfx("10.0.1.1/24")},
-			{VLAN: 102, MAC: macR2, IP: pfx("fd00::1/64")}, // not routed: IPv6
+			{VLAN: 102, MAC: macR2, IP: pfx("fd00::1/64")}, // IPv6 beside IPv4 on one router port
 		},
 		Gateway: &RouterGateway{External: "public", IP: ip("172.24.4.2"), SNAT: false},
 		Routes:  []Route{{Dst: pfx("192.168.50.0/24"), Nexthop: ip("10.0.1.30")}},

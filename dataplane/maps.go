@@ -26,8 +26,8 @@ func (d *Dataplane) readTables() (*tables, error) {
 	t := &tables{
 		ports: map[uint32]bpf.DataplanePort{}, fdb: map[bpf.DataplaneFdbKey]uint32{},
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
-		macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
-		l3: newL3Tables(), meter: newMeterTables(),
+		addrs6: map[bpf.DataplaneAddr6Key]uint8{}, macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
+		l3: newL3Tables(), l3v6: newL3v6Tables(), meter: newMeterTables(),
 	}
 	if err := d.readMeters(&t.meter); err != nil {
 		return nil, err
@@ -42,6 +42,9 @@ func (d *Dataplane) readTables() (*tables, error) {
 		return nil, err
 	}
 	if err := readMap(d.objs.Addrs, t.addrs); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Addrs6, t.addrs6); err != nil {
 		return nil, err
 	}
 	if err := readMap(d.objs.Macs, t.macs); err != nil {
@@ -60,6 +63,8 @@ func (d *Dataplane) readTables() (*tables, error) {
 		readMap(o.Rifs, l.rifs), readMap(o.Rmacs, l.rmacs), readMap(o.Routes, l.routes),
 		readMap(o.Neighs, l.neighs), readMap(o.FipOut, l.fipOut), readMap(o.FipIn, l.fipIn),
 		readMap(o.Exts, l.exts), readMap(o.Metas, l.metas), o.Meta.Lookup(uint32(0), &l.meta),
+		readMap(o.Rifs6, t.l3v6.rifs6), readMap(o.Rmacs6, t.l3v6.rmacs6), readMap(o.Routes6, t.l3v6.routes6),
+		readMap(o.Neighs6, t.l3v6.neighs6), readMap(o.Ras, t.l3v6.ras),
 	} {
 		if err != nil {
 			return nil, err
@@ -90,7 +95,13 @@ func readMap[K comparable, V any](m *ebpf.Map, into map[K]V) error {
 func (d *Dataplane) writeTables(t *tables) error {
 	o := &d.objs
 	cl, tl := &d.cur.l3, &t.l3
+	c6, t6 := &d.cur.l3v6, &t.l3v6
 	steps := []func() error{
+		func() error { return putMap(o.Neighs6, c6.neighs6, t6.neighs6) },
+		func() error { return putMap(o.Routes6, c6.routes6, t6.routes6) },
+		func() error { return putMap(o.Rifs6, c6.rifs6, t6.rifs6) },
+		func() error { return putMap(o.Rmacs6, c6.rmacs6, t6.rmacs6) },
+		func() error { return putMap(o.Ras, c6.ras, t6.ras) },
 		// Routing and NAT: what a router MAC leads to before the MAC.
 		func() error { return putMap(o.Neighs, cl.neighs, tl.neighs) },
 		func() error { return putMap(o.Exts, cl.exts, tl.exts) },
@@ -108,6 +119,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return putMap(o.Metas, cl.metas, tl.metas) },
 		func() error { return putMap(o.Rules, d.cur.rules, t.rules) },
 		func() error { return putMap(o.Addrs, d.cur.addrs, t.addrs) },
+		func() error { return putMap(o.Addrs6, d.cur.addrs6, t.addrs6) },
 		func() error { return putMap(o.Macs, d.cur.macs, t.macs) },
 		func() error { return putMap(o.Ports, d.cur.ports, t.ports) },
 		func() error { return putMap(o.Fdb, d.cur.fdb, t.fdb) },
@@ -123,6 +135,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.Ports, d.cur.ports, t.ports) },
 		func() error { return deleteMap(o.Macs, d.cur.macs, t.macs) },
 		func() error { return deleteMap(o.Addrs, d.cur.addrs, t.addrs) },
+		func() error { return deleteMap(o.Addrs6, d.cur.addrs6, t.addrs6) },
 		func() error { return deleteMap(o.Rules, d.cur.rules, t.rules) },
 		func() error { return deleteMap(o.Metas, cl.metas, tl.metas) },
 		func() error { return deleteMap(o.Rmacs, cl.rmacs, tl.rmacs) },
@@ -133,6 +146,11 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.Exts, cl.exts, tl.exts) },
 		func() error { return deleteMap(o.Neighs, cl.neighs, tl.neighs) },
 		func() error { return d.writeMeters(&d.cur.meter, &t.meter) },
+		func() error { return deleteMap(o.Ras, c6.ras, t6.ras) },
+		func() error { return deleteMap(o.Rmacs6, c6.rmacs6, t6.rmacs6) },
+		func() error { return deleteMap(o.Rifs6, c6.rifs6, t6.rifs6) },
+		func() error { return deleteMap(o.Routes6, c6.routes6, t6.routes6) },
+		func() error { return deleteMap(o.Neighs6, c6.neighs6, t6.neighs6) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -64,6 +64,11 @@ func (d *Dataplane) Status() (Status, error) {
 				ps.Addrs = append(ps.Addrs, netip.PrefixFrom(netip.AddrFrom4(k.Ip), int(k.Prefixlen)-32).String())
 			}
 		}
+		for k := range d.cur.addrs6 {
+			if k.Ifindex == dev.ifindex {
+				ps.Addrs = append(ps.Addrs, netip.PrefixFrom(netip.AddrFrom16(k.Ip), int(k.Prefixlen)-32).String())
+			}
+		}
 		sort.Strings(ps.Addrs)
 		if ps.Security {
 			ps.Rules = len(d.cur.policies[p.Policy].keys)
@@ -84,8 +89,8 @@ func (d *Dataplane) Status() (Status, error) {
 	}
 	loaded := map[string]*ebpf.Map{
 		bpf.DataplaneMapPorts: d.objs.Ports, bpf.DataplaneMapFdb: d.objs.Fdb, bpf.DataplaneMapNets: d.objs.Nets,
-		bpf.DataplaneMapAddrs: d.objs.Addrs, bpf.DataplaneMapMacs: d.objs.Macs, bpf.DataplaneMapRules: d.objs.Rules,
-		bpf.DataplaneMapCt: d.objs.Ct,
+		bpf.DataplaneMapAddrs: d.objs.Addrs, bpf.DataplaneMapAddrs6: d.objs.Addrs6, bpf.DataplaneMapMacs: d.objs.Macs, bpf.DataplaneMapRules: d.objs.Rules,
+		bpf.DataplaneMapCt: d.objs.Ct, bpf.DataplaneMapCt6: d.objs.Ct6,
 	}
 	for name, m := range loaded {
 		st.Maps = append(st.Maps, MapStatus{Name: name, Type: m.Type().String(), Entries: countEntries(m), Max: m.MaxEntries()})

@@ -100,7 +100,7 @@ func fixtureState(extra ...Rule) Desired {
 		{Group: "web", Ingress: true, Proto: 1, PortMin: 8, PortMax: -1, Remote: pfx("0.0.0.0/0")},         // echo requests
 		{Group: "web", Ingress: true, Proto: 17, PortMin: 53, PortMax: 53, RemoteGroup: "web"},             // DNS from the group
 		{Group: "closed", Ingress: true, Proto: 6, PortMin: 80, PortMax: 80, Remote: pfx("0.0.0.0/0")},     // no egress rule
-		{Group: "web", Ingress: true, IPv6: true, PortMin: -1, PortMax: -1, Remote: pfx("::/0")},           // not enforced: IPv6
+		{Group: "web", Ingress: true, IPv6: true, PortMin: -1, PortMax: -1, Remote: pfx("::/0")},           // IPv6 only: lets no IPv4 in
 		{Group: "web", Ingress: true, Proto: 6, PortMin: 443, PortMax: 443, Remote: pfx("192.168.0.0/16")}, // elsewhere
 	}
 	rules = append(rules, extra...)
@@ -163,7 +163,8 @@ func TestPortVerdicts(t *testing.T) {
 		{"unknown MAC leaves by the uplink", "tapa", frame{src: macA, dst: macX}.tcp("10.0.0.10", "10.0.0.50", 40000, 22), "REDIRECT [fwd_uplink]"},
 		{"no egress rule", "tape", frame{src: macE, dst: macB}.tcp("10.0.0.14", "10.0.0.11", 40000, 22), "SHOT [drop_sg_egress]"},
 		{"to e's open port", "tapa", frame{src: macA, dst: macE}.tcp("10.0.0.10", "10.0.0.14", 40000, 80), "REDIRECT [fwd_local]"},
-		{"IPv6 from a secured port", "tapa", ab.eth(0x86dd, make([]byte, 40)), "SHOT [drop_ethertype]"},
+		{"IPv6 from a port without IPv6 addresses", "tapa", ab.tcp6("2001:db8::10", "2001:db8::11", 40000, 80), "SHOT [drop_spoof_ip]"},
+		{"another ethertype from a secured port", "tapa", ab.eth(0x88b5, make([]byte, 40)), "SHOT [drop_ethertype]"},
 		{"from a device that is no port", "up0", ab.tcp("10.0.0.10", "10.0.0.11", 40000, 22), "SHOT [drop_no_port]"},
 		{"IPv4 header length below 20", "tapa", ab.eth(0x0800, append([]byte{0x41}, make([]byte, 39)...)), "SHOT [drop_malformed]"},
 	}

@@ -181,6 +181,7 @@ func TestNetworking(t *testing.T) {
 	// Two networks with the same addresses: only the VLANs keep them apart.
 	openstack(t, alice, "network", "create", "net1")
 	openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.10.0.0/24", "sub1")
+	openstack(t, alice, "subnet", "create", "--network", "net1", "--ip-version", "6", "--subnet-range", "fd10::/64", "sub1v6")
 	openstack(t, alice, "network", "create", "net2")
 	openstack(t, alice, "subnet", "create", "--network", "net2", "--subnet-range", "10.10.0.0/24", "sub2")
 	openstack(t, alice, "security", "group", "create", "locked")
@@ -214,8 +215,16 @@ func TestNetworking(t *testing.T) {
 		p portInfo
 	}{{ga, pa}, {gb, pb}, {gc, pc}, {gd, pd}} {
 		g.g.dhcp(t)
-		if g.g.ip != g.p.FixedIPs[0].IP {
-			t.Fatalf("guest of %s got %s by DHCP, its port has %s", g.p.ID, g.g.ip, g.p.FixedIPs[0].IP)
+		// net1's ports have an IPv6 address too, in either order (the
+		// subnets' creation times are whole seconds): DHCP gives the IPv4.
+		v4 := ""
+		for _, f := range g.p.FixedIPs {
+			if !strings.Contains(f.IP, ":") && v4 == "" {
+				v4 = f.IP
+			}
+		}
+		if g.g.ip != v4 {
+			t.Fatalf("guest of %s got %s by DHCP, its port has %+v", g.p.ID, g.g.ip, g.p.FixedIPs)
 		}
 	}
 	t.Logf("DHCP leases: a=%s b=%s c=%s d=%s", ga.ip, gb.ip, gc.ip, gd.ip)
@@ -266,6 +275,36 @@ func TestNetworking(t *testing.T) {
 	after := dataplaneCounters(t, creds, n1, "n1")
 	if after["drop_spoof_ip"] <= before["drop_spoof_ip"] {
 		t.Fatalf("drop_spoof_ip did not grow: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
+	}
+
+	// IPv6 on net1, between guests in the default group across nodes:
+	// neighbour discovery and ping pass the security groups; b's group
+	// lets nothing in; a source the port does not own goes nowhere.
+	v6 := func(g *guest, p portInfo) string {
+		for _, f := range p.FixedIPs {
+			if strings.Contains(f.IP, ":") {
+				ip(t, "-n", g.ns, "addr", "add", f.IP+"/64", "dev", "eth0", "nodad")
+				return f.IP
+			}
+		}
+		t.Fatalf("port %s has no IPv6 address from sub1v6: %+v", p.ID, p.FixedIPs)
+		return ""
+	}
+	a6, b6, c6 := v6(ga, pa), v6(gb, pb), v6(gc, pc)
+	if !eventually(10*time.Second, func() bool { return pings(ga.ns, c6) }) {
+		t.Fatalf("a (n1) cannot ping c (n2) over IPv6 (%s → %s)", a6, c6)
+	}
+	if pings(ga.ns, b6) {
+		t.Fatalf("a reached b over IPv6, whose groups allow no ingress")
+	}
+	before = dataplaneCounters(t, creds, n1, "n1")
+	ip(t, "-n", ga.ns, "addr", "add", "fd10::99/64", "dev", "eth0", "nodad")
+	if _, err := inNS(ga.ns, 5*time.Second, "ping", "-c", "2", "-W", "1", "-I", "fd10::99", c6); err == nil {
+		t.Fatalf("a ping from a spoofed IPv6 source reached c")
+	}
+	after = dataplaneCounters(t, creds, n1, "n1")
+	if after["drop_spoof_ip"] <= before["drop_spoof_ip"] {
+		t.Fatalf("drop_spoof_ip did not grow for IPv6: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
 	}
 
 	// A second rackd given n1's pins (two dev clouds with one node name

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/rackstack/rackstack/fabric/testenv"
 )
@@ -205,4 +206,36 @@ func In(t testing.TB, nsPath string, fn func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return ferr
+}
+
+// IPv6 turns IPv6 on for dev in the namespace at nsPath (Netns turned it
+// off), without duplicate address detection, so that its addresses, the
+// link-local one it forms from its MAC among them, are usable at once; and
+// puts addrs on it.
+func IPv6(t testing.TB, nsPath, dev string, addrs ...netip.Prefix) {
+	t.Helper()
+	err := In(t, nsPath, func() error {
+		for _, c := range []struct{ key, val string }{{"accept_dad", "0"}, {"disable_ipv6", "0"}} {
+			p := filepath.Join("/proc/sys/net/ipv6/conf", dev, c.key)
+			if err := os.WriteFile(p, []byte(c.val), 0o644); err != nil {
+				return fmt.Errorf("ipv6 on %s: %w", dev, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handle(t, nsPath)
+	defer h.Close()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range addrs {
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
+		if err := h.AddrAdd(l, a); err != nil {
+			t.Fatalf("address %s on %s: %v", addr, dev, err)
+		}
+	}
 }

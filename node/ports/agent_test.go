@@ -191,8 +191,10 @@ func TestAgentRepairsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, "the drift counted", func() bool {
-		return driftCounted(t, reg, bpf.DataplaneMapFdb) == 2 && driftCounted(t, reg, bpf.DataplaneMapPorts) == 1
+	// The agent counts the drift, then logs it: wait for both.
+	eventually(t, "the drift counted and logged", func() bool {
+		return driftCounted(t, reg, bpf.DataplaneMapFdb) == 2 && driftCounted(t, reg, bpf.DataplaneMapPorts) == 1 &&
+			strings.Contains(logs.String(), "differed from the applied state")
 	})
 	if got, got2 := entries(fdb), entries(ports); got != wantFDB || got2 != wantPorts {
 		t.Errorf("after the repair: %d FDB entries and %d ports, want %d and %d", got, got2, wantFDB, wantPorts)

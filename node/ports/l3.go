@@ -91,7 +91,11 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 				if !ok || err != nil || perr != nil {
 					continue
 				}
-				dr.Interfaces = append(dr.Interfaces, dataplane.RouterInterface{VLAN: uint16(n.SegmentationID), MAC: mac, IP: netip.PrefixFrom(ip, pfx.Bits())})
+				ri := dataplane.RouterInterface{VLAN: uint16(n.SegmentationID), MAC: mac, IP: netip.PrefixFrom(ip, pfx.Bits())}
+				if s.IPVersion == 6 {
+					ri.RAMode, ri.MTU = s.IPv6RAMode, uint16(n.MTU)
+				}
+				dr.Interfaces = append(dr.Interfaces, ri)
 			}
 		}
 		if g := r.Gateway; g != nil && reachable[g.NetworkID] {
@@ -239,7 +243,7 @@ func neighbors(ports []netstate.Port, nets map[string]netstate.Network, routed m
 			continue
 		}
 		for _, f := range p.FixedIPs {
-			if a, err := netip.ParseAddr(f.IP); err == nil && a.Is4() {
+			if a, err := netip.ParseAddr(f.IP); err == nil {
 				out = append(out, dataplane.Neighbor{VLAN: uint16(n.SegmentationID), IP: a, MAC: mac})
 			}
 		}

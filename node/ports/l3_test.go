@@ -52,6 +52,18 @@ func l3View() *netstate.View {
 // IP of its own port only; the external network on its device.
 func TestLayer3FromView(t *testing.T) {
 	v := l3View()
+	// net2 is dual-stack: an IPv6 subnet with router advertisements, on
+	// r1's port and vm2's.
+	v.Networks[1].MTU = 1450
+	v.Subnets = append(v.Subnets, netstate.Subnet{ID: "sub2v6", NetworkID: "net2", CIDR: "fd00:2::/64", IPVersion: 6, GatewayIP: "fd00:2::1", IPv6RAMode: "slaac"})
+	for i, p := range v.Ports {
+		switch p.ID {
+		case "r1b":
+			v.Ports[i].FixedIPs = append(p.FixedIPs, netstate.FixedIP{SubnetID: "sub2v6", IP: "fd00:2::1"})
+		case "vm2":
+			v.Ports[i].FixedIPs = append(p.FixedIPs, netstate.FixedIP{SubnetID: "sub2v6", IP: "fd00:2::5"})
+		}
+	}
 	d := FromView(v, "n1")
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	addL3(&d, v, "n1", Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": mac}})
@@ -59,23 +71,17 @@ func TestLayer3FromView(t *testing.T) {
 		t.Fatalf("routers %+v, want r1 only", d.Routers)
 	}
 	r := d.Routers[0]
-	got := fmt.Sprint(r.Interfaces)
-	want := fmt.Sprint([]any{
-		struct {
-			v      uint16
-			mac    string
-			ip     string
-			noSNAT bool
-		}{101, "fa:16:3e:00:01:01", "10.0.0.1/24", false},
-		struct {
-			v      uint16
-			mac    string
-			ip     string
-			noSNAT bool
-		}{102, "fa:16:3e:00:01:02", "10.0.1.1/24", false},
-	})
-	if got != want {
-		t.Errorf("interfaces %s, want %s", got, want)
+	var got []string
+	for _, ri := range r.Interfaces {
+		got = append(got, fmt.Sprintf("%d %s %s %q %d %v", ri.VLAN, ri.MAC, ri.IP, ri.RAMode, ri.MTU, ri.NoSNAT))
+	}
+	want := []string{
+		`101 fa:16:3e:00:01:01 10.0.0.1/24 "" 0 false`,
+		`102 fa:16:3e:00:01:02 10.0.1.1/24 "" 0 false`,
+		`102 fa:16:3e:00:01:02 fd00:2::1/64 "slaac" 1450 false`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("interfaces %q, want %q", got, want)
 	}
 	if r.Gateway == nil || r.Gateway.IP != netip.MustParseAddr("172.24.4.2") || !r.Gateway.SNAT || r.Gateway.External != "ext" {
 		t.Errorf("gateway %+v", r.Gateway)
@@ -86,8 +92,9 @@ func TestLayer3FromView(t *testing.T) {
 	if len(d.Floating) != 1 || d.Floating[0].IP != netip.MustParseAddr("172.24.4.3") || d.Floating[0].Fixed != netip.MustParseAddr("10.0.0.5") || d.Floating[0].Port != "vm1" {
 		t.Errorf("floating %+v, want vm1's only", d.Floating)
 	}
-	if len(d.Neighbors) != 1 || d.Neighbors[0].IP != netip.MustParseAddr("10.0.1.5") || d.Neighbors[0].VLAN != 102 || d.Neighbors[0].MAC.String() != "fa:16:3e:00:00:02" {
-		t.Errorf("neighbors %+v, want vm2 (on n2) only", d.Neighbors)
+	if len(d.Neighbors) != 2 || d.Neighbors[0].IP != netip.MustParseAddr("10.0.1.5") || d.Neighbors[1].IP != netip.MustParseAddr("fd00:2::5") ||
+		d.Neighbors[0].VLAN != 102 || d.Neighbors[0].MAC.String() != "fa:16:3e:00:00:02" {
+		t.Errorf("neighbors %+v, want vm2 (on n2) only, both its addresses", d.Neighbors)
 	}
 	if len(d.Externals) != 1 {
 		t.Fatalf("externals %+v", d.Externals)
