@@ -701,25 +701,56 @@ func (s *Service) readRange(ctx context.Context, o *Object, offset, length int64
 	if len(o.Segments) > 0 {
 		return s.readSegments(ctx, o, offset, length, w)
 	}
-	var pos int64
+	// Consecutive blob parts coded alike are read in one GetRanges, which
+	// reads the next part's first stripe while this part's last one is
+	// sent.
+	var run []Part
+	var ranges []blob.Range
+	flush := func() error {
+		if len(ranges) == 0 {
+			return nil
+		}
+		res, err := s.blobs.GetRanges(ctx, ranges, w)
+		for i, r := range res {
+			if r.Degraded {
+				s.queueHeal(o, run[i], r)
+			}
+		}
+		run, ranges = run[:0], ranges[:0]
+		return err
+	}
+	var next int64 // where the part after p starts
 	for _, p := range o.Parts {
-		lo, hi := max(offset, pos), min(offset+length, pos+p.Size)
-		if lo < hi && p.Inline {
-			if _, err := w.Write(p.Data[lo-pos : hi-pos]); err != nil {
-				return err
-			}
-		} else if lo < hi {
-			res, err := s.blobs.Get(ctx, p.Blob, p.Layout, p.Size, lo-pos, hi-lo, w)
-			if res.Degraded {
-				s.queueHeal(o, p, res)
-			}
-			if err != nil {
+		pos := next
+		next += p.Size
+		lo, hi := max(offset, pos), min(offset+length, next)
+		if lo >= hi {
+			continue
+		}
+		if !p.Inline && len(run) > 0 && !sameCoding(run[0].Layout, p.Layout) {
+			if err := flush(); err != nil {
 				return err
 			}
 		}
-		pos += p.Size
+		if !p.Inline {
+			run = append(run, p)
+			ranges = append(ranges, blob.Range{Key: p.Blob, Layout: p.Layout, Size: p.Size, Offset: lo - pos, Length: hi - lo})
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if _, err := w.Write(p.Data[lo-pos : hi-pos]); err != nil {
+			return err
+		}
 	}
-	return nil
+	return flush()
+}
+
+// sameCoding reports whether blobs of layouts a and b can be read in one
+// GetRanges.
+func sameCoding(a, b blob.Layout) bool {
+	return a.K == b.K && a.M == b.M && a.ShardSize == b.ShardSize && len(a.Disks) == len(b.Disks)
 }
 
 func (s *Service) readSegments(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
