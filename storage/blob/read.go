@@ -271,7 +271,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 			case <-ctx.Done():
 				return fail(ctx.Err())
 			}
-			shards, err := s.readStripe(ctx, c, open, bufs[set], st)
+			shards, err := s.readStripe(ctx, c, open, bufs[set], st, make([][]byte, n))
 			if errors.Is(err, errNeedBuffers) {
 				for range sets - 1 {
 					select {
@@ -279,6 +279,24 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 					case <-ctx.Done():
 						return fail(ctx.Err())
 					}
+				}
+				// Blocks for the other shards, if the budget has them
+				// now: the blocks this stripe has read stay, and are not
+				// read again.
+				if extra := s.buffers().TryGet(sets*c.M, c.BlockSize()); extra != nil {
+					held = append(held, extra...)
+					for i := range sets {
+						copy(bufs[i][c.K:], extra[i*c.M:(i+1)*c.M])
+						if i != set {
+							free <- i
+						}
+					}
+					if shards, err = s.readStripe(ctx, c, open, bufs[set], st, shards); err != nil {
+						return fail(err)
+					}
+					back := free
+					out <- aheadStripe{shards: shards, done: func() { back <- set }}
+					continue
 				}
 				s.buffers().Put(held...)
 				held = nil
@@ -294,7 +312,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 					}
 				}
 				set = 0
-				shards, err = s.readStripe(ctx, c, open, bufs[0], st)
+				shards, err = s.readStripe(ctx, c, open, bufs[0], st, make([][]byte, n))
 			}
 			if err != nil {
 				return fail(err)
@@ -327,19 +345,25 @@ func writeStripe(w io.Writer, data [][]byte, shardSize, lo, hi int64) error {
 var errNeedBuffers = errors.New("stripe needs a block for every shard")
 
 // readStripe fetches K good blocks of stripe st (data shards first, in
-// parallel) and reconstructs the data shards.
-func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64) ([][]byte, error) {
-	shards := make([][]byte, len(readers))
+// parallel) and reconstructs the data shards. shards holds the blocks of
+// st read so far (none, or those read before errNeedBuffers, which it
+// returns with them).
+func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64, shards [][]byte) ([][]byte, error) {
 	want := c.K
 	next := 0 // next shard index to try
 	got := 0
+	for _, sh := range shards {
+		if sh != nil {
+			got++
+		}
+	}
 	for got < want && next < len(readers) {
 		// Try as many shards as are still needed, in parallel.
 		var batch []int
 		for next < len(readers) && len(batch) < want-got {
-			if readers[next].bad == nil {
+			if readers[next].bad == nil && shards[next] == nil {
 				if bufs[next] == nil {
-					return nil, errNeedBuffers
+					return shards, errNeedBuffers
 				}
 				batch = append(batch, next)
 			}
@@ -381,7 +405,7 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 		if shards[i] == nil && bufs[i] != nil {
 			shards[i] = bufs[i][4:4]
 		} else if shards[i] == nil && i < c.K {
-			return nil, errNeedBuffers
+			return shards, errNeedBuffers
 		}
 	}
 	if err := c.Reconstruct(shards, true); err != nil {

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -186,5 +187,48 @@ func TestGetRangesReadsBlobsInOrder(t *testing.T) {
 	}
 	if s.buffers().Out() != 0 {
 		t.Fatalf("%d bytes of blocks still handed out", s.buffers().Out())
+	}
+}
+
+// A degraded read reads no more than it must: with two data shards
+// gone, every stripe is rebuilt from k shards (the other data shards and
+// the parity), each read once; a healthy read never touches parity.
+func TestDegradedReadReadsKShardsOnce(t *testing.T) {
+	for name, lost := range map[string][]int{"healthy": nil, "two data shards lost": {0, 1}} {
+		t.Run(name, func(t *testing.T) {
+			s, l := newStore(t, 6)
+			data := payload(5*l.K*l.ShardSize + 123)
+			if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range lost {
+				os.Remove(shardPath(s, l, "k", i))
+			}
+			counts := make([]*atomic.Int64, len(l.Disks))
+			for i, d := range l.Disks {
+				counts[i] = new(atomic.Int64)
+				s.Local[d.ID] = countingDisk{Disk: s.Local[d.ID], read: counts[i]}
+			}
+			var got bytes.Buffer
+			if _, err := s.Get(context.Background(), "k", l, int64(len(data)), 0, int64(len(data)), &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("read: %v, equal %v", err, bytes.Equal(got.Bytes(), data))
+			}
+			stripes := int64(len(data)/(l.K*l.ShardSize) + 1)
+			shardBytes := stripes * int64(4+l.ShardSize)
+			want := make([]int64, len(l.Disks))
+			for i := range want {
+				if i < l.K {
+					want[i] = shardBytes
+				}
+			}
+			for j, i := range lost {
+				want[i], want[l.K+j] = 0, shardBytes // parity j stands in
+			}
+			for i, c := range counts {
+				if c.Load() != want[i] {
+					t.Errorf("shard %d: %d bytes read, want %d", i, c.Load(), want[i])
+				}
+			}
+		})
 	}
 }
