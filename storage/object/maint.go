@@ -382,7 +382,7 @@ func (s *Service) healQueued(ctx context.Context) {
 		s.maint.mu.Unlock()
 		done = append(done, h.ID)
 		// Clients first: while this node serves object traffic, heal
-		// no faster than BusyRate.
+		// within BusyRate, shared with the scrubber and the repair pass.
 		if !s.backOff(ctx, start, part.Size) {
 			stopped = true
 		}
