@@ -37,6 +37,7 @@ type sdkTarget struct {
 	pid    int
 	client *minio.Client
 	stop   func()
+	prof   *caseProfiler // nil: not profiled
 }
 
 // sdkSizes parses a list of sizes ("4KiB,1MiB,64MiB") given to the flag
@@ -84,6 +85,11 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 		return nil, err
 	}
 	targets := []*sdkTarget{{name: "rackstack", pid: p.cmd.Process.Pid, client: rs}}
+	if o.Profile != "" {
+		if targets[0].prof, err = newCaseProfiler(o.Profile, p); err != nil {
+			return nil, fmt.Errorf("profile: %w", err)
+		}
+	}
 	if bin := minioBinary(o); bin != "" {
 		m, err := startMinIO(bin, filepath.Join(dir, "sdk-minio"))
 		if err != nil {
@@ -110,7 +116,7 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 		for _, sz := range sizes {
 			for _, conc := range sdkConcurrency {
 				for _, t := range targets {
-					res, err := sdkCase(ctx, t, o.Duration, sz, conc, payload[:sz.size])
+					res, err := sdkCase(ctx, t, o.Duration, sz, conc, payload[:sz.size], fmt.Sprintf("%s-%s-c%d-run%d", t.name, sz.name, conc, run))
 					if err != nil {
 						return nil, fmt.Errorf("%s %s c=%d: %w", t.name, sz.name, conc, err)
 					}
@@ -155,7 +161,8 @@ func sdkClient(base, access, secret string) (*minio.Client, error) {
 
 // sdkCase runs the PUT, GET and delete phases of one size and
 // concurrency against t, in a bucket of its own, and returns the figures.
-func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, conc int, body []byte) (map[string]float64, error) {
+// label names the case's profiles (--profile).
+func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, conc int, body []byte, label string) (map[string]float64, error) {
 	bucket := fmt.Sprintf("sdk-%s-c%d-%d", strings.ToLower(sz.name), conc, time.Now().UnixNano()%1e9)
 	if err := t.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
 		return nil, fmt.Errorf("make bucket: %w", err)
@@ -163,6 +170,7 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 	peak := sampleRSS(t.pid)
 	var mu sync.Mutex
 	var names []string
+	profiled := t.prof.start(ctx, label+"-put", d)
 	putRate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
 		name := fmt.Sprintf("w%d/o%d", w, i)
 		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
@@ -177,7 +185,9 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 		peak()
 		return nil, fmt.Errorf("PUT: %w", err)
 	}
+	profiled()
 	dropCaches()
+	profiled = t.prof.start(ctx, label+"-get", d)
 	getRate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
 		name := names[mrand.IntN(len(names))]
 		obj, err := t.client.GetObject(ctx, bucket, name, minio.GetObjectOptions{})
@@ -191,6 +201,7 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 		}
 		return err
 	})
+	profiled()
 	if err != nil {
 		peak()
 		return nil, fmt.Errorf("GET: %w", err)

@@ -105,6 +105,19 @@ func (b *Buffers) Get(ctx context.Context, count, n int) ([][]byte, error) {
 	}
 }
 
+// TryGet returns count blocks of n bytes if the budget has room for them
+// now and no transfer is waiting, and nil otherwise. A transfer that holds
+// blocks asks for more only this way: waiting while holding some could
+// wait forever (see Buffers).
+func (b *Buffers) TryGet(count, n int) [][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.queue) > 0 {
+		return nil
+	}
+	return b.take(count, n)
+}
+
 // take hands out count blocks of n bytes if the budget allows, reusing
 // idle blocks of that length and dropping idle ones of other lengths to
 // make room; nil if it does not. Called with mu held.

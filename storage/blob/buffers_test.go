@@ -161,3 +161,34 @@ func TestTransfersShareASmallBudget(t *testing.T) {
 		t.Errorf("held %d bytes, budget %d", h, s.Buffers.Budget())
 	}
 }
+
+// TryGet never waits: it hands out blocks while the budget has room and
+// nobody waits, and nothing otherwise, so a transfer holding blocks can
+// ask for more without risking a wait on itself.
+func TestTryGetNeverWaits(t *testing.T) {
+	const block = 64<<10 + 4
+	b := NewBuffers(4 * block)
+	held := b.TryGet(3, block)
+	if len(held) != 3 {
+		t.Fatalf("TryGet with room: %d blocks", len(held))
+	}
+	if got := b.TryGet(2, block); got != nil {
+		t.Fatalf("TryGet past the budget handed out %d blocks", len(got))
+	}
+	waiting := make(chan [][]byte)
+	go func() {
+		got, _ := b.Get(context.Background(), 2, block)
+		waiting <- got
+	}()
+	for b.queued() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := b.TryGet(1, block); got != nil {
+		t.Fatal("TryGet went ahead of a transfer waiting for blocks")
+	}
+	b.Put(held...)
+	b.Put(<-waiting...)
+	if b.Out() != 0 {
+		t.Fatalf("%d bytes still out", b.Out())
+	}
+}

@@ -94,32 +94,55 @@ type ReadResult struct {
 // once a shard fails and stripes must be rebuilt. The data shards are written to w from those blocks, without
 // joining them first.
 func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, length int64, w io.Writer) (ReadResult, error) {
-	var res ReadResult
-	if offset < 0 || length < 0 || offset+length > size {
-		return res, fmt.Errorf("range %d+%d outside blob of %d bytes", offset, length, size)
-	}
-	if length == 0 {
+	res, err := s.GetRanges(ctx, []Range{{Key: key, Layout: l, Size: size, Offset: offset, Length: length}}, w)
+	return res[0], err
+}
+
+// Range is bytes [Offset, Offset+Length) of the blob Key of Size bytes.
+type Range struct {
+	Key    string
+	Layout Layout
+	Size   int64
+	Offset int64
+	Length int64
+}
+
+// GetRanges writes ranges of several blobs, one after the other, to w, as
+// Get writes one: the blobs must share their coding (K, M and ShardSize).
+// The next stripe is read while this one is written across the blobs'
+// boundaries too, so the parts of a multipart object stream as one blob
+// does instead of each part waiting for its first stripe. It returns a
+// ReadResult per range (zero for those it did not reach).
+func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadResult, error) {
+	res := make([]ReadResult, len(rs))
+	if len(rs) == 0 {
 		return res, nil
 	}
-	c, err := ec.New(l.K, l.M, l.ShardSize)
+	l0 := rs[0].Layout
+	var stripes int64 // in all ranges
+	c, err := ec.New(l0.K, l0.M, l0.ShardSize)
 	if err != nil {
 		return res, err
 	}
-	readers := make([]*shardReader, len(l.Disks))
-	for i, d := range l.Disks {
-		readers[i] = &shardReader{s: s, d: d, name: ShardName(key, i), block: c.BlockSize()}
-	}
-	defer func() {
-		for _, r := range readers {
-			r.close()
-		}
-	}()
 	stripeBytes := int64(c.StripeSize())
-	first, last := offset/stripeBytes, (offset+length-1)/stripeBytes
+	for _, r := range rs {
+		if r.Offset < 0 || r.Length < 0 || r.Offset+r.Length > r.Size {
+			return res, fmt.Errorf("range %d+%d outside blob of %d bytes", r.Offset, r.Length, r.Size)
+		}
+		if r.Layout.K != l0.K || r.Layout.M != l0.M || r.Layout.ShardSize != l0.ShardSize || len(r.Layout.Disks) != len(l0.Disks) {
+			return res, fmt.Errorf("blob %s is coded %d+%d in %d-byte shards, not as %s", r.Key, r.Layout.K, r.Layout.M, r.Layout.ShardSize, rs[0].Key)
+		}
+		if r.Length > 0 {
+			stripes += (r.Offset+r.Length-1)/stripeBytes - r.Offset/stripeBytes + 1
+		}
+	}
+	if stripes == 0 {
+		return res, nil
+	}
 	// The next stripe is read from the disks while this one is written to
 	// w: two sets of blocks when there is a next stripe.
 	sets := 1
-	if last > first {
+	if stripes > 1 {
 		sets = 2
 	}
 	pool := s.buffers()
@@ -127,8 +150,12 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 	if err != nil {
 		return res, err
 	}
+	// readers[i] are range i's shard readers, made and closed by the
+	// read-ahead as it reaches and leaves the range; read here only once
+	// it has stopped.
+	readers := make([][]*shardReader, len(rs))
 	rctx, cancel := context.WithCancel(ctx)
-	stripes := make(chan aheadStripe, sets+1)
+	ahead := make(chan aheadStripe, sets+1)
 	stopped := make(chan struct{})
 	defer func() {
 		cancel()
@@ -137,42 +164,50 @@ func (s *Store) Get(ctx context.Context, key string, l Layout, size, offset, len
 	}()
 	go func() {
 		defer close(stopped)
-		held = s.readAhead(rctx, c, readers, held, sets, first, last, stripes)
+		held = s.readAhead(rctx, c, rs, readers, held, sets, ahead)
 	}()
-	for st := first; st <= last; st++ {
-		var rs aheadStripe
-		select {
-		case rs = <-stripes:
-		case <-ctx.Done():
-			return res, ctx.Err()
+	for _, r := range rs {
+		if r.Length == 0 {
+			continue
 		}
-		if rs.err != nil {
-			return res, rs.err
-		}
-		inStripe := stripeBytes
-		if end := size - st*stripeBytes; end < inStripe {
-			inStripe = end
-		}
-		lo, hi := int64(0), inStripe
-		if st == first {
-			lo = offset - st*stripeBytes
-		}
-		if st == last {
-			hi = offset + length - st*stripeBytes
-		}
-		err := writeStripe(w, rs.shards[:c.K], int64(c.ShardSize), lo, hi)
-		rs.done()
-		if err != nil {
-			return res, err
+		first, last := r.Offset/stripeBytes, (r.Offset+r.Length-1)/stripeBytes
+		for st := first; st <= last; st++ {
+			var as aheadStripe
+			select {
+			case as = <-ahead:
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
+			if as.err != nil {
+				return res, as.err
+			}
+			inStripe := stripeBytes
+			if end := r.Size - st*stripeBytes; end < inStripe {
+				inStripe = end
+			}
+			lo, hi := int64(0), inStripe
+			if st == first {
+				lo = r.Offset - st*stripeBytes
+			}
+			if st == last {
+				hi = r.Offset + r.Length - st*stripeBytes
+			}
+			err := writeStripe(w, as.shards[:c.K], int64(c.ShardSize), lo, hi)
+			as.done()
+			if err != nil {
+				return res, err
+			}
 		}
 	}
 	// The reader's last word on the shards, once it is done with them.
 	<-stopped
-	for i, r := range readers {
-		if r.bad != nil {
-			res.Degraded = true
-			res.BadShards = append(res.BadShards, i)
-			res.Errors = append(res.Errors, r.bad)
+	for ri := range rs {
+		for i, r := range readers[ri] {
+			if r.bad != nil {
+				res[ri].Degraded = true
+				res[ri].BadShards = append(res[ri].BadShards, i)
+				res[ri].Errors = append(res[ri].Errors, r.bad)
+			}
 		}
 	}
 	return res, nil
@@ -186,65 +221,105 @@ type aheadStripe struct {
 	done   func()
 }
 
-// readAhead reads stripes first..last into sets sets of K blocks taken
-// from held, each stripe into a set the writer has given back, and sends
-// them on out. Once a shard fails it waits for every set to come back and
-// trades its blocks for as many sets of a block per shard (never waiting
-// for blocks while holding some), so a degraded read still reads the next
-// stripe while the writer sends this one: one set at a time made each
-// stripe wait for the client, then the client for the disks. It
-// returns the blocks it holds in the end; it stops at the first error, or
-// when ctx ends, after sending it.
-func (s *Store) readAhead(ctx context.Context, c *ec.Coder, readers []*shardReader, held [][]byte, sets int, first, last int64, out chan<- aheadStripe) [][]byte {
+// readAhead reads the stripes of ranges rs in order into sets sets of K
+// blocks taken from held, each stripe into a set the writer has given
+// back, and sends them on out. Once a shard fails it waits for every set
+// to come back and trades its blocks for as many sets of a block per
+// shard (never waiting for blocks while holding some), so a degraded read
+// still reads the next stripe while the writer sends this one: one set at
+// a time made each stripe wait for the client, then the client for the
+// disks. It makes readers[i] when it reaches range i and closes them when
+// it leaves it. It returns the blocks it holds in the end; it stops at the
+// first error, or when ctx ends, after sending it.
+func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers [][]*shardReader, held [][]byte, sets int, out chan<- aheadStripe) [][]byte {
+	n := c.K + c.M
 	free := make(chan int, sets)
 	bufs := make([][][]byte, sets)
 	for i := range sets {
-		bufs[i] = make([][]byte, len(readers))
+		bufs[i] = make([][]byte, n)
 		copy(bufs[i], held[i*c.K:(i+1)*c.K])
 		free <- i
 	}
+	var open []*shardReader
+	defer func() {
+		for _, r := range open {
+			r.close()
+		}
+	}()
 	fail := func(err error) [][]byte {
 		out <- aheadStripe{err: err}
 		return held
 	}
-	for st := first; st <= last; st++ {
-		var set int
-		select {
-		case set = <-free:
-		case <-ctx.Done():
-			return fail(ctx.Err())
+	stripeBytes := int64(c.StripeSize())
+	for ri, rg := range rs {
+		if rg.Length == 0 {
+			continue
 		}
-		shards, err := s.readStripe(ctx, c, readers, bufs[set], st)
-		if errors.Is(err, errNeedBuffers) {
-			for range sets - 1 {
-				select {
-				case <-free:
-				case <-ctx.Done():
-					return fail(ctx.Err())
-				}
+		for _, r := range open {
+			r.close()
+		}
+		open = make([]*shardReader, n)
+		for i, d := range rg.Layout.Disks {
+			open[i] = &shardReader{s: s, d: d, name: ShardName(rg.Key, i), block: c.BlockSize()}
+		}
+		readers[ri] = open
+		first, last := rg.Offset/stripeBytes, (rg.Offset+rg.Length-1)/stripeBytes
+		for st := first; st <= last; st++ {
+			var set int
+			select {
+			case set = <-free:
+			case <-ctx.Done():
+				return fail(ctx.Err())
 			}
-			s.buffers().Put(held...)
-			held = nil
-			if held, err = s.buffers().Get(ctx, sets*len(readers), c.BlockSize()); err != nil {
+			shards, err := s.readStripe(ctx, c, open, bufs[set], st, make([][]byte, n))
+			if errors.Is(err, errNeedBuffers) {
+				for range sets - 1 {
+					select {
+					case <-free:
+					case <-ctx.Done():
+						return fail(ctx.Err())
+					}
+				}
+				// Blocks for the other shards, if the budget has them
+				// now: the blocks this stripe has read stay, and are not
+				// read again.
+				if extra := s.buffers().TryGet(sets*c.M, c.BlockSize()); extra != nil {
+					held = append(held, extra...)
+					for i := range sets {
+						copy(bufs[i][c.K:], extra[i*c.M:(i+1)*c.M])
+						if i != set {
+							free <- i
+						}
+					}
+					if shards, err = s.readStripe(ctx, c, open, bufs[set], st, shards); err != nil {
+						return fail(err)
+					}
+					back := free
+					out <- aheadStripe{shards: shards, done: func() { back <- set }}
+					continue
+				}
+				s.buffers().Put(held...)
+				held = nil
+				if held, err = s.buffers().Get(ctx, sets*n, c.BlockSize()); err != nil {
+					return fail(err)
+				}
+				bufs = make([][][]byte, sets)
+				free = make(chan int, sets)
+				for i := range sets {
+					bufs[i] = held[i*n : (i+1)*n : (i+1)*n]
+					if i > 0 {
+						free <- i
+					}
+				}
+				set = 0
+				shards, err = s.readStripe(ctx, c, open, bufs[0], st, make([][]byte, n))
+			}
+			if err != nil {
 				return fail(err)
 			}
-			n := len(readers)
-			bufs = make([][][]byte, sets)
-			free = make(chan int, sets)
-			for i := range sets {
-				bufs[i] = held[i*n : (i+1)*n : (i+1)*n]
-				if i > 0 {
-					free <- i
-				}
-			}
-			set = 0
-			shards, err = s.readStripe(ctx, c, readers, bufs[0], st)
+			back := free
+			out <- aheadStripe{shards: shards, done: func() { back <- set }}
 		}
-		if err != nil {
-			return fail(err)
-		}
-		back := free
-		out <- aheadStripe{shards: shards, done: func() { back <- set }}
 	}
 	return held
 }
@@ -270,19 +345,25 @@ func writeStripe(w io.Writer, data [][]byte, shardSize, lo, hi int64) error {
 var errNeedBuffers = errors.New("stripe needs a block for every shard")
 
 // readStripe fetches K good blocks of stripe st (data shards first, in
-// parallel) and reconstructs the data shards.
-func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64) ([][]byte, error) {
-	shards := make([][]byte, len(readers))
+// parallel) and reconstructs the data shards. shards holds the blocks of
+// st read so far (none, or those read before errNeedBuffers, which it
+// returns with them).
+func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64, shards [][]byte) ([][]byte, error) {
 	want := c.K
 	next := 0 // next shard index to try
 	got := 0
+	for _, sh := range shards {
+		if sh != nil {
+			got++
+		}
+	}
 	for got < want && next < len(readers) {
 		// Try as many shards as are still needed, in parallel.
 		var batch []int
 		for next < len(readers) && len(batch) < want-got {
-			if readers[next].bad == nil {
+			if readers[next].bad == nil && shards[next] == nil {
 				if bufs[next] == nil {
-					return nil, errNeedBuffers
+					return shards, errNeedBuffers
 				}
 				batch = append(batch, next)
 			}
@@ -324,7 +405,7 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 		if shards[i] == nil && bufs[i] != nil {
 			shards[i] = bufs[i][4:4]
 		} else if shards[i] == nil && i < c.K {
-			return nil, errNeedBuffers
+			return shards, errNeedBuffers
 		}
 	}
 	if err := c.Reconstruct(shards, true); err != nil {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
+	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -137,5 +140,95 @@ func TestReadAtClosesIdleFiles(t *testing.T) {
 	}
 	if _, kept := fc.byName[fileKey(l.Disks[0], ShardName("a", 0))]; kept || fc.lru.Len() != 1 {
 		t.Fatalf("the idle file is still open (%d kept)", fc.lru.Len())
+	}
+}
+
+// GetRanges writes ranges of several blobs in order, as Gets of each
+// one after the other would, reports each range's lost shards apart, and
+// refuses blobs coded differently.
+func TestGetRangesReadsBlobsInOrder(t *testing.T) {
+	s, l := newStore(t, 6)
+	stripe := int64(l.K * l.ShardSize)
+	sizes := map[string]int{"a": int(3*stripe + 100), "b": 7, "c": int(2 * stripe)}
+	data := map[string][]byte{}
+	for key, n := range sizes {
+		data[key] = payload(n)
+		if _, err := s.Put(context.Background(), key, l, bytes.NewReader(data[key])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(shardPath(s, l, "c", 1))
+	rs := []Range{
+		{Key: "a", Layout: l, Size: int64(sizes["a"]), Offset: stripe - 5, Length: 2*stripe + 50},
+		{Key: "b", Layout: l, Size: 7, Offset: 0, Length: 0},
+		{Key: "b", Layout: l, Size: 7, Offset: 2, Length: 5},
+		{Key: "c", Layout: l, Size: int64(sizes["c"]), Offset: 0, Length: int64(sizes["c"])},
+	}
+	var got, want bytes.Buffer
+	for _, r := range rs {
+		want.Write(data[r.Key][r.Offset : r.Offset+r.Length])
+	}
+	res, err := s.GetRanges(context.Background(), rs, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatal("GetRanges wrote other bytes than the ranges")
+	}
+	for i, r := range res {
+		if wantBad := rs[i].Key == "c"; r.Degraded != wantBad || wantBad && !reflect.DeepEqual(r.BadShards, []int{1}) {
+			t.Errorf("range %d (%s): %+v", i, rs[i].Key, r)
+		}
+	}
+	other := l
+	other.ShardSize *= 2
+	if _, err := s.GetRanges(context.Background(), []Range{rs[0], {Key: "x", Layout: other, Size: 1, Length: 1}}, io.Discard); err == nil {
+		t.Fatal("GetRanges read blobs coded differently")
+	}
+	if s.buffers().Out() != 0 {
+		t.Fatalf("%d bytes of blocks still handed out", s.buffers().Out())
+	}
+}
+
+// A degraded read reads no more than it must: with two data shards
+// gone, every stripe is rebuilt from k shards (the other data shards and
+// the parity), each read once; a healthy read never touches parity.
+func TestDegradedReadReadsKShardsOnce(t *testing.T) {
+	for name, lost := range map[string][]int{"healthy": nil, "two data shards lost": {0, 1}} {
+		t.Run(name, func(t *testing.T) {
+			s, l := newStore(t, 6)
+			data := payload(5*l.K*l.ShardSize + 123)
+			if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range lost {
+				os.Remove(shardPath(s, l, "k", i))
+			}
+			counts := make([]*atomic.Int64, len(l.Disks))
+			for i, d := range l.Disks {
+				counts[i] = new(atomic.Int64)
+				s.Local[d.ID] = countingDisk{Disk: s.Local[d.ID], read: counts[i]}
+			}
+			var got bytes.Buffer
+			if _, err := s.Get(context.Background(), "k", l, int64(len(data)), 0, int64(len(data)), &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("read: %v, equal %v", err, bytes.Equal(got.Bytes(), data))
+			}
+			stripes := int64(len(data)/(l.K*l.ShardSize) + 1)
+			shardBytes := stripes * int64(4+l.ShardSize)
+			want := make([]int64, len(l.Disks))
+			for i := range want {
+				if i < l.K {
+					want[i] = shardBytes
+				}
+			}
+			for j, i := range lost {
+				want[i], want[l.K+j] = 0, shardBytes // parity j stands in
+			}
+			for i, c := range counts {
+				if c.Load() != want[i] {
+					t.Errorf("shard %d: %d bytes read, want %d", i, c.Load(), want[i])
+				}
+			}
+		})
 	}
 }

@@ -382,8 +382,8 @@ func (s *Service) healQueued(ctx context.Context) {
 		s.maint.mu.Unlock()
 		done = append(done, h.ID)
 		// Clients first: while this node serves object traffic, heal
-		// no faster than HealRate.
-		if s.foreground.Load() > 0 && !pace(ctx, start, part.Size, s.cfg.HealRate) {
+		// within BusyRate, shared with the scrubber and the repair pass.
+		if !s.backOff(ctx, start, part.Size) {
 			stopped = true
 		}
 	}
@@ -581,8 +581,9 @@ func (s *Service) repairPass(ctx context.Context) (clean bool) {
 		s.maint.moved++
 		s.maint.movedBytes += n
 		s.maint.mu.Unlock()
-		// Bounded impact: never faster than RebalanceRate.
-		if !pace(ctx, start, n, s.cfg.RebalanceRate) {
+		// Bounded impact: never faster than RebalanceRate, and while
+		// clients are served within BusyRate with the other loops.
+		if !pace(ctx, start, n, s.cfg.RebalanceRate) || !s.backOff(ctx, start, n) {
 			return false
 		}
 	}
@@ -709,25 +710,45 @@ func (s *Service) scrubSome(ctx context.Context, sc *scrubber) {
 	for i := 0; i < per && len(sc.queue) > 0; i++ {
 		pp := sc.queue[0]
 		sc.queue = sc.queue[1:]
-		bad, err := s.blobs.Verify(ctx, pp.part.Blob, pp.part.Layout, pp.part.Size)
-		if err == nil && len(bad) > 0 && !s.stillStored(ctx, pp) {
-			// The queue was listed at the start of the pass: since then
-			// the blob was deleted (and the collector removed its
-			// shards) or moved. Its shards are gone by design.
-			bad = nil
+		start := time.Now()
+		s.scrubPart(ctx, pp)
+		// Verify reads every shard, parity too: while clients are
+		// served, those reads share BusyRate with the healer's.
+		if !s.backOff(ctx, start, verifiedBytes(pp.part)) {
+			return
 		}
-		s.maint.mu.Lock()
-		s.maint.scrubbed++
-		if err == nil && len(bad) > 0 {
-			s.maint.scrubErrors += int64(len(bad))
-		}
-		s.maint.mu.Unlock()
-		if err != nil || len(bad) == 0 || !pp.healable() {
-			continue
-		}
-		s.log.Warn("scrub found bad shards; healing", "blob", pp.part.Blob, "shards", bad)
-		s.propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{pp.healItem(s.now())}})
 	}
+}
+
+// scrubPart verifies every shard of pp and queues it for healing if any
+// is missing or corrupt.
+func (s *Service) scrubPart(ctx context.Context, pp placedPart) {
+	bad, err := s.blobs.Verify(ctx, pp.part.Blob, pp.part.Layout, pp.part.Size)
+	if err == nil && len(bad) > 0 && !s.stillStored(ctx, pp) {
+		// The queue was listed at the start of the pass: since then
+		// the blob was deleted (and the collector removed its
+		// shards) or moved. Its shards are gone by design.
+		bad = nil
+	}
+	s.maint.mu.Lock()
+	s.maint.scrubbed++
+	if err == nil && len(bad) > 0 {
+		s.maint.scrubErrors += int64(len(bad))
+	}
+	s.maint.mu.Unlock()
+	if err != nil || len(bad) == 0 || !pp.healable() {
+		return
+	}
+	s.log.Warn("scrub found bad shards; healing", "blob", pp.part.Blob, "shards", bad)
+	s.propose(ctx, cmdHealAdd, healAddCmd{Items: []HealItem{pp.healItem(s.now())}})
+}
+
+// verifiedBytes is what verifying p reads: its data and parity shards.
+func verifiedBytes(p Part) int64 {
+	if p.Layout.K <= 0 {
+		return p.Size
+	}
+	return p.Size * int64(p.Layout.K+p.Layout.M) / int64(p.Layout.K)
 }
 
 // stillStored reports whether the state, read now, still names the part

@@ -720,39 +720,109 @@ func TestCapacityCountsEachFilesystemOnce(t *testing.T) {
 	}
 }
 
-// The healer yields to clients: while this node serves an object read or
-// write it rebuilds no faster than HealRate, so a second degraded blob
-// waits; with nothing in flight it heals both at once.
-func TestHealYieldsToForegroundTraffic(t *testing.T) {
-	for _, busy := range []bool{false, true} {
-		f := newFixture(t, 3)
-		f.svc.cfg.HealRate = 1 // byte per second: a paced heal waits past the test
-		f.container("p", "c")
-		var paths []string
-		for _, name := range []string{"x", "y"} {
-			p := f.put("p", "c", name, random(10_000)).Parts[0]
-			path := filepath.Join(f.disks[p.Layout.Disks[1].ID].Path(), "shards", p.Blob[:2], blob.ShardName(p.Blob, 1))
-			os.Remove(path)
-			paths = append(paths, path)
-			f.svc.proposeHeal(f.ctx, objectID("p", "c", name), p.Blob)
+// Every background loop yields to clients: while this node serves an
+// object read or write, the healer, the scrubber and the repair pass
+// together move no more than BusyRate, so after the first blob the next
+// waits; with nothing in flight each does all of its work at once.
+func TestBackgroundWorkYieldsToClients(t *testing.T) {
+	// Each case readies two blobs of work for its loop, runs one pass of
+	// it and counts the blobs done.
+	loops := map[string]struct {
+		prepare func(f *fixture)
+		run     func(f *fixture, ctx context.Context)
+		done    func(f *fixture) int
+	}{
+		"heal": {
+			prepare: func(f *fixture) {
+				for _, name := range []string{"x", "y"} {
+					p := f.put("p", "c", name, random(10_000)).Parts[0]
+					f.removeShards(p, 1)
+					f.svc.proposeHeal(f.ctx, objectID("p", "c", name), p.Blob)
+				}
+			},
+			run: func(f *fixture, ctx context.Context) { f.svc.healQueued(ctx) },
+			done: func(f *fixture) int {
+				f.svc.maint.mu.Lock()
+				defer f.svc.maint.mu.Unlock()
+				return int(f.svc.maint.healed)
+			},
+		},
+		"scrub": {
+			prepare: func(f *fixture) {
+				f.svc.cfg.ScrubEvery = time.Second // every part in one tick
+				f.put("p", "c", "x", random(10_000))
+				f.put("p", "c", "y", random(10_000))
+			},
+			run: func(f *fixture, ctx context.Context) { f.svc.scrubSome(ctx, &scrubber{}) },
+			done: func(f *fixture) int {
+				f.svc.maint.mu.Lock()
+				defer f.svc.maint.mu.Unlock()
+				return int(f.svc.maint.scrubbed)
+			},
+		},
+		"repair": {
+			prepare: func(f *fixture) {
+				f.svc.cfg.RebalanceRate = 1 << 40 // only BusyRate holds it back
+				for i := 0; i < 20; i++ {
+					f.put("p", "c", fmt.Sprint("o", i), random(10_000))
+				}
+				for i := 0; i < 3; i++ {
+					f.addDisk()
+				}
+				f.svc.RegisterDisks(f.ctx)
+				if st, _ := f.svc.Status(f.ctx); st.Misplaced < 2 {
+					f.t.Fatalf("%d parts misplaced after adding disks, want 2 or more", st.Misplaced)
+				}
+			},
+			run: func(f *fixture, ctx context.Context) { f.svc.repairPass(ctx) },
+			done: func(f *fixture) int {
+				f.svc.maint.mu.Lock()
+				defer f.svc.maint.mu.Unlock()
+				return min(int(f.svc.maint.moved), 2)
+			},
+		},
+	}
+	for name, loop := range loops {
+		for _, busy := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/busy=%v", name, busy), func(t *testing.T) {
+				f := newFixture(t, 3)
+				f.svc.cfg.BusyRate = 1 // byte per second: paced work waits past the test
+				f.container("p", "c")
+				loop.prepare(f)
+				f.svc.clients.lastEnd.Store(0) // the PUTs above ended long ago
+				if busy {
+					end := f.svc.clients.begin() // a client read in flight
+					defer end()
+				}
+				ctx, cancel := context.WithTimeout(f.ctx, 300*time.Millisecond)
+				loop.run(f, ctx)
+				cancel()
+				if got, want := loop.done(f), map[bool]int{false: 2, true: 1}[busy]; got != want {
+					t.Errorf("%d blobs done in one pass, want %d", got, want)
+				}
+			})
 		}
-		if n := len(store.All[HealItem](f.local.Local(), tHeal, "id")); n != 2 {
-			t.Fatalf("scrub queued %d heals, want 2", n)
-		}
-		if busy {
-			f.svc.foreground.Add(1) // a client read in flight
-		}
-		ctx, cancel := context.WithTimeout(f.ctx, 300*time.Millisecond)
-		f.svc.healQueued(ctx)
-		cancel()
-		rebuilt := 0
-		for _, path := range paths {
-			if _, err := os.Stat(path); err == nil {
-				rebuilt++
-			}
-		}
-		if want := map[bool]int{false: 2, true: 1}[busy]; rebuilt != want {
-			t.Errorf("busy=%v: %d blobs healed in one pass, want %d", busy, rebuilt, want)
-		}
+	}
+}
+
+// A client request counts as load for a moment after it ends, so a
+// client reading one object after another does not look idle between
+// them; long after, the node is idle.
+func TestClientLoadLingers(t *testing.T) {
+	var l clientLoad
+	if l.busy() {
+		t.Fatal("busy before any request")
+	}
+	end := l.begin()
+	if !l.busy() {
+		t.Fatal("idle with a request in flight")
+	}
+	end()
+	if !l.busy() {
+		t.Fatal("idle right after a request ended")
+	}
+	l.lastEnd.Store(time.Now().Add(-2 * loadLinger).UnixNano())
+	if l.busy() {
+		t.Fatal("busy long after the last request ended")
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -68,13 +67,14 @@ type Config struct {
 	// RebalanceRate bounds the bytes per second moved by the rebalancer
 	// (default 64 MiB/s).
 	RebalanceRate int64
-	// HealRate bounds the bytes per second the healer rebuilds while this
-	// node serves object reads or writes (default 64 MiB/s); with none in
-	// flight it heals at the disks' speed. A heal reads k shards and
-	// writes the missing ones on the same disks clients read from, so
-	// unpaced it took half the bandwidth of the very reads that found the
-	// blob degraded.
-	HealRate int64
+	// BusyRate bounds the bytes per second each background loop (the
+	// healer, the scrubber, the repair pass) moves while this node serves
+	// object reads or writes (default 64 MiB/s); with none in flight the
+	// healer and the scrubber run at the disks' speed. A heal reads k
+	// shards and writes the missing ones on the same disks clients read
+	// from, so unpaced it took half the bandwidth of the very reads that
+	// found the blob degraded; the scrubber reads every shard.
+	BusyRate int64
 	// ScrubEvery is how long a full scrub pass takes at least (default 1h).
 	ScrubEvery time.Duration
 	// OrphanGrace is how long a shard file no part in the state names is
@@ -112,9 +112,9 @@ type Service struct {
 	// orphans are the local shard files the last sweeps found unnamed,
 	// with when each was first seen so; only the Run loop touches it.
 	orphans map[string]time.Time
-	// foreground counts the object reads and blob writes in flight on
-	// this node: while there are any, the healer keeps to HealRate.
-	foreground atomic.Int64
+	// clients counts the object reads and blob writes in flight on this
+	// node: while there are any, background work keeps to BusyRate.
+	clients clientLoad
 }
 
 // New returns a Service.
@@ -146,8 +146,8 @@ func New(cfg Config) *Service {
 	if cfg.RebalanceRate == 0 {
 		cfg.RebalanceRate = 64 << 20
 	}
-	if cfg.HealRate == 0 {
-		cfg.HealRate = 64 << 20
+	if cfg.BusyRate == 0 {
+		cfg.BusyRate = 64 << 20
 	}
 	if cfg.ScrubEvery == 0 {
 		cfg.ScrubEvery = time.Hour
@@ -359,8 +359,7 @@ type PutOptions struct {
 // With a container given, it first checks (in the same read) that the
 // container exists, so a PUT into nothing writes no bytes.
 func (s *Service) writeBlob(ctx context.Context, project, container string, r io.Reader, size int64, wantMD5 string) (Part, []int, error) {
-	s.foreground.Add(1)
-	defer s.foreground.Add(-1)
+	defer s.clients.begin()()
 	tx, err := s.read(ctx)
 	if err != nil {
 		return Part{}, nil, err
@@ -667,8 +666,7 @@ func (s *Service) Delete(ctx context.Context, project, container, name string) e
 // stored data is logged here and returned as ErrUnreadable; an error
 // writing to w is returned as it is.
 func (s *Service) Read(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
-	s.foreground.Add(1)
-	defer s.foreground.Add(-1)
+	defer s.clients.begin()()
 	cw := &countingWriter{w: w}
 	err := s.readRange(ctx, o, offset, length, cw)
 	s.through.read.Add(cw.n)
@@ -703,25 +701,56 @@ func (s *Service) readRange(ctx context.Context, o *Object, offset, length int64
 	if len(o.Segments) > 0 {
 		return s.readSegments(ctx, o, offset, length, w)
 	}
-	var pos int64
+	// Consecutive blob parts coded alike are read in one GetRanges, which
+	// reads the next part's first stripe while this part's last one is
+	// sent.
+	var run []Part
+	var ranges []blob.Range
+	flush := func() error {
+		if len(ranges) == 0 {
+			return nil
+		}
+		res, err := s.blobs.GetRanges(ctx, ranges, w)
+		for i, r := range res {
+			if r.Degraded {
+				s.queueHeal(o, run[i], r)
+			}
+		}
+		run, ranges = run[:0], ranges[:0]
+		return err
+	}
+	var next int64 // where the part after p starts
 	for _, p := range o.Parts {
-		lo, hi := max(offset, pos), min(offset+length, pos+p.Size)
-		if lo < hi && p.Inline {
-			if _, err := w.Write(p.Data[lo-pos : hi-pos]); err != nil {
-				return err
-			}
-		} else if lo < hi {
-			res, err := s.blobs.Get(ctx, p.Blob, p.Layout, p.Size, lo-pos, hi-lo, w)
-			if res.Degraded {
-				s.queueHeal(o, p, res)
-			}
-			if err != nil {
+		pos := next
+		next += p.Size
+		lo, hi := max(offset, pos), min(offset+length, next)
+		if lo >= hi {
+			continue
+		}
+		if !p.Inline && len(run) > 0 && !sameCoding(run[0].Layout, p.Layout) {
+			if err := flush(); err != nil {
 				return err
 			}
 		}
-		pos += p.Size
+		if !p.Inline {
+			run = append(run, p)
+			ranges = append(ranges, blob.Range{Key: p.Blob, Layout: p.Layout, Size: p.Size, Offset: lo - pos, Length: hi - lo})
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if _, err := w.Write(p.Data[lo-pos : hi-pos]); err != nil {
+			return err
+		}
 	}
-	return nil
+	return flush()
+}
+
+// sameCoding reports whether blobs of layouts a and b can be read in one
+// GetRanges.
+func sameCoding(a, b blob.Layout) bool {
+	return a.K == b.K && a.M == b.M && a.ShardSize == b.ShardSize && len(a.Disks) == len(b.Disks)
 }
 
 func (s *Service) readSegments(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {

@@ -161,7 +161,10 @@ func (cr *chunkedReader) Read(p []byte) (int, error) {
 		if cr.done {
 			return 0, io.EOF
 		}
-		cr.err = cr.nextChunk()
+		var n int
+		if n, cr.err = cr.nextChunk(p); n > 0 {
+			return n, nil
+		}
 	}
 	n := copy(p, cr.pending)
 	cr.pending = cr.pending[n:]
@@ -187,60 +190,78 @@ func readErr(err error, what string) error {
 	return err
 }
 
-// nextChunk reads, verifies and buffers the next chunk. When it completes
-// the declared length, the final chunk is read and verified too before the
-// data is handed out, so a reader stopping at the decoded length still only
-// gets data from a complete, fully verified body.
-func (cr *chunkedReader) nextChunk() error {
-	size, err := cr.readChunk(&cr.buf)
-	if err != nil {
-		return err
-	}
-	if size == 0 {
-		return cr.finish()
-	}
-	if cr.total == cr.declared {
-		var final bytes.Buffer
-		if _, err := cr.readChunk(&final); err != nil {
-			return err
-		}
-		if err := cr.finish(); err != nil {
-			return err
-		}
-	}
-	cr.pending = cr.buf.Bytes()
-	return nil
-}
-
-// readChunk reads one chunk into buf and verifies its signature, chaining
-// it to the previous one. It returns the chunk's size.
-func (cr *chunkedReader) readChunk(buf *bytes.Buffer) (int64, error) {
-	size, sig, err := cr.readChunkHeader()
+// nextChunk reads and verifies the next chunk: into p when it fits there
+// (n is then its size: a large read, the shard blocks of a PUT, gets the
+// bytes without a copy through a buffer of ours), else into cr.buf, to be
+// handed out from pending. When it completes the declared length, the
+// final chunk is read and verified too before the data is handed out, so
+// a reader stopping at the decoded length still only gets data from a
+// complete, fully verified body. p holds unverified bytes after an error:
+// the caller gets none of them (n is 0).
+func (cr *chunkedReader) nextChunk(p []byte) (n int, err error) {
+	data, inPlace, err := cr.readChunk(p, &cr.buf)
 	if err != nil {
 		return 0, err
 	}
-	if cr.total+size > cr.declared {
-		return 0, badChunk("aws-chunked body is longer than x-amz-decoded-content-length %d", cr.declared)
+	if len(data) == 0 {
+		return 0, cr.finish()
 	}
-	buf.Reset()
-	if _, err := io.CopyN(buf, cr.src, size); err != nil {
-		return 0, readErr(err, "chunk data")
+	if cr.total == cr.declared {
+		var final bytes.Buffer
+		if _, _, err := cr.readChunk(nil, &final); err != nil {
+			return 0, err
+		}
+		if err := cr.finish(); err != nil {
+			return 0, err
+		}
+	}
+	if inPlace {
+		return len(data), nil
+	}
+	cr.pending = data
+	return 0, nil
+}
+
+// readChunk reads one chunk, into dst if it fits there and else into buf,
+// and verifies its signature, chaining it to the previous one. It returns
+// the chunk's data and whether it is in dst.
+func (cr *chunkedReader) readChunk(dst []byte, buf *bytes.Buffer) ([]byte, bool, error) {
+	size, sig, err := cr.readChunkHeader()
+	if err != nil {
+		return nil, false, err
+	}
+	if cr.total+size > cr.declared {
+		return nil, false, badChunk("aws-chunked body is longer than x-amz-decoded-content-length %d", cr.declared)
+	}
+	var data []byte
+	inPlace := size <= int64(len(dst))
+	if inPlace {
+		data = dst[:size]
+		if _, err := io.ReadFull(cr.src, data); err != nil {
+			return nil, false, readErr(err, "chunk data")
+		}
+	} else {
+		buf.Reset()
+		if _, err := io.CopyN(buf, cr.src, size); err != nil {
+			return nil, false, readErr(err, "chunk data")
+		}
+		data = buf.Bytes()
 	}
 	var crlf [2]byte
 	if _, err := io.ReadFull(cr.src, crlf[:]); err != nil {
-		return 0, readErr(err, "the CRLF after chunk data")
+		return nil, false, readErr(err, "the CRLF after chunk data")
 	}
 	if crlf != [2]byte{'\r', '\n'} {
-		return 0, badChunk("aws-chunked chunk data of %d bytes is not followed by CRLF", size)
+		return nil, false, badChunk("aws-chunked chunk data of %d bytes is not followed by CRLF", size)
 	}
-	sum := sha256.Sum256(buf.Bytes())
+	sum := sha256.Sum256(data)
 	want := hmacSHA256(cr.key, chunkStringToSign(cr.amzDate, cr.scope, cr.prevSig, sum[:]))
 	if !hmac.Equal(want, sig) {
-		return 0, newError("SignatureDoesNotMatch", "aws-chunked chunk signature does not match (chunk of %d bytes at decoded offset %d)", size, cr.total)
+		return nil, false, newError("SignatureDoesNotMatch", "aws-chunked chunk signature does not match (chunk of %d bytes at decoded offset %d)", size, cr.total)
 	}
 	cr.prevSig = hex.EncodeToString(want)
 	cr.total += size
-	return size, nil
+	return data, inPlace, nil
 }
 
 // finish checks the body after the final zero-size chunk.

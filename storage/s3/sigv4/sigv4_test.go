@@ -1172,3 +1172,68 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: AWS4-HMAC-SHA256 Credential=a/b/c/d/e,SignedHeaders=host,Signature=00\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) { verifyAndDrain(raw) })
 }
+
+// A reader with room for whole chunks (a PUT reading into its shard
+// blocks) gets them read in place rather than through a buffer: the same
+// bytes, and the same guarantee that none is returned before its chunk
+// (and, for the last, the final chunk) verified.
+func TestStreamingReadSizes(t *testing.T) {
+	body := streamExample(t)
+	first := 88 + 65536 + 2
+	tamper := map[string]struct {
+		at   int
+		want int // bytes returned before the error
+	}{
+		"intact":              {-1, 66560},
+		"data in first chunk": {100, 0},
+		"data in second":      {first + 86 + 10, 65536},
+	}
+	for _, size := range []int{100, 65536, 1 << 20} {
+		for name, tc := range tamper {
+			t.Run(fmt.Sprintf("%s/reads of %d", name, size), func(t *testing.T) {
+				b := bytes.Clone(body)
+				if tc.at >= 0 {
+					b[tc.at] = 'b'
+				}
+				r := parseRaw(t, streamHead+string(b))
+				if _, err := Verify(context.Background(), r, exLookup, exNow); err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				var got []byte
+				buf := make([]byte, size)
+				var err error
+				for err == nil {
+					var n int
+					n, err = r.Body.Read(buf)
+					got = append(got, buf[:n]...)
+				}
+				if tc.at < 0 && err != io.EOF || tc.at >= 0 && err == io.EOF {
+					t.Fatalf("read ended with %v", err)
+				}
+				if len(got) != tc.want || !bytes.Equal(got, bytes.Repeat([]byte("a"), tc.want)) {
+					t.Fatalf("read %d bytes, want %d of 'a'", len(got), tc.want)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkStreamingRead decodes the AWS example's aws-chunked body (a
+// 64 KiB and a 1 KiB chunk) into a 1 MiB block, as a PUT reads its body
+// into shard blocks.
+func BenchmarkStreamingRead(b *testing.B) {
+	body, _ := newChunkSigner(exSecret, "20130524T000000Z", "us-east-1", streamSeed).
+		encode(bytes.Repeat([]byte("a"), 65536), bytes.Repeat([]byte("a"), 1024))
+	raw := streamHead + string(body)
+	buf := make([]byte, 1<<20)
+	b.SetBytes(66560)
+	for b.Loop() {
+		r := parseRaw(b, raw)
+		if _, err := Verify(context.Background(), r, exLookup, exNow); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.ReadFull(r.Body, buf); n != 66560 || err != io.ErrUnexpectedEOF {
+			b.Fatalf("read %d bytes: %v", n, err)
+		}
+	}
+}
