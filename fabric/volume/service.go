@@ -221,6 +221,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/os-quota-sets/{project}/defaults", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showDefaultQuota},
 		{Method: put, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:update", Handle: s.updateQuota},
 		{Method: del, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:delete", Handle: s.deleteQuota},
+		{Method: get, Path: v3 + "/os-quota-class-sets/{class}", Access: admin, Rule: "volume_extension:quota_classes", Handle: s.showQuotaClass},
+		{Method: put, Path: v3 + "/os-quota-class-sets/{class}", Access: admin, Rule: "volume_extension:quota_classes:update", Handle: s.updateQuotaClass},
 		{Method: get, Path: v3 + "/limits", Access: reader, Rule: "limits_extension:used_limits", Handle: s.limits},
 
 		{Method: get, Path: v3 + "/os-services", Access: admin, Rule: "volume_extension:services:index", Handle: s.listServices},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"net/http"
-	"sort"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -317,14 +316,4 @@ func (s *Service) deleteExtraSpec(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
-}
-
-// quotaNames are the quota resources, in a stable order.
-func quotaNames() []string {
-	names := make([]string, 0, len(volstate.DefaultQuotas()))
-	for k := range volstate.DefaultQuotas() {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }

@@ -604,6 +604,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(http.StatusOK, "PUT", "os-quota-sets/"+projB, admin, map[string]any{"quota_set": map[string]any{"volumes": 3}})
 	f.expect(http.StatusOK, "PUT", "os-quota-sets/"+projA, admin, map[string]any{"quota_set": map[string]any{"snapshots": 3}})
 	f.expect(http.StatusOK, "DELETE", "os-quota-sets/"+projA, admin, nil)
+	f.expect(http.StatusOK, "PUT", "os-quota-class-sets/default", admin, map[string]any{"quota_class_set": map[string]any{"backups": 4}})
 	gone := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
 	f.expect(http.StatusAccepted, "DELETE", "volumes/"+gone, alice, nil)
 	// Attachments are the compute API's and the node agent's commands.

@@ -276,7 +276,7 @@ func Limit(tx *memdb.Txn, project, resource string) int {
 			return v
 		}
 	}
-	return DefaultQuotas()[resource]
+	return DefaultLimit(tx, resource)
 }
 
 // Usage is how much of resource project uses. Gigabytes count volumes
@@ -305,6 +305,9 @@ func Usage(tx *memdb.Txn, project, resource string) int {
 			n += b.Size
 		}
 		return n
+	}
+	if tk, ok := typeOfResource(tx, resource); ok {
+		return typeUsage(tx, project, tk)
 	}
 	return 0
 }
@@ -365,6 +368,7 @@ func Schema() store.Schema {
 			store.NewTable(QuotaTable, &Quota{}),
 			backupTable(),
 			transferTable(),
+			quotaClassTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:   store.Typed(applyCreateVolume),
@@ -378,6 +382,7 @@ func Schema() store.Schema {
 			CmdDeleteType:     store.Typed(applyDeleteType),
 			CmdSetQuota:       store.Typed(applySetQuota),
 			CmdDeleteQuota:    store.Typed(applyDeleteQuota),
+			CmdSetQuotaClass:  store.Typed(applySetQuotaClass),
 			CmdAttach:         store.Typed(applyAttach),
 			CmdAttached:       store.Typed(applyAttached),
 			CmdDetach:         store.Typed(applyDetach),
@@ -396,7 +401,7 @@ func Schema() store.Schema {
 
 // TableNames lists the tables, so a watcher can watch them.
 func TableNames() []string {
-	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable}
+	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable, QuotaClassTable}
 }
 
 // LoadVolume returns a copy of volume id, or an error matching
@@ -544,7 +549,7 @@ func applyCreateVolume(tx *memdb.Txn, c CreateVolumeCmd) (any, error) {
 	if err := tx.Insert(VolumeTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, QuotaVolumes, QuotaGigabytes); err != nil {
+	if err := checkQuota(tx, row.Project, append([]string{QuotaVolumes, QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaVolumes, QuotaGigabytes)...)...); err != nil {
 		return nil, err
 	}
 	return row, nil
@@ -577,7 +582,7 @@ func applyPutVolume(tx *memdb.Txn, c PutVolumeCmd) (any, error) {
 		if err := checkPerVolume(tx, row.Project, row.Size); err != nil {
 			return nil, err
 		}
-		if err := checkQuota(tx, row.Project, QuotaGigabytes); err != nil {
+		if err := checkQuota(tx, row.Project, append([]string{QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaGigabytes)...)...); err != nil {
 			return nil, err
 		}
 	}
@@ -627,7 +632,7 @@ func applyCreateSnapshot(tx *memdb.Txn, c CreateSnapshotCmd) (any, error) {
 	if err := tx.Insert(SnapshotTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, QuotaSnapshots, QuotaGigabytes); err != nil {
+	if err := checkQuota(tx, row.Project, append([]string{QuotaSnapshots, QuotaGigabytes}, typeResources(tx, vol.TypeID, QuotaSnapshots, QuotaGigabytes)...)...); err != nil {
 		return nil, err
 	}
 	return row, nil
@@ -751,9 +756,8 @@ func applySetQuota(tx *memdb.Txn, c SetQuotaCmd) (any, error) {
 	if old := store.Get[Quota](tx, QuotaTable, c.Project); old != nil {
 		maps.Copy(q.Limits, old.Limits)
 	}
-	defaults := DefaultQuotas()
 	for k, v := range c.Limits {
-		if _, ok := defaults[k]; !ok {
+		if !IsQuotaResource(tx, k) {
 			return nil, invalid("Bad key(s) in quota set: %s", k)
 		}
 		if v < -1 {
