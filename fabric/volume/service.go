@@ -217,6 +217,17 @@ func (s *Service) routes() []api.Route {
 		{Method: put, Path: v3 + "/types/{id}/extra_specs/{key}", Access: admin, Rule: "volume_extension:types_extra_specs:update", Handle: s.putExtraSpec},
 		{Method: del, Path: v3 + "/types/{id}/extra_specs/{key}", Access: admin, Rule: "volume_extension:types_extra_specs:delete", Handle: s.deleteExtraSpec},
 
+		{Method: get, Path: v3 + "/qos-specs", Access: admin, Rule: "volume_extension:qos_specs_manage:get_all", Handle: s.listQoS},
+		{Method: post, Path: v3 + "/qos-specs", Access: admin, Rule: "volume_extension:qos_specs_manage:create", Handle: s.createQoS},
+		{Method: get, Path: v3 + "/qos-specs/{id}", Access: admin, Rule: "volume_extension:qos_specs_manage:get", Handle: s.showQoS},
+		{Method: put, Path: v3 + "/qos-specs/{id}", Access: admin, Rule: "volume_extension:qos_specs_manage:update", Handle: s.setQoSKeys},
+		{Method: del, Path: v3 + "/qos-specs/{id}", Access: admin, Rule: "volume_extension:qos_specs_manage:delete", Handle: s.deleteQoS},
+		{Method: put, Path: v3 + "/qos-specs/{id}/delete_keys", Access: admin, Rule: "volume_extension:qos_specs_manage:delete_keys", Handle: s.unsetQoSKeys},
+		{Method: get, Path: v3 + "/qos-specs/{id}/associations", Access: admin, Rule: "volume_extension:qos_specs_manage:get_all", Handle: s.qosAssociations},
+		{Method: get, Path: v3 + "/qos-specs/{id}/associate", Access: admin, Rule: "volume_extension:qos_specs_manage:update", Handle: s.associate(true)},
+		{Method: get, Path: v3 + "/qos-specs/{id}/disassociate", Access: admin, Rule: "volume_extension:qos_specs_manage:update", Handle: s.associate(false)},
+		{Method: get, Path: v3 + "/qos-specs/{id}/disassociate_all", Access: admin, Rule: "volume_extension:qos_specs_manage:update", Handle: s.disassociateAll},
+
 		{Method: get, Path: v3 + "/os-quota-sets/{project}", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showQuota},
 		{Method: get, Path: v3 + "/os-quota-sets/{project}/defaults", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showDefaultQuota},
 		{Method: put, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:update", Handle: s.updateQuota},

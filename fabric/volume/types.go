@@ -19,7 +19,8 @@ func typeView(t *volstate.Type) api.View {
 		specs = map[string]string{}
 	}
 	return api.View{"id": t.ID, "name": t.Name, "description": nullable(t.Description), "is_public": t.Public,
-		"os-volume-type-access:is_public": t.Public, "extra_specs": specs}
+		"os-volume-type-access:is_public": t.Public, "extra_specs": specs,
+		"qos_specs_id": nullable(t.QoSSpecID)}
 }
 
 // changedTypeView is a type as update answers it: without the access

@@ -93,6 +93,9 @@ type Volume struct {
 	Reason   string `json:"reason,omitempty"`
 	TypeID   string `json:"type_id"`
 	Bootable bool   `json:"bootable,omitempty"`
+	// ReadOnly is Cinder's readonly admin metadata (os-update_readonly_flag):
+	// nil until first set. A read-only volume is attached read-only.
+	ReadOnly *bool `json:"readonly,omitempty"`
 	// The volume's source, at most one: a snapshot, a volume or an image.
 	SnapshotID  string `json:"snapshot_id,omitempty"`
 	SourceVolID string `json:"source_volid,omitempty"`
@@ -127,7 +130,16 @@ type Attachment struct {
 	Root bool `json:"root,omitempty"`
 	// DeleteOnTermination deletes the volume when the server goes.
 	DeleteOnTermination bool `json:"delete_on_termination,omitempty"`
+	// Mode is AttachReadOnly when the guest may only read the volume
+	// (it was read-only when attached); "" is read-write.
+	Mode string `json:"mode,omitempty"`
 }
+
+// AttachReadOnly is the Mode of a read-only attachment (Cinder's "ro").
+const AttachReadOnly = "ro"
+
+// IsReadOnly reports whether the volume's readonly flag is set.
+func (v *Volume) IsReadOnly() bool { return v.ReadOnly != nil && *v.ReadOnly }
 
 // Clone copies the row deeply enough that changing the copy leaves the
 // stored row alone.
@@ -177,7 +189,9 @@ type Type struct {
 	// Projects may use a private type besides admins (Cinder's type
 	// access).
 	Projects []string `json:"projects,omitempty"`
-	Revision int64    `json:"revision"`
+	// QoSSpecID is the QoS spec the type is associated with ("": none).
+	QoSSpecID string `json:"qos_specs_id,omitempty"`
+	Revision  int64  `json:"revision"`
 }
 
 // Clone copies the row deeply.
@@ -369,6 +383,7 @@ func Schema() store.Schema {
 			backupTable(),
 			transferTable(),
 			quotaClassTable(),
+			qosTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:   store.Typed(applyCreateVolume),
@@ -383,6 +398,9 @@ func Schema() store.Schema {
 			CmdSetQuota:       store.Typed(applySetQuota),
 			CmdDeleteQuota:    store.Typed(applyDeleteQuota),
 			CmdSetQuotaClass:  store.Typed(applySetQuotaClass),
+			CmdCreateQoS:      store.Typed(applyCreateQoS),
+			CmdPutQoS:         store.Typed(applyPutQoS),
+			CmdDeleteQoS:      store.Typed(applyDeleteQoS),
 			CmdAttach:         store.Typed(applyAttach),
 			CmdAttached:       store.Typed(applyAttached),
 			CmdDetach:         store.Typed(applyDetach),
@@ -401,7 +419,7 @@ func Schema() store.Schema {
 
 // TableNames lists the tables, so a watcher can watch them.
 func TableNames() []string {
-	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable, QuotaClassTable}
+	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable, QuotaClassTable, QoSTable}
 }
 
 // LoadVolume returns a copy of volume id, or an error matching
@@ -713,6 +731,11 @@ func applyPutType(tx *memdb.Txn, c PutTypeCmd) (any, error) {
 	if c.Row.ID == DefaultTypeID && c.Row.Name != DefaultTypeName {
 		return nil, invalid("Invalid volume type: the default volume type cannot be renamed.")
 	}
+	if c.Row.QoSSpecID != "" && c.Row.QoSSpecID != cur.QoSSpecID {
+		if _, err := LoadQoS(tx, c.Row.QoSSpecID); err != nil {
+			return nil, err
+		}
+	}
 	row := c.Row
 	row.Revision = cur.Revision + 1
 	if old := store.Get[Type](tx, TypeTable, row.ID); old != nil {
@@ -819,6 +842,9 @@ func AttachTx(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
 	row := cur.Clone()
 	row.Status, row.Reason = StatusAttaching, ""
 	row.Attachments = []Attachment{c.Attachment}
+	if cur.IsReadOnly() {
+		row.Attachments[0].Mode = AttachReadOnly
+	}
 	row.UpdatedAt = c.Attachment.Since
 	row.Revision++
 	return row, tx.Insert(VolumeTable, row)
