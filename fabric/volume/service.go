@@ -228,6 +228,12 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: v3 + "/qos-specs/{id}/disassociate", Access: admin, Rule: "volume_extension:qos_specs_manage:update", Handle: s.associate(false)},
 		{Method: get, Path: v3 + "/qos-specs/{id}/disassociate_all", Access: admin, Rule: "volume_extension:qos_specs_manage:update", Handle: s.disassociateAll},
 
+		{Method: get, Path: v3 + "/types/{id}/encryption", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.showTypeEncryption},
+		{Method: post, Path: v3 + "/types/{id}/encryption", Access: admin, Rule: "volume_extension:volume_type_encryption:create", Handle: s.createTypeEncryption},
+		{Method: get, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.typeEncryptionNotFound},
+		{Method: put, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:update", Handle: s.typeEncryptionNotFound},
+		{Method: del, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:delete", Handle: s.typeEncryptionNotFound},
+
 		{Method: get, Path: v3 + "/os-quota-sets/{project}", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showQuota},
 		{Method: get, Path: v3 + "/os-quota-sets/{project}/defaults", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showDefaultQuota},
 		{Method: put, Path: v3 + "/os-quota-sets/{project}", Access: admin, Rule: "volume_extension:quotas:update", Handle: s.updateQuota},
