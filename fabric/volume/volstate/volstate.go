@@ -110,6 +110,9 @@ type Volume struct {
 	// service's maintenance settles (Abandoned).
 	WorkNode string `json:"work_node,omitempty"`
 	WorkRun  string `json:"work_run,omitempty"`
+	// UploadImage is the image an upload in progress (uploading) is
+	// making, so that one whose process died is not left queued.
+	UploadImage string `json:"upload_image,omitempty"`
 	// Attachments are the servers the volume is attached to (at most
 	// one: multiattach is refused).
 	Attachments []Attachment `json:"attachments,omitempty"`
