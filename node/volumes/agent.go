@@ -113,7 +113,7 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 			continue
 		}
 		mine[v.ID] = true
-		if err := a.converge(ctx, v.Clone(), ioLimits(volstate.QoSLimits(txn, v.TypeID))); err != nil && ctx.Err() == nil {
+		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID)); err != nil && ctx.Err() == nil {
 			a.Log.Warn("volumes: converge", "volume", v.ID, "server", v.Attachments[0].ServerID, "err", err)
 		}
 	}
@@ -152,8 +152,12 @@ func (a *Agent) hotplugVM(ctx context.Context, server string) (hypervisor.Hotplu
 	return hp, true, nil
 }
 
-// ioLimits is a QoS spec's limits (volstate.QoSLimits) as the
-// hypervisor takes them.
+// Limits is the I/O limits of a volume of type typeID in its guest: its
+// type's QoS spec's, as the hypervisor takes them.
+func Limits(tx *memdb.Txn, typeID string) hypervisor.IOLimits {
+	return ioLimits(volstate.QoSLimits(tx, typeID))
+}
+
 func ioLimits(q map[string]int64) hypervisor.IOLimits {
 	return hypervisor.IOLimits{
 		ReadIOPS: q[volstate.QoSReadIOPS], WriteIOPS: q[volstate.QoSWriteIOPS], TotalIOPS: q[volstate.QoSTotalIOPS],
