@@ -50,6 +50,9 @@ func TestQoSSpecsLifecycleAndAssociations(t *testing.T) {
 	if got := f.expect(http.StatusOK, "GET", "types/"+types[0], admin, nil).Body["volume_type"].(map[string]any)["qos_specs_id"]; got != id {
 		t.Fatalf("type's qos_specs_id %v", got)
 	}
+	if _, shown := f.expect(http.StatusOK, "GET", "types/"+types[0], alice, nil).Body["volume_type"].(map[string]any)["qos_specs_id"]; shown {
+		t.Fatal("a member sees the type's qos_specs_id")
+	}
 	other := f.expect(http.StatusOK, "POST", "qos-specs", admin, map[string]any{"qos_specs": map[string]any{"name": "silver", "consumer": "both"}}).Body["qos_specs"].(map[string]any)["id"].(string)
 	f.expect(http.StatusBadRequest, "GET", "qos-specs/"+other+"/associate?vol_type_id="+types[0], admin, nil)
 	f.expect(http.StatusNotFound, "GET", "qos-specs/"+other+"/associate?vol_type_id=no-such-type", admin, nil)

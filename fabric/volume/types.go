@@ -23,6 +23,16 @@ func typeView(t *volstate.Type) api.View {
 		"qos_specs_id": nullable(t.QoSSpecID)}
 }
 
+// typeViewFor is a type as r's caller sees it: which QoS spec it has is
+// an admin's to know, as in Cinder.
+func typeViewFor(r *http.Request, t *volstate.Type) api.View {
+	v := typeView(t)
+	if !principal(r).IsAdmin() {
+		delete(v, "qos_specs_id")
+	}
+	return v
+}
+
 // changedTypeView is a type as update answers it: without the access
 // extension's attribute, which create, show and list carry.
 func changedTypeView(t *volstate.Type) api.View {
@@ -50,7 +60,7 @@ func (s *Service) listTypes(w http.ResponseWriter, r *http.Request) error {
 	}
 	var views []api.View
 	for _, t := range visibleTypes(principal(r), volstate.Types(tx)) {
-		views = append(views, typeView(t))
+		views = append(views, typeViewFor(r, t))
 	}
 	return api.Listing{Key: "volume_types", Word: cinderWording{}, Reserved: []string{"is_public", "sort"}}.Write(w, sortParams(r), views)
 }
@@ -73,7 +83,7 @@ func (s *Service) showType(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeView(t)})
+	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeViewFor(r, t)})
 	return nil
 }
 
@@ -82,7 +92,7 @@ func (s *Service) showDefaultType(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeView(t)})
+	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeViewFor(r, t)})
 	return nil
 }
 
