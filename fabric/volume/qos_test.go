@@ -40,7 +40,11 @@ func TestQoSSpecsLifecycleAndAssociations(t *testing.T) {
 
 	var types []string
 	for _, n := range []string{"t1", "t2"} {
-		types = append(types, f.expect(http.StatusOK, "POST", "types", admin, map[string]any{"volume_type": map[string]any{"name": n}}).Body["volume_type"].(map[string]any)["id"].(string))
+		made := f.expect(http.StatusOK, "POST", "types", admin, map[string]any{"volume_type": map[string]any{"name": n}}).Body["volume_type"].(map[string]any)
+		if _, shown := made["qos_specs_id"]; shown {
+			t.Fatal("a create answer carries qos_specs_id, which Cinder's does not")
+		}
+		types = append(types, made["id"].(string))
 		f.expect(http.StatusAccepted, "GET", "qos-specs/"+id+"/associate?vol_type_id="+types[len(types)-1], admin, nil)
 	}
 	assoc := f.expect(http.StatusOK, "GET", "qos-specs/"+id+"/associations", admin, nil).Body["qos_associations"].([]any)
@@ -52,6 +56,9 @@ func TestQoSSpecsLifecycleAndAssociations(t *testing.T) {
 	}
 	if _, shown := f.expect(http.StatusOK, "GET", "types/"+types[0], alice, nil).Body["volume_type"].(map[string]any)["qos_specs_id"]; shown {
 		t.Fatal("a member sees the type's qos_specs_id")
+	}
+	if _, shown := f.expect(http.StatusOK, "PUT", "types/"+types[0], admin, map[string]any{"volume_type": map[string]any{"description": "d"}}).Body["volume_type"].(map[string]any)["qos_specs_id"]; shown {
+		t.Fatal("an update answer carries qos_specs_id, which Cinder's does not")
 	}
 	other := f.expect(http.StatusOK, "POST", "qos-specs", admin, map[string]any{"qos_specs": map[string]any{"name": "silver", "consumer": "both"}}).Body["qos_specs"].(map[string]any)["id"].(string)
 	f.expect(http.StatusBadRequest, "GET", "qos-specs/"+other+"/associate?vol_type_id="+types[0], admin, nil)

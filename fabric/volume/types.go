@@ -19,16 +19,16 @@ func typeView(t *volstate.Type) api.View {
 		specs = map[string]string{}
 	}
 	return api.View{"id": t.ID, "name": t.Name, "description": nullable(t.Description), "is_public": t.Public,
-		"os-volume-type-access:is_public": t.Public, "extra_specs": specs,
-		"qos_specs_id": nullable(t.QoSSpecID)}
+		"os-volume-type-access:is_public": t.Public, "extra_specs": specs}
 }
 
-// typeViewFor is a type as r's caller sees it: which QoS spec it has is
-// an admin's to know, as in Cinder.
+// typeViewFor is a type as show and list answer it: with the QoS spec
+// it has for an admin, as Cinder's policy shows it (create and update
+// answers never carry it).
 func typeViewFor(r *http.Request, t *volstate.Type) api.View {
 	v := typeView(t)
-	if !principal(r).IsAdmin() {
-		delete(v, "qos_specs_id")
+	if principal(r).IsAdmin() {
+		v["qos_specs_id"] = nullable(t.QoSSpecID)
 	}
 	return v
 }
