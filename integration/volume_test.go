@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/testenv"
+	"github.com/rackstack/rackstack/node/hypervisor/qmp"
 )
 
 type volumeInfo struct {
@@ -172,6 +174,16 @@ func TestVolumes(t *testing.T) {
 	openstack(t, alice, "server", "delete", "--wait", "bfv")
 	waitVolume(t, alice, "imgvol", "available", time.Minute)
 
+	// A read-only volume of a type with a front-end QoS spec, for vm2:
+	// the guest gets it read-only, and QEMU caps its I/O at the spec.
+	openstack(t, admin, "volume", "qos", "create", "--consumer", "front-end", "--property", "read_iops_sec=200",
+		"--property", "write_bytes_sec=2097152", "capped-qos")
+	openstack(t, admin, "volume", "type", "create", "capped")
+	openstack(t, admin, "volume", "qos", "associate", "capped-qos", "capped")
+	openstack(t, alice, "volume", "create", "--size", "1", "--type", "capped", "rovol")
+	roVol := waitVolume(t, alice, "rovol", "available", time.Minute)
+	openstack(t, alice, "volume", "set", "--read-only", "rovol")
+
 	serial := vol.ID[:20]
 	home := t.TempDir()
 	pattern := fmt.Sprintf("RACKSTACK-VOLUME-PATTERN-%d", time.Now().UnixNano())
@@ -198,7 +210,16 @@ else
 	echo VOL-NOT-FOUND
 fi
 ) &
-`, serial, len(pattern))), 0o644)
+(
+found=
+# rovol is plugged after the tests of data: wait up to 15 minutes.
+for n in 1 2 3; do if find_disk %s; then found=1; break; fi; done
+if [ -n "$found" ]; then
+	echo "RO-DISK:ro=$(cat /sys/block/$dev/ro)"
+	if echo x | dd of=/dev/$dev bs=512 conv=sync 2>/dev/null; then echo RO-WRITE:accepted; else echo RO-WRITE:refused; fi
+fi
+) &
+`, serial, len(pattern), roVol.ID[:20])), 0o644)
 
 	create := func(name, userData string) serverInfo {
 		out := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
@@ -241,6 +262,20 @@ fi
 
 	openstack(t, alice, "server", "remove", "volume", "vm2", "data")
 	waitVolume(t, alice, "data", "available", 2*time.Minute)
+
+	vm2 := openstack(t, alice, "server", "show", "-f", "value", "-c", "id", "vm2")
+	openstack(t, alice, "server", "add", "volume", "vm2", "rovol")
+	waitVolume(t, alice, "rovol", "in-use", 2*time.Minute)
+	waitConsole(t, alice, "vm2", 4*time.Minute, "RO-DISK:ro=1", "RO-WRITE:refused")
+	if out := openstack(t, alice, "volume", "show", "-f", "json", "-c", "properties", "rovol"); !strings.Contains(out, `"attached_mode": "ro"`) || !strings.Contains(out, `"readonly": "True"`) {
+		t.Errorf("read-only attachment: %s", out)
+	}
+	if got := throttleOf(t, strings.TrimSpace(vm2), roVol.ID); got.IOPSRead != 200 || got.BPSWrite != 2097152 || !got.RO {
+		t.Errorf("rovol in QEMU: %+v", got)
+	}
+	openstack(t, alice, "server", "remove", "volume", "vm2", "rovol")
+	waitVolume(t, alice, "rovol", "available", 2*time.Minute)
+	openstack(t, alice, "volume", "delete", "rovol")
 
 	// Backed up into the project's object store; the volume goes; the
 	// backup restores it, byte for byte, into a new volume.
@@ -301,4 +336,48 @@ fi
 	openstack(t, bob, "volume", "delete", rv.ID)
 	openstack(t, alice, "volume", "backup", "delete", "bk")
 	openstack(t, alice, "server", "delete", "--wait", "vm2")
+}
+
+// qemuDisk is how QEMU opened a guest's disk (query-block).
+type qemuDisk struct {
+	RO       bool  `json:"ro"`
+	IOPSRead int64 `json:"iops_rd"`
+	BPSWrite int64 `json:"bps_wr"`
+}
+
+// throttleOf asks the QEMU of server, through its monitor socket under
+// rackd's VM run directory, how it opened volume's hot-plugged disk.
+func throttleOf(t *testing.T, server, volume string) qemuDisk {
+	t.Helper()
+	socks, _ := filepath.Glob(filepath.Join("/run/rackstack", "*", server, "qmp.sock"))
+	if len(socks) != 1 {
+		t.Fatalf("monitor socket of %s: %v", server, socks)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var c *qmp.Client
+	// rackd talks to the monitor too, one client at a time.
+	if !eventually(30*time.Second, func() bool {
+		var err error
+		c, err = qmp.Dial(ctx, socks[0])
+		return err == nil
+	}) {
+		t.Fatalf("dial %s", socks[0])
+	}
+	defer c.Close()
+	var blocks []struct {
+		QDev     string   `json:"qdev"`
+		Inserted qemuDisk `json:"inserted"`
+	}
+	if err := c.Execute(ctx, "query-block", nil, &blocks); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.ReplaceAll(volume, "-", "")[:24]
+	for _, b := range blocks {
+		if strings.Contains(b.QDev, "/disk-"+id+"/") {
+			return b.Inserted
+		}
+	}
+	t.Fatalf("no disk of %s in %+v", volume, blocks)
+	return qemuDisk{}
 }

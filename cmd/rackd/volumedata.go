@@ -288,6 +288,10 @@ func (u *volumeUploads) DeleteImage(ctx context.Context, id string) error {
 	return u.images.Discard(ctx, id)
 }
 
+func (u *volumeUploads) DeleteUnfinishedImage(ctx context.Context, id string) error {
+	return u.images.DiscardUnfinished(ctx, id)
+}
+
 func (u *volumeUploads) VolumeToImage(ctx context.Context, from, imageID, diskFormat string) error {
 	v, err := u.blocks.Open(ctx, from)
 	if err != nil {

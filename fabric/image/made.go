@@ -86,7 +86,15 @@ func (s *Service) Upload(ctx context.Context, id string, r io.Reader, size int64
 
 // Discard deletes image id and its data, whatever its protection: for a
 // service whose upload into an image it made failed.
-func (s *Service) Discard(ctx context.Context, id string) error {
+func (s *Service) Discard(ctx context.Context, id string) error { return s.discard(ctx, id, false) }
+
+// DiscardUnfinished discards image id unless it is active: for a service
+// settling an upload whose process died, which may have finished.
+func (s *Service) DiscardUnfinished(ctx context.Context, id string) error {
+	return s.discard(ctx, id, true)
+}
+
+func (s *Service) discard(ctx context.Context, id string, keepActive bool) error {
 	for attempt := 0; ; attempt++ {
 		tx, err := s.cfg.Repl.Read(ctx)
 		if err != nil {
@@ -95,6 +103,9 @@ func (s *Service) Discard(ctx context.Context, id string) error {
 		img, err := Load(tx, id)
 		if err != nil {
 			return err
+		}
+		if keepActive && img.Status == imagestate.StatusActive {
+			return nil
 		}
 		if img.Protected {
 			// The state refuses to delete a protected image: the

@@ -45,10 +45,25 @@ func TestImageMadeByAnotherService(t *testing.T) {
 	if err := f.svc.Upload(ctx, img.ID, bytes.NewReader(data), int64(len(data))); err == nil {
 		t.Fatal("an active image took data again")
 	}
+	// An active image is not unfinished: it stays.
+	if err := f.svc.DiscardUnfinished(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.show(alice, img.ID); got["status"] != "active" {
+		t.Fatalf("after DiscardUnfinished: %v", got["status"])
+	}
 	if err := f.svc.Discard(ctx, img.ID); err != nil {
 		t.Fatal(err)
 	}
 	f.expect(http.StatusNotFound, "GET", "/v2/images/"+img.ID, alice, nil)
+	queued, err := f.svc.Create(ctx, p, NewImage{Name: "half", DiskFormat: "raw", ContainerFormat: "bare", Visibility: "private", Protected: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DiscardUnfinished(ctx, queued.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(http.StatusNotFound, "GET", "/v2/images/"+queued.ID, alice, nil)
 	if err := f.svc.Discard(ctx, img.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("discard again: %v", err)
 	}

@@ -40,7 +40,7 @@ func (s *Service) attachmentView(v *volstate.Volume, a volstate.Attachment, deta
 			out["attached_at"] = timeText(a.Since)
 		}
 		out["detached_at"] = nil
-		out["attach_mode"] = "rw"
+		out["attach_mode"] = modeText(a)
 		out["connection_info"] = nil
 	}
 	return out
@@ -147,7 +147,7 @@ func (s *Service) createAttachment(w http.ResponseWriter, r *http.Request) error
 	in := newInput(o)
 	volID := in.Required("volume_uuid", 36)
 	instance := in.Str("instance_uuid", "", 36)
-	in.Str("mode", "rw", 10)
+	mode := in.Str("mode", "", 10)
 	if in.Err != nil {
 		return in.Err
 	}
@@ -163,6 +163,11 @@ func (s *Service) createAttachment(w http.ResponseWriter, r *http.Request) error
 		if v.Status != volstate.StatusAvailable || len(v.Attachments) > 0 {
 			return badRequest("Invalid volume: Volume %s status must be available to reserve, but the current status is: %s.", v.ID, v.Status)
 		}
+		m, err := attachMode(v, mode)
+		if err != nil {
+			return err
+		}
+		a.Mode = m
 		v.Status, v.Attachments = volstate.StatusReserved, []volstate.Attachment{a}
 		return nil
 	})
@@ -268,6 +273,7 @@ func (s *Service) legacyAttach(w http.ResponseWriter, r *http.Request, action st
 		instance := in.Str("instance_uuid", "", 36)
 		device := in.Str("mountpoint", "", 255)
 		host := in.Str("host_name", "", 255)
+		mode := in.Str("mode", "", 10)
 		if in.Err != nil {
 			return in.Err
 		}
@@ -279,13 +285,17 @@ func (s *Service) legacyAttach(w http.ResponseWriter, r *http.Request, action st
 			if v.Status != volstate.StatusAvailable && !reserved || len(v.Attachments) > 0 && v.Attachments[0].Host != "" {
 				return badRequest("Invalid volume: Volume status must be available or reserved to attach, but the status is %s.", v.Status)
 			}
+			m, err := attachMode(v, mode)
+			if err != nil {
+				return err
+			}
 			id := api.NewUUID()
 			if len(v.Attachments) == 1 {
 				id = v.Attachments[0].ID
 			}
 			// Recorded, not plugged: Host is this cloud's node, and
 			// none is named (host_name is the caller's).
-			v.Status, v.Attachments = volstate.StatusInUse, []volstate.Attachment{{ID: id, ServerID: instance, Device: device, Since: s.now()}}
+			v.Status, v.Attachments = volstate.StatusInUse, []volstate.Attachment{{ID: id, ServerID: instance, Device: device, Since: s.now(), Mode: m}}
 			return nil
 		})
 	case "os-detach":

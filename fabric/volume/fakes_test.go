@@ -180,6 +180,17 @@ func (d *fakeData) DeleteImage(_ context.Context, image string) error {
 	return nil
 }
 
+func (d *fakeData) DeleteUnfinishedImage(_ context.Context, image string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if img, ok := d.made[image]; ok && img.status == "active" {
+		return nil
+	}
+	delete(d.made, image)
+	delete(d.content, image)
+	return nil
+}
+
 func (d *fakeData) madeImage(id string) (fakeImage, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"net/http"
-	"sort"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -21,6 +20,17 @@ func typeView(t *volstate.Type) api.View {
 	}
 	return api.View{"id": t.ID, "name": t.Name, "description": nullable(t.Description), "is_public": t.Public,
 		"os-volume-type-access:is_public": t.Public, "extra_specs": specs}
+}
+
+// typeViewFor is a type as show and list answer it: with the QoS spec
+// it has for an admin, as Cinder's policy shows it (create and update
+// answers never carry it).
+func typeViewFor(r *http.Request, t *volstate.Type) api.View {
+	v := typeView(t)
+	if principal(r).IsAdmin() {
+		v["qos_specs_id"] = nullable(t.QoSSpecID)
+	}
+	return v
 }
 
 // changedTypeView is a type as update answers it: without the access
@@ -50,7 +60,7 @@ func (s *Service) listTypes(w http.ResponseWriter, r *http.Request) error {
 	}
 	var views []api.View
 	for _, t := range visibleTypes(principal(r), volstate.Types(tx)) {
-		views = append(views, typeView(t))
+		views = append(views, typeViewFor(r, t))
 	}
 	return api.Listing{Key: "volume_types", Word: cinderWording{}, Reserved: []string{"is_public", "sort"}}.Write(w, sortParams(r), views)
 }
@@ -73,7 +83,7 @@ func (s *Service) showType(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeView(t)})
+	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeViewFor(r, t)})
 	return nil
 }
 
@@ -82,7 +92,7 @@ func (s *Service) showDefaultType(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeView(t)})
+	api.JSON(w, http.StatusOK, map[string]any{"volume_type": typeViewFor(r, t)})
 	return nil
 }
 
@@ -317,14 +327,4 @@ func (s *Service) deleteExtraSpec(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
-}
-
-// quotaNames are the quota resources, in a stable order.
-func quotaNames() []string {
-	names := make([]string, 0, len(volstate.DefaultQuotas()))
-	for k := range volstate.DefaultQuotas() {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }

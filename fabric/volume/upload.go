@@ -30,6 +30,9 @@ type ImageUploads interface {
 	VolumeToImage(ctx context.Context, from, image, diskFormat string) error
 	// DeleteImage deletes an image whose data was not written.
 	DeleteImage(ctx context.Context, image string) error
+	// DeleteUnfinishedImage deletes an image unless it is active: what
+	// an upload whose process died left, which may have finished.
+	DeleteUnfinishedImage(ctx context.Context, image string) error
 }
 
 // NewImage is the image an upload makes.
@@ -107,7 +110,7 @@ func (s *Service) uploadImage(w http.ResponseWriter, r *http.Request, arg any) e
 		if err := uploadable(v, force); err != nil {
 			return err
 		}
-		v.Status, v.Reason = volstate.StatusUploading, ""
+		v.Status, v.Reason, v.UploadImage = volstate.StatusUploading, "", imageID
 		s.worked(v)
 		return nil
 	})
@@ -178,7 +181,7 @@ func endUpload(v *volstate.Volume) error {
 	if v.Status != volstate.StatusUploading {
 		return errSettled
 	}
-	v.Status, v.WorkNode, v.WorkRun = volstate.StatusAvailable, "", ""
+	v.Status, v.WorkNode, v.WorkRun, v.UploadImage = volstate.StatusAvailable, "", "", ""
 	if len(v.Attachments) > 0 {
 		v.Status = volstate.StatusInUse
 	}

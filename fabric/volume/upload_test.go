@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
@@ -159,5 +160,39 @@ func TestAbandonedUploadIsSettled(t *testing.T) {
 	}
 	if _, ok := f.blocks.sizeOf(uploadSnapshot(vol)); ok {
 		t.Fatal("the abandoned upload's snapshot is left")
+	}
+}
+
+// The image an upload was making when its process died does not stay
+// queued for ever: settling the upload deletes it — unless it was
+// finished, when it is kept.
+func TestAbandonedUploadsImageIsDeletedUnlessFinished(t *testing.T) {
+	for name, finished := range map[string]bool{"unfinished": false, "finished": true} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+			img, err := f.data.CreateImage(context.Background(), &api.Principal{ProjectID: projA}, NewImage{Name: "half"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if finished {
+				f.data.mu.Lock()
+				f.data.made[img].status = "active"
+				f.data.mu.Unlock()
+			}
+			if _, err := f.svc.changeVolume(context.Background(), vol, func(v *volstate.Volume) error {
+				v.Status, v.WorkNode, v.WorkRun, v.UploadImage = volstate.StatusUploading, "n1", "an-earlier-run", img
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			f.svc.settle(context.Background())
+			if got := f.showVolume(alice, vol)["status"]; got != "available" {
+				t.Fatalf("settled to %v", got)
+			}
+			if _, kept := f.data.madeImage(img); kept != finished {
+				t.Fatalf("image kept %v, want %v", kept, finished)
+			}
+		})
 	}
 }

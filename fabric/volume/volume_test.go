@@ -604,6 +604,12 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(http.StatusOK, "PUT", "os-quota-sets/"+projB, admin, map[string]any{"quota_set": map[string]any{"volumes": 3}})
 	f.expect(http.StatusOK, "PUT", "os-quota-sets/"+projA, admin, map[string]any{"quota_set": map[string]any{"snapshots": 3}})
 	f.expect(http.StatusOK, "DELETE", "os-quota-sets/"+projA, admin, nil)
+	f.expect(http.StatusOK, "PUT", "os-quota-class-sets/default", admin, map[string]any{"quota_class_set": map[string]any{"backups": 4}})
+	qos := f.expect(http.StatusOK, "POST", "qos-specs", admin, map[string]any{"qos_specs": map[string]any{"name": "q", "consumer": "front-end", "read_iops_sec": "100"}}).Body["qos_specs"].(map[string]any)["id"].(string)
+	f.expect(http.StatusOK, "PUT", "qos-specs/"+qos, admin, map[string]any{"qos_specs": map[string]any{"write_iops_sec": "50"}})
+	f.expect(http.StatusAccepted, "GET", "qos-specs/"+qos+"/associate?vol_type_id="+volstate.DefaultTypeID, admin, nil)
+	gq := f.expect(http.StatusOK, "POST", "qos-specs", admin, map[string]any{"qos_specs": map[string]any{"name": "gone"}}).Body["qos_specs"].(map[string]any)["id"].(string)
+	f.expect(http.StatusAccepted, "DELETE", "qos-specs/"+gq, admin, nil)
 	gone := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
 	f.expect(http.StatusAccepted, "DELETE", "volumes/"+gone, alice, nil)
 	// Attachments are the compute API's and the node agent's commands.

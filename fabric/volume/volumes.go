@@ -167,9 +167,16 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 			"device": a.Device, "attached_at": timeText(a.Since),
 		})
 	}
-	md := v.Metadata
+	md := maps.Clone(v.Metadata)
 	if md == nil {
 		md = map[string]string{}
+	}
+	// Cinder shows these two admin metadata keys among the metadata.
+	if v.ReadOnly != nil {
+		md["readonly"] = pyBool(*v.ReadOnly)
+	}
+	if len(v.Attachments) == 1 {
+		md["attached_mode"] = modeText(v.Attachments[0])
 	}
 	view := api.View{
 		"id": v.ID, "name": nullable(v.Name), "description": nullable(v.Description), "status": v.Status, "size": v.Size,
@@ -800,7 +807,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 			return s.forceDetach(w, r, arg)
 		case "os-show_image_metadata", "os-set_image_metadata", "os-unset_image_metadata":
 			return s.imageMetadataAction(w, r, action, arg)
-		case "os-migrate_volume", "os-update_readonly_flag", "os-reimage", "revert":
+		case "os-update_readonly_flag":
+			return s.updateReadonly(w, r, arg)
+		case "os-migrate_volume", "os-reimage", "revert":
 			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 		}
 		return badRequest("There is no such action: %s", action)

@@ -138,11 +138,18 @@ func working(status string) bool {
 		status == volstate.StatusUploading
 }
 
-// settleUpload ends an upload whose process died: the snapshot it read
-// goes, the volume gets its status back. The image it was writing was
-// given back to queued by the image service, which settles its own
-// uploads.
+// settleUpload ends an upload whose process died: the image it was
+// making goes unless it was finished (the image service gives a dead
+// upload back to queued, which nothing would ever fill), as a failed
+// upload's does; the snapshot it read goes; the volume gets its status
+// back.
 func (s *Service) settleUpload(ctx context.Context, v *volstate.Volume) {
+	if v.UploadImage != "" && s.cfg.Uploads != nil {
+		if err := s.cfg.Uploads.DeleteUnfinishedImage(ctx, v.UploadImage); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("volume: delete the image of an abandoned upload", "volume", v.ID, "image", v.UploadImage, "err", err)
+			return
+		}
+	}
 	if err := s.cfg.Blocks.Delete(ctx, uploadSnapshot(v.ID)); err != nil {
 		s.log.Warn("volume: settle abandoned upload", "volume", v.ID, "err", err)
 		return

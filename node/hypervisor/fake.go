@@ -30,6 +30,8 @@ type fakeGuest struct {
 	pid   int // 0 when there is no "process"
 	// disks are the hot-plugged disks and the sizes the guest sees.
 	disks map[string]int64
+	// hot are the plugged disks as plugged, with their current limits.
+	hot map[string]HotDisk
 }
 
 // NewFakeHost returns an empty host keeping console logs under dir.
@@ -318,15 +320,46 @@ func (v *fakeVM) AttachDisk(ctx context.Context, d HotDisk) error {
 		}
 		if _, ok := g.disks[d.ID]; !ok {
 			g.disks[d.ID] = 0
+			if g.hot == nil {
+				g.hot = map[string]HotDisk{}
+			}
+			g.hot[d.ID] = d
 		}
 		return nil
 	})
+}
+
+// LimitDisk implements Hotplug.
+func (v *fakeVM) LimitDisk(ctx context.Context, id string, l IOLimits) error {
+	return v.guest(ctx, "limit disk", func(g *fakeGuest) error {
+		d, ok := g.hot[id]
+		if !ok {
+			return fmt.Errorf("limit disk %s: %w", id, ErrNotFound)
+		}
+		d.Limits = l
+		g.hot[id] = d
+		return nil
+	})
+}
+
+// HotDisk is hot disk disk of the guest of id as it was plugged, with
+// the limits it has now, and whether it is plugged.
+func (h *FakeHost) HotDisk(id, disk string) (HotDisk, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return HotDisk{}, false
+	}
+	d, ok := g.hot[disk]
+	return d, ok
 }
 
 // DetachDisk implements Hotplug; the fake guest always lets go.
 func (v *fakeVM) DetachDisk(ctx context.Context, id string) error {
 	return v.guest(ctx, "detach disk", func(g *fakeGuest) error {
 		delete(g.disks, id)
+		delete(g.hot, id)
 		return nil
 	})
 }

@@ -24,15 +24,32 @@ type Hotplug interface {
 	ResizeDisk(ctx context.Context, d HotDisk, size int64) error
 	// HotDisks lists the ids of the plugged disks.
 	HotDisks(ctx context.Context) ([]string, error)
+	// LimitDisk sets the I/O limits of the plugged disk id (the zero
+	// IOLimits: none), replacing the ones it had.
+	LimitDisk(ctx context.Context, id string, l IOLimits) error
 }
 
+// IOLimits caps a disk's I/O as the guest sees it, per second; zero is
+// no limit. A total limit and a read or write one of the same kind are
+// not set together (QEMU refuses it).
+type IOLimits struct {
+	ReadIOPS, WriteIOPS, TotalIOPS    int64
+	ReadBytes, WriteBytes, TotalBytes int64
+}
+
+// IsZero reports whether l limits nothing.
+func (l IOLimits) IsZero() bool { return l == IOLimits{} }
+
 // HotDisk is a disk to plug: the NBD export Export on the unix socket
-// Socket, shown to the guest with Serial (its /dev/disk/by-id name).
+// Socket, shown to the guest with Serial (its /dev/disk/by-id name),
+// read-only if ReadOnly, its I/O capped by Limits from the first I/O.
 type HotDisk struct {
-	ID     string // [a-z0-9-], at most 24 characters
-	Socket string
-	Export string
-	Serial string // at most 20 characters
+	ID       string // [a-z0-9-], at most 24 characters
+	Socket   string
+	Export   string
+	Serial   string // at most 20 characters
+	ReadOnly bool
+	Limits   IOLimits
 }
 
 // ErrDetachPending: the guest has not released a disk yet.

@@ -40,6 +40,9 @@ type Disk struct {
 	// guest make it look like a qcow2 pointing at any host file.
 	Format   string `json:"format"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// Limits caps the disk's I/O from the VM's start (a boot volume's
+	// QoS). Optional.
+	Limits IOLimits `json:"limits,omitempty"`
 	// Serial is what the guest sees as the disk's serial number (virtio-blk:
 	// /dev/disk/by-id/virtio-<serial>), at most 20 characters. Optional.
 	Serial string `json:"serial,omitempty"`

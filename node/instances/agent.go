@@ -26,10 +26,12 @@ import (
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 	"github.com/rackstack/rackstack/node/configdrive"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/metadata"
 	"github.com/rackstack/rackstack/node/reconcile"
+	"github.com/rackstack/rackstack/node/volumes"
 )
 
 // Images streams an image's bytes by id.
@@ -423,7 +425,18 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 		if len(serial) > 20 {
 			serial = serial[:20] // as Nova sets a volume's serial
 		}
-		return hypervisor.Disk{NBDSocket: a.Volumes.Socket(), NBDExport: s.BootVolume, Format: hypervisor.FormatRaw, Serial: serial}, nil
+		disk := hypervisor.Disk{NBDSocket: a.Volumes.Socket(), NBDExport: s.BootVolume, Format: hypervisor.FormatRaw, Serial: serial}
+		// The volume's attachment mode and its type's QoS limits hold
+		// from the VM's start, as for a volume plugged later.
+		tx, err := a.State(ctx)
+		if err != nil {
+			return hypervisor.Disk{}, err
+		}
+		if v, err := volstate.LoadVolume(tx, s.BootVolume); err == nil {
+			disk.ReadOnly = len(v.Attachments) == 1 && v.Attachments[0].Mode == volstate.AttachReadOnly
+			disk.Limits = volumes.Limits(tx, v.TypeID)
+		}
+		return disk, nil
 	}
 	base, img, err := a.cachedImage(ctx, s.ImageID)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/testenv"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
@@ -38,7 +39,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	return &world{MemState: store.NewMemState(t, computestate.Schema(), netstate.Schema()), t: t, taps: map[string]bool{}}
+	return &world{MemState: store.NewMemState(t, computestate.Schema(), netstate.Schema(), volstate.Schema()), t: t, taps: map[string]bool{}}
 }
 
 func (w *world) server(id string) computestate.Server {
@@ -453,5 +454,28 @@ func TestServerBootsFromItsVolume(t *testing.T) {
 	}
 	if len(ex.exported) == 0 || ex.exported[0] != vol || w.opens != 0 {
 		t.Fatalf("exported %v, image opened %d times", ex.exported, w.opens)
+	}
+}
+
+// A boot volume that is read-only, of a type with a front-end QoS spec,
+// is opened read-only and capped from the VM's start.
+func TestBootVolumeTakesItsModeAndLimits(t *testing.T) {
+	needTools(t)
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	a.Volumes = &bootExports{}
+	const vol = "81111111-2222-3333-4444-555555555555"
+	w.Put(volstate.QoSTable, &volstate.QoSSpec{ID: "q1", Name: "cap", Consumer: volstate.ConsumerFrontEnd,
+		Specs: map[string]string{volstate.QoSTotalIOPS: "300"}, Revision: 1})
+	w.Put(volstate.TypeTable, &volstate.Type{ID: "t1", Name: "capped", Public: true, QoSSpecID: "q1", Revision: 1})
+	w.Put(volstate.VolumeTable, &volstate.Volume{ID: vol, Project: "p1", Size: 1, TypeID: "t1", Status: volstate.StatusAttaching,
+		Attachments: []volstate.Attachment{{ID: "s1", ServerID: "s1", Host: "n1", Root: true, Mode: volstate.AttachReadOnly}}, Revision: 1})
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", BootVolume: vol,
+		Flavor: computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256}, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(context.Background())
+	spec, _ := host.Spec("s1")
+	if root := spec.Disks[0]; !root.ReadOnly || root.Limits != (hypervisor.IOLimits{TotalIOPS: 300}) {
+		t.Fatalf("root disk %+v", root)
 	}
 }

@@ -55,8 +55,10 @@ type Agent struct {
 	DetachWait time.Duration
 
 	mu sync.Mutex
-	// told is the size each plugged volume's guest was last told.
-	told map[string]int64
+	// told is the size each plugged volume's guest was last told;
+	// limited the I/O limits its disk was last given.
+	told    map[string]int64
+	limited map[string]hypervisor.IOLimits
 }
 
 // Run reconciles until ctx ends.
@@ -91,6 +93,7 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	a.mu.Lock()
 	if a.told == nil {
 		a.told = map[string]int64{}
+		a.limited = map[string]hypervisor.IOLimits{}
 	}
 	a.mu.Unlock()
 	if a.Now == nil {
@@ -99,7 +102,8 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	if a.DetachWait == 0 {
 		a.DetachWait = 30 * time.Second
 	}
-	txn, ws, err := reconcile.Read(ctx, a.State, []string{volstate.VolumeTable})
+	// Types and QoS specs too: a volume's limits follow its type's spec.
+	txn, ws, err := reconcile.Read(ctx, a.State, []string{volstate.VolumeTable, volstate.TypeTable, volstate.QoSTable})
 	if err != nil {
 		return nil, fmt.Errorf("state not readable yet: %w", err)
 	}
@@ -109,7 +113,7 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 			continue
 		}
 		mine[v.ID] = true
-		if err := a.converge(ctx, v.Clone()); err != nil && ctx.Err() == nil {
+		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID)); err != nil && ctx.Err() == nil {
 			a.Log.Warn("volumes: converge", "volume", v.ID, "server", v.Attachments[0].ServerID, "err", err)
 		}
 	}
@@ -121,9 +125,7 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 				a.Log.Warn("volumes: unexport", "volume", id, "err", err)
 				continue
 			}
-			a.mu.Lock()
-			delete(a.told, id)
-			a.mu.Unlock()
+			a.forget(id)
 			a.Log.Info("volume export ended", "volume", id)
 		}
 	}
@@ -150,9 +152,25 @@ func (a *Agent) hotplugVM(ctx context.Context, server string) (hypervisor.Hotplu
 	return hp, true, nil
 }
 
-func (a *Agent) converge(ctx context.Context, v *volstate.Volume) error {
+// Limits is the I/O limits of a volume of type typeID in its guest: its
+// type's QoS spec's, as the hypervisor takes them.
+func Limits(tx *memdb.Txn, typeID string) hypervisor.IOLimits {
+	return ioLimits(volstate.QoSLimits(tx, typeID))
+}
+
+func ioLimits(q map[string]int64) hypervisor.IOLimits {
+	return hypervisor.IOLimits{
+		ReadIOPS: q[volstate.QoSReadIOPS], WriteIOPS: q[volstate.QoSWriteIOPS], TotalIOPS: q[volstate.QoSTotalIOPS],
+		ReadBytes: q[volstate.QoSReadBytes], WriteBytes: q[volstate.QoSWriteBytes], TotalBytes: q[volstate.QoSTotalBytes],
+	}
+}
+
+// converge plugs, keeps or unplugs v's disk; limits are the I/O limits
+// of its type's QoS spec, which a plugged disk is kept at.
+func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits) error {
 	att := v.Attachments[0]
-	disk := hypervisor.HotDisk{ID: DiskID(v.ID), Socket: a.Exports.Socket(), Export: v.ID, Serial: serial(v.ID)}
+	disk := hypervisor.HotDisk{ID: DiskID(v.ID), Socket: a.Exports.Socket(), Export: v.ID, Serial: serial(v.ID),
+		ReadOnly: att.Mode == volstate.AttachReadOnly, Limits: limits}
 	if att.Root {
 		return a.convergeRoot(ctx, v)
 	}
@@ -190,7 +208,18 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume) error {
 				return fmt.Errorf("plug volume %s into %s: %w", v.ID, att.ServerID, err)
 			}
 			a.setTold(v.ID, size)
-			a.Log.Info("volume plugged", "volume", v.ID, "server", att.ServerID, "size", size)
+			a.setLimited(v.ID, limits)
+			a.Log.Info("volume plugged", "volume", v.ID, "server", att.ServerID, "size", size, "read_only", disk.ReadOnly)
+		}
+		// Limits are set on every plug (above) and again whenever they
+		// differ from what this process last set: after its restart, or
+		// a change of the type's spec.
+		if had, ok := a.limitedTo(v.ID); !ok || had != limits {
+			if err := hp.LimitDisk(ctx, disk.ID, limits); err != nil {
+				return fmt.Errorf("limit the i/o of volume %s in %s: %w", v.ID, att.ServerID, err)
+			}
+			a.setLimited(v.ID, limits)
+			a.Log.Info("volume i/o limits set", "volume", v.ID, "server", att.ServerID, "limits", fmt.Sprintf("%+v", limits))
 		}
 		if told, ok := a.toldSize(v.ID); !ok {
 			a.setTold(v.ID, size)
@@ -225,9 +254,7 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume) error {
 		if err := a.Exports.Unexport(ctx, v.ID); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		delete(a.told, v.ID)
-		a.mu.Unlock()
+		a.forget(v.ID)
 		a.Log.Info("volume unplugged", "volume", v.ID, "server", att.ServerID)
 		return a.propose(ctx, volstate.CmdDetached, volstate.DetachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})
 	}
@@ -281,6 +308,27 @@ func (a *Agent) setTold(id string, n int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.told[id] = n
+}
+
+func (a *Agent) setLimited(id string, l hypervisor.IOLimits) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.limited[id] = l
+}
+
+func (a *Agent) limitedTo(id string) (hypervisor.IOLimits, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l, ok := a.limited[id]
+	return l, ok
+}
+
+// forget drops what this process told a volume's guest, once unplugged.
+func (a *Agent) forget(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.told, id)
+	delete(a.limited, id)
 }
 
 func (a *Agent) toldSize(id string) (int64, bool) {

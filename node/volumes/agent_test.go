@@ -233,3 +233,47 @@ func TestBootVolumeIsExportedNotPlugged(t *testing.T) {
 		t.Fatal("the boot volume was hot-plugged as well")
 	}
 }
+
+// A read-only volume is plugged read-only, and a volume whose type has a
+// front-end QoS spec is plugged with its limits, which follow a change
+// of the spec while it stays plugged.
+func TestPlugReadOnlyAndWithTheTypesLimits(t *testing.T) {
+	w := newWorld(t)
+	w.vm("s1")
+	const ro, capped = "aaaaaaaa-2222-3333-4444-555555555555", "bbbbbbbb-2222-3333-4444-555555555555"
+	yes := true
+	w.propose(volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: ro, Project: "p", Size: 1, Status: volstate.StatusAvailable,
+		TypeID: volstate.DefaultTypeID, ReadOnly: &yes}})
+	w.exports.size[ro] = volstate.GiB
+	w.propose(volstate.CmdAttach, volstate.AttachCmd{VolumeID: ro, Attachment: volstate.Attachment{ID: "att-ro", ServerID: "s1", Host: "n1"}})
+
+	w.propose(volstate.CmdCreateQoS, volstate.CreateQoSCmd{Row: volstate.QoSSpec{ID: "q1", Name: "cap", Consumer: volstate.ConsumerFrontEnd,
+		Specs: map[string]string{volstate.QoSReadIOPS: "100", volstate.QoSWriteBytes: "1048576"}}})
+	w.propose(volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t1", Name: "capped", Public: true}})
+	w.propose(volstate.CmdPutType, volstate.PutTypeCmd{Row: volstate.Type{ID: "t1", Name: "capped", Public: true, QoSSpecID: "q1"}, Revision: 1})
+	w.propose(volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: capped, Project: "p", Size: 1, Status: volstate.StatusAvailable, TypeID: "t1"}})
+	w.exports.size[capped] = volstate.GiB
+	w.propose(volstate.CmdAttach, volstate.AttachCmd{VolumeID: capped, Attachment: volstate.Attachment{ID: "att-capped", ServerID: "s1", Host: "n1"}})
+	w.pass()
+
+	d, ok := w.host.HotDisk("s1", DiskID(ro))
+	if !ok || !d.ReadOnly || !d.Limits.IsZero() {
+		t.Fatalf("read-only volume plugged as %+v (%v)", d, ok)
+	}
+	d, ok = w.host.HotDisk("s1", DiskID(capped))
+	if want := (hypervisor.IOLimits{ReadIOPS: 100, WriteBytes: 1 << 20}); !ok || d.ReadOnly || d.Limits != want {
+		t.Fatalf("capped volume plugged as %+v (%v), want limits %+v", d, ok, want)
+	}
+
+	w.propose(volstate.CmdPutQoS, volstate.PutQoSCmd{Row: volstate.QoSSpec{ID: "q1", Name: "cap", Consumer: volstate.ConsumerBoth,
+		Specs: map[string]string{volstate.QoSTotalIOPS: "50"}}, Revision: 1})
+	w.pass()
+	if d, _ := w.host.HotDisk("s1", DiskID(capped)); d.Limits != (hypervisor.IOLimits{TotalIOPS: 50}) {
+		t.Fatalf("after the spec changed: %+v", d.Limits)
+	}
+	w.propose(volstate.CmdDeleteQoS, volstate.DeleteQoSCmd{ID: "q1", Force: true})
+	w.pass()
+	if d, _ := w.host.HotDisk("s1", DiskID(capped)); !d.Limits.IsZero() {
+		t.Fatalf("after the spec went: %+v", d.Limits)
+	}
+}

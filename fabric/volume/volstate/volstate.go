@@ -93,6 +93,9 @@ type Volume struct {
 	Reason   string `json:"reason,omitempty"`
 	TypeID   string `json:"type_id"`
 	Bootable bool   `json:"bootable,omitempty"`
+	// ReadOnly is Cinder's readonly admin metadata (os-update_readonly_flag):
+	// nil until first set. A read-only volume is attached read-only.
+	ReadOnly *bool `json:"readonly,omitempty"`
 	// The volume's source, at most one: a snapshot, a volume or an image.
 	SnapshotID  string `json:"snapshot_id,omitempty"`
 	SourceVolID string `json:"source_volid,omitempty"`
@@ -107,6 +110,9 @@ type Volume struct {
 	// service's maintenance settles (Abandoned).
 	WorkNode string `json:"work_node,omitempty"`
 	WorkRun  string `json:"work_run,omitempty"`
+	// UploadImage is the image an upload in progress (uploading) is
+	// making, so that one whose process died is not left queued.
+	UploadImage string `json:"upload_image,omitempty"`
 	// Attachments are the servers the volume is attached to (at most
 	// one: multiattach is refused).
 	Attachments []Attachment `json:"attachments,omitempty"`
@@ -127,7 +133,16 @@ type Attachment struct {
 	Root bool `json:"root,omitempty"`
 	// DeleteOnTermination deletes the volume when the server goes.
 	DeleteOnTermination bool `json:"delete_on_termination,omitempty"`
+	// Mode is AttachReadOnly when the guest may only read the volume
+	// (it was read-only when attached); "" is read-write.
+	Mode string `json:"mode,omitempty"`
 }
+
+// AttachReadOnly is the Mode of a read-only attachment (Cinder's "ro").
+const AttachReadOnly = "ro"
+
+// IsReadOnly reports whether the volume's readonly flag is set.
+func (v *Volume) IsReadOnly() bool { return v.ReadOnly != nil && *v.ReadOnly }
 
 // Clone copies the row deeply enough that changing the copy leaves the
 // stored row alone.
@@ -177,7 +192,9 @@ type Type struct {
 	// Projects may use a private type besides admins (Cinder's type
 	// access).
 	Projects []string `json:"projects,omitempty"`
-	Revision int64    `json:"revision"`
+	// QoSSpecID is the QoS spec the type is associated with ("": none).
+	QoSSpecID string `json:"qos_specs_id,omitempty"`
+	Revision  int64  `json:"revision"`
 }
 
 // Clone copies the row deeply.
@@ -276,7 +293,7 @@ func Limit(tx *memdb.Txn, project, resource string) int {
 			return v
 		}
 	}
-	return DefaultQuotas()[resource]
+	return DefaultLimit(tx, resource)
 }
 
 // Usage is how much of resource project uses. Gigabytes count volumes
@@ -305,6 +322,9 @@ func Usage(tx *memdb.Txn, project, resource string) int {
 			n += b.Size
 		}
 		return n
+	}
+	if tk, ok := typeOfResource(tx, resource); ok {
+		return typeUsage(tx, project, tk)
 	}
 	return 0
 }
@@ -365,6 +385,8 @@ func Schema() store.Schema {
 			store.NewTable(QuotaTable, &Quota{}),
 			backupTable(),
 			transferTable(),
+			quotaClassTable(),
+			qosTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:   store.Typed(applyCreateVolume),
@@ -378,6 +400,10 @@ func Schema() store.Schema {
 			CmdDeleteType:     store.Typed(applyDeleteType),
 			CmdSetQuota:       store.Typed(applySetQuota),
 			CmdDeleteQuota:    store.Typed(applyDeleteQuota),
+			CmdSetQuotaClass:  store.Typed(applySetQuotaClass),
+			CmdCreateQoS:      store.Typed(applyCreateQoS),
+			CmdPutQoS:         store.Typed(applyPutQoS),
+			CmdDeleteQoS:      store.Typed(applyDeleteQoS),
 			CmdAttach:         store.Typed(applyAttach),
 			CmdAttached:       store.Typed(applyAttached),
 			CmdDetach:         store.Typed(applyDetach),
@@ -396,7 +422,7 @@ func Schema() store.Schema {
 
 // TableNames lists the tables, so a watcher can watch them.
 func TableNames() []string {
-	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable}
+	return []string{VolumeTable, SnapshotTable, TypeTable, QuotaTable, BackupTable, TransferTable, QuotaClassTable, QoSTable}
 }
 
 // LoadVolume returns a copy of volume id, or an error matching
@@ -544,7 +570,7 @@ func applyCreateVolume(tx *memdb.Txn, c CreateVolumeCmd) (any, error) {
 	if err := tx.Insert(VolumeTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, QuotaVolumes, QuotaGigabytes); err != nil {
+	if err := checkQuota(tx, row.Project, append([]string{QuotaVolumes, QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaVolumes, QuotaGigabytes)...)...); err != nil {
 		return nil, err
 	}
 	return row, nil
@@ -577,7 +603,7 @@ func applyPutVolume(tx *memdb.Txn, c PutVolumeCmd) (any, error) {
 		if err := checkPerVolume(tx, row.Project, row.Size); err != nil {
 			return nil, err
 		}
-		if err := checkQuota(tx, row.Project, QuotaGigabytes); err != nil {
+		if err := checkQuota(tx, row.Project, append([]string{QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaGigabytes)...)...); err != nil {
 			return nil, err
 		}
 	}
@@ -627,7 +653,7 @@ func applyCreateSnapshot(tx *memdb.Txn, c CreateSnapshotCmd) (any, error) {
 	if err := tx.Insert(SnapshotTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, QuotaSnapshots, QuotaGigabytes); err != nil {
+	if err := checkQuota(tx, row.Project, append([]string{QuotaSnapshots, QuotaGigabytes}, typeResources(tx, vol.TypeID, QuotaSnapshots, QuotaGigabytes)...)...); err != nil {
 		return nil, err
 	}
 	return row, nil
@@ -708,6 +734,11 @@ func applyPutType(tx *memdb.Txn, c PutTypeCmd) (any, error) {
 	if c.Row.ID == DefaultTypeID && c.Row.Name != DefaultTypeName {
 		return nil, invalid("Invalid volume type: the default volume type cannot be renamed.")
 	}
+	if c.Row.QoSSpecID != "" && c.Row.QoSSpecID != cur.QoSSpecID {
+		if _, err := LoadQoS(tx, c.Row.QoSSpecID); err != nil {
+			return nil, err
+		}
+	}
 	row := c.Row
 	row.Revision = cur.Revision + 1
 	if old := store.Get[Type](tx, TypeTable, row.ID); old != nil {
@@ -751,9 +782,8 @@ func applySetQuota(tx *memdb.Txn, c SetQuotaCmd) (any, error) {
 	if old := store.Get[Quota](tx, QuotaTable, c.Project); old != nil {
 		maps.Copy(q.Limits, old.Limits)
 	}
-	defaults := DefaultQuotas()
 	for k, v := range c.Limits {
-		if _, ok := defaults[k]; !ok {
+		if !IsQuotaResource(tx, k) {
 			return nil, invalid("Bad key(s) in quota set: %s", k)
 		}
 		if v < -1 {
@@ -815,6 +845,9 @@ func AttachTx(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
 	row := cur.Clone()
 	row.Status, row.Reason = StatusAttaching, ""
 	row.Attachments = []Attachment{c.Attachment}
+	if cur.IsReadOnly() {
+		row.Attachments[0].Mode = AttachReadOnly
+	}
 	row.UpdatedAt = c.Attachment.Since
 	row.Revision++
 	return row, tx.Insert(VolumeTable, row)

@@ -64,6 +64,23 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 // and a start-up error is an exit status with a message on stderr), and the
 // VM process is in its own session, re-parented away from rackd, so rackd
 // can be killed or restarted without taking its guests down.
+// throttling is -drive's I/O limit options for l, the ones set only.
+func throttling(l hypervisor.IOLimits) string {
+	out := ""
+	for _, o := range []struct {
+		name string
+		v    int64
+	}{
+		{"iops-total", l.TotalIOPS}, {"iops-read", l.ReadIOPS}, {"iops-write", l.WriteIOPS},
+		{"bps-total", l.TotalBytes}, {"bps-read", l.ReadBytes}, {"bps-write", l.WriteBytes},
+	} {
+		if o.v > 0 {
+			out += ",throttling." + o.name + "=" + strconv.FormatInt(o.v, 10)
+		}
+	}
+	return out
+}
+
 func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 	p := l.paths
 	name := spec.Name
@@ -113,6 +130,7 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 		} else {
 			opts += ",discard=unmap" // thin images give freed blocks back
 		}
+		opts += throttling(d.Limits)
 		dev := "virtio-blk-pci,id=disk" + strconv.Itoa(i) + ",drive=" + drive
 		if d.Serial != "" {
 			dev += ",serial=" + d.Serial

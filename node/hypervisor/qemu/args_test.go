@@ -53,6 +53,16 @@ func TestBuildArgs(t *testing.T) {
 			},
 			accel: AccelTCG,
 		},
+		"boot-volume-read-only-limited": {
+			spec: hypervisor.VMSpec{
+				ID: "vm5", VCPUs: 1, MemoryMB: 256,
+				Disks: []hypervisor.Disk{
+					{NBDSocket: "/run/rackstack/vms/nbd.sock", NBDExport: "0a1b2c3d-vol", Format: hypervisor.FormatRaw, ReadOnly: true,
+						Limits: hypervisor.IOLimits{ReadIOPS: 200, WriteBytes: 2097152}},
+				},
+			},
+			accel: AccelTCG,
+		},
 		"nics": {
 			spec: hypervisor.VMSpec{
 				ID: "vm3", VCPUs: 1, MemoryMB: 256,

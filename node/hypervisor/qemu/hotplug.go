@@ -33,7 +33,7 @@ func addNBD(ctx context.Context, c *qmp.Client, name string, d hypervisor.HotDis
 	err := c.Execute(ctx, "blockdev-add", map[string]any{
 		"driver": "nbd", "node-name": name, "export": d.Export,
 		"server":          map[string]any{"type": "unix", "path": d.Socket},
-		"reconnect-delay": reconnectDelay, "discard": "unmap",
+		"reconnect-delay": reconnectDelay, "discard": "unmap", "read-only": d.ReadOnly,
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("open nbd export %s: %w", d.Export, err)
@@ -136,7 +136,7 @@ func (v *vm) AttachDisk(ctx context.Context, d hypervisor.HotDisk) error {
 		if err := addNBD(ctx, c, nbdNode, d); err != nil {
 			return err
 		}
-		if err := c.Execute(ctx, "blockdev-add", map[string]any{"driver": "raw", "node-name": hotNode(d.ID), "file": nbdNode, "discard": "unmap"}, nil); err != nil {
+		if err := c.Execute(ctx, "blockdev-add", rawNode(d, nbdNode), nil); err != nil {
 			_ = delNodes(ctx, c, d.ID)
 			return fmt.Errorf("open raw node of %s: %w", d.ID, err)
 		}
@@ -160,7 +160,54 @@ func (v *vm) AttachDisk(ctx context.Context, d hypervisor.HotDisk) error {
 			_ = delNodes(ctx, c, d.ID)
 			return fmt.Errorf("plug disk %s: %w", d.ID, err)
 		}
+		// The guest has not seen the disk yet: its first I/O is capped.
+		if !d.Limits.IsZero() {
+			if err := setThrottle(ctx, c, d.ID, d.Limits); err != nil {
+				_ = c.Execute(ctx, "device_del", map[string]any{"id": hotDevice(d.ID)}, nil)
+				return err
+			}
+		}
 		return nil
+	})
+}
+
+// rawNode is the blockdev-add (or -reopen) options of d's raw node over
+// the NBD node file.
+func rawNode(d hypervisor.HotDisk, file string) map[string]any {
+	return map[string]any{"driver": "raw", "node-name": hotNode(d.ID), "file": file, "discard": "unmap", "read-only": d.ReadOnly}
+}
+
+// setThrottle sets the device's I/O limits with QEMU's throttling on its
+// block backend, which stays with the device when ResizeDisk swaps the
+// nodes under it (all six values are required; 0 is no limit). The
+// backend belongs to the virtio-blk device inside the PCI proxy, which
+// only its QOM path names.
+func setThrottle(ctx context.Context, c *qmp.Client, id string, l hypervisor.IOLimits) error {
+	err := c.Execute(ctx, "block_set_io_throttle", map[string]any{
+		"id":   "/machine/peripheral/" + hotDevice(id) + "/virtio-backend",
+		"iops": l.TotalIOPS, "iops_rd": l.ReadIOPS, "iops_wr": l.WriteIOPS,
+		"bps": l.TotalBytes, "bps_rd": l.ReadBytes, "bps_wr": l.WriteBytes,
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("set the i/o limits of disk %s: %w", id, err)
+	}
+	return nil
+}
+
+// LimitDisk implements hypervisor.Hotplug.
+func (v *vm) LimitDisk(ctx context.Context, id string, l hypervisor.IOLimits) error {
+	if err := checkHotID(id); err != nil {
+		return err
+	}
+	return v.hotCommand(ctx, "limit disk", func(c *qmp.Client) error {
+		devs, err := peripherals(ctx, c)
+		if err != nil {
+			return err
+		}
+		if !devs[hotDevice(id)] {
+			return fmt.Errorf("limit disk %s: %w", id, hypervisor.ErrNotFound)
+		}
+		return setThrottle(ctx, c, id, l)
 	})
 }
 
@@ -264,9 +311,7 @@ func (v *vm) ResizeDisk(ctx context.Context, d hypervisor.HotDisk, size int64) e
 		if err := addNBD(ctx, c, next, d); err != nil {
 			return err
 		}
-		err = c.Execute(ctx, "blockdev-reopen", map[string]any{"options": []any{
-			map[string]any{"driver": "raw", "node-name": hotNode(d.ID), "file": next, "discard": "unmap"},
-		}}, nil)
+		err = c.Execute(ctx, "blockdev-reopen", map[string]any{"options": []any{rawNode(d, next)}}, nil)
 		if err != nil {
 			_ = c.Execute(ctx, "blockdev-del", map[string]any{"node-name": next}, nil)
 			return fmt.Errorf("swap the grown export in under %s: %w", d.ID, err)

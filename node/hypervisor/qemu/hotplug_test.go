@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/hypervisor/qmp"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/block/nbd"
 )
@@ -53,7 +55,8 @@ func TestHotplugDisk(t *testing.T) {
 	requireQEMU(t)
 	runDir := newRunDir(t)
 	d := newDriver(t, runDir)
-	vm, err := d.Start(ctxFor(t, time.Minute), blankSpecAt(newID("hot"), blankDisk(t)))
+	spec := blankSpecAt(newID("hot"), blankDisk(t))
+	vm, err := d.Start(ctxFor(t, time.Minute), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +97,31 @@ func TestHotplugDisk(t *testing.T) {
 		t.Fatalf("resize: %v", err)
 	}
 
+	// A read-only disk with limits: QEMU opens it read-only and
+	// throttles its block backend from the start; LimitDisk changes it.
+	if err := srv.Export("vol2", &memDevice{b: make([]byte, 8<<20)}); err != nil {
+		t.Fatal(err)
+	}
+	limited := hypervisor.HotDisk{ID: "vol2", Socket: sock, Export: "vol2", ReadOnly: true, Limits: hypervisor.IOLimits{ReadIOPS: 100, WriteBytes: 1 << 20}}
+	if err := hp.AttachDisk(ctxFor(t, 30*time.Second), limited); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryBlock(t, runDir, spec.ID, "disk-vol2"); !got.RO || got.IOPSRead != 100 || got.BPSWrite != 1<<20 || got.IOPS != 0 {
+		t.Fatalf("read-only limited disk: %+v", got)
+	}
+	if got := queryBlock(t, runDir, spec.ID, "disk-vol1"); got.RO || got.IOPSRead != 0 {
+		t.Fatalf("read-write disk: %+v", got)
+	}
+	if err := hp.LimitDisk(ctxFor(t, 10*time.Second), "vol2", hypervisor.IOLimits{TotalIOPS: 50}); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryBlock(t, runDir, spec.ID, "disk-vol2"); got.IOPS != 50 || got.IOPSRead != 0 || got.BPSWrite != 0 {
+		t.Fatalf("after LimitDisk: %+v", got)
+	}
+	if err := hp.LimitDisk(ctxFor(t, 10*time.Second), "nosuch", hypervisor.IOLimits{TotalIOPS: 50}); !errors.Is(err, hypervisor.ErrNotFound) {
+		t.Fatalf("limit a disk not plugged: %v", err)
+	}
+
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer dcancel()
 	if err := hp.DetachDisk(dctx, "vol1"); !errors.Is(err, hypervisor.ErrDetachPending) {
@@ -102,3 +130,35 @@ func TestHotplugDisk(t *testing.T) {
 }
 
 func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// blockInfo is what query-block says of a device's medium.
+type blockInfo struct {
+	RO       bool  `json:"ro"`
+	IOPS     int64 `json:"iops"`
+	IOPSRead int64 `json:"iops_rd"`
+	BPSWrite int64 `json:"bps_wr"`
+}
+
+// queryBlock asks the VM's monitor how device is opened.
+func queryBlock(t *testing.T, runDir, id, device string) blockInfo {
+	t.Helper()
+	c, err := qmp.Dial(ctxFor(t, 10*time.Second), filepath.Join(runDir, id, "qmp.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var blocks []struct {
+		QDev     string    `json:"qdev"`
+		Inserted blockInfo `json:"inserted"`
+	}
+	if err := c.Execute(ctxFor(t, 10*time.Second), "query-block", nil, &blocks); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if strings.Contains(b.QDev, "/"+device+"/") {
+			return b.Inserted
+		}
+	}
+	t.Fatalf("no block device %s in %+v", device, blocks)
+	return blockInfo{}
+}
