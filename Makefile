@@ -64,9 +64,12 @@ run: build
 	$(BIN)/rackd dev --data-dir $(DATA)
 
 # purge removes what `make run` made, once rackd is stopped: its guests
-# and their taps, its BPF pins, QEMU's run dir and the data dir.
+# and their taps, its BPF pins, QEMU's run dir and the data dir; and what
+# an integration run killed by its timeout left running (the suite's
+# TestMain reaps it, here with no test to run).
 purge: build
 	$(BIN)/rackd dev --purge --data-dir $(DATA)
+	RACKSTACK_BIN=$(BIN) $(GO) test -count=1 -tags integration -run '^$$' ./integration/
 
 # generate rebuilds bpf/*_bpfel.{go,o} from the C (committed: building
 # needs no clang).

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,8 @@ type machine struct {
 	driver     string
 	driverInfo map[string]string
 	password   string
+	// id is the node the machine enrolled as.
+	id string
 }
 
 // newMachine makes the machine directory: QEMU under TCG, PXE first (the
@@ -66,6 +69,7 @@ func newMachine(t *testing.T, seg *segment, name, mac string, cpus, memMB int, d
 		t.Fatal(err)
 	}
 	mc.m = m
+	recordPIDFile(t, filepath.Join(m.Dir, bmcsim.PIDFile))
 	t.Cleanup(func() { m.PowerOff(false) })
 	return mc
 }
@@ -80,6 +84,7 @@ func (mc *machine) ipmi(t *testing.T) {
 	if err != nil {
 		t.Fatalf("start ipmi_sim: %v", err)
 	}
+	recordProcess(t, p.PID(), false)
 	t.Cleanup(func() { p.Stop() })
 	mc.driver = "ipmi"
 	mc.driverInfo = map[string]string{"ipmi_address": "127.0.0.1", "ipmi_port": strconv.Itoa(port), "ipmi_username": "admin"}
@@ -127,7 +132,8 @@ func freeUDPPort(t *testing.T) int {
 	return 0
 }
 
-// bmNode is what the test reads of `openstack baremetal node show`.
+// bmNode is what the test reads of a node, from `openstack baremetal node
+// show` or from the API (which has the same names).
 type bmNode struct {
 	UUID           string         `json:"uuid"`
 	Name           string         `json:"name"`
@@ -150,14 +156,40 @@ func showNode(t *testing.T, env []string, id string) bmNode {
 	return n
 }
 
+// bmAPI reads the Ironic API over HTTP. The waits poll it, not the CLI:
+// each `openstack` run costs seconds of CPU, which the emulated machines
+// beside it need. The CLI still makes every change, and the checks of
+// what it shows use it.
+type bmAPI struct {
+	url, tok string
+}
+
+func newBMAPI(t *testing.T, n *rackd, creds map[string]string) bmAPI {
+	t.Helper()
+	return bmAPI{url: n.url() + "/baremetal/v1", tok: token(t, n, creds["OS_USERNAME"], creds["OS_PASSWORD"], creds["OS_PROJECT_NAME"])}
+}
+
+func (a bmAPI) node(t *testing.T, id string) bmNode {
+	t.Helper()
+	var n bmNode
+	if code, err := callVersion("GET", a.url+"/nodes/"+id, a.tok, "1.81", &n); err != nil || code != 200 {
+		t.Fatalf("GET node %s: %d %v", id, code, err)
+	}
+	return n
+}
+
+// pollEvery is how often the waits read the API: a read is cheap, and
+// every step of a node's life waits on the one before it.
+const pollEvery = 500 * time.Millisecond
+
 // waitNode waits until the node is in want, failing early (with its
 // last_error and rackd's log tail) when it lands in a state it must not.
-func waitNode(t *testing.T, env []string, node *rackd, id, want string, d time.Duration, bad ...string) bmNode {
+func waitNode(t *testing.T, api bmAPI, node *rackd, id, want string, d time.Duration, bad ...string) bmNode {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var n bmNode
 	for time.Now().Before(deadline) {
-		n = showNode(t, env, id)
+		n = api.node(t, id)
 		if n.ProvisionState == want {
 			return n
 		}
@@ -166,7 +198,7 @@ func waitNode(t *testing.T, env []string, node *rackd, id, want string, d time.D
 				t.Fatalf("node %s went to %q waiting for %q: last_error %q\nrackd log:\n%s", id, n.ProvisionState, want, n.LastError, tail(node.log(), 40))
 			}
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(pollEvery)
 	}
 	t.Fatalf("node %s still %q after %s waiting for %q: last_error %q\nrackd log:\n%s", id, n.ProvisionState, d, want, n.LastError, tail(node.log(), 40))
 	return n
@@ -174,27 +206,80 @@ func waitNode(t *testing.T, env []string, node *rackd, id, want string, d time.D
 
 // nodeByMAC finds the node that owns a port with mac, once discovery made
 // it.
-func nodeByMAC(t *testing.T, env []string, mac string, d time.Duration) string {
+func nodeByMAC(t *testing.T, api bmAPI, mac string, d time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		var ports []struct {
-			Address string `json:"Address"`
-			Node    string `json:"Node UUID"`
+		var list struct {
+			Ports []struct {
+				Address string `json:"address"`
+				Node    string `json:"node_uuid"`
+			} `json:"ports"`
 		}
-		out := openstack(t, env, "baremetal", "port", "list", "--long", "-f", "json")
-		if err := json.Unmarshal([]byte(out), &ports); err != nil {
-			t.Fatalf("port list: %v\n%s", err, out)
+		code, err := callVersion("GET", api.url+"/ports?detail=true&address="+url.QueryEscape(mac), api.tok, "1.81", &list)
+		if err != nil || code != 200 {
+			t.Fatalf("GET ports with address %s: %d %v", mac, code, err)
 		}
-		for _, p := range ports {
+		for _, p := range list.Ports {
 			if strings.EqualFold(p.Address, mac) {
 				return p.Node
 			}
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(pollEvery)
 	}
 	t.Fatalf("no node with port %s after %s", mac, d)
 	return ""
+}
+
+// checkPortList: `openstack baremetal port list` shows each machine's PXE
+// MAC on its node.
+func checkPortList(t *testing.T, env []string, machines ...*machine) {
+	t.Helper()
+	var ports []struct {
+		Address string `json:"Address"`
+		Node    string `json:"Node UUID"`
+	}
+	out := openstack(t, env, "baremetal", "port", "list", "--long", "-f", "json")
+	if err := json.Unmarshal([]byte(out), &ports); err != nil {
+		t.Fatalf("port list: %v\n%s", err, out)
+	}
+	for _, mc := range machines {
+		found := false
+		for _, p := range ports {
+			found = found || strings.EqualFold(p.Address, mc.mac) && p.Node == mc.id
+		}
+		if !found {
+			t.Errorf("port list has no port %s on node %s (%s):\n%s", mc.mac, mc.id, mc.name, out)
+		}
+	}
+}
+
+// stopwatch logs how far into the test each milestone came, so that a
+// slow run's log shows which phase took the time.
+func stopwatch() func(t *testing.T, what string) {
+	start := time.Now()
+	return func(t *testing.T, what string) {
+		t.Helper()
+		t.Logf("%5.0fs %s", time.Since(start).Seconds(), what)
+	}
+}
+
+// inParallel runs each function as a parallel subtest of a group named
+// name, and stops the test when one of them failed: what follows needs
+// all of them done.
+func inParallel(t *testing.T, name string, subtests map[string]func(t *testing.T)) {
+	t.Helper()
+	ok := t.Run(name, func(t *testing.T) {
+		for sub, f := range subtests {
+			t.Run(sub, func(t *testing.T) {
+				t.Parallel()
+				f(t)
+			})
+		}
+	})
+	if !ok {
+		t.FailNow()
+	}
 }
 
 // TestBareMetal racks two simulated servers on a provisioning segment
@@ -204,7 +289,9 @@ func nodeByMAC(t *testing.T, env []string, mac string, d time.Duration) string {
 // Redfish) → manage → provide (cleaning) → available → `openstack server
 // create` with a bare-metal flavor → the image on the machine's own disk,
 // booted from it → `server delete` → cleaning → available; and the
-// failures: a wrong BMC password, an agent that stops heartbeating.
+// failures: a wrong BMC password, an agent that stops heartbeating. The
+// two machines go their ways at once wherever neither waits for the
+// other, as a rack's servers do.
 func TestBareMetal(t *testing.T) {
 	testenv.RequireRoot(t, "bridges, taps and namespaces for the provisioning segment")
 	for _, cmd := range []string{"qemu-system-x86_64", "ipmi_sim", "ipmitool", "busybox", "/usr/bin/openstack"} {
@@ -212,6 +299,7 @@ func TestBareMetal(t *testing.T) {
 	}
 	ramdisk := buildRamdisk(t)
 	img := testImage(t)
+	mark := stopwatch()
 
 	seg := newSegment(t)
 	httpPort := 18000 + os.Getpid()%1000
@@ -222,6 +310,7 @@ func TestBareMetal(t *testing.T) {
 	n.waitHealthy()
 	creds := openrc(t, n.dataDir)
 	env := osEnv(creds, n)
+	api := newBMAPI(t, n, creds)
 
 	// proxyDHCP: a PXE client hears from rackd, an ordinary one does not
 	// (the site's server is not up yet, so nobody answers it).
@@ -248,85 +337,38 @@ func TestBareMetal(t *testing.T) {
 	if err := m2.m.PowerOn(reap); err != nil {
 		t.Fatal(err)
 	}
+	mark(t, "both machines powered on")
 
-	// Both PXE-boot the discovery ramdisk and enrol themselves.
-	ids := map[*machine]string{}
-	for _, mc := range []*machine{m1, m2} {
-		ids[mc] = nodeByMAC(t, env, mc.mac, 6*time.Minute)
-	}
-	for _, mc := range []*machine{m1, m2} {
-		nd := showNode(t, env, ids[mc])
-		if nd.ProvisionState != "enroll" {
-			t.Errorf("%s: discovered node in %q, want enroll", mc.name, nd.ProvisionState)
-		}
-		checkNodeInventory(t, n, creds, ids[mc], mc)
-	}
-	// The discovery agent powers the machine off when it is done.
-	for _, mc := range []*machine{m1, m2} {
-		if !eventually(2*time.Minute, func() bool { on, _ := mc.m.PowerState(); return !on }) {
-			t.Fatalf("%s still on after discovery\nconsole:\n%s", mc.name, tail(mc.consoleLog(), 20))
-		}
-	}
+	// Both PXE-boot the discovery ramdisk, enrol themselves and go on to
+	// available: m1 is first given a wrong BMC password, m2 is inspected
+	// once more after manage. Meanwhile the operator makes a bare-metal
+	// flavor and uploads the image.
+	inParallel(t, "to available", map[string]func(t *testing.T){
+		m1.name: func(t *testing.T) { toAvailable(t, env, api, n, creds, detours{wrongPassword: true}, m1, mark) },
+		m2.name: func(t *testing.T) { toAvailable(t, env, api, n, creds, detours{inspect: true}, m2, mark) },
+		"flavor and image": func(t *testing.T) {
+			openstack(t, env, "flavor", "create", "--ram", "1", "--disk", "1", "--vcpus", "1", "bm.small")
+			openstack(t, env, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=1", "--property", "resources:VCPU=0",
+				"--property", "resources:MEMORY_MB=0", "--property", "resources:DISK_GB=0", "bm.small")
+			openstack(t, env, "image", "create", "--disk-format", "qcow2", "--container-format", "bare", "--file", img, "--public", "bm-img")
+		},
+	})
+	checkPortList(t, env, m1, m2)
 
-	// A wrong BMC password fails manage with a clear error, the right one
-	// verifies.
-	openstack(t, env, append(append([]string{"baremetal", "node", "set", ids[m1]}, m1.setArgs("wrong-password")...), "--resource-class", "baremetal")...)
-	openstack(t, env, "baremetal", "node", "manage", ids[m1])
-	nd := waitNode(t, env, n, ids[m1], "enroll", 2*time.Minute)
-	for !strings.Contains(nd.LastError, "authentication") {
-		nd = showNode(t, env, ids[m1])
-		if nd.ProvisionState != "enroll" && nd.ProvisionState != "verifying" {
-			t.Fatalf("wrong password: node %s in %q, last_error %q", ids[m1], nd.ProvisionState, nd.LastError)
-		}
-		time.Sleep(time.Second)
-	}
-	if strings.Contains(nd.LastError, "wrong-password") {
-		t.Fatalf("last_error shows the password: %q", nd.LastError)
-	}
-	for _, mc := range []*machine{m1, m2} {
-		openstack(t, env, append(append([]string{"baremetal", "node", "set", ids[mc]}, mc.setArgs(mc.password)...), "--resource-class", "baremetal")...)
-		if nd := showNode(t, env, ids[mc]); fmt.Sprint(nd.DriverInfo[mc.driver+"_password"]) != "******" {
-			t.Fatalf("%s: driver_info shows the password as %v", mc.name, nd.DriverInfo[mc.driver+"_password"])
-		}
-		openstack(t, env, "baremetal", "node", "manage", ids[mc])
-	}
-	for _, mc := range []*machine{m1, m2} {
-		waitNode(t, env, n, ids[mc], "manageable", 2*time.Minute, "enroll")
-	}
-	// Inspection of a managed node goes the real way too: the conductor
-	// sets PXE through the BMC, powers on, the agent reports, the machine
-	// is switched off again.
-	openstack(t, env, "baremetal", "node", "inspect", ids[m2])
-	waitNode(t, env, n, ids[m2], "manageable", 6*time.Minute, "inspect failed")
-	checkNodeInventory(t, n, creds, ids[m2], m2)
-	if !eventually(2*time.Minute, func() bool { on, _ := m2.m.PowerState(); return !on }) {
-		t.Fatalf("%s still on after inspection", m2.name)
-	}
-	for _, mc := range []*machine{m1, m2} {
-		openstack(t, env, "baremetal", "node", "provide", ids[mc])
-	}
-	for _, mc := range []*machine{m1, m2} {
-		waitNode(t, env, n, ids[mc], "available", 8*time.Minute, "clean failed")
-	}
-
-	// A bare-metal flavor and the test image; the server lands on one of
-	// the two available nodes.
-	openstack(t, env, "flavor", "create", "--ram", "1", "--disk", "1", "--vcpus", "1", "bm.small")
-	openstack(t, env, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=1", "--property", "resources:VCPU=0",
-		"--property", "resources:MEMORY_MB=0", "--property", "resources:DISK_GB=0", "bm.small")
-	openstack(t, env, "image", "create", "--disk-format", "qcow2", "--container-format", "bare", "--file", img, "--public", "bm-img")
+	// The server lands on one of the two available nodes.
 	openstack(t, env, "server", "create", "--flavor", "bm.small", "--image", "bm-img", "--wait", "bm-srv")
+	mark(t, "server ACTIVE")
 	srv := showServer(t, env, "bm-srv")
 	if srv.Status != "ACTIVE" {
 		t.Fatalf("bm-srv is %s", srv.Status)
 	}
 	var deployed, spare *machine
 	for _, mc := range []*machine{m1, m2} {
-		nd := showNode(t, env, ids[mc])
+		nd := api.node(t, mc.id)
 		if nd.InstanceUUID == srv.ID {
 			deployed = mc
 			if nd.ProvisionState != "active" {
-				t.Fatalf("deployed node %s in %q", ids[mc], nd.ProvisionState)
+				t.Fatalf("deployed node %s in %q", mc.id, nd.ProvisionState)
 			}
 		} else {
 			spare = mc
@@ -335,68 +377,151 @@ func TestBareMetal(t *testing.T) {
 	if deployed == nil || spare == nil {
 		t.Fatalf("server %s: no node holds it, or both do", srv.ID)
 	}
-	checkServerAllocation(t, env, srv.ID, ids[deployed])
-	// The machine now boots the image from its own disk, persistently, and
-	// the image read its config drive.
+	checkServerAllocation(t, env, srv.ID, deployed.id)
+	image := imageID(t, env, "bm-img")
+
+	inParallel(t, "deployed and spare", map[string]func(t *testing.T){
+		"deployed": func(t *testing.T) { serverLife(t, env, api, n, deployed, srv.ID, mark) },
+		"spare": func(t *testing.T) {
+			checkTemplateRefused(t, env, spare.id, image)
+			// An agent that stops heartbeating fails its deploy with
+			// last_error instead of leaving the node waiting.
+			openstack(t, env, "baremetal", "node", "set", spare.id, "--instance-info", "image_source="+image)
+			openstack(t, env, "baremetal", "node", "deploy", spare.id)
+			waitNode(t, api, n, spare.id, "wait call-back", 2*time.Minute, "deploy failed")
+			// The plug is pulled once the agent has called back, so it is
+			// its heartbeats that stop (before it called, the longer
+			// call-back deadline applies).
+			if !eventually(5*time.Minute, func() bool { return strings.Contains(spare.consoleLog(), `msg="inventory posted"`) }) {
+				t.Fatalf("%s: the agent never called back\nconsole:\n%s", spare.name, tail(spare.consoleLog(), 20))
+			}
+			mark(t, spare.name+": the agent called back; pulling the plug")
+			if err := spare.m.PowerOff(false); err != nil {
+				t.Fatal(err)
+			}
+			nd := waitNode(t, api, n, spare.id, "deploy failed", 3*time.Minute, "active")
+			if !strings.Contains(nd.LastError, "heartbeat") && !strings.Contains(nd.LastError, "timed out") {
+				t.Fatalf("deploy failed with last_error %q, want the agent's silence named", nd.LastError)
+			}
+			mark(t, spare.name+": deploy failed")
+		},
+	})
+	// Nothing but the deleted server held an allocation.
+	if rows := allocations(t, env); len(rows) != 0 {
+		t.Fatalf("allocations left after the server was deleted: %+v", rows)
+	}
+}
+
+// detours are the detours one machine takes on its way to available.
+type detours struct {
+	// wrongPassword: its BMC credentials are first given with a wrong
+	// password, which fails manage with a clear error.
+	wrongPassword bool
+	// inspect: once manageable it is inspected again, the real way: the
+	// conductor sets PXE through the BMC, powers on, the agent reports,
+	// the machine is switched off again.
+	inspect bool
+}
+
+// toAvailable takes a machine that was switched on from its discovery
+// boot to available, recording its node in mc.id.
+func toAvailable(t *testing.T, env []string, api bmAPI, n *rackd, creds map[string]string, steps detours, mc *machine, mark func(*testing.T, string)) {
+	mc.id = nodeByMAC(t, api, mc.mac, 6*time.Minute)
+	mark(t, mc.name+": enrolled")
+	if nd := api.node(t, mc.id); nd.ProvisionState != "enroll" {
+		t.Errorf("%s: discovered node in %q, want enroll", mc.name, nd.ProvisionState)
+	}
+	checkNodeInventory(t, n, creds, mc.id, mc)
+	// The discovery agent powers the machine off when it is done.
+	if !eventually(2*time.Minute, func() bool { on, _ := mc.m.PowerState(); return !on }) {
+		t.Fatalf("%s still on after discovery\nconsole:\n%s", mc.name, tail(mc.consoleLog(), 20))
+	}
+
+	if steps.wrongPassword {
+		openstack(t, env, append(append([]string{"baremetal", "node", "set", mc.id}, mc.setArgs("wrong-password")...), "--resource-class", "baremetal")...)
+		openstack(t, env, "baremetal", "node", "manage", mc.id)
+		nd := waitNode(t, api, n, mc.id, "enroll", 2*time.Minute)
+		deadline := time.Now().Add(2 * time.Minute)
+		for !strings.Contains(nd.LastError, "authentication") {
+			if nd.ProvisionState != "enroll" && nd.ProvisionState != "verifying" || time.Now().After(deadline) {
+				t.Fatalf("wrong password: node %s in %q, last_error %q", mc.id, nd.ProvisionState, nd.LastError)
+			}
+			time.Sleep(pollEvery)
+			nd = api.node(t, mc.id)
+		}
+		if strings.Contains(nd.LastError, "wrong-password") {
+			t.Fatalf("last_error shows the password: %q", nd.LastError)
+		}
+		mark(t, mc.name+": a wrong BMC password failed manage")
+	}
+	openstack(t, env, append(append([]string{"baremetal", "node", "set", mc.id}, mc.setArgs(mc.password)...), "--resource-class", "baremetal")...)
+	if nd := showNode(t, env, mc.id); fmt.Sprint(nd.DriverInfo[mc.driver+"_password"]) != "******" {
+		t.Fatalf("%s: driver_info shows the password as %v", mc.name, nd.DriverInfo[mc.driver+"_password"])
+	}
+	openstack(t, env, "baremetal", "node", "manage", mc.id)
+	waitNode(t, api, n, mc.id, "manageable", 2*time.Minute, "enroll")
+	mark(t, mc.name+": manageable")
+
+	if steps.inspect {
+		openstack(t, env, "baremetal", "node", "inspect", mc.id)
+		waitNode(t, api, n, mc.id, "manageable", 6*time.Minute, "inspect failed")
+		checkNodeInventory(t, n, creds, mc.id, mc)
+		if !eventually(2*time.Minute, func() bool { on, _ := mc.m.PowerState(); return !on }) {
+			t.Fatalf("%s still on after inspection", mc.name)
+		}
+		mark(t, mc.name+": inspected")
+	}
+	openstack(t, env, "baremetal", "node", "provide", mc.id)
+	waitNode(t, api, n, mc.id, "available", 8*time.Minute, "clean failed")
+	mark(t, mc.name+": available")
+}
+
+// serverLife follows the server's machine from its deploy: it boots the
+// image from its own disk, is rebuilt (the agent erases the disk's
+// metadata, by a deploy template, and writes the image again), and is
+// cleaned and returned when the server is deleted.
+func serverLife(t *testing.T, env []string, api bmAPI, n *rackd, mc *machine, server string, mark func(*testing.T, string)) {
+	// The machine now boots the image from its own disk, persistently,
+	// and the image read its config drive.
 	if !eventually(4*time.Minute, func() bool {
-		return strings.Contains(deployed.consoleLog(), "RACKSTACK-TEST-IMAGE: uuid="+srv.ID)
+		return strings.Contains(mc.consoleLog(), "RACKSTACK-TEST-IMAGE: uuid="+server)
 	}) {
-		t.Fatalf("%s never booted the deployed image\nconsole:\n%s", deployed.name, tail(deployed.consoleLog(), 30))
+		t.Fatalf("%s never booted the deployed image\nconsole:\n%s", mc.name, tail(mc.consoleLog(), 30))
 	}
-	if dev, _ := mustBoot(t, deployed); dev != bmcsim.DevDisk {
-		t.Fatalf("%s boots %q after deploy, want disk", deployed.name, dev)
+	if dev, _ := mustBoot(t, mc); dev != bmcsim.DevDisk {
+		t.Fatalf("%s boots %q after deploy, want disk", mc.name, dev)
 	}
+	mark(t, mc.name+": booted the image from its disk")
 
 	// Rebuild (Nova's rebuild → Ironic deploys the node again): the
 	// machine boots the agent, the image is written again, and it boots
 	// it from its disk once more.
-	useEraseTemplate(t, env, ids[deployed])
-	mark := len(deployed.consoleLog())
+	useEraseTemplate(t, env, mc.id)
+	seen := len(mc.consoleLog())
 	openstack(t, env, "server", "rebuild", "--image", "bm-img", "--wait", "bm-srv")
 	if !eventually(4*time.Minute, func() bool {
-		log := deployed.consoleLog()
-		if len(log) < mark { // a restarted QEMU starts a new log
-			mark = 0
+		log := mc.consoleLog()
+		if len(log) < seen { // a restarted QEMU starts a new log
+			seen = 0
 		}
-		return strings.Contains(log[mark:], "RACKSTACK-TEST-IMAGE: uuid="+srv.ID)
+		return strings.Contains(log[seen:], "RACKSTACK-TEST-IMAGE: uuid="+server)
 	}) {
-		t.Fatalf("%s never booted the rebuilt image\nconsole:\n%s", deployed.name, tail(deployed.consoleLog(), 30))
+		t.Fatalf("%s never booted the rebuilt image\nconsole:\n%s", mc.name, tail(mc.consoleLog(), 30))
 	}
-	if nd := showNode(t, env, ids[deployed]); nd.ProvisionState != "active" || nd.InstanceUUID != srv.ID {
-		t.Fatalf("after the rebuild node %s is %s holding %q", ids[deployed], nd.ProvisionState, nd.InstanceUUID)
+	if nd := api.node(t, mc.id); nd.ProvisionState != "active" || nd.InstanceUUID != server {
+		t.Fatalf("after the rebuild node %s is %s holding %q", mc.id, nd.ProvisionState, nd.InstanceUUID)
 	}
-	checkErasedBeforeWrite(t, env, ids[deployed])
-	checkTemplateRefused(t, env, ids[spare], imageID(t, env, "bm-img"))
-
-	// An agent that stops heartbeating fails its deploy with last_error
-	// instead of leaving the node waiting.
-	openstack(t, env, "baremetal", "node", "set", ids[spare], "--instance-info", "image_source="+imageID(t, env, "bm-img"))
-	openstack(t, env, "baremetal", "node", "deploy", ids[spare])
-	waitNode(t, env, n, ids[spare], "wait call-back", 2*time.Minute, "deploy failed")
-	// The plug is pulled once the agent has called back, so it is its
-	// heartbeats that stop (before it called, the longer call-back
-	// deadline applies).
-	if !eventually(5*time.Minute, func() bool { return strings.Contains(spare.consoleLog(), `msg="inventory posted"`) }) {
-		t.Fatalf("%s: the agent never called back\nconsole:\n%s", spare.name, tail(spare.consoleLog(), 20))
-	}
-	if err := spare.m.PowerOff(false); err != nil { // the plug is pulled
-		t.Fatal(err)
-	}
-	nd = waitNode(t, env, n, ids[spare], "deploy failed", 3*time.Minute, "active")
-	if !strings.Contains(nd.LastError, "heartbeat") && !strings.Contains(nd.LastError, "timed out") {
-		t.Fatalf("deploy failed with last_error %q, want the agent's silence named", nd.LastError)
-	}
+	checkErasedBeforeWrite(t, env, mc.id)
+	mark(t, mc.name+": rebuilt")
 
 	// Deleting the server cleans the disk and returns the node.
 	openstack(t, env, "server", "delete", "--wait", "bm-srv")
-	waitNode(t, env, n, ids[deployed], "available", 8*time.Minute, "clean failed", "error")
-	if nd := showNode(t, env, ids[deployed]); nd.InstanceUUID != "" {
-		t.Fatalf("node %s still holds instance %s", ids[deployed], nd.InstanceUUID)
+	waitNode(t, api, n, mc.id, "available", 8*time.Minute, "clean failed", "error")
+	if nd := api.node(t, mc.id); nd.InstanceUUID != "" {
+		t.Fatalf("node %s still holds instance %s", mc.id, nd.InstanceUUID)
 	}
-	if rows := allocations(t, env); len(rows) != 0 {
-		t.Fatalf("allocations left after the server was deleted: %+v", rows)
-	}
-	checkWiped(t, deployed)
+	checkWiped(t, mc)
+	mark(t, mc.name+": cleaned after the server was deleted")
 }
 
 // reap waits for a QEMU this process started, so it does not linger as a

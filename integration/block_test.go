@@ -144,6 +144,7 @@ func TestBlockExport(t *testing.T) {
 	if err := writer.Start(); err != nil {
 		t.Fatal(err)
 	}
+	recordProcess(t, writer.Process.Pid, false)
 	done := make(chan struct{})
 	go func() { writer.Wait(); outf.Close(); close(done) }()
 	t.Cleanup(func() {

@@ -53,7 +53,10 @@ func TestMain(m *testing.M) {
 		}
 		binDir = dir
 	}
-	os.Exit(m.Run())
+	done := reapLeftovers()
+	code := m.Run()
+	done()
+	os.Exit(code)
 }
 
 // freeAddr returns a loopback host:port that was free a moment ago.
@@ -110,6 +113,7 @@ func (r *rackd) start(extra ...string) {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
+	recordProcess(r.t, r.cmd.Process.Pid, true)
 	r.exited = make(chan error, 1)
 	cmd := r.cmd
 	go func() { r.exited <- cmd.Wait(); logf.Close() }()

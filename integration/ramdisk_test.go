@@ -117,6 +117,7 @@ func TestRamdiskAgent(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	recordProcess(t, cmd.Process.Pid, false)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	dump := func() {
@@ -188,6 +189,7 @@ func TestRamdiskAgent(t *testing.T) {
 	if err := boot.Start(); err != nil {
 		t.Fatal(err)
 	}
+	recordProcess(t, boot.Process.Pid, false)
 	defer func() { boot.Process.Kill(); boot.Wait() }()
 	sc := bufio.NewScanner(stdout)
 	var seen []string

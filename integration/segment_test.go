@@ -96,6 +96,7 @@ func (s *segment) startSiteDHCP() {
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start site DHCP: %v", err)
 	}
+	recordProcess(s.t, cmd.Process.Pid, true)
 	s.t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
