@@ -219,8 +219,14 @@ func TestWebConsole(t *testing.T) {
 	// Launch from the form: one image, flavor and network, so the
 	// defaults are the ones made above.
 	b.visit("#/instances/new")
+	b.waitJS("net1 offered for the launch", `[...document.querySelectorAll('form[aria-label="Launch instance"] [name=network] option')].some(o => o.textContent === 'net1')`, 30*time.Second)
+	if eval[bool](b, `[...document.querySelectorAll('form[aria-label="Launch instance"] [name=network] option')].some(o => o.textContent === 'public')`) {
+		t.Error("the launch form offers the external network public for a guest's port")
+	}
+	net1 := strings.TrimSpace(openstack(t, alice, "network", "show", "-f", "value", "-c", "id", "net1"))
 	b.run("fill the launch form",
 		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Launch instance"] [name=name]`), "web1"),
+		chromedp.SetValue(chromedp.CSS(`form[aria-label="Launch instance"] [name=network]`), net1),
 		chromedp.SetValue(chromedp.CSS(`form[aria-label="Launch instance"] [name=key]`), "k1"),
 	)
 	b.screenshot("instance-create")

@@ -47,7 +47,9 @@ async function create(ctx) {
     field('Name', 'name', { required: true }),
     field('Image', 'image', { options: opt(imgs.images.filter(i => i.status === 'active'), i => i.name || i.id), required: true }),
     field('Flavor', 'flavor', { options: opt(flavors.flavors, f => `${f.name} (${f.vcpus} vCPU, ${f.ram} MiB, ${f.disk} GiB)`), required: true }),
-    field('Network', 'network', { options: opt(nets.networks, n => n.name || n.id), required: true }),
+    // As in Horizon: an external network that is not shared is the
+    // routers' to use, not a place for guests' ports.
+    field('Network', 'network', { options: opt(nets.networks.filter(n => !n['router:external'] || n.shared), n => n.name || n.id), required: true }),
     field('Key pair', 'key', { options: [{ value: '', label: '(none)' }, ...keys.keypairs.map(k => ({ value: k.keypair.name, label: k.keypair.name }))] }),
     field('User data (script)', 'user_data', { textarea: true }),
   ], 'Launch', async v => {
