@@ -101,6 +101,13 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 	if err != nil {
 		return Port{}, err
 	}
+	// Nova's network:attach_external_network is admin-only: every project
+	// sees an external network, but it is the routers' to use, and a
+	// guest's port on it would sit on the operator's outside segment.
+	if n.External && !n.Shared && !p.IsAdmin() {
+		return Port{}, store.Fault(store.KindForbidden, "ExternalNetworkAttachForbidden",
+			"It is not allowed to create an interface on external network %s", n.ID)
+	}
 	now := s.now()
 	spec := portSpec{Port: Port{ID: api.NewUUID(), NetworkID: n.ID, Project: req.Project, DeviceID: req.DeviceID,
 		DeviceOwner: req.DeviceOwner, Status: "DOWN", VNICType: "normal", AdminStateUp: true, CreatedAt: now, UpdatedAt: now}}

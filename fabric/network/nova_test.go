@@ -75,3 +75,33 @@ func TestServerPorts(t *testing.T) {
 		t.Fatalf("deleted: %v", err)
 	}
 }
+
+// TestServerPortsOnExternalNetworks: Nova lets only admins put a guest on
+// an external network that is not shared (network:attach_external_network),
+// though every project sees it.
+func TestServerPortsOnExternalNetworks(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pa := &api.Principal{UserID: "u-alice", ProjectID: projA, Roles: []string{"member", "reader"}}
+	pAdm := &api.Principal{UserID: "u-admin", ProjectID: projAdm, Roles: []string{"admin", "member", "reader"}}
+	ext := f.network(admin, "public", "router:external", true)["id"].(string)
+	f.subnet(admin, ext, "172.24.4.0/24")
+	sp := f.svc.ServerPorts()
+	if _, err := sp.Create(ctx, pa, ServerPortRequest{NetworkID: ext, Project: projA, DeviceID: "server-1"}); !errors.Is(err, store.ErrForbidden) {
+		t.Fatalf("a member's guest on an external network: %v, want forbidden", err)
+	}
+	if p := api.ProblemOf(func() error {
+		_, err := sp.Create(ctx, pa, ServerPortRequest{NetworkID: ext, Project: projA})
+		return err
+	}()); p.Fault != "ExternalNetworkAttachForbidden" {
+		t.Errorf("fault %q, want ExternalNetworkAttachForbidden", p.Fault)
+	}
+	if _, err := sp.Create(ctx, pAdm, ServerPortRequest{NetworkID: ext, Project: projAdm, DeviceID: "server-2"}); err != nil {
+		t.Fatalf("an admin's guest on an external network: %v", err)
+	}
+	shared := f.network(admin, "public-shared", "router:external", true, "shared", true)["id"].(string)
+	f.subnet(admin, shared, "172.24.5.0/24")
+	if _, err := sp.Create(ctx, pa, ServerPortRequest{NetworkID: shared, Project: projA, DeviceID: "server-3"}); err != nil {
+		t.Fatalf("a member's guest on a shared external network: %v", err)
+	}
+}
