@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 // The test binary stands in for QEMU: `TEST standin …` takes any
@@ -120,7 +122,7 @@ func TestBootOrderAppendedWithoutBootArgument(t *testing.T) {
 // reused: its start time differs), is a machine that is off.
 func TestStalePIDIsOff(t *testing.T) {
 	m := newMachine(t)
-	start, ok := startTime(os.Getpid())
+	start, ok := testenv.StartTime(os.Getpid())
 	if !ok {
 		t.Fatal("no start time for this process")
 	}

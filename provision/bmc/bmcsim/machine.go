@@ -7,8 +7,8 @@
 // through the chassis-control program (Chassis, run as `rack-bmcsim
 // chassis`), and a small Redfish service (Redfish).
 //
-// It imports nothing of ours, so tests of any layer and
-// cmd/rack-bmcsim use it.
+// It imports nothing of ours but fabric/testenv (which imports nothing
+// of ours), so tests of any layer and cmd/rack-bmcsim use it.
 package bmcsim
 
 import (
@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 // Files in a machine directory.
@@ -126,37 +128,14 @@ func (m *Machine) pid() (int, error) {
 	if err != nil || pid <= 0 {
 		return 0, nil
 	}
-	if start, ok := startTime(pid); !ok || start != fields[1] {
+	if start, ok := testenv.StartTime(pid); !ok || start != fields[1] {
 		return 0, nil
 	}
 	return pid, nil
 }
 
-// startTime reads a running process's start time (clock ticks since
-// boot) from /proc; ok is false when the process is gone or a zombie (a
-// QEMU started by a chassis program that exited is reaped by init, maybe
-// late).
-func startTime(pid int) (string, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", false
-	}
-	// The fields after the command name (in parentheses, maybe with
-	// blanks): state is the first, start time the twentieth.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return "", false
-	}
-	return f[19], true
-}
-
 func alive(pid int) bool {
-	_, ok := startTime(pid)
+	_, ok := testenv.StartTime(pid)
 	return ok
 }
 
@@ -284,7 +263,7 @@ func (m *Machine) powerOn(wait func(*os.Process)) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("power on: %w", err)
 	}
-	start, ok := startTime(cmd.Process.Pid)
+	start, ok := testenv.StartTime(cmd.Process.Pid)
 	if !ok {
 		// It exited at once: the command line is wrong. Its log says why.
 		_, _ = cmd.Process.Wait()
