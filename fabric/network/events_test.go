@@ -2,32 +2,15 @@ package network
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 
-	"github.com/rackstack/rackstack/fabric/events/eventstate"
+	"github.com/rackstack/rackstack/fabric/events/eventstate/eventtest"
 )
 
 // events lists one resource's events as "type action from>to by who
 // (reason)".
 func (f *fixture) events(id string) string {
-	var out []string
-	for _, e := range eventstate.List(f.local.State.Txn(), eventstate.Filter{ResourceID: id}) {
-		who := e.UserID
-		if who == "" {
-			who = "system"
-		}
-		s := fmt.Sprintf("%s %s %s>%s by %s", e.ResourceType, e.Action, e.From, e.To, who)
-		if e.Reason != "" {
-			s += " (" + e.Reason + ")"
-		}
-		if e.Project != projA {
-			s += " in " + e.Project
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, "; ")
+	return eventtest.Lines(f.local.State.Txn(), id, projA)
 }
 
 // Networks, subnets, ports, routers and floating IPs record who made,
