@@ -61,16 +61,5 @@ func (s *Service) backOff(ctx context.Context, start time.Time, n int64) bool {
 	l.next = l.next.Add(time.Duration(float64(n) / float64(s.cfg.BusyRate) * float64(time.Second)))
 	until := l.next
 	l.mu.Unlock()
-	wait := time.Until(until)
-	if wait <= 0 {
-		return true
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleep(ctx, time.Until(until))
 }

@@ -637,11 +637,16 @@ func (s *Service) passCounts() (passCount, bool) {
 // first.
 func pace(ctx context.Context, start time.Time, n, rate int64) bool {
 	want := time.Duration(float64(n) / float64(rate) * float64(time.Second))
-	wait := want - time.Since(start)
-	if wait <= 0 {
+	return sleep(ctx, want-time.Since(start))
+}
+
+// sleep waits d (nothing if d is not positive); it reports false if ctx
+// ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
 		return true
 	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
