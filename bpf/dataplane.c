@@ -104,6 +104,7 @@ enum {
 	C_SNAT_NEW,
 	C_DROP_NAT_PORTS,
 	C_DROP_TOO_BIG,
+	C_DROP_SCOPE,
 	C_MAX = 32,
 };
 
@@ -197,11 +198,14 @@ struct rif_key {
 	__u8 ip[4];
 };
 
+/* scope (rif, route, rif6, route6): the address scope of the interface's
+ * subnet, numbered by the Go side; 0 = none. A router routes only between
+ * interfaces of one scope (what leaves by its gateway is to_external's). */
 struct rif {
 	__u32 router;
 	__u8 ip[4];
 	__u8 mac[6];
-	__u8 pad[2];
+	__u16 scope;
 };
 
 struct route_key {              /* LPM: prefixlen covers router (32) + address bits */
@@ -219,7 +223,7 @@ struct route {
 	__u32 flags;
 	__u8 nexthop[4];
 	__u8 mac[6];            /* the router's MAC on that network */
-	__u8 pad[2];
+	__u16 scope;            /* that interface's */
 };
 
 struct neigh_key {              /* vlan: a tenant network's; ext_neighs: the external device's ifindex */
@@ -245,7 +249,7 @@ struct rif6 {
 	__u32 router;
 	__u8 ip[16];            /* the gateway address: the source of ICMPv6 errors */
 	__u8 mac[6];
-	__u8 pad[2];
+	__u16 scope;
 };
 
 struct route6_key {
@@ -259,7 +263,7 @@ struct route6 {
 	__u32 flags;            /* ROUTE_VIA only */
 	__u8 nexthop[16];
 	__u8 mac[6];            /* the router's MAC on that network */
-	__u8 pad[2];
+	__u16 scope;            /* that interface's */
 };
 
 struct neigh6_key {
@@ -1345,6 +1349,8 @@ static __always_inline int route(struct __sk_buff *skb, __u32 ifindex, struct ri
 	struct rif *self = bpf_map_lookup_elem(&rifs, &own);
 	if (self && self->router == in->router && f->proto == IPPROTO_ICMP)
 		return echo_reply(skb, f, in->mac);
+	if (r->scope != in->scope)
+		return drop(C_DROP_SCOPE);      /* Neutron routes within an address scope only */
 	struct neigh_key nk = { .vlan = vlan };
 	if (r->flags & ROUTE_VIA)
 		__builtin_memcpy(nk.ip, r->nexthop, 4);
@@ -1593,6 +1599,8 @@ static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct
 	struct rif6 *self = bpf_map_lookup_elem(&rifs6, &own);
 	if (self && self->router == in->router && f->proto == IPPROTO_ICMPV6)
 		return echo6_reply(skb, f, l4, in->mac);
+	if (r->scope != in->scope)
+		return drop(C_DROP_SCOPE);
 	struct neigh6_key nk = { .vlan = vlan };
 	__builtin_memcpy(nk.ip, (r->flags & ROUTE_VIA) ? (void *)r->nexthop : (void *)f->daddr6, 16);
 	__u8 smac[6], dmac[6];

@@ -207,7 +207,7 @@ type DataplaneRif struct {
 	Router uint32
 	Ip     [4]uint8
 	Mac    [6]uint8
-	Pad    [2]uint8
+	Scope  uint16
 }
 
 type DataplaneRif6 struct {
@@ -215,7 +215,7 @@ type DataplaneRif6 struct {
 	Router uint32
 	Ip     [16]uint8
 	Mac    [6]uint8
-	Pad    [2]uint8
+	Scope  uint16
 }
 
 type DataplaneRif6Key struct {
@@ -236,7 +236,7 @@ type DataplaneRoute struct {
 	Flags   uint32
 	Nexthop [4]uint8
 	Mac     [6]uint8
-	Pad     [2]uint8
+	Scope   uint16
 }
 
 type DataplaneRoute6 struct {
@@ -245,7 +245,7 @@ type DataplaneRoute6 struct {
 	Flags   uint32
 	Nexthop [16]uint8
 	Mac     [6]uint8
-	Pad     [2]uint8
+	Scope   uint16
 }
 
 type DataplaneRoute6Key struct {

@@ -131,6 +131,11 @@ type RouterInterface struct {
 	// gateway: its fixed IPs are routed out as they are, as with
 	// enable_snat off, and the outside reaches them the same way.
 	NoSNAT bool
+	// Scope is the subnet's address scope ("": none). The router routes
+	// only between interfaces of one scope, and out of its gateway as
+	// they are only the addresses of the gateway's scope: what crosses
+	// scopes is dropped unless it is NATed (Neutron's rule).
+	Scope string
 	// RAMode is an IPv6 subnet's ipv6_ra_mode: "slaac",
 	// "dhcpv6-stateful" or "dhcpv6-stateless" have router solicitations
 	// on the network answered; empty: no router advertisements.
@@ -143,6 +148,7 @@ type RouterGateway struct {
 	External string     // External.ID
 	IP       netip.Addr // the SNAT address
 	SNAT     bool       // enable_snat
+	Scope    string     // the address scope of its IPv4 subnet; "": none
 }
 
 // FloatingIP maps an address on an external network to a port's fixed IP

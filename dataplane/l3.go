@@ -147,6 +147,10 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 		extKeys[e.ID] = key
 	}
 
+	scopes, err := scopeNumbers(d)
+	if err != nil {
+		return err
+	}
 	routers := map[string]Router{}
 	for _, r := range d.Routers {
 		routers[r.ID] = r
@@ -163,10 +167,10 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 				return fmt.Errorf("router %s: interface VLAN %d out of 1-4094", r.ID, ri.VLAN)
 			}
 			v4 = append(v4, ri)
-			rif := bpf.DataplaneRif{Router: id, Ip: ip4(ri.IP.Addr()), Mac: mac6(ri.MAC)}
+			rif := bpf.DataplaneRif{Router: id, Ip: ip4(ri.IP.Addr()), Mac: mac6(ri.MAC), Scope: scopes[ri.Scope]}
 			l.rifs[bpf.DataplaneRifKey{Vlan: uint32(ri.VLAN), Ip: rif.Ip}] = rif
 			l.rmacs[bpf.DataplaneFdbKey{Vlan: uint32(ri.VLAN), Mac: rif.Mac}] = rif
-			l.routes[routeKey(id, ri.IP.Masked())] = bpf.DataplaneRoute{Vlan: uint32(ri.VLAN), Mac: rif.Mac}
+			l.routes[routeKey(id, ri.IP.Masked())] = bpf.DataplaneRoute{Vlan: uint32(ri.VLAN), Mac: rif.Mac, Scope: rif.Scope}
 		}
 		if g := r.Gateway; g != nil {
 			e, ok := exts[g.External]
@@ -200,7 +204,7 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 			if on == nil {
 				return fmt.Errorf("router %s: route %s via %s: the next hop is on none of its subnets", r.ID, rt.Dst, rt.Nexthop)
 			}
-			l.routes[routeKey(id, rt.Dst.Masked())] = bpf.DataplaneRoute{Vlan: uint32(on.VLAN), Flags: routeVia, Nexthop: ip4(rt.Nexthop), Mac: mac6(on.MAC)}
+			l.routes[routeKey(id, rt.Dst.Masked())] = bpf.DataplaneRoute{Vlan: uint32(on.VLAN), Flags: routeVia, Nexthop: ip4(rt.Nexthop), Mac: mac6(on.MAC), Scope: scopes[on.Scope]}
 		}
 	}
 
@@ -238,7 +242,9 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 	// and what comes back to them in (the outside routes the subnets to
 	// the router's gateway address): 1:1 NAT of each address to itself.
 	// So does a router with SNAT for its subnets in its gateway's address
-	// scope (RouterInterface.NoSNAT).
+	// scope (RouterInterface.NoSNAT). A subnet of another scope than the
+	// gateway's is never routed out as it is: without SNAT it reaches the
+	// outside only by a floating IP.
 	for _, r := range d.Routers {
 		g := r.Gateway
 		if g == nil {
@@ -256,7 +262,7 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 					continue
 				}
 				for _, ri := range r.Interfaces {
-					if ri.VLAN == p.VLAN && ri.IP.Addr().Is4() && ri.IP.Masked().Contains(a.Addr()) && (!g.SNAT || ri.NoSNAT) {
+					if ri.VLAN == p.VLAN && ri.IP.Addr().Is4() && ri.IP.Masked().Contains(a.Addr()) && (ri.NoSNAT || !g.SNAT && ri.Scope == g.Scope) {
 						l.fipOut[out] = bpf.DataplaneNat{Ifindex: ext, Ip: out.Ip}
 						l.fipIn[bpf.DataplaneNatKey{Ifindex: ext, Ip: out.Ip}] = bpf.DataplaneNat{Ifindex: port, Ip: out.Ip, Mac: mac6(ri.MAC), Flags: natRouted}
 						break

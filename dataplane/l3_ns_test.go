@@ -27,12 +27,18 @@ func l3Namespaces(t *testing.T) (d *Dataplane, ga, gd string) {
 // l3NamespacesOn is l3Namespaces with the external network flat on the
 // uplink (the outside on up0p) when onUplink.
 func l3NamespacesOn(t *testing.T, onUplink bool) (d *Dataplane, ga, gd string) {
+	d, ga, gd, _ = l3NamespacesState(t, onUplink)
+	return d, ga, gd
+}
+
+// l3NamespacesState is l3NamespacesOn, also returning what it applied.
+func l3NamespacesState(t *testing.T, onUplink bool) (d *Dataplane, ga, gd string, want Desired) {
 	pfx := netip.MustParsePrefix
 	d = openTest(t, "tapa", "tapd", "up0", "ext0", "meta0")
 	ga = dataplanetest.Guest(t, d.cfg.Netns, "tapa", macA, pfx("10.0.0.10/24"), netip.MustParseAddr("10.0.0.1"))
 	gd = dataplanetest.Guest(t, d.cfg.Netns, "tapd", macD, pfx("10.0.1.20/24"), netip.MustParseAddr("10.0.1.1"))
 	dataplanetest.Addr(t, d.cfg.Netns, "meta0p", pfx("169.254.169.254/16"))
-	want := l3State()
+	want = l3State()
 	dev := "ext0"
 	if !onUplink {
 		dataplanetest.Addr(t, d.cfg.Netns, "ext0p", pfx("172.24.4.1/24"))
@@ -54,7 +60,7 @@ func l3NamespacesOn(t *testing.T, onUplink bool) (d *Dataplane, ga, gd string) {
 	if _, err := d.Apply(want); err != nil {
 		t.Fatal(err)
 	}
-	return d, ga, gd
+	return d, ga, gd, want
 }
 
 // ping runs ping in a namespace and returns its output.

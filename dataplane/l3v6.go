@@ -60,6 +60,10 @@ func compileL3v6(d Desired, devs map[string]device, t *tables) error {
 		}
 		l.neighs6[bpf.DataplaneNeigh6Key{Vlan: uint32(n.VLAN), Ip: n.IP.As16()}] = bpf.DataplaneNeigh{Mac: mac6(n.MAC)}
 	}
+	scopes, err := scopeNumbers(d)
+	if err != nil {
+		return err
+	}
 	for _, r := range d.Routers {
 		id := routerID(r.ID)
 		var v6 []RouterInterface
@@ -75,11 +79,11 @@ func compileL3v6(d Desired, devs map[string]device, t *tables) error {
 			}
 			v6 = append(v6, ri)
 			vlan, lla := uint32(ri.VLAN), linkLocal(ri.MAC).Addr()
-			rif := bpf.DataplaneRif6{Router: id, Ip: ri.IP.Addr().As16(), Mac: mac6(ri.MAC)}
+			rif := bpf.DataplaneRif6{Router: id, Ip: ri.IP.Addr().As16(), Mac: mac6(ri.MAC), Scope: scopes[ri.Scope]}
 			l.rifs6[bpf.DataplaneRif6Key{Vlan: vlan, Ip: rif.Ip}] = rif
 			l.rifs6[bpf.DataplaneRif6Key{Vlan: vlan, Ip: lla.As16()}] = rif
 			l.rmacs6[bpf.DataplaneFdbKey{Vlan: vlan, Mac: rif.Mac}] = rif
-			l.routes6[route6Key(id, ri.IP.Masked())] = bpf.DataplaneRoute6{Vlan: vlan, Mac: rif.Mac}
+			l.routes6[route6Key(id, ri.IP.Masked())] = bpf.DataplaneRoute6{Vlan: vlan, Mac: rif.Mac, Scope: rif.Scope}
 			if _, taken := l.ras[vlan]; !taken && ri.RAMode != "" {
 				ra := bpf.DataplaneRa{Mac: rif.Mac, Lla: lla.As16(), Prefix: ri.IP.Masked().Addr().As16(), Plen: uint8(ri.IP.Bits()), Pflags: piOnLink, Mtu: uint32(ri.MTU)}
 				switch ri.RAMode {
@@ -109,7 +113,7 @@ func compileL3v6(d Desired, devs map[string]device, t *tables) error {
 			if on == nil {
 				return fmt.Errorf("router %s: route %s via %s: the next hop is on none of its subnets", r.ID, rt.Dst, rt.Nexthop)
 			}
-			l.routes6[route6Key(id, rt.Dst.Masked())] = bpf.DataplaneRoute6{Vlan: uint32(on.VLAN), Flags: routeVia, Nexthop: rt.Nexthop.As16(), Mac: mac6(on.MAC)}
+			l.routes6[route6Key(id, rt.Dst.Masked())] = bpf.DataplaneRoute6{Vlan: uint32(on.VLAN), Flags: routeVia, Nexthop: rt.Nexthop.As16(), Mac: mac6(on.MAC), Scope: scopes[on.Scope]}
 		}
 	}
 	return nil

@@ -73,6 +73,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 		}
 	}
 	routed := map[string]bool{} // networks the node's routers route to
+	scopeOf := subnetScopes(v)
 	for _, r := range v.Routers {
 		if !r.AdminStateUp || !reachesAny(ifaces[r.ID], local) {
 			continue
@@ -91,7 +92,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 				if !ok || err != nil || perr != nil {
 					continue
 				}
-				ri := dataplane.RouterInterface{VLAN: uint16(n.SegmentationID), MAC: mac, IP: netip.PrefixFrom(ip, pfx.Bits())}
+				ri := dataplane.RouterInterface{VLAN: uint16(n.SegmentationID), MAC: mac, IP: netip.PrefixFrom(ip, pfx.Bits()), Scope: scopeOf[s.ID]}
 				if s.IPVersion == 6 {
 					ri.RAMode, ri.MTU = s.IPv6RAMode, uint16(n.MTU)
 				}
@@ -101,7 +102,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 		if g := r.Gateway; g != nil && reachable[g.NetworkID] {
 			if ip, ok := firstV4(ports[g.PortID]); ok {
 				dr.Gateway = &dataplane.RouterGateway{External: g.NetworkID, IP: ip, SNAT: g.SNAT}
-				markSameScope(&dr, ports[g.PortID], ifaces[r.ID], v)
+				markSameScope(&dr, ports[g.PortID], scopeOf)
 			}
 		}
 		for _, rt := range r.Routes {

@@ -62,20 +62,27 @@ func meterRule(m netstate.MeteringRule) dataplane.MeterRule {
 	return r
 }
 
-// markSameScope marks dr's interfaces on subnets in the address scope of
-// its gateway's subnet: Neutron routes them to the external network
-// without SNAT, their addresses being unique in the scope.
-func markSameScope(dr *dataplane.Router, gw netstate.Port, ifaces []netstate.Port, v *netstate.View) {
+// subnetScopes maps each subnet from a pool of an address scope to that
+// scope; a subnet in none is not in it.
+func subnetScopes(v *netstate.View) map[string]string {
 	pools := map[string]string{} // pool → its scope
 	for _, p := range v.Pools {
 		pools[p.ID] = p.AddressScopeID
 	}
-	scopeOf := map[string]string{} // subnet → its scope
+	scopeOf := map[string]string{}
 	for _, s := range v.Subnets {
-		if s.SubnetPoolID != "" {
+		if s.SubnetPoolID != "" && pools[s.SubnetPoolID] != "" {
 			scopeOf[s.ID] = pools[s.SubnetPoolID]
 		}
 	}
+	return scopeOf
+}
+
+// markSameScope marks dr's interfaces on subnets in the address scope of
+// its gateway's subnet: Neutron routes them to the external network
+// without SNAT, their addresses being unique in the scope. It sets the
+// gateway's scope (that of its IPv4 subnet) too.
+func markSameScope(dr *dataplane.Router, gw netstate.Port, scopeOf map[string]string) {
 	var scope string
 	for _, f := range gw.FixedIPs {
 		if a, err := netip.ParseAddr(f.IP); err == nil && a.Is4() {
@@ -83,20 +90,13 @@ func markSameScope(dr *dataplane.Router, gw netstate.Port, ifaces []netstate.Por
 			break
 		}
 	}
+	dr.Gateway.Scope = scope
 	if scope == "" {
 		return
 	}
-	for _, p := range ifaces {
-		for _, f := range p.FixedIPs {
-			a, err := netip.ParseAddr(f.IP)
-			if err != nil || scopeOf[f.SubnetID] != scope {
-				continue
-			}
-			for i := range dr.Interfaces {
-				if dr.Interfaces[i].IP.Addr() == a {
-					dr.Interfaces[i].NoSNAT = true
-				}
-			}
+	for i := range dr.Interfaces {
+		if dr.Interfaces[i].Scope == scope {
+			dr.Interfaces[i].NoSNAT = true
 		}
 	}
 }

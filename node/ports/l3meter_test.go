@@ -10,7 +10,8 @@ import (
 
 // TestSameScopeIsNotNATed: net1's subnet comes from a pool of the scope
 // the external subnet's pool is in, net2's from a pool of none: r1 routes
-// net1 out without SNAT, net2 with.
+// net1 out without SNAT, net2 with. Each interface and the gateway carry
+// their scope, which the dataplane routes within.
 func TestSameScopeIsNotNATed(t *testing.T) {
 	v := l3View()
 	v.Scopes = []netstate.AddressScope{{ID: "s1", IPVersion: 4}}
@@ -23,10 +24,13 @@ func TestSameScopeIsNotNATed(t *testing.T) {
 	addL3(&d, v, "n1", Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": mac}})
 	var got []string
 	for _, ri := range d.Routers[0].Interfaces {
-		got = append(got, fmt.Sprintf("%s nosnat=%v", ri.IP, ri.NoSNAT))
+		got = append(got, fmt.Sprintf("%s nosnat=%v scope=%q", ri.IP, ri.NoSNAT, ri.Scope))
 	}
-	if fmt.Sprint(got) != "[10.0.0.1/24 nosnat=true 10.0.1.1/24 nosnat=false]" {
+	if fmt.Sprint(got) != `[10.0.0.1/24 nosnat=true scope="s1" 10.0.1.1/24 nosnat=false scope=""]` {
 		t.Errorf("interfaces %v", got)
+	}
+	if g := d.Routers[0].Gateway; g.Scope != "s1" {
+		t.Errorf("gateway scope %q, want s1", g.Scope)
 	}
 	// Without a scope on the external side, everything is SNATed.
 	v.Pools[1].AddressScopeID = ""
