@@ -83,12 +83,18 @@ func setGateway(tx *memdb.Txn, r *Router, g gatewaySpec) error {
 	}
 	ips := g.IPs
 	if ips == nil {
-		// One IPv4 address: SNAT and floating IPs are IPv4 here.
+		// One IPv4 address: SNAT and floating IPs are IPv4.
 		v4 := firstSubnet(tx, n.ID, 4)
 		if v4 == "" {
 			return badRequest("router", "No IPv4 subnet on external network %s", n.ID)
 		}
-		ips = &[]ipRequest{{SubnetID: v4}}
+		req := []ipRequest{{SubnetID: v4}}
+		// And one IPv6 address, as Neutron gives: the router routes its
+		// IPv6 subnets out by it, without NAT.
+		if v6 := firstSubnet(tx, n.ID, 6); v6 != "" {
+			req = append(req, ipRequest{SubnetID: v6})
+		}
+		ips = &req
 	}
 	off := false
 	_, err = createPort(tx, portSpec{

@@ -347,3 +347,21 @@ func TestNoPortForwarding(t *testing.T) {
 		t.Fatalf("port forwarding create: %d", code)
 	}
 }
+
+// TestRouterGatewayTakesAnIPv6Address: on an external network with an
+// IPv6 subnet the gateway port holds an address of it beside the IPv4
+// one, as Neutron gives: the router routes its IPv6 subnets out by it.
+func TestRouterGatewayTakesAnIPv6Address(t *testing.T) {
+	f := newFixture(t)
+	ext := f.network(admin, "public", "router:external", true, "provider:network_type", "flat", "provider:physical_network", "public")["id"].(string)
+	f.subnet(admin, ext, "172.24.4.0/24")
+	f.subnet(admin, ext, "2001:db8:ff::/64")
+	r := f.mk(alice, "routers", "router", map[string]any{"name": "r6", "external_gateway_info": map[string]any{"network_id": ext}})
+	var got []string
+	for _, ip := range r["external_gateway_info"].(map[string]any)["external_fixed_ips"].([]any) {
+		got = append(got, ip.(map[string]any)["ip_address"].(string))
+	}
+	if len(got) != 2 || got[0] != "172.24.4.2" || !netip.MustParsePrefix("2001:db8:ff::/64").Contains(netip.MustParseAddr(got[1])) {
+		t.Fatalf("gateway addresses %v, want 172.24.4.2 and one of 2001:db8:ff::/64", got)
+	}
+}
