@@ -1548,10 +1548,11 @@ static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __
 }
 
 /* icmp6_error answers the IPv6 packet in skb with an ICMPv6 error of type
- * typ from address from (a router interface's) and the MAC mac, quoting
- * its first 48 bytes, back out of the device it came in on. */
+ * typ (param: packet too big's MTU) from address from (a router
+ * interface's) and the MAC mac, quoting its first 48 bytes, back out of
+ * the device it came in on. */
 static __always_inline int icmp6_error(struct __sk_buff *skb, struct flow *f, __u8 typ, __u8 code,
-				       const __u8 *from, const __u8 *mac)
+				       __u32 param, const __u8 *from, const __u8 *mac)
 {
 	struct {
 		struct ethhdr eth;
@@ -1574,6 +1575,7 @@ static __always_inline int icmp6_error(struct __sk_buff *skb, struct flow *f, __
 	__builtin_memcpy((__u8 *)&out + ETH_HLEN, &ip, sizeof(ip));
 	out.type = typ;
 	out.code = code;
+	out.param = bpf_htonl(param);
 	out.csum = icmp6_csum(&ip, &out.type, 8 + sizeof(out.quote));
 	if (bpf_skb_change_tail(skb, sizeof(out), 0) || bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
 		return drop(C_DROP_MALFORMED);
@@ -1581,9 +1583,12 @@ static __always_inline int icmp6_error(struct __sk_buff *skb, struct flow *f, __
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+#include "ext6.h"
+
 /* route6 forwards an IPv6 packet a port sent to its router's MAC to a port
- * of another of the router's networks, here or by the uplink, the hop
- * limit taken down. The port's egress groups have let it through. */
+ * of another of the router's networks, here or by the uplink, or out of
+ * its gateway (to_external6), the hop limit taken down. The port's egress
+ * groups have let it through. */
 static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct flow *f, __u32 l4)
 {
 	if (link_local(f->daddr6))
@@ -1593,6 +1598,11 @@ static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct
 	struct route6 *r = bpf_map_lookup_elem(&routes6, &rk);
 	if (!r)
 		return drop(C_DROP_NO_ROUTE);
+	if (r->flags & ROUTE_EXTERNAL) {
+		if (r->scope != in->scope)
+			return drop(C_DROP_SCOPE);      /* no NAT for IPv6 to cross scopes by */
+		return to_external6(skb, in, f, r->vlan);
+	}
 	__u32 vlan = r->vlan;
 	struct rif6_key own = { .vlan = vlan };
 	__builtin_memcpy(own.ip, f->daddr6, 16);
@@ -1616,7 +1626,7 @@ static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct
 		__u8 from[16], rmac[6];
 		__builtin_memcpy(from, in->ip, 16);
 		__builtin_memcpy(rmac, in->mac, 6);
-		return icmp6_error(skb, f, ICMP6_TIME_EXCEEDED, 0, from, rmac);
+		return icmp6_error(skb, f, ICMP6_TIME_EXCEEDED, 0, 0, from, rmac);
 	}
 	hops--;
 	if (bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hops, 1, 0) || set_macs(skb, dmac, smac))
@@ -1909,6 +1919,8 @@ static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *
 		}
 		return TC_ACT_OK;
 	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return ext6_rx(skb, key, e);
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || !mac_eq(dst, emac))
 		return TC_ACT_OK;
 	struct flow f;

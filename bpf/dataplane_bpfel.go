@@ -67,6 +67,26 @@ type DataplaneExt struct {
 	Mask    [4]uint8
 }
 
+type DataplaneExt6 struct {
+	_       structs.HostLayout
+	Gateway [16]uint8
+	Net     [16]uint8
+	Plen    uint32
+}
+
+type DataplaneExt6Key struct {
+	_   structs.HostLayout
+	Ext uint32
+	Ip  [16]uint8
+}
+
+type DataplaneExt6Val struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
 type DataplaneFdbKey struct {
 	_    structs.HostLayout
 	Vlan uint32
@@ -311,8 +331,11 @@ const (
 	DataplaneMapCounters    = "counters"
 	DataplaneMapCt          = "ct"
 	DataplaneMapCt6         = "ct6"
+	DataplaneMapExt6In      = "ext6_in"
 	DataplaneMapExtNeighs   = "ext_neighs"
+	DataplaneMapExtNeighs6  = "ext_neighs6"
 	DataplaneMapExts        = "exts"
+	DataplaneMapExts6       = "exts6"
 	DataplaneMapFdb         = "fdb"
 	DataplaneMapFipIn       = "fip_in"
 	DataplaneMapFipOut      = "fip_out"
@@ -401,8 +424,11 @@ type DataplaneMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Ct          *ebpf.MapSpec `ebpf:"ct"`
 	Ct6         *ebpf.MapSpec `ebpf:"ct6"`
+	Ext6In      *ebpf.MapSpec `ebpf:"ext6_in"`
 	ExtNeighs   *ebpf.MapSpec `ebpf:"ext_neighs"`
+	ExtNeighs6  *ebpf.MapSpec `ebpf:"ext_neighs6"`
 	Exts        *ebpf.MapSpec `ebpf:"exts"`
+	Exts6       *ebpf.MapSpec `ebpf:"exts6"`
 	Fdb         *ebpf.MapSpec `ebpf:"fdb"`
 	FipIn       *ebpf.MapSpec `ebpf:"fip_in"`
 	FipOut      *ebpf.MapSpec `ebpf:"fip_out"`
@@ -461,8 +487,11 @@ type DataplaneMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Ct          *ebpf.Map `ebpf:"ct"`
 	Ct6         *ebpf.Map `ebpf:"ct6"`
+	Ext6In      *ebpf.Map `ebpf:"ext6_in"`
 	ExtNeighs   *ebpf.Map `ebpf:"ext_neighs"`
+	ExtNeighs6  *ebpf.Map `ebpf:"ext_neighs6"`
 	Exts        *ebpf.Map `ebpf:"exts"`
+	Exts6       *ebpf.Map `ebpf:"exts6"`
 	Fdb         *ebpf.Map `ebpf:"fdb"`
 	FipIn       *ebpf.Map `ebpf:"fip_in"`
 	FipOut      *ebpf.Map `ebpf:"fip_out"`
@@ -497,8 +526,11 @@ func (m *DataplaneMaps) Close() error {
 		m.Counters,
 		m.Ct,
 		m.Ct6,
+		m.Ext6In,
 		m.ExtNeighs,
+		m.ExtNeighs6,
 		m.Exts,
+		m.Exts6,
 		m.Fdb,
 		m.FipIn,
 		m.FipOut,

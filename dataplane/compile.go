@@ -149,6 +149,11 @@ type RouterGateway struct {
 	IP       netip.Addr // the SNAT address
 	SNAT     bool       // enable_snat
 	Scope    string     // the address scope of its IPv4 subnet; "": none
+	// IP6 is its address on the external network's IPv6 subnet (invalid:
+	// none): the router routes its IPv6 subnets of Scope6 out without
+	// NAT, and what the outside sends them back in, as Neutron does.
+	IP6    netip.Addr
+	Scope6 string
 }
 
 // FloatingIP maps an address on an external network to a port's fixed IP
@@ -174,6 +179,11 @@ type External struct {
 	Gateway netip.Addr       // the next hop outside; its MAC is learnt from ARP (Apply asks)
 	Prefix  netip.Prefix     // the external subnet
 	MAC     net.HardwareAddr // this node's MAC on it (Device's own, usually): ARP for its floating and router addresses answers it
+	// Prefix6 is its IPv6 subnet (invalid: none) and Gateway6 the next
+	// hop outside on it (learnt from neighbour discovery, which Apply
+	// starts). Only an untagged external network carries IPv6.
+	Prefix6  netip.Prefix
+	Gateway6 netip.Addr
 }
 
 // Metadata says where the node's metadata server is. Each Port with a

@@ -97,6 +97,8 @@ func diffTables(drift Drift, kernel, want *tables) {
 	count(bpf.DataplaneMapRoutes6, diffMap(k6.routes6, w6.routes6))
 	count(bpf.DataplaneMapNeighs6, diffMap(k6.neighs6, w6.neighs6))
 	count(bpf.DataplaneMapRas, diffMap(k6.ras, w6.ras))
+	count(bpf.DataplaneMapExts6, diffMap(k6.exts6, w6.exts6))
+	count(bpf.DataplaneMapExt6In, diffMap(k6.ext6In, w6.ext6In))
 }
 
 func diffMap[K, V comparable](kernel, want map[K]V) int {
@@ -142,6 +144,7 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapMetas: o.Metas, bpf.DataplaneMapMetaCt: o.MetaCt, bpf.DataplaneMapSnat: o.Snat,
 		bpf.DataplaneMapRifs6: o.Rifs6, bpf.DataplaneMapRmacs6: o.Rmacs6, bpf.DataplaneMapRoutes6: o.Routes6,
 		bpf.DataplaneMapNeighs6: o.Neighs6, bpf.DataplaneMapRas: o.Ras,
+		bpf.DataplaneMapExts6: o.Exts6, bpf.DataplaneMapExt6In: o.Ext6In, bpf.DataplaneMapExtNeighs6: o.ExtNeighs6,
 	}
 	for name, m := range d.meterMaps() {
 		maps[name] = m

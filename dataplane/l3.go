@@ -338,7 +338,7 @@ func gatewayProbes(want Desired, devs map[string]device) []gatewayProbe {
 			out = append(out, gatewayProbe{ext: e.ID, key: extKey(dev.ifindex, e.VLAN), ifindex: dev.ifindex, vlan: e.VLAN, mac: e.MAC, from: a, gateway: e.Gateway})
 		}
 	}
-	return out
+	return append(out, gatewayProbes6(want, devs)...)
 }
 
 // resolveGateways asks each external gateway ext_in has not learnt the MAC
@@ -347,6 +347,10 @@ func gatewayProbes(want Desired, devs map[string]device) []gatewayProbe {
 // which learns it as it learns any ARP on the network.
 func (d *Dataplane) resolveGateways() {
 	for _, g := range d.gateways {
+		if g.gateway.Is6() {
+			d.resolveGateway6(g)
+			continue
+		}
 		var nb bpf.DataplaneNeigh
 		if d.objs.ExtNeighs.Lookup(bpf.DataplaneNeighKey{Vlan: g.key, Ip: ip4(g.gateway)}, &nb) == nil {
 			continue

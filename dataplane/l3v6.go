@@ -22,13 +22,15 @@ type l3v6tables struct {
 	routes6 map[bpf.DataplaneRoute6Key]bpf.DataplaneRoute6
 	neighs6 map[bpf.DataplaneNeigh6Key]bpf.DataplaneNeigh
 	ras     map[uint32]bpf.DataplaneRa
+	exts6   map[uint32]bpf.DataplaneExt6 // by the external's key
+	ext6In  map[bpf.DataplaneExt6Key]bpf.DataplaneExt6Val
 }
 
 func newL3v6Tables() l3v6tables {
 	return l3v6tables{
 		rifs6: map[bpf.DataplaneRif6Key]bpf.DataplaneRif6{}, rmacs6: map[bpf.DataplaneFdbKey]bpf.DataplaneRif6{},
 		routes6: map[bpf.DataplaneRoute6Key]bpf.DataplaneRoute6{}, neighs6: map[bpf.DataplaneNeigh6Key]bpf.DataplaneNeigh{},
-		ras: map[uint32]bpf.DataplaneRa{},
+		ras: map[uint32]bpf.DataplaneRa{}, exts6: map[uint32]bpf.DataplaneExt6{}, ext6In: map[bpf.DataplaneExt6Key]bpf.DataplaneExt6Val{},
 	}
 }
 
@@ -61,6 +63,10 @@ func compileL3v6(d Desired, devs map[string]device, t *tables) error {
 		l.neighs6[bpf.DataplaneNeigh6Key{Vlan: uint32(n.VLAN), Ip: n.IP.As16()}] = bpf.DataplaneNeigh{Mac: mac6(n.MAC)}
 	}
 	scopes, err := scopeNumbers(d)
+	if err != nil {
+		return err
+	}
+	ext6, err := compileExt6(d, devs, l)
 	if err != nil {
 		return err
 	}
@@ -114,6 +120,9 @@ func compileL3v6(d Desired, devs map[string]device, t *tables) error {
 				return fmt.Errorf("router %s: route %s via %s: the next hop is on none of its subnets", r.ID, rt.Dst, rt.Nexthop)
 			}
 			l.routes6[route6Key(id, rt.Dst.Masked())] = bpf.DataplaneRoute6{Vlan: uint32(on.VLAN), Flags: routeVia, Nexthop: rt.Nexthop.As16(), Mac: mac6(on.MAC), Scope: scopes[on.Scope]}
+		}
+		if err := compileGateway6(d, devs, l, r, v6, ext6, scopes); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -65,6 +65,7 @@ func (d *Dataplane) readTables() (*tables, error) {
 		readMap(o.Exts, l.exts), readMap(o.Metas, l.metas), o.Meta.Lookup(uint32(0), &l.meta),
 		readMap(o.Rifs6, t.l3v6.rifs6), readMap(o.Rmacs6, t.l3v6.rmacs6), readMap(o.Routes6, t.l3v6.routes6),
 		readMap(o.Neighs6, t.l3v6.neighs6), readMap(o.Ras, t.l3v6.ras),
+		readMap(o.Exts6, t.l3v6.exts6), readMap(o.Ext6In, t.l3v6.ext6In),
 	} {
 		if err != nil {
 			return nil, err
@@ -98,6 +99,8 @@ func (d *Dataplane) writeTables(t *tables) error {
 	c6, t6 := &d.cur.l3v6, &t.l3v6
 	steps := []func() error{
 		func() error { return putMap(o.Neighs6, c6.neighs6, t6.neighs6) },
+		func() error { return putMap(o.Exts6, c6.exts6, t6.exts6) },
+		func() error { return putMap(o.Ext6In, c6.ext6In, t6.ext6In) },
 		func() error { return putMap(o.Routes6, c6.routes6, t6.routes6) },
 		func() error { return putMap(o.Rifs6, c6.rifs6, t6.rifs6) },
 		func() error { return putMap(o.Rmacs6, c6.rmacs6, t6.rmacs6) },
@@ -151,6 +154,8 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.Rifs6, c6.rifs6, t6.rifs6) },
 		func() error { return deleteMap(o.Routes6, c6.routes6, t6.routes6) },
 		func() error { return deleteMap(o.Neighs6, c6.neighs6, t6.neighs6) },
+		func() error { return deleteMap(o.Ext6In, c6.ext6In, t6.ext6In) },
+		func() error { return deleteMap(o.Exts6, c6.exts6, t6.exts6) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -6,9 +6,9 @@ import (
 	"slices"
 )
 
-// scopeNumbers numbers the address scopes of d's router interfaces 1, 2,
-// … in the order of their IDs, as the programs compare them (rif.scope);
-// no scope is 0.
+// scopeNumbers numbers the address scopes of d's router interfaces (and
+// IPv6 gateways) 1, 2, … in the order of their IDs, as the programs
+// compare them (rif.scope); no scope is 0.
 func scopeNumbers(d Desired) (map[string]uint16, error) {
 	var ids []string
 	for _, r := range d.Routers {
@@ -16,6 +16,9 @@ func scopeNumbers(d Desired) (map[string]uint16, error) {
 			if ri.Scope != "" {
 				ids = append(ids, ri.Scope)
 			}
+		}
+		if g := r.Gateway; g != nil && g.Scope6 != "" {
+			ids = append(ids, g.Scope6)
 		}
 	}
 	slices.Sort(ids)

@@ -103,6 +103,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 			if ip, ok := firstV4(ports[g.PortID]); ok {
 				dr.Gateway = &dataplane.RouterGateway{External: g.NetworkID, IP: ip, SNAT: g.SNAT}
 				markSameScope(&dr, ports[g.PortID], scopeOf)
+				dr.Gateway.IP6, dr.Gateway.Scope6 = gateway6(ports[g.PortID], scopeOf)
 			}
 		}
 		for _, rt := range r.Routes {
@@ -169,6 +170,7 @@ func external(n netstate.Network, subnets []netstate.Subnet, reach Reach) (datap
 	}
 	x.Prefix = pfx
 	x.Gateway, _ = netip.ParseAddr(best.GatewayIP)
+	external6(&x, n.ID, subnets)
 	return x, x.Gateway.Is4() && len(x.MAC) == 6
 }
 

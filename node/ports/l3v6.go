@@ -1,0 +1,48 @@
+package ports
+
+import (
+	"net/netip"
+
+	"github.com/rackstack/rackstack/dataplane"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
+)
+
+// IPv6 through routers' external gateways: routed as it is, as Neutron
+// does, so the dataplane needs the external network's IPv6 subnet and
+// each gateway's IPv6 address and its scope.
+
+// external6 gives x (external network id) its oldest IPv6 subnet, when it
+// is untagged: the dataplane answers neighbour discovery on untagged
+// external networks only.
+func external6(x *dataplane.External, id string, subnets []netstate.Subnet) {
+	if x.VLAN != 0 {
+		return
+	}
+	var best *netstate.Subnet
+	for i, s := range subnets {
+		if s.NetworkID == id && s.IPVersion == 6 && (best == nil || s.CreatedAt.Before(best.CreatedAt)) {
+			best = &subnets[i]
+		}
+	}
+	if best == nil {
+		return
+	}
+	pfx, err := netip.ParsePrefix(best.CIDR)
+	if err != nil || !pfx.Addr().Is6() {
+		return
+	}
+	x.Prefix6 = pfx
+	if gw, err := netip.ParseAddr(best.GatewayIP); err == nil && pfx.Contains(gw) {
+		x.Gateway6 = gw
+	}
+}
+
+// gateway6 is the gateway port's IPv6 address and its subnet's scope.
+func gateway6(p netstate.Port, scopeOf map[string]string) (netip.Addr, string) {
+	for _, f := range p.FixedIPs {
+		if a, err := netip.ParseAddr(f.IP); err == nil && a.Is6() && !a.Is4In6() {
+			return a, scopeOf[f.SubnetID]
+		}
+	}
+	return netip.Addr{}, ""
+}
