@@ -612,6 +612,28 @@ struct icmp_echo {
 #define ICMP_ECHOREPLY 0
 #define ICMP_ECHO 8
 
+/* related6 is the flow an ICMPv6 error quotes: sg_allow lets the error
+ * through when conntrack has that flow. It waits in rel6, a per-CPU slot,
+ * from parse_ipv6 to sg_allow: in the flow it would take port_in past the
+ * 512 bytes of stack. */
+struct related6 {
+	__u8 proto;
+	__u8 pad;
+	__u16 sport;
+	__u16 dport;
+	__u16 pad2;
+	__u32 saddr6[4];
+	__u32 daddr6[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct related6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);   /* as every map, so a restart adopts it */
+} rel6 SEC(".maps");
+
 /* flow is what the security groups and conntrack look at. */
 struct flow {
 	__u32 saddr;            /* IPv4 */
@@ -622,6 +644,7 @@ struct flow {
 	__u8 proto;             /* IPv6: the upper-layer protocol, past the extension headers */
 	__u8 dhcp;              /* 1: to a DHCP server, 2: from a DHCP server */
 	__u8 v6;                /* 1: IPv6, the addresses in saddr6 and daddr6 */
+	__u8 rel;               /* IPv6: an ICMPv6 error whose quoted flow is in rel6 */
 	__u32 saddr6[4];
 	__u32 daddr6[4];
 };
@@ -775,6 +798,21 @@ static __always_inline int ct_allow(void *map, void *k, void *r, struct port *p,
 	return 1;
 }
 
+/* related6_tracked says whether conntrack has the flow an ICMPv6 error in
+ * direction dir quotes: that flow went the other way. */
+static __always_inline int related6_tracked(__u32 ifindex, __u8 dir)
+{
+	__u32 zero = 0;
+	struct related6 *rel = bpf_map_lookup_elem(&rel6, &zero);
+	if (!rel)
+		return 0;
+	struct ct6_key k = { .ifindex = ifindex, .dir = dir ^ 1, .proto = rel->proto, .sport = rel->sport, .dport = rel->dport };
+	__builtin_memcpy(k.saddr, rel->saddr6, 16);
+	__builtin_memcpy(k.daddr, rel->daddr6, 16);
+	struct ct_val *v = bpf_map_lookup_elem(&ct6, &k);
+	return v && bpf_ktime_get_coarse_ns() - v->seen < CT_TIMEOUT;
+}
+
 /* sg_allow says whether the port's security groups let the flow through in
  * direction dir, and records an allowed flow and its reply. */
 static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, struct flow *f)
@@ -783,6 +821,8 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 		return 1;
 	if (f->v6) {
 		if (fixed6(dir, f))
+			return 1;
+		if (f->rel && related6_tracked(ifindex, dir))
 			return 1;
 		struct ct6_key k = { .ifindex = ifindex, .dir = dir, .proto = f->proto, .sport = f->sport, .dport = f->dport };
 		struct ct6_key r = { .ifindex = ifindex, .dir = dir ^ 1, .proto = f->proto, .sport = f->dport, .dport = f->sport };
@@ -848,6 +888,35 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	return 1;
 }
 
+/* related6 reads the flow an ICMPv6 error quotes at off into rel6: its
+ * addresses, protocol and ports (an echo's id) as conntrack keys them.
+ * 0: no flow (an extension header in the quote, or too short a quote). */
+static __always_inline int related6(struct __sk_buff *skb, __u32 off)
+{
+	__u32 zero = 0;
+	struct related6 *r = bpf_map_lookup_elem(&rel6, &zero);
+	struct ipv6hdr ip;
+	__be16 ports[2];
+	if (!r || bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) || bpf_skb_load_bytes(skb, off + sizeof(ip), ports, 4))
+		return 0;
+	if (ip.nexthdr == IPPROTO_ICMPV6) {
+		__u8 t = ports[0] & 0xff;   /* the first byte, as loaded */
+		if (t != ICMP6_ECHO && t != ICMP6_ECHOREPLY)
+			return 0;
+		if (bpf_skb_load_bytes(skb, off + sizeof(ip) + 4, ports, 2))
+			return 0;
+		ports[1] = ports[0];
+	} else if (ip.nexthdr != IPPROTO_TCP && ip.nexthdr != IPPROTO_UDP && ip.nexthdr != IPPROTO_SCTP) {
+		return 0;
+	}
+	r->proto = ip.nexthdr;
+	r->sport = bpf_ntohs(ports[0]);
+	r->dport = bpf_ntohs(ports[1]);
+	__builtin_memcpy(r->saddr6, &ip.saddr, 16);
+	__builtin_memcpy(r->daddr6, &ip.daddr, 16);
+	return 1;
+}
+
 /* parse_ipv6 fills f from the IPv6 packet after the Ethernet header, past
  * up to four extension headers; returns the offset of the upper-layer
  * header (whose protocol is f->proto), 0 when the packet is malformed. */
@@ -862,6 +931,7 @@ static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f)
 	f->sport = f->dport = f->rport = 0;
 	f->dhcp = 0;
 	f->v6 = 1;
+	f->rel = 0;
 	__u8 nh = ip.nexthdr;
 	__u32 off = ETH_HLEN + sizeof(ip);
 	int later = 0;
@@ -897,6 +967,8 @@ static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f)
 		f->rport = ((__u16)icmp.type << 8) | icmp.code;
 		if (icmp.type == ICMP6_ECHO || icmp.type == ICMP6_ECHOREPLY)
 			f->sport = f->dport = bpf_ntohs(icmp.id);
+		else if (icmp.type >= 1 && icmp.type <= 4)
+			f->rel = related6(skb, off + 8);
 	}
 	return off;
 }

@@ -222,6 +222,17 @@ type DataplaneRa struct {
 	Mtu    uint32
 }
 
+type DataplaneRelated6 struct {
+	_      structs.HostLayout
+	Proto  uint8
+	Pad    uint8
+	Sport  uint16
+	Dport  uint16
+	Pad2   uint16
+	Saddr6 [4]uint32
+	Daddr6 [4]uint32
+}
+
 type DataplaneRif struct {
 	_      structs.HostLayout
 	Router uint32
@@ -352,6 +363,7 @@ const (
 	DataplaneMapNets        = "nets"
 	DataplaneMapPorts       = "ports"
 	DataplaneMapRas         = "ras"
+	DataplaneMapRel6        = "rel6"
 	DataplaneMapRifs        = "rifs"
 	DataplaneMapRifs6       = "rifs6"
 	DataplaneMapRmacs       = "rmacs"
@@ -445,6 +457,7 @@ type DataplaneMapSpecs struct {
 	Nets        *ebpf.MapSpec `ebpf:"nets"`
 	Ports       *ebpf.MapSpec `ebpf:"ports"`
 	Ras         *ebpf.MapSpec `ebpf:"ras"`
+	Rel6        *ebpf.MapSpec `ebpf:"rel6"`
 	Rifs        *ebpf.MapSpec `ebpf:"rifs"`
 	Rifs6       *ebpf.MapSpec `ebpf:"rifs6"`
 	Rmacs       *ebpf.MapSpec `ebpf:"rmacs"`
@@ -508,6 +521,7 @@ type DataplaneMaps struct {
 	Nets        *ebpf.Map `ebpf:"nets"`
 	Ports       *ebpf.Map `ebpf:"ports"`
 	Ras         *ebpf.Map `ebpf:"ras"`
+	Rel6        *ebpf.Map `ebpf:"rel6"`
 	Rifs        *ebpf.Map `ebpf:"rifs"`
 	Rifs6       *ebpf.Map `ebpf:"rifs6"`
 	Rmacs       *ebpf.Map `ebpf:"rmacs"`
@@ -547,6 +561,7 @@ func (m *DataplaneMaps) Close() error {
 		m.Nets,
 		m.Ports,
 		m.Ras,
+		m.Rel6,
 		m.Rifs,
 		m.Rifs6,
 		m.Rmacs,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,28 @@ func TestExternalIPv6Namespaces(t *testing.T) {
 	if out, err := ping(t, gd, "-6", "-M", "do", "-s", "1300", "2001:db8:ff::1"); err != nil {
 		t.Errorf("ping that fits: %v\n%s", err, out)
 	}
+
+	// Beyond the outside, a network of MTU 1300: the outside's own packet
+	// too big reaches d as related to d's ping, which d's groups do not
+	// otherwise let in.
+	if out, err := ipIn(d.cfg.Netns, "link", "add", "far0", "mtu", "1300", "type", "veth", "peer", "name", "far1", "mtu", "1300"); err != nil {
+		t.Fatalf("far network: %v\n%s", err, out)
+	}
+	dataplanetest.IPv6(t, d.cfg.Netns, "far0", pfx("2001:db8:77::1/64"))
+	for _, dev := range []string{"far0", "far1"} {
+		if out, err := ipIn(d.cfg.Netns, "link", "set", dev, "up"); err != nil {
+			t.Fatalf("far network: %v\n%s", err, out)
+		}
+	}
+	if err := dataplanetest.In(t, d.cfg.Netns, func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = ping(t, gd, "-6", "-M", "do", "-s", "1350", "2001:db8:77::2")
+	if !strings.Contains(out, "mtu = 1300") && !strings.Contains(out, "mtu=1300") {
+		t.Errorf("the outside's packet too big did not reach d:\n%s", out)
+	}
 }
 
 // TestExternalIPv6: r6's IPv6 through its gateway, packet by packet.
@@ -135,6 +158,14 @@ func TestExternalIPv6(t *testing.T) {
 	run("in to d's ssh", "ext0", fromG.tcp6("2001:db8:99::1", "2001:db8:2::20", 40000, 22),
 		"REDIRECT [fwd_local,fwd_routed]", "fa:16:3e:00:01:02 > fa:16:3e:00:00:0d 2001:db8:99::1 > 2001:db8:2::20 hops 63")
 	run("in to d's http: its groups say no", "ext0", fromG.tcp6("2001:db8:99::1", "2001:db8:2::20", 40000, 80), "SHOT [drop_sg_ingress]", "")
+	// ICMPv6 errors about d's flow out get in as related, whatever d's
+	// groups say of ICMPv6; one about a flow d never had does not.
+	tooBig := func(quoted []byte) []byte {
+		l4 := append([]byte{2, 0, 0, 0, 0, 0, 0x05, 0x00}, quoted[14:]...)
+		return fromG.eth(0x86dd, ipv6(58, "2001:db8:99::9", "2001:db8:2::20", l4))
+	}
+	run("packet too big about d's flow", "ext0", tooBig(dToR2.tcp6("2001:db8:2::20", "2001:db8:ff::1", 40000, 443)), "REDIRECT [fwd_local,fwd_routed]", "")
+	run("packet too big about a flow d never had", "ext0", tooBig(dToR2.tcp6("2001:db8:2::20", "2001:db8:ff::1", 40001, 443)), "SHOT [drop_sg_ingress]", "")
 	run("in to an address no port here has", "ext0", fromG.tcp6("2001:db8:99::1", "2001:db8:2::99", 40000, 22), "OK []", "")
 	run("ping r6's gateway address", "ext0", fromG.icmp6("2001:db8:99::1", "2001:db8:ff::2", 128, 0, 7), "REDIRECT [icmp_reply]", "")
 
