@@ -64,6 +64,7 @@
 #define PORT_SECURITY 1      /* anti-spoofing and security groups apply */
 #define PORT_PEER 2          /* a veth: deliver with bpf_redirect_peer */
 #define PORT_MORE_ADDRS 4    /* addresses beyond ips[]: look in the addrs map */
+#define PORT_DHCP6 8         /* the node's DHCPv6 server answers the port */
 
 #define PORT_IPS 4
 
@@ -1748,6 +1749,10 @@ static __always_inline int port_in6(struct __sk_buff *skb, struct port *p, __u32
 			if (!ip6_allowed(ifindex, target))
 				return drop(C_DROP_SPOOF_IP);
 		}
+	}
+	if ((p->flags & PORT_DHCP6) && f->proto == IPPROTO_UDP && f->sport == DHCP6_CLIENT && f->dport == DHCP6_SERVER) {
+		count(C_TO_HOST);       /* the node's DHCPv6 server answers */
+		return TC_ACT_OK;
 	}
 	if (t == ICMP6_NS) {
 		/* A router's addresses are answered here, on every node alike. */

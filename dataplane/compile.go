@@ -28,6 +28,7 @@ type Port struct {
 	Security bool     // port_security_enabled
 	Groups   []string // security group ids
 	DHCP     *Lease   // nil: no DHCP answers for this port
+	DHCP6    *Lease6  // nil: no DHCPv6 answers for this port
 	// MetaAddr is the link-local source address (169.254.0.0/16) the
 	// dataplane rewrites this port's requests to 169.254.169.254:80 to, so
 	// that the metadata server behind Metadata.Device knows the port by the
@@ -50,6 +51,14 @@ type Lease struct {
 	// NextServer and BootFile fill BOOTP's siaddr and file (PXE).
 	NextServer netip.Addr
 	BootFile   string
+}
+
+// Lease6 is what the node's DHCPv6 server tells the port: its address
+// (dhcpv6-stateful; invalid for dhcpv6-stateless, which gives only the
+// other configuration) and DNS servers.
+type Lease6 struct {
+	IP  netip.Addr
+	DNS []netip.Addr
 }
 
 // DHCPOption is a DHCPv4 option: its code and its value as sent.
@@ -206,6 +215,7 @@ const (
 	flagSecurity  = 1
 	flagPeer      = 2
 	flagMoreAddrs = 4
+	flagDHCP6     = 8
 
 	lenAnyProto = 17
 	// ruleExactBits is the part of a rule key before the remote address.
@@ -406,6 +416,9 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		copy(bp.Mac[:], p.MAC)
 		if dev.veth {
 			bp.Flags |= flagPeer
+		}
+		if p.DHCP6 != nil {
+			bp.Flags |= flagDHCP6
 		}
 		if p.Security {
 			bp.Flags |= flagSecurity

@@ -55,6 +55,7 @@ type Dataplane struct {
 	clsact  map[string]int       // device name → ifindex with our cls_bpf filter
 	plugged map[string]device    // port id → device, as of the last Apply
 	dhcp    *dhcpServers
+	dhcp6   *dhcp6Servers
 	drift   DriftStatus
 	// gateways are the external gateways to ask for their MACs until
 	// ext_in has learnt them (Apply and Verify ask).
@@ -113,6 +114,7 @@ func Open(cfg Config) (*Dataplane, error) {
 		return nil, err
 	}
 	d.dhcp = newDHCPServers(d, cfg.Log)
+	d.dhcp6 = newDHCP6Servers(d, cfg.Log)
 	return d, nil
 }
 
@@ -154,6 +156,9 @@ func (d *Dataplane) Close() error {
 func (d *Dataplane) release() {
 	if d.dhcp != nil {
 		d.dhcp.close()
+	}
+	if d.dhcp6 != nil {
+		d.dhcp6.close()
 	}
 	for _, l := range d.links {
 		l.Close()
@@ -317,6 +322,9 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 	d.gateways = gatewayProbes(want, devs)
 	d.resolveGateways()
 	if err := d.dhcp.sync(want.Ports, devs); err != nil {
+		return plugged, err
+	}
+	if err := d.dhcp6.sync(want.Ports, devs); err != nil {
 		return plugged, err
 	}
 	return plugged, nil

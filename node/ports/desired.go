@@ -45,6 +45,7 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 		// agent (dhcp_agent_scheduler).
 		if n.DHCPHostedOn(node, true) {
 			port.DHCP = lease(p, n, subnets)
+			port.DHCP6 = lease6(p, subnets)
 		}
 		for _, pair := range p.AllowedAddressPairs {
 			if m, err := net.ParseMAC(pair.MAC); err == nil {

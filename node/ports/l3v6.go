@@ -46,3 +46,32 @@ func gateway6(p netstate.Port, scopeOf map[string]string) (netip.Addr, string) {
 	}
 	return netip.Addr{}, ""
 }
+
+// lease6 is the DHCPv6 answer for the port's first address on an IPv6
+// subnet with DHCP enabled whose ipv6_address_mode is dhcpv6-stateful (the
+// address and DNS servers) or dhcpv6-stateless (the DNS servers only);
+// nil when it has none.
+func lease6(p netstate.Port, subnets map[string]netstate.Subnet) *dataplane.Lease6 {
+	for _, f := range p.FixedIPs {
+		s, ok := subnets[f.SubnetID]
+		ip, err := netip.ParseAddr(f.IP)
+		if !ok || err != nil || !s.EnableDHCP || s.IPVersion != 6 {
+			continue
+		}
+		l := &dataplane.Lease6{}
+		switch s.IPv6AddressMode {
+		case "dhcpv6-stateful":
+			l.IP = ip
+		case "dhcpv6-stateless":
+		default:
+			continue
+		}
+		for _, dns := range s.DNSNameservers {
+			if a, err := netip.ParseAddr(dns); err == nil && a.Is6() && !a.Is4In6() {
+				l.DNS = append(l.DNS, a)
+			}
+		}
+		return l
+	}
+	return nil
+}

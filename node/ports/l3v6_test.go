@@ -1,6 +1,7 @@
 package ports
 
 import (
+	"fmt"
 	"net"
 	"testing"
 
@@ -26,5 +27,33 @@ func TestExternalIPv6FromView(t *testing.T) {
 	}
 	if g := d.Routers[0].Gateway; g.IP.String() != "172.24.4.2" || g.IP6.String() != "2001:db8:ff::2" || g.Scope6 != "s6" {
 		t.Errorf("r1's gateway %+v, want 172.24.4.2 and 2001:db8:ff::2 in s6", g)
+	}
+}
+
+// TestLease6FromView: a port on a dhcpv6-stateful subnet is answered its
+// address and the subnet's IPv6 DNS servers, one on a dhcpv6-stateless
+// subnet the DNS servers only, one on a SLAAC subnet nothing.
+func TestLease6FromView(t *testing.T) {
+	for _, c := range []struct{ mode, want string }{
+		{"dhcpv6-stateful", "fd00:2::5 [fd00::53]"},
+		{"dhcpv6-stateless", "invalid IP [fd00::53]"},
+		{"slaac", "none"},
+	} {
+		v := l3View()
+		v.Subnets = append(v.Subnets, netstate.Subnet{ID: "sub1v6", NetworkID: "net1", CIDR: "fd00:2::/64", IPVersion: 6, EnableDHCP: true,
+			IPv6AddressMode: c.mode, IPv6RAMode: c.mode, DNSNameservers: []string{"10.0.0.53", "fd00::53"}})
+		for i, p := range v.Ports {
+			if p.ID == "vm1" {
+				v.Ports[i].FixedIPs = append(p.FixedIPs, netstate.FixedIP{SubnetID: "sub1v6", IP: "fd00:2::5"})
+			}
+		}
+		d := FromView(v, "n1")
+		got := "none"
+		if l := d.Ports[0].DHCP6; l != nil {
+			got = fmt.Sprintf("%s %v", l.IP, l.DNS)
+		}
+		if got != c.want {
+			t.Errorf("%s: lease %s, want %s", c.mode, got, c.want)
+		}
 	}
 }
