@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -39,6 +40,9 @@ type Config struct {
 	// kernels before 6.6. Open picks it by itself when TCX is missing.
 	Clsact bool
 	Log    *slog.Logger
+	// RAInterval is how often Verify sends the routers' advertisements
+	// unsolicited; 0: every 200 s.
+	RAInterval time.Duration
 }
 
 // Dataplane is one node's loaded programs and maps.
@@ -60,6 +64,7 @@ type Dataplane struct {
 	// gateways are the external gateways to ask for their MACs until
 	// ext_in has learnt them (Apply and Verify ask).
 	gateways []gatewayProbe
+	lastRA   time.Time // when Verify last advertised the routers
 
 	pinLock *os.File // the flock that makes the pins this process's alone
 }

@@ -38,6 +38,7 @@ func (d *Dataplane) Verify() (drift Drift, err error) {
 	}()
 	drift = Drift{}
 	d.resolveGateways()
+	d.advertise()
 	pinErr := d.verifyPins(drift)
 	kernel, err := d.readTables()
 	if err != nil {
