@@ -259,9 +259,11 @@ struct route6_key {
 	__u8 ip[16];
 };
 
+#define ROUTE6_MTU_SHIFT 16   /* route6.flags above it: the network's MTU; 0 = unchecked */
+
 struct route6 {
 	__u32 vlan;
-	__u32 flags;            /* ROUTE_VIA only */
+	__u32 flags;            /* ROUTE_VIA, ROUTE_EXTERNAL; the MTU (ROUTE6_MTU_SHIFT) */
 	__u8 nexthop[16];
 	__u8 mac[6];            /* the router's MAC on that network */
 	__u16 scope;            /* that interface's */
@@ -1695,11 +1697,18 @@ static __always_inline int route6(struct __sk_buff *skb, struct rif6 *in, struct
 	__u8 hops;
 	if (bpf_skb_load_bytes(skb, IP6_HOP_OFF, &hops, 1))
 		return drop(C_DROP_MALFORMED);
-	if (hops <= 1) {
+	__u32 mtu = r->flags >> ROUTE6_MTU_SHIFT;
+	if (hops <= 1 || (mtu && !skb->gso_size && skb->len - ETH_HLEN > mtu)) {
+		/* Too big for the next network: nothing on an IPv6 path
+		 * fragments, so the sender learns its MTU. A GSO packet's
+		 * segments are the sender's MSS, which the handshake took down
+		 * to the smaller side's. */
 		__u8 from[16], rmac[6];
 		__builtin_memcpy(from, in->ip, 16);
 		__builtin_memcpy(rmac, in->mac, 6);
-		return icmp6_error(skb, f, ICMP6_TIME_EXCEEDED, 0, 0, from, rmac);
+		if (hops <= 1)
+			return icmp6_error(skb, f, ICMP6_TIME_EXCEEDED, 0, 0, from, rmac);
+		return icmp6_error(skb, f, ICMP6_PACKET_TOO_BIG, 0, mtu, from, rmac);
 	}
 	hops--;
 	if (bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hops, 1, 0) || set_macs(skb, dmac, smac))

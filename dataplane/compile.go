@@ -149,7 +149,10 @@ type RouterInterface struct {
 	// "dhcpv6-stateful" or "dhcpv6-stateless" have router solicitations
 	// on the network answered; empty: no router advertisements.
 	RAMode string
-	MTU    uint16 // advertised with RAMode; 0: not advertised
+	// MTU is the network's: advertised with RAMode, and an IPv6 packet
+	// routed onto the network bigger than it gets ICMPv6 packet too big.
+	// 0: neither.
+	MTU uint16
 }
 
 // RouterGateway is a router's side on an external network.

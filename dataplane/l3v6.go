@@ -13,6 +13,10 @@ const (
 	raOther   = 0x40 // O
 	piOnLink  = 0x80 // L
 	piAuto    = 0x40 // A
+
+	// route6MTUShift places the network's MTU in a route6's flags
+	// (ROUTE6_MTU_SHIFT): what is routed onto it bigger gets packet too big.
+	route6MTUShift = 16
 )
 
 // l3v6tables is the content of the IPv6 routing maps.
@@ -89,7 +93,7 @@ func compileL3v6(d Desired, devs map[string]device, t *tables) error {
 			l.rifs6[bpf.DataplaneRif6Key{Vlan: vlan, Ip: rif.Ip}] = rif
 			l.rifs6[bpf.DataplaneRif6Key{Vlan: vlan, Ip: lla.As16()}] = rif
 			l.rmacs6[bpf.DataplaneFdbKey{Vlan: vlan, Mac: rif.Mac}] = rif
-			l.routes6[route6Key(id, ri.IP.Masked())] = bpf.DataplaneRoute6{Vlan: vlan, Mac: rif.Mac, Scope: rif.Scope}
+			l.routes6[route6Key(id, ri.IP.Masked())] = bpf.DataplaneRoute6{Vlan: vlan, Flags: uint32(ri.MTU) << route6MTUShift, Mac: rif.Mac, Scope: rif.Scope}
 			if _, taken := l.ras[vlan]; !taken && ri.RAMode != "" {
 				ra := bpf.DataplaneRa{Mac: rif.Mac, Lla: lla.As16(), Prefix: ri.IP.Masked().Addr().As16(), Plen: uint8(ri.IP.Bits()), Pflags: piOnLink, Mtu: uint32(ri.MTU)}
 				switch ri.RAMode {
@@ -119,7 +123,7 @@ func compileL3v6(d Desired, devs map[string]device, t *tables) error {
 			if on == nil {
 				return fmt.Errorf("router %s: route %s via %s: the next hop is on none of its subnets", r.ID, rt.Dst, rt.Nexthop)
 			}
-			l.routes6[route6Key(id, rt.Dst.Masked())] = bpf.DataplaneRoute6{Vlan: uint32(on.VLAN), Flags: routeVia, Nexthop: rt.Nexthop.As16(), Mac: mac6(on.MAC), Scope: scopes[on.Scope]}
+			l.routes6[route6Key(id, rt.Dst.Masked())] = bpf.DataplaneRoute6{Vlan: uint32(on.VLAN), Flags: routeVia | uint32(on.MTU)<<route6MTUShift, Nexthop: rt.Nexthop.As16(), Mac: mac6(on.MAC), Scope: scopes[on.Scope]}
 		}
 		if err := compileGateway6(d, devs, l, r, v6, ext6, scopes); err != nil {
 			return err

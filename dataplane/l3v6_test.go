@@ -216,7 +216,9 @@ func TestRoutedIPv6Namespaces(t *testing.T) {
 	d := openTest(t, "tapa", "tapd", "up0")
 	ga := dataplanetest.Guest(t, d.cfg.Netns, "tapa", macA, pfx("10.0.0.10/24"), netip.Addr{})
 	gd := dataplanetest.Guest(t, d.cfg.Netns, "tapd", macD, pfx("10.0.1.20/24"), netip.Addr{})
-	if _, err := d.Apply(l3v6State()); err != nil {
+	want := l3v6State()
+	want.Routers[0].Interfaces[1].MTU = 1280 // d's network
+	if _, err := d.Apply(want); err != nil {
 		t.Fatal(err)
 	}
 	dataplanetest.IPv6(t, gd, "tapdp", pfx("2001:db8:2::20/64"))
@@ -251,10 +253,48 @@ func TestRoutedIPv6Namespaces(t *testing.T) {
 	if !strings.Contains(out, "From 2001:db8:1::1") || !strings.Contains(strings.ToLower(out), "time exceeded") {
 		t.Errorf("ping with hop limit 1 got no time exceeded from the gateway:\n%s", out)
 	}
+	// Too big for d's network: a learns its MTU from the router.
+	out, _ = ping(t, ga, "-6", "-M", "do", "-s", "1300", "2001:db8:2::20")
+	if !strings.Contains(out, "mtu = 1280") && !strings.Contains(out, "mtu=1280") {
+		t.Errorf("ping too big for d's network learnt no MTU:\n%s", out)
+	}
 }
 
 // ipIn runs ip in a namespace.
 func ipIn(ns string, args ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"-n", filepath.Base(ns)}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// TestRouterIPv6PacketTooBig: network 102 has MTU 1280 (r6's interface
+// there says so): what a routes onto it bigger gets ICMPv6 packet too
+// big with that MTU from a's gateway, quoting it; what fits is routed.
+func TestRouterIPv6PacketTooBig(t *testing.T) {
+	d := openTest(t, "tapa", "tapd", "up0")
+	want := l3v6State()
+	want.Routers[0].Interfaces[1].MTU = 1280
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	toR1 := frame{src: macA, dst: macR1}
+	big := toR1.icmp6(slaacA.String(), "2001:db8:2::20", 128, 0, 7)
+	big = append(big, make([]byte, 1300)...)
+	binary.BigEndian.PutUint16(big[14+4:], uint16(len(big)-54))
+	r := d.run(t, d.objs.PortIn, "tapa", big)
+	if r.String() != "REDIRECT [icmp_reply]" {
+		t.Fatalf("1354 bytes onto a 1280 network: %s", r)
+	}
+	p := parseIP6(r.out)
+	if p.src.String() != "2001:db8:1::1" || p.dst != slaacA || p.l4[0] != 2 || binary.BigEndian.Uint32(p.l4[4:]) != 1280 || !bytes.Equal(p.l4[8:56], big[14:62]) {
+		t.Errorf("packet too big %s > %s type %d mtu %d quote %x", p.src, p.dst, p.l4[0], binary.BigEndian.Uint32(p.l4[4:]), p.l4[8:])
+	}
+	if err := icmp6SumOK(r.out); err != nil {
+		t.Error(err)
+	}
+	fits := toR1.icmp6(slaacA.String(), "2001:db8:2::20", 128, 0, 7)
+	fits = append(fits, make([]byte, 1280-40-24)...)
+	binary.BigEndian.PutUint16(fits[14+4:], uint16(len(fits)-54))
+	if r := d.run(t, d.objs.PortIn, "tapa", fits); r.String() != "REDIRECT [fwd_local,fwd_routed]" {
+		t.Errorf("1280 bytes onto a 1280 network: %s", r)
+	}
 }
