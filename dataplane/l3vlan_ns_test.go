@@ -22,11 +22,13 @@ func TestExternalOnUplinkVLANNamespaces(t *testing.T) {
 	ga := dataplanetest.Guest(t, d.cfg.Netns, "tapa", macA, pfx("10.0.0.10/24"), netip.MustParseAddr("10.0.0.1"))
 	gd := dataplanetest.Guest(t, d.cfg.Netns, "tapd", macD, pfx("10.0.1.20/24"), netip.MustParseAddr("10.0.1.1"))
 	dataplanetest.Addr(t, d.cfg.Netns, "meta0p", pfx("169.254.169.254/16"))
+	// The wire: up0's far end in a namespace of its own, where a host
+	// sits untagged.
+	wire := dataplanetest.Guest(t, d.cfg.Netns, "up0", mac("52:54:00:00:03:03"), pfx("172.24.4.3/24"), netip.Addr{})
 	outside := dataplanetest.Netns(t)
-	dataplanetest.VLAN(t, d.cfg.Netns, "up0p", 300, outside, "out300", pfx("172.24.4.1/24"))
+	dataplanetest.VLAN(t, wire, "up0p", 300, outside, "out300", pfx("172.24.4.1/24"))
 	other := dataplanetest.Netns(t)
-	dataplanetest.VLAN(t, d.cfg.Netns, "up0p", 301, other, "out301", pfx("172.24.4.4/24"))
-	dataplanetest.Addr(t, d.cfg.Netns, "up0p", pfx("172.24.4.3/24")) // untagged
+	dataplanetest.VLAN(t, wire, "up0p", 301, other, "out301", pfx("172.24.4.4/24"))
 
 	want := l3State()
 	up, err := d.nl.LinkByName("up0")
@@ -53,6 +55,9 @@ func TestExternalOnUplinkVLANNamespaces(t *testing.T) {
 	if got := dialFrom(t, gd, "172.24.4.1:9000"); got != "172.24.4.2" {
 		t.Errorf("the outside saw d's connection from %q, want the router's 172.24.4.2", got)
 	}
+	if out, err := ping(t, outside, "172.24.4.10"); err != nil {
+		t.Errorf("ping from the outside to a's floating IP: %v\n%s", err, out)
+	}
 	if out, err := ping(t, gd, "172.24.4.1"); err != nil {
 		t.Errorf("ping from d to the outside through SNAT: %v\n%s", err, out)
 	}
@@ -60,8 +65,11 @@ func TestExternalOnUplinkVLANNamespaces(t *testing.T) {
 	// The wrong VLAN and the untagged wire: nothing either way.
 	for _, c := range []struct{ name, ns, addr string }{
 		{"VLAN 301", other, "172.24.4.4"},
-		{"untagged", d.cfg.Netns, "172.24.4.3"},
+		{"untagged", wire, "172.24.4.3"},
 	} {
+		if out, err := ping(t, c.ns, "172.24.4.10"); err == nil {
+			t.Errorf("a host %s (%s) pinged a's floating IP:\n%s", c.name, c.addr, out)
+		}
 		if err := dialErr(t, c.ns, "172.24.4.10:8000"); err == nil {
 			t.Errorf("a host %s (%s) reached a's floating IP", c.name, c.addr)
 		}
