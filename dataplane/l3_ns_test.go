@@ -43,8 +43,7 @@ func l3NamespacesState(t *testing.T, onUplink bool) (d *Dataplane, ga, gd string
 	if !onUplink {
 		dataplanetest.Addr(t, d.cfg.Netns, "ext0p", pfx("172.24.4.1/24"))
 	} else {
-		// The test kernel has no 8021q for a VLAN outside: the VLAN
-		// path is TestExternalOnUplink's, with BPF_PROG_TEST_RUN.
+		// A VLAN of the uplink is TestExternalOnUplinkVLANNamespaces'.
 		dev = "up0"
 		dataplanetest.Addr(t, d.cfg.Netns, "up0p", pfx("172.24.4.1/24"))
 		want.Externals[0].Device = "up0"

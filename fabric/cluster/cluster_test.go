@@ -119,9 +119,12 @@ func waitLeads(t *testing.T, a *testNode) {
 	})
 }
 
+// waitFor polls cond until it holds. The bound only ends a test that
+// hangs: it is generous, for machines where these in-process clusters get
+// little CPU.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return
@@ -328,7 +331,25 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 // the dead voter removed. Then it loses quorum for good and rebuilds the
 // cluster from one survivor with Recover.
 func TestDeadVoterReplacedThenRecover(t *testing.T) {
-	a := startLeader(t)
+	// A live voter whose heartbeats stall longer than DeadVoterAfter is
+	// replaced as dead too, and the test wants c replaced, not b: on a
+	// starved machine (load 25) live voters were seen down for more than
+	// testConfig's DownAfter, as heartbeats are proposals and an election
+	// stalls them. Slower Raft timeouts make such elections rarer; c's
+	// death is waited for, however long it takes.
+	cfgOf := func(name string) Config {
+		cfg := testConfig(t, name)
+		cfg.DownAfter, cfg.DeadVoterAfter = 3*time.Second, 8*time.Second
+		cfg.RaftHeartbeatTimeout, cfg.RaftElectionTimeout = time.Second, time.Second
+		return cfg
+	}
+	aCfg := cfgOf("a")
+	aCfg.Bootstrap = true
+	a, err := openNode(t, aCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, a)
 	ctx := context.Background()
 	tok, err := a.CreateJoinToken(ctx, time.Hour, 3)
 	if err != nil {
@@ -336,18 +357,27 @@ func TestDeadVoterReplacedThenRecover(t *testing.T) {
 	}
 	nodes := map[string]*testNode{"a": a}
 	for _, name := range []string{"b", "c", "d"} {
-		n, err := startNode(t, name, false, a.api.URL, tok.Token)
+		cfg := cfgOf(name)
+		cfg.JoinURL, cfg.JoinToken = a.api.URL, tok.Token
+		n, err := openNode(t, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		nodes[name] = n
 	}
+	var last Status // what a saw last, for a failure to show
+	defer func() {
+		if t.Failed() {
+			t.Logf("a's last status: leader %q, members %+v, problems %q", last.Leader, last.Members, last.Problems)
+		}
+	}()
 	suffrage := func() map[string]string {
 		out := map[string]string{}
 		st, err := a.Status()
 		if err != nil {
 			return out
 		}
+		last = st
 		for _, m := range st.Members {
 			out[m.Name] = m.Suffrage
 		}
@@ -357,9 +387,17 @@ func TestDeadVoterReplacedThenRecover(t *testing.T) {
 		s := suffrage()
 		return len(s) == 4 && s["d"] == "nonvoter" && s["a"] == "voter" && s["b"] == "voter" && s["c"] == "voter"
 	})
-	if _, err := a.Propose(ctx, "note.put", noteRow{ID: "before"}); err != nil {
-		t.Fatal(err)
-	}
+	// A starved machine can cost the leader its leadership while the note
+	// commits: the outcome is then unknown, and the same note is sent
+	// again (putting one row twice leaves one row) until it is known
+	// written.
+	waitFor(t, "the note written before the recovery", func() bool {
+		_, err := a.Propose(ctx, "note.put", noteRow{ID: "before"})
+		if err != nil && !errors.Is(err, store.ErrOutcomeUnknown) && !errors.Is(err, store.ErrNoLeader) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	nodes["c"].stop()
 	waitFor(t, "d promoted and c removed", func() bool {
 		s := suffrage()
@@ -368,7 +406,7 @@ func TestDeadVoterReplacedThenRecover(t *testing.T) {
 	})
 
 	// Lose quorum for good: stop everything, keep only a's data dir.
-	aCfg := a.cfg
+	aCfg = a.cfg
 	for _, n := range nodes {
 		n.stop()
 	}
@@ -475,10 +513,12 @@ func TestForwardToAFormerLeaderFailsFast(t *testing.T) {
 	}
 }
 
-// dropAfterRead is a fake leader: it reads each request whole, counts it,
-// and drops the connection without answering, as a leader that applied the
-// command and then lost its connection would look.
-func dropAfterRead(t *testing.T) (addr string, requests *atomic.Int32) {
+// dropAfterRead is a fake leader: it reads each request whole, counts
+// those whose body holds mark, and drops the connection without answering,
+// as a leader that applied the command and then lost its connection would
+// look. Only the marked ones count: the node's own heartbeats and lease
+// reads go to the fake too, from its background loop.
+func dropAfterRead(t *testing.T, mark string) (addr string, requests *atomic.Int32) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -497,8 +537,10 @@ func dropAfterRead(t *testing.T) (addr string, requests *atomic.Int32) {
 				if err != nil {
 					return
 				}
-				io.Copy(io.Discard, req.Body)
-				requests.Add(1)
+				body, _ := io.ReadAll(req.Body)
+				if strings.Contains(string(body), mark) {
+					requests.Add(1)
+				}
 			}()
 		}
 	}()
@@ -520,7 +562,16 @@ func plainDialer(addr string) *http.Client {
 // connection drops: it could be applied twice. Only a request that never
 // left (the leader could not be dialled) is retried.
 func TestProposeDoesNotResendARequestTheLeaderMayHaveRead(t *testing.T) {
-	a := startLeader(t)
+	// a is the only voter, so b joins as a non-voter: however late a's
+	// heartbeats reach b on a starved machine, b never wins an election
+	// and applies the command itself instead of sending it.
+	cfg := testConfig(t, "a")
+	cfg.Bootstrap, cfg.MaxVoters = true, 1
+	a, err := openNode(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, a)
 	ctx := context.Background()
 	tok, err := a.CreateJoinToken(ctx, time.Hour, 1)
 	if err != nil {
@@ -530,11 +581,15 @@ func TestProposeDoesNotResendARequestTheLeaderMayHaveRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b follows a", func() bool { addr, _ := b.raft.LeaderWithID(); return string(addr) == a.cfg.Advertise })
+	waitFor(t, "b follows a as a non-voter", func() bool {
+		addr, _ := b.raft.LeaderWithID()
+		st, err := a.Status()
+		return err == nil && string(addr) == a.cfg.Advertise && len(st.Members) == 2 && st.Members[1].Suffrage == "nonvoter"
+	})
 
-	fake, requests := dropAfterRead(t)
+	fake, requests := dropAfterRead(t, "once-c0ffee")
 	b.rpc = plainDialer(fake)
-	_, err = b.Propose(ctx, "note.put", noteRow{ID: "once"})
+	_, err = b.Propose(ctx, "note.put", noteRow{ID: "once-c0ffee"})
 	if !errors.Is(err, store.ErrOutcomeUnknown) {
 		t.Errorf("propose through a leader that dropped the connection: %v, want an unknown outcome", err)
 	}

@@ -250,6 +250,11 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	}
 	owns := p.CanWrite(n.Project)
 	pt.Project = readProject(rd, p)
+	if rd.Err == nil {
+		if err := checkNetworkOwnership(p, n, pt.Project, "port"); err != nil {
+			return sp, err
+		}
+	}
 	pt.Name = rd.Str("name", "", 255)
 	pt.Description = rd.Str("description", "", 255)
 	pt.AdminStateUp = rd.Bool("admin_state_up", true)

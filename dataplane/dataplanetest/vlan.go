@@ -1,0 +1,236 @@
+package dataplanetest
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// VLAN makes name, in the namespace at nsPath, an 802.1Q sub-interface of
+// lower (a device in the namespace at lowerNS) on VLAN vid, with address
+// addr: what `ip link add link LOWER name NAME type vlan id VID` makes on
+// a kernel with 8021q, which the test kernels lack. name is a TAP device
+// whose frames the test process carries: those it sends leave lower
+// tagged with vid, and of what arrives on lower only frames tagged with
+// vid reach it, untagged; untagged frames and other VLANs' never do. It
+// stops when the test ends.
+func VLAN(t testing.TB, lowerNS, lower string, vid uint16, nsPath, name string, addr netip.Prefix) {
+	t.Helper()
+	if vid == 0 || vid > 4094 {
+		t.Fatalf("VLAN %d out of 1-4094", vid)
+	}
+	var sock, tap *os.File
+	err := In(t, lowerNS, func() (err error) {
+		sock, err = packetSocket(lower)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	if err := In(t, nsPath, func() (err error) {
+		tap, err = openTAP(name)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tap.Close() })
+	Addr(t, nsPath, name, addr)
+	go tagInto(tap, sock, vid)
+	go untagInto(sock, tap, vid)
+}
+
+// packetSocket opens a non-blocking raw packet socket bound to dev, which
+// reports the VLAN tags the kernel took off the frames it reads.
+func packetSocket(dev string) (*os.File, error) {
+	ifc, err := netInterface(dev)
+	if err != nil {
+		return nil, err
+	}
+	proto := int(htons(unix.ETH_P_ALL))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return nil, fmt.Errorf("open packet socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("ask for auxdata: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifc}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind packet socket to %s: %w", dev, err)
+	}
+	return os.NewFile(uintptr(fd), "packet:"+dev), nil
+}
+
+func netInterface(dev string) (int, error) {
+	ifr, err := unix.NewIfreq(dev)
+	if err != nil {
+		return 0, err
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, fmt.Errorf("find %s: %w", dev, err)
+	}
+	return int(ifr.Uint32()), nil
+}
+
+// openTAP creates the TAP device name (frames without a packet-info
+// header), non-blocking so that closing it ends a pending read.
+func openTAP(name string) (*os.File, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("create tap %s: %w", name, err)
+	}
+	return os.NewFile(uintptr(fd), "tap:"+name), nil
+}
+
+// tagInto sends what the sub-interface sends out of lower, tagged.
+func tagInto(tap, sock *os.File, vid uint16) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := tap.Read(buf)
+		if err != nil {
+			return
+		}
+		if n < 14 {
+			continue
+		}
+		f := make([]byte, 0, n+4)
+		f = append(f, buf[:12]...)
+		f = binary.BigEndian.AppendUint16(f, unix.ETH_P_8021Q)
+		f = binary.BigEndian.AppendUint16(f, vid)
+		f = append(f, buf[12:n]...)
+		if _, err := sock.Write(f); errors.Is(err, os.ErrClosed) {
+			return
+		}
+	}
+}
+
+// untagInto hands the sub-interface the frames lower receives on its VLAN,
+// without the tag. The tag is in the frame or, when the kernel took it
+// off, in the packet's auxdata.
+func untagInto(sock, tap *os.File, vid uint16) {
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf, oob := make([]byte, 65536), make([]byte, 256)
+	for {
+		var n, oobn int
+		var from unix.Sockaddr
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
+			return rerr != unix.EAGAIN
+		}); err != nil || rerr != nil {
+			return
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING || n < 14 {
+			continue
+		}
+		status, tci, tagged := auxVLAN(oob[:oobn])
+		f := buf[:n]
+		switch {
+		case tagged:
+		case binary.BigEndian.Uint16(f[12:]) == unix.ETH_P_8021Q && n >= 18:
+			tci, tagged = binary.BigEndian.Uint16(f[14:]), true
+			f = append(f[:12:12], f[16:]...)
+		}
+		if !tagged || tci&0x0fff != vid {
+			continue
+		}
+		if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+			// Sent with its checksum left to the device (a veth's
+			// offload): the receiving stack checks it.
+			fillL4Checksum(f)
+		}
+		if _, err := tap.Write(f); errors.Is(err, os.ErrClosed) {
+			return
+		}
+	}
+}
+
+// auxVLAN reads a packet's status and the VLAN tag the kernel took off it
+// from its PACKET_AUXDATA message (struct tpacket_auxdata).
+func auxVLAN(oob []byte) (status uint32, tci uint16, ok bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA || len(m.Data) < 20 {
+			continue
+		}
+		status = binary.NativeEndian.Uint32(m.Data[0:])
+		tci = binary.NativeEndian.Uint16(m.Data[16:])
+		return status, tci, status&unix.TP_STATUS_VLAN_VALID != 0
+	}
+	return 0, 0, false
+}
+
+// fillL4Checksum computes the TCP or UDP checksum of an untagged IPv4
+// frame whose checksum field holds only the pseudo-header's sum.
+func fillL4Checksum(f []byte) {
+	if len(f) < 34 || binary.BigEndian.Uint16(f[12:]) != unix.ETH_P_IP {
+		return
+	}
+	iph := f[14:]
+	hl := int(iph[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(iph[2:]))
+	if hl < 20 || total < hl || total > len(iph) {
+		return
+	}
+	var off int
+	switch iph[9] {
+	case unix.IPPROTO_TCP:
+		off = 16
+	case unix.IPPROTO_UDP:
+		off = 6
+	default:
+		return
+	}
+	l4 := iph[hl:total]
+	if len(l4) < off+2 {
+		return
+	}
+	l4[off], l4[off+1] = 0, 0
+	sum := uint32(iph[9]) + uint32(len(l4))
+	for _, b := range [][]byte{iph[12:20], l4} {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	c := ^uint16(sum)
+	if c == 0 && iph[9] == unix.IPPROTO_UDP {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(l4[off:], c)
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

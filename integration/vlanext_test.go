@@ -1,0 +1,160 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/dataplane/dataplanetest"
+	"github.com/rackstack/rackstack/fabric/testenv"
+)
+
+// TestVLANExternal is a provider external network on VLAN 100 of a
+// node's uplink, made with the CLI as an operator would: a router with
+// its gateway there SNATs a port's traffic to an outside that has nothing
+// but a VLAN 100 sub-interface on the uplink's wire, the outside reaches
+// another port on its floating IP, and hosts on VLAN 101 and untagged on
+// the same wire, with addresses of the same subnet (outside its allocation
+// pool, so that no floating IP is theirs), reach neither. The
+// ports' guests are namespaces, as in TestNetworking: no QEMU.
+func TestVLANExternal(t *testing.T) {
+	testenv.RequireRoot(t, "make network namespaces and load BPF programs")
+	testenv.RequireCommand(t, "/usr/bin/openstack")
+	testenv.RequireCommand(t, "ip")
+	testenv.RequireCommand(t, "ping")
+	pid := fmt.Sprint(os.Getpid())
+	nodeNS, wireNS, outNS, otherNS := nsName("vn"), nsName("vw"), nsName("vo"), nsName("vx")
+	nodePath, wirePath := addNetns(t, nodeNS), addNetns(t, wireNS)
+	outPath, otherPath := addNetns(t, outNS), addNetns(t, otherNS)
+	ip(t, "-n", nodeNS, "link", "add", "up0", "type", "veth", "peer", "name", "wire0", "netns", wireNS)
+	ip(t, "-n", nodeNS, "link", "set", "up0", "up")
+	ip(t, "-n", wireNS, "addr", "add", "172.24.8.201/24", "dev", "wire0") // untagged
+	ip(t, "-n", wireNS, "link", "set", "wire0", "up")
+	dataplanetest.VLAN(t, wirePath, "wire0", 100, outPath, "eth100", netip.MustParsePrefix("172.24.8.1/24"))
+	dataplanetest.VLAN(t, wirePath, "wire0", 101, otherPath, "eth101", netip.MustParsePrefix("172.24.8.202/24"))
+
+	bpfDir := "/sys/fs/bpf/rackstack-vlan" + pid
+	t.Cleanup(func() { os.RemoveAll(bpfDir) })
+	n1 := newRackd(t, "n1", "--dataplane", "on", "--dataplane-netns", nodePath, "--uplink", "up0", "--bpf-dir", bpfDir, "--s3-listen", "off")
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	admin := osEnv(openrc(t, n1.dataDir), n1)
+
+	openstack(t, admin, "network", "create", "--external", "--provider-network-type", "vlan",
+		"--provider-physical-network", "physnet1", "--provider-segment", "100", "pubvlan")
+	openstack(t, admin, "subnet", "create", "--network", "pubvlan", "--subnet-range", "172.24.8.0/24",
+		"--gateway", "172.24.8.1", "--allocation-pool", "start=172.24.8.10,end=172.24.8.100", "--no-dhcp", "pubsub")
+	openstack(t, admin, "network", "create", "net1")
+	openstack(t, admin, "subnet", "create", "--network", "net1", "--subnet-range", "10.60.1.0/24", "sub1")
+	openstack(t, admin, "router", "create", "r1")
+	openstack(t, admin, "router", "add", "subnet", "r1", "sub1")
+	openstack(t, admin, "router", "set", "--external-gateway", "pubvlan", "r1")
+	var r1 struct {
+		Status string `json:"status"`
+		GW     struct {
+			IPs []struct {
+				IP string `json:"ip_address"`
+			} `json:"external_fixed_ips"`
+		} `json:"external_gateway_info"`
+	}
+	if err := json.Unmarshal([]byte(openstack(t, admin, "router", "show", "r1", "-f", "json")), &r1); err != nil || r1.Status != "ACTIVE" || len(r1.GW.IPs) == 0 {
+		t.Fatalf("router r1: %v %+v", err, r1)
+	}
+	gwIP := r1.GW.IPs[0].IP
+	openstack(t, admin, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "8000", "--ingress", "default")
+	openstack(t, admin, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", "default")
+
+	port := func(name string) portInfo {
+		var p portInfo
+		if err := json.Unmarshal([]byte(openstack(t, admin, "port", "create", "--network", "net1", "--host", "n1", "-f", "json", name)), &p); err != nil || len(p.FixedIPs) == 0 {
+			t.Fatalf("port %s: %v %+v", name, err, p)
+		}
+		return p
+	}
+	pa, pb := port("pa"), port("pb")
+	ga, gb := plug(t, nodeNS, nsName("va"), pa.ID, pa.MAC), plug(t, nodeNS, nsName("vb"), pb.ID, pb.MAC)
+	for _, g := range []struct {
+		g *guest
+		p portInfo
+	}{{ga, pa}, {gb, pb}} {
+		g.g.ip = g.p.FixedIPs[0].IP
+		ip(t, "-n", g.g.ns, "addr", "add", g.g.ip+"/24", "dev", "eth0")
+		ip(t, "-n", g.g.ns, "route", "add", "default", "via", "10.60.1.1")
+	}
+	waitPorts(t, admin, []string{pa.ID, pb.ID}, "ACTIVE")
+	fip := strings.TrimSpace(openstack(t, admin, "floating", "ip", "create", "pubvlan", "--port", pa.ID, "-f", "value", "-c", "floating_ip_address"))
+	if !eventually(30*time.Second, func() bool {
+		return strings.TrimSpace(openstack(t, admin, "floating", "ip", "show", fip, "-f", "value", "-c", "status")) == "ACTIVE"
+	}) {
+		t.Fatalf("floating IP %s never became ACTIVE", fip)
+	}
+
+	// The outside, on VLAN 100 only, reaches a on its floating IP.
+	whoami(t, ga.ns, ga.ip+":8000")
+	if !eventually(30*time.Second, func() bool { return pings(outNS, fip) }) {
+		t.Fatalf("the outside (VLAN 100) cannot ping a's floating IP %s", fip)
+	}
+	if got, err := askWho(t, outNS, fip+":8000"); err != nil || got != "172.24.8.1" {
+		t.Fatalf("the outside's connection to a's floating IP: %v; a saw it from %q, want 172.24.8.1", err, got)
+	}
+	// b goes out through the router's SNAT, a through its floating IP.
+	whoami(t, outNS, "172.24.8.1:9000")
+	if got, err := askWho(t, gb.ns, "172.24.8.1:9000"); err != nil || got != gwIP {
+		t.Fatalf("b's connection to the outside: %v; seen from %q, want the router's %s", err, got, gwIP)
+	}
+	if got, err := askWho(t, ga.ns, "172.24.8.1:9000"); err != nil || got != fip {
+		t.Fatalf("a's connection to the outside: %v; seen from %q, want its floating IP %s", err, got, fip)
+	}
+	// Another VLAN and the untagged wire: nothing either way.
+	for _, h := range []struct{ name, ns, addr string }{{"VLAN 101", otherNS, "172.24.8.202"}, {"untagged", wireNS, "172.24.8.201"}} {
+		if pings(h.ns, fip) {
+			t.Errorf("a host on %s (%s) pinged a's floating IP", h.name, h.addr)
+		}
+		whoami(t, h.ns, h.addr+":9000")
+		for _, g := range []*guest{ga, gb} {
+			if got, err := askWho(t, g.ns, h.addr+":9000"); err == nil {
+				t.Errorf("%s reached the host on %s (%s), seen from %s", g.ns, h.name, h.addr, got)
+			}
+		}
+	}
+}
+
+// whoami answers each connection to addr in ns with the address it came
+// from, until the test ends.
+func whoami(t *testing.T, ns, addr string) {
+	l := listenIn(t, ns, addr)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s\n", c.RemoteAddr().(*net.TCPAddr).IP)
+			c.Close()
+		}
+	}()
+}
+
+// askWho connects from ns to addr, giving up after 3 seconds, and returns
+// the address the other side saw it come from.
+func askWho(t *testing.T, ns, addr string) (string, error) {
+	var c net.Conn
+	if err := dataplanetest.In(t, "/run/netns/"+ns, func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, 3*time.Second)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	return strings.TrimSpace(string(b)), err
+}
