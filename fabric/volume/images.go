@@ -92,6 +92,9 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	if err != nil {
 		return "", err
 	}
+	if t.Encryption != nil {
+		return "", badRequest("Invalid volume type: the default volume type is encrypted, and a volume is not made from an image through its encryption here.")
+	}
 	policy, err := policyOf(t)
 	if err != nil {
 		return "", err

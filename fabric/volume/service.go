@@ -89,6 +89,9 @@ type Config struct {
 	// Backups keeps backups in the object store; without it backups
 	// answer 501.
 	Backups BackupStore
+	// Secrets seals volume encryption keys; without it encryption types
+	// answer 501.
+	Secrets Sealer
 	// Node names this node; work it started (WorkNode) is settled after
 	// a restart. IsLeader says whether this node also settles the work
 	// of lost nodes (NodeLost, default never) (default: always leader).
@@ -230,9 +233,9 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: v3 + "/types/{id}/encryption", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.showTypeEncryption},
 		{Method: post, Path: v3 + "/types/{id}/encryption", Access: admin, Rule: "volume_extension:volume_type_encryption:create", Handle: s.createTypeEncryption},
-		{Method: get, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.typeEncryptionNotFound},
-		{Method: put, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:update", Handle: s.typeEncryptionNotFound},
-		{Method: del, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:delete", Handle: s.typeEncryptionNotFound},
+		{Method: get, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.showEncryptionSpec},
+		{Method: put, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:update", Handle: s.updateTypeEncryption},
+		{Method: del, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:delete", Handle: s.deleteTypeEncryption},
 
 		{Method: get, Path: v3 + "/os-quota-sets/{project}", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showQuota},
 		{Method: get, Path: v3 + "/os-quota-sets/{project}/defaults", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showDefaultQuota},

@@ -183,11 +183,16 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		"availability_zone": "nova", "created_at": timeText(v.CreatedAt), "updated_at": timeText(v.UpdatedAt),
 		"attachments": attachments, "links": s.links(r, "volumes", v.ID), "volume_type": typeName,
 		"snapshot_id": nullable(v.SnapshotID), "source_volid": nullable(v.SourceVolID), "metadata": md,
-		"user_id": v.User, "bootable": fmt.Sprint(v.Bootable), "encrypted": false, "replication_status": nil,
+		"user_id": v.User, "bootable": fmt.Sprint(v.Bootable), "encrypted": v.Key != "", "replication_status": nil,
 		"consistencygroup_id": nil, "multiattach": false, "os-vol-tenant-attr:tenant_id": v.Project,
 	}
 	if atLeast(r, 13) {
 		view["group_id"] = nil
+	}
+	if v.KeyID != "" {
+		// Cinder shows it from 3.64; it is the only sign of which key a
+		// volume has, so it is shown at every version here.
+		view["encryption_key_id"] = v.KeyID
 	}
 	if p.IsAdmin() {
 		view["os-vol-host-attr:host"] = volumePool
@@ -382,13 +387,15 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	// The size defaults to the source's; a snapshot or a volume the
 	// caller cannot see is not found.
 	from := ""
+	// srcKey is the sealed key of an encrypted source, bound to from.
+	srcKey := ""
 	switch {
 	case v.SnapshotID != "":
 		snap, err := s.snapshots(r, true).Get(tx, p, v.SnapshotID)
 		if err != nil {
 			return err
 		}
-		from = snap.ID
+		from, srcKey = snap.ID, snap.Key
 		if size == nil {
 			size = &snap.Size
 		}
@@ -403,7 +410,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		from = src.ID
+		from, srcKey = src.ID, src.Key
 		if size == nil {
 			size = &src.Size
 		}
@@ -428,6 +435,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	v.TypeID = t.ID
 	policy, err := policyOf(t)
 	if err != nil {
+		return err
+	}
+	if err := s.volumeKey(&v, t, from, srcKey, img != nil); err != nil {
 		return err
 	}
 
@@ -467,6 +477,32 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	}
 	api.JSON(w, http.StatusAccepted, map[string]any{"volume": changeView(s.volumeView(tx, r, p, row))})
 	return nil
+}
+
+// volumeKey gives v, of type t, its encryption key: a new one, or for a
+// copy of an encrypted volume or snapshot (from) the source's, as its
+// blocks are the source's ciphertext. A copy does not change whether
+// data is encrypted, and an image is not written through a LUKS layer
+// here, so those are refused.
+func (s *Service) volumeKey(v *volstate.Volume, t *volstate.Type, from, srcKey string, fromImage bool) error {
+	var err error
+	switch {
+	case t.Encryption == nil && srcKey != "":
+		return badRequest("Invalid volume type: the source is encrypted; its copy must be of an encrypted volume type, not %s.", t.Name)
+	case t.Encryption == nil:
+		return nil
+	case fromImage:
+		return badRequest("Invalid input received: a volume of encrypted type %s cannot be made from an image: "+
+			"images are not written through a volume's encryption here. Make the volume of an unencrypted type, "+
+			"or an empty encrypted volume and copy the data in from a guest.", t.Name)
+	case from != "" && srcKey == "":
+		return badRequest("Invalid volume type: the source is not encrypted; a copy of it cannot be of encrypted type %s.", t.Name)
+	case from != "":
+		v.Key, v.KeyID, err = s.copyKey(srcKey, from, v.ID)
+	default:
+		v.Key, v.KeyID, err = s.newVolumeKey(v.ID)
+	}
+	return err
 }
 
 // inheritBoot gives a copy of a volume (or of its snapshot) what makes
