@@ -102,7 +102,8 @@ func (s *Service) listBackups(detail bool) api.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return s.backups(sortParams(r), detail).List(w, r, tx)
+		c := s.backups(sortParams(r), detail)
+		return listCounted(w, r, c.Listing, c.Views(tx, principal(r)), nil)
 	}
 }
 
@@ -455,6 +456,23 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 		s.finish(r.Context(), target, volstate.StatusAvailable, volstate.StatusError, "", nil)
 		return err
 	}
+	s.restoreInto(b, target, volstate.StatusErrorRestoring)
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	volName := ""
+	if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, target); v != nil {
+		volName = v.Name
+	}
+	api.JSON(w, http.StatusAccepted, map[string]any{"restore": map[string]any{"backup_id": b.ID, "volume_id": target, "volume_name": volName}})
+	return nil
+}
+
+// restoreInto writes backup b (marked restoring) into volume target in
+// the background; the volume becomes available, or failed, and the
+// backup available again.
+func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
 	s.background(func(ctx context.Context) {
 		err := s.cfg.Backups.Restore(ctx, b.ObjectProject(), b.Container, b.ObjectPrefix(), target)
 		if err == nil && len(b.VolumeMetadata) > 0 {
@@ -469,7 +487,7 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 				s.log.Warn("volume: restore metadata", "backup", b.ID, "volume", target, "err", merr)
 			}
 		}
-		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, volstate.StatusErrorRestoring, "restore backup "+b.ID, err); ferr != nil {
+		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, failed, "restore backup "+b.ID, err); ferr != nil {
 			s.log.Warn("volume: restore backup", "backup", b.ID, "volume", target, "err", ferr)
 		}
 		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
@@ -479,16 +497,6 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 			s.log.Warn("volume: record restore", "backup", b.ID, "err", cerr)
 		}
 	})
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	volName := ""
-	if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, target); v != nil {
-		volName = v.Name
-	}
-	api.JSON(w, http.StatusAccepted, map[string]any{"restore": map[string]any{"backup_id": b.ID, "volume_id": target, "volume_name": volName}})
-	return nil
 }
 
 // newRestoreVolume makes the volume a restore without a target writes

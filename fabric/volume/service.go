@@ -279,7 +279,8 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: post, Path: v3 + "/attachments", Access: member, Rule: "volume:attachment_create", Handle: s.createAttachment},
 		api.Route{Method: get, Path: v3 + "/attachments/{id}", Access: reader, Rule: "volume:attachment_get", Handle: s.showAttachment},
 		api.Route{Method: put, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_update", Handle: s.updateAttachment},
-		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment})
+		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment},
+		api.Route{Method: post, Path: v3 + "/attachments/{id}/action", Access: member, Rule: "volume:attachment_complete", Handle: s.attachmentAction})
 	for _, c := range []string{"messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},

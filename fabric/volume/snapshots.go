@@ -63,7 +63,8 @@ func (s *Service) listSnapshots(detail bool) api.HandlerFunc {
 			return err
 		}
 		r = sortParams(r)
-		return s.snapshots(r, detail).List(w, r, tx)
+		c := s.snapshots(r, detail)
+		return listCounted(w, r, c.Listing, c.Views(tx, principal(r)), nil)
 	}
 }
 
