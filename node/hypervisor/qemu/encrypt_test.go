@@ -94,6 +94,15 @@ func TestHotplugEncryptedDisk(t *testing.T) {
 	if err := hp.AttachDisk(ctxFor(t, time.Minute), again); err != nil {
 		t.Fatal(err)
 	}
+	// Grown, the guest sees the new size less the header.
+	dev.grow(8 << 20)
+	if err := hp.ResizeDisk(ctxFor(t, 30*time.Second), first, dev.Size()); err != nil {
+		t.Fatalf("resize an encrypted disk: %v", err)
+	}
+	if got := guestSize(t, runDir, spec.ID, "disk-enc1"); got < 22<<20 || got >= 24<<20 {
+		t.Fatalf("encrypted disk after growing to 24 MiB: %d bytes", got)
+	}
+
 	wrong := hypervisor.HotDisk{ID: "enc3", Socket: sock, Export: "enc3",
 		Encryption: &hypervisor.DiskEncryption{Passphrase: []byte("not the key"), CipherAlg: "aes-256"}}
 	if err := hp.AttachDisk(ctxFor(t, time.Minute), wrong); err == nil {
@@ -103,6 +112,34 @@ func TestHotplugEncryptedDisk(t *testing.T) {
 	if out := hmp(t, runDir, spec.ID, "info qom-tree /objects"); strings.Contains(out, "sec-enc3") {
 		t.Fatalf("the secret of a failed plug stayed: %s", out)
 	}
+}
+
+// guestSize is the size of the medium of device as the guest sees it.
+func guestSize(t *testing.T, runDir, id, device string) int64 {
+	t.Helper()
+	c, err := qmp.Dial(ctxFor(t, 10*time.Second), filepath.Join(runDir, id, "qmp.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var blocks []struct {
+		QDev     string `json:"qdev"`
+		Inserted struct {
+			Image struct {
+				VirtualSize int64 `json:"virtual-size"`
+			} `json:"image"`
+		} `json:"inserted"`
+	}
+	if err := c.Execute(ctxFor(t, 10*time.Second), "query-block", nil, &blocks); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if strings.Contains(b.QDev, "/"+device+"/") {
+			return b.Inserted.Image.VirtualSize
+		}
+	}
+	t.Fatalf("no block device %s", device)
+	return 0
 }
 
 // TestLimitBootDisk changes the I/O limits of a running VM's first disk,
