@@ -175,7 +175,12 @@ func (s *Service) createTypeEncryption(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"encryption": encryptionView(row.ID, row.Encryption)})
+	// Cinder answers a create with the spec's fields only, no times.
+	view := encryptionView(row.ID, row.Encryption)
+	for _, k := range []string{"created_at", "updated_at", "deleted", "deleted_at"} {
+		delete(view, k)
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"encryption": view})
 	return nil
 }
 

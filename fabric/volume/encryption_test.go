@@ -71,7 +71,7 @@ func TestTypeEncryptionSpec(t *testing.T) {
 	// Tempest's spec: Cinder's legacy class name for LUKS.
 	created := f.expect(http.StatusOK, "POST", "types/"+typ+"/encryption", admin, spec("provider", "LuksEncryptor")).Body["encryption"].(map[string]any)
 	if created["provider"] != "LuksEncryptor" || created["key_size"] != float64(256) || created["cipher"] != "aes-xts-plain64" ||
-		created["control_location"] != "front-end" || created["volume_type_id"] != typ || created["encryption_id"] == "" {
+		created["control_location"] != "front-end" || created["volume_type_id"] != typ || created["encryption_id"] == "" || len(created) != 6 {
 		t.Fatalf("created %v", created)
 	}
 	f.expect(http.StatusBadRequest, "POST", "types/"+typ+"/encryption", admin, spec("provider", "luks"))
