@@ -166,3 +166,40 @@ func TestVolumeServiceFields(t *testing.T) {
 		}
 	}
 }
+
+// 3.12: the summary of the project's volumes; 3.36 adds their metadata.
+func TestVolumeSummary(t *testing.T) {
+	f := newFixture(t)
+	f.createVolume(alice, map[string]any{"size": 1, "metadata": map[string]any{"tier": "gold"}})
+	f.createVolume(alice, map[string]any{"size": 3, "metadata": map[string]any{"tier": "silver"}})
+	f.createVolume(bob, map[string]any{"size": 5})
+	f.expectV(http.StatusNotFound, "GET", "volumes/summary", alice, nil, mv("11")...)
+	sum := f.expectV(http.StatusOK, "GET", "volumes/summary", alice, nil, mv("12")...)["volume-summary"].(map[string]any)
+	if sum["total_count"] != float64(2) || sum["total_size"] != float64(4) || sum["metadata"] != nil {
+		t.Fatalf("summary at 3.12: %v", sum)
+	}
+	sum = f.expectV(http.StatusOK, "GET", "volumes/summary", alice, nil, mv("36")...)["volume-summary"].(map[string]any)
+	if tiers := sum["metadata"].(map[string]any)["tier"].([]any); len(tiers) != 2 || tiers[0] != "gold" || tiers[1] != "silver" {
+		t.Fatalf("summary metadata at 3.36: %v", sum)
+	}
+}
+
+// 3.9: a backup's name and description change; 3.43 its metadata too.
+func TestUpdateBackup(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	backup := f.createBackup(alice, map[string]any{"volume_id": vol, "name": "old"})
+	f.waitStatus(alice, "backups/"+backup, "backup", "available")
+	change := map[string]any{"backup": map[string]any{"name": "new", "description": "d"}}
+	f.expectV(http.StatusNotFound, "PUT", "backups/"+backup, alice, change, mv("8")...)
+	f.expectV(http.StatusNotFound, "PUT", "backups/"+backup, bob, change, mv("9")...)
+	f.expectV(http.StatusBadRequest, "PUT", "backups/"+backup, alice, map[string]any{"backup": map[string]any{"metadata": map[string]any{"a": "b"}}}, mv("9")...)
+	if got := f.expectV(http.StatusOK, "PUT", "backups/"+backup, alice, change, mv("9")...)["backup"].(map[string]any); got["id"] != backup || got["name"] != "new" {
+		t.Fatalf("update answer %v", got)
+	}
+	f.expectV(http.StatusOK, "PUT", "backups/"+backup, alice, map[string]any{"backup": map[string]any{"metadata": map[string]any{"a": "b"}}}, mv("43")...)
+	got := f.expectV(http.StatusOK, "GET", "backups/"+backup, alice, nil, mv("43")...)["backup"].(map[string]any)
+	if got["name"] != "new" || got["description"] != "d" || got["metadata"].(map[string]any)["a"] != "b" {
+		t.Fatalf("backup after updates %v", got)
+	}
+}

@@ -180,6 +180,7 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: v3 + "/volumes", Access: reader, Rule: "volume:get_all", Handle: s.listVolumes(false)},
 		{Method: get, Path: v3 + "/volumes/detail", Access: reader, Rule: "volume:get_all", Handle: s.listVolumes(true)},
+		{Method: get, Path: v3 + "/volumes/summary", Access: reader, Rule: "volume:get_volume_summary", Handle: s.volumeSummary},
 		{Method: post, Path: v3 + "/volumes", Access: member, Rule: "volume:create", Handle: s.createVolume},
 		{Method: get, Path: v3 + "/volumes/{id}", Access: reader, Rule: "volume:get", Handle: s.showVolume},
 		{Method: put, Path: v3 + "/volumes/{id}", Access: member, Rule: "volume:update", Handle: s.updateVolume},
@@ -261,6 +262,7 @@ func (s *Service) routes() []api.Route {
 		{Method: post, Path: v3 + "/backups/import_record", Access: admin, Rule: "backup:backup-import", Handle: s.importBackup},
 		{Method: get, Path: v3 + "/backups/{id}", Access: reader, Rule: "backup:get", Handle: s.showBackup},
 		{Method: del, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:delete", Handle: s.deleteBackup},
+		{Method: put, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:update", Handle: s.updateBackup},
 		{Method: post, Path: v3 + "/backups/{id}/restore", Access: member, Rule: "backup:restore", Handle: s.restoreBackup},
 		{Method: post, Path: v3 + "/backups/{id}/action", Access: member, Rule: "backup:backup-action", Handle: s.backupAction},
 	}
