@@ -97,6 +97,20 @@ func TestVolumes(t *testing.T) {
 			t.Errorf("rackd dev --purge: %v\n%s", err, out)
 		}
 	})
+	t.Cleanup(func() {
+		// What the volume agent did, for a failure's cause.
+		if !t.Failed() {
+			return
+		}
+		raw, _ := os.ReadFile(n1.logPath)
+		var lines []string
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.Contains(l, "volume") && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "plugged")) {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("rackd's volume log:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	})
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
 	openstack(t, admin, "project", "create", "demo")
@@ -153,6 +167,13 @@ func TestVolumes(t *testing.T) {
 		openstack(t, alice, "image", "delete", name)
 	}
 
+	// A type with a front-end QoS spec (for the boot volume and rovol).
+	openstack(t, admin, "volume", "qos", "create", "--consumer", "front-end", "--property", "read_iops_sec=200",
+		"--property", "write_bytes_sec=2097152", "capped-qos")
+	openstack(t, admin, "volume", "type", "create", "capped")
+	openstack(t, admin, "volume", "qos", "associate", "capped-qos", "capped")
+	openstack(t, admin, "volume", "set", "--type", "capped", "--retype-policy", "never", "imgvol")
+
 	// A server boots from it: its root disk is the volume, which QEMU's
 	// own NBD client reads from this node's export.
 	out := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--volume", "imgvol", "--flavor", "m1.tiny", "--nic", "none",
@@ -171,31 +192,67 @@ func TestVolumes(t *testing.T) {
 	if out, err := openstackErr(alice, "server", "remove", "volume", "bfv", "imgvol"); err == nil {
 		t.Errorf("the root volume was detached: %s", out)
 	}
+	// The boot volume runs at its type's QoS limits, and follows a
+	// change of the spec while the server runs.
+	bfvID := strings.TrimSpace(openstack(t, alice, "server", "show", "-f", "value", "-c", "id", "bfv"))
+	if got := qemuDiskOf(t, bfvID, "disk0"); got.IOPSRead != 200 || got.BPSWrite != 2097152 {
+		t.Errorf("boot volume in QEMU at launch: %+v", got)
+	}
+	openstack(t, admin, "volume", "qos", "set", "--property", "read_iops_sec=300", "capped-qos")
+	if !eventually(time.Minute, func() bool { return qemuDiskOf(t, bfvID, "disk0").IOPSRead == 300 }) {
+		t.Errorf("boot volume in QEMU after the spec changed: %+v", qemuDiskOf(t, bfvID, "disk0"))
+	}
+	openstack(t, admin, "volume", "qos", "set", "--property", "read_iops_sec=200", "capped-qos")
 	openstack(t, alice, "server", "delete", "--wait", "bfv")
 	waitVolume(t, alice, "imgvol", "available", time.Minute)
 
 	// A read-only volume of a type with a front-end QoS spec, for vm2:
 	// the guest gets it read-only, and QEMU caps its I/O at the spec.
-	openstack(t, admin, "volume", "qos", "create", "--consumer", "front-end", "--property", "read_iops_sec=200",
-		"--property", "write_bytes_sec=2097152", "capped-qos")
-	openstack(t, admin, "volume", "type", "create", "capped")
-	openstack(t, admin, "volume", "qos", "associate", "capped-qos", "capped")
 	openstack(t, alice, "volume", "create", "--size", "1", "--type", "capped", "rovol")
 	roVol := waitVolume(t, alice, "rovol", "available", time.Minute)
 	openstack(t, alice, "volume", "set", "--read-only", "rovol")
 
+	// An encrypted volume (LUKS, opened by QEMU with the volume's key):
+	// vm1 writes a pattern into it, vm2 reads it back, and the volume's
+	// raw blocks hold only the LUKS header and ciphertext.
+	openstack(t, admin, "volume", "type", "create", "--encryption-provider", "luks", "--encryption-cipher", "aes-xts-plain64",
+		"--encryption-key-size", "256", "--encryption-control-location", "front-end", "secret")
+	openstack(t, alice, "volume", "create", "--size", "1", "--type", "secret", "encvol")
+	encVol := waitVolume(t, alice, "encvol", "available", time.Minute)
+	if out := openstack(t, alice, "volume", "show", "-f", "json", "-c", "encrypted", "encvol"); !strings.Contains(out, `"encrypted": true`) {
+		t.Fatalf("encvol: %s", out)
+	}
+	if out, err := openstackErr(alice, "--os-compute-api-version", "2.37", "server", "create", "--volume", "encvol", "--flavor", "m1.tiny", "--nic", "none", "encboot"); err == nil || !strings.Contains(out, "encrypted") {
+		t.Fatalf("boot from an encrypted volume: %v %s", err, out)
+	}
+
 	serial := vol.ID[:20]
 	home := t.TempDir()
 	pattern := fmt.Sprintf("RACKSTACK-VOLUME-PATTERN-%d", time.Now().UnixNano())
+	encPattern := "ENCRYPTED-" + pattern
 	writer := filepath.Join(home, "writer.sh")
+	// One hot-plugged disk at a time: encvol, then data.
 	os.WriteFile(writer, []byte("#!/bin/sh\n"+findDisk+fmt.Sprintf(`(
-if find_disk %s; then
+found=
+for n in 1 2 3; do if find_disk %s; then found=1; break; fi; done
+if [ -n "$found" ]; then
 	echo %s | dd of=/dev/$dev bs=512 conv=sync 2>/dev/null && sync && echo "VOL-WRITTEN dev=$dev"
 else
 	echo VOL-NOT-FOUND
 fi
 ) &
-`, serial, pattern)), 0o644)
+(
+found=
+for n in 1 2 3; do if find_disk %s; then found=1; break; fi; done
+if [ -z "$found" ]; then
+	echo ENC-NOT-FOUND
+elif echo %s | dd of=/dev/$dev bs=512 conv=sync 2>/dev/null && sync; then
+	echo "ENC-WRITTEN dev=$dev"
+else
+	echo "ENC-WRITE-FAILED dev=$dev"
+fi
+) &
+`, serial, pattern, encVol.ID[:20], encPattern)), 0o644)
 	reader := filepath.Join(home, "reader.sh")
 	os.WriteFile(reader, []byte("#!/bin/sh\n"+findDisk+fmt.Sprintf(`(
 if find_disk %s; then
@@ -219,7 +276,12 @@ if [ -n "$found" ]; then
 	if echo x | dd of=/dev/$dev bs=512 conv=sync 2>/dev/null; then echo RO-WRITE:accepted; else echo RO-WRITE:refused; fi
 fi
 ) &
-`, serial, len(pattern), roVol.ID[:20])), 0o644)
+(
+found=
+for n in 1 2 3; do if find_disk %s; then found=1; break; fi; done
+if [ -n "$found" ]; then echo "ENC-READ:$(head -c %d /dev/$dev)"; else echo ENC-NOT-FOUND; fi
+) &
+`, serial, len(pattern), roVol.ID[:20], encVol.ID[:20], len(encPattern))), 0o644)
 
 	create := func(name, userData string) serverInfo {
 		out := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
@@ -233,6 +295,11 @@ fi
 
 	create("vm1", writer)
 	waitConsole(t, alice, "vm1", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+	openstack(t, alice, "server", "add", "volume", "vm1", "encvol")
+	waitVolume(t, alice, "encvol", "in-use", 2*time.Minute)
+	waitConsole(t, alice, "vm1", 4*time.Minute, "ENC-WRITTEN")
+	openstack(t, alice, "server", "remove", "volume", "vm1", "encvol")
+	waitVolume(t, alice, "encvol", "available", 2*time.Minute)
 	openstack(t, alice, "server", "add", "volume", "vm1", "data")
 	v := waitVolume(t, alice, "data", "in-use", 2*time.Minute)
 	if len(v.Attachments) != 1 {
@@ -246,6 +313,24 @@ fi
 	// The server goes; the volume and what was written stay.
 	openstack(t, alice, "server", "delete", "--wait", "vm1")
 	waitVolume(t, alice, "data", "available", time.Minute)
+
+	// Read raw, the encrypted volume is a LUKS header and ciphertext.
+	ex = exportVolume(t, creds, n1, encVol.ID)
+	encDump := filepath.Join(home, "encvol.raw")
+	nbdTool(t, "qemu-img", "dd", "-f", "raw", "-O", "raw", "bs=1M", "count=8", "if="+ex.UnixURI, "of="+encDump)
+	if out, err := rackctl(t, creds, n1, "volume", "unexport", encVol.ID); err != nil {
+		t.Fatalf("unexport: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(encDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), "LUKS\xba\xbe") {
+		t.Fatalf("encvol has no LUKS header: %q", raw[:16])
+	}
+	if strings.Contains(string(raw), encPattern) || strings.Contains(string(raw), "ENCRYPTED-RACKSTACK") {
+		t.Fatal("the encrypted volume holds what the guest wrote in clear")
+	}
 
 	create("vm2", reader)
 	waitConsole(t, alice, "vm2", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
@@ -270,12 +355,20 @@ fi
 	if out := openstack(t, alice, "volume", "show", "-f", "json", "-c", "properties", "rovol"); !strings.Contains(out, `"attached_mode": "ro"`) || !strings.Contains(out, `"readonly": "True"`) {
 		t.Errorf("read-only attachment: %s", out)
 	}
-	if got := throttleOf(t, strings.TrimSpace(vm2), roVol.ID); got.IOPSRead != 200 || got.BPSWrite != 2097152 || !got.RO {
+	if got := qemuDiskOf(t, strings.TrimSpace(vm2), "disk-"+strings.ReplaceAll(roVol.ID, "-", "")[:24]); got.IOPSRead != 200 || got.BPSWrite != 2097152 || !got.RO {
 		t.Errorf("rovol in QEMU: %+v", got)
 	}
 	openstack(t, alice, "server", "remove", "volume", "vm2", "rovol")
 	waitVolume(t, alice, "rovol", "available", 2*time.Minute)
 	openstack(t, alice, "volume", "delete", "rovol")
+
+	// A second guest opens encvol with its key and reads the pattern.
+	openstack(t, alice, "server", "add", "volume", "vm2", "encvol")
+	waitVolume(t, alice, "encvol", "in-use", 2*time.Minute)
+	waitConsole(t, alice, "vm2", 4*time.Minute, "ENC-READ:"+encPattern)
+	openstack(t, alice, "server", "remove", "volume", "vm2", "encvol")
+	waitVolume(t, alice, "encvol", "available", 2*time.Minute)
+	openstack(t, alice, "volume", "delete", "encvol")
 
 	// Backed up into the project's object store; the volume goes; the
 	// backup restores it, byte for byte, into a new volume.
@@ -345,9 +438,10 @@ type qemuDisk struct {
 	BPSWrite int64 `json:"bps_wr"`
 }
 
-// throttleOf asks the QEMU of server, through its monitor socket under
-// rackd's VM run directory, how it opened volume's hot-plugged disk.
-func throttleOf(t *testing.T, server, volume string) qemuDisk {
+// qemuDiskOf asks the QEMU of server, through its monitor socket under
+// rackd's VM run directory, how it opened its disk device (disk0, the
+// boot disk, or disk-<id> of a hot-plugged volume).
+func qemuDiskOf(t *testing.T, server, device string) qemuDisk {
 	t.Helper()
 	socks, _ := filepath.Glob(filepath.Join("/run/rackstack", "*", server, "qmp.sock"))
 	if len(socks) != 1 {
@@ -372,12 +466,11 @@ func throttleOf(t *testing.T, server, volume string) qemuDisk {
 	if err := c.Execute(ctx, "query-block", nil, &blocks); err != nil {
 		t.Fatal(err)
 	}
-	id := strings.ReplaceAll(volume, "-", "")[:24]
 	for _, b := range blocks {
-		if strings.Contains(b.QDev, "/disk-"+id+"/") {
+		if strings.Contains(b.QDev, "/"+device+"/") {
 			return b.Inserted
 		}
 	}
-	t.Fatalf("no disk of %s in %+v", volume, blocks)
+	t.Fatalf("no disk %s in %+v", device, blocks)
 	return qemuDisk{}
 }

@@ -29,6 +29,7 @@ func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, b
 	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL,
 		Images: volumeImages{images}, Backups: &volumeBackups{blocks: blocks, objects: objects}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
 		Uploads: &volumeUploads{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
+		Secrets: node.Secrets(),
 		Node:    o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
 }
 
@@ -130,6 +131,31 @@ func (e *nbdExports) Exported() []string {
 
 func (e *nbdExports) Socket() string { return e.socket }
 
+// luksHeaderLen is how much of a volume a LUKS1 header's fixed part
+// takes: its magic, version, cipher and key slots' descriptions.
+const luksHeaderLen = 4096
+
+// Blank reports whether exported volume id has never been written where
+// a LUKS header goes (it reads as zeroes).
+func (e *nbdExports) Blank(ctx context.Context, id string) (bool, error) {
+	e.mu.Lock()
+	v, ok := e.open[id]
+	e.mu.Unlock()
+	if !ok {
+		return false, fmt.Errorf("read volume %s: not exported", id)
+	}
+	head := make([]byte, min(luksHeaderLen, v.Size()))
+	if _, err := v.ReadAt(head, 0); err != nil {
+		return false, fmt.Errorf("read volume %s: %w", id, err)
+	}
+	for _, b := range head {
+		if b != 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // Serve serves the exports until ctx ends, then closes the volumes
 // (flushing what guests wrote).
 func (e *nbdExports) Serve(ctx context.Context) error {
@@ -154,6 +180,7 @@ func openVolumeAgent(o *options, node *cluster.Node, drv hypervisor.Driver, bloc
 	ex := newNBDExports(blocks, filepath.Join(vmRunDir(o), "nbd.sock"), log)
 	return &volumes.Agent{
 		Node: o.Name, State: node.Read, Driver: drv, Exports: ex, Log: log,
+		Unseal: node.Secrets().Open, Blank: ex.Blank,
 		Propose: func(ctx context.Context, typ string, body any) error {
 			_, err := node.Propose(ctx, typ, body)
 			return err

@@ -136,6 +136,17 @@ func TestBootFromVolumeRefusesBadMappings(t *testing.T) {
 	f := newFixtureWith(t, volstate.Schema())
 	f.stdFlavors()
 	theirs := f.volume(projB)
+	// An encrypted volume: its type encrypts, and it has its key.
+	ctx := context.Background()
+	if _, err := f.local.Propose(ctx, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t-enc", Name: "secret", Public: true,
+		Encryption: &volstate.Encryption{ID: "e1", Provider: "luks", Cipher: "aes-xts-plain64", KeySize: 256, ControlLocation: "front-end"}}}); err != nil {
+		t.Fatal(err)
+	}
+	encrypted := api.NewUUID()
+	if _, err := f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: encrypted, Project: projA, Size: 1,
+		Status: volstate.StatusAvailable, TypeID: "t-enc", Key: "rs-sealed:v1:k:x", KeyID: "k1"}}); err != nil {
+		t.Fatal(err)
+	}
 	tests := map[string]struct {
 		bdm any
 		msg string
@@ -148,6 +159,7 @@ func TestBootFromVolumeRefusesBadMappings(t *testing.T) {
 		"others' volume":  {bfv("volume", theirs, 0, false), theirs},
 		"no volume":       {bfv("volume", api.NewUUID(), 0, false), "failed to get volume"},
 		"image, no store": {bfv("image", img1, 1, false), "not supported"},
+		"encrypted":       {bfv("volume", encrypted, 0, false), "encrypted"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

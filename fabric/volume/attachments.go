@@ -335,3 +335,48 @@ func (s *Service) legacyAttach(w http.ResponseWriter, r *http.Request, action st
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
+
+// attachmentAction is POST /attachments/{id}/action (3.44): os-complete,
+// the client's word that the volume is attached. An attachment made here
+// goes from reserved to in-use (recorded, as os-attach records it); one
+// Nova made is complete when its node has plugged it, which the node
+// agent reports, so completing it earlier is refused.
+func (s *Service) attachmentAction(w http.ResponseWriter, r *http.Request) error {
+	if _, err := project(r); err != nil {
+		return err
+	}
+	if !atLeast(r, 44) {
+		return &api.Error{Status: http.StatusNotFound, Msg: "The resource could not be found: attachment actions need microversion 3.44 or later."}
+	}
+	top, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	if _, ok := top["os-complete"]; !ok || len(top) != 1 {
+		return badRequest("Invalid request body: the only attachment action is os-complete.")
+	}
+	v, err := s.attachment(r)
+	if err != nil {
+		return err
+	}
+	att := v.Attachments[0].ID
+	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+		if len(v.Attachments) != 1 || v.Attachments[0].ID != att {
+			return notFound("VolumeAttachment", att)
+		}
+		switch {
+		case v.Status == volstate.StatusInUse:
+			return nil
+		case v.Attachments[0].Host != "":
+			return badRequest("Invalid volume: attachment %s is being plugged by node %s; it completes when the server has the disk (volume status %s).", att, v.Attachments[0].Host, v.Status)
+		case v.Status != volstate.StatusReserved:
+			return badRequest("Invalid volume: attachment %s cannot complete: volume %s is %s.", att, v.ID, v.Status)
+		}
+		v.Status = volstate.StatusInUse
+		return nil
+	}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -59,6 +59,9 @@ func (s *Service) exportBackup(w http.ResponseWriter, r *http.Request) error {
 	if b.Status != volstate.BackupAvailable {
 		return badRequest("Invalid backup: Backup status must be available and not %s.", b.Status)
 	}
+	if b.Key != "" {
+		return badRequest("Invalid backup: backup %s is of an encrypted volume; its key does not leave this cloud, and a record without it would restore unreadable ciphertext.", b.ID)
+	}
 	rec := backupRecord{ID: b.ID, Name: b.Name, Description: b.Description, ProjectID: b.ObjectProject(), VolumeID: b.VolumeID,
 		SnapshotID: b.SnapshotID, ParentID: b.ParentID, Size: b.Size, Container: b.Container, Prefix: b.ObjectPrefix(),
 		ObjectCount: b.ObjectCount, StoredBytes: b.StoredBytes, Metadata: b.Metadata, VolumeMetadata: b.VolumeMetadata,

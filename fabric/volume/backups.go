@@ -102,7 +102,8 @@ func (s *Service) listBackups(detail bool) api.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return s.backups(sortParams(r), detail).List(w, r, tx)
+		c := s.backups(sortParams(r), detail)
+		return listCounted(w, r, c.Listing, c.Views(tx, principal(r)), nil)
 	}
 }
 
@@ -185,6 +186,13 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	b.VolumeMetadata = vol.Metadata
+	if vol.Key != "" {
+		// The objects hold the volume's ciphertext, LUKS header and
+		// all: the backup keeps the key that opens it, as Cinder does.
+		if b.Key, b.KeyID, err = s.copyKey(vol.Key, vol.ID, b.ID); err != nil {
+			return err
+		}
+	}
 	if b.SnapshotID != "" {
 		snap, err := s.snapshots(r, true).Get(tx, p, b.SnapshotID)
 		if err != nil {
@@ -415,6 +423,21 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 			if v.Size < b.Size {
 				return badRequest("Invalid volume: volume size %d is too small to restore backup of size %d.", v.Size, b.Size)
 			}
+			switch {
+			case b.Key != "" && v.Key == "":
+				return badRequest("Invalid volume: backup %s is of an encrypted volume; volume %s is not encrypted, and its data would be unreadable ciphertext.", b.ID, v.ID)
+			case b.Key == "" && v.Key != "":
+				return badRequest("Invalid volume: backup %s is of an unencrypted volume; restored over encrypted volume %s it would not open.", b.ID, v.ID)
+			case b.Key != "":
+				// The data is the backup's ciphertext under its LUKS
+				// header: the volume takes the backup's key, as Cinder
+				// gives it a copy of it.
+				key, keyID, err := s.copyKey(b.Key, b.ID, v.ID)
+				if err != nil {
+					return err
+				}
+				v.Key, v.KeyID = key, keyID
+			}
 			v.Status, v.Reason = volstate.StatusRestoringBackup, ""
 			s.worked(v)
 			return nil
@@ -433,6 +456,23 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 		s.finish(r.Context(), target, volstate.StatusAvailable, volstate.StatusError, "", nil)
 		return err
 	}
+	s.restoreInto(b, target, volstate.StatusErrorRestoring)
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	volName := ""
+	if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, target); v != nil {
+		volName = v.Name
+	}
+	api.JSON(w, http.StatusAccepted, map[string]any{"restore": map[string]any{"backup_id": b.ID, "volume_id": target, "volume_name": volName}})
+	return nil
+}
+
+// restoreInto writes backup b (marked restoring) into volume target in
+// the background; the volume becomes available, or failed, and the
+// backup available again.
+func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
 	s.background(func(ctx context.Context) {
 		err := s.cfg.Backups.Restore(ctx, b.ObjectProject(), b.Container, b.ObjectPrefix(), target)
 		if err == nil && len(b.VolumeMetadata) > 0 {
@@ -447,7 +487,7 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 				s.log.Warn("volume: restore metadata", "backup", b.ID, "volume", target, "err", merr)
 			}
 		}
-		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, volstate.StatusErrorRestoring, "restore backup "+b.ID, err); ferr != nil {
+		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, failed, "restore backup "+b.ID, err); ferr != nil {
 			s.log.Warn("volume: restore backup", "backup", b.ID, "volume", target, "err", ferr)
 		}
 		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
@@ -457,16 +497,6 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 			s.log.Warn("volume: record restore", "backup", b.ID, "err", cerr)
 		}
 	})
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	volName := ""
-	if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, target); v != nil {
-		volName = v.Name
-	}
-	api.JSON(w, http.StatusAccepted, map[string]any{"restore": map[string]any{"backup_id": b.ID, "volume_id": target, "volume_name": volName}})
-	return nil
 }
 
 // newRestoreVolume makes the volume a restore without a target writes
@@ -492,6 +522,16 @@ func (s *Service) newRestoreVolume(ctx context.Context, p *api.Principal, proj s
 	now := s.now()
 	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: proj, User: p.UserID, Size: b.Size, Status: volstate.StatusCreating,
 		TypeID: t.ID, CreatedAt: now, UpdatedAt: now}
+	switch {
+	case b.Key != "" && t.Encryption == nil:
+		return "", badRequest("Invalid backup: backup %s is of an encrypted volume whose type is gone; restore it into an existing encrypted volume.", b.ID)
+	case b.Key != "":
+		if v.Key, v.KeyID, err = s.copyKey(b.Key, b.ID, v.ID); err != nil {
+			return "", err
+		}
+	case t.Encryption != nil:
+		return "", badRequest("Invalid backup: backup %s is of an unencrypted volume and its type %s is now encrypted; restore it into an existing unencrypted volume.", b.ID, t.Name)
+	}
 	s.worked(&v)
 	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return "", err

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -92,6 +93,9 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	if err != nil {
 		return "", err
 	}
+	if t.Encryption != nil {
+		return "", badRequest("Invalid volume type: the default volume type is encrypted, and a volume is not made from an image through its encryption here.")
+	}
 	policy, err := policyOf(t)
 	if err != nil {
 		return "", err
@@ -135,4 +139,37 @@ func (s *Service) DeleteVolume(ctx context.Context, p *api.Principal, id string)
 	}
 	_, err = api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteVolume, volstate.DeleteVolumeCmd{ID: v.ID, Revision: v.Revision}, nil)
 	return err
+}
+
+// imageSnapshot is the snapshot a Nova image stands for (3.46): Nova's
+// snapshot of a server booted from a volume is an image without data
+// whose block_device_mapping property names a snapshot of the boot
+// volume (boot_index 0, source_type snapshot); a volume made from that
+// image is made from the snapshot, as Cinder does. "" when the image is
+// an ordinary one.
+func (s *Service) imageSnapshot(ctx context.Context, p *api.Principal, id string) (string, error) {
+	if s.cfg.Images == nil {
+		return "", nil
+	}
+	img, err := s.cfg.Images.Get(ctx, p, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || api.StatusOf(err) == http.StatusNotFound:
+		return "", notFound("Image", id)
+	case err != nil:
+		return "", err
+	case img.Size != 0 || img.Properties["block_device_mapping"] == "":
+		return "", nil
+	}
+	var bdms []map[string]any
+	if err := json.Unmarshal([]byte(img.Properties["block_device_mapping"]), &bdms); err != nil {
+		return "", badRequest("Invalid image %s: its block_device_mapping property is not a list of mappings: %v", id, err)
+	}
+	for _, m := range bdms {
+		boot, _ := api.ToInt(m["boot_index"])
+		snap, _ := m["snapshot_id"].(string)
+		if m["source_type"] == "snapshot" && boot == 0 && m["boot_index"] != nil && snap != "" {
+			return snap, nil
+		}
+	}
+	return "", nil
 }

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -62,6 +63,12 @@ func (s *Service) retype(w http.ResponseWriter, r *http.Request, arg any) error 
 			return badRequest("Invalid volume: retyping volume %s from %s (%s) to %s (%s) would re-code its data, which is not supported: only types of the same storage policy can be swapped.",
 				v.ID, from.Name, policyText(from), to.Name, policyText(to))
 		}
+		if !volstate.SameEncryption(from.Encryption, to.Encryption) {
+			// Encrypting or decrypting means rewriting every block, and
+			// another cipher another LUKS header: neither is done.
+			return badRequest("Invalid volume: retyping volume %s from %s (%s) to %s (%s) would change its encryption, which is not supported: only types that encrypt alike can be swapped.",
+				v.ID, from.Name, encryptionText(from), to.Name, encryptionText(to))
+		}
 		v.TypeID = to.ID
 		return nil
 	}); err != nil {
@@ -69,6 +76,13 @@ func (s *Service) retype(w http.ResponseWriter, r *http.Request, arg any) error 
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+func encryptionText(t *volstate.Type) string {
+	if e := t.Encryption; e != nil {
+		return fmt.Sprintf("encrypted, %s %d-bit", e.Cipher, e.KeySize)
+	}
+	return "not encrypted"
 }
 
 func policyText(t *volstate.Type) string {

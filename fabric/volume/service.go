@@ -89,6 +89,9 @@ type Config struct {
 	// Backups keeps backups in the object store; without it backups
 	// answer 501.
 	Backups BackupStore
+	// Secrets seals volume encryption keys; without it encryption types
+	// answer 501.
+	Secrets Sealer
 	// Node names this node; work it started (WorkNode) is settled after
 	// a restart. IsLeader says whether this node also settles the work
 	// of lost nodes (NodeLost, default never) (default: always leader).
@@ -177,6 +180,7 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: v3 + "/volumes", Access: reader, Rule: "volume:get_all", Handle: s.listVolumes(false)},
 		{Method: get, Path: v3 + "/volumes/detail", Access: reader, Rule: "volume:get_all", Handle: s.listVolumes(true)},
+		{Method: get, Path: v3 + "/volumes/summary", Access: reader, Rule: "volume:get_volume_summary", Handle: s.volumeSummary},
 		{Method: post, Path: v3 + "/volumes", Access: member, Rule: "volume:create", Handle: s.createVolume},
 		{Method: get, Path: v3 + "/volumes/{id}", Access: reader, Rule: "volume:get", Handle: s.showVolume},
 		{Method: put, Path: v3 + "/volumes/{id}", Access: member, Rule: "volume:update", Handle: s.updateVolume},
@@ -230,9 +234,9 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: v3 + "/types/{id}/encryption", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.showTypeEncryption},
 		{Method: post, Path: v3 + "/types/{id}/encryption", Access: admin, Rule: "volume_extension:volume_type_encryption:create", Handle: s.createTypeEncryption},
-		{Method: get, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.typeEncryptionNotFound},
-		{Method: put, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:update", Handle: s.typeEncryptionNotFound},
-		{Method: del, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:delete", Handle: s.typeEncryptionNotFound},
+		{Method: get, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:get", Handle: s.showEncryptionSpec},
+		{Method: put, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:update", Handle: s.updateTypeEncryption},
+		{Method: del, Path: v3 + "/types/{id}/encryption/{spec}", Access: admin, Rule: "volume_extension:volume_type_encryption:delete", Handle: s.deleteTypeEncryption},
 
 		{Method: get, Path: v3 + "/os-quota-sets/{project}", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showQuota},
 		{Method: get, Path: v3 + "/os-quota-sets/{project}/defaults", Access: reader, Rule: "volume_extension:quotas:show", Handle: s.showDefaultQuota},
@@ -258,6 +262,7 @@ func (s *Service) routes() []api.Route {
 		{Method: post, Path: v3 + "/backups/import_record", Access: admin, Rule: "backup:backup-import", Handle: s.importBackup},
 		{Method: get, Path: v3 + "/backups/{id}", Access: reader, Rule: "backup:get", Handle: s.showBackup},
 		{Method: del, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:delete", Handle: s.deleteBackup},
+		{Method: put, Path: v3 + "/backups/{id}", Access: member, Rule: "backup:update", Handle: s.updateBackup},
 		{Method: post, Path: v3 + "/backups/{id}/restore", Access: member, Rule: "backup:restore", Handle: s.restoreBackup},
 		{Method: post, Path: v3 + "/backups/{id}/action", Access: member, Rule: "backup:backup-action", Handle: s.backupAction},
 	}
@@ -276,7 +281,8 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: post, Path: v3 + "/attachments", Access: member, Rule: "volume:attachment_create", Handle: s.createAttachment},
 		api.Route{Method: get, Path: v3 + "/attachments/{id}", Access: reader, Rule: "volume:attachment_get", Handle: s.showAttachment},
 		api.Route{Method: put, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_update", Handle: s.updateAttachment},
-		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment})
+		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment},
+		api.Route{Method: post, Path: v3 + "/attachments/{id}/action", Access: member, Rule: "volume:attachment_complete", Handle: s.attachmentAction})
 	for _, c := range []string{"messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},

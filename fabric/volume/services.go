@@ -30,7 +30,10 @@ const (
 	volumeHost  = "rackstack@block"
 	volumePool  = volumeHost + "#block"
 	backendName = "block"
-	vendorName  = "Rackstack"
+	// blockServiceUUID is the cinder-volume service's uuid (volumes'
+	// service_uuid): there is one, the block store, whichever nodes run.
+	blockServiceUUID = "5f0c2a4e-7b1d-4c39-9a86-2d4e1b7c0f3a"
+	vendorName       = "Rackstack"
 )
 
 // NodeState is a node of the cluster as Cinder's service list shows it.
@@ -96,8 +99,14 @@ func (s *Service) listServices(w http.ResponseWriter, r *http.Request) error {
 		if (q.Has("binary") && sv.binary != q.Get("binary")) || (q.Has("host") && !sv.onHost(q.Get("host"))) {
 			continue
 		}
-		out = append(out, map[string]any{"binary": sv.binary, "host": sv.host, "zone": "nova", "status": "enabled",
-			"state": sv.state(), "updated_at": timeText(sv.seen), "disabled_reason": nil})
+		row := map[string]any{"binary": sv.binary, "host": sv.host, "zone": "nova", "status": "enabled",
+			"state": sv.state(), "updated_at": timeText(sv.seen), "disabled_reason": nil}
+		if sv.binary == "cinder-volume" && atLeast(r, 49) {
+			// The block store is the back end: it is up while its
+			// service is.
+			row["backend_state"] = sv.state()
+		}
+		out = append(out, row)
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"services": out})
 	return nil

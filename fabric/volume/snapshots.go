@@ -63,7 +63,8 @@ func (s *Service) listSnapshots(detail bool) api.HandlerFunc {
 			return err
 		}
 		r = sortParams(r)
-		return s.snapshots(r, detail).List(w, r, tx)
+		c := s.snapshots(r, detail)
+		return listCounted(w, r, c.Listing, c.Views(tx, principal(r)), nil)
 	}
 }
 
@@ -116,6 +117,13 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	}
 	if vol.Status != volstate.StatusAvailable && vol.Status != volstate.StatusInUse {
 		return badRequest("Invalid volume: Volume %s status must be available or in-use, but current status is: %s.", vol.ID, vol.Status)
+	}
+	if vol.Key != "" {
+		// The snapshot's blocks are the volume's ciphertext: volumes made
+		// from it open with the same key, which it keeps.
+		if sn.Key, sn.KeyID, err = s.copyKey(vol.Key, vol.ID, sn.ID); err != nil {
+			return err
+		}
 	}
 	var row volstate.Snapshot
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateSnapshot, volstate.CreateSnapshotCmd{Row: sn}, &row); err != nil {

@@ -95,6 +95,11 @@ func (s *Service) uploadImage(w http.ResponseWriter, r *http.Request, arg any) e
 	if err := uploadable(v, force); err != nil {
 		return err
 	}
+	if v.Key != "" {
+		// Cinder uploads the ciphertext and gives the image a copy of
+		// the key in Barbican; there is no key manager here to give it.
+		return badRequest("Invalid volume: volume %s is encrypted; uploading an encrypted volume to an image is not supported (its key would have to go with the image).", v.ID)
+	}
 	img.Properties = map[string]string{}
 	for k, val := range v.ImageMetadata {
 		if !notCopied[k] {

@@ -10,12 +10,16 @@ import (
 )
 
 // Microversions 3.0 to 3.maxMinor are served: 3.42 extends attached
-// volumes. The resources the range adds that are not built (messages,
-// groups, clusters, workers, manageable volumes, the attachments API)
-// answer 501, as backups do.
+// volumes, 3.43 shows backups' metadata, 3.44 completes attachments,
+// 3.45 counts lists (with_count), 3.46 makes volumes from Nova's
+// snapshot images, 3.47 from backups, 3.48 shows shared_targets and
+// service_uuid, 3.49 the back end's state. 3.50 (multiattach) is not
+// served: a volume attaches to one server at a time. The resources the
+// range adds that are not built (messages, groups, clusters, workers,
+// manageable volumes) answer 501, as backups do.
 const (
 	minMinor = 0
-	maxMinor = 42
+	maxMinor = 49
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"

@@ -183,11 +183,21 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		"availability_zone": "nova", "created_at": timeText(v.CreatedAt), "updated_at": timeText(v.UpdatedAt),
 		"attachments": attachments, "links": s.links(r, "volumes", v.ID), "volume_type": typeName,
 		"snapshot_id": nullable(v.SnapshotID), "source_volid": nullable(v.SourceVolID), "metadata": md,
-		"user_id": v.User, "bootable": fmt.Sprint(v.Bootable), "encrypted": false, "replication_status": nil,
+		"user_id": v.User, "bootable": fmt.Sprint(v.Bootable), "encrypted": v.Key != "", "replication_status": nil,
 		"consistencygroup_id": nil, "multiattach": false, "os-vol-tenant-attr:tenant_id": v.Project,
 	}
 	if atLeast(r, 13) {
 		view["group_id"] = nil
+	}
+	if atLeast(r, 48) {
+		// No target is shared between volumes (each is its own NBD
+		// export), so attaching needs no host-wide lock.
+		view["shared_targets"], view["service_uuid"] = false, blockServiceUUID
+	}
+	if v.KeyID != "" {
+		// Cinder shows it from 3.64; it is the only sign of which key a
+		// volume has, so it is shown at every version here.
+		view["encryption_key_id"] = v.KeyID
 	}
 	if p.IsAdmin() {
 		view["os-vol-host-attr:host"] = volumePool
@@ -231,24 +241,13 @@ func (s *Service) listVolumes(detail bool) api.HandlerFunc {
 			return err
 		}
 		r = sortParams(r)
+		// Filters apply to the detailed view, then the summary is shown.
+		full := s.volumes(r, true)
+		var summary func(api.View) api.View
 		if !detail {
-			// Filters apply to the detailed view, then the summary is shown.
-			full := s.volumes(r, true)
-			views := full.Views(tx, principal(r))
-			body, err := full.Listing.Page(r, views)
-			if err != nil {
-				return err
-			}
-			page := body["volumes"].([]api.View)
-			out := make([]api.View, 0, len(page))
-			for _, v := range page {
-				out = append(out, api.View{"id": v["id"], "name": v["name"], "links": v["links"]})
-			}
-			body["volumes"] = out
-			api.JSON(w, http.StatusOK, body)
-			return nil
+			summary = func(v api.View) api.View { return api.View{"id": v["id"], "name": v["name"], "links": v["links"]} }
 		}
-		return s.volumes(r, true).List(w, r, tx)
+		return listCounted(w, r, full.Listing, full.Views(tx, principal(r)), summary)
 	}
 }
 
@@ -346,7 +345,14 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if az := in.Str("availability_zone", "", 255); in.Err == nil && az != "" && az != "nova" {
 		in.Fail(in.Word.BadField("availability_zone", az, "the only availability zone is nova"))
 	}
+	backupID := ""
+	if atLeast(r, 47) {
+		backupID = in.Str("backup_id", "", 36)
+	}
 	for _, unsupported := range []string{"consistencygroup_id", "group_id", "backup_id", "source_replica"} {
+		if unsupported == "backup_id" && atLeast(r, 47) {
+			continue
+		}
 		if in.Has(unsupported) && !in.IsNull(unsupported) {
 			in.Fail(in.Word.BadField(unsupported, o[unsupported], "creating a volume from a "+strings.TrimSuffix(unsupported, "_id")+" is not supported"))
 		}
@@ -355,13 +361,24 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return in.Err
 	}
 	sources := 0
-	for _, src := range []string{v.SnapshotID, v.SourceVolID, v.ImageID} {
+	for _, src := range []string{v.SnapshotID, v.SourceVolID, v.ImageID, backupID} {
 		if src != "" {
 			sources++
 		}
 	}
 	if sources > 1 {
-		return badRequest("Invalid input received: only one of snapshot_id, source_volid and imageRef may be given.")
+		return badRequest("Invalid input received: only one of snapshot_id, source_volid, imageRef and backup_id may be given.")
+	}
+	if v.ImageID != "" && atLeast(r, 46) {
+		// A Nova snapshot image of a volume-backed server: the volume
+		// is made from the snapshot it names.
+		snap, err := s.imageSnapshot(r.Context(), p, v.ImageID)
+		if err != nil {
+			return err
+		}
+		if snap != "" {
+			v.SnapshotID, v.ImageID = snap, ""
+		}
 	}
 	var img *ImageInfo
 	if v.ImageID != "" {
@@ -382,13 +399,38 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	// The size defaults to the source's; a snapshot or a volume the
 	// caller cannot see is not found.
 	from := ""
+	// srcKey is the sealed key of an encrypted source, bound to keyFrom.
+	srcKey, keyFrom := "", ""
+	var backup *volstate.Backup
 	switch {
+	case backupID != "":
+		// 3.47: the backup is restored into the new volume.
+		if err := s.needBackups(); err != nil {
+			return err
+		}
+		b, err := s.backups(r, true).Get(tx, p, backupID)
+		if err != nil {
+			return err
+		}
+		if b.Status != volstate.BackupAvailable {
+			return badRequest("Invalid backup: Backup status must be available (it is %s).", b.Status)
+		}
+		backup, srcKey, keyFrom = b, b.Key, b.ID
+		if size == nil {
+			size = &b.Size
+		}
+		if *size < b.Size {
+			return badRequest("Invalid input received: volume size %dGB is too small to restore backup %s of size %dGB.", *size, b.ID, b.Size)
+		}
+		if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.VolumeID); src != nil && typeRef == "" {
+			typeRef = src.TypeID
+		}
 	case v.SnapshotID != "":
 		snap, err := s.snapshots(r, true).Get(tx, p, v.SnapshotID)
 		if err != nil {
 			return err
 		}
-		from = snap.ID
+		from, srcKey, keyFrom = snap.ID, snap.Key, snap.ID
 		if size == nil {
 			size = &snap.Size
 		}
@@ -403,7 +445,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		from = src.ID
+		from, srcKey, keyFrom = src.ID, src.Key, src.ID
 		if size == nil {
 			size = &src.Size
 		}
@@ -430,6 +472,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.volumeKey(&v, t, keyFrom, srcKey, img != nil); err != nil {
+		return err
+	}
 
 	s.worked(&v)
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
@@ -448,7 +493,21 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var row *volstate.Volume
-	if img != nil && dataErr == nil {
+	if backup != nil && dataErr == nil {
+		// Restored in the background; the volume is creating until then.
+		if _, err := s.changeBackup(r.Context(), backup.ID, func(b *volstate.Backup) error {
+			if b.Status != volstate.BackupAvailable {
+				return badRequest("Invalid backup: Backup status must be available (it is %s).", b.Status)
+			}
+			b.Status, b.WorkNode, b.WorkRun = volstate.BackupRestoring, s.cfg.Node, s.run
+			return nil
+		}); err != nil {
+			s.finish(context.WithoutCancel(r.Context()), v.ID, volstate.StatusError, volstate.StatusError, "restore backup "+backup.ID, err)
+			return err
+		}
+		s.restoreInto(backup, v.ID, volstate.StatusError)
+		row = &v
+	} else if img != nil && dataErr == nil {
 		// The copy takes time: the volume is answered creating and
 		// becomes available (or error) when it is done.
 		s.background(func(ctx context.Context) {
@@ -467,6 +526,32 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	}
 	api.JSON(w, http.StatusAccepted, map[string]any{"volume": changeView(s.volumeView(tx, r, p, row))})
 	return nil
+}
+
+// volumeKey gives v, of type t, its encryption key: a new one, or for a
+// copy of an encrypted volume or snapshot (from) the source's, as its
+// blocks are the source's ciphertext. A copy does not change whether
+// data is encrypted, and an image is not written through a LUKS layer
+// here, so those are refused.
+func (s *Service) volumeKey(v *volstate.Volume, t *volstate.Type, from, srcKey string, fromImage bool) error {
+	var err error
+	switch {
+	case t.Encryption == nil && srcKey != "":
+		return badRequest("Invalid volume type: the source is encrypted; its copy must be of an encrypted volume type, not %s.", t.Name)
+	case t.Encryption == nil:
+		return nil
+	case fromImage:
+		return badRequest("Invalid input received: a volume of encrypted type %s cannot be made from an image: "+
+			"images are not written through a volume's encryption here. Make the volume of an unencrypted type, "+
+			"or an empty encrypted volume and copy the data in from a guest.", t.Name)
+	case from != "" && srcKey == "":
+		return badRequest("Invalid volume type: the source is not encrypted; a copy of it cannot be of encrypted type %s.", t.Name)
+	case from != "":
+		v.Key, v.KeyID, err = s.copyKey(srcKey, from, v.ID)
+	default:
+		v.Key, v.KeyID, err = s.newVolumeKey(v.ID)
+	}
+	return err
 }
 
 // inheritBoot gives a copy of a volume (or of its snapshot) what makes

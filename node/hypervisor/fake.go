@@ -32,6 +32,8 @@ type fakeGuest struct {
 	disks map[string]int64
 	// hot are the plugged disks as plugged, with their current limits.
 	hot map[string]HotDisk
+	// bootLimits are the first disk's limits once LimitBootDisk set them.
+	bootLimits *IOLimits
 }
 
 // NewFakeHost returns an empty host keeping console logs under dir.
@@ -145,7 +147,7 @@ func (f *Fake) Start(ctx context.Context, spec VMSpec) (VM, error) {
 		g = &fakeGuest{}
 		h.guests[spec.ID] = g
 	}
-	g.spec, g.state, g.pid = spec, Running, h.newPIDLocked()
+	g.spec, g.state, g.pid, g.bootLimits = spec, Running, h.newPIDLocked(), nil
 	h.logLocked(spec.ID, "booting %d vcpus, %d MB", spec.VCPUs, spec.MemoryMB)
 	return &fakeVM{f: f, id: spec.ID}, nil
 }
@@ -323,6 +325,12 @@ func (v *fakeVM) AttachDisk(ctx context.Context, d HotDisk) error {
 			if g.hot == nil {
 				g.hot = map[string]HotDisk{}
 			}
+			if d.Encryption != nil {
+				// As plugged: the caller may wipe its passphrase after.
+				e := *d.Encryption
+				e.Passphrase = slices.Clone(e.Passphrase)
+				d.Encryption = &e
+			}
 			g.hot[d.ID] = d
 		}
 		return nil
@@ -340,6 +348,33 @@ func (v *fakeVM) LimitDisk(ctx context.Context, id string, l IOLimits) error {
 		g.hot[id] = d
 		return nil
 	})
+}
+
+// LimitBootDisk implements Hotplug: the limits of the spec's first disk
+// change, as QEMU's would.
+func (v *fakeVM) LimitBootDisk(ctx context.Context, l IOLimits) error {
+	return v.guest(ctx, "limit boot disk", func(g *fakeGuest) error {
+		if g.pid == 0 || len(g.spec.Disks) == 0 {
+			return fmt.Errorf("limit boot disk of %s: %w", v.id, ErrNotFound)
+		}
+		g.bootLimits = &l
+		return nil
+	})
+}
+
+// BootDiskLimits is the I/O limits the first disk of the guest of id
+// has now, and whether the guest exists.
+func (h *FakeHost) BootDiskLimits(id string) (IOLimits, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok || len(g.spec.Disks) == 0 {
+		return IOLimits{}, false
+	}
+	if g.bootLimits != nil {
+		return *g.bootLimits, true
+	}
+	return g.spec.Disks[0].Limits, true
 }
 
 // HotDisk is hot disk disk of the guest of id as it was plugged, with

@@ -27,6 +27,9 @@ type Hotplug interface {
 	// LimitDisk sets the I/O limits of the plugged disk id (the zero
 	// IOLimits: none), replacing the ones it had.
 	LimitDisk(ctx context.Context, id string, l IOLimits) error
+	// LimitBootDisk sets the I/O limits of the VM's first disk (its boot
+	// volume), replacing the ones it was started with.
+	LimitBootDisk(ctx context.Context, l IOLimits) error
 }
 
 // IOLimits caps a disk's I/O as the guest sees it, per second; zero is
@@ -50,7 +53,28 @@ type HotDisk struct {
 	Serial   string // at most 20 characters
 	ReadOnly bool
 	Limits   IOLimits
+	// Encryption, when set, puts a LUKS layer between the export and
+	// the guest: the export holds only ciphertext.
+	Encryption *DiskEncryption
 }
+
+// DiskEncryption is how a plugged disk is decrypted: QEMU's native LUKS
+// (the layout cryptsetup reads), opened with Passphrase. Format writes a
+// new LUKS header first, with a random master key of CipherAlg's size,
+// for a volume that has none yet (its first attach).
+type DiskEncryption struct {
+	Passphrase []byte
+	CipherAlg  string // QEMU's: "aes-128" or "aes-256" (xts, plain64 IVs)
+	Format     bool
+}
+
+// String hides the passphrase from logs and %v.
+func (e DiskEncryption) String() string {
+	return "luks(" + e.CipherAlg + ")"
+}
+
+// GoString hides the passphrase from %#v.
+func (e DiskEncryption) GoString() string { return e.String() }
 
 // ErrDetachPending: the guest has not released a disk yet.
 var ErrDetachPending = errors.New("the guest has not released the disk yet")

@@ -53,6 +53,14 @@ type Agent struct {
 	// guest to let a disk go (the request stands after it).
 	Interval   time.Duration
 	DetachWait time.Duration
+	// Unseal opens a volume's sealed encryption key (bound to the
+	// volume's id); without it encrypted volumes are not attached here.
+	Unseal func(sealed string, aad []byte) ([]byte, error)
+	// Blank reports whether exported volume id is blank where a LUKS
+	// header goes: an encrypted volume is given its header on the first
+	// attach, and only then (a header that does not open is an error,
+	// never overwritten).
+	Blank func(ctx context.Context, id string) (bool, error)
 
 	mu sync.Mutex
 	// told is the size each plugged volume's guest was last told;
@@ -113,7 +121,7 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 			continue
 		}
 		mine[v.ID] = true
-		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID)); err != nil && ctx.Err() == nil {
+		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID), cipherAlg(txn, v)); err != nil && ctx.Err() == nil {
 			a.Log.Warn("volumes: converge", "volume", v.ID, "server", v.Attachments[0].ServerID, "err", err)
 		}
 	}
@@ -165,14 +173,32 @@ func ioLimits(q map[string]int64) hypervisor.IOLimits {
 	}
 }
 
+// cipherAlg is the cipher of a new LUKS header of encrypted volume v,
+// from its type ("" when v is not encrypted).
+func cipherAlg(tx *memdb.Txn, v *volstate.Volume) string {
+	if v.Key == "" {
+		return ""
+	}
+	if t, err := volstate.LoadType(tx, v.TypeID); err == nil && t.Encryption != nil {
+		return t.Encryption.CipherAlg()
+	}
+	// A type's encryption cannot change while it has volumes; this is
+	// only a header already written, whose cipher the header says.
+	return "aes-256"
+}
+
 // converge plugs, keeps or unplugs v's disk; limits are the I/O limits
-// of its type's QoS spec, which a plugged disk is kept at.
-func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits) error {
+// of its type's QoS spec, which a plugged disk is kept at; alg the cipher
+// of an encrypted volume's LUKS layer.
+func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits, alg string) error {
 	att := v.Attachments[0]
 	disk := hypervisor.HotDisk{ID: DiskID(v.ID), Socket: a.Exports.Socket(), Export: v.ID, Serial: serial(v.ID),
 		ReadOnly: att.Mode == volstate.AttachReadOnly, Limits: limits}
+	if v.Key != "" {
+		disk.Encryption = &hypervisor.DiskEncryption{CipherAlg: alg}
+	}
 	if att.Root {
-		return a.convergeRoot(ctx, v)
+		return a.convergeRoot(ctx, v, limits)
 	}
 	switch v.Status {
 	case volstate.StatusAttaching, volstate.StatusInUse:
@@ -200,7 +226,20 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervi
 			return err
 		}
 		if !contains(plugged, disk.ID) {
-			if err := hp.AttachDisk(ctx, disk); err != nil {
+			if disk.Encryption != nil {
+				if err := a.unlock(ctx, v, disk.Encryption); err != nil {
+					if v.Status == volstate.StatusAttaching {
+						_ = a.Exports.Unexport(ctx, v.ID)
+						return a.failAttach(ctx, v, err.Error())
+					}
+					return err
+				}
+			}
+			err := hp.AttachDisk(ctx, disk)
+			if disk.Encryption != nil {
+				clear(disk.Encryption.Passphrase)
+			}
+			if err != nil {
 				if v.Status == volstate.StatusAttaching && (errors.Is(err, hypervisor.ErrNoHotplugSlot) || errors.Is(err, hypervisor.ErrInvalidSpec)) {
 					_ = a.Exports.Unexport(ctx, v.ID)
 					return a.failAttach(ctx, v, "plug the volume into the server: "+err.Error())
@@ -261,11 +300,31 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervi
 	return nil
 }
 
+// unlock gives e the passphrase of encrypted volume v, and says whether
+// its LUKS header is still to be written.
+func (a *Agent) unlock(ctx context.Context, v *volstate.Volume, e *hypervisor.DiskEncryption) error {
+	if a.Unseal == nil || a.Blank == nil {
+		return errors.New("volume " + v.ID + " is encrypted and this node cannot open volume keys")
+	}
+	pass, err := a.Unseal(v.Key, []byte(v.ID))
+	if err != nil {
+		return fmt.Errorf("open the key of volume %s: %w", v.ID, err)
+	}
+	blank, err := a.Blank(ctx, v.ID)
+	if err != nil {
+		clear(pass)
+		return fmt.Errorf("read the header of volume %s: %w", v.ID, err)
+	}
+	e.Passphrase, e.Format = pass, blank
+	return nil
+}
+
 // convergeRoot keeps a boot volume exported; the VM opens it itself when
 // it starts (the servers agent builds it with the volume as its first
 // disk), and once it runs the volume is in-use. It is never plugged or
-// unplugged: it goes with its server.
-func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume) error {
+// unplugged: it goes with its server. Its I/O limits follow its type's
+// QoS spec while it runs, as a plugged disk's do.
+func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits) error {
 	att := v.Attachments[0]
 	if v.Status != volstate.StatusAttaching && v.Status != volstate.StatusInUse {
 		return nil
@@ -273,12 +332,21 @@ func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume) error {
 	if _, err := a.Exports.Export(ctx, v.ID); err != nil {
 		return fmt.Errorf("export boot volume %s: %w", v.ID, err)
 	}
-	if v.Status != volstate.StatusAttaching {
-		return nil
-	}
-	_, running, err := a.hotplugVM(ctx, att.ServerID)
+	hp, running, err := a.hotplugVM(ctx, att.ServerID)
 	if err != nil || !running {
 		return err
+	}
+	// The VM was started with its spec's limits; a change since (or
+	// what this process has not set yet) is set now.
+	if had, ok := a.limitedTo(v.ID); hp != nil && (!ok || had != limits) {
+		if err := hp.LimitBootDisk(ctx, limits); err != nil {
+			return fmt.Errorf("limit the i/o of boot volume %s in %s: %w", v.ID, att.ServerID, err)
+		}
+		a.setLimited(v.ID, limits)
+		a.Log.Info("boot volume i/o limits set", "volume", v.ID, "server", att.ServerID, "limits", fmt.Sprintf("%+v", limits))
+	}
+	if v.Status != volstate.StatusAttaching {
+		return nil
 	}
 	a.Log.Info("boot volume in use", "volume", v.ID, "server", att.ServerID)
 	return a.propose(ctx, volstate.CmdAttached, volstate.AttachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})

@@ -48,6 +48,11 @@ type Backup struct {
 	ObjectCount int               `json:"object_count"`
 	StoredBytes int64             `json:"stored_bytes"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Key and KeyID are the encryption key of an encrypted volume's
+	// backup (sealed bound to the backup's id): its objects hold the
+	// volume's ciphertext, which a restore opens with this key.
+	Key   string `json:"key,omitempty"`
+	KeyID string `json:"key_id,omitempty"`
 	// VolumeMetadata is the volume's metadata when it was backed up: a
 	// restore gives it to the volume it writes, as Cinder does.
 	VolumeMetadata map[string]string `json:"volume_metadata,omitempty"`

@@ -113,6 +113,13 @@ type Volume struct {
 	// UploadImage is the image an upload in progress (uploading) is
 	// making, so that one whose process died is not left queued.
 	UploadImage string `json:"upload_image,omitempty"`
+	// Key is the volume's encryption key when its type is encrypted:
+	// what its LUKS header is opened with (as Nova opens it with the
+	// Barbican key Cinder names), sealed with the cluster key bound to
+	// the volume's id (fabric/secrets). KeyID is the id Cinder shows as
+	// encryption_key_id; the key itself is never shown.
+	Key   string `json:"key,omitempty"`
+	KeyID string `json:"key_id,omitempty"`
 	// Attachments are the servers the volume is attached to (at most
 	// one: multiattach is refused).
 	Attachments []Attachment `json:"attachments,omitempty"`
@@ -167,7 +174,11 @@ type Snapshot struct {
 	Status      string `json:"status"`
 	Reason      string `json:"reason,omitempty"`
 	// Progress is what os-update_snapshot_status last reported ("80%").
-	Progress  string            `json:"progress,omitempty"`
+	Progress string `json:"progress,omitempty"`
+	// Key and KeyID are the volume's encryption key, kept with the
+	// snapshot (sealed bound to its id) for the volumes made from it.
+	Key       string            `json:"key,omitempty"`
+	KeyID     string            `json:"key_id,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
@@ -194,7 +205,31 @@ type Type struct {
 	Projects []string `json:"projects,omitempty"`
 	// QoSSpecID is the QoS spec the type is associated with ("": none).
 	QoSSpecID string `json:"qos_specs_id,omitempty"`
-	Revision  int64  `json:"revision"`
+	// Encryption is how the type's volumes are encrypted (nil: not).
+	Encryption *Encryption `json:"encryption,omitempty"`
+	Revision   int64       `json:"revision"`
+}
+
+// Encryption is a volume type's encryption spec, as Cinder's
+// volume_type_encryption: the guest's side ("front-end") opens each
+// volume's LUKS layer with the volume's own key.
+type Encryption struct {
+	ID              string    `json:"id"`
+	Provider        string    `json:"provider"`
+	Cipher          string    `json:"cipher"`
+	KeySize         int       `json:"key_size"` // bits of the XTS key: 256 (AES-128) or 512 (AES-256)
+	ControlLocation string    `json:"control_location"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// CipherAlg is the AES of e's XTS key as QEMU names it: an XTS key is
+// two AES keys.
+func (e *Encryption) CipherAlg() string {
+	if e.KeySize == 256 {
+		return "aes-128"
+	}
+	return "aes-256"
 }
 
 // Clone copies the row deeply.
@@ -202,6 +237,10 @@ func (t *Type) Clone() *Type {
 	c := *t
 	c.ExtraSpecs = maps.Clone(t.ExtraSpecs)
 	c.Projects = slices.Clone(t.Projects)
+	if t.Encryption != nil {
+		e := *t.Encryption
+		c.Encryption = &e
+	}
 	return &c
 }
 
@@ -536,8 +575,13 @@ func applyCreateVolume(tx *memdb.Txn, c CreateVolumeCmd) (any, error) {
 		return nil, store.Conflictf("volume %s exists", c.Row.ID)
 	}
 	row := c.Row
-	if _, err := LoadType(tx, row.TypeID); err != nil {
+	t, err := LoadType(tx, row.TypeID)
+	if err != nil {
 		return nil, err
+	}
+	if (t.Encryption != nil) != (row.Key != "") {
+		// The type's encryption changed since the request read it.
+		return nil, invalid("Invalid volume type: the encryption of volume type %s changed; try again.", t.ID)
 	}
 	if row.SnapshotID != "" {
 		s := store.Get[Snapshot](tx, SnapshotTable, row.SnapshotID)
@@ -739,6 +783,11 @@ func applyPutType(tx *memdb.Txn, c PutTypeCmd) (any, error) {
 			return nil, err
 		}
 	}
+	if !SameEncryption(cur.Encryption, c.Row.Encryption) && TypeInUse(tx, cur.ID) {
+		// A volume's LUKS header and key follow the spec it was made
+		// with: the spec cannot change under it.
+		return nil, invalid("Invalid volume type: the encryption of volume type %s cannot change while volumes use the type.", cur.ID)
+	}
 	row := c.Row
 	row.Revision = cur.Revision + 1
 	if old := store.Get[Type](tx, TypeTable, row.ID); old != nil {
@@ -748,6 +797,27 @@ func applyPutType(tx *memdb.Txn, c PutTypeCmd) (any, error) {
 		}
 	}
 	return row, tx.Insert(TypeTable, &row)
+}
+
+// SameEncryption reports whether a and b encrypt alike (their times
+// aside).
+func SameEncryption(a, b *Encryption) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.CreatedAt, x.UpdatedAt, y.CreatedAt, y.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	return x == y
+}
+
+// TypeInUse reports whether a volume has type id.
+func TypeInUse(tx *memdb.Txn, id string) bool {
+	for _, v := range store.All[Volume](tx, VolumeTable, "id") {
+		if v.TypeID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // DeleteTypeCmd removes a type no volume uses.

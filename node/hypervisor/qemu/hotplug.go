@@ -2,11 +2,13 @@ package qemu
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/hypervisor/qmp"
@@ -25,6 +27,11 @@ const reconnectDelay = 60 // seconds
 
 func hotNode(id string) string   { return "vol-" + id }
 func hotDevice(id string) string { return "disk-" + id }
+
+// secretID names the QEMU secret object holding an encrypted disk's
+// passphrase. The passphrase goes to QEMU over QMP only: never on a
+// command line (which ps shows) nor in a file.
+func secretID(id string) string { return "sec-" + id }
 
 // nbdNodes are the two names a disk's NBD node alternates between.
 func nbdNodes(id string) [2]string { return [2]string{"nbd-" + id + "-a", "nbd-" + id + "-b"} }
@@ -55,7 +62,86 @@ func delNodes(ctx context.Context, c *qmp.Client, id string) error {
 			}
 		}
 	}
+	return delSecret(ctx, c, id)
+}
+
+// delSecret removes the disk's secret object, if it has one.
+func delSecret(ctx context.Context, c *qmp.Client, id string) error {
+	var objs []struct {
+		Name string `json:"name"`
+	}
+	if err := c.Execute(ctx, "qom-list", map[string]any{"path": "/objects"}, &objs); err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if o.Name == secretID(id) {
+			if err := c.Execute(ctx, "object-del", map[string]any{"id": secretID(id)}, nil); err != nil {
+				return fmt.Errorf("remove the secret of disk %s: %w", id, err)
+			}
+		}
+	}
 	return nil
+}
+
+// addSecret gives QEMU the passphrase of d's LUKS layer.
+func addSecret(ctx context.Context, c *qmp.Client, d hypervisor.HotDisk) error {
+	err := c.Execute(ctx, "object-add", map[string]any{
+		"qom-type": "secret", "id": secretID(d.ID), "format": "base64",
+		"data": base64.StdEncoding.EncodeToString(d.Encryption.Passphrase),
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("give the key of disk %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// luksIterTime is the time QEMU spends stretching the passphrase into a
+// key slot's key (PBKDF2), in ms. The passphrase is a random 256-bit key,
+// not a password a person chose, so stretching adds no strength; a short
+// one keeps each attach from costing seconds of CPU.
+const luksIterTime = 100
+
+// formatLUKS writes a new LUKS header on the NBD node file, with a random
+// master key sealed by d's passphrase, through a blockdev-create job.
+// Size 0: the payload is what follows the header, to the export's end.
+func formatLUKS(ctx context.Context, c *qmp.Client, d hypervisor.HotDisk, file string) error {
+	job := "fmt-" + d.ID
+	err := c.Execute(ctx, "blockdev-create", map[string]any{"job-id": job, "options": map[string]any{
+		"driver": "luks", "file": file, "size": 0, "key-secret": secretID(d.ID),
+		"cipher-alg": d.Encryption.CipherAlg, "cipher-mode": "xts", "ivgen-alg": "plain64", "hash-alg": "sha256",
+		"iter-time": luksIterTime,
+	}}, nil)
+	if err != nil {
+		return fmt.Errorf("write the luks header of disk %s: %w", d.ID, err)
+	}
+	for {
+		var jobs []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := c.Execute(ctx, "query-jobs", nil, &jobs); err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.ID != job || j.Status != "concluded" {
+				continue
+			}
+			if err := c.Execute(ctx, "job-dismiss", map[string]any{"id": job}, nil); err != nil {
+				return fmt.Errorf("dismiss the luks format of disk %s: %w", d.ID, err)
+			}
+			if j.Error != "" {
+				return fmt.Errorf("write the luks header of disk %s: %s", d.ID, j.Error)
+			}
+			return nil
+		}
+		select {
+		case <-c.Events():
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("write the luks header of disk %s: %w", d.ID, ctx.Err())
+		}
+	}
 }
 
 // checkHotID refuses ids QEMU would not take as (part of) a node name.
@@ -133,8 +219,20 @@ func (v *vm) AttachDisk(ctx context.Context, d hypervisor.HotDisk) error {
 			return err
 		}
 		nbdNode := nbdNodes(d.ID)[0]
+		if d.Encryption != nil {
+			if err := addSecret(ctx, c, d); err != nil {
+				return err
+			}
+		}
 		if err := addNBD(ctx, c, nbdNode, d); err != nil {
+			_ = delNodes(ctx, c, d.ID)
 			return err
+		}
+		if d.Encryption != nil && d.Encryption.Format {
+			if err := formatLUKS(ctx, c, d, nbdNode); err != nil {
+				_ = delNodes(ctx, c, d.ID)
+				return err
+			}
 		}
 		if err := c.Execute(ctx, "blockdev-add", rawNode(d, nbdNode), nil); err != nil {
 			_ = delNodes(ctx, c, d.ID)
@@ -172,9 +270,14 @@ func (v *vm) AttachDisk(ctx context.Context, d hypervisor.HotDisk) error {
 }
 
 // rawNode is the blockdev-add (or -reopen) options of d's raw node over
-// the NBD node file.
+// the NBD node file; for an encrypted disk it is a luks node instead,
+// which decrypts what it reads from file and encrypts what it writes.
 func rawNode(d hypervisor.HotDisk, file string) map[string]any {
-	return map[string]any{"driver": "raw", "node-name": hotNode(d.ID), "file": file, "discard": "unmap", "read-only": d.ReadOnly}
+	opts := map[string]any{"driver": "raw", "node-name": hotNode(d.ID), "file": file, "discard": "unmap", "read-only": d.ReadOnly}
+	if d.Encryption != nil {
+		opts["driver"], opts["key-secret"] = "luks", secretID(d.ID)
+	}
+	return opts
 }
 
 // setThrottle sets the device's I/O limits with QEMU's throttling on its
@@ -183,8 +286,13 @@ func rawNode(d hypervisor.HotDisk, file string) map[string]any {
 // backend belongs to the virtio-blk device inside the PCI proxy, which
 // only its QOM path names.
 func setThrottle(ctx context.Context, c *qmp.Client, id string, l hypervisor.IOLimits) error {
+	return throttleDevice(ctx, c, hotDevice(id), l)
+}
+
+// throttleDevice sets the I/O limits of the virtio-blk device dev.
+func throttleDevice(ctx context.Context, c *qmp.Client, id string, l hypervisor.IOLimits) error {
 	err := c.Execute(ctx, "block_set_io_throttle", map[string]any{
-		"id":   "/machine/peripheral/" + hotDevice(id) + "/virtio-backend",
+		"id":   "/machine/peripheral/" + id + "/virtio-backend",
 		"iops": l.TotalIOPS, "iops_rd": l.ReadIOPS, "iops_wr": l.WriteIOPS,
 		"bps": l.TotalBytes, "bps_rd": l.ReadBytes, "bps_wr": l.WriteBytes,
 	}, nil)
@@ -321,12 +429,63 @@ func (v *vm) ResizeDisk(ctx context.Context, d hypervisor.HotDisk, size int64) e
 				return fmt.Errorf("close the old nbd node of %s: %w", d.ID, err)
 			}
 		}
+		if d.Encryption != nil {
+			// The guest sees what follows the LUKS header.
+			off, err := payloadOffset(ctx, c, hotNode(d.ID))
+			if err != nil {
+				return err
+			}
+			size -= off
+		}
 		if err := c.Execute(ctx, "block_resize", map[string]any{"node-name": hotNode(d.ID), "size": size}, nil); err != nil {
 			return fmt.Errorf("resize disk %s: %w", d.ID, err)
 		}
 		return nil
 	})
 }
+
+// payloadOffset is where the data of the luks node starts in its file:
+// the size of its header.
+func payloadOffset(ctx context.Context, c *qmp.Client, node string) (int64, error) {
+	var nodes []struct {
+		NodeName string `json:"node-name"`
+		Image    struct {
+			FormatSpecific struct {
+				Type string `json:"type"`
+				Data struct {
+					PayloadOffset int64 `json:"payload-offset"`
+				} `json:"data"`
+			} `json:"format-specific"`
+		} `json:"image"`
+	}
+	if err := c.Execute(ctx, "query-named-block-nodes", map[string]any{"flat": true}, &nodes); err != nil {
+		return 0, err
+	}
+	for _, n := range nodes {
+		if n.NodeName == node && n.Image.FormatSpecific.Type == "luks" {
+			return n.Image.FormatSpecific.Data.PayloadOffset, nil
+		}
+	}
+	return 0, fmt.Errorf("find the luks header size of %s: not a luks node", node)
+}
+
+// LimitBootDisk implements hypervisor.Hotplug: the first disk is
+// "disk0" (buildArgs), throttled on its block backend as a hot disk is.
+func (v *vm) LimitBootDisk(ctx context.Context, l hypervisor.IOLimits) error {
+	return v.hotCommand(ctx, "limit boot disk", func(c *qmp.Client) error {
+		devs, err := peripherals(ctx, c)
+		if err != nil {
+			return err
+		}
+		if !devs[bootDevice] {
+			return fmt.Errorf("limit boot disk: %w", hypervisor.ErrNotFound)
+		}
+		return throttleDevice(ctx, c, bootDevice, l)
+	})
+}
+
+// bootDevice is the id buildArgs gives the VM's first disk.
+const bootDevice = "disk0"
 
 // HotDisks implements hypervisor.Hotplug.
 func (v *vm) HotDisks(ctx context.Context) ([]string, error) {
