@@ -8,19 +8,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// provisionSuite measures bare-metal provisioning on a provisioning
-// segment built here (a bridge holding rackd's provisioning address, the
+// provisionSuite measures bare-metal provisioning on two provisioning
+// segments built here (each a bridge holding the host's address, the
 // site's DHCP server — busybox udhcpd — in a namespace behind a veth, one
 // tap per machine) with machines that are QEMU guests under TCG (empty
 // disk, virtio NIC, PXE first), each behind an in-process Redfish BMC:
 //
-//   - rackstack: a one-node rackd with --provision-interface on the
+//   - rackstack: a one-node rackd with --provision-interface on the first
 //     bridge. N machines are powered on through their BMCs at once;
 //     enrol_s is power-on → every machine listed in GET
 //     /baremetal/v1/nodes/detail with a port of its MAC and properties.cpus
@@ -28,18 +29,23 @@ import (
 //     class, is managed and provided (clean_s: provide → all available);
 //     deploy_s is N POST /servers of a bare-metal flavor and the test
 //     image at once → all ACTIVE.
-//   - bare-pxe, the floor: no Rackstack on the segment. The site's DHCP
-//     server gives the boot file itself, an iPXE script served by a
-//     static file server on the bridge address that boots the same
-//     kernel and initramfs; boot_s is power-on → every machine's agent
-//     made its first request (the inventory it posts after inspecting)
-//     to that server, which is where a discovered machine's enrolment
-//     starts.
+//   - bare-pxe, the floor: the second bridge, with no Rackstack on it. Its
+//     site DHCP server gives the boot file itself, an iPXE script served
+//     by a static file server on that bridge's address that boots the
+//     same kernel and initramfs; boot_s is power-on → every machine's
+//     agent made its first request (the inventory it posts after
+//     inspecting) to that server, which is where a discovered machine's
+//     enrolment starts.
 //
 // Each figure is the time until the last of the N machines got there.
 // Params: nodes (1 and 3 by default, --nodes). Machines are fresh each
 // run (new MACs, empty disks), so every rackstack run is a discovery. One
 // untimed bare boot first warms the page cache for both cases.
+//
+// The machine's load moves while a run lasts, so the cases interleave:
+// each run measures the floor and then rackstack at every node count, in
+// the opposite order of counts on every other run, and the ratios the
+// goals are about are also taken within a run (pairs()).
 func provisionSuite(ctx context.Context, o options) ([]Result, error) {
 	counts, err := parseNodes(o.Nodes)
 	if err != nil {
@@ -55,45 +61,29 @@ func provisionSuite(ctx context.Context, o options) ([]Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	seg, err := newProvSegment(ctx, dir, o.Log)
+	seg, err := newProvSegment(ctx, dir, o.Log, segRackd)
 	if err != nil {
 		return nil, fmt.Errorf("build the provisioning segment: %w", err)
 	}
 	defer seg.close()
-	b := &provBench{o: o, pr: pr, seg: seg, dir: dir, samples: provSamples{}}
+	floor, err := newProvSegment(ctx, dir, o.Log, segFloor)
+	if err != nil {
+		return nil, fmt.Errorf("build the bare PXE floor's segment: %w", err)
+	}
+	defer floor.close()
+	b := &provBench{o: o, pr: pr, seg: seg, floor: floor, dir: dir, samples: provSamples{}}
 	defer b.powerOffAll()
 
-	// The floor first, while no rackd is on the segment to answer PXE.
-	stub, err := startBarePXE(seg.hostIP(), pr.ramdisk)
+	stub, err := startBarePXE(floor.hostIP(), pr.ramdisk)
 	if err != nil {
 		return nil, err
 	}
-	if err := seg.startSiteDHCP(ctx, stub.scriptURL()); err != nil {
-		stub.close()
-		return nil, fmt.Errorf("start the site DHCP server: %w", err)
+	defer stub.close()
+	if err := floor.startSiteDHCP(ctx, stub.scriptURL()); err != nil {
+		return nil, fmt.Errorf("start the floor's site DHCP server: %w", err)
 	}
-	// Warm-up, not timed: the first boot of a run may read QEMU, its NIC
-	// ROM and the ramdisk from disk; the case measured first would pay
-	// that.
-	if err := b.barePXE(ctx, stub, 0, 1); err != nil {
-		stub.close()
-		return nil, fmt.Errorf("bare-pxe warm-up: %w", err)
-	}
-	for run := 1; run <= o.Runs; run++ {
-		for _, n := range counts {
-			if err := b.barePXE(ctx, stub, run, n); err != nil {
-				stub.close()
-				return nil, fmt.Errorf("bare-pxe run %d, nodes=%d: %w", run, n, err)
-			}
-		}
-	}
-	stub.close()
-	if err := seg.stopSiteDHCP(); err != nil {
-		return nil, err
-	}
-
-	// Rackstack: the site's server hands out addresses only, rackd's
-	// proxyDHCP adds the boot options.
+	// Rackstack's segment: the site's server hands out addresses only,
+	// rackd's proxyDHCP adds the boot options.
 	if err := seg.startSiteDHCP(ctx, ""); err != nil {
 		return nil, fmt.Errorf("start the site DHCP server: %w", err)
 	}
@@ -104,8 +94,17 @@ func provisionSuite(ctx context.Context, o options) ([]Result, error) {
 	}
 	defer c.close()
 	b.c = c
+	// Warm-up, not timed: the first boot of a run may read QEMU, its NIC
+	// ROM and the ramdisk from disk; the case measured first would pay
+	// that.
+	if err := b.barePXE(ctx, stub, 0, 1); err != nil {
+		return nil, fmt.Errorf("bare-pxe warm-up: %w", err)
+	}
 	for run := 1; run <= o.Runs; run++ {
-		for _, n := range counts {
+		for _, n := range runOrder(counts, run) {
+			if err := b.barePXE(ctx, stub, run, n); err != nil {
+				return nil, fmt.Errorf("bare-pxe run %d, nodes=%d: %w", run, n, err)
+			}
 			if err := b.rackstack(ctx, run, n); err != nil {
 				return nil, c.withLogTail(fmt.Errorf("rackstack run %d, nodes=%d: %w", run, n, err))
 			}
@@ -114,6 +113,17 @@ func provisionSuite(ctx context.Context, o options) ([]Result, error) {
 	out := b.samples.results()
 	printProvisionGoals(o.Log, provisionGoals(out))
 	return out, nil
+}
+
+// runOrder is the order of node counts in run (from 1): as given in odd
+// runs, reversed in even ones, so that load that rises or falls through
+// a run weighs on both ends of a comparison alike.
+func runOrder(counts []int, run int) []int {
+	out := append([]int(nil), counts...)
+	if run%2 == 0 {
+		slices.Reverse(out)
+	}
+	return out
 }
 
 // provPrereqs is what the suite found it needs.
@@ -246,7 +256,8 @@ func (s provSamples) add(cas, metric string, nodes int, v float64) {
 }
 
 // results orders the series: bare-pxe first (the floor), then rackstack's
-// metrics in the order a machine goes through them, by nodes.
+// metrics in the order a machine goes through them, by nodes; then the
+// ratios taken within each run (ratios()).
 func (s provSamples) results() []Result {
 	rank := map[string]int{metricBootS: 0, metricEnrol: 1, metricClean: 2, metricDeploy: 3}
 	var keys []provKey
@@ -267,14 +278,90 @@ func (s provSamples) results() []Result {
 	for _, k := range keys {
 		out = append(out, newResult("provision", k.cas, map[string]any{"nodes": k.nodes}, k.metric, "s", s[k]))
 	}
+	return append(out, s.ratios()...)
+}
+
+// provRatio is a ratio of two series taken run by run.
+type provRatio struct {
+	metric   string // its name in the results
+	num, den provKey
+}
+
+// ratioMetric names the per-run ratio of metric (enrol_s) over another
+// series: enrol_vs_1 (over one node), enrol_vs_bare (over the floor).
+func ratioMetric(metric, over string) string {
+	return strings.TrimSuffix(metric, "_s") + "_vs_" + over
+}
+
+// provRatiosFor lists the per-run ratios the goals are about, for the
+// node counts measured: each count against one node (the floor's too),
+// and enrolment and deploy against the floor at the same count.
+func provRatiosFor(counts []int) []provRatio {
+	var rs []provRatio
+	for _, n := range counts {
+		if n == 1 {
+			continue
+		}
+		for _, k := range []provKey{{caseBarePXE, metricBootS, n}, {caseRackstack, metricEnrol, n}, {caseRackstack, metricDeploy, n}} {
+			one := k
+			one.nodes = 1
+			rs = append(rs, provRatio{metric: ratioMetric(k.metric, "1"), num: k, den: one})
+		}
+	}
+	for _, n := range counts {
+		for _, m := range []string{metricEnrol, metricDeploy} {
+			rs = append(rs, provRatio{metric: ratioMetric(m, "bare"),
+				num: provKey{caseRackstack, m, n}, den: provKey{caseBarePXE, metricBootS, n}})
+		}
+	}
+	return rs
+}
+
+// pairs divides num's sample of each run by den's of the same run; nil
+// when the series do not pair up run for run.
+func pairs(num, den []float64) []float64 {
+	if len(num) == 0 || len(num) != len(den) {
+		return nil
+	}
+	out := make([]float64, len(num))
+	for i := range num {
+		if den[i] <= 0 {
+			return nil
+		}
+		out[i] = num[i] / den[i]
+	}
 	return out
 }
 
-// provGoal is one of the targets: the median of num over the
-// median of den must stay at or below max.
+// ratios are the results of the per-run ratios: unit "x", the median of
+// the runs' ratios (not the ratio of the medians), under the numerator's
+// case and nodes.
+func (s provSamples) ratios() []Result {
+	var counts []int
+	seen := map[int]bool{}
+	for k := range s {
+		if !seen[k.nodes] {
+			seen[k.nodes] = true
+			counts = append(counts, k.nodes)
+		}
+	}
+	sort.Ints(counts)
+	var out []Result
+	for _, r := range provRatiosFor(counts) {
+		if ps := pairs(s[r.num], s[r.den]); ps != nil {
+			out = append(out, newResult("provision", r.num.cas, map[string]any{"nodes": r.num.nodes}, r.metric, "x", ps))
+		}
+	}
+	return out
+}
+
+// provGoal is one of the targets: num over den must stay at or
+// below max. floor, when set, is the same ratio of the bare PXE floor,
+// shown beside it: how much of a slowdown the emulated machines bring.
 type provGoal struct {
 	label    string
 	num, den provKey
+	floor    *provRatio
 	max      float64
 }
 
@@ -294,24 +381,45 @@ func provGoalsFor(counts []int) []provGoal {
 		if n == 1 {
 			continue
 		}
+		floor := &provRatio{num: provKey{caseBarePXE, metricBootS, n}, den: provKey{caseBarePXE, metricBootS, 1}}
 		for _, m := range []string{metricEnrol, metricDeploy} {
 			gs = append(gs, provGoal{label: fmt.Sprintf("%s, %d nodes at once vs one", m, n),
-				num: provKey{caseRackstack, m, n}, den: provKey{caseRackstack, m, 1}, max: 1.3})
+				num: provKey{caseRackstack, m, n}, den: provKey{caseRackstack, m, 1}, floor: floor, max: 1.3})
 		}
 	}
 	return gs
 }
 
-// provCheck is a goal evaluated on a run's results.
+// provCheck is a goal evaluated on a run's results: the ratio of the
+// medians, and the median of the ratios within each run, which is what
+// the verdict reads when the runs pair up (a run's load weighs on both
+// sides of its own ratio alike).
 type provCheck struct {
-	goal     provGoal
-	num, den float64
-	found    bool
+	goal       provGoal
+	num, den   float64   // medians
+	pairs      []float64 // num ÷ den run by run
+	floorPairs []float64 // the floor's same ratio run by run
+	found      bool
 }
 
-func (c provCheck) ratio() float64 { return c.num / c.den }
+// ratio is the verdict's ratio: the median of the runs' ratios, or the
+// ratio of the medians when runs do not pair up.
+func (c provCheck) ratio() float64 {
+	if len(c.pairs) > 0 {
+		return median(c.pairs)
+	}
+	return c.num / c.den
+}
 
 func (c provCheck) met() bool { return c.found && c.ratio() <= c.goal.max }
+
+func fmtRatios(xs []float64) string {
+	var ps []string
+	for _, x := range xs {
+		ps = append(ps, fmt.Sprintf("%.2f", x))
+	}
+	return strings.Join(ps, " ")
+}
 
 func (c provCheck) String() string {
 	target := fmt.Sprintf("target ≤%.1f×", c.goal.max)
@@ -322,20 +430,30 @@ func (c provCheck) String() string {
 	if c.met() {
 		verdict = "met"
 	}
-	return fmt.Sprintf("%s: %.1f s / %.1f s = %.2f×, %s: %s", c.goal.label, c.num, c.den, c.ratio(), target, verdict)
+	s := fmt.Sprintf("%s: medians %.1f s / %.1f s = %.2f×", c.goal.label, c.num, c.den, c.num/c.den)
+	if len(c.pairs) > 0 {
+		s += fmt.Sprintf("; run by run %s, median %.2f×", fmtRatios(c.pairs), median(c.pairs))
+	}
+	if len(c.floorPairs) > 0 {
+		fl := median(c.floorPairs)
+		s += fmt.Sprintf("; the bare PXE floor's own: %s, median %.2f× (rackstack ÷ floor %.2f×)", fmtRatios(c.floorPairs), fl, c.ratio()/fl)
+	}
+	return fmt.Sprintf("%s, %s: %s", s, target, verdict)
 }
 
 // provisionGoals evaluates every goal the results' node counts allow.
 func provisionGoals(rs []Result) []provCheck {
+	series := map[provKey][]float64{}
 	medians := map[provKey]float64{}
 	seen := map[int]bool{}
 	var counts []int
 	for _, r := range rs {
-		if r.Suite != "provision" {
+		if r.Suite != "provision" || r.Unit != "s" {
 			continue
 		}
 		n := paramInt(r.Params, "nodes")
-		medians[provKey{r.Case, r.Metric, n}] = r.Median
+		k := provKey{r.Case, r.Metric, n}
+		medians[k], series[k] = r.Median, r.Runs
 		if !seen[n] {
 			seen[n] = true
 			counts = append(counts, n)
@@ -349,13 +467,20 @@ func provisionGoals(rs []Result) []provCheck {
 	for _, g := range provGoalsFor(counts) {
 		num, ok1 := medians[g.num]
 		den, ok2 := medians[g.den]
-		out = append(out, provCheck{goal: g, num: num, den: den, found: ok1 && ok2 && den > 0})
+		c := provCheck{goal: g, num: num, den: den, found: ok1 && ok2 && den > 0}
+		if c.found {
+			c.pairs = pairs(series[g.num], series[g.den])
+			if g.floor != nil {
+				c.floorPairs = pairs(series[g.floor.num], series[g.floor.den])
+			}
+		}
+		out = append(out, c)
 	}
 	return out
 }
 
 func printProvisionGoals(w io.Writer, cs []provCheck) {
-	fmt.Fprintln(w, "\nprovision goals (ratios of medians from this run; guests are emulated, TCG):")
+	fmt.Fprintln(w, "\nprovision goals (the median of each run's own ratio where runs pair up; guests are emulated, TCG):")
 	for _, c := range cs {
 		fmt.Fprintln(w, "  "+c.String())
 	}
@@ -365,7 +490,8 @@ func printProvisionGoals(w io.Writer, cs []provCheck) {
 type provBench struct {
 	o        options
 	pr       provPrereqs
-	seg      *provSegment
+	seg      *provSegment // rackd's
+	floor    *provSegment // the bare PXE floor's
 	c        *provCloud
 	dir      string
 	samples  provSamples
@@ -373,12 +499,12 @@ type provBench struct {
 	machines []*provMachine
 }
 
-// newMachines makes n fresh machines on the segment.
-func (b *provBench) newMachines(n int) ([]*provMachine, error) {
+// newMachines makes n fresh machines on seg.
+func (b *provBench) newMachines(seg *provSegment, n int) ([]*provMachine, error) {
 	var ms []*provMachine
 	for i := 0; i < n; i++ {
 		b.seq++
-		m, err := newProvMachine(b.seg, b.dir, b.seq)
+		m, err := newProvMachine(seg, b.dir, b.seq)
 		if m != nil {
 			b.machines = append(b.machines, m)
 		}
@@ -417,7 +543,7 @@ func powerOnAll(ctx context.Context, ms []*provMachine) (time.Time, error) {
 // barePXE boots n machines through the stub and times each to its
 // agent's first request; run 0 is the warm-up, not recorded.
 func (b *provBench) barePXE(ctx context.Context, stub *barePXEServer, run, n int) error {
-	ms, err := b.newMachines(n)
+	ms, err := b.newMachines(b.floor, n)
 	if err != nil {
 		return err
 	}
@@ -452,7 +578,7 @@ const phaseTimeout = 10 * time.Minute
 
 // rackstack discovers, prepares and deploys n fresh machines.
 func (b *provBench) rackstack(ctx context.Context, run, n int) error {
-	ms, err := b.newMachines(n)
+	ms, err := b.newMachines(b.seg, n)
 	if err != nil {
 		return err
 	}

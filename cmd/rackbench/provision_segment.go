@@ -14,15 +14,16 @@ import (
 	"time"
 )
 
-// provSegment is the provisioning network the provision suite builds: a
-// bridge in the root namespace holding rackd's provisioning address, the
-// site's DHCP server (busybox udhcpd) in a namespace of its own behind a
-// veth, and one tap per machine. Names carry the suite's PID, so a run
-// never meets another's, and close removes everything.
+// provSegment is a provisioning network the provision suite builds: a
+// bridge in the root namespace holding the host's address (rackd's
+// provisioning address, or the bare PXE floor's file server), the site's
+// DHCP server (busybox udhcpd) in a namespace of its own behind a veth,
+// and one tap per machine. Names carry the suite's PID, so a run never
+// meets another's, and close removes everything.
 type provSegment struct {
-	bridge string // rbp<pid>
-	net    string // "10.215.N": the /24's first three octets
-	siteNS string // rb-<pid>-site: removeStale knows the pattern
+	bridge string // rbp<pid>, or rbp<pid>f for the floor's
+	net    string // "10.215.N" ("10.216.N" for the floor's): the /24's first three octets
+	siteNS string // rb-<pid>-site or rb-<pid>-floor: removeStale knows the pattern
 	dir    string
 	log    io.Writer
 	taps   []string
@@ -32,14 +33,27 @@ type provSegment struct {
 
 func (s *provSegment) hostIP() string { return s.net + ".1" }
 
-func newProvSegment(ctx context.Context, dir string, log io.Writer) (s *provSegment, err error) {
+// The suite's two segments: rackd's, and the bare PXE floor's, which
+// no rackd listens on, so both cases run side by side in one run.
+const (
+	segRackd = iota
+	segFloor
+)
+
+func newProvSegment(ctx context.Context, dir string, log io.Writer, kind int) (s *provSegment, err error) {
 	pid := os.Getpid()
 	s = &provSegment{
 		bridge: fmt.Sprintf("rbp%d", pid),
 		net:    fmt.Sprintf("10.215.%d", pid%200+20),
 		siteNS: fmt.Sprintf("rb-%d-site", pid),
-		dir:    dir,
+		dir:    filepath.Join(dir, "segment"),
 		log:    log,
+	}
+	if kind == segFloor {
+		s.bridge += "f"
+		s.net = fmt.Sprintf("10.216.%d", pid%200+20)
+		s.siteNS = fmt.Sprintf("rb-%d-floor", pid)
+		s.dir += "-floor"
 	}
 	defer func() {
 		if err != nil {
@@ -188,8 +202,8 @@ func removeStaleSegments(log io.Writer) {
 			continue
 		}
 		pid := rest
-		if i := strings.IndexAny(rest, "ts"); i >= 0 {
-			pid = rest[:i]
+		if i := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+			pid = rest[:i] // rbp<pid>t<seq>, rbp<pid>s, rbp<pid>f…
 		}
 		if pidGone(pid) {
 			fmt.Fprintf(log, "provision: deleting link %s of an earlier run\n", e.Name())

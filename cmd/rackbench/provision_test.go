@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -135,11 +139,18 @@ func TestProvisionResults(t *testing.T) {
 	var order []string
 	for _, r := range rs {
 		order = append(order, r.Case+"/"+r.Metric+"/"+string(rune('0'+paramInt(r.Params, "nodes"))))
-		if r.Suite != "provision" || r.Unit != "s" {
-			t.Errorf("result %+v: want suite provision, unit s", r)
+		unit := "s"
+		if strings.Contains(r.Metric, "_vs_") {
+			unit = "x"
+		}
+		if r.Suite != "provision" || r.Unit != unit {
+			t.Errorf("result %+v: want suite provision, unit %s", r, unit)
 		}
 	}
-	want := []string{"bare-pxe/boot_s/1", "bare-pxe/boot_s/3", "rackstack/enrol_s/1", "rackstack/deploy_s/3"}
+	// The ratios come last, only of series that pair up run for run:
+	// enrol_s at nodes=1 has three runs, the floor one.
+	want := []string{"bare-pxe/boot_s/1", "bare-pxe/boot_s/3", "rackstack/enrol_s/1", "rackstack/deploy_s/3",
+		"bare-pxe/boot_vs_1/3", "rackstack/deploy_vs_bare/3"}
 	if !reflect.DeepEqual(order, want) {
 		t.Errorf("order %v, want %v", order, want)
 	}
@@ -200,6 +211,85 @@ func TestProvisionGoals(t *testing.T) {
 	}
 	if s := got["enrolment vs bare PXE boot, nodes=1"].String(); !strings.Contains(s, "1.10×") || !strings.HasSuffix(s, ": met") {
 		t.Errorf("met goal reads %q", s)
+	}
+}
+
+// TestProvisionPairs checks that the 3-vs-1 goal reads each run's own
+// ratio: a load that halves between runs leaves the ratio of medians far
+// off, the median of the runs' ratios not.
+func TestProvisionPairs(t *testing.T) {
+	s := provSamples{}
+	// Run 1 loaded, runs 2 and 3 quiet; three nodes cost 1.2× one in each.
+	for _, v := range [][4]float64{{60, 80, 72, 96}, {30, 40, 36, 48}, {32, 42, 38.4, 50.4}} {
+		s.add(caseBarePXE, metricBootS, 1, v[0])
+		s.add(caseRackstack, metricEnrol, 1, v[0]*1.1)
+		s.add(caseRackstack, metricDeploy, 1, v[1])
+		s.add(caseBarePXE, metricBootS, 3, v[0]*1.15)
+		s.add(caseRackstack, metricEnrol, 3, v[2])
+		s.add(caseRackstack, metricDeploy, 3, v[3])
+	}
+	// Run 2's three-node deploy met a stall: the medians now pair run 2's
+	// three nodes with run 3's one.
+	s[provKey{caseRackstack, metricDeploy, 3}][1] = 60
+	rs := s.results()
+	byName := map[string]Result{}
+	for _, r := range rs {
+		byName[fmt.Sprintf("%s/%s/%d", r.Case, r.Metric, paramInt(r.Params, "nodes"))] = r
+	}
+	for name, want := range map[string][]float64{
+		"bare-pxe/boot_vs_1/3":       {1.15, 1.15, 1.15},
+		"rackstack/enrol_vs_1/3":     {72 / 66.0, 36 / 33.0, 38.4 / 35.2},
+		"rackstack/deploy_vs_1/3":    {1.2, 1.5, 1.2},
+		"rackstack/enrol_vs_bare/1":  {1.1, 1.1, 1.1},
+		"rackstack/deploy_vs_bare/3": {96 / 69.0, 60 / 34.5, 50.4 / 36.8},
+	} {
+		r, ok := byName[name]
+		if !ok {
+			t.Errorf("no result %s (have %v)", name, slices.Collect(maps.Keys(byName)))
+			continue
+		}
+		if r.Unit != "x" || len(r.Runs) != len(want) {
+			t.Errorf("%s: %+v, want unit x and %d runs", name, r, len(want))
+			continue
+		}
+		for i := range want {
+			if math.Abs(r.Runs[i]-want[i]) > 1e-9 {
+				t.Errorf("%s run %d = %.4f, want %.4f", name, i+1, r.Runs[i], want[i])
+			}
+		}
+		if r.Median != median(want) {
+			t.Errorf("%s: median %.4f, want the runs' %.4f", name, r.Median, median(want))
+		}
+	}
+	var deploy provCheck
+	for _, c := range provisionGoals(rs) {
+		if c.goal.label == "deploy_s, 3 nodes at once vs one" {
+			deploy = c
+		}
+	}
+	// Medians: 60 / 42 = 1.43×, not met; run by run 1.2, 1.5, 1.2:
+	// median 1.2×, met.
+	if !deploy.met() || math.Abs(deploy.ratio()-1.2) > 1e-9 || math.Abs(deploy.num/deploy.den-60.0/42) > 1e-9 {
+		t.Errorf("deploy 3 vs 1: %s; want the runs' median 1.20× to decide it", deploy)
+	}
+	str := deploy.String()
+	for _, want := range []string{"= 1.43×", "run by run 1.20 1.50 1.20, median 1.20×", "floor's own: 1.15 1.15 1.15, median 1.15× (rackstack ÷ floor 1.04×)", ": met"} {
+		if !strings.Contains(str, want) {
+			t.Errorf("goal reads %q, want %q in it", str, want)
+		}
+	}
+}
+
+func TestRunOrder(t *testing.T) {
+	counts := []int{1, 3}
+	if got := runOrder(counts, 1); !reflect.DeepEqual(got, []int{1, 3}) {
+		t.Errorf("run 1: %v", got)
+	}
+	if got := runOrder(counts, 2); !reflect.DeepEqual(got, []int{3, 1}) {
+		t.Errorf("run 2: %v", got)
+	}
+	if !reflect.DeepEqual(counts, []int{1, 3}) {
+		t.Errorf("runOrder changed its argument: %v", counts)
 	}
 }
 

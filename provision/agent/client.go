@@ -193,7 +193,7 @@ func (c *client) getAll(ctx context.Context, path string, limit int64) ([]byte, 
 // stopped when the server honours a Range request, and starts over when
 // it answers the whole body again.
 func (c *client) download(ctx context.Context, path string, w io.WriterAt, size int64, progress func(done int64)) (int64, error) {
-	buf := make([]byte, 4<<20)
+	buf := alignedBuf(chunk) // whole aligned blocks: w may write them with O_DIRECT
 	var done int64
 	err := c.retry(ctx, "GET "+path, func() error {
 		req, err := c.request(ctx, http.MethodGet, path, nil)

@@ -17,9 +17,10 @@ cache=$top/build/ramdisk-cache
 
 kernel_pkg=linux-image-6.1.0-56-amd64
 kver=6.1.0-56-amd64
-# Loaded in this order by /init; dependencies are added in front of the first
-# module that needs them. virtio for QEMU guests, e1000 for QEMU's default
-# PXE NIC, e1000e/igb and ahci/nvme for the commonest real servers.
+# The drivers the ramdisk carries, with their dependencies: virtio for QEMU
+# guests, e1000 for QEMU's default PXE NIC, e1000e/igb and ahci/nvme for the
+# commonest real servers. /init loads only those whose hardware is there
+# (modules.alias, written by busybox's depmod here).
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 virtio_mmio failover net_failover virtio_net virtio_blk virtio_scsi
 e1000 e1000e igb ahci sd_mod nvme"
@@ -82,7 +83,9 @@ ln -s ../bin "$rd/usr/sbin"
 install -m 755 "$work/rack-agent" "$rd/bin/rack-agent"
 install -m 755 "$here/init" "$rd/init"
 install -m 755 "$here/udhcpc.script" "$rd/etc/udhcpc.script"
-cp "$kdir/modules/"*.ko "$kdir/order" "$rd/lib/modules/"
+mkdir -p "$rd/lib/modules/$kver"
+cp "$kdir/modules/"*.ko "$rd/lib/modules/$kver/"
+"$rd/bin/busybox" depmod -b "$rd" "$kver"
 echo "root:x:0:0:root:/root:/bin/sh" >"$rd/etc/passwd"
 echo "root:x:0:" >"$rd/etc/group"
 printf '127.0.0.1\tlocalhost\n' >"$rd/etc/hosts"
