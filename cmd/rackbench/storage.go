@@ -52,6 +52,9 @@ func storageSuite(ctx context.Context, o options) ([]Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	if o.Replay > 0 {
+		return storageReplay(ctx, o, dir, o.Replay)
+	}
 	var out []Result
 	rs, err := rawDisk(ctx, o, dir)
 	if err != nil {
