@@ -517,16 +517,20 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 		}
 	}
 	close(toHash)
-	<-hashed
 	if readErr != nil {
 		cancel()
+		<-hashed
 		for _, sk := range sinks {
 			sk.finish(s.stallTimeout())
 		}
 		s.Delete(context.WithoutCancel(ctx), key, l)
 		return Info{}, fmt.Errorf("%w: %w", ErrSource, readErr)
 	}
+	// The shards are made durable while the MD5 takes in the last
+	// stripes: waiting for the hash first put its tail and every
+	// shard's fsync one after the other.
 	ok, missing, errs := s.awaitQuorum(key, l, sinks)
+	<-hashed
 	if ok < WriteQuorum(l.K, l.M) {
 		s.Delete(context.WithoutCancel(ctx), key, l)
 		return Info{}, fmt.Errorf("%w: %d of %d shards written: %w", ErrQuorum, ok, len(sinks), errors.Join(errs...))
