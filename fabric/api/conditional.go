@@ -127,21 +127,6 @@ func (b *BodyWriter) Write(p []byte) (int, error) {
 	return b.W.Write(p)
 }
 
-// ReadFrom sends the status, then r's bytes through W's own ReadFrom
-// where it has one (an HTTP response sends a file by sendfile).
-func (b *BodyWriter) ReadFrom(r io.Reader) (int64, error) {
-	b.Send()
-	return ReadFrom(b.W, r)
-}
-
-// ReadFrom copies r to w, through w's ReadFrom if it has one.
-func ReadFrom(w io.Writer, r io.Reader) (int64, error) {
-	if rf, ok := w.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{w}, r)
-}
-
 // Send sends the status now (for an empty body) unless it was sent.
 func (b *BodyWriter) Send() {
 	if !b.sent {

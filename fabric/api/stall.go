@@ -1,7 +1,6 @@
 package api
 
 import (
-	"io"
 	"net/http"
 	"time"
 )
@@ -30,14 +29,6 @@ func (s *StallWriter) Write(p []byte) (int, error) {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(s.Stall))
 	}
 	return s.ResponseWriter.Write(p)
-}
-
-// ReadFrom sends r under the same deadline as a Write.
-func (s *StallWriter) ReadFrom(r io.Reader) (int64, error) {
-	if s.Stall > 0 {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(s.Stall))
-	}
-	return ReadFrom(s.ResponseWriter, r)
 }
 
 // Done clears the deadline: the connection may serve another request,

@@ -166,13 +166,7 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 		defer close(stopped)
 		held = s.readAhead(rctx, c, rs, readers, held, sets, ahead)
 	}()
-	// Verified blocks read from local disks are sent from their files
-	// when w can take them.
-	sender := newFileSender(s, w, c.BlockSize())
-	if sender != nil {
-		defer sender.close()
-	}
-	for ri, r := range rs {
+	for _, r := range rs {
 		if r.Length == 0 {
 			continue
 		}
@@ -198,17 +192,7 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 			if st == last {
 				hi = r.Offset + r.Length - st*stripeBytes
 			}
-			var send func(i int, from, n int64) (bool, error)
-			if sender != nil {
-				sender.use(&rs[ri])
-				send = func(i int, from, n int64) (bool, error) {
-					if !as.read[i] {
-						return false, nil
-					}
-					return sender.send(i, st, from, n)
-				}
-			}
-			err := writeStripe(w, as.shards[:c.K], int64(c.ShardSize), lo, hi, send)
+			err := writeStripe(w, as.shards[:c.K], int64(c.ShardSize), lo, hi)
 			as.done()
 			if err != nil {
 				return res, err
@@ -233,7 +217,6 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 // not be read. done hands its blocks back for the next stripe.
 type aheadStripe struct {
 	shards [][]byte
-	read   []bool // the data shards read from disk, not rebuilt
 	err    error
 	done   func()
 }
@@ -288,8 +271,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 			case <-ctx.Done():
 				return fail(ctx.Err())
 			}
-			read := make([]bool, c.K)
-			shards, err := s.readStripe(ctx, c, open, bufs[set], st, make([][]byte, n), read)
+			shards, err := s.readStripe(ctx, c, open, bufs[set], st, make([][]byte, n))
 			if errors.Is(err, errNeedBuffers) {
 				for range sets - 1 {
 					select {
@@ -309,11 +291,11 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 							free <- i
 						}
 					}
-					if shards, err = s.readStripe(ctx, c, open, bufs[set], st, shards, read); err != nil {
+					if shards, err = s.readStripe(ctx, c, open, bufs[set], st, shards); err != nil {
 						return fail(err)
 					}
 					back := free
-					out <- aheadStripe{shards: shards, read: read, done: func() { back <- set }}
+					out <- aheadStripe{shards: shards, done: func() { back <- set }}
 					continue
 				}
 				s.buffers().Put(held...)
@@ -330,36 +312,26 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 					}
 				}
 				set = 0
-				shards, err = s.readStripe(ctx, c, open, bufs[0], st, make([][]byte, n), read)
+				shards, err = s.readStripe(ctx, c, open, bufs[0], st, make([][]byte, n))
 			}
 			if err != nil {
 				return fail(err)
 			}
 			back := free
-			out <- aheadStripe{shards: shards, read: read, done: func() { back <- set }}
+			out <- aheadStripe{shards: shards, done: func() { back <- set }}
 		}
 	}
 	return held
 }
 
 // writeStripe writes bytes [lo, hi) of a stripe, given as its data shards
-// of shardSize bytes, to w. send, if not nil, may send n bytes of shard i
-// from byte from of it instead (reporting whether it did).
-func writeStripe(w io.Writer, data [][]byte, shardSize, lo, hi int64, send func(i int, from, n int64) (bool, error)) error {
+// of shardSize bytes, to w.
+func writeStripe(w io.Writer, data [][]byte, shardSize, lo, hi int64) error {
 	for i, d := range data {
 		start, end := int64(i)*shardSize, int64(i+1)*shardSize
 		from, to := max(lo, start), min(hi, end)
 		if from >= to {
 			continue
-		}
-		if send != nil {
-			sent, err := send(i, from-start, to-from)
-			if err != nil {
-				return err
-			}
-			if sent {
-				continue
-			}
 		}
 		if _, err := w.Write(d[from-start : to-start]); err != nil {
 			return err
@@ -375,9 +347,8 @@ var errNeedBuffers = errors.New("stripe needs a block for every shard")
 // readStripe fetches K good blocks of stripe st (data shards first, in
 // parallel) and reconstructs the data shards. shards holds the blocks of
 // st read so far (none, or those read before errNeedBuffers, which it
-// returns with them). It sets read[i] for the data shards it read (and
-// verified) rather than rebuilt.
-func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64, shards [][]byte, read []bool) ([][]byte, error) {
+// returns with them).
+func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64, shards [][]byte) ([][]byte, error) {
 	want := c.K
 	next := 0 // next shard index to try
 	got := 0
@@ -427,9 +398,6 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 			}
 		}
 		return nil, fmt.Errorf("stripe %d: %w: %w", st, ec.ErrTooFewShards, errors.Join(errs...))
-	}
-	for i := range read {
-		read[i] = shards[i] != nil
 	}
 	// Give missing shards their (unused) read buffer to be rebuilt into,
 	// so reconstruction does not allocate per stripe.

@@ -668,13 +668,7 @@ func (s *Service) Delete(ctx context.Context, project, container, name string) e
 func (s *Service) Read(ctx context.Context, o *Object, offset, length int64, w io.Writer) error {
 	defer s.clients.begin()()
 	cw := &countingWriter{w: w}
-	var out io.Writer = cw
-	if rf, ok := w.(io.ReaderFrom); ok {
-		// The blob store sends verified blocks from their files to a
-		// writer that takes files (an HTTP response: sendfile).
-		out = &countingReaderFrom{cw, rf}
-	}
-	err := s.readRange(ctx, o, offset, length, out)
+	err := s.readRange(ctx, o, offset, length, cw)
 	s.through.read.Add(cw.n)
 	if err == nil || cw.err != nil || ctx.Err() != nil {
 		return err
@@ -694,21 +688,6 @@ type countingWriter struct {
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
-	if err != nil && c.err == nil {
-		c.err = err
-	}
-	return n, err
-}
-
-// countingReaderFrom is a countingWriter to a writer that takes readers.
-type countingReaderFrom struct {
-	*countingWriter
-	rf io.ReaderFrom
-}
-
-func (c *countingReaderFrom) ReadFrom(r io.Reader) (int64, error) {
-	n, err := c.rf.ReadFrom(r)
-	c.n += n
 	if err != nil && c.err == nil {
 		c.err = err
 	}
