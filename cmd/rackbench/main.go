@@ -42,6 +42,7 @@ type options struct {
 	Quick    bool   // storage: the SDK cases only (and raw disk)
 	MinIO    string // storage: a minio server binary to compare with
 	Profile  string // storage: where to save rackd's CPU profiles of the SDK cases
+	Replay   int    // storage: small objects in the log of the restart case; 0: the other cases
 	Ramdisk  string // provision: the directory holding vmlinuz and initramfs.gz
 	Nodes    string // provision: machines at once per case, a comma list
 	// Instances is how many guests the telemetry suite runs.
@@ -103,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Sizes, "sizes", "4KiB,1MiB,64MiB", "storage: object sizes of the SDK cases")
 	fs.BoolVar(&o.Quick, "quick", false, "storage: only raw disk and the SDK cases (a few minutes with --runs 1)")
 	fs.StringVar(&o.Profile, "profile", "", "storage: save rackd's CPU profile of each SDK case's PUT and GET phase in this directory")
+	fs.IntVar(&o.Replay, "replay", 0, "storage: time only a restart that replays this many 4 KiB PUTs from the Raft log")
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
 	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
 	fs.IntVar(&o.Instances, "instances", telemetryInstances, "telemetry: servers (real QEMU guests) running while /metrics is scraped")

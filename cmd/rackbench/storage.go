@@ -39,7 +39,8 @@ import (
 //   - rackstack-blob: the erasure-coded blob layer in process, healthy
 //     GET against GET with m = 2 data shards missing, and heal throughput.
 //
-// --quick runs raw-disk and the SDK cases only.
+// --quick runs raw-disk and the SDK cases only; --replay N runs only the
+// restart case (storage_replay.go).
 //
 // Page caches are dropped before every read measurement when running as
 // root, so reads come from the disk as raw-disk's do.
@@ -52,6 +53,9 @@ func storageSuite(ctx context.Context, o options) ([]Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	if o.Replay > 0 {
+		return storageReplay(ctx, o, dir, o.Replay)
+	}
 	var out []Result
 	rs, err := rawDisk(ctx, o, dir)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	md5simd "github.com/minio/md5-simd"
+
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/block"
@@ -44,6 +46,7 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 	blobs := &blob.Store{
 		Node: o.Name, Local: local, Log: log,
 		Transport: &blob.HTTPTransport{Client: node.PeerClient(), Addr: node.PeerAddress},
+		MD5:       md5simd.NewServer(),
 	}
 	peers := &peerCounters{client: node.PeerClient(), scheme: "https", self: o.Name, nodes: node.Nodes}
 	// The block store places its blobs on the disks the object store

@@ -187,6 +187,9 @@ func encodeEntry(cmds []Command) ([]byte, error) {
 }
 
 func decodeEntry(data []byte) (cmds []Command, batch bool, err error) {
+	if cmds, batch, ok := parseEntry(data); ok {
+		return cmds, batch, nil
+	}
 	if len(data) > 0 && data[0] == batchMarker {
 		if err := json.Unmarshal(data[1:], &cmds); err != nil {
 			return nil, true, err

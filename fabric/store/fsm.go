@@ -17,6 +17,13 @@ import (
 type FSM struct {
 	state    *State
 	applyDur *prometheus.HistogramVec
+	// unawaitedTerm is the term of the last entry in the log when this
+	// process opened it (0: none). This process proposes only as a
+	// leader of a later term, so no proposal of its own waits for the
+	// result of an entry of that term or before: replaying the log after
+	// a restart does not encode the handlers' results (an inline
+	// object's row, its bytes in base64, for every one).
+	unawaitedTerm uint64
 }
 
 // NewFSM wraps state; applyDur may be nil.
@@ -59,7 +66,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	out := make([]Result, len(cmds))
 	for i, c := range cmds {
-		out[i] = f.applyOne(l.Index, c)
+		out[i] = f.applyOne(l.Index, c, f.unawaitedTerm == 0 || l.Term > f.unawaitedTerm)
 	}
 	f.state.markApplied(l.Index)
 	if !batch {
@@ -84,7 +91,7 @@ func (f *FSM) refuse(index uint64, cmds []Command, batch bool) any {
 	return out
 }
 
-func (f *FSM) applyOne(index uint64, cmd Command) Result {
+func (f *FSM) applyOne(index uint64, cmd Command, awaited bool) Result {
 	start := time.Now()
 	v, err := f.state.apply(index, cmd)
 	if f.applyDur != nil {
@@ -95,7 +102,7 @@ func (f *FSM) applyOne(index uint64, cmd Command) Result {
 		res.Err = WrapApplyError(err)
 		return res
 	}
-	if v != nil {
+	if v != nil && awaited {
 		raw, err := json.Marshal(v)
 		if err != nil {
 			res.Err = &ApplyError{Kind: KindOther, Msg: fmt.Sprintf("encode result: %v", err)}

@@ -184,6 +184,10 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 		cfg.Registry.MustRegister(applyDur)
 	}
 	fsm := NewFSM(cfg.State, applyDur)
+	if fsm.unawaitedTerm, err = lastTerm(logs); err != nil {
+		logs.Close()
+		return nil, err
+	}
 	rc := raftConfig(cfg, out)
 	existing, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
@@ -216,6 +220,19 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 	go func() { defer rf.wg.Done(); rf.watchHalt(log) }()
 	go func() { defer rf.wg.Done(); rf.watchLeader() }()
 	return rf, nil
+}
+
+// lastTerm is the term of the last entry of logs, 0 if it has none.
+func lastTerm(logs raft.LogStore) (uint64, error) {
+	last, err := logs.LastIndex()
+	if err != nil || last == 0 {
+		return 0, err
+	}
+	var l raft.Log
+	if err := logs.GetLog(last, &l); err != nil {
+		return 0, fmt.Errorf("read raft log entry %d: %w", last, err)
+	}
+	return l.Term, nil
 }
 
 // watchHalt reports a halt of the state (see FSM.Apply) and keeps this

@@ -13,12 +13,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	md5simd "github.com/minio/md5-simd"
 
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/ec"
@@ -66,6 +70,17 @@ type Store struct {
 	// own).
 	Buffers     *Buffers
 	defaultBufs sync.Once
+	// MD5, if set, hashes the writes that start while at least
+	// simdHashers others are hashing: one md5simd.Server for the node
+	// hashes up to 16 writes at once in the SIMD lanes of one core
+	// (AVX-512; 8 with AVX2). The MD5 of the ETag was nearly half of
+	// rackd's CPU under minio-go's PUTs; measured here, the lanes take
+	// 0.44 ms of CPU per MiB against crypto/md5's 1.44 with 32 writes at
+	// once, 0.74 with 8, but 1.25 with 4, and 2.15 for a write alone
+	// (the bytes are copied to the server), so the first few writes hash
+	// their bytes alone with crypto/md5.
+	MD5     md5simd.Server
+	hashing atomic.Int64 // writes computing an MD5 now
 	// OpenFiles bounds the shard files ReadAt keeps open (default
 	// DefaultOpenFiles, at most a quarter of the file limit).
 	OpenFiles int
@@ -81,6 +96,10 @@ func (s *Store) stallTimeout() time.Duration {
 	}
 	return 10 * time.Second
 }
+
+// simdHashers is how many writes hash alone (crypto/md5) before the next
+// ones share the Store's MD5 server (see Store.MD5).
+const simdHashers = 4
 
 // DefaultFillTimeout gives a body one minute per stripe: with 4+2 and
 // 1 MiB shards, a client slower than about 70 KiB/s is cut off.
@@ -431,8 +450,20 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	for i, d := range l.Disks {
 		sinks[i] = s.openSink(ctx, d, ShardName(key, i))
 	}
-	h := md5.New()
+	var h hash.Hash
 	noMD5 := withoutMD5(ctx)
+	if !noMD5 {
+		defer s.hashing.Add(-1)
+	}
+	switch {
+	case noMD5:
+	case s.hashing.Add(1) > simdHashers && s.MD5 != nil:
+		sh := s.MD5.NewHash()
+		defer sh.Close()
+		h = sh
+	default:
+		h = md5.New()
+	}
 	toHash, hashed := make(chan hashJob, 2), make(chan struct{})
 	go func() {
 		defer close(hashed)
@@ -517,16 +548,20 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 		}
 	}
 	close(toHash)
-	<-hashed
 	if readErr != nil {
 		cancel()
+		<-hashed
 		for _, sk := range sinks {
 			sk.finish(s.stallTimeout())
 		}
 		s.Delete(context.WithoutCancel(ctx), key, l)
 		return Info{}, fmt.Errorf("%w: %w", ErrSource, readErr)
 	}
+	// The shards are made durable while the MD5 takes in the last
+	// stripes: waiting for the hash first put its tail and every
+	// shard's fsync one after the other.
 	ok, missing, errs := s.awaitQuorum(key, l, sinks)
+	<-hashed
 	if ok < WriteQuorum(l.K, l.M) {
 		s.Delete(context.WithoutCancel(ctx), key, l)
 		return Info{}, fmt.Errorf("%w: %d of %d shards written: %w", ErrQuorum, ok, len(sinks), errors.Join(errs...))
