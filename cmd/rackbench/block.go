@@ -40,7 +40,8 @@ var blockJobs = []fioJob{
 // fioTarget is how fio reaches one case.
 type fioTarget struct {
 	name string
-	args []string // engine and target
+	args []string      // engine and target
+	prof *caseProfiler // rackd's CPU profile of each run (--profile), or nil
 }
 
 func blockSuite(ctx context.Context, o options) ([]Result, error) {
@@ -102,10 +103,16 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 	}
 
 	raw := filepath.Join(dir, "raw.img")
+	var prof *caseProfiler
+	if o.Profile != "" {
+		if prof, err = newCaseProfiler(o.Profile, p); err != nil {
+			return nil, err
+		}
+	}
 	targets := []fioTarget{
-		{"rackstack", []string{"--ioengine=nbd", "--uri=" + ex.URI}},
-		{"raw-disk", []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw}},
-		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}},
+		{"rackstack", []string{"--ioengine=nbd", "--uri=" + ex.URI}, prof},
+		{"raw-disk", []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw}, nil},
+		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}, nil},
 	}
 	var out []Result
 	prog := newProgress(o, len(targets)*len(blockJobs)*o.Runs)
@@ -136,7 +143,9 @@ func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params m
 		var runs []float64
 		for r := range o.Runs {
 			prog.start(fmt.Sprintf("%s %s qd=%d run %d", tg.name, j.metric, j.qd, r+1))
+			profiled := tg.prof.start(ctx, fmt.Sprintf("%s-%s-qd%d-run%d", tg.name, j.metric, j.qd, r+1), o.Duration)
 			v, err := runFio(ctx, tg, j, size, o.Duration)
+			profiled()
 			if err != nil {
 				return nil, fmt.Errorf("%s %s qd %d: %w", tg.name, j.rw, j.qd, err)
 			}

@@ -83,7 +83,7 @@ func blockCloud(ctx context.Context, o options) ([]Result, error) {
 
 	prog := newProgress(o, len(blockJobs)*o.Runs)
 	defer prog.done()
-	tg := fioTarget{"rackstack-cloud", []string{"--ioengine=nbd", "--uri=" + ex.URI}}
+	tg := fioTarget{name: "rackstack-cloud", args: []string{"--ioengine=nbd", "--uri=" + ex.URI}}
 	return fioCases(ctx, o, tg, size, map[string]any{"node": node.Name, "volume": o.Size}, prog)
 }
 

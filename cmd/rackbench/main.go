@@ -103,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Image, "image", "", "launch: guest image (default: "+testImagePath+" here, above, or beside --bin)")
 	fs.StringVar(&o.Sizes, "sizes", "4KiB,1MiB,64MiB", "storage: object sizes of the SDK cases")
 	fs.BoolVar(&o.Quick, "quick", false, "storage: only raw disk and the SDK cases (a few minutes with --runs 1)")
-	fs.StringVar(&o.Profile, "profile", "", "storage: save rackd's CPU profile of each SDK case's PUT and GET phase in this directory")
+	fs.StringVar(&o.Profile, "profile", "", "storage, block: save rackd's CPU profile of each SDK case's PUT and GET phase (storage) or of each run of the rackstack case (block) in this directory")
 	fs.IntVar(&o.Replay, "replay", 0, "storage: time only a restart that replays this many 4 KiB PUTs from the Raft log")
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
 	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")

@@ -34,22 +34,22 @@ type Volume struct {
 	readOnly bool
 	k, m     int
 
-	flushMu sync.Mutex // one flush at a time
-	foldMu  sync.Mutex // one fold at a time
+	foldMu sync.Mutex // one fold at a time
 
 	mu         sync.RWMutex
 	size       int64
 	dirty      map[int64][]byte // page → data; nil data: a zero page
 	dirtyBytes int64
-	sealing    map[int64][]byte // the pages a flush is writing now
+	inflight   []*sealedMap // the maps flushes are writing now, oldest first
 	overlay    map[int64]loc
 	segs       []*SegmentRow // the journal, oldest first
 	journal    int64
 	extents    map[int64]*ExtentRow
 	err        error // sticky: fenced, deleted or closed
-	// spilling is set while a writer flushes because the cache is full;
-	// sealed (on mu) is signalled when a flush has taken the cache and
-	// when that writer is done.
+	// spilling is set while a writer flushes because the cache is full,
+	// until its flush has taken the cache. sealed (on mu) is signalled
+	// when a flush has taken the cache, when a spill ends and when a
+	// flush is done.
 	spilling bool
 	sealed   *sync.Cond
 
@@ -160,6 +160,20 @@ func (v *Volume) check(off, n int64, write bool) error {
 	return nil
 }
 
+// maxSealed is how many sealed maps may be in flight at once: a flush
+// writes its blobs while the one before it is still writing or proposing,
+// so the disks are not idle between flushes (DESIGN.md, Overlapping
+// flushes).
+const maxSealed = 2
+
+// sealedMap is the cache a flush has taken. done (on mu) is set once the
+// flush has committed it or failed (err), and no earlier map is in flight.
+type sealedMap struct {
+	pages map[int64][]byte
+	done  bool
+	err   error
+}
+
 // source is where a run of bytes below the cache comes from.
 type source struct {
 	key  string // "" for zeroes
@@ -168,7 +182,7 @@ type source struct {
 	off  int64
 }
 
-// lower returns where page is below the dirty and sealing maps. Caller
+// lower returns where page is below the dirty and in-flight maps. Caller
 // holds mu.
 func (v *Volume) lower(page int64) source {
 	if lc, ok := v.overlay[page]; ok {
@@ -183,13 +197,22 @@ func (v *Volume) lower(page int64) source {
 	return source{}
 }
 
-// cached returns the page from the dirty or sealing map.
+// cached returns the page from the dirty map or, newest first, the maps
+// flushes are writing. Caller holds mu.
 func (v *Volume) cached(page int64) ([]byte, bool) {
 	if b, ok := v.dirty[page]; ok {
 		return b, true
 	}
-	if b, ok := v.sealing[page]; ok {
-		return b, true
+	return v.sealedPage(page, 0)
+}
+
+// sealedPage returns the page from the newest in-flight map at or after
+// inflight[from]. Caller holds mu.
+func (v *Volume) sealedPage(page int64, from int) ([]byte, bool) {
+	for i := len(v.inflight) - 1; i >= from; i-- {
+		if b, ok := v.inflight[i].pages[page]; ok {
+			return b, true
+		}
 	}
 	return nil, false
 }
@@ -340,10 +363,8 @@ func (v *Volume) reserve(n, off int64) error {
 		}
 		v.spilling = true
 		v.mu.Unlock()
-		err := v.flush(context.Background(), true)
+		err := v.flush(context.Background(), true) // ends the spill once it has sealed
 		v.mu.Lock()
-		v.spilling = false
-		v.sealed.Broadcast()
 		if err != nil {
 			v.mu.Unlock()
 			return err
@@ -365,8 +386,8 @@ func (v *Volume) pageForWrite(page int64, partial bool) ([]byte, error) {
 	}
 	b := make([]byte, PageSize)
 	if partial {
-		if old, ok := v.sealing[page]; ok {
-			copy(b, old)
+		if old, ok := v.sealedPage(page, 0); ok {
+			copy(b, old) // nil (a zero page) copies nothing
 		} else if err := v.readBlob(context.Background(), v.lower(page), b); err != nil {
 			return nil, err
 		}
@@ -493,13 +514,17 @@ func (r *pagesReader) Read(p []byte) (int, error) {
 func (v *Volume) Flush(ctx context.Context) error { return v.flush(ctx, false) }
 
 // flush flushes the cache; spill says that it is full, and nothing asked
-// for durability: extents it holds only in part may stay in it.
+// for durability: extents it holds only in part may stay in it. A spill
+// ends (spilling cleared) once the cache is sealed or nothing is to be
+// sealed.
+//
+// Flushes overlap: up to maxSealed sealed maps write their blobs at once,
+// and each proposes its command only after the one sealed before it has
+// committed, so commands keep the order of the writes (DESIGN.md).
 func (v *Volume) flush(ctx context.Context, spill bool) error {
 	if v.readOnly {
 		return nil
 	}
-	v.flushMu.Lock()
-	defer v.flushMu.Unlock()
 	v.mu.RLock()
 	over := v.journal > 4*v.s.cfg.FoldBytes
 	v.mu.RUnlock()
@@ -510,38 +535,98 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		}
 	}
 	v.mu.Lock()
-	if v.err != nil {
-		v.mu.Unlock()
-		return v.err
+	endSpill := func() {
+		if spill {
+			spill, v.spilling = false, false
+			v.sealed.Broadcast()
+		}
 	}
-	if len(v.dirty) == 0 {
-		v.mu.Unlock()
-		return nil
+	for {
+		if v.err != nil {
+			endSpill()
+			v.mu.Unlock()
+			return v.err
+		}
+		if len(v.dirty) == 0 {
+			// Nothing new: durable once the maps in flight are.
+			endSpill()
+			if len(v.inflight) == 0 {
+				v.mu.Unlock()
+				return nil
+			}
+			last := v.inflight[len(v.inflight)-1]
+			for !last.done {
+				v.sealed.Wait()
+			}
+			if last.err != nil && len(v.dirty) == 0 {
+				v.mu.Unlock()
+				return last.err
+			}
+			if last.err == nil {
+				v.mu.Unlock()
+				return nil
+			}
+			continue // its pages are back in the cache: flush them
+		}
+		if len(v.inflight) < maxSealed {
+			break
+		}
+		v.sealed.Wait()
 	}
-	sealing := v.dirty
-	v.sealing, v.dirty, v.dirtyBytes = sealing, map[int64][]byte{}, 0
+	sm := &sealedMap{pages: v.dirty}
+	v.dirty, v.dirtyBytes = map[int64][]byte{}, 0
 	if spill {
-		v.keepPartial(sealing)
+		v.keepPartial(sm.pages)
 	}
+	var prev *sealedMap
+	if n := len(v.inflight); n > 0 {
+		prev = v.inflight[n-1]
+	}
+	v.inflight = append(v.inflight, sm)
+	endSpill()
 	v.sealed.Broadcast()
 	v.mu.Unlock()
 
-	sg, whole, err := v.commit(ctx, sealing)
+	// afterPrev waits until the map sealed before this one is done, and
+	// says whether it failed. Caller holds mu.
+	afterPrev := func() error {
+		for prev != nil && !prev.done {
+			v.sealed.Wait()
+		}
+		if prev != nil && prev.err != nil {
+			return fmt.Errorf("flush volume %s: an earlier flush failed: %w", v.id, prev.err)
+		}
+		return nil
+	}
+	sg, whole, err := v.commit(ctx, sm.pages, func() error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return afterPrev()
+	})
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.sealing = nil
+	// A flush that failed early still finishes in order: then sm is the
+	// oldest map in flight.
+	afterPrev()
+	v.inflight = v.inflight[1:]
+	defer v.sealed.Broadcast()
+	sm.done, sm.err = true, err
 	if err != nil {
-		// Keep the pages: a later flush writes them again (writes made
-		// since take precedence).
-		for p, b := range sealing {
-			if _, ok := v.dirty[p]; !ok {
-				v.dirty[p] = b
-				if b == nil {
-					v.dirtyBytes += zeroCost
-				} else {
-					v.dirtyBytes += PageSize
-				}
+		// Keep the pages: a later flush writes them again. Writes made
+		// since, and the maps sealed after this one, take precedence.
+		for p, b := range sm.pages {
+			if _, ok := v.dirty[p]; ok {
+				continue
+			}
+			if _, ok := v.sealedPage(p, 0); ok {
+				continue
+			}
+			v.dirty[p] = b
+			if b == nil {
+				v.dirtyBytes += zeroCost
+			} else {
+				v.dirtyBytes += PageSize
 			}
 		}
 		if errors.Is(err, ErrFenced) || errors.Is(err, ErrNotFound) {
@@ -687,9 +772,10 @@ func (v *Volume) deleteExtents(ctx context.Context, rows []ExtentRow) {
 }
 
 // commit writes sealed pages (a segment blob for most, new extent blobs
-// for the extents they hold whole) and records them with one command. It
+// for the extents they hold whole) and records them with one command,
+// once turn (which waits for the flushes sealed before) allows it. It
 // returns the segment and the extents written whole.
-func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRow, []ExtentRow, error) {
+func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, turn func() error) (*SegmentRow, []ExtentRow, error) {
 	idx := wholeExtents(pages)
 	isWhole := map[int64]bool{}
 	for _, i := range idx {
@@ -739,6 +825,16 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte) (*SegmentRo
 			return nil, nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
 		}
 		missing = info.Missing
+	}
+	if err := turn(); err != nil {
+		// Not proposed: nothing will ever name the blobs.
+		if sg.Blob != "" {
+			if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
+				v.s.log.Debug("delete unproposed segment", "blob", sg.Blob, "err", derr)
+			}
+		}
+		v.deleteExtents(ctx, whole)
+		return nil, nil, err
 	}
 	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg, Extents: whole})
 	if err != nil {
