@@ -250,7 +250,10 @@ func (v *vm) AttachDisk(ctx context.Context, d hypervisor.HotDisk) error {
 			_ = delNodes(ctx, c, d.ID)
 			return hypervisor.ErrNoHotplugSlot
 		}
-		args := map[string]any{"driver": "virtio-blk-pci", "id": hotDevice(d.ID), "drive": hotNode(d.ID), "bus": slot}
+		// addr 0: a root port's link reaches device 0 only, the one
+		// the guest scans; QEMU would put a device into a taken port
+		// at the next free address, which the guest never sees.
+		args := map[string]any{"driver": "virtio-blk-pci", "id": hotDevice(d.ID), "drive": hotNode(d.ID), "bus": slot, "addr": "0"}
 		if d.Serial != "" {
 			args["serial"] = d.Serial
 		}
@@ -320,16 +323,18 @@ func (v *vm) LimitDisk(ctx context.Context, id string, l hypervisor.IOLimits) er
 }
 
 // portUsed reports whether root port holds a device: its bus lists one.
+// A bus lists its devices as "child[N]" properties of type
+// link<driver> (the devices are QOM children of /machine/peripheral, not
+// of the bus), so the name is what tells.
 func portUsed(ctx context.Context, c *qmp.Client, port string) bool {
 	var children []struct {
 		Name string `json:"name"`
-		Type string `json:"type"`
 	}
 	if err := c.Execute(ctx, "qom-list", map[string]any{"path": "/machine/peripheral/" + port + "/" + port}, &children); err != nil {
 		return true
 	}
 	for _, ch := range children {
-		if strings.HasPrefix(ch.Type, "child<") {
+		if strings.HasPrefix(ch.Name, "child[") {
 			return true
 		}
 	}

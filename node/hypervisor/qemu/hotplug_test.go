@@ -6,12 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/testenv"
+	"github.com/rackstack/rackstack/node/configdrive"
 	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/hypervisor/drivertest"
 	"github.com/rackstack/rackstack/node/hypervisor/qmp"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/block/nbd"
@@ -106,6 +110,13 @@ func TestHotplugDisk(t *testing.T) {
 	if err := hp.AttachDisk(ctxFor(t, 30*time.Second), limited); err != nil {
 		t.Fatal(err)
 	}
+	// Each disk has a root port of its own, as the port's device 0: the
+	// only device the guest looks for behind a root port.
+	for dev, port := range map[string]string{"disk-vol1": "hp0", "disk-vol2": "hp1"} {
+		if bus, addr := pciPlace(t, runDir, spec.ID, dev); bus != "/machine/peripheral/"+port+"/"+port || addr != 0 {
+			t.Errorf("%s is at address %d of bus %s, want 0 of root port %s", dev, addr, bus, port)
+		}
+	}
 	if got := queryBlock(t, runDir, spec.ID, "disk-vol2"); !got.RO || got.IOPSRead != 100 || got.BPSWrite != 1<<20 || got.IOPS != 0 {
 		t.Fatalf("read-only limited disk: %+v", got)
 	}
@@ -130,6 +141,27 @@ func TestHotplugDisk(t *testing.T) {
 }
 
 func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// pciPlace asks the VM's monitor for device's bus (its QOM path) and
+// devfn on it.
+func pciPlace(t *testing.T, runDir, id, device string) (string, int) {
+	t.Helper()
+	c, err := qmp.Dial(ctxFor(t, 10*time.Second), filepath.Join(runDir, id, "qmp.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var bus string
+	var addr int
+	path := "/machine/peripheral/" + device
+	if err := c.Execute(ctxFor(t, 10*time.Second), "qom-get", map[string]any{"path": path, "property": "parent_bus"}, &bus); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Execute(ctxFor(t, 10*time.Second), "qom-get", map[string]any{"path": path, "property": "addr"}, &addr); err != nil {
+		t.Fatal(err)
+	}
+	return bus, addr
+}
 
 // blockInfo is what query-block says of a device's medium.
 type blockInfo struct {
@@ -161,4 +193,82 @@ func queryBlock(t *testing.T, runDir, id, device string) blockInfo {
 	}
 	t.Fatalf("no block device %s in %+v", device, blocks)
 	return blockInfo{}
+}
+
+// TestHotplugDisksGuestSees plugs a disk into every hot-plug root port of
+// a booted Linux guest at once and requires the guest to find them all:
+// QEMU taking a device_add says nothing of whether the guest's PCIe
+// hot-plug driver brought the slot up.
+func TestHotplugDisksGuestSees(t *testing.T) {
+	requireQEMU(t)
+	image := testImage()
+	testenv.RequireFile(t, image, "needs a Linux guest with PCIe hot-plug: make test-image")
+	runDir := newRunDir(t)
+	disk := filepath.Join(t.TempDir(), "boot.qcow2")
+	if err := copyImage(disk, image); err != nil {
+		t.Fatal(err)
+	}
+	// The user data reports the guest's virtio disks on the console
+	// every second, with the kernel's messages (pciehp's among them)
+	// let through for when one never comes.
+	cfg := filepath.Join(t.TempDir(), "config.iso")
+	script := "#!/bin/sh\ndmesg -n 7\n(while :; do echo \"HOTPLUG-TEST: disks=$(cd /sys/block && echo vd*) .\"; sleep 1; done) &\n"
+	if err := configdrive.Build(ctxFor(t, time.Minute), cfg, configdrive.Server{UUID: "hot", Hostname: "hot", UserData: []byte(script)}); err != nil {
+		t.Fatal(err)
+	}
+	spec := hypervisor.VMSpec{ID: newID("hotall"), VCPUs: 1, MemoryMB: 256, ConfigDrive: cfg,
+		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatQCOW2}}}
+	d := newDriver(t, runDir)
+	vm, err := d.Start(ctxFor(t, time.Minute), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroyAtCleanup(t, vm)
+	console := func() string { b, _ := os.ReadFile(vm.Console()); return string(b) }
+	waitFor(t, "the image to be ready", 3*time.Minute, func() bool {
+		return strings.Contains(console(), drivertest.ReadyLine)
+	})
+	// vda is the boot disk, vdb the config drive.
+	if !strings.Contains(console(), "HOTPLUG-TEST: disks=vda vdb .") {
+		t.Fatalf("the guest does not report its disks:\n%s", console())
+	}
+
+	srv := nbd.NewServer(nil)
+	sock := filepath.Join(runDir, "nbd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeUnix(ctx, sock) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "nbd socket", 10*time.Second, func() bool { return fileExists(sock) })
+
+	hp := vm.(hypervisor.Hotplug)
+	want := "HOTPLUG-TEST: disks=vda vdb"
+	for i := range hypervisor.HotplugSlots {
+		id := "vol" + strconv.Itoa(i)
+		if err := srv.Export(id, &memDevice{b: make([]byte, 8<<20)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := hp.AttachDisk(ctxFor(t, 30*time.Second), hypervisor.HotDisk{ID: id, Socket: sock, Export: id}); err != nil {
+			t.Fatalf("attach %s: %v", id, err)
+		}
+		want += " vd" + string(rune('c'+i))
+	}
+	want += " ."
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(console(), want) {
+		if time.Now().After(deadline) {
+			out := console()
+			t.Fatalf("the guest never saw all %d plugged disks (want %q); console:\n%s",
+				hypervisor.HotplugSlots, want, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func copyImage(dst, src string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o600)
 }
