@@ -32,6 +32,8 @@ type fakePorts struct {
 	next     int
 	// failCreate makes the nth Create (1-based) fail.
 	failCreate, creates int
+	// onDelete, if set, is called with each port Delete removes.
+	onDelete func(portID string)
 }
 
 func newFakePorts() *fakePorts {
@@ -134,6 +136,9 @@ func (f *fakePorts) Delete(_ context.Context, portID string) error {
 		return store.NotFoundf("Port %s could not be found.", portID)
 	}
 	delete(f.ports, portID)
+	if f.onDelete != nil {
+		f.onDelete(portID)
+	}
 	return nil
 }
 

@@ -119,12 +119,20 @@ func TestStateMachine(t *testing.T) {
 	if _, ok := f.ports.get(portID); !ok {
 		t.Fatal("port deleted before the server is gone")
 	}
+	// The port goes while the row is still there, so a client that saw
+	// the server gone finds its network free.
+	rowAtPortDelete := false
+	f.ports.onDelete = func(string) { rowAtPortDelete = f.row(id) != nil }
 	f.report(id, Observed{Gone: true})
+	f.ports.onDelete = nil
 	if f.row(id) != nil {
 		t.Fatal("gone server still there")
 	}
 	if _, ok := f.ports.get(portID); ok {
 		t.Fatal("port of a gone server left")
+	}
+	if !rowAtPortDelete {
+		t.Error("the port was deleted after the server's row: a client that saw the server gone could find its network still in use")
 	}
 	f.expect("GET", "/v2.1/servers/"+id, alice, "", nil, 404, "itemNotFound")
 }

@@ -31,12 +31,36 @@ func (s *Service) Report(ctx context.Context, serverID string, o Observed) error
 	default:
 		return fmt.Errorf("report server %s: status %q: %w", serverID, o.Status, store.ErrInvalid)
 	}
+	// A deleted server's ports go before its row, as Nova deallocates the
+	// network before it destroys the instance: a client whose `server
+	// delete --wait` has returned may delete the network at once.
+	released := false
+	if o.Gone {
+		if sv := s.deletedServer(ctx, serverID); sv != nil {
+			s.releasePorts(context.WithoutCancel(ctx), sv)
+			released = true
+		}
+	}
 	var res actionResult
 	if _, err := api.Propose(ctx, s.cfg.Repl, cmdServerReport, serverReportCmd{ID: serverID, Observed: o, Now: s.now(), RequestID: requestID(ctx)}, &res); err != nil {
 		return fmt.Errorf("report server %s: %w", serverID, err)
 	}
-	if res.Removed {
+	if res.Removed && !released {
 		s.releasePorts(context.WithoutCancel(ctx), &res.Server)
 	}
 	return nil
+}
+
+// deletedServer is the server if it is there and asked to be deleted, and
+// nil if it is not or cannot be read (the ports then go after the row).
+func (s *Service) deletedServer(ctx context.Context, id string) *Server {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return nil
+	}
+	sv := store.Get[Server](tx, tServers, id)
+	if sv == nil || sv.Want != "deleted" {
+		return nil
+	}
+	return sv
 }
