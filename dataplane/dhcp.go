@@ -2,8 +2,6 @@ package dataplane
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -20,13 +18,7 @@ const leaseTime = 24 * time.Hour
 // fixed IP: no central agent, no lease database. port_in passes a port's
 // DHCP requests up to the node's stack, where the socket bound to that
 // device receives them.
-type dhcpServers struct {
-	d   *Dataplane
-	log *slog.Logger
-
-	mu      sync.Mutex
-	servers map[string]*dhcpServer // device → server
-}
+type dhcpServers = portServers[*dhcpServer]
 
 type dhcpServer struct {
 	srv   *server4.Server
@@ -36,65 +28,39 @@ type dhcpServer struct {
 }
 
 func newDHCPServers(d *Dataplane, log *slog.Logger) *dhcpServers {
-	return &dhcpServers{d: d, log: log, servers: map[string]*dhcpServer{}}
+	return &dhcpServers{
+		kind:    "dhcp",
+		wants:   func(p Port) bool { return p.DHCP != nil && p.DHCP.IP.Addr().Is4() },
+		servers: map[string]*dhcpServer{},
+		start: func(dev string, p Port, _ device) (*dhcpServer, error) {
+			srv := &dhcpServer{mac: p.MAC, lease: *p.DHCP}
+			var conn *net.UDPConn
+			err := d.inNetns(func() error {
+				var err error
+				conn, err = server4.NewIPv4UDPConn(dev, &net.UDPAddr{Port: dhcpv4.ServerPort})
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			srv.srv, err = server4.NewServer("", nil, srv.handle(log, dev), server4.WithConn(conn))
+			if err != nil {
+				conn.Close()
+				return nil, err
+			}
+			go srv.srv.Serve()
+			return srv, nil
+		},
+	}
 }
 
-// sync runs a server on the device of every plugged port with a lease and
-// stops the others.
-func (s *dhcpServers) sync(ports []Port, devs map[string]device) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	want := map[string]Port{}
-	for _, p := range ports {
-		if _, ok := devs[p.Device]; ok && p.DHCP != nil && p.DHCP.IP.Addr().Is4() {
-			want[p.Device] = p
-		}
-	}
-	for dev, srv := range s.servers {
-		if _, ok := want[dev]; !ok {
-			srv.srv.Close()
-			delete(s.servers, dev)
-		}
-	}
-	var errs []error
-	for dev, p := range want {
-		if srv, ok := s.servers[dev]; ok {
-			srv.mu.Lock()
-			srv.mac, srv.lease = p.MAC, *p.DHCP
-			srv.mu.Unlock()
-			continue
-		}
-		srv := &dhcpServer{mac: p.MAC, lease: *p.DHCP}
-		var conn *net.UDPConn
-		err := s.d.inNetns(func() error {
-			var err error
-			conn, err = server4.NewIPv4UDPConn(dev, &net.UDPAddr{Port: dhcpv4.ServerPort})
-			return err
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("dhcp on %s: %w", dev, err))
-			continue
-		}
-		srv.srv, err = server4.NewServer("", nil, srv.handle(s.log, dev), server4.WithConn(conn))
-		if err != nil {
-			conn.Close()
-			errs = append(errs, fmt.Errorf("dhcp on %s: %w", dev, err))
-			continue
-		}
-		s.servers[dev] = srv
-		go srv.srv.Serve()
-	}
-	return errors.Join(errs...)
+func (srv *dhcpServer) update(p Port) {
+	srv.mu.Lock()
+	srv.mac, srv.lease = p.MAC, *p.DHCP
+	srv.mu.Unlock()
 }
 
-func (s *dhcpServers) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for dev, srv := range s.servers {
-		srv.srv.Close()
-		delete(s.servers, dev)
-	}
-}
+func (srv *dhcpServer) stop() { srv.srv.Close() }
 
 func (srv *dhcpServer) handle(log *slog.Logger, dev string) server4.Handler {
 	return func(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {

@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,13 +20,7 @@ import (
 // client messages up to the node's stack (PORT_DHCP6), where a socket bound
 // to that device receives them, and the answer goes back out of the device
 // from its link-local address.
-type dhcp6Servers struct {
-	d   *Dataplane
-	log *slog.Logger
-
-	mu      sync.Mutex
-	servers map[string]*dhcp6Server // device → server
-}
+type dhcp6Servers = portServers[*dhcp6Server]
 
 type dhcp6Server struct {
 	srv     *server6.Server
@@ -39,66 +32,40 @@ type dhcp6Server struct {
 }
 
 func newDHCP6Servers(d *Dataplane, log *slog.Logger) *dhcp6Servers {
-	return &dhcp6Servers{d: d, log: log, servers: map[string]*dhcp6Server{}}
-}
-
-// sync runs a server on the device of every plugged port with a Lease6
-// and stops the others.
-func (s *dhcp6Servers) sync(ports []Port, devs map[string]device) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	want := map[string]Port{}
-	for _, p := range ports {
-		if _, ok := devs[p.Device]; ok && p.DHCP6 != nil {
-			want[p.Device] = p
-		}
-	}
-	for dev, srv := range s.servers {
-		if _, ok := want[dev]; !ok {
-			srv.srv.Close()
-			delete(s.servers, dev)
-		}
-	}
-	var errs []error
-	for dev, p := range want {
-		if srv, ok := s.servers[dev]; ok {
-			srv.mu.Lock()
-			srv.mac, srv.lease = p.MAC, *p.DHCP6
-			srv.mu.Unlock()
-			continue
-		}
-		dv := devs[dev]
-		srv := &dhcp6Server{
-			ifindex: int(dv.ifindex), mac: p.MAC, lease: *p.DHCP6,
-			duid: &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr(dv.mac[:])},
-		}
-		err := s.d.inNetns(func() error {
-			if err := hostIPv6(dev); err != nil {
-				return err
+	return &dhcp6Servers{
+		kind:    "dhcpv6",
+		wants:   func(p Port) bool { return p.DHCP6 != nil },
+		servers: map[string]*dhcp6Server{},
+		start: func(dev string, p Port, dv device) (*dhcp6Server, error) {
+			srv := &dhcp6Server{
+				ifindex: int(dv.ifindex), mac: p.MAC, lease: *p.DHCP6,
+				duid: &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr(dv.mac[:])},
 			}
-			var err error
-			// Bound to the device, on ff02::1:2 and ff05::1:3.
-			srv.srv, err = server6.NewServer(dev, nil, srv.handle(s.d, s.log, dev))
-			return err
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("dhcpv6 on %s: %w", dev, err))
-			continue
-		}
-		s.servers[dev] = srv
-		go srv.srv.Serve()
+			err := d.inNetns(func() error {
+				if err := hostIPv6(dev); err != nil {
+					return err
+				}
+				var err error
+				// Bound to the device, on ff02::1:2 and ff05::1:3.
+				srv.srv, err = server6.NewServer(dev, nil, srv.handle(d, log, dev))
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			go srv.srv.Serve()
+			return srv, nil
+		},
 	}
-	return errors.Join(errs...)
 }
 
-func (s *dhcp6Servers) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for dev, srv := range s.servers {
-		srv.srv.Close()
-		delete(s.servers, dev)
-	}
+func (srv *dhcp6Server) update(p Port) {
+	srv.mu.Lock()
+	srv.mac, srv.lease = p.MAC, *p.DHCP6
+	srv.mu.Unlock()
 }
+
+func (srv *dhcp6Server) stop() { srv.srv.Close() }
 
 // hostIPv6 turns IPv6 on for the node's side of a port's device, as far as
 // a DHCPv6 server needs: a link-local address to answer from, at once (no
