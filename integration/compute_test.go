@@ -103,23 +103,37 @@ func TestCompute(t *testing.T) {
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
-	openstack(t, admin, "project", "create", "demo")
-	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
-	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
 	alice := osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
-
-	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
-	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
-	openstack(t, alice, "network", "create", "net1")
-	openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.30.0.0/24", "sub1")
-	openstack(t, alice, "network", "create", "net2")
-	openstack(t, alice, "subnet", "create", "--network", "net2", "--subnet-range", "10.30.0.0/24", "sub2")
 	home := t.TempDir()
-	openstack(t, alice, "keypair", "create", "--private-key", filepath.Join(home, "k1.pem"), "k1")
+	// What does not depend on another step goes at once: the CLI's
+	// start-up is most of each step's time.
+	inParallel(t, "setup", map[string]func(t *testing.T){
+		"catalog": func(t *testing.T) {
+			openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
+			openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
+		},
+		"alice": func(t *testing.T) {
+			openstack(t, admin, "project", "create", "demo")
+			openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+			openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+		},
+	})
+	inParallel(t, "networks", map[string]func(t *testing.T){
+		"net1": func(t *testing.T) {
+			openstack(t, alice, "network", "create", "net1")
+			openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.30.0.0/24", "sub1")
+		},
+		"net2": func(t *testing.T) {
+			openstack(t, alice, "network", "create", "net2")
+			openstack(t, alice, "subnet", "create", "--network", "net2", "--subnet-range", "10.30.0.0/24", "sub2")
+			openstack(t, alice, "keypair", "create", "--private-key", filepath.Join(home, "k1.pem"), "k1")
+		},
+	})
 
 	// vm2 first: vm1's user data pings it (same network) and vm3's address
 	// on net2 (must fail: same addresses, another VLAN).
-	create := func(name string, extra ...string) serverInfo {
+	create := func(t *testing.T, name string, extra ...string) serverInfo {
+		t.Helper()
 		args := append([]string{"server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--key-name", "k1", "--wait", "-f", "json"}, extra...)
 		out := openstack(t, alice, append(args, name)...)
 		var s serverInfo
@@ -131,10 +145,20 @@ func TestCompute(t *testing.T) {
 		}
 		return s
 	}
-	start := time.Now()
-	vm2 := create("vm2", "--network", "net1")
-	t.Logf("vm2 ACTIVE after %s", time.Since(start).Round(time.Millisecond))
-	vm3 := create("vm3", "--nic", "net-id=net2,v4-fixed-ip=10.30.0.50")
+	// vm2 and vm3 are made and boot at once.
+	var vm2, vm3 serverInfo
+	inParallel(t, "vm2 and vm3", map[string]func(t *testing.T){
+		"vm2": func(t *testing.T) {
+			start := time.Now()
+			vm2 = create(t, "vm2", "--network", "net1")
+			t.Logf("vm2 ACTIVE after %s", time.Since(start).Round(time.Millisecond))
+			waitConsole(t, alice, "vm2", 3*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+		},
+		"vm3": func(t *testing.T) {
+			vm3 = create(t, "vm3", "--nic", "net-id=net2,v4-fixed-ip=10.30.0.50")
+			waitConsole(t, alice, "vm3", 3*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+		},
+	})
 	vm2IP := firstIP(t, showServer(t, alice, "vm2"))
 	ud := filepath.Join(home, "ud.sh")
 	os.WriteFile(ud, []byte(fmt.Sprintf(`#!/bin/sh
@@ -142,9 +166,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 %s >/dev/null 2>&1 && break; sl
 ping -c 2 -W 1 %s >/dev/null 2>&1 && echo PING-VM2-OK || echo PING-VM2-FAIL
 ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-FAIL
 `, vm2IP, vm2IP)), 0o644)
-	waitConsole(t, alice, "vm2", 3*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
-	waitConsole(t, alice, "vm3", 3*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
-	vm1 := create("vm1", "--network", "net1", "--user-data", ud)
+	vm1 := create(t, "vm1", "--network", "net1", "--user-data", ud)
 	console := waitConsole(t, alice, "vm1", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready", "user-data ran")
 	for _, want := range []string{"RACKSTACK-TEST-IMAGE: hostname=vm1", "RACKSTACK-TEST-IMAGE: uuid=" + vm1.ID, "RACKSTACK-TEST-IMAGE: ssh-key=ssh-", "RACKSTACK-TEST-IMAGE: ip=10.30.0.", "PING-VM2-OK", "PING-VM3-FAIL"} {
 		if !strings.Contains(console, want) {
@@ -169,26 +191,32 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 	ws.Close(websocket.StatusNormalClosure, "")
 	wcancel()
 
-	// Stop, start, reboot.
-	openstack(t, alice, "server", "stop", "vm3")
-	if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "SHUTOFF" }) {
-		t.Fatalf("vm3 did not stop")
-	}
-	if pid := qemuPID(t, vm3.ID); pid != 0 {
-		t.Fatalf("vm3 is SHUTOFF but QEMU %d still runs", pid)
-	}
-	openstack(t, alice, "server", "start", "vm3")
-	if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "ACTIVE" }) {
-		t.Fatalf("vm3 did not start again")
-	}
-	openstack(t, alice, "server", "reboot", "--hard", "--wait", "vm2")
-	if s := showServer(t, alice, "vm2"); s.Status != "ACTIVE" {
-		t.Fatalf("vm2 is %s after a hard reboot", s.Status)
-	}
-	checkRebuild(t, creds, n1, alice, vm2, vm2IP)
-
-	// rackctl console: the same console in a terminal.
-	checkRackctlConsole(t, creds, n1, vm1.ID)
+	// Stop, start, reboot, rebuild and rackctl console: each on a guest of
+	// its own, at once.
+	inParallel(t, "lifecycle", map[string]func(t *testing.T){
+		"vm3 stop and start": func(t *testing.T) {
+			openstack(t, alice, "server", "stop", "vm3")
+			if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "SHUTOFF" }) {
+				t.Fatalf("vm3 did not stop")
+			}
+			if pid := qemuPID(t, vm3.ID); pid != 0 {
+				t.Fatalf("vm3 is SHUTOFF but QEMU %d still runs", pid)
+			}
+			openstack(t, alice, "server", "start", "vm3")
+			if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "ACTIVE" }) {
+				t.Fatalf("vm3 did not start again")
+			}
+		},
+		"vm2 reboot and rebuild": func(t *testing.T) {
+			openstack(t, alice, "server", "reboot", "--hard", "--wait", "vm2")
+			if s := showServer(t, alice, "vm2"); s.Status != "ACTIVE" {
+				t.Fatalf("vm2 is %s after a hard reboot", s.Status)
+			}
+			checkRebuild(t, creds, n1, alice, vm2, vm2IP)
+		},
+		// rackctl console: the same console in a terminal.
+		"vm1 rackctl console": func(t *testing.T) { checkRackctlConsole(t, creds, n1, vm1.ID) },
+	})
 
 	// kill -9 rackd: the guests keep running, the new rackd adopts them.
 	pid := qemuPID(t, vm1.ID)
