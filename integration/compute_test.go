@@ -279,65 +279,72 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		t.Errorf("vm3's events do not show its stop and its death:\n%s", strings.Join(evs, "\n"))
 	}
 
-	// Bad input: the CLI's own lookups, then Nova's errors straight from
-	// the API; nothing half-made.
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--flavor", "no-such-flavor", "--image", "testimg", "--network", "net1"}, "No flavor with a name or ID"},
-		{[]string{"--flavor", "m1.tiny", "--image", "no-such-image", "--network", "net1"}, "No Image found"},
-	} {
-		out, err := openstackErr(alice, append(append([]string{"server", "create"}, c.args...), "bad")...)
-		if err == nil || !strings.Contains(out, c.want) {
-			t.Errorf("server create %v: %v\n%s", c.args, err, out)
-		}
-	}
-	aliceTok := token(t, n1, "alice", "alice-pass-1", "demo")
-	imgID := strings.TrimSpace(openstack(t, alice, "image", "show", "-f", "value", "-c", "id", "testimg"))
-	flavorID := strings.TrimSpace(openstack(t, alice, "flavor", "show", "-f", "value", "-c", "id", "m1.tiny"))
-	netID := strings.TrimSpace(openstack(t, alice, "network", "show", "-f", "value", "-c", "id", "net1"))
-	none := "00000000-0000-4000-8000-000000000000"
-	for _, c := range []struct {
-		name                 string
-		flavor, image, netID string
-		code                 int
-		want                 string
-	}{
-		{"unknown flavor", none, imgID, netID, 400, "Flavor " + none + " could not be found"},
-		{"unknown image", flavorID, none, netID, 400, "Image " + none + " could not be found"},
-		{"unknown network", flavorID, imgID, none, 400, "Network " + none + " could not be found"},
-	} {
-		var body map[string]map[string]any
-		code, err := call("POST", n1.url()+"/compute/v2.1/servers", aliceTok, map[string]any{"server": map[string]any{
-			"name": "bad", "flavorRef": c.flavor, "imageRef": c.image, "networks": []map[string]string{{"uuid": c.netID}},
-		}}, &body)
-		msg := fmt.Sprint(body)
-		if err != nil || code != c.code || !strings.Contains(msg, c.want) {
-			t.Errorf("%s: %d %v %s, want %d %q", c.name, code, err, msg, c.code, c.want)
-		}
-	}
-	// Bare metal, as far as compute goes without a node: the flavor an
-	// operator writes for Ironic nodes, a tenant network refused, and a
-	// server no node can take in ERROR as Nova says it (and deleted at
-	// once: it holds nothing).
-	openstack(t, admin, "flavor", "create", "--ram", "1", "--disk", "1", "--vcpus", "1", "bm.small")
-	openstack(t, admin, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=1", "--property", "resources:VCPU=0",
-		"--property", "resources:MEMORY_MB=0", "--property", "resources:DISK_GB=0", "bm.small")
-	if out, err := openstackErr(admin, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=2", "bm.small"); err == nil || !strings.Contains(out, "resources:CUSTOM_BAREMETAL") {
-		t.Errorf("a bare-metal class asked for twice: %v\n%s", err, out)
-	}
-	if out, err := openstackErr(alice, "server", "create", "--flavor", "bm.small", "--image", "testimg", "--network", "net1", "bad"); err == nil || !strings.Contains(out, "Tenant networks on bare-metal servers are not supported") {
-		t.Errorf("a bare-metal server on a tenant network: %v\n%s", err, out)
-	}
-	openstack(t, alice, "server", "create", "--flavor", "bm.small", "--image", "testimg", "metal")
-	if !eventually(time.Minute, func() bool { return showServer(t, alice, "metal").Status == "ERROR" }) {
-		t.Errorf("a bare-metal server with no node is %s, want ERROR", showServer(t, alice, "metal").Status)
-	}
-	if out := openstack(t, alice, "server", "show", "-f", "value", "-c", "fault", "metal"); !strings.Contains(out, "No valid host was found") {
-		t.Errorf("fault of a bare-metal server with no node: %s", out)
-	}
-	openstack(t, alice, "server", "delete", "--wait", "metal")
+	// Bad input and a bare-metal server share nothing: they go at once.
+	inParallel(t, "refusals", map[string]func(t *testing.T){
+		"bad input": func(t *testing.T) {
+			// Bad input: the CLI's own lookups, then Nova's errors straight from
+			// the API; nothing half-made.
+			for _, c := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{"--flavor", "no-such-flavor", "--image", "testimg", "--network", "net1"}, "No flavor with a name or ID"},
+				{[]string{"--flavor", "m1.tiny", "--image", "no-such-image", "--network", "net1"}, "No Image found"},
+			} {
+				out, err := openstackErr(alice, append(append([]string{"server", "create"}, c.args...), "bad")...)
+				if err == nil || !strings.Contains(out, c.want) {
+					t.Errorf("server create %v: %v\n%s", c.args, err, out)
+				}
+			}
+			aliceTok := token(t, n1, "alice", "alice-pass-1", "demo")
+			imgID := strings.TrimSpace(openstack(t, alice, "image", "show", "-f", "value", "-c", "id", "testimg"))
+			flavorID := strings.TrimSpace(openstack(t, alice, "flavor", "show", "-f", "value", "-c", "id", "m1.tiny"))
+			netID := strings.TrimSpace(openstack(t, alice, "network", "show", "-f", "value", "-c", "id", "net1"))
+			none := "00000000-0000-4000-8000-000000000000"
+			for _, c := range []struct {
+				name                 string
+				flavor, image, netID string
+				code                 int
+				want                 string
+			}{
+				{"unknown flavor", none, imgID, netID, 400, "Flavor " + none + " could not be found"},
+				{"unknown image", flavorID, none, netID, 400, "Image " + none + " could not be found"},
+				{"unknown network", flavorID, imgID, none, 400, "Network " + none + " could not be found"},
+			} {
+				var body map[string]map[string]any
+				code, err := call("POST", n1.url()+"/compute/v2.1/servers", aliceTok, map[string]any{"server": map[string]any{
+					"name": "bad", "flavorRef": c.flavor, "imageRef": c.image, "networks": []map[string]string{{"uuid": c.netID}},
+				}}, &body)
+				msg := fmt.Sprint(body)
+				if err != nil || code != c.code || !strings.Contains(msg, c.want) {
+					t.Errorf("%s: %d %v %s, want %d %q", c.name, code, err, msg, c.code, c.want)
+				}
+			}
+		},
+		"bare metal": func(t *testing.T) {
+			// Bare metal, as far as compute goes without a node: the flavor an
+			// operator writes for Ironic nodes, a tenant network refused, and a
+			// server no node can take in ERROR as Nova says it (and deleted at
+			// once: it holds nothing).
+			openstack(t, admin, "flavor", "create", "--ram", "1", "--disk", "1", "--vcpus", "1", "bm.small")
+			openstack(t, admin, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=1", "--property", "resources:VCPU=0",
+				"--property", "resources:MEMORY_MB=0", "--property", "resources:DISK_GB=0", "bm.small")
+			if out, err := openstackErr(admin, "flavor", "set", "--property", "resources:CUSTOM_BAREMETAL=2", "bm.small"); err == nil || !strings.Contains(out, "resources:CUSTOM_BAREMETAL") {
+				t.Errorf("a bare-metal class asked for twice: %v\n%s", err, out)
+			}
+			if out, err := openstackErr(alice, "server", "create", "--flavor", "bm.small", "--image", "testimg", "--network", "net1", "bad"); err == nil || !strings.Contains(out, "Tenant networks on bare-metal servers are not supported") {
+				t.Errorf("a bare-metal server on a tenant network: %v\n%s", err, out)
+			}
+			openstack(t, alice, "server", "create", "--flavor", "bm.small", "--image", "testimg", "metal")
+			if !eventually(time.Minute, func() bool { return showServer(t, alice, "metal").Status == "ERROR" }) {
+				t.Errorf("a bare-metal server with no node is %s, want ERROR", showServer(t, alice, "metal").Status)
+			}
+			if out := openstack(t, alice, "server", "show", "-f", "value", "-c", "fault", "metal"); !strings.Contains(out, "No valid host was found") {
+				t.Errorf("fault of a bare-metal server with no node: %s", out)
+			}
+			openstack(t, alice, "server", "delete", "--wait", "metal")
+		},
+	})
 
 	// Over quota: three servers run, the project may have three.
 	openstack(t, admin, "quota", "set", "--instances", "3", "demo")
