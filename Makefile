@@ -50,12 +50,17 @@ integration: build
 	@mkdir -p build
 	RACKSTACK_BIN=$(BIN) $(GO) test -count=1 -tags integration -timeout 35m -v ./integration/... 2>&1 | tee $(CURDIR)/build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
+# The unit tests run while the ramdisk and the binaries the integration
+# tests start are built: no unit test uses those (the qemu tests boot the
+# test image, so it comes first). Each target's output stays in one piece.
 test: deps
 	@mkdir -p build
 	$(MAKE) test-image
-	$(MAKE) ramdisk
-	$(MAKE) unit
+	$(MAKE) -j2 --output-sync=target unit integration-prereqs
 	$(MAKE) integration
+
+.PHONY: integration-prereqs
+integration-prereqs: ramdisk build
 
 # run starts a one-node cloud on embedded defaults (data in ./.rackstack).
 # It holds the terminal; Ctrl-C stops rackd (guests keep running, as they

@@ -232,6 +232,7 @@ func openstack(t *testing.T, env []string, args ...string) string {
 func openstackErr(env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	defer traceCommand(time.Now(), "openstack", args)
 	cmd := exec.CommandContext(ctx, "/usr/bin/openstack", args...)
 	cmd.Env = env
 	var out bytes.Buffer

@@ -167,10 +167,10 @@ func TestNetworking(t *testing.T) {
 	json.Unmarshal([]byte(out), &jt)
 	n2 := newRackd(t, "n2", append(dp(n2path, "n2"), "--join", n1.url(), "--join-token", jt.Token)...)
 	n3 := newRackd(t, "n3", "--dataplane", "off", "--s3-listen", "off", "--join", n1.url(), "--join-token", jt.Token)
-	for _, n := range []*rackd{n2, n3} {
-		n.start()
-		n.waitHealthy()
-	}
+	n2.start()
+	n3.start()
+	n2.waitHealthy()
+	n3.waitHealthy()
 
 	admin := osEnv(creds, n1)
 	openstack(t, admin, "project", "create", "demo")
@@ -178,28 +178,40 @@ func TestNetworking(t *testing.T) {
 	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
 	alice := osEnv(creds, n2, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
 
+	// Steps that do not depend on each other go at once: the CLI's
+	// start-up is most of each one's time.
 	// Two networks with the same addresses: only the VLANs keep them apart.
-	openstack(t, alice, "network", "create", "net1")
-	openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.10.0.0/24", "sub1")
-	openstack(t, alice, "subnet", "create", "--network", "net1", "--ip-version", "6", "--subnet-range", "fd10::/64", "sub1v6")
-	openstack(t, alice, "network", "create", "net2")
-	openstack(t, alice, "subnet", "create", "--network", "net2", "--subnet-range", "10.10.0.0/24", "sub2")
-	openstack(t, alice, "security", "group", "create", "locked")
-	port := func(name, network, host string, extra ...string) portInfo {
-		args := append([]string{"port", "create", "--network", network, "--host", host, "-f", "json"}, extra...)
-		var p portInfo
-		if err := json.Unmarshal([]byte(openstack(t, admin, append(args, name)...)), &p); err != nil {
-			t.Fatalf("port %s: %v", name, err)
-		}
-		return p
-	}
+	var proj string
+	inParallel(t, "networks", map[string]func(t *testing.T){
+		"net1": func(t *testing.T) {
+			openstack(t, alice, "network", "create", "net1")
+			openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.10.0.0/24", "sub1")
+			openstack(t, alice, "subnet", "create", "--network", "net1", "--ip-version", "6", "--subnet-range", "fd10::/64", "sub1v6")
+		},
+		"net2": func(t *testing.T) {
+			openstack(t, alice, "network", "create", "net2")
+			openstack(t, alice, "subnet", "create", "--network", "net2", "--subnet-range", "10.10.0.0/24", "sub2")
+			openstack(t, alice, "security", "group", "create", "locked")
+			proj = strings.TrimSpace(openstack(t, admin, "project", "show", "-f", "value", "-c", "id", "demo"))
+		},
+	})
 	// admin creates the ports (binding:host_id is an admin attribute) in
 	// alice's project.
-	proj := strings.TrimSpace(openstack(t, admin, "project", "show", "-f", "value", "-c", "id", "demo"))
-	pa := port("pa", "net1", "n1", "--project", proj)
-	pb := port("pb", "net1", "n1", "--project", proj, "--security-group", "locked")
-	pc := port("pc", "net1", "n2", "--project", proj)
-	pd := port("pd", "net2", "n1", "--project", proj, "--fixed-ip", "ip-address=10.10.0.50")
+	var pa, pb, pc, pd portInfo
+	port := func(p *portInfo, name, network, host string, extra ...string) func(t *testing.T) {
+		return func(t *testing.T) {
+			args := append([]string{"port", "create", "--network", network, "--host", host, "-f", "json", "--project", proj}, extra...)
+			if err := json.Unmarshal([]byte(openstack(t, admin, append(args, name)...)), p); err != nil {
+				t.Fatalf("port %s: %v", name, err)
+			}
+		}
+	}
+	inParallel(t, "ports", map[string]func(t *testing.T){
+		"pa": port(&pa, "pa", "net1", "n1"),
+		"pb": port(&pb, "pb", "net1", "n1", "--security-group", "locked"),
+		"pc": port(&pc, "pc", "net1", "n2"),
+		"pd": port(&pd, "pd", "net2", "n1", "--fixed-ip", "ip-address=10.10.0.50"),
+	})
 
 	ga := plug(t, n1ns, nsName("ga"), pa.ID, pa.MAC)
 	gb := plug(t, n1ns, nsName("gb"), pb.ID, pb.MAC)
@@ -209,103 +221,129 @@ func TestNetworking(t *testing.T) {
 	// Each node plugs its ports and reports them ACTIVE.
 	waitPorts(t, alice, []string{pa.ID, pb.ID, pc.ID, pd.ID}, "ACTIVE")
 
-	// DHCP: each guest gets its port's fixed IP from the node hosting it.
-	for _, g := range []struct {
-		g *guest
-		p portInfo
-	}{{ga, pa}, {gb, pb}, {gc, pc}, {gd, pd}} {
-		g.g.dhcp(t)
-		// net1's ports have an IPv6 address too, in either order (the
-		// subnets' creation times are whole seconds): DHCP gives the IPv4.
-		v4 := ""
-		for _, f := range g.p.FixedIPs {
-			if !strings.Contains(f.IP, ":") && v4 == "" {
-				v4 = f.IP
+	// The guests' traffic and the subnet pools have nothing in common:
+	// they go at once.
+	inParallel(t, "dataplane and pools", map[string]func(t *testing.T){
+		"dataplane": func(t *testing.T) {
+			// DHCP: each guest gets its port's fixed IP from the node hosting it.
+			for _, g := range []struct {
+				g *guest
+				p portInfo
+			}{{ga, pa}, {gb, pb}, {gc, pc}, {gd, pd}} {
+				g.g.dhcp(t)
+				// net1's ports have an IPv6 address too, in either order (the
+				// subnets' creation times are whole seconds): DHCP gives the IPv4.
+				v4 := ""
+				for _, f := range g.p.FixedIPs {
+					if !strings.Contains(f.IP, ":") && v4 == "" {
+						v4 = f.IP
+					}
+				}
+				if g.g.ip != v4 {
+					t.Fatalf("guest of %s got %s by DHCP, its port has %+v", g.p.ID, g.g.ip, g.p.FixedIPs)
+				}
 			}
-		}
-		if g.g.ip != v4 {
-			t.Fatalf("guest of %s got %s by DHCP, its port has %+v", g.p.ID, g.g.ip, g.p.FixedIPs)
-		}
-	}
-	t.Logf("DHCP leases: a=%s b=%s c=%s d=%s", ga.ip, gb.ip, gc.ip, gd.ip)
+			t.Logf("DHCP leases: a=%s b=%s c=%s d=%s", ga.ip, gb.ip, gc.ip, gd.ip)
 
-	// Same network, across nodes, with the VLAN tag on the wire.
-	capture := startCapture(t, n2ns, "up0")
-	if !eventually(10*time.Second, func() bool { return pings(ga.ns, gc.ip) }) {
-		t.Fatalf("a (n1) cannot ping c (n2) on the same network")
-	}
-	tags := capture()
-	vlan, err := strconv.Atoi(strings.TrimSpace(openstack(t, admin, "network", "show", "net1", "-f", "value", "-c", "provider:segmentation_id")))
-	if err != nil || vlan == 0 {
-		t.Fatalf("net1 has no segmentation id (%v)", err)
-	}
-	if !strings.Contains(tags, fmt.Sprintf("vlan %d", vlan)) || !strings.Contains(tags, "ICMP echo request") {
-		t.Fatalf("the wire did not carry ICMP tagged with VLAN %d; capture:\n%s", vlan, tags)
-	}
-
-	// Other network, same addresses: nothing gets through, not even ARP.
-	if pings(ga.ns, gd.ip) {
-		t.Fatalf("a (net1) reached d (net2)")
-	}
-	// b's only group has no ingress rule: a cannot reach it. A rule added
-	// through the API opens it; its removal closes it to new flows.
-	if pings(ga.ns, gb.ip) {
-		t.Fatalf("a reached b, whose groups allow no ingress")
-	}
-	var rule struct {
-		ID string `json:"id"`
-	}
-	json.Unmarshal([]byte(openstack(t, alice, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", "locked", "-f", "json")), &rule)
-	added := time.Now()
-	if !eventually(10*time.Second, func() bool { return pings(ga.ns, gb.ip) }) {
-		t.Fatalf("the ICMP rule on b's group did not take effect")
-	}
-	t.Logf("rule added → first ping through: %s", time.Since(added).Round(time.Millisecond))
-	openstack(t, alice, "security", "group", "rule", "delete", rule.ID)
-	if !eventually(10*time.Second, func() bool { return !pings(ga.ns, gb.ip) }) {
-		t.Fatalf("new pings still reach b after its rule was deleted")
-	}
-
-	// Anti-spoofing: an address the port does not own goes nowhere.
-	before := dataplaneCounters(t, creds, n1, "n1")
-	ip(t, "-n", ga.ns, "addr", "add", "10.10.0.99/32", "dev", "eth0")
-	if _, err := inNS(ga.ns, 5*time.Second, "ping", "-c", "2", "-W", "1", "-I", "10.10.0.99", gc.ip); err == nil {
-		t.Fatalf("a ping from a spoofed source reached c")
-	}
-	after := dataplaneCounters(t, creds, n1, "n1")
-	if after["drop_spoof_ip"] <= before["drop_spoof_ip"] {
-		t.Fatalf("drop_spoof_ip did not grow: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
-	}
-
-	// IPv6 on net1, between guests in the default group across nodes:
-	// neighbour discovery and ping pass the security groups; b's group
-	// lets nothing in; a source the port does not own goes nowhere.
-	v6 := func(g *guest, p portInfo) string {
-		for _, f := range p.FixedIPs {
-			if strings.Contains(f.IP, ":") {
-				ip(t, "-n", g.ns, "addr", "add", f.IP+"/64", "dev", "eth0", "nodad")
-				return f.IP
+			// Same network, across nodes, with the VLAN tag on the wire.
+			capture := startCapture(t, n2ns, "up0")
+			if !eventually(10*time.Second, func() bool { return pings(ga.ns, gc.ip) }) {
+				t.Fatalf("a (n1) cannot ping c (n2) on the same network")
 			}
-		}
-		t.Fatalf("port %s has no IPv6 address from sub1v6: %+v", p.ID, p.FixedIPs)
-		return ""
-	}
-	a6, b6, c6 := v6(ga, pa), v6(gb, pb), v6(gc, pc)
-	if !eventually(10*time.Second, func() bool { return pings(ga.ns, c6) }) {
-		t.Fatalf("a (n1) cannot ping c (n2) over IPv6 (%s → %s)", a6, c6)
-	}
-	if pings(ga.ns, b6) {
-		t.Fatalf("a reached b over IPv6, whose groups allow no ingress")
-	}
-	before = dataplaneCounters(t, creds, n1, "n1")
-	ip(t, "-n", ga.ns, "addr", "add", "fd10::99/64", "dev", "eth0", "nodad")
-	if _, err := inNS(ga.ns, 5*time.Second, "ping", "-c", "2", "-W", "1", "-I", "fd10::99", c6); err == nil {
-		t.Fatalf("a ping from a spoofed IPv6 source reached c")
-	}
-	after = dataplaneCounters(t, creds, n1, "n1")
-	if after["drop_spoof_ip"] <= before["drop_spoof_ip"] {
-		t.Fatalf("drop_spoof_ip did not grow for IPv6: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
-	}
+			tags := capture()
+			vlan, err := strconv.Atoi(strings.TrimSpace(openstack(t, admin, "network", "show", "net1", "-f", "value", "-c", "provider:segmentation_id")))
+			if err != nil || vlan == 0 {
+				t.Fatalf("net1 has no segmentation id (%v)", err)
+			}
+			if !strings.Contains(tags, fmt.Sprintf("vlan %d", vlan)) || !strings.Contains(tags, "ICMP echo request") {
+				t.Fatalf("the wire did not carry ICMP tagged with VLAN %d; capture:\n%s", vlan, tags)
+			}
+
+			// Other network, same addresses: nothing gets through, not even ARP.
+			if pings(ga.ns, gd.ip) {
+				t.Fatalf("a (net1) reached d (net2)")
+			}
+			// b's only group has no ingress rule: a cannot reach it. A rule added
+			// through the API opens it; its removal closes it to new flows.
+			if pings(ga.ns, gb.ip) {
+				t.Fatalf("a reached b, whose groups allow no ingress")
+			}
+			var rule struct {
+				ID string `json:"id"`
+			}
+			json.Unmarshal([]byte(openstack(t, alice, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", "locked", "-f", "json")), &rule)
+			added := time.Now()
+			if !eventually(10*time.Second, func() bool { return pings(ga.ns, gb.ip) }) {
+				t.Fatalf("the ICMP rule on b's group did not take effect")
+			}
+			t.Logf("rule added → first ping through: %s", time.Since(added).Round(time.Millisecond))
+			openstack(t, alice, "security", "group", "rule", "delete", rule.ID)
+			if !eventually(10*time.Second, func() bool { return !pings(ga.ns, gb.ip) }) {
+				t.Fatalf("new pings still reach b after its rule was deleted")
+			}
+
+			// Anti-spoofing: an address the port does not own goes nowhere.
+			before := dataplaneCounters(t, creds, n1, "n1")
+			ip(t, "-n", ga.ns, "addr", "add", "10.10.0.99/32", "dev", "eth0")
+			if _, err := inNS(ga.ns, 5*time.Second, "ping", "-c", "2", "-W", "1", "-I", "10.10.0.99", gc.ip); err == nil {
+				t.Fatalf("a ping from a spoofed source reached c")
+			}
+			after := dataplaneCounters(t, creds, n1, "n1")
+			if after["drop_spoof_ip"] <= before["drop_spoof_ip"] {
+				t.Fatalf("drop_spoof_ip did not grow: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
+			}
+
+			// IPv6 on net1, between guests in the default group across nodes:
+			// neighbour discovery and ping pass the security groups; b's group
+			// lets nothing in; a source the port does not own goes nowhere.
+			v6 := func(g *guest, p portInfo) string {
+				for _, f := range p.FixedIPs {
+					if strings.Contains(f.IP, ":") {
+						ip(t, "-n", g.ns, "addr", "add", f.IP+"/64", "dev", "eth0", "nodad")
+						return f.IP
+					}
+				}
+				t.Fatalf("port %s has no IPv6 address from sub1v6: %+v", p.ID, p.FixedIPs)
+				return ""
+			}
+			a6, b6, c6 := v6(ga, pa), v6(gb, pb), v6(gc, pc)
+			if !eventually(10*time.Second, func() bool { return pings(ga.ns, c6) }) {
+				t.Fatalf("a (n1) cannot ping c (n2) over IPv6 (%s → %s)", a6, c6)
+			}
+			if pings(ga.ns, b6) {
+				t.Fatalf("a reached b over IPv6, whose groups allow no ingress")
+			}
+			before = dataplaneCounters(t, creds, n1, "n1")
+			ip(t, "-n", ga.ns, "addr", "add", "fd10::99/64", "dev", "eth0", "nodad")
+			if _, err := inNS(ga.ns, 5*time.Second, "ping", "-c", "2", "-W", "1", "-I", "fd10::99", c6); err == nil {
+				t.Fatalf("a ping from a spoofed IPv6 source reached c")
+			}
+			after = dataplaneCounters(t, creds, n1, "n1")
+			if after["drop_spoof_ip"] <= before["drop_spoof_ip"] {
+				t.Fatalf("drop_spoof_ip did not grow for IPv6: %d → %d", before["drop_spoof_ip"], after["drop_spoof_ip"])
+			}
+		},
+		"subnet pools": func(t *testing.T) {
+			// Subnets from a pool, as the openstack CLI asks for them: by prefix
+			// length, the pool's default, never overlapping.
+			openstack(t, alice, "subnet", "pool", "create", "--pool-prefix", "10.50.0.0/16", "--default-prefix-length", "24", "pool1")
+			openstack(t, alice, "network", "create", "net3")
+			for _, c := range []struct {
+				name, cidr string
+				extra      []string
+			}{{"sub3", "10.50.0.0/26", []string{"--prefix-length", "26"}}, {"sub4", "10.50.1.0/24", nil}} {
+				args := append([]string{"subnet", "create", "--network", "net3", "--subnet-pool", "pool1", "-f", "value", "-c", "cidr"}, c.extra...)
+				if got := strings.TrimSpace(openstack(t, alice, append(args, c.name)...)); got != c.cidr {
+					t.Errorf("subnet %s from pool1: cidr %q, want %s", c.name, got, c.cidr)
+				}
+			}
+			// The admin's shared default pool serves --use-default-subnet-pool.
+			openstack(t, admin, "subnet", "pool", "create", "--pool-prefix", "10.51.0.0/16", "--default-prefix-length", "24", "--share", "--default", "defpool")
+			if got := strings.TrimSpace(openstack(t, alice, "subnet", "create", "--network", "net3", "--use-default-subnet-pool", "-f", "value", "-c", "cidr", "sub5")); got != "10.51.0.0/24" {
+				t.Errorf("subnet sub5 from the default pool: cidr %q, want 10.51.0.0/24", got)
+			}
+		},
+	})
 
 	// A second rackd given n1's pins (two dev clouds with one node name
 	// did this) refuses to start and names n1's rackd; n1 goes on
@@ -375,25 +413,6 @@ func TestNetworking(t *testing.T) {
 	show, _ = rackctl(t, creds, n1, "dataplane", "show", "--node", "n2")
 	if strings.Contains(show, pc.ID) {
 		t.Fatalf("n2 still shows deleted port %s:\n%s", pc.ID, show)
-	}
-
-	// Subnets from a pool, as the openstack CLI asks for them: by prefix
-	// length, the pool's default, never overlapping.
-	openstack(t, alice, "subnet", "pool", "create", "--pool-prefix", "10.50.0.0/16", "--default-prefix-length", "24", "pool1")
-	openstack(t, alice, "network", "create", "net3")
-	for _, c := range []struct {
-		name, cidr string
-		extra      []string
-	}{{"sub3", "10.50.0.0/26", []string{"--prefix-length", "26"}}, {"sub4", "10.50.1.0/24", nil}} {
-		args := append([]string{"subnet", "create", "--network", "net3", "--subnet-pool", "pool1", "-f", "value", "-c", "cidr"}, c.extra...)
-		if got := strings.TrimSpace(openstack(t, alice, append(args, c.name)...)); got != c.cidr {
-			t.Errorf("subnet %s from pool1: cidr %q, want %s", c.name, got, c.cidr)
-		}
-	}
-	// The admin's shared default pool serves --use-default-subnet-pool.
-	openstack(t, admin, "subnet", "pool", "create", "--pool-prefix", "10.51.0.0/16", "--default-prefix-length", "24", "--share", "--default", "defpool")
-	if got := strings.TrimSpace(openstack(t, alice, "subnet", "create", "--network", "net3", "--use-default-subnet-pool", "-f", "value", "-c", "cidr", "sub5")); got != "10.51.0.0/24" {
-		t.Errorf("subnet sub5 from the default pool: cidr %q, want 10.51.0.0/24", got)
 	}
 }
 

@@ -120,6 +120,8 @@ func TestRackbenchCloud(t *testing.T) {
 		Token string `json:"token"`
 	}
 	json.Unmarshal([]byte(out), &jt)
+	// n2 and n3 join at once; the leader adds them one at a time.
+	var joined []*storageNode
 	for _, name := range []string{"n2", "n3"} {
 		args := []string{"--join", n1.url(), "--join-token", jt.Token}
 		if name == "n2" {
@@ -127,10 +129,13 @@ func TestRackbenchCloud(t *testing.T) {
 		}
 		n := newStorageNode(t, name, 3, args...)
 		n.start()
-		n.waitHealthy()
+		joined = append(joined, n)
 		if name == "n2" {
 			n2 = n
 		}
+	}
+	for _, n := range joined {
+		n.waitHealthy()
 	}
 	waitStorage(t, creds, n1.rackd, "nine disks, 4+2", time.Minute, func(s storageStatus) bool {
 		return len(s.Disks) == 9 && s.K == 4 && s.M == 2

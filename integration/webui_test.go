@@ -187,17 +187,34 @@ func TestWebConsole(t *testing.T) {
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
 	deleteServersAtCleanup(t, admin)
-	openstack(t, admin, "project", "create", "demo")
-	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
-	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
-	openstack(t, admin, "role", "add", "--project", "demo", "--user", creds["OS_USERNAME"], "member")
 	alice := osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
-	checkIdentityEvents(t, creds, n1)
-	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
-	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
-	openstack(t, alice, "network", "create", "net1")
-	openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.31.0.0/24", "sub1")
-	openstack(t, alice, "keypair", "create", "--private-key", filepath.Join(t.TempDir(), "k1.pem"), "k1")
+	keyDir := t.TempDir()
+	// What does not depend on another step goes at once: the CLI's
+	// start-up is most of each step's time.
+	inParallel(t, "setup", map[string]func(t *testing.T){
+		"catalog": func(t *testing.T) {
+			openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
+			openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
+		},
+		"alice": func(t *testing.T) {
+			openstack(t, admin, "project", "create", "demo")
+			openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+			openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+		},
+	})
+	inParallel(t, "in demo", map[string]func(t *testing.T){
+		"admin": func(t *testing.T) {
+			openstack(t, admin, "role", "add", "--project", "demo", "--user", creds["OS_USERNAME"], "member")
+			checkIdentityEvents(t, creds, n1)
+		},
+		"net1": func(t *testing.T) {
+			openstack(t, alice, "network", "create", "net1")
+			openstack(t, alice, "subnet", "create", "--network", "net1", "--subnet-range", "10.31.0.0/24", "sub1")
+		},
+		"k1": func(t *testing.T) {
+			openstack(t, alice, "keypair", "create", "--private-key", filepath.Join(keyDir, "k1.pem"), "k1")
+		},
+	})
 
 	// Tools keep reading rackd's JSON at / (curl sends Accept: */*).
 	out, err := exec.Command("curl", "-sS", n1.url()+"/").Output()
