@@ -958,6 +958,9 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 	if _, err := s.finish(r.Context(), v.ID, was, volstate.StatusErrorExtending, "grow the volume's blocks", nil); err != nil {
 		return err
 	}
+	if was == volstate.StatusInUse {
+		s.volumeExtended(r.Context(), v, *size, principal(r).UserID)
+	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
