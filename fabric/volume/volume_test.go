@@ -221,7 +221,7 @@ func TestVersionDiscovery(t *testing.T) {
 		r := f.expect(code, "GET", path, "", nil)
 		vs := r.Body["versions"].([]any)
 		v := vs[0].(map[string]any)
-		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.49" {
+		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.52" {
 			t.Errorf("GET %s: %v", path, v)
 		}
 		self := v["links"].([]any)[1].(map[string]any)["href"].(string)
@@ -242,10 +242,10 @@ func TestMicroversionsOutsideTheRangeAre406(t *testing.T) {
 	}{
 		"none":           {"", http.StatusOK},
 		"3.0":            {"volume 3.0", http.StatusOK},
-		"3.49":           {"volume 3.49", http.StatusOK},
+		"3.52":           {"volume 3.52", http.StatusOK},
 		"latest":         {"volume latest", http.StatusOK},
 		"other services": {"compute 2.90, volume 3.0", http.StatusOK},
-		"too new":        {"volume 3.50", http.StatusNotAcceptable},
+		"too new":        {"volume 3.53", http.StatusNotAcceptable},
 		"v2":             {"volume 2.0", http.StatusNotAcceptable},
 		"garbage":        {"volume three", http.StatusBadRequest},
 	}

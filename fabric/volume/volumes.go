@@ -342,8 +342,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if in.Bool("multiattach", false) {
 		in.Fail(in.Word.BadField("multiattach", true, "multiattach volumes are not supported"))
 	}
-	if az := in.Str("availability_zone", "", 255); in.Err == nil && az != "" && az != "nova" {
-		in.Fail(in.Word.BadField("availability_zone", az, "the only availability zone is nova"))
+	az := in.Str("availability_zone", "", 255)
+	if in.Err == nil && az != "" && az != zone {
+		in.Fail(in.Word.BadField("availability_zone", az, "the only availability zone is "+zone))
 	}
 	backupID := ""
 	if atLeast(r, 47) {
@@ -468,6 +469,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return notFound("Volume type", typeRef)
 	}
 	v.TypeID = t.ID
+	if err := checkTypeFits(t, az); err != nil {
+		return err
+	}
 	policy, err := policyOf(t)
 	if err != nil {
 		return err
