@@ -283,7 +283,11 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: put, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_update", Handle: s.updateAttachment},
 		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment},
 		api.Route{Method: post, Path: v3 + "/attachments/{id}/action", Access: member, Rule: "volume:attachment_complete", Handle: s.attachmentAction})
-	for _, c := range []string{"messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
+	routes = append(routes,
+		api.Route{Method: get, Path: v3 + "/messages", Access: reader, Rule: "message:get_all", Handle: s.listMessages},
+		api.Route{Method: get, Path: v3 + "/messages/{id}", Access: reader, Rule: "message:get", Handle: s.showMessage},
+		api.Route{Method: del, Path: v3 + "/messages/{id}", Access: member, Rule: "message:delete", Handle: s.deleteMessage})
+	for _, c := range []string{"groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
 			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})

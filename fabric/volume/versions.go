@@ -19,9 +19,9 @@ import (
 // was. 3.51 takes a backup's availability_zone, 3.52 filters types by
 // extra_specs and reserves RESKEY:availability_zones. 3.53 (request
 // schemas enforced everywhere) is not built, so the range stops before
-// it. The resources the range adds that are not built (messages,
-// groups, clusters, workers, manageable volumes) answer 501, as backups
-// do.
+// it. User messages (3.3) are built; the other resources the range adds
+// that are not (groups, clusters, workers, manageable volumes) answer
+// 501, as backups do without an object store.
 const (
 	minMinor = 0
 	maxMinor = 52

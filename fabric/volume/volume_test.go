@@ -555,7 +555,7 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
-	for _, c := range []string{"messages", "groups", "clusters"} {
+	for _, c := range []string{"groups", "clusters"} {
 		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
@@ -633,6 +633,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdDetach, volstate.DetachCmd{VolumeID: vol, ServerID: att.ServerID}},
 		{volstate.CmdDetached, volstate.DetachedCmd{VolumeID: vol, AttachmentID: att.ID}},
 		{volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Project: projA, Attachment: att}},
+		{volstate.CmdCreateMessage, volstate.CreateMessageCmd{Row: volstate.Message{ID: "m1", Project: projA, EventID: "VOLUME_VOLUME_001_003"}}},
+		{volstate.CmdCreateMessage, volstate.CreateMessageCmd{Row: volstate.Message{ID: "m2", Project: projA, Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}}},
+		{volstate.CmdDeleteMessage, volstate.DeleteMessageCmd{ID: "m2"}},
 	} {
 		if _, err := f.local.Propose(context.Background(), c.typ, c.body); err != nil {
 			t.Fatalf("%s: %v", c.typ, err)

@@ -206,8 +206,8 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		view["migration_status"] = nil
 	}
 	if v.Reason != "" && p.IsAdmin() {
-		// Cinder keeps the cause of an error in its messages API, which
-		// is not built; admins see it on the volume instead.
+		// Cinder's messages API says what failed in its fixed words;
+		// admins also see the cause itself on the volume.
 		view["rackstack:error_reason"] = v.Reason
 	}
 	if v.ImageID != "" || v.ImageMetadata != nil {
@@ -480,6 +480,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	if why := unschedulable(t); why != "" {
+		return s.createUnscheduled(w, r, p, v, why)
+	}
 	s.worked(&v)
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return err
@@ -604,6 +607,9 @@ func (s *Service) finish(ctx context.Context, id, ok, failed, what string, dataE
 		return nil, err
 	}
 	if dataErr != nil {
+		if failed == volstate.StatusError {
+			s.tellUser(ctx, row, createAction(row), detUnknown)
+		}
 		return nil, fmt.Errorf("%s %s: %w", what, id, dataErr)
 	}
 	return row, nil
@@ -957,6 +963,7 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 		if err != nil {
 			return err
 		}
+		s.tellUser(r.Context(), v, actExtendVolume, detDriverExtend)
 		return fmt.Errorf("extend volume %s: %w", v.ID, dataErr)
 	}
 	if _, err := s.finish(r.Context(), v.ID, was, volstate.StatusErrorExtending, "grow the volume's blocks", nil); err != nil {

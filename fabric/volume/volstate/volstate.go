@@ -426,6 +426,7 @@ func Schema() store.Schema {
 			transferTable(),
 			quotaClassTable(),
 			qosTable(),
+			messageTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:   store.Typed(applyCreateVolume),
@@ -454,6 +455,8 @@ func Schema() store.Schema {
 			CmdCreateTransfer: store.Typed(applyCreateTransfer),
 			CmdDeleteTransfer: store.Typed(applyDeleteTransfer),
 			CmdAcceptTransfer: store.Typed(applyAcceptTransfer),
+			CmdCreateMessage:  store.Typed(applyCreateMessage),
+			CmdDeleteMessage:  store.Typed(applyDeleteMessage),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
