@@ -194,9 +194,10 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		// export), so attaching needs no host-wide lock.
 		view["shared_targets"], view["service_uuid"] = false, blockServiceUUID
 	}
-	if v.KeyID != "" {
-		// Cinder shows it from 3.64; it is the only sign of which key a
-		// volume has, so it is shown at every version here.
+	if v.KeyID != "" && atLeast(r, 64) {
+		// Cinder shows it from 3.64 (not served yet): before, clients
+		// validate the volume against a schema without it (tempest's
+		// refused every encrypted volume it was shown on).
 		view["encryption_key_id"] = v.KeyID
 	}
 	if p.IsAdmin() {
