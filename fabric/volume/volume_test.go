@@ -636,6 +636,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdCreateMessage, volstate.CreateMessageCmd{Row: volstate.Message{ID: "m1", Project: projA, EventID: "VOLUME_VOLUME_001_003"}}},
 		{volstate.CmdCreateMessage, volstate.CreateMessageCmd{Row: volstate.Message{ID: "m2", Project: projA, Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}}},
 		{volstate.CmdDeleteMessage, volstate.DeleteMessageCmd{ID: "m2"}},
+		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g1", Name: "g", Specs: map[string]string{"k": "v"}}, Create: true}},
+		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g2", Name: "g2"}, Create: true}},
+		{volstate.CmdDeleteGroupType, volstate.DeleteGroupTypeCmd{ID: "g2"}},
 	} {
 		if _, err := f.local.Propose(context.Background(), c.typ, c.body); err != nil {
 			t.Fatalf("%s: %v", c.typ, err)
