@@ -241,7 +241,8 @@ func (s *Service) showGroupSpec(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// putGroupSpec sets one spec; the body names it, and only it.
+// putGroupSpec sets one spec; the body names it, and only it. Unlike the
+// POST of several, Cinder answers it 200.
 func (s *Service) putGroupSpec(w http.ResponseWriter, r *http.Request) error {
 	key := chi.URLParam(r, "key")
 	o, err := api.ReadObject(r)
@@ -261,7 +262,7 @@ func (s *Service) putGroupSpec(w http.ResponseWriter, r *http.Request) error {
 	}); err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusAccepted, map[string]any{key: v})
+	api.JSON(w, http.StatusOK, map[string]any{key: v})
 	return nil
 }
 
