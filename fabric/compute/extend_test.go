@@ -44,9 +44,15 @@ func TestExtendVolumeInstanceAction(t *testing.T) {
 		t.Fatalf("running event %v", e)
 	}
 	// The guest sees 2 GiB: the first is done, the second still runs.
+	f.now = f.now.Add(time.Minute)
 	f.agentReports(computestate.CmdExtendDone, computestate.ExtendDoneCmd{ServerID: id, VolumeID: vol, Size: 2 * volstate.GiB, Result: "Success", Now: f.now})
 	if e := event("req-1"); e["finish_time"] == nil || e["result"] != "Success" {
 		t.Fatalf("finished event %v", e)
+	}
+	// An action is updated (2.58) when an event of it finishes, as Nova's.
+	a := f.expect("GET", "/v2.1/servers/"+id+"/os-instance-actions/req-1", alice, "2.58", nil, 200, "")["instanceAction"].(map[string]any)
+	if a["updated_at"] != f.now.UTC().Format("2006-01-02T15:04:05.000000") || a["updated_at"] == a["start_time"] {
+		t.Fatalf("updated_at %v, start %v", a["updated_at"], a["start_time"])
 	}
 	if e := event("req-2"); e["finish_time"] != nil {
 		t.Fatalf("the larger extend finished early %v", e)
