@@ -344,6 +344,7 @@ if [ -n "$found" ]; then echo "ENC-READ:$(head -c %d /dev/$dev)"; else echo ENC-
 		t.Fatalf("after extend: size %d, %s", v.Size, v.Status)
 	}
 	waitConsole(t, alice, "vm2", 2*time.Minute, "VOL-SIZE:4194304")
+	waitExtendRecorded(t, alice, "vm2")
 
 	openstack(t, alice, "server", "remove", "volume", "vm2", "data")
 	waitVolume(t, alice, "data", "available", 2*time.Minute)

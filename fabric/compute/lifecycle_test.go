@@ -13,6 +13,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/api/apitest"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -482,6 +483,8 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("DELETE", "/v2.1/os-quota-sets/"+projB, admin, "", nil, 202, "")
 	f.flavor("gone", "gone", 1, 64, 1)
 	f.expect("DELETE", "/v2.1/flavors/gone", admin, "", nil, 202, "")
+	f.agentReports(computestate.CmdVolumeExtended, computestate.VolumeExtendedCmd{ServerID: id, VolumeID: "v", Size: 1, RequestID: "req-x", Now: f.now})
+	f.agentReports(computestate.CmdExtendDone, computestate.ExtendDoneCmd{ServerID: id, VolumeID: "v", Size: 1, Result: "Success", Now: f.now})
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
 		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`} {

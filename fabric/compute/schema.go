@@ -93,6 +93,9 @@ func Schema() store.Schema {
 		cmdQuotaSet:      store.Typed(applyQuotaSet),
 		cmdQuotaDelete:   store.Typed(applyQuotaDelete),
 		cmdConsoleToken:  store.Typed(applyConsoleToken),
+
+		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
+		computestate.CmdExtendDone:     store.Typed(applyExtendDone),
 	}
 	s.Observers = []store.Observer{eventstate.Observe(eventResources()...)}
 	return s

@@ -197,7 +197,14 @@ func (s *Service) actionView(r *http.Request, a *Action) map[string]any {
 		v["message"] = a.Message
 	}
 	if atLeast(r, 58) {
-		v["updated_at"] = v["start_time"]
+		// Nova's action is updated when an event of it finishes.
+		updated := a.Start
+		for _, e := range a.Events {
+			if e.Finish.After(updated) {
+				updated = e.Finish
+			}
+		}
+		v["updated_at"] = updated.UTC().Format("2006-01-02T15:04:05.000000")
 	}
 	return v
 }
@@ -209,7 +216,11 @@ func (s *Service) eventViews(r *http.Request, sv *Server, a *Action) []any {
 	out := make([]any, 0, len(a.Events))
 	for _, e := range a.Events {
 		v := map[string]any{"event": e.Event, "start_time": e.Start.UTC().Format("2006-01-02T15:04:05.000000"),
-			"finish_time": e.Finish.UTC().Format("2006-01-02T15:04:05.000000"), "result": e.Result}
+			"finish_time": nil, "result": nil}
+		// An event still running has neither, as in Nova.
+		if !e.Finish.IsZero() {
+			v["finish_time"], v["result"] = e.Finish.UTC().Format("2006-01-02T15:04:05.000000"), e.Result
+		}
 		if admin {
 			v["traceback"] = nil
 			if e.Details != "" {

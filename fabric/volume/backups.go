@@ -168,6 +168,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 	incremental := in.Bool("incremental", false)
 	force := in.Bool("force", false)
 	b.Metadata = metadata(in, "metadata")
+	backupZone(r, in)
 	if in.Err != nil {
 		return in.Err
 	}

@@ -154,7 +154,9 @@ func TestEncryptedVolumeKeys(t *testing.T) {
 		t.Fatalf("volume key is not 256 random bits in hex: %d characters", len(key))
 	}
 	shown := f.showVolume(alice, id)
-	if shown["encrypted"] != true || shown["encryption_key_id"] != row.KeyID || row.KeyID == "" {
+	// The key's id is Cinder's from 3.64, which is not served: below it
+	// a client's schema has no such field.
+	if _, has := shown["encryption_key_id"]; shown["encrypted"] != true || has || row.KeyID == "" {
 		t.Fatalf("volume shows encrypted %v, key id %v", shown["encrypted"], shown["encryption_key_id"])
 	}
 	for _, raw := range []string{string(resp.Raw), string(f.expect(http.StatusOK, "GET", "volumes/"+id, admin, nil).Raw),

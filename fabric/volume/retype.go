@@ -36,6 +36,9 @@ func (s *Service) retype(w http.ResponseWriter, r *http.Request, arg any) error 
 	if err != nil {
 		return err
 	}
+	if err := checkTypeFits(to, ""); err != nil {
+		return err
+	}
 	toPolicy, err := policyOf(to)
 	if err != nil {
 		return err

@@ -283,7 +283,23 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: put, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_update", Handle: s.updateAttachment},
 		api.Route{Method: del, Path: v3 + "/attachments/{id}", Access: member, Rule: "volume:attachment_delete", Handle: s.deleteAttachment},
 		api.Route{Method: post, Path: v3 + "/attachments/{id}/action", Access: member, Rule: "volume:attachment_complete", Handle: s.attachmentAction})
-	for _, c := range []string{"messages", "groups", "group_types", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
+	routes = append(routes,
+		api.Route{Method: get, Path: v3 + "/messages", Access: reader, Rule: "message:get_all", Handle: s.listMessages},
+		api.Route{Method: get, Path: v3 + "/messages/{id}", Access: reader, Rule: "message:get", Handle: s.showMessage},
+		api.Route{Method: del, Path: v3 + "/messages/{id}", Access: member, Rule: "message:delete", Handle: s.deleteMessage})
+	routes = append(routes,
+		api.Route{Method: get, Path: v3 + "/group_types", Access: reader, Rule: "group:group_types:get_all", Handle: s.listGroupTypes},
+		api.Route{Method: get, Path: v3 + "/group_types/default", Access: reader, Rule: "group:group_types:get", Handle: s.showDefaultGroupType},
+		api.Route{Method: get, Path: v3 + "/group_types/{id}", Access: reader, Rule: "group:group_types:get", Handle: s.showGroupType},
+		api.Route{Method: post, Path: v3 + "/group_types", Access: admin, Rule: "group:group_types:create", Handle: s.createGroupType},
+		api.Route{Method: put, Path: v3 + "/group_types/{id}", Access: admin, Rule: "group:group_types:update", Handle: s.updateGroupType},
+		api.Route{Method: del, Path: v3 + "/group_types/{id}", Access: admin, Rule: "group:group_types:delete", Handle: s.deleteGroupType},
+		api.Route{Method: get, Path: v3 + "/group_types/{id}/group_specs", Access: admin, Rule: "group:group_types_specs:get_all", Handle: s.listGroupSpecs},
+		api.Route{Method: post, Path: v3 + "/group_types/{id}/group_specs", Access: admin, Rule: "group:group_types_specs:create", Handle: s.setGroupSpecs},
+		api.Route{Method: get, Path: v3 + "/group_types/{id}/group_specs/{key}", Access: admin, Rule: "group:group_types_specs:get", Handle: s.showGroupSpec},
+		api.Route{Method: put, Path: v3 + "/group_types/{id}/group_specs/{key}", Access: admin, Rule: "group:group_types_specs:update", Handle: s.putGroupSpec},
+		api.Route{Method: del, Path: v3 + "/group_types/{id}/group_specs/{key}", Access: admin, Rule: "group:group_types_specs:delete", Handle: s.deleteGroupSpec})
+	for _, c := range []string{"groups", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
 			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})

@@ -58,11 +58,17 @@ func (s *Service) listTypes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	specs, err := typeSpecFilter(r)
+	if err != nil {
+		return err
+	}
 	var views []api.View
 	for _, t := range visibleTypes(principal(r), volstate.Types(tx)) {
-		views = append(views, typeViewFor(r, t))
+		if hasSpecs(t, specs) {
+			views = append(views, typeViewFor(r, t))
+		}
 	}
-	return api.Listing{Key: "volume_types", Word: cinderWording{}, Reserved: []string{"is_public", "sort"}}.Write(w, sortParams(r), views)
+	return api.Listing{Key: "volume_types", Word: cinderWording{}, Reserved: []string{"is_public", "sort", "extra_specs"}}.Write(w, sortParams(r), views)
 }
 
 // findType is a type by id or name, if the caller may see it.

@@ -13,13 +13,18 @@ import (
 // volumes, 3.43 shows backups' metadata, 3.44 completes attachments,
 // 3.45 counts lists (with_count), 3.46 makes volumes from Nova's
 // snapshot images, 3.47 from backups, 3.48 shows shared_targets and
-// service_uuid, 3.49 the back end's state. 3.50 (multiattach) is not
-// served: a volume attaches to one server at a time. The resources the
-// range adds that are not built (messages, groups, clusters, workers,
-// manageable volumes) answer 501, as backups do.
+// service_uuid, 3.49 the back end's state. 3.50 is multiattach through
+// a type's "multiattach" spec: served as a clear refusal (a volume
+// attaches to one server at a time), as the multiattach flag always
+// was. 3.51 takes a backup's availability_zone, 3.52 filters types by
+// extra_specs and reserves RESKEY:availability_zones. 3.53 (request
+// schemas enforced everywhere) is not built, so the range stops before
+// it. User messages (3.3) are built; the other resources the range adds
+// that are not (groups, clusters, workers, manageable volumes) answer
+// 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 49
+	maxMinor = 52
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"

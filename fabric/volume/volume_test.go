@@ -221,7 +221,7 @@ func TestVersionDiscovery(t *testing.T) {
 		r := f.expect(code, "GET", path, "", nil)
 		vs := r.Body["versions"].([]any)
 		v := vs[0].(map[string]any)
-		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.49" {
+		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.52" {
 			t.Errorf("GET %s: %v", path, v)
 		}
 		self := v["links"].([]any)[1].(map[string]any)["href"].(string)
@@ -242,10 +242,10 @@ func TestMicroversionsOutsideTheRangeAre406(t *testing.T) {
 	}{
 		"none":           {"", http.StatusOK},
 		"3.0":            {"volume 3.0", http.StatusOK},
-		"3.49":           {"volume 3.49", http.StatusOK},
+		"3.52":           {"volume 3.52", http.StatusOK},
 		"latest":         {"volume latest", http.StatusOK},
 		"other services": {"compute 2.90, volume 3.0", http.StatusOK},
-		"too new":        {"volume 3.50", http.StatusNotAcceptable},
+		"too new":        {"volume 3.53", http.StatusNotAcceptable},
 		"v2":             {"volume 2.0", http.StatusNotAcceptable},
 		"garbage":        {"volume three", http.StatusBadRequest},
 	}
@@ -555,7 +555,7 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
-	for _, c := range []string{"messages", "groups", "clusters"} {
+	for _, c := range []string{"groups", "clusters"} {
 		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
@@ -633,6 +633,12 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdDetach, volstate.DetachCmd{VolumeID: vol, ServerID: att.ServerID}},
 		{volstate.CmdDetached, volstate.DetachedCmd{VolumeID: vol, AttachmentID: att.ID}},
 		{volstate.CmdAttach, volstate.AttachCmd{VolumeID: vol, Project: projA, Attachment: att}},
+		{volstate.CmdCreateMessage, volstate.CreateMessageCmd{Row: volstate.Message{ID: "m1", Project: projA, EventID: "VOLUME_VOLUME_001_003"}}},
+		{volstate.CmdCreateMessage, volstate.CreateMessageCmd{Row: volstate.Message{ID: "m2", Project: projA, Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}}},
+		{volstate.CmdDeleteMessage, volstate.DeleteMessageCmd{ID: "m2"}},
+		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g1", Name: "g", Specs: map[string]string{"k": "v"}}, Create: true}},
+		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g2", Name: "g2"}, Create: true}},
+		{volstate.CmdDeleteGroupType, volstate.DeleteGroupTypeCmd{ID: "g2"}},
 	} {
 		if _, err := f.local.Propose(context.Background(), c.typ, c.body); err != nil {
 			t.Fatalf("%s: %v", c.typ, err)

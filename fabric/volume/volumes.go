@@ -194,9 +194,10 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		// export), so attaching needs no host-wide lock.
 		view["shared_targets"], view["service_uuid"] = false, blockServiceUUID
 	}
-	if v.KeyID != "" {
-		// Cinder shows it from 3.64; it is the only sign of which key a
-		// volume has, so it is shown at every version here.
+	if v.KeyID != "" && atLeast(r, 64) {
+		// Cinder shows it from 3.64 (not served yet): before, clients
+		// validate the volume against a schema without it (tempest's
+		// refused every encrypted volume it was shown on).
 		view["encryption_key_id"] = v.KeyID
 	}
 	if p.IsAdmin() {
@@ -206,8 +207,8 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		view["migration_status"] = nil
 	}
 	if v.Reason != "" && p.IsAdmin() {
-		// Cinder keeps the cause of an error in its messages API, which
-		// is not built; admins see it on the volume instead.
+		// Cinder's messages API says what failed in its fixed words;
+		// admins also see the cause itself on the volume.
 		view["rackstack:error_reason"] = v.Reason
 	}
 	if v.ImageID != "" || v.ImageMetadata != nil {
@@ -342,8 +343,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if in.Bool("multiattach", false) {
 		in.Fail(in.Word.BadField("multiattach", true, "multiattach volumes are not supported"))
 	}
-	if az := in.Str("availability_zone", "", 255); in.Err == nil && az != "" && az != "nova" {
-		in.Fail(in.Word.BadField("availability_zone", az, "the only availability zone is nova"))
+	az := in.Str("availability_zone", "", 255)
+	if in.Err == nil && az != "" && az != zone {
+		in.Fail(in.Word.BadField("availability_zone", az, "the only availability zone is "+zone))
 	}
 	backupID := ""
 	if atLeast(r, 47) {
@@ -468,6 +470,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return notFound("Volume type", typeRef)
 	}
 	v.TypeID = t.ID
+	if err := checkTypeFits(t, az); err != nil {
+		return err
+	}
 	policy, err := policyOf(t)
 	if err != nil {
 		return err
@@ -476,6 +481,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	if why := unschedulable(t); why != "" {
+		return s.createUnscheduled(w, r, p, v, why)
+	}
 	s.worked(&v)
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return err
@@ -600,6 +608,9 @@ func (s *Service) finish(ctx context.Context, id, ok, failed, what string, dataE
 		return nil, err
 	}
 	if dataErr != nil {
+		if failed == volstate.StatusError {
+			s.tellUser(ctx, row, createAction(row), detUnknown)
+		}
 		return nil, fmt.Errorf("%s %s: %w", what, id, dataErr)
 	}
 	return row, nil
@@ -953,10 +964,14 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 		if err != nil {
 			return err
 		}
+		s.tellUser(r.Context(), v, actExtendVolume, detDriverExtend)
 		return fmt.Errorf("extend volume %s: %w", v.ID, dataErr)
 	}
 	if _, err := s.finish(r.Context(), v.ID, was, volstate.StatusErrorExtending, "grow the volume's blocks", nil); err != nil {
 		return err
+	}
+	if was == volstate.StatusInUse {
+		s.volumeExtended(r.Context(), v, *size, principal(r).UserID)
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil

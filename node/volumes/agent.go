@@ -18,6 +18,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 	"github.com/rackstack/rackstack/node/hypervisor"
@@ -111,7 +112,9 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 		a.DetachWait = 30 * time.Second
 	}
 	// Types and QoS specs too: a volume's limits follow its type's spec.
-	txn, ws, err := reconcile.Read(ctx, a.State, []string{volstate.VolumeTable, volstate.TypeTable, volstate.QoSTable})
+	// Instance actions: an extend_volume one is finished once the guest
+	// sees the size.
+	txn, ws, err := reconcile.Read(ctx, a.State, []string{volstate.VolumeTable, volstate.TypeTable, volstate.QoSTable, computestate.TableActions})
 	if err != nil {
 		return nil, fmt.Errorf("state not readable yet: %w", err)
 	}
@@ -121,7 +124,8 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 			continue
 		}
 		mine[v.ID] = true
-		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID), cipherAlg(txn, v)); err != nil && ctx.Err() == nil {
+		extends := len(computestate.OpenExtends(txn, v.Attachments[0].ServerID, v.ID)) > 0
+		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID), cipherAlg(txn, v), extends); err != nil && ctx.Err() == nil {
 			a.Log.Warn("volumes: converge", "volume", v.ID, "server", v.Attachments[0].ServerID, "err", err)
 		}
 	}
@@ -189,8 +193,9 @@ func cipherAlg(tx *memdb.Txn, v *volstate.Volume) string {
 
 // converge plugs, keeps or unplugs v's disk; limits are the I/O limits
 // of its type's QoS spec, which a plugged disk is kept at; alg the cipher
-// of an encrypted volume's LUKS layer.
-func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits, alg string) error {
+// of an encrypted volume's LUKS layer; extends says whether Nova's
+// record of an extend of v waits for the guest to be told.
+func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits, alg string, extends bool) error {
 	att := v.Attachments[0]
 	disk := hypervisor.HotDisk{ID: DiskID(v.ID), Socket: a.Exports.Socket(), Export: v.ID, Serial: serial(v.ID),
 		ReadOnly: att.Mode == volstate.AttachReadOnly, Limits: limits}
@@ -198,7 +203,7 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervi
 		disk.Encryption = &hypervisor.DiskEncryption{CipherAlg: alg}
 	}
 	if att.Root {
-		return a.convergeRoot(ctx, v, limits)
+		return a.convergeRoot(ctx, v, limits, extends)
 	}
 	switch v.Status {
 	case volstate.StatusAttaching, volstate.StatusInUse:
@@ -218,7 +223,11 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervi
 		}
 		if !running {
 			// The guest is not running (stopped, or not built yet): it
-			// is plugged when it runs.
+			// is plugged when it runs, at the size it has then, so an
+			// extend is done (as Nova's is for a guest that is off).
+			if extends {
+				return a.extendDone(ctx, v, size, "Success", "")
+			}
 			return nil
 		}
 		plugged, err := hp.HotDisks(ctx)
@@ -264,10 +273,21 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervi
 			a.setTold(v.ID, size)
 		} else if size != told {
 			if err := hp.ResizeDisk(ctx, disk, size); err != nil {
-				return fmt.Errorf("tell %s that volume %s grew: %w", att.ServerID, v.ID, err)
+				err = fmt.Errorf("tell %s that volume %s grew: %w", att.ServerID, v.ID, err)
+				if extends {
+					// Nova's event fails with the step; the next pass
+					// tries the guest again.
+					return errors.Join(err, a.extendDone(ctx, v, size, "Error", err.Error()))
+				}
+				return err
 			}
 			a.setTold(v.ID, size)
 			a.Log.Info("volume grown in its guest", "volume", v.ID, "server", att.ServerID, "size", size)
+		}
+		if extends {
+			if err := a.extendDone(ctx, v, size, "Success", ""); err != nil {
+				return err
+			}
 		}
 		if v.Status == volstate.StatusAttaching {
 			return a.propose(ctx, volstate.CmdAttached, volstate.AttachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})
@@ -324,13 +344,22 @@ func (a *Agent) unlock(ctx context.Context, v *volstate.Volume, e *hypervisor.Di
 // disk), and once it runs the volume is in-use. It is never plugged or
 // unplugged: it goes with its server. Its I/O limits follow its type's
 // QoS spec while it runs, as a plugged disk's do.
-func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits) error {
+func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits, extends bool) error {
 	att := v.Attachments[0]
 	if v.Status != volstate.StatusAttaching && v.Status != volstate.StatusInUse {
 		return nil
 	}
-	if _, err := a.Exports.Export(ctx, v.ID); err != nil {
+	size, err := a.Exports.Export(ctx, v.ID)
+	if err != nil {
 		return fmt.Errorf("export boot volume %s: %w", v.ID, err)
+	}
+	if extends {
+		// QEMU opened the boot disk from its command line and is not
+		// told it grew: the guest sees the size when the server next
+		// starts, which Nova's record says rather than a success.
+		if err := a.extendDone(ctx, v, size, "Error", "the boot volume's new size reaches the guest when the server next starts"); err != nil {
+			return err
+		}
 	}
 	hp, running, err := a.hotplugVM(ctx, att.ServerID)
 	if err != nil || !running {
@@ -360,6 +389,14 @@ func (a *Agent) failAttach(ctx context.Context, v *volstate.Volume, reason strin
 	}
 	a.Log.Warn("volume attach failed", "volume", v.ID, "server", v.Attachments[0].ServerID, "reason", reason)
 	return a.propose(ctx, volstate.CmdDetached, volstate.DetachedCmd{VolumeID: v.ID, AttachmentID: v.Attachments[0].ID, Reason: "attach failed: " + reason, Now: a.Now().UTC()})
+}
+
+// extendDone finishes Nova's record of the extends of v that the guest
+// now sees (size bytes), or of every open one with result Error.
+func (a *Agent) extendDone(ctx context.Context, v *volstate.Volume, size int64, result, details string) error {
+	a.Log.Info("volume extend recorded", "volume", v.ID, "server", v.Attachments[0].ServerID, "result", result, "details", details)
+	return a.propose(ctx, computestate.CmdExtendDone, computestate.ExtendDoneCmd{ServerID: v.Attachments[0].ServerID, VolumeID: v.ID,
+		Size: size, Result: result, Details: details, Now: a.Now().UTC()})
 }
 
 // propose reports a step; a conflict means the volume moved on (the

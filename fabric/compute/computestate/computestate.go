@@ -189,6 +189,10 @@ type Action struct {
 	// Message is Nova's action message: "Error" when an event failed.
 	Message string        `json:"message,omitempty"`
 	Events  []ActionEvent `json:"events,omitempty"`
+	// Volume and Size are an extend_volume action's volume and the size
+	// in bytes it grew to, which its node's agent tells the guest.
+	Volume string `json:"volume,omitempty"`
+	Size   int64  `json:"size,omitempty"`
 }
 
 // ActionEvent is one step of an instance action, as Nova records the
