@@ -40,7 +40,7 @@ func (s *Service) agentKinds() []agentKind {
 		{"DHCP agent", "rackd-dhcp", "dhcp_agent"},
 	}
 	if s.cfg.Forwarding {
-		kinds = append(kinds, agentKind{"L3 agent", "rackd-l3", "l3_agent"}, agentKind{"Metadata agent", "rackd-metadata", "N/A"})
+		kinds = append(kinds, agentKind{l3AgentType, "rackd-l3", "l3_agent"}, agentKind{"Metadata agent", "rackd-metadata", "N/A"})
 	}
 	return kinds
 }
@@ -74,8 +74,13 @@ func (s *Service) agentViews(ctx context.Context, p *api.Principal) ([]map[strin
 				"created_at": timeSpaced(h.Started), "started_at": timeSpaced(h.Started), "heartbeat_timestamp": timeSpaced(h.LastSeen),
 				"resources_synced": nil, "resource_versions": map[string]any{}, "availability_zone": nil,
 			}
-			if k.typ == "DHCP agent" || k.typ == "L3 agent" {
+			if k.typ == "DHCP agent" || k.typ == l3AgentType {
 				v["availability_zone"] = "nova"
+			}
+			if k.typ == l3AgentType {
+				// Each node routes only for its own ports, SNAT included:
+				// Neutron's "dvr" mode, with no central dvr_snat agent.
+				v["configurations"] = map[string]any{"agent_mode": "dvr"}
 			}
 			out = append(out, v)
 		}

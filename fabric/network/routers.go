@@ -178,7 +178,11 @@ func readRouterRoutes(rd *api.Input) *[]HostRoute {
 }
 
 // readShape refuses what a router here cannot be: an HA pair, or a
-// centralized router. Reading or setting them is for admins.
+// centralized router. Reading or setting them is for admins. Neutron makes
+// a centralized router only where an L3 agent in legacy or dvr_snat mode
+// can host it; every node's L3 agent here is in dvr mode, so none can, and
+// accepting distributed=false would show a router routed otherwise than
+// it says.
 func readShape(rd *api.Input, p *api.Principal, action string) {
 	for _, f := range []string{"distributed", "ha"} {
 		if !rd.Has(f) || rd.Err != nil {
@@ -188,7 +192,12 @@ func readShape(rd *api.Input, p *api.Principal, action string) {
 			rd.Fail(policyDenied(action + ":" + f))
 			return
 		}
-		if v := rd.Bool(f, false); rd.Err == nil && v != (f == "distributed") {
+		v := rd.Bool(f, false)
+		switch {
+		case rd.Err != nil:
+		case f == "distributed" && !v:
+			rd.Fail(badInput(f, "a centralized router needs an L3 agent in legacy or dvr_snat mode to host it, and every L3 agent here is in dvr mode: each node routes for its own ports"))
+		case f == "ha" && v:
 			rd.Fail(badInput(f, "every router here is distributed and none is highly available"))
 		}
 	}
