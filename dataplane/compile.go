@@ -193,7 +193,7 @@ type External struct {
 	MAC     net.HardwareAddr // this node's MAC on it (Device's own, usually): ARP for its floating and router addresses answers it
 	// Prefix6 is its IPv6 subnet (invalid: none) and Gateway6 the next
 	// hop outside on it (learnt from neighbour discovery, which Apply
-	// starts). Only an untagged external network carries IPv6.
+	// starts).
 	Prefix6  netip.Prefix
 	Gateway6 netip.Addr
 }
