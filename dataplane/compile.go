@@ -149,9 +149,9 @@ type RouterInterface struct {
 	// "dhcpv6-stateful" or "dhcpv6-stateless" have router solicitations
 	// on the network answered; empty: no router advertisements.
 	RAMode string
-	// MTU is the network's: advertised with RAMode, and an IPv6 packet
-	// routed onto the network bigger than it gets ICMPv6 packet too big.
-	// 0: neither.
+	// MTU is the network's: advertised with RAMode, and a packet routed
+	// onto the network bigger than it gets ICMPv6 packet too big (IPv6)
+	// or ICMP fragmentation needed (IPv4 with DF set). 0: neither.
 	MTU uint16
 }
 
