@@ -221,7 +221,7 @@ struct route_key {              /* LPM: prefixlen covers router (32) + address b
 
 struct route {
 	__u32 vlan;             /* the network the next hop is on; ROUTE_EXTERNAL: the external device */
-	__u32 flags;
+	__u32 flags;            /* ROUTE_*; the network's MTU above ROUTE_MTU_SHIFT (icmp4.h) */
 	__u8 nexthop[4];
 	__u8 mac[6];            /* the router's MAC on that network */
 	__u16 scope;            /* that interface's */
@@ -647,7 +647,7 @@ struct flow {
 	__u8 proto;             /* IPv6: the upper-layer protocol, past the extension headers */
 	__u8 dhcp;              /* 1: to a DHCP server, 2: from a DHCP server */
 	__u8 v6;                /* 1: IPv6, the addresses in saddr6 and daddr6 */
-	__u8 rel;               /* IPv6: an ICMPv6 error whose quoted flow is in rel6 */
+	__u8 rel;               /* an ICMP or ICMPv6 error whose quoted flow is in rel6 */
 	__u32 saddr6[4];
 	__u32 daddr6[4];
 };
@@ -816,6 +816,8 @@ static __always_inline int related6_tracked(__u32 ifindex, __u8 dir)
 	return v && bpf_ktime_get_coarse_ns() - v->seen < CT_TIMEOUT;
 }
 
+#include "rel4.h"
+
 /* sg_allow says whether the port's security groups let the flow through in
  * direction dir, and records an allowed flow and its reply. */
 static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, struct flow *f)
@@ -835,6 +837,8 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 		__builtin_memcpy(r.daddr, f->saddr6, 16);
 		return ct_allow(&ct6, &k, &r, p, dir, f);
 	}
+	if (f->rel && related4_tracked(ifindex, dir))
+		return 1;
 	struct ct_key k = {
 		.ifindex = ifindex, .dir = dir, .proto = f->proto,
 		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
@@ -864,6 +868,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	f->sport = f->dport = f->rport = 0;
 	f->dhcp = 0;
 	f->v6 = 0;
+	f->rel = 0;
 	if (ip->frag_off & bpf_htons(0x1fff))   /* a later fragment: no L4 header */
 		return 1;
 	void *l4 = (void *)ip + ihl;
@@ -887,6 +892,8 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 		f->rport = ((__u16)icmp->type << 8) | icmp->code;
 		if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY)
 			f->sport = f->dport = bpf_ntohs(icmp->id);
+		else if (icmp4_error_type(icmp->type))
+			f->rel = related4(skb, ETH_HLEN + ihl + 8);
 	}
 	return 1;
 }
@@ -1067,9 +1074,6 @@ struct arp_eth {
 
 #define ARP_REQUEST 1
 #define ARP_REPLY 2
-#define ICMP_TIME_EXCEEDED 11
-#define ICMP_DEST_UNREACH 3
-#define ICMP_FRAG_NEEDED 4
 #define META_IP 0xfea9fea9      /* 169.254.169.254 in network order, read as a little-endian __u32 */
 
 #define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
@@ -1319,6 +1323,8 @@ static __always_inline int snat_port(__u32 ifindex, struct flow *f, struct rif *
 	return -1;
 }
 
+#include "icmp4.h"
+
 /* to_external sends a routed packet out of its router's gateway, with the
  * port's floating IP as source, else SNATed to the router's gateway
  * address when the route says so. */
@@ -1391,6 +1397,8 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	}
 	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);
+	if (f->rel && src != f->saddr)  /* the port's error about what came in to its floating IP */
+		rel4_nat(skb, 1, f->saddr, src, 0, 0);
 	meter(in->router, METER_EGRESS, f->saddr, f->daddr, skb->len - ETH_HLEN);
 	if (evlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), evlan))
 		return drop(C_DROP_MALFORMED);
@@ -1437,6 +1445,9 @@ static __always_inline int route(struct __sk_buff *skb, __u32 ifindex, struct ri
 	if (!n)
 		return drop(C_DROP_NO_NEIGH);
 	__builtin_memcpy(dmac, n->mac, 6);
+	int big = too_big4(skb, r->flags, in);
+	if (big >= 0)
+		return big;
 	if (!ttl_dec(skb)) {
 		__u32 rip;
 		__builtin_memcpy(&rip, in->ip, 4);
@@ -1922,6 +1933,8 @@ int port_in(struct __sk_buff *skb)
  * whose flow was given its port. */
 static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow *f)
 {
+	if (f->rel)
+		return snat_rel_in(skb, ext, f);
 	if (!snat_proto(f) && !(f->proto == IPPROTO_ICMP && (f->rport >> 8) == ICMP_ECHOREPLY))
 		return drop(C_DROP_NO_ROUTE);
 	struct snat_key ik = { .id = ext, .dir = 1, .proto = f->proto, .lport = f->dport,
@@ -2030,6 +2043,7 @@ static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *
 		return drop(C_DROP_NO_ROUTE);
 	if (nat_addr(skb, 0, f.daddr, fixed))
 		return drop(C_DROP_MALFORMED);
+	rel4_in(skb, &f, f.daddr, fixed, 0, 0);
 	f.daddr = fixed;
 	if (!sg_allow(q, to, DIR_IN, &f))
 		return drop(C_DROP_SG_IN);

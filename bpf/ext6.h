@@ -16,7 +16,9 @@
 //          it; what is sent to a port's routed address (ext6_in) goes to
 //          the port after its ingress security groups.
 //
-// Untagged external networks only: the answers go back out untagged.
+// On a VLAN external network (riding on the uplink, whose uplink_in pops
+// the tag before ext_rx) the answers and what to_external6 sends go out
+// tagged with the network's VLAN.
 
 /* An external network's IPv6 subnet, in exts6 by the external's key. */
 struct ext6 {
@@ -122,6 +124,15 @@ static __always_inline int to_external6(struct __sk_buff *skb, struct rif6 *in, 
 	return bpf_redirect(dev, 0);
 }
 
+/* ext6_tagged sends answer r (a redirect back out of the device the
+ * question came in on) on the external network's VLAN, when it has one. */
+static __always_inline int ext6_tagged(struct __sk_buff *skb, __u32 vlan, int r)
+{
+	if (r == TC_ACT_REDIRECT && vlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan))
+		return drop(C_DROP_MALFORMED);
+	return r;
+}
+
 /* ext6_rx takes the IPv6 that arrives from external network ext (e),
  * untagged: TC_ACT_OK when it is none of the dataplane's business. */
 static __always_inline int ext6_rx(struct __sk_buff *skb, __u32 ext, struct ext *e)
@@ -134,7 +145,7 @@ static __always_inline int ext6_rx(struct __sk_buff *skb, __u32 ext, struct ext 
 		return TC_ACT_OK;
 	__u8 emac[6], smac[6], dst[6];
 	__builtin_memcpy(emac, e->mac, 6);
-	int tagged = e->vlan != 0;
+	__u32 evlan = e->vlan;
 	if (bpf_skb_load_bytes(skb, 0, dst, 6) || bpf_skb_load_bytes(skb, 6, smac, 6))
 		return TC_ACT_OK;
 	__u8 t = icmp6_type(&f);
@@ -152,12 +163,12 @@ static __always_inline int ext6_rx(struct __sk_buff *skb, __u32 ext, struct ext 
 			__builtin_memcpy(nb.mac, smac, 6);
 			bpf_map_update_elem(&ext_neighs6, &nk, &nb, BPF_ANY);
 		}
-		if (t == ICMP6_NS && from_any && !tagged) {
+		if (t == ICMP6_NS && from_any) {
 			struct ext6_key k = { .ext = ext };
 			__builtin_memcpy(k.ip, target, 16);
 			struct ext6_val *g = bpf_map_lookup_elem(&ext6_in, &k);
 			if (g && !g->ifindex)
-				return na_reply(skb, &f, emac, target);
+				return ext6_tagged(skb, evlan, na_reply(skb, &f, emac, target));
 		}
 		return TC_ACT_OK;
 	}
@@ -170,8 +181,8 @@ static __always_inline int ext6_rx(struct __sk_buff *skb, __u32 ext, struct ext 
 		return TC_ACT_OK;       /* not ours: the node's own */
 	__u32 to = n->ifindex;
 	if (!to) {                      /* a router's gateway address */
-		if (t == ICMP6_ECHO && !tagged)
-			return echo6_reply(skb, &f, l4, emac);
+		if (t == ICMP6_ECHO)
+			return ext6_tagged(skb, evlan, echo6_reply(skb, &f, l4, emac));
 		return drop(C_DROP_NO_ROUTE);
 	}
 	__u8 rmac[6];

@@ -149,9 +149,9 @@ type RouterInterface struct {
 	// "dhcpv6-stateful" or "dhcpv6-stateless" have router solicitations
 	// on the network answered; empty: no router advertisements.
 	RAMode string
-	// MTU is the network's: advertised with RAMode, and an IPv6 packet
-	// routed onto the network bigger than it gets ICMPv6 packet too big.
-	// 0: neither.
+	// MTU is the network's: advertised with RAMode, and a packet routed
+	// onto the network bigger than it gets ICMPv6 packet too big (IPv6)
+	// or ICMP fragmentation needed (IPv4 with DF set). 0: neither.
 	MTU uint16
 }
 
@@ -193,7 +193,7 @@ type External struct {
 	MAC     net.HardwareAddr // this node's MAC on it (Device's own, usually): ARP for its floating and router addresses answers it
 	// Prefix6 is its IPv6 subnet (invalid: none) and Gateway6 the next
 	// hop outside on it (learnt from neighbour discovery, which Apply
-	// starts). Only an untagged external network carries IPv6.
+	// starts).
 	Prefix6  netip.Prefix
 	Gateway6 netip.Addr
 }

@@ -16,8 +16,8 @@ import (
 // external network, and its local ports' addresses in the gateway's scope
 // are reached from outside, through their ingress security groups.
 
-// compileExt6 fills exts6 with the IPv6 subnets of d's untagged external
-// networks and returns their keys by external ID.
+// compileExt6 fills exts6 with the IPv6 subnets of d's external networks
+// and returns their keys by external ID.
 func compileExt6(d Desired, devs map[string]device, l *l3v6tables) (map[string]uint32, error) {
 	keys := map[string]uint32{}
 	for _, e := range d.Externals {
@@ -28,9 +28,8 @@ func compileExt6(d Desired, devs map[string]device, l *l3v6tables) (map[string]u
 			return nil, fmt.Errorf("external %s: IPv6 prefix %s or gateway %s invalid", e.ID, e.Prefix6, e.Gateway6)
 		}
 		dev, ok := devs[e.Device]
-		if !ok || e.VLAN != 0 {
-			// ext6_rx answers untagged; compileL3 refuses a missing device.
-			continue
+		if !ok {
+			continue // compileL3 refuses a missing device
 		}
 		key := extKey(dev.ifindex, e.VLAN)
 		x := bpf.DataplaneExt6{Net: e.Prefix6.Masked().Addr().As16(), Plen: uint32(e.Prefix6.Bits())}
@@ -85,8 +84,8 @@ func compileGateway6(d Desired, devs map[string]device, l *l3v6tables, r Router,
 	return nil
 }
 
-// gatewayProbes6 lists, per untagged external network with an IPv6
-// gateway, a router's IPv6 gateway address to solicit it from.
+// gatewayProbes6 lists, per external network with an IPv6 gateway, a
+// router's IPv6 gateway address to solicit it from.
 func gatewayProbes6(want Desired, devs map[string]device) []gatewayProbe {
 	from := map[string]netip.Addr{}
 	for _, r := range want.Routers {
@@ -99,8 +98,8 @@ func gatewayProbes6(want Desired, devs map[string]device) []gatewayProbe {
 	var out []gatewayProbe
 	for _, e := range want.Externals {
 		dev, ok := devs[e.Device]
-		if a, has := from[e.ID]; ok && has && e.VLAN == 0 && e.Gateway6.IsValid() {
-			out = append(out, gatewayProbe{ext: e.ID, key: extKey(dev.ifindex, 0), ifindex: dev.ifindex, mac: e.MAC, from: a, gateway: e.Gateway6})
+		if a, has := from[e.ID]; ok && has && e.Gateway6.IsValid() {
+			out = append(out, gatewayProbe{ext: e.ID, key: extKey(dev.ifindex, e.VLAN), ifindex: dev.ifindex, vlan: e.VLAN, mac: e.MAC, from: a, gateway: e.Gateway6})
 		}
 	}
 	return out
@@ -113,14 +112,15 @@ func (d *Dataplane) resolveGateway6(g gatewayProbe) {
 	if d.objs.ExtNeighs6.Lookup(bpf.DataplaneNeigh6Key{Vlan: g.key, Ip: g.gateway.As16()}, &nb) == nil {
 		return
 	}
-	if err := d.inNetns(func() error { return sendNS(int(g.ifindex), g.mac, g.from, g.gateway) }); err != nil {
+	if err := d.inNetns(func() error { return sendNS(int(g.ifindex), g.vlan, g.mac, g.from, g.gateway) }); err != nil {
 		d.log.Warn("ask the external IPv6 gateway for its MAC", "external", g.ext, "gateway", g.gateway, "err", err)
 	}
 }
 
 // sendNS sends "who has to? tell from" (a neighbour solicitation to to's
-// solicited-node group, with our link-layer address) out of the device.
-func sendNS(ifindex int, mac net.HardwareAddr, from, to netip.Addr) error {
+// solicited-node group, with our link-layer address) out of the device,
+// tagged with vlan unless it is 0.
+func sendNS(ifindex int, vlan uint16, mac net.HardwareAddr, from, to netip.Addr) error {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // 0: send only, receive nothing
 	if err != nil {
 		return fmt.Errorf("open packet socket: %w", err)
@@ -134,8 +134,11 @@ func sendNS(ifindex int, mac net.HardwareAddr, from, to netip.Addr) error {
 	icmp = append(append(icmp, 1, 1), mac...)
 	sum := checksum6(src, group, icmp)
 	icmp[2], icmp[3] = byte(sum>>8), byte(sum)
-	f := append(append(append([]byte{}, dst...), mac...), 0x86, 0xdd)
-	f = append(f, 0x60, 0, 0, 0, 0, byte(len(icmp)), 58, 255)
+	f := append(append([]byte{}, dst...), mac...)
+	if vlan != 0 {
+		f = append(f, 0x81, 0x00, byte(vlan>>8), byte(vlan))
+	}
+	f = append(f, 0x86, 0xdd, 0x60, 0, 0, 0, 0, byte(len(icmp)), 58, 255)
 	f = append(append(append(f, src[:]...), group[:]...), icmp...)
 	sa := &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_IPV6), Halen: 6}
 	copy(sa.Addr[:], dst)

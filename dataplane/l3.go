@@ -17,6 +17,10 @@ const (
 	routeVia      = 1
 	routeExternal = 2
 	routeSNAT     = 4
+	// routeMTUShift places the network's MTU in a route's flags
+	// (ROUTE_MTU_SHIFT, bpf/icmp4.h): what is routed onto it bigger with
+	// DF set gets ICMP fragmentation needed.
+	routeMTUShift = 16
 
 	natRouted = 1 // NAT_ROUTED
 )
@@ -170,7 +174,7 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 			rif := bpf.DataplaneRif{Router: id, Ip: ip4(ri.IP.Addr()), Mac: mac6(ri.MAC), Scope: scopes[ri.Scope]}
 			l.rifs[bpf.DataplaneRifKey{Vlan: uint32(ri.VLAN), Ip: rif.Ip}] = rif
 			l.rmacs[bpf.DataplaneFdbKey{Vlan: uint32(ri.VLAN), Mac: rif.Mac}] = rif
-			l.routes[routeKey(id, ri.IP.Masked())] = bpf.DataplaneRoute{Vlan: uint32(ri.VLAN), Mac: rif.Mac, Scope: rif.Scope}
+			l.routes[routeKey(id, ri.IP.Masked())] = bpf.DataplaneRoute{Vlan: uint32(ri.VLAN), Flags: uint32(ri.MTU) << routeMTUShift, Mac: rif.Mac, Scope: rif.Scope}
 		}
 		if g := r.Gateway; g != nil {
 			e, ok := exts[g.External]
@@ -204,7 +208,7 @@ func compileL3(d Desired, devs map[string]device, t *tables) error {
 			if on == nil {
 				return fmt.Errorf("router %s: route %s via %s: the next hop is on none of its subnets", r.ID, rt.Dst, rt.Nexthop)
 			}
-			l.routes[routeKey(id, rt.Dst.Masked())] = bpf.DataplaneRoute{Vlan: uint32(on.VLAN), Flags: routeVia, Nexthop: ip4(rt.Nexthop), Mac: mac6(on.MAC), Scope: scopes[on.Scope]}
+			l.routes[routeKey(id, rt.Dst.Masked())] = bpf.DataplaneRoute{Vlan: uint32(on.VLAN), Flags: routeVia | uint32(on.MTU)<<routeMTUShift, Nexthop: ip4(rt.Nexthop), Mac: mac6(on.MAC), Scope: scopes[on.Scope]}
 		}
 	}
 

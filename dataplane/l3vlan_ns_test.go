@@ -98,3 +98,55 @@ func dialErr(t *testing.T, ns, addr string) error {
 		return err
 	})
 }
+
+// TestExternalIPv6OnUplinkVLANNamespaces is ext6State's IPv6 through the
+// gateway with the external network on VLAN 300 of the uplink: the
+// outside (2001:db8:ff::1, routing d's subnet to r6's gateway address)
+// sits behind a VLAN 300 sub-interface of the uplink's far end and pings
+// the gateway address and d, which pings it back, all without NAT; a host
+// on VLAN 301 with an address of the same subnet reaches neither.
+func TestExternalIPv6OnUplinkVLANNamespaces(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	d := openTest(t, "tapa", "tapd", "up0")
+	gd := dataplanetest.Guest(t, d.cfg.Netns, "tapd", macD, pfx("10.0.1.20/24"), netip.Addr{})
+	dataplanetest.IPv6(t, gd, "tapdp", pfx("2001:db8:2::20/64"))
+	if out, err := ipIn(gd, "-6", "route", "add", "default", "via", "2001:db8:2::1"); err != nil {
+		t.Fatalf("default route in d: %v\n%s", err, out)
+	}
+	wire := dataplanetest.Guest(t, d.cfg.Netns, "up0", mac("52:54:00:00:03:03"), pfx("172.24.4.3/24"), netip.Addr{})
+	outside := dataplanetest.Netns(t)
+	dataplanetest.VLAN(t, wire, "up0p", 300, outside, "out300", pfx("172.24.4.1/24"))
+	dataplanetest.IPv6(t, outside, "out300", pfx("2001:db8:ff::1/64"))
+	other := dataplanetest.Netns(t)
+	dataplanetest.VLAN(t, wire, "up0p", 301, other, "out301", pfx("172.24.4.4/24"))
+	dataplanetest.IPv6(t, other, "out301", pfx("2001:db8:ff::4/64"))
+	for _, ns := range []string{outside, other} {
+		if out, err := ipIn(ns, "-6", "route", "add", "2001:db8:2::/64", "via", "2001:db8:ff::2"); err != nil {
+			t.Fatalf("the outside's route to d's subnet: %v\n%s", err, out)
+		}
+	}
+	up, err := d.nl.LinkByName("up0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ext6State(up.Attrs().HardwareAddr)
+	want.Externals[0].Device, want.Externals[0].VLAN = "up0", 300
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+
+	if out, err := ping(t, outside, "-6", "2001:db8:ff::2"); err != nil {
+		t.Errorf("the outside pinged r6's gateway address on VLAN 300: %v\n%s", err, out)
+	}
+	if out, err := ping(t, outside, "-6", "2001:db8:2::20"); err != nil {
+		t.Errorf("the outside pinged d through r6's gateway on VLAN 300: %v\n%s", err, out)
+	}
+	if out, err := ping(t, gd, "-6", "2001:db8:ff::1"); err != nil {
+		t.Errorf("d pinged the outside on VLAN 300: %v\n%s", err, out)
+	}
+	for _, to := range []string{"2001:db8:ff::2", "2001:db8:2::20"} {
+		if out, err := ping(t, other, "-6", to); err == nil {
+			t.Errorf("a host on VLAN 301 pinged %s:\n%s", to, out)
+		}
+	}
+}

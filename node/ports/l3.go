@@ -92,9 +92,9 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 				if !ok || err != nil || perr != nil {
 					continue
 				}
-				ri := dataplane.RouterInterface{VLAN: uint16(n.SegmentationID), MAC: mac, IP: netip.PrefixFrom(ip, pfx.Bits()), Scope: scopeOf[s.ID]}
+				ri := dataplane.RouterInterface{VLAN: uint16(n.SegmentationID), MAC: mac, IP: netip.PrefixFrom(ip, pfx.Bits()), Scope: scopeOf[s.ID], MTU: uint16(n.MTU)}
 				if s.IPVersion == 6 {
-					ri.RAMode, ri.MTU = s.IPv6RAMode, uint16(n.MTU)
+					ri.RAMode = s.IPv6RAMode
 				}
 				dr.Interfaces = append(dr.Interfaces, ri)
 			}

@@ -77,7 +77,7 @@ func TestLayer3FromView(t *testing.T) {
 	}
 	want := []string{
 		`101 fa:16:3e:00:01:01 10.0.0.1/24 "" 0 false`,
-		`102 fa:16:3e:00:01:02 10.0.1.1/24 "" 0 false`,
+		`102 fa:16:3e:00:01:02 10.0.1.1/24 "" 1450 false`, // the network's MTU, for fragmentation needed
 		`102 fa:16:3e:00:01:02 fd00:2::1/64 "slaac" 1450 false`,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -11,13 +11,9 @@ import (
 // does, so the dataplane needs the external network's IPv6 subnet and
 // each gateway's IPv6 address and its scope.
 
-// external6 gives x (external network id) its oldest IPv6 subnet, when it
-// is untagged: the dataplane answers neighbour discovery on untagged
-// external networks only.
+// external6 gives x (external network id, flat or a VLAN of the uplink)
+// its oldest IPv6 subnet.
 func external6(x *dataplane.External, id string, subnets []netstate.Subnet) {
-	if x.VLAN != 0 {
-		return
-	}
 	var best *netstate.Subnet
 	for i, s := range subnets {
 		if s.NetworkID == id && s.IPVersion == 6 && (best == nil || s.CreatedAt.Before(best.CreatedAt)) {
