@@ -40,12 +40,16 @@ type Volume struct {
 	size       int64
 	dirty      map[int64][]byte // page → data; nil data: a zero page
 	dirtyBytes int64
-	inflight   []*sealedMap // the maps flushes are writing now, oldest first
-	overlay    map[int64]loc
-	segs       []*SegmentRow // the journal, oldest first
-	journal    int64
-	extents    map[int64]*ExtentRow
-	err        error // sticky: fenced, deleted or closed
+	// owners maps the first byte of every cached page that is a slice of
+	// a buffer WriteOwned took over (in the dirty or in a sealed map) to
+	// that buffer, which goes back to its owner once no page uses it.
+	owners   map[*byte]*ownedBuf
+	inflight []*sealedMap // the maps flushes are writing now, oldest first
+	overlay  map[int64]loc
+	segs     []*SegmentRow // the journal, oldest first
+	journal  int64
+	extents  map[int64]*ExtentRow
+	err      error // sticky: fenced, deleted or closed
 	// spilling is set while a writer flushes because the cache is full,
 	// until its flush has taken the cache. sealed (on mu) is signalled
 	// when a flush has taken the cache, when a spill ends and when a
@@ -67,7 +71,7 @@ func (s *Store) Open(ctx context.Context, id string) (*Volume, error) {
 		return nil, fmt.Errorf("open volume %s: %w", id, err)
 	}
 	v := &Volume{s: s, id: id, readOnly: row.Kind == KindSnapshot, k: row.K, m: row.M,
-		dirty: map[int64][]byte{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
+		dirty: map[int64][]byte{}, owners: map[*byte]*ownedBuf{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
 	v.sealed = sync.NewCond(&v.mu)
 	if !v.readOnly {
 		res, err := s.propose(ctx, cmdOpen, idCmd{ID: id})
@@ -302,15 +306,57 @@ func (v *Volume) readLocked(ctx context.Context, p []byte, off int64) error {
 
 // WriteAt writes p at off into the volume's cache; it is durable once
 // Flush returns.
-func (v *Volume) WriteAt(p []byte, off int64) (int, error) { return v.write(p, off, false) }
+func (v *Volume) WriteAt(p []byte, off int64) (int, error) { return v.write(p, off, nil) }
 
 // WriteOwned is WriteAt for a caller that hands p over: the cache keeps
 // p's whole pages instead of copying each into a page of its own (the
 // NBD server's write payloads, 1 MiB of a sequential writer, are not
-// copied again). The caller must not use p afterwards.
-func (v *Volume) WriteOwned(p []byte, off int64) (int, error) { return v.write(p, off, true) }
+// copied again). The caller must not use p until release (if not nil) is
+// called, once no page of the cache uses p any more: after the flush
+// that wrote it, or when later writes replaced its pages. release may be
+// called with the volume's lock held, so it must not call the volume;
+// it is never called for the pages a closed volume still held.
+func (v *Volume) WriteOwned(p []byte, off int64, release func()) (int, error) {
+	return v.write(p, off, &ownedBuf{release: release})
+}
 
-func (v *Volume) write(p []byte, off int64, own bool) (int, error) {
+// ownedBuf is a buffer WriteOwned took over: refs counts the cached pages
+// that are slices of it.
+type ownedBuf struct {
+	refs    int
+	release func()
+}
+
+// unref drops a cached page that was replaced or written: its buffer
+// goes back once no other page uses it. Caller holds mu.
+func (v *Volume) unref(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	o, ok := v.owners[&b[0]]
+	if !ok {
+		return
+	}
+	delete(v.owners, &b[0])
+	if o.refs--; o.refs == 0 && o.release != nil {
+		o.release()
+	}
+}
+
+func (v *Volume) write(p []byte, off int64, own *ownedBuf) (int, error) {
+	if own != nil {
+		// The pages taken hold a reference each, and the write one
+		// until it ends: a write that takes no whole page gives p back
+		// at once.
+		own.refs = 1
+		defer func() {
+			v.mu.Lock()
+			if own.refs--; own.refs == 0 && own.release != nil {
+				own.release()
+			}
+			v.mu.Unlock()
+		}()
+	}
 	if err := v.reserve(int64(len(p)), off); err != nil {
 		return 0, err
 	}
@@ -319,14 +365,19 @@ func (v *Volume) write(p []byte, off int64, own bool) (int, error) {
 	for pos := off; pos < end; {
 		page, in := pos/PageSize, pos%PageSize
 		n := min(PageSize-in, end-pos)
-		if own && n == PageSize {
+		if own != nil && n == PageSize {
 			if old, ok := v.dirty[page]; !ok {
 				v.dirtyBytes += PageSize
 			} else if old == nil {
 				v.dirtyBytes += PageSize - zeroCost
+			} else {
+				v.unref(old)
 			}
 			i := pos - off
-			v.dirty[page] = p[i : i+PageSize : i+PageSize]
+			b := p[i : i+PageSize : i+PageSize]
+			v.dirty[page] = b
+			v.owners[&b[0]] = own
+			own.refs++
 			pos += n
 			continue
 		}
@@ -439,6 +490,7 @@ func (v *Volume) WriteZeroes(off, n int64) error {
 				v.dirtyBytes += zeroCost
 			} else if b != nil {
 				v.dirtyBytes -= PageSize - zeroCost
+				v.unref(b)
 			}
 			v.dirty[p] = nil
 		}
@@ -617,9 +669,11 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		// since, and the maps sealed after this one, take precedence.
 		for p, b := range sm.pages {
 			if _, ok := v.dirty[p]; ok {
+				v.unref(b)
 				continue
 			}
 			if _, ok := v.sealedPage(p, 0); ok {
+				v.unref(b)
 				continue
 			}
 			v.dirty[p] = b
@@ -633,6 +687,10 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 			v.err = err
 		}
 		return err
+	}
+	// Written: the buffers handed over go back.
+	for _, b := range sm.pages {
+		v.unref(b)
 	}
 	for k := range whole {
 		v.replaceExtent(&whole[k])
