@@ -626,7 +626,9 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		v.sealed.Wait()
 	}
 	sm := &sealedMap{pages: v.dirty}
-	v.dirty, v.dirtyBytes = map[int64][]byte{}, 0
+	// The next map likely fills like this one: sized so, it does not
+	// grow (and rehash) as it fills.
+	v.dirty, v.dirtyBytes = make(map[int64][]byte, len(sm.pages)), 0
 	if spill {
 		v.keepPartial(sm.pages)
 	}
