@@ -376,6 +376,52 @@ func TestOwnedWritesReadBack(t *testing.T) {
 	v.Close()
 }
 
+// TestRewrittenOwnedBuffersCountAgainstTheLimit: each 64 KiB write, a
+// page further on, replaces all but one page of the one before, so the
+// cache holds a page of every buffer; those buffers' memory must count against
+// DirtyLimit, or the dirty pages stay under it while the buffers they
+// pin grow without bound.
+func TestRewrittenOwnedBuffersCountAgainstTheLimit(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	cfg.DirtyLimit = 1 << 20
+	s := New(cfg)
+	ctx := context.Background()
+	const size = 2 * ExtentSize
+	s.Create(ctx, "v", size, Options{})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	own := &owned{}
+	model := make([]byte, size)
+	const n = 64 << 10
+	data := make([]byte, n)
+	most := 0
+	for k := int64(0); k < 600; k++ {
+		rand.New(rand.NewSource(k)).Read(data)
+		if err := own.write(v, data, k*PageSize); err != nil {
+			t.Fatal(err)
+		}
+		copy(model[k*PageSize:], data)
+		most = max(most, own.outstanding())
+	}
+	// The dirty map and the maps in flight, each with what it pins.
+	if limit := (maxSealed+1)*int(cfg.DirtyLimit/n) + 2; most > limit {
+		t.Fatalf("%d buffers of %d bytes held at once, want at most %d", most, n, limit)
+	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := own.outstanding(); n != 0 {
+		t.Fatalf("%d buffers not given back after the flush", n)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatal(firstDiff(got, model))
+	}
+}
+
 func TestZeroingAnExtentDeallocatesIt(t *testing.T) {
 	r := newRig(t)
 	s := New(r.config())

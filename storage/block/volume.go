@@ -43,7 +43,12 @@ type Volume struct {
 	// owners maps the first byte of every cached page that is a slice of
 	// a buffer WriteOwned took over (in the dirty or in a sealed map) to
 	// that buffer, which goes back to its owner once no page uses it.
-	owners   map[*byte]*ownedBuf
+	owners map[*byte]*ownedBuf
+	// idle is the memory of handed-over buffers that no cached page
+	// uses but that other pages of theirs keep from going back: it
+	// counts against DirtyLimit with the dirty pages, so rewriting most
+	// of each buffer cannot pin more memory than the limit.
+	idle     int64
 	inflight []*sealedMap // the maps flushes are writing now, oldest first
 	overlay  map[int64]loc
 	segs     []*SegmentRow // the journal, oldest first
@@ -321,9 +326,11 @@ func (v *Volume) WriteOwned(p []byte, off int64, release func()) (int, error) {
 }
 
 // ownedBuf is a buffer WriteOwned took over: refs counts the cached pages
-// that are slices of it.
+// that are slices of it (and the write while it runs), idle the bytes of
+// its pages no longer cached.
 type ownedBuf struct {
 	refs    int
+	idle    int64
 	release func()
 }
 
@@ -338,7 +345,19 @@ func (v *Volume) unref(b []byte) {
 		return
 	}
 	delete(v.owners, &b[0])
-	if o.refs--; o.refs == 0 && o.release != nil {
+	v.putBack(o, PageSize)
+}
+
+// putBack drops one reference to o, for n bytes of it no longer used,
+// and gives o back with the last. Caller holds mu.
+func (v *Volume) putBack(o *ownedBuf, n int64) {
+	if o.refs--; o.refs > 0 {
+		o.idle += n
+		v.idle += n
+		return
+	}
+	v.idle -= o.idle
+	if o.release != nil {
 		o.release()
 	}
 }
@@ -351,9 +370,7 @@ func (v *Volume) write(p []byte, off int64, own *ownedBuf) (int, error) {
 		own.refs = 1
 		defer func() {
 			v.mu.Lock()
-			if own.refs--; own.refs == 0 && own.release != nil {
-				own.release()
-			}
+			v.putBack(own, 0)
 			v.mu.Unlock()
 		}()
 	}
@@ -405,7 +422,7 @@ func (v *Volume) reserve(n, off int64) error {
 			v.mu.Unlock()
 			return err
 		}
-		if v.dirtyBytes == 0 || v.dirtyBytes+n <= v.s.cfg.DirtyLimit {
+		if v.dirtyBytes == 0 || v.dirtyBytes+v.idle+n <= v.s.cfg.DirtyLimit {
 			return nil
 		}
 		if v.spilling {
