@@ -338,20 +338,26 @@ func (sk *sink) finish(stall time.Duration) error {
 // timeout.
 var ErrStalled = errors.New("shard writer stalled")
 
-// sinkQueue is how many blocks may wait for a shard writer. A local
-// writer takes all that wait and writes them with one system call
-// (WriteBlocks), so a writer that lags behind the coding catches up with
-// fewer, larger writes; the Buffers' budget bounds what they hold.
-const sinkQueue = 8
+// sinkQueued is how many bytes of blocks may wait for a shard writer, two
+// blocks at least. A local writer takes all that wait and writes them
+// with one system call (WriteBlocks), so a writer that lags behind the
+// coding catches up with fewer, larger writes: eight blocks of a volume's
+// 32 KiB shards, two of an object's 1 MiB ones (as many as always), so a
+// slow disk holds no more of the Buffers' budget than it did.
+const sinkQueued = 256 << 10
+
+func sinkQueue(block int) int { return max(2, sinkQueued/max(block, 1)) }
 
 // blocksWriter is a disk.Writer that writes several blocks at once.
 type blocksWriter interface {
 	WriteBlocks(bs [][]byte) error
 }
 
-func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *sink {
+// openSink starts the writer of shard name on d, which takes blocks of
+// block bytes.
+func (s *Store) openSink(ctx context.Context, d placement.Disk, name string, block int) *sink {
 	ctx, cancel := context.WithCancel(ctx)
-	sk := &sink{blocks: make(chan piece, sinkQueue), done: make(chan error, 1), cancel: cancel}
+	sk := &sink{blocks: make(chan piece, sinkQueue(block)), done: make(chan error, 1), cancel: cancel}
 	if local, ok := s.Local[d.ID]; ok && d.Node == s.Node {
 		go func() {
 			w, err := local.Create(name)
@@ -363,8 +369,8 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 			}
 			var werr error
 			bw, many := w.(blocksWriter)
-			batch := make([]piece, 0, sinkQueue+1)
-			bufs := make([][]byte, 0, sinkQueue+1)
+			batch := make([]piece, 0, cap(sk.blocks)+1)
+			bufs := make([][]byte, 0, cap(sk.blocks)+1)
 			for p := range sk.blocks {
 				batch = append(batch[:0], p)
 				// Take what else waits, never waiting for more: the
@@ -395,7 +401,7 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string) *si
 					if !sk.endWrite() {
 						// Abandoned while it hung: no longer ours. A new
 						// batch, as abandonWrite may still read this one.
-						batch = make([]piece, 0, sinkQueue+1)
+						batch = make([]piece, 0, cap(sk.blocks)+1)
 						continue
 					}
 				}
@@ -492,7 +498,7 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	defer cancel()
 	sinks := make([]*sink, len(l.Disks))
 	for i, d := range l.Disks {
-		sinks[i] = s.openSink(ctx, d, ShardName(key, i))
+		sinks[i] = s.openSink(ctx, d, ShardName(key, i), c.BlockSize())
 	}
 	var h hash.Hash
 	noMD5 := withoutMD5(ctx)
