@@ -653,6 +653,9 @@ func (s *Store) awaitQuorum(key string, l Layout, sinks []*sink) (ok int, missin
 		for i := range pending {
 			sinks[i].cancel()
 			sinks[i].release()
+			// A writer hung inside a write keeps that block but not
+			// the budget (as when it is dropped while blocks stream).
+			sinks[i].abandonWrite()
 			missing = append(missing, i)
 			errs = append(errs, fmt.Errorf("shard %d on %s/%s: %w: not durable in time", i, l.Disks[i].Node, l.Disks[i].ID, ErrStalled))
 		}
