@@ -363,21 +363,20 @@ func (v *Volume) putBack(o *ownedBuf, n int64) {
 }
 
 func (v *Volume) write(p []byte, off int64, own *ownedBuf) (int, error) {
+	if err := v.reserve(int64(len(p)), off); err != nil {
+		if own != nil && own.release != nil {
+			own.release() // no page of it was taken
+		}
+		return 0, err
+	}
+	defer v.mu.Unlock()
 	if own != nil {
 		// The pages taken hold a reference each, and the write one
 		// until it ends: a write that takes no whole page gives p back
 		// at once.
 		own.refs = 1
-		defer func() {
-			v.mu.Lock()
-			v.putBack(own, 0)
-			v.mu.Unlock()
-		}()
+		defer v.putBack(own, 0) // deferred after the unlock: runs before it
 	}
-	if err := v.reserve(int64(len(p)), off); err != nil {
-		return 0, err
-	}
-	defer v.mu.Unlock()
 	end := off + int64(len(p))
 	for pos := off; pos < end; {
 		page, in := pos/PageSize, pos%PageSize
