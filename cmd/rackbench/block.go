@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,6 +44,7 @@ type fioTarget struct {
 	name string
 	args []string      // engine and target
 	prof *caseProfiler // rackd's CPU profile of each run (--profile), or nil
+	pid  int           // rackd's process, whose CPU per MiB written is measured; 0: none
 }
 
 func blockSuite(ctx context.Context, o options) ([]Result, error) {
@@ -110,9 +113,9 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 		}
 	}
 	targets := []fioTarget{
-		{"rackstack", []string{"--ioengine=nbd", "--uri=" + ex.URI}, prof},
-		{"raw-disk", []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw}, nil},
-		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}, nil},
+		{"rackstack", []string{"--ioengine=nbd", "--uri=" + ex.URI}, prof, p.cmd.Process.Pid},
+		{"raw-disk", []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw}, nil, 0},
+		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}, nil, 0},
 	}
 	var out []Result
 	prog := newProgress(o, len(targets)*len(blockJobs)*o.Runs)
@@ -140,16 +143,28 @@ func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params m
 	}
 	var out []Result
 	for _, j := range blockJobs {
-		var runs []float64
+		var runs, cpu []float64
 		for r := range o.Runs {
 			prog.start(fmt.Sprintf("%s %s qd=%d run %d", tg.name, j.metric, j.qd, r+1))
 			profiled := tg.prof.start(ctx, fmt.Sprintf("%s-%s-qd%d-run%d", tg.name, j.metric, j.qd, r+1), o.Duration)
+			before, cerr := cpuTime(tg.pid)
 			v, err := runFio(ctx, tg, j, size, o.Duration)
+			after, cerr2 := cpuTime(tg.pid)
 			profiled()
 			if err != nil {
 				return nil, fmt.Errorf("%s %s qd %d: %w", tg.name, j.rw, j.qd, err)
 			}
 			runs = append(runs, v)
+			if tg.pid > 0 && j.metric == "seq_write" && cerr == nil && cerr2 == nil && v > 0 {
+				cpu = append(cpu, (after-before).Seconds()*1000/(v*o.Duration.Seconds()))
+			}
+		}
+		if len(cpu) > 0 {
+			// rackd's CPU per MiB written: what the write path costs
+			// whatever else the machine runs, which the MiB/s of a
+			// loaded machine do not show.
+			fmt.Fprintf(o.Log, "block %s rackd_cpu_per_mib qd=%d: %.3g ms/MiB\n", tg.name, j.qd, median(cpu))
+			out = append(out, newResult("block", tg.name, map[string]any{"qd": j.qd, "bs": j.bs}, "rackd_cpu_per_mib", "ms/MiB", cpu))
 		}
 		unit := "IOPS"
 		if j.bs == "1M" {
@@ -210,4 +225,38 @@ func parseFio(raw []byte, j fioJob) (float64, error) {
 		return s.BW / 1024, nil // fio's bw is KiB/s
 	}
 	return s.IOPS, nil
+}
+
+// cpuTime is the CPU time (user and system) process pid has used so far.
+func cpuTime(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, nil
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(raw)
+}
+
+// parseStatCPU reads utime and stime from a /proc/PID/stat line.
+func parseStatCPU(raw []byte) (time.Duration, error) {
+	// The command name, in parentheses, may hold spaces and parentheses:
+	// counted from the state after its last ')', utime and stime are the
+	// 12th and 13th fields.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse stat: no command name")
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse stat: %d fields", len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse stat: %w", errors.Join(err1, err2))
+	}
+	// Clock ticks of USER_HZ, 100 a second on every Linux.
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }

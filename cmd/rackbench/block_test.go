@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFio(t *testing.T) {
@@ -85,5 +86,15 @@ func TestOnThisMachine(t *testing.T) {
 		if err := onThisMachine(context.Background(), u); err == nil {
 			t.Errorf("%s: taken for this machine", u)
 		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	line := "4242 (rack d) (x)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 75 0 0 20 0 12 0 100 0 0\n"
+	if got, err := parseStatCPU([]byte(line)); err != nil || got != 2250*time.Millisecond {
+		t.Fatalf("parseStatCPU = %v, %v, want 2.25s", got, err)
+	}
+	if _, err := parseStatCPU([]byte("4242 (rackd) S 1 2")); err == nil {
+		t.Fatal("a short line parsed")
 	}
 }

@@ -85,7 +85,7 @@ func (s *Store) healEmpty(ctx context.Context, key string, l Layout, size int64)
 	}
 	var errs []error
 	for _, i := range bad {
-		sk := s.openSink(ctx, l.Disks[i], ShardName(key, i))
+		sk := s.openSink(ctx, l.Disks[i], ShardName(key, i), l.ShardSize+4)
 		if err := sk.finish(s.stallTimeout()); err != nil {
 			errs = append(errs, err)
 		}
@@ -156,7 +156,7 @@ func (s *Store) healPass(ctx context.Context, c *ec.Coder, key string, l Layout,
 			}
 			if st == 0 && r.bad != nil {
 				bad = append(bad, i)
-				sinks[i] = s.openSink(hctx, l.Disks[i], ShardName(key, i))
+				sinks[i] = s.openSink(hctx, l.Disks[i], ShardName(key, i), c.BlockSize())
 			}
 		}
 		if len(bad) == 0 {

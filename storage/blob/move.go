@@ -48,7 +48,7 @@ func (s *Store) copyShard(ctx context.Context, c *ec.Coder, key string, i int, f
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pool := s.buffers()
-	sk := s.openSink(cctx, to.Disks[i], name)
+	sk := s.openSink(cctx, to.Disks[i], name, c.BlockSize())
 	buf := make([]byte, c.BlockSize())
 	var n int64
 	var rerr error

@@ -59,7 +59,7 @@ func BenchmarkSequentialWrite(b *testing.B) {
 					if off >= size {
 						return
 					}
-					if _, err := v.WriteOwned(make([]byte, 1<<20), off); err != nil {
+					if _, err := v.WriteOwned(make([]byte, 1<<20), off, nil); err != nil {
 						b.Error(err)
 						return
 					}

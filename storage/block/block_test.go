@@ -171,10 +171,41 @@ func TestCreateRefusesBadRequests(t *testing.T) {
 
 // model is a volume's expected contents.
 type op struct {
-	kind string // write, zero, flush, fold
+	kind string // write, owned, zero, flush, fold
 	off  int64
 	data []byte
 	n    int64
+	own  *owned // owned: who hands the data over (nil: given for good)
+}
+
+// owned hands buffers to a volume with WriteOwned and scribbles over each
+// once the volume gives it back, so a buffer given back while the volume
+// still uses it reads wrong; out counts those not given back.
+type owned struct {
+	mu  sync.Mutex
+	out int
+}
+
+func (o *owned) write(v *Volume, data []byte, off int64) error {
+	b := bytes.Clone(data)
+	o.mu.Lock()
+	o.out++
+	o.mu.Unlock()
+	_, err := v.WriteOwned(b, off, func() {
+		for i := range b {
+			b[i] = 'X'
+		}
+		o.mu.Lock()
+		o.out--
+		o.mu.Unlock()
+	})
+	return err
+}
+
+func (o *owned) outstanding() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.out
 }
 
 func randomOps(rng *rand.Rand, size int64, count int) []op {
@@ -220,8 +251,11 @@ func run(ctx context.Context, v *Volume, o op) error {
 		_, err := v.WriteAt(o.data, o.off)
 		return err
 	case "owned":
+		if o.own != nil {
+			return o.own.write(v, o.data, o.off)
+		}
 		// The volume may keep the bytes it is handed: give it its own.
-		_, err := v.WriteOwned(bytes.Clone(o.data), o.off)
+		_, err := v.WriteOwned(bytes.Clone(o.data), o.off, nil)
 		return err
 	case "zero":
 		return v.WriteZeroes(o.off, o.n)
@@ -312,9 +346,10 @@ func TestOwnedWritesReadBack(t *testing.T) {
 	}
 	model := make([]byte, size)
 	ops := wholeExtentOps(rand.New(rand.NewSource(11)), size, 80)
+	own := &owned{}
 	for i, o := range ops {
 		if o.kind == "write" && i%2 == 0 {
-			o.kind = "owned"
+			o.kind, o.own = "owned", own
 		}
 		if err := run(ctx, v, o); err != nil {
 			t.Fatalf("op %d %s: %v", i, o.kind, err)
@@ -326,6 +361,12 @@ func TestOwnedWritesReadBack(t *testing.T) {
 			}
 		}
 	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := own.outstanding(); n != 0 {
+		t.Fatalf("%d buffers handed over not given back after the last flush", n)
+	}
 	if err := foldNow(ctx, v); err != nil {
 		t.Fatal(err)
 	}
@@ -333,6 +374,52 @@ func TestOwnedWritesReadBack(t *testing.T) {
 		t.Fatalf("after the last fold: %s", firstDiff(got, model))
 	}
 	v.Close()
+}
+
+// TestRewrittenOwnedBuffersCountAgainstTheLimit: each 64 KiB write, a
+// page further on, replaces all but one page of the one before, so the
+// cache holds a page of every buffer; those buffers' memory must count against
+// DirtyLimit, or the dirty pages stay under it while the buffers they
+// pin grow without bound.
+func TestRewrittenOwnedBuffersCountAgainstTheLimit(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	cfg.DirtyLimit = 1 << 20
+	s := New(cfg)
+	ctx := context.Background()
+	const size = 2 * ExtentSize
+	s.Create(ctx, "v", size, Options{})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	own := &owned{}
+	model := make([]byte, size)
+	const n = 64 << 10
+	data := make([]byte, n)
+	most := 0
+	for k := int64(0); k < 600; k++ {
+		rand.New(rand.NewSource(k)).Read(data)
+		if err := own.write(v, data, k*PageSize); err != nil {
+			t.Fatal(err)
+		}
+		copy(model[k*PageSize:], data)
+		most = max(most, own.outstanding())
+	}
+	// The dirty map and the maps in flight, each with what it pins.
+	if limit := (maxSealed+1)*int(cfg.DirtyLimit/n) + 2; most > limit {
+		t.Fatalf("%d buffers of %d bytes held at once, want at most %d", most, n, limit)
+	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := own.outstanding(); n != 0 {
+		t.Fatalf("%d buffers not given back after the flush", n)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatal(firstDiff(got, model))
+	}
 }
 
 func TestZeroingAnExtentDeallocatesIt(t *testing.T) {

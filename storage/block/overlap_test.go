@@ -64,8 +64,9 @@ func (h *heldAppends) proposed() int {
 // page 0 = A and page 2 = C flushed by a Flush held at its proposal, and
 // then page 0 = B and page 1 written: the second of those writes finds
 // the cache full and spills it while the first flush is still held. It
-// returns once the spill has written its blob.
-func overlapRig(t *testing.T, fail error) (*rig, *heldAppends, *Volume, chan error, chan error) {
+// returns once the spill has written its blob. The pages are handed over
+// (WriteOwned) through own.
+func overlapRig(t *testing.T, fail error) (*rig, *heldAppends, *Volume, *owned, chan error, chan error) {
 	t.Helper()
 	r := newRig(t)
 	h := &heldAppends{Replicated: r.repl, Blobs: r.blobs, held: make(chan struct{}), release: make(chan struct{}),
@@ -81,25 +82,25 @@ func overlapRig(t *testing.T, fail error) (*rig, *heldAppends, *Volume, chan err
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.WriteAt(page('A'), 0)
-	v.WriteAt(page('C'), 2*PageSize)
+	own := &owned{}
+	own.write(v, page('A'), 0)
+	own.write(v, page('C'), 2*PageSize)
 	flushed := make(chan error, 1)
 	go func() { flushed <- v.Flush(ctx) }()
 	<-h.held
 	<-h.putCh // the held flush's segment
-	v.WriteAt(page('B'), 0)
+	own.write(v, page('B'), 0)
 	wrote := make(chan error, 1)
 	go func() {
-		v.WriteAt(page('D'), 1*PageSize) // fills the cache
-		_, err := v.WriteAt(page('E'), 3*PageSize)
-		wrote <- err
+		own.write(v, page('D'), 1*PageSize) // fills the cache
+		wrote <- own.write(v, page('E'), 3*PageSize)
 	}()
 	select {
 	case <-h.putCh:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the spill wrote no blob while the flush sealed before it was held")
 	}
-	return r, h, v, flushed, wrote
+	return r, h, v, own, flushed, wrote
 }
 
 func page(c byte) []byte { return bytes.Repeat([]byte{c}, PageSize) }
@@ -109,7 +110,7 @@ func page(c byte) []byte { return bytes.Repeat([]byte{c}, PageSize) }
 // only after that one committed, so the newer page wins, also after
 // reopening from the replicated state.
 func TestFlushesOverlapAndCommitInOrder(t *testing.T) {
-	r, h, v, flushed, wrote := overlapRig(t, nil)
+	r, h, v, own, flushed, wrote := overlapRig(t, nil)
 	if n := h.proposed(); n != 1 {
 		t.Fatalf("%d appends proposed while the first was held; the spill must wait its turn", n)
 	}
@@ -123,6 +124,9 @@ func TestFlushesOverlapAndCommitInOrder(t *testing.T) {
 	ctx := context.Background()
 	if err := v.Flush(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if n := own.outstanding(); n != 0 {
+		t.Fatalf("%d pages handed over not given back after the last flush", n)
 	}
 	want := make([]byte, ExtentSize)
 	copy(want, page('B'))
@@ -153,7 +157,12 @@ func TestAFailedFlushFailsTheOnesSealedAfterIt(t *testing.T) {
 		store.ErrOutcomeUnknown,
 	} {
 		t.Run(fail.Error(), func(t *testing.T) {
-			r, h, v, flushed, wrote := overlapRig(t, fail)
+			r, h, v, own, flushed, wrote := overlapRig(t, fail)
+			// A newer page over one the failing flush holds: the
+			// failed flush's page must not come back over it.
+			if err := own.write(v, page('F'), 2*PageSize); err != nil {
+				t.Fatal(err)
+			}
 			close(h.release)
 			if err := <-flushed; err == nil {
 				t.Fatal("the flush whose command failed succeeded")
@@ -167,13 +176,16 @@ func TestAFailedFlushFailsTheOnesSealedAfterIt(t *testing.T) {
 			want := make([]byte, ExtentSize)
 			copy(want, page('B'))
 			copy(want[PageSize:], page('D'))
-			copy(want[2*PageSize:], page('C'))
+			copy(want[2*PageSize:], page('F'))
 			if got := readAll(t, v); !bytes.Equal(got, want) {
 				t.Fatalf("the cache after the failures: %s", firstDiff(got, want))
 			}
 			ctx := context.Background()
 			if err := v.Flush(ctx); err != nil {
 				t.Fatal(err)
+			}
+			if n := own.outstanding(); n != 0 {
+				t.Fatalf("%d pages handed over not given back after the last flush", n)
 			}
 			v.Close()
 			v2, err := New(r.config()).Open(ctx, "v")

@@ -40,12 +40,21 @@ type Volume struct {
 	size       int64
 	dirty      map[int64][]byte // page → data; nil data: a zero page
 	dirtyBytes int64
-	inflight   []*sealedMap // the maps flushes are writing now, oldest first
-	overlay    map[int64]loc
-	segs       []*SegmentRow // the journal, oldest first
-	journal    int64
-	extents    map[int64]*ExtentRow
-	err        error // sticky: fenced, deleted or closed
+	// owners maps the first byte of every cached page that is a slice of
+	// a buffer WriteOwned took over (in the dirty or in a sealed map) to
+	// that buffer, which goes back to its owner once no page uses it.
+	owners map[*byte]*ownedBuf
+	// idle is the memory of handed-over buffers that no cached page
+	// uses but that other pages of theirs keep from going back: it
+	// counts against DirtyLimit with the dirty pages, so rewriting most
+	// of each buffer cannot pin more memory than the limit.
+	idle     int64
+	inflight []*sealedMap // the maps flushes are writing now, oldest first
+	overlay  map[int64]loc
+	segs     []*SegmentRow // the journal, oldest first
+	journal  int64
+	extents  map[int64]*ExtentRow
+	err      error // sticky: fenced, deleted or closed
 	// spilling is set while a writer flushes because the cache is full,
 	// until its flush has taken the cache. sealed (on mu) is signalled
 	// when a flush has taken the cache, when a spill ends and when a
@@ -67,7 +76,7 @@ func (s *Store) Open(ctx context.Context, id string) (*Volume, error) {
 		return nil, fmt.Errorf("open volume %s: %w", id, err)
 	}
 	v := &Volume{s: s, id: id, readOnly: row.Kind == KindSnapshot, k: row.K, m: row.M,
-		dirty: map[int64][]byte{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
+		dirty: map[int64][]byte{}, owners: map[*byte]*ownedBuf{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
 	v.sealed = sync.NewCond(&v.mu)
 	if !v.readOnly {
 		res, err := s.propose(ctx, cmdOpen, idCmd{ID: id})
@@ -302,31 +311,89 @@ func (v *Volume) readLocked(ctx context.Context, p []byte, off int64) error {
 
 // WriteAt writes p at off into the volume's cache; it is durable once
 // Flush returns.
-func (v *Volume) WriteAt(p []byte, off int64) (int, error) { return v.write(p, off, false) }
+func (v *Volume) WriteAt(p []byte, off int64) (int, error) { return v.write(p, off, nil) }
 
 // WriteOwned is WriteAt for a caller that hands p over: the cache keeps
 // p's whole pages instead of copying each into a page of its own (the
 // NBD server's write payloads, 1 MiB of a sequential writer, are not
-// copied again). The caller must not use p afterwards.
-func (v *Volume) WriteOwned(p []byte, off int64) (int, error) { return v.write(p, off, true) }
+// copied again). The caller must not use p until release (if not nil) is
+// called, once no page of the cache uses p any more: after the flush
+// that wrote it, or when later writes replaced its pages. release may be
+// called with the volume's lock held, so it must not call the volume;
+// it is never called for the pages a closed volume still held.
+func (v *Volume) WriteOwned(p []byte, off int64, release func()) (int, error) {
+	return v.write(p, off, &ownedBuf{release: release})
+}
 
-func (v *Volume) write(p []byte, off int64, own bool) (int, error) {
+// ownedBuf is a buffer WriteOwned took over: refs counts the cached pages
+// that are slices of it (and the write while it runs), idle the bytes of
+// its pages no longer cached.
+type ownedBuf struct {
+	refs    int
+	idle    int64
+	release func()
+}
+
+// unref drops a cached page that was replaced or written: its buffer
+// goes back once no other page uses it. Caller holds mu.
+func (v *Volume) unref(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	o, ok := v.owners[&b[0]]
+	if !ok {
+		return
+	}
+	delete(v.owners, &b[0])
+	v.putBack(o, PageSize)
+}
+
+// putBack drops one reference to o, for n bytes of it no longer used,
+// and gives o back with the last. Caller holds mu.
+func (v *Volume) putBack(o *ownedBuf, n int64) {
+	if o.refs--; o.refs > 0 {
+		o.idle += n
+		v.idle += n
+		return
+	}
+	v.idle -= o.idle
+	if o.release != nil {
+		o.release()
+	}
+}
+
+func (v *Volume) write(p []byte, off int64, own *ownedBuf) (int, error) {
 	if err := v.reserve(int64(len(p)), off); err != nil {
+		if own != nil && own.release != nil {
+			own.release() // no page of it was taken
+		}
 		return 0, err
 	}
 	defer v.mu.Unlock()
+	if own != nil {
+		// The pages taken hold a reference each, and the write one
+		// until it ends: a write that takes no whole page gives p back
+		// at once.
+		own.refs = 1
+		defer v.putBack(own, 0) // deferred after the unlock: runs before it
+	}
 	end := off + int64(len(p))
 	for pos := off; pos < end; {
 		page, in := pos/PageSize, pos%PageSize
 		n := min(PageSize-in, end-pos)
-		if own && n == PageSize {
+		if own != nil && n == PageSize {
 			if old, ok := v.dirty[page]; !ok {
 				v.dirtyBytes += PageSize
 			} else if old == nil {
 				v.dirtyBytes += PageSize - zeroCost
+			} else {
+				v.unref(old)
 			}
 			i := pos - off
-			v.dirty[page] = p[i : i+PageSize : i+PageSize]
+			b := p[i : i+PageSize : i+PageSize]
+			v.dirty[page] = b
+			v.owners[&b[0]] = own
+			own.refs++
 			pos += n
 			continue
 		}
@@ -354,7 +421,7 @@ func (v *Volume) reserve(n, off int64) error {
 			v.mu.Unlock()
 			return err
 		}
-		if v.dirtyBytes == 0 || v.dirtyBytes+n <= v.s.cfg.DirtyLimit {
+		if v.dirtyBytes == 0 || v.dirtyBytes+v.idle+n <= v.s.cfg.DirtyLimit {
 			return nil
 		}
 		if v.spilling {
@@ -439,6 +506,7 @@ func (v *Volume) WriteZeroes(off, n int64) error {
 				v.dirtyBytes += zeroCost
 			} else if b != nil {
 				v.dirtyBytes -= PageSize - zeroCost
+				v.unref(b)
 			}
 			v.dirty[p] = nil
 		}
@@ -574,7 +642,9 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		v.sealed.Wait()
 	}
 	sm := &sealedMap{pages: v.dirty}
-	v.dirty, v.dirtyBytes = map[int64][]byte{}, 0
+	// The next map likely fills like this one: sized so, it does not
+	// grow (and rehash) as it fills.
+	v.dirty, v.dirtyBytes = make(map[int64][]byte, len(sm.pages)), 0
 	if spill {
 		v.keepPartial(sm.pages)
 	}
@@ -617,9 +687,11 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		// since, and the maps sealed after this one, take precedence.
 		for p, b := range sm.pages {
 			if _, ok := v.dirty[p]; ok {
+				v.unref(b)
 				continue
 			}
 			if _, ok := v.sealedPage(p, 0); ok {
+				v.unref(b)
 				continue
 			}
 			v.dirty[p] = b
@@ -633,6 +705,10 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 			v.err = err
 		}
 		return err
+	}
+	// Written: the buffers handed over go back.
+	for _, b := range sm.pages {
+		v.unref(b)
 	}
 	for k := range whole {
 		v.replaceExtent(&whole[k])

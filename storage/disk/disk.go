@@ -160,14 +160,51 @@ const writebackChunk = 4 << 20
 func (w *fileWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.written += int64(n)
+	w.startWriteback()
+	return n, err
+}
+
+// WriteBlocks writes bs one after the other with as few system calls as
+// it can (writev): a blob writer hands over the blocks queued for a shard
+// at once, and a system call per 32 KiB block of a volume's extents cost
+// a third of the CPU the page cache copy itself cost.
+func (w *fileWriter) WriteBlocks(bs [][]byte) error {
+	fd := int(w.f.Fd())
+	for len(bs) > 0 {
+		n, err := unix.Writev(fd, bs[:min(len(bs), maxIovecs)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write shard: %w", err)
+		}
+		w.written += int64(n)
+		// Skip what was written: whole blocks, then part of one.
+		for n > 0 && len(bs) > 0 {
+			if n >= len(bs[0]) {
+				n -= len(bs[0])
+				bs = bs[1:]
+				continue
+			}
+			bs = append([][]byte{bs[0][n:]}, bs[1:]...)
+			n = 0
+		}
+	}
+	w.startWriteback()
+	return nil
+}
+
+// maxIovecs is IOV_MAX, the most buffers one writev takes.
+const maxIovecs = 1024
+
+// startWriteback asks the kernel to start writing out what is written so
+// far once writebackChunk has piled up (see writebackChunk).
+func (w *fileWriter) startWriteback() {
 	if w.written-w.flushed >= writebackChunk {
-		// Start writeback of what is written so far without waiting for
-		// it; Commit's fsync waits for the rest. Best effort: an error
-		// here shows up at the fsync.
+		// Best effort: an error here shows up at the fsync.
 		unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.written-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
 		w.flushed = w.written
 	}
-	return n, err
 }
 
 func (w *fileWriter) Commit() error {

@@ -147,3 +147,46 @@ func TestFilesystemNamesSharedSpace(t *testing.T) {
 		t.Fatalf("/proc filesystem %q, temp dir %q (%v)", fp, fa, err)
 	}
 }
+
+// WriteBlocks writes its blocks in order, also more of them than one
+// writev takes, after what Write wrote.
+func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
+	d, err := OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.Create("abc.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("head"))
+	var want []byte
+	want = append(want, "head"...)
+	var bs [][]byte
+	for i := 0; i < maxIovecs+37; i++ {
+		b := make([]byte, 1+i%13)
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		bs = append(bs, b)
+		want = append(want, b...)
+	}
+	if err := w.(interface{ WriteBlocks([][]byte) error }).WriteBlocks(bs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Open("abc.0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("shard holds %d bytes, want %d in order", len(got), len(want))
+	}
+}

@@ -123,6 +123,8 @@ type Server struct {
 	conns   map[string]map[*conn]struct{}
 	// reads are the buffers of reads: of smallRead and largeRead bytes.
 	reads [2]sync.Pool
+	// payloads are the 1 MiB write payloads devices gave back.
+	payloads sync.Pool
 }
 
 // NewServer returns a Server with no exports.
@@ -590,7 +592,7 @@ func (c *conn) transmit() error {
 			if r.Length > maxRequest {
 				return fmt.Errorf("write of %d bytes is larger than %d", r.Length, maxRequest)
 			}
-			payload = make([]byte, r.Length)
+			payload = c.s.payloadBuf(int(r.Length))
 			if _, err := io.ReadFull(rd, payload); err != nil {
 				return err
 			}
@@ -657,13 +659,14 @@ func (c *conn) serve(r request, payload []byte) error {
 		return c.simple(r.Handle, 0, buf)
 	case cmdWrite:
 		// The payload was read for this request alone: a device that can
-		// keep it saves copying it.
+		// keep it saves copying it, and gives it back when done with it.
 		if ow, ok := c.dev.(interface {
-			WriteOwned(p []byte, off int64) (int, error)
+			WriteOwned(p []byte, off int64, release func()) (int, error)
 		}); ok {
-			_, err = ow.WriteOwned(payload, off)
+			_, err = ow.WriteOwned(payload, off, func() { c.s.putPayloadBuf(payload) })
 		} else {
 			_, err = c.dev.WriteAt(payload, off)
+			c.s.putPayloadBuf(payload)
 		}
 	case cmdWriteZeroes:
 		err = c.dev.WriteZeroes(off, n)
@@ -784,6 +787,28 @@ func (s *Server) readBuf(n int) *[]byte {
 	}
 	b := make([]byte, n)
 	return &b
+}
+
+// payloadBuf returns a buffer for a write's payload of n bytes, which the
+// payload fills whole. A sequential writer's 1 MiB payloads are reused
+// (putPayloadBuf) rather than allocated: zeroing each fresh one cost a
+// seventh of rackd's CPU under it. Other sizes are allocated exactly, as
+// the device may keep them until a flush: a 4 KiB write must not hold a
+// larger buffer.
+func (s *Server) payloadBuf(n int) []byte {
+	if n == largeRead {
+		if bp, ok := s.payloads.Get().(*[]byte); ok {
+			return *bp
+		}
+	}
+	return make([]byte, n)
+}
+
+// putPayloadBuf gives back a payload nothing uses any more.
+func (s *Server) putPayloadBuf(b []byte) {
+	if len(b) == largeRead {
+		s.payloads.Put(&b)
+	}
 }
 
 func (s *Server) putReadBuf(bp *[]byte) {
