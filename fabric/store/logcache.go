@@ -16,6 +16,11 @@ import (
 const (
 	logCacheEntries = 4096
 	logCacheBytes   = 32 << 20
+	// replayWindowBytes bounds the entries kept from the startup scan for
+	// the apply (see below): above the ring's budget, as the window lives
+	// only until the replay has passed it, and a log since the last
+	// snapshot of 8,000 small inline objects is about 45 MiB.
+	replayWindowBytes = 64 << 20
 )
 
 // The replay window keeps the entries read at startup for the apply that
@@ -25,14 +30,14 @@ const (
 // reads each again to apply it. Decoding an entry from bolt is a large
 // part of a replay's cost, so the entries the scan reads (from the first
 // miss until the node first stores an entry, which it does only once it
-// runs) are kept, up to the same byte budget as the ring, and handed to
+// runs) are kept, up to replayWindowBytes, and handed to
 // the apply; each is dropped once the apply has passed it. Past the
 // budget, the rest of the log is read again as before.
 
 // logCache is a ring of the most recent log entries, holding at most
 // maxBytes of entry data: past that, the oldest are dropped and read from
 // the store when asked for. Beside it, the replay window holds at most
-// maxBytes of the entries read at startup.
+// windowMax bytes of the entries read at startup.
 type logCache struct {
 	store    raft.LogStore
 	mu       sync.RWMutex
@@ -47,13 +52,14 @@ type logCache struct {
 	replaying   bool
 	window      map[uint64]*raft.Log
 	windowBytes int
+	windowMax   int
 	// windowLo is the lowest index that may still be in the window.
 	windowLo uint64
 }
 
-func newLogCache(entries, maxBytes int, store raft.LogStore) *logCache {
+func newLogCache(entries, maxBytes, windowMax int, store raft.LogStore) *logCache {
 	return &logCache{store: store, ring: make([]*raft.Log, entries), maxBytes: maxBytes,
-		replaying: true, window: map[uint64]*raft.Log{}}
+		replaying: true, window: map[uint64]*raft.Log{}, windowMax: windowMax}
 }
 
 func (c *logCache) slot(idx uint64) uint64 { return idx % uint64(len(c.ring)) }
@@ -106,7 +112,7 @@ func (c *logCache) fromWindow(idx uint64, log *raft.Log) bool {
 func (c *logCache) keep(idx uint64, log *raft.Log) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.replaying || c.window[idx] != nil || c.windowBytes+len(log.Data) > c.maxBytes {
+	if !c.replaying || c.window[idx] != nil || c.windowBytes+len(log.Data) > c.windowMax {
 		return
 	}
 	l := *log

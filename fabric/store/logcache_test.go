@@ -26,7 +26,7 @@ func TestLogCacheBoundsBytes(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := newLogCache(tc.entries, tc.maxBytes, raft.NewInmemStore())
+			c := newLogCache(tc.entries, tc.maxBytes, 0, raft.NewInmemStore())
 			data := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, tc.size) }
 			for i := 1; i <= tc.n; i += tc.perStore {
 				var logs []*raft.Log
@@ -106,7 +106,7 @@ func TestRestartReadsEachEntryFromTheStoreOnce(t *testing.T) {
 			}
 			start := func() (*raft.Raft, *raft.MockFSM, *logCache) {
 				t.Helper()
-				fsm, cache := &raft.MockFSM{}, newLogCache(64, tc.budget, logs)
+				fsm, cache := &raft.MockFSM{}, newLogCache(64, 8*size, tc.budget, logs)
 				r, err := raft.NewRaft(conf, fsm, cache, stable, snaps, trans)
 				if err != nil {
 					t.Fatal(err)

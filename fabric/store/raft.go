@@ -186,7 +186,7 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 	fsm := NewFSM(cfg.State, applyDur)
 	// Every read of the log goes through the cache from here on, so that
 	// each entry is read from bolt once at startup (see logCache).
-	cached := newLogCache(logCacheEntries, logCacheBytes, logs)
+	cached := newLogCache(logCacheEntries, logCacheBytes, replayWindowBytes, logs)
 	if fsm.unawaitedTerm, err = lastTerm(cached); err != nil {
 		logs.Close()
 		return nil, err
