@@ -471,7 +471,7 @@ func storageS3(ctx context.Context, o options, dir string) ([]Result, error) {
 func degradedS3(ctx context.Context, o options, p *proc, c *s3Client, payload []byte) (healthy, degraded, ready []float64, err error) {
 	put := func(ctx context.Context, name string) error { return c.put(ctx, "/bench/"+name, payload) }
 	get := func(ctx context.Context, name string) (int64, error) { return c.get(ctx, "/bench/"+name) }
-	h, d, ready, _, err := degradedReads(ctx, o, p, []int{8}, put, get)
+	h, d, ready, _, err := degradedReads(ctx, o, p, nil, []int{8}, put, get)
 	return h[8], d[8], ready, err
 }
 
@@ -488,13 +488,15 @@ const degradedObjects = 16
 // degraded reads. The restart is timed apart (ready: until /healthz
 // answers 200, which a leader does once it has applied its log): the
 // reads start after it. peak is rackd's peak RSS (MiB) during each
-// concurrency's degraded reads.
-func degradedReads(ctx context.Context, o options, p *proc, concs []int,
+// concurrency's degraded reads. prof, if not nil, saves rackd's CPU profile
+// of the first 3 s of each read phase.
+func degradedReads(ctx context.Context, o options, p *proc, prof *caseProfiler, concs []int,
 	put func(ctx context.Context, name string) error, get func(ctx context.Context, name string) (int64, error),
 ) (healthy, degraded map[int][]float64, ready []float64, peak map[int][]float64, err error) {
 	healthy, degraded, peak = map[int][]float64{}, map[int][]float64{}, map[int][]float64{}
-	readAll := func(conc int) (float64, error) {
+	readAll := func(conc int, label string) (float64, error) {
 		dropCaches()
+		defer prof.start(ctx, label, 3*time.Second)()
 		var mu sync.Mutex
 		next := 0
 		return parallelMiBps(conc, func(int) (int64, error) {
@@ -522,7 +524,7 @@ func degradedReads(ctx context.Context, o options, p *proc, concs []int,
 			}
 		}
 		for _, conc := range concs {
-			h, err := readAll(conc)
+			h, err := readAll(conc, fmt.Sprintf("rackstack-degraded-c%d-run%d-healthy", conc, run))
 			if err != nil {
 				return nil, nil, nil, nil, err
 			}
@@ -548,7 +550,7 @@ func degradedReads(ctx context.Context, o options, p *proc, concs []int,
 			}
 			ready = append(ready, time.Since(start).Seconds())
 			rss := sampleRSS(p.cmd.Process.Pid)
-			d, err := readAll(conc)
+			d, err := readAll(conc, fmt.Sprintf("rackstack-degraded-c%d-run%d-degraded", conc, run))
 			peak[conc] = append(peak[conc], rss())
 			if err != nil {
 				return nil, nil, nil, nil, err

@@ -146,7 +146,7 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 			out = append(out, newResult("storage", t.name, map[string]any{"api": "s3", "client": "minio-go", "over": "every SDK case"}, "peak_rss_total", "MiB", []float64{hwm}))
 		}
 	}
-	deg, err := sdkDegraded(ctx, o, p, targets[0].client)
+	deg, err := sdkDegraded(ctx, o, p, targets[0].prof, targets[0].client)
 	if err != nil {
 		return nil, fmt.Errorf("degraded: %w", err)
 	}
@@ -157,7 +157,7 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 // (multipart uploads of 16 MiB parts), read healthy and then with two data
 // shards of every part gone, at concurrency 1 and 8 (degradedReads).
 // degraded_ratio is each run's degraded over healthy figure.
-func sdkDegraded(ctx context.Context, o options, p *proc, client *minio.Client) ([]Result, error) {
+func sdkDegraded(ctx context.Context, o options, p *proc, prof *caseProfiler, client *minio.Client) ([]Result, error) {
 	bucket := fmt.Sprintf("sdk-degraded-%d", time.Now().UnixNano()%1e9)
 	if err := client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
 		return nil, fmt.Errorf("make bucket: %w", err)
@@ -180,7 +180,7 @@ func sdkDegraded(ctx context.Context, o options, p *proc, client *minio.Client) 
 		}
 		return n, err
 	}
-	healthy, degraded, ready, peak, err := degradedReads(ctx, o, p, sdkConcurrency, put, get)
+	healthy, degraded, ready, peak, err := degradedReads(ctx, o, p, prof, sdkConcurrency, put, get)
 	if err != nil {
 		return nil, err
 	}
