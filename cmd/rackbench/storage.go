@@ -35,7 +35,9 @@ import (
 //   - rackstack and minio through minio-go (storage_sdk.go): warp's
 //     pattern of PUT, random GET and delete phases for --sizes at
 //     concurrency 1 and 8, with the server's peak RSS per case; MinIO
-//     where a minio binary is found;
+//     where a minio binary is found; and rackstack's 64 MiB GET through
+//     minio-go with two data shards of every part missing against the
+//     same healthy, at concurrency 1 and 8 (sdkDegraded);
 //   - rackstack-blob: the erasure-coded blob layer in process, healthy
 //     GET against GET with m = 2 data shards missing, and heal throughput.
 //
@@ -464,73 +466,99 @@ func storageS3(ctx context.Context, o options, dir string) ([]Result, error) {
 	return out, nil
 }
 
-// degradedS3 reads 16 objects of 64 MiB once each through S3, whole and
-// then with shards 0 and 1 (data shards) of every object deleted while rackd
-// was down. The healer starts rebuilding as soon as the first degraded read
-// reports, so the degraded figure includes healing running beside it, as
-// it would in production. The restart is timed apart (ready: until
-// /healthz answers 200, which a leader does once it has applied its log):
-// the reads start after it.
+// degradedS3 reads 16 objects of 64 MiB once each through S3 at
+// concurrency 8 with rackbench's own client: see degradedReads.
 func degradedS3(ctx context.Context, o options, p *proc, c *s3Client, payload []byte) (healthy, degraded, ready []float64, err error) {
-	const objects = 16
-	readAll := func() (float64, error) {
+	put := func(ctx context.Context, name string) error { return c.put(ctx, "/bench/"+name, payload) }
+	get := func(ctx context.Context, name string) (int64, error) { return c.get(ctx, "/bench/"+name) }
+	h, d, ready, _, err := degradedReads(ctx, o, p, nil, []int{8}, put, get)
+	return h[8], d[8], ready, err
+}
+
+// degradedObjects is how many 64 MiB objects a degraded case reads.
+const degradedObjects = 16
+
+// degradedReads puts degradedObjects objects, then for each concurrency
+// in concs reads each of them once, whole, healthy; and then, for each
+// concurrency again, kills rackd, deletes shards 0 and 1 (data shards) of
+// every object, restarts it and reads each object once more. The healer
+// starts rebuilding as soon as the first degraded read reports, so the
+// degraded figure includes healing running beside it, as it would in
+// production; the shards are deleted again before each concurrency's
+// degraded reads. The restart is timed apart (ready: until /healthz
+// answers 200, which a leader does once it has applied its log): the
+// reads start after it. peak is rackd's peak RSS (MiB) during each
+// concurrency's degraded reads. prof, if not nil, saves rackd's CPU profile
+// of the first 3 s of each read phase.
+func degradedReads(ctx context.Context, o options, p *proc, prof *caseProfiler, concs []int,
+	put func(ctx context.Context, name string) error, get func(ctx context.Context, name string) (int64, error),
+) (healthy, degraded map[int][]float64, ready []float64, peak map[int][]float64, err error) {
+	healthy, degraded, peak = map[int][]float64{}, map[int][]float64{}, map[int][]float64{}
+	readAll := func(conc int, label string) (float64, error) {
 		dropCaches()
+		defer prof.start(ctx, label, 3*time.Second)()
 		var mu sync.Mutex
 		next := 0
-		rate, err := parallelMiBps(8, func(int) (int64, error) {
+		return parallelMiBps(conc, func(int) (int64, error) {
 			var total int64
 			for {
 				mu.Lock()
 				i := next
 				next++
 				mu.Unlock()
-				if i >= objects {
+				if i >= degradedObjects {
 					return total, nil
 				}
-				n, err := c.get(ctx, fmt.Sprintf("/bench/deg-%d", i))
+				n, err := get(ctx, fmt.Sprintf("deg-%d", i))
 				total += n
 				if err != nil {
 					return total, err
 				}
 			}
 		})
-		return rate, err
 	}
 	for run := 0; run < o.Runs; run++ {
-		for i := 0; i < objects; i++ {
-			if err := c.put(ctx, fmt.Sprintf("/bench/deg-%d", i), payload); err != nil {
-				return nil, nil, nil, err
+		for i := 0; i < degradedObjects; i++ {
+			if err := put(ctx, fmt.Sprintf("deg-%d", i)); err != nil {
+				return nil, nil, nil, nil, err
 			}
 		}
-		h, err := readAll()
-		if err != nil {
-			return nil, nil, nil, err
+		for _, conc := range concs {
+			h, err := readAll(conc, fmt.Sprintf("rackstack-degraded-c%d-run%d-healthy", conc, run))
+			if err != nil {
+				return nil, nil, nil, nil, err
+			}
+			healthy[conc] = append(healthy[conc], h)
 		}
-		p.kill()
-		disks, _ := filepath.Glob(filepath.Join(filepath.Dir(p.dataDir), "s1-disks", "*"))
-		for _, d := range disks {
-			filepath.WalkDir(filepath.Join(d, "shards"), func(path string, e os.DirEntry, err error) error {
-				if err == nil && !e.IsDir() && (strings.HasSuffix(path, ".0") || strings.HasSuffix(path, ".1")) {
-					os.Remove(path)
-				}
-				return nil
-			})
+		for _, conc := range concs {
+			p.kill()
+			disks, _ := filepath.Glob(filepath.Join(filepath.Dir(p.dataDir), "s1-disks", "*"))
+			for _, d := range disks {
+				filepath.WalkDir(filepath.Join(d, "shards"), func(path string, e os.DirEntry, err error) error {
+					if err == nil && !e.IsDir() && (strings.HasSuffix(path, ".0") || strings.HasSuffix(path, ".1")) {
+						os.Remove(path)
+					}
+					return nil
+				})
+			}
+			start := time.Now()
+			if err := p.start(o.BinDir); err != nil {
+				return nil, nil, nil, nil, err
+			}
+			if err := waitHealthy(p.url(), 60*time.Second); err != nil {
+				return nil, nil, nil, nil, err
+			}
+			ready = append(ready, time.Since(start).Seconds())
+			rss := sampleRSS(p.cmd.Process.Pid)
+			d, err := readAll(conc, fmt.Sprintf("rackstack-degraded-c%d-run%d-degraded", conc, run))
+			peak[conc] = append(peak[conc], rss())
+			if err != nil {
+				return nil, nil, nil, nil, err
+			}
+			degraded[conc] = append(degraded[conc], d)
 		}
-		start := time.Now()
-		if err := p.start(o.BinDir); err != nil {
-			return nil, nil, nil, err
-		}
-		if err := waitHealthy(p.url(), 60*time.Second); err != nil {
-			return nil, nil, nil, err
-		}
-		ready = append(ready, time.Since(start).Seconds())
-		d, err := readAll()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		healthy, degraded = append(healthy, h), append(degraded, d)
 	}
-	return healthy, degraded, ready, nil
+	return healthy, degraded, ready, peak, nil
 }
 
 // storageBlob measures the blob layer in process on six disk directories:

@@ -146,7 +146,64 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 			out = append(out, newResult("storage", t.name, map[string]any{"api": "s3", "client": "minio-go", "over": "every SDK case"}, "peak_rss_total", "MiB", []float64{hwm}))
 		}
 	}
-	return out, nil
+	deg, err := sdkDegraded(ctx, o, p, targets[0].prof, targets[0].client)
+	if err != nil {
+		return nil, fmt.Errorf("degraded: %w", err)
+	}
+	return append(out, deg...), nil
+}
+
+// sdkDegraded is the degraded case through minio-go: 64 MiB objects
+// (multipart uploads of 16 MiB parts), read healthy and then with two data
+// shards of every part gone, at concurrency 1 and 8 (degradedReads).
+// degraded_ratio is each run's degraded over healthy figure.
+func sdkDegraded(ctx context.Context, o options, p *proc, prof *caseProfiler, client *minio.Client) ([]Result, error) {
+	bucket := fmt.Sprintf("sdk-degraded-%d", time.Now().UnixNano()%1e9)
+	if err := client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		return nil, fmt.Errorf("make bucket: %w", err)
+	}
+	payload := make([]byte, 64*mib)
+	rand.Read(payload)
+	put := func(ctx context.Context, name string) error {
+		_, err := client.PutObject(ctx, bucket, name, bytes.NewReader(payload), int64(len(payload)), minio.PutObjectOptions{})
+		return err
+	}
+	get := func(ctx context.Context, name string) (int64, error) {
+		obj, err := client.GetObject(ctx, bucket, name, minio.GetObjectOptions{})
+		if err != nil {
+			return 0, err
+		}
+		defer obj.Close()
+		n, err := io.Copy(io.Discard, obj)
+		if err == nil && n != int64(len(payload)) {
+			err = fmt.Errorf("GET %s: %d bytes, want %d", name, n, len(payload))
+		}
+		return n, err
+	}
+	healthy, degraded, ready, peak, err := degradedReads(ctx, o, p, prof, sdkConcurrency, put, get)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for _, conc := range sdkConcurrency {
+		params := func(extra ...string) map[string]any {
+			m := map[string]any{"object": "64MiB", "concurrency": conc, "api": "s3", "client": "minio-go", "coding": "4+2", "disks": 6, "cache": cacheMode(), "read": "each object once"}
+			if len(extra) > 0 {
+				m["missing"] = extra[0]
+			}
+			return m
+		}
+		var ratio []float64
+		for i := range degraded[conc] {
+			ratio = append(ratio, degraded[conc][i]/healthy[conc][i])
+		}
+		out = append(out,
+			newResult("storage", "rackstack", params(), "get_throughput", "MiB/s", healthy[conc]),
+			newResult("storage", "rackstack", params("2 data shards"), "get_throughput", "MiB/s", degraded[conc]),
+			newResult("storage", "rackstack", params("2 data shards"), "degraded_ratio", "x", ratio),
+			newResult("storage", "rackstack", params("2 data shards"), "peak_rss", "MiB", peak[conc]))
+	}
+	return append(out, newResult("storage", "rackstack", map[string]any{"after": "SIGKILL", "until": "/healthz 200", "client": "minio-go"}, "restart", "s", ready)), nil
 }
 
 func sdkClient(base, access, secret string) (*minio.Client, error) {

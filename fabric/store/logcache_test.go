@@ -3,7 +3,11 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -22,7 +26,7 @@ func TestLogCacheBoundsBytes(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := newLogCache(tc.entries, tc.maxBytes, raft.NewInmemStore())
+			c := newLogCache(tc.entries, tc.maxBytes, 0, raft.NewInmemStore())
 			data := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, tc.size) }
 			for i := 1; i <= tc.n; i += tc.perStore {
 				var logs []*raft.Log
@@ -57,4 +61,107 @@ func cachedBytes(c *logCache) int {
 		}
 	}
 	return n
+}
+
+// countingStore counts the reads of each index from a log store.
+type countingStore struct {
+	raft.LogStore
+	mu    sync.Mutex
+	reads map[uint64]int
+}
+
+func (s *countingStore) GetLog(idx uint64, l *raft.Log) error {
+	s.mu.Lock()
+	s.reads[idx]++
+	s.mu.Unlock()
+	return s.LogStore.GetLog(idx, l)
+}
+
+// TestRestartReadsEachEntryFromTheStoreOnce restarts a node over a log of
+// n entries and counts the reads of each from the store: raft.NewRaft's
+// configuration scan and the apply after the election both read every
+// entry, and the second must come from the cache's replay window while
+// the log fits its budget. Over the budget, the replay is still whole and
+// the window never holds more than the budget.
+func TestRestartReadsEachEntryFromTheStoreOnce(t *testing.T) {
+	const n, size = 300, 1 << 10
+	tests := map[string]struct {
+		budget   int
+		maxReads int // per entry
+	}{
+		"log within the budget": {budget: 1 << 20, maxReads: 1},
+		"log over the budget":   {budget: 50 * size, maxReads: 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			logs := &countingStore{LogStore: raft.NewInmemStore(), reads: map[uint64]int{}}
+			stable, snaps := raft.NewInmemStore(), raft.NewInmemSnapshotStore()
+			addr, trans := raft.NewInmemTransport("")
+			conf := raft.DefaultConfig()
+			conf.LocalID = "n0"
+			conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
+			conf.Logger = RaftLogger(slog.New(slog.NewTextHandler(io.Discard, nil)), "raft")
+			if err := raft.BootstrapCluster(conf, logs, stable, snaps, trans, raft.Configuration{Servers: []raft.Server{{ID: "n0", Address: addr}}}); err != nil {
+				t.Fatal(err)
+			}
+			start := func() (*raft.Raft, *raft.MockFSM, *logCache) {
+				t.Helper()
+				fsm, cache := &raft.MockFSM{}, newLogCache(64, 8*size, tc.budget, logs)
+				r, err := raft.NewRaft(conf, fsm, cache, stable, snaps, trans)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r, fsm, cache
+			}
+			r, _, _ := start()
+			select {
+			case <-r.LeaderCh():
+			case <-time.After(10 * time.Second):
+				t.Fatal("no leader elected")
+			}
+			for i := 0; i < n; i++ {
+				if err := r.Apply(bytes.Repeat([]byte{byte(i)}, size), 5*time.Second).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.Shutdown().Error(); err != nil {
+				t.Fatal(err)
+			}
+			last, _ := logs.LastIndex()
+			logs.reads = map[uint64]int{}
+
+			r, fsm, cache := start()
+			defer r.Shutdown()
+			deadline := time.Now().Add(10 * time.Second)
+			for len(fsm.Logs()) < n {
+				if time.Now().After(deadline) {
+					t.Fatalf("the restarted node applied %d of %d entries", len(fsm.Logs()), n)
+				}
+				cache.mu.RLock()
+				held := cache.windowBytes
+				cache.mu.RUnlock()
+				if held > tc.budget {
+					t.Fatalf("the replay window holds %d bytes, budget %d", held, tc.budget)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			for i, data := range fsm.Logs() {
+				if !bytes.Equal(data, bytes.Repeat([]byte{byte(i)}, size)) {
+					t.Fatalf("entry %d replayed wrong", i)
+				}
+			}
+			logs.mu.Lock()
+			defer logs.mu.Unlock()
+			for idx := uint64(1); idx <= last; idx++ {
+				if logs.reads[idx] > tc.maxReads {
+					t.Errorf("entry %d read from the store %d times, want at most %d", idx, logs.reads[idx], tc.maxReads)
+				}
+			}
+			cache.mu.RLock()
+			defer cache.mu.RUnlock()
+			if tc.maxReads == 1 && len(cache.window) != 0 {
+				t.Errorf("after the replay the window still holds %d entries", len(cache.window))
+			}
+		})
+	}
 }

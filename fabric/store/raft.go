@@ -184,7 +184,10 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 		cfg.Registry.MustRegister(applyDur)
 	}
 	fsm := NewFSM(cfg.State, applyDur)
-	if fsm.unawaitedTerm, err = lastTerm(logs); err != nil {
+	// Every read of the log goes through the cache from here on, so that
+	// each entry is read from bolt once at startup (see logCache).
+	cached := newLogCache(logCacheEntries, logCacheBytes, replayWindowBytes, logs)
+	if fsm.unawaitedTerm, err = lastTerm(cached); err != nil {
 		logs.Close()
 		return nil, err
 	}
@@ -201,7 +204,6 @@ func OpenRaft(cfg RaftConfig, bootstrap bool, advertise raft.ServerAddress) (*Ra
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	cached := newLogCache(logCacheEntries, logCacheBytes, logs)
 	r, err := raft.NewRaft(rc, fsm, cached, logs, snaps, cfg.Transport)
 	if err != nil {
 		logs.Close()
