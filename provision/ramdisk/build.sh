@@ -91,8 +91,8 @@ echo "root:x:0:" >"$rd/etc/group"
 printf '127.0.0.1\tlocalhost\n' >"$rd/etc/hosts"
 # zstd, not gzip: every machine unpacks it with its (emulated, in tests) CPU
 # at boot, and zstd -19 is both smaller (4.1 against 4.9 MB to download)
-# and quicker to unpack (a TCG boot to /init took 7.0 CPU-s against 9.4
-# with gzip -9; provision/README.md).
+# and quicker to unpack (a TCG boot to /init: a median 8.0 CPU-s against
+# 9.3 with gzip -9; provision/README.md).
 (cd "$rd" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | zstd -19 -q >"$work/initramfs.zst"
 
 # Replace both files only once both are built; the initramfs last, as its
