@@ -207,7 +207,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME-<hash of the data dir>)")
 	str(&o.VLANRange, "vlan-range", "100-3999", "VLAN ids given to tenant networks, MIN-MAX within 1-4094")
 	str(&o.ProvisionInterface, "provision-interface", "", "serve bare-metal provisioning (DHCP, TFTP, iPXE HTTP) on this interface, and conduct bare-metal nodes from this node")
-	str(&o.ProvisionDHCP, "provision-dhcp", provision.DHCPProxy, "provisioning DHCP: proxy (beside the site's DHCP server, boot options only) or full (an isolated network; needs --provision-range)")
+	str(&o.ProvisionDHCP, "provision-dhcp", provision.DHCPProxy, "provisioning DHCP: proxy (beside the site's DHCP server, boot options only) or full (an isolated network; needs --provision-range; also advertises no IPv6 router there, which ends iPXE's wait for one)")
 	str(&o.ProvisionRange, "provision-range", "", "addresses full provisioning DHCP leases, START-END (only with --provision-dhcp full)")
 	str(&o.ProvisionRamdisk, "provision-ramdisk", "", "directory holding the agent ramdisk's vmlinuz and initramfs.zst (make ramdisk writes build/ramdisk)")
 	str(&o.InspectAddPorts, "inspect-add-ports", conductor.AddPortsPXE, "NICs an inspection gives an Ironic port when they have none: pxe (the one it booted from), active (with an IPv4 address), all, or disabled")
