@@ -112,11 +112,11 @@ test-image:
 	fi
 	node/testimage/build.sh $(CURDIR)/build/test-image.qcow2
 
-# ramdisk builds build/ramdisk/{vmlinuz,initramfs.gz}, the discovery/deploy
+# ramdisk builds build/ramdisk/{vmlinuz,initramfs.zst}, the discovery/deploy
 # ramdisk bare-metal machines PXE-boot (provision/ramdisk/build.sh, which
 # downloads the kernel and busybox .debs into build/ramdisk-cache/ and builds
 # a static rack-agent); these are the tools it runs.
-RAMDISK_DEBS := cpio gzip
+RAMDISK_DEBS := cpio zstd
 .PHONY: ramdisk
 ramdisk:
 	@missing=""; for p in $(RAMDISK_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

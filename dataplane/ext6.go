@@ -5,9 +5,8 @@ import (
 	"net"
 	"net/netip"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rackstack/rackstack/bpf"
+	"github.com/rackstack/rackstack/dataplane/ndp"
 )
 
 // IPv6 through a router's external gateway (bpf/ext6.h): no NAT, as in
@@ -121,18 +120,13 @@ func (d *Dataplane) resolveGateway6(g gatewayProbe) {
 // solicited-node group, with our link-layer address) out of the device,
 // tagged with vlan unless it is 0.
 func sendNS(ifindex int, vlan uint16, mac net.HardwareAddr, from, to netip.Addr) error {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // 0: send only, receive nothing
-	if err != nil {
-		return fmt.Errorf("open packet socket: %w", err)
-	}
-	defer unix.Close(fd)
 	t := to.As16()
 	group := [16]byte{0xff, 0x02, 11: 1, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]}
 	dst := net.HardwareAddr{0x33, 0x33, 0xff, t[13], t[14], t[15]}
 	src := from.As16()
 	icmp := append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, t[:]...)
 	icmp = append(append(icmp, 1, 1), mac...)
-	sum := checksum6(src, group, icmp)
+	sum := ndp.Checksum(src, group, icmp)
 	icmp[2], icmp[3] = byte(sum>>8), byte(sum)
 	f := append(append([]byte{}, dst...), mac...)
 	if vlan != 0 {
@@ -140,31 +134,8 @@ func sendNS(ifindex int, vlan uint16, mac net.HardwareAddr, from, to netip.Addr)
 	}
 	f = append(f, 0x86, 0xdd, 0x60, 0, 0, 0, 0, byte(len(icmp)), 58, 255)
 	f = append(append(append(f, src[:]...), group[:]...), icmp...)
-	sa := &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_IPV6), Halen: 6}
-	copy(sa.Addr[:], dst)
-	if err := unix.Sendto(fd, f, 0, sa); err != nil {
+	if err := ndp.Send(ifindex, f); err != nil {
 		return fmt.Errorf("send neighbour solicitation: %w", err)
 	}
 	return nil
-}
-
-// checksum6 is the ICMPv6 checksum of msg from src to dst.
-func checksum6(src, dst [16]byte, msg []byte) uint16 {
-	var s uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			s += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			s += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src[:])
-	add(dst[:])
-	add([]byte{0, 0, byte(len(msg) >> 8), byte(len(msg)), 0, 0, 0, 58})
-	add(msg)
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }

@@ -1,15 +1,10 @@
 package dataplane
 
 import (
-	"encoding/binary"
-	"fmt"
-	"net"
-	"net/netip"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rackstack/rackstack/bpf"
+	"github.com/rackstack/rackstack/dataplane/ndp"
 )
 
 // raInterval is how often routers advertise themselves unsolicited: well
@@ -41,38 +36,14 @@ func (d *Dataplane) advertise() {
 	}
 }
 
-// raFrame is ra as ra_reply in bpf/dataplane.c builds it, to ff02::1.
+// raFrame is ra as ra_reply in bpf/dataplane.c builds it, to ff02::1:
+// the router for 1800 s, the prefix valid 86400 s and preferred 14400 s.
 func raFrame(ra bpf.DataplaneRa) []byte {
-	msg := []byte{134, 0, 0, 0, 64, ra.Flags, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0} // lifetime 1800 s
-	pi := []byte{3, 4, ra.Plen, ra.Pflags}
-	pi = binary.BigEndian.AppendUint32(pi, 86400)
-	pi = binary.BigEndian.AppendUint32(pi, 14400)
-	pi = append(append(pi, 0, 0, 0, 0), ra.Prefix[:]...)
-	msg = append(append(append(msg, pi...), 1, 1), ra.Mac[:]...)
-	if ra.Mtu != 0 {
-		msg = binary.BigEndian.AppendUint32(append(msg, 5, 1, 0, 0), ra.Mtu)
-	}
-	all := netip.MustParseAddr("ff02::1").As16()
-	sum := checksum6(ra.Lla, all, msg)
-	msg[2], msg[3] = byte(sum>>8), byte(sum)
-	f := append([]byte{0x33, 0x33, 0, 0, 0, 1}, ra.Mac[:]...)
-	f = append(f, 0x86, 0xdd, 0x60, 0, 0, 0, 0, byte(len(msg)), 58, 255)
-	f = append(append(append(f, ra.Lla[:]...), all[:]...), msg...)
-	return f
+	return ndp.RA{
+		MAC: ra.Mac, LLA: ra.Lla, Flags: ra.Flags, Lifetime: 1800, MTU: ra.Mtu,
+		Prefix: &ndp.Prefix{Prefix: ra.Prefix, Len: ra.Plen, Flags: ra.Pflags, Valid: 86400, Preferred: 14400},
+	}.Frame()
 }
 
 // sendRA sends ra out of the device to the guest behind it.
-func sendRA(ifindex int, ra bpf.DataplaneRa) error {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // 0: send only, receive nothing
-	if err != nil {
-		return fmt.Errorf("open packet socket: %w", err)
-	}
-	defer unix.Close(fd)
-	f := raFrame(ra)
-	sa := &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_IPV6), Halen: 6}
-	copy(sa.Addr[:], net.HardwareAddr(f[:6]))
-	if err := unix.Sendto(fd, f, 0, sa); err != nil {
-		return fmt.Errorf("send router advertisement: %w", err)
-	}
-	return nil
-}
+func sendRA(ifindex int, ra bpf.DataplaneRa) error { return ndp.Send(ifindex, raFrame(ra)) }

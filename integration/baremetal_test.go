@@ -633,7 +633,7 @@ func callVersion(method, url, tok, version string, out any) (int, error) {
 }
 
 // buildRamdisk runs make ramdisk's script (quick when the ramdisk is
-// fresh) and returns the directory holding vmlinuz and initramfs.gz.
+// fresh) and returns the directory holding vmlinuz and initramfs.zst.
 func buildRamdisk(t *testing.T) string {
 	t.Helper()
 	for _, tool := range []string{"apt-get", "dpkg-deb", "cpio", "gzip"} {

@@ -24,7 +24,7 @@ import (
 // script a known machine gets — also after rackd restarts.
 func TestProvisioningHTTP(t *testing.T) {
 	ramdisk := t.TempDir()
-	for _, f := range []string{"vmlinuz", "initramfs.gz"} {
+	for _, f := range []string{"vmlinuz", "initramfs.zst"} {
 		if err := os.WriteFile(filepath.Join(ramdisk, f), []byte("not a real "+f), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestProvisioningHTTP(t *testing.T) {
 	// The conductor registers once rackd leads; until then the script is
 	// served already (it reads the state).
 	code, script := get(base + "/boot.ipxe?mac=" + mac)
-	if code != 200 || !strings.Contains(script, "kernel "+base+"/ramdisk/vmlinuz initrd=initramfs.gz console=ttyS0") {
+	if code != 200 || !strings.Contains(script, "kernel "+base+"/ramdisk/vmlinuz initrd=initramfs.zst console=ttyS0") {
 		t.Fatalf("discovery script %d:\n%s", code, script)
 	}
 	m := regexp.MustCompile(`rackstack\.token=(\S+)`).FindStringSubmatch(script)

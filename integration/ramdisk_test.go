@@ -105,7 +105,7 @@ func TestRamdiskAgent(t *testing.T) {
 	started := time.Now()
 	cmd := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "256",
 		"-nographic", "-no-reboot", "-nodefaults", "-serial", "file:"+console,
-		"-kernel", filepath.Join(ramdisk, "vmlinuz"), "-initrd", filepath.Join(ramdisk, "initramfs.gz"),
+		"-kernel", filepath.Join(ramdisk, "vmlinuz"), "-initrd", filepath.Join(ramdisk, "initramfs.zst"),
 		"-append", fmt.Sprintf("console=ttyS0 %s=http://10.0.2.100:8080 %s=%s %s=%s", agentapi.ArgURL, agentapi.ArgToken, token, agentapi.ArgMAC, mac),
 		"-drive", "file="+disk+",format=raw,if=none,id=d0,cache=unsafe",
 		"-device", "virtio-blk-pci,drive=d0,serial=RSDISK0001",

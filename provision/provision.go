@@ -24,6 +24,7 @@ import (
 
 	"github.com/rackstack/rackstack/provision/dhcp"
 	"github.com/rackstack/rackstack/provision/ipxe"
+	"github.com/rackstack/rackstack/provision/ra"
 	"github.com/rackstack/rackstack/provision/tftp"
 )
 
@@ -89,11 +90,13 @@ type Server interface {
 	Serve(ctx context.Context) error
 }
 
-// Hooks make the DHCP and TFTP servers for a site; a nil hook is the
-// real server (provision/dhcp, provision/tftp on port 69).
+// Hooks make the DHCP and TFTP servers for a site, and in full DHCP mode
+// its router advertiser; a nil hook is the real server (provision/dhcp,
+// provision/tftp on port 69, provision/ra).
 type Hooks struct {
 	DHCP func(Site) (Server, error)
 	TFTP func(Site) (Server, error)
+	RA   func(Site) (Server, error)
 }
 
 // realHooks fills the hooks hooks leaves nil with the real servers.
@@ -115,6 +118,11 @@ func realHooks(cfg Config, hooks Hooks) Hooks {
 		}
 		hooks.TFTP = func(s Site) (Server, error) {
 			return tftp.New(tftp.Config{Addr: netip.AddrPortFrom(s.IP, 69), Dir: dir, Log: cfg.Log})
+		}
+	}
+	if hooks.RA == nil {
+		hooks.RA = func(s Site) (Server, error) {
+			return ra.New(ra.Config{Interface: s.Interface, Log: cfg.Log})
 		}
 	}
 	return hooks
@@ -184,11 +192,19 @@ func Start(ctx context.Context, cfg Config, backend ipxe.Backend, hooks Hooks) (
 		Range: cfg.Range, HTTPURL: base, BootScriptURL: base + "/boot.ipxe",
 	}
 	hooks = realHooks(cfg, hooks)
-	var servers []namedServer
-	for _, h := range []struct {
+	type maker struct {
 		name string
 		make func(Site) (Server, error)
-	}{{"dhcp", hooks.DHCP}, {"tftp", hooks.TFTP}} {
+	}
+	makers := []maker{{"dhcp", hooks.DHCP}, {"tftp", hooks.TFTP}}
+	if cfg.DHCPMode == DHCPFull {
+		// The segment is ours alone: a router advertisement that offers
+		// nothing ends iPXE's wait for an IPv6 router. On the site's
+		// network (proxy mode) the routers are the site's business.
+		makers = append(makers, maker{"router advertisements", hooks.RA})
+	}
+	var servers []namedServer
+	for _, h := range makers {
 		srv, err := h.make(site)
 		if err != nil {
 			ln.Close()

@@ -114,6 +114,40 @@ func TestStartServesOnTheInterfaceAddressOnly(t *testing.T) {
 	}
 }
 
+// TestRouterAdvertisementsOnlyInFullMode: the advertiser runs on a segment
+// Rackstack owns (full DHCP), never beside the site's DHCP server (proxy),
+// where the routers are the site's.
+func TestRouterAdvertisementsOnlyInFullMode(t *testing.T) {
+	lo, hi := netip.MustParseAddr("127.0.0.100"), netip.MustParseAddr("127.0.0.200")
+	for name, tc := range map[string]struct {
+		cfg    Config
+		wantRA bool
+	}{
+		"proxy": {Config{DHCPMode: DHCPProxy}, false},
+		"full":  {Config{DHCPMode: DHCPFull, Range: dhcp.Range{Start: lo, End: hi}, LeaseDir: t.TempDir()}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var servers, ras []*fakeServer
+			cfg := tc.cfg
+			cfg.Interface, cfg.RamdiskDir = "lo", ramdisk(t)
+			s, err := Start(context.Background(), cfg, exitBackend{},
+				Hooks{DHCP: hook(&servers, nil), TFTP: hook(&servers, nil), RA: hook(&ras, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(ras) == 1; got != tc.wantRA || len(ras) > 1 {
+				t.Fatalf("%d router advertisers started in %s mode", len(ras), cfg.DHCPMode)
+			}
+			if tc.wantRA && ras[0].site != s.Site {
+				t.Fatalf("the advertiser got %+v, want the site %+v", ras[0].site, s.Site)
+			}
+		})
+	}
+}
+
 func TestAFailingServerStopsTheOthers(t *testing.T) {
 	var servers []*fakeServer
 	boom := errors.New("bind udp 67: address in use")

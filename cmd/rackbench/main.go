@@ -43,8 +43,10 @@ type options struct {
 	MinIO    string // storage: a minio server binary to compare with
 	Profile  string // storage: where to save rackd's CPU profiles of the SDK cases
 	Replay   int    // storage: small objects in the log of the restart case; 0: the other cases
-	Ramdisk  string // provision: the directory holding vmlinuz and initramfs.gz
+	Ramdisk  string // provision: the directory holding vmlinuz and initramfs.zst
 	Nodes    string // provision: machines at once per case, a comma list
+	// ProvisionDHCP is rackd's --provision-dhcp in the provision suite.
+	ProvisionDHCP string
 	// Instances is how many guests the telemetry suite runs.
 	Instances int
 	Log       io.Writer
@@ -106,9 +108,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Profile, "profile", "", "storage, block: save rackd's CPU profile of each SDK case's PUT and GET phase (storage) or of each run of the rackstack case (block) in this directory")
 	fs.IntVar(&o.Replay, "replay", 0, "storage: time only a restart that replays this many 4 KiB PUTs from the Raft log")
 	fs.StringVar(&o.MinIO, "minio", "", "storage: minio server binary for the minio case (default: minio in PATH or beside --bin)")
-	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.gz (default: "+ramdiskPath+" found like the image)")
+	fs.StringVar(&o.Ramdisk, "ramdisk", "", "provision: directory holding the agent ramdisk's vmlinuz and initramfs.zst (default: "+ramdiskPath+" found like the image)")
 	fs.IntVar(&o.Instances, "instances", telemetryInstances, "telemetry: servers (real QEMU guests) running while /metrics is scraped")
 	fs.StringVar(&o.Nodes, "nodes", "1,3", "provision: machines powered on and deployed at once, per case (comma list)")
+	fs.StringVar(&o.ProvisionDHCP, "provision-dhcp", "proxy", "provision: rackd's DHCP mode: proxy (beside the segment's site DHCP server) or full (rackd leases the addresses and advertises no IPv6 router, which ends iPXE's wait for one; the floor's segment gets the same advertisement)")
 	fs.BoolVar(&o.Cloud, "cloud", false, "storage, dataplane, block, clean: measure the running cloud the OS_* variables (or --os-cloud) name, as an admin")
 	fs.StringVar(&o.OSCloud, "os-cloud", "", "--cloud: the cloud of that name in clouds.yaml instead of OS_*")
 	fs.StringVar(&o.Concurrency, "concurrency", "1,8,32", "storage --cloud: clients at once, per case (comma list)")
@@ -182,6 +185,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if _, err := parseNodes(o.Nodes); err != nil {
 			fmt.Fprintf(stderr, "rackbench: %v\n", err)
+			return 2
+		}
+		if o.ProvisionDHCP != "proxy" && o.ProvisionDHCP != "full" {
+			fmt.Fprintf(stderr, "rackbench: --provision-dhcp %q: want proxy or full\n", o.ProvisionDHCP)
 			return 2
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rackstack/rackstack/provision/ra"
 )
 
 // provisionSuite measures bare-metal provisioning on two provisioning
@@ -82,10 +84,21 @@ func provisionSuite(ctx context.Context, o options) ([]Result, error) {
 	if err := floor.startSiteDHCP(ctx, stub.scriptURL()); err != nil {
 		return nil, fmt.Errorf("start the floor's site DHCP server: %w", err)
 	}
-	// Rackstack's segment: the site's server hands out addresses only,
-	// rackd's proxyDHCP adds the boot options.
-	if err := seg.startSiteDHCP(ctx, ""); err != nil {
-		return nil, fmt.Errorf("start the site DHCP server: %w", err)
+	if o.ProvisionDHCP == "full" {
+		// rackd is the segment's only DHCP server and advertises no
+		// router on it; the floor gets the same advertisement, so that
+		// both skip iPXE's wait for an IPv6 router alike.
+		stop, err := advertiseNoRouter(ctx, floor.bridge, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	} else {
+		// Rackstack's segment: the site's server hands out addresses
+		// only, rackd's proxyDHCP adds the boot options.
+		if err := seg.startSiteDHCP(ctx, ""); err != nil {
+			return nil, fmt.Errorf("start the site DHCP server: %w", err)
+		}
 	}
 	fmt.Fprintf(o.Log, "provision: starting rackd with --provision-interface %s\n", seg.bridge)
 	c, err := startProvCloud(ctx, o, pr, seg, dir)
@@ -115,6 +128,23 @@ func provisionSuite(ctx context.Context, o options) ([]Result, error) {
 	return out, nil
 }
 
+// advertiseNoRouter runs provision/ra, rackd's advertiser of full DHCP
+// mode, on the floor's bridge until stop.
+func advertiseNoRouter(ctx context.Context, bridge string, log io.Writer) (stop func(), err error) {
+	srv, err := ra.New(ra.Config{Interface: bridge})
+	if err != nil {
+		return nil, fmt.Errorf("advertise no router on the floor's segment: %w", err)
+	}
+	fmt.Fprintf(log, "provision: --provision-dhcp full: rackd leases the addresses; the floor's %s gets the same zero-lifetime router advertisement\n", bridge)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(rctx)
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
 // runOrder is the order of node counts in run (from 1): as given in odd
 // runs, reversed in even ones, so that load that rises or falls through
 // a run weighs on both ends of a comparison alike.
@@ -128,7 +158,7 @@ func runOrder(counts []int, run int) []int {
 
 // provPrereqs is what the suite found it needs.
 type provPrereqs struct {
-	ramdisk string // directory with vmlinuz and initramfs.gz
+	ramdisk string // directory with vmlinuz and initramfs.zst
 	image   string // the test image deployed
 }
 
@@ -181,7 +211,7 @@ const ramdiskPath = "build/ramdisk"
 // must hold the kernel and initramfs.
 func findRamdisk(flagged, binDir string) (string, error) {
 	holds := func(dir string) bool {
-		for _, f := range []string{"vmlinuz", "initramfs.gz"} {
+		for _, f := range []string{"vmlinuz", "initramfs.zst"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 				return false
 			}
@@ -190,14 +220,14 @@ func findRamdisk(flagged, binDir string) (string, error) {
 	}
 	if flagged != "" {
 		if !holds(flagged) {
-			return "", fmt.Errorf("--ramdisk %s: no vmlinuz and initramfs.gz in it (make ramdisk)", flagged)
+			return "", fmt.Errorf("--ramdisk %s: no vmlinuz and initramfs.zst in it (make ramdisk)", flagged)
 		}
 		return filepath.Abs(flagged)
 	}
 	if p, ok := findBuilt(ramdiskPath, binDir, holds); ok {
 		return p, nil
 	}
-	return "", fmt.Errorf("no %s with vmlinuz and initramfs.gz in the current directory, the directories above it or beside %s: run make ramdisk, or pass --ramdisk", ramdiskPath, binDir)
+	return "", fmt.Errorf("no %s with vmlinuz and initramfs.zst in the current directory, the directories above it or beside %s: run make ramdisk, or pass --ramdisk", ramdiskPath, binDir)
 }
 
 // parseNodes reads --nodes: machines at once per case, a comma list of

@@ -51,6 +51,9 @@ func startProvCloud(ctx context.Context, o options, pr provPrereqs, seg *provSeg
 		"--provision-interface", seg.bridge, "--provision-ramdisk", pr.ramdisk,
 		"--provision-http-port", strconv.Itoa(httpPort), "--bootstrap",
 	}}
+	if o.ProvisionDHCP == "full" {
+		api.rackd.args = append(api.rackd.args, "--provision-dhcp", "full", "--provision-range", seg.leaseRange())
+	}
 	if err := api.rackd.start(o.BinDir); err != nil {
 		return c, fmt.Errorf("start rackd: %w", err)
 	}

@@ -29,9 +29,9 @@ type barePXEServer struct {
 // (iPXE fills ${net0/mac:hexhyp} in), so each request names its machine.
 func barePXEScript(base string) string {
 	return "#!ipxe\n" +
-		"kernel " + base + "/ramdisk/vmlinuz initrd=initramfs.gz console=ttyS0 " +
+		"kernel " + base + "/ramdisk/vmlinuz initrd=initramfs.zst console=ttyS0 " +
 		"rackstack.url=" + base + "/m/${net0/mac:hexhyp} rackstack.token=bare-pxe rackstack.mac=${net0/mac}\n" +
-		"initrd " + base + "/ramdisk/initramfs.gz\n" +
+		"initrd " + base + "/ramdisk/initramfs.zst\n" +
 		"boot\n"
 }
 

@@ -93,6 +93,10 @@ func (s *provSegment) tap(ctx context.Context, seq int) (string, error) {
 	return name, nil
 }
 
+// leaseRange is what the site's DHCP server leases (udhcpdConf), for
+// rackd's full DHCP when it is the segment's server instead.
+func (s *provSegment) leaseRange() string { return s.net + ".10-" + s.net + ".250" }
+
 // udhcpdConf is the site server's configuration: addresses .10–.250 of
 // the segment and, for the bare PXE floor, a boot file (an iPXE script's
 // URL: QEMU's NIC ROM is iPXE and fetches it over HTTP).

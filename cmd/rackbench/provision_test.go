@@ -88,8 +88,8 @@ func TestUdhcpdConf(t *testing.T) {
 
 func TestBarePXEScriptAndAgentMAC(t *testing.T) {
 	s := barePXEScript("http://10.0.0.1:99")
-	for _, want := range []string{"#!ipxe\n", "kernel http://10.0.0.1:99/ramdisk/vmlinuz initrd=initramfs.gz console=ttyS0 ",
-		"rackstack.url=http://10.0.0.1:99/m/${net0/mac:hexhyp} ", "initrd http://10.0.0.1:99/ramdisk/initramfs.gz\n", "boot\n"} {
+	for _, want := range []string{"#!ipxe\n", "kernel http://10.0.0.1:99/ramdisk/vmlinuz initrd=initramfs.zst console=ttyS0 ",
+		"rackstack.url=http://10.0.0.1:99/m/${net0/mac:hexhyp} ", "initrd http://10.0.0.1:99/ramdisk/initramfs.zst\n", "boot\n"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks %q:\n%s", want, s)
 		}
@@ -302,7 +302,7 @@ func TestFindRamdisk(t *testing.T) {
 	if _, err := findRamdisk(rd, ""); err == nil || !strings.Contains(err.Error(), "--ramdisk") {
 		t.Fatalf("empty ramdisk dir: err = %v", err)
 	}
-	for _, f := range []string{"vmlinuz", "initramfs.gz"} {
+	for _, f := range []string{"vmlinuz", "initramfs.zst"} {
 		if err := os.WriteFile(filepath.Join(rd, f), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}

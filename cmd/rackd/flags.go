@@ -207,9 +207,9 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME-<hash of the data dir>)")
 	str(&o.VLANRange, "vlan-range", "100-3999", "VLAN ids given to tenant networks, MIN-MAX within 1-4094")
 	str(&o.ProvisionInterface, "provision-interface", "", "serve bare-metal provisioning (DHCP, TFTP, iPXE HTTP) on this interface, and conduct bare-metal nodes from this node")
-	str(&o.ProvisionDHCP, "provision-dhcp", provision.DHCPProxy, "provisioning DHCP: proxy (beside the site's DHCP server, boot options only) or full (an isolated network; needs --provision-range)")
+	str(&o.ProvisionDHCP, "provision-dhcp", provision.DHCPProxy, "provisioning DHCP: proxy (beside the site's DHCP server, boot options only) or full (an isolated network; needs --provision-range; also advertises no IPv6 router there, which ends iPXE's wait for one)")
 	str(&o.ProvisionRange, "provision-range", "", "addresses full provisioning DHCP leases, START-END (only with --provision-dhcp full)")
-	str(&o.ProvisionRamdisk, "provision-ramdisk", "", "directory holding the agent ramdisk's vmlinuz and initramfs.gz (make ramdisk writes build/ramdisk)")
+	str(&o.ProvisionRamdisk, "provision-ramdisk", "", "directory holding the agent ramdisk's vmlinuz and initramfs.zst (make ramdisk writes build/ramdisk)")
 	str(&o.InspectAddPorts, "inspect-add-ports", conductor.AddPortsPXE, "NICs an inspection gives an Ironic port when they have none: pxe (the one it booted from), active (with an IPv4 address), all, or disabled")
 	intVar(&o.ProvisionHTTPPort, "provision-http-port", provision.DefaultHTTPPort, "port of the provisioning HTTP server (boot scripts, ramdisk, agent) on the provisioning interface's address")
 	durVar(&o.ProvisionCallbackTimeout, "provision-callback-timeout", 10*time.Minute, "a machine booted into the agent ramdisk that has not called back in this long fails its operation")
@@ -430,7 +430,7 @@ func (o *options) checkProvision() error {
 		return fmt.Errorf("--inspect-add-ports %q: want pxe, active, all or disabled", o.InspectAddPorts)
 	}
 	if o.ProvisionRamdisk == "" {
-		return errors.New("--provision-interface needs --provision-ramdisk DIR holding vmlinuz and initramfs.gz: run make ramdisk (it writes build/ramdisk)")
+		return errors.New("--provision-interface needs --provision-ramdisk DIR holding vmlinuz and initramfs.zst: run make ramdisk (it writes build/ramdisk)")
 	}
 	if err := ipxe.CheckRamdisk(o.ProvisionRamdisk); err != nil {
 		return fmt.Errorf("--provision-ramdisk: %w", err)

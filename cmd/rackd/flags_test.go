@@ -177,7 +177,7 @@ func TestCommandLine(t *testing.T) {
 
 func TestProvisionFlags(t *testing.T) {
 	ramdisk := t.TempDir()
-	for _, f := range []string{"vmlinuz", "initramfs.gz"} {
+	for _, f := range []string{"vmlinuz", "initramfs.zst"} {
 		if err := os.WriteFile(filepath.Join(ramdisk, f), []byte(f), 0o644); err != nil {
 			t.Fatal(err)
 		}

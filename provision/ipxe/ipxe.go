@@ -76,7 +76,7 @@ var (
 // Ramdisk file names, as the boot script and make ramdisk name them.
 const (
 	Kernel = "vmlinuz"
-	Initrd = "initramfs.gz"
+	Initrd = "initramfs.zst"
 )
 
 // Config is the server's settings.

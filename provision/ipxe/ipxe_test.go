@@ -124,8 +124,8 @@ func TestBootScriptPerState(t *testing.T) {
 		"unknown machine boots discovery": {
 			mac: "52:54:00:00:00:01", status: 200, wantPrefix: "#!ipxe\n",
 			want: []string{
-				"kernel http://192.0.2.1:8069/ramdisk/vmlinuz initrd=initramfs.gz console=ttyS0 rackstack.url=http://192.0.2.1:8069 rackstack.token=discover-525400000001 rackstack.mac=52:54:00:00:00:01\n",
-				"initrd http://192.0.2.1:8069/ramdisk/initramfs.gz\n", "boot\n",
+				"kernel http://192.0.2.1:8069/ramdisk/vmlinuz initrd=initramfs.zst console=ttyS0 rackstack.url=http://192.0.2.1:8069 rackstack.token=discover-525400000001 rackstack.mac=52:54:00:00:00:01\n",
+				"initrd http://192.0.2.1:8069/ramdisk/initramfs.zst\n", "boot\n",
 			},
 			not: []string{"exit"},
 		},
