@@ -101,10 +101,30 @@ func addSecret(ctx context.Context, c *qmp.Client, d hypervisor.HotDisk) error {
 // one keeps each attach from costing seconds of CPU.
 const luksIterTime = 100
 
+// luksTries bounds formatLUKS's attempts. QEMU sizes the key slot's
+// PBKDF2 by timing a first round on its thread's CPU clock, and fails the
+// job with errCPUClock when that clock did not move (getrusage's
+// per-thread time can stall for a few ms on a busy host): nothing is
+// written then, so the job is simply run again.
+const luksTries = 5
+
+// errCPUClock is QEMU's message for that failed timing.
+const errCPUClock = "Unable to get accurate CPU usage"
+
 // formatLUKS writes a new LUKS header on the NBD node file, with a random
 // master key sealed by d's passphrase, through a blockdev-create job.
 // Size 0: the payload is what follows the header, to the export's end.
 func formatLUKS(ctx context.Context, c *qmp.Client, d hypervisor.HotDisk, file string) error {
+	var err error
+	for try := 0; try < luksTries; try++ {
+		if err = formatLUKSOnce(ctx, c, d, file); err == nil || !strings.Contains(err.Error(), errCPUClock) {
+			return err
+		}
+	}
+	return err
+}
+
+func formatLUKSOnce(ctx context.Context, c *qmp.Client, d hypervisor.HotDisk, file string) error {
 	job := "fmt-" + d.ID
 	err := c.Execute(ctx, "blockdev-create", map[string]any{"job-id": job, "options": map[string]any{
 		"driver": "luks", "file": file, "size": 0, "key-secret": secretID(d.ID),
