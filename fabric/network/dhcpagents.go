@@ -30,15 +30,15 @@ func hasDHCPSubnet(tx *memdb.Txn, network string) bool {
 	return false
 }
 
-// dhcpAgent finds the DHCP agent id among the caller's agents; its host
-// is the node.
-func (s *Service) dhcpAgent(ctx context.Context, p *api.Principal, id string) (map[string]any, error) {
+// agentOfType finds the agent id of type typ among the caller's agents;
+// its host is the node.
+func (s *Service) agentOfType(ctx context.Context, p *api.Principal, id, typ string) (map[string]any, error) {
 	views, err := s.agentViews(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	for _, v := range views {
-		if v["id"] == id && v["agent_type"] == dhcpAgentType {
+		if v["id"] == id && v["agent_type"] == typ {
 			return v, nil
 		}
 	}
@@ -73,7 +73,7 @@ func (s *Service) networkDHCPAgents(w http.ResponseWriter, r *http.Request) erro
 // agentDHCPNetworks lists the networks the DHCP agent {id} hosts.
 func (s *Service) agentDHCPNetworks(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	agent, err := s.dhcpAgent(r.Context(), p, chi.URLParam(r, "id"))
+	agent, err := s.agentOfType(r.Context(), p, chi.URLParam(r, "id"), dhcpAgentType)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (s *Service) unhostDHCPNetwork(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Service) proposeDHCPHosting(r *http.Request, network string, host bool) error {
-	agent, err := s.dhcpAgent(r.Context(), principal(r), chi.URLParam(r, "id"))
+	agent, err := s.agentOfType(r.Context(), principal(r), chi.URLParam(r, "id"), dhcpAgentType)
 	if err != nil {
 		return err
 	}

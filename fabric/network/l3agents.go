@@ -1,7 +1,6 @@
 package network
 
 import (
-	"context"
 	"net/http"
 	"sort"
 
@@ -45,20 +44,6 @@ func routerHosts(tx *memdb.Txn, r *Router) map[string]bool {
 	return hosts
 }
 
-// l3Agent finds the L3 agent id among the caller's agents.
-func (s *Service) l3Agent(ctx context.Context, p *api.Principal, id string) (map[string]any, error) {
-	views, err := s.agentViews(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range views {
-		if v["id"] == id && v["agent_type"] == l3AgentType {
-			return v, nil
-		}
-	}
-	return nil, notFound("agent", id)
-}
-
 // routerL3Agents lists the L3 agents routing for the router {id}.
 func (s *Service) routerL3Agents(w http.ResponseWriter, r *http.Request) error {
 	tx, err := s.cfg.Repl.Read(r.Context())
@@ -88,7 +73,7 @@ func (s *Service) routerL3Agents(w http.ResponseWriter, r *http.Request) error {
 // agentL3Routers lists the routers the L3 agent {id} routes for.
 func (s *Service) agentL3Routers(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	agent, err := s.l3Agent(r.Context(), p, chi.URLParam(r, "id"))
+	agent, err := s.agentOfType(r.Context(), p, chi.URLParam(r, "id"), l3AgentType)
 	if err != nil {
 		return err
 	}
@@ -112,7 +97,7 @@ func (s *Service) agentL3Routers(w http.ResponseWriter, r *http.Request) error {
 // scheduleL3Router refuses to add a router to an L3 agent by hand: every
 // agent here is in "dvr" mode.
 func (s *Service) scheduleL3Router(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.l3Agent(r.Context(), principal(r), chi.URLParam(r, "id")); err != nil {
+	if _, err := s.agentOfType(r.Context(), principal(r), chi.URLParam(r, "id"), l3AgentType); err != nil {
 		return err
 	}
 	var body map[string]any
@@ -132,7 +117,7 @@ func (s *Service) scheduleL3Router(w http.ResponseWriter, r *http.Request) error
 
 // unscheduleL3Router refuses to remove a router from an L3 agent by hand.
 func (s *Service) unscheduleL3Router(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.l3Agent(r.Context(), principal(r), chi.URLParam(r, "id")); err != nil {
+	if _, err := s.agentOfType(r.Context(), principal(r), chi.URLParam(r, "id"), l3AgentType); err != nil {
 		return err
 	}
 	return store.Fault(store.KindConflict, "DVRL3CannotRemoveFromDvrAgent",
