@@ -45,6 +45,23 @@ func (s *Service) agentOfType(ctx context.Context, p *api.Principal, id, typ str
 	return nil, notFound("agent", id)
 }
 
+// writeAgentsOn answers the caller's agents of type typ whose host on
+// says yes to.
+func (s *Service) writeAgentsOn(w http.ResponseWriter, r *http.Request, typ string, on func(host string) bool) error {
+	views, err := s.agentViews(r.Context(), principal(r))
+	if err != nil {
+		return err
+	}
+	out := []map[string]any{}
+	for _, v := range views {
+		if v["agent_type"] == typ && on(v["host"].(string)) {
+			out = append(out, v)
+		}
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"agents": out})
+	return nil
+}
+
 // networkDHCPAgents lists the DHCP agents hosting the network {id}.
 func (s *Service) networkDHCPAgents(w http.ResponseWriter, r *http.Request) error {
 	tx, err := s.cfg.Repl.Read(r.Context())
@@ -55,19 +72,8 @@ func (s *Service) networkDHCPAgents(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	views, err := s.agentViews(r.Context(), principal(r))
-	if err != nil {
-		return err
-	}
 	dhcp := hasDHCPSubnet(tx, n.ID)
-	out := []map[string]any{}
-	for _, v := range views {
-		if v["agent_type"] == dhcpAgentType && n.DHCPHostedOn(v["host"].(string), dhcp) {
-			out = append(out, v)
-		}
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"agents": out})
-	return nil
+	return s.writeAgentsOn(w, r, dhcpAgentType, func(host string) bool { return n.DHCPHostedOn(host, dhcp) })
 }
 
 // agentDHCPNetworks lists the networks the DHCP agent {id} hosts.

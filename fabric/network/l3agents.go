@@ -55,19 +55,8 @@ func (s *Service) routerL3Agents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	views, err := s.agentViews(r.Context(), p)
-	if err != nil {
-		return err
-	}
 	hosts := routerHosts(tx, rt)
-	out := []map[string]any{}
-	for _, v := range views {
-		if v["agent_type"] == l3AgentType && hosts[v["host"].(string)] {
-			out = append(out, v)
-		}
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"agents": out})
-	return nil
+	return s.writeAgentsOn(w, r, l3AgentType, func(host string) bool { return hosts[host] })
 }
 
 // agentL3Routers lists the routers the L3 agent {id} routes for.
