@@ -39,11 +39,7 @@ func TestHotplugEncryptedDisk(t *testing.T) {
 	runDir := newRunDir(t)
 	d := newDriver(t, runDir)
 	spec := blankSpecAt(newID("enc"), blankDisk(t))
-	vm, err := d.Start(ctxFor(t, time.Minute), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
+	vm := startVM(t, d, spec)
 	hp := vm.(hypervisor.Hotplug)
 
 	dev := &memDevice{b: make([]byte, 16<<20)}
@@ -150,11 +146,7 @@ func TestLimitBootDisk(t *testing.T) {
 	d := newDriver(t, runDir)
 	spec := blankSpecAt(newID("lim"), blankDisk(t))
 	spec.Disks[0].Limits = hypervisor.IOLimits{ReadIOPS: 100}
-	vm, err := d.Start(ctxFor(t, time.Minute), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
+	vm := startVM(t, d, spec)
 	if got := queryBlock(t, runDir, spec.ID, "disk0"); got.IOPSRead != 100 {
 		t.Fatalf("boot disk at start: %+v", got)
 	}

@@ -60,11 +60,7 @@ func TestHotplugDisk(t *testing.T) {
 	runDir := newRunDir(t)
 	d := newDriver(t, runDir)
 	spec := blankSpecAt(newID("hot"), blankDisk(t))
-	vm, err := d.Start(ctxFor(t, time.Minute), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
+	vm := startVM(t, d, spec)
 	hp, ok := vm.(hypervisor.Hotplug)
 	if !ok {
 		t.Fatal("the QEMU driver's VMs do not hot-plug disks")
@@ -219,11 +215,7 @@ func TestHotplugDisksGuestSees(t *testing.T) {
 	spec := hypervisor.VMSpec{ID: newID("hotall"), VCPUs: 1, MemoryMB: 256, ConfigDrive: cfg,
 		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatQCOW2}}}
 	d := newDriver(t, runDir)
-	vm, err := d.Start(ctxFor(t, time.Minute), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
+	vm := startVM(t, d, spec)
 	console := func() string { b, _ := os.ReadFile(vm.Console()); return string(b) }
 	waitFor(t, "the image to be ready", 3*time.Minute, func() bool {
 		return strings.Contains(console(), drivertest.ReadyLine)

@@ -188,6 +188,17 @@ func blankSpecAt(id, disk string) hypervisor.VMSpec {
 	}
 }
 
+// startVM starts spec on d and destroys the VM when the test ends.
+func startVM(t *testing.T, d *qemu.Driver, spec hypervisor.VMSpec) hypervisor.VM {
+	t.Helper()
+	vm, err := d.Start(ctxFor(t, time.Minute), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroyAtCleanup(t, vm)
+	return vm
+}
+
 func destroyAtCleanup(t *testing.T, vm hypervisor.VM) {
 	t.Cleanup(func() {
 		if err := vm.Destroy(ctxFor(t, time.Minute)); err != nil {
@@ -296,11 +307,7 @@ func TestDevices(t *testing.T) {
 	}
 
 	d := newDriver(t, runDir)
-	vm, err := d.Start(ctxFor(t, time.Minute), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
+	vm := startVM(t, d, spec)
 
 	c, err := qmp.Dial(ctxFor(t, 10*time.Second), filepath.Join(runDir, spec.ID, "qmp.sock"))
 	if err != nil {
@@ -512,11 +519,7 @@ func TestFailedRestartKeepsVM(t *testing.T) {
 	runDir := newRunDir(t)
 	d := newDriver(t, runDir)
 	spec := blankSpecAt(newID("keep"), blankDisk(t))
-	vm, err := d.Start(ctxFor(t, time.Minute), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
+	vm := startVM(t, d, spec)
 	waitFor(t, "firmware output on the console", 90*time.Second, func() bool {
 		fi, err := os.Stat(vm.Console())
 		return err == nil && fi.Size() > 0
@@ -572,11 +575,7 @@ func TestStartRestartsShutDownGuest(t *testing.T) {
 	spec := hypervisor.VMSpec{ID: newID("husk"), VCPUs: 1, MemoryMB: 256,
 		Disks: []hypervisor.Disk{{Path: disk, Format: hypervisor.FormatQCOW2}}}
 	d := newDriver(t, runDir)
-	vm, err := d.Start(ctxFor(t, time.Minute), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroyAtCleanup(t, vm)
+	vm := startVM(t, d, spec)
 	pid := vm.PID()
 	waitFor(t, "the image to be ready", 3*time.Minute, func() bool {
 		b, _ := os.ReadFile(vm.Console())
