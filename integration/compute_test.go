@@ -107,17 +107,7 @@ func TestCompute(t *testing.T) {
 	home := t.TempDir()
 	// What does not depend on another step goes at once: the CLI's
 	// start-up is most of each step's time.
-	inParallel(t, "setup", map[string]func(t *testing.T){
-		"catalog": func(t *testing.T) {
-			openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
-			openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
-		},
-		"alice": func(t *testing.T) {
-			openstack(t, admin, "project", "create", "demo")
-			openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
-			openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
-		},
-	})
+	setupTestimgAndAlice(t, admin, img)
 	inParallel(t, "networks", map[string]func(t *testing.T){
 		"net1": func(t *testing.T) {
 			openstack(t, alice, "network", "create", "net1")
@@ -454,4 +444,22 @@ func firstIP(t *testing.T, s serverInfo) string {
 	}
 	t.Fatalf("server %s has no address: %v", s.ID, s.Addresses)
 	return ""
+}
+
+// setupTestimgAndAlice makes the public image testimg from img, the flavor
+// m1.tiny, and alice (password alice-pass-1), a member of project demo,
+// the catalog and the tenant side by side.
+func setupTestimgAndAlice(t *testing.T, admin []string, img string) {
+	t.Helper()
+	inParallel(t, "setup", map[string]func(t *testing.T){
+		"catalog": func(t *testing.T) {
+			openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
+			openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
+		},
+		"alice": func(t *testing.T) {
+			openstack(t, admin, "project", "create", "demo")
+			openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+			openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+		},
+	})
 }

@@ -191,17 +191,7 @@ func TestWebConsole(t *testing.T) {
 	keyDir := t.TempDir()
 	// What does not depend on another step goes at once: the CLI's
 	// start-up is most of each step's time.
-	inParallel(t, "setup", map[string]func(t *testing.T){
-		"catalog": func(t *testing.T) {
-			openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
-			openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
-		},
-		"alice": func(t *testing.T) {
-			openstack(t, admin, "project", "create", "demo")
-			openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
-			openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
-		},
-	})
+	setupTestimgAndAlice(t, admin, img)
 	inParallel(t, "in demo", map[string]func(t *testing.T){
 		"admin": func(t *testing.T) {
 			openstack(t, admin, "role", "add", "--project", "demo", "--user", creds["OS_USERNAME"], "member")
