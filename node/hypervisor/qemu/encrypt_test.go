@@ -2,7 +2,6 @@ package qemu_test
 
 import (
 	"bytes"
-	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/hypervisor/qmp"
-	"github.com/rackstack/rackstack/storage/block/nbd"
 )
 
 // hmp runs a human monitor command (here qemu-io on a block node) and
@@ -43,18 +41,12 @@ func TestHotplugEncryptedDisk(t *testing.T) {
 	hp := vm.(hypervisor.Hotplug)
 
 	dev := &memDevice{b: make([]byte, 16<<20)}
-	srv := nbd.NewServer(nil)
+	srv, sock := serveNBD(t, runDir)
 	for _, name := range []string{"enc1", "enc2", "enc3"} {
 		if err := srv.Export(name, dev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sock := filepath.Join(runDir, "nbd.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeUnix(ctx, sock) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "nbd socket", 10*time.Second, func() bool { return fileExists(sock) })
 
 	key := []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 	first := hypervisor.HotDisk{ID: "enc1", Socket: sock, Export: "enc1",

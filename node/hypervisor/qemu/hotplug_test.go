@@ -67,16 +67,10 @@ func TestHotplugDisk(t *testing.T) {
 	}
 
 	dev := &memDevice{b: make([]byte, 8<<20)}
-	srv := nbd.NewServer(nil)
+	srv, sock := serveNBD(t, runDir)
 	if err := srv.Export("vol1", dev); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(runDir, "nbd.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeUnix(ctx, sock) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "nbd socket", 10*time.Second, func() bool { return fileExists(sock) })
 
 	disk := hypervisor.HotDisk{ID: "vol1", Socket: sock, Export: "vol1", Serial: "vol1-serial"}
 	if err := hp.AttachDisk(ctxFor(t, 30*time.Second), disk); err != nil {
@@ -225,13 +219,7 @@ func TestHotplugDisksGuestSees(t *testing.T) {
 		t.Fatalf("the guest does not report its disks:\n%s", console())
 	}
 
-	srv := nbd.NewServer(nil)
-	sock := filepath.Join(runDir, "nbd.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeUnix(ctx, sock) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "nbd socket", 10*time.Second, func() bool { return fileExists(sock) })
+	srv, sock := serveNBD(t, runDir)
 
 	hp := vm.(hypervisor.Hotplug)
 	want := "HOTPLUG-TEST: disks=vda vdb"
@@ -263,4 +251,18 @@ func copyImage(dst, src string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o600)
+}
+
+// serveNBD serves an NBD server with no exports yet on runDir/nbd.sock
+// until the test ends.
+func serveNBD(t *testing.T, runDir string) (*nbd.Server, string) {
+	t.Helper()
+	srv := nbd.NewServer(nil)
+	sock := filepath.Join(runDir, "nbd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeUnix(ctx, sock) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "nbd socket", 10*time.Second, func() bool { return fileExists(sock) })
+	return srv, sock
 }
