@@ -12,7 +12,7 @@ import (
 )
 
 var routerAttrs = newAttrSpec(
-	"name description admin_state_up external_gateway_info routes distributed ha",
+	"name description admin_state_up external_gateway_info routes distributed",
 	"tenant_id project_id availability_zone_hints flavor_id",
 	"id status availability_zones created_at updated_at revision_number tags")
 
@@ -90,9 +90,10 @@ func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.Vie
 	}
 	// As in Neutron's default policy, only admins see how a router is
 	// made: every router here is distributed (each node routes for its own
-	// ports), none is an HA pair.
+	// ports). There is no "ha" attribute: Neutron has one only with the
+	// l3-ha extension, which is not listed here (no router is an HA pair).
 	if p.IsAdmin() {
-		v["distributed"], v["ha"] = true, false
+		v["distributed"] = true
 	}
 	return v
 }
@@ -177,29 +178,24 @@ func readRouterRoutes(rd *api.Input) *[]HostRoute {
 	return &out
 }
 
-// readShape refuses what a router here cannot be: an HA pair, or a
-// centralized router. Reading or setting them is for admins. Neutron makes
-// a centralized router only where an L3 agent in legacy or dvr_snat mode
-// can host it; every node's L3 agent here is in dvr mode, so none can, and
-// accepting distributed=false would show a router routed otherwise than
-// it says.
+// readShape refuses what a router here cannot be: a centralized router.
+// Reading or setting "distributed" is for admins. Neutron makes a
+// centralized router only where an L3 agent in legacy or dvr_snat mode can
+// host it; every node's L3 agent here is in dvr mode, so none can, and
+// accepting distributed=false would show a router routed otherwise than it
+// says. (An HA pair is refused before this, as Neutron without the l3-ha
+// extension refuses it: "ha" is an unrecognized attribute.)
 func readShape(rd *api.Input, p *api.Principal, action string) {
-	for _, f := range []string{"distributed", "ha"} {
-		if !rd.Has(f) || rd.Err != nil {
-			continue
-		}
-		if !p.IsAdmin() {
-			rd.Fail(policyDenied(action + ":" + f))
-			return
-		}
-		v := rd.Bool(f, false)
-		switch {
-		case rd.Err != nil:
-		case f == "distributed" && !v:
-			rd.Fail(badInput(f, "a centralized router needs an L3 agent in legacy or dvr_snat mode to host it, and every L3 agent here is in dvr mode: each node routes for its own ports"))
-		case f == "ha" && v:
-			rd.Fail(badInput(f, "every router here is distributed and none is highly available"))
-		}
+	const f = "distributed"
+	if !rd.Has(f) || rd.Err != nil {
+		return
+	}
+	if !p.IsAdmin() {
+		rd.Fail(policyDenied(action + ":" + f))
+		return
+	}
+	if v := rd.Bool(f, false); rd.Err == nil && !v {
+		rd.Fail(badInput(f, "a centralized router needs an L3 agent in legacy or dvr_snat mode to host it, and every L3 agent here is in dvr mode: each node routes for its own ports"))
 	}
 }
 
