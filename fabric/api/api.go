@@ -158,8 +158,10 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the final status: an interim one (1xx, as "100
+// Continue") goes out first and is not the request's status.
 func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)

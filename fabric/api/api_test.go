@@ -185,3 +185,34 @@ func TestRequireAuthTellsUnconfirmedStateFromBadTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestMiddlewareCountsTheFinalStatus: an interim "100 Continue" written
+// before the response is not the request's status in the metrics.
+func TestMiddlewareCountsTheFinalStatus(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := NewMiddleware(slog.New(slog.NewTextHandler(io.Discard, nil)), reg).Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusContinue)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", "/x", nil))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, mf := range mfs {
+		if mf.GetName() != "rackstack_api_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "code" {
+					codes = append(codes, l.GetValue())
+				}
+			}
+		}
+	}
+	if strings.Join(codes, ",") != "201" {
+		t.Errorf("requests counted with codes %v, want 201 alone", codes)
+	}
+}

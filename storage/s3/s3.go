@@ -107,6 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path = strings.TrimPrefix(path, "/")
 	bucket, key, _ := strings.Cut(path, "/")
 	q := &request{h: h, w: w, r: r, bucket: bucket, key: key, q: r.URL.Query()}
+	continueEmpty(w, r)
 	w.Header().Set("x-amz-request-id", api.RequestID(r.Context()))
 	if !q.authenticate() {
 		return
@@ -122,6 +123,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.bucketOp()
 	default:
 		q.objectOp()
+	}
+}
+
+// continueEmpty sends the interim "100 Continue" to a request that
+// expects one but has an empty body. Go's server sends it only when the
+// handler reads a body, so such a request (botocore puts "Expect:
+// 100-continue" on every PUT, even of an empty file) got its final
+// response where botocore waits for the 100. botocore then keeps that
+// status line and parses the next response on the same pooled connection
+// against it (boto/botocore#3755): the response's length is lost, the
+// client waits out its 60 s read timeout and sends the request again. An
+// `aws s3 cp --recursive` of a directory with an empty file stalled a
+// minute that way. RFC 9110 §10.1.1 lets a server send the 100 whether or
+// not there is content, as S3 does.
+func continueEmpty(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 && r.ProtoAtLeast(1, 1) && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		w.WriteHeader(http.StatusContinue)
 	}
 }
 

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -10,6 +11,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -1005,4 +1007,59 @@ func TestUnreadableObjectIsInternalError(t *testing.T) {
 	}
 	e.must(http.StatusInternalServerError, "InternalError", "GET", "/bkt/o", alice, nil, "Range", "bytes=300000-300009")
 	e.must(http.StatusOK, "", "HEAD", "/bkt/o", alice, nil)
+}
+
+// TestEmptyBodyExpectContinue: a request that expects "100 Continue" gets
+// it before the final response even when its body is empty, so a client
+// that waits for the interim response (botocore) reads the final one as
+// the final one, and the next request on the connection is answered as
+// usual.
+func TestEmptyBodyExpectContinue(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("cont")
+	conn, err := net.Dial("tcp", e.Srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	rd := bufio.NewReader(conn)
+	// send writes a signed PUT of body on the connection and returns the
+	// status lines of the responses up to the final one.
+	send := func(key string, body []byte, expect bool) []string {
+		t.Helper()
+		req := e.request("PUT", "/cont/"+key, body)
+		if expect {
+			req.Header.Set("Expect", "100-continue")
+		}
+		sigv4.Sign(req, alice, creds[alice].secret, "us-east-1", sha256hex(body), time.Now())
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for {
+			res, err := http.ReadResponse(rd, req)
+			if err != nil {
+				t.Fatalf("PUT %s: %v (read so far: %q)", key, err, lines)
+			}
+			lines = append(lines, fmt.Sprintf("%d", res.StatusCode))
+			if res.StatusCode >= 200 {
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				return lines
+			}
+		}
+	}
+	if got := strings.Join(send("empty", nil, true), " "); got != "100 200" {
+		t.Errorf("empty PUT expecting 100-continue: responses %s, want 100 then 200", got)
+	}
+	if got := strings.Join(send("full", []byte("some bytes"), true), " "); got != "100 200" {
+		t.Errorf("next PUT on the connection: responses %s, want 100 then 200", got)
+	}
+	if got := strings.Join(send("plain", nil, false), " "); got != "200" {
+		t.Errorf("empty PUT without Expect: responses %s, want 200 alone", got)
+	}
+	if got := e.get("/cont/full"); got != "some bytes" {
+		t.Errorf("GET full = %q", got)
+	}
 }
