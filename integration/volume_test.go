@@ -342,10 +342,16 @@ if [ -n "$found" ]; then echo "ENC-READ:$(head -c %d /dev/$dev)"; else echo ENC-
 		"data": func(t *testing.T) {
 			waitVolume(t, alice, "data", "available", time.Minute)
 			openstack(t, alice, "volume", "snapshot", "create", "--volume", "data", "snap")
-			openstack(t, alice, "volume", "create", "--snapshot", "snap", "fromsnap")
-			openstack(t, alice, "volume", "create", "--source", "data", "clone")
-			waitVolume(t, alice, "fromsnap", "available", time.Minute)
-			waitVolume(t, alice, "clone", "available", time.Minute)
+			inParallel(t, "made from both", map[string]func(t *testing.T){
+				"fromsnap": func(t *testing.T) {
+					openstack(t, alice, "volume", "create", "--snapshot", "snap", "fromsnap")
+					waitVolume(t, alice, "fromsnap", "available", time.Minute)
+				},
+				"clone": func(t *testing.T) {
+					openstack(t, alice, "volume", "create", "--source", "data", "clone")
+					waitVolume(t, alice, "clone", "available", time.Minute)
+				},
+			})
 			if out, err := openstackErr(alice, "volume", "delete", "data"); err == nil {
 				t.Fatalf("a volume with a snapshot was deleted: %s", out)
 			}
