@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,10 @@ import (
 )
 
 var binDir string
+
+// lanesAtOnce is how many parallel subtests (inParallel's lanes) run at
+// once unless -test.parallel says otherwise: more than any test has.
+const lanesAtOnce = 8
 
 func TestMain(m *testing.M) {
 	// Descriptors inherited from whoever ran the tests (a flock(1) on a
@@ -52,6 +57,15 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		binDir = dir
+	}
+	// The lanes of inParallel wait on clients, guests and daemons, not on
+	// Go's CPU: -test.parallel's default (GOMAXPROCS) would run only two
+	// of them at once on a two-core machine, the rest queued behind.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", strconv.Itoa(lanesAtOnce))
 	}
 	done := reapLeftovers()
 	code := m.Run()

@@ -244,15 +244,8 @@ func TestObjectStorage(t *testing.T) {
 		return len(s.Disks) == 9 && s.K == 4 && s.M == 2
 	})
 
-	// A tenant, alice, with EC2 credentials; another, bob.
+	// A tenant, alice, with EC2 credentials; another, bob: side by side.
 	admin := osEnv(creds, n1.rackd)
-	for _, p := range []string{"demo", "other"} {
-		openstack(t, admin, "project", "create", p)
-	}
-	openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
-	openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
-	openstack(t, admin, "user", "create", "--project", "other", "--password", "bob-pass-1", "bob")
-	openstack(t, admin, "role", "add", "--project", "other", "--user", "bob", "member")
 	home := t.TempDir()
 	aliceOn := func(n *rackd) []string {
 		return append(osEnv(creds, n, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo"), "HOME="+home)
@@ -264,8 +257,20 @@ func TestObjectStorage(t *testing.T) {
 		ProjectID string `json:"project_id"`
 	}
 	var alice, bob ec2
-	json.Unmarshal([]byte(openstack(t, aliceOn(n1.rackd), "ec2", "credentials", "create", "-f", "json")), &alice)
-	json.Unmarshal([]byte(openstack(t, bobEnv, "ec2", "credentials", "create", "-f", "json")), &bob)
+	inParallel(t, "tenants", map[string]func(t *testing.T){
+		"alice": func(t *testing.T) {
+			openstack(t, admin, "project", "create", "demo")
+			openstack(t, admin, "user", "create", "--project", "demo", "--password", "alice-pass-1", "alice")
+			openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
+			json.Unmarshal([]byte(openstack(t, aliceOn(n1.rackd), "ec2", "credentials", "create", "-f", "json")), &alice)
+		},
+		"bob": func(t *testing.T) {
+			openstack(t, admin, "project", "create", "other")
+			openstack(t, admin, "user", "create", "--project", "other", "--password", "bob-pass-1", "bob")
+			openstack(t, admin, "role", "add", "--project", "other", "--user", "bob", "member")
+			json.Unmarshal([]byte(openstack(t, bobEnv, "ec2", "credentials", "create", "-f", "json")), &bob)
+		},
+	})
 	if alice.Access == "" || bob.Access == "" {
 		t.Fatal("no EC2 credentials")
 	}
@@ -294,46 +299,67 @@ func TestObjectStorage(t *testing.T) {
 	}
 	s3url := func(n *rackd) string { return "http://" + n.s3 }
 
-	// swift CLI through n2; the 64 MiB file as a static large object.
-	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "upload", "swift-c", "f0", "f1", "f1m")
-	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "upload", "--use-slo", "--segment-size", "16777216", "swift-c", "f64m")
-	stored("swift-c")
-	// aws through n1 (64 MiB goes multipart).
-	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "mb", "s3://aws-b")
-	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "cp", "--recursive", "--only-show-errors", ".", "s3://aws-b/")
-	stored("aws-b")
-	// S3 authenticated with alice's credential above; its secret is
-	// sealed at rest: no Raft log or snapshot on any node holds it.
-	for _, n := range []*storageNode{n1, n2, n3} {
-		checkNoSecretAtRest(t, n.dataDir, alice.Secret)
-	}
-	// s3cmd through n3.
 	s3cfg := filepath.Join(home, "s3cfg")
 	s3cmdTo := func(n *rackd) {
 		os.WriteFile(s3cfg, []byte(fmt.Sprintf("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nbucket_location = us-east-1\nuse_https = False\n", alice.Access, alice.Secret, n.s3, n.s3)), 0o600)
 	}
 	s3cmdTo(n3.rackd)
 	s3cmdEnv := []string{"PATH=/usr/bin:/bin", "HOME=" + home}
-	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "mb", "s3://s3cmd-b")
-	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "put", "f0", "f1", "f1m", "f64m", "s3://s3cmd-b/")
-	stored("s3cmd-b")
-	// rclone through n2.
 	rcloneEnv := func(n *rackd) []string {
 		return []string{"PATH=/usr/bin:/bin", "HOME=" + home, "RCLONE_CONFIG=/dev/null", "RCLONE_CONFIG_RS_TYPE=s3", "RCLONE_CONFIG_RS_PROVIDER=Other",
 			"RCLONE_CONFIG_RS_ACCESS_KEY_ID=" + alice.Access, "RCLONE_CONFIG_RS_SECRET_ACCESS_KEY=" + alice.Secret,
 			"RCLONE_CONFIG_RS_ENDPOINT=" + s3url(n), "RCLONE_CONFIG_RS_FORCE_PATH_STYLE=true"}
 	}
-	mustTool(t, rcloneEnv(n2.rackd), files, "/usr/bin/rclone", "mkdir", "rs:rclone-b")
-	mustTool(t, rcloneEnv(n2.rackd), files, "/usr/bin/rclone", "copy", ".", "rs:rclone-b")
-	stored("rclone-b")
+	// The four clients write at once, each into a container of its own.
+	inParallel(t, "write", map[string]func(t *testing.T){
+		// swift CLI through n2; the 64 MiB file as a static large object.
+		"swift": func(t *testing.T) {
+			mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "upload", "swift-c", "f0", "f1", "f1m")
+			mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "upload", "--use-slo", "--segment-size", "16777216", "swift-c", "f64m")
+		},
+		// aws through n1 (64 MiB goes multipart).
+		"aws": func(t *testing.T) {
+			mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "mb", "s3://aws-b")
+			mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n1.rackd), "s3", "cp", "--recursive", "--only-show-errors", ".", "s3://aws-b/")
+		},
+		// s3cmd through n3.
+		"s3cmd": func(t *testing.T) {
+			mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "mb", "s3://s3cmd-b")
+			mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "put", "f0", "f1", "f1m", "f64m", "s3://s3cmd-b/")
+		},
+		// rclone through n2.
+		"rclone": func(t *testing.T) {
+			mustTool(t, rcloneEnv(n2.rackd), files, "/usr/bin/rclone", "mkdir", "rs:rclone-b")
+			mustTool(t, rcloneEnv(n2.rackd), files, "/usr/bin/rclone", "copy", ".", "rs:rclone-b")
+		},
+	})
+	for _, c := range []string{"swift-c", "aws-b", "s3cmd-b", "rclone-b"} {
+		stored(c)
+	}
+	// S3 authenticated with alice's credential above; its secret is
+	// sealed at rest: no Raft log or snapshot on any node holds it.
+	for _, n := range []*storageNode{n1, n2, n3} {
+		checkNoSecretAtRest(t, n.dataDir, alice.Secret)
+	}
 
-	// Every client reads back what it wrote, through another node.
+	// Every client reads back what it wrote, through another node; the
+	// four at once.
 	down := t.TempDir()
 	os.Mkdir(filepath.Join(down, "s3cmd"), 0o755)
-	mustTool(t, aliceOn(n3.rackd), down, "/usr/bin/swift", "download", "swift-c", "-D", "swift")
-	mustTool(t, awsEnv(alice), down, "/usr/bin/aws", "--endpoint-url", s3url(n2.rackd), "s3", "cp", "--recursive", "--only-show-errors", "s3://aws-b/", "aws")
-	mustTool(t, s3cmdEnv, down, "/usr/bin/s3cmd", "-c", s3cfg, "get", "--recursive", "s3://s3cmd-b/", "s3cmd/")
-	mustTool(t, rcloneEnv(n1.rackd), down, "/usr/bin/rclone", "copy", "rs:rclone-b", "rclone")
+	inParallel(t, "read back", map[string]func(t *testing.T){
+		"swift": func(t *testing.T) {
+			mustTool(t, aliceOn(n3.rackd), down, "/usr/bin/swift", "download", "swift-c", "-D", "swift")
+		},
+		"aws": func(t *testing.T) {
+			mustTool(t, awsEnv(alice), down, "/usr/bin/aws", "--endpoint-url", s3url(n2.rackd), "s3", "cp", "--recursive", "--only-show-errors", "s3://aws-b/", "aws")
+		},
+		"s3cmd": func(t *testing.T) {
+			mustTool(t, s3cmdEnv, down, "/usr/bin/s3cmd", "-c", s3cfg, "get", "--recursive", "s3://s3cmd-b/", "s3cmd/")
+		},
+		"rclone": func(t *testing.T) {
+			mustTool(t, rcloneEnv(n1.rackd), down, "/usr/bin/rclone", "copy", "rs:rclone-b", "rclone")
+		},
+	})
 	for _, dir := range []string{"swift", "aws", "s3cmd", "rclone"} {
 		for name := range sizes {
 			b, err := os.ReadFile(filepath.Join(down, dir, name))
@@ -387,23 +413,33 @@ func TestObjectStorage(t *testing.T) {
 	thaw()
 	want["swift-c/while-frozen"] = sha(frozenBody)
 	waitStorage(t, creds, n1.rackd, "shards missed while "+frozen.name+" was frozen healed", 2*time.Minute, func(s storageStatus) bool { return s.HealQueue == 0 })
-	// Server-side copy (the swift CLI sends COPY with a Destination).
-	mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "copy", "swift-c", "f1m", "--destination", "/swift-c/f1m-copy")
+	inParallel(t, "more clients", map[string]func(t *testing.T){
+		// Server-side copy (the swift CLI sends COPY with a Destination).
+		"swift copy": func(t *testing.T) {
+			mustTool(t, aliceOn(n2.rackd), files, "/usr/bin/swift", "copy", "swift-c", "f1m", "--destination", "/swift-c/f1m-copy")
+		},
+		// A dynamic large object: the swift CLI's default for segmented
+		// uploads (X-Object-Manifest over dlo-c_segments), read back like
+		// any object by every check below.
+		"swift dlo": func(t *testing.T) {
+			mustTool(t, aliceOn(n3.rackd), files, "/usr/bin/swift", "upload", "--segment-size", "300000", "dlo-c", "f1m")
+		},
+		// A presigned URL from the aws CLI, fetched with no credentials.
+		"aws presign": func(t *testing.T) {
+			url := strings.TrimSpace(mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n2.rackd), "s3", "presign", "s3://aws-b/f1m", "--expires-in", "300"))
+			if code, digest := fetch(url, ""); code != 200 || digest != sums["f1m"] {
+				t.Fatalf("GET of a presigned URL: HTTP %d, sha256 %s", code, digest)
+			}
+		},
+		// The openstack CLI sees the same objects.
+		"openstack": func(t *testing.T) {
+			if out := openstack(t, aliceOn(n2.rackd), "object", "list", "aws-b", "-f", "value"); !strings.Contains(out, "f64m") {
+				t.Fatalf("openstack object list aws-b:\n%s", out)
+			}
+		},
+	})
 	want["swift-c/f1m-copy"] = sums["f1m"]
-	// A dynamic large object: the swift CLI's default for segmented uploads
-	// (X-Object-Manifest over dlo-c_segments), read back like any object
-	// by every check below.
-	mustTool(t, aliceOn(n3.rackd), files, "/usr/bin/swift", "upload", "--segment-size", "300000", "dlo-c", "f1m")
 	want["dlo-c/f1m"] = sums["f1m"]
-	// A presigned URL from the aws CLI, fetched with no credentials.
-	url := strings.TrimSpace(mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n2.rackd), "s3", "presign", "s3://aws-b/f1m", "--expires-in", "300"))
-	if code, digest := fetch(url, ""); code != 200 || digest != sums["f1m"] {
-		t.Fatalf("GET of a presigned URL: HTTP %d, sha256 %s", code, digest)
-	}
-	// The openstack CLI sees the same objects.
-	if out := openstack(t, aliceOn(n2.rackd), "object", "list", "aws-b", "-f", "value"); !strings.Contains(out, "f64m") {
-		t.Fatalf("openstack object list aws-b:\n%s", out)
-	}
 
 	// Tenants are isolated: bob sees none of alice's data.
 	if code, _ := call("GET", n1.url()+"/object/v1/AUTH_"+demo+"/swift-c", bobTok, nil, nil); code != 403 {
@@ -457,15 +493,23 @@ func TestObjectStorage(t *testing.T) {
 		{"missing key", awsEnv(alice), []string{"s3api", "get-object", "--bucket", "aws-b", "--key", "nope", filepath.Join(down, "nope")}, "NoSuchKey"},
 		{"non-empty bucket", awsEnv(alice), []string{"s3api", "delete-bucket", "--bucket", "aws-b"}, "BucketNotEmpty"},
 	}
+	// Each refused on its own, all at once.
+	refusals := map[string]func(t *testing.T){
+		"swift metadata name": func(t *testing.T) {
+			if out, err := tool(aliceOn(n1.rackd), files, "/usr/bin/swift", "post", "-m", strings.Repeat("k", 200)+":v", "swift-c"); err == nil {
+				t.Errorf("swift accepted a 200-byte metadata name:\n%s", out)
+			}
+		},
+	}
 	for _, c := range badCases {
-		out, err := tool(c.env, files, "/usr/bin/aws", append([]string{"--endpoint-url", s3url(n1.rackd)}, c.args...)...)
-		if err == nil || !strings.Contains(out, c.code) {
-			t.Errorf("%s: want error %s, got err=%v\n%s", c.name, c.code, err, out)
+		refusals[c.name] = func(t *testing.T) {
+			out, err := tool(c.env, files, "/usr/bin/aws", append([]string{"--endpoint-url", s3url(n1.rackd)}, c.args...)...)
+			if err == nil || !strings.Contains(out, c.code) {
+				t.Errorf("%s: want error %s, got err=%v\n%s", c.name, c.code, err, out)
+			}
 		}
 	}
-	if out, err := tool(aliceOn(n1.rackd), files, "/usr/bin/swift", "post", "-m", strings.Repeat("k", 200)+":v", "swift-c"); err == nil {
-		t.Errorf("swift accepted a 200-byte metadata name:\n%s", out)
-	}
+	inParallel(t, "bad input", refusals)
 	// Bodies cut short, through Swift and through S3 (a signed request
 	// that declares more bytes than it sends).
 	rawPut(t, n1.listen, "/object/v1/AUTH_"+demo+"/swift-c/truncated", map[string]string{"X-Auth-Token": aliceTok}, 1<<20, []byte("only a little"))
@@ -592,35 +636,46 @@ func TestObjectStorage(t *testing.T) {
 		t.Fatalf("rackctl storage status:\n%s", out)
 	}
 
-	// A temporary URL made by the swift CLI serves the object without a
-	// token (signed over /v1/..., fetched under rackd's /object mount).
-	mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "post", "-m", "Temp-URL-Key:tmp-k3y")
-	tempPath := strings.TrimSpace(mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "tempurl", "GET", "600", "/v1/AUTH_"+demo+"/swift-c/f1", "tmp-k3y"))
-	res, err := http.Get(n4.url() + "/object" + tempPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || sha(got) != sums["f1"] {
-		t.Fatalf("GET %s without a token: HTTP %d, %d bytes", tempPath, res.StatusCode, len(got))
-	}
-	// The swift CLI deletes through bulk delete (offered in /info) when a
-	// container holds more objects than twice its threads.
-	mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "upload", "bulk-c", "f0", "f1", "f1m")
-	mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "--object-threads", "1", "bulk-c")
-	if code, _ := call("HEAD", n1.url()+"/object/v1/AUTH_"+demo+"/bulk-c", aliceTok, nil, nil); code != 404 {
-		t.Fatalf("container bulk-c still there after swift delete: HTTP %d", code)
-	}
-
-	// Deleting with the clients' bulk paths (DeleteObjects from aws and
-	// s3cmd) empties the buckets, and the collector reclaims the shards.
-	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n4.rackd), "s3", "rm", "--recursive", "--only-show-errors", "s3://aws-b/")
 	// (s3cmd talked to n3, which may be the node that was killed.)
 	s3cmdTo(n4.rackd)
-	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "del", "--recursive", "--force", "s3://s3cmd-b/")
-	mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n4.rackd), "s3", "rb", "s3://aws-b")
-	mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "rb", "s3://s3cmd-b")
+	inParallel(t, "temp URL and deletes", map[string]func(t *testing.T){
+		// A temporary URL made by the swift CLI serves the object without
+		// a token (signed over /v1/..., fetched under rackd's /object
+		// mount).
+		"swift tempurl": func(t *testing.T) {
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "post", "-m", "Temp-URL-Key:tmp-k3y")
+			tempPath := strings.TrimSpace(mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "tempurl", "GET", "600", "/v1/AUTH_"+demo+"/swift-c/f1", "tmp-k3y"))
+			res, err := http.Get(n4.url() + "/object" + tempPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || sha(got) != sums["f1"] {
+				t.Fatalf("GET %s without a token: HTTP %d, %d bytes", tempPath, res.StatusCode, len(got))
+			}
+		},
+		// The swift CLI deletes through bulk delete (offered in /info)
+		// when a container holds more objects than twice its threads.
+		"swift bulk delete": func(t *testing.T) {
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "upload", "bulk-c", "f0", "f1", "f1m")
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "--object-threads", "1", "bulk-c")
+			if code, _ := call("HEAD", n1.url()+"/object/v1/AUTH_"+demo+"/bulk-c", aliceTok, nil, nil); code != 404 {
+				t.Fatalf("container bulk-c still there after swift delete: HTTP %d", code)
+			}
+		},
+		// Deleting with the clients' bulk paths (DeleteObjects from aws
+		// and s3cmd) empties the buckets, and the collector reclaims the
+		// shards.
+		"aws": func(t *testing.T) {
+			mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n4.rackd), "s3", "rm", "--recursive", "--only-show-errors", "s3://aws-b/")
+			mustTool(t, awsEnv(alice), files, "/usr/bin/aws", "--endpoint-url", s3url(n4.rackd), "s3", "rb", "s3://aws-b")
+		},
+		"s3cmd": func(t *testing.T) {
+			mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "del", "--recursive", "--force", "s3://s3cmd-b/")
+			mustTool(t, s3cmdEnv, files, "/usr/bin/s3cmd", "-c", s3cfg, "rb", "s3://s3cmd-b")
+		},
+	})
 	for _, b := range []string{"aws-b", "s3cmd-b"} {
 		if code, _ := call("HEAD", n1.url()+"/object/v1/AUTH_"+demo+"/"+b, aliceTok, nil, nil); code != 404 {
 			t.Fatalf("bucket %s still there after delete: HTTP %d", b, code)
