@@ -382,6 +382,21 @@ func (s provSamples) ratios() []Result {
 			out = append(out, newResult("provision", r.num.cas, map[string]any{"nodes": r.num.nodes}, r.metric, "x", ps))
 		}
 	}
+	// n machines against one, over the floor's same ratio in the same
+	// run: what Rackstack adds to the slowdown the emulated machines
+	// bring on their own when they share the host's cores.
+	for _, n := range counts {
+		if n == 1 {
+			continue
+		}
+		floor := pairs(s[provKey{caseBarePXE, metricBootS, n}], s[provKey{caseBarePXE, metricBootS, 1}])
+		for _, m := range []string{metricEnrol, metricDeploy} {
+			own := pairs(s[provKey{caseRackstack, m, n}], s[provKey{caseRackstack, m, 1}])
+			if ps := pairs(own, floor); ps != nil {
+				out = append(out, newResult("provision", caseRackstack, map[string]any{"nodes": n}, ratioMetric(m, "1")+"_over_floor", "x", ps))
+			}
+		}
+	}
 	return out
 }
 

@@ -54,6 +54,7 @@ func watchConsole(mc *provMachine) *consoleWatch {
 		var off int64
 		var partial []byte
 		pid, boot := 0, 0
+		var cpu time.Duration
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -67,9 +68,11 @@ func watchConsole(mc *provMachine) *consoleWatch {
 			if p != 0 && p != pid {
 				// A new QEMU: it truncates the console file when it opens
 				// it (the size check below starts over then).
-				pid, boot = p, boot+1
+				pid, boot, cpu = p, boot+1, 0
 			}
-			cpu, _ := cpuTime(pid)
+			if c, err := cpuTime(pid); err == nil {
+				cpu = c // a QEMU that exited keeps its last reading
+			}
 			f, err := os.Open(mc.console)
 			if err != nil {
 				continue
