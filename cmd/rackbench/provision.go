@@ -382,6 +382,21 @@ func (s provSamples) ratios() []Result {
 			out = append(out, newResult("provision", r.num.cas, map[string]any{"nodes": r.num.nodes}, r.metric, "x", ps))
 		}
 	}
+	// n machines against one, over the floor's same ratio in the same
+	// run: what Rackstack adds to the slowdown the emulated machines
+	// bring on their own when they share the host's cores.
+	for _, n := range counts {
+		if n == 1 {
+			continue
+		}
+		floor := pairs(s[provKey{caseBarePXE, metricBootS, n}], s[provKey{caseBarePXE, metricBootS, 1}])
+		for _, m := range []string{metricEnrol, metricDeploy} {
+			own := pairs(s[provKey{caseRackstack, m, n}], s[provKey{caseRackstack, m, 1}])
+			if ps := pairs(own, floor); ps != nil {
+				out = append(out, newResult("provision", caseRackstack, map[string]any{"nodes": n}, ratioMetric(m, "1")+"_over_floor", "x", ps))
+			}
+		}
+	}
 	return out
 }
 
@@ -598,8 +613,12 @@ func (b *provBench) barePXE(ctx context.Context, stub *barePXEServer, run, n int
 		fmt.Fprintf(b.o.Log, "provision warm-up, bare-pxe nodes=%d: power-on → agent's first request %.1f s (not counted)\n", n, last.Seconds())
 		return nil
 	}
+	for _, m := range ms {
+		rows := nodeTimeline(nil, "", m.watch.since(start), start)
+		printTimeline(b.o.Log, fmt.Sprintf("  boot timeline, run %d bare-pxe nodes=%d (%s): s from power-on (step's length), QEMU CPU-s of the boot (step's)", run, n, m.name), rows, start)
+	}
 	b.samples.add(caseBarePXE, metricBootS, n, last.Seconds())
-	fmt.Fprintf(b.o.Log, "provision run %d, bare-pxe nodes=%d: power-on → agent's first request %.1f s\n", run, n, last.Seconds())
+	fmt.Fprintf(b.o.Log, "provision run %d, bare-pxe nodes=%d: power-on → agent's first request %.1f s (load %s)\n", run, n, last.Seconds(), loadAvg())
 	return nil
 }
 
@@ -626,7 +645,11 @@ func (b *provBench) rackstack(ctx context.Context, run, n int) error {
 		return err
 	}
 	enrol := time.Since(start)
-	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: power-on → enrolled with inventory %.1f s\n", run, n, enrol.Seconds())
+	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: power-on → enrolled with inventory %.1f s (load %s)\n", run, n, enrol.Seconds(), loadAvg())
+	for _, m := range ms {
+		rows := nodeTimeline(nil, "", m.watch.since(start), start)
+		printTimeline(b.o.Log, fmt.Sprintf("  enrol timeline, run %d nodes=%d, node %s (%s): s from power-on (step's length), QEMU CPU-s of the boot (step's)", run, n, ids[m], m.name), rows, start)
+	}
 
 	// Not timed: discovery powers the machine off; then BMC, manage.
 	for _, m := range ms {
@@ -657,11 +680,17 @@ func (b *provBench) rackstack(ctx context.Context, run, n int) error {
 	clean := time.Since(cleanStart)
 	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: provide → available (cleaned) %.1f s\n", run, n, clean.Seconds())
 
-	deploy, err := b.c.deploy(ctx, fmt.Sprintf("rb-r%d-n%d", run, n), n, phaseTimeout)
+	rackdCPU := b.c.cpu()
+	deployStart, deploy, err := b.c.deploy(ctx, fmt.Sprintf("rb-r%d-n%d", run, n), n, phaseTimeout)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: POST /servers → ACTIVE %.1f s\n", run, n, deploy.Seconds())
+	fmt.Fprintf(b.o.Log, "provision run %d, rackstack nodes=%d: POST /servers → ACTIVE %.1f s (rackd %.1f CPU-s; load %s)\n", run, n, deploy.Seconds(), (b.c.cpu() - rackdCPU).Seconds(), loadAvg())
+	events := readNodeEvents(b.c.logPath())
+	for _, m := range ms {
+		rows := nodeTimeline(events, ids[m], m.watch.since(deployStart), deployStart)
+		printTimeline(b.o.Log, fmt.Sprintf("  deploy timeline, run %d nodes=%d, node %s (%s): s from POST /servers (step's length), QEMU CPU-s of the boot (step's)", run, n, ids[m], m.name), rows, deployStart)
+	}
 	b.samples.add(caseRackstack, metricEnrol, n, enrol.Seconds())
 	b.samples.add(caseRackstack, metricClean, n, clean.Seconds())
 	b.samples.add(caseRackstack, metricDeploy, n, deploy.Seconds())

@@ -225,8 +225,9 @@ func (c *provCloud) waitStates(ctx context.Context, ids map[*provMachine]string,
 }
 
 // deploy sends n POST /servers of the bare-metal flavor at once and
-// returns the time until all are ACTIVE (polled every 0.5 s).
-func (c *provCloud) deploy(ctx context.Context, prefix string, n int, d time.Duration) (time.Duration, error) {
+// returns when it sent them and the time until all are ACTIVE (polled
+// every 0.5 s).
+func (c *provCloud) deploy(ctx context.Context, prefix string, n int, d time.Duration) (time.Time, time.Duration, error) {
 	names := map[string]bool{}
 	gate := make(chan struct{})
 	var wg sync.WaitGroup
@@ -247,7 +248,7 @@ func (c *provCloud) deploy(ctx context.Context, prefix string, n int, d time.Dur
 	close(gate)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return 0, fmt.Errorf("create servers: %w", err)
+		return start, 0, fmt.Errorf("create servers: %w", err)
 	}
 	err := poll(ctx, 500*time.Millisecond, d, "ACTIVE servers", func() (bool, error) {
 		list, err := c.api.listServers(ctx)
@@ -273,9 +274,25 @@ func (c *provCloud) deploy(ctx context.Context, prefix string, n int, d time.Dur
 		return active == n, nil
 	})
 	if err != nil {
-		return 0, err
+		return start, 0, err
 	}
-	return time.Since(start), nil
+	return start, time.Since(start), nil
+}
+
+// cpu is the CPU time rackd has used so far (0 when it is not running).
+func (c *provCloud) cpu() time.Duration {
+	r := c.api.rackd
+	if r == nil || r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	d, _ := cpuTime(r.cmd.Process.Pid)
+	return d
+}
+
+// logPath is rackd's log file.
+func (c *provCloud) logPath() string {
+	r := c.api.rackd
+	return filepath.Join(filepath.Dir(r.dataDir), r.name+".log")
 }
 
 func (c *provCloud) withLogTail(err error) error { return c.api.withLogTail(err) }

@@ -31,6 +31,7 @@ type provMachine struct {
 	bmc      *bmcsim.RedfishServer
 	password string
 	closed   bool
+	watch    *consoleWatch // the console, stamped (provision_timeline.go)
 }
 
 const (
@@ -88,6 +89,7 @@ func newProvMachine(seg *provSegment, dir string, seq int) (*provMachine, error)
 	if err != nil {
 		return mc, err
 	}
+	mc.watch = watchConsole(mc)
 	return mc, nil
 }
 
@@ -152,6 +154,7 @@ func (mc *provMachine) close(log io.Writer) {
 		return
 	}
 	mc.closed = true
+	mc.watch.close()
 	if mc.m != nil {
 		if err := mc.m.PowerOff(false); err != nil {
 			fmt.Fprintf(log, "provision: power off %s: %v\n", mc.name, err)

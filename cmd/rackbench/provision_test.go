@@ -84,6 +84,12 @@ func TestUdhcpdConf(t *testing.T) {
 	if !strings.Contains(pxe, "boot_file http://10.215.30.1:8080/boot.ipxe\n") {
 		t.Errorf("bare PXE configuration lacks the boot file:\n%s", pxe)
 	}
+	// A short ARP probe: udhcpd's 2 s default is paid per new client, one
+	// client after the other.
+	if got := strings.Join(udhcpdArgv("/tmp/x/udhcpd.conf"), " "); got != "busybox udhcpd -f -a 50 /tmp/x/udhcpd.conf" {
+		t.Errorf("udhcpd argv %q", got)
+	}
+
 }
 
 func TestBarePXEScriptAndAgentMAC(t *testing.T) {
@@ -242,6 +248,9 @@ func TestProvisionPairs(t *testing.T) {
 		"rackstack/deploy_vs_1/3":    {1.2, 1.5, 1.2},
 		"rackstack/enrol_vs_bare/1":  {1.1, 1.1, 1.1},
 		"rackstack/deploy_vs_bare/3": {96 / 69.0, 60 / 34.5, 50.4 / 36.8},
+		// Three against one, over the floor's three against one.
+		"rackstack/enrol_vs_1_over_floor/3":  {72 / 66.0 / 1.15, 36 / 33.0 / 1.15, 38.4 / 35.2 / 1.15},
+		"rackstack/deploy_vs_1_over_floor/3": {1.2 / 1.15, 1.5 / 1.15, 1.2 / 1.15},
 	} {
 		r, ok := byName[name]
 		if !ok {

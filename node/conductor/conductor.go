@@ -373,6 +373,10 @@ func (c *Conductor) change(ctx context.Context, id string, edit func(n *bmstate.
 			return nil, false, err
 		}
 		rev := n.Revision
+		lastEvent := ""
+		if len(n.History) > 0 {
+			lastEvent = n.History[len(n.History)-1].ID
+		}
 		if !edit(n) {
 			return n, false, nil
 		}
@@ -381,6 +385,7 @@ func (c *Conductor) change(ctx context.Context, id string, edit func(n *bmstate.
 		switch {
 		case err == nil:
 			n.Revision = rev + 1
+			c.logEvents(n, lastEvent)
 			return n, true, nil
 		case bmstate.IsStale(err):
 			continue
@@ -395,6 +400,25 @@ func (c *Conductor) change(ctx context.Context, id string, edit func(n *bmstate.
 		default:
 			return nil, false, fmt.Errorf("update node %s: %w", id, err)
 		}
+	}
+}
+
+// logEvents logs the history events a committed change added to n (those
+// after the event whose id was last before the change): the node's
+// history keeps whole seconds, as Ironic's API shows them, and the log
+// has each step of every node to the millisecond, which is where one
+// reads how a node's time went and whether nodes waited for each other.
+func (c *Conductor) logEvents(n *bmstate.Node, last string) {
+	i := len(n.History)
+	for i > 0 && n.History[i-1].ID != last {
+		i--
+	}
+	for _, ev := range n.History[i:] {
+		level := slog.LevelInfo
+		if ev.Severity == "ERROR" {
+			level = slog.LevelWarn
+		}
+		c.log().Log(context.Background(), level, "conductor: node event", "node", n.ID, "state", n.ProvisionState, "type", ev.EventType, "event", ev.Event)
 	}
 }
 
