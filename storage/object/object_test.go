@@ -826,3 +826,32 @@ func TestClientLoadLingers(t *testing.T) {
 		t.Fatal("busy long after the last request ended")
 	}
 }
+
+// While a client request is in flight the background loops get a quarter
+// of BusyRate, and BusyRate in the second after one ended: a degraded
+// read must not share the disks evenly with the heal it caused. The wait
+// each schedules is checked, not measured.
+func TestBackgroundWorkGivesWayToRequestsInFlight(t *testing.T) {
+	s := &Service{cfg: Config{BusyRate: 4 << 20}}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	owed := func() time.Duration {
+		t.Helper()
+		s.clients.mu.Lock()
+		s.clients.next = time.Time{}
+		s.clients.mu.Unlock()
+		start := time.Now()
+		s.backOff(cancelled, start, 1<<20)
+		s.clients.mu.Lock()
+		defer s.clients.mu.Unlock()
+		return s.clients.next.Sub(start)
+	}
+	end := s.clients.begin()
+	if got, want := owed(), time.Second; got != want {
+		t.Errorf("1 MiB with a request in flight is owed %v, want %v (a quarter of 4 MiB/s)", got, want)
+	}
+	end()
+	if got, want := owed(), 250*time.Millisecond; got != want {
+		t.Errorf("1 MiB just after a request is owed %v, want %v (4 MiB/s)", got, want)
+	}
+}
