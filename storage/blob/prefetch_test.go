@@ -78,3 +78,50 @@ func (w *hookWriter) Write(p []byte) (int, error) {
 	}
 	return w.buf.Write(p)
 }
+
+// TestHealPacedStripeByStripe: HealPaced asks its pace before each
+// stripe after the first, with the stripe before it's data bytes, and
+// stops, writing nothing, when the pace says so.
+func TestHealPacedStripeByStripe(t *testing.T) {
+	s, l := newStore(t, 6)
+	ctx := context.Background()
+	stripe := int64(l.K * l.ShardSize)
+	data := payload(int(4*stripe) - 5) // four stripes, the last short
+	if _, err := s.Put(ctx, "h", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	damage := func() {
+		os.Remove(shardPath(s, l, "h", 0))
+		os.Remove(shardPath(s, l, "h", 1))
+	}
+	damage()
+	// Stopped at the third stripe: nothing written.
+	calls := 0
+	_, err := s.HealPaced(ctx, "h", l, int64(len(data)), func(ctx context.Context, n int64) bool {
+		calls++
+		return calls < 2
+	})
+	if err == nil || calls != 2 {
+		t.Fatalf("heal stopped by its pace: err %v after %d calls, want an error after 2", err, calls)
+	}
+	for _, i := range []int{0, 1} {
+		if _, err := os.Stat(shardPath(s, l, "h", i)); err == nil {
+			t.Fatalf("a stopped heal left shard %d written", i)
+		}
+	}
+	// Let through: told of every stripe but the last.
+	var told []int64
+	healed, err := s.HealPaced(ctx, "h", l, int64(len(data)), func(ctx context.Context, n int64) bool {
+		told = append(told, n)
+		return true
+	})
+	if err != nil || len(healed) != 2 {
+		t.Fatalf("heal: %v %v", healed, err)
+	}
+	if want := []int64{stripe, stripe, stripe}; !slices.Equal(told, want) {
+		t.Fatalf("pace told of %v, want %v", told, want)
+	}
+	if bad, err := s.Verify(ctx, "h", l, int64(len(data))); err != nil || len(bad) != 0 {
+		t.Fatalf("after heal, bad shards %v (%v)", bad, err)
+	}
+}
