@@ -9,6 +9,9 @@ import (
 	"github.com/rackstack/rackstack/storage/ec"
 )
 
+// ErrHealStopped is returned by HealPaced when its pace stopped it.
+var ErrHealStopped = errors.New("heal stopped by its pace")
+
 // Verify reads every block of every shard of a blob and returns the shards
 // that are missing or corrupt.
 func (s *Store) Verify(ctx context.Context, key string, l Layout, size int64) ([]int, error) {
@@ -53,6 +56,18 @@ func (s *Store) Verify(ctx context.Context, key string, l Layout, size int64) ([
 // again to rebuild: twice the reads, beside the foreground reads of a
 // degraded blob.)
 func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]int, error) {
+	return s.HealPaced(ctx, key, l, size, nil)
+}
+
+// HealPaced heals as Heal does, and calls pace, if not nil, before each
+// stripe after the first with the data bytes of the stripe before it (so
+// the stripes pace has not been told of come to size less what it was
+// told). pace waits as long as the caller wants background work to wait
+// (a busy node's clients go first) and reports false to stop the heal: it
+// then writes nothing and returns ctx's error, or ErrHealStopped.
+// (Paced per blob, a heal rebuilt a whole blob at the disks' speed beside
+// the reads of clients, then slept.)
+func (s *Store) HealPaced(ctx context.Context, key string, l Layout, size int64, pace func(ctx context.Context, n int64) bool) ([]int, error) {
 	c, err := ec.New(l.K, l.M, l.ShardSize)
 	if err != nil {
 		return nil, err
@@ -62,7 +77,7 @@ func (s *Store) Heal(ctx context.Context, key string, l Layout, size int64) ([]i
 	}
 	known := map[int]bool{}
 	for {
-		rewrote, late, err := s.healPass(ctx, c, key, l, size, known)
+		rewrote, late, err := s.healPass(ctx, c, key, l, size, known, pace)
 		if err != nil || late < 0 {
 			return rewrote, err
 		}
@@ -100,7 +115,7 @@ func (s *Store) healEmpty(ctx context.Context, key string, l Layout, size int64)
 // in known or bad at the first stripe. If a shard turns out bad at a later
 // stripe it stops, writes nothing, and returns that shard as late (else
 // late is -1).
-func (s *Store) healPass(ctx context.Context, c *ec.Coder, key string, l Layout, size int64, known map[int]bool) (rewrote []int, late int, err error) {
+func (s *Store) healPass(ctx context.Context, c *ec.Coder, key string, l Layout, size int64, known map[int]bool, pace func(context.Context, int64) bool) (rewrote []int, late int, err error) {
 	readers := make([]*shardReader, len(l.Disks))
 	for i, d := range l.Disks {
 		readers[i] = &shardReader{s: s, d: d, name: ShardName(key, i), block: c.BlockSize()}
@@ -128,7 +143,15 @@ func (s *Store) healPass(ctx context.Context, c *ec.Coder, key string, l Layout,
 			sinks[i].finish(s.stallTimeout())
 		}
 	}
+	stripeBytes := int64(c.StripeSize())
 	for st := int64(0); st < c.Stripes(size); st++ {
+		if st > 0 && pace != nil && !pace(hctx, stripeBytes) {
+			abort()
+			if err := ctx.Err(); err != nil {
+				return nil, -1, err
+			}
+			return nil, -1, ErrHealStopped
+		}
 		shards := make([][]byte, len(readers))
 		var wg sync.WaitGroup
 		for i, r := range readers {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rackstack/rackstack/storage/ec"
 	"github.com/rackstack/rackstack/storage/placement"
@@ -43,7 +46,61 @@ func (r *shardReader) open(ctx context.Context, stripe int64) error {
 		return err
 	}
 	r.rc, r.next = rc, stripe
+	// A shard is read front to back: let the kernel read ahead further.
+	fadvise(rc, 0, 0, unix.FADV_SEQUENTIAL)
 	return nil
+}
+
+// local reports whether the shard is on one of this node's disks.
+func (r *shardReader) local() bool {
+	_, ok := r.s.Local[r.d.ID]
+	return ok && r.d.Node == r.s.Node
+}
+
+// willNeed asks the kernel to start reading stripe's block of a local
+// shard into the page cache, opening the shard at stripe if it is not
+// open yet. It reports false if the shard is (now known to be) bad, so
+// that the caller advises another shard instead; a remote shard is left
+// to its peer.
+func (r *shardReader) willNeed(ctx context.Context, stripe int64) bool {
+	if r.bad != nil {
+		return false
+	}
+	if !r.local() {
+		return true
+	}
+	if r.rc == nil {
+		if err := r.open(ctx, stripe); err != nil {
+			r.bad = err
+			return false
+		}
+	}
+	off := stripe * int64(r.block)
+	if fadvise(r.rc, off, int64(r.block), unix.FADV_WILLNEED) && adviseHook != nil {
+		adviseHook(r.name, off)
+	}
+	return true
+}
+
+// adviseHook, if set (by tests), sees every block willNeed advised.
+var adviseHook func(name string, off int64)
+
+// fadvise gives the kernel advice on rc's file, if it is one; it reports
+// whether it did.
+func fadvise(rc io.ReadCloser, off, n int64, advice int) bool {
+	sc, ok := rc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = unix.Fadvise(int(fd), off, n, advice) }); err != nil {
+		return false
+	}
+	return ferr == nil
 }
 
 // read returns the verified data of stripe's block into buf.
@@ -77,6 +134,7 @@ func (r *shardReader) read(ctx context.Context, stripe int64, buf []byte) ([]byt
 func (r *shardReader) close() {
 	if r.rc != nil {
 		r.rc.Close()
+		r.rc = nil
 	}
 }
 
@@ -241,9 +299,13 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 		free <- i
 	}
 	var open []*shardReader
+	pf := &prefetcher{s: s, c: c, rs: rs, readers: readers, ahead: max(2, prefetchBytes/int64(c.StripeSize()))}
 	defer func() {
-		for _, r := range open {
-			r.close()
+		// The ranges ahead the prefetcher opened, as well as this one.
+		for _, rd := range readers {
+			for _, r := range rd {
+				r.close()
+			}
 		}
 	}()
 	fail := func(err error) [][]byte {
@@ -258,11 +320,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 		for _, r := range open {
 			r.close()
 		}
-		open = make([]*shardReader, n)
-		for i, d := range rg.Layout.Disks {
-			open[i] = &shardReader{s: s, d: d, name: ShardName(rg.Key, i), block: c.BlockSize()}
-		}
-		readers[ri] = open
+		open = pf.readersOf(ri)
 		first, last := rg.Offset/stripeBytes, (rg.Offset+rg.Length-1)/stripeBytes
 		for st := first; st <= last; st++ {
 			var set int
@@ -271,6 +329,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 			case <-ctx.Done():
 				return fail(ctx.Err())
 			}
+			pf.next(ctx)
 			shards, err := s.readStripe(ctx, c, open, bufs[set], st, make([][]byte, n))
 			if errors.Is(err, errNeedBuffers) {
 				for range sets - 1 {
@@ -322,6 +381,76 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 		}
 	}
 	return held
+}
+
+// prefetchBytes is how far ahead of the stripe being read, in data
+// bytes, a GET asks the kernel to read its shards (posix_fadvise
+// WILLNEED), across the boundaries of its ranges: the kernel's own
+// read-ahead starts cold at every shard file, so each part of a multipart
+// object (its own blob, 4 MiB per shard file for minio-go's 16 MiB parts)
+// began with every disk idle while the first blocks of its shards were
+// read. The pages come from the page cache, not the Buffers budget, and
+// at most this much per GET is read before the client has taken the
+// stripes before it.
+const prefetchBytes = 16 << 20
+
+// prefetcher advises the blocks a GetRanges read-ahead will read next:
+// for each stripe, those of the first K shards not known bad (the ones
+// readStripe reads), so a missing data shard's parity stands in for it.
+type prefetcher struct {
+	s       *Store
+	c       *ec.Coder
+	rs      []Range
+	readers [][]*shardReader // per range, made by readersOf
+	ahead   int64            // stripes advised past the one being read
+	read    int64            // stripes the read-ahead has started
+	advised int64            // stripes advised
+	ri      int              // the next stripe to advise: range ri's stripe st
+	st      int64
+}
+
+// readersOf returns range ri's shard readers, making them the first time.
+func (p *prefetcher) readersOf(ri int) []*shardReader {
+	if p.readers[ri] == nil {
+		rg := p.rs[ri]
+		rd := make([]*shardReader, len(rg.Layout.Disks))
+		for i, d := range rg.Layout.Disks {
+			rd[i] = &shardReader{s: p.s, d: d, name: ShardName(rg.Key, i), block: p.c.BlockSize()}
+		}
+		p.readers[ri] = rd
+	}
+	return p.readers[ri]
+}
+
+// next is called as the read-ahead starts a stripe: it advises the
+// stripes up to ahead past it that are not advised yet.
+func (p *prefetcher) next(ctx context.Context) {
+	p.read++
+	stripeBytes := int64(p.c.StripeSize())
+	for p.advised < p.read+p.ahead && p.ri < len(p.rs) {
+		rg := p.rs[p.ri]
+		if rg.Length == 0 {
+			p.ri, p.st = p.ri+1, 0
+			continue
+		}
+		first, last := rg.Offset/stripeBytes, (rg.Offset+rg.Length-1)/stripeBytes
+		p.st = max(p.st, first)
+		if p.st > last {
+			p.ri, p.st = p.ri+1, 0
+			continue
+		}
+		advised := 0
+		for _, r := range p.readersOf(p.ri) {
+			if advised == p.c.K {
+				break
+			}
+			if r.willNeed(ctx, p.st) {
+				advised++
+			}
+		}
+		p.st++
+		p.advised++
+	}
 }
 
 // writeStripe writes bytes [lo, hi) of a stripe, given as its data shards

@@ -368,8 +368,18 @@ func (s *Service) healQueued(ctx context.Context) {
 		if r != nil && now.Before(r.next) {
 			continue
 		}
+		// Clients first: while this node serves object traffic, heal
+		// within BusyRate (a quarter of it while a request is in flight),
+		// shared with the scrubber and the repair pass, stripe by stripe
+		// so the reads beside it do not meet a whole blob rebuilt at the
+		// disks' speed.
 		start := time.Now()
-		rewrote, err := s.blobs.Heal(ctx, part.Blob, part.Layout, part.Size)
+		var paced int64
+		rewrote, err := s.blobs.HealPaced(ctx, part.Blob, part.Layout, part.Size, func(ctx context.Context, n int64) bool {
+			ok := s.backOff(ctx, start, n)
+			start, paced = time.Now(), paced+n
+			return ok
+		})
 		if err != nil {
 			if ctx.Err() == nil {
 				s.healFailed(h, label, err, now)
@@ -381,9 +391,7 @@ func (s *Service) healQueued(ctx context.Context) {
 		s.maint.healed += int64(len(rewrote))
 		s.maint.mu.Unlock()
 		done = append(done, h.ID)
-		// Clients first: while this node serves object traffic, heal
-		// within BusyRate, shared with the scrubber and the repair pass.
-		if !s.backOff(ctx, start, part.Size) {
+		if !s.backOff(ctx, start, max(0, part.Size-paced)) {
 			stopped = true
 		}
 	}

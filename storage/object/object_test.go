@@ -723,16 +723,19 @@ func TestCapacityCountsEachFilesystemOnce(t *testing.T) {
 // Every background loop yields to clients: while this node serves an
 // object read or write, the healer, the scrubber and the repair pass
 // together move no more than BusyRate, so after the first blob the next
-// waits; with nothing in flight each does all of its work at once.
+// waits (the healer paces stripe by stripe: its first blob's second
+// stripe waits); with nothing in flight each does all of its work at once.
 func TestBackgroundWorkYieldsToClients(t *testing.T) {
 	// Each case readies two blobs of work for its loop, runs one pass of
 	// it and counts the blobs done.
 	loops := map[string]struct {
-		prepare func(f *fixture)
-		run     func(f *fixture, ctx context.Context)
-		done    func(f *fixture) int
+		prepare  func(f *fixture)
+		run      func(f *fixture, ctx context.Context)
+		done     func(f *fixture) int
+		busyDone int // blobs done while a client is served
 	}{
 		"heal": {
+			busyDone: 0, // two stripes each (MaxShard 4096, k=2)
 			prepare: func(f *fixture) {
 				for _, name := range []string{"x", "y"} {
 					p := f.put("p", "c", name, random(10_000)).Parts[0]
@@ -753,7 +756,8 @@ func TestBackgroundWorkYieldsToClients(t *testing.T) {
 				f.put("p", "c", "x", random(10_000))
 				f.put("p", "c", "y", random(10_000))
 			},
-			run: func(f *fixture, ctx context.Context) { f.svc.scrubSome(ctx, &scrubber{}) },
+			busyDone: 1,
+			run:      func(f *fixture, ctx context.Context) { f.svc.scrubSome(ctx, &scrubber{}) },
 			done: func(f *fixture) int {
 				f.svc.maint.mu.Lock()
 				defer f.svc.maint.mu.Unlock()
@@ -774,7 +778,8 @@ func TestBackgroundWorkYieldsToClients(t *testing.T) {
 					f.t.Fatalf("%d parts misplaced after adding disks, want 2 or more", st.Misplaced)
 				}
 			},
-			run: func(f *fixture, ctx context.Context) { f.svc.repairPass(ctx) },
+			busyDone: 1,
+			run:      func(f *fixture, ctx context.Context) { f.svc.repairPass(ctx) },
 			done: func(f *fixture) int {
 				f.svc.maint.mu.Lock()
 				defer f.svc.maint.mu.Unlock()
@@ -797,7 +802,7 @@ func TestBackgroundWorkYieldsToClients(t *testing.T) {
 				ctx, cancel := context.WithTimeout(f.ctx, 300*time.Millisecond)
 				loop.run(f, ctx)
 				cancel()
-				if got, want := loop.done(f), map[bool]int{false: 2, true: 1}[busy]; got != want {
+				if got, want := loop.done(f), map[bool]int{false: 2, true: loop.busyDone}[busy]; got != want {
 					t.Errorf("%d blobs done in one pass, want %d", got, want)
 				}
 			})
@@ -824,5 +829,34 @@ func TestClientLoadLingers(t *testing.T) {
 	l.lastEnd.Store(time.Now().Add(-2 * loadLinger).UnixNano())
 	if l.busy() {
 		t.Fatal("busy long after the last request ended")
+	}
+}
+
+// While a client request is in flight the background loops get a quarter
+// of BusyRate, and BusyRate in the second after one ended: a degraded
+// read must not share the disks evenly with the heal it caused. The wait
+// each schedules is checked, not measured.
+func TestBackgroundWorkGivesWayToRequestsInFlight(t *testing.T) {
+	s := &Service{cfg: Config{BusyRate: 4 << 20}}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	owed := func() time.Duration {
+		t.Helper()
+		s.clients.mu.Lock()
+		s.clients.next = time.Time{}
+		s.clients.mu.Unlock()
+		start := time.Now()
+		s.backOff(cancelled, start, 1<<20)
+		s.clients.mu.Lock()
+		defer s.clients.mu.Unlock()
+		return s.clients.next.Sub(start)
+	}
+	end := s.clients.begin()
+	if got, want := owed(), time.Second; got != want {
+		t.Errorf("1 MiB with a request in flight is owed %v, want %v (a quarter of 4 MiB/s)", got, want)
+	}
+	end()
+	if got, want := owed(), 250*time.Millisecond; got != want {
+		t.Errorf("1 MiB just after a request is owed %v, want %v (4 MiB/s)", got, want)
 	}
 }

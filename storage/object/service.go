@@ -69,8 +69,9 @@ type Config struct {
 	RebalanceRate int64
 	// BusyRate bounds the bytes per second each background loop (the
 	// healer, the scrubber, the repair pass) moves while this node serves
-	// object reads or writes (default 64 MiB/s); with none in flight the
-	// healer and the scrubber run at the disks' speed. A heal reads k
+	// object reads or writes (default 64 MiB/s), a quarter of it while a
+	// request is in flight rather than in the second after one; with none
+	// the healer and the scrubber run at the disks' speed. A heal reads k
 	// shards and writes the missing ones on the same disks clients read
 	// from, so unpaced it took half the bandwidth of the very reads that
 	// found the blob degraded; the scrubber reads every shard.
