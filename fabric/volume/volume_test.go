@@ -555,7 +555,7 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
-	for _, c := range []string{"groups", "clusters"} {
+	for _, c := range []string{"workers", "clusters"} {
 		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
@@ -612,6 +612,15 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(http.StatusAccepted, "DELETE", "qos-specs/"+gq, admin, nil)
 	gone := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
 	f.expect(http.StatusAccepted, "DELETE", "volumes/"+gone, alice, nil)
+	// Groups and group snapshots.
+	f.groupType("gt", nil)
+	grp := f.createGroup(alice, map[string]any{"group_type": "gt", "volume_types": []any{volstate.DefaultTypeName}})
+	f.at(14, http.StatusAccepted, "PUT", "groups/"+grp, alice, map[string]any{"group": map[string]any{"add_volumes": vol}})
+	gsnap := f.at(14, http.StatusAccepted, "POST", "group_snapshots", alice, map[string]any{"group_snapshot": map[string]any{"group_id": grp}})["group_snapshot"].(map[string]any)["id"].(string)
+	f.at(14, http.StatusAccepted, "POST", "groups/action", alice, map[string]any{"create-from-src": map[string]any{"group_snapshot_id": gsnap}})
+	f.at(14, http.StatusAccepted, "DELETE", "group_snapshots/"+gsnap, alice, nil)
+	gone2 := f.createGroup(alice, map[string]any{"group_type": "gt", "volume_types": []any{volstate.DefaultTypeName}})
+	f.at(14, http.StatusAccepted, "POST", "groups/"+gone2+"/action", alice, map[string]any{"delete": map[string]any{}})
 	// Attachments are the compute API's and the node agent's commands.
 	att := volstate.Attachment{ID: api.NewUUID(), ServerID: api.NewUUID(), Host: "n1", Device: "/dev/vdc"}
 	for _, c := range []struct {
