@@ -46,6 +46,13 @@ func versionText(minor int) string { return "3." + strconv.Itoa(minor) }
 // a version outside the range, and names the version on every answer.
 func microversions(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v3") {
+			// Version discovery at the root ignores the header, as
+			// Cinder's does outside /v3: cinderclient asks it with its
+			// own highest version to learn the server's range.
+			next.ServeHTTP(w, r)
+			return
+		}
 		minor, err := parseVersion(r.Header.Values(headerVersion))
 		if err != nil {
 			api.Fail(w, r, writeError, err)

@@ -263,6 +263,19 @@ func TestMicroversionsOutsideTheRangeAre406(t *testing.T) {
 	}
 }
 
+// cinderclient learns the range at the root, asking with its own highest
+// version: the root ignores the header (Cinder checks it under /v3 only).
+func TestRootDiscoveryIgnoresTheVersionHeader(t *testing.T) {
+	f := newFixture(t)
+	r := f.call("GET", "/", alice, nil, "OpenStack-API-Version", "volume 3.70")
+	if r.Code != http.StatusMultipleChoices || !strings.Contains(string(r.Raw), `"version":"3.52"`) {
+		t.Fatalf("root discovery with volume 3.70: %d %s", r.Code, r.Raw)
+	}
+	if r := f.call("GET", "/v3/", alice, nil, "OpenStack-API-Version", "volume 3.70"); r.Code != http.StatusNotAcceptable {
+		t.Fatalf("/v3/ with volume 3.70: %d %s", r.Code, r.Raw)
+	}
+}
+
 func TestVolumeLifecycle(t *testing.T) {
 	f := newFixture(t)
 	v := f.createVolume(alice, map[string]any{"size": 2, "name": "v1", "description": "d", "metadata": map[string]any{"k": "v"}})
