@@ -154,6 +154,7 @@ func TestGroups(t *testing.T) {
 	f.at(13, http.StatusBadRequest, "PUT", "groups/"+g, alice, map[string]any{"group": map[string]any{}})
 	// A volume in a group is deleted with the group, not alone.
 	f.expect(http.StatusBadRequest, "DELETE", "volumes/"+v2, alice, nil)
+	f.expect(http.StatusBadRequest, "POST", "volumes/"+v2+"/action", admin, map[string]any{"os-force_delete": map[string]any{}})
 	f.at(13, http.StatusAccepted, "PUT", "groups/"+g, alice, map[string]any{"group": map[string]any{"remove_volumes": v2, "name": "g1b"}})
 	if got := f.showGroup(alice, g); got["name"] != "g1b" || !slices.Equal(groupVolumes(got), []string{v1["id"].(string)}) {
 		t.Fatalf("after removal %v", got)

@@ -881,6 +881,9 @@ func (s *Service) forceDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if v.GroupID != "" {
+		return badRequest("Invalid volume: Volume %s belongs to group %s: remove it from the group, or delete the group with delete-volumes.", v.ID, v.GroupID)
+	}
 	if err := s.removeVolume(r.Context(), v.ID, false, true); err != nil {
 		return err
 	}
