@@ -152,6 +152,9 @@ func TestGroups(t *testing.T) {
 	f.at(13, http.StatusBadRequest, "PUT", "groups/"+g, alice, map[string]any{"group": map[string]any{"add_volumes": v2}})
 	f.badField(13, "PUT", "groups/"+g, map[string]any{"group": map[string]any{"volumes": v2}}, "volumes")
 	f.at(13, http.StatusBadRequest, "PUT", "groups/"+g, alice, map[string]any{"group": map[string]any{}})
+	// Its type stays one of the group's.
+	f.createType(map[string]any{"name": "t2"})
+	f.expect(http.StatusBadRequest, "POST", "volumes/"+v2+"/action", alice, map[string]any{"os-retype": map[string]any{"new_type": "t2"}})
 	// A volume in a group is deleted with the group, not alone.
 	f.expect(http.StatusBadRequest, "DELETE", "volumes/"+v2, alice, nil)
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+v2+"/action", admin, map[string]any{"os-force_delete": map[string]any{}})

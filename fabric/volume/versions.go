@@ -50,6 +50,7 @@ func microversions(next http.Handler) http.Handler {
 			// Version discovery at the root ignores the header, as
 			// Cinder's does outside /v3: cinderclient asks it with its
 			// own highest version to learn the server's range.
+			w.Header().Set(headerVersion, service+" "+versionText(minMinor))
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -666,6 +666,14 @@ func applyPutVolume(tx *memdb.Txn, c PutVolumeCmd) (any, error) {
 	if len(row.Attachments) > 1 {
 		return nil, invalid("Invalid volume: volume %s cannot be attached to more than one server (multiattach is not supported).", row.ID)
 	}
+	if row.GroupID != cur.GroupID {
+		return nil, invalid("a volume joins or leaves a group by the group's update only")
+	}
+	if row.GroupID != "" && row.TypeID != cur.TypeID {
+		if g := store.Get[Group](tx, GroupTable, row.GroupID); g != nil && !slices.Contains(g.VolumeTypeIDs, row.TypeID) {
+			return nil, invalid("Invalid volume type: volume %s is in group %s, which does not take volume type %s.", row.ID, g.ID, row.TypeID)
+		}
+	}
 	row.Revision = cur.Revision + 1
 	if err := tx.Insert(VolumeTable, &row); err != nil {
 		return nil, err
