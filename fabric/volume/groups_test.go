@@ -152,6 +152,8 @@ func TestGroups(t *testing.T) {
 	f.at(13, http.StatusBadRequest, "PUT", "groups/"+g, alice, map[string]any{"group": map[string]any{"add_volumes": v2}})
 	f.badField(13, "PUT", "groups/"+g, map[string]any{"group": map[string]any{"volumes": v2}}, "volumes")
 	f.at(13, http.StatusBadRequest, "PUT", "groups/"+g, alice, map[string]any{"group": map[string]any{}})
+	// It is not transferred to another project while in the group.
+	f.expect(http.StatusBadRequest, "POST", "os-volume-transfer", alice, map[string]any{"transfer": map[string]any{"volume_id": v2}})
 	// Its type stays one of the group's.
 	f.createType(map[string]any{"name": "t2"})
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+v2+"/action", alice, map[string]any{"os-retype": map[string]any{"new_type": "t2"}})

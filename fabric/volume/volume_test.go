@@ -628,7 +628,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	// Groups and group snapshots.
 	f.groupType("gt", nil)
 	grp := f.createGroup(alice, map[string]any{"group_type": "gt", "volume_types": []any{volstate.DefaultTypeName}})
-	f.at(14, http.StatusAccepted, "PUT", "groups/"+grp, alice, map[string]any{"group": map[string]any{"add_volumes": vol}})
+	f.at(14, http.StatusAccepted, "PUT", "groups/"+grp, alice, map[string]any{"group": map[string]any{"add_volumes": f.createVolume(alice, map[string]any{"size": 1})["id"].(string)}})
 	gsnap := f.at(14, http.StatusAccepted, "POST", "group_snapshots", alice, map[string]any{"group_snapshot": map[string]any{"group_id": grp}})["group_snapshot"].(map[string]any)["id"].(string)
 	f.at(14, http.StatusAccepted, "POST", "groups/action", alice, map[string]any{"create-from-src": map[string]any{"group_snapshot_id": gsnap}})
 	f.at(14, http.StatusAccepted, "DELETE", "group_snapshots/"+gsnap, alice, nil)
