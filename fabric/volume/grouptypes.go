@@ -12,8 +12,8 @@ import (
 )
 
 // Group types (3.11) and their group specs, as Cinder serves them: an
-// admin manages them; others see the public ones. Groups themselves
-// (3.13) are not built and answer 501, so a group type is only declared.
+// admin manages them; others see the public ones. A group type some
+// group is of is not deleted (groups.go).
 
 func needGroupTypes(r *http.Request) error {
 	if !atLeast(r, 11) {

@@ -106,8 +106,12 @@ func TestGroupTypes(t *testing.T) {
 	if got := names(admin, "?is_public=None"); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("after delete %v", got)
 	}
-	// Groups themselves are not built.
-	if r := f.call("GET", "groups", admin, nil, "OpenStack-API-Version", "volume 3.13"); r.Code != http.StatusNotImplemented {
-		t.Fatalf("groups: %d", r.Code)
-	}
+	// A group type (and a volume type) some group is of stays.
+	vt := f.createType(map[string]any{"name": "vt"})
+	g := f.createGroup(alice, map[string]any{"group_type": "a", "volume_types": []any{vt}})
+	f.at(13, http.StatusBadRequest, "DELETE", "group_types/"+a["id"].(string), admin, nil)
+	f.at(13, http.StatusBadRequest, "DELETE", "types/"+vt, admin, nil)
+	f.at(13, http.StatusAccepted, "POST", "groups/"+g+"/action", alice, map[string]any{"delete": map[string]any{}})
+	f.at(13, http.StatusAccepted, "DELETE", "group_types/"+a["id"].(string), admin, nil)
+	f.at(13, http.StatusAccepted, "DELETE", "types/"+vt, admin, nil)
 }

@@ -299,7 +299,21 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: get, Path: v3 + "/group_types/{id}/group_specs/{key}", Access: admin, Rule: "group:group_types_specs:get", Handle: s.showGroupSpec},
 		api.Route{Method: put, Path: v3 + "/group_types/{id}/group_specs/{key}", Access: admin, Rule: "group:group_types_specs:update", Handle: s.putGroupSpec},
 		api.Route{Method: del, Path: v3 + "/group_types/{id}/group_specs/{key}", Access: admin, Rule: "group:group_types_specs:delete", Handle: s.deleteGroupSpec})
-	for _, c := range []string{"groups", "group_snapshots", "clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
+	routes = append(routes,
+		api.Route{Method: get, Path: v3 + "/groups", Access: reader, Rule: "group:get_all", Handle: s.listGroups(false)},
+		api.Route{Method: get, Path: v3 + "/groups/detail", Access: reader, Rule: "group:get_all", Handle: s.listGroups(true)},
+		api.Route{Method: post, Path: v3 + "/groups", Access: member, Rule: "group:create", Handle: s.createGroup},
+		api.Route{Method: post, Path: v3 + "/groups/action", Access: member, Rule: "group:create", Handle: s.createGroupFromSource},
+		api.Route{Method: get, Path: v3 + "/groups/{id}", Access: reader, Rule: "group:get", Handle: s.showGroup},
+		api.Route{Method: put, Path: v3 + "/groups/{id}", Access: member, Rule: "group:update", Handle: s.updateGroup},
+		api.Route{Method: post, Path: v3 + "/groups/{id}/action", Access: member, Rule: "group:delete", Handle: s.groupAction},
+		api.Route{Method: get, Path: v3 + "/group_snapshots", Access: reader, Rule: "group:get_all_group_snapshots", Handle: s.listGroupSnapshots(false)},
+		api.Route{Method: get, Path: v3 + "/group_snapshots/detail", Access: reader, Rule: "group:get_all_group_snapshots", Handle: s.listGroupSnapshots(true)},
+		api.Route{Method: post, Path: v3 + "/group_snapshots", Access: member, Rule: "group:create_group_snapshot", Handle: s.createGroupSnapshot},
+		api.Route{Method: get, Path: v3 + "/group_snapshots/{id}", Access: reader, Rule: "group:get_group_snapshot", Handle: s.showGroupSnapshot},
+		api.Route{Method: del, Path: v3 + "/group_snapshots/{id}", Access: member, Rule: "group:delete_group_snapshot", Handle: s.deleteGroupSnapshot},
+		api.Route{Method: post, Path: v3 + "/group_snapshots/{id}/action", Access: member, Rule: "group:reset_group_snapshot_status", Handle: s.groupSnapshotAction})
+	for _, c := range []string{"clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
 			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})

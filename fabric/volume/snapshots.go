@@ -20,14 +20,14 @@ func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstat
 		Table: volstate.SnapshotTable, One: "snapshot",
 		Visible: func(p *api.Principal, v *volstate.Snapshot) bool { return visible(p, v.Project) },
 		View: func(_ *memdb.Txn, p *api.Principal, sn *volstate.Snapshot) api.View {
-			return snapshotView(p, sn, detail)
+			return snapshotView(r, p, sn, detail)
 		},
 		NotFound: func(id string) error { return notFound("Snapshot", id) },
 		Listing:  s.cinderListing("snapshots", []string{"id", "name", "status", "size", "volume_id", "created_at", "updated_at", "description"}, map[string]api.Filter{"metadata": metadataFilter}),
 	}
 }
 
-func snapshotView(p *api.Principal, sn *volstate.Snapshot, detail bool) api.View {
+func snapshotView(r *http.Request, p *api.Principal, sn *volstate.Snapshot, detail bool) api.View {
 	md := sn.Metadata
 	if md == nil {
 		md = map[string]string{}
@@ -36,6 +36,9 @@ func snapshotView(p *api.Principal, sn *volstate.Snapshot, detail bool) api.View
 		"id": sn.ID, "name": nullable(sn.Name), "description": nullable(sn.Description), "status": sn.Status,
 		"size": sn.Size, "volume_id": sn.VolumeID, "created_at": timeText(sn.CreatedAt), "updated_at": timeText(sn.UpdatedAt),
 		"metadata": md,
+	}
+	if atLeast(r, 14) {
+		v["group_snapshot_id"] = nullable(sn.GroupSnapshotID)
 	}
 	if detail {
 		v["os-extended-snapshot-attributes:project_id"] = sn.Project
@@ -144,7 +147,7 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("snapshot volume %s: %w", sn.VolumeID, dataErr)
 	}
 	// The os-extended-snapshot-attributes are show's and list's only.
-	api.JSON(w, http.StatusAccepted, map[string]any{"snapshot": snapshotView(p, done, false)})
+	api.JSON(w, http.StatusAccepted, map[string]any{"snapshot": snapshotView(r, p, done, false)})
 	return nil
 }
 
@@ -199,7 +202,7 @@ func (s *Service) updateSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"snapshot": snapshotView(principal(r), row, false)})
+	api.JSON(w, http.StatusOK, map[string]any{"snapshot": snapshotView(r, principal(r), row, false)})
 	return nil
 }
 
@@ -207,6 +210,9 @@ func (s *Service) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
 	sn, err := s.ownSnapshot(r)
 	if err != nil {
 		return err
+	}
+	if sn.GroupSnapshotID != "" {
+		return badRequest("Invalid snapshot: Snapshot %s is part of group snapshot %s: delete the group snapshot.", sn.ID, sn.GroupSnapshotID)
 	}
 	if err := s.removeSnapshot(r.Context(), sn.ID, false); err != nil {
 		return err

@@ -19,9 +19,11 @@ import (
 // was. 3.51 takes a backup's availability_zone, 3.52 filters types by
 // extra_specs and reserves RESKEY:availability_zones. 3.53 (request
 // schemas enforced everywhere) is not built, so the range stops before
-// it. User messages (3.3) are built; the other resources the range adds
-// that are not (groups, clusters, workers, manageable volumes) answer
-// 501, as backups do without an object store.
+// it. User messages (3.3), generic volume groups (3.13, 3.14 from a
+// source, 3.20 reset_status) and group snapshots (3.14, 3.19
+// reset_status) are built; group replication (3.38) and the other
+// resources the range adds that are not (clusters, workers, manageable
+// volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
 	maxMinor = 52
@@ -44,6 +46,14 @@ func versionText(minor int) string { return "3." + strconv.Itoa(minor) }
 // a version outside the range, and names the version on every answer.
 func microversions(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v3") {
+			// Version discovery at the root ignores the header, as
+			// Cinder's does outside /v3: cinderclient asks it with its
+			// own highest version to learn the server's range.
+			w.Header().Set(headerVersion, service+" "+versionText(minMinor))
+			next.ServeHTTP(w, r)
+			return
+		}
 		minor, err := parseVersion(r.Header.Values(headerVersion))
 		if err != nil {
 			api.Fail(w, r, writeError, err)

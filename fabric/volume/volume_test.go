@@ -263,6 +263,19 @@ func TestMicroversionsOutsideTheRangeAre406(t *testing.T) {
 	}
 }
 
+// cinderclient learns the range at the root, asking with its own highest
+// version: the root ignores the header (Cinder checks it under /v3 only).
+func TestRootDiscoveryIgnoresTheVersionHeader(t *testing.T) {
+	f := newFixture(t)
+	r := f.call("GET", "/", alice, nil, "OpenStack-API-Version", "volume 3.70")
+	if r.Code != http.StatusMultipleChoices || !strings.Contains(string(r.Raw), `"version":"3.52"`) {
+		t.Fatalf("root discovery with volume 3.70: %d %s", r.Code, r.Raw)
+	}
+	if r := f.call("GET", "/v3/", alice, nil, "OpenStack-API-Version", "volume 3.70"); r.Code != http.StatusNotAcceptable {
+		t.Fatalf("/v3/ with volume 3.70: %d %s", r.Code, r.Raw)
+	}
+}
+
 func TestVolumeLifecycle(t *testing.T) {
 	f := newFixture(t)
 	v := f.createVolume(alice, map[string]any{"size": 2, "name": "v1", "description": "d", "metadata": map[string]any{"k": "v"}})
@@ -555,7 +568,7 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
-	for _, c := range []string{"groups", "clusters"} {
+	for _, c := range []string{"workers", "clusters"} {
 		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
@@ -612,6 +625,15 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(http.StatusAccepted, "DELETE", "qos-specs/"+gq, admin, nil)
 	gone := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
 	f.expect(http.StatusAccepted, "DELETE", "volumes/"+gone, alice, nil)
+	// Groups and group snapshots.
+	f.groupType("gt", nil)
+	grp := f.createGroup(alice, map[string]any{"group_type": "gt", "volume_types": []any{volstate.DefaultTypeName}})
+	f.at(14, http.StatusAccepted, "PUT", "groups/"+grp, alice, map[string]any{"group": map[string]any{"add_volumes": f.createVolume(alice, map[string]any{"size": 1})["id"].(string)}})
+	gsnap := f.at(14, http.StatusAccepted, "POST", "group_snapshots", alice, map[string]any{"group_snapshot": map[string]any{"group_id": grp}})["group_snapshot"].(map[string]any)["id"].(string)
+	f.at(14, http.StatusAccepted, "POST", "groups/action", alice, map[string]any{"create-from-src": map[string]any{"group_snapshot_id": gsnap}})
+	f.at(14, http.StatusAccepted, "DELETE", "group_snapshots/"+gsnap, alice, nil)
+	gone2 := f.createGroup(alice, map[string]any{"group_type": "gt", "volume_types": []any{volstate.DefaultTypeName}})
+	f.at(14, http.StatusAccepted, "POST", "groups/"+gone2+"/action", alice, map[string]any{"delete": map[string]any{}})
 	// Attachments are the compute API's and the node agent's commands.
 	att := volstate.Attachment{ID: api.NewUUID(), ServerID: api.NewUUID(), Host: "n1", Device: "/dev/vdc"}
 	for _, c := range []struct {

@@ -187,7 +187,7 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		"consistencygroup_id": nil, "multiattach": false, "os-vol-tenant-attr:tenant_id": v.Project,
 	}
 	if atLeast(r, 13) {
-		view["group_id"] = nil
+		view["group_id"] = nullable(v.GroupID)
 	}
 	if atLeast(r, 48) {
 		// No target is shared between volumes (each is its own NBD
@@ -351,8 +351,12 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if atLeast(r, 47) {
 		backupID = in.Str("backup_id", "", 36)
 	}
+	groupID := ""
+	if atLeast(r, 13) {
+		groupID = in.Str("group_id", "", 36)
+	}
 	for _, unsupported := range []string{"consistencygroup_id", "group_id", "backup_id", "source_replica"} {
-		if unsupported == "backup_id" && atLeast(r, 47) {
+		if unsupported == "backup_id" && atLeast(r, 47) || unsupported == "group_id" && atLeast(r, 13) {
 			continue
 		}
 		if in.Has(unsupported) && !in.IsNull(unsupported) {
@@ -460,6 +464,15 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return cinderWording{}.Missing("size")
 	}
 	v.Size = *size
+	if groupID != "" {
+		// 3.13: the volume is made in the caller's group, which the
+		// state machine checks takes its type.
+		g, err := s.groups(r).Get(tx, p, groupID)
+		if err != nil {
+			return err
+		}
+		v.GroupID = g.ID
+	}
 	t, err := resolveType(tx, typeRef)
 	if err != nil {
 		return err
@@ -774,6 +787,9 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if v.GroupID != "" {
+		return badRequest("Invalid volume: Volume %s belongs to group %s: remove it from the group, or delete the group with delete-volumes.", v.ID, v.GroupID)
+	}
 	if err := s.removeVolume(r.Context(), v.ID, cascade, false); err != nil {
 		return err
 	}
@@ -797,6 +813,9 @@ func (s *Service) removeVolume(ctx context.Context, id string, cascade, force bo
 	for _, sn := range snaps {
 		if err := snapshotDeletable(sn, force); err != nil {
 			return err
+		}
+		if sn.GroupSnapshotID != "" && !force {
+			return badRequest("Invalid volume: Volume %s's snapshot %s is part of group snapshot %s: delete the group snapshot first.", id, sn.ID, sn.GroupSnapshotID)
 		}
 	}
 	row, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
@@ -861,6 +880,9 @@ func (s *Service) forceDelete(w http.ResponseWriter, r *http.Request) error {
 	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err
+	}
+	if v.GroupID != "" {
+		return badRequest("Invalid volume: Volume %s belongs to group %s: remove it from the group, or delete the group with delete-volumes.", v.ID, v.GroupID)
 	}
 	if err := s.removeVolume(r.Context(), v.ID, false, true); err != nil {
 		return err

@@ -68,5 +68,10 @@ func applyDeleteGroupType(tx *memdb.Txn, c DeleteGroupTypeCmd) (any, error) {
 	if t == nil {
 		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Group type %s could not be found.", c.ID)
 	}
+	for _, g := range store.All[Group](tx, GroupTable, "id") {
+		if g.GroupTypeID == c.ID {
+			return nil, invalid("Invalid group type: Group Type %s deletion is not allowed with groups present with the type.", c.ID)
+		}
+	}
 	return nil, tx.Delete(GroupTypeTable, t)
 }

@@ -52,6 +52,10 @@ func applyCreateTransfer(tx *memdb.Txn, c CreateTransferCmd) (any, error) {
 	if cur.Status != StatusAvailable || len(cur.Attachments) > 0 {
 		return nil, invalid("Invalid volume: status must be available, but it is %s.", cur.Status)
 	}
+	if cur.GroupID != "" {
+		// A group holds its own project's volumes only.
+		return nil, invalid("Invalid volume: volume %s is in group %s: remove it from the group before transferring it.", cur.ID, cur.GroupID)
+	}
 	v := cur.Clone()
 	v.Status, v.UpdatedAt = StatusAwaitingTransfer, c.Now
 	v.Revision++

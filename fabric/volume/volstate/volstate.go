@@ -120,6 +120,8 @@ type Volume struct {
 	// encryption_key_id; the key itself is never shown.
 	Key   string `json:"key,omitempty"`
 	KeyID string `json:"key_id,omitempty"`
+	// GroupID is the generic volume group the volume is in ("": none).
+	GroupID string `json:"group_id,omitempty"`
 	// Attachments are the servers the volume is attached to (at most
 	// one: multiattach is refused).
 	Attachments []Attachment `json:"attachments,omitempty"`
@@ -173,6 +175,9 @@ type Snapshot struct {
 	Size        int    `json:"size"` // GiB, the volume's when taken
 	Status      string `json:"status"`
 	Reason      string `json:"reason,omitempty"`
+	// GroupSnapshotID is the group snapshot the snapshot was taken in
+	// ("": a snapshot of its own).
+	GroupSnapshotID string `json:"group_snapshot_id,omitempty"`
 	// Progress is what os-update_snapshot_status last reported ("80%").
 	Progress string `json:"progress,omitempty"`
 	// Key and KeyID are the volume's encryption key, kept with the
@@ -355,6 +360,8 @@ func Usage(tx *memdb.Txn, project, resource string) int {
 		return n
 	case QuotaBackups:
 		return len(store.All[Backup](tx, BackupTable, "project", project))
+	case QuotaGroups:
+		return len(store.All[Group](tx, GroupTable, "project", project))
 	case QuotaBackupGigabytes:
 		n := 0
 		for _, b := range store.All[Backup](tx, BackupTable, "project", project) {
@@ -428,38 +435,47 @@ func Schema() store.Schema {
 			qosTable(),
 			messageTable(),
 			groupTypeTable(),
+			groupTables()[0],
+			groupTables()[1],
 		},
 		Handlers: map[string]store.Handler{
-			CmdCreateVolume:    store.Typed(applyCreateVolume),
-			CmdPutVolume:       store.Typed(applyPutVolume),
-			CmdDeleteVolume:    store.Typed(applyDeleteVolume),
-			CmdCreateSnapshot:  store.Typed(applyCreateSnapshot),
-			CmdPutSnapshot:     store.Typed(applyPutSnapshot),
-			CmdDeleteSnapshot:  store.Typed(applyDeleteSnapshot),
-			CmdCreateType:      store.Typed(applyCreateType),
-			CmdPutType:         store.Typed(applyPutType),
-			CmdDeleteType:      store.Typed(applyDeleteType),
-			CmdSetQuota:        store.Typed(applySetQuota),
-			CmdDeleteQuota:     store.Typed(applyDeleteQuota),
-			CmdSetQuotaClass:   store.Typed(applySetQuotaClass),
-			CmdCreateQoS:       store.Typed(applyCreateQoS),
-			CmdPutQoS:          store.Typed(applyPutQoS),
-			CmdDeleteQoS:       store.Typed(applyDeleteQoS),
-			CmdAttach:          store.Typed(applyAttach),
-			CmdAttached:        store.Typed(applyAttached),
-			CmdDetach:          store.Typed(applyDetach),
-			CmdDetached:        store.Typed(applyDetached),
-			CmdCreateBackup:    store.Typed(applyCreateBackup),
-			CmdPutBackup:       store.Typed(applyPutBackup),
-			CmdImportBackup:    store.Typed(applyImportBackup),
-			CmdDeleteBackup:    store.Typed(applyDeleteBackup),
-			CmdCreateTransfer:  store.Typed(applyCreateTransfer),
-			CmdDeleteTransfer:  store.Typed(applyDeleteTransfer),
-			CmdAcceptTransfer:  store.Typed(applyAcceptTransfer),
-			CmdCreateMessage:   store.Typed(applyCreateMessage),
-			CmdDeleteMessage:   store.Typed(applyDeleteMessage),
-			CmdPutGroupType:    store.Typed(applyPutGroupType),
-			CmdDeleteGroupType: store.Typed(applyDeleteGroupType),
+			CmdCreateVolume:        store.Typed(applyCreateVolume),
+			CmdPutVolume:           store.Typed(applyPutVolume),
+			CmdDeleteVolume:        store.Typed(applyDeleteVolume),
+			CmdCreateSnapshot:      store.Typed(applyCreateSnapshot),
+			CmdPutSnapshot:         store.Typed(applyPutSnapshot),
+			CmdDeleteSnapshot:      store.Typed(applyDeleteSnapshot),
+			CmdCreateType:          store.Typed(applyCreateType),
+			CmdPutType:             store.Typed(applyPutType),
+			CmdDeleteType:          store.Typed(applyDeleteType),
+			CmdSetQuota:            store.Typed(applySetQuota),
+			CmdDeleteQuota:         store.Typed(applyDeleteQuota),
+			CmdSetQuotaClass:       store.Typed(applySetQuotaClass),
+			CmdCreateQoS:           store.Typed(applyCreateQoS),
+			CmdPutQoS:              store.Typed(applyPutQoS),
+			CmdDeleteQoS:           store.Typed(applyDeleteQoS),
+			CmdAttach:              store.Typed(applyAttach),
+			CmdAttached:            store.Typed(applyAttached),
+			CmdDetach:              store.Typed(applyDetach),
+			CmdDetached:            store.Typed(applyDetached),
+			CmdCreateBackup:        store.Typed(applyCreateBackup),
+			CmdPutBackup:           store.Typed(applyPutBackup),
+			CmdImportBackup:        store.Typed(applyImportBackup),
+			CmdDeleteBackup:        store.Typed(applyDeleteBackup),
+			CmdCreateTransfer:      store.Typed(applyCreateTransfer),
+			CmdDeleteTransfer:      store.Typed(applyDeleteTransfer),
+			CmdAcceptTransfer:      store.Typed(applyAcceptTransfer),
+			CmdCreateMessage:       store.Typed(applyCreateMessage),
+			CmdDeleteMessage:       store.Typed(applyDeleteMessage),
+			CmdPutGroupType:        store.Typed(applyPutGroupType),
+			CmdDeleteGroupType:     store.Typed(applyDeleteGroupType),
+			CmdCreateGroup:         store.Typed(applyCreateGroup),
+			CmdPutGroup:            store.Typed(applyPutGroup),
+			CmdDeleteGroup:         store.Typed(applyDeleteGroup),
+			CmdSetGroupVolumes:     store.Typed(applySetGroupVolumes),
+			CmdCreateGroupSnapshot: store.Typed(applyCreateGroupSnapshot),
+			CmdPutGroupSnapshot:    store.Typed(applyPutGroupSnapshot),
+			CmdDeleteGroupSnapshot: store.Typed(applyDeleteGroupSnapshot),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
@@ -613,6 +629,11 @@ func applyCreateVolume(tx *memdb.Txn, c CreateVolumeCmd) (any, error) {
 			return nil, invalid("Invalid input received: Clones currently must be >= original volume size.")
 		}
 	}
+	if row.GroupID != "" {
+		if err := groupTakes(tx, &row); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkPerVolume(tx, row.Project, row.Size); err != nil {
 		return nil, err
 	}
@@ -644,6 +665,14 @@ func applyPutVolume(tx *memdb.Txn, c PutVolumeCmd) (any, error) {
 	}
 	if len(row.Attachments) > 1 {
 		return nil, invalid("Invalid volume: volume %s cannot be attached to more than one server (multiattach is not supported).", row.ID)
+	}
+	if row.GroupID != cur.GroupID {
+		return nil, invalid("a volume joins or leaves a group by the group's update only")
+	}
+	if row.GroupID != "" && row.TypeID != cur.TypeID {
+		if g := store.Get[Group](tx, GroupTable, row.GroupID); g != nil && !slices.Contains(g.VolumeTypeIDs, row.TypeID) {
+			return nil, invalid("Invalid volume type: volume %s is in group %s, which does not take volume type %s.", row.ID, g.ID, row.TypeID)
+		}
 	}
 	row.Revision = cur.Revision + 1
 	if err := tx.Insert(VolumeTable, &row); err != nil {
@@ -842,6 +871,11 @@ func applyDeleteType(tx *memdb.Txn, c DeleteTypeCmd) (any, error) {
 	for _, v := range store.All[Volume](tx, VolumeTable, "id") {
 		if v.TypeID == c.ID {
 			return nil, invalid("Target volume type is still in use.")
+		}
+	}
+	for _, g := range store.All[Group](tx, GroupTable, "id") {
+		if slices.Contains(g.VolumeTypeIDs, c.ID) {
+			return nil, invalid("Target volume type is still in use: group %s is of it.", g.ID)
 		}
 	}
 	return nil, tx.Delete(TypeTable, cur)
