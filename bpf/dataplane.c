@@ -1401,16 +1401,23 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	__builtin_memcpy(k.ip, &f->saddr, 4);
 	struct nat *n = bpf_map_lookup_elem(&fip_out, &k);
 	__u32 out, src;
-	int snat = 0;
+	int snat = 0, relport = -1;
+	__u16 own = 0;
 	if (n) {
 		out = n->ifindex;
 		__builtin_memcpy(&src, n->ip, 4);
 	} else if (rflags & ROUTE_SNAT) {
-		if (!snat_proto(f))
-			return drop(C_DROP_NO_ROUTE);
 		out = rext;
 		src = gw;
 		snat = 1;
+		if (f->rel) {
+			/* The port's own error about a SNATed flow's reply. */
+			relport = snat_rel_port(f, in, &own);
+			if (relport < 0)
+				return drop(C_DROP_NO_ROUTE);
+		} else if (!snat_proto(f)) {
+			return drop(C_DROP_NO_ROUTE);
+		}
 	} else {
 		return drop(C_DROP_NO_ROUTE);
 	}
@@ -1454,7 +1461,12 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	}
 	if (!ttl_dec(skb))
 		return drop(C_DROP_MALFORMED);
-	if (snat) {
+	if (relport >= 0) {
+		/* Its quote names the gateway address and NAT port, or it
+		 * does not go (a quote with options: untranslatable). */
+		if (rel4_nat(skb, 1, f->saddr, gw, bpf_htons(own), bpf_htons(relport)))
+			return drop(C_DROP_NO_ROUTE);
+	} else if (snat) {
 		int port = snat_port(ifindex, f, in, out, gw);
 		if (port < 0)
 			return drop(C_DROP_NAT_PORTS);
@@ -1463,7 +1475,7 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	}
 	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);
-	if (f->rel && src != f->saddr)  /* the port's error about what came in to its floating IP */
+	if (f->rel && relport < 0 && src != f->saddr)  /* the port's error about what came in to its floating IP */
 		rel4_nat(skb, 1, f->saddr, src, 0, 0);
 	meter(in->router, METER_EGRESS, f->saddr, f->daddr, skb->len - ETH_HLEN);
 	if (evlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), evlan))
