@@ -25,7 +25,7 @@ func TestRouterFragNeededNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without DF first: once a knows the path MTU its own stack
-	// fragments, and a later fragment carries no ports for d's groups.
+	// fragments (its later fragments pass d's groups by the first one's).
 	if out, err := ping(t, ga, "-M", "dont", "-s", "1300", "10.0.1.20"); err != nil {
 		t.Errorf("ping too big without DF, routed as it is: %v\n%s", err, out)
 	}
