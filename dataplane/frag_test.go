@@ -199,3 +199,43 @@ func TestFragmentsThroughSNAT(t *testing.T) {
 		t.Errorf("the reply changed beyond its destination port and checksum:\n got %x\nwant %x", back, o)
 	}
 }
+
+// frag6 is an IPv6 fragment from src to dst behind a fragment header
+// (identification id, offset off bytes, more) carrying part of a datagram
+// of upper-layer protocol nh.
+func (f frame) frag6(src, dst string, nh uint8, id uint32, off int, more bool, part []byte) []byte {
+	fh := []byte{nh, 0, 0, 0, 0, 0, 0, 0}
+	fo := uint16(off/8) << 3
+	if more {
+		fo |= 1
+	}
+	binary.BigEndian.PutUint16(fh[2:], fo)
+	binary.BigEndian.PutUint32(fh[4:], id)
+	return f.eth(0x86dd, ipv6(44, src, dst, append(fh, part...)))
+}
+
+// TestFragmentVerdictsIPv6: IPv6 fragments take their first fragment's
+// ports from behind the fragment header as IPv4 ones do.
+func TestFragmentVerdictsIPv6(t *testing.T) {
+	d := fixture6(t)
+	ab := frame{src: macA, dst: macB}
+	ssh := tcpHeader(40000, 22) // b lets ssh in from the subnet
+	http := tcpHeader(40000, 80)
+	rest := []byte{0, 22, 0, 22, 1, 2, 3, 4}
+	cases := []struct {
+		name string
+		pkt  []byte
+		want string
+	}{
+		{"a later fragment before its first", ab.frag6("2001:db8::10", "2001:db8::11", 6, 7, 24, false, rest), "SHOT [drop_sg_egress,frag_orphan]"},
+		{"first fragment of ssh", ab.frag6("2001:db8::10", "2001:db8::11", 6, 7, 0, true, append(ssh, 0, 0, 0, 0)), "REDIRECT [fwd_local]"},
+		{"its later fragment", ab.frag6("2001:db8::10", "2001:db8::11", 6, 7, 24, false, rest), "REDIRECT [fwd_local]"},
+		{"first fragment of http: no rule", ab.frag6("2001:db8::10", "2001:db8::11", 6, 8, 0, true, append(http, 0, 0, 0, 0)), "SHOT [drop_sg_ingress]"},
+		{"its later fragment, though it reads as port 22", ab.frag6("2001:db8::10", "2001:db8::11", 6, 8, 24, false, rest), "SHOT [drop_sg_ingress]"},
+	}
+	for _, c := range cases {
+		if got := d.run(t, d.objs.PortIn, "tapa", c.pkt).String(); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
+		}
+	}
+}
