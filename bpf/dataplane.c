@@ -106,6 +106,7 @@ enum {
 	C_DROP_NAT_PORTS,
 	C_DROP_TOO_BIG,
 	C_DROP_SCOPE,
+	C_FRAG_ORPHAN,
 	C_MAX = 32,
 };
 
@@ -648,9 +649,17 @@ struct flow {
 	__u8 dhcp;              /* 1: to a DHCP server, 2: from a DHCP server */
 	__u8 v6;                /* 1: IPv6, the addresses in saddr6 and daddr6 */
 	__u8 rel;               /* an ICMP or ICMPv6 error whose quoted flow is in rel6 */
+	__u8 frag;              /* FRAG_* (frag.h) */
+	__u8 pad;
 	__u32 saddr6[4];
 	__u32 daddr6[4];
 };
+
+/* flow.frag (frag.h) */
+#define FRAG_NONE 0
+#define FRAG_LATER 1            /* a later fragment, its ports from its first */
+#define FRAG_ORPHAN 2           /* a later fragment whose first was not seen */
+#define FRAG_FIRST 3            /* a first fragment: more follow */
 
 static __always_inline void count(__u32 idx)
 {
@@ -712,7 +721,8 @@ static __always_inline int ip_allowed(struct port *p, __u32 ifindex, __u32 ip)
 
 static __always_inline __u8 icmp6_type(struct flow *f)
 {
-	return f->proto == IPPROTO_ICMPV6 ? f->rport >> 8 : 0;
+	/* A fragment is never answered as neighbour discovery or ping. */
+	return f->proto == IPPROTO_ICMPV6 && f->frag == FRAG_NONE ? f->rport >> 8 : 0;
 }
 
 /* link_local says whether an IPv6 address (as loaded) is in fe80::/10. */
@@ -817,6 +827,7 @@ static __always_inline int related6_tracked(__u32 ifindex, __u8 dir)
 }
 
 #include "rel4.h"
+#include "frag.h"
 
 /* sg_allow says whether the port's security groups let the flow through in
  * direction dir, and records an allowed flow and its reply. */
@@ -824,6 +835,8 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 {
 	if (!(p->flags & PORT_SECURITY))
 		return 1;
+	if (f->frag == FRAG_ORPHAN)
+		return 0;       /* no ports to judge it by */
 	if (f->v6) {
 		if (fixed6(dir, f))
 			return 1;
@@ -850,27 +863,14 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 	return ct_allow(&ct, &k, &r, p, dir, f);
 }
 
-/* parse_ipv4 fills f from the IPv4 packet after the Ethernet header;
- * returns 0 when the packet is too short. */
-static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
+/* parse_l4v4 fills f's ports from the IPv4 packet's L4 header at ihl. */
+static __always_inline int parse_l4v4(struct __sk_buff *skb, struct flow *f, __u32 ihl)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + sizeof(struct ethhdr);
 	if ((void *)(ip + 1) > end)
 		return 0;
-	__u32 ihl = ip->ihl * 4;
-	if (ihl < sizeof(*ip))
-		return 0;
-	f->saddr = ip->saddr;
-	f->daddr = ip->daddr;
-	f->proto = ip->protocol;
-	f->sport = f->dport = f->rport = 0;
-	f->dhcp = 0;
-	f->v6 = 0;
-	f->rel = 0;
-	if (ip->frag_off & bpf_htons(0x1fff))   /* a later fragment: no L4 header */
-		return 1;
 	void *l4 = (void *)ip + ihl;
 	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP || ip->protocol == IPPROTO_SCTP) {
 		__u16 *ports = l4;     /* source and destination lead all three */
@@ -896,6 +896,43 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 			f->rel = related4(skb, ETH_HLEN + ihl + 8);
 	}
 	return 1;
+}
+
+/* parse_ipv4 fills f from the IPv4 packet after the Ethernet header, a
+ * later fragment's ports from its first fragment seen in zone (frag.h);
+ * returns 0 when the packet is too short. */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f, __u32 zone)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > end)
+		return 0;
+	__u32 ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
+		return 0;
+	f->saddr = ip->saddr;
+	f->daddr = ip->daddr;
+	f->proto = ip->protocol;
+	f->sport = f->dport = f->rport = 0;
+	f->dhcp = 0;
+	f->v6 = 0;
+	f->rel = 0;
+	f->frag = FRAG_NONE;
+	__u16 frag_off = bpf_ntohs(ip->frag_off);
+	if (frag_off & 0x3fff) {        /* MF or an offset: a fragment */
+		struct frag_key fk = { .zone = zone, .id = ip->id, .proto = ip->protocol, .saddr = { ip->saddr }, .daddr = { ip->daddr } };
+		if (frag_off & 0x1fff) {        /* a later one: no L4 header */
+			frag_later(&fk, f);
+			return 1;
+		}
+		if (!parse_l4v4(skb, f, ihl))
+			return 0;
+		frag_first(&fk, f);
+		f->frag = FRAG_FIRST;
+		return 1;
+	}
+	return parse_l4v4(skb, f, ihl);
 }
 
 /* related6 reads the flow an ICMPv6 error quotes at off into rel6: its
@@ -927,42 +964,10 @@ static __always_inline int related6(struct __sk_buff *skb, __u32 off)
 	return 1;
 }
 
-/* parse_ipv6 fills f from the IPv6 packet after the Ethernet header, past
- * up to four extension headers; returns the offset of the upper-layer
- * header (whose protocol is f->proto), 0 when the packet is malformed. */
-static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f)
+/* parse_l4v6 fills f's ports from the upper-layer header at off. */
+static __always_inline int parse_l4v6(struct __sk_buff *skb, struct flow *f, __u32 off)
 {
-	struct ipv6hdr ip;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.version != 6)
-		return 0;
-	__builtin_memcpy(f->saddr6, &ip.saddr, 16);
-	__builtin_memcpy(f->daddr6, &ip.daddr, 16);
-	f->saddr = f->daddr = 0;
-	f->sport = f->dport = f->rport = 0;
-	f->dhcp = 0;
-	f->v6 = 1;
-	f->rel = 0;
-	__u8 nh = ip.nexthdr;
-	__u32 off = ETH_HLEN + sizeof(ip);
-	int later = 0;
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		__u8 h[4];
-		if (nh != 0 && nh != 43 && nh != 44 && nh != 60)   /* hop-by-hop, routing, fragment, destination */
-			break;
-		if (bpf_skb_load_bytes(skb, off, h, 4))
-			return 0;
-		if (nh == 44) {
-			later = (h[2] << 8 | h[3]) & 0xfff8;   /* a later fragment: no upper-layer header */
-			off += 8;
-		} else {
-			off += (h[1] + 1) * 8;
-		}
-		nh = h[0];
-	}
-	f->proto = nh;
-	if (later)
-		return off;
+	__u8 nh = f->proto;
 	if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_SCTP) {
 		__be16 ports[2];
 		if (bpf_skb_load_bytes(skb, off, ports, 4))
@@ -980,7 +985,64 @@ static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f)
 		else if (icmp.type >= 1 && icmp.type <= 4)
 			f->rel = related6(skb, off + 8);
 	}
-	return off;
+	return 1;
+}
+
+/* parse_ipv6 fills f from the IPv6 packet after the Ethernet header, past
+ * up to four extension headers, a later fragment's ports from its first
+ * fragment seen in zone (frag.h); returns the offset of the upper-layer
+ * header (whose protocol is f->proto), 0 when the packet is malformed. */
+static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f, __u32 zone)
+{
+	struct ipv6hdr ip;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.version != 6)
+		return 0;
+	__builtin_memcpy(f->saddr6, &ip.saddr, 16);
+	__builtin_memcpy(f->daddr6, &ip.daddr, 16);
+	f->saddr = f->daddr = 0;
+	f->sport = f->dport = f->rport = 0;
+	f->dhcp = 0;
+	f->v6 = 1;
+	f->rel = 0;
+	f->frag = FRAG_NONE;
+	__u8 nh = ip.nexthdr;
+	__u32 off = ETH_HLEN + sizeof(ip);
+	int later = 0, first = 0;
+	__u32 id = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u8 h[4];
+		if (nh != 0 && nh != 43 && nh != 44 && nh != 60)   /* hop-by-hop, routing, fragment, destination */
+			break;
+		if (bpf_skb_load_bytes(skb, off, h, 4))
+			return 0;
+		if (nh == 44) {
+			later = (h[2] << 8 | h[3]) & 0xfff8;   /* a later fragment: no upper-layer header */
+			first = !later && (h[3] & 1);          /* M: more follow */
+			if (bpf_skb_load_bytes(skb, off + 4, &id, 4))
+				return 0;
+			off += 8;
+		} else {
+			off += (h[1] + 1) * 8;
+		}
+		nh = h[0];
+	}
+	f->proto = nh;
+	if (later || first) {
+		struct frag_key fk = { .zone = zone, .id = id, .proto = nh, .v6 = 1 };
+		__builtin_memcpy(fk.saddr, f->saddr6, 16);
+		__builtin_memcpy(fk.daddr, f->daddr6, 16);
+		if (later) {
+			frag_later(&fk, f);
+			return off;
+		}
+		if (!parse_l4v6(skb, f, off))
+			return 0;
+		frag_first(&fk, f);
+		f->frag = FRAG_FIRST;
+		return off;
+	}
+	return parse_l4v6(skb, f, off) ? off : 0;
 }
 
 static __always_inline int to_uplink(struct __sk_buff *skb, __u32 vlan)
@@ -1193,6 +1255,8 @@ static __always_inline int echo_reply(struct __sk_buff *skb, struct flow *f, con
 	__u8 typ;
 	__u32 l4;
 	__u8 ihl;
+	if (f->frag != FRAG_NONE)
+		return drop(C_DROP_NO_NEIGH);   /* nothing here reassembles the request */
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
 		return drop(C_DROP_MALFORMED);
 	l4 = ETH_HLEN + (ihl & 0xf) * 4;
@@ -1239,10 +1303,12 @@ static __always_inline int nat_addr(struct __sk_buff *skb, int src, __u32 from, 
  * ICMP echo id, from -> to (host order), with the checksum. */
 static __always_inline int nat_port(struct __sk_buff *skb, int src, __u8 proto, __u16 from, __u16 to)
 {
-	__u8 ihl;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
+	__u8 h[8];
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, h, 8))
 		return -1;
-	__u32 l4 = ETH_HLEN + (ihl & 0xf) * 4;
+	if (((h[6] << 8) | h[7]) & 0x1fff)
+		return 0;       /* a later fragment: the ports are in the first */
+	__u32 l4 = ETH_HLEN + (h[0] & 0xf) * 4;
 	__be16 o = bpf_htons(from), n = bpf_htons(to);
 	__u32 csum, at;
 	__u64 flags = 2;
@@ -1335,16 +1401,23 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	__builtin_memcpy(k.ip, &f->saddr, 4);
 	struct nat *n = bpf_map_lookup_elem(&fip_out, &k);
 	__u32 out, src;
-	int snat = 0;
+	int snat = 0, relport = -1;
+	__u16 own = 0;
 	if (n) {
 		out = n->ifindex;
 		__builtin_memcpy(&src, n->ip, 4);
 	} else if (rflags & ROUTE_SNAT) {
-		if (!snat_proto(f))
-			return drop(C_DROP_NO_ROUTE);
 		out = rext;
 		src = gw;
 		snat = 1;
+		if (f->rel) {
+			/* The port's own error about a SNATed flow's reply. */
+			relport = snat_rel_port(f, in, &own);
+			if (relport < 0)
+				return drop(C_DROP_NO_ROUTE);
+		} else if (!snat_proto(f)) {
+			return drop(C_DROP_NO_ROUTE);
+		}
 	} else {
 		return drop(C_DROP_NO_ROUTE);
 	}
@@ -1388,7 +1461,12 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	}
 	if (!ttl_dec(skb))
 		return drop(C_DROP_MALFORMED);
-	if (snat) {
+	if (relport >= 0) {
+		/* Its quote names the gateway address and NAT port, or it
+		 * does not go (a quote with options: untranslatable). */
+		if (rel4_nat(skb, 1, f->saddr, gw, bpf_htons(own), bpf_htons(relport)))
+			return drop(C_DROP_NO_ROUTE);
+	} else if (snat) {
 		int port = snat_port(ifindex, f, in, out, gw);
 		if (port < 0)
 			return drop(C_DROP_NAT_PORTS);
@@ -1397,7 +1475,7 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	}
 	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);
-	if (f->rel && src != f->saddr)  /* the port's error about what came in to its floating IP */
+	if (f->rel && relport < 0 && src != f->saddr)  /* the port's error about what came in to its floating IP */
 		rel4_nat(skb, 1, f->saddr, src, 0, 0);
 	meter(in->router, METER_EGRESS, f->saddr, f->daddr, skb->len - ETH_HLEN);
 	if (evlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), evlan))
@@ -1873,7 +1951,7 @@ int port_in(struct __sk_buff *skb)
 
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct flow f;
-		if (!parse_ipv4(skb, &f))
+		if (!parse_ipv4(skb, &f, ifindex))
 			return drop(C_DROP_MALFORMED);
 		if (f.dhcp == 1) {          /* the node's DHCP server answers */
 			count(C_TO_HOST);
@@ -1913,7 +1991,7 @@ int port_in(struct __sk_buff *skb)
 
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct flow f = {};
-		__u32 l4 = parse_ipv6(skb, &f);
+		__u32 l4 = parse_ipv6(skb, &f, ifindex);
 		if (l4)
 			return port_in6(skb, p, ifindex, vlan, dst, &f, l4);
 		if (secure)
@@ -2023,7 +2101,7 @@ static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || !mac_eq(dst, emac))
 		return TC_ACT_OK;
 	struct flow f;
-	if (!parse_ipv4(skb, &f))
+	if (!parse_ipv4(skb, &f, key))
 		return TC_ACT_OK;
 	struct nat_key k = { .ifindex = ifindex };
 	__builtin_memcpy(k.ip, &f.daddr, 4);
@@ -2092,7 +2170,7 @@ int meta_in(struct __sk_buff *skb)
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	struct flow f;
-	if (!parse_ipv4(skb, &f) || f.saddr != META_IP || f.proto != IPPROTO_TCP || f.sport != 80)
+	if (!parse_ipv4(skb, &f, skb->ifindex) || f.saddr != META_IP || f.proto != IPPROTO_TCP || f.sport != 80)
 		return TC_ACT_OK;
 	struct meta_key k = { .port = f.dport };
 	__builtin_memcpy(k.ip, &f.daddr, 4);
@@ -2172,7 +2250,7 @@ int uplink_in(struct __sk_buff *skb)
 	}
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct flow f;
-		if (!parse_ipv4(skb, &f))
+		if (!parse_ipv4(skb, &f, (vlan << EXT_VLAN_SHIFT) | skb->ifindex))
 			return drop(C_DROP_MALFORMED);
 		if (dst[0] & 1)
 			return drop(C_DROP_BROADCAST);
@@ -2180,7 +2258,7 @@ int uplink_in(struct __sk_buff *skb)
 	}
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct flow f = {};
-		if (parse_ipv6(skb, &f)) {
+		if (parse_ipv6(skb, &f, (vlan << EXT_VLAN_SHIFT) | skb->ifindex)) {
 			if (dst[0] & 1)
 				return flood(skb, vlan, 0, mcast6_kind(&f), 0);
 			return deliver(skb, vlan, dst, KIND_IP, &f, 0);

@@ -94,6 +94,26 @@ type DataplaneFdbKey struct {
 	Pad  [2]uint8
 }
 
+type DataplaneFragKey struct {
+	_     structs.HostLayout
+	Zone  uint32
+	Id    uint32
+	Proto uint8
+	V6    uint8
+	Pad   uint16
+	Saddr [4]uint32
+	Daddr [4]uint32
+}
+
+type DataplaneFragVal struct {
+	_     structs.HostLayout
+	Seen  uint64
+	Sport uint16
+	Dport uint16
+	Rport uint16
+	Pad   uint16
+}
+
 type DataplaneMacKey struct {
 	_       structs.HostLayout
 	Ifindex uint32
@@ -350,6 +370,7 @@ const (
 	DataplaneMapFdb         = "fdb"
 	DataplaneMapFipIn       = "fip_in"
 	DataplaneMapFipOut      = "fip_out"
+	DataplaneMapFrags       = "frags"
 	DataplaneMapMacs        = "macs"
 	DataplaneMapMeta        = "meta"
 	DataplaneMapMetaCt      = "meta_ct"
@@ -444,6 +465,7 @@ type DataplaneMapSpecs struct {
 	Fdb         *ebpf.MapSpec `ebpf:"fdb"`
 	FipIn       *ebpf.MapSpec `ebpf:"fip_in"`
 	FipOut      *ebpf.MapSpec `ebpf:"fip_out"`
+	Frags       *ebpf.MapSpec `ebpf:"frags"`
 	Macs        *ebpf.MapSpec `ebpf:"macs"`
 	Meta        *ebpf.MapSpec `ebpf:"meta"`
 	MetaCt      *ebpf.MapSpec `ebpf:"meta_ct"`
@@ -508,6 +530,7 @@ type DataplaneMaps struct {
 	Fdb         *ebpf.Map `ebpf:"fdb"`
 	FipIn       *ebpf.Map `ebpf:"fip_in"`
 	FipOut      *ebpf.Map `ebpf:"fip_out"`
+	Frags       *ebpf.Map `ebpf:"frags"`
 	Macs        *ebpf.Map `ebpf:"macs"`
 	Meta        *ebpf.Map `ebpf:"meta"`
 	MetaCt      *ebpf.Map `ebpf:"meta_ct"`
@@ -548,6 +571,7 @@ func (m *DataplaneMaps) Close() error {
 		m.Fdb,
 		m.FipIn,
 		m.FipOut,
+		m.Frags,
 		m.Macs,
 		m.Meta,
 		m.MetaCt,

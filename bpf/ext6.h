@@ -140,7 +140,7 @@ static __always_inline int ext6_rx(struct __sk_buff *skb, __u32 ext, struct ext 
 	if (!bpf_map_lookup_elem(&exts6, &ext))
 		return TC_ACT_OK;
 	struct flow f = {};
-	__u32 l4 = parse_ipv6(skb, &f);
+	__u32 l4 = parse_ipv6(skb, &f, ext);
 	if (!l4)
 		return TC_ACT_OK;
 	__u8 emac[6], smac[6], dst[6];

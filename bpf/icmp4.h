@@ -19,6 +19,11 @@
 //                way, port unreachable, fragmentation needed) from the
 //                router's gateway address back to the port, by the SNAT
 //                entry of the flow it quotes.
+//   snat_rel_port finds the NAT port of the flow a port's own error quotes
+//                (port unreachable about a reply that came back through
+//                SNAT to a closed socket), so that to_external sends the
+//                error from the gateway address quoting that address and
+//                port, as conntrack's NAT does.
 
 #define ROUTE_MTU_SHIFT 16      /* route.flags above it: the network's MTU; 0 = unchecked */
 
@@ -184,4 +189,25 @@ static __always_inline int snat_rel_in(struct __sk_buff *skb, __u32 ext, struct 
 	meter_in(ext, ik.laddr, fixed, f->saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
 	return to_port(q, to);
+}
+
+/* snat_rel_port is the NAT port of the SNATed flow that an ICMP error port
+ * sends out of router in quotes (f->rel: the quote is what came in, from
+ * the remote to the port's fixed address and own port, which goes in
+ * own); -1: none. */
+static __always_inline int snat_rel_port(struct flow *f, struct rif *in, __u16 *own)
+{
+	__u32 zero = 0;
+	struct related6 *rel = bpf_map_lookup_elem(&rel6, &zero);
+	if (!rel || rel->daddr6[0] != f->saddr)
+		return -1;
+	struct snat_key ok = { .id = in->router, .dir = 0, .proto = rel->proto, .lport = rel->dport,
+			       .rport = rel->proto == IPPROTO_ICMP ? 0 : rel->sport };
+	__builtin_memcpy(ok.laddr, &rel->daddr6[0], 4);
+	__builtin_memcpy(ok.raddr, &rel->saddr6[0], 4);
+	struct snat_val *v = bpf_map_lookup_elem(&snat, &ok);
+	if (!v || bpf_ktime_get_coarse_ns() - v->seen >= CT_TIMEOUT)
+		return -1;
+	*own = rel->dport;
+	return v->port;
 }

@@ -25,7 +25,7 @@ func TestRouterFragNeededNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without DF first: once a knows the path MTU its own stack
-	// fragments, and a later fragment carries no ports for d's groups.
+	// fragments (its later fragments pass d's groups by the first one's).
 	if out, err := ping(t, ga, "-M", "dont", "-s", "1300", "10.0.1.20"); err != nil {
 		t.Errorf("ping too big without DF, routed as it is: %v\n%s", err, out)
 	}
@@ -105,4 +105,70 @@ func udpRefused(t *testing.T, ns, addr string) error {
 		t.Fatal(err)
 	}
 	return rerr
+}
+
+// TestPortUnreachableOutThroughSNATNamespaces: d (router SNAT) sends a
+// datagram to the outside and closes its socket; the outside's reply gets
+// d's kernel's port unreachable, which leaves from the gateway address
+// quoting the gateway address and NAT port, so the outside's connected
+// socket reads ECONNREFUSED. Without the translation the error was
+// dropped (drop_no_route) and the outside heard nothing.
+func TestPortUnreachableOutThroughSNATNamespaces(t *testing.T) {
+	d, _, gd := l3Namespaces(t)
+	var ln *net.UDPConn
+	if err := dataplanetest.In(t, d.cfg.Netns, func() (err error) {
+		ln, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(172, 24, 4, 1), Port: 7777})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// d's datagram, from a socket closed at once.
+	if err := dataplanetest.In(t, gd, func() error {
+		c, err := net.Dial("udp4", "172.24.4.1:7777")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("hello"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	ln.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, from, err := ln.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("the outside did not hear d: %v", err)
+	}
+	if !from.IP.Equal(net.IPv4(172, 24, 4, 2)) {
+		t.Fatalf("d's datagram came from %s, want the router's gateway address", from)
+	}
+	ln.Close()
+	// The outside answers from the same address and port, connected to
+	// the NAT address and port it saw.
+	var rerr error
+	if err := dataplanetest.In(t, d.cfg.Netns, func() error {
+		c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(172, 24, 4, 1), Port: 7777}, from)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for i := 0; i < 3; i++ {
+			if _, err := c.Write([]byte("reply")); err != nil {
+				rerr = err
+				return nil
+			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, rerr = c.Read(buf); !errors.Is(rerr, os.ErrDeadlineExceeded) {
+				return nil
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(rerr, syscall.ECONNREFUSED) {
+		t.Errorf("the outside's reply to d's closed socket: %v, want connection refused (d's port unreachable through SNAT)", rerr)
+	}
 }

@@ -180,6 +180,17 @@ func TestRelatedICMPv4(t *testing.T) {
 	check("an error about no SNAT flow", d.run(t, d.objs.ExtIn, "ext0",
 		fromG.icmpErr("8.8.8.8", "172.24.4.2", 3, 3, withChecksums(fromG.udp("172.24.4.2", "9.9.9.9", 40000, 53)))), "SHOT [drop_no_route]", "")
 
+	// d's own port unreachable about a reply that came back through SNAT
+	// (its socket closed since): out from the gateway address, quoting
+	// the gateway address and NAT port the outside knows.
+	natPort := parseIP(sent).sport
+	back := d.run(t, d.objs.ExtIn, "ext0", withChecksums(fromG.udp("8.8.8.8", "172.24.4.2", 53, natPort)))
+	check("the reply to d", back, "REDIRECT [fwd_local,nat_in]", "")
+	check("d's port unreachable about it", d.run(t, d.objs.PortIn, "tapd", dToR2.icmpErr("10.0.1.20", "8.8.8.8", 3, 3, withChecksums(append([]byte{}, back.out[:len(sent)]...)))),
+		"REDIRECT [nat_out]", fmt.Sprintf("172.24.4.2 > 8.8.8.8 type 3 code 3 quoting 8.8.8.8:53 > 172.24.4.2:%d", natPort))
+	check("d's error about a flow it never had", d.run(t, d.objs.PortIn, "tapd", dToR2.icmpErr("10.0.1.20", "9.9.9.9", 3, 3, withChecksums(fromG.udp("9.9.9.9", "10.0.1.20", 53, 40000)))),
+		"SHOT [drop_no_route]", "")
+
 	// a's own error about what came in to its floating IP.
 	want.Floating = l3State().Floating
 	if _, err := d.Apply(want); err != nil {

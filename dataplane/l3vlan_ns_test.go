@@ -144,6 +144,12 @@ func TestExternalIPv6OnUplinkVLANNamespaces(t *testing.T) {
 	if out, err := ping(t, gd, "-6", "2001:db8:ff::1"); err != nil {
 		t.Errorf("d pinged the outside on VLAN 300: %v\n%s", err, out)
 	}
+	// TCP, whose checksum d's veth leaves to offload: the VLAN stand-in
+	// fills it in for IPv6 as for IPv4.
+	serveEcho(t, outside, "[2001:db8:ff::1]:9000")
+	if got := dialFrom(t, gd, "[2001:db8:ff::1]:9000"); got != "2001:db8:2::20" {
+		t.Errorf("the outside saw d's TCP from %q, want 2001:db8:2::20 (no NAT)", got)
+	}
 	for _, to := range []string{"2001:db8:ff::2", "2001:db8:2::20"} {
 		if out, err := ping(t, other, "-6", to); err == nil {
 			t.Errorf("a host on VLAN 301 pinged %s:\n%s", to, out)

@@ -17,7 +17,7 @@ var counterNames = []string{
 	"drop_ethertype", "drop_broadcast", "drop_dhcp_server",
 	"fwd_routed", "arp_reply", "icmp_reply", "nat_out", "nat_in", "to_meta", "from_meta",
 	"drop_no_route", "drop_no_neigh", "snat_new", "drop_nat_ports",
-	"drop_too_big", "drop_scope",
+	"drop_too_big", "drop_scope", "frag_orphan",
 }
 
 // readTables reads what the maps hold now: after a restart, the previous

@@ -23,8 +23,12 @@ import (
 // but a VLAN 100 sub-interface on the uplink's wire, the outside reaches
 // another port on its floating IP, and hosts on VLAN 101 and untagged on
 // the same wire, with addresses of the same subnet (outside its allocation
-// pool, so that no floating IP is theirs), reach neither. The
-// ports' guests are namespaces, as in TestNetworking: no QEMU.
+// pool, so that no floating IP is theirs), reach neither. IPv6 rides on
+// the same VLAN without NAT: the outside routes the tenant's IPv6 subnet
+// to the router's gateway IPv6 address and pings a there, b connects out
+// from its own IPv6 address, and the hosts on VLAN 101 and untagged, with
+// the same route, reach a by neither. The ports' guests are namespaces,
+// as in TestNetworking: no QEMU.
 func TestVLANExternal(t *testing.T) {
 	testenv.RequireRoot(t, "make network namespaces and load BPF programs")
 	testenv.RequireCommand(t, "/usr/bin/openstack")
@@ -52,10 +56,14 @@ func TestVLANExternal(t *testing.T) {
 		"--provider-physical-network", "physnet1", "--provider-segment", "100", "pubvlan")
 	openstack(t, admin, "subnet", "create", "--network", "pubvlan", "--subnet-range", "172.24.8.0/24",
 		"--gateway", "172.24.8.1", "--allocation-pool", "start=172.24.8.10,end=172.24.8.100", "--no-dhcp", "pubsub")
+	openstack(t, admin, "subnet", "create", "--network", "pubvlan", "--ip-version", "6", "--subnet-range", "2001:db8:8::/64",
+		"--gateway", "2001:db8:8::1", "--allocation-pool", "start=2001:db8:8::10,end=2001:db8:8::100", "--no-dhcp", "pubsub6")
 	openstack(t, admin, "network", "create", "net1")
 	openstack(t, admin, "subnet", "create", "--network", "net1", "--subnet-range", "10.60.1.0/24", "sub1")
+	openstack(t, admin, "subnet", "create", "--network", "net1", "--ip-version", "6", "--subnet-range", "2001:db8:60::/64", "sub1v6")
 	openstack(t, admin, "router", "create", "r1")
 	openstack(t, admin, "router", "add", "subnet", "r1", "sub1")
+	openstack(t, admin, "router", "add", "subnet", "r1", "sub1v6")
 	openstack(t, admin, "router", "set", "--external-gateway", "pubvlan", "r1")
 	var r1 struct {
 		Status string `json:"status"`
@@ -68,9 +76,20 @@ func TestVLANExternal(t *testing.T) {
 	if err := json.Unmarshal([]byte(openstack(t, admin, "router", "show", "r1", "-f", "json")), &r1); err != nil || r1.Status != "ACTIVE" || len(r1.GW.IPs) == 0 {
 		t.Fatalf("router r1: %v %+v", err, r1)
 	}
-	gwIP := r1.GW.IPs[0].IP
+	var gwIP, gwIP6 string
+	for _, f := range r1.GW.IPs {
+		if strings.Contains(f.IP, ":") {
+			gwIP6 = f.IP
+		} else {
+			gwIP = f.IP
+		}
+	}
+	if gwIP == "" || gwIP6 == "" {
+		t.Fatalf("router r1's gateway has %+v, want an IPv4 and an IPv6 address", r1.GW.IPs)
+	}
 	openstack(t, admin, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "8000", "--ingress", "default")
 	openstack(t, admin, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", "default")
+	openstack(t, admin, "security", "group", "rule", "create", "--ethertype", "IPv6", "--protocol", "ipv6-icmp", "--ingress", "default")
 
 	port := func(name string) portInfo {
 		var p portInfo
@@ -81,13 +100,25 @@ func TestVLANExternal(t *testing.T) {
 	}
 	pa, pb := port("pa"), port("pb")
 	ga, gb := plug(t, nodeNS, nsName("va"), pa.ID, pa.MAC), plug(t, nodeNS, nsName("vb"), pb.ID, pb.MAC)
+	ip6 := map[*guest]string{}
 	for _, g := range []struct {
 		g *guest
 		p portInfo
 	}{{ga, pa}, {gb, pb}} {
-		g.g.ip = g.p.FixedIPs[0].IP
+		for _, f := range g.p.FixedIPs { // in either order
+			if strings.Contains(f.IP, ":") {
+				ip6[g.g] = f.IP
+			} else {
+				g.g.ip = f.IP
+			}
+		}
+		if g.g.ip == "" || ip6[g.g] == "" {
+			t.Fatalf("port %s has %+v, want an IPv4 and an IPv6 address", g.p.ID, g.p.FixedIPs)
+		}
 		ip(t, "-n", g.g.ns, "addr", "add", g.g.ip+"/24", "dev", "eth0")
 		ip(t, "-n", g.g.ns, "route", "add", "default", "via", "10.60.1.1")
+		ip(t, "-n", g.g.ns, "addr", "add", ip6[g.g]+"/64", "dev", "eth0", "nodad")
+		ip(t, "-n", g.g.ns, "-6", "route", "add", "default", "via", "2001:db8:60::1")
 	}
 	waitPorts(t, admin, []string{pa.ID, pb.ID}, "ACTIVE")
 	fip := strings.TrimSpace(openstack(t, admin, "floating", "ip", "create", "pubvlan", "--port", pa.ID, "-f", "value", "-c", "floating_ip_address"))
@@ -113,6 +144,25 @@ func TestVLANExternal(t *testing.T) {
 	if got, err := askWho(t, ga.ns, "172.24.8.1:9000"); err != nil || got != fip {
 		t.Fatalf("a's connection to the outside: %v; seen from %q, want its floating IP %s", err, got, fip)
 	}
+	// IPv6 on VLAN 100, routed without NAT: the outside sends the
+	// tenant subnet to the router's gateway IPv6 address.
+	ip(t, "-n", outNS, "addr", "add", "2001:db8:8::1/64", "dev", "eth100", "nodad")
+	ip(t, "-n", outNS, "-6", "route", "add", "2001:db8:60::/64", "via", gwIP6)
+	if !eventually(30*time.Second, func() bool { return pings(outNS, ip6[ga]) }) {
+		t.Fatalf("the outside (VLAN 100) cannot ping a's IPv6 address %s through the router's gateway %s", ip6[ga], gwIP6)
+	}
+	whoami(t, outNS, "[2001:db8:8::1]:9000")
+	if got, err := askWho6(t, gb.ns, "[2001:db8:8::1]:9000"); err != nil || got != ip6[gb] {
+		t.Fatalf("b's IPv6 connection to the outside: %v; seen from %q, want b's own %s (no NAT)", err, got, ip6[gb])
+	}
+	for _, h := range []struct{ name, ns, dev, addr string }{{"VLAN 101", otherNS, "eth101", "2001:db8:8::202"}, {"untagged", wireNS, "wire0", "2001:db8:8::201"}} {
+		ip(t, "-n", h.ns, "addr", "add", h.addr+"/64", "dev", h.dev, "nodad")
+		ip(t, "-n", h.ns, "-6", "route", "add", "2001:db8:60::/64", "via", gwIP6)
+		if pings(h.ns, ip6[ga]) {
+			t.Errorf("a host on %s (%s) pinged a's IPv6 address %s", h.name, h.addr, ip6[ga])
+		}
+	}
+
 	// Another VLAN and the untagged wire: nothing either way.
 	for _, h := range []struct{ name, ns, addr string }{{"VLAN 101", otherNS, "172.24.8.202"}, {"untagged", wireNS, "172.24.8.201"}} {
 		if pings(h.ns, fip) {
@@ -146,9 +196,18 @@ func whoami(t *testing.T, ns, addr string) {
 // askWho connects from ns to addr, giving up after 3 seconds, and returns
 // the address the other side saw it come from.
 func askWho(t *testing.T, ns, addr string) (string, error) {
+	return askWhoOver(t, "tcp4", ns, addr)
+}
+
+// askWho6 is askWho over IPv6.
+func askWho6(t *testing.T, ns, addr string) (string, error) {
+	return askWhoOver(t, "tcp6", ns, addr)
+}
+
+func askWhoOver(t *testing.T, network, ns, addr string) (string, error) {
 	var c net.Conn
 	if err := dataplanetest.In(t, "/run/netns/"+ns, func() (err error) {
-		c, err = net.DialTimeout("tcp4", addr, 3*time.Second)
+		c, err = net.DialTimeout(network, addr, 3*time.Second)
 		return err
 	}); err != nil {
 		return "", err

@@ -188,20 +188,39 @@ func auxVLAN(oob []byte) (status uint32, tci uint16, ok bool) {
 	return 0, 0, false
 }
 
-// fillL4Checksum computes the TCP or UDP checksum of an untagged IPv4
-// frame whose checksum field holds only the pseudo-header's sum.
+// fillL4Checksum computes the TCP or UDP checksum of an untagged IPv4 or
+// IPv6 frame (without extension headers) whose checksum field holds only
+// the pseudo-header's sum.
 func fillL4Checksum(f []byte) {
-	if len(f) < 34 || binary.BigEndian.Uint16(f[12:]) != unix.ETH_P_IP {
+	if len(f) < 34 {
 		return
 	}
-	iph := f[14:]
-	hl := int(iph[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(iph[2:]))
-	if hl < 20 || total < hl || total > len(iph) {
+	var proto byte
+	var addrs, l4 []byte
+	switch binary.BigEndian.Uint16(f[12:]) {
+	case unix.ETH_P_IP:
+		iph := f[14:]
+		hl := int(iph[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(iph[2:]))
+		if hl < 20 || total < hl || total > len(iph) {
+			return
+		}
+		proto, addrs, l4 = iph[9], iph[12:20], iph[hl:total]
+	case unix.ETH_P_IPV6:
+		iph := f[14:]
+		if len(iph) < 40 {
+			return
+		}
+		plen := int(binary.BigEndian.Uint16(iph[4:]))
+		if 40+plen > len(iph) {
+			return
+		}
+		proto, addrs, l4 = iph[6], iph[8:40], iph[40:40+plen]
+	default:
 		return
 	}
 	var off int
-	switch iph[9] {
+	switch proto {
 	case unix.IPPROTO_TCP:
 		off = 16
 	case unix.IPPROTO_UDP:
@@ -209,13 +228,12 @@ func fillL4Checksum(f []byte) {
 	default:
 		return
 	}
-	l4 := iph[hl:total]
 	if len(l4) < off+2 {
 		return
 	}
 	l4[off], l4[off+1] = 0, 0
-	sum := uint32(iph[9]) + uint32(len(l4))
-	for _, b := range [][]byte{iph[12:20], l4} {
+	sum := uint32(proto) + uint32(len(l4))
+	for _, b := range [][]byte{addrs, l4} {
 		for i := 0; i+1 < len(b); i += 2 {
 			sum += uint32(binary.BigEndian.Uint16(b[i:]))
 		}
@@ -227,7 +245,7 @@ func fillL4Checksum(f []byte) {
 		sum = sum&0xffff + sum>>16
 	}
 	c := ^uint16(sum)
-	if c == 0 && iph[9] == unix.IPPROTO_UDP {
+	if c == 0 && proto == unix.IPPROTO_UDP {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(l4[off:], c)
