@@ -1,10 +1,12 @@
 package disk
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -148,45 +150,95 @@ func TestFilesystemNamesSharedSpace(t *testing.T) {
 	}
 }
 
-// WriteBlocks writes its blocks in order, also more of them than one
-// writev takes, after what Write wrote.
+// A shard's bytes are the ones written, in order, whatever mix of Write
+// and WriteBlocks they came by and wherever the stages of direct I/O
+// cut them: small shards (never direct), odd sizes over several stages,
+// and the page cache fallback of a filesystem without direct I/O.
 func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
 	d, err := OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := d.Create("abc.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write([]byte("head"))
-	var want []byte
-	want = append(want, "head"...)
-	var bs [][]byte
-	for i := 0; i < maxIovecs+37; i++ {
-		b := make([]byte, 1+i%13)
-		for j := range b {
-			b[j] = byte(i + j)
+	write := func(t *testing.T, name string, blocks, blockSize int) *fileWriter {
+		w, err := d.Create(name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		bs = append(bs, b)
-		want = append(want, b...)
+		w.Write([]byte("head"))
+		want := []byte("head")
+		var bs [][]byte
+		for i := 0; i < blocks; i++ {
+			b := make([]byte, blockSize+i%13)
+			for j := range b {
+				b[j] = byte(i*7 + j)
+			}
+			bs = append(bs, b)
+			want = append(want, b...)
+			if len(bs) == 8 || i == blocks-1 {
+				if err := w.(interface{ WriteBlocks([][]byte) error }).WriteBlocks(bs); err != nil {
+					t.Fatal(err)
+				}
+				bs = nil
+			}
+		}
+		w.Write([]byte("tail"))
+		want = append(want, "tail"...)
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := d.Open(name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			at := 0
+			for at < min(len(got), len(want)) && got[at] == want[at] {
+				at++
+			}
+			t.Fatalf("shard holds %d bytes, want %d; first difference at %d", len(got), len(want), at)
+		}
+		return w.(*fileWriter)
 	}
-	if err := w.(interface{ WriteBlocks([][]byte) error }).WriteBlocks(bs); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := d.Open("abc.0", 0)
+	t.Run("small", func(t *testing.T) {
+		if w := write(t, "small.0", 3, 100); w.direct != 0 {
+			t.Fatalf("a shard smaller than a stage wrote %d bytes direct", w.direct)
+		}
+	})
+	t.Run("extent", func(t *testing.T) {
+		// 32 blocks of a volume extent's 32 KiB shards with their
+		// checksums, and more: several stages and a tail.
+		w := write(t, "extent.0", 75, 4+32<<10)
+		if supportsDirect(t, d.Path()) && w.direct < 2*stageSize {
+			t.Fatalf("%d bytes written direct on a filesystem that has direct I/O", w.direct)
+		}
+	})
+	t.Run("fallback", func(t *testing.T) {
+		setDirectHook = func(f *os.File, on bool) error {
+			if on {
+				return syscall.EINVAL
+			}
+			return setDirect(f, on)
+		}
+		defer func() { setDirectHook = setDirect }()
+		if w := write(t, "fallback.0", 75, 4+32<<10); w.direct != 0 {
+			t.Fatalf("%d bytes written direct when it was refused", w.direct)
+		}
+	})
+}
+
+// supportsDirect says whether the filesystem of dir takes O_DIRECT.
+func supportsDirect(t *testing.T, dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		t.Logf("no direct I/O in %s: %v", dir, err)
+		return false
 	}
-	defer r.Close()
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Fatalf("shard holds %d bytes, want %d in order", len(got), len(want))
-	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
 }
