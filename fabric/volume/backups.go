@@ -332,14 +332,11 @@ func (s *Service) backupAction(w http.ResponseWriter, r *http.Request) error {
 	if _, err := project(r); err != nil {
 		return err
 	}
-	top, err := api.ReadObject(r)
+	action, arg, err := readAction(r)
 	if err != nil {
 		return err
 	}
-	if len(top) != 1 {
-		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
-	}
-	if arg, ok := top["os-reset_status"]; ok {
+	if action == "os-reset_status" {
 		if !principal(r).IsAdmin() {
 			return policyDenied("backup:reset_status")
 		}
@@ -367,10 +364,7 @@ func (s *Service) backupAction(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	for action := range top {
-		return badRequest("There is no such action: %s", action)
-	}
-	return nil
+	return badRequest("There is no such action: %s", action)
 }
 
 // restoreBackup writes a backup into a volume: the one named, which must

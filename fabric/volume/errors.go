@@ -57,3 +57,20 @@ func newInput(o api.Object) *api.Input { return api.NewInput(o, cinderWording{})
 func missingMarker(marker string) error {
 	return store.Fault(store.KindNotFound, "itemNotFound", "Marker %s could not be found.", marker)
 }
+
+// readAction reads the body of a POST …/action: an object holding
+// exactly one action, its name and its argument.
+func readAction(r *http.Request) (string, any, error) {
+	top, err := api.ReadObject(r)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(top) != 1 {
+		return "", nil, badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
+	}
+	var action string
+	var arg any
+	for action, arg = range top {
+	}
+	return action, arg, nil
+}

@@ -87,8 +87,15 @@ func groupSummary(v api.View) api.View { return api.View{"id": v["id"], "name": 
 func hideProject(v api.View) api.View { delete(v, "project_id"); return v }
 
 func (s *Service) listGroups(detail bool) api.HandlerFunc {
+	return listGrouping(s, 13, "groups", s.groups, detail)
+}
+
+// listGrouping lists groups or group snapshots, which exist from
+// microversion 3.minor: the detail list hides project_id, the summary
+// shows id and name.
+func listGrouping[T any](s *Service, minor int, what string, coll func(*http.Request) api.Collection[T], detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := needVersion(r, 13, "groups"); err != nil {
+		if err := needVersion(r, minor, what); err != nil {
 			return err
 		}
 		if _, err := project(r); err != nil {
@@ -99,7 +106,7 @@ func (s *Service) listGroups(detail bool) api.HandlerFunc {
 			return err
 		}
 		r = sortParams(r)
-		c := s.groups(r)
+		c := coll(r)
 		show := hideProject
 		if !detail {
 			show = groupSummary
@@ -333,43 +340,37 @@ func (s *Service) groupAction(w http.ResponseWriter, r *http.Request) error {
 	if err := needVersion(r, 13, "groups"); err != nil {
 		return err
 	}
-	top, err := api.ReadObject(r)
+	action, arg, err := readAction(r)
 	if err != nil {
 		return err
 	}
-	if len(top) != 1 {
-		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
-	}
-	for action, arg := range top {
-		switch action {
-		case "delete":
-			return s.deleteGroup(w, r, arg)
-		case "reset_status":
-			if err := needVersion(r, 20, "group reset_status"); err != nil {
-				return err
-			}
-			if !principal(r).IsAdmin() {
-				return policyDenied("group:reset_status")
-			}
-			return s.resetGroupStatus(w, r, arg, volstate.GroupStatuses(), func(ctx context.Context, id, status string) error {
-				_, err := s.changeGroup(ctx, id, func(g *volstate.Group) error {
-					g.Status = status
-					if !strings.HasPrefix(status, "error") {
-						g.Reason = ""
-					}
-					return nil
-				})
-				return err
-			}, s.ownGroup)
-		case "enable_replication", "disable_replication", "failover_replication", "list_replication_targets":
-			if err := needVersion(r, 38, "group replication"); err != nil {
-				return err
-			}
-			return &api.Error{Status: http.StatusNotImplemented, Msg: "group replication (" + action + ") is not supported by this cloud yet"}
+	switch action {
+	case "delete":
+		return s.deleteGroup(w, r, arg)
+	case "reset_status":
+		if err := needVersion(r, 20, "group reset_status"); err != nil {
+			return err
 		}
-		return badRequest("There is no such action: %s", action)
+		if !principal(r).IsAdmin() {
+			return policyDenied("group:reset_status")
+		}
+		return s.resetGroupStatus(w, r, arg, volstate.GroupStatuses(), func(ctx context.Context, id, status string) error {
+			_, err := s.changeGroup(ctx, id, func(g *volstate.Group) error {
+				g.Status = status
+				if !strings.HasPrefix(status, "error") {
+					g.Reason = ""
+				}
+				return nil
+			})
+			return err
+		}, s.ownGroup)
+	case "enable_replication", "disable_replication", "failover_replication", "list_replication_targets":
+		if err := needVersion(r, 38, "group replication"); err != nil {
+			return err
+		}
+		return &api.Error{Status: http.StatusNotImplemented, Msg: "group replication (" + action + ") is not supported by this cloud yet"}
 	}
-	return nil
+	return badRequest("There is no such action: %s", action)
 }
 
 // resetGroupStatus is reset_status of a group or a group snapshot: the

@@ -64,25 +64,7 @@ func groupSnapshotView(p *api.Principal, g *volstate.GroupSnapshot) api.View {
 }
 
 func (s *Service) listGroupSnapshots(detail bool) api.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := needVersion(r, 14, "group snapshots"); err != nil {
-			return err
-		}
-		if _, err := project(r); err != nil {
-			return err
-		}
-		tx, err := s.cfg.Repl.Read(r.Context())
-		if err != nil {
-			return err
-		}
-		r = sortParams(r)
-		c := s.groupSnapshots(r)
-		show := hideProject
-		if !detail {
-			show = groupSummary
-		}
-		return listCounted(w, r, c.Listing, c.Views(tx, principal(r)), show)
-	}
+	return listGrouping(s, 14, "group snapshots", s.groupSnapshots, detail)
 }
 
 func (s *Service) showGroupSnapshot(w http.ResponseWriter, r *http.Request) error {
@@ -281,33 +263,27 @@ func (s *Service) groupSnapshotAction(w http.ResponseWriter, r *http.Request) er
 	if err := needVersion(r, 14, "group snapshots"); err != nil {
 		return err
 	}
-	top, err := api.ReadObject(r)
+	action, arg, err := readAction(r)
 	if err != nil {
 		return err
 	}
-	if len(top) != 1 {
-		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
+	if action != "reset_status" {
+		return badRequest("There is no such action: %s", action)
 	}
-	for action, arg := range top {
-		if action != "reset_status" {
-			return badRequest("There is no such action: %s", action)
-		}
-		if err := needVersion(r, 19, "group snapshot reset_status"); err != nil {
-			return err
-		}
-		if !principal(r).IsAdmin() {
-			return policyDenied("group:reset_group_snapshot_status")
-		}
-		return s.resetGroupStatus(w, r, arg, volstate.GroupSnapshotStatuses(), func(ctx context.Context, id, status string) error {
-			_, err := s.changeGroupSnapshot(ctx, id, func(g *volstate.GroupSnapshot) error {
-				g.Status = status
-				if !strings.HasPrefix(status, "error") {
-					g.Reason = ""
-				}
-				return nil
-			})
-			return err
-		}, s.ownGroupSnapshot)
+	if err := needVersion(r, 19, "group snapshot reset_status"); err != nil {
+		return err
 	}
-	return nil
+	if !principal(r).IsAdmin() {
+		return policyDenied("group:reset_group_snapshot_status")
+	}
+	return s.resetGroupStatus(w, r, arg, volstate.GroupSnapshotStatuses(), func(ctx context.Context, id, status string) error {
+		_, err := s.changeGroupSnapshot(ctx, id, func(g *volstate.GroupSnapshot) error {
+			g.Status = status
+			if !strings.HasPrefix(status, "error") {
+				g.Reason = ""
+			}
+			return nil
+		})
+		return err
+	}, s.ownGroupSnapshot)
 }

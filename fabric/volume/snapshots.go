@@ -263,36 +263,30 @@ func snapshotDeletable(sn *volstate.Snapshot, force bool) error {
 // os-force_delete (admin), os-update_snapshot_status (the owner, as
 // Cinder's volume drivers report a snapshot's progress).
 func (s *Service) snapshotAction(w http.ResponseWriter, r *http.Request) error {
-	top, err := api.ReadObject(r)
+	action, arg, err := readAction(r)
 	if err != nil {
 		return err
 	}
-	if len(top) != 1 {
-		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
-	}
-	for action, arg := range top {
-		switch action {
-		case "os-reset_status":
-			return s.resetSnapshotStatus(w, r, arg)
-		case "os-force_delete":
-			if !principal(r).IsAdmin() {
-				return policyDenied("volume_extension:snapshot_admin_actions:force_delete")
-			}
-			sn, err := s.ownSnapshot(r)
-			if err != nil {
-				return err
-			}
-			if err := s.removeSnapshot(r.Context(), sn.ID, true); err != nil {
-				return err
-			}
-			w.WriteHeader(http.StatusAccepted)
-			return nil
-		case "os-update_snapshot_status":
-			return s.updateSnapshotStatus(w, r, arg)
+	switch action {
+	case "os-reset_status":
+		return s.resetSnapshotStatus(w, r, arg)
+	case "os-force_delete":
+		if !principal(r).IsAdmin() {
+			return policyDenied("volume_extension:snapshot_admin_actions:force_delete")
 		}
-		return badRequest("There is no such action: %s", action)
+		sn, err := s.ownSnapshot(r)
+		if err != nil {
+			return err
+		}
+		if err := s.removeSnapshot(r.Context(), sn.ID, true); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	case "os-update_snapshot_status":
+		return s.updateSnapshotStatus(w, r, arg)
 	}
-	return nil
+	return badRequest("There is no such action: %s", action)
 }
 
 func (s *Service) resetSnapshotStatus(w http.ResponseWriter, r *http.Request, arg any) error {

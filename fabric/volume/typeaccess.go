@@ -32,49 +32,44 @@ func (s *Service) listTypeAccess(w http.ResponseWriter, r *http.Request) error {
 
 // typeAction serves addProjectAccess and removeProjectAccess.
 func (s *Service) typeAction(w http.ResponseWriter, r *http.Request) error {
-	top, err := api.ReadObject(r)
+	action, arg, err := readAction(r)
 	if err != nil {
 		return err
 	}
-	if len(top) != 1 {
-		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
+	if action != "addProjectAccess" && action != "removeProjectAccess" {
+		return badRequest("There is no such action: %s", action)
 	}
-	for action, arg := range top {
-		if action != "addProjectAccess" && action != "removeProjectAccess" {
-			return badRequest("There is no such action: %s", action)
-		}
-		in, err := actionArg(arg, action)
-		if err != nil {
-			return err
-		}
-		project := in.Required("project", 255)
-		if in.Err != nil {
-			return in.Err
-		}
-		t, err := s.findType(r, chi.URLParam(r, "id"))
-		if err != nil {
-			return err
-		}
-		if _, err := s.changeType(r.Context(), t.ID, func(t *volstate.Type) error {
-			if t.Public {
-				return badRequest("Invalid volume type: Type access modification is not applicable to public volume type.")
-			}
-			at := slices.Index(t.Projects, project)
-			switch {
-			case action == "addProjectAccess" && at >= 0:
-				return store.Fault(store.KindConflict, "conflictingRequest", "Volume type access for %s / %s combination already exists.", t.ID, project)
-			case action == "addProjectAccess":
-				t.Projects = append(t.Projects, project)
-			case at < 0:
-				return store.Fault(store.KindNotFound, "itemNotFound", "Volume type access not found for %s / %s combination.", t.ID, project)
-			default:
-				t.Projects = slices.Delete(t.Projects, at, at+1)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusAccepted)
+	in, err := actionArg(arg, action)
+	if err != nil {
+		return err
 	}
+	project := in.Required("project", 255)
+	if in.Err != nil {
+		return in.Err
+	}
+	t, err := s.findType(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.changeType(r.Context(), t.ID, func(t *volstate.Type) error {
+		if t.Public {
+			return badRequest("Invalid volume type: Type access modification is not applicable to public volume type.")
+		}
+		at := slices.Index(t.Projects, project)
+		switch {
+		case action == "addProjectAccess" && at >= 0:
+			return store.Fault(store.KindConflict, "conflictingRequest", "Volume type access for %s / %s combination already exists.", t.ID, project)
+		case action == "addProjectAccess":
+			t.Projects = append(t.Projects, project)
+		case at < 0:
+			return store.Fault(store.KindNotFound, "itemNotFound", "Volume type access not found for %s / %s combination.", t.ID, project)
+		default:
+			t.Projects = slices.Delete(t.Projects, at, at+1)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
 	return nil
 }

@@ -895,44 +895,38 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 	if _, err := project(r); err != nil {
 		return err
 	}
-	top, err := api.ReadObject(r)
+	action, arg, err := readAction(r)
 	if err != nil {
 		return err
 	}
-	if len(top) != 1 {
-		return badRequest("Invalid request body: exactly one action is expected, got %d.", len(top))
+	switch action {
+	case "os-extend":
+		return s.extend(w, r, arg)
+	case "os-reset_status":
+		return s.resetStatus(w, r, arg)
+	case "os-set_bootable":
+		return s.setBootable(w, r, arg)
+	case "os-attach", "os-detach", "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching":
+		return s.legacyAttach(w, r, action, arg)
+	case "os-initialize_connection", "os-terminate_connection":
+		// Connections to hosts outside the cloud are not made.
+		return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
+	case "os-volume_upload_image":
+		return s.uploadImage(w, r, arg)
+	case "os-force_delete":
+		return s.forceDelete(w, r)
+	case "os-retype":
+		return s.retype(w, r, arg)
+	case "os-force_detach":
+		return s.forceDetach(w, r, arg)
+	case "os-show_image_metadata", "os-set_image_metadata", "os-unset_image_metadata":
+		return s.imageMetadataAction(w, r, action, arg)
+	case "os-update_readonly_flag":
+		return s.updateReadonly(w, r, arg)
+	case "os-migrate_volume", "os-reimage", "revert":
+		return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 	}
-	for action, arg := range top {
-		switch action {
-		case "os-extend":
-			return s.extend(w, r, arg)
-		case "os-reset_status":
-			return s.resetStatus(w, r, arg)
-		case "os-set_bootable":
-			return s.setBootable(w, r, arg)
-		case "os-attach", "os-detach", "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching":
-			return s.legacyAttach(w, r, action, arg)
-		case "os-initialize_connection", "os-terminate_connection":
-			// Connections to hosts outside the cloud are not made.
-			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported: attach volumes through the compute API"}
-		case "os-volume_upload_image":
-			return s.uploadImage(w, r, arg)
-		case "os-force_delete":
-			return s.forceDelete(w, r)
-		case "os-retype":
-			return s.retype(w, r, arg)
-		case "os-force_detach":
-			return s.forceDetach(w, r, arg)
-		case "os-show_image_metadata", "os-set_image_metadata", "os-unset_image_metadata":
-			return s.imageMetadataAction(w, r, action, arg)
-		case "os-update_readonly_flag":
-			return s.updateReadonly(w, r, arg)
-		case "os-migrate_volume", "os-reimage", "revert":
-			return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
-		}
-		return badRequest("There is no such action: %s", action)
-	}
-	return nil
+	return badRequest("There is no such action: %s", action)
 }
 
 func actionArg(arg any, action string) (*api.Input, error) {
