@@ -1335,6 +1335,22 @@ static __always_inline int snat_proto(struct flow *f)
 	return f->proto == IPPROTO_ICMP && (f->rport >> 8) == ICMP_ECHO;
 }
 
+/* snat_live is the live entry of SNAT flow (id: the router out, the
+ * external network in; dir) between laddr:lport and raddr:rport, or 0.
+ * ICMP keys an echo by its id alone: its rport is 0. */
+static __always_inline struct snat_val *snat_live(__u32 id, __u8 dir, __u8 proto, __u32 laddr, __u16 lport,
+						   __u32 raddr, __u16 rport)
+{
+	struct snat_key k = { .id = id, .dir = dir, .proto = proto, .lport = lport,
+			      .rport = proto == IPPROTO_ICMP ? 0 : rport };
+	__builtin_memcpy(k.laddr, &laddr, 4);
+	__builtin_memcpy(k.raddr, &raddr, 4);
+	struct snat_val *v = bpf_map_lookup_elem(&snat, &k);
+	if (!v || bpf_ktime_get_coarse_ns() - v->seen >= CT_TIMEOUT)
+		return 0;
+	return v;
+}
+
 #define SNAT_TRIES 16
 
 /* snat_port is the NAT port of the flow a port sends out of router in's
@@ -2015,14 +2031,11 @@ static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow
 		return snat_rel_in(skb, ext, f);
 	if (!snat_proto(f) && !(f->proto == IPPROTO_ICMP && (f->rport >> 8) == ICMP_ECHOREPLY))
 		return drop(C_DROP_NO_ROUTE);
-	struct snat_key ik = { .id = ext, .dir = 1, .proto = f->proto, .lport = f->dport,
-			       .rport = f->proto == IPPROTO_ICMP ? 0 : f->sport };
-	__builtin_memcpy(ik.laddr, &f->daddr, 4);
-	__builtin_memcpy(ik.raddr, &f->saddr, 4);
-	struct snat_val *v = bpf_map_lookup_elem(&snat, &ik);
-	__u64 now = bpf_ktime_get_coarse_ns();
-	if (!v || now - v->seen >= CT_TIMEOUT)
+	__u32 gw = f->daddr;
+	struct snat_val *v = snat_live(ext, 1, f->proto, gw, f->dport, f->saddr, f->sport);
+	if (!v)
 		return drop(C_DROP_NO_ROUTE);   /* nothing from inside asked for it */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	if (now - v->seen > CT_REFRESH)
 		v->seen = now;
 	__u32 to = v->ifindex, fixed;
@@ -2047,7 +2060,7 @@ static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow
 		return drop(C_DROP_SG_IN);
 	if (set_macs(skb, q->mac, rmac))
 		return drop(C_DROP_MALFORMED);
-	meter_in(ext, ik.laddr, fixed, f->saddr, skb->len - ETH_HLEN);
+	meter_in(ext, (const __u8 *)&gw, fixed, f->saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
 	return to_port(q, to);
 }

@@ -159,12 +159,8 @@ static __always_inline int snat_rel_in(struct __sk_buff *skb, __u32 ext, struct 
 	struct related6 *rel = bpf_map_lookup_elem(&rel6, &zero);
 	if (!rel || rel->saddr6[0] != f->daddr)
 		return drop(C_DROP_NO_ROUTE);
-	struct snat_key ik = { .id = ext, .dir = 1, .proto = rel->proto, .lport = rel->sport,
-			       .rport = rel->proto == IPPROTO_ICMP ? 0 : rel->dport };
-	__builtin_memcpy(ik.laddr, &rel->saddr6[0], 4);
-	__builtin_memcpy(ik.raddr, &rel->daddr6[0], 4);
-	struct snat_val *v = bpf_map_lookup_elem(&snat, &ik);
-	if (!v || bpf_ktime_get_coarse_ns() - v->seen >= CT_TIMEOUT)
+	struct snat_val *v = snat_live(ext, 1, rel->proto, rel->saddr6[0], rel->sport, rel->daddr6[0], rel->dport);
+	if (!v)
 		return drop(C_DROP_NO_ROUTE);   /* no flow of a port's */
 	__u32 to = v->ifindex, fixed, gw = f->daddr;
 	__u16 port = v->port;
@@ -186,7 +182,7 @@ static __always_inline int snat_rel_in(struct __sk_buff *skb, __u32 ext, struct 
 		return drop(C_DROP_SG_IN);
 	if (set_macs(skb, q->mac, rmac))
 		return drop(C_DROP_MALFORMED);
-	meter_in(ext, ik.laddr, fixed, f->saddr, skb->len - ETH_HLEN);
+	meter_in(ext, (const __u8 *)&gw, fixed, f->saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
 	return to_port(q, to);
 }
@@ -201,12 +197,8 @@ static __always_inline int snat_rel_port(struct flow *f, struct rif *in, __u16 *
 	struct related6 *rel = bpf_map_lookup_elem(&rel6, &zero);
 	if (!rel || rel->daddr6[0] != f->saddr)
 		return -1;
-	struct snat_key ok = { .id = in->router, .dir = 0, .proto = rel->proto, .lport = rel->dport,
-			       .rport = rel->proto == IPPROTO_ICMP ? 0 : rel->sport };
-	__builtin_memcpy(ok.laddr, &rel->daddr6[0], 4);
-	__builtin_memcpy(ok.raddr, &rel->saddr6[0], 4);
-	struct snat_val *v = bpf_map_lookup_elem(&snat, &ok);
-	if (!v || bpf_ktime_get_coarse_ns() - v->seen >= CT_TIMEOUT)
+	struct snat_val *v = snat_live(in->router, 0, rel->proto, rel->daddr6[0], rel->dport, rel->saddr6[0], rel->sport);
+	if (!v)
 		return -1;
 	*own = rel->dport;
 	return v->port;
