@@ -233,7 +233,13 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// An empty group needs no block work: it is ready once recorded.
-	row, err := s.changeGroup(r.Context(), g.ID, func(g *volstate.Group) error {
+	return s.groupReady(w, r, g.ID)
+}
+
+// groupReady marks a new group available and answers its create (202:
+// its id and name).
+func (s *Service) groupReady(w http.ResponseWriter, r *http.Request, id string) error {
+	row, err := s.changeGroup(r.Context(), id, func(g *volstate.Group) error {
 		g.Status, g.Reason = volstate.GroupAvailable, ""
 		return nil
 	})
@@ -354,16 +360,8 @@ func (s *Service) groupAction(w http.ResponseWriter, r *http.Request) error {
 		if !principal(r).IsAdmin() {
 			return policyDenied("group:reset_status")
 		}
-		return s.resetGroupStatus(w, r, arg, volstate.GroupStatuses(), func(ctx context.Context, id, status string) error {
-			_, err := s.changeGroup(ctx, id, func(g *volstate.Group) error {
-				g.Status = status
-				if !strings.HasPrefix(status, "error") {
-					g.Reason = ""
-				}
-				return nil
-			})
-			return err
-		}, s.ownGroup)
+		return resetGroupStatus(w, r, arg, volstate.GroupStatuses(), s.ownGroup, s.changeGroup,
+			func(g *volstate.Group) (string, *string, *string) { return g.ID, &g.Status, &g.Reason })
 	case "enable_replication", "disable_replication", "failover_replication", "list_replication_targets":
 		if err := needVersion(r, 38, "group replication"); err != nil {
 			return err
@@ -373,10 +371,14 @@ func (s *Service) groupAction(w http.ResponseWriter, r *http.Request) error {
 	return badRequest("There is no such action: %s", action)
 }
 
-// resetGroupStatus is reset_status of a group or a group snapshot: the
-// status must be one of statuses.
-func (s *Service) resetGroupStatus(w http.ResponseWriter, r *http.Request, arg any, statuses []string,
-	set func(ctx context.Context, id, status string) error, find any) error {
+// resetGroupStatus is reset_status of a group or a group snapshot (T):
+// the status must be one of statuses; one that is not an error clears the
+// reason of the last failure. own finds the row the caller may change,
+// fields names its id, status and reason.
+func resetGroupStatus[T any](w http.ResponseWriter, r *http.Request, arg any, statuses []string,
+	own func(*http.Request) (*T, error),
+	change func(context.Context, string, func(*T) error) (*T, error),
+	fields func(*T) (id string, status, reason *string)) error {
 	in, err := actionArg(arg, "reset_status")
 	if err != nil {
 		return err
@@ -391,22 +393,19 @@ func (s *Service) resetGroupStatus(w http.ResponseWriter, r *http.Request, arg a
 	if !contains(statuses, status) {
 		return cinderWording{}.BadField("status", status, "must be one of "+strings.Join(statuses, ", "))
 	}
-	var id string
-	switch f := find.(type) {
-	case func(*http.Request) (*volstate.Group, error):
-		g, err := f(r)
-		if err != nil {
-			return err
-		}
-		id = g.ID
-	case func(*http.Request) (*volstate.GroupSnapshot, error):
-		g, err := f(r)
-		if err != nil {
-			return err
-		}
-		id = g.ID
+	row, err := own(r)
+	if err != nil {
+		return err
 	}
-	if err := set(r.Context(), id, status); err != nil {
+	id, _, _ := fields(row)
+	if _, err := change(r.Context(), id, func(row *T) error {
+		_, st, reason := fields(row)
+		*st = status
+		if !strings.HasPrefix(status, "error") {
+			*reason = ""
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -614,13 +613,5 @@ func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) 
 		s.groupFailed(r.Context(), g.ID, volstate.GroupError, failed.Error())
 		return failed
 	}
-	row, err := s.changeGroup(r.Context(), g.ID, func(g *volstate.Group) error {
-		g.Status, g.Reason = volstate.GroupAvailable, ""
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusAccepted, map[string]any{"group": api.View{"id": row.ID, "name": nullable(row.Name)}})
-	return nil
+	return s.groupReady(w, r, g.ID)
 }

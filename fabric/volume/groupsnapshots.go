@@ -276,14 +276,6 @@ func (s *Service) groupSnapshotAction(w http.ResponseWriter, r *http.Request) er
 	if !principal(r).IsAdmin() {
 		return policyDenied("group:reset_group_snapshot_status")
 	}
-	return s.resetGroupStatus(w, r, arg, volstate.GroupSnapshotStatuses(), func(ctx context.Context, id, status string) error {
-		_, err := s.changeGroupSnapshot(ctx, id, func(g *volstate.GroupSnapshot) error {
-			g.Status = status
-			if !strings.HasPrefix(status, "error") {
-				g.Reason = ""
-			}
-			return nil
-		})
-		return err
-	}, s.ownGroupSnapshot)
+	return resetGroupStatus(w, r, arg, volstate.GroupSnapshotStatuses(), s.ownGroupSnapshot, s.changeGroupSnapshot,
+		func(g *volstate.GroupSnapshot) (string, *string, *string) { return g.ID, &g.Status, &g.Reason })
 }
