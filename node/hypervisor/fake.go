@@ -34,6 +34,8 @@ type fakeGuest struct {
 	hot map[string]HotDisk
 	// bootLimits are the first disk's limits once LimitBootDisk set them.
 	bootLimits *IOLimits
+	// grown are the sizes ResizeDisk told of the spec's disks with an ID.
+	grown map[string]int64
 }
 
 // NewFakeHost returns an empty host keeping console logs under dir.
@@ -402,11 +404,20 @@ func (v *fakeVM) DetachDisk(ctx context.Context, id string) error {
 // ResizeDisk implements Hotplug.
 func (v *fakeVM) ResizeDisk(ctx context.Context, d HotDisk, size int64) error {
 	return v.guest(ctx, "resize disk", func(g *fakeGuest) error {
-		if _, ok := g.disks[d.ID]; !ok {
-			return fmt.Errorf("resize disk %s: %w", d.ID, ErrNotFound)
+		if _, ok := g.disks[d.ID]; ok {
+			g.disks[d.ID] = size
+			return nil
 		}
-		g.disks[d.ID] = size
-		return nil
+		for _, sd := range g.spec.Disks {
+			if sd.ID != "" && sd.ID == d.ID {
+				if g.grown == nil {
+					g.grown = map[string]int64{}
+				}
+				g.grown[d.ID] = size
+				return nil
+			}
+		}
+		return fmt.Errorf("resize disk %s: %w", d.ID, ErrNotFound)
 	})
 }
 
@@ -421,6 +432,19 @@ func (v *fakeVM) HotDisks(ctx context.Context) ([]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// GrownDisk is the size ResizeDisk last told the guest of id of the
+// disk it was started with whose ID is disk, and whether it did.
+func (h *FakeHost) GrownDisk(id, disk string) (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return 0, false
+	}
+	n, ok := g.grown[disk]
+	return n, ok
 }
 
 // DiskSize is the size the guest of id sees of hot disk disk, and

@@ -63,9 +63,9 @@ type HotDisk struct {
 // new LUKS header first, with a random master key of CipherAlg's size,
 // for a volume that has none yet (its first attach).
 type DiskEncryption struct {
-	Passphrase []byte
-	CipherAlg  string // QEMU's: "aes-128" or "aes-256" (xts, plain64 IVs)
-	Format     bool
+	Passphrase []byte `json:"-"`
+	CipherAlg  string `json:"cipher_alg"` // QEMU's: "aes-128" or "aes-256" (xts, plain64 IVs)
+	Format     bool   `json:"-"`
 }
 
 // String hides the passphrase from logs and %v.

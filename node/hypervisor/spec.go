@@ -46,6 +46,27 @@ type Disk struct {
 	// Serial is what the guest sees as the disk's serial number (virtio-blk:
 	// /dev/disk/by-id/virtio-<serial>), at most 20 characters. Optional.
 	Serial string `json:"serial,omitempty"`
+	// ID, for an NBD disk, names its block nodes as a HotDisk's ID does
+	// (the same rules), so that Hotplug's ResizeDisk grows it in the
+	// running guest like a plugged disk. Optional.
+	ID string `json:"id,omitempty"`
+	// Encryption, for an NBD disk with an ID, puts QEMU's LUKS layer
+	// between the export and the guest, as for a HotDisk: the passphrase
+	// reaches QEMU through a pipe, never its command line nor a file, and
+	// is not kept in the spec's JSON. Format writes the LUKS header
+	// first (a blank volume).
+	Encryption *DiskEncryption `json:"encryption,omitempty"`
+}
+
+// sameDisk compares disks as Equal does: encryption by its cipher (the
+// passphrase is never kept, and Format is a one-off step of a start).
+func sameDisk(a, b Disk) bool {
+	ea, eb := a.Encryption, b.Encryption
+	if (ea == nil) != (eb == nil) || (ea != nil && ea.CipherAlg != eb.CipherAlg) {
+		return false
+	}
+	a.Encryption, b.Encryption = nil, nil
+	return a == b
 }
 
 // NIC is one network interface of the guest, backed by a tap on the host.
@@ -66,6 +87,7 @@ const (
 var (
 	idPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	serialPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,20}$`)
+	diskIDPattern = regexp.MustCompile(`^[a-z0-9-]{1,24}$`)
 	exportPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	// Interface names: at most IFNAMSIZ-1 bytes, no '/', no whitespace; we
 	// also refuse ',' and '=' which QEMU's option syntax would misread.
@@ -108,6 +130,12 @@ func (s VMSpec) Validate() error {
 		}
 		if d.Format != FormatQCOW2 && d.Format != FormatRaw {
 			bad("disks[%d].format %q: want %q or %q", i, d.Format, FormatQCOW2, FormatRaw)
+		}
+		if d.ID != "" && (d.NBDSocket == "" || !diskIDPattern.MatchString(d.ID)) {
+			bad("disks[%d].id %q: want 1-24 of [a-z0-9-], on an nbd disk", i, d.ID)
+		}
+		if d.Encryption != nil && (d.ID == "" || d.NBDSocket == "" || len(d.Encryption.Passphrase) == 0) {
+			bad("disks[%d].encryption: want an nbd disk with an id, and a passphrase", i)
 		}
 		if d.Serial != "" && !serialPattern.MatchString(d.Serial) {
 			bad("disks[%d].serial %q: want at most 20 letters, digits, '.', '_' or '-'", i, d.Serial)
@@ -175,5 +203,5 @@ func (s VMSpec) CheckFiles() error {
 func (s VMSpec) Equal(o VMSpec) bool {
 	return s.ID == o.ID && s.Name == o.Name && s.VCPUs == o.VCPUs &&
 		s.MemoryMB == o.MemoryMB && s.ConfigDrive == o.ConfigDrive &&
-		slices.Equal(s.Disks, o.Disks) && slices.Equal(s.NICs, o.NICs)
+		slices.EqualFunc(s.Disks, o.Disks, sameDisk) && slices.Equal(s.NICs, o.NICs)
 }

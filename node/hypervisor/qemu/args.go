@@ -53,6 +53,9 @@ type launch struct {
 	machine string // "q35", "pc"
 	// cache returns the cache mode for a disk image path.
 	cache func(path string) string
+	// keys is, per index of an encrypted disk, the file QEMU reads its
+	// passphrase from (base64): "/dev/fd/<n>", a pipe it inherits.
+	keys map[int]string
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -122,7 +125,19 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 		if d.NBDSocket != "" {
 			// QEMU's NBD client; guest flushes become NBD FLUSH, which is
 			// what makes a volume's writes durable.
-			opts = "driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=" + escape(d.NBDSocket) +
+			format := "driver=raw"
+			if d.ID != "" {
+				// Named as a plugged disk's nodes are (vol-<id> over
+				// nbd-<id>-a), so ResizeDisk grows it the same way.
+				format += ",node-name=" + hotNode(d.ID) + ",file.node-name=" + nbdNodes(d.ID)[0]
+				if d.Encryption != nil {
+					// The passphrase is read from a pipe QEMU inherits
+					// (launch.keys): this line names only the pipe.
+					args = append(args, "-object", "secret,id="+secretID(d.ID)+",format=base64,file="+l.keys[i])
+					format = strings.Replace(format, "driver=raw", "driver=luks,key-secret="+secretID(d.ID), 1)
+				}
+			}
+			opts = format + ",file.driver=nbd,file.server.type=unix,file.server.path=" + escape(d.NBDSocket) +
 				",file.export=" + d.NBDExport + ",if=none,id=" + drive + ",cache=" + cacheWriteback
 		}
 		if d.ReadOnly {

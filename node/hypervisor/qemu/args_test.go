@@ -53,6 +53,18 @@ func TestBuildArgs(t *testing.T) {
 			},
 			accel: AccelTCG,
 		},
+		// An encrypted boot volume: its nodes named as a plugged disk's,
+		// the LUKS layer's passphrase read from an inherited pipe.
+		"boot-volume-encrypted": {
+			spec: hypervisor.VMSpec{
+				ID: "vm6", VCPUs: 1, MemoryMB: 256,
+				Disks: []hypervisor.Disk{
+					{NBDSocket: "/run/rackstack/vms/nbd.sock", NBDExport: "0a1b2c3d-vol", Format: hypervisor.FormatRaw, Serial: "0a1b2c3d-vol",
+						ID: "0a1b2c3dvol", Encryption: &hypervisor.DiskEncryption{Passphrase: []byte("sekrit-passphrase"), CipherAlg: "aes-256"}},
+				},
+			},
+			accel: AccelTCG,
+		},
 		"boot-volume-read-only-limited": {
 			spec: hypervisor.VMSpec{
 				ID: "vm5", VCPUs: 1, MemoryMB: 256,
@@ -84,7 +96,11 @@ func TestBuildArgs(t *testing.T) {
 				accel:   tc.accel,
 				machine: "q35",
 				cache:   cache,
+				keys:    map[int]string{0: "/dev/fd/3"},
 			})
+			if strings.Contains(strings.Join(args, " "), "sekrit") {
+				t.Fatalf("a passphrase is on the command line: %q", args)
+			}
 			got := strings.Join(args, "\n") + "\n"
 			golden := filepath.Join("testdata", name+".args")
 			if *update {

@@ -449,6 +449,12 @@ func (v *vm) ResizeDisk(ctx context.Context, d hypervisor.HotDisk, size int64) e
 			_ = c.Execute(ctx, "blockdev-del", map[string]any{"node-name": next}, nil)
 			return fmt.Errorf("swap the grown export in under %s: %w", d.ID, err)
 		}
+		// A boot disk's first NBD node came with its -drive, not
+		// blockdev-add: QEMU drops it itself once the swap leaves it
+		// unused. One of blockdev-add's stays until it is deleted.
+		if have, err = blockNodes(ctx, c); err != nil {
+			return err
+		}
 		if have[cur] {
 			if err := c.Execute(ctx, "blockdev-del", map[string]any{"node-name": cur}, nil); err != nil {
 				return fmt.Errorf("close the old nbd node of %s: %w", d.ID, err)

@@ -188,7 +188,19 @@ func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) e
 		return err
 	}
 
-	args := buildArgs(spec, launch{paths: p, accel: d.accel, machine: d.machine, cache: d.cacheMode})
+	for _, disk := range spec.Disks {
+		if disk.Encryption != nil && disk.Encryption.Format {
+			if err := d.formatBootDisk(ctx, disk); err != nil {
+				return err
+			}
+		}
+	}
+	keyFiles, keys, err := keyPipes(spec)
+	if err != nil {
+		return err
+	}
+	defer closeAll(keyFiles) // QEMU holds its own ends once started
+	args := buildArgs(spec, launch{paths: p, accel: d.accel, machine: d.machine, cache: d.cacheMode, keys: keys})
 	stderr, err := os.OpenFile(p.log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("open qemu log: %w", err)
@@ -203,6 +215,7 @@ func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) e
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.ExtraFiles = keyFiles
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", d.binary, err)
 	}
