@@ -211,6 +211,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, log)
 	if vmAgent != nil && volExports != nil {
 		vmAgent.Volumes = volExports
+		vmAgent.Unseal = node.Secrets().Open // encrypted boot volumes
 	}
 	serveSerialConsoles(node, consoles)
 

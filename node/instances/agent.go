@@ -41,10 +41,12 @@ type Images interface {
 
 // BootVolumes serves the volumes servers boot from over NBD on this
 // node (the volume agent's exports): Export opens and serves one
-// (exporting an exported volume is not an error), on Socket.
+// (exporting an exported volume is not an error), on Socket. Blank
+// reports whether an exported volume is blank where a LUKS header goes.
 type BootVolumes interface {
 	Export(ctx context.Context, id string) (int64, error)
 	Socket() string
+	Blank(ctx context.Context, id string) (bool, error)
 }
 
 // Taps makes and removes the host end of a server's NICs.
@@ -63,7 +65,10 @@ type Agent struct {
 	// Volumes serves boot volumes; without it a server booted from a
 	// volume fails to build.
 	Volumes BootVolumes
-	Taps    Taps
+	// Unseal opens an encrypted boot volume's sealed key (bound to the
+	// volume's id); without it such a server fails to build.
+	Unseal func(sealed string, aad []byte) ([]byte, error)
+	Taps   Taps
 	Report  func(ctx context.Context, id string, o computestate.Observed) error
 	// PowerOffGrace is how long a stop waits for the guest's own shutdown.
 	PowerOffGrace time.Duration
@@ -408,7 +413,11 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	if err := configdrive.Build(ctx, spec.ConfigDrive, cd); err != nil {
 		return nil, err
 	}
-	return a.Driver.Start(ctx, spec)
+	vm, err := a.Driver.Start(ctx, spec)
+	if e := root.Encryption; e != nil {
+		clear(e.Passphrase) // QEMU has it, or it failed
+	}
+	return vm, err
 }
 
 // rootDisk is the disk a server boots from: its volume, served over NBD
@@ -425,7 +434,10 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 		if len(serial) > 20 {
 			serial = serial[:20] // as Nova sets a volume's serial
 		}
-		disk := hypervisor.Disk{NBDSocket: a.Volumes.Socket(), NBDExport: s.BootVolume, Format: hypervisor.FormatRaw, Serial: serial}
+		// Its nodes are named as a plugged volume's, so the volume
+		// agent grows it in the guest as it does those.
+		disk := hypervisor.Disk{NBDSocket: a.Volumes.Socket(), NBDExport: s.BootVolume, Format: hypervisor.FormatRaw, Serial: serial,
+			ID: volumes.DiskID(s.BootVolume)}
 		// The volume's attachment mode and its type's QoS limits hold
 		// from the VM's start, as for a volume plugged later.
 		tx, err := a.State(ctx)
@@ -435,6 +447,11 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 		if v, err := volstate.LoadVolume(tx, s.BootVolume); err == nil {
 			disk.ReadOnly = len(v.Attachments) == 1 && v.Attachments[0].Mode == volstate.AttachReadOnly
 			disk.Limits = volumes.Limits(tx, v.TypeID)
+			if v.Key != "" {
+				if disk.Encryption, err = a.bootKey(ctx, tx, v); err != nil {
+					return hypervisor.Disk{}, err
+				}
+			}
 		}
 		return disk, nil
 	}
@@ -450,6 +467,25 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 		}
 	}
 	return hypervisor.Disk{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}, nil
+}
+
+// bootKey is how QEMU opens encrypted boot volume v: its key, and
+// whether its LUKS header is still to be written (a blank volume). The
+// caller clears the passphrase once the VM has it.
+func (a *Agent) bootKey(ctx context.Context, tx *memdb.Txn, v *volstate.Volume) (*hypervisor.DiskEncryption, error) {
+	if a.Unseal == nil {
+		return nil, fmt.Errorf("boot volume %s is encrypted and this node cannot open volume keys", v.ID)
+	}
+	pass, err := a.Unseal(v.Key, []byte(v.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open the key of boot volume %s: %w", v.ID, err)
+	}
+	blank, err := a.Volumes.Blank(ctx, v.ID)
+	if err != nil {
+		clear(pass)
+		return nil, fmt.Errorf("read the header of boot volume %s: %w", v.ID, err)
+	}
+	return &hypervisor.DiskEncryption{Passphrase: pass, CipherAlg: volumes.CipherAlg(tx, v), Format: blank}, nil
 }
 
 // rebuild gives the guest a new root disk from the server's image (the

@@ -423,13 +423,19 @@ func TestAgentLeavesBareMetalServersAlone(t *testing.T) {
 
 // bootExports is the volume agent's exports as the servers agent sees
 // them.
-type bootExports struct{ exported []string }
+type bootExports struct {
+	exported []string
+	blank    map[string]bool
+}
 
 func (b *bootExports) Export(_ context.Context, id string) (int64, error) {
 	b.exported = append(b.exported, id)
 	return 1 << 30, nil
 }
 func (b *bootExports) Socket() string { return "/run/test/nbd.sock" }
+func (b *bootExports) Blank(_ context.Context, id string) (bool, error) {
+	return b.blank[id], nil
+}
 
 // A server booted from a volume gets the volume, exported on this node,
 // as its first disk over NBD, and no image is fetched.
@@ -477,5 +483,63 @@ func TestBootVolumeTakesItsModeAndLimits(t *testing.T) {
 	spec, _ := host.Spec("s1")
 	if root := spec.Disks[0]; !root.ReadOnly || root.Limits != (hypervisor.IOLimits{TotalIOPS: 300}) {
 		t.Fatalf("root disk %+v", root)
+	}
+}
+
+// An encrypted boot volume is opened through QEMU's LUKS layer with its
+// key, unsealed here, of its type's cipher; a blank one gets its header
+// first. The key is cleared once the VM has it. A node that cannot open
+// keys fails the build rather than boot ciphertext.
+func TestEncryptedBootVolumeIsOpenedWithItsKey(t *testing.T) {
+	needTools(t)
+	for _, blank := range []bool{false, true} {
+		w := newWorld(t)
+		host := hypervisor.NewFakeHost(t.TempDir())
+		a := newAgent(t, w, host, t.TempDir(), &logs{})
+		const vol = "91111111-2222-3333-4444-555555555555"
+		a.Volumes = &bootExports{blank: map[string]bool{vol: blank}}
+		var given []byte
+		a.Unseal = func(sealed string, aad []byte) ([]byte, error) {
+			if sealed != "sealed-key" || string(aad) != vol {
+				return nil, errors.New("not this volume's key")
+			}
+			given = []byte("the passphrase")
+			return given, nil
+		}
+		w.Put(volstate.TypeTable, &volstate.Type{ID: "t1", Name: "secret", Public: true, Revision: 1,
+			Encryption: &volstate.Encryption{ID: "e1", Provider: "luks", Cipher: "aes-xts-plain64", KeySize: 256, ControlLocation: "front-end"}})
+		w.Put(volstate.VolumeTable, &volstate.Volume{ID: vol, Project: "p1", Size: 1, TypeID: "t1", Status: volstate.StatusAttaching, Key: "sealed-key",
+			Attachments: []volstate.Attachment{{ID: "s1", ServerID: "s1", Host: "n1", Root: true}}, Revision: 1})
+		w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", BootVolume: vol,
+			Flavor: computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256}, Want: "active", VMState: "building", TaskState: "spawning"})
+		a.reconcile(context.Background())
+		if s := w.server("s1"); s.Status != "ACTIVE" {
+			t.Fatalf("after build: %s (reports %+v)", s.Status, w.reports)
+		}
+		spec, _ := host.Spec("s1")
+		root := spec.Disks[0]
+		if e := root.Encryption; e == nil || e.CipherAlg != "aes-128" || e.Format != blank || root.ID != "911111112222333344445555" {
+			t.Fatalf("root disk %+v, encryption %+v", root, e)
+		}
+		if !bytes.Equal(given, make([]byte, len(given))) {
+			t.Fatalf("the passphrase was left in memory: %q", given)
+		}
+	}
+
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	const vol = "a1111111-2222-3333-4444-555555555555"
+	a.Volumes = &bootExports{}
+	w.Put(volstate.VolumeTable, &volstate.Volume{ID: vol, Project: "p1", Size: 1, TypeID: volstate.DefaultTypeID, Status: volstate.StatusAttaching, Key: "sealed-key",
+		Attachments: []volstate.Attachment{{ID: "s2", ServerID: "s2", Host: "n1", Root: true}}, Revision: 1})
+	w.Put("compute_servers", &computestate.Server{ID: "s2", Project: "p1", Name: "vm2", Host: "n1", BootVolume: vol,
+		Flavor: computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256}, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(context.Background())
+	if s := w.server("s2"); s.Status != "ERROR" {
+		t.Fatalf("built without a way to open the key: %s", s.Status)
+	}
+	if _, ok := host.Spec("s2"); ok {
+		t.Fatal("a VM was started on an encrypted volume without its key")
 	}
 }

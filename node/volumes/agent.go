@@ -125,7 +125,7 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 		}
 		mine[v.ID] = true
 		extends := len(computestate.OpenExtends(txn, v.Attachments[0].ServerID, v.ID)) > 0
-		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID), cipherAlg(txn, v), extends); err != nil && ctx.Err() == nil {
+		if err := a.converge(ctx, v.Clone(), Limits(txn, v.TypeID), CipherAlg(txn, v), extends); err != nil && ctx.Err() == nil {
 			a.Log.Warn("volumes: converge", "volume", v.ID, "server", v.Attachments[0].ServerID, "err", err)
 		}
 	}
@@ -177,9 +177,9 @@ func ioLimits(q map[string]int64) hypervisor.IOLimits {
 	}
 }
 
-// cipherAlg is the cipher of a new LUKS header of encrypted volume v,
+// CipherAlg is the cipher of a new LUKS header of encrypted volume v,
 // from its type ("" when v is not encrypted).
-func cipherAlg(tx *memdb.Txn, v *volstate.Volume) string {
+func CipherAlg(tx *memdb.Txn, v *volstate.Volume) string {
 	if v.Key == "" {
 		return ""
 	}
@@ -203,7 +203,7 @@ func (a *Agent) converge(ctx context.Context, v *volstate.Volume, limits hypervi
 		disk.Encryption = &hypervisor.DiskEncryption{CipherAlg: alg}
 	}
 	if att.Root {
-		return a.convergeRoot(ctx, v, limits, extends)
+		return a.convergeRoot(ctx, v, disk, limits, extends)
 	}
 	switch v.Status {
 	case volstate.StatusAttaching, volstate.StatusInUse:
@@ -341,10 +341,11 @@ func (a *Agent) unlock(ctx context.Context, v *volstate.Volume, e *hypervisor.Di
 
 // convergeRoot keeps a boot volume exported; the VM opens it itself when
 // it starts (the servers agent builds it with the volume as its first
-// disk), and once it runs the volume is in-use. It is never plugged or
-// unplugged: it goes with its server. Its I/O limits follow its type's
-// QoS spec while it runs, as a plugged disk's do.
-func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume, limits hypervisor.IOLimits, extends bool) error {
+// disk, its nodes named as disk's), and once it runs the volume is
+// in-use. It is never plugged or unplugged: it goes with its server. Its
+// I/O limits follow its type's QoS spec while it runs, and its guest is
+// told when it grew, as for a plugged disk.
+func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume, disk hypervisor.HotDisk, limits hypervisor.IOLimits, extends bool) error {
 	att := v.Attachments[0]
 	if v.Status != volstate.StatusAttaching && v.Status != volstate.StatusInUse {
 		return nil
@@ -353,16 +354,19 @@ func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume, limits hyp
 	if err != nil {
 		return fmt.Errorf("export boot volume %s: %w", v.ID, err)
 	}
-	if extends {
-		// QEMU opened the boot disk from its command line and is not
-		// told it grew: the guest sees the size when the server next
-		// starts, which Nova's record says rather than a success.
-		if err := a.extendDone(ctx, v, size, "Error", "the boot volume's new size reaches the guest when the server next starts"); err != nil {
-			return err
-		}
-	}
 	hp, running, err := a.hotplugVM(ctx, att.ServerID)
-	if err != nil || !running {
+	if err != nil {
+		return err
+	}
+	if !running {
+		// The guest sees the size when it next starts, as Nova's
+		// extend of a server that is off is done.
+		if extends {
+			return a.extendDone(ctx, v, size, "Success", "")
+		}
+		return nil
+	}
+	if err := a.growRoot(ctx, v, hp, disk, size, extends); err != nil {
 		return err
 	}
 	// The VM was started with its spec's limits; a change since (or
@@ -379,6 +383,44 @@ func (a *Agent) convergeRoot(ctx context.Context, v *volstate.Volume, limits hyp
 	}
 	a.Log.Info("boot volume in use", "volume", v.ID, "server", att.ServerID)
 	return a.propose(ctx, volstate.CmdAttached, volstate.AttachedCmd{VolumeID: v.ID, AttachmentID: att.ID, Now: a.Now().UTC()})
+}
+
+// growRoot tells the running guest of boot volume v that its disk is
+// size bytes when it grew since the guest was last told, or an extend
+// waits for it (telling it the size it has is harmless), then finishes
+// the extend's record.
+func (a *Agent) growRoot(ctx context.Context, v *volstate.Volume, hp hypervisor.Hotplug, disk hypervisor.HotDisk, size int64, extends bool) error {
+	att := v.Attachments[0]
+	told, ok := a.toldSize(v.ID)
+	if !extends && (!ok || told == size) {
+		// Started at the size it has: told when it was started.
+		a.setTold(v.ID, size)
+		return nil
+	}
+	var err error
+	if hp == nil {
+		err = errors.New("this node's hypervisor cannot tell a running guest that its disk grew")
+	} else {
+		err = hp.ResizeDisk(ctx, disk, size)
+	}
+	if err != nil {
+		err = fmt.Errorf("tell %s that boot volume %s grew: %w", att.ServerID, v.ID, err)
+		if hp == nil || errors.Is(err, hypervisor.ErrNotFound) {
+			// A guest started before its boot disk had named nodes
+			// sees the size when it next starts: not tried again.
+			a.setTold(v.ID, size)
+		}
+		if extends {
+			return errors.Join(err, a.extendDone(ctx, v, size, "Error", err.Error()))
+		}
+		return err
+	}
+	a.setTold(v.ID, size)
+	a.Log.Info("boot volume grown in its guest", "volume", v.ID, "server", att.ServerID, "size", size)
+	if extends {
+		return a.extendDone(ctx, v, size, "Success", "")
+	}
+	return nil
 }
 
 // failAttach gives the volume back (available, with why) when this node

@@ -94,3 +94,47 @@ func TestExtendOfAStoppedServerIsDone(t *testing.T) {
 		t.Fatalf("done %+v", *done)
 	}
 }
+
+// A boot volume extended while its server runs is grown in the guest
+// (its disk's nodes are named as a plugged one's), and the extend is a
+// Success; a guest started before its boot disk had named nodes records
+// the extend as an Error.
+func TestExtendOfABootVolumeReachesTheGuest(t *testing.T) {
+	w, done := extendWorld(t)
+	const vol, old = "71111111-2222-3333-4444-555555555555", "72222222-2222-3333-4444-555555555555"
+	for server, id := range map[string]string{"s3": DiskID(vol), "s4": ""} {
+		if _, err := w.host.Driver().Start(context.Background(), hypervisor.VMSpec{ID: server, VCPUs: 1, MemoryMB: 64,
+			Disks: []hypervisor.Disk{{NBDSocket: "/run/test/nbd.sock", NBDExport: map[string]string{"s3": vol, "s4": old}[server],
+				Format: hypervisor.FormatRaw, ID: id}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for server, id := range map[string]string{"s3": vol, "s4": old} {
+		w.propose(volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: id, Project: "p", Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID}})
+		w.exports.size[id] = volstate.GiB
+		w.propose(volstate.CmdAttach, volstate.AttachCmd{VolumeID: id, Attachment: volstate.Attachment{ID: server, ServerID: server, Host: "n1", Device: "/dev/vda", Root: true}})
+	}
+	w.pass()
+	if len(*done) != 0 {
+		t.Fatalf("done with no extend open: %+v", *done)
+	}
+	if _, ok := w.host.GrownDisk("s3", DiskID(vol)); ok {
+		t.Fatal("a boot disk that did not grow was resized")
+	}
+	for server, id := range map[string]string{"s3": vol, "s4": old} {
+		w.exports.size[id] = 2 * volstate.GiB
+		w.propose(putAction, computestate.Action{ID: server + "/req-1", ServerID: server, Action: computestate.ActionExtendVolume, RequestID: "req-1",
+			Volume: id, Size: 2 * volstate.GiB, Events: []computestate.ActionEvent{{Event: computestate.EventExtendVolume}}})
+	}
+	w.pass()
+	if n, ok := w.host.GrownDisk("s3", DiskID(vol)); !ok || n != 2*volstate.GiB {
+		t.Fatalf("the guest was told %d bytes (%v)", n, ok)
+	}
+	results := map[string]string{}
+	for _, d := range *done {
+		results[d.ServerID] += d.Result
+	}
+	if results["s3"] != "Success" || results["s4"] != "Error" {
+		t.Fatalf("done %+v", *done)
+	}
+}
