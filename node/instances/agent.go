@@ -69,7 +69,7 @@ type Agent struct {
 	// volume's id); without it such a server fails to build.
 	Unseal func(sealed string, aad []byte) ([]byte, error)
 	Taps   Taps
-	Report  func(ctx context.Context, id string, o computestate.Observed) error
+	Report func(ctx context.Context, id string, o computestate.Observed) error
 	// PowerOffGrace is how long a stop waits for the guest's own shutdown.
 	PowerOffGrace time.Duration
 	Interval      time.Duration
