@@ -27,7 +27,8 @@ func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, b
 	// error by the service.
 	os.RemoveAll(filepath.Join(o.DataDir, "volume-copies"))
 	return volume.New(volume.Config{Repl: node, Auth: auth, Blocks: volumeBlocks{blocks}, Log: log, PublicURL: o.PublicURL,
-		Images: volumeImages{images}, Backups: &volumeBackups{blocks: blocks, objects: objects}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
+		Images: volumeImages{images}, Backups: &volumeBackups{blocks: blocks, objects: objects}, Data: &volumeData{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies"),
+			state: node.Read, unseal: node.Secrets().Open},
 		Uploads: &volumeUploads{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
 		Secrets: node.Secrets(),
 		Node:    o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})

@@ -12,11 +12,17 @@ import (
 	"path/filepath"
 	"strings"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/fabric/image"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+	"github.com/rackstack/rackstack/node/hypervisor"
+	"github.com/rackstack/rackstack/node/hypervisor/qemu"
+	"github.com/rackstack/rackstack/node/volumes"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -44,18 +50,36 @@ type volumeData struct {
 	images *image.Service
 	// tmp holds images being converted.
 	tmp string
+	// state and unseal find an encrypted volume's key, for an image
+	// written through its LUKS layer.
+	state  func(ctx context.Context) (*memdb.Txn, error)
+	unseal func(sealed string, aad []byte) ([]byte, error)
 }
 
 var _ volume.Data = (*volumeData)(nil)
 
 func (d *volumeData) ImageToVolume(ctx context.Context, imageID, volumeID string) error {
+	enc, err := d.volumeKey(ctx, volumeID)
+	if err != nil {
+		return err
+	}
+	if enc != nil {
+		defer clear(enc.Passphrase)
+	}
 	rc, img, err := d.images.Open(ctx, imageID)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	var src io.Reader = rc
-	if img.DiskFormat == "qcow2" {
+	if enc != nil {
+		luks, cleanup, err := d.encrypt(ctx, rc, img.DiskFormat, volumeID, enc)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		src = luks
+	} else if img.DiskFormat == "qcow2" {
 		raw, cleanup, err := d.convert(ctx, rc, volumeID)
 		if err != nil {
 			return err
@@ -72,6 +96,95 @@ func (d *volumeData) ImageToVolume(ctx context.Context, imageID, volumeID string
 		err = cerr
 	}
 	return err
+}
+
+// volumeKey is how encrypted volume id is written: its key, opened, and
+// its type's cipher; nil for a volume that is not encrypted.
+func (d *volumeData) volumeKey(ctx context.Context, id string) (*hypervisor.DiskEncryption, error) {
+	if d.state == nil {
+		return nil, nil
+	}
+	tx, err := d.state(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := volstate.LoadVolume(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if v.Key == "" {
+		return nil, nil
+	}
+	if d.unseal == nil {
+		return nil, fmt.Errorf("volume %s is encrypted and this node cannot open volume keys", id)
+	}
+	pass, err := d.unseal(v.Key, []byte(v.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open the key of volume %s: %w", id, err)
+	}
+	return &hypervisor.DiskEncryption{Passphrase: pass, CipherAlg: volumes.CipherAlg(tx, v)}, nil
+}
+
+// luksTries bounds the runs of qemu-img's LUKS writer: its PBKDF2
+// timing fails now and then on a busy host, having written nothing.
+const luksTries = 5
+
+// encrypt fetches an image to a file and writes it, as raw bytes, under
+// a new LUKS header sealed by e's passphrase (what QEMU opens when the
+// volume is attached or booted from, as Cinder writes an image into an
+// encrypted volume), which it opens. The key reaches qemu-img through a
+// pipe, never its command line.
+func (d *volumeData) encrypt(ctx context.Context, r io.Reader, diskFormat, name string, e *hypervisor.DiskEncryption) (*os.File, func(), error) {
+	if err := os.MkdirAll(d.tmp, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", d.tmp, err)
+	}
+	in, out := filepath.Join(d.tmp, name+".image"), filepath.Join(d.tmp, name+".luks")
+	cleanup := func() { os.Remove(in); os.Remove(out) }
+	f, err := os.OpenFile(in, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("fetch image: %w", err)
+	}
+	format := "raw"
+	if diskFormat == "qcow2" {
+		format = "qcow2"
+	}
+	for try := 1; ; try++ {
+		pipe, err := qemu.KeyPipe(e.Passphrase)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		// -f is given: a format is never probed from bytes a tenant
+		// uploaded.
+		cmd := exec.CommandContext(ctx, "qemu-img", "convert", "-q", "-f", format, "-O", "luks",
+			"--object", "secret,id=key,format=base64,file=/dev/fd/3",
+			"-o", "key-secret=key,cipher-alg="+e.CipherAlg+",cipher-mode=xts,ivgen-alg=plain64,hash-alg=sha256,iter-time=100", in, out)
+		cmd.ExtraFiles = []*os.File{pipe}
+		msg, err := cmd.CombinedOutput()
+		pipe.Close()
+		if err == nil {
+			break
+		}
+		if try == luksTries || !strings.Contains(string(msg), "Unable to get accurate CPU usage") {
+			cleanup()
+			return nil, nil, fmt.Errorf("qemu-img convert to luks: %v: %s", err, strings.TrimSpace(string(msg)))
+		}
+	}
+	os.Remove(in)
+	lf, err := os.Open(out)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return lf, func() { lf.Close(); cleanup() }, nil
 }
 
 // convert fetches a qcow2 image to a file and converts it to a raw one

@@ -107,12 +107,9 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 		if v.Status != volstate.StatusAvailable {
 			return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
 		}
-		if v.Key != "" {
-			// A boot disk is opened by QEMU from its command line, where
-			// no passphrase may go; only hot-plugged disks get the LUKS
-			// layer (its key over QMP).
-			return badRequest("Block Device Mapping is Invalid: volume %s is encrypted; booting from an encrypted volume is not supported. Attach it to a running server instead.", v.ID)
-		}
+		// An encrypted volume boots too: its node opens the key and
+		// QEMU the LUKS layer (the key through a pipe, never its
+		// command line).
 	}
 	// The root disk is the volume: the server takes no local disk and
 	// shows no image.

@@ -93,9 +93,6 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	if err != nil {
 		return "", err
 	}
-	if t.Encryption != nil {
-		return "", badRequest("Invalid volume type: the default volume type is encrypted, and a volume is not made from an image through its encryption here.")
-	}
 	policy, err := policyOf(t)
 	if err != nil {
 		return "", err
@@ -103,6 +100,11 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	now := s.now()
 	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
 		TypeID: t.ID, ImageID: img.ID, Bootable: true, ImageMetadata: imageMetadata(img), CreatedAt: now, UpdatedAt: now}
+	// Of an encrypted default type, the image is written through the
+	// new key's LUKS layer.
+	if err := s.volumeKey(&v, t, "", ""); err != nil {
+		return "", err
+	}
 	s.worked(&v)
 	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return "", err

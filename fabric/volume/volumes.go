@@ -490,7 +490,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.volumeKey(&v, t, keyFrom, srcKey, img != nil); err != nil {
+	if err := s.volumeKey(&v, t, keyFrom, srcKey); err != nil {
 		return err
 	}
 
@@ -552,19 +552,15 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 // volumeKey gives v, of type t, its encryption key: a new one, or for a
 // copy of an encrypted volume or snapshot (from) the source's, as its
 // blocks are the source's ciphertext. A copy does not change whether
-// data is encrypted, and an image is not written through a LUKS layer
-// here, so those are refused.
-func (s *Service) volumeKey(v *volstate.Volume, t *volstate.Type, from, srcKey string, fromImage bool) error {
+// data is encrypted, so that is refused. An image is written through
+// the new key's LUKS layer (Data.ImageToVolume).
+func (s *Service) volumeKey(v *volstate.Volume, t *volstate.Type, from, srcKey string) error {
 	var err error
 	switch {
 	case t.Encryption == nil && srcKey != "":
 		return badRequest("Invalid volume type: the source is encrypted; its copy must be of an encrypted volume type, not %s.", t.Name)
 	case t.Encryption == nil:
 		return nil
-	case fromImage:
-		return badRequest("Invalid input received: a volume of encrypted type %s cannot be made from an image: "+
-			"images are not written through a volume's encryption here. Make the volume of an unencrypted type, "+
-			"or an empty encrypted volume and copy the data in from a guest.", t.Name)
 	case from != "" && srcKey == "":
 		return badRequest("Invalid volume type: the source is not encrypted; a copy of it cannot be of encrypted type %s.", t.Name)
 	case from != "":

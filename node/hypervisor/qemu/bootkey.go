@@ -22,9 +22,11 @@ import (
 // read it. The same secret id as a plugged disk's lets ResizeDisk reopen
 // the LUKS node over a grown export.
 
-// keyPipe is a pipe's read end holding pass (base64) and the write end
-// closed, so a reader gets the passphrase and then end of file.
-func keyPipe(pass []byte) (*os.File, error) {
+// KeyPipe is a pipe's read end holding pass (base64) and the write end
+// closed, so a reader gets the passphrase and then end of file: given to
+// a QEMU tool as an extra file, `secret,format=base64,file=/dev/fd/N`
+// reads it, and no key is on a command line or in a file.
+func KeyPipe(pass []byte) (*os.File, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -51,7 +53,7 @@ func keyPipes(spec hypervisor.VMSpec) (files []*os.File, keys map[int]string, er
 		if d.Encryption == nil {
 			continue
 		}
-		r, err := keyPipe(d.Encryption.Passphrase)
+		r, err := KeyPipe(d.Encryption.Passphrase)
 		if err != nil {
 			closeAll(files)
 			return nil, nil, err
@@ -90,7 +92,7 @@ func (d *Driver) formatBootDisk(ctx context.Context, disk hypervisor.Disk) error
 	var err error
 	for try := 0; try < luksTries; try++ {
 		var pipe *os.File
-		if pipe, err = keyPipe(disk.Encryption.Passphrase); err != nil {
+		if pipe, err = KeyPipe(disk.Encryption.Passphrase); err != nil {
 			return err
 		}
 		cmd := exec.CommandContext(ctx, d.qemuImg(), "create", "-q", "-f", "luks",
