@@ -82,9 +82,11 @@ const findDisk = `find_disk() {
 // a new guest that reads the pattern back and sees the volume grow when
 // it is extended; detached, backed up, deleted, restored and transferred.
 // Beside it an encrypted and a read-only volume go through the same two
-// guests, and a volume made from an image is uploaded as images and
-// booted from. The volumes go their ways at once (a CLI call costs
-// seconds): each volume's steps in order, a guest holding several.
+// guests, a volume made from an image is uploaded as images and booted
+// from, and an encrypted one made from the image is booted from and
+// grown under its running guest. The volumes go their ways at once (a
+// CLI call costs seconds): each volume's steps in order, a guest holding
+// several.
 func TestVolumes(t *testing.T) {
 	testenv.RequireRoot(t, "run QEMU guests")
 	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage"} {
@@ -155,9 +157,101 @@ func TestVolumes(t *testing.T) {
 	// The image volume and its boot go their own way; the guests' volumes
 	// theirs. Each lane's steps stay in order.
 	inParallel(t, "volumes", map[string]func(t *testing.T){
-		"imgvol": func(t *testing.T) { imageVolumeLane(t, creds, n1, admin, alice, img) },
-		"guests": func(t *testing.T) { guestVolumesLane(t, creds, n1, alice, bob) },
+		"imgvol":  func(t *testing.T) { imageVolumeLane(t, creds, n1, admin, alice, img) },
+		"guests":  func(t *testing.T) { guestVolumesLane(t, creds, n1, alice, bob) },
+		"encboot": func(t *testing.T) { encryptedBootLane(t, creds, n1, alice, img) },
 	})
+}
+
+// encryptedBootLane is TestVolumes' encrypted boot volume: made from the
+// test image in the encrypted type, its raw blocks are a LUKS header and
+// ciphertext (none of the image's plain bytes); a server boots from it
+// (QEMU opens the LUKS layer with the volume's key, which is on no
+// command line); extended while the server runs, the guest sees its
+// boot disk grow and Nova's extend event is a Success.
+func encryptedBootLane(t *testing.T, creds map[string]string, n1 *rackd, alice []string, img string) {
+	openstack(t, alice, "volume", "create", "--image", "testimg", "--type", "secret", "--size", "1", "encimg")
+	ev := waitVolume(t, alice, "encimg", "available", 3*time.Minute)
+	if out := openstack(t, alice, "volume", "show", "-f", "json", "-c", "encrypted", "-c", "bootable", "encimg"); !strings.Contains(out, `"encrypted": true`) || !strings.Contains(out, `"bootable": "true"`) {
+		t.Fatalf("encimg: %s", out)
+	}
+
+	// Raw, the volume is a LUKS header and ciphertext: strings of the
+	// image's boot sector and FAT directory, there in the plain image,
+	// are not.
+	home := t.TempDir()
+	plain := filepath.Join(home, "image.raw")
+	nbdTool(t, "qemu-img", "convert", "-f", "qcow2", "-O", "raw", img, plain)
+	ex := exportVolume(t, creds, n1, ev.ID)
+	dump := filepath.Join(home, "encimg.raw")
+	nbdTool(t, "qemu-img", "dd", "-f", "raw", "-O", "raw", "bs=1M", "count=72", "if="+ex.UnixURI, "of="+dump)
+	if out, err := rackctl(t, creds, n1, "volume", "unexport", ev.ID); err != nil {
+		t.Fatalf("unexport: %v\n%s", err, out)
+	}
+	plainBytes, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), "LUKS\xba\xbe") {
+		t.Fatalf("encimg has no LUKS header: %q", raw[:16])
+	}
+	for _, known := range []string{"Missing operating system.", "SYSLINUXCFG", "LDLINUX SYS"} {
+		if !strings.Contains(string(plainBytes), known) {
+			t.Fatalf("the test image lacks %q: the check would prove nothing", known)
+		}
+		if strings.Contains(string(raw), known) {
+			t.Fatalf("encimg holds the image's %q in clear", known)
+		}
+	}
+
+	// A server boots from it; its user data reports the boot disk's
+	// size (sectors) and again when it changes.
+	script := filepath.Join(home, "bootsize.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\n"+findDisk+fmt.Sprintf(`(
+if find_disk %s; then
+	size=$(cat /sys/block/$dev/size); echo "BOOT-SIZE:$size"
+	for i in $(seq 1 900); do
+		now=$(cat /sys/block/$dev/size)
+		if [ "$now" != "$size" ]; then echo "BOOT-SIZE:$now"; break; fi
+		sleep 1
+	done
+else
+	echo BOOT-NOT-FOUND
+fi
+) &
+`, ev.ID[:20])), 0o644)
+	out := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--volume", "encimg", "--flavor", "m1.tiny", "--nic", "none",
+		"--user-data", script, "--wait", "-f", "json", "encbfv")
+	var s serverInfo
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Status != "ACTIVE" {
+		t.Fatalf("server create --volume encimg: %v %s\n%s", err, s.Status, out)
+	}
+	console := waitConsole(t, alice, "encbfv", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready", "BOOT-SIZE:")
+	// The guest sees the volume less its LUKS header.
+	var first int
+	if _, err := fmt.Sscanf(console[strings.Index(console, "BOOT-SIZE:"):], "BOOT-SIZE:%d", &first); err != nil || first <= 0 || first >= 2097152 {
+		t.Fatalf("boot disk size in the guest: %d sectors (%v) of a 1 GiB volume", first, err)
+	}
+	if v := waitVolume(t, alice, "encimg", "in-use", time.Minute); len(v.Attachments) != 1 {
+		t.Fatalf("attachments of the boot volume: %v", v.Attachments)
+	}
+	// The key is on no command line: QEMU's names only the pipe it read.
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", qemuPID(t, s.ID))); err != nil || !strings.Contains(string(cmdline), "driver=luks") || !strings.Contains(string(cmdline), "file=/dev/fd/") {
+		t.Errorf("qemu's command line: %v %q", err, cmdline)
+	}
+
+	// Extended while the server runs (3.42): the guest sees 1 GiB more.
+	openstack(t, alice, "--os-volume-api-version", "3.42", "volume", "set", "--size", "2", "encimg")
+	waitConsole(t, alice, "encbfv", 2*time.Minute, fmt.Sprintf("BOOT-SIZE:%d", first+2097152))
+	waitExtendRecorded(t, alice, "encbfv")
+
+	openstack(t, alice, "server", "delete", "--wait", "encbfv")
+	waitVolume(t, alice, "encimg", "available", time.Minute)
+	openstack(t, alice, "volume", "delete", "encimg")
 }
 
 // createVolume makes a volume with the CLI (its arguments args) and
@@ -360,14 +454,11 @@ if [ -n "$found" ]; then echo "ENC-READ:$(head -c %d /dev/$dev)"; else echo ENC-
 		},
 		// An encrypted volume: vm1 writes a pattern into it, vm2 reads
 		// it back, and the volume's raw blocks hold only the LUKS header
-		// and ciphertext. No server boots from it.
+		// and ciphertext.
 		"encvol": func(t *testing.T) {
 			waitVolume(t, alice, "encvol", "available", time.Minute)
 			if out := openstack(t, alice, "volume", "show", "-f", "json", "-c", "encrypted", "encvol"); !strings.Contains(out, `"encrypted": true`) {
 				t.Fatalf("encvol: %s", out)
-			}
-			if out, err := openstackErr(alice, "--os-compute-api-version", "2.37", "server", "create", "--volume", "encvol", "--flavor", "m1.tiny", "--nic", "none", "encboot"); err == nil || !strings.Contains(out, "encrypted") {
-				t.Fatalf("boot from an encrypted volume: %v %s", err, out)
 			}
 		},
 		// A read-only volume of a type with a front-end QoS spec, for
