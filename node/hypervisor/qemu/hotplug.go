@@ -29,8 +29,9 @@ func hotNode(id string) string   { return "vol-" + id }
 func hotDevice(id string) string { return "disk-" + id }
 
 // secretID names the QEMU secret object holding an encrypted disk's
-// passphrase. The passphrase goes to QEMU over QMP only: never on a
-// command line (which ps shows) nor in a file.
+// passphrase. The passphrase goes to QEMU over QMP (a boot disk's
+// through an inherited pipe, bootkey.go): never on a command line
+// (which ps shows) nor in a file.
 func secretID(id string) string { return "sec-" + id }
 
 // nbdNodes are the two names a disk's NBD node alternates between.
