@@ -187,7 +187,8 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	in := newInput(o)
 	now := s.now()
 	p := principal(r)
-	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now}
+	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now,
+		WorkNode: s.cfg.Node, WorkRun: s.run}
 	g.Name, g.Description = nameAndDescription(in)
 	typeRef := in.Required("group_type", 255)
 	if in.Err == nil && !in.Has("volume_types") {
@@ -258,6 +259,7 @@ func (s *Service) changeGroup(ctx context.Context, id string, change func(g *vol
 			if err := change(next); err != nil {
 				return "", nil, err
 			}
+			s.groupWork(cur.Status, next.Status, &next.WorkNode, &next.WorkRun)
 			next.UpdatedAt = s.now()
 			return volstate.CmdPutGroup, volstate.PutGroupCmd{Row: *next, Revision: cur.Revision}, nil
 		})
@@ -459,21 +461,34 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request, arg any) e
 	}); err != nil {
 		return err
 	}
-	for _, v := range vols {
-		if err := s.removeVolume(r.Context(), v.ID, false, true); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.groupFailed(r.Context(), g.ID, volstate.GroupErrorDeleting, "delete volume "+v.ID+": "+err.Error())
-			return err
-		}
-	}
-	row, err := s.changeGroup(r.Context(), g.ID, func(*volstate.Group) error { return nil })
-	if err != nil {
-		return err
-	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteGroup, volstate.DeleteGroupCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
-		s.groupFailed(r.Context(), g.ID, volstate.GroupErrorDeleting, "delete the group: "+err.Error())
+	if err := s.finishGroupDelete(r.Context(), g.ID); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// finishGroupDelete deletes a deleting group's volumes and then its row:
+// the end of a delete, and of one whose process died (settleGroups).
+func (s *Service) finishGroupDelete(ctx context.Context, id string) error {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range volstate.GroupVolumes(tx, id) {
+		if err := s.removeVolume(ctx, v.ID, false, true); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.groupFailed(ctx, id, volstate.GroupErrorDeleting, "delete volume "+v.ID+": "+err.Error())
+			return err
+		}
+	}
+	row, err := s.changeGroup(ctx, id, func(*volstate.Group) error { return nil })
+	if err != nil {
+		return err
+	}
+	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteGroup, volstate.DeleteGroupCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
+		s.groupFailed(ctx, id, volstate.GroupErrorDeleting, "delete the group: "+err.Error())
+		return err
+	}
 	return nil
 }
 
@@ -508,7 +523,8 @@ func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) 
 	in := newInput(o)
 	now := s.now()
 	p := principal(r)
-	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now}
+	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now,
+		WorkNode: s.cfg.Node, WorkRun: s.run}
 	g.Name, g.Description = nameAndDescription(in)
 	g.GroupSnapshotID = in.Str("group_snapshot_id", "", 36)
 	g.SourceGroupID = in.Str("source_group_id", "", 36)

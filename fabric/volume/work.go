@@ -129,6 +129,7 @@ func (s *Service) settle(ctx context.Context) {
 		}
 	}
 	s.settleBackups(ctx, tx)
+	s.settleGroups(ctx)
 }
 
 // working are the statuses background work (or a request) holds a
