@@ -16,8 +16,11 @@ package volume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -158,7 +161,7 @@ func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 // and "/v3/" are version discovery, "/v3/{project_id}/..." the API. Every
 // answer carries the microversion; one outside the range is 406.
 func (s *Service) Handler() http.Handler {
-	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}
+	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Word: cinderWording{}}
 	return microversions(rs.Router(s.routes()))
 }
 
@@ -313,6 +316,16 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: get, Path: v3 + "/group_snapshots/{id}", Access: reader, Rule: "group:get_group_snapshot", Handle: s.showGroupSnapshot},
 		api.Route{Method: del, Path: v3 + "/group_snapshots/{id}", Access: member, Rule: "group:delete_group_snapshot", Handle: s.deleteGroupSnapshot},
 		api.Route{Method: post, Path: v3 + "/group_snapshots/{id}/action", Access: member, Rule: "group:reset_group_snapshot_status", Handle: s.groupSnapshotAction})
+	bodies := bodySchemas()
+	for i, rt := range routes {
+		if b, ok := bodies[rt.Method+" "+strings.TrimPrefix(rt.Path, v3)]; ok {
+			routes[i].Body = b
+			delete(bodies, rt.Method+" "+strings.TrimPrefix(rt.Path, v3))
+		}
+	}
+	if len(bodies) > 0 {
+		panic(fmt.Sprintf("volume: body schemas of no route: %v", slices.Collect(maps.Keys(bodies))))
+	}
 	for _, c := range []string{"clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},

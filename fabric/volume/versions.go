@@ -17,16 +17,16 @@ import (
 // a type's "multiattach" spec: served as a clear refusal (a volume
 // attaches to one server at a time), as the multiattach flag always
 // was. 3.51 takes a backup's availability_zone, 3.52 filters types by
-// extra_specs and reserves RESKEY:availability_zones. 3.53 (request
-// schemas enforced everywhere) is not built, so the range stops before
-// it. User messages (3.3), generic volume groups (3.13, 3.14 from a
+// extra_specs and reserves RESKEY:availability_zones. From 3.53 every
+// request body is checked against Cinder's schema of it (bodies.go).
+// User messages (3.3), generic volume groups (3.13, 3.14 from a
 // source, 3.20 reset_status) and group snapshots (3.14, 3.19
 // reset_status) are built; group replication (3.38) and the other
 // resources the range adds that are not (clusters, workers, manageable
 // volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 52
+	maxMinor = 53
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"
