@@ -151,6 +151,11 @@ func (s *Service) createAttachment(w http.ResponseWriter, r *http.Request) error
 	if in.Err != nil {
 		return in.Err
 	}
+	if in.Has("mode") && !atLeast(r, 54) {
+		// The attach mode is an argument from 3.54; before, Cinder's
+		// schema refuses the key.
+		return cinderWording{}.BadField("mode", o["mode"], "Additional properties are not allowed ('mode' was unexpected): the attach mode is taken from microversion 3.54")
+	}
 	if c, ok := o["connector"]; ok && c != nil {
 		return cinderWording{}.BadField("connector", c, "volumes are attached to this cloud's servers through the compute API (os-volume_attachments), not to outside hosts")
 	}

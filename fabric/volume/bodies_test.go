@@ -82,3 +82,34 @@ func TestBodySchemasFrom353(t *testing.T) {
 		t.Fatalf("malformed JSON: %d %s", r.Code, r.Raw)
 	}
 }
+
+// 3.54: attachment create takes the attach mode; before, "mode" is an
+// unknown key. A read-only volume is attached "ro" whatever is asked,
+// and refuses "rw".
+func TestAttachmentMode354(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	create := func(mode any) map[string]any {
+		a := map[string]any{"volume_uuid": vol, "instance_uuid": "0f5c4b9a-2d6e-4f1a-a3b1-c2d3e4f5a6b7"}
+		if mode != nil {
+			a["mode"] = mode
+		}
+		return map[string]any{"attachment": a}
+	}
+	f.badFieldAs(alice, 52, "POST", "attachments", create("ro"), "mode")
+	f.badFieldAs(alice, 53, "POST", "attachments", create("ro"), "mode")
+	f.badFieldAs(alice, 54, "POST", "attachments", create("wo"), "mode")
+	f.at(54, http.StatusNotFound, "POST", "attachments", bob, create("ro"))
+	a := f.at(54, http.StatusOK, "POST", "attachments", alice, create("ro"))["attachment"].(map[string]any)
+	if a["attach_mode"] != "ro" {
+		t.Fatalf("attachment %v", a)
+	}
+	shown := f.at(54, http.StatusOK, "GET", "attachments/"+a["id"].(string), alice, nil)["attachment"].(map[string]any)
+	if shown["attach_mode"] != "ro" {
+		t.Fatalf("shown %v", shown)
+	}
+	f.at(54, http.StatusOK, "DELETE", "attachments/"+a["id"].(string), alice, nil)
+	if a := f.at(54, http.StatusOK, "POST", "attachments", alice, create("rw"))["attachment"].(map[string]any); a["attach_mode"] != "rw" {
+		t.Fatalf("rw attachment %v", a)
+	}
+}

@@ -86,12 +86,23 @@ func groupSummary(v api.View) api.View { return api.View{"id": v["id"], "name": 
 
 func hideProject(v api.View) api.View { delete(v, "project_id"); return v }
 
+// groupProject shows or hides the project_id of a group's or a group
+// snapshot's detail: shown to admins from 3.58 (Cinder's
+// group:group_project_attribute, admin by default).
+func groupProject(r *http.Request) func(api.View) api.View {
+	if atLeast(r, 58) && principal(r).IsAdmin() {
+		return func(v api.View) api.View { return v }
+	}
+	return hideProject
+}
+
 func (s *Service) listGroups(detail bool) api.HandlerFunc {
 	return listGrouping(s, 13, "groups", s.groups, detail)
 }
 
 // listGrouping lists groups or group snapshots, which exist from
-// microversion 3.minor: the detail list hides project_id, the summary
+// microversion 3.minor: the detail list shows project_id to admins from
+// 3.58, the summary
 // shows id and name.
 func listGrouping[T any](s *Service, minor int, what string, coll func(*http.Request) api.Collection[T], detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -107,7 +118,7 @@ func listGrouping[T any](s *Service, minor int, what string, coll func(*http.Req
 		}
 		r = sortParams(r)
 		c := coll(r)
-		show := hideProject
+		show := groupProject(r)
 		if !detail {
 			show = groupSummary
 		}
@@ -150,7 +161,7 @@ func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"group": hideProject(groupView(tx, r, g))})
+	api.JSON(w, http.StatusOK, map[string]any{"group": groupProject(r)(groupView(tx, r, g))})
 	return nil
 }
 

@@ -82,7 +82,7 @@ func (s *Service) showGroupSnapshot(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"group_snapshot": hideProject(groupSnapshotView(principal(r), g))})
+	api.JSON(w, http.StatusOK, map[string]any{"group_snapshot": groupProject(r)(groupSnapshotView(principal(r), g))})
 	return nil
 }
 

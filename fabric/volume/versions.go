@@ -19,6 +19,11 @@ import (
 // was. 3.51 takes a backup's availability_zone, 3.52 filters types by
 // extra_specs and reserves RESKEY:availability_zones. From 3.53 every
 // request body is checked against Cinder's schema of it (bodies.go).
+// 3.54 takes an attachment's mode, 3.55 transfers without snapshots
+// (no_snapshots), 3.56 shows a backup's user_id, 3.57 a transfer's
+// history (source_project_id, destination_project_id, accepted), 3.58 a
+// group's and a group snapshot's project_id to admins, 3.59 sorts and
+// pages transfer lists.
 // User messages (3.3), generic volume groups (3.13, 3.14 from a
 // source, 3.20 reset_status) and group snapshots (3.14, 3.19
 // reset_status) are built; group replication (3.38) and the other
@@ -26,7 +31,7 @@ import (
 // volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 53
+	maxMinor = 59
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"
