@@ -297,6 +297,7 @@ func bodySchemas() map[string]func(*http.Request) *api.Schema {
 		"POST /group_snapshots":                   from53(groupSnapshotCreate),
 		"POST /group_snapshots/{id}/action":       from53(groupSnapshotActions),
 	}
+	b["PUT /v3/default-types/{id}"] = since(bodyStep{62, api.BodyOf("default_type", closed(props{"volume_type": pName}, "volume_type"))})
 	for _, c := range []string{"os-volume-transfer", "volume-transfers"} {
 		b["POST /"+c] = since(bodyStep{53, transferCreate}, bodyStep{55, transferCreate55})
 		b["POST /"+c+"/{id}/accept"] = from53(transferAccept)

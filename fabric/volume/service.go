@@ -316,6 +316,11 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: get, Path: v3 + "/group_snapshots/{id}", Access: reader, Rule: "group:get_group_snapshot", Handle: s.showGroupSnapshot},
 		api.Route{Method: del, Path: v3 + "/group_snapshots/{id}", Access: member, Rule: "group:delete_group_snapshot", Handle: s.deleteGroupSnapshot},
 		api.Route{Method: post, Path: v3 + "/group_snapshots/{id}/action", Access: member, Rule: "group:reset_group_snapshot_status", Handle: s.groupSnapshotAction})
+	routes = append(routes,
+		api.Route{Method: get, Path: "/v3/default-types", Access: admin, Rule: "volume_extension:default_get_all", Handle: s.listDefaultTypes},
+		api.Route{Method: get, Path: "/v3/default-types/{id}", Access: reader, Rule: "volume_extension:default_get", Handle: s.showProjectDefaultType},
+		api.Route{Method: put, Path: "/v3/default-types/{id}", Access: admin, Rule: "volume_extension:default_set_or_update", Handle: s.setDefaultType},
+		api.Route{Method: del, Path: "/v3/default-types/{id}", Access: admin, Rule: "volume_extension:default_unset", Handle: s.unsetDefaultType})
 	bodies := bodySchemas()
 	for i, rt := range routes {
 		if b, ok := bodies[rt.Method+" "+strings.TrimPrefix(rt.Path, v3)]; ok {

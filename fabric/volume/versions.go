@@ -23,7 +23,13 @@ import (
 // (no_snapshots), 3.56 shows a backup's user_id, 3.57 a transfer's
 // history (source_project_id, destination_project_id, accepted), 3.58 a
 // group's and a group snapshot's project_id to admins, 3.59 sorts and
-// pages transfer lists.
+// pages transfer lists. 3.60 filters volume lists by created_at and
+// updated_at comparisons, 3.61 shows admins a volume's cluster_name
+// (none), 3.62 sets default volume types per project (/default-types),
+// 3.63 shows a volume's volume_type_id, 3.64 an encrypted volume's and
+// backup's encryption_key_id, 3.65 consumes_quota (always true: there
+// are no temporary volumes) with its list filter, 3.66 snapshots in-use
+// volumes without force.
 // User messages (3.3), generic volume groups (3.13, 3.14 from a
 // source, 3.20 reset_status) and group snapshots (3.14, 3.19
 // reset_status) are built; group replication (3.38) and the other
@@ -31,7 +37,7 @@ import (
 // volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 59
+	maxMinor = 66
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"

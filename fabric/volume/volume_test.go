@@ -661,6 +661,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g1", Name: "g", Specs: map[string]string{"k": "v"}}, Create: true}},
 		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g2", Name: "g2"}, Create: true}},
 		{volstate.CmdDeleteGroupType, volstate.DeleteGroupTypeCmd{ID: "g2"}},
+		{volstate.CmdSetDefaultType, volstate.SetDefaultTypeCmd{Row: volstate.ProjectDefault{ID: projA, TypeID: volstate.DefaultTypeID}}},
+		{volstate.CmdSetDefaultType, volstate.SetDefaultTypeCmd{Row: volstate.ProjectDefault{ID: projB, TypeID: volstate.DefaultTypeID}}},
+		{volstate.CmdUnsetDefaultType, volstate.UnsetDefaultTypeCmd{Project: projB}},
 	} {
 		if _, err := f.local.Propose(context.Background(), c.typ, c.body); err != nil {
 			t.Fatalf("%s: %v", c.typ, err)

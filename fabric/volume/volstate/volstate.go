@@ -437,6 +437,7 @@ func Schema() store.Schema {
 			groupTypeTable(),
 			groupTables()[0],
 			groupTables()[1],
+			defaultTypeTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:        store.Typed(applyCreateVolume),
@@ -451,6 +452,8 @@ func Schema() store.Schema {
 			CmdSetQuota:            store.Typed(applySetQuota),
 			CmdDeleteQuota:         store.Typed(applyDeleteQuota),
 			CmdSetQuotaClass:       store.Typed(applySetQuotaClass),
+			CmdSetDefaultType:      store.Typed(applySetDefaultType),
+			CmdUnsetDefaultType:    store.Typed(applyUnsetDefaultType),
 			CmdCreateQoS:           store.Typed(applyCreateQoS),
 			CmdPutQoS:              store.Typed(applyPutQoS),
 			CmdDeleteQoS:           store.Typed(applyDeleteQoS),
@@ -867,6 +870,9 @@ func applyDeleteType(tx *memdb.Txn, c DeleteTypeCmd) (any, error) {
 	cur := store.Get[Type](tx, TypeTable, c.ID)
 	if cur == nil {
 		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume type %s could not be found.", c.ID)
+	}
+	if p := defaultOf(tx, c.ID); p != "" {
+		return nil, invalid("Invalid volume type: the volume type %s is the default volume type of project %s and cannot be deleted.", c.ID, p)
 	}
 	for _, v := range store.All[Volume](tx, VolumeTable, "id") {
 		if v.TypeID == c.ID {
