@@ -182,12 +182,6 @@ func (s *Schema) checkObject(field string, x map[string]any, w Wording) error {
 	if s.MaxProps > 0 && len(x) > s.MaxProps {
 		return w.BadField(field, x, fmt.Sprintf("%s has too many properties", pyRepr(x)))
 	}
-	if len(s.AnyOf) > 0 && countSets(x, s.AnyOf) == 0 {
-		return w.BadField(field, x, fmt.Sprintf("%s is not valid under any of the given schemas (it needs one of %s)", pyRepr(x), setsText(s.AnyOf)))
-	}
-	if len(s.OneOf) > 0 && countSets(x, s.OneOf) != 1 {
-		return w.BadField(field, x, fmt.Sprintf("%s is not valid under exactly one of the given schemas (it needs exactly one of %s)", pyRepr(x), setsText(s.OneOf)))
-	}
 	keys := make([]string, 0, len(x))
 	for k := range x {
 		keys = append(keys, k)
@@ -209,6 +203,13 @@ func (s *Schema) checkObject(field string, x map[string]any, w Wording) error {
 		if s.Closed {
 			return w.BadField(k, x[k], fmt.Sprintf("Additional properties are not allowed (%s was unexpected)", pyRepr(k)))
 		}
+	}
+	// After the keys: an unknown key is named before a missing choice.
+	if len(s.AnyOf) > 0 && countSets(x, s.AnyOf) == 0 {
+		return w.BadField(field, x, fmt.Sprintf("%s is not valid under any of the given schemas (it needs one of %s)", pyRepr(x), setsText(s.AnyOf)))
+	}
+	if len(s.OneOf) > 0 && countSets(x, s.OneOf) != 1 {
+		return w.BadField(field, x, fmt.Sprintf("%s is not valid under exactly one of the given schemas (it needs exactly one of %s)", pyRepr(x), setsText(s.OneOf)))
 	}
 	return nil
 }

@@ -331,6 +331,15 @@ func (s *Service) routes() []api.Route {
 	if len(bodies) > 0 {
 		panic(fmt.Sprintf("volume: body schemas of no route: %v", slices.Collect(maps.Keys(bodies))))
 	}
+	// 3.67: the project in the URL is optional; without it the request
+	// acts in the token's project. Cinder's router takes both forms at
+	// every version; so does this one.
+	for _, rt := range routes {
+		if rest, ok := strings.CutPrefix(rt.Path, v3+"/"); ok {
+			rt.Path = "/v3/" + rest
+			routes = append(routes, rt)
+		}
+	}
 	for _, c := range []string{"clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
@@ -348,10 +357,11 @@ func notBuilt(what string) api.HandlerFunc {
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
 
 // project is the project the request acts in: the token's. The project
-// in the URL must be it, unless the caller is an admin.
+// in the URL, if the URL names one (optional from 3.67), must be it,
+// unless the caller is an admin.
 func project(r *http.Request) (string, error) {
 	p := principal(r)
-	if u := chi.URLParam(r, "project_id"); u != p.ProjectID && !p.IsAdmin() {
+	if u := chi.URLParam(r, "project_id"); u != "" && u != p.ProjectID && !p.IsAdmin() {
 		return "", policyDenied("project_id")
 	}
 	return p.ProjectID, nil

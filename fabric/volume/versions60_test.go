@@ -172,3 +172,30 @@ func TestSnapshotInUse366(t *testing.T) {
 	f.badFieldAs(alice, 66, "POST", "snapshots", snap(map[string]any{"force": false}), "force")
 	f.at(66, http.StatusNotFound, "POST", "snapshots", bob, snap(map[string]any{}))
 }
+
+// 3.67: the API is also served without the project in the URL, acting in
+// the token's project; links then name no project.
+func TestNoProjectInURL367(t *testing.T) {
+	f := newFixture(t)
+	made := f.at(67, http.StatusAccepted, "POST", "/v3/volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "name": "short"}})["volume"].(map[string]any)
+	id := made["id"].(string)
+	if got := f.showVolume(alice, id); got["os-vol-tenant-attr:tenant_id"] != projA {
+		t.Fatalf("made in %v", got["os-vol-tenant-attr:tenant_id"])
+	}
+	self := made["links"].([]any)[0].(map[string]any)["href"].(string)
+	if !strings.HasSuffix(self, "/volume/v3/volumes/"+id) {
+		t.Fatalf("self link %s", self)
+	}
+	if got := f.at(67, http.StatusOK, "GET", "/v3/volumes/"+id, alice, nil)["volume"].(map[string]any); got["name"] != "short" {
+		t.Fatalf("shown %v", got)
+	}
+	f.at(67, http.StatusNotFound, "GET", "/v3/volumes/"+id, bob, nil)
+	if l := f.at(67, http.StatusOK, "GET", "/v3/volumes", bob, nil)["volumes"].([]any); len(l) != 0 {
+		t.Fatalf("bob lists %v", l)
+	}
+	f.at(67, http.StatusOK, "PUT", "/v3/volumes/"+id, alice, map[string]any{"volume": map[string]any{"name": "renamed"}})
+	f.badFieldAs(alice, 67, "PUT", "/v3/volumes/"+id, map[string]any{"volume": map[string]any{"colour": "x"}}, "colour")
+	f.at(67, http.StatusForbidden, "POST", "/v3/types", alice, map[string]any{"volume_type": map[string]any{"name": "x"}})
+	// The project form still holds its check.
+	f.at(67, http.StatusForbidden, "GET", "/v3/"+projA+"/volumes", bob, nil)
+}

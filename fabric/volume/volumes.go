@@ -152,9 +152,13 @@ func sortParams(r *http.Request) *http.Request {
 
 func (s *Service) links(r *http.Request, collection, id string) []any {
 	p := chi.URLParam(r, "project_id")
+	if p != "" {
+		// Links name the project when the request's URL did (3.67).
+		p += "/"
+	}
 	return []any{
-		map[string]any{"rel": "self", "href": s.baseURL(r) + "/v3/" + p + "/" + collection + "/" + id},
-		map[string]any{"rel": "bookmark", "href": s.baseURL(r) + "/" + p + "/" + collection + "/" + id},
+		map[string]any{"rel": "self", "href": s.baseURL(r) + "/v3/" + p + collection + "/" + id},
+		map[string]any{"rel": "bookmark", "href": s.baseURL(r) + "/" + p + collection + "/" + id},
 	}
 }
 
