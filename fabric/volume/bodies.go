@@ -148,6 +148,7 @@ var (
 		"os-initialize_connection": closed(props{"connector": {Types: []string{"object", "string"}}}, "connector"),
 		"os-terminate_connection":  closed(props{"connector": {Types: []string{"string", "object", "null"}}}, "connector"),
 		"os-update_readonly_flag":  closed(props{"readonly": pBool}, "readonly"),
+		"os-reimage":               closed(props{"image_id": pUUID, "reimage_reserved": pBool}, "image_id"),
 		"os-reset_status":          closed(props{"status": {Types: tStrNull}, "attach_status": {Types: tStrNull}, "migration_status": {Types: tStrNull}}),
 		"os-force_detach":          closed(props{"connector": {Types: []string{"string", "object", "null"}}, "attachment_id": {Types: tStrNull}}),
 		"os-migrate_volume": closed(props{"host": {Types: tStrNull, MaxLen: 255}, "force_host_copy": pBool, "lock_volume": pBool,

@@ -30,7 +30,8 @@ import (
 // backup's encryption_key_id, 3.65 consumes_quota (always true: there
 // are no temporary volumes) with its list filter, 3.66 snapshots in-use
 // volumes without force. 3.67 serves the API without the project in the
-// URL too (at every version, as Cinder's router does).
+// URL too (at every version, as Cinder's router does). 3.68 re-images a
+// volume (os-reimage).
 // User messages (3.3), generic volume groups (3.13, 3.14 from a
 // source, 3.20 reset_status) and group snapshots (3.14, 3.19
 // reset_status) are built; group replication (3.38) and the other
@@ -38,7 +39,7 @@ import (
 // volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 67
+	maxMinor = 68
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"

@@ -952,7 +952,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 		return s.imageMetadataAction(w, r, action, arg)
 	case "os-update_readonly_flag":
 		return s.updateReadonly(w, r, arg)
-	case "os-migrate_volume", "os-reimage", "revert":
+	case "os-reimage":
+		return s.reimage(w, r, arg)
+	case "os-migrate_volume", "revert":
 		return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 	}
 	return badRequest("There is no such action: %s", action)

@@ -47,6 +47,9 @@ const (
 	StatusRestoringBackup = "restoring-backup"
 	// StatusUploading: the volume is being copied into an image.
 	StatusUploading = "uploading"
+	// StatusDownloading: an image is being written over the volume
+	// (os-reimage, 3.68); PreviousStatus is the status it returns to.
+	StatusDownloading = "downloading"
 	// StatusAwaitingTransfer: a transfer to another project is offered.
 	StatusAwaitingTransfer = "awaiting-transfer"
 	// StatusMaintenance is only ever set by an admin (os-reset_status):
@@ -93,6 +96,8 @@ type Volume struct {
 	Reason   string `json:"reason,omitempty"`
 	TypeID   string `json:"type_id"`
 	Bootable bool   `json:"bootable,omitempty"`
+	// PreviousStatus is the status a reimage returns the volume to.
+	PreviousStatus string `json:"previous_status,omitempty"`
 	// ReadOnly is Cinder's readonly admin metadata (os-update_readonly_flag):
 	// nil until first set. A read-only volume is attached read-only.
 	ReadOnly *bool `json:"readonly,omitempty"`
