@@ -133,9 +133,16 @@ func (s *Service) createTransfer(collection string) api.HandlerFunc {
 		if v.Project != proj {
 			return notFound("Volume", t.VolumeID)
 		}
-		if v.Key != "" && t.NoSnapshots {
-			// As Cinder: an encrypted volume goes with its snapshots.
-			return badRequest("Invalid volume: transferring an encrypted volume without its snapshots is not supported.")
+		if v.Key != "" {
+			// As Cinder: encrypted volumes are transferred from 3.70
+			// (the key, sealed with the cluster's key, goes with the
+			// volume), and only with their snapshots.
+			switch {
+			case !atLeast(r, 70):
+				return badRequest("Invalid volume: transferring encrypted volume is not supported before microversion 3.70.")
+			case t.NoSnapshots:
+				return badRequest("Invalid volume: transferring an encrypted volume without its snapshots is not supported.")
+			}
 		}
 		key := randomHex(8) // 16 characters, as Cinder's
 		t.KeyHash = keyHash(t.Salt, key)

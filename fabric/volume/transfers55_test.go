@@ -60,15 +60,20 @@ func TestTransferPaging359(t *testing.T) {
 	}
 }
 
-// An encrypted volume is transferred with its snapshots only.
-func TestEncryptedTransferKeepsSnapshots(t *testing.T) {
+// 3.70: an encrypted volume is transferred, with its snapshots only;
+// before, it is refused, as Cinder refuses it.
+func TestEncryptedTransfer370(t *testing.T) {
 	_, opt := withSecrets(t)
 	f := newFixture(t, opt)
 	f.encryptedType("secret")
 	vol := f.createVolume(alice, map[string]any{"size": 1, "volume_type": "secret"})["id"].(string)
-	f.at(55, http.StatusBadRequest, "POST", "volume-transfers", alice, map[string]any{"transfer": map[string]any{"volume_id": vol, "no_snapshots": true}})
-	tr := f.at(55, http.StatusAccepted, "POST", "volume-transfers", alice, map[string]any{"transfer": map[string]any{"volume_id": vol}})["transfer"].(map[string]any)
-	f.at(55, http.StatusAccepted, "POST", "volume-transfers/"+tr["id"].(string)+"/accept", bob, map[string]any{"accept": map[string]any{"auth_key": tr["auth_key"]}})
+	f.at(69, http.StatusBadRequest, "POST", "volume-transfers", alice, map[string]any{"transfer": map[string]any{"volume_id": vol}})
+	f.at(70, http.StatusBadRequest, "POST", "volume-transfers", alice, map[string]any{"transfer": map[string]any{"volume_id": vol, "no_snapshots": true}})
+	if got := f.showVolume(alice, vol); got["status"] != "available" {
+		t.Fatalf("after the refusals: %v", got)
+	}
+	tr := f.at(70, http.StatusAccepted, "POST", "volume-transfers", alice, map[string]any{"transfer": map[string]any{"volume_id": vol}})["transfer"].(map[string]any)
+	f.at(70, http.StatusAccepted, "POST", "volume-transfers/"+tr["id"].(string)+"/accept", bob, map[string]any{"accept": map[string]any{"auth_key": tr["auth_key"]}})
 	if got := f.showVolume(bob, vol); got["status"] != "available" || got["encrypted"] != true {
 		t.Fatalf("accepted encrypted volume %v", got)
 	}

@@ -31,7 +31,10 @@ import (
 // are no temporary volumes) with its list filter, 3.66 snapshots in-use
 // volumes without force. 3.67 serves the API without the project in the
 // URL too (at every version, as Cinder's router does). 3.68 re-images a
-// volume (os-reimage).
+// volume (os-reimage). 3.69 lets shared_targets be null: here it is
+// known (false: no target is shared), so nothing changes. 3.70
+// transfers encrypted volumes (with their snapshots); before, they are
+// refused, as Cinder refuses them.
 // User messages (3.3), generic volume groups (3.13, 3.14 from a
 // source, 3.20 reset_status) and group snapshots (3.14, 3.19
 // reset_status) are built; group replication (3.38) and the other
@@ -39,7 +42,7 @@ import (
 // volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 68
+	maxMinor = 70
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"

@@ -199,3 +199,16 @@ func TestNoProjectInURL367(t *testing.T) {
 	// The project form still holds its check.
 	f.at(67, http.StatusForbidden, "GET", "/v3/"+projA+"/volumes", bob, nil)
 }
+
+// 3.69 lets shared_targets be null (unknown); here it is known: no
+// target is shared (each volume is its own NBD export), so it stays
+// false at every version from 3.48.
+func TestSharedTargets369(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	for _, minor := range []int{48, 68, 69} {
+		if got := f.at(minor, http.StatusOK, "GET", "volumes/"+vol, alice, nil)["volume"].(map[string]any); got["shared_targets"] != false {
+			t.Fatalf("at 3.%d: %v", minor, got["shared_targets"])
+		}
+	}
+}
