@@ -106,3 +106,30 @@ func (s *Service) reimage(w http.ResponseWriter, r *http.Request, arg any) error
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
+
+// extendCompletion is os-extend_volume_completion (3.71), an admin's (in
+// Cinder, Nova's service user's) report that the compute side of an
+// extend of an attached volume finished, for back ends whose extend
+// waits in "extending" for it. Here an extend is complete when the
+// volume's blocks have grown (the guest learns the size through the node
+// agent, recorded as Nova's extend_volume instance action), so no volume
+// ever waits for it: the action is checked and refused as Cinder refuses
+// it for a volume that is not waiting, never taken silently.
+func (s *Service) extendCompletion(w http.ResponseWriter, r *http.Request, arg any) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:volume_admin_actions:extend_volume_completion")
+	}
+	in, err := actionArg(arg, "os-extend_volume_completion")
+	if err != nil {
+		return err
+	}
+	in.Bool("error", false)
+	if in.Err != nil {
+		return in.Err
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	return badRequest("Invalid volume: Volume %s is not waiting for an extend to be completed (it is %s): an extend here is complete once the volume's blocks have grown, and the guest is told by the node agent.", v.ID, v.Status)
+}

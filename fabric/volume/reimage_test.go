@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
@@ -68,5 +69,26 @@ func TestAbandonedReimageIsSettled(t *testing.T) {
 	f.svc.settle(context.Background())
 	if got := f.showVolume(admin, vol); got["status"] != "error" || got["rackstack:error_reason"] == nil {
 		t.Fatalf("settled to %v", got)
+	}
+}
+
+// 3.71: os-extend_volume_completion is an admin's; no volume here waits
+// for it (an extend completes when the blocks have grown), so it is a
+// 400 saying so, never taken silently; a bad body names the field.
+func TestExtendVolumeCompletion371(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.attached(vol)
+	f.at(71, http.StatusAccepted, "POST", "volumes/"+vol+"/action", alice, map[string]any{"os-extend": map[string]any{"new_size": 2}})
+	path := "volumes/" + vol + "/action"
+	done := map[string]any{"os-extend_volume_completion": map[string]any{"error": false}}
+	f.at(71, http.StatusForbidden, "POST", path, alice, done)
+	f.badFieldAs(admin, 71, "POST", path, map[string]any{"os-extend_volume_completion": map[string]any{"error": "no", "extra": 1}}, "extra")
+	r := f.call("POST", path, admin, done, mv("71")...)
+	if _, msg := fault(t, r); r.Code != http.StatusBadRequest || !strings.Contains(msg, "not waiting") {
+		t.Fatalf("completion: %d %s", r.Code, r.Raw)
+	}
+	if got := f.showVolume(alice, vol); got["status"] != "in-use" || got["size"] != float64(2) {
+		t.Fatalf("volume after %v", got)
 	}
 }

@@ -34,7 +34,10 @@ import (
 // volume (os-reimage). 3.69 lets shared_targets be null: here it is
 // known (false: no target is shared), so nothing changes. 3.70
 // transfers encrypted volumes (with their snapshots); before, they are
-// refused, as Cinder refuses them.
+// refused, as Cinder refuses them. 3.71 has os-extend_volume_completion:
+// no volume here waits for it (an extend is complete when the blocks
+// have grown), so it is refused saying so, as Cinder refuses it for a
+// volume that is not waiting.
 // User messages (3.3), generic volume groups (3.13, 3.14 from a
 // source, 3.20 reset_status) and group snapshots (3.14, 3.19
 // reset_status) are built; group replication (3.38) and the other
@@ -42,7 +45,7 @@ import (
 // volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 70
+	maxMinor = 71
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"

@@ -954,6 +954,8 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 		return s.updateReadonly(w, r, arg)
 	case "os-reimage":
 		return s.reimage(w, r, arg)
+	case "os-extend_volume_completion":
+		return s.extendCompletion(w, r, arg)
 	case "os-migrate_volume", "revert":
 		return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 	}
