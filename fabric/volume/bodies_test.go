@@ -113,3 +113,18 @@ func TestAttachmentMode354(t *testing.T) {
 		t.Fatalf("rw attachment %v", a)
 	}
 }
+
+// cinderclient's attachment-create sends an empty connector for a
+// reservation: it is taken as none; a real connector (an outside host)
+// is still refused naming it.
+func TestAttachmentEmptyConnector(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	body := func(c any) map[string]any {
+		return map[string]any{"attachment": map[string]any{"volume_uuid": vol, "instance_uuid": "0f5c4b9a-2d6e-4f1a-a3b1-c2d3e4f5a6b7", "connector": c}}
+	}
+	f.badFieldAs(alice, 27, "POST", "attachments", body(map[string]any{"initiator": "iqn.x"}), "connector")
+	if a := f.at(54, http.StatusOK, "POST", "attachments", alice, body(map[string]any{}))["attachment"].(map[string]any); a["status"] != "reserved" {
+		t.Fatalf("attachment %v", a)
+	}
+}
