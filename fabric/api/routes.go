@@ -53,6 +53,11 @@ type Route struct {
 	Access Access
 	Rule   string
 	Handle HandlerFunc
+	// Body, when set, is the schema the request's body must fit (nil
+	// for this request, e.g. below the microversion that brought it):
+	// a body that does not is refused with a 400 naming the field
+	// before Handle runs, after the caller's access is checked.
+	Body func(r *http.Request) *Schema
 }
 
 // Routes mounts a service's routes with its authentication and error
@@ -63,13 +68,16 @@ type Routes struct {
 	// Denied is the service's 403 for a rule the caller does not pass
 	// (Neutron's PolicyNotAuthorized, Nova's "Policy doesn't allow").
 	Denied func(rule string) error
+	// Word words the 400s of bodies that do not fit a Route's Body
+	// (default: jsonschema's words).
+	Word Wording
 }
 
 // Mount adds routes to r: token-checked unless Public, role-checked by
 // Access, errors written with the service's ErrorWriter.
 func (rs Routes) Mount(r chi.Router, routes []Route) {
 	for _, rt := range routes {
-		h := rs.Handler(rt.Handle)
+		h := rs.Handler(rs.checked(rt))
 		if rt.Access != Public {
 			h = rs.guard(rt, h)
 		}
@@ -99,4 +107,23 @@ func (rs Routes) guard(rt Route, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	}))
 	return authed
+}
+
+// checked is rt's handler behind its Body schema.
+func (rs Routes) checked(rt Route) HandlerFunc {
+	if rt.Body == nil {
+		return rt.Handle
+	}
+	word := rs.Word
+	if word == nil {
+		word = schemaWording{}
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s := rt.Body(r); s != nil {
+			if err := validateBody(r, s, word); err != nil {
+				return err
+			}
+		}
+		return rt.Handle(w, r)
+	}
 }

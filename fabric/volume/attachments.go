@@ -151,7 +151,12 @@ func (s *Service) createAttachment(w http.ResponseWriter, r *http.Request) error
 	if in.Err != nil {
 		return in.Err
 	}
-	if c, ok := o["connector"]; ok && c != nil {
+	if in.Has("mode") && !atLeast(r, 54) {
+		// The attach mode is an argument from 3.54; before, Cinder's
+		// schema refuses the key.
+		return cinderWording{}.BadField("mode", o["mode"], "Additional properties are not allowed ('mode' was unexpected): the attach mode is taken from microversion 3.54")
+	}
+	if c, ok := o["connector"]; ok && c != nil && !emptyObject(c) {
 		return cinderWording{}.BadField("connector", c, "volumes are attached to this cloud's servers through the compute API (os-volume_attachments), not to outside hosts")
 	}
 	v, err := s.ownVolume(r, volID)
@@ -380,3 +385,7 @@ func (s *Service) attachmentAction(w http.ResponseWriter, r *http.Request) error
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// emptyObject reports whether v is {}: cinderclient's attachment-create
+// sends an empty connector for "no connector" (a reservation).
+func emptyObject(v any) bool { m, ok := v.(map[string]any); return ok && len(m) == 0 }

@@ -90,6 +90,9 @@ func (s *Service) backupView(tx *memdb.Txn, r *http.Request, p *api.Principal, b
 	if atLeast(r, 56) {
 		v["user_id"] = b.User
 	}
+	if atLeast(r, 64) && b.KeyID != "" {
+		v["encryption_key_id"] = b.KeyID
+	}
 	return v
 }
 
@@ -501,7 +504,7 @@ func (s *Service) newRestoreVolume(ctx context.Context, p *api.Principal, proj s
 	if err != nil {
 		return "", err
 	}
-	t, err := volstate.LoadType(tx, volstate.DefaultTypeID)
+	t, err := volstate.ProjectDefaultType(tx, proj)
 	if err != nil {
 		return "", err
 	}

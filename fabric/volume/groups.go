@@ -86,12 +86,23 @@ func groupSummary(v api.View) api.View { return api.View{"id": v["id"], "name": 
 
 func hideProject(v api.View) api.View { delete(v, "project_id"); return v }
 
+// groupProject shows or hides the project_id of a group's or a group
+// snapshot's detail: shown to admins from 3.58 (Cinder's
+// group:group_project_attribute, admin by default).
+func groupProject(r *http.Request) func(api.View) api.View {
+	if atLeast(r, 58) && principal(r).IsAdmin() {
+		return func(v api.View) api.View { return v }
+	}
+	return hideProject
+}
+
 func (s *Service) listGroups(detail bool) api.HandlerFunc {
 	return listGrouping(s, 13, "groups", s.groups, detail)
 }
 
 // listGrouping lists groups or group snapshots, which exist from
-// microversion 3.minor: the detail list hides project_id, the summary
+// microversion 3.minor: the detail list shows project_id to admins from
+// 3.58, the summary
 // shows id and name.
 func listGrouping[T any](s *Service, minor int, what string, coll func(*http.Request) api.Collection[T], detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -107,7 +118,7 @@ func listGrouping[T any](s *Service, minor int, what string, coll func(*http.Req
 		}
 		r = sortParams(r)
 		c := coll(r)
-		show := hideProject
+		show := groupProject(r)
 		if !detail {
 			show = groupSummary
 		}
@@ -150,7 +161,7 @@ func (s *Service) showGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"group": hideProject(groupView(tx, r, g))})
+	api.JSON(w, http.StatusOK, map[string]any{"group": groupProject(r)(groupView(tx, r, g))})
 	return nil
 }
 
@@ -187,7 +198,8 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	in := newInput(o)
 	now := s.now()
 	p := principal(r)
-	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now}
+	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now,
+		WorkNode: s.cfg.Node, WorkRun: s.run}
 	g.Name, g.Description = nameAndDescription(in)
 	typeRef := in.Required("group_type", 255)
 	if in.Err == nil && !in.Has("volume_types") {
@@ -258,6 +270,7 @@ func (s *Service) changeGroup(ctx context.Context, id string, change func(g *vol
 			if err := change(next); err != nil {
 				return "", nil, err
 			}
+			s.groupWork(cur.Status, next.Status, &next.WorkNode, &next.WorkRun)
 			next.UpdatedAt = s.now()
 			return volstate.CmdPutGroup, volstate.PutGroupCmd{Row: *next, Revision: cur.Revision}, nil
 		})
@@ -459,21 +472,34 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request, arg any) e
 	}); err != nil {
 		return err
 	}
-	for _, v := range vols {
-		if err := s.removeVolume(r.Context(), v.ID, false, true); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.groupFailed(r.Context(), g.ID, volstate.GroupErrorDeleting, "delete volume "+v.ID+": "+err.Error())
-			return err
-		}
-	}
-	row, err := s.changeGroup(r.Context(), g.ID, func(*volstate.Group) error { return nil })
-	if err != nil {
-		return err
-	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteGroup, volstate.DeleteGroupCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
-		s.groupFailed(r.Context(), g.ID, volstate.GroupErrorDeleting, "delete the group: "+err.Error())
+	if err := s.finishGroupDelete(r.Context(), g.ID); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// finishGroupDelete deletes a deleting group's volumes and then its row:
+// the end of a delete, and of one whose process died (settleGroups).
+func (s *Service) finishGroupDelete(ctx context.Context, id string) error {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range volstate.GroupVolumes(tx, id) {
+		if err := s.removeVolume(ctx, v.ID, false, true); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.groupFailed(ctx, id, volstate.GroupErrorDeleting, "delete volume "+v.ID+": "+err.Error())
+			return err
+		}
+	}
+	row, err := s.changeGroup(ctx, id, func(*volstate.Group) error { return nil })
+	if err != nil {
+		return err
+	}
+	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteGroup, volstate.DeleteGroupCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
+		s.groupFailed(ctx, id, volstate.GroupErrorDeleting, "delete the group: "+err.Error())
+		return err
+	}
 	return nil
 }
 
@@ -508,7 +534,8 @@ func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) 
 	in := newInput(o)
 	now := s.now()
 	p := principal(r)
-	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now}
+	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now,
+		WorkNode: s.cfg.Node, WorkRun: s.run}
 	g.Name, g.Description = nameAndDescription(in)
 	g.GroupSnapshotID = in.Str("group_snapshot_id", "", 36)
 	g.SourceGroupID = in.Str("source_group_id", "", 36)

@@ -82,7 +82,7 @@ func (s *Service) showGroupSnapshot(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"group_snapshot": hideProject(groupSnapshotView(principal(r), g))})
+	api.JSON(w, http.StatusOK, map[string]any{"group_snapshot": groupProject(r)(groupSnapshotView(principal(r), g))})
 	return nil
 }
 
@@ -107,6 +107,7 @@ func (s *Service) changeGroupSnapshot(ctx context.Context, id string, change fun
 			if err := change(next); err != nil {
 				return "", nil, err
 			}
+			s.groupWork(cur.Status, next.Status, &next.WorkNode, &next.WorkRun)
 			next.UpdatedAt = s.now()
 			return volstate.CmdPutGroupSnapshot, volstate.PutGroupSnapshotCmd{Row: *next, Revision: cur.Revision}, nil
 		})
@@ -130,7 +131,8 @@ func (s *Service) createGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 	in := newInput(o)
 	now := s.now()
 	p := principal(r)
-	gs := volstate.GroupSnapshot{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, CreatedAt: now, UpdatedAt: now}
+	gs := volstate.GroupSnapshot{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, CreatedAt: now, UpdatedAt: now,
+		WorkNode: s.cfg.Node, WorkRun: s.run}
 	gs.Name, gs.Description = nameAndDescription(in)
 	gs.GroupID = in.Required("group_id", 36)
 	if in.Err != nil {
@@ -228,24 +230,35 @@ func (s *Service) deleteGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return err
-	}
-	for _, sn := range volstate.GroupSnapshotMembers(tx, gs.ID) {
-		if err := s.removeSnapshot(r.Context(), sn.ID, true); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.groupSnapshotFailed(r.Context(), gs.ID, "delete snapshot "+sn.ID+": "+err.Error())
-			return err
-		}
-	}
-	if row, err = s.changeGroupSnapshot(r.Context(), gs.ID, func(*volstate.GroupSnapshot) error { return nil }); err != nil {
-		return err
-	}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDeleteGroupSnapshot, volstate.DeleteGroupSnapshotCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
-		s.groupSnapshotFailed(r.Context(), gs.ID, "delete the group snapshot: "+err.Error())
+	if err := s.finishGroupSnapshotDelete(r.Context(), row.ID); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// finishGroupSnapshotDelete deletes a deleting group snapshot's
+// snapshots and then its row: the end of a delete, and of one whose
+// process died (settleGroups).
+func (s *Service) finishGroupSnapshotDelete(ctx context.Context, id string) error {
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sn := range volstate.GroupSnapshotMembers(tx, id) {
+		if err := s.removeSnapshot(ctx, sn.ID, true); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.groupSnapshotFailed(ctx, id, "delete snapshot "+sn.ID+": "+err.Error())
+			return err
+		}
+	}
+	row, err := s.changeGroupSnapshot(ctx, id, func(*volstate.GroupSnapshot) error { return nil })
+	if err != nil {
+		return err
+	}
+	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdDeleteGroupSnapshot, volstate.DeleteGroupSnapshotCmd{ID: row.ID, Revision: row.Revision}, nil); err != nil {
+		s.groupSnapshotFailed(ctx, id, "delete the group snapshot: "+err.Error())
+		return err
+	}
 	return nil
 }
 

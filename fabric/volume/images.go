@@ -89,7 +89,7 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	if err != nil {
 		return "", err
 	}
-	t, err := volstate.LoadType(tx, volstate.DefaultTypeID)
+	t, err := volstate.ProjectDefaultType(tx, p.ProjectID)
 	if err != nil {
 		return "", err
 	}

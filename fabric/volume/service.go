@@ -16,8 +16,11 @@ package volume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -158,7 +161,7 @@ func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 // and "/v3/" are version discovery, "/v3/{project_id}/..." the API. Every
 // answer carries the microversion; one outside the range is 406.
 func (s *Service) Handler() http.Handler {
-	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}
+	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Word: cinderWording{}}
 	return microversions(rs.Router(s.routes()))
 }
 
@@ -313,6 +316,30 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: get, Path: v3 + "/group_snapshots/{id}", Access: reader, Rule: "group:get_group_snapshot", Handle: s.showGroupSnapshot},
 		api.Route{Method: del, Path: v3 + "/group_snapshots/{id}", Access: member, Rule: "group:delete_group_snapshot", Handle: s.deleteGroupSnapshot},
 		api.Route{Method: post, Path: v3 + "/group_snapshots/{id}/action", Access: member, Rule: "group:reset_group_snapshot_status", Handle: s.groupSnapshotAction})
+	routes = append(routes,
+		api.Route{Method: get, Path: "/v3/default-types", Access: admin, Rule: "volume_extension:default_get_all", Handle: s.listDefaultTypes},
+		api.Route{Method: get, Path: "/v3/default-types/{id}", Access: reader, Rule: "volume_extension:default_get", Handle: s.showProjectDefaultType},
+		api.Route{Method: put, Path: "/v3/default-types/{id}", Access: admin, Rule: "volume_extension:default_set_or_update", Handle: s.setDefaultType},
+		api.Route{Method: del, Path: "/v3/default-types/{id}", Access: admin, Rule: "volume_extension:default_unset", Handle: s.unsetDefaultType})
+	bodies := bodySchemas()
+	for i, rt := range routes {
+		if b, ok := bodies[rt.Method+" "+strings.TrimPrefix(rt.Path, v3)]; ok {
+			routes[i].Body = b
+			delete(bodies, rt.Method+" "+strings.TrimPrefix(rt.Path, v3))
+		}
+	}
+	if len(bodies) > 0 {
+		panic(fmt.Sprintf("volume: body schemas of no route: %v", slices.Collect(maps.Keys(bodies))))
+	}
+	// 3.67: the project in the URL is optional; without it the request
+	// acts in the token's project. Cinder's router takes both forms at
+	// every version; so does this one.
+	for _, rt := range routes {
+		if rest, ok := strings.CutPrefix(rt.Path, v3+"/"); ok {
+			rt.Path = "/v3/" + rest
+			routes = append(routes, rt)
+		}
+	}
 	for _, c := range []string{"clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
 		routes = append(routes,
 			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
@@ -330,10 +357,11 @@ func notBuilt(what string) api.HandlerFunc {
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
 
 // project is the project the request acts in: the token's. The project
-// in the URL must be it, unless the caller is an admin.
+// in the URL, if the URL names one (optional from 3.67), must be it,
+// unless the caller is an admin.
 func project(r *http.Request) (string, error) {
 	p := principal(r)
-	if u := chi.URLParam(r, "project_id"); u != p.ProjectID && !p.IsAdmin() {
+	if u := chi.URLParam(r, "project_id"); u != "" && u != p.ProjectID && !p.IsAdmin() {
 		return "", policyDenied("project_id")
 	}
 	return p.ProjectID, nil

@@ -23,7 +23,7 @@ func (s *Service) snapshots(r *http.Request, detail bool) api.Collection[volstat
 			return snapshotView(r, p, sn, detail)
 		},
 		NotFound: func(id string) error { return notFound("Snapshot", id) },
-		Listing:  s.cinderListing("snapshots", []string{"id", "name", "status", "size", "volume_id", "created_at", "updated_at", "description"}, map[string]api.Filter{"metadata": metadataFilter}),
+		Listing:  s.cinderListing("snapshots", []string{"id", "name", "status", "size", "volume_id", "created_at", "updated_at", "description"}, map[string]api.Filter{"metadata": metadataFilter, "consumes_quota": consumesQuotaFilter(r)}),
 	}
 }
 
@@ -39,6 +39,9 @@ func snapshotView(r *http.Request, p *api.Principal, sn *volstate.Snapshot, deta
 	}
 	if atLeast(r, 14) {
 		v["group_snapshot_id"] = nullable(sn.GroupSnapshotID)
+	}
+	if atLeast(r, 65) {
+		v["consumes_quota"] = true // as a volume's
 	}
 	if detail {
 		v["os-extended-snapshot-attributes:project_id"] = sn.Project
@@ -115,7 +118,12 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if vol.Status == volstate.StatusInUse && !force {
+	if atLeast(r, 66) && in.Has("force") && !force {
+		// 3.66: an in-use volume is snapshotted without force, and a
+		// false force is refused (a true one is ignored), as Cinder.
+		return cinderWording{}.BadField("force", o["force"], "Since microversion 3.66 the 'force' flag is invalid for this request. For backward compatibility, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored.")
+	}
+	if vol.Status == volstate.StatusInUse && !force && !atLeast(r, 66) {
 		return badRequest("Invalid volume: Volume %s status must be available, but current status is: in-use. Use force to snapshot an attached volume.", vol.ID)
 	}
 	if vol.Status != volstate.StatusAvailable && vol.Status != volstate.StatusInUse {

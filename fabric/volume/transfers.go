@@ -28,6 +28,7 @@ func (s *Service) transfers(r *http.Request, detail bool, collection string) api
 			v := api.View{"id": t.ID, "name": nullable(t.Name), "volume_id": t.VolumeID, "links": s.links(r, collection, t.ID)}
 			if detail {
 				v["created_at"] = timeText(t.CreatedAt)
+				transferDetail(r, v, t)
 			}
 			return v
 		},
@@ -45,8 +46,24 @@ func (s *Service) listTransfers(detail bool, collection string) api.HandlerFunc 
 		if err != nil {
 			return err
 		}
-		return s.transfers(sortParams(r), detail, collection).List(w, r, tx)
+		if !atLeast(r, 59) {
+			r = withoutPaging(r)
+		}
+		r = sortParams(r)
+		return s.transfers(r, detail, collection).List(w, r, tx)
 	}
+}
+
+// withoutPaging drops the sort and paging parameters of a transfer list:
+// Cinder sorts and pages transfers from 3.59 and ignores them before.
+func withoutPaging(r *http.Request) *http.Request {
+	q := r.URL.Query()
+	for _, k := range []string{"sort", "sort_key", "sort_dir", "limit", "marker", "offset"} {
+		q.Del(k)
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = q.Encode()
+	return r2
 }
 
 func (s *Service) showTransfer(collection string) api.HandlerFunc {
@@ -59,6 +76,18 @@ func (s *Service) showTransfer(collection string) api.HandlerFunc {
 			return err
 		}
 		return s.transfers(r, true, collection).Show(w, r, tx, chi.URLParam(r, "id"))
+	}
+}
+
+// transferDetail adds what later versions show of a transfer: 3.55
+// no_snapshots, 3.57 its history (a transfer shown is not accepted yet:
+// an accepted one is gone).
+func transferDetail(r *http.Request, v api.View, t *volstate.Transfer) {
+	if atLeast(r, 55) {
+		v["no_snapshots"] = t.NoSnapshots
+	}
+	if atLeast(r, 57) {
+		v["source_project_id"], v["destination_project_id"], v["accepted"] = t.Project, nil, false
 	}
 }
 
@@ -90,9 +119,12 @@ func (s *Service) createTransfer(collection string) api.HandlerFunc {
 		t := volstate.Transfer{ID: api.NewUUID(), Project: proj, CreatedAt: s.now(), Salt: randomHex(8)}
 		t.VolumeID = in.Required("volume_id", 36)
 		t.Name = in.Str("name", "", 255)
-		in.Bool("no_snapshots", false)
+		t.NoSnapshots = in.Bool("no_snapshots", false)
 		if in.Err != nil {
 			return in.Err
+		}
+		if in.Has("no_snapshots") && !atLeast(r, 55) {
+			return cinderWording{}.BadField("no_snapshots", o["no_snapshots"], "Additional properties are not allowed ('no_snapshots' was unexpected): it is taken from microversion 3.55")
 		}
 		v, err := s.ownVolume(r, t.VolumeID)
 		if err != nil {
@@ -101,15 +133,28 @@ func (s *Service) createTransfer(collection string) api.HandlerFunc {
 		if v.Project != proj {
 			return notFound("Volume", t.VolumeID)
 		}
+		if v.Key != "" {
+			// As Cinder: encrypted volumes are transferred from 3.70
+			// (the key, sealed with the cluster's key, goes with the
+			// volume), and only with their snapshots.
+			switch {
+			case !atLeast(r, 70):
+				return badRequest("Invalid volume: transferring encrypted volume is not supported before microversion 3.70.")
+			case t.NoSnapshots:
+				return badRequest("Invalid volume: transferring an encrypted volume without its snapshots is not supported.")
+			}
+		}
 		key := randomHex(8) // 16 characters, as Cinder's
 		t.KeyHash = keyHash(t.Salt, key)
 		if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateTransfer, volstate.CreateTransferCmd{Row: t, Now: t.CreatedAt}, nil); err != nil {
 			return err
 		}
-		api.JSON(w, http.StatusAccepted, map[string]any{"transfer": map[string]any{
+		view := api.View{
 			"id": t.ID, "name": nullable(t.Name), "volume_id": t.VolumeID, "auth_key": key, "created_at": timeText(t.CreatedAt),
 			"links": s.links(r, collection, t.ID),
-		}})
+		}
+		transferDetail(r, view, &t)
+		api.JSON(w, http.StatusAccepted, map[string]any{"transfer": view})
 		return nil
 	}
 }

@@ -94,7 +94,12 @@ func (s *Service) showType(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) showDefaultType(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.findType(r, volstate.DefaultTypeID)
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	// The caller's project's default (3.62's override), else the cloud's.
+	t, err := volstate.ProjectDefaultType(tx, principal(r).ProjectID)
 	if err != nil {
 		return err
 	}

@@ -17,16 +17,35 @@ import (
 // a type's "multiattach" spec: served as a clear refusal (a volume
 // attaches to one server at a time), as the multiattach flag always
 // was. 3.51 takes a backup's availability_zone, 3.52 filters types by
-// extra_specs and reserves RESKEY:availability_zones. 3.53 (request
-// schemas enforced everywhere) is not built, so the range stops before
-// it. User messages (3.3), generic volume groups (3.13, 3.14 from a
+// extra_specs and reserves RESKEY:availability_zones. From 3.53 every
+// request body is checked against Cinder's schema of it (bodies.go).
+// 3.54 takes an attachment's mode, 3.55 transfers without snapshots
+// (no_snapshots), 3.56 shows a backup's user_id, 3.57 a transfer's
+// history (source_project_id, destination_project_id, accepted), 3.58 a
+// group's and a group snapshot's project_id to admins, 3.59 sorts and
+// pages transfer lists. 3.60 filters volume lists by created_at and
+// updated_at comparisons, 3.61 shows admins a volume's cluster_name
+// (none), 3.62 sets default volume types per project (/default-types),
+// 3.63 shows a volume's volume_type_id, 3.64 an encrypted volume's and
+// backup's encryption_key_id, 3.65 consumes_quota (always true: there
+// are no temporary volumes) with its list filter, 3.66 snapshots in-use
+// volumes without force. 3.67 serves the API without the project in the
+// URL too (at every version, as Cinder's router does). 3.68 re-images a
+// volume (os-reimage). 3.69 lets shared_targets be null: here it is
+// known (false: no target is shared), so nothing changes. 3.70
+// transfers encrypted volumes (with their snapshots); before, they are
+// refused, as Cinder refuses them. 3.71 has os-extend_volume_completion:
+// no volume here waits for it (an extend is complete when the blocks
+// have grown), so it is refused saying so, as Cinder refuses it for a
+// volume that is not waiting.
+// User messages (3.3), generic volume groups (3.13, 3.14 from a
 // source, 3.20 reset_status) and group snapshots (3.14, 3.19
 // reset_status) are built; group replication (3.38) and the other
 // resources the range adds that are not (clusters, workers, manageable
 // volumes) answer 501, as backups do without an object store.
 const (
 	minMinor = 0
-	maxMinor = 52
+	maxMinor = 71
 
 	headerVersion = "OpenStack-API-Version"
 	service       = "volume"

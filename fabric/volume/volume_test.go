@@ -221,7 +221,7 @@ func TestVersionDiscovery(t *testing.T) {
 		r := f.expect(code, "GET", path, "", nil)
 		vs := r.Body["versions"].([]any)
 		v := vs[0].(map[string]any)
-		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != "3.52" {
+		if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] != versionText(maxMinor) {
 			t.Errorf("GET %s: %v", path, v)
 		}
 		self := v["links"].([]any)[1].(map[string]any)["href"].(string)
@@ -242,10 +242,10 @@ func TestMicroversionsOutsideTheRangeAre406(t *testing.T) {
 	}{
 		"none":           {"", http.StatusOK},
 		"3.0":            {"volume 3.0", http.StatusOK},
-		"3.52":           {"volume 3.52", http.StatusOK},
+		"the newest":     {"volume " + versionText(maxMinor), http.StatusOK},
 		"latest":         {"volume latest", http.StatusOK},
 		"other services": {"compute 2.90, volume 3.0", http.StatusOK},
-		"too new":        {"volume 3.53", http.StatusNotAcceptable},
+		"too new":        {"volume " + versionText(maxMinor+1), http.StatusNotAcceptable},
 		"v2":             {"volume 2.0", http.StatusNotAcceptable},
 		"garbage":        {"volume three", http.StatusBadRequest},
 	}
@@ -267,12 +267,12 @@ func TestMicroversionsOutsideTheRangeAre406(t *testing.T) {
 // version: the root ignores the header (Cinder checks it under /v3 only).
 func TestRootDiscoveryIgnoresTheVersionHeader(t *testing.T) {
 	f := newFixture(t)
-	r := f.call("GET", "/", alice, nil, "OpenStack-API-Version", "volume 3.70")
-	if r.Code != http.StatusMultipleChoices || !strings.Contains(string(r.Raw), `"version":"3.52"`) {
-		t.Fatalf("root discovery with volume 3.70: %d %s", r.Code, r.Raw)
+	r := f.call("GET", "/", alice, nil, "OpenStack-API-Version", "volume 3.99")
+	if r.Code != http.StatusMultipleChoices || !strings.Contains(string(r.Raw), `"version":"`+versionText(maxMinor)+`"`) {
+		t.Fatalf("root discovery with volume 3.99: %d %s", r.Code, r.Raw)
 	}
-	if r := f.call("GET", "/v3/", alice, nil, "OpenStack-API-Version", "volume 3.70"); r.Code != http.StatusNotAcceptable {
-		t.Fatalf("/v3/ with volume 3.70: %d %s", r.Code, r.Raw)
+	if r := f.call("GET", "/v3/", alice, nil, "OpenStack-API-Version", "volume 3.99"); r.Code != http.StatusNotAcceptable {
+		t.Fatalf("/v3/ with volume 3.99: %d %s", r.Code, r.Raw)
 	}
 }
 
@@ -661,6 +661,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g1", Name: "g", Specs: map[string]string{"k": "v"}}, Create: true}},
 		{volstate.CmdPutGroupType, volstate.PutGroupTypeCmd{Row: volstate.GroupType{ID: "g2", Name: "g2"}, Create: true}},
 		{volstate.CmdDeleteGroupType, volstate.DeleteGroupTypeCmd{ID: "g2"}},
+		{volstate.CmdSetDefaultType, volstate.SetDefaultTypeCmd{Row: volstate.ProjectDefault{ID: projA, TypeID: volstate.DefaultTypeID}}},
+		{volstate.CmdSetDefaultType, volstate.SetDefaultTypeCmd{Row: volstate.ProjectDefault{ID: projB, TypeID: volstate.DefaultTypeID}}},
+		{volstate.CmdUnsetDefaultType, volstate.UnsetDefaultTypeCmd{Project: projB}},
 	} {
 		if _, err := f.local.Propose(context.Background(), c.typ, c.body); err != nil {
 			t.Fatalf("%s: %v", c.typ, err)

@@ -36,8 +36,11 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 		},
 		NotFound: func(id string) error { return notFound("Volume", id) },
 		Listing: s.cinderListing("volumes", []string{"id", "name", "status", "size", "created_at", "updated_at", "availability_zone", "bootable", "volume_type", "description"}, map[string]api.Filter{
-			"metadata":     metadataFilter,
-			"display_name": func(v api.View, want []string) (bool, error) { return api.MatchValue(v["name"], want), nil },
+			"metadata":       metadataFilter,
+			"display_name":   func(v api.View, want []string) (bool, error) { return api.MatchValue(v["name"], want), nil },
+			"consumes_quota": consumesQuotaFilter(r),
+			"created_at":     timeFilter(r, "created_at"),
+			"updated_at":     timeFilter(r, "updated_at"),
 			// An admin listing all_tenants names one project.
 			"project_id": func(v api.View, want []string) (bool, error) {
 				return api.MatchValue(v["os-vol-tenant-attr:tenant_id"], want), nil
@@ -149,9 +152,13 @@ func sortParams(r *http.Request) *http.Request {
 
 func (s *Service) links(r *http.Request, collection, id string) []any {
 	p := chi.URLParam(r, "project_id")
+	if p != "" {
+		// Links name the project when the request's URL did (3.67).
+		p += "/"
+	}
 	return []any{
-		map[string]any{"rel": "self", "href": s.baseURL(r) + "/v3/" + p + "/" + collection + "/" + id},
-		map[string]any{"rel": "bookmark", "href": s.baseURL(r) + "/" + p + "/" + collection + "/" + id},
+		map[string]any{"rel": "self", "href": s.baseURL(r) + "/v3/" + p + collection + "/" + id},
+		map[string]any{"rel": "bookmark", "href": s.baseURL(r) + "/" + p + collection + "/" + id},
 	}
 }
 
@@ -195,10 +202,23 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		view["shared_targets"], view["service_uuid"] = false, blockServiceUUID
 	}
 	if v.KeyID != "" && atLeast(r, 64) {
-		// Cinder shows it from 3.64 (not served yet): before, clients
-		// validate the volume against a schema without it (tempest's
-		// refused every encrypted volume it was shown on).
+		// Cinder shows it from 3.64: before, clients validate the volume
+		// against a schema without it (tempest's refused every encrypted
+		// volume it was shown on).
 		view["encryption_key_id"] = v.KeyID
+	}
+	if atLeast(r, 61) && p.IsAdmin() {
+		// The volume's cluster: none, as Cinder shows a volume of a back
+		// end that is not clustered (this cloud's clusters API is 501).
+		view["cluster_name"] = nil
+	}
+	if atLeast(r, 63) {
+		view["volume_type_id"] = v.TypeID
+	}
+	if atLeast(r, 65) {
+		// Every volume here counts in its project's quota: there are no
+		// temporary volumes (Cinder's use_quota false) to leave out.
+		view["consumes_quota"] = true
 	}
 	if p.IsAdmin() {
 		view["os-vol-host-attr:host"] = volumePool
@@ -303,8 +323,17 @@ func metadata(in *api.Input, field string) map[string]string {
 	return out
 }
 
+// resolveTypeFor is resolveType where "" is project's default type
+// (3.62's project default, else the cloud's).
+func resolveTypeFor(tx *memdb.Txn, project, ref string) (*volstate.Type, error) {
+	if ref == "" {
+		return volstate.ProjectDefaultType(tx, project)
+	}
+	return resolveType(tx, ref)
+}
+
 // resolveType finds the type a create names, by id or name; "" is the
-// default.
+// cloud's default.
 func resolveType(tx *memdb.Txn, ref string) (*volstate.Type, error) {
 	if ref == "" {
 		return volstate.LoadType(tx, volstate.DefaultTypeID)
@@ -473,7 +502,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		}
 		v.GroupID = g.ID
 	}
-	t, err := resolveType(tx, typeRef)
+	t, err := resolveTypeFor(tx, proj, typeRef)
 	if err != nil {
 		return err
 	}
@@ -919,7 +948,11 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 		return s.imageMetadataAction(w, r, action, arg)
 	case "os-update_readonly_flag":
 		return s.updateReadonly(w, r, arg)
-	case "os-migrate_volume", "os-reimage", "revert":
+	case "os-reimage":
+		return s.reimage(w, r, arg)
+	case "os-extend_volume_completion":
+		return s.extendCompletion(w, r, arg)
+	case "os-migrate_volume", "revert":
 		return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 	}
 	return badRequest("There is no such action: %s", action)

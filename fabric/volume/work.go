@@ -112,13 +112,15 @@ func (s *Service) settle(ctx context.Context) {
 			}
 		case v.Status == volstate.StatusRestoringBackup:
 			reason = "restore backup: the process restoring it stopped before it finished; restore again"
+		case v.Status == volstate.StatusDownloading:
+			reason = "reimage: the process writing the image stopped before it finished; reimage again"
 		}
 		node, run := v.WorkNode, v.WorkRun
 		_, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
 			if !working(v.Status) || v.WorkNode != node || v.WorkRun != run {
 				return errSettled
 			}
-			v.Status, v.Reason, v.WorkNode, v.WorkRun = status, reason, "", ""
+			v.Status, v.Reason, v.WorkNode, v.WorkRun, v.PreviousStatus = status, reason, "", "", ""
 			return nil
 		})
 		switch {
@@ -129,13 +131,14 @@ func (s *Service) settle(ctx context.Context) {
 		}
 	}
 	s.settleBackups(ctx, tx)
+	s.settleGroups(ctx)
 }
 
 // working are the statuses background work (or a request) holds a
 // volume in.
 func working(status string) bool {
 	return status == volstate.StatusCreating || status == volstate.StatusRestoringBackup || status == volstate.StatusDeleting ||
-		status == volstate.StatusUploading
+		status == volstate.StatusUploading || status == volstate.StatusDownloading
 }
 
 // settleUpload ends an upload whose process died: the image it was

@@ -53,11 +53,16 @@ type Group struct {
 	VolumeTypeIDs []string `json:"volume_type_ids"`
 	Zone          string   `json:"zone,omitempty"`
 	// The group's source when it was made from one (3.14).
-	GroupSnapshotID string    `json:"group_snapshot_id,omitempty"`
-	SourceGroupID   string    `json:"source_group_id,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
-	Revision        int64     `json:"revision"`
+	GroupSnapshotID string `json:"group_snapshot_id,omitempty"`
+	SourceGroupID   string `json:"source_group_id,omitempty"`
+	// WorkNode and WorkRun name the process making or deleting the
+	// group (creating, deleting), as a volume's do: work that died with
+	// its process is settled.
+	WorkNode  string    `json:"work_node,omitempty"`
+	WorkRun   string    `json:"work_run,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Revision  int64     `json:"revision"`
 }
 
 // Clone copies the row deeply.
@@ -69,18 +74,21 @@ func (g *Group) Clone() *Group {
 
 // GroupSnapshot is a snapshot of each volume of a group, taken together.
 type GroupSnapshot struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name,omitempty"`
-	Description string    `json:"description,omitempty"`
-	Project     string    `json:"project"`
-	User        string    `json:"user,omitempty"`
-	GroupID     string    `json:"group_id"`
-	GroupTypeID string    `json:"group_type_id"`
-	Status      string    `json:"status"`
-	Reason      string    `json:"reason,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	Revision    int64     `json:"revision"`
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	Project     string `json:"project"`
+	User        string `json:"user,omitempty"`
+	GroupID     string `json:"group_id"`
+	GroupTypeID string `json:"group_type_id"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+	// WorkNode and WorkRun: as a Group's.
+	WorkNode  string    `json:"work_node,omitempty"`
+	WorkRun   string    `json:"work_run,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Revision  int64     `json:"revision"`
 }
 
 // Clone copies the row.

@@ -19,6 +19,9 @@ type Transfer struct {
 	Salt      string    `json:"salt"`
 	KeyHash   string    `json:"key_hash"`
 	CreatedAt time.Time `json:"created_at"`
+	// NoSnapshots transfers the volume alone (3.55): its snapshots stay
+	// in Project.
+	NoSnapshots bool `json:"no_snapshots,omitempty"`
 }
 
 // TransferTable and the transfer commands.
@@ -88,7 +91,8 @@ func applyDeleteTransfer(tx *memdb.Txn, c DeleteTransferCmd) (any, error) {
 	return nil, tx.Delete(TransferTable, t)
 }
 
-// AcceptTransferCmd moves a transfer's volume, and its snapshots, to
+// AcceptTransferCmd moves a transfer's volume, and its snapshots unless
+// the transfer leaves them (NoSnapshots), to
 // Project; KeyHash is the presented key, hashed with the transfer's salt
 // by the proposer.
 type AcceptTransferCmd struct {
@@ -118,6 +122,9 @@ func applyAcceptTransfer(tx *memdb.Txn, c AcceptTransferCmd) (any, error) {
 		return nil, err
 	}
 	for _, s := range store.All[Snapshot](tx, SnapshotTable, "volume", v.ID) {
+		if t.NoSnapshots {
+			break
+		}
 		n := s.Clone()
 		n.Project, n.User, n.UpdatedAt = c.Project, c.User, c.Now
 		n.Revision++

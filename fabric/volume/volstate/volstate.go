@@ -47,6 +47,9 @@ const (
 	StatusRestoringBackup = "restoring-backup"
 	// StatusUploading: the volume is being copied into an image.
 	StatusUploading = "uploading"
+	// StatusDownloading: an image is being written over the volume
+	// (os-reimage, 3.68); PreviousStatus is the status it returns to.
+	StatusDownloading = "downloading"
 	// StatusAwaitingTransfer: a transfer to another project is offered.
 	StatusAwaitingTransfer = "awaiting-transfer"
 	// StatusMaintenance is only ever set by an admin (os-reset_status):
@@ -93,6 +96,8 @@ type Volume struct {
 	Reason   string `json:"reason,omitempty"`
 	TypeID   string `json:"type_id"`
 	Bootable bool   `json:"bootable,omitempty"`
+	// PreviousStatus is the status a reimage returns the volume to.
+	PreviousStatus string `json:"previous_status,omitempty"`
 	// ReadOnly is Cinder's readonly admin metadata (os-update_readonly_flag):
 	// nil until first set. A read-only volume is attached read-only.
 	ReadOnly *bool `json:"readonly,omitempty"`
@@ -437,6 +442,7 @@ func Schema() store.Schema {
 			groupTypeTable(),
 			groupTables()[0],
 			groupTables()[1],
+			defaultTypeTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreateVolume:        store.Typed(applyCreateVolume),
@@ -451,6 +457,8 @@ func Schema() store.Schema {
 			CmdSetQuota:            store.Typed(applySetQuota),
 			CmdDeleteQuota:         store.Typed(applyDeleteQuota),
 			CmdSetQuotaClass:       store.Typed(applySetQuotaClass),
+			CmdSetDefaultType:      store.Typed(applySetDefaultType),
+			CmdUnsetDefaultType:    store.Typed(applyUnsetDefaultType),
 			CmdCreateQoS:           store.Typed(applyCreateQoS),
 			CmdPutQoS:              store.Typed(applyPutQoS),
 			CmdDeleteQoS:           store.Typed(applyDeleteQoS),
@@ -867,6 +875,9 @@ func applyDeleteType(tx *memdb.Txn, c DeleteTypeCmd) (any, error) {
 	cur := store.Get[Type](tx, TypeTable, c.ID)
 	if cur == nil {
 		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume type %s could not be found.", c.ID)
+	}
+	if p := defaultOf(tx, c.ID); p != "" {
+		return nil, invalid("Invalid volume type: the volume type %s is the default volume type of project %s and cannot be deleted.", c.ID, p)
 	}
 	for _, v := range store.All[Volume](tx, VolumeTable, "id") {
 		if v.TypeID == c.ID {
