@@ -111,7 +111,9 @@ type DataplaneFragVal struct {
 	Sport uint16
 	Dport uint16
 	Rport uint16
-	Pad   uint16
+	Rel   uint8
+	Pad   uint8
+	Quote DataplaneRelated6
 }
 
 type DataplaneMacKey struct {
