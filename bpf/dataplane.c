@@ -721,7 +721,8 @@ static __always_inline int ip_allowed(struct port *p, __u32 ifindex, __u32 ip)
 
 static __always_inline __u8 icmp6_type(struct flow *f)
 {
-	/* A fragment is never answered as neighbour discovery or ping. */
+	/* A fragment is never taken for neighbour discovery (nor, here, for
+	 * a ping: echo6_reply answers a router's fragment by fragment). */
 	return f->proto == IPPROTO_ICMPV6 && f->frag == FRAG_NONE ? f->rport >> 8 : 0;
 }
 
@@ -1721,10 +1722,12 @@ static __always_inline int ra_reply(struct __sk_buff *skb, struct flow *f, struc
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* echo6_reply answers a ping to a router's own IPv6 address. */
+/* echo6_reply answers a ping to a router's own IPv6 address; one in
+ * fragments fragment by fragment, as echo_reply does (the fragment header
+ * kept, the first fragment's type and checksum changed). */
 static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __u32 l4, const __u8 *mac)
 {
-	if (icmp6_type(f) != ICMP6_ECHO)
+	if (f->proto != IPPROTO_ICMPV6 || f->frag == FRAG_ORPHAN || (f->rport >> 8) != ICMP6_ECHO)
 		return drop(C_DROP_NO_NEIGH);
 	__u8 src[6];
 	if (bpf_skb_load_bytes(skb, 6, src, 6) || set_macs(skb, src, mac))
@@ -1733,6 +1736,10 @@ static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __
 	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), f->daddr6, 16, 0) ||
 	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), f->saddr6, 16, 0))
 		return drop(C_DROP_MALFORMED);
+	if (f->frag == FRAG_LATER) {
+		count(C_ICMP_REPLY);
+		return bpf_redirect(skb->ifindex, 0);
+	}
 	__u16 oldt = bpf_htons(ICMP6_ECHO << 8), newt = bpf_htons(ICMP6_ECHOREPLY << 8);
 	__u8 typ = ICMP6_ECHOREPLY;
 	if (bpf_l4_csum_replace(skb, l4 + 2, oldt, newt, 2) || bpf_skb_store_bytes(skb, l4, &typ, 1, 0))
