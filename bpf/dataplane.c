@@ -721,7 +721,8 @@ static __always_inline int ip_allowed(struct port *p, __u32 ifindex, __u32 ip)
 
 static __always_inline __u8 icmp6_type(struct flow *f)
 {
-	/* A fragment is never answered as neighbour discovery or ping. */
+	/* A fragment is never taken for neighbour discovery (nor, here, for
+	 * a ping: echo6_reply answers a router's fragment by fragment). */
 	return f->proto == IPPROTO_ICMPV6 && f->frag == FRAG_NONE ? f->rport >> 8 : 0;
 }
 
@@ -1215,6 +1216,11 @@ static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u8 code
 	} __attribute__((packed)) out = {};
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, out.quote, sizeof(out.quote)))
 		return drop(C_DROP_MALFORMED);
+	/* Only a datagram's first fragment is answered with an error, as
+	 * Linux's icmp_send does (RFC 1122 3.2.2): a later one quotes no
+	 * header a sender could match. */
+	if (((out.quote[6] << 8) | out.quote[7]) & 0x1fff)
+		return drop(C_DROP_NO_ROUTE);
 	/* The skb may still say CHECKSUM_PARTIAL (a guest's TCP or UDP with
 	 * offload), which nothing finishes on the way back to the port: a
 	 * veth peer and a tap hand the bytes over as they are, and the
@@ -1249,18 +1255,20 @@ static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u8 code
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* echo_reply answers a ping to a router's own address. */
+/* echo_reply answers a ping to a router's own address. A fragmented
+ * request is answered fragment by fragment, nothing here reassembling it:
+ * each goes back as the same fragment of the reply (same identification,
+ * offset and MF, the addresses swapped), the first with the type changed
+ * and the ICMP checksum, which covers the whole message, updated for it.
+ * The sender reassembles the reply a router's stack would have sent,
+ * whatever order the fragments come in. A later fragment whose first was
+ * not seen (frag.h) is not known to be a ping's, and goes nowhere. */
 static __always_inline int echo_reply(struct __sk_buff *skb, struct flow *f, const __u8 *mac)
 {
 	__u8 typ;
 	__u32 l4;
 	__u8 ihl;
-	if (f->frag != FRAG_NONE)
-		return drop(C_DROP_NO_NEIGH);   /* nothing here reassembles the request */
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
-		return drop(C_DROP_MALFORMED);
-	l4 = ETH_HLEN + (ihl & 0xf) * 4;
-	if (bpf_skb_load_bytes(skb, l4, &typ, 1) || typ != ICMP_ECHO)
+	if (f->frag == FRAG_ORPHAN || (f->rport >> 8) != ICMP_ECHO)
 		return drop(C_DROP_NO_NEIGH);
 	__u8 src[6];
 	if (bpf_skb_load_bytes(skb, 6, src, 6) || set_macs(skb, src, mac))
@@ -1268,6 +1276,13 @@ static __always_inline int echo_reply(struct __sk_buff *skb, struct flow *f, con
 	/* Swapping the addresses leaves the IP checksum as it was. */
 	bpf_skb_store_bytes(skb, IP_SRC_OFF, &f->daddr, 4, 0);
 	bpf_skb_store_bytes(skb, IP_DST_OFF, &f->saddr, 4, 0);
+	if (f->frag == FRAG_LATER) {
+		count(C_ICMP_REPLY);
+		return bpf_redirect(skb->ifindex, 0);
+	}
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
+		return drop(C_DROP_MALFORMED);
+	l4 = ETH_HLEN + (ihl & 0xf) * 4;
 	__u16 oldt = bpf_htons(ICMP_ECHO << 8), newt = bpf_htons(ICMP_ECHOREPLY << 8);
 	bpf_l4_csum_replace(skb, l4 + 2, oldt, newt, 2);
 	typ = ICMP_ECHOREPLY;
@@ -1707,10 +1722,12 @@ static __always_inline int ra_reply(struct __sk_buff *skb, struct flow *f, struc
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* echo6_reply answers a ping to a router's own IPv6 address. */
+/* echo6_reply answers a ping to a router's own IPv6 address; one in
+ * fragments fragment by fragment, as echo_reply does (the fragment header
+ * kept, the first fragment's type and checksum changed). */
 static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __u32 l4, const __u8 *mac)
 {
-	if (icmp6_type(f) != ICMP6_ECHO)
+	if (f->proto != IPPROTO_ICMPV6 || f->frag == FRAG_ORPHAN || (f->rport >> 8) != ICMP6_ECHO)
 		return drop(C_DROP_NO_NEIGH);
 	__u8 src[6];
 	if (bpf_skb_load_bytes(skb, 6, src, 6) || set_macs(skb, src, mac))
@@ -1719,6 +1736,10 @@ static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __
 	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), f->daddr6, 16, 0) ||
 	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), f->saddr6, 16, 0))
 		return drop(C_DROP_MALFORMED);
+	if (f->frag == FRAG_LATER) {
+		count(C_ICMP_REPLY);
+		return bpf_redirect(skb->ifindex, 0);
+	}
 	__u16 oldt = bpf_htons(ICMP6_ECHO << 8), newt = bpf_htons(ICMP6_ECHOREPLY << 8);
 	__u8 typ = ICMP6_ECHOREPLY;
 	if (bpf_l4_csum_replace(skb, l4 + 2, oldt, newt, 2) || bpf_skb_store_bytes(skb, l4, &typ, 1, 0))

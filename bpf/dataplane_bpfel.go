@@ -111,7 +111,7 @@ type DataplaneFragVal struct {
 	Sport uint16
 	Dport uint16
 	Rport uint16
-	Pad   uint16
+	Rel   uint16
 }
 
 type DataplaneMacKey struct {
@@ -370,6 +370,7 @@ const (
 	DataplaneMapFdb         = "fdb"
 	DataplaneMapFipIn       = "fip_in"
 	DataplaneMapFipOut      = "fip_out"
+	DataplaneMapFragRels    = "frag_rels"
 	DataplaneMapFrags       = "frags"
 	DataplaneMapMacs        = "macs"
 	DataplaneMapMeta        = "meta"
@@ -465,6 +466,7 @@ type DataplaneMapSpecs struct {
 	Fdb         *ebpf.MapSpec `ebpf:"fdb"`
 	FipIn       *ebpf.MapSpec `ebpf:"fip_in"`
 	FipOut      *ebpf.MapSpec `ebpf:"fip_out"`
+	FragRels    *ebpf.MapSpec `ebpf:"frag_rels"`
 	Frags       *ebpf.MapSpec `ebpf:"frags"`
 	Macs        *ebpf.MapSpec `ebpf:"macs"`
 	Meta        *ebpf.MapSpec `ebpf:"meta"`
@@ -530,6 +532,7 @@ type DataplaneMaps struct {
 	Fdb         *ebpf.Map `ebpf:"fdb"`
 	FipIn       *ebpf.Map `ebpf:"fip_in"`
 	FipOut      *ebpf.Map `ebpf:"fip_out"`
+	FragRels    *ebpf.Map `ebpf:"frag_rels"`
 	Frags       *ebpf.Map `ebpf:"frags"`
 	Macs        *ebpf.Map `ebpf:"macs"`
 	Meta        *ebpf.Map `ebpf:"meta"`
@@ -571,6 +574,7 @@ func (m *DataplaneMaps) Close() error {
 		m.Fdb,
 		m.FipIn,
 		m.FipOut,
+		m.FragRels,
 		m.Frags,
 		m.Macs,
 		m.Meta,

@@ -14,6 +14,15 @@
 // rule) has no ports: frag_orphan counts it, and a port with security
 // groups drops it, as does router SNAT (no ports to map).
 //
+// An ICMP error's later fragments carry no quote either, so the first
+// fragment's quoted flow (rel6, as related4 or related6 read it, before any
+// NAT translated it) is kept in frag_rels, and a later fragment is
+// related to the same flow: it passes the groups when the first did, and
+// goes to the same port through the same floating IP or SNAT entry (whose
+// translation of the quote is in the first fragment alone; the ICMP
+// checksum there was updated incrementally, so it holds for the whole
+// message).
+//
 // The zone keeps apart the datagrams of tenants whose addresses overlap:
 // the port's device in port_in, the uplink and VLAN in uplink_in, the
 // external network's key in ext_in.
@@ -35,7 +44,7 @@ struct frag_val {
 	__u16 sport;
 	__u16 dport;
 	__u16 rport;
-	__u16 pad;
+	__u16 rel;              /* an ICMP error: frag_rels has the flow it quotes */
 };
 
 struct {
@@ -46,11 +55,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } frags SEC(".maps");
 
+/* The flow an ICMP error's first fragment quotes, by the datagram's key in
+ * frags: a map of its own, so that frags keeps its layout (pinned maps of
+ * another layout are recreated, conntrack and NAT with them) and only
+ * errors pay for the quote. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct frag_key);
+	__type(value, struct related6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} frag_rels SEC(".maps");
+
 /* frag_first remembers the ports f holds for the datagram's later
- * fragments. */
+ * fragments, and the flow an ICMP error quotes (rel6). */
 static __always_inline void frag_first(struct frag_key *k, struct flow *f)
 {
 	struct frag_val v = { .seen = bpf_ktime_get_coarse_ns(), .sport = f->sport, .dport = f->dport, .rport = f->rport };
+	if (f->rel) {
+		__u32 zero = 0;
+		struct related6 *r = bpf_map_lookup_elem(&rel6, &zero);
+		if (r && bpf_map_update_elem(&frag_rels, k, r, BPF_ANY) == 0)
+			v.rel = 1;
+	}
 	bpf_map_update_elem(&frags, k, &v, BPF_ANY);
 }
 
@@ -67,4 +94,13 @@ static __always_inline void frag_later(struct frag_key *k, struct flow *f)
 	f->sport = v->sport;
 	f->dport = v->dport;
 	f->rport = v->rport;
+	if (v->rel) {
+		__u32 zero = 0;
+		struct related6 *r = bpf_map_lookup_elem(&rel6, &zero);
+		struct related6 *q = bpf_map_lookup_elem(&frag_rels, k);
+		if (r && q) {
+			*r = *q;
+			f->rel = 1;
+		}
+	}
 }

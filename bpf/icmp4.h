@@ -75,13 +75,16 @@ struct quote4 {
  * 0) or destination address from -> to and that side's port (an echo's
  * id) fport -> tport (network order; equal: unchanged), with the quote's
  * checksums and the error's. -1: the quote is not from's (or has
- * options), and nothing was changed. */
+ * options), and nothing was changed. A later fragment of the error has no
+ * quote: 0, unchanged. */
 static __always_inline int rel4_nat(struct __sk_buff *skb, int dst, __u32 from, __u32 to, __be16 fport, __be16 tport)
 {
-	__u8 ihl;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
+	__u8 h[8];
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, h, 8))
 		return -1;
-	__u32 off = ETH_HLEN + (ihl & 0xf) * 4;        /* the ICMP header; the quote 8 bytes on */
+	if (((h[6] << 8) | h[7]) & 0x1fff)
+		return 0;       /* a later fragment: the quote is in the first (frag.h) */
+	__u32 off = ETH_HLEN + (h[0] & 0xf) * 4;       /* the ICMP header; the quote 8 bytes on */
 	struct quote4 q, old;
 	int full = bpf_skb_load_bytes(skb, off + 8, &q, sizeof(q)) == 0;
 	if (!full && bpf_skb_load_bytes(skb, off + 8, &q, QUOTE4_MIN))

@@ -146,7 +146,7 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapRifs6: o.Rifs6, bpf.DataplaneMapRmacs6: o.Rmacs6, bpf.DataplaneMapRoutes6: o.Routes6,
 		bpf.DataplaneMapNeighs6: o.Neighs6, bpf.DataplaneMapRas: o.Ras,
 		bpf.DataplaneMapExts6: o.Exts6, bpf.DataplaneMapExt6In: o.Ext6In, bpf.DataplaneMapExtNeighs6: o.ExtNeighs6,
-		bpf.DataplaneMapRel6: o.Rel6, bpf.DataplaneMapFrags: o.Frags,
+		bpf.DataplaneMapRel6: o.Rel6, bpf.DataplaneMapFrags: o.Frags, bpf.DataplaneMapFragRels: o.FragRels,
 	}
 	for name, m := range d.meterMaps() {
 		maps[name] = m

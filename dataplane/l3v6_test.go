@@ -244,6 +244,12 @@ func TestRoutedIPv6Namespaces(t *testing.T) {
 	if out, err := ping(t, ga, "-6", "2001:db8:1::1"); err != nil {
 		t.Errorf("IPv6 ping of a's gateway: %v\n%s", err, out)
 	}
+	// 3000 bytes: in fragments, answered one by one.
+	for _, to := range []string{"2001:db8:1::1", "2001:db8:2::1"} {
+		if out, err := ping(t, ga, "-6", "-s", "3000", to); err != nil || !strings.Contains(out, "3008 bytes from "+to) {
+			t.Errorf("3000-byte IPv6 ping of the router's %s: %v\n%s", to, err, out)
+		}
+	}
 	serveEcho(t, gd, "[2001:db8:2::20]:22")
 	if got := dialFrom(t, ga, "[2001:db8:2::20]:22"); got != slaacA.String() {
 		t.Errorf("d saw a's routed connection from %q, want %s", got, slaacA)
