@@ -16,7 +16,9 @@ import (
 // its status (available, error, or reserved when reimage_reserved asked
 // for a reserved one, as Nova's rebuild of a volume-backed server does),
 // bootable, with the image's volume_image_metadata; a failed copy leaves
-// it error with the reason. The volume is "downloading" meanwhile, and
+// it error with the reason. An encrypted volume keeps its key: the
+// image is written under a new LUKS header sealed by it, as a volume
+// made from an image is (Data.ImageToVolume reads the volume's key). The volume is "downloading" meanwhile, and
 // names the process doing it: if that process dies, settle makes it
 // error.
 func (s *Service) reimage(w http.ResponseWriter, r *http.Request, arg any) error {
@@ -35,9 +37,6 @@ func (s *Service) reimage(w http.ResponseWriter, r *http.Request, arg any) error
 	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err
-	}
-	if v.Key != "" {
-		return badRequest("Invalid volume: volume %s is encrypted; images are not written through a volume's encryption here.", v.ID)
 	}
 	size := v.Size
 	img, err := s.sourceImage(r.Context(), principal(r), imageID, &size)

@@ -56,6 +56,32 @@ func TestReimage368(t *testing.T) {
 	}
 }
 
+// An encrypted volume is reimaged too, keeping its key: Data writes the
+// image under a LUKS header sealed by the volume's key, as it does for a
+// volume made from an image.
+func TestReimageEncryptedVolume(t *testing.T) {
+	_, opt := withSecrets(t)
+	f := newFixture(t, opt)
+	f.testImage()
+	typ := f.encryptedType("secret")
+	vol := f.createVolume(alice, map[string]any{"size": 2, "volume_type": typ})["id"].(string)
+	key := f.volumeRow(vol).Key
+	if key == "" {
+		t.Fatal("encrypted volume without a key")
+	}
+	f.at(68, http.StatusAccepted, "POST", "volumes/"+vol+"/action", alice, map[string]any{"os-reimage": map[string]any{"image_id": imageID}})
+	got := f.waitStatus(alice, "volumes/"+vol, "volume", "available")
+	if got["encrypted"] != true || got["bootable"] != "true" {
+		t.Fatalf("reimaged encrypted volume %v", got)
+	}
+	if c := f.data.contentOf(vol); c != "image:"+imageID {
+		t.Fatalf("content %q", c)
+	}
+	if f.volumeRow(vol).Key != key {
+		t.Fatal("reimage changed the volume's key")
+	}
+}
+
 // A reimage whose process died is settled to error with the reason.
 func TestAbandonedReimageIsSettled(t *testing.T) {
 	f := newFixture(t)
