@@ -100,3 +100,44 @@ func cpuTime() time.Duration {
 
 func BenchmarkGetColdDirect(b *testing.B)   { benchGetCold(b, true) }
 func BenchmarkGetColdBuffered(b *testing.B) { benchGetCold(b, false) }
+
+// benchVerifyCold verifies a 64 MiB blob (4+2, 1 MiB shards), as the
+// scrubber does, with its shards evicted from the page cache before
+// every pass, with direct reads or through the page cache; it reports
+// the process's CPU time per MiB of shards read.
+func benchVerifyCold(b *testing.B, direct bool) {
+	if !direct {
+		defer func(old int) { directReadMin = old }(directReadMin)
+		directReadMin = 1 << 62
+	}
+	s, l := newStore(b, 6)
+	l.ShardSize = 1 << 20
+	data := payload(64 << 20)
+	if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
+		b.Fatal(err)
+	}
+	var cpu time.Duration
+	b.SetBytes(int64(len(data)) * 6 / 4)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for j := range l.Disks {
+			f, err := os.Open(shardPath(s, l, "k", j))
+			if err != nil {
+				b.Fatal(err)
+			}
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+			f.Close()
+		}
+		before := cpuTime()
+		b.StartTimer()
+		if bad, err := s.Verify(context.Background(), "k", l, int64(len(data))); err != nil || len(bad) > 0 {
+			b.Fatal(bad, err)
+		}
+		cpu += cpuTime() - before
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N)/96, "cpu-ms/MiB")
+}
+
+func BenchmarkVerifyColdDirect(b *testing.B)   { benchVerifyCold(b, true) }
+func BenchmarkVerifyColdBuffered(b *testing.B) { benchVerifyCold(b, false) }
