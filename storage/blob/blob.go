@@ -126,6 +126,24 @@ func withoutMD5(ctx context.Context) bool {
 	return no
 }
 
+type dirSyncsKey struct{}
+
+// WithDirSyncs returns ctx telling Put to leave the directory syncs of
+// the shards it writes on local disks to ds: the shards are whole and
+// fsync'd when Put returns, but their names are durable only once the
+// caller's ds.Sync has returned without error. A caller writing several
+// blobs at once (a volume's flush) syncs each directory once for all of
+// them. Shards written on other nodes are committed there whole, as
+// always.
+func WithDirSyncs(ctx context.Context, ds *disk.DirSyncs) context.Context {
+	return context.WithValue(ctx, dirSyncsKey{}, ds)
+}
+
+func dirSyncs(ctx context.Context) *disk.DirSyncs {
+	ds, _ := ctx.Value(dirSyncsKey{}).(*disk.DirSyncs)
+	return ds
+}
+
 type bodyDeadlineKey struct{}
 
 // WithBodyDeadline returns ctx carrying set, which sets the deadline of
@@ -415,7 +433,11 @@ func (s *Store) openSink(ctx context.Context, d placement.Disk, name string, blo
 				sk.done <- errors.Join(werr, ctx.Err())
 				return
 			}
-			err = w.Commit()
+			if dc, ok := w.(disk.DeferredCommitter); ok && dirSyncs(ctx) != nil {
+				err = dc.CommitDeferred(dirSyncs(ctx))
+			} else {
+				err = w.Commit()
+			}
 			s.diskError(d, err)
 			sk.done <- err
 		}()

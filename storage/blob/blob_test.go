@@ -605,3 +605,33 @@ func TestDirectReadFallsBack(t *testing.T) {
 		t.Fatalf("range read: %v", err)
 	}
 }
+
+// TestPutLeavesDirectorySyncsToTheCaller writes two blobs whose keys
+// share a shard directory with WithDirSyncs: their local shards are
+// whole and readable when Put returns, and the directories wait for the
+// caller's one Sync, one per disk for both blobs.
+func TestPutLeavesDirectorySyncsToTheCaller(t *testing.T) {
+	s, l := newStore(t, 6)
+	var ds disk.DirSyncs
+	ctx := WithDirSyncs(WithoutMD5(context.Background()), &ds)
+	data := payload(2*l.K*l.ShardSize + 7)
+	for _, key := range []string{"abc1", "abc2"} {
+		if _, err := s.Put(ctx, key, l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := get(t, s, key, l, int64(len(data)), 0, int64(len(data)))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read %s back: %v", key, err)
+		}
+	}
+	if ds.Len() != len(l.Disks) {
+		t.Fatalf("%d directories wait for their sync, want one per disk (%d)", ds.Len(), len(l.Disks))
+	}
+	if err := ds.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// Without WithDirSyncs, Put syncs them itself.
+	if _, err := s.Put(WithoutMD5(context.Background()), "abc3", l, bytes.NewReader(data)); err != nil || ds.Len() != 0 {
+		t.Fatalf("put without WithDirSyncs: %v, %d directories left to the caller", err, ds.Len())
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -1335,4 +1337,70 @@ func TestDegradedReadsAreReportedOnceAMinute(t *testing.T) {
 	if len(reports) != 2 {
 		t.Fatalf("%d reports after a minute, want 2", len(reports))
 	}
+}
+
+// TestAFlushsShardsShareADirectoryPerDisk flushes two whole extents and
+// a few journaled pages at once: the three blobs' keys share the byte
+// that names a shard file's directory, so on every disk the flush's
+// shard files are in one directory, which the flush syncs once for all
+// of them (DESIGN.md), and every byte reads back after a reopen.
+func TestAFlushsShardsShareADirectoryPerDisk(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	const size = 3 * ExtentSize
+	s.Create(ctx, "v", size, Options{K: 2, M: 1})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := make([]byte, size)
+	rand.New(rand.NewSource(5)).Read(model[:2*ExtentSize+3*PageSize])
+	if _, err := v.WriteAt(model[:2*ExtentSize+3*PageSize], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := r.repl.Read(ctx)
+	var keys []string
+	for _, sg := range segmentsOf(tx, "v") {
+		keys = append(keys, sg.Blob)
+	}
+	for i := range int64(2) {
+		e := store.Get[ExtentRow](tx, tExtents, extentID("v", i))
+		if e == nil {
+			t.Fatalf("extent %d was not written whole", i)
+		}
+		keys = append(keys, e.Blob)
+	}
+	if len(keys) != 3 {
+		t.Fatalf("blobs %v, want a segment and two extents", keys)
+	}
+	for _, k := range keys[1:] {
+		if k[:2] != keys[0][:2] {
+			t.Fatalf("blob keys %v of one flush do not share their first byte", keys)
+		}
+	}
+	if keys[0] == keys[1] || keys[1] == keys[2] || keys[0] == keys[2] {
+		t.Fatalf("blob keys %v are not distinct", keys)
+	}
+	for _, d := range r.dirs {
+		sub, err := os.ReadDir(filepath.Join(d.Path(), "shards"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sub) != 1 {
+			t.Fatalf("disk %s: the flush's shards are in %d directories, want 1", d.ID(), len(sub))
+		}
+	}
+	v.Close()
+	v, err = s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after reopening: %s", firstDiff(got, model))
+	}
+	v.Close()
 }

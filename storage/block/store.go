@@ -148,6 +148,29 @@ func newKey() string {
 	return hex.EncodeToString(b[:])
 }
 
+// keysIn returns a source of new blob keys whose first byte is first
+// (the rest random, 120 bits): a shard file's directory is named by its
+// key's first byte, so the shards of one flush's blobs share one
+// directory per disk, synced once for all of them.
+func keysIn(first byte) func() string {
+	return func() string {
+		var b [16]byte
+		if _, err := rand.Read(b[1:]); err != nil {
+			panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand does not fail on Linux
+		}
+		b[0] = first
+		return hex.EncodeToString(b[:])
+	}
+}
+
+func randomByte() byte {
+	var b [1]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err))
+	}
+	return b[0]
+}
+
 // translate maps the state machine's refusals to the package's errors,
 // keeping the message.
 func translate(err error) error {

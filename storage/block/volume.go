@@ -12,6 +12,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
+	"github.com/rackstack/rackstack/storage/disk"
 )
 
 // zeroCost is what a zeroed page counts against DirtyLimit and FoldBytes:
@@ -792,7 +793,7 @@ const directWriters = 8
 // writeWhole writes the extents a flush holds whole as new k+m blobs, in
 // parallel. It returns their rows (Seq unset) and the shards each was
 // written without; on failure it deletes what it wrote.
-func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]byte) ([]ExtentRow, map[string][]int, error) {
+func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]byte, newKey func() string) ([]ExtentRow, map[string][]int, error) {
 	rows := make([]ExtentRow, len(idx))
 	short := map[string][]int{}
 	errs := make([]error, len(idx))
@@ -869,9 +870,15 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, turn func()
 	var missing []int
 	var whole []ExtentRow
 	short := map[string][]int{}
+	// The blobs' shard files share a directory per disk (their keys
+	// share the byte that names it), which is fsync'd once for all of
+	// them before the command is proposed (DESIGN.md).
+	dirs := &disk.DirSyncs{}
+	ctx = blob.WithDirSyncs(ctx, dirs)
+	newKey := keysIn(randomByte())
 	if len(idx) > 0 {
 		var err error
-		if whole, short, err = v.writeWhole(ctx, idx, pages); err != nil {
+		if whole, short, err = v.writeWhole(ctx, idx, pages, newKey); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -901,6 +908,16 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, turn func()
 			return nil, nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
 		}
 		missing = info.Missing
+	}
+	if err := dirs.Sync(); err != nil {
+		// Their names may not survive a crash: never name them.
+		if sg.Blob != "" {
+			if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
+				v.s.log.Debug("delete unsynced segment", "blob", sg.Blob, "err", derr)
+			}
+		}
+		v.deleteExtents(ctx, whole)
+		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, err)
 	}
 	if err := turn(); err != nil {
 		// Not proposed: nothing will ever name the blobs.

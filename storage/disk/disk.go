@@ -1,6 +1,7 @@
 // Package disk stores shard files on one local disk (a directory). Writes go
-// to a temporary file that is fsync'd and renamed into place on Commit, so a
-// shard is either whole or absent. It knows nothing about erasure coding.
+// to a temporary file (unnamed where the filesystem allows) that is fsync'd
+// and given its name on Commit, so a shard is either whole or absent. It
+// knows nothing about erasure coding.
 package disk
 
 import (
@@ -12,7 +13,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -35,7 +38,7 @@ type Disk interface {
 // Writer receives one shard; nothing is visible until Commit.
 type Writer interface {
 	io.Writer
-	Commit() error // fsync, rename into place, fsync the directory
+	Commit() error // fsync, name it (link or rename into place), fsync the directory
 	Abort()
 }
 
@@ -126,28 +129,66 @@ func (d *Dir) path(name string) string {
 	return filepath.Join(d.root, "shards", name[:2], name)
 }
 
-// Create starts writing shard name.
+// Create starts writing shard name: into an unnamed file (O_TMPFILE)
+// in the disk's tmp directory, linked under its name on Commit; where
+// the filesystem has no unnamed files, into a named temporary file
+// renamed into place. An unnamed file costs no directory entry until it
+// is whole, and a crash before Commit leaves nothing behind (the
+// filesystem frees it), where a named one must be created, renamed out
+// of tmp, and swept from tmp after a crash.
 func (d *Dir) Create(name string) (Writer, error) {
 	if err := validName(name); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(filepath.Join(d.root, "tmp"), name+".*")
+	w, err := d.create(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The directory was wiped under us (a replaced or emptied disk):
 		// rebuild its skeleton under the same id so healing can refill it.
 		if err = d.reformat(); err == nil {
-			f, err = os.CreateTemp(filepath.Join(d.root, "tmp"), name+".*")
+			w, err = d.create(name)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create shard on %s: %w", d.root, err)
 	}
+	return w, nil
+}
+
+// noTmpfile is set once the filesystem refused an unnamed file.
+var noTmpfile atomic.Bool
+
+func (d *Dir) create(name string) (*fileWriter, error) {
+	tmp := filepath.Join(d.root, "tmp")
+	if !noTmpfile.Load() && !noTmpfileHook {
+		fd, err := unix.Open(tmp, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return &fileWriter{f: os.NewFile(uintptr(fd), filepath.Join(tmp, name)), dst: d.path(name), unnamed: true}, nil
+		}
+		switch err {
+		case unix.ENOENT:
+			return nil, fs.ErrNotExist
+		case unix.EOPNOTSUPP, unix.EISDIR, unix.EINVAL:
+			// No O_TMPFILE on this filesystem (or kernel).
+			noTmpfile.Store(true)
+		default:
+			return nil, err
+		}
+	}
+	f, err := os.CreateTemp(tmp, name+".*")
+	if err != nil {
+		return nil, err
+	}
 	return &fileWriter{f: f, dst: d.path(name)}, nil
 }
+
+// noTmpfileHook makes Create use named temporary files, as on a
+// filesystem without O_TMPFILE (a test sets it).
+var noTmpfileHook bool
 
 type fileWriter struct {
 	f       *os.File
 	dst     string
+	unnamed bool  // f is an O_TMPFILE: no name until it is linked at dst
 	written int64 // bytes written
 	flushed int64 // bytes handed to writeback
 
@@ -375,7 +416,83 @@ func (w *fileWriter) dropStage() {
 	}
 }
 
-func (w *fileWriter) Commit() error {
+func (w *fileWriter) Commit() error { return w.commit(nil) }
+
+// CommitDeferred is Commit without the directory's fsync: the shard
+// file is whole and fsync'd under its name, but the name is durable only
+// once ds.Sync has fsync'd the directory. A caller that makes many
+// shards at once syncs each directory once, not once per shard.
+func (w *fileWriter) CommitDeferred(ds *DirSyncs) error { return w.commit(ds) }
+
+// DeferredCommitter is a Writer whose directory sync can be left to a
+// DirSyncs (Dir's writers are).
+type DeferredCommitter interface {
+	CommitDeferred(ds *DirSyncs) error
+}
+
+// DirSyncs gathers the directories shard files were renamed into by
+// CommitDeferred; Sync fsyncs each of them once.
+type DirSyncs struct {
+	mu   sync.Mutex
+	dirs map[string]struct{}
+}
+
+func (ds *DirSyncs) add(dir string) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.dirs == nil {
+		ds.dirs = map[string]struct{}{}
+	}
+	ds.dirs[dir] = struct{}{}
+}
+
+// Len is how many directories wait for their sync.
+func (ds *DirSyncs) Len() int {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return len(ds.dirs)
+}
+
+// Sync fsyncs every directory gathered since the last Sync, at once, and
+// fails if any of them could not be: then the names of the shards in it
+// may not survive a crash.
+func (ds *DirSyncs) Sync() error {
+	ds.mu.Lock()
+	dirs := ds.dirs
+	ds.dirs = nil
+	ds.mu.Unlock()
+	errs := make(chan error, len(dirs))
+	for dir := range dirs {
+		go func() { errs <- syncDirHook(dir) }()
+	}
+	var all []error
+	for range dirs {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// syncDirHook is syncDir; a test counts the calls or makes them fail.
+var syncDirHook = syncDir
+
+// syncDir fsyncs directory dir, so the names in it survive a crash.
+func syncDir(dir string) error {
+	df, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync shard directory: %w", err)
+	}
+	defer df.Close()
+	if err := df.Sync(); err != nil {
+		return fmt.Errorf("sync shard directory: %w", err)
+	}
+	return nil
+}
+
+// commit makes the shard whole under its name; with ds nil its
+// directory is fsync'd too, else ds is told to.
+func (w *fileWriter) commit(ds *DirSyncs) error {
 	if err := w.finish(); err != nil {
 		w.Abort()
 		return err
@@ -384,30 +501,85 @@ func (w *fileWriter) Commit() error {
 		w.Abort()
 		return fmt.Errorf("fsync shard: %w", err)
 	}
-	if err := w.f.Close(); err != nil {
-		os.Remove(w.f.Name())
-		return err
-	}
 	dir := filepath.Dir(w.dst)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		os.Remove(w.f.Name())
-		return err
-	}
-	if err := os.Rename(w.f.Name(), w.dst); err != nil {
-		os.Remove(w.f.Name())
+	if err := w.publish(); err != nil {
+		w.Abort()
 		return fmt.Errorf("commit shard: %w", err)
 	}
-	if df, err := os.Open(dir); err == nil {
-		df.Sync()
-		df.Close()
+	// Whole and fsync'd under its name already: a close that fails
+	// loses nothing.
+	w.f.Close()
+	if ds != nil {
+		ds.add(dir)
+		return nil
+	}
+	// Best effort, as it always was: the shard is whole under its name
+	// either way.
+	syncDirHook(dir)
+	return nil
+}
+
+// publish puts the whole, fsync'd file under its name (replacing a
+// shard of that name), creating its directory when it is missing.
+func (w *fileWriter) publish() error {
+	err := w.link()
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(w.dst), 0o700); err == nil {
+			err = w.link()
+		}
+	}
+	return err
+}
+
+func (w *fileWriter) link() error {
+	if !w.unnamed {
+		return os.Rename(w.f.Name(), w.dst)
+	}
+	err := linkFile(w.f, w.dst)
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	// A shard of that name is there (a heal rewriting a damaged one):
+	// linked under a temporary name first, then renamed over it, so the
+	// name holds the old shard or the new one, never neither.
+	tmp := filepath.Join(filepath.Dir(w.f.Name()), filepath.Base(w.dst)+"."+randomSuffix())
+	if err := linkFile(w.f, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, w.dst); err != nil {
+		os.Remove(tmp)
+		return err
 	}
 	return nil
+}
+
+// linkFile gives the unnamed file f the name dst.
+func linkFile(f *os.File, dst string) error {
+	fd := int(f.Fd())
+	err := unix.Linkat(fd, "", unix.AT_FDCWD, dst, unix.AT_EMPTY_PATH)
+	if err == unix.EPERM || err == unix.EINVAL {
+		// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH: the file's
+		// /proc name does not.
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: dst, Err: err}
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (w *fileWriter) Abort() {
 	w.dropStage()
 	w.f.Close()
-	os.Remove(w.f.Name())
+	if !w.unnamed {
+		os.Remove(w.f.Name())
+	}
 }
 
 // Open reads shard name from offset.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -241,4 +242,137 @@ func supportsDirect(t *testing.T, dir string) bool {
 	f.Close()
 	os.Remove(f.Name())
 	return true
+}
+
+// CommitDeferred leaves the directory's fsync to the DirSyncs, which
+// syncs each directory once however many shards went into it, and
+// reports a directory it could not sync.
+func TestCommitDeferredSyncsEachDirectoryOnce(t *testing.T) {
+	var mu sync.Mutex
+	synced := map[string]int{}
+	fail := ""
+	syncDirHook = func(dir string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		synced[dir]++
+		if dir == fail {
+			return errors.New("injected directory sync failure")
+		}
+		return nil
+	}
+	defer func() { syncDirHook = syncDir }()
+	d, err := OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds DirSyncs
+	// Three shards in directory "ab", one in "cd".
+	for _, name := range []string{"ab1.0", "ab2.0", "ab3.0", "cd1.0"} {
+		w, err := d.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(bytes.Repeat([]byte(name), 100000))
+		if err := w.(DeferredCommitter).CommitDeferred(&ds); err != nil {
+			t.Fatal(err)
+		}
+		// Whole and readable under its name already.
+		r, err := d.Open(name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if !bytes.Equal(got, bytes.Repeat([]byte(name), 100000)) {
+			t.Fatalf("%s: read %d bytes back, not what was written", name, len(got))
+		}
+	}
+	if len(synced) != 0 {
+		t.Fatalf("directories synced before Sync: %v", synced)
+	}
+	if ds.Len() != 2 {
+		t.Fatalf("%d directories wait for their sync, want 2", ds.Len())
+	}
+	if err := ds.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	ab, cd := filepath.Dir(d.path("ab1.0")), filepath.Dir(d.path("cd1.0"))
+	if len(synced) != 2 || synced[ab] != 1 || synced[cd] != 1 {
+		t.Fatalf("synced %v, want %s and %s once each", synced, ab, cd)
+	}
+	if ds.Len() != 0 {
+		t.Fatalf("%d directories still wait after Sync", ds.Len())
+	}
+	// A directory that cannot be synced fails the Sync.
+	fail = ab
+	w, _ := d.Create("ab4.0")
+	w.Write([]byte("x"))
+	if err := w.(DeferredCommitter).CommitDeferred(&ds); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Sync(); err == nil {
+		t.Fatal("Sync of a directory that failed its fsync succeeded")
+	}
+	// Commit still syncs its directory itself.
+	fail = ""
+	w, _ = d.Create("cd2.0")
+	w.Write([]byte("y"))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if synced[cd] != 2 {
+		t.Fatalf("Commit synced %s %d times in all, want 2", cd, synced[cd])
+	}
+}
+
+// A shard being written has no name anywhere (an O_TMPFILE, which a
+// crash leaves nothing of), Commit gives it its name, and a Commit over
+// a shard of that name (a heal rewriting a damaged one) replaces it.
+// Filesystems without O_TMPFILE get the same through a named temporary
+// file.
+func TestCommitReplacesAndUnnamedFilesLeaveNoTrace(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		noTmpfileHook = named
+		root := t.TempDir()
+		d, err := OpenDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, body := range []string{"first version", "second, longer version"} {
+			w, err := d.Create("rep.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(bytes.Repeat([]byte(body), 50000))
+			tmps, _ := os.ReadDir(filepath.Join(root, "tmp"))
+			if !named && len(tmps) != 0 {
+				t.Fatalf("a shard being written has a name in tmp: %v", tmps)
+			}
+			if named && len(tmps) != 1 {
+				t.Fatalf("named temporary files: %v, want 1", tmps)
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatalf("commit %d (named temporaries %v): %v", i, named, err)
+			}
+			r, err := d.Open("rep.0", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(r)
+			r.Close()
+			if !bytes.Equal(got, bytes.Repeat([]byte(body), 50000)) {
+				t.Fatalf("commit %d (named temporaries %v): read back %d bytes, not version %d", i, named, len(got), i)
+			}
+		}
+		w, _ := d.Create("gone.0")
+		w.Write([]byte("aborted"))
+		w.Abort()
+		if tmps, _ := os.ReadDir(filepath.Join(root, "tmp")); len(tmps) != 0 {
+			t.Fatalf("named temporaries %v: tmp holds %v after commits and an abort", named, tmps)
+		}
+		if names, _ := d.List(); len(names) != 1 || names[0] != "rep.0" {
+			t.Fatalf("named temporaries %v: shards %v, want rep.0 alone", named, names)
+		}
+	}
+	noTmpfileHook = false
 }
