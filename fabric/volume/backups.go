@@ -468,8 +468,8 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 }
 
 // restoreInto writes backup b (marked restoring) into volume target in
-// the background; the volume becomes available, or failed, and the
-// backup available again.
+// the background; the backup becomes available again, then the volume
+// available, or failed.
 func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
 	s.background(func(ctx context.Context) {
 		err := s.cfg.Backups.Restore(ctx, b.ObjectProject(), b.Container, b.ObjectPrefix(), target)
@@ -485,14 +485,18 @@ func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
 				s.log.Warn("volume: restore metadata", "backup", b.ID, "volume", target, "err", merr)
 			}
 		}
-		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, failed, "restore backup "+b.ID, err); ferr != nil {
-			s.log.Warn("volume: restore backup", "backup", b.ID, "volume", target, "err", ferr)
-		}
+		// The backup is released before the volume is finished, so a
+		// client that waited for the volume finds the backup free for
+		// its next restore (the other order left a window where the
+		// volume was available and the backup still restoring).
 		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
 			b.Status, b.WorkNode, b.WorkRun = volstate.BackupAvailable, "", ""
 			return nil
 		}); cerr != nil {
 			s.log.Warn("volume: record restore", "backup", b.ID, "err", cerr)
+		}
+		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, failed, "restore backup "+b.ID, err); ferr != nil {
+			s.log.Warn("volume: restore backup", "backup", b.ID, "volume", target, "err", ferr)
 		}
 	})
 }
