@@ -135,22 +135,11 @@ const luksTries = 5
 // encrypted volume), which it opens. The key reaches qemu-img through a
 // pipe, never its command line.
 func (d *volumeData) encrypt(ctx context.Context, r io.Reader, diskFormat, name string, e *hypervisor.DiskEncryption) (*os.File, func(), error) {
-	if err := os.MkdirAll(d.tmp, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create %s: %w", d.tmp, err)
-	}
 	in, out := filepath.Join(d.tmp, name+".image"), filepath.Join(d.tmp, name+".luks")
 	cleanup := func() { os.Remove(in); os.Remove(out) }
-	f, err := os.OpenFile(in, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, nil, err
-	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := d.fetch(r, in); err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("fetch image: %w", err)
+		return nil, nil, err
 	}
 	format := "raw"
 	if diskFormat == "qcow2" {
@@ -179,33 +168,17 @@ func (d *volumeData) encrypt(ctx context.Context, r io.Reader, diskFormat, name 
 		}
 	}
 	os.Remove(in)
-	lf, err := os.Open(out)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	return lf, func() { lf.Close(); cleanup() }, nil
+	return openConverted(out, cleanup)
 }
 
 // convert fetches a qcow2 image to a file and converts it to a raw one
 // (sparse: its holes cost nothing), which it opens.
 func (d *volumeData) convert(ctx context.Context, r io.Reader, name string) (*os.File, func(), error) {
-	if err := os.MkdirAll(d.tmp, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create %s: %w", d.tmp, err)
-	}
 	qcow, raw := filepath.Join(d.tmp, name+".qcow2"), filepath.Join(d.tmp, name+".raw")
 	cleanup := func() { os.Remove(qcow); os.Remove(raw) }
-	f, err := os.OpenFile(qcow, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, nil, err
-	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := d.fetch(r, qcow); err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("fetch image: %w", err)
+		return nil, nil, err
 	}
 	// -f is given: a format is never probed from bytes a tenant uploaded.
 	out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", qcow, raw).CombinedOutput()
@@ -214,12 +187,38 @@ func (d *volumeData) convert(ctx context.Context, r io.Reader, name string) (*os
 		return nil, nil, fmt.Errorf("qemu-img convert: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	os.Remove(qcow)
-	rf, err := os.Open(raw)
+	return openConverted(raw, cleanup)
+}
+
+// fetch writes an image's bytes from r into path, a file of d.tmp only
+// this user reads.
+func (d *volumeData) fetch(r io.Reader, path string) error {
+	if err := os.MkdirAll(d.tmp, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", d.tmp, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fetch image: %w", err)
+	}
+	return nil
+}
+
+// openConverted opens a conversion's output at path for reading; the
+// cleanup returned closes it and runs cleanup, which removes the files.
+func openConverted(path string, cleanup func()) (*os.File, func(), error) {
+	f, err := os.Open(path)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	return rf, func() { rf.Close(); cleanup() }, nil
+	return f, func() { f.Close(); cleanup() }, nil
 }
 
 // blockExists is Blocks.Exists on the block store.
