@@ -182,58 +182,34 @@ func TestLoseShardsReadAndHeal(t *testing.T) {
 		},
 	}
 	for name, damage := range tests {
-		for _, direct := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/direct=%v", name, direct), func(t *testing.T) {
-				loseShardsReadAndHeal(t, damage, direct)
-			})
-		}
+		t.Run(name, func(t *testing.T) {
+			s, l := newStore(t, 6)
+			data := payload(3*l.K*l.ShardSize + 77)
+			sum := sha256.Sum256(data)
+			if _, err := s.Put(context.Background(), "victim", l, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			damage(t, s, l, "victim")
+			got, res, err := get(t, s, "victim", l, int64(len(data)), 0, int64(len(data)))
+			if err != nil || sha256.Sum256(got) != sum {
+				t.Fatalf("degraded read: %v", err)
+			}
+			if !res.Degraded {
+				t.Fatal("the damage was not reported")
+			}
+			healed, err := s.Heal(context.Background(), "victim", l, int64(len(data)))
+			if err != nil || len(healed) == 0 {
+				t.Fatalf("heal: %v %v", healed, err)
+			}
+			if bad, err := s.Verify(context.Background(), "victim", l, int64(len(data))); err != nil || len(bad) != 0 {
+				t.Fatalf("after heal, bad shards %v (%v)", bad, err)
+			}
+			got, res, err = get(t, s, "victim", l, int64(len(data)), 0, int64(len(data)))
+			if err != nil || res.Degraded || sha256.Sum256(got) != sum {
+				t.Fatalf("read after heal: %v degraded=%v", err, res.Degraded)
+			}
+		})
 	}
-}
-
-// loseShardsReadAndHeal damages a blob's shards and reads it through the
-// page cache or with direct I/O (the blocks of large objects).
-func loseShardsReadAndHeal(t *testing.T, damage func(t *testing.T, s *Store, l Layout, key string), direct bool) {
-	var directReads atomic.Int64
-	if direct {
-		useDirectReads(t, &directReads)
-	}
-	s, l := newStore(t, 6)
-	data := payload(3*l.K*l.ShardSize + 77)
-	sum := sha256.Sum256(data)
-	if _, err := s.Put(context.Background(), "victim", l, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	damage(t, s, l, "victim")
-	got, res, err := get(t, s, "victim", l, int64(len(data)), 0, int64(len(data)))
-	if err != nil || sha256.Sum256(got) != sum {
-		t.Fatalf("degraded read: %v", err)
-	}
-	if !res.Degraded {
-		t.Fatal("the damage was not reported")
-	}
-	healed, err := s.Heal(context.Background(), "victim", l, int64(len(data)))
-	if err != nil || len(healed) == 0 {
-		t.Fatalf("heal: %v %v", healed, err)
-	}
-	if bad, err := s.Verify(context.Background(), "victim", l, int64(len(data))); err != nil || len(bad) != 0 {
-		t.Fatalf("after heal, bad shards %v (%v)", bad, err)
-	}
-	got, res, err = get(t, s, "victim", l, int64(len(data)), 0, int64(len(data)))
-	if err != nil || res.Degraded || sha256.Sum256(got) != sum {
-		t.Fatalf("read after heal: %v degraded=%v", err, res.Degraded)
-	}
-	if direct && directReads.Load() == 0 {
-		t.Fatal("no block was read with direct I/O")
-	}
-}
-
-// useDirectReads makes the test's reads of local shards use direct I/O
-// whatever their block size, counting the blocks so read in n.
-func useDirectReads(t *testing.T, n *atomic.Int64) {
-	oldMin, oldHook := directReadMin, directReadHook
-	directReadMin = 0
-	directReadHook = func(string) { n.Add(1) }
-	t.Cleanup(func() { directReadMin, directReadHook = oldMin, oldHook })
 }
 
 func TestTooManyLosses(t *testing.T) {
@@ -563,46 +539,6 @@ func TestPutWithoutMD5(t *testing.T) {
 	info, err = s.Put(context.Background(), "c", l, bytes.NewReader(data))
 	if sum := md5.Sum(data); err != nil || info.MD5 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("put = %+v, %v; want MD5 %x", info, err, sum)
-	}
-}
-
-// noDirectDisk is a disk on a filesystem that refuses direct I/O.
-type noDirectDisk struct {
-	disk.Disk
-	asked *atomic.Int64
-}
-
-func (d noDirectDisk) OpenDirect(name string) (*disk.DirectFile, error) {
-	d.asked.Add(1)
-	return nil, fmt.Errorf("%w: test", disk.ErrNoDirect)
-}
-
-// TestDirectReadFallsBack: shards on disks that refuse direct I/O are
-// read through the page cache, whole and correct, and not reported bad;
-// the other disks' shards are still read directly.
-func TestDirectReadFallsBack(t *testing.T) {
-	var directReads, asked atomic.Int64
-	useDirectReads(t, &directReads)
-	s, l := newStore(t, 6)
-	for _, i := range []int{0, 2, 5} {
-		id := l.Disks[i].ID
-		s.Local[id] = noDirectDisk{s.Local[id], &asked}
-	}
-	data := payload(5*l.K*l.ShardSize + 77)
-	if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	got, res, err := get(t, s, "k", l, int64(len(data)), 0, int64(len(data)))
-	if err != nil || !bytes.Equal(got, data) || res.Degraded {
-		t.Fatalf("read: %v equal=%v degraded=%+v", err, bytes.Equal(got, data), res)
-	}
-	if asked.Load() == 0 || directReads.Load() == 0 {
-		t.Fatalf("direct opens refused %d, blocks read directly %d: want both", asked.Load(), directReads.Load())
-	}
-	// A range from the middle, the readers reopening at its stripe.
-	got, _, err = get(t, s, "k", l, int64(len(data)), 12345, 3*int64(l.ShardSize))
-	if err != nil || !bytes.Equal(got, data[12345:12345+3*l.ShardSize]) {
-		t.Fatalf("range read: %v", err)
 	}
 }
 

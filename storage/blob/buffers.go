@@ -160,7 +160,7 @@ func (b *Buffers) take(count, n int) [][]byte {
 		b.idleBytes -= int64(reuse * n)
 	}
 	for len(out) < count {
-		out = append(out, newBlock(n))
+		out = append(out, make([]byte, n))
 	}
 	b.used += fresh
 	return out

@@ -21,7 +21,7 @@ func (s *Store) Verify(ctx context.Context, key string, l Layout, size int64) ([
 	}
 	stripes := c.Stripes(size)
 	var bad []int
-	buf := newBlock(c.BlockSize())
+	buf := make([]byte, c.BlockSize())
 	for i, d := range l.Disks {
 		r := &shardReader{s: s, d: d, name: ShardName(key, i), block: c.BlockSize()}
 		if stripes == 0 {
@@ -133,7 +133,7 @@ func (s *Store) healPass(ctx context.Context, c *ec.Coder, key string, l Layout,
 	pool := s.buffers()
 	bufs := make([][]byte, len(readers))
 	for i := range bufs {
-		bufs[i] = newBlock(c.BlockSize())
+		bufs[i] = make([]byte, c.BlockSize())
 	}
 	var bad []int
 	sinks := map[int]*sink{}

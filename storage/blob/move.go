@@ -49,7 +49,7 @@ func (s *Store) copyShard(ctx context.Context, c *ec.Coder, key string, i int, f
 	defer cancel()
 	pool := s.buffers()
 	sk := s.openSink(cctx, to.Disks[i], name, c.BlockSize())
-	buf := newBlock(c.BlockSize())
+	buf := make([]byte, c.BlockSize())
 	var n int64
 	var rerr error
 	for st := int64(0); st < c.Stripes(size); st++ {

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/ec"
 	"github.com/rackstack/rackstack/storage/placement"
 )
@@ -25,67 +24,17 @@ type shardReader struct {
 	next  int64 // the stripe the open stream is positioned at
 	block int
 	bad   error // set once the shard proved unreadable
-
-	// direct reads the shard with direct I/O instead of rc (see
-	// directReadMin); noDirect once that proved impossible here.
-	direct   *disk.DirectFile
-	noDirect bool
-}
-
-// directReadMin is the smallest block a local shard is read with direct
-// I/O (disk.DirectFile): the blocks of large objects, read once and
-// streamed, for which the page cache cost most of a GET's CPU (filling,
-// charging and evicting its pages, and copying out of them) and saved
-// nothing. Small blocks still go through it, where a hot object stays
-// cached. A variable so tests can read small blocks directly.
-var directReadMin = 64 << 10
-
-// newBlock allocates a block of n bytes for the Buffers. One a shard
-// reader may read with direct I/O gets the slack that needs (its
-// capacity, past its length): about one page more than Go's allocator
-// gives a block of a large object anyway.
-func newBlock(n int) []byte {
-	if n >= directReadMin {
-		return make([]byte, n, n+disk.DirectSlack)
-	}
-	return make([]byte, n)
-}
-
-// directReadHook, if set (by tests), sees every block read directly.
-var directReadHook func(name string)
-
-// directOpener is a disk that reads shards with direct I/O (disk.Dir).
-type directOpener interface {
-	OpenDirect(name string) (*disk.DirectFile, error)
-}
-
-// directBuf returns buf's whole capacity if it leaves the slack a direct
-// read of a block needs around it, and nil if not.
-func (r *shardReader) directBuf(buf []byte) []byte {
-	if cap(buf) < r.block+disk.DirectSlack {
-		return nil
-	}
-	return buf[:cap(buf)]
 }
 
 func (r *shardReader) open(ctx context.Context, stripe int64) error {
-	r.close()
+	if r.rc != nil {
+		r.rc.Close()
+		r.rc = nil
+	}
 	off := stripe * int64(r.block)
 	var rc io.ReadCloser
 	var err error
 	if local, ok := r.s.Local[r.d.ID]; ok && r.d.Node == r.s.Node {
-		if do, ok := local.(directOpener); ok && !r.noDirect && r.block >= directReadMin {
-			f, err := do.OpenDirect(r.name)
-			if err == nil {
-				r.direct, r.next = f, stripe
-				return nil
-			}
-			if !errors.Is(err, disk.ErrNoDirect) {
-				r.s.diskError(r.d, err)
-				return err
-			}
-			r.noDirect = true // through the page cache, below
-		}
 		rc, err = local.Open(r.name, off)
 	} else if r.s.Transport != nil {
 		rc, err = r.s.Transport.Open(ctx, r.d, r.name, off)
@@ -120,16 +69,11 @@ func (r *shardReader) willNeed(ctx context.Context, stripe int64) bool {
 	if !r.local() {
 		return true
 	}
-	if r.rc == nil && r.direct == nil {
+	if r.rc == nil {
 		if err := r.open(ctx, stripe); err != nil {
 			r.bad = err
 			return false
 		}
-	}
-	if r.direct != nil {
-		// Direct reads bypass the page cache: reading ahead into it
-		// would read every block twice.
-		return true
 	}
 	off := stripe * int64(r.block)
 	if fadvise(r.rc, off, int64(r.block), unix.FADV_WILLNEED) && adviseHook != nil {
@@ -164,45 +108,19 @@ func (r *shardReader) read(ctx context.Context, stripe int64, buf []byte) ([]byt
 	if r.bad != nil {
 		return nil, r.bad
 	}
-	if r.rc == nil && r.direct == nil && r.directBuf(buf) == nil {
-		r.noDirect = true // no room around buf for a direct read
-	}
-	if (r.rc == nil && r.direct == nil) || (r.rc != nil && r.next != stripe) {
+	if r.rc == nil || r.next != stripe {
 		if err := r.open(ctx, stripe); err != nil {
 			r.bad = err
 			return nil, err
 		}
 	}
-	block := buf[:r.block]
-	if r.direct != nil {
-		b, err := []byte(nil), disk.ErrNoDirect
-		if dbuf := r.directBuf(buf); dbuf != nil {
-			b, err = r.direct.ReadBlock(dbuf, stripe*int64(r.block), r.block)
-		}
-		if errors.Is(err, disk.ErrNoDirect) {
-			// Refused after all, or a block without the slack direct
-			// I/O needs around it: this block and the rest through the
-			// page cache.
-			r.noDirect = true
-			r.close()
-			return r.read(ctx, stripe, buf)
-		}
-		if err != nil {
-			r.bad = fmt.Errorf("read %s: %w", r.name, err)
-			r.s.diskError(r.d, r.bad)
-			return nil, r.bad
-		}
-		block = b
-		if directReadHook != nil {
-			directReadHook(r.name)
-		}
-	} else if _, err := io.ReadFull(r.rc, block); err != nil {
+	if _, err := io.ReadFull(r.rc, buf); err != nil {
 		r.bad = fmt.Errorf("read %s: %w", r.name, err)
 		r.s.diskError(r.d, r.bad)
 		return nil, r.bad
 	}
 	r.next++
-	data, err := ec.Open(block)
+	data, err := ec.Open(buf)
 	if err != nil {
 		// A corrupt block: the rest of the shard may be fine, but treat the
 		// shard as suspect for this read and let the healer rewrite it.
@@ -217,10 +135,6 @@ func (r *shardReader) close() {
 	if r.rc != nil {
 		r.rc.Close()
 		r.rc = nil
-	}
-	if r.direct != nil {
-		r.direct.Close()
-		r.direct = nil
 	}
 }
 
