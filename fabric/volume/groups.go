@@ -180,27 +180,38 @@ func nameAndDescription(in *api.Input) (string, string) {
 	return strings.TrimSpace(in.Str("name", "", 255)), strings.TrimSpace(in.Str("description", "", 255))
 }
 
-func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
-	if err := needVersion(r, 13, "groups"); err != nil {
-		return err
+// newGroup reads a group create's body, {key: {...}} with only the
+// allowed keys, at microversion 3.minor and later (what names the
+// feature below it), into a creating group of the caller's, named and
+// described, worked on by this process; in reads the rest of the body.
+func (s *Service) newGroup(r *http.Request, minor int, what, key string, allowed ...string) (g volstate.Group, o api.Object, in *api.Input, err error) {
+	if err := needVersion(r, minor, what); err != nil {
+		return g, nil, nil, err
 	}
 	proj, err := project(r)
 	if err != nil {
-		return err
+		return g, nil, nil, err
 	}
-	o, err := body(r, "group")
+	if o, err = body(r, key); err != nil {
+		return g, nil, nil, err
+	}
+	if err := unexpected(o, allowed...); err != nil {
+		return g, nil, nil, err
+	}
+	in = newInput(o)
+	now := s.now()
+	g = volstate.Group{ID: api.NewUUID(), Project: proj, User: principal(r).UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now,
+		WorkNode: s.cfg.Node, WorkRun: s.run}
+	g.Name, g.Description = nameAndDescription(in)
+	return g, o, in, nil
+}
+
+func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
+	g, o, in, err := s.newGroup(r, 13, "groups", "group", "name", "description", "group_type", "volume_types", "availability_zone")
 	if err != nil {
 		return err
 	}
-	if err := unexpected(o, "name", "description", "group_type", "volume_types", "availability_zone"); err != nil {
-		return err
-	}
-	in := newInput(o)
-	now := s.now()
 	p := principal(r)
-	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now,
-		WorkNode: s.cfg.Node, WorkRun: s.run}
-	g.Name, g.Description = nameAndDescription(in)
 	typeRef := in.Required("group_type", 255)
 	if in.Err == nil && !in.Has("volume_types") {
 		in.Fail(cinderWording{}.Missing("volume_types"))
@@ -233,7 +244,7 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if !t.Usable(proj) && !p.IsAdmin() {
+		if !t.Usable(g.Project) && !p.IsAdmin() {
 			return notFound("Volume type", ref)
 		}
 		if slices.Contains(g.VolumeTypeIDs, t.ID) {
@@ -517,26 +528,11 @@ func (s *Service) groupFailed(ctx context.Context, id, status, reason string) {
 // each of its snapshots) or from another group (a copy of each of its
 // volumes), in the source's group type and volume types.
 func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) error {
-	if err := needVersion(r, 14, "groups from a source"); err != nil {
-		return err
-	}
-	proj, err := project(r)
+	g, o, in, err := s.newGroup(r, 14, "groups from a source", "create-from-src", "name", "description", "group_snapshot_id", "source_group_id")
 	if err != nil {
 		return err
 	}
-	o, err := body(r, "create-from-src")
-	if err != nil {
-		return err
-	}
-	if err := unexpected(o, "name", "description", "group_snapshot_id", "source_group_id"); err != nil {
-		return err
-	}
-	in := newInput(o)
-	now := s.now()
 	p := principal(r)
-	g := volstate.Group{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, Zone: zone, CreatedAt: now, UpdatedAt: now,
-		WorkNode: s.cfg.Node, WorkRun: s.run}
-	g.Name, g.Description = nameAndDescription(in)
 	g.GroupSnapshotID = in.Str("group_snapshot_id", "", 36)
 	g.SourceGroupID = in.Str("source_group_id", "", 36)
 	if in.Err != nil {
@@ -605,8 +601,8 @@ func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) 
 	// their blocks.
 	var made []string
 	for _, m := range members {
-		v := volstate.Volume{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.StatusCreating, Size: m.size,
-			TypeID: m.typeID, GroupID: g.ID, CreatedAt: now, UpdatedAt: now}
+		v := volstate.Volume{ID: api.NewUUID(), Project: g.Project, User: p.UserID, Status: volstate.StatusCreating, Size: m.size,
+			TypeID: m.typeID, GroupID: g.ID, CreatedAt: g.CreatedAt, UpdatedAt: g.CreatedAt}
 		if m.snapshot {
 			v.SnapshotID = m.from
 		} else {
