@@ -69,7 +69,8 @@ func waitCinder(t *testing.T, env []string, minor, vol, want string) map[string]
 // per project (3.62), transfers without snapshots (3.55), time filters
 // (3.60), snapshots of in-use volumes (3.66), the API without the project
 // in the URL (3.67), a reimage through qemu-img and the block store
-// (3.68), and the extend completion a volume never waits for (3.71).
+// (3.68, of an encrypted volume too), and the extend completion a
+// volume never waits for (3.71).
 func TestVolumeMicroversions(t *testing.T) {
 	testenv.RequireRoot(t, "run rackd's block store")
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/cinder", "qemu-img"} {
@@ -209,6 +210,18 @@ func TestVolumeMicroversions(t *testing.T) {
 	if out := cv("68", alice, "show", v2); !strings.Contains(out, "image_id : "+image) {
 		t.Fatalf("reimaged volume's image metadata:\n%s", out)
 	}
+	// An encrypted volume is reimaged too, under its own key: its raw
+	// blocks are a LUKS header and the image's ciphertext.
+	openstack(t, admin, "volume", "type", "create", "--encryption-provider", "luks", "--encryption-cipher", "aes-xts-plain64",
+		"--encryption-key-size", "256", "--encryption-control-location", "front-end", "secret")
+	encv := strings.TrimSpace(openstack(t, alice, "volume", "create", "--type", "secret", "--size", "1", "-f", "value", "-c", "id", "encv"))
+	waitCinder(t, alice, "68", encv, "available")
+	cv("68", alice, "reimage", encv, image)
+	if p := waitCinder(t, alice, "68", encv, "available"); p["bootable"] != "true" || p["encrypted"] != "True" {
+		t.Fatalf("reimaged encrypted volume: %v", p)
+	}
+	requireCiphertextOf(t, creds, n1, encv, "encv", img)
+
 	// Before 3.68 the action does not exist (the CLI does not offer it:
 	// raw HTTP).
 	code, body = volCall(t, "POST", base+"/volumes/"+v2+"/action", aliceTok, "67", `{"os-reimage":{"image_id":"`+image+`"}}`)

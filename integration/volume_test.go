@@ -176,37 +176,8 @@ func encryptedBootLane(t *testing.T, creds map[string]string, n1 *rackd, alice [
 		t.Fatalf("encimg: %s", out)
 	}
 
-	// Raw, the volume is a LUKS header and ciphertext: strings of the
-	// image's boot sector and FAT directory, there in the plain image,
-	// are not.
+	requireCiphertextOf(t, creds, n1, ev.ID, "encimg", img)
 	home := t.TempDir()
-	plain := filepath.Join(home, "image.raw")
-	nbdTool(t, "qemu-img", "convert", "-f", "qcow2", "-O", "raw", img, plain)
-	ex := exportVolume(t, creds, n1, ev.ID)
-	dump := filepath.Join(home, "encimg.raw")
-	nbdTool(t, "qemu-img", "dd", "-f", "raw", "-O", "raw", "bs=1M", "count=72", "if="+ex.UnixURI, "of="+dump)
-	if out, err := rackctl(t, creds, n1, "volume", "unexport", ev.ID); err != nil {
-		t.Fatalf("unexport: %v\n%s", err, out)
-	}
-	plainBytes, err := os.ReadFile(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(dump)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(string(raw), "LUKS\xba\xbe") {
-		t.Fatalf("encimg has no LUKS header: %q", raw[:16])
-	}
-	for _, known := range []string{"Missing operating system.", "SYSLINUXCFG", "LDLINUX SYS"} {
-		if !strings.Contains(string(plainBytes), known) {
-			t.Fatalf("the test image lacks %q: the check would prove nothing", known)
-		}
-		if strings.Contains(string(raw), known) {
-			t.Fatalf("encimg holds the image's %q in clear", known)
-		}
-	}
 
 	// A server boots from it; its user data reports the boot disk's
 	// size (sectors) and again when it changes.
@@ -667,4 +638,40 @@ func qemuDiskOf(t *testing.T, server, device string) qemuDisk {
 	}
 	t.Fatalf("no disk %s in %+v", device, blocks)
 	return qemuDisk{}
+}
+
+// requireCiphertextOf fails t unless volume id (called name), exported
+// raw through rackctl, is a LUKS header and ciphertext of the qcow2
+// image img: strings of the image's boot sector and FAT directory, there
+// in the plain image, are not in the volume's first 72 MiB.
+func requireCiphertextOf(t *testing.T, creds map[string]string, n1 *rackd, id, name, img string) {
+	t.Helper()
+	home := t.TempDir()
+	plain := filepath.Join(home, "image.raw")
+	nbdTool(t, "qemu-img", "convert", "-f", "qcow2", "-O", "raw", img, plain)
+	ex := exportVolume(t, creds, n1, id)
+	dump := filepath.Join(home, name+".raw")
+	nbdTool(t, "qemu-img", "dd", "-f", "raw", "-O", "raw", "bs=1M", "count=72", "if="+ex.UnixURI, "of="+dump)
+	if out, err := rackctl(t, creds, n1, "volume", "unexport", id); err != nil {
+		t.Fatalf("unexport: %v\n%s", err, out)
+	}
+	plainBytes, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), "LUKS\xba\xbe") {
+		t.Fatalf("%s has no LUKS header: %q", name, raw[:16])
+	}
+	for _, known := range []string{"Missing operating system.", "SYSLINUXCFG", "LDLINUX SYS"} {
+		if !strings.Contains(string(plainBytes), known) {
+			t.Fatalf("the test image lacks %q: the check would prove nothing", known)
+		}
+		if strings.Contains(string(raw), known) {
+			t.Fatalf("%s holds the image's %q in clear", name, known)
+		}
+	}
 }
