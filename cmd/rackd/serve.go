@@ -37,6 +37,7 @@ import (
 	"github.com/rackstack/rackstack/node/benchport"
 	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/inventory"
+	"github.com/rackstack/rackstack/node/volumes"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/object"
@@ -178,7 +179,13 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	exports, err := openVolumeExports(o, blocks, node.Read, log)
+	// Every volume this node exports is served through a gate that a
+	// group snapshot can hold (node/volumes.Holds).
+	holds := &volumes.Holds{Node: o.Name, State: node.Read, Log: log, Propose: func(ctx context.Context, typ string, body any) error {
+		_, err := node.Propose(ctx, typ, body)
+		return err
+	}}
+	exports, err := openVolumeExports(o, blocks, node.Read, holds, log)
 	if err != nil {
 		return err
 	}
@@ -187,7 +194,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	volumes, err := openVolumeService(o, node, ident, blocks, images, objects, log)
+	volumeSvc, err := openVolumeService(o, node, ident, blocks, images, objects, log)
 	if err != nil {
 		return err
 	}
@@ -199,7 +206,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 	var drv hypervisor.Driver
 	consoles := openSerialConsoles(o, node, func() hypervisor.Driver { return drv }, log)
-	servers, err := openCompute(o, node, ident, networks, computeImages{images}, bootVolumes{volumes},
+	servers, err := openCompute(o, node, ident, networks, computeImages{images}, bootVolumes{volumeSvc},
 		consoleLogs{node: node, self: o.Name, drv: func() hypervisor.Driver { return drv }}, serialConsoles{consoles}, log)
 	if err != nil {
 		return err
@@ -208,7 +215,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, log)
+	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, holds, log)
 	if vmAgent != nil && volExports != nil {
 		vmAgent.Volumes = volExports
 		vmAgent.Unseal = node.Secrets().Open // encrypted boot volumes
@@ -253,7 +260,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.Mount("/compute", http.StripPrefix("/compute", servers.Handler()))
 	r.Mount("/image", http.StripPrefix("/image", images.Handler()))
 	r.Mount("/baremetal", http.StripPrefix("/baremetal", metal.Handler()))
-	r.Mount("/volume", http.StripPrefix("/volume", volumes.Handler()))
+	r.Mount("/volume", http.StripPrefix("/volume", volumeSvc.Handler()))
 	r.Mount("/rackstack/v1", node.Handler(ident))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/storage/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := objects.Status(r.Context())
@@ -362,8 +369,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return objects.Run(gctx) })
 	g.Go(func() error { return blocks.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
+	g.Go(func() error { return holds.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
-	g.Go(func() error { return volumes.Run(gctx) })
+	g.Go(func() error { return volumeSvc.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
 	g.Go(func() error { return runTelemetry(gctx) })
 	if vmAgent != nil {

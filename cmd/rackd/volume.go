@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
@@ -31,7 +32,8 @@ func openVolumeService(o *options, node *cluster.Node, auth api.Authenticator, b
 			state: node.Read, unseal: node.Secrets().Open},
 		Uploads: &volumeUploads{blocks: blocks, images: images, tmp: filepath.Join(o.DataDir, "volume-copies")},
 		Secrets: node.Secrets(),
-		Node:    o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter }})
+		Node:    o.Name, IsLeader: node.IsLeader, NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter },
+		HoldLease: groupHoldLease, HoldNodes: upNodes(node)})
 }
 
 // volumeBlocks is the block store as the volume service uses it: a
@@ -59,6 +61,36 @@ func (b volumeBlocks) Clone(ctx context.Context, id, from string) error {
 func (b volumeBlocks) Snapshot(ctx context.Context, id, volume string) error {
 	return b.s.Snapshot(ctx, id, volume)
 }
+func (b volumeBlocks) SnapshotGroup(ctx context.Context, pairs []volume.SnapshotPair) error {
+	ps := make([]block.SnapshotPair, len(pairs))
+	for i, p := range pairs {
+		ps[i] = block.SnapshotPair{ID: p.ID, Volume: p.Volume}
+	}
+	return b.s.SnapshotGroup(ctx, ps)
+}
+
+// groupHoldLease bounds how long a group snapshot holds its volumes'
+// writers (a guest's I/O waits that long at most).
+const groupHoldLease = 10 * time.Second
+
+// upNodes lists the nodes that are up: they hold a group's volumes for
+// a group snapshot.
+func upNodes(node *cluster.Node) func(context.Context) ([]string, error) {
+	return func(context.Context) ([]string, error) {
+		nodes, err := node.Nodes()
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, n := range nodes {
+			if n.Status == "up" {
+				out = append(out, n.Name)
+			}
+		}
+		return out, nil
+	}
+}
+
 func (b volumeBlocks) Resize(ctx context.Context, id string, size int64) error {
 	return b.s.Resize(ctx, id, size)
 }
@@ -74,15 +106,18 @@ type nbdExports struct {
 	store  *block.Store
 	srv    *nbd.Server
 	socket string
+	holds  *volumes.Holds
 
-	mu   sync.Mutex
-	open map[string]*block.Volume
+	mu    sync.Mutex
+	open  map[string]*block.Volume
+	gates map[string]*volumes.Gate
 }
 
 var _ volumes.Exports = (*nbdExports)(nil)
 
-func newNBDExports(s *block.Store, socket string, log *slog.Logger) *nbdExports {
-	return &nbdExports{store: s, srv: nbd.NewServer(log.With("service", "nbd")), socket: socket, open: map[string]*block.Volume{}}
+func newNBDExports(s *block.Store, socket string, holds *volumes.Holds, log *slog.Logger) *nbdExports {
+	return &nbdExports{store: s, srv: nbd.NewServer(log.With("service", "nbd")), socket: socket, holds: holds,
+		open: map[string]*block.Volume{}, gates: map[string]*volumes.Gate{}}
 }
 
 func (e *nbdExports) Export(ctx context.Context, id string) (int64, error) {
@@ -95,11 +130,13 @@ func (e *nbdExports) Export(ctx context.Context, id string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open volume %s: %w", id, err)
 	}
-	if err := e.srv.Export(id, v); err != nil {
+	g := e.holds.Gate(id, v)
+	if err := e.srv.Export(id, g); err != nil {
+		e.holds.Forget(id, g)
 		v.Close()
 		return 0, err
 	}
-	e.open[id] = v
+	e.open[id], e.gates[id] = v, g
 	return v.Size(), nil
 }
 
@@ -114,6 +151,8 @@ func (e *nbdExports) Unexport(ctx context.Context, id string) error {
 		return err
 	}
 	delete(e.open, id)
+	e.holds.Forget(id, e.gates[id])
+	delete(e.gates, id)
 	if err := v.Close(); err != nil {
 		return fmt.Errorf("close volume %s: %w", id, err)
 	}
@@ -174,11 +213,11 @@ func (e *nbdExports) Serve(ctx context.Context) error {
 
 // openVolumeAgent starts the agent that plugs volumes into this node's
 // guests, where this node runs guests.
-func openVolumeAgent(o *options, node *cluster.Node, drv hypervisor.Driver, blocks *block.Store, log *slog.Logger) (*volumes.Agent, *nbdExports) {
+func openVolumeAgent(o *options, node *cluster.Node, drv hypervisor.Driver, blocks *block.Store, holds *volumes.Holds, log *slog.Logger) (*volumes.Agent, *nbdExports) {
 	if drv == nil {
 		return nil, nil
 	}
-	ex := newNBDExports(blocks, filepath.Join(vmRunDir(o), "nbd.sock"), log)
+	ex := newNBDExports(blocks, filepath.Join(vmRunDir(o), "nbd.sock"), holds, log)
 	return &volumes.Agent{
 		Node: o.Name, State: node.Read, Driver: drv, Exports: ex, Log: log,
 		Unseal: node.Secrets().Open, Blank: ex.Blank,

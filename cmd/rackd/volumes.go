@@ -21,6 +21,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
+	"github.com/rackstack/rackstack/node/volumes"
 	"github.com/rackstack/rackstack/storage/block"
 	"github.com/rackstack/rackstack/storage/block/blockapi"
 	"github.com/rackstack/rackstack/storage/block/nbd"
@@ -40,13 +41,16 @@ type volumeExports struct {
 	// state reads the replicated state, for the volume service's view of
 	// a volume (nil: none; raw block volumes have no Cinder row).
 	state func(ctx context.Context) (*memdb.Txn, error)
+	// holds can hold the exports still for a group snapshot.
+	holds *volumes.Holds
 	mu    sync.Mutex
 	open  map[string]*block.Volume // exported volumes, by id
+	gates map[string]*volumes.Gate
 }
 
 // openVolumeExports binds the NBD listeners: a port or socket that cannot
 // be bound fails at start, not at the first export.
-func openVolumeExports(o *options, blocks *block.Store, state func(context.Context) (*memdb.Txn, error), log *slog.Logger) (*volumeExports, error) {
+func openVolumeExports(o *options, blocks *block.Store, state func(context.Context) (*memdb.Txn, error), holds *volumes.Holds, log *slog.Logger) (*volumeExports, error) {
 	tcp, err := nbd.ListenTCP("127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -67,7 +71,7 @@ func openVolumeExports(o *options, blocks *block.Store, state func(context.Conte
 	}
 	return &volumeExports{
 		node: o.Name, blocks: blocks, srv: nbd.NewServer(log), sock: sock, tcp: tcp, unix: unix, log: log, state: state,
-		open: map[string]*block.Volume{},
+		open: map[string]*block.Volume{}, holds: holds, gates: map[string]*volumes.Gate{},
 	}, nil
 }
 
@@ -132,11 +136,13 @@ func (e *volumeExports) export(ctx context.Context, id string) (blockapi.Export,
 	if err != nil {
 		return blockapi.Export{}, err
 	}
-	if err := e.srv.Export(id, v); err != nil {
+	g := e.holds.Gate(id, v)
+	if err := e.srv.Export(id, g); err != nil {
+		e.holds.Forget(id, g)
 		v.Close()
 		return blockapi.Export{}, err
 	}
-	e.open[id] = v
+	e.open[id], e.gates[id] = v, g
 	e.log.Info("exported volume over nbd", "volume", id, "tcp", e.tcp.Addr().String(), "socket", e.sock)
 	return e.describe(id), nil
 }
@@ -161,6 +167,8 @@ func (e *volumeExports) unexport(id string) error {
 		return err
 	}
 	delete(e.open, id)
+	e.holds.Forget(id, e.gates[id])
+	delete(e.gates, id)
 	if err := v.Close(); err != nil {
 		return fmt.Errorf("flush volume %s: %w", id, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -20,13 +22,16 @@ import (
 // copy-on-write snapshot of the volume), with an admin's reset_status
 // (3.19).
 //
-// Consistency: each volume's snapshot holds every write to it
-// acknowledged before it was taken. Volumes that are not attached have
-// no writer, so the snapshots of a group of them are of one instant. The
-// snapshots of attached volumes are taken one after another, as Cinder's
+// Consistency: with Config.HoldLease set, the group's volumes are held
+// on the nodes that write them and snapshotted in one command
+// (groupquiesce.go): the snapshots are of one instant, whether the
+// volumes are attached, exported or idle, and a volume that cannot be
+// held fails the group snapshot with 409 before anything is made.
+// Without it, each volume's snapshot holds every write to it
+// acknowledged before it was taken, one after another, as Cinder's
 // generic group snapshot takes them; a group type that asks for
 // consistent group snapshots ("consistent_group_snapshot_enabled": "<is>
-// True") is refused a group snapshot while any of its volumes is
+// True") is then refused a group snapshot while any of its volumes is
 // attached, rather than given one that is not.
 
 // ConsistentSpec is the group spec that asks for consistent group
@@ -159,11 +164,13 @@ func (s *Service) createGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 		consistent = strings.EqualFold(strings.Join(strings.Fields(gt.Specs[consistentSpec]), " "), "<is> True")
 	}
 	var snaps []volstate.Snapshot
-	for _, v := range volstate.GroupVolumes(tx, g.ID) {
+	held, holding := s.holding()
+	vols := volstate.GroupVolumes(tx, g.ID)
+	for _, v := range vols {
 		if v.Status != volstate.StatusAvailable && v.Status != volstate.StatusInUse {
 			return badRequest("Invalid volume: Volume %s status must be available or in-use, but current status is: %s.", v.ID, v.Status)
 		}
-		if consistent && len(v.Attachments) > 0 {
+		if consistent && !holding && len(v.Attachments) > 0 {
 			return badRequest("Invalid group: group type %s asks for consistent group snapshots, which are only taken of volumes that are not attached; volume %s is attached to server %s.",
 				g.GroupTypeID, v.ID, v.Attachments[0].ServerID)
 		}
@@ -176,13 +183,38 @@ func (s *Service) createGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 		}
 		snaps = append(snaps, sn)
 	}
+	var deadline time.Time
+	release := func() {}
+	if holding && len(snaps) > 0 {
+		// Held before any row is made: a volume that cannot be held
+		// leaves nothing behind.
+		var end func()
+		if deadline, end, err = s.holdGroup(r.Context(), gs.ID, vols); err != nil {
+			return err
+		}
+		release = sync.OnceFunc(end)
+		defer release()
+	}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateGroupSnapshot, volstate.CreateGroupSnapshotCmd{Row: gs, Snapshots: snaps}, nil); err != nil {
 		return err
 	}
-	// Each volume's snapshot as a single snapshot is made.
 	var failed error
+	// Held: every volume's snapshot in one command. A failure (or an
+	// unknown outcome) marks them all error; none is undone.
+	var heldErr error
+	if holding && len(snaps) > 0 {
+		heldErr = snapshotHeld(r.Context(), held, snaps, deadline)
+		failed = heldErr
+		release() // the guests write on while the rows are updated
+	}
+	// Each volume's snapshot as a single snapshot is made.
 	for _, sn := range snaps {
-		dataErr := s.cfg.Blocks.Snapshot(r.Context(), sn.ID, sn.VolumeID)
+		var dataErr error
+		if holding {
+			dataErr = heldErr
+		} else {
+			dataErr = s.cfg.Blocks.Snapshot(r.Context(), sn.ID, sn.VolumeID)
+		}
 		if _, err := s.changeSnapshot(r.Context(), sn.ID, func(row *volstate.Snapshot) error {
 			row.Status, row.Reason = volstate.SnapStatusAvailable, ""
 			if dataErr != nil {

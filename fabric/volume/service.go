@@ -110,6 +110,13 @@ type Config struct {
 	// Prefix is where the handler is mounted (default /volume).
 	PublicURL string
 	Prefix    string
+	// HoldLease bounds how long the nodes hold a group's volumes for a
+	// group snapshot (groupquiesce.go); 0: group snapshots are not held,
+	// and a consistent one of attached volumes is refused.
+	HoldLease time.Duration
+	// HoldNodes lists the nodes that are up, which must hold a group's
+	// volumes (default: this node).
+	HoldNodes func(ctx context.Context) ([]string, error)
 }
 
 // Service serves Cinder v3.

@@ -664,6 +664,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		{volstate.CmdSetDefaultType, volstate.SetDefaultTypeCmd{Row: volstate.ProjectDefault{ID: projA, TypeID: volstate.DefaultTypeID}}},
 		{volstate.CmdSetDefaultType, volstate.SetDefaultTypeCmd{Row: volstate.ProjectDefault{ID: projB, TypeID: volstate.DefaultTypeID}}},
 		{volstate.CmdUnsetDefaultType, volstate.UnsetDefaultTypeCmd{Project: projB}},
+		{volstate.CmdPutQuiesce, volstate.PutQuiesceCmd{Row: volstate.Quiesce{ID: "q1", Volumes: []string{vol}, Nodes: []string{"n1"}, Lease: time.Minute}}},
+		{volstate.CmdAnswerQuiesce, volstate.AnswerQuiesceCmd{ID: "q1", Node: "n1", Answer: volstate.QuiesceAnswer{Held: []string{vol}}}},
+		{volstate.CmdPutQuiesce, volstate.PutQuiesceCmd{Row: volstate.Quiesce{ID: "q2", Nodes: []string{"n1"}, Lease: time.Minute}}},
+		{volstate.CmdDeleteQuiesce, volstate.DeleteQuiesceCmd{ID: "q2"}},
 	} {
 		if _, err := f.local.Propose(context.Background(), c.typ, c.body); err != nil {
 			t.Fatalf("%s: %v", c.typ, err)

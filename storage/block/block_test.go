@@ -1188,6 +1188,9 @@ func TestEveryCommandSurvivesSnapshotRestore(t *testing.T) {
 	if err := s.Clone(ctx, "c", "s"); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SnapshotGroup(ctx, []SnapshotPair{{ID: "gs", Volume: "v"}, {ID: "gc", Volume: "c"}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Resize(ctx, "v", 3*ExtentSize); err != nil {
 		t.Fatal(err)
 	}

@@ -125,6 +125,8 @@ func Schema() store.Schema {
 			cmdFold:        store.Typed(applyFold),
 			cmdGarbageDone: store.Typed(applyGarbageDone),
 			cmdRelocate:    store.Typed(applyRelocate),
+			// groupsnap.go
+			cmdSnapshotGroup: store.Typed(applySnapshotGroup),
 		},
 	}
 }

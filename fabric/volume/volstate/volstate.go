@@ -442,6 +442,7 @@ func Schema() store.Schema {
 			groupTypeTable(),
 			groupTables()[0],
 			groupTables()[1],
+			quiesceTable(),
 			defaultTypeTable(),
 		},
 		Handlers: map[string]store.Handler{
@@ -484,6 +485,9 @@ func Schema() store.Schema {
 			CmdCreateGroupSnapshot: store.Typed(applyCreateGroupSnapshot),
 			CmdPutGroupSnapshot:    store.Typed(applyPutGroupSnapshot),
 			CmdDeleteGroupSnapshot: store.Typed(applyDeleteGroupSnapshot),
+			CmdPutQuiesce:          store.Typed(applyPutQuiesce),
+			CmdAnswerQuiesce:       store.Typed(applyAnswerQuiesce),
+			CmdDeleteQuiesce:       store.Typed(applyDeleteQuiesce),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}

@@ -1,0 +1,307 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
+	"github.com/rackstack/rackstack/node/volumes"
+	"github.com/rackstack/rackstack/storage/block"
+)
+
+// events is one ordered record of what reaches the held devices and the
+// block store.
+type events struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (e *events) add(s string) {
+	e.mu.Lock()
+	e.log = append(e.log, s)
+	e.mu.Unlock()
+}
+
+func (e *events) all() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.log...)
+}
+
+// heldDevice is a volume's device on the node: it records its writes
+// and flushes; flushErr fails flushes.
+type heldDevice struct {
+	id       string
+	ev       *events
+	flushErr error
+}
+
+func (d *heldDevice) Size() int64                             { return 1 << 20 }
+func (d *heldDevice) ReadAt(p []byte, off int64) (int, error) { return len(p), nil }
+func (d *heldDevice) WriteAt(p []byte, off int64) (int, error) {
+	d.ev.add(d.id + ":write")
+	return len(p), nil
+}
+func (d *heldDevice) WriteZeroes(off, n int64) error { return nil }
+func (d *heldDevice) Trim(off, n int64) error        { return nil }
+func (d *heldDevice) Flush(context.Context) error {
+	if d.flushErr != nil {
+		return d.flushErr
+	}
+	d.ev.add(d.id + ":flush")
+	return nil
+}
+func (d *heldDevice) Extents(off, n int64) ([]block.Range, error) { return nil, nil }
+
+// groupBlocks is the fake block store with SnapshotGroup, which records
+// the one command.
+type groupBlocks struct {
+	*fakeBlocks
+	ev    *events
+	mu    sync.Mutex
+	calls [][]SnapshotPair
+	fail  error
+}
+
+func (b *groupBlocks) SnapshotGroup(ctx context.Context, pairs []SnapshotPair) error {
+	b.mu.Lock()
+	b.calls = append(b.calls, pairs)
+	fail := b.fail
+	b.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	b.ev.add("snapshot")
+	for _, p := range pairs {
+		if err := b.fakeBlocks.Snapshot(ctx, p.ID, p.Volume); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type holdFixture struct {
+	*fixture
+	ev     *events
+	blocks *groupBlocks
+	holds  *volumes.Holds
+	nodes  []string
+}
+
+// newHoldFixture is the service with group snapshots held (lease), and
+// node n1's real holds agent answering on the same state.
+func newHoldFixture(t *testing.T, lease time.Duration) *holdFixture {
+	h := &holdFixture{ev: &events{}, nodes: []string{"n1"}}
+	f := newFixture(t, func(c *Config) {
+		h.blocks = &groupBlocks{fakeBlocks: c.Blocks.(*fakeBlocks), ev: h.ev}
+		c.Blocks, c.HoldLease = h.blocks, lease
+		c.HoldNodes = func(context.Context) ([]string, error) { return h.nodes, nil }
+	})
+	h.fixture = f
+	now := f.svc.cfg.Now
+	h.holds = &volumes.Holds{Node: "n1", State: f.local.Read, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Now: now,
+		Propose: func(ctx context.Context, typ string, body any) error {
+			_, err := f.local.Propose(ctx, typ, body)
+			return err
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { h.holds.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	return h
+}
+
+// consistentGroup makes a group of a consistent group type with two
+// volumes, the first attached to a server on host.
+func (h *holdFixture) consistentGroup(host string) (string, []string) {
+	h.t.Helper()
+	h.groupType("consistent", map[string]any{"consistent_group_snapshot_enabled": "<is> True"})
+	g := h.createGroup(alice, map[string]any{"group_type": "consistent", "volume_types": []any{volstate.DefaultTypeName}})
+	var vols []string
+	for range 2 {
+		vols = append(vols, h.at(13, http.StatusAccepted, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "group_id": g}})["volume"].(map[string]any)["id"].(string))
+	}
+	att := volstate.Attachment{ID: api.NewUUID(), ServerID: api.NewUUID(), Host: host, Device: "/dev/vdc"}
+	if _, err := h.local.Propose(context.Background(), volstate.CmdAttach, volstate.AttachCmd{VolumeID: vols[0], Attachment: att}); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.local.Propose(context.Background(), volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vols[0], AttachmentID: att.ID}); err != nil {
+		h.t.Fatal(err)
+	}
+	return g, vols
+}
+
+func (h *holdFixture) requestsLeft() int {
+	return len(store.All[volstate.Quiesce](h.local.Local(), volstate.QuiesceTable, "id"))
+}
+
+// A consistent group snapshot of volumes being written: both are held
+// (flushed, no write between their flush and the one snapshot command),
+// snapshotted in one command, and let go after it.
+func TestGroupSnapshotHeld(t *testing.T) {
+	h := newHoldFixture(t, time.Minute)
+	g, vols := h.consistentGroup("n1")
+	var gates []*volumes.Gate
+	for _, id := range vols {
+		gates = append(gates, h.holds.Gate(id, &heldDevice{id: id, ev: h.ev}))
+	}
+	// Writers on both volumes until the test ends (bounded).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, gt := range gates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1_000_000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				gt.WriteAt(make([]byte, 512), 0)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+	}
+	gs := h.at(14, http.StatusAccepted, "POST", "group_snapshots", alice, map[string]any{"group_snapshot": map[string]any{"group_id": g}})["group_snapshot"].(map[string]any)["id"].(string)
+	// Writes go on after the snapshot: the volumes were let go.
+	for i := 0; ; i++ {
+		log := h.ev.all()
+		at := slicesIndex(log, "snapshot")
+		if at >= 0 && slicesIndex(log[at:], vols[0]+":write") >= 0 && slicesIndex(log[at:], vols[1]+":write") >= 0 {
+			break
+		}
+		if i > 2000 {
+			t.Fatalf("no write after the snapshot: %v", log[max(0, len(log)-20):])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	log := h.ev.all()
+	at := slicesIndex(log, "snapshot")
+	for _, id := range vols {
+		last := ""
+		for _, e := range log[:at] {
+			if strings.HasPrefix(e, id+":") {
+				last = e
+			}
+		}
+		if last != id+":flush" {
+			t.Fatalf("volume %s's last event before the snapshot is %q, not its hold's flush", id, last)
+		}
+	}
+	if len(h.blocks.calls) != 1 || len(h.blocks.calls[0]) != 2 {
+		t.Fatalf("snapshot commands %v", h.blocks.calls)
+	}
+	row := h.at(14, http.StatusOK, "GET", "group_snapshots/"+gs, alice, nil)["group_snapshot"].(map[string]any)
+	if row["status"] != "available" {
+		t.Fatalf("group snapshot %v", row)
+	}
+	if n := h.requestsLeft(); n != 0 {
+		t.Fatalf("%d hold requests left", n)
+	}
+}
+
+func slicesIndex(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// A volume that cannot be held, a node that does not answer, and an
+// attached volume whose node is not up are each a 409 naming the cause,
+// with nothing made and nothing left held.
+func TestGroupSnapshotHoldFailures(t *testing.T) {
+	h := newHoldFixture(t, 2*time.Second)
+	g, vols := h.consistentGroup("n1")
+	h.holds.Gate(vols[0], &heldDevice{id: vols[0], ev: h.ev, flushErr: errors.New("writer fenced")})
+	gb := h.holds.Gate(vols[1], &heldDevice{id: vols[1], ev: h.ev})
+	nothingMade := func(what string) {
+		t.Helper()
+		if l := h.at(14, http.StatusOK, "GET", "group_snapshots", alice, nil)["group_snapshots"].([]any); len(l) != 0 {
+			t.Fatalf("%s: group snapshots %v", what, l)
+		}
+		if l := h.expect(http.StatusOK, "GET", "snapshots", alice, nil).Body["snapshots"].([]any); len(l) != 0 {
+			t.Fatalf("%s: snapshots %v", what, l)
+		}
+		if n := h.requestsLeft(); n != 0 {
+			t.Fatalf("%s: %d hold requests left", what, n)
+		}
+		// The volume that was held is let go.
+		writes(t, gb)
+	}
+	post := func() reply {
+		r := h.call("POST", "group_snapshots", alice, map[string]any{"group_snapshot": map[string]any{"group_id": g}}, "OpenStack-API-Version", "volume 3.14")
+		_, msg := fault(t, r)
+		return reply{r.Code, msg}
+	}
+	if r := post(); r.code != http.StatusConflict || !strings.Contains(r.msg, "volume "+vols[0]+" on node n1") || !strings.Contains(r.msg, "writer fenced") {
+		t.Fatalf("a volume that cannot be held: %+v", r)
+	}
+	nothingMade("cannot hold")
+
+	h.holds.Forget(vols[0], nil) // no-op: not its gate
+	h.holds.Gate(vols[0], &heldDevice{id: vols[0], ev: h.ev})
+	h.nodes = []string{"n1", "n2"} // n2 runs no agent
+	if r := post(); r.code != http.StatusConflict || !strings.Contains(r.msg, "node n2 did not hold") {
+		t.Fatalf("a node that does not answer: %+v", r)
+	}
+	nothingMade("no answer")
+
+	h.nodes = []string{"n2"} // n1, the attached volume's host, is not up
+	if r := post(); r.code != http.StatusConflict || !strings.Contains(r.msg, "volume "+vols[0]+"'s writer on node n1") {
+		t.Fatalf("an attached volume's node down: %+v", r)
+	}
+	nothingMade("host down")
+
+	// The one command fails: the group snapshot and its snapshots are
+	// error with the cause, and the volumes are let go.
+	h.nodes = []string{"n1"}
+	h.blocks.fail = errors.New("disk on fire")
+	if r := post(); r.code != http.StatusInternalServerError {
+		t.Fatalf("a failed snapshot command: %+v", r)
+	}
+	l := h.at(14, http.StatusOK, "GET", "group_snapshots/detail", admin, nil)["group_snapshots"].([]any)
+	if len(l) != 1 || l[0].(map[string]any)["status"] != "error" || !strings.Contains(l[0].(map[string]any)["rackstack:error_reason"].(string), "disk on fire") {
+		t.Fatalf("group snapshots %v", l)
+	}
+	for _, s := range h.expect(http.StatusOK, "GET", "snapshots/detail", alice, nil).Body["snapshots"].([]any) {
+		if s.(map[string]any)["status"] != "error" {
+			t.Fatalf("snapshot %v", s)
+		}
+	}
+	if n := h.requestsLeft(); n != 0 {
+		t.Fatalf("%d hold requests left", n)
+	}
+	writes(t, gb)
+}
+
+// writes checks that a write goes through g (bounded).
+func writes(t *testing.T, g *volumes.Gate) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { g.WriteAt(make([]byte, 512), 0); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a volume stays held")
+	}
+}
+
+type reply struct {
+	code int
+	msg  string
+}
