@@ -3,12 +3,16 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,4 +219,180 @@ func TestVolumeGroups(t *testing.T) {
 	}) {
 		t.Fatalf("groups or volumes left:\n%s\n%s", v("13", alice, "volume", "group", "list"), openstack(t, alice, "volume", "list"))
 	}
+}
+
+// TestConsistentGroupSnapshot takes a group snapshot of a consistent
+// group type while a real NBD client (qemu-io) writes a numbered stamp to
+// page i of the first volume and then of the second, for i = 1, 2, ...,
+// each write acknowledged before the next and never flushed by the
+// client. The group made from the snapshot holds the volumes at one
+// instant: the first holds stamps 1..a, the second 1..b with b = a or
+// a-1 (a stamp is never in the second without being in the first, and
+// the first is at most one write ahead).
+func TestConsistentGroupSnapshot(t *testing.T) {
+	testenv.RequireRoot(t, "export volumes over NBD")
+	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/cinder", "qemu-io", "qemu-img", "stdbuf"} {
+		testenv.RequireCommand(t, c)
+	}
+	n1 := newRackd(t, "cg1", "--disk", t.TempDir(), "--compute", "off", "--s3-listen", "off")
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	t.Cleanup(func() {
+		n1.kill()
+		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "cg1", "--data-dir", n1.dataDir).CombinedOutput(); err != nil {
+			t.Errorf("rackd dev --purge: %v\n%s", err, out)
+		}
+	})
+	creds := openrc(t, n1.dataDir)
+	admin := osEnv(creds, n1)
+	v := func(minor string, args ...string) string {
+		t.Helper()
+		return openstack(t, admin, append([]string{"--os-volume-api-version", "3." + minor}, args...)...)
+	}
+	v("11", "volume", "group", "type", "create", "cgt")
+	cinder(t, admin, "--os-volume-api-version", "3.11", "group-type-key", "cgt", "set", "consistent_group_snapshot_enabled=<is> True")
+	openstack(t, admin, "volume", "type", "create", "fast")
+	v("13", "volume", "group", "create", "cgt", "fast", "--name", "cg")
+	cg := cinderTable(cinder(t, admin, "--os-volume-api-version", "3.13", "group-show", "cg"))["id"]
+	for _, name := range []string{"c1", "c2"} {
+		cinder(t, admin, "--os-volume-api-version", "3.13", "create", "--group-id", cg, "--volume-type", "fast", "--name", name, "1")
+	}
+	c1 := waitVolume(t, admin, "c1", "available", time.Minute)
+	c2 := waitVolume(t, admin, "c2", "available", time.Minute)
+	uris := []string{exportVolume(t, creds, n1, c1.ID).UnixURI, exportVolume(t, creds, n1, c2.ID).UnixURI}
+
+	// The writer: one qemu-io reading its commands from stdin, opening
+	// each volume in turn (no flush: cache.no-flush) for one write.
+	const stamps = 4000
+	var script strings.Builder
+	for i := 1; i <= stamps; i++ {
+		for _, u := range uris {
+			fmt.Fprintf(&script, "open -o driver=raw,cache.no-flush=on %s\nwrite -P %d %d 4k\nclose\n", u, stamp(i), i*4096)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w := exec.CommandContext(ctx, "stdbuf", "-oL", "qemu-io")
+	w.Stdin = strings.NewReader(script.String())
+	out, err := w.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stderr = w.Stdout
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var wrote atomic.Int64
+	var failed atomic.Value
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			l := sc.Text()
+			if strings.Contains(l, "wrote 4096/4096") {
+				wrote.Add(1)
+			} else if strings.Contains(l, "rror") || strings.Contains(l, "failed") {
+				failed.Store(l)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+		w.Wait()
+	})
+	if !eventually(2*time.Minute, func() bool { return wrote.Load() >= 100 }) {
+		t.Fatalf("the writer wrote %d stamps in 2 minutes (%v)", wrote.Load(), failed.Load())
+	}
+	before := wrote.Load()
+	v("14", "volume", "group", "snapshot", "create", "--name", "cgs", "cg")
+	after := wrote.Load()
+	if !eventually(time.Minute, func() bool { return wrote.Load() > after }) {
+		t.Fatalf("the writer stopped after the group snapshot (%d writes; %v)", after, failed.Load())
+	}
+	if after >= 2*stamps {
+		t.Fatalf("the writer had finished before the group snapshot was made: make it write longer")
+	}
+	t.Logf("group snapshot taken between writes %d and %d of %d", before, after, 2*stamps)
+	// The node held both exports (the hold, not luck, made the instant).
+	heldBoth := false
+	for _, l := range strings.Split(n1.log(), "\n") {
+		if strings.Contains(l, "held volumes for a group snapshot") && strings.Contains(l, c1.ID) && strings.Contains(l, c2.ID) {
+			heldBoth = true
+		}
+	}
+	if !heldBoth {
+		t.Fatalf("rackd did not log holding both volumes for the group snapshot")
+	}
+	var list []map[string]any
+	if out := v("14", "volume", "group", "snapshot", "list", "-f", "json"); json.Unmarshal([]byte(out), &list) != nil ||
+		len(list) != 1 || list[0]["Name"] != "cgs" || list[0]["Status"] != "available" {
+		t.Fatalf("group snapshot list %q", out)
+	}
+	cancel() // the writer has done its part
+	<-finished
+	if f := failed.Load(); f != nil {
+		t.Fatalf("the writer failed: %v", f)
+	}
+
+	cinder(t, admin, "--os-volume-api-version", "3.14", "group-create-from-src", "--group-snapshot", "cgs", "--name", "cg2")
+	p := cinderTable(cinder(t, admin, "--os-volume-api-version", "3.25", "group-show", "--list-volume", "True", "cg2"))
+	made := pyList(p["volumes"])
+	if p["status"] != "available" || len(made) != 2 {
+		t.Fatalf("group from the snapshot: %v", p)
+	}
+	held := map[string]int{}
+	for _, id := range made {
+		waitVolume(t, admin, id, "available", time.Minute)
+		snap := strings.TrimSpace(v("14", "volume", "show", "-f", "value", "-c", "snapshot_id", id))
+		src := strings.TrimSpace(openstack(t, admin, "volume", "snapshot", "show", "-f", "value", "-c", "volume_id", snap))
+		ex := exportVolume(t, creds, n1, id)
+		file := filepath.Join(t.TempDir(), "vol.raw")
+		nbdTool(t, "qemu-img", "convert", "-f", "raw", "-O", "raw", ex.UnixURI, file)
+		if out, err := rackctl(t, creds, n1, "volume", "unexport", id); err != nil {
+			t.Fatalf("unexport %s: %v\n%s", id, err, out)
+		}
+		held[src] = stampsIn(t, file, stamps)
+	}
+	a, b := held[c1.ID], held[c2.ID]
+	t.Logf("the snapshot holds stamps 1..%d of %s and 1..%d of %s", a, c1.ID, b, c2.ID)
+	if a < 1 || (b != a && b != a-1) {
+		t.Fatalf("not one instant: the first volume holds stamps 1..%d, the second 1..%d", a, b)
+	}
+}
+
+// stamp is the byte page i is written with.
+func stamp(i int) int { return i%255 + 1 }
+
+// stampsIn reads a volume's copy: pages 1..n hold their stamps, then
+// zeroes to page max; anything else (a hole, a torn or wrong page) fails.
+func stampsIn(t *testing.T, file string, max int) int {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := make([]byte, (max+1)*4096)
+	if _, err := f.ReadAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := 1; i <= max; i++ {
+		page := data[i*4096 : (i+1)*4096]
+		want := byte(0)
+		if i == n+1 && page[0] != 0 {
+			want = byte(stamp(i))
+		}
+		for _, c := range page {
+			if c != want {
+				t.Fatalf("%s: page %d holds %#x, want %#x (stamps 1..%d before it)", file, i, c, want, n)
+			}
+		}
+		if want != 0 {
+			n = i
+		}
+	}
+	return n
 }

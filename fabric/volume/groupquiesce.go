@@ -60,6 +60,9 @@ func (s *Service) holdGroup(ctx context.Context, id string, vols []*volstate.Vol
 		if nodes, err = s.cfg.HoldNodes(ctx); err != nil {
 			return deadline, func() {}, err
 		}
+		if len(nodes) == 0 { // not registered yet: this node is up
+			nodes = []string{s.cfg.Node}
+		}
 	}
 	q := volstate.Quiesce{ID: id, Nodes: nodes, Lease: lease, CreatedAt: s.cfg.Now().UTC()}
 	for _, v := range vols {
