@@ -70,8 +70,10 @@ func (b volumeBlocks) SnapshotGroup(ctx context.Context, pairs []volume.Snapshot
 }
 
 // groupHoldLease bounds how long a group snapshot holds its volumes'
-// writers (a guest's I/O waits that long at most).
-const groupHoldLease = 10 * time.Second
+// writers (a guest's I/O waits that long at most; usually the time of
+// one flush and one command). Half of it is left for the nodes to hold
+// (flush) them, which a loaded node needs.
+const groupHoldLease = 20 * time.Second
 
 // upNodes lists the nodes that are up: they hold a group's volumes for
 // a group snapshot.

@@ -43,7 +43,10 @@ import (
 // the lease ran out on the API's clock was made while every hold was on.
 // One that committed later (or whose outcome is unknown) may not be of
 // one instant: its snapshots are kept, never undone, and marked error
-// with the reason.
+// with the reason. A group snapshot whose API process died while holding
+// (GroupSnapshot.Held, still creating) is settled the same way: its
+// request is deleted, its snapshots are what their blocks show, and the
+// group snapshot is error, as nobody knows when its command committed.
 
 // holdPoll is how often the API looks for the nodes' answers.
 const holdPoll = 20 * time.Millisecond

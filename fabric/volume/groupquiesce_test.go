@@ -305,3 +305,43 @@ type reply struct {
 	code int
 	msg  string
 }
+
+// A held group snapshot whose process died after its one command is
+// settled with its snapshots kept but the group snapshot in error (it
+// cannot be known to be of one instant), and its hold request deleted.
+func TestAbandonedHeldGroupSnapshot(t *testing.T) {
+	h := newHoldFixture(t, time.Minute)
+	g, vols := h.consistentGroup("n1")
+	for _, id := range vols {
+		h.holds.Gate(id, &heldDevice{id: id, ev: h.ev})
+	}
+	gs := h.at(14, http.StatusAccepted, "POST", "group_snapshots", alice, map[string]any{"group_snapshot": map[string]any{"group_id": g}})["group_snapshot"].(map[string]any)["id"].(string)
+	ctx := context.Background()
+	// As the dead process left it: creating, its snapshots creating, its
+	// request standing.
+	tx, _ := h.local.Read(ctx)
+	members := volstate.GroupSnapshotMembers(tx, gs)
+	for _, sn := range members {
+		if _, err := h.svc.changeSnapshot(ctx, sn.ID, func(s *volstate.Snapshot) error { s.Status = volstate.SnapStatusCreating; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.putGroupSnapshotAs(gs, volstate.GroupCreating, "n1", "old-run")
+	q := volstate.Quiesce{ID: gs, Volumes: vols, Nodes: []string{"n9"}, Lease: time.Minute, CreatedAt: h.svc.cfg.Now()}
+	if _, err := h.local.Propose(ctx, volstate.CmdPutQuiesce, volstate.PutQuiesceCmd{Row: q}); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.settle(ctx)
+	got := h.at(14, http.StatusOK, "GET", "group_snapshots/"+gs, admin, nil)["group_snapshot"].(map[string]any)
+	if got["status"] != "error" || !strings.Contains(got["rackstack:error_reason"].(string), "one instant") {
+		t.Fatalf("abandoned held group snapshot %v", got)
+	}
+	for _, sn := range members {
+		if s := h.at(14, http.StatusOK, "GET", "snapshots/"+sn.ID, alice, nil)["snapshot"].(map[string]any); s["status"] != "available" {
+			t.Fatalf("snapshot %v", s)
+		}
+	}
+	if n := h.requestsLeft(); n != 0 {
+		t.Fatalf("%d hold requests left", n)
+	}
+}

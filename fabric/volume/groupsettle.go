@@ -147,6 +147,17 @@ func (s *Service) settleGroupSnapshotCreate(ctx context.Context, tx *memdb.Txn, 
 			status, reason = volstate.GroupError, "snapshot "+sn.ID+" is "+snStatus+"; the process making the group snapshot stopped before it finished"
 		}
 	}
+	if gs.Held {
+		// Its process died holding the volumes: the nodes let them go at
+		// the lease, and sooner once the request is gone. Whether its
+		// one command committed before the lease ran out is not known:
+		// its snapshots are kept, each of what its volume held, but the
+		// group snapshot is not shown as of one instant.
+		s.releaseHold(ctx, gs.ID)()
+		if status == volstate.GroupAvailable {
+			status, reason = volstate.GroupError, "the process making the group snapshot stopped while its volumes were held: whether its snapshots are of one instant is not known"
+		}
+	}
 	node, run := gs.WorkNode, gs.WorkRun
 	_, err := s.changeGroupSnapshot(ctx, gs.ID, func(g *volstate.GroupSnapshot) error {
 		if g.Status != volstate.GroupCreating || g.WorkNode != node || g.WorkRun != run {

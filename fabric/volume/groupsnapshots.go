@@ -185,7 +185,8 @@ func (s *Service) createGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 	}
 	var deadline time.Time
 	release := func() {}
-	if holding && len(snaps) > 0 {
+	gs.Held = holding && len(snaps) > 0
+	if gs.Held {
 		// Held before any row is made: a volume that cannot be held
 		// leaves nothing behind.
 		var end func()

@@ -84,8 +84,11 @@ type GroupSnapshot struct {
 	Status      string `json:"status"`
 	Reason      string `json:"reason,omitempty"`
 	// WorkNode and WorkRun: as a Group's.
-	WorkNode  string    `json:"work_node,omitempty"`
-	WorkRun   string    `json:"work_run,omitempty"`
+	WorkNode string `json:"work_node,omitempty"`
+	WorkRun  string `json:"work_run,omitempty"`
+	// Held: made while its volumes were held (a Quiesce request of the
+	// same id), so of one instant if its one command committed in time.
+	Held      bool      `json:"held,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Revision  int64     `json:"revision"`
