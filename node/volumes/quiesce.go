@@ -259,16 +259,33 @@ func (h *Holds) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 // its lease, and records the answer.
 func (h *Holds) answer(ctx context.Context, q *volstate.Quiesce) {
 	hctx, cancel := context.WithTimeout(ctx, q.Lease)
+	// The holds taken so far; once released (the lease, the request
+	// gone, a failure), a hold taken after is let go at once.
+	var mu sync.Mutex
 	var releases []func()
-	var once sync.Once
+	released := false
 	release := func() {
-		once.Do(func() {
-			cancel()
-			for _, r := range releases {
-				r()
-			}
+		mu.Lock()
+		rs, was := releases, released
+		releases, released = nil, true
+		mu.Unlock()
+		cancel()
+		for _, r := range rs {
+			r()
+		}
+		if !was {
 			h.Log.Info("volumes: released held volumes", "request", q.ID)
-		})
+		}
+	}
+	keep := func(r func()) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if released {
+			r()
+			return false
+		}
+		releases = append(releases, r)
+		return true
 	}
 	// The lease runs from now, before the first hold: the API counts it
 	// from before its request, so it never relies on a hold past it.
@@ -290,11 +307,13 @@ func (h *Holds) answer(ctx context.Context, q *volstate.Quiesce) {
 			continue
 		}
 		r, err := g.Hold(hctx)
+		if err == nil && !keep(r) {
+			err = errors.New("the lease ran out while holding")
+		}
 		if err != nil {
 			ans = volstate.QuiesceAnswer{Error: fmt.Sprintf("hold volume %s on node %s: %v", id, h.Node, err)}
 			break
 		}
-		releases = append(releases, r)
 		ans.Held = append(ans.Held, id)
 	}
 	if ans.Error != "" {

@@ -294,3 +294,42 @@ func TestHoldsCannotHold(t *testing.T) {
 	}
 	<-done(func() { ga.WriteAt(make([]byte, 4096), 0) }) // a was let go
 }
+
+// A lease that runs out while a volume is still being held (a write
+// stuck in it) makes the answer an error, and the volumes held before
+// it are let go.
+func TestHoldsLeaseRunsOutWhileHolding(t *testing.T) {
+	w := newHoldWorld(t)
+	var log []string
+	var mu sync.Mutex
+	ga := w.holds.Gate("a", newLogDevice("a", &log, &mu))
+	db := newLogDevice("b", &log, &mu)
+	db.block = make(chan struct{})
+	gb := w.holds.Gate("b", db)
+	stuck := done(func() { gb.WriteAt(make([]byte, 4096), 0) })
+	for i := 0; i < 1000; i++ {
+		gb.mu.Lock()
+		busy := gb.busy
+		gb.mu.Unlock()
+		if busy == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.request("gs1", 100*time.Millisecond, "a", "b")
+	w.pass()
+	a, ok := w.answer("gs1")
+	if !ok || len(a.Held) != 0 || !strings.Contains(a.Error, "volume b on node n1") {
+		t.Fatalf("answer %+v %v", a, ok)
+	}
+	select {
+	case <-done(func() { ga.WriteAt(make([]byte, 4096), 0) }):
+	case <-time.After(20 * time.Second):
+		t.Fatal("volume a stays held")
+	}
+	db.mu.Lock()
+	close(db.block)
+	db.block = nil
+	db.mu.Unlock()
+	<-stuck
+}
