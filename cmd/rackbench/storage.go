@@ -76,6 +76,7 @@ func storageSuite(ctx context.Context, o options) ([]Result, error) {
 		return nil, fmt.Errorf("sdk cases: %w", err)
 	}
 	out = append(out, rs...)
+	printStorageGoals(o.Log, storageGoals(out))
 	if o.Quick {
 		return out, nil
 	}

@@ -100,6 +100,11 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 	} else {
 		fmt.Fprintln(o.Log, "rackbench storage: no minio binary (--minio, PATH or beside --bin): SDK cases run against rackstack only")
 	}
+	ceiling, err := startCeiling()
+	if err != nil {
+		return nil, fmt.Errorf("ceiling: %w", err)
+	}
+	defer ceiling.stop()
 	largest := 0
 	for _, sz := range sizes {
 		largest = max(largest, sz.size)
@@ -128,10 +133,22 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 						return nil, ctx.Err()
 					}
 				}
+				v, err := sdkCeiling(ctx, ceiling, o.Duration, conc, payload[:sz.size])
+				if err != nil {
+					return nil, fmt.Errorf("PUT ceiling %s c=%d: %w", sz.name, conc, err)
+				}
+				k := key{ceiling.name, sz.name, conc, "put_throughput"}
+				runs[k] = append(runs[k], v)
 			}
 		}
 	}
 	var out []Result
+	for _, sz := range sizes {
+		for _, conc := range sdkConcurrency {
+			params := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": "minio-go", "work": "verify chunk signatures + MD5, bytes discarded"}
+			out = append(out, newResult("storage", ceilingName, params, "put_throughput", "MiB/s", runs[key{ceilingName, sz.name, conc, "put_throughput"}]))
+		}
+	}
 	units := map[string]string{"put_throughput": "MiB/s", "get_throughput": "MiB/s", "delete_ops": "ops/s", "peak_rss": "MiB"}
 	for _, t := range targets {
 		for _, sz := range sizes {
@@ -225,19 +242,8 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 		return nil, fmt.Errorf("make bucket: %w", err)
 	}
 	peak := sampleRSS(t.pid)
-	var mu sync.Mutex
-	var names []string
 	profiled := t.prof.start(ctx, label+"-put", d)
-	putRate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
-		name := fmt.Sprintf("w%d/o%d", w, i)
-		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
-		if err == nil {
-			mu.Lock()
-			names = append(names, name)
-			mu.Unlock()
-		}
-		return err
-	})
+	putRate, names, err := sdkPut(ctx, t, d, conc, body, bucket)
 	if err != nil {
 		peak()
 		return nil, fmt.Errorf("PUT: %w", err)
@@ -278,6 +284,39 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 		"delete_ops":     delRate,
 		"peak_rss":       peak(),
 	}, nil
+}
+
+// sdkPut is the PUT phase of a case: conc workers upload objects of
+// their own into bucket for d; it returns objects per second and their
+// names.
+func sdkPut(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte, bucket string) (float64, []string, error) {
+	var mu sync.Mutex
+	var names []string
+	rate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
+		name := fmt.Sprintf("w%d/o%d", w, i)
+		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		if err == nil {
+			mu.Lock()
+			names = append(names, name)
+			mu.Unlock()
+		}
+		return err
+	})
+	return rate, names, err
+}
+
+// sdkCeiling is the PUT phase of a case against the ceiling endpoint
+// (storage_ceiling.go), in MiB/s.
+func sdkCeiling(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte) (float64, error) {
+	bucket := fmt.Sprintf("ceiling-c%d-%d", conc, time.Now().UnixNano()%1e9)
+	if err := t.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		return 0, fmt.Errorf("make bucket: %w", err)
+	}
+	rate, _, err := sdkPut(ctx, t, d, conc, body, bucket)
+	if err != nil {
+		return 0, fmt.Errorf("PUT: %w", err)
+	}
+	return rate * float64(len(body)) / mib, nil
 }
 
 // sampleRSS watches a process's resident memory until the returned
