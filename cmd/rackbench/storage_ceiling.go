@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,36 +29,86 @@ import (
 // could reach for this client on this machine: where it is under a PUT
 // target, no storage behind the S3 API can meet that target here.
 //
-// It runs inside rackbench, so it shares the cores with the client as a
-// server on the same machine would. It answers what minio-go sends in a
-// PUT phase: bucket create and delete, PutObject, and the three calls of
-// a multipart upload; anything else is 501.
+// It runs in a process of its own (rackbench itself, started again with
+// ceilingEnv set), so that its CPU time per MiB is measured apart from
+// the client's, as rackd's and MinIO's are. It answers what minio-go
+// sends in a PUT phase: bucket create and delete, PutObject, and the
+// three calls of a multipart upload; anything else is 501.
 
-const ceilingName = "ceiling"
+const (
+	ceilingName   = "ceiling"
+	ceilingEnv    = "RACKBENCH_PUT_CEILING"
+	ceilingAccess = "ceiling"
+	ceilingSecret = "ceiling-secret"
+)
+
+func init() {
+	if os.Getenv(ceilingEnv) == "" {
+		return
+	}
+	// The ceiling process: serve until rackbench closes our stdin.
+	if err := serveCeiling(); err != nil {
+		fmt.Fprintln(os.Stderr, "rackbench put ceiling:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func serveCeiling() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	cs := &ceilingServer{access: ceilingAccess, secret: ceilingSecret}
+	srv := &http.Server{Handler: cs, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	fmt.Println(l.Addr().String())
+	io.Copy(io.Discard, os.Stdin)
+	return srv.Close()
+}
 
 type ceilingServer struct {
-	srv     *http.Server
 	access  string
 	secret  string
 	uploads atomic.Int64
 }
 
-// startCeiling serves the ceiling endpoint on a loopback port and returns
-// a target for sdkPut.
+// startCeiling starts the ceiling process on a loopback port and returns
+// a target for sdkCeiling.
 func startCeiling() (*sdkTarget, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cs := &ceilingServer{access: "ceiling", secret: "ceiling-secret"}
-	cs.srv = &http.Server{Handler: cs, ReadHeaderTimeout: 10 * time.Second}
-	go cs.srv.Serve(l)
-	c, err := sdkClient("http://"+l.Addr().String(), cs.access, cs.secret)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), ceilingEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		cs.srv.Close()
 		return nil, err
 	}
-	return &sdkTarget{name: ceilingName, client: c, stop: func() { cs.srv.Close() }}, nil
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		stdin.Close()
+		cmd.Wait()
+	}
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("ceiling process: no address: %w", err)
+	}
+	c, err := sdkClient("http://"+strings.TrimSpace(addr), ceilingAccess, ceilingSecret)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &sdkTarget{name: ceilingName, pid: cmd.Process.Pid, client: c, stop: stop}, nil
 }
 
 func (cs *ceilingServer) lookup(_ context.Context, access string) (string, error) {

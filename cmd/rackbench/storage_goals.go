@@ -16,8 +16,9 @@ const (
 	putRawSize     = "64MiB"
 )
 
-// storageGoals returns one line per goal the results allow.
-func storageGoals(rs []Result) []string {
+// storageGoals returns one line per goal the results allow;
+// cores is how many CPUs the server and the client share.
+func storageGoals(rs []Result, cores int) []string {
 	type key struct {
 		cas, object, metric string
 		conc                int
@@ -60,11 +61,22 @@ func storageGoals(rs []Result) []string {
 			}
 			target := putOfRaw * raw * codingFraction
 			what := fmt.Sprintf("target ≥%.0f MiB/s (%.1f × raw write %.0f × 4/6)", target, putOfRaw, raw)
+			// cpu says what a case's CPU per MiB allows on this machine's
+			// cores, whatever the load: the server's and the client's
+			// milliseconds per MiB are all the cores have.
+			cpu := func(cas string) string {
+				sv, ok1 := med[key{cas, obj, "put_server_cpu", conc}]
+				cl, ok2 := med[key{cas, obj, "put_client_cpu", conc}]
+				if !ok1 || !ok2 || sv+cl <= 0 {
+					return ""
+				}
+				return fmt.Sprintf("; CPU per MiB: server %.2f ms + client %.2f ms, at most %.0f MiB/s on %d cores", sv, cl, float64(cores)*1000/(sv+cl), cores)
+			}
 			if v, ok := med[key{"rackstack", obj, "put_throughput", conc}]; ok {
-				out = append(out, fmt.Sprintf("%s PUT c=%d: %.0f MiB/s, %s: %s", obj, conc, v, what, verdict(v >= target)))
+				out = append(out, fmt.Sprintf("%s PUT c=%d: %.0f MiB/s, %s: %s%s", obj, conc, v, what, verdict(v >= target), cpu("rackstack")))
 			}
 			if v, ok := med[key{ceilingName, obj, "put_throughput", conc}]; ok {
-				out = append(out, fmt.Sprintf("%s PUT c=%d ceiling (verify + MD5, no storage): %.0f MiB/s (for information: the most any S3 server could reach for this client against %s)", obj, conc, v, what))
+				out = append(out, fmt.Sprintf("%s PUT c=%d ceiling (verify + MD5, no storage): %.0f MiB/s%s (for information: the most any S3 server could reach for this client against %s)", obj, conc, v, cpu(ceilingName), what))
 			}
 		}
 	}

@@ -133,29 +133,42 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 						return nil, ctx.Err()
 					}
 				}
-				v, err := sdkCeiling(ctx, ceiling, o.Duration, conc, payload[:sz.size])
+				v, cpu, err := sdkCeiling(ctx, ceiling, o.Duration, conc, payload[:sz.size])
 				if err != nil {
 					return nil, fmt.Errorf("PUT ceiling %s c=%d: %w", sz.name, conc, err)
 				}
-				k := key{ceiling.name, sz.name, conc, "put_throughput"}
-				runs[k] = append(runs[k], v)
+				res := map[string]float64{"put_throughput": v}
+				if cpu.ok {
+					res["put_server_cpu"], res["put_client_cpu"] = cpu.server, cpu.client
+				}
+				for metric, v := range res {
+					k := key{ceiling.name, sz.name, conc, metric}
+					runs[k] = append(runs[k], v)
+				}
 			}
 		}
 	}
 	var out []Result
+	units := map[string]string{"put_throughput": "MiB/s", "get_throughput": "MiB/s", "delete_ops": "ops/s", "peak_rss": "MiB",
+		"put_server_cpu": "CPU-ms/MiB", "put_client_cpu": "CPU-ms/MiB"}
 	for _, sz := range sizes {
 		for _, conc := range sdkConcurrency {
 			params := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": "minio-go", "work": "verify chunk signatures + MD5, bytes discarded"}
-			out = append(out, newResult("storage", ceilingName, params, "put_throughput", "MiB/s", runs[key{ceilingName, sz.name, conc, "put_throughput"}]))
+			for _, metric := range []string{"put_throughput", "put_server_cpu", "put_client_cpu"} {
+				if r := runs[key{ceilingName, sz.name, conc, metric}]; len(r) > 0 {
+					out = append(out, newResult("storage", ceilingName, params, metric, units[metric], r))
+				}
+			}
 		}
 	}
-	units := map[string]string{"put_throughput": "MiB/s", "get_throughput": "MiB/s", "delete_ops": "ops/s", "peak_rss": "MiB"}
 	for _, t := range targets {
 		for _, sz := range sizes {
 			for _, conc := range sdkConcurrency {
 				params := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": "minio-go", "disks": 6, "cache": cacheMode()}
-				for _, metric := range []string{"put_throughput", "get_throughput", "delete_ops", "peak_rss"} {
-					out = append(out, newResult("storage", t.name, params, metric, units[metric], runs[key{t.name, sz.name, conc, metric}]))
+				for _, metric := range []string{"put_throughput", "get_throughput", "delete_ops", "peak_rss", "put_server_cpu", "put_client_cpu"} {
+					if r := runs[key{t.name, sz.name, conc, metric}]; len(r) > 0 {
+						out = append(out, newResult("storage", t.name, params, metric, units[metric], r))
+					}
 				}
 			}
 		}
@@ -243,7 +256,7 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 	}
 	peak := sampleRSS(t.pid)
 	profiled := t.prof.start(ctx, label+"-put", d)
-	putRate, names, err := sdkPut(ctx, t, d, conc, body, bucket)
+	putRate, names, cpu, err := sdkPut(ctx, t, d, conc, body, bucket)
 	if err != nil {
 		peak()
 		return nil, fmt.Errorf("PUT: %w", err)
@@ -278,20 +291,30 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 	}
 	delRate := float64(len(names)) / time.Since(start).Seconds()
 	t.client.RemoveBucket(ctx, bucket)
-	return map[string]float64{
+	out := map[string]float64{
 		"put_throughput": putRate * float64(len(body)) / mib,
 		"get_throughput": getRate * float64(len(body)) / mib,
 		"delete_ops":     delRate,
 		"peak_rss":       peak(),
-	}, nil
+	}
+	if cpu.ok {
+		out["put_server_cpu"], out["put_client_cpu"] = cpu.server, cpu.client
+	}
+	return out, nil
 }
 
 // sdkPut is the PUT phase of a case: conc workers upload objects of
 // their own into bucket for d; it returns objects per second and their
 // names.
-func sdkPut(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte, bucket string) (float64, []string, error) {
+//
+// It also measures, in CPU milliseconds per MiB uploaded, what the server
+// (t.pid) and the client (this process) spent on the phase: figures the
+// load of the machine leaves alone, where throughput is not.
+func sdkPut(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte, bucket string) (float64, []string, putCPU, error) {
 	var mu sync.Mutex
 	var names []string
+	server0, err1 := procCPU(t.pid)
+	client0, err2 := selfCPU()
 	rate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
 		name := fmt.Sprintf("w%d/o%d", w, i)
 		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
@@ -302,21 +325,63 @@ func sdkPut(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body [
 		}
 		return err
 	})
-	return rate, names, err
+	server1, err3 := procCPU(t.pid)
+	client1, err4 := selfCPU()
+	var cpu putCPU
+	if mibs := float64(len(names)*len(body)) / mib; errors.Join(err1, err2, err3, err4) == nil && mibs > 0 {
+		cpu = putCPU{server: (server1 - server0) * 1000 / mibs, client: (client1 - client0) * 1000 / mibs, ok: true}
+	}
+	return rate, names, cpu, err
+}
+
+// putCPU is a PUT phase's CPU milliseconds per MiB, server and client.
+type putCPU struct {
+	server, client float64
+	ok             bool
+}
+
+// procCPU is the CPU time, user and system, a process has used, in
+// seconds (/proc/PID/stat counts in clock ticks of 1/100 s on Linux).
+func procCPU(pid int) (float64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count the
+	// fields after it (state is the first; utime and stime are the
+	// 12th and 13th).
+	i := bytes.LastIndexByte(raw, ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, errors.Join(err1, err2)
+}
+
+// selfCPU is the CPU time this process has used, in seconds.
+func selfCPU() (float64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime), nil
 }
 
 // sdkCeiling is the PUT phase of a case against the ceiling endpoint
 // (storage_ceiling.go), in MiB/s.
-func sdkCeiling(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte) (float64, error) {
+func sdkCeiling(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte) (float64, putCPU, error) {
 	bucket := fmt.Sprintf("ceiling-c%d-%d", conc, time.Now().UnixNano()%1e9)
 	if err := t.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		return 0, fmt.Errorf("make bucket: %w", err)
+		return 0, putCPU{}, fmt.Errorf("make bucket: %w", err)
 	}
-	rate, _, err := sdkPut(ctx, t, d, conc, body, bucket)
+	rate, _, cpu, err := sdkPut(ctx, t, d, conc, body, bucket)
 	if err != nil {
-		return 0, fmt.Errorf("PUT: %w", err)
+		return 0, putCPU{}, fmt.Errorf("PUT: %w", err)
 	}
-	return rate * float64(len(body)) / mib, nil
+	return rate * float64(len(body)) / mib, cpu, nil
 }
 
 // sampleRSS watches a process's resident memory until the returned
