@@ -13,27 +13,33 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rackstack/rackstack/storage/s3/sigv4"
 )
 
-// The PUT ceiling: an S3 endpoint that does only the work S3 requires of
+// The ceiling: an S3 endpoint that does only the work S3 requires of
 // any server for an upload -- read the body, verify its signature (every
 // chunk of a streaming-SigV4 body, with storage/s3's own verifier) and
 // compute the MD5 that is its ETag -- then throws the bytes away. minio-go
 // drives it with the same objects and concurrency as the PUT phase of the
 // SDK cases, in the same run, so its PUT figure is the most any S3 server
 // could reach for this client on this machine: where it is under a PUT
-// target, no storage behind the S3 API can meet that target here.
+// target, no storage behind the S3 API can meet that target here. Its
+// GET phase reads those objects back, sent from memory (one buffer of
+// zeros written again and again, as no server could send faster): the
+// most any S3 server could serve this client.
 //
 // It runs in a process of its own (rackbench itself, started again with
 // ceilingEnv set), so that its CPU time per MiB is measured apart from
 // the client's, as rackd's and MinIO's are. It answers what minio-go
-// sends in a PUT phase: bucket create and delete, PutObject, and the
-// three calls of a multipart upload; anything else is 501.
+// sends in a PUT and a GET phase: bucket create and delete, PutObject,
+// the three calls of a multipart upload, GetObject and DeleteObject;
+// anything else is 501.
 
 const (
 	ceilingName   = "ceiling"
@@ -71,7 +77,31 @@ type ceilingServer struct {
 	access  string
 	secret  string
 	uploads atomic.Int64
+	mu      sync.Mutex
+	sizes   map[string]int64 // of the objects and of the uploads' parts so far
 }
+
+// size changes the size recorded for an object or upload by n, and
+// returns it.
+func (cs *ceilingServer) size(name string, n int64) int64 {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.sizes == nil {
+		cs.sizes = map[string]int64{}
+	}
+	cs.sizes[name] += n
+	return cs.sizes[name]
+}
+
+func (cs *ceilingServer) forget(name string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.sizes, name)
+}
+
+// zeros is what the ceiling's GETs send: the bytes of an object are not
+// kept, only its size.
+var zeros = make([]byte, 1<<20)
 
 // startCeiling starts the ceiling process on a loopback port and returns
 // a target for sdkCeiling.
@@ -129,7 +159,24 @@ func (cs *ceilingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPut && key == "":
 		w.WriteHeader(http.StatusOK) // bucket created
 	case r.Method == http.MethodDelete:
+		cs.forget(r.URL.Path)
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodGet && key != "":
+		// The most any server could send: no disk, no copy, one
+		// buffer written again and again.
+		n := cs.size(r.URL.Path, 0)
+		h := w.Header()
+		h.Set("Content-Length", strconv.FormatInt(n, 10))
+		h.Set("ETag", `"ceiling"`)
+		h.Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusOK)
+		for n > 0 {
+			m, err := w.Write(zeros[:min(n, int64(len(zeros)))])
+			if err != nil {
+				return
+			}
+			n -= int64(m)
+		}
 	case r.Method == http.MethodPost && q.Has("uploads"):
 		id := fmt.Sprintf("u%d", cs.uploads.Add(1))
 		ceilingXML(w, struct {
@@ -141,9 +188,15 @@ func (cs *ceilingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPut:
 		// An object or a part: the body, verified, into MD5.
 		h := md5.New()
-		if _, err := io.Copy(h, r.Body); err != nil {
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
 			ceilingError(w, err)
 			return
+		}
+		if id := q.Get("uploadId"); id != "" {
+			cs.size(id, n)
+		} else {
+			cs.size(r.URL.Path, n)
 		}
 		w.Header().Set("ETag", `"`+hex.EncodeToString(h.Sum(nil))+`"`)
 		w.WriteHeader(http.StatusOK)
@@ -155,6 +208,9 @@ func (cs *ceilingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ceilingError(w, err)
 			return
 		}
+		id := q.Get("uploadId")
+		cs.size(r.URL.Path, cs.size(id, 0))
+		cs.forget(id)
 		ceilingXML(w, struct {
 			XMLName xml.Name `xml:"CompleteMultipartUploadResult"`
 			Bucket  string   `xml:"Bucket"`
@@ -162,7 +218,7 @@ func (cs *ceilingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ETag    string   `xml:"ETag"`
 		}{Bucket: bucket, Key: key, ETag: `"` + hex.EncodeToString(h.Sum(nil)) + `-1"`})
 	default:
-		http.Error(w, "the PUT ceiling answers PUT phases only", http.StatusNotImplemented)
+		http.Error(w, "the ceiling answers the PUT and GET phases only", http.StatusNotImplemented)
 	}
 }
 
