@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,7 @@ func storageSuite(ctx context.Context, o options) ([]Result, error) {
 		return nil, fmt.Errorf("sdk cases: %w", err)
 	}
 	out = append(out, rs...)
+	printStorageGoals(o.Log, storageGoals(out, runtime.NumCPU()))
 	if o.Quick {
 		return out, nil
 	}

@@ -68,6 +68,9 @@ type objectSize struct {
 
 var sdkConcurrency = []int{1, 8}
 
+// cpuMetrics are a case's throughputs and CPU per MiB, server and client.
+var cpuMetrics = []string{"put_throughput", "get_throughput", "put_server_cpu", "put_client_cpu", "get_server_cpu", "get_client_cpu"}
+
 // storageSDK runs the SDK cases against rackd and, where a minio binary
 // is found, MinIO on the same disk.
 func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
@@ -100,6 +103,11 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 	} else {
 		fmt.Fprintln(o.Log, "rackbench storage: no minio binary (--minio, PATH or beside --bin): SDK cases run against rackstack only")
 	}
+	ceiling, err := startCeiling()
+	if err != nil {
+		return nil, fmt.Errorf("ceiling: %w", err)
+	}
+	defer ceiling.stop()
 	largest := 0
 	for _, sz := range sizes {
 		largest = max(largest, sz.size)
@@ -128,17 +136,38 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 						return nil, ctx.Err()
 					}
 				}
+				res, err := sdkCeiling(ctx, ceiling, o.Duration, conc, payload[:sz.size])
+				if err != nil {
+					return nil, fmt.Errorf("ceiling %s c=%d: %w", sz.name, conc, err)
+				}
+				for metric, v := range res {
+					k := key{ceiling.name, sz.name, conc, metric}
+					runs[k] = append(runs[k], v)
+				}
 			}
 		}
 	}
 	var out []Result
-	units := map[string]string{"put_throughput": "MiB/s", "get_throughput": "MiB/s", "delete_ops": "ops/s", "peak_rss": "MiB"}
+	units := map[string]string{"put_throughput": "MiB/s", "get_throughput": "MiB/s", "delete_ops": "ops/s", "peak_rss": "MiB",
+		"put_server_cpu": "CPU-ms/MiB", "put_client_cpu": "CPU-ms/MiB", "get_server_cpu": "CPU-ms/MiB", "get_client_cpu": "CPU-ms/MiB"}
+	for _, sz := range sizes {
+		for _, conc := range sdkConcurrency {
+			params := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": "minio-go", "work": "PUT: verify chunk signatures + MD5, bytes discarded; GET: from memory"}
+			for _, metric := range cpuMetrics {
+				if r := runs[key{ceilingName, sz.name, conc, metric}]; len(r) > 0 {
+					out = append(out, newResult("storage", ceilingName, params, metric, units[metric], r))
+				}
+			}
+		}
+	}
 	for _, t := range targets {
 		for _, sz := range sizes {
 			for _, conc := range sdkConcurrency {
 				params := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": "minio-go", "disks": 6, "cache": cacheMode()}
-				for _, metric := range []string{"put_throughput", "get_throughput", "delete_ops", "peak_rss"} {
-					out = append(out, newResult("storage", t.name, params, metric, units[metric], runs[key{t.name, sz.name, conc, metric}]))
+				for _, metric := range append([]string{"put_throughput", "get_throughput", "delete_ops", "peak_rss"}, cpuMetrics[2:]...) {
+					if r := runs[key{t.name, sz.name, conc, metric}]; len(r) > 0 {
+						out = append(out, newResult("storage", t.name, params, metric, units[metric], r))
+					}
 				}
 			}
 		}
@@ -225,19 +254,8 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 		return nil, fmt.Errorf("make bucket: %w", err)
 	}
 	peak := sampleRSS(t.pid)
-	var mu sync.Mutex
-	var names []string
 	profiled := t.prof.start(ctx, label+"-put", d)
-	putRate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
-		name := fmt.Sprintf("w%d/o%d", w, i)
-		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
-		if err == nil {
-			mu.Lock()
-			names = append(names, name)
-			mu.Unlock()
-		}
-		return err
-	})
+	putRate, names, cpu, err := sdkPut(ctx, t, d, conc, body, bucket)
 	if err != nil {
 		peak()
 		return nil, fmt.Errorf("PUT: %w", err)
@@ -245,19 +263,7 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 	profiled()
 	dropCaches()
 	profiled = t.prof.start(ctx, label+"-get", d)
-	getRate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
-		name := names[mrand.IntN(len(names))]
-		obj, err := t.client.GetObject(ctx, bucket, name, minio.GetObjectOptions{})
-		if err != nil {
-			return err
-		}
-		defer obj.Close()
-		n, err := io.Copy(io.Discard, obj)
-		if err == nil && n != int64(len(body)) {
-			err = fmt.Errorf("GET %s: %d bytes, want %d", name, n, len(body))
-		}
-		return err
-	})
+	getRate, getCPU, err := sdkGet(ctx, t, d, conc, len(body), bucket, names)
 	profiled()
 	if err != nil {
 		peak()
@@ -272,12 +278,145 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 	}
 	delRate := float64(len(names)) / time.Since(start).Seconds()
 	t.client.RemoveBucket(ctx, bucket)
-	return map[string]float64{
+	out := map[string]float64{
 		"put_throughput": putRate * float64(len(body)) / mib,
 		"get_throughput": getRate * float64(len(body)) / mib,
 		"delete_ops":     delRate,
 		"peak_rss":       peak(),
-	}, nil
+	}
+	cpu.add(out, "put")
+	getCPU.add(out, "get")
+	return out, nil
+}
+
+// sdkGet is the GET phase of a case: conc workers read random objects of
+// names (each size bytes) from bucket for d; it returns objects per
+// second and the CPU per MiB read.
+func sdkGet(ctx context.Context, t *sdkTarget, d time.Duration, conc, size int, bucket string, names []string) (float64, putCPU, error) {
+	if len(names) == 0 {
+		return 0, putCPU{}, errors.New("no object was uploaded")
+	}
+	server0, err1 := procCPU(t.pid)
+	client0, err2 := selfCPU()
+	rate, lats, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
+		name := names[mrand.IntN(len(names))]
+		obj, err := t.client.GetObject(ctx, bucket, name, minio.GetObjectOptions{})
+		if err != nil {
+			return err
+		}
+		defer obj.Close()
+		n, err := io.Copy(io.Discard, obj)
+		if err == nil && n != int64(size) {
+			err = fmt.Errorf("GET %s: %d bytes, want %d", name, n, size)
+		}
+		return err
+	})
+	server1, err3 := procCPU(t.pid)
+	client1, err4 := selfCPU()
+	var cpu putCPU
+	if mibs := float64(len(lats)*size) / mib; errors.Join(err1, err2, err3, err4) == nil && mibs > 0 {
+		cpu = putCPU{server: (server1 - server0) * 1000 / mibs, client: (client1 - client0) * 1000 / mibs, ok: true}
+	}
+	return rate, cpu, err
+}
+
+// sdkPut is the PUT phase of a case: conc workers upload objects of
+// their own into bucket for d; it returns objects per second and their
+// names.
+//
+// It also measures, in CPU milliseconds per MiB uploaded, what the server
+// (t.pid) and the client (this process) spent on the phase: figures the
+// load of the machine leaves alone, where throughput is not.
+func sdkPut(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte, bucket string) (float64, []string, putCPU, error) {
+	var mu sync.Mutex
+	var names []string
+	server0, err1 := procCPU(t.pid)
+	client0, err2 := selfCPU()
+	rate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
+		name := fmt.Sprintf("w%d/o%d", w, i)
+		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		if err == nil {
+			mu.Lock()
+			names = append(names, name)
+			mu.Unlock()
+		}
+		return err
+	})
+	server1, err3 := procCPU(t.pid)
+	client1, err4 := selfCPU()
+	var cpu putCPU
+	if mibs := float64(len(names)*len(body)) / mib; errors.Join(err1, err2, err3, err4) == nil && mibs > 0 {
+		cpu = putCPU{server: (server1 - server0) * 1000 / mibs, client: (client1 - client0) * 1000 / mibs, ok: true}
+	}
+	return rate, names, cpu, err
+}
+
+// putCPU is a phase's CPU milliseconds per MiB, server and client.
+type putCPU struct {
+	server, client float64
+	ok             bool
+}
+
+// add sets the figures, if measured, as metrics phase_server_cpu and
+// phase_client_cpu of m.
+func (c putCPU) add(m map[string]float64, phase string) {
+	if c.ok {
+		m[phase+"_server_cpu"], m[phase+"_client_cpu"] = c.server, c.client
+	}
+}
+
+// procCPU is the CPU time, user and system, a process has used, in
+// seconds (/proc/PID/stat counts in clock ticks of 1/100 s on Linux).
+func procCPU(pid int) (float64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count the
+	// fields after it (state is the first; utime and stime are the
+	// 12th and 13th).
+	i := bytes.LastIndexByte(raw, ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, errors.Join(err1, err2)
+}
+
+// selfCPU is the CPU time this process has used, in seconds.
+func selfCPU() (float64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime), nil
+}
+
+// sdkCeiling runs the PUT and GET phases of a case against the ceiling
+// endpoint (storage_ceiling.go) and returns their figures as sdkCase does.
+func sdkCeiling(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte) (map[string]float64, error) {
+	bucket := fmt.Sprintf("ceiling-c%d-%d", conc, time.Now().UnixNano()%1e9)
+	if err := t.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		return nil, fmt.Errorf("make bucket: %w", err)
+	}
+	putRate, names, putCPU, err := sdkPut(ctx, t, d, conc, body, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("PUT: %w", err)
+	}
+	getRate, getCPU, err := sdkGet(ctx, t, d, conc, len(body), bucket, names)
+	if err != nil {
+		return nil, fmt.Errorf("GET: %w", err)
+	}
+	out := map[string]float64{
+		"put_throughput": putRate * float64(len(body)) / mib,
+		"get_throughput": getRate * float64(len(body)) / mib,
+	}
+	putCPU.add(out, "put")
+	getCPU.add(out, "get")
+	return out, nil
 }
 
 // sampleRSS watches a process's resident memory until the returned

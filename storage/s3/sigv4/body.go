@@ -94,15 +94,15 @@ func wrapChunked(r *http.Request, body io.ReadCloser, key []byte, amzDate string
 	if err != nil || decoded < 0 {
 		return newError("InvalidArgument", "x-amz-decoded-content-length %q is not a non-negative integer", v)
 	}
-	r.Body = &chunkedReader{
+	cr := &chunkedReader{
 		src:      bufio.NewReaderSize(body, maxChunkLine),
 		closer:   body,
-		key:      key,
-		amzDate:  amzDate,
-		scope:    sc,
-		prevSig:  hex.EncodeToString(seed),
+		mac:      hmac.New(sha256.New, key),
+		prefix:   chunkAlgorithm + "\n" + amzDate + "\n" + sc.String() + "\n",
 		declared: decoded,
 	}
+	hex.Encode(cr.prevSig[:], seed)
+	r.Body = cr
 	r.ContentLength = decoded
 	stripAWSChunked(r.Header)
 	return nil
@@ -138,12 +138,13 @@ func stripAWSChunked(h http.Header) {
 // Each chunk is buffered (at most MaxChunkSize) and its signature checked,
 // chained from the seed signature, before any of its bytes are returned.
 type chunkedReader struct {
-	src     *bufio.Reader
-	closer  io.Closer
-	key     []byte
-	amzDate string
-	scope   scope
-	prevSig string
+	src    *bufio.Reader
+	closer io.Closer
+	// mac is HMAC-SHA256 under the signing key, Reset for each chunk: a
+	// new one per chunk derived the key's pads again, 16 times a MiB.
+	mac     hash.Hash
+	prefix  string                // the string to sign up to the previous signature
+	prevSig [2 * sha256.Size]byte // the previous signature, hex
 
 	declared int64 // x-amz-decoded-content-length
 	total    int64 // decoded bytes seen so far
@@ -254,14 +255,33 @@ func (cr *chunkedReader) readChunk(dst []byte, buf *bytes.Buffer) ([]byte, bool,
 	if crlf != [2]byte{'\r', '\n'} {
 		return nil, false, badChunk("aws-chunked chunk data of %d bytes is not followed by CRLF", size)
 	}
-	sum := sha256.Sum256(data)
-	want := hmacSHA256(cr.key, chunkStringToSign(cr.amzDate, cr.scope, cr.prevSig, sum[:]))
-	if !hmac.Equal(want, sig) {
+	want := cr.signature(sha256.Sum256(data))
+	if !hmac.Equal(want[:], sig) {
 		return nil, false, newError("SignatureDoesNotMatch", "aws-chunked chunk signature does not match (chunk of %d bytes at decoded offset %d)", size, cr.total)
 	}
-	cr.prevSig = hex.EncodeToString(want)
+	hex.Encode(cr.prevSig[:], want[:])
 	cr.total += size
 	return data, inPlace, nil
+}
+
+// signature is the signature a chunk whose data hashes to sum must carry:
+// the HMAC of its string to sign,
+//
+//	AWS4-HMAC-SHA256-PAYLOAD \n amz-date \n scope \n previous signature \n
+//	hex SHA-256 of "" \n hex SHA-256 of the chunk's data
+//
+// written into the MAC piece by piece.
+func (cr *chunkedReader) signature(sum [sha256.Size]byte) [sha256.Size]byte {
+	var sumHex [2 * sha256.Size]byte
+	hex.Encode(sumHex[:], sum[:])
+	cr.mac.Reset()
+	io.WriteString(cr.mac, cr.prefix)
+	cr.mac.Write(cr.prevSig[:])
+	io.WriteString(cr.mac, "\n"+EmptyPayloadHash+"\n")
+	cr.mac.Write(sumHex[:])
+	var out [sha256.Size]byte
+	cr.mac.Sum(out[:0])
+	return out
 }
 
 // finish checks the body after the final zero-size chunk.

@@ -236,12 +236,6 @@ func stringToSign(amzDate string, sc scope, canonical string) string {
 	return algorithm + "\n" + amzDate + "\n" + sc.String() + "\n" + hashHex([]byte(canonical))
 }
 
-// chunkStringToSign returns the string to sign for one aws-chunked chunk.
-func chunkStringToSign(amzDate string, sc scope, prevSig string, chunkHash []byte) string {
-	return chunkAlgorithm + "\n" + amzDate + "\n" + sc.String() + "\n" + prevSig + "\n" +
-		EmptyPayloadHash + "\n" + hex.EncodeToString(chunkHash)
-}
-
 // signingKey derives the SigV4 signing key for a secret and scope.
 func signingKey(secret string, sc scope) []byte {
 	k := hmacSHA256([]byte("AWS4"+secret), sc.date)
