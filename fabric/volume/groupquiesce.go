@@ -53,8 +53,9 @@ const holdPoll = 20 * time.Millisecond
 
 // holdGroup holds vols on the nodes that write them. release ends the
 // hold (also when err is not nil, nothing is held); the snapshot must
-// commit before deadline.
-func (s *Service) holdGroup(ctx context.Context, id string, vols []*volstate.Volume) (deadline time.Time, release func(), err error) {
+// commit before deadline. what names the request in refusals: "group"
+// for a group snapshot, "volume" for a single volume's.
+func (s *Service) holdGroup(ctx context.Context, id, what string, vols []*volstate.Volume) (deadline time.Time, release func(), err error) {
 	lease := s.cfg.HoldLease
 	start := time.Now() // monotonic: the lease is counted from here
 	deadline = start.Add(lease)
@@ -73,7 +74,7 @@ func (s *Service) holdGroup(ctx context.Context, id string, vols []*volstate.Vol
 		for _, a := range v.Attachments {
 			if a.Host != "" && !slices.Contains(nodes, a.Host) {
 				return deadline, func() {}, api.Errorf(http.StatusConflict,
-					"Invalid group: volume %s's writer on node %s (server %s) cannot be held for a consistent group snapshot: the node is not up.", v.ID, a.Host, a.ServerID)
+					"Invalid %s: volume %s's writer on node %s (server %s) cannot be held for a snapshot of one instant: the node is not up.", what, v.ID, a.Host, a.ServerID)
 			}
 		}
 	}
@@ -95,7 +96,7 @@ func (s *Service) holdGroup(ctx context.Context, id string, vols []*volstate.Vol
 		cur := store.Get[volstate.Quiesce](tx, volstate.QuiesceTable, id)
 		if cur == nil {
 			release()
-			return deadline, func() {}, api.Errorf(http.StatusConflict, "Invalid group: the hold of its volumes for group snapshot %s ended before they were held.", id)
+			return deadline, func() {}, api.Errorf(http.StatusConflict, "Invalid %s: the hold of its volumes for snapshot %s ended before they were held.", what, id)
 		}
 		var missing []string
 		for _, n := range nodes {
@@ -106,7 +107,7 @@ func (s *Service) holdGroup(ctx context.Context, id string, vols []*volstate.Vol
 			}
 			if a.Error != "" {
 				release()
-				return deadline, func() {}, api.Errorf(http.StatusConflict, "Invalid group: its volumes cannot be held for a consistent group snapshot: %s.", a.Error)
+				return deadline, func() {}, api.Errorf(http.StatusConflict, "Invalid %s: its volumes cannot be held for a snapshot of one instant: %s.", what, a.Error)
 			}
 		}
 		if len(missing) == 0 {
@@ -120,7 +121,7 @@ func (s *Service) holdGroup(ctx context.Context, id string, vols []*volstate.Vol
 				return deadline, func() {}, ctx.Err()
 			}
 			return deadline, func() {}, api.Errorf(http.StatusConflict,
-				"Invalid group: node %s did not hold the group's volumes within %s: no consistent group snapshot can be made now.", strings.Join(missing, ", "), lease/2)
+				"Invalid %s: node %s did not hold the volumes within %s: no snapshot of one instant can be made now.", what, strings.Join(missing, ", "), lease/2)
 		}
 	}
 }

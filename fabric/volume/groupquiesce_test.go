@@ -345,3 +345,99 @@ func TestAbandonedHeldGroupSnapshot(t *testing.T) {
 		t.Fatalf("%d hold requests left", n)
 	}
 }
+
+// A single snapshot of a volume attached on another node is made held
+// there, as a group's: the node's writes end with its flush before the
+// one snapshot command, and go on after it. Without the hold the block
+// store could flush only a volume open on the API's own node.
+func TestSnapshotHeldOnTheWritersNode(t *testing.T) {
+	h := newHoldFixture(t, time.Minute)
+	h.nodes = []string{"n1", "n2"}
+	n2 := &volumes.Holds{Node: "n2", State: h.local.Read, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Now: h.svc.cfg.Now,
+		Propose: func(ctx context.Context, typ string, body any) error {
+			_, err := h.local.Propose(ctx, typ, body)
+			return err
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { n2.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran })
+
+	_, vols := h.consistentGroup("n2")
+	vol := vols[0] // attached to a server on n2
+	gate := n2.Gate(vol, &heldDevice{id: vol, ev: h.ev})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 1_000_000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			gate.WriteAt(make([]byte, 512), 0)
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	sn := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)["id"].(string)
+	for i := 0; ; i++ {
+		log := h.ev.all()
+		at := slicesIndex(log, "snapshot")
+		if at >= 0 && slicesIndex(log[at:], vol+":write") >= 0 {
+			break
+		}
+		if i > 2000 {
+			t.Fatalf("no snapshot command, or no write after it: %v", log[max(0, len(log)-20):])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	log := h.ev.all()
+	last := ""
+	for _, e := range log[:slicesIndex(log, "snapshot")] {
+		if strings.HasPrefix(e, vol+":") {
+			last = e
+		}
+	}
+	if last != vol+":flush" {
+		t.Fatalf("the volume's last event before its snapshot is %q, not its hold's flush", last)
+	}
+	if len(h.blocks.calls) != 1 || len(h.blocks.calls[0]) != 1 || h.blocks.calls[0][0] != (SnapshotPair{ID: sn, Volume: vol}) {
+		t.Fatalf("snapshot commands %v", h.blocks.calls)
+	}
+	if s := h.at(66, http.StatusOK, "GET", "snapshots/"+sn, alice, nil)["snapshot"].(map[string]any); s["status"] != "available" {
+		t.Fatalf("snapshot %v", s)
+	}
+	if n := h.requestsLeft(); n != 0 {
+		t.Fatalf("%d hold requests left", n)
+	}
+
+	// Attached on a node that is not up: made as it stands, not held (no
+	// writer there can commit a flush any more).
+	h.nodes = []string{"n1"}
+	sn2 := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)
+	if sn2["status"] != "available" || len(h.blocks.calls) != 1 {
+		t.Fatalf("snapshot of a volume whose node is down: %v, commands %v", sn2, h.blocks.calls)
+	}
+}
+
+// Hold requests that outlived their lease twice over (their process
+// died) are deleted by the settle; younger ones are left alone.
+func TestStaleHoldRequestsAreDeleted(t *testing.T) {
+	h := newHoldFixture(t, time.Minute)
+	ctx := context.Background()
+	now := h.svc.cfg.Now()
+	for id, at := range map[string]time.Time{"old": now.Add(-time.Hour), "young": now.Add(-time.Second)} {
+		q := volstate.Quiesce{ID: id, Volumes: []string{"v"}, Nodes: []string{"n9"}, Lease: 20 * time.Second, CreatedAt: at}
+		if _, err := h.local.Propose(ctx, volstate.CmdPutQuiesce, volstate.PutQuiesceCmd{Row: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.svc.settle(ctx)
+	left := store.All[volstate.Quiesce](h.local.Local(), volstate.QuiesceTable, "id")
+	if len(left) != 1 || left[0].ID != "young" {
+		t.Fatalf("requests left: %v", left)
+	}
+}

@@ -84,6 +84,27 @@ func (s *Service) settleGroups(ctx context.Context) {
 	}
 }
 
+// settleHolds deletes hold requests that have outlived their lease twice
+// over: the process that made one died, or its delete failed. No API
+// waits on such a request (a snapshot made held must commit within the
+// lease) and every node has let its volumes go, so it is only garbage.
+// A held group snapshot's settle deletes its own request sooner.
+func (s *Service) settleHolds(ctx context.Context) {
+	if !s.cfg.IsLeader() {
+		return
+	}
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return
+	}
+	now := s.cfg.Now()
+	for _, q := range store.All[volstate.Quiesce](tx, volstate.QuiesceTable, "id") {
+		if now.Sub(q.CreatedAt) > 2*q.Lease {
+			s.releaseHold(ctx, q.ID)()
+		}
+	}
+}
+
 // madeGroupStatus is the status an abandoned create leaves a group in:
 // a plain group needs no block work, so it is available; one made from a
 // source is available only if every volume of its source was copied into

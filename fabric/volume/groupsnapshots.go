@@ -190,7 +190,7 @@ func (s *Service) createGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 		// Held before any row is made: a volume that cannot be held
 		// leaves nothing behind.
 		var end func()
-		if deadline, end, err = s.holdGroup(r.Context(), gs.ID, vols); err != nil {
+		if deadline, end, err = s.holdGroup(r.Context(), gs.ID, "group", vols); err != nil {
 			return err
 		}
 		release = sync.OnceFunc(end)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -136,11 +139,38 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// Written on another node, the volume is held there (its writes in
+	// flight end, it is flushed, new ones wait) while one command makes
+	// the snapshot, as a group's volumes are: so the snapshot holds
+	// every write acknowledged before it, wherever its writer is. A
+	// volume open here is flushed by the block store itself.
+	held, elsewhere, err := s.writtenElsewhere(r.Context(), vol)
+	if err != nil {
+		return err
+	}
+	var deadline time.Time
+	release := func() {}
+	if elsewhere {
+		var end func()
+		if deadline, end, err = s.holdGroup(r.Context(), sn.ID, "volume", []*volstate.Volume{vol}); err != nil {
+			return err
+		}
+		release = sync.OnceFunc(end)
+		defer release()
+	}
 	var row volstate.Snapshot
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateSnapshot, volstate.CreateSnapshotCmd{Row: sn}, &row); err != nil {
 		return err
 	}
-	dataErr := s.cfg.Blocks.Snapshot(r.Context(), sn.ID, sn.VolumeID)
+	var dataErr error
+	if elsewhere {
+		// A failure or an unknown outcome leaves the snapshot in error,
+		// never undone.
+		dataErr = snapshotHeld(r.Context(), held, []volstate.Snapshot{sn}, deadline)
+		release() // the guest writes on while the row is updated
+	} else {
+		dataErr = s.cfg.Blocks.Snapshot(r.Context(), sn.ID, sn.VolumeID)
+	}
 	done, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
 		sn.Status, sn.Reason = volstate.SnapStatusAvailable, ""
 		if dataErr != nil {
@@ -157,6 +187,36 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	// The os-extended-snapshot-attributes are show's and list's only.
 	api.JSON(w, http.StatusAccepted, map[string]any{"snapshot": snapshotView(r, p, done, false)})
 	return nil
+}
+
+// writtenElsewhere says whether vol's snapshot is made held: it is
+// attached on another node that is up, and snapshots are held here. A
+// volume attached on a node that is not up has no writer that can still
+// commit a flush: its snapshot is made as it stands.
+func (s *Service) writtenElsewhere(ctx context.Context, vol *volstate.Volume) (groupSnapshotter, bool, error) {
+	held, ok := s.holding()
+	if !ok {
+		return nil, false, nil
+	}
+	var hosts []string
+	for _, a := range vol.Attachments {
+		if a.Host != "" && a.Host != s.cfg.Node {
+			hosts = append(hosts, a.Host)
+		}
+	}
+	if len(hosts) == 0 || s.cfg.HoldNodes == nil {
+		return nil, false, nil
+	}
+	up, err := s.cfg.HoldNodes(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, h := range hosts {
+		if slices.Contains(up, h) {
+			return held, true, nil
+		}
+	}
+	return nil, false, nil
 }
 
 // changeSnapshot is changeVolume for snapshots.

@@ -132,6 +132,7 @@ func (s *Service) settle(ctx context.Context) {
 	}
 	s.settleBackups(ctx, tx)
 	s.settleGroups(ctx)
+	s.settleHolds(ctx)
 }
 
 // working are the statuses background work (or a request) holds a
