@@ -49,6 +49,16 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 	}
 }
 
+// namedVolume is the volume a request's body names by id (the volume a
+// backup is made of): an admin's request reads any project's, as Cinder's
+// admin context does; anyone else's only the caller's project's.
+func (s *Service) namedVolume(tx *memdb.Txn, r *http.Request, id string) (*volstate.Volume, error) {
+	c := s.volumes(r, true)
+	visible := visibleTo(true)
+	c.Visible = func(p *api.Principal, v *volstate.Volume) bool { return visible(p, v.Project) }
+	return c.Get(tx, principal(r), id)
+}
+
 // byID reports whether the request names one resource by id: an admin
 // reads any project's, as Cinder's admin context does, where a list
 // needs all_tenants.
