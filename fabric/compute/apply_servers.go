@@ -134,6 +134,17 @@ type serverCreateCmd struct {
 	Baremetal *baremetalClaim `json:"baremetal,omitempty"`
 	// DeleteBootVolume deletes the server's boot volume with it.
 	DeleteBootVolume bool `json:"delete_boot_volume,omitempty"`
+	// Volumes are data volumes attached to the (one) server as it is
+	// created (the legacy block_device_mapping's entries not on vda).
+	Volumes []createVolume `json:"volumes,omitempty"`
+}
+
+// createVolume is a data volume a create attaches, with the attachment's
+// id (made by the API: an apply makes none).
+type createVolume struct {
+	VolumeID            string `json:"volume_id"`
+	AttachmentID        string `json:"attachment_id"`
+	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
 }
 
 func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
@@ -170,6 +181,9 @@ func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
 			return nil, err
 		}
 		if err := attachBootVolume(tx, &s, c); err != nil {
+			return nil, err
+		}
+		if err := attachDataVolumes(tx, &s, c); err != nil {
 			return nil, err
 		}
 		if group != nil {

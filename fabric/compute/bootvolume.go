@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -37,11 +38,23 @@ type bootVolume struct {
 	DeleteOnTermination bool
 }
 
-// readBlockDevices reads block_device_mapping_v2: one boot volume, or
-// nothing. The legacy block_device_mapping is refused.
+// dataVolume is a volume a create attaches to the new server besides its
+// root disk: a legacy block_device_mapping entry not on vda, which Nova
+// converts to a volume with no boot index.
+type dataVolume struct {
+	UUID                string
+	DeleteOnTermination bool
+}
+
+// readBlockDevices reads block_device_mapping_v2 (one boot volume, or
+// nothing) or the legacy block_device_mapping.
 func readBlockDevices(in *api.Input, req *serverRequest) {
 	if l, ok := in.Obj["block_device_mapping"].([]any); ok && len(l) > 0 {
-		in.Fail(badRequest("block_device_mapping is not supported by this cloud: use block_device_mapping_v2"))
+		if v2, ok := in.Obj["block_device_mapping_v2"].([]any); ok && len(v2) > 0 {
+			in.Fail(badRequest("Using different block_device_mapping syntaxes is not allowed in the same request."))
+			return
+		}
+		readLegacyBlockDevices(in, req, l)
 		return
 	}
 	bdms := array(in, "block_device_mapping_v2")
@@ -81,6 +94,82 @@ func readBlockDevices(in *api.Input, req *serverRequest) {
 	default:
 		req.boot = &b
 	}
+}
+
+// readLegacyBlockDevices reads the legacy block_device_mapping as Nova
+// converts it (block_device.from_legacy_mapping, the root device name
+// being vda): an entry on vda is the boot volume, any other entry a data
+// volume attached to the server as it is created; no_device entries
+// suppress nothing here. Snapshots and ephemeral or swap disks are
+// refused, naming the field.
+func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
+	seen := map[string]bool{}
+	for _, e := range l {
+		m, ok := e.(map[string]any)
+		if !ok {
+			in.Fail(badField("block_device_mapping", e, "%s is not of type 'object'", api.Text(e)))
+			return
+		}
+		bin := newInput(m)
+		volID := str(bin, "volume_id", false, 0, 255)
+		device := str(bin, "device_name", false, 0, 255)
+		del := boolean(bin, "delete_on_termination", false)
+		noDevice := boolean(bin, "no_device", false)
+		snapshot := str(bin, "snapshot_id", false, 0, 255)
+		virtual := str(bin, "virtual_name", false, 0, 255)
+		if bin.Err != nil {
+			in.Fail(bin.Err)
+			return
+		}
+		switch {
+		case noDevice:
+			continue
+		case snapshot != "":
+			in.Fail(badField("block_device_mapping.snapshot_id", snapshot, "volumes made from snapshots at server create are not supported: create the volume first"))
+		case virtual != "":
+			in.Fail(badField("block_device_mapping.virtual_name", virtual, "ephemeral and swap disks are not supported"))
+		case !uuidPattern.MatchString(volID):
+			in.Fail(badField("block_device_mapping.volume_id", volID, "'%s' is not a valid UUID", volID))
+		case seen[volID]:
+			in.Fail(badRequest("Block Device Mapping is Invalid: volume %s is mapped twice.", volID))
+		case strings.TrimPrefix(device, "/dev/") == "vda":
+			if req.boot != nil {
+				in.Fail(badRequest("Block Device Mapping is Invalid: two volumes on the root device vda."))
+				return
+			}
+			req.boot = &bootVolume{Source: "volume", UUID: volID, DeleteOnTermination: del}
+		default:
+			req.volumes = append(req.volumes, dataVolume{UUID: volID, DeleteOnTermination: del})
+		}
+		if in.Err != nil {
+			return
+		}
+		seen[volID] = true
+	}
+}
+
+// resolveDataVolumes checks the data volumes a create attaches: the
+// caller's, available, to one server that is not bare metal.
+func resolveDataVolumes(tx *memdb.Txn, req *serverRequest) error {
+	if len(req.volumes) == 0 {
+		return nil
+	}
+	if req.count > 1 {
+		return badRequest("Attaching volumes to more than one server in one request is not supported.")
+	}
+	if req.baremetal != nil {
+		return badRequest("Volumes cannot be attached to bare-metal servers.")
+	}
+	for _, d := range req.volumes {
+		v := store.Get[volstate.Volume](tx, volstate.VolumeTable, d.UUID)
+		if v == nil || v.Project != req.tmpl.Project {
+			return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", d.UUID)
+		}
+		if v.Status != volstate.StatusAvailable {
+			return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
+		}
+	}
+	return nil
 }
 
 // resolveBootVolume checks what a boot-from-volume create names: the
@@ -148,6 +237,27 @@ func attachBootVolume(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 		DeleteOnTermination: c.DeleteBootVolume}
 	if _, err := volstate.AttachTx(tx, volstate.AttachCmd{VolumeID: s.BootVolume, Project: s.Project, Attachment: a}); err != nil {
 		return store.WrapApplyError(err)
+	}
+	return nil
+}
+
+// attachDataVolumes attaches a placed server's data volumes, in the
+// command that creates it, on the next free devices; the node agent plugs
+// each into the guest once it runs. An unplaced server (ERROR) takes none.
+func attachDataVolumes(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
+	if s.Host == "" {
+		return nil
+	}
+	for _, d := range c.Volumes {
+		device := nextDevice(tx, s.ID)
+		if device == "" {
+			return badRequest("No free disk device names for server %s.", s.ID)
+		}
+		a := volstate.Attachment{ID: d.AttachmentID, ServerID: s.ID, Host: s.Host, Device: device, Since: c.Now,
+			DeleteOnTermination: d.DeleteOnTermination}
+		if _, err := volstate.AttachTx(tx, volstate.AttachCmd{VolumeID: d.VolumeID, Project: s.Project, Attachment: a}); err != nil {
+			return store.WrapApplyError(err)
+		}
 	}
 	return nil
 }

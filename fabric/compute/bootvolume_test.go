@@ -171,3 +171,87 @@ func TestBootFromVolumeRefusesBadMappings(t *testing.T) {
 		t.Fatalf("server on an encrypted volume: %+v", f.row(id))
 	}
 }
+
+// The legacy block_device_mapping, as Nova converts it: an entry on vda is
+// the boot volume; any other entry is a data volume the server is created
+// with (attached in the create command, on the next free device, plugged
+// by the node agent once the guest runs), released with the server or,
+// with delete_on_termination, left for the volume service to delete.
+func TestLegacyBlockDeviceMapping(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	data, gone, root := f.volume(projA), f.volume(projA), f.volume(projA)
+	id := f.server(alice, "vm", "block_device_mapping", []any{
+		map[string]any{"volume_id": data, "delete_on_termination": "0"},
+		map[string]any{"volume_id": gone, "device_name": "/dev/vdd", "delete_on_termination": "1"},
+		map[string]any{"device_name": "vde", "no_device": true},
+	})
+	row := f.row(id)
+	if row.ImageID != img1 || row.BootVolume != "" {
+		t.Fatalf("server row %+v", row)
+	}
+	for i, vol := range []string{data, gone} {
+		v := f.vol(vol)
+		if v.Status != volstate.StatusAttaching || len(v.Attachments) != 1 || v.Attachments[0].Root || v.Attachments[0].Host != row.Host ||
+			v.Attachments[0].ServerID != id || v.Attachments[0].Device != []string{"/dev/vdc", "/dev/vdd"}[i] || v.Attachments[0].DeleteOnTermination != (vol == gone) {
+			t.Fatalf("data volume %d: %+v", i, v)
+		}
+	}
+	f.agentReports(volstate.CmdAttached, volstate.AttachedCmd{VolumeID: data, AttachmentID: f.vol(data).Attachments[0].ID, Now: f.now})
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	if va := f.show(alice, id, "2.79")["os-extended-volumes:volumes_attached"].([]any); len(va) != 2 {
+		t.Fatalf("volumes_attached %v", va)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if v := f.vol(data); v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 {
+		t.Fatalf("kept data volume after the server is gone %+v", v)
+	}
+	if v := f.vol(gone); v.Status != volstate.StatusDeleting {
+		t.Fatalf("delete_on_termination data volume after the server is gone %+v", v)
+	}
+
+	// On vda: the boot volume.
+	id = f.server(alice, "vm2", "block_device_mapping", []any{map[string]any{"volume_id": root, "device_name": "vda"}})
+	if row := f.row(id); row.BootVolume != root || row.ImageID != "" || !f.vol(root).Attachments[0].Root {
+		t.Fatalf("server on a legacy root volume %+v", row)
+	}
+
+	// No host: the server is in ERROR and its data volume stays available.
+	free := f.volume(projA)
+	hosts := f.hosts.hosts
+	f.hosts.hosts = nil
+	id = f.server(alice, "vm3", "block_device_mapping", []any{map[string]any{"volume_id": free}})
+	if f.row(id).Host != "" || f.vol(free).Status != volstate.StatusAvailable {
+		t.Fatalf("unplaced server %+v took volume %+v", f.row(id), f.vol(free))
+	}
+	f.hosts.hosts = hosts
+
+	theirs := f.volume(projB)
+	v2 := bfv("volume", free, 0, false)
+	tests := map[string]struct {
+		body map[string]any
+		msg  string
+	}{
+		"snapshot":       {map[string]any{"block_device_mapping": []any{map[string]any{"snapshot_id": free}}}, "snapshot_id"},
+		"swap":           {map[string]any{"block_device_mapping": []any{map[string]any{"virtual_name": "swap", "device_name": "vdc"}}}, "virtual_name"},
+		"no volume id":   {map[string]any{"block_device_mapping": []any{map[string]any{"device_name": "vdc"}}}, "volume_id"},
+		"twice":          {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}, map[string]any{"volume_id": free, "device_name": "vdd"}}}, "twice"},
+		"both syntaxes":  {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "block_device_mapping_v2": v2}, "syntaxes"},
+		"others' volume": {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": theirs}}}, theirs},
+		"attached":       {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": root}}}, "not available"},
+		"two servers":    {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "max_count": 2}, "more than one server"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sv := map[string]any{"name": "x", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}}}
+			for k, v := range tc.body {
+				sv[k] = v
+			}
+			f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": sv}, 400, "badRequest", tc.msg)
+		})
+	}
+	if v := f.vol(free); v.Status != volstate.StatusAvailable {
+		t.Fatalf("a refused create took volume %+v", v)
+	}
+}

@@ -66,6 +66,9 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if req.baremetal != nil && req.boot != nil {
 		return nil, badRequest("Bare-metal servers cannot boot from volumes.")
 	}
+	if err := resolveDataVolumes(tx, req); err != nil {
+		return nil, err
+	}
 	if err := resolveKeyAndGroup(tx, p, sv); err != nil {
 		return nil, err
 	}
@@ -352,6 +355,9 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.boot != nil {
 		req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
+	}
+	for _, d := range req.volumes {
+		c.Volumes = append(c.Volumes, createVolume{VolumeID: d.UUID, AttachmentID: api.NewUUID(), DeleteOnTermination: d.DeleteOnTermination})
 	}
 	c.Servers, err = s.newServers(ctx, principal(r), req, resID, rv)
 	if err != nil {

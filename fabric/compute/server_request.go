@@ -41,6 +41,8 @@ type serverRequest struct {
 	baremetal *baremetalClaim
 	// boot is the volume to boot from (block_device_mapping_v2), if any.
 	boot *bootVolume
+	// volumes are data volumes attached as the server is created.
+	volumes []dataVolume
 }
 
 // serverFields are the attributes a create body may have at the

@@ -185,7 +185,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	vol, err := s.volumes(r, true).Get(tx, p, b.VolumeID)
+	vol, err := s.namedVolume(tx, r, b.VolumeID)
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("Invalid volume: Volume to be backed up must be available or in-use with force, but the current status is \"in-use\".")
 	}
 	if incremental {
-		parent := latestBackup(tx, vol.ID)
+		parent := latestBackup(tx, vol.ID, proj)
 		if parent == nil {
 			return badRequest("Invalid backup: No backups available to do an incremental backup.")
 		}
@@ -221,7 +221,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 	}
 	b.WorkNode, b.WorkRun = s.cfg.Node, s.run
 	var row volstate.Backup
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: b}, &row); err != nil {
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: b, AnyProject: vol.Project != proj}, &row); err != nil {
 		return err
 	}
 	job := BackupJob{Project: b.Project, Container: b.Container, Prefix: b.ID, Parent: b.ParentID, Source: b.VolumeID}
@@ -249,12 +249,15 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// latestBackup is the newest available backup of volume: what an
-// incremental backup adds to.
-func latestBackup(tx *memdb.Txn, volume string) *volstate.Backup {
+// latestBackup is the newest available backup of volume that project
+// owns: what project's incremental backup adds to. As in Cinder, the
+// parent is never another project's backup (an admin's backup of a
+// member's volume, or the member's when the admin backs up): its objects
+// are in that project's container.
+func latestBackup(tx *memdb.Txn, volume, project string) *volstate.Backup {
 	var latest *volstate.Backup
 	for _, b := range store.All[volstate.Backup](tx, volstate.BackupTable, "volume", volume) {
-		if b.Status != volstate.BackupAvailable || b.DataProject != "" || b.Prefix != "" {
+		if b.Project != project || b.Status != volstate.BackupAvailable || b.DataProject != "" || b.Prefix != "" {
 			// An imported backup's objects may be another project's.
 			continue
 		}

@@ -149,3 +149,31 @@ func TestAbandonedBackupsAreSettled(t *testing.T) {
 		t.Fatalf("abandoned restore %v", got)
 	}
 }
+
+// An admin backs up another project's volume, as Cinder's admin context
+// may, into the admin's own project; an incremental backup adds to the
+// newest backup of the caller's project, never to another project's
+// (whose objects are in that project's container).
+func TestBackupAcrossProjects(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(bob, map[string]any{"size": 1})["id"].(string)
+	f.waitStatus(bob, "volumes/"+vol, "volume", "available")
+	byAdmin := f.createBackup(admin, map[string]any{"volume_id": vol})
+	f.expect(http.StatusNotFound, "GET", "backups/"+byAdmin, bob, nil)
+	// Bob has no backup of his own to add to.
+	f.expect(http.StatusBadRequest, "POST", "backups", bob, map[string]any{"backup": map[string]any{"volume_id": vol, "incremental": true}})
+	byBob := f.createBackup(bob, map[string]any{"volume_id": vol})
+	f.waitStatus(admin, "backups/"+f.createBackup(admin, map[string]any{"volume_id": vol, "incremental": true}), "backup", "available")
+	if b := f.expect(http.StatusOK, "GET", "backups/"+byBob, bob, nil).Body["backup"].(map[string]any); b["has_dependent_backups"] != false {
+		t.Fatalf("the admin's incremental backup added to bob's: %v", b)
+	}
+	if b := f.showBackupAs(admin, byAdmin); b["has_dependent_backups"] != true {
+		t.Fatalf("the admin's incremental backup did not add to the admin's: %v", b)
+	}
+	f.createBackup(bob, map[string]any{"volume_id": vol, "incremental": true})
+	if b := f.expect(http.StatusOK, "GET", "backups/"+byBob, bob, nil).Body["backup"].(map[string]any); b["has_dependent_backups"] != true {
+		t.Fatalf("bob's incremental backup did not add to bob's: %v", b)
+	}
+	// A member still reads only his own project's volumes.
+	f.expect(http.StatusNotFound, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol}})
+}

@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -227,5 +228,29 @@ func TestVolumeImageMetadataSetsImageID(t *testing.T) {
 	f.expect(http.StatusOK, "POST", "volumes/"+vol+"/action", alice, map[string]any{"os-set_image_metadata": map[string]any{"metadata": map[string]any{"image_id": other}}})
 	if md := f.showVolume(alice, vol)["volume_image_metadata"].(map[string]any); md["image_id"] != other {
 		t.Fatalf("image metadata %v", md)
+	}
+}
+
+// A volume made from an image with the property cinder_img_volume_type,
+// whose create names no type, takes that type (by name or id), as in
+// Cinder; a named type wins; a type not found, or private to other
+// projects, leaves the default.
+func TestImageVolumeType(t *testing.T) {
+	f := newFixture(t)
+	gold := f.typeWith("gold", nil)
+	f.typeWith("silver", nil)
+	priv := f.createType(map[string]any{"name": "hidden", "os-volume-type-access:is_public": false})
+	for i, ref := range []string{"gold", gold, "silver", "nosuch", priv} {
+		id := fmt.Sprintf("5555555%d-2222-3333-4444-555555555555", i)
+		f.data.addImage(ImageInfo{ID: id, Status: "active", DiskFormat: "raw", Size: 1 << 20, Properties: map[string]string{"cinder_img_volume_type": ref}})
+		want := map[string]string{"gold": "gold", gold: "gold", "silver": "gold", "nosuch": "__DEFAULT__", priv: "__DEFAULT__"}[ref]
+		attrs := map[string]any{"imageRef": id}
+		if ref == "silver" {
+			attrs["volume_type"] = "gold"
+		}
+		v := f.createVolume(alice, attrs)
+		if got := f.showVolume(alice, v["id"].(string))["volume_type"]; got != want {
+			t.Errorf("image with cinder_img_volume_type %q: volume_type %v, want %s", ref, got, want)
+		}
 	}
 }

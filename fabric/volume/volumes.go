@@ -49,6 +49,16 @@ func (s *Service) volumes(r *http.Request, detail bool) api.Collection[volstate.
 	}
 }
 
+// namedVolume is the volume a request's body names by id (the volume a
+// backup is made of): an admin's request reads any project's, as Cinder's
+// admin context does; anyone else's only the caller's project's.
+func (s *Service) namedVolume(tx *memdb.Txn, r *http.Request, id string) (*volstate.Volume, error) {
+	c := s.volumes(r, true)
+	visible := visibleTo(true)
+	c.Visible = func(p *api.Principal, v *volstate.Volume) bool { return visible(p, v.Project) }
+	return c.Get(tx, principal(r), id)
+}
+
 // byID reports whether the request names one resource by id: an admin
 // reads any project's, as Cinder's admin context does, where a list
 // needs all_tenants.
@@ -347,6 +357,22 @@ func resolveType(tx *memdb.Txn, ref string) (*volstate.Type, error) {
 	return nil, notFound("Volume type", ref)
 }
 
+// imageVolumeType is the type a volume made from img takes when the
+// create names none: the image's cinder_img_volume_type (a type's name or
+// id), as Cinder's create flow reads it. A type not found, or private to
+// other projects, is nil: the volume takes the default type, as in Cinder
+// (which logs it and goes on).
+func imageVolumeType(tx *memdb.Txn, p *api.Principal, project string, img *ImageInfo, typeRef string) *volstate.Type {
+	if img == nil || typeRef != "" || img.Properties["cinder_img_volume_type"] == "" {
+		return nil
+	}
+	t, err := resolveType(tx, img.Properties["cinder_img_volume_type"])
+	if err != nil || !t.Usable(project) && !p.IsAdmin() {
+		return nil
+	}
+	return t
+}
+
 func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	proj, err := project(r)
 	if err != nil {
@@ -502,9 +528,11 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		}
 		v.GroupID = g.ID
 	}
-	t, err := resolveTypeFor(tx, proj, typeRef)
-	if err != nil {
-		return err
+	t := imageVolumeType(tx, p, proj, img, typeRef)
+	if t == nil {
+		if t, err = resolveTypeFor(tx, proj, typeRef); err != nil {
+			return err
+		}
 	}
 	if namedType && !t.Usable(proj) && !p.IsAdmin() {
 		// A private type the project was not given does not exist for it

@@ -154,6 +154,10 @@ func Children(tx *memdb.Txn, id string) []*Backup {
 // CreateBackupCmd inserts a new backup, taking its quota.
 type CreateBackupCmd struct {
 	Row Backup `json:"row"`
+	// AnyProject is set when an admin backs up a volume of another
+	// project (into the admin's): Cinder's admin context reads any
+	// volume. Unset (every older entry), the volume must be Row.Project's.
+	AnyProject bool `json:"any_project,omitempty"`
 }
 
 func applyCreateBackup(tx *memdb.Txn, c CreateBackupCmd) (any, error) {
@@ -162,7 +166,7 @@ func applyCreateBackup(tx *memdb.Txn, c CreateBackupCmd) (any, error) {
 	}
 	row := c.Row
 	vol := store.Get[Volume](tx, VolumeTable, row.VolumeID)
-	if vol == nil || vol.Project != row.Project {
+	if vol == nil || vol.Project != row.Project && !c.AnyProject {
 		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", row.VolumeID)
 	}
 	if vol.Status != StatusAvailable && vol.Status != StatusInUse {
