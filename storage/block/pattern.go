@@ -1,6 +1,8 @@
 package block
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,8 +10,10 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/ec"
+	"github.com/rackstack/rackstack/storage/placement"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,21 +21,22 @@ import (
 // page maps or any metadata: what the machine allows the write path at
 // most (rackbench block's write-pattern case, BenchmarkWritePattern).
 // 32 MiB flushes (eight 4 MiB extents, coded k+m in 32 KiB blocks with
-// their checksums), two in flight, each made durable on k+m disk
-// directories as the store does: every file written with direct I/O,
-// fsync'd and linked, each directory fsync'd once per flush. The files
-// of a flush are deleted once the next flush of its worker is durable,
-// as a sequential overwrite makes the last extents garbage.
+// their checksums), two in flight, each written by the store's own
+// blob.Put to k+m disk directories (every shard file written with
+// direct I/O, fsync'd and linked) and each directory fsync'd once per
+// flush. A flush's blobs are deleted, off the flush path, once the next
+// flush of its worker is durable, as a sequential overwrite makes the
+// last extents garbage.
 
 // PatternMode is how a Pattern lays a flush's shards out.
 type PatternMode int
 
 const (
-	// PatternFilePerShard writes every extent's shards as files of
-	// their own: k+m files per extent (the format before packs).
+	// PatternFilePerShard writes every extent as a blob of its own,
+	// eight at once: k+m files per extent (the format before packs).
 	PatternFilePerShard PatternMode = iota
-	// PatternFilePerDisk writes one file per disk and flush: the
-	// store's format (a flush's whole extents are one blob).
+	// PatternFilePerDisk writes a flush's extents as one blob: one file
+	// per disk and flush, the store's format.
 	PatternFilePerDisk
 	// PatternOverwrite writes the same bytes over one preallocated file
 	// per disk and worker, fdatasync'd: no file made or deleted, no
@@ -50,15 +55,20 @@ type Pattern struct {
 	k, m    int
 	mode    PatternMode
 	c       *ec.Coder
-	data    []byte
+	store   *blob.Store
+	layout  blob.Layout
+	data    []byte // one flush's volume data
 	workers []*patternWorker
 	seq     atomic.Int64
+	gc      sync.WaitGroup // deletions of earlier flushes' blobs
 }
 
 type patternWorker struct {
-	bufs  [patternExtents][][]byte // [extent][shard]: the shard's file bytes
-	pre   []*os.File               // PatternOverwrite: one file per disk
-	names [][]string               // the files of the last flush, per disk
+	keys []string // the blobs of the worker's last flush
+	// PatternOverwrite: the coded shards ([extent][shard]) and one
+	// preallocated file per disk.
+	bufs [patternExtents][][]byte
+	pre  []*os.File
 }
 
 // NewPattern prepares a Pattern over len(dirs) == k+m disk directories.
@@ -70,47 +80,53 @@ func NewPattern(dirs []*disk.Dir, k, m int, mode PatternMode) (*Pattern, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &Pattern{dirs: dirs, k: k, m: m, mode: mode, c: c, data: make([]byte, ExtentSize)}
+	p := &Pattern{dirs: dirs, k: k, m: m, mode: mode, c: c, data: make([]byte, patternExtents*ExtentSize),
+		store: &blob.Store{Node: "pattern", Local: map[string]disk.Disk{}}, layout: blob.Layout{K: k, M: m, ShardSize: extentShard}}
 	for i := range p.data {
 		p.data[i] = byte(i * 7)
 	}
+	for _, d := range dirs {
+		p.store.Local[d.ID()] = d
+		p.layout.Disks = append(p.layout.Disks, placement.Disk{Node: "pattern", ID: d.ID()})
+	}
 	shardBytes := ExtentSize / c.StripeSize() * c.BlockSize()
 	for range patternInflight {
-		w := &patternWorker{names: make([][]string, k+m)}
+		w := &patternWorker{}
+		p.workers = append(p.workers, w)
+		if mode != PatternOverwrite {
+			continue
+		}
 		for e := range patternExtents {
 			for range k + m {
 				w.bufs[e] = append(w.bufs[e], alignedBuf(shardBytes))
 			}
 		}
-		if mode == PatternOverwrite {
-			aligned := shardBytes &^ (4096 - 1)
-			zero := alignedBuf(aligned)
-			for _, d := range dirs {
-				f, err := os.CreateTemp(d.Path(), "pattern")
-				if err == nil {
-					os.Remove(f.Name())
-					err = unix.Fallocate(int(f.Fd()), 0, 0, int64(patternExtents*aligned))
-				}
-				if err == nil {
-					err = setODirect(f)
-				}
-				// Written once, so later writes find no unwritten extent.
-				for e := 0; err == nil && e < patternExtents; e++ {
-					_, err = unix.Pwrite(int(f.Fd()), zero, int64(e*aligned))
-				}
-				if err == nil {
-					err = f.Sync()
-				}
-				if f != nil {
-					w.pre = append(w.pre, f)
-				}
-				if err != nil {
-					p.Close()
-					return nil, fmt.Errorf("pattern: preallocate: %w", err)
-				}
+		aligned := shardBytes &^ (4096 - 1)
+		zero := alignedBuf(aligned)
+		for _, d := range dirs {
+			f, err := os.CreateTemp(d.Path(), "pattern")
+			if err == nil {
+				os.Remove(f.Name())
+				err = unix.Fallocate(int(f.Fd()), 0, 0, int64(patternExtents*aligned))
+			}
+			if err == nil {
+				err = setODirect(f)
+			}
+			// Written once, so later writes find no unwritten extent.
+			for e := 0; err == nil && e < patternExtents; e++ {
+				_, err = unix.Pwrite(int(f.Fd()), zero, int64(e*aligned))
+			}
+			if err == nil {
+				err = f.Sync()
+			}
+			if f != nil {
+				w.pre = append(w.pre, f)
+			}
+			if err != nil {
+				p.Close()
+				return nil, fmt.Errorf("pattern: preallocate: %w", err)
 			}
 		}
-		p.workers = append(p.workers, w)
 	}
 	return p, nil
 }
@@ -125,21 +141,16 @@ func setODirect(f *os.File) error {
 
 // Close deletes what the pattern wrote.
 func (p *Pattern) Close() {
+	p.gc.Wait()
 	for _, w := range p.workers {
 		for _, f := range w.pre {
 			f.Close()
 		}
 		w.pre = nil
-		p.removeLast(w)
-	}
-}
-
-func (p *Pattern) removeLast(w *patternWorker) {
-	for s, names := range w.names {
-		for _, n := range names {
-			p.dirs[s].Remove(n)
+		for _, key := range w.keys {
+			p.store.Delete(context.Background(), key, p.layout)
 		}
-		w.names[s] = nil
+		w.keys = nil
 	}
 }
 
@@ -173,10 +184,57 @@ func (p *Pattern) Write(total int64) error {
 }
 
 func (p *Pattern) flush(w *patternWorker) error {
+	if p.mode == PatternOverwrite {
+		return p.overwrite(w)
+	}
+	// The last flush's blobs are garbage now: deleted beside this one.
+	if prev := w.keys; len(prev) > 0 {
+		p.gc.Add(1)
+		go func() {
+			defer p.gc.Done()
+			for _, key := range prev {
+				p.store.Delete(context.Background(), key, p.layout)
+			}
+		}()
+	}
+	w.keys = nil
+	ds := &disk.DirSyncs{}
+	ctx := blob.WithDirSyncs(blob.WithoutMD5(context.Background()), ds)
+	first := p.seq.Add(1) % 256 // the keys of a flush share their directory
+	key := func() string { return fmt.Sprintf("%02x%030x", first, p.seq.Add(1)) }
+	if p.mode == PatternFilePerDisk {
+		k := key()
+		if _, err := p.store.Put(ctx, k, p.layout, bytes.NewReader(p.data)); err != nil {
+			return err
+		}
+		w.keys = []string{k}
+	} else {
+		keys := make([]string, patternExtents)
+		errs := make([]error, patternExtents)
+		var wg sync.WaitGroup
+		for e := range patternExtents {
+			keys[e] = key()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[e] = p.store.Put(ctx, keys[e], p.layout, bytes.NewReader(p.data[e*ExtentSize:(e+1)*ExtentSize]))
+			}()
+		}
+		wg.Wait()
+		w.keys = keys
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	return ds.Sync()
+}
+
+// overwrite codes the flush's extents and writes their shards over the
+// worker's preallocated files.
+func (p *Pattern) overwrite(w *patternWorker) error {
 	c, n := p.c, p.k+p.m
 	stripes := ExtentSize / c.StripeSize()
 	var wg sync.WaitGroup
-	// Code the extents, in parallel as a flush's blob writes are.
 	for e := range patternExtents {
 		wg.Add(1)
 		go func() {
@@ -187,7 +245,7 @@ func (p *Pattern) flush(w *patternWorker) error {
 					blk := w.bufs[e][s][st*c.BlockSize() : (st+1)*c.BlockSize()]
 					shards[s] = blk[4:]
 					if s < p.k {
-						copy(shards[s], p.data[(st*p.k+s)*extentShard:])
+						copy(shards[s], p.data[e*ExtentSize+(st*p.k+s)*extentShard:])
 					}
 				}
 				c.Parity(shards)
@@ -198,80 +256,30 @@ func (p *Pattern) flush(w *patternWorker) error {
 		}()
 	}
 	wg.Wait()
-	errs := make(chan error, patternExtents*n)
-	if p.mode == PatternOverwrite {
-		for s := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				fd := int(w.pre[s].Fd())
-				var off int64
-				for e := range patternExtents {
-					b := w.bufs[e][s]
-					b = b[:len(b)&^(4096-1)]
-					if _, err := unix.Pwrite(fd, b, off); err != nil {
-						errs <- err
-						return
-					}
-					off += int64(len(b))
-				}
-				if err := unix.Fdatasync(fd); err != nil {
-					errs <- err
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		return <-errs
-	}
-	p.removeLast(w)
-	ds := &disk.DirSyncs{}
-	var mu sync.Mutex
-	write := func(s int, parts [][]byte) {
-		defer wg.Done()
-		seq := p.seq.Add(1)
-		name := fmt.Sprintf("%02x%030x", seq%256, seq)
-		fw, err := p.dirs[s].Create(name)
-		if err != nil {
-			errs <- err
-			return
-		}
-		for _, b := range parts {
-			if _, err := fw.Write(b); err != nil {
-				fw.Abort()
-				errs <- err
-				return
-			}
-		}
-		if err := fw.(disk.DeferredCommitter).CommitDeferred(ds); err != nil {
-			errs <- err
-			return
-		}
-		mu.Lock()
-		w.names[s] = append(w.names[s], name)
-		mu.Unlock()
-	}
+	errs := make(chan error, n)
 	for s := range n {
-		if p.mode == PatternFilePerDisk {
-			parts := make([][]byte, patternExtents)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fd := int(w.pre[s].Fd())
+			var off int64
 			for e := range patternExtents {
-				parts[e] = w.bufs[e][s]
+				b := w.bufs[e][s]
+				b = b[:len(b)&^(4096-1)]
+				if _, err := unix.Pwrite(fd, b, off); err != nil {
+					errs <- err
+					return
+				}
+				off += int64(len(b))
 			}
-			wg.Add(1)
-			go write(s, parts)
-			continue
-		}
-		for e := range patternExtents {
-			wg.Add(1)
-			go write(s, [][]byte{w.bufs[e][s]})
-		}
+			if err := unix.Fdatasync(fd); err != nil {
+				errs <- err
+			}
+		}()
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		return err
-	}
-	return ds.Sync()
+	return <-errs
 }
 
 // alignedBuf is n bytes aligned for direct I/O.

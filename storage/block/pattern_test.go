@@ -89,6 +89,7 @@ func TestPatternWritesAndCleansUp(t *testing.T) {
 			t.Fatalf("mode %d: %v", mode, err)
 		}
 		perFlush := map[PatternMode]int{PatternFilePerShard: 8, PatternFilePerDisk: 1, PatternOverwrite: 0}[mode]
+		p.gc.Wait() // the deletions of earlier flushes' blobs
 		names, _ := dirs[0].List()
 		// The workers share the flushes as they come: one or both
 		// have a last flush whose files stay.
