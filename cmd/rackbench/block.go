@@ -118,7 +118,7 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}, nil, 0},
 	}
 	var out []Result
-	prog := newProgress(o, len(targets)*len(blockJobs)*o.Runs)
+	prog := newProgress(o, len(targets)*len(blockJobs)*o.Runs+o.Runs)
 	defer prog.done()
 	for _, tg := range targets {
 		rs, err := fioCases(ctx, o, tg, blockBenchSize, map[string]any{}, prog)
@@ -127,6 +127,12 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 		}
 		out = append(out, rs...)
 	}
+	rs, err := writePatternCase(ctx, o, dir, prog)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, rs...)
+	printBlockGoals(o.Log, out)
 	if hwm, err := vmHWM(p.cmd.Process.Pid); err == nil {
 		out = append(out, newResult("block", "rackstack", map[string]any{"volume": "512MiB"}, "rackd_peak_rss", "MiB", []float64{hwm}))
 	}

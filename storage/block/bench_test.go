@@ -46,6 +46,7 @@ func BenchmarkSequentialWrite(b *testing.B) {
 	}
 	defer v.Close()
 	b.SetBytes(size)
+	defer reportCPU(b, size)()
 	free := make(chan []byte, 1024)
 	payload := func() []byte {
 		select {

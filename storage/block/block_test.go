@@ -847,6 +847,89 @@ func TestCrashAtEveryStepWithWholeExtents(t *testing.T) {
 	crashAtEveryStep(t, size, ops)
 }
 
+// TestCrashAtEveryStepWithPackedExtents crashes a workload whose flushes
+// write several whole extents into one blob (DESIGN.md), over journaled
+// pages and over extents of earlier packs, folded too, at every step.
+func TestCrashAtEveryStepWithPackedExtents(t *testing.T) {
+	const size = 3 * ExtentSize
+	rng := rand.New(rand.NewSource(9))
+	var ops []op
+	for i, o := range randomOps(rng, size, 12) {
+		ops = append(ops, o)
+		if i%4 == 1 {
+			first := rng.Int63n(2)
+			d := make([]byte, 2*ExtentSize)
+			rng.Read(d)
+			ops = append(ops, op{kind: "write", off: first * ExtentSize, data: d}, op{kind: "flush"})
+		}
+	}
+	ops = append(ops, op{kind: "flush"}, op{kind: "fold"})
+	crashAtEveryStep(t, size, ops)
+}
+
+// TestAPackedBlobLivesWhileAnExtentNamesIt writes two extents whole in
+// one flush (one blob), then replaces one of them whole and folds
+// journaled pages into the other: the pack stays named (and its other
+// extent readable, the fold reading it at its offset) until its last
+// extent is replaced, and only then is it no longer listed.
+func TestAPackedBlobLivesWhileAnExtentNamesIt(t *testing.T) {
+	r := newRig(t)
+	s := New(r.config())
+	ctx := context.Background()
+	const size = 3 * ExtentSize
+	s.Create(ctx, "v", size, Options{K: 2, M: 1})
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(6))
+	model := make([]byte, size)
+	write := func(off, n int64) {
+		t.Helper()
+		rng.Read(model[off : off+n])
+		if _, err := v.WriteAt(model[off:off+n], off); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listed := func() map[string]int64 {
+		tx, _ := r.repl.Read(ctx)
+		out := map[string]int64{}
+		s.Blobs(tx, func(key string, _ blob.Layout, size int64) { out[key] = size })
+		return out
+	}
+	write(ExtentSize, 2*ExtentSize)
+	tx, _ := r.repl.Read(ctx)
+	pack := store.Get[ExtentRow](tx, tExtents, extentID("v", 2)).Blob
+	if got := listed()[pack]; got != 2*ExtentSize {
+		t.Fatalf("pack %s listed with %d bytes, want %d", pack, got, 2*ExtentSize)
+	}
+	write(ExtentSize, ExtentSize) // extent 1 whole again: a blob of its own
+	if _, ok := listed()[pack]; !ok {
+		t.Fatalf("pack %s no longer listed while extent 2 names it", pack)
+	}
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after replacing extent 1: %s", firstDiff(got, model))
+	}
+	write(2*ExtentSize+5*PageSize, 3*PageSize) // journaled, then folded over the pack's extent 2
+	if err := v.Fold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed()[pack]; ok {
+		t.Fatalf("pack %s still listed once no extent names it", pack)
+	}
+	v.Close()
+	if v, err = s.Open(ctx, "v"); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if got := readAll(t, v); !bytes.Equal(got, model) {
+		t.Fatalf("after the fold and a reopen: %s", firstDiff(got, model))
+	}
+}
+
 // wholeExtentOps is randomOps with, every few operations, the whole of a
 // random extent overwritten.
 func wholeExtentOps(rng *rand.Rand, size int64, count int) []op {
@@ -1343,7 +1426,8 @@ func TestDegradedReadsAreReportedOnceAMinute(t *testing.T) {
 }
 
 // TestAFlushsShardsShareADirectoryPerDisk flushes two whole extents and
-// a few journaled pages at once: the three blobs' keys share the byte
+// a few journaled pages at once: the two extents go into one blob, at
+// offsets 0 and 4 MiB, and its key and the segment's share the byte
 // that names a shard file's directory, so on every disk the flush's
 // shard files are in one directory, which the flush syncs once for all
 // of them (DESIGN.md), and every byte reads back after a reopen.
@@ -1370,22 +1454,30 @@ func TestAFlushsShardsShareADirectoryPerDisk(t *testing.T) {
 	for _, sg := range segmentsOf(tx, "v") {
 		keys = append(keys, sg.Blob)
 	}
+	var rows []*ExtentRow
 	for i := range int64(2) {
 		e := store.Get[ExtentRow](tx, tExtents, extentID("v", i))
 		if e == nil {
 			t.Fatalf("extent %d was not written whole", i)
 		}
-		keys = append(keys, e.Blob)
+		rows = append(rows, e)
 	}
-	if len(keys) != 3 {
-		t.Fatalf("blobs %v, want a segment and two extents", keys)
+	if len(keys) != 1 {
+		t.Fatalf("segments %v, want one", keys)
 	}
-	for _, k := range keys[1:] {
-		if k[:2] != keys[0][:2] {
-			t.Fatalf("blob keys %v of one flush do not share their first byte", keys)
+	if rows[0].Blob != rows[1].Blob {
+		t.Fatalf("the flush's whole extents are in blobs %s and %s, want one", rows[0].Blob, rows[1].Blob)
+	}
+	for i, e := range rows {
+		if e.Off != int64(i)*ExtentSize || e.BlobSize != 2*ExtentSize {
+			t.Fatalf("extent %d at offset %d of a blob of %d bytes, want %d of %d", i, e.Off, e.BlobSize, int64(i)*ExtentSize, 2*ExtentSize)
 		}
 	}
-	if keys[0] == keys[1] || keys[1] == keys[2] || keys[0] == keys[2] {
+	keys = append(keys, rows[0].Blob)
+	if keys[0][:2] != keys[1][:2] {
+		t.Fatalf("blob keys %v of one flush do not share their first byte", keys)
+	}
+	if keys[0] == keys[1] {
 		t.Fatalf("blob keys %v are not distinct", keys)
 	}
 	for _, d := range r.dirs {

@@ -27,7 +27,7 @@ func (s *Store) Blobs(tx *memdb.Txn, add func(key string, l blob.Layout, size in
 	for _, e := range store.All[ExtentRow](tx, tExtents, "id") {
 		if !seen[e.Blob] {
 			seen[e.Blob] = true
-			add(e.Blob, e.Layout, ExtentSize)
+			add(e.Blob, e.Layout, e.blobSize())
 		}
 	}
 	for _, sg := range store.All[SegmentRow](tx, tSegments, "id") {

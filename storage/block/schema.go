@@ -47,6 +47,19 @@ type ExtentRow struct {
 	// extent whole (0 if none did): segments of the volume up to it hold
 	// nothing of this extent any more.
 	Seq uint64 `json:"seq,omitempty"`
+	// Off is where the extent starts in its blob, and BlobSize the
+	// blob's size: a flush writes the extents it holds whole into one
+	// blob (DESIGN.md). Both are 0 for a blob of this extent alone.
+	Off      int64 `json:"off,omitempty"`
+	BlobSize int64 `json:"blob_size,omitempty"`
+}
+
+// blobSize is the size of the blob e names.
+func (e *ExtentRow) blobSize() int64 {
+	if e.BlobSize == 0 {
+		return ExtentSize
+	}
+	return e.BlobSize
 }
 
 // supersedes says whether extent e (nil: none) replaced what segment sg
@@ -278,7 +291,7 @@ func applyDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		if err := tx.Delete(tExtents, e); err != nil {
 			return nil, err
 		}
-		if err := unname(tx, e.Blob, e.Layout, ExtentSize); err != nil {
+		if err := unname(tx, e.Blob, e.Layout, e.blobSize()); err != nil {
 			return nil, err
 		}
 	}
@@ -328,6 +341,9 @@ func applyAppend(tx *memdb.Txn, c appendCmd) (any, error) {
 		if e.Index < 0 || e.Index >= (v.Size+ExtentSize-1)/ExtentSize {
 			return nil, store.Invalidf("append to %s: extent %d is outside the volume", c.Volume, e.Index)
 		}
+		if e.Off < 0 || e.Off%ExtentSize != 0 || e.BlobSize < 0 || e.Off+ExtentSize > e.blobSize() {
+			return nil, store.Invalidf("append to %s: extent %d at offset %d is not inside its blob of %d bytes", c.Volume, e.Index, e.Off, e.blobSize())
+		}
 		old := store.Get[ExtentRow](tx, tExtents, extentID(v.ID, e.Index))
 		if old != nil {
 			if err := tx.Delete(tExtents, old); err != nil {
@@ -340,7 +356,7 @@ func applyAppend(tx *memdb.Txn, c appendCmd) (any, error) {
 			return nil, err
 		}
 		if old != nil {
-			if err := unname(tx, old.Blob, old.Layout, ExtentSize); err != nil {
+			if err := unname(tx, old.Blob, old.Layout, old.blobSize()); err != nil {
 				return nil, err
 			}
 		}
@@ -411,7 +427,7 @@ func applyFold(tx *memdb.Txn, c foldCmd) (any, error) {
 		}
 	}
 	for _, e := range old {
-		if err := unname(tx, e.Blob, e.Layout, ExtentSize); err != nil {
+		if err := unname(tx, e.Blob, e.Layout, e.blobSize()); err != nil {
 			return nil, err
 		}
 	}

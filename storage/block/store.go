@@ -359,7 +359,7 @@ func (s *Store) Usage(ctx context.Context) (Usage, error) {
 		}
 	}
 	for _, e := range store.All[ExtentRow](tx, tExtents, "id") {
-		count(e.Blob, e.Layout, ExtentSize)
+		count(e.Blob, e.Layout, e.blobSize())
 	}
 	for _, sg := range store.All[SegmentRow](tx, tSegments, "id") {
 		count(sg.Blob, sg.Layout, sg.Size)

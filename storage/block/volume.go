@@ -202,7 +202,7 @@ func (v *Volume) lower(page int64) source {
 		return source{key: lc.seg.Blob, l: lc.seg.Layout, size: lc.seg.Size, off: lc.off}
 	}
 	if e := v.extents[page/pagesPer]; e != nil {
-		return source{key: e.Blob, l: e.Layout, size: ExtentSize, off: (page % pagesPer) * PageSize}
+		return source{key: e.Blob, l: e.Layout, size: e.blobSize(), off: e.Off + (page%pagesPer)*PageSize}
 	}
 	return source{}
 }
@@ -786,21 +786,30 @@ func wholeExtents(pages map[int64][]byte) []int64 {
 	return out
 }
 
-// directWriters is how many whole extents a flush writes at once: their
-// shard files are fsync'd one by one, and a few in flight hide that.
-const directWriters = 8
+// packExtents is how many whole extents a flush writes into one blob,
+// at most: a file per disk for a whole 32 MiB flush, not one per shard
+// (DESIGN.md). packWriters is how many such blobs it writes at once.
+const (
+	packExtents = 8
+	packWriters = 4
+)
 
-// writeWhole writes the extents a flush holds whole as new k+m blobs, in
-// parallel. It returns their rows (Seq unset) and the shards each was
-// written without; on failure it deletes what it wrote.
+// writeWhole writes the extents a flush holds whole into new k+m blobs
+// of up to packExtents extents each, in parallel. It returns their rows
+// (Seq unset) and the shards each blob was written without; on failure
+// it deletes what it wrote.
 func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]byte, newKey func() string) ([]ExtentRow, map[string][]int, error) {
 	rows := make([]ExtentRow, len(idx))
 	short := map[string][]int{}
-	errs := make([]error, len(idx))
+	var packs [][2]int // [first, end) of idx
+	for a := 0; a < len(idx); a += packExtents {
+		packs = append(packs, [2]int{a, min(a+packExtents, len(idx))})
+	}
+	errs := make([]error, len(packs))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, directWriters)
-	for n, i := range idx {
+	sem := make(chan struct{}, packWriters)
+	for n, pk := range packs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -811,16 +820,24 @@ func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]
 				errs[n] = fmt.Errorf("flush volume %s: place extent: %w", v.id, err)
 				return
 			}
-			data := make([][]byte, pagesPer)
-			for k := range data {
-				data[k] = pages[i*pagesPer+int64(k)]
+			count := pk[1] - pk[0]
+			data := make([][]byte, 0, count*pagesPer)
+			for _, i := range idx[pk[0]:pk[1]] {
+				for k := range int64(pagesPer) {
+					data = append(data, pages[i*pagesPer+k])
+				}
 			}
 			info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), key, l, &pagesReader{pages: data})
 			if err != nil {
 				errs[n] = fmt.Errorf("flush volume %s: write extent: %w", v.id, err)
 				return
 			}
-			rows[n] = ExtentRow{Volume: v.id, Index: i, Blob: key, Layout: l}
+			for j, i := range idx[pk[0]:pk[1]] {
+				rows[pk[0]+j] = ExtentRow{Volume: v.id, Index: i, Blob: key, Layout: l}
+				if count > 1 {
+					rows[pk[0]+j].Off, rows[pk[0]+j].BlobSize = int64(j)*ExtentSize, int64(count)*ExtentSize
+				}
+			}
 			if len(info.Missing) > 0 {
 				mu.Lock()
 				short[key] = info.Missing
@@ -838,10 +855,12 @@ func (v *Volume) writeWhole(ctx context.Context, idx []int64, pages map[int64][]
 
 // deleteExtents deletes the blobs of extent rows no command named.
 func (v *Volume) deleteExtents(ctx context.Context, rows []ExtentRow) {
+	done := map[string]bool{}
 	for _, e := range rows {
-		if e.Blob == "" {
+		if e.Blob == "" || done[e.Blob] {
 			continue
 		}
+		done[e.Blob] = true
 		if err := v.s.cfg.Blobs.Delete(ctx, e.Blob, e.Layout); err != nil {
 			v.s.log.Debug("delete unused extent", "blob", e.Blob, "err", err)
 		}
@@ -1053,7 +1072,7 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 		src := source{}
 		if e != nil {
 			cmd.Base[i] = e.Blob
-			src = source{key: e.Blob, l: e.Layout, size: ExtentSize}
+			src = source{key: e.Blob, l: e.Layout, size: e.blobSize(), off: e.Off}
 		} else {
 			cmd.Base[i] = ""
 		}
