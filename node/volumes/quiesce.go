@@ -15,6 +15,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 	"github.com/rackstack/rackstack/node/reconcile"
 	"github.com/rackstack/rackstack/storage/block"
+	"github.com/rackstack/rackstack/storage/block/nbd"
 )
 
 // Holding volumes still for a group snapshot (volstate.Quiesce): every
@@ -22,17 +23,8 @@ import (
 // served through a Gate, and Holds answers the quiesce requests that
 // ask this node by holding the gates of the volumes they name.
 
-// Device is what an NBD export serves (storage/block/nbd.Device), with
-// the optional hand-over write of a block volume.
-type Device interface {
-	Size() int64
-	ReadAt(p []byte, off int64) (int, error)
-	WriteAt(p []byte, off int64) (int, error)
-	WriteZeroes(off, n int64) error
-	Trim(off, n int64) error
-	Flush(ctx context.Context) error
-	Extents(off, n int64) ([]block.Range, error)
-}
+// Device is what an NBD export serves.
+type Device = nbd.Device
 
 // Gate serves a device and can hold it: while held, writes, zeroes,
 // trims and flushes wait (reads do not); holding waits for the ones in
