@@ -63,6 +63,25 @@ func done(f func()) <-chan struct{} {
 	return ch
 }
 
+// writeInFlight starts a write through g and returns once it is in the
+// device (which blocks it); the channel closes when the write returns.
+func writeInFlight(t *testing.T, g *Gate) <-chan struct{} {
+	t.Helper()
+	ch := done(func() { g.WriteAt(make([]byte, 4096), 0) })
+	for i := 0; ; i++ {
+		g.mu.Lock()
+		busy := g.busy
+		g.mu.Unlock()
+		if busy == 1 {
+			return ch
+		}
+		if i == 5000 {
+			t.Fatal("the write never reached the device")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A hold waits for the write in flight, flushes after it, keeps new
 // writes, zeroes and flushes out until released, and lets reads by.
 func TestGateHold(t *testing.T) {
@@ -71,17 +90,8 @@ func TestGateHold(t *testing.T) {
 	d := newLogDevice("a", &log, &mu)
 	g := NewGate(d)
 	d.block = make(chan struct{})
-	inflight := done(func() { g.WriteAt(make([]byte, 4096), 0) })
 	// The write is in the device (blocked there) before the hold starts.
-	for i := 0; i < 1000; i++ {
-		g.mu.Lock()
-		busy := g.busy
-		g.mu.Unlock()
-		if busy == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	inflight := writeInFlight(t, g)
 	var release func()
 	held := done(func() {
 		var err error
@@ -136,16 +146,7 @@ func TestGateHoldFails(t *testing.T) {
 	d := newLogDevice("a", &log, &mu)
 	g := NewGate(d)
 	d.block = make(chan struct{})
-	stuck := done(func() { g.WriteAt(make([]byte, 4096), 0) })
-	for i := 0; i < 1000; i++ {
-		g.mu.Lock()
-		busy := g.busy
-		g.mu.Unlock()
-		if busy == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	stuck := writeInFlight(t, g)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	if _, err := g.Hold(ctx); err == nil || !errors.Is(err, context.DeadlineExceeded) {
