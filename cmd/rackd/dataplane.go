@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,7 +59,11 @@ func openDataplane(o *options, node *cluster.Node, nets *network.Service, reg pr
 		Layer3: layer3, ReportFloating: nets.SetFloatingIPStatus, Reach: ports.Reach{Uplink: o.Uplink},
 	}
 	if o.hasPublic() {
-		if err := addPublicReach(o, &agent.Reach); err != nil {
+		var inUse *linkInUse
+		if err := addPublicReach(o, &agent.Reach); errors.As(err, &inUse) {
+			dp.Close()
+			return nil, nil, err
+		} else if err != nil {
 			log.Warn("no way in from the host to the public network", "err", err)
 		}
 	}
@@ -191,7 +196,8 @@ func dataplaneHealth(dp *dataplane.Dataplane) map[string]any {
 }
 
 // addPublicReach makes the public network's veth pair and tells the
-// ports agent the dataplane reaches "public" through its side.
+// ports agent the dataplane reaches "public" through its side. A pair
+// another running rackd owns is an error saying what to pass instead.
 func addPublicReach(o *options, r *ports.Reach) error {
 	p, err := publicSubnet(o.Public)
 	if err != nil {
@@ -200,9 +206,13 @@ func addPublicReach(o *options, r *ports.Reach) error {
 	var mac net.HardwareAddr
 	if err := inNetns(o.DataplaneNetns, func() error {
 		var err error
-		mac, err = ensurePublicLink(p)
+		mac, err = ensurePublicLink(p, o.DataDir)
 		return err
 	}); err != nil {
+		var inUse *linkInUse
+		if errors.As(err, &inUse) {
+			return fmt.Errorf("--public %s: %w (a dev cloud with a public network of its own): pass --public off, or give this rackd a namespace of its own with --dataplane-netns", o.Public, err)
+		}
 		return err
 	}
 	r.Flat = map[string]string{publicPhysnet: publicDataplaneDev}

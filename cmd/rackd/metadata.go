@@ -29,13 +29,17 @@ const (
 
 // openMetadata makes the veth pair and the listener of the node's
 // metadata service, and tells the ports agent where it is.
-func openMetadata(netnsPath string, node *cluster.Node, agent *ports.Agent, log *slog.Logger) (func(ctx context.Context) error, error) {
+func openMetadata(netnsPath, dataDir string, node *cluster.Node, agent *ports.Agent, log *slog.Logger) (func(ctx context.Context) error, error) {
 	var ln net.Listener
 	err := inNetns(netnsPath, func() error {
 		var err error
-		ln, err = metadataLink()
+		ln, err = metadataLink(dataDir)
 		return err
 	})
+	var inUse *linkInUse
+	if errors.As(err, &inUse) {
+		return nil, fmt.Errorf("%w: its metadata server answers there; give this rackd its own namespace (--dataplane-netns) for a metadata service of its own", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -48,22 +52,13 @@ func openMetadata(netnsPath string, node *cluster.Node, agent *ports.Agent, log 
 	return func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
 }
 
-// metadataLink makes the veth pair, in the namespace the thread is in, and
-// listens behind it.
-func metadataLink() (net.Listener, error) {
-	if _, err := netlink.LinkByName(metadataHostDev); err != nil {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: metadataHostDev}, PeerName: metadataDataplaneDev}
-		if err := netlink.LinkAdd(veth); err != nil {
-			return nil, fmt.Errorf("add veth %s: %w", metadataHostDev, err)
-		}
-	}
-	host, err := netlink.LinkByName(metadataHostDev)
+// metadataLink makes the veth pair for the rackd on dataDir, in the
+// namespace the thread is in, and listens behind it. A pair another
+// running rackd owns is *linkInUse: its metadata server holds the address.
+func metadataLink(dataDir string) (net.Listener, error) {
+	host, dp, err := claimVeth(metadataHostDev, metadataDataplaneDev, dataDir)
 	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", metadataHostDev, err)
-	}
-	dp, err := netlink.LinkByName(metadataDataplaneDev)
-	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", metadataDataplaneDev, err)
+		return nil, err
 	}
 	for _, l := range []netlink.Link{host, dp} {
 		if err := netlink.LinkSetUp(l); err != nil {

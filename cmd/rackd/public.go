@@ -39,24 +39,29 @@ func publicSubnet(s string) (netip.Prefix, error) {
 // publicGateway is the host's address on the public subnet.
 func publicGateway(p netip.Prefix) netip.Addr { return p.Addr().Next() }
 
-// ensurePublicLink makes (or finds) the veth pair and gives the host side
-// its address; it returns the dataplane side's MAC.
-func ensurePublicLink(p netip.Prefix) (net.HardwareAddr, error) {
-	if _, err := netlink.LinkByName(publicHostDev); err != nil {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: publicHostDev}, PeerName: publicDataplaneDev}
-		if err := netlink.LinkAdd(veth); err != nil {
-			return nil, fmt.Errorf("add veth %s: %w", publicHostDev, err)
+// ensurePublicLink makes (or finds) the veth pair for the rackd on
+// dataDir and gives the host side its address, and no other (an earlier
+// owner's on another subnet); it returns the dataplane side's MAC. A pair
+// another running rackd owns is *linkInUse.
+func ensurePublicLink(p netip.Prefix, dataDir string) (net.HardwareAddr, error) {
+	host, dp, err := claimVeth(publicHostDev, publicDataplaneDev, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	gw := publicGateway(p)
+	addrs, err := netlink.AddrList(host, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", publicHostDev, err)
+	}
+	for _, a := range addrs {
+		if ones, _ := a.Mask.Size(); a.IP.Equal(gw.AsSlice()) && ones == p.Bits() {
+			continue
+		}
+		if err := netlink.AddrDel(host, &a); err != nil {
+			return nil, fmt.Errorf("remove %s from %s: %w", a.IPNet, publicHostDev, err)
 		}
 	}
-	host, err := netlink.LinkByName(publicHostDev)
-	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", publicHostDev, err)
-	}
-	dp, err := netlink.LinkByName(publicDataplaneDev)
-	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", publicDataplaneDev, err)
-	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: publicGateway(p).AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: gw.AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
 	if err := netlink.AddrReplace(host, addr); err != nil {
 		return nil, fmt.Errorf("address %s on %s: %w", addr, publicHostDev, err)
 	}

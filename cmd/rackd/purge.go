@@ -19,8 +19,8 @@ import (
 
 // purge removes a dev cloud for good, so a laptop is left as it was: the
 // guests it runs and their taps, the veth pairs of its public network and
-// metadata service, its BPF pins, QEMU's run directory and the data
-// directory. rackd must be stopped first.
+// metadata service (not another dev cloud's), its BPF pins, QEMU's run
+// directory and the data directory. rackd must be stopped first.
 func purge(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) error {
 	if pidHolding(filepath.Join(o.DataDir, "raft", "raft.db")) {
 		return fmt.Errorf("a rackd is running on %s: stop it (Ctrl-C where 'make run' runs) and purge again", o.DataDir)
@@ -40,7 +40,7 @@ func purge(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) 
 			fmt.Fprintf(stdout, "stopped %d guest(s) and removed their taps\n", len(ids))
 		}
 	}
-	if err := purgeLinks(o.DataplaneNetns, stdout); err != nil {
+	if err := purgeLinks(o.DataplaneNetns, o.DataDir, stdout); err != nil {
 		return err
 	}
 	for _, dir := range []string{runDir, bpfDir(o), o.DataDir} {
@@ -55,10 +55,14 @@ func purge(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) 
 	return nil
 }
 
-// purgeLinks removes the veth pairs rackd makes in the dataplane's
-// namespace for the public network and the metadata service (deleting one
-// end takes its peer with it); ones already gone are fine.
-func purgeLinks(netnsPath string, stdout io.Writer) error {
+// purgeLinks removes the veth pairs the rackd on dataDir made in the
+// dataplane's namespace for the public network and the metadata service
+// (deleting one end takes its peer with it), and orphans: pairs with no
+// owner (made before links had owners) or whose owner's data dir is gone.
+// A pair another dev cloud owns stays, so purging one dev cloud leaves
+// another on the host working. Ones already gone are fine.
+func purgeLinks(netnsPath, dataDir string, stdout io.Writer) error {
+	me := linkOwner(dataDir)
 	return inNetns(netnsPath, func() error {
 		for _, name := range []string{publicHostDev, metadataHostDev} {
 			l, err := netlink.LinkByName(name)
@@ -67,6 +71,10 @@ func purgeLinks(netnsPath string, stdout io.Writer) error {
 			}
 			if err != nil {
 				return fmt.Errorf("find %s: %w", name, err)
+			}
+			if dir := ownerDir(l); l.Attrs().Alias != me && dir != "" && !ownerGone(dir) {
+				fmt.Fprintf(stdout, "left link %s: it belongs to the dev cloud on %s\n", name, dir)
+				continue
 			}
 			if err := netlink.LinkDel(l); err != nil {
 				return fmt.Errorf("remove %s: %w", name, err)

@@ -78,7 +78,7 @@ func TestPurgeRemovesTheDevLinks(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	if err := purgeLinks(path, &out); err != nil {
+	if err := purgeLinks(path, t.TempDir(), &out); err != nil {
 		t.Fatal(err)
 	}
 	links, err := exec.Command("ip", "-n", ns, "-br", "link").CombinedOutput()
@@ -94,7 +94,7 @@ func TestPurgeRemovesTheDevLinks(t *testing.T) {
 		t.Errorf("purge did not say it removed the links:\n%s", out.String())
 	}
 	out.Reset()
-	if err := purgeLinks(path, &out); err != nil || out.Len() != 0 {
+	if err := purgeLinks(path, t.TempDir(), &out); err != nil || out.Len() != 0 {
 		t.Fatalf("second purge: %v %q", err, out.String())
 	}
 }
