@@ -235,8 +235,12 @@ type bootVolumes struct{ s *volume.Service }
 
 var _ compute.BootVolumes = bootVolumes{}
 
-func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name string) (string, error) {
-	return b.s.CreateFromImage(ctx, p, image, sizeGB, name)
+func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name, volumeType string) (string, error) {
+	return b.s.CreateFromImage(ctx, p, image, sizeGB, name, volumeType)
+}
+
+func (b bootVolumes) CreateBlank(ctx context.Context, p *api.Principal, sizeGB int, name, volumeType string) (string, error) {
+	return b.s.CreateBlank(ctx, p, sizeGB, name, volumeType)
 }
 
 func (b bootVolumes) Delete(ctx context.Context, p *api.Principal, id string) error {

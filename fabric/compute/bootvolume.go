@@ -2,7 +2,9 @@ package compute
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -23,9 +25,13 @@ import (
 // BootVolumes is the volume service as server create sees it.
 type BootVolumes interface {
 	// CreateFromImage makes a bootable volume of sizeGB in p's project
-	// holding image's disk, and returns its id once it is available.
-	CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name string) (string, error)
-	// Delete deletes a volume CreateFromImage made.
+	// holding image's disk, of volumeType ("" the project's default),
+	// and returns its id once it is available.
+	CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name, volumeType string) (string, error)
+	// CreateBlank makes an empty volume of sizeGB in p's project, of
+	// volumeType, and returns its id once it is available.
+	CreateBlank(ctx context.Context, p *api.Principal, sizeGB int, name, volumeType string) (string, error)
+	// Delete deletes a volume CreateFromImage or CreateBlank made.
 	Delete(ctx context.Context, p *api.Principal, id string) error
 }
 
@@ -39,16 +45,25 @@ type bootVolume struct {
 }
 
 // dataVolume is a volume a create attaches to the new server besides its
-// root disk: a legacy block_device_mapping entry not on vda, which Nova
-// converts to a volume with no boot index.
+// root disk: a block_device_mapping_v2 entry with destination_type volume
+// and no boot index (or one above 0), or a legacy block_device_mapping
+// entry not on vda, which Nova converts to one. Source is "volume" (UUID
+// is the caller's volume), "blank" (a new empty volume of Size GiB) or
+// "image" (a new volume of Size GiB holding image UUID); the new ones
+// take volume type Type ("" the project's default).
 type dataVolume struct {
-	UUID                string
+	Source, UUID, Type  string
+	Size                int
 	DeleteOnTermination bool
+	// index is the entry's boot_index (-1 for none), which orders the
+	// devices.
+	index int
 }
 
-// readBlockDevices reads block_device_mapping_v2 (one boot volume, or
-// nothing) or the legacy block_device_mapping.
-func readBlockDevices(in *api.Input, req *serverRequest) {
+// readBlockDevices reads block_device_mapping_v2 or the legacy
+// block_device_mapping. volumeType says whether entries may name a
+// volume_type (2.67).
+func readBlockDevices(in *api.Input, req *serverRequest, volumeType bool) {
 	if l, ok := in.Obj["block_device_mapping"].([]any); ok && len(l) > 0 {
 		if v2, ok := in.Obj["block_device_mapping_v2"].([]any); ok && len(v2) > 0 {
 			in.Fail(badRequest("Using different block_device_mapping syntaxes is not allowed in the same request."))
@@ -61,38 +76,129 @@ func readBlockDevices(in *api.Input, req *serverRequest) {
 	if len(bdms) == 0 || in.Err != nil {
 		return
 	}
-	if len(bdms) > 1 {
-		in.Fail(badRequest("block_device_mapping_v2 holds %d devices: this cloud boots from one volume and attaches others after the server is created", len(bdms)))
-		return
+	seen := map[string]bool{}
+	for _, e := range bdms {
+		m, ok := e.(map[string]any)
+		if !ok {
+			in.Fail(badField("block_device_mapping_v2", e, "%s is not of type 'object'", api.Text(e)))
+			return
+		}
+		readBlockDevice(in, req, m, volumeType, seen)
+		if in.Err != nil {
+			return
+		}
 	}
-	m, ok := bdms[0].(map[string]any)
-	if !ok {
-		in.Fail(badField("block_device_mapping_v2", bdms[0], "%s is not of type 'object'", api.Text(bdms[0])))
-		return
-	}
+	// Devices are given in boot order: entries with a boot index above
+	// 0 by it, then the others as listed (Nova's default device names
+	// follow the same order).
+	sort.SliceStable(req.volumes, func(i, j int) bool {
+		a, b := req.volumes[i].index, req.volumes[j].index
+		return a > 0 && (b <= 0 || a < b)
+	})
+}
+
+// readBlockDevice reads one block_device_mapping_v2 entry, as Nova's
+// BlockDeviceDict.from_api validates it: the boot volume (boot_index 0,
+// destination volume), the image the server boots from (boot_index 0,
+// source image, destination local: what openstack server create and
+// Terraform send beside --image), or a data volume (destination volume,
+// any other boot index). Local ephemeral and swap disks and volumes made
+// from snapshots are refused, naming the field.
+func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volumeType bool, seen map[string]bool) {
+	const f = "block_device_mapping_v2."
 	bin := newInput(m)
-	b := bootVolume{Source: str(bin, "source_type", true, 1, 255), UUID: str(bin, "uuid", false, 0, 255)}
-	dest := str(bin, "destination_type", false, 0, 255)
-	index := integer(bin, "boot_index", false, -1, -1, 255)
-	b.Size = integer(bin, "volume_size", false, 0, 1, 16<<10)
-	b.DeleteOnTermination = boolean(bin, "delete_on_termination", false)
+	source := str(bin, "source_type", true, 1, 255)
+	uuid := optStr(bin, "uuid", 255)
+	dest := optStr(bin, "destination_type", 255)
+	index := -1
+	if !bin.IsNull("boot_index") && m["boot_index"] != "none" {
+		index = integer(bin, "boot_index", false, -1, -1, 255)
+	}
+	size := 0
+	if !bin.IsNull("volume_size") {
+		size = integer(bin, "volume_size", false, 0, 1, 16<<10)
+	}
+	del := boolean(bin, "delete_on_termination", false)
+	vtype := ""
+	if volumeType {
+		vtype = optStr(bin, "volume_type", 255)
+	} else if _, ok := m["volume_type"]; ok {
+		in.Fail(badField(f+"volume_type", m["volume_type"], "volume_type needs microversion 2.67 or later"))
+		return
+	}
+	tag := optStr(bin, "tag", 60)
 	if bin.Err != nil {
 		in.Fail(bin.Err)
 		return
 	}
+	for _, k := range []string{"guest_format", "disk_bus", "device_type"} {
+		if v, ok := m[k]; ok && v != nil && v != "" && !(k == "disk_bus" && v == "virtio") && !(k == "device_type" && v == "disk") {
+			in.Fail(badField(f+k, v, "%s %s is not supported: volumes are virtio disks", k, api.Text(v)))
+			return
+		}
+	}
+	if dest == "" {
+		// Nova's default: a volume or snapshot goes to a volume, an
+		// image or blank to a local disk.
+		dest = "local"
+		if source == "volume" || source == "snapshot" {
+			dest = "volume"
+		}
+	}
 	switch {
-	case dest != "volume":
-		in.Fail(badField("block_device_mapping_v2.destination_type", dest, "only destination_type volume is supported (local block devices are not)"))
-	case index != 0:
-		in.Fail(badField("block_device_mapping_v2.boot_index", m["boot_index"], "the one block device must be the boot device (boot_index 0)"))
-	case b.Source != "volume" && b.Source != "image":
-		in.Fail(badField("block_device_mapping_v2.source_type", b.Source, "source_type must be volume or image"))
-	case !uuidPattern.MatchString(b.UUID):
-		in.Fail(badField("block_device_mapping_v2.uuid", b.UUID, "'%s' is not a valid UUID", b.UUID))
-	case b.Source == "image" && b.Size == 0:
-		in.Fail(badField("block_device_mapping_v2.volume_size", m["volume_size"], "a volume made from an image needs its volume_size"))
+	case source != "volume" && source != "image" && source != "blank" && source != "snapshot":
+		in.Fail(badField(f+"source_type", source, "source_type must be one of volume, image, snapshot, blank"))
+	case dest != "volume" && dest != "local":
+		in.Fail(badField(f+"destination_type", dest, "destination_type must be volume or local"))
+	case tag != "":
+		in.Fail(badField(f+"tag", tag, "device tags are not supported by this cloud"))
+	case dest == "local" && source == "image" && index == 0:
+		// The image the server boots from, as --image names it.
+		switch {
+		case !uuidPattern.MatchString(uuid):
+			in.Fail(badField(f+"uuid", uuid, "'%s' is not a valid UUID", uuid))
+		case req.imageRef != "" && refID(req.imageRef) != uuid:
+			in.Fail(badField(f+"uuid", uuid, "the boot image %s is not imageRef %s", uuid, refID(req.imageRef)))
+		case req.boot != nil || seen["boot"]:
+			in.Fail(badRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid."))
+		default:
+			req.imageRef = uuid
+			seen["boot"] = true
+		}
+	case dest == "local":
+		in.Fail(badField(f+"destination_type", dest, "local block devices (ephemeral and swap disks) are not supported by this cloud: use destination_type volume"))
+	case source == "snapshot":
+		in.Fail(badField(f+"source_type", source, "volumes made from snapshots at server create are not supported: create the volume first"))
+	case source != "blank" && !uuidPattern.MatchString(uuid):
+		in.Fail(badField(f+"uuid", uuid, "'%s' is not a valid UUID", uuid))
+	case source == "blank" && uuid != "":
+		in.Fail(badField(f+"uuid", uuid, "a blank volume names no uuid"))
+	case source != "volume" && size == 0:
+		in.Fail(badField(f+"volume_size", m["volume_size"], "a volume made from an image or blank needs its volume_size"))
+	case source == "volume" && vtype != "":
+		in.Fail(badField(f+"volume_type", vtype, "volume_type is for volumes the server create makes, not an existing volume"))
+	case source == "volume" && seen[uuid]:
+		in.Fail(badRequest("Block Device Mapping is Invalid: volume %s is mapped twice.", uuid))
+	case index == 0:
+		if req.boot != nil || seen["boot"] {
+			in.Fail(badRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid."))
+			return
+		}
+		if source == "blank" {
+			in.Fail(badField(f+"source_type", source, "a blank volume cannot be the boot device"))
+			return
+		}
+		if vtype != "" {
+			in.Fail(badField(f+"volume_type", vtype, "volume_type for the boot volume is not supported by this cloud"))
+			return
+		}
+		req.boot = &bootVolume{Source: source, UUID: uuid, Size: size, DeleteOnTermination: del}
+		seen["boot"] = true
 	default:
-		req.boot = &b
+		req.volumes = append(req.volumes, dataVolume{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index})
+	}
+	if in.Err == nil && source == "volume" {
+		seen[uuid] = true
 	}
 }
 
@@ -139,7 +245,7 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 			}
 			req.boot = &bootVolume{Source: "volume", UUID: volID, DeleteOnTermination: del}
 		default:
-			req.volumes = append(req.volumes, dataVolume{UUID: volID, DeleteOnTermination: del})
+			req.volumes = append(req.volumes, dataVolume{Source: "volume", UUID: volID, DeleteOnTermination: del, index: -1})
 		}
 		if in.Err != nil {
 			return
@@ -148,9 +254,11 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 	}
 }
 
-// resolveDataVolumes checks the data volumes a create attaches: the
-// caller's, available, to one server that is not bare metal.
-func resolveDataVolumes(tx *memdb.Txn, req *serverRequest) error {
+// resolveDataVolumes checks the data volumes a create attaches, before
+// anything is made: the caller's existing volumes, available; the images
+// new volumes are made from, and the volume types they name; one server
+// that is not bare metal.
+func (s *Service) resolveDataVolumes(ctx context.Context, tx *memdb.Txn, p *api.Principal, req *serverRequest) error {
 	if len(req.volumes) == 0 {
 		return nil
 	}
@@ -161,15 +269,73 @@ func resolveDataVolumes(tx *memdb.Txn, req *serverRequest) error {
 		return badRequest("Volumes cannot be attached to bare-metal servers.")
 	}
 	for _, d := range req.volumes {
-		v := store.Get[volstate.Volume](tx, volstate.VolumeTable, d.UUID)
-		if v == nil || v.Project != req.tmpl.Project {
-			return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", d.UUID)
+		switch d.Source {
+		case "volume":
+			v := store.Get[volstate.Volume](tx, volstate.VolumeTable, d.UUID)
+			if v == nil || v.Project != req.tmpl.Project {
+				return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", d.UUID)
+			}
+			if v.Status != volstate.StatusAvailable {
+				return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
+			}
+			continue
+		case "image":
+			if s.cfg.Volumes == nil {
+				return badRequest("Volumes made from images at server create are not supported by this cloud.")
+			}
+			scratch := req.tmpl
+			if _, err := s.resolveImage(ctx, p, d.UUID, &Flavor{}, &scratch); err != nil {
+				return err
+			}
+		case "blank":
+			if s.cfg.Volumes == nil {
+				return badRequest("Blank volumes at server create are not supported by this cloud.")
+			}
 		}
-		if v.Status != volstate.StatusAvailable {
-			return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
+		if d.Type != "" {
+			t, err := volstate.LoadType(tx, d.Type)
+			if err != nil {
+				t = volstate.TypeByName(tx, d.Type)
+			}
+			if t == nil || !t.Usable(req.tmpl.Project) && !p.IsAdmin() {
+				return badField("block_device_mapping_v2.volume_type", d.Type, "Volume type %s could not be found.", d.Type)
+			}
 		}
 	}
 	return nil
+}
+
+// makeDataVolumes makes the new volumes (blank, or from an image) the
+// data entries ask for, before the server is proposed, as Nova's compute
+// manager makes them and waits for each; undo deletes each again unless
+// the server exists. It returns the ids it made. A volume that cannot be
+// made fails the create, and the ones made before it are deleted.
+func (s *Service) makeDataVolumes(ctx context.Context, p *api.Principal, req *serverRequest, undo func(...func())) ([]string, error) {
+	var made []string
+	for i := range req.volumes {
+		d := &req.volumes[i]
+		var id string
+		var err error
+		switch d.Source {
+		case "blank":
+			id, err = s.cfg.Volumes.CreateBlank(ctx, p, d.Size, req.tmpl.Name+"-blank", d.Type)
+		case "image":
+			id, err = s.cfg.Volumes.CreateFromImage(ctx, p, d.UUID, d.Size, req.tmpl.Name, d.Type)
+		default:
+			continue
+		}
+		if err != nil {
+			return made, fmt.Errorf("Block Device Mapping is Invalid: the %s volume of entry %d could not be made: %w", d.Source, i, err)
+		}
+		undo(func() {
+			if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), p, id); err != nil {
+				s.log.Warn("delete a data volume of a server that was not created", "volume", id, "err", err)
+			}
+		})
+		made = append(made, id)
+		d.Source, d.UUID = "volume", id
+	}
+	return made, nil
 }
 
 // resolveBootVolume checks what a boot-from-volume create names: the
@@ -214,7 +380,7 @@ func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *ser
 	if b == nil || b.Source != "image" {
 		return "", nil
 	}
-	id, err := s.cfg.Volumes.CreateFromImage(ctx, p, b.UUID, b.Size, req.tmpl.Name)
+	id, err := s.cfg.Volumes.CreateFromImage(ctx, p, b.UUID, b.Size, req.tmpl.Name, "")
 	if err != nil {
 		return "", err
 	}

@@ -18,14 +18,34 @@ type fakeBootVolumes struct {
 	made    map[string]string // volume → image
 	deleted []string
 	fail    error
+	// failAfter is how many volumes are made before fail applies.
+	failAfter int
 }
 
-func (b *fakeBootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, size int, name string) (string, error) {
-	if b.fail != nil {
+func (b *fakeBootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, size int, name, volumeType string) (string, error) {
+	return b.create(ctx, p, image, size, volumeType)
+}
+
+func (b *fakeBootVolumes) CreateBlank(ctx context.Context, p *api.Principal, size int, name, volumeType string) (string, error) {
+	return b.create(ctx, p, "", size, volumeType)
+}
+
+// create makes an available volume of image ("" blank), failing with
+// fail, or once failAfter volumes are made.
+func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, image string, size int, volumeType string) (string, error) {
+	b.mu.Lock()
+	n := len(b.made)
+	b.mu.Unlock()
+	if b.fail != nil && n >= b.failAfter {
 		return "", b.fail
 	}
-	v := volstate.Volume{ID: api.NewUUID(), Project: p.ProjectID, Size: size, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID,
-		ImageID: image, Bootable: true}
+	if volumeType == "" {
+		volumeType = volstate.DefaultTypeID
+	} else if t := volstate.TypeByName(b.f.local.State.Txn(), volumeType); t != nil {
+		volumeType = t.ID
+	}
+	v := volstate.Volume{ID: api.NewUUID(), Project: p.ProjectID, Size: size, Status: volstate.StatusAvailable, TypeID: volumeType,
+		ImageID: image, Bootable: image != ""}
 	if _, err := b.f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
 		return "", err
 	}
@@ -151,9 +171,11 @@ func TestBootFromVolumeRefusesBadMappings(t *testing.T) {
 		bdm any
 		msg string
 	}{
-		"two devices":     {append(bfv("volume", theirs, 0, false), bfv("volume", theirs, 0, false)...), "one volume"},
-		"local":           {[]any{map[string]any{"boot_index": 0, "source_type": "image", "destination_type": "local", "uuid": img1}}, "destination_type"},
-		"not boot":        {[]any{map[string]any{"boot_index": 1, "source_type": "volume", "destination_type": "volume", "uuid": theirs}}, "boot_index"},
+		"two devices":     {append(bfv("volume", theirs, 0, false), bfv("volume", theirs, 0, false)...), "twice"},
+		"two boot":        {append(bfv("volume", theirs, 0, false), bfv("image", img1, 1, false)...), "Boot sequence"},
+		"ephemeral":       {[]any{map[string]any{"boot_index": -1, "source_type": "blank", "destination_type": "local", "volume_size": 1}}, "destination_type"},
+		"swap":            {[]any{map[string]any{"source_type": "blank", "guest_format": "swap", "volume_size": 1}}, "guest_format"},
+		"no image":        {[]any{map[string]any{"boot_index": 1, "source_type": "volume", "destination_type": "volume", "uuid": theirs}}, "imageRef"},
 		"snapshot":        {[]any{map[string]any{"boot_index": 0, "source_type": "snapshot", "destination_type": "volume", "uuid": theirs}}, "source_type"},
 		"image, no size":  {bfv("image", img1, 0, false), "volume_size"},
 		"others' volume":  {bfv("volume", theirs, 0, false), theirs},
@@ -253,5 +275,145 @@ func TestLegacyBlockDeviceMapping(t *testing.T) {
 	}
 	if v := f.vol(free); v.Status != volstate.StatusAvailable {
 		t.Fatalf("a refused create took volume %+v", v)
+	}
+}
+
+// block_device_mapping_v2 with data volumes, as openstack server create
+// --block-device and Terraform send it: the image the server boots from
+// (source image, destination local, boot index 0) beside volumes with
+// destination volume — the caller's own, a blank one and one made from an
+// image (of the volume type each names, 2.67) — attached in the create
+// command in boot-index order; each one's delete_on_termination decides
+// whether it goes with the server.
+func TestBlockDeviceMappingV2DataVolumes(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	bv := &fakeBootVolumes{f: f, made: map[string]string{}}
+	f.svc.cfg.Volumes = bv
+	ctx := context.Background()
+	if _, err := f.local.Propose(ctx, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t-fast", Name: "fast", Public: true}}); err != nil {
+		t.Fatal(err)
+	}
+	mine := f.volume(projA)
+	bdm := []any{
+		map[string]any{"uuid": img1, "boot_index": 0, "source_type": "image", "destination_type": "local", "delete_on_termination": true},
+		map[string]any{"uuid": mine, "boot_index": -1, "source_type": "volume", "destination_type": "volume", "delete_on_termination": false},
+		map[string]any{"boot_index": "none", "source_type": "blank", "destination_type": "volume", "volume_size": 1,
+			"delete_on_termination": true, "volume_type": "fast"},
+		map[string]any{"uuid": img1, "boot_index": 1, "source_type": "image", "destination_type": "volume", "volume_size": 2},
+	}
+	sv := map[string]any{"name": "vm", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}},
+		"block_device_mapping_v2": bdm}
+	id := f.expect("POST", "/v2.1/servers", alice, "2.67", map[string]any{"server": sv}, 202, "")["server"].(map[string]any)["id"].(string)
+	row := f.row(id)
+	if row.ImageID != img1 || row.BootVolume != "" || len(bv.made) != 2 {
+		t.Fatalf("server row %+v, made %v", row, bv.made)
+	}
+	var blank, fromImage string
+	for v, img := range bv.made {
+		if img == "" {
+			blank = v
+		} else {
+			fromImage = v
+		}
+	}
+	if f.vol(blank).TypeID != "t-fast" || f.vol(fromImage).ImageID != img1 || f.vol(fromImage).Size != 2 {
+		t.Fatalf("made blank %+v, from image %+v", f.vol(blank), f.vol(fromImage))
+	}
+	// Boot index 1 first, then the others as listed.
+	for i, want := range []struct {
+		vol, device string
+		del         bool
+	}{{fromImage, "/dev/vdc", false}, {mine, "/dev/vdd", false}, {blank, "/dev/vde", true}} {
+		v := f.vol(want.vol)
+		if len(v.Attachments) != 1 || v.Attachments[0].ServerID != id || v.Attachments[0].Host != row.Host || v.Attachments[0].Root ||
+			v.Attachments[0].Device != want.device || v.Attachments[0].DeleteOnTermination != want.del {
+			t.Fatalf("data volume %d: %+v", i, v)
+		}
+	}
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	if va := f.show(alice, id, "2.79")["os-extended-volumes:volumes_attached"].([]any); len(va) != 3 {
+		t.Fatalf("volumes_attached %v", va)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	for _, want := range []struct{ vol, status string }{{mine, volstate.StatusAvailable}, {fromImage, volstate.StatusAvailable}, {blank, volstate.StatusDeleting}} {
+		if v := f.vol(want.vol); v.Status != want.status || len(v.Attachments) != 0 {
+			t.Fatalf("after the server is gone, want %s: %+v", want.status, v)
+		}
+	}
+
+	// A volume that cannot be made fails the create: the ones made for
+	// it are deleted, the caller's volume is not taken, no server is.
+	servers := len(f.expect("GET", "/v2.1/servers", alice, "", nil, 200, "")["servers"].([]any))
+	bv.fail, bv.failAfter = &api.Error{Status: 413, Msg: "VolumeSizeExceedsAvailableQuota: quota exceeded for gigabytes"}, len(bv.made)+1
+	two := []any{
+		map[string]any{"uuid": mine, "source_type": "volume", "destination_type": "volume"},
+		map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1},
+		map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1},
+	}
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm2", "imageRef": img1, "flavorRef": "small",
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": two}}, 413, "", "quota")
+	if len(bv.made) != 3 || len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != "" || bv.deleted[0] == blank {
+		t.Fatalf("made %v, deleted %v", bv.made, bv.deleted)
+	}
+	if v := f.vol(mine); v.Status != volstate.StatusAvailable {
+		t.Fatalf("a failed create took volume %+v", v)
+	}
+	if n := len(f.expect("GET", "/v2.1/servers", alice, "", nil, 200, "")["servers"].([]any)); n != servers {
+		t.Fatalf("%d servers after a failed create, %d before", n, servers)
+	}
+	bv.fail = nil
+
+	// No host: the server is in ERROR and the volume made for it is gone.
+	hosts := f.hosts.hosts
+	f.hosts.hosts = nil
+	id = f.server(alice, "vm3", "block_device_mapping_v2", two[1:2])
+	if f.row(id).Host != "" || len(bv.made) != 4 || len(bv.deleted) != 2 || bv.made[bv.deleted[1]] != "" {
+		t.Fatalf("unplaced server %+v: made %v, deleted %v", f.row(id), bv.made, bv.deleted)
+	}
+	f.hosts.hosts = hosts
+
+	// Refused at the API before anything is made, naming the field.
+	theirs, used := f.volume(projB), f.volume(projA)
+	f.server(alice, "user", "block_device_mapping_v2", []any{map[string]any{"uuid": used, "source_type": "volume", "destination_type": "volume"}})
+	made := len(bv.made)
+	data := func(kv ...any) []any {
+		m := map[string]any{"destination_type": "volume"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return []any{m}
+	}
+	tests := map[string]struct {
+		version string
+		bdm     []any
+		msg     string
+	}{
+		"in use":           {"", data("source_type", "volume", "uuid", used), "not available"},
+		"others' volume":   {"", data("source_type", "volume", "uuid", theirs), theirs},
+		"no such volume":   {"", data("source_type", "volume", "uuid", api.NewUUID()), "failed to get volume"},
+		"blank, no size":   {"", data("source_type", "blank"), "volume_size"},
+		"blank with uuid":  {"", data("source_type", "blank", "uuid", mine, "volume_size", 1), "uuid"},
+		"snapshot":         {"", data("source_type", "snapshot", "uuid", mine), "source_type"},
+		"bad source":       {"", data("source_type", "disk", "uuid", mine), "source_type"},
+		"bad destination":  {"", data("source_type", "blank", "destination_type", "cloud", "volume_size", 1), "destination_type"},
+		"tag":              {"2.42", data("source_type", "blank", "volume_size", 1, "tag", "db"), "tag"},
+		"no such type":     {"2.67", data("source_type", "blank", "volume_size", 1, "volume_type", "slow"), "volume_type"},
+		"type before 2.67": {"2.66", data("source_type", "blank", "volume_size", 1, "volume_type", "fast"), "volume_type"},
+		"type of existing": {"2.67", data("source_type", "volume", "uuid", mine, "volume_type", "fast"), "volume_type"},
+		"no such image":    {"", data("source_type", "image", "uuid", api.NewUUID(), "volume_size", 1), "Image"},
+		"bad uuid":         {"", data("source_type", "volume", "uuid", "x"), "uuid"},
+		"boot image clash": {"", []any{map[string]any{"uuid": imgBig, "boot_index": 0, "source_type": "image", "destination_type": "local"}}, "imageRef"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sv := map[string]any{"name": "x", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}},
+				"block_device_mapping_v2": tc.bdm}
+			f.expect("POST", "/v2.1/servers", alice, tc.version, map[string]any{"server": sv}, 400, "badRequest", tc.msg)
+		})
+	}
+	if len(bv.made) != made || f.vol(mine).Status != volstate.StatusAvailable {
+		t.Fatalf("a refused create made %v or took %+v", bv.made, f.vol(mine))
 	}
 }

@@ -66,7 +66,7 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if req.baremetal != nil && req.boot != nil {
 		return nil, badRequest("Bare-metal servers cannot boot from volumes.")
 	}
-	if err := resolveDataVolumes(tx, req); err != nil {
+	if err := s.resolveDataVolumes(ctx, tx, p, req); err != nil {
 		return nil, err
 	}
 	if err := resolveKeyAndGroup(tx, p, sv); err != nil {
@@ -353,6 +353,10 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	madeData, err := s.makeDataVolumes(ctx, principal(r), req, rv.Add)
+	if err != nil {
+		return err
+	}
 	if req.boot != nil {
 		req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
 	}
@@ -383,11 +387,16 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 				"request_id", c.RequestID, "reasons", sv.Fault.Message)
 		}
 		s.settlePorts(context.WithoutCancel(ctx), c.Servers, sv)
-		if sv.Host == "" && madeBoot != "" {
-			// No host: the volume made for it is not attached (the
-			// server is in ERROR); it is not kept.
-			if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), principal(r), madeBoot); err != nil {
-				s.log.Warn("delete the boot volume of an unplaced server", "server", sv.ID, "volume", madeBoot, "err", err)
+		if sv.Host == "" && (madeBoot != "" || len(madeData) > 0) {
+			// No host: the volumes made for it are not attached (the
+			// server is in ERROR); they are not kept.
+			for _, id := range append([]string{madeBoot}, madeData...) {
+				if id == "" {
+					continue
+				}
+				if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), principal(r), id); err != nil {
+					s.log.Warn("delete a volume made for an unplaced server", "server", sv.ID, "volume", id, "err", err)
+				}
 			}
 		}
 	}

@@ -174,7 +174,7 @@ func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 	}
 	req.count = maxCount
 	// Personality is allowed (below 2.57) and read apart.
-	readBlockDevices(in, req)
+	readBlockDevices(in, req, atLeast(r, 67))
 	for _, f := range []string{"tags", "trusted_image_certificates"} {
 		if l, ok := in.Obj[f].([]any); ok && len(l) > 0 {
 			in.Fail(badRequest("%s is not supported by this cloud", f))

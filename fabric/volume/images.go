@@ -77,21 +77,44 @@ func imageMetadata(img *ImageInfo) map[string]string {
 }
 
 // CreateFromImage makes a bootable volume of sizeGB in p's project
-// holding image's disk, and returns its id once it is available: for
-// Nova's boot from a volume made from an image, which waits for it as
-// Nova's compute manager does.
-func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID string, sizeGB int, name string) (string, error) {
+// holding image's disk, of volume type typeRef (a name or id; "" the
+// project's default), and returns its id once it is available: for
+// Nova's boot from a volume made from an image, and the data volumes of
+// a server create, which wait for it as Nova's compute manager does.
+func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID string, sizeGB int, name, typeRef string) (string, error) {
 	img, err := s.sourceImage(ctx, p, imageID, &sizeGB)
 	if err != nil {
 		return "", err
 	}
+	return s.createForServer(ctx, p, img, sizeGB, name, typeRef)
+}
+
+// CreateBlank makes an empty volume of sizeGB in p's project, of volume
+// type typeRef ("" the project's default), and returns its id once it is
+// available: a server create's blank data volume.
+func (s *Service) CreateBlank(ctx context.Context, p *api.Principal, sizeGB int, name, typeRef string) (string, error) {
+	if sizeGB < 1 || sizeGB > maxSize {
+		return "", badRequest("Invalid input received: size %d is not between 1 and %d.", sizeGB, maxSize)
+	}
+	return s.createForServer(ctx, p, nil, sizeGB, name, typeRef)
+}
+
+// createForServer makes the volume of Nova's server create: empty, or
+// holding img's disk.
+func (s *Service) createForServer(ctx context.Context, p *api.Principal, img *ImageInfo, sizeGB int, name, typeRef string) (string, error) {
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return "", err
 	}
-	t, err := volstate.ProjectDefaultType(tx, p.ProjectID)
+	t, err := resolveTypeFor(tx, p.ProjectID, typeRef)
 	if err != nil {
 		return "", err
+	}
+	if typeRef != "" && !t.Usable(p.ProjectID) && !p.IsAdmin() {
+		return "", notFound("Volume type", typeRef)
+	}
+	if why := unschedulable(t); why != "" {
+		return "", badRequest("Invalid volume type %s: %s", t.Name, why)
 	}
 	policy, err := policyOf(t)
 	if err != nil {
@@ -99,9 +122,12 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	}
 	now := s.now()
 	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
-		TypeID: t.ID, ImageID: img.ID, Bootable: true, ImageMetadata: imageMetadata(img), CreatedAt: now, UpdatedAt: now}
-	// Of an encrypted default type, the image is written through the
-	// new key's LUKS layer.
+		TypeID: t.ID, CreatedAt: now, UpdatedAt: now}
+	if img != nil {
+		v.ImageID, v.Bootable, v.ImageMetadata = img.ID, true, imageMetadata(img)
+	}
+	// Of an encrypted type, an image is written through the new key's
+	// LUKS layer.
 	if err := s.volumeKey(&v, t, "", ""); err != nil {
 		return "", err
 	}
@@ -111,11 +137,14 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	}
 	dataErr := s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy)
 	what := "create the volume's blocks"
-	if dataErr == nil {
+	if dataErr == nil && img != nil {
 		dataErr, what = s.cfg.Data.ImageToVolume(ctx, img.ID, v.ID), "copy image "+img.ID+" into the volume"
 	}
 	if _, err := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, what, dataErr); err != nil {
-		return "", fmt.Errorf("make a boot volume from image %s: %w", img.ID, err)
+		if img != nil {
+			return "", fmt.Errorf("make a volume from image %s: %w", img.ID, err)
+		}
+		return "", fmt.Errorf("make a blank volume: %w", err)
 	}
 	return v.ID, nil
 }

@@ -131,7 +131,7 @@ func TestCreateFromImageForNova(t *testing.T) {
 	f.testImage()
 	p := &api.Principal{UserID: "alice", ProjectID: projA, Roles: []string{"member"}}
 	ctx := context.Background()
-	id, err := f.svc.CreateFromImage(ctx, p, imageID, 2, "vm-root")
+	id, err := f.svc.CreateFromImage(ctx, p, imageID, 2, "vm-root", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestCreateFromImageForNova(t *testing.T) {
 	if got["status"] != "available" || got["bootable"] != "true" || got["name"] != "vm-root" || f.data.contentOf(id) != "image:"+imageID {
 		t.Fatalf("boot volume %v", got)
 	}
-	if _, err := f.svc.CreateFromImage(ctx, p, imageID, 1, "small"); api.StatusOf(err) != http.StatusBadRequest {
+	if _, err := f.svc.CreateFromImage(ctx, p, imageID, 1, "small", ""); api.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("a volume smaller than the image: %v", err)
 	}
 	other := &api.Principal{UserID: "bob", ProjectID: projB, Roles: []string{"member"}}
@@ -150,6 +150,39 @@ func TestCreateFromImageForNova(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expect(http.StatusNotFound, "GET", "volumes/"+id, alice, nil)
+}
+
+// Nova's blank data volume of a server create: empty, of the type the
+// entry names (or the default), not bootable; a type not found or private
+// to other projects is refused.
+func TestCreateBlankForNova(t *testing.T) {
+	f := newFixture(t)
+	p := &api.Principal{UserID: "alice", ProjectID: projA, Roles: []string{"member"}}
+	ctx := context.Background()
+	fast := f.expect(http.StatusOK, "POST", "types", admin, map[string]any{"volume_type": map[string]any{"name": "fast"}}).Body["volume_type"].(map[string]any)["id"].(string)
+	f.expect(http.StatusOK, "POST", "types", admin, map[string]any{"volume_type": map[string]any{"name": "private", "os-volume-type-access:is_public": false}})
+	id, err := f.svc.CreateBlank(ctx, p, 3, "vm-blank", "fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.showVolume(alice, id)
+	if got["status"] != "available" || got["bootable"] != "false" || got["size"] != float64(3) || got["volume_type"] != "fast" {
+		t.Fatalf("blank volume %v", got)
+	}
+	if v := f.showVolume(admin, id); v["volume_type_id"] != nil && v["volume_type_id"] != fast {
+		t.Fatalf("blank volume's type %v, want %s", v["volume_type_id"], fast)
+	}
+	if id, err = f.svc.CreateBlank(ctx, p, 1, "vm-blank2", ""); err != nil || f.showVolume(alice, id)["volume_type"] == "fast" {
+		t.Fatalf("blank volume of the default type: %v %v", err, f.showVolume(alice, id))
+	}
+	for _, ref := range []string{"slow", "private"} {
+		if _, err := f.svc.CreateBlank(ctx, p, 1, "x", ref); api.StatusOf(err) != http.StatusNotFound {
+			t.Fatalf("blank volume of type %s: %v", ref, err)
+		}
+	}
+	if _, err := f.svc.CreateBlank(ctx, p, 0, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("blank volume of 0 GiB: %v", err)
+	}
 }
 
 // A volume released deleting by its server's removal (delete on
