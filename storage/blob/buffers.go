@@ -260,7 +260,18 @@ func (l *lease) abandon(b []byte) {
 // piece is one block of a lease on its way to a shard writer.
 type piece struct {
 	b []byte
-	l *lease
+	// raw is the lease's block that b lies in, when b is a part of it
+	// (placed for direct I/O); nil when b is the lease's block.
+	raw []byte
+	l   *lease
+}
+
+// block is the lease's block of p.
+func (p piece) block() []byte {
+	if p.raw != nil {
+		return p.raw
+	}
+	return p.b
 }
 
 // queued is how many transfers wait for blocks.
