@@ -500,12 +500,6 @@ type hashJob struct {
 	l    *lease
 }
 
-// alignedShard is the smallest shard whose blocks a write places in
-// memory as their shard file holds them (see disk.Aligned): a block of
-// at least two pages saves copying all but one of them, for a page more
-// of the Buffers' budget.
-const alignedShard = 2 * disk.DirectAlign
-
 // Put streams r into blob key. It returns once at least WriteQuorum shards
 // are durable; below quorum it removes what it wrote and fails.
 //
@@ -555,12 +549,6 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 		}
 	}()
 	shards := make([][]byte, len(l.Disks))
-	// Blocks of whole pages and more are taken a page longer, to be
-	// placed in it as their shard file will hold them.
-	bufLen, aligned := c.BlockSize(), c.ShardSize >= alignedShard
-	if aligned {
-		bufLen += disk.DirectAlign
-	}
 	alignedBlocks := make([][]byte, 0, len(l.Disks))
 	var stripe int64
 	var size int64
@@ -574,20 +562,20 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 		defer setDeadline(time.Time{})
 	}
 	for ended := false; !ended; {
-		raw, err := bufs.Get(ctx, len(l.Disks), bufLen)
+		raw, err := bufs.Get(ctx, len(l.Disks), c.BlockSize())
 		if err != nil {
 			readErr = err
 			break
 		}
-		blocks := raw
-		if aligned {
-			// Each block sits in memory as it will in its shard
-			// file, so a local disk writes it with direct I/O from
-			// here, without copying it (disk.Aligned).
-			blocks = alignedBlocks[:0]
-			for _, b := range raw {
-				blocks = append(blocks, disk.Aligned(b, stripe*int64(c.BlockSize()), c.BlockSize()))
+		// Each block is placed in its buffer's slack as it will sit in
+		// its shard file, so a local disk writes it with direct I/O
+		// from here, without copying it (disk.Aligned).
+		blocks := alignedBlocks[:0]
+		for _, b := range raw {
+			if cap(b)-len(b) >= disk.DirectAlign {
+				b = disk.Aligned(b[:cap(b)], stripe*int64(c.BlockSize()), c.BlockSize())
 			}
+			blocks = append(blocks, b)
 		}
 		stripe++
 		if setDeadline != nil {
