@@ -49,18 +49,29 @@ const DefaultBufferBudget = 128 << 20
 const minPooled = 32 << 10
 
 // slack is the room past its length a block of n bytes is given: a
-// page for blocks kept for reuse, so that a write can place the block
-// in its buffer as it will sit in its shard file and a local disk
+// page for blocks of at least minPlaced, so that a write can place the
+// block in its buffer as it will sit in its shard file and a local disk
 // writes it with direct I/O from there (Put, disk.Aligned). Reads use
 // the same blocks at their length, so writes and reads share one idle
-// list. The budget counts lengths: the slack adds at most a page per
-// block (0.4% of 1 MiB shard blocks, an eighth of a volume's 32 KiB).
+// list. The budget counts lengths: the slack adds a page per block
+// (0.4% of an object's 1 MiB shard blocks).
 func slack(n int) int {
-	if n < minPooled {
+	if n < minPlaced {
 		return 0
 	}
 	return disk.DirectAlign
 }
+
+// minPlaced is the smallest block a write places for direct I/O: one
+// that fills a shard writer's stage alone. A volume's 32 KiB blocks are
+// not: most reach their writer one or two at a time, which then copies
+// them into its stage (written a few at a time from their own memory
+// they cost more CPU than the copy: 2.1 against 1.3 ms per MiB in
+// BenchmarkPutExtents; and placed, with the stage kept for batches
+// under a stage, no less in process and 2.7-4.0 against 2.3-2.6 ms per
+// MiB in one loaded rackbench block run), and their slack would cost an
+// eighth more of the budget.
+const minPlaced = 256 << 10
 
 // NewBuffers returns Buffers holding at most budget bytes of blocks.
 func NewBuffers(budget int64) *Buffers {
