@@ -273,7 +273,7 @@ func (sk *sink) abandonWrite() {
 	sk.abandoned = true
 	sk.mu.Unlock()
 	for _, p := range ps {
-		p.l.abandon(p.b)
+		p.l.abandon(p.block())
 	}
 }
 
@@ -549,6 +549,8 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 		}
 	}()
 	shards := make([][]byte, len(l.Disks))
+	alignedBlocks := make([][]byte, 0, len(l.Disks))
+	var stripe int64
 	var size int64
 	var readErr error
 	// io.ReadFull says ErrUnexpectedEOF both for a short last stripe and
@@ -560,18 +562,29 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 		defer setDeadline(time.Time{})
 	}
 	for ended := false; !ended; {
-		blocks, err := bufs.Get(ctx, len(l.Disks), c.BlockSize())
+		raw, err := bufs.Get(ctx, len(l.Disks), c.BlockSize())
 		if err != nil {
 			readErr = err
 			break
 		}
+		// Each block is placed in its buffer's slack as it will sit in
+		// its shard file, so a local disk writes it with direct I/O
+		// from here, without copying it (disk.Aligned).
+		blocks := alignedBlocks[:0]
+		for _, b := range raw {
+			if cap(b)-len(b) >= disk.DirectAlign {
+				b = disk.Aligned(b[:cap(b)], stripe*int64(c.BlockSize()), c.BlockSize())
+			}
+			blocks = append(blocks, b)
+		}
+		stripe++
 		if setDeadline != nil {
 			// Best effort: a connection that cannot take deadlines is
 			// read as before.
 			setDeadline(time.Now().Add(s.fillTimeout()))
 		}
 		// One reference per shard writer and one for the hasher.
-		ls := newLease(bufs, blocks, len(blocks)+1)
+		ls := newLease(bufs, raw, len(blocks)+1)
 		var data [][]byte
 		n := 0
 		for i := 0; i < c.K; i++ {
@@ -599,7 +612,7 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 			}
 		}
 		if readErr != nil || n == 0 {
-			bufs.Put(blocks...)
+			bufs.Put(raw...)
 			break
 		}
 		size += int64(n)
@@ -607,7 +620,7 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 			shards[i] = blocks[i][4:]
 		}
 		if err := c.Parity(shards); err != nil {
-			bufs.Put(blocks...)
+			bufs.Put(raw...)
 			readErr = err
 			break
 		}
@@ -616,7 +629,7 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 			ec.SealInPlace(blocks[i])
 			// A writer that fails or stalls is dropped and the write
 			// goes on without it.
-			sk.send(piece{b: blocks[i], l: ls}, s.stallTimeout())
+			sk.send(piece{b: blocks[i], raw: raw[i], l: ls}, s.stallTimeout())
 		}
 	}
 	close(toHash)

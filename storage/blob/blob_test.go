@@ -571,3 +571,33 @@ func TestPutLeavesDirectorySyncsToTheCaller(t *testing.T) {
 		t.Fatalf("put without WithDirSyncs: %v, %d directories left to the caller", err, ds.Len())
 	}
 }
+
+// Blocks of a stage or more are placed in their buffers as they sit in
+// their shard files, for direct writes from there (disk.Aligned); the
+// blobs read back whole, healthy and degraded, whatever their size.
+func TestPutPlacesLargeBlocksForDirectWrites(t *testing.T) {
+	if b := NewBuffers(8<<20).TryGet(1, 4+1<<20); cap(b[0])-len(b[0]) < disk.DirectAlign {
+		t.Fatalf("a 1 MiB shard block has %d bytes of slack", cap(b[0])-len(b[0]))
+	}
+	if b := NewBuffers(8<<20).TryGet(1, 4+32<<10); cap(b[0]) != len(b[0]) {
+		t.Fatalf("a volume's 32 KiB shard block has %d bytes of slack", cap(b[0])-len(b[0]))
+	}
+	for _, size := range []int{1, 4<<20 + 1, 10<<20 + 12345} {
+		s, l := newStore(t, 6)
+		l.ShardSize = 1 << 20
+		data := payload(size)
+		if _, err := s.Put(context.Background(), "k", l, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := get(t, s, "k", l, int64(size), 0, int64(size))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: read back %d bytes, equal %v, err %v", size, len(got), bytes.Equal(got, data), err)
+		}
+		os.Remove(shardPath(s, l, "k", 0))
+		os.Remove(shardPath(s, l, "k", 1))
+		got, _, err = get(t, s, "k", l, int64(size), 0, int64(size))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes, degraded: read back %d bytes, equal %v, err %v", size, len(got), bytes.Equal(got, data), err)
+		}
+	}
+}

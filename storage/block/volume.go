@@ -51,11 +51,15 @@ type Volume struct {
 	// of each buffer cannot pin more memory than the limit.
 	idle     int64
 	inflight []*sealedMap // the maps flushes are writing now, oldest first
-	overlay  map[int64]loc
-	segs     []*SegmentRow // the journal, oldest first
-	journal  int64
-	extents  map[int64]*ExtentRow
-	err      error // sticky: fenced, deleted or closed
+	// spare is the map of a flush that was written, emptied for the
+	// next dirty map: a fresh one cost its allocation and the growth of
+	// its buckets at every flush of a sequential writer.
+	spare   map[int64][]byte
+	overlay map[int64]loc
+	segs    []*SegmentRow // the journal, oldest first
+	journal int64
+	extents map[int64]*ExtentRow
+	err     error // sticky: fenced, deleted or closed
 	// spilling is set while a writer flushes because the cache is full,
 	// until its flush has taken the cache. sealed (on mu) is signalled
 	// when a flush has taken the cache, when a spill ends and when a
@@ -645,7 +649,12 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 	sm := &sealedMap{pages: v.dirty}
 	// The next map likely fills like this one: sized so, it does not
 	// grow (and rehash) as it fills.
-	v.dirty, v.dirtyBytes = make(map[int64][]byte, len(sm.pages)), 0
+	if v.spare != nil {
+		v.dirty, v.spare = v.spare, nil
+	} else {
+		v.dirty = make(map[int64][]byte, len(sm.pages))
+	}
+	v.dirtyBytes = 0
 	if spill {
 		v.keepPartial(sm.pages)
 	}
@@ -707,10 +716,16 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		}
 		return err
 	}
-	// Written: the buffers handed over go back.
+	// Written: the buffers handed over go back, and the map is kept for
+	// the next seal (nothing reads it once it has left inflight).
 	for _, b := range sm.pages {
 		v.unref(b)
 	}
+	clear(sm.pages)
+	if v.spare == nil {
+		v.spare = sm.pages
+	}
+	sm.pages = nil
 	for k := range whole {
 		v.replaceExtent(&whole[k])
 	}

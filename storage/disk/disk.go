@@ -197,6 +197,7 @@ type fileWriter struct {
 	stage    *[]byte
 	buffered bool  // direct I/O failed (or was ruled out): write through the page cache
 	direct   int64 // bytes written with direct I/O
+	inPlace  int64 // of those, bytes written from the blocks' own memory
 }
 
 // writebackChunk is how much a buffered shard writer lets pile up in the
@@ -258,14 +259,220 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 }
 
 // WriteBlocks writes bs one after the other: a blob writer hands over
-// the blocks queued for a shard at once.
+// the blocks queued for a shard at once. Blocks whose memory is aligned
+// as their place in the file (see Aligned) are written with direct I/O
+// from where they are, not copied into the stage first: only the page
+// that straddles two blocks is.
 func (w *fileWriter) WriteBlocks(bs [][]byte) error {
+	for len(bs) > 0 {
+		n, err := w.putDirect(bs)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := w.put(bs[0]); err != nil {
+				return err
+			}
+			n = 1
+		}
+		bs = bs[n:]
+	}
+	return nil
+}
+
+// DirectAlign is the alignment of direct I/O's memory, file offsets and
+// lengths.
+const DirectAlign = directAlign
+
+// Aligned returns the n bytes of buf, which has at least
+// n+DirectAlign-1, whose memory is aligned as file offset off: a shard
+// writer writes such a block at off with direct I/O from where it is,
+// without copying it into its stage (all but the page it shares with the
+// block before it, and its last partial page).
+func Aligned(buf []byte, off int64, n int) []byte {
+	addr := int64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))) % directAlign)
+	shift := int((off%directAlign - addr + 2*directAlign) % directAlign)
+	return buf[shift : shift+n : shift+n]
+}
+
+// fitsDirect reports whether b, written at file offset off, can go out
+// with direct I/O from its own memory.
+func fitsDirect(b []byte, off int64) bool {
+	if len(b) < 2*directAlign {
+		return false
+	}
+	addr := int64(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % directAlign)
+	return addr == off%directAlign
+}
+
+// maxIovecs bounds one vectored write (IOV_MAX is 1024).
+const maxIovecs = 512
+
+// putDirect writes a prefix of bs with one vectored direct write from
+// the blocks' own memory and returns how many blocks it took (0 when
+// bs[0] is not fit for it: not aligned as its file offset, small, or
+// the writer is buffered). What precedes each block's first whole page
+// (the stage's bytes, or the last partial page of the block before) and
+// that page's head are put together in a page of the stage; the bytes
+// after a block's last whole page wait in the stage for what follows.
+// A shard that has not yet filled a stage goes on filling it, so shards
+// smaller than a stage stay on the page cache path, as with put.
+func (w *fileWriter) putDirect(bs [][]byte) (int, error) {
+	if w.buffered {
+		return 0, nil
+	}
+	if w.stage == nil {
+		w.stage = getStage()
+	}
+	st := *w.stage
+	// Less than a stage at once goes into the stage: many small direct
+	// writes cost more than the copy (a volume's 32 KiB blocks come one
+	// or two at a time when the writer keeps up), and a shard smaller
+	// than a stage stays on the page cache path.
+	total := len(st)
 	for _, b := range bs {
-		if err := w.put(b); err != nil {
+		total += len(b)
+	}
+	if total < cap(st) {
+		return 0, nil
+	}
+	pos := len(st) // the stage's bytes in use; aligned once a block is in
+	off := w.written + int64(len(st))
+	var iovs [][]byte
+	var tail []byte
+	taken := 0
+	for _, b := range bs {
+		if !fitsDirect(b, off) || len(iovs)+2 > maxIovecs {
+			break
+		}
+		h := int((directAlign - off%directAlign) % directAlign)
+		if taken == 0 {
+			// The stage's bytes and the block's head fill whole pages
+			// (the stage starts at an aligned offset, and is never
+			// full here).
+			copy(st[pos:pos+h], b[:h])
+			pos += h
+			if pos > 0 {
+				iovs = append(iovs, st[:pos])
+			}
+		} else if len(tail) > 0 {
+			if pos+directAlign > cap(st) {
+				break
+			}
+			copy(st[pos:pos+len(tail)], tail)
+			copy(st[pos+len(tail):pos+directAlign], b[:h])
+			iovs = append(iovs, st[pos:pos+directAlign])
+			pos += directAlign
+		}
+		m := (len(b) - h) &^ (directAlign - 1)
+		iovs = append(iovs, b[h:h+m])
+		tail = b[h+m:]
+		off += int64(len(b))
+		taken++
+	}
+	if taken == 0 {
+		return 0, nil
+	}
+	n := 0
+	for _, v := range iovs {
+		n += len(v)
+	}
+	if err := w.writevDirect(iovs); err != nil {
+		// No direct I/O here: the page cache takes these bytes (what
+		// the direct write wrote is rewritten) and the rest.
+		w.buffered = true
+		if err := setDirect(w.f, false); err != nil {
+			return 0, fmt.Errorf("write shard: %w", err)
+		}
+		if err := pwritevAll(int(w.f.Fd()), iovs, w.written); err != nil {
+			return 0, fmt.Errorf("write shard: %w", err)
+		}
+		w.written += int64(n)
+		*w.stage = st[:copy(st[:cap(st)], tail)]
+		w.startWriteback()
+		return taken, nil
+	}
+	w.written += int64(n)
+	w.direct += int64(n)
+	w.inPlace += int64(n - stagedBytes(iovs, st))
+	*w.stage = st[:copy(st[:cap(st)], tail)]
+	return taken, nil
+}
+
+// stagedBytes is how many bytes of iovs lie in the stage st.
+func stagedBytes(iovs [][]byte, st []byte) int {
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(st)))
+	hi := lo + uintptr(cap(st))
+	n := 0
+	for _, v := range iovs {
+		if a := uintptr(unsafe.Pointer(unsafe.SliceData(v))); a >= lo && a < hi {
+			n += len(v)
+		}
+	}
+	return n
+}
+
+// writevDirect writes iovs (each aligned in memory and length) at the
+// end of what is written, with O_DIRECT.
+func (w *fileWriter) writevDirect(iovs [][]byte) error {
+	if w.written == 0 {
+		if err := setDirectHook(w.f, true); err != nil {
 			return err
 		}
 	}
+	off := w.written
+	// advance changes its list: the caller may write iovs again.
+	iovs = append([][]byte(nil), iovs...)
+	for len(iovs) > 0 {
+		m, err := unix.Pwritev(int(w.f.Fd()), iovs, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m%directAlign != 0 || m == 0 {
+			return fmt.Errorf("short direct write of %d bytes", m)
+		}
+		off += int64(m)
+		iovs = advance(iovs, m)
+	}
 	return nil
+}
+
+// pwritevAll writes iovs at off, through the page cache.
+func pwritevAll(fd int, iovs [][]byte, off int64) error {
+	for len(iovs) > 0 {
+		m, err := unix.Pwritev(fd, iovs, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return io.ErrShortWrite
+		}
+		off += int64(m)
+		iovs = advance(iovs, m)
+	}
+	return nil
+}
+
+// advance drops the first m bytes of iovs.
+func advance(iovs [][]byte, m int) [][]byte {
+	for m > 0 && len(iovs) > 0 {
+		if m < len(iovs[0]) {
+			iovs[0] = iovs[0][m:]
+			return iovs
+		}
+		m -= len(iovs[0])
+		iovs = iovs[1:]
+	}
+	for len(iovs) > 0 && len(iovs[0]) == 0 {
+		iovs = iovs[1:]
+	}
+	return iovs
 }
 
 // put stages p, writing every stage it fills.

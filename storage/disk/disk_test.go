@@ -160,7 +160,11 @@ func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(t *testing.T, name string, blocks, blockSize int) *fileWriter {
+	// place puts block i where it is written from: its own allocation,
+	// or (when it says so) in memory aligned as its file offset, as a
+	// blob write places its blocks (Aligned).
+	plain := func(i, off, n int) []byte { return make([]byte, n) }
+	write := func(t *testing.T, name string, blocks, blockSize, batch int, place func(i, off, n int) []byte) *fileWriter {
 		w, err := d.Create(name)
 		if err != nil {
 			t.Fatal(err)
@@ -169,13 +173,13 @@ func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
 		want := []byte("head")
 		var bs [][]byte
 		for i := 0; i < blocks; i++ {
-			b := make([]byte, blockSize+i%13)
+			b := place(i, len(want), blockSize+i%13)
 			for j := range b {
 				b[j] = byte(i*7 + j)
 			}
 			bs = append(bs, b)
 			want = append(want, b...)
-			if len(bs) == 8 || i == blocks-1 {
+			if len(bs) == batch || i == blocks-1 {
 				if err := w.(interface{ WriteBlocks([][]byte) error }).WriteBlocks(bs); err != nil {
 					t.Fatal(err)
 				}
@@ -205,17 +209,56 @@ func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
 		}
 		return w.(*fileWriter)
 	}
+	aligned := func(i, off, n int) []byte {
+		return Aligned(make([]byte, n+DirectAlign), int64(off), n)
+	}
+	// Every block aligned as its offset but every fifth, which is not:
+	// those go through the stage, the others from where they are.
+	mixed := func(i, off, n int) []byte {
+		if i%5 == 4 {
+			return make([]byte, n)
+		}
+		return aligned(i, off, n)
+	}
 	t.Run("small", func(t *testing.T) {
-		if w := write(t, "small.0", 3, 100); w.direct != 0 {
+		if w := write(t, "small.0", 3, 100, 8, plain); w.direct != 0 {
+			t.Fatalf("a shard smaller than a stage wrote %d bytes direct", w.direct)
+		}
+		// Aligned or not, a shard under a stage is never direct.
+		if w := write(t, "small.1", 3, 3*DirectAlign, 8, mixed); w.direct != 0 || w.inPlace != 0 {
 			t.Fatalf("a shard smaller than a stage wrote %d bytes direct", w.direct)
 		}
 	})
 	t.Run("extent", func(t *testing.T) {
 		// 32 blocks of a volume extent's 32 KiB shards with their
 		// checksums, and more: several stages and a tail.
-		w := write(t, "extent.0", 75, 4+32<<10)
+		w := write(t, "extent.0", 75, 4+32<<10, 8, plain)
 		if supportsDirect(t, d.Path()) && w.direct < 2*stageSize {
 			t.Fatalf("%d bytes written direct on a filesystem that has direct I/O", w.direct)
+		}
+		if w.inPlace != 0 {
+			t.Fatalf("%d bytes written in place from blocks not aligned as their offsets", w.inPlace)
+		}
+	})
+	t.Run("aligned", func(t *testing.T) {
+		// Blocks placed as their offsets are written from their own
+		// memory, batches of volume blocks and one object block at a
+		// time alike; the page each shares with the block before it,
+		// the unaligned blocks and the tail go through the stage.
+		for _, c := range []struct {
+			name         string
+			blocks, size int
+			batch        int
+			place        func(i, off, n int) []byte
+		}{
+			{"extent.1", 75, 4 + 32<<10, 8, aligned},
+			{"object.0", 9, 4 + 1<<20, 1, mixed},
+			{"object.1", 9, 4 + 1<<20, 3, aligned},
+		} {
+			w := write(t, c.name, c.blocks, c.size, c.batch, c.place)
+			if supportsDirect(t, d.Path()) && w.inPlace < int64(c.blocks*c.size/2) {
+				t.Fatalf("%s: %d bytes written in place from aligned blocks", c.name, w.inPlace)
+			}
 		}
 	})
 	t.Run("fallback", func(t *testing.T) {
@@ -226,7 +269,10 @@ func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
 			return setDirect(f, on)
 		}
 		defer func() { setDirectHook = setDirect }()
-		if w := write(t, "fallback.0", 75, 4+32<<10); w.direct != 0 {
+		if w := write(t, "fallback.0", 75, 4+32<<10, 8, plain); w.direct != 0 {
+			t.Fatalf("%d bytes written direct when it was refused", w.direct)
+		}
+		if w := write(t, "fallback.1", 75, 4+32<<10, 8, mixed); w.direct != 0 {
 			t.Fatalf("%d bytes written direct when it was refused", w.direct)
 		}
 	})
