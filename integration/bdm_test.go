@@ -61,16 +61,7 @@ func TestBlockDeviceMappings(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	n1 := newRackd(t, "bdm1", "--disk", t.TempDir(), "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	t.Cleanup(func() {
-		// Guests outlive rackd: the purge stops them.
-		n1.kill()
-		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "bdm1", "--data-dir", n1.dataDir).CombinedOutput(); err != nil {
-			t.Errorf("rackd dev --purge: %v\n%s", err, out)
-		}
-	})
+	n1 := startDevCloud(t, "bdm1", "--disk", t.TempDir(), "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
 	alice := osEnv(creds, n1, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")

@@ -321,3 +321,20 @@ func deleteServersAtCleanup(t *testing.T, admin []string) {
 		}
 	})
 }
+
+// startDevCloud starts a one-node cloud (bootstrapped, healthy) whose
+// cleanup kills it and purges what it made: guests outlive rackd, and
+// the purge stops them and removes its taps, links and data.
+func startDevCloud(t *testing.T, name string, args ...string) *rackd {
+	t.Helper()
+	n := newRackd(t, name, args...)
+	n.start("--bootstrap")
+	n.waitHealthy()
+	t.Cleanup(func() {
+		n.kill()
+		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", name, "--data-dir", n.dataDir).CombinedOutput(); err != nil {
+			t.Errorf("rackd dev --purge: %v\n%s", err, out)
+		}
+	})
+	return n
+}

@@ -75,15 +75,7 @@ func TestVolumeGroups(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/cinder", "qemu-io"} {
 		testenv.RequireCommand(t, c)
 	}
-	n1 := newRackd(t, "vg1", "--disk", t.TempDir(), "--compute", "off", "--s3-listen", "off")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	t.Cleanup(func() {
-		n1.kill()
-		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "vg1", "--data-dir", n1.dataDir).CombinedOutput(); err != nil {
-			t.Errorf("rackd dev --purge: %v\n%s", err, out)
-		}
-	})
+	n1 := startDevCloud(t, "vg1", "--disk", t.TempDir(), "--compute", "off", "--s3-listen", "off")
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
 	openstack(t, admin, "project", "create", "demo")
@@ -234,15 +226,7 @@ func TestConsistentGroupSnapshot(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/cinder", "qemu-io", "qemu-img", "stdbuf"} {
 		testenv.RequireCommand(t, c)
 	}
-	n1 := newRackd(t, "cg1", "--disk", t.TempDir(), "--compute", "off", "--s3-listen", "off")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	t.Cleanup(func() {
-		n1.kill()
-		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "cg1", "--data-dir", n1.dataDir).CombinedOutput(); err != nil {
-			t.Errorf("rackd dev --purge: %v\n%s", err, out)
-		}
-	})
+	n1 := startDevCloud(t, "cg1", "--disk", t.TempDir(), "--compute", "off", "--s3-listen", "off")
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
 	v := func(minor string, args ...string) string {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,15 +76,7 @@ func TestVolumeMicroversions(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	n1 := newRackd(t, "vm1", "--disk", t.TempDir(), "--compute", "off", "--s3-listen", "off")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	t.Cleanup(func() {
-		n1.kill()
-		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "vm1", "--data-dir", n1.dataDir).CombinedOutput(); err != nil {
-			t.Errorf("rackd dev --purge: %v\n%s", err, out)
-		}
-	})
+	n1 := startDevCloud(t, "vm1", "--disk", t.TempDir(), "--compute", "off", "--s3-listen", "off")
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
 	for _, u := range []string{"alice", "bob"} {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,16 +92,7 @@ func TestVolumes(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	n1 := newRackd(t, "v1", "--disk", t.TempDir(), "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	t.Cleanup(func() {
-		// Guests outlive rackd: the purge stops them.
-		n1.kill()
-		if out, err := exec.Command(filepath.Join(binDir, "rackd"), "dev", "--purge", "--name", "v1", "--data-dir", n1.dataDir).CombinedOutput(); err != nil {
-			t.Errorf("rackd dev --purge: %v\n%s", err, out)
-		}
-	})
+	n1 := startDevCloud(t, "v1", "--disk", t.TempDir(), "--compute", "on", "--accel", "tcg", "--s3-listen", "off")
 	t.Cleanup(func() {
 		// What the volume agent did, for a failure's cause.
 		if !t.Failed() {
