@@ -500,7 +500,7 @@ func (w *fileWriter) put(p []byte) error {
 func (w *fileWriter) writeStage(n int) error {
 	st := *w.stage
 	if !w.buffered {
-		if err := w.writeDirect(st[:n]); err == nil {
+		if err := w.writevDirect([][]byte{st[:n]}); err == nil {
 			w.written += int64(n)
 			w.direct += int64(n)
 			*w.stage = st[:copy(st, st[n:])]
@@ -526,33 +526,6 @@ func (w *fileWriter) writeStage(n int) error {
 	}
 	*w.stage = st[:copy(st, st[n:])]
 	w.startWriteback()
-	return nil
-}
-
-// writeDirect writes b (aligned in memory, length and file offset) at
-// the end of what is written, with O_DIRECT.
-func (w *fileWriter) writeDirect(b []byte) error {
-	if w.written == 0 {
-		if err := setDirectHook(w.f, true); err != nil {
-			return err
-		}
-	}
-	off := w.written
-	for len(b) > 0 {
-		m, err := unix.Pwrite(int(w.f.Fd()), b, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			// What it wrote is rewritten through the page cache.
-			return err
-		}
-		if m%directAlign != 0 {
-			return fmt.Errorf("short direct write of %d bytes", m)
-		}
-		off += int64(m)
-		b = b[m:]
-	}
 	return nil
 }
 
