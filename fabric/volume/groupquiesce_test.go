@@ -107,17 +107,82 @@ func newHoldFixture(t *testing.T, lease time.Duration) *holdFixture {
 		c.HoldNodes = func(context.Context) ([]string, error) { return h.nodes, nil }
 	})
 	h.fixture = f
-	now := f.svc.cfg.Now
-	h.holds = &volumes.Holds{Node: "n1", State: f.local.Read, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Now: now,
+	h.holds = h.agent("n1")
+	return h
+}
+
+// agent runs node's real holds agent on the fixture's state until the
+// test ends.
+func (h *holdFixture) agent(node string) *volumes.Holds {
+	a := &volumes.Holds{Node: node, State: h.local.Read, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Now: h.svc.cfg.Now,
 		Propose: func(ctx context.Context, typ string, body any) error {
-			_, err := f.local.Propose(ctx, typ, body)
+			_, err := h.local.Propose(ctx, typ, body)
 			return err
 		}}
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
-	go func() { h.holds.Run(ctx); close(ran) }()
-	t.Cleanup(func() { cancel(); <-ran })
-	return h
+	go func() { a.Run(ctx); close(ran) }()
+	h.t.Cleanup(func() { cancel(); <-ran })
+	return a
+}
+
+// writing writes through each gate until the returned stop is called
+// (bounded), which waits for the writers.
+func writing(gates ...*volumes.Gate) (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, gt := range gates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1_000_000; i++ {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				gt.WriteAt(make([]byte, 512), 0)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+	}
+	return func() { close(quit); wg.Wait() }
+}
+
+// heldAround waits for the snapshot command and a write of every volume
+// after it (they were let go), stops the writers, and checks that each
+// volume's last event before the command is its hold's flush.
+func (h *holdFixture) heldAround(vols []string, stop func()) {
+	h.t.Helper()
+	for i := 0; ; i++ {
+		log := h.ev.all()
+		at := slicesIndex(log, "snapshot")
+		after := at >= 0
+		for _, id := range vols {
+			after = after && slicesIndex(log[at:], id+":write") >= 0
+		}
+		if after {
+			break
+		}
+		if i > 2000 {
+			h.t.Fatalf("no snapshot command, or no write after it: %v", log[max(0, len(log)-20):])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	log := h.ev.all()
+	at := slicesIndex(log, "snapshot")
+	for _, id := range vols {
+		last := ""
+		for _, e := range log[:at] {
+			if strings.HasPrefix(e, id+":") {
+				last = e
+			}
+		}
+		if last != id+":flush" {
+			h.t.Fatalf("volume %s's last event before the snapshot is %q, not its hold's flush", id, last)
+		}
+	}
 }
 
 // consistentGroup makes a group of a consistent group type with two
@@ -154,52 +219,11 @@ func TestGroupSnapshotHeld(t *testing.T) {
 	for _, id := range vols {
 		gates = append(gates, h.holds.Gate(id, &heldDevice{id: id, ev: h.ev}))
 	}
-	// Writers on both volumes until the test ends (bounded).
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, gt := range gates {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 1_000_000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				gt.WriteAt(make([]byte, 512), 0)
-				time.Sleep(100 * time.Microsecond)
-			}
-		}()
-	}
+	// Writers on both volumes until the snapshot is checked (bounded).
+	stop := writing(gates...)
 	gs := h.at(14, http.StatusAccepted, "POST", "group_snapshots", alice, map[string]any{"group_snapshot": map[string]any{"group_id": g}})["group_snapshot"].(map[string]any)["id"].(string)
 	// Writes go on after the snapshot: the volumes were let go.
-	for i := 0; ; i++ {
-		log := h.ev.all()
-		at := slicesIndex(log, "snapshot")
-		if at >= 0 && slicesIndex(log[at:], vols[0]+":write") >= 0 && slicesIndex(log[at:], vols[1]+":write") >= 0 {
-			break
-		}
-		if i > 2000 {
-			t.Fatalf("no write after the snapshot: %v", log[max(0, len(log)-20):])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(stop)
-	wg.Wait()
-	log := h.ev.all()
-	at := slicesIndex(log, "snapshot")
-	for _, id := range vols {
-		last := ""
-		for _, e := range log[:at] {
-			if strings.HasPrefix(e, id+":") {
-				last = e
-			}
-		}
-		if last != id+":flush" {
-			t.Fatalf("volume %s's last event before the snapshot is %q, not its hold's flush", id, last)
-		}
-	}
+	h.heldAround(vols, stop)
 	if len(h.blocks.calls) != 1 || len(h.blocks.calls[0]) != 2 {
 		t.Fatalf("snapshot commands %v", h.blocks.calls)
 	}
@@ -353,57 +377,14 @@ func TestAbandonedHeldGroupSnapshot(t *testing.T) {
 func TestSnapshotHeldOnTheWritersNode(t *testing.T) {
 	h := newHoldFixture(t, time.Minute)
 	h.nodes = []string{"n1", "n2"}
-	n2 := &volumes.Holds{Node: "n2", State: h.local.Read, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Now: h.svc.cfg.Now,
-		Propose: func(ctx context.Context, typ string, body any) error {
-			_, err := h.local.Propose(ctx, typ, body)
-			return err
-		}}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { n2.Run(ctx); close(ran) }()
-	t.Cleanup(func() { cancel(); <-ran })
+	n2 := h.agent("n2")
 
 	_, vols := h.consistentGroup("n2")
 	vol := vols[0] // attached to a server on n2
 	gate := n2.Gate(vol, &heldDevice{id: vol, ev: h.ev})
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < 1_000_000; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			gate.WriteAt(make([]byte, 512), 0)
-			time.Sleep(100 * time.Microsecond)
-		}
-	}()
+	stop := writing(gate)
 	sn := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)["id"].(string)
-	for i := 0; ; i++ {
-		log := h.ev.all()
-		at := slicesIndex(log, "snapshot")
-		if at >= 0 && slicesIndex(log[at:], vol+":write") >= 0 {
-			break
-		}
-		if i > 2000 {
-			t.Fatalf("no snapshot command, or no write after it: %v", log[max(0, len(log)-20):])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(stop)
-	<-done
-	log := h.ev.all()
-	last := ""
-	for _, e := range log[:slicesIndex(log, "snapshot")] {
-		if strings.HasPrefix(e, vol+":") {
-			last = e
-		}
-	}
-	if last != vol+":flush" {
-		t.Fatalf("the volume's last event before its snapshot is %q, not its hold's flush", last)
-	}
+	h.heldAround([]string{vol}, stop)
 	if len(h.blocks.calls) != 1 || len(h.blocks.calls[0]) != 1 || h.blocks.calls[0][0] != (SnapshotPair{ID: sn, Volume: vol}) {
 		t.Fatalf("snapshot commands %v", h.blocks.calls)
 	}
