@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/disk"
@@ -98,11 +97,11 @@ func NewPattern(dirs []*disk.Dir, k, m int, mode PatternMode) (*Pattern, error) 
 		}
 		for e := range patternExtents {
 			for range k + m {
-				w.bufs[e] = append(w.bufs[e], alignedBuf(shardBytes))
+				w.bufs[e] = append(w.bufs[e], disk.AlignedBuffer(shardBytes))
 			}
 		}
 		aligned := shardBytes &^ (4096 - 1)
-		zero := alignedBuf(aligned)
+		zero := disk.AlignedBuffer(aligned)
 		for _, d := range dirs {
 			f, err := os.CreateTemp(d.Path(), "pattern")
 			if err == nil {
@@ -110,7 +109,7 @@ func NewPattern(dirs []*disk.Dir, k, m int, mode PatternMode) (*Pattern, error) 
 				err = unix.Fallocate(int(f.Fd()), 0, 0, int64(patternExtents*aligned))
 			}
 			if err == nil {
-				err = setODirect(f)
+				err = disk.SetDirect(f, true)
 			}
 			// Written once, so later writes find no unwritten extent.
 			for e := 0; err == nil && e < patternExtents; e++ {
@@ -129,14 +128,6 @@ func NewPattern(dirs []*disk.Dir, k, m int, mode PatternMode) (*Pattern, error) 
 		}
 	}
 	return p, nil
-}
-
-func setODirect(f *os.File) error {
-	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, fl|unix.O_DIRECT)
-	}
-	return err
 }
 
 // Close deletes what the pattern wrote.
@@ -280,14 +271,4 @@ func (p *Pattern) overwrite(w *patternWorker) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
-}
-
-// alignedBuf is n bytes aligned for direct I/O.
-func alignedBuf(n int) []byte {
-	raw := make([]byte, n+4096)
-	off := 0
-	if r := int(uintptr(unsafe.Pointer(&raw[0])) % 4096); r != 0 {
-		off = 4096 - r
-	}
-	return raw[off : off+n]
 }

@@ -234,13 +234,19 @@ func getStage() *[]byte {
 		return b
 	default:
 	}
-	raw := make([]byte, stageSize+directAlign)
+	b := AlignedBuffer(stageSize)[:0]
+	return &b
+}
+
+// AlignedBuffer is n bytes whose start is aligned in memory for direct
+// I/O.
+func AlignedBuffer(n int) []byte {
+	raw := make([]byte, n+directAlign)
 	off := 0
 	if r := int(uintptr(unsafe.Pointer(&raw[0])) % directAlign); r != 0 {
 		off = directAlign - r
 	}
-	b := raw[off : off : off+stageSize]
-	return &b
+	return raw[off : off+n : off+n]
 }
 
 func putStage(b *[]byte) {
@@ -381,7 +387,7 @@ func (w *fileWriter) putDirect(bs [][]byte) (int, error) {
 		// No direct I/O here: the page cache takes these bytes (what
 		// the direct write wrote is rewritten) and the rest.
 		w.buffered = true
-		if err := setDirect(w.f, false); err != nil {
+		if err := SetDirect(w.f, false); err != nil {
 			return 0, fmt.Errorf("write shard: %w", err)
 		}
 		if err := pwritevAll(int(w.f.Fd()), iovs, w.written); err != nil {
@@ -509,7 +515,7 @@ func (w *fileWriter) writeStage(n int) error {
 		// No direct I/O here (a filesystem without it, an odd device):
 		// the page cache takes this stage and the rest.
 		w.buffered = true
-		if err := setDirect(w.f, false); err != nil {
+		if err := SetDirect(w.f, false); err != nil {
 			return fmt.Errorf("write shard: %w", err)
 		}
 	}
@@ -531,10 +537,10 @@ func (w *fileWriter) writeStage(n int) error {
 
 // setDirectHook is setDirect; a test makes it fail, as on a filesystem
 // without direct I/O.
-var setDirectHook = setDirect
+var setDirectHook = SetDirect
 
-// setDirect turns O_DIRECT on or off for f's later writes.
-func setDirect(f *os.File, on bool) error {
+// SetDirect turns O_DIRECT on or off for f's later reads and writes.
+func SetDirect(f *os.File, on bool) error {
 	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 	if err != nil {
 		return err
@@ -582,7 +588,7 @@ func (w *fileWriter) finish() error {
 	}
 	if !w.buffered {
 		w.buffered = true
-		if err := setDirect(w.f, false); err != nil {
+		if err := SetDirect(w.f, false); err != nil {
 			return fmt.Errorf("write shard: %w", err)
 		}
 	}

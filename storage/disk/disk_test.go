@@ -266,9 +266,9 @@ func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
 			if on {
 				return syscall.EINVAL
 			}
-			return setDirect(f, on)
+			return SetDirect(f, on)
 		}
-		defer func() { setDirectHook = setDirect }()
+		defer func() { setDirectHook = SetDirect }()
 		if w := write(t, "fallback.0", 75, 4+32<<10, 8, plain); w.direct != 0 {
 			t.Fatalf("%d bytes written direct when it was refused", w.direct)
 		}
