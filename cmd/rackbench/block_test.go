@@ -100,19 +100,22 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 // TestBlockGoalLines: the seq_write goal is judged on rackstack's ratio
-// to the raw disk, its ceiling (the bare write pattern's ratio) is shown
-// for information only, and a goal whose cases were not measured says so.
+// to the raw disk, its ceilings (the bare write pattern's ratio, and the
+// durable raw rate shared by k+m shards) are shown for information only,
+// and a goal whose cases were not measured says so.
 func TestBlockGoalLines(t *testing.T) {
 	rs := []Result{
 		newResult("block", "rackstack", map[string]any{"qd": 8, "bs": "1M"}, "seq_write", "MiB/s", []float64{400}),
 		newResult("block", "raw-disk", map[string]any{"qd": 8, "bs": "1M"}, "seq_write", "MiB/s", []float64{2000}),
 		newResult("block", "write-pattern", map[string]any{"qd": 8, "bs": "1M"}, "seq_write", "MiB/s", []float64{800}),
+		newResult("block", "raw-disk-durable", map[string]any{"qd": 8, "bs": "1M"}, "seq_write", "MiB/s", []float64{900}),
 		newResult("block", "rackstack", map[string]any{"qd": 1, "bs": "4k"}, "randread_iops", "IOPS", []float64{900}),
 		newResult("block", "nbdkit-file", map[string]any{"qd": 1, "bs": "4k"}, "randread_iops", "IOPS", []float64{1000}),
 	}
 	want := []string{
 		"seq_write qd=8, rackstack vs raw-disk (0.7×k/(k+m), 4+2): 0.20×, target ≥0.47×: not met",
-		"seq_write qd=8, ceiling: write-pattern (EC-coded shard files, no NBD, no metadata) vs raw-disk: 0.40× (for information: the most any write path with this format could reach against target ≥0.47×)",
+		"seq_write qd=8, ceiling: write-pattern (EC-coded shard files, no NBD, no metadata) vs raw-disk: 0.40× (for information: the most such a write path could reach against target ≥0.47×)",
+		"seq_write qd=8, ceiling: raw-disk-durable × k/(k+m) (any format, durable as it goes) vs raw-disk: 0.30× (for information: the most such a write path could reach against target ≥0.47×)",
 		"randread_iops qd=1, rackstack vs nbdkit-file: 0.90×, target ≥0.80×: met",
 		"randread_iops qd=32, rackstack vs nbdkit-file: target ≥0.80×: not measured",
 		"randwrite_iops qd=32, rackstack vs nbdkit-file: target ≥0.50×: not measured",
