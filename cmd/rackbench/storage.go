@@ -489,7 +489,12 @@ const degradedObjects = 16
 // production; the shards are deleted again before each concurrency's
 // degraded reads. The restart is timed apart (ready: until /healthz
 // answers 200, which a leader does once it has applied its log): the
-// reads start after it. peak is rackd's peak RSS (MiB) during each
+// reads start after it, and after a warm-up of conc reads at once of one
+// more degraded object (deg-warm, never measured), so that the degraded
+// reads, like the healthy ones made after the uploads, find a process
+// that has served reads before: a process just started faults in every
+// read buffer it takes, which cost more CPU than rebuilding the two
+// missing shards does and is not what a degraded cluster does all day. peak is rackd's peak RSS (MiB) during each
 // concurrency's degraded reads. prof, if not nil, saves rackd's CPU profile
 // of the first 3 s of each read phase.
 func degradedReads(ctx context.Context, o options, p *proc, prof *caseProfiler, concs []int,
@@ -525,6 +530,9 @@ func degradedReads(ctx context.Context, o options, p *proc, prof *caseProfiler, 
 				return nil, nil, nil, nil, err
 			}
 		}
+		if err := put(ctx, "deg-warm"); err != nil {
+			return nil, nil, nil, nil, err
+		}
 		for _, conc := range concs {
 			h, err := readAll(conc, fmt.Sprintf("rackstack-degraded-c%d-run%d-healthy", conc, run))
 			if err != nil {
@@ -551,6 +559,9 @@ func degradedReads(ctx context.Context, o options, p *proc, prof *caseProfiler, 
 				return nil, nil, nil, nil, err
 			}
 			ready = append(ready, time.Since(start).Seconds())
+			if _, err := parallelMiBps(conc, func(int) (int64, error) { return get(ctx, "deg-warm") }); err != nil {
+				return nil, nil, nil, nil, fmt.Errorf("warm-up read: %w", err)
+			}
 			rss := sampleRSS(p.cmd.Process.Pid)
 			d, err := readAll(conc, fmt.Sprintf("rackstack-degraded-c%d-run%d-degraded", conc, run))
 			peak[conc] = append(peak[conc], rss())
