@@ -18,10 +18,11 @@ import (
 // 0, destination_type volume, whose source is a volume (booted as it
 // is), an image (a new volume of volume_size GiB made from it first, by
 // the volume service) or a volume snapshot (a new volume made from it,
-// of volume_size GiB or the snapshot's size). The server's root disk is that volume, over
-// NBD: it is attached to the server (Root) in the command that creates
-// the server, so a server never exists without its root volume, and it
-// is released (or deleted, with delete_on_termination) with the server.
+// of volume_size GiB or the snapshot's size). The server's root disk is
+// that volume, over NBD: it is attached to the server (Root) in the
+// command that creates the server, so a server never exists without its
+// root volume, and it is released (or deleted, with
+// delete_on_termination) with the server.
 
 // BootVolumes is the volume service as server create sees it.
 type BootVolumes interface {
@@ -218,8 +219,9 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 // being vda): an entry on vda is the boot volume, any other entry a data
 // volume attached to the server as it is created; an entry naming a
 // snapshot_id is a new volume made from that volume snapshot (of its
-// volume_size, or the snapshot's); no_device entries suppress nothing
-// here. Ephemeral or swap disks are refused, naming the field.
+// volume_size, or the snapshot's), its volume_id unread as in Nova;
+// no_device entries suppress nothing here. Ephemeral or swap disks are
+// refused, naming the field.
 func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 	seen := map[string]bool{}
 	for _, e := range l {
@@ -246,8 +248,6 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 		switch {
 		case noDevice:
 			continue
-		case snapshot != "" && volID != "":
-			in.Fail(badField("block_device_mapping.snapshot_id", snapshot, "an entry names a volume_id or a snapshot_id, not both"))
 		case snapshot != "" && !uuidPattern.MatchString(snapshot):
 			in.Fail(badField("block_device_mapping.snapshot_id", snapshot, "'%s' is not a valid UUID", snapshot))
 		case snapshot != "":
