@@ -120,25 +120,25 @@ fi
 }
 
 func mappingV2(t *testing.T, alice []string) {
+	// The snapshot is made beside bdmv2data (each CLI call costs
+	// seconds).
+	type made struct {
+		snap string
+		err  error
+	}
+	snapc := make(chan made, 1)
+	dir := t.TempDir()
+	go func() {
+		id, err := makeBDMSnapshot(alice, dir)
+		snapc <- made{id, err}
+	}()
 	mine := createVolume(t, alice, "--size", "1", "bdmv2data")
-	// The snapshot's volume: written with bdmSnapMark through a raw
-	// image (1 MiB) the volume is made from.
-	raw := filepath.Join(t.TempDir(), "bdmsnap.raw")
-	if err := os.WriteFile(raw, append([]byte(bdmSnapMark+"\n"), make([]byte, 1<<20-len(bdmSnapMark)-1)...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	openstack(t, alice, "image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", raw, "bdmsnapimg")
-	createVolume(t, alice, "--image", "bdmsnapimg", "--size", "1", "bdmsnapsrc")
 	waitVolume(t, alice, "bdmv2data", "available", time.Minute)
-	waitVolume(t, alice, "bdmsnapsrc", "available", 2*time.Minute)
-	snap := strings.TrimSpace(openstack(t, alice, "volume", "snapshot", "create", "--volume", "bdmsnapsrc", "-f", "value", "-c", "id", "bdmsnap"))
-	var status string
-	if !eventually(time.Minute, func() bool {
-		status = strings.TrimSpace(openstack(t, alice, "volume", "snapshot", "show", "-f", "value", "-c", "status", snap))
-		return status == "available"
-	}) {
-		t.Fatalf("snapshot bdmsnap is %s", status)
+	m := <-snapc
+	if m.err != nil {
+		t.Fatal(m.err)
 	}
+	snap := m.snap
 	script := filepath.Join(t.TempDir(), "bdmv2.sh")
 	if err := os.WriteFile(script, []byte(bdmv2Script), 0o644); err != nil {
 		t.Fatal(err)
@@ -178,10 +178,21 @@ func mappingV2(t *testing.T, alice []string) {
 	if n != 3 || blank == "" || fromSnap == "" {
 		t.Fatalf("volume list after the create (want bdmv2data, the blank one and the one from the snapshot): %s", out)
 	}
-	if got := strings.TrimSpace(openstack(t, alice, "volume", "show", "-f", "value", "-c", "snapshot_id", fromSnap)); got != snap {
-		t.Fatalf("volume %s made from snapshot %q, want %s", fromSnap, got, snap)
+	var v struct {
+		Status      string           `json:"status"`
+		SnapshotID  string           `json:"snapshot_id"`
+		Attachments []map[string]any `json:"attachments"`
 	}
-	for _, id := range []string{mine.ID, blank, fromSnap} {
+	if !eventually(2*time.Minute, func() bool {
+		out := openstack(t, alice, "volume", "show", "-f", "json", fromSnap)
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("volume show %s: %v\n%s", fromSnap, err, out)
+		}
+		return v.Status == "in-use"
+	}) || v.SnapshotID != snap || len(v.Attachments) != 1 {
+		t.Fatalf("volume %s made from snapshot %q (want %s), %s, attachments %v", fromSnap, v.SnapshotID, snap, v.Status, v.Attachments)
+	}
+	for _, id := range []string{mine.ID, blank} {
 		if v := waitVolume(t, alice, id, "in-use", 2*time.Minute); len(v.Attachments) != 1 {
 			t.Fatalf("attachments of %s: %v", id, v.Attachments)
 		}
@@ -208,4 +219,49 @@ func mappingV2(t *testing.T, alice []string) {
 			t.Fatalf("the delete_on_termination volume %s is still there after its server: %s", id, last)
 		}
 	}
+}
+
+// makeBDMSnapshot makes the v2 lane's snapshot of a volume written with
+// bdmSnapMark (through a 1 MiB raw image it is made from) and returns its
+// id once it is available.
+func makeBDMSnapshot(env []string, dir string) (string, error) {
+	raw := filepath.Join(dir, "bdmsnap.raw")
+	if err := os.WriteFile(raw, append([]byte(bdmSnapMark+"\n"), make([]byte, 1<<20-len(bdmSnapMark)-1)...), 0o644); err != nil {
+		return "", err
+	}
+	for _, args := range [][]string{
+		{"image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", raw, "bdmsnapimg"},
+		{"volume", "create", "--image", "bdmsnapimg", "--size", "1", "bdmsnapsrc"},
+	} {
+		if out, err := openstackErr(env, args...); err != nil {
+			return "", fmt.Errorf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	var status string
+	if !eventually(2*time.Minute, func() bool {
+		out, _ := openstackErr(env, "volume", "show", "-f", "value", "-c", "status", "bdmsnapsrc")
+		status = strings.TrimSpace(out)
+		return status == "available"
+	}) {
+		return "", fmt.Errorf("volume bdmsnapsrc is %s, not available", status)
+	}
+	out, err := openstackErr(env, "volume", "snapshot", "create", "--volume", "bdmsnapsrc", "-f", "json", "bdmsnap")
+	var sn struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &sn)
+	}
+	if err != nil || sn.ID == "" {
+		return "", fmt.Errorf("volume snapshot create: %v\n%s", err, out)
+	}
+	if sn.Status != "available" && !eventually(time.Minute, func() bool {
+		out, _ := openstackErr(env, "volume", "snapshot", "show", "-f", "value", "-c", "status", sn.ID)
+		sn.Status = strings.TrimSpace(out)
+		return sn.Status == "available"
+	}) {
+		return "", fmt.Errorf("snapshot bdmsnap is %s, not available", sn.Status)
+	}
+	return sn.ID, nil
 }
