@@ -17,8 +17,9 @@ import (
 
 // bdmv2Script finds the guest's volume disks (every vd* but the root
 // disk whose serial is a volume's: 20 characters), waits until there are
-// two, writes a line naming its serial at the start of each and prints
-// what it reads back.
+// three, prints what the one made from the snapshot holds (it starts
+// with bdmSnapMark) and writes a line naming its serial at the start of
+// each other one, printing what it reads back.
 const bdmv2Script = `#!/bin/sh
 (
 for i in $(seq 1 300); do
@@ -27,17 +28,24 @@ for i in $(seq 1 300); do
 		s=$(cat $d/serial 2>/dev/null)
 		[ "${d##*/}" != vda ] && [ ${#s} -eq 20 ] && n=$((n+1))
 	done
-	[ $n -ge 2 ] && break
+	[ $n -ge 3 ] && break
 	sleep 1
 done
 for d in /sys/block/vd*; do
 	s=$(cat $d/serial 2>/dev/null)
 	[ "${d##*/}" != vda ] && [ ${#s} -eq 20 ] || continue
+	if [ "$(head -c 8 /dev/${d##*/})" = BDMSNAP- ]; then
+		echo "BDMV2-READ:$s:$(head -c 25 /dev/${d##*/})"
+		continue
+	fi
 	echo "BDMV2-$s" | dd of=/dev/${d##*/} bs=512 conv=sync 2>/dev/null && sync && echo "BDMV2-WROTE:$(head -c 26 /dev/${d##*/})"
 done
 echo BDMV2-DONE
 ) &
 `
+
+// bdmSnapMark starts the volume the v2 lane snapshots (25 bytes).
+const bdmSnapMark = "BDMSNAP-FROM-THE-SNAPSHOT"
 
 // TestBlockDeviceMappings boots two TCG guests on one cloud, side by
 // side, each with data volumes attached at create; only a real guest
@@ -51,10 +59,14 @@ echo BDMV2-DONE
 //     deleted: delete_on_termination 0) when the server is gone.
 //   - v2: the real openstack CLI with two --block-device data entries
 //     beside --image (sent as block_device_mapping_v2, as Terraform's
-//     block_device blocks are): the caller's volume and a blank one the
-//     create makes (delete_on_termination true). The guest finds both
-//     disks by serial and writes to each; when the server is deleted the
-//     blank volume goes with it and the caller's is available again.
+//     block_device blocks are): the caller's volume, a blank one the
+//     create makes and one it makes from a volume snapshot (source_type
+//     snapshot; both delete_on_termination true). The snapshot is of a
+//     volume the test wrote first (made from a small raw image starting
+//     with bdmSnapMark). The guest finds the disks by serial, writes to
+//     the first two and reads the snapshot's data back from the third;
+//     when the server is deleted the volumes the create made go with it
+//     and the caller's is available again.
 func TestBlockDeviceMappings(t *testing.T) {
 	testenv.RequireRoot(t, "run QEMU guests")
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/nova", "qemu-system-x86_64", "genisoimage"} {
@@ -108,8 +120,25 @@ fi
 }
 
 func mappingV2(t *testing.T, alice []string) {
+	// The snapshot is made beside bdmv2data (each CLI call costs
+	// seconds).
+	type made struct {
+		snap string
+		err  error
+	}
+	snapc := make(chan made, 1)
+	dir := t.TempDir()
+	go func() {
+		id, err := makeBDMSnapshot(alice, dir)
+		snapc <- made{id, err}
+	}()
 	mine := createVolume(t, alice, "--size", "1", "bdmv2data")
 	waitVolume(t, alice, "bdmv2data", "available", time.Minute)
+	m := <-snapc
+	if m.err != nil {
+		t.Fatal(m.err)
+	}
+	snap := m.snap
 	script := filepath.Join(t.TempDir(), "bdmv2.sh")
 	if err := os.WriteFile(script, []byte(bdmv2Script), 0o644); err != nil {
 		t.Fatal(err)
@@ -118,6 +147,7 @@ func mappingV2(t *testing.T, alice []string) {
 		"--user-data", script,
 		"--block-device", "source_type=volume,uuid="+mine.ID+",destination_type=volume,boot_index=-1,delete_on_termination=false",
 		"--block-device", "source_type=blank,destination_type=volume,volume_size=1,boot_index=-1,delete_on_termination=true",
+		"--block-device", "source_type=snapshot,uuid="+snap+",destination_type=volume,boot_index=-1,delete_on_termination=true",
 		"--wait", "bdmv2vm")
 	if s := showServer(t, alice, "bdmv2vm"); s.Status != "ACTIVE" {
 		t.Fatalf("bdmv2vm is %s", s.Status)
@@ -130,19 +160,37 @@ func mappingV2(t *testing.T, alice []string) {
 	if err := json.Unmarshal([]byte(out), &vols); err != nil {
 		t.Fatalf("volume list: %v\n%s", err, out)
 	}
-	// The legacy lane's volume is alice's too.
-	var blank string
+	// The legacy lane's volume is alice's too. The create names the
+	// volumes it makes after the server.
+	var blank, fromSnap string
 	n := 0
 	for _, v := range vols {
-		if v.Name != "bdmdata" {
+		if v.Name != "bdmdata" && v.Name != "bdmsnapsrc" {
 			n++
-			if v.ID != mine.ID {
+			switch v.Name {
+			case "bdmv2vm-blank":
 				blank = v.ID
+			case "bdmv2vm":
+				fromSnap = v.ID
 			}
 		}
 	}
-	if n != 2 || blank == "" {
-		t.Fatalf("volume list after the create (want bdmv2data and the blank one): %s", out)
+	if n != 3 || blank == "" || fromSnap == "" {
+		t.Fatalf("volume list after the create (want bdmv2data, the blank one and the one from the snapshot): %s", out)
+	}
+	var v struct {
+		Status      string           `json:"status"`
+		SnapshotID  string           `json:"snapshot_id"`
+		Attachments []map[string]any `json:"attachments"`
+	}
+	if !eventually(2*time.Minute, func() bool {
+		out := openstack(t, alice, "volume", "show", "-f", "json", fromSnap)
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("volume show %s: %v\n%s", fromSnap, err, out)
+		}
+		return v.Status == "in-use"
+	}) || v.SnapshotID != snap || len(v.Attachments) != 1 {
+		t.Fatalf("volume %s made from snapshot %q (want %s), %s, attachments %v", fromSnap, v.SnapshotID, snap, v.Status, v.Attachments)
 	}
 	for _, id := range []string{mine.ID, blank} {
 		if v := waitVolume(t, alice, id, "in-use", 2*time.Minute); len(v.Attachments) != 1 {
@@ -155,15 +203,65 @@ func mappingV2(t *testing.T, alice []string) {
 			t.Fatalf("the guest did not find or write volume %s:\n%s", id, console)
 		}
 	}
+	if !strings.Contains(console, "BDMV2-READ:"+fromSnap[:20]+":"+bdmSnapMark) {
+		t.Fatalf("the guest did not read the snapshot's data from volume %s:\n%s", fromSnap, console)
+	}
 
 	openstack(t, alice, "server", "delete", "--wait", "bdmv2vm")
 	waitVolume(t, alice, "bdmv2data", "available", time.Minute)
-	var last string
-	if !eventually(2*time.Minute, func() bool {
-		o, err := openstackErr(alice, "volume", "show", "-f", "value", "-c", "status", blank)
-		last = o
-		return err != nil && strings.Contains(o, "No volume with a name or ID")
-	}) {
-		t.Fatalf("the blank delete_on_termination volume %s is still there after its server: %s", blank, last)
+	for _, id := range []string{blank, fromSnap} {
+		var last string
+		if !eventually(2*time.Minute, func() bool {
+			o, err := openstackErr(alice, "volume", "show", "-f", "value", "-c", "status", id)
+			last = o
+			return err != nil && strings.Contains(o, "No volume with a name or ID")
+		}) {
+			t.Fatalf("the delete_on_termination volume %s is still there after its server: %s", id, last)
+		}
 	}
+}
+
+// makeBDMSnapshot makes the v2 lane's snapshot of a volume written with
+// bdmSnapMark (through a 1 MiB raw image it is made from) and returns its
+// id once it is available.
+func makeBDMSnapshot(env []string, dir string) (string, error) {
+	raw := filepath.Join(dir, "bdmsnap.raw")
+	if err := os.WriteFile(raw, append([]byte(bdmSnapMark+"\n"), make([]byte, 1<<20-len(bdmSnapMark)-1)...), 0o644); err != nil {
+		return "", err
+	}
+	for _, args := range [][]string{
+		{"image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", raw, "bdmsnapimg"},
+		{"volume", "create", "--image", "bdmsnapimg", "--size", "1", "bdmsnapsrc"},
+	} {
+		if out, err := openstackErr(env, args...); err != nil {
+			return "", fmt.Errorf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	var status string
+	if !eventually(2*time.Minute, func() bool {
+		out, _ := openstackErr(env, "volume", "show", "-f", "value", "-c", "status", "bdmsnapsrc")
+		status = strings.TrimSpace(out)
+		return status == "available"
+	}) {
+		return "", fmt.Errorf("volume bdmsnapsrc is %s, not available", status)
+	}
+	out, err := openstackErr(env, "volume", "snapshot", "create", "--volume", "bdmsnapsrc", "-f", "json", "bdmsnap")
+	var sn struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &sn)
+	}
+	if err != nil || sn.ID == "" {
+		return "", fmt.Errorf("volume snapshot create: %v\n%s", err, out)
+	}
+	if sn.Status != "available" && !eventually(time.Minute, func() bool {
+		out, _ := openstackErr(env, "volume", "snapshot", "show", "-f", "value", "-c", "status", sn.ID)
+		sn.Status = strings.TrimSpace(out)
+		return sn.Status == "available"
+	}) {
+		return "", fmt.Errorf("snapshot bdmsnap is %s, not available", sn.Status)
+	}
+	return sn.ID, nil
 }

@@ -243,6 +243,10 @@ func (b bootVolumes) CreateBlank(ctx context.Context, p *api.Principal, sizeGB i
 	return b.s.CreateBlank(ctx, p, sizeGB, name, volumeType)
 }
 
+func (b bootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Principal, snapshot string, sizeGB int, name, volumeType string) (string, error) {
+	return b.s.CreateFromSnapshot(ctx, p, snapshot, sizeGB, name, volumeType)
+}
+
 func (b bootVolumes) Delete(ctx context.Context, p *api.Principal, id string) error {
 	return b.s.DeleteVolume(ctx, p, id)
 }

@@ -16,11 +16,13 @@ import (
 
 // Boot from volume: block_device_mapping_v2 with one entry, boot_index
 // 0, destination_type volume, whose source is a volume (booted as it
-// is) or an image (a new volume of volume_size GiB made from it first,
-// by the volume service). The server's root disk is that volume, over
-// NBD: it is attached to the server (Root) in the command that creates
-// the server, so a server never exists without its root volume, and it
-// is released (or deleted, with delete_on_termination) with the server.
+// is), an image (a new volume of volume_size GiB made from it first, by
+// the volume service) or a volume snapshot (a new volume made from it,
+// of volume_size GiB or the snapshot's size). The server's root disk is
+// that volume, over NBD: it is attached to the server (Root) in the
+// command that creates the server, so a server never exists without its
+// root volume, and it is released (or deleted, with
+// delete_on_termination) with the server.
 
 // BootVolumes is the volume service as server create sees it.
 type BootVolumes interface {
@@ -31,30 +33,43 @@ type BootVolumes interface {
 	// CreateBlank makes an empty volume of sizeGB in p's project, of
 	// volumeType, and returns its id once it is available.
 	CreateBlank(ctx context.Context, p *api.Principal, sizeGB int, name, volumeType string) (string, error)
-	// Delete deletes a volume CreateFromImage or CreateBlank made.
+	// CreateFromSnapshot makes a volume in p's project from p's volume
+	// snapshot, of sizeGB (0: the snapshot's size) and volumeType (""
+	// the snapshot's volume's), as a volume create naming snapshot_id
+	// does, and returns its id once it is available.
+	CreateFromSnapshot(ctx context.Context, p *api.Principal, snapshot string, sizeGB int, name, volumeType string) (string, error)
+	// Delete deletes a volume the calls above made.
 	Delete(ctx context.Context, p *api.Principal, id string) error
 }
 
 // bootVolume is what a create asks to boot from.
 type bootVolume struct {
-	// Source is "volume" (UUID is the volume) or "image" (UUID is the
-	// image, Size the new volume's GiB).
-	Source, UUID        string
+	// Source is "volume" (UUID is the volume), "image" (UUID is the
+	// image, Size the new volume's GiB) or "snapshot" (UUID is the
+	// volume snapshot, Size the new volume's GiB, 0 the snapshot's); a
+	// new volume takes volume type Type ("" the default).
+	Source, UUID, Type  string
 	Size                int
 	DeleteOnTermination bool
+	// field is the request's attribute naming UUID, sizeField its size.
+	field, sizeField string
 }
 
 // dataVolume is a volume a create attaches to the new server besides its
 // root disk: a block_device_mapping_v2 entry with destination_type volume
 // and no boot index (or one above 0), or a legacy block_device_mapping
 // entry not on vda, which Nova converts to one. Source is "volume" (UUID
-// is the caller's volume), "blank" (a new empty volume of Size GiB) or
-// "image" (a new volume of Size GiB holding image UUID); the new ones
-// take volume type Type ("" the project's default).
+// is the caller's volume), "blank" (a new empty volume of Size GiB),
+// "image" (a new volume of Size GiB holding image UUID) or "snapshot" (a
+// new volume made from the caller's volume snapshot UUID, of Size GiB or
+// the snapshot's); the new ones take volume type Type ("" the project's
+// default, or for a snapshot its volume's).
 type dataVolume struct {
 	Source, UUID, Type  string
 	Size                int
 	DeleteOnTermination bool
+	// field is the request's attribute naming UUID, sizeField its size.
+	field, sizeField string
 	// index is the entry's boot_index (-1 for none), which orders the
 	// devices.
 	index int
@@ -102,8 +117,9 @@ func readBlockDevices(in *api.Input, req *serverRequest, volumeType bool) {
 // destination volume), the image the server boots from (boot_index 0,
 // source image, destination local: what openstack server create and
 // Terraform send beside --image), or a data volume (destination volume,
-// any other boot index). Local ephemeral and swap disks and volumes made
-// from snapshots are refused, naming the field.
+// any other boot index). The volume of either may be made from a volume
+// snapshot (source snapshot). Local ephemeral and swap disks are
+// refused, naming the field.
 func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volumeType bool, seen map[string]bool) {
 	const f = "block_device_mapping_v2."
 	bin := newInput(m)
@@ -167,13 +183,11 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 		}
 	case dest == "local":
 		in.Fail(badField(f+"destination_type", dest, "local block devices (ephemeral and swap disks) are not supported by this cloud: use destination_type volume"))
-	case source == "snapshot":
-		in.Fail(badField(f+"source_type", source, "volumes made from snapshots at server create are not supported: create the volume first"))
 	case source != "blank" && !uuidPattern.MatchString(uuid):
 		in.Fail(badField(f+"uuid", uuid, "'%s' is not a valid UUID", uuid))
 	case source == "blank" && uuid != "":
 		in.Fail(badField(f+"uuid", uuid, "a blank volume names no uuid"))
-	case source != "volume" && size == 0:
+	case (source == "image" || source == "blank") && size == 0:
 		in.Fail(badField(f+"volume_size", m["volume_size"], "a volume made from an image or blank needs its volume_size"))
 	case source == "volume" && vtype != "":
 		in.Fail(badField(f+"volume_type", vtype, "volume_type is for volumes the server create makes, not an existing volume"))
@@ -188,14 +202,12 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 			in.Fail(badField(f+"source_type", source, "a blank volume cannot be the boot device"))
 			return
 		}
-		if vtype != "" {
-			in.Fail(badField(f+"volume_type", vtype, "volume_type for the boot volume is not supported by this cloud"))
-			return
-		}
-		req.boot = &bootVolume{Source: source, UUID: uuid, Size: size, DeleteOnTermination: del}
+		req.boot = &bootVolume{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del,
+			field: f + "uuid", sizeField: f + "volume_size"}
 		seen["boot"] = true
 	default:
-		req.volumes = append(req.volumes, dataVolume{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index})
+		req.volumes = append(req.volumes, dataVolume{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index,
+			field: f + "uuid", sizeField: f + "volume_size"})
 	}
 	if in.Err == nil && source == "volume" {
 		seen[uuid] = true
@@ -205,8 +217,10 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 // readLegacyBlockDevices reads the legacy block_device_mapping as Nova
 // converts it (block_device.from_legacy_mapping, the root device name
 // being vda): an entry on vda is the boot volume, any other entry a data
-// volume attached to the server as it is created; no_device entries
-// suppress nothing here. Snapshots and ephemeral or swap disks are
+// volume attached to the server as it is created; an entry naming a
+// snapshot_id is a new volume made from that volume snapshot (of its
+// volume_size, or the snapshot's), its volume_id unread as in Nova;
+// no_device entries suppress nothing here. Ephemeral or swap disks are
 // refused, naming the field.
 func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 	seen := map[string]bool{}
@@ -223,6 +237,10 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 		noDevice := boolean(bin, "no_device", false)
 		snapshot := str(bin, "snapshot_id", false, 0, 255)
 		virtual := str(bin, "virtual_name", false, 0, 255)
+		size := 0
+		if snapshot != "" && !bin.IsNull("volume_size") {
+			size = integer(bin, "volume_size", false, 0, 1, 16<<10)
+		}
 		if bin.Err != nil {
 			in.Fail(bin.Err)
 			return
@@ -230,8 +248,21 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 		switch {
 		case noDevice:
 			continue
+		case snapshot != "" && !uuidPattern.MatchString(snapshot):
+			in.Fail(badField("block_device_mapping.snapshot_id", snapshot, "'%s' is not a valid UUID", snapshot))
 		case snapshot != "":
-			in.Fail(badField("block_device_mapping.snapshot_id", snapshot, "volumes made from snapshots at server create are not supported: create the volume first"))
+			if strings.TrimPrefix(device, "/dev/") != "vda" {
+				req.volumes = append(req.volumes, dataVolume{Source: "snapshot", UUID: snapshot, Size: size, DeleteOnTermination: del, index: -1,
+					field: "block_device_mapping.snapshot_id", sizeField: "block_device_mapping.volume_size"})
+				continue
+			}
+			if req.boot != nil {
+				in.Fail(badRequest("Block Device Mapping is Invalid: two volumes on the root device vda."))
+				return
+			}
+			req.boot = &bootVolume{Source: "snapshot", UUID: snapshot, Size: size, DeleteOnTermination: del,
+				field: "block_device_mapping.snapshot_id", sizeField: "block_device_mapping.volume_size"}
+			continue
 		case virtual != "":
 			in.Fail(badField("block_device_mapping.virtual_name", virtual, "ephemeral and swap disks are not supported"))
 		case !uuidPattern.MatchString(volID):
@@ -256,8 +287,8 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 
 // resolveDataVolumes checks the data volumes a create attaches, before
 // anything is made: the caller's existing volumes, available; the images
-// new volumes are made from, and the volume types they name; one server
-// that is not bare metal.
+// and snapshots new volumes are made from, and the volume types they
+// name; one server that is not bare metal.
 func (s *Service) resolveDataVolumes(ctx context.Context, tx *memdb.Txn, p *api.Principal, req *serverRequest) error {
 	if len(req.volumes) == 0 {
 		return nil
@@ -291,21 +322,55 @@ func (s *Service) resolveDataVolumes(ctx context.Context, tx *memdb.Txn, p *api.
 			if s.cfg.Volumes == nil {
 				return badRequest("Blank volumes at server create are not supported by this cloud.")
 			}
+		case "snapshot":
+			if err := s.resolveSnapshot(tx, req.tmpl.Project, d.UUID, d.Size, d.field, d.sizeField); err != nil {
+				return err
+			}
 		}
-		if d.Type != "" {
-			t, err := volstate.LoadType(tx, d.Type)
-			if err != nil {
-				t = volstate.TypeByName(tx, d.Type)
-			}
-			if t == nil || !t.Usable(req.tmpl.Project) && !p.IsAdmin() {
-				return badField("block_device_mapping_v2.volume_type", d.Type, "Volume type %s could not be found.", d.Type)
-			}
+		if err := checkVolumeType(tx, p, req.tmpl.Project, d.Type); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// makeDataVolumes makes the new volumes (blank, or from an image) the
+// checkVolumeType checks the volume type a new volume names (2.67), if
+// any, is one the project may use.
+func checkVolumeType(tx *memdb.Txn, p *api.Principal, project, ref string) error {
+	if ref == "" {
+		return nil
+	}
+	t, err := volstate.LoadType(tx, ref)
+	if err != nil {
+		t = volstate.TypeByName(tx, ref)
+	}
+	if t == nil || !t.Usable(project) && !p.IsAdmin() {
+		return badField("block_device_mapping_v2.volume_type", ref, "Volume type %s could not be found.", ref)
+	}
+	return nil
+}
+
+// resolveSnapshot checks the volume snapshot a new volume is made from,
+// before anything is made: the project's, available, and no bigger than
+// the size asked for (0: the snapshot's), naming the field that is wrong.
+func (s *Service) resolveSnapshot(tx *memdb.Txn, project, id string, size int, field, sizeField string) error {
+	if s.cfg.Volumes == nil {
+		return badRequest("Volumes made from snapshots at server create are not supported by this cloud.")
+	}
+	sn := store.Get[volstate.Snapshot](tx, volstate.SnapshotTable, id)
+	switch {
+	case sn == nil || sn.Project != project:
+		return badField(field, id, "Block Device Mapping is Invalid: failed to get snapshot %s.", id)
+	case sn.Status != volstate.SnapStatusAvailable:
+		return badField(field, id, "Block Device Mapping is Invalid: snapshot %s is %s, not available.", id, sn.Status)
+	case size > 0 && size < sn.Size:
+		return badField(sizeField, size, "Block Device Mapping is Invalid: volume size %dGB cannot be smaller than the size %dGB of snapshot %s.", size, sn.Size, id)
+	}
+	return nil
+}
+
+// makeDataVolumes makes the new volumes (blank, from an image or from a
+// snapshot) the
 // data entries ask for, before the server is proposed, as Nova's compute
 // manager makes them and waits for each; undo deletes each again unless
 // the server exists. It returns the ids it made. A volume that cannot be
@@ -321,6 +386,8 @@ func (s *Service) makeDataVolumes(ctx context.Context, p *api.Principal, req *se
 			id, err = s.cfg.Volumes.CreateBlank(ctx, p, d.Size, req.tmpl.Name+"-blank", d.Type)
 		case "image":
 			id, err = s.cfg.Volumes.CreateFromImage(ctx, p, d.UUID, d.Size, req.tmpl.Name, d.Type)
+		case "snapshot":
+			id, err = s.cfg.Volumes.CreateFromSnapshot(ctx, p, d.UUID, d.Size, req.tmpl.Name, d.Type)
 		default:
 			continue
 		}
@@ -339,14 +406,16 @@ func (s *Service) makeDataVolumes(ctx context.Context, p *api.Principal, req *se
 }
 
 // resolveBootVolume checks what a boot-from-volume create names: the
-// image (active, fitting the flavor's memory), or the volume (the
-// caller's, available).
+// image (active, fitting the flavor's memory), the snapshot (the
+// caller's, available, fitting the size asked for), or the volume (the
+// caller's, available); and the volume type a new volume names.
 func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.Request, req *serverRequest) error {
 	b := req.boot
 	if req.count > 1 {
 		return badRequest("Booting more than one server from a volume in one request is not supported.")
 	}
-	if b.Source == "image" {
+	switch b.Source {
+	case "image":
 		if s.cfg.Volumes == nil {
 			return badRequest("Booting from a volume made from an image is not supported by this cloud.")
 		}
@@ -354,7 +423,11 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 		if _, err := s.resolveImage(ctx, principal(r), b.UUID, &Flavor{RAM: f.RAM}, &req.tmpl); err != nil {
 			return err
 		}
-	} else {
+	case "snapshot":
+		if err := s.resolveSnapshot(tx, req.tmpl.Project, b.UUID, b.Size, b.field, b.sizeField); err != nil {
+			return err
+		}
+	default:
 		v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID)
 		if v == nil || v.Project != req.tmpl.Project {
 			return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", b.UUID)
@@ -366,21 +439,30 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 		// QEMU the LUKS layer (the key through a pipe, never its
 		// command line).
 	}
+	if err := checkVolumeType(tx, principal(r), req.tmpl.Project, b.Type); err != nil {
+		return err
+	}
 	// The root disk is the volume: the server takes no local disk and
 	// shows no image.
 	req.tmpl.ImageID, req.tmpl.RootGB = "", 0
 	return nil
 }
 
-// makeBootVolume makes the volume an image source asks for, before the
-// server is proposed, and returns its id ("" if none was made); undo
-// deletes it again unless the server exists.
+// makeBootVolume makes the volume an image or snapshot source asks for,
+// before the server is proposed, and returns its id ("" if none was
+// made); undo deletes it again unless the server exists.
 func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *serverRequest, undo func(...func())) (string, error) {
 	b := req.boot
-	if b == nil || b.Source != "image" {
+	if b == nil || b.Source == "volume" {
 		return "", nil
 	}
-	id, err := s.cfg.Volumes.CreateFromImage(ctx, p, b.UUID, b.Size, req.tmpl.Name, "")
+	var id string
+	var err error
+	if b.Source == "snapshot" {
+		id, err = s.cfg.Volumes.CreateFromSnapshot(ctx, p, b.UUID, b.Size, req.tmpl.Name, b.Type)
+	} else {
+		id, err = s.cfg.Volumes.CreateFromImage(ctx, p, b.UUID, b.Size, req.tmpl.Name, b.Type)
+	}
 	if err != nil {
 		return "", err
 	}

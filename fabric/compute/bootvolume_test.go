@@ -7,15 +7,16 @@ import (
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
-// fakeBootVolumes makes volumes from images as the volume service does:
-// available rows in the caller's project.
+// fakeBootVolumes makes volumes from images and snapshots as the volume
+// service does: available rows in the caller's project.
 type fakeBootVolumes struct {
 	f       *fixture
 	mu      sync.Mutex
-	made    map[string]string // volume → image
+	made    map[string]string // volume → image, or "snapshot:" and the snapshot
 	deleted []string
 	fail    error
 	// failAfter is how many volumes are made before fail applies.
@@ -23,16 +24,33 @@ type fakeBootVolumes struct {
 }
 
 func (b *fakeBootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, size int, name, volumeType string) (string, error) {
-	return b.create(ctx, p, image, size, volumeType)
+	return b.create(ctx, p, image, "", size, volumeType)
 }
 
 func (b *fakeBootVolumes) CreateBlank(ctx context.Context, p *api.Principal, size int, name, volumeType string) (string, error) {
-	return b.create(ctx, p, "", size, volumeType)
+	return b.create(ctx, p, "", "", size, volumeType)
 }
 
-// create makes an available volume of image ("" blank), failing with
-// fail, or once failAfter volumes are made.
-func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, image string, size int, volumeType string) (string, error) {
+// CreateFromSnapshot makes the volume of the snapshot's size (unless
+// size is given) and its volume's type (unless volumeType is given); the
+// state machine refuses another project's snapshot, one not available or
+// a smaller size, as the volume service's create does.
+func (b *fakeBootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Principal, snapshot string, size int, name, volumeType string) (string, error) {
+	tx := b.f.local.State.Txn()
+	if sn := store.Get[volstate.Snapshot](tx, volstate.SnapshotTable, snapshot); sn != nil {
+		if size == 0 {
+			size = sn.Size
+		}
+		if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, sn.VolumeID); src != nil && volumeType == "" {
+			volumeType = src.TypeID
+		}
+	}
+	return b.create(ctx, p, "", snapshot, size, volumeType)
+}
+
+// create makes an available volume of image or snapshot ("" both:
+// blank), failing with fail, or once failAfter volumes are made.
+func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, image, snapshot string, size int, volumeType string) (string, error) {
 	b.mu.Lock()
 	n := len(b.made)
 	b.mu.Unlock()
@@ -45,13 +63,16 @@ func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, image st
 		volumeType = t.ID
 	}
 	v := volstate.Volume{ID: api.NewUUID(), Project: p.ProjectID, Size: size, Status: volstate.StatusAvailable, TypeID: volumeType,
-		ImageID: image, Bootable: image != ""}
+		ImageID: image, Bootable: image != "", SnapshotID: snapshot}
 	if _, err := b.f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
 		return "", err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.made[v.ID] = image
+	if snapshot != "" {
+		b.made[v.ID] = "snapshot:" + snapshot
+	}
 	return v.ID, nil
 }
 
@@ -171,16 +192,16 @@ func TestBootFromVolumeRefusesBadMappings(t *testing.T) {
 		bdm any
 		msg string
 	}{
-		"two devices":     {append(bfv("volume", theirs, 0, false), bfv("volume", theirs, 0, false)...), "twice"},
-		"two boot":        {append(bfv("volume", theirs, 0, false), bfv("image", img1, 1, false)...), "Boot sequence"},
-		"ephemeral":       {[]any{map[string]any{"boot_index": -1, "source_type": "blank", "destination_type": "local", "volume_size": 1}}, "destination_type"},
-		"swap":            {[]any{map[string]any{"source_type": "blank", "guest_format": "swap", "volume_size": 1}}, "guest_format"},
-		"no image":        {[]any{map[string]any{"boot_index": 1, "source_type": "volume", "destination_type": "volume", "uuid": theirs}}, "imageRef"},
-		"snapshot":        {[]any{map[string]any{"boot_index": 0, "source_type": "snapshot", "destination_type": "volume", "uuid": theirs}}, "source_type"},
-		"image, no size":  {bfv("image", img1, 0, false), "volume_size"},
-		"others' volume":  {bfv("volume", theirs, 0, false), theirs},
-		"no volume":       {bfv("volume", api.NewUUID(), 0, false), "failed to get volume"},
-		"image, no store": {bfv("image", img1, 1, false), "not supported"},
+		"two devices":        {append(bfv("volume", theirs, 0, false), bfv("volume", theirs, 0, false)...), "twice"},
+		"two boot":           {append(bfv("volume", theirs, 0, false), bfv("image", img1, 1, false)...), "Boot sequence"},
+		"ephemeral":          {[]any{map[string]any{"boot_index": -1, "source_type": "blank", "destination_type": "local", "volume_size": 1}}, "destination_type"},
+		"swap":               {[]any{map[string]any{"source_type": "blank", "guest_format": "swap", "volume_size": 1}}, "guest_format"},
+		"no image":           {[]any{map[string]any{"boot_index": 1, "source_type": "volume", "destination_type": "volume", "uuid": theirs}}, "imageRef"},
+		"snapshot, no store": {[]any{map[string]any{"boot_index": 0, "source_type": "snapshot", "destination_type": "volume", "uuid": theirs}}, "snapshots at server create are not supported"},
+		"image, no size":     {bfv("image", img1, 0, false), "volume_size"},
+		"others' volume":     {bfv("volume", theirs, 0, false), theirs},
+		"no volume":          {bfv("volume", api.NewUUID(), 0, false), "failed to get volume"},
+		"image, no store":    {bfv("image", img1, 1, false), "not supported"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -255,14 +276,15 @@ func TestLegacyBlockDeviceMapping(t *testing.T) {
 		body map[string]any
 		msg  string
 	}{
-		"snapshot":       {map[string]any{"block_device_mapping": []any{map[string]any{"snapshot_id": free}}}, "snapshot_id"},
-		"swap":           {map[string]any{"block_device_mapping": []any{map[string]any{"virtual_name": "swap", "device_name": "vdc"}}}, "virtual_name"},
-		"no volume id":   {map[string]any{"block_device_mapping": []any{map[string]any{"device_name": "vdc"}}}, "volume_id"},
-		"twice":          {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}, map[string]any{"volume_id": free, "device_name": "vdd"}}}, "twice"},
-		"both syntaxes":  {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "block_device_mapping_v2": v2}, "syntaxes"},
-		"others' volume": {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": theirs}}}, theirs},
-		"attached":       {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": root}}}, "not available"},
-		"two servers":    {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "max_count": 2}, "more than one server"},
+		"snapshot":           {map[string]any{"block_device_mapping": []any{map[string]any{"snapshot_id": "x"}}}, "snapshot_id"},
+		"snapshot, no store": {map[string]any{"block_device_mapping": []any{map[string]any{"snapshot_id": free}}}, "snapshots at server create are not supported"},
+		"swap":               {map[string]any{"block_device_mapping": []any{map[string]any{"virtual_name": "swap", "device_name": "vdc"}}}, "virtual_name"},
+		"no volume id":       {map[string]any{"block_device_mapping": []any{map[string]any{"device_name": "vdc"}}}, "volume_id"},
+		"twice":              {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}, map[string]any{"volume_id": free, "device_name": "vdd"}}}, "twice"},
+		"both syntaxes":      {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "block_device_mapping_v2": v2}, "syntaxes"},
+		"others' volume":     {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": theirs}}}, theirs},
+		"attached":           {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": root}}}, "not available"},
+		"two servers":        {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "max_count": 2}, "more than one server"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -390,21 +412,21 @@ func TestBlockDeviceMappingV2DataVolumes(t *testing.T) {
 		bdm     []any
 		msg     string
 	}{
-		"in use":           {"", data("source_type", "volume", "uuid", used), "not available"},
-		"others' volume":   {"", data("source_type", "volume", "uuid", theirs), theirs},
-		"no such volume":   {"", data("source_type", "volume", "uuid", api.NewUUID()), "failed to get volume"},
-		"blank, no size":   {"", data("source_type", "blank"), "volume_size"},
-		"blank with uuid":  {"", data("source_type", "blank", "uuid", mine, "volume_size", 1), "uuid"},
-		"snapshot":         {"", data("source_type", "snapshot", "uuid", mine), "source_type"},
-		"bad source":       {"", data("source_type", "disk", "uuid", mine), "source_type"},
-		"bad destination":  {"", data("source_type", "blank", "destination_type", "cloud", "volume_size", 1), "destination_type"},
-		"tag":              {"2.42", data("source_type", "blank", "volume_size", 1, "tag", "db"), "tag"},
-		"no such type":     {"2.67", data("source_type", "blank", "volume_size", 1, "volume_type", "slow"), "volume_type"},
-		"type before 2.67": {"2.66", data("source_type", "blank", "volume_size", 1, "volume_type", "fast"), "volume_type"},
-		"type of existing": {"2.67", data("source_type", "volume", "uuid", mine, "volume_type", "fast"), "volume_type"},
-		"no such image":    {"", data("source_type", "image", "uuid", api.NewUUID(), "volume_size", 1), "Image"},
-		"bad uuid":         {"", data("source_type", "volume", "uuid", "x"), "uuid"},
-		"boot image clash": {"", []any{map[string]any{"uuid": imgBig, "boot_index": 0, "source_type": "image", "destination_type": "local"}}, "imageRef"},
+		"in use":               {"", data("source_type", "volume", "uuid", used), "not available"},
+		"others' volume":       {"", data("source_type", "volume", "uuid", theirs), theirs},
+		"no such volume":       {"", data("source_type", "volume", "uuid", api.NewUUID()), "failed to get volume"},
+		"blank, no size":       {"", data("source_type", "blank"), "volume_size"},
+		"blank with uuid":      {"", data("source_type", "blank", "uuid", mine, "volume_size", 1), "uuid"},
+		"volume, not snapshot": {"", data("source_type", "snapshot", "uuid", mine), "block_device_mapping_v2.uuid"},
+		"bad source":           {"", data("source_type", "disk", "uuid", mine), "source_type"},
+		"bad destination":      {"", data("source_type", "blank", "destination_type", "cloud", "volume_size", 1), "destination_type"},
+		"tag":                  {"2.42", data("source_type", "blank", "volume_size", 1, "tag", "db"), "tag"},
+		"no such type":         {"2.67", data("source_type", "blank", "volume_size", 1, "volume_type", "slow"), "volume_type"},
+		"type before 2.67":     {"2.66", data("source_type", "blank", "volume_size", 1, "volume_type", "fast"), "volume_type"},
+		"type of existing":     {"2.67", data("source_type", "volume", "uuid", mine, "volume_type", "fast"), "volume_type"},
+		"no such image":        {"", data("source_type", "image", "uuid", api.NewUUID(), "volume_size", 1), "Image"},
+		"bad uuid":             {"", data("source_type", "volume", "uuid", "x"), "uuid"},
+		"boot image clash":     {"", []any{map[string]any{"uuid": imgBig, "boot_index": 0, "source_type": "image", "destination_type": "local"}}, "imageRef"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -415,5 +437,177 @@ func TestBlockDeviceMappingV2DataVolumes(t *testing.T) {
 	}
 	if len(bv.made) != made || f.vol(mine).Status != volstate.StatusAvailable {
 		t.Fatalf("a refused create made %v or took %+v", bv.made, f.vol(mine))
+	}
+}
+
+// bdmSnapshot takes a snapshot (available) of a new volume of project of
+// size GiB and type typeID, and returns its id.
+func (f *fixture) bdmSnapshot(project string, size int, typeID string) string {
+	f.t.Helper()
+	ctx := context.Background()
+	v := volstate.Volume{ID: api.NewUUID(), Project: project, Size: size, Status: volstate.StatusAvailable, TypeID: typeID}
+	if _, err := f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
+		f.t.Fatal(err)
+	}
+	sn := volstate.Snapshot{ID: api.NewUUID(), Project: project, VolumeID: v.ID, Status: volstate.SnapStatusAvailable}
+	if _, err := f.local.Propose(ctx, volstate.CmdCreateSnapshot, volstate.CreateSnapshotCmd{Row: sn}); err != nil {
+		f.t.Fatal(err)
+	}
+	return sn.ID
+}
+
+// openstack server create --snapshot SNAP (and Horizon's boot from a
+// volume snapshot): boot_index 0, source snapshot, destination volume. A
+// new volume is made from the caller's snapshot, of its size or the
+// volume_size given, of its volume's type or the volume_type given
+// (2.67); it is the server's root disk, deleted with the server when
+// delete_on_termination says so.
+func TestBootFromVolumeSnapshot(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	bv := &fakeBootVolumes{f: f, made: map[string]string{}}
+	f.svc.cfg.Volumes = bv
+	ctx := context.Background()
+	if _, err := f.local.Propose(ctx, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t-fast", Name: "fast", Public: true}}); err != nil {
+		t.Fatal(err)
+	}
+	sn := f.bdmSnapshot(projA, 2, "t-fast")
+	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("snapshot", sn, 0, true))
+	row := f.row(id)
+	v := f.vol(row.BootVolume)
+	if bv.made[row.BootVolume] != "snapshot:"+sn || row.ImageID != "" || row.RootGB != 0 {
+		t.Fatalf("server row %+v; made %v", row, bv.made)
+	}
+	if v.SnapshotID != sn || v.Size != 2 || v.TypeID != "t-fast" || len(v.Attachments) != 1 || !v.Attachments[0].Root ||
+		v.Attachments[0].Device != "/dev/vda" || !v.Attachments[0].DeleteOnTermination {
+		t.Fatalf("boot volume %+v", v)
+	}
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if got := f.vol(row.BootVolume); got.Status != volstate.StatusDeleting {
+		t.Fatalf("delete_on_termination boot volume after the server is gone %+v", got)
+	}
+
+	// A bigger volume, of the type named, kept after the server.
+	bdm := bfv("snapshot", sn, 3, false)
+	bdm[0].(map[string]any)["volume_type"] = volstate.DefaultTypeID
+	sv := map[string]any{"name": "vm2", "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bdm}
+	id = f.expect("POST", "/v2.1/servers", alice, "2.67", map[string]any{"server": sv}, 202, "")["server"].(map[string]any)["id"].(string)
+	row = f.row(id)
+	if v := f.vol(row.BootVolume); v.SnapshotID != sn || v.Size != 3 || v.TypeID != volstate.DefaultTypeID || v.Attachments[0].DeleteOnTermination {
+		t.Fatalf("3 GiB boot volume %+v", v)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if got := f.vol(row.BootVolume); got.Status != volstate.StatusAvailable {
+		t.Fatalf("kept boot volume after the server is gone %+v", got)
+	}
+
+	// The legacy mapping's snapshot_id on vda is the same boot volume.
+	id = f.server(alice, "vm3", "imageRef", "", "block_device_mapping", []any{map[string]any{"snapshot_id": sn, "device_name": "/dev/vda", "volume_size": 2}})
+	if row := f.row(id); bv.made[row.BootVolume] != "snapshot:"+sn || !f.vol(row.BootVolume).Attachments[0].Root {
+		t.Fatalf("server on a legacy snapshot_id %+v", row)
+	}
+
+	// A data volume that cannot be made fails the create, and the boot
+	// volume made for it is deleted.
+	bv.fail, bv.failAfter = &api.Error{Status: 413, Msg: "VolumeSizeExceedsAvailableQuota: quota exceeded for gigabytes"}, len(bv.made)+1
+	sv = map[string]any{"name": "vm4", "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}},
+		"block_device_mapping_v2": append(bfv("snapshot", sn, 0, false),
+			map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1})}
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": sv}, 413, "", "quota")
+	if len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != "snapshot:"+sn {
+		t.Fatalf("made %v, deleted %v", bv.made, bv.deleted)
+	}
+}
+
+// source_type snapshot with another boot index: a data volume made from
+// the caller's snapshot and attached at create, as the other sources
+// are; what cannot be made from is refused before anything is made,
+// naming the field.
+func TestBlockDeviceMappingSnapshotDataVolume(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	bv := &fakeBootVolumes{f: f, made: map[string]string{}}
+	f.svc.cfg.Volumes = bv
+	sn := f.bdmSnapshot(projA, 2, volstate.DefaultTypeID)
+	bdm := []any{
+		map[string]any{"uuid": sn, "source_type": "snapshot", "destination_type": "volume", "delete_on_termination": true},
+		map[string]any{"uuid": sn, "boot_index": 1, "source_type": "snapshot", "destination_type": "volume", "volume_size": 4},
+	}
+	id := f.server(alice, "vm", "block_device_mapping_v2", bdm)
+	row := f.row(id)
+	if row.ImageID != img1 || row.BootVolume != "" || len(bv.made) != 2 {
+		t.Fatalf("server row %+v, made %v", row, bv.made)
+	}
+	for vid := range bv.made {
+		v := f.vol(vid)
+		big := v.Size == 4
+		if v.SnapshotID != sn || !big && v.Size != 2 || len(v.Attachments) != 1 || v.Attachments[0].Root || v.Attachments[0].ServerID != id ||
+			v.Attachments[0].Device != map[bool]string{true: "/dev/vdc", false: "/dev/vdd"}[big] || v.Attachments[0].DeleteOnTermination == big {
+			t.Fatalf("data volume from the snapshot %+v", v)
+		}
+	}
+	// The legacy mapping's snapshot_id off vda is a data volume too.
+	id = f.server(alice, "vm2", "block_device_mapping", []any{map[string]any{"snapshot_id": sn, "device_name": "vdb"}})
+	var legacy []*volstate.Volume
+	for vid, src := range bv.made {
+		if v := f.vol(vid); src == "snapshot:"+sn && len(v.Attachments) == 1 && v.Attachments[0].ServerID == id && !v.Attachments[0].Root {
+			legacy = append(legacy, v)
+		}
+	}
+	if len(bv.made) != 3 || len(legacy) != 1 {
+		t.Fatalf("legacy data volume from the snapshot: made %v, attached to %s: %v", bv.made, id, legacy)
+	}
+
+	theirs := f.bdmSnapshot(projB, 1, volstate.DefaultTypeID)
+	broken := f.bdmSnapshot(projA, 1, volstate.DefaultTypeID)
+	b := store.Get[volstate.Snapshot](f.local.State.Txn(), volstate.SnapshotTable, broken).Clone()
+	b.Status = volstate.SnapStatusError
+	if _, err := f.local.Propose(context.Background(), volstate.CmdPutSnapshot, volstate.PutSnapshotCmd{Row: *b, Revision: b.Revision}); err != nil {
+		t.Fatal(err)
+	}
+	made := len(bv.made)
+	entry := func(index int, kv ...any) []any {
+		m := map[string]any{"source_type": "snapshot", "destination_type": "volume", "boot_index": index}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return []any{m}
+	}
+	tests := map[string]struct {
+		bdm       []any
+		msg, msg2 string
+	}{
+		"others' snapshot":       {entry(1, "uuid", theirs), "block_device_mapping_v2.uuid", "failed to get snapshot"},
+		"others' boot snapshot":  {entry(0, "uuid", theirs), "block_device_mapping_v2.uuid", "failed to get snapshot"},
+		"no such snapshot":       {entry(-1, "uuid", api.NewUUID()), "block_device_mapping_v2.uuid", "failed to get snapshot"},
+		"snapshot in error":      {entry(1, "uuid", broken), "block_device_mapping_v2.uuid", "not available"},
+		"boot snapshot in error": {entry(0, "uuid", broken), "block_device_mapping_v2.uuid", "not available"},
+		"smaller":                {entry(1, "uuid", sn, "volume_size", 1), "block_device_mapping_v2.volume_size", "smaller"},
+		"smaller boot volume":    {entry(0, "uuid", sn, "volume_size", 1), "block_device_mapping_v2.volume_size", "smaller"},
+		"bad uuid":               {entry(1, "uuid", "x"), "block_device_mapping_v2.uuid", "UUID"},
+		"no uuid":                {entry(1), "block_device_mapping_v2.uuid", "UUID"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sv := map[string]any{"name": "x", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}},
+				"block_device_mapping_v2": tc.bdm}
+			f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": sv}, 400, "badRequest", tc.msg, tc.msg2)
+		})
+	}
+	for name, l := range map[string][]any{
+		"legacy others' snapshot": {map[string]any{"snapshot_id": theirs, "device_name": "vdb"}},
+		"legacy smaller":          {map[string]any{"snapshot_id": sn, "volume_size": 1}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sv := map[string]any{"name": "x", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}},
+				"block_device_mapping": l}
+			f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": sv}, 400, "badRequest", "block_device_mapping.")
+		})
+	}
+	if len(bv.made) != made {
+		t.Fatalf("a refused create made %v", bv.made)
 	}
 }

@@ -86,7 +86,7 @@ func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID
 	if err != nil {
 		return "", err
 	}
-	return s.createForServer(ctx, p, img, sizeGB, name, typeRef)
+	return s.createForServer(ctx, p, img, "", sizeGB, name, typeRef)
 }
 
 // CreateBlank makes an empty volume of sizeGB in p's project, of volume
@@ -96,22 +96,55 @@ func (s *Service) CreateBlank(ctx context.Context, p *api.Principal, sizeGB int,
 	if sizeGB < 1 || sizeGB > maxSize {
 		return "", badRequest("Invalid input received: size %d is not between 1 and %d.", sizeGB, maxSize)
 	}
-	return s.createForServer(ctx, p, nil, sizeGB, name, typeRef)
+	return s.createForServer(ctx, p, nil, "", sizeGB, name, typeRef)
 }
 
-// createForServer makes the volume of Nova's server create: empty, or
-// holding img's disk.
-func (s *Service) createForServer(ctx context.Context, p *api.Principal, img *ImageInfo, sizeGB int, name, typeRef string) (string, error) {
+// CreateFromSnapshot makes a volume in p's project from p's snapshot
+// snapID, of sizeGB (0: the snapshot's size) and volume type typeRef (""
+// the snapshot's volume's), as a volume create naming snapshot_id does,
+// and returns its id once it is available: Nova's boot from, or data
+// volume made from, a volume snapshot (source_type snapshot).
+func (s *Service) CreateFromSnapshot(ctx context.Context, p *api.Principal, snapID string, sizeGB int, name, typeRef string) (string, error) {
+	if sizeGB < 0 || sizeGB > maxSize {
+		return "", badRequest("Invalid input received: size %d is not between 1 and %d.", sizeGB, maxSize)
+	}
+	if snapID == "" {
+		return "", notFound("Snapshot", snapID)
+	}
+	return s.createForServer(ctx, p, nil, snapID, sizeGB, name, typeRef)
+}
+
+// createForServer makes the volume of Nova's server create: empty,
+// holding img's disk, or a copy of snapshot snapID.
+func (s *Service) createForServer(ctx context.Context, p *api.Principal, img *ImageInfo, snapID string, sizeGB int, name, typeRef string) (string, error) {
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return "", err
+	}
+	now := s.now()
+	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
+		CreatedAt: now, UpdatedAt: now}
+	named := typeRef
+	// from is the snapshot copied, srcKey its sealed key if encrypted.
+	from, srcKey := "", ""
+	if snapID != "" {
+		snap := store.Get[volstate.Snapshot](tx, volstate.SnapshotTable, snapID)
+		if snap == nil || snap.Project != p.ProjectID {
+			return "", notFound("Snapshot", snapID)
+		}
+		var size *int
+		if sizeGB > 0 {
+			size = &sizeGB
+		}
+		typeRef = fromSnapshot(tx, snap, &v, &size, typeRef)
+		v.Size, from, srcKey = *size, snap.ID, snap.Key
 	}
 	t, err := resolveTypeFor(tx, p.ProjectID, typeRef)
 	if err != nil {
 		return "", err
 	}
-	if typeRef != "" && !t.Usable(p.ProjectID) && !p.IsAdmin() {
-		return "", notFound("Volume type", typeRef)
+	if named != "" && !t.Usable(p.ProjectID) && !p.IsAdmin() {
+		return "", notFound("Volume type", named)
 	}
 	if why := unschedulable(t); why != "" {
 		return "", badRequest("Invalid volume type %s: %s", t.Name, why)
@@ -120,29 +153,30 @@ func (s *Service) createForServer(ctx context.Context, p *api.Principal, img *Im
 	if err != nil {
 		return "", err
 	}
-	now := s.now()
-	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
-		TypeID: t.ID, CreatedAt: now, UpdatedAt: now}
+	v.TypeID = t.ID
 	if img != nil {
 		v.ImageID, v.Bootable, v.ImageMetadata = img.ID, true, imageMetadata(img)
 	}
 	// Of an encrypted type, an image is written through the new key's
-	// LUKS layer.
-	if err := s.volumeKey(&v, t, "", ""); err != nil {
+	// LUKS layer; a copy of an encrypted snapshot keeps its key.
+	if err := s.volumeKey(&v, t, from, srcKey); err != nil {
 		return "", err
 	}
 	s.worked(&v)
 	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return "", err
 	}
-	dataErr := s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy)
+	dataErr := s.makeBlocks(ctx, &v, from, policy)
 	what := "create the volume's blocks"
 	if dataErr == nil && img != nil {
 		dataErr, what = s.cfg.Data.ImageToVolume(ctx, img.ID, v.ID), "copy image "+img.ID+" into the volume"
 	}
 	if _, err := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, what, dataErr); err != nil {
-		if img != nil {
+		switch {
+		case img != nil:
 			return "", fmt.Errorf("make a volume from image %s: %w", img.ID, err)
+		case from != "":
+			return "", fmt.Errorf("make a volume from snapshot %s: %w", from, err)
 		}
 		return "", fmt.Errorf("make a blank volume: %w", err)
 	}

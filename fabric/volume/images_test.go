@@ -185,6 +185,53 @@ func TestCreateBlankForNova(t *testing.T) {
 	}
 }
 
+// Nova's volume made from a volume snapshot (source_type snapshot): a
+// copy-on-write copy of the snapshot of the snapshot's size, or bigger,
+// of its volume's type unless one is named, bootable as its volume is;
+// another project's snapshot is not found, a smaller size or a snapshot
+// not available is refused, and nothing is made for them.
+func TestCreateFromSnapshotForNova(t *testing.T) {
+	f := newFixture(t)
+	p := &api.Principal{UserID: "alice", ProjectID: projA, Roles: []string{"member"}}
+	ctx := context.Background()
+	f.expect(http.StatusOK, "POST", "types", admin, map[string]any{"volume_type": map[string]any{"name": "fast"}})
+	vol := f.createVolume(alice, map[string]any{"size": 2, "volume_type": "fast"})["id"].(string)
+	if _, err := f.svc.changeVolume(ctx, vol, func(v *volstate.Volume) error { v.Bootable = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sn := f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}}).Body["snapshot"].(map[string]any)["id"].(string)
+	id, err := f.svc.CreateFromSnapshot(ctx, p, sn, 0, "vm-root", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.showVolume(alice, id)
+	if got["status"] != "available" || got["size"] != float64(2) || got["snapshot_id"] != sn || got["volume_type"] != "fast" ||
+		got["bootable"] != "true" || got["name"] != "vm-root" || f.blocks.parent[id] != sn {
+		t.Fatalf("volume from a snapshot %v (blocks from %q)", got, f.blocks.parent[id])
+	}
+	if id, err = f.svc.CreateFromSnapshot(ctx, p, sn, 3, "bigger", ""); err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := f.blocks.sizeOf(id); f.showVolume(alice, id)["size"] != float64(3) || size != 3*volstate.GiB {
+		t.Fatalf("3 GiB volume from a snapshot: %v, blocks %d", f.showVolume(alice, id), size)
+	}
+	volumes := len(f.expect(http.StatusOK, "GET", "volumes", alice, nil).Body["volumes"].([]any))
+	bob := &api.Principal{UserID: "bob", ProjectID: projB, Roles: []string{"member"}}
+	if _, err := f.svc.CreateFromSnapshot(ctx, bob, sn, 0, "x", ""); api.StatusOf(err) != http.StatusNotFound {
+		t.Fatalf("another project's snapshot: %v", err)
+	}
+	if _, err := f.svc.CreateFromSnapshot(ctx, p, sn, 1, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("smaller than the snapshot: %v", err)
+	}
+	f.expect(http.StatusAccepted, "POST", "snapshots/"+sn+"/action", admin, action("os-reset_status", map[string]any{"status": "error"}))
+	if _, err := f.svc.CreateFromSnapshot(ctx, p, sn, 0, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("from a snapshot in error: %v", err)
+	}
+	if n := len(f.expect(http.StatusOK, "GET", "volumes", alice, nil).Body["volumes"].([]any)); n != volumes {
+		t.Fatalf("%d volumes after refused creates, %d before", n, volumes)
+	}
+}
+
 // A volume released deleting by its server's removal (delete on
 // termination) has no worker: the maintenance deletes it.
 func TestReleasedDeletingVolumeIsDeleted(t *testing.T) {

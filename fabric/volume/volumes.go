@@ -492,15 +492,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		from, srcKey, keyFrom = snap.ID, snap.Key, snap.ID
-		if size == nil {
-			size = &snap.Size
-		}
-		if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, snap.VolumeID); src != nil {
-			if typeRef == "" {
-				typeRef = src.TypeID
-			}
-			inheritBoot(&v, src)
-		}
+		typeRef = fromSnapshot(tx, snap, &v, &size, typeRef)
 	case v.SourceVolID != "":
 		src, err := s.volumes(r, true).Get(tx, p, v.SourceVolID)
 		if err != nil {
@@ -561,15 +553,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	// The row is taken; now the blocks. A failure is recorded on the
 	// volume (status error, with the cause), as Cinder does: the client
 	// sees it and deletes the volume.
-	var dataErr error
-	if from == "" {
-		dataErr = s.cfg.Blocks.Create(r.Context(), v.ID, int64(v.Size)*volstate.GiB, policy)
-	} else {
-		dataErr = s.cfg.Blocks.Clone(r.Context(), v.ID, from)
-		if dataErr == nil {
-			dataErr = s.cfg.Blocks.Resize(r.Context(), v.ID, int64(v.Size)*volstate.GiB)
-		}
-	}
+	dataErr := s.makeBlocks(r.Context(), &v, from, policy)
 	var row *volstate.Volume
 	if backup != nil && dataErr == nil {
 		// Restored in the background; the volume is creating until then.
@@ -604,6 +588,36 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	}
 	api.JSON(w, http.StatusAccepted, map[string]any{"volume": changeView(s.volumeView(tx, r, p, row))})
 	return nil
+}
+
+// fromSnapshot prepares v, a volume made from snapshot snap: its size is
+// the snapshot's unless *size is given, its type the source volume's
+// unless typeRef names one (the type it takes is returned), and it is
+// bootable as the source is.
+func fromSnapshot(tx *memdb.Txn, snap *volstate.Snapshot, v *volstate.Volume, size **int, typeRef string) string {
+	v.SnapshotID = snap.ID
+	if *size == nil {
+		*size = &snap.Size
+	}
+	if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, snap.VolumeID); src != nil {
+		if typeRef == "" {
+			typeRef = src.TypeID
+		}
+		inheritBoot(v, src)
+	}
+	return typeRef
+}
+
+// makeBlocks makes the blocks of new volume v: empty, or a copy-on-write
+// copy of from (a snapshot or volume) grown to v's size.
+func (s *Service) makeBlocks(ctx context.Context, v *volstate.Volume, from string, policy volstate.Policy) error {
+	if from == "" {
+		return s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy)
+	}
+	if err := s.cfg.Blocks.Clone(ctx, v.ID, from); err != nil {
+		return err
+	}
+	return s.cfg.Blocks.Resize(ctx, v.ID, int64(v.Size)*volstate.GiB)
 }
 
 // volumeKey gives v, of type t, its encryption key: a new one, or for a
