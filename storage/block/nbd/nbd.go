@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rackstack/rackstack/storage/block"
 )
@@ -125,6 +126,8 @@ type Server struct {
 	reads [2]sync.Pool
 	// payloads are the 1 MiB write payloads devices gave back.
 	payloads sync.Pool
+	// workers counts the workers connections started (tests read it).
+	workers atomic.Int64
 }
 
 // NewServer returns a Server with no exports.
@@ -259,7 +262,11 @@ type conn struct {
 	dev        Device
 	wmu        sync.Mutex // one reply at a time
 	wg         sync.WaitGroup
-	closeOnce  sync.Once
+	// busy counts the requests read and not yet being answered: every
+	// request has one reply, which takes it off as it starts, so the
+	// client, once answered, finds it 0 with its next request.
+	busy      atomic.Int32
+	closeOnce sync.Once
 }
 
 func (c *conn) close() { c.closeOnce.Do(func() { c.nc.Close() }) }
@@ -551,11 +558,13 @@ type job struct {
 	payload []byte
 }
 
-// transmit serves requests on up to inFlight workers at once; replies are
-// written whole under wmu. The workers stay for the connection's life, so
-// a request costs no goroutine start (nor the growth of a new stack
-// through the read path), and requests are read through a buffer, so a
-// queue of them costs few reads of the socket.
+// transmit serves requests on up to inFlight workers at once, but for a
+// read that is alone (no other request buffered or in flight), which it
+// serves itself; replies are written whole under wmu. The workers stay
+// for the connection's life, so a request costs no goroutine start (nor
+// the growth of a new stack through the read path), and requests are
+// read through a buffer, so a queue of them costs few reads of the
+// socket.
 func (c *conn) transmit() error {
 	rd := bufio.NewReaderSize(c.nc, 64<<10)
 	jobs := make(chan job)
@@ -602,6 +611,21 @@ func (c *conn) transmit() error {
 			return c.dev.Flush(context.Background())
 		}
 		c.wg.Add(1) // c.wg counts the requests in flight
+		lone := r.Type == cmdRead && rd.Buffered() == 0 && c.busy.Load() == 0
+		c.busy.Add(1)
+		if lone {
+			// No other request waits, nor is served: the client
+			// waits for this read alone (queue depth 1). Serving it
+			// here saves handing it to a worker and back, a wake-up
+			// and a sleep of two goroutines: 2.5 of a read's 9.8
+			// system calls. A request sent meanwhile waits for this
+			// read, as it would for a busy worker.
+			if err := c.serve(r, nil); err != nil {
+				c.close()
+			}
+			c.wg.Done()
+			continue
+		}
 		j := job{r: r, payload: payload}
 		select {
 		case jobs <- j:
@@ -610,6 +634,7 @@ func (c *conn) transmit() error {
 		}
 		if started < inFlight {
 			started++
+			c.s.workers.Add(1)
 			workers.Add(1)
 			go worker(j)
 			continue
@@ -755,6 +780,7 @@ func (c *conn) chunk(flags, typ uint16, handle uint64, head, data []byte) error 
 
 // reply writes a reply's header and data with one system call (writev).
 func (c *conn) reply(hdr, data []byte) error {
+	c.busy.Add(-1)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(data) == 0 {
