@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // rawClient is a minimal NBD client for tests that need to control what
@@ -123,5 +125,54 @@ func TestLoneReadsServedInline(t *testing.T) {
 	}
 	if srv.workers.Load() == before {
 		t.Fatal("batched reads started no worker")
+	}
+}
+
+// TestRepliesQueueBehindAWrite: a reply made while another is being
+// written does not wait for it: it is queued and the writer sends it
+// next, whole and after the reply it was writing.
+func TestRepliesQueueBehindAWrite(t *testing.T) {
+	server, client := net.Pipe() // a write waits until it is read
+	defer server.Close()
+	defer client.Close()
+	c := &conn{nc: server}
+	c.wdone = sync.NewCond(&c.wmu)
+	c.busy.Add(2)
+	first := make(chan error, 1)
+	go func() { first <- c.reply([]byte("head-1:"), []byte("data-1;")) }()
+	for i := 0; ; i++ { // until the first reply is being written
+		c.wmu.Lock()
+		w := c.writing
+		c.wmu.Unlock()
+		if w {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("the first reply is not being written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan error, 1)
+	go func() { second <- c.reply([]byte("head-2:"), []byte("data-2;")) }()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second reply waited for the first one's write")
+	}
+	got := make([]byte, 28)
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "head-1:data-1;head-2:data-2;" {
+		t.Fatalf("wire: %q", got)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if n := c.busy.Load(); n != 0 {
+		t.Fatalf("busy %d after both replies", n)
 	}
 }

@@ -260,8 +260,16 @@ type conn struct {
 	meta       bool // base:allocation selected
 	name       string
 	dev        Device
-	wmu        sync.Mutex // one reply at a time
-	wg         sync.WaitGroup
+	wmu        sync.Mutex
+	// writing is set (on wmu) while a reply is written; replies made
+	// meanwhile are queued (queued, up to maxQueued bytes) for its
+	// writer to send, or wait for wdone. spare is the queue's other
+	// buffer; werr the error that ended writing.
+	writing       bool
+	queued, spare []byte
+	werr          error
+	wdone         *sync.Cond
+	wg            sync.WaitGroup
 	// busy counts the requests read and not yet being answered: every
 	// request has one reply, which takes it off as it starts, so the
 	// client, once answered, finds it 0 with its next request.
@@ -273,6 +281,7 @@ func (c *conn) close() { c.closeOnce.Do(func() { c.nc.Close() }) }
 
 func (s *Server) handle(nc net.Conn) {
 	c := &conn{s: s, nc: nc}
+	c.wdone = sync.NewCond(&c.wmu)
 	defer c.close()
 	if err := c.handshake(); err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errAbort) {
@@ -778,17 +787,61 @@ func (c *conn) chunk(flags, typ uint16, handle uint64, head, data []byte) error 
 	return c.reply(append(hdr, head...), data)
 }
 
+// maxQueued bounds the replies queued behind a reply being written; a
+// reply carrying more than maxQueuedData waits for the writer instead,
+// as copying it would cost more than the system call it saves.
+const (
+	maxQueued     = 256 << 10
+	maxQueuedData = 64 << 10
+)
+
 // reply writes a reply's header and data with one system call (writev).
+// While another reply is being written, a small one is queued behind it
+// instead, and its writer sends the queue with one more write: replies
+// finishing together (queue depth 32) cost fewer system calls than
+// replies. A queued reply's error is the writer's, which closes the
+// connection.
 func (c *conn) reply(hdr, data []byte) error {
 	c.busy.Add(-1)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if len(data) == 0 {
-		_, err := c.nc.Write(hdr)
+	if c.writing && len(data) <= maxQueuedData && len(c.queued)+len(hdr)+len(data) <= maxQueued {
+		c.queued = append(append(c.queued, hdr...), data...)
+		err := c.werr
+		c.wmu.Unlock()
 		return err
 	}
-	bufs := net.Buffers{hdr, data}
-	_, err := bufs.WriteTo(c.nc)
+	for c.writing {
+		c.wdone.Wait()
+	}
+	if c.werr != nil {
+		c.wmu.Unlock()
+		return c.werr
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	var err error
+	if len(data) == 0 {
+		_, err = c.nc.Write(hdr)
+	} else {
+		bufs := net.Buffers{hdr, data}
+		_, err = bufs.WriteTo(c.nc)
+	}
+	c.wmu.Lock()
+	for err == nil && len(c.queued) > 0 {
+		b := c.queued
+		c.queued = c.spare[:0]
+		c.wmu.Unlock()
+		_, err = c.nc.Write(b)
+		c.wmu.Lock()
+		c.spare = b
+	}
+	if err != nil {
+		c.werr = err
+		c.queued = c.queued[:0]
+	}
+	c.writing = false
+	c.wdone.Broadcast()
+	c.wmu.Unlock()
 	return err
 }
 
