@@ -2,7 +2,6 @@ package nbd
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"syscall"
 	"testing"
@@ -11,12 +10,28 @@ import (
 
 // BenchmarkRandomRead runs fio's nbd engine, in its own process, reading
 // 4 KiB pages at random offsets of an exported volume at queue depths 1
-// and 32 (rackbench block's randread jobs), and reports this process's
+// and 32 (rackbench block's randread jobs), over its unix socket and
+// loopback TCP, and reports this process's
 // CPU microseconds per read (user and system): the server's cost of a
 // read alone, which the IOPS of a loaded machine do not show.
 func BenchmarkRandomRead(b *testing.B) {
 	const size = 64 << 20
-	_, v, _, uri := serve(b, size)
+	_, v, srv, unixURI := serve(b, size)
+	// The same export on loopback TCP, as rackd serves it beside the
+	// unix socket.
+	l, err := ListenTCP("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	tcpURI := "nbd://" + l.Addr().String() + "/vol"
+	uri := unixURI
 	command(b, "fio", "--name=fill", "--ioengine=nbd", "--uri="+uri, "--rw=write", "--bs=1M", "--iodepth=8",
 		"--size="+strconv.Itoa(size), "--end_fsync=1")
 	// Reads come from extents, as a volume's settle once folded, and no
@@ -24,8 +39,12 @@ func BenchmarkRandomRead(b *testing.B) {
 	if err := v.Fold(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	for _, qd := range []int{1, 32} {
-		b.Run(fmt.Sprintf("qd%d", qd), func(b *testing.B) {
+	for _, c := range []struct {
+		name, uri string
+		qd        int
+	}{{"unix/qd1", unixURI, 1}, {"unix/qd32", unixURI, 32}, {"tcp/qd1", tcpURI, 1}, {"tcp/qd32", tcpURI, 32}} {
+		uri, qd := c.uri, c.qd
+		b.Run(c.name, func(b *testing.B) {
 			var ru0, ru1 syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 			start := time.Now()
