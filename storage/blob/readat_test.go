@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rackstack/rackstack/storage/disk"
 )
 
 // TestReadAtReadsWhatGetReads reads random ranges of blobs of several
@@ -230,5 +232,88 @@ func TestDegradedReadReadsKShardsOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// readCountingDisk counts the bytes read at offsets from its shard files.
+type readCountingDisk struct {
+	disk.Disk
+	n *atomic.Int64
+}
+
+type readCountingFile struct {
+	io.ReadCloser
+	f io.ReaderAt
+	n *atomic.Int64
+}
+
+func (d readCountingDisk) Open(name string, off int64) (io.ReadCloser, error) {
+	rc, err := d.Disk.Open(name, off)
+	if err != nil {
+		return nil, err
+	}
+	return readCountingFile{ReadCloser: rc, f: rc.(io.ReaderAt), n: d.n}, nil
+}
+
+func (f readCountingFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.f.ReadAt(p, off)
+	f.n.Add(int64(n))
+	return n, err
+}
+
+// TestReadAtChecksPagesOfVerifiedBlocks: once a 32 KiB block has been
+// read and verified whole, a 4 KiB read in it reads that page alone and
+// checks it against the page's kept checksum; a page that turns corrupt
+// is still caught (the read is served around its shard and reports it),
+// and the checksums go with the file.
+func TestReadAtChecksPagesOfVerifiedBlocks(t *testing.T) {
+	s, l := newStore(t, 6)
+	l.ShardSize = 32 << 10
+	var read atomic.Int64
+	for id, d := range s.Local {
+		s.Local[id] = readCountingDisk{Disk: d, n: &read}
+	}
+	ctx := context.Background()
+	data := payload(2 * l.K * l.ShardSize)
+	if _, err := s.Put(ctx, "b", l, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	readAt := func(off, n int) ReadResult {
+		t.Helper()
+		p := make([]byte, n)
+		res, err := s.ReadAt(ctx, "b", l, int64(len(data)), p, int64(off))
+		if err != nil || !bytes.Equal(p, data[off:off+n]) {
+			t.Fatalf("read %d+%d: %v equal=%v", off, n, err, bytes.Equal(p, data[off:off+n]))
+		}
+		return res
+	}
+	readAt(0, 4096) // the first read of the block verifies it whole
+	if n := read.Swap(0); n != int64(4+l.ShardSize) {
+		t.Fatalf("first read of a block read %d bytes, want the block's %d", n, 4+l.ShardSize)
+	}
+	readAt(3*4096, 4096)
+	if n := read.Swap(0); n != 4096 {
+		t.Fatalf("a 4 KiB read in a verified block read %d bytes, want 4096", n)
+	}
+	readAt(4096+100, 5000) // unaligned, over two pages
+	if n := read.Swap(0); n != 2*4096 {
+		t.Fatalf("a read over two pages of a verified block read %d bytes, want 8192", n)
+	}
+	// Flip a byte of page 5 of shard 0's first block in place.
+	f, err := os.OpenFile(shardPath(s, l, "b", 0), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	at := int64(4 + 5*4096 + 7)
+	f.ReadAt(b, at)
+	b[0] ^= 1
+	f.WriteAt(b, at)
+	f.Close()
+	if res := readAt(5*4096, 4096); !res.Degraded || len(res.BadShards) != 1 || res.BadShards[0] != 0 {
+		t.Fatalf("read of a corrupt page reported %v (degraded %v), want shard 0", res.BadShards, res.Degraded)
+	}
+	if n := s.files().sums.Load(); n != 0 {
+		t.Fatalf("%d blocks' page checksums kept after the corrupt shard's file was dropped", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rackstack/rackstack/storage/block"
 )
@@ -125,6 +126,8 @@ type Server struct {
 	reads [2]sync.Pool
 	// payloads are the 1 MiB write payloads devices gave back.
 	payloads sync.Pool
+	// workers counts the workers connections started (tests read it).
+	workers atomic.Int64
 }
 
 // NewServer returns a Server with no exports.
@@ -257,15 +260,28 @@ type conn struct {
 	meta       bool // base:allocation selected
 	name       string
 	dev        Device
-	wmu        sync.Mutex // one reply at a time
-	wg         sync.WaitGroup
-	closeOnce  sync.Once
+	wmu        sync.Mutex
+	// writing is set (on wmu) while a reply is written; replies made
+	// meanwhile are queued (queued, up to maxQueued bytes) for its
+	// writer to send, or wait for wdone. spare is the queue's other
+	// buffer; werr the error that ended writing.
+	writing       bool
+	queued, spare []byte
+	werr          error
+	wdone         *sync.Cond
+	wg            sync.WaitGroup
+	// busy counts the requests read and not yet being answered: every
+	// request has one reply, which takes it off as it starts, so the
+	// client, once answered, finds it 0 with its next request.
+	busy      atomic.Int32
+	closeOnce sync.Once
 }
 
 func (c *conn) close() { c.closeOnce.Do(func() { c.nc.Close() }) }
 
 func (s *Server) handle(nc net.Conn) {
 	c := &conn{s: s, nc: nc}
+	c.wdone = sync.NewCond(&c.wmu)
 	defer c.close()
 	if err := c.handshake(); err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errAbort) {
@@ -551,11 +567,13 @@ type job struct {
 	payload []byte
 }
 
-// transmit serves requests on up to inFlight workers at once; replies are
-// written whole under wmu. The workers stay for the connection's life, so
-// a request costs no goroutine start (nor the growth of a new stack
-// through the read path), and requests are read through a buffer, so a
-// queue of them costs few reads of the socket.
+// transmit serves requests on up to inFlight workers at once, but for a
+// read that is alone (no other request buffered or in flight), which it
+// serves itself; replies are written whole under wmu. The workers stay
+// for the connection's life, so a request costs no goroutine start (nor
+// the growth of a new stack through the read path), and requests are
+// read through a buffer, so a queue of them costs few reads of the
+// socket.
 func (c *conn) transmit() error {
 	rd := bufio.NewReaderSize(c.nc, 64<<10)
 	jobs := make(chan job)
@@ -602,6 +620,21 @@ func (c *conn) transmit() error {
 			return c.dev.Flush(context.Background())
 		}
 		c.wg.Add(1) // c.wg counts the requests in flight
+		lone := r.Type == cmdRead && rd.Buffered() == 0 && c.busy.Load() == 0
+		c.busy.Add(1)
+		if lone {
+			// No other request waits, nor is served: the client
+			// waits for this read alone (queue depth 1). Serving it
+			// here saves handing it to a worker and back, a wake-up
+			// and a sleep of two goroutines: 2.5 of a read's 9.8
+			// system calls. A request sent meanwhile waits for this
+			// read, as it would for a busy worker.
+			if err := c.serve(r, nil); err != nil {
+				c.close()
+			}
+			c.wg.Done()
+			continue
+		}
 		j := job{r: r, payload: payload}
 		select {
 		case jobs <- j:
@@ -610,6 +643,7 @@ func (c *conn) transmit() error {
 		}
 		if started < inFlight {
 			started++
+			c.s.workers.Add(1)
 			workers.Add(1)
 			go worker(j)
 			continue
@@ -753,16 +787,61 @@ func (c *conn) chunk(flags, typ uint16, handle uint64, head, data []byte) error 
 	return c.reply(append(hdr, head...), data)
 }
 
+// maxQueued bounds the replies queued behind a reply being written; a
+// reply carrying more than maxQueuedData waits for the writer instead,
+// as copying it would cost more than the system call it saves.
+const (
+	maxQueued     = 256 << 10
+	maxQueuedData = 64 << 10
+)
+
 // reply writes a reply's header and data with one system call (writev).
+// While another reply is being written, a small one is queued behind it
+// instead, and its writer sends the queue with one more write: replies
+// finishing together (queue depth 32) cost fewer system calls than
+// replies. A queued reply's error is the writer's, which closes the
+// connection.
 func (c *conn) reply(hdr, data []byte) error {
+	c.busy.Add(-1)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if len(data) == 0 {
-		_, err := c.nc.Write(hdr)
+	if c.writing && len(data) <= maxQueuedData && len(c.queued)+len(hdr)+len(data) <= maxQueued {
+		c.queued = append(append(c.queued, hdr...), data...)
+		err := c.werr
+		c.wmu.Unlock()
 		return err
 	}
-	bufs := net.Buffers{hdr, data}
-	_, err := bufs.WriteTo(c.nc)
+	for c.writing {
+		c.wdone.Wait()
+	}
+	if c.werr != nil {
+		c.wmu.Unlock()
+		return c.werr
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	var err error
+	if len(data) == 0 {
+		_, err = c.nc.Write(hdr)
+	} else {
+		bufs := net.Buffers{hdr, data}
+		_, err = bufs.WriteTo(c.nc)
+	}
+	c.wmu.Lock()
+	for err == nil && len(c.queued) > 0 {
+		b := c.queued
+		c.queued = c.spare[:0]
+		c.wmu.Unlock()
+		_, err = c.nc.Write(b)
+		c.wmu.Lock()
+		c.spare = b
+	}
+	if err != nil {
+		c.werr = err
+		c.queued = c.queued[:0]
+	}
+	c.writing = false
+	c.wdone.Broadcast()
+	c.wmu.Unlock()
 	return err
 }
 

@@ -24,7 +24,7 @@ import (
 
 // newStore is a block store over three local disks and an in-memory
 // state.
-func newStore(t *testing.T) *block.Store {
+func newStore(t testing.TB) *block.Store {
 	t.Helper()
 	repl, err := store.NewLocal(block.Schema())
 	if err != nil {
@@ -49,7 +49,7 @@ func newStore(t *testing.T) *block.Store {
 
 // serve exports a new volume of size bytes on a unix socket and returns
 // the volume and its URI.
-func serve(t *testing.T, size int64) (*block.Store, *block.Volume, *Server, string) {
+func serve(t testing.TB, size int64) (*block.Store, *block.Volume, *Server, string) {
 	t.Helper()
 	s := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -81,7 +81,7 @@ func serve(t *testing.T, size int64) (*block.Store, *block.Volume, *Server, stri
 	return s, v, srv, "nbd+unix:///vol?socket=" + sock
 }
 
-func command(t *testing.T, name string, args ...string) string {
+func command(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	path := testenv.RequireCommand(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
