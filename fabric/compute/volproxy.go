@@ -77,7 +77,7 @@ func (s *Service) proxyAllowed(r *http.Request, change bool) error {
 // cinder passes one request on to the volume service, as the caller, and
 // decodes its JSON answer; an error answer comes back as the error Nova
 // turns it into (Cinder's message, Nova's fault body).
-func (s *Service) cinder(r *http.Request, method, path string, query url.Values, body any) (map[string]any, error) {
+func (s *Service) cinder(r *http.Request, method, path string, body any) (map[string]any, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -87,9 +87,6 @@ func (s *Service) cinder(r *http.Request, method, path string, query url.Values,
 		rd = bytes.NewReader(b)
 	}
 	target := "/v3/" + url.PathEscape(principal(r).ProjectID) + path
-	if len(query) > 0 {
-		target += "?" + query.Encode()
-	}
 	// A fresh routing context: the volume service's router must route
 	// the path it is given, not the compute router's.
 	ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
@@ -207,7 +204,7 @@ func (s *Service) listProxyVolumes(w http.ResponseWriter, r *http.Request) error
 	if err := s.proxyAllowed(r, false); err != nil {
 		return err
 	}
-	body, err := s.cinder(r, http.MethodGet, "/volumes/detail", nil, nil)
+	body, err := s.cinder(r, http.MethodGet, "/volumes/detail", nil)
 	if err != nil {
 		return err
 	}
@@ -230,7 +227,7 @@ func (s *Service) showProxyVolume(w http.ResponseWriter, r *http.Request) error 
 	if err := s.proxyAllowed(r, false); err != nil {
 		return err
 	}
-	body, err := s.cinder(r, http.MethodGet, volumeIDParam(r), nil, nil)
+	body, err := s.cinder(r, http.MethodGet, volumeIDParam(r), nil)
 	if err != nil {
 		return err
 	}
@@ -271,7 +268,7 @@ func (s *Service) createProxyVolume(w http.ResponseWriter, r *http.Request) erro
 	if in.Err != nil {
 		return in.Err
 	}
-	body, err := s.cinder(r, http.MethodPost, "/volumes", nil, map[string]any{"volume": vol})
+	body, err := s.cinder(r, http.MethodPost, "/volumes", map[string]any{"volume": vol})
 	if err != nil {
 		return err
 	}
@@ -301,7 +298,7 @@ func (s *Service) deleteProxyVolume(w http.ResponseWriter, r *http.Request) erro
 	if err := s.proxyAllowed(r, true); err != nil {
 		return err
 	}
-	if _, err := s.cinder(r, http.MethodDelete, volumeIDParam(r), nil, nil); err != nil {
+	if _, err := s.cinder(r, http.MethodDelete, volumeIDParam(r), nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -326,7 +323,7 @@ func (s *Service) listProxySnapshots(w http.ResponseWriter, r *http.Request) err
 	if err := s.proxyAllowed(r, false); err != nil {
 		return err
 	}
-	body, err := s.cinder(r, http.MethodGet, "/snapshots/detail", nil, nil)
+	body, err := s.cinder(r, http.MethodGet, "/snapshots/detail", nil)
 	if err != nil {
 		return err
 	}
@@ -349,7 +346,7 @@ func (s *Service) showProxySnapshot(w http.ResponseWriter, r *http.Request) erro
 	if err := s.proxyAllowed(r, false); err != nil {
 		return err
 	}
-	body, err := s.cinder(r, http.MethodGet, snapshotIDParam(r), nil, nil)
+	body, err := s.cinder(r, http.MethodGet, snapshotIDParam(r), nil)
 	if err != nil {
 		return err
 	}
@@ -382,7 +379,7 @@ func (s *Service) createProxySnapshot(w http.ResponseWriter, r *http.Request) er
 	if in.Err != nil {
 		return in.Err
 	}
-	body, err := s.cinder(r, http.MethodPost, "/snapshots", nil, map[string]any{"snapshot": sn})
+	body, err := s.cinder(r, http.MethodPost, "/snapshots", map[string]any{"snapshot": sn})
 	if err != nil {
 		return err
 	}
@@ -395,7 +392,7 @@ func (s *Service) deleteProxySnapshot(w http.ResponseWriter, r *http.Request) er
 	if err := s.proxyAllowed(r, true); err != nil {
 		return err
 	}
-	if _, err := s.cinder(r, http.MethodDelete, snapshotIDParam(r), nil, nil); err != nil {
+	if _, err := s.cinder(r, http.MethodDelete, snapshotIDParam(r), nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
