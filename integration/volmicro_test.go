@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os/exec"
@@ -28,6 +29,30 @@ func volCall(t *testing.T, method, url, tok string, minor, body string) (int, st
 	req.Header.Set("X-Auth-Token", tok)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("OpenStack-API-Version", "volume 3."+minor)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// novaCall makes a compute request at microversion 2.minor with a raw
+// JSON body, and answers the status and the body.
+func novaCall(t *testing.T, method, url, tok, minor, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", tok)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("OpenStack-API-Version", "compute 2."+minor)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -69,7 +94,9 @@ func waitCinder(t *testing.T, env []string, minor, vol, want string) map[string]
 // (3.60), snapshots of in-use volumes (3.66), the API without the project
 // in the URL (3.67), a reimage through qemu-img and the block store
 // (3.68, of an encrypted volume too), and the extend completion a
-// volume never waits for (3.71).
+// volume never waits for (3.71). Nova's deprecated volume proxy
+// (os-volumes, os-snapshots to compute 2.35) makes and shows the same
+// volumes through the compute API.
 func TestVolumeMicroversions(t *testing.T) {
 	testenv.RequireRoot(t, "run rackd's block store")
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/cinder", "qemu-img"} {
@@ -224,5 +251,52 @@ func TestVolumeMicroversions(t *testing.T) {
 	code, body = volCall(t, "POST", n1.url()+"/volume/v3/volumes/"+v2+"/action", adminTok, "71", `{"os-extend_volume_completion":{"error":false}}`)
 	if code != http.StatusBadRequest || !strings.Contains(body, "not waiting") {
 		t.Fatalf("extend completion: %d %s", code, body)
+	}
+
+	// Nova's volume proxy: a volume and a snapshot made through the
+	// compute API at 2.35 are the volume service's own, which cinder
+	// shows; bob does not see them; from 2.36 the proxy is 404.
+	nova := n1.url() + "/compute/v2.1"
+	code, body = novaCall(t, "POST", nova+"/os-volumes", aliceTok, "35", `{"volume":{"size":1,"display_name":"proxied","metadata":{"via":"nova"}}}`)
+	var pv struct {
+		Volume struct {
+			ID, DisplayName, Status string
+			Attachments             []map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &pv); code != http.StatusOK || err != nil || pv.Volume.DisplayName != "proxied" || len(pv.Volume.Attachments) != 1 {
+		t.Fatalf("os-volumes create: %d %s", code, body)
+	}
+	if p := waitCinder(t, alice, "0", pv.Volume.ID, "available"); p["name"] != "proxied" || !strings.Contains(p["metadata"], "via") {
+		t.Fatalf("the proxied volume in cinder: %v", p)
+	}
+	if code, body = novaCall(t, "GET", nova+"/os-volumes/detail?limit=1", aliceTok, "35", ""); code != http.StatusOK || strings.Count(body, `"displayName"`) != 1 {
+		t.Fatalf("os-volumes/detail?limit=1: %d %s", code, body)
+	}
+	code, body = novaCall(t, "POST", nova+"/os-snapshots", aliceTok, "35", `{"snapshot":{"volume_id":"`+pv.Volume.ID+`","display_name":"psnap"}}`)
+	var ps struct {
+		Snapshot struct{ ID, VolumeID, DisplayName string }
+	}
+	if err := json.Unmarshal([]byte(body), &ps); code != http.StatusOK || err != nil || ps.Snapshot.VolumeID != pv.Volume.ID {
+		t.Fatalf("os-snapshots create: %d %s", code, body)
+	}
+	if p := cinderTable(cv("0", alice, "snapshot-show", ps.Snapshot.ID)); p["name"] != "psnap" {
+		t.Fatalf("the proxied snapshot in cinder: %v", p)
+	}
+	bobTok := token(t, n1, "bob", "bob-pass-1", "bob-proj")
+	if code, body = novaCall(t, "GET", nova+"/os-volumes/"+pv.Volume.ID, bobTok, "35", ""); code != http.StatusNotFound || !strings.Contains(body, "itemNotFound") {
+		t.Fatalf("bob's os-volumes show of alice's volume: %d %s", code, body)
+	}
+	if code, body = novaCall(t, "GET", nova+"/os-snapshots", aliceTok, "36", ""); code != http.StatusNotFound {
+		t.Fatalf("os-snapshots at 2.36: %d %s", code, body)
+	}
+	if code, body = novaCall(t, "DELETE", nova+"/os-snapshots/"+ps.Snapshot.ID, aliceTok, "35", ""); code != http.StatusAccepted {
+		t.Fatalf("os-snapshots delete: %d %s", code, body)
+	}
+	if code, body = novaCall(t, "DELETE", nova+"/os-volumes/"+pv.Volume.ID, aliceTok, "35", ""); code != http.StatusAccepted {
+		t.Fatalf("os-volumes delete: %d %s", code, body)
+	}
+	if out, err := cinderErr(alice, "show", pv.Volume.ID); err == nil {
+		t.Fatalf("the proxied volume after its delete:\n%s", out)
 	}
 }

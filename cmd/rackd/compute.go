@@ -16,11 +16,13 @@ import (
 // openCompute builds Nova over the cluster: the network service makes the
 // servers' ports, the cluster's nodes are the hypervisors. images is the
 // image service (nil until one runs: server create then answers that the
-// image cannot be found). logs and serial serve the guests' consoles.
-func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *network.Service, images compute.Images, vols compute.BootVolumes, logs compute.ConsoleLogs, serial compute.SerialConsole, log *slog.Logger) (*compute.Service, error) {
+// image cannot be found). vols is the volume service: it makes boot
+// volumes, and its API serves Nova's volume proxy (os-volumes,
+// os-snapshots). logs and serial serve the guests' consoles.
+func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *network.Service, images compute.Images, vols bootVolumes, logs compute.ConsoleLogs, serial compute.SerialConsole, log *slog.Logger) (*compute.Service, error) {
 	return compute.New(compute.Config{
 		Repl: node, Auth: auth, Log: log, PublicURL: o.PublicURL,
-		Images: images, Volumes: vols, ConsoleLogs: logs, SerialConsole: serial,
+		Images: images, Volumes: vols, VolumeAPI: vols.s.Handler(), ConsoleLogs: logs, SerialConsole: serial,
 		Ports:     serverPorts{nets.ServerPorts()},
 		Hosts:     clusterHosts{node},
 		Scheduler: scheduler.Config{CPURatio: o.CPUAllocationRatio},

@@ -27,9 +27,9 @@ import (
 )
 
 // Microversions served: 2.1 to MaxMicroversion. Every change of the
-// resources this service has is honoured up to there; APIs it does not
-// have at all (volumes, migrations, shelve, rescue, ...) answer 404 at
-// every version.
+// resources this service has is honoured up to there (the volume proxy,
+// os-volumes and os-snapshots, to 2.35 as Nova's); APIs it does not have
+// at all (migrations, shelve, rescue, ...) answer 404 at every version.
 const (
 	MinMicroversion = "2.1"
 	MaxMicroversion = "2.79"
@@ -143,6 +143,11 @@ type Config struct {
 	// Volumes makes the volumes servers boot from when made from images
 	// (optional: without it such a create answers 400).
 	Volumes BootVolumes
+	// VolumeAPI is the volume service's handler (Cinder v3, routes
+	// /v3/{project_id}/...), which the deprecated os-volumes and
+	// os-snapshots pass requests on to (optional: without it they
+	// answer 501).
+	VolumeAPI http.Handler
 	// ConsoleLogs and SerialConsole are optional: without them
 	// os-getConsoleOutput answers 501 and serial consoles 400.
 	ConsoleLogs   ConsoleLogs
@@ -261,6 +266,18 @@ func (s *Service) routes() []api.Route {
 		route(del, "/servers/{id}/metadata/{key}", authed, "", s.deleteMetadataItem),
 		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
+
+		// Nova's deprecated volume proxy, to microversion 2.35.
+		route(get, "/os-volumes", authed, "", s.listProxyVolumes),
+		route(get, "/os-volumes/detail", authed, "", s.listProxyVolumes),
+		route(post, "/os-volumes", authed, "", s.createProxyVolume),
+		route(get, "/os-volumes/{volume_id}", authed, "", s.showProxyVolume),
+		route(del, "/os-volumes/{volume_id}", authed, "", s.deleteProxyVolume),
+		route(get, "/os-snapshots", authed, "", s.listProxySnapshots),
+		route(get, "/os-snapshots/detail", authed, "", s.listProxySnapshots),
+		route(post, "/os-snapshots", authed, "", s.createProxySnapshot),
+		route(get, "/os-snapshots/{id}", authed, "", s.showProxySnapshot),
+		route(del, "/os-snapshots/{id}", authed, "", s.deleteProxySnapshot),
 
 		route(get, "/os-server-groups", authed, "", s.listGroups),
 		route(post, "/os-server-groups", member, "os_compute_api:os-server-groups:create", s.createGroup),
@@ -441,6 +458,7 @@ var extensions = [][3]string{
 	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},
 	{"os-scheduler-hints", "SchedulerHints", "Pass arbitrary key/value pairs to the scheduler."},
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},
+	{"os-volumes", "Volumes", "Volumes support."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {
