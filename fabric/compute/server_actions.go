@@ -56,12 +56,7 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		if key == "rebuild" {
 			return s.rebuild(w, r, o[key])
 		}
-		if vmOnlyActions[key] {
-			if sv, err := s.readServer(r, ""); err == nil && isBaremetal(sv) {
-				return badRequest("%s is not supported for bare-metal servers.", key)
-			}
-		}
-		return badRequest("There is no such action: %s", key)
+		return s.otherAction(r, key)
 	}
 	sv, err := s.readServer(r, "os_compute_api:servers:"+action)
 	if err != nil {
