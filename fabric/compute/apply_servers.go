@@ -273,6 +273,12 @@ type serverActionCmd struct {
 	UserID    string    `json:"user_id"`
 	RequestID string    `json:"request_id"`
 	Now       time.Time `json:"now"`
+	// Admin says the caller is an admin (a locked server's actions are
+	// theirs only); Owner that the caller acts in the server's project.
+	Admin bool `json:"admin,omitempty"`
+	Owner bool `json:"owner,omitempty"`
+	// Reason is a lock's locked_reason.
+	Reason string `json:"reason,omitempty"`
 }
 
 // actionResult is what an action or a report did; Removed says the row is
@@ -307,7 +313,15 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 	if unsupportedOnBaremetal[c.Action] && isBaremetal(&s) {
 		return nil, baremetalNotSupported(c.Action, s.ID)
 	}
+	if err := checkLock(&s, c); err != nil {
+		return nil, err
+	}
 	switch c.Action {
+	case "lock", "unlock":
+		noop, err := applyLock(&s, c)
+		if err != nil || noop {
+			return actionResult{Server: *old}, err
+		}
 	case "delete":
 		if s.Host == "" && s.Baremetal == "" {
 			// Never placed: nothing runs anywhere, so it goes now.

@@ -50,10 +50,17 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.consoleOutput(w, r, o[key])
 	case "os-getSerialConsole":
 		return s.serialConsole(w, r, o[key])
+	case "lock":
+		return s.lockServer(w, r, o[key])
+	case "unlock":
+		return s.unlockServer(w, r)
 	}
 	action, ok := serverActions[key]
 	if !ok {
 		if key == "rebuild" {
+			if err := s.lockedFor(r, "os_compute_api:servers:rebuild"); err != nil {
+				return err
+			}
 			return s.rebuild(w, r, o[key])
 		}
 		return s.otherAction(r, key)
@@ -102,7 +109,9 @@ func readActionArg(key string, arg any) (hard bool, err error) {
 // removed the server at once releases its ports.
 func (s *Service) act(r *http.Request, sv *Server, action string, hard bool) (*Server, error) {
 	ctx := r.Context()
-	c := serverActionCmd{ID: sv.ID, Action: action, Hard: hard, UserID: principal(r).UserID, RequestID: requestID(ctx), Now: s.now()}
+	p := principal(r)
+	c := serverActionCmd{ID: sv.ID, Action: action, Hard: hard, UserID: p.UserID, RequestID: requestID(ctx), Now: s.now(),
+		Admin: p.IsAdmin(), Owner: p.ProjectID == sv.Project}
 	if action == "delete" && sv.Host != "" && !s.hostUp(ctx, sv.Host) {
 		c.HostDown = true
 	}
