@@ -279,6 +279,8 @@ type serverActionCmd struct {
 	Owner bool `json:"owner,omitempty"`
 	// Reason is a lock's locked_reason.
 	Reason string `json:"reason,omitempty"`
+	// State is the vm_state an os-resetState sets.
+	State string `json:"state,omitempty"`
 }
 
 // actionResult is what an action or a report did; Removed says the row is
@@ -317,6 +319,10 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 		return nil, err
 	}
 	switch c.Action {
+	case "resetState":
+		if err := applyResetState(&s, c); err != nil {
+			return nil, err
+		}
 	case "lock", "unlock":
 		noop, err := applyLock(&s, c)
 		if err != nil || noop {

@@ -54,6 +54,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.lockServer(w, r, o[key])
 	case "unlock":
 		return s.unlockServer(w, r)
+	case "os-resetState":
+		return s.resetState(w, r, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {

@@ -43,9 +43,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"unrescue":            {rule: "os_compute_api:os-unrescue"},
 	"addFixedIp":          {rule: "os_compute_api:os-multinic:add"},
 	"removeFixedIp":       {rule: "os_compute_api:os-multinic:remove"},
-	"lock":                {rule: "os_compute_api:os-lock-server:lock"},
-	"unlock":              {rule: "os_compute_api:os-lock-server:unlock"},
-	"os-resetState":       {rule: "os_compute_api:os-admin-actions:reset_state", admin: true},
 	"addSecurityGroup":    {rule: "os_compute_api:os-security-groups:add"},
 	"removeSecurityGroup": {rule: "os_compute_api:os-security-groups:remove"},
 }

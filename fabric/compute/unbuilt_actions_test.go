@@ -28,6 +28,10 @@ func TestUnbuiltActions(t *testing.T) {
 		// A reader of the project may not act.
 		f.expect("POST", path, carol, "", map[string]any{a: nil}, 403, "forbidden")
 	}
+	// The table holds only what is not built: every entry answers 501.
+	for a := range unbuiltActions {
+		f.expect("POST", path, admin, "", map[string]any{a: map[string]any{}}, 501, "notImplemented", a)
+	}
 	f.expect("POST", path, alice, "", map[string]any{"explode": nil}, 400, "badRequest", "There is no such action: explode")
 	f.expect("POST", path, bob, "", map[string]any{"explode": nil}, 400, "badRequest", "There is no such action: explode")
 	if sv := f.row(id); sv.TaskState != before.TaskState || sv.Status != before.Status || !sv.Updated.Equal(before.Updated) {
