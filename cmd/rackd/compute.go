@@ -76,6 +76,17 @@ func (a serverPorts) Delete(ctx context.Context, portID string) error {
 	return a.sp.Delete(ctx, portID)
 }
 
+// SecurityGroup and SetPortSecurityGroup make serverPorts a
+// compute.SecurityGroupPorts (Nova's add/removeSecurityGroup).
+func (a serverPorts) SecurityGroup(ctx context.Context, project, nameOrID string) (string, string, error) {
+	g, err := a.sp.SecurityGroup(ctx, project, nameOrID)
+	return g.ID, g.Name, err
+}
+
+func (a serverPorts) SetPortSecurityGroup(ctx context.Context, portID, groupID string, on bool) (bool, error) {
+	return a.sp.SetPortSecurityGroup(ctx, portID, groupID, on)
+}
+
 // clusterHosts adapts the cluster's nodes to compute.Hosts: a node's
 // inventory is its capacity, its heartbeat says whether it is up.
 type clusterHosts struct{ node *cluster.Node }
@@ -102,3 +113,5 @@ func (h clusterHosts) Hosts(context.Context) ([]compute.Host, error) {
 	}
 	return out, nil
 }
+
+var _ compute.SecurityGroupPorts = serverPorts{}

@@ -219,7 +219,11 @@ type serverUpdateCmd struct {
 	MetadataSet    map[string]string  `json:"metadata_set,omitempty"`
 	MetadataDelete string             `json:"metadata_delete,omitempty"`
 	MetadataLimit  int                `json:"metadata_limit,omitempty"`
-	Now            time.Time          `json:"now"`
+	// AddGroup and RemoveGroup are a security group (by name) added to
+	// or removed from the server's ports.
+	AddGroup    string    `json:"add_group,omitempty"`
+	RemoveGroup string    `json:"remove_group,omitempty"`
+	Now         time.Time `json:"now"`
 }
 
 func applyServerUpdate(tx *memdb.Txn, c serverUpdateCmd) (any, error) {
@@ -258,6 +262,12 @@ func applyServerUpdate(tx *memdb.Txn, c serverUpdateCmd) (any, error) {
 			return nil, overQuota("Quota exceeded for metadata_items: Requested %d, but already used 0 of %d metadata_items", len(md), limit)
 		}
 		s.Metadata = md
+	}
+	if c.AddGroup != "" && !slices.Contains(s.SecurityGroups, c.AddGroup) {
+		s.SecurityGroups = append(slices.Clone(s.SecurityGroups), c.AddGroup)
+	}
+	if c.RemoveGroup != "" {
+		s.SecurityGroups = slices.DeleteFunc(slices.Clone(s.SecurityGroups), func(g string) bool { return g == c.RemoveGroup })
 	}
 	s.Updated = c.Now
 	return s, tx.Insert(tServers, &s)

@@ -56,6 +56,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.unlockServer(w, r)
 	case "os-resetState":
 		return s.resetState(w, r, o[key])
+	case "addSecurityGroup", "removeSecurityGroup":
+		return s.serverSecurityGroup(w, r, key, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {
