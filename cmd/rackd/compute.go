@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -112,6 +113,21 @@ func (h clusterHosts) Hosts(context.Context) ([]compute.Host, error) {
 		})
 	}
 	return out, nil
+}
+
+func (a serverPorts) SecurityGroups(ctx context.Context, project string) ([]compute.SecurityGroupInfo, error) {
+	groups, rules, err := a.sp.SecurityGroups(ctx, project)
+	out := make([]compute.SecurityGroupInfo, 0, len(groups))
+	for _, g := range groups {
+		info := compute.SecurityGroupInfo{ID: g.ID, Name: g.Name, Description: g.Description, Project: g.Project}
+		for _, r := range rules[g.ID] {
+			info.Rules = append(info.Rules, compute.SecurityGroupRuleInfo{ID: r.ID, Direction: r.Direction,
+				Protocol: cmp.Or(r.ProtocolName, r.Protocol), RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID,
+				PortMin: r.PortMin, PortMax: r.PortMax})
+		}
+		out = append(out, info)
+	}
+	return out, err
 }
 
 var _ compute.SecurityGroupPorts = serverPorts{}

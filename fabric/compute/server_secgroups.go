@@ -22,6 +22,21 @@ type SecurityGroupPorts interface {
 	// SetPortSecurityGroup adds (on) or removes a group on a port;
 	// changed is false when the port already had (lacked) it.
 	SetPortSecurityGroup(ctx context.Context, portID, groupID string, on bool) (changed bool, err error)
+	// SecurityGroups lists project's groups ("" : all) with their rules.
+	SecurityGroups(ctx context.Context, project string) ([]SecurityGroupInfo, error)
+}
+
+// SecurityGroupInfo is a security group as Nova's proxy shows it.
+type SecurityGroupInfo struct {
+	ID, Name, Description, Project string
+	Rules                          []SecurityGroupRuleInfo
+}
+
+// SecurityGroupRuleInfo is a rule of a security group: Protocol "" is
+// any, RemoteIPPrefix "" any address.
+type SecurityGroupRuleInfo struct {
+	ID, Direction, Protocol, RemoteIPPrefix, RemoteGroupID string
+	PortMin, PortMax                                       *int
 }
 
 // readGroupName reads {"<action>": {"name": "..."}} as Nova's

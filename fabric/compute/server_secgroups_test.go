@@ -44,6 +44,61 @@ func (g *groupPorts) SetPortSecurityGroup(_ context.Context, portID, groupID str
 	return true, nil
 }
 
+func (g *groupPorts) SecurityGroups(_ context.Context, project string) ([]SecurityGroupInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []SecurityGroupInfo
+	for p, groups := range g.groups {
+		if project != "" && p != project {
+			continue
+		}
+		for id, name := range groups {
+			info := SecurityGroupInfo{ID: id, Name: name, Project: p}
+			if name == "web" {
+				port := 80
+				info.Rules = []SecurityGroupRuleInfo{
+					{ID: "r-http", Direction: "ingress", Protocol: "tcp", PortMin: &port, PortMax: &port, RemoteIPPrefix: "10.0.0.0/8"},
+					{ID: "r-icmp", Direction: "ingress", Protocol: "icmp", RemoteGroupID: "g-def"},
+					{ID: "r-out", Direction: "egress"},
+				}
+			}
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// Nova's os-security-groups proxy shows the project's groups (ingress
+// rules in Nova's shape) up to 2.35: the CLI finds a group there.
+func TestSecurityGroupProxy(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.Ports = &groupPorts{fakePorts: f.ports,
+		groups: map[string]map[string]string{projA: {"g-def": "default", "g-web": "web"}, projB: {"g-theirs": "theirs"}}}
+	list := f.expect("GET", "/v2.1/os-security-groups", alice, "", nil, 200, "")["security_groups"].([]any)
+	if len(list) != 2 {
+		t.Fatalf("list: %v", list)
+	}
+	web := f.expect("GET", "/v2.1/os-security-groups/g-web", alice, "2.35", nil, 200, "")["security_group"].(map[string]any)
+	rules := web["rules"].([]any)
+	if web["name"] != "web" || web["tenant_id"] != projA || len(rules) != 2 {
+		t.Fatalf("web: %v", web)
+	}
+	http := rules[0].(map[string]any)
+	if http["ip_protocol"] != "tcp" || http["from_port"] != 80.0 || http["to_port"] != 80.0 || http["ip_range"].(map[string]any)["cidr"] != "10.0.0.0/8" || http["parent_group_id"] != "g-web" {
+		t.Fatalf("http rule: %v", http)
+	}
+	icmp := rules[1].(map[string]any)
+	if icmp["from_port"] != -1.0 || icmp["group"].(map[string]any)["name"] != "default" {
+		t.Fatalf("icmp rule: %v", icmp)
+	}
+	f.expect("GET", "/v2.1/os-security-groups/g-theirs", alice, "", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-security-groups/g-theirs", bob, "", nil, 200, "")
+	f.expect("GET", "/v2.1/os-security-groups/g-theirs", admin, "", nil, 200, "")
+	f.expect("GET", "/v2.1/os-security-groups", alice, "2.36", nil, 404, "itemNotFound")
+	f.svc.cfg.Ports = f.ports
+	f.expect("GET", "/v2.1/os-security-groups", alice, "", nil, 501, "notImplemented")
+}
+
 func TestServerSecurityGroups(t *testing.T) {
 	f := newFixture(t)
 	f.stdFlavors()

@@ -262,6 +262,8 @@ func (s *Service) routes() []api.Route {
 		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
 
+		route(get, "/os-security-groups", authed, "", s.listSecurityGroups),
+		route(get, "/os-security-groups/{id}", authed, "", s.showSecurityGroup),
 		route(get, "/os-server-groups", authed, "", s.listGroups),
 		route(post, "/os-server-groups", member, "os_compute_api:os-server-groups:create", s.createGroup),
 		route(get, "/os-server-groups/{id}", authed, "", s.showGroup),

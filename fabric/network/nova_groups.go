@@ -83,3 +83,31 @@ func (sp *ServerPorts) SetPortSecurityGroup(ctx context.Context, portID, groupID
 	}
 	return false, store.Fault(store.KindConflict, "", "port %s kept changing; its security groups were not changed", portID)
 }
+
+// SecurityGroups lists project's security groups ("" : every project's)
+// with their rules, for Nova's os-security-groups proxy; a project's
+// default group is made on first use, as Neutron lists it.
+func (sp *ServerPorts) SecurityGroups(ctx context.Context, project string) ([]SecurityGroup, map[string][]SecurityGroupRule, error) {
+	s := sp.s
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if project != "" {
+		if tx, err = s.ensureDefaultGroup(ctx, tx, project); err != nil {
+			return nil, nil, err
+		}
+	}
+	var groups []SecurityGroup
+	rules := map[string][]SecurityGroupRule{}
+	for _, g := range store.All[SecurityGroup](tx, tGroups, "id") {
+		if project != "" && g.Project != project {
+			continue
+		}
+		groups = append(groups, *g)
+	}
+	for _, r := range store.All[SecurityGroupRule](tx, tRules, "id") {
+		rules[r.GroupID] = append(rules[r.GroupID], *r)
+	}
+	return groups, rules, nil
+}

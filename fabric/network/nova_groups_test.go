@@ -84,4 +84,20 @@ func TestServerPortSecurityGroups(t *testing.T) {
 	if _, err := sp.SetPortSecurityGroup(ctx, "no-such-port", web, true); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing port: %v", err)
 	}
+
+	// The project's groups with their rules, for Nova's proxy.
+	list, rules, err := sp.SecurityGroups(ctx, projA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, g := range list {
+		ids = append(ids, g.ID)
+	}
+	if len(ids) != 4 || !slices.Contains(ids, web) || !slices.Contains(ids, def) || slices.Contains(ids, theirs) {
+		t.Fatalf("project's groups: %v", ids)
+	}
+	if len(rules[def]) == 0 {
+		t.Fatalf("the default group has no rules: %v", rules)
+	}
 }
