@@ -2,6 +2,8 @@ package compute
 
 import (
 	"testing"
+
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
 func TestServerLock(t *testing.T) {
@@ -132,4 +134,28 @@ func TestServerLock(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("%d lock and unlock actions logged, want 5 (the no-op locks log none)", n)
 	}
+}
+
+// A locked server's volumes are not attached or detached by a member, as
+// Nova's attach_volume and detach_volume check the lock.
+func TestLockedServerVolumes(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning})
+	vol, vol2 := f.volume(projA), f.volume(projA)
+	attach := func(tok, v string, status int, fault string, inMsg ...string) {
+		t.Helper()
+		f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", tok, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": v}}, status, fault, inMsg...)
+	}
+	attach(alice, vol, 200, "")
+	f.agentReports(volstate.CmdAttached, volstate.AttachedCmd{VolumeID: vol, AttachmentID: f.vol(vol).Attachments[0].ID, Now: f.now})
+	f.action(alice, id, map[string]any{"lock": nil}, 202)
+	attach(alice, vol2, 409, "conflictingRequest", "is locked")
+	f.expect("DELETE", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "", nil, 409, "conflictingRequest", "is locked")
+	if got := f.vol(vol2).Status; got != volstate.StatusAvailable {
+		t.Fatalf("a refused attach changed the volume: %s", got)
+	}
+	// An admin may.
+	attach(admin, vol2, 200, "")
 }
