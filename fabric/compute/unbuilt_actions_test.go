@@ -38,3 +38,15 @@ func TestUnbuiltActions(t *testing.T) {
 		t.Fatalf("an unbuilt action changed the server: %+v", sv)
 	}
 }
+
+// Discovery lists the extensions of the actions built, not those of the
+// ones that answer 501.
+func TestActionExtensions(t *testing.T) {
+	f := newFixture(t)
+	for _, alias := range []string{"os-lock-server", "os-admin-actions", "os-security-groups"} {
+		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 200, "")
+	}
+	for _, alias := range []string{"os-evacuate", "os-shelve", "os-rescue", "os-create-backup", "os-migrate-server"} {
+		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
+	}
+}
