@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -78,6 +79,17 @@ func (a serverPorts) Delete(ctx context.Context, portID string) error {
 	return a.sp.Delete(ctx, portID)
 }
 
+// SecurityGroup and SetPortSecurityGroup make serverPorts a
+// compute.SecurityGroupPorts (Nova's add/removeSecurityGroup).
+func (a serverPorts) SecurityGroup(ctx context.Context, project, nameOrID string) (string, string, error) {
+	g, err := a.sp.SecurityGroup(ctx, project, nameOrID)
+	return g.ID, g.Name, err
+}
+
+func (a serverPorts) SetPortSecurityGroup(ctx context.Context, portID, groupID string, on bool) (bool, error) {
+	return a.sp.SetPortSecurityGroup(ctx, portID, groupID, on)
+}
+
 // clusterHosts adapts the cluster's nodes to compute.Hosts: a node's
 // inventory is its capacity, its heartbeat says whether it is up.
 type clusterHosts struct{ node *cluster.Node }
@@ -104,3 +116,20 @@ func (h clusterHosts) Hosts(context.Context) ([]compute.Host, error) {
 	}
 	return out, nil
 }
+
+func (a serverPorts) SecurityGroups(ctx context.Context, project string) ([]compute.SecurityGroupInfo, error) {
+	groups, rules, err := a.sp.SecurityGroups(ctx, project)
+	out := make([]compute.SecurityGroupInfo, 0, len(groups))
+	for _, g := range groups {
+		info := compute.SecurityGroupInfo{ID: g.ID, Name: g.Name, Description: g.Description, Project: g.Project}
+		for _, r := range rules[g.ID] {
+			info.Rules = append(info.Rules, compute.SecurityGroupRuleInfo{ID: r.ID, Direction: r.Direction,
+				Protocol: cmp.Or(r.ProtocolName, r.Protocol), RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID,
+				PortMin: r.PortMin, PortMax: r.PortMax})
+		}
+		out = append(out, info)
+	}
+	return out, err
+}
+
+var _ compute.SecurityGroupPorts = serverPorts{}

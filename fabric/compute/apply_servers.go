@@ -219,7 +219,11 @@ type serverUpdateCmd struct {
 	MetadataSet    map[string]string  `json:"metadata_set,omitempty"`
 	MetadataDelete string             `json:"metadata_delete,omitempty"`
 	MetadataLimit  int                `json:"metadata_limit,omitempty"`
-	Now            time.Time          `json:"now"`
+	// AddGroup and RemoveGroup are a security group (by name) added to
+	// or removed from the server's ports.
+	AddGroup    string    `json:"add_group,omitempty"`
+	RemoveGroup string    `json:"remove_group,omitempty"`
+	Now         time.Time `json:"now"`
 }
 
 func applyServerUpdate(tx *memdb.Txn, c serverUpdateCmd) (any, error) {
@@ -259,6 +263,12 @@ func applyServerUpdate(tx *memdb.Txn, c serverUpdateCmd) (any, error) {
 		}
 		s.Metadata = md
 	}
+	if c.AddGroup != "" && !slices.Contains(s.SecurityGroups, c.AddGroup) {
+		s.SecurityGroups = append(slices.Clone(s.SecurityGroups), c.AddGroup)
+	}
+	if c.RemoveGroup != "" {
+		s.SecurityGroups = slices.DeleteFunc(slices.Clone(s.SecurityGroups), func(g string) bool { return g == c.RemoveGroup })
+	}
 	s.Updated = c.Now
 	return s, tx.Insert(tServers, &s)
 }
@@ -273,6 +283,14 @@ type serverActionCmd struct {
 	UserID    string    `json:"user_id"`
 	RequestID string    `json:"request_id"`
 	Now       time.Time `json:"now"`
+	// Admin says the caller is an admin (a locked server's actions are
+	// theirs only); Owner that the caller acts in the server's project.
+	Admin bool `json:"admin,omitempty"`
+	Owner bool `json:"owner,omitempty"`
+	// Reason is a lock's locked_reason.
+	Reason string `json:"reason,omitempty"`
+	// State is the vm_state an os-resetState sets.
+	State string `json:"state,omitempty"`
 }
 
 // actionResult is what an action or a report did; Removed says the row is
@@ -307,7 +325,19 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 	if unsupportedOnBaremetal[c.Action] && isBaremetal(&s) {
 		return nil, baremetalNotSupported(c.Action, s.ID)
 	}
+	if err := checkLock(&s, c); err != nil {
+		return nil, err
+	}
 	switch c.Action {
+	case "resetState":
+		if err := applyResetState(&s, c); err != nil {
+			return nil, err
+		}
+	case "lock", "unlock":
+		noop, err := applyLock(&s, c)
+		if err != nil || noop {
+			return actionResult{Server: *old}, err
+		}
 	case "delete":
 		if s.Host == "" && s.Baremetal == "" {
 			// Never placed: nothing runs anywhere, so it goes now.

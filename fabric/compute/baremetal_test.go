@@ -272,9 +272,9 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	for _, a := range []string{"resize", "migrate", "shelve", "rescue", "os-migrateLive"} {
 		f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{a: map[string]any{}}, 400, "badRequest", a+" is not supported for bare-metal servers")
 	}
-	// ... and stays "no such action" for a virtual machine.
+	// ... and is not implemented (yet) for a virtual machine.
 	vm := f.server(alice, "vm")
-	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"resize": map[string]any{}}, 400, "badRequest", "There is no such action: resize")
+	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"resize": map[string]any{}}, 501, "notImplemented", "resize is not implemented")
 
 	// Stop, start, reboot: the node's power target, each counted.
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)

@@ -103,7 +103,7 @@ func TestStateMachine(t *testing.T) {
 		t.Fatal("fault kept after recovery")
 	}
 	// Unknown actions and malformed bodies.
-	f.action(alice, id, map[string]any{"shelve": nil}, 400, "There is no such action: shelve")
+	f.action(alice, id, map[string]any{"explode": nil}, 400, "There is no such action: explode")
 	f.action(alice, id, map[string]any{"os-stop": nil, "os-start": nil}, 400, "Malformed")
 	f.action(alice, id, map[string]any{"pause": "now"}, 400, "pause")
 	// Delete: deleting until the node reports it gone; then ports go.

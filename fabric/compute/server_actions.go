@@ -50,18 +50,24 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.consoleOutput(w, r, o[key])
 	case "os-getSerialConsole":
 		return s.serialConsole(w, r, o[key])
+	case "lock":
+		return s.lockServer(w, r, o[key])
+	case "unlock":
+		return s.unlockServer(w, r)
+	case "os-resetState":
+		return s.resetState(w, r, o[key])
+	case "addSecurityGroup", "removeSecurityGroup":
+		return s.serverSecurityGroup(w, r, key, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {
 		if key == "rebuild" {
+			if err := s.lockedFor(r, "os_compute_api:servers:rebuild"); err != nil {
+				return err
+			}
 			return s.rebuild(w, r, o[key])
 		}
-		if vmOnlyActions[key] {
-			if sv, err := s.readServer(r, ""); err == nil && isBaremetal(sv) {
-				return badRequest("%s is not supported for bare-metal servers.", key)
-			}
-		}
-		return badRequest("There is no such action: %s", key)
+		return s.otherAction(r, key)
 	}
 	sv, err := s.readServer(r, "os_compute_api:servers:"+action)
 	if err != nil {
@@ -107,7 +113,9 @@ func readActionArg(key string, arg any) (hard bool, err error) {
 // removed the server at once releases its ports.
 func (s *Service) act(r *http.Request, sv *Server, action string, hard bool) (*Server, error) {
 	ctx := r.Context()
-	c := serverActionCmd{ID: sv.ID, Action: action, Hard: hard, UserID: principal(r).UserID, RequestID: requestID(ctx), Now: s.now()}
+	p := principal(r)
+	c := serverActionCmd{ID: sv.ID, Action: action, Hard: hard, UserID: p.UserID, RequestID: requestID(ctx), Now: s.now(),
+		Admin: p.IsAdmin(), Owner: p.ProjectID == sv.Project}
 	if action == "delete" && sv.Host != "" && !s.hostUp(ctx, sv.Host) {
 		c.HostDown = true
 	}

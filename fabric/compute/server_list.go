@@ -65,6 +65,8 @@ type serverQuery struct {
 	desc       bool
 	// ip and ip6 match the start of a server's IPv4 and IPv6 addresses.
 	ip, ip6 *regexp.Regexp
+	// locked (2.73) keeps the servers locked or not.
+	locked *bool
 }
 
 func readServerQuery(r *http.Request) (*serverQuery, error) {
@@ -102,6 +104,13 @@ func readServerQuery(r *http.Request) (*serverQuery, error) {
 			return nil, badRequest("Invalid status value")
 		}
 		sq.statuses = append(sq.statuses, st)
+	}
+	if v, ok := q["locked"]; ok && atLeast(r, 73) {
+		b, isBool := api.ToBool(v[0])
+		if !isBool {
+			return nil, badRequest("Invalid input for query parameters locked. Value: %s. Unrecognized value '%s', acceptable values are: '0', '1', 'false', 'no', 'off', 'on', 'true', 'yes'", v[0], v[0])
+		}
+		sq.locked = &b
 	}
 	if err := sq.readTimes(r); err != nil {
 		return nil, err
@@ -184,6 +193,7 @@ func (sq *serverQuery) matches(sv *Server) bool {
 	case q.Get("flavor") != "" && sv.Flavor.ID != refID(q.Get("flavor")):
 	case q.Get("image") != "" && sv.ImageID != refID(q.Get("image")):
 	case !inWindow(sv.Updated, sq.since, sq.before):
+	case sq.locked != nil && sv.Locked != *sq.locked:
 	case !eq("reservation_id", sv.ReservationID), !eq("key_name", sv.KeyName), !eq("availability_zone", sv.AZ):
 	case sq.admin && (!eq("host", sv.Host) || !eq("node", hypervisorHostname(sv)) || !eq("vm_state", sv.VMState) || !eq("user_id", sv.UserID)):
 	default:

@@ -100,6 +100,9 @@ func (s *Service) writeMetadata(w http.ResponseWriter, r *http.Request, replace 
 	if err != nil {
 		return err
 	}
+	if err := refuseLocked(r, sv); err != nil {
+		return err
+	}
 	o, _, err := readBody(r, "metadata")
 	if err != nil {
 		return err
@@ -149,6 +152,9 @@ func (s *Service) setMetadataItem(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	if err := refuseLocked(r, sv); err != nil {
+		return err
+	}
 	key := chi.URLParam(r, "key")
 	o, _, err := readBody(r, "meta")
 	if err != nil {
@@ -174,6 +180,9 @@ func (s *Service) setMetadataItem(w http.ResponseWriter, r *http.Request) error 
 func (s *Service) deleteMetadataItem(w http.ResponseWriter, r *http.Request) error {
 	sv, err := s.readServer(r, metadataRule)
 	if err != nil {
+		return err
+	}
+	if err := refuseLocked(r, sv); err != nil {
 		return err
 	}
 	c := serverUpdateCmd{ID: sv.ID, MetadataDelete: chi.URLParam(r, "key"), Now: s.now()}

@@ -163,7 +163,7 @@ func addVersionedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]
 		}
 	}
 	if atLeast(r, 9) {
-		v["locked"] = false
+		v["locked"] = sv.Locked
 	}
 	if atLeast(r, 26) {
 		v["tags"] = []string{}
@@ -172,7 +172,7 @@ func addVersionedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]
 		v["trusted_image_certificates"] = nil
 	}
 	if atLeast(r, 73) {
-		v["locked_reason"] = nil
+		v["locked_reason"] = orNil(sv.LockedReason)
 	}
 	if atLeast(r, 71) && tx != nil {
 		groups := []string{}

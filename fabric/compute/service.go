@@ -279,6 +279,10 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-snapshots/{id}", authed, "", s.showProxySnapshot),
 		route(del, "/os-snapshots/{id}", authed, "", s.deleteProxySnapshot),
 
+		// Nova's security group proxy (read side), to microversion 2.35.
+		route(get, "/os-security-groups", authed, "", s.listSecurityGroups),
+		route(get, "/os-security-groups/{id}", authed, "", s.showSecurityGroup),
+
 		route(get, "/os-server-groups", authed, "", s.listGroups),
 		route(post, "/os-server-groups", member, "os_compute_api:os-server-groups:create", s.createGroup),
 		route(get, "/os-server-groups/{id}", authed, "", s.showGroup),
@@ -455,6 +459,9 @@ var extensions = [][3]string{
 	{"os-server-start-stop", "ServerStartStop", "Start/Stop instance compute API support."},
 	{"os-suspend-server", "SuspendServer", "Enable suspend/resume server actions."},
 	{"os-pause-server", "PauseServer", "Enable pause/unpause server actions."},
+	{"os-lock-server", "LockServer", "Enable lock/unlock server actions."},
+	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
+	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' read-only proxy."},
 	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},
 	{"os-scheduler-hints", "SchedulerHints", "Pass arbitrary key/value pairs to the scheduler."},
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},

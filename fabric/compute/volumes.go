@@ -124,6 +124,9 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseLocked(r, sv); err != nil {
+		return err
+	}
 	if isBaremetal(sv) {
 		return badRequest("Volumes cannot be attached to bare-metal servers.")
 	}
@@ -152,6 +155,9 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) detachVolume(w http.ResponseWriter, r *http.Request) error {
 	tx, sv, err := s.readServerTx(r, "os_compute_api:os-volumes-attachments:delete")
 	if err != nil {
+		return err
+	}
+	if err := refuseLocked(r, sv); err != nil {
 		return err
 	}
 	v, err := attachedVolume(tx, r, sv.ID)

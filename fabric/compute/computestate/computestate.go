@@ -150,6 +150,12 @@ type Server struct {
 	// conductor drives it, no servers agent runs it, and Host is the
 	// node's conductor.
 	Baremetal string `json:"baremetal,omitempty"`
+	// Locked is Nova's lock: only an admin may change a locked server.
+	// LockedBy is who locked it ("owner": its project, "admin": an admin
+	// of another project), LockedReason why (Nova's locked_reason).
+	Locked       bool   `json:"locked,omitempty"`
+	LockedBy     string `json:"locked_by,omitempty"`
+	LockedReason string `json:"locked_reason,omitempty"`
 }
 
 // File is a file injected into a server's guest.
