@@ -18,29 +18,19 @@ import (
 // body, and answers the status and the body.
 func volCall(t *testing.T, method, url, tok string, minor, body string) (int, string) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Auth-Token", tok)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("OpenStack-API-Version", "volume 3."+minor)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
+	return versionedCall(t, method, url, tok, "volume 3."+minor, body)
 }
 
 // novaCall makes a compute request at microversion 2.minor with a raw
 // JSON body, and answers the status and the body.
 func novaCall(t *testing.T, method, url, tok, minor, body string) (int, string) {
+	t.Helper()
+	return versionedCall(t, method, url, tok, "compute 2."+minor, body)
+}
+
+// versionedCall makes a request with OpenStack-API-Version version and a
+// raw JSON body, and answers the status and the body.
+func versionedCall(t *testing.T, method, url, tok, version, body string) (int, string) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -52,7 +42,7 @@ func novaCall(t *testing.T, method, url, tok, minor, body string) (int, string) 
 	}
 	req.Header.Set("X-Auth-Token", tok)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("OpenStack-API-Version", "compute 2."+minor)
+	req.Header.Set("OpenStack-API-Version", version)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)

@@ -22,32 +22,9 @@ import (
 // server's are: fresh ones cost page faults on first touch that rackd
 // does not pay.
 func BenchmarkSequentialWrite(b *testing.B) {
-	repl, err := store.NewLocal(Schema())
-	if err != nil {
-		b.Fatal(err)
-	}
-	local := map[string]disk.Disk{}
-	var disks []placement.Disk
-	for range 6 {
-		d, err := disk.OpenDir(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		local[d.ID()] = d
-		disks = append(disks, placement.Disk{Node: "n1", ID: d.ID()})
-	}
-	s := New(Config{Repl: repl, Blobs: &blob.Store{Node: "n1", Local: local},
-		Disks: func(context.Context) ([]placement.Disk, error) { return disks, nil }})
-	ctx := context.Background()
 	const size = 256 << 20
-	if err := s.Create(ctx, "v", size, Options{K: 4, M: 2}); err != nil {
-		b.Fatal(err)
-	}
-	v, err := s.Open(ctx, "v")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer v.Close()
+	v := benchVolume(b, size)
+	ctx := context.Background()
 	b.SetBytes(size)
 	defer reportCPU(b, size)()
 	free := make(chan []byte, 1024)
@@ -108,32 +85,9 @@ func BenchmarkSequentialWrite(b *testing.B) {
 // and allocations per read: what a read costs whatever else the machine
 // runs.
 func BenchmarkRandomRead4K(b *testing.B) {
-	repl, err := store.NewLocal(Schema())
-	if err != nil {
-		b.Fatal(err)
-	}
-	local := map[string]disk.Disk{}
-	var disks []placement.Disk
-	for range 6 {
-		d, err := disk.OpenDir(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		local[d.ID()] = d
-		disks = append(disks, placement.Disk{Node: "n1", ID: d.ID()})
-	}
-	s := New(Config{Repl: repl, Blobs: &blob.Store{Node: "n1", Local: local},
-		Disks: func(context.Context) ([]placement.Disk, error) { return disks, nil }})
-	ctx := context.Background()
 	const size = 64 << 20
-	if err := s.Create(ctx, "v", size, Options{K: 4, M: 2}); err != nil {
-		b.Fatal(err)
-	}
-	v, err := s.Open(ctx, "v")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer v.Close()
+	v := benchVolume(b, size)
+	ctx := context.Background()
 	p := make([]byte, 1<<20)
 	for off := int64(0); off < size; off += int64(len(p)) {
 		p[0] = byte(off >> 20)
@@ -168,4 +122,35 @@ func BenchmarkRandomRead4K(b *testing.B) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
 	b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(b.N), "cpu-µs/read")
+}
+
+// benchVolume opens a new 4+2 volume of size bytes on a store over six
+// disk directories of the benchmark's own; it is closed when b ends.
+func benchVolume(b *testing.B, size int64) *Volume {
+	repl, err := store.NewLocal(Schema())
+	if err != nil {
+		b.Fatal(err)
+	}
+	local := map[string]disk.Disk{}
+	var disks []placement.Disk
+	for range 6 {
+		d, err := disk.OpenDir(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		local[d.ID()] = d
+		disks = append(disks, placement.Disk{Node: "n1", ID: d.ID()})
+	}
+	s := New(Config{Repl: repl, Blobs: &blob.Store{Node: "n1", Local: local},
+		Disks: func(context.Context) ([]placement.Disk, error) { return disks, nil }})
+	ctx := context.Background()
+	if err := s.Create(ctx, "v", size, Options{K: 4, M: 2}); err != nil {
+		b.Fatal(err)
+	}
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	return v
 }
