@@ -201,39 +201,11 @@ func volumeIDParam(r *http.Request) string {
 }
 
 func (s *Service) listProxyVolumes(w http.ResponseWriter, r *http.Request) error {
-	if err := s.proxyAllowed(r, false); err != nil {
-		return err
-	}
-	body, err := s.cinder(r, http.MethodGet, "/volumes/detail", nil)
-	if err != nil {
-		return err
-	}
-	all, _ := body["volumes"].([]any)
-	page, err := limited(r, all)
-	if err != nil {
-		return err
-	}
-	out := make([]any, 0, len(page))
-	for _, v := range page {
-		if m, ok := v.(map[string]any); ok {
-			out = append(out, proxyVolumeView(m))
-		}
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"volumes": out})
-	return nil
+	return s.proxyList(w, r, "/volumes/detail", "volumes", proxyVolumeView)
 }
 
 func (s *Service) showProxyVolume(w http.ResponseWriter, r *http.Request) error {
-	if err := s.proxyAllowed(r, false); err != nil {
-		return err
-	}
-	body, err := s.cinder(r, http.MethodGet, volumeIDParam(r), nil)
-	if err != nil {
-		return err
-	}
-	v, _ := body["volume"].(map[string]any)
-	api.JSON(w, http.StatusOK, map[string]any{"volume": proxyVolumeView(v)})
-	return nil
+	return s.proxyShow(w, r, volumeIDParam(r), "volume", proxyVolumeView)
 }
 
 func (s *Service) createProxyVolume(w http.ResponseWriter, r *http.Request) error {
@@ -295,10 +267,55 @@ func digits(s string) bool {
 }
 
 func (s *Service) deleteProxyVolume(w http.ResponseWriter, r *http.Request) error {
+	return s.proxyDelete(w, r, volumeIDParam(r))
+}
+
+// proxyList answers a proxied list: Cinder's detail list at path, its
+// items under key, limited as Nova limits them, each shown by view.
+func (s *Service) proxyList(w http.ResponseWriter, r *http.Request, path, key string, view func(map[string]any) map[string]any) error {
+	if err := s.proxyAllowed(r, false); err != nil {
+		return err
+	}
+	body, err := s.cinder(r, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	all, _ := body[key].([]any)
+	page, err := limited(r, all)
+	if err != nil {
+		return err
+	}
+	out := make([]any, 0, len(page))
+	for _, v := range page {
+		if m, ok := v.(map[string]any); ok {
+			out = append(out, view(m))
+		}
+	}
+	api.JSON(w, http.StatusOK, map[string]any{key: out})
+	return nil
+}
+
+// proxyShow answers a proxied show: Cinder's item at path, under key,
+// shown by view.
+func (s *Service) proxyShow(w http.ResponseWriter, r *http.Request, path, key string, view func(map[string]any) map[string]any) error {
+	if err := s.proxyAllowed(r, false); err != nil {
+		return err
+	}
+	body, err := s.cinder(r, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	v, _ := body[key].(map[string]any)
+	api.JSON(w, http.StatusOK, map[string]any{key: view(v)})
+	return nil
+}
+
+// proxyDelete answers a proxied delete of Cinder's item at path.
+func (s *Service) proxyDelete(w http.ResponseWriter, r *http.Request, path string) error {
 	if err := s.proxyAllowed(r, true); err != nil {
 		return err
 	}
-	if _, err := s.cinder(r, http.MethodDelete, volumeIDParam(r), nil); err != nil {
+	if _, err := s.cinder(r, http.MethodDelete, path, nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -320,39 +337,11 @@ func snapshotIDParam(r *http.Request) string {
 }
 
 func (s *Service) listProxySnapshots(w http.ResponseWriter, r *http.Request) error {
-	if err := s.proxyAllowed(r, false); err != nil {
-		return err
-	}
-	body, err := s.cinder(r, http.MethodGet, "/snapshots/detail", nil)
-	if err != nil {
-		return err
-	}
-	all, _ := body["snapshots"].([]any)
-	page, err := limited(r, all)
-	if err != nil {
-		return err
-	}
-	out := make([]any, 0, len(page))
-	for _, sn := range page {
-		if m, ok := sn.(map[string]any); ok {
-			out = append(out, proxySnapshotView(m))
-		}
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"snapshots": out})
-	return nil
+	return s.proxyList(w, r, "/snapshots/detail", "snapshots", proxySnapshotView)
 }
 
 func (s *Service) showProxySnapshot(w http.ResponseWriter, r *http.Request) error {
-	if err := s.proxyAllowed(r, false); err != nil {
-		return err
-	}
-	body, err := s.cinder(r, http.MethodGet, snapshotIDParam(r), nil)
-	if err != nil {
-		return err
-	}
-	sn, _ := body["snapshot"].(map[string]any)
-	api.JSON(w, http.StatusOK, map[string]any{"snapshot": proxySnapshotView(sn)})
-	return nil
+	return s.proxyShow(w, r, snapshotIDParam(r), "snapshot", proxySnapshotView)
 }
 
 func (s *Service) createProxySnapshot(w http.ResponseWriter, r *http.Request) error {
@@ -389,12 +378,5 @@ func (s *Service) createProxySnapshot(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Service) deleteProxySnapshot(w http.ResponseWriter, r *http.Request) error {
-	if err := s.proxyAllowed(r, true); err != nil {
-		return err
-	}
-	if _, err := s.cinder(r, http.MethodDelete, snapshotIDParam(r), nil); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return s.proxyDelete(w, r, snapshotIDParam(r))
 }
