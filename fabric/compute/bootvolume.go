@@ -302,12 +302,8 @@ func (s *Service) resolveDataVolumes(ctx context.Context, tx *memdb.Txn, p *api.
 	for _, d := range req.volumes {
 		switch d.Source {
 		case "volume":
-			v := store.Get[volstate.Volume](tx, volstate.VolumeTable, d.UUID)
-			if v == nil || v.Project != req.tmpl.Project {
-				return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", d.UUID)
-			}
-			if v.Status != volstate.StatusAvailable {
-				return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
+			if err := availableVolume(tx, req.tmpl.Project, d.UUID); err != nil {
+				return err
 			}
 			continue
 		case "image":
@@ -379,18 +375,10 @@ func (s *Service) makeDataVolumes(ctx context.Context, p *api.Principal, req *se
 	var made []string
 	for i := range req.volumes {
 		d := &req.volumes[i]
-		var id string
-		var err error
-		switch d.Source {
-		case "blank":
-			id, err = s.cfg.Volumes.CreateBlank(ctx, p, d.Size, req.tmpl.Name+"-blank", d.Type)
-		case "image":
-			id, err = s.cfg.Volumes.CreateFromImage(ctx, p, d.UUID, d.Size, req.tmpl.Name, d.Type)
-		case "snapshot":
-			id, err = s.cfg.Volumes.CreateFromSnapshot(ctx, p, d.UUID, d.Size, req.tmpl.Name, d.Type)
-		default:
+		if d.Source == "volume" {
 			continue
 		}
+		id, err := s.newVolume(ctx, p, d.Source, d.UUID, d.Size, req.tmpl.Name, d.Type)
 		if err != nil {
 			return made, fmt.Errorf("Block Device Mapping is Invalid: the %s volume of entry %d could not be made: %w", d.Source, i, err)
 		}
@@ -403,6 +391,35 @@ func (s *Service) makeDataVolumes(ctx context.Context, p *api.Principal, req *se
 		d.Source, d.UUID = "volume", id
 	}
 	return made, nil
+}
+
+// newVolume makes the new volume a block device of source "blank",
+// "image" or "snapshot" (uuid the image or snapshot) asks for, of sizeGB
+// and volume type vtype, named after the server, and returns its id once
+// it is available.
+func (s *Service) newVolume(ctx context.Context, p *api.Principal, source, uuid string, sizeGB int, name, vtype string) (string, error) {
+	switch source {
+	case "blank":
+		return s.cfg.Volumes.CreateBlank(ctx, p, sizeGB, name+"-blank", vtype)
+	case "image":
+		return s.cfg.Volumes.CreateFromImage(ctx, p, uuid, sizeGB, name, vtype)
+	case "snapshot":
+		return s.cfg.Volumes.CreateFromSnapshot(ctx, p, uuid, sizeGB, name, vtype)
+	}
+	return "", fmt.Errorf("no volume is made from source %q", source)
+}
+
+// availableVolume checks an existing volume a block device names: the
+// project's, and available.
+func availableVolume(tx *memdb.Txn, project, id string) error {
+	v := store.Get[volstate.Volume](tx, volstate.VolumeTable, id)
+	if v == nil || v.Project != project {
+		return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", id)
+	}
+	if v.Status != volstate.StatusAvailable {
+		return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
+	}
+	return nil
 }
 
 // resolveBootVolume checks what a boot-from-volume create names: the
@@ -428,12 +445,8 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 			return err
 		}
 	default:
-		v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID)
-		if v == nil || v.Project != req.tmpl.Project {
-			return badRequest("Block Device Mapping is Invalid: failed to get volume %s.", b.UUID)
-		}
-		if v.Status != volstate.StatusAvailable {
-			return badRequest("Block Device Mapping is Invalid: volume %s is %s, not available.", v.ID, v.Status)
+		if err := availableVolume(tx, req.tmpl.Project, b.UUID); err != nil {
+			return err
 		}
 		// An encrypted volume boots too: its node opens the key and
 		// QEMU the LUKS layer (the key through a pipe, never its
@@ -456,13 +469,7 @@ func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *ser
 	if b == nil || b.Source == "volume" {
 		return "", nil
 	}
-	var id string
-	var err error
-	if b.Source == "snapshot" {
-		id, err = s.cfg.Volumes.CreateFromSnapshot(ctx, p, b.UUID, b.Size, req.tmpl.Name, b.Type)
-	} else {
-		id, err = s.cfg.Volumes.CreateFromImage(ctx, p, b.UUID, b.Size, req.tmpl.Name, b.Type)
-	}
+	id, err := s.newVolume(ctx, p, b.Source, b.UUID, b.Size, req.tmpl.Name, b.Type)
 	if err != nil {
 		return "", err
 	}
