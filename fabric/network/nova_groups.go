@@ -98,16 +98,17 @@ func (sp *ServerPorts) SecurityGroups(ctx context.Context, project string) ([]Se
 			return nil, nil, err
 		}
 	}
+	all := store.All[SecurityGroup](tx, tGroups, "id")
+	if project != "" {
+		all = store.All[SecurityGroup](tx, tGroups, "project", project)
+	}
 	var groups []SecurityGroup
 	rules := map[string][]SecurityGroupRule{}
-	for _, g := range store.All[SecurityGroup](tx, tGroups, "id") {
-		if project != "" && g.Project != project {
-			continue
-		}
+	for _, g := range all {
 		groups = append(groups, *g)
-	}
-	for _, r := range store.All[SecurityGroupRule](tx, tRules, "id") {
-		rules[r.GroupID] = append(rules[r.GroupID], *r)
+		for _, r := range store.All[SecurityGroupRule](tx, tRules, "group", g.ID) {
+			rules[g.ID] = append(rules[g.ID], *r)
+		}
 	}
 	return groups, rules, nil
 }
