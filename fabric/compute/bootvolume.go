@@ -42,36 +42,26 @@ type BootVolumes interface {
 	Delete(ctx context.Context, p *api.Principal, id string) error
 }
 
-// bootVolume is what a create asks to boot from.
-type bootVolume struct {
-	// Source is "volume" (UUID is the volume), "image" (UUID is the
-	// image, Size the new volume's GiB) or "snapshot" (UUID is the
-	// volume snapshot, Size the new volume's GiB, 0 the snapshot's); a
-	// new volume takes volume type Type ("" the default).
-	Source, UUID, Type  string
-	Size                int
-	DeleteOnTermination bool
-	// field is the request's attribute naming UUID, sizeField its size.
-	field, sizeField string
-}
 
-// dataVolume is a volume a create attaches to the new server besides its
-// root disk: a block_device_mapping_v2 entry with destination_type volume
-// and no boot index (or one above 0), or a legacy block_device_mapping
-// entry not on vda, which Nova converts to one. Source is "volume" (UUID
-// is the caller's volume), "blank" (a new empty volume of Size GiB),
-// "image" (a new volume of Size GiB holding image UUID) or "snapshot" (a
-// new volume made from the caller's volume snapshot UUID, of Size GiB or
-// the snapshot's); the new ones take volume type Type ("" the project's
-// default, or for a snapshot its volume's).
-type dataVolume struct {
+// blockDevice is a volume a create gives the new server: its root disk
+// (boot_index 0: the request's boot) or a volume attached to it besides
+// (a block_device_mapping_v2 entry with destination_type volume and no
+// boot index, or one above 0, or a legacy block_device_mapping entry not
+// on vda, which Nova converts to one: the request's volumes). Source is
+// "volume" (UUID is the caller's volume), "blank" (a new empty volume of
+// Size GiB; never the root disk), "image" (a new volume of Size GiB
+// holding image UUID) or "snapshot" (a new volume made from the caller's
+// volume snapshot UUID, of Size GiB or the snapshot's); the new ones
+// take volume type Type ("" the project's default, or for a snapshot its
+// volume's).
+type blockDevice struct {
 	Source, UUID, Type  string
 	Size                int
 	DeleteOnTermination bool
 	// field is the request's attribute naming UUID, sizeField its size.
 	field, sizeField string
-	// index is the entry's boot_index (-1 for none), which orders the
-	// devices.
+	// index is a data volume's boot_index (-1 for none), which orders
+	// the devices.
 	index int
 }
 
@@ -202,11 +192,11 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 			in.Fail(badField(f+"source_type", source, "a blank volume cannot be the boot device"))
 			return
 		}
-		req.boot = &bootVolume{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del,
+		req.boot = &blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del,
 			field: f + "uuid", sizeField: f + "volume_size"}
 		seen["boot"] = true
 	default:
-		req.volumes = append(req.volumes, dataVolume{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index,
+		req.volumes = append(req.volumes, blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index,
 			field: f + "uuid", sizeField: f + "volume_size"})
 	}
 	if in.Err == nil && source == "volume" {
@@ -252,7 +242,7 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 			in.Fail(badField("block_device_mapping.snapshot_id", snapshot, "'%s' is not a valid UUID", snapshot))
 		case snapshot != "":
 			if strings.TrimPrefix(device, "/dev/") != "vda" {
-				req.volumes = append(req.volumes, dataVolume{Source: "snapshot", UUID: snapshot, Size: size, DeleteOnTermination: del, index: -1,
+				req.volumes = append(req.volumes, blockDevice{Source: "snapshot", UUID: snapshot, Size: size, DeleteOnTermination: del, index: -1,
 					field: "block_device_mapping.snapshot_id", sizeField: "block_device_mapping.volume_size"})
 				continue
 			}
@@ -260,7 +250,7 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 				in.Fail(badRequest("Block Device Mapping is Invalid: two volumes on the root device vda."))
 				return
 			}
-			req.boot = &bootVolume{Source: "snapshot", UUID: snapshot, Size: size, DeleteOnTermination: del,
+			req.boot = &blockDevice{Source: "snapshot", UUID: snapshot, Size: size, DeleteOnTermination: del,
 				field: "block_device_mapping.snapshot_id", sizeField: "block_device_mapping.volume_size"}
 			continue
 		case virtual != "":
@@ -274,9 +264,9 @@ func readLegacyBlockDevices(in *api.Input, req *serverRequest, l []any) {
 				in.Fail(badRequest("Block Device Mapping is Invalid: two volumes on the root device vda."))
 				return
 			}
-			req.boot = &bootVolume{Source: "volume", UUID: volID, DeleteOnTermination: del}
+			req.boot = &blockDevice{Source: "volume", UUID: volID, DeleteOnTermination: del}
 		default:
-			req.volumes = append(req.volumes, dataVolume{Source: "volume", UUID: volID, DeleteOnTermination: del, index: -1})
+			req.volumes = append(req.volumes, blockDevice{Source: "volume", UUID: volID, DeleteOnTermination: del, index: -1})
 		}
 		if in.Err != nil {
 			return

@@ -40,9 +40,9 @@ type serverRequest struct {
 	// baremetal is set for a bare-metal flavor: the node to claim.
 	baremetal *baremetalClaim
 	// boot is the volume to boot from (block_device_mapping_v2), if any.
-	boot *bootVolume
+	boot *blockDevice
 	// volumes are data volumes attached as the server is created.
-	volumes []dataVolume
+	volumes []blockDevice
 }
 
 // serverFields are the attributes a create body may have at the
