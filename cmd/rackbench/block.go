@@ -46,6 +46,8 @@ type fioTarget struct {
 	prof *caseProfiler // rackd's CPU profile of each run (--profile), or nil
 	pid  int           // rackd's process, whose CPU per MiB written is measured; 0: none
 	jobs []fioJob      // the jobs run against it; nil: blockJobs
+	// filled says an earlier target already wrote its file whole.
+	filled bool
 }
 
 func (tg fioTarget) jobList() []fioJob {
@@ -125,16 +127,17 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 		// volume and as nbdkit-file is read: over loopback TCP the
 		// kernel's TCP path is charged to rackd's reply writes (writev
 		// was 37% of its CPU at QD32), a cost nbdkit-file did not pay.
-		{"rackstack", []string{"--ioengine=nbd", "--uri=" + ex.UnixURI}, prof, p.cmd.Process.Pid, nil},
-		{"raw-disk", []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw}, nil, 0, nil},
-		{"nbdkit-file", []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}, nil, 0, nil},
+		{name: "rackstack", args: []string{"--ioengine=nbd", "--uri=" + ex.UnixURI}, prof: prof, pid: p.cmd.Process.Pid},
+		{name: "raw-disk", args: []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw}},
+		{name: "nbdkit-file", args: []string{"--ioengine=nbd", "--uri=nbd+unix:///?socket=" + sock}},
 		// The raw disk when its writes are made durable as they come
 		// (an fdatasync every 32 MiB, about what one flush of a
 		// sequential volume writer holds), as a store that keeps a
 		// write path durable flush by flush must: where the host
 		// caches the disk's writes, raw-disk's rate is that cache's,
-		// and this one the disk's.
-		{"raw-disk-durable", []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw, "--fdatasync=32"}, nil, 0, blockJobs[:1]},
+		// and this one the disk's. Its file is raw-disk's, filled
+		// already.
+		{name: "raw-disk-durable", args: []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw, "--fdatasync=32"}, jobs: blockJobs[:1], filled: true},
 	}
 	var out []Result
 	steps := o.Runs // the write pattern's runs
@@ -167,8 +170,10 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 // block suite's cases for one target, reported under tg.name with params
 // and the job's qd and bs.
 func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params map[string]any, prog *progress) ([]Result, error) {
-	if _, err := runFio(ctx, tg, fioJob{rw: "write", bs: "1M", qd: 8}, size, 0); err != nil {
-		return nil, fmt.Errorf("%s: fill: %w", tg.name, err)
+	if !tg.filled {
+		if _, err := runFio(ctx, tg, fioJob{rw: "write", bs: "1M", qd: 8}, size, 0); err != nil {
+			return nil, fmt.Errorf("%s: fill: %w", tg.name, err)
+		}
 	}
 	var out []Result
 	for _, j := range tg.jobList() {
