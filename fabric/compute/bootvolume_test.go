@@ -308,14 +308,7 @@ func TestLegacyBlockDeviceMapping(t *testing.T) {
 // command in boot-index order; each one's delete_on_termination decides
 // whether it goes with the server.
 func TestBlockDeviceMappingV2DataVolumes(t *testing.T) {
-	f := newFixtureWith(t, volstate.Schema())
-	f.stdFlavors()
-	bv := &fakeBootVolumes{f: f, made: map[string]string{}}
-	f.svc.cfg.Volumes = bv
-	ctx := context.Background()
-	if _, err := f.local.Propose(ctx, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t-fast", Name: "fast", Public: true}}); err != nil {
-		t.Fatal(err)
-	}
+	f, bv := newBlockDeviceFixture(t)
 	mine := f.volume(projA)
 	bdm := []any{
 		map[string]any{"uuid": img1, "boot_index": 0, "source_type": "image", "destination_type": "local", "delete_on_termination": true},
@@ -463,14 +456,7 @@ func (f *fixture) bdmSnapshot(project string, size int, typeID string) string {
 // (2.67); it is the server's root disk, deleted with the server when
 // delete_on_termination says so.
 func TestBootFromVolumeSnapshot(t *testing.T) {
-	f := newFixtureWith(t, volstate.Schema())
-	f.stdFlavors()
-	bv := &fakeBootVolumes{f: f, made: map[string]string{}}
-	f.svc.cfg.Volumes = bv
-	ctx := context.Background()
-	if _, err := f.local.Propose(ctx, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t-fast", Name: "fast", Public: true}}); err != nil {
-		t.Fatal(err)
-	}
+	f, bv := newBlockDeviceFixture(t)
 	sn := f.bdmSnapshot(projA, 2, "t-fast")
 	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("snapshot", sn, 0, true))
 	row := f.row(id)
@@ -610,4 +596,19 @@ func TestBlockDeviceMappingSnapshotDataVolume(t *testing.T) {
 	if len(bv.made) != made {
 		t.Fatalf("a refused create made %v", bv.made)
 	}
+}
+
+// newBlockDeviceFixture is a fixture with the volume tables, the
+// standard flavors, a fake volume service recording what it makes, and
+// a public volume type "fast" (id t-fast).
+func newBlockDeviceFixture(t *testing.T) (*fixture, *fakeBootVolumes) {
+	t.Helper()
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	bv := &fakeBootVolumes{f: f, made: map[string]string{}}
+	f.svc.cfg.Volumes = bv
+	if _, err := f.local.Propose(context.Background(), volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t-fast", Name: "fast", Public: true}}); err != nil {
+		t.Fatal(err)
+	}
+	return f, bv
 }

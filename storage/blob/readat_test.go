@@ -53,15 +53,7 @@ func TestReadAtAroundBadShards(t *testing.T) {
 	if _, err := s.Put(ctx, "b", l, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	read := func(off, n int) ReadResult {
-		t.Helper()
-		p := make([]byte, n)
-		res, err := s.ReadAt(ctx, "b", l, int64(len(data)), p, int64(off))
-		if err != nil || !bytes.Equal(p, data[off:off+n]) {
-			t.Fatalf("read %d+%d: %v equal=%v", off, n, err, bytes.Equal(p, data[off:off+n]))
-		}
-		return res
-	}
+	read := checkedReadAt(t, s, l, data)
 	if res := read(0, 100); res.Degraded {
 		t.Fatalf("healthy read reported %v", res.BadShards)
 	}
@@ -278,15 +270,7 @@ func TestReadAtChecksPagesOfVerifiedBlocks(t *testing.T) {
 	if _, err := s.Put(ctx, "b", l, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	readAt := func(off, n int) ReadResult {
-		t.Helper()
-		p := make([]byte, n)
-		res, err := s.ReadAt(ctx, "b", l, int64(len(data)), p, int64(off))
-		if err != nil || !bytes.Equal(p, data[off:off+n]) {
-			t.Fatalf("read %d+%d: %v equal=%v", off, n, err, bytes.Equal(p, data[off:off+n]))
-		}
-		return res
-	}
+	readAt := checkedReadAt(t, s, l, data)
 	readAt(0, 4096) // the first read of the block verifies it whole
 	if n := read.Swap(0); n != int64(4+l.ShardSize) {
 		t.Fatalf("first read of a block read %d bytes, want the block's %d", n, 4+l.ShardSize)
@@ -315,5 +299,19 @@ func TestReadAtChecksPagesOfVerifiedBlocks(t *testing.T) {
 	}
 	if n := s.files().sums.Load(); n != 0 {
 		t.Fatalf("%d blocks' page checksums kept after the corrupt shard's file was dropped", n)
+	}
+}
+
+// checkedReadAt returns a ReadAt of n bytes at off of blob "b" (data,
+// in layout l) that fails the test unless it reads data's bytes.
+func checkedReadAt(t *testing.T, s *Store, l Layout, data []byte) func(off, n int) ReadResult {
+	return func(off, n int) ReadResult {
+		t.Helper()
+		p := make([]byte, n)
+		res, err := s.ReadAt(context.Background(), "b", l, int64(len(data)), p, int64(off))
+		if err != nil || !bytes.Equal(p, data[off:off+n]) {
+			t.Fatalf("read %d+%d: %v equal=%v", off, n, err, bytes.Equal(p, data[off:off+n]))
+		}
+		return res
 	}
 }
