@@ -42,7 +42,6 @@ type BootVolumes interface {
 	Delete(ctx context.Context, p *api.Principal, id string) error
 }
 
-
 // blockDevice is a volume a create gives the new server: its root disk
 // (boot_index 0: the request's boot) or a volume attached to it besides
 // (a block_device_mapping_v2 entry with destination_type volume and no
