@@ -58,6 +58,10 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.resetState(w, r, o[key])
 	case "addSecurityGroup", "removeSecurityGroup":
 		return s.serverSecurityGroup(w, r, key, o[key])
+	case "forceDelete":
+		return s.forceDelete(w, r, o[key])
+	case "restore":
+		return s.restore(r, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {

@@ -460,6 +460,7 @@ var extensions = [][3]string{
 	{"os-suspend-server", "SuspendServer", "Enable suspend/resume server actions."},
 	{"os-pause-server", "PauseServer", "Enable pause/unpause server actions."},
 	{"os-lock-server", "LockServer", "Enable lock/unlock server actions."},
+	{"os-deferred-delete", "DeferredDelete", "Instance deferred delete: forceDelete (restore has nothing to restore: deletes are not deferred here)."},
 	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
 	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' read-only proxy."},
 	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},

@@ -20,8 +20,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"createImage":        {rule: "os_compute_api:servers:create_image"},
 	"createBackup":       {rule: "os_compute_api:os-create-backup"},
 	"changePassword":     {rule: "os_compute_api:os-admin-password"},
-	"forceDelete":        {rule: "os_compute_api:os-deferred-delete:force"},
-	"restore":            {rule: "os_compute_api:os-deferred-delete:restore"},
 	"trigger_crash_dump": {rule: "os_compute_api:servers:trigger_crash_dump"},
 	"os-getVNCConsole":   {rule: "os_compute_api:os-remote-consoles"},
 	"os-getSPICEConsole": {rule: "os_compute_api:os-remote-consoles"},
