@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -215,7 +216,7 @@ func (s *Service) routes() []api.Route {
 		member              = api.Member
 		admin               = api.Admin
 	)
-	return []api.Route{
+	return withVolumesBoot([]api.Route{
 		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v2.1", Access: api.Public, Handle: s.version},
 		{Method: get, Path: "/v2.1/", Access: api.Public, Handle: s.version},
@@ -251,15 +252,6 @@ func (s *Service) routes() []api.Route {
 		route(put, "/servers/{id}", authed, "", s.updateServer),
 		route(del, "/servers/{id}", authed, "", s.deleteServer),
 		route(post, "/servers/{id}/action", authed, "", s.serverAction),
-		// os-volumes_boot is Nova's deprecated alias of the servers API,
-		// kept by Nova's router with no microversion cut-off.
-		route(get, "/os-volumes_boot", authed, "", s.listServers(false)),
-		route(get, "/os-volumes_boot/detail", authed, "", s.listServers(true)),
-		route(post, "/os-volumes_boot", member, "os_compute_api:servers:create", s.createServer),
-		route(get, "/os-volumes_boot/{id}", authed, "", s.showServer),
-		route(put, "/os-volumes_boot/{id}", authed, "", s.updateServer),
-		route(del, "/os-volumes_boot/{id}", authed, "", s.deleteServer),
-		route(post, "/os-volumes_boot/{id}/action", authed, "", s.serverAction),
 		route(get, "/servers/{id}/os-volume_attachments", authed, "", s.listVolumeAttachments),
 		route(post, "/servers/{id}/os-volume_attachments", authed, "", s.attachVolume),
 		route(get, "/servers/{id}/os-volume_attachments/{volume_id}", authed, "", s.showVolumeAttachment),
@@ -317,7 +309,23 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
 		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
 		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
+	})
+}
+
+// volumesBootPaths are the servers API's paths Nova's router also serves
+// under os-volumes_boot, its deprecated alias with no microversion
+// cut-off.
+var volumesBootPaths = []string{"/v2.1/servers", "/v2.1/servers/detail", "/v2.1/servers/{id}", "/v2.1/servers/{id}/action"}
+
+// withVolumesBoot adds the os-volumes_boot alias of those routes.
+func withVolumesBoot(rs []api.Route) []api.Route {
+	for _, rt := range rs {
+		if slices.Contains(volumesBootPaths, rt.Path) {
+			rt.Path = "/v2.1/os-volumes_boot" + strings.TrimPrefix(rt.Path, "/v2.1/servers")
+			rs = append(rs, rt)
+		}
 	}
+	return rs
 }
 
 // legacyV2 serves Nova's v2.0 compatibility endpoint (/v2/...) as the
