@@ -113,6 +113,9 @@ func (s *Service) changeNamespace(r *http.Request, change func(ns *Namespace, no
 			return ns, err
 		}
 		ns.UpdatedAt = now
+		if err := checkNamespaceSize(ns); err != nil {
+			return nil, err
+		}
 		res, err := s.cfg.Repl.Propose(r.Context(), imagestate.CmdNamespacePut, imagestate.NamespacePutCmd{Row: *ns, Revision: rev})
 		if imagestate.IsStale(err) && attempt < 10 {
 			continue
@@ -123,6 +126,22 @@ func (s *Service) changeNamespace(r *http.Request, change func(ns *Namespace, no
 		var out Namespace
 		return &out, res.Decode(&out)
 	}
+}
+
+// maxNamespaceBytes bounds a namespace row (the largest of Glance's
+// stock namespaces is some tens of KiB): every change to a namespace
+// carries all of it through the Raft log.
+const maxNamespaceBytes = 1 << 20
+
+func checkNamespaceSize(ns *Namespace) error {
+	b, err := json.Marshal(ns)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxNamespaceBytes {
+		return tooLarge("Metadata definition namespace %s would take %d bytes, more than the maximum of %d.", ns.Name, len(b), maxNamespaceBytes)
+	}
+	return nil
 }
 
 // protectedIn refuses deleting what a protected namespace defines.
@@ -261,6 +280,10 @@ func (s *Service) listNamespaces(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("limit param must be a non-negative integer")
 		}
 		limit = min(n, 1000)
+	}
+	if limit == 0 {
+		api.JSON(w, http.StatusOK, map[string]any{"namespaces": []any{}, "first": "/v2/metadefs/namespaces", "schema": "/v2/schemas/metadefs/namespaces"})
+		return nil
 	}
 	sortKey, sortDir := cmp.Or(q.Get("sort_key"), "created_at"), cmp.Or(q.Get("sort_dir"), "desc")
 	if !slices.Contains([]string{"created_at", "updated_at", "namespace", "display_name"}, sortKey) {
@@ -402,6 +425,9 @@ func (s *Service) createNamespace(w http.ResponseWriter, r *http.Request) error 
 			return tagExists(name, ns.Name)
 		}
 		ns.Tags = append(ns.Tags, imagestate.MetaTag{Name: name, CreatedAt: now, UpdatedAt: now})
+	}
+	if err := checkNamespaceSize(ns); err != nil {
+		return err
 	}
 	res, err := s.cfg.Repl.Propose(r.Context(), imagestate.CmdNamespaceCreate, imagestate.NamespaceCreateCmd{Row: *ns})
 	if err != nil {

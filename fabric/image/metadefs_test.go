@@ -120,6 +120,12 @@ func TestMetadefPagination(t *testing.T) {
 	if fmt.Sprint(seen) != "[ns0 ns1 ns2 ns3 ns4]" {
 		t.Fatalf("pages: %v", seen)
 	}
+	if got := f.expect(http.StatusOK, "GET", mdNS+"?limit=0", bob, nil).body; len(got["namespaces"].([]any)) != 0 || got["next"] != nil {
+		t.Fatalf("limit 0: %v", got)
+	}
+	f.expect(http.StatusBadRequest, "GET", mdNS+"?limit=-1", bob, nil, "limit")
+	f.expect(http.StatusBadRequest, "GET", mdNS+"?sort_key=owner", bob, nil, "sort key")
+	f.expect(http.StatusNotFound, "GET", mdNS+"?marker=nonesuch", bob, nil)
 	// Newest first by default.
 	if first := names(f.expect(http.StatusOK, "GET", mdNS, bob, nil).body["namespaces"], "namespace"); first[0] != "ns4" {
 		t.Fatalf("default order: %v", first)
@@ -266,6 +272,18 @@ func TestMetadefBadInput(t *testing.T) {
 		f.expect(http.StatusBadRequest, "POST", tc.path, admin, tc.body, tc.field)
 	}
 	f.expect(http.StatusForbidden, "POST", mdNS, admin, map[string]any{"namespace": "v", "created_at": "now"}, "read-only")
+	// A namespace grows in many requests, each under the body limit; its
+	// row stays bounded.
+	big := map[string]any{}
+	for i := range 900 {
+		big[fmt.Sprintf("p%d", i)] = map[string]any{"title": "t", "type": "string", "description": strings.Repeat("d", 500)}
+	}
+	f.expect(http.StatusCreated, "POST", mdNS+"/n/objects", admin, map[string]any{"name": "o1", "properties": big})
+	f.expect(http.StatusCreated, "POST", mdNS+"/n/objects", admin, map[string]any{"name": "o2", "properties": big})
+	f.expect(http.StatusRequestEntityTooLarge, "POST", mdNS+"/n/objects", admin, map[string]any{"name": "o3", "properties": big}, "more than the maximum")
+	if objs := f.expect(http.StatusOK, "GET", mdNS+"/n/objects", admin, nil).body["objects"].([]any); len(objs) != 2 {
+		t.Fatalf("%d objects after a refused one", len(objs))
+	}
 	f.expect(http.StatusBadRequest, "POST", mdNS, admin, "not json")
 	// Nothing was half-written.
 	if got := names(f.expect(http.StatusOK, "GET", mdNS, admin, nil).body["namespaces"], "namespace"); fmt.Sprint(got) != "[n]" {
