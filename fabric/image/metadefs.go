@@ -527,9 +527,13 @@ func (s *Service) listResourceTypes(w http.ResponseWriter, r *http.Request) erro
 		out = append(out, map[string]any{"name": name, "created_at": timeText(catalogEpoch), "updated_at": timeText(catalogEpoch)})
 	}
 	// The names of associations, as Glance adds a resource type on its
-	// first association: those of every namespace, as Glance lists
-	// resource types whatever namespace brought them.
+	// first association; only of the namespaces the caller sees, so that
+	// a private namespace's names stay its project's.
+	p := principal(r)
 	for _, ns := range store.All[Namespace](tx, imagestate.NamespaceTable, "id") {
+		if !nsVisible(p, ns) {
+			continue
+		}
 		for _, a := range ns.Associations {
 			if !seen[a.Name] {
 				seen[a.Name] = true

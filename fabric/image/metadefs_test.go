@@ -230,6 +230,15 @@ func TestMetadefResourceTypes(t *testing.T) {
 	if !slices.Contains(types, "OS::Nova::Flavor") || !slices.Contains(types, "OS::Custom::Thing") {
 		t.Fatalf("resource types: %v", types)
 	}
+	// A private namespace's resource types are its project's to see.
+	f.expect(http.StatusCreated, "POST", mdNS, admin, map[string]any{"namespace": "secret", "owner": projA,
+		"resource_type_associations": []any{map[string]any{"name": "OS::Secret::Thing"}}})
+	for tok, want := range map[string]bool{alice: true, bob: false} {
+		types := names(f.expect(http.StatusOK, "GET", "/v2/metadefs/resource_types", tok, nil).body["resource_types"], "name")
+		if slices.Contains(types, "OS::Secret::Thing") != want {
+			t.Fatalf("%s sees resource types %v", tok, types)
+		}
+	}
 	// Filter namespaces by the types they apply to.
 	if got := names(f.expect(http.StatusOK, "GET", mdNS+"?resource_types=OS::Nova::Flavor", bob, nil).body["namespaces"], "namespace"); len(got) != 0 {
 		t.Fatalf("namespaces of flavors: %v", got)
