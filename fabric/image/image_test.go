@@ -907,10 +907,15 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(http.StatusOK, "POST", "/v2/images/"+id+"/members", alice, map[string]any{"member": projB})
 	gone := f.create(alice, map[string]any{})["id"].(string)
 	f.expect(http.StatusNoContent, "DELETE", "/v2/images/"+gone, alice, nil)
+	f.expect(http.StatusCreated, "POST", "/v2/metadefs/namespaces", admin, map[string]any{"namespace": "kept", "tags": []any{map[string]any{"name": "t1"}}})
+	f.expect(http.StatusCreated, "POST", "/v2/metadefs/namespaces/kept/tags/t2", admin, nil)
+	f.expect(http.StatusCreated, "POST", "/v2/metadefs/namespaces", admin, map[string]any{"namespace": "dropped"})
+	f.expect(http.StatusNoContent, "DELETE", "/v2/metadefs/namespaces/dropped", admin, nil)
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 	// The gone image's row is gone (its events stay, naming it as their
 	// resource_id).
-	if !bytes.Contains(first, []byte(projB)) || bytes.Contains(first, []byte(`"id":"`+gone+`"`)) {
+	if !bytes.Contains(first, []byte(projB)) || bytes.Contains(first, []byte(`"id":"`+gone+`"`)) ||
+		!bytes.Contains(first, []byte(`"t2"`)) || bytes.Contains(first, []byte(`"dropped"`)) {
 		t.Fatalf("snapshot content wrong: %s", first)
 	}
 }

@@ -1,5 +1,6 @@
 // Package image is Rackstack's Glance v2: images, their data, tags,
-// members, and the JSON schemas clients fetch.
+// members, the JSON schemas clients fetch, and the metadata definitions
+// catalog (metadefs.go).
 //
 // Image metadata lives in the replicated state; image bytes are objects in
 // a container of the object store that only this service writes, streamed
@@ -123,7 +124,7 @@ func (s *Service) routes() []api.Route {
 		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 		token                      = api.Authenticated
 	)
-	return []api.Route{
+	return append([]api.Route{
 		{Method: get, Path: "/", Access: api.Public, Handle: s.versions(http.StatusMultipleChoices)},
 		{Method: get, Path: "/versions", Access: api.Public, Handle: s.versions(http.StatusOK)},
 
@@ -150,7 +151,7 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2/info/stores", Access: token, Handle: func(http.ResponseWriter, *http.Request) error {
 			return api.Errorf(http.StatusNotFound, "Multi backend is not supported at this site.")
 		}},
-	}
+	}, s.metadefRoutes()...)
 }
 
 // baseURL is where this API is reached, mount prefix included.

@@ -130,11 +130,16 @@ func Schema() store.Schema {
 	return store.Schema{
 		Tables: []store.Table{
 			store.NewTable(Table, &Image{}, store.StringIndex("owner", "Owner", false)),
+			namespaceTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreate: store.Typed(applyCreate),
 			CmdPut:    store.Typed(applyPut),
 			CmdDelete: store.Typed(applyDelete),
+
+			CmdNamespaceCreate: store.Typed(applyNamespaceCreate),
+			CmdNamespacePut:    store.Typed(applyNamespacePut),
+			CmdNamespaceDelete: store.Typed(applyNamespaceDelete),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
