@@ -432,9 +432,11 @@ func crossNodeSnapshot(t *testing.T, creds map[string]string, env []string, tok,
 	// One qemu-io on one connection (the server flushes a volume when a
 	// client disconnects) writes stamp i+1 once stamp i is acknowledged,
 	// a few milliseconds apart, so it is still writing when the snapshot
-	// is made; it is killed after.
+	// is made; it is killed after. qemu-io's open writes through by
+	// default (every write FUA, durable when acknowledged): -t writeback
+	// leaves the writes in the volume's cache, as a guest's are.
 	var script strings.Builder
-	fmt.Fprintf(&script, "open -o driver=raw,cache.no-flush=on %s\n", ex.UnixURI)
+	fmt.Fprintf(&script, "open -t writeback -o driver=raw,cache.no-flush=on %s\n", ex.UnixURI)
 	for i := 1; i <= stamps; i++ {
 		fmt.Fprintf(&script, "write -P %d %d 4k\nsleep 10\n", stamp(i), i*4096)
 	}
