@@ -217,7 +217,7 @@ func rawPut(t *testing.T, hostport, path string, headers map[string]string, decl
 }
 
 func TestObjectStorage(t *testing.T) {
-	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/swift", "/usr/bin/aws", "/usr/bin/s3cmd", "/usr/bin/rclone"} {
+	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/swift", "/usr/bin/aws", "/usr/bin/s3cmd", "/usr/bin/rclone", "qemu-io", "qemu-img", "stdbuf"} {
 		testenv.RequireCommand(t, c)
 	}
 	// Three nodes with three disk directories each: 4+2 puts two shards
@@ -439,6 +439,12 @@ func TestObjectStorage(t *testing.T) {
 			if code, digest := fetch(url, ""); code != 200 || digest != sums["f1m"] {
 				t.Fatalf("GET of a presigned URL: HTTP %d, sha256 %s", code, digest)
 			}
+		},
+		// A volume written over NBD on n2 and snapshotted through
+		// n1's Cinder API: the snapshot holds every write n2
+		// acknowledged before it was asked for.
+		"volume snapshot across nodes": func(t *testing.T) {
+			crossNodeSnapshot(t, creds, aliceOn(n1.rackd), aliceTok, demo, n2.rackd, n1.rackd)
 		},
 		// The openstack CLI sees the same objects.
 		"openstack": func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -379,4 +380,150 @@ func stampsIn(t *testing.T, file string, max int) int {
 		}
 	}
 	return n
+}
+
+// crossNodeSnapshot is TestObjectStorage's single snapshot across nodes:
+// a volume exported on node writer (`rackctl volume export`) is written
+// there by a real NBD client (qemu-io) with a numbered stamp to page i
+// for i = 1, 2, ..., each write acknowledged before the next and none
+// flushed by the client, while the snapshot is taken through node via's
+// Cinder API (the openstack CLI). The writes stay in the writer's cache
+// (they are far fewer than its dirty limit, and nothing flushes a volume
+// on a timer) until something flushes them: only the hold of the volume
+// on its writer's node does. So a volume made from the snapshot holds
+// stamps 1..a with a at least the number acknowledged before the
+// snapshot was asked for only if the hold reached that node (without it,
+// a is 0).
+func crossNodeSnapshot(t *testing.T, creds map[string]string, env []string, tok, project string, writer, via *rackd) {
+	const stamps = 6000 // 23 MiB of 4 KiB pages: under a volume's 32 MiB dirty limit
+	// The openstack CLI makes what is tested; the waits ask the API.
+	base := via.url() + "/volume/v3/" + project
+	waitFor := func(kind, id, want string) {
+		t.Helper()
+		code, st := 0, ""
+		if !eventually(time.Minute, func() bool {
+			var body string
+			code, body = volCall(t, "GET", base+"/"+kind+"s/"+id, tok, "0", "")
+			var doc map[string]struct {
+				Status string `json:"status"`
+			}
+			json.Unmarshal([]byte(body), &doc)
+			st = doc[kind].Status
+			return (want == "" && code == http.StatusNotFound) || (want != "" && st == want)
+		}) {
+			t.Fatalf("%s %s: HTTP %d, status %q; want %q", kind, id, code, st, want)
+		}
+	}
+	remove := func(kind, id string) {
+		t.Helper()
+		if code, body := volCall(t, "DELETE", base+"/"+kind+"s/"+id, tok, "0", ""); code != http.StatusAccepted {
+			t.Fatalf("delete %s %s: HTTP %d %s", kind, id, code, body)
+		}
+		waitFor(kind, id, "")
+	}
+	create := func(args ...string) string {
+		t.Helper()
+		return strings.TrimSpace(openstack(t, env, append(args, "-f", "value", "-c", "id")...))
+	}
+	vol := create("volume", "create", "--size", "1", "xn-vol")
+	waitFor("volume", vol, "available")
+	ex := exportVolume(t, creds, writer, vol)
+
+	// One qemu-io on one connection (the server flushes a volume when a
+	// client disconnects) writes stamp i+1 once stamp i is acknowledged,
+	// a few milliseconds apart, so it is still writing when the snapshot
+	// is made; it is killed after. qemu-io's open writes through by
+	// default (every write FUA, durable when acknowledged): -t writeback
+	// leaves the writes in the volume's cache, as a guest's are.
+	var script strings.Builder
+	fmt.Fprintf(&script, "open -t writeback -o driver=raw,cache.no-flush=on %s\n", ex.UnixURI)
+	for i := 1; i <= stamps; i++ {
+		fmt.Fprintf(&script, "write -P %d %d 4k\nsleep 10\n", stamp(i), i*4096)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	w := exec.CommandContext(ctx, "stdbuf", "-oL", "qemu-io")
+	w.Stdin = strings.NewReader(script.String())
+	out, err := w.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stderr = w.Stdout
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	recordProcess(t, w.Process.Pid, false)
+	var acked atomic.Int64
+	var failed atomic.Value
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			l := sc.Text()
+			if strings.Contains(l, "wrote 4096/4096") {
+				acked.Add(1)
+			} else if strings.Contains(l, "rror") || strings.Contains(l, "failed") {
+				failed.Store(l)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+		w.Wait()
+	})
+	if !eventually(2*time.Minute, func() bool { return acked.Load() >= 25 || failed.Load() != nil }) || failed.Load() != nil {
+		t.Fatalf("the writer on %s wrote %d stamps (%v)", writer.name, acked.Load(), failed.Load())
+	}
+	before := acked.Load()
+	snap := create("volume", "snapshot", "create", "--volume", vol, "--force", "xn-snap")
+	after := acked.Load()
+	if !eventually(time.Minute, func() bool { return acked.Load() > after || failed.Load() != nil }) || failed.Load() != nil {
+		t.Fatalf("the writer stopped after the snapshot (%d writes; %v)", after, failed.Load())
+	}
+	if after >= stamps {
+		t.Fatalf("the writer had finished before the snapshot was made: make it write longer")
+	}
+	cancel() // the writer has done its part
+	<-finished
+	if f := failed.Load(); f != nil {
+		t.Fatalf("the writer failed: %v", f)
+	}
+	total := acked.Load()
+	t.Logf("snapshot through %s asked for after %d stamps written on %s, answered after %d (%d in all)", via.name, before, writer.name, after, total)
+	waitFor("snapshot", snap, "available")
+
+	cp := create("volume", "create", "--snapshot", snap, "--size", "1", "xn-copy")
+	waitFor("volume", cp, "available")
+	cex := exportVolume(t, creds, via, cp)
+	file := filepath.Join(t.TempDir(), "copy.raw")
+	nbdTool(t, "qemu-img", "convert", "-f", "raw", "-O", "raw", cex.UnixURI, file)
+	a := stampsIn(t, file, stamps)
+	t.Logf("the volume made from the snapshot holds stamps 1..%d", a)
+	if int64(a) < before || int64(a) > total {
+		t.Fatalf("the snapshot holds stamps 1..%d: %d were acknowledged on %s before it was asked for through %s (%d in all)", a, before, writer.name, via.name, total)
+	}
+	// The writer's node held the volume (the hold, not luck, put the
+	// writes in the snapshot).
+	held := false
+	for _, l := range strings.Split(writer.log(), "\n") {
+		if strings.Contains(l, "held volumes for a group snapshot") && strings.Contains(l, vol) {
+			held = true
+		}
+	}
+	if !held {
+		t.Fatalf("%s did not log holding volume %s for the snapshot", writer.name, vol)
+	}
+	for _, u := range []struct {
+		n  *rackd
+		id string
+	}{{via, cp}, {writer, vol}} {
+		if out, err := rackctl(t, creds, u.n, "volume", "unexport", u.id); err != nil {
+			t.Fatalf("unexport %s: %v\n%s", u.id, err, out)
+		}
+	}
+	remove("volume", cp)
+	remove("snapshot", snap)
+	remove("volume", vol)
 }

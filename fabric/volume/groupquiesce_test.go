@@ -404,6 +404,38 @@ func TestSnapshotHeldOnTheWritersNode(t *testing.T) {
 	}
 }
 
+// A volume attached nowhere may still be written on another node: an
+// operator's NBD export there (rackctl volume export), which only that
+// node knows of. Its snapshot is held on the up nodes, so the exporting
+// node flushes it and keeps its writes waiting until the snapshot
+// command; with no other node up it is made here as it stands.
+func TestSnapshotOfAnExportHeldOnItsNode(t *testing.T) {
+	h := newHoldFixture(t, time.Minute)
+	h.nodes = []string{"n1", "n2"}
+	n2 := h.agent("n2")
+
+	vol := h.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	gate := n2.Gate(vol, &heldDevice{id: vol, ev: h.ev})
+	stop := writing(gate)
+	sn := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)["id"].(string)
+	h.heldAround([]string{vol}, stop)
+	if len(h.blocks.calls) != 1 || len(h.blocks.calls[0]) != 1 || h.blocks.calls[0][0] != (SnapshotPair{ID: sn, Volume: vol}) {
+		t.Fatalf("snapshot commands %v", h.blocks.calls)
+	}
+	if s := h.at(66, http.StatusOK, "GET", "snapshots/"+sn, alice, nil)["snapshot"].(map[string]any); s["status"] != "available" {
+		t.Fatalf("snapshot %v", s)
+	}
+	if n := h.requestsLeft(); n != 0 {
+		t.Fatalf("%d hold requests left", n)
+	}
+
+	h.nodes = []string{"n1"}
+	sn2 := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)
+	if sn2["status"] != "available" || len(h.blocks.calls) != 1 {
+		t.Fatalf("snapshot with no other node up: %v, commands %v", sn2, h.blocks.calls)
+	}
+}
+
 // Hold requests that outlived their lease twice over (their process
 // died) are deleted by the settle; younger ones are left alone.
 func TestStaleHoldRequestsAreDeleted(t *testing.T) {

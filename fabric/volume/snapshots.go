@@ -189,30 +189,30 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// writtenElsewhere says whether vol's snapshot is made held: it is
-// attached on another node that is up, and snapshots are held here. A
-// volume attached on a node that is not up has no writer that can still
-// commit a flush: its snapshot is made as it stands.
+// writtenElsewhere says whether vol's snapshot is made held: snapshots
+// are held here, and vol may be written on another node that is up.
+// Attached, it is written only on its attachments' hosts. Attached
+// nowhere, it may be exported over NBD by an operator (`rackctl volume
+// export`) on any node, and only that node knows of its export: so it
+// is held whenever another node is up (the nodes that do not export it
+// answer at once). A volume attached on a node that is not up has no
+// writer that can still commit a flush: its snapshot is made as it
+// stands, as is one with no other node up (the block store flushes a
+// volume open here itself).
 func (s *Service) writtenElsewhere(ctx context.Context, vol *volstate.Volume) (groupSnapshotter, bool, error) {
 	held, ok := s.holding()
-	if !ok {
-		return nil, false, nil
-	}
-	var hosts []string
-	for _, a := range vol.Attachments {
-		if a.Host != "" && a.Host != s.cfg.Node {
-			hosts = append(hosts, a.Host)
-		}
-	}
-	if len(hosts) == 0 || s.cfg.HoldNodes == nil {
+	if !ok || s.cfg.HoldNodes == nil {
 		return nil, false, nil
 	}
 	up, err := s.cfg.HoldNodes(ctx)
 	if err != nil {
 		return nil, false, err
 	}
-	for _, h := range hosts {
-		if slices.Contains(up, h) {
+	for _, n := range up {
+		if n == s.cfg.Node {
+			continue
+		}
+		if len(vol.Attachments) == 0 || slices.ContainsFunc(vol.Attachments, func(a volstate.Attachment) bool { return a.Host == n }) {
 			return held, true, nil
 		}
 	}
