@@ -58,6 +58,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.resetState(w, r, o[key])
 	case "addSecurityGroup", "removeSecurityGroup":
 		return s.serverSecurityGroup(w, r, key, o[key])
+	case "createImage":
+		return s.createImage(w, r, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {
