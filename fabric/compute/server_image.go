@@ -13,6 +13,12 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
+// ImageStep proposes a node agent's step of a snapshot.
+func (s *Service) ImageStep(ctx context.Context, c computestate.ImageStepCmd) error {
+	_, err := s.cfg.Repl.Propose(ctx, computestate.CmdImageStep, c)
+	return err
+}
+
 // createImage (Nova's "Create Image" server action): a snapshot of an
 // image-backed server's root disk becomes a new image. The image is made
 // here, queued, owned by the server's project and private; the server's
@@ -42,9 +48,9 @@ type SnapshotImage struct {
 	// BaseImage is the image the server was built from: its properties
 	// are inherited, as Nova copies them, less those Nova does not.
 	BaseImage string
-	// MinDisk is the server's root disk (GB), MinRAM its flavor's (MB):
-	// what the snapshot needs to boot.
-	MinDisk, MinRAM int
+	// MinDisk is the server's root disk (GB), at least: Nova's snapshot
+	// has the larger of it and the base image's (whose min_ram it has).
+	MinDisk int
 	// Properties are set over the inherited ones.
 	Properties map[string]string
 }
@@ -110,7 +116,7 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 		props[k] = v
 	}
 	imageID, err := s.cfg.Snapshots.CreateSnapshot(r.Context(), p, SnapshotImage{Name: name, Project: sv.Project, BaseImage: sv.ImageID,
-		MinDisk: sv.RootGB, MinRAM: sv.Flavor.RAM, Properties: props})
+		MinDisk: sv.RootGB, Properties: props})
 	if err != nil {
 		return err
 	}

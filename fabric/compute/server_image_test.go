@@ -103,7 +103,7 @@ func TestCreateImage(t *testing.T) {
 	}
 	made := snaps.made["snap-1"]
 	want := map[string]string{"image_type": "mine", "purpose": "backup", "instance_uuid": id, "user_id": "u-alice", "base_image_ref": img1}
-	if made.Name != "snap1" || made.Project != projA || made.BaseImage != img1 || made.MinDisk != f.row(id).RootGB || made.MinRAM != 512 ||
+	if made.Name != "snap1" || made.Project != projA || made.BaseImage != img1 || made.MinDisk != f.row(id).RootGB ||
 		fmt.Sprint(made.Properties) != fmt.Sprint(want) {
 		t.Fatalf("image asked for: %+v", made)
 	}
