@@ -13,6 +13,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
 // fakeSnapshots records the images createImage asks for.
@@ -196,5 +197,29 @@ func TestCreateImageUnbuilt(t *testing.T) {
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"createImage": map[string]any{"name": "s"}}, 501, "notImplemented")
 	if row := f.row(id); row.TaskState != "" {
 		t.Fatalf("task %q", row.TaskState)
+	}
+}
+
+// What is not snapshotted here says so: a server booted from a volume
+// (Nova's snapshot there is a Cinder snapshot behind an image that maps
+// it: not built, 501), and a bare-metal server (409, as for the other
+// actions a whole machine cannot take). No image is made for either.
+func TestCreateImageRefusals(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	snaps := &fakeSnapshots{}
+	f.svc.cfg.Snapshots = snaps
+	f.stdFlavors()
+	vol := f.volume(projA)
+	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("volume", vol, 0, false))
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "2.45", map[string]any{"createImage": map[string]any{"name": "s"}}, 501, "notImplemented", "boots from volume")
+
+	b := newBaremetalFixture(t)
+	b.svc.cfg.Snapshots = snaps
+	b.addNode("node-1", "CUSTOM_BAREMETAL_SMALL", "available")
+	bm := b.bmServer(alice, "metal")
+	b.expect("POST", "/v2.1/servers/"+bm+"/action", alice, "2.45", map[string]any{"createImage": map[string]any{"name": "s"}}, 409, "conflictingRequest", "not supported for bare-metal")
+	if snaps.n != 0 || f.row(id).TaskState != "" || b.row(bm).SnapshotImage != "" {
+		t.Fatalf("a refused createImage made %d images", snaps.n)
 	}
 }
