@@ -155,7 +155,8 @@ func TestCompute(t *testing.T) {
 for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 %s >/dev/null 2>&1 && break; sleep 1; done
 ping -c 2 -W 1 %s >/dev/null 2>&1 && echo PING-VM2-OK || echo PING-VM2-FAIL
 ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-FAIL
-`, vm2IP, vm2IP)), 0o644)
+printf %s | dd of=/dev/vda bs=1M seek=100 conv=fsync 2>/dev/null && sync
+`, vm2IP, vm2IP, snapshotMarker)), 0o644)
 	vm1 := create(t, "vm1", "--network", "net1", "--user-data", ud)
 	console := waitConsole(t, alice, "vm1", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready", "user-data ran")
 	for _, want := range []string{"RACKSTACK-TEST-IMAGE: hostname=vm1", "RACKSTACK-TEST-IMAGE: uuid=" + vm1.ID, "RACKSTACK-TEST-IMAGE: ssh-key=ssh-", "RACKSTACK-TEST-IMAGE: ip=10.30.0.", "PING-VM2-OK", "PING-VM3-FAIL"} {
@@ -207,7 +208,11 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		// rackctl console: the same console in a terminal.
 		"vm1 rackctl console": func(t *testing.T) { checkRackctlConsole(t, creds, n1, vm1.ID) },
 		// lock, os-resetState and security groups: on vm1, left as it was.
-		"vm1 server actions": func(t *testing.T) { checkServerActions(t, admin, alice, vm1) },
+		// createImage after them: a snapshot of vm1 with what it wrote.
+		"vm1 server actions": func(t *testing.T) {
+			checkServerActions(t, admin, alice, vm1)
+			checkServerImage(t, alice, vm1)
+		},
 	})
 
 	// kill -9 rackd: the guests keep running, the new rackd adopts them.

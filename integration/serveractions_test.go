@@ -3,11 +3,86 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 )
+
+// snapshotMarker is what vm1's user data writes to its root disk, 100 MiB
+// in (past the image's 64 MiB, in what the 1 GiB root disk adds), for
+// its snapshot to carry.
+const snapshotMarker = "RACKSTACK-SNAPSHOT-MARKER"
+
+// checkServerImage snapshots a running guest with the openstack CLI
+// (Nova's createImage, server image create --wait): the image becomes
+// active, private, with Nova's snapshot properties and the caller's, and
+// its data is the guest's disk flattened (qcow2, no backing file) with
+// what the guest wrote; the guest runs on (the same QEMU) and the server
+// is ACTIVE with no task. (The action log's createImage is the unit
+// tests'.)
+func checkServerImage(t *testing.T, alice []string, vm serverInfo) {
+	t.Helper()
+	pid := qemuPID(t, vm.ID)
+	out := openstack(t, alice, "server", "image", "create", "--name", "vm1-snap", "--property", "purpose=itest", "--wait", "-f", "json", vm.ID)
+	var made struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(out), &made); err != nil || made.ID == "" {
+		t.Fatalf("server image create: %v\n%s", err, out)
+	}
+	var sv struct {
+		Status string `json:"status"`
+		Task   any    `json:"OS-EXT-STS:task_state"`
+		Image  any    `json:"image"` // "name (id)"
+	}
+	out = openstack(t, alice, "server", "show", "-f", "json", vm.ID)
+	if err := json.Unmarshal([]byte(out), &sv); err != nil {
+		t.Fatalf("server show: %v\n%s", err, out)
+	}
+	if sv.Status != "ACTIVE" || (sv.Task != nil && sv.Task != "None" && sv.Task != "") || qemuPID(t, vm.ID) != pid {
+		t.Errorf("after its snapshot %s is %s, task %v, with QEMU %d (was %d)", vm.ID, sv.Status, sv.Task, qemuPID(t, vm.ID), pid)
+	}
+	baseImage := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`).FindString(fmt.Sprint(sv.Image))
+	if baseImage == "" {
+		t.Fatalf("no image id in the server's image: %v", sv.Image)
+	}
+	var img map[string]any
+	out = openstack(t, alice, "image", "show", "-f", "json", made.ID)
+	if err := json.Unmarshal([]byte(out), &img); err != nil {
+		t.Fatalf("image show: %v\n%s", err, out)
+	}
+	props, _ := json.Marshal(img["properties"])
+	size, _ := img["size"].(float64)
+	if img["status"] != "active" || img["visibility"] != "private" || img["disk_format"] != "qcow2" || size <= 0 {
+		t.Fatalf("the snapshot image: %s", out)
+	}
+	for _, want := range []string{"image_type", "snapshot", "instance_uuid", vm.ID, "base_image_ref", baseImage, "purpose", "itest"} {
+		if !bytes.Contains(props, []byte(want)) {
+			t.Errorf("the snapshot's properties lack %q: %s", want, props)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "snap.qcow2")
+	openstack(t, alice, "image", "save", "--file", file, made.ID)
+	info, err := exec.Command("qemu-img", "info", "--output", "json", file).CombinedOutput()
+	if err != nil || !bytes.Contains(info, []byte(`"format": "qcow2"`)) || bytes.Contains(info, []byte("backing-filename")) {
+		t.Fatalf("the snapshot's data is not a flat qcow2: %v\n%s", err, info)
+	}
+	at := filepath.Join(t.TempDir(), "at100M.raw")
+	// qemu-img dd's count includes the blocks skipped.
+	if out, err := exec.Command("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=1M", "skip=100", "count=101", "if="+file, "of="+at).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img dd: %v\n%s", err, out)
+	}
+	if raw, err := os.ReadFile(at); err != nil || !bytes.HasPrefix(raw, []byte(snapshotMarker)) {
+		t.Errorf("the snapshot lacks what the guest wrote to its disk (%v): %q", err, raw[:min(len(raw), 32)])
+	}
+}
 
 // checkServerActions drives Nova's lock/unlock, os-resetState and
 // add/remove security group on a running guest with the openstack CLI:

@@ -20,10 +20,11 @@ import (
 // image cannot be found). vols is the volume service: it makes boot
 // volumes, and its API serves Nova's volume proxy (os-volumes,
 // os-snapshots). logs and serial serve the guests' consoles.
-func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *network.Service, images compute.Images, vols bootVolumes, logs compute.ConsoleLogs, serial compute.SerialConsole, log *slog.Logger) (*compute.Service, error) {
+func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *network.Service, images computeImages, vols bootVolumes, logs compute.ConsoleLogs, serial compute.SerialConsole, log *slog.Logger) (*compute.Service, error) {
 	return compute.New(compute.Config{
 		Repl: node, Auth: auth, Log: log, PublicURL: o.PublicURL,
 		Images: images, Volumes: vols, VolumeAPI: vols.s.Handler(), ConsoleLogs: logs, SerialConsole: serial,
+		Snapshots: computeSnapshots{images.images},
 		Ports:     serverPorts{nets.ServerPorts()},
 		Hosts:     clusterHosts{node},
 		Scheduler: scheduler.Config{CPURatio: o.CPUAllocationRatio},

@@ -10,6 +10,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/scheduler"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -521,6 +522,11 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 		default:
 			return nil, store.Invalidf("observed status %q is not one of ACTIVE, SHUTOFF, PAUSED, SUSPENDED, ERROR", o.Status)
 		}
+	}
+	if s.SnapshotImage != "" && computestate.SnapshotTask(old.TaskState) && s.VMState != vmError {
+		// A snapshot runs: its steps (CmdImageStep) move the task state,
+		// not the guest's power state.
+		setState(&s, s.VMState, old.TaskState)
 	}
 	probe := s
 	probe.Updated = old.Updated

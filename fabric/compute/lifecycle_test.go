@@ -485,6 +485,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("DELETE", "/v2.1/flavors/gone", admin, "", nil, 202, "")
 	f.agentReports(computestate.CmdVolumeExtended, computestate.VolumeExtendedCmd{ServerID: id, VolumeID: "v", Size: 1, RequestID: "req-x", Now: f.now})
 	f.agentReports(computestate.CmdExtendDone, computestate.ExtendDoneCmd{ServerID: id, VolumeID: "v", Size: 1, Result: "Success", Now: f.now})
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, RebuildSeq: 1})
+	f.svc.cfg.Snapshots = &fakeSnapshots{}
+	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "2.45", map[string]any{"createImage": map[string]any{"name": "s"}}, 202, "")
+	f.agentReports(computestate.CmdImageStep, computestate.ImageStepCmd{ServerID: id, ImageID: "snap-1", Result: "Success", Now: f.now})
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
 		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`} {

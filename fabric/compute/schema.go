@@ -62,6 +62,7 @@ const (
 	cmdServerUpdate  = "compute.server.update"
 	cmdServerAction  = "compute.server.action"
 	cmdServerRebuild = "compute.server.rebuild"
+	cmdServerImage   = "compute.server.create_image"
 	cmdServerReport  = "compute.server.report"
 	cmdGroupCreate   = "compute.server_group.create"
 	cmdGroupDelete   = "compute.server_group.delete"
@@ -96,6 +97,8 @@ func Schema() store.Schema {
 
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),
+		cmdServerImage:                 store.Typed(withEvents(applyServerImage, serverImageEvents)),
+		computestate.CmdImageStep:      store.Typed(applyImageStep),
 	}
 	s.Observers = []store.Observer{eventstate.Observe(eventResources()...)}
 	return s

@@ -62,6 +62,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.forceDelete(w, r, o[key])
 	case "restore":
 		return s.restore(r, o[key])
+	case "createImage":
+		return s.createImage(w, r, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {

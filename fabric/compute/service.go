@@ -149,6 +149,9 @@ type Config struct {
 	// os-snapshots pass requests on to (optional: without it they
 	// answer 501).
 	VolumeAPI http.Handler
+	// Snapshots makes the images of createImage (optional: without it
+	// createImage answers 501).
+	Snapshots SnapshotImages
 	// ConsoleLogs and SerialConsole are optional: without them
 	// os-getConsoleOutput answers 501 and serial consoles 400.
 	ConsoleLogs   ConsoleLogs

@@ -23,6 +23,8 @@ import (
 type NewImage struct {
 	Name, DiskFormat, ContainerFormat, Visibility string
 	Protected                                     bool
+	// MinDisk (GB) and MinRAM (MB) are what booting it needs.
+	MinDisk, MinRAM int
 	// Properties are extra properties; names Glance reserves are refused.
 	Properties map[string]string
 }
@@ -32,6 +34,12 @@ func (s *Service) Create(ctx context.Context, p *api.Principal, n NewImage) (*Im
 	body := api.Object{"name": n.Name, "disk_format": n.DiskFormat, "container_format": n.ContainerFormat, "protected": n.Protected}
 	if n.Visibility != "" {
 		body["visibility"] = n.Visibility
+	}
+	if n.MinDisk > 0 {
+		body["min_disk"] = float64(n.MinDisk)
+	}
+	if n.MinRAM > 0 {
+		body["min_ram"] = float64(n.MinRAM)
 	}
 	for k, v := range n.Properties {
 		if _, base := body[k]; !base && !isBase(k) {

@@ -22,12 +22,13 @@ func TestImageMadeByAnotherService(t *testing.T) {
 	ctx := context.Background()
 	p := &api.Principal{UserID: "u-alice", ProjectID: projA, Roles: []string{"member", "reader"}}
 	img, err := f.svc.Create(ctx, p, NewImage{Name: "from-vol", DiskFormat: "raw", ContainerFormat: "bare", Visibility: "private",
-		Protected: true, Properties: map[string]string{"hw_disk_bus": "scsi"}})
+		Protected: true, MinDisk: 2, MinRAM: 128, Properties: map[string]string{"hw_disk_bus": "scsi"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := f.show(alice, img.ID)
-	if got["status"] != "queued" || got["owner"] != projA || got["visibility"] != "private" || got["hw_disk_bus"] != "scsi" || got["protected"] != true {
+	if got["status"] != "queued" || got["owner"] != projA || got["visibility"] != "private" || got["hw_disk_bus"] != "scsi" || got["protected"] != true ||
+		got["min_disk"] != float64(2) || got["min_ram"] != float64(128) {
 		t.Fatalf("created %v", got)
 	}
 	data := bytes.Repeat([]byte("volume"), 10000)

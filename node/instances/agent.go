@@ -26,6 +26,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
+	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 	"github.com/rackstack/rackstack/node/configdrive"
 	"github.com/rackstack/rackstack/node/hypervisor"
@@ -70,6 +71,11 @@ type Agent struct {
 	Unseal func(sealed string, aad []byte) ([]byte, error)
 	Taps   Taps
 	Report func(ctx context.Context, id string, o computestate.Observed) error
+	// Snapshots stores the images of createImage and Step reports a
+	// snapshot's progress (computestate.CmdImageStep); without them a
+	// snapshot fails saying so.
+	Snapshots SnapshotStore
+	Step      func(ctx context.Context, c computestate.ImageStepCmd) error
 	// PowerOffGrace is how long a stop waits for the guest's own shutdown.
 	PowerOffGrace time.Duration
 	Interval      time.Duration
@@ -211,6 +217,12 @@ func (a *Agent) report(ctx context.Context, id string, o computestate.Observed) 
 // converge brings one server's guest to what its row wants.
 func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netstate.View) error {
 	if s.Want == "deleted" {
+		if s.SnapshotImage != "" && a.Snapshots != nil {
+			// Deleted while a snapshot of it ran: the image goes too.
+			if err := a.Snapshots.DiscardUnfinished(ctx, s.SnapshotImage); err != nil && !errors.Is(err, store.ErrNotFound) {
+				a.Log.Warn("compute: delete the image of a deleted server's snapshot", "server", s.ID, "image", s.SnapshotImage, "err", err)
+			}
+		}
 		a.teardown(ctx, s.ID)
 		err := a.Report(ctx, s.ID, computestate.Observed{Gone: true})
 		a.mu.Lock()
@@ -231,6 +243,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			return err
 		}
 		a.noteGuest(s.ID, vm.PID())
+	}
+	if s.SnapshotImage != "" {
+		return a.snapshot(ctx, s, vm, state)
 	}
 	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard"
 	switch s.Want {

@@ -39,7 +39,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	return &world{MemState: store.NewMemState(t, computestate.Schema(), netstate.Schema(), volstate.Schema()), t: t, taps: map[string]bool{}}
+	return &world{MemState: store.NewMemState(t, computestate.Schema(), netstate.Schema(), volstate.Schema(), imagestate.Schema()), t: t, taps: map[string]bool{}}
 }
 
 func (w *world) server(id string) computestate.Server {

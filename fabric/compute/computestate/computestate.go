@@ -156,6 +156,10 @@ type Server struct {
 	Locked       bool   `json:"locked,omitempty"`
 	LockedBy     string `json:"locked_by,omitempty"`
 	LockedReason string `json:"locked_reason,omitempty"`
+	// SnapshotImage is the image a createImage is making of the server
+	// ("" when none runs): its node agent copies the disk into it (see
+	// CmdImageStep).
+	SnapshotImage string `json:"snapshot_image,omitempty"`
 }
 
 // File is a file injected into a server's guest.

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+
+	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/fabric/image"
+)
+
+// computeSnapshots makes the images of createImage in the image service:
+// queued, private, owned by the server's project, with the base image's
+// properties Nova copies under the snapshot's own, written as qcow2 by
+// the node agent that runs the server.
+type computeSnapshots struct{ images *image.Service }
+
+var _ compute.SnapshotImages = computeSnapshots{}
+
+func (c computeSnapshots) CreateSnapshot(ctx context.Context, p *api.Principal, n compute.SnapshotImage) (string, error) {
+	props := map[string]string{}
+	minDisk, minRAM := n.MinDisk, 0
+	if base, err := c.images.Get(ctx, p, n.BaseImage); err == nil {
+		// A base image the caller can no longer see gives nothing.
+		for k, v := range base.Properties {
+			if !compute.NotInherited[k] {
+				props[k] = v
+			}
+		}
+		minDisk, minRAM = max(minDisk, base.MinDisk), base.MinRAM
+	}
+	for k, v := range n.Properties {
+		props[k] = v
+	}
+	// The server's project owns it, whoever asked (an admin may).
+	owner := *p
+	owner.ProjectID = n.Project
+	img, err := c.images.Create(ctx, &owner, image.NewImage{Name: n.Name, DiskFormat: "qcow2", ContainerFormat: "bare", Visibility: "private",
+		MinDisk: minDisk, MinRAM: minRAM, Properties: props})
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}
+
+func (c computeSnapshots) Discard(ctx context.Context, id string) error {
+	return c.images.Discard(ctx, id)
+}

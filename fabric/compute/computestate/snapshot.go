@@ -1,0 +1,57 @@
+package computestate
+
+import (
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/store"
+)
+
+// Nova's createImage of an image-backed server: the API makes a queued
+// image and sets the server's task_state to image_snapshot with
+// Server.SnapshotImage naming the image, and records a createImage
+// instance action whose one event, compute_snapshot_instance, starts
+// then. The node agent that runs the guest copies its disk, flattened,
+// and uploads it into the image, proposing CmdImageStep as it goes
+// (image_pending_upload, image_uploading) and once with a Result when it
+// is done: the task state goes back to none, the event finishes. A
+// failed snapshot's image is deleted by the agent before it says so.
+const (
+	CmdImageStep = "compute.server.image_step"
+
+	ActionCreateImage = "createImage"
+	EventSnapshot     = "compute_snapshot_instance"
+
+	TaskImageSnapshot      = "image_snapshot"
+	TaskImagePendingUpload = "image_pending_upload"
+	TaskImageUploading     = "image_uploading"
+)
+
+// ImageStepCmd is the node agent's progress on the snapshot of server
+// into image: with Result "" the task state it reached (Task), with
+// Result Success or Error (and Details) its end.
+type ImageStepCmd struct {
+	ServerID string    `json:"server_id"`
+	ImageID  string    `json:"image_id"`
+	Task     string    `json:"task,omitempty"`
+	Result   string    `json:"result,omitempty"`
+	Details  string    `json:"details,omitempty"`
+	Now      time.Time `json:"now"`
+}
+
+// SnapshotTask reports whether task is one of a snapshot's task states.
+func SnapshotTask(task string) bool {
+	return task == TaskImageSnapshot || task == TaskImagePendingUpload || task == TaskImageUploading
+}
+
+// OpenSnapshot is server's createImage action whose event has not
+// finished, nil if there is none.
+func OpenSnapshot(tx *memdb.Txn, server string) *Action {
+	for _, a := range store.All[Action](tx, TableActions, "server", server) {
+		if a.Action == ActionCreateImage && len(a.Events) == 1 && a.Events[0].Finish.IsZero() {
+			return a
+		}
+	}
+	return nil
+}
