@@ -229,7 +229,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 		job.Source, job.Snapshot = b.SnapshotID, true
 	}
 	s.background(func(ctx context.Context) {
-		objects, bytes, err := s.cfg.Backups.Backup(ctx, job)
+		objects, bytes, err := s.backupBlocks(ctx, job)
 		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
 			b.WorkNode, b.WorkRun = "", ""
 			if err != nil {

@@ -624,7 +624,7 @@ func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) 
 	}
 	var failed error
 	for i, m := range members {
-		dataErr := s.cfg.Blocks.Clone(r.Context(), made[i], m.from)
+		dataErr := s.cloneBlocks(r.Context(), made[i], m.from)
 		if dataErr == nil {
 			dataErr = s.cfg.Blocks.Resize(r.Context(), made[i], int64(m.size)*volstate.GiB)
 		}

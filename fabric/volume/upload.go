@@ -162,7 +162,7 @@ func uploadable(v *volstate.Volume, force bool) error {
 // upload copies volume into image and gives the volume its status back.
 func (s *Service) upload(ctx context.Context, volume, image, diskFormat string) {
 	snap := uploadSnapshot(volume)
-	err := s.cfg.Blocks.Snapshot(ctx, snap, volume)
+	err := s.snapshotBlocks(ctx, snap, volume)
 	if err == nil {
 		err = s.cfg.Uploads.VolumeToImage(ctx, snap, image, diskFormat)
 		if derr := s.cfg.Blocks.Delete(context.WithoutCancel(ctx), snap); derr != nil {

@@ -609,12 +609,13 @@ func fromSnapshot(tx *memdb.Txn, snap *volstate.Snapshot, v *volstate.Volume, si
 }
 
 // makeBlocks makes the blocks of new volume v: empty, or a copy-on-write
-// copy of from (a snapshot or volume) grown to v's size.
+// copy of from (a snapshot or volume, read at one instant: copySource)
+// grown to v's size.
 func (s *Service) makeBlocks(ctx context.Context, v *volstate.Volume, from string, policy volstate.Policy) error {
 	if from == "" {
 		return s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy)
 	}
-	if err := s.cfg.Blocks.Clone(ctx, v.ID, from); err != nil {
+	if err := s.cloneBlocks(ctx, v.ID, from); err != nil {
 		return err
 	}
 	return s.cfg.Blocks.Resize(ctx, v.ID, int64(v.Size)*volstate.GiB)
