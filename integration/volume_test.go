@@ -295,8 +295,59 @@ func imageVolumeLane(t *testing.T, creds map[string]string, n1 *rackd, admin, al
 		t.Errorf("boot volume in QEMU after the spec changed: %+v", qemuDiskOf(t, bfvID, "disk0"))
 	}
 	openstack(t, admin, "volume", "qos", "set", "--property", "read_iops_sec=200", "capped-qos")
+	bfvImage(t, alice, iv.ID)
 	openstack(t, alice, "server", "delete", "--wait", "bfv")
 	waitVolume(t, alice, "imgvol", "available", time.Minute)
+}
+
+// bfvImage snapshots server bfv, booted from volume imgvol, as Nova
+// snapshots a volume-backed server: an active, empty image mapping a new
+// snapshot of imgvol; a server created from that image boots from a
+// volume made from that snapshot.
+func bfvImage(t *testing.T, alice []string, imgvol string) {
+	out := openstack(t, alice, "server", "image", "create", "--name", "bfv-snap", "--wait", "-f", "json", "bfv")
+	var img struct {
+		ID         string         `json:"id"`
+		Status     string         `json:"status"`
+		Size       int64          `json:"size"`
+		Properties map[string]any `json:"properties"`
+	}
+	if err := json.Unmarshal([]byte(out), &img); err != nil || img.Status != "active" || img.Size != 0 {
+		t.Fatalf("server image create of a volume-backed server: %v\n%s", err, out)
+	}
+	var mapping []struct {
+		SnapshotID string `json:"snapshot_id"`
+		BootIndex  *int   `json:"boot_index"`
+	}
+	raw, _ := img.Properties["block_device_mapping"].(string)
+	if err := json.Unmarshal([]byte(raw), &mapping); err != nil || len(mapping) != 1 || mapping[0].BootIndex == nil || *mapping[0].BootIndex != 0 {
+		t.Fatalf("block_device_mapping of the image: %v %q", err, raw)
+	}
+	var snap struct {
+		VolumeID string `json:"volume_id"`
+		Status   string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(openstack(t, alice, "volume", "snapshot", "show", "-f", "json", mapping[0].SnapshotID)), &snap); err != nil ||
+		snap.VolumeID != imgvol || snap.Status != "available" {
+		t.Fatalf("the image's snapshot %s: %+v %v", mapping[0].SnapshotID, snap, err)
+	}
+	// No need to wait for the guest: the boot volume is made first.
+	openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--image", "bfv-snap", "--flavor", "m1.tiny", "--nic", "none", "bfv2")
+	var v struct {
+		SnapshotID string `json:"snapshot_id"`
+		Bootable   string `json:"bootable"`
+	}
+	if err := json.Unmarshal([]byte(openstack(t, alice, "volume", "show", "-f", "json", "bfv2")), &v); err != nil || v.SnapshotID != mapping[0].SnapshotID {
+		t.Fatalf("boot volume of the server made from the image: %+v %v", v, err)
+	}
+	if out := openstack(t, alice, "server", "show", "-f", "json", "-c", "image", "bfv2"); !strings.Contains(out, "booted from volume") {
+		t.Errorf("server made from a volume-backed snapshot: %s", out)
+	}
+	openstack(t, alice, "server", "delete", "--wait", "bfv2")
+	waitVolume(t, alice, "bfv2", "available", 2*time.Minute)
+	openstack(t, alice, "volume", "delete", "bfv2")
+	openstack(t, alice, "image", "delete", "bfv-snap")
+	openstack(t, alice, "volume", "snapshot", "delete", mapping[0].SnapshotID)
 }
 
 // guestVolumesLane is TestVolumes' volumes of hot-plugged guests: data,

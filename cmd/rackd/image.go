@@ -33,5 +33,5 @@ func (c computeImages) Get(ctx context.Context, p *api.Principal, id string) (co
 		return compute.ImageInfo{}, err
 	}
 	return compute.ImageInfo{ID: img.ID, Name: img.Name, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM, Size: img.Size,
-		DiskFormat: img.DiskFormat}, nil
+		DiskFormat: img.DiskFormat, Properties: img.Properties}, nil
 }

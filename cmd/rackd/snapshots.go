@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/compute"
@@ -11,7 +13,8 @@ import (
 // computeSnapshots makes the images of createImage in the image service:
 // queued, private, owned by the server's project, with the base image's
 // properties Nova copies under the snapshot's own, written as qcow2 by
-// the node agent that runs the server.
+// the node agent that runs the server; a volume-backed server's, which
+// only maps volume snapshots, active and empty at once.
 type computeSnapshots struct{ images *image.Service }
 
 var _ compute.SnapshotImages = computeSnapshots{}
@@ -38,6 +41,16 @@ func (c computeSnapshots) CreateSnapshot(ctx context.Context, p *api.Principal, 
 		MinDisk: minDisk, MinRAM: minRAM, Properties: props})
 	if err != nil {
 		return "", err
+	}
+	if n.Mapping {
+		// Only properties: active and empty, as Nova's image API makes
+		// a volume-backed server's snapshot (no data, size 0).
+		if err := c.images.Upload(ctx, img.ID, strings.NewReader(""), 0); err != nil {
+			if derr := c.images.Discard(context.WithoutCancel(ctx), img.ID); derr != nil {
+				slog.Warn("delete the image of a failed volume-backed snapshot", "image", img.ID, "err", derr)
+			}
+			return "", err
+		}
 	}
 	return img.ID, nil
 }

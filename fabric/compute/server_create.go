@@ -51,6 +51,11 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
+	if req.boot == nil && req.imageRef != "" {
+		if err := s.imageMappings(ctx, p, req); err != nil {
+			return nil, err
+		}
+	}
 	var img ImageInfo
 	if req.boot != nil {
 		err = s.resolveBootVolume(ctx, tx, r, req)

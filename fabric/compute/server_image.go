@@ -26,9 +26,9 @@ func (s *Service) ImageStep(ctx context.Context, c computestate.ImageStepCmd) er
 // disk (paused for the copy when it runs), flattened, into the image,
 // which goes saving then active, and reports the steps
 // (computestate.CmdImageStep). A failed copy deletes the image and the
-// server goes back to its state, as Nova does. Volume-backed servers
-// (whose snapshot is a Cinder snapshot per volume behind an image that
-// only maps them) are not done here: 501.
+// server goes back to its state, as Nova does. A server booted from a
+// volume is snapshotted as Nova's snapshot_volume_backed does it
+// (server_image_volume.go).
 
 const createImageRule = "os_compute_api:servers:create_image"
 
@@ -53,6 +53,9 @@ type SnapshotImage struct {
 	MinDisk int
 	// Properties are set over the inherited ones.
 	Properties map[string]string
+	// Mapping says the image only maps volume snapshots (a volume-backed
+	// server's): it holds no data and is made active at once, empty.
+	Mapping bool
 }
 
 // NotInherited are the base image's properties Nova's snapshot does not
@@ -91,9 +94,6 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 	if isBaremetal(sv) {
 		return baremetalNotSupported("createImage", sv.ID)
 	}
-	if sv.BootVolume != "" {
-		return notImplemented("Creating an image of server %s is not implemented by this cloud: it boots from volume %s, and only image-backed servers are snapshotted.", sv.ID, sv.BootVolume)
-	}
 	if s.cfg.Snapshots == nil {
 		return notImplemented("The server action createImage is not implemented by this cloud.")
 	}
@@ -109,6 +109,9 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 	// gets no image made for nothing; the command checks it again.
 	if err := snapshottable(sv); err != nil {
 		return err
+	}
+	if sv.BootVolume != "" {
+		return s.createVolumeBackedImage(w, r, tx, sv, name, meta)
 	}
 	p := principal(r)
 	props := map[string]string{"image_type": "snapshot", "instance_uuid": sv.ID, "user_id": p.UserID, "base_image_ref": sv.ImageID}
@@ -131,13 +134,19 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 		}
 		return err
 	}
-	if atLeast(r, createImageMinor) {
-		api.JSON(w, http.StatusAccepted, map[string]any{"image_id": imageID})
-		return nil
-	}
-	w.Header().Set("Location", s.imageURL(r, imageID))
-	w.WriteHeader(http.StatusAccepted)
+	s.imageAccepted(w, r, imageID)
 	return nil
+}
+
+// imageAccepted answers a createImage that made image id: its id in the
+// body from 2.45, its URL in Location before.
+func (s *Service) imageAccepted(w http.ResponseWriter, r *http.Request, id string) {
+	if atLeast(r, createImageMinor) {
+		api.JSON(w, http.StatusAccepted, map[string]any{"image_id": id})
+		return
+	}
+	w.Header().Set("Location", s.imageURL(r, id))
+	w.WriteHeader(http.StatusAccepted)
 }
 
 // imageURL is where the image service serves image id, as Nova's

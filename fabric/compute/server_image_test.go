@@ -201,9 +201,9 @@ func TestCreateImageUnbuilt(t *testing.T) {
 }
 
 // What is not snapshotted here says so: a server booted from a volume
-// (Nova's snapshot there is a Cinder snapshot behind an image that maps
-// it: not built, 501), and a bare-metal server (409, as for the other
-// actions a whole machine cannot take). No image is made for either.
+// when no volume service runs to snapshot it (501), and a bare-metal
+// server (409, as for the other actions a whole machine cannot take). No
+// image is made for either.
 func TestCreateImageRefusals(t *testing.T) {
 	f := newFixtureWith(t, volstate.Schema())
 	snaps := &fakeSnapshots{}

@@ -54,6 +54,8 @@ type ImageInfo struct {
 	// DiskFormat is Glance's disk_format (qcow2, raw, ...): a bare-metal
 	// deploy's instance_info carries it.
 	DiskFormat string
+	// Properties are the image's own (block_device_mapping, bdm_v2 ...).
+	Properties map[string]string
 }
 
 // Ports is the network service, as servers need it. Every call is from a
