@@ -378,10 +378,21 @@ func TestSnapshotHeldOnTheWritersNode(t *testing.T) {
 	h := newHoldFixture(t, time.Minute)
 	h.nodes = []string{"n1", "n2"}
 	n2 := h.agent("n2")
-
 	_, vols := h.consistentGroup("n2")
-	vol := vols[0] // attached to a server on n2
-	gate := n2.Gate(vol, &heldDevice{id: vol, ev: h.ev})
+	// Attached to a server on n2; once n2 is not up it is made as it
+	// stands, not held (no writer there can commit a flush any more).
+	h.singleSnapshotHeld(n2, vols[0])
+}
+
+// singleSnapshotHeld writes vol through node's gate while a single
+// snapshot of it is taken through n1's API: the snapshot is made in one
+// command after node's hold flushed vol and before its next write, and
+// the hold is released; with only n1 up, a second snapshot is made with
+// no hold.
+func (h *holdFixture) singleSnapshotHeld(node *volumes.Holds, vol string) {
+	t := h.t
+	t.Helper()
+	gate := node.Gate(vol, &heldDevice{id: vol, ev: h.ev})
 	stop := writing(gate)
 	sn := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)["id"].(string)
 	h.heldAround([]string{vol}, stop)
@@ -394,13 +405,10 @@ func TestSnapshotHeldOnTheWritersNode(t *testing.T) {
 	if n := h.requestsLeft(); n != 0 {
 		t.Fatalf("%d hold requests left", n)
 	}
-
-	// Attached on a node that is not up: made as it stands, not held (no
-	// writer there can commit a flush any more).
 	h.nodes = []string{"n1"}
 	sn2 := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)
 	if sn2["status"] != "available" || len(h.blocks.calls) != 1 {
-		t.Fatalf("snapshot of a volume whose node is down: %v, commands %v", sn2, h.blocks.calls)
+		t.Fatalf("snapshot with no other node up: %v, commands %v", sn2, h.blocks.calls)
 	}
 }
 
@@ -413,27 +421,7 @@ func TestSnapshotOfAnExportHeldOnItsNode(t *testing.T) {
 	h := newHoldFixture(t, time.Minute)
 	h.nodes = []string{"n1", "n2"}
 	n2 := h.agent("n2")
-
-	vol := h.createVolume(alice, map[string]any{"size": 1})["id"].(string)
-	gate := n2.Gate(vol, &heldDevice{id: vol, ev: h.ev})
-	stop := writing(gate)
-	sn := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)["id"].(string)
-	h.heldAround([]string{vol}, stop)
-	if len(h.blocks.calls) != 1 || len(h.blocks.calls[0]) != 1 || h.blocks.calls[0][0] != (SnapshotPair{ID: sn, Volume: vol}) {
-		t.Fatalf("snapshot commands %v", h.blocks.calls)
-	}
-	if s := h.at(66, http.StatusOK, "GET", "snapshots/"+sn, alice, nil)["snapshot"].(map[string]any); s["status"] != "available" {
-		t.Fatalf("snapshot %v", s)
-	}
-	if n := h.requestsLeft(); n != 0 {
-		t.Fatalf("%d hold requests left", n)
-	}
-
-	h.nodes = []string{"n1"}
-	sn2 := h.at(66, http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}})["snapshot"].(map[string]any)
-	if sn2["status"] != "available" || len(h.blocks.calls) != 1 {
-		t.Fatalf("snapshot with no other node up: %v, commands %v", sn2, h.blocks.calls)
-	}
+	h.singleSnapshotHeld(n2, h.createVolume(alice, map[string]any{"size": 1})["id"].(string))
 }
 
 // Hold requests that outlived their lease twice over (their process
