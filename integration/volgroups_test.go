@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,38 +256,7 @@ func TestConsistentGroupSnapshot(t *testing.T) {
 			fmt.Fprintf(&script, "open -o driver=raw,cache.no-flush=on %s\nwrite -P %d %d 4k\nclose\n", u, stamp(i), i*4096)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	w := exec.CommandContext(ctx, "stdbuf", "-oL", "qemu-io")
-	w.Stdin = strings.NewReader(script.String())
-	out, err := w.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Stderr = w.Stdout
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var wrote atomic.Int64
-	var failed atomic.Value
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			l := sc.Text()
-			if strings.Contains(l, "wrote 4096/4096") {
-				wrote.Add(1)
-			} else if strings.Contains(l, "rror") || strings.Contains(l, "failed") {
-				failed.Store(l)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-finished
-		w.Wait()
-	})
+	wrote, failed, stop := stampWriter(t, script.String(), 10*time.Minute, false)
 	if !eventually(2*time.Minute, func() bool { return wrote.Load() >= 100 }) {
 		t.Fatalf("the writer wrote %d stamps in 2 minutes (%v)", wrote.Load(), failed.Load())
 	}
@@ -315,8 +285,7 @@ func TestConsistentGroupSnapshot(t *testing.T) {
 		len(list) != 1 || list[0]["Name"] != "cgs" || list[0]["Status"] != "available" {
 		t.Fatalf("group snapshot list %q", out)
 	}
-	cancel() // the writer has done its part
-	<-finished
+	stop() // the writer has done its part
 	if f := failed.Load(); f != nil {
 		t.Fatalf("the writer failed: %v", f)
 	}
@@ -440,39 +409,7 @@ func crossNodeSnapshot(t *testing.T, creds map[string]string, env []string, tok,
 	for i := 1; i <= stamps; i++ {
 		fmt.Fprintf(&script, "write -P %d %d 4k\nsleep 10\n", stamp(i), i*4096)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	w := exec.CommandContext(ctx, "stdbuf", "-oL", "qemu-io")
-	w.Stdin = strings.NewReader(script.String())
-	out, err := w.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Stderr = w.Stdout
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	recordProcess(t, w.Process.Pid, false)
-	var acked atomic.Int64
-	var failed atomic.Value
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			l := sc.Text()
-			if strings.Contains(l, "wrote 4096/4096") {
-				acked.Add(1)
-			} else if strings.Contains(l, "rror") || strings.Contains(l, "failed") {
-				failed.Store(l)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-finished
-		w.Wait()
-	})
+	acked, failed, stop := stampWriter(t, script.String(), 5*time.Minute, true)
 	if !eventually(2*time.Minute, func() bool { return acked.Load() >= 25 || failed.Load() != nil }) || failed.Load() != nil {
 		t.Fatalf("the writer on %s wrote %d stamps (%v)", writer.name, acked.Load(), failed.Load())
 	}
@@ -485,8 +422,7 @@ func crossNodeSnapshot(t *testing.T, creds map[string]string, env []string, tok,
 	if after >= stamps {
 		t.Fatalf("the writer had finished before the snapshot was made: make it write longer")
 	}
-	cancel() // the writer has done its part
-	<-finished
+	stop() // the writer has done its part
 	if f := failed.Load(); f != nil {
 		t.Fatalf("the writer failed: %v", f)
 	}
@@ -526,4 +462,49 @@ func crossNodeSnapshot(t *testing.T, creds map[string]string, env []string, tok,
 	remove("volume", cp)
 	remove("snapshot", snap)
 	remove("volume", vol)
+}
+
+// stampWriter runs qemu-io on script for at most d (recorded as a process
+// the test started when record is set) and counts the writes it
+// acknowledges; failed holds an error line it printed. stop kills it
+// and waits for its output to be read; the test's end stops it too.
+func stampWriter(t *testing.T, script string, d time.Duration, record bool) (wrote *atomic.Int64, failed *atomic.Value, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	w := exec.CommandContext(ctx, "stdbuf", "-oL", "qemu-io")
+	w.Stdin = strings.NewReader(script)
+	out, err := w.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	w.Stderr = w.Stdout
+	if err := w.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if record {
+		recordProcess(t, w.Process.Pid, false)
+	}
+	wrote, failed = &atomic.Int64{}, &atomic.Value{}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			l := sc.Text()
+			if strings.Contains(l, "wrote 4096/4096") {
+				wrote.Add(1)
+			} else if strings.Contains(l, "rror") || strings.Contains(l, "failed") {
+				failed.Store(l)
+			}
+		}
+	}()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		<-finished
+		w.Wait()
+	})
+	t.Cleanup(stop)
+	return wrote, failed, stop
 }
