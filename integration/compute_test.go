@@ -208,6 +208,9 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		"vm1 rackctl console": func(t *testing.T) { checkRackctlConsole(t, creds, n1, vm1.ID) },
 		// lock, os-resetState and security groups: on vm1, left as it was.
 		"vm1 server actions": func(t *testing.T) { checkServerActions(t, admin, alice, vm1) },
+		// Server tags: on vm3, whose stop and start keep it in states
+		// Nova lets tags change in.
+		"vm3 server tags": func(t *testing.T) { checkServerTags(t, alice, vm3, vm1, vm2) },
 	})
 
 	// kill -9 rackd: the guests keep running, the new rackd adopts them.
