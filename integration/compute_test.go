@@ -213,6 +213,9 @@ printf %s | dd of=/dev/vda bs=1M seek=100 conv=fsync 2>/dev/null && sync
 			checkServerActions(t, admin, alice, vm1)
 			checkServerImage(t, alice, vm1)
 		},
+		// Server tags: on vm3, whose stop and start keep it in states
+		// Nova lets tags change in.
+		"vm3 server tags": func(t *testing.T) { checkServerTags(t, alice, vm3, vm1, vm2) },
 	})
 
 	// kill -9 rackd: the guests keep running, the new rackd adopts them.

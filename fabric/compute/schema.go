@@ -60,6 +60,7 @@ const (
 	cmdKeypairDelete = "compute.keypair.delete"
 	cmdServerCreate  = "compute.server.create"
 	cmdServerUpdate  = "compute.server.update"
+	cmdServerTags    = "compute.server.tags"
 	cmdServerAction  = "compute.server.action"
 	cmdServerRebuild = "compute.server.rebuild"
 	cmdServerImage   = "compute.server.create_image"
@@ -86,6 +87,7 @@ func Schema() store.Schema {
 		cmdKeypairDelete: store.Typed(applyKeypairDelete),
 		cmdServerCreate:  store.Typed(withEvents(applyServerCreate, createEvents)),
 		cmdServerUpdate:  store.Typed(applyServerUpdate),
+		cmdServerTags:    store.Typed(applyServerTags),
 		cmdServerAction:  store.Typed(withEvents(applyServerAction, actionEvents)),
 		cmdServerRebuild: store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
 		cmdServerReport:  store.Typed(withEvents(applyServerReport, reportEvents)),

@@ -67,6 +67,8 @@ type serverQuery struct {
 	ip, ip6 *regexp.Regexp
 	// locked (2.73) keeps the servers locked or not.
 	locked *bool
+	// tags are the tag filters (2.26).
+	tags *tagQuery
 }
 
 func readServerQuery(r *http.Request) (*serverQuery, error) {
@@ -112,6 +114,7 @@ func readServerQuery(r *http.Request) (*serverQuery, error) {
 		}
 		sq.locked = &b
 	}
+	sq.tags = readTagQuery(r)
 	if err := sq.readTimes(r); err != nil {
 		return nil, err
 	}
@@ -194,6 +197,7 @@ func (sq *serverQuery) matches(sv *Server) bool {
 	case q.Get("image") != "" && sv.ImageID != refID(q.Get("image")):
 	case !inWindow(sv.Updated, sq.since, sq.before):
 	case sq.locked != nil && sv.Locked != *sq.locked:
+	case sq.tags != nil && !sq.tags.matches(sv.Tags):
 	case !eq("reservation_id", sv.ReservationID), !eq("key_name", sv.KeyName), !eq("availability_zone", sv.AZ):
 	case sq.admin && (!eq("host", sv.Host) || !eq("node", hypervisorHostname(sv)) || !eq("vm_state", sv.VMState) || !eq("user_id", sv.UserID)):
 	default:

@@ -270,6 +270,12 @@ func (s *Service) routes() []api.Route {
 		route(get, "/servers/{id}/metadata/{key}", authed, "", s.showMetadataItem),
 		route(put, "/servers/{id}/metadata/{key}", authed, "", s.setMetadataItem),
 		route(del, "/servers/{id}/metadata/{key}", authed, "", s.deleteMetadataItem),
+		route(get, "/servers/{id}/tags", authed, "", s.listServerTags),
+		route(put, "/servers/{id}/tags", authed, "", s.replaceServerTags),
+		route(del, "/servers/{id}/tags", authed, "", s.deleteServerTags),
+		route(get, "/servers/{id}/tags/{tag}", authed, "", s.showServerTag),
+		route(put, "/servers/{id}/tags/{tag}", authed, "", s.addServerTag),
+		route(del, "/servers/{id}/tags/{tag}", authed, "", s.deleteServerTag),
 		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
 

@@ -113,6 +113,8 @@ type Server struct {
 	Ports        []string          `json:"ports"`
 	CreatedPorts []string          `json:"created_ports,omitempty"`
 	Metadata     map[string]string `json:"metadata"`
+	// Tags are Nova's server tags (2.26), sorted and unique.
+	Tags []string `json:"tags,omitempty"`
 	// Want is the state the node must converge to: active, stopped,
 	// paused, suspended or deleted.
 	Want string `json:"want"`
