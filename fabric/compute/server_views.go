@@ -186,12 +186,16 @@ func addVersionedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]
 // addExtendedAttrs adds the OS-EXT-* attributes, the admin-only ones to
 // admins.
 func (s *Service) addExtendedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]any) {
-	groups := []any{}
-	for _, g := range sv.SecurityGroups {
-		groups = append(groups, map[string]any{"name": g})
-	}
 	v["key_name"] = orNil(sv.KeyName)
-	v["security_groups"] = groups
+	// Nova shows security_groups only for a server that has some: one
+	// whose groups were all removed has no key at all.
+	if len(sv.SecurityGroups) > 0 {
+		groups := []any{}
+		for _, g := range sv.SecurityGroups {
+			groups = append(groups, map[string]any{"name": g})
+		}
+		v["security_groups"] = groups
+	}
 	v["OS-SRV-USG:launched_at"] = timeOrNil(sv.LaunchedAt)
 	v["OS-SRV-USG:terminated_at"] = nil
 	v["OS-EXT-AZ:availability_zone"] = sv.AZ
