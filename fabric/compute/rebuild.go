@@ -22,10 +22,13 @@ import (
 // server shows REBUILD until its node reports it ACTIVE with the
 // rebuild's number (Server.RebuildSeq).
 
-// rebuildFields are the rebuild arguments taken; the others Nova knows
-// (adminPass, personality, key_name, user_data, ...) would change the
-// config drive, which the rebuild builds from the server as it is.
-var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral"}
+// rebuildFields are the rebuild arguments taken: Nova's, less those
+// (personality, key_name, user_data, ...) that would change the config
+// drive, which the rebuild builds from the server as it is. adminPass is
+// taken as a create takes it: answered back, as Nova answers it with
+// enable_instance_password. description is Nova's from 2.19.
+var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral", "adminPass", "OS-DCF:diskConfig",
+	"accessIPv4", "accessIPv6"}
 
 func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error {
 	sv, err := s.readServer(r, "os_compute_api:servers:rebuild")
@@ -36,9 +39,13 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	if !ok {
 		return badField("rebuild", arg, "%s is not of type 'object'", api.Text(arg))
 	}
+	fields := rebuildFields
+	if atLeast(r, 19) {
+		fields = append(slices.Clip(fields), "description")
+	}
 	for k := range m {
-		if !slices.Contains(rebuildFields, k) {
-			return badField(k, m[k], "Rebuilding a server takes only %s: %s is not supported.", strings.Join(rebuildFields, ", "), k)
+		if !slices.Contains(fields, k) {
+			return badField(k, m[k], "Rebuilding a server takes only %s: %s is not supported.", strings.Join(fields, ", "), k)
 		}
 	}
 	if keep, _ := m["preserve_ephemeral"].(bool); keep {
@@ -79,6 +86,10 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 		}
 		c.Metadata = meta
 	}
+	pass, err := readRebuildAttrs(m, &c)
+	if err != nil {
+		return err
+	}
 	var out Server
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerRebuild, c, &out); err != nil {
 		return err
@@ -87,8 +98,46 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusAccepted, map[string]any{"server": s.serverView(r, tx, &out, false)})
+	// Before 2.75 Nova answers a rebuild without the extended
+	// attributes (OS-EXT-*, key_name, security_groups, ...), as an
+	// update; from it as a show.
+	view := s.serverView(r, tx, &out, true)
+	view["adminPass"] = pass
+	api.JSON(w, http.StatusAccepted, map[string]any{"server": view})
 	return nil
+}
+
+// readRebuildAttrs reads the server attributes a rebuild may set besides
+// its name and metadata (access addresses, disk config, description)
+// into c, and the admin password: the one asked for, or one made up.
+func readRebuildAttrs(m map[string]any, c *serverRebuildCmd) (pass string, err error) {
+	in := newInput(m)
+	for _, f := range []struct {
+		name string
+		dst  **string
+		v6   bool
+	}{{"accessIPv4", &c.AccessIPv4, false}, {"accessIPv6", &c.AccessIPv6, true}} {
+		if in.Has(f.name) {
+			v := accessIP(in, f.name, f.v6)
+			*f.dst = &v
+		}
+	}
+	if in.Has("OS-DCF:diskConfig") {
+		dc := diskConfig(in)
+		c.DiskConfig = &dc
+	}
+	if in.Has("description") {
+		d := optStr(in, "description", 255)
+		c.Description = &d
+	}
+	pass = str(in, "adminPass", false, 0, 0)
+	if in.Err != nil {
+		return "", in.Err
+	}
+	if pass == "" {
+		pass = randomText(12)
+	}
+	return pass, nil
 }
 
 // serverRebuildCmd rebuilds a server with ImageID.
@@ -99,9 +148,15 @@ type serverRebuildCmd struct {
 	DiskFormat string            `json:"disk_format,omitempty"`
 	Name       *string           `json:"name,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
-	UserID     string            `json:"user_id"`
-	RequestID  string            `json:"request_id"`
-	Now        time.Time         `json:"now"`
+	// AccessIPv4, AccessIPv6, DiskConfig and Description, when set,
+	// replace the server's.
+	AccessIPv4  *string   `json:"access_ipv4,omitempty"`
+	AccessIPv6  *string   `json:"access_ipv6,omitempty"`
+	DiskConfig  *string   `json:"disk_config,omitempty"`
+	Description *string   `json:"description,omitempty"`
+	UserID      string    `json:"user_id"`
+	RequestID   string    `json:"request_id"`
+	Now         time.Time `json:"now"`
 }
 
 // applyServerRebuild moves the server to REBUILD (and a bare-metal
@@ -143,6 +198,10 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	if c.Metadata != nil {
 		s.Metadata = c.Metadata
 	}
+	set(&s.AccessIPv4, c.AccessIPv4)
+	set(&s.AccessIPv6, c.AccessIPv6)
+	set(&s.DiskConfig, c.DiskConfig)
+	set(&s.Description, c.Description)
 	s.RebuildSeq++
 	s.Want = "active"
 	// A fault from before (an ERROR rebuilt) stays until the rebuild

@@ -33,7 +33,11 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
 
 	rebuild(alice, "x", 400, "not of type 'object'")
-	rebuild(alice, map[string]any{"imageRef": img1, "adminPass": "x"}, 400, "adminPass")
+	rebuild(alice, map[string]any{"imageRef": img1, "user_data": "eA=="}, 400, "user_data")
+	rebuild(alice, map[string]any{"imageRef": img1, "accessIPv4": "1.1.1.1.1"}, 400, "accessIPv4")
+	rebuild(alice, map[string]any{"imageRef": img1, "accessIPv6": "1.1.1.1"}, 400, "accessIPv6")
+	rebuild(alice, map[string]any{"imageRef": img1, "OS-DCF:diskConfig": "SIDEWAYS"}, 400, "OS-DCF:diskConfig")
+	rebuild(alice, map[string]any{"imageRef": img1, "description": "d"}, 400, "description") // from 2.19
 	rebuild(alice, map[string]any{"imageRef": img1, "preserve_ephemeral": true}, 400, "preserve_ephemeral")
 	rebuild(alice, map[string]any{}, 400, "imageRef")
 	rebuild(alice, map[string]any{"imageRef": imgQueued}, 400, "not active")
@@ -41,13 +45,24 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	rebuild(alice, map[string]any{"imageRef": img1, "name": " "}, 400, "name")
 	rebuild(bob, map[string]any{"imageRef": img1}, 404)
 
-	body := rebuild(alice, map[string]any{"imageRef": img1, "name": "vm-rebuilt", "metadata": map[string]any{"k": "v"}}, 202)
-	if sv := body["server"].(map[string]any); sv["status"] != "REBUILD" || sv["name"] != "vm-rebuilt" {
+	// Nova's rebuild takes the admin password (answered back, as a
+	// create's), the access addresses and the disk config; before 2.75
+	// the answer has no extended attributes.
+	body := rebuild(alice, map[string]any{"imageRef": img1, "name": "vm-rebuilt", "metadata": map[string]any{"k": "v"},
+		"adminPass": "rebuildPassw0rd", "accessIPv4": "1.1.1.1", "accessIPv6": "0:0::babe:1", "OS-DCF:diskConfig": "AUTO"}, 202)
+	if sv := body["server"].(map[string]any); sv["status"] != "REBUILD" || sv["name"] != "vm-rebuilt" || sv["adminPass"] != "rebuildPassw0rd" ||
+		sv["accessIPv4"] != "1.1.1.1" || sv["accessIPv6"] != "::babe:1" || sv["OS-DCF:diskConfig"] != "AUTO" {
 		t.Fatalf("rebuild answered %v", sv)
+	}
+	for _, k := range []string{"OS-EXT-STS:vm_state", "security_groups", "key_name", "config_drive", "OS-EXT-AZ:availability_zone"} {
+		if _, ok := body["server"].(map[string]any)[k]; ok {
+			t.Errorf("rebuild answer before 2.75 has %s", k)
+		}
 	}
 	row := f.row(id)
 	if row.TaskState != "rebuilding" || row.RebuildSeq != 1 || row.Want != "active" || row.Host != before.Host ||
-		len(row.Ports) != 1 || row.Ports[0] != before.Ports[0] || row.Metadata["k"] != "v" {
+		len(row.Ports) != 1 || row.Ports[0] != before.Ports[0] || row.Metadata["k"] != "v" ||
+		row.AccessIPv4 != "1.1.1.1" || row.AccessIPv6 != "::babe:1" || row.DiskConfig != "AUTO" {
 		t.Fatalf("server while rebuilding: %+v", row)
 	}
 	if sv := f.show(alice, id, "2.19"); sv["OS-EXT-STS:task_state"] != "rebuilding" || sv["status"] != "REBUILD" {
@@ -68,7 +83,13 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	// ERROR with why, and can be rebuilt again.
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, RebuildSeq: 1})
-	rebuild(alice, map[string]any{"imageRef": img1}, 202)
+	// From 2.75 the answer is a show's; a rebuild without a password
+	// answers a made-up one; 2.19's description is taken.
+	body = f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "2.75",
+		map[string]any{"rebuild": map[string]any{"imageRef": img1, "description": "rebuilt"}}, 202, "")
+	if sv := body["server"].(map[string]any); sv["OS-EXT-STS:vm_state"] != "stopped" || sv["adminPass"] == "" || sv["description"] != "rebuilt" {
+		t.Fatalf("rebuild at 2.75 answered %v", sv)
+	}
 	if row := f.row(id); row.Status != "REBUILD" || row.Want != "active" {
 		t.Fatalf("stopped server rebuilding: %s want %s", row.Status, row.Want)
 	}
