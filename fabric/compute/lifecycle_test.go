@@ -477,6 +477,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": img1, "metadata": map[string]any{"k": "v"}}}, 202, "")
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1})
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
+	if err := f.svc.SetPassword(context.Background(), id, "posted"); err != nil {
+		t.Fatal(err)
+	}
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"os-getSerialConsole": map[string]any{"type": "serial"}}, 200, "")
 	f.expect("PUT", "/v2.1/os-quota-sets/"+projB, admin, "", map[string]any{"quota_set": map[string]any{"instances": 3}}, 200, "")
 	f.expect("PUT", "/v2.1/os-quota-sets/"+projA, admin, "", map[string]any{"quota_set": map[string]any{"cores": 30}}, 200, "")
@@ -487,7 +490,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.agentReports(computestate.CmdExtendDone, computestate.ExtendDoneCmd{ServerID: id, VolumeID: "v", Size: 1, Result: "Success", Now: f.now})
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"password":"posted"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

@@ -265,6 +265,8 @@ func (s *Service) routes() []api.Route {
 		route(put, "/servers/{id}/metadata/{key}", authed, "", s.setMetadataItem),
 		route(del, "/servers/{id}/metadata/{key}", authed, "", s.deleteMetadataItem),
 		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
+		route(get, "/servers/{id}/os-server-password", authed, "", s.showServerPassword),
+		route(del, "/servers/{id}/os-server-password", authed, "", s.clearServerPassword),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
 
 		// Nova's deprecated volume proxy, to microversion 2.35.
@@ -460,6 +462,7 @@ var extensions = [][3]string{
 	{"os-suspend-server", "SuspendServer", "Enable suspend/resume server actions."},
 	{"os-pause-server", "PauseServer", "Enable pause/unpause server actions."},
 	{"os-lock-server", "LockServer", "Enable lock/unlock server actions."},
+	{"os-server-password", "ServerPassword", "Server password support: the password a guest posts to the metadata service."},
 	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
 	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' read-only proxy."},
 	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},

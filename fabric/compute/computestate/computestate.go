@@ -156,7 +156,15 @@ type Server struct {
 	Locked       bool   `json:"locked,omitempty"`
 	LockedBy     string `json:"locked_by,omitempty"`
 	LockedReason string `json:"locked_reason,omitempty"`
+	// Password is what the guest posted to the metadata service (Nova's
+	// server password: encrypted with the server's public key by the
+	// guest's agent), until its owner clears it.
+	Password string `json:"password,omitempty"`
 }
+
+// MaxPassword is the most a guest may post as its server password:
+// Nova's four chunks of 255 characters.
+const MaxPassword = 4 * 255
 
 // File is a file injected into a server's guest.
 type File struct {
