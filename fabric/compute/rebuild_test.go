@@ -59,6 +59,7 @@ func TestVirtualMachineRebuild(t *testing.T) {
 			t.Errorf("rebuild answer before 2.75 has %s", k)
 		}
 	}
+	plainAddrs(t, body["server"].(map[string]any), true)
 	row := f.row(id)
 	if row.TaskState != "rebuilding" || row.RebuildSeq != 1 || row.Want != "active" || row.Host != before.Host ||
 		len(row.Ports) != 1 || row.Ports[0] != before.Ports[0] || row.Metadata["k"] != "v" ||
@@ -90,6 +91,7 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	if sv := body["server"].(map[string]any); sv["OS-EXT-STS:vm_state"] != "stopped" || sv["adminPass"] == "" || sv["description"] != "rebuilt" {
 		t.Fatalf("rebuild at 2.75 answered %v", sv)
 	}
+	plainAddrs(t, body["server"].(map[string]any), false)
 	if row := f.row(id); row.Status != "REBUILD" || row.Want != "active" {
 		t.Fatalf("stopped server rebuilding: %s want %s", row.Status, row.Want)
 	}
@@ -138,5 +140,25 @@ func TestRebuildRefusesVolumeBackedServer(t *testing.T) {
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": img1}}, 400, "badRequest", "boots from volume")
 	if row := f.row(id); row.TaskState != "" || row.RebuildSeq != 0 {
 		t.Fatalf("refused rebuild changed the server: %+v", row)
+	}
+}
+
+// plainAddrs checks a server view's addresses: with only version and
+// addr (Nova's update and rebuild answers before 2.75), or with the
+// OS-EXT-IPS attributes too.
+func plainAddrs(t *testing.T, sv map[string]any, plain bool) {
+	t.Helper()
+	n := 0
+	for _, list := range sv["addresses"].(map[string]any) {
+		for _, a := range list.([]any) {
+			n++
+			_, ext := a.(map[string]any)["OS-EXT-IPS:type"]
+			if ext == plain || a.(map[string]any)["addr"] == nil {
+				t.Errorf("address %v (plain wanted: %v)", a, plain)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("no addresses in %v", sv)
 	}
 }

@@ -106,7 +106,7 @@ func hypervisorHostname(sv *Server) string {
 func instanceName(sv *Server) string { return "instance-" + strings.ReplaceAll(sv.ID, "-", "")[:8] }
 
 // serverView is a server as Nova shows it at the request's microversion;
-// basic leaves out what update answers lack before 2.75. tx, when not
+// basic leaves out what update and rebuild answers lack before 2.75. tx, when not
 // nil, adds the server groups (2.71).
 func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic bool) map[string]any {
 	md := sv.Metadata
@@ -138,6 +138,9 @@ func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic b
 	}
 	addVersionedAttrs(r, tx, sv, v)
 	if basic && !atLeast(r, 75) {
+		// Nova's update and rebuild answers before 2.75 show the
+		// addresses without their OS-EXT-IPS attributes too.
+		v["addresses"] = plainAddresses(v["addresses"].(map[string]any))
 		return v
 	}
 	s.addExtendedAttrs(r, tx, sv, v)
