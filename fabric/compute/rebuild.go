@@ -203,6 +203,10 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	set(&s.DiskConfig, c.DiskConfig)
 	set(&s.Description, c.Description)
 	s.RebuildSeq++
+	// The node boots the rebuilt guest; a server that was stopped is
+	// stopped again once it is rebuilt (applyServerReport), as Nova
+	// powers a rebuilt stopped instance off.
+	s.StopAfterRebuild = old.VMState == vmStopped
 	s.Want = "active"
 	// A fault from before (an ERROR rebuilt) stays until the rebuild
 	// ends, as Nova keeps it until the instance is ACTIVE again.

@@ -80,8 +80,8 @@ func TestVirtualMachineRebuild(t *testing.T) {
 		t.Fatalf("after the rebuild: %s %q", row.Status, row.TaskState)
 	}
 
-	// A stopped server is rebuilt and booted; a failed rebuild shows
-	// ERROR with why, and can be rebuilt again.
+	// A stopped server is rebuilt; a failed rebuild shows ERROR with
+	// why, and can be rebuilt again (and ends running).
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, RebuildSeq: 1})
 	// From 2.75 the answer is a show's; a rebuild without a password
@@ -126,6 +126,31 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	}
 	if n := strings.Count(got, "state REBUILD>ACTIVE by system"); n != 2 {
 		t.Errorf("%d rebuilds ended in the events, want 2:\n%s", n, got)
+	}
+
+	// A stopped server, rebuilt (booted by its node to make it), is
+	// stopped again, as Nova brings it back to its original state.
+	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, RebuildSeq: 3})
+	rebuild(alice, map[string]any{"imageRef": img1}, 202)
+	if row := f.row(id); row.Status != "REBUILD" || row.Want != "active" {
+		t.Fatalf("stopped server rebuilding: %s want %s", row.Status, row.Want)
+	}
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 4})
+	if row := f.row(id); row.Status != "ACTIVE" || row.TaskState != "powering-off" || row.Want != "stopped" {
+		t.Fatalf("rebuilt from stopped: %s %q want %s", row.Status, row.TaskState, row.Want)
+	}
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, RebuildSeq: 4})
+	if row := f.row(id); row.Status != "SHUTOFF" || row.TaskState != "" || row.StopAfterRebuild {
+		t.Fatalf("rebuilt from stopped, stopped again: %s %q %+v", row.Status, row.TaskState, row)
+	}
+	// Started and rebuilt again: it stays running.
+	f.action(alice, id, map[string]any{"os-start": nil}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 4})
+	rebuild(alice, map[string]any{"imageRef": img1}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 5})
+	if row := f.row(id); row.Status != "ACTIVE" || row.TaskState != "" || row.Want != "active" {
+		t.Fatalf("rebuilt from active: %s %q want %s", row.Status, row.TaskState, row.Want)
 	}
 }
 

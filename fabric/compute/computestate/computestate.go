@@ -123,13 +123,17 @@ type Server struct {
 	// RebuildSeq counts rebuilds of a bare-metal server; a rebuild is
 	// done when its conductor reports the node active with it
 	// (Observed.RebuildSeq).
-	RebuildSeq     int      `json:"rebuild_seq,omitempty"`
-	Fault          *Fault   `json:"fault,omitempty"`
-	Group          string   `json:"group,omitempty"`
-	SecurityGroups []string `json:"security_groups"`
-	ConfigDrive    bool     `json:"config_drive"`
-	AccessIPv4     string   `json:"access_ipv4,omitempty"`
-	AccessIPv6     string   `json:"access_ipv6,omitempty"`
+	RebuildSeq int `json:"rebuild_seq,omitempty"`
+	// StopAfterRebuild says the rebuild in progress began on a stopped
+	// server: once rebuilt it is stopped again, as Nova's rebuild brings
+	// a stopped instance back to its original state.
+	StopAfterRebuild bool     `json:"stop_after_rebuild,omitempty"`
+	Fault            *Fault   `json:"fault,omitempty"`
+	Group            string   `json:"group,omitempty"`
+	SecurityGroups   []string `json:"security_groups"`
+	ConfigDrive      bool     `json:"config_drive"`
+	AccessIPv4       string   `json:"access_ipv4,omitempty"`
+	AccessIPv6       string   `json:"access_ipv6,omitempty"`
 	// DiskConfig is Nova's OS-DCF:diskConfig, AUTO or MANUAL ("" is
 	// MANUAL).
 	DiskConfig string `json:"disk_config,omitempty"`
