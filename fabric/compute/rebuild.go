@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"encoding/base64"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,11 +23,12 @@ import (
 // server shows REBUILD until its node reports it ACTIVE with the
 // rebuild's number (Server.RebuildSeq).
 
-// rebuildFields are the rebuild arguments taken: Nova's, less those
-// (personality, key_name, user_data, ...) that would change the config
-// drive, which the rebuild builds from the server as it is. adminPass is
-// taken as a create takes it: answered back, as Nova answers it with
-// enable_instance_password. description is Nova's from 2.19.
+// rebuildFields are the rebuild arguments taken: Nova's, less
+// personality (files the config drive would carry; Nova's before 2.57).
+// adminPass is taken as a create takes it: answered back, as Nova
+// answers it with enable_instance_password. description is Nova's from
+// 2.19, key_name from 2.54, user_data from 2.57: the config drive the
+// rebuild builds from the server as it is then carries the new ones.
 var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral", "adminPass", "OS-DCF:diskConfig",
 	"accessIPv4", "accessIPv6"}
 
@@ -39,9 +41,14 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	if !ok {
 		return badField("rebuild", arg, "%s is not of type 'object'", api.Text(arg))
 	}
-	fields := rebuildFields
-	if atLeast(r, 19) {
-		fields = append(slices.Clip(fields), "description")
+	fields := slices.Clip(rebuildFields)
+	for _, v := range []struct {
+		min   int
+		field string
+	}{{19, "description"}, {54, "key_name"}, {57, "user_data"}} {
+		if atLeast(r, v.min) {
+			fields = append(fields, v.field)
+		}
 	}
 	for k := range m {
 		if !slices.Contains(fields, k) {
@@ -88,6 +95,9 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	}
 	pass, err := readRebuildAttrs(m, &c)
 	if err != nil {
+		return err
+	}
+	if err := s.readRebuildGuestData(r, m, &c); err != nil {
 		return err
 	}
 	var out Server
@@ -140,6 +150,43 @@ func readRebuildAttrs(m map[string]any, c *serverRebuildCmd) (pass string, err e
 	return pass, nil
 }
 
+// readRebuildGuestData reads key_name (2.54: the caller's keypair, null
+// for none) and user_data (2.57: base64, null for none) into c, as
+// Nova's rebuild replaces them.
+func (s *Service) readRebuildGuestData(r *http.Request, m map[string]any, c *serverRebuildCmd) error {
+	in := newInput(m)
+	if in.Has("key_name") {
+		name := optStr(in, "key_name", 255)
+		if in.Err != nil {
+			return in.Err
+		}
+		pub := ""
+		if name != "" {
+			tx, err := s.cfg.Repl.Read(r.Context())
+			if err != nil {
+				return err
+			}
+			k := store.Get[Keypair](tx, tKeypairs, principal(r).UserID+"/"+name)
+			if k == nil {
+				return badField("key_name", name, "Invalid key_name provided.")
+			}
+			pub = k.PublicKey
+		}
+		c.KeyName, c.PublicKey = &name, &pub
+	}
+	if in.Has("user_data") {
+		ud := optStr(in, "user_data", maxUserData)
+		if in.Err != nil {
+			return in.Err
+		}
+		if _, err := base64.StdEncoding.DecodeString(ud); err != nil {
+			return badField("user_data", ud, "User data needs to be valid base 64.")
+		}
+		c.UserData = &ud
+	}
+	return nil
+}
+
 // serverRebuildCmd rebuilds a server with ImageID.
 type serverRebuildCmd struct {
 	ID         string            `json:"id"`
@@ -150,13 +197,18 @@ type serverRebuildCmd struct {
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	// AccessIPv4, AccessIPv6, DiskConfig and Description, when set,
 	// replace the server's.
-	AccessIPv4  *string   `json:"access_ipv4,omitempty"`
-	AccessIPv6  *string   `json:"access_ipv6,omitempty"`
-	DiskConfig  *string   `json:"disk_config,omitempty"`
-	Description *string   `json:"description,omitempty"`
-	UserID      string    `json:"user_id"`
-	RequestID   string    `json:"request_id"`
-	Now         time.Time `json:"now"`
+	AccessIPv4  *string `json:"access_ipv4,omitempty"`
+	AccessIPv6  *string `json:"access_ipv6,omitempty"`
+	DiskConfig  *string `json:"disk_config,omitempty"`
+	Description *string `json:"description,omitempty"`
+	// KeyName and PublicKey (2.54) and UserData (2.57), when set,
+	// replace the server's ("" unsets them).
+	KeyName   *string   `json:"key_name,omitempty"`
+	PublicKey *string   `json:"public_key,omitempty"`
+	UserData  *string   `json:"user_data,omitempty"`
+	UserID    string    `json:"user_id"`
+	RequestID string    `json:"request_id"`
+	Now       time.Time `json:"now"`
 }
 
 // applyServerRebuild moves the server to REBUILD (and a bare-metal
@@ -202,6 +254,9 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	set(&s.AccessIPv6, c.AccessIPv6)
 	set(&s.DiskConfig, c.DiskConfig)
 	set(&s.Description, c.Description)
+	set(&s.KeyName, c.KeyName)
+	set(&s.PublicKey, c.PublicKey)
+	set(&s.UserData, c.UserData)
 	s.RebuildSeq++
 	// The node boots the rebuilt guest; a server that was stopped is
 	// stopped again once it is rebuilt (applyServerReport), as Nova

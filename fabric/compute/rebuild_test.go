@@ -187,3 +187,44 @@ func plainAddrs(t *testing.T, sv map[string]any, plain bool) {
 		t.Errorf("no addresses in %v", sv)
 	}
 }
+
+// From 2.54 a rebuild replaces the server's key (the caller's keypair,
+// null for none), from 2.57 its user data (base64, null for none): the
+// rebuilt guest's config drive is built from them. Before, they are
+// refused naming the field.
+func TestRebuildReplacesKeyAndUserData(t *testing.T) {
+	f := newFixture(t)
+	f.stdFlavors()
+	f.expect("POST", "/v2.1/os-keypairs", alice, "", map[string]any{"keypair": map[string]any{"name": "k", "public_key": testPublicKey}}, 200, "")
+	id := f.server(alice, "vm", "user_data", "b2xk")
+	rebuild := func(version string, arg map[string]any, status int, inMsg ...string) {
+		t.Helper()
+		f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: f.row(id).RebuildSeq})
+		fault := ""
+		if status == 400 {
+			fault = "badRequest"
+		}
+		arg["imageRef"] = img1
+		f.expect("POST", "/v2.1/servers/"+id+"/action", alice, version, map[string]any{"rebuild": arg}, status, fault, inMsg...)
+	}
+	rebuild("2.53", map[string]any{"key_name": "k"}, 400, "key_name")
+	rebuild("2.56", map[string]any{"user_data": "bmV3"}, 400, "user_data")
+	rebuild("2.54", map[string]any{"key_name": "nope"}, 400, "Invalid key_name")
+	rebuild("2.57", map[string]any{"user_data": "not base64!"}, 400, "user_data")
+	if row := f.row(id); row.KeyName != "" || row.UserData != "b2xk" || row.RebuildSeq != 0 {
+		t.Fatalf("refused rebuilds changed the server: %+v", row)
+	}
+	rebuild("2.57", map[string]any{"key_name": "k", "user_data": "bmV3"}, 202)
+	if row := f.row(id); row.KeyName != "k" || row.PublicKey != testPublicKey || row.UserData != "bmV3" {
+		t.Fatalf("after rebuild with key and user data: %q %q %q", row.KeyName, row.PublicKey, row.UserData)
+	}
+	// Not named: kept.
+	rebuild("2.57", map[string]any{}, 202)
+	if row := f.row(id); row.KeyName != "k" || row.UserData != "bmV3" {
+		t.Fatalf("a rebuild not naming them changed them: %q %q", row.KeyName, row.UserData)
+	}
+	rebuild("2.57", map[string]any{"key_name": nil, "user_data": nil}, 202)
+	if row := f.row(id); row.KeyName != "" || row.PublicKey != "" || row.UserData != "" {
+		t.Fatalf("after rebuild unsetting them: %q %q %q", row.KeyName, row.PublicKey, row.UserData)
+	}
+}
