@@ -113,6 +113,14 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	// update; from it as a show.
 	view := s.serverView(r, tx, &out, true)
 	view["adminPass"] = pass
+	// Nova's rebuild answer names the key from 2.54 and the user data
+	// from 2.57, the attributes those versions let it change.
+	if atLeast(r, 54) {
+		view["key_name"] = orNil(out.KeyName)
+	}
+	if atLeast(r, 57) {
+		view["user_data"] = orNil(out.UserData)
+	}
 	api.JSON(w, http.StatusAccepted, map[string]any{"server": view})
 	return nil
 }

@@ -214,7 +214,12 @@ func TestRebuildReplacesKeyAndUserData(t *testing.T) {
 	if row := f.row(id); row.KeyName != "" || row.UserData != "b2xk" || row.RebuildSeq != 0 {
 		t.Fatalf("refused rebuilds changed the server: %+v", row)
 	}
-	rebuild("2.57", map[string]any{"key_name": "k", "user_data": "bmV3"}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: f.row(id).RebuildSeq})
+	body := f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "2.57",
+		map[string]any{"rebuild": map[string]any{"imageRef": img1, "key_name": "k", "user_data": "bmV3"}}, 202, "")["server"].(map[string]any)
+	if body["key_name"] != "k" || body["user_data"] != "bmV3" {
+		t.Fatalf("rebuild answer at 2.57: key_name %v user_data %v", body["key_name"], body["user_data"])
+	}
 	if row := f.row(id); row.KeyName != "k" || row.PublicKey != testPublicKey || row.UserData != "bmV3" {
 		t.Fatalf("after rebuild with key and user data: %q %q %q", row.KeyName, row.PublicKey, row.UserData)
 	}
