@@ -64,7 +64,6 @@ const (
 	cmdServerRebuild  = "compute.server.rebuild"
 	cmdServerReport   = "compute.server.report"
 	cmdServerPassword = "compute.server.password"
-	cmdServerTags     = "compute.server.tags"
 	cmdGroupCreate    = "compute.server_group.create"
 	cmdGroupDelete    = "compute.server_group.delete"
 	cmdQuotaSet       = "compute.quota.set"
@@ -91,7 +90,6 @@ func Schema() store.Schema {
 		cmdServerRebuild:  store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
 		cmdServerReport:   store.Typed(withEvents(applyServerReport, reportEvents)),
 		cmdServerPassword: store.Typed(applyServerPassword),
-		cmdServerTags:     store.Typed(applyServerTags),
 		cmdGroupCreate:    store.Typed(applyGroupCreate),
 		cmdGroupDelete:    store.Typed(applyGroupDelete),
 		cmdQuotaSet:       store.Typed(applyQuotaSet),

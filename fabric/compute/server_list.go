@@ -67,8 +67,6 @@ type serverQuery struct {
 	ip, ip6 *regexp.Regexp
 	// locked (2.73) keeps the servers locked or not.
 	locked *bool
-	// tags, tagsAny, notTags and notTagsAny are the tag filters (2.26).
-	tags, tagsAny, notTags, notTagsAny []string
 }
 
 func readServerQuery(r *http.Request) (*serverQuery, error) {
@@ -113,10 +111,6 @@ func readServerQuery(r *http.Request) (*serverQuery, error) {
 			return nil, badRequest("Invalid input for query parameters locked. Value: %s. Unrecognized value '%s', acceptable values are: '0', '1', 'false', 'no', 'off', 'on', 'true', 'yes'", v[0], v[0])
 		}
 		sq.locked = &b
-	}
-	if atLeast(r, 26) {
-		sq.tags, sq.tagsAny = tagFilter(q.Get("tags")), tagFilter(q.Get("tags-any"))
-		sq.notTags, sq.notTagsAny = tagFilter(q.Get("not-tags")), tagFilter(q.Get("not-tags-any"))
 	}
 	if err := sq.readTimes(r); err != nil {
 		return nil, err
@@ -200,7 +194,6 @@ func (sq *serverQuery) matches(sv *Server) bool {
 	case q.Get("image") != "" && sv.ImageID != refID(q.Get("image")):
 	case !inWindow(sv.Updated, sq.since, sq.before):
 	case sq.locked != nil && sv.Locked != *sq.locked:
-	case !matchesTags(sv, sq.tags, sq.tagsAny, sq.notTags, sq.notTagsAny):
 	case !eq("reservation_id", sv.ReservationID), !eq("key_name", sv.KeyName), !eq("availability_zone", sv.AZ):
 	case sq.admin && (!eq("host", sv.Host) || !eq("node", hypervisorHostname(sv)) || !eq("vm_state", sv.VMState) || !eq("user_id", sv.UserID)):
 	default:

@@ -175,16 +175,10 @@ func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 	req.count = maxCount
 	// Personality is allowed (below 2.57) and read apart.
 	readBlockDevices(in, req, atLeast(r, 67))
-	if l, ok := in.Obj["trusted_image_certificates"].([]any); ok && len(l) > 0 {
-		in.Fail(badRequest("trusted_image_certificates is not supported by this cloud"))
-	}
-	if v, ok := in.Obj["tags"]; ok && in.Err == nil {
-		// 2.52 (serverFields lets it through from there).
-		tags, err := readTags("tags", v)
-		if err != nil {
-			in.Fail(err)
+	for _, f := range []string{"tags", "trusted_image_certificates"} {
+		if l, ok := in.Obj[f].([]any); ok && len(l) > 0 {
+			in.Fail(badRequest("%s is not supported by this cloud", f))
 		}
-		req.tmpl.Tags = tags
 	}
 	if atLeast(r, 74) {
 		readRequestedHost(principal(r), in, req)

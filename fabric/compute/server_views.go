@@ -169,7 +169,7 @@ func addVersionedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]
 		v["locked"] = sv.Locked
 	}
 	if atLeast(r, 26) {
-		v["tags"] = tagList(sv)
+		v["tags"] = []string{}
 	}
 	if atLeast(r, 63) {
 		v["trusted_image_certificates"] = nil

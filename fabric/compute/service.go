@@ -266,12 +266,6 @@ func (s *Service) routes() []api.Route {
 		route(del, "/servers/{id}/metadata/{key}", authed, "", s.deleteMetadataItem),
 		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
 		route(get, "/servers/{id}/os-server-password", authed, "", s.showServerPassword),
-		route(get, "/servers/{id}/tags", authed, "", s.listTags),
-		route(put, "/servers/{id}/tags", authed, "", s.replaceTags),
-		route(del, "/servers/{id}/tags", authed, "", s.deleteAllTags),
-		route(get, "/servers/{id}/tags/{tag}", authed, "", s.checkTagExists),
-		route(put, "/servers/{id}/tags/{tag}", authed, "", s.addTag),
-		route(del, "/servers/{id}/tags/{tag}", authed, "", s.deleteTag),
 		route(del, "/servers/{id}/os-server-password", authed, "", s.clearServerPassword),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
 

@@ -164,8 +164,6 @@ type Server struct {
 	// server password: encrypted with the server's public key by the
 	// guest's agent), until its owner clears it.
 	Password string `json:"password,omitempty"`
-	// Tags are Nova's server tags (2.26), in the order added.
-	Tags []string `json:"tags,omitempty"`
 }
 
 // MaxPassword is the most a guest may post as its server password:
