@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/rackstack/rackstack/fabric/cluster"
+	"github.com/rackstack/rackstack/fabric/compute"
 	"github.com/rackstack/rackstack/node/metadata"
 	"github.com/rackstack/rackstack/node/ports"
 )
@@ -29,7 +30,8 @@ const (
 
 // openMetadata makes the veth pair and the listener of the node's
 // metadata service, and tells the ports agent where it is.
-func openMetadata(netnsPath, dataDir string, node *cluster.Node, agent *ports.Agent, log *slog.Logger) (func(ctx context.Context) error, error) {
+// Guests post their password to it; servers keeps it.
+func openMetadata(netnsPath, dataDir string, node *cluster.Node, agent *ports.Agent, servers *compute.Service, log *slog.Logger) (func(ctx context.Context) error, error) {
 	var ln net.Listener
 	err := inNetns(netnsPath, func() error {
 		var err error
@@ -43,7 +45,7 @@ func openMetadata(netnsPath, dataDir string, node *cluster.Node, agent *ports.Ag
 	if err != nil {
 		return nil, err
 	}
-	srv, err := metadata.New(metadata.Config{Ports: agent, State: node.Read, Log: log})
+	srv, err := metadata.New(metadata.Config{Ports: agent, State: node.Read, SetPassword: servers.SetPassword, Log: log})
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -471,6 +471,7 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 		switch o.Status {
 		case "ERROR":
 			setState(&s, vmError, "")
+			s.StopAfterRebuild = false
 			msg := o.Fault
 			if msg == "" {
 				msg = "the node reported an error"
@@ -489,6 +490,11 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 				// still rebooting
 			case s.TaskState == "rebuilding" && o.RebuildSeq < s.RebuildSeq:
 				// an ACTIVE from before the rebuild: still rebuilding
+			case s.TaskState == "rebuilding" && s.StopAfterRebuild:
+				// Rebuilt from stopped: stopped again, as Nova's
+				// rebuild returns an instance to its original state.
+				setState(&s, vmActive, "powering-off")
+				s.Want, s.StopAfterRebuild, s.Fault = "stopped", false, nil
 			default:
 				setState(&s, vmActive, "")
 				s.Fault = nil

@@ -462,7 +462,7 @@ func TestBaremetalRebuildDeploysTheNodeAgain(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: PowerRunning})
 
 	rebuild(alice, map[string]any{"imageRef": imgQueued}, 400, "not active")
-	rebuild(alice, map[string]any{"imageRef": img1, "adminPass": "x"}, 400, "adminPass")
+	rebuild(alice, map[string]any{"imageRef": img1, "user_data": "eA=="}, 400, "user_data")
 	rebuild(bob, map[string]any{"imageRef": img1}, 404)
 	body := rebuild(alice, map[string]any{"imageRef": img1, "name": "metal2", "metadata": map[string]any{"k": "v"}}, 202)
 	if sv := body["server"].(map[string]any); sv["status"] != "REBUILD" || sv["name"] != "metal2" {

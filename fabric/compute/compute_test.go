@@ -568,6 +568,7 @@ func TestServerCreateShowAndReport(t *testing.T) {
 	if _, ok := u["OS-EXT-STS:vm_state"]; ok {
 		t.Fatal("update answer has show-only attributes before 2.75")
 	}
+	plainAddrs(t, u, true)
 	f.expect("PUT", "/v2.1/servers/"+id, alice, "", map[string]any{"server": map[string]any{"accessIPv4": "nope"}}, 400, "badRequest", "accessIPv4")
 	f.expect("PUT", "/v2.1/servers/"+id, alice, "2.19", map[string]any{"server": map[string]any{"description": "web server"}}, 200, "")
 	if d := f.show(alice, id, "2.19")["description"]; d != "web server" {

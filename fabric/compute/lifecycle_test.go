@@ -478,6 +478,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1})
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	f.expect("PUT", "/v2.1/servers/"+id+"/tags/t1", alice, "2.26", nil, 201, "")
+	if err := f.svc.SetPassword(context.Background(), id, "posted"); err != nil {
+		t.Fatal(err)
+	}
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"os-getSerialConsole": map[string]any{"type": "serial"}}, 200, "")
 	f.expect("PUT", "/v2.1/os-quota-sets/"+projB, admin, "", map[string]any{"quota_set": map[string]any{"instances": 3}}, 200, "")
 	f.expect("PUT", "/v2.1/os-quota-sets/"+projA, admin, "", map[string]any{"quota_set": map[string]any{"cores": 30}}, 200, "")
@@ -492,7 +495,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.agentReports(computestate.CmdImageStep, computestate.ImageStepCmd{ServerID: id, ImageID: "snap-1", Result: "Success", Now: f.now})
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

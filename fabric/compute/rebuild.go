@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"encoding/base64"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,10 +23,14 @@ import (
 // server shows REBUILD until its node reports it ACTIVE with the
 // rebuild's number (Server.RebuildSeq).
 
-// rebuildFields are the rebuild arguments taken; the others Nova knows
-// (adminPass, personality, key_name, user_data, ...) would change the
-// config drive, which the rebuild builds from the server as it is.
-var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral"}
+// rebuildFields are the rebuild arguments taken: Nova's, less
+// personality (files the config drive would carry; Nova's before 2.57).
+// adminPass is taken as a create takes it: answered back, as Nova
+// answers it with enable_instance_password. description is Nova's from
+// 2.19, key_name from 2.54, user_data from 2.57: the config drive the
+// rebuild builds from the server as it is then carries the new ones.
+var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral", "adminPass", "OS-DCF:diskConfig",
+	"accessIPv4", "accessIPv6"}
 
 func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error {
 	sv, err := s.readServer(r, "os_compute_api:servers:rebuild")
@@ -36,9 +41,18 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	if !ok {
 		return badField("rebuild", arg, "%s is not of type 'object'", api.Text(arg))
 	}
+	fields := slices.Clip(rebuildFields)
+	for _, v := range []struct {
+		min   int
+		field string
+	}{{19, "description"}, {54, "key_name"}, {57, "user_data"}} {
+		if atLeast(r, v.min) {
+			fields = append(fields, v.field)
+		}
+	}
 	for k := range m {
-		if !slices.Contains(rebuildFields, k) {
-			return badField(k, m[k], "Rebuilding a server takes only %s: %s is not supported.", strings.Join(rebuildFields, ", "), k)
+		if !slices.Contains(fields, k) {
+			return badField(k, m[k], "Rebuilding a server takes only %s: %s is not supported.", strings.Join(fields, ", "), k)
 		}
 	}
 	if keep, _ := m["preserve_ephemeral"].(bool); keep {
@@ -79,6 +93,13 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 		}
 		c.Metadata = meta
 	}
+	pass, err := readRebuildAttrs(m, &c)
+	if err != nil {
+		return err
+	}
+	if err := s.readRebuildGuestData(r, m, &c); err != nil {
+		return err
+	}
 	var out Server
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerRebuild, c, &out); err != nil {
 		return err
@@ -87,7 +108,90 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusAccepted, map[string]any{"server": s.serverView(r, tx, &out, false)})
+	// Before 2.75 Nova answers a rebuild without the extended
+	// attributes (OS-EXT-*, key_name, security_groups, ...), as an
+	// update; from it as a show.
+	view := s.serverView(r, tx, &out, true)
+	view["adminPass"] = pass
+	// Nova's rebuild answer names the key from 2.54 and the user data
+	// from 2.57, the attributes those versions let it change.
+	if atLeast(r, 54) {
+		view["key_name"] = orNil(out.KeyName)
+	}
+	if atLeast(r, 57) {
+		view["user_data"] = orNil(out.UserData)
+	}
+	api.JSON(w, http.StatusAccepted, map[string]any{"server": view})
+	return nil
+}
+
+// readRebuildAttrs reads the server attributes a rebuild may set besides
+// its name and metadata (access addresses, disk config, description)
+// into c, and the admin password: the one asked for, or one made up.
+func readRebuildAttrs(m map[string]any, c *serverRebuildCmd) (pass string, err error) {
+	in := newInput(m)
+	for _, f := range []struct {
+		name string
+		dst  **string
+		v6   bool
+	}{{"accessIPv4", &c.AccessIPv4, false}, {"accessIPv6", &c.AccessIPv6, true}} {
+		if in.Has(f.name) {
+			v := accessIP(in, f.name, f.v6)
+			*f.dst = &v
+		}
+	}
+	if in.Has("OS-DCF:diskConfig") {
+		dc := diskConfig(in)
+		c.DiskConfig = &dc
+	}
+	if in.Has("description") {
+		d := optStr(in, "description", 255)
+		c.Description = &d
+	}
+	pass = str(in, "adminPass", false, 0, 0)
+	if in.Err != nil {
+		return "", in.Err
+	}
+	if pass == "" {
+		pass = randomText(12)
+	}
+	return pass, nil
+}
+
+// readRebuildGuestData reads key_name (2.54: the caller's keypair, null
+// for none) and user_data (2.57: base64, null for none) into c, as
+// Nova's rebuild replaces them.
+func (s *Service) readRebuildGuestData(r *http.Request, m map[string]any, c *serverRebuildCmd) error {
+	in := newInput(m)
+	if in.Has("key_name") {
+		name := optStr(in, "key_name", 255)
+		if in.Err != nil {
+			return in.Err
+		}
+		pub := ""
+		if name != "" {
+			tx, err := s.cfg.Repl.Read(r.Context())
+			if err != nil {
+				return err
+			}
+			k := store.Get[Keypair](tx, tKeypairs, principal(r).UserID+"/"+name)
+			if k == nil {
+				return badField("key_name", name, "Invalid key_name provided.")
+			}
+			pub = k.PublicKey
+		}
+		c.KeyName, c.PublicKey = &name, &pub
+	}
+	if in.Has("user_data") {
+		ud := optStr(in, "user_data", maxUserData)
+		if in.Err != nil {
+			return in.Err
+		}
+		if _, err := base64.StdEncoding.DecodeString(ud); err != nil {
+			return badField("user_data", ud, "User data needs to be valid base 64.")
+		}
+		c.UserData = &ud
+	}
 	return nil
 }
 
@@ -99,9 +203,20 @@ type serverRebuildCmd struct {
 	DiskFormat string            `json:"disk_format,omitempty"`
 	Name       *string           `json:"name,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
-	UserID     string            `json:"user_id"`
-	RequestID  string            `json:"request_id"`
-	Now        time.Time         `json:"now"`
+	// AccessIPv4, AccessIPv6, DiskConfig and Description, when set,
+	// replace the server's.
+	AccessIPv4  *string `json:"access_ipv4,omitempty"`
+	AccessIPv6  *string `json:"access_ipv6,omitempty"`
+	DiskConfig  *string `json:"disk_config,omitempty"`
+	Description *string `json:"description,omitempty"`
+	// KeyName and PublicKey (2.54) and UserData (2.57), when set,
+	// replace the server's ("" unsets them).
+	KeyName   *string   `json:"key_name,omitempty"`
+	PublicKey *string   `json:"public_key,omitempty"`
+	UserData  *string   `json:"user_data,omitempty"`
+	UserID    string    `json:"user_id"`
+	RequestID string    `json:"request_id"`
+	Now       time.Time `json:"now"`
 }
 
 // applyServerRebuild moves the server to REBUILD (and a bare-metal
@@ -143,7 +258,18 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	if c.Metadata != nil {
 		s.Metadata = c.Metadata
 	}
+	set(&s.AccessIPv4, c.AccessIPv4)
+	set(&s.AccessIPv6, c.AccessIPv6)
+	set(&s.DiskConfig, c.DiskConfig)
+	set(&s.Description, c.Description)
+	set(&s.KeyName, c.KeyName)
+	set(&s.PublicKey, c.PublicKey)
+	set(&s.UserData, c.UserData)
 	s.RebuildSeq++
+	// The node boots the rebuilt guest; a server that was stopped is
+	// stopped again once it is rebuilt (applyServerReport), as Nova
+	// powers a rebuilt stopped instance off.
+	s.StopAfterRebuild = old.VMState == vmStopped
 	s.Want = "active"
 	// A fault from before (an ERROR rebuilt) stays until the rebuild
 	// ends, as Nova keeps it until the instance is ACTIVE again.

@@ -51,25 +51,26 @@ const (
 
 // Command types.
 const (
-	cmdFlavorCreate  = "compute.flavor.create"
-	cmdFlavorUpdate  = "compute.flavor.update"
-	cmdFlavorDelete  = "compute.flavor.delete"
-	cmdFlavorSpecs   = "compute.flavor.extra_specs"
-	cmdFlavorAccess  = "compute.flavor.access"
-	cmdKeypairCreate = "compute.keypair.create"
-	cmdKeypairDelete = "compute.keypair.delete"
-	cmdServerCreate  = "compute.server.create"
-	cmdServerUpdate  = "compute.server.update"
-	cmdServerTags    = "compute.server.tags"
-	cmdServerAction  = "compute.server.action"
-	cmdServerRebuild = "compute.server.rebuild"
-	cmdServerImage   = "compute.server.create_image"
-	cmdServerReport  = "compute.server.report"
-	cmdGroupCreate   = "compute.server_group.create"
-	cmdGroupDelete   = "compute.server_group.delete"
-	cmdQuotaSet      = "compute.quota.set"
-	cmdQuotaDelete   = "compute.quota.delete"
-	cmdConsoleToken  = "compute.console.token"
+	cmdFlavorCreate   = "compute.flavor.create"
+	cmdFlavorUpdate   = "compute.flavor.update"
+	cmdFlavorDelete   = "compute.flavor.delete"
+	cmdFlavorSpecs    = "compute.flavor.extra_specs"
+	cmdFlavorAccess   = "compute.flavor.access"
+	cmdKeypairCreate  = "compute.keypair.create"
+	cmdKeypairDelete  = "compute.keypair.delete"
+	cmdServerCreate   = "compute.server.create"
+	cmdServerUpdate   = "compute.server.update"
+	cmdServerTags     = "compute.server.tags"
+	cmdServerAction   = "compute.server.action"
+	cmdServerRebuild  = "compute.server.rebuild"
+	cmdServerImage    = "compute.server.create_image"
+	cmdServerReport   = "compute.server.report"
+	cmdServerPassword = "compute.server.password"
+	cmdGroupCreate    = "compute.server_group.create"
+	cmdGroupDelete    = "compute.server_group.delete"
+	cmdQuotaSet       = "compute.quota.set"
+	cmdQuotaDelete    = "compute.quota.delete"
+	cmdConsoleToken   = "compute.console.token"
 )
 
 // Schema is the compute service's part of the replicated state: the
@@ -78,24 +79,25 @@ const (
 func Schema() store.Schema {
 	s := computestate.Schema()
 	s.Handlers = map[string]store.Handler{
-		cmdFlavorCreate:  store.Typed(applyFlavorCreate),
-		cmdFlavorUpdate:  store.Typed(applyFlavorUpdate),
-		cmdFlavorDelete:  store.Typed(applyFlavorDelete),
-		cmdFlavorSpecs:   store.Typed(applyFlavorSpecs),
-		cmdFlavorAccess:  store.Typed(applyFlavorAccess),
-		cmdKeypairCreate: applyKeypairCreate,
-		cmdKeypairDelete: store.Typed(applyKeypairDelete),
-		cmdServerCreate:  store.Typed(withEvents(applyServerCreate, createEvents)),
-		cmdServerUpdate:  store.Typed(applyServerUpdate),
-		cmdServerTags:    store.Typed(applyServerTags),
-		cmdServerAction:  store.Typed(withEvents(applyServerAction, actionEvents)),
-		cmdServerRebuild: store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
-		cmdServerReport:  store.Typed(withEvents(applyServerReport, reportEvents)),
-		cmdGroupCreate:   store.Typed(applyGroupCreate),
-		cmdGroupDelete:   store.Typed(applyGroupDelete),
-		cmdQuotaSet:      store.Typed(applyQuotaSet),
-		cmdQuotaDelete:   store.Typed(applyQuotaDelete),
-		cmdConsoleToken:  store.Typed(applyConsoleToken),
+		cmdFlavorCreate:   store.Typed(applyFlavorCreate),
+		cmdFlavorUpdate:   store.Typed(applyFlavorUpdate),
+		cmdFlavorDelete:   store.Typed(applyFlavorDelete),
+		cmdFlavorSpecs:    store.Typed(applyFlavorSpecs),
+		cmdFlavorAccess:   store.Typed(applyFlavorAccess),
+		cmdKeypairCreate:  applyKeypairCreate,
+		cmdKeypairDelete:  store.Typed(applyKeypairDelete),
+		cmdServerCreate:   store.Typed(withEvents(applyServerCreate, createEvents)),
+		cmdServerUpdate:   store.Typed(applyServerUpdate),
+		cmdServerTags:     store.Typed(applyServerTags),
+		cmdServerAction:   store.Typed(withEvents(applyServerAction, actionEvents)),
+		cmdServerRebuild:  store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
+		cmdServerReport:   store.Typed(withEvents(applyServerReport, reportEvents)),
+		cmdServerPassword: store.Typed(applyServerPassword),
+		cmdGroupCreate:    store.Typed(applyGroupCreate),
+		cmdGroupDelete:    store.Typed(applyGroupDelete),
+		cmdQuotaSet:       store.Typed(applyQuotaSet),
+		cmdQuotaDelete:    store.Typed(applyQuotaDelete),
+		cmdConsoleToken:   store.Typed(applyConsoleToken),
 
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),

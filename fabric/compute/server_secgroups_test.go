@@ -165,6 +165,13 @@ func TestServerSecurityGroups(t *testing.T) {
 	act(alice, map[string]any{"removeSecurityGroup": map[string]any{"name": "default"}}, 404, "itemNotFound", "not associated")
 	act(bob, map[string]any{"removeSecurityGroup": map[string]any{"name": "web"}}, 404, "itemNotFound")
 	onPorts("g-web")
+	// The last one removed: Nova shows no security_groups key at all.
+	act(alice, map[string]any{"removeSecurityGroup": map[string]any{"name": "web"}}, 202, "")
+	onPorts()
+	if sv := f.show(alice, id, ""); sv["security_groups"] != nil {
+		t.Fatalf("a server without groups shows security_groups %v", sv["security_groups"])
+	}
+	act(alice, map[string]any{"addSecurityGroup": map[string]any{"name": "web"}}, 202, "")
 
 	// A network service without security groups: not implemented.
 	f.svc.cfg.Ports = f.ports

@@ -106,7 +106,7 @@ func hypervisorHostname(sv *Server) string {
 func instanceName(sv *Server) string { return "instance-" + strings.ReplaceAll(sv.ID, "-", "")[:8] }
 
 // serverView is a server as Nova shows it at the request's microversion;
-// basic leaves out what update answers lack before 2.75. tx, when not
+// basic leaves out what update and rebuild answers lack before 2.75. tx, when not
 // nil, adds the server groups (2.71).
 func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic bool) map[string]any {
 	md := sv.Metadata
@@ -138,6 +138,9 @@ func (s *Service) serverView(r *http.Request, tx *memdb.Txn, sv *Server, basic b
 	}
 	addVersionedAttrs(r, tx, sv, v)
 	if basic && !atLeast(r, 75) {
+		// Nova's update and rebuild answers before 2.75 show the
+		// addresses without their OS-EXT-IPS attributes too.
+		v["addresses"] = plainAddresses(v["addresses"].(map[string]any))
 		return v
 	}
 	s.addExtendedAttrs(r, tx, sv, v)
@@ -186,12 +189,16 @@ func addVersionedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]
 // addExtendedAttrs adds the OS-EXT-* attributes, the admin-only ones to
 // admins.
 func (s *Service) addExtendedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v map[string]any) {
-	groups := []any{}
-	for _, g := range sv.SecurityGroups {
-		groups = append(groups, map[string]any{"name": g})
-	}
 	v["key_name"] = orNil(sv.KeyName)
-	v["security_groups"] = groups
+	// Nova shows security_groups only for a server that has some: one
+	// whose groups were all removed has no key at all.
+	if len(sv.SecurityGroups) > 0 {
+		groups := []any{}
+		for _, g := range sv.SecurityGroups {
+			groups = append(groups, map[string]any{"name": g})
+		}
+		v["security_groups"] = groups
+	}
 	v["OS-SRV-USG:launched_at"] = timeOrNil(sv.LaunchedAt)
 	v["OS-SRV-USG:terminated_at"] = nil
 	v["OS-EXT-AZ:availability_zone"] = sv.AZ

@@ -277,6 +277,8 @@ func (s *Service) routes() []api.Route {
 		route(put, "/servers/{id}/tags/{tag}", authed, "", s.addServerTag),
 		route(del, "/servers/{id}/tags/{tag}", authed, "", s.deleteServerTag),
 		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
+		route(get, "/servers/{id}/os-server-password", authed, "", s.showServerPassword),
+		route(del, "/servers/{id}/os-server-password", authed, "", s.clearServerPassword),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
 
 		// Nova's deprecated volume proxy, to microversion 2.35.
@@ -489,6 +491,7 @@ var extensions = [][3]string{
 	{"os-pause-server", "PauseServer", "Enable pause/unpause server actions."},
 	{"os-lock-server", "LockServer", "Enable lock/unlock server actions."},
 	{"os-deferred-delete", "DeferredDelete", "Instance deferred delete: forceDelete (restore has nothing to restore: deletes are not deferred here)."},
+	{"os-server-password", "ServerPassword", "Server password support: the password a guest posts to the metadata service."},
 	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
 	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' read-only proxy."},
 	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},

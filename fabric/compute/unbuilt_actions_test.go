@@ -43,7 +43,7 @@ func TestUnbuiltActions(t *testing.T) {
 // ones that answer 501.
 func TestActionExtensions(t *testing.T) {
 	f := newFixture(t)
-	for _, alias := range []string{"os-lock-server", "os-admin-actions", "os-security-groups"} {
+	for _, alias := range []string{"os-lock-server", "os-admin-actions", "os-security-groups", "os-server-password"} {
 		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 200, "")
 	}
 	for _, alias := range []string{"os-evacuate", "os-shelve", "os-rescue", "os-create-backup", "os-migrate-server"} {

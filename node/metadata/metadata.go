@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,7 +44,12 @@ type Config struct {
 	Ports Ports
 	// State reads the replicated state (servers and ports).
 	State func(ctx context.Context) (*memdb.Txn, error)
-	Log   *slog.Logger
+	// SetPassword keeps the password a server's guest posts to
+	// /openstack/<version>/password (Nova's server password, which its
+	// owner reads through os-server-password); nil: the path is not
+	// served.
+	SetPassword func(ctx context.Context, serverID, password string) error
+	Log         *slog.Logger
 }
 
 // Server answers metadata requests.
@@ -124,7 +130,8 @@ func drive(tx *memdb.Txn, sv *computestate.Server) (map[string][]byte, error) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	post := r.Method == http.MethodPost && s.cfg.SetPassword != nil && passwordPath(r.URL.Path)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !post {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
@@ -139,11 +146,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "metadata unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	if post {
+		s.postPassword(w, r, sv)
+		return
+	}
 	files, err := drive(tx, sv)
 	if err != nil {
 		s.cfg.Log.Warn("metadata: build", "server", sv.ID, "err", err)
 		http.Error(w, "metadata unavailable", http.StatusInternalServerError)
 		return
+	}
+	if s.cfg.SetPassword != nil {
+		// The metadata service's own file, as Nova's (not on the config
+		// drive): what the guest posted, until its owner clears it.
+		for _, v := range configdrive.Versions {
+			files["openstack/"+v+"/password"] = []byte(sv.Password)
+		}
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/")
 	if strings.HasPrefix(path, "openstack") {
@@ -229,4 +247,43 @@ func ec2(tx *memdb.Txn, sv *computestate.Server, port *netstate.Port, files map[
 		out["latest/user-data"] = ud
 	}
 	return out
+}
+
+// passwordPath says whether path is a version's password file.
+func passwordPath(path string) bool {
+	v, ok := strings.CutSuffix(strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/"), "/password")
+	v, isOS := strings.CutPrefix(v, "openstack/")
+	return ok && isOS && slices.Contains(configdrive.Versions, v)
+}
+
+// postPassword keeps the password the guest posts, as Nova's metadata
+// service does: at most computestate.MaxPassword bytes (400 beyond),
+// once until its owner clears it (409).
+func (s *Server) postPassword(w http.ResponseWriter, r *http.Request, sv *computestate.Server) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, computestate.MaxPassword+1))
+	if err != nil {
+		http.Error(w, "cannot read the request", http.StatusBadRequest)
+		return
+	}
+	if len(body) > computestate.MaxPassword {
+		http.Error(w, "Request is too large.", http.StatusBadRequest)
+		return
+	}
+	if sv.Password != "" {
+		http.Error(w, "a password is already set", http.StatusConflict)
+		return
+	}
+	if err := s.cfg.SetPassword(r.Context(), sv.ID, string(body)); err != nil {
+		switch {
+		case errors.Is(err, store.ErrInvalid):
+			http.Error(w, "invalid password", http.StatusBadRequest)
+		case errors.Is(err, store.ErrConflict):
+			http.Error(w, "a password is already set", http.StatusConflict)
+		default:
+			s.cfg.Log.Warn("metadata: keep password", "server", sv.ID, "err", err)
+			http.Error(w, "metadata unavailable", http.StatusServiceUnavailable)
+		}
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }

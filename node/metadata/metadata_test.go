@@ -137,3 +137,64 @@ func TestTheSourceAloneSaysWhoAsks(t *testing.T) {
 		t.Fatalf("a guest's own address, not rewritten by the dataplane: %d", code)
 	}
 }
+
+// A guest posts its password once (Nova's server password); it reads it
+// back, the other guest does not see it; too large is refused; posting
+// again before its owner clears it is a conflict.
+func TestGuestPostsItsPassword(t *testing.T) {
+	st := store.NewMemState(t, netstate.Schema(), computestate.Schema())
+	st.Put(netstate.TablePorts, &netstate.Port{ID: "p1", Project: "proj", NetworkID: "net", DeviceID: "vm1", MAC: "fa:16:3e:00:00:01"})
+	st.Put(netstate.TablePorts, &netstate.Port{ID: "p2", Project: "proj", NetworkID: "net", DeviceID: "vm2", MAC: "fa:16:3e:00:00:02"})
+	st.Put(computestate.TableServers, &computestate.Server{ID: "vm1", Name: "one", Project: "proj", Ports: []string{"p1"}})
+	st.Put(computestate.TableServers, &computestate.Server{ID: "vm2", Name: "two", Project: "proj", Ports: []string{"p2"}})
+	var kept []string
+	s, err := New(Config{
+		Ports: sources{vm1Addr: "p1", vm2Addr: "p2"},
+		State: func(context.Context) (*memdb.Txn, error) { return st.DB.Txn(false), nil },
+		SetPassword: func(_ context.Context, id, pw string) error {
+			kept = append(kept, id+"="+pw)
+			sv := *store.Get[computestate.Server](st.DB.Txn(false), computestate.TableServers, id)
+			sv.Password = pw
+			st.Put(computestate.TableServers, &sv)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(from netip.Addr, path, body string) int {
+		t.Helper()
+		r := httptest.NewRequest("POST", "http://169.254.169.254"+path, strings.NewReader(body))
+		r.RemoteAddr = netip.AddrPortFrom(from, 40000).String()
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code
+	}
+	if code := post(vm1Addr, "/openstack/latest/password", strings.Repeat("x", computestate.MaxPassword+1)); code != http.StatusBadRequest {
+		t.Fatalf("oversized post: %d", code)
+	}
+	if code := post(vm1Addr, "/openstack/latest/meta_data.json", "x"); code != http.StatusMethodNotAllowed {
+		t.Fatalf("post elsewhere: %d", code)
+	}
+	if code := post(vm1Addr, "/openstack/2013-10-17/password", "c2VjcmV0"); code != http.StatusOK {
+		t.Fatalf("post: %d", code)
+	}
+	if len(kept) != 1 || kept[0] != "vm1=c2VjcmV0" {
+		t.Fatalf("kept %v", kept)
+	}
+	if code, body := get(t, s, vm1Addr, "/openstack/latest/password"); code != http.StatusOK || body != "c2VjcmV0" {
+		t.Fatalf("read back: %d %q", code, body)
+	}
+	if _, body := get(t, s, vm1Addr, "/openstack/latest/"); !strings.Contains(body, "password") {
+		t.Fatalf("listing lacks password: %q", body)
+	}
+	if code, body := get(t, s, vm2Addr, "/openstack/latest/password"); code != http.StatusOK || body != "" {
+		t.Fatalf("the other guest reads %d %q", code, body)
+	}
+	if code := post(vm1Addr, "/openstack/latest/password", "again"); code != http.StatusConflict {
+		t.Fatalf("second post: %d", code)
+	}
+	if len(kept) != 1 {
+		t.Fatalf("kept %v", kept)
+	}
+}

@@ -125,13 +125,17 @@ type Server struct {
 	// RebuildSeq counts rebuilds of a bare-metal server; a rebuild is
 	// done when its conductor reports the node active with it
 	// (Observed.RebuildSeq).
-	RebuildSeq     int      `json:"rebuild_seq,omitempty"`
-	Fault          *Fault   `json:"fault,omitempty"`
-	Group          string   `json:"group,omitempty"`
-	SecurityGroups []string `json:"security_groups"`
-	ConfigDrive    bool     `json:"config_drive"`
-	AccessIPv4     string   `json:"access_ipv4,omitempty"`
-	AccessIPv6     string   `json:"access_ipv6,omitempty"`
+	RebuildSeq int `json:"rebuild_seq,omitempty"`
+	// StopAfterRebuild says the rebuild in progress began on a stopped
+	// server: once rebuilt it is stopped again, as Nova's rebuild brings
+	// a stopped instance back to its original state.
+	StopAfterRebuild bool     `json:"stop_after_rebuild,omitempty"`
+	Fault            *Fault   `json:"fault,omitempty"`
+	Group            string   `json:"group,omitempty"`
+	SecurityGroups   []string `json:"security_groups"`
+	ConfigDrive      bool     `json:"config_drive"`
+	AccessIPv4       string   `json:"access_ipv4,omitempty"`
+	AccessIPv6       string   `json:"access_ipv6,omitempty"`
 	// DiskConfig is Nova's OS-DCF:diskConfig, AUTO or MANUAL ("" is
 	// MANUAL).
 	DiskConfig string `json:"disk_config,omitempty"`
@@ -162,7 +166,15 @@ type Server struct {
 	// ("" when none runs): its node agent copies the disk into it (see
 	// CmdImageStep).
 	SnapshotImage string `json:"snapshot_image,omitempty"`
+	// Password is what the guest posted to the metadata service (Nova's
+	// server password: encrypted with the server's public key by the
+	// guest's agent), until its owner clears it.
+	Password string `json:"password,omitempty"`
 }
+
+// MaxPassword is the most a guest may post as its server password:
+// Nova's four chunks of 255 characters.
+const MaxPassword = 4 * 255
 
 // File is a file injected into a server's guest.
 type File struct {
