@@ -395,6 +395,7 @@ ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-F
 		t.Logf("the dataplane dropped vm2's ports %s after the delete answered", time.Since(deleted).Round(time.Millisecond))
 	}
 	openstack(t, alice, "server", "delete", "--wait", "vm3")
+	checkUsage(t, n1, admin, alice, demoID, token(t, n1, "alice", "alice-pass-1", "demo"), vm1.ID, vm2.ID)
 
 	// rackd dev --purge takes down what a node leaves behind once rackd is
 	// stopped: vm1 still runs (guests outlive rackd), with its taps.
