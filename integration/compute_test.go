@@ -403,6 +403,7 @@ printf %s | dd of=/dev/vda bs=1M seek=100 conv=fsync 2>/dev/null && sync
 		t.Logf("the dataplane dropped vm2's ports %s after the delete answered", time.Since(deleted).Round(time.Millisecond))
 	}
 	openstack(t, alice, "server", "delete", "--wait", "vm3")
+	checkUsage(t, n1, admin, alice, demoID, token(t, n1, "alice", "alice-pass-1", "demo"), vm1.ID, vm2.ID)
 
 	// rackd dev --purge takes down what a node leaves behind once rackd is
 	// stopped: vm1 still runs (guests outlive rackd), with its taps.

@@ -342,7 +342,7 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 	case "delete":
 		if s.Host == "" && s.Baremetal == "" {
 			// Never placed: nothing runs anywhere, so it goes now.
-			return actionResult{Server: s, Removed: true}, removeServer(tx, &s)
+			return actionResult{Server: s, Removed: true}, removeServer(tx, &s, c.Now)
 		}
 		if s.Baremetal != "" {
 			// The node tears down (deleting → cleaning → available) and
@@ -354,7 +354,7 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 				return nil, err
 			}
 			if n == nil {
-				return actionResult{Server: s, Removed: true}, removeServer(tx, &s)
+				return actionResult{Server: s, Removed: true}, removeServer(tx, &s, c.Now)
 			}
 		}
 		if s.TaskState == "deleting" && !c.HostDown {
@@ -412,8 +412,12 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 }
 
 // removeServer deletes a server's row with its group membership, action
-// log and console tokens, and detaches its volumes.
-func removeServer(tx *memdb.Txn, s *Server) error {
+// log and console tokens, and detaches its volumes. A server that ran
+// leaves its usage record (terminated now), for the usage report.
+func removeServer(tx *memdb.Txn, s *Server, now time.Time) error {
+	if err := recordUsage(tx, s, now); err != nil {
+		return err
+	}
 	if err := leaveGroup(tx, s); err != nil {
 		return err
 	}
@@ -457,7 +461,7 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 				return nil, err
 			}
 		}
-		return actionResult{Server: *old, Removed: true}, removeServer(tx, old)
+		return actionResult{Server: *old, Removed: true}, removeServer(tx, old, c.Now)
 	}
 	s := *old
 	s.PowerState = o.PowerState

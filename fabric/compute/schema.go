@@ -25,6 +25,7 @@ type (
 	ConsoleToken = computestate.ConsoleToken
 	Observed     = computestate.Observed
 	File         = computestate.File
+	UsageRecord  = computestate.UsageRecord
 )
 
 // Nova's power states.
@@ -47,6 +48,7 @@ const (
 	tQuotas   = computestate.TableQuotas
 	tActions  = computestate.TableActions
 	tConsoles = computestate.TableConsoles
+	tUsage    = computestate.TableUsage
 )
 
 // Command types.

@@ -30,7 +30,7 @@ import (
 // Microversions served: 2.1 to MaxMicroversion. Every change of the
 // resources this service has is honoured up to there (the volume proxy,
 // os-volumes and os-snapshots, to 2.35 as Nova's); APIs it does not have
-// at all (migrations, shelve, rescue, ...) answer 404 at every version.
+// at all (shelve, rescue, ...) answer 404 at every version.
 const (
 	MinMicroversion = "2.1"
 	MaxMicroversion = "2.79"
@@ -322,6 +322,10 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
 		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
 		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
+
+		route(get, "/os-simple-tenant-usage", admin, "os_compute_api:os-simple-tenant-usage:list", s.listUsage),
+		route(get, "/os-simple-tenant-usage/{tenant_id}", authed, "", s.showUsage),
+		route(get, "/os-migrations", admin, "os_compute_api:os-migrations:index", s.listMigrations),
 	})
 }
 
@@ -498,6 +502,8 @@ var extensions = [][3]string{
 	{"os-scheduler-hints", "SchedulerHints", "Pass arbitrary key/value pairs to the scheduler."},
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},
 	{"os-volumes", "Volumes", "Volumes support."},
+	{"os-simple-tenant-usage", "SimpleTenantUsage", "Simple tenant usage extension."},
+	{"os-migrations", "Migrations", "Provide data on migrations (none: servers are not moved here)."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {

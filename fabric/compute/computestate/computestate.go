@@ -6,6 +6,7 @@
 package computestate
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -243,6 +244,26 @@ type ConsoleToken struct {
 	Expires  time.Time `json:"expires"`
 }
 
+// UsageRecord is what the usage report (os-simple-tenant-usage) keeps of
+// a server after its row is removed: Nova counts a server deleted within
+// the period asked for, and here a deleted server's row goes. It is
+// written by the same command that removes the row and pruned by later
+// removals once older than fabric/compute's usage retention.
+type UsageRecord struct {
+	ID       string `json:"id"` // the server's id
+	Project  string `json:"project"`
+	UserID   string `json:"user_id"`
+	Name     string `json:"name"`
+	Flavor   string `json:"flavor"` // the flavor's name
+	VCPUs    int    `json:"vcpus"`
+	MemoryMB int    `json:"memory_mb"`
+	// LocalGB is the flavor's root and ephemeral disks, as Nova counts
+	// local_gb.
+	LocalGB      int       `json:"local_gb"`
+	LaunchedAt   time.Time `json:"launched_at"`
+	TerminatedAt time.Time `json:"terminated_at"`
+}
+
 // Observed is what a node reports about one of its servers.
 type Observed struct {
 	PowerState int `json:"power_state"`
@@ -269,6 +290,7 @@ const (
 	TableQuotas       = "compute_quotas"
 	TableActions      = "compute_instance_actions"
 	TableConsoles     = "compute_console_tokens"
+	TableUsage        = "compute_usage_records"
 )
 
 // Schema is the compute tables without their command handlers (which
@@ -284,7 +306,34 @@ func Schema() store.Schema {
 		store.NewTable(TableQuotas, &Quota{}),
 		store.NewTable(TableActions, &Action{}, store.StringIndex("server", "ServerID", false)),
 		store.NewTable(TableConsoles, &ConsoleToken{}, store.StringIndex("server", "ServerID", false)),
+		store.NewTable(TableUsage, &UsageRecord{}, store.StringIndex("project", "Project", false),
+			&memdb.IndexSchema{Name: "terminated", Indexer: terminatedIndex{}}),
 	}}
+}
+
+// terminatedIndex orders usage records by TerminatedAt (UTC, fixed width,
+// so the bytes sort as the times do), for pruning the oldest first.
+type terminatedIndex struct{}
+
+const indexTime = "20060102T150405.000000000"
+
+func (terminatedIndex) FromObject(raw any) (bool, []byte, error) {
+	u, ok := raw.(*UsageRecord)
+	if !ok {
+		return false, nil, fmt.Errorf("terminated index: %T is not a usage record", raw)
+	}
+	return true, []byte(u.TerminatedAt.UTC().Format(indexTime) + "\x00"), nil
+}
+
+func (terminatedIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("terminated index: one time, got %d args", len(args))
+	}
+	t, ok := args[0].(time.Time)
+	if !ok {
+		return nil, fmt.Errorf("terminated index: %T is not a time", args[0])
+	}
+	return []byte(t.UTC().Format(indexTime) + "\x00"), nil
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
