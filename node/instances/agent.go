@@ -84,8 +84,11 @@ type Agent struct {
 	pids map[string]int
 	// guests are the servers this node runs, as the last pass saw them:
 	// what the metrics collector labels a guest process's figures with.
-	guests  map[string]guestMeta
-	imageMu sync.Mutex
+	guests map[string]guestMeta
+	// downNICs are the boot NICs (server/tap) whose port was detached
+	// from a running guest: link down until the next start, said once.
+	downNICs map[string]bool
+	imageMu  sync.Mutex
 }
 
 // record is what the agent keeps next to a server's disks, so a restarted
@@ -299,6 +302,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				return err
 			}
 		}
+		a.syncNICs(ctx, s, view, vm, &rec, true)
 		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 	case "stopped":
 		if vm != nil && state != hypervisor.Shutdown {
@@ -317,6 +321,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				return err
 			}
 		}
+		a.syncNICs(ctx, s, view, vm, &rec, false)
 		if s.Want == "suspended" {
 			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 		}
