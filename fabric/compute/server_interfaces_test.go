@@ -139,4 +139,12 @@ func TestServerInterfaces(t *testing.T) {
 	if !slices.Contains(f.row(id).CreatedPorts, again) {
 		t.Fatalf("created ports %v", f.row(id).CreatedPorts)
 	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if _, ok := f.ports.get(again); ok {
+		t.Fatal("the port an attach made outlived its server")
+	}
+	if pt, ok := f.ports.get(own); !ok || pt.DeviceID != "" {
+		t.Fatalf("the client's port after the server's delete: %+v (exists %v)", pt, ok)
+	}
 }
