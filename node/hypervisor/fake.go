@@ -478,6 +478,7 @@ func (v *fakeVM) AttachNIC(ctx context.Context, n NIC) error {
 		}
 		for _, b := range g.spec.NICs {
 			if b.Tap == n.Tap {
+				delete(g.downNICs, n.Tap)
 				return nil
 			}
 		}

@@ -15,7 +15,8 @@ import (
 type NICHotplug interface {
 	// AttachNIC plugs n into the guest as a virtio NIC on its tap,
 	// which the caller has made. Plugging a NIC that is plugged (its
-	// tap is) is not an error.
+	// tap is) is not an error; for a NIC the VM started with, it sets
+	// the link up (undoing a DetachNIC's ErrBootNIC).
 	AttachNIC(ctx context.Context, n NIC) error
 	// DetachNIC asks the guest to give up the NIC on tap and removes it
 	// once it has; ErrDetachPending when the guest has not let go

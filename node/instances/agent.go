@@ -84,11 +84,8 @@ type Agent struct {
 	pids map[string]int
 	// guests are the servers this node runs, as the last pass saw them:
 	// what the metrics collector labels a guest process's figures with.
-	guests map[string]guestMeta
-	// downNICs are the boot NICs (server/tap) whose port was detached
-	// from a running guest: link down until the next start, said once.
-	downNICs map[string]bool
-	imageMu  sync.Mutex
+	guests  map[string]guestMeta
+	imageMu sync.Mutex
 }
 
 // record is what the agent keeps next to a server's disks, so a restarted
@@ -99,6 +96,9 @@ type record struct {
 	// RebuildSeq is the last rebuild (Server.RebuildSeq) done, failed
 	// or not: a rebuild is tried once per request.
 	RebuildSeq int `json:"rebuild_seq,omitempty"`
+	// DownTaps are the boot NICs whose port was detached from the
+	// running guest (link down, see syncNICs), until the next start.
+	DownTaps []string `json:"down_taps,omitempty"`
 }
 
 // Run reconciles until ctx ends: at once when a server changes, and every
@@ -396,7 +396,7 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 		Disks: []hypervisor.Disk{root},
 	}
 	cd := metadata.Describe(s)
-	rec.Taps = nil
+	rec.Taps, rec.DownTaps = nil, nil
 	for _, id := range s.Ports {
 		p, ok := ports[id]
 		if !ok {

@@ -48,6 +48,16 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 		tap := dataplane.DeviceName(id)
 		want[tap] = true
 		if slices.ContainsFunc(have, func(n hypervisor.GuestNIC) bool { return n.Tap == tap }) {
+			if !slices.Contains(rec.DownTaps, tap) {
+				continue
+			}
+			// A boot NIC detached and attached again: link up.
+			if err := hp.AttachNIC(ctx, hypervisor.NIC{Tap: tap, MAC: ports[id].MAC}); err != nil {
+				a.Log.Warn("compute: set the link of a re-attached port up", "server", s.ID, "port", id, "tap", tap, "err", err)
+				continue
+			}
+			rec.DownTaps = slices.DeleteFunc(rec.DownTaps, func(t string) bool { return t == tap })
+			changed = true
 			continue
 		}
 		p, ok := ports[id]
@@ -72,23 +82,18 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 		if want[n.Tap] || !running {
 			continue
 		}
-		key := s.ID + "/" + n.Tap
+		if slices.Contains(rec.DownTaps, n.Tap) {
+			continue // already down
+		}
 		dctx, cancel := context.WithTimeout(ctx, nicDetachWait)
 		err := hp.DetachNIC(dctx, n.Tap)
 		cancel()
 		switch {
 		case errors.Is(err, hypervisor.ErrBootNIC):
-			a.mu.Lock()
-			said := a.downNICs[key]
-			if a.downNICs == nil {
-				a.downNICs = map[string]bool{}
-			}
-			a.downNICs[key] = true
-			a.mu.Unlock()
-			if !said {
-				a.Log.Warn("compute: a detached port's nic was there at boot and cannot be unplugged; its link is down until the next start",
-					"server", s.ID, "tap", n.Tap)
-			}
+			rec.DownTaps = append(rec.DownTaps, n.Tap)
+			changed = true
+			a.Log.Warn("compute: a detached port's nic was there at boot and cannot be unplugged; its link is down until the next start",
+				"server", s.ID, "tap", n.Tap)
 			continue
 		case err != nil:
 			a.Log.Warn("compute: unplug the nic of a detached port", "server", s.ID, "tap", n.Tap, "err", err)

@@ -78,8 +78,9 @@ func TestAttachedPortIsPluggedIntoTheRunningGuest(t *testing.T) {
 		t.Fatalf("the record still lists the detached tap: %v", rec.Taps)
 	}
 
-	// Detaching the port it booted with: link down, tap kept for the
-	// guest's process; the server stays ACTIVE.
+	// Detaching the port it booted with: link down (recorded, so a
+	// restarted agent knows), tap kept for the guest's process; the
+	// server stays ACTIVE. Attaching it again sets the link up.
 	s = w.server("s1")
 	s.Ports = []string{}
 	w.Put("compute_servers", &s)
@@ -89,6 +90,21 @@ func TestAttachedPortIsPluggedIntoTheRunningGuest(t *testing.T) {
 	}
 	if s := w.server("s1"); s.Status != "ACTIVE" {
 		t.Fatalf("server %s after detaching its boot port", s.Status)
+	}
+
+	if rec := a.readRecord("s1"); !slices.Equal(rec.DownTaps, []string{"tapport1-aaaaa"}) {
+		t.Fatalf("recorded down taps %v", rec.DownTaps)
+	}
+	// Attached again: its link comes up.
+	s = w.server("s1")
+	s.Ports = []string{"port1-aaaaaaaa"}
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if down := host.DownNICs("s1"); len(down) != 0 {
+		t.Fatalf("boot NICs still down after the port came back: %v", down)
+	}
+	if rec := a.readRecord("s1"); len(rec.DownTaps) != 0 {
+		t.Fatalf("recorded down taps after the port came back: %v", rec.DownTaps)
 	}
 
 	// Attached while stopped: the next start boots with it.

@@ -38,10 +38,16 @@ func (v *vm) AttachNIC(ctx context.Context, n hypervisor.NIC) error {
 	if err != nil {
 		return fmt.Errorf("attach nic %s: %w", v.id, err)
 	}
-	if slices.ContainsFunc(spec.NICs, func(b hypervisor.NIC) bool { return b.Tap == n.Tap }) {
-		return nil // a boot NIC
-	}
+	boot := slices.IndexFunc(spec.NICs, func(b hypervisor.NIC) bool { return b.Tap == n.Tap })
 	return v.hotCommand(ctx, "attach nic", func(c *qmp.Client) error {
+		if boot >= 0 {
+			// A boot NIC is there: its link goes up (again, if a
+			// detach set it down).
+			if err := c.Execute(ctx, "set_link", map[string]any{"name": "nic" + strconv.Itoa(boot), "up": true}, nil); err != nil {
+				return fmt.Errorf("set the link of nic %s up: %w", n.Tap, err)
+			}
+			return nil
+		}
 		devs, err := peripherals(ctx, c)
 		if err != nil {
 			return err

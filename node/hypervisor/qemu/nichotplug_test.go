@@ -61,6 +61,9 @@ func TestHotplugNIC(t *testing.T) {
 	if err := hp.DetachNIC(ctxFor(t, 10*time.Second), boot.Tap); !errors.Is(err, hypervisor.ErrBootNIC) {
 		t.Fatalf("detach a boot NIC: %v", err)
 	}
+	if err := hp.AttachNIC(ctxFor(t, 10*time.Second), boot); err != nil {
+		t.Fatalf("attach a boot NIC again (link up): %v", err)
+	}
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer dcancel()
 	if err := hp.DetachNIC(dctx, hot.Tap); !errors.Is(err, hypervisor.ErrDetachPending) {
