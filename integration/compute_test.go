@@ -156,6 +156,19 @@ for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 %s >/dev/null 2>&1 && break; sl
 ping -c 2 -W 1 %s >/dev/null 2>&1 && echo PING-VM2-OK || echo PING-VM2-FAIL
 ping -c 2 -W 1 10.30.0.50 >/dev/null 2>&1 && echo PING-VM3-OK || echo PING-VM3-FAIL
 printf %s | dd of=/dev/vda bs=1M seek=100 conv=fsync 2>/dev/null && sync
+# The guest says when a NIC comes or goes (os-interface hot-plug), for
+# at most 30 minutes.
+(seen=""; i=0; while [ $i -lt 1800 ]; do
+	for d in /sys/class/net/eth*; do
+		[ -e "$d" ] || continue
+		n=${d##*/}
+		case " $seen " in *" $n "*) ;; *) seen="$seen $n"; echo "NIC-UP $n $(cat $d/address)";; esac
+	done
+	for n in $seen; do
+		[ -e /sys/class/net/$n ] || { seen=$(echo " $seen " | sed "s/ $n / /"); echo "NIC-GONE $n"; }
+	done
+	i=$((i + 1)); sleep 1
+done) &
 `, vm2IP, vm2IP, snapshotMarker)), 0o644)
 	vm1 := create(t, "vm1", "--network", "net1", "--user-data", ud)
 	console := waitConsole(t, alice, "vm1", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready", "user-data ran")

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // snapshotMarker is what vm1's user data writes to its root disk, 100 MiB
@@ -133,4 +134,90 @@ func checkServerActions(t *testing.T, admin, alice []string, vm serverInfo) {
 			t.Fatalf("after remove security group, a port of %s has groups %v", vm.ID, g)
 		}
 	}
+	checkInterfaceHotplug(t, alice, vm)
+}
+
+// checkInterfaceHotplug drives Nova's os-interface with the openstack
+// CLI on a running guest whose user data prints "NIC-UP <name> <mac>"
+// and "NIC-GONE <name>" as NICs come and go: a port added (server add
+// port) and one made on a network (server add network) are plugged into
+// the guest (NICs with the ports' MACs appear), on taps the node made;
+// removed, the NICs leave the guest and the taps the node, the client's
+// port is kept and the made one deleted. Bad requests fail the CLI.
+func checkInterfaceHotplug(t *testing.T, alice []string, vm serverInfo) {
+	t.Helper()
+	portsOf := func() []string {
+		t.Helper()
+		return strings.Fields(openstack(t, alice, "port", "list", "--device-id", vm.ID, "-f", "value", "-c", "ID"))
+	}
+	macOf := func(id string) string {
+		t.Helper()
+		return strings.TrimSpace(openstack(t, alice, "port", "show", "-f", "value", "-c", "mac_address", id))
+	}
+	before := portsOf()
+	own := strings.TrimSpace(openstack(t, alice, "port", "create", "--network", "net1", "-f", "value", "-c", "id", "hotnic"))
+	if out, err := openstackErr(alice, "server", "add", "port", vm.ID, "00000000-0000-4000-8000-00000000dead"); err == nil {
+		t.Fatalf("server add port of a port that does not exist succeeded:\n%s", out)
+	}
+	if out, err := openstackErr(alice, "server", "remove", "port", vm.ID, own); err == nil {
+		t.Fatalf("server remove port of a port not attached succeeded:\n%s", out)
+	}
+	openstack(t, alice, "server", "add", "port", vm.ID, own)
+	// Twice: the port is in use now.
+	if out, err := openstackErr(alice, "server", "add", "port", vm.ID, own); err == nil || !strings.Contains(out, "still in use") {
+		t.Fatalf("second server add port: %v\n%s", err, out)
+	}
+	openstack(t, alice, "server", "add", "network", vm.ID, "net2")
+	var made string
+	for _, id := range portsOf() {
+		if id != own && !slices.Contains(before, id) {
+			made = id
+		}
+	}
+	if made == "" {
+		t.Fatalf("no port made by server add network: %v (before %v)", portsOf(), before)
+	}
+	macs := map[string]string{own: macOf(own), made: macOf(made)}
+	console := waitConsole(t, alice, vm.Name, 3*time.Minute, " "+macs[own], " "+macs[made])
+	nics := map[string]string{} // port -> guest NIC
+	for _, l := range strings.Split(console, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[len(f)-3] != "NIC-UP" {
+			continue
+		}
+		for port, mac := range macs {
+			if f[len(f)-1] == mac {
+				nics[port] = f[len(f)-2]
+				t.Logf("the guest sees port %s: %s", port, strings.Join(f[len(f)-3:], " "))
+			}
+		}
+	}
+	if len(nics) != 2 || nics[own] == "eth0" || nics[made] == "eth0" {
+		t.Fatalf("the guest's new NICs %v:\n%s", nics, console)
+	}
+	for port := range macs {
+		if exec.Command("ip", "link", "show", "tap"+port[:11]).Run() != nil {
+			t.Fatalf("no tap for the attached port %s", port)
+		}
+	}
+	openstack(t, alice, "server", "remove", "port", vm.ID, own)
+	openstack(t, alice, "server", "remove", "port", vm.ID, made)
+	waitConsole(t, alice, vm.Name, 3*time.Minute, "NIC-GONE "+nics[own], "NIC-GONE "+nics[made])
+	for port := range macs {
+		if !eventually(time.Minute, func() bool { return exec.Command("ip", "link", "show", "tap"+port[:11]).Run() != nil }) {
+			t.Fatalf("the tap of %s outlived its removal", port)
+		}
+	}
+	// The client's port is kept, unbound; the one made for the server is
+	// gone.
+	if dev := strings.TrimSpace(openstack(t, alice, "port", "show", "-f", "value", "-c", "device_id", own)); dev != "" {
+		t.Fatalf("removed port still has device %q", dev)
+	}
+	if out, err := openstackErr(alice, "port", "show", made); err == nil {
+		t.Fatalf("the port server add network made outlived its removal:\n%s", out)
+	}
+	if after := portsOf(); !slices.Equal(after, before) {
+		t.Fatalf("ports of %s after the removals %v, want %v", vm.ID, after, before)
+	}
+	openstack(t, alice, "port", "delete", own)
 }

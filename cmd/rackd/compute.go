@@ -40,11 +40,13 @@ func networkInfo(n network.Network) compute.NetworkInfo {
 
 func portInfo(pt network.Port, networkName string) compute.PortInfo {
 	ips := make([]string, 0, len(pt.FixedIPs))
+	subnets := make([]string, 0, len(pt.FixedIPs))
 	for _, f := range pt.FixedIPs {
 		ips = append(ips, f.IP)
+		subnets = append(subnets, f.SubnetID)
 	}
 	return compute.PortInfo{ID: pt.ID, NetworkID: pt.NetworkID, NetworkName: networkName, Project: pt.Project, MAC: pt.MAC,
-		DeviceID: pt.DeviceID, DeviceOwner: pt.DeviceOwner, Host: pt.HostID, Status: pt.Status, IPs: ips}
+		DeviceID: pt.DeviceID, DeviceOwner: pt.DeviceOwner, Host: pt.HostID, Status: pt.Status, IPs: ips, Subnets: subnets}
 }
 
 func (a serverPorts) Network(ctx context.Context, p *api.Principal, id string) (compute.NetworkInfo, error) {

@@ -476,6 +476,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"rebuild": map[string]any{"imageRef": img1, "metadata": map[string]any{"k": "v"}}}, 202, "")
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1})
+	f.expect("POST", "/v2.1/servers/"+id+"/os-interface", alice, "", map[string]any{"interfaceAttachment": map[string]any{"net_id": netA}}, 200, "")
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	f.expect("PUT", "/v2.1/servers/"+id+"/tags/t1", alice, "2.26", nil, 201, "")
 	if err := f.svc.SetPassword(context.Background(), id, "posted"); err != nil {

@@ -73,6 +73,8 @@ const (
 	cmdQuotaSet       = "compute.quota.set"
 	cmdQuotaDelete    = "compute.quota.delete"
 	cmdConsoleToken   = "compute.console.token"
+
+	cmdServerInterface = "compute.server.interface"
 )
 
 // Schema is the compute service's part of the replicated state: the
@@ -100,6 +102,8 @@ func Schema() store.Schema {
 		cmdQuotaSet:       store.Typed(applyQuotaSet),
 		cmdQuotaDelete:    store.Typed(applyQuotaDelete),
 		cmdConsoleToken:   store.Typed(applyConsoleToken),
+
+		cmdServerInterface: store.Typed(withEvents(applyServerInterface, interfaceEvents)),
 
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),

@@ -85,6 +85,8 @@ type NetworkInfo struct {
 type PortInfo struct {
 	ID, NetworkID, NetworkName, Project, MAC, DeviceID, DeviceOwner, Host, Status string
 	IPs                                                                           []string
+	// Subnets are the subnet of each of IPs.
+	Subnets []string
 }
 
 // PortRequest asks for a server's port.
@@ -280,6 +282,10 @@ func (s *Service) routes() []api.Route {
 		route(get, "/servers/{id}/os-server-password", authed, "", s.showServerPassword),
 		route(del, "/servers/{id}/os-server-password", authed, "", s.clearServerPassword),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
+		route(get, "/servers/{id}/os-interface", authed, "", s.listInterfaces),
+		route(post, "/servers/{id}/os-interface", authed, "", s.attachInterface),
+		route(get, "/servers/{id}/os-interface/{port_id}", authed, "", s.showInterface),
+		route(del, "/servers/{id}/os-interface/{port_id}", authed, "", s.detachInterface),
 
 		// Nova's deprecated volume proxy, to microversion 2.35.
 		route(get, "/os-volumes", authed, "", s.listProxyVolumes),
@@ -497,6 +503,7 @@ var extensions = [][3]string{
 	{"os-deferred-delete", "DeferredDelete", "Instance deferred delete: forceDelete (restore has nothing to restore: deletes are not deferred here)."},
 	{"os-server-password", "ServerPassword", "Server password support: the password a guest posts to the metadata service."},
 	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
+	{"os-attach-interfaces", "AttachInterfaces", "Attach interface support."},
 	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' read-only proxy."},
 	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},
 	{"os-scheduler-hints", "SchedulerHints", "Pass arbitrary key/value pairs to the scheduler."},

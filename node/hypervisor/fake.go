@@ -36,6 +36,10 @@ type fakeGuest struct {
 	bootLimits *IOLimits
 	// grown are the sizes ResizeDisk told of the spec's disks with an ID.
 	grown map[string]int64
+	// hotNICs are the NICs plugged since the start; downNICs the boot
+	// NICs whose link a detach set down.
+	hotNICs  []NIC
+	downNICs map[string]bool
 }
 
 // NewFakeHost returns an empty host keeping console logs under dir.
@@ -150,6 +154,7 @@ func (f *Fake) Start(ctx context.Context, spec VMSpec) (VM, error) {
 		h.guests[spec.ID] = g
 	}
 	g.spec, g.state, g.pid, g.bootLimits = spec, Running, h.newPIDLocked(), nil
+	g.hotNICs, g.downNICs = nil, nil // a new process has the spec's NICs only
 	h.logLocked(spec.ID, "booting %d vcpus, %d MB", spec.VCPUs, spec.MemoryMB)
 	return &fakeVM{f: f, id: spec.ID}, nil
 }
@@ -458,4 +463,93 @@ func (h *FakeHost) DiskSize(id, disk string) (int64, bool) {
 	}
 	n, ok := g.disks[disk]
 	return n, ok
+}
+
+var _ NICHotplug = (*fakeVM)(nil)
+
+// AttachNIC implements NICHotplug; plugged NICs share the disks' slots.
+func (v *fakeVM) AttachNIC(ctx context.Context, n NIC) error {
+	return v.guest(ctx, "attach nic", func(g *fakeGuest) error {
+		if g.pid == 0 {
+			return fmt.Errorf("attach nic %s: %w", v.id, ErrNotRunning)
+		}
+		if err := (VMSpec{ID: v.id, VCPUs: 1, MemoryMB: 1, NICs: []NIC{n}}).Validate(); err != nil {
+			return fmt.Errorf("attach nic %s: %w", v.id, err)
+		}
+		for _, b := range g.spec.NICs {
+			if b.Tap == n.Tap {
+				delete(g.downNICs, n.Tap)
+				return nil
+			}
+		}
+		if slices.ContainsFunc(g.hotNICs, func(h NIC) bool { return h.Tap == n.Tap }) {
+			return nil
+		}
+		if len(g.disks)+len(g.hotNICs) >= HotplugSlots {
+			return ErrNoHotplugSlot
+		}
+		g.hotNICs = append(g.hotNICs, n)
+		return nil
+	})
+}
+
+// DetachNIC implements NICHotplug; the fake guest always lets go of a
+// plugged NIC, and a boot NIC's link goes down as QEMU's would.
+func (v *fakeVM) DetachNIC(ctx context.Context, tap string) error {
+	return v.guest(ctx, "detach nic", func(g *fakeGuest) error {
+		for _, b := range g.spec.NICs {
+			if b.Tap == tap {
+				if g.downNICs == nil {
+					g.downNICs = map[string]bool{}
+				}
+				g.downNICs[tap] = true
+				return ErrBootNIC
+			}
+		}
+		g.hotNICs = slices.DeleteFunc(g.hotNICs, func(h NIC) bool { return h.Tap == tap })
+		return nil
+	})
+}
+
+// NICs implements NICHotplug.
+func (v *fakeVM) NICs(ctx context.Context) ([]GuestNIC, error) {
+	var out []GuestNIC
+	err := v.guest(ctx, "list nics", func(g *fakeGuest) error {
+		if g.pid == 0 {
+			return fmt.Errorf("list nics %s: %w", v.id, ErrNotRunning)
+		}
+		for _, n := range g.spec.NICs {
+			out = append(out, GuestNIC{NIC: n})
+		}
+		for _, n := range g.hotNICs {
+			out = append(out, GuestNIC{NIC: n, Hot: true})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DownNICs are the taps of the guest's boot NICs whose link a detach
+// set down.
+func (h *FakeHost) DownNICs(id string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	if g, ok := h.guests[id]; ok {
+		for t := range g.downNICs {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// HotNICs are the NICs plugged into the guest of id since it started.
+func (h *FakeHost) HotNICs(id string) []NIC {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if g, ok := h.guests[id]; ok {
+		return slices.Clone(g.hotNICs)
+	}
+	return nil
 }

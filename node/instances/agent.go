@@ -102,6 +102,9 @@ type record struct {
 	// RebuildSeq is the last rebuild (Server.RebuildSeq) done, failed
 	// or not: a rebuild is tried once per request.
 	RebuildSeq int `json:"rebuild_seq,omitempty"`
+	// DownTaps are the boot NICs whose port was detached from the
+	// running guest (link down, see syncNICs), until the next start.
+	DownTaps []string `json:"down_taps,omitempty"`
 }
 
 // Run reconciles until ctx ends: at once when a server changes, and every
@@ -314,6 +317,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				return err
 			}
 		}
+		a.syncNICs(ctx, s, view, vm, &rec, true)
 		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 	case "stopped":
 		if vm != nil && state != hypervisor.Shutdown {
@@ -332,6 +336,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				return err
 			}
 		}
+		a.syncNICs(ctx, s, view, vm, &rec, false)
 		if s.Want == "suspended" {
 			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
 		}
@@ -406,7 +411,7 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 		Disks: []hypervisor.Disk{root},
 	}
 	cd := metadata.Describe(s)
-	rec.Taps = nil
+	rec.Taps, rec.DownTaps = nil, nil
 	for _, id := range s.Ports {
 		p, ok := ports[id]
 		if !ok {
