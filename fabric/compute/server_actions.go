@@ -64,6 +64,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.restore(r, o[key])
 	case "createImage":
 		return s.createImage(w, r, o[key])
+	case "createBackup":
+		return s.createBackup(w, r, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {

@@ -77,25 +77,48 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 		return err
 	}
 	in := newInput(o)
+	name := snapshotName(in)
+	meta := metadata(in, "metadata")
+	if in.Err != nil {
+		return in.Err
+	}
+	return s.snapshotServer(w, r, sv, name, meta, nil)
+}
+
+// snapshotName reads the name of the image a snapshot makes.
+func snapshotName(in *api.Input) string {
 	name := str(in, "name", true, 1, 255)
 	if in.Err == nil && (strings.TrimSpace(name) != name || name == "") {
 		in.Fail(badField("name", name, "'%s' does not match '^(?! )[a-zA-Z0-9. _-]+(?<! )$'", name))
 	}
-	meta := metadata(in, "metadata")
-	if in.Err != nil {
-		return in.Err
+	return name
+}
+
+// snapshotServer makes the queued image name of server sv, with the
+// request's metadata meta over the snapshot's properties (image_type,
+// instance_uuid, user_id, base_image_ref) and a backup's backup_type
+// over both, as Nova's, and starts its node's copy into it: createImage's
+// and, with backup, createBackup's.
+func (s *Service) snapshotServer(w http.ResponseWriter, r *http.Request, sv *Server, name string, meta map[string]string, backup *computestate.Backup) error {
+	action := computestate.ActionCreateImage
+	if backup != nil {
+		action = computestate.ActionCreateBackup
 	}
 	if err := refuseLocked(r, sv); err != nil {
 		return err
 	}
 	if isBaremetal(sv) {
-		return baremetalNotSupported("createImage", sv.ID)
+		return baremetalNotSupported(action, sv.ID)
 	}
 	if sv.BootVolume != "" {
+		if backup != nil {
+			// Nova refuses it (compute API's backup): not a missing part.
+			return badRequest("Backup is not supported for volume-backed instances.")
+		}
 		return notImplemented("Creating an image of server %s is not implemented by this cloud: it boots from volume %s, and only image-backed servers are snapshotted.", sv.ID, sv.BootVolume)
 	}
 	if s.cfg.Snapshots == nil {
-		return notImplemented("The server action createImage is not implemented by this cloud.")
+		return notImplemented("The server action %s is not implemented by this cloud.", action)
 	}
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
@@ -107,26 +130,33 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 	}
 	// Checked here too, so that a server that cannot be snapshotted now
 	// gets no image made for nothing; the command checks it again.
-	if err := snapshottable(sv); err != nil {
+	if err := snapshottable(sv, action); err != nil {
 		return err
 	}
 	p := principal(r)
-	props := map[string]string{"image_type": "snapshot", "instance_uuid": sv.ID, "user_id": p.UserID, "base_image_ref": sv.ImageID}
-	for k, v := range meta { // the request's metadata has precedence, as in Nova
-		props[k] = v
+	all := map[string]string{"image_type": "snapshot", "instance_uuid": sv.ID, "user_id": p.UserID, "base_image_ref": sv.ImageID}
+	if backup != nil {
+		all["image_type"] = "backup"
+	}
+	for k, v := range meta {
+		all[k] = v
+	}
+	if backup != nil {
+		all["backup_type"] = backup.Type
 	}
 	imageID, err := s.cfg.Snapshots.CreateSnapshot(r.Context(), p, SnapshotImage{Name: name, Project: sv.Project, BaseImage: sv.ImageID,
-		MinDisk: sv.RootGB, Properties: props})
+		MinDisk: sv.RootGB, Properties: all})
 	if err != nil {
 		return err
 	}
-	c := serverImageCmd{ID: sv.ID, ImageID: imageID, UserID: p.UserID, RequestID: requestID(r.Context()), Now: s.now(), Admin: p.IsAdmin()}
+	c := serverImageCmd{ID: sv.ID, ImageID: imageID, UserID: p.UserID, RequestID: requestID(r.Context()), Now: s.now(), Admin: p.IsAdmin(),
+		Backup: backup}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerImage, c, nil); err != nil {
 		if api.Rejected(err) {
 			// Refused: nothing will write the image. (An unknown outcome
 			// leaves it: the server may be making it.)
 			if derr := s.cfg.Snapshots.Discard(context.WithoutCancel(r.Context()), imageID); derr != nil {
-				s.log.Warn("compute: delete the image of a refused createImage", "image", imageID, "err", derr)
+				s.log.Warn("compute: delete the image of a refused snapshot", "action", action, "image", imageID, "err", derr)
 			}
 		}
 		return err
@@ -135,7 +165,10 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 		api.JSON(w, http.StatusAccepted, map[string]any{"image_id": imageID})
 		return nil
 	}
-	w.Header().Set("Location", s.imageURL(r, imageID))
+	// Nova names no Location for a backup kept by no rotation.
+	if backup == nil || backup.Rotation > 0 {
+		w.Header().Set("Location", s.imageURL(r, imageID))
+	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
@@ -146,25 +179,26 @@ func (s *Service) imageURL(r *http.Request, id string) string {
 	return api.BaseURL(r, s.cfg.PublicURL) + "/image/v2/images/" + id
 }
 
-// snapshottable refuses a server createImage cannot snapshot now: Nova
-// allows it from active, stopped, paused and suspended with no task.
-func snapshottable(sv *Server) error {
+// snapshottable refuses a server createImage (or createBackup: action)
+// cannot snapshot now: Nova allows it from active, stopped, paused and
+// suspended with no task.
+func snapshottable(sv *Server, action string) error {
 	switch sv.VMState {
 	case vmActive, vmStopped, vmPaused, vmSuspended:
 	default:
-		return stateConflict("createImage", sv.ID, "vm_state", sv.VMState)
+		return stateConflict(action, sv.ID, "vm_state", sv.VMState)
 	}
 	if sv.TaskState != "" {
-		return stateConflict("createImage", sv.ID, "task_state", sv.TaskState)
+		return stateConflict(action, sv.ID, "task_state", sv.TaskState)
 	}
 	if sv.Host == "" {
-		return conflict("Cannot 'createImage' instance %s: it was never placed on a host.", sv.ID)
+		return conflict("Cannot '%s' instance %s: it was never placed on a host.", action, sv.ID)
 	}
 	return nil
 }
 
 // serverImageCmd starts the snapshot of server ID into queued image
-// ImageID.
+// ImageID; with Backup, a createBackup's.
 type serverImageCmd struct {
 	ID        string    `json:"id"`
 	ImageID   string    `json:"image_id"`
@@ -172,10 +206,20 @@ type serverImageCmd struct {
 	RequestID string    `json:"request_id"`
 	Admin     bool      `json:"admin,omitempty"`
 	Now       time.Time `json:"now"`
+	// Backup is a createBackup's rotation.
+	Backup *computestate.Backup `json:"backup,omitempty"`
+}
+
+func (c serverImageCmd) action() (action, event, task string) {
+	if c.Backup != nil {
+		return computestate.ActionCreateBackup, computestate.EventBackup, computestate.TaskImageBackup
+	}
+	return computestate.ActionCreateImage, computestate.EventSnapshot, computestate.TaskImageSnapshot
 }
 
 func serverImageEvents(c serverImageCmd) eventMeta {
-	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: computestate.ActionCreateImage, now: c.Now}
+	action, _, _ := c.action()
+	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: action, now: c.Now}
 }
 
 func applyServerImage(tx *memdb.Txn, c serverImageCmd) (any, error) {
@@ -183,28 +227,32 @@ func applyServerImage(tx *memdb.Txn, c serverImageCmd) (any, error) {
 	if old == nil || old.Hidden {
 		return nil, serverNotFound(c.ID)
 	}
+	action, event, task := c.action()
 	if c.ImageID == "" {
-		return nil, store.Invalidf("createImage: an image id is required")
+		return nil, store.Invalidf("%s: an image id is required", action)
+	}
+	if c.Backup != nil && c.Backup.Rotation < 0 {
+		return nil, store.Invalidf("%s: rotation %d is negative", action, c.Backup.Rotation)
 	}
 	if old.Locked && !c.Admin {
 		return nil, serverLocked(old.ID)
 	}
 	if old.Baremetal != "" || old.BootVolume != "" {
-		return nil, store.Invalidf("createImage of server %s: only image-backed virtual machines are snapshotted here", old.ID)
+		return nil, store.Invalidf("%s of server %s: only image-backed virtual machines are snapshotted here", action, old.ID)
 	}
-	if err := snapshottable(old); err != nil {
+	if err := snapshottable(old, action); err != nil {
 		return nil, err
 	}
 	s := *old
-	s.SnapshotImage = c.ImageID
-	setState(&s, s.VMState, computestate.TaskImageSnapshot)
+	s.SnapshotImage, s.SnapshotBackup = c.ImageID, c.Backup
+	setState(&s, s.VMState, task)
 	s.Updated = c.Now
 	if err := tx.Insert(tServers, &s); err != nil {
 		return nil, err
 	}
 	return nil, tx.Insert(tActions, &Action{ID: s.ID + "/" + c.RequestID, ServerID: s.ID, Project: s.Project, UserID: c.UserID,
-		Action: computestate.ActionCreateImage, RequestID: c.RequestID, Start: c.Now,
-		Events: []ActionEvent{{Event: computestate.EventSnapshot, Start: c.Now, Host: s.Host}}})
+		Action: action, RequestID: c.RequestID, Start: c.Now,
+		Events: []ActionEvent{{Event: event, Start: c.Now, Host: s.Host}}})
 }
 
 // applyImageStep records the node agent's progress on a snapshot: a
@@ -234,7 +282,7 @@ func applyImageStep(tx *memdb.Txn, c computestate.ImageStepCmd) (any, error) {
 	default:
 		return nil, store.Invalidf("image step: result %q is not Success or Error", c.Result)
 	}
-	s.SnapshotImage = ""
+	s.SnapshotImage, s.SnapshotBackup = "", nil
 	if computestate.SnapshotTask(s.TaskState) {
 		setState(&s, s.VMState, "")
 	}

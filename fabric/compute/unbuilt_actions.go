@@ -17,7 +17,6 @@ type unbuiltAction struct {
 // server is found and the caller's right to act on it checked as for the
 // actions that exist; a key Nova does not document stays 400.
 var unbuiltActions = map[string]unbuiltAction{
-	"createBackup":       {rule: "os_compute_api:os-create-backup"},
 	"changePassword":     {rule: "os_compute_api:os-admin-password"},
 	"trigger_crash_dump": {rule: "os_compute_api:servers:trigger_crash_dump"},
 	"os-getVNCConsole":   {rule: "os_compute_api:os-remote-consoles"},

@@ -160,6 +160,9 @@ type Server struct {
 	// ("" when none runs): its node agent copies the disk into it (see
 	// CmdImageStep).
 	SnapshotImage string `json:"snapshot_image,omitempty"`
+	// SnapshotBackup is set when that snapshot is a createBackup's: the
+	// backups to keep once it is made.
+	SnapshotBackup *Backup `json:"snapshot_backup,omitempty"`
 }
 
 // File is a file injected into a server's guest.
