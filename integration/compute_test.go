@@ -212,6 +212,7 @@ printf %s | dd of=/dev/vda bs=1M seek=100 conv=fsync 2>/dev/null && sync
 		"vm1 server actions": func(t *testing.T) {
 			checkServerActions(t, admin, alice, vm1)
 			checkServerImage(t, alice, vm1)
+			checkServerBackup(t, alice, vm1)
 		},
 	})
 
