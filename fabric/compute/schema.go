@@ -51,24 +51,25 @@ const (
 
 // Command types.
 const (
-	cmdFlavorCreate  = "compute.flavor.create"
-	cmdFlavorUpdate  = "compute.flavor.update"
-	cmdFlavorDelete  = "compute.flavor.delete"
-	cmdFlavorSpecs   = "compute.flavor.extra_specs"
-	cmdFlavorAccess  = "compute.flavor.access"
-	cmdKeypairCreate = "compute.keypair.create"
-	cmdKeypairDelete = "compute.keypair.delete"
-	cmdServerCreate  = "compute.server.create"
-	cmdServerUpdate  = "compute.server.update"
-	cmdServerAction  = "compute.server.action"
-	cmdServerRebuild = "compute.server.rebuild"
-	cmdServerImage   = "compute.server.create_image"
-	cmdServerReport  = "compute.server.report"
-	cmdGroupCreate   = "compute.server_group.create"
-	cmdGroupDelete   = "compute.server_group.delete"
-	cmdQuotaSet      = "compute.quota.set"
-	cmdQuotaDelete   = "compute.quota.delete"
-	cmdConsoleToken  = "compute.console.token"
+	cmdFlavorCreate   = "compute.flavor.create"
+	cmdFlavorUpdate   = "compute.flavor.update"
+	cmdFlavorDelete   = "compute.flavor.delete"
+	cmdFlavorSpecs    = "compute.flavor.extra_specs"
+	cmdFlavorAccess   = "compute.flavor.access"
+	cmdKeypairCreate  = "compute.keypair.create"
+	cmdKeypairDelete  = "compute.keypair.delete"
+	cmdServerCreate   = "compute.server.create"
+	cmdServerUpdate   = "compute.server.update"
+	cmdServerAction   = "compute.server.action"
+	cmdServerRebuild  = "compute.server.rebuild"
+	cmdServerImage    = "compute.server.create_image"
+	cmdServerUnshelve = "compute.server.unshelve"
+	cmdServerReport   = "compute.server.report"
+	cmdGroupCreate    = "compute.server_group.create"
+	cmdGroupDelete    = "compute.server_group.delete"
+	cmdQuotaSet       = "compute.quota.set"
+	cmdQuotaDelete    = "compute.quota.delete"
+	cmdConsoleToken   = "compute.console.token"
 )
 
 // Schema is the compute service's part of the replicated state: the
@@ -98,6 +99,7 @@ func Schema() store.Schema {
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),
 		cmdServerImage:                 store.Typed(withEvents(applyServerImage, serverImageEvents)),
+		cmdServerUnshelve:              store.Typed(withEvents(applyServerUnshelve, serverUnshelveEvents)),
 		computestate.CmdImageStep:      store.Typed(applyImageStep),
 	}
 	s.Observers = []store.Observer{eventstate.Observe(eventResources()...)}

@@ -39,5 +39,5 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request, arg any) 
 	if in.Err != nil {
 		return in.Err
 	}
-	return s.snapshotServer(w, r, sv, name, meta, &computestate.Backup{Type: kind, Rotation: rotation})
+	return s.snapshotServer(w, r, sv, name, meta, &computestate.Backup{Type: kind, Rotation: rotation}, false)
 }

@@ -13,9 +13,17 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// ImageStep proposes a node agent's step of a snapshot.
+// ImageStep proposes a node agent's step of a snapshot; the end of a
+// shelve's leaves the offloaded server's ports bound to no host.
 func (s *Service) ImageStep(ctx context.Context, c computestate.ImageStepCmd) error {
 	_, err := s.cfg.Repl.Propose(ctx, computestate.CmdImageStep, c)
+	if err == nil && c.Result == "Success" {
+		if tx, rerr := s.cfg.Repl.Read(ctx); rerr == nil {
+			if sv := store.Get[Server](tx, tServers, c.ServerID); sv != nil && sv.VMState == computestate.VMShelvedOffloaded && sv.Host == "" {
+				s.unbindHost(ctx, sv)
+			}
+		}
+	}
 	return err
 }
 
@@ -82,7 +90,7 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request, arg any) e
 	if in.Err != nil {
 		return in.Err
 	}
-	return s.snapshotServer(w, r, sv, name, meta, nil)
+	return s.snapshotServer(w, r, sv, name, meta, nil, false)
 }
 
 // snapshotName reads the name of the image a snapshot makes.
@@ -98,11 +106,13 @@ func snapshotName(in *api.Input) string {
 // request's metadata meta over the snapshot's properties (image_type,
 // instance_uuid, user_id, base_image_ref) and a backup's backup_type
 // over both, as Nova's, and starts its node's copy into it: createImage's
-// and, with backup, createBackup's.
-func (s *Service) snapshotServer(w http.ResponseWriter, r *http.Request, sv *Server, name string, meta map[string]string, backup *computestate.Backup) error {
+// and, with backup, createBackup's; with shelve, shelve's.
+func (s *Service) snapshotServer(w http.ResponseWriter, r *http.Request, sv *Server, name string, meta map[string]string, backup *computestate.Backup, shelve bool) error {
 	action := computestate.ActionCreateImage
 	if backup != nil {
 		action = computestate.ActionCreateBackup
+	} else if shelve {
+		action = computestate.ActionShelve
 	}
 	if err := refuseLocked(r, sv); err != nil {
 		return err
@@ -150,7 +160,7 @@ func (s *Service) snapshotServer(w http.ResponseWriter, r *http.Request, sv *Ser
 		return err
 	}
 	c := serverImageCmd{ID: sv.ID, ImageID: imageID, UserID: p.UserID, RequestID: requestID(r.Context()), Now: s.now(), Admin: p.IsAdmin(),
-		Backup: backup}
+		Backup: backup, Shelve: shelve}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerImage, c, nil); err != nil {
 		if api.Rejected(err) {
 			// Refused: nothing will write the image. (An unknown outcome
@@ -160,6 +170,10 @@ func (s *Service) snapshotServer(w http.ResponseWriter, r *http.Request, sv *Ser
 			}
 		}
 		return err
+	}
+	if shelve {
+		w.WriteHeader(http.StatusAccepted)
+		return nil
 	}
 	if atLeast(r, createImageMinor) {
 		api.JSON(w, http.StatusAccepted, map[string]any{"image_id": imageID})
@@ -208,9 +222,15 @@ type serverImageCmd struct {
 	Now       time.Time `json:"now"`
 	// Backup is a createBackup's rotation.
 	Backup *computestate.Backup `json:"backup,omitempty"`
+	// Shelve is a shelve's snapshot; with no ImageID (a volume-backed
+	// server) the server is offloaded at once.
+	Shelve bool `json:"shelve,omitempty"`
 }
 
 func (c serverImageCmd) action() (action, event, task string) {
+	if c.Shelve {
+		return computestate.ActionShelve, computestate.EventShelve, computestate.TaskShelving
+	}
 	if c.Backup != nil {
 		return computestate.ActionCreateBackup, computestate.EventBackup, computestate.TaskImageBackup
 	}
@@ -228,7 +248,10 @@ func applyServerImage(tx *memdb.Txn, c serverImageCmd) (any, error) {
 		return nil, serverNotFound(c.ID)
 	}
 	action, event, task := c.action()
-	if c.ImageID == "" {
+	if c.Shelve && c.Backup != nil {
+		return nil, store.Invalidf("%s: a shelve is no backup", action)
+	}
+	if c.ImageID == "" && !(c.Shelve && old.BootVolume != "") {
 		return nil, store.Invalidf("%s: an image id is required", action)
 	}
 	if c.Backup != nil && c.Backup.Rotation < 0 {
@@ -237,22 +260,28 @@ func applyServerImage(tx *memdb.Txn, c serverImageCmd) (any, error) {
 	if old.Locked && !c.Admin {
 		return nil, serverLocked(old.ID)
 	}
-	if old.Baremetal != "" || old.BootVolume != "" {
+	if old.Baremetal != "" || (old.BootVolume != "") != (c.Shelve && c.ImageID == "") {
 		return nil, store.Invalidf("%s of server %s: only image-backed virtual machines are snapshotted here", action, old.ID)
 	}
 	if err := snapshottable(old, action); err != nil {
 		return nil, err
 	}
 	s := *old
-	s.SnapshotImage, s.SnapshotBackup = c.ImageID, c.Backup
-	setState(&s, s.VMState, task)
 	s.Updated = c.Now
+	ev := ActionEvent{Event: event, Start: c.Now, Host: s.Host}
+	if c.ImageID == "" {
+		// A volume-backed shelve: its disk is the volume; offloaded now.
+		offload(&s, "")
+		ev.Finish, ev.Result = c.Now, "Success"
+	} else {
+		s.SnapshotImage, s.SnapshotBackup, s.SnapshotShelve = c.ImageID, c.Backup, c.Shelve
+		setState(&s, s.VMState, task)
+	}
 	if err := tx.Insert(tServers, &s); err != nil {
 		return nil, err
 	}
 	return nil, tx.Insert(tActions, &Action{ID: s.ID + "/" + c.RequestID, ServerID: s.ID, Project: s.Project, UserID: c.UserID,
-		Action: action, RequestID: c.RequestID, Start: c.Now,
-		Events: []ActionEvent{{Event: event, Start: c.Now, Host: s.Host}}})
+		Action: action, RequestID: c.RequestID, Start: c.Now, Events: []ActionEvent{ev}})
 }
 
 // applyImageStep records the node agent's progress on a snapshot: a
@@ -275,16 +304,24 @@ func applyImageStep(tx *memdb.Txn, c computestate.ImageStepCmd) (any, error) {
 			return nil, store.Invalidf("image step: task %q is not image_pending_upload or image_uploading", c.Task)
 		}
 		if s.Want != "deleted" {
-			setState(&s, s.VMState, c.Task)
+			task := c.Task
+			if s.SnapshotShelve {
+				task = "shelving_" + task // Nova's shelving_image_pending_upload, shelving_image_uploading
+			}
+			setState(&s, s.VMState, task)
 		}
 		return nil, tx.Insert(tServers, &s)
 	case "Success", "Error":
 	default:
 		return nil, store.Invalidf("image step: result %q is not Success or Error", c.Result)
 	}
-	s.SnapshotImage, s.SnapshotBackup = "", nil
+	shelve := s.SnapshotShelve
+	s.SnapshotImage, s.SnapshotBackup, s.SnapshotShelve = "", nil, false
 	if computestate.SnapshotTask(s.TaskState) {
 		setState(&s, s.VMState, "")
+	}
+	if shelve && c.Result == "Success" && s.Want != "deleted" {
+		offload(&s, c.ImageID)
 	}
 	if err := tx.Insert(tServers, &s); err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ func TestUnbuiltActions(t *testing.T) {
 	for _, a := range []string{"changePassword",
 		"trigger_crash_dump", "os-getVNCConsole", "os-getSPICEConsole", "os-getRDPConsole", "evacuate",
 		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp", "resize", "confirmResize",
-		"revertResize", "migrate", "os-migrateLive", "shelve", "shelveOffload", "unshelve", "rescue", "unrescue",
+		"revertResize", "migrate", "os-migrateLive", "rescue", "unrescue",
 		"addFixedIp", "removeFixedIp"} {
 		tok := alice
 		if unbuiltActions[a].admin {

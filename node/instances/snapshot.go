@@ -57,6 +57,13 @@ func (a *Agent) snapshot(ctx context.Context, s computestate.Server, vm hypervis
 		}
 	}
 	a.Log.Info("compute: snapshotting", "server", s.ID, "image", image, "state", state)
+	if s.SnapshotShelve && vm != nil && state != hypervisor.Shutdown {
+		// Nova's shelve powers the guest off, then saves its disk.
+		if err := vm.PowerOff(ctx, a.grace()); err != nil {
+			return a.snapshotFailed(ctx, s, fmt.Errorf("power off for the shelve: %w", err))
+		}
+		state = hypervisor.Shutdown
+	}
 	dir := a.instanceDir(s.ID)
 	out := filepath.Join(dir, "snapshot-"+image+".qcow2")
 	defer os.Remove(out)

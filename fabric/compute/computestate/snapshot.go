@@ -29,6 +29,20 @@ const (
 	ActionCreateBackup = "createBackup"
 	EventBackup        = "compute_backup_instance"
 
+	// Nova's shelve of an image-backed server is the same snapshot
+	// (Server.SnapshotShelve set) into "<name>-shelved", the guest
+	// powered off first; once it is made the server is offloaded at once
+	// (Nova's shelved_offload_time 0): vm_state shelved_offloaded, no
+	// host, whose agent then removes the guest and its directory.
+	ActionShelve              = "shelve"
+	ActionUnshelve            = "unshelve"
+	EventShelve               = "compute_shelve_instance"
+	TaskShelving              = "shelving"
+	TaskShelvingPendingUpload = "shelving_image_pending_upload"
+	TaskShelvingUploading     = "shelving_image_uploading"
+	TaskUnshelving            = "unshelving"
+	VMShelvedOffloaded        = "shelved_offloaded"
+
 	TaskImageSnapshot      = "image_snapshot"
 	TaskImageBackup        = "image_backup"
 	TaskImagePendingUpload = "image_pending_upload"
@@ -49,7 +63,8 @@ type ImageStepCmd struct {
 
 // SnapshotTask reports whether task is one of a snapshot's task states.
 func SnapshotTask(task string) bool {
-	return task == TaskImageSnapshot || task == TaskImageBackup || task == TaskImagePendingUpload || task == TaskImageUploading
+	return task == TaskImageSnapshot || task == TaskImageBackup || task == TaskShelving ||
+		task == TaskShelvingPendingUpload || task == TaskShelvingUploading || task == TaskImagePendingUpload || task == TaskImageUploading
 }
 
 // Backup is what a createBackup keeps: once its image is active, the
@@ -66,7 +81,7 @@ type Backup struct {
 // finished, nil if there is none.
 func OpenSnapshot(tx *memdb.Txn, server string) *Action {
 	for _, a := range store.All[Action](tx, TableActions, "server", server) {
-		if (a.Action == ActionCreateImage || a.Action == ActionCreateBackup) && len(a.Events) == 1 && a.Events[0].Finish.IsZero() {
+		if (a.Action == ActionCreateImage || a.Action == ActionCreateBackup || a.Action == ActionShelve) && len(a.Events) == 1 && a.Events[0].Finish.IsZero() {
 			return a
 		}
 	}
