@@ -197,6 +197,8 @@ printf %s | dd of=/dev/vda bs=1M seek=100 conv=fsync 2>/dev/null && sync
 			if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "ACTIVE" }) {
 				t.Fatalf("vm3 did not start again")
 			}
+			// shelve and unshelve: offloaded, then built again here.
+			checkShelve(t, alice, vm3)
 		},
 		"vm2 reboot and rebuild": func(t *testing.T) {
 			openstack(t, alice, "server", "reboot", "--hard", "--wait", "vm2")
