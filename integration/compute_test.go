@@ -210,6 +210,8 @@ done) &
 			if !eventually(2*time.Minute, func() bool { return showServer(t, alice, "vm3").Status == "ACTIVE" }) {
 				t.Fatalf("vm3 did not start again")
 			}
+			// shelve and unshelve: offloaded, then built again here.
+			checkShelve(t, alice, vm3)
 		},
 		"vm2 reboot and rebuild": func(t *testing.T) {
 			openstack(t, alice, "server", "reboot", "--hard", "--wait", "vm2")
@@ -225,6 +227,7 @@ done) &
 		"vm1 server actions": func(t *testing.T) {
 			checkServerActions(t, admin, alice, vm1)
 			checkServerImage(t, alice, vm1)
+			checkServerBackup(t, alice, vm1)
 		},
 		// Server tags: on vm3, whose stop and start keep it in states
 		// Nova lets tags change in.

@@ -53,6 +53,10 @@ func statusOf(vm, task string) string {
 		return "SUSPENDED"
 	case vmError:
 		return "ERROR"
+	case vmShelved:
+		return "SHELVED"
+	case computestate.VMShelvedOffloaded:
+		return "SHELVED_OFFLOADED"
 	}
 	return "UNKNOWN"
 }
@@ -502,6 +506,7 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 			default:
 				setState(&s, vmActive, "")
 				s.Fault = nil
+				s.ShelvedImage = "" // unshelved: its agent deleted the image
 				if s.LaunchedAt.IsZero() {
 					s.LaunchedAt = c.Now
 				}

@@ -494,6 +494,11 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.svc.cfg.Snapshots = &fakeSnapshots{}
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "2.45", map[string]any{"createImage": map[string]any{"name": "s"}}, 202, "")
 	f.agentReports(computestate.CmdImageStep, computestate.ImageStepCmd{ServerID: id, ImageID: "snap-1", Result: "Success", Now: f.now})
+	f.action(alice, id, map[string]any{"shelve": nil}, 202)
+	f.agentReports(computestate.CmdImageStep, computestate.ImageStepCmd{ServerID: id, ImageID: "snap-2", Result: "Success", Now: f.now})
+	f.action(alice, id, map[string]any{"unshelve": nil}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1})
+	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
 		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {

@@ -66,6 +66,7 @@ const (
 	cmdServerAction   = "compute.server.action"
 	cmdServerRebuild  = "compute.server.rebuild"
 	cmdServerImage    = "compute.server.create_image"
+	cmdServerUnshelve = "compute.server.unshelve"
 	cmdServerReport   = "compute.server.report"
 	cmdServerPassword = "compute.server.password"
 	cmdGroupCreate    = "compute.server_group.create"
@@ -108,6 +109,7 @@ func Schema() store.Schema {
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),
 		cmdServerImage:                 store.Typed(withEvents(applyServerImage, serverImageEvents)),
+		cmdServerUnshelve:              store.Typed(withEvents(applyServerUnshelve, serverUnshelveEvents)),
 		computestate.CmdImageStep:      store.Typed(applyImageStep),
 	}
 	s.Observers = []store.Observer{eventstate.Observe(eventResources()...)}

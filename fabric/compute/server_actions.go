@@ -64,6 +64,14 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.restore(r, o[key])
 	case "createImage":
 		return s.createImage(w, r, o[key])
+	case "createBackup":
+		return s.createBackup(w, r, o[key])
+	case "shelve":
+		return s.shelve(w, r, o[key])
+	case "shelveOffload":
+		return s.shelveOffload(r, o[key])
+	case "unshelve":
+		return s.unshelve(w, r, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {
@@ -131,6 +139,12 @@ func (s *Service) act(r *http.Request, sv *Server, action string, hard bool) (*S
 	}
 	if res.Removed {
 		s.releasePorts(context.WithoutCancel(ctx), &res.Server)
+		if img := res.Server.ShelvedImage; img != "" && s.cfg.Snapshots != nil {
+			// A shelved server's image goes with it, as in Nova.
+			if err := s.cfg.Snapshots.Discard(context.WithoutCancel(ctx), img); err != nil && api.StatusOf(err) != http.StatusNotFound {
+				s.log.Warn("compute: delete the shelved image of a deleted server", "server", sv.ID, "image", img, "err", err)
+			}
+		}
 	}
 	return &res.Server, nil
 }

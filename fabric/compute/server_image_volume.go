@@ -87,7 +87,7 @@ func (s *Service) createVolumeBackedImage(w http.ResponseWriter, r *http.Request
 		undo()
 		return err
 	}
-	s.imageAccepted(w, r, imageID)
+	s.imageAccepted(w, r, imageID, true)
 	return nil
 }
 

@@ -17,7 +17,6 @@ type unbuiltAction struct {
 // server is found and the caller's right to act on it checked as for the
 // actions that exist; a key Nova does not document stays 400.
 var unbuiltActions = map[string]unbuiltAction{
-	"createBackup":       {rule: "os_compute_api:os-create-backup"},
 	"changePassword":     {rule: "os_compute_api:os-admin-password"},
 	"trigger_crash_dump": {rule: "os_compute_api:servers:trigger_crash_dump"},
 	"os-getVNCConsole":   {rule: "os_compute_api:os-remote-consoles"},
@@ -33,9 +32,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"revertResize":       {rule: "os_compute_api:servers:revert_resize"},
 	"migrate":            {rule: "os_compute_api:os-migrate-server:migrate", admin: true},
 	"os-migrateLive":     {rule: "os_compute_api:os-migrate-server:migrate_live", admin: true},
-	"shelve":             {rule: "os_compute_api:os-shelve:shelve"},
-	"shelveOffload":      {rule: "os_compute_api:os-shelve:shelve_offload", admin: true},
-	"unshelve":           {rule: "os_compute_api:os-shelve:unshelve"},
 	"rescue":             {rule: "os_compute_api:os-rescue"},
 	"unrescue":           {rule: "os_compute_api:os-unrescue"},
 	"addFixedIp":         {rule: "os_compute_api:os-multinic:add"},

@@ -11,10 +11,10 @@ func TestUnbuiltActions(t *testing.T) {
 	id := f.server(alice, "web")
 	path := "/v2.1/servers/" + id + "/action"
 	before := *f.row(id)
-	for _, a := range []string{"createBackup", "changePassword",
+	for _, a := range []string{"changePassword",
 		"trigger_crash_dump", "os-getVNCConsole", "os-getSPICEConsole", "os-getRDPConsole", "evacuate",
 		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp", "resize", "confirmResize",
-		"revertResize", "migrate", "os-migrateLive", "shelve", "shelveOffload", "unshelve", "rescue", "unrescue",
+		"revertResize", "migrate", "os-migrateLive", "rescue", "unrescue",
 		"addFixedIp", "removeFixedIp"} {
 		tok := alice
 		if unbuiltActions[a].admin {

@@ -7,6 +7,7 @@
 package instances
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -182,6 +183,13 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 		if !mine[id] {
 			a.Log.Info("compute: removing a guest with no server here", "server", id)
 			a.teardown(ctx, id)
+			// Forgotten too: were the server placed here again (an
+			// unshelve), its first report is not taken for one made.
+			a.mu.Lock()
+			delete(a.reported, id)
+			delete(a.failed, id)
+			delete(a.pids, id)
+			a.mu.Unlock()
 		}
 	}
 	return ws, nil
@@ -250,7 +258,8 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 	if s.SnapshotImage != "" {
 		return a.snapshot(ctx, s, vm, state)
 	}
-	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard"
+	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard" ||
+		s.TaskState == computestate.TaskUnshelving
 	switch s.Want {
 	case "active":
 		if s.RebuildSeq > rec.RebuildSeq {
@@ -285,6 +294,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			a.mu.Lock()
 			a.pids[s.ID] = vm.PID() // started here: nothing to adopt
 			a.mu.Unlock()
+			a.unshelved(ctx, s)
 			if s.RebootSeq > rec.RebootSeq {
 				rec.RebootSeq = s.RebootSeq // a fresh boot is the reboot
 				a.writeRecord(s.ID, rec)
@@ -475,9 +485,11 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 		}
 		return disk, nil
 	}
-	base, img, err := a.cachedImage(ctx, s.ImageID)
+	// An unshelved server boots from the image its disk was shelved in.
+	from := cmp.Or(s.ShelvedImage, s.ImageID)
+	base, img, err := a.cachedImage(ctx, from)
 	if err != nil {
-		return hypervisor.Disk{}, fmt.Errorf("image %s: %w", s.ImageID, err)
+		return hypervisor.Disk{}, fmt.Errorf("image %s: %w", from, err)
 	}
 	format := imageFormat(img)
 	disk := filepath.Join(dir, "disk")

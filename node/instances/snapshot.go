@@ -37,6 +37,8 @@ type SnapshotStore interface {
 	// DiscardUnfinished deletes image id and its data unless it is
 	// active.
 	DiscardUnfinished(ctx context.Context, id string) error
+	// Discard deletes image id and its data: a backup rotated out.
+	Discard(ctx context.Context, id string) error
 }
 
 // snapshot makes server s's image s.SnapshotImage from its root disk.
@@ -50,10 +52,18 @@ func (a *Agent) snapshot(ctx context.Context, s computestate.Server, vm hypervis
 			return a.snapshotFailed(ctx, s, fmt.Errorf("image %s was deleted", image))
 		} else if err == nil && img.Status == imagestate.StatusActive {
 			// Made by a pass whose end was not recorded.
+			a.rotateBackups(ctx, s)
 			return a.imageStep(ctx, s, "", "Success", "")
 		}
 	}
 	a.Log.Info("compute: snapshotting", "server", s.ID, "image", image, "state", state)
+	if s.SnapshotShelve && vm != nil && state != hypervisor.Shutdown {
+		// Nova's shelve powers the guest off, then saves its disk.
+		if err := vm.PowerOff(ctx, a.grace()); err != nil {
+			return a.snapshotFailed(ctx, s, fmt.Errorf("power off for the shelve: %w", err))
+		}
+		state = hypervisor.Shutdown
+	}
 	dir := a.instanceDir(s.ID)
 	out := filepath.Join(dir, "snapshot-"+image+".qcow2")
 	defer os.Remove(out)
@@ -79,6 +89,7 @@ func (a *Agent) snapshot(ctx context.Context, s computestate.Server, vm hypervis
 		return a.snapshotFailed(ctx, s, fmt.Errorf("upload: %w", err))
 	}
 	a.Log.Info("compute: snapshot uploaded", "server", s.ID, "image", image, "bytes", st.Size())
+	a.rotateBackups(ctx, s)
 	return a.imageStep(ctx, s, "", "Success", "")
 }
 

@@ -29,6 +29,7 @@ type snapshots struct {
 	uploadErr error
 	uploaded  map[string]string // image → file of its bytes
 	discarded []string
+	deleted   []string // by Discard
 	steps     []computestate.ImageStepCmd
 	// during is the guest's power state when each upload began.
 	vm     func() hypervisor.PowerState
@@ -54,8 +55,27 @@ func (s *snapshots) Upload(_ context.Context, id string, r io.Reader, size int64
 		return errors.New("short upload")
 	}
 	s.uploaded[id] = p
-	s.w.Put(imagestate.Table, &imagestate.Image{ID: id, Owner: "p1", Visibility: "private", Status: imagestate.StatusActive, Size: size})
+	img := &imagestate.Image{ID: id, Owner: "p1", Visibility: "private"}
+	if queued, err := imagestate.Load(s.w.DB.Txn(false), id); err == nil {
+		img = queued.Clone()
+	}
+	img.Status, img.Size = imagestate.StatusActive, size
+	s.w.Put(imagestate.Table, img)
 	return nil
+}
+
+// Discard deletes the image's row.
+func (s *snapshots) Discard(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleted = append(s.deleted, id)
+	tx := s.w.DB.Txn(true)
+	defer tx.Commit()
+	img, err := imagestate.Load(tx, id)
+	if err != nil {
+		return err
+	}
+	return tx.Delete(imagestate.Table, img)
 }
 
 func (s *snapshots) DiscardUnfinished(_ context.Context, id string) error {
@@ -76,7 +96,7 @@ func (s *snapshots) Step(_ context.Context, c computestate.ImageStepCmd) error {
 	if c.Result == "" {
 		sv.TaskState = c.Task
 	} else {
-		sv.TaskState, sv.SnapshotImage = "", ""
+		sv.TaskState, sv.SnapshotImage, sv.SnapshotBackup = "", "", nil
 	}
 	s.w.Put("compute_servers", &sv)
 	return nil

@@ -171,6 +171,15 @@ type Server struct {
 	// server password: encrypted with the server's public key by the
 	// guest's agent), until its owner clears it.
 	Password string `json:"password,omitempty"`
+	// SnapshotBackup is set when that snapshot is a createBackup's: the
+	// backups to keep once it is made.
+	SnapshotBackup *Backup `json:"snapshot_backup,omitempty"`
+	// SnapshotShelve is set when that snapshot is a shelve's: the guest
+	// is powered off first, and the server offloaded once it is made.
+	SnapshotShelve bool `json:"snapshot_shelve,omitempty"`
+	// ShelvedImage is the image a shelved server's disk was saved in
+	// (Nova's shelved_image_id): unshelve boots from it, then it goes.
+	ShelvedImage string `json:"shelved_image,omitempty"`
 }
 
 // MaxPassword is the most a guest may post as its server password:
