@@ -219,6 +219,8 @@ done) &
 				t.Fatalf("vm2 is %s after a hard reboot", s.Status)
 			}
 			checkRebuild(t, creds, n1, alice, vm2, vm2IP)
+			// Backups here, not in vm1's longer lane (CI time).
+			checkServerBackup(t, alice, vm2)
 		},
 		// rackctl console: the same console in a terminal.
 		"vm1 rackctl console": func(t *testing.T) { checkRackctlConsole(t, creds, n1, vm1.ID) },
@@ -227,7 +229,6 @@ done) &
 		"vm1 server actions": func(t *testing.T) {
 			checkServerActions(t, admin, alice, vm1)
 			checkServerImage(t, alice, vm1)
-			checkServerBackup(t, alice, vm1)
 		},
 		// Server tags: on vm3, whose stop and start keep it in states
 		// Nova lets tags change in.

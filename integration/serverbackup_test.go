@@ -42,8 +42,8 @@ func checkServerBackup(t *testing.T, alice []string, vm serverInfo) {
 		}
 		return made.ID
 	}
-	first := backup("vm1-daily-1")
-	second := backup("vm1-daily-2")
+	first := backup("daily-1")
+	second := backup("daily-2")
 	gone := eventually(time.Minute, func() bool {
 		out, err := openstackErr(alice, "image", "show", first)
 		return err != nil && (strings.Contains(out, "No Image found") || strings.Contains(out, "404"))
