@@ -369,24 +369,29 @@ func (v *vm) DetachDisk(ctx context.Context, id string) error {
 		return err
 	}
 	return v.hotCommand(ctx, "detach disk", func(c *qmp.Client) error {
-		devs, err := peripherals(ctx, c)
-		if err != nil {
+		if err := unplugDevice(ctx, c, hotDevice(id), "disk "+id); err != nil {
 			return err
-		}
-		if devs[hotDevice(id)] {
-			err := c.Execute(ctx, "device_del", map[string]any{"id": hotDevice(id)}, nil)
-			var qerr *qmp.Error
-			// A second request while the first is pending is refused;
-			// it still stands.
-			if err != nil && !(errors.As(err, &qerr) && strings.Contains(qerr.Desc, "in the process of unplug")) {
-				return fmt.Errorf("unplug disk %s: %w", id, err)
-			}
-			if err := waitDeleted(ctx, c, hotDevice(id)); err != nil {
-				return err
-			}
 		}
 		return delNodes(ctx, c, id)
 	})
+}
+
+// unplugDevice asks the guest to release hot-plugged device dev (what
+// names it in errors) and waits for its DEVICE_DELETED; a device that is
+// not there is done.
+func unplugDevice(ctx context.Context, c *qmp.Client, dev, what string) error {
+	devs, err := peripherals(ctx, c)
+	if err != nil || !devs[dev] {
+		return err
+	}
+	err = c.Execute(ctx, "device_del", map[string]any{"id": dev}, nil)
+	var qerr *qmp.Error
+	// A second request while the first is pending is refused; it still
+	// stands.
+	if err != nil && !(errors.As(err, &qerr) && strings.Contains(qerr.Desc, "in the process of unplug")) {
+		return fmt.Errorf("unplug %s: %w", what, err)
+	}
+	return waitDeleted(ctx, c, dev)
 }
 
 // waitDeleted waits for DEVICE_DELETED of device, or for it to be gone

@@ -102,21 +102,8 @@ func (v *vm) DetachNIC(ctx context.Context, tap string) error {
 			}
 			return fmt.Errorf("detach nic %s: %w", tap, hypervisor.ErrBootNIC)
 		}
-		devs, err := peripherals(ctx, c)
-		if err != nil {
+		if err := unplugDevice(ctx, c, hotNICDevice(tap), "nic "+tap); err != nil {
 			return err
-		}
-		if devs[hotNICDevice(tap)] {
-			err := c.Execute(ctx, "device_del", map[string]any{"id": hotNICDevice(tap)}, nil)
-			var qerr *qmp.Error
-			// A second request while the first is pending is refused;
-			// it still stands.
-			if err != nil && !(errors.As(err, &qerr) && strings.Contains(qerr.Desc, "in the process of unplug")) {
-				return fmt.Errorf("unplug nic %s: %w", tap, err)
-			}
-			if err := waitDeleted(ctx, c, hotNICDevice(tap)); err != nil {
-				return err
-			}
 		}
 		err = c.Execute(ctx, "netdev_del", map[string]any{"id": hotNetdev(tap)}, nil)
 		var qerr *qmp.Error
