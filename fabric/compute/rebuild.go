@@ -130,24 +130,7 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 // into c, and the admin password: the one asked for, or one made up.
 func readRebuildAttrs(m map[string]any, c *serverRebuildCmd) (pass string, err error) {
 	in := newInput(m)
-	for _, f := range []struct {
-		name string
-		dst  **string
-		v6   bool
-	}{{"accessIPv4", &c.AccessIPv4, false}, {"accessIPv6", &c.AccessIPv6, true}} {
-		if in.Has(f.name) {
-			v := accessIP(in, f.name, f.v6)
-			*f.dst = &v
-		}
-	}
-	if in.Has("OS-DCF:diskConfig") {
-		dc := diskConfig(in)
-		c.DiskConfig = &dc
-	}
-	if in.Has("description") {
-		d := optStr(in, "description", 255)
-		c.Description = &d
-	}
+	readChangedAttrs(in, &c.AccessIPv4, &c.AccessIPv6, &c.DiskConfig, &c.Description)
 	pass = str(in, "adminPass", false, 0, 0)
 	if in.Err != nil {
 		return "", in.Err

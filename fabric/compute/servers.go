@@ -95,15 +95,19 @@ func readServerUpdate(r *http.Request, id string) (serverUpdateCmd, error) {
 		n := str(in, "name", false, 1, 255)
 		c.Name = &n
 	}
-	if in.Has("description") {
-		d := optStr(in, "description", 255)
-		c.Description = &d
-	}
+	readChangedAttrs(in, &c.AccessIPv4, &c.AccessIPv6, &c.DiskConfig, &c.Description)
+	return c, in.Err
+}
+
+// readChangedAttrs reads the attributes update and rebuild both set, each
+// into its command's field when the request has it: the access
+// addresses, the disk config and the description.
+func readChangedAttrs(in *api.Input, v4, v6, disk, desc **string) {
 	for _, f := range []struct {
 		name string
 		dst  **string
 		v6   bool
-	}{{"accessIPv4", &c.AccessIPv4, false}, {"accessIPv6", &c.AccessIPv6, true}} {
+	}{{"accessIPv4", v4, false}, {"accessIPv6", v6, true}} {
 		if in.Has(f.name) {
 			v := accessIP(in, f.name, f.v6)
 			*f.dst = &v
@@ -111,9 +115,12 @@ func readServerUpdate(r *http.Request, id string) (serverUpdateCmd, error) {
 	}
 	if in.Has("OS-DCF:diskConfig") {
 		dc := diskConfig(in)
-		c.DiskConfig = &dc
+		*disk = &dc
 	}
-	return c, in.Err
+	if in.Has("description") {
+		d := optStr(in, "description", 255)
+		*desc = &d
+	}
 }
 
 func (s *Service) deleteServer(w http.ResponseWriter, r *http.Request) error {
