@@ -41,14 +41,6 @@ const (
 	vmShelved         = "shelved"
 )
 
-// nullArg refuses an action argument other than null.
-func nullArg(key string, arg any) error {
-	if arg != nil {
-		return badField(key, arg, "%s is not of type 'null'", api.Text(arg))
-	}
-	return nil
-}
-
 func (s *Service) shelve(w http.ResponseWriter, r *http.Request, arg any) error {
 	sv, err := s.readServer(r, shelveRule)
 	if err != nil {
@@ -57,7 +49,7 @@ func (s *Service) shelve(w http.ResponseWriter, r *http.Request, arg any) error 
 	if isBaremetal(sv) {
 		return badRequest("shelve is not supported for bare-metal servers.")
 	}
-	if err := nullArg("shelve", arg); err != nil {
+	if _, err := readActionArg("shelve", arg); err != nil {
 		return err
 	}
 	if sv.BootVolume != "" {
@@ -103,7 +95,7 @@ func (s *Service) shelveOffload(r *http.Request, arg any) error {
 	if !principal(r).IsAdmin() {
 		return policyDenied(shelveOffloadRule)
 	}
-	if err := nullArg("shelveOffload", arg); err != nil {
+	if _, err := readActionArg("shelveOffload", arg); err != nil {
 		return err
 	}
 	// shelve offloads at once: no server waits in vm_state shelved.
