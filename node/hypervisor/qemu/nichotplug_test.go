@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
@@ -18,9 +19,7 @@ import (
 // for the guest to let go (this VM has no guest OS: it never does).
 func TestHotplugNIC(t *testing.T) {
 	requireQEMU(t)
-	if !canMakeTaps() {
-		t.Skip("not root or no /dev/net/tun: QEMU cannot open taps")
-	}
+	testenv.Require(t, canMakeTaps(), "not root or no /dev/net/tun: QEMU cannot open taps")
 	runDir := newRunDir(t)
 	d := newDriver(t, runDir)
 	spec := blankSpecAt(newID("hnic"), blankDisk(t))
