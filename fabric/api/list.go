@@ -426,3 +426,19 @@ func (c Collection[T]) Show(w http.ResponseWriter, r *http.Request, tx *memdb.Tx
 	}
 	return Show(w, r, c.One, c.View(tx, p, row))
 }
+
+// HasTags is the test behind OpenStack's tag list filters (tags,
+// tags-any, and their not- forms): whether have holds every one of want
+// (all) or any of them.
+func HasTags(have, want []string, all bool) bool {
+	hits := 0
+	for _, t := range want {
+		if slices.Contains(have, t) {
+			hits++
+		}
+	}
+	if all {
+		return hits == len(want)
+	}
+	return hits > 0
+}

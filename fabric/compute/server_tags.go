@@ -323,22 +323,6 @@ func readTagQuery(r *http.Request) *tagQuery {
 // matches is Nova's tag filtering: a server with all of tags, any of
 // tags-any, not all of not-tags and none of not-tags-any.
 func (tq *tagQuery) matches(have []string) bool {
-	count := func(want []string) int {
-		n := 0
-		for _, t := range want {
-			if slices.Contains(have, t) {
-				n++
-			}
-		}
-		return n
-	}
-	switch {
-	case tq.all != nil && count(tq.all) != len(tq.all):
-	case tq.any != nil && count(tq.any) == 0:
-	case tq.notAll != nil && count(tq.notAll) == len(tq.notAll):
-	case tq.notAny != nil && count(tq.notAny) > 0:
-	default:
-		return true
-	}
-	return false
+	return (tq.all == nil || api.HasTags(have, tq.all, true)) && (tq.any == nil || api.HasTags(have, tq.any, false)) &&
+		(tq.notAll == nil || !api.HasTags(have, tq.notAll, true)) && (tq.notAny == nil || !api.HasTags(have, tq.notAny, false))
 }

@@ -50,18 +50,7 @@ func tagFilter(all, not bool) api.Filter {
 	return func(v api.View, values []string) (bool, error) {
 		have, _ := v["tags"].([]string)
 		for _, want := range values {
-			hits, n := 0, 0
-			for _, t := range strings.Split(want, ",") {
-				n++
-				if contains(have, t) {
-					hits++
-				}
-			}
-			match := hits == n
-			if !all {
-				match = hits > 0
-			}
-			if match == not {
+			if api.HasTags(have, strings.Split(want, ","), all) == not {
 				return false, nil
 			}
 		}

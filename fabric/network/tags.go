@@ -363,17 +363,7 @@ func tagFilters() map[string]api.Filter {
 			if len(wanted) == 0 {
 				return true, nil
 			}
-			hits := 0
-			for _, t := range wanted {
-				if slices.Contains(have, t) {
-					hits++
-				}
-			}
-			match := hits > 0
-			if all {
-				match = hits == len(wanted)
-			}
-			return match == keep, nil
+			return api.HasTags(have, wanted, all) == keep, nil
 		}
 	}
 	return map[string]api.Filter{
