@@ -89,6 +89,10 @@ type Agent struct {
 	// that finding one it did not start (a previous rackd's) is logged
 	// once, not every pass.
 	pids map[string]int
+	// nicsSynced is, per server, the guest process and the ports its
+	// NICs last matched in full (syncNICs), so that an unchanged guest's
+	// NICs are not listed over QMP every pass.
+	nicsSynced map[string]nicSync
 	// guests are the servers this node runs, as the last pass saw them:
 	// what the metrics collector labels a guest process's figures with.
 	guests  map[string]guestMeta
@@ -115,6 +119,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.reported = map[string]computestate.Observed{}
 	a.failed = map[string]string{}
 	a.pids = map[string]int{}
+	a.nicsSynced = map[string]nicSync{}
 	a.mu.Unlock()
 	for _, d := range []string{"instances", "images"} {
 		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o700); err != nil {

@@ -33,9 +33,23 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 	if !ok {
 		return
 	}
+	if a.nicsInSync(s, vm, rec) {
+		return
+	}
+	synced := true // every port's NIC as it should be, after this pass
+	defer func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if synced && a.nicsSynced != nil {
+			a.nicsSynced[s.ID] = nicSync{pid: vm.PID(), ports: slices.Clone(s.Ports)}
+		} else {
+			delete(a.nicsSynced, s.ID)
+		}
+	}()
 	have, err := hp.NICs(ctx)
 	if err != nil {
 		a.Log.Warn("compute: list the guest's nics", "server", s.ID, "err", err)
+		synced = false
 		return
 	}
 	ports := map[string]netstate.Port{}
@@ -54,6 +68,7 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 			// A boot NIC detached and attached again: link up.
 			if err := hp.AttachNIC(ctx, hypervisor.NIC{Tap: tap, MAC: ports[id].MAC}); err != nil {
 				a.Log.Warn("compute: set the link of a re-attached port up", "server", s.ID, "port", id, "tap", tap, "err", err)
+				synced = false
 				continue
 			}
 			rec.DownTaps = slices.DeleteFunc(rec.DownTaps, func(t string) bool { return t == tap })
@@ -62,10 +77,12 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 		}
 		p, ok := ports[id]
 		if !ok {
+			synced = false
 			continue // not (yet) in this node's view
 		}
 		if err := a.Taps.Ensure(tap); err != nil {
 			a.Log.Warn("compute: make the tap of an attached port", "server", s.ID, "port", id, "tap", tap, "err", err)
+			synced = false
 			continue
 		}
 		if !slices.Contains(rec.Taps, tap) {
@@ -74,12 +91,17 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 		}
 		if err := hp.AttachNIC(ctx, hypervisor.NIC{Tap: tap, MAC: p.MAC}); err != nil {
 			a.Log.Warn("compute: plug the nic of an attached port", "server", s.ID, "port", id, "tap", tap, "err", err)
+			synced = false
 			continue
 		}
 		a.Log.Info("compute: plugged a nic", "server", s.ID, "port", id, "tap", tap, "mac", p.MAC)
 	}
 	for _, n := range have {
-		if want[n.Tap] || !running {
+		if want[n.Tap] {
+			continue
+		}
+		if !running {
+			synced = false // let go of once it runs
 			continue
 		}
 		if slices.Contains(rec.DownTaps, n.Tap) {
@@ -97,10 +119,12 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 			continue
 		case err != nil:
 			a.Log.Warn("compute: unplug the nic of a detached port", "server", s.ID, "tap", n.Tap, "err", err)
+			synced = false
 			continue
 		}
 		if err := a.Taps.Remove(n.Tap); err != nil {
 			a.Log.Warn("compute: remove the tap of a detached port", "server", s.ID, "tap", n.Tap, "err", err)
+			synced = false
 			continue
 		}
 		rec.Taps = slices.DeleteFunc(rec.Taps, func(t string) bool { return t == n.Tap })
@@ -112,4 +136,20 @@ func (a *Agent) syncNICs(ctx context.Context, s computestate.Server, view *netst
 			a.Log.Warn("compute: record the server's taps", "server", s.ID, "err", err)
 		}
 	}
+}
+
+// nicSync is a guest process and the ports its NICs matched.
+type nicSync struct {
+	pid   int
+	ports []string
+}
+
+// nicsInSync says whether s's guest is the process whose NICs last
+// matched s's ports in full, with no boot NIC held down: then nothing
+// can have changed them but this agent.
+func (a *Agent) nicsInSync(s computestate.Server, vm hypervisor.VM, rec *record) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	last, ok := a.nicsSynced[s.ID]
+	return ok && len(rec.DownTaps) == 0 && last.pid == vm.PID() && slices.Equal(last.ports, s.Ports)
 }
