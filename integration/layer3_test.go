@@ -177,6 +177,7 @@ echo L3-OUTSIDE-$(nc -w 5 %[2]s 9001 </dev/null)
 get() { printf 'GET %%s HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n' "$1" | nc -w 5 169.254.169.254 80; }
 echo L3-META-ID=$(get /latest/meta-data/instance-id | tail -n 1)
 echo L3-META-HOST=$(get /openstack/latest/meta_data.json | grep -o '"hostname": *"[^"]*"')
+printf 'POST /openstack/latest/password HTTP/1.0\r\nHost: 169.254.169.254\r\nContent-Length: 14\r\n\r\nL3-GUEST-PASS-' | nc -w 5 169.254.169.254 80 >/dev/null
 nc %[2]s 9000 -e /bin/cat &
 `, vm2IP, outsideIP)))
 	waitConsole(t, admin, "vm2", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
@@ -215,6 +216,14 @@ nc %[2]s 9000 -e /bin/cat &
 		if !strings.Contains(console, want) {
 			t.Errorf("vm1's console lacks %q:\n%s", want, console)
 		}
+	}
+	// The owner reads what the guest posted to the metadata service
+	// (Nova's server password, os-server-password).
+	pw := exec.Command("/usr/bin/nova", "get-password", vm1.ID)
+	pw.Env = admin
+	// (The CLI may print a deprecation line first.)
+	if out, err := pw.Output(); err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "\nL3-GUEST-PASS-") && strings.TrimSpace(string(out)) != "L3-GUEST-PASS-" {
+		t.Errorf("nova get-password of the password vm1 posted: %v %q", err, out)
 	}
 	checkMeterCounts(t, n1, admin, label)
 	select {
