@@ -68,7 +68,9 @@ func TestMain(m *testing.M) {
 		flag.Set("test.parallel", strconv.Itoa(lanesAtOnce))
 	}
 	done := reapLeftovers()
+	stopCLI := startOSCFork()
 	code := m.Run()
+	stopCLI()
 	done()
 	os.Exit(code)
 }
@@ -247,12 +249,7 @@ func openstackErr(env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	defer traceCommand(time.Now(), "openstack", args)
-	cmd := exec.CommandContext(ctx, "/usr/bin/openstack", args...)
-	cmd.Env = env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	return runOpenstack(ctx, env, args...)
 }
 
 // token gets an admin token over HTTP (password auth).
