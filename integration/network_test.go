@@ -438,17 +438,21 @@ func healthz(t *testing.T, node *rackd) health {
 	return h
 }
 
-// eventually polls f every 100 ms until it holds or d has passed.
+// eventually polls f until it holds or d has passed: every 100 ms, or
+// after as long as the last call took when that is longer. A poll that
+// runs a client (the openstack CLI) then takes at most half a core from
+// what it waits for, a guest under TCG on two cores, say.
 func eventually(d time.Duration, f func() bool) bool {
 	deadline := time.Now().Add(d)
 	for {
+		start := time.Now()
 		if f() {
 			return true
 		}
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(max(100*time.Millisecond, time.Since(start)))
 	}
 }
 
