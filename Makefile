@@ -46,9 +46,24 @@ deps:
 unit:
 	$(GO) test -count=1 ./...
 
+# The integration tests run in two processes at once: SIDE_TESTS, which
+# boot no guest and touch nothing host-wide (no BPF, bridge, namespace or
+# provisioning port), beside the rest, which run one at a time. The two
+# -v logs are build/integration-side.log and build/integration.log.
+# INTEG_RUN narrows the others (make integration INTEG_RUN='^TestCompute$$'
+# SIDE_TESTS=NONE runs one test).
+INTEG_RUN  ?= .
+SIDE_TESTS ?= ^(TestObjectStorage|TestVolumeMicroversions|TestVolumeGroups|TestConsistentGroupSnapshot|TestBaremetalAPI|TestControlPlaneCluster|TestBlockExport|TestForkedCLIAnswersAsTheCLI)$$
+INTEG_SHOW := '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'
+
 integration: build
 	@mkdir -p build
-	RACKSTACK_BIN=$(BIN) $(GO) test -count=1 -tags integration -timeout 35m -v ./integration/... 2>&1 | tee $(CURDIR)/build/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	$(GO) test -c -tags integration -o build/integration.test ./integration
+	@cd integration && export RACKSTACK_BIN=$(BIN); \
+	../build/integration.test -test.v -test.timeout 35m -test.run '$(SIDE_TESTS)' > ../build/integration-side.log 2>&1 & side=$$!; \
+	../build/integration.test -test.v -test.timeout 35m -test.run '$(INTEG_RUN)' -test.skip '$(SIDE_TESTS)' 2>&1 | tee ../build/integration.log | grep -E $(INTEG_SHOW); rc=$${PIPESTATUS[0]}; \
+	wait $$side; side_rc=$$?; echo "== beside them:"; grep -E $(INTEG_SHOW) ../build/integration-side.log; \
+	echo "integration: rc=$$rc, beside them rc=$$side_rc"; [ $$rc = 0 ] && [ $$side_rc = 0 ]
 
 # The unit tests run while the ramdisk and the binaries the integration
 # tests start are built: no unit test uses those (the qemu tests boot the
