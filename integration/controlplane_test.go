@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,12 +90,7 @@ func glanceErr(env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	defer traceCommand(time.Now(), "glance", args)
-	cmd := exec.CommandContext(ctx, "/usr/bin/glance", args...)
-	cmd.Env = env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	return runCombined(ctx, env, "/usr/bin/glance", args...)
 }
 
 // TestControlPlaneCluster forms a three-node cluster of real rackd processes

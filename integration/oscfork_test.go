@@ -111,12 +111,7 @@ func scriptInterpreter(path string) (string, error) {
 // is an error "exit status N", as from exec.
 func runOpenstack(ctx context.Context, env []string, args ...string) (string, error) {
 	if oscSocket == "" {
-		cmd := exec.CommandContext(ctx, "/usr/bin/openstack", args...)
-		cmd.Env = env
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		return out.String(), err
+		return runCombined(ctx, env, "/usr/bin/openstack", args...)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", oscSocket)
@@ -168,6 +163,17 @@ func runOpenstack(ctx context.Context, env []string, args ...string) (string, er
 	return out, nil
 }
 
+// runCombined runs a command with env as its whole environment and
+// returns its stdout and stderr together.
+func runCombined(ctx context.Context, env []string, path string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
 // TestForkedCLIAnswersAsTheCLI runs the same commands through the forked
 // CLI and through /usr/bin/openstack: the same output and exit status,
 // success or not.
@@ -186,12 +192,10 @@ func TestForkedCLIAnswersAsTheCLI(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		forked, ferr := runOpenstack(ctx, env, args...)
 		cancel()
-		cmd := exec.Command("/usr/bin/openstack", args...)
-		cmd.Env = env
-		plain, perr := cmd.CombinedOutput()
+		plain, perr := runCombined(context.Background(), env, "/usr/bin/openstack", args...)
 		// Object addresses in Python's reprs differ from run to run.
 		addr := regexp.MustCompile(`0x[0-9a-f]+`)
-		if fmt.Sprint(ferr) != fmt.Sprint(perr) || addr.ReplaceAllString(forked, "0x") != addr.ReplaceAllString(string(plain), "0x") {
+		if fmt.Sprint(ferr) != fmt.Sprint(perr) || addr.ReplaceAllString(forked, "0x") != addr.ReplaceAllString(plain, "0x") {
 			t.Errorf("openstack %s:\nforked (%v):\n%s\nplain (%v):\n%s", strings.Join(args, " "), ferr, forked, perr, plain)
 		}
 	}
