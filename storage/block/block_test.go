@@ -78,6 +78,24 @@ func (r *rig) config() Config {
 	}
 }
 
+// shardFiles returns the paths of the shard files on the rig's disks.
+func (r *rig) shardFiles(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, d := range r.dirs {
+		err := filepath.WalkDir(filepath.Join(d.Path(), "shards"), func(p string, e os.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				out[p] = true
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // shards counts the shard files on the rig's disks.
 func (r *rig) shards(t *testing.T) int {
 	t.Helper()
@@ -646,7 +664,7 @@ func TestDirtyLimitFlushesByItself(t *testing.T) {
 		v.WriteAt(bytes.Repeat([]byte{byte(i + 1)}, PageSize), int64(i)*PageSize)
 	}
 	v.mu.RLock()
-	dirty, segs := v.dirtyBytes, len(v.segs)
+	dirty, segs := v.dirtyBytes, len(v.segs)+len(v.held) // spills hold their segments (write-back)
 	v.mu.RUnlock()
 	if dirty > cfg.DirtyLimit || segs == 0 {
 		t.Fatalf("dirty %d bytes (limit %d), %d segments", dirty, cfg.DirtyLimit, segs)
@@ -946,11 +964,36 @@ func wholeExtentOps(rng *rand.Rand, size int64, count int) []op {
 }
 
 func crashAtEveryStep(t *testing.T, size int64, ops []op) {
+	crashAtEveryStepWith(t, size, ops, func(*Config) {})
+}
+
+// crashAtEveryStepWith is crashAtEveryStep with the store's config
+// changed by tune. The crash is a power loss too: every shard file that
+// no sync made durable (the flushes' blobs are written without fsync and
+// synced before their command, DESIGN.md) is gone after it.
+func crashAtEveryStepWith(t *testing.T, size int64, ops []op, tune func(*Config)) {
+	var mu sync.Mutex
+	durable := map[string]bool{}
+	synced := syncBlobs
+	t.Cleanup(func() { syncBlobs = synced })
+	syncBlobs = func(ds *disk.DirSyncs) error {
+		files := ds.Files()
+		err := synced(ds)
+		if err == nil {
+			mu.Lock()
+			for _, f := range files {
+				durable[f] = true
+			}
+			mu.Unlock()
+		}
+		return err
+	}
 	// A run without a crash counts the steps.
 	total := func() int {
 		r := newRig(t)
 		c := &crasher{Blobs: r.blobs, repl: r.repl, at: -1}
 		cfg := r.config()
+		tune(&cfg)
 		cfg.Blobs, cfg.Repl = c, c
 		s := New(cfg)
 		ctx := context.Background()
@@ -976,8 +1019,12 @@ func crashAtEveryStep(t *testing.T, size int64, ops []op) {
 				ctx := context.Background()
 				c := &crasher{Blobs: r.blobs, repl: r.repl, at: at, after: after}
 				cfg := r.config()
+				tune(&cfg)
 				cfg.Blobs, cfg.Repl = c, c
 				s := New(cfg)
+				mu.Lock()
+				clear(durable)
+				mu.Unlock()
 				if err := s.Create(ctx, "v", size, Options{}); err != nil {
 					t.Fatal(err)
 				}
@@ -988,7 +1035,22 @@ func crashAtEveryStep(t *testing.T, size int64, ops []op) {
 				acked := make([]byte, size)
 				pending := make([]byte, size)
 				for _, o := range ops {
-					if err := run(ctx, v, o); err != nil {
+					var before map[string]bool
+					if o.kind == "fold" {
+						before = r.shardFiles(t)
+					}
+					err := run(ctx, v, o)
+					if o.kind == "fold" {
+						// A fold's blobs are fsync'd by blob.Put.
+						mu.Lock()
+						for f := range r.shardFiles(t) {
+							if !before[f] {
+								durable[f] = true
+							}
+						}
+						mu.Unlock()
+					}
+					if err != nil {
 						if !errors.Is(err, errCrash) {
 							t.Fatalf("%s failed with %v, not the crash", o.kind, err)
 						}
@@ -1002,6 +1064,16 @@ func crashAtEveryStep(t *testing.T, size int64, ops []op) {
 				if !c.dead {
 					t.Fatal("the workload did not reach the crash")
 				}
+				// The power loss: what was never synced is gone.
+				mu.Lock()
+				for f := range r.shardFiles(t) {
+					if !durable[f] {
+						if err := os.Remove(f); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				mu.Unlock()
 				// Restart: a new store over the same state and disks; the
 				// dead process's memory is gone.
 				s2 := New(r.config())

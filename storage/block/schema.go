@@ -313,12 +313,24 @@ type appendCmd struct {
 	// Extents are the extents the flush wrote whole, bypassing the
 	// journal: their rows replace the current ones.
 	Extents []ExtentRow `json:"extents,omitempty"`
+	// Held are the parts of earlier flushes the writer held back
+	// (write-back, DESIGN.md), oldest first: each is applied, under the
+	// next sequence number, before Segment and Extents.
+	Held []appendPart `json:"held,omitempty"`
 }
 
-// applyAppend records a flushed segment and the extents the flush wrote
-// whole, under one sequence number; only the current writer may. A
-// segment without runs (every page went to whole extents) takes its
-// number but no row.
+// appendPart is one flush's segment and whole extents.
+type appendPart struct {
+	Segment SegmentRow  `json:"segment"`
+	Extents []ExtentRow `json:"extents,omitempty"`
+}
+
+// applyAppend records the held parts and then a flushed segment and the
+// extents the flush wrote whole, each part under its own sequence
+// number, all or none; only the current writer may. A segment without
+// runs (every page went to whole extents) takes its number but no row.
+// The result is the sequence number of the last part: the held parts
+// have the ones before it.
 func applyAppend(tx *memdb.Txn, c appendCmd) (any, error) {
 	v := store.Get[VolumeRow](tx, tVolumes, c.Volume)
 	if v == nil {
@@ -327,41 +339,54 @@ func applyAppend(tx *memdb.Txn, c appendCmd) (any, error) {
 	if v.Gen != c.Gen {
 		return nil, store.Fault(store.KindConflict, faultFenced, "volume %s: writer generation %d is fenced (current %d)", c.Volume, c.Gen, v.Gen)
 	}
+	n := *v
+	var seq uint64
+	for _, p := range append(c.Held, appendPart{Segment: c.Segment, Extents: c.Extents}) {
+		var err error
+		if seq, err = applyPart(tx, &n, p); err != nil {
+			return nil, err
+		}
+	}
+	return seq, tx.Insert(tVolumes, &n)
+}
+
+// applyPart applies one part of an append to volume v (a copy the
+// caller inserts), taking v's next sequence number.
+func applyPart(tx *memdb.Txn, v *VolumeRow, c appendPart) (uint64, error) {
 	s := c.Segment
 	s.Volume, s.Seq = v.ID, v.NextSeq
 	s.ID = segmentID(v.ID, s.Seq)
-	n := *v
-	n.NextSeq++
+	v.NextSeq++
 	if len(s.Runs) > 0 || s.Blob != "" {
 		if err := tx.Insert(tSegments, &s); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
 	for _, e := range c.Extents {
 		if e.Index < 0 || e.Index >= (v.Size+ExtentSize-1)/ExtentSize {
-			return nil, store.Invalidf("append to %s: extent %d is outside the volume", c.Volume, e.Index)
+			return 0, store.Invalidf("append to %s: extent %d is outside the volume", v.ID, e.Index)
 		}
 		if e.Off < 0 || e.Off%ExtentSize != 0 || e.BlobSize < 0 || e.Off+ExtentSize > e.blobSize() {
-			return nil, store.Invalidf("append to %s: extent %d at offset %d is not inside its blob of %d bytes", c.Volume, e.Index, e.Off, e.blobSize())
+			return 0, store.Invalidf("append to %s: extent %d at offset %d is not inside its blob of %d bytes", v.ID, e.Index, e.Off, e.blobSize())
 		}
 		old := store.Get[ExtentRow](tx, tExtents, extentID(v.ID, e.Index))
 		if old != nil {
 			if err := tx.Delete(tExtents, old); err != nil {
-				return nil, err
+				return 0, err
 			}
 		}
 		row := e
 		row.ID, row.Volume, row.Seq = extentID(v.ID, e.Index), v.ID, s.Seq
 		if err := tx.Insert(tExtents, &row); err != nil {
-			return nil, err
+			return 0, err
 		}
 		if old != nil {
 			if err := unname(tx, old.Blob, old.Layout, old.blobSize()); err != nil {
-				return nil, err
+				return 0, err
 			}
 		}
 	}
-	return s.Seq, tx.Insert(tVolumes, &n)
+	return s.Seq, nil
 }
 
 type foldCmd struct {

@@ -76,6 +76,15 @@ type Config struct {
 	// extents (default 64 MiB); a flush waits for the fold once the
 	// journal is 4 times that.
 	FoldBytes int64
+	// HoldBytes bounds the data an open volume's spills (flushes of a
+	// full cache) write without fsync and hold uncommitted until the
+	// client's flush (write-back, DESIGN.md; default 256 MiB); a spill
+	// that reaches it commits them. Negative: no write-back, every
+	// spill is durable and committed.
+	HoldBytes int64
+	// HoldAge is how long a spill's writes stay held at most before
+	// they are committed in the background (default 5s).
+	HoldAge time.Duration
 	// GarbageGrace is how long a blob stays after it became garbage before
 	// it is deleted (default 1m): a read that began before the command
 	// that unnamed it may still be reading it.
@@ -127,6 +136,12 @@ func New(cfg Config) *Store {
 	}
 	if cfg.FoldBytes == 0 {
 		cfg.FoldBytes = 64 << 20
+	}
+	if cfg.HoldBytes == 0 {
+		cfg.HoldBytes = 256 << 20
+	}
+	if cfg.HoldAge == 0 {
+		cfg.HoldAge = 5 * time.Second
 	}
 	if cfg.GarbageGrace == 0 {
 		cfg.GarbageGrace = time.Minute

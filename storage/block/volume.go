@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
@@ -67,6 +68,19 @@ type Volume struct {
 	spilling bool
 	sealed   *sync.Cond
 
+	// Write-back (DESIGN.md): the parts of spills written without
+	// fsync and not yet proposed, oldest first, what they weigh, when
+	// the oldest was held, and the files and directories their blobs
+	// wait to have synced. pendPages and pendExt are the pending
+	// overlay: where held parts put pages and whole extents.
+	held      []*heldPart
+	heldBytes int64
+	heldSince time.Time
+	heldN     uint64
+	heldSyncs *disk.DirSyncs
+	pendPages map[int64]pendPage
+	pendExt   map[int64]pendExt
+
 	foldCh chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -81,7 +95,8 @@ func (s *Store) Open(ctx context.Context, id string) (*Volume, error) {
 		return nil, fmt.Errorf("open volume %s: %w", id, err)
 	}
 	v := &Volume{s: s, id: id, readOnly: row.Kind == KindSnapshot, k: row.K, m: row.M,
-		dirty: map[int64][]byte{}, owners: map[*byte]*ownedBuf{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{}}
+		dirty: map[int64][]byte{}, owners: map[*byte]*ownedBuf{}, overlay: map[int64]loc{}, extents: map[int64]*ExtentRow{},
+		heldSyncs: &disk.DirSyncs{DeferFiles: true}, pendPages: map[int64]pendPage{}, pendExt: map[int64]pendExt{}}
 	v.sealed = sync.NewCond(&v.mu)
 	if !v.readOnly {
 		res, err := s.propose(ctx, cmdOpen, idCmd{ID: id})
@@ -199,6 +214,9 @@ type source struct {
 // lower returns where page is below the dirty and in-flight maps. Caller
 // holds mu.
 func (v *Volume) lower(page int64) source {
+	if src, ok := v.pending(page); ok {
+		return src
+	}
 	if lc, ok := v.overlay[page]; ok {
 		if lc.off < 0 {
 			return source{}
@@ -209,6 +227,104 @@ func (v *Volume) lower(page int64) source {
 		return source{key: e.Blob, l: e.Layout, size: e.blobSize(), off: e.Off + (page%pagesPer)*PageSize}
 	}
 	return source{}
+}
+
+// heldPart is a spill's part of a block.append, written without fsync
+// and held until a flush commits it (DESIGN.md, Write-back). n numbers
+// it among the volume's held parts; sg has no sequence number yet.
+type heldPart struct {
+	n       uint64
+	sg      *SegmentRow
+	whole   []ExtentRow
+	missing []int            // shards sg was written without
+	short   map[string][]int // shards whole's blobs were written without
+	bytes   int64
+	// proposed: a proposal of unknown outcome carried it, so it may be
+	// committed: its blobs are never deleted.
+	proposed bool
+}
+
+func (h *heldPart) part() appendPart { return appendPart{Segment: *h.sg, Extents: h.whole} }
+
+// pendPage is where a held part put a page: off in sg's blob, -1 zero.
+type pendPage struct {
+	n   uint64
+	sg  *SegmentRow
+	off int64
+}
+
+// pendExt is an extent a held part wrote whole.
+type pendExt struct {
+	n   uint64
+	row *ExtentRow
+}
+
+// pending returns where the held parts put page, if they did: the newer
+// of the page's and its extent's. Caller holds mu.
+func (v *Volume) pending(page int64) (source, bool) {
+	if len(v.held) == 0 {
+		return source{}, false
+	}
+	pp, okp := v.pendPages[page]
+	pe, oke := v.pendExt[page/pagesPer]
+	if okp && (!oke || pe.n < pp.n) {
+		if pp.off < 0 {
+			return source{}, true
+		}
+		return source{key: pp.sg.Blob, l: pp.sg.Layout, size: pp.sg.Size, off: pp.off}, true
+	}
+	if oke {
+		e := pe.row
+		return source{key: e.Blob, l: e.Layout, size: e.blobSize(), off: e.Off + (page%pagesPer)*PageSize}, true
+	}
+	return source{}, false
+}
+
+// forEachPage calls f for every page sg holds, with its offset in the
+// blob (-1: a zero page).
+func forEachPage(sg *SegmentRow, f func(page, off int64)) {
+	off := int64(0)
+	for _, r := range sg.Runs {
+		for p := r.Page; p < r.Page+r.Count; p++ {
+			if r.Zero {
+				f(p, -1)
+			} else {
+				f(p, off)
+				off += PageSize
+			}
+		}
+	}
+}
+
+// hold puts a written part into the pending overlay. Caller holds mu.
+func (v *Volume) hold(h *heldPart) {
+	v.heldN++
+	h.n = v.heldN
+	for k := range h.whole {
+		v.pendExt[h.whole[k].Index] = pendExt{n: h.n, row: &h.whole[k]}
+	}
+	forEachPage(h.sg, func(page, off int64) { v.pendPages[page] = pendPage{n: h.n, sg: h.sg, off: off} })
+	if len(v.held) == 0 {
+		v.heldSince = time.Now()
+	}
+	v.held = append(v.held, h)
+	v.heldBytes += h.bytes
+}
+
+// unpend takes a held part out of the pending overlay (it committed, or
+// the volume failed). Caller holds mu.
+func (v *Volume) unpend(h *heldPart) {
+	for _, e := range h.whole {
+		if pe, ok := v.pendExt[e.Index]; ok && pe.n == h.n {
+			delete(v.pendExt, e.Index)
+		}
+	}
+	forEachPage(h.sg, func(page, _ int64) {
+		if pp, ok := v.pendPages[page]; ok && pp.n == h.n {
+			delete(v.pendPages, page)
+		}
+	})
+	v.heldBytes -= h.bytes
 }
 
 // cached returns the page from the dirty map or, newest first, the maps
@@ -587,17 +703,20 @@ func (r *pagesReader) Read(p []byte) (int, error) {
 func (v *Volume) Flush(ctx context.Context) error { return v.flush(ctx, false) }
 
 // flush flushes the cache; spill says that it is full, and nothing asked
-// for durability: extents it holds only in part may stay in it. A spill
-// ends (spilling cleared) once the cache is sealed or nothing is to be
-// sealed.
+// for durability: extents it holds only in part may stay in it, and what
+// it writes is held, not committed, while the held parts stay within
+// HoldBytes and HoldAge (DESIGN.md, Write-back). A spill ends (spilling
+// cleared) once the cache is sealed or nothing is to be sealed.
 //
 // Flushes overlap: up to maxSealed sealed maps write their blobs at once,
-// and each proposes its command only after the one sealed before it has
-// committed, so commands keep the order of the writes (DESIGN.md).
+// and each proposes (or holds) its part only after the one sealed before
+// it has committed or held its own, so commands keep the order of the
+// writes (DESIGN.md).
 func (v *Volume) flush(ctx context.Context, spill bool) error {
 	if v.readOnly {
 		return nil
 	}
+	implicit := spill // spill is cleared once the spill ends
 	v.mu.RLock()
 	over := v.journal > 4*v.s.cfg.FoldBytes
 	v.mu.RUnlock()
@@ -621,11 +740,16 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 			return v.err
 		}
 		if len(v.dirty) == 0 {
-			// Nothing new: durable once the maps in flight are.
+			// Nothing new: durable once the maps in flight are, and
+			// the parts held committed (an empty map sealed commits
+			// them).
 			endSpill()
 			if len(v.inflight) == 0 {
-				v.mu.Unlock()
-				return nil
+				if implicit || len(v.held) == 0 {
+					v.mu.Unlock()
+					return nil
+				}
+				break
 			}
 			last := v.inflight[len(v.inflight)-1]
 			for !last.done {
@@ -635,11 +759,11 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 				v.mu.Unlock()
 				return last.err
 			}
-			if last.err == nil {
+			if last.err == nil && (implicit || len(v.held) == 0) {
 				v.mu.Unlock()
 				return nil
 			}
-			continue // its pages are back in the cache: flush them
+			continue // its pages are back in the cache, or parts are held: flush them
 		}
 		if len(v.inflight) < maxSealed {
 			break
@@ -655,7 +779,7 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		v.dirty = make(map[int64][]byte, len(sm.pages))
 	}
 	v.dirtyBytes = 0
-	if spill {
+	if implicit {
 		v.keepPartial(sm.pages)
 	}
 	var prev *sealedMap
@@ -678,7 +802,7 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		}
 		return nil
 	}
-	sg, whole, err := v.commit(ctx, sm.pages, func() error {
+	res, err := v.commit(ctx, sm.pages, implicit, func() error {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		return afterPrev()
@@ -716,8 +840,9 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		}
 		return err
 	}
-	// Written: the buffers handed over go back, and the map is kept for
-	// the next seal (nothing reads it once it has left inflight).
+	// Written (and held, or committed): the buffers handed over go
+	// back, and the map is kept for the next seal (nothing reads it
+	// once it has left inflight).
 	for _, b := range sm.pages {
 		v.unref(b)
 	}
@@ -726,16 +851,33 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		v.spare = sm.pages
 	}
 	sm.pages = nil
-	for k := range whole {
-		v.replaceExtent(&whole[k])
+	if res.held {
+		return nil // in the pending overlay already
 	}
-	if len(sg.Runs) > 0 {
-		v.addSegment(sg)
+	// The held parts it committed, oldest first, then its own.
+	for _, h := range res.committed {
+		v.unpend(h)
+		v.install(h.sg, h.whole)
 	}
+	if len(res.committed) > 0 {
+		v.held = v.held[len(res.committed):]
+	}
+	v.install(res.sg, res.whole)
 	if v.journal > v.s.cfg.FoldBytes {
 		v.kickFold()
 	}
 	return nil
+}
+
+// install puts a committed part into the journal overlay and the
+// extents. Caller holds mu.
+func (v *Volume) install(sg *SegmentRow, whole []ExtentRow) {
+	for k := range whole {
+		v.replaceExtent(&whole[k])
+	}
+	if sg != nil && len(sg.Runs) > 0 {
+		v.addSegment(sg)
+	}
 }
 
 // keepPartial moves the pages of extents that sealing holds only in part
@@ -882,11 +1024,54 @@ func (v *Volume) deleteExtents(ctx context.Context, rows []ExtentRow) {
 	}
 }
 
+// syncBlobs makes the blobs a commit names durable (files and
+// directories); a test sees what it syncs or makes it fail.
+var syncBlobs = (*disk.DirSyncs).Sync
+
+// commitResult is what a flush's commit did: held its part, or committed
+// the held parts (oldest first) and its own, sg and whole.
+type commitResult struct {
+	held      bool
+	committed []*heldPart
+	sg        *SegmentRow
+	whole     []ExtentRow
+}
+
+// deletePart deletes the blobs of a part no command named.
+func (v *Volume) deletePart(ctx context.Context, sg *SegmentRow, whole []ExtentRow) {
+	if sg != nil && sg.Blob != "" {
+		if err := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); err != nil {
+			v.s.log.Debug("delete unused segment", "blob", sg.Blob, "err", err)
+		}
+	}
+	v.deleteExtents(ctx, whole)
+}
+
+// dropHeld ends the write-back of a volume that failed for good: the
+// held parts leave the pending overlay, and the blobs of those no
+// proposal ever carried are deleted.
+func (v *Volume) dropHeld(ctx context.Context) {
+	v.mu.Lock()
+	held := v.held
+	v.held = nil
+	for _, h := range held {
+		v.unpend(h)
+	}
+	v.heldSyncs.Forget()
+	v.mu.Unlock()
+	for _, h := range held {
+		if !h.proposed {
+			v.deletePart(ctx, h.sg, h.whole)
+		}
+	}
+}
+
 // commit writes sealed pages (a segment blob for most, new extent blobs
-// for the extents they hold whole) and records them with one command,
-// once turn (which waits for the flushes sealed before) allows it. It
-// returns the segment and the extents written whole.
-func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, turn func() error) (*SegmentRow, []ExtentRow, error) {
+// for the extents they hold whole), without fsync, and, once turn (which
+// waits for the flushes sealed before) allows it, either holds them (a
+// spill within HoldBytes and HoldAge) or makes every held blob and its
+// own durable and records the held parts and its own with one command.
+func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, spill bool, turn func() error) (commitResult, error) {
 	idx := wholeExtents(pages)
 	isWhole := map[int64]bool{}
 	for _, i := range idx {
@@ -905,22 +1090,26 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, turn func()
 	var whole []ExtentRow
 	short := map[string][]int{}
 	// The blobs' shard files share a directory per disk (their keys
-	// share the byte that names it), which is fsync'd once for all of
-	// them before the command is proposed (DESIGN.md).
-	dirs := &disk.DirSyncs{}
+	// share the byte that names it). Neither the files nor the
+	// directories are fsync'd now: that waits for the commit that
+	// names them, once for all the parts it carries (DESIGN.md).
+	dirs := &disk.DirSyncs{DeferFiles: true}
 	ctx = blob.WithDirSyncs(ctx, dirs)
 	newKey := keysIn(randomByte())
 	if len(idx) > 0 {
 		var err error
 		if whole, short, err = v.writeWhole(ctx, idx, pages, newKey); err != nil {
-			return nil, nil, err
+			return commitResult{}, err
 		}
 	}
+	zeros := int64(0)
 	for _, p := range order {
 		b := pages[p]
 		zero := b == nil
 		if !zero {
 			data = append(data, b)
+		} else {
+			zeros++
 		}
 		if k := len(sg.Runs) - 1; k >= 0 && sg.Runs[k].Zero == zero && sg.Runs[k].Page+sg.Runs[k].Count == p {
 			sg.Runs[k].Count++
@@ -933,69 +1122,110 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, turn func()
 		l, err := v.s.layout(ctx, sg.Blob, 1, v.m, segmentShard)
 		if err != nil {
 			v.deleteExtents(ctx, whole)
-			return nil, nil, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
+			return commitResult{}, fmt.Errorf("flush volume %s: place segment: %w", v.id, err)
 		}
 		sg.Layout = l
 		info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), sg.Blob, l, &pagesReader{pages: data})
 		if err != nil {
 			v.deleteExtents(ctx, whole)
-			return nil, nil, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
+			return commitResult{}, fmt.Errorf("flush volume %s: write segment: %w", v.id, err)
 		}
 		missing = info.Missing
 	}
-	if err := dirs.Sync(); err != nil {
-		// Their names may not survive a crash: never name them.
-		if sg.Blob != "" {
-			if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
-				v.s.log.Debug("delete unsynced segment", "blob", sg.Blob, "err", derr)
-			}
-		}
-		v.deleteExtents(ctx, whole)
-		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, err)
-	}
+	own := &heldPart{sg: sg, whole: whole, missing: missing, short: short,
+		bytes: sg.Size + int64(len(whole))*ExtentSize + zeros*zeroCost}
 	if err := turn(); err != nil {
 		// Not proposed: nothing will ever name the blobs.
-		if sg.Blob != "" {
-			if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
-				v.s.log.Debug("delete unproposed segment", "blob", sg.Blob, "err", derr)
-			}
-		}
-		v.deleteExtents(ctx, whole)
-		return nil, nil, err
+		v.deletePart(ctx, sg, whole)
+		return commitResult{}, err
 	}
-	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg, Extents: whole})
+	// Our turn: no flush sealed later holds or proposes until this one
+	// is done, so the held parts are ours to commit.
+	v.mu.Lock()
+	hb := v.s.cfg.HoldBytes
+	if spill && hb > 0 && v.heldBytes+own.bytes < hb && (len(v.held) == 0 || time.Since(v.heldSince) < v.s.cfg.HoldAge) {
+		v.heldSyncs.Take(dirs)
+		v.hold(own)
+		v.mu.Unlock()
+		return commitResult{held: true}, nil
+	}
+	held := append([]*heldPart(nil), v.held...)
+	all := &disk.DirSyncs{}
+	all.Take(v.heldSyncs)
+	v.mu.Unlock()
+	all.Take(dirs)
+	if len(held) == 0 && len(sg.Runs) == 0 && len(whole) == 0 {
+		return commitResult{}, nil // an empty map sealed for held parts already committed
+	}
+	if err := syncBlobs(all); err != nil {
+		// The bytes of blobs held or written may be lost (after a failed
+		// fsync the kernel may drop them): never name them, and fail the
+		// volume, which reads as of its last commit once reopened.
+		err = fmt.Errorf("flush volume %s: %w", v.id, err)
+		v.mu.Lock()
+		if v.err == nil {
+			v.err = err
+		}
+		v.mu.Unlock()
+		v.dropHeld(ctx)
+		v.deletePart(ctx, sg, whole)
+		return commitResult{}, err
+	}
+	cmd := appendCmd{Volume: v.id, Gen: v.gen, Segment: *sg, Extents: whole}
+	for _, h := range held {
+		cmd.Held = append(cmd.Held, h.part())
+	}
+	res, err := v.s.cfg.Repl.Propose(ctx, cmdAppend, cmd)
 	if err != nil {
 		var refused *store.ApplyError
-		if errors.As(err, &refused) {
-			// Refused: no row will ever name the blobs. (An outcome that
-			// is unknown keeps them: the command may still commit.)
-			if sg.Blob != "" {
-				if derr := v.s.cfg.Blobs.Delete(ctx, sg.Blob, sg.Layout); derr != nil {
-					v.s.log.Debug("delete refused segment", "blob", sg.Blob, "err", derr)
-				}
+		isRefused := errors.As(err, &refused)
+		err = fmt.Errorf("flush volume %s: %w", v.id, translate(err))
+		if isRefused {
+			// Refused: no row will ever name this flush's blobs. The
+			// held parts stay for the next flush, unless the volume is
+			// done for.
+			v.deletePart(ctx, sg, whole)
+			if errors.Is(err, ErrFenced) || errors.Is(err, ErrNotFound) {
+				v.mu.Lock()
+				v.err = err
+				v.mu.Unlock()
+				v.dropHeld(ctx)
 			}
-			v.deleteExtents(ctx, whole)
+		} else {
+			// The outcome is unknown: the command may still commit, so
+			// nothing it names is ever deleted (the next flush proposes
+			// the held parts again).
+			v.mu.Lock()
+			for _, h := range held {
+				h.proposed = true
+			}
+			v.mu.Unlock()
 		}
-		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, translate(err))
+		return commitResult{}, err
 	}
-	if err := res.Decode(&sg.Seq); err != nil {
-		return nil, nil, fmt.Errorf("flush volume %s: %w", v.id, err)
+	var seq uint64
+	if err := res.Decode(&seq); err != nil {
+		return commitResult{}, fmt.Errorf("flush volume %s: %w", v.id, err)
 	}
-	sg.Volume, sg.ID = v.id, segmentID(v.id, sg.Seq)
-	for k := range whole {
-		whole[k].ID, whole[k].Seq = extentID(v.id, whole[k].Index), sg.Seq
-	}
-	// Written at quorum without some shards: heal them now rather than at
-	// the next scrub (only now that a row names them).
-	if len(missing) > 0 {
-		v.s.degraded(ctx, sg.Blob, sg.Layout, missing)
-	}
-	for _, e := range whole {
-		if m := short[e.Blob]; len(m) > 0 {
-			v.s.degraded(ctx, e.Blob, e.Layout, m)
+	parts := append(held, own)
+	for i, h := range parts {
+		s := seq - uint64(len(parts)-1-i)
+		h.sg.Volume, h.sg.Seq, h.sg.ID = v.id, s, segmentID(v.id, s)
+		for k := range h.whole {
+			h.whole[k].ID, h.whole[k].Volume, h.whole[k].Seq = extentID(v.id, h.whole[k].Index), v.id, s
+		}
+		// Written at quorum without some shards: heal them now rather
+		// than at the next scrub (only now that a row names them).
+		if len(h.missing) > 0 {
+			v.s.degraded(ctx, h.sg.Blob, h.sg.Layout, h.missing)
+		}
+		for _, e := range h.whole {
+			if m := h.short[e.Blob]; len(m) > 0 {
+				v.s.degraded(ctx, e.Blob, e.Layout, m)
+			}
 		}
 	}
-	return sg, whole, nil
+	return commitResult{committed: held, sg: sg, whole: whole}, nil
 }
 
 func (v *Volume) kickFold() {
@@ -1005,13 +1235,27 @@ func (v *Volume) kickFold() {
 	}
 }
 
-// folder folds the journal whenever it has grown past FoldBytes.
+// folder folds the journal whenever it has grown past FoldBytes, and
+// commits the parts spills hold once the oldest is HoldAge old (DESIGN.md,
+// Write-back).
 func (v *Volume) folder(ctx context.Context) {
 	defer close(v.done)
+	tick := time.NewTicker(min(v.s.cfg.HoldAge/2, time.Second))
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			v.mu.RLock()
+			old := len(v.held) > 0 && time.Since(v.heldSince) >= v.s.cfg.HoldAge && v.err == nil
+			v.mu.RUnlock()
+			if old {
+				if err := v.Flush(ctx); err != nil && ctx.Err() == nil {
+					v.s.log.Warn("commit held writes of volume", "volume", v.id, "err", err)
+				}
+			}
+			continue
 		case <-v.foldCh:
 		}
 		for {

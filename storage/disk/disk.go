@@ -605,8 +605,9 @@ func (w *fileWriter) dropStage() {
 func (w *fileWriter) Commit() error { return w.commit(nil) }
 
 // CommitDeferred is Commit without the directory's fsync: the shard
-// file is whole and fsync'd under its name, but the name is durable only
-// once ds.Sync has fsync'd the directory. A caller that makes many
+// file is whole and fsync'd under its name (not fsync'd, with
+// ds.DeferFiles), but the name (and then its bytes) is durable only
+// once ds.Sync has fsync'd the directory (and the file). A caller that makes many
 // shards at once syncs each directory once, not once per shard.
 func (w *fileWriter) CommitDeferred(ds *DirSyncs) error { return w.commit(ds) }
 
@@ -619,17 +620,32 @@ type DeferredCommitter interface {
 // DirSyncs gathers the directories shard files were renamed into by
 // CommitDeferred; Sync fsyncs each of them once.
 type DirSyncs struct {
-	mu   sync.Mutex
-	dirs map[string]struct{}
+	// DeferFiles leaves the shard files' own fsyncs to Sync too:
+	// CommitDeferred names a file whose bytes may still be in the page
+	// cache or the device's volatile cache, and only Sync makes them
+	// durable. A caller that holds writes back until its client asks
+	// for durability (a volume's write-back, storage/block) pays one
+	// device flush for many shards, not one per shard.
+	DeferFiles bool
+
+	mu    sync.Mutex
+	dirs  map[string]struct{}
+	files map[string]struct{}
 }
 
-func (ds *DirSyncs) add(dir string) {
+func (ds *DirSyncs) add(dir, file string) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	if ds.dirs == nil {
 		ds.dirs = map[string]struct{}{}
 	}
 	ds.dirs[dir] = struct{}{}
+	if file != "" {
+		if ds.files == nil {
+			ds.files = map[string]struct{}{}
+		}
+		ds.files[file] = struct{}{}
+	}
 }
 
 // Len is how many directories wait for their sync.
@@ -639,25 +655,88 @@ func (ds *DirSyncs) Len() int {
 	return len(ds.dirs)
 }
 
-// Sync fsyncs every directory gathered since the last Sync, at once, and
-// fails if any of them could not be: then the names of the shards in it
-// may not survive a crash.
+// Files are the shard files (paths) whose fsync waits for Sync.
+func (ds *DirSyncs) Files() []string {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	out := make([]string, 0, len(ds.files))
+	for f := range ds.files {
+		out = append(out, f)
+	}
+	return out
+}
+
+// Take moves what o waits for into ds: one Sync makes both durable.
+func (ds *DirSyncs) Take(o *DirSyncs) {
+	o.mu.Lock()
+	dirs, files := o.dirs, o.files
+	o.dirs, o.files = nil, nil
+	o.mu.Unlock()
+	for d := range dirs {
+		ds.add(d, "")
+	}
+	for f := range files {
+		ds.add(filepath.Dir(f), f)
+	}
+}
+
+// Forget drops what ds waits for, unsynced: its shards were deleted.
+func (ds *DirSyncs) Forget() {
+	ds.mu.Lock()
+	ds.dirs, ds.files = nil, nil
+	ds.mu.Unlock()
+}
+
+// syncers bounds the fsyncs one Sync runs at once.
+const syncers = 32
+
+// Sync fsyncs every shard file (with DeferFiles) and directory gathered
+// since the last Sync, at once, and fails if any of them could not be:
+// then the bytes or the names of those shards may not survive a crash.
 func (ds *DirSyncs) Sync() error {
 	ds.mu.Lock()
-	dirs := ds.dirs
-	ds.dirs = nil
+	dirs, files := ds.dirs, ds.files
+	ds.dirs, ds.files = nil, nil
 	ds.mu.Unlock()
-	errs := make(chan error, len(dirs))
+	n := len(dirs) + len(files)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, syncers)
+	run := func(f func() error) {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- f()
+		}()
+	}
+	for file := range files {
+		run(func() error { return syncFileHook(file) })
+	}
 	for dir := range dirs {
-		go func() { errs <- syncDirHook(dir) }()
+		run(func() error { return syncDirHook(dir) })
 	}
 	var all []error
-	for range dirs {
+	for range n {
 		if err := <-errs; err != nil {
 			all = append(all, err)
 		}
 	}
 	return errors.Join(all...)
+}
+
+// syncFileHook is syncFile; a test makes it fail.
+var syncFileHook = syncFile
+
+// syncFile fsyncs the shard file at path: its bytes and size.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sync shard: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync shard: %w", err)
+	}
+	return nil
 }
 
 // syncDirHook is syncDir; a test counts the calls or makes them fail.
@@ -683,20 +762,27 @@ func (w *fileWriter) commit(ds *DirSyncs) error {
 		w.Abort()
 		return err
 	}
-	if err := w.f.Sync(); err != nil {
-		w.Abort()
-		return fmt.Errorf("fsync shard: %w", err)
+	deferFile := ds != nil && ds.DeferFiles
+	if !deferFile {
+		if err := w.f.Sync(); err != nil {
+			w.Abort()
+			return fmt.Errorf("fsync shard: %w", err)
+		}
 	}
 	dir := filepath.Dir(w.dst)
 	if err := w.publish(); err != nil {
 		w.Abort()
 		return fmt.Errorf("commit shard: %w", err)
 	}
-	// Whole and fsync'd under its name already: a close that fails
-	// loses nothing.
+	// Whole (and fsync'd, unless that is left to ds) under its name
+	// already: a close that fails loses nothing.
 	w.f.Close()
 	if ds != nil {
-		ds.add(dir)
+		file := ""
+		if deferFile {
+			file = w.dst
+		}
+		ds.add(dir, file)
 		return nil
 	}
 	// Best effort, as it always was: the shard is whole under its name

@@ -422,3 +422,78 @@ func TestCommitReplacesAndUnnamedFilesLeaveNoTrace(t *testing.T) {
 	}
 	noTmpfileHook = false
 }
+
+// With DeferFiles, CommitDeferred names a shard without fsyncing it and
+// leaves that to Sync too: each file once, then forgotten; Take moves
+// what one DirSyncs waits for into another, and a file that cannot be
+// synced fails the Sync.
+func TestDeferFilesLeavesTheFilesFsyncsToSync(t *testing.T) {
+	var mu sync.Mutex
+	synced := map[string]int{}
+	fail := ""
+	syncFileHook = func(path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		synced[path]++
+		if path == fail {
+			return errors.New("injected fsync failure")
+		}
+		return syncFile(path)
+	}
+	defer func() { syncFileHook = syncFile }()
+	d, err := OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := &DirSyncs{DeferFiles: true}
+	for _, name := range []string{"ab1.0", "ab2.0", "cd1.0"} {
+		w, err := d.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(bytes.Repeat([]byte(name), 300000)) // past a direct-I/O stage
+		if err := w.(DeferredCommitter).CommitDeferred(part); err != nil {
+			t.Fatal(err)
+		}
+		r, err := d.Open(name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if !bytes.Equal(got, bytes.Repeat([]byte(name), 300000)) {
+			t.Fatalf("%s: read %d bytes back, not what was written", name, len(got))
+		}
+	}
+	if len(synced) != 0 {
+		t.Fatalf("files fsync'd before Sync: %v", synced)
+	}
+	var all DirSyncs
+	all.Take(part)
+	if len(part.Files()) != 0 || part.Len() != 0 {
+		t.Fatal("Take left the files with the DirSyncs they came from")
+	}
+	if got := len(all.Files()); got != 3 || all.Len() != 2 {
+		t.Fatalf("%d files and %d directories wait, want 3 and 2", got, all.Len())
+	}
+	if err := all.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ab1.0", "ab2.0", "cd1.0"} {
+		if synced[d.path(name)] != 1 {
+			t.Fatalf("%s fsync'd %d times, want once", name, synced[d.path(name)])
+		}
+	}
+	if len(all.Files()) != 0 {
+		t.Fatal("files still wait after Sync")
+	}
+	w, _ := d.Create("ab3.0")
+	w.Write([]byte("x"))
+	if err := w.(DeferredCommitter).CommitDeferred(part); err != nil {
+		t.Fatal(err)
+	}
+	fail = d.path("ab3.0")
+	if err := part.Sync(); err == nil {
+		t.Fatal("Sync of a file that failed its fsync succeeded")
+	}
+}
