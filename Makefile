@@ -47,13 +47,14 @@ unit:
 	$(GO) test -count=1 ./...
 
 # The integration tests run in two processes at once: SIDE_TESTS, which
-# boot no guest and touch nothing host-wide (no BPF, bridge, namespace or
-# provisioning port), beside the rest, which run one at a time. The two
+# boot no guest and keep to namespaces and BPF pin directories named for
+# their own process (no host bridge, tap or provisioning port), beside the
+# rest, which run one at a time. The two
 # -v logs are build/integration-side.log and build/integration.log.
 # INTEG_RUN narrows the others (make integration INTEG_RUN='^TestCompute$$'
 # SIDE_TESTS=NONE runs one test).
 INTEG_RUN  ?= .
-SIDE_TESTS ?= ^(TestObjectStorage|TestVolumeMicroversions|TestVolumeGroups|TestConsistentGroupSnapshot|TestBaremetalAPI|TestControlPlaneCluster|TestBlockExport|TestForkedCLIAnswersAsTheCLI)$$
+SIDE_TESTS ?= ^(TestObjectStorage|TestVolumeMicroversions|TestVolumeGroups|TestConsistentGroupSnapshot|TestBaremetalAPI|TestControlPlaneCluster|TestBlockExport|TestForkedCLIAnswersAsTheCLI|TestRackbenchCloud)$$
 INTEG_SHOW := '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'
 
 integration: build
