@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,8 +78,8 @@ func cpuTime() time.Duration {
 // part's body arriving at partMiBps: the wall time includes every
 // shard's fsync and rename, so MB/s is the write path's throughput
 // below HTTP with its body as fast as rackd's HTTP, signature and MD5
-// deliver it, cpu-ms/MiB its CPU. What a part waits for after its last
-// byte (the disks' flush) is the difference from the stream alone.
+// deliver it, cpu-ms/MiB its CPU, and tail-ms what a part waits for
+// after its last byte (its last blocks written, its shards fsync'd).
 // The pace may be changed with RACKSTACK_BENCH_PART_MIBPS (0: as fast
 // as the blob layer takes it).
 func BenchmarkPutParts(b *testing.B)   { benchPutParts(b, 4) }
@@ -90,6 +92,12 @@ func benchPutParts(b *testing.B, parts int) {
 	data := payload(size)
 	b.SetBytes(int64(parts * size))
 	ctx := WithoutMD5(context.Background())
+	// tails are how long each part's Put took after its body's last
+	// byte (tail-ms, the median): the wait for its last blocks to be
+	// written and its shards to be durable, which the wall time alone
+	// does not tell apart from a slow stream.
+	var tailMu sync.Mutex
+	var tails []time.Duration
 	b.ResetTimer()
 	start := cpuTime()
 	for i := 0; i < b.N; i++ {
@@ -97,11 +105,11 @@ func benchPutParts(b *testing.B, parts int) {
 		for p := 0; p < parts; p++ {
 			go func() {
 				key := fmt.Sprintf("k%d-%d", i, p)
-				var r io.Reader = bytes.NewReader(data)
-				if pace := partPace(); pace > 0 {
-					r = &pacedReader{r: r, rate: pace << 20, start: time.Now()}
-				}
-				_, err := s.Put(ctx, key, l, r)
+				pr := &pacedReader{r: bytes.NewReader(data), rate: partPace() << 20, start: time.Now()}
+				_, err := s.Put(ctx, key, l, pr)
+				tailMu.Lock()
+				tails = append(tails, time.Since(pr.end))
+				tailMu.Unlock()
 				errs <- err
 			}()
 		}
@@ -117,6 +125,8 @@ func benchPutParts(b *testing.B, parts int) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/(float64(b.N)*float64(parts*size)/(1<<20)), "cpu-ms/MiB")
+	slices.Sort(tails)
+	b.ReportMetric(float64(tails[len(tails)/2].Microseconds())/1000, "tail-ms")
 }
 
 // partMiBps is about what one of minio-go's four parts reaches through
@@ -136,19 +146,25 @@ func partPace() int {
 // server's CPU for HTTP, signatures and the MD5.
 type pacedReader struct {
 	r     io.Reader
-	rate  int
+	rate  int // bytes a second; 0: unpaced
 	start time.Time
 	n     int
+	end   time.Time // when it gave its last byte
 }
 
 func (p *pacedReader) Read(b []byte) (int, error) {
 	if len(b) > 64<<10 {
 		b = b[:64<<10]
 	}
-	if ahead := time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second)) - time.Since(p.start); ahead > 0 {
-		time.Sleep(ahead)
+	if p.rate > 0 {
+		if ahead := time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+			time.Sleep(ahead)
+		}
 	}
 	n, err := p.r.Read(b)
 	p.n += n
+	if n > 0 || p.end.IsZero() {
+		p.end = time.Now()
+	}
 	return n, err
 }
