@@ -258,6 +258,9 @@ func (s *Service) volumeRow(ctx context.Context, id string) *volstate.Volume {
 // in Nova's words.
 func (s *Service) makeBlockDevice(ctx context.Context, sv *Server, p *api.Principal, d BlockDevice) error {
 	start := time.Now()
+	if s.cfg.Volumes == nil {
+		return errors.New("Volumes made at server create are not supported by this cloud.")
+	}
 	if s.volumeRow(ctx, d.VolumeID) == nil {
 		err := s.newVolume(ctx, p, d.VolumeID, d.Source, d.UUID, d.Size, sv.Name, d.Type)
 		if err != nil && (ctx.Err() != nil || s.volumeRow(ctx, d.VolumeID) == nil) {
