@@ -328,9 +328,17 @@ func (s *Service) placeBuilt(ctx context.Context, sv *Server, p *api.Principal) 
 		}
 		return
 	case err != nil:
-		// Unknown outcome: the server may be placed; this process
-		// leaves it, and the next one resumes it if it is not.
+		// Unknown outcome: the server may be placed (its ports are
+		// bound if it is seen placed); if it is not, the build is
+		// resumed (resumeBuilds).
 		s.log.Error("compute: place a server whose volumes are made", "server", sv.ID, "err", err)
+		tx, rerr := s.cfg.Repl.Read(ctx)
+		if rerr != nil {
+			return
+		}
+		if now := store.Get[Server](tx, tServers, sv.ID); now != nil && now.Host != "" && now.BuildRun == "" {
+			s.settlePorts(ctx, []Server{*sv}, *now)
+		}
 		return
 	}
 	if row.Host == "" {
