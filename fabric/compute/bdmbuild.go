@@ -369,6 +369,21 @@ func faultMessage(sv *Server) string {
 // removeBuilt removes a server deleted while its volumes were made: its
 // ports and the volumes made with delete_on_termination go first.
 func (s *Service) removeBuilt(ctx context.Context, sv *Server, p *api.Principal) {
+	// A volume still being made (by a process that stopped: the volume
+	// service settles it) is waited for, to be deleted once it can be.
+	for _, d := range sv.BlockDevices {
+		for i := 0; d.Source != "volume" && d.DeleteOnTermination && i < volumeWaitAttempts; i++ {
+			v := s.volumeRow(ctx, d.VolumeID)
+			if v == nil || v.Status != volstate.StatusCreating && v.Status != volstate.StatusDownloading {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(volumeWaitInterval):
+			}
+		}
+	}
 	s.releasePorts(ctx, sv)
 	s.deleteBuiltVolumes(ctx, sv, p, false)
 	c := serverBuildCmd{ID: sv.ID, Op: "remove", Run: s.run, Now: s.now()}
