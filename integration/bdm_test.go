@@ -66,7 +66,10 @@ const bdmSnapMark = "BDMSNAP-FROM-THE-SNAPSHOT"
 //     with bdmSnapMark). The guest finds the disks by serial, writes to
 //     the first two and reads the snapshot's data back from the third;
 //     when the server is deleted the volumes the create made go with it
-//     and the caller's is available again.
+//     and the caller's is available again. The volumes are made after
+//     the create's 202, while the server is in BUILD.
+//   - refused: a create whose volume cannot be made ends in ERROR with
+//     Nova's fault (mappingRefused).
 func TestBlockDeviceMappings(t *testing.T) {
 	testenv.RequireRoot(t, "run QEMU guests")
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/nova", "qemu-system-x86_64", "genisoimage"} {
@@ -80,9 +83,65 @@ func TestBlockDeviceMappings(t *testing.T) {
 	setupTestimgAndAlice(t, admin, img)
 
 	inParallel(t, "servers", map[string]func(t *testing.T){
-		"legacy": func(t *testing.T) { legacyMapping(t, alice) },
-		"v2":     func(t *testing.T) { mappingV2(t, alice) },
+		"legacy":  func(t *testing.T) { legacyMapping(t, alice) },
+		"v2":      func(t *testing.T) { mappingV2(t, alice) },
+		"refused": func(t *testing.T) { mappingRefused(t, admin) },
 	})
+}
+
+// mappingRefused: a create whose second volume cannot be made (its
+// volume type asks for a back end there is not) is answered 202 and
+// ends in ERROR, as Nova's build aborts in _prep_block_device: the
+// fault says why, the create action's build event failed, the volume
+// made before it (delete_on_termination) is deleted, and the server is
+// deleted as any other. It boots no guest; it runs in the admin's
+// project so the other lanes' volume lists do not see its volumes.
+func mappingRefused(t *testing.T, env []string) {
+	openstack(t, env, "volume", "type", "create", "--property", "volume_backend_name=nowhere", "bdmnowhere")
+	out := openstack(t, env, "--os-compute-api-version", "2.67", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
+		"--block-device", "source_type=blank,destination_type=volume,volume_size=1,boot_index=-1,delete_on_termination=true",
+		"--block-device", "source_type=blank,destination_type=volume,volume_size=1,boot_index=-1,delete_on_termination=true,volume_type=bdmnowhere",
+		"-f", "json", "bdmerrvm")
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.ID == "" {
+		t.Fatalf("server create: %v\n%s", err, out)
+	}
+	var sv struct {
+		Status string         `json:"status"`
+		Fault  map[string]any `json:"fault"`
+	}
+	if !eventually(2*time.Minute, func() bool {
+		out = openstack(t, env, "server", "show", "-f", "json", "-c", "status", "-c", "fault", "bdmerrvm")
+		if err := json.Unmarshal([]byte(out), &sv); err != nil {
+			t.Fatalf("server show: %v\n%s", err, out)
+		}
+		return sv.Status == "ERROR"
+	}) {
+		t.Fatalf("bdmerrvm, whose volume cannot be made, is not in ERROR: %s", out)
+	}
+	msg, _ := sv.Fault["message"].(string)
+	if !strings.HasPrefix(msg, "Build of instance "+created.ID+" aborted: ") || !strings.Contains(msg, "No valid backend") || sv.Fault["code"] != float64(500) {
+		t.Fatalf("fault of bdmerrvm: %v", sv.Fault)
+	}
+	var acts []map[string]any
+	out = openstack(t, env, "server", "event", "list", "-f", "json", "bdmerrvm")
+	if err := json.Unmarshal([]byte(out), &acts); err != nil || len(acts) != 1 || acts[0]["Action"] != "create" {
+		t.Fatalf("server event list: %v\n%s", err, out)
+	}
+	out = openstack(t, env, "server", "event", "show", "-f", "json", "bdmerrvm", fmt.Sprint(acts[0]["Request ID"]))
+	if !strings.Contains(out, "compute__do_build_and_run_instance") || !strings.Contains(out, `"Error"`) {
+		t.Fatalf("the create action of bdmerrvm shows no failed build event:\n%s", out)
+	}
+	var last string
+	if !eventually(time.Minute, func() bool {
+		last = openstack(t, env, "volume", "list", "-f", "value", "-c", "ID", "--name", "bdmerrvm-blank")
+		return strings.TrimSpace(last) == ""
+	}) {
+		t.Fatalf("the volume made for bdmerrvm (delete_on_termination) is still there: %s", last)
+	}
+	openstack(t, env, "server", "delete", "--wait", "bdmerrvm")
 }
 
 func legacyMapping(t *testing.T, alice []string) {

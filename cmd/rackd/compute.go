@@ -28,6 +28,8 @@ func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *n
 		Ports:     serverPorts{nets.ServerPorts()},
 		Hosts:     clusterHosts{node},
 		Scheduler: scheduler.Config{CPURatio: o.CPUAllocationRatio},
+		Node:      o.Name, IsLeader: node.IsLeader,
+		NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter },
 	})
 }
 

@@ -372,6 +372,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return holds.Run(gctx) })
 	g.Go(func() error { return images.Run(gctx) })
 	g.Go(func() error { return volumeSvc.Run(gctx) })
+	g.Go(func() error { return servers.Run(gctx) })
 	g.Go(func() error { return consoles.Run(gctx) })
 	g.Go(func() error { return runTelemetry(gctx) })
 	if vmAgent != nil {

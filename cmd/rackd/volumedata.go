@@ -235,16 +235,16 @@ type bootVolumes struct{ s *volume.Service }
 
 var _ compute.BootVolumes = bootVolumes{}
 
-func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name, volumeType string) (string, error) {
-	return b.s.CreateFromImage(ctx, p, image, sizeGB, name, volumeType)
+func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, id, image string, sizeGB int, name, volumeType string) (string, error) {
+	return b.s.CreateFromImage(ctx, p, id, image, sizeGB, name, volumeType)
 }
 
-func (b bootVolumes) CreateBlank(ctx context.Context, p *api.Principal, sizeGB int, name, volumeType string) (string, error) {
-	return b.s.CreateBlank(ctx, p, sizeGB, name, volumeType)
+func (b bootVolumes) CreateBlank(ctx context.Context, p *api.Principal, id string, sizeGB int, name, volumeType string) (string, error) {
+	return b.s.CreateBlank(ctx, p, id, sizeGB, name, volumeType)
 }
 
-func (b bootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Principal, snapshot string, sizeGB int, name, volumeType string) (string, error) {
-	return b.s.CreateFromSnapshot(ctx, p, snapshot, sizeGB, name, volumeType)
+func (b bootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Principal, id, snapshot string, sizeGB int, name, volumeType string) (string, error) {
+	return b.s.CreateFromSnapshot(ctx, p, id, snapshot, sizeGB, name, volumeType)
 }
 
 func (b bootVolumes) Delete(ctx context.Context, p *api.Principal, id string) error {

@@ -142,6 +142,10 @@ type serverCreateCmd struct {
 	// Volumes are data volumes attached to the (one) server as it is
 	// created (the legacy block_device_mapping's entries not on vda).
 	Volumes []createVolume `json:"volumes,omitempty"`
+	// Deferred creates the (one) server without a host, in
+	// block_device_mapping: its BlockDevices are made first, then it is
+	// placed (serverBuildCmd).
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // createVolume is a data volume a create attaches, with the attachment's
@@ -178,7 +182,11 @@ func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
 		if store.Get[Server](tx, tServers, s.ID) != nil {
 			return nil, store.Conflictf("server %s exists", s.ID)
 		}
-		if c.Baremetal != nil {
+		if c.Deferred {
+			if s.TaskState != taskBlockDeviceMapping || len(s.BlockDevices) == 0 {
+				return nil, store.Invalidf("a deferred create names its block devices")
+			}
+		} else if c.Baremetal != nil {
 			if err := claimNode(tx, &s, c); err != nil {
 				return nil, err
 			}
@@ -344,9 +352,17 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 			return actionResult{Server: *old}, err
 		}
 	case "delete":
-		if s.Host == "" && s.Baremetal == "" {
+		if s.Host == "" && s.Baremetal == "" && s.BuildRun == "" {
 			// Never placed: nothing runs anywhere, so it goes now.
 			return actionResult{Server: s, Removed: true}, removeServer(tx, &s, c.Now)
+		}
+		if s.Host == "" && s.Baremetal == "" {
+			// Its volumes are being made: gone for the API now, removed
+			// by its build once the volume in hand is made, with the
+			// volumes made for it (bdmbuild.go).
+			setState(&s, s.VMState, "deleting")
+			s.Want, s.Hidden = "deleted", true
+			break
 		}
 		if s.Baremetal != "" {
 			// The node tears down (deleting → cleaning → available) and

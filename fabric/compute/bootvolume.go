@@ -20,24 +20,25 @@ import (
 // the volume service) or a volume snapshot (a new volume made from it,
 // of volume_size GiB or the snapshot's size). The server's root disk is
 // that volume, over NBD: it is attached to the server (Root) in the
-// command that creates the server, so a server never exists without its
+// command that places the server, so a server never runs without its
 // root volume, and it is released (or deleted, with
-// delete_on_termination) with the server.
+// delete_on_termination) with the server. A create that must make
+// volumes first answers at once and makes them after (bdmbuild.go).
 
-// BootVolumes is the volume service as server create sees it.
+// BootVolumes is the volume service as server create sees it. Each
+// Create makes the volume under the id the caller chose, in p's project,
+// and returns once it is available; one that was made but failed is left
+// in error, under that id.
 type BootVolumes interface {
-	// CreateFromImage makes a bootable volume of sizeGB in p's project
-	// holding image's disk, of volumeType ("" the project's default),
-	// and returns its id once it is available.
-	CreateFromImage(ctx context.Context, p *api.Principal, image string, sizeGB int, name, volumeType string) (string, error)
-	// CreateBlank makes an empty volume of sizeGB in p's project, of
-	// volumeType, and returns its id once it is available.
-	CreateBlank(ctx context.Context, p *api.Principal, sizeGB int, name, volumeType string) (string, error)
-	// CreateFromSnapshot makes a volume in p's project from p's volume
-	// snapshot, of sizeGB (0: the snapshot's size) and volumeType (""
-	// the snapshot's volume's), as a volume create naming snapshot_id
-	// does, and returns its id once it is available.
-	CreateFromSnapshot(ctx context.Context, p *api.Principal, snapshot string, sizeGB int, name, volumeType string) (string, error)
+	// CreateFromImage makes a bootable volume of sizeGB holding image's
+	// disk, of volumeType ("" the project's default).
+	CreateFromImage(ctx context.Context, p *api.Principal, id, image string, sizeGB int, name, volumeType string) (string, error)
+	// CreateBlank makes an empty volume of sizeGB, of volumeType.
+	CreateBlank(ctx context.Context, p *api.Principal, id string, sizeGB int, name, volumeType string) (string, error)
+	// CreateFromSnapshot makes a volume from p's volume snapshot, of
+	// sizeGB (0: the snapshot's size) and volumeType ("" the snapshot's
+	// volume's), as a volume create naming snapshot_id does.
+	CreateFromSnapshot(ctx context.Context, p *api.Principal, id, snapshot string, sizeGB int, name, volumeType string) (string, error)
 	// Delete deletes a volume the calls above made.
 	Delete(ctx context.Context, p *api.Principal, id string) error
 }
@@ -354,48 +355,23 @@ func (s *Service) resolveSnapshot(tx *memdb.Txn, project, id string, size int, f
 	return nil
 }
 
-// makeDataVolumes makes the new volumes (blank, from an image or from a
-// snapshot) the
-// data entries ask for, before the server is proposed, as Nova's compute
-// manager makes them and waits for each; undo deletes each again unless
-// the server exists. It returns the ids it made. A volume that cannot be
-// made fails the create, and the ones made before it are deleted.
-func (s *Service) makeDataVolumes(ctx context.Context, p *api.Principal, req *serverRequest, undo func(...func())) ([]string, error) {
-	var made []string
-	for i := range req.volumes {
-		d := &req.volumes[i]
-		if d.Source == "volume" {
-			continue
-		}
-		id, err := s.newVolume(ctx, p, d.Source, d.UUID, d.Size, req.tmpl.Name, d.Type)
-		if err != nil {
-			return made, fmt.Errorf("Block Device Mapping is Invalid: the %s volume of entry %d could not be made: %w", d.Source, i, err)
-		}
-		undo(func() {
-			if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), p, id); err != nil {
-				s.log.Warn("delete a data volume of a server that was not created", "volume", id, "err", err)
-			}
-		})
-		made = append(made, id)
-		d.Source, d.UUID = "volume", id
-	}
-	return made, nil
-}
-
 // newVolume makes the new volume a block device of source "blank",
-// "image" or "snapshot" (uuid the image or snapshot) asks for, of sizeGB
-// and volume type vtype, named after the server, and returns its id once
-// it is available.
-func (s *Service) newVolume(ctx context.Context, p *api.Principal, source, uuid string, sizeGB int, name, vtype string) (string, error) {
+// "image" or "snapshot" (uuid the image or snapshot) asks for, under id,
+// of sizeGB and volume type vtype, named after the server, and returns
+// once it is available.
+func (s *Service) newVolume(ctx context.Context, p *api.Principal, id, source, uuid string, sizeGB int, name, vtype string) error {
+	var err error
 	switch source {
 	case "blank":
-		return s.cfg.Volumes.CreateBlank(ctx, p, sizeGB, name+"-blank", vtype)
+		_, err = s.cfg.Volumes.CreateBlank(ctx, p, id, sizeGB, name+"-blank", vtype)
 	case "image":
-		return s.cfg.Volumes.CreateFromImage(ctx, p, uuid, sizeGB, name, vtype)
+		_, err = s.cfg.Volumes.CreateFromImage(ctx, p, id, uuid, sizeGB, name, vtype)
 	case "snapshot":
-		return s.cfg.Volumes.CreateFromSnapshot(ctx, p, uuid, sizeGB, name, vtype)
+		_, err = s.cfg.Volumes.CreateFromSnapshot(ctx, p, id, uuid, sizeGB, name, vtype)
+	default:
+		err = fmt.Errorf("no volume is made from source %q", source)
 	}
-	return "", fmt.Errorf("no volume is made from source %q", source)
+	return err
 }
 
 // availableVolume checks an existing volume a block device names: the
@@ -448,27 +424,6 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 	// shows no image.
 	req.tmpl.ImageID, req.tmpl.RootGB = "", 0
 	return nil
-}
-
-// makeBootVolume makes the volume an image or snapshot source asks for,
-// before the server is proposed, and returns its id ("" if none was
-// made); undo deletes it again unless the server exists.
-func (s *Service) makeBootVolume(ctx context.Context, p *api.Principal, req *serverRequest, undo func(...func())) (string, error) {
-	b := req.boot
-	if b == nil || b.Source == "volume" {
-		return "", nil
-	}
-	id, err := s.newVolume(ctx, p, b.Source, b.UUID, b.Size, req.tmpl.Name, b.Type)
-	if err != nil {
-		return "", err
-	}
-	undo(func() {
-		if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), p, id); err != nil {
-			s.log.Warn("delete the boot volume of a server that was not created", "volume", id, "err", err)
-		}
-	})
-	b.Source, b.UUID = "volume", id
-	return id, nil
 }
 
 // attachBootVolume attaches a placed server's root volume, in the

@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -21,21 +22,26 @@ type fakeBootVolumes struct {
 	fail    error
 	// failAfter is how many volumes are made before fail applies.
 	failAfter int
+	// gate, when set, holds each create until it receives (or ctx
+	// ends); broken makes each volume in error, as a backend that
+	// refuses it does.
+	gate   chan struct{}
+	broken bool
 }
 
-func (b *fakeBootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, image string, size int, name, volumeType string) (string, error) {
-	return b.create(ctx, p, image, "", size, volumeType)
+func (b *fakeBootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, id, image string, size int, name, volumeType string) (string, error) {
+	return b.create(ctx, p, id, image, "", size, volumeType)
 }
 
-func (b *fakeBootVolumes) CreateBlank(ctx context.Context, p *api.Principal, size int, name, volumeType string) (string, error) {
-	return b.create(ctx, p, "", "", size, volumeType)
+func (b *fakeBootVolumes) CreateBlank(ctx context.Context, p *api.Principal, id string, size int, name, volumeType string) (string, error) {
+	return b.create(ctx, p, id, "", "", size, volumeType)
 }
 
 // CreateFromSnapshot makes the volume of the snapshot's size (unless
 // size is given) and its volume's type (unless volumeType is given); the
 // state machine refuses another project's snapshot, one not available or
 // a smaller size, as the volume service's create does.
-func (b *fakeBootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Principal, snapshot string, size int, name, volumeType string) (string, error) {
+func (b *fakeBootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Principal, id, snapshot string, size int, name, volumeType string) (string, error) {
 	tx := b.f.local.State.Txn()
 	if sn := store.Get[volstate.Snapshot](tx, volstate.SnapshotTable, snapshot); sn != nil {
 		if size == 0 {
@@ -45,12 +51,19 @@ func (b *fakeBootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Princip
 			volumeType = src.TypeID
 		}
 	}
-	return b.create(ctx, p, "", snapshot, size, volumeType)
+	return b.create(ctx, p, id, "", snapshot, size, volumeType)
 }
 
 // create makes an available volume of image or snapshot ("" both:
 // blank), failing with fail, or once failAfter volumes are made.
-func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, image, snapshot string, size int, volumeType string) (string, error) {
+func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, id, image, snapshot string, size int, volumeType string) (string, error) {
+	if b.gate != nil {
+		select {
+		case <-b.gate:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 	b.mu.Lock()
 	n := len(b.made)
 	b.mu.Unlock()
@@ -62,8 +75,11 @@ func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, image, s
 	} else if t := volstate.TypeByName(b.f.local.State.Txn(), volumeType); t != nil {
 		volumeType = t.ID
 	}
-	v := volstate.Volume{ID: api.NewUUID(), Project: p.ProjectID, Size: size, Status: volstate.StatusAvailable, TypeID: volumeType,
+	v := volstate.Volume{ID: id, Project: p.ProjectID, Size: size, Status: volstate.StatusAvailable, TypeID: volumeType,
 		ImageID: image, Bootable: image != "", SnapshotID: snapshot}
+	if b.broken {
+		v.Status, v.Reason = volstate.StatusError, "the backend refused it"
+	}
 	if _, err := b.f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
 		return "", err
 	}
@@ -72,6 +88,9 @@ func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, image, s
 	b.made[v.ID] = image
 	if snapshot != "" {
 		b.made[v.ID] = "snapshot:" + snapshot
+	}
+	if b.broken {
+		return "", errors.New("make a blank volume: the backend refused it")
 	}
 	return v.ID, nil
 }
@@ -153,160 +172,31 @@ func TestBootFromImageVolumeDeletedWithTheServer(t *testing.T) {
 		t.Fatalf("after the server is gone %+v", got)
 	}
 
-	// A server that is not created deletes the volume made for it.
+	// A server over quota is refused before any volume is made.
 	f.expect("PUT", "/v2.1/os-quota-sets/"+projA, admin, "", map[string]any{"quota_set": map[string]any{"instances": 0}}, 200, "")
 	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm3", "flavorRef": "small",
 		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("image", img1, 2, false)}}, 403, "")
-	if len(bv.made) != 2 || len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != img1 || bv.deleted[0] == row.BootVolume {
+	if len(bv.made) != 1 || len(bv.deleted) != 0 {
 		t.Fatalf("made %v, deleted %v", bv.made, bv.deleted)
 	}
 	f.expect("PUT", "/v2.1/os-quota-sets/"+projA, admin, "", map[string]any{"quota_set": map[string]any{"instances": 10}}, 200, "")
 
-	// No host for it: the server is in ERROR and its volume is not kept.
+	// No host for it once its volume is made: the server is in ERROR,
+	// attached to nothing; the volume made for it with
+	// delete_on_termination goes, as Nova's aborted build cleans up.
 	f.hosts.hosts = nil
-	id = f.server(alice, "vm5", "block_device_mapping_v2", bfv("image", img1, 2, false))
-	if row := f.row(id); row.Host != "" || len(bv.deleted) != 2 || bv.deleted[1] != row.BootVolume {
+	id = f.server(alice, "vm5", "block_device_mapping_v2", bfv("image", img1, 2, true))
+	if row := f.row(id); row.Host != "" || row.Status != "ERROR" || len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != img1 ||
+		len(f.vol(bv.deleted[0]).Attachments) != 0 {
 		t.Fatalf("unplaced server %+v; deleted %v", row, bv.deleted)
 	}
 	bv.fail = errors.New("no space")
-	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm4", "flavorRef": "small",
-		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("image", img1, 2, false)}}, 500, "")
-}
-
-func TestBootFromVolumeRefusesBadMappings(t *testing.T) {
-	f := newFixtureWith(t, volstate.Schema())
-	f.stdFlavors()
-	theirs := f.volume(projB)
-	// An encrypted volume: its type encrypts, and it has its key.
-	ctx := context.Background()
-	if _, err := f.local.Propose(ctx, volstate.CmdCreateType, volstate.CreateTypeCmd{Row: volstate.Type{ID: "t-enc", Name: "secret", Public: true,
-		Encryption: &volstate.Encryption{ID: "e1", Provider: "luks", Cipher: "aes-xts-plain64", KeySize: 256, ControlLocation: "front-end"}}}); err != nil {
-		t.Fatal(err)
-	}
-	encrypted := api.NewUUID()
-	if _, err := f.local.Propose(ctx, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: encrypted, Project: projA, Size: 1,
-		Status: volstate.StatusAvailable, TypeID: "t-enc", Key: "rs-sealed:v1:k:x", KeyID: "k1"}}); err != nil {
-		t.Fatal(err)
-	}
-	tests := map[string]struct {
-		bdm any
-		msg string
-	}{
-		"two devices":        {append(bfv("volume", theirs, 0, false), bfv("volume", theirs, 0, false)...), "twice"},
-		"two boot":           {append(bfv("volume", theirs, 0, false), bfv("image", img1, 1, false)...), "Boot sequence"},
-		"ephemeral":          {[]any{map[string]any{"boot_index": -1, "source_type": "blank", "destination_type": "local", "volume_size": 1}}, "destination_type"},
-		"swap":               {[]any{map[string]any{"source_type": "blank", "guest_format": "swap", "volume_size": 1}}, "guest_format"},
-		"no image":           {[]any{map[string]any{"boot_index": 1, "source_type": "volume", "destination_type": "volume", "uuid": theirs}}, "imageRef"},
-		"snapshot, no store": {[]any{map[string]any{"boot_index": 0, "source_type": "snapshot", "destination_type": "volume", "uuid": theirs}}, "snapshots at server create are not supported"},
-		"image, no size":     {bfv("image", img1, 0, false), "volume_size"},
-		"others' volume":     {bfv("volume", theirs, 0, false), theirs},
-		"no volume":          {bfv("volume", api.NewUUID(), 0, false), "failed to get volume"},
-		"image, no store":    {bfv("image", img1, 1, false), "not supported"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "x", "flavorRef": "small",
-				"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": tc.bdm}}, 400, "badRequest", tc.msg)
-		})
-	}
-	// An encrypted volume is not a bad mapping: the server boots from it.
-	if id := f.server(alice, "encboot", "block_device_mapping_v2", bfv("volume", encrypted, 0, false)); f.row(id).BootVolume != encrypted {
-		t.Fatalf("server on an encrypted volume: %+v", f.row(id))
+	id = f.server(alice, "vm4", "block_device_mapping_v2", bfv("image", img1, 2, false))
+	if row := f.row(id); row.Status != "ERROR" || row.Fault == nil || row.Fault.Message != "Build of instance "+id+" aborted: no space" {
+		t.Fatalf("server whose volume was not made %+v", row)
 	}
 }
 
-// The legacy block_device_mapping, as Nova converts it: an entry on vda is
-// the boot volume; any other entry is a data volume the server is created
-// with (attached in the create command, on the next free device, plugged
-// by the node agent once the guest runs), released with the server or,
-// with delete_on_termination, left for the volume service to delete.
-func TestLegacyBlockDeviceMapping(t *testing.T) {
-	f := newFixtureWith(t, volstate.Schema())
-	f.stdFlavors()
-	data, gone, root := f.volume(projA), f.volume(projA), f.volume(projA)
-	id := f.server(alice, "vm", "block_device_mapping", []any{
-		map[string]any{"volume_id": data, "delete_on_termination": "0"},
-		map[string]any{"volume_id": gone, "device_name": "/dev/vdd", "delete_on_termination": "1"},
-		map[string]any{"device_name": "vde", "no_device": true},
-	})
-	row := f.row(id)
-	if row.ImageID != img1 || row.BootVolume != "" {
-		t.Fatalf("server row %+v", row)
-	}
-	for i, vol := range []string{data, gone} {
-		v := f.vol(vol)
-		if v.Status != volstate.StatusAttaching || len(v.Attachments) != 1 || v.Attachments[0].Root || v.Attachments[0].Host != row.Host ||
-			v.Attachments[0].ServerID != id || v.Attachments[0].Device != []string{"/dev/vdc", "/dev/vdd"}[i] || v.Attachments[0].DeleteOnTermination != (vol == gone) {
-			t.Fatalf("data volume %d: %+v", i, v)
-		}
-	}
-	f.agentReports(volstate.CmdAttached, volstate.AttachedCmd{VolumeID: data, AttachmentID: f.vol(data).Attachments[0].ID, Now: f.now})
-	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
-	if va := f.show(alice, id, "2.79")["os-extended-volumes:volumes_attached"].([]any); len(va) != 2 {
-		t.Fatalf("volumes_attached %v", va)
-	}
-	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
-	f.report(id, Observed{Gone: true})
-	if v := f.vol(data); v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 {
-		t.Fatalf("kept data volume after the server is gone %+v", v)
-	}
-	if v := f.vol(gone); v.Status != volstate.StatusDeleting {
-		t.Fatalf("delete_on_termination data volume after the server is gone %+v", v)
-	}
-
-	// On vda: the boot volume.
-	id = f.server(alice, "vm2", "block_device_mapping", []any{map[string]any{"volume_id": root, "device_name": "vda"}})
-	if row := f.row(id); row.BootVolume != root || row.ImageID != "" || !f.vol(root).Attachments[0].Root {
-		t.Fatalf("server on a legacy root volume %+v", row)
-	}
-
-	// No host: the server is in ERROR and its data volume stays available.
-	free := f.volume(projA)
-	hosts := f.hosts.hosts
-	f.hosts.hosts = nil
-	id = f.server(alice, "vm3", "block_device_mapping", []any{map[string]any{"volume_id": free}})
-	if f.row(id).Host != "" || f.vol(free).Status != volstate.StatusAvailable {
-		t.Fatalf("unplaced server %+v took volume %+v", f.row(id), f.vol(free))
-	}
-	f.hosts.hosts = hosts
-
-	theirs := f.volume(projB)
-	v2 := bfv("volume", free, 0, false)
-	tests := map[string]struct {
-		body map[string]any
-		msg  string
-	}{
-		"snapshot":           {map[string]any{"block_device_mapping": []any{map[string]any{"snapshot_id": "x"}}}, "snapshot_id"},
-		"snapshot, no store": {map[string]any{"block_device_mapping": []any{map[string]any{"snapshot_id": free}}}, "snapshots at server create are not supported"},
-		"swap":               {map[string]any{"block_device_mapping": []any{map[string]any{"virtual_name": "swap", "device_name": "vdc"}}}, "virtual_name"},
-		"no volume id":       {map[string]any{"block_device_mapping": []any{map[string]any{"device_name": "vdc"}}}, "volume_id"},
-		"twice":              {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}, map[string]any{"volume_id": free, "device_name": "vdd"}}}, "twice"},
-		"both syntaxes":      {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "block_device_mapping_v2": v2}, "syntaxes"},
-		"others' volume":     {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": theirs}}}, theirs},
-		"attached":           {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": root}}}, "not available"},
-		"two servers":        {map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": free}}, "max_count": 2}, "more than one server"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			sv := map[string]any{"name": "x", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}}}
-			for k, v := range tc.body {
-				sv[k] = v
-			}
-			f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": sv}, 400, "badRequest", tc.msg)
-		})
-	}
-	if v := f.vol(free); v.Status != volstate.StatusAvailable {
-		t.Fatalf("a refused create took volume %+v", v)
-	}
-}
-
-// block_device_mapping_v2 with data volumes, as openstack server create
-// --block-device and Terraform send it: the image the server boots from
-// (source image, destination local, boot index 0) beside volumes with
-// destination volume — the caller's own, a blank one and one made from an
-// image (of the volume type each names, 2.67) — attached in the create
-// command in boot-index order; each one's delete_on_termination decides
-// whether it goes with the server.
 func TestBlockDeviceMappingV2DataVolumes(t *testing.T) {
 	f, bv := newBlockDeviceFixture(t)
 	mine := f.volume(projA)
@@ -358,33 +248,34 @@ func TestBlockDeviceMappingV2DataVolumes(t *testing.T) {
 		}
 	}
 
-	// A volume that cannot be made fails the create: the ones made for
-	// it are deleted, the caller's volume is not taken, no server is.
-	servers := len(f.expect("GET", "/v2.1/servers", alice, "", nil, 200, "")["servers"].([]any))
+	// A volume that cannot be made puts the server in ERROR: the
+	// caller's volume is not taken, the one made before it is kept
+	// (not delete_on_termination).
 	bv.fail, bv.failAfter = &api.Error{Status: 413, Msg: "VolumeSizeExceedsAvailableQuota: quota exceeded for gigabytes"}, len(bv.made)+1
 	two := []any{
 		map[string]any{"uuid": mine, "source_type": "volume", "destination_type": "volume"},
 		map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1},
 		map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1},
 	}
-	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm2", "imageRef": img1, "flavorRef": "small",
-		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": two}}, 413, "", "quota")
-	if len(bv.made) != 3 || len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != "" || bv.deleted[0] == blank {
+	id = f.server(alice, "vm2", "block_device_mapping_v2", two)
+	if row := f.row(id); row.Status != "ERROR" || row.Fault == nil || !strings.Contains(row.Fault.Message, "quota") || row.Host != "" {
+		t.Fatalf("server whose volume was not made %+v", row)
+	}
+	if len(bv.made) != 3 || len(bv.deleted) != 0 {
 		t.Fatalf("made %v, deleted %v", bv.made, bv.deleted)
 	}
 	if v := f.vol(mine); v.Status != volstate.StatusAvailable {
 		t.Fatalf("a failed create took volume %+v", v)
 	}
-	if n := len(f.expect("GET", "/v2.1/servers", alice, "", nil, 200, "")["servers"].([]any)); n != servers {
-		t.Fatalf("%d servers after a failed create, %d before", n, servers)
-	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
 	bv.fail = nil
 
 	// No host: the server is in ERROR and the volume made for it is gone.
 	hosts := f.hosts.hosts
 	f.hosts.hosts = nil
-	id = f.server(alice, "vm3", "block_device_mapping_v2", two[1:2])
-	if f.row(id).Host != "" || len(bv.made) != 4 || len(bv.deleted) != 2 || bv.made[bv.deleted[1]] != "" {
+	id = f.server(alice, "vm3", "block_device_mapping_v2", []any{map[string]any{"source_type": "blank", "destination_type": "volume",
+		"volume_size": 1, "delete_on_termination": true}})
+	if f.row(id).Host != "" || len(bv.made) != 4 || len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != "" {
 		t.Fatalf("unplaced server %+v: made %v, deleted %v", f.row(id), bv.made, bv.deleted)
 	}
 	f.hosts.hosts = hosts
@@ -496,13 +387,14 @@ func TestBootFromVolumeSnapshot(t *testing.T) {
 		t.Fatalf("server on a legacy snapshot_id %+v", row)
 	}
 
-	// A data volume that cannot be made fails the create, and the boot
-	// volume made for it is deleted.
+	// A data volume that cannot be made puts the server in ERROR, and
+	// the boot volume made for it (delete_on_termination) is deleted.
 	bv.fail, bv.failAfter = &api.Error{Status: 413, Msg: "VolumeSizeExceedsAvailableQuota: quota exceeded for gigabytes"}, len(bv.made)+1
-	sv = map[string]any{"name": "vm4", "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}},
-		"block_device_mapping_v2": append(bfv("snapshot", sn, 0, false),
-			map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1})}
-	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": sv}, 413, "", "quota")
+	id = f.server(alice, "vm4", "imageRef", "", "block_device_mapping_v2", append(bfv("snapshot", sn, 0, true),
+		map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1}))
+	if row := f.row(id); row.Status != "ERROR" || row.Fault == nil || !strings.Contains(row.Fault.Message, "quota") {
+		t.Fatalf("server whose data volume was not made %+v", row)
+	}
 	if len(bv.deleted) != 1 || bv.made[bv.deleted[0]] != "snapshot:"+sn {
 		t.Fatalf("made %v, deleted %v", bv.made, bv.deleted)
 	}

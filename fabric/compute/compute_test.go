@@ -43,6 +43,9 @@ type fixture struct {
 	ports *fakePorts
 	hosts *fakeHosts
 	now   time.Time
+	// async leaves the builds a request starts (bdmbuild.go) running
+	// when it returns; by default each request waits for them.
+	async bool
 }
 
 // withVolumeTables adds the volume service's tables (without its
@@ -116,6 +119,9 @@ func (f *fixture) do(method, path, tok, version string, body any) resp {
 		header = []string{"X-OpenStack-Nova-API-Version", version}
 	}
 	res := apitest.Call(f.t, method, f.srv.URL+"/compute"+path, tok, body, header...)
+	if !f.async {
+		f.svc.busy.Wait()
+	}
 	if res.Body == nil {
 		res.Body = map[string]any{}
 	}

@@ -499,6 +499,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.action(alice, id, map[string]any{"unshelve": nil}, 202)
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1})
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
+	// A server whose volume, made after the 202, could not be made.
+	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}
+	bfvID := f.server(alice, "bfv", "block_device_mapping_v2", bfv("image", img1, 1, true))
+	f.expect("DELETE", "/v2.1/servers/"+bfvID, alice, "", nil, 204, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
 		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {

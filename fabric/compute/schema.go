@@ -18,6 +18,7 @@ type (
 	Keypair      = computestate.Keypair
 	Fault        = computestate.Fault
 	Server       = computestate.Server
+	BlockDevice  = computestate.BlockDevice
 	ServerGroup  = computestate.ServerGroup
 	Quota        = computestate.Quota
 	Action       = computestate.Action
@@ -68,6 +69,7 @@ const (
 	cmdServerImage    = "compute.server.create_image"
 	cmdServerUnshelve = "compute.server.unshelve"
 	cmdServerReport   = "compute.server.report"
+	cmdServerBuild    = "compute.server.build"
 	cmdServerPassword = "compute.server.password"
 	cmdGroupCreate    = "compute.server_group.create"
 	cmdGroupDelete    = "compute.server_group.delete"
@@ -97,6 +99,7 @@ func Schema() store.Schema {
 		cmdServerAction:   store.Typed(withEvents(applyServerAction, actionEvents)),
 		cmdServerRebuild:  store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
 		cmdServerReport:   store.Typed(withEvents(applyServerReport, reportEvents)),
+		cmdServerBuild:    store.Typed(withEvents(applyServerBuild, buildEvents)),
 		cmdServerPassword: store.Typed(applyServerPassword),
 		cmdGroupCreate:    store.Typed(applyGroupCreate),
 		cmdGroupDelete:    store.Typed(applyGroupDelete),

@@ -139,6 +139,9 @@ func (s *Service) act(r *http.Request, sv *Server, action string, hard bool) (*S
 	}
 	if res.Removed {
 		s.releasePorts(context.WithoutCancel(ctx), &res.Server)
+		// A server whose build failed takes the volumes made for it
+		// with delete_on_termination.
+		s.deleteBuiltVolumes(context.WithoutCancel(ctx), &res.Server, p, false)
 		if img := res.Server.ShelvedImage; img != "" && s.cfg.Snapshots != nil {
 			// A shelved server's image goes with it, as in Nova.
 			if err := s.cfg.Snapshots.Discard(context.WithoutCancel(ctx), img); err != nil && api.StatusOf(err) != http.StatusNotFound {

@@ -354,19 +354,22 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 	// uses them may exist.
 	rv := revert.New()
 	defer rv.Fail()
-	madeBoot, err := s.makeBootVolume(ctx, principal(r), req, rv.Add)
-	if err != nil {
-		return err
-	}
-	madeData, err := s.makeDataVolumes(ctx, principal(r), req, rv.Add)
-	if err != nil {
-		return err
-	}
-	if req.boot != nil {
-		req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
-	}
-	for _, d := range req.volumes {
-		c.Volumes = append(c.Volumes, createVolume{VolumeID: d.UUID, AttachmentID: api.NewUUID(), DeleteOnTermination: d.DeleteOnTermination})
+	// A create whose volumes must be made first answers now: the server
+	// waits in BUILD (block_device_mapping) without a host while they
+	// are made, and is placed once they exist (bdmbuild.go).
+	deferred := req.makesVolumes()
+	if deferred {
+		req.tmpl.BlockDevices = req.blockDevices()
+		req.tmpl.BuildNode, req.tmpl.BuildRun, req.tmpl.BuildHost = s.cfg.Node, s.run, req.forceHost
+		setState(&req.tmpl, vmBuilding, taskBlockDeviceMapping)
+		c.Deferred = true
+	} else {
+		if req.boot != nil {
+			req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
+		}
+		for _, d := range req.volumes {
+			c.Volumes = append(c.Volumes, createVolume{VolumeID: d.UUID, AttachmentID: api.NewUUID(), DeleteOnTermination: d.DeleteOnTermination})
+		}
 	}
 	c.Servers, err = s.newServers(ctx, principal(r), req, resID, rv)
 	if err != nil {
@@ -377,8 +380,12 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 		if !api.Rejected(err) {
 			// The outcome is unknown: the servers may be in the state,
 			// with these ports. A port left over is better than a server
-			// without its port.
+			// without its port. A server that is there is built (its
+			// build is resumed if it comes later).
 			rv.Success()
+			if deferred {
+				s.startBuild(c.Servers[0].ID, principal(r))
+			}
 		}
 		return err
 	}
@@ -391,19 +398,11 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 				"flavor", sv.Flavor.Name, "vcpus", sv.Flavor.VCPUs, "ram_mb", sv.Flavor.RAM, "disk_gb", diskGB(&sv),
 				"request_id", c.RequestID, "reasons", sv.Fault.Message)
 		}
-		s.settlePorts(context.WithoutCancel(ctx), c.Servers, sv)
-		if sv.Host == "" && (madeBoot != "" || len(madeData) > 0) {
-			// No host: the volumes made for it are not attached (the
-			// server is in ERROR); they are not kept.
-			for _, id := range append([]string{madeBoot}, madeData...) {
-				if id == "" {
-					continue
-				}
-				if err := s.cfg.Volumes.Delete(context.WithoutCancel(ctx), principal(r), id); err != nil {
-					s.log.Warn("delete a volume made for an unplaced server", "server", sv.ID, "volume", id, "err", err)
-				}
-			}
+		if deferred {
+			s.startBuild(sv.ID, principal(r))
+			continue
 		}
+		s.settlePorts(context.WithoutCancel(ctx), c.Servers, sv)
 	}
 	if req.resID {
 		api.JSON(w, http.StatusAccepted, map[string]any{"reservation_id": resID})

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -161,6 +162,13 @@ type Config struct {
 	ConsoleLogs   ConsoleLogs
 	SerialConsole SerialConsole
 	Scheduler     scheduler.Config
+	// Node names this node: the builds it starts (servers whose volumes
+	// are made after the 202) are resumed by its next process. IsLeader
+	// says whether it also resumes those of lost nodes (NodeLost, default
+	// never) (default: always leader).
+	Node     string
+	IsLeader func() bool
+	NodeLost func(node string) bool
 	// AZ is the one availability zone (default "nova").
 	AZ string
 	// ConsoleTTL bounds a serial console token's life (default 10m).
@@ -175,6 +183,18 @@ type Config struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
+	// run names this process: builds it marks with it are resumed by
+	// the next process on this node.
+	run string
+	// work is the context of background builds: it ends with Run's;
+	// busy counts what runs in it.
+	work    context.Context
+	stop    context.CancelFunc
+	busy    sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool
+	// builds are the servers whose builds run in this process.
+	builds map[string]bool
 }
 
 // New builds the service.
@@ -190,7 +210,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ConsoleTTL == 0 {
 		cfg.ConsoleTTL = 10 * time.Minute
 	}
-	return &Service{cfg: cfg, log: cfg.Log}, nil
+	if cfg.IsLeader == nil {
+		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.NodeLost == nil {
+		cfg.NodeLost = func(string) bool { return false }
+	}
+	work, stop := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), work: work, stop: stop, builds: map[string]bool{}}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }

@@ -80,49 +80,55 @@ func imageMetadata(img *ImageInfo) map[string]string {
 // holding image's disk, of volume type typeRef (a name or id; "" the
 // project's default), and returns its id once it is available: for
 // Nova's boot from a volume made from an image, and the data volumes of
-// a server create, which wait for it as Nova's compute manager does.
-func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, imageID string, sizeGB int, name, typeRef string) (string, error) {
+// a server create, which wait for it as Nova's compute manager does. id
+// is the new volume's ("" a new one): Nova's server create names the
+// volumes it makes before it makes them.
+func (s *Service) CreateFromImage(ctx context.Context, p *api.Principal, id, imageID string, sizeGB int, name, typeRef string) (string, error) {
 	img, err := s.sourceImage(ctx, p, imageID, &sizeGB)
 	if err != nil {
 		return "", err
 	}
-	return s.createForServer(ctx, p, img, "", sizeGB, name, typeRef)
+	return s.createForServer(ctx, p, id, img, "", sizeGB, name, typeRef)
 }
 
 // CreateBlank makes an empty volume of sizeGB in p's project, of volume
 // type typeRef ("" the project's default), and returns its id once it is
-// available: a server create's blank data volume.
-func (s *Service) CreateBlank(ctx context.Context, p *api.Principal, sizeGB int, name, typeRef string) (string, error) {
+// available: a server create's blank data volume (id as CreateFromImage's).
+func (s *Service) CreateBlank(ctx context.Context, p *api.Principal, id string, sizeGB int, name, typeRef string) (string, error) {
 	if sizeGB < 1 || sizeGB > maxSize {
 		return "", badRequest("Invalid input received: size %d is not between 1 and %d.", sizeGB, maxSize)
 	}
-	return s.createForServer(ctx, p, nil, "", sizeGB, name, typeRef)
+	return s.createForServer(ctx, p, id, nil, "", sizeGB, name, typeRef)
 }
 
 // CreateFromSnapshot makes a volume in p's project from p's snapshot
 // snapID, of sizeGB (0: the snapshot's size) and volume type typeRef (""
 // the snapshot's volume's), as a volume create naming snapshot_id does,
 // and returns its id once it is available: Nova's boot from, or data
-// volume made from, a volume snapshot (source_type snapshot).
-func (s *Service) CreateFromSnapshot(ctx context.Context, p *api.Principal, snapID string, sizeGB int, name, typeRef string) (string, error) {
+// volume made from, a volume snapshot (source_type snapshot); id as
+// CreateFromImage's.
+func (s *Service) CreateFromSnapshot(ctx context.Context, p *api.Principal, id, snapID string, sizeGB int, name, typeRef string) (string, error) {
 	if sizeGB < 0 || sizeGB > maxSize {
 		return "", badRequest("Invalid input received: size %d is not between 1 and %d.", sizeGB, maxSize)
 	}
 	if snapID == "" {
 		return "", notFound("Snapshot", snapID)
 	}
-	return s.createForServer(ctx, p, nil, snapID, sizeGB, name, typeRef)
+	return s.createForServer(ctx, p, id, nil, snapID, sizeGB, name, typeRef)
 }
 
 // createForServer makes the volume of Nova's server create: empty,
-// holding img's disk, or a copy of snapshot snapID.
-func (s *Service) createForServer(ctx context.Context, p *api.Principal, img *ImageInfo, snapID string, sizeGB int, name, typeRef string) (string, error) {
+// holding img's disk, or a copy of snapshot snapID, of id ("" a new one).
+func (s *Service) createForServer(ctx context.Context, p *api.Principal, id string, img *ImageInfo, snapID string, sizeGB int, name, typeRef string) (string, error) {
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
-	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
+	if id == "" {
+		id = api.NewUUID()
+	}
+	v := volstate.Volume{ID: id, Name: name, Project: p.ProjectID, User: p.UserID, Size: sizeGB, Status: volstate.StatusCreating,
 		CreatedAt: now, UpdatedAt: now}
 	named := typeRef
 	// from is the snapshot copied, srcKey its sealed key if encrypted.

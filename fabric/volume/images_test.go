@@ -131,7 +131,7 @@ func TestCreateFromImageForNova(t *testing.T) {
 	f.testImage()
 	p := &api.Principal{UserID: "alice", ProjectID: projA, Roles: []string{"member"}}
 	ctx := context.Background()
-	id, err := f.svc.CreateFromImage(ctx, p, imageID, 2, "vm-root", "")
+	id, err := f.svc.CreateFromImage(ctx, p, "", imageID, 2, "vm-root", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestCreateFromImageForNova(t *testing.T) {
 	if got["status"] != "available" || got["bootable"] != "true" || got["name"] != "vm-root" || f.data.contentOf(id) != "image:"+imageID {
 		t.Fatalf("boot volume %v", got)
 	}
-	if _, err := f.svc.CreateFromImage(ctx, p, imageID, 1, "small", ""); api.StatusOf(err) != http.StatusBadRequest {
+	if _, err := f.svc.CreateFromImage(ctx, p, "", imageID, 1, "small", ""); api.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("a volume smaller than the image: %v", err)
 	}
 	other := &api.Principal{UserID: "bob", ProjectID: projB, Roles: []string{"member"}}
@@ -161,7 +161,7 @@ func TestCreateBlankForNova(t *testing.T) {
 	ctx := context.Background()
 	fast := f.expect(http.StatusOK, "POST", "types", admin, map[string]any{"volume_type": map[string]any{"name": "fast"}}).Body["volume_type"].(map[string]any)["id"].(string)
 	f.expect(http.StatusOK, "POST", "types", admin, map[string]any{"volume_type": map[string]any{"name": "private", "os-volume-type-access:is_public": false}})
-	id, err := f.svc.CreateBlank(ctx, p, 3, "vm-blank", "fast")
+	id, err := f.svc.CreateBlank(ctx, p, "", 3, "vm-blank", "fast")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,15 +172,15 @@ func TestCreateBlankForNova(t *testing.T) {
 	if v := f.showVolume(admin, id); v["volume_type_id"] != nil && v["volume_type_id"] != fast {
 		t.Fatalf("blank volume's type %v, want %s", v["volume_type_id"], fast)
 	}
-	if id, err = f.svc.CreateBlank(ctx, p, 1, "vm-blank2", ""); err != nil || f.showVolume(alice, id)["volume_type"] == "fast" {
+	if id, err = f.svc.CreateBlank(ctx, p, "", 1, "vm-blank2", ""); err != nil || f.showVolume(alice, id)["volume_type"] == "fast" {
 		t.Fatalf("blank volume of the default type: %v %v", err, f.showVolume(alice, id))
 	}
 	for _, ref := range []string{"slow", "private"} {
-		if _, err := f.svc.CreateBlank(ctx, p, 1, "x", ref); api.StatusOf(err) != http.StatusNotFound {
+		if _, err := f.svc.CreateBlank(ctx, p, "", 1, "x", ref); api.StatusOf(err) != http.StatusNotFound {
 			t.Fatalf("blank volume of type %s: %v", ref, err)
 		}
 	}
-	if _, err := f.svc.CreateBlank(ctx, p, 0, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
+	if _, err := f.svc.CreateBlank(ctx, p, "", 0, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("blank volume of 0 GiB: %v", err)
 	}
 }
@@ -200,7 +200,7 @@ func TestCreateFromSnapshotForNova(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn := f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol}}).Body["snapshot"].(map[string]any)["id"].(string)
-	id, err := f.svc.CreateFromSnapshot(ctx, p, sn, 0, "vm-root", "")
+	id, err := f.svc.CreateFromSnapshot(ctx, p, "", sn, 0, "vm-root", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestCreateFromSnapshotForNova(t *testing.T) {
 		got["bootable"] != "true" || got["name"] != "vm-root" || f.blocks.parent[id] != sn {
 		t.Fatalf("volume from a snapshot %v (blocks from %q)", got, f.blocks.parent[id])
 	}
-	if id, err = f.svc.CreateFromSnapshot(ctx, p, sn, 3, "bigger", ""); err != nil {
+	if id, err = f.svc.CreateFromSnapshot(ctx, p, "", sn, 3, "bigger", ""); err != nil {
 		t.Fatal(err)
 	}
 	if size, _ := f.blocks.sizeOf(id); f.showVolume(alice, id)["size"] != float64(3) || size != 3*volstate.GiB {
@@ -217,14 +217,14 @@ func TestCreateFromSnapshotForNova(t *testing.T) {
 	}
 	volumes := len(f.expect(http.StatusOK, "GET", "volumes", alice, nil).Body["volumes"].([]any))
 	bob := &api.Principal{UserID: "bob", ProjectID: projB, Roles: []string{"member"}}
-	if _, err := f.svc.CreateFromSnapshot(ctx, bob, sn, 0, "x", ""); api.StatusOf(err) != http.StatusNotFound {
+	if _, err := f.svc.CreateFromSnapshot(ctx, bob, "", sn, 0, "x", ""); api.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("another project's snapshot: %v", err)
 	}
-	if _, err := f.svc.CreateFromSnapshot(ctx, p, sn, 1, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
+	if _, err := f.svc.CreateFromSnapshot(ctx, p, "", sn, 1, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("smaller than the snapshot: %v", err)
 	}
 	f.expect(http.StatusAccepted, "POST", "snapshots/"+sn+"/action", admin, action("os-reset_status", map[string]any{"status": "error"}))
-	if _, err := f.svc.CreateFromSnapshot(ctx, p, sn, 0, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
+	if _, err := f.svc.CreateFromSnapshot(ctx, p, "", sn, 0, "x", ""); api.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("from a snapshot in error: %v", err)
 	}
 	if n := len(f.expect(http.StatusOK, "GET", "volumes", alice, nil).Body["volumes"].([]any)); n != volumes {

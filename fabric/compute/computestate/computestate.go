@@ -180,6 +180,36 @@ type Server struct {
 	// ShelvedImage is the image a shelved server's disk was saved in
 	// (Nova's shelved_image_id): unshelve boots from it, then it goes.
 	ShelvedImage string `json:"shelved_image,omitempty"`
+	// BlockDevices are the volumes a create gives the server when some
+	// must be made first (boot from a volume made from an image or a
+	// snapshot, blank or made data volumes): while they are made
+	// (task_state block_device_mapping) the server has no host, and once
+	// they exist one command places it and attaches them. A build that
+	// failed keeps them: the ones made with DeleteOnTermination go when
+	// the server does.
+	BlockDevices []BlockDevice `json:"block_devices,omitempty"`
+	// BuildNode and BuildRun name the process making them (a process
+	// that died leaves its builds to the next one on its node, or to the
+	// leader for a lost node); BuildHost is an admin's forced host.
+	BuildNode string `json:"build_node,omitempty"`
+	BuildRun  string `json:"build_run,omitempty"`
+	BuildHost string `json:"build_host,omitempty"`
+}
+
+// BlockDevice is one volume of a server's create: an existing volume
+// (Source "volume", VolumeID the caller's), or one to make (Source
+// "blank", "image" or "snapshot", UUID the image or snapshot, Size GiB, of
+// volume type Type) under the id VolumeID chosen by the API, so a volume
+// is never made that the server does not name. Boot marks the root disk.
+type BlockDevice struct {
+	Boot                bool   `json:"boot,omitempty"`
+	Source              string `json:"source"`
+	UUID                string `json:"uuid,omitempty"`
+	Type                string `json:"type,omitempty"`
+	Size                int    `json:"size,omitempty"`
+	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
+	VolumeID            string `json:"volume_id"`
+	AttachmentID        string `json:"attachment_id,omitempty"`
 }
 
 // MaxPassword is the most a guest may post as its server password:
