@@ -94,37 +94,7 @@ func (req *serverRequest) blockDevices() []BlockDevice {
 // settleBuildsEvery); when ctx ends it stops the builds in hand, which
 // the next process resumes, and waits for them.
 func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(settleBuildsEvery)
-	defer tick.Stop()
-	for {
-		s.resumeBuilds(ctx)
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			s.stopped = true
-			s.mu.Unlock()
-			s.stop()
-			s.busy.Wait()
-			return nil
-		case <-tick.C:
-		}
-	}
-}
-
-// background runs fn in the work context, after the request that started
-// it answered. Once Run has ended nothing starts: the row keeps its
-// build and the next process resumes it.
-func (s *Service) background(fn func(ctx context.Context)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return
-	}
-	s.busy.Add(1)
-	go func() {
-		defer s.busy.Done()
-		fn(s.work)
-	}()
+	return s.bg.Run(ctx, settleBuildsEvery, s.resumeBuilds)
 }
 
 // abandoned reports whether the build a row names died with its
@@ -175,7 +145,9 @@ func (s *Service) startBuild(id string, p *api.Principal) {
 	}
 	s.builds[id] = true
 	s.mu.Unlock()
-	s.background(func(ctx context.Context) {
+	// Once Run has ended nothing starts: the row keeps its build and the
+	// next process resumes it.
+	s.bg.Go(func(ctx context.Context) {
 		defer func() {
 			s.mu.Lock()
 			delete(s.builds, id)

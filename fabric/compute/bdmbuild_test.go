@@ -54,7 +54,7 @@ func TestBlockDeviceMappingBuildsAfterTheAnswer(t *testing.T) {
 
 	bv.gate <- struct{}{}
 	bv.gate <- struct{}{}
-	f.svc.busy.Wait()
+	f.svc.bg.Wait()
 	f.async = false
 	row := f.row(id)
 	if row.Host == "" || row.TaskState != "spawning" || row.BootVolume != boot || len(row.BlockDevices) != 0 || row.BuildRun != "" {
@@ -100,7 +100,7 @@ func TestBlockDeviceMappingVolumeInErrorFailsTheBuild(t *testing.T) {
 	waitFor(t, func() bool { return bv.count() == 1 })
 	bv.broken = true
 	bv.gate <- struct{}{}
-	f.svc.busy.Wait()
+	f.svc.bg.Wait()
 	f.async = false
 	boot, data := f.madeVolume(id, true), f.madeVolume(id, false)
 	sv := f.show(alice, id, "2.79")
@@ -160,7 +160,7 @@ func TestBlockDeviceMappingDeletedWhileMade(t *testing.T) {
 		t.Fatalf("a deleted server still counts: %+v", u)
 	}
 	bv.gate <- struct{}{}
-	f.svc.busy.Wait()
+	f.svc.bg.Wait()
 	f.async = false
 	if f.row(id) != nil || len(bv.made) != 1 || bv.made[boot] != img1 || len(bv.deleted) != 1 || bv.deleted[0] != boot {
 		t.Fatalf("after the build: row %+v, made %v, deleted %v", f.row(id), bv.made, bv.deleted)
@@ -200,7 +200,7 @@ func TestBlockDeviceMappingResumedAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	next.resumeBuilds(context.Background())
-	next.busy.Wait()
+	next.bg.Wait()
 	row := f.row(id)
 	if row.Host == "" || row.TaskState != "spawning" || bv.count() != 2 || row.BuildRun != "" || len(f.vol(row.BootVolume).Attachments) != 1 {
 		t.Fatalf("resumed build %+v, made %v", row, bv.made)
@@ -221,13 +221,13 @@ func TestBlockDeviceMappingResumedAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2.resumeBuilds(context.Background())
-	n2.busy.Wait()
+	n2.bg.Wait()
 	if row := f.row(id); row.BuildRun != f.svc.run || row.TaskState != "block_device_mapping" {
 		t.Fatalf("a live node's build was taken: %+v", row)
 	}
 	lost = true
 	n2.resumeBuilds(context.Background())
-	n2.busy.Wait()
+	n2.bg.Wait()
 	if row := f.row(id); row.Host == "" || row.TaskState != "spawning" || row.BuildRun != "" || bv.count() != 4 {
 		t.Fatalf("a lost node's build: %+v", row)
 	}

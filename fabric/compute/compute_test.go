@@ -120,7 +120,7 @@ func (f *fixture) do(method, path, tok, version string, body any) resp {
 	}
 	res := apitest.Call(f.t, method, f.srv.URL+"/compute"+path, tok, body, header...)
 	if !f.async {
-		f.svc.busy.Wait()
+		f.svc.bg.Wait()
 	}
 	if res.Body == nil {
 		res.Body = map[string]any{}

@@ -24,6 +24,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/bgwork"
 	"github.com/rackstack/rackstack/fabric/scheduler"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -186,13 +187,9 @@ type Service struct {
 	// run names this process: builds it marks with it are resumed by
 	// the next process on this node.
 	run string
-	// work is the context of background builds: it ends with Run's;
-	// busy counts what runs in it.
-	work    context.Context
-	stop    context.CancelFunc
-	busy    sync.WaitGroup
-	mu      sync.Mutex
-	stopped bool
+	// bg runs background builds until Run ends.
+	bg *bgwork.Runner
+	mu sync.Mutex
 	// builds are the servers whose builds run in this process.
 	builds map[string]bool
 }
@@ -216,8 +213,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.NodeLost == nil {
 		cfg.NodeLost = func(string) bool { return false }
 	}
-	work, stop := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), work: work, stop: stop, builds: map[string]bool{}}, nil
+	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), bg: bgwork.New(), builds: map[string]bool{}}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }

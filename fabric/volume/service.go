@@ -22,12 +22,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/bgwork"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
@@ -126,13 +126,8 @@ type Service struct {
 	// run names this process: work rows it marks with it are settled by
 	// the next process on this node.
 	run string
-	// work is the context of background work (copies, backups): it ends
-	// with Run's; busy counts what runs in it.
-	work    context.Context
-	stop    context.CancelFunc
-	busy    sync.WaitGroup
-	mu      sync.Mutex
-	stopped bool
+	// bg runs background work (copies, backups) until Run ends.
+	bg *bgwork.Runner
 }
 
 // New builds the service.
@@ -151,8 +146,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.NodeLost == nil {
 		cfg.NodeLost = func(string) bool { return false }
 	}
-	work, stop := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), work: work, stop: stop}, nil
+	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), bg: bgwork.New()}, nil
 }
 
 func (c Config) base() api.Base {

@@ -23,39 +23,12 @@ const settleEvery = 15 * time.Second
 
 // Run settles abandoned work at start and every settleEvery; when ctx ends it
 // stops the background work and waits for it.
-func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(settleEvery)
-	defer tick.Stop()
-	for {
-		s.settle(ctx)
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			s.stopped = true
-			s.mu.Unlock()
-			s.stop()
-			s.busy.Wait()
-			return nil
-		case <-tick.C:
-		}
-	}
-}
+func (s *Service) Run(ctx context.Context) error { return s.bg.Run(ctx, settleEvery, s.settle) }
 
 // background runs fn in the work context, after the request that started
 // it answered. Once Run has ended nothing starts: the row keeps its
 // working status and the next process settles it.
-func (s *Service) background(fn func(ctx context.Context)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return
-	}
-	s.busy.Add(1)
-	go func() {
-		defer s.busy.Done()
-		fn(s.work)
-	}()
-}
+func (s *Service) background(fn func(ctx context.Context)) { s.bg.Go(fn) }
 
 // worked marks a row as worked on by this process.
 func (s *Service) worked(v *volstate.Volume) { v.WorkNode, v.WorkRun = s.cfg.Node, s.run }
