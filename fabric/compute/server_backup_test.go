@@ -17,9 +17,7 @@ import (
 // answers the image id, before it a Location unless rotation is 0.
 func TestCreateBackup(t *testing.T) {
 	f := newFixtureWith(t, eventstate.Schema())
-	snaps := &fakeSnapshots{}
-	f.svc.cfg.Snapshots = snaps
-	f.stdFlavors()
+	snaps := f.withSnapshots()
 	id := f.server(alice, "vm")
 	path := "/v2.1/servers/" + id + "/action"
 	backup := func(tok, version string, arg any, status int, inMsg ...string) {
@@ -110,9 +108,7 @@ func TestCreateBackup(t *testing.T) {
 // image service createBackup is not built (501). No image is made.
 func TestCreateBackupRefusals(t *testing.T) {
 	f := newFixtureWith(t, volstate.Schema())
-	snaps := &fakeSnapshots{}
-	f.svc.cfg.Snapshots = snaps
-	f.stdFlavors()
+	snaps := f.withSnapshots()
 	vol := f.volume(projA)
 	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("volume", vol, 0, false))
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})

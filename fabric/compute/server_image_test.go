@@ -16,6 +16,13 @@ import (
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
+// withSnapshots gives the fixture's service a fake agent-side snapshot
+// path and the standard flavors, as the server snapshot tests need.
+func (f *fixture) withSnapshots() *fakeSnapshots {
+	snaps := f.withSnapshots()
+	return snaps
+}
+
 // fakeSnapshots records the images createImage asks for.
 type fakeSnapshots struct {
 	mu        sync.Mutex
@@ -58,9 +65,7 @@ func (f *fixture) imageStep(c computestate.ImageStepCmd) error {
 // ended. From 2.45 the answer is the image id, before it a Location.
 func TestCreateImage(t *testing.T) {
 	f := newFixtureWith(t, eventstate.Schema())
-	snaps := &fakeSnapshots{}
-	f.svc.cfg.Snapshots = snaps
-	f.stdFlavors()
+	snaps := f.withSnapshots()
 	id := f.server(alice, "vm")
 	path := "/v2.1/servers/" + id + "/action"
 	create := func(tok, version string, arg any, status int, inMsg ...string) resp {
@@ -206,9 +211,7 @@ func TestCreateImageUnbuilt(t *testing.T) {
 // image is made for either.
 func TestCreateImageRefusals(t *testing.T) {
 	f := newFixtureWith(t, volstate.Schema())
-	snaps := &fakeSnapshots{}
-	f.svc.cfg.Snapshots = snaps
-	f.stdFlavors()
+	snaps := f.withSnapshots()
 	vol := f.volume(projA)
 	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("volume", vol, 0, false))
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})

@@ -33,9 +33,7 @@ func TestCreateImageOfVolumeBackedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.svc.cfg.VolumeAPI, f.svc.cfg.Volumes = vs.Handler(), realBootVolumes{vs}
-	snaps := &fakeSnapshots{}
-	f.svc.cfg.Snapshots = snaps
-	f.stdFlavors()
+	snaps := f.withSnapshots()
 
 	root := f.proxyVolume(alice)["id"].(string)
 	data := f.proxyVolume(alice, "size", 2)["id"].(string)

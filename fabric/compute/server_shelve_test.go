@@ -22,9 +22,7 @@ import (
 // image is forgotten. A shelved server deleted takes its image along.
 func TestShelve(t *testing.T) {
 	f := newFixtureWith(t, eventstate.Schema())
-	snaps := &fakeSnapshots{}
-	f.svc.cfg.Snapshots = snaps
-	f.stdFlavors()
+	snaps := f.withSnapshots()
 	id := f.server(alice, "vm")
 	path := "/v2.1/servers/" + id + "/action"
 	f.action(alice, id, map[string]any{"shelve": nil}, 409, "vm_state building")
@@ -141,9 +139,7 @@ func containsAll(s string, subs ...string) bool {
 // (501).
 func TestShelveVolumeBacked(t *testing.T) {
 	f := newFixtureWith(t, volstate.Schema())
-	snaps := &fakeSnapshots{}
-	f.svc.cfg.Snapshots = snaps
-	f.stdFlavors()
+	snaps := f.withSnapshots()
 	vol := f.volume(projA)
 	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bfv("volume", vol, 0, false))
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
