@@ -19,7 +19,9 @@ import (
 // withSnapshots gives the fixture's service a fake agent-side snapshot
 // path and the standard flavors, as the server snapshot tests need.
 func (f *fixture) withSnapshots() *fakeSnapshots {
-	snaps := f.withSnapshots()
+	snaps := &fakeSnapshots{}
+	f.svc.cfg.Snapshots = snaps
+	f.stdFlavors()
 	return snaps
 }
 
