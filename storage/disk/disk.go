@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -659,11 +661,7 @@ func (ds *DirSyncs) Len() int {
 func (ds *DirSyncs) Files() []string {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	out := make([]string, 0, len(ds.files))
-	for f := range ds.files {
-		out = append(out, f)
-	}
-	return out
+	return slices.Collect(maps.Keys(ds.files))
 }
 
 // Take moves what o waits for into ds: one Sync makes both durable.

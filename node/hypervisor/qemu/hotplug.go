@@ -259,15 +259,8 @@ func (v *vm) AttachDisk(ctx context.Context, d hypervisor.HotDisk) error {
 			_ = delNodes(ctx, c, d.ID)
 			return fmt.Errorf("open raw node of %s: %w", d.ID, err)
 		}
-		slot := ""
-		for i := 0; i < hypervisor.HotplugSlots; i++ {
-			if !portUsed(ctx, c, "hp"+strconv.Itoa(i)) {
-				slot = "hp" + strconv.Itoa(i)
-				break
-			}
-		}
-		if slot == "" || !devs["hp0"] {
-			// A VM started before it had root ports has no slot either.
+		slot := freeSlot(ctx, c, devs)
+		if slot == "" {
 			_ = delNodes(ctx, c, d.ID)
 			return hypervisor.ErrNoHotplugSlot
 		}
@@ -347,6 +340,21 @@ func (v *vm) LimitDisk(ctx context.Context, id string, l hypervisor.IOLimits) er
 // A bus lists its devices as "child[N]" properties of type
 // link<driver> (the devices are QOM children of /machine/peripheral, not
 // of the bus), so the name is what tells.
+// freeSlot is the first hot-plug root port with nothing in it, "" when
+// all are taken; a VM started before it had root ports (devs, its
+// peripherals, lack hp0) has none either.
+func freeSlot(ctx context.Context, c *qmp.Client, devs map[string]bool) string {
+	if !devs["hp0"] {
+		return ""
+	}
+	for i := 0; i < hypervisor.HotplugSlots; i++ {
+		if port := "hp" + strconv.Itoa(i); !portUsed(ctx, c, port) {
+			return port
+		}
+	}
+	return ""
+}
+
 func portUsed(ctx context.Context, c *qmp.Client, port string) bool {
 	var children []struct {
 		Name string `json:"name"`

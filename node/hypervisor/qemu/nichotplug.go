@@ -57,14 +57,8 @@ func (v *vm) AttachNIC(ctx context.Context, n hypervisor.NIC) error {
 		}
 		// Leftovers of a plug that failed half-way go first.
 		_ = c.Execute(ctx, "netdev_del", map[string]any{"id": hotNetdev(n.Tap)}, nil)
-		slot := ""
-		for i := 0; i < hypervisor.HotplugSlots; i++ {
-			if !portUsed(ctx, c, "hp"+strconv.Itoa(i)) {
-				slot = "hp" + strconv.Itoa(i)
-				break
-			}
-		}
-		if slot == "" || !devs["hp0"] {
+		slot := freeSlot(ctx, c, devs)
+		if slot == "" {
 			return hypervisor.ErrNoHotplugSlot
 		}
 		// As the boot NICs: no vhost, the tap is ours (no scripts).
