@@ -8,7 +8,6 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
-	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
 // A createBackup's snapshot, once its image is made, keeps the
@@ -18,17 +17,8 @@ import (
 // too, as Nova's _rotate_backups.
 func TestAgentBackupRotation(t *testing.T) {
 	needTools(t)
-	w := newWorld(t)
-	host := hypervisor.NewFakeHost(t.TempDir())
-	a := newAgent(t, w, host, t.TempDir(), &logs{})
-	snaps := &snapshots{w: w, dir: t.TempDir(), uploaded: map[string]string{}}
-	a.Snapshots, a.Step = snaps, snaps.Step
+	w, a, snaps, _, _ := snapshotAgent(t)
 	ctx := context.Background()
-	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
-	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
-		Want: "active", VMState: "building", TaskState: "spawning"})
-	a.reconcile(ctx)
-	mustAdopt(t, a, "s1")
 
 	now := time.Now().UTC()
 	img := func(id, owner, kind, typ, server string, age time.Duration, protected bool) {

@@ -46,21 +46,9 @@ func (u uploadedImages) Open(ctx context.Context, id string) (io.ReadCloser, ima
 func TestAgentShelve(t *testing.T) {
 	needTools(t)
 	testenv.RequireCommand(t, "qemu-io")
-	w := newWorld(t)
-	host := hypervisor.NewFakeHost(t.TempDir())
-	a := newAgent(t, w, host, t.TempDir(), &logs{})
-	snaps := &snapshots{w: w, dir: t.TempDir(), uploaded: map[string]string{}}
-	a.Snapshots, a.Step = snaps, snaps.Step
+	w, a, snaps, drv, vm := snapshotAgent(t)
 	a.Images = uploadedImages{w, snaps}
-	drv := &pausing{Driver: a.Driver}
-	a.Driver = drv
 	ctx := context.Background()
-	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
-	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
-		Want: "active", VMState: "building", TaskState: "spawning"})
-	a.reconcile(ctx)
-	vm := mustAdopt(t, a, "s1")
-	snaps.vm = func() hypervisor.PowerState { st, _ := vm.State(ctx); return st }
 	dir := filepath.Join(a.Dir, "instances", "s1")
 	if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", filepath.Join(dir, "disk")).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-io write: %v %s", err, out)

@@ -115,6 +115,28 @@ func (s *snapshots) stepsOf(image string) []string {
 }
 
 // pausing records the pauses and resumes of the guests it hands out.
+// snapshotAgent is an agent with a fake snapshot path and one guest, s1
+// (1 GiB from img1), adopted through a driver that notes its pauses and
+// resumes; snaps sees the guest's power state.
+func snapshotAgent(t *testing.T) (*world, *Agent, *snapshots, *pausing, hypervisor.VM) {
+	t.Helper()
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	snaps := &snapshots{w: w, dir: t.TempDir(), uploaded: map[string]string{}}
+	a.Snapshots, a.Step = snaps, snaps.Step
+	drv := &pausing{Driver: a.Driver}
+	a.Driver = drv
+	ctx := context.Background()
+	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+		Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(ctx)
+	vm := mustAdopt(t, a, "s1")
+	snaps.vm = func() hypervisor.PowerState { st, _ := vm.State(ctx); return st }
+	return w, a, snaps, drv, vm
+}
+
 type pausing struct {
 	hypervisor.Driver
 	mu    sync.Mutex
@@ -160,20 +182,8 @@ func (d *pausing) take() []string {
 func TestAgentSnapshot(t *testing.T) {
 	needTools(t)
 	testenv.RequireCommand(t, "qemu-io")
-	w := newWorld(t)
-	host := hypervisor.NewFakeHost(t.TempDir())
-	a := newAgent(t, w, host, t.TempDir(), &logs{})
-	snaps := &snapshots{w: w, dir: t.TempDir(), uploaded: map[string]string{}}
-	a.Snapshots, a.Step = snaps, snaps.Step
-	drv := &pausing{Driver: a.Driver}
-	a.Driver = drv
+	w, a, snaps, drv, vm := snapshotAgent(t)
 	ctx := context.Background()
-	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
-	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
-		Want: "active", VMState: "building", TaskState: "spawning"})
-	a.reconcile(ctx)
-	vm := mustAdopt(t, a, "s1")
-	snaps.vm = func() hypervisor.PowerState { st, _ := vm.State(ctx); return st }
 	disk := filepath.Join(a.Dir, "instances", "s1", "disk")
 	if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", disk).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-io write: %v %s", err, out)
