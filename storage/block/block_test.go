@@ -359,11 +359,7 @@ func TestOwnedWritesReadBack(t *testing.T) {
 	s := New(r.config())
 	ctx := context.Background()
 	const size = 2 * ExtentSize
-	s.Create(ctx, "v", size, Options{})
-	v, err := s.Open(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := createOpen(t, s, size)
 	model := make([]byte, size)
 	ops := wholeExtentOps(rand.New(rand.NewSource(11)), size, 80)
 	own := &owned{}
@@ -408,11 +404,7 @@ func TestRewrittenOwnedBuffersCountAgainstTheLimit(t *testing.T) {
 	s := New(cfg)
 	ctx := context.Background()
 	const size = 2 * ExtentSize
-	s.Create(ctx, "v", size, Options{})
-	v, err := s.Open(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := createOpen(t, s, size)
 	defer v.Close()
 	own := &owned{}
 	model := make([]byte, size)
@@ -1192,11 +1184,7 @@ func TestWholeExtentsReadBackThroughEveryStage(t *testing.T) {
 	s := New(r.config())
 	ctx := context.Background()
 	const size = 3 * ExtentSize
-	s.Create(ctx, "v", size, Options{})
-	v, err := s.Open(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := createOpen(t, s, size)
 	model := make([]byte, size)
 	for i, o := range wholeExtentOps(rand.New(rand.NewSource(5)), size, 120) {
 		if err := run(ctx, v, o); err != nil {
@@ -1212,6 +1200,7 @@ func TestWholeExtentsReadBackThroughEveryStage(t *testing.T) {
 			if err := v.Close(); err != nil {
 				t.Fatal(err)
 			}
+			var err error
 			if v, err = s.Open(ctx, "v"); err != nil {
 				t.Fatal(err)
 			}
@@ -1570,4 +1559,18 @@ func TestAFlushsShardsShareADirectoryPerDisk(t *testing.T) {
 		t.Fatalf("after reopening: %s", firstDiff(got, model))
 	}
 	v.Close()
+}
+
+// createOpen creates volume "v" of size and opens it.
+func createOpen(t *testing.T, s *Store, size int64) *Volume {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.Create(ctx, "v", size, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

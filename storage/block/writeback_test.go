@@ -112,11 +112,7 @@ func TestSpillsAreHeldUntilTheClientFlushes(t *testing.T) {
 	s := New(cfg)
 	ctx := context.Background()
 	const size = 2 * ExtentSize
-	s.Create(ctx, "v", size, Options{})
-	v, err := s.Open(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := createOpen(t, s, size)
 	model := make([]byte, size)
 	rng := rand.New(rand.NewSource(12))
 	o := &owned{}
@@ -128,6 +124,7 @@ func TestSpillsAreHeldUntilTheClientFlushes(t *testing.T) {
 		}
 		d := make([]byte, n)
 		rng.Read(d)
+		var err error
 		if i%2 == 0 {
 			err = o.write(v, d, off)
 		} else {
@@ -172,7 +169,7 @@ func TestSpillsAreHeldUntilTheClientFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.Close()
-	v, err = New(r.config()).Open(ctx, "v")
+	v, err := New(r.config()).Open(ctx, "v")
 	if err != nil {
 		t.Fatal(err)
 	}
