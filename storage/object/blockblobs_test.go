@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/store"
@@ -234,7 +235,21 @@ func TestRepairMovesBlockBlobsOffAGoneDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer early.Close()
-	gone := f.rows[0].ID
+	// Placement is random and a blob takes three of the four disks, so
+	// the disk to lose is the one holding the most block blobs.
+	held := map[string]int{}
+	for _, p := range f.blockBlobs() {
+		for _, d := range p.Layout.Disks {
+			held[d.ID]++
+		}
+	}
+	lose := 0
+	for i, r := range f.rows {
+		if held[r.ID] > held[f.rows[lose].ID] {
+			lose = i
+		}
+	}
+	gone := f.rows[lose].ID
 	before := map[string]blob.Layout{} // the blobs with a shard on the gone disk
 	for _, p := range f.blockBlobs() {
 		for _, d := range p.Layout.Disks {
@@ -244,12 +259,13 @@ func TestRepairMovesBlockBlobsOffAGoneDisk(t *testing.T) {
 		}
 	}
 	if len(before) == 0 {
-		t.Fatal("the disk to lose holds no block blob")
+		t.Fatal("no disk holds a block blob")
 	}
 
-	os.RemoveAll(f.dirs[0])
+	os.RemoveAll(f.dirs[lose])
 	delete(f.disks, gone)
-	f.rows, f.dirs = f.rows[1:], f.dirs[1:]
+	f.rows = slices.Delete(f.rows, lose, lose+1)
+	f.dirs = slices.Delete(f.dirs, lose, lose+1)
 	f.addDisk()
 	if err := f.svc.RegisterDisks(f.ctx); err != nil {
 		t.Fatal(err)
