@@ -806,10 +806,24 @@ func TestBackgroundWorkYieldsToClients(t *testing.T) {
 					end := f.svc.clients.begin() // a client read in flight
 					defer end()
 				}
-				ctx, cancel := context.WithTimeout(f.ctx, 300*time.Millisecond)
-				loop.run(f, ctx)
+				// The pass runs until what it may do unpaced is done
+				// (however slowly a loaded machine gets there), then a
+				// moment more in which paced work would show up, and is
+				// then stopped: paced work waits past the test.
+				want := map[bool]int{false: 2, true: loop.busyDone}[busy]
+				ctx, cancel := context.WithCancel(f.ctx)
+				ran := make(chan struct{})
+				go func() { defer close(ran); loop.run(f, ctx) }()
+				for deadline := time.Now().Add(20 * time.Second); loop.done(f) < want && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+				}
+				select {
+				case <-ran:
+				case <-time.After(300 * time.Millisecond):
+				}
 				cancel()
-				if got, want := loop.done(f), map[bool]int{false: 2, true: loop.busyDone}[busy]; got != want {
+				<-ran
+				if got := loop.done(f); got != want {
 					t.Errorf("%d blobs done in one pass, want %d", got, want)
 				}
 			})
