@@ -79,6 +79,28 @@ func TestAgentResize(t *testing.T) {
 		t.Fatal("a done resize was done again")
 	}
 
+	// A rackd that stopped before it recorded the step (a new agent on
+	// the same directory, the record a step behind) does it again and
+	// reports it: the resize ends, never half applied.
+	rec := a.readRecord("s1")
+	rec.ResizeSeq = 0
+	if err := a.writeRecord("s1", rec); err != nil {
+		t.Fatal(err)
+	}
+	s := w.server("s1")
+	s.TaskState = computestate.TaskResizeFinish // not reported either
+	w.Put("compute_servers", &s)
+	w.reports = nil
+	a = newAgent(t, w, host, a.Dir, &logs{})
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.ResizeSeq != 1 {
+		t.Fatalf("after a restart in the middle of the resize: %+v", o)
+	}
+	if spec, _ := host.Spec("s1"); spec.VCPUs != 2 || spec.MemoryMB != 512 || mustAdopt(t, a, "s1").PID() == pid {
+		t.Fatalf("the resize was not done again after a restart: %+v", spec)
+	}
+	pid = mustAdopt(t, a, "s1").PID()
+
 	// Revert: the old flavor, the disk as grown.
 	step(small, 2, 2, computestate.TaskResizeReverting, "active")
 	if o := w.last(); o.Status != "ACTIVE" || o.ResizeSeq != 2 {
@@ -92,7 +114,7 @@ func TestAgentResize(t *testing.T) {
 	}
 
 	// A stopped server: stopped first, then resized without a start.
-	s := w.server("s1")
+	s = w.server("s1")
 	s.Want, s.TaskState = "stopped", "powering-off"
 	w.Put("compute_servers", &s)
 	a.reconcile(ctx)
