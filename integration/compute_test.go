@@ -221,6 +221,9 @@ done) &
 			checkRebuild(t, creds, n1, alice, vm2, vm2IP)
 			// Backups here, not in vm1's longer lane (CI time).
 			checkServerBackup(t, alice, vm2)
+			start := time.Now()
+			checkResize(t, creds, n1, admin, alice, vm2)
+			t.Logf("vm2 resized, confirmed, resized and reverted in %s", time.Since(start).Round(time.Second))
 		},
 		// rackctl console: the same console in a terminal.
 		"vm1 rackctl console": func(t *testing.T) { checkRackctlConsole(t, creds, n1, vm1.ID) },
@@ -490,4 +493,84 @@ func setupTestimgAndAlice(t *testing.T, admin []string, img string) {
 			openstack(t, admin, "role", "add", "--project", "demo", "--user", "alice", "member")
 		},
 	})
+}
+
+// checkResize resizes a running guest as `openstack server resize` does:
+// VERIFY_RESIZE with its QEMU restarted with the new vCPUs and RAM (the
+// guest boots with them), confirm → ACTIVE; a smaller root disk refused;
+// a second resize reverted → the first flavor's guest again; both in
+// os-migrations. The guest is left running the first resize's flavor.
+func checkResize(t *testing.T, creds map[string]string, n1 *rackd, admin, alice []string, vm serverInfo) {
+	t.Helper()
+	openstack(t, admin, "flavor", "create", "--vcpus", "2", "--ram", "384", "--disk", "2", "m1.resize")
+	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "320", "--disk", "2", "m1.resize2")
+	readies := func() int {
+		out, _ := openstackErr(alice, "console", "log", "show", vm.ID)
+		return strings.Count(out, "RACKSTACK-TEST-IMAGE: ready")
+	}
+	waitStatus := func(want string) {
+		t.Helper()
+		var s serverInfo
+		if !eventually(3*time.Minute, func() bool { s = showServer(t, alice, vm.ID); return s.Status == want }) {
+			t.Fatalf("%s is %s, not %s", vm.Name, s.Status, want)
+		}
+	}
+	// guest says whether the server's QEMU runs with vcpus and ram MB.
+	guest := func(vcpus, ram int) bool {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", qemuPID(t, vm.ID)))
+		cmd := " " + strings.ReplaceAll(string(raw), "\x00", " ")
+		return err == nil && strings.Contains(cmd, fmt.Sprintf(" -smp %d ", vcpus)) && strings.Contains(cmd, fmt.Sprintf(" -m %d ", ram))
+	}
+	waitBooted := func(n int) {
+		t.Helper()
+		if !eventually(3*time.Minute, func() bool { return readies() > n }) {
+			t.Fatalf("%s did not boot again after its resize", vm.Name)
+		}
+	}
+	n := readies()
+	openstack(t, alice, "server", "resize", "--flavor", "m1.resize", vm.ID)
+	waitStatus("VERIFY_RESIZE")
+	if !guest(2, 384) {
+		t.Fatalf("%s in VERIFY_RESIZE does not run with 2 vCPUs and 384 MB", vm.Name)
+	}
+	if f := openstack(t, alice, "server", "show", "-f", "value", "-c", "flavor", vm.ID); !strings.Contains(f, "m1.resize") {
+		t.Fatalf("%s's flavor in VERIFY_RESIZE: %s", vm.Name, f)
+	}
+	waitBooted(n)
+	openstack(t, alice, "server", "resize", "confirm", vm.ID)
+	waitStatus("ACTIVE")
+	if out, err := openstackErr(alice, "server", "resize", "--flavor", "m1.tiny", vm.ID); err == nil || !strings.Contains(out, "smaller disk") {
+		t.Fatalf("a resize to a smaller disk: %v\n%s", err, out)
+	}
+	n = readies()
+	openstack(t, alice, "server", "resize", "--flavor", "m1.resize2", vm.ID)
+	waitStatus("VERIFY_RESIZE")
+	if !guest(1, 320) {
+		t.Fatalf("%s resized to m1.resize2 does not run with 1 vCPU and 320 MB", vm.Name)
+	}
+	waitBooted(n)
+	openstack(t, alice, "server", "resize", "revert", vm.ID)
+	waitStatus("ACTIVE")
+	if !guest(2, 384) {
+		t.Fatalf("%s reverted does not run with 2 vCPUs and 384 MB again", vm.Name)
+	}
+	if f := openstack(t, alice, "server", "show", "-f", "value", "-c", "flavor", vm.ID); !strings.Contains(f, "m1.resize ") && !strings.HasSuffix(strings.TrimSpace(f), "m1.resize") {
+		t.Fatalf("%s's flavor after the revert: %s", vm.Name, f)
+	}
+	var migs struct {
+		Migrations []struct {
+			Status    string `json:"status"`
+			Source    string `json:"source_compute"`
+			Dest      string `json:"dest_compute"`
+			Type      string `json:"migration_type"`
+			NewFlavor string `json:"new_instance_type_id"`
+		} `json:"migrations"`
+	}
+	tok := token(t, n1, "admin", creds["OS_PASSWORD"], "admin")
+	code, body := novaCall(t, "GET", n1.url()+"/compute/v2.1/os-migrations?instance_uuid="+vm.ID, tok, "59", "")
+	err := json.Unmarshal([]byte(body), &migs)
+	if err != nil || code != 200 || len(migs.Migrations) != 2 || migs.Migrations[0].Status != "reverted" || migs.Migrations[1].Status != "confirmed" ||
+		migs.Migrations[0].Type != "resize" || migs.Migrations[0].Source == "" || migs.Migrations[0].Source != migs.Migrations[0].Dest {
+		t.Fatalf("os-migrations of %s: %d %v %s", vm.Name, code, err, body)
+	}
 }

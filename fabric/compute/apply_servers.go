@@ -40,6 +40,9 @@ func statusOf(vm, task string) string {
 	if task == "rebuilding" && vm != vmBuilding {
 		return "REBUILD"
 	}
+	if st := resizeStatus(vm, task); st != "" {
+		return st
+	}
 	switch vm {
 	case vmBuilding:
 		return "BUILD"
@@ -83,8 +86,11 @@ func hostsWithUsage(tx *memdb.Txn, hosts []scheduler.Host) []scheduler.Host {
 				// nothing.
 				continue
 			}
-			h.UsedVCPUs += s.Flavor.VCPUs
-			h.UsedMemoryMB += s.Flavor.RAM
+			// A resize holds the larger of its flavors until it is
+			// confirmed or reverted, so that its revert always fits.
+			f := resizeClaim(s)
+			h.UsedVCPUs += f.VCPUs
+			h.UsedMemoryMB += f.RAM
 			h.UsedDiskGB += diskGB(s)
 			h.Servers = append(h.Servers, s.ID)
 		}
@@ -454,6 +460,9 @@ func removeServer(tx *memdb.Txn, s *Server, now time.Time) error {
 			return err
 		}
 	}
+	if err := removeMigrations(tx, s.ID); err != nil {
+		return err
+	}
 	return tx.Delete(tServers, s)
 }
 
@@ -485,13 +494,17 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 	}
 	s := *old
 	s.PowerState = o.PowerState
+	resizing, err := resizeReport(tx, &s, c)
+	if err != nil {
+		return nil, err
+	}
 	if s.Want == "deleted" && s.Baremetal != "" && o.Status == "ERROR" && s.TaskState == "deleting" {
 		// The node's tear-down failed (the conductor left it in error):
 		// the server shows it, and deleting it again retries.
 		setState(&s, vmError, "")
 		s.Fault = &Fault{Code: 500, Message: cmp.Or(o.Fault, "the tear-down of the bare-metal node failed"), Created: c.Now}
 	}
-	if s.Want != "deleted" {
+	if s.Want != "deleted" && !resizing {
 		switch o.Status {
 		case "ERROR":
 			setState(&s, vmError, "")

@@ -269,12 +269,13 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	for _, a := range []string{"pause", "suspend"} {
 		f.action(alice, id, map[string]any{a: nil}, 409, "not supported for bare-metal servers")
 	}
-	for _, a := range []string{"resize", "migrate", "shelve", "rescue", "os-migrateLive"} {
+	for _, a := range []string{"resize", "confirmResize", "revertResize", "migrate", "shelve", "rescue", "os-migrateLive"} {
 		f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{a: map[string]any{}}, 400, "badRequest", a+" is not supported for bare-metal servers")
 	}
 	// ... and is not implemented (yet) for a virtual machine.
 	vm := f.server(alice, "vm")
-	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"resize": map[string]any{}}, 501, "notImplemented", "resize is not implemented")
+	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"migrate": nil}, 403, "forbidden", "os-migrate-server:migrate")
+	f.expect("POST", "/v2.1/servers/"+vm+"/action", admin, "", map[string]any{"migrate": nil}, 501, "notImplemented", "migrate is not implemented")
 
 	// Stop, start, reboot: the node's power target, each counted.
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)

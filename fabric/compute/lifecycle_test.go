@@ -498,6 +498,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.agentReports(computestate.CmdImageStep, computestate.ImageStepCmd{ServerID: id, ImageID: "snap-2", Result: "Success", Now: f.now})
 	f.action(alice, id, map[string]any{"unshelve": nil}, 202)
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1})
+	f.action(alice, id, map[string]any{"resize": map[string]any{"flavorRef": "big"}}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 1})
+	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"revertResize": nil}, 202, "")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 2})
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	// A server whose volume, made after the 202, could not be made.
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}
@@ -505,7 +509,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("DELETE", "/v2.1/servers/"+bfvID, alice, "", nil, 204, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

@@ -5,15 +5,19 @@ import (
 	"strconv"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Migrations (os-migrations): nothing here moves a server between hosts
-// (resize, cold and live migration and evacuate answer 501), so there
-// never is a migration and the list is honestly empty. The query is
-// still Nova's: any filter to 2.58; from 2.59 only its known parameters
-// (unknown ones are a 400 naming them), limit a non-negative integer,
-// changes-since (and from 2.66 changes-before) date-times, and a marker,
-// which can name no migration, Nova's 400.
+// Migrations (os-migrations): the resizes (server_resize.go), the only
+// moves this cloud makes (cold and live migration and evacuate answer
+// 501); each on its server's own host. The query is Nova's: any filter
+// to 2.58 (those Nova knows filter: host, status, instance_uuid,
+// source_compute, migration_type; others are ignored); from 2.59 only
+// its known parameters (unknown ones are a 400 naming them), limit a
+// non-negative integer, changes-since (and from 2.66 changes-before)
+// date-times, and a marker naming a migration by uuid (none is Nova's
+// 400). Migrations are listed newest first; a removed server's go with
+// it, as Nova lists a deleted instance's no more.
 
 // migrationParams are the query parameters Nova's schema knows from
 // 2.59 (changes-before from 2.66).
@@ -25,6 +29,7 @@ var migrationParams = map[string]int{
 // listMigrations is GET /os-migrations (admin).
 func (s *Service) listMigrations(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	limit := -1
 	if atLeast(r, 59) {
 		for k := range q {
 			if from, ok := migrationParams[k]; !ok || !atLeast(r, from) {
@@ -32,17 +37,54 @@ func (s *Service) listMigrations(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if l, ok := q["limit"]; ok {
-			if n, err := strconv.Atoi(l[0]); err != nil || n < 0 {
+			n, err := strconv.Atoi(l[0])
+			if err != nil || n < 0 {
 				return badRequest("Invalid input for query parameters limit. Value: %s. '%s' does not match '^[0-9]*$'", l[0], l[0])
 			}
-		}
-		if _, _, err := changeWindow(r, 59); err != nil {
-			return err
-		}
-		if m := q.Get("marker"); m != "" {
-			return badRequest("Marker %s could not be found.", m)
+			limit = n
 		}
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"migrations": []any{}})
+	since, before, err := changeWindow(r, 59)
+	if err != nil {
+		return err
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	var ms []*Migration
+	for _, m := range store.All[Migration](tx, tMigrations, "id") {
+		switch {
+		case q.Get("instance_uuid") != "" && m.ServerID != q.Get("instance_uuid"),
+			q.Get("status") != "" && m.Status != q.Get("status"),
+			q.Get("migration_type") != "" && m.Type != q.Get("migration_type"),
+			q.Get("source_compute") != "" && m.SourceCompute != q.Get("source_compute"),
+			q.Get("host") != "" && m.SourceCompute != q.Get("host") && m.DestCompute != q.Get("host"),
+			!inWindow(m.Updated, since, before):
+			continue
+		}
+		ms = append(ms, m)
+	}
+	sortMigrations(ms)
+	if mk := q.Get("marker"); mk != "" && atLeast(r, 59) {
+		at := -1
+		for i, m := range ms {
+			if m.ID == mk {
+				at = i
+			}
+		}
+		if at < 0 {
+			return badRequest("Marker %s could not be found.", mk)
+		}
+		ms = ms[at+1:]
+	}
+	if limit >= 0 && len(ms) > limit {
+		ms = ms[:limit]
+	}
+	out := make([]any, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, migrationView(r, m))
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"migrations": out})
 	return nil
 }

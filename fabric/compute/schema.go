@@ -27,6 +27,7 @@ type (
 	Observed     = computestate.Observed
 	File         = computestate.File
 	UsageRecord  = computestate.UsageRecord
+	Migration    = computestate.Migration
 )
 
 // Nova's power states.
@@ -50,6 +51,8 @@ const (
 	tActions  = computestate.TableActions
 	tConsoles = computestate.TableConsoles
 	tUsage    = computestate.TableUsage
+	// tMigrations holds the resizes' migration records.
+	tMigrations = computestate.TableMigrations
 )
 
 // Command types.
@@ -69,13 +72,17 @@ const (
 	cmdServerImage    = "compute.server.create_image"
 	cmdServerUnshelve = "compute.server.unshelve"
 	cmdServerReport   = "compute.server.report"
-	cmdServerBuild    = "compute.server.build"
-	cmdServerPassword = "compute.server.password"
-	cmdGroupCreate    = "compute.server_group.create"
-	cmdGroupDelete    = "compute.server_group.delete"
-	cmdQuotaSet       = "compute.quota.set"
-	cmdQuotaDelete    = "compute.quota.delete"
-	cmdConsoleToken   = "compute.console.token"
+	// cmdServerResize starts a resize; cmdServerResizeEnd confirms or
+	// reverts it.
+	cmdServerResize    = "compute.server.resize"
+	cmdServerResizeEnd = "compute.server.resize_end"
+	cmdServerBuild     = "compute.server.build"
+	cmdServerPassword  = "compute.server.password"
+	cmdGroupCreate     = "compute.server_group.create"
+	cmdGroupDelete     = "compute.server_group.delete"
+	cmdQuotaSet        = "compute.quota.set"
+	cmdQuotaDelete     = "compute.quota.delete"
+	cmdConsoleToken    = "compute.console.token"
 
 	cmdServerInterface = "compute.server.interface"
 )
@@ -86,26 +93,28 @@ const (
 func Schema() store.Schema {
 	s := computestate.Schema()
 	s.Handlers = map[string]store.Handler{
-		cmdFlavorCreate:   store.Typed(applyFlavorCreate),
-		cmdFlavorUpdate:   store.Typed(applyFlavorUpdate),
-		cmdFlavorDelete:   store.Typed(applyFlavorDelete),
-		cmdFlavorSpecs:    store.Typed(applyFlavorSpecs),
-		cmdFlavorAccess:   store.Typed(applyFlavorAccess),
-		cmdKeypairCreate:  applyKeypairCreate,
-		cmdKeypairDelete:  store.Typed(applyKeypairDelete),
-		cmdServerCreate:   store.Typed(withEvents(applyServerCreate, createEvents)),
-		cmdServerUpdate:   store.Typed(applyServerUpdate),
-		cmdServerTags:     store.Typed(applyServerTags),
-		cmdServerAction:   store.Typed(withEvents(applyServerAction, actionEvents)),
-		cmdServerRebuild:  store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
-		cmdServerReport:   store.Typed(withEvents(applyServerReport, reportEvents)),
-		cmdServerBuild:    store.Typed(withEvents(applyServerBuild, buildEvents)),
-		cmdServerPassword: store.Typed(applyServerPassword),
-		cmdGroupCreate:    store.Typed(applyGroupCreate),
-		cmdGroupDelete:    store.Typed(applyGroupDelete),
-		cmdQuotaSet:       store.Typed(applyQuotaSet),
-		cmdQuotaDelete:    store.Typed(applyQuotaDelete),
-		cmdConsoleToken:   store.Typed(applyConsoleToken),
+		cmdFlavorCreate:    store.Typed(applyFlavorCreate),
+		cmdFlavorUpdate:    store.Typed(applyFlavorUpdate),
+		cmdFlavorDelete:    store.Typed(applyFlavorDelete),
+		cmdFlavorSpecs:     store.Typed(applyFlavorSpecs),
+		cmdFlavorAccess:    store.Typed(applyFlavorAccess),
+		cmdKeypairCreate:   applyKeypairCreate,
+		cmdKeypairDelete:   store.Typed(applyKeypairDelete),
+		cmdServerCreate:    store.Typed(withEvents(applyServerCreate, createEvents)),
+		cmdServerUpdate:    store.Typed(applyServerUpdate),
+		cmdServerTags:      store.Typed(applyServerTags),
+		cmdServerAction:    store.Typed(withEvents(applyServerAction, actionEvents)),
+		cmdServerRebuild:   store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
+		cmdServerReport:    store.Typed(withEvents(applyServerReport, reportEvents)),
+		cmdServerResize:    applyServerResizeIndexed,
+		cmdServerResizeEnd: store.Typed(withEvents(applyServerResizeEnd, resizeEndEvents)),
+		cmdServerBuild:     store.Typed(withEvents(applyServerBuild, buildEvents)),
+		cmdServerPassword:  store.Typed(applyServerPassword),
+		cmdGroupCreate:     store.Typed(applyGroupCreate),
+		cmdGroupDelete:     store.Typed(applyGroupDelete),
+		cmdQuotaSet:        store.Typed(applyQuotaSet),
+		cmdQuotaDelete:     store.Typed(applyQuotaDelete),
+		cmdConsoleToken:    store.Typed(applyConsoleToken),
 
 		cmdServerInterface: store.Typed(withEvents(applyServerInterface, interfaceEvents)),
 

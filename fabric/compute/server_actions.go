@@ -25,8 +25,8 @@ var serverActions = map[string]string{
 
 // vmOnlyActions are Nova's actions that make no sense for a whole
 // machine (there is no hypervisor to move, resize, shelve or rescue it
-// on). This cloud has none of them for any server; a client asking for
-// one on a bare-metal server is told why it will never work there.
+// on): a client asking for one on a bare-metal server is told why it
+// will never work there, whether or not this cloud has it for a VM.
 var vmOnlyActions = map[string]bool{
 	"resize": true, "confirmResize": true, "revertResize": true, "migrate": true, "os-migrateLive": true,
 	"shelve": true, "shelveOffload": true, "unshelve": true, "rescue": true, "unrescue": true,
@@ -72,6 +72,10 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.shelveOffload(r, o[key])
 	case "unshelve":
 		return s.unshelve(w, r, o[key])
+	case "resize":
+		return s.resize(w, r, o[key])
+	case "confirmResize", "revertResize":
+		return s.endResize(w, r, key, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {

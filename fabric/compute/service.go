@@ -533,7 +533,7 @@ var extensions = [][3]string{
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},
 	{"os-volumes", "Volumes", "Volumes support."},
 	{"os-simple-tenant-usage", "SimpleTenantUsage", "Simple tenant usage extension."},
-	{"os-migrations", "Migrations", "Provide data on migrations (none: servers are not moved here)."},
+	{"os-migrations", "Migrations", "Provide data on migrations (resizes, on the server's own host)."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {

@@ -13,8 +13,7 @@ func TestUnbuiltActions(t *testing.T) {
 	before := *f.row(id)
 	for _, a := range []string{"changePassword",
 		"trigger_crash_dump", "os-getVNCConsole", "os-getSPICEConsole", "os-getRDPConsole", "evacuate",
-		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp", "resize", "confirmResize",
-		"revertResize", "migrate", "os-migrateLive", "rescue", "unrescue",
+		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp", "migrate", "os-migrateLive", "rescue", "unrescue",
 		"addFixedIp", "removeFixedIp"} {
 		tok := alice
 		if unbuiltActions[a].admin {

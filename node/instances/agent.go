@@ -107,6 +107,9 @@ type record struct {
 	// RebuildSeq is the last rebuild (Server.RebuildSeq) done, failed
 	// or not: a rebuild is tried once per request.
 	RebuildSeq int `json:"rebuild_seq,omitempty"`
+	// ResizeSeq is the last resize or revert (Server.ResizeSeq) done,
+	// failed or not: each is tried once per request.
+	ResizeSeq int `json:"resize_seq,omitempty"`
 	// DownTaps are the boot NICs whose port was detached from the
 	// running guest (link down, see syncNICs), until the next start.
 	DownTaps []string `json:"down_taps,omitempty"`
@@ -262,6 +265,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 	}
 	if s.SnapshotImage != "" {
 		return a.snapshot(ctx, s, vm, state)
+	}
+	if resizing(s, rec) {
+		return a.resize(ctx, s, view, vm, state, &rec)
 	}
 	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard" ||
 		s.TaskState == computestate.TaskUnshelving

@@ -130,13 +130,22 @@ type Server struct {
 	// StopAfterRebuild says the rebuild in progress began on a stopped
 	// server: once rebuilt it is stopped again, as Nova's rebuild brings
 	// a stopped instance back to its original state.
-	StopAfterRebuild bool     `json:"stop_after_rebuild,omitempty"`
-	Fault            *Fault   `json:"fault,omitempty"`
-	Group            string   `json:"group,omitempty"`
-	SecurityGroups   []string `json:"security_groups"`
-	ConfigDrive      bool     `json:"config_drive"`
-	AccessIPv4       string   `json:"access_ipv4,omitempty"`
-	AccessIPv6       string   `json:"access_ipv6,omitempty"`
+	StopAfterRebuild bool `json:"stop_after_rebuild,omitempty"`
+	// ResizeSeq counts the resizes and resize reverts of a virtual
+	// machine: its node restarts the guest with Flavor (the root disk
+	// grown to RootGB) when it has done fewer (Observed.ResizeSeq).
+	// OldFlavor is the flavor before the resize in progress or waiting
+	// for its confirm (VERIFY_RESIZE), which a revert restores;
+	// Migration is that resize's migration record.
+	ResizeSeq      int      `json:"resize_seq,omitempty"`
+	OldFlavor      *Flavor  `json:"old_flavor,omitempty"`
+	Migration      string   `json:"migration,omitempty"`
+	Fault          *Fault   `json:"fault,omitempty"`
+	Group          string   `json:"group,omitempty"`
+	SecurityGroups []string `json:"security_groups"`
+	ConfigDrive    bool     `json:"config_drive"`
+	AccessIPv4     string   `json:"access_ipv4,omitempty"`
+	AccessIPv6     string   `json:"access_ipv6,omitempty"`
 	// DiskConfig is Nova's OS-DCF:diskConfig, AUTO or MANUAL ("" is
 	// MANUAL).
 	DiskConfig string `json:"disk_config,omitempty"`
@@ -317,6 +326,9 @@ type Observed struct {
 	RebootSeq int `json:"reboot_seq"`
 	// RebuildSeq is the last rebuild (Server.RebuildSeq) done.
 	RebuildSeq int `json:"rebuild_seq,omitempty"`
+	// ResizeSeq is the last resize or revert (Server.ResizeSeq) done,
+	// failed or not.
+	ResizeSeq int `json:"resize_seq,omitempty"`
 }
 
 // Table names.
@@ -330,6 +342,7 @@ const (
 	TableActions      = "compute_instance_actions"
 	TableConsoles     = "compute_console_tokens"
 	TableUsage        = "compute_usage_records"
+	TableMigrations   = "compute_migrations"
 )
 
 // Schema is the compute tables without their command handlers (which
@@ -345,6 +358,7 @@ func Schema() store.Schema {
 		store.NewTable(TableQuotas, &Quota{}),
 		store.NewTable(TableActions, &Action{}, store.StringIndex("server", "ServerID", false)),
 		store.NewTable(TableConsoles, &ConsoleToken{}, store.StringIndex("server", "ServerID", false)),
+		store.NewTable(TableMigrations, &Migration{}, store.StringIndex("server", "ServerID", false)),
 		store.NewTable(TableUsage, &UsageRecord{}, store.StringIndex("project", "Project", false),
 			&memdb.IndexSchema{Name: "terminated", Indexer: terminatedIndex{}}),
 	}}

@@ -1,0 +1,130 @@
+package instances
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
+	"github.com/rackstack/rackstack/fabric/network/netstate"
+	"github.com/rackstack/rackstack/node/hypervisor"
+)
+
+func virtualSize(t *testing.T, disk string) int64 {
+	t.Helper()
+	out, err := exec.Command("qemu-img", "info", "--output", "json", "-f", "qcow2", disk).Output()
+	if err != nil {
+		t.Fatalf("qemu-img info: %v", err)
+	}
+	var vi struct {
+		VirtualSize int64 `json:"virtual-size"`
+	}
+	if err := json.Unmarshal(out, &vi); err != nil {
+		t.Fatal(err)
+	}
+	return vi.VirtualSize
+}
+
+// TestAgentResize: a resize restarts the guest with the new flavor's
+// vCPUs and RAM and its root disk grown, and reports the resize done,
+// once; a revert restarts it with the old flavor and keeps the grown
+// disk; a stopped server is resized without being started.
+func TestAgentResize(t *testing.T) {
+	needTools(t)
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	ctx := context.Background()
+	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
+	w.Put("network_ports", &netstate.Port{ID: "port1-aaaaaaaa", Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:01"})
+	small := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
+	large := computestate.Flavor{ID: "f2", VCPUs: 2, RAM: 512, Disk: 2}
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: small, RootGB: 1,
+		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(ctx)
+	before := mustAdopt(t, a, "s1").PID()
+	disk := filepath.Join(a.Dir, "instances", "s1", "disk")
+	if n := virtualSize(t, disk); n != 1<<30 {
+		t.Fatalf("root disk %d bytes before the resize", n)
+	}
+	step := func(f computestate.Flavor, rootGB, seq int, task, want string) {
+		t.Helper()
+		s := w.server("s1")
+		s.OldFlavor, s.Flavor, s.RootGB, s.ResizeSeq, s.TaskState, s.VMState, s.Want = &s.Flavor, f, rootGB, seq, task, "active", want
+		w.Put("compute_servers", &s)
+		a.reconcile(ctx)
+	}
+
+	step(large, 2, 1, computestate.TaskResizeFinish, "active")
+	if o := w.last(); o.Status != "ACTIVE" || o.ResizeSeq != 1 || o.PowerState != 1 {
+		t.Fatalf("after resize: %+v", o)
+	}
+	vm := mustAdopt(t, a, "s1")
+	if st, _ := vm.State(ctx); st != hypervisor.Running || vm.PID() == before {
+		t.Fatalf("after resize guest %s pid %d (was %d): not started again", st, vm.PID(), before)
+	}
+	spec, _ := host.Spec("s1")
+	if spec.VCPUs != 2 || spec.MemoryMB != 512 || len(spec.NICs) != 1 || spec.NICs[0].MAC != "fa:16:3e:00:00:01" {
+		t.Fatalf("resized guest's spec: %+v", spec)
+	}
+	if n := virtualSize(t, disk); n != 2<<30 {
+		t.Fatalf("root disk %d bytes after the resize, want 2 GiB", n)
+	}
+	// Done once: another pass leaves the guest be.
+	pid := vm.PID()
+	a.reconcile(ctx)
+	if mustAdopt(t, a, "s1").PID() != pid {
+		t.Fatal("a done resize was done again")
+	}
+
+	// A rackd that stopped before it recorded the step (a new agent on
+	// the same directory, the record a step behind) does it again and
+	// reports it: the resize ends, never half applied.
+	rec := a.readRecord("s1")
+	rec.ResizeSeq = 0
+	if err := a.writeRecord("s1", rec); err != nil {
+		t.Fatal(err)
+	}
+	s := w.server("s1")
+	s.TaskState = computestate.TaskResizeFinish // not reported either
+	w.Put("compute_servers", &s)
+	w.reports = nil
+	a = newAgent(t, w, host, a.Dir, &logs{})
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.ResizeSeq != 1 {
+		t.Fatalf("after a restart in the middle of the resize: %+v", o)
+	}
+	if spec, _ := host.Spec("s1"); spec.VCPUs != 2 || spec.MemoryMB != 512 || mustAdopt(t, a, "s1").PID() == pid {
+		t.Fatalf("the resize was not done again after a restart: %+v", spec)
+	}
+	pid = mustAdopt(t, a, "s1").PID()
+
+	// Revert: the old flavor, the disk as grown.
+	step(small, 2, 2, computestate.TaskResizeReverting, "active")
+	if o := w.last(); o.Status != "ACTIVE" || o.ResizeSeq != 2 {
+		t.Fatalf("after revert: %+v", o)
+	}
+	if spec, _ := host.Spec("s1"); spec.VCPUs != 1 || spec.MemoryMB != 256 || mustAdopt(t, a, "s1").PID() == pid {
+		t.Fatalf("reverted guest's spec: %+v", spec)
+	}
+	if n := virtualSize(t, disk); n != 2<<30 {
+		t.Fatalf("root disk %d bytes after the revert, want it kept at 2 GiB", n)
+	}
+
+	// A stopped server: stopped first, then resized without a start.
+	s = w.server("s1")
+	s.Want, s.TaskState = "stopped", "powering-off"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	step(large, 2, 3, computestate.TaskResizeFinish, "stopped")
+	if o := w.last(); o.Status != "SHUTOFF" || o.ResizeSeq != 3 {
+		t.Fatalf("after a stopped resize: %+v", o)
+	}
+	if vm, err := a.Driver.Adopt(ctx, "s1"); err == nil {
+		if st, _ := vm.State(ctx); st != hypervisor.Shutdown {
+			t.Fatalf("a stopped server's resize started its guest: %s", st)
+		}
+	}
+}
