@@ -14,11 +14,13 @@ import (
 )
 
 // A GET of blocks with the Buffers' slack (an object's shard blocks)
-// reads its local shards with direct I/O into its own blocks, at every
-// page offset a block takes in its shard file, the blob's last, partial
-// stripe included, and asks the kernel to read nothing ahead for them;
-// the checksums are checked as ever: a corrupt block (data or checksum)
-// makes a degraded read with the right bytes.
+// while other transfers hold blocks reads its local shards with direct
+// I/O into its own blocks, at every page offset a block takes in its
+// shard file, the blob's last, partial stripe included, and asks the
+// kernel to read nothing ahead for them; the checksums are checked as
+// ever: a corrupt block (data or checksum) makes a degraded read with
+// the right bytes. A GET alone reads through the page cache, the kernel
+// reading ahead.
 func TestGetReadsObjectBlocksDirect(t *testing.T) {
 	s, l := newStore(t, 6)
 	l.ShardSize = 300_032 // 300,036-byte blocks: their page offsets vary
@@ -46,6 +48,20 @@ func TestGetReadsObjectBlocksDirect(t *testing.T) {
 	}
 	size := int64(len(data))
 	got, res, err := get(t, s, "obj", l, size, 0, size)
+	if err != nil || !bytes.Equal(got, data) || res.Degraded {
+		t.Fatalf("lone GET: %v, equal %v, degraded %v", err, bytes.Equal(got, data), res.Degraded)
+	}
+	if reads[true] != 0 || advised == 0 {
+		t.Fatalf("a lone GET read %d blocks direct and advised %d", reads[true], advised)
+	}
+	advised = 0
+	// Another transfer holds blocks from here on.
+	other := s.buffers().TryGet(2, 1<<20)
+	if other == nil {
+		t.Fatal("no blocks for the other transfer")
+	}
+	defer s.buffers().Put(other...)
+	got, res, err = get(t, s, "obj", l, size, 0, size)
 	if err != nil || !bytes.Equal(got, data) || res.Degraded {
 		t.Fatalf("whole GET: %v, equal %v, degraded %v", err, bytes.Equal(got, data), res.Degraded)
 	}

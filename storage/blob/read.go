@@ -271,6 +271,9 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 	if err != nil {
 		return res, err
 	}
+	// Local shards are read with direct I/O while other transfers hold
+	// blocks too (see readsDirect).
+	direct := readsDirect(c) && pool.Out() > int64(len(held)*c.BlockSize())
 	// readers[i] are range i's shard readers, made and closed by the
 	// read-ahead as it reaches and leaves the range; read here only once
 	// it has stopped.
@@ -285,7 +288,7 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 	}()
 	go func() {
 		defer close(stopped)
-		held = s.readAhead(rctx, c, rs, readers, held, sets, ahead)
+		held = s.readAhead(rctx, c, rs, readers, held, sets, direct, ahead)
 	}()
 	for _, r := range rs {
 		if r.Length == 0 {
@@ -352,7 +355,7 @@ type aheadStripe struct {
 // disks. It makes readers[i] when it reaches range i and closes them when
 // it leaves it. It returns the blocks it holds in the end; it stops at the
 // first error, or when ctx ends, after sending it.
-func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers [][]*shardReader, held [][]byte, sets int, out chan<- aheadStripe) [][]byte {
+func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers [][]*shardReader, held [][]byte, sets int, direct bool, out chan<- aheadStripe) [][]byte {
 	n := c.K + c.M
 	free := make(chan int, sets)
 	bufs := make([][][]byte, sets)
@@ -362,7 +365,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 		free <- i
 	}
 	var open []*shardReader
-	pf := &prefetcher{s: s, c: c, rs: rs, readers: readers, ahead: max(2, prefetchBytes/int64(c.StripeSize())), direct: readsDirect(c)}
+	pf := &prefetcher{s: s, c: c, rs: rs, readers: readers, ahead: max(2, prefetchBytes/int64(c.StripeSize())), direct: direct}
 	defer func() {
 		// The ranges ahead the prefetcher opened, as well as this one.
 		for _, rd := range readers {
@@ -607,11 +610,17 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 	return shards, nil
 }
 
-// readsDirect reports whether a GET of blobs coded by c reads its local
-// shards with direct I/O (readDirect): when their blocks have the
+// readsDirect reports whether a GET of blobs coded by c may read its
+// local shards with direct I/O (readDirect): when their blocks have the
 // Buffers' slack (minPlaced and up: an object's 1 MiB shard blocks), so
-// the pages around a block fit in its buffer. Smaller blocks, partial
-// reads (ReadAt), heal, scrub and moves read through the page cache.
+// the pages around a block fit in its buffer. GetRanges does so only
+// while other transfers hold blocks too, when the node's CPU is what
+// bounds it: a direct read has one stripe (K blocks) in flight per GET,
+// where the kernel's read-ahead keeps megabytes per shard file in
+// flight, so a lone GET from a busy disk read at a third of the speed
+// in process (the copy costs it CPU it has to spare). Smaller blocks,
+// partial reads (ReadAt), heal, scrub, moves and shards read for a peer
+// go through the page cache.
 func readsDirect(c *ec.Coder) bool {
 	return c.BlockSize() >= minPlaced && !noDirectReads
 }
