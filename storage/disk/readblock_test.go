@@ -185,12 +185,9 @@ func TestReadBlockFallsBack(t *testing.T) {
 		}
 		const n = 4 + 300<<10
 		data := readBlockFile(t, d, "refused.0", 5, n)
+		orig := openDirectHook
 		openDirectHook = func(string) (*os.File, error) { return nil, &os.PathError{Op: "open", Err: syscall.EINVAL} }
-		defer func() {
-			openDirectHook = func(path string) (*os.File, error) {
-				return os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT, 0)
-			}
-		}()
+		defer func() { openDirectHook = orig }()
 		r, err := d.OpenBlocks("refused.0")
 		if err != nil {
 			t.Fatal(err)
