@@ -48,18 +48,23 @@ const DefaultBufferBudget = 128 << 20
 // zeroing, madvise and GC.
 const minPooled = 32 << 10
 
-// slack is the room past its length a block of n bytes is given: a
-// page for blocks of at least minPlaced, so that a write can place the
-// block in its buffer as it will sit in its shard file and a local disk
-// writes it with direct I/O from there (Put, disk.Aligned). Reads use
-// the same blocks at their length, so writes and reads share one idle
-// list. The budget counts lengths: the slack adds a page per block
-// (0.4% of an object's 1 MiB shard blocks).
+// slack is the room past its length a block of n bytes is given: two
+// pages for blocks of at least minPlaced. A write places the block in
+// its buffer as it will sit in its shard file and a local disk writes
+// it with direct I/O from there (Put, disk.Aligned: a page is enough);
+// a GET reads the pages around a block's place in its shard file with
+// direct I/O into the buffer from its start, the block landing at its
+// page offset (readDirect, disk.Fits: the block's offset in its page
+// plus its length, rounded up to whole pages, which two pages of slack
+// always hold, one only for some shard sizes; Go allocates blocks this
+// large page-aligned). Reads and writes share one idle list. The budget
+// counts lengths: the slack adds 8 KiB per block (0.8% of an object's
+// 1 MiB shard blocks).
 func slack(n int) int {
 	if n < minPlaced {
 		return 0
 	}
-	return disk.DirectAlign
+	return 2 * disk.DirectAlign
 }
 
 // minPlaced is the smallest block a write places for direct I/O: one

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rackstack/rackstack/storage/disk"
 	"github.com/rackstack/rackstack/storage/ec"
 	"github.com/rackstack/rackstack/storage/placement"
 )
@@ -24,6 +25,11 @@ type shardReader struct {
 	next  int64 // the stripe the open stream is positioned at
 	block int
 	bad   error // set once the shard proved unreadable
+	// blocks asks for a local shard's blocks to be read with direct I/O
+	// into the read's own blocks (see readDirect); br is its reader
+	// then, and rc is not used.
+	blocks bool
+	br     *disk.BlockReader
 }
 
 func (r *shardReader) open(ctx context.Context, stripe int64) error {
@@ -35,6 +41,15 @@ func (r *shardReader) open(ctx context.Context, stripe int64) error {
 	var rc io.ReadCloser
 	var err error
 	if local, ok := r.s.Local[r.d.ID]; ok && r.d.Node == r.s.Node {
+		if bo, ok := local.(disk.BlockOpener); ok && r.blocks {
+			br, err := bo.OpenBlocks(r.name)
+			if err != nil {
+				r.s.diskError(r.d, err)
+				return err
+			}
+			r.br = br
+			return nil
+		}
 		rc, err = local.Open(r.name, off)
 	} else if r.s.Transport != nil {
 		rc, err = r.s.Transport.Open(ctx, r.d, r.name, off)
@@ -69,11 +84,16 @@ func (r *shardReader) willNeed(ctx context.Context, stripe int64) bool {
 	if !r.local() {
 		return true
 	}
-	if r.rc == nil {
+	if r.rc == nil && r.br == nil {
 		if err := r.open(ctx, stripe); err != nil {
 			r.bad = err
 			return false
 		}
+	}
+	if r.br != nil {
+		// Direct reads do not go through the page cache: nothing to
+		// read into it ahead of them.
+		return true
 	}
 	off := stripe * int64(r.block)
 	if fadvise(r.rc, off, int64(r.block), unix.FADV_WILLNEED) && adviseHook != nil {
@@ -108,6 +128,15 @@ func (r *shardReader) read(ctx context.Context, stripe int64, buf []byte) ([]byt
 	if r.bad != nil {
 		return nil, r.bad
 	}
+	if r.blocks && r.rc == nil && r.br == nil {
+		if err := r.open(ctx, stripe); err != nil {
+			r.bad = err
+			return nil, err
+		}
+	}
+	if r.br != nil {
+		return r.readDirect(stripe, buf)
+	}
 	if r.rc == nil || r.next != stripe {
 		if err := r.open(ctx, stripe); err != nil {
 			r.bad = err
@@ -131,10 +160,44 @@ func (r *shardReader) read(ctx context.Context, stripe int64, buf []byte) ([]byt
 	return data, nil
 }
 
+// readDirect reads stripe's block with the shard's BlockReader into
+// buf's memory: with direct I/O, the pages around the block land in buf
+// from its first page boundary, which its slack (two pages past its
+// length, see Buffers) leaves room for, and the block lies among them
+// at its page offset, its checksum just before its data. The checksum
+// is checked as in read: a bad block makes the shard bad for this read
+// and the stripe is rebuilt from the others.
+func (r *shardReader) readDirect(stripe int64, buf []byte) ([]byte, error) {
+	blk, direct, err := r.br.ReadBlock(buf, stripe*int64(r.block), r.block)
+	if blockReadHook != nil {
+		blockReadHook(r.name, stripe, direct)
+	}
+	if err != nil {
+		r.bad = fmt.Errorf("read %s: %w", r.name, err)
+		r.s.diskError(r.d, r.bad)
+		return nil, r.bad
+	}
+	data, err := ec.Open(blk)
+	if err != nil {
+		r.bad = fmt.Errorf("%s stripe %d: %w", r.name, stripe, err)
+		r.s.diskError(r.d, r.bad)
+		return nil, r.bad
+	}
+	return data, nil
+}
+
+// blockReadHook, if set (by tests), sees every block readDirect read,
+// and whether it was read with direct I/O.
+var blockReadHook func(name string, stripe int64, direct bool)
+
 func (r *shardReader) close() {
 	if r.rc != nil {
 		r.rc.Close()
 		r.rc = nil
+	}
+	if r.br != nil {
+		r.br.Close()
+		r.br = nil
 	}
 }
 
@@ -208,6 +271,9 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 	if err != nil {
 		return res, err
 	}
+	// Local shards are read with direct I/O while other transfers hold
+	// blocks too (see readsDirect).
+	direct := readsDirect(c) && pool.Out() > int64(len(held)*c.BlockSize())
 	// readers[i] are range i's shard readers, made and closed by the
 	// read-ahead as it reaches and leaves the range; read here only once
 	// it has stopped.
@@ -222,7 +288,7 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 	}()
 	go func() {
 		defer close(stopped)
-		held = s.readAhead(rctx, c, rs, readers, held, sets, ahead)
+		held = s.readAhead(rctx, c, rs, readers, held, sets, direct, ahead)
 	}()
 	for _, r := range rs {
 		if r.Length == 0 {
@@ -289,7 +355,7 @@ type aheadStripe struct {
 // disks. It makes readers[i] when it reaches range i and closes them when
 // it leaves it. It returns the blocks it holds in the end; it stops at the
 // first error, or when ctx ends, after sending it.
-func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers [][]*shardReader, held [][]byte, sets int, out chan<- aheadStripe) [][]byte {
+func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers [][]*shardReader, held [][]byte, sets int, direct bool, out chan<- aheadStripe) [][]byte {
 	n := c.K + c.M
 	free := make(chan int, sets)
 	bufs := make([][][]byte, sets)
@@ -299,7 +365,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 		free <- i
 	}
 	var open []*shardReader
-	pf := &prefetcher{s: s, c: c, rs: rs, readers: readers, ahead: max(2, prefetchBytes/int64(c.StripeSize()))}
+	pf := &prefetcher{s: s, c: c, rs: rs, readers: readers, ahead: max(2, prefetchBytes/int64(c.StripeSize())), direct: direct}
 	defer func() {
 		// The ranges ahead the prefetcher opened, as well as this one.
 		for _, rd := range readers {
@@ -402,6 +468,7 @@ type prefetcher struct {
 	c       *ec.Coder
 	rs      []Range
 	readers [][]*shardReader // per range, made by readersOf
+	direct  bool             // local shards are read with direct I/O (readDirect)
 	ahead   int64            // stripes advised past the one being read
 	read    int64            // stripes the read-ahead has started
 	advised int64            // stripes advised
@@ -415,7 +482,7 @@ func (p *prefetcher) readersOf(ri int) []*shardReader {
 		rg := p.rs[ri]
 		rd := make([]*shardReader, len(rg.Layout.Disks))
 		for i, d := range rg.Layout.Disks {
-			rd[i] = &shardReader{s: p.s, d: d, name: ShardName(rg.Key, i), block: p.c.BlockSize()}
+			rd[i] = &shardReader{s: p.s, d: d, name: ShardName(rg.Key, i), block: p.c.BlockSize(), blocks: p.direct}
 		}
 		p.readers[ri] = rd
 	}
@@ -542,3 +609,21 @@ func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardRea
 	}
 	return shards, nil
 }
+
+// readsDirect reports whether a GET of blobs coded by c may read its
+// local shards with direct I/O (readDirect): when their blocks have the
+// Buffers' slack (minPlaced and up: an object's 1 MiB shard blocks), so
+// the pages around a block fit in its buffer. GetRanges does so only
+// while other transfers hold blocks too, when the node's CPU is what
+// bounds it: a direct read has one stripe (K blocks) in flight per GET,
+// where the kernel's read-ahead keeps megabytes per shard file in
+// flight, so a lone GET from a busy disk read at a third of the speed
+// in process (the copy costs it CPU it has to spare). Smaller blocks,
+// partial reads (ReadAt), heal, scrub, moves and shards read for a peer
+// go through the page cache.
+func readsDirect(c *ec.Coder) bool {
+	return c.BlockSize() >= minPlaced && !noDirectReads
+}
+
+// noDirectReads turns direct reads off (a benchmark compares).
+var noDirectReads bool
