@@ -67,9 +67,12 @@ const bdmSnapMark = "BDMSNAP-FROM-THE-SNAPSHOT"
 //     the first two and reads the snapshot's data back from the third;
 //     when the server is deleted the volumes the create made go with it
 //     and the caller's is available again. The volumes are made after
-//     the create's 202, while the server is in BUILD.
+//     the create's 202, while the server is in BUILD; the caller's volume
+//     is the server's from the 202 on (reserved for it, as Nova's API
+//     reserves it): a second create naming it is refused with 400.
 //   - refused: a create whose volume cannot be made ends in ERROR with
-//     Nova's fault (mappingRefused).
+//     Nova's fault (mappingRefused); the existing volume it named is
+//     given back, available.
 func TestBlockDeviceMappings(t *testing.T) {
 	testenv.RequireRoot(t, "run QEMU guests")
 	for _, c := range []string{"/usr/bin/openstack", "/usr/bin/nova", "qemu-system-x86_64", "genisoimage"} {
@@ -98,9 +101,12 @@ func TestBlockDeviceMappings(t *testing.T) {
 // project so the other lanes' volume lists do not see its volumes.
 func mappingRefused(t *testing.T, env []string) {
 	openstack(t, env, "volume", "type", "create", "--property", "volume_backend_name=nowhere", "bdmnowhere")
+	keep := createVolume(t, env, "--size", "1", "bdmerrkeep")
+	waitVolume(t, env, keep.ID, "available", time.Minute)
 	out := openstack(t, env, "--os-compute-api-version", "2.67", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
 		"--block-device", "source_type=blank,destination_type=volume,volume_size=1,boot_index=-1,delete_on_termination=true",
 		"--block-device", "source_type=blank,destination_type=volume,volume_size=1,boot_index=-1,delete_on_termination=true,volume_type=bdmnowhere",
+		"--block-device", "source_type=volume,uuid="+keep.ID+",destination_type=volume,boot_index=-1,delete_on_termination=true",
 		"-f", "json", "bdmerrvm")
 	var created struct {
 		ID string `json:"id"`
@@ -140,6 +146,11 @@ func mappingRefused(t *testing.T, env []string) {
 		return strings.TrimSpace(last) == ""
 	}) {
 		t.Fatalf("the volume made for bdmerrvm (delete_on_termination) is still there: %s", last)
+	}
+	// The existing volume it named was reserved for it, never its disk:
+	// the failed build gives it back, available, not deleted.
+	if v := showVolume(t, env, keep.ID); v.Status != "available" || len(v.Attachments) != 0 {
+		t.Fatalf("bdmerrkeep after bdmerrvm's failed build: %s, attachments %v", v.Status, v.Attachments)
 	}
 	openstack(t, env, "server", "delete", "--wait", "bdmerrvm")
 }
@@ -202,20 +213,45 @@ func mappingV2(t *testing.T, alice []string) {
 	if err := os.WriteFile(script, []byte(bdmv2Script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	openstack(t, alice, "--os-compute-api-version", "2.67", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
+	out := openstack(t, alice, "--os-compute-api-version", "2.67", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
 		"--user-data", script,
 		"--block-device", "source_type=volume,uuid="+mine.ID+",destination_type=volume,boot_index=-1,delete_on_termination=false",
 		"--block-device", "source_type=blank,destination_type=volume,volume_size=1,boot_index=-1,delete_on_termination=true",
 		"--block-device", "source_type=snapshot,uuid="+snap+",destination_type=volume,boot_index=-1,delete_on_termination=true",
-		"--wait", "bdmv2vm")
-	if s := showServer(t, alice, "bdmv2vm"); s.Status != "ACTIVE" {
-		t.Fatalf("bdmv2vm is %s", s.Status)
+		"-f", "json", "bdmv2vm")
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.ID == "" {
+		t.Fatalf("server create: %v\n%s", err, out)
+	}
+	// From the 202 on, bdmv2data is bdmv2vm's (reserved while its other
+	// volumes are made, then attached): another create naming it is
+	// refused at once, naming it.
+	if o, err := openstackErr(alice, "--os-compute-api-version", "2.67", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
+		"--block-device", "source_type=volume,uuid="+mine.ID+",destination_type=volume,boot_index=-1", "bdmv2steal"); err == nil ||
+		!strings.Contains(o, mine.ID) || !strings.Contains(o, "HTTP 400") {
+		if err == nil {
+			openstackErr(alice, "server", "delete", "--wait", "bdmv2steal")
+		}
+		t.Fatalf("a second create naming bdmv2data, held by bdmv2vm: %v\n%s", err, o)
+	}
+	if v := showVolume(t, alice, mine.ID); !strings.Contains(" reserved attaching in-use ", " "+v.Status+" ") || len(v.Attachments) != 1 ||
+		v.Attachments[0]["server_id"] != created.ID {
+		t.Fatalf("bdmv2data after bdmv2vm's create (want reserved for it, or attached): %s, attachments %v", v.Status, v.Attachments)
+	}
+	var sv serverInfo
+	if !eventually(5*time.Minute, func() bool {
+		sv = showServer(t, alice, "bdmv2vm")
+		return sv.Status == "ACTIVE" || sv.Status == "ERROR"
+	}) || sv.Status != "ACTIVE" {
+		t.Fatalf("bdmv2vm is %s", sv.Status)
 	}
 	var vols []struct {
 		ID   string `json:"ID"`
 		Name string `json:"Name"`
 	}
-	out := openstack(t, alice, "volume", "list", "-f", "json")
+	out = openstack(t, alice, "volume", "list", "-f", "json")
 	if err := json.Unmarshal([]byte(out), &vols); err != nil {
 		t.Fatalf("volume list: %v\n%s", err, out)
 	}

@@ -192,6 +192,9 @@ func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
 			if s.TaskState != taskBlockDeviceMapping || len(s.BlockDevices) == 0 {
 				return nil, store.Invalidf("a deferred create names its block devices")
 			}
+			if err := reserveVolumes(tx, &s, c.Now); err != nil {
+				return nil, err
+			}
 		} else if c.Baremetal != nil {
 			if err := claimNode(tx, &s, c); err != nil {
 				return nil, err
@@ -365,9 +368,13 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 		if s.Host == "" && s.Baremetal == "" {
 			// Its volumes are being made: gone for the API now, removed
 			// by its build once the volume in hand is made, with the
-			// volumes made for it (bdmbuild.go).
+			// volumes made for it (bdmbuild.go). The existing volumes
+			// reserved for it are given back now: it is never placed.
 			setState(&s, s.VMState, "deleting")
 			s.Want, s.Hidden = "deleted", true
+			if err := unreserveVolumes(tx, &s, c.Now); err != nil {
+				return nil, store.WrapApplyError(err)
+			}
 			break
 		}
 		if s.Baremetal != "" {

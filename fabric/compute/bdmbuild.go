@@ -28,6 +28,15 @@ import (
 // server stays, deletable, and the volumes made with
 // delete_on_termination go, as Nova's _cleanup_volumes does.
 //
+// An existing volume the create names (the boot volume, or a data
+// volume) is reserved for the server in the command that records it, as
+// Nova's API reserves it with Cinder's attachment_create before it
+// answers: reserved, its attachment naming the server (reserveVolumes),
+// so no other create or attach takes it before the server is placed.
+// Placing attaches it under that attachment; a failed build, a server
+// that finds no host or is deleted before it is placed gives it back
+// (unreserveVolumes, or volstate.ReleaseServer when the server goes).
+//
 // The volumes' ids are chosen by the API and kept in the server's row
 // (BlockDevices) before any is made, so none is ever made that the row
 // does not name. The row names the process making them (BuildNode,
@@ -434,6 +443,9 @@ func applyServerBuild(tx *memdb.Txn, c serverBuildCmd) (any, error) {
 		return actionResult{Server: s, Removed: true}, removeServer(tx, &s, c.Now)
 	case "fail":
 		buildFailed(&s, c.Fault, c.Now)
+		if err := unreserveVolumes(tx, &s, c.Now); err != nil {
+			return nil, err
+		}
 		if err := createFailed(tx, &s, c.Fault, c.Now); err != nil {
 			return nil, err
 		}
@@ -469,6 +481,9 @@ func placeBuilt(tx *memdb.Txn, s *Server, c serverBuildCmd) error {
 	if s.Host == "" {
 		// No valid host: in ERROR, holding nothing.
 		s.BootVolume = ""
+		if err := unreserveVolumes(tx, s, c.Now); err != nil {
+			return err
+		}
 		return createFailed(tx, s, s.Fault.Message, c.Now)
 	}
 	if err := attachBootVolume(tx, s, cc); err != nil {
@@ -478,6 +493,46 @@ func placeBuilt(tx *memdb.Txn, s *Server, c serverBuildCmd) error {
 		return err
 	}
 	s.BlockDevices = nil
+	return nil
+}
+
+// reserveVolumes reserves the existing volumes a server placed later
+// names, in the command that records it (as Nova's API reserves them
+// with Cinder's attachment_create before it answers): from the 202 on,
+// no other create or attach takes them, and placing the server attaches
+// each under its reservation's attachment. The boot volume's attachment
+// is the server's id, as attachBootVolume makes it.
+func reserveVolumes(tx *memdb.Txn, s *Server, now time.Time) error {
+	for _, d := range s.BlockDevices {
+		if d.Source != "volume" {
+			continue
+		}
+		a := volstate.Attachment{ID: d.AttachmentID, ServerID: s.ID, Since: now, DeleteOnTermination: d.DeleteOnTermination}
+		if d.Boot {
+			a.ID, a.Device, a.Root = s.ID, "/dev/vda", true
+		}
+		if _, err := volstate.ReserveTx(tx, volstate.AttachCmd{VolumeID: d.VolumeID, Project: s.Project, Attachment: a}); err != nil {
+			return store.WrapApplyError(err)
+		}
+	}
+	return nil
+}
+
+// unreserveVolumes gives back the volumes reserveVolumes reserved for a
+// server that will not be placed (its build failed, or found no host).
+func unreserveVolumes(tx *memdb.Txn, s *Server, now time.Time) error {
+	for _, d := range s.BlockDevices {
+		if d.Source != "volume" {
+			continue
+		}
+		att := d.AttachmentID
+		if d.Boot {
+			att = s.ID
+		}
+		if err := volstate.UnreserveTx(tx, d.VolumeID, att, s.ID, now); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,190 @@ func (b *fakeBootVolumes) count() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.made)
+}
+
+// dataVolume is a block_device_mapping_v2 entry attaching existing
+// volume vol as a data volume.
+func dataVolume(vol string, del bool) map[string]any {
+	return map[string]any{"source_type": "volume", "destination_type": "volume", "uuid": vol, "delete_on_termination": del}
+}
+
+// reservation checks that vol is reserved for server id under its one
+// attachment att, on no host yet, and returns it.
+func (f *fixture) reservation(vol, id, att string) volstate.Attachment {
+	f.t.Helper()
+	v := f.vol(vol)
+	if v.Status != volstate.StatusReserved || len(v.Attachments) != 1 || v.Attachments[0].ServerID != id ||
+		v.Attachments[0].ID != att || v.Attachments[0].Host != "" {
+		f.t.Fatalf("volume %s is not reserved for server %s (attachment %s): %+v", vol, id, att, v)
+	}
+	return v.Attachments[0]
+}
+
+// existingDevice is the attachment id a server's row keeps for existing
+// volume vol.
+func (f *fixture) existingDevice(id, vol string) BlockDevice {
+	f.t.Helper()
+	for _, d := range f.row(id).BlockDevices {
+		if d.Source == "volume" && d.VolumeID == vol {
+			return d
+		}
+	}
+	f.t.Fatalf("server %s names no volume %s: %+v", id, vol, f.row(id).BlockDevices)
+	return BlockDevice{}
+}
+
+// An existing volume named by a create that is placed later (its other
+// volumes are made first) is reserved for the server from the 202 on, as
+// Nova's API reserves it with Cinder's attachment_create: another create
+// or an attach naming it is refused at once with 400 naming it, even
+// one that passed the API's check (the command recording the server
+// refuses it, recording nothing); once placed, the server has it under
+// the reservation's attachment, the only one.
+func TestBlockDeviceMappingReservesExistingVolumes(t *testing.T) {
+	f, bv := newBlockDeviceFixture(t)
+	data, boot := f.volume(projA), f.volume(projA)
+	other := f.server(alice, "other")
+	f.report(other, Observed{Status: "ACTIVE", PowerState: 1})
+	bv.gate = make(chan struct{})
+	f.async = true
+	bdm := append(bfv("image", img1, 2, true), dataVolume(data, true))
+	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", bdm)
+	att := f.existingDevice(id, data).AttachmentID
+	a := f.reservation(data, id, att)
+	if a.Root || !a.DeleteOnTermination {
+		t.Fatalf("reservation %+v", a)
+	}
+	// Cinder's view: reserved, attached to the server.
+	if va := f.show(alice, id, "2.79")["os-extended-volumes:volumes_attached"].([]any); len(va) != 1 || va[0].(map[string]any)["id"] != data {
+		t.Fatalf("volumes_attached while building: %v", va)
+	}
+
+	// A second create naming it, deferred or not, and an attach.
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm2", "flavorRef": "small",
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": append(bfv("image", img1, 2, true), dataVolume(data, false))}},
+		400, "badRequest", data, "reserved")
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm3", "flavorRef": "small",
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("volume", data, 0, false)}},
+		400, "badRequest", data, "reserved")
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm4", "flavorRef": "small", "imageRef": img1,
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping": []any{map[string]any{"device_name": "vdb", "volume_id": data}}}},
+		400, "badRequest", data, "reserved")
+	f.expect("POST", "/v2.1/servers/"+other+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": data}},
+		400, "badRequest", data, "reserved")
+	// Nor can it be detached from the building server.
+	f.expect("DELETE", "/v2.1/servers/"+id+"/os-volume_attachments/"+data, alice, "", nil, 409, "conflictingRequest")
+
+	// A create that passed the API's check before the first was
+	// recorded: its command refuses the volume and records nothing.
+	race := *f.row(id)
+	race.ID, race.Ports, race.CreatedPorts = "race-"+id, []string{}, nil
+	race.BlockDevices = []BlockDevice{{Boot: true, Source: "volume", UUID: boot, VolumeID: boot},
+		{Source: "volume", UUID: data, VolumeID: data, AttachmentID: "race-att"}}
+	_, err := f.local.Propose(context.Background(), cmdServerCreate, serverCreateCmd{Servers: []Server{race}, Deferred: true, RequestID: "req-race", Now: f.now})
+	if err == nil || !strings.Contains(err.Error(), data) {
+		t.Fatalf("a create naming a reserved volume was recorded: %v", err)
+	}
+	if f.row(race.ID) != nil || f.vol(boot).Status != volstate.StatusAvailable || len(f.vol(boot).Attachments) != 0 {
+		t.Fatalf("half-written create: %+v, boot volume %+v", f.row(race.ID), f.vol(boot))
+	}
+	f.reservation(data, id, att)
+
+	// Placed: the reservation is the attachment, the only one.
+	bv.gate <- struct{}{}
+	f.svc.bg.Wait()
+	f.async = false
+	row := f.row(id)
+	v := f.vol(data)
+	if row.Host == "" || v.Status != volstate.StatusAttaching || len(v.Attachments) != 1 || v.Attachments[0].ID != att ||
+		v.Attachments[0].ServerID != id || v.Attachments[0].Host != row.Host || v.Attachments[0].Device != "/dev/vdc" || !v.Attachments[0].DeleteOnTermination {
+		t.Fatalf("placed %+v; volume %+v", row, v)
+	}
+	f.agentReports(volstate.CmdAttached, volstate.AttachedCmd{VolumeID: data, AttachmentID: att, Now: f.now})
+	if v := f.vol(data); v.Status != volstate.StatusInUse || len(v.Attachments) != 1 {
+		t.Fatalf("in use: %+v", v)
+	}
+}
+
+// The boot volume of a create that makes its data volume is reserved
+// too (attachment: the server's id, as its root disk's); a build that
+// fails gives it back, available, with no attachment, and so does a
+// server that finds no host; neither deletes it, whatever
+// delete_on_termination says (it was never the server's disk).
+func TestBlockDeviceMappingFailedBuildReleasesReservation(t *testing.T) {
+	f, bv := newBlockDeviceFixture(t)
+	boot := f.volume(projA)
+	blank := map[string]any{"source_type": "blank", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}
+	bv.gate = make(chan struct{})
+	f.async = true
+	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", append(bfv("volume", boot, 0, true), blank))
+	if a := f.reservation(boot, id, id); !a.Root || a.Device != "/dev/vda" {
+		t.Fatalf("boot reservation %+v", a)
+	}
+	bv.broken = true
+	bv.gate <- struct{}{}
+	f.svc.bg.Wait()
+	f.async = false
+	if row := f.row(id); row.Status != "ERROR" {
+		t.Fatalf("failed build %+v", row)
+	}
+	if v := f.vol(boot); v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 || slices.Contains(bv.deleted, boot) {
+		t.Fatalf("after a failed build: %+v, deleted %v", v, bv.deleted)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+
+	// No valid host: the server is in ERROR, holding no volume.
+	bv.broken, bv.gate = false, nil
+	f.hosts.hosts = nil
+	id = f.server(alice, "vm2", "imageRef", "", "block_device_mapping_v2", append(bfv("volume", boot, 0, true), blank))
+	if row := f.row(id); row.Status != "ERROR" || row.Host != "" {
+		t.Fatalf("unplaced %+v", row)
+	}
+	if v := f.vol(boot); v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 || slices.Contains(bv.deleted, boot) {
+		t.Fatalf("after no valid host: %+v, deleted %v", v, bv.deleted)
+	}
+}
+
+// A server deleted before it is placed gives its reserved volumes back
+// at once (its build then removes it without touching them); a process
+// that stops keeps the reservation in the state, and the next one
+// places the server under it.
+func TestBlockDeviceMappingReservationDeletedOrResumed(t *testing.T) {
+	f, bv := newBlockDeviceFixture(t)
+	data := f.volume(projA)
+	bv.gate = make(chan struct{})
+	f.async = true
+	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", append(bfv("image", img1, 2, true), dataVolume(data, true)))
+	f.reservation(data, id, f.existingDevice(id, data).AttachmentID)
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	if v := f.vol(data); v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 {
+		t.Fatalf("reserved for a deleted server: %+v", v)
+	}
+	bv.gate <- struct{}{}
+	f.svc.bg.Wait()
+	if v := f.vol(data); f.row(id) != nil || v.Status != volstate.StatusAvailable || len(v.Attachments) != 0 || slices.Contains(bv.deleted, data) {
+		t.Fatalf("after the build: row %+v, volume %+v, deleted %v", f.row(id), v, bv.deleted)
+	}
+
+	// Stopped mid-build: the reservation stays; resumed, it is attached.
+	id = f.server(alice, "vm2", "imageRef", "", "block_device_mapping_v2", append(bfv("image", img1, 2, true), dataVolume(data, false)))
+	att := f.existingDevice(id, data).AttachmentID
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.svc.Run(stopped); err != nil {
+		t.Fatal(err)
+	}
+	f.async = false
+	f.reservation(data, id, att)
+	bv.gate = nil
+	next, err := New(f.svc.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.resumeBuilds(context.Background())
+	next.bg.Wait()
+	row, v := f.row(id), f.vol(data)
+	if row.Host == "" || len(v.Attachments) != 1 || v.Attachments[0].ID != att || v.Attachments[0].Host != row.Host || v.Status != volstate.StatusAttaching {
+		t.Fatalf("resumed %+v; volume %+v", row, v)
+	}
 }

@@ -167,13 +167,14 @@ func (s *Service) detachVolume(w http.ResponseWriter, r *http.Request) error {
 	if v.Attachments[0].Root {
 		return badRequest("Cannot detach a root device volume")
 	}
+	if !slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "" {
+		// A building server's volumes are reserved for it (bdmbuild.go).
+		return stateConflict("detach_volume", sv.ID, "vm_state", sv.VMState)
+	}
 	if v.Attachments[0].Host == "" {
 		// Recorded through the volume API (os-attach), plugged nowhere:
 		// it is released there.
 		return badRequest("Volume %s was attached through the volume API; detach it there.", v.ID)
-	}
-	if !slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "" {
-		return stateConflict("detach_volume", sv.ID, "vm_state", sv.VMState)
 	}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdDetach, volstate.DetachCmd{VolumeID: v.ID, ServerID: sv.ID, Now: s.now()}, nil); err != nil {
 		return err

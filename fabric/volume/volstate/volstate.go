@@ -955,17 +955,14 @@ func applyAttach(tx *memdb.Txn, c AttachCmd) (any, error) {
 }
 
 // AttachTx attaches a volume in tx: for Attach, and for the command
-// that creates a server booting from the volume.
+// that places a server booting from the volume or attaching it as it is
+// created. A volume reserved for the server (ReserveTx) under the same
+// attachment id is attached under it: the reservation becomes the
+// attachment.
 func AttachTx(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
-	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
-	if cur == nil || (c.Project != "" && cur.Project != c.Project) {
-		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.VolumeID)
-	}
-	if len(cur.Attachments) > 0 {
-		return nil, invalid("Invalid volume: volume %s is already attached to server %s; multiattach is not supported.", cur.ID, cur.Attachments[0].ServerID)
-	}
-	if cur.Status != StatusAvailable {
-		return nil, invalid("Invalid volume: volume %s status must be available to attach, but current status is: %s.", cur.ID, cur.Status)
+	cur, err := attachable(tx, c)
+	if err != nil {
+		return nil, err
 	}
 	row := cur.Clone()
 	row.Status, row.Reason = StatusAttaching, ""
@@ -976,6 +973,87 @@ func AttachTx(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
 	row.UpdatedAt = c.Attachment.Since
 	row.Revision++
 	return row, tx.Insert(VolumeTable, row)
+}
+
+// attachable is the volume c attaches or reserves: c.Project's, and
+// available, or reserved for c's attachment (same id and server, on no
+// host yet).
+func attachable(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
+	cur := store.Get[Volume](tx, VolumeTable, c.VolumeID)
+	if cur == nil || (c.Project != "" && cur.Project != c.Project) {
+		return nil, store.Fault(store.KindNotFound, "itemNotFound", "Volume %s could not be found.", c.VolumeID)
+	}
+	switch {
+	case reservedFor(cur, c.Attachment):
+		return cur, nil
+	case cur.Status == StatusReserved:
+		return nil, invalid("Invalid volume: volume %s status must be available to attach, but current status is: %s (for server %s).",
+			cur.ID, cur.Status, serverOf(cur))
+	case len(cur.Attachments) > 0:
+		return nil, invalid("Invalid volume: volume %s is already attached to server %s; multiattach is not supported.", cur.ID, cur.Attachments[0].ServerID)
+	case cur.Status != StatusAvailable:
+		return nil, invalid("Invalid volume: volume %s status must be available to attach, but current status is: %s.", cur.ID, cur.Status)
+	}
+	return cur, nil
+}
+
+// reservedFor says whether v is reserved for attachment a: the same
+// attachment, to the same server, plugged nowhere yet.
+func reservedFor(v *Volume, a Attachment) bool {
+	return v.Status == StatusReserved && len(v.Attachments) == 1 && v.Attachments[0].ID == a.ID &&
+		v.Attachments[0].ServerID == a.ServerID && v.Attachments[0].Host == "" && a.ServerID != ""
+}
+
+func serverOf(v *Volume) string {
+	if len(v.Attachments) == 0 || v.Attachments[0].ServerID == "" {
+		return "none"
+	}
+	return v.Attachments[0].ServerID
+}
+
+// Reserving. A server create that names an existing volume but places
+// the server only later (once the volumes it asks to be made exist)
+// reserves the volume in the command that records the server, as Nova's
+// API does with Cinder's attachment_create without a connector: the
+// volume is reserved, its attachment naming the server and no host, so
+// that no other create or attach takes it meanwhile. Placing the server
+// attaches it under that attachment (AttachTx); a build that fails, or a
+// server removed before it is placed, gives it back (UnreserveTx,
+// ReleaseServer).
+
+// ReserveTx reserves an available volume of c.Project for
+// c.Attachment's server, in tx; the attachment names no host.
+func ReserveTx(tx *memdb.Txn, c AttachCmd) (*Volume, error) {
+	if c.Attachment.ServerID == "" || c.Attachment.Host != "" {
+		return nil, store.Invalidf("a reservation names its server and no host")
+	}
+	cur, err := attachable(tx, c)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status == StatusReserved {
+		return cur, nil
+	}
+	row := cur.Clone()
+	row.Status, row.Reason = StatusReserved, ""
+	row.Attachments = []Attachment{c.Attachment}
+	row.UpdatedAt = c.Attachment.Since
+	row.Revision++
+	return row, tx.Insert(VolumeTable, row)
+}
+
+// UnreserveTx gives back volume id reserved under attachment att (of
+// server) in tx: available again, without the attachment. A volume that
+// is not (or no longer) so reserved is left as it is.
+func UnreserveTx(tx *memdb.Txn, id, att, server string, now time.Time) error {
+	cur := store.Get[Volume](tx, VolumeTable, id)
+	if cur == nil || !reservedFor(cur, Attachment{ID: att, ServerID: server}) {
+		return nil
+	}
+	row := cur.Clone()
+	row.Status, row.Attachments, row.UpdatedAt = StatusAvailable, nil, now
+	row.Revision++
+	return tx.Insert(VolumeTable, row)
 }
 
 // AttachedCmd is the node agent's report that an attachment is plugged.
@@ -1054,7 +1132,10 @@ func applyDetached(tx *memdb.Txn, c DetachedCmd) (any, error) {
 func ReleaseServer(tx *memdb.Txn, server string, now time.Time) error {
 	for _, v := range VolumesOfServer(tx, server) {
 		status := StatusAvailable
-		if v.Attachments[0].DeleteOnTermination {
+		// A volume only reserved for the server (never placed) was
+		// never its disk: it is given back, whatever the server was
+		// to do with it.
+		if v.Attachments[0].DeleteOnTermination && v.Status != StatusReserved {
 			status = StatusDeleting
 			v.WorkNode, v.WorkRun = "", ""
 		}
