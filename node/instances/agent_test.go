@@ -543,3 +543,19 @@ func TestEncryptedBootVolumeIsOpenedWithItsKey(t *testing.T) {
 		t.Fatal("a VM was started on an encrypted volume without its key")
 	}
 }
+
+// oneGuestAgent is an agent running one guest, s1 (image img1, the
+// flavor given, a 1 GiB root disk, one port on net1), with its world
+// and the fake host it runs on.
+func oneGuestAgent(t *testing.T, flavor computestate.Flavor) (*world, *Agent, *hypervisor.FakeHost) {
+	t.Helper()
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
+	w.Put("network_ports", &netstate.Port{ID: "port1-aaaaaaaa", Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:01"})
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
+		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(context.Background())
+	return w, a, host
+}

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
-	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/testenv"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
@@ -25,16 +24,8 @@ import (
 func TestAgentRebuild(t *testing.T) {
 	needTools(t)
 	testenv.RequireCommand(t, "qemu-io")
-	w := newWorld(t)
-	host := hypervisor.NewFakeHost(t.TempDir())
-	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	w, a, host := oneGuestAgent(t, computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1})
 	ctx := context.Background()
-	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
-	w.Put("network_ports", &netstate.Port{ID: "port1-aaaaaaaa", Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:01"})
-	flavor := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
-	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: flavor, RootGB: 1,
-		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning"})
-	a.reconcile(ctx)
 	before := mustAdopt(t, a, "s1").PID()
 	disk := filepath.Join(a.Dir, "instances", "s1", "disk")
 	// What the guest wrote to its root disk, which the rebuild must drop.

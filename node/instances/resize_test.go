@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
-	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
@@ -33,17 +32,10 @@ func virtualSize(t *testing.T, disk string) int64 {
 // disk; a stopped server is resized without being started.
 func TestAgentResize(t *testing.T) {
 	needTools(t)
-	w := newWorld(t)
-	host := hypervisor.NewFakeHost(t.TempDir())
-	a := newAgent(t, w, host, t.TempDir(), &logs{})
-	ctx := context.Background()
-	w.Put("network_networks", &netstate.Network{ID: "net1", Project: "p1", Name: "net1", SegmentationID: 101, MTU: 1500})
-	w.Put("network_ports", &netstate.Port{ID: "port1-aaaaaaaa", Project: "p1", NetworkID: "net1", MAC: "fa:16:3e:00:00:01"})
 	small := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1}
 	large := computestate.Flavor{ID: "f2", VCPUs: 2, RAM: 512, Disk: 2}
-	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: small, RootGB: 1,
-		Ports: []string{"port1-aaaaaaaa"}, Want: "active", VMState: "building", TaskState: "spawning"})
-	a.reconcile(ctx)
+	w, a, host := oneGuestAgent(t, small)
+	ctx := context.Background()
 	before := mustAdopt(t, a, "s1").PID()
 	disk := filepath.Join(a.Dir, "instances", "s1", "disk")
 	if n := virtualSize(t, disk); n != 1<<30 {
