@@ -563,14 +563,15 @@ func checkResize(t *testing.T, creds map[string]string, n1 *rackd, admin, alice 
 			Source    string `json:"source_compute"`
 			Dest      string `json:"dest_compute"`
 			Type      string `json:"migration_type"`
-			NewFlavor string `json:"new_instance_type_id"`
+			NewFlavor *int64 `json:"new_instance_type_id"` // Nova's integer flavor id
 		} `json:"migrations"`
 	}
 	tok := token(t, n1, "admin", creds["OS_PASSWORD"], "admin")
 	code, body := novaCall(t, "GET", n1.url()+"/compute/v2.1/os-migrations?instance_uuid="+vm.ID, tok, "59", "")
 	err := json.Unmarshal([]byte(body), &migs)
 	if err != nil || code != 200 || len(migs.Migrations) != 2 || migs.Migrations[0].Status != "reverted" || migs.Migrations[1].Status != "confirmed" ||
-		migs.Migrations[0].Type != "resize" || migs.Migrations[0].Source == "" || migs.Migrations[0].Source != migs.Migrations[0].Dest {
+		migs.Migrations[0].Type != "resize" || migs.Migrations[0].Source == "" || migs.Migrations[0].Source != migs.Migrations[0].Dest ||
+		migs.Migrations[0].NewFlavor == nil || migs.Migrations[1].NewFlavor == nil || *migs.Migrations[0].NewFlavor == *migs.Migrations[1].NewFlavor {
 		t.Fatalf("os-migrations of %s: %d %v %s", vm.Name, code, err, body)
 	}
 }

@@ -32,7 +32,13 @@ type flavorCreateCmd struct {
 	Flavor Flavor `json:"flavor"`
 }
 
-func applyFlavorCreate(tx *memdb.Txn, c flavorCreateCmd) (any, error) {
+// applyFlavorCreate creates a flavor; its log index is its integer id.
+func applyFlavorCreate(tx *memdb.Txn, index uint64, body json.RawMessage) (any, error) {
+	var c flavorCreateCmd
+	if err := store.DecodeBody(body, &c); err != nil {
+		return nil, err
+	}
+	c.Flavor.Seq = index
 	if store.Get[Flavor](tx, tFlavors, c.Flavor.ID) != nil {
 		return nil, conflict("Flavor with ID %s already exists.", c.Flavor.ID)
 	}

@@ -93,7 +93,7 @@ const (
 func Schema() store.Schema {
 	s := computestate.Schema()
 	s.Handlers = map[string]store.Handler{
-		cmdFlavorCreate:    store.Typed(applyFlavorCreate),
+		cmdFlavorCreate:    applyFlavorCreate,
 		cmdFlavorUpdate:    store.Typed(applyFlavorUpdate),
 		cmdFlavorDelete:    store.Typed(applyFlavorDelete),
 		cmdFlavorSpecs:     store.Typed(applyFlavorSpecs),

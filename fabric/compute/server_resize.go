@@ -251,6 +251,7 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 	}
 	mig := &Migration{ID: c.MigrationID, Seq: c.index, ServerID: s.ID, Project: s.Project, UserID: c.UserID, Type: "resize",
 		Status: "migrating", SourceCompute: s.Host, DestCompute: s.Host, OldFlavorID: old.Flavor.ID, NewFlavorID: c.Flavor.ID,
+		OldFlavorSeq: old.Flavor.Seq, NewFlavorSeq: c.Flavor.Seq,
 		Created: c.Now, Updated: c.Now}
 	if store.Get[Migration](tx, tMigrations, mig.ID) != nil {
 		return nil, store.Conflictf("migration %s exists", mig.ID)
@@ -501,7 +502,7 @@ func migrationView(r *http.Request, m *Migration) map[string]any {
 	v := map[string]any{
 		"id": m.Seq, "instance_uuid": m.ServerID, "status": m.Status,
 		"source_compute": m.SourceCompute, "source_node": m.SourceCompute, "dest_compute": m.DestCompute, "dest_node": m.DestCompute,
-		"dest_host": m.DestCompute, "old_instance_type_id": m.OldFlavorID, "new_instance_type_id": m.NewFlavorID,
+		"dest_host": m.DestCompute, "old_instance_type_id": flavorSeq(m.OldFlavorSeq), "new_instance_type_id": flavorSeq(m.NewFlavorSeq),
 		"created_at": pyTime(m.Created), "updated_at": pyTime(m.Updated),
 	}
 	if atLeast(r, 23) {
@@ -524,4 +525,13 @@ func sortMigrations(ms []*Migration) {
 		}
 		return ms[i].Seq > ms[j].Seq
 	})
+}
+
+// flavorSeq is a flavor's integer id as os-migrations shows it: null
+// for a flavor made before those were kept.
+func flavorSeq(seq uint64) any {
+	if seq == 0 {
+		return nil
+	}
+	return seq
 }

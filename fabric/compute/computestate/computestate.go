@@ -37,6 +37,10 @@ type Flavor struct {
 	Public      bool              `json:"public"`
 	ExtraSpecs  map[string]string `json:"extra_specs,omitempty"`
 	Created     time.Time         `json:"created"`
+	// Seq is the log index of the flavor's create: Nova's integer id
+	// of a flavor (instance_type_id), which os-migrations shows. 0 for
+	// flavors made before it was kept.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // FlavorAccess lets a project use a private flavor.

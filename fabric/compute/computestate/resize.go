@@ -10,18 +10,22 @@ import "time"
 type Migration struct {
 	ID string `json:"id"` // uuid (Nova's 2.59)
 	// Seq is Nova's integer id: the log index of the resize.
-	Seq           uint64    `json:"seq"`
-	ServerID      string    `json:"server_id"`
-	Project       string    `json:"project"`
-	UserID        string    `json:"user_id"`
-	Type          string    `json:"type"`
-	Status        string    `json:"status"`
-	SourceCompute string    `json:"source_compute"`
-	DestCompute   string    `json:"dest_compute"`
-	OldFlavorID   string    `json:"old_flavor_id"`
-	NewFlavorID   string    `json:"new_flavor_id"`
-	Created       time.Time `json:"created"`
-	Updated       time.Time `json:"updated"`
+	Seq           uint64 `json:"seq"`
+	ServerID      string `json:"server_id"`
+	Project       string `json:"project"`
+	UserID        string `json:"user_id"`
+	Type          string `json:"type"`
+	Status        string `json:"status"`
+	SourceCompute string `json:"source_compute"`
+	DestCompute   string `json:"dest_compute"`
+	OldFlavorID   string `json:"old_flavor_id"`
+	NewFlavorID   string `json:"new_flavor_id"`
+	// OldFlavorSeq and NewFlavorSeq are the flavors' integer ids
+	// (Flavor.Seq), 0 where unknown.
+	OldFlavorSeq uint64    `json:"old_flavor_seq,omitempty"`
+	NewFlavorSeq uint64    `json:"new_flavor_seq,omitempty"`
+	Created      time.Time `json:"created"`
+	Updated      time.Time `json:"updated"`
 }
 
 // Nova's resize states: a resize runs with vm_state active or stopped
