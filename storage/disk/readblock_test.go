@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/rackstack/rackstack/fabric/testenv"
 )
 
 // readBlockFile writes a shard of blocks blocks of n bytes (the last
@@ -58,9 +60,7 @@ func TestReadBlockDirectAtEveryAlignment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if !supportsDirect(t, d.Path()) {
-		t.Skip("no direct I/O here: TestReadBlockFallsBack covers this")
-	}
+	testenv.Require(t, supportsDirect(t, d.Path()), "the test directory's filesystem does not take O_DIRECT")
 	if !r.Direct() {
 		t.Fatal("reader is not direct on a filesystem that takes O_DIRECT")
 	}
@@ -208,12 +208,11 @@ func TestReadBlockFallsBack(t *testing.T) {
 	})
 	t.Run("tmpfs", func(t *testing.T) {
 		var st syscall.Statfs_t
-		if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != 0x01021994 {
-			t.Skip("no tmpfs at /dev/shm")
-		}
+		err := syscall.Statfs("/dev/shm", &st)
+		testenv.Require(t, err == nil && st.Type == 0x01021994, "no tmpfs at /dev/shm")
 		dir, err := os.MkdirTemp("/dev/shm", "readblock")
 		if err != nil {
-			t.Skip(err)
+			t.Fatal(err)
 		}
 		defer os.RemoveAll(dir)
 		d, err := OpenDir(dir)
