@@ -50,18 +50,12 @@ func fetch(r io.Reader, path string, img imagestate.Image) error {
 // overlay makes disk a qcow2 whose backing file is the cached image, grown
 // to rootGB when that is larger than the image.
 func overlay(ctx context.Context, base, format, disk string, rootGB int) error {
-	info, err := exec.CommandContext(ctx, "qemu-img", "info", "--output", "json", "-f", format, base).Output()
+	virtual, err := virtualSize(ctx, base, format)
 	if err != nil {
-		return fmt.Errorf("qemu-img info %s: %w", base, err)
-	}
-	var vi struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(info, &vi); err != nil {
-		return fmt.Errorf("qemu-img info: %w", err)
+		return err
 	}
 	args := []string{"create", "-q", "-f", "qcow2", "-F", format, "-b", base, disk + ".tmp"}
-	if size := int64(rootGB) << 30; size > vi.VirtualSize {
+	if size := int64(rootGB) << 30; size > virtual {
 		args = append(args, fmt.Sprint(size))
 	}
 	if out, err := exec.CommandContext(ctx, "qemu-img", args...).CombinedOutput(); err != nil {
@@ -69,6 +63,22 @@ func overlay(ctx context.Context, base, format, disk string, rootGB int) error {
 		return fmt.Errorf("qemu-img create: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return os.Rename(disk+".tmp", disk)
+}
+
+// virtualSize is the size in bytes of the disk image at path, of format,
+// as a guest sees it.
+func virtualSize(ctx context.Context, path, format string) (int64, error) {
+	info, err := exec.CommandContext(ctx, "qemu-img", "info", "--output", "json", "-f", format, path).Output()
+	if err != nil {
+		return 0, fmt.Errorf("qemu-img info %s: %w", path, err)
+	}
+	var vi struct {
+		VirtualSize int64 `json:"virtual-size"`
+	}
+	if err := json.Unmarshal(info, &vi); err != nil {
+		return 0, fmt.Errorf("qemu-img info: %w", err)
+	}
+	return vi.VirtualSize, nil
 }
 
 // NetlinkTaps makes persistent taps in rackd's network namespace.

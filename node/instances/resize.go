@@ -2,7 +2,6 @@ package instances
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -86,18 +85,12 @@ func growDisk(ctx context.Context, disk string, rootGB int) error {
 	if _, err := os.Stat(disk); os.IsNotExist(err) {
 		return nil
 	}
-	info, err := exec.CommandContext(ctx, "qemu-img", "info", "--output", "json", "-f", "qcow2", disk).Output()
+	virtual, err := virtualSize(ctx, disk, "qcow2")
 	if err != nil {
-		return fmt.Errorf("qemu-img info %s: %w", disk, err)
-	}
-	var vi struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(info, &vi); err != nil {
-		return fmt.Errorf("qemu-img info: %w", err)
+		return err
 	}
 	size := int64(rootGB) << 30
-	if size <= vi.VirtualSize {
+	if size <= virtual {
 		return nil
 	}
 	if out, err := exec.CommandContext(ctx, "qemu-img", "resize", "-q", "-f", "qcow2", disk, fmt.Sprint(size)).CombinedOutput(); err != nil {

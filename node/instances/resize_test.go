@@ -2,8 +2,6 @@ package instances
 
 import (
 	"context"
-	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -11,19 +9,13 @@ import (
 	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
-func virtualSize(t *testing.T, disk string) int64 {
+func diskSize(t *testing.T, disk string) int64 {
 	t.Helper()
-	out, err := exec.Command("qemu-img", "info", "--output", "json", "-f", "qcow2", disk).Output()
+	n, err := virtualSize(context.Background(), disk, "qcow2")
 	if err != nil {
-		t.Fatalf("qemu-img info: %v", err)
-	}
-	var vi struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(out, &vi); err != nil {
 		t.Fatal(err)
 	}
-	return vi.VirtualSize
+	return n
 }
 
 // TestAgentResize: a resize restarts the guest with the new flavor's
@@ -38,7 +30,7 @@ func TestAgentResize(t *testing.T) {
 	ctx := context.Background()
 	before := mustAdopt(t, a, "s1").PID()
 	disk := filepath.Join(a.Dir, "instances", "s1", "disk")
-	if n := virtualSize(t, disk); n != 1<<30 {
+	if n := diskSize(t, disk); n != 1<<30 {
 		t.Fatalf("root disk %d bytes before the resize", n)
 	}
 	step := func(f computestate.Flavor, rootGB, seq int, task, want string) {
@@ -61,7 +53,7 @@ func TestAgentResize(t *testing.T) {
 	if spec.VCPUs != 2 || spec.MemoryMB != 512 || len(spec.NICs) != 1 || spec.NICs[0].MAC != "fa:16:3e:00:00:01" {
 		t.Fatalf("resized guest's spec: %+v", spec)
 	}
-	if n := virtualSize(t, disk); n != 2<<30 {
+	if n := diskSize(t, disk); n != 2<<30 {
 		t.Fatalf("root disk %d bytes after the resize, want 2 GiB", n)
 	}
 	// Done once: another pass leaves the guest be.
@@ -101,7 +93,7 @@ func TestAgentResize(t *testing.T) {
 	if spec, _ := host.Spec("s1"); spec.VCPUs != 1 || spec.MemoryMB != 256 || mustAdopt(t, a, "s1").PID() == pid {
 		t.Fatalf("reverted guest's spec: %+v", spec)
 	}
-	if n := virtualSize(t, disk); n != 2<<30 {
+	if n := diskSize(t, disk); n != 2<<30 {
 		t.Fatalf("root disk %d bytes after the revert, want it kept at 2 GiB", n)
 	}
 
