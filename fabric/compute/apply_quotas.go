@@ -62,16 +62,26 @@ func projectUsage(tx *memdb.Txn, project string) usage {
 // checkServerQuota refuses servers that would take a project over its
 // instances, cores or ram quota, in Nova's words.
 func checkServerQuota(tx *memdb.Txn, project string, servers []Server) error {
-	u := projectUsage(tx, project)
 	want := usage{Instances: len(servers)}
 	for _, s := range servers {
 		want.Cores += s.Flavor.VCPUs
 		want.RAM += s.Flavor.RAM
 	}
+	return checkQuotaAdd(tx, project, want)
+}
+
+// checkQuotaAdd refuses adding add to a project's instances, cores and
+// ram when that takes it over a quota, in Nova's words; what add takes
+// away or leaves as it is always fits.
+func checkQuotaAdd(tx *memdb.Txn, project string, add usage) error {
+	u := projectUsage(tx, project)
 	for _, c := range []struct {
 		name      string
 		used, add int
-	}{{"instances", u.Instances, want.Instances}, {"cores", u.Cores, want.Cores}, {"ram", u.RAM, want.RAM}} {
+	}{{"instances", u.Instances, add.Instances}, {"cores", u.Cores, add.Cores}, {"ram", u.RAM, add.RAM}} {
+		if c.add <= 0 {
+			continue
+		}
 		limit := quotaLimit(tx, project, c.name)
 		if limit >= 0 && c.used+c.add > limit {
 			return overQuota("Quota exceeded for %s: Requested %d, but already used %d of %d %s", c.name, c.add, c.used, limit, c.name)

@@ -239,7 +239,7 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 				c.Flavor.ID, c.Flavor.Disk, old.Flavor.Disk)
 		}
 	}
-	if err := checkResizeQuota(tx, old.Project, c.Flavor.VCPUs-old.Flavor.VCPUs, c.Flavor.RAM-old.Flavor.RAM); err != nil {
+	if err := checkQuotaAdd(tx, old.Project, usage{Cores: c.Flavor.VCPUs - old.Flavor.VCPUs, RAM: c.Flavor.RAM - old.Flavor.RAM}); err != nil {
 		return nil, err
 	}
 	s := *old
@@ -303,24 +303,6 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 	return actionResult{Server: s}, tx.Insert(tActions, act)
 }
 
-// checkResizeQuota refuses a resize (or revert) that takes the project
-// over its cores or ram quota; a smaller flavor always fits.
-func checkResizeQuota(tx *memdb.Txn, project string, cores, ram int) error {
-	u := projectUsage(tx, project)
-	for _, q := range []struct {
-		name      string
-		used, add int
-	}{{"cores", u.Cores, cores}, {"ram", u.RAM, ram}} {
-		if q.add <= 0 {
-			continue
-		}
-		if limit := quotaLimit(tx, project, q.name); limit >= 0 && q.used+q.add > limit {
-			return overQuota("Quota exceeded for %s: Requested %d, but already used %d of %d %s", q.name, q.add, q.used, limit, q.name)
-		}
-	}
-	return nil
-}
-
 type serverResizeEndCmd struct {
 	ID        string    `json:"id"`
 	Action    string    `json:"action"` // confirmResize, revertResize
@@ -371,7 +353,7 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 	} else {
 		// The revert takes the old flavor back: a downsize undone is an
 		// upsize, within the quota as Nova checks it.
-		if err := checkResizeQuota(tx, s.Project, old.OldFlavor.VCPUs-old.Flavor.VCPUs, old.OldFlavor.RAM-old.Flavor.RAM); err != nil {
+		if err := checkQuotaAdd(tx, s.Project, usage{Cores: old.OldFlavor.VCPUs - old.Flavor.VCPUs, RAM: old.OldFlavor.RAM - old.Flavor.RAM}); err != nil {
 			return nil, err
 		}
 		// The guest gets the old flavor back at once: the host still
