@@ -54,10 +54,10 @@ const minPooled = 32 << 10
 // it with direct I/O from there (Put, disk.Aligned: a page is enough);
 // a GET reads the pages around a block's place in its shard file with
 // direct I/O into the buffer from its start, the block landing at its
-// page offset (readDirect, disk.Fits: the block's offset in its page
-// plus its length, rounded up to whole pages, which two pages of slack
-// always hold, one only for some shard sizes; Go allocates blocks this
-// large page-aligned). Reads and writes share one idle list. The budget
+// page offset (readDirect, disk.BlockReader.ReadBlock: the block's
+// offset in its page plus its length, rounded up to whole pages, which
+// two pages of slack always hold, one only for some shard sizes; Go
+// allocates blocks this large page-aligned). Reads and writes share one idle list. The budget
 // counts lengths: the slack adds 8 KiB per block (0.8% of an object's
 // 1 MiB shard blocks).
 func slack(n int) int {

@@ -244,10 +244,7 @@ func getStage() *[]byte {
 // I/O.
 func AlignedBuffer(n int) []byte {
 	raw := make([]byte, n+directAlign)
-	off := 0
-	if r := int(uintptr(unsafe.Pointer(&raw[0])) % directAlign); r != 0 {
-		off = directAlign - r
-	}
+	off := (directAlign - pageOffset(raw)) % directAlign
 	return raw[off : off+n : off+n]
 }
 
@@ -298,8 +295,7 @@ const DirectAlign = directAlign
 // without copying it into its stage (all but the page it shares with the
 // block before it, and its last partial page).
 func Aligned(buf []byte, off int64, n int) []byte {
-	addr := int64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))) % directAlign)
-	shift := int((off%directAlign - addr + 2*directAlign) % directAlign)
+	shift := int((off%directAlign - int64(pageOffset(buf)) + 2*directAlign) % directAlign)
 	return buf[shift : shift+n : shift+n]
 }
 
@@ -309,8 +305,12 @@ func fitsDirect(b []byte, off int64) bool {
 	if len(b) < 2*directAlign {
 		return false
 	}
-	addr := int64(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % directAlign)
-	return addr == off%directAlign
+	return int64(pageOffset(b)) == off%directAlign
+}
+
+// pageOffset is where b's memory starts within its page.
+func pageOffset(b []byte) int {
+	return int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % directAlign)
 }
 
 // maxIovecs bounds one vectored write (IOV_MAX is 1024).
@@ -971,14 +971,6 @@ func (r *BlockReader) Direct() bool { return r.direct }
 // Close closes the shard file.
 func (r *BlockReader) Close() error { return r.f.Close() }
 
-// Fits reports whether buf (to its capacity) has room to read the n
-// bytes at file offset off with direct I/O: the whole pages around
-// them, from the first page boundary of buf's memory.
-func Fits(buf []byte, off int64, n int) bool {
-	_, _, ok := directRange(buf, off, n)
-	return ok
-}
-
 // directRange places the pages covering file bytes [off, off+n) in
 // buf[:cap(buf)] from its first page boundary: it returns that slice
 // of buf and where the n bytes start in it, or false when they do not
@@ -988,8 +980,7 @@ func directRange(buf []byte, off int64, n int) ([]byte, int, bool) {
 	if len(buf) == 0 {
 		return nil, 0, false
 	}
-	addr := int(uintptr(unsafe.Pointer(unsafe.SliceData(buf))) % directAlign)
-	first := (directAlign - addr) % directAlign
+	first := (directAlign - pageOffset(buf)) % directAlign
 	head := int(off % directAlign)
 	need := (head + n + directAlign - 1) &^ (directAlign - 1)
 	if first+need > len(buf) {
@@ -1003,9 +994,9 @@ func directRange(buf []byte, off int64, n int) ([]byte, int, bool) {
 // them into buf at their page offsets, so they land in buf just after
 // what precedes them in the file (a block's checksum before its data):
 // the returned slice lies in buf, not necessarily at its start. Where
-// buf has no room for that (see Fits) or the reader is not direct, the
+// buf has no room for that or the reader is not direct, the
 // bytes are read through the page cache into buf[:n]. direct says how
-// they were read. A direct read of bytes still dirty in the page cache
+// they were read; whether buf has that room is directRange's ok. A direct read of bytes still dirty in the page cache
 // (a shard's tail just written through it) is coherent: the kernel
 // writes that range back first.
 func (r *BlockReader) ReadBlock(buf []byte, off int64, n int) (block []byte, direct bool, err error) {

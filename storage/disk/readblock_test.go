@@ -93,7 +93,7 @@ func TestReadBlockDirectAtEveryAlignment(t *testing.T) {
 			{0, 100, false},
 		} {
 			buf := buffer(n, c.room, c.shift)
-			if Fits(buf, off, n) != c.direct {
+			if _, _, fits := directRange(buf, off, n); fits != c.direct {
 				t.Fatalf("block %d, room %d shift %d: fits %v, want %v", i, c.room, c.shift, !c.direct, c.direct)
 			}
 			clear(buf[:cap(buf)])
