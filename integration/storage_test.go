@@ -17,7 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -377,6 +379,11 @@ func TestObjectStorage(t *testing.T) {
 			}
 		}
 	}
+	// A GET that starts while another holds the node's buffers reads its
+	// local shards with direct I/O, past the page cache: n1's counter
+	// grows, and the bytes are right.
+	adminTok := token(t, n1.rackd, creds["OS_USERNAME"], creds["OS_PASSWORD"], creds["OS_PROJECT_NAME"])
+	checkDirectReads(t, n1.rackd, adminTok, n1.url()+"/object/v1/AUTH_"+demo+"/aws-b/f64m", aliceTok, sums["f64m"])
 	// Strong consistency: a listing through any node right after a write.
 	mustTool(t, aliceOn(n1.rackd), files, "/usr/bin/swift", "upload", "swift-c", "f1", "--object-name", "fresh")
 	if out := mustTool(t, aliceOn(n3.rackd), files, "/usr/bin/swift", "list", "swift-c"); !strings.Contains(out, "fresh") {
@@ -697,6 +704,54 @@ func TestObjectStorage(t *testing.T) {
 		}
 	}
 	waitStorage(t, creds, n1.rackd, "deleted objects' shards reclaimed", time.Minute, func(s storageStatus) bool { return s.Garbage == 0 })
+}
+
+// checkDirectReads holds a GET of url open, its body unread, so that n's
+// read-ahead for it holds buffers, and reads the whole object meanwhile:
+// that read's local shards are read with direct I/O, which
+// rackstack_storage_direct_read_bytes_total on n must show.
+func checkDirectReads(t *testing.T, n *rackd, adminTok, url, tok, digest string) {
+	t.Helper()
+	before := metricValue(t, n, adminTok, "rackstack_storage_direct_read_bytes_total")
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("X-Auth-Token", tok)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	held, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("held GET: %v", err)
+	}
+	defer held.Body.Close()
+	if _, err := io.ReadFull(held.Body, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("held GET's first MiB: %v", err)
+	}
+	if code, got := fetch(url, tok); code != 200 || got != digest {
+		t.Fatalf("GET beside a held one: HTTP %d, sha256 %s", code, got)
+	}
+	after := metricValue(t, n, adminTok, "rackstack_storage_direct_read_bytes_total")
+	if after <= before {
+		t.Errorf("a GET beside a held one read no shard bytes direct on %s (counter %v → %v)", n.name, before, after)
+	}
+	t.Logf("a GET beside a held one: %s read %.0f shard bytes direct", n.name, after-before)
+}
+
+// metricValue reads one unlabelled series from n's /metrics.
+func metricValue(t *testing.T, n *rackd, adminTok, name string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.url()+"/metrics", nil)
+	req.Header.Set("X-Auth-Token", adminTok)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(raw)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("/metrics on %s: HTTP %d, no %s", n.name, resp.StatusCode, name)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
 }
 
 // putObject PUTs body to a Swift object URL; a minute bounds it.

@@ -88,6 +88,9 @@ type Store struct {
 	openFiles *openFiles
 	blocks    sync.Pool // of *[]byte: ReadAt's block buffers
 	diskErrs  diskErrors
+	// directRead counts the shard bytes GETs read with direct I/O
+	// (readDirect), for DirectReadBytes.
+	directRead atomic.Int64
 }
 
 func (s *Store) stallTimeout() time.Duration {

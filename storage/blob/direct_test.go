@@ -51,8 +51,8 @@ func TestGetReadsObjectBlocksDirect(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) || res.Degraded {
 		t.Fatalf("lone GET: %v, equal %v, degraded %v", err, bytes.Equal(got, data), res.Degraded)
 	}
-	if reads[true] != 0 || advised == 0 {
-		t.Fatalf("a lone GET read %d blocks direct and advised %d", reads[true], advised)
+	if reads[true] != 0 || advised == 0 || s.DirectReadBytes() != 0 {
+		t.Fatalf("a lone GET read %d blocks (%d bytes) direct and advised %d", reads[true], s.DirectReadBytes(), advised)
 	}
 	advised = 0
 	// Another transfer holds blocks from here on.
@@ -70,6 +70,9 @@ func TestGetReadsObjectBlocksDirect(t *testing.T) {
 	}
 	if len(heads) < stripes {
 		t.Fatalf("blocks at %d page offsets", len(heads))
+	}
+	if got, want := s.DirectReadBytes(), int64(stripes*l.K*(l.ShardSize+4)); got != want {
+		t.Fatalf("DirectReadBytes %d after the busy GET, want %d (every data block with its checksum)", got, want)
 	}
 	if advised != 0 {
 		t.Fatalf("%d blocks advised (WILLNEED) for direct reads", advised)

@@ -177,6 +177,9 @@ func (r *shardReader) readDirect(stripe int64, buf []byte) ([]byte, error) {
 		r.s.diskError(r.d, r.bad)
 		return nil, r.bad
 	}
+	if direct {
+		r.s.directRead.Add(int64(len(blk)))
+	}
 	data, err := ec.Open(blk)
 	if err != nil {
 		r.bad = fmt.Errorf("%s stripe %d: %w", r.name, stripe, err)
@@ -185,6 +188,11 @@ func (r *shardReader) readDirect(stripe int64, buf []byte) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// DirectReadBytes is how many bytes of shard blocks this node's GETs have
+// read from its disks with direct I/O, past the page cache (readDirect:
+// GETs that start while other transfers hold blocks), since it started.
+func (s *Store) DirectReadBytes() int64 { return s.directRead.Load() }
 
 // blockReadHook, if set (by tests), sees every block readDirect read,
 // and whether it was read with direct I/O.

@@ -17,6 +17,7 @@ type throughput struct {
 
 var (
 	descReadBytes    = prometheus.NewDesc("rackstack_storage_read_bytes_total", "Object data this node served to readers (Swift, S3, images).", nil, nil)
+	descDirectRead   = prometheus.NewDesc("rackstack_storage_direct_read_bytes_total", "Shard bytes this node's object reads took from its own disks with direct I/O, past the page cache (reads that start while other transfers hold the node's buffers).", nil, nil)
 	descWrittenBytes = prometheus.NewDesc("rackstack_storage_written_bytes_total", "Object data this node stored for writers, before erasure coding.", nil, nil)
 	descHealQueue    = prometheus.NewDesc("rackstack_storage_heal_queue", "Blobs found damaged and waiting for the healer (cluster-wide, from the replicated state).", nil, nil)
 	descHealBackoff  = prometheus.NewDesc("rackstack_storage_heal_backoff", "Queued blobs this node's healer failed to rebuild and is waiting on.", nil, nil)
@@ -55,7 +56,7 @@ func (s *Service) Metrics(local func() *memdb.Txn) *Metrics { return &Metrics{s:
 
 // Describe sends every family's description.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReadBytes, descWrittenBytes, descHealQueue, descHealBackoff, descHealed, descHealFailures,
+	for _, d := range []*prometheus.Desc{descReadBytes, descDirectRead, descWrittenBytes, descHealQueue, descHealBackoff, descHealed, descHealFailures,
 		descMovedParts, descMovedBytes, descLastPass, descScrubbed, descScrubErrors, descDiskUp, descDiskTotal, descDiskFree,
 		descDiskErrors, descDiskState, descMisplaced, descDegraded} {
 		ch <- d
@@ -84,6 +85,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	counter(descReadBytes, float64(s.through.read.Load()))
 	counter(descWrittenBytes, float64(s.through.written.Load()))
+	counter(descDirectRead, float64(s.cfg.Blobs.DirectReadBytes()))
 	c := s.Counters()
 	counter(descHealed, float64(c.Healed))
 	counter(descHealFailures, float64(c.HealFailures))

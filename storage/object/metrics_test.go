@@ -44,6 +44,11 @@ func TestMetricsCountObjectBytesAndReportTheDisks(t *testing.T) {
 	if _, ok := got["rackstack_storage_heal_queue"]; !ok {
 		t.Fatal("no heal queue gauge")
 	}
+	// Lone small reads go through the page cache (blob's direct_test
+	// covers when the counter grows).
+	if v, ok := got["rackstack_storage_direct_read_bytes_total"]; !ok || v != 0 {
+		t.Fatalf("direct read bytes %v (present %v), want 0", v, ok)
+	}
 }
 
 // series gathers c's series of family name, keyed by their label values
