@@ -676,6 +676,35 @@ func TestObjectStorage(t *testing.T) {
 			if res.StatusCode != http.StatusOK || sha(got) != sums["f1"] {
 				t.Fatalf("GET %s without a token: HTTP %d, %d bytes", tempPath, res.StatusCode, len(got))
 			}
+			// An expired temp URL is refused even beside a token that
+			// could read the object: the URL's parameters decide.
+			expired := strings.TrimSpace(mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "tempurl", "--absolute", "GET", "1000000000", "/v1/AUTH_"+demo+"/swift-c/f1", "tmp-k3y"))
+			if code, _ := fetch(n4.url()+"/object"+expired, aliceTok); code != http.StatusUnauthorized {
+				t.Fatalf("GET of an expired temp URL with a token: HTTP %d, want 401", code)
+			}
+		},
+		// Container quotas: the swift CLI's upload past the count is
+		// refused (413) and stores nothing; the healthcheck answers
+		// without a token.
+		"swift quota": func(t *testing.T) {
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "post", "-m", "Quota-Count:1", "-m", "Quota-Bytes:2000000", "quota-c")
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "upload", "quota-c", "f1m")
+			if out, err := tool(aliceOn(n4.rackd), files, "/usr/bin/swift", "upload", "quota-c", "f1"); err == nil || !strings.Contains(out, "413") {
+				t.Fatalf("swift upload past the container's count quota: %v\n%s", err, out)
+			}
+			if out := mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "list", "quota-c"); strings.TrimSpace(out) != "f1m" {
+				t.Fatalf("quota-c holds:\n%s", out)
+			}
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "quota-c")
+			res, err := http.Get(n4.url() + "/object/healthcheck")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || string(body) != "OK" {
+				t.Fatalf("GET /object/healthcheck: HTTP %d %q", res.StatusCode, body)
+			}
 		},
 		// The swift CLI deletes through bulk delete (offered in /info)
 		// when a container holds more objects than twice its threads.

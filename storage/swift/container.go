@@ -47,6 +47,10 @@ func (q *request) containerAttrs(old object.Container) (object.Container, bool) 
 		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return old, false
 	}
+	if msg, ok := checkQuotaMeta(set); !ok {
+		fail(q.w, q.r, http.StatusBadRequest, msg)
+		return old, false
+	}
 	c := old
 	c.Meta = mergeMeta(old.Meta, set, remove)
 	if v, ok := q.r.Header["X-Container-Read"]; ok {

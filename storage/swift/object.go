@@ -131,7 +131,7 @@ func (q *request) putObject() {
 		return
 	}
 	a, ok := q.attrs(nil)
-	if !ok {
+	if !ok || !q.withinQuota(q.container, size) {
 		return
 	}
 	body := io.Reader(q.r.Body)
@@ -188,7 +188,7 @@ func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 		old = nil
 	}
 	a, ok := q.attrs(old)
-	if !ok {
+	if !ok || !q.withinQuota(dstContainer, src.Size) {
 		return
 	}
 	if a.ContentType == "" {

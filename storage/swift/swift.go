@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -80,6 +81,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.info(w, r)
 		return
 	}
+	if r.URL.Path == "/healthcheck" {
+		healthcheck(w, r)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok {
 		fail(w, r, http.StatusNotFound, "Not Found")
@@ -97,8 +102,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &request{h: h, w: w, r: r, project: project, container: container, name: name}
-	// A temp URL stands for a token; with a token, the token decides.
-	if t, ok, err := tempURLOf(r); ok && r.Header.Get("X-Auth-Token") == "" {
+	// A request with temp URL parameters is judged by them alone, token
+	// or not, as Swift's tempurl middleware (ahead of auth in its
+	// pipeline) judges it: an expired or wrong one is a 401 even for a
+	// caller whose token could read the object.
+	if t, ok, err := tempURLOf(r); ok {
 		if !req.authorizeTempURL(t, err) {
 			return
 		}
@@ -253,6 +261,21 @@ func publicRead(acl string, listing bool) bool {
 	return referrer && (!listing || listings)
 }
 
+// healthcheck answers Swift's healthcheck middleware's probe, which load
+// balancers poll without a token: "OK" while this node serves requests.
+func healthcheck(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		fail(w, r, http.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		io.WriteString(w, "OK")
+	}
+}
+
 func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 	api.JSON(w, http.StatusOK, map[string]any{
 		"swift": map[string]any{
@@ -264,6 +287,7 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 		},
 		"slo":         map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
 		"bulk_delete": map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
+		"container_quotas": map[string]any{},
 		"tempurl": map[string]any{
 			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},
 			"incoming_remove_headers": []string{}, "incoming_allow_headers": []string{},

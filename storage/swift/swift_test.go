@@ -736,7 +736,7 @@ func TestInfo(t *testing.T) {
 	json.Unmarshal([]byte(r.body), &all)
 	for k := range all {
 		switch k {
-		case "swift", "slo", "bulk_delete", "tempurl":
+		case "swift", "slo", "bulk_delete", "tempurl", "container_quotas":
 		default:
 			t.Errorf("/info advertises %q, which is not built", k)
 		}
@@ -906,8 +906,13 @@ func TestTempURL(t *testing.T) {
 	del := signTempURL(sha256.New, false, "akey", "DELETE", "/v1/AUTH_p1/c/up", soon)
 	e.must(http.StatusNoContent, "DELETE", "/v1/AUTH_p1/c/up?"+del, "", "")
 
-	// With a token, the token decides.
-	e.must(http.StatusOK, "GET", obj+"?"+invalid["expired"].query, alice, "")
+	// With a token too, the temp URL decides (Swift's tempurl middleware
+	// runs ahead of auth): an expired one is refused, a valid one is
+	// answered as a temp URL.
+	e.must(http.StatusUnauthorized, "GET", obj+"?"+invalid["expired"].query, alice, "")
+	if r := e.must(http.StatusOK, "GET", obj+"?"+get+"&inline", alice, ""); r.header.Get("Content-Disposition") != "inline" {
+		t.Errorf("inline with a token: Content-Disposition %q", r.header.Get("Content-Disposition"))
+	}
 
 	// The keys are shown only to those who may write.
 	if r := e.must(http.StatusNoContent, "HEAD", "/v1/AUTH_p1", alice, ""); r.header.Get("X-Account-Meta-Temp-Url-Key") != "akey" {
@@ -933,5 +938,51 @@ func TestTempURL(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Errorf("temp URL signed over the mounted path: %d", res.StatusCode)
+	}
+}
+
+// The healthcheck answers without a token, as Swift's middleware does.
+func TestHealthcheck(t *testing.T) {
+	e := newEnv(t)
+	r := e.must(http.StatusOK, "GET", "/healthcheck", "", "")
+	if r.body != "OK" || r.header.Get("Content-Type") != "text/plain" || r.header.Get("X-Trans-Id") == "" {
+		t.Errorf("healthcheck: %q %v", r.body, r.header)
+	}
+	e.must(http.StatusOK, "HEAD", "/healthcheck", "", "")
+	e.must(http.StatusMethodNotAllowed, "POST", "/healthcheck", "", "")
+}
+
+// Container quotas refuse a write past the bytes or the object count
+// with 413 and store nothing; quota values must be whole numbers.
+func TestContainerQuotas(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/q", alice, "", "X-Container-Meta-Quota-Bytes", "10", "X-Container-Meta-Quota-Count", "3")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src/big", alice, "0123456789ab")
+	usage := func() (string, string) {
+		r := e.must(http.StatusNoContent, "HEAD", "/v1/AUTH_p1/q", alice, "")
+		return r.header.Get("X-Container-Bytes-Used"), r.header.Get("X-Container-Object-Count")
+	}
+	e.must(http.StatusRequestEntityTooLarge, "PUT", "/v1/AUTH_p1/q/o1", alice, "0123456789a")
+	if b, n := usage(); b != "0" || n != "0" {
+		t.Fatalf("after a refused PUT: %s bytes, %s objects", b, n)
+	}
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/q/o1", alice, "0123456789")
+	e.must(http.StatusRequestEntityTooLarge, "PUT", "/v1/AUTH_p1/q/o2", alice, "x")
+	e.must(http.StatusRequestEntityTooLarge, "PUT", "/v1/AUTH_p1/q/big", alice, "", "X-Copy-From", "src/big")
+	e.must(http.StatusRequestEntityTooLarge, "COPY", "/v1/AUTH_p1/src/big", alice, "", "Destination", "q/big")
+	// The bytes quota lifted, the count still holds.
+	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1/q", alice, "", "X-Remove-Container-Meta-Quota-Bytes", "x")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/q/o2", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/q/o3", alice, "")
+	e.must(http.StatusRequestEntityTooLarge, "PUT", "/v1/AUTH_p1/q/o4", alice, "")
+	if b, n := usage(); b != "10" || n != "3" {
+		t.Fatalf("after the count was reached: %s bytes, %s objects", b, n)
+	}
+	for _, bad := range [][2]string{{"X-Container-Meta-Quota-Bytes", "ten"}, {"X-Container-Meta-Quota-Count", "-1"}} {
+		r := e.must(http.StatusBadRequest, "POST", "/v1/AUTH_p1/q", alice, "", bad[0], bad[1])
+		if !strings.Contains(r.body, "quota") {
+			t.Errorf("%s: %s: %q", bad[0], bad[1], r.body)
+		}
 	}
 }
