@@ -207,4 +207,11 @@ func TestRescueStoppedAndFailed(t *testing.T) {
 	if sv := f.row(id); sv.Status != "ACTIVE" || sv.Want != "active" {
 		t.Fatalf("unrescued: %+v", sv)
 	}
+	// Reset out of rescue by an admin: its next start boots its own disk.
+	f.action(alice, id, rescueBody(nil), 200)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RescueSeq: 4})
+	f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "", map[string]any{"os-resetState": map[string]any{"state": "active"}}, 202, "")
+	if sv := f.row(id); sv.Status != "ACTIVE" || sv.RescueImage != "" {
+		t.Fatalf("reset out of rescue: %+v", sv)
+	}
 }
