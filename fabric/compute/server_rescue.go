@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"slices"
@@ -105,8 +106,12 @@ func (s *Service) rescue(w http.ResponseWriter, r *http.Request, arg any) error 
 			return err
 		case !strings.EqualFold(img.Status, "active"):
 			return badField("rescue_image_ref", ref, "Requested rescue image '%s' is not supported: it is %s, not active.", ref, img.Status)
+		case img.Properties["block_device_mapping"] != "":
+			// A volume-backed server's snapshot: its bytes are in volume
+			// snapshots, which Nova does not rescue from either.
+			return badField("rescue_image_ref", ref, "Requested rescue image '%s' is not supported: it is a snapshot of volumes (block_device_mapping).", ref)
 		}
-		c.Image = strings.ToLower(ref)
+		c.Image = cmp.Or(img.ID, strings.ToLower(ref))
 	}
 	if c.Image == "" {
 		return badRequest("Instance %s cannot be rescued: it has no image to boot the rescue from; give rescue_image_ref.", sv.ID)

@@ -31,6 +31,9 @@ func TestRescueRefusals(t *testing.T) {
 	f.expect("POST", path, alice, "", rescueBody(map[string]any{"rescue_image_ref": 7}), 400, "badRequest", "rescue_image_ref")
 	f.expect("POST", path, alice, "", rescueBody(map[string]any{"rescue_image_ref": "44444444-4444-4444-8444-444444444444"}), 400, "badRequest", "rescue_image_ref", "not supported")
 	f.expect("POST", path, alice, "", rescueBody(map[string]any{"rescue_image_ref": imgQueued}), 400, "badRequest", "rescue_image_ref", "not active")
+	bdmImage := "55555555-5555-4555-8555-555555555555"
+	f.svc.cfg.Images.(fakeImages)[bdmImage] = ImageInfo{ID: bdmImage, Status: "active", Properties: map[string]string{"block_device_mapping": `[{"boot_index": 0}]`}}
+	f.expect("POST", path, alice, "", rescueBody(map[string]any{"rescue_image_ref": bdmImage}), 400, "badRequest", "rescue_image_ref", "snapshot of volumes")
 	f.expect("POST", path, bob, "", rescueBody(nil), 404, "itemNotFound")
 	f.expect("POST", "/v2.1/servers/"+id+"x/action", alice, "", rescueBody(nil), 404, "itemNotFound")
 	f.expect("POST", path, carol, "", rescueBody(nil), 403, "forbidden")
