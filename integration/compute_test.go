@@ -229,9 +229,13 @@ done) &
 		"vm1 rackctl console": func(t *testing.T) { checkRackctlConsole(t, creds, n1, vm1.ID) },
 		// lock, os-resetState and security groups: on vm1, left as it was.
 		// createImage after them: a snapshot of vm1 with what it wrote.
+		// Rescue and unrescue last (this lane is shorter than vm2's).
 		"vm1 server actions": func(t *testing.T) {
 			checkServerActions(t, admin, alice, vm1)
 			checkServerImage(t, alice, vm1)
+			start := time.Now()
+			checkRescue(t, n1, alice, vm1)
+			t.Logf("vm1 rescued and unrescued in %s", time.Since(start).Round(time.Second))
 		},
 		// Server tags: on vm3, whose stop and start keep it in states
 		// Nova lets tags change in.
@@ -573,5 +577,74 @@ func checkResize(t *testing.T, creds map[string]string, n1 *rackd, admin, alice 
 		migs.Migrations[0].Type != "resize" || migs.Migrations[0].Source == "" || migs.Migrations[0].Source != migs.Migrations[0].Dest ||
 		migs.Migrations[0].NewFlavor == nil || migs.Migrations[1].NewFlavor == nil || *migs.Migrations[0].NewFlavor == *migs.Migrations[1].NewFlavor {
 		t.Fatalf("os-migrations of %s: %d %v %s", vm.Name, code, err, body)
+	}
+}
+
+// checkRescue rescues a running guest as `openstack server rescue` does:
+// RESCUE with its QEMU restarted with two disks, a fresh overlay of the
+// rescue image first (the one it boots) and the server's own root disk
+// second, so that the guest finds its config drive third; a reboot is
+// refused while rescued; unrescue → ACTIVE, QEMU restarted with the
+// server's own disk alone and the rescue disk gone; both actions in the
+// server's event list.
+func checkRescue(t *testing.T, n1 *rackd, alice []string, vm serverInfo) {
+	t.Helper()
+	dir := filepath.Join(n1.dataDir, "compute", "instances", vm.ID)
+	console := func() string {
+		out, _ := openstackErr(alice, "console", "log", "show", vm.ID)
+		return out
+	}
+	waitStatus := func(want string) {
+		t.Helper()
+		var s serverInfo
+		if !eventually(3*time.Minute, func() bool { s = showServer(t, alice, vm.ID); return s.Status == want }) {
+			t.Fatalf("%s is %s, not %s", vm.Name, s.Status, want)
+		}
+	}
+	cmdline := func() string {
+		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", qemuPID(t, vm.ID)))
+		return strings.ReplaceAll(string(raw), "\x00", " ")
+	}
+	// A boot's markers: the rescue guest finds the config drive behind
+	// two disks, as /dev/vdc (its own boots find it as /dev/vdb).
+	const booted, ready, thirdDisk = "RACKSTACK-TEST-IMAGE: booted", "RACKSTACK-TEST-IMAGE: ready", "config drive: /dev/vdc"
+	var out string
+	// Up first (a step before may have restarted it), so that the rescue
+	// stops it with its own shutdown.
+	if !eventually(3*time.Minute, func() bool {
+		out = console()
+		i := strings.LastIndex(out, booted)
+		return i >= 0 && strings.Contains(out[i:], ready)
+	}) {
+		t.Fatalf("%s did not finish its boot:\n%s", vm.Name, out)
+	}
+	rescueBoots := strings.Count(out, thirdDisk)
+	openstack(t, alice, "server", "rescue", "--image", "testimg", "--password", "rescue-pass-1", vm.ID)
+	waitStatus("RESCUE")
+	cmd := cmdline()
+	rescue, root := strings.Index(cmd, "file="+dir+"/disk.rescue,"), strings.Index(cmd, "file="+dir+"/disk,")
+	if rescue < 0 || root < 0 || rescue > root || !strings.Contains(cmd, "drive=drive-disk0,serial=rescue,bootindex=1") {
+		t.Fatalf("%s's QEMU in RESCUE does not boot the rescue disk first with its own disk second: %s", vm.Name, cmd)
+	}
+	if !eventually(3*time.Minute, func() bool {
+		out = console()
+		i := strings.LastIndex(out, thirdDisk)
+		return strings.Count(out, thirdDisk) > rescueBoots && strings.Contains(out[i:], ready)
+	}) {
+		t.Fatalf("%s did not boot its rescue disk with its own disk and config drive behind it:\n%s", vm.Name, out)
+	}
+	if out, err := openstackErr(alice, "server", "reboot", "--hard", vm.ID); err == nil || !strings.Contains(out, "vm_state rescued") {
+		t.Fatalf("a reboot of rescued %s: %v\n%s", vm.Name, err, out)
+	}
+	openstack(t, alice, "server", "unrescue", vm.ID)
+	waitStatus("ACTIVE")
+	if cmd := cmdline(); strings.Contains(cmd, "disk.rescue") || !strings.Contains(cmd, "file="+dir+"/disk,") {
+		t.Fatalf("%s's QEMU after the unrescue: %s", vm.Name, cmd)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "disk.rescue")); !os.IsNotExist(err) {
+		t.Fatalf("%s's rescue disk is still there after the unrescue: %v", vm.Name, err)
+	}
+	if acts := openstack(t, alice, "server", "event", "list", "-f", "value", "-c", "Action", vm.ID); !strings.Contains(acts, "unrescue") || !strings.Contains(strings.ReplaceAll(acts, "unrescue", ""), "rescue") {
+		t.Fatalf("%s's actions lack rescue and unrescue:\n%s", vm.Name, acts)
 	}
 }

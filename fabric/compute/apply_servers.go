@@ -56,6 +56,8 @@ func statusOf(vm, task string) string {
 		return "SUSPENDED"
 	case vmError:
 		return "ERROR"
+	case computestate.VMRescued:
+		return "RESCUE"
 	case vmShelved:
 		return "SHELVED"
 	case computestate.VMShelvedOffloaded:
@@ -501,9 +503,15 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 	}
 	s := *old
 	s.PowerState = o.PowerState
-	resizing, err := resizeReport(tx, &s, c)
+	// A resize's or a rescue's report is theirs to take.
+	stepped, err := resizeReport(tx, &s, c)
 	if err != nil {
 		return nil, err
+	}
+	if !stepped {
+		if stepped, err = rescueReport(tx, &s, c); err != nil {
+			return nil, err
+		}
 	}
 	if s.Want == "deleted" && s.Baremetal != "" && o.Status == "ERROR" && s.TaskState == "deleting" {
 		// The node's tear-down failed (the conductor left it in error):
@@ -511,7 +519,7 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 		setState(&s, vmError, "")
 		s.Fault = &Fault{Code: 500, Message: cmp.Or(o.Fault, "the tear-down of the bare-metal node failed"), Created: c.Now}
 	}
-	if s.Want != "deleted" && !resizing {
+	if s.Want != "deleted" && !stepped {
 		switch o.Status {
 		case "ERROR":
 			setState(&s, vmError, "")

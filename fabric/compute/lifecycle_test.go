@@ -502,6 +502,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 1})
 	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{"revertResize": nil}, 202, "")
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 2})
+	f.action(alice, id, map[string]any{"rescue": nil}, 200)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 2, RescueSeq: 1})
+	f.action(alice, id, map[string]any{"unrescue": nil}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 2, RescueSeq: 2})
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	// A server whose volume, made after the 202, could not be made.
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}

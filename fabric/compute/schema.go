@@ -76,13 +76,15 @@ const (
 	// reverts it.
 	cmdServerResize    = "compute.server.resize"
 	cmdServerResizeEnd = "compute.server.resize_end"
-	cmdServerBuild     = "compute.server.build"
-	cmdServerPassword  = "compute.server.password"
-	cmdGroupCreate     = "compute.server_group.create"
-	cmdGroupDelete     = "compute.server_group.delete"
-	cmdQuotaSet        = "compute.quota.set"
-	cmdQuotaDelete     = "compute.quota.delete"
-	cmdConsoleToken    = "compute.console.token"
+	// cmdServerRescue starts a rescue or an unrescue.
+	cmdServerRescue   = "compute.server.rescue"
+	cmdServerBuild    = "compute.server.build"
+	cmdServerPassword = "compute.server.password"
+	cmdGroupCreate    = "compute.server_group.create"
+	cmdGroupDelete    = "compute.server_group.delete"
+	cmdQuotaSet       = "compute.quota.set"
+	cmdQuotaDelete    = "compute.quota.delete"
+	cmdConsoleToken   = "compute.console.token"
 
 	cmdServerInterface = "compute.server.interface"
 )
@@ -108,6 +110,7 @@ func Schema() store.Schema {
 		cmdServerReport:    store.Typed(withEvents(applyServerReport, reportEvents)),
 		cmdServerResize:    applyServerResizeIndexed,
 		cmdServerResizeEnd: store.Typed(withEvents(applyServerResizeEnd, resizeEndEvents)),
+		cmdServerRescue:    store.Typed(withEvents(applyServerRescue, rescueEvents)),
 		cmdServerBuild:     store.Typed(withEvents(applyServerBuild, buildEvents)),
 		cmdServerPassword:  store.Typed(applyServerPassword),
 		cmdGroupCreate:     store.Typed(applyGroupCreate),

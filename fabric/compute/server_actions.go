@@ -76,6 +76,10 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.resize(w, r, o[key])
 	case "confirmResize", "revertResize":
 		return s.endResize(w, r, key, o[key])
+	case "rescue":
+		return s.rescue(w, r, o[key])
+	case "unrescue":
+		return s.unrescue(w, r, o[key])
 	}
 	action, ok := serverActions[key]
 	if !ok {

@@ -73,5 +73,9 @@ func applyResetState(s *Server, c serverActionCmd) error {
 		return badField("state", c.State, "'%s' is not one of ['active', 'error']", c.State)
 	}
 	setState(s, c.State, "")
+	// A rescued server reset out of rescue boots its own disk when its
+	// guest next starts, as Nova's next hard reboot defines the guest
+	// without the rescue disk: no unrescue is possible from here.
+	s.RescueImage = ""
 	return nil
 }

@@ -534,6 +534,7 @@ var extensions = [][3]string{
 	{"os-volumes", "Volumes", "Volumes support."},
 	{"os-simple-tenant-usage", "SimpleTenantUsage", "Simple tenant usage extension."},
 	{"os-migrations", "Migrations", "Provide data on migrations (resizes, on the server's own host)."},
+	{"os-rescue", "Rescue", "Instance rescue mode (not of a volume-backed server)."},
 }
 
 func extensionView(alias, name, desc string) map[string]any {

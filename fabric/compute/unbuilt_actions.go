@@ -29,8 +29,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"removeFloatingIp":   {rule: "os_compute_api:os-floating-ips:remove"},
 	"migrate":            {rule: "os_compute_api:os-migrate-server:migrate", admin: true},
 	"os-migrateLive":     {rule: "os_compute_api:os-migrate-server:migrate_live", admin: true},
-	"rescue":             {rule: "os_compute_api:os-rescue"},
-	"unrescue":           {rule: "os_compute_api:os-unrescue"},
 	"addFixedIp":         {rule: "os_compute_api:os-multinic:add"},
 	"removeFixedIp":      {rule: "os_compute_api:os-multinic:remove"},
 }

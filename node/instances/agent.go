@@ -110,6 +110,9 @@ type record struct {
 	// ResizeSeq is the last resize or revert (Server.ResizeSeq) done,
 	// failed or not: each is tried once per request.
 	ResizeSeq int `json:"resize_seq,omitempty"`
+	// RescueSeq is the last rescue or unrescue (Server.RescueSeq) done,
+	// failed or not: each is tried once per request.
+	RescueSeq int `json:"rescue_seq,omitempty"`
 	// DownTaps are the boot NICs whose port was detached from the
 	// running guest (link down, see syncNICs), until the next start.
 	DownTaps []string `json:"down_taps,omitempty"`
@@ -269,6 +272,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 	if resizing(s, rec) {
 		return a.resize(ctx, s, view, vm, state, &rec)
 	}
+	if rescuing(s, rec) {
+		return a.rescue(ctx, s, view, vm, state, &rec)
+	}
 	starting := s.VMState == "building" || s.TaskState == "powering-on" || s.TaskState == "rebooting" || s.TaskState == "rebooting_hard" ||
 		s.TaskState == computestate.TaskUnshelving
 	switch s.Want {
@@ -288,7 +294,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 					a.Log.Warn("compute: instance shutdown by itself; stopping it", "server", s.ID,
 						"vm_state", s.VMState, "task_state", s.TaskState, "db_power_state", s.PowerState, "vm_power_state", state)
 				}
-				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 			}
 			a.mu.Lock()
 			failed := a.failed[s.ID]
@@ -310,7 +316,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				rec.RebootSeq = s.RebootSeq // a fresh boot is the reboot
 				a.writeRecord(s.ID, rec)
 			}
-			return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 		}
 		if state == hypervisor.Crashed && s.RebootSeq <= rec.RebootSeq {
 			// A crash of a running server is met as a shutdown is (the
@@ -339,18 +345,18 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			}
 		}
 		a.syncNICs(ctx, s, view, vm, &rec, true)
-		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 	case "stopped":
 		if vm != nil && state != hypervisor.Shutdown {
 			if err := vm.PowerOff(ctx, a.grace()); err != nil {
 				return err
 			}
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 	case "paused", "suspended":
 		// Suspend keeps the guest paused in memory here (no save to disk).
 		if vm == nil || state == hypervisor.Shutdown {
-			return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 		}
 		if state == hypervisor.Running {
 			if err := vm.Pause(ctx); err != nil {
@@ -359,9 +365,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 		}
 		a.syncNICs(ctx, s, view, vm, &rec, false)
 		if s.Want == "suspended" {
-			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+		return a.report(ctx, s.ID, computestate.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 	}
 	return nil
 }
@@ -430,6 +436,15 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	spec := hypervisor.VMSpec{
 		ID: s.ID, Name: computestate.Hostname(&s), VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM,
 		Disks: []hypervisor.Disk{root},
+	}
+	if s.RescueImage != "" {
+		// Rescued: the firmware boots the rescue disk; the server's own
+		// disk is the second, for the rescue to repair.
+		rescue, err := a.rescueDisk(ctx, s, dir)
+		if err != nil {
+			return nil, err
+		}
+		spec.Disks = []hypervisor.Disk{rescue, root}
 	}
 	cd := metadata.Describe(s)
 	rec.Taps, rec.DownTaps = nil, nil
@@ -589,7 +604,7 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 		return err
 	}
 	a.Log.Info("compute: rebuilt", "server", s.ID, "image", s.ImageID, "pid", vm.PID())
-	return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq})
+	return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
 }
 
 // imageFormat is how the hypervisor reads a cached image.

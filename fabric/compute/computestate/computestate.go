@@ -141,8 +141,15 @@ type Server struct {
 	// OldFlavor is the flavor before the resize in progress or waiting
 	// for its confirm (VERIFY_RESIZE), which a revert restores;
 	// Migration is that resize's migration record.
-	ResizeSeq      int      `json:"resize_seq,omitempty"`
-	OldFlavor      *Flavor  `json:"old_flavor,omitempty"`
+	ResizeSeq int     `json:"resize_seq,omitempty"`
+	OldFlavor *Flavor `json:"old_flavor,omitempty"`
+	// RescueSeq counts the rescues and unrescues of a virtual machine:
+	// its node restarts the guest with the disks they give it when it
+	// has done fewer (Observed.RescueSeq). RescueImage is the image the
+	// guest boots from while rescued (its rescue disk, first, with its
+	// own root disk second), "" when it is not.
+	RescueSeq      int      `json:"rescue_seq,omitempty"`
+	RescueImage    string   `json:"rescue_image,omitempty"`
 	Migration      string   `json:"migration,omitempty"`
 	Fault          *Fault   `json:"fault,omitempty"`
 	Group          string   `json:"group,omitempty"`
@@ -333,6 +340,9 @@ type Observed struct {
 	// ResizeSeq is the last resize or revert (Server.ResizeSeq) done,
 	// failed or not.
 	ResizeSeq int `json:"resize_seq,omitempty"`
+	// RescueSeq is the last rescue or unrescue (Server.RescueSeq) done,
+	// failed or not.
+	RescueSeq int `json:"rescue_seq,omitempty"`
 }
 
 // Table names.
