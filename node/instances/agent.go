@@ -118,6 +118,21 @@ type record struct {
 	DownTaps []string `json:"down_taps,omitempty"`
 }
 
+// observed is a report of the guest in status and power state that
+// carries every step the node has done (reboots, rebuilds, resizes,
+// rescues): each report, not only the one that ends a step, so that a
+// step's lost report does not leave its server waiting for it.
+func (rec *record) observed(status string, power int) computestate.Observed {
+	return computestate.Observed{Status: status, PowerState: power, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
+		ResizeSeq: rec.ResizeSeq, RescueSeq: rec.RescueSeq}
+}
+
+// withFault is o with the fault a failed step reports.
+func withFault(o computestate.Observed, fault string) computestate.Observed {
+	o.Fault = fault
+	return o
+}
+
 // Run reconciles until ctx ends: at once when a server changes, and every
 // Interval for guests whose state changed on their own.
 func (a *Agent) Run(ctx context.Context) error {
@@ -294,7 +309,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 					a.Log.Warn("compute: instance shutdown by itself; stopping it", "server", s.ID,
 						"vm_state", s.VMState, "task_state", s.TaskState, "db_power_state", s.PowerState, "vm_power_state", state)
 				}
-				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+				return a.report(ctx, s.ID, rec.observed("SHUTOFF", 4))
 			}
 			a.mu.Lock()
 			failed := a.failed[s.ID]
@@ -316,7 +331,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				rec.RebootSeq = s.RebootSeq // a fresh boot is the reboot
 				a.writeRecord(s.ID, rec)
 			}
-			return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+			return a.report(ctx, s.ID, rec.observed("ACTIVE", 1))
 		}
 		if state == hypervisor.Crashed && s.RebootSeq <= rec.RebootSeq {
 			// A crash of a running server is met as a shutdown is (the
@@ -324,8 +339,7 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			// says it failed and why.
 			if s.VMState == "active" && s.TaskState == "" {
 				a.Log.Warn("compute: instance crashed; stopping it", "server", s.ID, "pid", vm.PID())
-				return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 6, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
-					Fault: "the guest crashed (guest-panicked or a hypervisor internal error)"})
+				return a.report(ctx, s.ID, withFault(rec.observed("SHUTOFF", 6), "the guest crashed (guest-panicked or a hypervisor internal error)"))
 			}
 			return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 6, Fault: "the guest crashed"})
 		}
@@ -345,18 +359,18 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			}
 		}
 		a.syncNICs(ctx, s, view, vm, &rec, true)
-		return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+		return a.report(ctx, s.ID, rec.observed("ACTIVE", 1))
 	case "stopped":
 		if vm != nil && state != hypervisor.Shutdown {
 			if err := vm.PowerOff(ctx, a.grace()); err != nil {
 				return err
 			}
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+		return a.report(ctx, s.ID, rec.observed("SHUTOFF", 4))
 	case "paused", "suspended":
 		// Suspend keeps the guest paused in memory here (no save to disk).
 		if vm == nil || state == hypervisor.Shutdown {
-			return a.report(ctx, s.ID, computestate.Observed{Status: "SHUTOFF", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+			return a.report(ctx, s.ID, rec.observed("SHUTOFF", 4))
 		}
 		if state == hypervisor.Running {
 			if err := vm.Pause(ctx); err != nil {
@@ -365,9 +379,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 		}
 		a.syncNICs(ctx, s, view, vm, &rec, false)
 		if s.Want == "suspended" {
-			return a.report(ctx, s.ID, computestate.Observed{Status: "SUSPENDED", PowerState: 7, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+			return a.report(ctx, s.ID, rec.observed("SUSPENDED", 7))
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "PAUSED", PowerState: 3, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+		return a.report(ctx, s.ID, rec.observed("PAUSED", 3))
 	}
 	return nil
 }
@@ -571,8 +585,7 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 		if werr := a.writeRecord(s.ID, *rec); werr != nil {
 			return werr
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
-			Fault: fmt.Sprintf("Rebuild of instance %s failed: %v", s.ID, err)})
+		return a.report(ctx, s.ID, withFault(rec.observed("ERROR", 4), fmt.Sprintf("Rebuild of instance %s failed: %v", s.ID, err)))
 	}
 	dir := a.instanceDir(s.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -604,7 +617,7 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 		return err
 	}
 	a.Log.Info("compute: rebuilt", "server", s.ID, "image", s.ImageID, "pid", vm.PID())
-	return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq, RescueSeq: rec.RescueSeq})
+	return a.report(ctx, s.ID, rec.observed("ACTIVE", 1))
 }
 
 // imageFormat is how the hypervisor reads a cached image.

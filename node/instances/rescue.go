@@ -51,8 +51,7 @@ func (a *Agent) rescue(ctx context.Context, s computestate.Server, view *netstat
 		if werr := a.writeRecord(s.ID, *rec); werr != nil {
 			return werr
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
-			ResizeSeq: rec.ResizeSeq, RescueSeq: rec.RescueSeq, Fault: fmt.Sprintf("%s of instance %s failed: %v", titled(what), s.ID, err)})
+		return a.report(ctx, s.ID, withFault(rec.observed("ERROR", 4), fmt.Sprintf("%s of instance %s failed: %v", titled(what), s.ID, err)))
 	}
 	if err := os.Remove(filepath.Join(a.instanceDir(s.ID), rescueDiskName)); err != nil && !os.IsNotExist(err) {
 		return fail(fmt.Errorf("remove the last rescue disk: %w", err))
@@ -72,8 +71,7 @@ func (a *Agent) rescue(ctx context.Context, s computestate.Server, view *netstat
 		return err
 	}
 	a.Log.Info("compute: "+what+" done", "server", s.ID, "pid", started.PID())
-	return a.report(ctx, s.ID, computestate.Observed{Status: "ACTIVE", PowerState: 1, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
-		ResizeSeq: rec.ResizeSeq, RescueSeq: rec.RescueSeq})
+	return a.report(ctx, s.ID, rec.observed("ACTIVE", 1))
 }
 
 func titled(what string) string {

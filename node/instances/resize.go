@@ -48,15 +48,14 @@ func (a *Agent) resize(ctx context.Context, s computestate.Server, view *netstat
 		if werr := a.writeRecord(s.ID, *rec); werr != nil {
 			return werr
 		}
-		return a.report(ctx, s.ID, computestate.Observed{Status: "ERROR", PowerState: 4, RebootSeq: rec.RebootSeq, RebuildSeq: rec.RebuildSeq,
-			ResizeSeq: rec.ResizeSeq, Fault: fmt.Sprintf("Resize of instance %s failed: %v", s.ID, err)})
+		return a.report(ctx, s.ID, withFault(rec.observed("ERROR", 4), fmt.Sprintf("Resize of instance %s failed: %v", s.ID, err)))
 	}
 	if s.BootVolume == "" {
 		if err := growDisk(ctx, filepath.Join(a.instanceDir(s.ID), "disk"), s.RootGB); err != nil {
 			return fail(err)
 		}
 	}
-	o := computestate.Observed{Status: "SHUTOFF", PowerState: 4}
+	status, power := "SHUTOFF", 4
 	if s.Want == "active" {
 		started, err := a.build(ctx, s, view, rec)
 		if err != nil {
@@ -68,15 +67,14 @@ func (a *Agent) resize(ctx context.Context, s computestate.Server, view *netstat
 		a.mu.Unlock()
 		// The fresh boot is also any reboot asked for meanwhile.
 		rec.RebootSeq = max(rec.RebootSeq, s.RebootSeq)
-		o = computestate.Observed{Status: "ACTIVE", PowerState: 1}
+		status, power = "ACTIVE", 1
 	}
 	rec.ResizeSeq = s.ResizeSeq
 	if err := a.writeRecord(s.ID, *rec); err != nil {
 		return err
 	}
-	a.Log.Info("compute: resized", "server", s.ID, "flavor", s.Flavor.ID, "status", o.Status)
-	o.RebootSeq, o.RebuildSeq, o.ResizeSeq = rec.RebootSeq, rec.RebuildSeq, rec.ResizeSeq
-	return a.report(ctx, s.ID, o)
+	a.Log.Info("compute: resized", "server", s.ID, "flavor", s.Flavor.ID, "status", status)
+	return a.report(ctx, s.ID, rec.observed(status, power))
 }
 
 // growDisk grows the qcow2 disk to rootGB when it is smaller; a disk not

@@ -62,6 +62,15 @@ func TestAgentResize(t *testing.T) {
 	if mustAdopt(t, a, "s1").PID() != pid {
 		t.Fatal("a done resize was done again")
 	}
+	// The step's report lost once the step was recorded (a new agent,
+	// its record up to date): its first report of the guest still says
+	// the resize is done, or the server would wait in RESIZE for ever.
+	w.reports = nil
+	a = newAgent(t, w, host, a.Dir, &logs{})
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.ResizeSeq != 1 || mustAdopt(t, a, "s1").PID() != pid {
+		t.Fatalf("a new agent's report after a recorded resize: %+v", o)
+	}
 
 	// A rackd that stopped before it recorded the step (a new agent on
 	// the same directory, the record a step behind) does it again and
