@@ -49,9 +49,12 @@ const (
 	ceilingEnv    = "RACKBENCH_PUT_CEILING"
 	ceilingAccess = "ceiling"
 	ceilingSecret = "ceiling-secret"
-	// ceilingCryptoHashers is how many bodies hash on crypto/md5 at once
-	// before the next share the md5simd server, as in blob.Store.Put.
-	ceilingCryptoHashers = 4
+	// ceilingSIMDHashers is how many bodies (the one choosing included)
+	// must be hashing when a body's first ceilingFirstStripe bytes are in
+	// for it to share the md5simd server, as blob.Store.Put chooses at a
+	// write's first stripe (4+2, 1 MiB shards).
+	ceilingSIMDHashers = 3
+	ceilingFirstStripe = 4 << 20
 )
 
 func init() {
@@ -84,12 +87,14 @@ type ceilingServer struct {
 	access  string
 	secret  string
 	uploads atomic.Int64
-	// The MD5s are hashed as rackd hashes them (blob.Store.MD5): the
-	// first four bodies hashing at once on crypto/md5, the others in the
-	// lanes of one md5simd server, which costs less per MiB with many
-	// streams and more with few.
+	// The MD5s are hashed as rackd hashes them (blob.Store.MD5): in the
+	// lanes of one md5simd server if, once a body's first stripe is in,
+	// at least three bodies are hashing, and on crypto/md5 otherwise:
+	// the lanes cost less per MiB with three streams or more, and more
+	// with one or two.
 	hashing atomic.Int64
 	md5s    md5simd.Server
+	stripes sync.Pool // of *[]byte, ceilingFirstStripe long
 	mu      sync.Mutex
 	sizes   map[string]int64 // of the objects and of the uploads' parts so far
 }
@@ -200,15 +205,29 @@ func (cs *ceilingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}{Bucket: bucket, Key: key, UploadID: id})
 	case r.Method == http.MethodPut:
 		// An object or a part: the body, verified, into MD5.
-		var h hash.Hash
-		if cs.hashing.Add(1) > ceilingCryptoHashers {
+		cs.hashing.Add(1)
+		bp, _ := cs.stripes.Get().(*[]byte)
+		if bp == nil {
+			b := make([]byte, ceilingFirstStripe)
+			bp = &b
+		}
+		first, err := io.ReadFull(r.Body, *bp)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = nil
+		}
+		var h hash.Hash = md5.New()
+		if first > 0 && cs.hashing.Load() >= ceilingSIMDHashers {
 			sh := cs.md5s.NewHash()
 			defer sh.Close()
 			h = sh
-		} else {
-			h = md5.New()
 		}
-		n, err := io.Copy(h, r.Body)
+		h.Write((*bp)[:first])
+		cs.stripes.Put(bp)
+		var n int64
+		if err == nil {
+			n, err = io.Copy(h, r.Body)
+		}
+		n += int64(first)
 		cs.hashing.Add(-1)
 		if err != nil {
 			ceilingError(w, err)

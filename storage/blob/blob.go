@@ -70,15 +70,17 @@ type Store struct {
 	// own).
 	Buffers     *Buffers
 	defaultBufs sync.Once
-	// MD5, if set, hashes the writes that start while at least
-	// simdHashers others are hashing: one md5simd.Server for the node
-	// hashes up to 16 writes at once in the SIMD lanes of one core
-	// (AVX-512; 8 with AVX2). The MD5 of the ETag was nearly half of
-	// rackd's CPU under minio-go's PUTs; measured here, the lanes take
-	// 0.44 ms of CPU per MiB against crypto/md5's 1.44 with 32 writes at
-	// once, 0.74 with 8, but 1.25 with 4, and 2.15 for a write alone
-	// (the bytes are copied to the server), so the first few writes hash
-	// their bytes alone with crypto/md5.
+	// MD5, if set, hashes the writes that have company: one
+	// md5simd.Server for the node hashes up to 16 writes at once in the
+	// SIMD lanes of one core (AVX-512; 8 with AVX2). The MD5 of the ETag
+	// was nearly half of rackd's CPU under minio-go's PUTs. Streams
+	// hashed side by side, the lanes take 0.3 ms of CPU per MiB with 16
+	// or more, 0.4-0.45 with 8, 0.67-0.77 with 4 and 0.9-1.0 with 3,
+	// against crypto/md5's 1.64; but 2.1-2.4 with 2 and 2.4-2.9 alone
+	// (the bytes are copied to the server, and one or two lanes run the
+	// scalar code). So a write takes the lanes only if, when its first
+	// stripe is hashed, at least simdHashers writes (itself included)
+	// are hashing, and crypto/md5 otherwise (see md5For).
 	MD5     md5simd.Server
 	hashing atomic.Int64 // writes computing an MD5 now
 	// OpenFiles bounds the shard files ReadAt keeps open (default
@@ -100,9 +102,23 @@ func (s *Store) stallTimeout() time.Duration {
 	return 10 * time.Second
 }
 
-// simdHashers is how many writes hash alone (crypto/md5) before the next
-// ones share the Store's MD5 server (see Store.MD5).
-const simdHashers = 4
+// simdHashers is how many writes (the one choosing included) must be
+// hashing for a write to share the Store's MD5 server (see Store.MD5).
+const simdHashers = 3
+
+// md5For returns the hash of a write's MD5, chosen when its first stripe
+// is ready to be hashed rather than when the write starts: minio-go
+// sends an object's four parts within some tens of milliseconds of each
+// other, so the first part started alone, hashed on crypto/md5 while the
+// others shared the lanes, and the lanes ran one part short (or, with
+// the choice made at the start and at four, all four hashed alone).
+// By its first stripe the others have mostly started.
+func (s *Store) md5For() hash.Hash {
+	if s.MD5 != nil && s.hashing.Load() >= simdHashers {
+		return s.MD5.NewHash()
+	}
+	return md5.New()
+}
 
 // DefaultFillTimeout gives a body one minute per stripe: with 4+2 and
 // 1 MiB shards, a client slower than about 70 KiB/s is cut off.
@@ -525,26 +541,29 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	for i, d := range l.Disks {
 		sinks[i] = s.openSink(ctx, d, ShardName(key, i), c.BlockSize())
 	}
-	var h hash.Hash
 	noMD5 := withoutMD5(ctx)
 	if !noMD5 {
+		s.hashing.Add(1)
 		defer s.hashing.Add(-1)
 	}
-	switch {
-	case noMD5:
-	case s.hashing.Add(1) > simdHashers && s.MD5 != nil:
-		sh := s.MD5.NewHash()
-		defer sh.Close()
-		h = sh
-	default:
-		h = md5.New()
-	}
+	// h is the hasher's until hashed is closed: it is chosen at the
+	// first stripe (md5For), and every return below waits for hashed
+	// before this deferred Close of an md5simd hash runs.
+	var h hash.Hash
+	defer func() {
+		if c, ok := h.(io.Closer); ok {
+			c.Close()
+		}
+	}()
 	toHash, hashed := make(chan hashJob, 2), make(chan struct{})
 	go func() {
 		defer close(hashed)
 		for j := range toHash {
-			for _, d := range j.data {
-				if !noMD5 {
+			if !noMD5 {
+				if h == nil {
+					h = s.md5For()
+				}
+				for _, d := range j.data {
 					h.Write(d)
 				}
 			}
@@ -659,6 +678,9 @@ func (s *Store) Put(ctx context.Context, key string, l Layout, r io.Reader) (Inf
 	}
 	info := Info{Size: size, Written: ok, Missing: missing}
 	if !noMD5 {
+		if h == nil { // an empty body: no stripe was hashed
+			h = md5.New()
+		}
 		info.MD5 = hex.EncodeToString(h.Sum(nil))
 	}
 	return info, nil
