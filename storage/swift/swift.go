@@ -113,6 +113,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if !req.authorize() {
 		return
 	}
+	if container != "" && req.refuseUnbuilt() {
+		return
+	}
 	switch {
 	case container == "" && r.URL.Query().Has("bulk-delete") && (r.Method == http.MethodPost || r.Method == http.MethodDelete):
 		req.bulkDelete()
