@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/network/netstate"
@@ -19,66 +20,31 @@ func rescuing(s computestate.Server, rec record) bool {
 		s.RescueSeq > rec.RescueSeq
 }
 
-// rescue restarts the guest for Nova's rescue or unrescue: the guest
-// powered off as for a stop, the last rescue disk removed, and the guest
-// started again, its flavor, NICs, taps and MACs the same. A rescue
-// (RescueImage set) boots it from a fresh overlay of the rescue image,
-// with its own root disk second and untouched (build); an unrescue boots
-// it from its own disk alone. Either way the guest runs after it, as
+// rescue restarts the guest for Nova's rescue or unrescue (restart): the
+// last rescue disk removed while the guest is off, and the guest started
+// again. A rescue (RescueImage set) boots it from a fresh overlay of the
+// rescue image, with its own root disk second and untouched (build); an
+// unrescue boots it from its own disk alone. Either way the guest runs after it, as
 // Nova's rescue starts a stopped instance and its unrescue leaves it
-// active. The step's RescueSeq is recorded once done: a rackd that stops
-// in the middle does it again on its next pass (a fresh rescue disk
-// again, which nothing has written yet). A step that fails reports ERROR
-// saying why, once.
+// active. A rackd that stops in the middle does it again on its next
+// pass, with a fresh rescue disk again, which nothing has written yet.
 func (a *Agent) rescue(ctx context.Context, s computestate.Server, view *netstate.View, vm hypervisor.VM, state hypervisor.PowerState, rec *record) error {
-	what := "rescue"
+	what := "Rescue"
 	if s.RescueImage == "" {
-		what = "unrescue"
+		what = "Unrescue"
 	}
-	a.Log.Info("compute: "+what, "server", s.ID, "rescue_image", s.RescueImage, "rescue", s.RescueSeq)
-	if vm != nil && state != hypervisor.Shutdown {
-		// Stopped as Nova does, with the guest's own shutdown first; an
-		// error here is retried on the next pass.
-		if err := vm.PowerOff(ctx, a.grace()); err != nil {
-			return fmt.Errorf("stop guest for %s: %w", what, err)
-		}
-	}
-	fail := func(err error) error {
-		if ctx.Err() != nil {
-			return err // shutting down: the next rackd does the step
-		}
-		rec.RescueSeq = s.RescueSeq
-		if werr := a.writeRecord(s.ID, *rec); werr != nil {
-			return werr
-		}
-		return a.report(ctx, s.ID, withFault(rec.observed("ERROR", 4), fmt.Sprintf("%s of instance %s failed: %v", titled(what), s.ID, err)))
-	}
-	if err := os.Remove(filepath.Join(a.instanceDir(s.ID), rescueDiskName)); err != nil && !os.IsNotExist(err) {
-		return fail(fmt.Errorf("remove the last rescue disk: %w", err))
-	}
-	started, err := a.build(ctx, s, view, rec)
-	if err != nil {
-		return fail(err)
-	}
-	a.mu.Lock()
-	a.pids[s.ID] = started.PID() // started here: nothing to adopt
-	delete(a.failed, s.ID)
-	a.mu.Unlock()
-	// The fresh boot is also any reboot asked for meanwhile.
-	rec.RebootSeq = max(rec.RebootSeq, s.RebootSeq)
-	rec.RescueSeq = s.RescueSeq
-	if err := a.writeRecord(s.ID, *rec); err != nil {
-		return err
-	}
-	a.Log.Info("compute: "+what+" done", "server", s.ID, "pid", started.PID())
-	return a.report(ctx, s.ID, rec.observed("ACTIVE", 1))
-}
-
-func titled(what string) string {
-	if what == "rescue" {
-		return "Rescue"
-	}
-	return "Unrescue"
+	a.Log.Info("compute: "+strings.ToLower(what), "server", s.ID, "rescue_image", s.RescueImage, "rescue", s.RescueSeq)
+	return a.restart(ctx, s, view, vm, state, rec, restartStep{
+		what: what,
+		done: func(rec *record) { rec.RescueSeq = s.RescueSeq },
+		offline: func() error {
+			if err := os.Remove(filepath.Join(a.instanceDir(s.ID), rescueDiskName)); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("remove the last rescue disk: %w", err)
+			}
+			return nil
+		},
+		start: true,
+	})
 }
 
 // rescueDiskName is the rescue disk's file in the instance directory;
