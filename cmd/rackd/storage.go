@@ -39,11 +39,7 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 		if other, dup := dirs[d.ID()]; dup {
 			return nil, nil, fmt.Errorf("--disk %s and %s are the same disk (id %s)", other.Path(), abs, d.ID())
 		}
-		pool, err := disk.NewPool(d, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--disk %s: %w", p, err)
-		}
-		local[d.ID()], dirs[d.ID()] = disk.Recycling{Dir: d, Pool: pool}, d
+		local[d.ID()], dirs[d.ID()] = d, d
 	}
 	node.HandlePeer(blob.PeerPrefix, blob.PeerHandler(local))
 	k, m, _ := o.coding()

@@ -28,42 +28,12 @@ import (
 func BenchmarkSequentialWrite(b *testing.B) {
 	b.Run("writeback", func(b *testing.B) { benchSequentialWrite(b, 0) })
 	b.Run("durable", func(b *testing.B) { benchSequentialWrite(b, -1) })
-	b.Run("writeback-recycle", func(b *testing.B) { benchSequentialWrite(b, 0, recycling(b)) })
 }
 
-// recycling gives a benchmark volume's disks pools of shard files
-// (disk.Recycling) and collects its garbage every 100 ms, after a grace
-// of 200 ms, into them: what recycled shard files save a sequential
-// writer once its pools are full (a running store's grace is a minute).
-func recycling(b *testing.B) func(*Config) {
-	return func(c *Config) {
-		bs := c.Blobs.(*blob.Store)
-		for id, d := range bs.Local {
-			pool, err := disk.NewPool(d.(*disk.Dir), 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bs.Local[id] = disk.Recycling{Dir: d.(*disk.Dir), Pool: pool}
-			b.Cleanup(func() {
-				if r, f := pool.Reused.Load(), pool.Fresh.Load(); r+f > 0 {
-					b.ReportMetric(float64(r)/float64(r+f), "reused")
-				}
-			})
-		}
-		c.GarbageGrace = 200 * time.Millisecond
-	}
-}
-
-func benchSequentialWrite(b *testing.B, hold int64, tune ...func(*Config)) {
+func benchSequentialWrite(b *testing.B, hold int64) {
 	const size = 512 << 20
-	v := benchVolume(b, size, append(tune, func(c *Config) { c.HoldBytes = hold })...)
+	v := benchVolume(b, size, func(c *Config) { c.HoldBytes = hold })
 	ctx := context.Background()
-	// The garbage collector runs as in rackd (Run: every 10 s, or half
-	// the grace when that is shorter).
-	gctx, stop := context.WithCancel(ctx)
-	collected := make(chan struct{})
-	go func() { v.s.Run(gctx); close(collected) }()
-	defer func() { stop(); <-collected }()
 	b.SetBytes(size)
 	defer reportCPU(b, size)()
 	var rounds atomic.Int64

@@ -41,10 +41,6 @@ const (
 	// per disk and worker, fdatasync'd: no file made or deleted, no
 	// block allocated, as rackbench's raw-disk case writes.
 	PatternOverwrite
-	// PatternRecycle is PatternFilePerDisk whose deleted blobs' shard
-	// files go to a pool per disk (disk.Pool) and are written over by
-	// later flushes instead of fresh files.
-	PatternRecycle
 )
 
 const (
@@ -64,7 +60,6 @@ type Pattern struct {
 	workers []*patternWorker
 	seq     atomic.Int64
 	gc      sync.WaitGroup // deletions of earlier flushes' blobs
-	recycle bool           // deletions recycle the shard files (PatternRecycle)
 }
 
 type patternWorker struct {
@@ -91,14 +86,6 @@ func NewPattern(dirs []*disk.Dir, k, m int, mode PatternMode) (*Pattern, error) 
 	}
 	for _, d := range dirs {
 		p.store.Local[d.ID()] = d
-		if mode == PatternRecycle {
-			pool, err := disk.NewPool(d, 64)
-			if err != nil {
-				return nil, err
-			}
-			p.store.Local[d.ID()] = disk.Recycling{Dir: d, Pool: pool}
-			p.recycle = true
-		}
 		p.layout.Disks = append(p.layout.Disks, placement.Disk{Node: "pattern", ID: d.ID()})
 	}
 	shardBytes := ExtentSize / c.StripeSize() * c.BlockSize()
@@ -197,7 +184,7 @@ func (p *Pattern) flush(w *patternWorker) error {
 		go func() {
 			defer p.gc.Done()
 			for _, key := range prev {
-				p.drop(key)
+				p.store.Delete(context.Background(), key, p.layout)
 			}
 		}()
 	}
@@ -206,7 +193,7 @@ func (p *Pattern) flush(w *patternWorker) error {
 	ctx := blob.WithDirSyncs(blob.WithoutMD5(context.Background()), ds)
 	first := p.seq.Add(1) % 256 // the keys of a flush share their directory
 	key := func() string { return fmt.Sprintf("%02x%030x", first, p.seq.Add(1)) }
-	if p.mode == PatternFilePerDisk || p.mode == PatternRecycle {
+	if p.mode == PatternFilePerDisk {
 		k := key()
 		if _, err := p.store.Put(ctx, k, p.layout, bytes.NewReader(p.data)); err != nil {
 			return err
@@ -231,17 +218,6 @@ func (p *Pattern) flush(w *patternWorker) error {
 		}
 	}
 	return ds.Sync()
-}
-
-// drop deletes (or recycles) a flush's blob.
-func (p *Pattern) drop(key string) {
-	if !p.recycle {
-		p.store.Delete(context.Background(), key, p.layout)
-		return
-	}
-	for i, d := range p.layout.Disks {
-		p.store.Local[d.ID].(disk.Recycler).Recycle(blob.ShardName(key, i))
-	}
 }
 
 // overwrite codes the flush's extents and writes their shards over the

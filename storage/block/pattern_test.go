@@ -21,7 +21,7 @@ import (
 // the process's CPU milliseconds per MiB of volume data: the ceiling
 // the machine allows for that pattern, beside what rackd reaches.
 func BenchmarkWritePattern(b *testing.B) {
-	for name, mode := range map[string]PatternMode{"file-per-shard": PatternFilePerShard, "file-per-disk": PatternFilePerDisk, "overwrite-per-disk": PatternOverwrite, "recycle-per-disk": PatternRecycle} {
+	for name, mode := range map[string]PatternMode{"file-per-shard": PatternFilePerShard, "file-per-disk": PatternFilePerDisk, "overwrite-per-disk": PatternOverwrite} {
 		b.Run(name, func(b *testing.B) { benchPattern(b, mode) })
 	}
 }
@@ -72,7 +72,7 @@ func reportCPU(b *testing.B, bytes int64) func() {
 // its flushes, keeps only the last flush's files of each worker, and
 // leaves no shard behind once closed.
 func TestPatternWritesAndCleansUp(t *testing.T) {
-	for _, mode := range []PatternMode{PatternFilePerShard, PatternFilePerDisk, PatternOverwrite, PatternRecycle} {
+	for _, mode := range []PatternMode{PatternFilePerShard, PatternFilePerDisk, PatternOverwrite} {
 		var dirs []*disk.Dir
 		for range 3 {
 			d, err := disk.OpenDir(t.TempDir())
@@ -88,7 +88,7 @@ func TestPatternWritesAndCleansUp(t *testing.T) {
 		if err := p.Write(3 * 32 << 20); err != nil {
 			t.Fatalf("mode %d: %v", mode, err)
 		}
-		perFlush := map[PatternMode]int{PatternFilePerShard: 8, PatternFilePerDisk: 1, PatternOverwrite: 0, PatternRecycle: 1}[mode]
+		perFlush := map[PatternMode]int{PatternFilePerShard: 8, PatternFilePerDisk: 1, PatternOverwrite: 0}[mode]
 		p.gc.Wait() // the deletions of earlier flushes' blobs
 		names, _ := dirs[0].List()
 		// The workers share the flushes as they come: one or both

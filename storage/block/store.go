@@ -387,7 +387,7 @@ func (s *Store) Usage(ctx context.Context) (Usage, error) {
 
 // Run collects garbage until ctx ends.
 func (s *Store) Run(ctx context.Context) error {
-	t := time.NewTicker(min(10*time.Second, max(s.cfg.GarbageGrace/2, 100*time.Millisecond)))
+	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -424,7 +424,7 @@ func (s *Store) CollectGarbage(ctx context.Context) error {
 			seen[g.ID] = first
 			continue
 		}
-		if err := s.deleteBlob(ctx, g.ID, g.Layout); err != nil {
+		if err := s.cfg.Blobs.Delete(ctx, g.ID, g.Layout); err != nil {
 			s.log.Warn("delete block blob", "blob", g.ID, "err", err)
 			seen[g.ID] = first
 			continue
@@ -438,22 +438,6 @@ func (s *Store) CollectGarbage(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// recycler is the Blobs (blob.Store) that can recycle a blob's shard
-// files instead of deleting them.
-type recycler interface {
-	Recycle(ctx context.Context, key string, l blob.Layout) error
-}
-
-// deleteBlob deletes a garbage blob past its grace: its local shard
-// files go to their disks' pools where the disks keep one (DESIGN.md,
-// *Recycled shard files*).
-func (s *Store) deleteBlob(ctx context.Context, key string, l blob.Layout) error {
-	if r, ok := s.cfg.Blobs.(recycler); ok {
-		return r.Recycle(ctx, key, l)
-	}
-	return s.cfg.Blobs.Delete(ctx, key, l)
 }
 
 // layout places a new blob.
