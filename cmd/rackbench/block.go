@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,8 +140,12 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 		// already.
 		{name: "raw-disk-durable", args: []string{"--ioengine=libaio", "--direct=1", "--filename=" + raw, "--fdatasync=32"}, jobs: blockJobs[:1], filled: true},
 	}
+	targets, pattern := selectBlockCases(targets, o.Cases)
 	var out []Result
-	steps := o.Runs // the write pattern's runs
+	steps := 0
+	if pattern {
+		steps = o.Runs // the write pattern's runs
+	}
 	for _, tg := range targets {
 		steps += len(tg.jobList()) * o.Runs
 	}
@@ -153,16 +158,56 @@ func blockSuite(ctx context.Context, o options) ([]Result, error) {
 		}
 		out = append(out, rs...)
 	}
-	rs, err := writePatternCase(ctx, o, dir, prog)
-	if err != nil {
-		return nil, err
+	if pattern {
+		rs, err := writePatternCase(ctx, o, dir, prog)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
 	}
-	out = append(out, rs...)
 	printBlockGoals(o.Log, out)
 	if hwm, err := vmHWM(p.cmd.Process.Pid); err == nil {
 		out = append(out, newResult("block", "rackstack", map[string]any{"volume": "512MiB"}, "rackd_peak_rss", "MiB", []float64{hwm}))
 	}
 	return out, nil
+}
+
+// selectBlockCases keeps the targets (and the write-pattern case) that
+// --cases names, and of their jobs those whose metric it names (e.g.
+// "rackstack,raw-disk,write-pattern,seq_write": an A/B run of the
+// sequential writer alone). Empty: everything.
+func selectBlockCases(targets []fioTarget, cases string) ([]fioTarget, bool) {
+	if cases == "" {
+		return targets, true
+	}
+	names, metrics := map[string]bool{}, map[string]bool{}
+	for _, c := range strings.Split(cases, ",") {
+		if slices.ContainsFunc(blockJobs, func(j fioJob) bool { return j.metric == c }) {
+			metrics[c] = true
+		} else {
+			names[c] = true
+		}
+	}
+	var out []fioTarget
+	for _, tg := range targets {
+		if len(names) > 0 && !names[tg.name] {
+			continue
+		}
+		if len(metrics) > 0 {
+			var jobs []fioJob
+			for _, j := range tg.jobList() {
+				if metrics[j.metric] {
+					jobs = append(jobs, j)
+				}
+			}
+			if len(jobs) == 0 {
+				continue
+			}
+			tg.jobs = jobs
+		}
+		out = append(out, tg)
+	}
+	return out, len(names) == 0 || names["write-pattern"]
 }
 
 // fioCases fills tg's first size bytes (so that reads read data, not

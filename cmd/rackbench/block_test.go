@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,36 @@ func TestBlockGoalLines(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("line %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSelectBlockCases: --cases keeps the named targets and, of their
+// jobs, the named metrics; the write-pattern case runs when named or when
+// no target is; empty keeps everything.
+func TestSelectBlockCases(t *testing.T) {
+	targets := []fioTarget{{name: "rackstack"}, {name: "raw-disk"}, {name: "raw-disk-durable", jobs: blockJobs[:1]}}
+	names := func(tgs []fioTarget) (out []string) {
+		for _, tg := range tgs {
+			out = append(out, fmt.Sprintf("%s:%d", tg.name, len(tg.jobList())))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		cases   string
+		want    string
+		pattern bool
+	}{
+		{"", "[rackstack:6 raw-disk:6 raw-disk-durable:1]", true},
+		{"rackstack,raw-disk,write-pattern,seq_write", "[rackstack:1 raw-disk:1]", true},
+		{"rackstack,seq_write", "[rackstack:1]", false},
+		{"seq_read", "[rackstack:1 raw-disk:1]", true},
+		{"randread_iops", "[rackstack:2 raw-disk:2]", true},
+		{"write-pattern", "[]", true},
+	} {
+		got, pattern := selectBlockCases(targets, c.cases)
+		if fmt.Sprint(names(got)) != c.want || pattern != c.pattern {
+			t.Errorf("--cases %q: %v, write-pattern %v; want %s, %v", c.cases, names(got), pattern, c.want, c.pattern)
 		}
 	}
 }

@@ -58,7 +58,7 @@ type options struct {
 	Concurrency string // storage --cloud: a comma list
 	From, To    string // dataplane --cloud: the nodes of the two ports
 	Rules       string // dataplane --cloud: security group sizes, a comma list
-	Cases       string // dataplane: the cases to measure, a comma list; empty: all
+	Cases       string // dataplane, block: the cases to measure, a comma list; empty: all
 	Node        string // block --cloud: the node that exports the volume
 	Size        string // block --cloud: the volume's size
 	// Shape, when set, receives the measured cluster's shape (--cloud).
@@ -117,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Concurrency, "concurrency", "1,8,32", "storage --cloud: clients at once, per case (comma list)")
 	fs.StringVar(&o.From, "from", "", "dataplane --cloud: node of the client port")
 	fs.StringVar(&o.To, "to", "", "dataplane --cloud: node of the server port (= --from: traffic within one node)")
-	fs.StringVar(&o.Cases, "cases", "", "dataplane: measure only these cases (comma list; default: all)")
+	fs.StringVar(&o.Cases, "cases", "", "dataplane: measure only these cases; block: only these cases (rackstack, raw-disk, nbdkit-file, raw-disk-durable, write-pattern) and jobs (seq_write, seq_read, randread_iops, randwrite_iops) (comma list; default: all)")
 	fs.StringVar(&o.Rules, "rules", "0,1000,10000", "dataplane --cloud: security group rules on the ports, per case (comma list)")
 	fs.StringVar(&o.Node, "node", "", "block --cloud: node that exports the volume, where rackbench runs (its exports are on loopback)")
 	fs.StringVar(&o.Size, "size", "512MiB", "block --cloud: size of the temporary volume")
