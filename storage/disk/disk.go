@@ -341,7 +341,7 @@ func (w *fileWriter) putDirect(bs [][]byte) (int, error) {
 	for _, b := range bs {
 		total += len(b)
 	}
-	if total < 128<<10 {
+	if total < cap(st) {
 		return 0, nil
 	}
 	pos := len(st) // the stage's bytes in use; aligned once a block is in
