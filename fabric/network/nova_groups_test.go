@@ -142,6 +142,11 @@ func TestNovaProxyGroupWrites(t *testing.T) {
 		t.Fatalf("rule: %+v %v", made, err)
 	}
 	f.expect("GET", "/v2.0/security-group-rules/"+made.ID, alice, nil, 200, "")
+	// A range by its network address, as Nova shows it.
+	hosts := SecurityGroupRule{GroupID: g.ID, Protocol: "udp", PortMin: &port, PortMax: &port, RemoteIPPrefix: "10.2.3.124/24"}
+	if r, err := sp.CreateSecurityGroupRule(ctx, projA, hosts); err != nil || r.RemoteIPPrefix != "10.2.3.0/24" || r.EtherType != "IPv4" {
+		t.Fatalf("range rule: %+v %v", r, err)
+	}
 	_, err = sp.CreateSecurityGroupRule(ctx, projA, rl)
 	kind(err, store.ErrConflict, "the same rule again")
 	_, err = sp.CreateSecurityGroupRule(ctx, projB, rl)
