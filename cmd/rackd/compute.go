@@ -142,8 +142,8 @@ func groupInfo(g network.SecurityGroup) compute.SecurityGroupInfo {
 
 func ruleInfo(r network.SecurityGroupRule) compute.SecurityGroupRuleInfo {
 	return compute.SecurityGroupRuleInfo{ID: r.ID, Direction: r.Direction,
-		Protocol: cmp.Or(r.ProtocolName, r.Protocol), RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID,
-		PortMin: r.PortMin, PortMax: r.PortMax}
+		Protocol: cmp.Or(r.ProtocolName, r.Protocol), RemoteIPPrefix: cmp.Or(r.RemoteIPPrefixGiven, r.RemoteIPPrefix),
+		RemoteGroupID: r.RemoteGroupID, PortMin: r.PortMin, PortMax: r.PortMax}
 }
 
 // The calls below make serverPorts a compute.SecurityGroupEdits (the

@@ -370,9 +370,7 @@ func ruleCIDR(cidr string) (string, error) {
 	if pfx.Bits() == 0 && !pfx.Addr().IsUnspecified() {
 		return "", bad("Bad prefix for network in cidr %s")
 	}
-	// Neutron keeps a range by its network address (10.2.3.0/24 for
-	// 10.2.3.124/24) and Nova shows it so.
-	return pfx.Masked().String(), nil
+	return pfx.String(), nil
 }
 
 // sameNovaRule is Nova's _rule_exists: the same source, protocol and
@@ -394,7 +392,12 @@ func sameNovaRule(have SecurityGroupRuleInfo, q ruleRequest) bool {
 	return from == want(q.from) && to == want(q.to)
 }
 
+// anyNet is a range by its network ("" for every IPv4 address), so that
+// 10.2.3.124/24 is the same rule as 10.2.3.0/24, as Neutron finds it.
 func anyNet(cidr string) string {
+	if p, err := netip.ParsePrefix(cidr); err == nil {
+		cidr = p.Masked().String()
+	}
 	if cidr == "" || cidr == "0.0.0.0/0" {
 		return ""
 	}

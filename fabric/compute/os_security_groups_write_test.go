@@ -260,10 +260,11 @@ func TestSecurityGroupRuleProxy(t *testing.T) {
 		t.Fatalf("icmp rule %v", icmp)
 	}
 	add(alice, rule(map[string]any{"ip_protocol": "udp", "from_port": "53", "to_port": "53", "cidr": "2001:db8::/32"}), 200, "")
-	// A range by its network address, as Neutron keeps it.
+	// A range with host bits is shown as given; by its network it is the
+	// same rule.
 	net := add(alice, rule(map[string]any{"ip_protocol": "tcp", "from_port": 80, "to_port": 80, "cidr": "10.2.3.124/24"}), 200, "")
-	if got := net["ip_range"].(map[string]any)["cidr"]; got != "10.2.3.0/24" {
-		t.Fatalf("range %v, want 10.2.3.0/24", got)
+	if got := net["ip_range"].(map[string]any)["cidr"]; got != "10.2.3.124/24" {
+		t.Fatalf("range %v, want 10.2.3.124/24", got)
 	}
 	add(alice, rule(map[string]any{"ip_protocol": "tcp", "from_port": 80, "to_port": 80, "cidr": "10.2.3.0/24"}), 400, "badRequest", "already exists")
 	made := ep.ruleCalls

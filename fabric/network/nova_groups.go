@@ -222,7 +222,7 @@ func (sp *ServerPorts) CreateSecurityGroupRule(ctx context.Context, project stri
 		if ipVersion(pfx.Addr()) == 6 {
 			rl.EtherType = "IPv6"
 		}
-		rl.RemoteIPPrefix = pfx.Masked().String() // Nova shows the range's network
+		rl.RemoteIPPrefix, rl.RemoteIPPrefixGiven = pfx.String(), givenPrefix(rl.RemoteIPPrefix, pfx)
 	}
 	if rl.RemoteGroupID != "" {
 		if _, err := projectGroup(tx, g.Project, rl.RemoteGroupID); err != nil {

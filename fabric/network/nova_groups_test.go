@@ -142,11 +142,20 @@ func TestNovaProxyGroupWrites(t *testing.T) {
 		t.Fatalf("rule: %+v %v", made, err)
 	}
 	f.expect("GET", "/v2.0/security-group-rules/"+made.ID, alice, nil, 200, "")
-	// A range by its network address, as Nova shows it.
+	// A range with host bits: enforced by its network, shown as given,
+	// as Neutron keeps it; the same range by its network is the same rule.
 	hosts := SecurityGroupRule{GroupID: g.ID, Protocol: "udp", PortMin: &port, PortMax: &port, RemoteIPPrefix: "10.2.3.124/24"}
-	if r, err := sp.CreateSecurityGroupRule(ctx, projA, hosts); err != nil || r.RemoteIPPrefix != "10.2.3.0/24" || r.EtherType != "IPv4" {
+	r, err := sp.CreateSecurityGroupRule(ctx, projA, hosts)
+	if err != nil || r.RemoteIPPrefix != "10.2.3.0/24" || r.RemoteIPPrefixGiven != "10.2.3.124/24" || r.EtherType != "IPv4" {
 		t.Fatalf("range rule: %+v %v", r, err)
 	}
+	viaNeutron := f.expect("GET", "/v2.0/security-group-rules/"+r.ID, alice, nil, 200, "")["security_group_rule"].(map[string]any)
+	if viaNeutron["remote_ip_prefix"] != "10.2.3.124/24" {
+		t.Fatalf("Neutron shows %v", viaNeutron)
+	}
+	hosts.RemoteIPPrefix = "10.2.3.0/24"
+	_, err = sp.CreateSecurityGroupRule(ctx, projA, hosts)
+	kind(err, store.ErrConflict, "the same range by its network")
 	_, err = sp.CreateSecurityGroupRule(ctx, projA, rl)
 	kind(err, store.ErrConflict, "the same rule again")
 	_, err = sp.CreateSecurityGroupRule(ctx, projB, rl)
