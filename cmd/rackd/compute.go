@@ -48,7 +48,8 @@ func portInfo(pt network.Port, networkName string) compute.PortInfo {
 		subnets = append(subnets, f.SubnetID)
 	}
 	return compute.PortInfo{ID: pt.ID, NetworkID: pt.NetworkID, NetworkName: networkName, Project: pt.Project, MAC: pt.MAC,
-		DeviceID: pt.DeviceID, DeviceOwner: pt.DeviceOwner, Host: pt.HostID, Status: pt.Status, IPs: ips, Subnets: subnets}
+		DeviceID: pt.DeviceID, DeviceOwner: pt.DeviceOwner, Host: pt.HostID, Status: pt.Status, IPs: ips, Subnets: subnets,
+		SecurityGroups: pt.SecurityGroups}
 }
 
 func (a serverPorts) Network(ctx context.Context, p *api.Principal, id string) (compute.NetworkInfo, error) {
@@ -126,15 +127,53 @@ func (a serverPorts) SecurityGroups(ctx context.Context, project string) ([]comp
 	groups, rules, err := a.sp.SecurityGroups(ctx, project)
 	out := make([]compute.SecurityGroupInfo, 0, len(groups))
 	for _, g := range groups {
-		info := compute.SecurityGroupInfo{ID: g.ID, Name: g.Name, Description: g.Description, Project: g.Project}
+		info := groupInfo(g)
 		for _, r := range rules[g.ID] {
-			info.Rules = append(info.Rules, compute.SecurityGroupRuleInfo{ID: r.ID, Direction: r.Direction,
-				Protocol: cmp.Or(r.ProtocolName, r.Protocol), RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID,
-				PortMin: r.PortMin, PortMax: r.PortMax})
+			info.Rules = append(info.Rules, ruleInfo(r))
 		}
 		out = append(out, info)
 	}
 	return out, err
 }
 
-var _ compute.SecurityGroupPorts = serverPorts{}
+func groupInfo(g network.SecurityGroup) compute.SecurityGroupInfo {
+	return compute.SecurityGroupInfo{ID: g.ID, Name: g.Name, Description: g.Description, Project: g.Project}
+}
+
+func ruleInfo(r network.SecurityGroupRule) compute.SecurityGroupRuleInfo {
+	return compute.SecurityGroupRuleInfo{ID: r.ID, Direction: r.Direction,
+		Protocol: cmp.Or(r.ProtocolName, r.Protocol), RemoteIPPrefix: cmp.Or(r.RemoteIPPrefixGiven, r.RemoteIPPrefix),
+		RemoteGroupID: r.RemoteGroupID, PortMin: r.PortMin, PortMax: r.PortMax}
+}
+
+// The calls below make serverPorts a compute.SecurityGroupEdits (the
+// write side of Nova's security group proxy).
+
+func (a serverPorts) CreateSecurityGroup(ctx context.Context, project, name, description string) (compute.SecurityGroupInfo, error) {
+	g, err := a.sp.CreateSecurityGroup(ctx, project, name, description)
+	return groupInfo(g), err
+}
+
+func (a serverPorts) UpdateSecurityGroup(ctx context.Context, project, id string, name, description *string) (compute.SecurityGroupInfo, error) {
+	g, err := a.sp.UpdateSecurityGroup(ctx, project, id, name, description)
+	return groupInfo(g), err
+}
+
+func (a serverPorts) DeleteSecurityGroup(ctx context.Context, project, id string) error {
+	return a.sp.DeleteSecurityGroup(ctx, project, id)
+}
+
+func (a serverPorts) CreateSecurityGroupRule(ctx context.Context, project, groupID string, rule compute.SecurityGroupRuleInfo) (compute.SecurityGroupRuleInfo, error) {
+	r, err := a.sp.CreateSecurityGroupRule(ctx, project, network.SecurityGroupRule{GroupID: groupID, Protocol: rule.Protocol,
+		PortMin: rule.PortMin, PortMax: rule.PortMax, RemoteIPPrefix: rule.RemoteIPPrefix, RemoteGroupID: rule.RemoteGroupID})
+	return ruleInfo(r), err
+}
+
+func (a serverPorts) DeleteSecurityGroupRule(ctx context.Context, project, id string) error {
+	return a.sp.DeleteSecurityGroupRule(ctx, project, id)
+}
+
+var (
+	_ compute.SecurityGroupPorts = serverPorts{}
+	_ compute.SecurityGroupEdits = serverPorts{}
+)

@@ -89,6 +89,8 @@ type PortInfo struct {
 	IPs                                                                           []string
 	// Subnets are the subnet of each of IPs.
 	Subnets []string
+	// SecurityGroups are the ids of the port's security groups.
+	SecurityGroups []string
 }
 
 // PortRequest asks for a server's port.
@@ -322,9 +324,15 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-snapshots/{id}", authed, "", s.showProxySnapshot),
 		route(del, "/os-snapshots/{id}", authed, "", s.deleteProxySnapshot),
 
-		// Nova's security group proxy (read side), to microversion 2.35.
+		// Nova's security group proxy, to microversion 2.35.
 		route(get, "/os-security-groups", authed, "", s.listSecurityGroups),
+		route(post, "/os-security-groups", authed, "", s.createSecurityGroup),
 		route(get, "/os-security-groups/{id}", authed, "", s.showSecurityGroup),
+		route(put, "/os-security-groups/{id}", authed, "", s.updateSecurityGroup),
+		route(del, "/os-security-groups/{id}", authed, "", s.deleteSecurityGroup),
+		route(get, "/servers/{id}/os-security-groups", authed, "", s.listServerSecurityGroups),
+		route(post, "/os-security-group-rules", authed, "", s.createSecurityGroupRule),
+		route(del, "/os-security-group-rules/{id}", authed, "", s.deleteSecurityGroupRule),
 
 		route(get, "/os-server-groups", authed, "", s.listGroups),
 		route(post, "/os-server-groups", member, "os_compute_api:os-server-groups:create", s.createGroup),
@@ -527,7 +535,7 @@ var extensions = [][3]string{
 	{"os-server-password", "ServerPassword", "Server password support: the password a guest posts to the metadata service."},
 	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
 	{"os-attach-interfaces", "AttachInterfaces", "Attach interface support."},
-	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' read-only proxy."},
+	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' proxy."},
 	{"os-multiple-create", "MultipleCreate", "Allow multiple create in the Create Server v2.1 API."},
 	{"os-scheduler-hints", "SchedulerHints", "Pass arbitrary key/value pairs to the scheduler."},
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},

@@ -617,9 +617,11 @@ func TestSecurityGroupsAndRules(t *testing.T) {
 		fields["security_group_id"] = gid
 		return fields
 	}
+	// A range with host bits is shown as given, as Neutron keeps it (its
+	// network, 10.0.0.0/24, is what is enforced).
 	r := f.mk(alice, "security-group-rules", "security_group_rule", rule(map[string]any{"direction": "ingress", "protocol": "tcp",
 		"port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.0.1/24"}))
-	if r["protocol"] != "tcp" || r["port_range_min"] != 22.0 || r["remote_ip_prefix"] != "10.0.0.0/24" || r["ethertype"] != "IPv4" || r["tenant_id"] != projA {
+	if r["protocol"] != "tcp" || r["port_range_min"] != 22.0 || r["remote_ip_prefix"] != "10.0.0.1/24" || r["ethertype"] != "IPv4" || r["tenant_id"] != projA {
 		t.Fatalf("rule: %v", r)
 	}
 	r2 := f.mk(alice, "security-group-rules", "security_group_rule", rule(map[string]any{"direction": "ingress", "protocol": "17", "remote_group_id": other}))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
 )
@@ -111,4 +113,148 @@ func (sp *ServerPorts) SecurityGroups(ctx context.Context, project string) ([]Se
 		}
 	}
 	return groups, rules, nil
+}
+
+// Making and changing groups and rules for Nova's os-security-groups and
+// os-security-group-rules proxy: the same commands, state and checks as
+// Neutron's own API, so both APIs see the same groups. project scopes
+// each call: another project's group or rule does not exist for it;
+// "" is an admin's call, which reaches every project's, as Neutron lets
+// an admin.
+
+// projectGroup finds group id in project ("" : any project).
+func projectGroup(tx *memdb.Txn, project, id string) (*SecurityGroup, error) {
+	g := store.Get[SecurityGroup](tx, tGroups, id)
+	if g == nil || (project != "" && g.Project != project) {
+		return nil, notFound("security_group", id)
+	}
+	return g, nil
+}
+
+// CreateSecurityGroup makes a group in project (and the project's
+// default group first if it has none), with Neutron's egress rules.
+func (sp *ServerPorts) CreateSecurityGroup(ctx context.Context, project, name, description string) (SecurityGroup, error) {
+	s := sp.s
+	if project == "" {
+		return SecurityGroup{}, badInput("project_id", "a security group needs a project")
+	}
+	if err := defaultNameTaken(name); err != nil {
+		return SecurityGroup{}, err
+	}
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	now := s.now()
+	g := SecurityGroup{ID: api.NewUUID(), Project: project, Name: name, Description: description, CreatedAt: now, UpdatedAt: now}
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdGroupCreate, s.groupCreation(tx, g), nil); err != nil {
+		return SecurityGroup{}, err
+	}
+	return g, nil
+}
+
+// UpdateSecurityGroup renames or redescribes project's group id (nil:
+// unchanged); the default group keeps its name.
+func (sp *ServerPorts) UpdateSecurityGroup(ctx context.Context, project, id string, name, description *string) (SecurityGroup, error) {
+	s := sp.s
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	g, err := projectGroup(tx, project, id)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	if name != nil && !g.Default {
+		if err := defaultNameTaken(*name); err != nil {
+			return SecurityGroup{}, err
+		}
+	}
+	var row SecurityGroup
+	c := groupUpdateCmd{ID: id, Name: name, Description: description, Now: s.now()}
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdGroupUpdate, c, &row); err != nil {
+		return SecurityGroup{}, err
+	}
+	return row, nil
+}
+
+// DeleteSecurityGroup deletes project's group id with its rules; a
+// group a port uses, or a project's default group (but for an admin),
+// is a conflict.
+func (sp *ServerPorts) DeleteSecurityGroup(ctx context.Context, project, id string) error {
+	s := sp.s
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := projectGroup(tx, project, id); err != nil {
+		return err
+	}
+	_, err = api.Propose(ctx, s.cfg.Repl, cmdGroupDelete, idCmd{ID: id, Admin: project == "", Now: s.now()}, nil)
+	return err
+}
+
+// CreateSecurityGroupRule adds an ingress rule to project's group
+// rl.GroupID: rl.Protocol is a protocol name or number ("" any),
+// RemoteIPPrefix an address range or RemoteGroupID a group of the same
+// project, PortMin and PortMax as Neutron reads them. The ether type
+// follows the address range (IPv4 without one), as Nova sends it.
+func (sp *ServerPorts) CreateSecurityGroupRule(ctx context.Context, project string, rl SecurityGroupRule) (SecurityGroupRule, error) {
+	s := sp.s
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return rl, err
+	}
+	g, err := projectGroup(tx, project, rl.GroupID)
+	if err != nil {
+		return rl, err
+	}
+	now := s.now()
+	rl.ID, rl.Project, rl.Direction, rl.EtherType, rl.CreatedAt, rl.UpdatedAt = api.NewUUID(), g.Project, "ingress", "IPv4", now, now
+	if rl.RemoteIPPrefix != "" && rl.RemoteGroupID != "" {
+		return rl, store.Fault(store.KindInvalid, "SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")
+	}
+	if rl.RemoteIPPrefix != "" {
+		pfx, err := parseCIDROrIP(rl.RemoteIPPrefix)
+		if err != nil {
+			return rl, badInput("remote_ip_prefix", "%v", err)
+		}
+		if ipVersion(pfx.Addr()) == 6 {
+			rl.EtherType = "IPv6"
+		}
+		rl.RemoteIPPrefix, rl.RemoteIPPrefixGiven = pfx.String(), givenPrefix(rl.RemoteIPPrefix, pfx)
+	}
+	if rl.RemoteGroupID != "" {
+		if _, err := projectGroup(tx, g.Project, rl.RemoteGroupID); err != nil {
+			return rl, err
+		}
+	}
+	if rl.Protocol, rl.ProtocolName, err = parseProtocol(rl.Protocol); err != nil {
+		return rl, err
+	}
+	if rl.Protocol == "1" && rl.EtherType == "IPv6" {
+		rl.Protocol = "58" // ICMP over IPv6 is ICMPv6
+	}
+	if err := checkPorts(&rl); err != nil {
+		return rl, err
+	}
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdRuleCreate, ruleCreateCmd{Rules: []SecurityGroupRule{rl}}, nil); err != nil {
+		return rl, err
+	}
+	return rl, nil
+}
+
+// DeleteSecurityGroupRule deletes project's rule id.
+func (sp *ServerPorts) DeleteSecurityGroupRule(ctx context.Context, project, id string) error {
+	s := sp.s
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	rl := store.Get[SecurityGroupRule](tx, tRules, id)
+	if rl == nil || (project != "" && rl.Project != project) {
+		return notFound("security_group_rule", id)
+	}
+	_, err = api.Propose(ctx, s.cfg.Repl, cmdRuleDelete, idCmd{ID: id, Now: s.now()}, nil)
+	return err
 }

@@ -1,7 +1,9 @@
 package network
 
 import (
+	"cmp"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -47,7 +49,7 @@ func ruleView(r *SecurityGroupRule) api.View {
 	return map[string]any{
 		"id": r.ID, "security_group_id": r.GroupID, "direction": r.Direction, "ethertype": r.EtherType, "protocol": proto,
 		"port_range_min": intOrNil(r.PortMin), "port_range_max": intOrNil(r.PortMax),
-		"remote_ip_prefix": nullable(r.RemoteIPPrefix), "remote_group_id": nullable(r.RemoteGroupID), "remote_address_group_id": nil,
+		"remote_ip_prefix": nullable(cmp.Or(r.RemoteIPPrefixGiven, r.RemoteIPPrefix)), "remote_group_id": nullable(r.RemoteGroupID), "remote_address_group_id": nil,
 		"tenant_id": r.Project, "project_id": r.Project, "description": r.Description,
 		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision,
 	}
@@ -172,7 +174,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 		if (ipVersion(pfx.Addr()) == 4) != (rl.EtherType == "IPv4") {
 			return rl, store.Fault(store.KindInvalid, "SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", rl.EtherType, prefix)
 		}
-		rl.RemoteIPPrefix = pfx.String()
+		rl.RemoteIPPrefix, rl.RemoteIPPrefixGiven = pfx.String(), givenPrefix(prefix, pfx)
 	}
 	if rl.RemoteGroupID != "" {
 		rg := store.Get[SecurityGroup](tx, tGroups, rl.RemoteGroupID)
@@ -181,6 +183,15 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 		}
 	}
 	return rl, nil
+}
+
+// givenPrefix is a rule's range as the client wrote it when that has
+// host bits (10.2.3.124/24, as Neutron shows it back), else "".
+func givenPrefix(raw string, pfx netip.Prefix) string {
+	if p, err := netip.ParsePrefix(strings.TrimSpace(raw)); err == nil && p != pfx {
+		return p.String()
+	}
+	return ""
 }
 
 // checkPorts validates port_range_min/max for the rule's protocol.

@@ -75,10 +75,21 @@ func (s *Service) listGroups(w http.ResponseWriter, r *http.Request) error {
 // every project gets.
 func readGroupName(rd *api.Input, def string) string {
 	name := rd.Str("name", def, 255)
-	if rd.Err == nil && strings.EqualFold(strings.TrimSpace(name), "default") {
-		rd.Fail(store.Fault(store.KindConflict, "SecurityGroupDefaultAlreadyExists", "Default security group already exists."))
+	if rd.Err == nil {
+		if err := defaultNameTaken(name); err != nil {
+			rd.Fail(err)
+		}
 	}
 	return name
+}
+
+// defaultNameTaken refuses the name "default" to a group that is not the
+// project's default one.
+func defaultNameTaken(name string) error {
+	if strings.EqualFold(strings.TrimSpace(name), "default") {
+		return store.Fault(store.KindConflict, "SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
+	}
+	return nil
 }
 
 func readStateful(rd *api.Input) {
@@ -110,16 +121,22 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if rd.Err != nil {
 		return rd.Err
 	}
-	c := groupCreateCmd{Group: g, Defaults: s.defaultsFor(tx, g.Project)}
-	for _, et := range []string{"IPv4", "IPv6"} {
-		c.Rules = append(c.Rules, SecurityGroupRule{ID: api.NewUUID(), GroupID: g.ID, Project: g.Project, Direction: "egress",
-			EtherType: et, CreatedAt: now, UpdatedAt: now})
-	}
-	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, c, nil); err != nil {
+	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, s.groupCreation(tx, g), nil); err != nil {
 		return err
 	}
 	api.JSON(w, http.StatusCreated, map[string]any{"security_group": groupView(tx, &g)})
 	return nil
+}
+
+// groupCreation is the command that makes g with Neutron's two egress
+// rules, and its project's default group first if it has none yet.
+func (s *Service) groupCreation(tx *memdb.Txn, g SecurityGroup) groupCreateCmd {
+	c := groupCreateCmd{Group: g, Defaults: s.defaultsFor(tx, g.Project)}
+	for _, et := range []string{"IPv4", "IPv6"} {
+		c.Rules = append(c.Rules, SecurityGroupRule{ID: api.NewUUID(), GroupID: g.ID, Project: g.Project, Direction: "egress",
+			EtherType: et, CreatedAt: g.CreatedAt, UpdatedAt: g.CreatedAt})
+	}
+	return c
 }
 
 func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {

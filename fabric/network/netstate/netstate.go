@@ -195,16 +195,20 @@ type SecurityGroupRule struct {
 	// Protocol is "" for any, else the IP protocol number in decimal
 	// ("6", "17", "1"). ProtocolName is what the client gave ("tcp" or
 	// "6"), shown back to API clients as Neutron does.
-	Protocol       string    `json:"protocol"`
-	ProtocolName   string    `json:"protocol_name,omitempty"`
-	PortMin        *int      `json:"port_min,omitempty"`
-	PortMax        *int      `json:"port_max,omitempty"`
-	RemoteIPPrefix string    `json:"remote_ip_prefix,omitempty"` // normalized CIDR
-	RemoteGroupID  string    `json:"remote_group_id,omitempty"`
-	Description    string    `json:"description"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	Revision       int       `json:"revision"`
+	Protocol       string `json:"protocol"`
+	ProtocolName   string `json:"protocol_name,omitempty"`
+	PortMin        *int   `json:"port_min,omitempty"`
+	PortMax        *int   `json:"port_max,omitempty"`
+	RemoteIPPrefix string `json:"remote_ip_prefix,omitempty"` // normalized CIDR
+	// RemoteIPPrefixGiven is the range as the client gave it, when it
+	// had host bits (10.2.3.124/24): shown back to API clients, as
+	// Neutron keeps it; RemoteIPPrefix is what is enforced.
+	RemoteIPPrefixGiven string    `json:"remote_ip_prefix_given,omitempty"`
+	RemoteGroupID       string    `json:"remote_group_id,omitempty"`
+	Description         string    `json:"description"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	Revision            int       `json:"revision"`
 }
 
 // IPAllocation records that a port holds an address on a network; its id
