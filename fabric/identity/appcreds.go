@@ -333,8 +333,8 @@ func (s *Service) deleteAppCred(w http.ResponseWriter, r *http.Request) error {
 
 // appCredAuth is the "application_credential" identity of a token request.
 type appCredAuth struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
+	ID     string  `json:"id"`
+	Name   string  `json:"name"`
 	Secret *string `json:"secret"`
 	User   *struct {
 		ID     string     `json:"id"`
