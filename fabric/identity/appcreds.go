@@ -259,7 +259,7 @@ func (s *Service) appCredView(r *http.Request, tx *memdb.Txn, a *AppCred) api.Vi
 	}
 	var expires any
 	if a.ExpiresAt != nil {
-		expires = a.ExpiresAt.Format(timeFormat)
+		expires = isoformat(*a.ExpiresAt)
 	}
 	return api.View{
 		"id": a.ID, "name": a.Name, "description": a.Description, "user_id": a.UserID, "project_id": a.ProjectID,
@@ -443,4 +443,16 @@ func (s *Service) tokenRoles(tx *memdb.Txn, c claims) []string {
 		}
 	}
 	return out
+}
+
+// isoformat renders a time as Keystone renders an application
+// credential's expiry (Python's naive datetime.isoformat()): UTC without a
+// zone, with microseconds only when there are any. Clients compare it
+// with the expiry they sent.
+func isoformat(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.Format("2006-01-02T15:04:05")
+	}
+	return t.Format("2006-01-02T15:04:05.000000")
 }

@@ -195,6 +195,16 @@ func TestAppCredExpiryAndLostAccess(t *testing.T) {
 	pid, uid, tok := f.tenant("exp", "eve", "member")
 	exp := f.now.Add(30 * time.Minute)
 	id, secret := f.mkAppCred(uid, tok, map[string]any{"name": "short", "expires_at": exp.Format("2006-01-02T15:04:05")})
+	// The expiry reads back as Keystone writes it (and tempest compares).
+	_, _, body := f.call("GET", "/users/"+uid+"/application_credentials/"+id, tok, nil)
+	if got := body["application_credential"].(map[string]any)["expires_at"]; got != exp.Format("2006-01-02T15:04:05") {
+		t.Fatalf("expires_at = %v", got)
+	}
+	micro := "2027-01-02T03:04:05.123456"
+	_, _, body = f.call("POST", "/users/"+uid+"/application_credentials", tok, map[string]any{"application_credential": map[string]any{"name": "micro", "expires_at": micro}})
+	if got := body["application_credential"].(map[string]any)["expires_at"]; got != micro {
+		t.Fatalf("expires_at %s reads back as %v", micro, got)
+	}
 	code, _, body := f.call("POST", "/auth/tokens", "", appCredAuthByID(id, secret))
 	if code != 201 {
 		t.Fatalf("auth: %d %v", code, body)
