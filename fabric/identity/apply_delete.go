@@ -81,7 +81,7 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 				return nil, conflict("region %s has child regions", c.ID)
 			}
 		}
-	case tAssignments, tMembers, tEndpoints, tCredentials, tImplies:
+	case tAssignments, tMembers, tEndpoints, tCredentials, tImplies, tAppCreds:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -90,6 +90,10 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 
 func deleteProject(tx *memdb.Txn, p *Project) error {
 	if err := deleteWhere(tx, tAssignments, "scope", "project", p.ID); err != nil {
+		return err
+	}
+	// As Keystone, a project takes the application credentials on it.
+	if err := deleteWhere(tx, tAppCreds, "project", p.ID); err != nil {
 		return err
 	}
 	return tx.Delete(tProjects, p)
@@ -105,6 +109,7 @@ func deleteUser(tx *memdb.Txn, u *User, at time.Time) error {
 		{tAssignments, "actor", []any{"user", u.ID}},
 		{tMembers, "user", []any{u.ID}},
 		{tCredentials, "user", []any{u.ID}},
+		{tAppCreds, "user", []any{u.ID}},
 	} {
 		if err := deleteWhere(tx, step.t, step.idx, step.args...); err != nil {
 			return err
@@ -139,6 +144,8 @@ func singular(table string) string {
 		return "group membership"
 	case tCredentials:
 		return "credential"
+	case tAppCreds:
+		return "application credential"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

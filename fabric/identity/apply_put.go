@@ -50,6 +50,8 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &Credential{}
 	case tImplies:
 		v = &Implication{}
+	case tAppCreds:
+		v = &AppCred{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -122,6 +124,8 @@ func rowID(row any) string {
 	case *Credential:
 		return r.ID
 	case *Implication:
+		return r.ID
+	case *AppCred:
 		return r.ID
 	}
 	return ""
@@ -226,6 +230,19 @@ func checkRow(tx *memdb.Txn, row any) error {
 	case *Credential:
 		if !exists(tx, tUsers, r.UserID) {
 			return notFound("Could not find user: %s.", r.UserID)
+		}
+	case *AppCred:
+		if !exists(tx, tUsers, r.UserID) {
+			return notFound("Could not find user: %s.", r.UserID)
+		}
+		if !exists(tx, tProjects, r.ProjectID) {
+			return notFound("Could not find project: %s.", r.ProjectID)
+		}
+		if r.NameKey != appCredKey(r.UserID, r.Name) {
+			return invalid("application credential %s: name key %q does not match", r.ID, r.NameKey)
+		}
+		if sameName(tx, tAppCreds, "name", r.ID, r.NameKey) {
+			return conflict("Conflict occurred attempting to store application_credential - Duplicate entry found with name %s.", r.Name)
 		}
 	case *Implication:
 		prior, implied := store.Get[Role](tx, tRoles, r.Prior), store.Get[Role](tx, tRoles, r.Implied)

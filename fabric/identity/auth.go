@@ -30,6 +30,7 @@ type authRequest struct {
 			Token *struct {
 				ID string `json:"id"`
 			} `json:"token"`
+			ApplicationCredential *appCredAuth `json:"application_credential"`
 		} `json:"identity"`
 		Scope any `json:"scope"`
 	} `json:"auth"`
@@ -152,12 +153,22 @@ func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claim
 		if !contains(c.Methods, "token") {
 			c.Methods = append(append([]string{}, c.Methods...), "token")
 		}
+		if old.AppCred != "" {
+			// A token from an application credential stays bound to it
+			// and to its project: it cannot be widened by rescoping.
+			if req.Auth.Scope != nil {
+				return claims{}, time.Time{}, &api.Error{Status: http.StatusForbidden, Msg: "A token issued from an application credential cannot be rescoped."}
+			}
+			c.AppCred = old.AppCred
+		}
 		if req.Auth.Scope == nil {
 			c.Project, c.Domain, c.System = old.Project, old.Domain, old.System
 		}
 		return c, old.expires(), nil
+	case contains(id.Methods, "application_credential"):
+		return s.identifyAppCred(tx, source, req)
 	}
-	return claims{}, time.Time{}, api.BadField("auth.identity.methods", "supported methods are password and token")
+	return claims{}, time.Time{}, api.BadField("auth.identity.methods", "supported methods are password, token and application_credential")
 }
 
 // scope scopes c as the request asks: a project, a domain or the system
@@ -241,14 +252,17 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 		pd := store.Get[Domain](tx, tDomains, pr.DomainID)
 		body["project"] = map[string]any{"id": pr.ID, "name": pr.Name, "domain": map[string]any{"id": pd.ID, "name": pd.Name}}
 		body["is_domain"] = false
-		roleIDs = effectiveRoles(tx, u.ID, "project", pr.ID)
 	case c.Domain != "":
 		d := store.Get[Domain](tx, tDomains, c.Domain)
 		body["domain"] = map[string]any{"id": d.ID, "name": d.Name}
-		roleIDs = effectiveRoles(tx, u.ID, "domain", d.ID)
 	case c.System:
 		body["system"] = map[string]any{"all": true}
-		roleIDs = effectiveRoles(tx, u.ID, "system", systemAll)
+	}
+	roleIDs = s.tokenRoles(tx, c)
+	if c.AppCred != "" {
+		if a := store.Get[AppCred](tx, tAppCreds, c.AppCred); a != nil {
+			body["application_credential"] = map[string]any{"id": a.ID, "name": a.Name, "restricted": !a.Unrestricted}
+		}
 	}
 	if c.Project != "" || c.Domain != "" || c.System {
 		roles := []map[string]any{}

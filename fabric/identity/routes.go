@@ -70,6 +70,13 @@ func (s *Service) routes() []api.Route {
 		route("GET", "/v3/users/{id}/credentials/OS-EC2/{access}", authed, "identity:ec2_get_credential", selfOrAdmin(s.showEC2)),
 		route("DELETE", "/v3/users/{id}/credentials/OS-EC2/{access}", authed, "identity:ec2_delete_credential", selfOrAdmin(s.deleteEC2)),
 
+		// Application credentials: only the user makes its own (as
+		// Keystone, even an admin may not make one for another user).
+		route("GET", "/v3/users/{id}/application_credentials", authed, "identity:list_application_credentials", selfOrAdmin(s.listAppCreds)),
+		route("POST", "/v3/users/{id}/application_credentials", authed, "identity:create_application_credential", s.createAppCred),
+		route("GET", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:get_application_credential", selfOrAdmin(s.showAppCred)),
+		route("DELETE", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:delete_application_credential", selfOrAdmin(s.deleteAppCred)),
+
 		route("GET", "/v3/roles", authed, "identity:list_roles", s.listRoles),
 		route("POST", "/v3/roles", admin, "identity:create_role", create(s, s.roles, readRole)),
 		route("GET", "/v3/roles/{id}", authed, "identity:get_role", show(s, s.roles)),

@@ -175,6 +175,7 @@ const (
 	tCredentials = "credentials"
 	tKeys        = "signing_keys"
 	tRevocations = "revocations"
+	tAppCreds    = "application_credentials"
 )
 
 func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
@@ -202,6 +203,7 @@ func Schema() store.Schema {
 			store.NewTable(tKeys, &SigningKey{}),
 			store.NewTable(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
 			store.NewTable(tLoginFailures, &LoginFailures{}),
+			store.NewTable(tAppCreds, &AppCred{}, store.StringIndex("name", "NameKey", true), store.StringIndex("user", "UserID", false), store.StringIndex("project", "ProjectID", false)),
 		},
 		Handlers: map[string]store.Handler{
 			cmdBootstrap:     store.Typed(applyBootstrap),

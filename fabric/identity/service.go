@@ -247,6 +247,9 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 	if d == nil || !d.Enabled {
 		return nil, c, errBadToken
 	}
+	if c.AppCred != "" && c.Project == "" {
+		return nil, c, errBadToken // never issued: such tokens are project-scoped
+	}
 	p := &api.Principal{
 		UserID: u.ID, UserName: u.Name, UserDomainID: u.DomainID, Token: tok, AuditID: c.Audit[0],
 		ExpiresAt: c.expires(), IssuedAt: c.issued(), Methods: c.Methods,
@@ -258,7 +261,7 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 			return nil, c, errBadToken
 		}
 		p.ProjectID, p.ProjectName, p.DomainID = pr.ID, pr.Name, pr.DomainID
-		p.Roles = roleNames(tx, effectiveRoles(tx, u.ID, "project", pr.ID))
+		p.Roles = roleNames(tx, s.tokenRoles(tx, c))
 		if len(p.Roles) == 0 {
 			return nil, c, errBadToken
 		}
@@ -268,7 +271,7 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 			return nil, c, errBadToken
 		}
 		p.DomainID = dd.ID
-		p.Roles = roleNames(tx, effectiveRoles(tx, u.ID, "domain", dd.ID))
+		p.Roles = roleNames(tx, s.tokenRoles(tx, c))
 		if len(p.Roles) == 0 {
 			return nil, c, errBadToken
 		}
@@ -276,7 +279,7 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 		// As for a project, a system token holds the roles the user holds
 		// there now, and is void once it holds none.
 		p.System = true
-		p.Roles = roleNames(tx, effectiveRoles(tx, u.ID, "system", systemAll))
+		p.Roles = roleNames(tx, s.tokenRoles(tx, c))
 		if len(p.Roles) == 0 {
 			return nil, c, errBadToken
 		}

@@ -29,6 +29,9 @@ type claims struct {
 	IssuedAt int64    `json:"i"` // unix microseconds
 	Expires  int64    `json:"e"` // unix microseconds
 	Audit    []string `json:"a"`
+	// AppCred is the application credential the token was issued from:
+	// its roles bound the token's, and the token dies with it.
+	AppCred string `json:"ac,omitempty"`
 }
 
 const tokenPrefix = "rs1."
