@@ -232,11 +232,21 @@ func TestAppCredExpiryAndLostAccess(t *testing.T) {
 	if code, _, _ := f.call("POST", "/auth/tokens", "", appCredAuthByID(id2, secret2)); code != 401 {
 		t.Fatalf("auth after the role is gone: %d", code)
 	}
+	// ...and, as Keystone, the removal deleted the user's credentials on
+	// the project: granting the role again does not revive them.
 	if code, _, _ := f.call("PUT", "/projects/"+pid+"/users/"+uid+"/roles/"+f.roleID("member"), f.admin, nil); code != 204 {
 		t.Fatalf("grant again: %d", code)
 	}
+	if code, _, _ := f.call("POST", "/auth/tokens", "", appCredAuthByID(id2, secret2)); code != 401 {
+		t.Fatalf("auth with the role back: %d, want 401 (the credential went with the grant)", code)
+	}
+	if code, _, _ := f.call("GET", "/users/"+uid+"/application_credentials/"+id2, tok, nil); code != 404 {
+		t.Fatalf("the credential after its grant was removed: %d, want 404", code)
+	}
+	tok = f.login("eve", "eve-pw", "exp")
+	id2, secret2 = f.mkAppCred(uid, tok, map[string]any{"name": "again"})
 	if code, _, _ := f.call("POST", "/auth/tokens", "", appCredAuthByID(id2, secret2)); code != 201 {
-		t.Fatalf("auth with the role back: %d", code)
+		t.Fatalf("a new credential after the grant: %d", code)
 	}
 	if code, _, _ := f.call("PATCH", "/users/"+uid, f.admin, map[string]any{"user": map[string]any{"enabled": false}}); code != 200 {
 		t.Fatalf("disable: %d", code)

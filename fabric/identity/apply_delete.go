@@ -81,7 +81,21 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 				return nil, conflict("region %s has child regions", c.ID)
 			}
 		}
-	case tAssignments, tMembers, tEndpoints, tCredentials, tImplies, tAppCreds:
+	case tAssignments:
+		// As Keystone, a user's role removed on a project takes the
+		// user's application credentials on that project with it: a
+		// grant given again later does not bring them back.
+		if a := raw.(*Assignment); a.ActorType == "user" && a.ScopeType == "project" {
+			for _, ac := range store.All[AppCred](tx, tAppCreds, "user", a.ActorID) {
+				if ac.ProjectID != a.ScopeID {
+					continue
+				}
+				if err := tx.Delete(tAppCreds, ac); err != nil {
+					return nil, err
+				}
+			}
+		}
+	case tMembers, tEndpoints, tCredentials, tImplies, tAppCreds:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
