@@ -18,6 +18,16 @@ import (
 // times, through an index of them. Listings and container counts show an
 // expired object until the expirer has run, as Swift's do (the expirer
 // runs every second on the leader, Swift's every five minutes).
+//
+// Crash safety: the delete time is part of the object's row, written by
+// the PUT or POST command that is acknowledged only once committed; the
+// expirer's delete is one Raft command, so a leader that dies mid-pass
+// leaves each object either whole or deleted (its blob on the garbage
+// table), and the next leader's expirer finds the rest from the index. A
+// delete whose outcome is unknown is not retried as failed: the next pass
+// reads the state again, and the command is conditional (version and
+// delete time), so a repeat is a no-op and a newer object of the name
+// stays.
 
 // DeleteAtHeader is the stored header naming the Unix second from which an
 // object is expired, written as Swift normalizes it (ten digits).
