@@ -285,8 +285,8 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 			"max_object_name_length": maxObjectName, "container_listing_limit": containerListLimit,
 			"account_listing_limit": containerListLimit, "strict_cors_mode": true, "policies": []any{map[string]any{"name": policyName, "default": true}},
 		},
-		"slo":         map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
-		"bulk_delete": map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
+		"slo":              map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
+		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
 		"container_quotas": map[string]any{},
 		"tempurl": map[string]any{
 			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},
