@@ -706,6 +706,40 @@ func TestObjectStorage(t *testing.T) {
 				t.Fatalf("GET /object/healthcheck: HTTP %d %q", res.StatusCode, body)
 			}
 		},
+		// Object expiry: an upload with X-Delete-After and a POST with
+		// X-Delete-After show X-Delete-At in swift stat; once it passes
+		// the objects are not found at once, and the leader's expirer
+		// takes them out of the listing.
+		"swift expiry": func(t *testing.T) {
+			swift := func(args ...string) (string, error) {
+				return tool(aliceOn(n4.rackd), files, "/usr/bin/swift", args...)
+			}
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "upload", "--header", "X-Delete-After: 15", "expiry-c", "f0", "f1")
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "post", "-H", "X-Delete-After: 15", "expiry-c", "f1")
+			for _, o := range []string{"f0", "f1"} {
+				if out := mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "stat", "expiry-c", o); !strings.Contains(out, "X-Delete-At:") {
+					t.Fatalf("swift stat expiry-c %s shows no X-Delete-At:\n%s", o, out)
+				}
+			}
+			if !eventually(time.Minute, func() bool {
+				_, err1 := swift("stat", "expiry-c", "f0")
+				_, err2 := swift("download", "-o", "-", "expiry-c", "f1")
+				return err1 != nil && err2 != nil
+			}) {
+				t.Fatal("expired objects still readable after a minute")
+			}
+			if out, err := swift("stat", "expiry-c", "f0"); !strings.Contains(out, "404") {
+				t.Fatalf("swift stat of an expired object: %v\n%s", err, out)
+			}
+			if !eventually(time.Minute, func() bool {
+				out, err := swift("list", "expiry-c")
+				return err == nil && strings.TrimSpace(out) == ""
+			}) {
+				out, _ := swift("list", "expiry-c")
+				t.Fatalf("expired objects still listed after a minute:\n%s", out)
+			}
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "expiry-c")
+		},
 		// The swift CLI deletes through bulk delete (offered in /info)
 		// when a container holds more objects than twice its threads.
 		"swift bulk delete": func(t *testing.T) {
