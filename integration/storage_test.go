@@ -740,6 +740,48 @@ func TestObjectStorage(t *testing.T) {
 			}
 			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "expiry-c")
 		},
+		// Archive extraction (Swift's bulk middleware): a tar.gz made by
+		// tar, PUT to the account, becomes a container of its files,
+		// which the swift CLI lists and reads back.
+		"swift extract archive": func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "arch-c")
+			os.MkdirAll(dir, 0o755)
+			for _, f := range []string{"f0", "f1m"} {
+				b, err := os.ReadFile(filepath.Join(files, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(dir, f), b, 0o644)
+			}
+			archive := filepath.Join(t.TempDir(), "arch.tar.gz")
+			mustTool(t, nil, filepath.Dir(dir), "/usr/bin/tar", "-czf", archive, "arch-c")
+			b, err := os.ReadFile(archive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest("PUT", n4.url()+"/object/v1/AUTH_"+demo+"?extract-archive=tar.gz", bytes.NewReader(b))
+			req.Header.Set("X-Auth-Token", aliceTok)
+			req.Header.Set("Accept", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			report, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || !strings.Contains(string(report), `"Number Files Created":2`) || !strings.Contains(string(report), "201 Created") {
+				t.Fatalf("extract-archive: HTTP %d %s", res.StatusCode, report)
+			}
+			if out := mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "list", "arch-c"); out != "f0\nf1m\n" {
+				t.Fatalf("arch-c lists:\n%s", out)
+			}
+			back := filepath.Join(t.TempDir(), "f1m")
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "download", "-o", back, "arch-c", "f1m")
+			got, _ := os.ReadFile(back)
+			if sha(got) != sums["f1m"] {
+				t.Fatalf("arch-c/f1m read back %d bytes that differ", len(got))
+			}
+			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "arch-c")
+		},
 		// The swift CLI deletes through bulk delete (offered in /info)
 		// when a container holds more objects than twice its threads.
 		"swift bulk delete": func(t *testing.T) {
