@@ -147,7 +147,7 @@ func (s *Service) expireObjects(ctx context.Context) int {
 	}
 	deleted := 0
 	for _, o := range due {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !s.cfg.IsLeader() {
 			break
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -156,8 +156,11 @@ func (s *Service) expireObjects(ctx context.Context) int {
 		})
 		cancel()
 		if err != nil {
+			// Refused or not confirmed: leave the rest to the next
+			// pass, which reads the state again, rather than wait
+			// out a timeout per object while the cluster is unwell.
 			s.log.Warn("expire object", "object", o.Project+"/"+o.Container+"/"+o.Name, "err", err)
-			continue
+			break
 		}
 		var r expireResult
 		if res.Decode(&r) == nil && r.Deleted {
