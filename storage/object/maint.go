@@ -109,6 +109,7 @@ func (s *Service) Run(ctx context.Context) error {
 			lastSweep = now
 		}
 		if s.cfg.IsLeader() {
+			s.expireObjects(ctx)
 			s.collectGarbage(ctx)
 			s.healQueued(ctx)
 			if fp := s.diskFingerprint(ctx); fp != repairedFor && now.Sub(lastRepair) >= 5*time.Second || now.Sub(lastRepair) >= time.Minute {

@@ -498,6 +498,8 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	f.svc.CompleteUpload(f.ctx, u, []CompletePart{{Number: 1, ETag: pt.Part.ETag}})
 	u2, _ := f.svc.CreateUpload(f.ctx, "p", "c", "mp2", Attrs{})
 	f.svc.AbortUpload(f.ctx, u2)
+	f.svc.Put(f.ctx, "p", "c", "expired", bytes.NewReader([]byte("x")), PutOptions{Size: 1, Attrs: Attrs{Headers: map[string]string{DeleteAtHeader: FormatDeleteAt(1)}}})
+	f.svc.expireObjects(f.ctx)
 	f.svc.collectGarbage(f.ctx)
 	f.svc.repl.Propose(f.ctx, cmdHealAdd, healAddCmd{Items: []HealItem{{ID: "x", Object: "y"}}})
 	f.svc.healQueued(f.ctx)

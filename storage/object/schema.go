@@ -161,6 +161,7 @@ const (
 	cmdObjectInline    = "storage.object.put_inline"
 	cmdObjectDelete    = "storage.object.delete"
 	cmdObjectMeta      = "storage.object.meta"
+	cmdObjectExpire    = "storage.object.expire"
 	cmdRelocate        = "storage.part.relocate"
 	cmdUploadCreate    = "storage.upload.create"
 	cmdUploadPart      = "storage.upload.part"
@@ -192,7 +193,7 @@ func Schema() store.Schema {
 			store.NewTable(tAccounts, &Account{}),
 			store.NewTable(tDisks, &DiskRow{}, store.StringIndex("node", "Node", false)),
 			store.NewTable(tContainers, &Container{}, store.StringIndex("project", "Project", false)),
-			store.NewTable(tObjects, &Object{}),
+			store.NewTable(tObjects, &Object{}, deleteAtIndexSchema()),
 			store.NewTable(tUploads, &Upload{}, store.StringIndex("project", "Project", false)),
 			store.NewTable(tUploadParts, &UploadPart{}, store.StringIndex("upload", "UploadID", false)),
 			store.NewTable(tGarbage, &Garbage{}),
@@ -208,6 +209,7 @@ func Schema() store.Schema {
 			cmdObjectInline:    store.Typed(applyObjectInline),
 			cmdObjectDelete:    store.Typed(applyObjectDelete),
 			cmdObjectMeta:      store.Typed(applyObjectMeta),
+			cmdObjectExpire:    store.Typed(applyObjectExpire),
 			cmdRelocate:        store.Typed(applyRelocate),
 			cmdUploadCreate:    store.Typed(applyUploadCreate),
 			cmdUploadPart:      store.Typed(applyUploadPart),

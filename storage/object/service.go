@@ -636,7 +636,7 @@ func (s *Service) Head(ctx context.Context, project, container, name string) (*O
 		return nil, store.NotFoundf("container %s not found", container)
 	}
 	o := store.Get[Object](tx, tObjects, objectID(project, container, name))
-	if o == nil {
+	if o == nil || o.Expired(s.cfg.Now()) { // expired: gone before the expirer runs (expire.go)
 		return nil, store.NotFoundf("object %s not found", name)
 	}
 	return o, nil

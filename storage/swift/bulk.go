@@ -24,6 +24,10 @@ const (
 
 // bulkResult is what a bulk delete reports, with Swift's keys.
 type bulkResult struct {
+	// extract: an archive extraction's report (files created) rather
+	// than a bulk delete's.
+	extract           bool
+	created           int
 	deleted, notFound int
 	errors            [][2]string // name, status
 	status            int         // the request's overall status
@@ -113,39 +117,50 @@ func (q *request) deleteOne(name string, res *bulkResult) {
 	}
 }
 
+// writeBulkResult answers 200 with the report, as Swift's bulk
+// middleware words it (get_response_body): in JSON the fields by name; in
+// XML and text the fields in name order, then the errors.
 func writeBulkResult(w http.ResponseWriter, r *http.Request, res bulkResult) {
 	status := fmt.Sprintf("%d %s", res.status, http.StatusText(res.status))
 	errs := res.errors
 	if errs == nil {
 		errs = [][2]string{}
 	}
-	fields := map[string]any{
-		"Number Deleted": res.deleted, "Number Not Found": res.notFound,
-		"Response Status": status, "Response Body": res.body, "Errors": errs,
+	fields := map[string]any{"Response Status": status, "Response Body": res.body}
+	root := "delete"
+	if res.extract {
+		root = "extract"
+		fields["Number Files Created"] = res.created
+	} else {
+		fields["Number Deleted"], fields["Number Not Found"] = res.deleted, res.notFound
 	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	format, _ := listingFormat(r)
-	var body string
+	var b strings.Builder
 	switch format {
 	case formatJSON:
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		b, _ := json.Marshal(fields)
-		body = string(b)
+		fields["Errors"] = errs
+		j, _ := json.Marshal(fields)
+		b.Write(j)
 	case formatXML:
 		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-		var b strings.Builder
-		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<delete>\n")
-		fmt.Fprintf(&b, "<number_deleted>%d</number_deleted>\n<number_not_found>%d</number_not_found>\n", res.deleted, res.notFound)
-		fmt.Fprintf(&b, "<response_status>%s</response_status>\n<response_body>%s</response_body>\n<errors>\n", status, xmlEscape(res.body))
+		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<" + root + ">\n")
+		for _, k := range keys {
+			tag := strings.ToLower(strings.ReplaceAll(k, " ", "_"))
+			fmt.Fprintf(&b, "<%s>%s</%s>\n", tag, xmlEscape(fmt.Sprint(fields[k])), tag)
+		}
+		b.WriteString("<errors>\n")
 		for _, e := range errs {
 			fmt.Fprintf(&b, "<object><name>%s</name><status>%s</status></object>\n", xmlEscape(e[0]), e[1])
 		}
-		b.WriteString("</errors>\n</delete>\n")
-		body = b.String()
+		b.WriteString("</errors>\n</" + root + ">\n")
 	default:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		var b strings.Builder
-		keys := []string{"Number Deleted", "Number Not Found", "Response Body", "Response Status"}
-		sort.Strings(keys)
 		for _, k := range keys {
 			fmt.Fprintf(&b, "%s: %v\n", k, fields[k])
 		}
@@ -153,8 +168,7 @@ func writeBulkResult(w http.ResponseWriter, r *http.Request, res bulkResult) {
 		for _, e := range errs {
 			fmt.Fprintf(&b, "%s, %s\n", e[0], e[1])
 		}
-		body = b.String()
 	}
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, body)
+	fmt.Fprint(w, b.String())
 }

@@ -50,6 +50,14 @@ func (q *request) attrs(old map[string]string) (object.Attrs, bool) {
 		Meta:        mergeMeta(old, set, remove),
 		Headers:     api.KeepHeaders(q.r.Header),
 	}
+	if at, ok := q.deleteAt(); !ok {
+		return object.Attrs{}, false
+	} else if at != "" {
+		if a.Headers == nil {
+			a.Headers = map[string]string{}
+		}
+		a.Headers[object.DeleteAtHeader] = at
+	}
 	if m := q.r.Header.Get(dloHeader); m != "" {
 		if c, _, ok := strings.Cut(strings.TrimPrefix(m, "/"), "/"); !ok || c == "" {
 			fail(q.w, q.r, http.StatusBadRequest, "Bad Request: X-Object-Manifest must be in the format container/prefix")
@@ -61,6 +69,77 @@ func (q *request) attrs(old map[string]string) (object.Attrs, bool) {
 		a.Headers[dloHeader] = m
 	}
 	return a, true
+}
+
+// deleteAt reads X-Delete-After or X-Delete-At as Swift's
+// check_delete_headers does: the delete time to store ("" if none), or
+// false once it has answered 400 with Swift's text.
+func (q *request) deleteAt() (string, bool) {
+	now := q.h.now()
+	nowSec := float64(now.UnixNano()) / 1e9
+	at := q.r.Header.Get("X-Delete-At")
+	if v := q.r.Header.Get("X-Delete-After"); v != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			fail(q.w, q.r, http.StatusBadRequest, "Non-integer X-Delete-After")
+			return "", false
+		}
+		// Swift: the delete time is now+N truncated to the second, and
+		// must be after now.
+		due := now.Unix() + min(n, object.MaxDeleteAt)
+		if n < 0 || float64(due) <= nowSec {
+			fail(q.w, q.r, http.StatusBadRequest, "X-Delete-After in past")
+			return "", false
+		}
+		at = strconv.FormatInt(due, 10)
+	}
+	if at == "" {
+		return "", true
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(at), 10, 64)
+	if err != nil {
+		fail(q.w, q.r, http.StatusBadRequest, "Non-integer X-Delete-At")
+		return "", false
+	}
+	if float64(n) <= nowSec {
+		fail(q.w, q.r, http.StatusBadRequest, "X-Delete-At in past")
+		return "", false
+	}
+	return object.FormatDeleteAt(n), true
+}
+
+// withoutDeleteAt is stored headers carried over to a POST or a copy
+// without the delete time: as in Swift, only the request sets one.
+func withoutDeleteAt(h map[string]string) map[string]string {
+	if _, ok := h[object.DeleteAtHeader]; !ok {
+		return h
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if k != object.DeleteAtHeader {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// withHeaders is the headers the request gives (a), else the stored ones
+// (old) without their delete time, with the request's delete time.
+func withHeaders(a, old map[string]string) map[string]string {
+	at, set := a[object.DeleteAtHeader]
+	if len(a) > 0 && !(set && len(a) == 1) {
+		return a
+	}
+	h := withoutDeleteAt(old)
+	if !set {
+		return h
+	}
+	out := make(map[string]string, len(h)+1)
+	for k, v := range h {
+		out[k] = v
+	}
+	out[object.DeleteAtHeader] = at
+	return out
 }
 
 // dloHeader marks a dynamic large object: its bytes are the objects under
@@ -194,9 +273,7 @@ func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 	if a.ContentType == "" {
 		a.ContentType = src.ContentType
 	}
-	if a.Headers == nil {
-		a.Headers = src.Headers
-	}
+	a.Headers = withHeaders(a.Headers, src.Headers)
 	o, err := q.h.Store.Copy(ctx, src, q.project, dstContainer, dstName, a)
 	if err != nil {
 		q.failErr(err)
@@ -359,9 +436,7 @@ func (q *request) postObject() {
 	if !ok {
 		return
 	}
-	if a.Headers == nil {
-		a.Headers = o.Headers
-	}
+	a.Headers = withHeaders(a.Headers, o.Headers)
 	if _, err := q.h.Store.SetMeta(ctx, o, a); err != nil {
 		q.failErr(err)
 		return

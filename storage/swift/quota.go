@@ -34,9 +34,19 @@ func checkQuotaMeta(set map[string]string) (string, bool) {
 // known) fits container's quotas; when it does not, it has answered 413.
 // A container that cannot be read is left to the write to report.
 func (q *request) withinQuota(container string, size int64) bool {
+	if q.overQuota(container, size) {
+		fail(q.w, q.r, http.StatusRequestEntityTooLarge, "Upload exceeds quota.")
+		return false
+	}
+	return true
+}
+
+// overQuota reports whether one more object of size bytes would exceed
+// container's quotas, without answering.
+func (q *request) overQuota(container string, size int64) bool {
 	c, err := q.h.Store.Container(q.r.Context(), q.project, container)
 	if err != nil {
-		return true
+		return false
 	}
 	limit := func(k string) (int64, bool) {
 		v, ok := c.Meta[k]
@@ -53,9 +63,5 @@ func (q *request) withinQuota(container string, size int64) bool {
 	if n, ok := limit("quota-count"); ok && c.Objects+1 > n {
 		over = true
 	}
-	if over {
-		fail(q.w, q.r, http.StatusRequestEntityTooLarge, "Upload exceeds quota.")
-		return false
-	}
-	return true
+	return over
 }

@@ -119,6 +119,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case container == "" && r.URL.Query().Has("bulk-delete") && (r.Method == http.MethodPost || r.Method == http.MethodDelete):
 		req.bulkDelete()
+	case r.Method == http.MethodPut && r.URL.Query().Has("extract-archive"):
+		req.extractArchive()
 	case container == "":
 		req.account()
 	case name == "":
@@ -291,6 +293,7 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 		"slo":              map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
 		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
 		"container_quotas": map[string]any{},
+		"bulk_upload":      map[string]any{"max_containers_per_extraction": maxExtractContainers, "max_failed_extractions": maxFailedExtractions},
 		"tempurl": map[string]any{
 			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},
 			"incoming_remove_headers": []string{}, "incoming_allow_headers": []string{},
@@ -395,14 +398,16 @@ const (
 	formatXML
 )
 
-// listingFormat reads ?format= or the Accept header.
+// listingFormat reads ?format= or the Accept header. As Swift's
+// get_listing_content_type, a format it does not know (tempest asks for
+// "txt") means plain text.
 func listingFormat(r *http.Request) (listFormat, error) {
-	switch f := r.URL.Query().Get("format"); f {
+	switch f := strings.ToLower(r.URL.Query().Get("format")); f {
 	case "json":
 		return formatJSON, nil
 	case "xml":
 		return formatXML, nil
-	case "", "plain":
+	default:
 		accept := r.Header.Get("Accept")
 		switch {
 		case f != "":
@@ -412,8 +417,6 @@ func listingFormat(r *http.Request) (listFormat, error) {
 			return formatXML, nil
 		}
 		return formatPlain, nil
-	default:
-		return 0, fmt.Errorf("format %q is not supported (json, xml, plain)", f)
 	}
 }
 
