@@ -170,3 +170,19 @@ func (s *Service) expireObjects(ctx context.Context) int {
 	}
 	return deleted
 }
+
+// WithoutDeleteAt is stored headers carried over to a POST or a copy
+// without the delete time: as in Swift, only the request that makes the
+// new version sets one (a copy must not expire with its source).
+func WithoutDeleteAt(h map[string]string) map[string]string {
+	if _, ok := h[DeleteAtHeader]; !ok {
+		return h
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if k != DeleteAtHeader {
+			out[k] = v
+		}
+	}
+	return out
+}

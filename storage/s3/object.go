@@ -235,7 +235,7 @@ func (q *request) copyObject() {
 			q.fail("InvalidRequest", http.StatusBadRequest, "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
 			return
 		}
-		a = object.Attrs{ContentType: from.ContentType, Meta: from.Meta, Headers: from.Headers}
+		a = object.Attrs{ContentType: from.ContentType, Meta: from.Meta, Headers: object.WithoutDeleteAt(from.Headers)}
 	case "REPLACE":
 		if a, ok = q.attrs(); !ok {
 			return

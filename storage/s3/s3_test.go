@@ -1063,3 +1063,25 @@ func TestEmptyBodyExpectContinue(t *testing.T) {
 		t.Errorf("GET full = %q", got)
 	}
 }
+
+// A copy does not carry its source's delete time (Swift's X-Delete-At,
+// set through the Swift API): the copy must not expire with it.
+func TestCopyDoesNotCarryDeleteAt(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("bkt")
+	at := object.FormatDeleteAt(time.Now().Add(time.Hour).Unix())
+	_, err := e.Svc.Put(context.Background(), "p1", "bkt", "src", strings.NewReader("payload"), object.PutOptions{
+		Attrs: object.Attrs{Headers: map[string]string{object.DeleteAtHeader: at, "Cache-Control": "no-cache"}}, Size: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(http.StatusOK, "", "PUT", "/bkt/dst", alice, nil, "x-amz-copy-source", "/bkt/src")
+	o, err := e.Svc.Head(context.Background(), "p1", "bkt", "dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := o.Headers[object.DeleteAtHeader]; ok || o.Headers["Cache-Control"] != "no-cache" {
+		t.Errorf("the copy's stored headers: %v", o.Headers)
+	}
+}

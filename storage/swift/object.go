@@ -108,21 +108,6 @@ func (q *request) deleteAt() (string, bool) {
 	return object.FormatDeleteAt(n), true
 }
 
-// withoutDeleteAt is stored headers carried over to a POST or a copy
-// without the delete time: as in Swift, only the request sets one.
-func withoutDeleteAt(h map[string]string) map[string]string {
-	if _, ok := h[object.DeleteAtHeader]; !ok {
-		return h
-	}
-	out := make(map[string]string, len(h))
-	for k, v := range h {
-		if k != object.DeleteAtHeader {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // withHeaders is the headers the request gives (a), else the stored ones
 // (old) without their delete time, with the request's delete time.
 func withHeaders(a, old map[string]string) map[string]string {
@@ -130,7 +115,7 @@ func withHeaders(a, old map[string]string) map[string]string {
 	if len(a) > 0 && !(set && len(a) == 1) {
 		return a
 	}
-	h := withoutDeleteAt(old)
+	h := object.WithoutDeleteAt(old)
 	if !set {
 		return h
 	}
