@@ -102,6 +102,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &request{h: h, w: w, r: r, project: project, container: container, name: name}
+	// A form upload is judged by its signature alone, token or not, as
+	// Swift's formpost middleware (ahead of auth) judges it.
+	if isFormPost(r) {
+		req.formPost()
+		return
+	}
 	// A request with temp URL parameters is judged by them alone, token
 	// or not, as Swift's tempurl middleware (ahead of auth in its
 	// pipeline) judges it: an expired or wrong one is a 401 even for a
@@ -293,6 +299,7 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 		"slo":              map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
 		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
 		"container_quotas": map[string]any{},
+		"formpost":         map[string]any{},
 		"bulk_upload":      map[string]any{"max_containers_per_extraction": maxExtractContainers, "max_failed_extractions": maxFailedExtractions},
 		"tempurl": map[string]any{
 			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},
