@@ -116,6 +116,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !req.authorizeTempURL(t, err) {
 			return
 		}
+	} else if req.webMode() && req.staticWeb() {
+		return
 	} else if !req.authorize() {
 		return
 	}
@@ -300,6 +302,7 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
 		"container_quotas": map[string]any{},
 		"formpost":         map[string]any{},
+		"staticweb":        map[string]any{},
 		"bulk_upload":      map[string]any{"max_containers_per_extraction": maxExtractContainers, "max_failed_extractions": maxFailedExtractions},
 		"tempurl": map[string]any{
 			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},

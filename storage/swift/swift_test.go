@@ -738,7 +738,7 @@ func TestInfo(t *testing.T) {
 	json.Unmarshal([]byte(r.body), &all)
 	for k := range all {
 		switch k {
-		case "swift", "slo", "bulk_delete", "bulk_upload", "tempurl", "container_quotas", "formpost":
+		case "swift", "slo", "bulk_delete", "bulk_upload", "tempurl", "container_quotas", "formpost", "staticweb":
 		default:
 			t.Errorf("/info advertises %q, which is not built", k)
 		}
