@@ -716,6 +716,31 @@ func TestObjectStorage(t *testing.T) {
 			}
 			mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", "delete", "form-c")
 		},
+		// Static web: a public container the swift CLI makes a web site
+		// serves its index page and HTML listings to an anonymous browser
+		// (curl); a private one serves nothing.
+		"swift staticweb": func(t *testing.T) {
+			swift := func(args ...string) { mustTool(t, aliceOn(n4.rackd), files, "/usr/bin/swift", args...) }
+			swift("upload", "web-c", "f1", "--object-name", "index.html")
+			swift("upload", "web-c", "f0", "--object-name", "docs/f0")
+			swift("post", "-r", ".r:*,.rlistings", "-m", "web-index:index.html", "-m", "web-listings:true", "-m", "web-listings-css:site.css", "web-c")
+			get := func(p string) (string, string) {
+				out := mustTool(t, nil, files, "/usr/bin/curl", "-sS", "-w", "\n%{http_code}", n4.url()+"/object/v1/AUTH_"+demo+p)
+				i := strings.LastIndex(out, "\n")
+				return out[i+1:], out[:i]
+			}
+			if code, body := get("/web-c/"); code != "200" || sha([]byte(body)) != sums["f1"] {
+				t.Fatalf("anonymous GET of the site: %s, %d bytes", code, len(body))
+			}
+			if code, body := get("/web-c/docs/"); code != "200" || !strings.Contains(body, `href="f0"`) || !strings.Contains(body, `href="../site.css"`) {
+				t.Fatalf("anonymous GET of docs/: %s\n%s", code, body)
+			}
+			swift("post", "-r", "", "web-c")
+			if code, body := get("/web-c/docs/"); code != "401" || strings.Contains(body, "f0") {
+				t.Fatalf("anonymous GET of a private site's docs/: %s\n%s", code, body)
+			}
+			swift("delete", "web-c")
+		},
 		// Container quotas: the swift CLI's upload past the count is
 		// refused (413) and stores nothing; the healthcheck answers
 		// without a token.
