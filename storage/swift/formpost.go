@@ -194,6 +194,21 @@ func (q *request) formFile(fields map[string]string, part *multipart.Part, filen
 	if err := object.CheckName("object", name, maxObjectName); err != nil {
 		return formResult{http.StatusBadRequest, err.Error()}, nil
 	}
+	// The form's x_delete_at / x_delete_after become the object's
+	// X-Delete-At / X-Delete-After, checked as on a PUT.
+	var headers map[string]string
+	for _, f := range []struct{ field, need string }{{"x_delete_at", "Unix timestamp"}, {"x_delete_after", "Number of seconds"}} {
+		if v, ok := fields[f.field]; ok {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				return formResult{}, &formError{http.StatusBadRequest, f.field + " not an integer: " + f.need + " required."}
+			}
+		}
+	}
+	if at, msg := parseDeleteAt(q.h.now(), fields["x_delete_at"], fields["x_delete_after"]); msg != "" {
+		return formResult{http.StatusBadRequest, msg}, nil
+	} else if at != "" {
+		headers = map[string]string{object.DeleteAtHeader: at}
+	}
 	if q.overQuota(q.container, -1) {
 		return formResult{http.StatusRequestEntityTooLarge, "Upload exceeds quota."}, nil
 	}
@@ -207,7 +222,7 @@ func (q *request) formFile(fields map[string]string, part *multipart.Part, filen
 	capped := &cappedReader{r: part, left: min(maxSize, maxFileSize)}
 	ctx := blob.WithBodyDeadline(q.r.Context(), http.NewResponseController(q.w).SetReadDeadline)
 	_, err = q.h.Store.Put(ctx, q.project, q.container, name, capped, object.PutOptions{
-		Attrs: object.Attrs{ContentType: ct}, Size: -1,
+		Attrs: object.Attrs{ContentType: ct, Headers: headers}, Size: -1,
 	})
 	switch {
 	case capped.over:

@@ -26,7 +26,8 @@ type form struct {
 	key               string
 	newHash           func() hash.Hash
 	b64               bool
-	sig               string // set: sent instead of the computed one
+	sig               string      // set: sent instead of the computed one
+	extra             [][2]string // unsigned fields, sent before the files
 	files             [][2]string
 }
 
@@ -59,6 +60,9 @@ func (e *env) post(f form, token string) response {
 		{"max_file_count", strconv.FormatInt(f.maxCount, 10)}, {"expires", strconv.FormatInt(f.expires.Unix(), 10)},
 		{"signature", f.sign()},
 	} {
+		mw.WriteField(kv[0], kv[1])
+	}
+	for _, kv := range f.extra {
 		mw.WriteField(kv[0], kv[1])
 	}
 	for i, file := range f.files {
@@ -174,4 +178,32 @@ func TestFormPost(t *testing.T) {
 		t.Errorf("over quota: %d %q", r.status, r.body)
 	}
 	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c/up-q", alice, "")
+}
+
+// A form's x_delete_after / x_delete_at set its objects' delete time,
+// checked as on a PUT; a value that is not a number is refused.
+func TestFormPostDeleteTime(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1", alice, "", "X-Account-Meta-Temp-URL-Key", "akey")
+	f := form{path: "/v1/AUTH_p1/c/", maxSize: 100, maxCount: 1, expires: time.Now().Add(time.Hour), key: "akey",
+		extra: [][2]string{{"x_delete_after", "600"}}, files: [][2]string{{"soon", "s"}}}
+	if r := e.post(f, ""); r.status != http.StatusCreated {
+		t.Fatalf("form with x_delete_after: %d %q", r.status, r.body)
+	}
+	h := e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/c/soon", alice, "")
+	if at, _ := strconv.ParseInt(h.header.Get("X-Delete-At"), 10, 64); at < time.Now().Unix()+590 || at > time.Now().Unix()+610 {
+		t.Fatalf("X-Delete-At %q, want about now+600", h.header.Get("X-Delete-At"))
+	}
+	for _, c := range []struct{ field, value, body string }{
+		{"x_delete_at", "tomorrow", "FormPost: x_delete_at not an integer: Unix timestamp required."},
+		{"x_delete_after", "1.5", "FormPost: x_delete_after not an integer: Number of seconds required."},
+		{"x_delete_at", "1000000000", "X-Delete-At in past"},
+	} {
+		f.extra, f.files = [][2]string{{c.field, c.value}}, [][2]string{{"bad-" + c.field, "b"}}
+		if r := e.post(f, ""); r.status != http.StatusBadRequest || !strings.Contains(strings.ToLower(r.body), strings.ToLower(c.body)) {
+			t.Errorf("%s=%s: %d %q, want 400 %q", c.field, c.value, r.status, r.body, c.body)
+		}
+		e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c/bad-"+c.field, alice, "")
+	}
 }

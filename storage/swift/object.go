@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -75,37 +76,43 @@ func (q *request) attrs(old map[string]string) (object.Attrs, bool) {
 // check_delete_headers does: the delete time to store ("" if none), or
 // false once it has answered 400 with Swift's text.
 func (q *request) deleteAt() (string, bool) {
-	now := q.h.now()
+	at, msg := parseDeleteAt(q.h.now(), q.r.Header.Get("X-Delete-At"), q.r.Header.Get("X-Delete-After"))
+	if msg != "" {
+		fail(q.w, q.r, http.StatusBadRequest, msg)
+		return "", false
+	}
+	return at, true
+}
+
+// parseDeleteAt is Swift's check_delete_headers on an X-Delete-At and
+// an X-Delete-After value ("" when absent; After wins): the delete time
+// to store ("" if none), or Swift's message for a bad value.
+func parseDeleteAt(now time.Time, at, after string) (string, string) {
 	nowSec := float64(now.UnixNano()) / 1e9
-	at := q.r.Header.Get("X-Delete-At")
-	if v := q.r.Header.Get("X-Delete-After"); v != "" {
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if after != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(after), 10, 64)
 		if err != nil {
-			fail(q.w, q.r, http.StatusBadRequest, "Non-integer X-Delete-After")
-			return "", false
+			return "", "Non-integer X-Delete-After"
 		}
 		// Swift: the delete time is now+N truncated to the second, and
 		// must be after now.
 		due := now.Unix() + min(n, object.MaxDeleteAt)
 		if n < 0 || float64(due) <= nowSec {
-			fail(q.w, q.r, http.StatusBadRequest, "X-Delete-After in past")
-			return "", false
+			return "", "X-Delete-After in past"
 		}
 		at = strconv.FormatInt(due, 10)
 	}
 	if at == "" {
-		return "", true
+		return "", ""
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(at), 10, 64)
 	if err != nil {
-		fail(q.w, q.r, http.StatusBadRequest, "Non-integer X-Delete-At")
-		return "", false
+		return "", "Non-integer X-Delete-At"
 	}
 	if float64(n) <= nowSec {
-		fail(q.w, q.r, http.StatusBadRequest, "X-Delete-At in past")
-		return "", false
+		return "", "X-Delete-At in past"
 	}
-	return object.FormatDeleteAt(n), true
+	return object.FormatDeleteAt(n), ""
 }
 
 // withHeaders is the headers the request gives (a), else the stored ones
