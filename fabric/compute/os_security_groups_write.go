@@ -2,7 +2,6 @@ package compute
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -201,7 +200,13 @@ func (s *Service) updateSecurityGroup(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Service) deleteSecurityGroup(w http.ResponseWriter, r *http.Request) error {
-	edits, scope, err := s.groupEdits(r, "os_compute_api:os-security-groups:delete")
+	return s.deleteByID(w, r, "os_compute_api:os-security-groups:delete", SecurityGroupEdits.DeleteSecurityGroup)
+}
+
+// deleteByID deletes the group or rule the path names with del, checked
+// by policy rule, and answers 202 as Nova does.
+func (s *Service) deleteByID(w http.ResponseWriter, r *http.Request, rule string, del func(SecurityGroupEdits, context.Context, string, string) error) error {
+	edits, scope, err := s.groupEdits(r, rule)
 	if err != nil {
 		return err
 	}
@@ -209,7 +214,7 @@ func (s *Service) deleteSecurityGroup(w http.ResponseWriter, r *http.Request) er
 	if err := groupID("id", id); err != nil {
 		return err
 	}
-	if err := edits.DeleteSecurityGroup(r.Context(), scope, id); err != nil {
+	if err := del(edits, r.Context(), scope, id); err != nil {
 		return asInvalid(err)
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -291,8 +296,8 @@ func readRuleRequest(o api.Object) (ruleRequest, error) {
 		}
 		return q, nil
 	}
-	from, okFrom := portValue(o["from_port"])
-	to, okTo := portValue(o["to_port"])
+	from, okFrom := api.ToInt(o["from_port"])
+	to, okTo := api.ToInt(o["to_port"])
 	if !okFrom || !okTo {
 		field, v := "from_port", o["from_port"]
 		if okFrom {
@@ -331,21 +336,6 @@ func readRuleRequest(o api.Object) (ruleRequest, error) {
 }
 
 func intPtr(n int) *int { return &n }
-
-// portValue reads a port as Nova's int(): a whole number or its text.
-func portValue(v any) (int, bool) {
-	switch x := v.(type) {
-	case float64:
-		if x != math.Trunc(x) || math.Abs(x) > math.MaxInt32 {
-			return 0, false
-		}
-		return int(x), true
-	case string:
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		return n, err == nil && n >= math.MinInt32 && n <= math.MaxInt32
-	}
-	return 0, false
-}
 
 // ruleCIDR reads a rule's address range as Nova's parse_cidr: none is
 // every IPv4 address; a network of prefix 0 is only 0.0.0.0 or ::; an
@@ -454,17 +444,5 @@ func (s *Service) createSecurityGroupRule(w http.ResponseWriter, r *http.Request
 }
 
 func (s *Service) deleteSecurityGroupRule(w http.ResponseWriter, r *http.Request) error {
-	edits, scope, err := s.groupEdits(r, "os_compute_api:os-security-groups:rule:delete")
-	if err != nil {
-		return err
-	}
-	id := chi.URLParam(r, "id")
-	if err := groupID("id", id); err != nil {
-		return err
-	}
-	if err := edits.DeleteSecurityGroupRule(r.Context(), scope, id); err != nil {
-		return asInvalid(err)
-	}
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return s.deleteByID(w, r, "os_compute_api:os-security-groups:rule:delete", SecurityGroupEdits.DeleteSecurityGroupRule)
 }
