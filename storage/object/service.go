@@ -368,6 +368,11 @@ func (s *Service) writeBlob(ctx context.Context, project, container string, r io
 	if container != "" && store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
 		return Part{}, nil, store.NotFoundf("container %s not found", container)
 	}
+	if container != "" {
+		if err := checkQuota(tx, project, container, size); err != nil {
+			return Part{}, nil, err
+		}
+	}
 	key := newID()
 	l, err := s.layoutFor(tx, key, size)
 	if err != nil {
@@ -470,6 +475,9 @@ func (s *Service) putInline(ctx context.Context, project, container, name string
 	// A store without disks takes no objects, small ones neither.
 	if len(s.activeDisks(tx)) == 0 {
 		return nil, ErrNoDisks
+	}
+	if err := checkQuota(tx, project, container, int64(len(data))); err != nil {
+		return nil, err
 	}
 	if inlineUsed(tx)+int64(len(data)) > s.cfg.InlineBudget {
 		return nil, errInlineFull

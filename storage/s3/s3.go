@@ -263,6 +263,9 @@ func (q *request) failErr(err error) {
 		q.fail("IncompleteBody", http.StatusBadRequest, "you did not provide the number of bytes specified by the Content-Length HTTP header")
 	case errors.Is(err, object.ErrBadDigest):
 		q.fail("BadDigest", http.StatusBadRequest, "the Content-MD5 you specified did not match what we received")
+	case errors.Is(err, object.ErrContainerQuota):
+		// Swift's s3api answers a container quota's 413 so.
+		q.fail("EntityTooLarge", http.StatusBadRequest, "your upload exceeds the bucket's quota")
 	case errors.Is(err, blob.ErrSource) && errors.Is(err, os.ErrDeadlineExceeded):
 		q.fail("RequestTimeout", http.StatusBadRequest, "your socket connection to the server was not read from or written to within the timeout period")
 	case errors.Is(err, blob.ErrSource):

@@ -151,9 +151,6 @@ func (q *request) extractOne(tr *tar.Reader, h *tar.Header, container, obj strin
 		}
 		made[container] = true
 	}
-	if q.overQuota(container, h.Size) {
-		return http.StatusRequestEntityTooLarge
-	}
 	_, err := q.h.Store.Put(ctx, q.project, container, obj, tr, object.PutOptions{Attrs: a, Size: h.Size})
 	if errors.Is(err, object.ErrIncomplete) || errors.Is(err, blob.ErrSource) {
 		return -1
@@ -169,6 +166,8 @@ func fileStatus(err error) int {
 	switch {
 	case errors.Is(err, object.ErrNoDisks), errors.Is(err, blob.ErrQuorum):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, object.ErrContainerQuota):
+		return http.StatusRequestEntityTooLarge
 	}
 	return api.StatusOf(err)
 }

@@ -209,9 +209,6 @@ func (q *request) formFile(fields map[string]string, part *multipart.Part, filen
 	} else if at != "" {
 		headers = map[string]string{object.DeleteAtHeader: at}
 	}
-	if q.overQuota(q.container, -1) {
-		return formResult{http.StatusRequestEntityTooLarge, "Upload exceeds quota."}, nil
-	}
 	ct := part.Header.Get("Content-Type")
 	if v := fields["content-type"]; v != "" {
 		ct = v
@@ -229,6 +226,8 @@ func (q *request) formFile(fields map[string]string, part *multipart.Part, filen
 		return formResult{}, &formError{http.StatusBadRequest, "max_file_size exceeded"}
 	case errors.Is(err, object.ErrIncomplete) || errors.Is(err, blob.ErrSource):
 		return formResult{}, &formError{http.StatusBadRequest, "the form could not be read"}
+	case errors.Is(err, object.ErrContainerQuota):
+		return formResult{http.StatusRequestEntityTooLarge, "Upload exceeds quota."}, nil
 	case err != nil:
 		return formResult{fileStatus(err), ""}, nil
 	}

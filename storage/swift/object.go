@@ -202,7 +202,7 @@ func (q *request) putObject() {
 		return
 	}
 	a, ok := q.attrs(nil)
-	if !ok || !q.withinQuota(q.container, size) {
+	if !ok {
 		return
 	}
 	body := io.Reader(q.r.Body)
@@ -259,7 +259,7 @@ func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 		old = nil
 	}
 	a, ok := q.attrs(old)
-	if !ok || !q.withinQuota(dstContainer, src.Size) {
+	if !ok {
 		return
 	}
 	if a.ContentType == "" {

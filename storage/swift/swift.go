@@ -176,6 +176,9 @@ func (q *request) failErr(err error) {
 	case errors.Is(err, object.ErrBadDigest):
 		fail(q.w, q.r, http.StatusUnprocessableEntity, "Unprocessable Entity: the ETag does not match the body")
 		return
+	case errors.Is(err, object.ErrContainerQuota):
+		fail(q.w, q.r, http.StatusRequestEntityTooLarge, "Upload exceeds quota.")
+		return
 	case errors.Is(err, blob.ErrSource) && errors.Is(err, os.ErrDeadlineExceeded):
 		fail(q.w, q.r, http.StatusRequestTimeout, "Request Timeout: the body came too slowly")
 		return
