@@ -3,6 +3,7 @@ package compute
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -89,6 +90,24 @@ func keypairNotFound(user, name string) error {
 }
 
 func groupNotFound(id string) error { return notFound("Instance group %s could not be found.", id) }
+
+// checkActionable refuses action on s as Nova's check_instance_lock and
+// check_instance_state do, inside the command that acts: s locked (but
+// for an admin), in none of vmStates, or with a task running; and a
+// server never placed on a host, which has no guest to act on.
+func checkActionable(s *Server, admin bool, action string, vmStates ...string) error {
+	switch {
+	case s.Locked && !admin:
+		return serverLocked(s.ID)
+	case !slices.Contains(vmStates, s.VMState):
+		return stateConflict(action, s.ID, "vm_state", s.VMState)
+	case s.TaskState != "":
+		return stateConflict(action, s.ID, "task_state", s.TaskState)
+	case s.Host == "":
+		return conflict("Cannot '%s' instance %s: it was never placed on a host.", action, s.ID)
+	}
+	return nil
+}
 
 // stateConflict is Nova's InstanceInvalidState.
 func stateConflict(action, id, attr, state string) error {

@@ -178,21 +178,12 @@ func applyServerRescue(tx *memdb.Txn, c serverRescueCmd) (any, error) {
 	if isBaremetal(old) {
 		return nil, badRequest("%s is not supported for bare-metal servers.", c.Action)
 	}
-	if old.Locked && !c.Admin {
-		return nil, serverLocked(old.ID)
-	}
 	from := rescueStates
 	if c.Action == computestate.ActionUnrescue {
 		from = []string{computestate.VMRescued}
 	}
-	if !slices.Contains(from, old.VMState) {
-		return nil, stateConflict(c.Action, c.ID, "vm_state", old.VMState)
-	}
-	if old.TaskState != "" {
-		return nil, stateConflict(c.Action, c.ID, "task_state", old.TaskState)
-	}
-	if old.Host == "" {
-		return nil, conflict("Cannot '%s' instance %s: it was never placed on a host.", c.Action, c.ID)
+	if err := checkActionable(old, c.Admin, c.Action, from...); err != nil {
+		return nil, err
 	}
 	s := *old
 	s.Updated = c.Now

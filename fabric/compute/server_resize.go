@@ -215,17 +215,8 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 	if isBaremetal(old) || computestate.BaremetalClass(&c.Flavor) != "" {
 		return nil, badRequest("resize is not supported for bare-metal servers.")
 	}
-	if old.Locked && !c.Admin {
-		return nil, serverLocked(old.ID)
-	}
-	if !slices.Contains([]string{vmActive, vmStopped}, old.VMState) {
-		return nil, stateConflict(computestate.ActionResize, c.ID, "vm_state", old.VMState)
-	}
-	if old.TaskState != "" {
-		return nil, stateConflict(computestate.ActionResize, c.ID, "task_state", old.TaskState)
-	}
-	if old.Host == "" {
-		return nil, conflict("Cannot 'resize' instance %s: it was never placed on a host.", c.ID)
+	if err := checkActionable(old, c.Admin, computestate.ActionResize, vmActive, vmStopped); err != nil {
+		return nil, err
 	}
 	if c.Flavor.ID == old.Flavor.ID {
 		return nil, badField("flavorRef", c.Flavor.ID, "Resize requires a flavor change.")
@@ -326,14 +317,8 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 	if old == nil || old.Hidden {
 		return nil, serverNotFound(c.ID)
 	}
-	if old.Locked && !c.Admin {
-		return nil, serverLocked(old.ID)
-	}
-	if old.VMState != computestate.VMResized {
-		return nil, stateConflict(c.Action, c.ID, "vm_state", old.VMState)
-	}
-	if old.TaskState != "" {
-		return nil, stateConflict(c.Action, c.ID, "task_state", old.TaskState)
+	if err := checkActionable(old, c.Admin, c.Action, computestate.VMResized); err != nil {
+		return nil, err
 	}
 	mig := store.Get[Migration](tx, tMigrations, old.Migration)
 	if mig == nil || old.OldFlavor == nil {
