@@ -139,22 +139,29 @@ func (s *Service) groupByID(r *http.Request, id string) (SecurityGroupInfo, map[
 	return g, byID, nil
 }
 
+// groupBody reads a group's name and description from a create
+// (required) or an update body.
+func groupBody(r *http.Request, required bool) (name, desc *string, err error) {
+	body, _, err := readBody(r, "security_group")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := allowOnly(body, "name", "description"); err != nil {
+		return nil, nil, err
+	}
+	in := newInput(body)
+	name, desc = groupText(in, "name", required), groupText(in, "description", required)
+	return name, desc, in.Err
+}
+
 func (s *Service) createSecurityGroup(w http.ResponseWriter, r *http.Request) error {
 	edits, _, err := s.groupEdits(r, "os_compute_api:os-security-groups:create")
 	if err != nil {
 		return err
 	}
-	body, _, err := readBody(r, "security_group")
+	name, desc, err := groupBody(r, true)
 	if err != nil {
 		return err
-	}
-	if err := allowOnly(body, "name", "description"); err != nil {
-		return err
-	}
-	in := newInput(body)
-	name, desc := groupText(in, "name", true), groupText(in, "description", true)
-	if in.Err != nil {
-		return in.Err
 	}
 	g, err := edits.CreateSecurityGroup(r.Context(), principal(r).ProjectID, *name, *desc)
 	if err != nil {
@@ -176,17 +183,9 @@ func (s *Service) updateSecurityGroup(w http.ResponseWriter, r *http.Request) er
 	if _, _, err := s.groupByID(r, id); err != nil {
 		return err
 	}
-	body, _, err := readBody(r, "security_group")
+	name, desc, err := groupBody(r, false)
 	if err != nil {
 		return err
-	}
-	if err := allowOnly(body, "name", "description"); err != nil {
-		return err
-	}
-	in := newInput(body)
-	name, desc := groupText(in, "name", false), groupText(in, "description", false)
-	if in.Err != nil {
-		return in.Err
 	}
 	if _, err := edits.UpdateSecurityGroup(r.Context(), scope, id, name, desc); err != nil {
 		return asInvalid(err)
