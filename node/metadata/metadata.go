@@ -273,7 +273,13 @@ func (s *Server) postPassword(w http.ResponseWriter, r *http.Request, sv *comput
 		http.Error(w, "a password is already set", http.StatusConflict)
 		return
 	}
-	if err := s.cfg.SetPassword(r.Context(), sv.ID, string(body)); err != nil {
+	// The whole body is read: the guest's post is kept even if it closes
+	// its side of the connection before the answer (busybox nc, a guest
+	// script's usual client, may), which would cancel the request's
+	// context under the proposal and leave its outcome unknown.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	defer cancel()
+	if err := s.cfg.SetPassword(ctx, sv.ID, string(body)); err != nil {
 		switch {
 		case errors.Is(err, store.ErrInvalid):
 			http.Error(w, "invalid password", http.StatusBadRequest)

@@ -151,7 +151,10 @@ func TestGuestPostsItsPassword(t *testing.T) {
 	s, err := New(Config{
 		Ports: sources{vm1Addr: "p1", vm2Addr: "p2"},
 		State: func(context.Context) (*memdb.Txn, error) { return st.DB.Txn(false), nil },
-		SetPassword: func(_ context.Context, id, pw string) error {
+		SetPassword: func(ctx context.Context, id, pw string) error {
+			if err := ctx.Err(); err != nil {
+				return err // the proposal would be abandoned
+			}
 			kept = append(kept, id+"="+pw)
 			sv := *store.Get[computestate.Server](st.DB.Txn(false), computestate.TableServers, id)
 			sv.Password = pw
@@ -196,5 +199,16 @@ func TestGuestPostsItsPassword(t *testing.T) {
 	}
 	if len(kept) != 1 {
 		t.Fatalf("kept %v", kept)
+	}
+	// A guest that closes its side once the body is sent (busybox nc):
+	// the request's context ends, the post is kept all the same.
+	r := httptest.NewRequest("POST", "http://169.254.169.254/openstack/latest/password", strings.NewReader("gone"))
+	r.RemoteAddr = netip.AddrPortFrom(vm2Addr, 40000).String()
+	ctx, cancel := context.WithCancel(r.Context())
+	cancel()
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r.WithContext(ctx))
+	if w.Code != http.StatusOK || len(kept) != 2 || kept[1] != "vm2=gone" {
+		t.Fatalf("post from a guest that closed its side: %d, kept %v", w.Code, kept)
 	}
 }
