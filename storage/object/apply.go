@@ -232,11 +232,19 @@ func applyObjectInline(tx *memdb.Txn, c objectInlineCmd) (any, error) {
 	return putObject(tx, c.Row)
 }
 
+// objectDeleteResult says whether the deleted object had already expired
+// at the command's time: the caller answers not found, as Swift's object
+// server does, though the row is deleted all the same.
+type objectDeleteResult struct {
+	Expired bool `json:"expired,omitempty"`
+}
+
 func applyObjectDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	old := store.Get[Object](tx, tObjects, c.ID)
 	if old == nil {
 		return nil, store.NotFoundf("object not found")
 	}
+	expired := old.Expired(c.Now)
 	if err := collect(tx, old.Parts, c.Now); err != nil {
 		return nil, err
 	}
@@ -246,7 +254,7 @@ func applyObjectDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if err := account(tx, old.Project, old.Container, -1, -old.Size); err != nil {
 		return nil, err
 	}
-	return nil, tx.Delete(tObjects, old)
+	return objectDeleteResult{Expired: expired}, tx.Delete(tObjects, old)
 }
 
 type objectMetaCmd struct {

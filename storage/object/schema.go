@@ -44,7 +44,20 @@ type Container struct {
 	WriteACL string            `json:"write_acl,omitempty"`
 	Objects  int64             `json:"objects"`
 	Bytes    int64             `json:"bytes"`
+	// Versions names the container (same project) that keeps the
+	// previous versions of this one's objects, as the Swift client set it
+	// (URL-encoded); VersionsMode is VersionsStack or VersionsHistory.
+	// Only the Swift front end acts on them (storage/swift/versions.go).
+	Versions     string `json:"versions,omitempty"`
+	VersionsMode string `json:"versions_mode,omitempty"`
 }
+
+// Versioning modes of a container (Swift's legacy versioned writes):
+// stack (X-Versions-Location) and history (X-History-Location).
+const (
+	VersionsStack   = "stack"
+	VersionsHistory = "history"
+)
 
 // Part is one erasure-coded blob holding a run of an object's bytes, or
 // the bytes themselves for a small object stored inline (see InlineMax).

@@ -662,10 +662,19 @@ func (s *Service) SetMeta(ctx context.Context, o *Object, a Attrs) (*Object, err
 	return &out, res.Decode(&out)
 }
 
-// Delete removes an object; its bytes are reclaimed in the background.
+// Delete removes an object; its bytes are reclaimed in the background. An
+// object whose delete time has passed is removed too but reported not
+// found, as Head reports it.
 func (s *Service) Delete(ctx context.Context, project, container, name string) error {
-	_, err := s.repl.Propose(ctx, cmdObjectDelete, idCmd{ID: objectID(project, container, name), Now: s.now()})
-	return err
+	res, err := s.repl.Propose(ctx, cmdObjectDelete, idCmd{ID: objectID(project, container, name), Now: s.now()})
+	if err != nil {
+		return err
+	}
+	var out objectDeleteResult
+	if res.Decode(&out) == nil && out.Expired {
+		return store.NotFoundf("object %s not found", name)
+	}
+	return nil
 }
 
 // Read writes bytes [offset, offset+length) of o to w, reconstructing

@@ -97,7 +97,7 @@ func (q *request) deleteOne(name string, res *bulkResult) {
 	case obj == "":
 		err = q.h.Store.DeleteContainer(q.r.Context(), q.project, container)
 	default:
-		err = q.h.Store.Delete(q.r.Context(), q.project, container, obj)
+		err = q.versionedDelete(container, obj)
 	}
 	switch {
 	case err == nil:

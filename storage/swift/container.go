@@ -62,6 +62,9 @@ func (q *request) containerAttrs(old object.Container) (object.Container, bool) 
 	if v, ok := q.r.Header["X-Container-Write"]; ok {
 		c.WriteACL = strings.Join(v, ",")
 	}
+	if !q.versionsAttrs(&c) {
+		return old, false
+	}
 	return c, true
 }
 
@@ -124,6 +127,7 @@ func (q *request) listContainer() {
 	if c.WriteACL != "" && q.who != nil {
 		h.Set("X-Container-Write", c.WriteACL)
 	}
+	versionsHeader(h, c)
 	writeMeta(q.w, "X-Container-Meta-", q.visibleMeta(c.Meta))
 	format, limit, ok := q.listParams()
 	if !ok {

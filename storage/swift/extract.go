@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -146,10 +147,15 @@ func (q *request) extractOne(tr *tar.Reader, h *tar.Header, container, obj strin
 		return http.StatusRequestEntityTooLarge
 	}
 	if !made[container] {
-		if _, err := q.h.Store.PutContainer(ctx, object.Container{Project: q.project, Name: container}, false); err != nil {
+		// Only a missing container is made: an upsert would reset an
+		// existing one's metadata, ACLs and versioning to none.
+		if _, err := q.h.Store.PutContainer(ctx, object.Container{Project: q.project, Name: container}, true); err != nil && !errors.Is(err, store.ErrConflict) {
 			return fileStatus(err)
 		}
 		made[container] = true
+	}
+	if err := q.archiveBeforeWrite(container, obj); err != nil {
+		return fileStatus(err)
 	}
 	_, err := q.h.Store.Put(ctx, q.project, container, obj, tr, object.PutOptions{Attrs: a, Size: h.Size})
 	if errors.Is(err, object.ErrIncomplete) || errors.Is(err, blob.ErrSource) {

@@ -216,6 +216,9 @@ func (q *request) formFile(fields map[string]string, part *multipart.Part, filen
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
+	if err := q.archiveBeforeWrite(q.container, name); err != nil {
+		return formResult{fileStatus(err), ""}, nil
+	}
 	capped := &cappedReader{r: part, left: min(maxSize, maxFileSize)}
 	ctx := blob.WithBodyDeadline(q.r.Context(), http.NewResponseController(q.w).SetReadDeadline)
 	_, err = q.h.Store.Put(ctx, q.project, q.container, name, capped, object.PutOptions{

@@ -213,6 +213,9 @@ func (q *request) putObject() {
 	// The blob store bounds how long the body may take to fill a stripe,
 	// so a client that trickles it does not hold a stripe's blocks for as
 	// long as it takes.
+	if !q.versionedWrite(q.container, q.name) {
+		return
+	}
 	bodyCtx := blob.WithBodyDeadline(ctx, http.NewResponseController(q.w).SetReadDeadline)
 	o, err := q.h.Store.Put(bodyCtx, q.project, q.container, q.name, body, object.PutOptions{
 		Attrs: a, Size: size, MD5: strings.Trim(q.r.Header.Get("Etag"), `"`),
@@ -266,6 +269,9 @@ func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 		a.ContentType = src.ContentType
 	}
 	a.Headers = withHeaders(a.Headers, src.Headers)
+	if !q.versionedWrite(dstContainer, dstName) {
+		return
+	}
 	o, err := q.h.Store.Copy(ctx, src, q.project, dstContainer, dstName, a)
 	if err != nil {
 		q.failErr(err)
@@ -330,6 +336,9 @@ func (q *request) putManifest() {
 	}
 	a, ok := q.attrs(nil)
 	if !ok {
+		return
+	}
+	if !q.versionedWrite(q.container, q.name) {
 		return
 	}
 	o, err := q.h.Store.PutManifest(q.r.Context(), q.project, q.container, q.name, segs, a)
@@ -445,7 +454,7 @@ func (q *request) deleteObject() {
 			return
 		}
 		for _, s := range o.Segments {
-			if err := q.h.Store.Delete(ctx, q.project, s.Container, s.Name); err != nil && api404(err) {
+			if err := q.versionedDelete(s.Container, s.Name); err != nil && api404(err) {
 				continue
 			} else if err != nil {
 				q.failErr(err)
@@ -453,7 +462,7 @@ func (q *request) deleteObject() {
 			}
 		}
 	}
-	if err := q.h.Store.Delete(ctx, q.project, q.container, q.name); err != nil {
+	if err := q.versionedDelete(q.container, q.name); err != nil {
 		q.failErr(err)
 		return
 	}

@@ -81,6 +81,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.info(w, r)
 		return
 	}
+	if r.URL.Path == "/crossdomain.xml" && r.Method == http.MethodGet {
+		crossDomain(w)
+		return
+	}
 	if r.URL.Path == "/healthcheck" {
 		healthcheck(w, r)
 		return
@@ -306,6 +310,8 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 		"container_quotas": map[string]any{},
 		"formpost":         map[string]any{},
 		"staticweb":        map[string]any{},
+		"versioned_writes": map[string]any{"allowed_flags": []string{"x-versions-location", "x-history-location"}},
+		"crossdomain":      map[string]any{"cross_domain_policy": crossDomainPolicy},
 		"bulk_upload":      map[string]any{"max_containers_per_extraction": maxExtractContainers, "max_failed_extractions": maxFailedExtractions},
 		"tempurl": map[string]any{
 			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},
