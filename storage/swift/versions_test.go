@@ -230,7 +230,7 @@ func TestVersionsFailedArchiveKeepsTheCurrentObject(t *testing.T) {
 
 // Form posts, archive uploads and bulk deletes go through versioning as
 // they go through Swift's pipeline.
-func TestVersionsBulkDeleteAndExtractArchive(t *testing.T) {
+func TestVersionsBulkDeleteExtractArchiveAndFormPost(t *testing.T) {
 	e := newEnv(t)
 	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/arch", alice, "")
 	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/base", alice, "", "X-Versions-Location", "arch", "X-Container-Meta-Owner", "alice")
@@ -253,6 +253,16 @@ func TestVersionsBulkDeleteAndExtractArchive(t *testing.T) {
 	}
 	if rows := e.listJSON("/v1/AUTH_p1/arch", ""); len(rows) != 1 || e.body("/v1/AUTH_p1/arch/"+rows[0].Name) != "v1" {
 		t.Fatalf("archive: %+v", rows)
+	}
+	// A form upload, signed and without a token, archives too.
+	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1", alice, "", "X-Account-Meta-Temp-URL-Key", "akey")
+	f := form{path: "/v1/AUTH_p1/base", maxSize: 100, maxCount: 1, expires: time.Now().Add(time.Hour), key: "akey", files: [][2]string{{"o", "v4"}}}
+	if r := e.post(f, ""); r.status != http.StatusCreated {
+		t.Fatalf("form upload: %d %q", r.status, r.body)
+	}
+	rows := e.listJSON("/v1/AUTH_p1/arch", "")
+	if got := e.body("/v1/AUTH_p1/base/o"); got != "v4" || len(rows) != 2 || e.body("/v1/AUTH_p1/arch/"+rows[1].Name) != "v3" {
+		t.Fatalf("after a form upload: %q, archive %+v", got, rows)
 	}
 }
 
