@@ -240,6 +240,34 @@ func TestWriteBlocksWritesEveryBlockInOrder(t *testing.T) {
 			t.Fatalf("%d bytes written in place from blocks not aligned as their offsets", w.inPlace)
 		}
 	})
+	t.Run("big stage", func(t *testing.T) {
+		if !supportsDirect(t, d.Path()) {
+			t.Skip("no direct I/O here: no stages are written direct")
+		}
+		// A copying writer (a volume's blocks, one at a time) takes a
+		// big stage after its first: 150 blocks (~4.7 MiB) go out in a
+		// handful of direct writes, not one per 256 KiB.
+		const blocks, size = 150, 4 + 32<<10
+		w := write(t, "big.0", blocks, size, 1, plain)
+		if most := blocks*size/bigStageSize + 3; w.directIO > most {
+			t.Fatalf("%d direct writes for %d bytes copied through the stage, want at most %d", w.directIO, w.direct, most)
+		}
+		// With every big stage taken, a writer goes on with its small
+		// one, and writes the same bytes.
+		var held []*[]byte
+		for b := getBigStage(); b != nil; b = getBigStage() {
+			held = append(held, b)
+		}
+		defer func() {
+			for _, b := range held {
+				putStage(b)
+			}
+		}()
+		w = write(t, "big.1", blocks, size, 1, plain)
+		if least := int(w.direct / stageSize); w.directIO < least {
+			t.Fatalf("%d direct writes with no big stage to be had, want at least %d", w.directIO, least)
+		}
+	})
 	t.Run("aligned", func(t *testing.T) {
 		// Blocks placed as their offsets are written from their own
 		// memory, batches of volume blocks and one object block at a
