@@ -95,6 +95,9 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 				}
 			}
 		}
+	case tTrusts:
+		// As Keystone, the trusts redelegated from a trust go with it.
+		return nil, deleteTrustTree(tx, c.ID)
 	case tMembers, tEndpoints, tCredentials, tImplies, tAppCreds:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
@@ -108,6 +111,10 @@ func deleteProject(tx *memdb.Txn, p *Project) error {
 	}
 	// As Keystone, a project takes the application credentials on it.
 	if err := deleteWhere(tx, tAppCreds, "project", p.ID); err != nil {
+		return err
+	}
+	// ...and the trusts delegating roles on it.
+	if err := deleteTrustsOf(tx, "project", p.ID); err != nil {
 		return err
 	}
 	return tx.Delete(tProjects, p)
@@ -126,6 +133,12 @@ func deleteUser(tx *memdb.Txn, u *User, at time.Time) error {
 		{tAppCreds, "user", []any{u.ID}},
 	} {
 		if err := deleteWhere(tx, step.t, step.idx, step.args...); err != nil {
+			return err
+		}
+	}
+	// As Keystone, the trusts a user gave or was given go with it.
+	for _, idx := range []string{"trustor", "trustee"} {
+		if err := deleteTrustsOf(tx, idx, u.ID); err != nil {
 			return err
 		}
 	}
@@ -160,6 +173,8 @@ func singular(table string) string {
 		return "credential"
 	case tAppCreds:
 		return "application credential"
+	case tTrusts:
+		return "trust"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

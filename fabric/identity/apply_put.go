@@ -52,6 +52,8 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &Implication{}
 	case tAppCreds:
 		v = &AppCred{}
+	case tTrusts:
+		v = &Trust{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -126,6 +128,8 @@ func rowID(row any) string {
 	case *Implication:
 		return r.ID
 	case *AppCred:
+		return r.ID
+	case *Trust:
 		return r.ID
 	}
 	return ""
@@ -243,6 +247,24 @@ func checkRow(tx *memdb.Txn, row any) error {
 		}
 		if sameName(tx, tAppCreds, "name", r.ID, r.NameKey) {
 			return conflict("Conflict occurred attempting to store application_credential - Duplicate entry found with name %s.", r.Name)
+		}
+	case *Trust:
+		for _, u := range []string{r.TrustorID, r.TrusteeID} {
+			if !exists(tx, tUsers, u) {
+				return notFound("Could not find user: %s.", u)
+			}
+		}
+		if r.ProjectID != "" && !exists(tx, tProjects, r.ProjectID) {
+			return notFound("Could not find project: %s.", r.ProjectID)
+		}
+		for _, id := range r.Roles {
+			if !exists(tx, tRoles, id) {
+				return notFound("Could not find role: %s.", id)
+			}
+		}
+		// A trust redelegated from one deleted meanwhile would outlive it.
+		if r.RedelegatedFrom != "" && !exists(tx, tTrusts, r.RedelegatedFrom) {
+			return notFound("Could not find trust: %s.", r.RedelegatedFrom)
 		}
 	case *Implication:
 		prior, implied := store.Get[Role](tx, tRoles, r.Prior), store.Get[Role](tx, tRoles, r.Implied)

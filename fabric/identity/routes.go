@@ -77,6 +77,19 @@ func (s *Service) routes() []api.Route {
 		route("GET", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:get_application_credential", selfOrAdmin(s.showAppCred)),
 		route("DELETE", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:delete_application_credential", selfOrAdmin(s.deleteAppCred)),
 
+		// Trusts (OS-TRUST): who may see or delete one (its trustor, its
+		// trustee, an admin) is the handlers' check.
+		route("POST", "/v3/OS-TRUST/trusts", authed, "identity:create_trust", s.createTrust),
+		route("GET", "/v3/OS-TRUST/trusts", authed, "identity:list_trusts", s.listTrusts),
+		route("GET", "/v3/OS-TRUST/trusts/", authed, "identity:list_trusts", s.listTrusts),
+		route("GET", "/v3/OS-TRUST/trusts/{id}", authed, "identity:get_trust", s.showTrust),
+		route("HEAD", "/v3/OS-TRUST/trusts/{id}", authed, "identity:get_trust", s.showTrust),
+		route("DELETE", "/v3/OS-TRUST/trusts/{id}", authed, "identity:delete_trust", s.deleteTrust),
+		route("GET", "/v3/OS-TRUST/trusts/{id}/roles", authed, "identity:list_roles_for_trust", s.listTrustRoles),
+		route("HEAD", "/v3/OS-TRUST/trusts/{id}/roles", authed, "identity:list_roles_for_trust", s.listTrustRoles),
+		route("GET", "/v3/OS-TRUST/trusts/{id}/roles/{role}", authed, "identity:get_role_for_trust", s.showTrustRole),
+		route("HEAD", "/v3/OS-TRUST/trusts/{id}/roles/{role}", authed, "identity:get_role_for_trust", s.showTrustRole),
+
 		route("GET", "/v3/roles", authed, "identity:list_roles", s.listRoles),
 		route("POST", "/v3/roles", admin, "identity:create_role", create(s, s.roles, readRole)),
 		route("GET", "/v3/roles/{id}", authed, "identity:get_role", show(s, s.roles)),

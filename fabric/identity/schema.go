@@ -157,6 +157,8 @@ const (
 	cmdRevoke      = "identity.revoke"
 	cmdSetPassword = "identity.user.password"
 	cmdSeedCatalog = "identity.catalog.seed"
+	// cmdTrustConsume takes one use of a trust with a use limit.
+	cmdTrustConsume = "identity.trust.consume"
 )
 
 // Table names.
@@ -176,6 +178,7 @@ const (
 	tKeys        = "signing_keys"
 	tRevocations = "revocations"
 	tAppCreds    = "application_credentials"
+	tTrusts      = "trusts"
 )
 
 func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
@@ -204,6 +207,9 @@ func Schema() store.Schema {
 			store.NewTable(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
 			store.NewTable(tLoginFailures, &LoginFailures{}),
 			store.NewTable(tAppCreds, &AppCred{}, store.StringIndex("name", "NameKey", true), store.StringIndex("user", "UserID", false), store.StringIndex("project", "ProjectID", false)),
+			store.NewTable(tTrusts, &Trust{}, store.StringIndex("trustor", "TrustorID", false), store.StringIndex("trustee", "TrusteeID", false),
+				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				&memdb.IndexSchema{Name: "from", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RedelegatedFrom"}}),
 		},
 		Handlers: map[string]store.Handler{
 			cmdBootstrap:     store.Typed(applyBootstrap),
@@ -214,6 +220,7 @@ func Schema() store.Schema {
 			cmdSetPassword:   store.Typed(applySetPassword),
 			cmdSeedCatalog:   store.Typed(applySeedCatalog),
 			cmdLoginFailures: store.Typed(applyLoginFailures),
+			cmdTrustConsume:  store.Typed(applyTrustConsume),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}

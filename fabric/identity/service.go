@@ -250,6 +250,18 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 	if c.AppCred != "" && c.Project == "" {
 		return nil, c, errBadToken // never issued: such tokens are project-scoped
 	}
+	if c.Trust != "" {
+		// Scoped by a trust: User is its trustee, the project is the
+		// trust's, and the trust must still be usable by it.
+		t := store.Get[Trust](tx, tTrusts, c.Trust)
+		if t == nil || c.AppCred != "" || c.Domain != "" || c.System || t.ProjectID != c.Project || s.trustUsable(tx, t, c.User) != nil {
+			return nil, c, errBadToken
+		}
+		if t.Impersonation {
+			// As Keystone, the token then stands for the trustor.
+			u = store.Get[User](tx, tUsers, t.TrustorID)
+		}
+	}
 	p := &api.Principal{
 		UserID: u.ID, UserName: u.Name, UserDomainID: u.DomainID, Token: tok, AuditID: c.Audit[0],
 		ExpiresAt: c.expires(), IssuedAt: c.issued(), Methods: c.Methods,
