@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"sort"
@@ -413,7 +414,14 @@ func (s *Service) createTrust(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := s.put(r, tTrusts, true, &t); err != nil {
+	// Unlike other grants, the create waits until every node has the
+	// trust: the trustee (Heat, say) uses it at once, through any node,
+	// and the tokens it gets are checked by any node.
+	raw, err := json.Marshal(&t)
+	if err != nil {
+		return err
+	}
+	if err := s.narrow(r.Context(), cmdPut, putCmd{Table: tTrusts, Create: true, Row: raw, At: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
 	api.JSON(w, http.StatusCreated, map[string]any{"trust": s.trustView(r, tx, &t, true)})
