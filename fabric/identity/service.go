@@ -1,6 +1,7 @@
 // Package identity is Rackstack's Keystone v3: domains, projects, users,
 // groups, roles and assignments, the service catalog, credentials (EC2 for
-// S3), and tokens any node can verify without a Raft round trip.
+// S3), application credentials, trusts (OS-TRUST), and tokens any node
+// can verify without a Raft round trip.
 //
 // It keeps its state in the replicated store and never does I/O in a
 // command handler; passwords are hashed (bcrypt) before a command is
