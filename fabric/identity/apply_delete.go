@@ -85,7 +85,7 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 		// As Keystone, a user's role removed on a project takes the
 		// user's application credentials on that project with it: a
 		// grant given again later does not bring them back.
-		if a := raw.(*Assignment); a.ActorType == "user" && a.ScopeType == "project" {
+		if a := raw.(*Assignment); a.ActorType == "user" && a.ScopeType == "project" && !a.Inherited {
 			for _, ac := range store.All[AppCred](tx, tAppCreds, "user", a.ActorID) {
 				if ac.ProjectID != a.ScopeID {
 					continue

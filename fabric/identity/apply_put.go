@@ -209,6 +209,16 @@ func checkRow(tx *memdb.Txn, row any) error {
 		if !exists(tx, tRoles, r.RoleID) {
 			return notFound("Could not find role: %s.", r.RoleID)
 		}
+		want := assignmentID(r.ActorType, r.ActorID, r.ScopeType, r.ScopeID, r.RoleID)
+		if r.Inherited {
+			if r.ScopeType == "system" {
+				return invalid("A role on the system is not inherited.")
+			}
+			want = inheritedID(r.ActorType, r.ActorID, r.ScopeType, r.ScopeID, r.RoleID)
+		}
+		if r.ID != want {
+			return invalid("assignment id %q does not match %q", r.ID, want)
+		}
 	case *Membership:
 		if !exists(tx, tGroups, r.GroupID) {
 			return notFound("Could not find group: %s.", r.GroupID)

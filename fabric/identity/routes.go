@@ -149,11 +149,23 @@ func (s *Service) routes() []api.Route {
 				base = "/v3/system/" + actor + "/{actor}/roles"
 			}
 			routes = append(routes,
-				api.Route{Method: "GET", Path: base, Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor)},
-				api.Route{Method: "PUT", Path: base + "/{role}", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, true)},
-				api.Route{Method: "DELETE", Path: base + "/{role}", Access: admin, Rule: "identity:revoke_grant", Handle: s.grant(scope, actor, false)},
-				api.Route{Method: "HEAD", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor)},
-				api.Route{Method: "GET", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor)},
+				api.Route{Method: "GET", Path: base, Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor, false)},
+				api.Route{Method: "PUT", Path: base + "/{role}", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, false, true)},
+				api.Route{Method: "DELETE", Path: base + "/{role}", Access: admin, Rule: "identity:revoke_grant", Handle: s.grant(scope, actor, false, false)},
+				api.Route{Method: "HEAD", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, false)},
+				api.Route{Method: "GET", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, false)},
+			)
+			if scope == "system" {
+				continue
+			}
+			// OS-INHERIT: the same grants, held on the projects below.
+			inh := "/v3/OS-INHERIT/" + scope + "/{scope}/" + actor + "/{actor}/roles"
+			routes = append(routes,
+				api.Route{Method: "GET", Path: inh + "/inherited_to_projects", Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor, true)},
+				api.Route{Method: "PUT", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, true, true)},
+				api.Route{Method: "DELETE", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:revoke_grant", Handle: s.grant(scope, actor, true, false)},
+				api.Route{Method: "HEAD", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, true)},
+				api.Route{Method: "GET", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, true)},
 			)
 		}
 	}

@@ -71,14 +71,17 @@ type Group struct {
 }
 
 // Assignment grants a role to a user or group on a project, a domain or
-// the system (scope type "system", scope id systemAll).
+// the system (scope type "system", scope id systemAll). An inherited one
+// (Keystone's OS-INHERIT) grants the role not on its domain or project
+// but on every project below it, now and later.
 type Assignment struct {
-	ID        string `json:"id"`         // actorType/actor/scopeType/scope/role
+	ID        string `json:"id"`         // actorType/actor/scopeType/scope/role[/inherited]
 	ActorType string `json:"actor_type"` // user, group
 	ActorID   string `json:"actor_id"`
 	ScopeType string `json:"scope_type"` // project, domain, system
 	ScopeID   string `json:"scope_id"`
 	RoleID    string `json:"role_id"`
+	Inherited bool   `json:"inherited_to_projects,omitempty"`
 }
 
 // systemAll is the scope id of the system: Keystone has one, "all".
@@ -86,6 +89,12 @@ const systemAll = "all"
 
 func assignmentID(actorType, actor, scopeType, scope, role string) string {
 	return actorType + "/" + actor + "/" + scopeType + "/" + scope + "/" + role
+}
+
+// inheritedID is the id of the inherited assignment of the same grant:
+// it and the direct one may both exist.
+func inheritedID(actorType, actor, scopeType, scope, role string) string {
+	return assignmentID(actorType, actor, scopeType, scope, role) + "/inherited"
 }
 
 type Membership struct {

@@ -301,18 +301,31 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 }
 
 // effectiveRoles are the role ids a user holds on a scope, directly or
-// through groups, with the roles they imply (by default admin > member >
-// reader) added and domain-specific roles left out.
+// through groups, on a project also those inherited from its domain and
+// the projects above it, with the roles they imply (by default admin >
+// member > reader) added and domain-specific roles left out.
 func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
+	from := map[string]bool{} // "type/id" of the scopes a project inherits from
+	if scopeType == "project" {
+		for _, s := range inheritsFrom(tx, scope) {
+			from[s] = true
+		}
+	}
+	holds := func(a *Assignment) bool {
+		if a.Inherited {
+			return from[a.ScopeType+"/"+a.ScopeID]
+		}
+		return a.ScopeType == scopeType && a.ScopeID == scope
+	}
 	set := map[string]bool{}
 	for _, a := range store.All[Assignment](tx, tAssignments, "actor", "user", user) {
-		if a.ScopeType == scopeType && a.ScopeID == scope {
+		if holds(a) {
 			set[a.RoleID] = true
 		}
 	}
 	for _, m := range store.All[Membership](tx, tMembers, "user", user) {
 		for _, a := range store.All[Assignment](tx, tAssignments, "actor", "group", m.GroupID) {
-			if a.ScopeType == scopeType && a.ScopeID == scope {
+			if holds(a) {
 				set[a.RoleID] = true
 			}
 		}
