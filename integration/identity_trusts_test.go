@@ -269,3 +269,42 @@ func TestTrustUsesAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// Inherited roles (OS-INHERIT) with the real CLI: a role added on a
+// domain with --inherited lets the user work in a project of the domain
+// (one made after the grant too), not on the domain itself, and the
+// revoke takes it away.
+func TestInheritedRoleCLI(t *testing.T) {
+	testenv.RequireCommand(t, "/usr/bin/openstack")
+	n := startDevCloud(t, "inherit")
+	creds := openrc(t, n.dataDir)
+	admin := osEnv(creds, n)
+
+	openstack(t, admin, "domain", "create", "corp")
+	openstack(t, admin, "user", "create", "--domain", "corp", "--password", "ivy-pass", "ivy")
+	openstack(t, admin, "role", "add", "--domain", "corp", "--user", "ivy", "--user-domain", "corp", "--inherited", "member")
+	if out := openstack(t, admin, "role", "assignment", "list", "--user", "ivy", "--user-domain", "corp", "--inherited", "-f", "json"); !strings.Contains(out, `"Inherited": true`) {
+		t.Fatalf("role assignment list --inherited:\n%s", out)
+	}
+	project := idOf(t, admin, "project", "create", "--domain", "corp", "later")
+	ivy := []string{}
+	for _, kv := range userEnv(creds, n, "ivy", "ivy-pass", "") {
+		if !strings.HasPrefix(kv, "OS_USER_DOMAIN_NAME=") {
+			ivy = append(ivy, kv)
+		}
+	}
+	ivy = append(ivy, "OS_USER_DOMAIN_NAME=corp")
+	inProject := append(append([]string{}, ivy...), "OS_PROJECT_ID="+project)
+	if out := openstack(t, inProject, "token", "issue", "-f", "json"); !strings.Contains(out, project) {
+		t.Fatalf("token issue in a project of the domain:\n%s", out)
+	}
+	openstack(t, inProject, "network", "create", "inherited-net")
+	onDomain := append(append([]string{}, ivy...), "OS_DOMAIN_NAME=corp")
+	if out, err := openstackErr(onDomain, "token", "issue"); err == nil || !strings.Contains(out, "401") {
+		t.Fatalf("a domain token from a role inherited to projects: err=%v\n%s", err, out)
+	}
+	openstack(t, admin, "role", "remove", "--domain", "corp", "--user", "ivy", "--user-domain", "corp", "--inherited", "member")
+	if out, err := openstackErr(inProject, "token", "issue"); err == nil || !strings.Contains(out, "401") {
+		t.Fatalf("token issue after the inherited role was removed: err=%v\n%s", err, out)
+	}
+}
