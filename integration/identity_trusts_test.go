@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -306,5 +307,29 @@ func TestInheritedRoleCLI(t *testing.T) {
 	openstack(t, admin, "role", "remove", "--domain", "corp", "--user", "ivy", "--user-domain", "corp", "--inherited", "member")
 	if out, err := openstackErr(inProject, "token", "issue"); err == nil || !strings.Contains(out, "401") {
 		t.Fatalf("token issue after the inherited role was removed: err=%v\n%s", err, out)
+	}
+}
+
+// Policy documents (/v3/policies) with the real CLI: stored, shown,
+// changed and deleted as Keystone keeps them for other services.
+func TestPolicyCLI(t *testing.T) {
+	testenv.RequireCommand(t, "/usr/bin/openstack")
+	n := startDevCloud(t, "policy")
+	admin := osEnv(openrc(t, n.dataDir), n)
+	file := t.TempDir() + "/policy.json"
+	if err := os.WriteFile(file, []byte(`{"compute:get": "role:reader"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := idOf(t, admin, "policy", "create", "--type", "application/json", file)
+	if out := openstack(t, admin, "policy", "show", id, "-f", "json"); !strings.Contains(out, `compute:get`) {
+		t.Fatalf("policy show:\n%s", out)
+	}
+	openstack(t, admin, "policy", "set", "--type", "text/json", id)
+	if out := openstack(t, admin, "policy", "list", "-f", "json"); !strings.Contains(out, id) || !strings.Contains(out, "text/json") {
+		t.Fatalf("policy list:\n%s", out)
+	}
+	openstack(t, admin, "policy", "delete", id)
+	if out, err := openstackErr(admin, "policy", "show", id); err == nil || !strings.Contains(out, "No policy") {
+		t.Fatalf("policy show after delete: err=%v\n%s", err, out)
 	}
 }

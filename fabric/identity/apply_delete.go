@@ -98,7 +98,7 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 	case tTrusts:
 		// As Keystone, the trusts redelegated from a trust go with it.
 		return nil, deleteTrustTree(tx, c.ID)
-	case tMembers, tEndpoints, tCredentials, tImplies, tAppCreds:
+	case tMembers, tEndpoints, tCredentials, tImplies, tAppCreds, tPolicies:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -175,6 +175,8 @@ func singular(table string) string {
 		return "application credential"
 	case tTrusts:
 		return "trust"
+	case tPolicies:
+		return "policy"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

@@ -54,6 +54,8 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &AppCred{}
 	case tTrusts:
 		v = &Trust{}
+	case tPolicies:
+		v = &Policy{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -130,6 +132,8 @@ func rowID(row any) string {
 	case *AppCred:
 		return r.ID
 	case *Trust:
+		return r.ID
+	case *Policy:
 		return r.ID
 	}
 	return ""

@@ -134,6 +134,13 @@ func (s *Service) routes() []api.Route {
 		route("PATCH", "/v3/endpoints/{id}", admin, "identity:update_endpoint", update(s, s.endpoints, readEndpoint)),
 		route("DELETE", "/v3/endpoints/{id}", admin, "identity:delete_endpoint", s.deleteRow(tEndpoints)),
 
+		// Policy documents, stored for other services (see policies.go).
+		route("GET", "/v3/policies", admin, "identity:list_policies", list(s, s.policies)),
+		route("POST", "/v3/policies", admin, "identity:create_policy", create(s, s.policies, readPolicy)),
+		route("GET", "/v3/policies/{id}", admin, "identity:get_policy", show(s, s.policies)),
+		route("PATCH", "/v3/policies/{id}", admin, "identity:update_policy", update(s, s.policies, readPolicy)),
+		route("DELETE", "/v3/policies/{id}", admin, "identity:delete_policy", s.deleteRow(tPolicies)),
+
 		// Users manage their own credentials: the collection shows a
 		// caller only its own.
 		route("GET", "/v3/credentials", authed, "identity:list_credentials", list(s, s.credentials)),

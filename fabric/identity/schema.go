@@ -188,6 +188,7 @@ const (
 	tRevocations = "revocations"
 	tAppCreds    = "application_credentials"
 	tTrusts      = "trusts"
+	tPolicies    = "policies"
 )
 
 func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
@@ -219,6 +220,7 @@ func Schema() store.Schema {
 			store.NewTable(tTrusts, &Trust{}, store.StringIndex("trustor", "TrustorID", false), store.StringIndex("trustee", "TrusteeID", false),
 				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				&memdb.IndexSchema{Name: "from", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RedelegatedFrom"}}),
+			store.NewTable(tPolicies, &Policy{}),
 		},
 		Handlers: map[string]store.Handler{
 			cmdBootstrap:     store.Typed(applyBootstrap),
