@@ -333,3 +333,50 @@ func TestPolicyCLI(t *testing.T) {
 		t.Fatalf("policy show after delete: err=%v\n%s", err, out)
 	}
 }
+
+// Endpoint filtering (OS-EP-FILTER) with the real CLI: a project given
+// an endpoint group sees only its endpoints in its catalog, and the whole
+// catalog again once the group is removed.
+func TestEndpointFilterCLI(t *testing.T) {
+	testenv.RequireCommand(t, "/usr/bin/openstack")
+	n := startDevCloud(t, "epfilter")
+	creds := openrc(t, n.dataDir)
+	admin := osEnv(creds, n)
+	openstack(t, admin, "project", "create", "edge")
+	openstack(t, admin, "user", "create", "--password", "ed-pass", "--project", "edge", "ed")
+	openstack(t, admin, "role", "add", "--project", "edge", "--user", "ed", "member")
+	ed := userEnv(creds, n, "ed", "ed-pass", "edge")
+	types := func() string {
+		t.Helper()
+		var cat []struct {
+			Type string `json:"Type"`
+		}
+		out := openstack(t, ed, "catalog", "list", "-f", "json")
+		if err := json.Unmarshal([]byte(out), &cat); err != nil {
+			t.Fatalf("catalog list: %v\n%s", err, out)
+		}
+		var ts []string
+		for _, c := range cat {
+			ts = append(ts, c.Type)
+		}
+		return strings.Join(ts, ",")
+	}
+	if all := types(); !strings.Contains(all, "compute") || !strings.Contains(all, "identity") {
+		t.Fatalf("catalog before any filter: %s", all)
+	}
+	identity := idOf(t, admin, "service", "show", "identity")
+	file := t.TempDir() + "/filters.json"
+	if err := os.WriteFile(file, []byte(`{"service_id": "`+identity+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openstack(t, admin, "endpoint", "group", "create", "--description", "identity only", "idonly", file)
+	openstack(t, admin, "endpoint", "group", "add", "project", "idonly", "edge")
+	if got := types(); got != "identity" {
+		t.Fatalf("catalog of a project given an identity-only group: %s", got)
+	}
+	openstack(t, admin, "endpoint", "group", "remove", "project", "idonly", "edge")
+	if all := types(); !strings.Contains(all, "compute") {
+		t.Fatalf("catalog after the group was removed: %s", all)
+	}
+	openstack(t, admin, "endpoint", "group", "delete", "idonly")
+}

@@ -72,7 +72,17 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 			return nil, err
 		}
 	case tServices:
+		for _, e := range store.All[Endpoint](tx, tEndpoints, "service", c.ID) {
+			if err := deleteWhere(tx, tEndpointAssocs, "target", e.ID); err != nil {
+				return nil, err
+			}
+		}
 		if err := deleteWhere(tx, tEndpoints, "service", c.ID); err != nil {
+			return nil, err
+		}
+	case tEndpoints, tEndpointGroups:
+		// Their projects' associations go with them.
+		if err := deleteWhere(tx, tEndpointAssocs, "target", c.ID); err != nil {
 			return nil, err
 		}
 	case tRegions:
@@ -98,7 +108,7 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 	case tTrusts:
 		// As Keystone, the trusts redelegated from a trust go with it.
 		return nil, deleteTrustTree(tx, c.ID)
-	case tMembers, tEndpoints, tCredentials, tImplies, tAppCreds, tPolicies:
+	case tMembers, tCredentials, tImplies, tAppCreds, tPolicies, tEndpointAssocs:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -111,6 +121,9 @@ func deleteProject(tx *memdb.Txn, p *Project) error {
 	}
 	// As Keystone, a project takes the application credentials on it.
 	if err := deleteWhere(tx, tAppCreds, "project", p.ID); err != nil {
+		return err
+	}
+	if err := deleteWhere(tx, tEndpointAssocs, "project", p.ID); err != nil {
 		return err
 	}
 	// ...and the trusts delegating roles on it.
@@ -177,6 +190,10 @@ func singular(table string) string {
 		return "trust"
 	case tPolicies:
 		return "policy"
+	case tEndpointGroups:
+		return "endpoint group"
+	case tEndpointAssocs:
+		return "endpoint association"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

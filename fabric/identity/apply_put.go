@@ -56,6 +56,10 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &Trust{}
 	case tPolicies:
 		v = &Policy{}
+	case tEndpointGroups:
+		v = &EndpointGroup{}
+	case tEndpointAssocs:
+		v = &EndpointAssoc{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -134,6 +138,10 @@ func rowID(row any) string {
 	case *Trust:
 		return r.ID
 	case *Policy:
+		return r.ID
+	case *EndpointGroup:
+		return r.ID
+	case *EndpointAssoc:
 		return r.ID
 	}
 	return ""
@@ -279,6 +287,17 @@ func checkRow(tx *memdb.Txn, row any) error {
 		// A trust redelegated from one deleted meanwhile would outlive it.
 		if r.RedelegatedFrom != "" && !exists(tx, tTrusts, r.RedelegatedFrom) {
 			return notFound("Could not find trust: %s.", r.RedelegatedFrom)
+		}
+	case *EndpointAssoc:
+		target := map[string]string{"endpoint": tEndpoints, "group": tEndpointGroups}[r.Kind]
+		if target == "" || r.ID != endpointAssocID(r.Kind, r.ProjectID, r.TargetID) {
+			return invalid("bad endpoint association %s", r.ID)
+		}
+		if !exists(tx, tProjects, r.ProjectID) {
+			return notFound("Could not find project: %s.", r.ProjectID)
+		}
+		if !exists(tx, target, r.TargetID) {
+			return notFound("Could not find %s: %s.", singular(target), r.TargetID)
 		}
 	case *Implication:
 		prior, implied := store.Get[Role](tx, tRoles, r.Prior), store.Get[Role](tx, tRoles, r.Implied)

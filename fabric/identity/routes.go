@@ -149,6 +149,7 @@ func (s *Service) routes() []api.Route {
 		route("PATCH", "/v3/credentials/{id}", authed, "identity:update_credential", update(s, s.credentials, s.readCredential)),
 		route("DELETE", "/v3/credentials/{id}", authed, "identity:delete_credential", s.deleteCredential),
 	}
+	routes = append(routes, s.epFilterRoutes()...)
 	for _, scope := range []string{"projects", "domains", "system"} {
 		for _, actor := range []string{"users", "groups"} {
 			base := "/v3/" + scope + "/{scope}/" + actor + "/{actor}/roles"

@@ -189,6 +189,9 @@ const (
 	tAppCreds    = "application_credentials"
 	tTrusts      = "trusts"
 	tPolicies    = "policies"
+	// OS-EP-FILTER
+	tEndpointGroups = "endpoint_groups"
+	tEndpointAssocs = "project_endpoints"
 )
 
 func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
@@ -221,6 +224,8 @@ func Schema() store.Schema {
 				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				&memdb.IndexSchema{Name: "from", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RedelegatedFrom"}}),
 			store.NewTable(tPolicies, &Policy{}),
+			store.NewTable(tEndpointGroups, &EndpointGroup{}),
+			store.NewTable(tEndpointAssocs, &EndpointAssoc{}, store.StringIndex("project", "ProjectID", false), store.StringIndex("target", "TargetID", false)),
 		},
 		Handlers: map[string]store.Handler{
 			cmdBootstrap:     store.Typed(applyBootstrap),
