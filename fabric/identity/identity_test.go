@@ -426,6 +426,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	if code, _, body := f.call("POST", "/auth/tokens", "", trustAuth("admin", "admin-secret", trust["trust"].(map[string]any)["id"].(string))); code != 201 {
 		t.Fatalf("trust-scoped token: %d %v", code, body)
 	}
+	f.mk("/policies", "policy", map[string]any{"type": "application/json", "blob": "{}"})
+	egid := f.mk("/OS-EP-FILTER/endpoint_groups", "endpoint_group", map[string]any{"name": "g", "filters": map[string]any{"interface": "public", "region_id": "RegionOne"}})
+	f.call("PUT", "/OS-EP-FILTER/endpoint_groups/"+egid+"/projects/"+pid, f.admin, nil)
+	f.call("PUT", "/OS-INHERIT/domains/default/users/"+uid+"/roles/"+f.roleID("reader")+"/inherited_to_projects", f.admin, nil)
 	f.call("PATCH", "/projects/"+pid, f.admin, map[string]any{"project": map[string]any{"description": "d"}})
 	f.call("POST", "/users/"+uid+"/password", "", map[string]any{"user": map[string]any{"original_password": "sam-pw", "password": "sam-pw2"}})
 	f.call("DELETE", "/auth/tokens", f.admin, nil, "X-Subject-Token", f.login("admin", "admin-secret", "admin"))
@@ -439,7 +443,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
-	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`, `"remaining_uses":2`} {
+	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`, `"remaining_uses":2`, `"t":"policies"`, `"kind":"group"`, `"inherited_to_projects":true`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}
