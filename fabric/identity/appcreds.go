@@ -155,6 +155,9 @@ func (s *Service) createAppCred(w http.ResponseWriter, r *http.Request) error {
 	if err := s.restrictedCaller(tx, c); err != nil {
 		return err
 	}
+	if c.Trust != "" {
+		return &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: a token scoped by a trust cannot create application credentials."}
+	}
 	if c.Project == "" {
 		return &api.Error{Status: http.StatusForbidden, Msg: "An application credential is made with a project-scoped token."}
 	}
@@ -410,8 +413,12 @@ func (s *Service) identifyAppCred(tx *memdb.Txn, source string, req authRequest)
 
 // tokenRoles are the role ids a token holds on its scope now: the user's
 // roles there, narrowed to its application credential's when it came
-// from one (nothing if that credential is gone or expired).
+// from one (nothing if that credential is gone or expired); for a token
+// scoped by a trust, the trust's roles (see trustRoles).
 func (s *Service) tokenRoles(tx *memdb.Txn, c claims) []string {
+	if c.Trust != "" {
+		return trustRoles(tx, trustChain(tx, c.Trust))
+	}
 	var held []string
 	switch {
 	case c.Project != "":

@@ -72,7 +72,17 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 			return nil, err
 		}
 	case tServices:
+		for _, e := range store.All[Endpoint](tx, tEndpoints, "service", c.ID) {
+			if err := deleteWhere(tx, tEndpointAssocs, "target", e.ID); err != nil {
+				return nil, err
+			}
+		}
 		if err := deleteWhere(tx, tEndpoints, "service", c.ID); err != nil {
+			return nil, err
+		}
+	case tEndpoints, tEndpointGroups:
+		// Their projects' associations go with them.
+		if err := deleteWhere(tx, tEndpointAssocs, "target", c.ID); err != nil {
 			return nil, err
 		}
 	case tRegions:
@@ -85,7 +95,7 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 		// As Keystone, a user's role removed on a project takes the
 		// user's application credentials on that project with it: a
 		// grant given again later does not bring them back.
-		if a := raw.(*Assignment); a.ActorType == "user" && a.ScopeType == "project" {
+		if a := raw.(*Assignment); a.ActorType == "user" && a.ScopeType == "project" && !a.Inherited {
 			for _, ac := range store.All[AppCred](tx, tAppCreds, "user", a.ActorID) {
 				if ac.ProjectID != a.ScopeID {
 					continue
@@ -95,7 +105,10 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 				}
 			}
 		}
-	case tMembers, tEndpoints, tCredentials, tImplies, tAppCreds:
+	case tTrusts:
+		// As Keystone, the trusts redelegated from a trust go with it.
+		return nil, deleteTrustTree(tx, c.ID)
+	case tMembers, tCredentials, tImplies, tAppCreds, tPolicies, tEndpointAssocs:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -108,6 +121,13 @@ func deleteProject(tx *memdb.Txn, p *Project) error {
 	}
 	// As Keystone, a project takes the application credentials on it.
 	if err := deleteWhere(tx, tAppCreds, "project", p.ID); err != nil {
+		return err
+	}
+	if err := deleteWhere(tx, tEndpointAssocs, "project", p.ID); err != nil {
+		return err
+	}
+	// ...and the trusts delegating roles on it.
+	if err := deleteTrustsOf(tx, "project", p.ID); err != nil {
 		return err
 	}
 	return tx.Delete(tProjects, p)
@@ -126,6 +146,12 @@ func deleteUser(tx *memdb.Txn, u *User, at time.Time) error {
 		{tAppCreds, "user", []any{u.ID}},
 	} {
 		if err := deleteWhere(tx, step.t, step.idx, step.args...); err != nil {
+			return err
+		}
+	}
+	// As Keystone, the trusts a user gave or was given go with it.
+	for _, idx := range []string{"trustor", "trustee"} {
+		if err := deleteTrustsOf(tx, idx, u.ID); err != nil {
 			return err
 		}
 	}
@@ -160,6 +186,14 @@ func singular(table string) string {
 		return "credential"
 	case tAppCreds:
 		return "application credential"
+	case tTrusts:
+		return "trust"
+	case tPolicies:
+		return "policy"
+	case tEndpointGroups:
+		return "endpoint group"
+	case tEndpointAssocs:
+		return "endpoint association"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

@@ -52,6 +52,14 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &Implication{}
 	case tAppCreds:
 		v = &AppCred{}
+	case tTrusts:
+		v = &Trust{}
+	case tPolicies:
+		v = &Policy{}
+	case tEndpointGroups:
+		v = &EndpointGroup{}
+	case tEndpointAssocs:
+		v = &EndpointAssoc{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -126,6 +134,14 @@ func rowID(row any) string {
 	case *Implication:
 		return r.ID
 	case *AppCred:
+		return r.ID
+	case *Trust:
+		return r.ID
+	case *Policy:
+		return r.ID
+	case *EndpointGroup:
+		return r.ID
+	case *EndpointAssoc:
 		return r.ID
 	}
 	return ""
@@ -205,6 +221,16 @@ func checkRow(tx *memdb.Txn, row any) error {
 		if !exists(tx, tRoles, r.RoleID) {
 			return notFound("Could not find role: %s.", r.RoleID)
 		}
+		want := assignmentID(r.ActorType, r.ActorID, r.ScopeType, r.ScopeID, r.RoleID)
+		if r.Inherited {
+			if r.ScopeType == "system" {
+				return invalid("A role on the system is not inherited.")
+			}
+			want = inheritedID(r.ActorType, r.ActorID, r.ScopeType, r.ScopeID, r.RoleID)
+		}
+		if r.ID != want {
+			return invalid("assignment id %q does not match %q", r.ID, want)
+		}
 	case *Membership:
 		if !exists(tx, tGroups, r.GroupID) {
 			return notFound("Could not find group: %s.", r.GroupID)
@@ -243,6 +269,35 @@ func checkRow(tx *memdb.Txn, row any) error {
 		}
 		if sameName(tx, tAppCreds, "name", r.ID, r.NameKey) {
 			return conflict("Conflict occurred attempting to store application_credential - Duplicate entry found with name %s.", r.Name)
+		}
+	case *Trust:
+		for _, u := range []string{r.TrustorID, r.TrusteeID} {
+			if !exists(tx, tUsers, u) {
+				return notFound("Could not find user: %s.", u)
+			}
+		}
+		if r.ProjectID != "" && !exists(tx, tProjects, r.ProjectID) {
+			return notFound("Could not find project: %s.", r.ProjectID)
+		}
+		for _, id := range r.Roles {
+			if !exists(tx, tRoles, id) {
+				return notFound("Could not find role: %s.", id)
+			}
+		}
+		// A trust redelegated from one deleted meanwhile would outlive it.
+		if r.RedelegatedFrom != "" && !exists(tx, tTrusts, r.RedelegatedFrom) {
+			return notFound("Could not find trust: %s.", r.RedelegatedFrom)
+		}
+	case *EndpointAssoc:
+		target := map[string]string{"endpoint": tEndpoints, "group": tEndpointGroups}[r.Kind]
+		if target == "" || r.ID != endpointAssocID(r.Kind, r.ProjectID, r.TargetID) {
+			return invalid("bad endpoint association %s", r.ID)
+		}
+		if !exists(tx, tProjects, r.ProjectID) {
+			return notFound("Could not find project: %s.", r.ProjectID)
+		}
+		if !exists(tx, target, r.TargetID) {
+			return notFound("Could not find %s: %s.", singular(target), r.TargetID)
 		}
 	case *Implication:
 		prior, implied := store.Get[Role](tx, tRoles, r.Prior), store.Get[Role](tx, tRoles, r.Implied)

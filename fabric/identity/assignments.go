@@ -12,13 +12,18 @@ import (
 )
 
 // Grants: /v3/{projects,domains}/{scope}/{users,groups}/{actor}/roles, and
-// /v3/system/{users,groups}/{actor}/roles on the one system, "all".
+// /v3/system/{users,groups}/{actor}/roles on the one system, "all";
+// inherited ones (OS-INHERIT) at /v3/OS-INHERIT/{domains,projects}/
+// {scope}/{users,groups}/{actor}/roles/{role}/inherited_to_projects.
 
 var singularOf = map[string]string{"projects": "project", "domains": "domain", "system": "system", "users": "user", "groups": "group"}
 
-func grantOf(r *http.Request, scope, actor string) Assignment {
-	a := Assignment{ActorType: singularOf[actor], ActorID: chi.URLParam(r, "actor"), ScopeType: singularOf[scope], ScopeID: grantScope(r, scope), RoleID: chi.URLParam(r, "role")}
+func grantOf(r *http.Request, scope, actor string, inherited bool) Assignment {
+	a := Assignment{ActorType: singularOf[actor], ActorID: chi.URLParam(r, "actor"), ScopeType: singularOf[scope], ScopeID: grantScope(r, scope), RoleID: chi.URLParam(r, "role"), Inherited: inherited}
 	a.ID = assignmentID(a.ActorType, a.ActorID, a.ScopeType, a.ScopeID, a.RoleID)
+	if inherited {
+		a.ID = inheritedID(a.ActorType, a.ActorID, a.ScopeType, a.ScopeID, a.RoleID)
+	}
 	return a
 }
 
@@ -32,9 +37,9 @@ func grantScope(r *http.Request, scope string) string {
 }
 
 // grant adds a role assignment (idempotently) or removes it.
-func (s *Service) grant(scope, actor string, add bool) api.HandlerFunc {
+func (s *Service) grant(scope, actor string, inherited, add bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		a := grantOf(r, scope, actor)
+		a := grantOf(r, scope, actor, inherited)
 		if !add {
 			if err := s.remove(r, tAssignments, a.ID); err != nil {
 				return err
@@ -54,20 +59,20 @@ func (s *Service) grant(scope, actor string, add bool) api.HandlerFunc {
 	}
 }
 
-func (s *Service) checkGrant(scope, actor string) api.HandlerFunc {
+func (s *Service) checkGrant(scope, actor string, inherited bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err
 		}
-		if !exists(tx, tAssignments, grantOf(r, scope, actor).ID) {
+		if !exists(tx, tAssignments, grantOf(r, scope, actor, inherited).ID) {
 			return &api.Error{Status: http.StatusNotFound, Msg: "Could not find role assignment."}
 		}
 		return noContent(w)
 	}
 }
 
-func (s *Service) listGrants(scope, actor string) api.HandlerFunc {
+func (s *Service) listGrants(scope, actor string, inherited bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
@@ -75,7 +80,7 @@ func (s *Service) listGrants(scope, actor string) api.HandlerFunc {
 		}
 		out := []api.View{}
 		for _, a := range store.All[Assignment](tx, tAssignments, "actor", singularOf[actor], chi.URLParam(r, "actor")) {
-			if a.ScopeType == singularOf[scope] && a.ScopeID == grantScope(r, scope) {
+			if a.ScopeType == singularOf[scope] && a.ScopeID == grantScope(r, scope) && a.Inherited == inherited {
 				if ro := store.Get[Role](tx, tRoles, a.RoleID); ro != nil {
 					out = append(out, s.roleView(r, ro))
 				}
@@ -94,6 +99,8 @@ func (s *Service) listGrants(scope, actor string) api.HandlerFunc {
 type assignmentRow struct {
 	a            Assignment
 	group, prior string
+	// from is the inherited assignment an effective row comes from.
+	from *Assignment
 }
 
 func (s *Service) listAssignments(w http.ResponseWriter, r *http.Request) error {
@@ -127,13 +134,27 @@ func assignmentRows(tx *memdb.Txn, effective bool) []assignmentRow {
 			rows = append(rows, assignmentRow{a: *a})
 			continue
 		}
-		held := []assignmentRow{{a: *a}}
-		if a.ActorType == "group" {
-			held = nil
-			for _, m := range store.All[Membership](tx, tMembers, "group", a.ActorID) {
+		// An inherited assignment is held on the projects below its
+		// scope, not on the scope itself.
+		on := []assignmentRow{{a: *a}}
+		if a.Inherited {
+			on = nil
+			for _, p := range inheritors(tx, a) {
 				b := *a
-				b.ActorType, b.ActorID = "user", m.UserID
-				held = append(held, assignmentRow{a: b, group: a.ActorID})
+				b.ScopeType, b.ScopeID, b.Inherited = "project", p.ID, false
+				on = append(on, assignmentRow{a: b, from: a})
+			}
+		}
+		var held []assignmentRow
+		for _, row := range on {
+			if a.ActorType != "group" {
+				held = append(held, row)
+				continue
+			}
+			for _, m := range store.All[Membership](tx, tMembers, "group", a.ActorID) {
+				b := row
+				b.a.ActorType, b.a.ActorID, b.group = "user", m.UserID, a.ActorID
+				held = append(held, b)
 			}
 		}
 		for _, row := range held {
@@ -179,9 +200,10 @@ func assignmentMatches(a Assignment, q url.Values) bool {
 	scopeIs := func(typ, param string) bool {
 		return !q.Has(param) || (a.ScopeType == typ && a.ScopeID == q.Get(param))
 	}
+	inheritedIs := !q.Has("scope.OS-INHERIT:inherited_to") || a.Inherited
 	return actorIs("user", "user.id") && actorIs("group", "group.id") &&
 		scopeIs("project", "scope.project.id") && scopeIs("domain", "scope.domain.id") && scopeIs("system", "scope.system") &&
-		is("role.id", a.RoleID)
+		is("role.id", a.RoleID) && inheritedIs
 }
 
 func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentRow, names bool) map[string]any {
@@ -194,9 +216,17 @@ func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentR
 	}
 	scope := map[string]any{a.ScopeType: map[string]any{"id": a.ScopeID}}
 	assignment := base + a.ScopeType + "s/" + a.ScopeID + "/" + a.ActorType + "s/" + a.ActorID + "/roles/" + granted
-	if a.ScopeType == "system" {
+	switch {
+	case a.ScopeType == "system":
 		scope = map[string]any{"system": map[string]any{"all": true}}
 		assignment = base + "system/" + a.ActorType + "s/" + a.ActorID + "/roles/" + granted
+	case a.Inherited:
+		scope["OS-INHERIT:inherited_to"] = "projects"
+		assignment = base + "OS-INHERIT/" + a.ScopeType + "s/" + a.ScopeID + "/" + a.ActorType + "s/" + a.ActorID + "/roles/" + granted + "/inherited_to_projects"
+	case row.from != nil:
+		// Held through inheritance: the link is the inherited grant's.
+		f := row.from
+		assignment = base + "OS-INHERIT/" + f.ScopeType + "s/" + f.ScopeID + "/" + f.ActorType + "s/" + f.ActorID + "/roles/" + granted + "/inherited_to_projects"
 	}
 	links := map[string]any{"assignment": assignment}
 	if row.group != "" {
@@ -213,6 +243,9 @@ func (s *Service) assignmentView(r *http.Request, tx *memdb.Txn, row assignmentR
 	}
 	if names {
 		nameAssignment(tx, a, v)
+		if a.Inherited {
+			v["scope"].(map[string]any)["OS-INHERIT:inherited_to"] = "projects"
+		}
 	}
 	return v
 }
@@ -254,4 +287,49 @@ func nameAssignment(tx *memdb.Txn, a Assignment, v map[string]any) {
 			v["scope"] = map[string]any{"domain": map[string]any{"id": d.ID, "name": d.Name}}
 		}
 	}
+}
+
+// inheritsFrom are the scopes ("domain/<id>", "project/<id>") whose
+// inherited assignments reach project: its domain and the projects above
+// it, not itself.
+func inheritsFrom(tx *memdb.Txn, project string) []string {
+	p := store.Get[Project](tx, tProjects, project)
+	if p == nil {
+		return nil
+	}
+	out := []string{"domain/" + p.DomainID}
+	for parent := p.ParentID; parent != "" && parent != p.DomainID && len(out) < 100; {
+		pp := store.Get[Project](tx, tProjects, parent)
+		if pp == nil {
+			break
+		}
+		out = append(out, "project/"+pp.ID)
+		parent = pp.ParentID
+	}
+	return out
+}
+
+// inheritors are the projects an inherited assignment on a domain or
+// project reaches: every project of the domain, or every project below
+// the project.
+func inheritors(tx *memdb.Txn, a *Assignment) []*Project {
+	var out []*Project
+	switch a.ScopeType {
+	case "domain":
+		out = store.All[Project](tx, tProjects, "domain", a.ScopeID)
+	case "project":
+		p := store.Get[Project](tx, tProjects, a.ScopeID)
+		if p == nil {
+			return nil
+		}
+		for _, c := range store.All[Project](tx, tProjects, "domain", p.DomainID) {
+			for _, s := range inheritsFrom(tx, c.ID) {
+				if s == "project/"+p.ID {
+					out = append(out, c)
+					break
+				}
+			}
+		}
+	}
+	return out
 }

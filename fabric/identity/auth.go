@@ -80,7 +80,15 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return throttledError(w, err)
 	}
-	if err := scope(tx, req.Auth.Scope, &c); err != nil {
+	trust, byTrust, err := trustScopeID(req.Auth.Scope)
+	if err != nil {
+		return err
+	}
+	if byTrust {
+		if c, expires, err = s.scopeToTrust(r, tx, c, expires, trust); err != nil {
+			return err
+		}
+	} else if err := scope(tx, req.Auth.Scope, &c); err != nil {
 		return err
 	}
 	tok, err := s.issue(tx, c, expires)
@@ -148,6 +156,11 @@ func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claim
 		_, old, err := s.validate(tx, id.Token.ID)
 		if err != nil {
 			return claims{}, time.Time{}, errUnauthorized
+		}
+		if old.Trust != "" {
+			// As Keystone: a new token from the trust is had by
+			// authenticating again, which takes one of its uses.
+			return claims{}, time.Time{}, &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: using trust-scoped token to create another token. Create a new trust-scoped token instead."}
 		}
 		c := claims{User: old.User, Methods: old.Methods, Audit: []string{old.Audit[len(old.Audit)-1]}}
 		if !contains(c.Methods, "token") {
@@ -236,7 +249,7 @@ func contains(list []string, s string) bool {
 
 // tokenBody is Keystone's token representation.
 func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c claims, withCatalog bool) map[string]any {
-	u := store.Get[User](tx, tUsers, p.UserID)
+	u := store.Get[User](tx, tUsers, p.UserID) // the trustor, for a trust that impersonates it
 	ud := store.Get[Domain](tx, tDomains, u.DomainID)
 	body := map[string]any{
 		"methods":    c.Methods,
@@ -259,6 +272,12 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 		body["system"] = map[string]any{"all": true}
 	}
 	roleIDs = s.tokenRoles(tx, c)
+	if c.Trust != "" {
+		if t := store.Get[Trust](tx, tTrusts, c.Trust); t != nil {
+			body["OS-TRUST:trust"] = map[string]any{"id": t.ID, "impersonation": t.Impersonation,
+				"trustor_user": map[string]any{"id": t.TrustorID}, "trustee_user": map[string]any{"id": t.TrusteeID}}
+		}
+	}
 	if c.AppCred != "" {
 		if a := store.Get[AppCred](tx, tAppCreds, c.AppCred); a != nil {
 			body["application_credential"] = map[string]any{"id": a.ID, "name": a.Name, "restricted": !a.Unrestricted}

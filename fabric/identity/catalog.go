@@ -162,13 +162,17 @@ func (s *Service) endpointURL(r *http.Request, url, project string) string {
 // project are left out of a catalog without one.
 func (s *Service) catalog(r *http.Request, tx *memdb.Txn, project string) []map[string]any {
 	out := []map[string]any{}
+	var only map[string]bool // OS-EP-FILTER: the project's endpoints, if it has any
+	if project != "" {
+		only = projectEndpoints(tx, project)
+	}
 	for _, svc := range store.All[ServiceRow](tx, tServices, "id") {
 		if !svc.Enabled {
 			continue
 		}
 		var eps []map[string]any
 		for _, e := range store.All[Endpoint](tx, tEndpoints, "service", svc.ID) {
-			if !e.Enabled || (project == "" && templated(e.URL)) {
+			if !e.Enabled || (project == "" && templated(e.URL)) || (only != nil && !only[e.ID]) {
 				continue
 			}
 			eps = append(eps, map[string]any{"id": e.ID, "interface": e.Interface, "region": e.RegionID, "region_id": e.RegionID, "url": s.endpointURL(r, e.URL, project)})

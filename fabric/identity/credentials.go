@@ -93,6 +93,9 @@ func (s *Service) readCredential(r *http.Request, in *api.Input, old *Credential
 	if p := api.PrincipalFrom(r.Context()); !p.IsAdmin() && c.UserID != p.UserID {
 		return nil, errForbidden
 	}
+	if err := s.refuseTrustScoped(r, "or change credentials"); err != nil {
+		return nil, err
+	}
 	if c.Type == "ec2" {
 		b, err := parseEC2Blob(c.Blob)
 		if err != nil {
@@ -166,6 +169,9 @@ func (s *Service) createEC2(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.TenantID == "" {
 		return api.BadField("tenant_id", "'tenant_id' is a required property")
+	}
+	if err := s.refuseTrustScoped(r, "EC2 credentials"); err != nil {
+		return err
 	}
 	user := chi.URLParam(r, "id")
 	tx, err := s.cfg.Repl.Read(r.Context())

@@ -55,7 +55,11 @@ func eventResources() []eventstate.Resource {
 		}},
 		{Table: tAssignments, Type: eventstate.RoleAssignment, Create: "grant", Delete: "revoke", Describe: func(row any) eventstate.Subject {
 			a := row.(*Assignment)
-			return eventstate.Subject{ID: a.ID, Detail: fmt.Sprintf("role %s to %s %s on %s %s", a.RoleID, a.ActorType, a.ActorID, a.ScopeType, a.ScopeID)}
+			detail := fmt.Sprintf("role %s to %s %s on %s %s", a.RoleID, a.ActorType, a.ActorID, a.ScopeType, a.ScopeID)
+			if a.Inherited {
+				detail += ", inherited to its projects"
+			}
+			return eventstate.Subject{ID: a.ID, Detail: detail}
 		}},
 		{Table: tCredentials, Type: eventstate.Credential, Describe: func(row any) eventstate.Subject {
 			c := row.(*Credential)

@@ -419,6 +419,17 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.call("PUT", "/groups/"+gid+"/users/"+uid, f.admin, nil)
 	f.call("PUT", "/system/users/"+uid+"/roles/"+f.roleID("reader"), f.admin, nil)
 	f.call("POST", "/users/"+uid+"/credentials/OS-EC2", tok, map[string]any{"tenant_id": pid})
+	_, _, admins := f.call("GET", "/users?name=admin", f.admin, nil)
+	_, _, trust := f.call("POST", "/OS-TRUST/trusts", tok, map[string]any{"trust": map[string]any{"trustor_user_id": uid,
+		"trustee_user_id": admins["users"].([]any)[0].(map[string]any)["id"], "project_id": pid, "impersonation": false,
+		"roles": []any{map[string]any{"name": "member"}}, "remaining_uses": 3}})
+	if code, _, body := f.call("POST", "/auth/tokens", "", trustAuth("admin", "admin-secret", trust["trust"].(map[string]any)["id"].(string))); code != 201 {
+		t.Fatalf("trust-scoped token: %d %v", code, body)
+	}
+	f.mk("/policies", "policy", map[string]any{"type": "application/json", "blob": "{}"})
+	egid := f.mk("/OS-EP-FILTER/endpoint_groups", "endpoint_group", map[string]any{"name": "g", "filters": map[string]any{"interface": "public", "region_id": "RegionOne"}})
+	f.call("PUT", "/OS-EP-FILTER/endpoint_groups/"+egid+"/projects/"+pid, f.admin, nil)
+	f.call("PUT", "/OS-INHERIT/domains/default/users/"+uid+"/roles/"+f.roleID("reader")+"/inherited_to_projects", f.admin, nil)
 	f.call("PATCH", "/projects/"+pid, f.admin, map[string]any{"project": map[string]any{"description": "d"}})
 	f.call("POST", "/users/"+uid+"/password", "", map[string]any{"user": map[string]any{"original_password": "sam-pw", "password": "sam-pw2"}})
 	f.call("DELETE", "/auth/tokens", f.admin, nil, "X-Subject-Token", f.login("admin", "admin-secret", "admin"))
@@ -432,7 +443,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
-	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`} {
+	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`, `"remaining_uses":2`, `"t":"policies"`, `"kind":"group"`, `"inherited_to_projects":true`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

@@ -77,6 +77,19 @@ func (s *Service) routes() []api.Route {
 		route("GET", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:get_application_credential", selfOrAdmin(s.showAppCred)),
 		route("DELETE", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:delete_application_credential", selfOrAdmin(s.deleteAppCred)),
 
+		// Trusts (OS-TRUST): who may see or delete one (its trustor, its
+		// trustee, an admin) is the handlers' check.
+		route("POST", "/v3/OS-TRUST/trusts", authed, "identity:create_trust", s.createTrust),
+		route("GET", "/v3/OS-TRUST/trusts", authed, "identity:list_trusts", s.listTrusts),
+		route("GET", "/v3/OS-TRUST/trusts/", authed, "identity:list_trusts", s.listTrusts),
+		route("GET", "/v3/OS-TRUST/trusts/{id}", authed, "identity:get_trust", s.showTrust),
+		route("HEAD", "/v3/OS-TRUST/trusts/{id}", authed, "identity:get_trust", s.showTrust),
+		route("DELETE", "/v3/OS-TRUST/trusts/{id}", authed, "identity:delete_trust", s.deleteTrust),
+		route("GET", "/v3/OS-TRUST/trusts/{id}/roles", authed, "identity:list_roles_for_trust", s.listTrustRoles),
+		route("HEAD", "/v3/OS-TRUST/trusts/{id}/roles", authed, "identity:list_roles_for_trust", s.listTrustRoles),
+		route("GET", "/v3/OS-TRUST/trusts/{id}/roles/{role}", authed, "identity:get_role_for_trust", s.showTrustRole),
+		route("HEAD", "/v3/OS-TRUST/trusts/{id}/roles/{role}", authed, "identity:get_role_for_trust", s.showTrustRole),
+
 		route("GET", "/v3/roles", authed, "identity:list_roles", s.listRoles),
 		route("POST", "/v3/roles", admin, "identity:create_role", create(s, s.roles, readRole)),
 		route("GET", "/v3/roles/{id}", authed, "identity:get_role", show(s, s.roles)),
@@ -121,6 +134,13 @@ func (s *Service) routes() []api.Route {
 		route("PATCH", "/v3/endpoints/{id}", admin, "identity:update_endpoint", update(s, s.endpoints, readEndpoint)),
 		route("DELETE", "/v3/endpoints/{id}", admin, "identity:delete_endpoint", s.deleteRow(tEndpoints)),
 
+		// Policy documents, stored for other services (see policies.go).
+		route("GET", "/v3/policies", admin, "identity:list_policies", list(s, s.policies)),
+		route("POST", "/v3/policies", admin, "identity:create_policy", create(s, s.policies, readPolicy)),
+		route("GET", "/v3/policies/{id}", admin, "identity:get_policy", show(s, s.policies)),
+		route("PATCH", "/v3/policies/{id}", admin, "identity:update_policy", update(s, s.policies, readPolicy)),
+		route("DELETE", "/v3/policies/{id}", admin, "identity:delete_policy", s.deleteRow(tPolicies)),
+
 		// Users manage their own credentials: the collection shows a
 		// caller only its own.
 		route("GET", "/v3/credentials", authed, "identity:list_credentials", list(s, s.credentials)),
@@ -129,6 +149,7 @@ func (s *Service) routes() []api.Route {
 		route("PATCH", "/v3/credentials/{id}", authed, "identity:update_credential", update(s, s.credentials, s.readCredential)),
 		route("DELETE", "/v3/credentials/{id}", authed, "identity:delete_credential", s.deleteCredential),
 	}
+	routes = append(routes, s.epFilterRoutes()...)
 	for _, scope := range []string{"projects", "domains", "system"} {
 		for _, actor := range []string{"users", "groups"} {
 			base := "/v3/" + scope + "/{scope}/" + actor + "/{actor}/roles"
@@ -136,11 +157,23 @@ func (s *Service) routes() []api.Route {
 				base = "/v3/system/" + actor + "/{actor}/roles"
 			}
 			routes = append(routes,
-				api.Route{Method: "GET", Path: base, Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor)},
-				api.Route{Method: "PUT", Path: base + "/{role}", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, true)},
-				api.Route{Method: "DELETE", Path: base + "/{role}", Access: admin, Rule: "identity:revoke_grant", Handle: s.grant(scope, actor, false)},
-				api.Route{Method: "HEAD", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor)},
-				api.Route{Method: "GET", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor)},
+				api.Route{Method: "GET", Path: base, Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor, false)},
+				api.Route{Method: "PUT", Path: base + "/{role}", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, false, true)},
+				api.Route{Method: "DELETE", Path: base + "/{role}", Access: admin, Rule: "identity:revoke_grant", Handle: s.grant(scope, actor, false, false)},
+				api.Route{Method: "HEAD", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, false)},
+				api.Route{Method: "GET", Path: base + "/{role}", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, false)},
+			)
+			if scope == "system" {
+				continue
+			}
+			// OS-INHERIT: the same grants, held on the projects below.
+			inh := "/v3/OS-INHERIT/" + scope + "/{scope}/" + actor + "/{actor}/roles"
+			routes = append(routes,
+				api.Route{Method: "GET", Path: inh + "/inherited_to_projects", Access: admin, Rule: "identity:list_grants", Handle: s.listGrants(scope, actor, true)},
+				api.Route{Method: "PUT", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:create_grant", Handle: s.grant(scope, actor, true, true)},
+				api.Route{Method: "DELETE", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:revoke_grant", Handle: s.grant(scope, actor, true, false)},
+				api.Route{Method: "HEAD", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, true)},
+				api.Route{Method: "GET", Path: inh + "/{role}/inherited_to_projects", Access: admin, Rule: "identity:check_grant", Handle: s.checkGrant(scope, actor, true)},
 			)
 		}
 	}

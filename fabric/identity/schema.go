@@ -71,14 +71,17 @@ type Group struct {
 }
 
 // Assignment grants a role to a user or group on a project, a domain or
-// the system (scope type "system", scope id systemAll).
+// the system (scope type "system", scope id systemAll). An inherited one
+// (Keystone's OS-INHERIT) grants the role not on its domain or project
+// but on every project below it, now and later.
 type Assignment struct {
-	ID        string `json:"id"`         // actorType/actor/scopeType/scope/role
+	ID        string `json:"id"`         // actorType/actor/scopeType/scope/role[/inherited]
 	ActorType string `json:"actor_type"` // user, group
 	ActorID   string `json:"actor_id"`
 	ScopeType string `json:"scope_type"` // project, domain, system
 	ScopeID   string `json:"scope_id"`
 	RoleID    string `json:"role_id"`
+	Inherited bool   `json:"inherited_to_projects,omitempty"`
 }
 
 // systemAll is the scope id of the system: Keystone has one, "all".
@@ -86,6 +89,12 @@ const systemAll = "all"
 
 func assignmentID(actorType, actor, scopeType, scope, role string) string {
 	return actorType + "/" + actor + "/" + scopeType + "/" + scope + "/" + role
+}
+
+// inheritedID is the id of the inherited assignment of the same grant:
+// it and the direct one may both exist.
+func inheritedID(actorType, actor, scopeType, scope, role string) string {
+	return assignmentID(actorType, actor, scopeType, scope, role) + "/inherited"
 }
 
 type Membership struct {
@@ -157,6 +166,8 @@ const (
 	cmdRevoke      = "identity.revoke"
 	cmdSetPassword = "identity.user.password"
 	cmdSeedCatalog = "identity.catalog.seed"
+	// cmdTrustConsume takes one use of a trust with a use limit.
+	cmdTrustConsume = "identity.trust.consume"
 )
 
 // Table names.
@@ -176,6 +187,11 @@ const (
 	tKeys        = "signing_keys"
 	tRevocations = "revocations"
 	tAppCreds    = "application_credentials"
+	tTrusts      = "trusts"
+	tPolicies    = "policies"
+	// OS-EP-FILTER
+	tEndpointGroups = "endpoint_groups"
+	tEndpointAssocs = "project_endpoints"
 )
 
 func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
@@ -204,6 +220,12 @@ func Schema() store.Schema {
 			store.NewTable(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
 			store.NewTable(tLoginFailures, &LoginFailures{}),
 			store.NewTable(tAppCreds, &AppCred{}, store.StringIndex("name", "NameKey", true), store.StringIndex("user", "UserID", false), store.StringIndex("project", "ProjectID", false)),
+			store.NewTable(tTrusts, &Trust{}, store.StringIndex("trustor", "TrustorID", false), store.StringIndex("trustee", "TrusteeID", false),
+				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				&memdb.IndexSchema{Name: "from", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RedelegatedFrom"}}),
+			store.NewTable(tPolicies, &Policy{}),
+			store.NewTable(tEndpointGroups, &EndpointGroup{}),
+			store.NewTable(tEndpointAssocs, &EndpointAssoc{}, store.StringIndex("project", "ProjectID", false), store.StringIndex("target", "TargetID", false)),
 		},
 		Handlers: map[string]store.Handler{
 			cmdBootstrap:     store.Typed(applyBootstrap),
@@ -214,6 +236,7 @@ func Schema() store.Schema {
 			cmdSetPassword:   store.Typed(applySetPassword),
 			cmdSeedCatalog:   store.Typed(applySeedCatalog),
 			cmdLoginFailures: store.Typed(applyLoginFailures),
+			cmdTrustConsume:  store.Typed(applyTrustConsume),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}

@@ -1,6 +1,7 @@
 // Package identity is Rackstack's Keystone v3: domains, projects, users,
 // groups, roles and assignments, the service catalog, credentials (EC2 for
-// S3), and tokens any node can verify without a Raft round trip.
+// S3), application credentials, trusts (OS-TRUST), and tokens any node
+// can verify without a Raft round trip.
 //
 // It keeps its state in the replicated store and never does I/O in a
 // command handler; passwords are hashed (bcrypt) before a command is
@@ -250,6 +251,18 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 	if c.AppCred != "" && c.Project == "" {
 		return nil, c, errBadToken // never issued: such tokens are project-scoped
 	}
+	if c.Trust != "" {
+		// Scoped by a trust: User is its trustee, the project is the
+		// trust's, and the trust must still be usable by it.
+		t := store.Get[Trust](tx, tTrusts, c.Trust)
+		if t == nil || c.AppCred != "" || c.Domain != "" || c.System || t.ProjectID != c.Project || s.trustUsable(tx, t, c.User) != nil {
+			return nil, c, errBadToken
+		}
+		if t.Impersonation {
+			// As Keystone, the token then stands for the trustor.
+			u = store.Get[User](tx, tUsers, t.TrustorID)
+		}
+	}
 	p := &api.Principal{
 		UserID: u.ID, UserName: u.Name, UserDomainID: u.DomainID, Token: tok, AuditID: c.Audit[0],
 		ExpiresAt: c.expires(), IssuedAt: c.issued(), Methods: c.Methods,
@@ -288,18 +301,31 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 }
 
 // effectiveRoles are the role ids a user holds on a scope, directly or
-// through groups, with the roles they imply (by default admin > member >
-// reader) added and domain-specific roles left out.
+// through groups, on a project also those inherited from its domain and
+// the projects above it, with the roles they imply (by default admin >
+// member > reader) added and domain-specific roles left out.
 func effectiveRoles(tx *memdb.Txn, user, scopeType, scope string) []string {
+	from := map[string]bool{} // "type/id" of the scopes a project inherits from
+	if scopeType == "project" {
+		for _, s := range inheritsFrom(tx, scope) {
+			from[s] = true
+		}
+	}
+	holds := func(a *Assignment) bool {
+		if a.Inherited {
+			return from[a.ScopeType+"/"+a.ScopeID]
+		}
+		return a.ScopeType == scopeType && a.ScopeID == scope
+	}
 	set := map[string]bool{}
 	for _, a := range store.All[Assignment](tx, tAssignments, "actor", "user", user) {
-		if a.ScopeType == scopeType && a.ScopeID == scope {
+		if holds(a) {
 			set[a.RoleID] = true
 		}
 	}
 	for _, m := range store.All[Membership](tx, tMembers, "user", user) {
 		for _, a := range store.All[Assignment](tx, tAssignments, "actor", "group", m.GroupID) {
-			if a.ScopeType == scopeType && a.ScopeID == scope {
+			if holds(a) {
 				set[a.RoleID] = true
 			}
 		}

@@ -32,6 +32,9 @@ type claims struct {
 	// AppCred is the application credential the token was issued from:
 	// its roles bound the token's, and the token dies with it.
 	AppCred string `json:"ac,omitempty"`
+	// Trust is the trust the token is scoped by (User is its trustee):
+	// its roles bound the token's, and the token dies with it.
+	Trust string `json:"tr,omitempty"`
 }
 
 const tokenPrefix = "rs1."
@@ -106,10 +109,20 @@ func revoked(tx *memdb.Txn, c claims) bool {
 			return true
 		}
 	}
+	// As Keystone's revocation events, revoking a user's tokens revokes
+	// the tokens scoped by the trusts it gave too.
+	users := []string{c.User}
+	if c.Trust != "" {
+		for _, t := range trustChain(tx, c.Trust) {
+			users = append(users, t.TrustorID)
+		}
+	}
 	issued := c.issued()
-	for _, r := range store.All[Revocation](tx, tRevocations, "user", c.User) {
-		if !issued.After(r.IssuedBefore) {
-			return true
+	for _, u := range users {
+		for _, r := range store.All[Revocation](tx, tRevocations, "user", u) {
+			if !issued.After(r.IssuedBefore) {
+				return true
+			}
 		}
 	}
 	return false
