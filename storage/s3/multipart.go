@@ -63,7 +63,7 @@ func (q *request) uploadPart() {
 		return
 	}
 	if q.r.Header.Get("x-amz-copy-source") != "" {
-		q.fail("NotImplemented", http.StatusNotImplemented, "UploadPartCopy is not implemented")
+		q.uploadPartCopy(n)
 		return
 	}
 	size, sum, ok := q.uploadBody()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -210,16 +209,8 @@ type copyObjectResult struct {
 }
 
 func (q *request) copyObject() {
-	src := q.r.Header.Get("x-amz-copy-source")
-	if i := strings.Index(src, "?"); i >= 0 {
-		src = src[:i]
-	}
-	if u, err := url.PathUnescape(src); err == nil {
-		src = u
-	}
-	sb, sk, ok := strings.Cut(strings.TrimPrefix(src, "/"), "/")
-	if !ok || sb == "" || sk == "" {
-		q.fail("InvalidArgument", http.StatusBadRequest, "x-amz-copy-source must be bucket/key")
+	sb, sk, ok := q.copySource()
+	if !ok {
 		return
 	}
 	ctx := q.r.Context()
