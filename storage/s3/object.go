@@ -38,6 +38,10 @@ func (q *request) objectOp() {
 		q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified: objects here have only the version \"null\"")
 		return
 	}
+	if q.q.Has("acl") {
+		q.objectACL()
+		return
+	}
 	for _, sub := range objectSubresources {
 		// Never taken for the object itself: a DELETE ?tagging must not
 		// delete the object, a GET ?attributes not send its bytes.
@@ -51,6 +55,7 @@ func (q *request) objectOp() {
 		switch {
 		case q.q.Has("uploadId"):
 			q.uploadPart()
+		case !q.writeACLHolds():
 		case q.r.Header.Get("x-amz-copy-source") != "":
 			q.copyObject()
 		default:
@@ -58,6 +63,7 @@ func (q *request) objectOp() {
 		}
 	case http.MethodPost:
 		switch {
+		case q.q.Has("uploads") && !q.writeACLHolds():
 		case q.q.Has("uploads"):
 			q.createUpload()
 		case q.q.Has("uploadId"):
@@ -95,7 +101,7 @@ func (q *request) objectOp() {
 
 // objectSubresources are the query parameters naming a sub-resource of an
 // object that this store does not keep.
-var objectSubresources = []string{"acl", "attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"}
+var objectSubresources = []string{"attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"}
 
 // refuseEncryption answers NotImplemented to a request asking for
 // server-side encryption (SSE-S3, SSE-KMS or SSE-C, of the object or of a
