@@ -98,6 +98,8 @@ type Object struct {
 	// Content-Encoding, Cache-Control...).
 	Headers  map[string]string `json:"headers,omitempty"`
 	Modified time.Time         `json:"modified"`
+	// Tags are the object's S3 tags (tags.go).
+	Tags     map[string]string `json:"tags,omitempty"`
 	Parts    []Part            `json:"parts,omitempty"`
 	Segments []Segment         `json:"segments,omitempty"`
 }
@@ -112,6 +114,7 @@ type Upload struct {
 	ContentType string            `json:"content_type"`
 	Meta        map[string]string `json:"meta,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
 }
 
 // UploadPart is one uploaded part of a multipart upload.
@@ -222,6 +225,7 @@ func Schema() store.Schema {
 			cmdObjectInline:    store.Typed(applyObjectInline),
 			cmdObjectDelete:    store.Typed(applyObjectDelete),
 			cmdObjectMeta:      store.Typed(applyObjectMeta),
+			cmdObjectTags:      store.Typed(applyObjectTags),
 			cmdObjectExpire:    store.Typed(applyObjectExpire),
 			cmdRelocate:        store.Typed(applyRelocate),
 			cmdUploadCreate:    store.Typed(applyUploadCreate),

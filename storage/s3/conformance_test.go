@@ -65,7 +65,7 @@ func TestBucketSubresourcesAreNotImplemented(t *testing.T) {
 	e.must(http.StatusOK, "", "HEAD", "/bkt", alice, nil)
 	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/bkt?object-lock", alice, nil)
 	// Object sub-resources likewise: the object stays, its bytes unsent.
-	e.must(http.StatusNotImplemented, "NotImplemented", "DELETE", "/bkt/k?tagging", alice, nil)
+	e.must(http.StatusNotImplemented, "NotImplemented", "DELETE", "/bkt/k?legal-hold", alice, nil)
 	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/bkt/k?attributes", alice, nil)
 	e.must(http.StatusNotImplemented, "NotImplemented", "PUT", "/bkt/k?retention", alice, body)
 	if got := e.get("/bkt/k"); got != "v" {

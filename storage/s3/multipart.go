@@ -22,6 +22,9 @@ func (q *request) createUpload() {
 	if !ok {
 		return
 	}
+	if a.Tags, ok = q.tagHeader(); !ok {
+		return
+	}
 	u, err := q.h.Store.CreateUpload(q.r.Context(), q.project(), q.bucket, q.key, a)
 	if err != nil {
 		q.bucketFail(err)

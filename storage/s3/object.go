@@ -42,6 +42,10 @@ func (q *request) objectOp() {
 		q.objectACL()
 		return
 	}
+	if q.q.Has("tagging") {
+		q.objectTagging()
+		return
+	}
 	for _, sub := range objectSubresources {
 		// Never taken for the object itself: a DELETE ?tagging must not
 		// delete the object, a GET ?attributes not send its bytes.
@@ -101,7 +105,7 @@ func (q *request) objectOp() {
 
 // objectSubresources are the query parameters naming a sub-resource of an
 // object that this store does not keep.
-var objectSubresources = []string{"attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"}
+var objectSubresources = []string{"attributes", "legal-hold", "restore", "retention", "select", "torrent"}
 
 // refuseEncryption answers NotImplemented to a request asking for
 // server-side encryption (SSE-S3, SSE-KMS or SSE-C, of the object or of a
@@ -199,6 +203,9 @@ func (q *request) putObject() {
 	if !ok {
 		return
 	}
+	if a.Tags, ok = q.tagHeader(); !ok {
+		return
+	}
 	o, err := q.h.Store.Put(q.bodyContext(), q.project(), q.bucket, q.key, q.r.Body, object.PutOptions{Attrs: a, Size: size, MD5: sum})
 	if err != nil {
 		q.bucketFail(err) // the only thing that can be missing is the bucket
@@ -239,6 +246,9 @@ func (q *request) copyObject() {
 		}
 	default:
 		q.fail("InvalidArgument", http.StatusBadRequest, "x-amz-metadata-directive must be COPY or REPLACE")
+		return
+	}
+	if a.Tags, ok = q.copyTags(from.Tags); !ok {
 		return
 	}
 	if !copyConditionsHold(q.r.Header, from) {
@@ -343,6 +353,7 @@ func (q *request) getObject() {
 	h.Set("ETag", quote(o.ETag))
 	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	setTaggingCount(h, o.Tags)
 	for k, v := range o.Headers {
 		h.Set(k, v)
 	}
