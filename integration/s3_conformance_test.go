@@ -40,6 +40,7 @@ func TestS3Conformance(t *testing.T) {
 		ProjectID string `json:"project_id"`
 	}
 	var alice, bob ec2
+	var aliceOS []string
 	for _, u := range []struct {
 		project, user, pass string
 		cred                *ec2
@@ -49,6 +50,9 @@ func TestS3Conformance(t *testing.T) {
 		openstack(t, admin, "role", "add", "--project", u.project, "--user", u.user, "member")
 		env := append(osEnv(creds, n.rackd, "OS_USERNAME="+u.user, "OS_PASSWORD="+u.pass, "OS_PROJECT_NAME="+u.project), "HOME="+home)
 		json.Unmarshal([]byte(openstack(t, env, "ec2", "credentials", "create", "-f", "json")), u.cred)
+		if u.user == "alice" {
+			aliceOS = env
+		}
 	}
 	if alice.Access == "" || bob.Access == "" {
 		t.Fatal("no EC2 credentials")
@@ -258,7 +262,17 @@ func TestS3Conformance(t *testing.T) {
 		if len(ts.TagSet) != 0 {
 			t.Errorf("tags after delete-object-tagging: %+v", ts.TagSet)
 		}
-		// Bucket tagging is not kept (yet): refused, not ignored.
-		refused(t, alice, "NotImplemented", "s3api", "put-bucket-tagging", "--bucket", "dst", "--tagging", "TagSet=[{Key=a,Value=b}]")
+		// Bucket tags, kept across a Swift metadata write of the
+		// container.
+		refused(t, alice, "NoSuchTagSet", "s3api", "get-bucket-tagging", "--bucket", "dst")
+		aws(t, "s3api", "put-bucket-tagging", "--bucket", "dst", "--tagging", "TagSet=[{Key=cost-center,Value=42}]")
+		openstack(t, aliceOS, "container", "set", "--property", "color=blue", "dst")
+		ts = tagSet{}
+		decode(t, aws(t, "s3api", "get-bucket-tagging", "--bucket", "dst"), &ts)
+		if len(ts.TagSet) != 1 || ts.TagSet[0].Key != "cost-center" || ts.TagSet[0].Value != "42" {
+			t.Errorf("get-bucket-tagging: %+v", ts.TagSet)
+		}
+		aws(t, "s3api", "delete-bucket-tagging", "--bucket", "dst")
+		refused(t, alice, "NoSuchTagSet", "s3api", "get-bucket-tagging", "--bucket", "dst")
 	})
 }

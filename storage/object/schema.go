@@ -44,6 +44,8 @@ type Container struct {
 	WriteACL string            `json:"write_acl,omitempty"`
 	Objects  int64             `json:"objects"`
 	Bytes    int64             `json:"bytes"`
+	// Tags are the bucket's S3 tags (PUT ?tagging on the bucket).
+	Tags map[string]string `json:"tags,omitempty"`
 	// Versions names the container (same project) that keeps the
 	// previous versions of this one's objects, as the Swift client set it
 	// (URL-encoded); VersionsMode is VersionsStack or VersionsHistory.

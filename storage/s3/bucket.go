@@ -123,6 +123,10 @@ func (q *request) bucketOp() {
 		q.bucketACL()
 		return
 	}
+	if q.q.Has("tagging") {
+		q.bucketTagging()
+		return
+	}
 	// Configuration this store does not keep is refused, never taken for
 	// the bucket itself: a PUT ?versioning is not a CreateBucket, and a
 	// DELETE ?cors must not delete the bucket.

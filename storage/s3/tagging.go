@@ -11,14 +11,16 @@ import (
 	"unicode/utf8"
 )
 
-// Object tagging: PUT/GET/DELETE ?tagging, x-amz-tagging on writes and
-// x-amz-tagging-count on reads. Tags are stored in the object's row
-// (storage/object/tags.go).
+// Tagging: PUT/GET/DELETE ?tagging on objects and buckets, x-amz-tagging
+// on object writes and x-amz-tagging-count on reads. An object's tags are
+// stored in its row (storage/object/tags.go), a bucket's in the
+// container's.
 
-// S3's limits on object tags. Lengths are counted as S3 counts them, in
-// UTF-16 code units.
+// S3's limits on tags. Lengths are counted as S3 counts them, in UTF-16
+// code units.
 const (
 	maxObjectTags  = 10
+	maxBucketTags  = 50
 	maxTagKeyLen   = 128
 	maxTagValueLen = 256
 )
@@ -43,15 +45,20 @@ type taggingRequest struct {
 
 func utf16Len(s string) int { return len(utf16.Encode([]rune(s))) }
 
-// checkTags applies S3's rules to a tag set, answering InvalidTag to the
-// first it breaks. It returns the tags as a map (nil when there are none).
+// checkTags applies S3's rules to an object's tag set, answering
+// InvalidTag to the first it breaks. It returns the tags as a map (nil
+// when there are none).
 func (q *request) checkTags(tags []tag) (map[string]string, bool) {
+	return q.checkTagSet(tags, maxObjectTags, "object")
+}
+
+func (q *request) checkTagSet(tags []tag, most int, of string) (map[string]string, bool) {
 	bad := func(msg string) (map[string]string, bool) {
 		q.fail("InvalidTag", http.StatusBadRequest, msg)
 		return nil, false
 	}
-	if len(tags) > maxObjectTags {
-		return bad("object tags cannot be greater than " + strconv.Itoa(maxObjectTags) + " (got " + strconv.Itoa(len(tags)) + ")")
+	if len(tags) > most {
+		return bad(of + " tags cannot be greater than " + strconv.Itoa(most) + " (got " + strconv.Itoa(len(tags)) + ")")
 	}
 	out := map[string]string{}
 	for _, t := range tags {
@@ -146,16 +153,11 @@ func (q *request) objectTagging() {
 		writeXML(q.w, http.StatusOK, tagSet(o.Tags))
 		return
 	case http.MethodPut:
-		var req taggingRequest
-		if !q.decodeXML(&req) {
+		set, ok := q.readTagging()
+		if !ok {
 			return
 		}
-		if req.TagSet == nil {
-			q.fail("MalformedXML", http.StatusBadRequest, "the Tagging document has no TagSet")
-			return
-		}
-		var ok bool
-		if tags, ok = q.checkTags(req.TagSet.Tags); !ok {
+		if tags, ok = q.checkTags(set); !ok {
 			return
 		}
 	case http.MethodDelete:
@@ -165,6 +167,69 @@ func (q *request) objectTagging() {
 	}
 	if _, err := q.h.Store.SetTags(ctx, q.project(), q.bucket, q.key, tags); err != nil {
 		q.noSuchKey(err, q.bucket, q.key)
+		return
+	}
+	if q.r.Method == http.MethodDelete {
+		q.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q.w.WriteHeader(http.StatusOK)
+}
+
+// readTagging decodes a PUT ?tagging body.
+func (q *request) readTagging() ([]tag, bool) {
+	var req taggingRequest
+	if !q.decodeXML(&req) {
+		return nil, false
+	}
+	if req.TagSet == nil {
+		q.fail("MalformedXML", http.StatusBadRequest, "the Tagging document has no TagSet")
+		return nil, false
+	}
+	return req.TagSet.Tags, true
+}
+
+// bucketTagging answers GET, PUT and DELETE ?tagging on a bucket. The tags
+// are kept in the container's row, which Swift's container writes carry
+// over unchanged.
+func (q *request) bucketTagging() {
+	ctx := q.r.Context()
+	var tags map[string]string
+	switch q.r.Method {
+	case http.MethodGet:
+		c, err := q.h.Store.Container(ctx, q.project(), q.bucket)
+		if err != nil {
+			q.bucketFail(err)
+			return
+		}
+		if len(c.Tags) == 0 {
+			q.fail("NoSuchTagSet", http.StatusNotFound, "the TagSet does not exist")
+			return
+		}
+		writeXML(q.w, http.StatusOK, tagSet(c.Tags))
+		return
+	case http.MethodPut:
+		set, ok := q.readTagging()
+		if !ok {
+			return
+		}
+		if tags, ok = q.checkTagSet(set, maxBucketTags, "bucket"); !ok {
+			return
+		}
+	case http.MethodDelete:
+	default:
+		q.fail("MethodNotAllowed", http.StatusMethodNotAllowed, "?tagging is read with GET, written with PUT and removed with DELETE")
+		return
+	}
+	c, err := q.h.Store.Container(ctx, q.project(), q.bucket)
+	if err != nil {
+		q.bucketFail(err)
+		return
+	}
+	nc := *c
+	nc.Tags = tags
+	if err := q.h.Store.UpdateContainer(ctx, nc); err != nil {
+		q.bucketFail(err)
 		return
 	}
 	if q.r.Method == http.MethodDelete {

@@ -134,8 +134,6 @@ func TestObjectTagging(t *testing.T) {
 	if c := e.tagCount("/bkt/k"); c != "" {
 		t.Errorf("tag count after DELETE: %q", c)
 	}
-	// Bucket tagging is still refused.
-	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/bkt?tagging", alice, nil)
 }
 
 func TestTaggingHeaderOnWrites(t *testing.T) {
@@ -193,4 +191,51 @@ func TestTaggingHeaderOnWrites(t *testing.T) {
 		t.Errorf("multipart object tags: %v", g)
 	}
 	e.must(http.StatusBadRequest, "InvalidTag", "POST", "/bkt/multi2?uploads", alice, nil, "x-amz-tagging", "=v")
+}
+
+func TestBucketTagging(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("bkt")
+	e.put("/bkt/k", "v")
+	e.must(http.StatusNotFound, "NoSuchTagSet", "GET", "/bkt?tagging", alice, nil)
+	e.must(http.StatusOK, "", "PUT", "/bkt?tagging", alice, taggingBody("cost-center", "42", "env", "test"))
+	if g := e.tags("/bkt"); !equal(g, "cost-center=42", "env=test") {
+		t.Errorf("bucket tags %v", g)
+	}
+	// Buckets take up to 50 tags; the other rules are the objects'.
+	fifty := make([]string, 0, 102)
+	for i := range 50 {
+		fifty = append(fifty, fmt.Sprintf("k%02d", i), "v")
+	}
+	e.must(http.StatusOK, "", "PUT", "/bkt?tagging", alice, taggingBody(fifty...))
+	e.must(http.StatusBadRequest, "InvalidTag", "PUT", "/bkt?tagging", alice, taggingBody(append(fifty, "k50", "v")...))
+	e.must(http.StatusBadRequest, "InvalidTag", "PUT", "/bkt?tagging", alice, taggingBody("k", "1", "k", "2"))
+	e.must(http.StatusBadRequest, "InvalidTag", "PUT", "/bkt?tagging", alice, taggingBody(strings.Repeat("k", 129), "v"))
+	if g := e.tags("/bkt"); len(g) != 50 {
+		t.Errorf("bucket tags after refusals: %d", len(g))
+	}
+	// Other container writes (Swift's POST) keep them.
+	c, err := e.Svc.Container(context.Background(), "p1", "bkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := *c
+	nc.Meta = map[string]string{"color": "blue"}
+	if err := e.Svc.UpdateContainer(context.Background(), nc); err != nil {
+		t.Fatal(err)
+	}
+	if g := e.tags("/bkt"); len(g) != 50 {
+		t.Errorf("bucket tags after a metadata update: %d", len(g))
+	}
+	e.must(http.StatusForbidden, "AccessDenied", "PUT", "/bkt?tagging", "reader-key", taggingBody("a", "b"))
+	e.must(http.StatusNotFound, "NoSuchBucket", "GET", "/bkt?tagging", "bob-key", nil)
+	// Never a CreateBucket or a DeleteBucket.
+	e.must(http.StatusNotFound, "NoSuchBucket", "PUT", "/fresh?tagging", alice, taggingBody("a", "b"))
+	e.must(http.StatusNotFound, "", "HEAD", "/fresh", alice, nil)
+	e.must(http.StatusNoContent, "", "DELETE", "/bkt?tagging", alice, nil)
+	e.must(http.StatusNotFound, "NoSuchTagSet", "GET", "/bkt?tagging", alice, nil)
+	e.must(http.StatusOK, "", "HEAD", "/bkt", alice, nil)
+	if got := e.get("/bkt/k"); got != "v" {
+		t.Errorf("object after bucket tagging: %q", got)
+	}
 }
