@@ -486,6 +486,9 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	f.put("p", "c", "a", []byte("hello"))
 	o := f.put("p", "c", "a", []byte("hello again"))
 	f.svc.SetMeta(f.ctx, o, Attrs{Meta: map[string]string{"color": "blue"}})
+	if _, err := f.svc.SetTags(f.ctx, "p", "c", "a", map[string]string{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
 	f.put("p", "c", "b", []byte("bye"))
 	f.svc.Delete(f.ctx, "p", "c", "b")
 	f.svc.cfg.InlineMax = DefaultInlineMax

@@ -44,6 +44,8 @@ type Container struct {
 	WriteACL string            `json:"write_acl,omitempty"`
 	Objects  int64             `json:"objects"`
 	Bytes    int64             `json:"bytes"`
+	// Tags are the bucket's S3 tags (PUT ?tagging on the bucket).
+	Tags map[string]string `json:"tags,omitempty"`
 	// Versions names the container (same project) that keeps the
 	// previous versions of this one's objects, as the Swift client set it
 	// (URL-encoded); VersionsMode is VersionsStack or VersionsHistory.
@@ -98,6 +100,8 @@ type Object struct {
 	// Content-Encoding, Cache-Control...).
 	Headers  map[string]string `json:"headers,omitempty"`
 	Modified time.Time         `json:"modified"`
+	// Tags are the object's S3 tags (tags.go).
+	Tags     map[string]string `json:"tags,omitempty"`
 	Parts    []Part            `json:"parts,omitempty"`
 	Segments []Segment         `json:"segments,omitempty"`
 }
@@ -112,6 +116,7 @@ type Upload struct {
 	ContentType string            `json:"content_type"`
 	Meta        map[string]string `json:"meta,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
 }
 
 // UploadPart is one uploaded part of a multipart upload.
@@ -222,6 +227,7 @@ func Schema() store.Schema {
 			cmdObjectInline:    store.Typed(applyObjectInline),
 			cmdObjectDelete:    store.Typed(applyObjectDelete),
 			cmdObjectMeta:      store.Typed(applyObjectMeta),
+			cmdObjectTags:      store.Typed(applyObjectTags),
 			cmdObjectExpire:    store.Typed(applyObjectExpire),
 			cmdRelocate:        store.Typed(applyRelocate),
 			cmdUploadCreate:    store.Typed(applyUploadCreate),

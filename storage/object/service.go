@@ -344,6 +344,7 @@ type Attrs struct {
 	ContentType string
 	Meta        map[string]string
 	Headers     map[string]string
+	Tags        map[string]string // S3 object tags (tags.go)
 }
 
 // PutOptions control an object write.
@@ -549,7 +550,7 @@ func (o *Object) setAttrs(a Attrs) {
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
 	}
-	o.Meta, o.Headers = a.Meta, a.Headers
+	o.Meta, o.Headers, o.Tags = a.Meta, a.Headers, a.Tags
 }
 
 // commit proposes a command that makes blobs part of an object. If the

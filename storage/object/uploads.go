@@ -24,7 +24,7 @@ const MaxParts = 10000
 func (s *Service) CreateUpload(ctx context.Context, project, container, name string, a Attrs) (*Upload, error) {
 	row := Upload{
 		ID: newID(), Project: project, Container: container, Name: name,
-		Created: s.now(), ContentType: a.ContentType, Meta: a.Meta, Headers: a.Headers,
+		Created: s.now(), ContentType: a.ContentType, Meta: a.Meta, Headers: a.Headers, Tags: a.Tags,
 	}
 	res, err := s.repl.Propose(ctx, cmdUploadCreate, uploadCreateCmd{Row: row})
 	if err != nil {
@@ -141,7 +141,7 @@ func (s *Service) CompleteUpload(ctx context.Context, u *Upload, parts []Complet
 		Project: u.Project, Container: u.Container, Name: u.Name, Version: u.ID,
 		ETag: fmt.Sprintf("%s-%d", md5Hex(sums), len(parts)), Modified: s.now(),
 	}
-	cmd.Row.setAttrs(Attrs{ContentType: u.ContentType, Meta: u.Meta, Headers: u.Headers})
+	cmd.Row.setAttrs(Attrs{ContentType: u.ContentType, Meta: u.Meta, Headers: u.Headers, Tags: u.Tags})
 	return s.commit(ctx, cmdUploadComplete, cmd, nil)
 }
 

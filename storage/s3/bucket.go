@@ -119,6 +119,14 @@ func (q *request) bucketOp() {
 	if !q.requireAuth(write) {
 		return
 	}
+	if q.q.Has("acl") {
+		q.bucketACL()
+		return
+	}
+	if q.q.Has("tagging") {
+		q.bucketTagging()
+		return
+	}
 	// Configuration this store does not keep is refused, never taken for
 	// the bucket itself: a PUT ?versioning is not a CreateBucket, and a
 	// DELETE ?cors must not delete the bucket.
@@ -200,8 +208,15 @@ func (q *request) createBucket() {
 			return
 		}
 	}
+	// public-read is kept as Swift's ".r:*" (anyone may read the
+	// objects), as it was before ACLs were checked; any other grant is
+	// refused.
+	acl, ok := q.cannedACL("public-read")
+	if !ok {
+		return
+	}
 	c := object.Container{Project: q.project(), Name: q.bucket}
-	if q.r.Header.Get("x-amz-acl") == "public-read" {
+	if acl == "public-read" {
 		c.ReadACL = ".r:*"
 	}
 	if _, err := q.h.Store.PutContainer(q.r.Context(), c, true); err != nil {

@@ -50,7 +50,7 @@ func TestBucketSubresourcesAreNotImplemented(t *testing.T) {
 	e.bucket("bkt")
 	e.put("/bkt/k", "v")
 	body := []byte(`<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>`)
-	for _, sub := range []string{"versioning", "acl", "encryption", "policy", "object-lock", "tagging", "lifecycle", "cors", "website", "replication"} {
+	for _, sub := range []string{"versioning", "encryption", "policy", "object-lock", "lifecycle", "cors", "website", "replication"} {
 		t.Run(sub, func(t *testing.T) {
 			e := e.with(t)
 			// On an existing bucket: not BucketAlreadyOwnedByYou.
@@ -65,7 +65,7 @@ func TestBucketSubresourcesAreNotImplemented(t *testing.T) {
 	e.must(http.StatusOK, "", "HEAD", "/bkt", alice, nil)
 	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/bkt?object-lock", alice, nil)
 	// Object sub-resources likewise: the object stays, its bytes unsent.
-	e.must(http.StatusNotImplemented, "NotImplemented", "DELETE", "/bkt/k?tagging", alice, nil)
+	e.must(http.StatusNotImplemented, "NotImplemented", "DELETE", "/bkt/k?legal-hold", alice, nil)
 	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/bkt/k?attributes", alice, nil)
 	e.must(http.StatusNotImplemented, "NotImplemented", "PUT", "/bkt/k?retention", alice, body)
 	if got := e.get("/bkt/k"); got != "v" {

@@ -22,6 +22,9 @@ func (q *request) createUpload() {
 	if !ok {
 		return
 	}
+	if a.Tags, ok = q.tagHeader(); !ok {
+		return
+	}
 	u, err := q.h.Store.CreateUpload(q.r.Context(), q.project(), q.bucket, q.key, a)
 	if err != nil {
 		q.bucketFail(err)
@@ -63,7 +66,7 @@ func (q *request) uploadPart() {
 		return
 	}
 	if q.r.Header.Get("x-amz-copy-source") != "" {
-		q.fail("NotImplemented", http.StatusNotImplemented, "UploadPartCopy is not implemented")
+		q.uploadPartCopy(n)
 		return
 	}
 	size, sum, ok := q.uploadBody()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -39,6 +38,14 @@ func (q *request) objectOp() {
 		q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified: objects here have only the version \"null\"")
 		return
 	}
+	if q.q.Has("acl") {
+		q.objectACL()
+		return
+	}
+	if q.q.Has("tagging") {
+		q.objectTagging()
+		return
+	}
 	for _, sub := range objectSubresources {
 		// Never taken for the object itself: a DELETE ?tagging must not
 		// delete the object, a GET ?attributes not send its bytes.
@@ -52,6 +59,7 @@ func (q *request) objectOp() {
 		switch {
 		case q.q.Has("uploadId"):
 			q.uploadPart()
+		case !q.writeACLHolds():
 		case q.r.Header.Get("x-amz-copy-source") != "":
 			q.copyObject()
 		default:
@@ -59,6 +67,7 @@ func (q *request) objectOp() {
 		}
 	case http.MethodPost:
 		switch {
+		case q.q.Has("uploads") && !q.writeACLHolds():
 		case q.q.Has("uploads"):
 			q.createUpload()
 		case q.q.Has("uploadId"):
@@ -96,7 +105,7 @@ func (q *request) objectOp() {
 
 // objectSubresources are the query parameters naming a sub-resource of an
 // object that this store does not keep.
-var objectSubresources = []string{"acl", "attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"}
+var objectSubresources = []string{"attributes", "legal-hold", "restore", "retention", "select", "torrent"}
 
 // refuseEncryption answers NotImplemented to a request asking for
 // server-side encryption (SSE-S3, SSE-KMS or SSE-C, of the object or of a
@@ -194,6 +203,9 @@ func (q *request) putObject() {
 	if !ok {
 		return
 	}
+	if a.Tags, ok = q.tagHeader(); !ok {
+		return
+	}
 	o, err := q.h.Store.Put(q.bodyContext(), q.project(), q.bucket, q.key, q.r.Body, object.PutOptions{Attrs: a, Size: size, MD5: sum})
 	if err != nil {
 		q.bucketFail(err) // the only thing that can be missing is the bucket
@@ -210,16 +222,8 @@ type copyObjectResult struct {
 }
 
 func (q *request) copyObject() {
-	src := q.r.Header.Get("x-amz-copy-source")
-	if i := strings.Index(src, "?"); i >= 0 {
-		src = src[:i]
-	}
-	if u, err := url.PathUnescape(src); err == nil {
-		src = u
-	}
-	sb, sk, ok := strings.Cut(strings.TrimPrefix(src, "/"), "/")
-	if !ok || sb == "" || sk == "" {
-		q.fail("InvalidArgument", http.StatusBadRequest, "x-amz-copy-source must be bucket/key")
+	sb, sk, ok := q.copySource()
+	if !ok {
 		return
 	}
 	ctx := q.r.Context()
@@ -242,6 +246,9 @@ func (q *request) copyObject() {
 		}
 	default:
 		q.fail("InvalidArgument", http.StatusBadRequest, "x-amz-metadata-directive must be COPY or REPLACE")
+		return
+	}
+	if a.Tags, ok = q.copyTags(from.Tags); !ok {
 		return
 	}
 	if !copyConditionsHold(q.r.Header, from) {
@@ -346,6 +353,7 @@ func (q *request) getObject() {
 	h.Set("ETag", quote(o.ETag))
 	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	setTaggingCount(h, o.Tags)
 	for k, v := range o.Headers {
 		h.Set(k, v)
 	}

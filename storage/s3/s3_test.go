@@ -244,7 +244,7 @@ func TestBucketLifecycle(t *testing.T) {
 	e.must(http.StatusNoContent, "", "DELETE", "/photos/cat.jpg", alice, nil) // missing keys delete fine
 	e.must(http.StatusNoContent, "", "DELETE", "/photos", alice, nil)
 	e.must(http.StatusNotFound, "", "HEAD", "/photos", alice, nil)
-	e.must(http.StatusNotImplemented, "NotImplemented", "GET", "/docs?acl", alice, nil)
+	e.must(http.StatusNotFound, "NoSuchBucket", "GET", "/photos?acl", alice, nil)
 	if r := e.must(http.StatusOK, "", "GET", "/docs?location", alice, nil); !bytes.Contains(r.body, []byte("LocationConstraint")) {
 		t.Errorf("location = %s", r.body)
 	}
