@@ -178,19 +178,20 @@ func (q *request) copyVersion(src *object.Object, container, name string) error 
 }
 
 // archiveCurrent copies the current object container/name, if there is
-// one, into archive. A version already there under its name (a retry
-// after a failure past this step) is not copied twice.
-func (q *request) archiveCurrent(archive, container, name string) error {
+// one, into archive, and returns the time its archived name holds (zero
+// when there was nothing to archive). A version already there under its
+// name (a retry after a failure past this step) is not copied twice.
+func (q *request) archiveCurrent(archive, container, name string) (time.Time, error) {
 	ctx := q.r.Context()
 	cur, err := q.h.Store.Head(ctx, q.project, container, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return time.Time{}, nil
 	}
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if err := q.openArchive(archive); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	at := cur.Modified
 	for range 10 {
@@ -198,17 +199,17 @@ func (q *request) archiveCurrent(archive, container, name string) error {
 		old, err := q.h.Store.Head(ctx, q.project, archive, vn)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return archiveFailed(q.copyVersion(cur, archive, vn))
+			return at, archiveFailed(q.copyVersion(cur, archive, vn))
 		case err != nil:
-			return err
+			return time.Time{}, err
 		case old.ETag == cur.ETag && old.Size == cur.Size:
-			return nil
+			return at, nil
 		}
 		// Another version has this time (timestamps are to the
 		// millisecond): take the next name, still in time order.
 		at = at.Add(10 * time.Microsecond)
 	}
-	return api.Errorf(http.StatusConflict, "too many versions of %s at one time", name)
+	return time.Time{}, api.Errorf(http.StatusConflict, "too many versions of %s at one time", name)
 }
 
 // archiveBeforeWrite archives what a write to container/name is about
@@ -218,7 +219,8 @@ func (q *request) archiveBeforeWrite(container, name string) error {
 	if err != nil || archive == "" {
 		return err
 	}
-	return q.archiveCurrent(archive, container, name)
+	_, err = q.archiveCurrent(archive, container, name)
+	return err
 }
 
 // versionedWrite is archiveBeforeWrite for a request about to write:
@@ -250,13 +252,21 @@ func (q *request) versionedDelete(container, name string) error {
 // marker, then delete it.
 func (q *request) deletePush(archive, container, name string) error {
 	ctx := q.r.Context()
-	if err := q.archiveCurrent(archive, container, name); err != nil {
+	archived, err := q.archiveCurrent(archive, container, name)
+	if err != nil {
 		return err
 	}
 	if err := q.openArchive(archive); err != nil {
 		return err
 	}
-	_, err := q.h.Store.Put(ctx, q.project, archive, versionName(name, q.h.now()), strings.NewReader(""),
+	// The marker goes above the version just archived: that one's name
+	// is its own time, to the millisecond and moved on past a name taken,
+	// so within that millisecond it may be later than now.
+	at := q.h.now()
+	if !archived.IsZero() && !at.After(archived) {
+		at = archived.Add(10 * time.Microsecond)
+	}
+	_, err = q.h.Store.Put(ctx, q.project, archive, versionName(name, at), strings.NewReader(""),
 		object.PutOptions{Attrs: object.Attrs{ContentType: deleteMarkerType}, Size: 0})
 	if err != nil {
 		return archiveFailed(err)

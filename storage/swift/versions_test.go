@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/storage/object"
+	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
 
 // versionRow is one row of a JSON container listing.
@@ -317,5 +318,24 @@ func TestCrossDomainPolicy(t *testing.T) {
 	flags, _ := json.Marshal(info["versioned_writes"]["allowed_flags"])
 	if string(flags) != `["x-versions-location","x-history-location"]` {
 		t.Errorf("/info versioned_writes: %v", info["versioned_writes"])
+	}
+}
+
+// A history-mode delete marker goes above the version it archived even
+// when this node's clock is behind the time that version's name holds
+// (its modification time, to the millisecond and moved past names
+// taken, as the store recorded it): otherwise the marker sorts under
+// the version, and a later stack-mode DELETE pops the wrong one.
+func TestVersionsDeleteMarkerSortsAboveWhatItArchived(t *testing.T) {
+	e := &env{objecttest.Serve(t, 6, 4096, func(svc *object.Service) http.Handler {
+		return &Handler{Store: svc, Auth: principals, Now: func() time.Time { return time.Now().Add(-time.Minute) }}
+	})}
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/arch", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/base", alice, "", "X-History-Location", "arch")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/base/o", alice, "v1")
+	e.must(http.StatusNoContent, "DELETE", "/v1/AUTH_p1/base/o", alice, "")
+	rows := e.listJSON("/v1/AUTH_p1/arch", "prefix=001o/")
+	if len(rows) != 2 || rows[0].ContentType == deleteMarkerType || rows[1].ContentType != deleteMarkerType {
+		t.Fatalf("archive after a history DELETE, oldest first: %+v", rows)
 	}
 }
