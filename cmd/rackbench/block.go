@@ -216,26 +216,30 @@ func selectBlockCases(targets []fioTarget, cases string) ([]fioTarget, bool) {
 // and the job's qd and bs.
 func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params map[string]any, prog *progress) ([]Result, error) {
 	if !tg.filled {
-		if _, err := runFio(ctx, tg, fioJob{rw: "write", bs: "1M", qd: 8}, size, 0); err != nil {
+		if _, _, err := runFio(ctx, tg, fioJob{rw: "write", bs: "1M", qd: 8}, size, 0); err != nil {
 			return nil, fmt.Errorf("%s: fill: %w", tg.name, err)
 		}
 	}
 	var out []Result
 	for _, j := range tg.jobList() {
-		var runs, cpu []float64
+		var runs, cpu, client []float64
 		for r := range o.Runs {
 			prog.start(fmt.Sprintf("%s %s qd=%d run %d", tg.name, j.metric, j.qd, r+1))
 			profiled := tg.prof.start(ctx, fmt.Sprintf("%s-%s-qd%d-run%d", tg.name, j.metric, j.qd, r+1), o.Duration)
 			before, cerr := cpuTime(tg.pid)
-			v, err := runFio(ctx, tg, j, size, o.Duration)
+			v, fioCPU, err := runFio(ctx, tg, j, size, o.Duration)
 			after, cerr2 := cpuTime(tg.pid)
 			profiled()
 			if err != nil {
 				return nil, fmt.Errorf("%s %s qd %d: %w", tg.name, j.rw, j.qd, err)
 			}
 			runs = append(runs, v)
-			if tg.pid > 0 && j.metric == "seq_write" && cerr == nil && cerr2 == nil && v > 0 {
-				cpu = append(cpu, (after-before).Seconds()*1000/(v*o.Duration.Seconds()))
+			if j.metric == "seq_write" && v > 0 {
+				mib := v * o.Duration.Seconds()
+				if tg.pid > 0 && cerr == nil && cerr2 == nil {
+					cpu = append(cpu, (after-before).Seconds()*1000/mib)
+				}
+				client = append(client, fioCPU.Seconds()*1000/mib)
 			}
 		}
 		if len(cpu) > 0 {
@@ -244,6 +248,13 @@ func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params m
 			// loaded machine do not show.
 			fmt.Fprintf(o.Log, "block %s rackd_cpu_per_mib qd=%d: %.3g ms/MiB\n", tg.name, j.qd, median(cpu))
 			out = append(out, newResult("block", tg.name, map[string]any{"qd": j.qd, "bs": j.bs}, "rackd_cpu_per_mib", "ms/MiB", cpu))
+		}
+		if len(client) > 0 {
+			// fio's own CPU per MiB (the NBD client's, for an export):
+			// with rackd's, how much of the machine's two cores a
+			// rate needs.
+			fmt.Fprintf(o.Log, "block %s client_cpu_per_mib qd=%d: %.3g ms/MiB\n", tg.name, j.qd, median(client))
+			out = append(out, newResult("block", tg.name, map[string]any{"qd": j.qd, "bs": j.bs}, "client_cpu_per_mib", "ms/MiB", client))
 		}
 		unit := "IOPS"
 		if j.bs == "1M" {
@@ -261,8 +272,8 @@ func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params m
 
 // runFio runs one fio job against the first size bytes of a target: for
 // d (time based), or once over them when d is 0. It returns MiB/s for 1 MiB blocks and
-// IOPS for the others.
-func runFio(ctx context.Context, tg fioTarget, j fioJob, size int64, d time.Duration) (float64, error) {
+// IOPS for the others, and the CPU time (user and system) fio used.
+func runFio(ctx context.Context, tg fioTarget, j fioJob, size int64, d time.Duration) (float64, time.Duration, error) {
 	args := append([]string{
 		"--name=bench", "--output-format=json", "--rw=" + j.rw, "--bs=" + j.bs,
 		"--iodepth=" + strconv.Itoa(j.qd), "--size=" + strconv.FormatInt(size, 10), "--end_fsync=1",
@@ -274,9 +285,10 @@ func runFio(ctx context.Context, tg fioTarget, j fioJob, size int64, d time.Dura
 	cmd := exec.CommandContext(ctx, "fio", args...)
 	raw, err := cmd.Output()
 	if err != nil {
-		return 0, fmt.Errorf("fio %v: %w", args, err)
+		return 0, 0, fmt.Errorf("fio %v: %w", args, err)
 	}
-	return parseFio(raw, j)
+	v, err := parseFio(raw, j)
+	return v, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), err
 }
 
 // parseFio reads fio's JSON output: MiB/s for 1 MiB blocks, IOPS for the
