@@ -249,22 +249,22 @@ func fioCases(ctx context.Context, o options, tg fioTarget, size int64, params m
 			fmt.Fprintf(o.Log, "block %s rackd_cpu_per_mib qd=%d: %.3g ms/MiB\n", tg.name, j.qd, median(cpu))
 			out = append(out, newResult("block", tg.name, map[string]any{"qd": j.qd, "bs": j.bs}, "rackd_cpu_per_mib", "ms/MiB", cpu))
 		}
+		ps := map[string]any{"qd": j.qd, "bs": j.bs}
+		for k, v := range params {
+			ps[k] = v
+		}
 		if len(client) > 0 {
 			// fio's own CPU per MiB (the NBD client's, for an export):
 			// with rackd's, how much of the machine's two cores a
 			// rate needs.
 			fmt.Fprintf(o.Log, "block %s client_cpu_per_mib qd=%d: %.3g ms/MiB\n", tg.name, j.qd, median(client))
-			out = append(out, newResult("block", tg.name, map[string]any{"qd": j.qd, "bs": j.bs}, "client_cpu_per_mib", "ms/MiB", client))
+			out = append(out, newResult("block", tg.name, ps, "client_cpu_per_mib", "ms/MiB", client))
 		}
 		unit := "IOPS"
 		if j.bs == "1M" {
 			unit = "MiB/s"
 		}
 		fmt.Fprintf(o.Log, "block %s %s qd=%d: %.4g %s\n", tg.name, j.metric, j.qd, median(runs), unit)
-		ps := map[string]any{"qd": j.qd, "bs": j.bs}
-		for k, v := range params {
-			ps[k] = v
-		}
 		out = append(out, newResult("block", tg.name, ps, j.metric, unit, runs))
 	}
 	return out, nil
