@@ -101,11 +101,11 @@ func TestVolumes(t *testing.T) {
 		raw, _ := os.ReadFile(n1.logPath)
 		var lines []string
 		for _, l := range strings.Split(string(raw), "\n") {
-			if strings.Contains(l, "volume") && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "plugged")) {
+			if (strings.Contains(l, "volume") || strings.Contains(l, "compute")) && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "plugged")) {
 				lines = append(lines, l)
 			}
 		}
-		t.Logf("rackd's volume log:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		t.Logf("rackd's volume and compute log:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	})
 	creds := openrc(t, n1.dataDir)
 	admin := osEnv(creds, n1)
@@ -189,7 +189,8 @@ fi
 		"--user-data", script, "--wait", "-f", "json", "encbfv")
 	var s serverInfo
 	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Status != "ACTIVE" {
-		t.Fatalf("server create --volume encimg: %v %s\n%s", err, s.Status, out)
+		show, _ := openstackErr(alice, "server", "show", "-c", "status", "-c", "fault", "encbfv")
+		t.Fatalf("server create --volume encimg: %v %s\n%q\n%s", err, s.Status, out, show)
 	}
 	console := waitConsole(t, alice, "encbfv", 4*time.Minute, "RACKSTACK-TEST-IMAGE: ready", "BOOT-SIZE:")
 	// The guest sees the volume less its LUKS header.
