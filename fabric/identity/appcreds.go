@@ -109,6 +109,21 @@ func (s *Service) callerClaims(tx *memdb.Txn, p *api.Principal) (claims, error) 
 // restrictedCaller refuses a token issued from a restricted application
 // credential: such a token may not make or remove application credentials
 // (it could otherwise mint itself a longer-lived or wider one).
+// unrestrictedCaller is the local state and the caller's claims, for a
+// request that manages delegations (application credentials, trusts): a
+// token of a restricted application credential may not.
+func (s *Service) unrestrictedCaller(r *http.Request) (*memdb.Txn, claims, error) {
+	tx, err := s.local(r.Context())
+	if err != nil {
+		return nil, claims{}, err
+	}
+	c, err := s.callerClaims(tx, api.PrincipalFrom(r.Context()))
+	if err != nil {
+		return nil, claims{}, err
+	}
+	return tx, c, s.restrictedCaller(tx, c)
+}
+
 func (s *Service) restrictedCaller(tx *memdb.Txn, c claims) error {
 	if c.AppCred == "" {
 		return nil
@@ -144,15 +159,8 @@ func (s *Service) createAppCred(w http.ResponseWriter, r *http.Request) error {
 	if len(in.AccessRules) > 0 {
 		return api.BadField("application_credential.access_rules", "access rules are not supported by this cloud")
 	}
-	tx, err := s.local(r.Context())
+	tx, c, err := s.unrestrictedCaller(r)
 	if err != nil {
-		return err
-	}
-	c, err := s.callerClaims(tx, p)
-	if err != nil {
-		return err
-	}
-	if err := s.restrictedCaller(tx, c); err != nil {
 		return err
 	}
 	if c.Trust != "" {
@@ -313,15 +321,8 @@ func (s *Service) showAppCred(w http.ResponseWriter, r *http.Request) error {
 // deleteAppCred removes a credential; the tokens issued from it die with
 // it, on every node once the call returns (see remove).
 func (s *Service) deleteAppCred(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.local(r.Context())
+	tx, _, err := s.unrestrictedCaller(r)
 	if err != nil {
-		return err
-	}
-	c, err := s.callerClaims(tx, api.PrincipalFrom(r.Context()))
-	if err != nil {
-		return err
-	}
-	if err := s.restrictedCaller(tx, c); err != nil {
 		return err
 	}
 	a, err := s.appCredOf(r, tx)

@@ -352,15 +352,8 @@ func (s *Service) createTrust(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tx, err := s.local(r.Context())
+	tx, c, err := s.unrestrictedCaller(r)
 	if err != nil {
-		return err
-	}
-	c, err := s.callerClaims(tx, api.PrincipalFrom(r.Context()))
-	if err != nil {
-		return err
-	}
-	if err := s.restrictedCaller(tx, c); err != nil {
 		return err
 	}
 	if req.ProjectID != "" && len(req.Roles) == 0 {
@@ -615,12 +608,19 @@ func (s *Service) trustOf(r *http.Request, tx *memdb.Txn, trustorOnly bool) (*Tr
 	return nil, &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: requested user has no relation to this trust."}
 }
 
-func (s *Service) showTrust(w http.ResponseWriter, r *http.Request) error {
+// trustInURL is the local state and the trust in the URL, for its
+// trustor, its trustee or an admin.
+func (s *Service) trustInURL(r *http.Request) (*memdb.Txn, *Trust, error) {
 	tx, err := s.local(r.Context())
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	t, err := s.trustOf(r, tx, false)
+	return tx, t, err
+}
+
+func (s *Service) showTrust(w http.ResponseWriter, r *http.Request) error {
+	tx, t, err := s.trustInURL(r)
 	if err != nil {
 		return err
 	}
@@ -632,19 +632,12 @@ func (s *Service) showTrust(w http.ResponseWriter, r *http.Request) error {
 // tokens scoped by them die with them, on every node once the call
 // returns (see remove).
 func (s *Service) deleteTrust(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.local(r.Context())
+	tx, _, err := s.unrestrictedCaller(r)
 	if err != nil {
 		return err
 	}
 	t, err := s.trustOf(r, tx, true)
 	if err != nil {
-		return err
-	}
-	c, err := s.callerClaims(tx, api.PrincipalFrom(r.Context()))
-	if err != nil {
-		return err
-	}
-	if err := s.restrictedCaller(tx, c); err != nil {
 		return err
 	}
 	if err := s.remove(r, tTrusts, t.ID); err != nil {
@@ -654,11 +647,7 @@ func (s *Service) deleteTrust(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) listTrustRoles(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.local(r.Context())
-	if err != nil {
-		return err
-	}
-	t, err := s.trustOf(r, tx, false)
+	tx, t, err := s.trustInURL(r)
 	if err != nil {
 		return err
 	}
@@ -668,11 +657,7 @@ func (s *Service) listTrustRoles(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) showTrustRole(w http.ResponseWriter, r *http.Request) error {
-	tx, err := s.local(r.Context())
-	if err != nil {
-		return err
-	}
-	t, err := s.trustOf(r, tx, false)
+	tx, t, err := s.trustInURL(r)
 	if err != nil {
 		return err
 	}
