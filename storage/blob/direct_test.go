@@ -54,11 +54,23 @@ func TestGetReadsObjectBlocksDirect(t *testing.T) {
 	if reads[true] != 0 || advised == 0 || s.DirectReadBytes() != 0 {
 		t.Fatalf("a lone GET read %d blocks (%d bytes) direct and advised %d", reads[true], s.DirectReadBytes(), advised)
 	}
-	advised = 0
-	// Another transfer holds blocks from here on.
-	other := s.buffers().TryGet(2, 1<<20)
-	if other == nil {
+	// Another transfer holding a few blocks leaves the GET on the page
+	// cache: its read-ahead keeps the disks busier than one stripe ahead.
+	few := s.buffers().TryGet(2, 1<<20)
+	if few == nil {
 		t.Fatal("no blocks for the other transfer")
+	}
+	got, res, err = get(t, s, "obj", l, size, 0, size)
+	if err != nil || !bytes.Equal(got, data) || reads[true] != 0 || advised == 0 {
+		t.Fatalf("GET beside a small transfer: %v, equal %v, %d blocks read direct, %d advised", err, bytes.Equal(got, data), reads[true], advised)
+	}
+	s.buffers().Put(few...)
+	advised = 0
+	clear(reads)
+	// Other transfers hold half the budget from here on.
+	other := s.buffers().TryGet(int(s.buffers().Budget()/2>>20), 1<<20)
+	if other == nil {
+		t.Fatal("no blocks for the other transfers")
 	}
 	defer s.buffers().Put(other...)
 	got, res, err = get(t, s, "obj", l, size, 0, size)
