@@ -1,0 +1,46 @@
+package compute
+
+import (
+	"net/url"
+	"testing"
+)
+
+// Nova's documented APIs not built here answer 501 once the caller's
+// right and its input are checked, not the 404 or 405 of an unknown
+// path; the aggregates that cannot exist are Nova's 404.
+func TestUnbuiltAPIs(t *testing.T) {
+	f := newFixture(t)
+	f.stdFlavors()
+	id := f.server(alice, "web")
+
+	diag := "/v2.1/servers/" + id + "/diagnostics"
+	f.expect("GET", diag, admin, "", nil, 501, "notImplemented", "diagnostics")
+	f.expect("GET", diag, admin, "2.48", nil, 501, "notImplemented", "diagnostics")
+	f.expect("GET", diag, alice, "", nil, 403, "forbidden", diagnosticsRule)
+	f.expect("GET", diag, bob, "", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/servers/"+id+"x/diagnostics", admin, "", nil, 404, "itemNotFound")
+
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log", admin, "", nil, 501, "notImplemented", "audit log")
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log", alice, "", nil, 403, "forbidden", auditLogRule+":list")
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log/"+url.PathEscape("2026-12-07 07:43:17"), admin, "", nil, 501, "notImplemented")
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log/"+url.PathEscape("2026-12-07 07:43:17.123"), admin, "", nil, 501, "notImplemented")
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", admin, "", nil, 400, "badRequest", "Invalid timestamp for date invalid_time")
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", alice, "", nil, 403, "forbidden", auditLogRule+":show")
+
+	agg := map[string]any{"aggregate": map[string]any{"name": "a1"}}
+	f.expect("POST", "/v2.1/os-aggregates", admin, "", agg, 501, "notImplemented", "aggregates")
+	f.expect("POST", "/v2.1/os-aggregates", alice, "", agg, 403, "forbidden", aggregatesRule+":create")
+	f.expect("GET", "/v2.1/os-aggregates/1", admin, "", nil, 404, "itemNotFound", "Aggregate 1 could not be found.")
+	f.expect("PUT", "/v2.1/os-aggregates/1", admin, "", agg, 404, "itemNotFound", "Aggregate 1")
+	f.expect("DELETE", "/v2.1/os-aggregates/1", admin, "", nil, 404, "itemNotFound", "Aggregate 1")
+	f.expect("POST", "/v2.1/os-aggregates/1/action", admin, "", map[string]any{"add_host": map[string]any{"host": "n1"}}, 404, "itemNotFound", "Aggregate 1")
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		f.expect(m, "/v2.1/os-aggregates/1", alice, "", agg, 403, "forbidden")
+	}
+	f.expect("POST", "/v2.1/os-aggregates/1/action", alice, "", nil, 403, "forbidden")
+
+	// Discovery does not list what is not built.
+	for _, alias := range []string{"os-server-diagnostics", "os-instance-usage-audit-log", "os-aggregates"} {
+		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
+	}
+}
