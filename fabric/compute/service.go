@@ -30,9 +30,10 @@ import (
 )
 
 // Microversions served: 2.1 to MaxMicroversion. Every change of the
-// resources this service has is honoured up to there (the volume proxy,
-// os-volumes and os-snapshots, to 2.35 as Nova's); APIs it does not have
-// at all (shelve, rescue, ...) answer 404 at every version.
+// resources this service has is honoured up to there (the volume and
+// image proxies, os-volumes, os-snapshots and /images, to 2.35 as Nova's,
+// image metadata to 2.38); Nova's documented APIs it does not have answer
+// 501 (unbuilt_apis.go, unbuilt_actions.go).
 const (
 	MinMicroversion = "2.1"
 	MaxMicroversion = "2.79"
@@ -157,6 +158,10 @@ type Config struct {
 	// os-snapshots pass requests on to (optional: without it they
 	// answer 501).
 	VolumeAPI http.Handler
+	// ImageAPI is the image service's handler (Glance v2, routes
+	// /v2/images/...), which the deprecated /images proxy passes
+	// requests on to (optional: without it the proxy answers 501).
+	ImageAPI http.Handler
 	// Snapshots makes the images of createImage (optional: without it
 	// createImage answers 501).
 	Snapshots SnapshotImages
@@ -314,6 +319,17 @@ func (s *Service) routes() []api.Route {
 		route(del, "/servers/{id}/os-interface/{port_id}", authed, "", s.detachInterface),
 
 		// Nova's deprecated volume proxy, to microversion 2.35.
+		route(get, "/images", authed, "", s.listImages(false)),
+		route(get, "/images/detail", authed, "", s.listImages(true)),
+		route(get, "/images/{id}", authed, "", s.showImage),
+		route(del, "/images/{id}", authed, "", s.deleteImage),
+		route(get, "/images/{id}/metadata", authed, "", s.listImageMetadata),
+		route(post, "/images/{id}/metadata", authed, "", s.mergeImageMetadata),
+		route(put, "/images/{id}/metadata", authed, "", s.replaceImageMetadata),
+		route(get, "/images/{id}/metadata/{key}", authed, "", s.showImageMetadataItem),
+		route(put, "/images/{id}/metadata/{key}", authed, "", s.setImageMetadataItem),
+		route(del, "/images/{id}/metadata/{key}", authed, "", s.deleteImageMetadataItem),
+
 		route(get, "/os-volumes", authed, "", s.listProxyVolumes),
 		route(get, "/os-volumes/detail", authed, "", s.listProxyVolumes),
 		route(post, "/os-volumes", authed, "", s.createProxyVolume),
