@@ -565,6 +565,7 @@ var extensions = [][3]string{
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},
 	{"os-volumes", "Volumes", "Volumes support."},
 	{"os-simple-tenant-usage", "SimpleTenantUsage", "Simple tenant usage extension."},
+	{"os-instance-usage-audit-log", "OSInstanceUsageAuditLog", "Admin-only Task Log Monitoring (no host runs the usage audit: all are reported not run)."},
 	{"os-migrations", "Migrations", "Provide data on migrations (resizes, on the server's own host)."},
 	{"os-rescue", "Rescue", "Instance rescue mode (not of a volume-backed server)."},
 }

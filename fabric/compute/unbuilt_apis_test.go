@@ -2,6 +2,7 @@ package compute
 
 import (
 	"net/url"
+	"reflect"
 	"testing"
 )
 
@@ -20,12 +21,30 @@ func TestUnbuiltAPIs(t *testing.T) {
 	f.expect("GET", diag, bob, "", nil, 404, "itemNotFound")
 	f.expect("GET", "/v2.1/servers/"+id+"x/diagnostics", admin, "", nil, 404, "itemNotFound")
 
-	f.expect("GET", "/v2.1/os-instance_usage_audit_log", admin, "", nil, 501, "notImplemented", "audit log")
+	// The usage audit log: no host ran the audit, as Nova reports it
+	// when its audit is off; the period is the last whole month.
+	logs := f.expect("GET", "/v2.1/os-instance_usage_audit_log", admin, "", nil, 200, "")["instance_usage_audit_logs"].(map[string]any)
+	want := map[string]any{"period_beginning": "2026-10-01 00:00:00", "period_ending": "2026-11-01 00:00:00",
+		"num_hosts": 2.0, "num_hosts_done": 0.0, "num_hosts_running": 0.0, "num_hosts_not_run": 2.0,
+		"hosts_not_run": []any{"n1", "n2"}, "total_instances": 0.0, "total_errors": 0.0,
+		"overall_status": "0 of 2 hosts done. 0 errors.", "log": map[string]any{}}
+	if !reflect.DeepEqual(logs, want) {
+		t.Fatalf("audit log %v, want %v", logs, want)
+	}
+	for before, period := range map[string][2]string{
+		"2026-12-07 07:43:17":     {"2026-11-01 00:00:00", "2026-12-01 00:00:00"},
+		"2026-12-01 00:00:00":     {"2026-10-01 00:00:00", "2026-11-01 00:00:00"},
+		"2026-01-15 10:00:00.123": {"2025-12-01 00:00:00", "2026-01-01 00:00:00"},
+	} {
+		l := f.expect("GET", "/v2.1/os-instance_usage_audit_log/"+url.PathEscape(before), admin, "", nil, 200, "")["instance_usage_audit_log"].(map[string]any)
+		if l["period_beginning"] != period[0] || l["period_ending"] != period[1] || l["num_hosts_not_run"] != 2.0 {
+			t.Fatalf("audit log before %s: %v", before, l)
+		}
+	}
 	f.expect("GET", "/v2.1/os-instance_usage_audit_log", alice, "", nil, 403, "forbidden", auditLogRule+":list")
-	f.expect("GET", "/v2.1/os-instance_usage_audit_log/"+url.PathEscape("2026-12-07 07:43:17"), admin, "", nil, 501, "notImplemented")
-	f.expect("GET", "/v2.1/os-instance_usage_audit_log/"+url.PathEscape("2026-12-07 07:43:17.123"), admin, "", nil, 501, "notImplemented")
 	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", admin, "", nil, 400, "badRequest", "Invalid timestamp for date invalid_time")
 	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", alice, "", nil, 403, "forbidden", auditLogRule+":show")
+	f.expect("GET", "/v2.1/extensions/os-instance-usage-audit-log", alice, "", nil, 200, "")
 
 	agg := map[string]any{"aggregate": map[string]any{"name": "a1"}}
 	f.expect("POST", "/v2.1/os-aggregates", admin, "", agg, 501, "notImplemented", "aggregates")
@@ -40,7 +59,7 @@ func TestUnbuiltAPIs(t *testing.T) {
 	f.expect("POST", "/v2.1/os-aggregates/1/action", alice, "", nil, 403, "forbidden")
 
 	// Discovery does not list what is not built.
-	for _, alias := range []string{"os-server-diagnostics", "os-instance-usage-audit-log", "os-aggregates"} {
+	for _, alias := range []string{"os-server-diagnostics", "os-aggregates"} {
 		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
 	}
 }
