@@ -398,7 +398,7 @@ func (s *Service) showImageMetadataItem(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	key := chi.URLParam(r, "key")
+	key := pathParam(r, "key")
 	v, ok := imageMetadata(img)[key]
 	if !ok {
 		return notFound("Invalid metadata key")
@@ -417,7 +417,7 @@ func (s *Service) setImageMetadataItem(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	key := chi.URLParam(r, "key")
+	key := pathParam(r, "key")
 	if len(md) > 1 {
 		return badRequest("Request body contains too many items")
 	}
@@ -440,7 +440,7 @@ func (s *Service) deleteImageMetadataItem(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	key := chi.URLParam(r, "key")
+	key := pathParam(r, "key")
 	if _, ok := imageMetadata(img)[key]; !ok {
 		return notFound("Invalid metadata key")
 	}

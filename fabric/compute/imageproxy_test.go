@@ -150,6 +150,11 @@ func TestImageProxy(t *testing.T) {
 	if got := f.expect("PUT", md+"/b", alice, "", map[string]any{"meta": map[string]any{"b": "2"}}, 200, "")["meta"]; !reflect.DeepEqual(got, map[string]any{"b": "2"}) {
 		t.Fatalf("set item %v", got)
 	}
+	// A key with ':' escaped, as clients may send it.
+	if got := f.expect("PUT", md+"/hw%3Aarch", alice, "", map[string]any{"meta": map[string]any{"hw:arch": "x86_64"}}, 200, "")["meta"]; !reflect.DeepEqual(got, map[string]any{"hw:arch": "x86_64"}) {
+		t.Fatalf("set escaped item %v", got)
+	}
+	f.expect("DELETE", md+"/hw%3Aarch", alice, "", nil, 204, "")
 	f.expect("PUT", md+"/b", alice, "", map[string]any{"meta": map[string]any{"c": "2"}}, 400, "badRequest", "Request body and URI mismatch")
 	f.expect("PUT", md+"/b", alice, "", map[string]any{"meta": map[string]any{"b": "2", "c": "3"}}, 400, "badRequest", "too many items")
 	f.expect("PUT", md, alice, "", map[string]any{"metadata": map[string]any{"name": "x"}}, 400, "badRequest", "metadata")

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -585,6 +586,18 @@ func extensionList() api.Extensions {
 // Shared plumbing of the handlers.
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
+
+// pathParam is a path parameter as the client meant it: the router
+// matches the escaped path when the client escaped more than Go would
+// (tempest sends ':' as %3A), and Nova's router unescapes what it hands
+// on.
+func pathParam(r *http.Request, name string) string {
+	raw := chi.URLParam(r, name)
+	if v, err := url.PathUnescape(raw); err == nil {
+		return v
+	}
+	return raw
+}
 
 func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 

@@ -55,7 +55,7 @@ func (s *Service) listAuditLog(w http.ResponseWriter, r *http.Request) error {
 // the report of the last month completed before then; a timestamp Nova
 // could not parse is its 400.
 func (s *Service) showAuditLog(w http.ResponseWriter, r *http.Request) error {
-	ts := chi.URLParam(r, "before")
+	ts := pathParam(r, "before")
 	before, err := time.Parse("2006-01-02 15:04:05", ts)
 	if err != nil {
 		if before, err = time.Parse("2006-01-02 15:04:05.999999", ts); err != nil {
