@@ -331,6 +331,12 @@ func (s *Service) routes() []api.Route {
 		route(put, "/images/{id}/metadata/{key}", authed, "", s.setImageMetadataItem),
 		route(del, "/images/{id}/metadata/{key}", authed, "", s.deleteImageMetadataItem),
 
+		route(get, "/os-floating-ips", authed, "", s.floatingIPProxy),
+		route(post, "/os-floating-ips", authed, "", s.floatingIPProxy),
+		route(get, "/os-floating-ips/{id}", authed, "", s.floatingIPProxy),
+		route(del, "/os-floating-ips/{id}", authed, "", s.floatingIPProxy),
+		route(get, "/os-floating-ip-pools", authed, "", s.floatingIPProxy),
+
 		route(get, "/os-volumes", authed, "", s.listProxyVolumes),
 		route(get, "/os-volumes/detail", authed, "", s.listProxyVolumes),
 		route(post, "/os-volumes", authed, "", s.createProxyVolume),

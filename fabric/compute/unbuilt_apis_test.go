@@ -62,8 +62,17 @@ func TestUnbuiltAPIs(t *testing.T) {
 	}
 	f.expect("POST", "/v2.1/os-aggregates/1/action", alice, "", nil, 403, "forbidden")
 
+	// The floating IP proxy: 501 to 2.35, gone from 2.36 as in Nova.
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/os-floating-ips"}, {"POST", "/os-floating-ips"}, {"GET", "/os-floating-ips/1"},
+		{"DELETE", "/os-floating-ips/1"}, {"GET", "/os-floating-ip-pools"},
+	} {
+		f.expect(c.method, "/v2.1"+c.path, alice, "2.35", map[string]any{"pool": "public"}, 501, "notImplemented", "floating IP proxy")
+		f.expect(c.method, "/v2.1"+c.path, alice, "2.36", map[string]any{"pool": "public"}, 404, "itemNotFound")
+	}
+
 	// Discovery does not list what is not built.
-	for _, alias := range []string{"os-server-diagnostics", "os-aggregates"} {
+	for _, alias := range []string{"os-server-diagnostics", "os-aggregates", "os-floating-ips", "os-floating-ip-pools"} {
 		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
 	}
 }
