@@ -331,6 +331,10 @@ func (s *Service) routes() []api.Route {
 		route(put, "/images/{id}/metadata/{key}", authed, "", s.setImageMetadataItem),
 		route(del, "/images/{id}/metadata/{key}", authed, "", s.deleteImageMetadataItem),
 
+		route(get, "/os-tenant-networks", authed, "", s.listTenantNetworks),
+		route(post, "/os-tenant-networks", authed, "", s.tenantNetworkGone),
+		route(get, "/os-tenant-networks/{id}", authed, "", s.showTenantNetwork),
+		route(del, "/os-tenant-networks/{id}", authed, "", s.tenantNetworkGone),
 		route(get, "/os-floating-ips", authed, "", s.floatingIPProxy),
 		route(post, "/os-floating-ips", authed, "", s.floatingIPProxy),
 		route(get, "/os-floating-ips/{id}", authed, "", s.floatingIPProxy),
@@ -572,6 +576,7 @@ var extensions = [][3]string{
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},
 	{"os-volumes", "Volumes", "Volumes support."},
 	{"os-simple-tenant-usage", "SimpleTenantUsage", "Simple tenant usage extension."},
+	{"os-tenant-networks", "OSTenantNetworks", "Tenant-based Network Management Extension (list and show, from the network service)."},
 	{"os-instance-usage-audit-log", "OSInstanceUsageAuditLog", "Admin-only Task Log Monitoring (no host runs the usage audit: all are reported not run)."},
 	{"os-migrations", "Migrations", "Provide data on migrations (resizes, on the server's own host)."},
 	{"os-rescue", "Rescue", "Instance rescue mode (not of a volume-backed server)."},
