@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 
 	"github.com/rackstack/rackstack/fabric/api"
@@ -19,11 +20,17 @@ import (
 // image service (nil until one runs: server create then answers that the
 // image cannot be found). vols is the volume service: it makes boot
 // volumes, and its API serves Nova's volume proxy (os-volumes,
-// os-snapshots). logs and serial serve the guests' consoles.
+// os-snapshots), as the image service's serves its image proxy
+// (/images). logs and serial serve the guests' consoles.
 func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *network.Service, images computeImages, vols bootVolumes, logs compute.ConsoleLogs, serial compute.SerialConsole, log *slog.Logger) (*compute.Service, error) {
+	var imageAPI http.Handler
+	if images.images != nil {
+		imageAPI = images.images.Handler()
+	}
 	return compute.New(compute.Config{
 		Repl: node, Auth: auth, Log: log, PublicURL: o.PublicURL,
-		Images: images, Volumes: vols, VolumeAPI: vols.s.Handler(), ConsoleLogs: logs, SerialConsole: serial,
+		Images: images, Volumes: vols, VolumeAPI: vols.s.Handler(), ImageAPI: imageAPI,
+		ConsoleLogs: logs, SerialConsole: serial,
 		Snapshots: computeSnapshots{images.images},
 		Ports:     serverPorts{nets.ServerPorts()},
 		Hosts:     clusterHosts{node},

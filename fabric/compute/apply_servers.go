@@ -446,9 +446,12 @@ func applyServerAction(tx *memdb.Txn, c serverActionCmd) (any, error) {
 	return actionResult{Server: s}, nil
 }
 
-// removeServer deletes a server's row with its group membership, action
-// log and console tokens, and detaches its volumes. A server that ran
-// leaves its usage record (terminated now), for the usage report.
+// removeServer deletes a server's row with its group membership and
+// console tokens, and detaches its volumes. A server that ran leaves its
+// usage record (terminated now), for the usage report, and keeps its
+// action log beside it, which Nova lists for a deleted server from 2.21;
+// both go together after usageRetention (pruneUsage). A server that never
+// ran leaves neither.
 func removeServer(tx *memdb.Txn, s *Server, now time.Time) error {
 	if err := recordUsage(tx, s, now); err != nil {
 		return err
@@ -459,8 +462,8 @@ func removeServer(tx *memdb.Txn, s *Server, now time.Time) error {
 	if err := releaseVolumes(tx, s); err != nil {
 		return err
 	}
-	for _, a := range store.All[Action](tx, tActions, "server", s.ID) {
-		if err := tx.Delete(tActions, a); err != nil {
+	if s.LaunchedAt.IsZero() {
+		if err := removeActions(tx, s.ID); err != nil {
 			return err
 		}
 	}
@@ -473,6 +476,16 @@ func removeServer(tx *memdb.Txn, s *Server, now time.Time) error {
 		return err
 	}
 	return tx.Delete(tServers, s)
+}
+
+// removeActions deletes a server's action log.
+func removeActions(tx *memdb.Txn, id string) error {
+	for _, a := range store.All[Action](tx, tActions, "server", id) {
+		if err := tx.Delete(tActions, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type serverReportCmd struct {

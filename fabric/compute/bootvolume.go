@@ -413,6 +413,11 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 		if err := availableVolume(tx, req.tmpl.Project, b.UUID); err != nil {
 			return err
 		}
+		// Nova boots only a volume Cinder marks bootable (made from an
+		// image, or set with os-set_bootable).
+		if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID); !v.Bootable {
+			return badRequest("Block Device %s is not bootable.", b.UUID)
+		}
 		// An encrypted volume boots too: its node opens the key and
 		// QEMU the LUKS layer (the key through a pipe, never its
 		// command line).

@@ -142,6 +142,18 @@ func TestBootFromVolume(t *testing.T) {
 	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm2", "flavorRef": "small",
 		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("volume", vol, 0, false)}}, 400, "badRequest", "in-use")
 
+	// A volume Cinder does not mark bootable is Nova's 400, and taken by
+	// nothing; as a data volume it is attached.
+	plain := volstate.Volume{ID: api.NewUUID(), Project: projA, Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID}
+	if _, err := f.local.Propose(context.Background(), volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: plain}); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm3", "flavorRef": "small",
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("volume", plain.ID, 0, false)}}, 400, "badRequest", "Block Device "+plain.ID+" is not bootable.")
+	if got := f.vol(plain.ID); got.Status != volstate.StatusAvailable || len(got.Attachments) != 0 {
+		t.Fatalf("the refused boot volume %+v", got)
+	}
+
 	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
 	f.report(id, Observed{Gone: true})
 	if got := f.vol(vol); got.Status != volstate.StatusAvailable || len(got.Attachments) != 0 {

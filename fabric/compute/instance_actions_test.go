@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 func TestInstanceActionsChangesWindow(t *testing.T) {
@@ -99,5 +101,45 @@ func TestStoppedByItself(t *testing.T) {
 				t.Fatalf("actions after a requested stop: %v", acts)
 			}
 		})
+	}
+}
+
+// From 2.21 a deleted server's actions are listed, as Nova reads deleted
+// instances there: its project's readers and admins see create and
+// delete; before 2.21, and for another project, it is 404. The log goes
+// with the usage record after usageRetention, and a server that never
+// ran keeps none.
+func TestDeletedServerActions(t *testing.T) {
+	f, _, db, _ := usageCloud(t)
+	path := "/v2.1/servers/" + db + "/os-instance-actions"
+	for _, tok := range []string{alice, carol, admin} {
+		l := f.expect("GET", path, tok, "2.21", nil, 200, "")["instanceActions"].([]any)
+		var got []string
+		for _, a := range l {
+			got = append(got, a.(map[string]any)["action"].(string))
+		}
+		if len(got) != 2 || got[0] != "delete" || got[1] != "create" {
+			t.Fatalf("%s: actions of the deleted server %v", tok, l)
+		}
+		req := l[0].(map[string]any)["request_id"].(string)
+		if a := f.expect("GET", path+"/"+req, tok, "2.51", nil, 200, "")["instanceAction"].(map[string]any); a["action"] != "delete" {
+			t.Fatalf("%s: show %v", tok, a)
+		}
+	}
+	f.expect("GET", path, alice, "2.20", nil, 404, "itemNotFound")
+	f.expect("GET", path, alice, "", nil, 404, "itemNotFound")
+	f.expect("GET", path, bob, "2.21", nil, 404, "itemNotFound")
+	f.expect("GET", path+"/req-none", alice, "2.21", nil, 404, "itemNotFound")
+
+	// The log is pruned with the usage record.
+	f.now = f.now.Add(usageRetention + time.Hour)
+	x := f.server(alice, "x")
+	f.report(x, Observed{Status: "ACTIVE", PowerState: PowerRunning})
+	f.expect("DELETE", "/v2.1/servers/"+x, alice, "", nil, 204, "")
+	f.report(x, Observed{Gone: true})
+	f.expect("GET", path, alice, "2.21", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/servers/"+x+"/os-instance-actions", alice, "2.21", nil, 200, "")
+	if n := len(store.All[Action](f.local.State.Txn(), tActions, "server", db)); n != 0 {
+		t.Fatalf("%d actions of the pruned server left", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
@@ -37,6 +38,12 @@ func TestCreateImageOfVolumeBackedServer(t *testing.T) {
 
 	root := f.proxyVolume(alice)["id"].(string)
 	data := f.proxyVolume(alice, "size", 2)["id"].(string)
+	// Nova boots only a bootable volume: the owner marks it so.
+	cinder := apitest.Serve(t, "/volume", vs.Handler())
+	if res := apitest.Call(t, "POST", cinder.URL+"/volume/v3/"+projA+"/volumes/"+root+"/action", alice,
+		map[string]any{"os-set_bootable": map[string]any{"bootable": true}}); res.Code != 200 {
+		t.Fatalf("os-set_bootable: %d %v", res.Code, res.Body)
+	}
 	id := f.server(alice, "vm", "imageRef", "", "block_device_mapping_v2", []any{
 		bfv("volume", root, 0, false)[0],
 		map[string]any{"source_type": "volume", "destination_type": "volume", "uuid": data, "delete_on_termination": true}})

@@ -247,8 +247,28 @@ func (s *Service) eventViews(r *http.Request, sv *Server, a *Action) []any {
 	return out
 }
 
-func (s *Service) listActions(w http.ResponseWriter, r *http.Request) error {
+// actionServer is the server whose actions are asked for: from 2.21, as
+// Nova reads deleted instances there, also one deleted (or being deleted)
+// whose action log is kept (removeServer), for its project's readers and
+// admins. A deleted server is known here by its id and project only.
+func (s *Service) actionServer(r *http.Request) (*memdb.Txn, *Server, error) {
 	tx, sv, err := s.readServerTx(r, "")
+	if err == nil || tx == nil || !atLeast(r, 21) {
+		return tx, sv, err
+	}
+	id := chi.URLParam(r, "id")
+	if row := store.Get[Server](tx, tServers, id); row != nil && !row.Hidden {
+		return nil, nil, err // there, but not the caller's
+	}
+	acts := store.All[Action](tx, tActions, "server", id)
+	if len(acts) == 0 || !principal(r).CanRead(acts[0].Project) {
+		return nil, nil, err
+	}
+	return tx, &Server{ID: id, Project: acts[0].Project}, nil
+}
+
+func (s *Service) listActions(w http.ResponseWriter, r *http.Request) error {
+	tx, sv, err := s.actionServer(r)
 	if err != nil {
 		return err
 	}
@@ -275,7 +295,7 @@ func (s *Service) listActions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) showAction(w http.ResponseWriter, r *http.Request) error {
-	tx, sv, err := s.readServerTx(r, "")
+	tx, sv, err := s.actionServer(r)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,9 +31,10 @@ import (
 )
 
 // Microversions served: 2.1 to MaxMicroversion. Every change of the
-// resources this service has is honoured up to there (the volume proxy,
-// os-volumes and os-snapshots, to 2.35 as Nova's); APIs it does not have
-// at all (shelve, rescue, ...) answer 404 at every version.
+// resources this service has is honoured up to there (the volume and
+// image proxies, os-volumes, os-snapshots and /images, to 2.35 as Nova's,
+// image metadata to 2.38); Nova's documented APIs it does not have answer
+// 501 (unbuilt_apis.go, unbuilt_actions.go).
 const (
 	MinMicroversion = "2.1"
 	MaxMicroversion = "2.79"
@@ -157,6 +159,10 @@ type Config struct {
 	// os-snapshots pass requests on to (optional: without it they
 	// answer 501).
 	VolumeAPI http.Handler
+	// ImageAPI is the image service's handler (Glance v2, routes
+	// /v2/images/...), which the deprecated /images proxy passes
+	// requests on to (optional: without it the proxy answers 501).
+	ImageAPI http.Handler
 	// Snapshots makes the images of createImage (optional: without it
 	// createImage answers 501).
 	Snapshots SnapshotImages
@@ -304,6 +310,7 @@ func (s *Service) routes() []api.Route {
 		route(put, "/servers/{id}/tags/{tag}", authed, "", s.addServerTag),
 		route(del, "/servers/{id}/tags/{tag}", authed, "", s.deleteServerTag),
 		route(get, "/servers/{id}/os-instance-actions", authed, "", s.listActions),
+		route(get, "/servers/{id}/diagnostics", authed, "", s.serverDiagnostics),
 		route(get, "/servers/{id}/os-server-password", authed, "", s.showServerPassword),
 		route(del, "/servers/{id}/os-server-password", authed, "", s.clearServerPassword),
 		route(get, "/servers/{id}/os-instance-actions/{req}", authed, "", s.showAction),
@@ -313,6 +320,27 @@ func (s *Service) routes() []api.Route {
 		route(del, "/servers/{id}/os-interface/{port_id}", authed, "", s.detachInterface),
 
 		// Nova's deprecated volume proxy, to microversion 2.35.
+		route(get, "/images", authed, "", s.listImages(false)),
+		route(get, "/images/detail", authed, "", s.listImages(true)),
+		route(get, "/images/{id}", authed, "", s.showImage),
+		route(del, "/images/{id}", authed, "", s.deleteImage),
+		route(get, "/images/{id}/metadata", authed, "", s.listImageMetadata),
+		route(post, "/images/{id}/metadata", authed, "", s.mergeImageMetadata),
+		route(put, "/images/{id}/metadata", authed, "", s.replaceImageMetadata),
+		route(get, "/images/{id}/metadata/{key}", authed, "", s.showImageMetadataItem),
+		route(put, "/images/{id}/metadata/{key}", authed, "", s.setImageMetadataItem),
+		route(del, "/images/{id}/metadata/{key}", authed, "", s.deleteImageMetadataItem),
+
+		route(get, "/os-tenant-networks", authed, "", s.listTenantNetworks),
+		route(post, "/os-tenant-networks", authed, "", s.tenantNetworkGone),
+		route(get, "/os-tenant-networks/{id}", authed, "", s.showTenantNetwork),
+		route(del, "/os-tenant-networks/{id}", authed, "", s.tenantNetworkGone),
+		route(get, "/os-floating-ips", authed, "", s.floatingIPProxy),
+		route(post, "/os-floating-ips", authed, "", s.floatingIPProxy),
+		route(get, "/os-floating-ips/{id}", authed, "", s.floatingIPProxy),
+		route(del, "/os-floating-ips/{id}", authed, "", s.floatingIPProxy),
+		route(get, "/os-floating-ip-pools", authed, "", s.floatingIPProxy),
+
 		route(get, "/os-volumes", authed, "", s.listProxyVolumes),
 		route(get, "/os-volumes/detail", authed, "", s.listProxyVolumes),
 		route(post, "/os-volumes", authed, "", s.createProxyVolume),
@@ -356,10 +384,17 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-hypervisors/{pattern}/search", authed, "", s.searchHypervisors(false)),
 		route(get, "/os-hypervisors/{pattern}/servers", authed, "", s.searchHypervisors(true)),
 		route(get, "/os-aggregates", admin, "os_compute_api:os-aggregates:index", s.listAggregates),
+		route(post, "/os-aggregates", admin, aggregatesRule+":create", s.createAggregate),
+		route(get, "/os-aggregates/{id}", admin, aggregatesRule+":show", s.aggregateByID),
+		route(put, "/os-aggregates/{id}", admin, aggregatesRule+":update", s.aggregateByID),
+		route(del, "/os-aggregates/{id}", admin, aggregatesRule+":delete", s.aggregateByID),
+		route(post, "/os-aggregates/{id}/action", admin, aggregatesRule+":add_host", s.aggregateByID),
 		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
 		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
 		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
 
+		route(get, "/os-instance_usage_audit_log", admin, auditLogRule+":list", s.listAuditLog),
+		route(get, "/os-instance_usage_audit_log/{before}", admin, auditLogRule+":show", s.showAuditLog),
 		route(get, "/os-simple-tenant-usage", admin, "os_compute_api:os-simple-tenant-usage:list", s.listUsage),
 		route(get, "/os-simple-tenant-usage/{tenant_id}", authed, "", s.showUsage),
 		route(get, "/os-migrations", admin, "os_compute_api:os-migrations:index", s.listMigrations),
@@ -541,6 +576,8 @@ var extensions = [][3]string{
 	{"os-server-group-quotas", "ServerGroupQuotas", "Adds quota support to server groups."},
 	{"os-volumes", "Volumes", "Volumes support."},
 	{"os-simple-tenant-usage", "SimpleTenantUsage", "Simple tenant usage extension."},
+	{"os-tenant-networks", "OSTenantNetworks", "Tenant-based Network Management Extension (list and show, from the network service)."},
+	{"os-instance-usage-audit-log", "OSInstanceUsageAuditLog", "Admin-only Task Log Monitoring (no host runs the usage audit: all are reported not run)."},
 	{"os-migrations", "Migrations", "Provide data on migrations (resizes, on the server's own host)."},
 	{"os-rescue", "Rescue", "Instance rescue mode (not of a volume-backed server)."},
 }
@@ -560,6 +597,18 @@ func extensionList() api.Extensions {
 // Shared plumbing of the handlers.
 
 func principal(r *http.Request) *api.Principal { return api.PrincipalFrom(r.Context()) }
+
+// pathParam is a path parameter as the client meant it: the router
+// matches the escaped path when the client escaped more than Go would
+// (tempest sends ':' as %3A), and Nova's router unescapes what it hands
+// on.
+func pathParam(r *http.Request, name string) string {
+	raw := chi.URLParam(r, name)
+	if v, err := url.PathUnescape(raw); err == nil {
+		return v
+	}
+	return raw
+}
 
 func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 

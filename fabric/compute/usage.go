@@ -9,6 +9,12 @@ package compute
 // record its removal left (UsageRecord). Records are kept for
 // usageRetention: a report of a period that ends longer ago than that
 // misses the servers deleted before it.
+//
+// A removed server's action log stays beside its record (Nova lists a
+// deleted server's actions from 2.21) and is pruned with it. Both are
+// written by the one replicated command that removes the server's row,
+// in its transaction: after a crash the server is either still there
+// with its log, or gone with its record and log kept, never half of it.
 
 import (
 	"cmp"
@@ -55,7 +61,8 @@ func recordUsage(tx *memdb.Txn, s *Server, now time.Time) error {
 }
 
 // pruneUsage deletes the usage records of servers terminated before
-// cutoff, oldest first along the terminated index.
+// cutoff, oldest first along the terminated index, and the action logs
+// kept with them.
 func pruneUsage(tx *memdb.Txn, cutoff time.Time) error {
 	it, err := tx.LowerBound(tUsage, "terminated", time.Time{})
 	if err != nil {
@@ -71,6 +78,10 @@ func pruneUsage(tx *memdb.Txn, cutoff time.Time) error {
 	}
 	for _, u := range old {
 		if err := tx.Delete(tUsage, u); err != nil {
+			return err
+		}
+		// The removed server's action log, kept with its record.
+		if err := removeActions(tx, u.ID); err != nil {
 			return err
 		}
 	}

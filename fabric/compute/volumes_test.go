@@ -8,11 +8,11 @@ import (
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
-// volume puts an available volume of project into the state, as the
-// volume service would.
+// volume puts an available, bootable volume of project into the state,
+// as the volume service would.
 func (f *fixture) volume(project string) string {
 	f.t.Helper()
-	v := volstate.Volume{ID: api.NewUUID(), Project: project, Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID}
+	v := volstate.Volume{ID: api.NewUUID(), Project: project, Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID, Bootable: true}
 	if _, err := f.local.Propose(context.Background(), volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}); err != nil {
 		f.t.Fatal(err)
 	}

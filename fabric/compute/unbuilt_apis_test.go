@@ -1,0 +1,78 @@
+package compute
+
+import (
+	"net/url"
+	"reflect"
+	"testing"
+)
+
+// Nova's documented APIs not built here answer 501 once the caller's
+// right and its input are checked, not the 404 or 405 of an unknown
+// path; the aggregates that cannot exist are Nova's 404.
+func TestUnbuiltAPIs(t *testing.T) {
+	f := newFixture(t)
+	f.stdFlavors()
+	id := f.server(alice, "web")
+
+	diag := "/v2.1/servers/" + id + "/diagnostics"
+	f.expect("GET", diag, admin, "", nil, 501, "notImplemented", "diagnostics")
+	f.expect("GET", diag, admin, "2.48", nil, 501, "notImplemented", "diagnostics")
+	f.expect("GET", diag, alice, "", nil, 403, "forbidden", diagnosticsRule)
+	f.expect("GET", diag, bob, "", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/servers/"+id+"x/diagnostics", admin, "", nil, 404, "itemNotFound")
+
+	// The usage audit log: no host ran the audit, as Nova reports it
+	// when its audit is off; the period is the last whole month.
+	logs := f.expect("GET", "/v2.1/os-instance_usage_audit_log", admin, "", nil, 200, "")["instance_usage_audit_logs"].(map[string]any)
+	want := map[string]any{"period_beginning": "2026-10-01 00:00:00", "period_ending": "2026-11-01 00:00:00",
+		"num_hosts": 2.0, "num_hosts_done": 0.0, "num_hosts_running": 0.0, "num_hosts_not_run": 2.0,
+		"hosts_not_run": []any{"n1", "n2"}, "total_instances": 0.0, "total_errors": 0.0,
+		"overall_status": "0 of 2 hosts done. 0 errors.", "log": map[string]any{}}
+	if !reflect.DeepEqual(logs, want) {
+		t.Fatalf("audit log %v, want %v", logs, want)
+	}
+	for before, period := range map[string][2]string{
+		"2026-12-07 07:43:17":     {"2026-11-01 00:00:00", "2026-12-01 00:00:00"},
+		"2026-12-01 00:00:00":     {"2026-10-01 00:00:00", "2026-11-01 00:00:00"},
+		"2026-01-15 10:00:00.123": {"2025-12-01 00:00:00", "2026-01-01 00:00:00"},
+	} {
+		l := f.expect("GET", "/v2.1/os-instance_usage_audit_log/"+url.PathEscape(before), admin, "", nil, 200, "")["instance_usage_audit_log"].(map[string]any)
+		if l["period_beginning"] != period[0] || l["period_ending"] != period[1] || l["num_hosts_not_run"] != 2.0 {
+			t.Fatalf("audit log before %s: %v", before, l)
+		}
+	}
+	// As tempest sends it, ':' escaped too: the timestamp is unescaped.
+	if l := f.expect("GET", "/v2.1/os-instance_usage_audit_log/2026-12-07%2007%3A43%3A17", admin, "", nil, 200, "")["instance_usage_audit_log"].(map[string]any); l["period_ending"] != "2026-12-01 00:00:00" {
+		t.Fatalf("audit log before an escaped time: %v", l)
+	}
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log", alice, "", nil, 403, "forbidden", auditLogRule+":list")
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", admin, "", nil, 400, "badRequest", "Invalid timestamp for date invalid_time")
+	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", alice, "", nil, 403, "forbidden", auditLogRule+":show")
+	f.expect("GET", "/v2.1/extensions/os-instance-usage-audit-log", alice, "", nil, 200, "")
+
+	agg := map[string]any{"aggregate": map[string]any{"name": "a1"}}
+	f.expect("POST", "/v2.1/os-aggregates", admin, "", agg, 501, "notImplemented", "aggregates")
+	f.expect("POST", "/v2.1/os-aggregates", alice, "", agg, 403, "forbidden", aggregatesRule+":create")
+	f.expect("GET", "/v2.1/os-aggregates/1", admin, "", nil, 404, "itemNotFound", "Aggregate 1 could not be found.")
+	f.expect("PUT", "/v2.1/os-aggregates/1", admin, "", agg, 404, "itemNotFound", "Aggregate 1")
+	f.expect("DELETE", "/v2.1/os-aggregates/1", admin, "", nil, 404, "itemNotFound", "Aggregate 1")
+	f.expect("POST", "/v2.1/os-aggregates/1/action", admin, "", map[string]any{"add_host": map[string]any{"host": "n1"}}, 404, "itemNotFound", "Aggregate 1")
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		f.expect(m, "/v2.1/os-aggregates/1", alice, "", agg, 403, "forbidden")
+	}
+	f.expect("POST", "/v2.1/os-aggregates/1/action", alice, "", nil, 403, "forbidden")
+
+	// The floating IP proxy: 501 to 2.35, gone from 2.36 as in Nova.
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/os-floating-ips"}, {"POST", "/os-floating-ips"}, {"GET", "/os-floating-ips/1"},
+		{"DELETE", "/os-floating-ips/1"}, {"GET", "/os-floating-ip-pools"},
+	} {
+		f.expect(c.method, "/v2.1"+c.path, alice, "2.35", map[string]any{"pool": "public"}, 501, "notImplemented", "floating IP proxy")
+		f.expect(c.method, "/v2.1"+c.path, alice, "2.36", map[string]any{"pool": "public"}, 404, "itemNotFound")
+	}
+
+	// Discovery does not list what is not built.
+	for _, alias := range []string{"os-server-diagnostics", "os-aggregates", "os-floating-ips", "os-floating-ip-pools"} {
+		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
+	}
+}
