@@ -155,6 +155,10 @@ func TestBlockDeviceMappingDeletedWhileMade(t *testing.T) {
 	f.async = true
 	id := f.bdmCreate("vm", true, false)
 	boot := f.madeVolume(id, true)
+	// The build is making the volume when the server is deleted: a build
+	// that had not started yet would see the deletion and make nothing,
+	// and the gate below would wait for it forever.
+	waitFor(t, func() bool { bv.mu.Lock(); defer bv.mu.Unlock(); return bv.waiting == 1 })
 	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
 	f.expect("GET", "/v2.1/servers/"+id, alice, "", nil, 404, "itemNotFound")
 	if u := projectUsage(f.local.State.Txn(), projA); u.Instances != 0 {

@@ -27,6 +27,8 @@ type fakeBootVolumes struct {
 	// refuses it does.
 	gate   chan struct{}
 	broken bool
+	// waiting counts the creates that have reached the gate.
+	waiting int
 }
 
 func (b *fakeBootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, id, image string, size int, name, volumeType string) (string, error) {
@@ -58,6 +60,9 @@ func (b *fakeBootVolumes) CreateFromSnapshot(ctx context.Context, p *api.Princip
 // blank), failing with fail, or once failAfter volumes are made.
 func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, id, image, snapshot string, size int, volumeType string) (string, error) {
 	if b.gate != nil {
+		b.mu.Lock()
+		b.waiting++
+		b.mu.Unlock()
 		select {
 		case <-b.gate:
 		case <-ctx.Done():
