@@ -1,11 +1,8 @@
 package compute
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -62,44 +59,17 @@ func (s *Service) imageProxyAllowed(r *http.Request, last int) error {
 // decodes its JSON answer; an error answer comes back as Nova's error
 // with Glance's message.
 func (s *Service) glance(r *http.Request, method, path string, body any) (map[string]any, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	// A fresh routing context: the image service's router must route
-	// the path it is given, not the compute router's.
-	ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
-	req, err := http.NewRequestWithContext(ctx, method, path, rd)
+	status, out, err := inProcess(r, s.cfg.ImageAPI, "image", method, path, body,
+		map[string]string{"Content-Type": "application/openstack-images-v2.1-json-patch"})
 	if err != nil {
 		return nil, err
 	}
-	req.Host, req.RemoteAddr = r.Host, r.RemoteAddr
-	req.Header.Set("X-Auth-Token", r.Header.Get("X-Auth-Token"))
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/openstack-images-v2.1-json-patch")
-	}
-	res := &proxyResponse{header: http.Header{}}
-	s.cfg.ImageAPI.ServeHTTP(res, req)
-	if res.status == 0 {
-		res.status = http.StatusOK
-	}
-	var out map[string]any
-	if res.body.Len() > 0 {
-		if err := json.Unmarshal(res.body.Bytes(), &out); err != nil && res.status < 400 {
-			return nil, fmt.Errorf("image service: %s %s: undecodable answer: %w", method, path, err)
-		}
-	}
-	if res.status >= 400 {
+	if status >= 400 {
 		msg, _ := out["message"].(string)
-		if res.status == http.StatusNotFound {
+		if status == http.StatusNotFound {
 			return nil, notFound("Image not found.")
 		}
-		return nil, proxyError(res.status, map[string]any{"glance": map[string]any{"message": msg}})
+		return nil, proxyError(status, map[string]any{"glance": map[string]any{"message": msg}})
 	}
 	return out, nil
 }

@@ -78,45 +78,59 @@ func (s *Service) proxyAllowed(r *http.Request, change bool) error {
 // decodes its JSON answer; an error answer comes back as the error Nova
 // turns it into (Cinder's message, Nova's fault body).
 func (s *Service) cinder(r *http.Request, method, path string, body any) (map[string]any, error) {
+	target := "/v3/" + url.PathEscape(principal(r).ProjectID) + path
+	// Cinder's base version, whose views the proxy translates.
+	status, out, err := inProcess(r, s.cfg.VolumeAPI, "volume", method, target, body,
+		map[string]string{"Content-Type": "application/json", "OpenStack-API-Version": "volume 3.0"})
+	if err != nil {
+		return nil, err
+	}
+	if status >= 400 {
+		return nil, proxyError(status, out)
+	}
+	return out, nil
+}
+
+// inProcess passes one request on to another service's handler h as the
+// caller (its token, host and address) and decodes its JSON answer,
+// returned with its status. hdr is set on the request; Content-Type only
+// when there is a body. The request gets a fresh routing context: the
+// other service's router must route the path it is given, not the
+// compute router's.
+func inProcess(r *http.Request, h http.Handler, service, method, target string, body any, hdr map[string]string) (int, map[string]any, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
-	target := "/v3/" + url.PathEscape(principal(r).ProjectID) + path
-	// A fresh routing context: the volume service's router must route
-	// the path it is given, not the compute router's.
 	ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
 	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	req.Host, req.RemoteAddr = r.Host, r.RemoteAddr
 	req.Header.Set("X-Auth-Token", r.Header.Get("X-Auth-Token"))
 	req.Header.Set("Accept", "application/json")
-	// Cinder's base version, whose views the proxy translates.
-	req.Header.Set("OpenStack-API-Version", "volume 3.0")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		if k != "Content-Type" || body != nil {
+			req.Header.Set(k, v)
+		}
 	}
 	res := &proxyResponse{header: http.Header{}}
-	s.cfg.VolumeAPI.ServeHTTP(res, req)
+	h.ServeHTTP(res, req)
 	if res.status == 0 {
 		res.status = http.StatusOK
 	}
 	var out map[string]any
 	if res.body.Len() > 0 {
 		if err := json.Unmarshal(res.body.Bytes(), &out); err != nil && res.status < 400 {
-			return nil, fmt.Errorf("volume service: %s %s: undecodable answer: %w", method, path, err)
+			return 0, nil, fmt.Errorf("%s service: %s %s: undecodable answer: %w", service, method, target, err)
 		}
 	}
-	if res.status >= 400 {
-		return nil, proxyError(res.status, out)
-	}
-	return out, nil
+	return res.status, out, nil
 }
 
 // proxyError is Nova's error for the volume service's: the same status
