@@ -262,6 +262,11 @@ func setOps(md map[string]string) []any {
 	return ops
 }
 
+// removeOp is the operation that removes property k.
+func removeOp(k string) map[string]any {
+	return map[string]any{"op": "remove", "path": "/" + pointerEscape(k)}
+}
+
 // pointerEscape escapes a key as one token of a JSON pointer (RFC 6901).
 func pointerEscape(k string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
@@ -303,11 +308,26 @@ func readImageMetadata(r *http.Request, field string) (map[string]string, error)
 	return out, nil
 }
 
-func (s *Service) listImageMetadata(w http.ResponseWriter, r *http.Request) error {
+// metadataImage is the image of an image-metadata request, read through
+// the image service once the microversion allows the proxy.
+func (s *Service) metadataImage(r *http.Request) (map[string]any, error) {
 	if err := s.imageProxyAllowed(r, maxImageMetaMinor); err != nil {
-		return err
+		return nil, err
 	}
-	img, err := s.glanceImage(r)
+	return s.glanceImage(r)
+}
+
+// metadataBody is the metadata an image-metadata request's body sets
+// (readImageMetadata), once the microversion allows the proxy.
+func (s *Service) metadataBody(r *http.Request, field string) (map[string]string, error) {
+	if err := s.imageProxyAllowed(r, maxImageMetaMinor); err != nil {
+		return nil, err
+	}
+	return readImageMetadata(r, field)
+}
+
+func (s *Service) listImageMetadata(w http.ResponseWriter, r *http.Request) error {
+	img, err := s.metadataImage(r)
 	if err != nil {
 		return err
 	}
@@ -318,10 +338,7 @@ func (s *Service) listImageMetadata(w http.ResponseWriter, r *http.Request) erro
 // mergeImageMetadata is POST /images/{id}/metadata: the keys given are
 // set, the others kept.
 func (s *Service) mergeImageMetadata(w http.ResponseWriter, r *http.Request) error {
-	if err := s.imageProxyAllowed(r, maxImageMetaMinor); err != nil {
-		return err
-	}
-	md, err := readImageMetadata(r, "metadata")
+	md, err := s.metadataBody(r, "metadata")
 	if err != nil {
 		return err
 	}
@@ -336,10 +353,7 @@ func (s *Service) mergeImageMetadata(w http.ResponseWriter, r *http.Request) err
 // replaceImageMetadata is PUT /images/{id}/metadata: the image's
 // properties become exactly those given, in one change.
 func (s *Service) replaceImageMetadata(w http.ResponseWriter, r *http.Request) error {
-	if err := s.imageProxyAllowed(r, maxImageMetaMinor); err != nil {
-		return err
-	}
-	md, err := readImageMetadata(r, "metadata")
+	md, err := s.metadataBody(r, "metadata")
 	if err != nil {
 		return err
 	}
@@ -350,7 +364,7 @@ func (s *Service) replaceImageMetadata(w http.ResponseWriter, r *http.Request) e
 	var ops []any
 	for k := range imageMetadata(img) {
 		if _, keep := md[k]; !keep {
-			ops = append(ops, map[string]any{"op": "remove", "path": "/" + pointerEscape(k)})
+			ops = append(ops, removeOp(k))
 		}
 	}
 	if img, err = s.patchImage(r, append(ops, setOps(md)...)); err != nil {
@@ -361,10 +375,7 @@ func (s *Service) replaceImageMetadata(w http.ResponseWriter, r *http.Request) e
 }
 
 func (s *Service) showImageMetadataItem(w http.ResponseWriter, r *http.Request) error {
-	if err := s.imageProxyAllowed(r, maxImageMetaMinor); err != nil {
-		return err
-	}
-	img, err := s.glanceImage(r)
+	img, err := s.metadataImage(r)
 	if err != nil {
 		return err
 	}
@@ -380,10 +391,7 @@ func (s *Service) showImageMetadataItem(w http.ResponseWriter, r *http.Request) 
 // setImageMetadataItem is PUT /images/{id}/metadata/{key}: the body names
 // that key alone.
 func (s *Service) setImageMetadataItem(w http.ResponseWriter, r *http.Request) error {
-	if err := s.imageProxyAllowed(r, maxImageMetaMinor); err != nil {
-		return err
-	}
-	md, err := readImageMetadata(r, "meta")
+	md, err := s.metadataBody(r, "meta")
 	if err != nil {
 		return err
 	}
@@ -403,10 +411,7 @@ func (s *Service) setImageMetadataItem(w http.ResponseWriter, r *http.Request) e
 }
 
 func (s *Service) deleteImageMetadataItem(w http.ResponseWriter, r *http.Request) error {
-	if err := s.imageProxyAllowed(r, maxImageMetaMinor); err != nil {
-		return err
-	}
-	img, err := s.glanceImage(r)
+	img, err := s.metadataImage(r)
 	if err != nil {
 		return err
 	}
@@ -414,7 +419,7 @@ func (s *Service) deleteImageMetadataItem(w http.ResponseWriter, r *http.Request
 	if _, ok := imageMetadata(img)[key]; !ok {
 		return notFound("Invalid metadata key")
 	}
-	if _, err := s.patchImage(r, []any{map[string]any{"op": "remove", "path": "/" + pointerEscape(key)}}); err != nil {
+	if _, err := s.patchImage(r, []any{removeOp(key)}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

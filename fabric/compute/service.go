@@ -319,7 +319,8 @@ func (s *Service) routes() []api.Route {
 		route(get, "/servers/{id}/os-interface/{port_id}", authed, "", s.showInterface),
 		route(del, "/servers/{id}/os-interface/{port_id}", authed, "", s.detachInterface),
 
-		// Nova's deprecated volume proxy, to microversion 2.35.
+		// Nova's deprecated image proxy, to microversion 2.35 (image
+		// metadata to 2.38).
 		route(get, "/images", authed, "", s.listImages(false)),
 		route(get, "/images/detail", authed, "", s.listImages(true)),
 		route(get, "/images/{id}", authed, "", s.showImage),
@@ -341,6 +342,7 @@ func (s *Service) routes() []api.Route {
 		route(del, "/os-floating-ips/{id}", authed, "", s.floatingIPProxy),
 		route(get, "/os-floating-ip-pools", authed, "", s.floatingIPProxy),
 
+		// Nova's deprecated volume proxy, to microversion 2.35.
 		route(get, "/os-volumes", authed, "", s.listProxyVolumes),
 		route(get, "/os-volumes/detail", authed, "", s.listProxyVolumes),
 		route(post, "/os-volumes", authed, "", s.createProxyVolume),
