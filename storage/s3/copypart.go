@@ -93,14 +93,8 @@ func (q *request) uploadPartCopy(n int) {
 	if !ok {
 		return
 	}
-	ctx := q.r.Context()
-	from, err := q.h.Store.Head(ctx, q.project(), sb, sk)
-	if err != nil {
-		q.noSuchKey(err, sb, sk)
-		return
-	}
-	if !copyConditionsHold(q.r.Header, from) {
-		q.fail("PreconditionFailed", http.StatusPreconditionFailed, "at least one of the x-amz-copy-source-if-* preconditions you specified did not hold")
+	from, ok := q.copySourceObject(sb, sk)
+	if !ok {
 		return
 	}
 	off, length := int64(0), from.Size
@@ -115,7 +109,7 @@ func (q *request) uploadPartCopy(n int) {
 		q.fail("EntityTooLarge", http.StatusBadRequest, "a copied part is at most 5 GiB: give a smaller x-amz-copy-source-range")
 		return
 	}
-	p, err := q.h.Store.CopyPart(ctx, u, n, from, off, length)
+	p, err := q.h.Store.CopyPart(q.r.Context(), u, n, from, off, length)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			q.fail("NoSuchUpload", http.StatusNotFound, "the upload was completed or aborted while the part was copied")

@@ -227,9 +227,8 @@ func (q *request) copyObject() {
 		return
 	}
 	ctx := q.r.Context()
-	from, err := q.h.Store.Head(ctx, q.project(), sb, sk)
-	if err != nil {
-		q.noSuchKey(err, sb, sk)
+	from, ok := q.copySourceObject(sb, sk)
+	if !ok {
 		return
 	}
 	var a object.Attrs
@@ -251,16 +250,28 @@ func (q *request) copyObject() {
 	if a.Tags, ok = q.copyTags(from.Tags); !ok {
 		return
 	}
-	if !copyConditionsHold(q.r.Header, from) {
-		q.fail("PreconditionFailed", http.StatusPreconditionFailed, "at least one of the x-amz-copy-source-if-* preconditions you specified did not hold")
-		return
-	}
 	o, err := q.h.Store.Copy(ctx, from, q.project(), q.bucket, q.key, a)
 	if err != nil {
 		q.bucketFail(err) // the only thing that can be missing is the bucket
 		return
 	}
 	writeXML(q.w, http.StatusOK, copyObjectResult{LastModified: isoTime(o.Modified), ETag: quote(o.ETag)})
+}
+
+// copySourceObject is the source of a copy (CopyObject, UploadPartCopy)
+// in the caller's project, once its x-amz-copy-source-if-* conditions
+// hold; false once the failure is answered.
+func (q *request) copySourceObject(bucket, key string) (*object.Object, bool) {
+	from, err := q.h.Store.Head(q.r.Context(), q.project(), bucket, key)
+	if err != nil {
+		q.noSuchKey(err, bucket, key)
+		return nil, false
+	}
+	if !copyConditionsHold(q.r.Header, from) {
+		q.fail("PreconditionFailed", http.StatusPreconditionFailed, "at least one of the x-amz-copy-source-if-* preconditions you specified did not hold")
+		return nil, false
+	}
+	return from, true
 }
 
 // copyConditions map CopyObject's source conditions to the HTTP
