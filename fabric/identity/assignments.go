@@ -1,8 +1,10 @@
 package identity
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -113,8 +115,24 @@ func (s *Service) listAssignments(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	// include_subtree widens scope.project.id to the projects below it.
+	// A domain is the root of its projects' tree in Keystone (a project
+	// acting as a domain), so its id names every project of the domain.
+	var subtree map[string]bool
+	if q.Has("include_subtree") && queryTrue(q.Get("include_subtree")) {
+		root := q.Get("scope.project.id")
+		if root == "" {
+			return invalid("scope.project.id must be specified if include_subtree is also specified")
+		}
+		subtree = projectSubtree(tx, root)
+		q = maps.Clone(q)
+		q.Del("scope.project.id")
+	}
 	out := []map[string]any{}
 	for _, row := range assignmentRows(tx, q.Has("effective")) {
+		if subtree != nil && (row.a.ScopeType != "project" || !subtree[row.a.ScopeID]) {
+			continue
+		}
 		if assignmentMatches(row.a, q) {
 			out = append(out, s.assignmentView(r, tx, row, q.Has("include_names")))
 		}
@@ -287,6 +305,29 @@ func nameAssignment(tx *memdb.Txn, a Assignment, v map[string]any) {
 			v["scope"] = map[string]any{"domain": map[string]any{"id": d.ID, "name": d.Name}}
 		}
 	}
+}
+
+// projectSubtree is the set of a project's id and the ids of the projects
+// below it; for a domain's id, the ids of every project of the domain.
+func projectSubtree(tx *memdb.Txn, root string) map[string]bool {
+	set := map[string]bool{}
+	if store.Get[Domain](tx, tDomains, root) != nil {
+		for _, p := range inheritors(tx, &Assignment{ScopeType: "domain", ScopeID: root}) {
+			set[p.ID] = true
+		}
+		return set
+	}
+	set[root] = true
+	for _, p := range inheritors(tx, &Assignment{ScopeType: "project", ScopeID: root}) {
+		set[p.ID] = true
+	}
+	return set
+}
+
+// queryTrue reads a boolean query parameter as Keystone does: only "0"
+// and "false" (any case) are false; a bare "?include_subtree" is true.
+func queryTrue(v string) bool {
+	return v != "0" && !strings.EqualFold(v, "false")
 }
 
 // inheritsFrom are the scopes ("domain/<id>", "project/<id>") whose

@@ -106,3 +106,49 @@ func TestInheritedRoles(t *testing.T) {
 		t.Fatalf("an inherited grant on the system: %d", code)
 	}
 }
+
+// role_assignments?include_subtree widens scope.project.id to the
+// projects below it, and a domain's id to every project of the domain,
+// as Keystone's projects acting as domains make it (gophercloud's
+// acceptance suite lists a user's assignments in the default domain so).
+func TestAssignmentsIncludeSubtree(t *testing.T) {
+	f := newFixture(t)
+	d := f.mk("/domains", "domain", map[string]any{"name": "tree"})
+	parent := f.mk("/projects", "project", map[string]any{"name": "parent", "domain_id": d})
+	leaf := f.mk("/projects", "project", map[string]any{"name": "leaf", "domain_id": d, "parent_id": parent})
+	other := f.mk("/projects", "project", map[string]any{"name": "other", "domain_id": d})
+	u := f.mk("/users", "user", map[string]any{"name": "sam", "domain_id": d, "password": "sam-pw"})
+	member := f.roleID("member")
+	for _, p := range []string{parent, leaf, other} {
+		if code, _, _ := f.call("PUT", "/projects/"+p+"/users/"+u+"/roles/"+member, f.admin, nil); code != 204 {
+			t.Fatalf("grant on %s: %d", p, code)
+		}
+	}
+	scopes := func(query string) map[string]bool {
+		t.Helper()
+		code, _, body := f.call("GET", "/role_assignments?user.id="+u+"&"+query, f.admin, nil)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", query, code, body)
+		}
+		got := map[string]bool{}
+		for _, a := range body["role_assignments"].([]any) {
+			got[a.(map[string]any)["scope"].(map[string]any)["project"].(map[string]any)["id"].(string)] = true
+		}
+		return got
+	}
+	if got := scopes("scope.project.id=" + parent); len(got) != 1 || !got[parent] {
+		t.Fatalf("the parent alone: %v", got)
+	}
+	if got := scopes("scope.project.id=" + parent + "&include_subtree=true"); len(got) != 2 || !got[parent] || !got[leaf] {
+		t.Fatalf("the parent's subtree: %v", got)
+	}
+	if got := scopes("scope.project.id=" + parent + "&include_subtree=false"); len(got) != 1 {
+		t.Fatalf("include_subtree=false: %v", got)
+	}
+	if got := scopes("scope.project.id=" + d + "&include_subtree=true&include_names=true"); len(got) != 3 {
+		t.Fatalf("the domain's subtree: %v", got)
+	}
+	if code, _, body := f.call("GET", "/role_assignments?include_subtree=true", f.admin, nil); code != 400 || !strings.Contains(strings.ToLower(body["error"].(map[string]any)["message"].(string)), "scope.project.id") {
+		t.Fatalf("include_subtree without scope.project.id: %d %v", code, body)
+	}
+}
