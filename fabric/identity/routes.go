@@ -30,6 +30,9 @@ func (s *Service) routes() []api.Route {
 		// Like Keystone, a password change authenticates with the original
 		// password, so a user whose token is gone can still change it.
 		route("POST", "/v3/users/{id}/password", public, "identity:change_password", s.changePassword),
+		// The signature is the authentication (ec2tokens.go).
+		route("POST", "/v3/ec2tokens", public, "", s.postEC2Token),
+		route("POST", "/v3/s3tokens", public, "", s.postS3Token),
 
 		route("GET", "/v3/auth/tokens", authed, "identity:validate_token", s.getToken),
 		route("HEAD", "/v3/auth/tokens", authed, "identity:check_token", s.headToken),
