@@ -129,8 +129,29 @@ func clientMD5(h string) (string, error) {
 	return hex.EncodeToString(raw), nil
 }
 
+// upload is PUT /v2/images/{id}/file: the data, stored and the image
+// active at once.
 func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
+	return s.receive(w, r, false)
+}
+
+// stage is PUT /v2/images/{id}/stage, the first half of Glance's
+// interoperable import (glance-direct): the data is stored and checked
+// as an upload's, and the image stays uploading until POST .../import
+// makes it active (import.go).
+func (s *Service) stage(w http.ResponseWriter, r *http.Request) error {
+	return s.receive(w, r, true)
+}
+
+// receive stores a request's body as a queued image's data: its data at
+// once, or its staged data when staging. While the body streams the
+// image is saving (uploading when staging), marked with the upload.
+func (s *Service) receive(w http.ResponseWriter, r *http.Request, staging bool) error {
 	ctx := r.Context()
+	streaming := StatusSaving
+	if staging {
+		streaming = StatusUploading
+	}
 	wantMD5, err := s.checkUpload(r)
 	if err != nil {
 		return err
@@ -141,12 +162,12 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 	uploadID := api.NewHexID()
 	img, err := s.change(r, "upload_image", func(img *Image) error {
 		if img.Status != StatusQueued {
-			return conflict("Image status transition from %s to saving is not allowed", img.Status)
+			return conflict("Image status transition from %s to %s is not allowed", img.Status, streaming)
 		}
 		if img.DiskFormat == "" || img.ContainerFormat == "" {
 			return badRequest("Properties disk_format, container_format must be set prior to saving data.")
 		}
-		img.Status = StatusSaving
+		img.Status = streaming
 		img.UploadID, img.UploadNode, img.UploadRun, img.UploadStarted = uploadID, s.cfg.Node, s.run, s.now()
 		return nil
 	})
@@ -176,7 +197,7 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.storeError(err, d, size)
 	}
-	if err := s.finishUpload(bg, img.ID, uploadID, o, d); err != nil {
+	if err := s.finishUpload(bg, img.ID, uploadID, o, d, staging); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -215,14 +236,21 @@ func (s *Service) storeError(err error, d *digester, size int64) error {
 	return fmt.Errorf("store image data: %w", err)
 }
 
-// finishUpload makes the stored data o the image's and the image active.
-func (s *Service) finishUpload(ctx context.Context, id, uploadID string, o *object.Object, d *digester) error {
+// finishUpload makes the stored data o the image's and the image active,
+// or, staging, the image's staged data, the image still uploading.
+func (s *Service) finishUpload(ctx context.Context, id, uploadID string, o *object.Object, d *digester, staging bool) error {
 	_, err := s.mutate(ctx, id, func(cur *Image) error {
-		if cur.Status != StatusSaving || cur.UploadID != uploadID {
+		if cur.UploadID != uploadID || (cur.Status != StatusSaving && cur.Status != StatusUploading) {
 			return store.NotFoundf("upload %s lost its image", uploadID)
 		}
-		clearUpload(cur, StatusActive, s.now())
-		cur.Object, cur.Size = o.Name, d.n
+		if staging {
+			clearUpload(cur, StatusUploading, s.now())
+			cur.StagedObject = o.Name
+		} else {
+			clearUpload(cur, StatusActive, s.now())
+			cur.Object = o.Name
+		}
+		cur.Size = d.n
 		cur.Checksum = hex.EncodeToString(d.md5.Sum(nil))
 		cur.HashAlgo, cur.HashValue = hashAlgo, hex.EncodeToString(d.sha.Sum(nil))
 		cur.VirtualSize = d.virtualSize(cur.DiskFormat)
@@ -252,7 +280,7 @@ func (s *Service) finishUpload(ctx context.Context, id, uploadID string, o *obje
 // abortUpload returns the image of a failed upload to queued.
 func (s *Service) abortUpload(ctx context.Context, id, uploadID string) {
 	_, err := s.mutate(ctx, id, func(img *Image) error {
-		if img.Status != StatusSaving || img.UploadID != uploadID {
+		if img.UploadID != uploadID || (img.Status != StatusSaving && img.Status != StatusUploading) {
 			return errSkip
 		}
 		clearUpload(img, StatusQueued, s.now())

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -88,6 +89,8 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", s.baseURL(r)+"/v2/images/"+img.ID)
+	// Clients (openstacksdk) read from it whether they may import.
+	w.Header().Set("OpenStack-image-import-methods", strings.Join(importMethods, ","))
 	api.JSON(w, http.StatusCreated, view(img))
 	return nil
 }
@@ -143,8 +146,11 @@ func (s *Service) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	}
 	// An upload still running finds its image gone and deletes what it
 	// stored itself.
-	if gone.HasData() {
-		if err := s.cfg.Objects.Delete(r.Context(), s.cfg.Account, s.cfg.Container, gone.Object); err != nil && !errors.Is(err, store.ErrNotFound) {
+	for _, o := range []string{gone.Object, gone.StagedObject} {
+		if o == "" {
+			continue
+		}
+		if err := s.cfg.Objects.Delete(r.Context(), s.cfg.Account, s.cfg.Container, o); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("delete image data; the sweeper will retry", "image", gone.ID, "err", err)
 		}
 	}

@@ -89,7 +89,7 @@ func (s *Service) Upload(ctx context.Context, id string, r io.Reader, size int64
 		s.abortUpload(bg, id, uploadID)
 		return fmt.Errorf("upload image %s: %w", id, s.storeError(err, d, size))
 	}
-	return s.finishUpload(bg, id, uploadID, o, d)
+	return s.finishUpload(bg, id, uploadID, o, d, false)
 }
 
 // Discard deletes image id and its data, whatever its protection: for a

@@ -37,20 +37,20 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// resetUploads returns the saving images abandoned says were abandoned to
-// queued.
+// resetUploads returns the images whose upload (saving) or staging
+// (uploading) abandoned says was abandoned to queued.
 func (s *Service) resetUploads(ctx context.Context, abandoned func(*Image) bool) {
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return
 	}
 	for _, img := range store.All[Image](tx, tImages, "id") {
-		if img.Status != StatusSaving || !abandoned(img) {
+		if img.UploadID == "" || !abandoned(img) {
 			continue
 		}
 		upload := img.UploadID
 		_, err := s.mutate(ctx, img.ID, func(img *Image) error {
-			if img.Status != StatusSaving || img.UploadID != upload {
+			if img.UploadID != upload {
 				return errSkip
 			}
 			s.log.Warn("image upload abandoned; image is queued again", "image", img.ID, "node", img.UploadNode)
@@ -98,7 +98,7 @@ func (s *Service) sweepObjects(ctx context.Context) bool {
 				continue
 			}
 			img := store.Get[Image](tx, tImages, o.Name)
-			if img != nil && (img.Object == o.Name || img.Status == StatusSaving) {
+			if img != nil && (img.Object == o.Name || img.StagedObject == o.Name || img.UploadID != "") {
 				continue
 			}
 			s.log.Info("deleting image data no image refers to", "object", o.Name)

@@ -20,6 +20,7 @@ const (
 	StatusSaving      = imagestate.StatusSaving
 	StatusActive      = imagestate.StatusActive
 	StatusDeactivated = imagestate.StatusDeactivated
+	StatusUploading   = imagestate.StatusUploading
 
 	VisibilityPrivate   = imagestate.VisibilityPrivate
 	VisibilityShared    = imagestate.VisibilityShared

@@ -134,6 +134,8 @@ func (s *Service) routes() []api.Route {
 		{Method: patch, Path: "/v2/images/{id}", Access: token, Rule: "modify_image", Handle: s.updateImage},
 		{Method: del, Path: "/v2/images/{id}", Access: token, Rule: "delete_image", Handle: s.deleteImage},
 		{Method: put, Path: "/v2/images/{id}/file", Access: token, Rule: "upload_image", Handle: s.upload},
+		{Method: put, Path: "/v2/images/{id}/stage", Access: token, Rule: "upload_image", Handle: s.stage},
+		{Method: post, Path: "/v2/images/{id}/import", Access: token, Rule: "import_image", Handle: s.importImage},
 		{Method: get, Path: "/v2/images/{id}/file", Access: token, Rule: "download_image", Handle: s.download},
 		{Method: post, Path: "/v2/images/{id}/actions/deactivate", Access: token, Rule: "deactivate", Handle: s.setActive(false)},
 		{Method: post, Path: "/v2/images/{id}/actions/reactivate", Access: token, Rule: "reactivate", Handle: s.setActive(true)},
@@ -158,8 +160,8 @@ func (s *Service) routes() []api.Route {
 func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 
 // apiVersions are the Glance API versions served, newest first. 2.7 is
-// the newest whose features (os_hidden, os_hash_*) are all here; later
-// ones add import and multiple stores.
+// the newest whose features (os_hidden, os_hash_*) are all here, import
+// (2.6) with the glance-direct method; later ones add multiple stores.
 var apiVersions = []string{"2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"}
 
 // versions answers discovery as Glance does: 300 at the root, 200 at
@@ -178,13 +180,6 @@ func (s *Service) versions(status int) api.HandlerFunc {
 		api.JSON(w, status, map[string]any{"versions": out})
 		return nil
 	}
-}
-
-func (s *Service) importInfo(w http.ResponseWriter, r *http.Request) error {
-	api.JSON(w, http.StatusOK, map[string]any{"import-methods": map[string]any{
-		"description": "Import methods available.", "type": "array", "value": []string{},
-	}})
-	return nil
 }
 
 // Shared plumbing of the handlers.

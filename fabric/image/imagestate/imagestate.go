@@ -22,6 +22,7 @@ const (
 	StatusSaving      = "saving"      // data being uploaded
 	StatusActive      = "active"      // data stored; usable
 	StatusDeactivated = "deactivated" // data kept, downloads refused to non-admins
+	StatusUploading   = "uploading"   // data being staged, or staged for an import
 )
 
 // Visibilities.
@@ -73,6 +74,10 @@ type Image struct {
 	// Object names the object holding the data in the service's
 	// container; "" while the image has none.
 	Object string `json:"object,omitempty"`
+	// StagedObject names the object holding data staged for an import
+	// (PUT .../stage) while Status is uploading: Size and the digests
+	// describe it, and the glance-direct import makes it Object.
+	StagedObject string `json:"staged_object,omitempty"`
 	// The upload in progress while Status is saving: its id, the node
 	// streaming it, that node's process (a restart loses the upload) and
 	// when it began.
