@@ -18,6 +18,12 @@ import (
 // apply, so two concurrent requests cannot both pass them. That a host
 // is a real node is checked by the API before proposing: membership of
 // the cluster is not part of this state.
+//
+// Crash safety: each request is one command, answered only once Raft
+// has committed it, and touches nothing outside the state; a node killed
+// at any point either has it in its log (replayed on restart) or never
+// acknowledged it. Its rows are in the snapshot like any table's, and a
+// snapshot from before this table restores into an empty one.
 
 type Aggregate = computestate.Aggregate
 
