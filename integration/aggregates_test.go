@@ -101,6 +101,9 @@ func TestAggregates(t *testing.T) {
 	if out := openstack(t, admin, "compute", "service", "list", "--service", "nova-compute", "-f", "value", "-c", "Host", "-c", "Zone"); !strings.Contains(out, "a2 az1") {
 		t.Fatalf("compute service list:\n%s", out)
 	}
+	if out := openstack(t, admin, "hypervisor", "show", "-f", "value", "-c", "aggregates", "a2"); !strings.Contains(out, "agg-one") {
+		t.Fatalf("hypervisor show a2 lacks its aggregate: %s", out)
+	}
 	if out := openstack(t, alice, "availability", "zone", "list", "--compute", "-f", "value", "-c", "Zone Name"); !strings.Contains(out, "az1") {
 		t.Fatalf("a member's zone list lacks az1:\n%s", out)
 	}
