@@ -77,8 +77,8 @@ func TestNovaImageProxy(t *testing.T) {
 	}
 
 	// Documented, not built: 501, not the 405 that reads as a wrong URL.
-	if code, body := novaCall(t, "POST", nova+"/os-aggregates", tok, "1", `{"aggregate": {"name": "a1"}}`); code != 501 {
-		t.Errorf("POST /os-aggregates: %d %s", code, body)
+	if code, body := novaCall(t, "POST", nova+"/os-floating-ips", tok, "35", `{"pool": "public"}`); code != 501 {
+		t.Errorf("POST /os-floating-ips at 2.35: %d %s", code, body)
 	}
 	// The usage audit log reports that no host ran the audit.
 	if code, body := novaCall(t, "GET", nova+"/os-instance_usage_audit_log", tok, "1", ""); code != 200 || !strings.Contains(body, `"num_hosts_done":0`) {

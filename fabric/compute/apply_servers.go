@@ -82,6 +82,9 @@ func hostsWithUsage(tx *memdb.Txn, hosts []scheduler.Host) []scheduler.Host {
 	out := make([]scheduler.Host, len(hosts))
 	for i, h := range hosts {
 		h.UsedVCPUs, h.UsedMemoryMB, h.UsedDiskGB, h.Servers = 0, 0, 0, nil
+		// The API sends each node's own zone; its aggregates' is read
+		// here, from the state the placement is recorded in.
+		h.AZ = computestate.NodeAZ(tx, h.Name, h.AZ)
 		for _, s := range store.All[Server](tx, tServers, "host", h.Name) {
 			if s.Baremetal != "" {
 				// On a node of its own: its conductor's host gives it
@@ -110,7 +113,8 @@ func place(tx *memdb.Txn, s *Server, group *ServerGroup, c serverCreateCmd) erro
 	if group != nil {
 		req.Group = &scheduler.Group{Policy: group.Policy, Members: group.Members, MaxPerHost: group.MaxPerHost}
 	}
-	host, err := scheduler.Select(hostsWithUsage(tx, c.Hosts), req, c.Scheduler)
+	hosts := hostsWithUsage(tx, c.Hosts)
+	host, err := scheduler.Select(hosts, req, c.Scheduler)
 	switch {
 	case errors.Is(err, scheduler.ErrNoValidHost):
 		buildFailed(s, err.Error(), c.Now)
@@ -118,6 +122,15 @@ func place(tx *memdb.Txn, s *Server, group *ServerGroup, c serverCreateCmd) erro
 		return err
 	default:
 		s.Host = host
+		if s.AZ == "" {
+			// No zone asked for: any host would do, and the server is
+			// in its host's zone from now on, as Nova records it.
+			for _, h := range hosts {
+				if h.Name == host {
+					s.AZ = h.AZ
+				}
+			}
+		}
 		setState(s, vmBuilding, "spawning")
 	}
 	return nil

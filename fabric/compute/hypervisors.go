@@ -13,6 +13,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -250,16 +251,21 @@ func (s *Service) hypervisorStats(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Service) listZones(detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		hs, _, err := s.hostList(r)
+		hs, tx, err := s.hostList(r)
 		if err != nil {
 			return err
 		}
+		// The zones are those of the nodes, as Nova lists the zones
+		// of its compute services; the service's own with no node yet.
 		zones := map[string]map[string]any{}
 		avail := map[string]bool{}
-		order := []string{s.cfg.AZ}
-		zones[s.cfg.AZ] = map[string]any{}
+		var order []string
+		if len(hs) == 0 {
+			order = []string{s.cfg.AZ}
+			zones[s.cfg.AZ] = map[string]any{}
+		}
 		for _, h := range hs {
-			az := s.hostAZ(h)
+			az := s.hostAZ(tx, h)
 			if _, ok := zones[az]; !ok {
 				zones[az] = map[string]any{}
 				order = append(order, az)
@@ -293,12 +299,19 @@ func (s *Service) listZones(detail bool) api.HandlerFunc {
 	}
 }
 
-// hostAZ is a node's availability zone: its own, else the service's.
-func (s *Service) hostAZ(h Host) string {
+// ownAZ is a node's own availability zone, else the service's: its zone
+// when no aggregate puts it in another.
+func (s *Service) ownAZ(h Host) string {
 	if h.AZ == "" {
 		return s.cfg.AZ
 	}
 	return h.AZ
+}
+
+// hostAZ is a node's availability zone as everything shows it and the
+// scheduler filters on it (computestate.NodeAZ).
+func (s *Service) hostAZ(tx *memdb.Txn, h Host) string {
+	return computestate.NodeAZ(tx, h.Name, s.ownAZ(h))
 }
 
 // The binaries every rackd runs, as Nova names them, in the order Nova
@@ -313,7 +326,7 @@ var serviceBinaries = []string{"nova-conductor", "nova-scheduler", "nova-compute
 const internalZone = "internal"
 
 func (s *Service) listServices(w http.ResponseWriter, r *http.Request) error {
-	hs, _, err := s.hostList(r)
+	hs, tx, err := s.hostList(r)
 	if err != nil {
 		return err
 	}
@@ -327,17 +340,17 @@ func (s *Service) listServices(w http.ResponseWriter, r *http.Request) error {
 			if q.Get("host") != "" && q.Get("host") != h.Name {
 				continue
 			}
-			out = append(out, s.serviceView(r, binary, h))
+			out = append(out, s.serviceView(r, tx, binary, h))
 		}
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"services": out})
 	return nil
 }
 
-func (s *Service) serviceView(r *http.Request, binary string, h Host) map[string]any {
+func (s *Service) serviceView(r *http.Request, tx *memdb.Txn, binary string, h Host) map[string]any {
 	// nova-compute keeps the id it has always had: the hypervisors'
 	// "service" names it.
-	id, zone := serviceID(r, h.Name), s.hostAZ(h)
+	id, zone := serviceID(r, h.Name), s.hostAZ(tx, h)
 	if binary != "nova-compute" {
 		id, zone = serviceID(r, binary+"@"+h.Name), internalZone
 	}
@@ -363,11 +376,4 @@ func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) error
 		}
 	}
 	return notFound("Hypervisor with ID '%s' could not be found.", id)
-}
-
-// listAggregates lists host aggregates: there are none (nodes are grouped
-// by availability zone only).
-func (s *Service) listAggregates(w http.ResponseWriter, r *http.Request) error {
-	api.JSON(w, http.StatusOK, map[string]any{"aggregates": []any{}})
-	return nil
 }

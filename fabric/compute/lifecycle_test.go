@@ -511,9 +511,14 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}
 	bfvID := f.server(alice, "bfv", "block_device_mapping_v2", bfv("image", img1, 1, true))
 	f.expect("DELETE", "/v2.1/servers/"+bfvID, alice, "", nil, 204, "")
+	agg := f.aggregate("agg", "z1")
+	f.expect("PUT", "/v2.1/os-aggregates/"+agg, admin, "", map[string]any{"aggregate": map[string]any{"name": "agg-kept"}}, 200, "")
+	f.aggAction(agg, map[string]any{"add_host": map[string]any{"host": "n2"}}, 200, "")
+	f.aggAction(agg, map[string]any{"set_metadata": map[string]any{"metadata": map[string]any{"ssd": "true"}}}, 200, "")
+	f.expect("DELETE", "/v2.1/os-aggregates/"+f.aggregate("gone", ""), admin, "", nil, 200, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

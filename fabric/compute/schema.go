@@ -127,6 +127,9 @@ func Schema() store.Schema {
 		cmdServerUnshelve:              store.Typed(withEvents(applyServerUnshelve, serverUnshelveEvents)),
 		computestate.CmdImageStep:      store.Typed(applyImageStep),
 	}
+	for typ, h := range aggregateHandlers() {
+		s.Handlers[typ] = h
+	}
 	s.Observers = []store.Observer{eventstate.Observe(eventResources()...)}
 	return s
 }

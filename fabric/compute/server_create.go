@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -32,7 +33,7 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 		return nil, err
 	}
 	p := principal(r)
-	if err := s.resolveZone(p, req); err != nil {
+	if err := s.resolveZone(ctx, tx, p, req); err != nil {
 		return nil, err
 	}
 	sv := &req.tmpl
@@ -82,6 +83,9 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 		sv.SecurityGroups = []string{"default"}
 	}
 	if req.baremetal != nil {
+		// Bare-metal nodes are not in aggregates: such a server is in
+		// the service's zone.
+		sv.AZ = cmp.Or(sv.AZ, s.cfg.AZ)
 		// A bare-metal server has no Neutron port: its NIC is cabled to
 		// the provisioning network, where it gets its address.
 		req.nics = nil
@@ -93,16 +97,25 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	return req, nil
 }
 
-// resolveZone checks the availability zone: ours, or for admins
-// "zone:host" to force a host.
-func (s *Service) resolveZone(p *api.Principal, req *serverRequest) error {
+// resolveZone checks the availability zone: one of the nodes' zones (or
+// the service's), or for admins "zone:host" to force a host. The server
+// asks for that zone; with none it goes to any node and takes that
+// node's zone when placed (see place).
+func (s *Service) resolveZone(ctx context.Context, tx *memdb.Txn, p *api.Principal, req *serverRequest) error {
 	if req.az == "" {
 		return nil
 	}
 	zone, host, _ := strings.Cut(req.az, ":")
 	host, _, _ = strings.Cut(host, ":")
-	if zone != "" && zone != s.cfg.AZ {
-		return badRequest("The requested availability zone is not available")
+	if zone != "" {
+		known, err := s.zoneKnown(ctx, tx, zone)
+		if err != nil {
+			return err
+		}
+		if !known {
+			return badRequest("The requested availability zone is not available")
+		}
+		req.tmpl.AZ = zone
 	}
 	if host != "" {
 		if !p.IsAdmin() {
@@ -111,6 +124,27 @@ func (s *Service) resolveZone(p *api.Principal, req *serverRequest) error {
 		req.forceHost = host
 	}
 	return nil
+}
+
+// zoneKnown says whether a server may ask for zone: the zone of one of
+// the nodes (the service's own before there is any).
+func (s *Service) zoneKnown(ctx context.Context, tx *memdb.Txn, zone string) (bool, error) {
+	if s.cfg.Hosts == nil {
+		return zone == s.cfg.AZ, nil
+	}
+	hs, err := s.cfg.Hosts.Hosts(ctx)
+	if err != nil {
+		return false, fmt.Errorf("list hosts: %w", err)
+	}
+	if len(hs) == 0 {
+		return zone == s.cfg.AZ, nil
+	}
+	for _, h := range hs {
+		if s.hostAZ(tx, h) == zone {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // resolveFlavor copies the flavor the caller may use into the server.
@@ -313,7 +347,7 @@ func (s *Service) schedulerHosts(ctx context.Context) ([]scheduler.Host, error) 
 	}
 	out := make([]scheduler.Host, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, AZ: s.hostAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
+		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, AZ: s.ownAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -431,7 +465,7 @@ func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverR
 				continue
 			}
 			pt, err := s.cfg.Ports.Create(ctx, p, PortRequest{NetworkID: nic.NetworkID, FixedIP: nic.FixedIP, Project: sv.Project,
-				DeviceID: sv.ID, DeviceOwner: "compute:" + sv.AZ, SecurityGroups: req.groupNames})
+				DeviceID: sv.ID, DeviceOwner: "compute:" + cmp.Or(sv.AZ, s.cfg.AZ), SecurityGroups: req.groupNames})
 			if err != nil {
 				return nil, portError(err, nic)
 			}

@@ -83,7 +83,7 @@ func (s *Service) readServerRequest(r *http.Request) (*serverRequest, error) {
 	now := s.now()
 	req := &serverRequest{count: 1}
 	req.tmpl = Server{Project: p.ProjectID, UserID: p.UserID, Metadata: map[string]string{}, ConfigDrive: true, Created: now, Updated: now,
-		Want: "active", AZ: s.cfg.AZ, PowerState: PowerNoState}
+		Want: "active", PowerState: PowerNoState}
 	setState(&req.tmpl, vmBuilding, "scheduling")
 	in := newInput(o)
 	readServerAttrs(in, req)

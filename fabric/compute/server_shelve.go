@@ -124,7 +124,13 @@ func (s *Service) unshelve(w http.ResponseWriter, r *http.Request, arg any) erro
 		if in.Err != nil {
 			return in.Err
 		}
-		if az != s.cfg.AZ {
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		if known, err := s.zoneKnown(r.Context(), tx, az); err != nil {
+			return err
+		} else if !known {
 			return badRequest("The requested availability zone is not available")
 		}
 	}

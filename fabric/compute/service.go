@@ -385,12 +385,12 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-hypervisors/{id}/uptime", admin, "os_compute_api:os-hypervisors:uptime", s.hypervisorUptime),
 		route(get, "/os-hypervisors/{pattern}/search", authed, "", s.searchHypervisors(false)),
 		route(get, "/os-hypervisors/{pattern}/servers", authed, "", s.searchHypervisors(true)),
-		route(get, "/os-aggregates", admin, "os_compute_api:os-aggregates:index", s.listAggregates),
+		route(get, "/os-aggregates", admin, aggregatesRule+":index", s.listAggregates),
 		route(post, "/os-aggregates", admin, aggregatesRule+":create", s.createAggregate),
-		route(get, "/os-aggregates/{id}", admin, aggregatesRule+":show", s.aggregateByID),
-		route(put, "/os-aggregates/{id}", admin, aggregatesRule+":update", s.aggregateByID),
-		route(del, "/os-aggregates/{id}", admin, aggregatesRule+":delete", s.aggregateByID),
-		route(post, "/os-aggregates/{id}/action", admin, aggregatesRule+":add_host", s.aggregateByID),
+		route(get, "/os-aggregates/{id}", admin, aggregatesRule+":show", s.showAggregate),
+		route(put, "/os-aggregates/{id}", admin, aggregatesRule+":update", s.updateAggregate),
+		route(del, "/os-aggregates/{id}", admin, aggregatesRule+":delete", s.deleteAggregate),
+		route(post, "/os-aggregates/{id}/action", authed, "", s.aggregateAction),
 		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
 		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
 		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
@@ -542,6 +542,7 @@ func (s *Service) version(w http.ResponseWriter, r *http.Request) error {
 // extensions lists the v2 extension names clients still ask about, for
 // the parts this service has.
 var extensions = [][3]string{
+	{"os-aggregates", "Aggregates", "Admin-only aggregate administration."},
 	{"os-availability-zone", "AvailabilityZone", "1. Add availability_zone to the Create Server API."},
 	{"os-extended-availability-zone", "ExtendedAvailabilityZone", "Extended Availability Zone support."},
 	{"OS-EXT-SRV-ATTR", "ExtendedServerAttributes", "Extended Server Attributes support."},

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/rackstack/rackstack/fabric/api"
 )
 
@@ -21,7 +19,6 @@ import (
 const (
 	diagnosticsRule = "os_compute_api:os-server-diagnostics"
 	auditLogRule    = "os_compute_api:os-instance-usage-audit-log"
-	aggregatesRule  = "os_compute_api:os-aggregates"
 )
 
 // serverDiagnostics is GET /servers/{id}/diagnostics: the server is found
@@ -102,19 +99,6 @@ func lastAuditPeriod(t time.Time) (begin, end time.Time) {
 		end = end.AddDate(0, -1, 0)
 	}
 	return end.AddDate(0, -1, 0), end
-}
-
-// createAggregate is POST /os-aggregates: nodes are grouped by
-// availability zone only (each node's --az), so there is no aggregate to
-// make. The list stays, empty.
-func (s *Service) createAggregate(w http.ResponseWriter, r *http.Request) error {
-	return notImplemented("Creating host aggregates is not implemented by this cloud: nodes are grouped by availability zone only.")
-}
-
-// aggregateByID answers the APIs of one aggregate: none exists, so every
-// id is Nova's 404.
-func (s *Service) aggregateByID(w http.ResponseWriter, r *http.Request) error {
-	return notFound("Aggregate %s could not be found.", chi.URLParam(r, "id"))
 }
 
 // floatingIPProxy answers Nova's deprecated floating IP proxy

@@ -8,7 +8,7 @@ import (
 
 // Nova's documented APIs not built here answer 501 once the caller's
 // right and its input are checked, not the 404 or 405 of an unknown
-// path; the aggregates that cannot exist are Nova's 404.
+// path.
 func TestUnbuiltAPIs(t *testing.T) {
 	f := newFixture(t)
 	f.stdFlavors()
@@ -50,18 +50,6 @@ func TestUnbuiltAPIs(t *testing.T) {
 	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", alice, "", nil, 403, "forbidden", auditLogRule+":show")
 	f.expect("GET", "/v2.1/extensions/os-instance-usage-audit-log", alice, "", nil, 200, "")
 
-	agg := map[string]any{"aggregate": map[string]any{"name": "a1"}}
-	f.expect("POST", "/v2.1/os-aggregates", admin, "", agg, 501, "notImplemented", "aggregates")
-	f.expect("POST", "/v2.1/os-aggregates", alice, "", agg, 403, "forbidden", aggregatesRule+":create")
-	f.expect("GET", "/v2.1/os-aggregates/1", admin, "", nil, 404, "itemNotFound", "Aggregate 1 could not be found.")
-	f.expect("PUT", "/v2.1/os-aggregates/1", admin, "", agg, 404, "itemNotFound", "Aggregate 1")
-	f.expect("DELETE", "/v2.1/os-aggregates/1", admin, "", nil, 404, "itemNotFound", "Aggregate 1")
-	f.expect("POST", "/v2.1/os-aggregates/1/action", admin, "", map[string]any{"add_host": map[string]any{"host": "n1"}}, 404, "itemNotFound", "Aggregate 1")
-	for _, m := range []string{"GET", "PUT", "DELETE"} {
-		f.expect(m, "/v2.1/os-aggregates/1", alice, "", agg, 403, "forbidden")
-	}
-	f.expect("POST", "/v2.1/os-aggregates/1/action", alice, "", nil, 403, "forbidden")
-
 	// The floating IP proxy: 501 to 2.35, gone from 2.36 as in Nova.
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/os-floating-ips"}, {"POST", "/os-floating-ips"}, {"GET", "/os-floating-ips/1"},
@@ -72,7 +60,7 @@ func TestUnbuiltAPIs(t *testing.T) {
 	}
 
 	// Discovery does not list what is not built.
-	for _, alias := range []string{"os-server-diagnostics", "os-aggregates", "os-floating-ips", "os-floating-ip-pools"} {
+	for _, alias := range []string{"os-server-diagnostics", "os-floating-ips", "os-floating-ip-pools"} {
 		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
 	}
 }

@@ -373,6 +373,7 @@ func Schema() store.Schema {
 		store.NewTable(TableActions, &Action{}, store.StringIndex("server", "ServerID", false)),
 		store.NewTable(TableConsoles, &ConsoleToken{}, store.StringIndex("server", "ServerID", false)),
 		store.NewTable(TableMigrations, &Migration{}, store.StringIndex("server", "ServerID", false)),
+		aggregatesTable(),
 		store.NewTable(TableUsage, &UsageRecord{}, store.StringIndex("project", "Project", false),
 			&memdb.IndexSchema{Name: "terminated", Indexer: terminatedIndex{}}),
 	}}
