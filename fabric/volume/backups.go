@@ -230,7 +230,10 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.background(func(ctx context.Context) {
 		objects, bytes, err := s.backupBlocks(ctx, job)
-		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
+		_, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
+			if b.Status != volstate.BackupCreating {
+				return errSettled // force-deleted while it was written
+			}
 			b.WorkNode, b.WorkRun = "", ""
 			if err != nil {
 				b.Status, b.Reason = volstate.BackupError, "write the backup's objects: "+err.Error()
@@ -238,7 +241,16 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 			}
 			b.Status, b.Reason, b.ObjectCount, b.StoredBytes = volstate.BackupAvailable, "", objects, bytes
 			return nil
-		}); cerr != nil {
+		})
+		switch {
+		case errors.Is(cerr, errSettled), errors.Is(cerr, store.ErrNotFound):
+			// The delete may have run before the last objects were
+			// written: they are this writer's to delete.
+			if derr := s.deleteBackupObjects(ctx, &row); derr != nil {
+				s.log.Warn("volume: delete the objects of a backup deleted while written", "backup", b.ID, "err", derr)
+			}
+			return
+		case cerr != nil:
 			s.log.Warn("volume: record backup", "backup", b.ID, "err", cerr)
 		}
 		if err != nil {
@@ -276,6 +288,15 @@ func (s *Service) deleteBackup(w http.ResponseWriter, r *http.Request) error {
 	if err := s.needBackups(); err != nil {
 		return err
 	}
+	return s.startBackupDelete(w, r, false)
+}
+
+// startBackupDelete marks a request's backup deleting and deletes it in
+// the background. Forced (an admin's os-force_delete), a backup still
+// being written or restored from is deleted too, as Cinder's force
+// delete cancels them: the writer, finding its backup gone, deletes what
+// it wrote after (see createBackup), and a restore reading it fails.
+func (s *Service) startBackupDelete(w http.ResponseWriter, r *http.Request, force bool) error {
 	b, err := s.ownBackup(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err
@@ -288,8 +309,14 @@ func (s *Service) deleteBackup(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("Invalid backup: Incremental backups exist for this backup.")
 	}
 	row, err := s.changeBackup(r.Context(), b.ID, func(b *volstate.Backup) error {
-		if b.Status != volstate.BackupAvailable && b.Status != volstate.BackupError && b.Status != volstate.BackupErrorDeleting {
-			return badRequest("Invalid backup: Backup status must be available or error (it is %s).", b.Status)
+		switch b.Status {
+		case volstate.BackupAvailable, volstate.BackupError, volstate.BackupErrorDeleting:
+		case volstate.BackupCreating, volstate.BackupRestoring:
+			if !force {
+				return badRequest("Invalid backup: Backup status must be available or error (it is %s).", b.Status)
+			}
+		default:
+			return badRequest("Invalid backup: Backup status must be available, error, creating or restoring to be force deleted (it is %s).", b.Status)
 		}
 		b.Status, b.WorkNode, b.WorkRun = volstate.BackupDeleting, s.cfg.Node, s.run
 		return nil
@@ -341,6 +368,15 @@ func (s *Service) backupAction(w http.ResponseWriter, r *http.Request) error {
 	action, arg, err := readAction(r)
 	if err != nil {
 		return err
+	}
+	if action == "os-force_delete" {
+		if !principal(r).IsAdmin() {
+			return policyDenied("volume_extension:backup_admin_actions:force_delete")
+		}
+		if err := s.needBackups(); err != nil {
+			return err
+		}
+		return s.startBackupDelete(w, r, true)
 	}
 	if action == "os-reset_status" {
 		if !principal(r).IsAdmin() {
@@ -493,9 +529,12 @@ func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
 		// its next restore (the other order left a window where the
 		// volume was available and the backup still restoring).
 		if _, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
+			if b.Status != volstate.BackupRestoring {
+				return errSettled // force-deleted while restored from
+			}
 			b.Status, b.WorkNode, b.WorkRun = volstate.BackupAvailable, "", ""
 			return nil
-		}); cerr != nil {
+		}); cerr != nil && !errors.Is(cerr, errSettled) && !errors.Is(cerr, store.ErrNotFound) {
 			s.log.Warn("volume: record restore", "backup", b.ID, "err", cerr)
 		}
 		if _, ferr := s.finish(ctx, target, volstate.StatusAvailable, failed, "restore backup "+b.ID, err); ferr != nil {

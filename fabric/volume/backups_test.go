@@ -177,3 +177,49 @@ func TestBackupAcrossProjects(t *testing.T) {
 	// A member still reads only his own project's volumes.
 	f.expect(http.StatusNotFound, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol}})
 }
+
+// An admin's os-force_delete deletes a backup still being written (a
+// plain delete refuses it); the writer, finding its backup gone when it
+// finishes, deletes the objects it wrote after the delete ran.
+func TestBackupForceDeleteWhileWritten(t *testing.T) {
+	f := newFixture(t)
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	f.waitStatus(alice, "volumes/"+vol, "volume", "available")
+	f.data.setContent(vol, "data")
+	gate := make(chan struct{})
+	f.data.mu.Lock()
+	f.data.gate = gate
+	f.data.mu.Unlock()
+	id := f.expect(http.StatusAccepted, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol}}).Body["backup"].(map[string]any)["id"].(string)
+	if got := f.showBackupAs(alice, id); got["status"] != "creating" {
+		t.Fatalf("held backup: %v", got)
+	}
+	force := map[string]any{"os-force_delete": map[string]any{}}
+	f.expect(http.StatusBadRequest, "DELETE", "backups/"+id, alice, nil)
+	f.expect(http.StatusForbidden, "POST", "backups/"+id+"/action", alice, force)
+	f.expect(http.StatusAccepted, "POST", "backups/"+id+"/action", admin, force)
+	f.waitGone("backups/" + id)
+	f.data.mu.Lock()
+	f.data.gate = nil
+	f.data.mu.Unlock()
+	close(gate)
+	for i := 0; ; i++ {
+		f.data.mu.Lock()
+		_, left := f.data.content["volumebackups/"+id]
+		f.data.mu.Unlock()
+		if !left && i > 20 {
+			break
+		}
+		if i > 500 {
+			t.Fatal("the objects written after the force delete were left")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// An available backup is force-deleted as a plain delete would.
+	b := f.createBackup(alice, map[string]any{"volume_id": vol})
+	f.expect(http.StatusAccepted, "POST", "backups/"+b+"/action", admin, force)
+	f.waitGone("backups/" + b)
+	if f.data.contentOf("volumebackups/"+b) != "" {
+		t.Fatal("the force-deleted backup's objects were kept")
+	}
+}

@@ -353,6 +353,8 @@ func (s *Service) snapshotAction(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	case "os-update_snapshot_status":
 		return s.updateSnapshotStatus(w, r, arg)
+	case "os-unmanage":
+		return &api.Error{Status: http.StatusNotImplemented, Msg: "the os-unmanage action is not supported by this cloud: it manages no storage but its own"}
 	}
 	return badRequest("There is no such action: %s", action)
 }
