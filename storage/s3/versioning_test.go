@@ -218,3 +218,27 @@ func TestSuspendedVersioningWritesNull(t *testing.T) {
 		t.Fatalf("versions after delete\n got  %v\n want %v", l.Entries, want)
 	}
 }
+
+func TestMultipartUploadIsAVersion(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("bkt")
+	e.must(http.StatusOK, "", "PUT", "/bkt?versioning", alice, versioningBody("Enabled"))
+	v1 := e.put("/bkt/mp", "small first").header.Get("x-amz-version-id")
+	id := e.createUpload("mp")
+	etag := e.uploadPart("mp", id, 1, []byte("the multipart version"))
+	r := e.must(http.StatusOK, "", "POST", "/bkt/mp?uploadId="+id, alice, completeBody(1, etag))
+	v2 := r.header.Get("x-amz-version-id")
+	if !validVersionID(v2) || v2 == v1 {
+		t.Fatalf("complete: version %q (first %q)", v2, v1)
+	}
+	// A retried completion answers the same version.
+	if again := e.must(http.StatusOK, "", "POST", "/bkt/mp?uploadId="+id, alice, completeBody(1, etag)).header.Get("x-amz-version-id"); again != v2 {
+		t.Fatalf("retried complete: version %q, want %q", again, v2)
+	}
+	if got := e.get("/bkt/mp?versionId=" + v1); got != "small first" {
+		t.Fatalf("the version the upload replaced: %q", got)
+	}
+	if got := e.get("/bkt/mp"); got != "the multipart version" {
+		t.Fatalf("current: %q", got)
+	}
+}
