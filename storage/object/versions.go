@@ -319,6 +319,16 @@ type Removed struct {
 	DeleteMarker bool `json:"delete_marker,omitempty"`
 	// Expired: the object deleted had already expired (see Delete).
 	Expired bool `json:"expired,omitempty"`
+	// Existed: a delete marker was written over a current object (Swift
+	// answers a delete of a name without one 404, the marker written all
+	// the same).
+	Existed bool `json:"existed,omitempty"`
+}
+
+// errUnversioned refuses a version other than null in a container never
+// versioned, as Swift does (400): its objects have no other.
+func errUnversioned(version string) error {
+	return badField("version-id", "the container is not versioned: its objects have only the version %q, not %q", NullVersion, version)
 }
 
 func applyObjectRemove(tx *memdb.Txn, c objectRemoveCmd) (any, error) {
@@ -333,6 +343,9 @@ func applyObjectRemove(tx *memdb.Txn, c objectRemoveCmd) (any, error) {
 			return nil, err
 		}
 		return Removed{VersionID: NullVersion, Expired: res.(objectDeleteResult).Expired}, nil
+	}
+	if c.ByVersion && cont.Versioning == "" && c.VersionID != "" {
+		return nil, errUnversioned(c.VersionID)
 	}
 	cur := store.Get[Object](tx, tObjects, id)
 	if !c.ByVersion {
@@ -363,7 +376,7 @@ func applyObjectRemove(tx *memdb.Txn, c objectRemoveCmd) (any, error) {
 		if err := tx.Insert(tVersions, &m); err != nil {
 			return nil, err
 		}
-		return Removed{VersionID: ShownVersion(m.VersionID), DeleteMarker: true, Expired: expired}, nil
+		return Removed{VersionID: ShownVersion(m.VersionID), DeleteMarker: true, Expired: expired, Existed: cur != nil}, nil
 	}
 	target, table := cur, tObjects
 	if cur == nil || cur.VersionID != c.VersionID {
@@ -472,10 +485,14 @@ func (s *Service) HeadVersion(ctx context.Context, project, container, name, ver
 	if err != nil {
 		return nil, err
 	}
-	if store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
+	c := store.Get[Container](tx, tContainers, containerID(project, container))
+	if c == nil {
 		return nil, store.NotFoundf("container %s not found", container)
 	}
 	want := storedVersion(version)
+	if c.Versioning == "" && want != "" {
+		return nil, errUnversioned(version)
+	}
 	id := objectID(project, container, name)
 	if o := store.Get[Object](tx, tObjects, id); o != nil && o.VersionID == want && !o.Expired(s.cfg.Now()) {
 		return o, nil

@@ -203,6 +203,7 @@ func TestVersionsListingDelimiterAndProjects(t *testing.T) {
 	f.container("p", "c")
 	f.container("other", "c")
 	f.versioning("p", "c", VersioningEnabled)
+	f.versioning("other", "c", VersioningEnabled)
 	f.put("p", "c", "a", []byte("1"))
 	f.put("p", "c", "a", []byte("2"))
 	f.put("p", "c", "d/x", []byte("3"))
@@ -285,5 +286,17 @@ func TestVersioningAndLegacyVersionsExclude(t *testing.T) {
 	}
 	if err := f.svc.SetVersioning(f.ctx, "p", "d", "On"); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("bad status: %v", err)
+	}
+	// A container never versioned has only the null version.
+	f.container("p", "plain")
+	f.put("p", "plain", "k", []byte("x"))
+	if _, err := f.svc.HeadVersion(f.ctx, "p", "plain", "k", "0123456789abcdef"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("another version in an unversioned container: %v", err)
+	}
+	if _, err := f.svc.Remove(f.ctx, "p", "plain", "k", "0123456789abcdef"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("removing another version in an unversioned container: %v", err)
+	}
+	if _, err := f.svc.Remove(f.ctx, "p", "plain", "k", NullVersion); err != nil {
+		t.Fatalf("removing the null version: %v", err)
 	}
 }

@@ -453,6 +453,8 @@ func (q *request) deleteObjects() {
 				}
 				out.Deleted = append(out.Deleted, d)
 			}
+		case errors.Is(err, store.ErrInvalid):
+			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "NoSuchVersion", Message: strings.TrimSpace(err.Error())})
 		default:
 			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "InternalError", Message: strings.TrimSpace(err.Error())})
 		}

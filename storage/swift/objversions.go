@@ -160,3 +160,21 @@ func (q *request) listVersions(format listFormat, limit int) {
 	}
 	writeListing(q.w, q.r, format, l)
 }
+
+// plainDelete deletes an object of a container without legacy versioned
+// writes. In a versioned container that writes a delete marker, named in
+// X-Object-Version-Id of the request's own object; as in Swift, a name
+// without a current object answers 404, the marker written all the same.
+func (q *request) plainDelete(container, name string) error {
+	res, err := q.h.Store.Remove(q.r.Context(), q.project, container, name, "")
+	if err != nil {
+		return err
+	}
+	if res.DeleteMarker && container == q.container && name == q.name {
+		q.w.Header().Set("X-Object-Version-Id", res.VersionID)
+	}
+	if res.DeleteMarker && !res.Existed {
+		return store.NotFoundf("object %s not found", name)
+	}
+	return nil
+}

@@ -49,6 +49,10 @@ func TestObjectVersioning(t *testing.T) {
 		}
 	}
 	e.must(http.StatusNotFound, "GET", c+"/k?version-id=nosuch", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/plain", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/plain/k", alice, "x")
+	e.must(http.StatusBadRequest, "GET", "/v1/AUTH_p1/plain/k?version-id="+v1, alice, "")
+	e.must(http.StatusOK, "GET", "/v1/AUTH_p1/plain/k?version-id=null", alice, "")
 	e.must(http.StatusBadRequest, "PUT", c+"/k?version-id="+v1, alice, "x")
 	e.must(http.StatusBadRequest, "POST", c+"/k?version-id="+v1, alice, "")
 	// Another project reads none of it.
@@ -60,8 +64,15 @@ func TestObjectVersioning(t *testing.T) {
 	}
 	e.must(http.StatusNoContent, "DELETE", c+"/copy?version-id="+e.must(http.StatusOK, "HEAD", c+"/copy", alice, "").header.Get("X-Object-Version-Id"), alice, "")
 
-	// DELETE writes a marker.
-	e.must(http.StatusNoContent, "DELETE", c+"/k", alice, "")
+	// DELETE writes a marker, named in X-Object-Version-Id; a name
+	// without a current object is 404, as Swift answers.
+	if v := e.must(http.StatusNoContent, "DELETE", c+"/k", alice, "").header.Get("X-Object-Version-Id"); v == "" || v == "null" {
+		t.Fatalf("DELETE names marker %q", v)
+	}
+	if v := e.must(http.StatusNotFound, "DELETE", c+"/never", alice, "").header.Get("X-Object-Version-Id"); v == "" {
+		t.Fatal("a DELETE of a missing name names no marker")
+	}
+	e.must(http.StatusNoContent, "DELETE", c+"/never?version-id="+e.versions(c, "prefix=never")[0].VersionID, alice, "")
 	e.must(http.StatusNotFound, "GET", c+"/k", alice, "")
 	rows := e.versions(c, "")
 	if len(rows) != 4 || rows[0].ContentType != deleteMarkerType || !rows[0].IsLatest || rows[1].VersionID != v2 || rows[3].VersionID != "null" {
