@@ -18,9 +18,10 @@ package object
 // it answer not found with the marker's version.
 //
 // Every change is one command, applied deterministically on every node:
-// the proposer chooses version ids (the write's random Version, or a new
-// random id for a delete marker), the command orders them with the
-// container's VersionSeq. Nothing is ever copied: archiving a version moves
+// the command numbers versions with the container's VersionSeq, and a
+// version id is that number inverted (so ids sort newest first and find
+// their row directly) followed by random digits the proposer chose (the
+// write's own random Version, or a new one for a delete marker). Nothing is ever copied: archiving a version moves
 // its row (parts and all) from one table to the other, so a version costs
 // no bytes beyond its own. A version removed for good queues its blobs on
 // the garbage list in the same command, as every other delete does, and
@@ -82,9 +83,59 @@ func storedVersion(id string) string {
 	return id
 }
 
+// seqKey orders versions newest first: the inverted sequence number in 16
+// hex digits.
+func seqKey(seq uint64) string { return fmt.Sprintf("%016x", ^seq) }
+
 // versionRowID is the storage_versions id of a version of o's name.
 func versionRowID(o *Object) string {
-	return objectID(o.Project, o.Container, o.Name) + sep + fmt.Sprintf("%016x", ^o.Seq)
+	return objectID(o.Project, o.Container, o.Name) + sep + seqKey(o.Seq)
+}
+
+// newVersionID is the id of the version numbered seq: its seqKey, so that
+// a version id finds its row and sorts newest first like Swift's inverted
+// timestamps, then 16 hex digits of the proposer's random id (the write's
+// own, or a delete marker's), so that ids are not reused once a container
+// is deleted and made again.
+func newVersionID(seq uint64, random string) string {
+	if len(random) < 16 {
+		random = fmt.Sprintf("%016x", seq)
+	}
+	return seqKey(seq) + random[:16]
+}
+
+// versionSeqKey is the seqKey part of a version id, if it has one.
+func versionSeqKey(id string) (string, bool) {
+	if len(id) != 32 {
+		return "", false
+	}
+	return id[:16], true
+}
+
+// findVersion is the version of the name of id (current or not) whose
+// VersionID is want, with its table.
+func findVersion(tx *memdb.Txn, id, want string) (*Object, string) {
+	if cur := store.Get[Object](tx, tObjects, id); cur != nil && cur.VersionID == want {
+		return cur, tObjects
+	}
+	if key, ok := versionSeqKey(want); ok {
+		if v := store.Get[Object](tx, tVersions, id+sep+key); v != nil && v.VersionID == want {
+			return v, tVersions
+		}
+		return nil, ""
+	}
+	// The null version (or an id of another form): at most one per
+	// name, found by a walk of its versions.
+	it, err := tx.Get(tVersions, "id_prefix", id+sep)
+	if err != nil {
+		return nil, ""
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if v := raw.(*Object); v.VersionID == want {
+			return v, tVersions
+		}
+	}
+	return nil, ""
 }
 
 // objectRow finds the row of an object id, current or noncurrent, with
@@ -96,18 +147,17 @@ func objectRow(tx *memdb.Txn, id string) (*Object, string) {
 	return store.Get[Object](tx, tObjects, id), tObjects
 }
 
-// noncurrent lists the noncurrent versions and delete markers of the name
-// whose object id is id, newest first.
-func noncurrent(tx *memdb.Txn, id string) []*Object {
+// newestNoncurrent is the newest noncurrent version (or delete marker) of
+// the name whose object id is id.
+func newestNoncurrent(tx *memdb.Txn, id string) *Object {
 	it, err := tx.Get(tVersions, "id_prefix", id+sep)
 	if err != nil {
 		return nil
 	}
-	var out []*Object
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*Object))
+	if raw := it.Next(); raw != nil {
+		return raw.(*Object)
 	}
-	return out
+	return nil
 }
 
 func hasVersions(tx *memdb.Txn, project, container string) bool {
@@ -221,12 +271,8 @@ func retire(tx *memdb.Txn, cur *Object, mode string, now time.Time) error {
 // suspended container a new null version (object or delete marker)
 // replaces it.
 func dropNullVersion(tx *memdb.Txn, id string, now time.Time) error {
-	for _, v := range noncurrent(tx, id) {
-		if v.VersionID == "" {
-			if err := removeVersion(tx, v, tVersions, now); err != nil {
-				return err
-			}
-		}
+	if v, table := findVersion(tx, id, ""); v != nil && table == tVersions {
+		return removeVersion(tx, v, tVersions, now)
 	}
 	return nil
 }
@@ -237,12 +283,12 @@ func promote(tx *memdb.Txn, id string) error {
 	if store.Get[Object](tx, tObjects, id) != nil {
 		return nil
 	}
-	vs := noncurrent(tx, id)
-	if len(vs) == 0 || vs[0].DeleteMarker {
+	newest := newestNoncurrent(tx, id)
+	if newest == nil || newest.DeleteMarker {
 		return nil
 	}
-	v := *vs[0]
-	if err := tx.Delete(tVersions, vs[0]); err != nil {
+	v := *newest
+	if err := tx.Delete(tVersions, newest); err != nil {
 		return err
 	}
 	if err := accountVersions(tx, v.Project, v.Container, -1, -v.Size); err != nil {
@@ -266,12 +312,9 @@ func putVersion(tx *memdb.Txn, c *Container, row Object) (any, error) {
 	}
 	row.Seq, row.VersionID = seq, ""
 	if c.Versioning == VersioningEnabled {
-		// The write's own random id (its blob's, or its upload's): the
-		// proposer chose it, so every node takes the same.
-		row.VersionID = row.Version
-		if row.VersionID == "" || row.VersionID == NullVersion {
-			row.VersionID = fmt.Sprintf("%016x", seq)
-		}
+		// With the write's own random id (its blob's, or its upload's):
+		// the proposer chose it, so every node takes the same.
+		row.VersionID = newVersionID(seq, row.Version)
 	}
 	if old := store.Get[Object](tx, tObjects, row.ID); old != nil {
 		if err := retire(tx, old, c.Versioning, row.Modified); err != nil {
@@ -370,7 +413,7 @@ func applyObjectRemove(tx *memdb.Txn, c objectRemoveCmd) (any, error) {
 			if c.Marker == "" || c.Marker == NullVersion {
 				return nil, store.Invalidf("marker: a delete marker needs a version id")
 			}
-			m.VersionID = c.Marker
+			m.VersionID = newVersionID(seq, c.Marker)
 		}
 		m.ID = versionRowID(&m)
 		if err := tx.Insert(tVersions, &m); err != nil {
@@ -378,16 +421,7 @@ func applyObjectRemove(tx *memdb.Txn, c objectRemoveCmd) (any, error) {
 		}
 		return Removed{VersionID: ShownVersion(m.VersionID), DeleteMarker: true, Expired: expired, Existed: cur != nil}, nil
 	}
-	target, table := cur, tObjects
-	if cur == nil || cur.VersionID != c.VersionID {
-		target = nil
-		for _, v := range noncurrent(tx, id) {
-			if v.VersionID == c.VersionID {
-				target, table = v, tVersions
-				break
-			}
-		}
-	}
+	target, table := findVersion(tx, id, c.VersionID)
 	if target == nil {
 		return nil, store.NotFoundf("version %s of object %s not found", ShownVersion(c.VersionID), c.Name)
 	}
@@ -471,9 +505,8 @@ func (e *DeletedError) Is(target error) bool { return target == store.ErrNotFoun
 // latestMarker is the delete marker that is the newest version of the
 // name of id, when it has no current version.
 func latestMarker(tx *memdb.Txn, id string) *Object {
-	vs := noncurrent(tx, id)
-	if len(vs) > 0 && vs[0].DeleteMarker {
-		return vs[0]
+	if v := newestNoncurrent(tx, id); v != nil && v.DeleteMarker {
+		return v
 	}
 	return nil
 }
@@ -493,14 +526,9 @@ func (s *Service) HeadVersion(ctx context.Context, project, container, name, ver
 	if c.Versioning == "" && want != "" {
 		return nil, errUnversioned(version)
 	}
-	id := objectID(project, container, name)
-	if o := store.Get[Object](tx, tObjects, id); o != nil && o.VersionID == want && !o.Expired(s.cfg.Now()) {
+	o, table := findVersion(tx, objectID(project, container, name), want)
+	if o != nil && !(table == tObjects && o.Expired(s.cfg.Now())) {
 		return o, nil
-	}
-	for _, v := range noncurrent(tx, id) {
-		if v.VersionID == want {
-			return v, nil
-		}
 	}
 	return nil, store.NotFoundf("version %s of object %s not found", version, name)
 }
@@ -538,45 +566,59 @@ func (s *Service) ListVersions(ctx context.Context, project, container string, o
 	base := objectPrefix(project, container)
 	now := s.cfg.Now()
 	var out []VersionEntry
-	// versions of a name, newest first, with whether each is the latest.
-	versions := func(name string) []VersionEntry {
-		var vs []VersionEntry
+	// emitName adds the versions of a name, newest first, after the
+	// version after (none: all of them), up to the limit; false once the
+	// page is full with versions left over. The walk goes no further
+	// than the page, however many versions the name has.
+	emitName := func(name, after string) (bool, error) {
 		id := base + name
-		if cur := store.Get[Object](tx, tObjects, id); cur != nil && !cur.Expired(now) {
-			vs = append(vs, VersionEntry{Object: cur})
+		cur := store.Get[Object](tx, tObjects, id)
+		if cur != nil && cur.Expired(now) {
+			cur = nil
 		}
-		for _, v := range noncurrent(tx, id) {
-			vs = append(vs, VersionEntry{Object: v})
-		}
-		if len(vs) > 0 {
-			vs[0].IsLatest = true
-		}
-		return vs
-	}
-	// emit adds entries up to the limit; false once the page is full
-	// with entries left over.
-	emit := func(es []VersionEntry) bool {
-		for _, e := range es {
-			if len(out) == o.Limit {
-				return false
+		from := id + sep
+		switch {
+		case after == "":
+			if cur != nil {
+				if len(out) == o.Limit {
+					return false, nil
+				}
+				out = append(out, VersionEntry{Object: cur, IsLatest: true})
 			}
-			out = append(out, e)
+		case cur != nil && cur.VersionID == storedVersion(after):
+			// After the current version: every noncurrent one.
+		default:
+			v, table := findVersion(tx, id, storedVersion(after))
+			if v == nil || table != tVersions {
+				return true, nil // gone since the last page: on to the next name
+			}
+			from = v.ID + "\x00" // just past it
 		}
-		return true
+		// A noncurrent version is the latest when no current one is.
+		latest := cur == nil && after == ""
+		it, err := tx.LowerBound(tVersions, "id", from)
+		if err != nil {
+			return false, err
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			v := raw.(*Object)
+			if !strings.HasPrefix(v.ID, id+sep) {
+				break
+			}
+			if len(out) == o.Limit {
+				return false, nil
+			}
+			out = append(out, VersionEntry{Object: v, IsLatest: latest})
+			latest = false
+		}
+		return true, nil
 	}
 	cursor, inclusive := o.Prefix, true
 	if o.KeyMarker != "" && o.KeyMarker >= o.Prefix {
 		cursor, inclusive = o.KeyMarker, false
 		if o.VersionMarker != "" && strings.HasPrefix(o.KeyMarker, o.Prefix) {
-			want := storedVersion(o.VersionMarker)
-			vs := versions(o.KeyMarker)
-			for i, e := range vs {
-				if e.Object.VersionID == want {
-					if !emit(vs[i+1:]) {
-						return out, true, nil
-					}
-					break
-				}
+			if ok, err := emitName(o.KeyMarker, o.VersionMarker); err != nil || !ok {
+				return out, !ok, err
 			}
 		}
 	}
@@ -594,14 +636,15 @@ func (s *Service) ListVersions(ctx context.Context, project, container string, o
 				if sub == o.KeyMarker {
 					continue
 				}
-				if !emit([]VersionEntry{{Subdir: sub}}) {
+				if len(out) == o.Limit {
 					return out, true, nil
 				}
+				out = append(out, VersionEntry{Subdir: sub})
 				continue
 			}
 		}
-		if !emit(versions(name)) {
-			return out, true, nil
+		if ok, err := emitName(name, ""); err != nil || !ok {
+			return out, !ok, err
 		}
 	}
 }

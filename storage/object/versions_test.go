@@ -88,8 +88,8 @@ func TestVersioningEnabled(t *testing.T) {
 	f.versioning("p", "c", VersioningEnabled)
 	v1 := f.put("p", "c", "k", []byte("one!"))
 	v2 := f.put("p", "c", "k", []byte("two!!"))
-	if v1.VersionID == "" || v2.VersionID == "" || v1.VersionID == v2.VersionID {
-		t.Fatalf("version ids %q %q", v1.VersionID, v2.VersionID)
+	if v1.VersionID == "" || v2.VersionID == "" || v1.VersionID == v2.VersionID || v2.VersionID > v1.VersionID {
+		t.Fatalf("version ids %q %q (newer ones sort first)", v1.VersionID, v2.VersionID)
 	}
 	if got := f.get("p", "c", "k"); string(got) != "two!!" {
 		t.Fatalf("current %q", got)
