@@ -84,6 +84,10 @@ func applyContainerPut(tx *memdb.Txn, c containerPutCmd) (any, error) {
 	}
 	if old != nil {
 		row.Created, row.Objects, row.Bytes = old.Created, old.Objects, old.Bytes
+		keepVersioning(&row, old)
+	}
+	if err := checkVersioningModes(&row); err != nil {
+		return nil, err
 	}
 	if err := tx.Insert(tContainers, &row); err != nil {
 		return nil, err
@@ -107,6 +111,9 @@ func applyContainerDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	}
 	if it.Next() != nil {
 		return nil, store.Conflictf("container %s is not empty", row.Name)
+	}
+	if hasVersions(tx, row.Project, row.Name) {
+		return nil, store.Conflictf("container %s still holds object versions", row.Name)
 	}
 	for _, u := range store.All[Upload](tx, tUploads, "project", row.Project) {
 		if u.Container == row.Name {
@@ -171,8 +178,12 @@ func addInline(tx *memdb.Txn, delta int64) error {
 
 // putObject replaces whatever object has row's id with row.
 func putObject(tx *memdb.Txn, row Object) (any, error) {
-	if store.Get[Container](tx, tContainers, containerID(row.Project, row.Container)) == nil {
+	c := store.Get[Container](tx, tContainers, containerID(row.Project, row.Container))
+	if c == nil {
 		return nil, store.NotFoundf("container %s not found", row.Container)
+	}
+	if c.Versioning != "" {
+		return putVersion(tx, c, row)
 	}
 	row.ID = objectID(row.Project, row.Container, row.Name)
 	if old := store.Get[Object](tx, tObjects, row.ID); old != nil {
@@ -223,7 +234,7 @@ func applyObjectInline(tx *memdb.Txn, c objectInlineCmd) (any, error) {
 		}
 	}
 	used := inlineUsed(tx) + inlineBytes(c.Row.Parts)
-	if old := store.Get[Object](tx, tObjects, objectID(c.Row.Project, c.Row.Container, c.Row.Name)); old != nil {
+	if old := store.Get[Object](tx, tObjects, objectID(c.Row.Project, c.Row.Container, c.Row.Name)); old != nil && replaces(tx, old) {
 		used -= inlineBytes(old.Parts)
 	}
 	if used > c.Budget {
@@ -297,7 +308,7 @@ func applyRelocate(tx *memdb.Txn, c relocateCmd) (any, error) {
 		row.Part = c.New
 		return nil, tx.Insert(tUploadParts, &row)
 	}
-	old := store.Get[Object](tx, tObjects, c.Object)
+	old, table := objectRow(tx, c.Object)
 	if old == nil {
 		return nil, store.Conflictf("object deleted while it was moved")
 	}
@@ -309,7 +320,7 @@ func applyRelocate(tx *memdb.Txn, c relocateCmd) (any, error) {
 				return nil, store.Conflictf("part changed while it was moved")
 			}
 			row.Parts[i] = c.New
-			return nil, tx.Insert(tObjects, &row)
+			return nil, tx.Insert(table, &row)
 		}
 	}
 	return nil, store.Conflictf("object replaced while it was moved")

@@ -111,6 +111,11 @@ func applyObjectExpire(tx *memdb.Txn, c objectExpireCmd) (any, error) {
 	if _, err := applyObjectDelete(tx, idCmd{ID: c.ID, Now: c.Now}); err != nil {
 		return nil, err
 	}
+	// In a versioned container the expired version is gone for good and
+	// the next newest, if an object, is current again (versions.go).
+	if err := promote(tx, c.ID); err != nil {
+		return nil, err
+	}
 	return expireResult{Deleted: true}, nil
 }
 

@@ -353,7 +353,7 @@ func (s *Service) healQueued(ctx context.Context) {
 			pp, found := sourced[h.ID]
 			part, ok, label = pp.part, found && pp.source == h.Source, h.Source
 		} else {
-			obj := store.Get[Object](tx, tObjects, h.Object)
+			obj, _ := objectRow(tx, h.Object)
 			part, ok = findPart(obj, h.ID)
 			if ok {
 				label = obj.Project + "/" + obj.Container + "/" + obj.Name
@@ -490,10 +490,13 @@ func (s *Service) parts(ctx context.Context) ([]placedPart, []placement.Disk, er
 // uploads, then the blobs of the other sources.
 func (s *Service) partsOf(tx *memdb.Txn) []placedPart {
 	var out []placedPart
-	for _, o := range store.All[Object](tx, tObjects, "id") {
-		for _, p := range o.Parts {
-			if !p.Inline { // an inline part has no blob: its bytes are in the state
-				out = append(out, placedPart{object: o.ID, part: p})
+	// Current and noncurrent versions alike (versions.go).
+	for _, table := range []string{tObjects, tVersions} {
+		for _, o := range store.All[Object](tx, table, "id") {
+			for _, p := range o.Parts {
+				if !p.Inline { // an inline part has no blob: its bytes are in the state
+					out = append(out, placedPart{object: o.ID, part: p})
+				}
 			}
 		}
 	}
@@ -783,7 +786,8 @@ func (s *Service) stillStored(ctx context.Context, pp placedPart) bool {
 			}
 		}
 	} else if pp.object != "" {
-		p, ok = findPart(store.Get[Object](tx, tObjects, pp.object), pp.part.Blob)
+		o, _ := objectRow(tx, pp.object)
+		p, ok = findPart(o, pp.part.Blob)
 	} else if up := store.Get[UploadPart](tx, tUploadParts, pp.upload); up != nil && up.Part.Blob == pp.part.Blob {
 		p, ok = up.Part, true
 	}

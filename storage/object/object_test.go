@@ -491,6 +491,20 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	}
 	f.put("p", "c", "b", []byte("bye"))
 	f.svc.Delete(f.ctx, "p", "c", "b")
+	// Logs written before versioning hold the plain delete command.
+	f.put("p", "c", "b2", []byte("bye"))
+	f.svc.repl.Propose(f.ctx, cmdObjectDelete, idCmd{ID: objectID("p", "c", "b2"), Now: time.Now()})
+	// Versions and delete markers survive a snapshot too.
+	f.container("p", "v")
+	if err := f.svc.SetVersioning(f.ctx, "p", "v", VersioningEnabled); err != nil {
+		t.Fatal(err)
+	}
+	v1 := f.put("p", "v", "k", []byte("one"))
+	f.put("p", "v", "k", []byte("two"))
+	f.svc.Delete(f.ctx, "p", "v", "k")
+	if _, err := f.svc.Remove(f.ctx, "p", "v", "k", v1.VersionID); err != nil {
+		t.Fatal(err)
+	}
 	f.svc.cfg.InlineMax = DefaultInlineMax
 	if o := f.put("p", "c", "inline", []byte("small")); !o.Parts[0].Inline {
 		t.Fatal("a small object was not stored inline")

@@ -22,6 +22,8 @@ var ErrContainerQuota = errors.New("upload exceeds quota")
 // those the write reads: writes racing each other may pass together; a
 // write whose size is not known in advance (size < 0: a chunked body
 // larger than an inline object) is held to the count only.
+// Noncurrent versions of a versioned container count too (versions.go):
+// their bytes are stored, and overwrites must not escape the quota.
 func checkQuota(tx *memdb.Txn, project, container string, size int64) error {
 	c := store.Get[Container](tx, tContainers, containerID(project, container))
 	if c == nil {
@@ -35,10 +37,10 @@ func checkQuota(tx *memdb.Txn, project, container string, size int64) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		return n, err == nil
 	}
-	if n, ok := limit("quota-bytes"); ok && size >= 0 && c.Bytes+size > n {
+	if n, ok := limit("quota-bytes"); ok && size >= 0 && c.Bytes+c.VersionBytes+size > n {
 		return ErrContainerQuota
 	}
-	if n, ok := limit("quota-count"); ok && c.Objects+1 > n {
+	if n, ok := limit("quota-count"); ok && c.Objects+c.VersionObjects+1 > n {
 		return ErrContainerQuota
 	}
 	return nil

@@ -52,6 +52,16 @@ type Container struct {
 	// Only the Swift front end acts on them (storage/swift/versions.go).
 	Versions     string `json:"versions,omitempty"`
 	VersionsMode string `json:"versions_mode,omitempty"`
+	// Versioning is the object versioning state (versions.go): "" never
+	// enabled, VersioningEnabled or VersioningSuspended. S3's bucket
+	// versioning and Swift's X-Versions-Enabled are this one state.
+	Versioning string `json:"versioning,omitempty"`
+	// VersionSeq orders the versions written into the container;
+	// VersionObjects and VersionBytes count its noncurrent versions
+	// (delete markers hold no bytes and are not counted).
+	VersionSeq     uint64 `json:"version_seq,omitempty"`
+	VersionObjects int64  `json:"version_objects,omitempty"`
+	VersionBytes   int64  `json:"version_bytes,omitempty"`
 }
 
 // Versioning modes of a container (Swift's legacy versioned writes):
@@ -104,6 +114,15 @@ type Object struct {
 	Tags     map[string]string `json:"tags,omitempty"`
 	Parts    []Part            `json:"parts,omitempty"`
 	Segments []Segment         `json:"segments,omitempty"`
+	// VersionID is the object version's id as S3 and Swift show it; ""
+	// is the "null" version (every object written while the container
+	// was never versioned, or while versioning was suspended). Seq orders
+	// the versions of a name (newer is larger; 0 for objects written
+	// before the container was versioned). A DeleteMarker has no bytes
+	// and lives only among the noncurrent versions (versions.go).
+	VersionID    string `json:"version_id,omitempty"`
+	Seq          uint64 `json:"seq,omitempty"`
+	DeleteMarker bool   `json:"delete_marker,omitempty"`
 }
 
 // Upload is an S3 multipart upload in progress.
@@ -167,6 +186,7 @@ const (
 	tGarbage     = "storage_garbage"
 	tHeal        = "storage_heal"
 	tInline      = "storage_inline"
+	tVersions    = "storage_versions"
 )
 
 // Command types.
@@ -217,6 +237,7 @@ func Schema() store.Schema {
 			store.NewTable(tGarbage, &Garbage{}),
 			store.NewTable(tHeal, &HealItem{}),
 			store.NewTable(tInline, &InlineUsage{}),
+			store.NewTable(tVersions, &Object{}),
 		},
 		Handlers: map[string]store.Handler{
 			cmdAccountPut:      store.Typed(applyAccountPut),
@@ -226,6 +247,8 @@ func Schema() store.Schema {
 			cmdObjectPut:       store.Typed(applyObjectPut),
 			cmdObjectInline:    store.Typed(applyObjectInline),
 			cmdObjectDelete:    store.Typed(applyObjectDelete),
+			cmdObjectRemove:    store.Typed(applyObjectRemove),
+			cmdVersioning:      store.Typed(applyVersioning),
 			cmdObjectMeta:      store.Typed(applyObjectMeta),
 			cmdObjectTags:      store.Typed(applyObjectTags),
 			cmdObjectExpire:    store.Typed(applyObjectExpire),

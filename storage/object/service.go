@@ -644,8 +644,12 @@ func (s *Service) Head(ctx context.Context, project, container, name string) (*O
 	if store.Get[Container](tx, tContainers, containerID(project, container)) == nil {
 		return nil, store.NotFoundf("container %s not found", container)
 	}
-	o := store.Get[Object](tx, tObjects, objectID(project, container, name))
+	id := objectID(project, container, name)
+	o := store.Get[Object](tx, tObjects, id)
 	if o == nil || o.Expired(s.cfg.Now()) { // expired: gone before the expirer runs (expire.go)
+		if m := latestMarker(tx, id); o == nil && m != nil {
+			return nil, &DeletedError{Name: name, VersionID: ShownVersion(m.VersionID)}
+		}
 		return nil, store.NotFoundf("object %s not found", name)
 	}
 	return o, nil
@@ -666,16 +670,10 @@ func (s *Service) SetMeta(ctx context.Context, o *Object, a Attrs) (*Object, err
 // Delete removes an object; its bytes are reclaimed in the background. An
 // object whose delete time has passed is removed too but reported not
 // found, as Head reports it.
+// In a versioned container it writes a delete marker (versions.go).
 func (s *Service) Delete(ctx context.Context, project, container, name string) error {
-	res, err := s.repl.Propose(ctx, cmdObjectDelete, idCmd{ID: objectID(project, container, name), Now: s.now()})
-	if err != nil {
-		return err
-	}
-	var out objectDeleteResult
-	if res.Decode(&out) == nil && out.Expired {
-		return store.NotFoundf("object %s not found", name)
-	}
-	return nil
+	_, err := s.Remove(ctx, project, container, name, "")
+	return err
 }
 
 // Read writes bytes [offset, offset+length) of o to w, reconstructing

@@ -127,6 +127,10 @@ func (q *request) bucketOp() {
 		q.bucketTagging()
 		return
 	}
+	if q.q.Has("versioning") {
+		q.bucketVersioning()
+		return
+	}
 	// Configuration this store does not keep is refused, never taken for
 	// the bucket itself: a PUT ?versioning is not a CreateBucket, and a
 	// DELETE ?cors must not delete the bucket.
@@ -177,10 +181,6 @@ func (q *request) bucketOp() {
 				XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LocationConstraint"`
 				Location string   `xml:",chardata"`
 			}{Location: loc})
-		case q.q.Has("versioning"):
-			writeXML(q.w, http.StatusOK, struct {
-				XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ VersioningConfiguration"`
-			}{})
 		case q.q.Has("uploads"):
 			q.listUploads()
 		case q.q.Has("versions"):
@@ -387,91 +387,6 @@ func urlEncodeKey(s string) string {
 	return b.String()
 }
 
-type versionEntry struct {
-	Key          string `xml:"Key"`
-	VersionID    string `xml:"VersionId"`
-	IsLatest     bool   `xml:"IsLatest"`
-	LastModified string `xml:"LastModified"`
-	ETag         string `xml:"ETag"`
-	Size         int64  `xml:"Size"`
-	StorageClass string `xml:"StorageClass"`
-	Owner        owner  `xml:"Owner"`
-}
-
-type listVersionsResult struct {
-	XMLName             xml.Name       `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
-	Name                string         `xml:"Name"`
-	Prefix              string         `xml:"Prefix"`
-	KeyMarker           string         `xml:"KeyMarker"`
-	VersionIDMarker     string         `xml:"VersionIdMarker"`
-	NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
-	NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
-	MaxKeys             int            `xml:"MaxKeys"`
-	Delimiter           string         `xml:"Delimiter,omitempty"`
-	EncodingType        string         `xml:"EncodingType,omitempty"`
-	IsTruncated         bool           `xml:"IsTruncated"`
-	Versions            []versionEntry `xml:"Version"`
-	CommonPrefixes      []commonPrefix `xml:"CommonPrefixes"`
-}
-
-// nullVersion is the version id S3 gives objects of a bucket that never
-// had versioning enabled: here, every object.
-const nullVersion = "null"
-
-// listVersions answers ListObjectVersions. Buckets are not versioned, so
-// each object is its only version, "null" and latest: clients that empty a
-// bucket through this listing then delete every object.
-func (q *request) listVersions(c *object.Container) {
-	maxKeys, ok := q.count("max-keys", maxListKeys)
-	if !ok {
-		return
-	}
-	enc, encode, ok := q.encoding()
-	if !ok {
-		return
-	}
-	vm := q.q.Get("version-id-marker")
-	if vm != "" && vm != nullVersion {
-		q.fail("InvalidArgument", http.StatusBadRequest, "invalid version-id-marker: objects here have only the version \"null\"")
-		return
-	}
-	if vm != "" && q.q.Get("key-marker") == "" {
-		q.fail("InvalidArgument", http.StatusBadRequest, "a version-id-marker cannot be specified without a key-marker")
-		return
-	}
-	o := object.ListOptions{Prefix: q.q.Get("prefix"), Delimiter: q.q.Get("delimiter"), Marker: q.q.Get("key-marker"), Limit: maxKeys}
-	out := listVersionsResult{
-		Name: c.Name, Prefix: encode(o.Prefix), Delimiter: encode(o.Delimiter), KeyMarker: encode(o.Marker),
-		VersionIDMarker: vm, MaxKeys: maxKeys, EncodingType: enc,
-	}
-	var entries []object.Entry
-	var more bool
-	if maxKeys > 0 {
-		var err error
-		if entries, more, err = q.h.Store.List(q.r.Context(), q.project(), q.bucket, o); err != nil {
-			q.bucketFail(err)
-			return
-		}
-	}
-	for _, e := range entries {
-		if e.Subdir != "" {
-			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{Prefix: encode(e.Subdir)})
-			continue
-		}
-		ob := e.Object
-		out.Versions = append(out.Versions, versionEntry{
-			Key: encode(ob.Name), VersionID: nullVersion, IsLatest: true, LastModified: isoTime(ob.Modified),
-			ETag: quote(ob.ETag), Size: ob.Size, StorageClass: "STANDARD", Owner: q.owner(),
-		})
-	}
-	if more && len(entries) > 0 {
-		out.IsTruncated = true
-		out.NextKeyMarker = encode(entries[len(entries)-1].Name())
-		out.NextVersionIDMarker = nullVersion
-	}
-	writeXML(q.w, http.StatusOK, out)
-}
-
 type deleteRequest struct {
 	Quiet   bool `xml:"Quiet"`
 	Objects []struct {
@@ -481,8 +396,10 @@ type deleteRequest struct {
 }
 
 type deletedEntry struct {
-	Key       string `xml:"Key"`
-	VersionID string `xml:"VersionId,omitempty"`
+	Key                   string `xml:"Key"`
+	VersionID             string `xml:"VersionId,omitempty"`
+	DeleteMarker          bool   `xml:"DeleteMarker,omitempty"`
+	DeleteMarkerVersionID string `xml:"DeleteMarkerVersionId,omitempty"`
 }
 
 type deleteError struct {
@@ -503,6 +420,9 @@ func (q *request) deleteObjects() {
 		q.bucketFail(err)
 		return
 	}
+	if q.refuseMFA() {
+		return
+	}
 	var req deleteRequest
 	if !q.decodeXML(&req) {
 		return
@@ -513,17 +433,28 @@ func (q *request) deleteObjects() {
 	}
 	var out deleteResult
 	for _, o := range req.Objects {
-		if o.VersionID != "" && o.VersionID != nullVersion {
-			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "NoSuchVersion", Message: "objects here have only the version \"null\""})
+		if o.VersionID != "" && !validVersionID(o.VersionID) {
+			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "NoSuchVersion", Message: "the version id is not one this store gives"})
 			continue
 		}
-		err := q.h.Store.Delete(q.r.Context(), q.project(), q.bucket, o.Key)
+		res, err := q.h.Store.Remove(q.r.Context(), q.project(), q.bucket, o.Key, o.VersionID)
 		switch {
 		case err == nil, errors.Is(err, store.ErrNotFound):
-			// Deleting a missing key succeeds in S3.
+			// Deleting a missing key or version succeeds in S3.
 			if !req.Quiet {
-				out.Deleted = append(out.Deleted, deletedEntry{Key: o.Key, VersionID: o.VersionID})
+				d := deletedEntry{Key: o.Key, VersionID: o.VersionID}
+				if err == nil && res.DeleteMarker {
+					d.DeleteMarker = true
+					if o.VersionID == "" {
+						d.DeleteMarkerVersionID = res.VersionID
+					} else {
+						d.DeleteMarkerVersionID = o.VersionID
+					}
+				}
+				out.Deleted = append(out.Deleted, d)
 			}
+		case errors.Is(err, store.ErrInvalid):
+			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "NoSuchVersion", Message: strings.TrimSpace(err.Error())})
 		default:
 			out.Errors = append(out.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: "InternalError", Message: strings.TrimSpace(err.Error())})
 		}

@@ -16,16 +16,17 @@ import (
 // source is looked up in the caller's project: a bucket of another
 // project is not there to copy from (NoSuchBucket), as for every other
 // request.
-func (q *request) copySource() (bucket, key string, ok bool) {
+func (q *request) copySource() (bucket, key, version string, ok bool) {
 	src := q.r.Header.Get("x-amz-copy-source")
 	if path, query, found := strings.Cut(src, "?"); found {
 		src = path
 		vs, err := url.ParseQuery(query)
-		if v := vs.Get("versionId"); err != nil || vs.Has("versionId") && v != nullVersion {
-			// Objects have one version, "null": another names nothing,
-			// and must not copy the current object.
-			q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified in x-amz-copy-source: objects here have only the version \"null\"")
-			return "", "", false
+		version = vs.Get("versionId")
+		if err != nil || vs.Has("versionId") && !validVersionID(version) {
+			// A malformed id names nothing, and must not copy the
+			// current object.
+			q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified in x-amz-copy-source")
+			return "", "", "", false
 		}
 	}
 	if u, err := url.PathUnescape(src); err == nil {
@@ -34,9 +35,9 @@ func (q *request) copySource() (bucket, key string, ok bool) {
 	bucket, key, ok = strings.Cut(strings.TrimPrefix(src, "/"), "/")
 	if !ok || bucket == "" || key == "" {
 		q.fail("InvalidArgument", http.StatusBadRequest, "x-amz-copy-source must be bucket/key")
-		return "", "", false
+		return "", "", "", false
 	}
-	return bucket, key, true
+	return bucket, key, version, true
 }
 
 // copyRange is a parsed x-amz-copy-source-range: bytes first to last,
@@ -81,7 +82,7 @@ type copyPartResult struct {
 // uploadPartCopy answers UploadPartCopy: part n of the upload is a range
 // (or the whole) of an existing object, copied as CopyObject copies.
 func (q *request) uploadPartCopy(n int) {
-	sb, sk, ok := q.copySource()
+	sb, sk, sv, ok := q.copySource()
 	if !ok {
 		return
 	}
@@ -93,7 +94,7 @@ func (q *request) uploadPartCopy(n int) {
 	if !ok {
 		return
 	}
-	from, ok := q.copySourceObject(sb, sk)
+	from, ok := q.copySourceObject(sb, sk, sv)
 	if !ok {
 		return
 	}

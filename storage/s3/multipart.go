@@ -150,6 +150,7 @@ func (q *request) completeUpload() {
 		q.failErr(err)
 		return
 	}
+	setVersionHeader(q.w.Header(), o)
 	writeXML(q.w, http.StatusOK, completeResult{Location: q.r.URL.Path, Bucket: q.bucket, Key: q.key, ETag: quote(o.ETag)})
 }
 
@@ -163,6 +164,7 @@ func (q *request) completedAlready() bool {
 	if err != nil || o.Version != q.q.Get("uploadId") {
 		return false
 	}
+	setVersionHeader(q.w.Header(), o)
 	writeXML(q.w, http.StatusOK, completeResult{Location: q.r.URL.Path, Bucket: q.bucket, Key: q.key, ETag: quote(o.ETag)})
 	return true
 }

@@ -32,18 +32,27 @@ func (q *request) objectOp() {
 	if q.r.Method != http.MethodDelete && q.refuseEncryption() {
 		return
 	}
-	if v := q.q.Get("versionId"); q.q.Has("versionId") && v != nullVersion {
-		// Objects here have one version, "null": another id names
-		// nothing, and must not act on the current object.
-		q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified: objects here have only the version \"null\"")
+	if v := q.q.Get("versionId"); q.q.Has("versionId") && !validVersionID(v) {
+		// A malformed id names nothing, and must not act on the current
+		// object.
+		q.fail("InvalidArgument", http.StatusBadRequest, "Invalid version id specified")
 		return
 	}
 	if q.q.Has("acl") {
-		q.objectACL()
+		if q.currentVersionOnly("acl") {
+			q.objectACL()
+		}
 		return
 	}
 	if q.q.Has("tagging") {
-		q.objectTagging()
+		if q.currentVersionOnly("tagging") {
+			q.objectTagging()
+		}
+		return
+	}
+	if q.q.Has("versionId") && (q.r.Method == http.MethodPut || q.r.Method == http.MethodPost) {
+		// A write makes a new version; it cannot name one.
+		q.fail("InvalidArgument", http.StatusBadRequest, "versionId is not taken by a "+q.r.Method+" of an object")
 		return
 	}
 	for _, sub := range objectSubresources {
@@ -86,18 +95,7 @@ func (q *request) objectOp() {
 			q.abortUpload()
 			return
 		}
-		err := q.h.Store.Delete(q.r.Context(), q.project(), q.bucket, q.key)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			q.failErr(err)
-			return
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			if _, cerr := q.h.Store.Container(q.r.Context(), q.project(), q.bucket); cerr != nil {
-				q.bucketFail(cerr)
-				return
-			}
-		}
-		q.w.WriteHeader(http.StatusNoContent)
+		q.deleteObject()
 	default:
 		q.fail("MethodNotAllowed", http.StatusMethodNotAllowed, "the method is not allowed against this resource")
 	}
@@ -212,6 +210,7 @@ func (q *request) putObject() {
 		return
 	}
 	q.w.Header().Set("ETag", quote(o.ETag))
+	setVersionHeader(q.w.Header(), o)
 	q.w.WriteHeader(http.StatusOK)
 }
 
@@ -222,19 +221,19 @@ type copyObjectResult struct {
 }
 
 func (q *request) copyObject() {
-	sb, sk, ok := q.copySource()
+	sb, sk, sv, ok := q.copySource()
 	if !ok {
 		return
 	}
 	ctx := q.r.Context()
-	from, ok := q.copySourceObject(sb, sk)
+	from, ok := q.copySourceObject(sb, sk, sv)
 	if !ok {
 		return
 	}
 	var a object.Attrs
 	switch q.r.Header.Get("x-amz-metadata-directive") {
 	case "", "COPY":
-		if sb == q.bucket && sk == q.key {
+		if sb == q.bucket && sk == q.key && sv == "" {
 			q.fail("InvalidRequest", http.StatusBadRequest, "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
 			return
 		}
@@ -255,16 +254,19 @@ func (q *request) copyObject() {
 		q.bucketFail(err) // the only thing that can be missing is the bucket
 		return
 	}
+	if versioned(from) {
+		q.w.Header().Set("x-amz-copy-source-version-id", object.ShownVersion(from.VersionID))
+	}
+	setVersionHeader(q.w.Header(), o)
 	writeXML(q.w, http.StatusOK, copyObjectResult{LastModified: isoTime(o.Modified), ETag: quote(o.ETag)})
 }
 
 // copySourceObject is the source of a copy (CopyObject, UploadPartCopy)
 // in the caller's project, once its x-amz-copy-source-if-* conditions
 // hold; false once the failure is answered.
-func (q *request) copySourceObject(bucket, key string) (*object.Object, bool) {
-	from, err := q.h.Store.Head(q.r.Context(), q.project(), bucket, key)
-	if err != nil {
-		q.noSuchKey(err, bucket, key)
+func (q *request) copySourceObject(bucket, key, version string) (*object.Object, bool) {
+	from, ok := q.headVersion(bucket, key, version, true)
+	if !ok {
 		return nil, false
 	}
 	if !copyConditionsHold(q.r.Header, from) {
@@ -303,6 +305,12 @@ func (q *request) noSuchKey(err error, bucket, key string) {
 	if !errors.Is(err, store.ErrNotFound) {
 		q.failErr(err)
 		return
+	}
+	var del *object.DeletedError
+	if errors.As(err, &del) && bucket == q.bucket && key == q.key {
+		// The key's newest version is a delete marker.
+		q.w.Header().Set("x-amz-delete-marker", "true")
+		q.w.Header().Set("x-amz-version-id", del.VersionID)
 	}
 	if _, cerr := q.h.Store.Container(q.r.Context(), q.project(), bucket); cerr != nil {
 		if errors.Is(cerr, store.ErrNotFound) {
@@ -354,12 +362,12 @@ func partRange(o *object.Object, count, pn int) (off, n int64, partial, ok bool)
 func (q *request) getObject() {
 	ctx := q.r.Context()
 	plain := q.w.Header().Clone()
-	o, err := q.h.Store.Head(ctx, q.project(), q.bucket, q.key)
-	if err != nil {
-		q.noSuchKey(err, q.bucket, q.key)
+	o, ok := q.headVersion(q.bucket, q.key, q.q.Get("versionId"), false)
+	if !ok {
 		return
 	}
 	h := q.w.Header()
+	setVersionHeader(h, o)
 	h.Set("Content-Type", o.ContentType)
 	h.Set("ETag", quote(o.ETag))
 	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
@@ -392,7 +400,8 @@ func (q *request) getObject() {
 		h.Set("x-amz-mp-parts-count", strconv.Itoa(count))
 	}
 	var off, n int64
-	var partial, ok bool
+	var partial bool
+	var err error
 	if q.q.Has("partNumber") {
 		if q.r.Header.Get("Range") != "" {
 			q.fail("InvalidRequest", http.StatusBadRequest, "cannot specify both Range header and partNumber query parameter")

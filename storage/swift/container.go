@@ -62,7 +62,7 @@ func (q *request) containerAttrs(old object.Container) (object.Container, bool) 
 	if v, ok := q.r.Header["X-Container-Write"]; ok {
 		c.WriteACL = strings.Join(v, ",")
 	}
-	if !q.versionsAttrs(&c) {
+	if !q.versionsAttrs(&c) || !q.versionedHeader(&c) {
 		return old, false
 	}
 	return c, true
@@ -128,12 +128,17 @@ func (q *request) listContainer() {
 		h.Set("X-Container-Write", c.WriteACL)
 	}
 	versionsHeader(h, c)
+	versioningHeader(h, c)
 	writeMeta(q.w, "X-Container-Meta-", q.visibleMeta(c.Meta))
 	format, limit, ok := q.listParams()
 	if !ok {
 		return
 	}
 	v := q.r.URL.Query()
+	if v.Has("versions") {
+		q.listVersions(format, limit)
+		return
+	}
 	o := object.ListOptions{Prefix: v.Get("prefix"), Delimiter: v.Get("delimiter"), Marker: v.Get("marker"), EndMarker: v.Get("end_marker"), Limit: limit}
 	if p := v.Get("path"); p != "" {
 		o.Prefix, o.Delimiter = strings.TrimSuffix(p, "/")+"/", "/"

@@ -23,6 +23,9 @@ func (q *request) objectOp() {
 		fail(q.w, q.r, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return
 	}
+	if q.refuseVersionWrite() {
+		return
+	}
 	switch q.r.Method {
 	case http.MethodPut:
 		q.putObject()
@@ -225,12 +228,15 @@ func (q *request) putObject() {
 		return
 	}
 	if size < 0 && o.Size > maxFileSize {
-		q.h.Store.Delete(ctx, q.project, q.container, q.name)
+		// This version only: in a versioned container a plain delete
+		// would keep it and write a marker over it.
+		q.h.Store.Remove(ctx, q.project, q.container, q.name, object.ShownVersion(o.VersionID))
 		fail(q.w, q.r, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
 		return
 	}
 	q.w.Header().Set("Etag", o.ETag)
 	q.w.Header().Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
+	objectVersionHeader(q.w.Header(), o)
 	q.w.WriteHeader(http.StatusCreated)
 }
 
@@ -252,7 +258,7 @@ func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 		fail(q.w, q.r, http.StatusForbidden, "Forbidden")
 		return
 	}
-	src, err := q.h.Store.Head(ctx, q.project, srcContainer, srcName)
+	src, err := q.headObject(srcContainer, srcName)
 	if err != nil {
 		q.failErr(err)
 		return
@@ -368,13 +374,14 @@ func (q *request) objectHeaders(o *object.Object) {
 	for k, v := range o.Headers {
 		h.Set(k, v)
 	}
+	objectVersionHeader(h, o)
 	writeMeta(q.w, "X-Object-Meta-", o.Meta)
 }
 
 func (q *request) getObject() {
 	ctx := q.r.Context()
 	plain := q.w.Header().Clone()
-	o, err := q.h.Store.Head(ctx, q.project, q.container, q.name)
+	o, err := q.headObject(q.container, q.name)
 	if err != nil {
 		q.failErr(err)
 		return
@@ -447,6 +454,10 @@ func (q *request) postObject() {
 
 func (q *request) deleteObject() {
 	ctx := q.r.Context()
+	if v, ok := q.versionParam(); ok {
+		q.deleteVersion(v)
+		return
+	}
 	if q.r.URL.Query().Get("multipart-manifest") == "delete" {
 		o, err := q.h.Store.Head(ctx, q.project, q.container, q.name)
 		if err != nil {

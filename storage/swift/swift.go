@@ -305,14 +305,15 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 			"max_object_name_length": maxObjectName, "container_listing_limit": containerListLimit,
 			"account_listing_limit": containerListLimit, "strict_cors_mode": true, "policies": []any{map[string]any{"name": policyName, "default": true}},
 		},
-		"slo":              map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
-		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
-		"container_quotas": map[string]any{},
-		"formpost":         map[string]any{},
-		"staticweb":        map[string]any{},
-		"versioned_writes": map[string]any{"allowed_flags": []string{"x-versions-location", "x-history-location"}},
-		"crossdomain":      map[string]any{"cross_domain_policy": crossDomainPolicy},
-		"bulk_upload":      map[string]any{"max_containers_per_extraction": maxExtractContainers, "max_failed_extractions": maxFailedExtractions},
+		"slo":               map[string]any{"max_manifest_segments": maxManifestSegs, "max_manifest_size": 8 << 20, "min_segment_size": 1},
+		"bulk_delete":       map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxFailedDeletes},
+		"container_quotas":  map[string]any{},
+		"formpost":          map[string]any{},
+		"staticweb":         map[string]any{},
+		"versioned_writes":  map[string]any{"allowed_flags": []string{"x-versions-location", "x-history-location"}},
+		"object_versioning": map[string]any{},
+		"crossdomain":       map[string]any{"cross_domain_policy": crossDomainPolicy},
+		"bulk_upload":       map[string]any{"max_containers_per_extraction": maxExtractContainers, "max_failed_extractions": maxFailedExtractions},
 		"tempurl": map[string]any{
 			"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"},
 			"incoming_remove_headers": []string{}, "incoming_allow_headers": []string{},
@@ -545,8 +546,10 @@ func (q *request) account() {
 	}
 	var objects, bytes int64
 	for _, c := range cs {
-		objects += c.Objects
-		bytes += c.Bytes
+		// Noncurrent versions too: Swift keeps them in a hidden
+		// container of the account, which its usage counts.
+		objects += c.Objects + c.VersionObjects
+		bytes += c.Bytes + c.VersionBytes
 	}
 	h := q.w.Header()
 	h.Set("X-Account-Container-Count", strconv.Itoa(len(cs)))

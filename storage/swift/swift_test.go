@@ -738,7 +738,7 @@ func TestInfo(t *testing.T) {
 	json.Unmarshal([]byte(r.body), &all)
 	for k := range all {
 		switch k {
-		case "swift", "slo", "bulk_delete", "bulk_upload", "tempurl", "container_quotas", "formpost", "staticweb", "versioned_writes", "crossdomain":
+		case "swift", "slo", "bulk_delete", "bulk_upload", "tempurl", "container_quotas", "formpost", "staticweb", "versioned_writes", "object_versioning", "crossdomain":
 		default:
 			t.Errorf("/info advertises %q, which is not built", k)
 		}
@@ -994,12 +994,12 @@ func TestContainerQuotas(t *testing.T) {
 func TestUnbuiltFeaturesRefused(t *testing.T) {
 	e := newEnv(t)
 	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
-	for _, h := range []string{"X-Versions-Enabled", "X-Container-Sync-To", "X-Container-Sync-Key"} {
+	for _, h := range []string{"X-Container-Sync-To", "X-Container-Sync-Key"} {
 		e.must(http.StatusNotImplemented, "POST", "/v1/AUTH_p1/c", alice, "", h, "elsewhere")
 		e.must(http.StatusNotImplemented, "PUT", "/v1/AUTH_p1/c2", alice, "", h, "elsewhere")
 	}
 	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c2", alice, "")
-	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1/c", alice, "", "X-Versions-Enabled", "")
+	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1/c", alice, "", "X-Container-Sync-To", "")
 	r := e.must(http.StatusNotImplemented, "PUT", "/v1/AUTH_p1/c/link", alice, "", "X-Symlink-Target", "c/target")
 	if !strings.Contains(r.body, "symlinks") {
 		t.Errorf("symlink refusal: %q", r.body)

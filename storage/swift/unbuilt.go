@@ -10,10 +10,10 @@ import (
 // to, with what each asks for. A request setting one is refused with 501
 // rather than stored and ignored: a client asking for versions, sync or a
 // symlink must not be told it has them. (X-Versions-Location and
-// X-History-Location, the legacy versioned writes, are built: versions.go.)
+// X-History-Location, the legacy versioned writes, are built: versions.go;
+// X-Versions-Enabled, object versioning, too: objversions.go.)
 var unbuiltHeaders = map[string][]struct{ header, feature string }{
 	"container": {
-		{"X-Versions-Enabled", "object versioning"},
 		{"X-Container-Sync-To", "container sync"},
 		{"X-Container-Sync-Key", "container sync"},
 	},

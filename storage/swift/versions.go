@@ -241,7 +241,7 @@ func (q *request) versionedDelete(container, name string) error {
 	case err != nil:
 		return err
 	case archive == "":
-		return q.h.Store.Delete(q.r.Context(), q.project, container, name)
+		return q.plainDelete(container, name)
 	case mode == object.VersionsHistory:
 		return q.deletePush(archive, container, name)
 	}
