@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -118,22 +119,25 @@ func parseDeleteAt(now time.Time, at, after string) (string, string) {
 	return object.FormatDeleteAt(n), ""
 }
 
-// withHeaders is the headers the request gives (a), else the stored ones
-// (old) without their delete time, with the request's delete time.
-func withHeaders(a, old map[string]string) map[string]string {
-	at, set := a[object.DeleteAtHeader]
-	if len(a) > 0 && !(set && len(a) == 1) {
-		return a
+// withHeaders is the stored headers of a POST or a copy: the old ones
+// (without their delete time), each replaced by the one the request
+// sends (a) and removed where the request sends it empty (a POST of
+// "Content-Disposition:" takes it away); the delete time only the
+// request's. Headers the request does not name are kept, as the API
+// reference says of a POST: it replaces the custom metadata, and leaves
+// the rest unless a header supplies it.
+func withHeaders(req http.Header, a, old map[string]string) map[string]string {
+	out := map[string]string{}
+	maps.Copy(out, object.WithoutDeleteAt(old))
+	maps.Copy(out, a)
+	for _, k := range api.StoredHeaders {
+		if vs, sent := req[http.CanonicalHeaderKey(k)]; sent && len(vs) > 0 && strings.TrimSpace(vs[0]) == "" {
+			delete(out, k)
+		}
 	}
-	h := object.WithoutDeleteAt(old)
-	if !set {
-		return h
+	if len(out) == 0 {
+		return nil
 	}
-	out := make(map[string]string, len(h)+1)
-	for k, v := range h {
-		out[k] = v
-	}
-	out[object.DeleteAtHeader] = at
 	return out
 }
 
@@ -274,7 +278,7 @@ func (q *request) copy(srcContainer, srcName, dstContainer, dstName string) {
 	if a.ContentType == "" {
 		a.ContentType = src.ContentType
 	}
-	a.Headers = withHeaders(a.Headers, src.Headers)
+	a.Headers = withHeaders(q.r.Header, a.Headers, src.Headers)
 	if !q.versionedWrite(dstContainer, dstName) {
 		return
 	}
@@ -444,7 +448,7 @@ func (q *request) postObject() {
 	if !ok {
 		return
 	}
-	a.Headers = withHeaders(a.Headers, o.Headers)
+	a.Headers = withHeaders(q.r.Header, a.Headers, o.Headers)
 	if _, err := q.h.Store.SetMeta(ctx, o, a); err != nil {
 		q.failErr(err)
 		return

@@ -241,6 +241,22 @@ func TestObjectPostReplacesMeta(t *testing.T) {
 		t.Errorf("Content-Type after POST = %q, want it kept", got)
 	}
 	e.must(http.StatusNotFound, "POST", "/v1/AUTH_p1/c/nope", alice, "", "X-Object-Meta-C", "3")
+
+	// Headers such as Content-Disposition: a POST that sends one sets
+	// it, one that sends it empty removes it, one that does not name it
+	// keeps it (gophercloud's acceptance suite clears Content-Disposition
+	// with an empty header).
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/h", alice, "x", "Content-Disposition", "inline", "Content-Encoding", "gzip")
+	e.must(http.StatusAccepted, "POST", "/v1/AUTH_p1/c/h", alice, "", "Content-Language", "en")
+	r = e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/c/h", alice, "")
+	if r.header.Get("Content-Disposition") != "inline" || r.header.Get("Content-Encoding") != "gzip" || r.header.Get("Content-Language") != "en" {
+		t.Errorf("headers after a POST of Content-Language: %v", r.header)
+	}
+	e.must(http.StatusAccepted, "POST", "/v1/AUTH_p1/c/h", alice, "", "Content-Disposition", "")
+	r = e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/c/h", alice, "")
+	if _, left := r.header["Content-Disposition"]; left || r.header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("headers after a POST of an empty Content-Disposition: %v", r.header)
+	}
 }
 
 func TestObjectCopy(t *testing.T) {
