@@ -14,7 +14,7 @@ DATA      ?= $(CURDIR)/.rackstack
 # nc, the bare-metal ramdisk test's only path from its guest to loopback.
 # python3-ironicclient gives the CLI its `openstack baremetal` commands; curl
 # is a second TFTP client the TFTP server is tested with.
-TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf openipmi ipmitool fdisk busybox-static python3-ironicclient curl nbdkit libnbd-bin fio chromium
+TEST_DEBS := python3-openstackclient python3-swiftclient awscli s3cmd rclone iproute2 iputils-ping tcpdump genisoimage qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf openipmi ipmitool fdisk busybox-static python3-ironicclient curl nbdkit libnbd-bin fio chromium novnc
 # What `make generate` needs to rebuild the committed BPF objects, and what
 # `make bench` compares against and runs (QEMU machines PXE-booting from
 # iPXE ROMs beside the site's busybox udhcpd, for the provision suite).

@@ -194,6 +194,7 @@ done) &
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
 	wcancel()
+	checkNoVNC(t, alice, "vm1")
 
 	// Stop, start, reboot, rebuild and rackctl console: each on a guest of
 	// its own, at once.

@@ -31,6 +31,8 @@ func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *n
 		Repl: node, Auth: auth, Log: log, PublicURL: o.PublicURL,
 		Images: images, Volumes: vols, VolumeAPI: vols.s.Handler(), ImageAPI: imageAPI,
 		ConsoleLogs: logs, SerialConsole: serial,
+		// Debian's novnc package; without it novnc consoles answer 400.
+		NoVNCDir:  "/usr/share/novnc",
 		Snapshots: computeSnapshots{images.images},
 		Ports:     serverPorts{nets.ServerPorts()},
 		Hosts:     clusterHosts{node},

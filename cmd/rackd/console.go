@@ -21,15 +21,18 @@ func openSerialConsoles(o *options, node *cluster.Node, drv func() hypervisor.Dr
 	return console.New(console.Config{Node: o.Name, Guests: driverGuests{drv}, Peers: node, Log: log})
 }
 
-// serveSerialConsoles lets other nodes relay to this node's guests.
+// serveSerialConsoles lets other nodes relay to this node's guests'
+// consoles, serial and VNC.
 func serveSerialConsoles(node *cluster.Node, p *console.Proxy) {
-	node.HandlePeer(console.PeerPath, p.PeerHandler())
+	for _, k := range []console.Kind{console.Serial, console.VNC} {
+		node.HandlePeer(console.PeerPathOf(k), p.PeerHandlerOf(k))
+	}
 }
 
-// driverGuests finds guests' serial sockets with the node's driver.
+// driverGuests finds guests' console sockets with the node's driver.
 type driverGuests struct{ drv func() hypervisor.Driver }
 
-func (g driverGuests) SerialSocket(ctx context.Context, id string) (string, error) {
+func (g driverGuests) Socket(ctx context.Context, id string, kind console.Kind) (string, error) {
 	d := g.drv()
 	if d == nil {
 		return "", fmt.Errorf("no compute on this node: %w", console.ErrNotFound)
@@ -38,10 +41,14 @@ func (g driverGuests) SerialSocket(ctx context.Context, id string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if vm.SerialSocket() == "" {
-		return "", fmt.Errorf("%s has no serial socket: %w", id, console.ErrNotFound)
+	sock := vm.SerialSocket()
+	if kind == console.VNC {
+		sock = vm.VNCSocket()
 	}
-	return vm.SerialSocket(), nil
+	if sock == "" {
+		return "", fmt.Errorf("%s has no %s console socket: %w", id, kind, console.ErrNotFound)
+	}
+	return sock, nil
 }
 
 // serialConsoles adapts the proxy to compute.SerialConsole.
@@ -49,4 +56,8 @@ type serialConsoles struct{ p *console.Proxy }
 
 func (s serialConsoles) ServeSerial(w http.ResponseWriter, r *http.Request, sv compute.Server) {
 	s.p.Serve(w, r, sv.ID, sv.Host)
+}
+
+func (s serialConsoles) ServeVNC(w http.ResponseWriter, r *http.Request, sv compute.Server) {
+	s.p.ServeKind(w, r, sv.ID, sv.Host, console.VNC)
 }

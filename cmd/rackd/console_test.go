@@ -23,8 +23,10 @@ func TestDriverGuests(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			g := driverGuests{func() hypervisor.Driver { return tc.drv }}
-			if _, err := g.SerialSocket(context.Background(), "vm1"); !errors.Is(err, tc.want) {
-				t.Fatalf("SerialSocket: %v, want %v", err, tc.want)
+			for _, k := range []console.Kind{console.Serial, console.VNC} {
+				if _, err := g.Socket(context.Background(), "vm1", k); !errors.Is(err, tc.want) {
+					t.Fatalf("Socket %s: %v, want %v", k, err, tc.want)
+				}
 			}
 		})
 	}

@@ -190,3 +190,7 @@ func (fakeConsoles) ConsoleOutput(_ context.Context, host, id string, length int
 func (fakeConsoles) ServeSerial(w http.ResponseWriter, _ *http.Request, s Server) {
 	io.WriteString(w, "serial "+s.ID+" on "+s.Host)
 }
+
+func (fakeConsoles) ServeVNC(w http.ResponseWriter, _ *http.Request, s Server) {
+	io.WriteString(w, "vnc "+s.ID+" on "+s.Host)
+}

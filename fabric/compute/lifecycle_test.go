@@ -385,7 +385,7 @@ func TestConsoles(t *testing.T) {
 	if !strings.HasPrefix(old["console"].(map[string]any)["url"].(string), "ws://") {
 		t.Fatalf("os-getSerialConsole: %v", old)
 	}
-	f.expect("POST", "/v2.1/servers/"+id+"/remote-consoles", alice, "2.6", map[string]any{"remote_console": map[string]any{"protocol": "vnc", "type": "novnc"}}, 400, "badRequest", "Unavailable console type novnc")
+	f.expect("POST", "/v2.1/servers/"+id+"/remote-consoles", alice, "2.6", map[string]any{"remote_console": map[string]any{"protocol": "spice", "type": "spice-html5"}}, 400, "badRequest", "Unavailable console type spice-html5")
 	f.expect("POST", "/v2.1/servers/"+id+"/remote-consoles", alice, "", map[string]any{"remote_console": map[string]any{"protocol": "serial", "type": "serial"}}, 404, "itemNotFound")
 	// Tokens expire, and expired ones are swept by the next.
 	f.now = f.now.Add(11 * time.Minute)

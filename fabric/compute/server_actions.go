@@ -50,6 +50,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.consoleOutput(w, r, o[key])
 	case "os-getSerialConsole":
 		return s.serialConsole(w, r, o[key])
+	case "os-getVNCConsole":
+		return s.vncConsoleAction(w, r, o[key])
 	case "lock":
 		return s.lockServer(w, r, o[key])
 	case "unlock":
@@ -256,6 +258,18 @@ func (s *Service) serialURL(r *http.Request, sv *Server) (string, error) {
 	if s.cfg.SerialConsole == nil {
 		return "", badRequest("Unavailable console type serial.")
 	}
+	token, err := s.consoleToken(r, sv, "")
+	if err != nil {
+		return "", err
+	}
+	base := s.apiURL(r)
+	base = "ws" + strings.TrimPrefix(base, "http")
+	return base + "/servers/" + sv.ID + "/serial?token=" + token, nil
+}
+
+// consoleToken records a console token of kind ("" serial, "vnc") for
+// sv, good for ConsoleTTL, and returns it; only its hash is kept.
+func (s *Service) consoleToken(r *http.Request, sv *Server, kind string) (string, error) {
 	if sv.Host == "" {
 		return "", conflict("Instance %s is not ready", sv.ID)
 	}
@@ -266,13 +280,11 @@ func (s *Service) serialURL(r *http.Request, sv *Server) (string, error) {
 	token := hex.EncodeToString(b[:])
 	sum := sha256.Sum256([]byte(token))
 	now := s.now()
-	c := consoleTokenCmd{Token: ConsoleToken{ID: hex.EncodeToString(sum[:]), ServerID: sv.ID, Expires: now.Add(s.cfg.ConsoleTTL)}, Now: now}
+	c := consoleTokenCmd{Token: ConsoleToken{ID: hex.EncodeToString(sum[:]), ServerID: sv.ID, Expires: now.Add(s.cfg.ConsoleTTL), Kind: kind}, Now: now}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdConsoleToken, c, nil); err != nil {
 		return "", err
 	}
-	base := s.apiURL(r)
-	base = "ws" + strings.TrimPrefix(base, "http")
-	return base + "/servers/" + sv.ID + "/serial?token=" + token, nil
+	return token, nil
 }
 
 func (s *Service) remoteConsole(w http.ResponseWriter, r *http.Request) error {
@@ -295,6 +307,18 @@ func (s *Service) remoteConsole(w http.ResponseWriter, r *http.Request) error {
 	if in.Err != nil {
 		return in.Err
 	}
+	if protocol == "vnc" && typ == "novnc" {
+		sv, err := s.readServer(r, "os_compute_api:os-remote-consoles")
+		if err != nil {
+			return err
+		}
+		url, err := s.noVNCURL(r, sv)
+		if err != nil {
+			return err
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"remote_console": map[string]any{"protocol": "vnc", "type": "novnc", "url": url}})
+		return nil
+	}
 	if protocol != "serial" || typ != "serial" {
 		return badRequest("Unavailable console type %s.", typ)
 	}
@@ -313,13 +337,18 @@ func (s *Service) remoteConsole(w http.ResponseWriter, r *http.Request) error {
 // ConsoleTarget returns the server a serial console token grants, while
 // the token lives.
 func (s *Service) ConsoleTarget(ctx context.Context, token string) (Server, error) {
+	return s.consoleTarget(ctx, token, "")
+}
+
+// consoleTarget returns the server a console token of kind grants.
+func (s *Service) consoleTarget(ctx context.Context, token, kind string) (Server, error) {
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return Server{}, err
 	}
 	sum := sha256.Sum256([]byte(token))
 	t := store.Get[ConsoleToken](tx, tConsoles, hex.EncodeToString(sum[:]))
-	if t == nil || !s.cfg.Now().Before(t.Expires) {
+	if t == nil || !s.cfg.Now().Before(t.Expires) || t.Kind != kind {
 		return Server{}, fmt.Errorf("console token: %w", api.ErrUnauthorized)
 	}
 	sv := store.Get[Server](tx, tServers, t.ServerID)

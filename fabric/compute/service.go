@@ -132,11 +132,14 @@ type ConsoleLogs interface {
 	ConsoleOutput(ctx context.Context, host, serverID string, length int) (string, error)
 }
 
-// SerialConsole serves an interactive serial console: a websocket at
-// /compute/v2.1/servers/{id}/serial?token=…, the URL that remote-consoles
-// hands out. The token has been checked when ServeSerial is called.
+// SerialConsole serves interactive consoles: the serial console, a
+// websocket at /compute/v2.1/servers/{id}/serial?token=…, the URL that
+// remote-consoles hands out, and the graphical one, a websocket of RFB
+// at .../servers/{id}/vnc?token=… (vnc_console.go). The token has been
+// checked when ServeSerial or ServeVNC is called.
 type SerialConsole interface {
 	ServeSerial(w http.ResponseWriter, r *http.Request, s Server)
+	ServeVNC(w http.ResponseWriter, r *http.Request, s Server)
 }
 
 // Config configures the compute service.
@@ -170,6 +173,11 @@ type Config struct {
 	// os-getConsoleOutput answers 501 and serial consoles 400.
 	ConsoleLogs   ConsoleLogs
 	SerialConsole SerialConsole
+	// NoVNCDir holds noVNC's web client (vnc_lite.html and its scripts),
+	// served at /compute/v2.1/novnc/ for the URLs of novnc consoles;
+	// "" or a directory without it: novnc consoles answer 400, as Nova
+	// does when VNC is off.
+	NoVNCDir string
 	Scheduler     scheduler.Config
 	// Node names this node: the builds it starts (servers whose volumes
 	// are made after the 202) are resumed by its next process. IsLeader
@@ -258,8 +266,11 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/", Access: api.Public, Handle: s.versions},
 		{Method: get, Path: "/v2.1", Access: api.Public, Handle: s.version},
 		{Method: get, Path: "/v2.1/", Access: api.Public, Handle: s.version},
-		// The serial console authenticates with its console token.
+		// The consoles authenticate with their console token; noVNC's
+		// pages are static files.
 		route(get, "/servers/{id}/serial", api.Public, "", s.serveSerial),
+		route(get, "/servers/{id}/vnc", api.Public, "", s.serveVNC),
+		route(get, "/novnc/*", api.Public, "", s.serveNoVNC),
 
 		route(get, "/extensions", authed, "", extensionList().ListAll),
 		route(get, "/extensions/{alias}", authed, "", extensionList().Show),

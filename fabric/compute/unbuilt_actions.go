@@ -19,7 +19,6 @@ type unbuiltAction struct {
 var unbuiltActions = map[string]unbuiltAction{
 	"changePassword":     {rule: "os_compute_api:os-admin-password"},
 	"trigger_crash_dump": {rule: "os_compute_api:servers:trigger_crash_dump"},
-	"os-getVNCConsole":   {rule: "os_compute_api:os-remote-consoles"},
 	"os-getSPICEConsole": {rule: "os_compute_api:os-remote-consoles"},
 	"os-getRDPConsole":   {rule: "os_compute_api:os-remote-consoles"},
 	"evacuate":           {rule: "os_compute_api:os-evacuate", admin: true},

@@ -12,7 +12,7 @@ func TestUnbuiltActions(t *testing.T) {
 	path := "/v2.1/servers/" + id + "/action"
 	before := *f.row(id)
 	for _, a := range []string{"changePassword",
-		"trigger_crash_dump", "os-getVNCConsole", "os-getSPICEConsole", "os-getRDPConsole", "evacuate",
+		"trigger_crash_dump", "os-getSPICEConsole", "os-getRDPConsole", "evacuate",
 		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp", "migrate", "os-migrateLive",
 		"addFixedIp", "removeFixedIp"} {
 		tok := alice

@@ -1,8 +1,10 @@
-// Package console serves guests' interactive serial consoles over
-// websockets. A Proxy bridges a websocket client to the unix socket where
-// a guest's QEMU exposes its first serial port when the guest runs on this
-// node, and otherwise relays to the Proxy of the node that hosts it, over
-// the cluster's peer port.
+// Package console serves guests' interactive consoles over websockets:
+// the serial console (the guest's first serial port) and the graphical
+// one (its display's VNC server, which noVNC speaks RFB to). A Proxy
+// bridges a websocket client to the unix socket where the guest's QEMU
+// exposes the console when the guest runs on this node, and otherwise
+// relays to the Proxy of the node that hosts it, over the cluster's peer
+// port. Either way it moves the bytes as they are.
 //
 // It moves bytes only. Who may connect is decided before Serve is called
 // (the compute API checks the console token; the peer port admits only
@@ -37,6 +39,22 @@ const (
 	PeerPath = "/peer/compute/v1/serial/"
 )
 
+// Kind is a kind of console.
+type Kind string
+
+const (
+	Serial Kind = "serial" // the first serial port: bytes
+	VNC    Kind = "vnc"    // the display's VNC server: RFB
+)
+
+// PeerPathOf is where PeerHandlerOf(kind) is mounted on the peer port.
+func PeerPathOf(kind Kind) string {
+	if kind == Serial {
+		return PeerPath
+	}
+	return "/peer/compute/v1/" + string(kind) + "/"
+}
+
 // Errors a console request ends with before the websocket is up; Serve
 // answers each with its own status (see failures).
 var (
@@ -70,12 +88,12 @@ var failures = []struct {
 
 const errorHeader = "X-Rackstack-Console-Error"
 
-// Guests finds the serial sockets of this node's guests.
+// Guests finds the console sockets of this node's guests.
 type Guests interface {
-	// SerialSocket returns the path of a guest's serial console socket;
-	// an error wrapping ErrNotFound or hypervisor.ErrNotFound when the
-	// guest is not on this node.
-	SerialSocket(ctx context.Context, id string) (string, error)
+	// Socket returns the path of a guest's console socket of kind; an
+	// error wrapping ErrNotFound or hypervisor.ErrNotFound when the guest
+	// is not on this node (or has no such console).
+	Socket(ctx context.Context, id string, kind Kind) (string, error)
 }
 
 // Peers reaches the other nodes' peer ports (a *cluster.Node).
@@ -108,7 +126,7 @@ type Proxy struct {
 
 	mu       sync.Mutex
 	stopped  bool
-	busy     map[string]bool // guests of this node whose console is open
+	busy     map[string]bool // consoles of this node's guests that are open, by kind/id
 	sessions map[*session]struct{}
 	wg       sync.WaitGroup
 }
@@ -147,36 +165,47 @@ func (p *Proxy) Run(ctx context.Context) error {
 // there), 409 (console in use, guest not running), 502 (its node is
 // unreachable), 503 (the proxy is stopping).
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, id, host string) {
+	p.ServeKind(w, r, id, host, Serial)
+}
+
+// ServeKind is Serve for a console of kind. A VNC console's client is
+// noVNC, which offers the same "binary" subprotocol (RFB in binary
+// messages).
+func (p *Proxy) ServeKind(w http.ResponseWriter, r *http.Request, id, host string, kind Kind) {
 	// The request's context must not be used once the connection is
 	// hijacked; the session's lives until Run ends it.
 	ctx, end, err := p.begin(r.Context())
 	if err != nil {
-		p.fail(w, id, err)
+		p.fail(w, id, kind, err)
 		return
 	}
 	defer end()
-	stream, err := p.open(ctx, id, host)
+	stream, err := p.open(ctx, id, host, kind)
 	if err != nil {
-		p.fail(w, id, err)
+		p.fail(w, id, kind, err)
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}, OriginPatterns: p.cfg.OriginPatterns})
 	if err != nil {
 		stream.Close() // Accept has answered the client
-		p.log.Info("serial console refused", "server", id, "remote", r.RemoteAddr, "err", err)
+		p.log.Info(string(kind)+" console refused", "server", id, "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	start := time.Now()
-	p.log.Info("serial console opened", "server", id, "host", host, "remote", r.RemoteAddr)
+	p.log.Info(string(kind)+" console opened", "server", id, "host", host, "remote", r.RemoteAddr)
 	err = Bridge(ctx, ws, stream)
-	p.log.Info("serial console closed", "server", id, "host", host, "remote", r.RemoteAddr, "duration", time.Since(start).Round(time.Millisecond), "err", err)
+	p.log.Info(string(kind)+" console closed", "server", id, "host", host, "remote", r.RemoteAddr, "duration", time.Since(start).Round(time.Millisecond), "err", err)
 }
 
-// PeerHandler serves other nodes' relays to this node's guests at
-// PeerPath<id>; the peer port's mutual TLS keeps everyone else out.
-func (p *Proxy) PeerHandler() http.Handler {
+// PeerHandler serves other nodes' relays to this node's guests' serial
+// consoles at PeerPath<id>; the peer port's mutual TLS keeps everyone
+// else out.
+func (p *Proxy) PeerHandler() http.Handler { return p.PeerHandlerOf(Serial) }
+
+// PeerHandlerOf is PeerHandler for consoles of kind, at PeerPathOf(kind).
+func (p *Proxy) PeerHandlerOf(kind Kind) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.Serve(w, r, strings.TrimPrefix(r.URL.Path, PeerPath), p.cfg.Node)
+		p.ServeKind(w, r, strings.TrimPrefix(r.URL.Path, PeerPathOf(kind)), p.cfg.Node, kind)
 	})
 }
 
@@ -202,14 +231,14 @@ func (p *Proxy) begin(parent context.Context) (context.Context, func(), error) {
 
 // open reaches the guest's console: its socket here, or a relay through
 // its node.
-func (p *Proxy) open(ctx context.Context, id, host string) (io.ReadWriteCloser, error) {
+func (p *Proxy) open(ctx context.Context, id, host string, kind Kind) (io.ReadWriteCloser, error) {
 	if !validID(id) || host == "" {
-		return nil, fmt.Errorf("serial console of %q: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("%s console of %q: %w", kind, id, ErrNotFound)
 	}
 	if host == p.cfg.Node {
-		return p.openLocal(ctx, id)
+		return p.openLocal(ctx, id, kind)
 	}
-	return p.openPeer(ctx, id, host)
+	return p.openPeer(ctx, id, host, kind)
 }
 
 // validID keeps ids that could name another file out of driver paths.
@@ -217,30 +246,31 @@ func validID(id string) bool {
 	return id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\\\x00")
 }
 
-func (p *Proxy) openLocal(ctx context.Context, id string) (io.ReadWriteCloser, error) {
+func (p *Proxy) openLocal(ctx context.Context, id string, kind Kind) (io.ReadWriteCloser, error) {
 	if p.cfg.Guests == nil {
-		return nil, fmt.Errorf("serial console of %s: no guests on node %s: %w", id, p.cfg.Node, ErrNotFound)
+		return nil, fmt.Errorf("%s console of %s: no guests on node %s: %w", kind, id, p.cfg.Node, ErrNotFound)
 	}
-	path, err := p.cfg.Guests.SerialSocket(ctx, id)
+	path, err := p.cfg.Guests.Socket(ctx, id, kind)
 	if err != nil {
-		return nil, fmt.Errorf("serial console of %s: %w", id, err)
+		return nil, fmt.Errorf("%s console of %s: %w", kind, id, err)
 	}
-	if !p.claim(id) {
-		return nil, fmt.Errorf("serial console of %s: %w", id, ErrBusy)
+	key := string(kind) + "/" + id
+	if !p.claim(key) {
+		return nil, fmt.Errorf("%s console of %s: %w", kind, id, ErrBusy)
 	}
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
 	c, err := d.DialContext(dctx, "unix", path)
 	if err != nil {
-		p.release(id)
+		p.release(key)
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			// No QEMU listening: the guest is stopped.
-			return nil, fmt.Errorf("serial console of %s: %w", id, ErrNotRunning)
+			return nil, fmt.Errorf("%s console of %s: %w", kind, id, ErrNotRunning)
 		}
-		return nil, fmt.Errorf("serial console of %s: dial %s: %w", id, path, err)
+		return nil, fmt.Errorf("%s console of %s: dial %s: %w", kind, id, path, err)
 	}
-	return &claimedConn{Conn: c, release: func() { p.release(id) }}, nil
+	return &claimedConn{Conn: c, release: func() { p.release(key) }}, nil
 }
 
 func (p *Proxy) claim(id string) bool {
@@ -274,25 +304,25 @@ func (c *claimedConn) Close() error {
 
 // openPeer opens a websocket to the hosting node's PeerHandler; its
 // binary messages are the console's bytes.
-func (p *Proxy) openPeer(ctx context.Context, id, host string) (io.ReadWriteCloser, error) {
+func (p *Proxy) openPeer(ctx context.Context, id, host string, kind Kind) (io.ReadWriteCloser, error) {
 	if p.cfg.Peers == nil {
-		return nil, fmt.Errorf("serial console of %s on %s: no peers: %w", id, host, ErrUnreachable)
+		return nil, fmt.Errorf("%s console of %s on %s: no peers: %w", kind, id, host, ErrUnreachable)
 	}
 	addr, err := p.cfg.Peers.PeerAddress(host)
 	if err != nil {
-		return nil, fmt.Errorf("serial console of %s on %s: %w (%w)", id, host, ErrUnreachable, err)
+		return nil, fmt.Errorf("%s console of %s on %s: %w (%w)", kind, id, host, ErrUnreachable, err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
-	u := "https://" + addr + PeerPath + url.PathEscape(id)
+	u := "https://" + addr + PeerPathOf(kind) + url.PathEscape(id)
 	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: p.cfg.Peers.PeerClient()})
 	if err != nil {
 		if resp != nil {
 			if e := peerError(resp.Header.Get(errorHeader)); e != nil {
-				return nil, fmt.Errorf("serial console of %s on %s: %w", id, host, e)
+				return nil, fmt.Errorf("%s console of %s on %s: %w", kind, id, host, e)
 			}
 		}
-		return nil, fmt.Errorf("serial console of %s on %s: %w (%w)", id, host, ErrUnreachable, err)
+		return nil, fmt.Errorf("%s console of %s on %s: %w (%w)", kind, id, host, ErrUnreachable, err)
 	}
 	return &relay{ws: ws}, nil
 }
@@ -353,8 +383,8 @@ func peerError(code string) error {
 
 // fail answers a console request that failed before the upgrade. The
 // client is a websocket tool, not an API client: the body is plain text.
-func (p *Proxy) fail(w http.ResponseWriter, id string, err error) {
-	status, code, msg := http.StatusInternalServerError, "", "serial console of "+id+" unavailable"
+func (p *Proxy) fail(w http.ResponseWriter, id string, kind Kind, err error) {
+	status, code, msg := http.StatusInternalServerError, "", string(kind)+" console of "+id+" unavailable"
 	for _, f := range failures {
 		if errors.Is(err, f.err) {
 			status, code, msg = f.status, f.code, err.Error()
@@ -363,9 +393,9 @@ func (p *Proxy) fail(w http.ResponseWriter, id string, err error) {
 	}
 	if status >= 500 {
 		// Peer addresses and dial errors are for the log, not the client.
-		p.log.Warn("serial console failed", "server", id, "err", err)
+		p.log.Warn(string(kind)+" console failed", "server", id, "err", err)
 		if code != "" {
-			msg = "serial console of " + id + ": " + peerError(code).Error()
+			msg = string(kind) + " console of " + id + ": " + peerError(code).Error()
 		}
 	}
 	if code != "" {

@@ -73,11 +73,17 @@ type fakeGuests struct {
 	err     error
 }
 
-func (g fakeGuests) SerialSocket(_ context.Context, id string) (string, error) {
+// Socket finds a serial socket under the guest's id, a VNC one under
+// "vnc/" and the id.
+func (g fakeGuests) Socket(_ context.Context, id string, kind Kind) (string, error) {
 	if g.err != nil {
 		return "", g.err
 	}
-	p, ok := g.sockets[id]
+	key := id
+	if kind != Serial {
+		key = string(kind) + "/" + id
+	}
+	p, ok := g.sockets[key]
 	if !ok {
 		return "", fmt.Errorf("adopt %s: %w", id, hypervisor.ErrNotFound)
 	}
@@ -223,7 +229,7 @@ func newProxy(cfg Config) *Proxy {
 func (p *Proxy) open1(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.busy[id]
+	return p.busy["serial/"+id]
 }
 
 func TestBridgeBothWays(t *testing.T) {
@@ -387,6 +393,44 @@ func TestRelay(t *testing.T) {
 	g.Close()
 	receive(t, ws, "bye")
 	closedWith(t, ws, websocket.StatusNormalClosure)
+}
+
+// TestRelayVNC: a VNC console is relayed like a serial one, to the
+// guest's VNC socket, through the host's PeerHandlerOf(VNC); it is
+// claimed apart from the serial console, and a guest without one is 404.
+func TestRelayVNC(t *testing.T) {
+	serial, vnc := newFakeSerial(t), newFakeSerial(t)
+	host := newProxy(Config{Node: "n1", Guests: fakeGuests{sockets: map[string]string{"vm1": serial.path, "vnc/vm1": vnc.path}}})
+	mux := http.NewServeMux()
+	mux.Handle(PeerPathOf(VNC), host.PeerHandlerOf(VNC))
+	mux.Handle(PeerPath, host.PeerHandler())
+	peer := httptest.NewTLSServer(mux)
+	t.Cleanup(peer.Close)
+	api := newProxy(Config{Node: "n2", Peers: fakePeers{addrs: map[string]string{"n1": peer.Listener.Addr().String()}, client: peer.Client()}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.ServeKind(w, r, r.URL.Query().Get("id"), "n1", Kind(r.URL.Query().Get("kind")))
+	}))
+	t.Cleanup(srv.Close)
+	url := "ws://" + strings.TrimPrefix(srv.URL, "http://") + "/?kind=vnc&id="
+
+	ws := dial(t, url+"vm1")
+	g := vnc.guest(t)
+	g.Write([]byte("RFB 003.008\n"))
+	receive(t, ws, "RFB 003.008\n")
+	ws.Write(context.Background(), websocket.MessageBinary, []byte("RFB 003.008\n"))
+	guestReads(t, g, "RFB 003.008\n")
+	// The serial console is a console of its own, free beside it.
+	sws := dial(t, "ws://"+strings.TrimPrefix(srv.URL, "http://")+"/?kind=serial&id=vm1")
+	serial.guest(t)
+	sws.Close(websocket.StatusNormalClosure, "")
+	if code, _ := dialStatus(t, url+"vm1"); code != http.StatusConflict {
+		t.Fatalf("second VNC console: %d", code)
+	}
+	if code, _ := dialStatus(t, url+"vm9"); code != http.StatusNotFound {
+		t.Fatalf("VNC console of an unknown guest: %d", code)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	guestSeesEOF(t, g)
 }
 
 // lockedBuffer collects a proxy's log.

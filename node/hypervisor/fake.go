@@ -287,6 +287,7 @@ func (v *fakeVM) Resume(ctx context.Context) error {
 func (v *fakeVM) Console() string { return v.f.Host.console(v.id) }
 
 func (v *fakeVM) SerialSocket() string { return "" }
+func (v *fakeVM) VNCSocket() string    { return "" }
 
 func (v *fakeVM) PID() int {
 	h := v.f.Host

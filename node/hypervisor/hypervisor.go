@@ -76,6 +76,9 @@ type VM interface {
 	// SerialSocket is the path of a unix socket speaking the interactive
 	// serial console (one client at a time); "" if the driver has none.
 	SerialSocket() string
+	// VNCSocket is the path of a unix socket speaking RFB (VNC) to the
+	// guest's display; "" if the driver has none.
+	VNCSocket() string
 	// PID is the id of the process running the guest; 0 when there is none.
 	PID() int
 	// Destroy stops the process and removes what the driver keeps for the

@@ -301,6 +301,9 @@ type ConsoleToken struct {
 	ID       string    `json:"id"` // hex SHA-256 of the token
 	ServerID string    `json:"server_id"`
 	Expires  time.Time `json:"expires"`
+	// Kind is the console the token opens: "" the serial console,
+	// "vnc" the graphical one.
+	Kind string `json:"kind,omitempty"`
 }
 
 // UsageRecord is what the usage report (os-simple-tenant-usage) keeps of

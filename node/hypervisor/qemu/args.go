@@ -17,6 +17,7 @@ type runPaths struct {
 	pidfile string // written by QEMU; its path on QEMU's command line identifies the process
 	qmp     string // QMP monitor socket
 	serial  string // interactive serial console socket
+	vnc     string // the display's VNC (RFB) socket
 	console string // serial console log, appended across boots
 	log     string // QEMU's own stderr (and our command line, first)
 }
@@ -29,6 +30,7 @@ func newRunPaths(runDir, id string) runPaths {
 		pidfile: filepath.Join(dir, "qemu.pid"),
 		qmp:     filepath.Join(dir, "qmp.sock"),
 		serial:  filepath.Join(dir, "serial.sock"),
+		vnc:     filepath.Join(dir, "vnc.sock"),
 		console: filepath.Join(dir, "console.log"),
 		log:     filepath.Join(dir, "qemu.log"),
 	}
@@ -106,6 +108,11 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 		"-m", strconv.Itoa(spec.MemoryMB),
 		"-nodefaults", "-no-user-config",
 		"-display", "none", "-vga", "none",
+		// A standard VGA for the graphical console, seen only through
+		// the VNC socket (Nova's noVNC console). It sits in slot 0x1e,
+		// out of the way of the devices below, whose PCI addresses (and
+		// so the guest's device names) stay what they were before it.
+		"-device", "VGA,id=video0,addr=0x1e", "-vnc", "unix:"+p.vnc,
 		"-rtc", "base=utc",
 		"-msg", "timestamp=on",
 		"-pidfile", p.pidfile,

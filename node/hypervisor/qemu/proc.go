@@ -94,7 +94,7 @@ func (d *Driver) kill(pid int, p runPaths) error {
 // removeStale removes what a QEMU that is gone may have left behind: a
 // killed QEMU does not remove its pid file or sockets.
 func removeStale(p runPaths) {
-	for _, f := range []string{p.pidfile, p.qmp, p.serial} {
+	for _, f := range []string{p.pidfile, p.qmp, p.serial, p.vnc} {
 		os.Remove(f)
 	}
 }

@@ -138,7 +138,7 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.VMSpec) (hypervisor.
 		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
 	}
 	p := newRunPaths(d.runDir, spec.ID)
-	if n := max(len(p.qmp), len(p.serial)); n > maxSocketPath {
+	if n := max(len(p.qmp), len(p.serial), len(p.vnc)); n > maxSocketPath {
 		return nil, fmt.Errorf("start %s: socket path %s is %d bytes, more than %d: use a shorter run dir", spec.ID, p.serial, n, maxSocketPath)
 	}
 	lock, err := d.lock(spec.ID)

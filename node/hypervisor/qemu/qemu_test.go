@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,6 +310,18 @@ func TestDevices(t *testing.T) {
 
 	d := newDriver(t, runDir)
 	vm := startVM(t, d, spec)
+
+	// The display's VNC socket speaks RFB (what noVNC consoles reach).
+	vc, err := net.DialTimeout("unix", vm.VNCSocket(), 10*time.Second)
+	if err != nil {
+		t.Fatalf("VNC socket: %v", err)
+	}
+	vc.SetDeadline(time.Now().Add(10 * time.Second))
+	hello := make([]byte, 12)
+	if _, err := io.ReadFull(vc, hello); err != nil || string(hello) != "RFB 003.008\n" {
+		t.Fatalf("VNC greeting %q: %v", hello, err)
+	}
+	vc.Close()
 
 	c, err := qmp.Dial(ctxFor(t, 10*time.Second), filepath.Join(runDir, spec.ID, "qmp.sock"))
 	if err != nil {

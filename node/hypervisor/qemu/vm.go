@@ -34,6 +34,7 @@ const (
 func (v *vm) ID() string           { return v.id }
 func (v *vm) Console() string      { return v.p.console }
 func (v *vm) SerialSocket() string { return v.p.serial }
+func (v *vm) VNCSocket() string    { return v.p.vnc }
 func (v *vm) PID() int             { return v.d.livePID(v.p) }
 
 // known fails with ErrNotFound once the VM is destroyed.
