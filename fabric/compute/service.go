@@ -177,8 +177,8 @@ type Config struct {
 	// served at /compute/v2.1/novnc/ for the URLs of novnc consoles;
 	// "" or a directory without it: novnc consoles answer 400, as Nova
 	// does when VNC is off.
-	NoVNCDir string
-	Scheduler     scheduler.Config
+	NoVNCDir  string
+	Scheduler scheduler.Config
 	// Node names this node: the builds it starts (servers whose volumes
 	// are made after the 202) are resumed by its next process. IsLeader
 	// says whether it also resumes those of lost nodes (NodeLost, default
