@@ -188,6 +188,10 @@ type routerUpdateCmd struct {
 	Description  *string      `json:"description,omitempty"`
 	AdminStateUp *bool        `json:"admin_state_up,omitempty"`
 	Routes       *[]HostRoute `json:"routes,omitempty"`
+	// AddRoutes and RemoveRoutes change the routes the router has when
+	// the command is applied (extraroute-atomic).
+	AddRoutes    []HostRoute `json:"add_routes,omitempty"`
+	RemoveRoutes []HostRoute `json:"remove_routes,omitempty"`
 	// Gateway is applied when SetGateway: nil removes the gateway.
 	SetGateway bool         `json:"set_gateway,omitempty"`
 	Gateway    *gatewaySpec `json:"gateway,omitempty"`
@@ -204,6 +208,9 @@ func applyRouterUpdate(tx *memdb.Txn, c routerUpdateCmd) (any, error) {
 	set(&r.Description, c.Description)
 	set(&r.AdminStateUp, c.AdminStateUp)
 	set(&r.Routes, c.Routes)
+	if len(c.AddRoutes)+len(c.RemoveRoutes) > 0 {
+		r.Routes = mergeRoutes(r.Routes, c.AddRoutes, c.RemoveRoutes)
+	}
 	touch(&r.UpdatedAt, &r.Revision, c.Now)
 	if c.SetGateway {
 		g := c.Gateway

@@ -165,6 +165,8 @@ func (s *Service) routes() []api.Route {
 		{Method: del, Path: "/v2.0/routers/{id}", Access: token, Rule: "delete_router", Handle: s.deleteRouter},
 		{Method: put, Path: "/v2.0/routers/{id}/add_router_interface", Access: token, Rule: "add_router_interface", Handle: s.routerInterface(true)},
 		{Method: put, Path: "/v2.0/routers/{id}/remove_router_interface", Access: token, Rule: "remove_router_interface", Handle: s.routerInterface(false)},
+		{Method: put, Path: "/v2.0/routers/{id}/add_extraroutes", Access: token, Rule: "add_extraroutes", Handle: s.extraRoutes(true)},
+		{Method: put, Path: "/v2.0/routers/{id}/remove_extraroutes", Access: token, Rule: "remove_extraroutes", Handle: s.extraRoutes(false)},
 
 		{Method: get, Path: "/v2.0/floatingips", Access: token, Rule: "get_floatingip", Handle: list(s, s.floatingIPs)},
 		{Method: post, Path: "/v2.0/floatingips", Access: token, Rule: "create_floatingip", Handle: create(s, s.fipCreation())},
@@ -260,6 +262,7 @@ var extensions = [][3]string{
 	{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."},
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
+	{"extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a router on server side by atomically adding/removing extra routes"},
 	{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"},
