@@ -18,15 +18,17 @@ var networkAttrs = newAttrSpec(
 	"tenant_id project_id availability_zone_hints",
 	"id status subnets mtu ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
 
-// canSeeNetwork: everyone sees shared and external networks.
-func canSeeNetwork(p *api.Principal, n *Network) bool {
-	return n.Shared || n.External || p.CanRead(n.Project)
+// canSeeNetwork: its project sees a network, and the projects it is
+// shared with or external to, by flag (every project) or RBAC policy.
+func canSeeNetwork(tx *memdb.Txn, p *api.Principal, n *Network) bool {
+	return p.CanRead(n.Project) || sharedWith(tx, n, p.ProjectID) || externalFor(tx, n, p.ProjectID)
 }
 
 // networks is the networks collection: a project's own and the shared
 // ones are visible.
-func (s *Service) networks(*memdb.Txn) api.Collection[Network] {
-	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: canSeeNetwork, View: networkView,
+func (s *Service) networks(tx *memdb.Txn) api.Collection[Network] {
+	visible := func(p *api.Principal, n *Network) bool { return canSeeNetwork(tx, p, n) }
+	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: visible, View: networkView,
 		NotFound: func(id string) error { return notFound("network", id) }, Listing: s.listing("networks")}
 }
 
@@ -48,12 +50,14 @@ func subnetIDs(tx *memdb.Txn, network string) []string {
 func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 	v := map[string]any{
 		"id": n.ID, "name": n.Name, "description": n.Description, "tenant_id": n.Project, "project_id": n.Project,
-		"admin_state_up": n.AdminStateUp, "shared": n.Shared, "status": "ACTIVE", "mtu": n.MTU,
+		"admin_state_up": n.AdminStateUp, "shared": n.Shared || hasPolicy(tx, n.ID, actShared, p.ProjectID), "status": "ACTIVE", "mtu": n.MTU,
 		"port_security_enabled": n.PortSecurity, "router:external": n.External, "subnets": subnetIDs(tx, n.ID),
 		"availability_zones": []string{}, "availability_zone_hints": []string{},
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": tagList(n.Tags),
 	}
 	v["ipv4_address_scope"], v["ipv6_address_scope"] = networkScopes(tx, n.ID)
+	// Shared and external are as the caller sees them, as in Neutron: a
+	// policy for the caller's project makes the network shared to it.
 	// As in Neutron's default policy, only admins see the provider mapping.
 	if p.IsAdmin() {
 		v["provider:network_type"] = "vlan"

@@ -252,7 +252,7 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	owns := p.CanWrite(n.Project)
 	pt.Project = readProject(rd, p)
 	if rd.Err == nil {
-		if err := checkNetworkOwnership(p, n, pt.Project, "port"); err != nil {
+		if err := checkNetworkOwnership(tx, p, n, pt.Project, "port"); err != nil {
 			return sp, err
 		}
 	}

@@ -194,6 +194,7 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/quotas/{project}/details", Access: token, Rule: "get_quota", Handle: s.showQuotaDetails},
 	}
 	routes = append(routes, s.scopeRoutes()...)
+	routes = append(routes, s.rbacRoutes()...)
 	routes = append(routes, s.meteringRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
@@ -233,7 +234,7 @@ func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"subnetpool", "subnetpools"}, {"port", "ports"},
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"},
 		{"router", "routers"}, {"floatingip", "floatingips"}, {"agent", "agents"}, {"address_scope", "address-scopes"},
-		{"metering_label", "metering/metering-labels"}, {"metering_label_rule", "metering/metering-label-rules"}} {
+		{"metering_label", "metering/metering-labels"}, {"rbac_policy", "rbac-policies"}, {"metering_label_rule", "metering/metering-label-rules"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/" + c[1]}}})
 	}
@@ -276,6 +277,7 @@ var extensions = [][3]string{
 	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"},
 	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
 	{"address-scope", "Address scope", "Address scopes extension."},
+	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."},
 	{"metering", "Neutron Metering", "Neutron Metering extension."},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }
