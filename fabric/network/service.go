@@ -140,6 +140,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "get_subnetpool", Handle: show(s, s.subnetPools)},
 		{Method: put, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "update_subnetpool", Handle: s.updatePool},
 		{Method: del, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "delete_subnetpool", Handle: s.deletePool},
+		{Method: put, Path: "/v2.0/subnetpools/{id}/add_prefixes", Access: token, Rule: "add_prefixes", Handle: s.poolPrefixOps(true)},
+		{Method: put, Path: "/v2.0/subnetpools/{id}/remove_prefixes", Access: token, Rule: "remove_prefixes", Handle: s.poolPrefixOps(false)},
 
 		{Method: get, Path: "/v2.0/ports", Access: token, Rule: "get_port", Handle: list(s, s.ports)},
 		{Method: post, Path: "/v2.0/ports", Access: token, Rule: "create_port", Handle: create(s, s.portCreation())},
@@ -275,6 +277,7 @@ var extensions = [][3]string{
 	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
 	{"tag", "Tag support", "Enables to set tag on resources."},
 	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"},
+	{"subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"},
 	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
 	{"address-scope", "Address scope", "Address scopes extension."},
 	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."},

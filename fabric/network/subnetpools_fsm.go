@@ -56,7 +56,11 @@ type poolUpdateCmd struct {
 	DefaultPrefixlen *int      `json:"default_prefixlen,omitempty"`
 	IsDefault        *bool     `json:"is_default,omitempty"`
 	AddressScopeID   *string   `json:"address_scope_id,omitempty"`
-	Now              time.Time `json:"now"`
+	// AddPrefixes and RemovePrefixes change the prefixes the pool has
+	// when the command is applied (add_prefixes, remove_prefixes).
+	AddPrefixes    []string  `json:"add_prefixes,omitempty"`
+	RemovePrefixes []string  `json:"remove_prefixes,omitempty"`
+	Now            time.Time `json:"now"`
 }
 
 func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
@@ -82,6 +86,11 @@ func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
 			}
 		}
 		sp.Prefixes = *c.Prefixes
+	}
+	if len(c.AddPrefixes)+len(c.RemovePrefixes) > 0 {
+		if err := prefixOps(tx, &sp, c.AddPrefixes, c.RemovePrefixes); err != nil {
+			return nil, err
+		}
 	}
 	if err := poolBounds(sp.IPVersion, sp.MinPrefixlen, sp.MaxPrefixlen, sp.DefaultPrefixlen, sp.Prefixes); err != nil {
 		return nil, err
