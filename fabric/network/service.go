@@ -197,6 +197,7 @@ func (s *Service) routes() []api.Route {
 	}
 	routes = append(routes, s.scopeRoutes()...)
 	routes = append(routes, s.rbacRoutes()...)
+	routes = append(routes, s.ipAvailabilityRoutes()...)
 	routes = append(routes, s.meteringRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
@@ -280,6 +281,7 @@ var extensions = [][3]string{
 	{"subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"},
 	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
 	{"address-scope", "Address scope", "Address scopes extension."},
+	{"network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet."},
 	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."},
 	{"metering", "Neutron Metering", "Neutron Metering extension."},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
