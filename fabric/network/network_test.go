@@ -844,7 +844,7 @@ func TestQuotas(t *testing.T) {
 	f.expect("GET", "/v2.0/quotas/"+projB, alice, nil, 403, "")
 	f.expect("PUT", "/v2.0/quotas/"+projA, alice, map[string]any{"quota": map[string]any{"network": 1}}, 403, "PolicyNotAuthorized")
 	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"network": -2}}, 400, "HTTPBadRequest", "network")
-	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"subnetpool": 2}}, 400, "HTTPBadRequest", "subnetpool")
+	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"loadbalancer": 2}}, 400, "HTTPBadRequest", "loadbalancer")
 	body = f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"network": 1, "port": "2", "security_group": 1}}, 200, "")
 	if q := body["quota"].(map[string]any); q["network"] != 1.0 || q["port"] != 2.0 || q["subnet"] != 100.0 {
 		t.Fatalf("set quota: %v", q)

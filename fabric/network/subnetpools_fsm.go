@@ -28,6 +28,9 @@ func applyPoolCreate(tx *memdb.Txn, c poolCreateCmd) (any, error) {
 		if err := tx.Insert(tSubnetPools, &sp); err != nil {
 			return nil, err
 		}
+		if err := checkQuota(tx, sp.Project, "subnetpool"); err != nil {
+			return nil, err
+		}
 		out = append(out, sp)
 	}
 	return out, nil
