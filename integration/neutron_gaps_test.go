@@ -26,7 +26,7 @@ const gapsNetnsEnv = "RACKSTACK_GAPS_NETNS"
 // then sees and uses it while a third project cannot), a router's extra
 // routes added and removed atomically, router ports ACTIVE while their
 // router forwards and DOWN while it is disabled, subnet pool prefixes,
-// network IP availability, and the rbac_policy quota. rackd makes the
+// network IP availability, the rbac_policy quota and a writable MTU. rackd makes the
 // public network's host side where it runs, so the test runs itself and
 // rackd in a namespace of its own.
 func TestNeutronGaps(t *testing.T) {
@@ -180,6 +180,17 @@ func TestNeutronGaps(t *testing.T) {
 		}
 		if out := openstack(t, a, "subnet", "pool", "show", "-f", "json", "-c", "prefixes", "pool1"); strings.Contains(out, "10.70.0.0/16") || !strings.Contains(out, "10.72.0.0/16") {
 			t.Fatalf("prefixes after the HTTP calls: %s", out)
+		}
+	})
+
+	t.Run("mtu", func(t *testing.T) {
+		openstack(t, a, "network", "create", "--mtu", "1440", "mtunet")
+		openstack(t, a, "network", "set", "--mtu", "1350", "mtunet")
+		if mtu := strings.TrimSpace(openstack(t, a, "network", "show", "-f", "value", "-c", "mtu", "mtunet")); mtu != "1350" {
+			t.Fatalf("mtu after set: %s", mtu)
+		}
+		if out, err := openstackErr(a, "network", "set", "--mtu", "9000", "mtunet"); err == nil || !strings.Contains(out, "too big") {
+			t.Fatalf("an MTU over the physical network's: %v %s", err, out)
 		}
 	})
 

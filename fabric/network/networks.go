@@ -13,10 +13,10 @@ import (
 )
 
 var networkAttrs = newAttrSpec(
-	"name description admin_state_up shared port_security_enabled router:external "+
+	"name description admin_state_up shared port_security_enabled router:external mtu "+
 		"provider:network_type provider:physical_network provider:segmentation_id",
 	"tenant_id project_id availability_zone_hints",
-	"id status subnets mtu ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
+	"id status subnets ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
 
 // canSeeNetwork: its project sees a network, and the projects it is
 // shared with or external to, by flag (every project) or RBAC policy.
@@ -134,6 +134,9 @@ func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (N
 	n.AdminStateUp = rd.Bool("admin_state_up", true)
 	n.Shared = rd.Bool("shared", false)
 	n.PortSecurity = rd.Bool("port_security_enabled", true)
+	if mtu := readMTU(rd); mtu != nil {
+		n.MTU = *mtu
+	}
 	n.Project = readProject(rd, p)
 	if n.Shared && !p.IsAdmin() {
 		rd.Fail(policyDenied("create_network:shared"))
@@ -190,6 +193,7 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	c.Description = optStr(rd, "description", 255)
 	c.AdminStateUp = optBool(rd, "admin_state_up", true)
 	c.PortSecurity = optBool(rd, "port_security_enabled", true)
+	c.MTU = readMTU(rd)
 	if c.Shared = optBool(rd, "shared", false); c.Shared != nil && *c.Shared != n.Shared && !p.IsAdmin() {
 		rd.Fail(policyDenied("update_network:shared"))
 	}

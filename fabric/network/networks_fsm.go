@@ -89,6 +89,7 @@ type networkUpdateCmd struct {
 	Shared       *bool     `json:"shared,omitempty"`
 	PortSecurity *bool     `json:"port_security,omitempty"`
 	External     *bool     `json:"external,omitempty"`
+	MTU          *int      `json:"mtu,omitempty"`
 	Now          time.Time `json:"now"`
 }
 
@@ -139,6 +140,10 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 		}
 	}
 	set(&n.External, c.External)
+	set(&n.MTU, c.MTU)
+	if err := checkMTU6(tx, &n); err != nil {
+		return nil, err
+	}
 	touch(&n.UpdatedAt, &n.Revision, c.Now)
 	return n, tx.Insert(tNetworks, &n)
 }

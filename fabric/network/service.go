@@ -259,6 +259,7 @@ var extensions = [][3]string{
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."},
 	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."},
 	{"sorting", "Sorting support", "Enables sorting support."},
 	{"pagination", "Pagination support", "Enables pagination support."},
 	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"},
