@@ -255,6 +255,9 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 		if err := checkNetworkOwnership(tx, p, n, pt.Project, "port"); err != nil {
 			return sp, err
 		}
+		// Allowed by sharing alone: checked again when applied, in case
+		// the sharing went in between.
+		sp.BySharing = !p.IsAdmin() && n.Project != pt.Project
 	}
 	pt.Name = rd.Str("name", "", 255)
 	pt.Description = rd.Str("description", "", 255)

@@ -1,11 +1,14 @@
 package network
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/api/apitest"
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 func rbacBody(obj, action, target string) map[string]any {
@@ -173,5 +176,28 @@ func TestRBACRefusesOtherObjectTypes(t *testing.T) {
 	f.expect("POST", "/v2.0/rbac-policies", alice, rbacBody("nope", "access_as_shared", projB), 404, "NetworkNotFound")
 	if l := f.expect("GET", "/v2.0/rbac-policies", admin, nil, 200, "")["rbac_policies"].([]any); len(l) != 0 {
 		t.Fatalf("refused requests left policies: %v", l)
+	}
+}
+
+// TestPortBySharingRecheckedWhenApplied: a port allowed by a policy when
+// the request was read is refused if the policy went before the command
+// was applied.
+func TestPortBySharingRecheckedWhenApplied(t *testing.T) {
+	f := newFixture(t)
+	n := f.network(alice, "n")["id"].(string)
+	f.subnet(alice, n, "10.9.0.0/24")
+	pol := f.expect("POST", "/v2.0/rbac-policies", alice, rbacBody(n, "access_as_shared", projB), 201, "")["rbac_policy"].(map[string]any)["id"].(string)
+	// What bob's request made while the policy stood...
+	spec := portSpec{Port: Port{ID: "p-late", NetworkID: n, Project: projB, AdminStateUp: true, Status: "DOWN", VNICType: "normal"}, BySharing: true}
+	// ...applied after the policy went.
+	f.expect("DELETE", "/v2.0/rbac-policies/"+pol, alice, nil, 204, "")
+	_, err := f.local.Propose(context.Background(), cmdPortCreate, portCreateCmd{Ports: []portSpec{spec}})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("late port: %v", err)
+	}
+	// With the policy, the same command goes through.
+	f.expect("POST", "/v2.0/rbac-policies", alice, rbacBody(n, "access_as_shared", projB), 201, "")
+	if _, err := f.local.Propose(context.Background(), cmdPortCreate, portCreateCmd{Ports: []portSpec{spec}}); err != nil {
+		t.Fatalf("port with the policy: %v", err)
 	}
 }
