@@ -38,7 +38,7 @@ func applyFIPCreate(tx *memdb.Txn, c fipCreateCmd) (any, error) {
 		if store.Get[FloatingIP](tx, tFloatingIPs, f.ID) != nil {
 			return nil, store.Conflictf("floating IP %s exists", f.ID)
 		}
-		n, err := externalNetwork(tx, f.NetworkID, "floatingip")
+		n, err := externalNetwork(tx, f.NetworkID, f.Project, "floatingip")
 		if err != nil {
 			return nil, err
 		}

@@ -844,7 +844,7 @@ func TestQuotas(t *testing.T) {
 	f.expect("GET", "/v2.0/quotas/"+projB, alice, nil, 403, "")
 	f.expect("PUT", "/v2.0/quotas/"+projA, alice, map[string]any{"quota": map[string]any{"network": 1}}, 403, "PolicyNotAuthorized")
 	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"network": -2}}, 400, "HTTPBadRequest", "network")
-	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"subnetpool": 2}}, 400, "HTTPBadRequest", "subnetpool")
+	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"loadbalancer": 2}}, 400, "HTTPBadRequest", "loadbalancer")
 	body = f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"network": 1, "port": "2", "security_group": 1}}, 200, "")
 	if q := body["quota"].(map[string]any); q["network"] != 1.0 || q["port"] != 2.0 || q["subnet"] != 100.0 {
 		t.Fatalf("set quota: %v", q)
@@ -1053,8 +1053,12 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("DELETE", "/v2.0/metering/metering-label-rules/"+goneRule, admin, nil, 204, "")
 	goneLabel := f.mk(admin, "metering/metering-labels", "metering_label", map[string]any{"name": "gone"})["id"].(string)
 	f.expect("DELETE", "/v2.0/metering/metering-labels/"+goneLabel, admin, nil, 204, "")
+	rbac := f.expect("POST", "/v2.0/rbac-policies", alice, rbacBody(nid, "access_as_shared", projB), 201, "")["rbac_policy"].(map[string]any)["id"].(string)
+	f.expect("PUT", "/v2.0/rbac-policies/"+rbac, alice, map[string]any{"rbac_policy": map[string]any{"target_tenant": "project-c"}}, 200, "")
+	goneRBAC := f.expect("POST", "/v2.0/rbac-policies", alice, rbacBody(nid, "access_as_shared", "project-d"), 201, "")["rbac_policy"].(map[string]any)["id"].(string)
+	f.expect("DELETE", "/v2.0/rbac-policies/"+goneRBAC, alice, nil, 204, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
-	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`, `"address_scope_id":"` + scope + `"`, `"remote":"10.9.0.0/16"`} {
+	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`, `"address_scope_id":"` + scope + `"`, `"remote":"10.9.0.0/16"`, `"target":"project-c"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

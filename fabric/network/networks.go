@@ -13,20 +13,22 @@ import (
 )
 
 var networkAttrs = newAttrSpec(
-	"name description admin_state_up shared port_security_enabled router:external "+
+	"name description admin_state_up shared port_security_enabled router:external mtu "+
 		"provider:network_type provider:physical_network provider:segmentation_id",
 	"tenant_id project_id availability_zone_hints",
-	"id status subnets mtu ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
+	"id status subnets ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
 
-// canSeeNetwork: everyone sees shared and external networks.
-func canSeeNetwork(p *api.Principal, n *Network) bool {
-	return n.Shared || n.External || p.CanRead(n.Project)
+// canSeeNetwork: its project sees a network, and the projects it is
+// shared with or external to, by flag (every project) or RBAC policy.
+func canSeeNetwork(tx *memdb.Txn, p *api.Principal, n *Network) bool {
+	return p.CanRead(n.Project) || sharedWith(tx, n, p.ProjectID) || externalFor(tx, n, p.ProjectID)
 }
 
 // networks is the networks collection: a project's own and the shared
 // ones are visible.
-func (s *Service) networks(*memdb.Txn) api.Collection[Network] {
-	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: canSeeNetwork, View: networkView,
+func (s *Service) networks(tx *memdb.Txn) api.Collection[Network] {
+	visible := func(p *api.Principal, n *Network) bool { return canSeeNetwork(tx, p, n) }
+	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: visible, View: networkView,
 		NotFound: func(id string) error { return notFound("network", id) }, Listing: s.listing("networks")}
 }
 
@@ -48,12 +50,14 @@ func subnetIDs(tx *memdb.Txn, network string) []string {
 func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 	v := map[string]any{
 		"id": n.ID, "name": n.Name, "description": n.Description, "tenant_id": n.Project, "project_id": n.Project,
-		"admin_state_up": n.AdminStateUp, "shared": n.Shared, "status": "ACTIVE", "mtu": n.MTU,
+		"admin_state_up": n.AdminStateUp, "shared": n.Shared || hasPolicy(tx, n.ID, actShared, p.ProjectID), "status": "ACTIVE", "mtu": n.MTU,
 		"port_security_enabled": n.PortSecurity, "router:external": n.External, "subnets": subnetIDs(tx, n.ID),
 		"availability_zones": []string{}, "availability_zone_hints": []string{},
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": tagList(n.Tags),
 	}
 	v["ipv4_address_scope"], v["ipv6_address_scope"] = networkScopes(tx, n.ID)
+	// Shared and external are as the caller sees them, as in Neutron: a
+	// policy for the caller's project makes the network shared to it.
 	// As in Neutron's default policy, only admins see the provider mapping.
 	if p.IsAdmin() {
 		v["provider:network_type"] = "vlan"
@@ -130,6 +134,9 @@ func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (N
 	n.AdminStateUp = rd.Bool("admin_state_up", true)
 	n.Shared = rd.Bool("shared", false)
 	n.PortSecurity = rd.Bool("port_security_enabled", true)
+	if mtu := readMTU(rd); mtu != nil {
+		n.MTU = *mtu
+	}
 	n.Project = readProject(rd, p)
 	if n.Shared && !p.IsAdmin() {
 		rd.Fail(policyDenied("create_network:shared"))
@@ -186,6 +193,7 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	c.Description = optStr(rd, "description", 255)
 	c.AdminStateUp = optBool(rd, "admin_state_up", true)
 	c.PortSecurity = optBool(rd, "port_security_enabled", true)
+	c.MTU = readMTU(rd)
 	if c.Shared = optBool(rd, "shared", false); c.Shared != nil && *c.Shared != n.Shared && !p.IsAdmin() {
 		rd.Fail(policyDenied("update_network:shared"))
 	}

@@ -89,6 +89,7 @@ type networkUpdateCmd struct {
 	Shared       *bool     `json:"shared,omitempty"`
 	PortSecurity *bool     `json:"port_security,omitempty"`
 	External     *bool     `json:"external,omitempty"`
+	MTU          *int      `json:"mtu,omitempty"`
 	Now          time.Time `json:"now"`
 }
 
@@ -104,12 +105,12 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 	set(&n.PortSecurity, c.PortSecurity)
 	if c.Shared != nil && !*c.Shared && old.Shared {
 		for _, p := range store.All[Port](tx, tPorts, "network", n.ID) {
-			if p.Project != n.Project && !strings.HasPrefix(p.DeviceOwner, "network:") {
+			if p.Project != n.Project && !strings.HasPrefix(p.DeviceOwner, "network:") && !hasPolicy(tx, n.ID, actShared, p.Project) {
 				return nil, store.Fault(store.KindConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
 			}
 		}
 		for _, s := range store.All[Subnet](tx, tSubnets, "network", n.ID) {
-			if s.Project != n.Project {
+			if s.Project != n.Project && !hasPolicy(tx, n.ID, actShared, s.Project) {
 				return nil, store.Fault(store.KindConflict, "InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
 			}
 		}
@@ -122,7 +123,27 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 			}
 		}
 	}
+	if c.External != nil {
+		// router:external is the "*" access_as_external policy: set, the
+		// network is external to every project; unset, to none, and its
+		// policies for single projects go too.
+		n.ExternalScoped = false
+		if !*c.External {
+			for _, r := range store.All[RBACPolicy](tx, tRBAC, "object", n.ID) {
+				if r.Action != actExternal {
+					continue
+				}
+				if err := tx.Delete(tRBAC, r); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	set(&n.External, c.External)
+	set(&n.MTU, c.MTU)
+	if err := checkMTU6(tx, &n); err != nil {
+		return nil, err
+	}
 	touch(&n.UpdatedAt, &n.Revision, c.Now)
 	return n, tx.Insert(tNetworks, &n)
 }
@@ -156,6 +177,9 @@ func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		if err := tx.Delete(tSubnets, s); err != nil {
 			return nil, err
 		}
+	}
+	if err := dropNetworkPolicies(tx, n.ID); err != nil {
+		return nil, err
 	}
 	return nil, tx.Delete(tNetworks, n)
 }

@@ -41,7 +41,7 @@ func (sp *ServerPorts) Networks(ctx context.Context, p *api.Principal) ([]Networ
 	}
 	var out []Network
 	for _, n := range store.All[Network](tx, tNetworks, "id") {
-		if n.Shared || (p.ProjectID != "" && n.Project == p.ProjectID) {
+		if sharedWith(tx, n, p.ProjectID) {
 			out = append(out, *n)
 		}
 	}
@@ -104,7 +104,7 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 	// Nova's network:attach_external_network is admin-only: every project
 	// sees an external network, but it is the routers' to use, and a
 	// guest's port on it would sit on the operator's outside segment.
-	if n.External && !n.Shared && !p.IsAdmin() {
+	if n.External && !sharedWith(tx, n, p.ProjectID) && !p.IsAdmin() {
 		return Port{}, store.Fault(store.KindForbidden, "ExternalNetworkAttachForbidden",
 			"It is not allowed to create an interface on external network %s", n.ID)
 	}

@@ -33,7 +33,7 @@ func canSeePort(tx *memdb.Txn, p *api.Principal, pt *Port) bool {
 func (s *Service) ports(tx *memdb.Txn) api.Collection[Port] {
 	return api.Collection[Port]{Table: tPorts, One: "port",
 		Visible:  func(p *api.Principal, pt *Port) bool { return canSeePort(tx, p, pt) },
-		View:     func(_ *memdb.Txn, _ *api.Principal, pt *Port) api.View { return portView(pt) },
+		View:     func(tx *memdb.Txn, _ *api.Principal, pt *Port) api.View { return s.portView(tx, pt) },
 		NotFound: func(id string) error { return notFound("port", id) }, Listing: s.listing("ports")}
 }
 
@@ -52,7 +52,8 @@ func (s *Service) writablePort(tx *memdb.Txn, p *api.Principal, id, action strin
 	return pt, nil
 }
 
-func portView(pt *Port) api.View {
+// portView shows a port, with the status portStatus gives it.
+func (s *Service) portView(tx *memdb.Txn, pt *Port) api.View {
 	ips := make([]map[string]any, 0, len(pt.FixedIPs))
 	for _, f := range pt.FixedIPs {
 		ips = append(ips, map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IP})
@@ -72,7 +73,7 @@ func portView(pt *Port) api.View {
 	return map[string]any{
 		"id": pt.ID, "name": pt.Name, "description": pt.Description, "network_id": pt.NetworkID,
 		"tenant_id": pt.Project, "project_id": pt.Project, "mac_address": pt.MAC, "admin_state_up": pt.AdminStateUp,
-		"status": pt.Status, "device_id": pt.DeviceID, "device_owner": pt.DeviceOwner, "fixed_ips": ips,
+		"status": s.portStatus(tx, pt), "device_id": pt.DeviceID, "device_owner": pt.DeviceOwner, "fixed_ips": ips,
 		"allowed_address_pairs": pairs, "security_groups": groups, "port_security_enabled": pt.PortSecurity,
 		"binding:host_id": pt.HostID, "binding:vif_type": vif, "binding:vif_details": map[string]any{},
 		"binding:vnic_type": pt.VNICType, "binding:profile": map[string]any{}, "extra_dhcp_opts": dhcpOptsView(pt.ExtraDHCPOpts),
@@ -251,9 +252,12 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	owns := p.CanWrite(n.Project)
 	pt.Project = readProject(rd, p)
 	if rd.Err == nil {
-		if err := checkNetworkOwnership(p, n, pt.Project, "port"); err != nil {
+		if err := checkNetworkOwnership(tx, p, n, pt.Project, "port"); err != nil {
 			return sp, err
 		}
+		// Allowed by sharing alone: checked again when applied, in case
+		// the sharing went in between.
+		sp.BySharing = !p.IsAdmin() && n.Project != pt.Project
 	}
 	pt.Name = rd.Str("name", "", 255)
 	pt.Description = rd.Str("description", "", 255)
@@ -309,7 +313,7 @@ func (s *Service) portCreation() creation[portSpec, Port] {
 			}
 			return cmdPortCreate, portCreateCmd{Ports: specs, Defaults: s.defaultsFor(tx, projects...)}
 		},
-		view: func(_ *memdb.Txn, _ *api.Principal, pt *Port) api.View { return portView(pt) }}
+		view: func(tx *memdb.Txn, _ *api.Principal, pt *Port) api.View { return s.portView(tx, pt) }}
 }
 
 func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
@@ -352,10 +356,11 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 		return rd.Err
 	}
 	var row Port
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortUpdate, c, &row); err != nil {
+	tx, err := api.Propose(r.Context(), s.cfg.Repl, cmdPortUpdate, c, &row)
+	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"port": portView(&row)})
+	api.JSON(w, http.StatusOK, map[string]any{"port": s.portView(tx, &row)})
 	return nil
 }
 

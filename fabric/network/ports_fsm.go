@@ -21,6 +21,10 @@ type portSpec struct {
 	// port gets its project's default group.
 	GroupsGiven bool `json:"groups_given"`
 	MACGiven    bool `json:"mac_given"`
+	// BySharing says the port goes on another project's network only
+	// because it is shared with the port's project: the apply refuses it
+	// if that sharing (flag or RBAC policy) is gone by then.
+	BySharing bool `json:"by_sharing,omitempty"`
 }
 
 type portCreateCmd struct {
@@ -46,7 +50,7 @@ func applyPortCreate(tx *memdb.Txn, c portCreateCmd) (any, error) {
 func createPort(tx *memdb.Txn, sp portSpec) (*Port, error) {
 	p := sp.Port
 	n := store.Get[Network](tx, tNetworks, p.NetworkID)
-	if n == nil {
+	if n == nil || sp.BySharing && !sharedWith(tx, n, p.Project) {
 		return nil, notFound("network", p.NetworkID)
 	}
 	if store.Get[Port](tx, tPorts, p.ID) != nil {

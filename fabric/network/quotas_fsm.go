@@ -6,13 +6,14 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Default quotas, as Neutron ships them.
+// Default quotas, as Neutron ships them (subnet pools unlimited, as
+// Neutron's default_quota leaves them).
 var defaultQuotas = map[string]int{"network": 100, "subnet": 100, "port": 500, "security_group": 10, "security_group_rule": 100,
-	"router": 10, "floatingip": 50}
+	"router": 10, "floatingip": 50, "rbac_policy": 10, "subnetpool": -1}
 
 // quotaTables maps each quota resource to the table it counts.
 var quotaTables = map[string]string{"network": tNetworks, "subnet": tSubnets, "port": tPorts, "security_group": tGroups, "security_group_rule": tRules,
-	"router": tRouters, "floatingip": tFloatingIPs}
+	"router": tRouters, "floatingip": tFloatingIPs, "rbac_policy": tRBAC, "subnetpool": tSubnetPools}
 
 func quotaLimit(tx *memdb.Txn, project, resource string) int {
 	if q := store.Get[Quota](tx, tQuotas, project); q != nil {

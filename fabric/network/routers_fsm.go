@@ -62,14 +62,16 @@ func applyRouterCreate(tx *memdb.Txn, c routerCreateCmd) (any, error) {
 	return out, nil
 }
 
-// externalNetwork is the network id if it is external, else the
-// BadRequest Neutron answers for resource.
-func externalNetwork(tx *memdb.Txn, id, resource string) (*Network, error) {
+// externalNetwork is the network id if it is external to project, else
+// the BadRequest Neutron answers for resource. A network project does not
+// see (another's, or external only to other projects by their
+// access_as_external policies) is not found.
+func externalNetwork(tx *memdb.Txn, id, project, resource string) (*Network, error) {
 	n := store.Get[Network](tx, tNetworks, id)
-	if n == nil {
+	if n == nil || !externalFor(tx, n, project) && !sharedWith(tx, n, project) {
 		return nil, notFound("network", id)
 	}
-	if !n.External {
+	if !externalFor(tx, n, project) {
 		return nil, badRequest(resource, "Network %s is not a valid external network", id)
 	}
 	return n, nil
@@ -77,7 +79,7 @@ func externalNetwork(tx *memdb.Txn, id, resource string) (*Network, error) {
 
 // setGateway gives r a gateway port on an external network.
 func setGateway(tx *memdb.Txn, r *Router, g gatewaySpec) error {
-	n, err := externalNetwork(tx, g.NetworkID, "router")
+	n, err := externalNetwork(tx, g.NetworkID, r.Project, "router")
 	if err != nil {
 		return err
 	}
@@ -188,6 +190,10 @@ type routerUpdateCmd struct {
 	Description  *string      `json:"description,omitempty"`
 	AdminStateUp *bool        `json:"admin_state_up,omitempty"`
 	Routes       *[]HostRoute `json:"routes,omitempty"`
+	// AddRoutes and RemoveRoutes change the routes the router has when
+	// the command is applied (extraroute-atomic).
+	AddRoutes    []HostRoute `json:"add_routes,omitempty"`
+	RemoveRoutes []HostRoute `json:"remove_routes,omitempty"`
 	// Gateway is applied when SetGateway: nil removes the gateway.
 	SetGateway bool         `json:"set_gateway,omitempty"`
 	Gateway    *gatewaySpec `json:"gateway,omitempty"`
@@ -204,6 +210,9 @@ func applyRouterUpdate(tx *memdb.Txn, c routerUpdateCmd) (any, error) {
 	set(&r.Description, c.Description)
 	set(&r.AdminStateUp, c.AdminStateUp)
 	set(&r.Routes, c.Routes)
+	if len(c.AddRoutes)+len(c.RemoveRoutes) > 0 {
+		r.Routes = mergeRoutes(r.Routes, c.AddRoutes, c.RemoveRoutes)
+	}
 	touch(&r.UpdatedAt, &r.Revision, c.Now)
 	if c.SetGateway {
 		g := c.Gateway

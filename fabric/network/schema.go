@@ -90,6 +90,9 @@ const (
 	cmdLabelDelete           = "network.metering_label.delete"
 	cmdMeterCreate           = "network.metering_rule.create"
 	cmdMeterDelete           = "network.metering_rule.delete"
+	cmdRBACCreate            = "network.rbac_policy.create"
+	cmdRBACUpdate            = "network.rbac_policy.update"
+	cmdRBACDelete            = "network.rbac_policy.delete"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -97,8 +100,11 @@ const (
 // per command type.
 func Schema() store.Schema {
 	return store.Schema{
-		Tables: netstate.Tables(),
+		Tables: append(netstate.Tables(), rbacTable()),
 		Handlers: map[string]store.Handler{
+			cmdRBACCreate:    store.Typed(applyRBACCreate),
+			cmdRBACUpdate:    store.Typed(applyRBACUpdate),
+			cmdRBACDelete:    store.Typed(applyRBACDelete),
 			cmdNetworkCreate: store.Typed(applyNetworkCreate),
 			cmdNetworkUpdate: store.Typed(applyNetworkUpdate),
 			cmdNetworkDelete: store.Typed(applyNetworkDelete),

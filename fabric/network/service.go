@@ -140,6 +140,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "get_subnetpool", Handle: show(s, s.subnetPools)},
 		{Method: put, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "update_subnetpool", Handle: s.updatePool},
 		{Method: del, Path: "/v2.0/subnetpools/{id}", Access: token, Rule: "delete_subnetpool", Handle: s.deletePool},
+		{Method: put, Path: "/v2.0/subnetpools/{id}/add_prefixes", Access: token, Rule: "add_prefixes", Handle: s.poolPrefixOps(true)},
+		{Method: put, Path: "/v2.0/subnetpools/{id}/remove_prefixes", Access: token, Rule: "remove_prefixes", Handle: s.poolPrefixOps(false)},
 
 		{Method: get, Path: "/v2.0/ports", Access: token, Rule: "get_port", Handle: list(s, s.ports)},
 		{Method: post, Path: "/v2.0/ports", Access: token, Rule: "create_port", Handle: create(s, s.portCreation())},
@@ -165,6 +167,8 @@ func (s *Service) routes() []api.Route {
 		{Method: del, Path: "/v2.0/routers/{id}", Access: token, Rule: "delete_router", Handle: s.deleteRouter},
 		{Method: put, Path: "/v2.0/routers/{id}/add_router_interface", Access: token, Rule: "add_router_interface", Handle: s.routerInterface(true)},
 		{Method: put, Path: "/v2.0/routers/{id}/remove_router_interface", Access: token, Rule: "remove_router_interface", Handle: s.routerInterface(false)},
+		{Method: put, Path: "/v2.0/routers/{id}/add_extraroutes", Access: token, Rule: "add_extraroutes", Handle: s.extraRoutes(true)},
+		{Method: put, Path: "/v2.0/routers/{id}/remove_extraroutes", Access: token, Rule: "remove_extraroutes", Handle: s.extraRoutes(false)},
 
 		{Method: get, Path: "/v2.0/floatingips", Access: token, Rule: "get_floatingip", Handle: list(s, s.floatingIPs)},
 		{Method: post, Path: "/v2.0/floatingips", Access: token, Rule: "create_floatingip", Handle: create(s, s.fipCreation())},
@@ -192,6 +196,8 @@ func (s *Service) routes() []api.Route {
 		{Method: get, Path: "/v2.0/quotas/{project}/details", Access: token, Rule: "get_quota", Handle: s.showQuotaDetails},
 	}
 	routes = append(routes, s.scopeRoutes()...)
+	routes = append(routes, s.rbacRoutes()...)
+	routes = append(routes, s.ipAvailabilityRoutes()...)
 	routes = append(routes, s.meteringRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
@@ -231,7 +237,7 @@ func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"subnetpool", "subnetpools"}, {"port", "ports"},
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"},
 		{"router", "routers"}, {"floatingip", "floatingips"}, {"agent", "agents"}, {"address_scope", "address-scopes"},
-		{"metering_label", "metering/metering-labels"}, {"metering_label_rule", "metering/metering-label-rules"}} {
+		{"metering_label", "metering/metering-labels"}, {"rbac_policy", "rbac-policies"}, {"metering_label_rule", "metering/metering-label-rules"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/" + c[1]}}})
 	}
@@ -253,6 +259,7 @@ var extensions = [][3]string{
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."},
 	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."},
 	{"sorting", "Sorting support", "Enables sorting support."},
 	{"pagination", "Pagination support", "Enables pagination support."},
 	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"},
@@ -260,6 +267,7 @@ var extensions = [][3]string{
 	{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."},
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
+	{"extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a router on server side by atomically adding/removing extra routes"},
 	{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"},
@@ -271,8 +279,11 @@ var extensions = [][3]string{
 	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
 	{"tag", "Tag support", "Enables to set tag on resources."},
 	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"},
+	{"subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"},
 	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
 	{"address-scope", "Address scope", "Address scopes extension."},
+	{"network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet."},
+	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."},
 	{"metering", "Neutron Metering", "Neutron Metering extension."},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }

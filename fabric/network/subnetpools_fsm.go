@@ -28,6 +28,9 @@ func applyPoolCreate(tx *memdb.Txn, c poolCreateCmd) (any, error) {
 		if err := tx.Insert(tSubnetPools, &sp); err != nil {
 			return nil, err
 		}
+		if err := checkQuota(tx, sp.Project, "subnetpool"); err != nil {
+			return nil, err
+		}
 		out = append(out, sp)
 	}
 	return out, nil
@@ -56,7 +59,11 @@ type poolUpdateCmd struct {
 	DefaultPrefixlen *int      `json:"default_prefixlen,omitempty"`
 	IsDefault        *bool     `json:"is_default,omitempty"`
 	AddressScopeID   *string   `json:"address_scope_id,omitempty"`
-	Now              time.Time `json:"now"`
+	// AddPrefixes and RemovePrefixes change the prefixes the pool has
+	// when the command is applied (add_prefixes, remove_prefixes).
+	AddPrefixes    []string  `json:"add_prefixes,omitempty"`
+	RemovePrefixes []string  `json:"remove_prefixes,omitempty"`
+	Now            time.Time `json:"now"`
 }
 
 func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
@@ -82,6 +89,11 @@ func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
 			}
 		}
 		sp.Prefixes = *c.Prefixes
+	}
+	if len(c.AddPrefixes)+len(c.RemovePrefixes) > 0 {
+		if err := prefixOps(tx, &sp, c.AddPrefixes, c.RemovePrefixes); err != nil {
+			return nil, err
+		}
 	}
 	if err := poolBounds(sp.IPVersion, sp.MinPrefixlen, sp.MaxPrefixlen, sp.DefaultPrefixlen, sp.Prefixes); err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ func canSeeSubnet(tx *memdb.Txn, p *api.Principal, s *Subnet) bool {
 		return true
 	}
 	n := store.Get[Network](tx, tNetworks, s.NetworkID)
-	return n != nil && (n.Shared || p.CanRead(n.Project))
+	return n != nil && (sharedWith(tx, n, p.ProjectID) || p.CanRead(n.Project))
 }
 
 func nullable(s string) any {

@@ -17,8 +17,12 @@ type subnetCreateCmd struct {
 func applySubnetCreate(tx *memdb.Txn, c subnetCreateCmd) (any, error) {
 	out := make([]Subnet, 0, len(c.Subnets))
 	for _, s := range c.Subnets {
-		if store.Get[Network](tx, tNetworks, s.NetworkID) == nil {
+		n := store.Get[Network](tx, tNetworks, s.NetworkID)
+		if n == nil {
 			return nil, notFound("network", s.NetworkID)
+		}
+		if s.IPVersion == 6 && n.MTU < minMTU6 {
+			return nil, invalidInput("IPv6 subnet on network %s needs an MTU of at least %d; the network's is %d", n.ID, minMTU6, n.MTU)
 		}
 		p, err := parsePrefix(s.CIDR)
 		if err != nil {

@@ -32,6 +32,11 @@ type Network struct {
 	// External marks a network routers take their gateway on and
 	// floating IPs come from (router:external).
 	External bool `json:"external,omitempty"`
+	// ExternalScoped says an external network is external only to the
+	// projects of its access_as_external RBAC policies (and its own),
+	// with no policy for every project ("*"); false with External is
+	// external to all, as every external network was before RBAC.
+	ExternalScoped bool `json:"external_scoped,omitempty"`
 	// Flat names the physical network a flat (untagged) network is; ""
 	// is a VLAN (SegmentationID) on the one tenant physical network.
 	Flat string `json:"flat,omitempty"`
