@@ -76,6 +76,8 @@ const (
 	// reverts it.
 	cmdServerResize    = "compute.server.resize"
 	cmdServerResizeEnd = "compute.server.resize_end"
+	// cmdServerMigrate starts a cold migration (server_migrate.go).
+	cmdServerMigrate = "compute.server.migrate"
 	// cmdServerRescue starts a rescue or an unrescue.
 	cmdServerRescue   = "compute.server.rescue"
 	cmdServerBuild    = "compute.server.build"
@@ -110,6 +112,7 @@ func Schema() store.Schema {
 		cmdServerReport:    store.Typed(withEvents(applyServerReport, reportEvents)),
 		cmdServerResize:    applyServerResizeIndexed,
 		cmdServerResizeEnd: store.Typed(withEvents(applyServerResizeEnd, resizeEndEvents)),
+		cmdServerMigrate:   applyServerMigrateIndexed,
 		cmdServerRescue:    store.Typed(withEvents(applyServerRescue, rescueEvents)),
 		cmdServerBuild:     store.Typed(withEvents(applyServerBuild, buildEvents)),
 		cmdServerPassword:  store.Typed(applyServerPassword),

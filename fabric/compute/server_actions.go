@@ -76,6 +76,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.resize(w, r, o[key])
 	case "confirmResize", "revertResize":
 		return s.endResize(w, r, key, o[key])
+	case "migrate":
+		return s.migrate(w, r, o[key])
 	case "rescue":
 		return s.rescue(w, r, o[key])
 	case "unrescue":

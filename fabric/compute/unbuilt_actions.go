@@ -27,7 +27,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"resetNetwork":       {rule: "os_compute_api:os-admin-actions:reset_network", admin: true},
 	"addFloatingIp":      {rule: "os_compute_api:os-floating-ips:add"},
 	"removeFloatingIp":   {rule: "os_compute_api:os-floating-ips:remove"},
-	"migrate":            {rule: "os_compute_api:os-migrate-server:migrate", admin: true},
 	"os-migrateLive":     {rule: "os_compute_api:os-migrate-server:migrate_live", admin: true},
 	"addFixedIp":         {rule: "os_compute_api:os-multinic:add"},
 	"removeFixedIp":      {rule: "os_compute_api:os-multinic:remove"},
