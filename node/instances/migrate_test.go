@@ -111,7 +111,9 @@ func TestAgentMigrate(t *testing.T) {
 	rec := src.readRecord("s1")
 	rec.ResizeSeq = 0
 	src.writeRecord("s1", rec)
-	put(func(s *computestate.Server) { s.Host, s.MigrateFrom, s.ResizeSeq, s.TaskState = "n1", "", 1, computestate.TaskResizeMigrating })
+	put(func(s *computestate.Server) {
+		s.Host, s.MigrateFrom, s.ResizeSeq, s.TaskState = "n1", "", 1, computestate.TaskResizeMigrating
+	})
 	src.reconcile(ctx)
 	if len(snaps.during) != 1 {
 		t.Fatalf("%d uploads after a redone step, want 1", len(snaps.during))
