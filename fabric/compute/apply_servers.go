@@ -612,6 +612,9 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 		// not the guest's power state.
 		setState(&s, s.VMState, old.TaskState)
 	}
+	if err := evacuateReport(tx, &s, c); err != nil {
+		return nil, err
+	}
 	probe := s
 	probe.Updated = old.Updated
 	if reflect.DeepEqual(&probe, old) {

@@ -78,6 +78,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.endResize(w, r, key, o[key])
 	case "migrate":
 		return s.migrate(w, r, o[key])
+	case "evacuate":
+		return s.evacuate(w, r, o[key])
 	case "rescue":
 		return s.rescue(w, r, o[key])
 	case "unrescue":

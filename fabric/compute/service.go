@@ -582,6 +582,7 @@ var extensions = [][3]string{
 	{"os-instance-usage-audit-log", "OSInstanceUsageAuditLog", "Admin-only Task Log Monitoring (no host runs the usage audit: all are reported not run)."},
 	{"os-migrations", "Migrations", "Provide data on migrations (resizes, cold migrations)."},
 	{"os-migrate-server", "MigrateServer", "Enable migrate server action (os-migrateLive is not built)."},
+	{"os-evacuate", "Evacuate", "Enables server evacuation (of a server whose host is down)."},
 	{"os-rescue", "Rescue", "Instance rescue mode (not of a volume-backed server)."},
 }
 

@@ -22,7 +22,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"os-getVNCConsole":   {rule: "os_compute_api:os-remote-consoles"},
 	"os-getSPICEConsole": {rule: "os_compute_api:os-remote-consoles"},
 	"os-getRDPConsole":   {rule: "os_compute_api:os-remote-consoles"},
-	"evacuate":           {rule: "os_compute_api:os-evacuate", admin: true},
 	"injectNetworkInfo":  {rule: "os_compute_api:os-admin-actions:inject_network_info", admin: true},
 	"resetNetwork":       {rule: "os_compute_api:os-admin-actions:reset_network", admin: true},
 	"addFloatingIp":      {rule: "os_compute_api:os-floating-ips:add"},
