@@ -87,10 +87,11 @@ func (s *Service) migrate(w http.ResponseWriter, r *http.Request, arg any) error
 		return policyDenied(migrateRule)
 	}
 	host := ""
-	if arg != nil {
+	// Before 2.56 Nova validates no body: whatever it is, it is ignored.
+	if arg != nil && atLeast(r, 56) {
 		o, ok := arg.(map[string]any)
-		if !ok || !atLeast(r, 56) {
-			return badField("migrate", arg, "%s is not of type 'null'", api.Text(arg))
+		if !ok {
+			return badField("migrate", arg, "%s is not of type 'object', 'null'", api.Text(arg))
 		}
 		if err := allowOnly(o, "host"); err != nil {
 			return err
