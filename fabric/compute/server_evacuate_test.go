@@ -74,6 +74,12 @@ func TestEvacuate(t *testing.T) {
 	if ms := f.migrations("2.59", ""); ms[0]["status"] != "done" {
 		t.Fatalf("migration %v", ms[0])
 	}
+	// The old node, back, sees its guest off: not heard, the server is
+	// not stopped.
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, Node: src})
+	if sv := f.row(id); sv.Status != "ACTIVE" || sv.Want != "active" {
+		t.Fatalf("after a report of the old host: %+v", sv)
+	}
 	if evs := f.actionEvents(id, computestate.ActionEvacuate); len(evs) != 2 || evs[1].Result != "Success" || evs[1].Host != dst {
 		t.Fatalf("evacuate events %+v", evs)
 	}

@@ -136,6 +136,11 @@ func TestMigrateConfirm(t *testing.T) {
 	if ms := f.migrations("2.59", ""); ms[0]["status"] != "confirmed" {
 		t.Fatalf("migration %v", ms[0])
 	}
+	// The source, removing its copy, is not heard.
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, ResizeSeq: 1, Node: src})
+	if sv := f.row(id); sv.Status != "ACTIVE" || sv.Want != "active" {
+		t.Fatalf("after a report of the source: %+v", sv)
+	}
 	for _, h := range hostsWithUsage(f.local.State.Txn(), f.schedHosts()) {
 		if want := map[bool]int{true: 1, false: 0}[h.Name == dst]; h.UsedVCPUs != want {
 			t.Fatalf("host %s claims %d vCPUs after the confirm", h.Name, h.UsedVCPUs)
