@@ -268,6 +268,12 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 				a.Log.Warn("compute: delete the image of a deleted server's snapshot", "server", s.ID, "image", s.SnapshotImage, "err", err)
 			}
 		}
+		if s.MigrateImage != "" && a.Snapshots != nil {
+			// Deleted while migrating: its disk's copy goes too.
+			if err := a.Snapshots.Discard(ctx, s.MigrateImage); err != nil && !errors.Is(err, store.ErrNotFound) {
+				a.Log.Warn("compute: delete the image of a deleted server's migration", "server", s.ID, "image", s.MigrateImage, "err", err)
+			}
+		}
 		a.teardown(ctx, s.ID)
 		err := a.Report(ctx, s.ID, computestate.Observed{Gone: true})
 		a.mu.Lock()

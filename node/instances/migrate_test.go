@@ -162,4 +162,15 @@ func TestAgentMigrate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dstDir, "disk")); err != nil {
 		t.Fatalf("the new host's disk after the confirm: %v", err)
 	}
+
+	// Deleted while its source saves it: the migration's image goes with
+	// the server.
+	w.Put(imagestate.Table, &imagestate.Image{ID: "mig3", Owner: "p1", Status: imagestate.StatusQueued, DiskFormat: "qcow2"})
+	put(func(s *computestate.Server) {
+		s.Host, s.ResizeSeq, s.TaskState, s.MigrateTo, s.MigrateImage, s.Want = "n2", 6, computestate.TaskResizeMigrating, "n1", "mig3", "deleted"
+	})
+	pass()
+	if !slices.Contains(snaps.deleted, "mig3") {
+		t.Fatalf("a deleted server's migration image was kept: %v", snaps.deleted)
+	}
 }
