@@ -38,7 +38,7 @@ func (c computeSnapshots) CreateSnapshot(ctx context.Context, p *api.Principal, 
 	owner := *p
 	owner.ProjectID = n.Project
 	img, err := c.images.Create(ctx, &owner, image.NewImage{Name: n.Name, DiskFormat: "qcow2", ContainerFormat: "bare", Visibility: "private",
-		MinDisk: minDisk, MinRAM: minRAM, Properties: props})
+		MinDisk: minDisk, MinRAM: minRAM, Properties: props, Hidden: n.Hidden})
 	if err != nil {
 		return "", err
 	}

@@ -80,6 +80,7 @@ func diskGB(s *Server) int {
 // read from the same transaction that will record the new placement.
 func hostsWithUsage(tx *memdb.Txn, hosts []scheduler.Host) []scheduler.Host {
 	out := make([]scheduler.Host, len(hosts))
+	claims := migratingClaims(tx)
 	for i, h := range hosts {
 		h.UsedVCPUs, h.UsedMemoryMB, h.UsedDiskGB, h.Servers = 0, 0, 0, nil
 		// The API sends each node's own zone; its aggregates' is read
@@ -96,6 +97,12 @@ func hostsWithUsage(tx *memdb.Txn, hosts []scheduler.Host) []scheduler.Host {
 			f := resizeClaim(s)
 			h.UsedVCPUs += f.VCPUs
 			h.UsedMemoryMB += f.RAM
+			h.UsedDiskGB += diskGB(s)
+			h.Servers = append(h.Servers, s.ID)
+		}
+		for _, s := range claims[h.Name] {
+			h.UsedVCPUs += s.Flavor.VCPUs
+			h.UsedMemoryMB += s.Flavor.RAM
 			h.UsedDiskGB += diskGB(s)
 			h.Servers = append(h.Servers, s.ID)
 		}
@@ -527,6 +534,11 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 		}
 		return actionResult{Server: *old, Removed: true}, removeServer(tx, old, c.Now)
 	}
+	if o.Node != "" && o.Node != old.Host {
+		// From a node the server left (migrated or evacuated away): it
+		// is not that node's to report.
+		return actionResult{Server: *old}, nil
+	}
 	s := *old
 	s.PowerState = o.PowerState
 	// A resize's or a rescue's report is theirs to take.
@@ -612,6 +624,9 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 		// A snapshot runs: its steps (CmdImageStep) move the task state,
 		// not the guest's power state.
 		setState(&s, s.VMState, old.TaskState)
+	}
+	if err := evacuateReport(tx, &s, c); err != nil {
+		return nil, err
 	}
 	probe := s
 	probe.Updated = old.Updated

@@ -274,8 +274,8 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	}
 	// ... and is not implemented (yet) for a virtual machine.
 	vm := f.server(alice, "vm")
-	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"migrate": nil}, 403, "forbidden", "os-migrate-server:migrate")
-	f.expect("POST", "/v2.1/servers/"+vm+"/action", admin, "", map[string]any{"migrate": nil}, 501, "notImplemented", "migrate is not implemented")
+	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"os-migrateLive": nil}, 403, "forbidden", "os-migrate-server:migrate_live")
+	f.expect("POST", "/v2.1/servers/"+vm+"/action", admin, "", map[string]any{"os-migrateLive": nil}, 501, "notImplemented", "os-migrateLive is not implemented")
 
 	// Stop, start, reboot: the node's power target, each counted.
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)

@@ -506,6 +506,15 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 2, RescueSeq: 1})
 	f.action(alice, id, map[string]any{"unrescue": nil}, 202)
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 2, RescueSeq: 2})
+	f.action(admin, id, map[string]any{"migrate": nil}, 202)
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, RebuildSeq: 1, ResizeSeq: 3, RescueSeq: 2})
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 4, RescueSeq: 2})
+	f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "", map[string]any{"confirmResize": nil}, 204, "")
+	down := f.row(id).Host
+	f.hosts.setUp(down, false)
+	f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.14", map[string]any{"evacuate": map[string]any{}}, 200, "")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 2, ResizeSeq: 4, RescueSeq: 2})
+	f.hosts.setUp(down, true)
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	// A server whose volume, made after the 202, could not be made.
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}

@@ -8,9 +8,9 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Migrations (os-migrations): the resizes (server_resize.go), the only
-// moves this cloud makes (cold and live migration and evacuate answer
-// 501); each on its server's own host. The query is Nova's: any filter
+// Migrations (os-migrations): the resizes (server_resize.go), each on
+// its server's own host, and the cold migrations (server_migrate.go)
+// between hosts (live migration answers 501). The query is Nova's: any filter
 // to 2.58 (those Nova knows filter: host, status, instance_uuid,
 // source_compute, migration_type; others are ignored); from 2.59 only
 // its known parameters (unknown ones are a 400 naming them), limit a

@@ -48,6 +48,11 @@ func (s *Service) Report(ctx context.Context, serverID string, o Observed) error
 	if res.Removed && !released {
 		s.releasePorts(context.WithoutCancel(ctx), &res.Server)
 	}
+	if sv := res.Server; o.Node != "" && sv.MigrateFrom == o.Node && sv.Host != o.Node {
+		// The source's report gave a migrating server to its new host
+		// (server_migrate.go): its ports follow it.
+		s.bindPortsTo(ctx, &sv, sv.Host)
+	}
 	return nil
 }
 

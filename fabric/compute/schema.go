@@ -76,6 +76,11 @@ const (
 	// reverts it.
 	cmdServerResize    = "compute.server.resize"
 	cmdServerResizeEnd = "compute.server.resize_end"
+	// cmdServerMigrate starts a cold migration (server_migrate.go).
+	cmdServerMigrate = "compute.server.migrate"
+	// cmdServerEvacuate rebuilds a server of a down host on another
+	// (server_evacuate.go).
+	cmdServerEvacuate = "compute.server.evacuate"
 	// cmdServerRescue starts a rescue or an unrescue.
 	cmdServerRescue   = "compute.server.rescue"
 	cmdServerBuild    = "compute.server.build"
@@ -110,6 +115,8 @@ func Schema() store.Schema {
 		cmdServerReport:    store.Typed(withEvents(applyServerReport, reportEvents)),
 		cmdServerResize:    applyServerResizeIndexed,
 		cmdServerResizeEnd: store.Typed(withEvents(applyServerResizeEnd, resizeEndEvents)),
+		cmdServerMigrate:   applyServerMigrateIndexed,
+		cmdServerEvacuate:  applyServerEvacuateIndexed,
 		cmdServerRescue:    store.Typed(withEvents(applyServerRescue, rescueEvents)),
 		cmdServerBuild:     store.Typed(withEvents(applyServerBuild, buildEvents)),
 		cmdServerPassword:  store.Typed(applyServerPassword),

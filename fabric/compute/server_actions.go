@@ -78,6 +78,10 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.resize(w, r, o[key])
 	case "confirmResize", "revertResize":
 		return s.endResize(w, r, key, o[key])
+	case "migrate":
+		return s.migrate(w, r, o[key])
+	case "evacuate":
+		return s.evacuate(w, r, o[key])
 	case "rescue":
 		return s.rescue(w, r, o[key])
 	case "unrescue":

@@ -64,6 +64,9 @@ type SnapshotImage struct {
 	// Mapping says the image only maps volume snapshots (a volume-backed
 	// server's): it holds no data and is made active at once, empty.
 	Mapping bool
+	// Hidden keeps it out of the default image list (Glance's
+	// os_hidden): a cold migration's copy of a disk, not the user's.
+	Hidden bool
 }
 
 // NotInherited are the base image's properties Nova's snapshot does not

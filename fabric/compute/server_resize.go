@@ -65,7 +65,7 @@ func resizeStatus(vm, task string) string {
 	switch {
 	case task == computestate.TaskResizeReverting:
 		return "REVERT_RESIZE"
-	case task == computestate.TaskResizeFinish:
+	case task == computestate.TaskResizeFinish, task == computestate.TaskResizeMigrating:
 		return "RESIZE"
 	case vm == computestate.VMResized:
 		return "VERIFY_RESIZE"
@@ -165,8 +165,13 @@ func (s *Service) endResize(w http.ResponseWriter, r *http.Request, key string, 
 	}
 	p := principal(r)
 	c := serverResizeEndCmd{ID: sv.ID, Action: key, UserID: p.UserID, RequestID: requestID(r.Context()), Now: s.now(), Admin: p.IsAdmin()}
-	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerResizeEnd, c, nil); err != nil {
+	var res actionResult
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerResizeEnd, c, &res); err != nil {
 		return err
+	}
+	if res.Server.Host != sv.Host {
+		// A cold migration reverted: the ports go back with it.
+		s.bindPortsTo(r.Context(), &res.Server, res.Server.Host)
 	}
 	if key == computestate.ActionConfirmResize {
 		w.WriteHeader(http.StatusNoContent)
@@ -331,7 +336,8 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 	act := &Action{ID: s.ID + "/" + c.RequestID, ServerID: s.ID, Project: s.Project, UserID: c.UserID,
 		Action: c.Action, RequestID: c.RequestID, Start: c.Now}
 	if c.Action == computestate.ActionConfirmResize {
-		s.OldFlavor, s.Migration = nil, ""
+		// A cold migration's source removes its copy now.
+		s.OldFlavor, s.Migration, s.MigrateFrom, s.MigrateImage = nil, "", "", ""
 		setState(&s, resumedState(&s), "")
 		m.Status = "confirmed"
 		act.Events = []ActionEvent{{Event: "compute_confirm_resize", Start: c.Now, Finish: c.Now, Result: "Success", Host: s.Host}}
@@ -344,6 +350,14 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 		// The guest gets the old flavor back at once: the host still
 		// holds the larger of both until the node reports the revert.
 		s.Flavor, s.OldFlavor = *old.OldFlavor, nil
+		if s.MigrateFrom != "" {
+			// A cold migration's: back to its source, which kept its
+			// disk, with its volumes (server_migrate.go).
+			s.Host, s.MigrateFrom, s.MigrateImage = s.MigrateFrom, "", ""
+			if err := moveVolumes(tx, s.ID, s.Host, c.Now); err != nil {
+				return nil, err
+			}
+		}
 		s.ResizeSeq++
 		setState(&s, s.VMState, computestate.TaskResizeReverting)
 		m.Status = "reverting"
@@ -380,6 +394,9 @@ func resizeReport(tx *memdb.Txn, s *Server, c serverReportCmd) (bool, error) {
 	if s.TaskState == "" && s.VMState == computestate.VMResized {
 		return true, nil // waiting for its confirm or revert
 	}
+	if s.TaskState == computestate.TaskResizeMigrating {
+		return migrateReport(tx, s, c)
+	}
 	revert := s.TaskState == computestate.TaskResizeReverting
 	if s.TaskState != computestate.TaskResizeFinish && !revert {
 		return false, nil
@@ -390,6 +407,9 @@ func resizeReport(tx *memdb.Txn, s *Server, c serverReportCmd) (bool, error) {
 	}
 	ev := ActionEvent{Event: "compute_finish_resize", Start: c.Now, Finish: c.Now, Result: "Success", Host: s.Host}
 	action, status := computestate.ActionResize, "finished"
+	if m := store.Get[Migration](tx, tMigrations, s.Migration); m != nil && m.Type == computestate.MigrationCold {
+		action = computestate.ActionMigrate
+	}
 	if revert {
 		ev.Event, action, status = "compute_finish_revert_resize", computestate.ActionRevertResize, "reverted"
 	}

@@ -592,7 +592,9 @@ var extensions = [][3]string{
 	{"os-simple-tenant-usage", "SimpleTenantUsage", "Simple tenant usage extension."},
 	{"os-tenant-networks", "OSTenantNetworks", "Tenant-based Network Management Extension (list and show, from the network service)."},
 	{"os-instance-usage-audit-log", "OSInstanceUsageAuditLog", "Admin-only Task Log Monitoring (no host runs the usage audit: all are reported not run)."},
-	{"os-migrations", "Migrations", "Provide data on migrations (resizes, on the server's own host)."},
+	{"os-migrations", "Migrations", "Provide data on migrations (resizes, cold migrations)."},
+	{"os-migrate-server", "MigrateServer", "Enable migrate server action (os-migrateLive is not built)."},
+	{"os-evacuate", "Evacuate", "Enables server evacuation (of a server whose host is down)."},
 	{"os-rescue", "Rescue", "Instance rescue mode (not of a volume-backed server)."},
 }
 

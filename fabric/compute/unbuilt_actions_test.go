@@ -12,8 +12,8 @@ func TestUnbuiltActions(t *testing.T) {
 	path := "/v2.1/servers/" + id + "/action"
 	before := *f.row(id)
 	for _, a := range []string{"changePassword",
-		"trigger_crash_dump", "os-getSPICEConsole", "os-getRDPConsole", "evacuate",
-		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp", "migrate", "os-migrateLive",
+		"trigger_crash_dump", "os-getSPICEConsole", "os-getRDPConsole",
+		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp", "os-migrateLive",
 		"addFixedIp", "removeFixedIp"} {
 		tok := alice
 		if unbuiltActions[a].admin {
@@ -42,10 +42,10 @@ func TestUnbuiltActions(t *testing.T) {
 // ones that answer 501.
 func TestActionExtensions(t *testing.T) {
 	f := newFixture(t)
-	for _, alias := range []string{"os-lock-server", "os-admin-actions", "os-security-groups", "os-server-password", "os-rescue"} {
+	for _, alias := range []string{"os-lock-server", "os-admin-actions", "os-security-groups", "os-server-password", "os-rescue", "os-migrate-server", "os-evacuate"} {
 		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 200, "")
 	}
-	for _, alias := range []string{"os-evacuate", "os-shelve", "os-create-backup", "os-migrate-server"} {
+	for _, alias := range []string{"os-shelve", "os-create-backup"} {
 		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
 	}
 }

@@ -23,6 +23,8 @@ import (
 type NewImage struct {
 	Name, DiskFormat, ContainerFormat, Visibility string
 	Protected                                     bool
+	// Hidden is Glance's os_hidden: not in the default image list.
+	Hidden bool
 	// MinDisk (GB) and MinRAM (MB) are what booting it needs.
 	MinDisk, MinRAM int
 	// Properties are extra properties; names Glance reserves are refused.
@@ -32,6 +34,9 @@ type NewImage struct {
 // Create makes a queued image owned by p's project.
 func (s *Service) Create(ctx context.Context, p *api.Principal, n NewImage) (*Image, error) {
 	body := api.Object{"name": n.Name, "disk_format": n.DiskFormat, "container_format": n.ContainerFormat, "protected": n.Protected}
+	if n.Hidden {
+		body["os_hidden"] = true
+	}
 	if n.Visibility != "" {
 		body["visibility"] = n.Visibility
 	}

@@ -179,6 +179,13 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, s := range servers {
+		if s.Host != a.Node && s.MigrateFrom == a.Node && s.Baremetal == "" {
+			// Migrated away, not confirmed yet: its disk stays here, the
+			// guest off, for a revert (migrate.go).
+			mine[s.ID] = true
+			g.Go(func() error { a.keepSource(ctx, s.ID); return nil })
+			continue
+		}
 		if s.Host != a.Node || s.Baremetal != "" {
 			// A bare-metal server's Host is its node's conductor, which
 			// drives the machine: there is no guest here to run.
@@ -236,6 +243,7 @@ func powerState(p hypervisor.PowerState) int {
 }
 
 func (a *Agent) report(ctx context.Context, id string, o computestate.Observed) error {
+	o.Node = a.Node
 	a.mu.Lock()
 	last, ok := a.reported[id]
 	a.mu.Unlock()
@@ -258,6 +266,12 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			// Deleted while a snapshot of it ran: the image goes too.
 			if err := a.Snapshots.DiscardUnfinished(ctx, s.SnapshotImage); err != nil && !errors.Is(err, store.ErrNotFound) {
 				a.Log.Warn("compute: delete the image of a deleted server's snapshot", "server", s.ID, "image", s.SnapshotImage, "err", err)
+			}
+		}
+		if s.MigrateImage != "" && a.Snapshots != nil {
+			// Deleted while migrating: its disk's copy goes too.
+			if err := a.Snapshots.Discard(ctx, s.MigrateImage); err != nil && !errors.Is(err, store.ErrNotFound) {
+				a.Log.Warn("compute: delete the image of a deleted server's migration", "server", s.ID, "image", s.MigrateImage, "err", err)
 			}
 		}
 		a.teardown(ctx, s.ID)
@@ -283,6 +297,9 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 	}
 	if s.SnapshotImage != "" {
 		return a.snapshot(ctx, s, vm, state)
+	}
+	if migratingOut(s, rec) {
+		return a.migrateOut(ctx, s, vm, state, &rec)
 	}
 	if resizing(s, rec) {
 		return a.resize(ctx, s, view, vm, state, &rec)
@@ -526,15 +543,16 @@ func (a *Agent) rootDisk(ctx context.Context, s computestate.Server, dir string)
 		return disk, nil
 	}
 	// An unshelved server boots from the image its disk was shelved in.
-	from := cmp.Or(s.ShelvedImage, s.ImageID)
-	base, img, err := a.cachedImage(ctx, from)
-	if err != nil {
-		return hypervisor.Disk{}, fmt.Errorf("image %s: %w", from, err)
-	}
-	format := imageFormat(img)
+	// A disk made already is the server's (a migrated server's was made
+	// from its migration's image, which is gone): no image is needed.
 	disk := filepath.Join(dir, "disk")
 	if _, err := os.Stat(disk); err != nil {
-		if err := overlay(ctx, base, format, disk, s.RootGB); err != nil {
+		from := cmp.Or(s.ShelvedImage, s.ImageID)
+		base, img, err := a.cachedImage(ctx, from)
+		if err != nil {
+			return hypervisor.Disk{}, fmt.Errorf("image %s: %w", from, err)
+		}
+		if err := overlay(ctx, base, imageFormat(img), disk, s.RootGB); err != nil {
 			return hypervisor.Disk{}, err
 		}
 	}
@@ -591,19 +609,23 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
-	fresh := filepath.Join(dir, "disk.rebuild")
-	os.Remove(fresh)
-	base, img, err := a.cachedImage(ctx, s.ImageID)
-	if err != nil {
-		return fail(fmt.Errorf("image %s: %w", s.ImageID, err))
+	// A server booted from a volume keeps it: an evacuated one
+	// (server_evacuate.go) boots from it on its new host.
+	if s.BootVolume == "" {
+		fresh := filepath.Join(dir, "disk.rebuild")
+		os.Remove(fresh)
+		base, img, err := a.cachedImage(ctx, s.ImageID)
+		if err != nil {
+			return fail(fmt.Errorf("image %s: %w", s.ImageID, err))
+		}
+		if err := overlay(ctx, base, imageFormat(img), fresh, s.RootGB); err != nil {
+			return fail(err)
+		}
+		if err := os.Rename(fresh, filepath.Join(dir, "disk")); err != nil {
+			return fail(fmt.Errorf("replace root disk: %w", err))
+		}
 	}
-	if err := overlay(ctx, base, imageFormat(img), fresh, s.RootGB); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(fresh, filepath.Join(dir, "disk")); err != nil {
-		return fail(fmt.Errorf("replace root disk: %w", err))
-	}
-	vm, err = a.build(ctx, s, view, rec)
+	vm, err := a.build(ctx, s, view, rec)
 	if err != nil {
 		return fail(err)
 	}

@@ -34,6 +34,11 @@ func (a *Agent) resize(ctx context.Context, s computestate.Server, view *netstat
 		what: "Resize",
 		done: func(rec *record) { rec.ResizeSeq = s.ResizeSeq },
 		offline: func() error {
+			if a.migratingIn(s) {
+				// The new host of a cold migration: the disk is made
+				// from the source's copy (migrate.go).
+				return a.migrateIn(ctx, s)
+			}
 			if s.BootVolume != "" {
 				return nil
 			}

@@ -200,6 +200,15 @@ type Server struct {
 	// ShelvedImage is the image a shelved server's disk was saved in
 	// (Nova's shelved_image_id): unshelve boots from it, then it goes.
 	ShelvedImage string `json:"shelved_image,omitempty"`
+	// MigrateTo is the host a cold migration moves the server to while
+	// its source node saves it (task_state resize_migrating); MigrateFrom
+	// the host it left, which keeps the guest's disk, off, until the
+	// migration is confirmed or reverted; MigrateImage the image the
+	// source copies a local root disk into, for the new host to make
+	// its disk from (see fabric/compute/server_migrate.go).
+	MigrateTo    string `json:"migrate_to,omitempty"`
+	MigrateFrom  string `json:"migrate_from,omitempty"`
+	MigrateImage string `json:"migrate_image,omitempty"`
 	// BlockDevices are the volumes a create gives the server when some
 	// must be made first (boot from a volume made from an image or a
 	// snapshot, blank or made data volumes): while they are made
@@ -336,6 +345,10 @@ type Observed struct {
 	Fault string `json:"fault,omitempty"`
 	// Gone reports a deleted server torn down completely.
 	Gone bool `json:"gone,omitempty"`
+	// Node is the node that reports, when it is a compute node's agent:
+	// a report from a node that is no longer the server's host (its
+	// guest was migrated or evacuated away) changes nothing.
+	Node string `json:"node,omitempty"`
 	// RebootSeq is the last reboot request (Server.RebootSeq) completed.
 	RebootSeq int `json:"reboot_seq"`
 	// RebuildSeq is the last rebuild (Server.RebuildSeq) done.
