@@ -102,8 +102,11 @@ func TestObjectVersioning(t *testing.T) {
 	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/legacy", alice, "", "X-Versions-Location", "arch")
 	e.must(http.StatusBadRequest, "POST", "/v1/AUTH_p1/legacy", alice, "", "X-Versions-Enabled", "true")
 
-	// Removing the marker brings v2 back; suspended writes are "null".
-	e.must(http.StatusNoContent, "DELETE", c+"/k?version-id="+rows[0].VersionID, alice, "")
+	// Removing the marker brings v2 back, and the answer names it as
+	// the current version; suspended writes are "null".
+	if cur := e.must(http.StatusNoContent, "DELETE", c+"/k?version-id="+rows[0].VersionID, alice, "").header.Get("X-Object-Current-Version-Id"); cur != v2 {
+		t.Fatalf("X-Object-Current-Version-Id after removing the marker: %q, want %s", cur, v2)
+	}
 	if got := e.body(c + "/k"); got != "two" {
 		t.Fatalf("after removing the marker: %q", got)
 	}
