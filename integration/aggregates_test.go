@@ -122,6 +122,14 @@ func TestAggregates(t *testing.T) {
 	if host := showServer(t, admin, vm.ID).Host; vm.Status != "ACTIVE" || vm.AZ != "az1" || host != "a2" {
 		t.Fatalf("server in az1: status %s zone %q host %q", vm.Status, vm.AZ, host)
 	}
+	// Asking no zone, a server may go anywhere that runs servers: a2,
+	// never a1, which runs no compute (the scheduler's first pick among
+	// equals, by name, before nodes said what they run).
+	anyVM := strings.TrimSpace(openstack(t, alice, "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--network", "net1", "-f", "value", "-c", "id", "vm-any"))
+	if host := showServer(t, admin, anyVM).Host; host != "a2" {
+		t.Fatalf("a server asking no zone was placed on %q, not a2 (a1 runs no compute)", host)
+	}
+	openstack(t, alice, "server", "delete", "--wait", anyVM)
 
 	// Bad input: a non-zero exit and Nova's reason.
 	for _, c := range []struct {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
@@ -125,7 +126,10 @@ func (h clusterHosts) Hosts(context.Context) ([]compute.Host, error) {
 			ip, _, _ = net.SplitHostPort(u.Host)
 		}
 		out = append(out, compute.Host{
-			Name: n.Name, Up: n.Status == "up", VCPUs: n.Inventory.CPUs, MemoryMB: int(n.Inventory.MemoryBytes >> 20),
+			// A node from before nodes said what they run is taken to
+			// run compute, as every node was.
+			NoCompute: n.Services != nil && !slices.Contains(n.Services, "compute"),
+			Name:      n.Name, Up: n.Status == "up", VCPUs: n.Inventory.CPUs, MemoryMB: int(n.Inventory.MemoryBytes >> 20),
 			DiskGB: int(disk >> 30), HostIP: ip, CPUModel: n.Inventory.CPUModel, LastSeen: n.LastHeartbeat,
 		})
 	}

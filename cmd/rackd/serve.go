@@ -215,6 +215,13 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// What this node runs goes with its registration (node.Run, below):
+	// servers are placed only where compute runs.
+	services := []string{"api", "storage"}
+	if vmAgent != nil {
+		services = append(services, "compute")
+	}
+	node.SetServices(services)
 	volAgent, volExports := openVolumeAgent(o, node, drv, blocks, holds, log)
 	if vmAgent != nil && volExports != nil {
 		vmAgent.Volumes = volExports

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -57,18 +58,21 @@ type Config struct {
 
 // Node is this process's membership in the cluster.
 type Node struct {
-	cfg       Config
-	log       *slog.Logger
-	State     *store.State
-	raft      *store.Raft
-	peers     *peerListener
-	clientTLS *tls.Config
-	rpc       *http.Client
-	rpcSrv    *http.Server
-	rpcMux    *http.ServeMux
-	now       func() time.Time
-	lease     stateLease
-	keyring   *secrets.Keyring
+	cfg Config
+	// services are what this node runs (SetServices).
+	servicesMu sync.Mutex
+	services   []string
+	log        *slog.Logger
+	State      *store.State
+	raft       *store.Raft
+	peers      *peerListener
+	clientTLS  *tls.Config
+	rpc        *http.Client
+	rpcSrv     *http.Server
+	rpcMux     *http.ServeMux
+	now        func() time.Time
+	lease      stateLease
+	keyring    *secrets.Keyring
 }
 
 // ErrJoin marks a refused join (bad, expired or reused token; name taken).

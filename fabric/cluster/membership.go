@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -71,7 +72,7 @@ func (n *Node) register(ctx context.Context) error {
 		n.log.Warn("read inventory", "err", err)
 	}
 	now := n.now().UTC()
-	row := nodeRow{Name: n.cfg.Name, APIURL: n.cfg.APIURL, RaftAddress: n.cfg.Advertise, LastHeartbeat: now, Inventory: inv}
+	row := nodeRow{Name: n.cfg.Name, APIURL: n.cfg.APIURL, RaftAddress: n.cfg.Advertise, LastHeartbeat: now, Inventory: inv, Services: n.Services()}
 	if old, err := readNode(n.State.Txn(), n.cfg.Name); err == nil {
 		row.JoinedAt = old.JoinedAt
 	} else {
@@ -228,7 +229,24 @@ func (n *Node) nodeInfo(r *nodeRow, now time.Time) NodeInfo {
 	if n.nodeUp(r, now) {
 		status = "up"
 	}
-	return NodeInfo{Name: r.Name, APIURL: r.APIURL, RaftAddress: r.RaftAddress, Status: status, LastHeartbeat: r.LastHeartbeat, JoinedAt: r.JoinedAt, Inventory: r.Inventory}
+	return NodeInfo{Name: r.Name, APIURL: r.APIURL, RaftAddress: r.RaftAddress, Status: status, LastHeartbeat: r.LastHeartbeat, JoinedAt: r.JoinedAt, Inventory: r.Inventory, Services: r.Services}
+}
+
+// SetServices says what this node runs ("compute" where it runs
+// servers), recorded with its registration, which Run makes when it
+// starts: call it before Run. The scheduler places servers only on nodes
+// that run compute.
+func (n *Node) SetServices(s []string) {
+	n.servicesMu.Lock()
+	defer n.servicesMu.Unlock()
+	n.services = slices.Clone(s)
+}
+
+// Services are what SetServices said.
+func (n *Node) Services() []string {
+	n.servicesMu.Lock()
+	defer n.servicesMu.Unlock()
+	return slices.Clone(n.services)
 }
 
 // NodeByName returns one registered node.

@@ -36,6 +36,9 @@ type nodeRow struct {
 	JoinedAt      time.Time           `json:"joined_at"`
 	LastHeartbeat time.Time           `json:"last_heartbeat"`
 	Inventory     inventory.Inventory `json:"inventory"`
+	// Services are what the node said it runs when it registered (see
+	// Node.SetServices); nil from a node before this field.
+	Services []string `json:"services,omitempty"`
 }
 
 // Command types of the cluster service.

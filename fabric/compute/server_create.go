@@ -347,7 +347,7 @@ func (s *Service) schedulerHosts(ctx context.Context) ([]scheduler.Host, error) 
 	}
 	out := make([]scheduler.Host, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, AZ: s.ownAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
+		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, NoCompute: h.NoCompute, AZ: s.ownAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -114,15 +114,18 @@ type Hosts interface {
 
 // Host is a node that runs servers.
 type Host struct {
-	Name     string
-	Up       bool // heartbeating now
-	AZ       string
-	VCPUs    int
-	MemoryMB int
-	DiskGB   int
-	HostIP   string
-	CPUModel string
-	LastSeen time.Time
+	Name string
+	Up   bool // heartbeating now
+	// NoCompute: the node says it runs no compute service (rackd
+	// --compute off, or auto without QEMU): servers are not placed there.
+	NoCompute bool
+	AZ        string
+	VCPUs     int
+	MemoryMB  int
+	DiskGB    int
+	HostIP    string
+	CPUModel  string
+	LastSeen  time.Time
 }
 
 // ConsoleLogs reads a server's serial console log from its node.

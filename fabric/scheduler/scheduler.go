@@ -16,12 +16,15 @@ import (
 
 // Host is a node as the scheduler sees it.
 type Host struct {
-	Name     string
-	Up       bool
-	AZ       string
-	VCPUs    int // physical
-	MemoryMB int
-	DiskGB   int
+	Name string
+	Up   bool
+	// NoCompute: the node runs no compute service, so no server goes
+	// there (Nova's ComputeFilter).
+	NoCompute bool
+	AZ        string
+	VCPUs     int // physical
+	MemoryMB  int
+	DiskGB    int
 	// Used is what servers placed here claim.
 	UsedVCPUs, UsedMemoryMB, UsedDiskGB int
 	// Servers are the ids of the servers placed here.
@@ -144,6 +147,8 @@ func filter(h Host, req Request, cfg Config, groupHosts map[string]int) string {
 	switch {
 	case !h.Up:
 		return "node is down"
+	case h.NoCompute:
+		return "node runs no compute service"
 	case req.Host != "" && h.Name != req.Host:
 		return "not the requested host"
 	case req.AZ != "" && h.AZ != req.AZ:

@@ -56,3 +56,18 @@ func TestSelect(t *testing.T) {
 		t.Errorf("no hosts: %v", err)
 	}
 }
+
+// A node that runs no compute service takes no server, however much room
+// it has; a server with nowhere else to go says why.
+func TestSelectSkipsNodesWithoutCompute(t *testing.T) {
+	hs := []Host{
+		{Name: "a1", Up: true, NoCompute: true, VCPUs: 64, MemoryMB: 65536, DiskGB: 1000},
+		{Name: "a2", Up: true, VCPUs: 2, MemoryMB: 4096, DiskGB: 100},
+	}
+	if got, err := Select(hs, Request{VCPUs: 1, MemoryMB: 256}, Config{}); err != nil || got != "a2" {
+		t.Fatalf("got %q, %v; want a2", got, err)
+	}
+	if got, err := Select(hs, Request{VCPUs: 1, MemoryMB: 256, Host: "a1"}, Config{}); !errors.Is(err, ErrNoValidHost) || !strings.Contains(err.Error(), "runs no compute service") {
+		t.Fatalf("forced onto a1: %q, %v", got, err)
+	}
+}

@@ -87,4 +87,7 @@ type NodeInfo struct {
 	LastHeartbeat time.Time           `json:"last_heartbeat"`
 	JoinedAt      time.Time           `json:"joined_at"`
 	Inventory     inventory.Inventory `json:"inventory"`
+	// Services are what the node runs ("compute" where it runs servers);
+	// nil for a node that registered before nodes said so.
+	Services []string `json:"services,omitempty"`
 }
