@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"encoding/json"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -92,3 +93,28 @@ func rebuildEvents(c serverRebuildCmd) eventMeta {
 func reportEvents(c serverReportCmd) eventMeta {
 	return eventMeta{ids: []string{c.ID}, request: c.RequestID, reason: c.Observed.Fault, now: c.Now}
 }
+
+// indexedCmd is a command that needs its Raft log index: a migration's
+// integer id is the index of the command that opens it.
+type indexedCmd[C any] interface {
+	*C
+	setIndex(uint64)
+}
+
+// withIndex is the handler of an indexed command C: decoded, given its
+// log index, and applied with its events.
+func withIndex[C any, P indexedCmd[C]](h func(*memdb.Txn, C) (any, error), meta func(C) eventMeta) func(*memdb.Txn, uint64, json.RawMessage) (any, error) {
+	apply := withEvents(h, meta)
+	return func(tx *memdb.Txn, index uint64, body json.RawMessage) (any, error) {
+		var c C
+		if err := store.DecodeBody(body, &c); err != nil {
+			return nil, err
+		}
+		P(&c).setIndex(index)
+		return apply(tx, c)
+	}
+}
+
+func (c *serverResizeCmd) setIndex(i uint64)   { c.index = i }
+func (c *serverMigrateCmd) setIndex(i uint64)  { c.index = i }
+func (c *serverEvacuateCmd) setIndex(i uint64) { c.index = i }

@@ -363,7 +363,13 @@ func (s *Service) consoleTarget(ctx context.Context, token, kind string) (Server
 }
 
 func (s *Service) serveSerial(w http.ResponseWriter, r *http.Request) error {
-	sv, err := s.ConsoleTarget(r.Context(), r.URL.Query().Get("token"))
+	return s.serveConsole(w, r, "")
+}
+
+// serveConsole serves the console of kind ("" serial, "vnc") a request's
+// console token opens: the token, not a Keystone token, authenticates it.
+func (s *Service) serveConsole(w http.ResponseWriter, r *http.Request, kind string) error {
+	sv, err := s.consoleTarget(r.Context(), r.URL.Query().Get("token"), kind)
 	if err == nil && sv.ID != chi.URLParam(r, "id") {
 		err = fmt.Errorf("console token: %w", api.ErrUnauthorized)
 	}
@@ -374,8 +380,12 @@ func (s *Service) serveSerial(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if s.cfg.SerialConsole == nil {
-		return &api.Error{Status: http.StatusNotImplemented, Msg: "The serial console proxy is not available on this node."}
+		return &api.Error{Status: http.StatusNotImplemented, Msg: "The console proxy is not available on this node."}
 	}
-	s.cfg.SerialConsole.ServeSerial(w, r, sv)
+	if kind == "vnc" {
+		s.cfg.SerialConsole.ServeVNC(w, r, sv)
+	} else {
+		s.cfg.SerialConsole.ServeSerial(w, r, sv)
+	}
 	return nil
 }

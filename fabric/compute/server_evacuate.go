@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -163,15 +162,6 @@ type serverEvacuateCmd struct {
 
 func evacuateEvents(c serverEvacuateCmd) eventMeta {
 	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: computestate.ActionEvacuate, now: c.Now}
-}
-
-func applyServerEvacuateIndexed(tx *memdb.Txn, index uint64, body json.RawMessage) (any, error) {
-	var c serverEvacuateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
-	c.index = index
-	return withEvents(applyServerEvacuate, evacuateEvents)(tx, c)
 }
 
 // hostUp says whether host is up among hosts.

@@ -3,7 +3,6 @@ package compute
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -182,17 +181,6 @@ type serverMigrateCmd struct {
 
 func migrateEvents(c serverMigrateCmd) eventMeta {
 	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: computestate.ActionMigrate, now: c.Now}
-}
-
-// applyServerMigrateIndexed is the migration's handler: the log index is
-// the migration's integer id.
-func applyServerMigrateIndexed(tx *memdb.Txn, index uint64, body json.RawMessage) (any, error) {
-	var c serverMigrateCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
-	c.index = index
-	return withEvents(applyServerMigrate, migrateEvents)(tx, c)
 }
 
 func applyServerMigrate(tx *memdb.Txn, c serverMigrateCmd) (any, error) {

@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"sort"
@@ -199,17 +198,6 @@ type serverResizeCmd struct {
 
 func resizeEvents(c serverResizeCmd) eventMeta {
 	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: computestate.ActionResize, now: c.Now}
-}
-
-// applyServerResizeIndexed is the resize's handler: it needs the log
-// index, for the migration's id.
-func applyServerResizeIndexed(tx *memdb.Txn, index uint64, body json.RawMessage) (any, error) {
-	var c serverResizeCmd
-	if err := store.DecodeBody(body, &c); err != nil {
-		return nil, err
-	}
-	c.index = index
-	return withEvents(applyServerResize, resizeEvents)(tx, c)
 }
 
 func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {

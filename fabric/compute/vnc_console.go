@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -77,24 +76,9 @@ func (s *Service) vncConsoleAction(w http.ResponseWriter, r *http.Request, arg a
 	return nil
 }
 
-// serveVNC is the VNC console's websocket: the token, not a Keystone
-// token, authenticates it.
+// serveVNC is the VNC console's websocket.
 func (s *Service) serveVNC(w http.ResponseWriter, r *http.Request) error {
-	sv, err := s.consoleTarget(r.Context(), r.URL.Query().Get("token"), "vnc")
-	if err == nil && sv.ID != chi.URLParam(r, "id") {
-		err = fmt.Errorf("console token: %w", api.ErrUnauthorized)
-	}
-	if errors.Is(err, api.ErrUnauthorized) {
-		return &api.Error{Status: http.StatusUnauthorized, Msg: "The console token is invalid or expired."}
-	}
-	if err != nil {
-		return err
-	}
-	if s.cfg.SerialConsole == nil {
-		return &api.Error{Status: http.StatusNotImplemented, Msg: "The console proxy is not available on this node."}
-	}
-	s.cfg.SerialConsole.ServeVNC(w, r, sv)
-	return nil
+	return s.serveConsole(w, r, "vnc")
 }
 
 // serveNoVNC serves noVNC's web client, static files only.
