@@ -51,16 +51,9 @@ import (
 const evacuateRule = "os_compute_api:os-evacuate"
 
 func (s *Service) evacuate(w http.ResponseWriter, r *http.Request, arg any) error {
-	sv, err := s.readServer(r, evacuateRule)
+	sv, p, err := s.readMovedServer(r, evacuateRule, "evacuate")
 	if err != nil {
 		return err
-	}
-	if isBaremetal(sv) {
-		return badRequest("evacuate is not supported for bare-metal servers.")
-	}
-	p := principal(r)
-	if !p.IsAdmin() {
-		return policyDenied(evacuateRule)
 	}
 	o, ok := arg.(map[string]any)
 	if !ok {
@@ -113,17 +106,9 @@ func (s *Service) evacuate(w http.ResponseWriter, r *http.Request, arg any) erro
 	if err := checkActionable(sv, true, computestate.ActionEvacuate, vmActive, vmStopped, vmError); err != nil {
 		return err
 	}
-	hosts, err := s.schedulerHosts(r.Context())
+	hosts, err := s.moveTargets(r, sv, host)
 	if err != nil {
 		return err
-	}
-	if host != "" {
-		if !slices.ContainsFunc(hosts, func(h scheduler.Host) bool { return h.Name == host }) {
-			return badField("host", host, "Compute host %s could not be found.", host)
-		}
-		if host == sv.Host {
-			return badField("host", host, "The target host can't be the same one.")
-		}
 	}
 	c := serverEvacuateCmd{ID: sv.ID, Host: host, MigrationID: api.NewUUID(), UserID: p.UserID, RequestID: requestID(r.Context()),
 		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler}

@@ -74,16 +74,9 @@ import (
 const migrateRule = "os_compute_api:os-migrate-server:migrate"
 
 func (s *Service) migrate(w http.ResponseWriter, r *http.Request, arg any) error {
-	sv, err := s.readServer(r, migrateRule)
+	sv, p, err := s.readMovedServer(r, migrateRule, "migrate")
 	if err != nil {
 		return err
-	}
-	if isBaremetal(sv) {
-		return badRequest("migrate is not supported for bare-metal servers.")
-	}
-	p := principal(r)
-	if !p.IsAdmin() {
-		return policyDenied(migrateRule)
 	}
 	host := ""
 	// Before 2.56 Nova validates no body: whatever it is, it is ignored.
@@ -106,17 +99,9 @@ func (s *Service) migrate(w http.ResponseWriter, r *http.Request, arg any) error
 	if err := checkActionable(sv, true, computestate.ActionMigrate, vmActive, vmStopped); err != nil {
 		return err
 	}
-	hosts, err := s.schedulerHosts(r.Context())
+	hosts, err := s.moveTargets(r, sv, host)
 	if err != nil {
 		return err
-	}
-	if host != "" {
-		if !slices.ContainsFunc(hosts, func(h scheduler.Host) bool { return h.Name == host }) {
-			return badField("host", host, "Compute host %s could not be found.", host)
-		}
-		if host == sv.Host {
-			return badField("host", host, "The target host can't be the same one.")
-		}
 	}
 	if err := otherHostUp(hosts, sv.Host); err != nil {
 		return err
@@ -150,6 +135,41 @@ func (s *Service) migrate(w http.ResponseWriter, r *http.Request, arg any) error
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// readMovedServer reads the server an admin moves to another host with
+// action (migrate, evacuate), under rule: a VM, not a bare-metal server.
+func (s *Service) readMovedServer(r *http.Request, rule, action string) (*Server, *api.Principal, error) {
+	sv, err := s.readServer(r, rule)
+	if err != nil {
+		return nil, nil, err
+	}
+	if isBaremetal(sv) {
+		return nil, nil, badRequest("%s is not supported for bare-metal servers.", action)
+	}
+	p := principal(r)
+	if !p.IsAdmin() {
+		return nil, nil, policyDenied(rule)
+	}
+	return sv, p, nil
+}
+
+// moveTargets are the hosts a server may be moved to, for the scheduler;
+// a host the admin names must be one of them and not the server's own.
+func (s *Service) moveTargets(r *http.Request, sv *Server, host string) ([]scheduler.Host, error) {
+	hosts, err := s.schedulerHosts(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	if host != "" {
+		if !slices.ContainsFunc(hosts, func(h scheduler.Host) bool { return h.Name == host }) {
+			return nil, badField("host", host, "Compute host %s could not be found.", host)
+		}
+		if host == sv.Host {
+			return nil, badField("host", host, "The target host can't be the same one.")
+		}
+	}
+	return hosts, nil
 }
 
 // otherHostUp is Nova's NoValidHost, a 400, when no compute host but
