@@ -37,8 +37,8 @@ import (
 // 501 (unbuilt_apis.go, unbuilt_actions.go).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.79"
-	maxMinor        = 79
+	MaxMicroversion = "2.80"
+	maxMinor        = 80
 )
 
 // Images is the image service, as server create needs it.
