@@ -37,8 +37,8 @@ import (
 // 501 (unbuilt_apis.go, unbuilt_actions.go).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.80"
-	maxMinor        = 80
+	MaxMicroversion = "2.81"
+	maxMinor        = 81
 )
 
 // Images is the image service, as server create needs it.
@@ -391,6 +391,7 @@ func (s *Service) routes() []api.Route {
 		route(put, "/os-aggregates/{id}", admin, aggregatesRule+":update", s.updateAggregate),
 		route(del, "/os-aggregates/{id}", admin, aggregatesRule+":delete", s.deleteAggregate),
 		route(post, "/os-aggregates/{id}/action", authed, "", s.aggregateAction),
+		route(post, "/os-aggregates/{id}/images", authed, "", s.cacheAggregateImages),
 		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
 		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
 		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
