@@ -34,11 +34,14 @@ import (
 // resources this service has is honoured up to there (the volume and
 // image proxies, os-volumes, os-snapshots and /images, to 2.35 as Nova's,
 // image metadata to 2.38); Nova's documented APIs it does not have answer
-// 501 (unbuilt_apis.go, unbuilt_actions.go).
+// 501 (unbuilt_apis.go, unbuilt_actions.go). Past 2.79, versions whose
+// only change is to an API not served here change nothing: 2.82 (an
+// os-server-external-events name; that API is the other services' and
+// not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.81"
-	maxMinor        = 81
+	MaxMicroversion = "2.83"
+	maxMinor        = 83
 )
 
 // Images is the image service, as server create needs it.
