@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.83"
-	maxMinor        = 83
+	MaxMicroversion = "2.84"
+	maxMinor        = 84
 )
 
 // Images is the image service, as server create needs it.
