@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
 func TestStateMachine(t *testing.T) {
@@ -457,7 +460,12 @@ func TestNewValidatesConfig(t *testing.T) {
 // TestSnapshotRestoreEveryCommand applies every compute command type and
 // checks the state survives a snapshot and restore byte for byte.
 func TestSnapshotRestoreEveryCommand(t *testing.T) {
-	f := newFixture(t)
+	// The volume service's tables, with one command that puts a volume
+	// as it would (attached, for an attachment update).
+	vols := store.Schema{Tables: volstate.Schema().Tables, Handlers: map[string]store.Handler{
+		"test.volume.put": store.Typed(func(tx *memdb.Txn, v volstate.Volume) (any, error) { return nil, tx.Insert(volstate.VolumeTable, &v) }),
+	}}
+	f := newFixtureWith(t, vols)
 	f.stdFlavors()
 	f.flavor("p", "private", 1, 64, 1, "os-flavor-access:is_public", false)
 	f.expect("PUT", "/v2.1/flavors/p", admin, "2.55", map[string]any{"flavor": map[string]any{"description": "d"}}, 200, "")
@@ -507,6 +515,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.action(alice, id, map[string]any{"unrescue": nil}, 202)
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, ResizeSeq: 2, RescueSeq: 2})
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
+	vol := api.NewUUID()
+	f.agentReports("test.volume.put", volstate.Volume{ID: vol, Project: projA, Size: 1, Status: volstate.StatusInUse, TypeID: volstate.DefaultTypeID,
+		Attachments: []volstate.Attachment{{ID: "att-1", ServerID: id, Device: "/dev/vdb", Since: f.now}}})
+	f.expect("PUT", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.85", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol, "delete_on_termination": true}}, 202, "")
 	// A server whose volume, made after the 202, could not be made.
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}
 	bfvID := f.server(alice, "bfv", "block_device_mapping_v2", bfv("image", img1, 1, true))
@@ -516,9 +528,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.aggAction(agg, map[string]any{"add_host": map[string]any{"host": "n2"}}, 200, "")
 	f.aggAction(agg, map[string]any{"set_metadata": map[string]any{"metadata": map[string]any{"ssd": "true"}}}, 200, "")
 	f.expect("DELETE", "/v2.1/os-aggregates/"+f.aggregate("gone", ""), admin, "", nil, 200, "")
-	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
+	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), vols)
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`, `"delete_on_termination":true`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

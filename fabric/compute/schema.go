@@ -121,6 +121,8 @@ func Schema() store.Schema {
 
 		cmdServerInterface: store.Typed(withEvents(applyServerInterface, interfaceEvents)),
 
+		cmdVolumeAttachmentUpdate: store.Typed(applyVolumeAttachmentUpdate),
+
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),
 		cmdServerImage:                 store.Typed(withEvents(applyServerImage, serverImageEvents)),

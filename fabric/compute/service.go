@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.84"
-	maxMinor        = 84
+	MaxMicroversion = "2.85"
+	maxMinor        = 85
 )
 
 // Images is the image service, as server create needs it.
@@ -296,6 +296,7 @@ func (s *Service) routes() []api.Route {
 		route(get, "/servers/{id}/os-volume_attachments", authed, "", s.listVolumeAttachments),
 		route(post, "/servers/{id}/os-volume_attachments", authed, "", s.attachVolume),
 		route(get, "/servers/{id}/os-volume_attachments/{volume_id}", authed, "", s.showVolumeAttachment),
+		route(put, "/servers/{id}/os-volume_attachments/{volume_id}", authed, "", s.updateVolumeAttachment),
 		route(del, "/servers/{id}/os-volume_attachments/{volume_id}", authed, "", s.detachVolume),
 		route(post, "/servers/{id}/remote-consoles", authed, "", s.remoteConsole),
 		route(get, "/servers/{id}/ips", authed, "", s.listIPs),

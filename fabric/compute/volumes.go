@@ -105,15 +105,18 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := allowOnly(o, "volumeId", "device", "tag", "delete_on_termination"); err != nil {
+	known := []string{"volumeId", "device", "tag"}
+	if atLeast(r, 79) {
+		known = append(known, "delete_on_termination")
+	}
+	if err := allowOnly(o, known...); err != nil {
 		return err
 	}
 	in := newInput(o)
 	volID := in.Required("volumeId", 36)
 	device := in.Str("device", "", 255)
-	if in.Bool("delete_on_termination", false) {
-		in.Fail(badField("delete_on_termination", true, "deleting a volume with its server is not supported"))
-	}
+	// 2.79: the volume goes with the server (volstate.ReleaseServer).
+	del := in.Bool("delete_on_termination", false)
 	if in.Str("tag", "", 60) != "" {
 		in.Fail(badField("tag", o["tag"], "device tags are not supported"))
 	}
@@ -143,7 +146,7 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if device == "" {
 		return badRequest("No free disk device names for server %s.", sv.ID)
 	}
-	a := volstate.Attachment{ID: api.NewUUID(), ServerID: sv.ID, Host: sv.Host, Device: device, Since: s.now()}
+	a := volstate.Attachment{ID: api.NewUUID(), ServerID: sv.ID, Host: sv.Host, Device: device, Since: s.now(), DeleteOnTermination: del}
 	var row volstate.Volume
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdAttach, volstate.AttachCmd{VolumeID: volID, Project: sv.Project, Attachment: a}, &row); err != nil {
 		return err
