@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.85"
-	maxMinor        = 85
+	MaxMicroversion = "2.86"
+	maxMinor        = 86
 )
 
 // Images is the image service, as server create needs it.
