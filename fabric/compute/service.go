@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.86"
-	maxMinor        = 86
+	MaxMicroversion = "2.87"
+	maxMinor        = 87
 )
 
 // Images is the image service, as server create needs it.

@@ -453,12 +453,17 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	}
 	if s.RescueImage != "" {
 		// Rescued: the firmware boots the rescue disk; the server's own
-		// disk is the second, for the rescue to repair.
+		// disk is the second, for the rescue to repair. A stable rescue
+		// keeps the own disk first and adds the rescue disk after it.
 		rescue, err := a.rescueDisk(ctx, s, dir)
 		if err != nil {
 			return nil, err
 		}
 		spec.Disks = []hypervisor.Disk{rescue, root}
+		if s.RescueStable {
+			rescue.Boot = true
+			spec.Disks = []hypervisor.Disk{root, rescue}
+		}
 	}
 	cd := metadata.Describe(s)
 	rec.Taps, rec.DownTaps = nil, nil

@@ -147,9 +147,13 @@ type Server struct {
 	// its node restarts the guest with the disks they give it when it
 	// has done fewer (Observed.RescueSeq). RescueImage is the image the
 	// guest boots from while rescued (its rescue disk, first, with its
-	// own root disk second), "" when it is not.
+	// own root disk second), "" when it is not. RescueStable is Nova's
+	// stable device rescue (a rescue image with hw_rescue_bus or
+	// hw_rescue_device): the guest's own disks keep their places and the
+	// rescue disk is added after them, booted first.
 	RescueSeq      int      `json:"rescue_seq,omitempty"`
 	RescueImage    string   `json:"rescue_image,omitempty"`
+	RescueStable   bool     `json:"rescue_stable,omitempty"`
 	Migration      string   `json:"migration,omitempty"`
 	Fault          *Fault   `json:"fault,omitempty"`
 	Group          string   `json:"group,omitempty"`
