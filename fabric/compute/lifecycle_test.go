@@ -305,6 +305,33 @@ func TestLimitsQuotasHypervisorsZones(t *testing.T) {
 	}
 	f.expect("GET", "/v2.1/os-hypervisors/"+strconv.FormatInt(int64(id), 10)+"/uptime", admin, "", nil, 501, "notImplemented")
 	f.expect("GET", "/v2.1/os-hypervisors/1/uptime", admin, "", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/statistics", alice, "", nil, 403, "forbidden")
+	// 2.88: no usage figures nor cpu_info, uptime in the detail (null:
+	// no uptime from this driver); statistics and uptime are gone.
+	for _, h := range []map[string]any{
+		f.expect("GET", "/v2.1/os-hypervisors/detail", admin, "2.88", nil, 200, "")["hypervisors"].([]any)[0].(map[string]any),
+		f.expect("GET", "/v2.1/os-hypervisors/"+uuid, admin, "2.88", nil, 200, "")["hypervisor"].(map[string]any),
+	} {
+		for _, gone := range []string{"current_workload", "cpu_info", "vcpus", "vcpus_used", "free_disk_gb", "local_gb", "local_gb_used",
+			"disk_available_least", "free_ram_mb", "memory_mb", "memory_mb_used", "running_vms"} {
+			if _, ok := h[gone]; ok {
+				t.Errorf("2.88 hypervisor shows %s: %v", gone, h)
+			}
+		}
+		if up, ok := h["uptime"]; !ok || up != nil || h["hypervisor_type"] != "QEMU" || h["host_ip"] == nil || h["service"] == nil {
+			t.Errorf("2.88 hypervisor: %v", h)
+		}
+	}
+	if h := f.expect("GET", "/v2.1/os-hypervisors/"+uuid, admin, "2.87", nil, 200, "")["hypervisor"].(map[string]any); h["vcpus"] != 2.0 || h["uptime"] != nil {
+		t.Errorf("2.87 hypervisor: %v", h)
+	}
+	if _, ok := f.expect("GET", "/v2.1/os-hypervisors", admin, "2.88", nil, 200, "")["hypervisors"].([]any)[0].(map[string]any)["uptime"]; ok {
+		t.Error("2.88 list (not detail) shows uptime")
+	}
+	f.expect("GET", "/v2.1/os-hypervisors/statistics", admin, "2.88", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/statistics", alice, "2.88", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/"+uuid+"/uptime", admin, "2.88", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/"+uuid+"/uptime", admin, "2.87", nil, 501, "notImplemented")
 	f.expect("GET", "/v2.1/os-aggregates", admin, "", nil, 200, "")
 	// Zones and services.
 	z := f.expect("GET", "/v2.1/os-availability-zone", alice, "", nil, 200, "")["availabilityZoneInfo"].([]any)

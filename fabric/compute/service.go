@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.87"
-	maxMinor        = 87
+	MaxMicroversion = "2.88"
+	maxMinor        = 88
 )
 
 // Images is the image service, as server create needs it.
@@ -384,9 +384,9 @@ func (s *Service) routes() []api.Route {
 
 		route(get, "/os-hypervisors", admin, "os_compute_api:os-hypervisors:list", s.listHypervisors(false)),
 		route(get, "/os-hypervisors/detail", admin, "os_compute_api:os-hypervisors:list", s.listHypervisors(true)),
-		route(get, "/os-hypervisors/statistics", admin, "os_compute_api:os-hypervisors:statistics", s.hypervisorStats),
+		route(get, "/os-hypervisors/statistics", authed, "", s.hypervisorStats),
 		route(get, "/os-hypervisors/{id}", admin, "os_compute_api:os-hypervisors:show", s.showHypervisor),
-		route(get, "/os-hypervisors/{id}/uptime", admin, "os_compute_api:os-hypervisors:uptime", s.hypervisorUptime),
+		route(get, "/os-hypervisors/{id}/uptime", authed, "", s.hypervisorUptime),
 		route(get, "/os-hypervisors/{pattern}/search", authed, "", s.searchHypervisors(false)),
 		route(get, "/os-hypervisors/{pattern}/servers", authed, "", s.searchHypervisors(true)),
 		route(get, "/os-aggregates", admin, aggregatesRule+":index", s.listAggregates),
