@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.88"
-	maxMinor        = 88
+	MaxMicroversion = "2.89"
+	maxMinor        = 89
 )
 
 // Images is the image service, as server create needs it.

@@ -178,3 +178,31 @@ func TestAttachmentDeleteOnTermination(t *testing.T) {
 		t.Fatalf("volume to delete after the server: %+v", got)
 	}
 }
+
+// 2.89: a GET of attachments shows attachment_id and bdm_uuid, not id;
+// the attach's answer keeps id.
+func TestAttachmentIDs289(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	vol := f.volume(projA)
+	att := f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "2.89", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}, 200, "")["volumeAttachment"].(map[string]any)
+	if att["id"] != vol || att["attachment_id"] != nil {
+		t.Fatalf("2.89 attach answer: %v", att)
+	}
+	attID := f.vol(vol).Attachments[0].ID
+	list := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "2.89", nil, 200, "")["volumeAttachments"].([]any)
+	show := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.89", nil, 200, "")["volumeAttachment"].(map[string]any)
+	for _, a := range []map[string]any{list[0].(map[string]any), show} {
+		if _, has := a["id"]; has || a["attachment_id"] != attID || !uuidLike(a["bdm_uuid"].(string)) || a["bdm_uuid"] == attID || a["volumeId"] != vol {
+			t.Fatalf("2.89 attachment: %v", a)
+		}
+	}
+	if a := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.88", nil, 200, "")["volumeAttachment"].(map[string]any); a["id"] != vol || a["attachment_id"] != nil {
+		t.Fatalf("2.88 attachment: %v", a)
+	}
+	if l := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments?limit=1&offset=0", alice, "2.89", nil, 200, "")["volumeAttachments"].([]any); len(l) != 1 {
+		t.Fatalf("2.89 paged list: %v", l)
+	}
+}
