@@ -45,7 +45,7 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	for _, v := range []struct {
 		min   int
 		field string
-	}{{19, "description"}, {54, "key_name"}, {57, "user_data"}} {
+	}{{19, "description"}, {54, "key_name"}, {57, "user_data"}, {90, "hostname"}} {
 		if atLeast(r, v.min) {
 			fields = append(fields, v.field)
 		}
@@ -96,6 +96,10 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	pass, err := readRebuildAttrs(m, &c)
 	if err != nil {
 		return err
+	}
+	hin := newInput(m)
+	if c.Hostname = readHostname(r, hin); hin.Err != nil {
+		return hin.Err
 	}
 	if err := s.readRebuildGuestData(r, m, &c); err != nil {
 		return err
@@ -185,6 +189,7 @@ type serverRebuildCmd struct {
 	RootGB     int               `json:"root_gb"`
 	DiskFormat string            `json:"disk_format,omitempty"`
 	Name       *string           `json:"name,omitempty"`
+	Hostname   *string           `json:"hostname,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	// AccessIPv4, AccessIPv6, DiskConfig and Description, when set,
 	// replace the server's.
@@ -235,6 +240,7 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	}
 	s := *old
 	s.ImageID, s.RootGB = c.ImageID, c.RootGB
+	set(&s.HostnameSet, c.Hostname)
 	if c.Name != nil {
 		s.Name = *c.Name
 	}

@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.89"
-	maxMinor        = 89
+	MaxMicroversion = "2.90"
+	maxMinor        = 90
 )
 
 // Images is the image service, as server create needs it.

@@ -84,8 +84,11 @@ const (
 // Server is a virtual machine: what the API asked for (Want, RebootSeq)
 // and what its node last reported (VMState, PowerState, Fault).
 type Server struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// HostnameSet is the hostname asked for (microversion 2.90: create,
+	// update, rebuild); "" derives it from the name (Hostname).
+	HostnameSet string `json:"hostname,omitempty"`
 	Description string `json:"description,omitempty"`
 	Project     string `json:"project"`
 	UserID      string `json:"user_id"`
@@ -456,9 +459,13 @@ func BaremetalClasses(f *Flavor) []string {
 
 var hostnameBad = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// Hostname is the hostname a server's guest gets (its config drive's):
-// its display name sanitized as Nova does it.
+// Hostname is the hostname a server's guest gets (its config drive's and
+// metadata service's): the one asked for, or its display name sanitized
+// as Nova does it.
 func Hostname(sv *Server) string {
+	if sv.HostnameSet != "" {
+		return sv.HostnameSet
+	}
 	h := hostnameBad.ReplaceAllString(strings.ToLower(strings.ReplaceAll(sv.Name, " ", "-")), "")
 	h = strings.Trim(h, "-.")
 	if len(h) > 63 {
