@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.90"
-	maxMinor        = 90
+	MaxMicroversion = "2.91"
+	maxMinor        = 91
 )
 
 // Images is the image service, as server create needs it.

@@ -104,6 +104,11 @@ type Server struct {
 	// UserData is base64, as the client sent it.
 	UserData string `json:"user_data,omitempty"`
 	AZ       string `json:"az"`
+	// PinnedAZ is the zone the server is held to (Nova's request spec's
+	// availability_zone): the one its create asked for, changed or
+	// cleared by an unshelve (2.77, 2.91); "" for none. nil on a row
+	// made before it was kept: its AZ holds it.
+	PinnedAZ *string `json:"pinned_az,omitempty"`
 	// Status is Nova's status (BUILD, ACTIVE, SHUTOFF, PAUSED, SUSPENDED,
 	// REBOOT, HARD_REBOOT, ERROR, DELETED), derived from VMState and
 	// TaskState whenever either changes.
@@ -458,6 +463,14 @@ func BaremetalClasses(f *Flavor) []string {
 }
 
 var hostnameBad = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// Pinned is the zone s is held to, "" for none.
+func Pinned(s *Server) string {
+	if s.PinnedAZ == nil {
+		return s.AZ
+	}
+	return *s.PinnedAZ
+}
 
 // Hostname is the hostname a server's guest gets (its config drive's and
 // metadata service's): the one asked for, or its display name sanitized
