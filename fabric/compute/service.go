@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.91"
-	maxMinor        = 91
+	MaxMicroversion = "2.92"
+	maxMinor        = 92
 )
 
 // Images is the image service, as server create needs it.
