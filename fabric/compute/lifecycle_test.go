@@ -491,6 +491,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	// as it would (attached, for an attachment update).
 	vols := store.Schema{Tables: volstate.Schema().Tables, Handlers: map[string]store.Handler{
 		"test.volume.put": store.Typed(func(tx *memdb.Txn, v volstate.Volume) (any, error) { return nil, tx.Insert(volstate.VolumeTable, &v) }),
+		"test.server.put": store.Typed(func(tx *memdb.Txn, sv Server) (any, error) { return nil, tx.Insert(tServers, &sv) }),
 	}}
 	f := newFixtureWith(t, vols)
 	f.stdFlavors()
@@ -546,6 +547,15 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.agentReports("test.volume.put", volstate.Volume{ID: vol, Project: projA, Size: 1, Status: volstate.StatusInUse, TypeID: volstate.DefaultTypeID,
 		Attachments: []volstate.Attachment{{ID: "att-1", ServerID: id, Device: "/dev/vdb", Since: f.now}}})
 	f.expect("PUT", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.85", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol, "delete_on_termination": true}}, 202, "")
+	// A volume-backed server's rebuild (2.93) reserves its boot volume.
+	bootVol, rebuilt := api.NewUUID(), api.NewUUID()
+	f.agentReports("test.volume.put", volstate.Volume{ID: bootVol, Project: projA, Size: 1, Status: volstate.StatusInUse, TypeID: volstate.DefaultTypeID,
+		Attachments: []volstate.Attachment{{ID: "att-2", ServerID: rebuilt, Root: true, Since: f.now}}})
+	f.agentReports("test.server.put", Server{ID: rebuilt, Name: "bfv-rebuilt", Project: projA, BootVolume: bootVol, ReimageImage: img1, RebuildSeq: 1,
+		VMState: vmActive, TaskState: "rebuilding", Status: "REBUILD", Host: "n1", SecurityGroups: []string{"default"}})
+	if err := f.svc.ReserveBootVolume(context.Background(), rebuilt, 1); err != nil {
+		t.Fatal(err)
+	}
 	// A server whose volume, made after the 202, could not be made.
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}
 	bfvID := f.server(alice, "bfv", "block_device_mapping_v2", bfv("image", img1, 1, true))
@@ -557,12 +567,13 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("DELETE", "/v2.1/os-aggregates/"+f.aggregate("gone", ""), admin, "", nil, 200, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), vols)
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`, `"delete_on_termination":true`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`, `"delete_on_termination":true`, `"status":"reserved"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}
 	}
 	servers, err := Load(f.local.State.Txn())
+	servers = slices.DeleteFunc(servers, func(sv Server) bool { return sv.ID == rebuilt })
 	if err != nil || len(servers) != 1 || servers[0].Flavor.ID != "small" || servers[0].PublicKey != testPublicKey || servers[0].Host == "" {
 		t.Fatalf("Load: %v %+v", err, servers)
 	}

@@ -40,8 +40,8 @@ import (
 // not routed here).
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.92"
-	maxMinor        = 92
+	MaxMicroversion = "2.93"
+	maxMinor        = 93
 )
 
 // Images is the image service, as server create needs it.

@@ -49,6 +49,18 @@ type BootVolumes interface {
 	Export(ctx context.Context, id string) (int64, error)
 	Socket() string
 	Blank(ctx context.Context, id string) (bool, error)
+	// Unexport ends the export of a volume (open no more on this node):
+	// before its reimage.
+	Unexport(ctx context.Context, id string) error
+}
+
+// BootReimager reimages a volume-backed server's boot volume for its
+// rebuild (Nova's 2.93, see compute's rebuild_volume.go): the volume is
+// reserved, then (its export here ended) written with the rebuild's
+// image and in-use again.
+type BootReimager interface {
+	ReserveBootVolume(ctx context.Context, serverID string, rebuildSeq int) error
+	ReimageBootVolume(ctx context.Context, serverID string, rebuildSeq int) error
 }
 
 // Taps makes and removes the host end of a server's NICs.
@@ -67,6 +79,9 @@ type Agent struct {
 	// Volumes serves boot volumes; without it a server booted from a
 	// volume fails to build.
 	Volumes BootVolumes
+	// Reimager rebuilds boot volumes; without it the rebuild of a
+	// volume-backed server fails saying so.
+	Reimager BootReimager
 	// Unseal opens an encrypted boot volume's sealed key (bound to the
 	// volume's id); without it such a server fails to build.
 	Unseal func(sealed string, aad []byte) ([]byte, error)
@@ -596,19 +611,27 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
-	fresh := filepath.Join(dir, "disk.rebuild")
-	os.Remove(fresh)
-	base, img, err := a.cachedImage(ctx, s.ImageID)
-	if err != nil {
-		return fail(fmt.Errorf("image %s: %w", s.ImageID, err))
+	if s.BootVolume != "" {
+		// Its root disk is its boot volume: reimaged, off and not
+		// exported here meanwhile.
+		if err := a.reimageBoot(ctx, s); err != nil {
+			return fail(err)
+		}
+	} else {
+		fresh := filepath.Join(dir, "disk.rebuild")
+		os.Remove(fresh)
+		base, img, err := a.cachedImage(ctx, s.ImageID)
+		if err != nil {
+			return fail(fmt.Errorf("image %s: %w", s.ImageID, err))
+		}
+		if err := overlay(ctx, base, imageFormat(img), fresh, s.RootGB); err != nil {
+			return fail(err)
+		}
+		if err := os.Rename(fresh, filepath.Join(dir, "disk")); err != nil {
+			return fail(fmt.Errorf("replace root disk: %w", err))
+		}
 	}
-	if err := overlay(ctx, base, imageFormat(img), fresh, s.RootGB); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(fresh, filepath.Join(dir, "disk")); err != nil {
-		return fail(fmt.Errorf("replace root disk: %w", err))
-	}
-	vm, err = a.build(ctx, s, view, rec)
+	vm, err := a.build(ctx, s, view, rec)
 	if err != nil {
 		return fail(err)
 	}
@@ -698,4 +721,20 @@ func (a *Agent) Purge(ctx context.Context) ([]string, error) {
 		a.teardown(ctx, id)
 	}
 	return ids, nil
+}
+
+// reimageBoot has a volume-backed server's boot volume reimaged for its
+// rebuild (the guest is off): reserved, its export here ended, then
+// written with the image and in-use again.
+func (a *Agent) reimageBoot(ctx context.Context, s computestate.Server) error {
+	if a.Reimager == nil || a.Volumes == nil {
+		return errors.New("this node cannot rebuild servers booted from volumes")
+	}
+	if err := a.Reimager.ReserveBootVolume(ctx, s.ID, s.RebuildSeq); err != nil {
+		return fmt.Errorf("reserve boot volume %s: %w", s.BootVolume, err)
+	}
+	if err := a.Volumes.Unexport(ctx, s.BootVolume); err != nil {
+		return fmt.Errorf("end the export of boot volume %s: %w", s.BootVolume, err)
+	}
+	return a.Reimager.ReimageBootVolume(ctx, s.ID, s.RebuildSeq)
 }

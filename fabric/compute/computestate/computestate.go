@@ -159,6 +159,9 @@ type Server struct {
 	// stable device rescue (a rescue image with hw_rescue_bus or
 	// hw_rescue_device): the guest's own disks keep their places and the
 	// rescue disk is added after them, booted first.
+	// ReimageImage is the image a volume-backed server's rebuild (2.93)
+	// writes over its boot volume, for the rebuild RebuildSeq.
+	ReimageImage   string   `json:"reimage_image,omitempty"`
 	RescueSeq      int      `json:"rescue_seq,omitempty"`
 	RescueImage    string   `json:"rescue_image,omitempty"`
 	RescueStable   bool     `json:"rescue_stable,omitempty"`
