@@ -20,7 +20,9 @@ import (
 //     test image prints the config drive's hostname on its console and
 //     sets it), which its owner sees as OS-EXT-SRV-ATTR:hostname; a
 //     rebuild with another --hostname boots the guest with the new one;
-//     before 2.90 the CLI's --hostname is refused by the API.
+//     before 2.90 the CLI's --hostname is refused by the API. 2.94: a
+//     rebuild names a fully qualified one, which the guest gets; at 2.93
+//     such a name is refused.
 //   - 2.93: a server booted from a volume (--boot-from-volume) writes a
 //     mark into its boot volume; rebuilt at 2.93 its guest boots again
 //     from the volume, reimaged: the mark is gone. At 2.92 the rebuild
@@ -39,13 +41,13 @@ func TestNovaMicroversions(t *testing.T) {
 	deleteServersAtCleanup(t, admin)
 
 	inParallel(t, "servers", map[string]func(t *testing.T){
-		"hostname":      func(t *testing.T) { checkHostname290(t, alice) },
+		"hostname":      func(t *testing.T) { checkHostname290(t, n, alice) },
 		"volume-backed": func(t *testing.T) { checkRebuildVolumeBacked293(t, n, alice) },
 	})
 }
 
 // checkHostname290: --hostname reaches the guest, at create and rebuild.
-func checkHostname290(t *testing.T, alice []string) {
+func checkHostname290(t *testing.T, n *rackd, alice []string) {
 	if out, err := openstackErr(alice, "--os-compute-api-version", "2.89", "server", "create", "--image", "testimg", "--flavor", "m1.tiny",
 		"--nic", "none", "--hostname", "nm-early", "nmearly"); err == nil {
 		t.Fatalf("--hostname taken at 2.89:\n%s", out)
@@ -66,6 +68,19 @@ func checkHostname290(t *testing.T, alice []string) {
 	if i, j := strings.Index(console, "hostname=nm-host-1"), strings.Index(console, "hostname=nm-host-2"); i < 0 || j < i {
 		t.Fatalf("the guest did not boot with nm-host-1 and then, rebuilt, nm-host-2:\n%s", console)
 	}
+	// 2.94 (past the CLI's versions): an FQDN.
+	id := showServer(t, alice, "nmhost").ID
+	img := strings.TrimSpace(openstack(t, alice, "image", "show", "-f", "value", "-c", "id", "testimg"))
+	tok := token(t, n, "alice", "alice-pass-1", "demo")
+	url := n.url() + "/compute/v2.1/servers/" + id + "/action"
+	body := `{"rebuild": {"imageRef": "` + img + `", "hostname": "nm-host-3.example.com"}}`
+	if code, out := novaCall(t, "POST", url, tok, "93", body); code != 400 || !strings.Contains(out, "hostname") {
+		t.Fatalf("an FQDN hostname at 2.93: %d %s", code, out)
+	}
+	if code, out := novaCall(t, "POST", url, tok, "94", body); code != 202 {
+		t.Fatalf("an FQDN hostname at 2.94: %d %s", code, out)
+	}
+	waitConsole(t, alice, "nmhost", 4*time.Minute, "RACKSTACK-TEST-IMAGE: hostname=nm-host-3.example.com")
 }
 
 // bootMark reads a sector near the end of the 1 GB boot volume (past

@@ -37,11 +37,12 @@ import (
 // 501 (unbuilt_apis.go, unbuilt_actions.go). Past 2.79, versions whose
 // only change is to an API not served here change nothing: 2.82 (an
 // os-server-external-events name; that API is the other services' and
-// not routed here).
+// not routed here). 2.95 (evacuate leaves the server stopped) is not
+// served yet.
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.93"
-	maxMinor        = 93
+	MaxMicroversion = "2.94"
+	maxMinor        = 94
 )
 
 // Images is the image service, as server create needs it.
