@@ -551,7 +551,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	bootVol, rebuilt := api.NewUUID(), api.NewUUID()
 	f.agentReports("test.volume.put", volstate.Volume{ID: bootVol, Project: projA, Size: 1, Status: volstate.StatusInUse, TypeID: volstate.DefaultTypeID,
 		Attachments: []volstate.Attachment{{ID: "att-2", ServerID: rebuilt, Root: true, Since: f.now}}})
-	f.agentReports("test.server.put", Server{ID: rebuilt, Name: "bfv-rebuilt", Project: projA, BootVolume: bootVol, ReimageImage: img1, RebuildSeq: 1,
+	f.agentReports("test.server.put", Server{ID: rebuilt, Name: "bfv-rebuilt", Project: projA, BootVolume: bootVol, ReimageImage: img1, ReimageSeq: 1, RebuildSeq: 1,
 		VMState: vmActive, TaskState: "rebuilding", Status: "REBUILD", Host: "n1", SecurityGroups: []string{"default"}})
 	if err := f.svc.ReserveBootVolume(context.Background(), rebuilt, 1); err != nil {
 		t.Fatal(err)

@@ -280,6 +280,9 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	set(&s.PublicKey, c.PublicKey)
 	set(&s.UserData, c.UserData)
 	s.RebuildSeq++
+	if c.Reimage {
+		s.ReimageSeq = s.RebuildSeq
+	}
 	// The node boots the rebuilt guest; a server that was stopped is
 	// stopped again once it is rebuilt (applyServerReport), as Nova
 	// powers a rebuilt stopped instance off.

@@ -9,6 +9,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
@@ -96,7 +97,7 @@ func reimageWaits(sv *Server, id string, seq int) error {
 	if sv == nil || sv.Hidden {
 		return serverNotFound(id)
 	}
-	if sv.BootVolume == "" || sv.ReimageImage == "" || sv.RebuildSeq != seq || sv.TaskState != "rebuilding" {
+	if !computestate.Reimaging(sv) || sv.RebuildSeq != seq || sv.TaskState != "rebuilding" {
 		return conflict("Server %s waits for no reimage of its boot volume for rebuild %d.", id, seq)
 	}
 	return nil

@@ -43,7 +43,7 @@ func TestRebuildVolumeBacked(t *testing.T) {
 	}
 	got := rebuild("2.93", img1, 202)["server"].(map[string]any)
 	sv := f.row(id)
-	if got["status"] != "REBUILD" || got["image"] != "" || sv.ReimageImage != img1 || sv.ImageID != "" || sv.RebuildSeq != 1 {
+	if got["status"] != "REBUILD" || got["image"] != "" || sv.ReimageImage != img1 || sv.ReimageSeq != 1 || sv.ImageID != "" || sv.RebuildSeq != 1 {
 		t.Fatalf("rebuilding: %v / %+v", got["status"], sv)
 	}
 	ctx := context.Background()

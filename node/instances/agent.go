@@ -611,13 +611,14 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
-	if s.BootVolume != "" {
-		// Its root disk is its boot volume: reimaged, off and not
-		// exported here meanwhile.
+	if computestate.Reimaging(&s) {
+		// Its root disk is its boot volume: reimaged (2.93), off and
+		// not exported here meanwhile.
 		if err := a.reimageBoot(ctx, s); err != nil {
 			return fail(err)
 		}
-	} else {
+	}
+	if s.BootVolume == "" {
 		fresh := filepath.Join(dir, "disk.rebuild")
 		os.Remove(fresh)
 		base, img, err := a.cachedImage(ctx, s.ImageID)

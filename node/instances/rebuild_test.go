@@ -143,7 +143,7 @@ func TestAgentRebuildVolumeBacked(t *testing.T) {
 	a.reconcile(ctx)
 	before := mustAdopt(t, a, "s1").PID()
 	s := w.server("s1")
-	s.ReimageImage, s.RebuildSeq, s.TaskState, s.Status, s.VMState = "img2", 1, "rebuilding", "REBUILD", "active"
+	s.ReimageImage, s.ReimageSeq, s.RebuildSeq, s.TaskState, s.Status, s.VMState = "img2", 1, 1, "rebuilding", "REBUILD", "active"
 	w.Put("compute_servers", &s)
 	a.reconcile(ctx)
 	if o := w.last(); o.Status != "ACTIVE" || o.RebuildSeq != 1 {
@@ -162,10 +162,20 @@ func TestAgentRebuildVolumeBacked(t *testing.T) {
 	// A failed reimage: ERROR saying why.
 	re.fail = errors.New("image copy failed")
 	s = w.server("s1")
-	s.RebuildSeq, s.TaskState = 2, "rebuilding"
+	s.RebuildSeq, s.ReimageSeq, s.TaskState = 2, 2, "rebuilding"
 	w.Put("compute_servers", &s)
 	a.reconcile(ctx)
 	if o := w.last(); o.Status != "ERROR" || o.RebuildSeq != 2 || !strings.Contains(o.Fault, "image copy failed") {
 		t.Fatalf("after a failed reimage: %+v", o)
+	}
+	// A rebuild of another kind (an evacuation's): the volume is booted
+	// as it is, not reimaged.
+	re.fail, re.steps = nil, nil
+	s = w.server("s1")
+	s.RebuildSeq, s.TaskState = 3, "rebuilding"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.RebuildSeq != 3 || len(re.steps) != 0 {
+		t.Fatalf("a rebuild not for a reimage: %+v, steps %q", o, re.steps)
 	}
 }

@@ -160,8 +160,10 @@ type Server struct {
 	// hw_rescue_device): the guest's own disks keep their places and the
 	// rescue disk is added after them, booted first.
 	// ReimageImage is the image a volume-backed server's rebuild (2.93)
-	// writes over its boot volume, for the rebuild RebuildSeq.
+	// writes over its boot volume, for the rebuild ReimageSeq: a later
+	// rebuild of another kind (RebuildSeq past it) reimages nothing.
 	ReimageImage   string   `json:"reimage_image,omitempty"`
+	ReimageSeq     int      `json:"reimage_seq,omitempty"`
 	RescueSeq      int      `json:"rescue_seq,omitempty"`
 	RescueImage    string   `json:"rescue_image,omitempty"`
 	RescueStable   bool     `json:"rescue_stable,omitempty"`
@@ -466,6 +468,12 @@ func BaremetalClasses(f *Flavor) []string {
 }
 
 var hostnameBad = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// Reimaging says whether s's rebuild in progress (RebuildSeq) writes an
+// image over its boot volume.
+func Reimaging(s *Server) bool {
+	return s.BootVolume != "" && s.ReimageImage != "" && s.ReimageSeq == s.RebuildSeq
+}
 
 // Pinned is the zone s is held to, "" for none.
 func Pinned(s *Server) string {
