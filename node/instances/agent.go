@@ -607,10 +607,6 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 		}
 		return a.report(ctx, s.ID, withFault(rec.observed("ERROR", 4), fmt.Sprintf("Rebuild of instance %s failed: %v", s.ID, err)))
 	}
-	dir := a.instanceDir(s.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fail(err)
-	}
 	if computestate.Reimaging(&s) {
 		// Its root disk is its boot volume: reimaged (2.93), off and
 		// not exported here meanwhile.
@@ -618,6 +614,12 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 			return fail(err)
 		}
 	}
+	dir := a.instanceDir(s.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	// A server booted from a volume keeps it: an evacuated one
+	// (server_evacuate.go) boots from it on its new host.
 	if s.BootVolume == "" {
 		fresh := filepath.Join(dir, "disk.rebuild")
 		os.Remove(fresh)
