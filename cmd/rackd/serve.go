@@ -226,6 +226,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if vmAgent != nil && volExports != nil {
 		vmAgent.Volumes = volExports
 		vmAgent.Unseal = node.Secrets().Open // encrypted boot volumes
+		vmAgent.Reimager = servers           // rebuilds of volume-backed servers
 	}
 	serveSerialConsoles(node, consoles)
 

@@ -235,6 +235,10 @@ type bootVolumes struct{ s *volume.Service }
 
 var _ compute.BootVolumes = bootVolumes{}
 
+func (b bootVolumes) Reimage(ctx context.Context, p *api.Principal, id, image string) error {
+	return b.s.ReimageForServer(ctx, p, id, image)
+}
+
 func (b bootVolumes) CreateFromImage(ctx context.Context, p *api.Principal, id, image string, sizeGB int, name, volumeType string) (string, error) {
 	return b.s.CreateFromImage(ctx, p, id, image, sizeGB, name, volumeType)
 }

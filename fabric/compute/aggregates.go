@@ -17,8 +17,7 @@ import (
 // Host aggregates (os-aggregates), admin only: groups of compute nodes
 // with metadata; the metadata key availability_zone puts the group's
 // nodes in that zone (see computestate.NodeAZ). Nova's image precache of
-// an aggregate (2.81) is past this cloud's microversions, so its route
-// is unknown here, as in a Nova before 2.81.
+// an aggregate (2.81) is in aggregates_images.go.
 
 const aggregatesRule = "os_compute_api:os-aggregates"
 

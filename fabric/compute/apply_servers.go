@@ -253,6 +253,7 @@ func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {
 type serverUpdateCmd struct {
 	ID          string  `json:"id"`
 	Name        *string `json:"name,omitempty"`
+	Hostname    *string `json:"hostname,omitempty"`
 	Description *string `json:"description,omitempty"`
 	AccessIPv4  *string `json:"access_ipv4,omitempty"`
 	AccessIPv6  *string `json:"access_ipv6,omitempty"`
@@ -277,6 +278,7 @@ func applyServerUpdate(tx *memdb.Txn, c serverUpdateCmd) (any, error) {
 	}
 	s := *old
 	set(&s.Name, c.Name)
+	set(&s.HostnameSet, c.Hostname)
 	set(&s.Description, c.Description)
 	set(&s.AccessIPv4, c.AccessIPv4)
 	set(&s.AccessIPv6, c.AccessIPv6)

@@ -41,6 +41,10 @@ type BootVolumes interface {
 	CreateFromSnapshot(ctx context.Context, p *api.Principal, id, snapshot string, sizeGB int, name, volumeType string) (string, error)
 	// Delete deletes a volume the calls above made.
 	Delete(ctx context.Context, p *api.Principal, id string) error
+	// Reimage writes image's disk over p's volume id, reserved for its
+	// server (os-reimage with reimage_reserved), and returns once done:
+	// the rebuild of a volume-backed server (2.93).
+	Reimage(ctx context.Context, p *api.Principal, id, image string) error
 }
 
 // blockDevice is a volume a create gives the new server: its root disk

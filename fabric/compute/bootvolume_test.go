@@ -19,7 +19,9 @@ type fakeBootVolumes struct {
 	mu      sync.Mutex
 	made    map[string]string // volume → image, or "snapshot:" and the snapshot
 	deleted []string
-	fail    error
+	// reimaged are the reimages asked for: project:volume:image.
+	reimaged []string
+	fail     error
 	// failAfter is how many volumes are made before fail applies.
 	failAfter int
 	// gate, when set, holds each create until it receives (or ctx
@@ -98,6 +100,17 @@ func (b *fakeBootVolumes) create(ctx context.Context, p *api.Principal, id, imag
 		return "", errors.New("make a blank volume: the backend refused it")
 	}
 	return v.ID, nil
+}
+
+// Reimage records the reimage asked for, failing with fail.
+func (b *fakeBootVolumes) Reimage(_ context.Context, p *api.Principal, id, image string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fail != nil {
+		return b.fail
+	}
+	b.reimaged = append(b.reimaged, p.ProjectID+":"+id+":"+image)
+	return nil
 }
 
 func (b *fakeBootVolumes) Delete(_ context.Context, _ *api.Principal, id string) error {

@@ -198,6 +198,11 @@ func (s *Service) setExtraSpecs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if atLeast(r, 86) {
+		if err := validateSpecs(specs); err != nil {
+			return err
+		}
+	}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdFlavorSpecs, flavorSpecsCmd{ID: chi.URLParam(r, "id"), Set: specs}, nil); err != nil {
 		return err
 	}
@@ -220,6 +225,11 @@ func (s *Service) updateExtraSpec(w http.ResponseWriter, r *http.Request) error 
 	}
 	if _, ok := specs[key]; !ok {
 		return badRequest("Request body and URI mismatch")
+	}
+	if atLeast(r, 86) {
+		if err := validateSpecs(specs); err != nil {
+			return err
+		}
 	}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdFlavorSpecs, flavorSpecsCmd{ID: chi.URLParam(r, "id"), Set: specs}, nil); err != nil {
 		return err

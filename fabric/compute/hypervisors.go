@@ -107,6 +107,17 @@ func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail,
 	if !detail {
 		return v
 	}
+	v["host_ip"] = h.HostIP
+	v["hypervisor_type"] = "QEMU"
+	v["hypervisor_version"] = 8002000
+	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": nil}
+	if atLeast(r, 88) {
+		// 2.88 drops the usage figures and cpu_info and adds uptime:
+		// null, Nova's answer for a driver without it (see
+		// hypervisorUptime).
+		v["uptime"] = nil
+		return v
+	}
 	cpu := map[string]any{"arch": "x86_64", "model": h.CPUModel, "vendor": "", "features": []string{},
 		"topology": map[string]any{"cores": h.VCPUs, "threads": 1, "sockets": 1}}
 	var cpuInfo any = cpu
@@ -119,9 +130,6 @@ func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail,
 	v["disk_available_least"] = h.DiskGB - u.disk
 	v["free_disk_gb"] = h.DiskGB - u.disk
 	v["free_ram_mb"] = h.MemoryMB - u.ram
-	v["host_ip"] = h.HostIP
-	v["hypervisor_type"] = "QEMU"
-	v["hypervisor_version"] = 8002000
 	v["local_gb"] = h.DiskGB
 	v["local_gb_used"] = u.disk
 	v["memory_mb"] = h.MemoryMB
@@ -129,7 +137,6 @@ func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail,
 	v["running_vms"] = len(u.servers)
 	v["vcpus"] = h.VCPUs
 	v["vcpus_used"] = u.vcpus
-	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": nil}
 	return v
 }
 
@@ -220,7 +227,15 @@ func (s *Service) searchHypervisors(withServers bool) api.HandlerFunc {
 	}
 }
 
+// hypervisorStats is GET /os-hypervisors/statistics, gone from 2.88 (404
+// before the admin rule is checked, as Nova's version routing answers).
 func (s *Service) hypervisorStats(w http.ResponseWriter, r *http.Request) error {
+	if atLeast(r, 88) {
+		return unknownResource()
+	}
+	if err := requireAdmin(r, "os_compute_api:os-hypervisors:statistics"); err != nil {
+		return err
+	}
 	hs, tx, err := s.hostList(r)
 	if err != nil {
 		return err
@@ -365,6 +380,12 @@ func (s *Service) serviceView(r *http.Request, tx *memdb.Txn, binary string, h H
 // hypervisorUptime is Nova's answer for a driver without uptime: the
 // node's uptime is not part of what it reports.
 func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) error {
+	if atLeast(r, 88) {
+		return unknownResource() // gone from 2.88: the detail has uptime
+	}
+	if err := requireAdmin(r, "os_compute_api:os-hypervisors:uptime"); err != nil {
+		return err
+	}
 	hs, _, err := s.hostList(r)
 	if err != nil {
 		return err

@@ -81,6 +81,14 @@ func TestStoppedByItself(t *testing.T) {
 				if ev["event"] != "compute_stop_instance" || ev["result"] != tc.result || ev["hostId"] == "" {
 					t.Fatalf("event: %v", ev)
 				}
+				// 2.84: the failure's message as details, to everyone.
+				ev84 := f.expect("GET", path, who, "2.84", nil, 200, "")["instanceAction"].(map[string]any)["events"].([]any)[0].(map[string]any)
+				if d, ok := ev84["details"]; !ok || (tc.fault == "" && d != nil) || (tc.fault != "" && d != tc.fault) {
+					t.Errorf("2.84 details %v, want %q", ev84, tc.fault)
+				}
+				if _, ok := ev["details"]; ok {
+					t.Errorf("details before 2.84: %v", ev)
+				}
 				tb, shown := ev["traceback"]
 				switch {
 				case who == alice && shown:

@@ -26,6 +26,13 @@ import (
 
 var keypairNamePattern = regexp.MustCompile(`^[a-zA-Z0-9 _-]+$`)
 
+// From 2.92 a keypair's name may have '@' and '.' too, checked by the
+// body's schema (Nova's 400 names the field), and a keypair is only
+// imported: public_key is required, none is generated.
+const keypairNamePattern292 = `^[a-zA-Z0-9 @._-]+$`
+
+var keypairNameRE292 = regexp.MustCompile(keypairNamePattern292)
+
 // generateCertificate makes what Nova makes for an x509 (WinRM) keypair:
 // an RSA key and a self-signed client certificate for the user.
 func generateCertificate(user string) (public, private string, err error) {
@@ -210,7 +217,12 @@ func readKeypair(r *http.Request) (keypairRequest, error) {
 	in := newInput(o)
 	k := keypairRequest{typ: "ssh", imported: in.Has("public_key")}
 	k.name = str(in, "name", true, 1, 255)
-	if in.Err == nil && (!keypairNamePattern.MatchString(k.name) || strings.TrimSpace(k.name) == "") {
+	switch {
+	case in.Err != nil:
+	case atLeast(r, 92) && !keypairNameRE292.MatchString(k.name):
+		in.Fail(badField("name", k.name, "'%s' does not match '%s'", k.name, keypairNamePattern292))
+	case atLeast(r, 92):
+	case !keypairNamePattern.MatchString(k.name) || strings.TrimSpace(k.name) == "":
 		in.Fail(badRequest("Keypair data is invalid: Keypair name contains unsafe characters"))
 	}
 	if in.Has("type") {
@@ -219,7 +231,7 @@ func readKeypair(r *http.Request) (keypairRequest, error) {
 			in.Fail(badField("type", k.typ, "'%s' is not one of ['ssh', 'x509']", k.typ))
 		}
 	}
-	k.public = str(in, "public_key", false, 0, 0)
+	k.public = str(in, "public_key", atLeast(r, 92), 0, 0)
 	userGiven := str(in, "user_id", false, 1, 255)
 	if in.Err != nil {
 		return keypairRequest{}, in.Err

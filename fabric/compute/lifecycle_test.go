@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
+	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
 func TestStateMachine(t *testing.T) {
@@ -302,6 +305,33 @@ func TestLimitsQuotasHypervisorsZones(t *testing.T) {
 	}
 	f.expect("GET", "/v2.1/os-hypervisors/"+strconv.FormatInt(int64(id), 10)+"/uptime", admin, "", nil, 501, "notImplemented")
 	f.expect("GET", "/v2.1/os-hypervisors/1/uptime", admin, "", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/statistics", alice, "", nil, 403, "forbidden")
+	// 2.88: no usage figures nor cpu_info, uptime in the detail (null:
+	// no uptime from this driver); statistics and uptime are gone.
+	for _, h := range []map[string]any{
+		f.expect("GET", "/v2.1/os-hypervisors/detail", admin, "2.88", nil, 200, "")["hypervisors"].([]any)[0].(map[string]any),
+		f.expect("GET", "/v2.1/os-hypervisors/"+uuid, admin, "2.88", nil, 200, "")["hypervisor"].(map[string]any),
+	} {
+		for _, gone := range []string{"current_workload", "cpu_info", "vcpus", "vcpus_used", "free_disk_gb", "local_gb", "local_gb_used",
+			"disk_available_least", "free_ram_mb", "memory_mb", "memory_mb_used", "running_vms"} {
+			if _, ok := h[gone]; ok {
+				t.Errorf("2.88 hypervisor shows %s: %v", gone, h)
+			}
+		}
+		if up, ok := h["uptime"]; !ok || up != nil || h["hypervisor_type"] != "QEMU" || h["host_ip"] == nil || h["service"] == nil {
+			t.Errorf("2.88 hypervisor: %v", h)
+		}
+	}
+	if h := f.expect("GET", "/v2.1/os-hypervisors/"+uuid, admin, "2.87", nil, 200, "")["hypervisor"].(map[string]any); h["vcpus"] != 2.0 || h["uptime"] != nil {
+		t.Errorf("2.87 hypervisor: %v", h)
+	}
+	if _, ok := f.expect("GET", "/v2.1/os-hypervisors", admin, "2.88", nil, 200, "")["hypervisors"].([]any)[0].(map[string]any)["uptime"]; ok {
+		t.Error("2.88 list (not detail) shows uptime")
+	}
+	f.expect("GET", "/v2.1/os-hypervisors/statistics", admin, "2.88", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/statistics", alice, "2.88", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/"+uuid+"/uptime", admin, "2.88", nil, 404, "itemNotFound")
+	f.expect("GET", "/v2.1/os-hypervisors/"+uuid+"/uptime", admin, "2.87", nil, 501, "notImplemented")
 	f.expect("GET", "/v2.1/os-aggregates", admin, "", nil, 200, "")
 	// Zones and services.
 	z := f.expect("GET", "/v2.1/os-availability-zone", alice, "", nil, 200, "")["availabilityZoneInfo"].([]any)
@@ -457,7 +487,13 @@ func TestNewValidatesConfig(t *testing.T) {
 // TestSnapshotRestoreEveryCommand applies every compute command type and
 // checks the state survives a snapshot and restore byte for byte.
 func TestSnapshotRestoreEveryCommand(t *testing.T) {
-	f := newFixture(t)
+	// The volume service's tables, with one command that puts a volume
+	// as it would (attached, for an attachment update).
+	vols := store.Schema{Tables: volstate.Schema().Tables, Handlers: map[string]store.Handler{
+		"test.volume.put": store.Typed(func(tx *memdb.Txn, v volstate.Volume) (any, error) { return nil, tx.Insert(volstate.VolumeTable, &v) }),
+		"test.server.put": store.Typed(func(tx *memdb.Txn, sv Server) (any, error) { return nil, tx.Insert(tServers, &sv) }),
+	}}
+	f := newFixtureWith(t, vols)
 	f.stdFlavors()
 	f.flavor("p", "private", 1, 64, 1, "os-flavor-access:is_public", false)
 	f.expect("PUT", "/v2.1/flavors/p", admin, "2.55", map[string]any{"flavor": map[string]any{"description": "d"}}, 200, "")
@@ -516,6 +552,19 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 2, ResizeSeq: 4, RescueSeq: 2})
 	f.hosts.setUp(down, true)
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
+	vol := api.NewUUID()
+	f.agentReports("test.volume.put", volstate.Volume{ID: vol, Project: projA, Size: 1, Status: volstate.StatusInUse, TypeID: volstate.DefaultTypeID,
+		Attachments: []volstate.Attachment{{ID: "att-1", ServerID: id, Device: "/dev/vdb", Since: f.now}}})
+	f.expect("PUT", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.85", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol, "delete_on_termination": true}}, 202, "")
+	// A volume-backed server's rebuild (2.93) reserves its boot volume.
+	bootVol, rebuilt := api.NewUUID(), api.NewUUID()
+	f.agentReports("test.volume.put", volstate.Volume{ID: bootVol, Project: projA, Size: 1, Status: volstate.StatusInUse, TypeID: volstate.DefaultTypeID,
+		Attachments: []volstate.Attachment{{ID: "att-2", ServerID: rebuilt, Root: true, Since: f.now}}})
+	f.agentReports("test.server.put", Server{ID: rebuilt, Name: "bfv-rebuilt", Project: projA, BootVolume: bootVol, ReimageImage: img1, ReimageSeq: 1, RebuildSeq: 1,
+		VMState: vmActive, TaskState: "rebuilding", Status: "REBUILD", Host: "n1", SecurityGroups: []string{"default"}})
+	if err := f.svc.ReserveBootVolume(context.Background(), rebuilt, 1); err != nil {
+		t.Fatal(err)
+	}
 	// A server whose volume, made after the 202, could not be made.
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}
 	bfvID := f.server(alice, "bfv", "block_device_mapping_v2", bfv("image", img1, 1, true))
@@ -525,14 +574,15 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.aggAction(agg, map[string]any{"add_host": map[string]any{"host": "n2"}}, 200, "")
 	f.aggAction(agg, map[string]any{"set_metadata": map[string]any{"metadata": map[string]any{"ssd": "true"}}}, 200, "")
 	f.expect("DELETE", "/v2.1/os-aggregates/"+f.aggregate("gone", ""), admin, "", nil, 200, "")
-	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
+	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), vols)
 	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`, `"delete_on_termination":true`, `"status":"reserved"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}
 	}
 	servers, err := Load(f.local.State.Txn())
+	servers = slices.DeleteFunc(servers, func(sv Server) bool { return sv.ID == rebuilt })
 	if err != nil || len(servers) != 1 || servers[0].Flavor.ID != "small" || servers[0].PublicKey != testPublicKey || servers[0].Host == "" {
 		t.Fatalf("Load: %v %+v", err, servers)
 	}

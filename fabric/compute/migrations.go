@@ -16,7 +16,8 @@ import (
 // its known parameters (unknown ones are a 400 naming them), limit a
 // non-negative integer, changes-since (and from 2.66 changes-before)
 // date-times, and a marker naming a migration by uuid (none is Nova's
-// 400). Migrations are listed newest first; a removed server's go with
+// 400); from 2.80 user_id and project_id filter too (and the view shows
+// both). Migrations are listed newest first; a removed server's go with
 // it, as Nova lists a deleted instance's no more.
 
 // migrationParams are the query parameters Nova's schema knows from
@@ -24,6 +25,7 @@ import (
 var migrationParams = map[string]int{
 	"hidden": 59, "host": 59, "instance_uuid": 59, "source_compute": 59, "status": 59, "migration_type": 59,
 	"limit": 59, "marker": 59, "changes-since": 59, "changes-before": 66,
+	"user_id": 80, "project_id": 80,
 }
 
 // listMigrations is GET /os-migrations (admin).
@@ -60,6 +62,8 @@ func (s *Service) listMigrations(w http.ResponseWriter, r *http.Request) error {
 			q.Get("migration_type") != "" && m.Type != q.Get("migration_type"),
 			q.Get("source_compute") != "" && m.SourceCompute != q.Get("source_compute"),
 			q.Get("host") != "" && m.SourceCompute != q.Get("host") && m.DestCompute != q.Get("host"),
+			atLeast(r, 80) && q.Get("user_id") != "" && m.UserID != q.Get("user_id"),
+			atLeast(r, 80) && q.Get("project_id") != "" && m.Project != q.Get("project_id"),
 			!inWindow(m.Updated, since, before):
 			continue
 		}

@@ -45,7 +45,7 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	for _, v := range []struct {
 		min   int
 		field string
-	}{{19, "description"}, {54, "key_name"}, {57, "user_data"}} {
+	}{{19, "description"}, {54, "key_name"}, {57, "user_data"}, {90, "hostname"}} {
 		if atLeast(r, v.min) {
 			fields = append(fields, v.field)
 		}
@@ -58,19 +58,37 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	if keep, _ := m["preserve_ephemeral"].(bool); keep {
 		return badField("preserve_ephemeral", m["preserve_ephemeral"], "A server here has no ephemeral disk to preserve: the rebuild replaces the root disk.")
 	}
-	if sv.BootVolume != "" {
+	if sv.BootVolume != "" && !atLeast(r, 93) {
 		// Nova before microversion 2.93 refuses it too: the root disk is
-		// a volume, and reimaging a volume is not done here.
-		return badRequest("Rebuilding server %s is not supported: it boots from volume %s, and only an image-backed root disk is rebuilt.", sv.ID, sv.BootVolume)
+		// a volume, which only 2.93's rebuild reimages.
+		return badRequest("Rebuilding server %s is not supported: it boots from volume %s, and only an image-backed root disk is rebuilt before microversion 2.93.", sv.ID, sv.BootVolume)
 	}
 	ref, _ := m["imageRef"].(string)
 	c := serverRebuildCmd{ID: sv.ID, UserID: principal(r).UserID, RequestID: requestID(r.Context()), Now: s.now()}
 	target := *sv
-	img, err := s.resolveImage(r.Context(), principal(r), ref, &sv.Flavor, &target)
+	flavor := sv.Flavor
+	if sv.BootVolume != "" {
+		// The boot volume's size bounds the image, not the flavor's disk.
+		size, err := s.bootVolumeSize(r, sv)
+		if err != nil {
+			return err
+		}
+		flavor.Disk = size
+	}
+	img, err := s.resolveImage(r.Context(), principal(r), ref, &flavor, &target)
 	if err != nil {
+		if sv.BootVolume != "" && strings.Contains(err.Error(), "Flavor's disk is too small") {
+			// Nova's VolumeSmallerThanMinDisk.
+			full, _ := s.cfg.Images.Get(r.Context(), principal(r), target.ImageID)
+			return badRequest("Volume is smaller than the minimum size specified in image metadata. Volume size is %d bytes, minimum size is %d bytes.",
+				int64(flavor.Disk)<<30, max(int64(full.MinDisk)<<30, full.Size))
+		}
 		return err
 	}
 	c.ImageID, c.RootGB, c.DiskFormat = target.ImageID, target.RootGB, img.DiskFormat
+	if sv.BootVolume != "" {
+		c.Reimage, c.RootGB = true, sv.RootGB
+	}
 	if v, ok := m["name"]; ok {
 		name, isStr := v.(string)
 		if !isStr || strings.TrimSpace(name) == "" || len(name) > 255 {
@@ -96,6 +114,10 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	pass, err := readRebuildAttrs(m, &c)
 	if err != nil {
 		return err
+	}
+	hin := newInput(m)
+	if c.Hostname = readHostname(r, hin); hin.Err != nil {
+		return hin.Err
 	}
 	if err := s.readRebuildGuestData(r, m, &c); err != nil {
 		return err
@@ -185,7 +207,11 @@ type serverRebuildCmd struct {
 	RootGB     int               `json:"root_gb"`
 	DiskFormat string            `json:"disk_format,omitempty"`
 	Name       *string           `json:"name,omitempty"`
+	Hostname   *string           `json:"hostname,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
+	// Reimage: ImageID is written over the boot volume (2.93), which the
+	// server's node asks for once its guest is off (ReimageBootVolume).
+	Reimage bool `json:"reimage,omitempty"`
 	// AccessIPv4, AccessIPv6, DiskConfig and Description, when set,
 	// replace the server's.
 	AccessIPv4  *string `json:"access_ipv4,omitempty"`
@@ -211,7 +237,7 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	if old == nil || old.Hidden {
 		return nil, serverNotFound(c.ID)
 	}
-	if old.BootVolume != "" {
+	if old.BootVolume != "" && !c.Reimage {
 		return nil, store.Invalidf("Rebuilding server %s is not supported: it boots from volume %s.", c.ID, old.BootVolume)
 	}
 	if old.Baremetal == "" && old.Host == "" {
@@ -234,7 +260,12 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 		}
 	}
 	s := *old
-	s.ImageID, s.RootGB = c.ImageID, c.RootGB
+	if c.Reimage {
+		s.ReimageImage = c.ImageID // the server still shows no image
+	} else {
+		s.ImageID, s.RootGB = c.ImageID, c.RootGB
+	}
+	set(&s.HostnameSet, c.Hostname)
 	if c.Name != nil {
 		s.Name = *c.Name
 	}
@@ -249,6 +280,9 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	set(&s.PublicKey, c.PublicKey)
 	set(&s.UserData, c.UserData)
 	s.RebuildSeq++
+	if c.Reimage {
+		s.ReimageSeq = s.RebuildSeq
+	}
 	// The node boots the rebuilt guest; a server that was stopped is
 	// stopped again once it is rebuilt (applyServerReport), as Nova
 	// powers a rebuilt stopped instance off.

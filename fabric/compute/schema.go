@@ -128,6 +128,9 @@ func Schema() store.Schema {
 
 		cmdServerInterface: store.Typed(withEvents(applyServerInterface, interfaceEvents)),
 
+		cmdVolumeAttachmentUpdate: store.Typed(applyVolumeAttachmentUpdate),
+		cmdBootVolumeState:        store.Typed(applyBootVolumeState),
+
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),
 		cmdServerImage:                 store.Typed(withEvents(applyServerImage, serverImageEvents)),

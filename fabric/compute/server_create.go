@@ -37,6 +37,8 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 		return nil, err
 	}
 	sv := &req.tmpl
+	pinned := sv.AZ // the zone asked for, or none
+	sv.PinnedAZ = &pinned
 	if sv.UserData != "" {
 		if _, err := base64.StdEncoding.DecodeString(sv.UserData); err != nil {
 			return nil, badRequest("User data needs to be valid base 64.")

@@ -16,6 +16,10 @@ import (
 // realBootVolumes is the volume service as rackd gives it to compute.
 type realBootVolumes struct{ *volume.Service }
 
+func (b realBootVolumes) Reimage(ctx context.Context, p *api.Principal, id, image string) error {
+	return b.ReimageForServer(ctx, p, id, image)
+}
+
 func (b realBootVolumes) Delete(ctx context.Context, p *api.Principal, id string) error {
 	return b.DeleteVolume(ctx, p, id)
 }

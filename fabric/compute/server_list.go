@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,12 +70,15 @@ type serverQuery struct {
 	locked *bool
 	// tags are the tag filters (2.26).
 	tags *tagQuery
+	// from83: the state, time and owner filters are every user's (2.83),
+	// not admins' only.
+	from83 bool
 }
 
 func readServerQuery(r *http.Request) (*serverQuery, error) {
 	p := principal(r)
 	q := r.URL.Query()
-	sq := &serverQuery{q: q, admin: p.IsAdmin()}
+	sq := &serverQuery{q: q, admin: p.IsAdmin(), from83: atLeast(r, 83)}
 	if atLeast(r, 75) {
 		for k := range q {
 			if !listParams[k] {
@@ -198,12 +202,37 @@ func (sq *serverQuery) matches(sv *Server) bool {
 	case !inWindow(sv.Updated, sq.since, sq.before):
 	case sq.locked != nil && sv.Locked != *sq.locked:
 	case sq.tags != nil && !sq.tags.matches(sv.Tags):
-	case !eq("reservation_id", sv.ReservationID), !eq("key_name", sv.KeyName), !eq("availability_zone", sv.AZ):
-	case sq.admin && (!eq("host", sv.Host) || !eq("node", hypervisorHostname(sv)) || !eq("vm_state", sv.VMState) || !eq("user_id", sv.UserID)):
+	case !eq("reservation_id", sv.ReservationID):
+	case sq.admin && (!eq("host", sv.Host) || !eq("node", hypervisorHostname(sv))):
+	case (sq.admin || sq.from83) && !sq.matchesStates(sv):
 	default:
 		return true
 	}
 	return false
+}
+
+// matchesStates applies the filters Nova keeps for admins and, from
+// 2.83, lets every user have: vm_state, task_state and user_id exact,
+// the others as Nova's database filters them, an unanchored regular
+// expression on the column's text (a datetime "YYYY-MM-DD HH:MM:SS",
+// config_drive "True", integers in decimal); terminated_at is null for
+// every server a list shows, so it matches none.
+func (sq *serverQuery) matchesStates(sv *Server) bool {
+	q := sq.q
+	eq := func(param, value string) bool { return q.Get(param) == "" || q.Get(param) == value }
+	re := func(param, text string) bool {
+		return q.Get(param) == "" || pattern(q.Get(param), false).MatchString(text)
+	}
+	dbTime := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04:05")
+	}
+	return eq("vm_state", sv.VMState) && eq("task_state", sv.TaskState) && eq("user_id", sv.UserID) &&
+		re("key_name", sv.KeyName) && re("availability_zone", sv.AZ) && re("config_drive", "True") &&
+		re("created_at", dbTime(sv.Created)) && (q.Get("launched_at") == "" || !sv.LaunchedAt.IsZero() && re("launched_at", dbTime(sv.LaunchedAt))) &&
+		q.Get("terminated_at") == "" && re("power_state", strconv.Itoa(sv.PowerState)) && re("progress", "0")
 }
 
 // pattern compiles a filter's regular expression (Python's re.match when

@@ -219,7 +219,7 @@ func (s *Service) actionView(r *http.Request, a *Action) map[string]any {
 }
 
 // eventViews shows an action's events as Nova does: the traceback and
-// the host only to admins.
+// the host only to admins, from 2.84 the details to everyone.
 func (s *Service) eventViews(r *http.Request, sv *Server, a *Action) []any {
 	admin := principal(r).IsAdmin()
 	out := make([]any, 0, len(a.Events))
@@ -235,6 +235,12 @@ func (s *Service) eventViews(r *http.Request, sv *Server, a *Action) []any {
 			if e.Details != "" {
 				v["traceback"] = e.Details
 			}
+		}
+		if atLeast(r, 84) {
+			// Nova's details: the failure's message, for every reader
+			// of the action (as a server's fault message is), null
+			// for an event that did not fail with one.
+			v["details"] = orNil(e.Details)
 		}
 		if atLeast(r, 62) {
 			v["hostId"] = hostID(&Server{Host: e.Host, Project: sv.Project})

@@ -66,6 +66,9 @@ func serverFields(r *http.Request) []string {
 	if atLeast(r, 74) {
 		fields = append(fields, "host", "hypervisor_hostname")
 	}
+	if atLeast(r, 90) {
+		fields = append(fields, "hostname")
+	}
 	return fields
 }
 
@@ -91,6 +94,13 @@ func (s *Service) readServerRequest(r *http.Request) (*serverRequest, error) {
 	readSecurityGroups(in, req)
 	readNetworks(r, in, req)
 	readSchedulerHints(in, top, req)
+	if h := readHostname(r, in); h != nil {
+		req.tmpl.HostnameSet = *h
+		if req.count > 1 {
+			// Nova's AmbiguousHostnameForMultipleInstances.
+			in.Fail(badRequest("Unable to allocate a single hostname to multiple instances"))
+		}
+	}
 	if in.Err != nil {
 		return nil, in.Err
 	}

@@ -33,11 +33,15 @@ import (
 // host's claim and the quotas stay as they are; the instance actions
 // rescue and unrescue carry the node's event.
 //
-// A volume-backed server is refused (400) as Nova refuses it before
-// microversion 2.87 ("Cannot rescue a volume-backed instance"), the
-// versions this API serves: Nova's stable device rescue (2.87, the
-// rescue disk added beside a guest's disks, which a volume-backed server
-// needs) is not built.
+// Nova's stable device rescue: a rescue image with the property
+// hw_rescue_bus or hw_rescue_device keeps the guest's disks where they
+// are and adds the rescue disk after them, booted first (RescueStable);
+// without either the rescue disk takes the first place (the legacy
+// layout above). A volume-backed server is rescued from 2.87 with a
+// rescue image that has both properties (every node here can: Nova's
+// COMPUTE_RESCUE_BFV); otherwise it is refused (400) as Nova refuses it
+// ("Cannot rescue a volume-backed instance"). The disk is a virtio disk
+// whatever bus or device type the properties name.
 //
 // While rescued, the actions Nova's check_instance_state refuses for
 // vm_state rescued (reboot, rebuild, resize, stop, pause, volume attach
@@ -86,12 +90,20 @@ func (s *Service) rescue(w http.ResponseWriter, r *http.Request, arg any) error 
 	if _, has := m["rescue_image_ref"]; has && !uuidPattern.MatchString(ref) {
 		return badField("rescue_image_ref", ref, "'%s' is not a 'uuid'", ref)
 	}
-	if sv.BootVolume != "" {
+	if sv.BootVolume != "" && (!atLeast(r, 87) || ref == "") {
 		return notRescuable(sv.ID)
 	}
 	p := principal(r)
 	c := serverRescueCmd{ID: sv.ID, Action: computestate.ActionRescue, Image: sv.ImageID, UserID: p.UserID, RequestID: requestID(r.Context()),
 		Now: s.now(), Admin: p.IsAdmin()}
+	var props map[string]string
+	if ref == "" && sv.ImageID != "" && s.cfg.Images != nil {
+		// The server's own image: its properties choose the layout; one
+		// gone is the node's to report when it cannot fetch it.
+		if img, err := s.cfg.Images.Get(r.Context(), p, sv.ImageID); err == nil {
+			props = img.Properties
+		}
+	}
 	if ref != "" {
 		// Nova's UnsupportedRescueImage: an image the caller cannot see
 		// or that is not active is no rescue image.
@@ -112,6 +124,13 @@ func (s *Service) rescue(w http.ResponseWriter, r *http.Request, arg any) error 
 			return badField("rescue_image_ref", ref, "Requested rescue image '%s' is not supported: it is a snapshot of volumes (block_device_mapping).", ref)
 		}
 		c.Image = cmp.Or(img.ID, strings.ToLower(ref))
+		props = img.Properties
+	}
+	_, bus := props["hw_rescue_bus"]
+	_, device := props["hw_rescue_device"]
+	c.Stable = bus || device
+	if sv.BootVolume != "" && !(bus && device) {
+		return notRescuable(sv.ID)
 	}
 	if c.Image == "" {
 		return badRequest("Instance %s cannot be rescued: it has no image to boot the rescue from; give rescue_image_ref.", sv.ID)
@@ -154,8 +173,10 @@ func (s *Service) unrescue(w http.ResponseWriter, r *http.Request, arg any) erro
 type serverRescueCmd struct {
 	ID     string `json:"id"`
 	Action string `json:"action"` // rescue, unrescue
-	// Image is the rescue's image (a rescue only).
+	// Image is the rescue's image (a rescue only); Stable its layout
+	// (Server.RescueStable).
 	Image     string    `json:"image,omitempty"`
+	Stable    bool      `json:"stable,omitempty"`
 	UserID    string    `json:"user_id"`
 	RequestID string    `json:"request_id"`
 	Admin     bool      `json:"admin,omitempty"`
@@ -192,16 +213,16 @@ func applyServerRescue(tx *memdb.Txn, c serverRescueCmd) (any, error) {
 	// starts a stopped instance, its unrescue leaves it active.
 	s.Want = "active"
 	if c.Action == computestate.ActionRescue {
-		if s.BootVolume != "" {
+		if s.BootVolume != "" && !c.Stable {
 			return nil, notRescuable(s.ID)
 		}
 		if c.Image == "" {
 			return nil, store.Invalidf("a rescue needs an image")
 		}
-		s.RescueImage = c.Image
+		s.RescueImage, s.RescueStable = c.Image, c.Stable
 		setState(&s, s.VMState, computestate.TaskRescuing)
 	} else {
-		s.RescueImage = ""
+		s.RescueImage, s.RescueStable = "", false
 		setState(&s, s.VMState, computestate.TaskUnrescuing)
 	}
 	if err := tx.Insert(tServers, &s); err != nil {
@@ -242,7 +263,7 @@ func rescueReport(tx *memdb.Txn, s *Server, c serverReportCmd) (bool, error) {
 		// Nova's failed rescue: the instance in ERROR. Its rescue image
 		// goes, so that its next start boots its own disk.
 		setState(s, vmError, "")
-		s.RescueImage = ""
+		s.RescueImage, s.RescueStable = "", false
 		s.Fault = &Fault{Code: 500, Message: cmpOr(o.Fault, "the node could not restart the guest for its "+action), Created: c.Now}
 		ev.Result, ev.Details = "Error", s.Fault.Message
 	case "ACTIVE":

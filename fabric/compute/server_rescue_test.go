@@ -67,6 +67,41 @@ func TestRescueRefusals(t *testing.T) {
 	if sv := f.row(bid); sv.RescueSeq != 0 || sv.Status != "ACTIVE" {
 		t.Fatalf("a refused rescue changed the volume-backed server: %+v", sv)
 	}
+	// 2.87: a volume-backed server is rescued with a rescue image that
+	// has both hw_rescue_bus and hw_rescue_device (a stable rescue);
+	// without them, or before 2.87, or without an image, refused.
+	stable, half := "44444444-4444-4444-8444-444444444444", "55555555-5555-4555-8555-555555555555"
+	f.svc.cfg.Images.(fakeImages)[stable] = ImageInfo{ID: stable, Status: "active", Properties: map[string]string{"hw_rescue_bus": "virtio", "hw_rescue_device": "disk"}}
+	f.svc.cfg.Images.(fakeImages)[half] = ImageInfo{ID: half, Status: "active", Properties: map[string]string{"hw_rescue_device": "disk"}}
+	path = "/v2.1/servers/" + bid + "/action"
+	f.expect("POST", path, alice, "2.86", rescueBody(map[string]any{"rescue_image_ref": stable}), 400, "badRequest", "Cannot rescue a volume-backed instance")
+	f.expect("POST", path, alice, "2.87", rescueBody(nil), 400, "badRequest", "Cannot rescue a volume-backed instance")
+	f.expect("POST", path, alice, "2.87", rescueBody(map[string]any{"rescue_image_ref": half}), 400, "badRequest", "Cannot rescue a volume-backed instance")
+	f.expect("POST", path, alice, "2.87", rescueBody(map[string]any{"rescue_image_ref": img1}), 400, "badRequest", "Cannot rescue a volume-backed instance")
+	if sv := f.row(bid); sv.RescueSeq != 0 || sv.Status != "ACTIVE" {
+		t.Fatalf("a refused rescue changed the volume-backed server: %+v", sv)
+	}
+	f.expect("POST", path, alice, "2.87", rescueBody(map[string]any{"rescue_image_ref": stable}), 200, "")
+	if sv := f.row(bid); sv.RescueSeq != 1 || sv.RescueImage != stable || !sv.RescueStable || sv.TaskState != "rescuing" {
+		t.Fatalf("a volume-backed server's stable rescue: %+v", sv)
+	}
+	f.report(bid, Observed{Status: "ACTIVE", PowerState: 1, RescueSeq: 1})
+	if sv := f.row(bid); sv.Status != "RESCUE" {
+		t.Fatalf("after the stable rescue: %s", sv.Status)
+	}
+	f.action(alice, bid, map[string]any{"unrescue": nil}, 202)
+	if sv := f.row(bid); sv.RescueImage != "" || sv.RescueStable {
+		t.Fatalf("an unrescue left the rescue: %+v", sv)
+	}
+	// An image-backed server's rescue is stable with either property,
+	// at any version (the image chooses), and legacy without.
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	f.action(alice, id, map[string]any{"unpause": nil}, 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "2.1", rescueBody(map[string]any{"rescue_image_ref": half}), 200, "")
+	if sv := f.row(id); !sv.RescueStable {
+		t.Fatalf("a rescue image with hw_rescue_device gave no stable rescue: %+v", sv)
+	}
 }
 
 // rescue → the node's report with the rescue done → RESCUE, in which

@@ -76,6 +76,6 @@ func applyResetState(s *Server, c serverActionCmd) error {
 	// A rescued server reset out of rescue boots its own disk when its
 	// guest next starts, as Nova's next hard reboot defines the guest
 	// without the rescue disk: no unrescue is possible from here.
-	s.RescueImage = ""
+	s.RescueImage, s.RescueStable = "", false
 	return nil
 }

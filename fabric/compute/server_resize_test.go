@@ -239,6 +239,20 @@ func TestResizeRevertAndStopped(t *testing.T) {
 	if rest := f.migrations("2.59", "?marker="+ms[0]["uuid"].(string)); len(rest) != 1 || rest[0]["status"] != "reverted" {
 		t.Fatalf("after the marker: %v", rest)
 	}
+	// 2.80: who made each migration, shown and filtered on.
+	if ms := f.migrations("2.80", "?user_id=u-alice&project_id="+projA); len(ms) != 2 || ms[0]["user_id"] != "u-alice" || ms[0]["project_id"] != projA {
+		t.Fatalf("2.80 migrations of alice: %v", ms)
+	}
+	if ms := f.migrations("2.80", "?user_id=u-bob"); len(ms) != 0 {
+		t.Fatalf("2.80 migrations of bob: %v", ms)
+	}
+	if ms := f.migrations("2.80", "?project_id="+projB); len(ms) != 0 {
+		t.Fatalf("2.80 migrations of project B: %v", ms)
+	}
+	if ms := f.migrations("2.79", ""); ms[0]["user_id"] != nil || ms[0]["project_id"] != nil {
+		t.Fatalf("2.79 shows the 2.80 fields: %v", ms[0])
+	}
+	f.expect("GET", "/v2.1/os-migrations?user_id=u-bob", admin, "2.79", nil, 400, "badRequest", "'user_id' was unexpected")
 }
 
 // No room on the host for the new flavor is Nova's NoValidHost after

@@ -35,10 +35,11 @@ import (
 // server is ACTIVE.
 
 const (
-	shelveRule        = "os_compute_api:os-shelve:shelve"
-	shelveOffloadRule = "os_compute_api:os-shelve:shelve_offload"
-	unshelveRule      = "os_compute_api:os-shelve:unshelve"
-	vmShelved         = "shelved"
+	shelveRule         = "os_compute_api:os-shelve:shelve"
+	shelveOffloadRule  = "os_compute_api:os-shelve:shelve_offload"
+	unshelveRule       = "os_compute_api:os-shelve:unshelve"
+	unshelveToHostRule = "os_compute_api:os-shelve:unshelve_to_host"
+	vmShelved          = "shelved"
 )
 
 func (s *Service) shelve(w http.ResponseWriter, r *http.Request, arg any) error {
@@ -110,28 +111,11 @@ func (s *Service) unshelve(w http.ResponseWriter, r *http.Request, arg any) erro
 	if isBaremetal(sv) {
 		return badRequest("unshelve is not supported for bare-metal servers.")
 	}
-	az := ""
+	p := principal(r)
+	c := serverUnshelveCmd{ID: sv.ID, UserID: p.UserID, RequestID: requestID(r.Context()), Now: s.now(), Admin: p.IsAdmin()}
 	if arg != nil {
-		o, ok := arg.(map[string]any)
-		if !ok || !atLeast(r, 77) {
-			return badField("unshelve", arg, "%s is not of type 'null'", api.Text(arg))
-		}
-		if err := allowOnly(o, "availability_zone"); err != nil {
+		if err := s.readUnshelveArg(r, sv, arg, &c); err != nil {
 			return err
-		}
-		in := newInput(o)
-		az = str(in, "availability_zone", true, 1, 255)
-		if in.Err != nil {
-			return in.Err
-		}
-		tx, err := s.cfg.Repl.Read(r.Context())
-		if err != nil {
-			return err
-		}
-		if known, err := s.zoneKnown(r.Context(), tx, az); err != nil {
-			return err
-		} else if !known {
-			return badRequest("The requested availability zone is not available")
 		}
 	}
 	if err := refuseLocked(r, sv); err != nil {
@@ -144,9 +128,7 @@ func (s *Service) unshelve(w http.ResponseWriter, r *http.Request, arg any) erro
 	if err != nil {
 		return err
 	}
-	p := principal(r)
-	c := serverUnshelveCmd{ID: sv.ID, UserID: p.UserID, RequestID: requestID(r.Context()), Now: s.now(), Admin: p.IsAdmin(),
-		AZ: az, Hosts: hosts, Scheduler: s.cfg.Scheduler}
+	c.Hosts, c.Scheduler = hosts, s.cfg.Scheduler
 	var res actionResult
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerUnshelve, c, &res); err != nil {
 		return err
@@ -183,12 +165,17 @@ func offload(s *Server, image string) {
 }
 
 type serverUnshelveCmd struct {
-	ID        string           `json:"id"`
-	UserID    string           `json:"user_id"`
-	RequestID string           `json:"request_id"`
-	Admin     bool             `json:"admin,omitempty"`
-	Now       time.Time        `json:"now"`
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	RequestID string    `json:"request_id"`
+	Admin     bool      `json:"admin,omitempty"`
+	Now       time.Time `json:"now"`
+	// AZ is the zone asked for (2.77); Unpin (2.91, availability_zone
+	// null) frees the server of its zone; Host (2.91) is the host asked
+	// for.
 	AZ        string           `json:"az,omitempty"`
+	Unpin     bool             `json:"unpin,omitempty"`
+	Host      string           `json:"host,omitempty"`
 	Hosts     []scheduler.Host `json:"hosts"`
 	Scheduler scheduler.Config `json:"scheduler"`
 }
@@ -215,7 +202,23 @@ func applyServerUnshelve(tx *memdb.Txn, c serverUnshelveCmd) (any, error) {
 	s.Updated = c.Now
 	act := &Action{ID: s.ID + "/" + c.RequestID, ServerID: s.ID, Project: s.Project, UserID: c.UserID,
 		Action: computestate.ActionUnshelve, RequestID: c.RequestID, Start: c.Now}
-	req := scheduler.Request{VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM, DiskGB: diskGB(&s), AZ: cmp.Or(c.AZ, s.AZ)}
+	pinned := computestate.Pinned(&s)
+	switch {
+	case c.AZ != "":
+		pinned = c.AZ
+	case c.Unpin:
+		pinned = ""
+	}
+	if c.Host != "" && pinned != "" {
+		// Nova's UnshelveHostNotInAZ: the host must be in the zone the
+		// server is (to be) held to.
+		for _, h := range hostsWithUsage(tx, c.Hosts) {
+			if h.Name == c.Host && h.AZ != pinned {
+				return nil, conflict("Host \"%s\" is not in the availability zone \"%s\".", c.Host, pinned)
+			}
+		}
+	}
+	req := scheduler.Request{VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM, DiskGB: diskGB(&s), AZ: pinned, Host: c.Host}
 	if s.Group != "" {
 		if g := store.Get[ServerGroup](tx, tGroups, s.Group); g != nil {
 			req.Group = &scheduler.Group{Policy: g.Policy, Members: g.Members, MaxPerHost: g.MaxPerHost}
@@ -231,8 +234,11 @@ func applyServerUnshelve(tx *memdb.Txn, c serverUnshelveCmd) (any, error) {
 		return nil, err
 	}
 	s.Host = host
-	if c.AZ != "" {
-		s.AZ = c.AZ
+	s.PinnedAZ = &pinned
+	for _, h := range hostsWithUsage(tx, c.Hosts) {
+		if h.Name == host {
+			s.AZ = h.AZ // the zone of where it runs, as Nova records it
+		}
 	}
 	s.Want = "active"
 	setState(&s, s.VMState, computestate.TaskUnshelving)
@@ -240,4 +246,72 @@ func applyServerUnshelve(tx *memdb.Txn, c serverUnshelveCmd) (any, error) {
 		return nil, err
 	}
 	return actionResult{Server: s}, tx.Insert(tActions, act)
+}
+
+// readUnshelveArg reads unshelve's argument: from 2.77 an object with
+// availability_zone (required, a zone); from 2.91 availability_zone may
+// be null (the server held to no zone from now on) or absent, and an
+// admin may name the host. Either is for a shelved-offloaded server
+// only (Nova's 409 otherwise); a host must exist and be in the zone the
+// server is held to.
+func (s *Service) readUnshelveArg(r *http.Request, sv *Server, arg any, c *serverUnshelveCmd) error {
+	o, ok := arg.(map[string]any)
+	if !ok || !atLeast(r, 77) {
+		return badField("unshelve", arg, "%s is not of type 'null'", api.Text(arg))
+	}
+	fields := []string{"availability_zone"}
+	if atLeast(r, 91) {
+		fields = append(fields, "host")
+	}
+	if err := allowOnly(o, fields...); err != nil {
+		return err
+	}
+	in := newInput(o)
+	switch {
+	case atLeast(r, 91) && in.IsNull("availability_zone"):
+		c.Unpin = true
+	case atLeast(r, 91) && !in.Has("availability_zone"):
+	default:
+		c.AZ = str(in, "availability_zone", true, 1, 255)
+	}
+	c.Host = str(in, "host", false, 1, 255)
+	if in.Err != nil {
+		return in.Err
+	}
+	if c.Host != "" && !principal(r).IsAdmin() {
+		return policyDenied(unshelveToHostRule)
+	}
+	if (in.Has("availability_zone") || c.Host != "") && sv.VMState != computestate.VMShelvedOffloaded {
+		return conflict("Specifying availability_zone or host when unshelving server %s with %s status is not supported. The server status must be SHELVED_OFFLOADED.", sv.ID, sv.Status)
+	}
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	if c.AZ != "" {
+		if known, err := s.zoneKnown(r.Context(), tx, c.AZ); err != nil {
+			return err
+		} else if !known {
+			return badRequest("The requested availability zone is not available")
+		}
+	}
+	if c.Host != "" {
+		hs, err := s.schedulerHosts(r.Context())
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, h := range hostsWithUsage(tx, hs) {
+			if h.Name == c.Host {
+				found = true
+				if pinned := cmp.Or(c.AZ, computestate.Pinned(sv)); pinned != "" && !c.Unpin && h.AZ != pinned {
+					return conflict("Host \"%s\" is not in the availability zone \"%s\".", c.Host, pinned)
+				}
+			}
+		}
+		if !found {
+			return badRequest("Compute host %s could not be found.", c.Host)
+		}
+	}
+	return nil
 }

@@ -209,6 +209,9 @@ func (s *Service) addExtendedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v
 		v["os-extended-volumes:volumes_attached"] = volumesAttached(r, tx, sv.ID)
 	}
 	v["config_drive"] = "True"
+	if atLeast(r, 90) {
+		v["OS-EXT-SRV-ATTR:hostname"] = Hostname(sv) // every reader's from 2.90
+	}
 	if !principal(r).IsAdmin() {
 		return
 	}

@@ -87,10 +87,14 @@ func readServerUpdate(r *http.Request, id string) (serverUpdateCmd, error) {
 	if atLeast(r, 19) {
 		fields = append(fields, "description")
 	}
+	if atLeast(r, 90) {
+		fields = append(fields, "hostname")
+	}
 	if err := allowOnly(o, fields...); err != nil {
 		return c, err
 	}
 	in := newInput(o)
+	c.Hostname = readHostname(r, in)
 	if in.Has("name") {
 		n := str(in, "name", false, 1, 255)
 		c.Name = &n

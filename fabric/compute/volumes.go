@@ -24,14 +24,22 @@ const attachRule = "os_compute_api:os-volumes-attachments:create"
 // detached from (Nova's: not while building, resizing or in error).
 var attachableStates = []string{vmActive, vmStopped, vmPaused}
 
-func (s *Service) attachmentView(r *http.Request, serverID string, v *volstate.Volume) map[string]any {
-	device, deleteOnTermination := "", false
+// attachmentView is a volume attachment as Nova shows it; read is a GET
+// (list or show), which from 2.89 shows the attachment's ids
+// (attachment_id, bdm_uuid) instead of id.
+func (s *Service) attachmentView(r *http.Request, serverID string, v *volstate.Volume, read bool) map[string]any {
+	var att volstate.Attachment
 	for _, a := range v.Attachments {
 		if a.ServerID == serverID {
-			device, deleteOnTermination = a.Device, a.DeleteOnTermination
+			att = a
 		}
 	}
+	device, deleteOnTermination := att.Device, att.DeleteOnTermination
 	out := map[string]any{"id": v.ID, "serverId": serverID, "volumeId": v.ID, "device": device}
+	if read && atLeast(r, 89) {
+		delete(out, "id")
+		out["attachment_id"], out["bdm_uuid"] = att.ID, bdmUUID(att.ID)
+	}
 	if atLeast(r, 70) {
 		out["tag"] = nil
 	}
@@ -48,9 +56,9 @@ func (s *Service) listVolumeAttachments(w http.ResponseWriter, r *http.Request) 
 	}
 	out := []any{}
 	for _, v := range volstate.VolumesOfServer(tx, sv.ID) {
-		out = append(out, s.attachmentView(r, sv.ID, v))
+		out = append(out, s.attachmentView(r, sv.ID, v, true))
 	}
-	page, _, err := api.Page(r, out, func(v any) string { return v.(map[string]any)["id"].(string) })
+	page, _, err := api.Page(r, out, func(v any) string { return v.(map[string]any)["volumeId"].(string) })
 	if err != nil {
 		return err
 	}
@@ -78,7 +86,7 @@ func (s *Service) showVolumeAttachment(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volumeAttachment": s.attachmentView(r, sv.ID, v)})
+	api.JSON(w, http.StatusOK, map[string]any{"volumeAttachment": s.attachmentView(r, sv.ID, v, true)})
 	return nil
 }
 
@@ -105,15 +113,18 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := allowOnly(o, "volumeId", "device", "tag", "delete_on_termination"); err != nil {
+	known := []string{"volumeId", "device", "tag"}
+	if atLeast(r, 79) {
+		known = append(known, "delete_on_termination")
+	}
+	if err := allowOnly(o, known...); err != nil {
 		return err
 	}
 	in := newInput(o)
 	volID := in.Required("volumeId", 36)
 	device := in.Str("device", "", 255)
-	if in.Bool("delete_on_termination", false) {
-		in.Fail(badField("delete_on_termination", true, "deleting a volume with its server is not supported"))
-	}
+	// 2.79: the volume goes with the server (volstate.ReleaseServer).
+	del := in.Bool("delete_on_termination", false)
 	if in.Str("tag", "", 60) != "" {
 		in.Fail(badField("tag", o["tag"], "device tags are not supported"))
 	}
@@ -143,12 +154,12 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if device == "" {
 		return badRequest("No free disk device names for server %s.", sv.ID)
 	}
-	a := volstate.Attachment{ID: api.NewUUID(), ServerID: sv.ID, Host: sv.Host, Device: device, Since: s.now()}
+	a := volstate.Attachment{ID: api.NewUUID(), ServerID: sv.ID, Host: sv.Host, Device: device, Since: s.now(), DeleteOnTermination: del}
 	var row volstate.Volume
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdAttach, volstate.AttachCmd{VolumeID: volID, Project: sv.Project, Attachment: a}, &row); err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"volumeAttachment": s.attachmentView(r, sv.ID, &row)})
+	api.JSON(w, http.StatusOK, map[string]any{"volumeAttachment": s.attachmentView(r, sv.ID, &row, false)})
 	return nil
 }
 
@@ -203,3 +214,9 @@ func releaseVolumes(tx *memdb.Txn, s *Server) error {
 	}
 	return nil
 }
+
+// bdmUUID is the uuid of Nova's block device mapping of an attachment
+// (2.89's bdm_uuid). The attachment is this cloud's mapping of the volume
+// to the server: its uuid is derived from the attachment's id, stable and
+// distinct for each attachment.
+func bdmUUID(attachmentID string) string { return hostUUID("bdm", attachmentID) }

@@ -112,8 +112,97 @@ func TestAttachRefusesOthersVolumesAndBadInput(t *testing.T) {
 	theirs := f.volume(projB)
 	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": theirs}}, 404, "itemNotFound")
 	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{}}, 400, "badRequest", "volumeId")
-	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": theirs, "delete_on_termination": true}}, 400, "badRequest", "delete_on_termination")
+	f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "", map[string]any{"volumeAttachment": map[string]any{"volumeId": theirs, "delete_on_termination": "maybe"}}, 400, "badRequest", "delete_on_termination")
 	if got := f.vol(theirs); got.Status != volstate.StatusAvailable {
 		t.Fatalf("refused attach changed the volume: %+v", got)
+	}
+}
+
+// delete_on_termination of an attachment: given at attach (2.79) or
+// changed after (2.85, PUT naming the attached volume itself), it is
+// what the server's removal does with the volume. A PUT naming another
+// volume is Nova's swap, admin-only and not built here.
+func TestAttachmentDeleteOnTermination(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	keep, drop, other := f.volume(projA), f.volume(projA), f.volume(projA)
+	attach := func(vol string, version string, body map[string]any, status int) {
+		t.Helper()
+		body["volumeId"] = vol
+		f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, version, map[string]any{"volumeAttachment": body}, status, "")
+	}
+	attach(keep, "2.78", map[string]any{"delete_on_termination": true}, 400)
+	attach(keep, "2.79", map[string]any{"delete_on_termination": true}, 200)
+	attach(drop, "2.79", map[string]any{}, 200)
+	path := func(vol string) string { return "/v2.1/servers/" + id + "/os-volume_attachments/" + vol }
+	put := func(vol, version, tok string, body map[string]any, status int, fault string, inMsg ...string) {
+		t.Helper()
+		f.expect("PUT", path(vol), tok, version, map[string]any{"volumeAttachment": body}, status, fault, inMsg...)
+	}
+	// Before 2.85 a PUT is a swap, and so is naming another volume.
+	put(keep, "2.84", alice, map[string]any{"volumeId": keep}, 403, "forbidden", attachSwapRule)
+	put(keep, "2.84", admin, map[string]any{"volumeId": keep}, 501, "")
+	put(keep, "2.84", admin, map[string]any{"volumeId": keep, "delete_on_termination": false}, 400, "badRequest", "'delete_on_termination' was unexpected")
+	put(keep, "2.85", alice, map[string]any{"volumeId": other, "delete_on_termination": false}, 403, "forbidden", attachSwapRule)
+	// Bad input and the attributes that cannot change.
+	put(keep, "2.85", alice, map[string]any{"volumeId": keep, "delete_on_termination": "maybe"}, 400, "badRequest", "delete_on_termination")
+	put(keep, "2.85", alice, map[string]any{"volumeId": "nope"}, 400, "badRequest", "volumeId")
+	put(keep, "2.85", alice, map[string]any{"volumeId": keep, "device": "/dev/vdz"}, 400, "badRequest", "The device property is not mutable")
+	put(keep, "2.85", alice, map[string]any{"volumeId": keep, "serverId": other}, 400, "badRequest", "The serverId property is not mutable")
+	put(keep, "2.85", alice, map[string]any{"volumeId": keep, "id": other}, 400, "badRequest", "The id property is not mutable")
+	put(keep, "2.85", alice, map[string]any{"volumeId": keep, "tag": "t"}, 400, "badRequest", "The tag property is not mutable")
+	put(other, "2.85", alice, map[string]any{"volumeId": other}, 404, "itemNotFound", "is not attached")
+	put(keep, "2.85", bob, map[string]any{"volumeId": keep, "delete_on_termination": false}, 404, "itemNotFound")
+	put(keep, "2.85", carol, map[string]any{"volumeId": keep, "delete_on_termination": false}, 403, "forbidden")
+	if !f.vol(keep).Attachments[0].DeleteOnTermination {
+		t.Fatal("a refused update changed the attachment")
+	}
+	// The flips, shown as the attachment's.
+	put(keep, "2.85", alice, map[string]any{"volumeId": keep, "delete_on_termination": false, "serverId": id, "id": keep}, 202, "")
+	put(drop, "2.85", alice, map[string]any{"volumeId": drop, "delete_on_termination": true}, 202, "")
+	for vol, want := range map[string]bool{keep: false, drop: true} {
+		got := f.expect("GET", path(vol), alice, "2.85", nil, 200, "")["volumeAttachment"].(map[string]any)
+		if got["delete_on_termination"] != want {
+			t.Fatalf("%s after the update: %v, want delete_on_termination %v", vol, got, want)
+		}
+	}
+	// The server's removal does what the flags say.
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if got := f.vol(keep); got.Status != volstate.StatusAvailable {
+		t.Fatalf("kept volume after the server: %+v", got)
+	}
+	if got := f.vol(drop); got.Status != volstate.StatusDeleting {
+		t.Fatalf("volume to delete after the server: %+v", got)
+	}
+}
+
+// 2.89: a GET of attachments shows attachment_id and bdm_uuid, not id;
+// the attach's answer keeps id.
+func TestAttachmentIDs289(t *testing.T) {
+	f := newFixtureWith(t, volstate.Schema())
+	f.stdFlavors()
+	id := f.server(alice, "vm")
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
+	vol := f.volume(projA)
+	att := f.expect("POST", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "2.89", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}, 200, "")["volumeAttachment"].(map[string]any)
+	if att["id"] != vol || att["attachment_id"] != nil {
+		t.Fatalf("2.89 attach answer: %v", att)
+	}
+	attID := f.vol(vol).Attachments[0].ID
+	list := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "2.89", nil, 200, "")["volumeAttachments"].([]any)
+	show := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.89", nil, 200, "")["volumeAttachment"].(map[string]any)
+	for _, a := range []map[string]any{list[0].(map[string]any), show} {
+		if _, has := a["id"]; has || a["attachment_id"] != attID || !uuidLike(a["bdm_uuid"].(string)) || a["bdm_uuid"] == attID || a["volumeId"] != vol {
+			t.Fatalf("2.89 attachment: %v", a)
+		}
+	}
+	if a := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.88", nil, 200, "")["volumeAttachment"].(map[string]any); a["id"] != vol || a["attachment_id"] != nil {
+		t.Fatalf("2.88 attachment: %v", a)
+	}
+	if l := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments?limit=1&offset=0", alice, "2.89", nil, 200, "")["volumeAttachments"].([]any); len(l) != 1 {
+		t.Fatalf("2.89 paged list: %v", l)
 	}
 }

@@ -55,7 +55,45 @@ func (s *Service) reimage(w http.ResponseWriter, r *http.Request, arg any) error
 	if err != nil {
 		return err
 	}
-	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
+	if err := s.startReimage(r.Context(), v, img, policy, reserved); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// extendCompletion is os-extend_volume_completion (3.71), an admin's (in
+// Cinder, Nova's service user's) report that the compute side of an
+// extend of an attached volume finished, for back ends whose extend
+// waits in "extending" for it. Here an extend is complete when the
+// volume's blocks have grown (the guest learns the size through the node
+// agent, recorded as Nova's extend_volume instance action), so no volume
+// ever waits for it: the action is checked and refused as Cinder refuses
+// it for a volume that is not waiting, never taken silently.
+func (s *Service) extendCompletion(w http.ResponseWriter, r *http.Request, arg any) error {
+	if !principal(r).IsAdmin() {
+		return policyDenied("volume_extension:volume_admin_actions:extend_volume_completion")
+	}
+	in, err := actionArg(arg, "os-extend_volume_completion")
+	if err != nil {
+		return err
+	}
+	in.Bool("error", false)
+	if in.Err != nil {
+		return in.Err
+	}
+	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	return badRequest("Invalid volume: Volume %s is not waiting for an extend to be completed (it is %s): an extend here is complete once the volume's blocks have grown, and the guest is told by the node agent.", v.ID, v.Status)
+}
+
+// startReimage marks volume v downloading and writes image img over it in
+// the background (os-reimage's work): v returns to its status once done,
+// or is error saying why.
+func (s *Service) startReimage(ctx context.Context, v *volstate.Volume, img *ImageInfo, policy volstate.Policy, reserved bool) error {
+	if _, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
 		ok := v.Status == volstate.StatusAvailable || v.Status == volstate.StatusError || (reserved && v.Status == volstate.StatusReserved)
 		if !ok || len(v.Attachments) > 1 {
 			want := "available or error"
@@ -102,33 +140,5 @@ func (s *Service) reimage(w http.ResponseWriter, r *http.Request, arg any) error
 			s.log.Info("volume reimaged", "volume", v.ID, "image", img.ID)
 		}
 	})
-	w.WriteHeader(http.StatusAccepted)
 	return nil
-}
-
-// extendCompletion is os-extend_volume_completion (3.71), an admin's (in
-// Cinder, Nova's service user's) report that the compute side of an
-// extend of an attached volume finished, for back ends whose extend
-// waits in "extending" for it. Here an extend is complete when the
-// volume's blocks have grown (the guest learns the size through the node
-// agent, recorded as Nova's extend_volume instance action), so no volume
-// ever waits for it: the action is checked and refused as Cinder refuses
-// it for a volume that is not waiting, never taken silently.
-func (s *Service) extendCompletion(w http.ResponseWriter, r *http.Request, arg any) error {
-	if !principal(r).IsAdmin() {
-		return policyDenied("volume_extension:volume_admin_actions:extend_volume_completion")
-	}
-	in, err := actionArg(arg, "os-extend_volume_completion")
-	if err != nil {
-		return err
-	}
-	in.Bool("error", false)
-	if in.Err != nil {
-		return in.Err
-	}
-	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
-	if err != nil {
-		return err
-	}
-	return badRequest("Invalid volume: Volume %s is not waiting for an extend to be completed (it is %s): an extend here is complete once the volume's blocks have grown, and the guest is told by the node agent.", v.ID, v.Status)
 }

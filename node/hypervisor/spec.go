@@ -56,6 +56,10 @@ type Disk struct {
 	// is not kept in the spec's JSON. Format writes the LUKS header
 	// first (a blank volume).
 	Encryption *DiskEncryption `json:"encryption,omitempty"`
+	// Boot makes the firmware boot this disk first, wherever it is in
+	// the list (a stable rescue's disk, after the guest's own); without
+	// it the disks boot in their order.
+	Boot bool `json:"boot,omitempty"`
 }
 
 // sameDisk compares disks as Equal does: encryption by its cipher (the

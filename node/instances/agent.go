@@ -49,6 +49,18 @@ type BootVolumes interface {
 	Export(ctx context.Context, id string) (int64, error)
 	Socket() string
 	Blank(ctx context.Context, id string) (bool, error)
+	// Unexport ends the export of a volume (open no more on this node):
+	// before its reimage.
+	Unexport(ctx context.Context, id string) error
+}
+
+// BootReimager reimages a volume-backed server's boot volume for its
+// rebuild (Nova's 2.93, see compute's rebuild_volume.go): the volume is
+// reserved, then (its export here ended) written with the rebuild's
+// image and in-use again.
+type BootReimager interface {
+	ReserveBootVolume(ctx context.Context, serverID string, rebuildSeq int) error
+	ReimageBootVolume(ctx context.Context, serverID string, rebuildSeq int) error
 }
 
 // Taps makes and removes the host end of a server's NICs.
@@ -67,6 +79,9 @@ type Agent struct {
 	// Volumes serves boot volumes; without it a server booted from a
 	// volume fails to build.
 	Volumes BootVolumes
+	// Reimager rebuilds boot volumes; without it the rebuild of a
+	// volume-backed server fails saying so.
+	Reimager BootReimager
 	// Unseal opens an encrypted boot volume's sealed key (bound to the
 	// volume's id); without it such a server fails to build.
 	Unseal func(sealed string, aad []byte) ([]byte, error)
@@ -470,12 +485,17 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	}
 	if s.RescueImage != "" {
 		// Rescued: the firmware boots the rescue disk; the server's own
-		// disk is the second, for the rescue to repair.
+		// disk is the second, for the rescue to repair. A stable rescue
+		// keeps the own disk first and adds the rescue disk after it.
 		rescue, err := a.rescueDisk(ctx, s, dir)
 		if err != nil {
 			return nil, err
 		}
 		spec.Disks = []hypervisor.Disk{rescue, root}
+		if s.RescueStable {
+			rescue.Boot = true
+			spec.Disks = []hypervisor.Disk{root, rescue}
+		}
 	}
 	cd := metadata.Describe(s)
 	rec.Taps, rec.DownTaps = nil, nil
@@ -605,6 +625,13 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 		}
 		return a.report(ctx, s.ID, withFault(rec.observed("ERROR", 4), fmt.Sprintf("Rebuild of instance %s failed: %v", s.ID, err)))
 	}
+	if computestate.Reimaging(&s) {
+		// Its root disk is its boot volume: reimaged (2.93), off and
+		// not exported here meanwhile.
+		if err := a.reimageBoot(ctx, s); err != nil {
+			return fail(err)
+		}
+	}
 	dir := a.instanceDir(s.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
@@ -715,4 +742,20 @@ func (a *Agent) Purge(ctx context.Context) ([]string, error) {
 		a.teardown(ctx, id)
 	}
 	return ids, nil
+}
+
+// reimageBoot has a volume-backed server's boot volume reimaged for its
+// rebuild (the guest is off): reserved, its export here ended, then
+// written with the image and in-use again.
+func (a *Agent) reimageBoot(ctx context.Context, s computestate.Server) error {
+	if a.Reimager == nil || a.Volumes == nil {
+		return errors.New("this node cannot rebuild servers booted from volumes")
+	}
+	if err := a.Reimager.ReserveBootVolume(ctx, s.ID, s.RebuildSeq); err != nil {
+		return fmt.Errorf("reserve boot volume %s: %w", s.BootVolume, err)
+	}
+	if err := a.Volumes.Unexport(ctx, s.BootVolume); err != nil {
+		return fmt.Errorf("end the export of boot volume %s: %w", s.BootVolume, err)
+	}
+	return a.Reimager.ReimageBootVolume(ctx, s.ID, s.RebuildSeq)
 }

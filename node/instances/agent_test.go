@@ -424,8 +424,8 @@ func TestAgentLeavesBareMetalServersAlone(t *testing.T) {
 // bootExports is the volume agent's exports as the servers agent sees
 // them.
 type bootExports struct {
-	exported []string
-	blank    map[string]bool
+	exported, unexported []string
+	blank                map[string]bool
 }
 
 func (b *bootExports) Export(_ context.Context, id string) (int64, error) {
@@ -433,6 +433,10 @@ func (b *bootExports) Export(_ context.Context, id string) (int64, error) {
 	return 1 << 30, nil
 }
 func (b *bootExports) Socket() string { return "/run/test/nbd.sock" }
+func (b *bootExports) Unexport(_ context.Context, id string) error {
+	b.unexported = append(b.unexported, id)
+	return nil
+}
 func (b *bootExports) Blank(_ context.Context, id string) (bool, error) {
 	return b.blank[id], nil
 }

@@ -105,3 +105,77 @@ func written(t *testing.T, disk string) bool {
 	}
 	return true
 }
+
+// fakeReimager records the steps of a boot volume's reimage.
+type fakeReimager struct {
+	steps []string
+	ex    *bootExports
+	fail  error
+}
+
+func (f *fakeReimager) ReserveBootVolume(_ context.Context, id string, seq int) error {
+	f.steps = append(f.steps, "reserve "+id)
+	return nil
+}
+
+func (f *fakeReimager) ReimageBootVolume(_ context.Context, id string, seq int) error {
+	// Reimaged only once its export here ended.
+	f.steps = append(f.steps, "reimage "+id+" after unexport of "+strings.Join(f.ex.unexported, ","))
+	return f.fail
+}
+
+// The rebuild of a server booted from a volume (2.93): the guest is
+// stopped, the boot volume reserved, its export ended, reimaged, and the
+// guest booted again from it; no image is fetched here. A reimage that
+// fails ends in ERROR saying why.
+func TestAgentRebuildVolumeBacked(t *testing.T) {
+	needTools(t)
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	ex := &bootExports{}
+	re := &fakeReimager{ex: ex}
+	a.Volumes, a.Reimager = ex, re
+	const vol = "61111111-2222-3333-4444-555555555555"
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", BootVolume: vol,
+		Flavor: computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256}, Want: "active", VMState: "building", TaskState: "spawning"})
+	ctx := context.Background()
+	a.reconcile(ctx)
+	before := mustAdopt(t, a, "s1").PID()
+	s := w.server("s1")
+	s.ReimageImage, s.ReimageSeq, s.RebuildSeq, s.TaskState, s.Status, s.VMState = "img2", 1, 1, "rebuilding", "REBUILD", "active"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.RebuildSeq != 1 {
+		t.Fatalf("after the rebuild: %+v", o)
+	}
+	if want := []string{"reserve s1", "reimage s1 after unexport of " + vol}; strings.Join(re.steps, "|") != strings.Join(want, "|") {
+		t.Fatalf("reimage steps %q, want %q", re.steps, want)
+	}
+	vm := mustAdopt(t, a, "s1")
+	if vm.PID() == before || w.opens != 0 {
+		t.Fatalf("guest not booted again (pid %d, was %d), or an image fetched (%d)", vm.PID(), before, w.opens)
+	}
+	if spec, _ := host.Spec("s1"); len(spec.Disks) != 1 || spec.Disks[0].NBDExport != vol {
+		t.Fatalf("rebuilt guest's disks: %+v", spec.Disks)
+	}
+	// A failed reimage: ERROR saying why.
+	re.fail = errors.New("image copy failed")
+	s = w.server("s1")
+	s.RebuildSeq, s.ReimageSeq, s.TaskState = 2, 2, "rebuilding"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ERROR" || o.RebuildSeq != 2 || !strings.Contains(o.Fault, "image copy failed") {
+		t.Fatalf("after a failed reimage: %+v", o)
+	}
+	// A rebuild of another kind (an evacuation's): the volume is booted
+	// as it is, not reimaged.
+	re.fail, re.steps = nil, nil
+	s = w.server("s1")
+	s.RebuildSeq, s.TaskState = 3, "rebuilding"
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if o := w.last(); o.Status != "ACTIVE" || o.RebuildSeq != 3 || len(re.steps) != 0 {
+		t.Fatalf("a rebuild not for a reimage: %+v, steps %q", o, re.steps)
+	}
+}

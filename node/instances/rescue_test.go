@@ -53,7 +53,7 @@ func TestAgentRescue(t *testing.T) {
 	step := func(image string, seq int, task string) {
 		t.Helper()
 		s := w.server("s1")
-		s.RescueImage, s.RescueSeq, s.TaskState, s.Want = image, seq, task, "active"
+		s.RescueImage, s.RescueSeq, s.TaskState, s.Want, s.RescueStable = image, seq, task, "active", false
 		w.Put("compute_servers", &s)
 		a.reconcile(ctx)
 	}
@@ -124,10 +124,24 @@ func TestAgentRescue(t *testing.T) {
 	}
 	rescued()
 
+	// A stable rescue (2.87): the own disk keeps its place, the rescue
+	// disk is added after it and booted first.
+	s = w.server("s1")
+	s.RescueStable, s.RescueSeq, s.TaskState = true, 2, computestate.TaskRescuing
+	w.Put("compute_servers", &s)
+	a.reconcile(ctx)
+	if spec, _ := host.Spec("s1"); len(spec.Disks) != 2 || spec.Disks[0].Path != root || spec.Disks[0].Boot ||
+		spec.Disks[1].Path != rescueDisk || !spec.Disks[1].Boot {
+		t.Fatalf("stably rescued guest's spec: %+v", spec)
+	}
+	if o := w.last(); o.Status != "ACTIVE" || o.RescueSeq != 2 {
+		t.Fatalf("after the stable rescue: %+v", o)
+	}
+
 	// Unrescue: its own disk alone, the rescue disk gone.
 	pid = mustAdopt(t, a, "s1").PID()
-	step("", 2, computestate.TaskUnrescuing)
-	if o := w.last(); o.Status != "ACTIVE" || o.RescueSeq != 2 {
+	step("", 3, computestate.TaskUnrescuing)
+	if o := w.last(); o.Status != "ACTIVE" || o.RescueSeq != 3 {
 		t.Fatalf("after unrescue: %+v", o)
 	}
 	if spec, _ := host.Spec("s1"); len(spec.Disks) != 1 || spec.Disks[0].Path != root || mustAdopt(t, a, "s1").PID() == pid {
@@ -145,8 +159,8 @@ func TestAgentRescue(t *testing.T) {
 	if st, _ := mustAdopt(t, a, "s1").State(ctx); st != hypervisor.Shutdown {
 		t.Fatalf("not stopped: %s", st)
 	}
-	step("img-rescue", 3, computestate.TaskRescuing)
-	if st, _ := mustAdopt(t, a, "s1").State(ctx); st != hypervisor.Running || w.last().RescueSeq != 3 {
+	step("img-rescue", 4, computestate.TaskRescuing)
+	if st, _ := mustAdopt(t, a, "s1").State(ctx); st != hypervisor.Running || w.last().RescueSeq != 4 {
 		t.Fatalf("a stopped server's rescue: guest %s, report %+v", st, w.last())
 	}
 	rescued()
@@ -154,8 +168,8 @@ func TestAgentRescue(t *testing.T) {
 	// A rescue image that cannot be had: ERROR saying why, once.
 	w.imageErr = errors.New("image service down")
 	os.Remove(filepath.Join(a.Dir, "images", "img-gone"))
-	step("img-gone", 4, computestate.TaskRescuing)
-	if o := w.last(); o.Status != "ERROR" || o.RescueSeq != 4 || !strings.Contains(o.Fault, "Rescue of instance s1 failed") || !strings.Contains(o.Fault, "image service down") {
+	step("img-gone", 5, computestate.TaskRescuing)
+	if o := w.last(); o.Status != "ERROR" || o.RescueSeq != 5 || !strings.Contains(o.Fault, "Rescue of instance s1 failed") || !strings.Contains(o.Fault, "image service down") {
 		t.Fatalf("after a failed rescue: %+v", o)
 	}
 	// Not tried again, even were the row still rescuing.
@@ -169,13 +183,13 @@ func TestAgentRescue(t *testing.T) {
 			failures++
 		}
 	}
-	if failures != 1 || a.readRecord("s1").RescueSeq != 4 {
+	if failures != 1 || a.readRecord("s1").RescueSeq != 5 {
 		t.Fatalf("a failed rescue reported %d times: %+v", failures, w.reports)
 	}
 	w.imageErr = nil
 
 	// Rescued, then deleted: the rescue disk goes with the server.
-	step("img-rescue", 5, computestate.TaskRescuing)
+	step("img-rescue", 6, computestate.TaskRescuing)
 	if _, err := os.Stat(rescueDisk); err != nil {
 		t.Fatalf("no rescue disk after a rescue: %v", err)
 	}

@@ -41,7 +41,7 @@ func newServer(t *testing.T) *Server {
 	st.Put(computestate.TableServers, &computestate.Server{ID: "vm1", Name: "web one", Project: "proj", AZ: "nova", Ports: []string{"p1"},
 		KeyName: "k", PublicKey: "ssh-ed25519 AAAA one", UserData: base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho one\n")),
 		Metadata: map[string]string{"role": "web"}, Flavor: computestate.Flavor{Name: "m1.tiny"}})
-	st.Put(computestate.TableServers, &computestate.Server{ID: "vm2", Name: "two", Project: "proj", Ports: []string{"p2"}})
+	st.Put(computestate.TableServers, &computestate.Server{ID: "vm2", Name: "two", HostnameSet: "db2.example.com", Project: "proj", Ports: []string{"p2"}})
 	s, err := New(Config{
 		Ports: sources{vm1Addr: "p1", vm2Addr: "p2"},
 		State: func(context.Context) (*memdb.Txn, error) { return st.DB.Txn(false), nil },
@@ -95,6 +95,13 @@ func TestOpenStackMetadataIsTheConfigDrives(t *testing.T) {
 	if code, body := get(t, s, vm1Addr, "/openstack/latest/"); code != 200 || !strings.Contains(body, "meta_data.json\n") {
 		t.Fatalf("latest: %d %q", code, body)
 	}
+	// vm2's hostname is the one asked for (2.90), not its name's.
+	if code, body := get(t, s, vm2Addr, "/openstack/latest/meta_data.json"); code != 200 || !strings.Contains(body, `"hostname":"db2.example.com"`) {
+		t.Fatalf("vm2 meta_data.json: %d %s", code, body)
+	}
+	if code, body := get(t, s, vm2Addr, "/latest/meta-data/hostname"); code != 200 || body != "db2.example.com" {
+		t.Fatalf("vm2 EC2 hostname: %d %q", code, body)
+	}
 	// vm2 has no user data.
 	if code, _ := get(t, s, vm2Addr, "/openstack/latest/user_data"); code != http.StatusNotFound {
 		t.Fatalf("vm2 user_data: %d", code)
@@ -146,7 +153,7 @@ func TestGuestPostsItsPassword(t *testing.T) {
 	st.Put(netstate.TablePorts, &netstate.Port{ID: "p1", Project: "proj", NetworkID: "net", DeviceID: "vm1", MAC: "fa:16:3e:00:00:01"})
 	st.Put(netstate.TablePorts, &netstate.Port{ID: "p2", Project: "proj", NetworkID: "net", DeviceID: "vm2", MAC: "fa:16:3e:00:00:02"})
 	st.Put(computestate.TableServers, &computestate.Server{ID: "vm1", Name: "one", Project: "proj", Ports: []string{"p1"}})
-	st.Put(computestate.TableServers, &computestate.Server{ID: "vm2", Name: "two", Project: "proj", Ports: []string{"p2"}})
+	st.Put(computestate.TableServers, &computestate.Server{ID: "vm2", Name: "two", HostnameSet: "db2.example.com", Project: "proj", Ports: []string{"p2"}})
 	var kept []string
 	s, err := New(Config{
 		Ports: sources{vm1Addr: "p1", vm2Addr: "p2"},

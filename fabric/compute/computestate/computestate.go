@@ -84,8 +84,11 @@ const (
 // Server is a virtual machine: what the API asked for (Want, RebootSeq)
 // and what its node last reported (VMState, PowerState, Fault).
 type Server struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// HostnameSet is the hostname asked for (microversion 2.90: create,
+	// update, rebuild); "" derives it from the name (Hostname).
+	HostnameSet string `json:"hostname,omitempty"`
 	Description string `json:"description,omitempty"`
 	Project     string `json:"project"`
 	UserID      string `json:"user_id"`
@@ -101,6 +104,11 @@ type Server struct {
 	// UserData is base64, as the client sent it.
 	UserData string `json:"user_data,omitempty"`
 	AZ       string `json:"az"`
+	// PinnedAZ is the zone the server is held to (Nova's request spec's
+	// availability_zone): the one its create asked for, changed or
+	// cleared by an unshelve (2.77, 2.91); "" for none. nil on a row
+	// made before it was kept: its AZ holds it.
+	PinnedAZ *string `json:"pinned_az,omitempty"`
 	// Status is Nova's status (BUILD, ACTIVE, SHUTOFF, PAUSED, SUSPENDED,
 	// REBOOT, HARD_REBOOT, ERROR, DELETED), derived from VMState and
 	// TaskState whenever either changes.
@@ -147,9 +155,18 @@ type Server struct {
 	// its node restarts the guest with the disks they give it when it
 	// has done fewer (Observed.RescueSeq). RescueImage is the image the
 	// guest boots from while rescued (its rescue disk, first, with its
-	// own root disk second), "" when it is not.
+	// own root disk second), "" when it is not. RescueStable is Nova's
+	// stable device rescue (a rescue image with hw_rescue_bus or
+	// hw_rescue_device): the guest's own disks keep their places and the
+	// rescue disk is added after them, booted first.
+	// ReimageImage is the image a volume-backed server's rebuild (2.93)
+	// writes over its boot volume, for the rebuild ReimageSeq: a later
+	// rebuild of another kind (RebuildSeq past it) reimages nothing.
+	ReimageImage   string   `json:"reimage_image,omitempty"`
+	ReimageSeq     int      `json:"reimage_seq,omitempty"`
 	RescueSeq      int      `json:"rescue_seq,omitempty"`
 	RescueImage    string   `json:"rescue_image,omitempty"`
+	RescueStable   bool     `json:"rescue_stable,omitempty"`
 	Migration      string   `json:"migration,omitempty"`
 	Fault          *Fault   `json:"fault,omitempty"`
 	Group          string   `json:"group,omitempty"`
@@ -468,9 +485,27 @@ func BaremetalClasses(f *Flavor) []string {
 
 var hostnameBad = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// Hostname is the hostname a server's guest gets (its config drive's):
-// its display name sanitized as Nova does it.
+// Reimaging says whether s's rebuild in progress (RebuildSeq) writes an
+// image over its boot volume.
+func Reimaging(s *Server) bool {
+	return s.BootVolume != "" && s.ReimageImage != "" && s.ReimageSeq == s.RebuildSeq
+}
+
+// Pinned is the zone s is held to, "" for none.
+func Pinned(s *Server) string {
+	if s.PinnedAZ == nil {
+		return s.AZ
+	}
+	return *s.PinnedAZ
+}
+
+// Hostname is the hostname a server's guest gets (its config drive's and
+// metadata service's): the one asked for, or its display name sanitized
+// as Nova does it.
 func Hostname(sv *Server) string {
+	if sv.HostnameSet != "" {
+		return sv.HostnameSet
+	}
 	h := hostnameBad.ReplaceAllString(strings.ToLower(strings.ReplaceAll(sv.Name, " ", "-")), "")
 	h = strings.Trim(h, "-.")
 	if len(h) > 63 {

@@ -126,6 +126,20 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 		// A guest panic shows as the "guest-panicked" run state: Crashed.
 		"-device", "pvpanic",
 	)
+	// Boot order: the disk marked Boot first, then the others in order.
+	bootIndex := make([]int, len(spec.Disks))
+	next := 1
+	for i, d := range spec.Disks {
+		if d.Boot && next == 1 {
+			bootIndex[i], next = 1, 2
+		}
+	}
+	for i := range spec.Disks {
+		if bootIndex[i] == 0 {
+			bootIndex[i] = next
+			next++
+		}
+	}
 	for i, d := range spec.Disks {
 		drive := "drive-disk" + strconv.Itoa(i)
 		opts := "file=" + escape(d.Path) + ",if=none,id=" + drive + ",format=" + d.Format + ",cache=" + l.cache(d.Path)
@@ -157,7 +171,7 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 		if d.Serial != "" {
 			dev += ",serial=" + d.Serial
 		}
-		dev += ",bootindex=" + strconv.Itoa(i+1)
+		dev += ",bootindex=" + strconv.Itoa(bootIndex[i])
 		args = append(args, "-drive", opts, "-device", dev)
 	}
 	if spec.ConfigDrive != "" {

@@ -196,3 +196,25 @@ func TestEscape(t *testing.T) {
 		t.Errorf("escape = %q", got)
 	}
 }
+
+// A disk marked Boot is booted first wherever it is (a stable rescue's
+// disk, after the guest's own); the others keep their order after it.
+func TestBuildArgsBootDisk(t *testing.T) {
+	spec := hypervisor.VMSpec{ID: "vm5", VCPUs: 1, MemoryMB: 128, Disks: []hypervisor.Disk{
+		{Path: "/d/root.qcow2", Format: hypervisor.FormatQCOW2},
+		{Path: "/d/data.raw", Format: hypervisor.FormatRaw},
+		{Path: "/d/rescue.qcow2", Format: hypervisor.FormatQCOW2, Boot: true},
+	}}
+	args := buildArgs(spec, launch{paths: newRunPaths("/run/vms", "vm5"), accel: AccelTCG, machine: "pc", cache: func(string) string { return cacheNone }})
+	var got []string
+	for i, a := range args[:len(args)-1] {
+		if a == "-device" && strings.HasPrefix(args[i+1], "virtio-blk-pci,id=disk") {
+			got = append(got, args[i+1])
+		}
+	}
+	want := []string{"virtio-blk-pci,id=disk0,drive=drive-disk0,bootindex=2", "virtio-blk-pci,id=disk1,drive=drive-disk1,bootindex=3",
+		"virtio-blk-pci,id=disk2,drive=drive-disk2,bootindex=1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("disk devices %v, want %v", got, want)
+	}
+}
