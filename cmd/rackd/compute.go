@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/cluster"
@@ -131,7 +132,11 @@ func (h clusterHosts) Hosts(context.Context) ([]compute.Host, error) {
 			NoCompute: n.Services != nil && !slices.Contains(n.Services, "compute"),
 			Name:      n.Name, Up: n.Status == "up", VCPUs: n.Inventory.CPUs, MemoryMB: int(n.Inventory.MemoryBytes >> 20),
 			DiskGB: int(disk >> 30), HostIP: ip, CPUModel: n.Inventory.CPUModel, LastSeen: n.LastHeartbeat,
+			LoadAverage: n.Inventory.LoadAverage, Users: n.Inventory.Users,
 		})
+		if n.Inventory.BootTime > 0 {
+			out[len(out)-1].Booted = time.Unix(n.Inventory.BootTime, 0)
+		}
 	}
 	return out, nil
 }

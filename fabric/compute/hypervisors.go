@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -112,10 +113,13 @@ func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail,
 	v["hypervisor_version"] = 8002000
 	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": nil}
 	if atLeast(r, 88) {
-		// 2.88 drops the usage figures and cpu_info and adds uptime:
-		// null, Nova's answer for a driver without it (see
-		// hypervisorUptime).
+		// 2.88 drops the usage figures and cpu_info and adds uptime
+		// (null, as Nova answers for a driver without it, only for a
+		// node that has not said when it booted).
 		v["uptime"] = nil
+		if u := uptimeLine(h, s.now()); u != "" {
+			v["uptime"] = u
+		}
 		return v
 	}
 	cpu := map[string]any{"arch": "x86_64", "model": h.CPUModel, "vendor": "", "features": []string{},
@@ -377,8 +381,10 @@ func (s *Service) serviceView(r *http.Request, tx *memdb.Txn, binary string, h H
 	return v
 }
 
-// hypervisorUptime is Nova's answer for a driver without uptime: the
-// node's uptime is not part of what it reports.
+// hypervisorUptime is os-hypervisors/{id}/uptime (before 2.88): the
+// node's uptime(1) line, as Nova's libvirt driver answers it; a node
+// that has not said when it booted is Nova's answer for a driver
+// without uptime, 501.
 func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) error {
 	if atLeast(r, 88) {
 		return unknownResource() // gone from 2.88: the detail has uptime
@@ -393,8 +399,51 @@ func (s *Service) hypervisorUptime(w http.ResponseWriter, r *http.Request) error
 	id := chi.URLParam(r, "id")
 	for _, h := range hs {
 		if fmt.Sprint(hypervisorID(r, h.Name)) == id {
-			return notImplemented("Virt driver does not implement uptime function.")
+			u := uptimeLine(h, s.now())
+			if u == "" {
+				return notImplemented("Virt driver does not implement uptime function.")
+			}
+			api.JSON(w, http.StatusOK, map[string]any{"hypervisor": map[string]any{
+				"id": hypervisorID(r, h.Name), "hypervisor_hostname": h.Name, "state": state(h.Up), "status": "enabled", "uptime": u}})
+			return nil
 		}
 	}
 	return notFound("Hypervisor with ID '%s' could not be found.", id)
+}
+
+// uptimeLine is the node's uptime(1) line, as Nova's libvirt driver
+// reports a host's uptime: " 17:37:14 up  2:33,  3 users,  load
+// average: 0.33, 0.36, 0.34". "" when the node has not said when it
+// booted or its load. The load and users are as of the node's last report (its
+// inventory, sent about once a minute).
+func uptimeLine(h Host, now time.Time) string {
+	if h.Booted.IsZero() || len(h.LoadAverage) != 3 {
+		return ""
+	}
+	up := now.Sub(h.Booted)
+	if up < 0 {
+		up = 0
+	}
+	days, hours, mins := int(up.Hours())/24, int(up.Hours())%24, int(up.Minutes())%60
+	var b strings.Builder
+	fmt.Fprintf(&b, " %s up ", now.Format("15:04:05"))
+	if days > 0 {
+		fmt.Fprintf(&b, "%d day", days)
+		if days > 1 {
+			b.WriteString("s")
+		}
+		b.WriteString(", ")
+	}
+	if hours > 0 {
+		fmt.Fprintf(&b, "%2d:%02d", hours, mins)
+	} else {
+		fmt.Fprintf(&b, "%d min", mins)
+	}
+	users := "users"
+	if h.Users == 1 {
+		users = "user"
+	}
+	load := h.LoadAverage
+	fmt.Fprintf(&b, ",  %d %s,  load average: %.2f, %.2f, %.2f", h.Users, users, load[0], load[1], load[2])
+	return b.String()
 }

@@ -332,6 +332,22 @@ func TestLimitsQuotasHypervisorsZones(t *testing.T) {
 	f.expect("GET", "/v2.1/os-hypervisors/statistics", alice, "2.88", nil, 404, "itemNotFound")
 	f.expect("GET", "/v2.1/os-hypervisors/"+uuid+"/uptime", admin, "2.88", nil, 404, "itemNotFound")
 	f.expect("GET", "/v2.1/os-hypervisors/"+uuid+"/uptime", admin, "2.87", nil, 501, "notImplemented")
+	// A node that says when it booted and its load has an uptime line,
+	// as uptime(1) prints it (what Nova's libvirt driver reports).
+	f.hosts.mu.Lock()
+	f.hosts.hosts[0].Booted = f.now.Add(-(49*time.Hour + 5*time.Minute + 30*time.Second))
+	f.hosts.hosts[0].LoadAverage, f.hosts.hosts[0].Users = []float64{0.33, 0.36, 0.34}, 1
+	f.hosts.mu.Unlock()
+	wantUp := " 12:00:00 up 2 days,  1:05,  1 user,  load average: 0.33, 0.36, 0.34"
+	if up := f.expect("GET", "/v2.1/os-hypervisors/"+strconv.FormatInt(int64(id), 10)+"/uptime", admin, "", nil, 200, "")["hypervisor"].(map[string]any); up["uptime"] != wantUp || up["hypervisor_hostname"] != "n1" {
+		t.Errorf("uptime: %v, want %q", up, wantUp)
+	}
+	if h := f.expect("GET", "/v2.1/os-hypervisors/"+uuid, admin, "2.88", nil, 200, "")["hypervisor"].(map[string]any); h["uptime"] != wantUp {
+		t.Errorf("2.88 uptime: %v, want %q", h["uptime"], wantUp)
+	}
+	if got := uptimeLine(Host{Booted: f.now.Add(-7 * time.Minute), LoadAverage: []float64{1, 2, 3}}, f.now); got != " 12:00:00 up 7 min,  0 users,  load average: 1.00, 2.00, 3.00" {
+		t.Errorf("uptime of a node up 7 minutes: %q", got)
+	}
 	f.expect("GET", "/v2.1/os-aggregates", admin, "", nil, 200, "")
 	// Zones and services.
 	z := f.expect("GET", "/v2.1/os-availability-zone", alice, "", nil, 200, "")["availabilityZoneInfo"].([]any)

@@ -130,6 +130,12 @@ type Host struct {
 	HostIP    string
 	CPUModel  string
 	LastSeen  time.Time
+	// Booted is when the node booted (zero: it did not say), and
+	// LoadAverage and Users its load and logged-in users as it last
+	// reported them: the hypervisor's uptime.
+	Booted      time.Time
+	LoadAverage []float64
+	Users       int
 }
 
 // ConsoleLogs reads a server's serial console log from its node.

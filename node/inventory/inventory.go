@@ -12,6 +12,13 @@ type Inventory struct {
 	Disks       []Disk   `json:"disks"`
 	NICs        []NIC    `json:"nics"`
 	Kernel      string   `json:"kernel"`
+	// BootTime is when the machine booted (unix seconds, /proc/stat's
+	// btime); LoadAverage its 1, 5 and 15 minute load averages and Users
+	// the users logged in (utmp's user processes), as of the reading.
+	// They make the hypervisor's uptime report (Nova's `uptime` line).
+	BootTime    int64     `json:"boot_time,omitempty"`
+	LoadAverage []float64 `json:"load_average,omitempty"`
+	Users       int       `json:"users,omitempty"`
 }
 
 // Disk is one block device.

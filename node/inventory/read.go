@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,7 +31,61 @@ func ReadFrom(root string) (Inventory, error) {
 	}
 	inv.Disks = readDisks(filepath.Join(root, "sys/block"))
 	inv.NICs = readNICs(filepath.Join(root, "sys/class/net"), root == "/")
+	inv.BootTime = readBootTime(filepath.Join(root, "proc/stat"))
+	inv.LoadAverage = readLoadAverage(filepath.Join(root, "proc/loadavg"))
+	inv.Users = countUsers(filepath.Join(root, "run/utmp"))
 	return inv, nil
+}
+
+// readBootTime reads the btime line of /proc/stat; 0 if there is none.
+func readBootTime(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// readLoadAverage reads the three load averages of /proc/loadavg.
+func readLoadAverage(path string) []float64 {
+	f := strings.Fields(readTrim(path))
+	if len(f) < 3 {
+		return nil
+	}
+	out := make([]float64, 3)
+	for i := range out {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return nil
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// utmpRecord is the size of glibc's struct utmp on Linux (x86-64 and
+// arm64); its first field, ut_type, is 7 for a logged-in user.
+const utmpRecord, utmpUserProcess = 384, 7
+
+// countUsers counts the user processes in utmp, as uptime(1) does.
+func countUsers(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for off := 0; off+utmpRecord <= len(b); off += utmpRecord {
+		if int16(binary.LittleEndian.Uint16(b[off:])) == utmpUserProcess {
+			n++
+		}
+	}
+	return n
 }
 
 func readTrim(path string) string {
