@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
 
@@ -38,12 +39,22 @@ func (s *Service) reimage(w http.ResponseWriter, r *http.Request, arg any) error
 	if err != nil {
 		return err
 	}
+	if err := s.reimageFrom(r.Context(), principal(r), v, imageID, reserved); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// reimageFrom starts writing image imageID, which p may read, over v
+// with its type's coding (see startReimage).
+func (s *Service) reimageFrom(ctx context.Context, p *api.Principal, v *volstate.Volume, imageID string, reserved bool) error {
 	size := v.Size
-	img, err := s.sourceImage(r.Context(), principal(r), imageID, &size)
+	img, err := s.sourceImage(ctx, p, imageID, &size)
 	if err != nil {
 		return err
 	}
-	tx, err := s.cfg.Repl.Read(r.Context())
+	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return err
 	}
@@ -55,11 +66,7 @@ func (s *Service) reimage(w http.ResponseWriter, r *http.Request, arg any) error
 	if err != nil {
 		return err
 	}
-	if err := s.startReimage(r.Context(), v, img, policy, reserved); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return s.startReimage(ctx, v, img, policy, reserved)
 }
 
 // extendCompletion is os-extend_volume_completion (3.71), an admin's (in

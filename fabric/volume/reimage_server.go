@@ -26,20 +26,7 @@ func (s *Service) ReimageForServer(ctx context.Context, p *api.Principal, volume
 	if v.Project != p.ProjectID {
 		return notFound("Volume", volumeID)
 	}
-	size := v.Size
-	img, err := s.sourceImage(ctx, p, imageID, &size)
-	if err != nil {
-		return err
-	}
-	t, err := volstate.LoadType(tx, v.TypeID)
-	if err != nil {
-		return err
-	}
-	policy, err := policyOf(t)
-	if err != nil {
-		return err
-	}
-	if err := s.startReimage(ctx, v, img, policy, true); err != nil {
+	if err := s.reimageFrom(ctx, p, v, imageID, true); err != nil {
 		return err
 	}
 	tick := time.NewTicker(200 * time.Millisecond)

@@ -197,16 +197,22 @@ func putObject(tx *memdb.Txn, row Object) (any, error) {
 			return nil, err
 		}
 	}
-	if err := account(tx, row.Project, row.Container, 1, row.Size); err != nil {
-		return nil, err
-	}
-	if err := addInline(tx, inlineBytes(row.Parts)); err != nil {
-		return nil, err
-	}
-	if err := tx.Insert(tObjects, &row); err != nil {
+	if err := insertCurrent(tx, &row); err != nil {
 		return nil, err
 	}
 	return row, nil
+}
+
+// insertCurrent makes row its name's current object: counted in its
+// container and account, its inline bytes in the store's total.
+func insertCurrent(tx *memdb.Txn, row *Object) error {
+	if err := account(tx, row.Project, row.Container, 1, row.Size); err != nil {
+		return err
+	}
+	if err := addInline(tx, inlineBytes(row.Parts)); err != nil {
+		return err
+	}
+	return tx.Insert(tObjects, row)
 }
 
 type objectPutCmd struct {

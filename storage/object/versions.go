@@ -326,13 +326,7 @@ func putVersion(tx *memdb.Txn, c *Container, row Object) (any, error) {
 			return nil, err
 		}
 	}
-	if err := account(tx, row.Project, row.Container, 1, row.Size); err != nil {
-		return nil, err
-	}
-	if err := addInline(tx, inlineBytes(row.Parts)); err != nil {
-		return nil, err
-	}
-	if err := tx.Insert(tObjects, &row); err != nil {
+	if err := insertCurrent(tx, &row); err != nil {
 		return nil, err
 	}
 	return row, nil
