@@ -35,35 +35,12 @@ func TestS3Versioning(t *testing.T) {
 	n.start("--bootstrap")
 	n.waitHealthy()
 	creds := openrc(t, n.dataDir)
-	admin := osEnv(creds, n.rackd)
 	home := t.TempDir()
-	type ec2 struct {
-		Access    string `json:"access"`
-		Secret    string `json:"secret"`
-		ProjectID string `json:"project_id"`
-	}
-	var alice, bob ec2
-	var aliceOS []string
-	for _, u := range []struct {
-		project, user, pass string
-		cred                *ec2
-	}{{"demo", "alice", "alice-pass-1", &alice}, {"other", "bob", "bob-pass-1", &bob}} {
-		openstack(t, admin, "project", "create", u.project)
-		openstack(t, admin, "user", "create", "--project", u.project, "--password", u.pass, u.user)
-		openstack(t, admin, "role", "add", "--project", u.project, "--user", u.user, "member")
-		env := append(osEnv(creds, n.rackd, "OS_USERNAME="+u.user, "OS_PASSWORD="+u.pass, "OS_PROJECT_NAME="+u.project), "HOME="+home)
-		json.Unmarshal([]byte(openstack(t, env, "ec2", "credentials", "create", "-f", "json")), u.cred)
-		if u.user == "alice" {
-			aliceOS = env
-		}
-	}
-	if alice.Access == "" || bob.Access == "" {
-		t.Fatal("no EC2 credentials")
-	}
+	alice, bob := twoTenants(t, n.rackd, creds, home)
+	aliceOS := alice.OS
 	dir := t.TempDir()
-	awsAs := func(c ec2, args ...string) (string, error) {
-		env := []string{"PATH=/usr/bin:/bin", "HOME=" + home, "AWS_ACCESS_KEY_ID=" + c.Access, "AWS_SECRET_ACCESS_KEY=" + c.Secret, "AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE=/dev/null"}
-		return tool(env, dir, "/usr/bin/aws", append([]string{"--endpoint-url", "http://" + n.s3}, args...)...)
+	awsAs := func(c tenant, args ...string) (string, error) {
+		return tool(c.awsEnv(home), dir, "/usr/bin/aws", append([]string{"--endpoint-url", "http://" + n.s3}, args...)...)
 	}
 	aws := func(t *testing.T, v any, args ...string) {
 		t.Helper()
@@ -77,7 +54,7 @@ func TestS3Versioning(t *testing.T) {
 			}
 		}
 	}
-	refused := func(t *testing.T, c ec2, code string, args ...string) {
+	refused := func(t *testing.T, c tenant, code string, args ...string) {
 		t.Helper()
 		out, err := awsAs(c, args...)
 		if err == nil || !strings.Contains(out, code) {

@@ -25,15 +25,9 @@ func TestSwiftVersionedWrites(t *testing.T) {
 	n.start("--bootstrap")
 	n.waitHealthy()
 	creds := openrc(t, n.dataDir)
-	admin := osEnv(creds, n.rackd)
 	home := t.TempDir()
-	for _, u := range [][3]string{{"demo", "alice", "alice-pass-1"}, {"other", "bob", "bob-pass-1"}} {
-		openstack(t, admin, "project", "create", u[0])
-		openstack(t, admin, "user", "create", "--project", u[0], "--password", u[2], u[1])
-		openstack(t, admin, "role", "add", "--project", u[0], "--user", u[1], "member")
-	}
-	alice := append(osEnv(creds, n.rackd, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo"), "HOME="+home)
-	bob := append(osEnv(creds, n.rackd, "OS_USERNAME=bob", "OS_PASSWORD=bob-pass-1", "OS_PROJECT_NAME=other"), "HOME="+home)
+	aliceT, bobT := twoTenants(t, n.rackd, creds, home)
+	alice, bob := aliceT.OS, bobT.OS
 	dir := t.TempDir()
 	swift := func(env []string, args ...string) string {
 		t.Helper()
