@@ -360,6 +360,10 @@ type Removed struct {
 	// answers a delete of a name without one 404, the marker written all
 	// the same).
 	Existed bool `json:"existed,omitempty"`
+	// Current is, after a version removed by its id, the version now
+	// current (as clients see it), NullVersion when the name has none:
+	// Swift's X-Object-Current-Version-Id.
+	Current string `json:"current,omitempty"`
 }
 
 // errUnversioned refuses a version other than null in a container never
@@ -425,7 +429,11 @@ func applyObjectRemove(tx *memdb.Txn, c objectRemoveCmd) (any, error) {
 	if err := promote(tx, id); err != nil {
 		return nil, err
 	}
-	return Removed{VersionID: ShownVersion(c.VersionID), DeleteMarker: target.DeleteMarker}, nil
+	current := NullVersion
+	if now := store.Get[Object](tx, tObjects, id); now != nil {
+		current = ShownVersion(now.VersionID)
+	}
+	return Removed{VersionID: ShownVersion(c.VersionID), DeleteMarker: target.DeleteMarker, Current: current}, nil
 }
 
 type versioningCmd struct {

@@ -117,12 +117,8 @@ func (q *request) deleteVersion(v string) {
 	}
 	q.w.Header().Set("X-Object-Version-Id", res.VersionID)
 	// As Swift: the version now current, "null" when the name has none
-	// (gophercloud deletes by this id next).
-	current := object.NullVersion
-	if o, err := q.h.Store.Head(q.r.Context(), q.project, q.container, q.name); err == nil {
-		current = object.ShownVersion(o.VersionID)
-	}
-	q.w.Header().Set("X-Object-Current-Version-Id", current)
+	// (gophercloud deletes by this id next); read in the same command.
+	q.w.Header().Set("X-Object-Current-Version-Id", res.Current)
 	q.w.WriteHeader(http.StatusNoContent)
 }
 
