@@ -43,6 +43,7 @@ type clusterStatus struct {
 	Healthy      bool           `json:"healthy"`
 	Quorum       bool           `json:"quorum"`
 	Problems     []string       `json:"problems"`
+	Halted       string         `json:"halted"`
 	Members      []memberStatus `json:"members"`
 }
 

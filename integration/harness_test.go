@@ -95,6 +95,7 @@ type rackd struct {
 	raft    string
 	s3      string
 	args    []string
+	env     []string // added to this test's environment at each start
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan error
@@ -125,6 +126,9 @@ func (r *rackd) start(extra ...string) {
 	}
 	r.cmd = exec.Command(filepath.Join(binDir, "rackd"), append(append([]string{}, r.args...), extra...)...)
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	if len(r.env) > 0 {
+		r.cmd.Env = append(os.Environ(), r.env...)
+	}
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)

@@ -91,6 +91,19 @@ func schemas() []store.Schema {
 		volume.Schema(), eventstate.Schema()}
 }
 
+// forgetCommands are the command types RACKD_FORGET_COMMANDS (a comma
+// list) names: this rackd then applies the log as a release without them
+// would. Only upgrade tests set it, to stand in for an older rackd.
+func forgetCommands() []string {
+	var out []string
+	for _, t := range strings.Split(os.Getenv("RACKD_FORGET_COMMANDS"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func newLogger(level string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -151,7 +164,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	node, err := cluster.Open(ctx, cluster.Config{
 		Name: o.Name, DataDir: o.DataDir, RaftListen: o.RaftListen, Advertise: o.raftAdvertise(), APIURL: o.apiURL(),
 		Bootstrap: o.Bootstrap, JoinURL: o.JoinURL, JoinToken: o.JoinToken, MaxVoters: o.MaxVoters,
-		Schemas: schemas(), Log: log, Registry: reg, Inventory: inventory.Read,
+		Schemas: schemas(), Forget: forgetCommands(), Log: log, Registry: reg, Inventory: inventory.Read,
 		HeartbeatInterval: o.HeartbeatInterval, DownAfter: o.DownAfter, DeadVoterAfter: o.DeadVoterAfter,
 	})
 	if err != nil {

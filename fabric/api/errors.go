@@ -68,6 +68,9 @@ var kindStatus = map[store.Kind]int{
 	// rackd: another node can serve the request; a write answered so may
 	// have been applied elsewhere.
 	store.KindHalted: http.StatusServiceUnavailable,
+	// Refused everywhere until the cluster can apply it (a rolling
+	// upgrade not finished): try again once it is.
+	store.KindUnavailable: http.StatusServiceUnavailable,
 }
 
 // ProblemOf maps any error to what the client is told: this is the one

@@ -39,7 +39,11 @@ type Config struct {
 	JoinToken  string
 	MaxVoters  int // default 3
 
-	Schemas   []store.Schema
+	Schemas []store.Schema
+	// Forget leaves these command types out of this node's state, as
+	// a rackd from before them would have: for upgrade tests only
+	// (rackd's RACKD_FORGET_COMMANDS).
+	Forget    []string
 	Log       *slog.Logger
 	Registry  prometheus.Registerer
 	Inventory func() (inventory.Inventory, error)
@@ -149,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	state.Forget(cfg.Forget...)
 	peers, err := listenPeers(cfg.RaftListen, serverTLS)
 	if err != nil {
 		return nil, err

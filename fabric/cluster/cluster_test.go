@@ -282,6 +282,8 @@ func TestSnapshotRestoreClusterCommands(t *testing.T) {
 		{CmdUseJoinToken, useJoinToken{ID: "t1", SecretHash: []byte{1}, Now: now, Node: &nodeRow{Name: "c", JoinedAt: now}}},
 		{CmdRegisterNode, nodeRow{Name: "a", APIURL: "http://a", RaftAddress: "a:1", JoinedAt: now, LastHeartbeat: now}},
 		{CmdRegisterNode, nodeRow{Name: "b", JoinedAt: now}},
+		{CmdDeclareCommands, declareCommands{Name: "a", Commands: l.State.Commands()}},
+		{CmdDeclareCommands, declareCommands{Name: "b", Commands: l.State.Commands()}},
 		{CmdHeartbeat, heartbeat{Name: "a", At: now.Add(time.Second)}},
 		{CmdRemoveNode, removeNode{Name: "b"}},
 		{CmdCreateJoinToken, joinTokenRow{ID: "t2", SecretHash: []byte{2}, ExpiresAt: now.Add(time.Hour), UsesLeft: 3, CreatedAt: now}},

@@ -78,8 +78,10 @@ func (n *Node) register(ctx context.Context) error {
 	} else {
 		row.JoinedAt = now
 	}
-	_, err = n.Propose(ctx, CmdRegisterNode, row)
-	return err
+	if _, err = n.Propose(ctx, CmdRegisterNode, row); err != nil {
+		return err
+	}
+	return n.declare(ctx)
 }
 
 // publishCA proposes the CA created at bootstrap into the replicated state,
@@ -196,6 +198,7 @@ func (n *Node) Status() (Status, error) {
 		}
 		st.Members = append(st.Members, m)
 	}
+	st.Problems = append(st.Problems, upgradeProblems(tx)...)
 	if leaderID == "" {
 		st.Problems = append([]string{"no leader"}, st.Problems...)
 	}

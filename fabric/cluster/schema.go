@@ -87,6 +87,7 @@ func Schema() store.Schema {
 			{Schema: &memdb.TableSchema{Name: "join_tokens", Indexes: idIndex("ID")}, Row: &joinTokenRow{}},
 			{Schema: &memdb.TableSchema{Name: "nodes", Indexes: idIndex("Name")}, Row: &nodeRow{}},
 			{Schema: &memdb.TableSchema{Name: "cluster_secret_key", Indexes: idIndex("ID")}, Row: &secretKeyRow{}},
+			commandsTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdSetCA:           store.Typed(applySetCA),
@@ -97,7 +98,9 @@ func Schema() store.Schema {
 			CmdHeartbeat:       store.Typed(applyHeartbeat),
 			CmdRemoveNode:      store.Typed(applyRemoveNode),
 			CmdSetSecretKeyID:  applySetSecretKeyID,
+			CmdDeclareCommands: store.Typed(applyDeclareCommands),
 		},
+		Gate: gateCommands,
 	}
 }
 
@@ -204,7 +207,8 @@ func applyRemoveNode(tx *memdb.Txn, r removeNode) (any, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("node %q: %w", r.Name, store.ErrNotFound)
 	}
-	return nil, nil
+	_, err = tx.DeleteAll("node_commands", "id", r.Name)
+	return nil, err
 }
 
 // Lookups on a read transaction.

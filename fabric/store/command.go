@@ -37,6 +37,9 @@ var (
 	ErrNoLeader       = errors.New("no leader")
 	// ErrHalted: this node stopped applying the log (HaltError says why).
 	ErrHalted = errors.New("state halted")
+	// ErrUnavailable: every node refused the command until the cluster
+	// can apply it (KindUnavailable).
+	ErrUnavailable = errors.New("unavailable")
 	// ErrOutcomeUnknown means a proposal was abandoned after it may have
 	// reached the log: it may still commit. Callers must not undo its
 	// effects as if it had failed, nor blindly repeat it.
@@ -75,13 +78,17 @@ const (
 	KindPrecondition   Kind = "precondition_failed" // the row is not at the revision the client said (If-Match)
 	KindUnknownCommand Kind = "unknown_command"
 	KindHalted         Kind = "halted" // the leader's state halted: the outcome is unknown
-	KindOther          Kind = "other"
+	// KindUnavailable: every node refused the command, by a Gate, because
+	// the cluster cannot apply it yet (a member's rackd does not know it).
+	// Unlike KindHalted the outcome is known: nothing was applied.
+	KindUnavailable Kind = "unavailable"
+	KindOther       Kind = "other"
 )
 
 var kindSentinels = map[Kind]error{
 	KindNotFound: ErrNotFound, KindConflict: ErrConflict, KindInvalid: ErrInvalid, KindForbidden: ErrForbidden,
 	KindOverQuota: ErrOverQuota, KindUnknownCommand: ErrUnknownCommand, KindPrecondition: ErrPrecondition,
-	KindHalted: ErrHalted,
+	KindHalted: ErrHalted, KindUnavailable: ErrUnavailable,
 }
 
 // ApplyError carries a handler's error across the log and across nodes so

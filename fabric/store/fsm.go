@@ -53,9 +53,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.state.stop(&HaltError{Index: l.Index, Reason: fmt.Sprintf("cannot decode the entry (written by a newer rackd?): %v", err)})
 		return f.refuse(l.Index, nil, false)
 	}
+	var gated []error
 	if f.state.Halted() == nil {
-		for _, c := range cmds {
-			if !f.state.Knows(c.Type) {
+		gated = f.gate(cmds)
+		for i, c := range cmds {
+			if gated[i] == nil && !f.state.Knows(c.Type) {
 				f.state.stop(&HaltError{Index: l.Index, Command: c.Type, Reason: fmt.Sprintf("unknown command type %q (written by a newer rackd?)", c.Type)})
 				break
 			}
@@ -66,11 +68,30 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	out := make([]Result, len(cmds))
 	for i, c := range cmds {
+		if gated[i] != nil {
+			out[i] = Result{Index: l.Index, Err: &ApplyError{Kind: KindUnavailable, Msg: gated[i].Error()}}
+			continue
+		}
 		out[i] = f.applyOne(l.Index, c, f.unawaitedTerm == 0 || l.Term > f.unawaitedTerm)
 	}
 	f.state.markApplied(l.Index)
 	if !batch {
 		return out[0]
+	}
+	return out
+}
+
+// gate asks the state's gates about every command of an entry, all
+// against the state before the entry, so that every node (one that does
+// not know a refused type included) refuses the same commands and
+// applies the others. A refused command is neither applied nor a cause
+// to halt: the member that does not know it is the reason it is refused.
+func (f *FSM) gate(cmds []Command) []error {
+	out := make([]error, len(cmds))
+	tx := f.state.Txn()
+	defer tx.Abort()
+	for i, c := range cmds {
+		out[i] = f.state.gated(tx, c.Type)
 	}
 	return out
 }

@@ -36,7 +36,18 @@ type Schema struct {
 	Tables    []Table
 	Handlers  map[string]Handler
 	Observers []Observer
+	// Gate, where set, may refuse a command type before any node applies
+	// it (see FSM.Apply). It reads only the replicated state, so every
+	// node refuses the same entries, even a node that does not know the
+	// type: the cluster's gate refuses a type that some member's rackd
+	// does not know, so that a rolling upgrade never halts the nodes
+	// not yet upgraded.
+	Gate Gate
 }
+
+// Gate decides, from the state before a log entry, whether a command
+// type may be applied; a non-nil error refuses it on every node.
+type Gate func(tx *memdb.Txn, typ string) error
 
 // State is the in-memory database every node reads from. Writes come only
 // from the FSM.
@@ -47,6 +58,7 @@ type State struct {
 	handlers map[string]Handler
 	// observers run after every command, in registration order.
 	observers []Observer
+	gates     []Gate
 	applied   uint64
 	notify    chan struct{} // closed and replaced whenever applied changes
 	// halt is set, once and for good, when the FSM meets a log entry it
@@ -80,6 +92,9 @@ func NewState(schemas ...Schema) (*State, error) {
 			s.handlers[name] = h
 		}
 		s.observers = append(s.observers, sc.Observers...)
+		if sc.Gate != nil {
+			s.gates = append(s.gates, sc.Gate)
+		}
 	}
 	db, err := memdb.NewMemDB(dbs)
 	if err != nil {
@@ -125,6 +140,26 @@ func (s *State) Commands() []string {
 func (s *State) Knows(typ string) bool {
 	_, ok := s.handlers[typ]
 	return ok
+}
+
+// Forget unregisters command types, so that this state applies them as
+// a rackd without them would: a member that does not know them. Only
+// upgrade tests use it (rackd's RACKD_FORGET_COMMANDS), to stand in for
+// an older release; it must be called before the state applies anything.
+func (s *State) Forget(types ...string) {
+	for _, t := range types {
+		delete(s.handlers, t)
+	}
+}
+
+// gated returns the error of the first gate that refuses typ.
+func (s *State) gated(tx *memdb.Txn, typ string) error {
+	for _, g := range s.gates {
+		if err := g(tx, typ); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Halted returns the *HaltError that stopped this node applying the log,

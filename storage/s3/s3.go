@@ -274,6 +274,8 @@ func (q *request) failErr(err error) {
 		q.fail("ServiceUnavailable", http.StatusServiceUnavailable, "too few storage disks are available; please retry")
 	case errors.Is(err, store.ErrHalted):
 		q.fail("ServiceUnavailable", http.StatusServiceUnavailable, "this node stopped applying the cluster state (it runs an older rackd); use another node")
+	case errors.Is(err, store.ErrUnavailable):
+		q.fail("ServiceUnavailable", http.StatusServiceUnavailable, err.Error())
 	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
 		q.fail("InvalidArgument", http.StatusBadRequest, ae.Msg)
 	case errors.Is(err, store.ErrInvalid):
