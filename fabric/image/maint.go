@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -22,6 +25,7 @@ func (s *Service) Run(ctx context.Context) error {
 		// Uploads this node ran before it restarted are gone.
 		s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode == s.cfg.Node && img.UploadRun != s.run })
 		if s.cfg.IsLeader() {
+			s.expireTasks(ctx)
 			s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode != s.cfg.Node && s.cfg.NodeLost(img.UploadNode) })
 			if time.Since(lastSweep) >= 10*time.Minute {
 				if s.sweepObjects(ctx) {
@@ -49,6 +53,11 @@ func (s *Service) resetUploads(ctx context.Context, abandoned func(*Image) bool)
 			continue
 		}
 		upload := img.UploadID
+		if t := s.uploadTask(tx, img.ID, upload); t != nil {
+			s.log.Warn("image import abandoned; image is queued again", "image", img.ID, "node", img.UploadNode, "task", t.ID)
+			s.failImport(ctx, *t, "Import failed: the node running it ("+img.UploadNode+") restarted or was lost.")
+			continue
+		}
 		_, err := s.mutate(ctx, img.ID, func(img *Image) error {
 			if img.UploadID != upload {
 				return errSkip
@@ -110,4 +119,14 @@ func (s *Service) sweepObjects(ctx context.Context) bool {
 			return true
 		}
 	}
+}
+
+// uploadTask is the unended task running image id's upload, or nil.
+func (s *Service) uploadTask(tx *memdb.Txn, id, upload string) *Task {
+	for _, t := range store.All[Task](tx, imagestate.TaskTable, "image", id) {
+		if t.Upload == upload && !t.Done() {
+			return t
+		}
+	}
+	return nil
 }

@@ -136,6 +136,7 @@ func Schema() store.Schema {
 		Tables: []store.Table{
 			store.NewTable(Table, &Image{}, store.StringIndex("owner", "Owner", false)),
 			namespaceTable(),
+			taskTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreate: store.Typed(applyCreate),
@@ -145,6 +146,9 @@ func Schema() store.Schema {
 			CmdNamespaceCreate: store.Typed(applyNamespaceCreate),
 			CmdNamespacePut:    store.Typed(applyNamespacePut),
 			CmdNamespaceDelete: store.Typed(applyNamespaceDelete),
+
+			CmdTaskPut:    store.Typed(applyTaskPut),
+			CmdTaskExpire: store.Typed(applyTaskExpire),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
