@@ -24,8 +24,8 @@ func openImageService(o *options, node *cluster.Node, auth api.Authenticator, ob
 	}
 	return image.New(image.Config{
 		Repl: node, Auth: auth, Objects: objects, Log: log, Node: o.Name, PublicURL: o.PublicURL,
-		IsLeader: node.IsLeader,
-		NodeLost: func(name string) bool { return node.DownFor(name) > o.HealAfter },
+		IsLeader:     node.IsLeader,
+		NodeLost:     func(name string) bool { return node.DownFor(name) > o.HealAfter },
 		ImportFilter: &filter,
 	})
 }
