@@ -839,7 +839,7 @@ func TestDeactivateReactivateAndTags(t *testing.T) {
 
 func TestSchemas(t *testing.T) {
 	f := newFixture(t)
-	for _, name := range []string{"image", "images", "member", "members"} {
+	for _, name := range []string{"image", "images", "member", "members", "task", "tasks"} {
 		res := f.expect(http.StatusOK, "GET", "/v2/schemas/"+name, alice, nil)
 		if res.body["name"] != name || res.body["properties"] == nil {
 			t.Fatalf("schema %s: %s", name, res.raw)
