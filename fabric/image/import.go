@@ -107,6 +107,18 @@ func (s *Service) importWeb(w http.ResponseWriter, r *http.Request, task Task, m
 	if uri == "" {
 		return badRequest("URI is required for web-download import method. Please specify it and try again.")
 	}
+	if err := s.checkImportURI(uri); err != nil {
+		return err
+	}
+	if _, err := s.startWebDownload(r, task, mayImport, uri); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// checkImportURI refuses a URI the import filter does not pass (400).
+func (s *Service) checkImportURI(uri string) error {
 	parsed, err := url.Parse(uri)
 	if err != nil {
 		return badRequest("URI for web-download is not a URL: %v", err)
@@ -114,10 +126,16 @@ func (s *Service) importWeb(w http.ResponseWriter, r *http.Request, task Task, m
 	if err := s.importFilter.Check(parsed); err != nil {
 		return badRequest("URI for web-download does not pass filtering: %s (%v)", parsed.Redacted(), err)
 	}
+	return nil
+}
+
+// startWebDownload starts task, the fetch of uri into its image, and
+// returns the task as written.
+func (s *Service) startWebDownload(r *http.Request, task Task, mayImport func(*Image) error, uri string) (Task, error) {
 	upload := api.NewHexID()
 	task.Upload = upload
 	var owner string
-	_, err = s.taskChange(r.Context(), task, true, task.ImageID, func(img *Image, t *Task) error {
+	_, err := s.taskChange(r.Context(), task, true, task.ImageID, func(img *Image, t *Task) error {
 		if err := mayImport(img); err != nil {
 			return err
 		}
@@ -137,12 +155,11 @@ func (s *Service) importWeb(w http.ResponseWriter, r *http.Request, task Task, m
 		// Unknown outcome included: the import may have started, its
 		// upload marked as this node's; nothing fetches for it, so the
 		// next restart of this node gives it back, failing its task.
-		return err
+		return task, err
 	}
 	task.Owner, task.Status = owner, imagestate.TaskProcessing
 	go s.webDownload(task, uri)
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return task, nil
 }
 
 func remarshal(in, out any) error {

@@ -152,6 +152,7 @@ func (s *Service) routes() []api.Route {
 		{Method: post, Path: "/v2/images/{id}/import", Access: token, Rule: "import_image", Handle: s.importImage},
 		{Method: get, Path: "/v2/images/{id}/tasks", Access: token, Rule: "get_image", Handle: s.imageTasks},
 		{Method: get, Path: "/v2/tasks", Access: api.Admin, Rule: "get_tasks", Handle: s.listTasks},
+		{Method: post, Path: "/v2/tasks", Access: api.Admin, Rule: "add_task", Handle: s.createTask},
 		{Method: get, Path: "/v2/tasks/{id}", Access: api.Admin, Rule: "get_task", Handle: s.showTask},
 		{Method: get, Path: "/v2/images/{id}/file", Access: token, Rule: "download_image", Handle: s.download},
 		{Method: post, Path: "/v2/images/{id}/actions/deactivate", Access: token, Rule: "deactivate", Handle: s.setActive(false)},

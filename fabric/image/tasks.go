@@ -280,3 +280,63 @@ func (s *Service) expireTasks(ctx context.Context) {
 		s.log.Warn("delete expired image tasks", "err", err)
 	}
 }
+
+// createTask is POST /v2/tasks, Glance's older import (type "import"):
+// a new image with input.image_properties, its data fetched from
+// input.import_from as web-download fetches it (the same filter, the
+// same task bookkeeping). Admin only, as Glance's default policy.
+func (s *Service) createTask(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Type  string `json:"type"`
+		Input *struct {
+			ImportFrom       string     `json:"import_from"`
+			ImportFromFormat string     `json:"import_from_format"`
+			ImageProperties  api.Object `json:"image_properties"`
+		} `json:"input"`
+	}
+	raw, err := api.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	if err := remarshal(raw, &body); err != nil {
+		return badRequest("Malformed task: %v", err)
+	}
+	switch {
+	case body.Type != "import":
+		return badRequest("Invalid type value: %s. Tasks of type import can be created.", body.Type)
+	case body.Input == nil || body.Input.ImportFrom == "" || body.Input.ImportFromFormat == "" || body.Input.ImageProperties == nil:
+		return badRequest("Input for an import task requires import_from, import_from_format and image_properties.")
+	}
+	if err := s.checkImportURI(body.Input.ImportFrom); err != nil {
+		return err
+	}
+	props := body.Input.ImageProperties
+	if _, ok := props["disk_format"]; !ok {
+		props["disk_format"] = body.Input.ImportFromFormat
+	}
+	if _, ok := props["container_format"]; !ok {
+		props["container_format"] = "bare"
+	}
+	p := principal(r)
+	img, err := s.createFrom(r.Context(), p, props)
+	if err != nil {
+		return err
+	}
+	input, _ := json.Marshal(raw["input"])
+	now := s.now()
+	task := Task{ID: api.NewUUID(), Type: "import", Status: imagestate.TaskPending, ImageID: img.ID, UserID: p.UserID,
+		Request: api.RequestID(r.Context()), Input: input, CreatedAt: now, UpdatedAt: now}
+	task, err = s.startWebDownload(r, task, func(*Image) error { return nil }, body.Input.ImportFrom)
+	if err != nil {
+		if api.Rejected(err) {
+			// Nothing started: the image made for it is not wanted.
+			if _, derr := s.cfg.Repl.Propose(r.Context(), imagestate.CmdDelete, imagestate.DeleteCmd{ID: img.ID, Revision: img.Revision}); derr != nil {
+				s.log.Warn("delete the image of a task that did not start", "image", img.ID, "err", derr)
+			}
+		}
+		return err
+	}
+	w.Header().Set("Location", s.baseURL(r)+"/v2/tasks/"+task.ID)
+	api.JSON(w, http.StatusCreated, taskView(&task, true))
+	return nil
+}

@@ -296,3 +296,36 @@ func TestAbandonedImport(t *testing.T) {
 		t.Fatalf("tasks after the lost fetch ended: %v", tasks)
 	}
 }
+
+// POST /v2/tasks, Glance's older import: an admin's task makes an image
+// and fetches its data as web-download does.
+func TestImportTask(t *testing.T) {
+	data := randomBytes(t, 10_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
+	defer srv.Close()
+	f := newFixture(t, loopbackFilter(t, srv))
+	task := func(uri string) map[string]any {
+		return map[string]any{"type": "import", "input": map[string]any{"import_from": uri, "import_from_format": "raw",
+			"image_properties": map[string]any{"name": "from-task", "container_format": "bare"}}}
+	}
+	f.expect(http.StatusForbidden, "POST", "/v2/tasks", alice, task(srv.URL+"/x"))
+	f.expect(http.StatusBadRequest, "POST", "/v2/tasks", admin, map[string]any{"type": "export", "input": map[string]any{}}, "type")
+	f.expect(http.StatusBadRequest, "POST", "/v2/tasks", admin, task("http://127.0.0.1:1/x"), "filtering")
+	created := f.expect(http.StatusCreated, "POST", "/v2/tasks", admin, task(srv.URL+"/x")).body
+	id, image := created["id"].(string), created["image_id"].(string)
+	if created["type"] != "import" || created["input"].(map[string]any)["import_from"] != srv.URL+"/x" {
+		t.Fatalf("created task: %v", created)
+	}
+	img := f.waitImported(image)
+	sum := md5.Sum(data)
+	if img["status"] != "active" || img["name"] != "from-task" || img["disk_format"] != "raw" || img["checksum"] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("image of the task: %v", img)
+	}
+	if got := f.expect(http.StatusOK, "GET", "/v2/tasks/"+id, admin, nil).body; got["status"] != "success" {
+		t.Fatalf("task: %v", got)
+	}
+	images := f.expect(http.StatusOK, "GET", "/v2/images", admin, nil).body["images"].([]any)
+	if len(images) != 1 {
+		t.Fatalf("refused tasks made images: %v", images)
+	}
+}
