@@ -61,7 +61,9 @@ func (s *Service) importImage(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("Import request requires a 'method' field.")
 	case body.Method.Name != "glance-direct" && body.Method.Name != "web-download":
 		return badRequest("Import method name '%s' is not valid: this cloud offers %s.", body.Method.Name, strings.Join(importMethods, ", "))
-	case len(body.Stores) > 0 || (body.AllStores != nil && *body.AllStores):
+	case len(body.Stores) > 0:
+		// all_stores is the one store here (tempest sends it by default,
+		// and Glance with one store takes it); naming stores is not.
 		return badRequest("Multi backend is not supported at this site: an image has one store here.")
 	}
 	id := chi.URLParam(r, "id")
