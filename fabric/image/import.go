@@ -136,6 +136,9 @@ func (s *Service) checkImportURI(uri string) error {
 func (s *Service) startWebDownload(r *http.Request, task Task, mayImport func(*Image) error, uri string) (Task, error) {
 	upload := api.NewHexID()
 	task.Upload = upload
+	// Marked live before it can be seen, so the sweep of imports no
+	// fetch runs for never takes this one.
+	s.live.Store(upload, true)
 	var owner string
 	_, err := s.taskChange(r.Context(), task, true, task.ImageID, func(img *Image, t *Task) error {
 		if err := mayImport(img); err != nil {
@@ -156,7 +159,8 @@ func (s *Service) startWebDownload(r *http.Request, task Task, mayImport func(*I
 	if err != nil {
 		// Unknown outcome included: the import may have started, its
 		// upload marked as this node's; nothing fetches for it, so the
-		// next restart of this node gives it back, failing its task.
+		// maintenance loop gives it back, failing its task.
+		s.live.Delete(upload)
 		return task, err
 	}
 	task.Owner, task.Status = owner, imagestate.TaskProcessing

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,8 @@ type Service struct {
 	fetcher      *http.Client
 	bg           context.Context
 	downloads    chan struct{}
+	// live holds the upload ids of the fetches this process runs.
+	live sync.Map
 }
 
 // New builds the service.

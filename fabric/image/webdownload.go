@@ -215,6 +215,7 @@ func (s *Service) fetchInto(ctx context.Context, id, uri string) (*object.Object
 // image's and the task a success in one command; on failure, the task a
 // failure and the image queued again (if it still runs this upload).
 func (s *Service) webDownload(t Task, uri string) {
+	defer s.live.Delete(t.Upload)
 	ctx := s.bg
 	s.downloads <- struct{}{}
 	defer func() { <-s.downloads }()
@@ -279,3 +280,9 @@ func (s *Service) failImport(ctx context.Context, t Task, message string) {
 }
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// fetching reports whether a fetch of this process runs upload.
+func (s *Service) fetching(upload string) bool {
+	_, ok := s.live.Load(upload)
+	return ok
+}

@@ -329,3 +329,37 @@ func TestImportTask(t *testing.T) {
 		t.Fatalf("refused tasks made images: %v", images)
 	}
 }
+
+// An import of this process whose fetch does not run (its start's
+// outcome was unknown, so nothing fetched) is given back a minute on.
+func TestUnfetchedImportGivenBack(t *testing.T) {
+	f := newFixture(t)
+	id := f.create(alice, map[string]any{"name": "unfetched"})["id"].(string)
+	task := Task{ID: "task-1", Type: imagestate.TaskTypeImport, Status: imagestate.TaskProcessing, ImageID: id, Upload: "up-1", CreatedAt: f.now}
+	if _, err := f.svc.taskChange(context.Background(), task, true, id, func(img *Image, _ *Task) error {
+		img.Status, img.UploadID, img.UploadNode, img.UploadRun, img.UploadStarted = StatusImporting, "up-1", "n1", f.svc.run, f.now
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.live.Store("up-1", true)
+	f.now = f.now.Add(2 * time.Minute)
+	f.svc.resetUploads(context.Background(), f.svc.unfetchedImport)
+	if img := f.show(alice, id); img["status"] != "importing" {
+		t.Fatalf("an import whose fetch runs was given back: %v", img)
+	}
+	f.svc.live.Delete("up-1")
+	f.now = f.now.Add(-90 * time.Second)
+	f.svc.resetUploads(context.Background(), f.svc.unfetchedImport)
+	if img := f.show(alice, id); img["status"] != "importing" {
+		t.Fatalf("an import 30 s old was given back: %v", img)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.svc.resetUploads(context.Background(), f.svc.unfetchedImport)
+	if img := f.show(alice, id); img["status"] != "queued" {
+		t.Fatalf("an import no fetch runs for: %v", img)
+	}
+	if task := f.imageTasks(alice, id)[0]; task["status"] != "failure" {
+		t.Fatalf("its task: %v", task)
+	}
+}

@@ -78,7 +78,8 @@ type Image struct {
 	// (PUT .../stage) while Status is uploading: Size and the digests
 	// describe it, and the glance-direct import makes it Object.
 	StagedObject string `json:"staged_object,omitempty"`
-	// The upload in progress while Status is saving: its id, the node
+	// The upload in progress while Status is saving, uploading or
+	// importing (web-download's fetch): its id, the node
 	// streaming it, that node's process (a restart loses the upload) and
 	// when it began.
 	UploadID      string    `json:"upload_id,omitempty"`
