@@ -244,8 +244,7 @@ func resourceName(in *api.Input, def string, required bool) string {
 	if !required && !in.Has("resource_name") {
 		return def
 	}
-	s := in.Required("resource_name", maxName)
-	return s
+	return in.Required("resource_name", maxName)
 }
 
 func readRegisteredLimit(in *api.Input, old *RegisteredLimit) *RegisteredLimit {

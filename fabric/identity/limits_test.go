@@ -227,3 +227,43 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("delete a registered limit no longer overridden: %d %v", code, body)
 	}
 }
+
+// A domain-scoped token sees the limits of its domain and of the
+// projects in it, and no other.
+func TestLimitsOfADomain(t *testing.T) {
+	f := newFixture(t)
+	svc := f.serviceID("identity")
+	if code, _, body := f.postBatch(f.admin, "/registered_limits", "registered_limits", map[string]any{"service_id": svc, "resource_name": "ram", "default_limit": 1}); code != 201 {
+		t.Fatalf("registered: %d %v", code, body)
+	}
+	d := f.mk("/domains", "domain", map[string]any{"name": "d2"})
+	inD := f.mk("/projects", "project", map[string]any{"name": "in-d2", "domain_id": d})
+	outside, uid, _ := f.tenant("outside", "dave", "member")
+	if code, _, _ := f.call("PUT", "/domains/"+d+"/users/"+uid+"/roles/"+f.roleID("reader"), f.admin, nil); code != 204 {
+		t.Fatalf("grant on the domain: %d", code)
+	}
+	_, lims, body := f.postBatch(f.admin, "/limits", "limits",
+		map[string]any{"project_id": inD, "service_id": svc, "resource_name": "ram", "resource_limit": 2},
+		map[string]any{"domain_id": d, "service_id": svc, "resource_name": "ram", "resource_limit": 3},
+		map[string]any{"project_id": outside, "service_id": svc, "resource_name": "ram", "resource_limit": 4})
+	if len(lims) != 3 {
+		t.Fatalf("limits: %v", body)
+	}
+	auth := passwordAuth("dave", "dave-pw", "")
+	auth["auth"].(map[string]any)["scope"] = map[string]any{"domain": map[string]any{"id": d}}
+	code, h, body := f.call("POST", "/auth/tokens", "", auth)
+	if code != 201 {
+		t.Fatalf("domain-scoped login: %d %v", code, body)
+	}
+	_, _, body = f.call("GET", "/limits", h.Get("X-Subject-Token"), nil)
+	got := map[string]bool{}
+	for _, l := range body["limits"].([]any) {
+		got[idOf(l)] = true
+	}
+	if len(got) != 2 || !got[idOf(lims[0])] || !got[idOf(lims[1])] {
+		t.Fatalf("the domain's token lists %v, want %s and %s", body, idOf(lims[0]), idOf(lims[1]))
+	}
+	if code, _, _ := f.call("GET", "/limits/"+idOf(lims[2]), h.Get("X-Subject-Token"), nil); code != 404 {
+		t.Fatalf("the domain's token shows another domain's project's limit: %d", code)
+	}
+}
