@@ -79,6 +79,9 @@ type options struct {
 	DeadVoterAfter    time.Duration
 	// telemetry
 	HistoryStep time.Duration
+	// ImportFilter is what the image web-download import may fetch
+	// (Glance's [import_filtering_opts]; image.go reads it).
+	ImportFilter importFilterOpts
 }
 
 func parseFlags(mode string, args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -218,6 +221,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	durVar(&o.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often a node heartbeats")
 	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
 	durVar(&o.DeadVoterAfter, "dead-voter-after", 30*time.Second, "a voter down this long is replaced by a healthy non-voter")
+	importFilterFlags(str, &o.ImportFilter)
 	durVar(&o.HistoryStep, "history-step", history.DefaultStep, "how often the in-memory metric history (GET /rackstack/v1/history) takes a point; it keeps 720 of them")
 	return fs, disks
 }
@@ -281,6 +285,9 @@ func (o *options) check(mode, disks string, rest []string) error {
 		return err
 	}
 	if err := o.checkProvision(); err != nil {
+		return err
+	}
+	if _, err := o.imageImportFilter(); err != nil {
 		return err
 	}
 	if o.Bootstrap && o.JoinURL != "" {

@@ -55,6 +55,9 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 		if err := deleteWhere(tx, tAssignments, "scope", "domain", c.ID); err != nil {
 			return nil, err
 		}
+		if err := deleteWhere(tx, tLimits, "domain", c.ID); err != nil {
+			return nil, err
+		}
 	case tProjects:
 		return nil, deleteProject(tx, raw.(*Project))
 	case tUsers:
@@ -72,6 +75,9 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 			return nil, err
 		}
 	case tServices:
+		if err := refusedIfLimited(tx, "service_id", c.ID); err != nil {
+			return nil, err
+		}
 		for _, e := range store.All[Endpoint](tx, tEndpoints, "service", c.ID) {
 			if err := deleteWhere(tx, tEndpointAssocs, "target", e.ID); err != nil {
 				return nil, err
@@ -86,6 +92,9 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 			return nil, err
 		}
 	case tRegions:
+		if err := refusedIfLimited(tx, "region_id", c.ID); err != nil {
+			return nil, err
+		}
 		for _, r := range store.All[Region](tx, tRegions, "id") {
 			if r.ParentRegionID == c.ID {
 				return nil, conflict("region %s has child regions", c.ID)
@@ -108,7 +117,11 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 	case tTrusts:
 		// As Keystone, the trusts redelegated from a trust go with it.
 		return nil, deleteTrustTree(tx, c.ID)
-	case tMembers, tCredentials, tImplies, tAppCreds, tPolicies, tEndpointAssocs:
+	case tRegisteredLimits:
+		if err := refusedIfOverridden(tx, c.ID); err != nil {
+			return nil, err
+		}
+	case tMembers, tCredentials, tImplies, tAppCreds, tPolicies, tEndpointAssocs, tLimits:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -124,6 +137,10 @@ func deleteProject(tx *memdb.Txn, p *Project) error {
 		return err
 	}
 	if err := deleteWhere(tx, tEndpointAssocs, "project", p.ID); err != nil {
+		return err
+	}
+	// As Keystone, a project's limits go with it.
+	if err := deleteWhere(tx, tLimits, "project", p.ID); err != nil {
 		return err
 	}
 	// ...and the trusts delegating roles on it.
@@ -194,6 +211,8 @@ func singular(table string) string {
 		return "endpoint group"
 	case tEndpointAssocs:
 		return "endpoint association"
+	case tRegisteredLimits:
+		return "registered limit"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

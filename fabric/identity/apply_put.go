@@ -60,6 +60,10 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &EndpointGroup{}
 	case tEndpointAssocs:
 		v = &EndpointAssoc{}
+	case tRegisteredLimits:
+		v = &RegisteredLimit{}
+	case tLimits:
+		v = &Limit{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -88,6 +92,9 @@ func applyPut(tx *memdb.Txn, c putCmd) (any, error) {
 		return nil, notFound("Could not find %s: %s.", singular(c.Table), id)
 	}
 	if err := checkRow(tx, row); err != nil {
+		return nil, err
+	}
+	if err := checkRegisteredLimitChange(tx, old, row); err != nil {
 		return nil, err
 	}
 	if err := revokeOnDisable(tx, old, row, c.At); err != nil {
@@ -142,6 +149,10 @@ func rowID(row any) string {
 	case *EndpointGroup:
 		return r.ID
 	case *EndpointAssoc:
+		return r.ID
+	case *RegisteredLimit:
+		return r.ID
+	case *Limit:
 		return r.ID
 	}
 	return ""
@@ -299,6 +310,10 @@ func checkRow(tx *memdb.Txn, row any) error {
 		if !exists(tx, target, r.TargetID) {
 			return notFound("Could not find %s: %s.", singular(target), r.TargetID)
 		}
+	case *RegisteredLimit:
+		return checkRegisteredLimit(tx, r)
+	case *Limit:
+		return checkLimit(tx, r)
 	case *Implication:
 		prior, implied := store.Get[Role](tx, tRoles, r.Prior), store.Get[Role](tx, tRoles, r.Implied)
 		if prior == nil {

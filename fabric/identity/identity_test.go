@@ -427,6 +427,12 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatalf("trust-scoped token: %d %v", code, body)
 	}
 	f.mk("/policies", "policy", map[string]any{"type": "application/json", "blob": "{}"})
+	if code, _, body := f.postBatch(f.admin, "/registered_limits", "registered_limits", map[string]any{"service_id": f.serviceID("identity"), "resource_name": "widgets", "default_limit": 4}); code != 201 {
+		t.Fatalf("registered limit: %d %v", code, body)
+	}
+	if code, _, body := f.postBatch(f.admin, "/limits", "limits", map[string]any{"project_id": pid, "service_id": f.serviceID("identity"), "resource_name": "widgets", "resource_limit": 6}); code != 201 {
+		t.Fatalf("limit: %d %v", code, body)
+	}
 	egid := f.mk("/OS-EP-FILTER/endpoint_groups", "endpoint_group", map[string]any{"name": "g", "filters": map[string]any{"interface": "public", "region_id": "RegionOne"}})
 	f.call("PUT", "/OS-EP-FILTER/endpoint_groups/"+egid+"/projects/"+pid, f.admin, nil)
 	f.call("PUT", "/OS-INHERIT/domains/default/users/"+uid+"/roles/"+f.roleID("reader")+"/inherited_to_projects", f.admin, nil)
@@ -443,7 +449,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
-	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`, `"remaining_uses":2`, `"t":"policies"`, `"kind":"group"`, `"inherited_to_projects":true`} {
+	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`, `"remaining_uses":2`, `"t":"policies"`, `"kind":"group"`, `"inherited_to_projects":true`, `"default_limit":4`, `"resource_limit":6`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

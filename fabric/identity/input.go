@@ -31,6 +31,20 @@ const maxName = 255
 
 // body decodes {"<key>": {...}} and returns a reader of the inner object.
 func body(r *http.Request, key string) (*api.Input, error) {
+	top, err := topObject(r, key)
+	if err != nil {
+		return nil, err
+	}
+	inner, ok := top[key].(map[string]any)
+	if !ok {
+		return nil, api.BadField(key, "'%s' is a required property and must be an object", key)
+	}
+	return api.NewInput(inner, wording{}), nil
+}
+
+// topObject decodes the request's JSON object, refusing invalid UTF-8 by
+// the attribute of top[key] that holds it.
+func topObject(r *http.Request, key string) (api.Object, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, api.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -45,15 +59,7 @@ func body(r *http.Request, key string) (*api.Input, error) {
 		return nil, api.BadField(badUTF8Field(raw, key), "is not valid UTF-8")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
-	top, err := api.ReadObject(r)
-	if err != nil {
-		return nil, err
-	}
-	inner, ok := top[key].(map[string]any)
-	if !ok {
-		return nil, api.BadField(key, "'%s' is a required property and must be an object", key)
-	}
-	return api.NewInput(inner, wording{}), nil
+	return api.ReadObject(r)
 }
 
 // str reads an optional string attribute of at most maxName characters,

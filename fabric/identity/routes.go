@@ -153,6 +153,7 @@ func (s *Service) routes() []api.Route {
 		route("DELETE", "/v3/credentials/{id}", authed, "identity:delete_credential", s.deleteCredential),
 	}
 	routes = append(routes, s.epFilterRoutes()...)
+	routes = append(routes, s.limitRoutes()...)
 	for _, scope := range []string{"projects", "domains", "system"} {
 		for _, actor := range []string{"users", "groups"} {
 			base := "/v3/" + scope + "/{scope}/" + actor + "/{actor}/roles"

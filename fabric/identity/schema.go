@@ -168,6 +168,8 @@ const (
 	cmdSeedCatalog = "identity.catalog.seed"
 	// cmdTrustConsume takes one use of a trust with a use limit.
 	cmdTrustConsume = "identity.trust.consume"
+	// cmdPutAll creates rows of one table, all or none (a batch of limits).
+	cmdPutAll = "identity.put.all"
 )
 
 // Table names.
@@ -192,6 +194,9 @@ const (
 	// OS-EP-FILTER
 	tEndpointGroups = "endpoint_groups"
 	tEndpointAssocs = "project_endpoints"
+	// Unified limits
+	tRegisteredLimits = "registered_limits"
+	tLimits           = "limits"
 )
 
 func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
@@ -226,6 +231,11 @@ func Schema() store.Schema {
 			store.NewTable(tPolicies, &Policy{}),
 			store.NewTable(tEndpointGroups, &EndpointGroup{}),
 			store.NewTable(tEndpointAssocs, &EndpointAssoc{}, store.StringIndex("project", "ProjectID", false), store.StringIndex("target", "TargetID", false)),
+			store.NewTable(tRegisteredLimits, &RegisteredLimit{}, store.StringIndex("key", "Key", true), store.StringIndex("service_id", "ServiceID", false),
+				&memdb.IndexSchema{Name: "region_id", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RegionID"}}),
+			store.NewTable(tLimits, &Limit{}, store.StringIndex("key", "Key", true), store.StringIndex("registered", "RegisteredLimitID", false),
+				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				&memdb.IndexSchema{Name: "domain", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "DomainID"}}),
 		},
 		Handlers: map[string]store.Handler{
 			cmdBootstrap:     store.Typed(applyBootstrap),
@@ -237,6 +247,7 @@ func Schema() store.Schema {
 			cmdSeedCatalog:   store.Typed(applySeedCatalog),
 			cmdLoginFailures: store.Typed(applyLoginFailures),
 			cmdTrustConsume:  store.Typed(applyTrustConsume),
+			cmdPutAll:        store.Typed(applyPutAll),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}

@@ -839,7 +839,7 @@ func TestDeactivateReactivateAndTags(t *testing.T) {
 
 func TestSchemas(t *testing.T) {
 	f := newFixture(t)
-	for _, name := range []string{"image", "images", "member", "members"} {
+	for _, name := range []string{"image", "images", "member", "members", "task", "tasks"} {
 		res := f.expect(http.StatusOK, "GET", "/v2/schemas/"+name, alice, nil)
 		if res.body["name"] != name || res.body["properties"] == nil {
 			t.Fatalf("schema %s: %s", name, res.raw)
@@ -911,6 +911,11 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect(http.StatusCreated, "POST", "/v2/metadefs/namespaces/kept/tags/t2", admin, nil)
 	f.expect(http.StatusCreated, "POST", "/v2/metadefs/namespaces", admin, map[string]any{"namespace": "dropped"})
 	f.expect(http.StatusNoContent, "DELETE", "/v2/metadefs/namespaces/dropped", admin, nil)
+	imported := f.create(alice, map[string]any{"name": "imported"})["id"].(string)
+	f.expect(http.StatusNoContent, "PUT", "/v2/images/"+imported+"/stage", alice, []byte("staged"))
+	f.expect(http.StatusAccepted, "POST", "/v2/images/"+imported+"/import", alice, map[string]any{"method": map[string]any{"name": "glance-direct"}})
+	f.now = f.now.Add(taskTTL)
+	f.svc.expireTasks(context.Background())
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 	// The gone image's row is gone (its events stay, naming it as their
 	// resource_id).

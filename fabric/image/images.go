@@ -71,21 +71,8 @@ func (s *Service) createImage(w http.ResponseWriter, r *http.Request) error {
 	if err := api.DecodeLoose(r, &body); err != nil {
 		return err
 	}
-	now := s.now()
-	img := &Image{ID: api.NewUUID(), Owner: p.ProjectID, Status: StatusQueued, Visibility: VisibilityShared, CreatedAt: now, UpdatedAt: now}
-	for _, k := range settingOrder(body) {
-		if err := setAttr(p, img, k, body[k], true); err != nil {
-			return err
-		}
-	}
-	if !p.CanWrite(img.Owner) {
-		return policyDenied("add_image")
-	}
-	res, err := s.cfg.Repl.Propose(r.Context(), imagestate.CmdCreate, imagestate.CreateCmd{Row: *img})
+	img, err := s.createFrom(r.Context(), p, body)
 	if err != nil {
-		return err
-	}
-	if err := res.Decode(img); err != nil {
 		return err
 	}
 	w.Header().Set("Location", s.baseURL(r)+"/v2/images/"+img.ID)

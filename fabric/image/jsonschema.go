@@ -133,9 +133,52 @@ func (s *Service) showSchema(w http.ResponseWriter, r *http.Request) error {
 			},
 			"links": []any{obj{"rel": "describedby", "href": "{schema}"}},
 		}
+	case "task":
+		out = taskSchema()
+	case "tasks":
+		out = obj{
+			"name": "tasks",
+			"properties": obj{
+				"tasks":  obj{"type": "array", "items": taskSchema()},
+				"schema": obj{"type": "string"},
+				"first":  obj{"type": "string"},
+				"next":   obj{"type": "string"},
+			},
+			"links": []any{
+				obj{"rel": "first", "href": "{first}"},
+				obj{"rel": "next", "href": "{next}"},
+				obj{"rel": "describedby", "href": "{schema}"},
+			},
+		}
 	default:
 		return api.Errorf(http.StatusNotFound, "The resource could not be found.")
 	}
 	api.JSON(w, http.StatusOK, out)
 	return nil
+}
+
+// taskSchema is Glance's task schema (tasks.go serves them).
+func taskSchema() obj {
+	str := func(desc string) obj { return obj{"type": "string", "description": desc} }
+	return obj{
+		"name": "task",
+		"properties": obj{
+			"id":         obj{"type": "string", "pattern": uuidRegexp, "description": "An identifier for the task"},
+			"type":       obj{"type": "string", "enum": []any{"import", "api_image_import"}, "description": "The type of task represented by this content"},
+			"status":     obj{"type": "string", "enum": []any{"pending", "processing", "success", "failure"}, "description": "The current status of this task"},
+			"input":      obj{"type": []any{"null", "object"}, "description": "The parameters required by task, JSON blob"},
+			"result":     obj{"type": []any{"null", "object"}, "description": "The result of current task, JSON blob"},
+			"owner":      str("An identifier for the owner of this task"),
+			"message":    str("Human-readable informative message only included when appropriate (usually on failure)"),
+			"image_id":   str("Image associated with the task"),
+			"request_id": str("Human-readable informative request-id"),
+			"user_id":    str("User associated with the task"),
+			"expires_at": obj{"type": []any{"null", "string"}, "description": "Datetime when this resource would be subject to removal"},
+			"created_at": str("Datetime when this resource was created"),
+			"updated_at": str("Datetime when this resource was updated"),
+			"self":       obj{"type": "string"},
+			"schema":     obj{"type": "string"},
+		},
+		"links": []any{obj{"rel": "self", "href": "{self}"}, obj{"rel": "describedby", "href": "{schema}"}},
+	}
 }

@@ -51,6 +51,12 @@ func (s *Service) Create(ctx context.Context, p *api.Principal, n NewImage) (*Im
 			body[k] = v
 		}
 	}
+	return s.createFrom(ctx, p, body)
+}
+
+// createFrom makes a queued image owned by p's project from the
+// attributes of a POST /v2/images body.
+func (s *Service) createFrom(ctx context.Context, p *api.Principal, body api.Object) (*Image, error) {
 	now := s.now()
 	img := &Image{ID: api.NewUUID(), Owner: p.ProjectID, Status: StatusQueued, Visibility: VisibilityShared, CreatedAt: now, UpdatedAt: now}
 	for _, k := range settingOrder(body) {

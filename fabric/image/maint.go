@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/rackstack/rackstack/fabric/image/imagestate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -21,7 +24,11 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		// Uploads this node ran before it restarted are gone.
 		s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode == s.cfg.Node && img.UploadRun != s.run })
+		// So are imports of this process that no fetch runs for: their
+		// start's outcome was unknown, or so was their end's.
+		s.resetUploads(ctx, s.unfetchedImport)
 		if s.cfg.IsLeader() {
+			s.expireTasks(ctx)
 			s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode != s.cfg.Node && s.cfg.NodeLost(img.UploadNode) })
 			if time.Since(lastSweep) >= 10*time.Minute {
 				if s.sweepObjects(ctx) {
@@ -49,6 +56,11 @@ func (s *Service) resetUploads(ctx context.Context, abandoned func(*Image) bool)
 			continue
 		}
 		upload := img.UploadID
+		if t := s.uploadTask(tx, img.ID, upload); t != nil {
+			s.log.Warn("image import abandoned; image is queued again", "image", img.ID, "node", img.UploadNode, "task", t.ID)
+			s.failImport(ctx, *t, "Import failed: its fetch on node "+img.UploadNode+" stopped (the node restarted or was lost, or the import's start could not be confirmed).")
+			continue
+		}
 		_, err := s.mutate(ctx, img.ID, func(img *Image) error {
 			if img.UploadID != upload {
 				return errSkip
@@ -110,4 +122,22 @@ func (s *Service) sweepObjects(ctx context.Context) bool {
 			return true
 		}
 	}
+}
+
+// uploadTask is the unended task running image id's upload, or nil.
+func (s *Service) uploadTask(tx *memdb.Txn, id, upload string) *Task {
+	for _, t := range store.All[Task](tx, imagestate.TaskTable, "image", id) {
+		if t.Upload == upload && !t.Done() {
+			return t
+		}
+	}
+	return nil
+}
+
+// unfetchedImport reports whether img is an import of this process that
+// no fetch runs for (a minute after it began, so that a start just
+// committed is not taken).
+func (s *Service) unfetchedImport(img *Image) bool {
+	return img.UploadNode == s.cfg.Node && img.UploadRun == s.run && img.Status == StatusImporting &&
+		!s.fetching(img.UploadID) && s.now().Sub(img.UploadStarted) > time.Minute
 }

@@ -21,6 +21,7 @@ const (
 	StatusActive      = imagestate.StatusActive
 	StatusDeactivated = imagestate.StatusDeactivated
 	StatusUploading   = imagestate.StatusUploading
+	StatusImporting   = imagestate.StatusImporting
 
 	VisibilityPrivate   = imagestate.VisibilityPrivate
 	VisibilityShared    = imagestate.VisibilityShared

@@ -78,7 +78,8 @@ type Image struct {
 	// (PUT .../stage) while Status is uploading: Size and the digests
 	// describe it, and the glance-direct import makes it Object.
 	StagedObject string `json:"staged_object,omitempty"`
-	// The upload in progress while Status is saving: its id, the node
+	// The upload in progress while Status is saving, uploading or
+	// importing (web-download's fetch): its id, the node
 	// streaming it, that node's process (a restart loses the upload) and
 	// when it began.
 	UploadID      string    `json:"upload_id,omitempty"`
@@ -136,6 +137,7 @@ func Schema() store.Schema {
 		Tables: []store.Table{
 			store.NewTable(Table, &Image{}, store.StringIndex("owner", "Owner", false)),
 			namespaceTable(),
+			taskTable(),
 		},
 		Handlers: map[string]store.Handler{
 			CmdCreate: store.Typed(applyCreate),
@@ -145,6 +147,9 @@ func Schema() store.Schema {
 			CmdNamespaceCreate: store.Typed(applyNamespaceCreate),
 			CmdNamespacePut:    store.Typed(applyNamespacePut),
 			CmdNamespaceDelete: store.Typed(applyNamespaceDelete),
+
+			CmdTaskPut:    store.Typed(applyTaskPut),
+			CmdTaskExpire: store.Typed(applyTaskExpire),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
