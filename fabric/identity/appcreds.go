@@ -125,6 +125,9 @@ func (s *Service) unrestrictedCaller(r *http.Request) (*memdb.Txn, claims, error
 }
 
 func (s *Service) restrictedCaller(tx *memdb.Txn, c claims) error {
+	if c.OAuth != "" {
+		return &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: an OAuth-scoped token cannot delegate."}
+	}
 	if c.AppCred == "" {
 		return nil
 	}
@@ -428,6 +431,9 @@ func (s *Service) tokenRoles(tx *memdb.Txn, c claims) []string {
 		held = effectiveRoles(tx, c.User, "domain", c.Domain)
 	case c.System:
 		held = effectiveRoles(tx, c.User, "system", systemAll)
+	}
+	if c.OAuth != "" {
+		return s.oauthRoles(tx, c, held)
 	}
 	if c.AppCred == "" {
 		return held

@@ -121,7 +121,16 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 		if err := refusedIfOverridden(tx, c.ID); err != nil {
 			return nil, err
 		}
-	case tMembers, tCredentials, tImplies, tAppCreds, tPolicies, tEndpointAssocs, tLimits:
+	case tConsumers:
+		// A consumer's tokens, and so the tokens issued from them, go
+		// with it.
+		if err := deleteWhere(tx, tRequestTokens, "consumer", c.ID); err != nil {
+			return nil, err
+		}
+		if err := deleteWhere(tx, tAccessTokens, "consumer", c.ID); err != nil {
+			return nil, err
+		}
+	case tMembers, tCredentials, tImplies, tAppCreds, tPolicies, tEndpointAssocs, tLimits, tAccessTokens, tRequestTokens:
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -139,9 +148,12 @@ func deleteProject(tx *memdb.Txn, p *Project) error {
 	if err := deleteWhere(tx, tEndpointAssocs, "project", p.ID); err != nil {
 		return err
 	}
-	// As Keystone, a project's limits go with it.
-	if err := deleteWhere(tx, tLimits, "project", p.ID); err != nil {
-		return err
+	// As Keystone, a project's limits go with it, and the OAuth tokens
+	// for it.
+	for _, t := range []string{tLimits, tRequestTokens, tAccessTokens} {
+		if err := deleteWhere(tx, t, "project", p.ID); err != nil {
+			return err
+		}
 	}
 	// ...and the trusts delegating roles on it.
 	if err := deleteTrustsOf(tx, "project", p.ID); err != nil {
@@ -161,6 +173,8 @@ func deleteUser(tx *memdb.Txn, u *User, at time.Time) error {
 		{tMembers, "user", []any{u.ID}},
 		{tCredentials, "user", []any{u.ID}},
 		{tAppCreds, "user", []any{u.ID}},
+		{tAccessTokens, "user", []any{u.ID}},
+		{tRequestTokens, "user", []any{u.ID}},
 	} {
 		if err := deleteWhere(tx, step.t, step.idx, step.args...); err != nil {
 			return err
@@ -213,6 +227,12 @@ func singular(table string) string {
 		return "endpoint association"
 	case tRegisteredLimits:
 		return "registered limit"
+	case tConsumers:
+		return "consumer"
+	case tRequestTokens:
+		return "request token"
+	case tAccessTokens:
+		return "access token"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

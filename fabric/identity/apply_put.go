@@ -64,6 +64,12 @@ func rowOf(t string, raw json.RawMessage) (any, error) {
 		v = &RegisteredLimit{}
 	case tLimits:
 		v = &Limit{}
+	case tConsumers:
+		v = &Consumer{}
+	case tRequestTokens:
+		v = &RequestToken{}
+	case tAccessTokens:
+		v = &AccessToken{}
 	default:
 		return nil, invalid("table %q cannot be written with %s", t, cmdPut)
 	}
@@ -154,6 +160,12 @@ func rowID(row any) string {
 		return r.ID
 	case *Limit:
 		return r.ID
+	case *Consumer:
+		return r.ID
+	case *RequestToken:
+		return r.ID
+	case *AccessToken:
+		return r.ID
 	}
 	return ""
 }
@@ -171,6 +183,23 @@ func notFound(format string, args ...any) error { return store.NotFoundf(format,
 // checkRow enforces referential integrity and unique names.
 func checkRow(tx *memdb.Txn, row any) error {
 	switch r := row.(type) {
+	case *RequestToken:
+		if !exists(tx, tConsumers, r.ConsumerID) {
+			return notFound("Could not find consumer: %s.", r.ConsumerID)
+		}
+		if !exists(tx, tProjects, r.ProjectID) {
+			return notFound("Could not find project: %s.", r.ProjectID)
+		}
+	case *AccessToken:
+		if !exists(tx, tConsumers, r.ConsumerID) {
+			return notFound("Could not find consumer: %s.", r.ConsumerID)
+		}
+		if !exists(tx, tProjects, r.ProjectID) {
+			return notFound("Could not find project: %s.", r.ProjectID)
+		}
+		if !exists(tx, tUsers, r.AuthorizingUserID) {
+			return notFound("Could not find user: %s.", r.AuthorizingUserID)
+		}
 	case *Domain:
 		if sameName(tx, tDomains, "name", r.ID, r.Name) {
 			return conflict("Conflict occurred attempting to store domain - Duplicate entry found with name %s.", r.Name)

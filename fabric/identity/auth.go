@@ -76,7 +76,13 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, expires, err := s.identify(tx, source(r), req)
+	var c claims
+	var expires time.Time
+	if contains(req.Auth.Identity.Methods, "oauth1") {
+		c, expires, err = s.identifyOAuth(r, tx)
+	} else {
+		c, expires, err = s.identify(tx, source(r), req)
+	}
 	if err != nil {
 		return throttledError(w, err)
 	}
@@ -157,6 +163,9 @@ func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claim
 		if err != nil {
 			return claims{}, time.Time{}, errUnauthorized
 		}
+		if old.OAuth != "" {
+			return claims{}, time.Time{}, &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: using OAuth-scoped token to create another token. Create a new OAuth-scoped token instead."}
+		}
 		if old.Trust != "" {
 			// As Keystone: a new token from the trust is had by
 			// authenticating again, which takes one of its uses.
@@ -181,7 +190,7 @@ func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claim
 	case contains(id.Methods, "application_credential"):
 		return s.identifyAppCred(tx, source, req)
 	}
-	return claims{}, time.Time{}, api.BadField("auth.identity.methods", "supported methods are password, token and application_credential")
+	return claims{}, time.Time{}, api.BadField("auth.identity.methods", "supported methods are password, token, application_credential and oauth1")
 }
 
 // scope scopes c as the request asks: a project, a domain or the system
@@ -277,6 +286,9 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 			body["OS-TRUST:trust"] = map[string]any{"id": t.ID, "impersonation": t.Impersonation,
 				"trustor_user": map[string]any{"id": t.TrustorID}, "trustee_user": map[string]any{"id": t.TrusteeID}}
 		}
+	}
+	if o, ok := oauthBody(tx, c); ok {
+		body["OS-OAUTH1"] = o
 	}
 	if c.AppCred != "" {
 		if a := store.Get[AppCred](tx, tAppCreds, c.AppCred); a != nil {

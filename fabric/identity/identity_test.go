@@ -427,6 +427,15 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatalf("trust-scoped token: %d %v", code, body)
 	}
 	f.mk("/policies", "policy", map[string]any{"type": "application/json", "blob": "{}"})
+	// OS-OAUTH1: a consumer, a request token authorized and traded.
+	_, _, cons := f.call("POST", "/OS-OAUTH1/consumers", f.admin, map[string]any{"consumer": map[string]any{}})
+	ck, cs := cons["consumer"].(map[string]any)["id"].(string), cons["consumer"].(map[string]any)["secret"].(string)
+	_, out := f.oauthCall("POST", "/OS-OAUTH1/request_token", ck, cs, "", "", "", map[string]string{"Requested-Project-Id": pid}, "")
+	rk, rs := formOf(t, out)
+	_, _, ver := f.call("PUT", "/OS-OAUTH1/authorize/"+rk, tok, map[string]any{"roles": []any{map[string]any{"name": "member"}}})
+	if code, out := f.oauthCall("POST", "/OS-OAUTH1/access_token", ck, cs, rk, rs, ver["token"].(map[string]any)["oauth_verifier"].(string), nil, ""); code != 201 {
+		t.Fatalf("access token: %d %s", code, out)
+	}
 	if code, _, body := f.postBatch(f.admin, "/registered_limits", "registered_limits", map[string]any{"service_id": f.serviceID("identity"), "resource_name": "widgets", "default_limit": 4}); code != 201 {
 		t.Fatalf("registered limit: %d %v", code, body)
 	}

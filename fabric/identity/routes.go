@@ -154,6 +154,7 @@ func (s *Service) routes() []api.Route {
 	}
 	routes = append(routes, s.epFilterRoutes()...)
 	routes = append(routes, s.limitRoutes()...)
+	routes = append(routes, s.oauthRoutes()...)
 	for _, scope := range []string{"projects", "domains", "system"} {
 		for _, actor := range []string{"users", "groups"} {
 			base := "/v3/" + scope + "/{scope}/" + actor + "/{actor}/roles"

@@ -208,7 +208,7 @@ func pairIdx(name, a, b string, unique bool) *memdb.IndexSchema {
 // Schema is the identity service's part of the replicated state.
 func Schema() store.Schema {
 	return store.Schema{
-		Tables: []store.Table{
+		Tables: append([]store.Table{
 			store.NewTable(tDomains, &Domain{}, store.StringIndex("name", "Name", true)),
 			store.NewTable(tProjects, &Project{}, pairIdx("name", "DomainID", "Name", true), store.StringIndex("domain", "DomainID", false)),
 			store.NewTable(tUsers, &User{}, pairIdx("name", "DomainID", "Name", true), store.StringIndex("domain", "DomainID", false)),
@@ -236,18 +236,20 @@ func Schema() store.Schema {
 			store.NewTable(tLimits, &Limit{}, store.StringIndex("key", "Key", true), store.StringIndex("registered", "RegisteredLimitID", false),
 				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				&memdb.IndexSchema{Name: "domain", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "DomainID"}}),
-		},
+		}, oauthTables()...),
 		Handlers: map[string]store.Handler{
-			cmdBootstrap:     store.Typed(applyBootstrap),
-			cmdPut:           store.Typed(applyPut),
-			cmdDelete:        store.Typed(applyDelete),
-			cmdRotateKeys:    store.Typed(applyRotateKeys),
-			cmdRevoke:        applyRevoke,
-			cmdSetPassword:   store.Typed(applySetPassword),
-			cmdSeedCatalog:   store.Typed(applySeedCatalog),
-			cmdLoginFailures: store.Typed(applyLoginFailures),
-			cmdTrustConsume:  store.Typed(applyTrustConsume),
-			cmdPutAll:        store.Typed(applyPutAll),
+			cmdBootstrap:      store.Typed(applyBootstrap),
+			cmdPut:            store.Typed(applyPut),
+			cmdDelete:         store.Typed(applyDelete),
+			cmdRotateKeys:     store.Typed(applyRotateKeys),
+			cmdRevoke:         applyRevoke,
+			cmdSetPassword:    store.Typed(applySetPassword),
+			cmdSeedCatalog:    store.Typed(applySeedCatalog),
+			cmdLoginFailures:  store.Typed(applyLoginFailures),
+			cmdTrustConsume:   store.Typed(applyTrustConsume),
+			cmdPutAll:         store.Typed(applyPutAll),
+			cmdOAuthAuthorize: store.Typed(applyOAuthAuthorize),
+			cmdOAuthExchange:  store.Typed(applyOAuthExchange),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}

@@ -248,8 +248,8 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 	if d == nil || !d.Enabled {
 		return nil, c, errBadToken
 	}
-	if c.AppCred != "" && c.Project == "" {
-		return nil, c, errBadToken // never issued: such tokens are project-scoped
+	if (c.AppCred != "" || c.OAuth != "") && c.Project == "" || c.OAuth != "" && (c.AppCred != "" || c.Trust != "") {
+		return nil, c, errBadToken // never issued: such tokens are project-scoped, and from one delegation
 	}
 	if c.Trust != "" {
 		// Scoped by a trust: User is its trustee, the project is the

@@ -35,6 +35,9 @@ type claims struct {
 	// Trust is the trust the token is scoped by (User is its trustee):
 	// its roles bound the token's, and the token dies with it.
 	Trust string `json:"tr,omitempty"`
+	// OAuth is the OS-OAUTH1 access token the token was issued from: its
+	// roles bound the token's, and the token dies with it.
+	OAuth string `json:"oa,omitempty"`
 }
 
 const tokenPrefix = "rs1."
