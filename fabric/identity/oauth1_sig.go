@@ -157,8 +157,8 @@ func oauthEscape(s string) string {
 
 // verify checks the signature with the consumer's and the token's
 // secrets, and the request's freshness. HMAC-SHA1 (oauthlib's default,
-// which Keystone's clients use) and HMAC-SHA256 are taken; PLAINTEXT,
-// which sends the secrets themselves, is not.
+// which Keystone's clients use), HMAC-SHA256 and, as Keystone takes it,
+// PLAINTEXT (the secrets themselves, for use over TLS) are taken.
 func (o *oauthRequest) verify(consumerSecret, tokenSecret string, now time.Time) error {
 	var h func() hash.Hash
 	switch o.method {
@@ -166,8 +166,9 @@ func (o *oauthRequest) verify(consumerSecret, tokenSecret string, now time.Time)
 		h = sha1.New
 	case "HMAC-SHA256":
 		h = sha256.New
+	case "PLAINTEXT":
 	default:
-		return errors.New("oauth_signature_method must be HMAC-SHA1 or HMAC-SHA256")
+		return errors.New("oauth_signature_method must be HMAC-SHA1, HMAC-SHA256 or PLAINTEXT")
 	}
 	if v, ok := o.params["oauth_version"]; ok && v != "1.0" {
 		return errors.New("oauth_version must be 1.0")
@@ -182,9 +183,13 @@ func (o *oauthRequest) verify(consumerSecret, tokenSecret string, now time.Time)
 	if d := now.Sub(time.Unix(ts, 0)); d > oauthMaxSkew || d < -oauthMaxSkew {
 		return errors.New("oauth_timestamp is too far from the server's time")
 	}
-	mac := hmac.New(h, []byte(oauthEscape(consumerSecret)+"&"+oauthEscape(tokenSecret)))
-	mac.Write([]byte(o.base))
-	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	key := oauthEscape(consumerSecret) + "&" + oauthEscape(tokenSecret)
+	want := key // PLAINTEXT: the key itself (RFC 5849 3.4.4)
+	if h != nil {
+		mac := hmac.New(h, []byte(key))
+		mac.Write([]byte(o.base))
+		want = base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	}
 	if subtle.ConstantTimeCompare([]byte(want), []byte(o.signature)) != 1 {
 		return errors.New("the OAuth signature does not match")
 	}

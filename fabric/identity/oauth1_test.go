@@ -43,9 +43,17 @@ func TestOAuthSignatureRFC5849(t *testing.T) {
 	if err := o.verify("kd94hf93k423kf44", "pfkkdhi9sl3r4s00", at.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "timestamp") {
 		t.Fatalf("a stale request: %v", err)
 	}
-	o.method = "PLAINTEXT"
+	// PLAINTEXT: the signature is the two secrets (RFC 5849 3.4.4).
+	o.method, o.signature = "PLAINTEXT", "kd94hf93k423kf44&pfkkdhi9sl3r4s00"
+	if err := o.verify("kd94hf93k423kf44", "pfkkdhi9sl3r4s00", at); err != nil {
+		t.Fatalf("PLAINTEXT: %v", err)
+	}
+	if err := o.verify("kd94hf93k423kf44", "other", at); err == nil {
+		t.Fatal("PLAINTEXT with a wrong token secret verified")
+	}
+	o.method = "RSA-SHA1"
 	if err := o.verify("kd94hf93k423kf44", "pfkkdhi9sl3r4s00", at); err == nil {
-		t.Fatal("PLAINTEXT was taken")
+		t.Fatal("RSA-SHA1 was taken without a key")
 	}
 }
 
