@@ -743,3 +743,52 @@ func TestPasswordMayHoldControlCharacters(t *testing.T) {
 	f.mk("/users", "user", map[string]any{"name": "ctl", "password": "p\x01\r\nw"})
 	f.login("ctl", "p\x01\r\nw", "")
 }
+
+// TestProjectActingAsDomain: a project made with is_domain is a domain,
+// reached through both APIs: listed with is_domain=true (and not without),
+// updated and, once disabled, deleted through the project API.
+func TestProjectActingAsDomain(t *testing.T) {
+	f := newFixture(t)
+	code, _, body := f.call("POST", "/projects", f.admin, map[string]any{"project": map[string]any{"name": "acme", "is_domain": true, "domain_id": nil}})
+	if code != 201 {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	p := body["project"].(map[string]any)
+	id := p["id"].(string)
+	if p["is_domain"] != true || p["domain_id"] != nil || p["parent_id"] != nil {
+		t.Fatalf("view: %v", p)
+	}
+	if code, _, body := f.call("GET", "/domains/"+id, f.admin, nil); code != 200 || body["domain"].(map[string]any)["name"] != "acme" {
+		t.Fatalf("the domain: %d %v", code, body)
+	}
+	has := func(path string) bool {
+		_, _, body := f.call("GET", path, f.admin, nil)
+		for _, x := range body["projects"].([]any) {
+			if x.(map[string]any)["id"] == id {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("/projects?is_domain=true") || has("/projects") || has("/projects?is_domain=false") {
+		t.Fatal("listing with and without is_domain")
+	}
+	if code, _, body := f.call("POST", "/projects", f.admin, map[string]any{"project": map[string]any{"name": "x", "is_domain": true, "parent_id": "default"}}); code != 400 {
+		t.Fatalf("a domain project with a parent: %d %v", code, body)
+	}
+	if code, _, body := f.call("POST", "/projects", f.admin, map[string]any{"project": map[string]any{"name": "acme", "is_domain": true}}); code != 409 {
+		t.Fatalf("a duplicate name: %d %v", code, body)
+	}
+	if code, _, _ := f.call("DELETE", "/projects/"+id, f.admin, nil); code != 403 {
+		t.Fatalf("delete while enabled: %d", code)
+	}
+	if code, _, body := f.call("PATCH", "/projects/"+id, f.admin, map[string]any{"project": map[string]any{"enabled": false}}); code != 200 || body["project"].(map[string]any)["enabled"] != false {
+		t.Fatalf("disable: %d %v", code, body)
+	}
+	if code, _, _ := f.call("DELETE", "/projects/"+id, f.admin, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, _ := f.call("GET", "/domains/"+id, f.admin, nil); code != 404 {
+		t.Fatalf("the domain after delete: %d", code)
+	}
+}

@@ -1,7 +1,11 @@
 package identity
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -73,7 +77,8 @@ func readProject(r *http.Request, in *api.Input, old *Project) (*Project, error)
 	domain := str(in, "domain_id", p.DomainID)
 	parent := str(in, "parent_id", p.ParentID)
 	if boolean(in, "is_domain", false) {
-		in.Fail(api.BadField("is_domain", "projects acting as domains are not supported"))
+		// A new one goes to createProjectOrDomain; a project stays one.
+		in.Fail(api.BadField("is_domain", "a project cannot become a domain"))
 	}
 	p.Extra = mergeExtras(p.Extra, in, projectFields...)
 	if in.Err != nil {
@@ -229,4 +234,132 @@ func (s *Service) tag(op string) api.HandlerFunc {
 		}
 		return noContent(w)
 	}
+}
+
+// Projects acting as domains (is_domain): Keystone keeps each domain as
+// a project with is_domain true, and its project API reaches them. Here
+// domains have their own table; these handlers show a domain as that
+// project and write it through the domain's rules (a unique name, no
+// deletion while enabled).
+
+// domainAsProject is a domain as the project API shows it.
+func (s *Service) domainAsProject(r *http.Request, d *Domain) api.View {
+	return api.View{"id": d.ID, "name": d.Name, "domain_id": nil, "parent_id": nil, "description": d.Description,
+		"enabled": d.Enabled, "is_domain": true, "tags": []string{}, "options": map[string]any{}, "links": s.self(r, "projects", d.ID)}
+}
+
+// projectsOrDomains lists projects, or with is_domain=true the domains
+// as projects.
+func (s *Service) projectsOrDomains(projects api.HandlerFunc) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Query().Get("is_domain") != "true" {
+			return projects(w, r)
+		}
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		out := []api.View{}
+		for _, d := range store.All[Domain](tx, tDomains, "id") {
+			if q.Has("name") && q.Get("name") != d.Name || q.Has("enabled") && strconv.FormatBool(d.Enabled) != strings.ToLower(q.Get("enabled")) {
+				continue
+			}
+			out = append(out, s.domainAsProject(r, d))
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"projects": out, "links": s.links(r)})
+		return nil
+	}
+}
+
+// createProjectOrDomain creates a project, or with is_domain true a
+// domain.
+func (s *Service) createProjectOrDomain(projects api.HandlerFunc) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, api.MaxBodyBytes))
+		if err != nil {
+			return api.BadField("project", "the body cannot be read")
+		}
+		r.Body = io.NopCloser(bytes.NewReader(raw))
+		var peek struct {
+			Project struct {
+				IsDomain bool `json:"is_domain"`
+			} `json:"project"`
+		}
+		if json.Unmarshal(raw, &peek) != nil || !peek.Project.IsDomain {
+			return projects(w, r)
+		}
+		in, err := body(r, "project")
+		if err != nil {
+			return err
+		}
+		for _, f := range []string{"domain_id", "parent_id"} {
+			if in.Has(f) && !in.IsNull(f) {
+				return api.BadField(f, "a project acting as a domain has no %s", f)
+			}
+		}
+		if onlyFields(in, false, "name", "description", "enabled", "is_domain", "domain_id", "parent_id"); in.Err != nil {
+			return in.Err
+		}
+		d, err := readDomain(r, in, nil)
+		if err != nil {
+			return err
+		}
+		if err := s.put(r, tDomains, true, d); err != nil {
+			return err
+		}
+		api.JSON(w, http.StatusCreated, map[string]any{"project": s.domainAsProject(r, d)})
+		return nil
+	}
+}
+
+// onDomainProject answers for a project id that is a domain's with
+// domain, and for any other with project.
+func (s *Service) onDomainProject(project api.HandlerFunc, domain func(w http.ResponseWriter, r *http.Request, tx *memdb.Txn, d *Domain) error) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		id := chi.URLParam(r, "id")
+		d := store.Get[Domain](tx, tDomains, id)
+		if d == nil || store.Get[Project](tx, tProjects, id) != nil || !api.PrincipalFrom(r.Context()).IsAdmin() {
+			return project(w, r)
+		}
+		return domain(w, r, tx, d)
+	}
+}
+
+func (s *Service) showDomainProject(w http.ResponseWriter, r *http.Request, _ *memdb.Txn, d *Domain) error {
+	return api.Show(w, r, "project", s.domainAsProject(r, d))
+}
+
+func (s *Service) updateDomainProject(w http.ResponseWriter, r *http.Request, _ *memdb.Txn, old *Domain) error {
+	in, err := body(r, "project")
+	if err != nil {
+		return err
+	}
+	if onlyFields(in, true, "name", "description", "enabled", "is_domain"); in.Err != nil {
+		return in.Err
+	}
+	if in.Has("is_domain") && !boolean(in, "is_domain", true) {
+		return api.BadField("is_domain", "a project acting as a domain stays one")
+	}
+	d, err := readDomain(r, in, old)
+	if err != nil {
+		return err
+	}
+	if err := s.put(r, tDomains, false, d); err != nil {
+		return err
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"project": s.domainAsProject(r, d)})
+	return nil
+}
+
+func (s *Service) deleteDomainProject(w http.ResponseWriter, r *http.Request, _ *memdb.Txn, d *Domain) error {
+	if err := s.remove(r, tDomains, d.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
