@@ -21,6 +21,9 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 		if r.RemoteGroupID != "" && store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID) == nil {
 			return nil, notFound("security_group", r.RemoteGroupID)
 		}
+		if r.RemoteAddressGroupID != "" && store.Get[AddressGroup](tx, tAddressGroups, r.RemoteAddressGroupID) == nil {
+			return nil, notFound("address_group", r.RemoteAddressGroupID)
+		}
 		for _, o := range store.All[SecurityGroupRule](tx, tRules, "group", r.GroupID) {
 			if sameRule(o, &r) {
 				return nil, store.Fault(store.KindConflict, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", o.ID)
@@ -40,6 +43,7 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 func sameRule(a, b *SecurityGroupRule) bool {
 	return a.Direction == b.Direction && a.EtherType == b.EtherType && a.Protocol == b.Protocol &&
 		intEq(a.PortMin, b.PortMin) && intEq(a.PortMax, b.PortMax) && a.RemoteGroupID == b.RemoteGroupID &&
+		a.RemoteAddressGroupID == b.RemoteAddressGroupID &&
 		anyPrefix(a.RemoteIPPrefix) == anyPrefix(b.RemoteIPPrefix)
 }
 
