@@ -65,6 +65,7 @@
 #define PORT_PEER 2          /* a veth: deliver with bpf_redirect_peer */
 #define PORT_MORE_ADDRS 4    /* addresses beyond ips[]: look in the addrs map */
 #define PORT_DHCP6 8         /* the node's DHCPv6 server answers the port */
+#define PORT_STATELESS 16    /* its groups are stateless: rules judge every packet, nothing tracked */
 
 #define PORT_IPS 4
 
@@ -838,6 +839,13 @@ static __always_inline int sg_allow(struct port *p, __u32 ifindex, __u8 dir, str
 		return 1;
 	if (f->frag == FRAG_ORPHAN)
 		return 0;       /* no ports to judge it by */
+	if (p->flags & PORT_STATELESS) {
+		/* Neutron's stateful: false: no conntrack, so neither replies
+		 * nor related ICMP errors pass unless a rule lets them. */
+		if (f->v6 && fixed6(dir, f))
+			return 1;
+		return rules_allow(p, dir, f);
+	}
 	if (f->v6) {
 		if (fixed6(dir, f))
 			return 1;
