@@ -38,10 +38,14 @@ func addrGroupView(ag *AddressGroup) api.View {
 	}
 }
 
-// addressGroups is the collection: a project's own (an admin's: all).
-func (s *Service) addressGroups(*memdb.Txn) api.Collection[AddressGroup] {
+// addressGroups is the collection: a project's own (an admin's: all) and
+// those shared with it by RBAC policies.
+func (s *Service) addressGroups(tx *memdb.Txn) api.Collection[AddressGroup] {
 	return api.Collection[AddressGroup]{Table: tAddressGroups, One: "address_group",
-		Project:  func(ag *AddressGroup) string { return ag.Project },
+		Project: func(ag *AddressGroup) string { return ag.Project },
+		Visible: func(p *api.Principal, ag *AddressGroup) bool {
+			return p.CanRead(ag.Project) || addrGroupSharedWith(tx, ag, p.ProjectID)
+		},
 		View:     func(_ *memdb.Txn, _ *api.Principal, ag *AddressGroup) api.View { return addrGroupView(ag) },
 		NotFound: func(id string) error { return notFound("address_group", id) }, Listing: s.listing("address_groups")}
 }
@@ -51,16 +55,36 @@ func (s *Service) writableAddrGroup(tx *memdb.Txn, p *api.Principal, id, action 
 	if err != nil {
 		return nil, err
 	}
-	if !p.CanWrite(ag.Project) {
+	switch {
+	case p.CanWrite(ag.Project):
+		return ag, nil
+	case p.CanRead(ag.Project):
 		return nil, policyDenied(action)
 	}
-	return ag, nil
+	// Shared with the caller: seen, not the caller's to change.
+	return nil, notFound("address_group", id)
 }
 
-// readAddresses reads the list field "addresses": IPv4 or IPv6 addresses
-// or CIDRs, normalized as Neutron does (host bits cleared, a bare
-// address a /32 or /128), each once, sorted.
-func readAddresses(rd *api.Input) []string {
+// addrGroupToShare checks that p may make RBAC policies on address group
+// id: the owner (or an admin). A project it is only shared with is
+// refused with 400, as Neutron does; one that does not see it with 404.
+func (s *Service) addrGroupToShare(tx *memdb.Txn, p *api.Principal, id string) error {
+	ag, err := s.addressGroups(tx).Get(tx, p, id)
+	if err != nil {
+		return err
+	}
+	if !p.CanWrite(ag.Project) {
+		return badInput("object_id", "address group %s is not owned by project %s, so it cannot share it", id, p.ProjectID)
+	}
+	return nil
+}
+
+// readAddresses reads the list field "addresses": IPv4 or IPv6 CIDRs,
+// normalized as Neutron does (host bits cleared), each once, sorted. A
+// group is created from CIDRs alone (Neutron's subnet_list); the
+// add_addresses and remove_addresses actions also take a bare address,
+// as a /32 or /128.
+func readAddresses(rd *api.Input, bare bool) []string {
 	if rd.Has("addresses") && rd.IsNull("addresses") {
 		rd.Fail(badInput("addresses", "'None' is not a list"))
 		return nil
@@ -74,6 +98,10 @@ func readAddresses(rd *api.Input) []string {
 		pfx, err := parseCIDROrIP(strings.TrimSpace(a))
 		if err != nil {
 			rd.Fail(badInput("addresses", "%v", err))
+			return nil
+		}
+		if !bare && !strings.Contains(a, "/") {
+			rd.Fail(badInput("addresses", "'%s' isn't a recognized IP subnet cidr, '%s' is recommended", a, pfx))
 			return nil
 		}
 		set[pfx.String()] = true
@@ -108,7 +136,7 @@ func (s *Service) parseAddrGroup(_ *memdb.Txn, p *api.Principal, o api.Object) (
 	ag.Name = rd.Str("name", "", 255)
 	ag.Description = rd.Str("description", "", 255)
 	ag.Project = readProject(rd, p)
-	ag.Addresses = readAddresses(rd)
+	ag.Addresses = readAddresses(rd, false)
 	if rd.Err != nil {
 		return ag, rd.Err
 	}
@@ -181,7 +209,7 @@ func (s *Service) addrGroupAddresses(add bool) api.HandlerFunc {
 		if !rd.Has("addresses") {
 			return badInput("addresses", "Failed to parse request. Required attribute 'addresses' not specified")
 		}
-		addrs := readAddresses(rd)
+		addrs := readAddresses(rd, true)
 		if rd.Err != nil {
 			return rd.Err
 		}

@@ -65,5 +65,8 @@ func applyAddrGroupDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		return nil, store.Fault(store.KindConflict, "AddressGroupInUse",
 			"Address group %s is in use on one or more security group rules.", ag.ID)
 	}
+	if err := dropAddrGroupPolicies(tx, ag.ID); err != nil {
+		return nil, err
+	}
 	return nil, tx.Delete(tAddressGroups, ag)
 }

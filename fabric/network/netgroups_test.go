@@ -12,7 +12,7 @@ import (
 func TestAddressGroups(t *testing.T) {
 	f := newFixture(t)
 	ag := f.mk(alice, "address-groups", "address_group", map[string]any{"name": "office", "description": "d",
-		"addresses": []string{"10.1.2.3/24", "192.168.0.5", "10.1.2.0/24", "2001:db8::1/32"}})
+		"addresses": []string{"10.1.2.3/24", "192.168.0.5/32", "10.1.2.0/24", "2001:db8::1/32"}})
 	id := ag["id"].(string)
 	if fmt.Sprint(ag["addresses"]) != "[10.1.2.0/24 192.168.0.5/32 2001:db8::/32]" || ag["project_id"] != projA ||
 		ag["name"] != "office" || ag["description"] != "d" || ag["revision_number"] != 0.0 {
@@ -55,6 +55,7 @@ func TestAddressGroups(t *testing.T) {
 		typ    string
 		msg    string
 	}{
+		"a bare address":    {"", "POST", map[string]any{"address_group": map[string]any{"addresses": []string{"10.20.30.40"}}}, 400, "HTTPBadRequest", "10.20.30.40/32"},
 		"not a CIDR":        {"", "POST", map[string]any{"address_group": map[string]any{"addresses": []string{"10.0.0.0/33"}}}, 400, "HTTPBadRequest", "addresses"},
 		"not a list":        {"", "POST", map[string]any{"address_group": map[string]any{"addresses": "10.0.0.0/8"}}, 400, "HTTPBadRequest", "addresses"},
 		"not strings":       {"", "POST", map[string]any{"address_group": map[string]any{"addresses": []any{7}}}, 400, "HTTPBadRequest", "addresses"},
@@ -148,6 +149,7 @@ func TestSubnetServiceTypes(t *testing.T) {
 		msg string
 	}{
 		"not a device owner": {[]string{"nova"}, "InvalidSubnetServiceType", "nova"},
+		"no owner":           {[]string{":nova"}, "InvalidSubnetServiceType", ":nova"},
 		"not a string":       {[]any{5}, "HTTPBadRequest", "service_types"},
 		"not a list":         {"compute:nova", "HTTPBadRequest", "service_types"},
 	} {
@@ -226,4 +228,46 @@ func TestNetgroupExtensions(t *testing.T) {
 	for _, alias := range []string{"address-group", "security-groups-remote-address-group", "stateful-security-group", "subnet-service-types"} {
 		f.expect("GET", "/v2.0/extensions/"+alias, alice, nil, 200, "")
 	}
+}
+
+// TestAddressGroupRBAC: an access_as_shared policy lets its target see a
+// group and name it in rules, not change it; a project it is only shared
+// with cannot share it on; the policy cannot go while the target's rules
+// use the group; deleting the group takes its policies.
+func TestAddressGroupRBAC(t *testing.T) {
+	f := newFixture(t)
+	ag := f.mk(alice, "address-groups", "address_group", map[string]any{"name": "office", "addresses": []string{"10.1.0.0/16"}})["id"].(string)
+	share := func(tok, target string) map[string]any {
+		return map[string]any{"rbac_policy": map[string]any{"object_type": "address_group", "object_id": ag, "action": "access_as_shared", "target_tenant": target}}
+	}
+	f.expect("GET", "/v2.0/address-groups/"+ag, bob, nil, 404, "AddressGroupNotFound")
+	f.expect("POST", "/v2.0/rbac-policies", bob, share(bob, projB), 404, "AddressGroupNotFound")
+	f.expect("POST", "/v2.0/rbac-policies", alice, map[string]any{"rbac_policy": map[string]any{"object_type": "address_group", "object_id": ag, "action": "access_as_external", "target_tenant": projB}}, 400, "InvalidActionForType")
+	pol := f.expect("POST", "/v2.0/rbac-policies", alice, share(alice, projB), 201, "")["rbac_policy"].(map[string]any)
+	f.expect("POST", "/v2.0/rbac-policies", alice, share(alice, projB), 409, "DuplicateRbacPolicy")
+	f.expect("GET", "/v2.0/address-groups/"+ag, bob, nil, 200, "")
+	f.expect("PUT", "/v2.0/address-groups/"+ag, bob, map[string]any{"address_group": map[string]any{"name": "x"}}, 404, "AddressGroupNotFound")
+	f.expect("PUT", "/v2.0/address-groups/"+ag+"/add_addresses", bob, map[string]any{"addresses": []string{"10.2.0.0/16"}}, 404, "AddressGroupNotFound")
+	f.expect("DELETE", "/v2.0/address-groups/"+ag, bob, nil, 404, "AddressGroupNotFound")
+	f.expect("POST", "/v2.0/rbac-policies", bob, share(bob, "project-c"), 400, "HTTPBadRequest", "object_id")
+	if l := f.expect("GET", "/v2.0/rbac-policies", bob, nil, 200, "")["rbac_policies"].([]any); len(l) != 0 {
+		t.Errorf("bob sees policies %v", l)
+	}
+
+	g := f.mk(bob, "security-groups", "security_group", map[string]any{"name": "g"})["id"].(string)
+	r := f.mk(bob, "security-group-rules", "security_group_rule", map[string]any{"security_group_id": g, "direction": "ingress", "remote_address_group_id": ag})["id"].(string)
+	f.expect("DELETE", "/v2.0/rbac-policies/"+pol["id"].(string), alice, nil, 409, "RbacPolicyInUse", ag)
+	f.expect("PUT", "/v2.0/rbac-policies/"+pol["id"].(string), alice, map[string]any{"rbac_policy": map[string]any{"target_tenant": "project-c"}}, 409, "RbacPolicyInUse")
+	// A wildcard (an admin's) keeps bob's rule allowed while the
+	// project's own policy goes.
+	wild := f.expect("POST", "/v2.0/rbac-policies", admin, share(admin, "*"), 201, "")["rbac_policy"].(map[string]any)
+	f.expect("DELETE", "/v2.0/rbac-policies/"+pol["id"].(string), alice, nil, 204, "")
+	f.expect("GET", "/v2.0/address-groups/"+ag, bob, nil, 200, "")
+	moved := f.expect("PUT", "/v2.0/rbac-policies/"+wild["id"].(string), admin, map[string]any{"rbac_policy": map[string]any{"target_tenant": projB}}, 200, "")["rbac_policy"].(map[string]any)
+	if moved["id"] != wild["id"] || moved["target_tenant"] != projB {
+		t.Errorf("moved %v, want %v's id targeting B", moved, wild["id"])
+	}
+	f.expect("DELETE", "/v2.0/security-group-rules/"+r, bob, nil, 204, "")
+	f.expect("DELETE", "/v2.0/address-groups/"+ag, alice, nil, 204, "")
+	f.expect("GET", "/v2.0/rbac-policies/"+wild["id"].(string), admin, nil, 404, "RbacPolicyNotFound")
 }

@@ -288,6 +288,7 @@ var extensions = [][3]string{
 	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."},
 	{"metering", "Neutron Metering", "Neutron Metering extension."},
 	{"address-group", "Address group", "Support address group"},
+	{"rbac-address-group", "Add address_group type to RBAC", "Add address_group type to RBAC"},
 	{"security-groups-remote-address-group", "Remote address group id field for security group rules", "Add new field of remote address group id in security group rules"},
 	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"},
 	{"subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types field"},

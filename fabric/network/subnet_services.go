@@ -16,9 +16,17 @@ import (
 // port an address of a subnet with service types (but a DHCP port one
 // of any subnet with DHCP on), as Neutron's IPAM does.
 
-// serviceTypePrefixes are what a service type must start with: a device
-// owner of Neutron's own (network:, neutron:) or of Nova (compute:).
-var serviceTypePrefixes = []string{"network:", "neutron:", "compute:"}
+// A service type is a device owner: "<owner>:<kind>", the owner part not
+// empty ("compute:nova", "network:floatingip", "trunk:subport"). Neutron
+// 3.1's neutron-lib held them to the network:, neutron: and compute:
+// prefixes, but neutron-tempest-plugin's
+// test_allocate_ips_are_from_correct_subnet makes subnets of
+// "test:type_1", as the Neutron it gates accepts: any owner is taken,
+// and a string that is no device owner at all ("nova") is refused.
+func validServiceType(st string) bool {
+	owner, _, ok := strings.Cut(st, ":")
+	return ok && strings.TrimSpace(owner) != "" && strings.TrimSpace(st) == st
+}
 
 // readServiceTypes reads "service_types": device owners, each once.
 func readServiceTypes(rd *api.Input) []string {
@@ -27,7 +35,7 @@ func readServiceTypes(rd *api.Input) []string {
 	}
 	out := []string{}
 	for _, st := range rd.Strs("service_types") {
-		if !slices.ContainsFunc(serviceTypePrefixes, func(p string) bool { return strings.HasPrefix(st, p) }) {
+		if !validServiceType(st) {
 			rd.Fail(&store.ApplyError{Kind: store.KindInvalid, Fault: "InvalidSubnetServiceType", Field: "service_types",
 				Msg: "Subnet service type " + st + " does not correspond to a valid device owner."})
 			return nil
