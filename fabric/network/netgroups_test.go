@@ -271,3 +271,16 @@ func TestAddressGroupRBAC(t *testing.T) {
 	f.expect("DELETE", "/v2.0/address-groups/"+ag, alice, nil, 204, "")
 	f.expect("GET", "/v2.0/rbac-policies/"+wild["id"].(string), admin, nil, 404, "RbacPolicyNotFound")
 }
+
+// TestAddressGroupRuleApplyChecksSharing: the rule's apply refuses an
+// address group its project neither owns nor has shared, whatever the
+// handler saw: an admin's rule in bob's group naming alice's group.
+func TestAddressGroupRuleApplyChecksSharing(t *testing.T) {
+	f := newFixture(t)
+	ag := f.mk(alice, "address-groups", "address_group", map[string]any{"addresses": []string{"10.1.0.0/16"}})["id"].(string)
+	g := f.mk(bob, "security-groups", "security_group", map[string]any{"name": "g"})["id"].(string)
+	body := map[string]any{"security_group_rule": map[string]any{"security_group_id": g, "direction": "ingress", "remote_address_group_id": ag, "project_id": projB}}
+	f.expect("POST", "/v2.0/security-group-rules", admin, body, 404, "AddressGroupNotFound", ag)
+	f.expect("POST", "/v2.0/rbac-policies", alice, map[string]any{"rbac_policy": map[string]any{"object_type": "address_group", "object_id": ag, "action": "access_as_shared", "target_tenant": projB}}, 201, "")
+	f.expect("POST", "/v2.0/security-group-rules", admin, body, 201, "")
+}

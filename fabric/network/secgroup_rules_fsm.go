@@ -21,7 +21,11 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 		if r.RemoteGroupID != "" && store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID) == nil {
 			return nil, notFound("security_group", r.RemoteGroupID)
 		}
-		if r.RemoteAddressGroupID != "" && store.Get[AddressGroup](tx, tAddressGroups, r.RemoteAddressGroupID) == nil {
+		// The group's project must own the address group or have it
+		// shared, checked here so that a rule cannot slip in between a
+		// policy's deletion and its check (as a port's BySharing).
+		if ag := store.Get[AddressGroup](tx, tAddressGroups, r.RemoteAddressGroupID); r.RemoteAddressGroupID != "" &&
+			(ag == nil || !addrGroupSharedWith(tx, ag, r.Project)) {
 			return nil, notFound("address_group", r.RemoteAddressGroupID)
 		}
 		for _, o := range store.All[SecurityGroupRule](tx, tRules, "group", r.GroupID) {
