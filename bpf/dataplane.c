@@ -65,6 +65,7 @@
 #define PORT_PEER 2          /* a veth: deliver with bpf_redirect_peer */
 #define PORT_MORE_ADDRS 4    /* addresses beyond ips[]: look in the addrs map */
 #define PORT_DHCP6 8         /* the node's DHCPv6 server answers the port */
+#define PORT_STATELESS 16    /* its groups are stateless: rules judge every packet, nothing tracked */
 
 #define PORT_IPS 4
 
@@ -793,18 +794,27 @@ static __always_inline int rules_allow(struct port *p, __u8 dir, struct flow *f)
 
 /* ct_allow is sg_allow's conntrack in map (ct or ct6): the flow's key k
  * is tracked, or the rules allow it and k and its reply's key r are
- * recorded. */
+ * recorded. A stateless port (Neutron's stateful: false) is judged by its
+ * rules alone: nothing is looked up or recorded, so neither a reply nor
+ * an ICMP error about its flows (related*_tracked finds no flow of its)
+ * passes unless a rule lets it. One call of rules_allow serves both, so
+ * it is inlined once per ct_allow. */
 static __always_inline int ct_allow(void *map, void *k, void *r, struct port *p, __u8 dir, struct flow *f)
 {
 	__u64 now = bpf_ktime_get_coarse_ns(); /* ms resolution is plenty, and cheap */
-	struct ct_val *v = bpf_map_lookup_elem(map, k);
-	if (v && now - v->seen < CT_TIMEOUT) {
-		if (now - v->seen > CT_REFRESH)
-			v->seen = now;
-		return 1;
+	int stateless = p->flags & PORT_STATELESS;
+	if (!stateless) {
+		struct ct_val *v = bpf_map_lookup_elem(map, k);
+		if (v && now - v->seen < CT_TIMEOUT) {
+			if (now - v->seen > CT_REFRESH)
+				v->seen = now;
+			return 1;
+		}
 	}
 	if (!rules_allow(p, dir, f))
 		return 0;
+	if (stateless)
+		return 1;
 	struct ct_val nv = { .seen = now };
 	bpf_map_update_elem(map, k, &nv, BPF_ANY);
 	bpf_map_update_elem(map, r, &nv, BPF_ANY);

@@ -27,8 +27,12 @@ type Port struct {
 	MACs     []net.HardwareAddr
 	Security bool     // port_security_enabled
 	Groups   []string // security group ids
-	DHCP     *Lease   // nil: no DHCP answers for this port
-	DHCP6    *Lease6  // nil: no DHCPv6 answers for this port
+	// Stateless says the groups' rules judge every packet without
+	// connection tracking (Neutron's stateful: false): a reply gets
+	// through only by a rule of its own.
+	Stateless bool
+	DHCP      *Lease  // nil: no DHCP answers for this port
+	DHCP6     *Lease6 // nil: no DHCPv6 answers for this port
 	// MetaAddr is the link-local source address (169.254.0.0/16) the
 	// dataplane rewrites this port's requests to 169.254.169.254:80 to, so
 	// that the metadata server behind Metadata.Device knows the port by the
@@ -83,8 +87,11 @@ type Rule struct {
 	// for ICMP and ICMPv6, PortMin is the type and PortMax the code. -1:
 	// unset.
 	PortMin, PortMax int
-	Remote           netip.Prefix // zero with RemoteGroup empty: anywhere
+	Remote           netip.Prefix // zero with RemoteGroup and RemoteAddressGroup empty: anywhere
 	RemoteGroup      string
+	// RemoteAddressGroup names an address group: the rule's remotes are
+	// its CIDRs (Desired.AddressGroups), none when it has none.
+	RemoteAddressGroup string
 }
 
 // Desired is everything this node's dataplane should enforce.
@@ -95,6 +102,8 @@ type Desired struct {
 	// Members lists, per security group, the addresses of every port in
 	// it, cluster-wide: remote-group rules match them.
 	Members map[string][]netip.Prefix
+	// AddressGroups are the CIDRs of each address group rules name.
+	AddressGroups map[string][]netip.Prefix
 	// Routers are the routers with an interface on a network this node
 	// has ports on: every node routes its own ports' traffic (there is no
 	// central network node).
@@ -219,6 +228,7 @@ const (
 	flagPeer      = 2
 	flagMoreAddrs = 4
 	flagDHCP6     = 8
+	flagStateless = 16
 
 	lenAnyProto = 17
 	// ruleExactBits is the part of a rule key before the remote address.
@@ -251,7 +261,7 @@ type compiledPolicy struct {
 
 // compilePolicy turns the rules of groups into LPM keys: one per (port
 // prefix, remote prefix) pair of each rule.
-func compilePolicy(id uint32, groups []string, rules []Rule, members map[string][]netip.Prefix) compiledPolicy {
+func compilePolicy(id uint32, groups []string, rules []Rule, members, addrGroups map[string][]netip.Prefix) compiledPolicy {
 	in := map[string]bool{}
 	for _, g := range groups {
 		in[g] = true
@@ -279,6 +289,12 @@ func compilePolicy(id uint32, groups []string, rules []Rule, members map[string]
 			for _, p := range members[r.RemoteGroup] {
 				if family(p.Addr()) {
 					remotes = append(remotes, p)
+				}
+			}
+		case r.RemoteAddressGroup != "":
+			for _, p := range addrGroups[r.RemoteAddressGroup] {
+				if family(p.Addr()) {
+					remotes = append(remotes, p.Masked())
 				}
 			}
 		case r.Remote.IsValid():
@@ -428,13 +444,16 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 			bp.Policy = policyID(p.Groups)
 			cp, ok := t.policies[bp.Policy]
 			if !ok {
-				cp = compilePolicy(bp.Policy, p.Groups, d.Rules, d.Members)
+				cp = compilePolicy(bp.Policy, p.Groups, d.Rules, d.Members, d.AddressGroups)
 				t.policies[bp.Policy] = cp
 				for k := range cp.keys {
 					t.rules[k] = 1
 				}
 			}
 			bp.Lens = cp.lens
+			if p.Stateless {
+				bp.Flags |= flagStateless
+			}
 		}
 		fk := bpf.DataplaneFdbKey{Vlan: vlan}
 		copy(fk.Mac[:], p.MAC)

@@ -47,7 +47,7 @@ func TestCompilePolicy(t *testing.T) {
 		{Group: "other", Ingress: true, Proto: 6, PortMin: 22, PortMax: 22},
 	}
 	members := map[string][]netip.Prefix{"peers": {pfx("10.0.0.1/32"), pfx("10.0.0.2/32"), pfx("fd00::1/128")}}
-	cp := compilePolicy(7, []string{"g"}, rules, members)
+	cp := compilePolicy(7, []string{"g"}, rules, members, nil)
 	// 1000-2000 is 8 prefixes (1000/13 1008/12 1024/7 1536/8 1792/9 1920/10
 	// 1984/12 2000/16); ICMP 8/0 one; UDP from 2 IPv4 peers two; any-proto
 	// egress one. IPv6: any from anywhere one, 443 from a /48 one, echo

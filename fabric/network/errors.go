@@ -42,6 +42,8 @@ func notFound(kind, id string) error {
 		return store.Fault(store.KindNotFound, "MeteringLabelNotFound", "Metering label %s does not exist", id)
 	case "metering_label_rule":
 		return store.Fault(store.KindNotFound, "MeteringLabelRuleNotFound", "Metering label rule %s does not exist", id)
+	case "address_group":
+		return store.Fault(store.KindNotFound, "AddressGroupNotFound", "Address group %s could not be found.", id)
 	case "agent":
 		return store.Fault(store.KindNotFound, "AgentNotFound", "Agent %s could not be found.", id)
 	}

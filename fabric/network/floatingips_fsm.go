@@ -44,7 +44,7 @@ func applyFIPCreate(tx *memdb.Txn, c fipCreateCmd) (any, error) {
 		}
 		req := ipRequest{SubnetID: sp.SubnetID, IP: sp.IP}
 		if req.SubnetID == "" && req.IP == "" {
-			if req.SubnetID = firstSubnet(tx, n.ID, 4); req.SubnetID == "" {
+			if req.SubnetID = firstSubnet(tx, n.ID, floatingIPOwner, 4); req.SubnetID == "" {
 				return nil, badRequest("floatingip", "No IPv4 subnet on external network %s", n.ID)
 			}
 		}

@@ -23,6 +23,9 @@ type ipRequest struct {
 // address of each IP version (and every SLAAC address).
 func assignIPs(tx *memdb.Txn, n *Network, p *Port, reqs *[]ipRequest, old []FixedIP) ([]FixedIP, error) {
 	a := newAllocator(tx, n, p)
+	for _, f := range old {
+		a.held[f.SubnetID] = true
+	}
 	// Release what the port holds now; what is asked for again is taken
 	// back below, so its address stays the same.
 	for _, f := range old {
@@ -50,12 +53,19 @@ func assignIPs(tx *memdb.Txn, n *Network, p *Port, reqs *[]ipRequest, old []Fixe
 // allocator gives one port its addresses on one network, inside an
 // apply.
 type allocator struct {
-	tx      *memdb.Txn
-	n       *Network
-	p       *Port
-	subnets []*Subnet // oldest first: the first subnet of a version serves
+	tx *memdb.Txn
+	n  *Network
+	p  *Port
+	// subnets are those that serve the port's device owner (see
+	// forOwner): with service types first, then oldest first; the first
+	// subnet of a version serves.
+	subnets []*Subnet
+	all     []*Subnet // every subnet of the network, oldest first
 	byID    map[string]*Subnet
-	out     []FixedIP
+	// held are the subnets the port has addresses on already: it keeps
+	// them whatever their service types say now.
+	held map[string]bool
+	out  []FixedIP
 }
 
 func newAllocator(tx *memdb.Txn, n *Network, p *Port) *allocator {
@@ -70,7 +80,7 @@ func newAllocator(tx *memdb.Txn, n *Network, p *Port) *allocator {
 	for _, s := range subnets {
 		byID[s.ID] = s
 	}
-	return &allocator{tx: tx, n: n, p: p, subnets: subnets, byID: byID}
+	return &allocator{tx: tx, n: n, p: p, subnets: forOwner(subnets, p.DeviceOwner), all: subnets, byID: byID, held: map[string]bool{}}
 }
 
 // take records that the port holds ip on s.
@@ -86,6 +96,9 @@ func (a *allocator) take(s *Subnet, ip netip.Addr) error {
 // automatic gives the port every SLAAC address and the lowest free
 // address of the first subnet of each IP version that has one.
 func (a *allocator) automatic() error {
+	if len(a.subnets) == 0 && len(a.all) > 0 {
+		return noMatchingSubnet(a.n.ID, a.p.DeviceOwner)
+	}
 	var v4, v6 bool
 	for _, s := range a.subnets {
 		if autoAddress(s) {
@@ -149,7 +162,7 @@ func (a *allocator) subnetOf(rq ipRequest) (*Subnet, netip.Addr, error) {
 	}
 	if rq.SubnetID != "" {
 		s := a.byID[rq.SubnetID]
-		if s == nil {
+		if s == nil || !a.held[s.ID] && !servesOwner(s, a.p.DeviceOwner) {
 			return nil, ip, invalidInput("Failed to create port on network %s, because fixed_ips included invalid subnet %s", a.n.ID, rq.SubnetID)
 		}
 		if pfx, _ := netip.ParsePrefix(s.CIDR); ip.IsValid() && !pfx.Contains(ip) {
@@ -157,8 +170,8 @@ func (a *allocator) subnetOf(rq ipRequest) (*Subnet, netip.Addr, error) {
 		}
 		return s, ip, nil
 	}
-	for _, s := range a.subnets {
-		if pfx, _ := netip.ParsePrefix(s.CIDR); pfx.Contains(ip) {
+	for _, s := range a.all {
+		if pfx, _ := netip.ParsePrefix(s.CIDR); pfx.Contains(ip) && (a.held[s.ID] || servesOwner(s, a.p.DeviceOwner)) {
 			return s, ip, nil
 		}
 	}

@@ -645,29 +645,30 @@ func TestSecurityGroupsAndRules(t *testing.T) {
 		typ    string
 		msg    string
 	}{
-		"duplicate":           {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/24"}, 409, "SecurityGroupRuleExists", r["id"].(string)},
-		"duplicate by number": {map[string]any{"direction": "ingress", "protocol": "6", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/24"}, 409, "SecurityGroupRuleExists", ""},
-		"no direction":        {map[string]any{"protocol": "tcp"}, 400, "HTTPBadRequest", "direction"},
-		"bad direction":       {map[string]any{"direction": "sideways"}, 400, "HTTPBadRequest", "direction"},
-		"bad ethertype":       {map[string]any{"direction": "ingress", "ethertype": "IPv5"}, 400, "HTTPBadRequest", "ethertype"},
-		"unknown protocol":    {map[string]any{"direction": "ingress", "protocol": "bogus"}, 400, "SecurityGroupRuleInvalidProtocol", "bogus"},
-		"protocol too big":    {map[string]any{"direction": "ingress", "protocol": 256}, 400, "SecurityGroupRuleInvalidProtocol", ""},
-		"min above max":       {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 30, "port_range_max": 20}, 400, "SecurityGroupInvalidPortRange", ""},
-		"only min":            {map[string]any{"direction": "ingress", "protocol": "udp", "port_range_min": 30}, 400, "SecurityGroupInvalidPortRange", ""},
-		"port zero":           {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 0, "port_range_max": 20}, 400, "SecurityGroupInvalidPortValue", ""},
-		"port too big":        {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 1, "port_range_max": 70000}, 400, "HTTPBadRequest", "port_range_max"},
-		"port not a number":   {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": "x", "port_range_max": 20}, 400, "HTTPBadRequest", "port_range_min"},
-		"ports without proto": {map[string]any{"direction": "ingress", "port_range_min": 1, "port_range_max": 20}, 400, "SecurityGroupProtocolRequiredWithPorts", ""},
-		"ports for gre":       {map[string]any{"direction": "ingress", "protocol": "gre", "port_range_min": 1, "port_range_max": 20}, 400, "SecurityGroupInvalidProtocolForPort", ""},
-		"icmp code no type":   {map[string]any{"direction": "ingress", "protocol": "icmp", "port_range_max": 0}, 400, "SecurityGroupMissingIcmpType", ""},
-		"icmp type too big":   {map[string]any{"direction": "ingress", "protocol": "icmp", "port_range_min": 300}, 400, "SecurityGroupInvalidIcmpValue", ""},
-		"icmpv6 on IPv4":      {map[string]any{"direction": "ingress", "protocol": "icmpv6"}, 400, "SecurityGroupEthertypeConflictWithProtocol", ""},
-		"prefix family":       {map[string]any{"direction": "ingress", "remote_ip_prefix": "::/0"}, 400, "SecurityGroupRuleParameterConflict", ""},
-		"bad prefix":          {map[string]any{"direction": "ingress", "remote_ip_prefix": "10.0.0.0/99"}, 400, "HTTPBadRequest", "remote_ip_prefix"},
-		"prefix and group":    {map[string]any{"direction": "ingress", "remote_ip_prefix": "10.0.0.0/8", "remote_group_id": other}, 400, "SecurityGroupRemoteGroupAndRemoteIpPrefix", ""},
-		"unknown remote":      {map[string]any{"direction": "ingress", "remote_group_id": "nope"}, 404, "SecurityGroupNotFound", ""},
-		"unknown group":       {map[string]any{"direction": "ingress", "security_group_id": "nope"}, 404, "SecurityGroupNotFound", ""},
-		"unknown attribute":   {map[string]any{"direction": "ingress", "remote_address_group_id": "x"}, 400, "HTTPBadRequest", "remote_address_group_id"},
+		"duplicate":             {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/24"}, 409, "SecurityGroupRuleExists", r["id"].(string)},
+		"duplicate by number":   {map[string]any{"direction": "ingress", "protocol": "6", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/24"}, 409, "SecurityGroupRuleExists", ""},
+		"no direction":          {map[string]any{"protocol": "tcp"}, 400, "HTTPBadRequest", "direction"},
+		"bad direction":         {map[string]any{"direction": "sideways"}, 400, "HTTPBadRequest", "direction"},
+		"bad ethertype":         {map[string]any{"direction": "ingress", "ethertype": "IPv5"}, 400, "HTTPBadRequest", "ethertype"},
+		"unknown protocol":      {map[string]any{"direction": "ingress", "protocol": "bogus"}, 400, "SecurityGroupRuleInvalidProtocol", "bogus"},
+		"protocol too big":      {map[string]any{"direction": "ingress", "protocol": 256}, 400, "SecurityGroupRuleInvalidProtocol", ""},
+		"min above max":         {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 30, "port_range_max": 20}, 400, "SecurityGroupInvalidPortRange", ""},
+		"only min":              {map[string]any{"direction": "ingress", "protocol": "udp", "port_range_min": 30}, 400, "SecurityGroupInvalidPortRange", ""},
+		"port zero":             {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 0, "port_range_max": 20}, 400, "SecurityGroupInvalidPortValue", ""},
+		"port too big":          {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 1, "port_range_max": 70000}, 400, "HTTPBadRequest", "port_range_max"},
+		"port not a number":     {map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": "x", "port_range_max": 20}, 400, "HTTPBadRequest", "port_range_min"},
+		"ports without proto":   {map[string]any{"direction": "ingress", "port_range_min": 1, "port_range_max": 20}, 400, "SecurityGroupProtocolRequiredWithPorts", ""},
+		"ports for gre":         {map[string]any{"direction": "ingress", "protocol": "gre", "port_range_min": 1, "port_range_max": 20}, 400, "SecurityGroupInvalidProtocolForPort", ""},
+		"icmp code no type":     {map[string]any{"direction": "ingress", "protocol": "icmp", "port_range_max": 0}, 400, "SecurityGroupMissingIcmpType", ""},
+		"icmp type too big":     {map[string]any{"direction": "ingress", "protocol": "icmp", "port_range_min": 300}, 400, "SecurityGroupInvalidIcmpValue", ""},
+		"icmpv6 on IPv4":        {map[string]any{"direction": "ingress", "protocol": "icmpv6"}, 400, "SecurityGroupEthertypeConflictWithProtocol", ""},
+		"prefix family":         {map[string]any{"direction": "ingress", "remote_ip_prefix": "::/0"}, 400, "SecurityGroupRuleParameterConflict", ""},
+		"bad prefix":            {map[string]any{"direction": "ingress", "remote_ip_prefix": "10.0.0.0/99"}, 400, "HTTPBadRequest", "remote_ip_prefix"},
+		"prefix and group":      {map[string]any{"direction": "ingress", "remote_ip_prefix": "10.0.0.0/8", "remote_group_id": other}, 400, "SecurityGroupRemoteGroupAndRemoteIpPrefix", ""},
+		"unknown remote":        {map[string]any{"direction": "ingress", "remote_group_id": "nope"}, 404, "SecurityGroupNotFound", ""},
+		"unknown group":         {map[string]any{"direction": "ingress", "security_group_id": "nope"}, 404, "SecurityGroupNotFound", ""},
+		"unknown address group": {map[string]any{"direction": "ingress", "remote_address_group_id": "x"}, 404, "AddressGroupNotFound", "x"},
+		"unknown attribute":     {map[string]any{"direction": "ingress", "remote_address_grp": "x"}, 400, "HTTPBadRequest", "remote_address_grp"},
 	}
 	for name, tc := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -691,7 +692,7 @@ func TestSecurityGroupsAndRules(t *testing.T) {
 		t.Fatalf("updated group: %v", ug)
 	}
 	f.expect("PUT", "/v2.0/security-groups/"+gid, alice, map[string]any{"security_group": map[string]any{"name": "Default"}}, 409, "SecurityGroupDefaultAlreadyExists")
-	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_group": map[string]any{"name": "x", "stateful": false}}, 400, "HTTPBadRequest", "stateful")
+	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_group": map[string]any{"name": "x", "stateful": "sometimes"}}, 400, "HTTPBadRequest", "stateful")
 	f.expect("DELETE", "/v2.0/security-group-rules/"+r["id"].(string), alice, nil, 204, "")
 	f.expect("GET", "/v2.0/security-group-rules/"+r["id"].(string), alice, nil, 404, "SecurityGroupRuleNotFound")
 	// Deleting a group takes its rules and the rules that refer to it.
@@ -975,7 +976,7 @@ func TestLoadView(t *testing.T) {
 			t.Fatalf("rule row: %+v", r)
 		}
 	}
-	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs, tSubnetPools, tAddressScopes, tMeteringLabels, tMeteringRules}) {
+	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs, tSubnetPools, tAddressScopes, tMeteringLabels, tMeteringRules, tAddressGroups}) {
 		t.Fatalf("table names: %v", TableNames())
 	}
 }
@@ -1057,8 +1058,16 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.0/rbac-policies/"+rbac, alice, map[string]any{"rbac_policy": map[string]any{"target_tenant": "project-c"}}, 200, "")
 	goneRBAC := f.expect("POST", "/v2.0/rbac-policies", alice, rbacBody(nid, "access_as_shared", "project-d"), 201, "")["rbac_policy"].(map[string]any)["id"].(string)
 	f.expect("DELETE", "/v2.0/rbac-policies/"+goneRBAC, alice, nil, 204, "")
+	ag := f.mk(alice, "address-groups", "address_group", map[string]any{"name": "ag", "addresses": []string{"10.7.0.0/16"}})["id"].(string)
+	f.expect("PUT", "/v2.0/address-groups/"+ag+"/add_addresses", alice, map[string]any{"addresses": []string{"10.6.0.0/16"}}, 200, "")
+	f.mk(alice, "security-group-rules", "security_group_rule", map[string]any{"security_group_id": g, "direction": "ingress", "remote_address_group_id": ag})
+	goneAG := f.mk(alice, "address-groups", "address_group", map[string]any{"name": "gone"})["id"].(string)
+	f.expect("DELETE", "/v2.0/address-groups/"+goneAG, alice, nil, 204, "")
+	f.mk(alice, "security-groups", "security_group", map[string]any{"name": "sl", "stateful": false})
+	f.mk(alice, "subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.43.0.0/24", "ip_version": 4, "service_types": []string{"compute:nova"}})
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
-	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`, `"address_scope_id":"` + scope + `"`, `"remote":"10.9.0.0/16"`, `"target":"project-c"`} {
+	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`, `"address_scope_id":"` + scope + `"`, `"remote":"10.9.0.0/16"`, `"target":"project-c"`,
+		`"remote_address_group_id":"` + ag + `"`, `"addresses":["10.6.0.0/16","10.7.0.0/16"]`, `"stateless":true`, `"service_types":["compute:nova"]`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

@@ -117,7 +117,7 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 		return policyDenied("create_rbac_policy:tenant_id")
 	}
 	switch {
-	case rp.ObjectType == rbacNetwork:
+	case rp.ObjectType == rbacNetwork, rp.ObjectType == rbacAddrGroup:
 	case slices.Contains(rbacObjectTypes, rp.ObjectType):
 		return badInput("object_type", "object_type '%s' is not supported here: only networks are shared by RBAC policies", rp.ObjectType)
 	default:
@@ -127,6 +127,10 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 		return store.Fault(store.KindInvalid, "InvalidActionForType",
 			"Invalid action '%s' for object type '%s'. Valid actions: ['%s', '%s']", rp.Action, rp.ObjectType, actExternal, actShared)
 	}
+	if rp.ObjectType == rbacAddrGroup && rp.Action != actShared {
+		return store.Fault(store.KindInvalid, "InvalidActionForType",
+			"Invalid action '%s' for object type '%s'. Valid actions: ['%s']", rp.Action, rp.ObjectType, actShared)
+	}
 	if rp.Action == actExternal && !p.IsAdmin() {
 		return policyDenied("create_rbac_policy:action")
 	}
@@ -134,8 +138,12 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// The network must be the caller's to give.
-	if _, err := s.writableNetwork(tx, p, rp.ObjectID, "create_rbac_policy"); err != nil {
+	// The network or address group must be the caller's to give.
+	if rp.ObjectType == rbacAddrGroup {
+		if err := s.addrGroupToShare(tx, p, rp.ObjectID); err != nil {
+			return err
+		}
+	} else if _, err := s.writableNetwork(tx, p, rp.ObjectID, "create_rbac_policy"); err != nil {
 		return err
 	}
 	var row RBACPolicy

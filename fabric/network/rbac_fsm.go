@@ -161,6 +161,9 @@ func networkUsers(tx *memdb.Txn, n *Network, action string) []string {
 // checkStillAllowed runs after a change of policies or flags: every
 // project using the network must still have the access it uses.
 func checkStillAllowed(tx *memdb.Txn, networkID, policyObject, action string) error {
+	if store.Get[AddressGroup](tx, tAddressGroups, networkID) != nil {
+		return checkAddrGroupStillAllowed(tx, networkID)
+	}
 	n := store.Get[Network](tx, tNetworks, networkID)
 	if n == nil {
 		return nil
@@ -193,6 +196,9 @@ type rbacCreateCmd struct {
 // grant gives p's access on its network: a row, or the network's flag for
 // "*". It refuses a policy that exists.
 func grant(tx *memdb.Txn, p RBACPolicy) (RBACPolicy, error) {
+	if p.ObjectType == rbacAddrGroup {
+		return grantAddrGroup(tx, p)
+	}
 	n := store.Get[Network](tx, tNetworks, p.ObjectID)
 	if n == nil {
 		return p, notFound("network", p.ObjectID)
@@ -234,6 +240,9 @@ func grant(tx *memdb.Txn, p RBACPolicy) (RBACPolicy, error) {
 // revoke takes p's access away: its row, or the network's flag. The
 // caller checks nobody still uses it (checkStillAllowed).
 func revoke(tx *memdb.Txn, p RBACPolicy) error {
+	if p.ObjectType == rbacAddrGroup {
+		return tx.Delete(tRBAC, &p)
+	}
 	n := store.Get[Network](tx, tNetworks, p.ObjectID)
 	if n == nil {
 		return nil
@@ -296,10 +305,11 @@ func applyRBACUpdate(tx *memdb.Txn, c rbacUpdateCmd) (any, error) {
 	}
 	p := *old
 	p.Target = c.Target
-	if old.Target == rbacWildcard {
+	rowOnly := old.ObjectType == rbacAddrGroup // its "*" is a row too
+	if old.Target == rbacWildcard && !rowOnly {
 		p.ID = c.NewID
 	}
-	if old.Target != rbacWildcard && c.Target != rbacWildcard {
+	if rowOnly || old.Target != rbacWildcard && c.Target != rbacWildcard {
 		// The row itself changes: take the old one out first, so the
 		// new one may keep its id.
 		if err := tx.Delete(tRBAC, old); err != nil {

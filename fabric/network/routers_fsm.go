@@ -86,14 +86,14 @@ func setGateway(tx *memdb.Txn, r *Router, g gatewaySpec) error {
 	ips := g.IPs
 	if ips == nil {
 		// One IPv4 address: SNAT and floating IPs are IPv4.
-		v4 := firstSubnet(tx, n.ID, 4)
+		v4 := firstSubnet(tx, n.ID, routerGatewayOwner, 4)
 		if v4 == "" {
 			return badRequest("router", "No IPv4 subnet on external network %s", n.ID)
 		}
 		req := []ipRequest{{SubnetID: v4}}
 		// And one IPv6 address, as Neutron gives: the router routes its
 		// IPv6 subnets out by it, without NAT.
-		if v6 := firstSubnet(tx, n.ID, 6); v6 != "" {
+		if v6 := firstSubnet(tx, n.ID, routerGatewayOwner, 6); v6 != "" {
 			req = append(req, ipRequest{SubnetID: v6})
 		}
 		ips = &req
@@ -111,9 +111,10 @@ func setGateway(tx *memdb.Txn, r *Router, g gatewaySpec) error {
 	return nil
 }
 
-// firstSubnet is the oldest subnet of network of IP version v, "" if none.
-func firstSubnet(tx *memdb.Txn, network string, v int) string {
-	a := newAllocator(tx, &Network{ID: network}, &Port{})
+// firstSubnet is the subnet of network of IP version v a port of owner
+// gets its address on (service types first, then the oldest), "" if none.
+func firstSubnet(tx *memdb.Txn, network, owner string, v int) string {
+	a := newAllocator(tx, &Network{ID: network}, &Port{DeviceOwner: owner})
 	for _, s := range a.subnets {
 		if s.IPVersion == v {
 			return s.ID

@@ -93,6 +93,9 @@ const (
 	cmdRBACCreate            = "network.rbac_policy.create"
 	cmdRBACUpdate            = "network.rbac_policy.update"
 	cmdRBACDelete            = "network.rbac_policy.delete"
+	cmdAddrGroupCreate       = "network.address_group.create"
+	cmdAddrGroupUpdate       = "network.address_group.update"
+	cmdAddrGroupDelete       = "network.address_group.delete"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -145,6 +148,9 @@ func Schema() store.Schema {
 			cmdLabelDelete:           store.Typed(applyLabelDelete),
 			cmdMeterCreate:           store.Typed(applyMeterCreate),
 			cmdMeterDelete:           store.Typed(applyMeterDelete),
+			cmdAddrGroupCreate:       store.Typed(applyAddrGroupCreate),
+			cmdAddrGroupUpdate:       store.Typed(applyAddrGroupUpdate),
+			cmdAddrGroupDelete:       store.Typed(applyAddrGroupDelete),
 		},
 		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}

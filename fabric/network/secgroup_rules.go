@@ -16,6 +16,7 @@ import (
 var ruleAttrs = newAttrSpec(
 	"",
 	"security_group_id direction ethertype protocol port_range_min port_range_max remote_ip_prefix remote_group_id "+
+		"remote_address_group_id "+
 		"description tenant_id project_id",
 	"id created_at updated_at revision_number")
 
@@ -49,7 +50,7 @@ func ruleView(r *SecurityGroupRule) api.View {
 	return map[string]any{
 		"id": r.ID, "security_group_id": r.GroupID, "direction": r.Direction, "ethertype": r.EtherType, "protocol": proto,
 		"port_range_min": intOrNil(r.PortMin), "port_range_max": intOrNil(r.PortMax),
-		"remote_ip_prefix": nullable(cmp.Or(r.RemoteIPPrefixGiven, r.RemoteIPPrefix)), "remote_group_id": nullable(r.RemoteGroupID), "remote_address_group_id": nil,
+		"remote_ip_prefix": nullable(cmp.Or(r.RemoteIPPrefixGiven, r.RemoteIPPrefix)), "remote_group_id": nullable(r.RemoteGroupID), "remote_address_group_id": nullable(r.RemoteAddressGroupID),
 		"tenant_id": r.Project, "project_id": r.Project, "description": r.Description,
 		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision,
 	}
@@ -160,8 +161,13 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 	}
 	prefix := rd.Str("remote_ip_prefix", "", 64)
 	rl.RemoteGroupID = rd.Str("remote_group_id", "", 64)
+	rl.RemoteAddressGroupID = s.readRemoteAddrGroup(tx, p, rd)
 	if rd.Err != nil {
 		return rl, rd.Err
+	}
+	if rl.RemoteAddressGroupID != "" && (prefix != "" || rl.RemoteGroupID != "") {
+		return rl, store.Fault(store.KindInvalid, "SecurityGroupMultipleRemoteEntites",
+			"Only one of remote_ip_prefix, remote_group_id or remote_address_group_id may be provided.")
 	}
 	if prefix != "" && rl.RemoteGroupID != "" {
 		return rl, store.Fault(store.KindInvalid, "SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")

@@ -21,6 +21,13 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 		if r.RemoteGroupID != "" && store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID) == nil {
 			return nil, notFound("security_group", r.RemoteGroupID)
 		}
+		// The group's project must own the address group or have it
+		// shared, checked here so that a rule cannot slip in between a
+		// policy's deletion and its check (as a port's BySharing).
+		if ag := store.Get[AddressGroup](tx, tAddressGroups, r.RemoteAddressGroupID); r.RemoteAddressGroupID != "" &&
+			(ag == nil || !addrGroupSharedWith(tx, ag, r.Project)) {
+			return nil, notFound("address_group", r.RemoteAddressGroupID)
+		}
 		for _, o := range store.All[SecurityGroupRule](tx, tRules, "group", r.GroupID) {
 			if sameRule(o, &r) {
 				return nil, store.Fault(store.KindConflict, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", o.ID)
@@ -40,6 +47,7 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 func sameRule(a, b *SecurityGroupRule) bool {
 	return a.Direction == b.Direction && a.EtherType == b.EtherType && a.Protocol == b.Protocol &&
 		intEq(a.PortMin, b.PortMin) && intEq(a.PortMax, b.PortMax) && a.RemoteGroupID == b.RemoteGroupID &&
+		a.RemoteAddressGroupID == b.RemoteAddressGroupID &&
 		anyPrefix(a.RemoteIPPrefix) == anyPrefix(b.RemoteIPPrefix)
 }
 

@@ -24,7 +24,7 @@ func groupView(tx *memdb.Txn, g *SecurityGroup) api.View {
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i]["id"].(string) < rules[j]["id"].(string) })
 	return map[string]any{
 		"id": g.ID, "name": g.Name, "description": g.Description, "tenant_id": g.Project, "project_id": g.Project,
-		"security_group_rules": rules, "stateful": true, "shared": false,
+		"security_group_rules": rules, "stateful": !g.Stateless, "shared": false,
 		"created_at": timeText(g.CreatedAt), "updated_at": timeText(g.UpdatedAt), "revision_number": g.Revision, "tags": tagList(g.Tags),
 	}
 }
@@ -92,10 +92,18 @@ func defaultNameTaken(name string) error {
 	return nil
 }
 
-func readStateful(rd *api.Input) {
-	if rd.Has("stateful") && !rd.Bool("stateful", true) {
-		rd.Fail(badInput("stateful", "stateless security groups are not supported"))
+// readStateful reads "stateful" (stateful-security-group): nil when the
+// body has none.
+func readStateful(rd *api.Input) *bool {
+	if !rd.Has("stateful") {
+		return nil
 	}
+	if rd.IsNull("stateful") {
+		rd.Fail(badInput("stateful", "'None' is not a valid boolean value"))
+		return nil
+	}
+	v := rd.Bool("stateful", true)
+	return &v
 }
 
 func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
@@ -117,7 +125,9 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	g.Name = readGroupName(rd, "")
 	g.Description = rd.Str("description", "", 255)
 	g.Project = readProject(rd, p)
-	readStateful(rd)
+	if st := readStateful(rd); st != nil {
+		g.Stateless = !*st
+	}
 	if rd.Err != nil {
 		return rd.Err
 	}
@@ -156,7 +166,10 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {
 		c.Name = &v
 	}
 	c.Description = optStr(rd, "description", 255)
-	readStateful(rd)
+	if st := readStateful(rd); st != nil {
+		stateless := !*st
+		c.Stateless = &stateless
+	}
 	if rd.Err != nil {
 		return rd.Err
 	}

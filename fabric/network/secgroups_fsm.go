@@ -93,6 +93,7 @@ type groupUpdateCmd struct {
 	ID          string    `json:"id"`
 	Name        *string   `json:"name,omitempty"`
 	Description *string   `json:"description,omitempty"`
+	Stateless   *bool     `json:"stateless,omitempty"`
 	Now         time.Time `json:"now"`
 }
 
@@ -107,6 +108,15 @@ func applyGroupUpdate(tx *memdb.Txn, c groupUpdateCmd) (any, error) {
 	}
 	set(&g.Name, c.Name)
 	set(&g.Description, c.Description)
+	if c.Stateless != nil && *c.Stateless != old.Stateless {
+		// The ports' dataplanes would have to drop or start tracking
+		// their flows mid-connection: Neutron refuses it too.
+		if raw, _ := tx.First(tPorts, "group", g.ID); raw != nil {
+			return nil, store.Fault(store.KindConflict, "SecurityGroupInUse",
+				"Security Group %s in use. Cannot change the stateful attribute of a security group in use by ports.", g.ID)
+		}
+		g.Stateless = *c.Stateless
+	}
 	touch(&g.UpdatedAt, &g.Revision, c.Now)
 	return g, tx.Insert(tGroups, &g)
 }

@@ -199,6 +199,7 @@ func (s *Service) routes() []api.Route {
 	routes = append(routes, s.rbacRoutes()...)
 	routes = append(routes, s.ipAvailabilityRoutes()...)
 	routes = append(routes, s.meteringRoutes()...)
+	routes = append(routes, s.addrGroupRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
 
@@ -237,7 +238,8 @@ func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"subnetpool", "subnetpools"}, {"port", "ports"},
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"},
 		{"router", "routers"}, {"floatingip", "floatingips"}, {"agent", "agents"}, {"address_scope", "address-scopes"},
-		{"metering_label", "metering/metering-labels"}, {"rbac_policy", "rbac-policies"}, {"metering_label_rule", "metering/metering-label-rules"}} {
+		{"metering_label", "metering/metering-labels"}, {"rbac_policy", "rbac-policies"}, {"metering_label_rule", "metering/metering-label-rules"},
+		{"address_group", "address-groups"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/" + c[1]}}})
 	}
@@ -285,6 +287,11 @@ var extensions = [][3]string{
 	{"network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet."},
 	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."},
 	{"metering", "Neutron Metering", "Neutron Metering extension."},
+	{"address-group", "Address group", "Support address group"},
+	{"rbac-address-group", "Add address_group type to RBAC", "Add address_group type to RBAC"},
+	{"security-groups-remote-address-group", "Remote address group id field for security group rules", "Add new field of remote address group id in security group rules"},
+	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"},
+	{"subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types field"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }
 

@@ -56,7 +56,7 @@ func subnetView(s *Subnet) api.View {
 		"ip_version": s.IPVersion, "cidr": s.CIDR, "gateway_ip": nullable(s.GatewayIP), "allocation_pools": pools,
 		"dns_nameservers": dns, "host_routes": routes, "enable_dhcp": s.EnableDHCP,
 		"ipv6_ra_mode": nullable(s.IPv6RAMode), "ipv6_address_mode": nullable(s.IPv6AddressMode), "subnetpool_id": nullable(s.SubnetPoolID),
-		"service_types": []string{}, "created_at": timeText(s.CreatedAt), "updated_at": timeText(s.UpdatedAt),
+		"service_types": append([]string{}, s.ServiceTypes...), "created_at": timeText(s.CreatedAt), "updated_at": timeText(s.UpdatedAt),
 		"revision_number": s.Revision, "tags": tagList(s.Tags),
 	}
 }
@@ -174,13 +174,6 @@ func readGateway(rd *api.Input, pfx netip.Prefix, def string) string {
 	return gw.String()
 }
 
-// unsupportedSubnetAttrs refuses what we do not support: service types.
-func unsupportedSubnetAttrs(rd *api.Input) {
-	if st := rd.Strs("service_types"); len(st) > 0 {
-		rd.Fail(badInput("service_types", "subnet service types are not supported"))
-	}
-}
-
 var ipv6Modes = map[string]bool{"slaac": true, "dhcpv6-stateful": true, "dhcpv6-stateless": true}
 
 // parseSubnet reads one subnet of a create, in steps: the network and
@@ -210,7 +203,7 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Su
 	if rd.Err == nil && sn.Project != n.Project && !p.IsAdmin() {
 		rd.Fail(policyDenied("create_subnet"))
 	}
-	unsupportedSubnetAttrs(rd)
+	sn.ServiceTypes = readServiceTypes(rd)
 	pfx, err := s.readRange(tx, p, rd, &sn)
 	if err != nil {
 		return sn, err
@@ -393,7 +386,10 @@ func (s *Service) updateSubnet(w http.ResponseWriter, r *http.Request) error {
 		}
 		c.AllocationPools = &v
 	}
-	unsupportedSubnetAttrs(rd)
+	if rd.Has("service_types") {
+		v := readServiceTypes(rd)
+		c.ServiceTypes = &v
+	}
 	if rd.Err != nil {
 		return rd.Err
 	}

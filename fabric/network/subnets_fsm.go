@@ -95,6 +95,7 @@ type subnetUpdateCmd struct {
 	DNSNameservers  *[]string    `json:"dns_nameservers,omitempty"`
 	HostRoutes      *[]HostRoute `json:"host_routes,omitempty"`
 	EnableDHCP      *bool        `json:"enable_dhcp,omitempty"`
+	ServiceTypes    *[]string    `json:"service_types,omitempty"`
 	Now             time.Time    `json:"now"`
 }
 
@@ -109,6 +110,7 @@ func applySubnetUpdate(tx *memdb.Txn, c subnetUpdateCmd) (any, error) {
 	set(&s.DNSNameservers, c.DNSNameservers)
 	set(&s.HostRoutes, c.HostRoutes)
 	set(&s.EnableDHCP, c.EnableDHCP)
+	set(&s.ServiceTypes, c.ServiceTypes)
 	set(&s.AllocationPools, c.AllocationPools)
 	p, err := parsePrefix(s.CIDR)
 	if err != nil {

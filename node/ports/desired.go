@@ -22,7 +22,11 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 	for _, s := range v.Subnets {
 		subnets[s.ID] = s
 	}
-	d := dataplane.Desired{Members: map[string][]netip.Prefix{}}
+	d := dataplane.Desired{Members: map[string][]netip.Prefix{}, AddressGroups: addressGroups(v)}
+	stateless := map[string]bool{}
+	for _, g := range v.Groups {
+		stateless[g.ID] = g.Stateless
+	}
 	used := map[string]bool{}
 	for _, p := range v.Ports {
 		addrs := portAddrs(p)
@@ -40,6 +44,7 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 		port := dataplane.Port{
 			ID: p.ID, Device: dataplane.DeviceName(p.ID), VLAN: uint16(n.SegmentationID), MAC: mac,
 			Addrs: addrs, Security: p.PortSecurity, Groups: p.SecurityGroups,
+			Stateless: allStateless(p.SecurityGroups, stateless),
 		}
 		// An admin may have removed the network from this node's DHCP
 		// agent (dhcp_agent_scheduler).
@@ -65,7 +70,7 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 		}
 		rule := dataplane.Rule{
 			Group: r.GroupID, Ingress: r.Direction == "ingress", IPv6: r.EtherType == "IPv6",
-			PortMin: -1, PortMax: -1, RemoteGroup: r.RemoteGroupID,
+			PortMin: -1, PortMax: -1, RemoteGroup: r.RemoteGroupID, RemoteAddressGroup: r.RemoteAddressGroupID,
 		}
 		if r.Protocol != "" {
 			proto, err := strconv.Atoi(r.Protocol)
@@ -90,6 +95,34 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 		d.Rules = append(d.Rules, rule)
 	}
 	return d
+}
+
+// allStateless says a port's groups are all stateless, so its dataplane
+// tracks no connection: one stateful group makes the port stateful, its
+// replies let in by conntrack (where Neutron's OVN driver also lets
+// the stateful groups win).
+func allStateless(groups []string, stateless map[string]bool) bool {
+	for _, g := range groups {
+		if !stateless[g] {
+			return false
+		}
+	}
+	return len(groups) > 0
+}
+
+// addressGroups are the CIDRs of every address group.
+func addressGroups(v *netstate.View) map[string][]netip.Prefix {
+	out := map[string][]netip.Prefix{}
+	for _, ag := range v.AddressGroups {
+		list := []netip.Prefix{}
+		for _, a := range ag.Addresses {
+			if pfx, err := netip.ParsePrefix(a); err == nil {
+				list = append(list, pfx.Masked())
+			}
+		}
+		out[ag.ID] = list
+	}
+	return out
 }
 
 // portAddrs is what a port may send from: its fixed IPs and its allowed

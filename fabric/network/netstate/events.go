@@ -82,6 +82,8 @@ func ruleText(r *SecurityGroupRule) string {
 		s += " from " + r.RemoteIPPrefix
 	case r.RemoteGroupID != "":
 		s += " from group " + r.RemoteGroupID
+	case r.RemoteAddressGroupID != "":
+		s += " from address group " + r.RemoteAddressGroupID
 	}
 	return s + " in group " + r.GroupID
 }

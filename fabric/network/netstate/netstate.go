@@ -92,7 +92,11 @@ type Subnet struct {
 	IPv6RAMode      string      `json:"ipv6_ra_mode,omitempty"`
 	IPv6AddressMode string      `json:"ipv6_address_mode,omitempty"`
 	// SubnetPoolID is the pool the range was allocated from ("": none).
-	SubnetPoolID string    `json:"subnetpool_id,omitempty"`
+	SubnetPoolID string `json:"subnetpool_id,omitempty"`
+	// ServiceTypes are the device owners ("compute:nova",
+	// "network:floatingip") whose ports get their addresses here
+	// (subnet-service-types); empty: any port's.
+	ServiceTypes []string  `json:"service_types,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	Revision     int       `json:"revision"`
@@ -182,7 +186,11 @@ type SecurityGroup struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	// Default marks the project's "default" group, made on first use.
-	Default   bool      `json:"default"`
+	Default bool `json:"default"`
+	// Stateless says its rules are evaluated on every packet without
+	// connection tracking (stateful: false): replies get through only by
+	// rules of their own. Rows written before it existed are stateful.
+	Stateless bool      `json:"stateless,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Revision  int       `json:"revision"`
@@ -208,12 +216,15 @@ type SecurityGroupRule struct {
 	// RemoteIPPrefixGiven is the range as the client gave it, when it
 	// had host bits (10.2.3.124/24): shown back to API clients, as
 	// Neutron keeps it; RemoteIPPrefix is what is enforced.
-	RemoteIPPrefixGiven string    `json:"remote_ip_prefix_given,omitempty"`
-	RemoteGroupID       string    `json:"remote_group_id,omitempty"`
-	Description         string    `json:"description"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
-	Revision            int       `json:"revision"`
+	RemoteIPPrefixGiven string `json:"remote_ip_prefix_given,omitempty"`
+	RemoteGroupID       string `json:"remote_group_id,omitempty"`
+	// RemoteAddressGroupID is the address group whose CIDRs are the
+	// rule's remote (remote_address_group_id).
+	RemoteAddressGroupID string    `json:"remote_address_group_id,omitempty"`
+	Description          string    `json:"description"`
+	CreatedAt            time.Time `json:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at"`
+	Revision             int       `json:"revision"`
 }
 
 // IPAllocation records that a port holds an address on a network; its id
@@ -317,7 +328,7 @@ func Tables() []store.Table {
 			optStringIndex("device", "DeviceID")),
 		store.NewTable(TableGroups, &SecurityGroup{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableRules, &SecurityGroupRule{}, store.StringIndex("group", "GroupID", false), store.StringIndex("project", "Project", false),
-			optStringIndex("remote_group", "RemoteGroupID")),
+			optStringIndex("remote_group", "RemoteGroupID"), optStringIndex("remote_address_group", "RemoteAddressGroupID")),
 		store.NewTable(TableAllocations, &IPAllocation{}, store.StringIndex("port", "PortID", false), store.StringIndex("subnet", "SubnetID", false)),
 		store.NewTable(TableQuotas, &Quota{}),
 		store.NewTable(TableRouters, &Router{}, store.StringIndex("project", "Project", false)),
@@ -328,6 +339,7 @@ func Tables() []store.Table {
 		store.NewTable(TableAddressScopes, &AddressScope{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableMeteringLabels, &MeteringLabel{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableMeteringRules, &MeteringRule{}, store.StringIndex("label", "LabelID", false)),
+		store.NewTable(TableAddressGroups, &AddressGroup{}, store.StringIndex("project", "Project", false)),
 	}
 }
 
@@ -354,12 +366,14 @@ type View struct {
 	// Labels and Meters are the metering labels and their rules.
 	Labels []MeteringLabel
 	Meters []MeteringRule
+	// AddressGroups are the CIDR sets rules name as their remote.
+	AddressGroups []AddressGroup
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
 func TableNames() []string {
 	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules, TableRouters, TableFloatingIPs,
-		TableSubnetPools, TableAddressScopes, TableMeteringLabels, TableMeteringRules}
+		TableSubnetPools, TableAddressScopes, TableMeteringLabels, TableMeteringRules, TableAddressGroups}
 }
 
 // Load reads every networking row from txn, each table in id order.
@@ -387,7 +401,8 @@ func Load(txn *memdb.Txn) (*View, error) {
 		return nil, err
 	}
 	for _, err := range []error{loadInto(txn, TableSubnetPools, &v.Pools), loadInto(txn, TableAddressScopes, &v.Scopes),
-		loadInto(txn, TableMeteringLabels, &v.Labels), loadInto(txn, TableMeteringRules, &v.Meters)} {
+		loadInto(txn, TableMeteringLabels, &v.Labels), loadInto(txn, TableMeteringRules, &v.Meters),
+		loadInto(txn, TableAddressGroups, &v.AddressGroups)} {
 		if err != nil {
 			return nil, err
 		}
