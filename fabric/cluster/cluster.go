@@ -58,6 +58,10 @@ type Config struct {
 	// Raft timing; zero keeps the library defaults.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
+
+	// undeclared stands in, in tests, for a rackd from before the
+	// command declarations (see upgrade.go): it never declares.
+	undeclared bool
 }
 
 // Node is this process's membership in the cluster.

@@ -13,10 +13,12 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// A node running an older rackd that meets a command only newer nodes
-// know stops applying, says so in its status, and serves no reads or
-// writes; the newer leader carries on. A command type no node knows is
-// refused before it reaches the log.
+// A node running an older rackd, from before the command declarations
+// (a declared one is never sent a command it cannot apply: see
+// TestUpgradeGateRefusesWhatAMemberCannotApply), that meets a command
+// only newer nodes know stops applying, says so in its status, and serves
+// no reads or writes; the newer leader carries on. A command type no node
+// knows is refused before it reaches the log.
 func TestNodeHaltsOnCommandFromNewerNode(t *testing.T) {
 	newer := noteSchema()
 	newer.Handlers["note.touch"] = func(tx *memdb.Txn, _ uint64, body json.RawMessage) (any, error) {
@@ -38,7 +40,9 @@ func TestNodeHaltsOnCommandFromNewerNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := startNode(t, "b", false, a.api.URL, tok.Token) // the older node
+	bcfg := testConfig(t, "b") // the older node
+	bcfg.JoinURL, bcfg.JoinToken, bcfg.undeclared = a.api.URL, tok.Token, true
+	b, err := openNode(t, bcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,9 @@ func gateCommands(tx *memdb.Txn, typ string) error {
 // declare records this node's command types unless the state already
 // holds exactly them.
 func (n *Node) declare(ctx context.Context) error {
+	if n.cfg.undeclared {
+		return nil
+	}
 	mine := n.State.Commands()
 	if r := store.Get[nodeCommandsRow](n.State.Txn(), "node_commands", n.cfg.Name); r != nil && slices.Equal(r.Commands, mine) {
 		return nil
