@@ -62,7 +62,10 @@ func (s *Service) hostList(r *http.Request) ([]Host, *memdb.Txn, error) {
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
 	tx, err := s.cfg.Repl.Read(r.Context())
-	return hs, tx, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return withServiceStates(tx, hs), tx, nil
 }
 
 func state(up bool) string {
@@ -377,6 +380,20 @@ func (s *Service) serviceView(r *http.Request, tx *memdb.Txn, binary string, h H
 		"state": state(h.Up), "updated_at": timeOrNil(h.LastSeen), "disabled_reason": nil}
 	if atLeast(r, 11) {
 		v["forced_down"] = false
+	}
+	if binary == "nova-compute" {
+		// What an admin set (os_services.go); h.Up already says down
+		// when forced down.
+		st := computestate.ServiceStateOf(tx, h.Name)
+		if st.Disabled {
+			v["status"] = "disabled"
+			if st.DisabledReason != "" {
+				v["disabled_reason"] = st.DisabledReason
+			}
+		}
+		if atLeast(r, 11) {
+			v["forced_down"] = st.ForcedDown
+		}
 	}
 	return v
 }

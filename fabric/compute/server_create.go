@@ -347,9 +347,16 @@ func (s *Service) schedulerHosts(ctx context.Context) ([]scheduler.Host, error) 
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]scheduler.Host, 0, len(hs))
-	for _, h := range hs {
-		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, NoCompute: h.NoCompute, AZ: s.ownAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
+	for _, h := range withServiceStates(tx, hs) {
+		// A disabled compute service takes no new servers, as Nova's
+		// ComputeFilter; a forced-down one is down (os_services.go).
+		off := h.NoCompute || computestate.ServiceStateOf(tx, h.Name).Disabled
+		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, NoCompute: off, AZ: s.ownAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -18,9 +18,9 @@ import (
 // another host. Only when the host's compute service is down: this
 // cloud knows that from the node's heartbeats (os-services' state, the
 // scheduler's Host.Up; a node is down once it has missed them for the
-// cluster's down-after), and answers Nova's 400 "Compute service of X is
-// still in use." otherwise. There are no forced-down services here: a
-// host that is up cannot be evacuated.
+// cluster's down-after, or once an admin forced its compute service down,
+// os_services.go), and answers Nova's 400 "Compute service of X is
+// still in use." otherwise.
 //
 // One command (cmdServerEvacuate) checks the server (vm_state active,
 // stopped or error, no task) and schedules another host as a migration
@@ -36,7 +36,9 @@ import (
 // erasure-coded block store and so outlived its node: the new host's
 // export takes the volume's writer fence, so a writer on the old node,
 // were it still running, is refused. A stopped server is stopped again
-// once rebuilt, as Nova keeps the power state. The ports are bound to
+// once rebuilt, as Nova keeps the power state; from 2.95 every evacuated
+// server is left stopped, as Nova's (the guest's owner starts it when
+// the move is known to be safe). The ports are bound to
 // the new host after the command.
 //
 // The old node, when it comes back, reads the state before it acts (its
@@ -111,7 +113,7 @@ func (s *Service) evacuate(w http.ResponseWriter, r *http.Request, arg any) erro
 		return err
 	}
 	c := serverEvacuateCmd{ID: sv.ID, Host: host, MigrationID: api.NewUUID(), UserID: p.UserID, RequestID: requestID(r.Context()),
-		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler}
+		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler, Stop: atLeast(r, 95)}
 	var res actionResult
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerEvacuate, c, &res); err != nil {
 		return err
@@ -141,8 +143,11 @@ type serverEvacuateCmd struct {
 	UserID      string           `json:"user_id"`
 	RequestID   string           `json:"request_id"`
 	Admin       bool             `json:"admin,omitempty"`
-	Now         time.Time        `json:"now"`
-	index       uint64
+	// Stop leaves the server stopped once rebuilt, whatever its state
+	// was (2.95).
+	Stop  bool      `json:"stop,omitempty"`
+	Now   time.Time `json:"now"`
+	index uint64
 }
 
 func evacuateEvents(c serverEvacuateCmd) eventMeta {
@@ -224,7 +229,7 @@ func applyServerEvacuate(tx *memdb.Txn, c serverEvacuateCmd) (any, error) {
 	s.Host = host
 	s.Migration = mig.ID
 	s.RebuildSeq++
-	s.StopAfterRebuild = old.VMState == vmStopped
+	s.StopAfterRebuild = old.VMState == vmStopped || c.Stop
 	s.Want = "active"
 	setState(&s, s.VMState, "rebuilding")
 	if err := moveVolumes(tx, s.ID, host, c.Now); err != nil {

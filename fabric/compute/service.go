@@ -37,12 +37,12 @@ import (
 // 501 (unbuilt_apis.go, unbuilt_actions.go). Past 2.79, versions whose
 // only change is to an API not served here change nothing: 2.82 (an
 // os-server-external-events name; that API is the other services' and
-// not routed here). 2.95 (evacuate leaves the server stopped) is not
-// served yet.
+// not routed here). 2.95: evacuate leaves the server stopped; 2.96:
+// servers show pinned_availability_zone.
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.94"
-	maxMinor        = 94
+	MaxMicroversion = "2.96"
+	maxMinor        = 96
 )
 
 // Images is the image service, as server create needs it.
@@ -420,6 +420,7 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
 		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
 		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
+		route(put, "/os-services/{id}", authed, "", s.updateService),
 
 		route(get, "/os-instance_usage_audit_log", admin, auditLogRule+":list", s.listAuditLog),
 		route(get, "/os-instance_usage_audit_log/{before}", admin, auditLogRule+":show", s.showAuditLog),

@@ -407,6 +407,7 @@ func Schema() store.Schema {
 		store.NewTable(TableConsoles, &ConsoleToken{}, store.StringIndex("server", "ServerID", false)),
 		store.NewTable(TableMigrations, &Migration{}, store.StringIndex("server", "ServerID", false)),
 		aggregatesTable(),
+		serviceStatesTable(),
 		store.NewTable(TableUsage, &UsageRecord{}, store.StringIndex("project", "Project", false),
 			&memdb.IndexSchema{Name: "terminated", Indexer: terminatedIndex{}}),
 	}}
