@@ -104,7 +104,9 @@ func TestDisabledService(t *testing.T) {
 	f.expect("PUT", "/v2.1/os-services/enable", admin, "2.53", map[string]any{"status": "enabled"}, 404, "itemNotFound")
 }
 
-// From 2.95 an evacuated server is left stopped, whatever it was.
+// From 2.95 an evacuated server is left stopped, whatever it was: it is
+// the new host's, SHUTOFF, its migration done, and no guest starts
+// there until it is started, which rebuilds it there.
 func TestEvacuateLeavesStopped(t *testing.T) {
 	f := newFixture(t)
 	f.stdFlavors()
@@ -114,12 +116,22 @@ func TestEvacuateLeavesStopped(t *testing.T) {
 	f.hosts.setUp(src, false)
 	f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.95", map[string]any{"evacuate": map[string]any{}}, 200, "")
 	sv := f.row(id)
-	if !sv.StopAfterRebuild {
+	if sv.Host == src || sv.Want != "stopped" || sv.Status != "SHUTOFF" || sv.TaskState != "" || sv.RebuildSeq != 1 || sv.Migration != "" {
 		t.Fatalf("2.95 evacuate of an active server: %+v", sv)
 	}
+	if ms := f.migrations("2.59", ""); len(ms) != 1 || ms[0]["status"] != "done" || ms[0]["dest_compute"] != sv.Host {
+		t.Fatalf("migrations %v", ms)
+	}
+	// The new host's agent finds no guest and leaves it off.
+	f.report(id, Observed{Status: "SHUTOFF", PowerState: 4, Node: sv.Host})
+	if sv := f.row(id); sv.Status != "SHUTOFF" || sv.Want != "stopped" {
+		t.Fatalf("after the new host's report: %+v", sv)
+	}
+	// Started, it is rebuilt there and active.
+	f.action(alice, id, map[string]any{"os-start": nil}, 202)
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 1, Node: sv.Host})
-	if sv := f.row(id); sv.Want != "stopped" {
-		t.Fatalf("after the rebuild: want %q", sv.Want)
+	if sv := f.row(id); sv.Status != "ACTIVE" || sv.Want != "active" {
+		t.Fatalf("after the start: %+v", sv)
 	}
 }
 

@@ -36,9 +36,13 @@ import (
 // erasure-coded block store and so outlived its node: the new host's
 // export takes the volume's writer fence, so a writer on the old node,
 // were it still running, is refused. A stopped server is stopped again
-// once rebuilt, as Nova keeps the power state; from 2.95 every evacuated
-// server is left stopped, as Nova's (the guest's owner starts it when
-// the move is known to be safe). The ports are bound to
+// once rebuilt, as Nova keeps the power state. From 2.95 an evacuated
+// server is left stopped, as Nova's, and no guest starts on the new
+// host: the command gives it the new host stopped, with the rebuild
+// (RebuildSeq) still to do, which its next start does there (the agent
+// rebuilds a server whose RebuildSeq it has not done before booting
+// it), so a guest whose old host was not really gone never runs twice
+// until someone starts it. The ports are bound to
 // the new host after the command.
 //
 // The old node, when it comes back, reads the state before it acts (its
@@ -227,17 +231,29 @@ func applyServerEvacuate(tx *memdb.Txn, c serverEvacuateCmd) (any, error) {
 	s := *old
 	s.Updated = c.Now
 	s.Host = host
-	s.Migration = mig.ID
 	s.RebuildSeq++
-	s.StopAfterRebuild = old.VMState == vmStopped || c.Stop
-	s.Want = "active"
-	setState(&s, s.VMState, "rebuilding")
 	if err := moveVolumes(tx, s.ID, host, c.Now); err != nil {
 		return nil, err
 	}
 	mig.DestCompute = host
 	act.Events = []ActionEvent{{Event: "conductor_rebuild_server", Start: c.Now, Finish: c.Now, Result: "Success"},
 		{Event: "compute_rebuild_instance", Start: c.Now, Host: host}}
+	if c.Stop {
+		// 2.95: the server is the new host's, stopped, and no guest
+		// starts there: its rebuild (RebuildSeq, above) is what its
+		// next start does, as any start of a server whose rebuild the
+		// node has not done. Nothing is left for the new host to do
+		// now, so the migration is done.
+		s.Want, s.StopAfterRebuild, s.PowerState = "stopped", false, PowerShutdown
+		setState(&s, vmStopped, "")
+		mig.Status = "done"
+		act.Events[1].Finish, act.Events[1].Result = c.Now, "Success"
+	} else {
+		s.Migration = mig.ID
+		s.StopAfterRebuild = old.VMState == vmStopped
+		s.Want = "active"
+		setState(&s, s.VMState, "rebuilding")
+	}
 	if err := tx.Insert(tServers, &s); err != nil {
 		return nil, err
 	}
