@@ -59,7 +59,9 @@ type BootVolumes interface {
 // take volume type Type ("" the project's default, or for a snapshot its
 // volume's).
 type blockDevice struct {
-	Source, UUID, Type  string
+	Source, UUID, Type string
+	// Tag is the device tag of its attachment (2.32, 2.42 on).
+	Tag                 string
 	Size                int
 	DeleteOnTermination bool
 	// field is the request's attribute naming UUID, sizeField its size.
@@ -136,7 +138,11 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 		in.Fail(badField(f+"volume_type", m["volume_type"], "volume_type needs microversion 2.67 or later"))
 		return
 	}
-	tag := optStr(bin, "tag", 60)
+	if m["tag"] != nil && !req.deviceTags {
+		in.Fail(badRequest("Invalid input for field/attribute block_device_mapping_v2. Additional properties are not allowed ('tag' was unexpected)"))
+		return
+	}
+	tag := deviceTag(bin, f+"tag")
 	if bin.Err != nil {
 		in.Fail(bin.Err)
 		return
@@ -160,8 +166,10 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 		in.Fail(badField(f+"source_type", source, "source_type must be one of volume, image, snapshot, blank"))
 	case dest != "volume" && dest != "local":
 		in.Fail(badField(f+"destination_type", dest, "destination_type must be volume or local"))
-	case tag != "":
-		in.Fail(badField(f+"tag", tag, "device tags are not supported by this cloud"))
+	case dest == "local" && source == "image" && index == 0 && tag != "":
+		// The image's local root disk has no volume whose attachment
+		// keeps a tag; it is the guest's first disk anyway.
+		in.Fail(badField(f+"tag", tag, "a tag on the image's local root disk is not supported: tag volumes"))
 	case dest == "local" && source == "image" && index == 0:
 		// The image the server boots from, as --image names it.
 		switch {
@@ -196,11 +204,11 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 			in.Fail(badField(f+"source_type", source, "a blank volume cannot be the boot device"))
 			return
 		}
-		req.boot = &blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del,
+		req.boot = &blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, Tag: tag,
 			field: f + "uuid", sizeField: f + "volume_size"}
 		seen["boot"] = true
 	default:
-		req.volumes = append(req.volumes, blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index,
+		req.volumes = append(req.volumes, blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index, Tag: tag,
 			field: f + "uuid", sizeField: f + "volume_size"})
 	}
 	if in.Err == nil && source == "volume" {
@@ -442,7 +450,7 @@ func attachBootVolume(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 		return nil
 	}
 	a := volstate.Attachment{ID: s.ID, ServerID: s.ID, Host: s.Host, Device: "/dev/vda", Since: c.Now, Root: true,
-		DeleteOnTermination: c.DeleteBootVolume}
+		DeleteOnTermination: c.DeleteBootVolume, Tag: c.BootTag}
 	if _, err := volstate.AttachTx(tx, volstate.AttachCmd{VolumeID: s.BootVolume, Project: s.Project, Attachment: a}); err != nil {
 		return store.WrapApplyError(err)
 	}
@@ -462,7 +470,7 @@ func attachDataVolumes(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 			return badRequest("No free disk device names for server %s.", s.ID)
 		}
 		a := volstate.Attachment{ID: d.AttachmentID, ServerID: s.ID, Host: s.Host, Device: device, Since: c.Now,
-			DeleteOnTermination: d.DeleteOnTermination}
+			DeleteOnTermination: d.DeleteOnTermination, Tag: d.Tag}
 		if _, err := volstate.AttachTx(tx, volstate.AttachCmd{VolumeID: d.VolumeID, Project: s.Project, Attachment: a}); err != nil {
 			return store.WrapApplyError(err)
 		}

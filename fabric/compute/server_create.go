@@ -408,10 +408,10 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 		c.Deferred = true
 	} else {
 		if req.boot != nil {
-			req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
+			req.tmpl.BootVolume, c.DeleteBootVolume, c.BootTag = req.boot.UUID, req.boot.DeleteOnTermination, req.boot.Tag
 		}
 		for _, d := range req.volumes {
-			c.Volumes = append(c.Volumes, createVolume{VolumeID: d.UUID, AttachmentID: api.NewUUID(), DeleteOnTermination: d.DeleteOnTermination})
+			c.Volumes = append(c.Volumes, createVolume{VolumeID: d.UUID, AttachmentID: api.NewUUID(), DeleteOnTermination: d.DeleteOnTermination, Tag: d.Tag})
 		}
 	}
 	c.Servers, err = s.newServers(ctx, principal(r), req, resID, rv)
@@ -468,9 +468,20 @@ func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverR
 			sv.Name = fmt.Sprintf("%s-%d", req.tmpl.Name, i+1)
 		}
 		sv.Ports = []string{}
+		sv.NICTags = nil
+		tag := func(port, t string) {
+			if t == "" {
+				return
+			}
+			if sv.NICTags == nil {
+				sv.NICTags = map[string]string{}
+			}
+			sv.NICTags[port] = t
+		}
 		for _, nic := range req.nics {
 			if nic.PortID != "" {
 				sv.Ports = append(sv.Ports, nic.PortID)
+				tag(nic.PortID, nic.Tag)
 				continue
 			}
 			pt, err := s.cfg.Ports.Create(ctx, p, PortRequest{NetworkID: nic.NetworkID, FixedIP: nic.FixedIP, Project: sv.Project,
@@ -483,6 +494,7 @@ func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverR
 			})
 			sv.Ports = append(sv.Ports, pt.ID)
 			sv.CreatedPorts = append(sv.CreatedPorts, pt.ID)
+			tag(pt.ID, nic.Tag)
 		}
 		out = append(out, sv)
 	}
