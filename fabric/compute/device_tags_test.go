@@ -16,7 +16,7 @@ func TestDeviceTags(t *testing.T) {
 	data := f.volume(projA)
 	body := func(tag string) map[string]any {
 		return map[string]any{"server": map[string]any{"name": "vm", "imageRef": img1, "flavorRef": "small",
-			"networks": []any{map[string]any{"uuid": netA, "tag": tag}, map[string]any{"uuid": netA}},
+			"networks":                []any{map[string]any{"uuid": netA, "tag": tag}, map[string]any{"uuid": netA}},
 			"block_device_mapping_v2": []any{map[string]any{"source_type": "volume", "destination_type": "volume", "uuid": data, "boot_index": 1, "tag": "data"}}}}
 	}
 	f.expect("POST", "/v2.1/servers", alice, "2.31", body("nic"), 400, "badRequest", "'tag' was unexpected")
