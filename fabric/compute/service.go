@@ -184,7 +184,10 @@ type Config struct {
 	Snapshots SnapshotImages
 	// ConsoleLogs and SerialConsole are optional: without them
 	// os-getConsoleOutput answers 501 and serial consoles 400.
-	ConsoleLogs   ConsoleLogs
+	ConsoleLogs ConsoleLogs
+	// Diagnostics reads guests' counters for server diagnostics
+	// (optional: without it they answer 501).
+	Diagnostics   GuestDiagnostics
 	SerialConsole SerialConsole
 	// NoVNCDir holds noVNC's web client (vnc_lite.html and its scripts),
 	// served at /compute/v2.1/novnc/ for the URLs of novnc consoles;
@@ -598,6 +601,7 @@ var extensions = [][3]string{
 	{"os-lock-server", "LockServer", "Enable lock/unlock server actions."},
 	{"os-deferred-delete", "DeferredDelete", "Instance deferred delete: forceDelete (restore has nothing to restore: deletes are not deferred here)."},
 	{"os-server-password", "ServerPassword", "Server password support: the password a guest posts to the metadata service."},
+	{"os-server-diagnostics", "ServerDiagnostics", "Allow Admins to view server diagnostics through server id."},
 	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
 	{"os-attach-interfaces", "AttachInterfaces", "Attach interface support."},
 	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' proxy."},
