@@ -114,8 +114,17 @@ func readBlockDevices(in *api.Input, req *serverRequest, volumeType bool) {
 // source image, destination local: what openstack server create and
 // Terraform send beside --image), or a data volume (destination volume,
 // any other boot index). The volume of either may be made from a volume
-// snapshot (source snapshot). Local ephemeral and swap disks are
-// refused, naming the field.
+// snapshot (source snapshot). Local ephemeral and swap disks (source
+// blank, destination local, with or without a guest_format) are refused,
+// naming the field: the disk itself would be the easy part (a file
+// formatted on the node, as Nova's libvirt driver does, or left for the
+// guest), but a local disk has to be carried through everything a
+// server's disks go through here -- rebuild (preserve_ephemeral),
+// resize to the flavor's ephemeral_gb, cold migration and evacuation
+// (copied or remade on the new host), shelve -- and the node agent moves
+// one local disk, the root, in each of those. A blank volume (source
+// blank, destination volume) gives the guest the same empty disk, which
+// it formats, and outlives the node.
 func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volumeType bool, seen map[string]bool) {
 	const f = "block_device_mapping_v2."
 	bin := newInput(m)
@@ -149,6 +158,10 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 	}
 	for _, k := range []string{"guest_format", "disk_bus", "device_type"} {
 		if v, ok := m[k]; ok && v != nil && v != "" && !(k == "disk_bus" && v == "virtio") && !(k == "device_type" && v == "disk") {
+			if k == "guest_format" {
+				in.Fail(badField(f+k, v, "guest_format %s is not supported: this cloud makes no local ephemeral or swap disks; use a blank volume (source_type blank, destination_type volume) and format it in the guest", api.Text(v)))
+				return
+			}
 			in.Fail(badField(f+k, v, "%s %s is not supported: volumes are virtio disks", k, api.Text(v)))
 			return
 		}
@@ -184,7 +197,7 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 			seen["boot"] = true
 		}
 	case dest == "local":
-		in.Fail(badField(f+"destination_type", dest, "local block devices (ephemeral and swap disks) are not supported by this cloud: use destination_type volume"))
+		in.Fail(badField(f+"destination_type", dest, "local block devices (ephemeral and swap disks) are not supported by this cloud: use a blank volume (source_type blank, destination_type volume)"))
 	case source != "blank" && !uuidPattern.MatchString(uuid):
 		in.Fail(badField(f+"uuid", uuid, "'%s' is not a valid UUID", uuid))
 	case source == "blank" && uuid != "":
