@@ -3,6 +3,9 @@
 // /openstack/<version>/{meta_data.json, user_data, network_data.json,
 // vendor_data.json} with what the config drive holds (node/configdrive
 // builds both) and EC2's /latest/meta-data/ and /latest/user-data.
+// meta_data.json's "devices" are the server's tagged NICs and volumes
+// (devices.go); here, unlike on the config drive, with the PCI addresses
+// the running guest's hypervisor reports (Config.GuestDevices).
 //
 // It knows which server asks only by the packet's source address: the
 // dataplane rewrites each port's requests to come from a link-local
