@@ -196,6 +196,7 @@ echo "DEVTAG-CD=$(devs </mnt/config/openstack/latest/meta_data.json)"
 	if d := byTag(md, "vol-two"); d.Serial != vol2.ID || !pci.MatchString(d.Address) || d.Address == disk.Address {
 		t.Fatalf("attached volume %+v in %+v", d, md)
 	}
+	t.Logf("the guest's metadata devices: %+v", md)
 	tok := token(t, n, "alice", "alice-pass-1", "demo")
 	base := n.url() + "/compute/v2.1/servers/" + vm.ID
 	if code, out := novaCall(t, "GET", base+"/os-volume_attachments", tok, "70", ""); code != 200 ||
@@ -232,6 +233,7 @@ echo "DEVTAG-CD=$(devs </mnt/config/openstack/latest/meta_data.json)"
 	if err := json.Unmarshal([]byte(out), &diag); err != nil {
 		t.Fatalf("server show --diagnostics: %v\n%s", err, out)
 	}
+	t.Logf("server show --diagnostics:\n%s", out)
 	// Root disk, config drive, two volumes; two NICs.
 	if diag.State != "running" || diag.Driver != "libvirt" || diag.Hypervisor != "qemu" || diag.NumCPUs != 1 || len(diag.CPUs) != 1 ||
 		diag.CPUs[0].Time <= 0 || diag.NumDisks != 4 || diag.NumNICs != 2 || diag.Memory.Maximum != 256 {
@@ -274,5 +276,105 @@ echo "DEVTAG-CD=$(devs </mnt/config/openstack/latest/meta_data.json)"
 	openstack(t, admin, "--os-compute-api-version", "2.53", "compute", "service", "set", "--up", "novadev", "nova-compute")
 	if out := svc(); !strings.Contains(out, `"State": "up"`) || !strings.Contains(out, `"Forced Down": false`) {
 		t.Fatalf("after --up:\n%s", out)
+	}
+}
+
+// TestNovaForcedDownEvacuate: on a real two-node cluster, a server whose
+// node's compute service is up cannot be evacuated; forced down (2.11,
+// the node still running), its node reads down and the server is
+// evacuated at 2.95: it is the other node's, SHUTOFF, with no guest
+// started there, and the forced-down node (alive) removes the guest it
+// ran. Started, it boots on the new node. Forced up, the node is up.
+func TestNovaForcedDownEvacuate(t *testing.T) {
+	testenv.RequireRoot(t, "run QEMU guests")
+	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage"} {
+		testenv.RequireCommand(t, c)
+	}
+	img := testImage(t)
+	nodes := map[string]*computeNode{}
+	mk := func(name string, extra ...string) *computeNode {
+		n := &computeNode{runDir: fmt.Sprintf("/run/rackstack/nd%d%s", os.Getpid(), name)}
+		args := []string{"--disk", t.TempDir(), "--s3-listen", "off", "--compute", "on", "--accel", "tcg", "--vm-run-dir", n.runDir}
+		n.rackd = newRackd(t, name, append(args, extra...)...)
+		nodes[name] = n
+		return n
+	}
+	n1 := mk("ev1")
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	creds := openrc(t, n1.dataDir)
+	out, err := rackctl(t, creds, n1.rackd, "cluster", "join-token", "create", "--uses", "1", "-o", "json")
+	if err != nil {
+		t.Fatalf("join-token: %v %s", err, out)
+	}
+	var jt struct {
+		Token string `json:"token"`
+	}
+	json.Unmarshal([]byte(out), &jt)
+	n2 := mk("ev2", "--join", n1.url(), "--join-token", jt.Token)
+	n2.start()
+	n2.waitHealthy()
+	for _, n := range nodes {
+		t.Cleanup(func() {
+			n.kill()
+			args := []string{"dev", "--purge", "--name", n.name, "--data-dir", n.dataDir, "--vm-run-dir", n.runDir}
+			if out, err := exec.Command(filepath.Join(binDir, "rackd"), args...).CombinedOutput(); err != nil {
+				t.Errorf("rackd dev --purge %s: %v\n%s", n.name, err, out)
+			}
+			os.RemoveAll(n.runDir)
+		})
+	}
+	admin := osEnv(creds, n1.rackd)
+	deleteServersAtCleanup(t, admin)
+	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")
+	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1.tiny")
+	openstack(t, admin, "--os-compute-api-version", "2.37", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none", "--wait", "evac")
+	vm := showServer(t, admin, "evac")
+	old := nodes[vm.Host]
+	if old == nil || qemuIn(old.runDir, vm.ID) == 0 {
+		t.Fatalf("evac on %q, no QEMU there", vm.Host)
+	}
+	tok := token(t, n1.rackd, "admin", creds["OS_PASSWORD"], "admin")
+	action := n1.url() + "/compute/v2.1/servers/" + vm.ID + "/action"
+	if code, out := novaCall(t, "POST", action, tok, "95", `{"evacuate": {}}`); code != 400 || !strings.Contains(out, "still in use") {
+		t.Fatalf("evacuate with the host up: %d %s", code, out)
+	}
+	state := func(host string) string {
+		return strings.TrimSpace(openstack(t, admin, "compute", "service", "list", "--service", "nova-compute", "--host", host, "-f", "value", "-c", "State"))
+	}
+	openstack(t, admin, "--os-compute-api-version", "2.11", "compute", "service", "set", "--down", old.name, "nova-compute")
+	if st := state(old.name); st != "down" {
+		t.Fatalf("%s forced down is %s", old.name, st)
+	}
+	if code, out := novaCall(t, "POST", action, tok, "95", `{"evacuate": {}}`); code != 200 {
+		t.Fatalf("evacuate at 2.95 from a forced-down host: %d %s", code, out)
+	}
+	s := showServer(t, admin, vm.ID)
+	next := nodes[s.Host]
+	if s.Status != "SHUTOFF" || next == nil || next == old {
+		t.Fatalf("after a 2.95 evacuation: %s on %s", s.Status, s.Host)
+	}
+	// The forced-down node runs on: its agent removes the guest that is
+	// not its own any more; the new node starts none.
+	if !eventually(2*time.Minute, func() bool { return qemuIn(old.runDir, vm.ID) == 0 }) {
+		t.Fatalf("%s still runs the evacuated %s", old.name, vm.ID)
+	}
+	if pid := qemuIn(next.runDir, vm.ID); pid != 0 {
+		t.Fatalf("a 2.95 evacuation started %s on %s (pid %d)", vm.ID, next.name, pid)
+	}
+	if s := showServer(t, admin, vm.ID); s.Status != "SHUTOFF" {
+		t.Fatalf("evacuated server is %s", s.Status)
+	}
+	openstack(t, admin, "server", "start", vm.ID)
+	if !eventually(3*time.Minute, func() bool { s = showServer(t, admin, vm.ID); return s.Status == "ACTIVE" }) {
+		t.Fatalf("evacuated server started: %s", s.Status)
+	}
+	if s.Host != next.name || qemuIn(next.runDir, vm.ID) == 0 {
+		t.Fatalf("started on %s, QEMU on %s: %d", s.Host, next.name, qemuIn(next.runDir, vm.ID))
+	}
+	waitConsole(t, admin, vm.ID, 3*time.Minute, "RACKSTACK-TEST-IMAGE: ready")
+	openstack(t, admin, "--os-compute-api-version", "2.11", "compute", "service", "set", "--up", old.name, "nova-compute")
+	if st := state(old.name); st != "up" {
+		t.Fatalf("%s forced up is %s", old.name, st)
 	}
 }
