@@ -95,7 +95,14 @@ func usageOn(tx *memdb.Txn, host string) hostUse {
 }
 
 func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail, withServers bool) map[string]any {
-	v := map[string]any{"id": hypervisorID(r, h.Name), "hypervisor_hostname": h.Name, "state": state(h.Up), "status": "enabled"}
+	// A hypervisor's status and service are its nova-compute's
+	// (os_services.go), as Nova shows them.
+	svc := computestate.ServiceStateOf(tx, h.Name)
+	status := "enabled"
+	if svc.Disabled {
+		status = "disabled"
+	}
+	v := map[string]any{"id": hypervisorID(r, h.Name), "hypervisor_hostname": h.Name, "state": state(h.Up), "status": status}
 	u := usageOn(tx, h.Name)
 	if withServers {
 		list := []any{}
@@ -114,7 +121,7 @@ func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail,
 	v["host_ip"] = h.HostIP
 	v["hypervisor_type"] = "QEMU"
 	v["hypervisor_version"] = 8002000
-	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": nil}
+	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": orNil(svc.DisabledReason)}
 	if atLeast(r, 88) {
 		// 2.88 drops the usage figures and cpu_info and adds uptime
 		// (null, as Nova answers for a driver without it, only for a

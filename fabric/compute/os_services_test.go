@@ -83,6 +83,13 @@ func TestDisabledService(t *testing.T) {
 	if got["status"] != "disabled" || got["disabled_reason"] != "maintenance" || got["state"] != "up" {
 		t.Fatalf("disabled: %v", got)
 	}
+	hv := f.expect("GET", "/v2.1/os-hypervisors/detail", admin, "2.53", nil, 200, "")["hypervisors"].([]any)
+	for _, raw := range hv {
+		h := raw.(map[string]any)
+		if h["hypervisor_hostname"] == "n1" && (h["status"] != "disabled" || h["service"].(map[string]any)["disabled_reason"] != "maintenance") {
+			t.Fatalf("disabled n1's hypervisor: %v", h)
+		}
+	}
 	// n2 has room for one small server, n1 for two: the first goes to
 	// n2, the next finds no host.
 	if h := f.row(f.server(alice, "vm")).Host; h != "n2" {
