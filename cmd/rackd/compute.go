@@ -32,7 +32,7 @@ func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *n
 	return compute.New(compute.Config{
 		Repl: node, Auth: auth, Log: log, PublicURL: o.PublicURL,
 		Images: images, Volumes: vols, VolumeAPI: vols.s.Handler(), ImageAPI: imageAPI,
-		ConsoleLogs: logs, SerialConsole: serial,
+		ConsoleLogs: logs, SerialConsole: serial, Diagnostics: guestsOf(logs),
 		// Debian's novnc package; without it novnc consoles answer 400.
 		NoVNCDir:  "/usr/share/novnc",
 		Snapshots: computeSnapshots{images.images},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/cluster"
 	"github.com/rackstack/rackstack/fabric/compute"
+	"github.com/rackstack/rackstack/node/hypervisor"
 	"github.com/rackstack/rackstack/node/metadata"
 	"github.com/rackstack/rackstack/node/ports"
 )
@@ -31,7 +32,7 @@ const (
 // openMetadata makes the veth pair and the listener of the node's
 // metadata service, and tells the ports agent where it is.
 // Guests post their password to it; servers keeps it.
-func openMetadata(netnsPath, dataDir string, node *cluster.Node, agent *ports.Agent, servers *compute.Service, log *slog.Logger) (func(ctx context.Context) error, error) {
+func openMetadata(netnsPath, dataDir string, node *cluster.Node, agent *ports.Agent, servers *compute.Service, drv hypervisor.Driver, log *slog.Logger) (func(ctx context.Context) error, error) {
 	var ln net.Listener
 	err := inNetns(netnsPath, func() error {
 		var err error
@@ -45,7 +46,7 @@ func openMetadata(netnsPath, dataDir string, node *cluster.Node, agent *ports.Ag
 	if err != nil {
 		return nil, err
 	}
-	srv, err := metadata.New(metadata.Config{Ports: agent, State: node.Read, SetPassword: servers.SetPassword, Log: log})
+	srv, err := metadata.New(metadata.Config{Ports: agent, State: node.Read, SetPassword: servers.SetPassword, GuestDevices: guestDevices(drv), Log: log})
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -258,7 +258,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	var bench *benchport.Manager
 	var serveMetadata func(context.Context) error
 	if dpAgent != nil && layer3 {
-		if serveMetadata, err = openMetadata(o.DataplaneNetns, o.DataDir, node, dpAgent, servers, log); err != nil {
+		if serveMetadata, err = openMetadata(o.DataplaneNetns, o.DataDir, node, dpAgent, servers, drv, log); err != nil {
 			log.Warn("no metadata service on this node: guests read their config drive only", "err", err)
 		}
 	}

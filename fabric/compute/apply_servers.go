@@ -167,6 +167,8 @@ type serverCreateCmd struct {
 	Baremetal *baremetalClaim `json:"baremetal,omitempty"`
 	// DeleteBootVolume deletes the server's boot volume with it.
 	DeleteBootVolume bool `json:"delete_boot_volume,omitempty"`
+	// BootTag is the boot volume attachment's device tag.
+	BootTag string `json:"boot_tag,omitempty"`
 	// Volumes are data volumes attached to the (one) server as it is
 	// created (the legacy block_device_mapping's entries not on vda).
 	Volumes []createVolume `json:"volumes,omitempty"`
@@ -182,6 +184,7 @@ type createVolume struct {
 	VolumeID            string `json:"volume_id"`
 	AttachmentID        string `json:"attachment_id"`
 	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
+	Tag                 string `json:"tag,omitempty"`
 }
 
 func applyServerCreate(tx *memdb.Txn, c serverCreateCmd) (any, error) {

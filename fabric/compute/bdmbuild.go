@@ -81,7 +81,7 @@ func (req *serverRequest) blockDevices() []BlockDevice {
 	var out []BlockDevice
 	add := func(d *blockDevice, boot bool) {
 		b := BlockDevice{Boot: boot, Source: d.Source, UUID: d.UUID, Type: d.Type, Size: d.Size,
-			DeleteOnTermination: d.DeleteOnTermination, VolumeID: d.UUID}
+			DeleteOnTermination: d.DeleteOnTermination, VolumeID: d.UUID, Tag: d.Tag}
 		if d.Source != "volume" {
 			b.VolumeID = api.NewUUID()
 		}
@@ -466,10 +466,10 @@ func placeBuilt(tx *memdb.Txn, s *Server, c serverBuildCmd) error {
 	cc := serverCreateCmd{Hosts: c.Hosts, Scheduler: c.Scheduler, ForceHost: s.BuildHost, Now: c.Now}
 	for _, d := range s.BlockDevices {
 		if d.Boot {
-			s.BootVolume, cc.DeleteBootVolume = d.VolumeID, d.DeleteOnTermination
+			s.BootVolume, cc.DeleteBootVolume, cc.BootTag = d.VolumeID, d.DeleteOnTermination, d.Tag
 			continue
 		}
-		cc.Volumes = append(cc.Volumes, createVolume{VolumeID: d.VolumeID, AttachmentID: d.AttachmentID, DeleteOnTermination: d.DeleteOnTermination})
+		cc.Volumes = append(cc.Volumes, createVolume{VolumeID: d.VolumeID, AttachmentID: d.AttachmentID, DeleteOnTermination: d.DeleteOnTermination, Tag: d.Tag})
 	}
 	var group *ServerGroup
 	if s.Group != "" {
@@ -507,7 +507,7 @@ func reserveVolumes(tx *memdb.Txn, s *Server, now time.Time) error {
 		if d.Source != "volume" {
 			continue
 		}
-		a := volstate.Attachment{ID: d.AttachmentID, ServerID: s.ID, Since: now, DeleteOnTermination: d.DeleteOnTermination}
+		a := volstate.Attachment{ID: d.AttachmentID, ServerID: s.ID, Since: now, DeleteOnTermination: d.DeleteOnTermination, Tag: d.Tag}
 		if d.Boot {
 			a.ID, a.Device, a.Root = s.ID, "/dev/vda", true
 		}

@@ -59,7 +59,9 @@ type BootVolumes interface {
 // take volume type Type ("" the project's default, or for a snapshot its
 // volume's).
 type blockDevice struct {
-	Source, UUID, Type  string
+	Source, UUID, Type string
+	// Tag is the device tag of its attachment (2.32, 2.42 on).
+	Tag                 string
 	Size                int
 	DeleteOnTermination bool
 	// field is the request's attribute naming UUID, sizeField its size.
@@ -112,8 +114,17 @@ func readBlockDevices(in *api.Input, req *serverRequest, volumeType bool) {
 // source image, destination local: what openstack server create and
 // Terraform send beside --image), or a data volume (destination volume,
 // any other boot index). The volume of either may be made from a volume
-// snapshot (source snapshot). Local ephemeral and swap disks are
-// refused, naming the field.
+// snapshot (source snapshot). Local ephemeral and swap disks (source
+// blank, destination local, with or without a guest_format) are refused,
+// naming the field: the disk itself would be the easy part (a file
+// formatted on the node, as Nova's libvirt driver does, or left for the
+// guest), but a local disk has to be carried through everything a
+// server's disks go through here -- rebuild (preserve_ephemeral),
+// resize to the flavor's ephemeral_gb, cold migration and evacuation
+// (copied or remade on the new host), shelve -- and the node agent moves
+// one local disk, the root, in each of those. A blank volume (source
+// blank, destination volume) gives the guest the same empty disk, which
+// it formats, and outlives the node.
 func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volumeType bool, seen map[string]bool) {
 	const f = "block_device_mapping_v2."
 	bin := newInput(m)
@@ -136,13 +147,21 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 		in.Fail(badField(f+"volume_type", m["volume_type"], "volume_type needs microversion 2.67 or later"))
 		return
 	}
-	tag := optStr(bin, "tag", 60)
+	if m["tag"] != nil && !req.deviceTags {
+		in.Fail(badRequest("Invalid input for field/attribute block_device_mapping_v2. Additional properties are not allowed ('tag' was unexpected)"))
+		return
+	}
+	tag := deviceTag(bin, f+"tag")
 	if bin.Err != nil {
 		in.Fail(bin.Err)
 		return
 	}
 	for _, k := range []string{"guest_format", "disk_bus", "device_type"} {
 		if v, ok := m[k]; ok && v != nil && v != "" && !(k == "disk_bus" && v == "virtio") && !(k == "device_type" && v == "disk") {
+			if k == "guest_format" {
+				in.Fail(badField(f+k, v, "guest_format %s is not supported: this cloud makes no local ephemeral or swap disks; use a blank volume (source_type blank, destination_type volume) and format it in the guest", api.Text(v)))
+				return
+			}
 			in.Fail(badField(f+k, v, "%s %s is not supported: volumes are virtio disks", k, api.Text(v)))
 			return
 		}
@@ -160,8 +179,10 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 		in.Fail(badField(f+"source_type", source, "source_type must be one of volume, image, snapshot, blank"))
 	case dest != "volume" && dest != "local":
 		in.Fail(badField(f+"destination_type", dest, "destination_type must be volume or local"))
-	case tag != "":
-		in.Fail(badField(f+"tag", tag, "device tags are not supported by this cloud"))
+	case dest == "local" && source == "image" && index == 0 && tag != "":
+		// The image's local root disk has no volume whose attachment
+		// keeps a tag; it is the guest's first disk anyway.
+		in.Fail(badField(f+"tag", tag, "a tag on the image's local root disk is not supported: tag volumes"))
 	case dest == "local" && source == "image" && index == 0:
 		// The image the server boots from, as --image names it.
 		switch {
@@ -176,7 +197,7 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 			seen["boot"] = true
 		}
 	case dest == "local":
-		in.Fail(badField(f+"destination_type", dest, "local block devices (ephemeral and swap disks) are not supported by this cloud: use destination_type volume"))
+		in.Fail(badField(f+"destination_type", dest, "local block devices (ephemeral and swap disks) are not supported by this cloud: use a blank volume (source_type blank, destination_type volume)"))
 	case source != "blank" && !uuidPattern.MatchString(uuid):
 		in.Fail(badField(f+"uuid", uuid, "'%s' is not a valid UUID", uuid))
 	case source == "blank" && uuid != "":
@@ -196,11 +217,11 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 			in.Fail(badField(f+"source_type", source, "a blank volume cannot be the boot device"))
 			return
 		}
-		req.boot = &blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del,
+		req.boot = &blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, Tag: tag,
 			field: f + "uuid", sizeField: f + "volume_size"}
 		seen["boot"] = true
 	default:
-		req.volumes = append(req.volumes, blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index,
+		req.volumes = append(req.volumes, blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, index: index, Tag: tag,
 			field: f + "uuid", sizeField: f + "volume_size"})
 	}
 	if in.Err == nil && source == "volume" {
@@ -442,7 +463,7 @@ func attachBootVolume(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 		return nil
 	}
 	a := volstate.Attachment{ID: s.ID, ServerID: s.ID, Host: s.Host, Device: "/dev/vda", Since: c.Now, Root: true,
-		DeleteOnTermination: c.DeleteBootVolume}
+		DeleteOnTermination: c.DeleteBootVolume, Tag: c.BootTag}
 	if _, err := volstate.AttachTx(tx, volstate.AttachCmd{VolumeID: s.BootVolume, Project: s.Project, Attachment: a}); err != nil {
 		return store.WrapApplyError(err)
 	}
@@ -462,7 +483,7 @@ func attachDataVolumes(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 			return badRequest("No free disk device names for server %s.", s.ID)
 		}
 		a := volstate.Attachment{ID: d.AttachmentID, ServerID: s.ID, Host: s.Host, Device: device, Since: c.Now,
-			DeleteOnTermination: d.DeleteOnTermination}
+			DeleteOnTermination: d.DeleteOnTermination, Tag: d.Tag}
 		if _, err := volstate.AttachTx(tx, volstate.AttachCmd{VolumeID: d.VolumeID, Project: s.Project, Attachment: a}); err != nil {
 			return store.WrapApplyError(err)
 		}

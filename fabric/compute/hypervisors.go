@@ -62,7 +62,10 @@ func (s *Service) hostList(r *http.Request) ([]Host, *memdb.Txn, error) {
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
 	tx, err := s.cfg.Repl.Read(r.Context())
-	return hs, tx, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return withServiceStates(tx, hs), tx, nil
 }
 
 func state(up bool) string {
@@ -92,7 +95,14 @@ func usageOn(tx *memdb.Txn, host string) hostUse {
 }
 
 func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail, withServers bool) map[string]any {
-	v := map[string]any{"id": hypervisorID(r, h.Name), "hypervisor_hostname": h.Name, "state": state(h.Up), "status": "enabled"}
+	// A hypervisor's status and service are its nova-compute's
+	// (os_services.go), as Nova shows them.
+	svc := computestate.ServiceStateOf(tx, h.Name)
+	status := "enabled"
+	if svc.Disabled {
+		status = "disabled"
+	}
+	v := map[string]any{"id": hypervisorID(r, h.Name), "hypervisor_hostname": h.Name, "state": state(h.Up), "status": status}
 	u := usageOn(tx, h.Name)
 	if withServers {
 		list := []any{}
@@ -111,7 +121,7 @@ func (s *Service) hypervisorView(r *http.Request, tx *memdb.Txn, h Host, detail,
 	v["host_ip"] = h.HostIP
 	v["hypervisor_type"] = "QEMU"
 	v["hypervisor_version"] = 8002000
-	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": nil}
+	v["service"] = map[string]any{"host": h.Name, "id": serviceID(r, h.Name), "disabled_reason": orNil(svc.DisabledReason)}
 	if atLeast(r, 88) {
 		// 2.88 drops the usage figures and cpu_info and adds uptime
 		// (null, as Nova answers for a driver without it, only for a
@@ -377,6 +387,20 @@ func (s *Service) serviceView(r *http.Request, tx *memdb.Txn, binary string, h H
 		"state": state(h.Up), "updated_at": timeOrNil(h.LastSeen), "disabled_reason": nil}
 	if atLeast(r, 11) {
 		v["forced_down"] = false
+	}
+	if binary == "nova-compute" {
+		// What an admin set (os_services.go); h.Up already says down
+		// when forced down.
+		st := computestate.ServiceStateOf(tx, h.Name)
+		if st.Disabled {
+			v["status"] = "disabled"
+			if st.DisabledReason != "" {
+				v["disabled_reason"] = st.DisabledReason
+			}
+		}
+		if atLeast(r, 11) {
+			v["forced_down"] = st.ForcedDown
+		}
 	}
 	return v
 }

@@ -590,8 +590,9 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.aggAction(agg, map[string]any{"add_host": map[string]any{"host": "n2"}}, 200, "")
 	f.aggAction(agg, map[string]any{"set_metadata": map[string]any{"metadata": map[string]any{"ssd": "true"}}}, 200, "")
 	f.expect("DELETE", "/v2.1/os-aggregates/"+f.aggregate("gone", ""), admin, "", nil, 200, "")
+	f.expect("PUT", "/v2.1/os-services/"+serviceUUID("nova-compute", "n1"), admin, "2.53", map[string]any{"status": "disabled", "disabled_reason": "kept", "forced_down": true}, 200, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), vols)
-	for _, want := range []string{`"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
+	for _, want := range []string{`"t":"compute_service_states"`, `"disabled_reason":"kept"`, `"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
 		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`, `"delete_on_termination":true`, `"status":"reserved"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)

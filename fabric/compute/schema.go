@@ -125,6 +125,7 @@ func Schema() store.Schema {
 		cmdQuotaSet:        store.Typed(applyQuotaSet),
 		cmdQuotaDelete:     store.Typed(applyQuotaDelete),
 		cmdConsoleToken:    store.Typed(applyConsoleToken),
+		cmdServiceUpdate:   store.Typed(applyServiceUpdate),
 
 		cmdServerInterface: store.Typed(withEvents(applyServerInterface, interfaceEvents)),
 

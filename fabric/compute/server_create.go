@@ -347,9 +347,16 @@ func (s *Service) schedulerHosts(ctx context.Context) ([]scheduler.Host, error) 
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
+	tx, err := s.cfg.Repl.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]scheduler.Host, 0, len(hs))
-	for _, h := range hs {
-		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, NoCompute: h.NoCompute, AZ: s.ownAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
+	for _, h := range withServiceStates(tx, hs) {
+		// A disabled compute service takes no new servers, as Nova's
+		// ComputeFilter; a forced-down one is down (os_services.go).
+		off := h.NoCompute || computestate.ServiceStateOf(tx, h.Name).Disabled
+		out = append(out, scheduler.Host{Name: h.Name, Up: h.Up, NoCompute: off, AZ: s.ownAZ(h), VCPUs: h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -401,10 +408,10 @@ func (s *Service) createServer(w http.ResponseWriter, r *http.Request) error {
 		c.Deferred = true
 	} else {
 		if req.boot != nil {
-			req.tmpl.BootVolume, c.DeleteBootVolume = req.boot.UUID, req.boot.DeleteOnTermination
+			req.tmpl.BootVolume, c.DeleteBootVolume, c.BootTag = req.boot.UUID, req.boot.DeleteOnTermination, req.boot.Tag
 		}
 		for _, d := range req.volumes {
-			c.Volumes = append(c.Volumes, createVolume{VolumeID: d.UUID, AttachmentID: api.NewUUID(), DeleteOnTermination: d.DeleteOnTermination})
+			c.Volumes = append(c.Volumes, createVolume{VolumeID: d.UUID, AttachmentID: api.NewUUID(), DeleteOnTermination: d.DeleteOnTermination, Tag: d.Tag})
 		}
 	}
 	c.Servers, err = s.newServers(ctx, principal(r), req, resID, rv)
@@ -461,9 +468,20 @@ func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverR
 			sv.Name = fmt.Sprintf("%s-%d", req.tmpl.Name, i+1)
 		}
 		sv.Ports = []string{}
+		sv.NICTags = nil
+		tag := func(port, t string) {
+			if t == "" {
+				return
+			}
+			if sv.NICTags == nil {
+				sv.NICTags = map[string]string{}
+			}
+			sv.NICTags[port] = t
+		}
 		for _, nic := range req.nics {
 			if nic.PortID != "" {
 				sv.Ports = append(sv.Ports, nic.PortID)
+				tag(nic.PortID, nic.Tag)
 				continue
 			}
 			pt, err := s.cfg.Ports.Create(ctx, p, PortRequest{NetworkID: nic.NetworkID, FixedIP: nic.FixedIP, Project: sv.Project,
@@ -476,6 +494,7 @@ func (s *Service) newServers(ctx context.Context, p *api.Principal, req *serverR
 			})
 			sv.Ports = append(sv.Ports, pt.ID)
 			sv.CreatedPorts = append(sv.CreatedPorts, pt.ID)
+			tag(pt.ID, nic.Tag)
 		}
 		out = append(out, sv)
 	}

@@ -18,9 +18,9 @@ import (
 // another host. Only when the host's compute service is down: this
 // cloud knows that from the node's heartbeats (os-services' state, the
 // scheduler's Host.Up; a node is down once it has missed them for the
-// cluster's down-after), and answers Nova's 400 "Compute service of X is
-// still in use." otherwise. There are no forced-down services here: a
-// host that is up cannot be evacuated.
+// cluster's down-after, or once an admin forced its compute service down,
+// os_services.go), and answers Nova's 400 "Compute service of X is
+// still in use." otherwise.
 //
 // One command (cmdServerEvacuate) checks the server (vm_state active,
 // stopped or error, no task) and schedules another host as a migration
@@ -36,7 +36,13 @@ import (
 // erasure-coded block store and so outlived its node: the new host's
 // export takes the volume's writer fence, so a writer on the old node,
 // were it still running, is refused. A stopped server is stopped again
-// once rebuilt, as Nova keeps the power state. The ports are bound to
+// once rebuilt, as Nova keeps the power state. From 2.95 an evacuated
+// server is left stopped, as Nova's, and no guest starts on the new
+// host: the command gives it the new host stopped, with the rebuild
+// (RebuildSeq) still to do, which its next start does there (the agent
+// rebuilds a server whose RebuildSeq it has not done before booting
+// it), so a guest whose old host was not really gone never runs twice
+// until someone starts it. The ports are bound to
 // the new host after the command.
 //
 // The old node, when it comes back, reads the state before it acts (its
@@ -111,7 +117,7 @@ func (s *Service) evacuate(w http.ResponseWriter, r *http.Request, arg any) erro
 		return err
 	}
 	c := serverEvacuateCmd{ID: sv.ID, Host: host, MigrationID: api.NewUUID(), UserID: p.UserID, RequestID: requestID(r.Context()),
-		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler}
+		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler, Stop: atLeast(r, 95)}
 	var res actionResult
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerEvacuate, c, &res); err != nil {
 		return err
@@ -141,8 +147,11 @@ type serverEvacuateCmd struct {
 	UserID      string           `json:"user_id"`
 	RequestID   string           `json:"request_id"`
 	Admin       bool             `json:"admin,omitempty"`
-	Now         time.Time        `json:"now"`
-	index       uint64
+	// Stop leaves the server stopped once rebuilt, whatever its state
+	// was (2.95).
+	Stop  bool      `json:"stop,omitempty"`
+	Now   time.Time `json:"now"`
+	index uint64
 }
 
 func evacuateEvents(c serverEvacuateCmd) eventMeta {
@@ -222,17 +231,29 @@ func applyServerEvacuate(tx *memdb.Txn, c serverEvacuateCmd) (any, error) {
 	s := *old
 	s.Updated = c.Now
 	s.Host = host
-	s.Migration = mig.ID
 	s.RebuildSeq++
-	s.StopAfterRebuild = old.VMState == vmStopped
-	s.Want = "active"
-	setState(&s, s.VMState, "rebuilding")
 	if err := moveVolumes(tx, s.ID, host, c.Now); err != nil {
 		return nil, err
 	}
 	mig.DestCompute = host
 	act.Events = []ActionEvent{{Event: "conductor_rebuild_server", Start: c.Now, Finish: c.Now, Result: "Success"},
 		{Event: "compute_rebuild_instance", Start: c.Now, Host: host}}
+	if c.Stop {
+		// 2.95: the server is the new host's, stopped, and no guest
+		// starts there: its rebuild (RebuildSeq, above) is what its
+		// next start does, as any start of a server whose rebuild the
+		// node has not done. Nothing is left for the new host to do
+		// now, so the migration is done.
+		s.Want, s.StopAfterRebuild, s.PowerState = "stopped", false, PowerShutdown
+		setState(&s, vmStopped, "")
+		mig.Status = "done"
+		act.Events[1].Finish, act.Events[1].Result = c.Now, "Success"
+	} else {
+		s.Migration = mig.ID
+		s.StopAfterRebuild = old.VMState == vmStopped
+		s.Want = "active"
+		setState(&s, s.VMState, "rebuilding")
+	}
 	if err := tx.Insert(tServers, &s); err != nil {
 		return nil, err
 	}

@@ -31,7 +31,9 @@ type serverInterfaceCmd struct {
 	Port   string `json:"port"`
 	Attach bool   `json:"attach,omitempty"`
 	// Created marks a port the attach made: the server owns it.
-	Created   bool      `json:"created,omitempty"`
+	Created bool `json:"created,omitempty"`
+	// Tag is the attached NIC's device tag.
+	Tag       string    `json:"tag,omitempty"`
 	Admin     bool      `json:"admin,omitempty"`
 	UserID    string    `json:"user_id"`
 	RequestID string    `json:"request_id"`
@@ -82,12 +84,26 @@ func applyServerInterface(tx *memdb.Txn, c serverInterfaceCmd) (any, error) {
 		if c.Created {
 			s.CreatedPorts = append(slices.Clone(s.CreatedPorts), c.Port)
 		}
+		if c.Tag != "" {
+			s.NICTags = maps(s.NICTags)
+			if s.NICTags == nil {
+				s.NICTags = map[string]string{}
+			}
+			s.NICTags[c.Port] = c.Tag
+		}
 	} else {
 		if !slices.Contains(s.Ports, c.Port) {
 			return nil, portNotAttached(c.Port)
 		}
 		s.Ports = slices.DeleteFunc(slices.Clone(s.Ports), is)
 		s.CreatedPorts = slices.DeleteFunc(slices.Clone(s.CreatedPorts), is)
+		if _, ok := s.NICTags[c.Port]; ok {
+			s.NICTags = maps(s.NICTags)
+			delete(s.NICTags, c.Port)
+			if len(s.NICTags) == 0 {
+				s.NICTags = nil
+			}
+		}
 	}
 	s.Updated = c.Now
 	if err := tx.Insert(tServers, &s); err != nil {
@@ -104,7 +120,7 @@ func applyServerInterface(tx *memdb.Txn, c serverInterfaceCmd) (any, error) {
 func portNotAttached(id string) error { return notFound("Port %s is not attached", id) }
 
 // interfaceView is an interfaceAttachment as Nova shows it.
-func interfaceView(r *http.Request, pt PortInfo) map[string]any {
+func interfaceView(r *http.Request, sv *Server, pt PortInfo) map[string]any {
 	ips := []any{}
 	for i, ip := range pt.IPs {
 		f := map[string]any{"ip_address": ip}
@@ -115,7 +131,7 @@ func interfaceView(r *http.Request, pt PortInfo) map[string]any {
 	}
 	v := map[string]any{"port_id": pt.ID, "net_id": pt.NetworkID, "mac_addr": pt.MAC, "port_state": pt.Status, "fixed_ips": ips}
 	if atLeast(r, 70) {
-		v["tag"] = nil
+		v["tag"] = orNil(sv.NICTags[pt.ID])
 	}
 	return v
 }
@@ -135,7 +151,7 @@ func (s *Service) listInterfaces(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return err
 			}
-			out = append(out, interfaceView(r, pt))
+			out = append(out, interfaceView(r, sv, pt))
 		}
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"interfaceAttachments": out})
@@ -158,7 +174,7 @@ func (s *Service) showInterface(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, pt)})
+	api.JSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, sv, pt)})
 	return nil
 }
 
@@ -166,6 +182,8 @@ func (s *Service) showInterface(w http.ResponseWriter, r *http.Request) error {
 // with an optional address.
 type interfaceRequest struct {
 	PortID, NetworkID, FixedIP string
+	// Tag is the NIC's device tag (2.49).
+	Tag string
 }
 
 func readInterfaceRequest(r *http.Request) (interfaceRequest, error) {
@@ -190,11 +208,9 @@ func readInterfaceRequest(r *http.Request) (interfaceRequest, error) {
 	if err := allowOnly(m, fields...); err != nil {
 		return req, err
 	}
-	if _, ok := m["tag"]; ok {
-		return req, notImplemented("Device tags on interfaces are not supported by this cloud.")
-	}
 	in := newInput(m)
 	req.PortID, req.NetworkID = str(in, "port_id", false, 0, 0), str(in, "net_id", false, 0, 0)
+	req.Tag = deviceTag(in, "tag")
 	if in.Err != nil {
 		return req, in.Err
 	}
@@ -303,8 +319,9 @@ func (s *Service) attachInterface(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	c := serverInterfaceCmd{ID: sv.ID, Port: pt.ID, Attach: true, Created: created, Admin: p.IsAdmin(), UserID: p.UserID,
-		RequestID: requestID(ctx), Now: s.now()}
-	if _, err := api.Propose(ctx, s.cfg.Repl, cmdServerInterface, c, nil); err != nil {
+		RequestID: requestID(ctx), Now: s.now(), Tag: req.Tag}
+	var row Server
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdServerInterface, c, &row); err != nil {
 		if api.Rejected(err) {
 			undo()
 		}
@@ -314,7 +331,7 @@ func (s *Service) attachInterface(w http.ResponseWriter, r *http.Request) error 
 	if fresh, err := s.cfg.Ports.Port(ctx, nil, pt.ID); err == nil {
 		pt = fresh
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, pt)})
+	api.JSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, &row, pt)})
 	return nil
 }
 

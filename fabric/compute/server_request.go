@@ -22,6 +22,8 @@ const maxUserData = 65535
 // requestedNIC is one entry of the networks list.
 type requestedNIC struct {
 	NetworkID, PortID, FixedIP string
+	// Tag is the NIC's device tag (2.32, 2.42 on).
+	Tag string
 }
 
 // serverRequest is a validated create request for one or more servers.
@@ -43,6 +45,29 @@ type serverRequest struct {
 	boot *blockDevice
 	// volumes are data volumes attached as the server is created.
 	volumes []blockDevice
+	// deviceTags says whether NICs and block devices may have tags at
+	// the request's microversion.
+	deviceTags bool
+}
+
+// deviceTagsOnCreate says whether a create's networks and
+// block_device_mapping_v2 entries take a tag: at 2.32, then again from
+// 2.42 (Nova lost them from 2.33 to 2.41 and restored them).
+func deviceTagsOnCreate(r *http.Request) bool {
+	return (atLeast(r, 32) && !atLeast(r, 33)) || atLeast(r, 42)
+}
+
+// deviceTag reads a device tag (Nova's schema: at most 60 characters,
+// no ',' or '/'), "" when there is none.
+func deviceTag(in *api.Input, field string) string {
+	if in.IsNull("tag") {
+		return ""
+	}
+	t := str(in, "tag", false, 0, 60)
+	if in.Err == nil && strings.ContainsAny(t, ",/") {
+		in.Fail(badField(field, t, "'%s' does not match '^[^,/]*$'", t))
+	}
+	return t
 }
 
 // serverFields are the attributes a create body may have at the
@@ -84,7 +109,7 @@ func (s *Service) readServerRequest(r *http.Request) (*serverRequest, error) {
 	}
 	p := principal(r)
 	now := s.now()
-	req := &serverRequest{count: 1}
+	req := &serverRequest{count: 1, deviceTags: deviceTagsOnCreate(r)}
 	req.tmpl = Server{Project: p.ProjectID, UserID: p.UserID, Metadata: map[string]string{}, ConfigDrive: true, Created: now, Updated: now,
 		Want: "active", PowerState: PowerNoState}
 	setState(&req.tmpl, vmBuilding, "scheduling")
@@ -337,7 +362,7 @@ func readNetworks(r *http.Request, in *api.Input, req *serverRequest) {
 // fixed IP) or a port not asked for before.
 func readNIC(r *http.Request, m api.Object, before []requestedNIC) (requestedNIC, error) {
 	allowed := []string{"uuid", "port", "fixed_ip"}
-	if atLeast(r, 32) {
+	if deviceTagsOnCreate(r) {
 		allowed = append(allowed, "tag")
 	}
 	if err := allowOnly(m, allowed...); err != nil {
@@ -348,6 +373,7 @@ func readNIC(r *http.Request, m api.Object, before []requestedNIC) (requestedNIC
 	if m["port"] != nil {
 		nic.PortID = str(in, "port", false, 0, 0)
 	}
+	nic.Tag = deviceTag(in, "networks.tag")
 	switch {
 	case in.Err != nil:
 		return nic, in.Err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/baremetal/bmstate"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -209,6 +210,11 @@ func (s *Service) addExtendedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v
 		v["os-extended-volumes:volumes_attached"] = volumesAttached(r, tx, sv.ID)
 	}
 	v["config_drive"] = "True"
+	if atLeast(r, 96) {
+		// The zone the server is held to (its create's, or an
+		// unshelve's), null for none: Nova's request spec's.
+		v["pinned_availability_zone"] = orNil(computestate.Pinned(sv))
+	}
 	if atLeast(r, 90) {
 		v["OS-EXT-SRV-ATTR:hostname"] = Hostname(sv) // every reader's from 2.90
 	}
@@ -231,6 +237,10 @@ func (s *Service) addExtendedAttrs(r *http.Request, tx *memdb.Txn, sv *Server, v
 		status := ""
 		switch {
 		case sv.Host == "":
+		case tx != nil && computestate.ServiceStateOf(tx, sv.Host).ForcedDown:
+			status = "DOWN" // os_services.go
+		case tx != nil && computestate.ServiceStateOf(tx, sv.Host).Disabled:
+			status = "MAINTENANCE" // as Nova shows a disabled service's
 		case s.hostUp(r.Context(), sv.Host):
 			status = "UP"
 		default:

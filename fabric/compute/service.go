@@ -37,12 +37,12 @@ import (
 // 501 (unbuilt_apis.go, unbuilt_actions.go). Past 2.79, versions whose
 // only change is to an API not served here change nothing: 2.82 (an
 // os-server-external-events name; that API is the other services' and
-// not routed here). 2.95 (evacuate leaves the server stopped) is not
-// served yet.
+// not routed here). 2.95: evacuate leaves the server stopped; 2.96:
+// servers show pinned_availability_zone.
 const (
 	MinMicroversion = "2.1"
-	MaxMicroversion = "2.94"
-	maxMinor        = 94
+	MaxMicroversion = "2.96"
+	maxMinor        = 96
 )
 
 // Images is the image service, as server create needs it.
@@ -184,7 +184,10 @@ type Config struct {
 	Snapshots SnapshotImages
 	// ConsoleLogs and SerialConsole are optional: without them
 	// os-getConsoleOutput answers 501 and serial consoles 400.
-	ConsoleLogs   ConsoleLogs
+	ConsoleLogs ConsoleLogs
+	// Diagnostics reads guests' counters for server diagnostics
+	// (optional: without it they answer 501).
+	Diagnostics   GuestDiagnostics
 	SerialConsole SerialConsole
 	// NoVNCDir holds noVNC's web client (vnc_lite.html and its scripts),
 	// served at /compute/v2.1/novnc/ for the URLs of novnc consoles;
@@ -420,6 +423,7 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-availability-zone", authed, "", s.listZones(false)),
 		route(get, "/os-availability-zone/detail", admin, "os_compute_api:os-availability-zone:detail", s.listZones(true)),
 		route(get, "/os-services", admin, "os_compute_api:os-services:list", s.listServices),
+		route(put, "/os-services/{id}", authed, "", s.updateService),
 
 		route(get, "/os-instance_usage_audit_log", admin, auditLogRule+":list", s.listAuditLog),
 		route(get, "/os-instance_usage_audit_log/{before}", admin, auditLogRule+":show", s.showAuditLog),
@@ -597,6 +601,7 @@ var extensions = [][3]string{
 	{"os-lock-server", "LockServer", "Enable lock/unlock server actions."},
 	{"os-deferred-delete", "DeferredDelete", "Instance deferred delete: forceDelete (restore has nothing to restore: deletes are not deferred here)."},
 	{"os-server-password", "ServerPassword", "Server password support: the password a guest posts to the metadata service."},
+	{"os-server-diagnostics", "ServerDiagnostics", "Allow Admins to view server diagnostics through server id."},
 	{"os-admin-actions", "AdminActions", "Enable admin-only server actions: os-resetState (resetNetwork and injectNetworkInfo are not built)."},
 	{"os-attach-interfaces", "AttachInterfaces", "Attach interface support."},
 	{"os-security-groups", "SecurityGroups", "Security group support: add/removeSecurityGroup and the groups' proxy."},

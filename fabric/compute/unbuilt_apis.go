@@ -21,19 +21,6 @@ const (
 	auditLogRule    = "os_compute_api:os-instance-usage-audit-log"
 )
 
-// serverDiagnostics is GET /servers/{id}/diagnostics: the server is found
-// first (another project's is 404), then the admin-only rule checked, as
-// Nova does. The node agents report no per-guest counters to the API.
-func (s *Service) serverDiagnostics(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.readServer(r, ""); err != nil {
-		return err
-	}
-	if !principal(r).IsAdmin() {
-		return policyDenied(diagnosticsRule)
-	}
-	return notImplemented("Server diagnostics are not implemented by this cloud.")
-}
-
 // listAuditLog is GET /os-instance_usage_audit_log: the report of Nova's
 // periodic usage audit over the last completed month. No host here runs
 // that audit (as in Nova's default, instance_usage_audit = False), so

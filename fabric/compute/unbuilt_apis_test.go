@@ -12,14 +12,6 @@ import (
 func TestUnbuiltAPIs(t *testing.T) {
 	f := newFixture(t)
 	f.stdFlavors()
-	id := f.server(alice, "web")
-
-	diag := "/v2.1/servers/" + id + "/diagnostics"
-	f.expect("GET", diag, admin, "", nil, 501, "notImplemented", "diagnostics")
-	f.expect("GET", diag, admin, "2.48", nil, 501, "notImplemented", "diagnostics")
-	f.expect("GET", diag, alice, "", nil, 403, "forbidden", diagnosticsRule)
-	f.expect("GET", diag, bob, "", nil, 404, "itemNotFound")
-	f.expect("GET", "/v2.1/servers/"+id+"x/diagnostics", admin, "", nil, 404, "itemNotFound")
 
 	// The usage audit log: no host ran the audit, as Nova reports it
 	// when its audit is off; the period is the last whole month.
@@ -60,7 +52,7 @@ func TestUnbuiltAPIs(t *testing.T) {
 	}
 
 	// Discovery does not list what is not built.
-	for _, alias := range []string{"os-server-diagnostics", "os-floating-ips", "os-floating-ip-pools"} {
+	for _, alias := range []string{"os-floating-ips", "os-floating-ip-pools"} {
 		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
 	}
 }

@@ -41,7 +41,7 @@ func (s *Service) attachmentView(r *http.Request, serverID string, v *volstate.V
 		out["attachment_id"], out["bdm_uuid"] = att.ID, bdmUUID(att.ID)
 	}
 	if atLeast(r, 70) {
-		out["tag"] = nil
+		out["tag"] = orNil(att.Tag)
 	}
 	if atLeast(r, 79) {
 		out["delete_on_termination"] = deleteOnTermination
@@ -113,7 +113,10 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	known := []string{"volumeId", "device", "tag"}
+	known := []string{"volumeId", "device"}
+	if atLeast(r, 49) {
+		known = append(known, "tag")
+	}
 	if atLeast(r, 79) {
 		known = append(known, "delete_on_termination")
 	}
@@ -125,9 +128,7 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	device := in.Str("device", "", 255)
 	// 2.79: the volume goes with the server (volstate.ReleaseServer).
 	del := in.Bool("delete_on_termination", false)
-	if in.Str("tag", "", 60) != "" {
-		in.Fail(badField("tag", o["tag"], "device tags are not supported"))
-	}
+	tag := deviceTag(in, "tag")
 	if in.Err != nil {
 		return in.Err
 	}
@@ -154,7 +155,7 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if device == "" {
 		return badRequest("No free disk device names for server %s.", sv.ID)
 	}
-	a := volstate.Attachment{ID: api.NewUUID(), ServerID: sv.ID, Host: sv.Host, Device: device, Since: s.now(), DeleteOnTermination: del}
+	a := volstate.Attachment{ID: api.NewUUID(), ServerID: sv.ID, Host: sv.Host, Device: device, Since: s.now(), DeleteOnTermination: del, Tag: tag}
 	var row volstate.Volume
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdAttach, volstate.AttachCmd{VolumeID: volID, Project: sv.Project, Attachment: a}, &row); err != nil {
 		return err

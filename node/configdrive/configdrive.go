@@ -34,6 +34,21 @@ type Server struct {
 	// Files are injected files (Nova's personality): cloud-init writes
 	// each to its path.
 	Files []File
+	// Devices are the tagged devices (Nova's device metadata), listed
+	// as meta_data.json's "devices".
+	Devices []Device
+}
+
+// Device is a tagged NIC or disk as meta_data.json's "devices" has it
+// (Nova's NetworkInterfaceMetadata and DiskMetadata): its bus and
+// address there ("" when unknown), a NIC's MAC, a disk's serial.
+type Device struct {
+	Type    string   `json:"type"` // "nic" or "disk"
+	Bus     string   `json:"bus"`  // "pci"
+	Address string   `json:"address,omitempty"`
+	MAC     string   `json:"mac,omitempty"`
+	Serial  string   `json:"serial,omitempty"`
+	Tags    []string `json:"tags"`
 }
 
 // File is a file for the guest to write.
@@ -77,7 +92,10 @@ func Files(s Server) (map[string][]byte, error) {
 		"availability_zone": s.AZ,
 		"project_id":        s.Project,
 		"meta":              meta,
-		"devices":           []any{},
+		"devices":           []Device{},
+	}
+	if len(s.Devices) > 0 {
+		md["devices"] = s.Devices
 	}
 	if len(keys) > 0 {
 		md["public_keys"] = keys

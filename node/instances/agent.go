@@ -498,6 +498,11 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 		}
 	}
 	cd := metadata.Describe(s)
+	if tx, err := a.State(ctx); err == nil {
+		// Its tagged devices, without addresses: the guest is not
+		// placed yet (the metadata service gives them).
+		cd.Devices = metadata.Devices(tx, &s, nil)
+	}
 	rec.Taps, rec.DownTaps = nil, nil
 	for _, id := range s.Ports {
 		p, ok := ports[id]

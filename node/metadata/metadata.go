@@ -3,6 +3,9 @@
 // /openstack/<version>/{meta_data.json, user_data, network_data.json,
 // vendor_data.json} with what the config drive holds (node/configdrive
 // builds both) and EC2's /latest/meta-data/ and /latest/user-data.
+// meta_data.json's "devices" are the server's tagged NICs and volumes
+// (devices.go); here, unlike on the config drive, with the PCI addresses
+// the running guest's hypervisor reports (Config.GuestDevices).
 //
 // It knows which server asks only by the packet's source address: the
 // dataplane rewrites each port's requests to come from a link-local
@@ -32,6 +35,7 @@ import (
 	"github.com/rackstack/rackstack/fabric/network/netstate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/node/configdrive"
+	"github.com/rackstack/rackstack/node/hypervisor"
 )
 
 // Ports names the port whose requests come from a source address.
@@ -49,7 +53,11 @@ type Config struct {
 	// owner reads through os-server-password); nil: the path is not
 	// served.
 	SetPassword func(ctx context.Context, serverID, password string) error
-	Log         *slog.Logger
+	// GuestDevices says where a running guest's devices are (the
+	// node's hypervisor.Devices), for the PCI addresses of the tagged
+	// devices in meta_data.json; nil, or an error, lists them without.
+	GuestDevices func(ctx context.Context, serverID string) ([]hypervisor.GuestDevice, error)
+	Log          *slog.Logger
 }
 
 // Server answers metadata requests.
@@ -112,9 +120,11 @@ func (s *Server) caller(r *http.Request) (*computestate.Server, *netstate.Port, 
 	return sv, p, tx, nil
 }
 
-// drive is what the server's config drive holds, path → content.
-func drive(tx *memdb.Txn, sv *computestate.Server) (map[string][]byte, error) {
+// drive is what the server's config drive holds, path → content, with
+// the tagged devices at the addresses in live.
+func drive(tx *memdb.Txn, sv *computestate.Server, live []hypervisor.GuestDevice) (map[string][]byte, error) {
 	cd := Describe(*sv)
+	cd.Devices = Devices(tx, sv, live)
 	for _, id := range sv.Ports {
 		p := store.Get[netstate.Port](tx, netstate.TablePorts, id)
 		if p == nil {
@@ -150,7 +160,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.postPassword(w, r, sv)
 		return
 	}
-	files, err := drive(tx, sv)
+	var live []hypervisor.GuestDevice
+	if s.cfg.GuestDevices != nil && tagged(tx, sv) {
+		if live, err = s.cfg.GuestDevices(r.Context(), sv.ID); err != nil {
+			// The devices are listed all the same, without addresses.
+			s.cfg.Log.Warn("metadata: the guest's device addresses", "server", sv.ID, "err", err)
+		}
+	}
+	files, err := drive(tx, sv, live)
 	if err != nil {
 		s.cfg.Log.Warn("metadata: build", "server", sv.ID, "err", err)
 		http.Error(w, "metadata unavailable", http.StatusInternalServerError)

@@ -123,9 +123,14 @@ type Server struct {
 	// Ports are the Neutron ports of the server, in NIC order;
 	// CreatedPorts are those the compute service made (deleted with the
 	// server), the others were the client's (only unbound).
-	Ports        []string          `json:"ports"`
-	CreatedPorts []string          `json:"created_ports,omitempty"`
-	Metadata     map[string]string `json:"metadata"`
+	Ports        []string `json:"ports"`
+	CreatedPorts []string `json:"created_ports,omitempty"`
+	// NICTags are the device tags of its ports (2.32, 2.42 on create,
+	// 2.49 on attach), by port id: the guest reads them in its
+	// metadata's devices. A volume's tag is on its attachment
+	// (volstate.Attachment.Tag).
+	NICTags  map[string]string `json:"nic_tags,omitempty"`
+	Metadata map[string]string `json:"metadata"`
 	// Tags are Nova's server tags (2.26), sorted and unique.
 	Tags []string `json:"tags,omitempty"`
 	// Want is the state the node must converge to: active, stopped,
@@ -256,6 +261,8 @@ type BlockDevice struct {
 	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
 	VolumeID            string `json:"volume_id"`
 	AttachmentID        string `json:"attachment_id,omitempty"`
+	// Tag is the device tag its attachment gets.
+	Tag string `json:"tag,omitempty"`
 }
 
 // MaxPassword is the most a guest may post as its server password:
@@ -407,6 +414,7 @@ func Schema() store.Schema {
 		store.NewTable(TableConsoles, &ConsoleToken{}, store.StringIndex("server", "ServerID", false)),
 		store.NewTable(TableMigrations, &Migration{}, store.StringIndex("server", "ServerID", false)),
 		aggregatesTable(),
+		serviceStatesTable(),
 		store.NewTable(TableUsage, &UsageRecord{}, store.StringIndex("project", "Project", false),
 			&memdb.IndexSchema{Name: "terminated", Indexer: terminatedIndex{}}),
 	}}

@@ -150,6 +150,10 @@ type Attachment struct {
 	// Mode is AttachReadOnly when the guest may only read the volume
 	// (it was read-only when attached); "" is read-write.
 	Mode string `json:"mode,omitempty"`
+	// Tag is Nova's device tag of the attachment (2.32 and 2.42 on a
+	// server create, 2.49 on attach), which the guest reads in its
+	// metadata's devices.
+	Tag string `json:"tag,omitempty"`
 }
 
 // AttachReadOnly is the Mode of a read-only attachment (Cinder's "ro").
