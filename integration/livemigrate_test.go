@@ -249,6 +249,41 @@ func TestLiveMigrate(t *testing.T) {
 		t.Fatalf("the guest does not count on, with its volume, back on %s:\n%s", src, console)
 	}
 
+	// An abort asked at once (2.65: one still preparing too) leaves the
+	// server where it is, still counting, the migration cancelled; one
+	// that came too late (the migration completed first) is refused,
+	// and the server runs on the other host.
+	openstack(t, admin, "--os-compute-api-version", "2.30", "server", "migrate", "--live-migration", vm.ID)
+	var mig []struct {
+		ID     int    `json:"Id"`
+		Status string `json:"Status"`
+		Type   string `json:"Type"`
+	}
+	json.Unmarshal([]byte(openstack(t, admin, "--os-compute-api-version", "2.59", "server", "migration", "list", "--server", vm.ID, "-f", "json")), &mig)
+	if len(mig) == 0 || mig[0].Type != "live-migration" {
+		t.Fatalf("no live migration listed: %+v", mig)
+	}
+	_, abortErr := openstackErr(admin, "--os-compute-api-version", "2.65", "server", "migration", "abort", vm.ID, strconv.Itoa(mig[0].ID))
+	var end serverInfo
+	if !eventually(2*time.Minute, func() bool { end = showServer(t, admin, vm.ID); return end.Status == "ACTIVE" }) {
+		t.Fatalf("%s is %s after the abort", vm.ID, end.Status)
+	}
+	json.Unmarshal([]byte(openstack(t, admin, "--os-compute-api-version", "2.59", "server", "migration", "list", "--server", vm.ID, "-f", "json")), &mig)
+	switch {
+	case abortErr == nil && (mig[0].Status != "cancelled" || end.Host != src):
+		t.Fatalf("after an abort taken: migration %+v, the server on %s (was on %s)", mig[0], end.Host, src)
+	case abortErr != nil && (mig[0].Status != "completed" || end.Host == src):
+		t.Fatalf("after an abort refused (%v): migration %+v, the server on %s (was on %s)", abortErr, mig[0], end.Host, src)
+	}
+	t.Logf("abort taken: %v; the server on %s", abortErr == nil, end.Host)
+	if !eventually(2*time.Minute, func() bool {
+		console, _ = openstackErr(alice, "console", "log", "show", vm.ID)
+		tk := liveTicks(console)
+		return len(tk) >= 2 && tk[len(tk)-1].vol == fmt.Sprintf("LV-%d", tk[len(tk)-1].n)
+	}) {
+		t.Fatalf("the guest does not count on, with its volume, after the abort:\n%s", console)
+	}
+
 	// A stopped server is not live-migrated.
 	openstack(t, admin, "server", "stop", vm.ID)
 	if !eventually(time.Minute, func() bool { return showServer(t, admin, vm.ID).Status == "SHUTOFF" }) {

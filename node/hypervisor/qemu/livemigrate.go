@@ -278,15 +278,20 @@ func startMirror(ctx context.Context, c *qmp.Client, t hypervisor.MigrationTarge
 	if err != nil {
 		return err
 	}
-	if !nodes[mirrorNode] {
-		export := t.DiskExport
-		if export == "" {
-			export = rootExport
+	if nodes[mirrorNode] {
+		// With no mirror running, it is an earlier run's, whose
+		// destination may be gone: opened again, to this one's.
+		if err := c.Execute(ctx, "blockdev-del", map[string]any{"node-name": mirrorNode}, nil); err != nil {
+			return fmt.Errorf("close an earlier run's destination disk: %w", err)
 		}
-		if err := c.Execute(ctx, "blockdev-add", map[string]any{"driver": "nbd", "node-name": mirrorNode, "export": export,
-			"server": map[string]any{"type": "inet", "host": host, "port": port}}, nil); err != nil {
-			return fmt.Errorf("open the destination's disk: %w", err)
-		}
+	}
+	export := t.DiskExport
+	if export == "" {
+		export = rootExport
+	}
+	if err := c.Execute(ctx, "blockdev-add", map[string]any{"driver": "nbd", "node-name": mirrorNode, "export": export,
+		"server": map[string]any{"type": "inet", "host": host, "port": port}}, nil); err != nil {
+		return fmt.Errorf("open the destination's disk: %w", err)
 	}
 	root, err := firstDiskNode(ctx, c)
 	if err != nil {
