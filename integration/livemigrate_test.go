@@ -284,6 +284,30 @@ func TestLiveMigrate(t *testing.T) {
 		t.Fatalf("the guest does not count on, with its volume, after the abort:\n%s", console)
 	}
 
+	// A paused server moves paused, and moves again (a guest that came
+	// in paused and never ran since), then runs on once unpaused.
+	openstack(t, admin, "server", "pause", vm.ID)
+	if !eventually(time.Minute, func() bool { return showServer(t, admin, vm.ID).Status == "PAUSED" }) {
+		t.Fatalf("%s not PAUSED", vm.ID)
+	}
+	for i := 0; i < 2; i++ {
+		from := showServer(t, admin, vm.ID).Host
+		openstack(t, admin, "--os-compute-api-version", "2.30", "server", "migrate", "--live-migration", vm.ID)
+		var p serverInfo
+		if !eventually(2*time.Minute, func() bool { p = showServer(t, admin, vm.ID); return p.Status == "PAUSED" && p.Host != from }) {
+			t.Fatalf("paused %s after its live migration from %s: %s on %s", vm.ID, from, p.Status, p.Host)
+		}
+	}
+	resumed := liveTicks(console)
+	openstack(t, admin, "server", "unpause", vm.ID)
+	if !eventually(2*time.Minute, func() bool {
+		console, _ = openstackErr(alice, "console", "log", "show", vm.ID)
+		tk := liveTicks(console)
+		return len(tk) >= 2 && tk[0].n > resumed[len(resumed)-1].n && tk[len(tk)-1].vol == fmt.Sprintf("LV-%d", tk[len(tk)-1].n)
+	}) {
+		t.Fatalf("the guest does not count on, with its volume, once unpaused:\n%s", console)
+	}
+
 	// A stopped server is not live-migrated.
 	openstack(t, admin, "server", "stop", vm.ID)
 	if !eventually(time.Minute, func() bool { return showServer(t, admin, vm.ID).Status == "SHUTOFF" }) {

@@ -66,6 +66,13 @@ import (
 // switched server is never given back: a step of a run that is over,
 // or from a node the run does not name, changes nothing.
 //
+// Until the switched command commits, the destination's guest never
+// runs (its QEMU waits paused, -S) and the source's can always run on:
+// QEMU resumes a source whose migration failed, or even completed
+// (cont), so a failure or an abort from either node before the switch
+// is safe to take whatever QEMU did meanwhile. After it, only the
+// destination's guest may run.
+//
 // Two writers: a volume is exported by one node at a time, the one its
 // attachment names, which takes its writer fence; until the switched
 // command the destination's QEMU has placeholders (null nodes, opened
@@ -381,8 +388,10 @@ func applyLiveMigrateStep(tx *memdb.Txn, c computestate.LiveMigrateStepCmd) (any
 		ev = &ActionEvent{Event: "compute_live_migration", Start: c.Now, Finish: c.Now, Result: "Success", Host: lm.Source}
 	case computestate.LiveFailed, computestate.LiveCancelled:
 		// Before the switch only: a switched guest is never given back.
-		// The destination fails only what it has not prepared.
-		if switched || (c.Node != lm.Source && (c.Node != lm.Dest || lm.StreamAddr != "")) {
+		// Either node may fail it before: the destination's guest never
+		// ran, and the source's runs on (or, stopped by a migration
+		// that completed there, is resumed: QEMU allows it).
+		if switched || (c.Node != lm.Source && c.Node != lm.Dest) {
 			return actionResult{Server: *old}, nil
 		}
 		s.Live, s.MigrateTo = nil, ""

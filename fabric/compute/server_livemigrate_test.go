@@ -190,6 +190,21 @@ func TestLiveMigrateFailAbortForce(t *testing.T) {
 		t.Fatalf("action %+v", a)
 	}
 
+	// The destination's QEMU gone after it was prepared: its failure
+	// is taken (its guest never ran), the server stays on the source.
+	f.expect("POST", path, admin, "2.25", liveBody(nil, "auto"), 202, "")
+	f.liveStep(id, src, computestate.LiveSource, sourced)
+	dst := f.row(id).Live.Dest
+	f.liveStep(id, dst, computestate.LivePrepared, prepared)
+	f.liveStep(id, "n9", computestate.LiveFailed)
+	if sv := f.row(id); sv.Live == nil {
+		t.Fatalf("a node the run does not name failed it")
+	}
+	f.liveStep(id, dst, computestate.LiveFailed, func(c *computestate.LiveMigrateStepCmd) { c.Fault = "the guest process waiting for the stream is gone" })
+	if sv := f.row(id); sv.Status != "ACTIVE" || sv.Host != src || sv.Live != nil {
+		t.Fatalf("after the destination's failure: %+v", sv)
+	}
+
 	// Abort: refused with nothing running, taken while preparing only
 	// from 2.65.
 	f.expect("DELETE", "/v2.1/servers/"+id+"/migrations/1", admin, "2.24", nil, 404, "")

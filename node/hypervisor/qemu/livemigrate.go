@@ -440,8 +440,13 @@ func (v *vm) PrepareIncoming(ctx context.Context, disks []hypervisor.PluggedDisk
 				return fmt.Errorf("plug disk %s: %w", d.ID, err)
 			}
 		}
+		// Not late-block-activate: the block nodes are activated as the
+		// stream completes, even for a guest left paused, which could
+		// not be migrated again with its nodes inactive (QEMU 7.2
+		// aborts). Nothing here is shared with the source: the first
+		// disk is this node's copy, the volumes placeholders until
+		// FinishIncoming.
 		if err := c.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": []any{
-			map[string]any{"capability": "late-block-activate", "state": true},
 			map[string]any{"capability": "return-path", "state": true},
 		}}, nil); err != nil {
 			return err
