@@ -145,6 +145,7 @@ func TestLiveMigrate(t *testing.T) {
 	script := filepath.Join(home, "tick.sh")
 	os.WriteFile(script, []byte(liveTickScript("ROOTMARK-lm")), 0o644)
 	openstack(t, alice, "volume", "create", "--size", "1", "lm-vol")
+	openstack(t, alice, "volume", "create", "--image", "testimg", "--size", "1", "lm-boot")
 	var vm serverInfo
 	outJSON := openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--image", "testimg", "--flavor", "m1.tiny", "--nic", "none",
 		"--user-data", script, "--wait", "-f", "json", "lm-a")
@@ -306,6 +307,33 @@ func TestLiveMigrate(t *testing.T) {
 		return len(tk) >= 2 && tk[0].n > resumed[len(resumed)-1].n && tk[len(tk)-1].vol == fmt.Sprintf("LV-%d", tk[len(tk)-1].n)
 	}) {
 		t.Fatalf("the guest does not count on, with its volume, once unpaused:\n%s", console)
+	}
+
+	// A server booted from a volume: no disk to copy, its boot volume
+	// opened by the new host at the switch. It counts on there, reading
+	// the marker it wrote on its boot volume.
+	bootScript := filepath.Join(home, "tickb.sh")
+	os.WriteFile(bootScript, []byte(liveTickScript("ROOTMARK-lb")), 0o644)
+	waitVolume(t, alice, "lm-boot", "available", 3*time.Minute)
+	var vb serverInfo
+	outJSON = openstack(t, alice, "--os-compute-api-version", "2.37", "server", "create", "--volume", "lm-boot", "--flavor", "m1.tiny", "--nic", "none",
+		"--user-data", bootScript, "--wait", "-f", "json", "lm-b")
+	if err := json.Unmarshal([]byte(outJSON), &vb); err != nil || vb.Status != "ACTIVE" {
+		t.Fatalf("server create lm-b: %v %q", err, outJSON)
+	}
+	bootConsole := waitConsole(t, alice, vb.ID, 3*time.Minute, "LOOP-STARTED", "LIVETICK-3 ")
+	bTicks := liveTicks(bootConsole)
+	bFrom := showServer(t, admin, vb.ID).Host
+	openstack(t, admin, "--os-compute-api-version", "2.30", "server", "migrate", "--live-migration", "--wait", vb.ID)
+	if s := showServer(t, admin, vb.ID); s.Status != "ACTIVE" || s.Host == bFrom || nodes[s.Host] == nil {
+		t.Fatalf("after the live migration of a volume-backed server: %s on %s (from %s)", s.Status, s.Host, bFrom)
+	}
+	if !eventually(2*time.Minute, func() bool {
+		bootConsole, _ = openstackErr(alice, "console", "log", "show", vb.ID)
+		tk := liveTicks(bootConsole)
+		return len(tk) >= 2 && tk[0].n > bTicks[len(bTicks)-1].n && tk[len(tk)-1].root == "ROOTMARK-lb"
+	}) || strings.Contains(bootConsole, "RACKSTACK-TEST-IMAGE: booted") {
+		t.Fatalf("the volume-backed guest does not count on, with its boot volume, on its new host:\n%s", bootConsole)
 	}
 
 	// A stopped server is not live-migrated.

@@ -32,17 +32,18 @@ import (
 // the first), the nodes' parts in node/instances/livemigrate.go:
 //
 //  1. cmdServerLiveMigrate checks the request (active or paused, no
-//     task, a local root disk, no encrypted volume) and schedules as a
+//     task, no encrypted volume) and schedules as a
 //     cold migration does (moveTargets; the admin's host, checked as
 //     any): MigrateTo the destination, which holds the server's claim
 //     from now on, Live set, task_state migrating, the record
 //     preparing.
-//  2. The destination makes the disk (an empty overlay of the same
-//     image), the taps and config drive, starts QEMU waiting for the
-//     stream (-incoming defer, paused), its attached volumes as
-//     placeholders (nothing opened), and serves the disk over NBD:
-//     step prepared with the two addresses; the record running.
-//  3. The source mirrors its disk into that export, then runs QEMU's
+//  2. The source reports its guest's root disk size and plugged disks.
+//     The destination makes a blank disk of that size for a local root
+//     disk, the taps and config drive, starts QEMU waiting for the
+//     stream (-incoming defer, paused), its volumes (a boot volume too)
+//     as placeholders (nothing opened), and serves the blank disk over
+//     NBD: step prepared with the addresses; the record running.
+//  3. The source mirrors a local disk into that export, then runs QEMU's
 //     migration; QEMU stops at pre-switchover, the mirror is ended in
 //     sync, and the migration finishes: the source's guest is stopped
 //     for good. Step switched (from the source, or from the
@@ -105,10 +106,9 @@ func (s *Service) liveMigrate(w http.ResponseWriter, r *http.Request, arg any) e
 	if err := checkActionable(sv, true, liveMigrateAction, vmActive, vmPaused); err != nil {
 		return err
 	}
-	if shared {
-		// Every server here has a local root disk: there is no shared
-		// storage to migrate it over (Nova's pre-check, after the
-		// state's).
+	if shared && sv.BootVolume == "" {
+		// A local root disk has no shared storage to migrate it over
+		// (Nova's pre-check, after the state's).
 		return badRequest("Migration pre-check error: Live migration can not be used without shared storage except a booted from volume VM which does not have a local disk.")
 	}
 	if err := liveMigratable(r.Context(), s, sv); err != nil {
@@ -214,13 +214,11 @@ func asBool(v any) (bool, bool) {
 }
 
 // liveMigratable refuses what this cloud's live migration cannot move:
-// a server booted from a volume (its root disk is opened by QEMU as it
-// starts, before the switch-over that may fence it), and encrypted
-// volumes (their LUKS layer cannot sit on a placeholder).
+// encrypted volumes (their LUKS layer cannot sit on a placeholder). A
+// volume still attaching or detaching moves with the server: its
+// attachment names the new host at the switch, whose volume agent then
+// plugs or unplugs it.
 func liveMigratable(ctx context.Context, s *Service, sv *Server) error {
-	if sv.BootVolume != "" {
-		return badRequest("Migration pre-check error: live migration of a server booted from a volume is not supported by this cloud.")
-	}
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return err
@@ -228,9 +226,6 @@ func liveMigratable(ctx context.Context, s *Service, sv *Server) error {
 	for _, v := range volstate.VolumesOfServer(tx, sv.ID) {
 		if v.Key != "" {
 			return badRequest("Migration pre-check error: live migration of a server with an encrypted volume (%s) is not supported by this cloud.", v.ID)
-		}
-		if v.Status != volstate.StatusInUse {
-			return conflict("Cannot '%s' instance %s while its volume %s is %s.", liveMigrateAction, sv.ID, v.ID, v.Status)
 		}
 	}
 	return nil
@@ -268,9 +263,6 @@ func applyServerLiveMigrate(tx *memdb.Txn, c serverLiveMigrateCmd) (any, error) 
 	}
 	if err := checkActionable(old, c.Admin, liveMigrateAction, vmActive, vmPaused); err != nil {
 		return nil, err
-	}
-	if old.BootVolume != "" {
-		return nil, badRequest("Migration pre-check error: live migration of a server booted from a volume is not supported by this cloud.")
 	}
 	if c.Host == old.Host && c.Host != "" {
 		return nil, badRequest("Unable to migrate instance (%s) to current host (%s).", old.ID, c.Host)
@@ -363,7 +355,7 @@ func applyLiveMigrateStep(tx *memdb.Txn, c computestate.LiveMigrateStepCmd) (any
 		}
 		next.RootBytes, next.Disks = c.RootBytes, slices.Clone(c.Disks)
 	case computestate.LivePrepared:
-		if c.Node != lm.Dest || switched || lm.RootBytes == 0 || c.StreamAddr == "" || c.DiskAddr == "" {
+		if c.Node != lm.Dest || switched || lm.RootBytes == 0 || c.StreamAddr == "" || (c.DiskAddr == "" && old.BootVolume == "") {
 			return actionResult{Server: *old}, nil
 		}
 		next.StreamAddr, next.DiskAddr = c.StreamAddr, c.DiskAddr

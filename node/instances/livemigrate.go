@@ -195,19 +195,22 @@ func (a *Agent) liveIn(ctx context.Context, s computestate.Server, view *netstat
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fail(err)
 		}
-		disk := filepath.Join(dir, "disk")
-		if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", disk, strconv.FormatInt(lm.RootBytes, 10)).CombinedOutput(); err != nil {
-			return fail(fmt.Errorf("qemu-img create: %v: %s", err, strings.TrimSpace(string(out))))
+		root, err := a.liveRoot(ctx, s, dir)
+		if err != nil {
+			return fail(err)
 		}
 		rec := record{RebootSeq: s.RebootSeq, RebuildSeq: s.RebuildSeq, ResizeSeq: s.ResizeSeq, RescueSeq: s.RescueSeq}
-		spec, err := a.vmSpec(ctx, s, view, &rec, hypervisor.Disk{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"})
+		spec, err := a.vmSpec(ctx, s, view, &rec, root)
 		if err != nil {
 			return fail(err)
 		}
 		if vm, err = inc.StartIncoming(ctx, spec); err != nil {
 			return fail(err)
 		}
-		kept = liveState{Seq: lm.Seq, Stream: freeAddr(a.MigrationHost), Disk: freeAddr(a.MigrationHost)}
+		kept = liveState{Seq: lm.Seq, Stream: freeAddr(a.MigrationHost)}
+		if s.BootVolume == "" {
+			kept.Disk = freeAddr(a.MigrationHost) // the local disk's copy comes here
+		}
 		raw, _ := json.Marshal(kept)
 		if err := os.WriteFile(a.liveFile(s.ID), raw, 0o600); err != nil {
 			return fail(err)
@@ -227,6 +230,29 @@ func (a *Agent) liveIn(ctx context.Context, s computestate.Server, view *netstat
 	return step(computestate.LiveMigrateStepCmd{Step: computestate.LivePrepared, StreamAddr: kept.Stream, DiskAddr: kept.Disk})
 }
 
+// liveRoot is the destination's first disk: a blank qcow2 of the
+// source's disk's size, which the source mirrors its local disk into,
+// or the boot volume's placeholder, which FinishIncoming replaces with
+// the volume's export once the server is this node's.
+func (a *Agent) liveRoot(ctx context.Context, s computestate.Server, dir string) (hypervisor.Disk, error) {
+	if s.BootVolume != "" {
+		if a.Volumes == nil {
+			return hypervisor.Disk{}, errors.New("this node cannot serve boot volumes")
+		}
+		return hypervisor.Disk{NBDSocket: a.Volumes.Socket(), NBDExport: s.BootVolume, Format: hypervisor.FormatRaw,
+			Serial: volumeSerial(s.BootVolume), ID: volumes.DiskID(s.BootVolume), Placeholder: s.Live.RootBytes}, nil
+	}
+	disk := filepath.Join(dir, "disk")
+	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", disk, strconv.FormatInt(s.Live.RootBytes, 10)).CombinedOutput(); err != nil {
+		return hypervisor.Disk{}, fmt.Errorf("qemu-img create: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return hypervisor.Disk{Path: disk, Format: hypervisor.FormatQCOW2, Serial: "root"}, nil
+}
+
+// volumeSerial is a volume's serial in its guest, as Nova sets it: its
+// id's first 20 characters.
+func volumeSerial(id string) string { return id[:min(len(id), 20)] }
+
 // liveFinish runs the destination's part after the switch-over: the
 // server is this node's now.
 func (a *Agent) liveFinish(ctx context.Context, s computestate.Server, vm hypervisor.VM, rec *record) error {
@@ -242,6 +268,17 @@ func (a *Agent) liveFinish(ctx context.Context, s computestate.Server, vm hyperv
 		return nil // the stream's last bytes are still coming
 	}
 	var hot []hypervisor.HotDisk
+	if s.BootVolume != "" {
+		if a.Volumes == nil {
+			return errors.New("this node cannot serve boot volumes")
+		}
+		// The export takes the volume's writer fence, as below.
+		if _, err := a.Volumes.Export(ctx, s.BootVolume); err != nil {
+			return fmt.Errorf("export boot volume %s: %w", s.BootVolume, err)
+		}
+		hot = append(hot, hypervisor.HotDisk{ID: volumes.DiskID(s.BootVolume), Socket: a.Volumes.Socket(), Export: s.BootVolume,
+			Serial: volumeSerial(s.BootVolume)})
+	}
 	if len(s.Live.Disks) > 0 {
 		if a.Volumes == nil {
 			return errors.New("this node cannot serve the volumes of a migrated server")

@@ -163,6 +163,12 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 			}
 			opts = format + ",file.driver=nbd,file.server.type=unix,file.server.path=" + escape(d.NBDSocket) +
 				",file.export=" + d.NBDExport + ",if=none,id=" + drive + ",cache=" + cacheWriteback
+			if d.Placeholder > 0 && d.ID != "" {
+				// A live migration's destination: nothing is opened until
+				// the switch-over (livemigrate.go).
+				opts = format + ",file.driver=null-co,file.size=" + strconv.FormatInt(d.Placeholder, 10) +
+					",file.read-zeroes=on,if=none,id=" + drive + ",cache=" + cacheWriteback
+			}
 		}
 		if d.ReadOnly {
 			opts += ",readonly=on"

@@ -226,7 +226,8 @@ func (v *vm) MigrateOut(ctx context.Context, run string, t hypervisor.MigrationT
 			}
 			return nil
 		}
-		// Not sent yet: the mirror first, then the stream.
+		// Not sent yet: the mirror first (of a local first disk: a
+		// volume has no t.Disk), then the stream.
 		if mc.Abort {
 			phase = hypervisor.MigrationCancelled
 			return v.settleFailed(ctx, c, mc)
@@ -236,6 +237,9 @@ func (v *vm) MigrateOut(ctx context.Context, run string, t hypervisor.MigrationT
 			return err
 		}
 		job, mirroring := jobs[mirrorJob]
+		if t.Disk == "" {
+			job, mirroring = blockJob{Ready: true}, true
+		}
 		if !mirroring {
 			if err := startMirror(ctx, c, t); err != nil {
 				phase, why = hypervisor.MigrationFailed, err.Error()
@@ -451,16 +455,18 @@ func (v *vm) PrepareIncoming(ctx context.Context, disks []hypervisor.PluggedDisk
 		}}, nil); err != nil {
 			return err
 		}
-		if err := startNBDServer(ctx, c, t.Disk); err != nil {
-			return err
-		}
-		root, err := firstDiskNode(ctx, c)
-		if err != nil {
-			return err
-		}
-		if err := c.Execute(ctx, "block-export-add", map[string]any{"type": "nbd", "id": nbdExportID, "node-name": root,
-			"name": rootExport, "writable": true}, nil); err != nil && !strings.Contains(err.Error(), "already") {
-			return fmt.Errorf("export the disk: %w", err)
+		if t.Disk != "" {
+			if err := startNBDServer(ctx, c, t.Disk); err != nil {
+				return err
+			}
+			root, err := firstDiskNode(ctx, c)
+			if err != nil {
+				return err
+			}
+			if err := c.Execute(ctx, "block-export-add", map[string]any{"type": "nbd", "id": nbdExportID, "node-name": root,
+				"name": rootExport, "writable": true}, nil); err != nil && !strings.Contains(err.Error(), "already") {
+				return fmt.Errorf("export the disk: %w", err)
+			}
 		}
 		return c.Execute(ctx, "migrate-incoming", map[string]any{"uri": "tcp:" + t.Stream}, nil)
 	})
@@ -540,8 +546,17 @@ func (v *vm) FinishIncoming(ctx context.Context, disks []hypervisor.HotDisk, pau
 			if err := c.Execute(ctx, "blockdev-reopen", map[string]any{"options": []any{rawNode(d, real)}}, nil); err != nil {
 				return fmt.Errorf("put volume %s in: %w", d.ID, err)
 			}
-			if err := c.Execute(ctx, "blockdev-del", map[string]any{"node-name": holder}, nil); err != nil {
-				return fmt.Errorf("drop the placeholder of %s: %w", d.ID, err)
+			// A boot disk's placeholder came with its -drive: QEMU drops
+			// it itself once unused. A plugged disk's stays until
+			// deleted.
+			left, err := blockNodes(ctx, c)
+			if err != nil {
+				return err
+			}
+			if left[holder] {
+				if err := c.Execute(ctx, "blockdev-del", map[string]any{"node-name": holder}, nil); err != nil {
+					return fmt.Errorf("drop the placeholder of %s: %w", d.ID, err)
+				}
 			}
 		}
 		var st status
