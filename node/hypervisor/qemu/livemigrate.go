@@ -35,6 +35,11 @@ import (
 //     node (blockdev-reopen, as ResizeDisk swaps a grown export in) and
 //     runs the guest (cont).
 //
+// The stream and the disk's NBD export are plain TCP on the node's
+// advertised address, open only while a run prepares and migrates, and
+// unauthenticated (QEMU's TLS for both is not set up yet): the nodes'
+// network must be trusted, as the Raft peers' is not required to be.
+//
 // The run's id is written to migrate.run in the run directory before
 // migrate is sent, so a phase QEMU keeps from an earlier run (a failed
 // one stays "failed" in query-migrate) is never read as this run's.
