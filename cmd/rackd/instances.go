@@ -49,6 +49,7 @@ func openInstances(o *options, node *cluster.Node, images *image.Service, server
 		Node: o.Name, Dir: filepath.Join(o.DataDir, "compute"), State: node.Read, Driver: drv,
 		Images: images, Taps: instances.NetlinkTaps{}, Report: servers.Report, Log: log,
 		Snapshots: images, Step: servers.ImageStep,
+		MigrationHost: o.Advertise, LiveStep: servers.LiveMigrateStep,
 	}
 	node.HandlePeer(consolePeerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimPrefix(r.URL.Path, consolePeerPath)

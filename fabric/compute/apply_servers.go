@@ -37,6 +37,9 @@ func statusOf(vm, task string) string {
 			return "HARD_REBOOT"
 		}
 	}
+	if task == computestate.TaskMigrating && (vm == vmActive || vm == vmPaused) {
+		return "MIGRATING"
+	}
 	if task == "rebuilding" && vm != vmBuilding {
 		return "REBUILD"
 	}
@@ -556,6 +559,9 @@ func applyServerReport(tx *memdb.Txn, c serverReportCmd) (any, error) {
 			return nil, err
 		}
 	}
+	// A live migration's steps are its own commands: the source's
+	// reports meanwhile give only the power state.
+	stepped = stepped || liveMigrating(&s)
 	if s.Want == "deleted" && s.Baremetal != "" && o.Status == "ERROR" && s.TaskState == "deleting" {
 		// The node's tear-down failed (the conductor left it in error):
 		// the server shows it, and deleting it again retries.

@@ -272,10 +272,10 @@ func TestBaremetalServerLifecycle(t *testing.T) {
 	for _, a := range []string{"resize", "confirmResize", "revertResize", "migrate", "shelve", "rescue", "os-migrateLive"} {
 		f.expect("POST", "/v2.1/servers/"+id+"/action", alice, "", map[string]any{a: map[string]any{}}, 400, "badRequest", a+" is not supported for bare-metal servers")
 	}
-	// ... and is not implemented (yet) for a virtual machine.
+	// ... and is an admin's, with a body, for a virtual machine.
 	vm := f.server(alice, "vm")
 	f.expect("POST", "/v2.1/servers/"+vm+"/action", alice, "", map[string]any{"os-migrateLive": nil}, 403, "forbidden", "os-migrate-server:migrate_live")
-	f.expect("POST", "/v2.1/servers/"+vm+"/action", admin, "", map[string]any{"os-migrateLive": nil}, 501, "notImplemented", "os-migrateLive is not implemented")
+	f.expect("POST", "/v2.1/servers/"+vm+"/action", admin, "", map[string]any{"os-migrateLive": nil}, 400, "badRequest", "os-migrateLive")
 
 	// Stop, start, reboot: the node's power target, each counted.
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)

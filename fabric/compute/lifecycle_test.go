@@ -567,6 +567,13 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.14", map[string]any{"evacuate": map[string]any{}}, 200, "")
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 2, ResizeSeq: 4, RescueSeq: 2})
 	f.hosts.setUp(down, true)
+	f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.25", liveBody(nil, "auto"), 202, "")
+	lm := f.row(id).Live
+	f.liveStep(id, lm.Source, computestate.LiveSource, sourced)
+	f.liveStep(id, lm.Dest, computestate.LivePrepared, prepared)
+	f.expect("POST", "/v2.1/servers/"+id+"/migrations/"+strconv.FormatUint(lm.Seq, 10)+"/action", admin, "2.22", map[string]any{"force_complete": nil}, 202, "")
+	f.liveStep(id, lm.Source, computestate.LiveSwitched)
+	f.liveStep(id, lm.Dest, computestate.LiveDone)
 	f.action(alice, id, map[string]any{"os-stop": nil}, 202)
 	vol := api.NewUUID()
 	f.agentReports("test.volume.put", volstate.Volume{ID: vol, Project: projA, Size: 1, Status: volstate.StatusInUse, TypeID: volstate.DefaultTypeID,

@@ -10,7 +10,7 @@ import (
 
 // Migrations (os-migrations): the resizes (server_resize.go), each on
 // its server's own host, and the cold migrations (server_migrate.go)
-// between hosts (live migration answers 501). The query is Nova's: any filter
+// between hosts, and the live migrations (server_livemigrate.go). The query is Nova's: any filter
 // to 2.58 (those Nova knows filter: host, status, instance_uuid,
 // source_compute, migration_type; others are ignored); from 2.59 only
 // its known parameters (unknown ones are a 400 naming them), limit a

@@ -81,6 +81,10 @@ const (
 	// cmdServerEvacuate rebuilds a server of a down host on another
 	// (server_evacuate.go).
 	cmdServerEvacuate = "compute.server.evacuate"
+	// cmdServerLiveMigrate begins a live migration, cmdServerLiveFlag
+	// asks for its abort or its completion (server_livemigrate.go).
+	cmdServerLiveMigrate = "compute.server.live_migrate"
+	cmdServerLiveFlag    = "compute.server.live_flag"
 	// cmdServerRescue starts a rescue or an unrescue.
 	cmdServerRescue   = "compute.server.rescue"
 	cmdServerBuild    = "compute.server.build"
@@ -100,32 +104,35 @@ const (
 func Schema() store.Schema {
 	s := computestate.Schema()
 	s.Handlers = map[string]store.Handler{
-		cmdFlavorCreate:    applyFlavorCreate,
-		cmdFlavorUpdate:    store.Typed(applyFlavorUpdate),
-		cmdFlavorDelete:    store.Typed(applyFlavorDelete),
-		cmdFlavorSpecs:     store.Typed(applyFlavorSpecs),
-		cmdFlavorAccess:    store.Typed(applyFlavorAccess),
-		cmdKeypairCreate:   applyKeypairCreate,
-		cmdKeypairDelete:   store.Typed(applyKeypairDelete),
-		cmdServerCreate:    store.Typed(withEvents(applyServerCreate, createEvents)),
-		cmdServerUpdate:    store.Typed(applyServerUpdate),
-		cmdServerTags:      store.Typed(applyServerTags),
-		cmdServerAction:    store.Typed(withEvents(applyServerAction, actionEvents)),
-		cmdServerRebuild:   store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
-		cmdServerReport:    store.Typed(withEvents(applyServerReport, reportEvents)),
-		cmdServerResize:    withIndex(applyServerResize, resizeEvents),
-		cmdServerResizeEnd: store.Typed(withEvents(applyServerResizeEnd, resizeEndEvents)),
-		cmdServerMigrate:   withIndex(applyServerMigrate, migrateEvents),
-		cmdServerEvacuate:  withIndex(applyServerEvacuate, evacuateEvents),
-		cmdServerRescue:    store.Typed(withEvents(applyServerRescue, rescueEvents)),
-		cmdServerBuild:     store.Typed(withEvents(applyServerBuild, buildEvents)),
-		cmdServerPassword:  store.Typed(applyServerPassword),
-		cmdGroupCreate:     store.Typed(applyGroupCreate),
-		cmdGroupDelete:     store.Typed(applyGroupDelete),
-		cmdQuotaSet:        store.Typed(applyQuotaSet),
-		cmdQuotaDelete:     store.Typed(applyQuotaDelete),
-		cmdConsoleToken:    store.Typed(applyConsoleToken),
-		cmdServiceUpdate:   store.Typed(applyServiceUpdate),
+		cmdFlavorCreate:                 applyFlavorCreate,
+		cmdFlavorUpdate:                 store.Typed(applyFlavorUpdate),
+		cmdFlavorDelete:                 store.Typed(applyFlavorDelete),
+		cmdFlavorSpecs:                  store.Typed(applyFlavorSpecs),
+		cmdFlavorAccess:                 store.Typed(applyFlavorAccess),
+		cmdKeypairCreate:                applyKeypairCreate,
+		cmdKeypairDelete:                store.Typed(applyKeypairDelete),
+		cmdServerCreate:                 store.Typed(withEvents(applyServerCreate, createEvents)),
+		cmdServerUpdate:                 store.Typed(applyServerUpdate),
+		cmdServerTags:                   store.Typed(applyServerTags),
+		cmdServerAction:                 store.Typed(withEvents(applyServerAction, actionEvents)),
+		cmdServerRebuild:                store.Typed(withEvents(applyServerRebuild, rebuildEvents)),
+		cmdServerReport:                 store.Typed(withEvents(applyServerReport, reportEvents)),
+		cmdServerResize:                 withIndex(applyServerResize, resizeEvents),
+		cmdServerResizeEnd:              store.Typed(withEvents(applyServerResizeEnd, resizeEndEvents)),
+		cmdServerMigrate:                withIndex(applyServerMigrate, migrateEvents),
+		cmdServerEvacuate:               withIndex(applyServerEvacuate, evacuateEvents),
+		cmdServerLiveMigrate:            withIndex(applyServerLiveMigrate, liveMigrateEvents),
+		cmdServerLiveFlag:               store.Typed(applyServerLiveFlag),
+		computestate.CmdLiveMigrateStep: store.Typed(applyLiveMigrateStep),
+		cmdServerRescue:                 store.Typed(withEvents(applyServerRescue, rescueEvents)),
+		cmdServerBuild:                  store.Typed(withEvents(applyServerBuild, buildEvents)),
+		cmdServerPassword:               store.Typed(applyServerPassword),
+		cmdGroupCreate:                  store.Typed(applyGroupCreate),
+		cmdGroupDelete:                  store.Typed(applyGroupDelete),
+		cmdQuotaSet:                     store.Typed(applyQuotaSet),
+		cmdQuotaDelete:                  store.Typed(applyQuotaDelete),
+		cmdConsoleToken:                 store.Typed(applyConsoleToken),
+		cmdServiceUpdate:                store.Typed(applyServiceUpdate),
 
 		cmdServerInterface: store.Typed(withEvents(applyServerInterface, interfaceEvents)),
 

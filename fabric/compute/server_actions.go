@@ -82,6 +82,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.migrate(w, r, o[key])
 	case "evacuate":
 		return s.evacuate(w, r, o[key])
+	case "os-migrateLive":
+		return s.liveMigrate(w, r, o[key])
 	case "rescue":
 		return s.rescue(w, r, o[key])
 	case "unrescue":

@@ -430,6 +430,10 @@ func (s *Service) routes() []api.Route {
 		route(get, "/os-simple-tenant-usage", admin, "os_compute_api:os-simple-tenant-usage:list", s.listUsage),
 		route(get, "/os-simple-tenant-usage/{tenant_id}", authed, "", s.showUsage),
 		route(get, "/os-migrations", admin, "os_compute_api:os-migrations:index", s.listMigrations),
+		route(get, "/servers/{id}/migrations", authed, "", s.listServerMigrations),
+		route(get, "/servers/{id}/migrations/{mid}", authed, "", s.showServerMigration),
+		route(del, "/servers/{id}/migrations/{mid}", authed, "", s.abortServerMigration),
+		route(post, "/servers/{id}/migrations/{mid}/action", authed, "", s.forceCompleteMigration),
 	})
 }
 

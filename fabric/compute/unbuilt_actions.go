@@ -25,7 +25,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"resetNetwork":       {rule: "os_compute_api:os-admin-actions:reset_network", admin: true},
 	"addFloatingIp":      {rule: "os_compute_api:os-floating-ips:add"},
 	"removeFloatingIp":   {rule: "os_compute_api:os-floating-ips:remove"},
-	"os-migrateLive":     {rule: "os_compute_api:os-migrate-server:migrate_live", admin: true},
 	"addFixedIp":         {rule: "os_compute_api:os-multinic:add"},
 	"removeFixedIp":      {rule: "os_compute_api:os-multinic:remove"},
 }

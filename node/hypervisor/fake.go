@@ -40,6 +40,10 @@ type fakeGuest struct {
 	// NICs whose link a detach set down.
 	hotNICs  []NIC
 	downNICs map[string]bool
+	// out is the live migration it sends, in the one it waits for
+	// (fake_livemigrate.go).
+	out *fakeOut
+	in  *fakeIn
 }
 
 // NewFakeHost returns an empty host keeping console logs under dir.

@@ -60,6 +60,11 @@ type Disk struct {
 	// the list (a stable rescue's disk, after the guest's own); without
 	// it the disks boot in their order.
 	Boot bool `json:"boot,omitempty"`
+	// Placeholder, for an NBD disk with an ID, opens nothing: a node of
+	// this many bytes that reads zeros stands in for the export until
+	// a live migration's FinishIncoming puts it in (the export is then
+	// this node's, its writer fence taken).
+	Placeholder int64 `json:"placeholder,omitempty"`
 }
 
 // sameDisk compares disks as Equal does: encryption by its cipher (the
@@ -137,6 +142,9 @@ func (s VMSpec) Validate() error {
 		}
 		if d.ID != "" && (d.NBDSocket == "" || !diskIDPattern.MatchString(d.ID)) {
 			bad("disks[%d].id %q: want 1-24 of [a-z0-9-], on an nbd disk", i, d.ID)
+		}
+		if d.Placeholder < 0 || d.Placeholder > 0 && (d.ID == "" || d.NBDSocket == "" || d.Encryption != nil) {
+			bad("disks[%d].placeholder: want an nbd disk with an id, not encrypted, of a positive size", i)
 		}
 		if d.Encryption != nil && (d.ID == "" || d.NBDSocket == "" || len(d.Encryption.Passphrase) == 0) {
 			bad("disks[%d].encryption: want an nbd disk with an id, and a passphrase", i)

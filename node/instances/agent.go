@@ -92,6 +92,12 @@ type Agent struct {
 	// snapshot fails saying so.
 	Snapshots SnapshotStore
 	Step      func(ctx context.Context, c computestate.ImageStepCmd) error
+	// MigrationHost is the address other nodes reach this node's guests'
+	// live migrations at (its advertised host); LiveStep reports a live
+	// migration's steps (computestate.CmdLiveMigrateStep). Without them
+	// a live migration to this node fails saying so.
+	MigrationHost string
+	LiveStep      func(ctx context.Context, c computestate.LiveMigrateStepCmd) error
 	// PowerOffGrace is how long a stop waits for the guest's own shutdown.
 	PowerOffGrace time.Duration
 	Interval      time.Duration
@@ -194,6 +200,18 @@ func (a *Agent) reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, s := range servers {
+		if s.Live != nil && s.Host != a.Node && s.Live.Dest == a.Node && s.MigrateTo == a.Node && s.Want != "deleted" {
+			// The destination of a live migration, before its switch
+			// (livemigrate.go).
+			mine[s.ID] = true
+			g.Go(func() error {
+				if err := a.liveIn(ctx, s, view); err != nil && ctx.Err() == nil {
+					a.Log.Warn("compute: live migration in", "server", s.ID, "err", err)
+				}
+				return nil
+			})
+			continue
+		}
 		if s.Host != a.Node && s.MigrateFrom == a.Node && s.Baremetal == "" {
 			// Migrated away, not confirmed yet: its disk stays here, the
 			// guest off, for a revert (migrate.go).
@@ -312,6 +330,12 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 	}
 	if s.SnapshotImage != "" {
 		return a.snapshot(ctx, s, vm, state)
+	}
+	if s.Live != nil {
+		if s.Live.Dest == a.Node {
+			return a.liveFinish(ctx, s, vm, &rec)
+		}
+		return a.liveSource(ctx, s, vm, state)
 	}
 	if migratingOut(s, rec) {
 		return a.migrateOut(ctx, s, vm, state, &rec)
@@ -471,6 +495,24 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	if err != nil {
 		return nil, err
 	}
+	spec, err := a.vmSpec(ctx, s, view, rec, root)
+	if err != nil {
+		if e := root.Encryption; e != nil {
+			clear(e.Passphrase)
+		}
+		return nil, err
+	}
+	vm, err := a.Driver.Start(ctx, spec)
+	if e := root.Encryption; e != nil {
+		clear(e.Passphrase) // QEMU has it, or it failed
+	}
+	return vm, err
+}
+
+// vmSpec is the VM a server's guest runs in, with root as its root
+// disk: its taps made and recorded in rec, its config drive built.
+func (a *Agent) vmSpec(ctx context.Context, s computestate.Server, view *netstate.View, rec *record, root hypervisor.Disk) (hypervisor.VMSpec, error) {
+	dir := a.instanceDir(s.ID)
 	ports := map[string]netstate.Port{}
 	for _, p := range view.Ports {
 		ports[p.ID] = p
@@ -489,7 +531,7 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 		// keeps the own disk first and adds the rescue disk after it.
 		rescue, err := a.rescueDisk(ctx, s, dir)
 		if err != nil {
-			return nil, err
+			return hypervisor.VMSpec{}, err
 		}
 		spec.Disks = []hypervisor.Disk{rescue, root}
 		if s.RescueStable {
@@ -507,29 +549,25 @@ func (a *Agent) build(ctx context.Context, s computestate.Server, view *netstate
 	for _, id := range s.Ports {
 		p, ok := ports[id]
 		if !ok {
-			return nil, fmt.Errorf("port %s does not exist", id)
+			return hypervisor.VMSpec{}, fmt.Errorf("port %s does not exist", id)
 		}
 		tap := dataplane.DeviceName(id)
 		if err := a.Taps.Ensure(tap); err != nil {
-			return nil, fmt.Errorf("tap %s: %w", tap, err)
+			return hypervisor.VMSpec{}, fmt.Errorf("tap %s: %w", tap, err)
 		}
 		rec.Taps = append(rec.Taps, tap)
 		spec.NICs = append(spec.NICs, hypervisor.NIC{Tap: tap, MAC: p.MAC})
 		cd.NICs = append(cd.NICs, metadata.NIC(p, tap, mtus[p.NetworkID]))
 	}
 	if err := a.writeRecord(s.ID, *rec); err != nil {
-		return nil, err
+		return hypervisor.VMSpec{}, err
 	}
 	// Every server gets a config drive: there is no metadata service.
 	spec.ConfigDrive = filepath.Join(dir, "disk.config")
 	if err := configdrive.Build(ctx, spec.ConfigDrive, cd); err != nil {
-		return nil, err
+		return hypervisor.VMSpec{}, err
 	}
-	vm, err := a.Driver.Start(ctx, spec)
-	if e := root.Encryption; e != nil {
-		clear(e.Passphrase) // QEMU has it, or it failed
-	}
-	return vm, err
+	return spec, nil
 }
 
 // rootDisk is the disk a server boots from: its volume, served over NBD

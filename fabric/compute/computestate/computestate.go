@@ -231,6 +231,9 @@ type Server struct {
 	MigrateTo    string `json:"migrate_to,omitempty"`
 	MigrateFrom  string `json:"migrate_from,omitempty"`
 	MigrateImage string `json:"migrate_image,omitempty"`
+	// Live is the live migration under way (livemigrate.go), nil when
+	// none is; MigrateTo is then its destination.
+	Live *LiveMigration `json:"live,omitempty"`
 	// BlockDevices are the volumes a create gives the server when some
 	// must be made first (boot from a volume made from an image or a
 	// snapshot, blank or made data volumes): while they are made

@@ -58,6 +58,9 @@ type launch struct {
 	// keys is, per index of an encrypted disk, the file QEMU reads its
 	// passphrase from (base64): "/dev/fd/<n>", a pipe it inherits.
 	keys map[int]string
+	// incoming starts a VM that waits, paused, for a live migration's
+	// stream (livemigrate.go).
+	incoming bool
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -160,6 +163,12 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 			}
 			opts = format + ",file.driver=nbd,file.server.type=unix,file.server.path=" + escape(d.NBDSocket) +
 				",file.export=" + d.NBDExport + ",if=none,id=" + drive + ",cache=" + cacheWriteback
+			if d.Placeholder > 0 && d.ID != "" {
+				// A live migration's destination: nothing is opened until
+				// the switch-over (livemigrate.go).
+				opts = format + ",file.driver=null-co,file.size=" + strconv.FormatInt(d.Placeholder, 10) +
+					",file.read-zeroes=on,if=none,id=" + drive + ",cache=" + cacheWriteback
+			}
 		}
 		if d.ReadOnly {
 			opts += ",readonly=on"
@@ -203,6 +212,11 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 		for i := 0; i < hypervisor.HotplugSlots; i++ {
 			args = append(args, "-device", "pcie-root-port,id=hp"+strconv.Itoa(i)+",chassis="+strconv.Itoa(i+1))
 		}
+	}
+	if l.incoming {
+		// The stream's address comes later (migrate-incoming), once the
+		// placeholders are plugged; -S keeps the guest paused after it.
+		args = append(args, "-incoming", "defer", "-S")
 	}
 	return args
 }

@@ -162,7 +162,7 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.VMSpec) (hypervisor.
 			return nil, fmt.Errorf("start %s: %w", spec.ID, err)
 		}
 	}
-	if err := d.boot(ctx, spec, p); err != nil {
+	if err := d.boot(ctx, spec, p, false); err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
 	}
 	return &vm{d: d, id: spec.ID, p: p}, nil
@@ -170,7 +170,7 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.VMSpec) (hypervisor.
 
 // boot starts QEMU for spec. On failure it leaves the run directory as it
 // found it: gone if it was new, with the previous spec if not.
-func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) error {
+func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths, incoming bool) error {
 	began := time.Now()
 	undo := revert.New()
 	defer undo.Fail()
@@ -200,7 +200,7 @@ func (d *Driver) boot(ctx context.Context, spec hypervisor.VMSpec, p runPaths) e
 		return err
 	}
 	defer closeAll(keyFiles) // QEMU holds its own ends once started
-	args := buildArgs(spec, launch{paths: p, accel: d.accel, machine: d.machine, cache: d.cacheMode, keys: keys})
+	args := buildArgs(spec, launch{paths: p, accel: d.accel, machine: d.machine, cache: d.cacheMode, keys: keys, incoming: incoming})
 	stderr, err := os.OpenFile(p.log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("open qemu log: %w", err)
