@@ -216,3 +216,33 @@ func TestMiddlewareCountsTheFinalStatus(t *testing.T) {
 		t.Errorf("requests counted with codes %v, want 201 alone", codes)
 	}
 }
+
+func TestAccessRulePathMatches(t *testing.T) {
+	for _, c := range []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"/v2.1/servers", "/v2.1/servers", true},
+		{"/v2.1/servers", "/v2.1/servers/x", false},
+		{"/v2.1/servers/{server_id}", "/v2.1/servers/abc", true},
+		{"/v2.1/servers/{server_id}", "/v2.1/servers", false},
+		{"/v2.1/servers/*", "/v2.1/servers/abc", true},
+		{"/v2.1/servers/*", "/v2.1/servers/abc/ips", false},
+		{"/v2.1/servers/**", "/v2.1/servers/abc/ips", true},
+		{"/v2.1/servers/**", "/v2.1/servers", true},
+		{"/v1/**/o", "/v1/a/b/c/o", true},
+		{"/v1/**/o", "/v1/a/b/c/p", false},
+		{"/v2.0/networks", "/v2.0/networks/", true},
+	} {
+		if got := PathMatches(c.pattern, c.path); got != c.want {
+			t.Errorf("PathMatches(%q, %q) = %v, want %v", c.pattern, c.path, got, c.want)
+		}
+	}
+	p := &Principal{AccessRules: []AccessRule{{Service: "volumev3", Method: "GET", Path: "/v3/*/volumes"}}}
+	if !p.Permits("block-storage", "get", "/v3/p/volumes") || p.Permits("block-storage", "POST", "/v3/p/volumes") || p.Permits("", "GET", "/v3/p/volumes") {
+		t.Fatal("Permits")
+	}
+	if !(&Principal{}).Permits("", "DELETE", "/anything") {
+		t.Fatal("a token without rules is not restricted")
+	}
+}
