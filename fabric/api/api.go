@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -49,7 +50,94 @@ type Principal struct {
 	ExpiresAt time.Time
 	IssuedAt  time.Time
 	Methods   []string
+	// AccessRules, when the token comes from an application credential
+	// that has them, are the only requests it may make: each service
+	// checks them (RequireAuthFor), and a handler that names no service
+	// refuses such a token.
+	AccessRules []AccessRule
 }
+
+// AccessRule is one request an application credential allows (Keystone's
+// access rules): a service type, an HTTP method and a path under the
+// service's endpoint, where {name} and * match one path segment and **
+// any number of them.
+type AccessRule struct {
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+}
+
+// serviceAliases are catalog types that name the same service.
+var serviceAliases = map[string]string{"volumev3": "block-storage", "volume": "block-storage", "volumev2": "block-storage"}
+
+func canonicalService(s string) string {
+	if c, ok := serviceAliases[s]; ok {
+		return c
+	}
+	return s
+}
+
+// Permits reports whether the principal may make the request to service:
+// always, unless its token carries access rules, and then only if one of
+// them matches (a request to no named service matches none).
+func (p *Principal) Permits(service, method, path string) bool {
+	if len(p.AccessRules) == 0 {
+		return true
+	}
+	if service == "" {
+		return false
+	}
+	for _, r := range p.AccessRules {
+		if canonicalService(r.Service) == canonicalService(service) && strings.EqualFold(r.Method, method) && PathMatches(r.Path, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// PathMatches matches a request path against an access rule's path, as
+// keystonemiddleware does: {name} and * are one segment, ** any number.
+func PathMatches(pattern, path string) bool {
+	pp, rp := strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
+	var match func(i, j int) bool
+	match = func(i, j int) bool {
+		if i == len(pp) {
+			return j == len(rp)
+		}
+		seg := pp[i]
+		if seg == "**" {
+			for k := j; k <= len(rp); k++ {
+				if match(i+1, k) {
+					return true
+				}
+			}
+			return false
+		}
+		if j == len(rp) || rp[j] == "" {
+			return false
+		}
+		if seg == "*" || strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") || seg == rp[j] {
+			return match(i+1, j+1)
+		}
+		return false
+	}
+	return match(0, 0)
+}
+
+// AsServiceCall marks a request one service makes of another in process
+// on its caller's behalf (Nova's image and volume proxies): the caller's
+// access rules were checked against the request it made, as a service
+// token makes keystonemiddleware skip them. Only code can set it.
+func AsServiceCall(ctx context.Context) context.Context {
+	return context.WithValue(ctx, serviceCallKey, true)
+}
+
+func isServiceCall(ctx context.Context) bool { v, _ := ctx.Value(serviceCallKey).(bool); return v }
+
+// ErrAccessRules is the answer to a request an application credential's
+// access rules do not allow.
+var ErrAccessRules = &Error{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication: the application credential's access rules do not allow this request."}
 
 // HasRole reports whether the principal holds role on its scope. admin
 // implies member and reader, member implies reader, as in Keystone's
@@ -93,6 +181,7 @@ type ctxKey int
 
 const (
 	principalKey ctxKey = iota
+	serviceCallKey
 	requestIDKey
 	loggerKey
 )
@@ -220,8 +309,17 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 }
 
 // RequireAuth rejects requests without a valid X-Auth-Token with 401 in the
-// service's error format, and puts the principal into the context.
+// service's error format, and puts the principal into the context. It
+// names no service, so a token restricted by access rules is refused.
 func RequireAuth(auth Authenticator, ew ErrorWriter) func(http.Handler) http.Handler {
+	return RequireAuthFor(auth, ew, "")
+}
+
+// RequireAuthFor is RequireAuth for a service of that catalog type: a
+// token restricted by access rules passes only the requests they allow,
+// matched against the path under the service's endpoint (r.URL.Path,
+// the service's prefix stripped).
+func RequireAuthFor(auth Authenticator, ew ErrorWriter, service string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			tok := r.Header.Get("X-Auth-Token")
@@ -240,6 +338,10 @@ func RequireAuth(auth Authenticator, ew ErrorWriter) func(http.Handler) http.Han
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Keystone uri="/identity/v3"`)
 				ew(w, r, Problem{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."})
+				return
+			}
+			if !isServiceCall(r.Context()) && !p.Permits(service, r.Method, r.URL.Path) {
+				ew(w, r, ProblemOf(ErrAccessRules))
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))

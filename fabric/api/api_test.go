@@ -216,3 +216,64 @@ func TestMiddlewareCountsTheFinalStatus(t *testing.T) {
 		t.Errorf("requests counted with codes %v, want 201 alone", codes)
 	}
 }
+
+func TestAccessRulePathMatches(t *testing.T) {
+	for _, c := range []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"/v2.1/servers", "/v2.1/servers", true},
+		{"/v2.1/servers", "/v2.1/servers/x", false},
+		{"/v2.1/servers/{server_id}", "/v2.1/servers/abc", true},
+		{"/v2.1/servers/{server_id}", "/v2.1/servers", false},
+		{"/v2.1/servers/*", "/v2.1/servers/abc", true},
+		{"/v2.1/servers/*", "/v2.1/servers/abc/ips", false},
+		{"/v2.1/servers/**", "/v2.1/servers/abc/ips", true},
+		{"/v2.1/servers/**", "/v2.1/servers", true},
+		{"/v1/**/o", "/v1/a/b/c/o", true},
+		{"/v1/**/o", "/v1/a/b/c/p", false},
+		{"/v2.0/networks", "/v2.0/networks/", true},
+	} {
+		if got := PathMatches(c.pattern, c.path); got != c.want {
+			t.Errorf("PathMatches(%q, %q) = %v, want %v", c.pattern, c.path, got, c.want)
+		}
+	}
+	p := &Principal{AccessRules: []AccessRule{{Service: "volumev3", Method: "GET", Path: "/v3/*/volumes"}}}
+	if !p.Permits("block-storage", "get", "/v3/p/volumes") || p.Permits("block-storage", "POST", "/v3/p/volumes") || p.Permits("", "GET", "/v3/p/volumes") {
+		t.Fatal("Permits")
+	}
+	if !(&Principal{}).Permits("", "DELETE", "/anything") {
+		t.Fatal("a token without rules is not restricted")
+	}
+}
+
+// TestRequireAuthForAccessRules: a restricted token passes only what its
+// rules name for the service, nothing where no service is named, and a
+// service's in-process call on its behalf is not checked again.
+func TestRequireAuthForAccessRules(t *testing.T) {
+	auth := authFunc(func(context.Context, string) (*Principal, error) {
+		return &Principal{UserID: "u", AccessRules: []AccessRule{{Service: "compute", Method: "GET", Path: "/v2.1/servers"}}}, nil
+	})
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	do := func(h http.Handler, method, path string, ctx context.Context) int {
+		req := httptest.NewRequest(method, path, nil).WithContext(ctx)
+		req.Header.Set("X-Auth-Token", "t")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	compute := RequireAuthFor(auth, JSONError, "compute")(ok)
+	bg := context.Background()
+	if c := do(compute, "GET", "/v2.1/servers", bg); c != 204 {
+		t.Fatalf("allowed: %d", c)
+	}
+	if c := do(compute, "DELETE", "/v2.1/servers", bg); c != 401 {
+		t.Fatalf("another method: %d", c)
+	}
+	if c := do(RequireAuth(auth, JSONError)(ok), "GET", "/v2.1/servers", bg); c != 401 {
+		t.Fatalf("no service named: %d", c)
+	}
+	if c := do(RequireAuthFor(auth, JSONError, "image")(ok), "GET", "/v2/images", AsServiceCall(bg)); c != 204 {
+		t.Fatalf("a service's call on the caller's behalf: %d", c)
+	}
+}

@@ -71,6 +71,10 @@ type Routes struct {
 	// Word words the 400s of bodies that do not fit a Route's Body
 	// (default: jsonschema's words).
 	Word Wording
+	// Service is the catalog type the routes serve, which application
+	// credentials' access rules name; tokens restricted by access rules
+	// are refused by routes without one.
+	Service string
 }
 
 // Mount adds routes to r: token-checked unless Public, role-checked by
@@ -95,7 +99,7 @@ func (rs Routes) Handler(h HandlerFunc) http.Handler {
 }
 
 func (rs Routes) guard(rt Route, next http.Handler) http.Handler {
-	authed := RequireAuth(rs.Auth, rs.Errors)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	authed := RequireAuthFor(rs.Auth, rs.Errors, rs.Service)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !rt.Access.allows(PrincipalFrom(r.Context())) {
 			err := error(&Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: " + rt.Rule + "."})
 			if rs.Denied != nil {

@@ -93,7 +93,7 @@ func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 // "/" is version discovery, "/v1/..." the API. Every answer carries the
 // microversion headers; a request for a version outside the range is 406.
 func (s *Service) Handler() http.Handler {
-	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}
+	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Service: "baremetal"}
 	return microversions(rs.Router(s.routes()))
 }
 

@@ -258,7 +258,7 @@ func (c Config) base() api.Base {
 // Handler serves Nova under the prefix the caller strips (/compute): "/"
 // is version discovery, "/v2.1/..." the API.
 func (s *Service) Handler() http.Handler {
-	r := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Router(s.routes(), microversions)
+	r := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Service: "compute"}.Router(s.routes(), microversions)
 	return legacyV2(r, s)
 }
 

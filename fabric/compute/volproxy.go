@@ -106,7 +106,7 @@ func inProcess(r *http.Request, h http.Handler, service, method, target string, 
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
+	ctx := api.AsServiceCall(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
 	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return 0, nil, err

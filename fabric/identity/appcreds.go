@@ -39,10 +39,13 @@ type AppCred struct {
 	Description string `json:"description,omitempty"`
 	// SecretHash is bcrypt(secretDigest(secret)); the secret itself is
 	// never stored, logged or proposed.
-	SecretHash   []byte     `json:"secret_hash"`
-	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
-	Roles        []string   `json:"roles"` // role ids
-	Unrestricted bool       `json:"unrestricted"`
+	SecretHash []byte     `json:"secret_hash"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	Roles      []string   `json:"roles"` // role ids
+	// AccessRules, if any, are the only requests its tokens may make
+	// (see api.Principal.Permits).
+	AccessRules  []api.AccessRule `json:"access_rules,omitempty"`
+	Unrestricted bool             `json:"unrestricted"`
 	// NameKey is UserID + "/" + Name: names are unique per user.
 	NameKey string `json:"name_key"`
 }
@@ -81,7 +84,7 @@ type appCredRequest struct {
 		ExpiresAt    *string          `json:"expires_at"`
 		Roles        []map[string]any `json:"roles"`
 		Unrestricted *bool            `json:"unrestricted"`
-		AccessRules  []any            `json:"access_rules"`
+		AccessRules  []map[string]any `json:"access_rules"`
 	} `json:"application_credential"`
 }
 
@@ -159,9 +162,6 @@ func (s *Service) createAppCred(w http.ResponseWriter, r *http.Request) error {
 	if utf8.RuneCountInString(*in.Name) > maxName || !utf8.ValidString(*in.Name) || strings.ContainsAny(*in.Name, "\n\t\r") {
 		return api.BadField("application_credential.name", "must be one line of at most %d characters", maxName)
 	}
-	if len(in.AccessRules) > 0 {
-		return api.BadField("application_credential.access_rules", "access rules are not supported by this cloud")
-	}
 	tx, c, err := s.unrestrictedCaller(r)
 	if err != nil {
 		return err
@@ -200,6 +200,9 @@ func (s *Service) createAppCred(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(a.Roles) == 0 {
 		return api.BadField("application_credential.roles", "an application credential needs at least one role")
+	}
+	if a.AccessRules, err = s.readAccessRules(tx, user, in.AccessRules); err != nil {
+		return err
 	}
 	secret := newAppCredSecret()
 	if in.Secret != nil {
@@ -277,7 +280,7 @@ func (s *Service) appCredView(r *http.Request, tx *memdb.Txn, a *AppCred) api.Vi
 	}
 	return api.View{
 		"id": a.ID, "name": a.Name, "description": a.Description, "user_id": a.UserID, "project_id": a.ProjectID,
-		"expires_at": expires, "roles": roles, "unrestricted": a.Unrestricted, "access_rules": []any{},
+		"expires_at": expires, "roles": roles, "unrestricted": a.Unrestricted, "access_rules": accessRulesView(a.AccessRules),
 		"links": map[string]any{"self": s.baseURL(r) + "/identity/v3/users/" + a.UserID + "/application_credentials/" + a.ID},
 	}
 }

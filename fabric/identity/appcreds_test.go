@@ -177,7 +177,10 @@ func TestAppCredPolicyAndInput(t *testing.T) {
 		{map[string]any{}, "name"},
 		{map[string]any{"name": "x", "expires_at": "yesterday"}, "expires_at"},
 		{map[string]any{"name": "x", "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"},
-		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "compute", "method": "GET", "path": "/v2.1/servers"}}}, "access_rules"},
+		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "compute", "method": "GET", "path": "/v2.1/servers"}}}, "access_rules.service"},
+		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "object-store", "method": "FETCH", "path": "/v1/**"}}}, "access_rules.method"},
+		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "object-store", "method": "GET", "path": "v1"}}}, "access_rules.path"},
+		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"id": "nope"}}}, "access_rules"},
 		{map[string]any{"name": "x", "roles": []any{map[string]any{}}}, "roles"},
 	} {
 		code, _, body := f.call("POST", "/users/"+uid+"/application_credentials", tok, map[string]any{"application_credential": c.fields})
@@ -290,5 +293,56 @@ func TestAppCredSecretNotStoredInClear(t *testing.T) {
 	a := store.Get[AppCred](local.Local(), tAppCreds, id)
 	if a == nil || bcrypt.CompareHashAndPassword(a.SecretHash, secretDigest(chosen)) != nil {
 		t.Fatalf("stored credential does not hold a bcrypt hash of the secret: %+v", a)
+	}
+}
+
+// TestAppCredAccessRules: a credential's access rules are carried by its
+// tokens (the principal and the token body), keep one id per user for the
+// same rule, are listed and read under the user, and cannot be deleted
+// while a credential uses them.
+func TestAppCredAccessRules(t *testing.T) {
+	f := newFixture(t)
+	_, uid, tok := f.tenant("ar", "ari", "member")
+	rule := map[string]any{"service": "object-store", "method": "get", "path": "/v1/{account}/**"}
+	id, secret := f.mkAppCred(uid, tok, map[string]any{"name": "reader", "access_rules": []any{rule}})
+	_, _, body := f.call("GET", "/users/"+uid+"/application_credentials/"+id, tok, nil)
+	rules := body["application_credential"].(map[string]any)["access_rules"].([]any)
+	if len(rules) != 1 || rules[0].(map[string]any)["method"] != "GET" {
+		t.Fatalf("rules: %v", rules)
+	}
+	ruleID := rules[0].(map[string]any)["id"].(string)
+	// The same rule again, by value or by id, is the same rule.
+	id2, _ := f.mkAppCred(uid, tok, map[string]any{"name": "again", "access_rules": []any{map[string]any{"service": "object-store", "method": "GET", "path": "/v1/{account}/**"}, map[string]any{"id": ruleID}}})
+	_, _, body = f.call("GET", "/users/"+uid+"/application_credentials/"+id2, tok, nil)
+	if r := body["application_credential"].(map[string]any)["access_rules"].([]any); len(r) != 1 || r[0].(map[string]any)["id"] != ruleID {
+		t.Fatalf("the same rule again: %v", r)
+	}
+	if code, _, body := f.call("GET", "/users/"+uid+"/access_rules", tok, nil); code != 200 || len(body["access_rules"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", code, body)
+	}
+	if code, _, _ := f.call("GET", "/users/"+uid+"/access_rules/"+ruleID, tok, nil); code != 200 {
+		t.Fatalf("show: %d", code)
+	}
+	if code, _, _ := f.call("DELETE", "/users/"+uid+"/access_rules/"+ruleID, tok, nil); code != 403 {
+		t.Fatalf("delete a rule in use: %d", code)
+	}
+	code, h, body := f.call("POST", "/auth/tokens", "", appCredAuthByID(id, secret))
+	if code != 201 {
+		t.Fatalf("auth: %d %v", code, body)
+	}
+	ac := body["token"].(map[string]any)["application_credential"].(map[string]any)
+	if r, _ := ac["access_rules"].([]any); len(r) != 1 {
+		t.Fatalf("token body: %v", ac)
+	}
+	p, err := f.svc.Validate(context.Background(), h.Get("X-Subject-Token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Permits("object-store", "GET", "/v1/AUTH_x/c/o") || p.Permits("object-store", "PUT", "/v1/AUTH_x/c/o") || p.Permits("compute", "GET", "/v1/AUTH_x/c") || p.Permits("", "GET", "/v1/AUTH_x") {
+		t.Fatalf("the principal's rules: %+v", p.AccessRules)
+	}
+	// The identity API itself is a service: the token reaches none of it.
+	if code, _, _ := f.call("GET", "/users/"+uid, h.Get("X-Subject-Token"), nil); code != 401 {
+		t.Fatalf("identity API with a restricted token: %d", code)
 	}
 }

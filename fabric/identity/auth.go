@@ -292,7 +292,11 @@ func (s *Service) tokenBody(r *http.Request, tx *memdb.Txn, p *api.Principal, c 
 	}
 	if c.AppCred != "" {
 		if a := store.Get[AppCred](tx, tAppCreds, c.AppCred); a != nil {
-			body["application_credential"] = map[string]any{"id": a.ID, "name": a.Name, "restricted": !a.Unrestricted}
+			ac := map[string]any{"id": a.ID, "name": a.Name, "restricted": !a.Unrestricted}
+			if len(a.AccessRules) > 0 {
+				ac["access_rules"] = accessRulesView(a.AccessRules)
+			}
+			body["application_credential"] = ac
 		}
 	}
 	if c.Project != "" || c.Domain != "" || c.System {

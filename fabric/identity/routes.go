@@ -10,7 +10,7 @@ import (
 // Handler serves Keystone under the prefix the caller strips (/identity):
 // "/" is version discovery, "/v3/..." the API.
 func (s *Service) Handler() http.Handler {
-	return api.Routes{Auth: s, Errors: writeError, Denied: func(string) error { return errForbidden }}.Router(s.routes())
+	return api.Routes{Auth: s, Errors: writeError, Service: "identity", Denied: func(string) error { return errForbidden }}.Router(s.routes())
 }
 
 // routes is Keystone's API and its policy: who may call what. Checks that
@@ -79,6 +79,9 @@ func (s *Service) routes() []api.Route {
 		route("POST", "/v3/users/{id}/application_credentials", authed, "identity:create_application_credential", s.createAppCred),
 		route("GET", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:get_application_credential", selfOrAdmin(s.showAppCred)),
 		route("DELETE", "/v3/users/{id}/application_credentials/{cred}", authed, "identity:delete_application_credential", selfOrAdmin(s.deleteAppCred)),
+		route("GET", "/v3/users/{id}/access_rules", authed, "identity:list_access_rules", selfOrAdmin(s.listAccessRules)),
+		route("GET", "/v3/users/{id}/access_rules/{rule}", authed, "identity:get_access_rule", selfOrAdmin(s.showAccessRule)),
+		route("DELETE", "/v3/users/{id}/access_rules/{rule}", authed, "identity:delete_access_rule", selfOrAdmin(s.deleteAccessRule)),
 
 		// Trusts (OS-TRUST): who may see or delete one (its trustor, its
 		// trustee, an admin) is the handlers' check.

@@ -278,6 +278,11 @@ func (s *Service) validate(tx *memdb.Txn, tok string) (*api.Principal, claims, e
 		if len(p.Roles) == 0 {
 			return nil, c, errBadToken
 		}
+		if c.AppCred != "" {
+			if a := store.Get[AppCred](tx, tAppCreds, c.AppCred); a != nil {
+				p.AccessRules = a.AccessRules
+			}
+		}
 	case c.Domain != "":
 		dd := store.Get[Domain](tx, tDomains, c.Domain)
 		if dd == nil || !dd.Enabled {

@@ -130,7 +130,7 @@ func (c Config) base() api.Base {
 // Handler serves Glance under the prefix the caller strips (/image): "/"
 // and "/versions" are version discovery, "/v2/..." the API.
 func (s *Service) Handler() http.Handler {
-	return api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Router(s.routes())
+	return api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Service: "image"}.Router(s.routes())
 }
 
 // routes is Glance's API and its policy. Most routes need only a token:

@@ -103,7 +103,7 @@ func (c Config) base() api.Base {
 // Handler serves Neutron under the prefix the caller strips (/network):
 // "/" is version discovery, "/v2.0/..." the API.
 func (s *Service) Handler() http.Handler {
-	return api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied}.Router(s.routes(), stripJSONSuffix)
+	return api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Service: "network"}.Router(s.routes(), stripJSONSuffix)
 }
 
 // routes is the service's policy as one table. Everything but version

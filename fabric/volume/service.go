@@ -162,7 +162,7 @@ func (s *Service) baseURL(r *http.Request) string { return s.cfg.base().URL(r) }
 // and "/v3/" are version discovery, "/v3/{project_id}/..." the API. Every
 // answer carries the microversion; one outside the range is 406.
 func (s *Service) Handler() http.Handler {
-	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Word: cinderWording{}}
+	rs := api.Routes{Auth: s.cfg.Auth, Errors: writeError, Denied: policyDenied, Word: cinderWording{}, Service: "block-storage"}
 	return microversions(rs.Router(s.routes()))
 }
 

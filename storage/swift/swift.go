@@ -219,6 +219,12 @@ func (q *request) authorize() bool {
 			fail(q.w, q.r, http.StatusUnauthorized, "Unauthorized: the token is not valid")
 			return false
 		}
+		// An application credential's access rules name paths under the
+		// object-store endpoint (/v1/AUTH_...).
+		if !p.Permits("object-store", q.r.Method, q.r.URL.Path) {
+			fail(q.w, q.r, http.StatusUnauthorized, "Unauthorized: the application credential's access rules do not allow this request")
+			return false
+		}
 		q.who = p
 	}
 	write := q.r.Method != http.MethodGet && q.r.Method != http.MethodHead
