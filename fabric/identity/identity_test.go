@@ -770,7 +770,7 @@ func TestProjectActingAsDomain(t *testing.T) {
 		}
 		return false
 	}
-	if !has("/projects?is_domain=true") || has("/projects") || has("/projects?is_domain=false") {
+	if !has("/projects?is_domain=true") || !has("/projects?is_domain=True") || has("/projects") || has("/projects?is_domain=false") || has("/projects?is_domain=False") {
 		t.Fatal("listing with and without is_domain")
 	}
 	if code, _, body := f.call("POST", "/projects", f.admin, map[string]any{"project": map[string]any{"name": "x", "is_domain": true, "parent_id": "default"}}); code != 400 {

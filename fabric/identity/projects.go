@@ -252,7 +252,8 @@ func (s *Service) domainAsProject(r *http.Request, d *Domain) api.View {
 // as projects.
 func (s *Service) projectsOrDomains(projects api.HandlerFunc) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if r.URL.Query().Get("is_domain") != "true" {
+		// Clients send Python's spelling too (is_domain=True).
+		if asked, _ := strconv.ParseBool(r.URL.Query().Get("is_domain")); !asked {
 			return projects(w, r)
 		}
 		tx, err := s.cfg.Repl.Read(r.Context())
