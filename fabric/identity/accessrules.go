@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"encoding/json"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -19,24 +21,78 @@ import (
 // handler runs (api.RequireAuthFor); a handler that names no service
 // refuses such a token, so nothing is reachable by default.
 //
-// The rules live in the credentials that use them. A user's rule keeps
-// one id across its credentials (a rule asked for again with the same
-// service, method and path, or by its id, is the same rule), and
-// /v3/users/{id}/access_rules lists them. Keystone keeps a rule after its
-// last credential goes; here it goes with it, and a rule in use cannot be
-// deleted, as in Keystone.
+// A user's rules are rows of their own (AccessRuleRow), made in the same
+// command as the credential that first names them (cmdAppCredCreate), and
+// each credential keeps a copy of its rules, which its tokens carry. A
+// rule asked for again with the same service, method and path, or by its
+// id, is the same rule. As in Keystone, /v3/users/{id}/access_rules lists
+// them, a rule outlives its credentials until deleted, and one that a
+// credential uses cannot be deleted.
+
+const (
+	tAccessRules     = "access_rules"
+	cmdAppCredCreate = "identity.appcred.create"
+)
+
+// AccessRuleRow is one user's access rule.
+type AccessRuleRow struct {
+	api.AccessRule
+	UserID string `json:"user_id"`
+	// Order is when it was made (Unix ns, plus its place in the create):
+	// rules list in the order they were made, as Keystone's.
+	Order int64 `json:"order"`
+}
+
+// appCredCreate makes a credential and the rules it names first.
+type appCredCreate struct {
+	Cred  AppCred         `json:"cred"`
+	Rules []AccessRuleRow `json:"rules,omitempty"`
+}
+
+func applyAppCredCreate(tx *memdb.Txn, c appCredCreate) (any, error) {
+	for _, r := range c.Rules {
+		if old := store.Get[AccessRuleRow](tx, tAccessRules, r.ID); old != nil {
+			if old.UserID != r.UserID || old.AccessRule != r.AccessRule {
+				return nil, conflict("access rule %s is another", r.ID)
+			}
+			continue
+		}
+		if r.UserID != c.Cred.UserID || !exists(tx, tUsers, r.UserID) {
+			return nil, notFound("Could not find user: %s.", r.UserID)
+		}
+		row := r
+		if err := tx.Insert(tAccessRules, &row); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := json.Marshal(&c.Cred)
+	if err != nil {
+		return nil, err
+	}
+	return applyPut(tx, putCmd{Table: tAppCreds, Create: true, Row: raw})
+}
 
 var accessRuleMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
 
-// userAccessRules are the rules of the user's credentials, by id.
+// userAccessRules are the user's rules, by id.
 func userAccessRules(tx *memdb.Txn, user string) map[string]api.AccessRule {
 	out := map[string]api.AccessRule{}
-	for _, a := range store.All[AppCred](tx, tAppCreds, "user", user) {
-		for _, r := range a.AccessRules {
-			out[r.ID] = r
-		}
+	for _, r := range store.All[AccessRuleRow](tx, tAccessRules, "user", user) {
+		out[r.ID] = r.AccessRule
 	}
 	return out
+}
+
+// ruleInUse reports whether a credential of the user names the rule.
+func ruleInUse(tx *memdb.Txn, user, id string) bool {
+	for _, a := range store.All[AppCred](tx, tAppCreds, "user", user) {
+		for _, r := range a.AccessRules {
+			if r.ID == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readAccessRules reads a create's access rules: each an existing rule
@@ -47,11 +103,10 @@ func (s *Service) readAccessRules(tx *memdb.Txn, user string, asked []map[string
 	if len(asked) == 0 {
 		return nil, nil
 	}
+	// As Keystone's default (permissive) access_rules_config, any
+	// service type is taken: a rule for a service this cloud does not
+	// run matches nothing.
 	known := userAccessRules(tx, user)
-	types := map[string]bool{}
-	for _, sv := range store.All[ServiceRow](tx, tServices, "id") {
-		types[sv.Type] = true
-	}
 	var out []api.AccessRule
 	seen := map[string]bool{}
 	for _, ref := range asked {
@@ -68,8 +123,8 @@ func (s *Service) readAccessRules(tx *memdb.Txn, user string, asked []map[string
 			rule.Path, _ = ref["path"].(string)
 			rule.Method = strings.ToUpper(rule.Method)
 			switch {
-			case !types[rule.Service] && !types[strings.TrimSuffix(rule.Service, "v3")]:
-				return nil, api.BadField(field+".service", "%q is not the type of a service in the catalog", rule.Service)
+			case rule.Service == "" || len(rule.Service) > maxName || strings.ContainsAny(rule.Service, " /?#\n"):
+				return nil, api.BadField(field+".service", "%q is not a service type", rule.Service)
 			case !accessRuleMethods[rule.Method]:
 				return nil, api.BadField(field+".method", "%q is not GET, HEAD, POST, PUT, PATCH or DELETE", rule.Method)
 			case !strings.HasPrefix(rule.Path, "/") || len(rule.Path) > maxName || strings.ContainsAny(rule.Path, "?#\n"):
@@ -112,7 +167,10 @@ func (s *Service) listAccessRules(w http.ResponseWriter, r *http.Request) error 
 	user := chi.URLParam(r, "id")
 	q := r.URL.Query()
 	out := []api.View{}
-	for _, rule := range userAccessRules(tx, user) {
+	rows := store.All[AccessRuleRow](tx, tAccessRules, "user", user)
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Order < rows[j].Order })
+	for _, row := range rows {
+		rule := row.AccessRule
 		if q.Has("service") && q.Get("service") != rule.Service || q.Has("method") && q.Get("method") != rule.Method || q.Has("path") && q.Get("path") != rule.Path {
 			continue
 		}
@@ -136,15 +194,22 @@ func (s *Service) showAccessRule(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deleteAccessRule: a rule here exists while a credential uses it, and
-// Keystone refuses to delete a rule in use.
+// deleteAccessRule deletes a rule no credential uses, as Keystone.
 func (s *Service) deleteAccessRule(w http.ResponseWriter, r *http.Request) error {
 	tx, err := s.local(r.Context())
 	if err != nil {
 		return err
 	}
-	if _, ok := userAccessRules(tx, chi.URLParam(r, "id"))[chi.URLParam(r, "rule")]; !ok {
-		return notFoundErr("access rule", chi.URLParam(r, "rule"))
+	user, id := chi.URLParam(r, "id"), chi.URLParam(r, "rule")
+	if _, ok := userAccessRules(tx, user)[id]; !ok {
+		return notFoundErr("access rule", id)
 	}
-	return &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: access rule " + chi.URLParam(r, "rule") + " is in use by an application credential; delete the credential."}
+	if ruleInUse(tx, user, id) {
+		return &api.Error{Status: http.StatusForbidden, Msg: "You are not authorized to perform the requested action: access rule " + id + " is in use by an application credential; delete the credential first."}
+	}
+	if err := s.remove(r, tAccessRules, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -214,7 +214,14 @@ func (s *Service) createAppCred(w http.ResponseWriter, r *http.Request) error {
 	if a.SecretHash, err = bcrypt.GenerateFromPassword(secretDigest(secret), s.cfg.BcryptCost); err != nil {
 		return err
 	}
-	if err := s.put(r, tAppCreds, true, &a); err != nil {
+	create := appCredCreate{Cred: a}
+	known := userAccessRules(tx, user)
+	for i, rule := range a.AccessRules {
+		if _, ok := known[rule.ID]; !ok {
+			create.Rules = append(create.Rules, AccessRuleRow{AccessRule: rule, UserID: user, Order: now.UnixNano() + int64(i)})
+		}
+	}
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdAppCredCreate, create, nil); err != nil {
 		return err
 	}
 	view := s.appCredView(r, tx, &a)

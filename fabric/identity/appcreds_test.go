@@ -177,7 +177,7 @@ func TestAppCredPolicyAndInput(t *testing.T) {
 		{map[string]any{}, "name"},
 		{map[string]any{"name": "x", "expires_at": "yesterday"}, "expires_at"},
 		{map[string]any{"name": "x", "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"},
-		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "compute", "method": "GET", "path": "/v2.1/servers"}}}, "access_rules.service"},
+		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "", "method": "GET", "path": "/v2.1/servers"}}}, "access_rules.service"},
 		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "object-store", "method": "FETCH", "path": "/v1/**"}}}, "access_rules.method"},
 		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "object-store", "method": "GET", "path": "v1"}}}, "access_rules.path"},
 		{map[string]any{"name": "x", "access_rules": []any{map[string]any{"id": "nope"}}}, "access_rules"},
@@ -344,5 +344,17 @@ func TestAppCredAccessRules(t *testing.T) {
 	// The identity API itself is a service: the token reaches none of it.
 	if code, _, _ := f.call("GET", "/users/"+uid, h.Get("X-Subject-Token"), nil); code != 401 {
 		t.Fatalf("identity API with a restricted token: %d", code)
+	}
+	// As Keystone, a rule outlives its credentials until deleted.
+	for _, c := range []string{id, id2} {
+		if code, _, _ := f.call("DELETE", "/users/"+uid+"/application_credentials/"+c, tok, nil); code != 204 {
+			t.Fatalf("delete credential: %d", code)
+		}
+	}
+	if code, _, _ := f.call("DELETE", "/users/"+uid+"/access_rules/"+ruleID, tok, nil); code != 204 {
+		t.Fatalf("delete a rule no longer used: %d", code)
+	}
+	if code, _, body := f.call("GET", "/users/"+uid+"/access_rules", tok, nil); code != 200 || len(body["access_rules"].([]any)) != 0 {
+		t.Fatalf("list after delete: %d %v", code, body)
 	}
 }

@@ -131,6 +131,13 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 			return nil, err
 		}
 	case tMembers, tCredentials, tImplies, tAppCreds, tPolicies, tEndpointAssocs, tLimits, tAccessTokens, tRequestTokens:
+	case tAccessRules:
+		// Refused while a credential names it (checked here too, so a
+		// credential made meanwhile keeps its rule).
+		rule := raw.(*AccessRuleRow)
+		if ruleInUse(tx, rule.UserID, rule.ID) {
+			return nil, store.Forbiddenf("access rule %s is in use by an application credential", rule.ID)
+		}
 	default:
 		return nil, invalid("table %q cannot be deleted from", c.Table)
 	}
@@ -174,6 +181,7 @@ func deleteUser(tx *memdb.Txn, u *User, at time.Time) error {
 		{tCredentials, "user", []any{u.ID}},
 		{tAppCreds, "user", []any{u.ID}},
 		{tAccessTokens, "user", []any{u.ID}},
+		{tAccessRules, "user", []any{u.ID}},
 		{tRequestTokens, "user", []any{u.ID}},
 	} {
 		if err := deleteWhere(tx, step.t, step.idx, step.args...); err != nil {
@@ -233,6 +241,8 @@ func singular(table string) string {
 		return "request token"
 	case tAccessTokens:
 		return "access token"
+	case tAccessRules:
+		return "access rule"
 	}
 	if len(table) > 1 && table[len(table)-1] == 's' {
 		return table[:len(table)-1]

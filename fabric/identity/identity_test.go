@@ -427,6 +427,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatalf("trust-scoped token: %d %v", code, body)
 	}
 	f.mk("/policies", "policy", map[string]any{"type": "application/json", "blob": "{}"})
+	f.mkAppCred(uid, tok, map[string]any{"name": "snapac", "access_rules": []any{map[string]any{"service": "object-store", "method": "GET", "path": "/v1/**"}}})
 	// OS-OAUTH1: a consumer, a request token authorized and traded.
 	_, _, cons := f.call("POST", "/OS-OAUTH1/consumers", f.admin, map[string]any{"consumer": map[string]any{}})
 	ck, cs := cons["consumer"].(map[string]any)["id"].(string), cons["consumer"].(map[string]any)["secret"].(string)

@@ -225,6 +225,7 @@ func Schema() store.Schema {
 			store.NewTable(tRevocations, &Revocation{}, &memdb.IndexSchema{Name: "user", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "UserID"}}),
 			store.NewTable(tLoginFailures, &LoginFailures{}),
 			store.NewTable(tAppCreds, &AppCred{}, store.StringIndex("name", "NameKey", true), store.StringIndex("user", "UserID", false), store.StringIndex("project", "ProjectID", false)),
+			store.NewTable(tAccessRules, &AccessRuleRow{}, store.StringIndex("user", "UserID", false)),
 			store.NewTable(tTrusts, &Trust{}, store.StringIndex("trustor", "TrustorID", false), store.StringIndex("trustee", "TrusteeID", false),
 				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				&memdb.IndexSchema{Name: "from", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RedelegatedFrom"}}),
@@ -250,6 +251,7 @@ func Schema() store.Schema {
 			cmdPutAll:         store.Typed(applyPutAll),
 			cmdOAuthAuthorize: store.Typed(applyOAuthAuthorize),
 			cmdOAuthExchange:  store.Typed(applyOAuthExchange),
+			cmdAppCredCreate:  store.Typed(applyAppCredCreate),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
