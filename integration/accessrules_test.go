@@ -14,8 +14,9 @@ import (
 // rules (the openstack CLI's --access-rules) reaches only what they name:
 // listing servers and images works through the CLI logged in with the
 // credential, while flavors, networks, volumes and the identity API are
-// refused with a non-zero exit; the rules are listed under the user and
-// cannot be deleted while the credential uses them.
+// refused with a non-zero exit; the rules are listed under the user,
+// cannot be deleted while the credential uses them, and can once it is
+// gone.
 func TestAppCredAccessRules(t *testing.T) {
 	testenv.RequireCommand(t, "/usr/bin/openstack")
 	n := startDevCloud(t, "accessrules", "--disk", t.TempDir(), "--s3-listen", "off")
