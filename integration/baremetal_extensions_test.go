@@ -12,7 +12,8 @@ import (
 // node's BIOS settings (none are ever cached: no driver here reads a
 // BIOS), detaching a VIF (none is ever attached), and the management
 // calls no driver here implements (NMI, boot mode, secure boot), which
-// Ironic refuses as UnsupportedDriverExtension. Before, each was a 404
+// Ironic refuses as UnsupportedDriverExtension, and vendor passthru (no
+// hardware type here has vendor methods). Before, each was a 404
 // "resource could not be found", as if the API lacked the route.
 func TestBaremetalUnbuiltCalls(t *testing.T) {
 	n1 := newRackd(t, "bmx1")
@@ -47,6 +48,16 @@ func TestBaremetalUnbuiltCalls(t *testing.T) {
 	fails("Driver ipmi does not support inject_nmi (disabled or not implemented). (HTTP 400)", "node", "inject", "nmi", "x1")
 	fails("Driver ipmi does not support set_boot_mode (disabled or not implemented). (HTTP 400)", "node", "boot", "mode", "set", "x1", "uefi")
 	fails("Driver ipmi does not support set_secure_boot_state (disabled or not implemented). (HTTP 400)", "node", "secure", "boot", "on", "x1")
+
+	// No hardware type here has vendor methods.
+	for _, list := range [][]string{{"node", "passthru", "list", "x1"}, {"driver", "passthru", "list", "ipmi"}} {
+		if m := decodeJSON[[]any](t, run(append(list, "-f", "json")...)); len(m) != 0 {
+			t.Fatalf("%s: %v", strings.Join(list, " "), m)
+		}
+	}
+	fails("No handler for method bmc_reset (HTTP 400)", "node", "passthru", "call", "x1", "bmc_reset")
+	fails("No handler for method bmc_reset (HTTP 400)", "node", "passthru", "call", "--http-method", "GET", "x1", "bmc_reset")
+	fails("No handler for method lookup (HTTP 400)", "driver", "passthru", "call", "ipmi", "lookup")
 
 	// A refused call leaves the node as it was.
 	node := decodeJSON[map[string]any](t, run("node", "show", "x1", "-f", "json"))

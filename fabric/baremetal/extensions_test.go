@@ -52,6 +52,8 @@ func TestUnsupportedManagementCalls(t *testing.T) {
 	f.expect(400, "PUT", "/v1/nodes/n1/management/inject_nmi", admin, map[string]any{}, "Driver ipmi does not support inject_nmi (disabled or not implemented).")
 	f.expect(400, "PUT", "/v1/nodes/fake1/management/inject_nmi", admin, map[string]any{}, "Driver fake-hardware does not support inject_nmi")
 	f.expect(400, "GET", "/v1/nodes/n1/management/indicators", admin, nil, "does not support get_supported_indicators")
+	f.expect(400, "GET", "/v1/nodes/n1/management/indicators/led@system", admin, nil, "does not support get_indicator_state")
+	f.expect(400, "PUT", "/v1/nodes/n1/management/indicators/led@system", admin, map[string]any{"state": "ON"}, "does not support set_indicator_state")
 	f.expect(400, "PUT", "/v1/nodes/n1/states/boot_mode", admin, map[string]any{"target": "legacy"}, "target", "legacy")
 	f.expect(400, "PUT", "/v1/nodes/n1/states/boot_mode", admin, map[string]any{"target": "uefi"}, "does not support set_boot_mode")
 	f.expect(400, "PUT", "/v1/nodes/n1/states/secure_boot", admin, map[string]any{"target": "on"}, "target")
@@ -71,4 +73,25 @@ func TestUnsupportedManagementCalls(t *testing.T) {
 	if after := f.node(id).Revision; after != before {
 		t.Fatalf("node revision %d → %d: a refused call changed the node", before, after)
 	}
+}
+
+// TestVendorPassthru: no hardware type here has vendor methods, so a
+// node's and a driver's lists are empty and a call is "No handler".
+func TestVendorPassthru(t *testing.T) {
+	f := newFixture(t)
+	f.createNode(map[string]any{"name": "n1"})
+	for _, base := range []string{"/v1/nodes/n1", "/v1/drivers/ipmi", "/v1/drivers/fake-hardware"} {
+		res := f.expect(200, "GET", base+"/vendor_passthru/methods", admin, nil)
+		if len(res.Body) != 0 {
+			t.Fatalf("%s methods: %s", base, res.Raw)
+		}
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			f.expect(400, m, base+"/vendor_passthru?method=bmc_reset", admin, map[string]any{}, "No handler for method bmc_reset")
+			f.expect(400, m, base+"/vendor_passthru/bmc_reset", admin, map[string]any{}, "No handler for method bmc_reset")
+		}
+		f.expect(400, "POST", base+"/vendor_passthru", admin, map[string]any{}, "Method not specified")
+	}
+	f.expect(404, "GET", "/v1/nodes/nope/vendor_passthru/methods", admin, nil, "Node nope could not be found")
+	f.expect(404, "POST", "/v1/drivers/nope/vendor_passthru?method=x", admin, map[string]any{}, "nope")
+	f.expect(403, "GET", "/v1/nodes/n1/vendor_passthru/methods", member, nil)
 }
