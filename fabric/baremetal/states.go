@@ -551,6 +551,17 @@ func (s *Service) listVIFs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// detachVIF is DELETE /v1/nodes/{node}/vifs/{vif}: no VIF is ever
+// attached here (attachVIF refuses), so every one is not attached, as
+// Ironic words it.
+func (s *Service) detachVIF(w http.ResponseWriter, r *http.Request) error {
+	_, n, err := s.readNode(r)
+	if err != nil {
+		return err
+	}
+	return badRequestf("Unable to detach VIF %s from node %s because it is not attached to it.", chi.URLParam(r, "vif"), n.ID)
+}
+
 func (s *Service) attachVIF(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := s.readNode(r); err != nil {
 		return err
