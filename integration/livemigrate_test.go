@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -79,42 +78,8 @@ func TestLiveMigrate(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	nodes := map[string]*computeNode{}
-	mk := func(name string, extra ...string) *computeNode {
-		n := &computeNode{runDir: fmt.Sprintf("/run/rackstack/lm%d%s", os.Getpid(), name)}
-		args := []string{"--disk", t.TempDir(), "--s3-listen", "off", "--compute", "on", "--accel", "tcg", "--vm-run-dir", n.runDir}
-		n.rackd = newRackd(t, name, append(args, extra...)...)
-		nodes[name] = n
-		return n
-	}
-	n1 := mk("l1")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	creds := openrc(t, n1.dataDir)
-	out, err := rackctl(t, creds, n1.rackd, "cluster", "join-token", "create", "--uses", "2", "-o", "json")
-	if err != nil {
-		t.Fatalf("join-token: %v %s", err, out)
-	}
-	var jt struct {
-		Token string `json:"token"`
-	}
-	json.Unmarshal([]byte(out), &jt)
-	n2 := mk("l2", "--join", n1.url(), "--join-token", jt.Token)
-	n3 := mk("l3", "--join", n1.url(), "--join-token", jt.Token)
-	n2.start()
-	n3.start()
-	n2.waitHealthy()
-	n3.waitHealthy()
-	for _, n := range nodes {
-		t.Cleanup(func() {
-			n.kill()
-			args := []string{"dev", "--purge", "--name", n.name, "--data-dir", n.dataDir, "--vm-run-dir", n.runDir}
-			if out, err := exec.Command(filepath.Join(binDir, "rackd"), args...).CombinedOutput(); err != nil {
-				t.Errorf("rackd dev --purge %s: %v\n%s", n.name, err, out)
-			}
-			os.RemoveAll(n.runDir)
-		})
-	}
+	nodes, creds := computeCluster(t, "l", 3)
+	n1, n2, n3 := nodes["l1"], nodes["l2"], nodes["l3"]
 	admin := osEnv(creds, n1.rackd)
 	alice := osEnv(creds, n1.rackd, "OS_USERNAME=alice", "OS_PASSWORD=alice-pass-1", "OS_PROJECT_NAME=demo")
 	t.Cleanup(func() {

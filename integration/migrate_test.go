@@ -55,6 +55,65 @@ type computeNode struct {
 	runDir string
 }
 
+// joinToken makes a join token of that many uses through node.
+func joinToken(t *testing.T, creds map[string]string, node *rackd, uses int) string {
+	t.Helper()
+	out, err := rackctl(t, creds, node, "cluster", "join-token", "create", "--ttl", "1h", "--uses", strconv.Itoa(uses), "-o", "json")
+	if err != nil {
+		t.Fatalf("join-token create: %v\n%s", err, out)
+	}
+	var jt struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(out), &jt); err != nil || jt.Token == "" {
+		t.Fatalf("join token output %q: %v", out, err)
+	}
+	return jt.Token
+}
+
+// computeCluster starts a cluster of compute nodes named prefix1 to
+// prefixN (every node is a compute host, each running its TCG guests
+// under a run directory of its own): the first bootstraps it, the others
+// join; all are healthy on return, and killed and purged at cleanup
+// (tests delete their servers first, through any node up). It returns
+// the nodes by name and the admin credentials.
+func computeCluster(t *testing.T, prefix string, count int) (map[string]*computeNode, map[string]string) {
+	t.Helper()
+	nodes := map[string]*computeNode{}
+	mk := func(name string, extra ...string) *computeNode {
+		n := &computeNode{runDir: fmt.Sprintf("/run/rackstack/%s%d%s", prefix, os.Getpid(), name)}
+		args := []string{"--disk", t.TempDir(), "--s3-listen", "off", "--compute", "on", "--accel", "tcg", "--vm-run-dir", n.runDir}
+		n.rackd = newRackd(t, name, append(args, extra...)...)
+		nodes[name] = n
+		t.Cleanup(func() {
+			n.kill()
+			args := []string{"dev", "--purge", "--name", n.name, "--data-dir", n.dataDir, "--vm-run-dir", n.runDir}
+			if out, err := exec.Command(filepath.Join(binDir, "rackd"), args...).CombinedOutput(); err != nil {
+				t.Errorf("rackd dev --purge %s: %v\n%s", n.name, err, out)
+			}
+			os.RemoveAll(n.runDir)
+		})
+		return n
+	}
+	n1 := mk(prefix + "1")
+	n1.start("--bootstrap")
+	n1.waitHealthy()
+	creds := openrc(t, n1.dataDir)
+	if count > 1 {
+		tok := joinToken(t, creds, n1.rackd, count-1)
+		var joined []*computeNode
+		for i := 2; i <= count; i++ {
+			n := mk(fmt.Sprintf("%s%d", prefix, i), "--join", n1.url(), "--join-token", tok)
+			n.start()
+			joined = append(joined, n)
+		}
+		for _, n := range joined {
+			n.waitHealthy()
+		}
+	}
+	return nodes, creds
+}
+
 // TestMigrate moves servers between the two compute nodes of a real
 // three-node cluster with the openstack CLI: a server's cold migration
 // (its disk's marker found by the guest on the new host) confirmed, a
@@ -69,46 +128,8 @@ func TestMigrate(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	nodes := map[string]*computeNode{}
-	// Every node of a cluster is a compute host (the scheduler places
-	// on any): each runs its guests under a run directory of its own.
-	mk := func(name string, extra ...string) *computeNode {
-		n := &computeNode{runDir: fmt.Sprintf("/run/rackstack/mig%d%s", os.Getpid(), name)}
-		args := []string{"--disk", t.TempDir(), "--s3-listen", "off", "--compute", "on", "--accel", "tcg", "--vm-run-dir", n.runDir}
-		n.rackd = newRackd(t, name, append(args, extra...)...)
-		nodes[name] = n
-		return n
-	}
-	n1 := mk("m1")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	creds := openrc(t, n1.dataDir)
-	out, err := rackctl(t, creds, n1.rackd, "cluster", "join-token", "create", "--uses", "2", "-o", "json")
-	if err != nil {
-		t.Fatalf("join-token: %v %s", err, out)
-	}
-	var jt struct {
-		Token string `json:"token"`
-	}
-	json.Unmarshal([]byte(out), &jt)
-	n2 := mk("m2", "--join", n1.url(), "--join-token", jt.Token)
-	n3 := mk("m3", "--join", n1.url(), "--join-token", jt.Token)
-	n2.start()
-	n3.start()
-	n2.waitHealthy()
-	n3.waitHealthy()
-	// Guests outlive rackd: the servers go first, through any node up,
-	// then each node is killed and purged.
-	for _, n := range nodes {
-		t.Cleanup(func() {
-			n.kill()
-			args := []string{"dev", "--purge", "--name", n.name, "--data-dir", n.dataDir, "--vm-run-dir", n.runDir}
-			if out, err := exec.Command(filepath.Join(binDir, "rackd"), args...).CombinedOutput(); err != nil {
-				t.Errorf("rackd dev --purge %s: %v\n%s", n.name, err, out)
-			}
-			os.RemoveAll(n.runDir)
-		})
-	}
+	nodes, creds := computeCluster(t, "m", 3)
+	n1, n2, n3 := nodes["m1"], nodes["m2"], nodes["m3"]
 	t.Cleanup(func() {
 		for _, n := range []*computeNode{n3, n2, n1} {
 			if n.cmd == nil {

@@ -291,39 +291,8 @@ func TestNovaForcedDownEvacuate(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	nodes := map[string]*computeNode{}
-	mk := func(name string, extra ...string) *computeNode {
-		n := &computeNode{runDir: fmt.Sprintf("/run/rackstack/nd%d%s", os.Getpid(), name)}
-		args := []string{"--disk", t.TempDir(), "--s3-listen", "off", "--compute", "on", "--accel", "tcg", "--vm-run-dir", n.runDir}
-		n.rackd = newRackd(t, name, append(args, extra...)...)
-		nodes[name] = n
-		return n
-	}
-	n1 := mk("ev1")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	creds := openrc(t, n1.dataDir)
-	out, err := rackctl(t, creds, n1.rackd, "cluster", "join-token", "create", "--uses", "1", "-o", "json")
-	if err != nil {
-		t.Fatalf("join-token: %v %s", err, out)
-	}
-	var jt struct {
-		Token string `json:"token"`
-	}
-	json.Unmarshal([]byte(out), &jt)
-	n2 := mk("ev2", "--join", n1.url(), "--join-token", jt.Token)
-	n2.start()
-	n2.waitHealthy()
-	for _, n := range nodes {
-		t.Cleanup(func() {
-			n.kill()
-			args := []string{"dev", "--purge", "--name", n.name, "--data-dir", n.dataDir, "--vm-run-dir", n.runDir}
-			if out, err := exec.Command(filepath.Join(binDir, "rackd"), args...).CombinedOutput(); err != nil {
-				t.Errorf("rackd dev --purge %s: %v\n%s", n.name, err, out)
-			}
-			os.RemoveAll(n.runDir)
-		})
-	}
+	nodes, creds := computeCluster(t, "ev", 2)
+	n1 := nodes["ev1"]
 	admin := osEnv(creds, n1.rackd)
 	deleteServersAtCleanup(t, admin)
 	openstack(t, admin, "image", "create", "--file", img, "--disk-format", "qcow2", "--container-format", "bare", "--public", "testimg")

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -25,19 +24,10 @@ func TestRollingUpgrade(t *testing.T) {
 	n1.start("--bootstrap")
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
-	out, err := rackctl(t, creds, n1, "cluster", "join-token", "create", "--ttl", "1h", "--uses", "2", "-o", "json")
-	if err != nil {
-		t.Fatalf("join-token create: %v\n%s", err, out)
-	}
-	var jt struct {
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal([]byte(out), &jt); err != nil || jt.Token == "" {
-		t.Fatalf("join token output %q: %v", out, err)
-	}
-	n2 := newRackd(t, "n2", "--join", n1.url(), "--join-token", jt.Token)
+	tok := joinToken(t, creds, n1, 2)
+	n2 := newRackd(t, "n2", "--join", n1.url(), "--join-token", tok)
 	n2.start()
-	old := newRackd(t, "n3", "--join", n1.url(), "--join-token", jt.Token)
+	old := newRackd(t, "n3", "--join", n1.url(), "--join-token", tok)
 	old.env = []string{"RACKD_FORGET_COMMANDS=compute.aggregate.create"}
 	old.start()
 	n2.waitHealthy()
