@@ -115,6 +115,4 @@ func withIndex[C any, P indexedCmd[C]](h func(*memdb.Txn, C) (any, error), meta 
 	}
 }
 
-func (c *serverResizeCmd) setIndex(i uint64)   { c.index = i }
-func (c *serverMigrateCmd) setIndex(i uint64)  { c.index = i }
-func (c *serverEvacuateCmd) setIndex(i uint64) { c.index = i }
+func (c *serverResizeCmd) setIndex(i uint64) { c.index = i }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -57,7 +56,7 @@ import (
 const evacuateRule = "os_compute_api:os-evacuate"
 
 func (s *Service) evacuate(w http.ResponseWriter, r *http.Request, arg any) error {
-	sv, p, err := s.readMovedServer(r, evacuateRule, "evacuate")
+	sv, _, err := s.readMovedServer(r, evacuateRule, "evacuate")
 	if err != nil {
 		return err
 	}
@@ -116,8 +115,7 @@ func (s *Service) evacuate(w http.ResponseWriter, r *http.Request, arg any) erro
 	if err != nil {
 		return err
 	}
-	c := serverEvacuateCmd{ID: sv.ID, Host: host, MigrationID: api.NewUUID(), UserID: p.UserID, RequestID: requestID(r.Context()),
-		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler, Stop: atLeast(r, 95)}
+	c := serverEvacuateCmd{moveCmd: s.newMove(r, sv.ID, host, hosts), Stop: atLeast(r, 95)}
 	var res actionResult
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerEvacuate, c, &res); err != nil {
 		return err
@@ -139,24 +137,13 @@ func (s *Service) evacuate(w http.ResponseWriter, r *http.Request, arg any) erro
 }
 
 type serverEvacuateCmd struct {
-	ID          string           `json:"id"`
-	Host        string           `json:"host,omitempty"`
-	MigrationID string           `json:"migration_id"`
-	Hosts       []scheduler.Host `json:"hosts"`
-	Scheduler   scheduler.Config `json:"scheduler"`
-	UserID      string           `json:"user_id"`
-	RequestID   string           `json:"request_id"`
-	Admin       bool             `json:"admin,omitempty"`
+	moveCmd
 	// Stop leaves the server stopped once rebuilt, whatever its state
 	// was (2.95).
-	Stop  bool      `json:"stop,omitempty"`
-	Now   time.Time `json:"now"`
-	index uint64
+	Stop bool `json:"stop,omitempty"`
 }
 
-func evacuateEvents(c serverEvacuateCmd) eventMeta {
-	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: computestate.ActionEvacuate, now: c.Now}
-}
+func evacuateEvents(c serverEvacuateCmd) eventMeta { return c.events(computestate.ActionEvacuate) }
 
 // hostUp says whether host is up among hosts.
 func hostUp(hosts []scheduler.Host, host string) bool {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -95,7 +94,7 @@ const (
 
 // liveMigrate is the os-migrateLive action.
 func (s *Service) liveMigrate(w http.ResponseWriter, r *http.Request, arg any) error {
-	sv, p, err := s.readMovedServer(r, liveMigrateRule, liveMigrateAction)
+	sv, _, err := s.readMovedServer(r, liveMigrateRule, liveMigrateAction)
 	if err != nil {
 		return err
 	}
@@ -124,8 +123,7 @@ func (s *Service) liveMigrate(w http.ResponseWriter, r *http.Request, arg any) e
 	if err := otherHostUp(hosts, sv.Host); err != nil {
 		return err
 	}
-	c := serverLiveMigrateCmd{ID: sv.ID, Host: host, MigrationID: api.NewUUID(), UserID: p.UserID, RequestID: requestID(r.Context()),
-		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler}
+	c := serverLiveMigrateCmd{moveCmd: s.newMove(r, sv.ID, host, hosts)}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerLiveMigrate, c, nil); err != nil {
 		return err
 	}
@@ -232,22 +230,11 @@ func liveMigratable(ctx context.Context, s *Service, sv *Server) error {
 }
 
 type serverLiveMigrateCmd struct {
-	ID          string           `json:"id"`
-	Host        string           `json:"host,omitempty"`
-	MigrationID string           `json:"migration_id"`
-	Hosts       []scheduler.Host `json:"hosts"`
-	Scheduler   scheduler.Config `json:"scheduler"`
-	UserID      string           `json:"user_id"`
-	RequestID   string           `json:"request_id"`
-	Admin       bool             `json:"admin,omitempty"`
-	Now         time.Time        `json:"now"`
-	index       uint64
+	moveCmd
 }
 
-func (c *serverLiveMigrateCmd) setIndex(i uint64) { c.index = i }
-
 func liveMigrateEvents(c serverLiveMigrateCmd) eventMeta {
-	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: computestate.ActionLiveMigration, now: c.Now}
+	return c.events(computestate.ActionLiveMigration)
 }
 
 func applyServerLiveMigrate(tx *memdb.Txn, c serverLiveMigrateCmd) (any, error) {

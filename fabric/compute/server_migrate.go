@@ -106,8 +106,7 @@ func (s *Service) migrate(w http.ResponseWriter, r *http.Request, arg any) error
 	if err := otherHostUp(hosts, sv.Host); err != nil {
 		return err
 	}
-	c := serverMigrateCmd{ID: sv.ID, Host: host, MigrationID: api.NewUUID(), UserID: p.UserID, RequestID: requestID(r.Context()),
-		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler}
+	c := serverMigrateCmd{moveCmd: s.newMove(r, sv.ID, host, hosts)}
 	if sv.BootVolume == "" {
 		if s.cfg.Snapshots == nil {
 			return notImplemented("The server action migrate is not implemented by this cloud.")
@@ -183,12 +182,13 @@ func otherHostUp(hosts []scheduler.Host, own string) error {
 	return badRequest("No valid host was found. No compute host other than %s is up.", own)
 }
 
-type serverMigrateCmd struct {
+// moveCmd is what the commands that move a server to another host (cold
+// and live migration, evacuation) carry alike. Each embeds it, so its
+// fields are the command's own in the log, as they were before.
+type moveCmd struct {
 	ID string `json:"id"`
 	// Host is the admin's choice of host, "" for the scheduler's.
-	Host string `json:"host,omitempty"`
-	// Image is the image the source copies a local root disk into.
-	Image       string           `json:"image,omitempty"`
+	Host        string           `json:"host,omitempty"`
 	MigrationID string           `json:"migration_id"`
 	Hosts       []scheduler.Host `json:"hosts"`
 	Scheduler   scheduler.Config `json:"scheduler"`
@@ -199,9 +199,27 @@ type serverMigrateCmd struct {
 	index       uint64
 }
 
-func migrateEvents(c serverMigrateCmd) eventMeta {
-	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: computestate.ActionMigrate, now: c.Now}
+func (c *moveCmd) setIndex(i uint64) { c.index = i }
+
+// newMove is an admin's request to move server id to host ("" for the
+// scheduler's choice among hosts).
+func (s *Service) newMove(r *http.Request, id, host string, hosts []scheduler.Host) moveCmd {
+	return moveCmd{ID: id, Host: host, MigrationID: api.NewUUID(), UserID: api.PrincipalFrom(r.Context()).UserID, RequestID: requestID(r.Context()),
+		Now: s.now(), Admin: true, Hosts: hosts, Scheduler: s.cfg.Scheduler}
 }
+
+// events are the event log's view of the move, as action.
+func (c moveCmd) events(action string) eventMeta {
+	return eventMeta{ids: []string{c.ID}, user: c.UserID, request: c.RequestID, action: action, now: c.Now}
+}
+
+type serverMigrateCmd struct {
+	moveCmd
+	// Image is the image the source copies a local root disk into.
+	Image string `json:"image,omitempty"`
+}
+
+func migrateEvents(c serverMigrateCmd) eventMeta { return c.events(computestate.ActionMigrate) }
 
 func applyServerMigrate(tx *memdb.Txn, c serverMigrateCmd) (any, error) {
 	old := store.Get[Server](tx, tServers, c.ID)
