@@ -57,6 +57,10 @@ type formResult struct {
 	msg    string
 }
 
+// formDrainBytes bounds what is read of a refused form's body before the
+// answer; a larger one gets its answer on a connection closed after it.
+const formDrainBytes = 16 << 20
+
 // formPost serves a form upload and answers as Swift does: 401 for an
 // expired form or a bad signature, 400 for a malformed form or a file
 // past max_file_size, else the outcome (201 when every file was stored),
@@ -65,6 +69,12 @@ func (q *request) formPost() {
 	fields := map[string]string{}
 	res, ferr := q.formFiles(fields)
 	if ferr != nil {
+		// A form refused midway (a bad signature is found only as its
+		// first file begins) is still being sent: read the rest, up to
+		// formDrainBytes, before answering, so that the client reads the
+		// answer instead of a connection reset by a server that closed
+		// with its upload unread (curl: "Send failure").
+		io.Copy(io.Discard, io.LimitReader(q.r.Body, formDrainBytes))
 		if ferr.status == http.StatusUnauthorized {
 			q.w.Header().Set("Www-Authenticate", `Swift realm="AUTH_`+q.project+`"`)
 		}

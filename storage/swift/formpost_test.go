@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,5 +206,49 @@ func TestFormPostDeleteTime(t *testing.T) {
 			t.Errorf("%s=%s: %d %q, want 400 %q", c.field, c.value, r.status, r.body, c.body)
 		}
 		e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c/bad-"+c.field, alice, "")
+	}
+}
+
+// countingReader counts what is read of it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestFormPostRefusedReadsTheRest: a form refused as its first file
+// begins (a bad signature) has the rest of its body read before the
+// answer, so a client still sending it (curl) reads the 401 rather than
+// a reset connection.
+func TestFormPostRefusedReadsTheRest(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1", alice, "", "X-Account-Meta-Temp-URL-Key", "akey")
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	f := form{path: "/v1/AUTH_p1/c/up-", maxSize: 8 << 20, maxCount: 1, expires: time.Now().Add(time.Hour), key: "wrong"}
+	for _, kv := range [][2]string{{"redirect", ""}, {"max_file_size", strconv.FormatInt(f.maxSize, 10)}, {"max_file_count", "1"},
+		{"expires", strconv.FormatInt(f.expires.Unix(), 10)}, {"signature", f.sign()}} {
+		mw.WriteField(kv[0], kv[1])
+	}
+	w, _ := mw.CreateFormFile("file", "big")
+	w.Write(bytes.Repeat([]byte("x"), 4<<20))
+	mw.Close()
+	total := int64(b.Len())
+	body := &countingReader{r: &b}
+	req := httptest.NewRequest("POST", "/v1/AUTH_p1/c/up-", body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	rec := httptest.NewRecorder()
+	(&Handler{Store: e.Svc, Auth: principals}).ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("bad signature: %d %s", rec.Code, rec.Body)
+	}
+	if body.n != total {
+		t.Fatalf("the refused form's body was read to %d of %d bytes before the answer", body.n, total)
 	}
 }
