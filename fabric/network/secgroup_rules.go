@@ -184,7 +184,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 	}
 	if rl.RemoteGroupID != "" {
 		rg := store.Get[SecurityGroup](tx, tGroups, rl.RemoteGroupID)
-		if rg == nil || !p.CanRead(rg.Project) {
+		if rg == nil || !(p.CanRead(rg.Project) || groupSharedWith(tx, rg, p.ProjectID)) {
 			return rl, notFound("security_group", rl.RemoteGroupID)
 		}
 	}

@@ -18,7 +18,8 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 			return nil, notFound("security_group", r.GroupID)
 		}
 		r.Project = g.Project
-		if r.RemoteGroupID != "" && store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID) == nil {
+		if rg := store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID); r.RemoteGroupID != "" &&
+			(rg == nil || !groupSharedWith(tx, rg, r.Project)) {
 			return nil, notFound("security_group", r.RemoteGroupID)
 		}
 		// The group's project must own the address group or have it

@@ -16,7 +16,9 @@ var groupAttrs = newAttrSpec(
 	"tenant_id project_id",
 	"id security_group_rules shared created_at updated_at revision_number tags")
 
-func groupView(tx *memdb.Txn, g *SecurityGroup) api.View {
+// groupView is g as Neutron shows it; shared says whether a policy
+// shares it with the caller's project (or every project).
+func groupView(tx *memdb.Txn, g *SecurityGroup, shared bool) api.View {
 	rules := make([]api.View, 0)
 	for _, r := range store.All[SecurityGroupRule](tx, tRules, "group", g.ID) {
 		rules = append(rules, ruleView(r))
@@ -24,16 +26,22 @@ func groupView(tx *memdb.Txn, g *SecurityGroup) api.View {
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i]["id"].(string) < rules[j]["id"].(string) })
 	return map[string]any{
 		"id": g.ID, "name": g.Name, "description": g.Description, "tenant_id": g.Project, "project_id": g.Project,
-		"security_group_rules": rules, "stateful": !g.Stateless, "shared": false,
+		"security_group_rules": rules, "stateful": !g.Stateless, "shared": shared,
 		"created_at": timeText(g.CreatedAt), "updated_at": timeText(g.UpdatedAt), "revision_number": g.Revision, "tags": tagList(g.Tags),
 	}
 }
 
-// groups is the security groups collection: a project's own.
-func (s *Service) groups(*memdb.Txn) api.Collection[SecurityGroup] {
+// groups is the security groups collection: a project's own (an admin's:
+// all) and those shared with it by RBAC policies.
+func (s *Service) groups(tx *memdb.Txn) api.Collection[SecurityGroup] {
 	return api.Collection[SecurityGroup]{Table: tGroups, One: "security_group",
-		Project:  func(g *SecurityGroup) string { return g.Project },
-		View:     func(tx *memdb.Txn, _ *api.Principal, g *SecurityGroup) api.View { return groupView(tx, g) },
+		Project: func(g *SecurityGroup) string { return g.Project },
+		Visible: func(p *api.Principal, g *SecurityGroup) bool {
+			return p.CanRead(g.Project) || groupSharedWith(tx, g, p.ProjectID)
+		},
+		View: func(tx *memdb.Txn, p *api.Principal, g *SecurityGroup) api.View {
+			return groupView(tx, g, groupSharedByPolicy(tx, g.ID, p.ProjectID))
+		},
 		NotFound: func(id string) error { return notFound("security_group", id) }, Listing: s.listing("security_groups")}
 }
 
@@ -42,10 +50,14 @@ func (s *Service) writableGroup(tx *memdb.Txn, p *api.Principal, id, action stri
 	if err != nil {
 		return nil, err
 	}
-	if !p.CanWrite(g.Project) {
+	switch {
+	case p.CanWrite(g.Project):
+		return g, nil
+	case p.CanRead(g.Project):
 		return nil, policyDenied(action)
 	}
-	return g, nil
+	// Shared with the caller: seen, not the caller's to change.
+	return nil, notFound("security_group", id)
 }
 
 // touchProject makes the caller's project's default group, as Neutron does
@@ -134,7 +146,7 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, s.groupCreation(tx, g), nil); err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusCreated, map[string]any{"security_group": groupView(tx, &g)})
+	api.JSON(w, http.StatusCreated, map[string]any{"security_group": groupView(tx, &g, false)})
 	return nil
 }
 
@@ -178,7 +190,7 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"security_group": groupView(tx, &row)})
+	api.JSON(w, http.StatusOK, map[string]any{"security_group": groupView(tx, &row, groupSharedByPolicy(tx, row.ID, principal(r).ProjectID))})
 	return nil
 }
 

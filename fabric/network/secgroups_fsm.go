@@ -142,5 +142,8 @@ func applyGroupDelete(tx *memdb.Txn, c idCmd) (any, error) {
 			return nil, err
 		}
 	}
+	if err := dropNetworkPolicies(tx, g.ID); err != nil {
+		return nil, err
+	}
 	return nil, tx.Delete(tGroups, g)
 }

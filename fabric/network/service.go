@@ -289,6 +289,7 @@ var extensions = [][3]string{
 	{"metering", "Neutron Metering", "Neutron Metering extension."},
 	{"address-group", "Address group", "Support address group"},
 	{"rbac-address-group", "Add address_group type to RBAC", "Add address_group type to RBAC"},
+	{"rbac-security-groups", "Add security_group type to network RBAC", "Add security_group type to network RBAC"},
 	{"security-groups-remote-address-group", "Remote address group id field for security group rules", "Add new field of remote address group id in security group rules"},
 	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"},
 	{"subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types field"},
