@@ -1,0 +1,53 @@
+package network
+
+import (
+	"sort"
+	"testing"
+)
+
+// groupNames lists the names of the security groups tok sees.
+func groupNames(f *fixture, tok string) []string {
+	var out []string
+	for _, g := range f.expect("GET", "/v2.0/security-groups", tok, nil, 200, "")["security_groups"].([]any) {
+		out = append(out, g.(map[string]any)["name"].(string))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestSecurityGroupBulkCreate: a list body makes every group, each with
+// its egress rules, or, when one is refused (bad input, quota), none.
+func TestSecurityGroupBulkCreate(t *testing.T) {
+	f := newFixture(t)
+	bulk := func(names ...string) map[string]any {
+		var l []any
+		for _, n := range names {
+			l = append(l, map[string]any{"name": n})
+		}
+		return map[string]any{"security_groups": l}
+	}
+	out := f.expect("POST", "/v2.0/security-groups", alice, bulk("a", "b"), 201, "")["security_groups"].([]any)
+	if len(out) != 2 || out[0].(map[string]any)["name"] != "a" || out[1].(map[string]any)["name"] != "b" {
+		t.Fatalf("created %v", out)
+	}
+	for _, g := range out {
+		id := g.(map[string]any)["id"].(string)
+		sg := f.expect("GET", "/v2.0/security-groups/"+id, alice, nil, 200, "")["security_group"].(map[string]any)
+		if rules := sg["security_group_rules"].([]any); len(rules) != 2 {
+			t.Errorf("group %s has rules %v, want the two egress ones", id, rules)
+		}
+	}
+	// One bad object: none made, the field named.
+	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_groups": []any{
+		map[string]any{"name": "c"}, map[string]any{"name": "d", "bogus": 1}}}, 400, "HTTPBadRequest", "bogus")
+	f.expect("POST", "/v2.0/security-groups", alice, bulk("e", "default"), 409, "SecurityGroupDefaultAlreadyExists")
+	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_groups": []any{}}, 400, "HTTPBadRequest", "security_groups")
+	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_groups": []any{"x"}}, 400, "HTTPBadRequest", "security_groups")
+	// Over quota by the last one: none made.
+	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"security_group": 5}}, 200, "")
+	f.expect("POST", "/v2.0/security-groups", alice, bulk("f", "g", "h"), 409, "OverQuota")
+	if got := groupNames(f, alice); len(got) != 3 || got[0] != "a" || got[1] != "b" || got[2] != "default" {
+		t.Fatalf("groups after refused bulks: %v", got)
+	}
+	f.expect("POST", "/v2.0/security-groups", alice, bulk("f", "g"), 201, "")
+}
