@@ -118,20 +118,50 @@ func readStateful(rd *api.Input) *bool {
 	return &v
 }
 
+// createGroup makes one security group ({"security_group": {...}}) or
+// several ({"security_groups": [...]}, all or none).
 func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	objs, _, err := bodies(r, "security_group", "")
+	objs, bulk, err := bodies(r, "security_group", "security_groups")
 	if err != nil {
-		return err
-	}
-	if err := groupAttrs.check(objs[0], http.MethodPost); err != nil {
 		return err
 	}
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
 		return err
 	}
-	rd := input(objs[0])
+	cmds := make([]groupCreateCmd, 0, len(objs))
+	for _, o := range objs {
+		g, err := s.parseGroup(p, o)
+		if err != nil {
+			return err
+		}
+		cmds = append(cmds, s.groupCreation(tx, g))
+	}
+	if !bulk {
+		if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, cmds[0], nil); err != nil {
+			return err
+		}
+		api.JSON(w, http.StatusCreated, map[string]any{"security_group": groupView(tx, &cmds[0].Group, false)})
+		return nil
+	}
+	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupBulk, groupBulkCmd{Groups: cmds}, nil); err != nil {
+		return err
+	}
+	views := make([]api.View, 0, len(cmds))
+	for i := range cmds {
+		views = append(views, groupView(tx, &cmds[i].Group, false))
+	}
+	api.JSON(w, http.StatusCreated, map[string]any{"security_groups": views})
+	return nil
+}
+
+// parseGroup reads one group of a create.
+func (s *Service) parseGroup(p *api.Principal, o api.Object) (SecurityGroup, error) {
+	if err := groupAttrs.check(o, http.MethodPost); err != nil {
+		return SecurityGroup{}, err
+	}
+	rd := input(o)
 	now := s.now()
 	g := SecurityGroup{ID: api.NewUUID(), CreatedAt: now, UpdatedAt: now}
 	g.Name = readGroupName(rd, "")
@@ -140,14 +170,7 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if st := readStateful(rd); st != nil {
 		g.Stateless = !*st
 	}
-	if rd.Err != nil {
-		return rd.Err
-	}
-	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, s.groupCreation(tx, g), nil); err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusCreated, map[string]any{"security_group": groupView(tx, &g, false)})
-	return nil
+	return g, rd.Err
 }
 
 // groupCreation is the command that makes g with Neutron's two egress
