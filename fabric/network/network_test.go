@@ -1020,6 +1020,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.0/quotas/"+projA, admin, map[string]any{"quota": map[string]any{"port": 7}}, 200, "")
 	f.expect("DELETE", "/v2.0/quotas/"+projB, admin, nil, 204, "")
 	f.expect("DELETE", "/v2.0/security-group-rules/"+r["id"].(string), alice, nil, 204, "")
+	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_groups": []any{map[string]any{"name": "bulk1"}, map[string]any{"name": "bulk2"}}}, 201, "")
 	g2 := f.mk(alice, "security-groups", "security_group", map[string]any{"name": "gone"})["id"].(string)
 	f.expect("DELETE", "/v2.0/security-groups/"+g2, alice, nil, 204, "")
 	n2 := f.network(alice, "gone")["id"].(string)
