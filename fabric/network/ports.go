@@ -206,15 +206,19 @@ func readPairs(rd *api.Input) []AddressPair {
 	return out
 }
 
+// readGroups reads security_groups: a group named twice is refused, as
+// neutron-lib's uuid_list validator does.
 func readGroups(rd *api.Input) []string {
 	list := rd.Strs("security_groups")
 	out := make([]string, 0, len(list))
 	seen := map[string]bool{}
 	for _, g := range list {
-		if !seen[g] {
-			seen[g] = true
-			out = append(out, g)
+		if seen[g] {
+			rd.Fail(badInput("security_groups", "Duplicate items in the list: '%s'", g))
+			return nil
 		}
+		seen[g] = true
+		out = append(out, g)
 	}
 	return out
 }
