@@ -41,9 +41,10 @@ func TestSecurityGroupRBAC(t *testing.T) {
 	bg := f.mk(bob, "security-groups", "security_group", map[string]any{"name": "b"})["id"].(string)
 	rule := f.mk(bob, "security-group-rules", "security_group_rule", map[string]any{"security_group_id": bg, "direction": "ingress", "remote_group_id": sg})["id"].(string)
 	// Not bob's to change, add rules to, delete or share on.
-	f.expect("PUT", "/v2.0/security-groups/"+sg, bob, map[string]any{"security_group": map[string]any{"name": "x"}}, 404, "SecurityGroupNotFound")
-	f.expect("POST", "/v2.0/security-group-rules", bob, map[string]any{"security_group_rule": map[string]any{"security_group_id": sg, "direction": "ingress"}}, 404, "SecurityGroupNotFound")
-	f.expect("DELETE", "/v2.0/security-groups/"+sg, bob, nil, 404, "SecurityGroupNotFound")
+	// Seen, so Neutron's 403 rather than 404.
+	f.expect("PUT", "/v2.0/security-groups/"+sg, bob, map[string]any{"security_group": map[string]any{"name": "x"}}, 403, "PolicyNotAuthorized")
+	f.expect("POST", "/v2.0/security-group-rules", bob, map[string]any{"security_group_rule": map[string]any{"security_group_id": sg, "direction": "ingress"}}, 403, "PolicyNotAuthorized")
+	f.expect("DELETE", "/v2.0/security-groups/"+sg, bob, nil, 403, "PolicyNotAuthorized")
 	f.expect("POST", "/v2.0/rbac-policies", bob, share("project-c"), 400, "HTTPBadRequest", "object_id")
 	if l := f.expect("GET", "/v2.0/rbac-policies", bob, nil, 200, "")["rbac_policies"].([]any); len(l) != 0 {
 		t.Errorf("bob sees policies %v", l)
@@ -63,6 +64,7 @@ func TestSecurityGroupRBAC(t *testing.T) {
 		t.Errorf("moved: %v", moved)
 	}
 	f.expect("GET", "/v2.0/security-groups/"+sg, bob, nil, 404, "SecurityGroupNotFound")
+	f.expect("DELETE", "/v2.0/security-groups/"+sg, bob, nil, 404, "SecurityGroupNotFound")
 	// A deleted group takes its policies with it.
 	f.expect("DELETE", "/v2.0/security-groups/"+sg, alice, nil, 204, "")
 	f.expect("GET", "/v2.0/rbac-policies/"+id, admin, nil, 404, "RbacPolicyNotFound")

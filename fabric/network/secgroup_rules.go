@@ -125,6 +125,10 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 		return rl, err
 	}
 	if g.Project != project && !p.IsAdmin() {
+		if p.CanRead(g.Project) || groupSharedWith(tx, g, p.ProjectID) {
+			// Seen (shared with the caller), not its to add rules to.
+			return rl, policyDenied("create_security_group_rule")
+		}
 		return rl, notFound("security_group", rl.GroupID)
 	}
 	rl.Project = g.Project

@@ -50,14 +50,12 @@ func (s *Service) writableGroup(tx *memdb.Txn, p *api.Principal, id, action stri
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case p.CanWrite(g.Project):
-		return g, nil
-	case p.CanRead(g.Project):
+	if !p.CanWrite(g.Project) {
+		// Seen (its project's reader, or shared with the caller), not
+		// the caller's to change: Neutron's 403 for a visible object.
 		return nil, policyDenied(action)
 	}
-	// Shared with the caller: seen, not the caller's to change.
-	return nil, notFound("security_group", id)
+	return g, nil
 }
 
 // touchProject makes the caller's project's default group, as Neutron does
