@@ -121,7 +121,7 @@ func TestNeutronSharedGroupsBulkAndPaging(t *testing.T) {
 			openstack(t, own, "network", "create", n)
 		}
 		type page struct {
-			Networks []struct{ Name string } `json:"networks"`
+			Networks []struct{ Name string }      `json:"networks"`
 			Links    []struct{ Rel, Href string } `json:"networks_links"`
 		}
 		get := func(url string) (names string, links map[string]string) {
