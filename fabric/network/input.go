@@ -37,6 +37,13 @@ func bodies(r *http.Request, one, many string) (objs []api.Object, bulk bool, er
 			if !ok {
 				return nil, true, badInput(many, "%s is not a dictionary", jsonText(it))
 			}
+			// Neutron takes each item bare or wrapped as {one: {...}}
+			// (prepare_request_body), which tempest's clients send.
+			if inner, wrapped := m[one]; wrapped {
+				if m, ok = inner.(map[string]any); !ok {
+					return nil, true, badInput(many, "%s is not a dictionary", jsonText(inner))
+				}
+			}
 			out = append(out, m)
 		}
 		return out, true, nil

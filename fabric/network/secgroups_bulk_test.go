@@ -37,6 +37,25 @@ func TestSecurityGroupBulkCreate(t *testing.T) {
 			t.Errorf("group %s has rules %v, want the two egress ones", id, rules)
 		}
 	}
+	// Items may also come wrapped, {"security_group": {...}}, as Neutron
+	// takes them (and tempest sends them).
+	wrapped := f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_groups": []any{
+		map[string]any{"security_group": map[string]any{"name": "w1"}}, map[string]any{"name": "w2"}}}, 201, "")["security_groups"].([]any)
+	if len(wrapped) != 2 || wrapped[0].(map[string]any)["name"] != "w1" || wrapped[1].(map[string]any)["name"] != "w2" {
+		t.Fatalf("wrapped bulk made %v", wrapped)
+	}
+	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_groups": []any{
+		map[string]any{"security_group": "x"}}}, 400, "HTTPBadRequest", "security_groups")
+	for _, g := range wrapped {
+		f.expect("DELETE", "/v2.0/security-groups/"+g.(map[string]any)["id"].(string), alice, nil, 204, "")
+	}
+	// Ports too.
+	n := f.network(alice, "n")["id"].(string)
+	ports := f.expect("POST", "/v2.0/ports", alice, map[string]any{"ports": []any{
+		map[string]any{"port": map[string]any{"network_id": n, "name": "p1"}}}}, 201, "")["ports"].([]any)
+	if len(ports) != 1 || ports[0].(map[string]any)["name"] != "p1" {
+		t.Fatalf("wrapped port bulk made %v", ports)
+	}
 	// One bad object: none made, the field named.
 	f.expect("POST", "/v2.0/security-groups", alice, map[string]any{"security_groups": []any{
 		map[string]any{"name": "c"}, map[string]any{"name": "d", "bogus": 1}}}, 400, "HTTPBadRequest", "bogus")
