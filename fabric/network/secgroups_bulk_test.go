@@ -70,3 +70,34 @@ func TestSecurityGroupBulkCreate(t *testing.T) {
 	}
 	f.expect("POST", "/v2.0/security-groups", alice, bulk("f", "g"), 201, "")
 }
+
+// TestPortTagsOnCreation: a port create (one or bulk) may name its tags
+// (tag-ports-during-bulk-creation): kept sorted, found by the tags
+// filter; bad tags are refused naming the field, and nothing is made.
+func TestPortTagsOnCreation(t *testing.T) {
+	f := newFixture(t)
+	n := f.network(alice, "n")["id"].(string)
+	p := f.port(alice, n, "tags", []string{"tag-2", "tag-1"})
+	if got := p["tags"].([]any); len(got) != 2 || got[0] != "tag-1" || got[1] != "tag-2" {
+		t.Fatalf("tags on create: %v", got)
+	}
+	out := f.expect("POST", "/v2.0/ports", alice, map[string]any{"ports": []any{
+		map[string]any{"port": map[string]any{"network_id": n, "name": "b1", "tags": []string{"tag-3"}}},
+		map[string]any{"network_id": n, "name": "b2"}}}, 201, "")["ports"].([]any)
+	if got := out[0].(map[string]any)["tags"].([]any); len(got) != 1 || got[0] != "tag-3" {
+		t.Errorf("bulk port's tags: %v", got)
+	}
+	if got := out[1].(map[string]any)["tags"].([]any); len(got) != 0 {
+		t.Errorf("untagged bulk port's tags: %v", got)
+	}
+	if l := f.expect("GET", "/v2.0/ports?tags=tag-3", alice, nil, 200, "")["ports"].([]any); len(l) != 1 {
+		t.Errorf("tags filter: %v", l)
+	}
+	for _, bad := range []any{[]string{"a", "a"}, []string{"a,b"}, []string{""}, "a"} {
+		f.expect("POST", "/v2.0/ports", alice, map[string]any{"ports": []any{
+			map[string]any{"network_id": n, "name": "ok"}, map[string]any{"network_id": n, "name": "bad", "tags": bad}}}, 400, "HTTPBadRequest", "tags")
+	}
+	if l := f.expect("GET", "/v2.0/ports?name=ok", alice, nil, 200, "")["ports"].([]any); len(l) != 0 {
+		t.Errorf("a refused bulk made %v", l)
+	}
+}

@@ -279,6 +279,7 @@ var extensions = [][3]string{
 	{"l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"},
 	{"service-type", "Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services"},
 	{"standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."},
+	{"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation"},
 	{"tag", "Tag support", "Enables to set tag on resources."},
 	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"},
 	{"subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"},
