@@ -114,6 +114,26 @@ func TestNeutronSharedGroupsBulkAndPaging(t *testing.T) {
 		if got := openstack(t, own, "security", "group", "list", "-f", "value", "-c", "Name"); strings.Contains(got, "bulk-c") {
 			t.Errorf("a refused bulk left a group:\n%s", got)
 		}
+		// Items wrapped as {"security_group": {...}}, as tempest sends
+		// them; ports likewise, with their tags.
+		var wrapped map[string][]map[string]any
+		code, err = call("POST", net+"/security-groups", tok, map[string]any{"security_groups": []any{
+			map[string]any{"security_group": map[string]any{"name": "bulk-w"}}}}, &wrapped)
+		if err != nil || code != 201 || len(wrapped["security_groups"]) != 1 || wrapped["security_groups"][0]["name"] != "bulk-w" {
+			t.Errorf("wrapped bulk: %d %v %v", code, err, wrapped)
+		}
+		openstack(t, own, "network", "create", "tagnet")
+		netID := idOf(openstack(t, own, "network", "show", "-f", "value", "-c", "id", "tagnet"))
+		var ports map[string][]map[string]any
+		code, err = call("POST", net+"/ports", tok, map[string]any{"ports": []any{
+			map[string]any{"port": map[string]any{"network_id": netID, "name": "tp1", "tags": []string{"tag-2", "tag-1"}}},
+			map[string]any{"port": map[string]any{"network_id": netID, "name": "tp2"}}}}, &ports)
+		if err != nil || code != 201 || len(ports["ports"]) != 2 {
+			t.Fatalf("tagged port bulk: %d %v %v", code, err, ports)
+		}
+		if got := openstack(t, own, "port", "list", "--tags", "tag-1", "-f", "value", "-c", "Name"); idOf(got) != "tp1" {
+			t.Errorf("ports tagged tag-1: %q", got)
+		}
 	})
 
 	t.Run("paging links", func(t *testing.T) {
