@@ -1,6 +1,8 @@
 package network
 
 import (
+	"time"
+
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/store"
@@ -40,6 +42,9 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 		if err := checkQuota(tx, r.Project, "security_group_rule"); err != nil {
 			return nil, err
 		}
+		if err := bumpGroup(tx, r.GroupID, r.CreatedAt); err != nil {
+			return nil, err
+		}
 		out = append(out, r)
 	}
 	return out, nil
@@ -73,5 +78,25 @@ func applyRuleDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, tx.Delete(tRules, r)
+	if err := tx.Delete(tRules, r); err != nil {
+		return nil, err
+	}
+	return nil, bumpGroup(tx, r.GroupID, c.Now)
+}
+
+// bumpGroup counts a change of a group's rules as a change of the group,
+// which shows them (Neutron bumps the parent's revision_number): a
+// client holding the group's revision learns its rules moved. A command
+// logged without a time keeps updated_at.
+func bumpGroup(tx *memdb.Txn, id string, now time.Time) error {
+	old := store.Get[SecurityGroup](tx, tGroups, id)
+	if old == nil {
+		return nil
+	}
+	g := *old
+	if now.IsZero() {
+		now = g.UpdatedAt
+	}
+	touch(&g.UpdatedAt, &g.Revision, now)
+	return tx.Insert(tGroups, &g)
 }

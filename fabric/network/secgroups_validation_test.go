@@ -35,3 +35,22 @@ func TestRuleIPv6ProtocolInIPv4Rule(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleChangesBumpGroupRevision: adding or deleting a rule is a new
+// revision of its group, as in Neutron, so an If-Match on the group's old
+// revision fails.
+func TestRuleChangesBumpGroupRevision(t *testing.T) {
+	f := newFixture(t)
+	sg := f.mk(alice, "security-groups", "security_group", map[string]any{"name": "g"})
+	id := sg["id"].(string)
+	rev := func() float64 {
+		return f.expect("GET", "/v2.0/security-groups/"+id, alice, nil, 200, "")["security_group"].(map[string]any)["revision_number"].(float64)
+	}
+	r0 := rev()
+	rule := f.mk(alice, "security-group-rules", "security_group_rule", map[string]any{"security_group_id": id, "direction": "ingress", "protocol": "tcp"})["id"].(string)
+	r1 := rev()
+	f.expect("DELETE", "/v2.0/security-group-rules/"+rule, alice, nil, 204, "")
+	if r2 := rev(); !(r1 > r0 && r2 > r1) {
+		t.Fatalf("group revisions %v, %v, %v: want each rule change to bump it", r0, r1, r2)
+	}
+}
