@@ -54,3 +54,20 @@ func TestRuleChangesBumpGroupRevision(t *testing.T) {
 		t.Fatalf("group revisions %v, %v, %v: want each rule change to bump it", r0, r1, r2)
 	}
 }
+
+// TestSubnetChangesBumpNetworkRevision: a subnet made or deleted is a new
+// revision of its network, as in Neutron.
+func TestSubnetChangesBumpNetworkRevision(t *testing.T) {
+	f := newFixture(t)
+	n := f.network(alice, "n")["id"].(string)
+	rev := func() float64 {
+		return f.expect("GET", "/v2.0/networks/"+n, alice, nil, 200, "")["network"].(map[string]any)["revision_number"].(float64)
+	}
+	r0 := rev()
+	sub := f.subnet(alice, n, "10.8.0.0/24")["id"].(string)
+	r1 := rev()
+	f.expect("DELETE", "/v2.0/subnets/"+sub, alice, nil, 204, "")
+	if r2 := rev(); !(r1 > r0 && r2 > r1) {
+		t.Fatalf("network revisions %v, %v, %v: want each subnet change to bump it", r0, r1, r2)
+	}
+}
