@@ -165,7 +165,9 @@ func readProject(r *api.Input, p *api.Principal) string {
 		return ""
 	}
 	if !p.IsAdmin() && proj != p.ProjectID {
-		r.Fail(policyDenied("create:project_id"))
+		// neutron-lib's _validate_privileges: a 400, before policy.
+		r.Fail(store.Fault(store.KindInvalid, "HTTPBadRequest",
+			"Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin or advsvc privileges"))
 	}
 	if !p.CanWrite(proj) {
 		r.Fail(policyDenied("create"))

@@ -216,7 +216,9 @@ func TestNetworkLifecycle(t *testing.T) {
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"name": 5}}, 400, "HTTPBadRequest", "name")
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"admin_state_up": "maybe"}}, 400, "HTTPBadRequest", "admin_state_up")
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"mtu": 9000}}, 400, "HTTPBadRequest", "mtu")
-	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"tenant_id": projB}}, 403, "PolicyNotAuthorized")
+	// Another project's, by a non-admin: neutron-lib's 400, before policy.
+	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"tenant_id": projB}}, 400, "HTTPBadRequest", "requires admin")
+	f.expect("POST", "/v2.0/ports", alice, map[string]any{"port": map[string]any{"network_id": f.network(alice, "pnet")["id"], "project_id": projB}}, 400, "HTTPBadRequest", "requires admin")
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"shared": true}}, 403, "PolicyNotAuthorized")
 	f.expect("POST", "/v2.0/networks", alice, map[string]any{"network": map[string]any{"router:external": true}}, 403, "PolicyNotAuthorized")
 	f.expect("POST", "/v2.0/networks", carol, map[string]any{"network": map[string]any{"name": "ro"}}, 403, "PolicyNotAuthorized")
