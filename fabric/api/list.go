@@ -50,6 +50,12 @@ type Listing struct {
 	// FullPageNext gives a full page a next link even when nothing
 	// follows (Cinder's), so a client learns the end from an empty page.
 	FullPageNext bool
+	// NeutronLinks words the links as Neutron's get_pagination_links: a
+	// next link unless a forward page came short, a previous one unless
+	// a reverse page did, also on an empty page (without a marker: the
+	// previous page of the end is the last one), so a client walks back
+	// from the end.
+	NeutronLinks bool
 	// SortKeys, if set, are the keys a list may be sorted by, checked
 	// even when the list is empty.
 	SortKeys []string
@@ -303,6 +309,12 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 		out = append(out, Pick(it, fields))
 	}
 	body := map[string]any{l.Key: out}
+	if l.NeutronLinks {
+		if limit > 0 {
+			body[l.Key+"_links"] = l.neutronLinks(r, items, limit, reverse)
+		}
+		return body, nil
+	}
 	if limit > 0 && len(items) > 0 {
 		var links []any
 		first, _ := items[0]["id"].(string)
@@ -321,9 +333,31 @@ func (l Listing) Page(r *http.Request, views []View) (map[string]any, error) {
 	return body, nil
 }
 
+// neutronLinks are the links of a Neutron page (see NeutronLinks).
+func (l Listing) neutronLinks(r *http.Request, items []View, limit int, reverse bool) []any {
+	first, last := "", ""
+	if len(items) > 0 {
+		first, _ = items[0]["id"].(string)
+		last, _ = items[len(items)-1]["id"].(string)
+	}
+	links := []any{}
+	if !(len(items) < limit && !reverse) {
+		links = append(links, map[string]any{"rel": "next", "href": l.href(r, last, false)})
+	}
+	if !(len(items) < limit && reverse) {
+		links = append(links, map[string]any{"rel": "previous", "href": l.href(r, first, true)})
+	}
+	return links
+}
+
+// href is the link to the page after (before, reverse) marker; no
+// marker is the first (with reverse: the last) page.
 func (l Listing) href(r *http.Request, marker string, reverse bool) string {
 	q := r.URL.Query()
 	q.Set("marker", marker)
+	if marker == "" {
+		q.Del("marker")
+	}
 	q.Del("page_reverse")
 	if reverse {
 		q.Set("page_reverse", "True")

@@ -20,7 +20,7 @@ func (s *Service) listing(key string) api.Listing {
 	for k, f := range tagFilters() {
 		filters[k] = f
 	}
-	return api.Listing{Key: key, Word: neutronWording{}, Base: s.baseURL, Filters: filters}
+	return api.Listing{Key: key, Word: neutronWording{}, Base: s.baseURL, Filters: filters, NeutronLinks: true}
 }
 
 // collection is a resource's collection as seen in the state read.

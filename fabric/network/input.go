@@ -37,6 +37,13 @@ func bodies(r *http.Request, one, many string) (objs []api.Object, bulk bool, er
 			if !ok {
 				return nil, true, badInput(many, "%s is not a dictionary", jsonText(it))
 			}
+			// Neutron takes each item bare or wrapped as {one: {...}}
+			// (prepare_request_body), which tempest's clients send.
+			if inner, wrapped := m[one]; wrapped {
+				if m, ok = inner.(map[string]any); !ok {
+					return nil, true, badInput(many, "%s is not a dictionary", jsonText(inner))
+				}
+			}
 			out = append(out, m)
 		}
 		return out, true, nil
@@ -158,7 +165,9 @@ func readProject(r *api.Input, p *api.Principal) string {
 		return ""
 	}
 	if !p.IsAdmin() && proj != p.ProjectID {
-		r.Fail(policyDenied("create:project_id"))
+		// neutron-lib's _validate_privileges: a 400, before policy.
+		r.Fail(store.Fault(store.KindInvalid, "HTTPBadRequest",
+			"Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin or advsvc privileges"))
 	}
 	if !p.CanWrite(proj) {
 		r.Fail(policyDenied("create"))

@@ -14,8 +14,8 @@ import (
 var portAttrs = newAttrSpec(
 	"name description admin_state_up fixed_ips device_id device_owner security_groups port_security_enabled "+
 		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile mac_address extra_dhcp_opts",
-	"network_id tenant_id project_id",
-	"id status binding:vif_type binding:vif_details created_at updated_at revision_number tags")
+	"network_id tenant_id project_id tags",
+	"id status binding:vif_type binding:vif_details created_at updated_at revision_number")
 
 // maxAddressPairs is Neutron's default max_allowed_address_pair.
 const maxAddressPairs = 10
@@ -206,15 +206,19 @@ func readPairs(rd *api.Input) []AddressPair {
 	return out
 }
 
+// readGroups reads security_groups: a group named twice is refused, as
+// neutron-lib's uuid_list validator does.
 func readGroups(rd *api.Input) []string {
 	list := rd.Strs("security_groups")
 	out := make([]string, 0, len(list))
 	seen := map[string]bool{}
 	for _, g := range list {
-		if !seen[g] {
-			seen[g] = true
-			out = append(out, g)
+		if seen[g] {
+			rd.Fail(badInput("security_groups", "Duplicate items in the list: '%s'", g))
+			return nil
 		}
+		seen[g] = true
+		out = append(out, g)
 	}
 	return out
 }
@@ -290,6 +294,9 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	if rd.Has("security_groups") {
 		pt.SecurityGroups = readGroups(rd)
 		sp.GroupsGiven = true
+	}
+	if rd.Has("tags") {
+		pt.Tags = readCreationTags(rd)
 	}
 	pt.AllowedAddressPairs = readPairs(rd)
 	if rd.Has("extra_dhcp_opts") {

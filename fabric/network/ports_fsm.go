@@ -117,11 +117,13 @@ func macInUse(tx *memdb.Txn, network, mac string) bool {
 	return raw != nil
 }
 
-// checkGroups checks that every group exists and belongs to project.
+// checkGroups checks that every group exists and belongs to project or
+// is shared with it (rbac-security-groups), checked here so that a port
+// cannot slip in between a policy's deletion and its check.
 func checkGroups(tx *memdb.Txn, project string, groups []string) error {
 	for _, id := range groups {
 		g := store.Get[SecurityGroup](tx, tGroups, id)
-		if g == nil || g.Project != project {
+		if g == nil || !groupSharedWith(tx, g, project) {
 			return notFound("security_group", id)
 		}
 	}

@@ -117,9 +117,9 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 		return policyDenied("create_rbac_policy:tenant_id")
 	}
 	switch {
-	case rp.ObjectType == rbacNetwork, rp.ObjectType == rbacAddrGroup:
+	case rp.ObjectType == rbacNetwork, rp.ObjectType == rbacAddrGroup, rp.ObjectType == rbacSecGroup:
 	case slices.Contains(rbacObjectTypes, rp.ObjectType):
-		return badInput("object_type", "object_type '%s' is not supported here: only networks are shared by RBAC policies", rp.ObjectType)
+		return badInput("object_type", "object_type '%s' is not supported here: only networks, address groups and security groups are shared by RBAC policies", rp.ObjectType)
 	default:
 		return badInput("object_type", "'%s' is not in %s", rp.ObjectType, "['"+strings.Join(rbacObjectTypes, "', '")+"']")
 	}
@@ -127,7 +127,7 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 		return store.Fault(store.KindInvalid, "InvalidActionForType",
 			"Invalid action '%s' for object type '%s'. Valid actions: ['%s', '%s']", rp.Action, rp.ObjectType, actExternal, actShared)
 	}
-	if rp.ObjectType == rbacAddrGroup && rp.Action != actShared {
+	if (rp.ObjectType == rbacAddrGroup || rp.ObjectType == rbacSecGroup) && rp.Action != actShared {
 		return store.Fault(store.KindInvalid, "InvalidActionForType",
 			"Invalid action '%s' for object type '%s'. Valid actions: ['%s']", rp.Action, rp.ObjectType, actShared)
 	}
@@ -138,13 +138,20 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// The network or address group must be the caller's to give.
-	if rp.ObjectType == rbacAddrGroup {
+	// The network, address or security group must be the caller's to give.
+	switch rp.ObjectType {
+	case rbacAddrGroup:
 		if err := s.addrGroupToShare(tx, p, rp.ObjectID); err != nil {
 			return err
 		}
-	} else if _, err := s.writableNetwork(tx, p, rp.ObjectID, "create_rbac_policy"); err != nil {
-		return err
+	case rbacSecGroup:
+		if err := s.groupToShare(tx, p, rp.ObjectID); err != nil {
+			return err
+		}
+	default:
+		if _, err := s.writableNetwork(tx, p, rp.ObjectID, "create_rbac_policy"); err != nil {
+			return err
+		}
 	}
 	var row RBACPolicy
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdRBACCreate, rbacCreateCmd{Policy: rp}, &row); err != nil {

@@ -33,21 +33,7 @@ func addrGroupSharedWith(tx *memdb.Txn, ag *AddressGroup, project string) bool {
 // grantAddrGroup records p, an access_as_shared policy on an address
 // group, refusing one that exists.
 func grantAddrGroup(tx *memdb.Txn, p RBACPolicy) (RBACPolicy, error) {
-	if store.Get[AddressGroup](tx, tAddressGroups, p.ObjectID) == nil {
-		return p, notFound("address_group", p.ObjectID)
-	}
-	for _, r := range store.All[RBACPolicy](tx, tRBAC, "object", p.ObjectID) {
-		if r.Action == p.Action && r.Target == p.Target && r.ID != p.ID {
-			return p, store.Fault(store.KindConflict, "DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
-		}
-	}
-	if store.Get[RBACPolicy](tx, tRBAC, p.ID) != nil {
-		return p, store.Conflictf("rbac policy %s exists", p.ID)
-	}
-	if err := tx.Insert(tRBAC, &p); err != nil {
-		return p, err
-	}
-	return p, checkQuota(tx, p.Project, "rbac_policy")
+	return grantObject(tx, p, store.Get[AddressGroup](tx, tAddressGroups, p.ObjectID) != nil)
 }
 
 // checkAddrGroupStillAllowed runs after a policy on an address group went

@@ -164,6 +164,9 @@ func checkStillAllowed(tx *memdb.Txn, networkID, policyObject, action string) er
 	if store.Get[AddressGroup](tx, tAddressGroups, networkID) != nil {
 		return checkAddrGroupStillAllowed(tx, networkID)
 	}
+	if store.Get[SecurityGroup](tx, tGroups, networkID) != nil {
+		return checkGroupStillAllowed(tx, networkID)
+	}
 	n := store.Get[Network](tx, tNetworks, networkID)
 	if n == nil {
 		return nil
@@ -196,8 +199,11 @@ type rbacCreateCmd struct {
 // grant gives p's access on its network: a row, or the network's flag for
 // "*". It refuses a policy that exists.
 func grant(tx *memdb.Txn, p RBACPolicy) (RBACPolicy, error) {
-	if p.ObjectType == rbacAddrGroup {
+	switch p.ObjectType {
+	case rbacAddrGroup:
 		return grantAddrGroup(tx, p)
+	case rbacSecGroup:
+		return grantObject(tx, p, store.Get[SecurityGroup](tx, tGroups, p.ObjectID) != nil)
 	}
 	n := store.Get[Network](tx, tNetworks, p.ObjectID)
 	if n == nil {
@@ -240,7 +246,7 @@ func grant(tx *memdb.Txn, p RBACPolicy) (RBACPolicy, error) {
 // revoke takes p's access away: its row, or the network's flag. The
 // caller checks nobody still uses it (checkStillAllowed).
 func revoke(tx *memdb.Txn, p RBACPolicy) error {
-	if p.ObjectType == rbacAddrGroup {
+	if p.ObjectType == rbacAddrGroup || p.ObjectType == rbacSecGroup {
 		return tx.Delete(tRBAC, &p)
 	}
 	n := store.Get[Network](tx, tNetworks, p.ObjectID)
@@ -305,7 +311,7 @@ func applyRBACUpdate(tx *memdb.Txn, c rbacUpdateCmd) (any, error) {
 	}
 	p := *old
 	p.Target = c.Target
-	rowOnly := old.ObjectType == rbacAddrGroup // its "*" is a row too
+	rowOnly := old.ObjectType == rbacAddrGroup || old.ObjectType == rbacSecGroup // their "*" is a row too
 	if old.Target == rbacWildcard && !rowOnly {
 		p.ID = c.NewID
 	}

@@ -61,13 +61,16 @@ const (
 	cmdPortDelete    = "network.port.delete"
 	cmdPortStatus    = "network.port.status"
 	cmdGroupCreate   = "network.secgroup.create"
-	cmdGroupUpdate   = "network.secgroup.update"
-	cmdGroupDelete   = "network.secgroup.delete"
-	cmdGroupDefault  = "network.secgroup.default"
-	cmdRuleCreate    = "network.secgroup_rule.create"
-	cmdRuleDelete    = "network.secgroup_rule.delete"
-	cmdQuotaSet      = "network.quota.set"
-	cmdQuotaDelete   = "network.quota.delete"
+	// cmdGroupBulk makes several security groups in one step (a bulk
+	// POST): all or none.
+	cmdGroupBulk    = "network.secgroup.create_bulk"
+	cmdGroupUpdate  = "network.secgroup.update"
+	cmdGroupDelete  = "network.secgroup.delete"
+	cmdGroupDefault = "network.secgroup.default"
+	cmdRuleCreate   = "network.secgroup_rule.create"
+	cmdRuleDelete   = "network.secgroup_rule.delete"
+	cmdQuotaSet     = "network.quota.set"
+	cmdQuotaDelete  = "network.quota.delete"
 
 	cmdRouterCreate          = "network.router.create"
 	cmdRouterUpdate          = "network.router.update"
@@ -119,6 +122,7 @@ func Schema() store.Schema {
 			cmdPortDelete:    store.Typed(applyPortDelete),
 			cmdPortStatus:    store.Typed(applyPortStatus),
 			cmdGroupCreate:   store.Typed(applyGroupCreate),
+			cmdGroupBulk:     store.Typed(applyGroupBulk),
 			cmdGroupUpdate:   store.Typed(applyGroupUpdate),
 			cmdGroupDelete:   store.Typed(applyGroupDelete),
 			cmdGroupDefault:  store.Typed(applyGroupDefault),

@@ -27,6 +27,10 @@ var protocols = map[string]int{
 	"ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
 }
 
+// ipv6OnlyProtocols are the protocols (by number) Neutron refuses in an
+// IPv4 rule: ipv6-encap, -route, -frag, -icmp, -nonxt, -opts.
+var ipv6OnlyProtocols = map[string]bool{"41": true, "43": true, "44": true, "58": true, "59": true, "60": true}
+
 // portProtocols take port ranges; icmpProtocols take type and code.
 var (
 	portProtocols = map[string]bool{"6": true, "17": true, "132": true, "33": true, "136": true}
@@ -121,6 +125,10 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 		return rl, err
 	}
 	if g.Project != project && !p.IsAdmin() {
+		if p.CanRead(g.Project) || groupSharedWith(tx, g, p.ProjectID) {
+			// Seen (shared with the caller), not its to add rules to.
+			return rl, policyDenied("create_security_group_rule")
+		}
 		return rl, notFound("security_group", rl.GroupID)
 	}
 	rl.Project = g.Project
@@ -146,7 +154,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 	if err != nil {
 		return rl, err
 	}
-	if rl.Protocol == "58" && rl.EtherType == "IPv4" {
+	if ipv6OnlyProtocols[rl.Protocol] && rl.EtherType == "IPv4" {
 		return rl, store.Fault(store.KindInvalid, "SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype %s for protocol %s.", rl.EtherType, rl.ProtocolName)
 	}
 	if rl.Protocol == "1" && rl.EtherType == "IPv6" {
@@ -184,7 +192,7 @@ func (s *Service) parseRule(tx *memdb.Txn, p *api.Principal, o api.Object) (Secu
 	}
 	if rl.RemoteGroupID != "" {
 		rg := store.Get[SecurityGroup](tx, tGroups, rl.RemoteGroupID)
-		if rg == nil || !p.CanRead(rg.Project) {
+		if rg == nil || !(p.CanRead(rg.Project) || groupSharedWith(tx, rg, p.ProjectID)) {
 			return rl, notFound("security_group", rl.RemoteGroupID)
 		}
 	}

@@ -1,6 +1,8 @@
 package network
 
 import (
+	"time"
+
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/store"
@@ -18,7 +20,8 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 			return nil, notFound("security_group", r.GroupID)
 		}
 		r.Project = g.Project
-		if r.RemoteGroupID != "" && store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID) == nil {
+		if rg := store.Get[SecurityGroup](tx, tGroups, r.RemoteGroupID); r.RemoteGroupID != "" &&
+			(rg == nil || !groupSharedWith(tx, rg, r.Project)) {
 			return nil, notFound("security_group", r.RemoteGroupID)
 		}
 		// The group's project must own the address group or have it
@@ -37,6 +40,9 @@ func applyRuleCreate(tx *memdb.Txn, c ruleCreateCmd) (any, error) {
 			return nil, err
 		}
 		if err := checkQuota(tx, r.Project, "security_group_rule"); err != nil {
+			return nil, err
+		}
+		if err := bumpGroup(tx, r.GroupID, r.CreatedAt); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -72,5 +78,25 @@ func applyRuleDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, tx.Delete(tRules, r)
+	if err := tx.Delete(tRules, r); err != nil {
+		return nil, err
+	}
+	return nil, bumpGroup(tx, r.GroupID, c.Now)
+}
+
+// bumpGroup counts a change of a group's rules as a change of the group,
+// which shows them (Neutron bumps the parent's revision_number): a
+// client holding the group's revision learns its rules moved. A command
+// logged without a time keeps updated_at.
+func bumpGroup(tx *memdb.Txn, id string, now time.Time) error {
+	old := store.Get[SecurityGroup](tx, tGroups, id)
+	if old == nil {
+		return nil
+	}
+	g := *old
+	if now.IsZero() {
+		now = g.UpdatedAt
+	}
+	touch(&g.UpdatedAt, &g.Revision, now)
+	return tx.Insert(tGroups, &g)
 }

@@ -16,7 +16,9 @@ var groupAttrs = newAttrSpec(
 	"tenant_id project_id",
 	"id security_group_rules shared created_at updated_at revision_number tags")
 
-func groupView(tx *memdb.Txn, g *SecurityGroup) api.View {
+// groupView is g as Neutron shows it; shared says whether a policy
+// shares it with the caller's project (or every project).
+func groupView(tx *memdb.Txn, g *SecurityGroup, shared bool) api.View {
 	rules := make([]api.View, 0)
 	for _, r := range store.All[SecurityGroupRule](tx, tRules, "group", g.ID) {
 		rules = append(rules, ruleView(r))
@@ -24,16 +26,22 @@ func groupView(tx *memdb.Txn, g *SecurityGroup) api.View {
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i]["id"].(string) < rules[j]["id"].(string) })
 	return map[string]any{
 		"id": g.ID, "name": g.Name, "description": g.Description, "tenant_id": g.Project, "project_id": g.Project,
-		"security_group_rules": rules, "stateful": !g.Stateless, "shared": false,
+		"security_group_rules": rules, "stateful": !g.Stateless, "shared": shared,
 		"created_at": timeText(g.CreatedAt), "updated_at": timeText(g.UpdatedAt), "revision_number": g.Revision, "tags": tagList(g.Tags),
 	}
 }
 
-// groups is the security groups collection: a project's own.
-func (s *Service) groups(*memdb.Txn) api.Collection[SecurityGroup] {
+// groups is the security groups collection: a project's own (an admin's:
+// all) and those shared with it by RBAC policies.
+func (s *Service) groups(tx *memdb.Txn) api.Collection[SecurityGroup] {
 	return api.Collection[SecurityGroup]{Table: tGroups, One: "security_group",
-		Project:  func(g *SecurityGroup) string { return g.Project },
-		View:     func(tx *memdb.Txn, _ *api.Principal, g *SecurityGroup) api.View { return groupView(tx, g) },
+		Project: func(g *SecurityGroup) string { return g.Project },
+		Visible: func(p *api.Principal, g *SecurityGroup) bool {
+			return p.CanRead(g.Project) || groupSharedWith(tx, g, p.ProjectID)
+		},
+		View: func(tx *memdb.Txn, p *api.Principal, g *SecurityGroup) api.View {
+			return groupView(tx, g, groupSharedByPolicy(tx, g.ID, p.ProjectID))
+		},
 		NotFound: func(id string) error { return notFound("security_group", id) }, Listing: s.listing("security_groups")}
 }
 
@@ -43,6 +51,8 @@ func (s *Service) writableGroup(tx *memdb.Txn, p *api.Principal, id, action stri
 		return nil, err
 	}
 	if !p.CanWrite(g.Project) {
+		// Seen (its project's reader, or shared with the caller), not
+		// the caller's to change: Neutron's 403 for a visible object.
 		return nil, policyDenied(action)
 	}
 	return g, nil
@@ -106,20 +116,50 @@ func readStateful(rd *api.Input) *bool {
 	return &v
 }
 
+// createGroup makes one security group ({"security_group": {...}}) or
+// several ({"security_groups": [...]}, all or none).
 func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	objs, _, err := bodies(r, "security_group", "")
+	objs, bulk, err := bodies(r, "security_group", "security_groups")
 	if err != nil {
-		return err
-	}
-	if err := groupAttrs.check(objs[0], http.MethodPost); err != nil {
 		return err
 	}
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {
 		return err
 	}
-	rd := input(objs[0])
+	cmds := make([]groupCreateCmd, 0, len(objs))
+	for _, o := range objs {
+		g, err := s.parseGroup(p, o)
+		if err != nil {
+			return err
+		}
+		cmds = append(cmds, s.groupCreation(tx, g))
+	}
+	if !bulk {
+		if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, cmds[0], nil); err != nil {
+			return err
+		}
+		api.JSON(w, http.StatusCreated, map[string]any{"security_group": groupView(tx, &cmds[0].Group, false)})
+		return nil
+	}
+	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupBulk, groupBulkCmd{Groups: cmds}, nil); err != nil {
+		return err
+	}
+	views := make([]api.View, 0, len(cmds))
+	for i := range cmds {
+		views = append(views, groupView(tx, &cmds[i].Group, false))
+	}
+	api.JSON(w, http.StatusCreated, map[string]any{"security_groups": views})
+	return nil
+}
+
+// parseGroup reads one group of a create.
+func (s *Service) parseGroup(p *api.Principal, o api.Object) (SecurityGroup, error) {
+	if err := groupAttrs.check(o, http.MethodPost); err != nil {
+		return SecurityGroup{}, err
+	}
+	rd := input(o)
 	now := s.now()
 	g := SecurityGroup{ID: api.NewUUID(), CreatedAt: now, UpdatedAt: now}
 	g.Name = readGroupName(rd, "")
@@ -128,14 +168,7 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if st := readStateful(rd); st != nil {
 		g.Stateless = !*st
 	}
-	if rd.Err != nil {
-		return rd.Err
-	}
-	if tx, err = api.Propose(r.Context(), s.cfg.Repl, cmdGroupCreate, s.groupCreation(tx, g), nil); err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusCreated, map[string]any{"security_group": groupView(tx, &g)})
-	return nil
+	return g, rd.Err
 }
 
 // groupCreation is the command that makes g with Neutron's two egress
@@ -178,7 +211,7 @@ func (s *Service) updateGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"security_group": groupView(tx, &row)})
+	api.JSON(w, http.StatusOK, map[string]any{"security_group": groupView(tx, &row, groupSharedByPolicy(tx, row.ID, principal(r).ProjectID))})
 	return nil
 }
 

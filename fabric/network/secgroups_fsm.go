@@ -88,6 +88,24 @@ func applyGroupCreate(tx *memdb.Txn, c groupCreateCmd) (any, error) {
 	return c.Group, nil
 }
 
+// groupBulkCmd is a bulk create: each group as its own create would make
+// it, in order, in one transaction, so that a failure of any (a quota)
+// makes none.
+type groupBulkCmd struct {
+	Groups []groupCreateCmd `json:"groups"`
+}
+
+func applyGroupBulk(tx *memdb.Txn, c groupBulkCmd) (any, error) {
+	out := make([]SecurityGroup, 0, len(c.Groups))
+	for _, g := range c.Groups {
+		if _, err := applyGroupCreate(tx, g); err != nil {
+			return nil, err
+		}
+		out = append(out, g.Group)
+	}
+	return out, nil
+}
+
 type groupUpdateCmd struct {
 	ifMatch
 	ID          string    `json:"id"`
@@ -141,6 +159,9 @@ func applyGroupDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		if err := tx.Delete(tRules, r); err != nil {
 			return nil, err
 		}
+	}
+	if err := dropNetworkPolicies(tx, g.ID); err != nil {
+		return nil, err
 	}
 	return nil, tx.Delete(tGroups, g)
 }

@@ -52,6 +52,9 @@ func applySubnetCreate(tx *memdb.Txn, c subnetCreateCmd) (any, error) {
 				return nil, err
 			}
 		}
+		if err := bumpNetwork(tx, s.NetworkID, s.CreatedAt); err != nil {
+			return nil, err
+		}
 		out = append(out, s)
 	}
 	return out, nil
@@ -171,5 +174,24 @@ func applySubnetDelete(tx *memdb.Txn, c idCmd) (any, error) {
 			return nil, err
 		}
 	}
-	return nil, tx.Delete(tSubnets, s)
+	if err := tx.Delete(tSubnets, s); err != nil {
+		return nil, err
+	}
+	return nil, bumpNetwork(tx, s.NetworkID, c.Now)
+}
+
+// bumpNetwork counts a subnet coming or going as a change of its network,
+// whose view lists its subnets (Neutron bumps the network's
+// revision_number). A command logged without a time keeps updated_at.
+func bumpNetwork(tx *memdb.Txn, id string, now time.Time) error {
+	old := store.Get[Network](tx, tNetworks, id)
+	if old == nil {
+		return nil
+	}
+	n := *old
+	if now.IsZero() {
+		now = n.UpdatedAt
+	}
+	touch(&n.UpdatedAt, &n.Revision, now)
+	return tx.Insert(tNetworks, &n)
 }

@@ -260,6 +260,26 @@ func checkTags(tags []string, set bool) error {
 	return nil
 }
 
+// readCreationTags reads the tags a create names (extension
+// tag-ports-during-bulk-creation), checked as a replacement of all tags
+// is, and sorted as stored tags are.
+func readCreationTags(rd *api.Input) []string {
+	tags := rd.Strs("tags")
+	if rd.Err != nil {
+		return nil
+	}
+	if err := checkTags(tags, true); err != nil {
+		rd.Fail(err)
+		return nil
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	out := append([]string{}, tags...)
+	sort.Strings(out)
+	return out
+}
+
 func tagList(tags []string) []string {
 	if tags == nil {
 		return []string{}
