@@ -68,7 +68,9 @@ func (s *Service) consistencyGroups(r *http.Request, tx *memdb.Txn) api.Collecti
 	c := s.groups(r)
 	cg, visible := cgTypeOf(tx), c.Visible
 	c.One, c.Listing.Key = "consistencygroup", "consistencygroups"
-	c.Visible = func(p *api.Principal, g *volstate.Group) bool { return cg != "" && g.GroupTypeID == cg && visible(p, g) }
+	c.Visible = func(p *api.Principal, g *volstate.Group) bool {
+		return cg != "" && g.GroupTypeID == cg && visible(p, g)
+	}
 	c.View = func(_ *memdb.Txn, _ *api.Principal, g *volstate.Group) api.View { return cgView(g) }
 	c.NotFound = func(id string) error { return notFound("ConsistencyGroup", id) }
 	c.Listing.Reserved = append(c.Listing.Reserved, "list_volume")
