@@ -1006,7 +1006,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 		return s.reimage(w, r, arg)
 	case "os-extend_volume_completion":
 		return s.extendCompletion(w, r, arg)
-	case "os-migrate_volume", "os-migrate_volume_completion", "os-unmanage", "revert":
+	case "revert":
+		return s.revert(w, r, arg)
+	case "os-migrate_volume", "os-migrate_volume_completion", "os-unmanage":
 		return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 	}
 	return badRequest("There is no such action: %s", action)
