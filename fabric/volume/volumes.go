@@ -201,7 +201,7 @@ func (s *Service) volumeView(tx *memdb.Txn, r *http.Request, p *api.Principal, v
 		"attachments": attachments, "links": s.links(r, "volumes", v.ID), "volume_type": typeName,
 		"snapshot_id": nullable(v.SnapshotID), "source_volid": nullable(v.SourceVolID), "metadata": md,
 		"user_id": v.User, "bootable": fmt.Sprint(v.Bootable), "encrypted": v.Key != "", "replication_status": nil,
-		"consistencygroup_id": nil, "multiattach": false, "os-vol-tenant-attr:tenant_id": v.Project,
+		"consistencygroup_id": consistencyGroupOf(tx, v), "multiattach": false, "os-vol-tenant-attr:tenant_id": v.Project,
 	}
 	if atLeast(r, 13) {
 		view["group_id"] = nullable(v.GroupID)
@@ -410,7 +410,13 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if atLeast(r, 13) {
 		groupID = in.Str("group_id", "", 36)
 	}
-	for _, unsupported := range []string{"consistencygroup_id", "group_id", "backup_id", "source_replica"} {
+	// consistencygroup_id (any version) names a consistency group, the
+	// group the volume is made in (consistencygroups.go).
+	cgID := in.Str("consistencygroup_id", "", 36)
+	if cgID != "" && groupID != "" && cgID != groupID {
+		in.Fail(in.Word.BadField("consistencygroup_id", cgID, "names another group than group_id"))
+	}
+	for _, unsupported := range []string{"group_id", "backup_id", "source_replica"} {
 		if unsupported == "backup_id" && atLeast(r, 47) || unsupported == "group_id" && atLeast(r, 13) {
 			continue
 		}
@@ -511,6 +517,11 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return cinderWording{}.Missing("size")
 	}
 	v.Size = *size
+	if cgID != "" {
+		if groupID, err = s.cgOfVolume(r, tx, in); err != nil {
+			return err
+		}
+	}
 	if groupID != "" {
 		// 3.13: the volume is made in the caller's group, which the
 		// state machine checks takes its type.
@@ -995,7 +1006,9 @@ func (s *Service) volumeAction(w http.ResponseWriter, r *http.Request) error {
 		return s.reimage(w, r, arg)
 	case "os-extend_volume_completion":
 		return s.extendCompletion(w, r, arg)
-	case "os-migrate_volume", "os-migrate_volume_completion", "os-unmanage", "revert":
+	case "revert":
+		return s.revert(w, r, arg)
+	case "os-migrate_volume", "os-migrate_volume_completion", "os-unmanage":
 		return &api.Error{Status: http.StatusNotImplemented, Msg: "the " + action + " action is not supported by this cloud yet"}
 	}
 	return badRequest("There is no such action: %s", action)

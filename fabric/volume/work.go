@@ -87,6 +87,9 @@ func (s *Service) settle(ctx context.Context) {
 			reason = "restore backup: the process restoring it stopped before it finished; restore again"
 		case v.Status == volstate.StatusDownloading:
 			reason = "reimage: the process writing the image stopped before it finished; reimage again"
+		case v.Status == statusReverting:
+			reason = "revert: the process replacing the volume's blocks by its snapshot's stopped before it finished; reset its status and revert again"
+			s.settleRevert(ctx, tx, v)
 		}
 		node, run := v.WorkNode, v.WorkRun
 		_, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
@@ -112,7 +115,7 @@ func (s *Service) settle(ctx context.Context) {
 // volume in.
 func working(status string) bool {
 	return status == volstate.StatusCreating || status == volstate.StatusRestoringBackup || status == volstate.StatusDeleting ||
-		status == volstate.StatusUploading || status == volstate.StatusDownloading
+		status == volstate.StatusUploading || status == volstate.StatusDownloading || status == statusReverting
 }
 
 // settleUpload ends an upload whose process died: the image it was
