@@ -61,7 +61,10 @@ type Config struct {
 }
 
 // Server answers metadata requests.
-type Server struct{ cfg Config }
+type Server struct {
+	cfg  Config
+	live liveDevices
+}
 
 // New builds the server.
 func New(cfg Config) (*Server, error) {
@@ -162,7 +165,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var live []hypervisor.GuestDevice
 	if s.cfg.GuestDevices != nil && tagged(tx, sv) {
-		if live, err = s.cfg.GuestDevices(r.Context(), sv.ID); err != nil {
+		if live, err = s.live.get(r.Context(), s.cfg.GuestDevices, sv.ID); err != nil {
 			// The devices are listed all the same, without addresses.
 			s.cfg.Log.Warn("metadata: the guest's device addresses", "server", sv.ID, "err", err)
 		}
