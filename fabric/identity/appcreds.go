@@ -452,9 +452,15 @@ func (s *Service) tokenRoles(tx *memdb.Txn, c claims) []string {
 	if a == nil || a.UserID != c.User || a.ProjectID != c.Project || a.expired(s.cfg.Now()) {
 		return nil
 	}
-	// The credential's roles bring the roles they imply, as a grant does.
+	return delegatedRoles(tx, held, a.Roles)
+}
+
+// delegatedRoles are the held roles a delegation (an application
+// credential's or an access token's roles) names: its roles bring the
+// roles they imply, as a grant does.
+func delegatedRoles(tx *memdb.Txn, held, roles []string) []string {
 	delegated := map[string]bool{}
-	for _, id := range a.Roles {
+	for _, id := range roles {
 		delegated[id] = true
 		for im := range impliedBy(tx, id) {
 			delegated[im] = true

@@ -487,20 +487,7 @@ func (s *Service) oauthRoles(tx *memdb.Txn, c claims, held []string) []string {
 	if at == nil || at.AuthorizingUserID != c.User || at.ProjectID != c.Project || !s.cfg.Now().Before(at.ExpiresAt) {
 		return nil
 	}
-	delegated := map[string]bool{}
-	for _, id := range at.Roles {
-		delegated[id] = true
-		for im := range impliedBy(tx, id) {
-			delegated[im] = true
-		}
-	}
-	var out []string
-	for _, id := range held {
-		if delegated[id] {
-			out = append(out, id)
-		}
-	}
-	return out
+	return delegatedRoles(tx, held, at.Roles)
 }
 
 func (s *Service) accessTokenView(r *http.Request, t *AccessToken) api.View {

@@ -102,26 +102,32 @@ func memberSchema() obj {
 	}
 }
 
+// pagedSchema is the schema of a paged list of items (images, tasks):
+// the list under its name, with first and next links.
+func pagedSchema(name string, item obj) obj {
+	return obj{
+		"name": name,
+		"properties": obj{
+			name:     obj{"type": "array", "items": item},
+			"schema": obj{"type": "string"},
+			"first":  obj{"type": "string"},
+			"next":   obj{"type": "string"},
+		},
+		"links": []any{
+			obj{"rel": "first", "href": "{first}"},
+			obj{"rel": "next", "href": "{next}"},
+			obj{"rel": "describedby", "href": "{schema}"},
+		},
+	}
+}
+
 func (s *Service) showSchema(w http.ResponseWriter, r *http.Request) error {
 	var out obj
 	switch chi.URLParam(r, "name") {
 	case "image":
 		out = imageSchema()
 	case "images":
-		out = obj{
-			"name": "images",
-			"properties": obj{
-				"images": obj{"type": "array", "items": imageSchema()},
-				"schema": obj{"type": "string"},
-				"first":  obj{"type": "string"},
-				"next":   obj{"type": "string"},
-			},
-			"links": []any{
-				obj{"rel": "first", "href": "{first}"},
-				obj{"rel": "next", "href": "{next}"},
-				obj{"rel": "describedby", "href": "{schema}"},
-			},
-		}
+		out = pagedSchema("images", imageSchema())
 	case "member":
 		out = memberSchema()
 	case "members":
@@ -136,20 +142,7 @@ func (s *Service) showSchema(w http.ResponseWriter, r *http.Request) error {
 	case "task":
 		out = taskSchema()
 	case "tasks":
-		out = obj{
-			"name": "tasks",
-			"properties": obj{
-				"tasks":  obj{"type": "array", "items": taskSchema()},
-				"schema": obj{"type": "string"},
-				"first":  obj{"type": "string"},
-				"next":   obj{"type": "string"},
-			},
-			"links": []any{
-				obj{"rel": "first", "href": "{first}"},
-				obj{"rel": "next", "href": "{next}"},
-				obj{"rel": "describedby", "href": "{schema}"},
-			},
-		}
+		out = pagedSchema("tasks", taskSchema())
 	default:
 		return api.Errorf(http.StatusNotFound, "The resource could not be found.")
 	}
