@@ -104,20 +104,16 @@ func cgSnapshotView(g *volstate.GroupSnapshot) api.View {
 }
 
 func (s *Service) listCGs(detail bool) api.HandlerFunc {
-	return s.listCGRows(detail, func(r *http.Request, tx *memdb.Txn) (api.Listing, []api.View) {
-		c := s.consistencyGroups(r, tx)
-		return c.Listing, c.Views(tx, principal(r))
-	})
+	return listCGRows(s, s.consistencyGroups, detail)
 }
 
 func (s *Service) listCGSnapshots(detail bool) api.HandlerFunc {
-	return s.listCGRows(detail, func(r *http.Request, tx *memdb.Txn) (api.Listing, []api.View) {
-		c := s.cgSnapshots(r, tx)
-		return c.Listing, c.Views(tx, principal(r))
-	})
+	return listCGRows(s, s.cgSnapshots, detail)
 }
 
-func (s *Service) listCGRows(detail bool, rows func(*http.Request, *memdb.Txn) (api.Listing, []api.View)) api.HandlerFunc {
+// listCGRows lists consistency groups or cgsnapshots (any microversion,
+// unlike the generic groups listGrouping lists).
+func listCGRows[T any](s *Service, coll func(*http.Request, *memdb.Txn) api.Collection[T], detail bool) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if _, err := project(r); err != nil {
 			return err
@@ -127,28 +123,25 @@ func (s *Service) listCGRows(detail bool, rows func(*http.Request, *memdb.Txn) (
 			return err
 		}
 		r = sortParams(r)
-		l, views := rows(r, tx)
+		c := coll(r, tx)
 		show := hideProject
 		if !detail {
 			show = groupSummary
 		}
-		return listCounted(w, r, l, views, show)
+		return listCounted(w, r, c.Listing, c.Views(tx, principal(r)), show)
 	}
 }
 
 // readCG is the consistency group the URL names, if the caller may see it.
 func (s *Service) readCG(r *http.Request) (*volstate.Group, error) {
-	if _, err := project(r); err != nil {
-		return nil, err
-	}
-	tx, err := s.cfg.Repl.Read(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	return s.consistencyGroups(r, tx).Get(tx, principal(r), chi.URLParam(r, "id"))
+	return readCGRow(s, r, s.consistencyGroups)
 }
 
 func (s *Service) readCGSnapshot(r *http.Request) (*volstate.GroupSnapshot, error) {
+	return readCGRow(s, r, s.cgSnapshots)
+}
+
+func readCGRow[T any](s *Service, r *http.Request, coll func(*http.Request, *memdb.Txn) api.Collection[T]) (*T, error) {
 	if _, err := project(r); err != nil {
 		return nil, err
 	}
@@ -156,7 +149,7 @@ func (s *Service) readCGSnapshot(r *http.Request) (*volstate.GroupSnapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	return s.cgSnapshots(r, tx).Get(tx, principal(r), chi.URLParam(r, "id"))
+	return coll(r, tx).Get(tx, principal(r), chi.URLParam(r, "id"))
 }
 
 func (s *Service) showCG(w http.ResponseWriter, r *http.Request) error {
