@@ -49,13 +49,16 @@ func (s *Service) credentialView(r *http.Request, c *Credential) api.View {
 // clear by older builds still open; the leader seals them (see Run).
 
 // openBlob is a credential's blob in clear.
-func (s *Service) openBlob(c *Credential) (string, error) {
+func (s *Service) openBlob(c *Credential) (string, error) { return s.openSealed(c.ID, c.Blob) }
+
+// openSealed opens what sealBlob sealed for the row id.
+func (s *Service) openSealed(id, sealed string) (string, error) {
 	if s.cfg.Secrets == nil {
-		return c.Blob, nil
+		return sealed, nil
 	}
-	plain, err := s.cfg.Secrets.Open(c.Blob, []byte(c.ID))
+	plain, err := s.cfg.Secrets.Open(sealed, []byte(id))
 	if err != nil {
-		return "", fmt.Errorf("open credential %s: %w", c.ID, err)
+		return "", fmt.Errorf("open the secret of %s: %w", id, err)
 	}
 	return string(plain), nil
 }

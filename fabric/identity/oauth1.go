@@ -118,13 +118,6 @@ func (s *Service) oauthRoutes() []api.Route {
 	}
 }
 
-// seal and unseal a secret bound to a row's id (see sealBlob).
-func (s *Service) seal(id, secret string) (string, error) { return s.sealBlob(id, secret) }
-
-func (s *Service) unseal(id, sealed string) (string, error) {
-	return s.openBlob(&Credential{ID: id, Blob: sealed})
-}
-
 // newOAuthSecret is a token's or consumer's secret.
 func newOAuthSecret() string { return newAppCredSecret()[:32] }
 
@@ -159,7 +152,7 @@ func (s *Service) createConsumer(w http.ResponseWriter, r *http.Request) error {
 		return in.Err
 	}
 	secret := newOAuthSecret()
-	if c.Secret, err = s.seal(c.ID, secret); err != nil {
+	if c.Secret, err = s.sealBlob(c.ID, secret); err != nil {
 		return err
 	}
 	if err := s.put(r, tConsumers, true, &c); err != nil {
@@ -251,7 +244,7 @@ func (s *Service) signedBy(r *http.Request, tx *memdb.Txn, tokenTable string) (*
 	if c == nil {
 		return nil, nil, nil, errOAuth("unknown consumer")
 	}
-	csecret, err := s.unseal(c.ID, c.Secret)
+	csecret, err := s.openSealed(c.ID, c.Secret)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -273,7 +266,7 @@ func (s *Service) signedBy(r *http.Request, tx *memdb.Txn, tokenTable string) (*
 		if row == nil {
 			return nil, nil, nil, errOAuth("unknown token for this consumer")
 		}
-		if tsecret, err = s.unseal(id, sealed); err != nil {
+		if tsecret, err = s.openSealed(id, sealed); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -312,7 +305,7 @@ func (s *Service) createRequestToken(w http.ResponseWriter, r *http.Request) err
 	}
 	t := RequestToken{ID: api.NewHexID(), ConsumerID: c.ID, ProjectID: project, ExpiresAt: s.cfg.Now().Add(requestTokenTTL).UTC()}
 	secret := newOAuthSecret()
-	if t.Secret, err = s.seal(t.ID, secret); err != nil {
+	if t.Secret, err = s.sealBlob(t.ID, secret); err != nil {
 		return err
 	}
 	if err := s.put(r, tRequestTokens, true, &t); err != nil {
@@ -364,7 +357,7 @@ func (s *Service) authorizeRequestToken(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	verifier := newVerifier()
-	sealed, err := s.seal(t.ID, verifier)
+	sealed, err := s.sealBlob(t.ID, verifier)
 	if err != nil {
 		return err
 	}
@@ -418,7 +411,7 @@ func (s *Service) createAccessToken(w http.ResponseWriter, r *http.Request) erro
 	if rt.AuthorizingUserID == "" {
 		return errOAuth("the request token has not been authorized")
 	}
-	want, err := s.unseal(rt.ID, rt.Verifier)
+	want, err := s.openSealed(rt.ID, rt.Verifier)
 	if err != nil {
 		return err
 	}
@@ -428,7 +421,7 @@ func (s *Service) createAccessToken(w http.ResponseWriter, r *http.Request) erro
 	at := AccessToken{ID: api.NewHexID(), ConsumerID: c.ID, ProjectID: rt.ProjectID, AuthorizingUserID: rt.AuthorizingUserID,
 		Roles: rt.Roles, ExpiresAt: s.cfg.Now().Add(accessTokenTTL).UTC()}
 	secret := newOAuthSecret()
-	if at.Secret, err = s.seal(at.ID, secret); err != nil {
+	if at.Secret, err = s.sealBlob(at.ID, secret); err != nil {
 		return err
 	}
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdOAuthExchange, oauthExchange{RequestID: rt.ID, Access: at, At: s.cfg.Now().UTC()}, nil); err != nil {
