@@ -1205,3 +1205,47 @@ func TestRAIDConfig(t *testing.T) {
 	}
 	f.expect(400, "GET", "/v1/drivers/ipmi/raid/logical_disk_properties", admin, nil, "does not support RAID")
 }
+
+// Retirement follows Ironic: not on an available node (it could be
+// scheduled the moment it is flagged: 409), provide refused while
+// retired, and unretiring drops the reason.
+func TestRetirement(t *testing.T) {
+	f := newFixture(t)
+	id := f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})["uuid"].(string)
+	retire := func(on bool, reason any) []any {
+		ops := []any{map[string]any{"op": "replace", "path": "/retired", "value": on}}
+		if reason != nil {
+			ops = append(ops, map[string]any{"op": "add", "path": "/retired_reason", "value": reason})
+		}
+		return ops
+	}
+	f.conductor(id, func(n *bmstate.Node) { n.ProvisionState = bmstate.StateAvailable })
+	f.expect(409, "PATCH", "/v1/nodes/n1", admin, retire(true, nil), "available")
+	if f.node(id).Retired {
+		t.Fatal("an available node was retired")
+	}
+	f.conductor(id, func(n *bmstate.Node) { n.ProvisionState = bmstate.StateManageable })
+	n := f.expect(200, "PATCH", "/v1/nodes/n1", admin, retire(true, "end of warranty")).Body
+	if n["retired"] != true || n["retired_reason"] != "end of warranty" {
+		t.Fatalf("retired: %v %v", n["retired"], n["retired_reason"])
+	}
+	f.expect(400, "PUT", "/v1/nodes/n1/states/provision", admin, map[string]any{"target": "provide"}, "retired")
+	n = f.expect(200, "PATCH", "/v1/nodes/n1", admin, retire(false, nil)).Body
+	if n["retired"] != false || n["retired_reason"] != nil {
+		t.Fatalf("unretired: %v %v", n["retired"], n["retired_reason"])
+	}
+	f.expect(202, "PUT", "/v1/nodes/n1/states/provision", admin, map[string]any{"target": "provide"})
+}
+
+// Ironic's fake boot and deploy interfaces validate without a PXE port
+// or an image, as fake-hardware nodes do there.
+func TestValidateFakeInterfaces(t *testing.T) {
+	f := newFixture(t)
+	f.createNode(map[string]any{"name": "n1", "driver": "fake-hardware"})
+	v := f.expect(200, "GET", "/v1/nodes/n1/validate", admin, nil).Body
+	for _, iface := range []string{"boot", "deploy", "management", "power"} {
+		if r := v[iface].(map[string]any); r["result"] != true {
+			t.Fatalf("validate %s: %v", iface, r)
+		}
+	}
+}

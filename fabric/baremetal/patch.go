@@ -232,6 +232,10 @@ func (s *Service) updateNode(w http.ResponseWriter, r *http.Request) error {
 			// Unprotecting drops the reason, as in Ironic.
 			doc["protected_reason"] = nil
 		}
+		if r, _ := doc["retired"].(bool); !r && !touches(ops, "retired_reason") {
+			// So does unretiring.
+			doc["retired_reason"] = nil
+		}
 		drvName, _ := doc["driver"].(string)
 		d := findDriver(drvName)
 		if d == nil {
@@ -256,6 +260,12 @@ func (s *Service) updateNode(w http.ResponseWriter, r *http.Request) error {
 		if working && (n.Driver != before.Driver || !maps.Equal(n.DriverInfo, before.DriverInfo) ||
 			!maps.Equal(n.Secrets, before.Secrets) || !maps.Equal(n.Interfaces, before.Interfaces)) {
 			return nodeLocked(n.ID, n.ProvisionState)
+		}
+		if n.Retired && !before.Retired && n.ProvisionState == bmstate.StateAvailable {
+			// Ironic's rule: an available node could be scheduled the
+			// moment it is flagged, so it is moved to manageable first.
+			return conflictf("The node %s is in state %s: retire a node in %s (or any state but %s) instead.",
+				n.ID, n.ProvisionState, bmstate.StateManageable, bmstate.StateAvailable)
 		}
 		if n.InstanceUUID != before.InstanceUUID {
 			if working {

@@ -125,13 +125,14 @@ func validation(tx *memdb.Txn, n *bmstate.Node, d *driver, ports []*bmstate.Port
 	if len(missing) > 0 {
 		power = fail(fmt.Sprintf("Some parameters were missing in node's driver_info. Missing are: %v", missing))
 	}
+	// Ironic's fake boot and deploy interfaces check nothing.
 	deploy := ok
-	if src, _ := n.InstanceInfo["image_source"].(string); src == "" {
+	if src, _ := n.InstanceInfo["image_source"].(string); src == "" && n.Interfaces["deploy"] != "fake" {
 		deploy = fail("Cannot validate image information for node " + n.ID + " because one or more parameters are missing from its instance_info. Missing are: ['image_source']")
 	}
 	boot := ok
 	pxe := slices.ContainsFunc(ports, func(p *bmstate.Port) bool { return p.PXEEnabled })
-	if !pxe {
+	if !pxe && n.Interfaces["boot"] != "fake" {
 		boot = fail("Node " + n.ID + " has no port with PXE enabled: the conductor boots nodes over the network by their PXE port's MAC.")
 	}
 	storage := ok
@@ -199,6 +200,9 @@ func (s *Service) setProvisionState(w http.ResponseWriter, r *http.Request) erro
 				return nodeLocked(n.ID, n.ProvisionState)
 			}
 			return badRequestf("The requested action \"%s\" can not be performed on node \"%s\" while it is in state \"%s\".", verb, n.ID, n.ProvisionState)
+		}
+		if n.Retired && verb == bmstate.VerbProvide {
+			return badRequestf("The %s operation can't be performed on node %s because it is retired.", verb, n.ID)
 		}
 		if n.Maintenance && slices.Contains(needHardware, verb) {
 			return badRequestf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.", verb, n.ID)

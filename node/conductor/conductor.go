@@ -268,7 +268,17 @@ func (c *Conductor) Pass(ctx context.Context) (memdb.WatchSet, error) {
 // allocate processes the allocations still allocating: the apply picks
 // the node (bmstate.ProcessAllocationCmd), so every conductor may
 // propose it and the first wins; the others find it processed.
+//
+// A node whose power state is unknown is no candidate, so while some
+// available node's first power request is still being carried out
+// (openstacksdk forces power off, then allocates) the allocations wait
+// for the pass its change starts rather than fail for want of it.
 func (c *Conductor) allocate(ctx context.Context, txn *memdb.Txn) {
+	for _, n := range store.All[bmstate.Node](txn, bmstate.NodeTable, "id") {
+		if n.ProvisionState == bmstate.StateAvailable && n.PowerState == "" && n.TargetPowerState != "" {
+			return
+		}
+	}
 	for _, a := range store.All[bmstate.Allocation](txn, bmstate.AllocationTable, "id") {
 		if a.State != bmstate.AllocAllocating {
 			continue
@@ -463,8 +473,14 @@ func (c *Conductor) withBMC(ctx context.Context, n *bmstate.Node, do func(contex
 	return nil
 }
 
-// readPower returns the node's power state as the API shows it.
+// readPower returns the node's power state as the API shows it. Ironic's
+// fake power interface reports the state recorded on the node (none
+// until a power request sets one), so a fake-hardware node's power
+// changes only when asked, as in Ironic.
 func (c *Conductor) readPower(ctx context.Context, n *bmstate.Node) (string, error) {
+	if n.Interfaces["power"] == "fake" {
+		return n.PowerState, nil
+	}
 	var state string
 	err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
 		on, err := b.PowerState(ctx)

@@ -1037,39 +1037,70 @@ func TestInspectionAddsPorts(t *testing.T) {
 }
 
 // Ironic's fake interfaces (fake-hardware nodes) inspect, clean and
-// deploy nothing: each finishes in one pass with no agent boot, the
-// power left as a real one would leave it.
+// deploy nothing: each finishes in one pass with no agent boot. With a
+// real power interface the power is left as a real deploy or cleaning
+// would leave it; with Ironic's fake one (fake-hardware's default) it is
+// not touched at all: it reports what is recorded, none until a power
+// request (openstacksdk's functional tests check exactly that).
 func TestFakeInterfacesFinishAtOnce(t *testing.T) {
-	w := newWorld(t)
-	_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
-	w.set("node-1", func(n *bmstate.Node) {
-		n.Interfaces = map[string]string{"deploy": "fake", "inspect": "fake", "power": "fake"}
-		n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
-	})
-	w.pass()
-	if n := w.node("node-1"); n.ProvisionState != bmstate.StateManageable || n.Agent != nil || n.InspectedAt.IsZero() {
-		t.Fatalf("after a fake inspection: %s, agent %+v", n.ProvisionState, n.Agent)
+	for _, tc := range []struct {
+		power             string
+		cleaned, deployed string
+		calls             []string
+	}{
+		{"ipmitool", bmstate.PowerOff, bmstate.PowerOn, []string{"power off", "boot disk persistent=true", "power on"}},
+		{"fake", "", "", nil},
+	} {
+		t.Run(tc.power, func(t *testing.T) {
+			w := newWorld(t)
+			_, m := w.rack("node-1", pxeMAC, bmstate.StateManageable)
+			w.set("node-1", func(n *bmstate.Node) {
+				n.Interfaces = map[string]string{"deploy": "fake", "inspect": "fake", "power": tc.power}
+				n.ProvisionState, n.TargetProvisionState = bmstate.StateInspecting, bmstate.StateManageable
+				n.PowerState = ""
+			})
+			w.pass()
+			if n := w.node("node-1"); n.ProvisionState != bmstate.StateManageable || n.Agent != nil || n.InspectedAt.IsZero() {
+				t.Fatalf("after a fake inspection: %s, agent %+v", n.ProvisionState, n.Agent)
+			}
+			w.set("node-1", func(n *bmstate.Node) {
+				n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
+			})
+			w.pass()
+			if n := w.node("node-1"); n.ProvisionState != bmstate.StateAvailable || n.PowerState != tc.cleaned || n.Agent != nil {
+				t.Fatalf("after a fake cleaning: %s, power %q", n.ProvisionState, n.PowerState)
+			}
+			w.set("node-1", func(n *bmstate.Node) {
+				n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
+				n.InstanceInfo = map[string]any{"image_source": "img-1"}
+			})
+			w.pass()
+			if n := w.node("node-1"); n.ProvisionState != bmstate.StateActive || n.PowerState != tc.deployed || n.Agent != nil {
+				t.Fatalf("after a fake deploy: %s, power %q", n.ProvisionState, n.PowerState)
+			}
+			if got := m.Calls(); !slices.Equal(got, tc.calls) {
+				t.Fatalf("BMC calls %v, want %v", got, tc.calls)
+			}
+			if w.opens != 0 {
+				t.Fatal("a fake deploy fetched the image")
+			}
+		})
 	}
+}
+
+// A retired node's cleaning ends in manageable, never available: Ironic
+// does not hand a retired node out again.
+func TestRetiredNodeCleansToManageable(t *testing.T) {
+	w := newWorld(t)
+	w.rack("node-1", pxeMAC, bmstate.StateManageable)
 	w.set("node-1", func(n *bmstate.Node) {
+		n.Interfaces = map[string]string{"deploy": "fake", "power": "fake"}
+		n.Retired = true
 		n.ProvisionState, n.TargetProvisionState = bmstate.StateCleaning, bmstate.StateAvailable
 	})
 	w.pass()
-	if n := w.node("node-1"); n.ProvisionState != bmstate.StateAvailable || n.PowerState != bmstate.PowerOff || n.Agent != nil {
-		t.Fatalf("after a fake cleaning: %s, power %q", n.ProvisionState, n.PowerState)
-	}
-	w.set("node-1", func(n *bmstate.Node) {
-		n.ProvisionState, n.TargetProvisionState = bmstate.StateDeploying, bmstate.StateActive
-		n.InstanceInfo = map[string]any{"image_source": "img-1"}
-	})
-	w.pass()
-	if n := w.node("node-1"); n.ProvisionState != bmstate.StateActive || n.PowerState != bmstate.PowerOn || n.Agent != nil {
-		t.Fatalf("after a fake deploy: %s, power %q", n.ProvisionState, n.PowerState)
-	}
-	if got := m.Calls(); !slices.Equal(got, []string{"power off", "boot disk persistent=true", "power on"}) {
-		t.Fatalf("BMC calls %v", got)
-	}
-	if w.opens != 0 {
-		t.Fatal("a fake deploy fetched the image")
+	if n := w.node("node-1"); n.ProvisionState != bmstate.StateManageable {
+		t.Fatalf("a retired node cleaned to %s", n.ProvisionState)
 	}
 }
 
@@ -1093,6 +1124,30 @@ func TestAllocationsAreProcessedByAPass(t *testing.T) {
 	}
 	if n := w.node("node-1"); n.AllocationID != "alloc-1" || n.InstanceUUID != "alloc-1" {
 		t.Fatalf("node: allocation %q instance %q", n.AllocationID, n.InstanceUUID)
+	}
+}
+
+// An allocation made while the only candidate's first power request is
+// still pending (its power state unknown, so no candidate yet) waits for
+// that request instead of failing: openstacksdk forces power off and
+// allocates at once.
+func TestAllocationWaitsForAPendingPowerRequest(t *testing.T) {
+	w := newWorld(t)
+	w.rack("node-1", pxeMAC, bmstate.StateAvailable)
+	w.set("node-1", func(n *bmstate.Node) {
+		n.ResourceClass, n.PowerState, n.TargetPowerState = "gold", "", bmstate.PowerOff
+		n.Interfaces = map[string]string{"power": "fake"}
+	})
+	if _, err := w.local.Propose(w.ctx, bmstate.CmdCreateAllocation, bmstate.CreateAllocationCmd{Row: bmstate.Allocation{ID: "alloc-1", ResourceClass: "gold"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.pass()
+	if a := store.Get[bmstate.Allocation](w.local.Local(), bmstate.AllocationTable, "alloc-1"); a.State == bmstate.AllocError {
+		t.Fatalf("the allocation failed while the power request was pending: %+v", a)
+	}
+	w.pass()
+	if a := store.Get[bmstate.Allocation](w.local.Local(), bmstate.AllocationTable, "alloc-1"); a.State != bmstate.AllocActive || a.NodeID != "node-1" {
+		t.Fatalf("after the power request: %+v (node power %q)", a, w.node("node-1").PowerState)
 	}
 }
 

@@ -108,19 +108,18 @@ func fakeDone(n *bmstate.Node) (string, bool) {
 	case bmstate.StateDeploying:
 		return bmstate.StateActive, true
 	}
-	if n.TargetProvisionState != "" {
-		return n.TargetProvisionState, true
-	}
-	return bmstate.StateAvailable, true
+	return bmstate.CleanedTo(n), true
 }
 
 // fakeWork finishes a fake interface's operation: the power it leaves
-// (on after a deploy, off after cleaning) is set through the node's BMC,
-// the rest is only recorded.
+// (on after a deploy, off after cleaning) is set through the node's BMC
+// unless that too is fake, the rest is only recorded.
 func (c *Conductor) fakeWork(ctx context.Context, n *bmstate.Node, to string) error {
 	from := n.ProvisionState
 	power := n.PowerState
-	if from != bmstate.StateInspecting {
+	// Ironic's fake deploy and clean steps make no power actions on a
+	// fake power interface either.
+	if from != bmstate.StateInspecting && n.Interfaces["power"] != "fake" {
 		err := c.withBMC(ctx, n, func(ctx context.Context, b BMC) error {
 			var err error
 			if from == bmstate.StateDeploying {
@@ -307,11 +306,7 @@ func (c *Conductor) wait(ctx context.Context, txn *memdb.Txn, n *bmstate.Node) e
 	case OpInspect:
 		return c.finish(ctx, n, bmstate.StateManageable, "inspected", powerOff)
 	case agentapi.OpClean:
-		to := n.TargetProvisionState
-		if to == "" {
-			to = bmstate.StateAvailable
-		}
-		return c.finish(ctx, n, to, "cleaned", powerOff)
+		return c.finish(ctx, n, bmstate.CleanedTo(n), "cleaned", powerOff)
 	case agentapi.OpDeploy:
 		// The steps after the write, from the plan as it stands now.
 		plan, err := planDeploy(txn, n)

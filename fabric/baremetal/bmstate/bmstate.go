@@ -85,6 +85,20 @@ type Transition struct {
 	Description string
 }
 
+// CleanedTo is where a node goes when its cleaning ends: its target,
+// available when it has none, but manageable for a retired node, which
+// Ironic never makes available again (it waits there to be removed).
+func CleanedTo(n *Node) string {
+	to := n.TargetProvisionState
+	if to == "" {
+		to = StateAvailable
+	}
+	if to == StateAvailable && n.Retired {
+		to = StateManageable
+	}
+	return to
+}
+
 // Transitions are those the API accepts.
 var transitions = []Transition{
 	{StateEnroll, VerbManage, StateVerifying, StateManageable, "verify the BMC credentials"},
