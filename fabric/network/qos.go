@@ -113,7 +113,7 @@ func qosPolicyView(tx *memdb.Txn, q *QoSPolicy) api.View {
 	}
 	return map[string]any{
 		"id": q.ID, "name": q.Name, "description": q.Description, "shared": q.Shared, "is_default": q.Default,
-		"tenant_id": q.Project, "project_id": q.Project, "rules": rules, "tags": []string{},
+		"tenant_id": q.Project, "project_id": q.Project, "rules": rules, "tags": tagList(q.Tags),
 		"created_at": timeText(q.CreatedAt), "updated_at": timeText(q.UpdatedAt), "revision_number": q.Revision,
 	}
 }
@@ -150,10 +150,18 @@ func (s *Service) qosPolicyCreation() creation[QoSPolicy, QoSPolicy] {
 		view: func(tx *memdb.Txn, _ *api.Principal, q *QoSPolicy) api.View { return qosPolicyView(tx, q) }}
 }
 
-// writableQoSPolicy finds a policy for an admin's write (the routes let
-// only admins write).
-func (s *Service) writableQoSPolicy(tx *memdb.Txn, p *api.Principal, id, _ string) (*QoSPolicy, error) {
-	return s.qosPolicies(tx).Get(tx, p, id)
+// writableQoSPolicy finds a policy for a write, an admin's only (as
+// Neutron's default policy has it; the tag routes let members through
+// to here).
+func (s *Service) writableQoSPolicy(tx *memdb.Txn, p *api.Principal, id, action string) (*QoSPolicy, error) {
+	q, err := s.qosPolicies(tx).Get(tx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.IsAdmin() {
+		return nil, policyDenied(action)
+	}
+	return q, nil
 }
 
 func (s *Service) updateQoSPolicy(w http.ResponseWriter, r *http.Request) error {

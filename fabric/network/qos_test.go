@@ -125,6 +125,13 @@ func TestQoSPoliciesAndRules(t *testing.T) {
 	f.expect("PUT", "/v2.0/networks/"+bnet, bob, map[string]any{"network": map[string]any{"qos_policy_id": q}}, 404, "QosPolicyNotFound")
 	f.expect("POST", "/v2.0/networks", bob, map[string]any{"network": map[string]any{"name": "x", "qos_policy_id": q}}, 404, "QosPolicyNotFound")
 
+	// Tags: an admin's to set, anyone's who sees the policy to filter on.
+	f.expect("PUT", base+"/tags/blue", alice, nil, 403, "PolicyNotAuthorized")
+	f.expect("PUT", base+"/tags/blue", admin, nil, 201, "")
+	if l := f.expect("GET", "/v2.0/qos/policies?tags=blue", alice, nil, 200, "")["policies"].([]any); len(l) != 1 || fmt.Sprint(l[0].(map[string]any)["tags"]) != "[blue]" {
+		t.Errorf("policies tagged blue: %v", l)
+	}
+
 	// In use: not deleted; shared and used by another project: not
 	// unshared.
 	f.expect("DELETE", base, admin, nil, 409, "QosPolicyInUse")

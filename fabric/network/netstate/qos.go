@@ -24,6 +24,8 @@ type QoSPolicy struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Revision  int       `json:"revision"`
+	// Tags are the resource's standard-attribute tags, sorted.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // QoS rule types the dataplane enforces.
