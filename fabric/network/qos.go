@@ -118,11 +118,13 @@ func qosPolicyView(tx *memdb.Txn, q *QoSPolicy) api.View {
 	}
 }
 
-// qosVisible: a policy is seen by its project and, shared, by all.
-func qosVisible(p *api.Principal, q *QoSPolicy) bool { return q.Shared || p.CanRead(q.Project) }
-
-func (s *Service) qosPolicies(*memdb.Txn) api.Collection[QoSPolicy] {
-	return api.Collection[QoSPolicy]{Table: tQoSPolicies, One: "policy", Visible: qosVisible,
+// qosPolicies is the collection: a project's own policies (an admin's:
+// all) and those shared with it, by flag or RBAC policy.
+func (s *Service) qosPolicies(tx *memdb.Txn) api.Collection[QoSPolicy] {
+	visible := func(p *api.Principal, q *QoSPolicy) bool {
+		return p.CanRead(q.Project) || qosSharedWith(tx, q, p.ProjectID)
+	}
+	return api.Collection[QoSPolicy]{Table: tQoSPolicies, One: "policy", Visible: visible,
 		View:     func(tx *memdb.Txn, _ *api.Principal, q *QoSPolicy) api.View { return qosPolicyView(tx, q) },
 		NotFound: qosPolicyNotFound, Listing: s.listing("policies")}
 }

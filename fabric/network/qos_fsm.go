@@ -101,35 +101,22 @@ func applyQoSPolicyUpdate(tx *memdb.Txn, c qosPolicyUpdateCmd) (any, error) {
 			return nil, err
 		}
 	}
+	touch(&q.UpdatedAt, &q.Revision, c.Now)
+	if err := tx.Insert(tQoSPolicies, &q); err != nil {
+		return nil, err
+	}
 	// Unsharing must not leave another project's port or network naming
 	// a policy it may no longer use.
 	if old.Shared && !q.Shared {
-		if kind, id := qosUser(tx, q.ID, q.Project); kind != "" {
+		if kind, id := qosUser(tx, &q); kind != "" {
 			return nil, qosInUse(q.ID, kind, id)
 		}
 	}
-	touch(&q.UpdatedAt, &q.Revision, c.Now)
-	return q, tx.Insert(tQoSPolicies, &q)
+	return q, nil
 }
 
 func qosInUse(policy, kind, id string) error {
 	return store.Fault(store.KindConflict, "QosPolicyInUse", "QoS Policy %s is used by %s %s.", policy, kind, id)
-}
-
-// qosUser is a port or network that names policy, of a project other than
-// except ("" : of any project): its kind and id, or "" for none.
-func qosUser(tx *memdb.Txn, policy, except string) (string, string) {
-	for _, n := range store.All[Network](tx, tNetworks, "id") {
-		if n.QoSPolicyID == policy && (except == "" || n.Project != except) {
-			return "network", n.ID
-		}
-	}
-	for _, p := range store.All[Port](tx, tPorts, "id") {
-		if p.QoSPolicyID == policy && (except == "" || p.Project != except) {
-			return "port", p.ID
-		}
-	}
-	return "", ""
 }
 
 // applyQoSPolicyDelete deletes a policy no port or network names, with its
@@ -139,8 +126,11 @@ func applyQoSPolicyDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kind, id := qosUser(tx, q.ID, ""); kind != "" {
+	if kind, id := qosAnyUser(tx, q.ID); kind != "" {
 		return nil, qosInUse(q.ID, kind, id)
+	}
+	if err := dropNetworkPolicies(tx, q.ID); err != nil { // its RBAC policies
+		return nil, err
 	}
 	for _, r := range store.All[QoSRule](tx, tQoSRules, "policy", q.ID) {
 		if err := tx.Delete(tQoSRules, r); err != nil {
@@ -151,14 +141,15 @@ func applyQoSPolicyDelete(tx *memdb.Txn, c idCmd) (any, error) {
 }
 
 // checkQoSUse checks that a row of project may name policy ("" : none):
-// the policy exists and is project's own or shared. Called by the
-// applies that set a port's or network's qos_policy_id.
+// the policy exists and is project's own or shared with it (flag or RBAC
+// policy). Called by the applies that set a port's or network's
+// qos_policy_id.
 func checkQoSUse(tx *memdb.Txn, project, policy string) error {
 	if policy == "" {
 		return nil
 	}
 	q := store.Get[QoSPolicy](tx, tQoSPolicies, policy)
-	if q == nil || !q.Shared && q.Project != project {
+	if q == nil || !qosSharedWith(tx, q, project) {
 		return qosPolicyNotFound(policy)
 	}
 	return nil

@@ -174,3 +174,31 @@ func TestQoSExtensions(t *testing.T) {
 		f.expect("GET", "/v2.0/extensions/"+a, alice, nil, 404, "")
 	}
 }
+
+// TestQoSRBAC shares a policy with one project by an RBAC policy: that
+// project sees it and names it on its network; the sharing is not taken
+// away while it does; a third project neither sees nor uses it; deleting
+// the QoS policy takes its RBAC policies.
+func TestQoSRBAC(t *testing.T) {
+	f := newFixture(t)
+	q := f.mk(admin, "qos/policies", "policy", map[string]any{"name": "q", "project_id": projA})["id"].(string)
+	bnet := f.network(bob, "b")["id"].(string)
+	f.expect("PUT", "/v2.0/networks/"+bnet, bob, map[string]any{"network": map[string]any{"qos_policy_id": q}}, 404, "QosPolicyNotFound")
+	body := map[string]any{"rbac_policy": map[string]any{"object_type": "qos_policy", "object_id": q, "action": "access_as_shared", "target_tenant": projB}}
+	// Only its project (or an admin) shares it, and only as shared.
+	f.expect("POST", "/v2.0/rbac-policies", bob, body, 404, "QosPolicyNotFound")
+	ext := map[string]any{"rbac_policy": map[string]any{"object_type": "qos_policy", "object_id": q, "action": "access_as_external", "target_tenant": projB}}
+	f.expect("POST", "/v2.0/rbac-policies", admin, ext, 400, "InvalidActionForType")
+	rb := f.expect("POST", "/v2.0/rbac-policies", alice, body, 201, "")["rbac_policy"].(map[string]any)["id"].(string)
+	f.expect("GET", "/v2.0/qos/policies/"+q, bob, nil, 200, "")
+	f.expect("PUT", "/v2.0/networks/"+bnet, bob, map[string]any{"network": map[string]any{"qos_policy_id": q}}, 200, "")
+	f.expect("DELETE", "/v2.0/rbac-policies/"+rb, alice, nil, 409, "RbacPolicyInUse", bnet)
+	f.expect("PUT", "/v2.0/rbac-policies/"+rb, alice, map[string]any{"rbac_policy": map[string]any{"target_tenant": "project-c"}}, 409, "RbacPolicyInUse")
+	f.expect("PUT", "/v2.0/networks/"+bnet, bob, map[string]any{"network": map[string]any{"qos_policy_id": nil}}, 200, "")
+	f.expect("DELETE", "/v2.0/rbac-policies/"+rb, alice, nil, 204, "")
+	f.expect("GET", "/v2.0/qos/policies/"+q, bob, nil, 404, "QosPolicyNotFound")
+	// A policy's RBAC policies go with it.
+	rb = f.expect("POST", "/v2.0/rbac-policies", alice, body, 201, "")["rbac_policy"].(map[string]any)["id"].(string)
+	f.expect("DELETE", "/v2.0/qos/policies/"+q, admin, nil, 204, "")
+	f.expect("GET", "/v2.0/rbac-policies/"+rb, alice, nil, 404, "RbacPolicyNotFound")
+}
