@@ -126,8 +126,8 @@ func TestQoSPoliciesAndRules(t *testing.T) {
 	f.expect("POST", "/v2.0/networks", bob, map[string]any{"network": map[string]any{"name": "x", "qos_policy_id": q}}, 404, "QosPolicyNotFound")
 
 	// Tags: an admin's to set, anyone's who sees the policy to filter on.
-	f.expect("PUT", base+"/tags/blue", alice, nil, 403, "PolicyNotAuthorized")
-	f.expect("PUT", base+"/tags/blue", admin, nil, 201, "")
+	f.expect("PUT", "/v2.0/policies/"+q+"/tags/blue", alice, nil, 403, "PolicyNotAuthorized")
+	f.expect("PUT", "/v2.0/policies/"+q+"/tags/blue", admin, nil, 201, "") // Neutron tags QoS policies as /v2.0/policies
 	if l := f.expect("GET", "/v2.0/qos/policies?tags=blue", alice, nil, 200, "")["policies"].([]any); len(l) != 1 || fmt.Sprint(l[0].(map[string]any)["tags"]) != "[blue]" {
 		t.Errorf("policies tagged blue: %v", l)
 	}

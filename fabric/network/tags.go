@@ -73,7 +73,7 @@ func (s *Service) taggedKinds() map[string]tagged {
 			func(r *SubnetPool) []string { return r.Tags }, "subnetpool")},
 		"floatingips": {"floatingip", tFloatingIPs, findTags(s.floatingIPs, func(s *Service) writable[FloatingIP] { return s.writableFIP },
 			func(r *FloatingIP) []string { return r.Tags }, "floatingip")},
-		"qos/policies": {"policy", tQoSPolicies, findTags(s.qosPolicies, func(s *Service) writable[QoSPolicy] { return s.writableQoSPolicy },
+		"policies": {"policy", tQoSPolicies, findTags(s.qosPolicies, func(s *Service) writable[QoSPolicy] { return s.writableQoSPolicy },
 			func(r *QoSPolicy) []string { return r.Tags }, "policy")},
 	}
 }
@@ -81,7 +81,7 @@ func (s *Service) taggedKinds() map[string]tagged {
 // tagRoutes are the tag endpoints of every tagged collection.
 func (s *Service) tagRoutes() []api.Route {
 	var out []api.Route
-	for _, coll := range []string{"networks", "subnets", "subnetpools", "ports", "security-groups", "routers", "floatingips", "qos/policies"} {
+	for _, coll := range []string{"networks", "subnets", "subnetpools", "ports", "security-groups", "routers", "floatingips", "policies"} {
 		base := "/v2.0/" + coll + "/{id}/tags"
 		out = append(out,
 			api.Route{Method: http.MethodGet, Path: base, Access: api.Authenticated, Handle: s.listTags(coll)},
