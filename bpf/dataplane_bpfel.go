@@ -242,18 +242,21 @@ type DataplaneQosBucket struct {
 		_   structs.HostLayout
 		Val uint32
 	}
-	Pad    uint32
-	Credit uint64
-	Last   uint64
+	Pad     uint32
+	Credit  uint64
+	Pcredit uint64
+	Last    uint64
 }
 
 type DataplaneQosCfg struct {
-	_     structs.HostLayout
-	Rate  [2]uint64
-	Depth [2]uint64
-	Dscp  uint8
-	Flags uint8
-	Pad   [6]uint8
+	_      structs.HostLayout
+	Rate   [2]uint64
+	Depth  [2]uint64
+	Pcost  [2]uint64
+	Pdepth [2]uint64
+	Dscp   uint8
+	Flags  uint8
+	Pad    [6]uint8
 }
 
 type DataplaneRa struct {

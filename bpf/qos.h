@@ -1,22 +1,27 @@
-/* QoS per port (Neutron's qos: bandwidth_limit and dscp_marking rules),
- * included by dataplane.c before the delivery helpers.
+/* QoS per port (Neutron's qos: bandwidth_limit, packet_rate_limit and
+ * dscp_marking rules), included by dataplane.c before the delivery helpers.
  *
  * qos holds each QoS port's compiled policy, written by the Go side
  * (dataplane/qos.go) when the port's flags have PORT_QOS: per direction
- * (DIR_IN: to the port, DIR_OUT: from it) a rate in bytes per second and
- * a bucket depth in nanoseconds of that rate; and the DSCP that what the
+ * (DIR_IN: to the port, DIR_OUT: from it) a byte rate and a bucket depth,
+ * a packet cost and a packet bucket depth; and the DSCP that what the
  * port sends is marked with. qos_buckets is the policers' state, owned by
- * the programs: a token bucket kept in nanoseconds of credit (as the
- * kernel's act_police keeps it), so a packet costs len * 1e9 / rate and
- * time adds credit one for one, with no rounding that could starve a slow
- * rate. A bucket starts full; the Go side deletes a port's buckets with
- * its qos entry. */
+ * the programs: per port and direction one bucket of byte credit and one
+ * of packet credit, both kept in nanoseconds (as the kernel's act_police
+ * keeps its tokens), so a frame costs len * 1e9 / rate and a packet
+ * 1e9 / packet rate, time adds credit one for one, and nothing is rounded
+ * in a way that could starve a slow rate. A frame passes only if both
+ * buckets hold its cost, and only then is either charged: one lock guards
+ * both. A GSO frame counts as its segments. A bucket starts full; the Go
+ * side deletes a port's buckets with its qos entry. */
 
 #define QOS_DSCP 1           /* qos.flags: mark what the port sends with qos.dscp */
 
 struct qos_cfg {
-	__u64 rate[2];          /* bytes per second, [dir]; 0: no limit that way */
+	__u64 rate[2];          /* bytes per second, [dir]; 0: no byte limit that way */
 	__u64 depth[2];         /* the bucket, in ns of rate: burst bytes * 1e9 / rate */
+	__u64 pcost[2];         /* ns of credit one packet costs: 1e9 / packets per second; 0: no packet limit */
+	__u64 pdepth[2];        /* the packet bucket, in ns: burst packets * pcost */
 	__u8 dscp;
 	__u8 flags;
 	__u8 pad[6];
@@ -30,7 +35,8 @@ struct qos_bkey {
 struct qos_bucket {
 	struct bpf_spin_lock lock;
 	__u32 pad;
-	__u64 credit;           /* ns of rate the bucket holds, <= depth */
+	__u64 credit;           /* ns of byte rate the bucket holds, <= depth */
+	__u64 pcredit;          /* ns of packet rate, <= pdepth */
 	__u64 last;             /* bpf_ktime_get_ns of the last refill */
 };
 
@@ -50,39 +56,46 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } qos_buckets SEC(".maps");
 
-/* qos_admit says whether a frame of len bytes through port ifindex in
- * direction dir is within the port's bandwidth limit, and takes its cost
- * from the bucket if so. */
-static __always_inline int qos_admit(struct qos_cfg *q, __u32 ifindex, __u32 dir, __u32 len)
+/* qos_admit says whether a frame of len bytes and segs packets through
+ * port ifindex in direction dir is within the port's limits, and takes
+ * its cost from the buckets if so. */
+static __always_inline int qos_admit(struct qos_cfg *q, __u32 ifindex, __u32 dir, __u32 len, __u32 segs)
 {
 	__u64 rate = dir == DIR_OUT ? q->rate[DIR_OUT] : q->rate[DIR_IN];
 	__u64 depth = dir == DIR_OUT ? q->depth[DIR_OUT] : q->depth[DIR_IN];
-	if (!rate)
+	__u64 pcost = dir == DIR_OUT ? q->pcost[DIR_OUT] : q->pcost[DIR_IN];
+	__u64 pdepth = dir == DIR_OUT ? q->pdepth[DIR_OUT] : q->pdepth[DIR_IN];
+	if (!rate && !pcost)
 		return 1;
 	struct qos_bkey k = { .ifindex = ifindex, .dir = dir };
 	__u64 now = bpf_ktime_get_ns();
 	struct qos_bucket *b = bpf_map_lookup_elem(&qos_buckets, &k);
 	if (!b) {
-		struct qos_bucket full = { .credit = depth, .last = now };
+		struct qos_bucket full = { .credit = depth, .pcredit = pdepth, .last = now };
 		bpf_map_update_elem(&qos_buckets, &k, &full, BPF_NOEXIST);
 		b = bpf_map_lookup_elem(&qos_buckets, &k);
 		if (!b)
 			return 0;       /* no bucket (map full): a limit is never lifted */
 	}
-	__u64 cost = (__u64)len * 1000000000ULL / rate;
+	__u64 cost = rate ? (__u64)len * 1000000000ULL / rate : 0;
+	__u64 pc = pcost * (segs ? segs : 1);
 	int ok = 0;
 	bpf_spin_lock(&b->lock);
-	__u64 credit = b->credit;
-	if (now > b->last)
-		credit += now - b->last;
+	__u64 el = now > b->last ? now - b->last : 0;
+	__u64 credit = b->credit + el;
+	__u64 pcredit = b->pcredit + el;
 	b->last = now;
 	if (credit > depth)
 		credit = depth;
-	if (credit >= cost) {
+	if (pcredit > pdepth)
+		pcredit = pdepth;
+	if (credit >= cost && pcredit >= pc) {
 		credit -= cost;
+		pcredit -= pc;
 		ok = 1;
 	}
 	b->credit = credit;
+	b->pcredit = pcredit;
 	bpf_spin_unlock(&b->lock);
 	return ok;
 }
@@ -95,7 +108,7 @@ static __always_inline int qos_in(struct __sk_buff *skb, struct port *q, __u32 i
 	struct qos_cfg *c = bpf_map_lookup_elem(&qos, &ifindex);
 	if (!c)
 		return 1;
-	return qos_admit(c, ifindex, DIR_IN, skb->len);
+	return qos_admit(c, ifindex, DIR_IN, skb->len, skb->gso_segs);
 }
 
 /* qos_mark writes dscp into an IPv4 header's TOS (keeping ECN, fixing the
@@ -146,7 +159,7 @@ static __always_inline int qos_out(struct __sk_buff *skb, struct port *p, __u32 
 	struct qos_cfg *c = bpf_map_lookup_elem(&qos, &ifindex);
 	if (!c)
 		return 1;
-	if (!qos_admit(c, ifindex, DIR_OUT, skb->len))
+	if (!qos_admit(c, ifindex, DIR_OUT, skb->len, skb->gso_segs))
 		return 0;
 	if (c->flags & QOS_DSCP)
 		qos_mark(skb, c->dscp);

@@ -317,3 +317,54 @@ func TestQoSDSCPMarkingNamespaces(t *testing.T) {
 	check("IPv6 marked EF", true, recv6, 0x2a, 46<<2|2)
 	check("IPv4 marked EF, no ECN", false, recv4, 0, 46<<2)
 }
+
+// TestQoSPacketRateLimitNamespaces sends small datagrams far above a
+// port's packet rate limit (egress of a, then ingress of b): what arrives
+// is at most the packet bucket plus the rate over the sending time (with
+// a second's margin), though the byte rate is low; and without the limit
+// the dataplane drops nothing.
+func TestQoSPacketRateLimitNamespaces(t *testing.T) {
+	d, ga, gb, want := qosGuests(t)
+	if _, err := d.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ping(t, ga, "-c", "1", "10.0.0.11"); err != nil {
+		t.Fatalf("ping a to b: %v\n%s", err, out)
+	}
+	const count, size = 8000, 100
+	const kpps = 1 // 1000 packets per second, a bucket of 800
+	received, _, moved := measure(t, d, ga, gb, count, size)
+	if moved["drop_qos"] != 0 || moved["fwd_local"] < count {
+		t.Errorf("without a limit: %d policed, %d of %d passed", moved["drop_qos"], moved["fwd_local"], count)
+	}
+	t.Logf("no limit: %d of %d datagrams arrived", received/size, count)
+	for _, tc := range []struct {
+		name string
+		port int
+		qos  QoS
+	}{
+		{"egress of a", 0, QoS{Egress: Limit{Kpps: kpps}}},
+		{"ingress of b", 1, QoS{Ingress: Limit{Kpps: kpps}}},
+	} {
+		limited := want
+		limited.Ports = append([]Port{}, want.Ports...)
+		q := tc.qos
+		limited.Ports[tc.port].QoS = &q
+		if _, err := d.Apply(limited); err != nil {
+			t.Fatal(err)
+		}
+		received, took, moved := measure(t, d, ga, gb, count, size)
+		packets := received / size
+		bound := 800 + 1000*(took.Seconds()+1)
+		t.Logf("%s: %d of %d datagrams arrived in %v (bound %.0f), %d frames policed", tc.name, packets, count, took, bound, moved["drop_qos"])
+		if float64(packets) > bound {
+			t.Errorf("%s: %d datagrams arrived in %v, more than 800 and 1000/s allow (%.0f)", tc.name, packets, took, bound)
+		}
+		if moved["drop_qos"] == 0 || packets == 0 {
+			t.Errorf("%s: %d policed, %d arrived", tc.name, moved["drop_qos"], packets)
+		}
+		if _, err := d.Apply(want); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

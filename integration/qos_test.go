@@ -23,7 +23,7 @@ const qosNetnsEnv = "RACKSTACK_QOS_NETNS"
 
 // TestNeutronQoS drives Neutron QoS with the openstack CLI against a real
 // rackd with its dataplane on: a policy with a bandwidth limit and a DSCP
-// mark, the rule types listed and the unenforced one refused, the policy
+// mark, the rule types listed and the unenforced ones refused, the policy
 // set on a port and on a network, refused deletion while in use; and the
 // port's compiled policy in rackd's pinned qos map once the port's device
 // is on the node. (That the BPF policer and marker do what the map says
@@ -70,7 +70,10 @@ func TestNeutronQoS(t *testing.T) {
 	if out, err := openstackErr(admin, "network", "qos", "rule", "create", "--type", "minimum-bandwidth", "--min-kbps", "1000", "--egress", policy); err == nil || !strings.Contains(out, "not supported") {
 		t.Fatalf("a minimum-bandwidth rule: %v %s", err, out)
 	}
-	if out := openstack(t, admin, "network", "qos", "rule", "type", "list", "-f", "value"); strings.Fields(out)[0] != "bandwidth_limit" || len(strings.Fields(out)) != 2 || !strings.Contains(out, "dscp_marking") {
+	if out, err := openstackErr(admin, "network", "qos", "rule", "create", "--type", "minimum-packet-rate", "--min-kpps", "1000", "--egress", policy); err == nil || !strings.Contains(out, "not supported") {
+		t.Fatalf("a minimum-packet-rate rule: %v %s", err, out)
+	}
+	if out := openstack(t, admin, "network", "qos", "rule", "type", "list", "-f", "value"); strings.Join(strings.Fields(out), " ") != "bandwidth_limit packet_rate_limit dscp_marking" {
 		t.Errorf("rule types: %q", out)
 	}
 	var shown struct {

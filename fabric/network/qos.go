@@ -16,12 +16,12 @@ import (
 // QoS (Neutron's qos extension family): policies of rules that ports and
 // networks name by qos_policy_id, enforced per port by the nodes' eBPF
 // dataplanes (dataplane/qos.go). Only the rule types the dataplane really
-// enforces exist here: bandwidth_limit (a token-bucket policer, either
-// direction) and dscp_marking (what the port sends). minimum_bandwidth
-// and minimum_packet_rate need placement-aware scheduling and
-// packet_rate_limit a packet policer, none of which this cloud has: a
-// request for one is refused (400 QosRuleNotSupported), never accepted
-// and ignored, and rule-types does not list them.
+// enforces exist here: bandwidth_limit and packet_rate_limit (token-bucket
+// policers, either direction) and dscp_marking (what the port sends).
+// minimum_bandwidth and minimum_packet_rate need placement-aware
+// scheduling, which this cloud does not have: a request for one is
+// refused (400 QosRuleNotSupported), never accepted and ignored, and
+// rule-types does not list them.
 //
 // As in Neutron's default policy, only admins write policies and rules;
 // anyone sees their own project's policies and the shared ones, and may
@@ -60,6 +60,13 @@ var qosKinds = []qosKind{
 			{"parameter_name": "max_burst_kbps", "parameter_type": "range", "parameter_values": map[string]any{"start": 0, "end": math.MaxInt32}},
 			{"parameter_name": "direction", "parameter_type": "choices", "parameter_values": []string{"ingress", "egress"}},
 		}},
+	{typ: netstate.QoSPacketRate, one: "packet_rate_limit_rule", many: "packet_rate_limit_rules",
+		attrs: newAttrSpec("max_kpps max_burst_kpps direction", "tenant_id project_id", "id qos_policy_id type"),
+		parameters: []map[string]any{
+			{"parameter_name": "max_kpps", "parameter_type": "range", "parameter_values": map[string]any{"start": 0, "end": math.MaxInt32}},
+			{"parameter_name": "max_burst_kpps", "parameter_type": "range", "parameter_values": map[string]any{"start": 0, "end": math.MaxInt32}},
+			{"parameter_name": "direction", "parameter_type": "choices", "parameter_values": []string{"ingress", "egress"}},
+		}},
 	{typ: netstate.QoSDSCPMarking, one: "dscp_marking_rule", many: "dscp_marking_rules",
 		attrs: newAttrSpec("dscp_mark", "tenant_id project_id", "id qos_policy_id type"),
 		parameters: []map[string]any{
@@ -72,7 +79,6 @@ var qosKinds = []qosKind{
 var qosUnenforced = map[string][2]string{
 	"minimum_bandwidth_rules":   {"minimum_bandwidth", "a bandwidth guarantee needs placement-aware scheduling, which this cloud does not do"},
 	"minimum_packet_rate_rules": {"minimum_packet_rate", "a packet rate guarantee needs placement-aware scheduling, which this cloud does not do"},
-	"packet_rate_limit_rules":   {"packet_rate_limit", "the dataplane polices bytes, not packets"},
 }
 
 func qosKindOf(typ string) *qosKind {
@@ -98,6 +104,8 @@ func qosRuleView(r *QoSRule) api.View {
 	switch r.Type {
 	case netstate.QoSBandwidthLimit:
 		v["max_kbps"], v["max_burst_kbps"], v["direction"] = r.MaxKbps, r.MaxBurstKbps, r.Direction
+	case netstate.QoSPacketRate:
+		v["max_kpps"], v["max_burst_kpps"], v["direction"] = r.MaxKpps, r.MaxBurstKpps, r.Direction
 	case netstate.QoSDSCPMarking:
 		v["dscp_mark"] = r.DSCPMark
 	}
@@ -246,27 +254,11 @@ func (s *Service) showQoSRule(k *qosKind) api.HandlerFunc {
 func readQoSRule(k *qosKind, rd *api.Input, rule *QoSRule, post bool) error {
 	switch k.typ {
 	case netstate.QoSBandwidthLimit:
-		if post && !rd.Has("max_kbps") {
-			return badInput("max_kbps", "'max_kbps' is a required property")
-		}
-		if v := rd.Int("max_kbps", 0, math.MaxInt32); v != nil {
-			rule.MaxKbps = *v
-		} else if rd.IsNull("max_kbps") {
-			rd.Fail(badInput("max_kbps", "'None' is not an integer"))
-		}
-		if v := rd.Int("max_burst_kbps", 0, math.MaxInt32); v != nil {
-			rule.MaxBurstKbps = *v
-		}
-		if post {
-			rule.Direction = "egress"
-		}
-		if rd.Has("direction") {
-			d := rd.Str("direction", "egress", 16)
-			if rd.Err == nil && d != "egress" && d != "ingress" {
-				rd.Fail(badInput("direction", "%s is not in valid_values", d))
-			}
-			rule.Direction = d
-		}
+		readLimit(rd, "max_kbps", "max_burst_kbps", &rule.MaxKbps, &rule.MaxBurstKbps, post)
+		readDirection(rd, rule, post)
+	case netstate.QoSPacketRate:
+		readLimit(rd, "max_kpps", "max_burst_kpps", &rule.MaxKpps, &rule.MaxBurstKpps, post)
+		readDirection(rd, rule, post)
 	case netstate.QoSDSCPMarking:
 		if post && !rd.Has("dscp_mark") {
 			return badInput("dscp_mark", "'dscp_mark' is a required property")
@@ -282,6 +274,38 @@ func readQoSRule(k *qosKind, rd *api.Input, rule *QoSRule, post bool) error {
 		}
 	}
 	return rd.Err
+}
+
+// readLimit reads a limit rule's rate (required in a create) and burst.
+func readLimit(rd *api.Input, rateField, burstField string, rate, burst *int, post bool) {
+	if post && !rd.Has(rateField) {
+		rd.Fail(badInput(rateField, "'%s' is a required property", rateField))
+		return
+	}
+	if rd.IsNull(rateField) {
+		rd.Fail(badInput(rateField, "'None' is not an integer"))
+	}
+	if v := rd.Int(rateField, 0, math.MaxInt32); v != nil {
+		*rate = *v
+	}
+	if v := rd.Int(burstField, 0, math.MaxInt32); v != nil {
+		*burst = *v
+	}
+}
+
+// readDirection reads a limit rule's direction: egress (the default) or
+// ingress.
+func readDirection(rd *api.Input, rule *QoSRule, post bool) {
+	if post {
+		rule.Direction = "egress"
+	}
+	if rd.Has("direction") {
+		d := rd.Str("direction", "egress", 16)
+		if rd.Err == nil && d != "egress" && d != "ingress" {
+			rd.Fail(badInput("direction", "%s is not in valid_values", d))
+		}
+		rule.Direction = d
+	}
 }
 
 // ruleBody reads the body {one: {...}} of a rule request.

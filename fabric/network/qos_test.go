@@ -71,6 +71,15 @@ func TestQoSPoliciesAndRules(t *testing.T) {
 	if fmt.Sprint(got["max_kbps"]) != "6000" || got["direction"] != "ingress" {
 		t.Errorf("updated rule: %v", got)
 	}
+	// Packet rate limits, beside the bandwidth limits of the same
+	// direction.
+	f.expect("POST", base+"/packet_rate_limit_rules", admin, map[string]any{"packet_rate_limit_rule": map[string]any{"max_burst_kpps": 1}}, 400, "HTTPBadRequest", "max_kpps")
+	pps := f.mk(admin, "qos/policies/"+q+"/packet_rate_limit_rules", "packet_rate_limit_rule", map[string]any{"max_kpps": 100, "max_burst_kpps": 20})
+	if pps["direction"] != "egress" || fmt.Sprint(pps["max_kpps"]) != "100" || fmt.Sprint(pps["max_burst_kpps"]) != "20" {
+		t.Errorf("packet rate limit rule: %v", pps)
+	}
+	f.expect("POST", base+"/packet_rate_limit_rules", admin, map[string]any{"packet_rate_limit_rule": map[string]any{"max_kpps": 5}}, 409, "QoSRuleExists")
+	f.expect("DELETE", base+"/packet_rate_limit_rules/"+pps["id"].(string), admin, nil, 204, "")
 	f.expect("POST", base+"/dscp_marking_rules", admin, map[string]any{"dscp_marking_rule": map[string]any{"dscp_mark": 7}}, 400, "HTTPBadRequest", "dscp_mark")
 	dscp := f.mk(admin, "qos/policies/"+q+"/dscp_marking_rules", "dscp_marking_rule", map[string]any{"dscp_mark": 46})
 	f.expect("POST", base+"/dscp_marking_rules", admin, map[string]any{"dscp_marking_rule": map[string]any{"dscp_mark": 10}}, 409, "QoSRuleExists")
@@ -87,16 +96,16 @@ func TestQoSPoliciesAndRules(t *testing.T) {
 		types = append(types, fmt.Sprint(r["type"], "/", r["qos_policy_id"] == q))
 	}
 	sort.Strings(types)
-	if fmt.Sprint(types) != "[bandwidth_limit/true bandwidth_limit/true dscp_marking/true]" || fmt.Sprint(pol["revision_number"]) != "4" {
-		t.Errorf("policy after 3 rules and an update: rules %v, revision %v", types, pol["revision_number"])
+	if fmt.Sprint(types) != "[bandwidth_limit/true bandwidth_limit/true dscp_marking/true]" || fmt.Sprint(pol["revision_number"]) != "6" {
+		t.Errorf("policy after 4 rules made, one updated, one deleted: rules %v, revision %v", types, pol["revision_number"])
 	}
 
 	// Rule types the dataplane cannot enforce are refused, and not listed.
-	for _, c := range []string{"minimum_bandwidth_rules", "minimum_packet_rate_rules", "packet_rate_limit_rules"} {
+	for _, c := range []string{"minimum_bandwidth_rules", "minimum_packet_rate_rules"} {
 		f.expect("POST", base+"/"+c, admin, map[string]any{c[:len(c)-1]: map[string]any{"min_kbps": 1000}}, 400, "QosRuleNotSupported", "not supported")
 	}
 	rt := f.expect("GET", "/v2.0/qos/rule-types", alice, nil, 200, "")["rule_types"].([]any)
-	if fmt.Sprint(rt) != "[map[type:bandwidth_limit] map[type:dscp_marking]]" {
+	if fmt.Sprint(rt) != "[map[type:bandwidth_limit] map[type:packet_rate_limit] map[type:dscp_marking]]" {
 		t.Errorf("rule types: %v", rt)
 	}
 	f.expect("GET", "/v2.0/qos/rule-types/minimum_bandwidth", admin, nil, 404, "QosRuleTypeNotFound")
@@ -167,10 +176,10 @@ func TestQoSDefaultPolicy(t *testing.T) {
 // TestQoSExtensions lists the QoS extensions built, and only those.
 func TestQoSExtensions(t *testing.T) {
 	f := newFixture(t)
-	for _, a := range []string{"qos", "qos-bw-limit-direction", "qos-default", "qos-rule-type-details", "qos-port-network-policy"} {
+	for _, a := range []string{"qos", "qos-bw-limit-direction", "qos-default", "qos-rule-type-details", "qos-port-network-policy", "qos-pps"} {
 		f.expect("GET", "/v2.0/extensions/"+a, alice, nil, 200, "")
 	}
-	for _, a := range []string{"qos-bw-minimum-ingress", "qos-pps", "qos-pps-minimum", "qos-rules-alias", "qos-fip"} {
+	for _, a := range []string{"qos-bw-minimum-ingress", "qos-pps-minimum", "qos-rules-alias", "qos-fip"} {
 		f.expect("GET", "/v2.0/extensions/"+a, alice, nil, 404, "")
 	}
 }

@@ -298,6 +298,7 @@ var extensions = [][3]string{
 	{"qos", "Quality of Service", "The Quality of Service extension."},
 	{"qos-bw-limit-direction", "Direction for QoS bandwidth limit rule", "Allow to configure QoS bandwidth limit rule with specific direction: ingress or egress"},
 	{"qos-default", "QoS default policy", "Expose the QoS default policy per project"},
+	{"qos-pps", "QoS Rule Type Packet per Second Extension", "Add QoS Rule Type \"packet_rate_limit\""},
 	{"qos-rule-type-details", "Details of QoS rule types", "Expose details about QoS rule types supported by loaded backend drivers"},
 	{"qos-port-network-policy", "QoS Port Network Policy Extension", "Adds a the QoS network ID to the port definition"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},

@@ -6,7 +6,7 @@ import (
 )
 
 // qosOf compiles the QoS policy each policy id names into what the
-// dataplane enforces: its bandwidth limits and DSCP mark.
+// dataplane enforces: its bandwidth and packet rate limits and DSCP mark.
 func qosOf(v *netstate.View) map[string]*dataplane.QoS {
 	out := map[string]*dataplane.QoS{}
 	for _, q := range v.QoSPolicies {
@@ -19,12 +19,17 @@ func qosOf(v *netstate.View) map[string]*dataplane.QoS {
 		}
 		switch r.Type {
 		case netstate.QoSBandwidthLimit:
-			l := dataplane.Limit{Kbps: uint64(max(r.MaxKbps, 0)), BurstKbits: uint64(max(r.MaxBurstKbps, 0))}
+			l := &q.Egress
 			if r.Direction == "ingress" {
-				q.Ingress = l
-			} else {
-				q.Egress = l
+				l = &q.Ingress
 			}
+			l.Kbps, l.BurstKbits = uint64(max(r.MaxKbps, 0)), uint64(max(r.MaxBurstKbps, 0))
+		case netstate.QoSPacketRate:
+			l := &q.Egress
+			if r.Direction == "ingress" {
+				l = &q.Ingress
+			}
+			l.Kpps, l.BurstKpackets = uint64(max(r.MaxKpps, 0)), uint64(max(r.MaxBurstKpps, 0))
 		case netstate.QoSDSCPMarking:
 			q.Mark, q.DSCP = true, uint8(r.DSCPMark&63)
 		}

@@ -24,6 +24,7 @@ func TestFromViewQoS(t *testing.T) {
 			{ID: "r1", PolicyID: "gold", Type: netstate.QoSBandwidthLimit, MaxKbps: 1000, MaxBurstKbps: 100, Direction: "egress"},
 			{ID: "r2", PolicyID: "gold", Type: netstate.QoSBandwidthLimit, MaxKbps: 2000, Direction: "ingress"},
 			{ID: "r3", PolicyID: "gold", Type: netstate.QoSDSCPMarking, DSCPMark: 46},
+			{ID: "r5", PolicyID: "gold", Type: netstate.QoSPacketRate, MaxKpps: 10, MaxBurstKpps: 2, Direction: "egress"},
 			{ID: "r4", PolicyID: "netpol", Type: netstate.QoSDSCPMarking, DSCPMark: 10},
 		},
 	}
@@ -32,7 +33,8 @@ func TestFromViewQoS(t *testing.T) {
 		got[p.ID] = p.QoS
 	}
 	want := map[string]*dataplane.QoS{
-		"own":      {Egress: dataplane.Limit{Kbps: 1000, BurstKbits: 100}, Ingress: dataplane.Limit{Kbps: 2000}, Mark: true, DSCP: 46},
+		"own": {Egress: dataplane.Limit{Kbps: 1000, BurstKbits: 100, Kpps: 10, BurstKpackets: 2}, Ingress: dataplane.Limit{Kbps: 2000},
+			Mark: true, DSCP: 46},
 		"inherits": {Mark: true, DSCP: 10},
 	}
 	for id, w := range want {

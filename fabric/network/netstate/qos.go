@@ -31,12 +31,13 @@ type QoSPolicy struct {
 // QoS rule types the dataplane enforces.
 const (
 	QoSBandwidthLimit = "bandwidth_limit"
+	QoSPacketRate     = "packet_rate_limit"
 	QoSDSCPMarking    = "dscp_marking"
 )
 
-// QoSRule is one rule of a policy: a bandwidth limit of one direction
-// (egress: what the port sends; ingress: what it receives) or the DSCP
-// mark of what the port sends.
+// QoSRule is one rule of a policy: a bandwidth or packet rate limit of
+// one direction (egress: what the port sends; ingress: what it receives)
+// or the DSCP mark of what the port sends.
 type QoSRule struct {
 	ID       string `json:"id"`
 	PolicyID string `json:"policy_id"`
@@ -46,6 +47,10 @@ type QoSRule struct {
 	MaxKbps      int    `json:"max_kbps,omitempty"`
 	MaxBurstKbps int    `json:"max_burst_kbps,omitempty"`
 	Direction    string `json:"direction,omitempty"`
+	// packet_rate_limit: thousands of packets per second and the burst
+	// in thousands of packets (0: 80% of MaxKpps).
+	MaxKpps      int `json:"max_kpps,omitempty"`
+	MaxBurstKpps int `json:"max_burst_kpps,omitempty"`
 	// dscp_marking: the DSCP value written into what the port sends.
 	DSCPMark int `json:"dscp_mark,omitempty"`
 }
