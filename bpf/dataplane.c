@@ -66,6 +66,7 @@
 #define PORT_MORE_ADDRS 4    /* addresses beyond ips[]: look in the addrs map */
 #define PORT_DHCP6 8         /* the node's DHCPv6 server answers the port */
 #define PORT_STATELESS 16    /* its groups are stateless: rules judge every packet, nothing tracked */
+#define PORT_QOS 32          /* a QoS policy applies: see qos.h */
 
 #define PORT_IPS 4
 
@@ -108,6 +109,7 @@ enum {
 	C_DROP_TOO_BIG,
 	C_DROP_SCOPE,
 	C_FRAG_ORPHAN,
+	C_DROP_QOS,
 	C_MAX = 32,
 };
 
@@ -1056,6 +1058,8 @@ static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f, _
 	return parse_l4v6(skb, f, off) ? off : 0;
 }
 
+#include "qos.h"
+
 static __always_inline int to_uplink(struct __sk_buff *skb, __u32 vlan)
 {
 	__u32 zero = 0;
@@ -1068,8 +1072,10 @@ static __always_inline int to_uplink(struct __sk_buff *skb, __u32 vlan)
 	return bpf_redirect(cfg->uplink, 0);
 }
 
-static __always_inline int to_port(struct port *q, __u32 ifindex)
+static __always_inline int to_port(struct __sk_buff *skb, struct port *q, __u32 ifindex)
 {
+	if (!qos_in(skb, q, ifindex))
+		return drop(C_DROP_QOS);
 	count(C_FWD_LOCAL);
 	if (q->flags & PORT_PEER)
 		return bpf_redirect_peer(ifindex, 0);
@@ -1130,7 +1136,7 @@ static __always_inline int deliver(struct __sk_buff *skb, __u32 vlan, const __u8
 	} else if (kind == KIND_OTHER && (q->flags & PORT_SECURITY)) {
 		return drop(C_DROP_ETHERTYPE);
 	}
-	return to_port(q, ifindex);
+	return to_port(skb, q, ifindex);
 }
 
 struct arp_eth {
@@ -1944,6 +1950,8 @@ int port_in(struct __sk_buff *skb)
 	struct port *p = bpf_map_lookup_elem(&ports, &ifindex);
 	if (!p)
 		return drop(C_DROP_NO_PORT);
+	if (!qos_out(skb, p, ifindex))
+		return drop(C_DROP_QOS);
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -2093,7 +2101,7 @@ static __always_inline int snat_in(struct __sk_buff *skb, __u32 ext, struct flow
 		return drop(C_DROP_MALFORMED);
 	meter_in(ext, (const __u8 *)&gw, fixed, f->saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
-	return to_port(q, to);
+	return to_port(skb, q, to);
 }
 
 /* ext_rx takes what arrives from external network key (e), untagged:
@@ -2173,7 +2181,7 @@ static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *
 		return drop(C_DROP_MALFORMED);
 	meter_in(ifindex, k.ip, fixed, f.saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
-	return to_port(q, to);
+	return to_port(skb, q, to);
 }
 
 SEC("tc")
@@ -2236,7 +2244,7 @@ int meta_in(struct __sk_buff *skb)
 	if (set_macs(skb, q->mac, smac))
 		return drop(C_DROP_MALFORMED);
 	count(C_FROM_META);
-	return to_port(q, to);
+	return to_port(skb, q, to);
 }
 
 SEC("tc")

@@ -230,6 +230,35 @@ type DataplanePort struct {
 	Pad    [2]uint8
 }
 
+type DataplaneQosBkey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Dir     uint32
+}
+
+type DataplaneQosBucket struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Pad     uint32
+	Credit  uint64
+	Pcredit uint64
+	Last    uint64
+}
+
+type DataplaneQosCfg struct {
+	_      structs.HostLayout
+	Rate   [2]uint64
+	Depth  [2]uint64
+	Pcost  [2]uint64
+	Pdepth [2]uint64
+	Dscp   uint8
+	Flags  uint8
+	Pad    [6]uint8
+}
+
 type DataplaneRa struct {
 	_      structs.HostLayout
 	Mac    [6]uint8
@@ -384,6 +413,8 @@ const (
 	DataplaneMapNeighs6     = "neighs6"
 	DataplaneMapNets        = "nets"
 	DataplaneMapPorts       = "ports"
+	DataplaneMapQos         = "qos"
+	DataplaneMapQosBuckets  = "qos_buckets"
 	DataplaneMapRas         = "ras"
 	DataplaneMapRel6        = "rel6"
 	DataplaneMapRifs        = "rifs"
@@ -480,6 +511,8 @@ type DataplaneMapSpecs struct {
 	Neighs6     *ebpf.MapSpec `ebpf:"neighs6"`
 	Nets        *ebpf.MapSpec `ebpf:"nets"`
 	Ports       *ebpf.MapSpec `ebpf:"ports"`
+	Qos         *ebpf.MapSpec `ebpf:"qos"`
+	QosBuckets  *ebpf.MapSpec `ebpf:"qos_buckets"`
 	Ras         *ebpf.MapSpec `ebpf:"ras"`
 	Rel6        *ebpf.MapSpec `ebpf:"rel6"`
 	Rifs        *ebpf.MapSpec `ebpf:"rifs"`
@@ -546,6 +579,8 @@ type DataplaneMaps struct {
 	Neighs6     *ebpf.Map `ebpf:"neighs6"`
 	Nets        *ebpf.Map `ebpf:"nets"`
 	Ports       *ebpf.Map `ebpf:"ports"`
+	Qos         *ebpf.Map `ebpf:"qos"`
+	QosBuckets  *ebpf.Map `ebpf:"qos_buckets"`
 	Ras         *ebpf.Map `ebpf:"ras"`
 	Rel6        *ebpf.Map `ebpf:"rel6"`
 	Rifs        *ebpf.Map `ebpf:"rifs"`
@@ -588,6 +623,8 @@ func (m *DataplaneMaps) Close() error {
 		m.Neighs6,
 		m.Nets,
 		m.Ports,
+		m.Qos,
+		m.QosBuckets,
 		m.Ras,
 		m.Rel6,
 		m.Rifs,

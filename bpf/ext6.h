@@ -201,5 +201,5 @@ static __always_inline int ext6_rx(struct __sk_buff *skb, __u32 ext, struct ext 
 	if (set_macs(skb, q->mac, rmac))
 		return drop(C_DROP_MALFORMED);
 	count(C_FWD_ROUTED);
-	return to_port(q, to);
+	return to_port(skb, q, to);
 }

@@ -187,7 +187,7 @@ static __always_inline int snat_rel_in(struct __sk_buff *skb, __u32 ext, struct 
 		return drop(C_DROP_MALFORMED);
 	meter_in(ext, (const __u8 *)&gw, fixed, f->saddr, skb->len - ETH_HLEN);
 	count(C_NAT_IN);
-	return to_port(q, to);
+	return to_port(skb, q, to);
 }
 
 /* snat_rel_port is the NAT port of the SNATed flow that an ICMP error port

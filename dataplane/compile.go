@@ -39,6 +39,8 @@ type Port struct {
 	// packet's source and never by anything the guest claims. Distinct per
 	// port; zero: no metadata for the port.
 	MetaAddr netip.Addr
+	// QoS is the port's QoS policy as enforced; nil: none.
+	QoS *QoS
 }
 
 // Lease is what the node's DHCP server tells the port.
@@ -396,6 +398,7 @@ type tables struct {
 	addrs6   map[bpf.DataplaneAddr6Key]uint8
 	macs     map[bpf.DataplaneMacKey]uint8
 	rules    map[bpf.DataplaneRuleKey]uint8
+	qos      map[uint32]bpf.DataplaneQosCfg
 	uplink   uint32
 	policies map[uint32]compiledPolicy
 	l3       l3tables
@@ -418,6 +421,7 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		addrs6: map[bpf.DataplaneAddr6Key]uint8{}, macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
 		policies: map[uint32]compiledPolicy{}, l3: newL3Tables(), l3v6: newL3v6Tables(),
+		qos: map[uint32]bpf.DataplaneQosCfg{},
 	}
 	for _, p := range d.Ports {
 		dev, ok := devs[p.Device]
@@ -438,6 +442,10 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		}
 		if p.DHCP6 != nil {
 			bp.Flags |= flagDHCP6
+		}
+		if cfg, ok := qosCfg(p.QoS); ok {
+			bp.Flags |= flagQoS
+			t.qos[dev.ifindex] = cfg
 		}
 		if p.Security {
 			bp.Flags |= flagSecurity

@@ -76,6 +76,7 @@ func diffTables(drift Drift, kernel, want *tables) {
 	count(bpf.DataplaneMapAddrs6, diffMap(kernel.addrs6, want.addrs6))
 	count(bpf.DataplaneMapMacs, diffMap(kernel.macs, want.macs))
 	count(bpf.DataplaneMapRules, diffMap(kernel.rules, want.rules))
+	count(bpf.DataplaneMapQos, diffMap(kernel.qos, want.qos))
 	if kernel.uplink != want.uplink {
 		count(bpf.DataplaneMapConfig, 1)
 	}
@@ -147,6 +148,7 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapNeighs6: o.Neighs6, bpf.DataplaneMapRas: o.Ras,
 		bpf.DataplaneMapExts6: o.Exts6, bpf.DataplaneMapExt6In: o.Ext6In, bpf.DataplaneMapExtNeighs6: o.ExtNeighs6,
 		bpf.DataplaneMapRel6: o.Rel6, bpf.DataplaneMapFrags: o.Frags, bpf.DataplaneMapFragRels: o.FragRels,
+		bpf.DataplaneMapQos: o.Qos, bpf.DataplaneMapQosBuckets: o.QosBuckets,
 	}
 	for name, m := range d.meterMaps() {
 		maps[name] = m

@@ -17,7 +17,7 @@ var counterNames = []string{
 	"drop_ethertype", "drop_broadcast", "drop_dhcp_server",
 	"fwd_routed", "arp_reply", "icmp_reply", "nat_out", "nat_in", "to_meta", "from_meta",
 	"drop_no_route", "drop_no_neigh", "snat_new", "drop_nat_ports",
-	"drop_too_big", "drop_scope", "frag_orphan",
+	"drop_too_big", "drop_scope", "frag_orphan", "drop_qos",
 }
 
 // readTables reads what the maps hold now: after a restart, the previous
@@ -28,6 +28,7 @@ func (d *Dataplane) readTables() (*tables, error) {
 		nets: map[uint32]bpf.DataplaneNetports{}, addrs: map[bpf.DataplaneAddrKey]uint8{},
 		addrs6: map[bpf.DataplaneAddr6Key]uint8{}, macs: map[bpf.DataplaneMacKey]uint8{}, rules: map[bpf.DataplaneRuleKey]uint8{},
 		l3: newL3Tables(), l3v6: newL3v6Tables(), meter: newMeterTables(),
+		qos: map[uint32]bpf.DataplaneQosCfg{},
 	}
 	if err := d.readMeters(&t.meter); err != nil {
 		return nil, err
@@ -51,6 +52,9 @@ func (d *Dataplane) readTables() (*tables, error) {
 		return nil, err
 	}
 	if err := readMap(d.objs.Rules, t.rules); err != nil {
+		return nil, err
+	}
+	if err := readMap(d.objs.Qos, t.qos); err != nil {
 		return nil, err
 	}
 	var s bpf.DataplaneSettings
@@ -124,6 +128,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return putMap(o.Addrs, d.cur.addrs, t.addrs) },
 		func() error { return putMap(o.Addrs6, d.cur.addrs6, t.addrs6) },
 		func() error { return putMap(o.Macs, d.cur.macs, t.macs) },
+		func() error { return putMap(o.Qos, d.cur.qos, t.qos) },
 		func() error { return putMap(o.Ports, d.cur.ports, t.ports) },
 		func() error { return putMap(o.Fdb, d.cur.fdb, t.fdb) },
 		func() error { return putMap(o.Nets, d.cur.nets, t.nets) },
@@ -136,6 +141,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.Nets, d.cur.nets, t.nets) },
 		func() error { return deleteMap(o.Fdb, d.cur.fdb, t.fdb) },
 		func() error { return deleteMap(o.Ports, d.cur.ports, t.ports) },
+		func() error { return d.deleteQoS(d.cur.qos, t.qos) },
 		func() error { return deleteMap(o.Macs, d.cur.macs, t.macs) },
 		func() error { return deleteMap(o.Addrs, d.cur.addrs, t.addrs) },
 		func() error { return deleteMap(o.Addrs6, d.cur.addrs6, t.addrs6) },

@@ -44,6 +44,8 @@ func notFound(kind, id string) error {
 		return store.Fault(store.KindNotFound, "MeteringLabelRuleNotFound", "Metering label rule %s does not exist", id)
 	case "address_group":
 		return store.Fault(store.KindNotFound, "AddressGroupNotFound", "Address group %s could not be found.", id)
+	case "qos_policy":
+		return qosPolicyNotFound(id)
 	case "agent":
 		return store.Fault(store.KindNotFound, "AgentNotFound", "Agent %s could not be found.", id)
 	}

@@ -14,7 +14,7 @@ import (
 
 var networkAttrs = newAttrSpec(
 	"name description admin_state_up shared port_security_enabled router:external mtu "+
-		"provider:network_type provider:physical_network provider:segmentation_id",
+		"provider:network_type provider:physical_network provider:segmentation_id qos_policy_id",
 	"tenant_id project_id availability_zone_hints",
 	"id status subnets ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
 
@@ -56,6 +56,7 @@ func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": tagList(n.Tags),
 	}
 	v["ipv4_address_scope"], v["ipv6_address_scope"] = networkScopes(tx, n.ID)
+	v["qos_policy_id"] = nullable(n.QoSPolicyID)
 	// Shared and external are as the caller sees them, as in Neutron: a
 	// policy for the caller's project makes the network shared to it.
 	// As in Neutron's default policy, only admins see the provider mapping.
@@ -145,6 +146,9 @@ func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (N
 	if ext := external(rd, p, "create_network"); ext != nil {
 		n.External = *ext
 	}
+	if q := readQoSPolicyID(rd); q != nil {
+		n.QoSPolicyID = *q
+	}
 	if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
 		rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
 	}
@@ -201,6 +205,7 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 		rd.Fail(invalidInput("Plugin does not support updating provider attributes"))
 	}
 	c.External = external(rd, p, "update_network")
+	c.QoSPolicy = readQoSPolicyID(rd)
 	if rd.Err != nil {
 		return rd.Err
 	}

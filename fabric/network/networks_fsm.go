@@ -45,6 +45,12 @@ func applyNetworkCreate(tx *memdb.Txn, c networkCreateCmd) (any, error) {
 		if store.Get[Network](tx, tNetworks, n.ID) != nil {
 			return nil, store.Conflictf("network %s exists", n.ID)
 		}
+		if n.QoSPolicyID == "" {
+			n.QoSPolicyID = defaultQoS(tx, n.Project) // qos-default
+		}
+		if err := checkQoSUse(tx, n.Project, n.QoSPolicyID); err != nil {
+			return nil, err
+		}
 		if err := tx.Insert(tNetworks, &n); err != nil {
 			return nil, err
 		}
@@ -91,6 +97,8 @@ type networkUpdateCmd struct {
 	External     *bool     `json:"external,omitempty"`
 	MTU          *int      `json:"mtu,omitempty"`
 	Now          time.Time `json:"now"`
+	// QoSPolicy sets qos_policy_id ("": none); nil leaves it.
+	QoSPolicy *string `json:"qos_policy,omitempty"`
 }
 
 func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
@@ -103,6 +111,12 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 	set(&n.Description, c.Description)
 	set(&n.AdminStateUp, c.AdminStateUp)
 	set(&n.PortSecurity, c.PortSecurity)
+	if c.QoSPolicy != nil {
+		if err := checkQoSUse(tx, n.Project, *c.QoSPolicy); err != nil {
+			return nil, err
+		}
+		n.QoSPolicyID = *c.QoSPolicy
+	}
 	if c.Shared != nil && !*c.Shared && old.Shared {
 		for _, p := range store.All[Port](tx, tPorts, "network", n.ID) {
 			if p.Project != n.Project && !strings.HasPrefix(p.DeviceOwner, "network:") && !hasPolicy(tx, n.ID, actShared, p.Project) {

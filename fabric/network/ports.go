@@ -13,9 +13,9 @@ import (
 
 var portAttrs = newAttrSpec(
 	"name description admin_state_up fixed_ips device_id device_owner security_groups port_security_enabled "+
-		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile mac_address extra_dhcp_opts",
+		"allowed_address_pairs binding:host_id binding:vnic_type binding:profile mac_address extra_dhcp_opts qos_policy_id",
 	"network_id tenant_id project_id tags",
-	"id status binding:vif_type binding:vif_details created_at updated_at revision_number")
+	"id status binding:vif_type binding:vif_details created_at updated_at revision_number qos_network_policy_id")
 
 // maxAddressPairs is Neutron's default max_allowed_address_pair.
 const maxAddressPairs = 10
@@ -78,6 +78,7 @@ func (s *Service) portView(tx *memdb.Txn, pt *Port) api.View {
 		"binding:host_id": pt.HostID, "binding:vif_type": vif, "binding:vif_details": map[string]any{},
 		"binding:vnic_type": pt.VNICType, "binding:profile": map[string]any{}, "extra_dhcp_opts": dhcpOptsView(pt.ExtraDHCPOpts),
 		"created_at": timeText(pt.CreatedAt), "updated_at": timeText(pt.UpdatedAt), "revision_number": pt.Revision, "tags": tagList(pt.Tags),
+		"qos_policy_id": nullable(pt.QoSPolicyID), "qos_network_policy_id": qosNetworkPolicy(tx, pt),
 	}
 }
 
@@ -302,6 +303,9 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	if rd.Has("extra_dhcp_opts") {
 		pt.ExtraDHCPOpts = mergeDHCPOpts(nil, readDHCPOpts(rd))
 	}
+	if q := readQoSPolicyID(rd); q != nil {
+		pt.QoSPolicyID = *q
+	}
 	if rd.Err != nil {
 		return sp, rd.Err
 	}
@@ -359,6 +363,7 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	if rd.Has("extra_dhcp_opts") {
 		c.DHCPOpts = readDHCPOpts(rd)
 	}
+	c.QoSPolicy = readQoSPolicyID(rd)
 	if rd.Err != nil {
 		return rd.Err
 	}

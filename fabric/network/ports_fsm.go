@@ -90,6 +90,9 @@ func createPort(tx *memdb.Txn, sp portSpec) (*Port, error) {
 	if err := checkGroups(tx, p.Project, p.SecurityGroups); err != nil {
 		return nil, err
 	}
+	if err := checkQoSUse(tx, p.Project, p.QoSPolicyID); err != nil {
+		return nil, err
+	}
 	for i := range p.AllowedAddressPairs {
 		if p.AllowedAddressPairs[i].MAC == "" {
 			p.AllowedAddressPairs[i].MAC = p.MAC
@@ -146,6 +149,8 @@ type portUpdateCmd struct {
 	MAC          *string         `json:"mac_address,omitempty"` // valid, lowercase; only admins change it
 	DHCPOpts     []dhcpOptChange `json:"dhcp_opts,omitempty"`
 	Now          time.Time       `json:"now"`
+	// QoSPolicy sets qos_policy_id ("": none); nil leaves it.
+	QoSPolicy *string `json:"qos_policy,omitempty"`
 }
 
 func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
@@ -177,6 +182,12 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 				p.AllowedAddressPairs[i].MAC = p.MAC
 			}
 		}
+	}
+	if c.QoSPolicy != nil {
+		if err := checkQoSUse(tx, p.Project, *c.QoSPolicy); err != nil {
+			return nil, err
+		}
+		p.QoSPolicyID = *c.QoSPolicy
 	}
 	if len(c.DHCPOpts) > 0 {
 		p.ExtraDHCPOpts = mergeDHCPOpts(p.ExtraDHCPOpts, c.DHCPOpts)

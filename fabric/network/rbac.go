@@ -117,9 +117,9 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 		return policyDenied("create_rbac_policy:tenant_id")
 	}
 	switch {
-	case rp.ObjectType == rbacNetwork, rp.ObjectType == rbacAddrGroup, rp.ObjectType == rbacSecGroup:
+	case rp.ObjectType == rbacNetwork, rp.ObjectType == rbacAddrGroup, rp.ObjectType == rbacSecGroup, rp.ObjectType == rbacQoS:
 	case slices.Contains(rbacObjectTypes, rp.ObjectType):
-		return badInput("object_type", "object_type '%s' is not supported here: only networks, address groups and security groups are shared by RBAC policies", rp.ObjectType)
+		return badInput("object_type", "object_type '%s' is not supported here: only networks, address groups, security groups and QoS policies are shared by RBAC policies", rp.ObjectType)
 	default:
 		return badInput("object_type", "'%s' is not in %s", rp.ObjectType, "['"+strings.Join(rbacObjectTypes, "', '")+"']")
 	}
@@ -127,7 +127,7 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 		return store.Fault(store.KindInvalid, "InvalidActionForType",
 			"Invalid action '%s' for object type '%s'. Valid actions: ['%s', '%s']", rp.Action, rp.ObjectType, actExternal, actShared)
 	}
-	if (rp.ObjectType == rbacAddrGroup || rp.ObjectType == rbacSecGroup) && rp.Action != actShared {
+	if (rp.ObjectType == rbacAddrGroup || rp.ObjectType == rbacSecGroup || rp.ObjectType == rbacQoS) && rp.Action != actShared {
 		return store.Fault(store.KindInvalid, "InvalidActionForType",
 			"Invalid action '%s' for object type '%s'. Valid actions: ['%s']", rp.Action, rp.ObjectType, actShared)
 	}
@@ -146,6 +146,10 @@ func (s *Service) createRBAC(w http.ResponseWriter, r *http.Request) error {
 		}
 	case rbacSecGroup:
 		if err := s.groupToShare(tx, p, rp.ObjectID); err != nil {
+			return err
+		}
+	case rbacQoS:
+		if err := s.qosToShare(tx, p, rp.ObjectID); err != nil {
 			return err
 		}
 	default:

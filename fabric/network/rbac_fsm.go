@@ -167,6 +167,9 @@ func checkStillAllowed(tx *memdb.Txn, networkID, policyObject, action string) er
 	if store.Get[SecurityGroup](tx, tGroups, networkID) != nil {
 		return checkGroupStillAllowed(tx, networkID)
 	}
+	if store.Get[QoSPolicy](tx, tQoSPolicies, networkID) != nil {
+		return checkQoSStillAllowed(tx, networkID)
+	}
 	n := store.Get[Network](tx, tNetworks, networkID)
 	if n == nil {
 		return nil
@@ -204,6 +207,8 @@ func grant(tx *memdb.Txn, p RBACPolicy) (RBACPolicy, error) {
 		return grantAddrGroup(tx, p)
 	case rbacSecGroup:
 		return grantObject(tx, p, store.Get[SecurityGroup](tx, tGroups, p.ObjectID) != nil)
+	case rbacQoS:
+		return grantObject(tx, p, store.Get[QoSPolicy](tx, tQoSPolicies, p.ObjectID) != nil)
 	}
 	n := store.Get[Network](tx, tNetworks, p.ObjectID)
 	if n == nil {
@@ -246,7 +251,7 @@ func grant(tx *memdb.Txn, p RBACPolicy) (RBACPolicy, error) {
 // revoke takes p's access away: its row, or the network's flag. The
 // caller checks nobody still uses it (checkStillAllowed).
 func revoke(tx *memdb.Txn, p RBACPolicy) error {
-	if p.ObjectType == rbacAddrGroup || p.ObjectType == rbacSecGroup {
+	if p.ObjectType == rbacAddrGroup || p.ObjectType == rbacSecGroup || p.ObjectType == rbacQoS {
 		return tx.Delete(tRBAC, &p)
 	}
 	n := store.Get[Network](tx, tNetworks, p.ObjectID)
@@ -311,7 +316,7 @@ func applyRBACUpdate(tx *memdb.Txn, c rbacUpdateCmd) (any, error) {
 	}
 	p := *old
 	p.Target = c.Target
-	rowOnly := old.ObjectType == rbacAddrGroup || old.ObjectType == rbacSecGroup // their "*" is a row too
+	rowOnly := old.ObjectType == rbacAddrGroup || old.ObjectType == rbacSecGroup || old.ObjectType == rbacQoS // their "*" is a row too
 	if old.Target == rbacWildcard && !rowOnly {
 		p.ID = c.NewID
 	}

@@ -160,7 +160,7 @@ func TestRBACExternalToOneProject(t *testing.T) {
 func TestRBACRefusesOtherObjectTypes(t *testing.T) {
 	f := newFixture(t)
 	n := f.network(alice, "n")["id"].(string)
-	for _, typ := range []string{"qos_policy", "address_scope", "subnetpool"} {
+	for _, typ := range []string{"address_scope", "subnetpool"} {
 		b := rbacBody(n, "access_as_shared", projB)
 		b["rbac_policy"].(map[string]any)["object_type"] = typ
 		out := f.expect("POST", "/v2.0/rbac-policies", alice, b, 400, "HTTPBadRequest", "object_type")

@@ -105,7 +105,7 @@ const (
 // netstate tables and the commands that write them, one apply function
 // per command type.
 func Schema() store.Schema {
-	return store.Schema{
+	sc := store.Schema{
 		Tables: append(netstate.Tables(), rbacTable()),
 		Handlers: map[string]store.Handler{
 			cmdRBACCreate:    store.Typed(applyRBACCreate),
@@ -158,4 +158,8 @@ func Schema() store.Schema {
 		},
 		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}
+	for typ, h := range qosHandlers() {
+		sc.Handlers[typ] = h
+	}
+	return sc
 }

@@ -200,6 +200,7 @@ func (s *Service) routes() []api.Route {
 	routes = append(routes, s.ipAvailabilityRoutes()...)
 	routes = append(routes, s.meteringRoutes()...)
 	routes = append(routes, s.addrGroupRoutes()...)
+	routes = append(routes, s.qosRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
 
@@ -239,7 +240,7 @@ func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"},
 		{"router", "routers"}, {"floatingip", "floatingips"}, {"agent", "agents"}, {"address_scope", "address-scopes"},
 		{"metering_label", "metering/metering-labels"}, {"rbac_policy", "rbac-policies"}, {"metering_label_rule", "metering/metering-label-rules"},
-		{"address_group", "address-groups"}} {
+		{"address_group", "address-groups"}, {"policy", "qos/policies"}, {"rule_type", "qos/rule-types"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/" + c[1]}}})
 	}
@@ -294,6 +295,12 @@ var extensions = [][3]string{
 	{"security-groups-remote-address-group", "Remote address group id field for security group rules", "Add new field of remote address group id in security group rules"},
 	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"},
 	{"subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types field"},
+	{"qos", "Quality of Service", "The Quality of Service extension."},
+	{"qos-bw-limit-direction", "Direction for QoS bandwidth limit rule", "Allow to configure QoS bandwidth limit rule with specific direction: ingress or egress"},
+	{"qos-default", "QoS default policy", "Expose the QoS default policy per project"},
+	{"qos-pps", "QoS Rule Type Packet per Second Extension", "Add QoS Rule Type \"packet_rate_limit\""},
+	{"qos-rule-type-details", "Details of QoS rule types", "Expose details about QoS rule types supported by loaded backend drivers"},
+	{"qos-port-network-policy", "QoS Port Network Policy Extension", "Adds a the QoS network ID to the port definition"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }
 

@@ -73,13 +73,15 @@ func (s *Service) taggedKinds() map[string]tagged {
 			func(r *SubnetPool) []string { return r.Tags }, "subnetpool")},
 		"floatingips": {"floatingip", tFloatingIPs, findTags(s.floatingIPs, func(s *Service) writable[FloatingIP] { return s.writableFIP },
 			func(r *FloatingIP) []string { return r.Tags }, "floatingip")},
+		"policies": {"policy", tQoSPolicies, findTags(s.qosPolicies, func(s *Service) writable[QoSPolicy] { return s.writableQoSPolicy },
+			func(r *QoSPolicy) []string { return r.Tags }, "policy")},
 	}
 }
 
 // tagRoutes are the tag endpoints of every tagged collection.
 func (s *Service) tagRoutes() []api.Route {
 	var out []api.Route
-	for _, coll := range []string{"networks", "subnets", "subnetpools", "ports", "security-groups", "routers", "floatingips"} {
+	for _, coll := range []string{"networks", "subnets", "subnetpools", "ports", "security-groups", "routers", "floatingips", "policies"} {
 		base := "/v2.0/" + coll + "/{id}/tags"
 		out = append(out,
 			api.Route{Method: http.MethodGet, Path: base, Access: api.Authenticated, Handle: s.listTags(coll)},
@@ -317,6 +319,8 @@ func applyTags(tx *memdb.Txn, c tagsCmd) (any, error) {
 		return retag(tx, c, func(r *SubnetPool) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
 	case tFloatingIPs:
 		return retag(tx, c, func(r *FloatingIP) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
+	case tQoSPolicies:
+		return retag(tx, c, func(r *QoSPolicy) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
 	}
 	return nil, store.Fault(store.KindInvalid, "HTTPBadRequest", "resources of %s carry no tags", c.Table)
 }

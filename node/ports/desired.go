@@ -28,6 +28,7 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 		stateless[g.ID] = g.Stateless
 	}
 	used := map[string]bool{}
+	policies := qosOf(v)
 	for _, p := range v.Ports {
 		addrs := portAddrs(p)
 		for _, g := range p.SecurityGroups {
@@ -45,6 +46,7 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 			ID: p.ID, Device: dataplane.DeviceName(p.ID), VLAN: uint16(n.SegmentationID), MAC: mac,
 			Addrs: addrs, Security: p.PortSecurity, Groups: p.SecurityGroups,
 			Stateless: allStateless(p.SecurityGroups, stateless),
+			QoS:       portQoS(policies, p, n),
 		}
 		// An admin may have removed the network from this node's DHCP
 		// agent (dhcp_agent_scheduler).

@@ -51,6 +51,9 @@ type Network struct {
 	Revision  int       `json:"revision"`
 	// Tags are the resource's standard-attribute tags, sorted.
 	Tags []string `json:"tags,omitempty"`
+	// QoSPolicyID is the network's QoS policy (qos_policy_id): its
+	// compute ports' unless they name their own. "": none.
+	QoSPolicyID string `json:"qos_policy_id,omitempty"`
 }
 
 // DHCPHostedOn says whether node's DHCP agent serves the network:
@@ -177,6 +180,9 @@ type Port struct {
 	Revision      int          `json:"revision"`
 	// Tags are the resource's standard-attribute tags, sorted.
 	Tags []string `json:"tags,omitempty"`
+	// QoSPolicyID is the port's own QoS policy (qos_policy_id), which
+	// wins over its network's (see EffectiveQoS). "": none.
+	QoSPolicyID string `json:"qos_policy_id,omitempty"`
 }
 
 // SecurityGroup is a named set of rules ports reference.
@@ -313,7 +319,7 @@ func optStringIndex(name, field string) *memdb.IndexSchema {
 // Tables are the networking tables with their indexes. A port's MAC is
 // unique per network ("mac"), a VLAN id per cloud ("vlan").
 func Tables() []store.Table {
-	return []store.Table{
+	return append([]store.Table{
 		store.NewTable(TableNetworks, &Network{}, store.StringIndex("project", "Project", false),
 			&memdb.IndexSchema{Name: "vlan", Unique: true, Indexer: &memdb.IntFieldIndex{Field: "SegmentationID"}}),
 		store.NewTable(TableSubnets, &Subnet{}, store.StringIndex("network", "NetworkID", false), store.StringIndex("project", "Project", false),
@@ -340,7 +346,7 @@ func Tables() []store.Table {
 		store.NewTable(TableMeteringLabels, &MeteringLabel{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableMeteringRules, &MeteringRule{}, store.StringIndex("label", "LabelID", false)),
 		store.NewTable(TableAddressGroups, &AddressGroup{}, store.StringIndex("project", "Project", false)),
-	}
+	}, qosTables()...)
 }
 
 // Schema is the networking tables without their command handlers: enough
@@ -368,12 +374,16 @@ type View struct {
 	Meters []MeteringRule
 	// AddressGroups are the CIDR sets rules name as their remote.
 	AddressGroups []AddressGroup
+	// QoSPolicies and QoSRules are what ports' qos_policy_id name.
+	QoSPolicies []QoSPolicy
+	QoSRules    []QoSRule
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
 func TableNames() []string {
 	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules, TableRouters, TableFloatingIPs,
-		TableSubnetPools, TableAddressScopes, TableMeteringLabels, TableMeteringRules, TableAddressGroups}
+		TableSubnetPools, TableAddressScopes, TableMeteringLabels, TableMeteringRules, TableAddressGroups,
+		TableQoSPolicies, TableQoSRules}
 }
 
 // Load reads every networking row from txn, each table in id order.
@@ -402,7 +412,8 @@ func Load(txn *memdb.Txn) (*View, error) {
 	}
 	for _, err := range []error{loadInto(txn, TableSubnetPools, &v.Pools), loadInto(txn, TableAddressScopes, &v.Scopes),
 		loadInto(txn, TableMeteringLabels, &v.Labels), loadInto(txn, TableMeteringRules, &v.Meters),
-		loadInto(txn, TableAddressGroups, &v.AddressGroups)} {
+		loadInto(txn, TableAddressGroups, &v.AddressGroups),
+		loadInto(txn, TableQoSPolicies, &v.QoSPolicies), loadInto(txn, TableQoSRules, &v.QoSRules)} {
 		if err != nil {
 			return nil, err
 		}
