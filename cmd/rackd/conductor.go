@@ -20,9 +20,12 @@ import (
 
 // openConductor starts the provisioning services on --provision-interface
 // and the conductor that answers them and drives this node's bare-metal
-// nodes; without the flag this node conducts nothing.
+// nodes. Without the flag this node conducts only Ironic's fake-hardware
+// nodes, and only with --fake-hardware on (rackd dev's default): they boot
+// nothing, so they need no provisioning services; the provisioning
+// services are then nil.
 func openConductor(ctx context.Context, o *options, node *cluster.Node, images *image.Service, servers *compute.Service, log *slog.Logger) (*conductor.Conductor, *provision.Services, error) {
-	if o.ProvisionInterface == "" {
+	if o.ProvisionInterface == "" && o.FakeHardware != "on" {
 		return nil, nil, nil
 	}
 	dir := filepath.Join(o.DataDir, "baremetal")
@@ -35,6 +38,10 @@ func openConductor(ctx context.Context, o *options, node *cluster.Node, images *
 		OpenBMC: (&bmcs{}).open, Unseal: sealedPasswords{node.Secrets()}, Images: images, Report: servers.Report, Log: log,
 		CallbackTimeout: o.ProvisionCallbackTimeout, HeartbeatTimeout: o.ProvisionHeartbeatTimeout,
 		AddPorts: o.InspectAddPorts,
+	}
+	if o.ProvisionInterface == "" {
+		c.Row = bmstate.Conductor{Drivers: []string{bmc.DriverFake}}
+		return c, nil, nil
 	}
 	svc, err := provision.Start(ctx, provision.Config{
 		Interface: o.ProvisionInterface, DHCPMode: o.ProvisionDHCP, Range: o.ProvisionLeases,

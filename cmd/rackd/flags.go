@@ -65,6 +65,7 @@ type options struct {
 	BPFDir string
 	// bare-metal provisioning (off without an interface)
 	ProvisionInterface        string
+	FakeHardware              string     // on, off: conduct fake-hardware nodes without provisioning services
 	ProvisionDHCP             string     // proxy, full
 	ProvisionRange            string     // "START-END", full DHCP only
 	ProvisionLeases           dhcp.Range // ProvisionRange, parsed
@@ -210,6 +211,11 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	str(&o.BPFDir, "bpf-dir", "", "bpffs directory of this node's pinned maps and links (default /sys/fs/bpf/rackstack/NAME-<hash of the data dir>)")
 	str(&o.VLANRange, "vlan-range", "100-3999", "VLAN ids given to tenant networks, MIN-MAX within 1-4094")
 	str(&o.ProvisionInterface, "provision-interface", "", "serve bare-metal provisioning (DHCP, TFTP, iPXE HTTP) on this interface, and conduct bare-metal nodes from this node")
+	defFake := "off"
+	if mode == "dev" {
+		defFake = "on"
+	}
+	str(&o.FakeHardware, "fake-hardware", defFake, "without --provision-interface, conduct Ironic's fake-hardware test nodes from this node (on, off): they need no provisioning network, so a dev cloud's bare-metal API can be driven end to end; with it they are conducted anyway")
 	str(&o.ProvisionDHCP, "provision-dhcp", provision.DHCPProxy, "provisioning DHCP: proxy (beside the site's DHCP server, boot options only) or full (an isolated network; needs --provision-range; also advertises no IPv6 router there, which ends iPXE's wait for one)")
 	str(&o.ProvisionRange, "provision-range", "", "addresses full provisioning DHCP leases, START-END (only with --provision-dhcp full)")
 	str(&o.ProvisionRamdisk, "provision-ramdisk", "", "directory holding the agent ramdisk's vmlinuz and initramfs.zst (make ramdisk writes build/ramdisk)")
@@ -400,6 +406,9 @@ func (o *options) checkProvision() error {
 	case provision.DHCPProxy, provision.DHCPFull:
 	default:
 		return fmt.Errorf("--provision-dhcp %q: want proxy or full", o.ProvisionDHCP)
+	}
+	if o.FakeHardware != "on" && o.FakeHardware != "off" {
+		return fmt.Errorf("--fake-hardware %q: want on or off", o.FakeHardware)
 	}
 	if o.ProvisionInterface == "" {
 		for flag, set := range map[string]bool{

@@ -414,6 +414,8 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	if metalConductor != nil {
 		g.Go(func() error { return metalConductor.Run(gctx) })
+	}
+	if provisioning != nil {
 		g.Go(func() error {
 			select {
 			case <-gctx.Done():

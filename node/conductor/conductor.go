@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -248,7 +249,9 @@ func (c *Conductor) Pass(ctx context.Context) (memdb.WatchSet, error) {
 	for _, row := range store.All[bmstate.Node](txn, bmstate.NodeTable, "id") {
 		n := row.Clone()
 		if n.Conductor == "" {
-			c.launch(n.ID, func() { c.adopt(ctx, n) })
+			if c.drives(n.Driver) {
+				c.launch(n.ID, func() { c.adopt(ctx, n) })
+			}
 			continue
 		}
 		if n.Conductor != c.Name {
@@ -263,6 +266,12 @@ func (c *Conductor) Pass(ctx context.Context) (memdb.WatchSet, error) {
 	c.allocate(ctx, txn)
 	ws.Add(c.wakeCh())
 	return ws, nil
+}
+
+// drives reports whether this conductor drives hardware type driver
+// (Row.Drivers; none listed: every one).
+func (c *Conductor) drives(driver string) bool {
+	return len(c.Row.Drivers) == 0 || slices.Contains(c.Row.Drivers, driver)
 }
 
 // allocate processes the allocations still allocating: the apply picks

@@ -1233,3 +1233,26 @@ func TestRebuildDeploysAgainAndReportsTheRebuildDone(t *testing.T) {
 		t.Fatalf("reports %+v, want a second ACTIVE carrying the rebuild", reps)
 	}
 }
+
+// A conductor takes over only the nodes of the hardware types it drives:
+// a fake-hardware-only one (rackd dev without provisioning services)
+// leaves an ipmi node for a conductor that can boot it.
+func TestConductorAdoptsOnlyTheDriversItDrives(t *testing.T) {
+	w := newWorld(t)
+	w.c.Row.Drivers = []string{"fake-hardware"}
+	for _, n := range []bmstate.Node{
+		{ID: "real", Driver: "ipmi", DriverInfo: map[string]string{"ipmi_address": "10.0.0.8"}, ProvisionState: bmstate.StateEnroll},
+		{ID: "fake", Driver: "fake-hardware", ProvisionState: bmstate.StateEnroll},
+	} {
+		if _, err := w.local.Propose(w.ctx, bmstate.CmdCreateNode, bmstate.CreateNodeCmd{Row: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.pass()
+	if got := w.node("fake").Conductor; got != "rack1" {
+		t.Fatalf("fake-hardware node conducted by %q", got)
+	}
+	if got := w.node("real").Conductor; got != "" {
+		t.Fatalf("ipmi node taken by %q, a conductor that does not drive ipmi", got)
+	}
+}
