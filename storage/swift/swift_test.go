@@ -1022,3 +1022,31 @@ func TestUnbuiltFeaturesRefused(t *testing.T) {
 	}
 	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c/link", alice, "")
 }
+
+// A PUT without a Content-Type, or with X-Detect-Content-Type: true, has
+// its type guessed from the name's extension, as Swift's proxy does
+// (Terraform's object resource relies on it).
+func TestObjectPutContentTypeGuess(t *testing.T) {
+	tests := map[string]struct {
+		name string
+		hdr  []string
+		want string
+	}{
+		"sent":               {"o.txt", []string{"Content-Type", "image/png"}, "image/png"},
+		"none, by extension": {"dir/o.txt", nil, "text/plain"},
+		"none, unknown":      {"o.zzunknown", nil, "application/octet-stream"},
+		"none, no extension": {"o", nil, "application/octet-stream"},
+		"detect overrides":   {"o.json", []string{"Content-Type", "text/plain", "X-Detect-Content-Type", "true"}, "application/json"},
+		"detect false":       {"o.json", []string{"Content-Type", "text/plain", "X-Detect-Content-Type", "false"}, "text/plain"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+			e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/"+tc.name, alice, "x", tc.hdr...)
+			if got := e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/c/"+tc.name, alice, "").header.Get("Content-Type"); got != tc.want {
+				t.Errorf("Content-Type = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
