@@ -1050,3 +1050,18 @@ func TestObjectPutContentTypeGuess(t *testing.T) {
 		})
 	}
 }
+
+// A container PUT naming a storage policy other than the one /info lists
+// is a 400, as Swift's; ours, in any case, is taken.
+func TestContainerStoragePolicy(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("PUT", "/v1/AUTH_p1/c", alice, "", "X-Storage-Policy", "Policy-0")
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "X-Storage-Policy") {
+		t.Fatalf("unknown policy: %d %s", r.status, r.body)
+	}
+	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "", "X-Storage-Policy", "Erasure-Coded")
+	if got := e.must(http.StatusNoContent, "HEAD", "/v1/AUTH_p1/c", alice, "").header.Get("X-Storage-Policy"); got != "erasure-coded" {
+		t.Errorf("policy %q", got)
+	}
+}
