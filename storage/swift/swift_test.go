@@ -1065,3 +1065,27 @@ func TestContainerStoragePolicy(t *testing.T) {
 		t.Errorf("policy %q", got)
 	}
 }
+
+// A POST that both removes and sets a metadata key keeps the value set,
+// as Swift's proxy does (Terraform's account resource sends both when a
+// key's case changes); the other removals still apply.
+func TestMetaSetWinsOverRemove(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+	for _, path := range []string{"/v1/AUTH_p1", "/v1/AUTH_p1/c"} {
+		kind := "Account"
+		if path != "/v1/AUTH_p1" {
+			kind = "Container"
+		}
+		e.must(http.StatusNoContent, "POST", path, alice, "", "X-"+kind+"-Meta-Test", "true", "X-"+kind+"-Meta-Uppertest", "true")
+		e.must(http.StatusNoContent, "POST", path, alice, "", "X-"+kind+"-Meta-test", "true",
+			"X-Remove-"+kind+"-Meta-Test", "x", "X-Remove-"+kind+"-Meta-Uppertest", "x")
+		h := e.must(http.StatusNoContent, "HEAD", path, alice, "").header
+		if got := h.Get("X-" + kind + "-Meta-Test"); got != "true" {
+			t.Errorf("%s: Test = %q, want true (set wins over remove)", path, got)
+		}
+		if got, ok := h["X-"+kind+"-Meta-Uppertest"]; ok {
+			t.Errorf("%s: Uppertest = %q, want removed", path, got)
+		}
+	}
+}
