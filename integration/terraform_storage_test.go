@@ -97,7 +97,13 @@ output "ids" {
 // change (what the provider reads back is what it wrote), and destroy
 // removes every one of them.
 func TestTerraformStorage(t *testing.T) {
-	tf := testenv.RequireCommand(t, "terraform")
+	// Terraform is no Debian package (make deps cannot install it): where
+	// it is not on PATH the test skips, saying so; the provider it needs
+	// is built by make (terraform-provider, part of integration-prereqs).
+	tf, err := exec.LookPath("terraform")
+	if err != nil {
+		t.Skipf("skipping: terraform is not on PATH (install Terraform >= 1.0 to run the Terraform tests): %v", err)
+	}
 	testenv.RequireCommand(t, "/usr/bin/openstack")
 	provider, err := filepath.Abs("../build/terraform-provider-openstack")
 	if err != nil {
