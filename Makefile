@@ -76,7 +76,14 @@ test: deps
 	$(MAKE) integration
 
 .PHONY: integration-prereqs
-integration-prereqs: ramdisk build
+integration-prereqs: ramdisk build terraform-provider
+
+# terraform-provider builds the Terraform OpenStack provider the Terraform
+# integration tests apply with into build/terraform-provider-openstack.
+.PHONY: terraform-provider
+terraform-provider:
+	@mkdir -p build
+	GOBIN=$(CURDIR)/build $(GO) install github.com/terraform-provider-openstack/terraform-provider-openstack/v3@v3.4.0
 
 # run starts a one-node cloud on embedded defaults (data in ./.rackstack).
 # It holds the terminal; Ctrl-C stops rackd (guests keep running, as they

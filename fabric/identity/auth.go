@@ -154,6 +154,9 @@ func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claim
 		if d := store.Get[Domain](tx, tDomains, u.DomainID); d == nil || !d.Enabled {
 			return claims{}, time.Time{}, errUnauthorized
 		}
+		if err := checkMFA(u, []string{"password"}); err != nil {
+			return claims{}, time.Time{}, err
+		}
 		return claims{User: u.ID, Methods: []string{"password"}}, time.Time{}, nil
 	case contains(id.Methods, "token"):
 		if id.Token == nil || id.Token.ID == "" {

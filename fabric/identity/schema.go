@@ -40,6 +40,8 @@ type User struct {
 	Description      string         `json:"description,omitempty"`
 	Email            string         `json:"email,omitempty"`
 	Extra            map[string]any `json:"extra,omitempty"`
+	// Options are Keystone's user options (useroptions.go).
+	Options map[string]any `json:"options,omitempty"`
 }
 
 type Role struct {

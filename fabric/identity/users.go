@@ -28,6 +28,9 @@ func (s *Service) users(r *http.Request) api.Collection[User] {
 func (s *Service) userView(r *http.Request, u *User) api.View {
 	v := api.View{"id": u.ID, "name": u.Name, "domain_id": u.DomainID, "enabled": u.Enabled, "password_expires_at": nil,
 		"options": map[string]any{}, "links": s.self(r, "users", u.ID)}
+	if len(u.Options) > 0 {
+		v["options"] = u.Options
+	}
 	if u.DefaultProjectID != "" {
 		v["default_project_id"] = u.DefaultProjectID
 	}
@@ -94,6 +97,7 @@ func (s *Service) readUser(r *http.Request, in *api.Input, old *User) (*User, st
 	u.DefaultProjectID = str(in, "default_project_id", u.DefaultProjectID)
 	u.Description = str(in, "description", u.Description)
 	u.Email = str(in, "email", u.Email)
+	u.Options = readUserOptions(in, u.Options)
 	password := secret(in, "password", false)
 	u.Extra = mergeExtras(u.Extra, in, userFields...)
 	if in.Err != nil {
@@ -171,6 +175,10 @@ func (s *Service) setPassword(r *http.Request, user, password string) error {
 	return s.narrow(r.Context(), cmdSetPassword, passwordCmd{UserID: user, Hash: h, At: s.cfg.Now().UTC()})
 }
 
+// errPasswordLocked is Keystone's answer to a self-service change of a
+// password its user's lock_password option locks.
+var errPasswordLocked = &api.Error{Status: http.StatusForbidden, Msg: "You cannot change your password at this time due to password policy disallowing password changes. Please contact your administrator to reset your password."}
+
 var errUnauthorized = &api.Error{Status: http.StatusUnauthorized, Msg: "The request you have made requires authentication."}
 
 // changePassword is the self-service change; it revokes the user's tokens.
@@ -197,6 +205,9 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return errUnauthorized
+	}
+	if u.optionSet(optLockPassword) {
+		return errPasswordLocked
 	}
 	// The route is public, so no token named the actor: the original
 	// password did, and the event log names the user.

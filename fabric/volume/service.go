@@ -292,6 +292,8 @@ func (s *Service) routes() []api.Route {
 		api.Route{Method: get, Path: v3 + "/messages/{id}", Access: reader, Rule: "message:get", Handle: s.showMessage},
 		api.Route{Method: del, Path: v3 + "/messages/{id}", Access: member, Rule: "message:delete", Handle: s.deleteMessage})
 	routes = append(routes,
+		api.Route{Method: get, Path: v3 + "/resource_filters", Access: reader, Rule: "volume:resource_filters", Handle: s.listResourceFilters})
+	routes = append(routes,
 		api.Route{Method: get, Path: v3 + "/group_types", Access: reader, Rule: "group:group_types:get_all", Handle: s.listGroupTypes},
 		api.Route{Method: get, Path: v3 + "/group_types/default", Access: reader, Rule: "group:group_types:get", Handle: s.showDefaultGroupType},
 		api.Route{Method: get, Path: v3 + "/group_types/{id}", Access: reader, Rule: "group:group_types:get", Handle: s.showGroupType},

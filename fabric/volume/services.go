@@ -257,7 +257,9 @@ func (s *Service) listPools(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Service) showCapabilities(w http.ResponseWriter, r *http.Request) error {
 	host := chi.URLParam(r, "host")
-	if host != volumeHost && host != volumePool {
+	// Cinder finds the volume service by host, backend or pool: a name
+	// without '@' is a host and names every backend on it.
+	if hostPart, _, _ := strings.Cut(volumeHost, "@"); host != hostPart && host != volumeHost && host != volumePool {
 		return notFound("Host", host)
 	}
 	caps, err := s.poolCapabilities(r)

@@ -67,6 +67,10 @@ func TestServicesHostsAndPools(t *testing.T) {
 		t.Fatalf("capabilities %v, pool %v", c, caps)
 	}
 	f.expect(http.StatusNotFound, "GET", "capabilities/elsewhere@x", admin, nil)
+	// By host alone, as Cinder matches a name without '@'; a prefix of it
+	// is another host.
+	f.expect(http.StatusOK, "GET", "capabilities/rackstack", admin, nil)
+	f.expect(http.StatusNotFound, "GET", "capabilities/rack", admin, nil)
 
 	az := f.expect(http.StatusOK, "GET", "os-availability-zone", alice, nil).Body["availabilityZoneInfo"].([]any)
 	if len(az) != 1 || az[0].(map[string]any)["zoneName"] != "nova" {

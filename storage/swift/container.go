@@ -72,6 +72,13 @@ func (q *request) putContainer() {
 	if !q.checkContainerName() {
 		return
 	}
+	// The one storage policy /info lists is the only one a container
+	// may ask for (Swift compares names without case); an unknown one
+	// is refused as Swift does, not silently replaced by ours.
+	if p := strings.TrimSpace(q.r.Header.Get("X-Storage-Policy")); p != "" && !strings.EqualFold(p, policyName) {
+		fail(q.w, q.r, http.StatusBadRequest, "Invalid X-Storage-Policy '"+p+"'")
+		return
+	}
 	old, err := q.h.Store.Container(q.r.Context(), q.project, q.container)
 	if err != nil {
 		old = &object.Container{Project: q.project, Name: q.container}

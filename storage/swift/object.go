@@ -7,8 +7,10 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +143,24 @@ func withHeaders(req http.Header, a, old map[string]string) map[string]string {
 	return out
 }
 
+// putContentType is the content type a PUT stores, as Swift's proxy
+// decides it: the one sent, unless none is sent or X-Detect-Content-Type
+// is true, when it is guessed from the object name's extension
+// (application/octet-stream when nothing matches). The guess is the bare
+// media type, without the charset Go's table adds to some (Swift's
+// Python mimetypes adds none).
+func (q *request) putContentType(sent string) string {
+	detect, _ := strconv.ParseBool(q.r.Header.Get("X-Detect-Content-Type"))
+	if sent != "" && !detect {
+		return sent
+	}
+	guess, _, _ := strings.Cut(mime.TypeByExtension(path.Ext(q.name)), ";")
+	if guess = strings.TrimSpace(guess); guess == "" {
+		return "application/octet-stream"
+	}
+	return guess
+}
+
 // dloHeader marks a dynamic large object: its bytes are the objects under
 // a container/prefix, in name order, found at read time.
 const dloHeader = "X-Object-Manifest"
@@ -212,6 +232,7 @@ func (q *request) putObject() {
 	if !ok {
 		return
 	}
+	a.ContentType = q.putContentType(a.ContentType)
 	body := io.Reader(q.r.Body)
 	if size < 0 {
 		// Chunked: bound it by the maximum object size.
@@ -348,6 +369,7 @@ func (q *request) putManifest() {
 	if !ok {
 		return
 	}
+	a.ContentType = q.putContentType(a.ContentType)
 	if !q.versionedWrite(q.container, q.name) {
 		return
 	}

@@ -378,11 +378,14 @@ func mergeMeta(old, set map[string]string, remove []string) map[string]string {
 	for k, v := range old {
 		out[k] = v
 	}
-	for k, v := range set {
-		out[k] = v
-	}
+	// Removals first, then what is set: a request that both removes and
+	// sets a key keeps the value set, as Swift's proxy turns removals
+	// into empty values that the set headers then overwrite.
 	for _, k := range remove {
 		delete(out, k)
+	}
+	for k, v := range set {
+		out[k] = v
 	}
 	if len(out) == 0 {
 		return nil

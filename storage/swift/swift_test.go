@@ -1022,3 +1022,70 @@ func TestUnbuiltFeaturesRefused(t *testing.T) {
 	}
 	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c/link", alice, "")
 }
+
+// A PUT without a Content-Type, or with X-Detect-Content-Type: true, has
+// its type guessed from the name's extension, as Swift's proxy does
+// (Terraform's object resource relies on it).
+func TestObjectPutContentTypeGuess(t *testing.T) {
+	tests := map[string]struct {
+		name string
+		hdr  []string
+		want string
+	}{
+		"sent":               {"o.txt", []string{"Content-Type", "image/png"}, "image/png"},
+		"none, by extension": {"dir/o.txt", nil, "text/plain"},
+		"none, unknown":      {"o.zzunknown", nil, "application/octet-stream"},
+		"none, no extension": {"o", nil, "application/octet-stream"},
+		"detect overrides":   {"o.json", []string{"Content-Type", "text/plain", "X-Detect-Content-Type", "true"}, "application/json"},
+		"detect false":       {"o.json", []string{"Content-Type", "text/plain", "X-Detect-Content-Type", "false"}, "text/plain"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+			e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/"+tc.name, alice, "x", tc.hdr...)
+			if got := e.must(http.StatusOK, "HEAD", "/v1/AUTH_p1/c/"+tc.name, alice, "").header.Get("Content-Type"); got != tc.want {
+				t.Errorf("Content-Type = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A container PUT naming a storage policy other than the one /info lists
+// is a 400, as Swift's; ours, in any case, is taken.
+func TestContainerStoragePolicy(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("PUT", "/v1/AUTH_p1/c", alice, "", "X-Storage-Policy", "Policy-0")
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "X-Storage-Policy") {
+		t.Fatalf("unknown policy: %d %s", r.status, r.body)
+	}
+	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c", alice, "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "", "X-Storage-Policy", "Erasure-Coded")
+	if got := e.must(http.StatusNoContent, "HEAD", "/v1/AUTH_p1/c", alice, "").header.Get("X-Storage-Policy"); got != "erasure-coded" {
+		t.Errorf("policy %q", got)
+	}
+}
+
+// A POST that both removes and sets a metadata key keeps the value set,
+// as Swift's proxy does (Terraform's account resource sends both when a
+// key's case changes); the other removals still apply.
+func TestMetaSetWinsOverRemove(t *testing.T) {
+	e := newEnv(t)
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
+	for _, path := range []string{"/v1/AUTH_p1", "/v1/AUTH_p1/c"} {
+		kind := "Account"
+		if path != "/v1/AUTH_p1" {
+			kind = "Container"
+		}
+		e.must(http.StatusNoContent, "POST", path, alice, "", "X-"+kind+"-Meta-Test", "true", "X-"+kind+"-Meta-Uppertest", "true")
+		e.must(http.StatusNoContent, "POST", path, alice, "", "X-"+kind+"-Meta-test", "true",
+			"X-Remove-"+kind+"-Meta-Test", "x", "X-Remove-"+kind+"-Meta-Uppertest", "x")
+		h := e.must(http.StatusNoContent, "HEAD", path, alice, "").header
+		if got := h.Get("X-" + kind + "-Meta-Test"); got != "true" {
+			t.Errorf("%s: Test = %q, want true (set wins over remove)", path, got)
+		}
+		if got, ok := h["X-"+kind+"-Meta-Uppertest"]; ok {
+			t.Errorf("%s: Uppertest = %q, want removed", path, got)
+		}
+	}
+}
