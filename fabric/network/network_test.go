@@ -389,12 +389,11 @@ func TestPortAddressesAndMACs(t *testing.T) {
 		msg    string
 	}{
 		"ip in use":        {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.5"}}}, 409, "IpAddressAlreadyAllocated", "10.0.0.5"},
-		"ip is gateway":    {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.1"}}}, 409, "IpAddressAlreadyAllocated", ""},
 		"ip is broadcast":  {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.7"}}}, 400, "InvalidIpForSubnet", ""},
 		"ip off network":   {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.5.0.5"}}}, 400, "InvalidIpForNetwork", ""},
 		"ip off subnet":    {map[string]any{"fixed_ips": []map[string]any{{"subnet_id": sid, "ip_address": "10.5.0.5"}}}, 400, "InvalidIpForSubnet", ""},
 		"bad ip":           {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.300"}}}, 400, "HTTPBadRequest", "fixed_ips"},
-		"unknown subnet":   {map[string]any{"fixed_ips": []map[string]any{{"subnet_id": "nope"}}}, 400, "InvalidInput", ""},
+		"unknown subnet":   {map[string]any{"fixed_ips": []map[string]any{{"subnet_id": "nope"}}}, 404, "SubnetNotFound", ""},
 		"mac in use":       {map[string]any{"mac_address": mac}, 409, "MacAddressInUse", mac},
 		"bad mac":          {map[string]any{"mac_address": "fa:16:3e:zz:00:00"}, 400, "HTTPBadRequest", "mac_address"},
 		"multicast mac":    {map[string]any{"mac_address": "01:00:5e:00:00:01"}, 400, "HTTPBadRequest", "mac_address"},

@@ -1,0 +1,52 @@
+package network
+
+import "testing"
+
+// A port may ask for its subnet's gateway address, as in Neutron: a port
+// of one's own holding the gateway address is the usual way to give a
+// router an interface by port (Terraform's router_interface with
+// port_id). The address is still never handed out unasked, and once a
+// port holds it a router interface by subnet cannot take it.
+func TestPortMayHoldTheGatewayAddress(t *testing.T) {
+	f := newFixture(t)
+	nid := f.network(alice, "n")["id"].(string)
+	sid := f.subnet(alice, nid, "192.168.199.0/24")["id"].(string)
+	if got := ips(f.port(alice, nid)); len(got) != 1 || got[0] == "192.168.199.1" {
+		t.Fatalf("an automatic address is the gateway's: %v", got)
+	}
+	gw := f.port(alice, nid, "fixed_ips", []map[string]any{{"subnet_id": sid, "ip_address": "192.168.199.1"}})
+	if got := ips(gw); len(got) != 1 || got[0] != "192.168.199.1" {
+		t.Fatalf("port asking for the gateway address got %v", got)
+	}
+	// A second port cannot have it, nor a router interface by subnet.
+	f.expect("POST", "/v2.0/ports", alice, map[string]any{"port": map[string]any{"network_id": nid,
+		"fixed_ips": []map[string]any{{"ip_address": "192.168.199.1"}}}}, 409, "IpAddressAlreadyAllocated")
+	r := f.mk(alice, "routers", "router", map[string]any{"name": "r"})["id"].(string)
+	f.expect("PUT", "/v2.0/routers/"+r+"/add_router_interface", alice, map[string]any{"subnet_id": sid}, 409, "IpAddressAlreadyAllocated")
+	// The port becomes the router's interface, keeping its address.
+	f.expect("PUT", "/v2.0/routers/"+r+"/add_router_interface", alice, map[string]any{"port_id": gw["id"]}, 200, "")
+	p := f.expect("GET", "/v2.0/ports/"+gw["id"].(string), alice, nil, 200, "")["port"].(map[string]any)
+	if p["device_id"] != r || ips(p)[0] != "192.168.199.1" {
+		t.Fatalf("interface port: %v", p)
+	}
+}
+
+// A fixed IP naming a subnet that does not exist is 404 SubnetNotFound,
+// as in Neutron (which looks the subnet up before saying it is another
+// network's): clients trying subnets in turn, such as a router's or a
+// floating IP's list of external subnets, take a 404 as "try the next"
+// and stop at a 400. A subnet that exists on another network stays 400.
+func TestFixedIPOnMissingSubnetIsNotFound(t *testing.T) {
+	f := newFixture(t)
+	w := f.l3(alice)
+	f.expect("POST", "/v2.0/ports", alice, map[string]any{"port": map[string]any{"network_id": w.net,
+		"fixed_ips": []map[string]any{{"subnet_id": w.ext}}}}, 404, "SubnetNotFound", w.ext)
+	f.expect("POST", "/v2.0/ports", alice, map[string]any{"port": map[string]any{"network_id": w.net,
+		"fixed_ips": []map[string]any{{"subnet_id": w.extSubnet}}}}, 400, "InvalidInput", "invalid subnet")
+	f.expect("POST", "/v2.0/routers", admin, map[string]any{"router": map[string]any{"name": "r2",
+		"external_gateway_info": map[string]any{"network_id": w.ext, "external_fixed_ips": []map[string]any{{"subnet_id": w.ext}}}}}, 404, "SubnetNotFound")
+	f.expect("POST", "/v2.0/floatingips", alice, map[string]any{"floatingip": map[string]any{"floating_network_id": w.ext,
+		"subnet_id": w.ext}}, 404, "SubnetNotFound")
+	// The one that exists is taken.
+	f.mk(alice, "floatingips", "floatingip", map[string]any{"floating_network_id": w.ext, "subnet_id": w.extSubnet})
+}
