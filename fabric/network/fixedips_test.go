@@ -50,3 +50,34 @@ func TestFixedIPOnMissingSubnetIsNotFound(t *testing.T) {
 	// The one that exists is taken.
 	f.mk(alice, "floatingips", "floatingip", map[string]any{"floating_network_id": w.ext, "subnet_id": w.extSubnet})
 }
+
+// binding:profile is kept as given and shown back; only an admin sets
+// one that is not empty (Neutron's policy), {} or null clears it, and
+// what is not a dictionary or is too long is 400 naming the field.
+func TestPortBindingProfile(t *testing.T) {
+	f := newFixture(t)
+	nid := f.network(admin, "n")["id"].(string)
+	prof := map[string]any{"local_link_information": []any{map[string]any{"switch_id": "12:34:56:78:9A:BC", "port_id": "Ethernet3/4"}}, "vlan_type": "allowed"}
+	pt := f.port(admin, nid, "binding:host_id", "localhost", "binding:profile", prof)
+	id := pt["id"].(string)
+	got := f.expect("GET", "/v2.0/ports/"+id, admin, nil, 200, "")["port"].(map[string]any)["binding:profile"].(map[string]any)
+	if got["vlan_type"] != "allowed" || len(got["local_link_information"].([]any)) != 1 {
+		t.Fatalf("profile read back: %v", got)
+	}
+	f.expect("PUT", "/v2.0/ports/"+id, admin, map[string]any{"port": map[string]any{"binding:profile": map[string]any{"a": "b"}}}, 200, "")
+	got = f.expect("GET", "/v2.0/ports/"+id, admin, nil, 200, "")["port"].(map[string]any)["binding:profile"].(map[string]any)
+	if len(got) != 1 || got["a"] != "b" {
+		t.Fatalf("profile after update: %v", got)
+	}
+	f.expect("PUT", "/v2.0/ports/"+id, admin, map[string]any{"port": map[string]any{"binding:profile": map[string]any{}}}, 200, "")
+	got = f.expect("GET", "/v2.0/ports/"+id, admin, nil, 200, "")["port"].(map[string]any)["binding:profile"].(map[string]any)
+	if len(got) != 0 {
+		t.Fatalf("profile after clearing: %v", got)
+	}
+	f.expect("PUT", "/v2.0/ports/"+id, admin, map[string]any{"port": map[string]any{"binding:profile": "x"}}, 400, "HTTPBadRequest", "binding:profile")
+	long := map[string]any{"k": string(make([]byte, 5000))}
+	f.expect("PUT", "/v2.0/ports/"+id, admin, map[string]any{"port": map[string]any{"binding:profile": long}}, 400, "HTTPBadRequest", "binding:profile")
+	own := f.network(alice, "mine")["id"].(string)
+	f.expect("POST", "/v2.0/ports", alice, map[string]any{"port": map[string]any{"network_id": own, "binding:profile": map[string]any{"a": 1}}}, 403, "PolicyNotAuthorized")
+	f.port(alice, own, "binding:profile", map[string]any{})
+}

@@ -172,6 +172,10 @@ type Port struct {
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
 	AdminStateUp        bool          `json:"admin_state_up"`
 	VNICType            string        `json:"vnic_type"`
+	// BindingProfile is binding:profile, kept as given for the back-end
+	// that reads it (e.g. a bare-metal port's local_link_information);
+	// nothing here interprets it.
+	BindingProfile map[string]any `json:"binding_profile,omitempty"`
 	// ExtraDHCPOpts are the options the port's DHCP answers carry besides
 	// the ones its subnet gives (extra_dhcp_opt).
 	ExtraDHCPOpts []DHCPOption `json:"extra_dhcp_opts,omitempty"`
