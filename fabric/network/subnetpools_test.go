@@ -1,9 +1,12 @@
 package network
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 func TestSubnetPoolCRUD(t *testing.T) {
@@ -243,4 +246,45 @@ func TestSubnetPoolQuota(t *testing.T) {
 	v6(201, "")
 	v6(201, "")
 	v6(409, "SubnetPoolQuotaExceeded")
+}
+
+// racingRepl lets another subnet of the pool take, just before the first
+// subnet create is proposed, the very range that create picked: two
+// clients making subnets of one pool at once (Terraform does).
+type racingRepl struct {
+	*store.Local
+	otherNet string
+	raced    bool
+}
+
+func (r *racingRepl) Propose(ctx context.Context, typ string, body any) (store.Result, error) {
+	if c, ok := body.(subnetCreateCmd); ok && typ == cmdSubnetCreate && !r.raced {
+		r.raced = true
+		other := c.Subnets[0]
+		other.ID, other.NetworkID = other.ID+"-racer", r.otherNet
+		if _, err := r.Local.Propose(ctx, typ, subnetCreateCmd{Subnets: []Subnet{other}}); err != nil {
+			return store.Result{}, err
+		}
+	}
+	return r.Local.Propose(ctx, typ, body)
+}
+
+// A subnet whose range was picked from its pool picks again when another
+// subnet took that range between the read and the apply, instead of
+// failing with an overlap; a range the client gave is not picked again.
+func TestPoolSubnetPickedRangeRaced(t *testing.T) {
+	f := newFixture(t)
+	pool := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.11.12.0/24"}, "default_prefixlen": 27})["id"].(string)
+	n1 := f.network(alice, "n1")["id"].(string)
+	n2 := f.network(alice, "n2")["id"].(string)
+	race := &racingRepl{Local: f.local, otherNet: n2}
+	f.svc.cfg.Repl = race
+	got := f.mk(alice, "subnets", "subnet", map[string]any{"network_id": n1, "ip_version": 4, "subnetpool_id": pool, "prefixlen": 32})
+	if !race.raced || got["cidr"] != "10.11.12.1/32" {
+		t.Fatalf("raced subnet got %v (raced %v), want 10.11.12.1/32 next to the racer's 10.11.12.0/32", got["cidr"], race.raced)
+	}
+	race.raced = false
+	race.otherNet = f.network(alice, "n3")["id"].(string)
+	f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n1, "ip_version": 4, "subnetpool_id": pool,
+		"cidr": "10.11.12.32/27"}}, 409, "SubnetAllocationError")
 }
