@@ -81,3 +81,19 @@ func TestPortBindingProfile(t *testing.T) {
 	f.expect("POST", "/v2.0/ports", alice, map[string]any{"port": map[string]any{"network_id": own, "binding:profile": map[string]any{"a": 1}}}, 403, "PolicyNotAuthorized")
 	f.port(alice, own, "binding:profile", map[string]any{})
 }
+
+// A port's fixed_ips are listed ordered by address, then subnet, as
+// Neutron lists them, not in the order they were asked for.
+func TestPortFixedIPsOrdered(t *testing.T) {
+	f := newFixture(t)
+	nid := f.network(alice, "n")["id"].(string)
+	sid := f.subnet(alice, nid, "192.168.199.0/24")["id"].(string)
+	pt := f.port(alice, nid, "fixed_ips", []map[string]any{{"subnet_id": sid, "ip_address": "192.168.199.24"}, {"subnet_id": sid, "ip_address": "192.168.199.23"}})
+	if got := ips(pt); len(got) != 2 || got[0] != "192.168.199.23" || got[1] != "192.168.199.24" {
+		t.Fatalf("fixed_ips %v, want .23 then .24", got)
+	}
+	got := f.expect("GET", "/v2.0/ports?id="+pt["id"].(string), alice, nil, 200, "")["ports"].([]any)
+	if l := ips(got[0].(map[string]any)); l[0] != "192.168.199.23" {
+		t.Fatalf("listed fixed_ips %v", l)
+	}
+}

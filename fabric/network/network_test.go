@@ -434,7 +434,7 @@ func TestPortAddressesAndMACs(t *testing.T) {
 	f.expect("DELETE", "/v2.0/ports/"+p2["id"].(string), alice, nil, 204, "")
 	body = f.expect("PUT", "/v2.0/ports/"+p3["id"].(string), alice, map[string]any{"port": map[string]any{"fixed_ips": []map[string]any{{"subnet_id": sid}, {"ip_address": "10.0.0.3"}}, "name": "two"}}, 200, "")
 	up := body["port"].(map[string]any)
-	if got := ips(up); fmt.Sprint(got) != "[10.0.0.5 10.0.0.3]" || up["name"] != "two" || up["revision_number"] != 1.0 {
+	if got := ips(up); fmt.Sprint(got) != "[10.0.0.3 10.0.0.5]" || up["name"] != "two" || up["revision_number"] != 1.0 {
 		t.Fatalf("updated port: %v %v", got, up)
 	}
 	// Addresses and MACs are unique in the network.

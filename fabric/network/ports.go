@@ -1,9 +1,11 @@
 package network
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -55,8 +57,14 @@ func (s *Service) writablePort(tx *memdb.Txn, p *api.Principal, id, action strin
 
 // portView shows a port, with the status portStatus gives it.
 func (s *Service) portView(tx *memdb.Txn, pt *Port) api.View {
-	ips := make([]map[string]any, 0, len(pt.FixedIPs))
-	for _, f := range pt.FixedIPs {
+	// Neutron lists a port's addresses ordered by address (as text), then
+	// subnet, whatever order they were asked for in; clients index them.
+	fixed := slices.Clone(pt.FixedIPs)
+	slices.SortStableFunc(fixed, func(a, b FixedIP) int {
+		return cmp.Or(strings.Compare(a.IP, b.IP), strings.Compare(a.SubnetID, b.SubnetID))
+	})
+	ips := make([]map[string]any, 0, len(fixed))
+	for _, f := range fixed {
 		ips = append(ips, map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IP})
 	}
 	pairs := make([]map[string]any, 0, len(pt.AllowedAddressPairs))
