@@ -85,12 +85,14 @@ func setGateway(tx *memdb.Txn, r *Router, g gatewaySpec) error {
 	}
 	ips := g.IPs
 	if ips == nil {
-		// One IPv4 address: SNAT and floating IPs are IPv4.
-		v4 := firstSubnet(tx, n.ID, routerGatewayOwner, 4)
-		if v4 == "" {
-			return badRequest("router", "No IPv4 subnet on external network %s", n.ID)
+		// One IPv4 address: SNAT and floating IPs are IPv4. An external
+		// network without an IPv4 subnet gives none, as in Neutron (the
+		// gateway port is made without it, and the router sends nothing
+		// out over IPv4 until it gets one).
+		req := []ipRequest{}
+		if v4 := firstSubnet(tx, n.ID, routerGatewayOwner, 4); v4 != "" {
+			req = append(req, ipRequest{SubnetID: v4})
 		}
-		req := []ipRequest{{SubnetID: v4}}
 		// And one IPv6 address, as Neutron gives: the router routes its
 		// IPv6 subnets out by it, without NAT.
 		if v6 := firstSubnet(tx, n.ID, routerGatewayOwner, 6); v6 != "" {

@@ -367,3 +367,27 @@ func TestRouterGatewayTakesAnIPv6Address(t *testing.T) {
 		t.Fatalf("gateway addresses %v, want 172.24.4.2 and one of 2001:db8:ff::/64", got)
 	}
 }
+
+// A router's gateway on an external network with no subnet is made
+// without an address, as Neutron makes it, and cleared like any other;
+// a floating IP there is still refused (it needs an IPv4 subnet).
+func TestRouterGatewayOnExternalNetworkWithoutSubnet(t *testing.T) {
+	f := newFixture(t)
+	ext := f.network(admin, "bare-ext", "router:external", true, "provider:network_type", "flat", "provider:physical_network", "public")["id"].(string)
+	r := f.mk(admin, "routers", "router", map[string]any{"name": "r", "external_gateway_info": map[string]any{"network_id": ext}})
+	gw, _ := r["external_gateway_info"].(map[string]any)
+	if gw == nil || gw["network_id"] != ext || len(gw["external_fixed_ips"].([]any)) != 0 {
+		t.Fatalf("router with a gateway on a network without subnets: %v", r)
+	}
+	ports := f.expect("GET", "/v2.0/ports?device_owner=network:router_gateway&network_id="+ext, admin, nil, 200, "")["ports"].([]any)
+	if len(ports) != 1 || len(ports[0].(map[string]any)["fixed_ips"].([]any)) != 0 {
+		t.Fatalf("gateway ports: %v", ports)
+	}
+	f.expect("POST", "/v2.0/floatingips", admin, map[string]any{"floatingip": map[string]any{"floating_network_id": ext}}, 400, "BadRequest", "No IPv4 subnet")
+	id := r["id"].(string)
+	f.expect("PUT", "/v2.0/routers/"+id, admin, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{}}}, 200, "")
+	if ports := f.expect("GET", "/v2.0/ports?network_id="+ext, admin, nil, 200, "")["ports"].([]any); len(ports) != 0 {
+		t.Fatalf("ports left after clearing the gateway: %v", ports)
+	}
+	f.expect("DELETE", "/v2.0/routers/"+id, admin, nil, 204, "")
+}
