@@ -1007,6 +1007,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.0/networks/"+nid+"/tags/red", alice, nil, 201, "")
 	f.svc.cfg.Agents = agentHosts{{Name: "node1", Up: true}}
 	f.expect("POST", "/v2.0/agents/"+agentID(dhcpAgentType, "node1")+"/dhcp-networks", admin, map[string]any{"network_id": nid}, 201, "")
+	f.expect("PUT", "/v2.0/agents/"+agentID(dhcpAgentType, "node1"), admin, map[string]any{"agent": map[string]any{"description": "d"}}, 200, "")
 	sid := f.subnet(alice, nid, "10.0.0.0/24")["id"].(string)
 	f.expect("PUT", "/v2.0/subnets/"+sid, alice, map[string]any{"subnet": map[string]any{"name": "s2"}}, 200, "")
 	pid := f.port(alice, nid)["id"].(string)
