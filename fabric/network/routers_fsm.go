@@ -175,11 +175,37 @@ func checkRoutes(tx *memdb.Txn, r *Router) error {
 		for _, pfx := range on {
 			ok = ok || pfx.Contains(hop)
 		}
+		if !ok && onGatewaySubnet(tx, r, hop) {
+			// Neutron takes a next hop on the gateway's subnets too; the
+			// dataplanes route only through the router's interfaces, so
+			// such a route would be shown and never forwarded.
+			return store.Fault(store.KindInvalid, "InvalidRoutes", "Invalid format for routes: %s, the nexthop is on the router's external network, and routes through the external network are not forwarded here (only through the router's interfaces).", routeText(rt))
+		}
 		if !ok {
 			return store.Fault(store.KindInvalid, "InvalidRoutes", "Invalid format for routes: %s, the nexthop is not connected with router.", routeText(rt))
 		}
 	}
 	return nil
+}
+
+// onGatewaySubnet reports whether hop is on a subnet r's gateway port has
+// an address on.
+func onGatewaySubnet(tx *memdb.Txn, r *Router, hop netip.Addr) bool {
+	if r.Gateway == nil {
+		return false
+	}
+	gw := store.Get[Port](tx, tPorts, r.Gateway.PortID)
+	if gw == nil {
+		return false
+	}
+	for _, f := range gw.FixedIPs {
+		if s := store.Get[Subnet](tx, tSubnets, f.SubnetID); s != nil {
+			if pfx, err := netip.ParsePrefix(s.CIDR); err == nil && pfx.Contains(hop) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func routeText(rt HostRoute) string {

@@ -66,7 +66,10 @@ func TestRouterLifecycle(t *testing.T) {
 	f.expect("DELETE", "/v2.0/subnets/"+w.subnet, alice, nil, 409, "SubnetInUse")
 
 	// Static routes need a next hop on one of the router's subnets.
-	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "192.168.0.9"}}}}, 400, "InvalidRoutes")
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "192.168.0.9"}}}}, 400, "InvalidRoutes", "not connected")
+	// A next hop on the gateway's subnet, which Neutron takes, is refused
+	// saying why: the dataplanes route only through interfaces.
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "172.24.4.99"}}}}, 400, "InvalidRoutes", "external network", "not forwarded")
 	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "nonsense", "nexthop": "10.1.0.9"}}}}, 400, "HTTPBadRequest", "routes")
 	r = f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "10.1.0.9"}}}}, 200, "")["router"].(map[string]any)
 	if rs := r["routes"].([]any); len(rs) != 1 || rs[0].(map[string]any)["nexthop"] != "10.1.0.9" {
