@@ -78,12 +78,17 @@ test: deps
 .PHONY: integration-prereqs
 integration-prereqs: ramdisk build terraform-provider
 
-# terraform-provider builds the Terraform OpenStack provider the Terraform
-# integration tests apply with into build/terraform-provider-openstack.
+# terraform-provider builds the Terraform OpenStack provider the
+# integration tests (TestTerraformNetwork, TestTerraformStorage) apply
+# with, from the Go module
+# proxy into build/ (once per version: the file is the target). Keep the
+# version in step with integration/terraform_network_test.go.
+TF_PROVIDER_VERSION := v3.4.0
+TF_PROVIDER := $(CURDIR)/build/terraform-provider-openstack-$(TF_PROVIDER_VERSION)/terraform-provider-openstack
 .PHONY: terraform-provider
-terraform-provider:
-	@mkdir -p build
-	GOBIN=$(CURDIR)/build $(GO) install github.com/terraform-provider-openstack/terraform-provider-openstack/v3@v3.4.0
+terraform-provider: $(TF_PROVIDER)
+$(TF_PROVIDER):
+	GOBIN=$(dir $@) $(GO) install github.com/terraform-provider-openstack/terraform-provider-openstack/v3@$(TF_PROVIDER_VERSION)
 
 # run starts a one-node cloud on embedded defaults (data in ./.rackstack).
 # It holds the terminal; Ctrl-C stops rackd (guests keep running, as they

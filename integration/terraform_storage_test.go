@@ -97,21 +97,9 @@ output "ids" {
 // change (what the provider reads back is what it wrote), and destroy
 // removes every one of them.
 func TestTerraformStorage(t *testing.T) {
-	// Terraform is no Debian package (make deps cannot install it): where
-	// it is not on PATH the test skips, saying so; the provider it needs
-	// is built by make (terraform-provider, part of integration-prereqs).
-	tf, err := exec.LookPath("terraform")
-	if err != nil {
-		t.Skipf("skipping: terraform is not on PATH (install Terraform >= 1.0 to run the Terraform tests): %v", err)
-	}
+	tf := terraformBinary(t)
 	testenv.RequireCommand(t, "/usr/bin/openstack")
-	provider, err := filepath.Abs("../build/terraform-provider-openstack")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(provider); err != nil {
-		t.Fatalf("the OpenStack provider is not built (make terraform-provider builds it): %v", err)
-	}
+	provider := terraformProvider(t)
 	n := startDevCloud(t, "tfstore", "--disk", t.TempDir(), "--s3-listen", "off")
 	creds := openrc(t, n.dataDir)
 	admin := osEnv(creds, n)

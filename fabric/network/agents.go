@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 // Neutron's agents are, here, parts of each node's rackd: its dataplane
@@ -65,12 +67,22 @@ func (s *Service) agentViews(ctx context.Context, p *api.Principal) ([]map[strin
 		}
 	}
 	sort.Slice(hosts, func(i, j int) bool { return hosts[i].Name < hosts[j].Name })
+	notes := map[string]string{}
+	if len(hosts) > 0 {
+		tx, err := s.cfg.Repl.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range store.All[AgentNote](tx, tAgentNotes, "id") {
+			notes[n.ID] = n.Description
+		}
+	}
 	out := []map[string]any{}
 	for _, h := range hosts {
 		for _, k := range s.agentKinds() {
 			v := map[string]any{
 				"id": agentID(k.typ, h.Name), "agent_type": k.typ, "binary": k.binary, "topic": k.topic, "host": h.Name,
-				"admin_state_up": true, "alive": h.Up, "description": "", "configurations": map[string]any{},
+				"admin_state_up": true, "alive": h.Up, "description": notes[agentID(k.typ, h.Name)], "configurations": map[string]any{},
 				"created_at": timeSpaced(h.Started), "started_at": timeSpaced(h.Started), "heartbeat_timestamp": timeSpaced(h.LastSeen),
 				"resources_synced": nil, "resource_versions": map[string]any{}, "availability_zone": nil,
 			}
@@ -129,4 +141,74 @@ func (s *Service) showAgent(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return notFound("agent", id)
+}
+
+// AgentNote is what an admin wrote about an agent (PUT /agents/{id}): its
+// description. The agents themselves are parts of the nodes, not rows;
+// a note outlives its node's absence and shows again when it is back.
+type AgentNote struct {
+	ID          string `json:"id"` // the agent's id
+	Description string `json:"description"`
+}
+
+const tAgentNotes = "network_agent_notes"
+
+func agentNoteTable() store.Table { return store.NewTable(tAgentNotes, &AgentNote{}) }
+
+var agentAttrs = newAttrSpec("description admin_state_up", "", "id agent_type binary topic host alive configurations "+
+	"created_at started_at heartbeat_timestamp resources_synced resource_versions availability_zone")
+
+// updateAgent sets an agent's description. admin_state_up stays true: an
+// agent here is a part of its node's rackd, which keeps switching,
+// answering DHCP and routing for the ports it hosts; there is no
+// scheduling it could be taken out of.
+func (s *Service) updateAgent(w http.ResponseWriter, r *http.Request) error {
+	id := chi.URLParam(r, "id")
+	views, err := s.agentViews(r.Context(), principal(r))
+	if err != nil {
+		return err
+	}
+	var agent map[string]any
+	for _, v := range views {
+		if v["id"] == id {
+			agent = v
+		}
+	}
+	if agent == nil {
+		return notFound("agent", id)
+	}
+	objs, _, err := bodies(r, "agent", "")
+	if err != nil {
+		return err
+	}
+	if err := agentAttrs.check(objs[0], http.MethodPut); err != nil {
+		return err
+	}
+	rd := input(objs[0])
+	desc := optStr(rd, "description", 255)
+	if up := optBool(rd, "admin_state_up", true); rd.Err == nil && up != nil && !*up {
+		rd.Fail(badInput("admin_state_up", "an agent here is part of its node's rackd, which serves the ports the node hosts; it cannot be disabled"))
+	}
+	if rd.Err != nil {
+		return rd.Err
+	}
+	if desc != nil {
+		if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdAgentNote, AgentNote{ID: id, Description: *desc}, nil); err != nil {
+			return err
+		}
+		agent["description"] = *desc
+	}
+	api.JSON(w, http.StatusOK, map[string]any{"agent": agent})
+	return nil
+}
+
+// applyAgentNote writes an agent's note; an empty description removes it.
+func applyAgentNote(tx *memdb.Txn, n AgentNote) (any, error) {
+	if n.Description == "" {
+		if old := store.Get[AgentNote](tx, tAgentNotes, n.ID); old != nil {
+			return nil, tx.Delete(tAgentNotes, old)
+		}
+		return nil, nil
+	}
+	return nil, tx.Insert(tAgentNotes, &n)
 }

@@ -115,8 +115,12 @@ func (s *Service) hostDHCPNetwork(w http.ResponseWriter, r *http.Request) error 
 	if err := s.proposeDHCPHosting(r, id, true); err != nil {
 		return err
 	}
+	// Neutron answers with the JSON null its scheduler returns, and
+	// clients decode the body (openstacksdk's add_agent_to_network).
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	return nil
+	_, err := w.Write([]byte("null"))
+	return err
 }
 
 // unhostDHCPNetwork removes the network {network_id} from the DHCP agent

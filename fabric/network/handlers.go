@@ -56,7 +56,17 @@ type creation[Req, Row any] struct {
 	parse     func(tx *memdb.Txn, p *api.Principal, o api.Object) (Req, error)
 	command   func(tx *memdb.Txn, reqs []Req) (typ string, body any)
 	view      func(tx *memdb.Txn, p *api.Principal, row *Row) api.View
+	// retry, when set, says a command the state machine refused was
+	// built on a choice made from a state that has changed since (a
+	// subnet range picked from a pool another subnet took meanwhile):
+	// the request is read again from the new state and proposed again. A
+	// refused command wrote nothing, so this is no retry of an unknown
+	// outcome.
+	retry func(reqs []Req, err error) bool
 }
+
+// createAttempts bounds the retries of a create whose choices raced.
+const createAttempts = 4
 
 // create answers a create POST.
 func create[Req, Row any](s *Service, c creation[Req, Row]) api.HandlerFunc {
@@ -66,22 +76,27 @@ func create[Req, Row any](s *Service, c creation[Req, Row]) api.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		tx, err := s.cfg.Repl.Read(r.Context())
-		if err != nil {
-			return err
-		}
-		reqs := make([]Req, 0, len(objs))
-		for _, o := range objs {
-			rq, err := c.parse(tx, p, o)
-			if err != nil {
+		var rows []Row
+		var tx *memdb.Txn
+		for attempt := 1; ; attempt++ {
+			if tx, err = s.cfg.Repl.Read(r.Context()); err != nil {
 				return err
 			}
-			reqs = append(reqs, rq)
-		}
-		typ, body := c.command(tx, reqs)
-		var rows []Row
-		if tx, err = api.Propose(r.Context(), s.cfg.Repl, typ, body, &rows); err != nil {
-			return err
+			reqs := make([]Req, 0, len(objs))
+			for _, o := range objs {
+				rq, err := c.parse(tx, p, o)
+				if err != nil {
+					return err
+				}
+				reqs = append(reqs, rq)
+			}
+			typ, body := c.command(tx, reqs)
+			if tx, err = api.Propose(r.Context(), s.cfg.Repl, typ, body, &rows); err == nil {
+				break
+			}
+			if c.retry == nil || attempt == createAttempts || !api.Rejected(err) || !c.retry(reqs, err) {
+				return err
+			}
 		}
 		views := make([]api.View, 0, len(rows))
 		for i := range rows {

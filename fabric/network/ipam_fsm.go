@@ -162,6 +162,13 @@ func (a *allocator) subnetOf(rq ipRequest) (*Subnet, netip.Addr, error) {
 	}
 	if rq.SubnetID != "" {
 		s := a.byID[rq.SubnetID]
+		if s == nil && store.Get[Subnet](a.tx, tSubnets, rq.SubnetID) == nil {
+			// Neutron looks the subnet up before it says it is not this
+			// network's: a subnet that does not exist is 404, which is what
+			// clients trying subnets in turn (a router's external_subnet_ids)
+			// take as "try the next".
+			return nil, ip, notFound("subnet", rq.SubnetID)
+		}
 		if s == nil || !a.held[s.ID] && !servesOwner(s, a.p.DeviceOwner) {
 			return nil, ip, invalidInput("Failed to create port on network %s, because fixed_ips included invalid subnet %s", a.n.ID, rq.SubnetID)
 		}
@@ -196,9 +203,10 @@ func (a *allocator) addressOn(s *Subnet, rq ipRequest, ip netip.Addr) (netip.Add
 		if reserved(pfx, ip) {
 			return ip, store.Fault(store.KindInvalid, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", rq.IP)
 		}
-		if ip.String() == s.GatewayIP && !strings.HasPrefix(a.p.DeviceOwner, "network:router") {
-			return ip, store.Fault(store.KindConflict, "IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, s.ID)
-		}
+		// The gateway address is never handed out unasked (lowestFree
+		// skips it), but any port may ask for it, as in Neutron: the usual
+		// way to give a router an interface through a port of one's own is
+		// a port holding the subnet's gateway address.
 		return ip, nil
 	}
 	addr, ok := lowestFree(a.tx, a.n.ID, s)

@@ -389,12 +389,11 @@ func TestPortAddressesAndMACs(t *testing.T) {
 		msg    string
 	}{
 		"ip in use":        {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.5"}}}, 409, "IpAddressAlreadyAllocated", "10.0.0.5"},
-		"ip is gateway":    {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.1"}}}, 409, "IpAddressAlreadyAllocated", ""},
 		"ip is broadcast":  {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.7"}}}, 400, "InvalidIpForSubnet", ""},
 		"ip off network":   {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.5.0.5"}}}, 400, "InvalidIpForNetwork", ""},
 		"ip off subnet":    {map[string]any{"fixed_ips": []map[string]any{{"subnet_id": sid, "ip_address": "10.5.0.5"}}}, 400, "InvalidIpForSubnet", ""},
 		"bad ip":           {map[string]any{"fixed_ips": []map[string]any{{"ip_address": "10.0.0.300"}}}, 400, "HTTPBadRequest", "fixed_ips"},
-		"unknown subnet":   {map[string]any{"fixed_ips": []map[string]any{{"subnet_id": "nope"}}}, 400, "InvalidInput", ""},
+		"unknown subnet":   {map[string]any{"fixed_ips": []map[string]any{{"subnet_id": "nope"}}}, 404, "SubnetNotFound", ""},
 		"mac in use":       {map[string]any{"mac_address": mac}, 409, "MacAddressInUse", mac},
 		"bad mac":          {map[string]any{"mac_address": "fa:16:3e:zz:00:00"}, 400, "HTTPBadRequest", "mac_address"},
 		"multicast mac":    {map[string]any{"mac_address": "01:00:5e:00:00:01"}, 400, "HTTPBadRequest", "mac_address"},
@@ -435,7 +434,7 @@ func TestPortAddressesAndMACs(t *testing.T) {
 	f.expect("DELETE", "/v2.0/ports/"+p2["id"].(string), alice, nil, 204, "")
 	body = f.expect("PUT", "/v2.0/ports/"+p3["id"].(string), alice, map[string]any{"port": map[string]any{"fixed_ips": []map[string]any{{"subnet_id": sid}, {"ip_address": "10.0.0.3"}}, "name": "two"}}, 200, "")
 	up := body["port"].(map[string]any)
-	if got := ips(up); fmt.Sprint(got) != "[10.0.0.5 10.0.0.3]" || up["name"] != "two" || up["revision_number"] != 1.0 {
+	if got := ips(up); fmt.Sprint(got) != "[10.0.0.3 10.0.0.5]" || up["name"] != "two" || up["revision_number"] != 1.0 {
 		t.Fatalf("updated port: %v %v", got, up)
 	}
 	// Addresses and MACs are unique in the network.
@@ -1008,6 +1007,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.0/networks/"+nid+"/tags/red", alice, nil, 201, "")
 	f.svc.cfg.Agents = agentHosts{{Name: "node1", Up: true}}
 	f.expect("POST", "/v2.0/agents/"+agentID(dhcpAgentType, "node1")+"/dhcp-networks", admin, map[string]any{"network_id": nid}, 201, "")
+	f.expect("PUT", "/v2.0/agents/"+agentID(dhcpAgentType, "node1"), admin, map[string]any{"agent": map[string]any{"description": "d"}}, 200, "")
 	sid := f.subnet(alice, nid, "10.0.0.0/24")["id"].(string)
 	f.expect("PUT", "/v2.0/subnets/"+sid, alice, map[string]any{"subnet": map[string]any{"name": "s2"}}, 200, "")
 	pid := f.port(alice, nid)["id"].(string)

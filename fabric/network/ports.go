@@ -1,8 +1,11 @@
 package network
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -54,8 +57,14 @@ func (s *Service) writablePort(tx *memdb.Txn, p *api.Principal, id, action strin
 
 // portView shows a port, with the status portStatus gives it.
 func (s *Service) portView(tx *memdb.Txn, pt *Port) api.View {
-	ips := make([]map[string]any, 0, len(pt.FixedIPs))
-	for _, f := range pt.FixedIPs {
+	// Neutron lists a port's addresses ordered by address (as text), then
+	// subnet, whatever order they were asked for in; clients index them.
+	fixed := slices.Clone(pt.FixedIPs)
+	slices.SortStableFunc(fixed, func(a, b FixedIP) int {
+		return cmp.Or(strings.Compare(a.IP, b.IP), strings.Compare(a.SubnetID, b.SubnetID))
+	})
+	ips := make([]map[string]any, 0, len(fixed))
+	for _, f := range fixed {
 		ips = append(ips, map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IP})
 	}
 	pairs := make([]map[string]any, 0, len(pt.AllowedAddressPairs))
@@ -76,7 +85,7 @@ func (s *Service) portView(tx *memdb.Txn, pt *Port) api.View {
 		"status": s.portStatus(tx, pt), "device_id": pt.DeviceID, "device_owner": pt.DeviceOwner, "fixed_ips": ips,
 		"allowed_address_pairs": pairs, "security_groups": groups, "port_security_enabled": pt.PortSecurity,
 		"binding:host_id": pt.HostID, "binding:vif_type": vif, "binding:vif_details": map[string]any{},
-		"binding:vnic_type": pt.VNICType, "binding:profile": map[string]any{}, "extra_dhcp_opts": dhcpOptsView(pt.ExtraDHCPOpts),
+		"binding:vnic_type": pt.VNICType, "binding:profile": profileView(pt.BindingProfile), "extra_dhcp_opts": dhcpOptsView(pt.ExtraDHCPOpts),
 		"created_at": timeText(pt.CreatedAt), "updated_at": timeText(pt.UpdatedAt), "revision_number": pt.Revision, "tags": tagList(pt.Tags),
 		"qos_policy_id": nullable(pt.QoSPolicyID), "qos_network_policy_id": qosNetworkPolicy(tx, pt),
 	}
@@ -224,15 +233,47 @@ func readGroups(rd *api.Input) []string {
 	return out
 }
 
-func readBinding(rd *api.Input) {
+// maxBindingProfile is the most binding:profile may take as JSON, as
+// Neutron's column for it holds.
+const maxBindingProfile = 4095
+
+// readBinding reads binding:vnic_type and binding:profile; profile is
+// nil when the request has none, an empty map when it clears it (null or
+// {}). As in Neutron's policy, only an admin sets a profile that is not
+// empty.
+func readBinding(rd *api.Input, p *api.Principal) (profile *map[string]any) {
 	if v := rd.Str("binding:vnic_type", "normal", 64); rd.Err == nil && v != "normal" {
 		rd.Fail(badInput("binding:vnic_type", "%s is not in ['normal']", v))
 	}
-	if rd.Has("binding:profile") && !rd.IsNull("binding:profile") {
-		if m, ok := rd.Obj["binding:profile"].(map[string]any); !ok || len(m) > 0 {
-			rd.Fail(badInput("binding:profile", "binding profiles are not supported"))
-		}
+	if !rd.Has("binding:profile") || rd.Err != nil {
+		return nil
 	}
+	m := map[string]any{}
+	if !rd.IsNull("binding:profile") {
+		v, ok := rd.Obj["binding:profile"].(map[string]any)
+		if !ok {
+			rd.Fail(badInput("binding:profile", "'%v' is not a dictionary", rd.Obj["binding:profile"]))
+			return nil
+		}
+		if b, err := json.Marshal(v); err != nil || len(b) > maxBindingProfile {
+			rd.Fail(badInput("binding:profile", "the profile is more than %d bytes of JSON", maxBindingProfile))
+			return nil
+		}
+		m = v
+	}
+	if len(m) > 0 && !p.IsAdmin() {
+		rd.Fail(policyDenied("port:binding:profile"))
+		return nil
+	}
+	return &m
+}
+
+// profileView is a port's binding:profile as shown: {} when it has none.
+func profileView(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
 }
 
 func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (portSpec, error) {
@@ -270,7 +311,9 @@ func (s *Service) parsePort(tx *memdb.Txn, p *api.Principal, o api.Object) (port
 	pt.DeviceID = rd.Str("device_id", "", 255)
 	pt.DeviceOwner = rd.Str("device_owner", "", 255)
 	pt.HostID = rd.Str("binding:host_id", "", 255)
-	readBinding(rd)
+	if prof := readBinding(rd, p); prof != nil && len(*prof) > 0 {
+		pt.BindingProfile = *prof
+	}
 	if rd.Has("mac_address") {
 		m := rd.Str("mac_address", "", 64)
 		if rd.Err == nil {
@@ -342,7 +385,7 @@ func (s *Service) updatePort(w http.ResponseWriter, r *http.Request) error {
 	c.DeviceID = optStr(rd, "device_id", 255)
 	c.DeviceOwner = optStr(rd, "device_owner", 255)
 	c.HostID = optStr(rd, "binding:host_id", 255)
-	readBinding(rd)
+	c.BindingProfile = readBinding(rd, p)
 	c.AdminStateUp = optBool(rd, "admin_state_up", true)
 	c.PortSecurity = optBool(rd, "port_security_enabled", true)
 	if rd.Has("fixed_ips") {

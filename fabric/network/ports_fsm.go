@@ -135,20 +135,22 @@ func checkGroups(tx *memdb.Txn, project string, groups []string) error {
 
 type portUpdateCmd struct {
 	ifMatch
-	ID           string          `json:"id"`
-	Name         *string         `json:"name,omitempty"`
-	Description  *string         `json:"description,omitempty"`
-	DeviceID     *string         `json:"device_id,omitempty"`
-	DeviceOwner  *string         `json:"device_owner,omitempty"`
-	HostID       *string         `json:"host_id,omitempty"`
-	AdminStateUp *bool           `json:"admin_state_up,omitempty"`
-	PortSecurity *bool           `json:"port_security,omitempty"`
-	IPs          *[]ipRequest    `json:"ips,omitempty"`
-	Groups       *[]string       `json:"groups,omitempty"`
-	Pairs        *[]AddressPair  `json:"pairs,omitempty"`
-	MAC          *string         `json:"mac_address,omitempty"` // valid, lowercase; only admins change it
-	DHCPOpts     []dhcpOptChange `json:"dhcp_opts,omitempty"`
-	Now          time.Time       `json:"now"`
+	ID          string  `json:"id"`
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+	DeviceID    *string `json:"device_id,omitempty"`
+	DeviceOwner *string `json:"device_owner,omitempty"`
+	HostID      *string `json:"host_id,omitempty"`
+	// BindingProfile replaces binding:profile; empty clears it.
+	BindingProfile *map[string]any `json:"binding_profile,omitempty"`
+	AdminStateUp   *bool           `json:"admin_state_up,omitempty"`
+	PortSecurity   *bool           `json:"port_security,omitempty"`
+	IPs            *[]ipRequest    `json:"ips,omitempty"`
+	Groups         *[]string       `json:"groups,omitempty"`
+	Pairs          *[]AddressPair  `json:"pairs,omitempty"`
+	MAC            *string         `json:"mac_address,omitempty"` // valid, lowercase; only admins change it
+	DHCPOpts       []dhcpOptChange `json:"dhcp_opts,omitempty"`
+	Now            time.Time       `json:"now"`
 	// QoSPolicy sets qos_policy_id ("": none); nil leaves it.
 	QoSPolicy *string `json:"qos_policy,omitempty"`
 }
@@ -164,6 +166,12 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 	set(&p.DeviceID, c.DeviceID)
 	set(&p.DeviceOwner, c.DeviceOwner)
 	set(&p.HostID, c.HostID)
+	if c.BindingProfile != nil {
+		p.BindingProfile = nil
+		if len(*c.BindingProfile) > 0 {
+			p.BindingProfile = *c.BindingProfile
+		}
+	}
 	set(&p.AdminStateUp, c.AdminStateUp)
 	set(&p.PortSecurity, c.PortSecurity)
 	if c.Groups != nil {

@@ -27,10 +27,15 @@ func TestRouterPortStatusFollowsTheRouter(t *testing.T) {
 	if ps := f.expect("GET", "/v2.0/ports?device_id="+w.router+"&status=ACTIVE", alice, nil, 200, "")["ports"].([]any); len(ps) != 1 {
 		t.Fatalf("ACTIVE ports alice sees of her router: %v", ps)
 	}
-	// An administratively down router forwards nothing.
-	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"admin_state_up": false}}, 200, "")
+	// An administratively down router forwards nothing: its ports say
+	// so, while the router stays ACTIVE, as Neutron's routers do (their
+	// statuses are ACTIVE, ALLOCATING and ERROR).
+	down := f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"admin_state_up": false}}, 200, "")["router"].(map[string]any)
 	if a, b := status("network:router_interface"), status("network:router_gateway"); a != "DOWN" || b != "DOWN" {
 		t.Fatalf("router down: interface %s, gateway %s", a, b)
+	}
+	if down["status"] != "ACTIVE" || f.expect("GET", "/v2.0/routers/"+w.router, alice, nil, 200, "")["router"].(map[string]any)["status"] != "ACTIVE" {
+		t.Fatalf("a disabled router's status: %v", down["status"])
 	}
 	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"admin_state_up": true}}, 200, "")
 	// A port taken down is DOWN, and the update's answer says so.

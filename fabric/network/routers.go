@@ -26,9 +26,12 @@ func (s *Service) routers(*memdb.Txn) api.Collection[Router] {
 // routers (Config.Forwarding): a router nothing forwards for is DOWN, and
 // so is one whose gateway is on an external network the dataplanes do not
 // reach (a VLAN one without Config.VLANExternals, made before such
-// gateways were refused).
+// gateways were refused). admin_state_up does not change it: in Neutron a
+// router's status is ACTIVE, ALLOCATING or ERROR, never DOWN for being
+// disabled (clients check a disabled router is ACTIVE); its ports show
+// that it forwards nothing (portStatus).
 func (s *Service) routerStatus(tx *memdb.Txn, r *Router) string {
-	if !r.AdminStateUp || !s.cfg.Forwarding {
+	if !s.cfg.Forwarding {
 		return "DOWN"
 	}
 	if g := r.Gateway; g != nil {

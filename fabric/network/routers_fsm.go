@@ -85,12 +85,14 @@ func setGateway(tx *memdb.Txn, r *Router, g gatewaySpec) error {
 	}
 	ips := g.IPs
 	if ips == nil {
-		// One IPv4 address: SNAT and floating IPs are IPv4.
-		v4 := firstSubnet(tx, n.ID, routerGatewayOwner, 4)
-		if v4 == "" {
-			return badRequest("router", "No IPv4 subnet on external network %s", n.ID)
+		// One IPv4 address: SNAT and floating IPs are IPv4. An external
+		// network without an IPv4 subnet gives none, as in Neutron (the
+		// gateway port is made without it, and the router sends nothing
+		// out over IPv4 until it gets one).
+		req := []ipRequest{}
+		if v4 := firstSubnet(tx, n.ID, routerGatewayOwner, 4); v4 != "" {
+			req = append(req, ipRequest{SubnetID: v4})
 		}
-		req := []ipRequest{{SubnetID: v4}}
 		// And one IPv6 address, as Neutron gives: the router routes its
 		// IPv6 subnets out by it, without NAT.
 		if v6 := firstSubnet(tx, n.ID, routerGatewayOwner, 6); v6 != "" {
@@ -173,11 +175,37 @@ func checkRoutes(tx *memdb.Txn, r *Router) error {
 		for _, pfx := range on {
 			ok = ok || pfx.Contains(hop)
 		}
+		if !ok && onGatewaySubnet(tx, r, hop) {
+			// Neutron takes a next hop on the gateway's subnets too; the
+			// dataplanes route only through the router's interfaces, so
+			// such a route would be shown and never forwarded.
+			return store.Fault(store.KindInvalid, "InvalidRoutes", "Invalid format for routes: %s, the nexthop is on the router's external network, and routes through the external network are not forwarded here (only through the router's interfaces).", routeText(rt))
+		}
 		if !ok {
 			return store.Fault(store.KindInvalid, "InvalidRoutes", "Invalid format for routes: %s, the nexthop is not connected with router.", routeText(rt))
 		}
 	}
 	return nil
+}
+
+// onGatewaySubnet reports whether hop is on a subnet r's gateway port has
+// an address on.
+func onGatewaySubnet(tx *memdb.Txn, r *Router, hop netip.Addr) bool {
+	if r.Gateway == nil {
+		return false
+	}
+	gw := store.Get[Port](tx, tPorts, r.Gateway.PortID)
+	if gw == nil {
+		return false
+	}
+	for _, f := range gw.FixedIPs {
+		if s := store.Get[Subnet](tx, tSubnets, f.SubnetID); s != nil {
+			if pfx, err := netip.ParsePrefix(s.CIDR); err == nil && pfx.Contains(hop) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func routeText(rt HostRoute) string {

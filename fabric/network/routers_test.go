@@ -66,7 +66,10 @@ func TestRouterLifecycle(t *testing.T) {
 	f.expect("DELETE", "/v2.0/subnets/"+w.subnet, alice, nil, 409, "SubnetInUse")
 
 	// Static routes need a next hop on one of the router's subnets.
-	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "192.168.0.9"}}}}, 400, "InvalidRoutes")
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "192.168.0.9"}}}}, 400, "InvalidRoutes", "not connected")
+	// A next hop on the gateway's subnet, which Neutron takes, is refused
+	// saying why: the dataplanes route only through interfaces.
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "172.24.4.99"}}}}, 400, "InvalidRoutes", "external network", "not forwarded")
 	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "nonsense", "nexthop": "10.1.0.9"}}}}, 400, "HTTPBadRequest", "routes")
 	r = f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "10.9.0.0/16", "nexthop": "10.1.0.9"}}}}, 200, "")["router"].(map[string]any)
 	if rs := r["routes"].([]any); len(rs) != 1 || rs[0].(map[string]any)["nexthop"] != "10.1.0.9" {
@@ -366,4 +369,28 @@ func TestRouterGatewayTakesAnIPv6Address(t *testing.T) {
 	if len(got) != 2 || got[0] != "172.24.4.2" || !netip.MustParsePrefix("2001:db8:ff::/64").Contains(netip.MustParseAddr(got[1])) {
 		t.Fatalf("gateway addresses %v, want 172.24.4.2 and one of 2001:db8:ff::/64", got)
 	}
+}
+
+// A router's gateway on an external network with no subnet is made
+// without an address, as Neutron makes it, and cleared like any other;
+// a floating IP there is still refused (it needs an IPv4 subnet).
+func TestRouterGatewayOnExternalNetworkWithoutSubnet(t *testing.T) {
+	f := newFixture(t)
+	ext := f.network(admin, "bare-ext", "router:external", true, "provider:network_type", "flat", "provider:physical_network", "public")["id"].(string)
+	r := f.mk(admin, "routers", "router", map[string]any{"name": "r", "external_gateway_info": map[string]any{"network_id": ext}})
+	gw, _ := r["external_gateway_info"].(map[string]any)
+	if gw == nil || gw["network_id"] != ext || len(gw["external_fixed_ips"].([]any)) != 0 {
+		t.Fatalf("router with a gateway on a network without subnets: %v", r)
+	}
+	ports := f.expect("GET", "/v2.0/ports?device_owner=network:router_gateway&network_id="+ext, admin, nil, 200, "")["ports"].([]any)
+	if len(ports) != 1 || len(ports[0].(map[string]any)["fixed_ips"].([]any)) != 0 {
+		t.Fatalf("gateway ports: %v", ports)
+	}
+	f.expect("POST", "/v2.0/floatingips", admin, map[string]any{"floatingip": map[string]any{"floating_network_id": ext}}, 400, "BadRequest", "No IPv4 subnet")
+	id := r["id"].(string)
+	f.expect("PUT", "/v2.0/routers/"+id, admin, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{}}}, 200, "")
+	if ports := f.expect("GET", "/v2.0/ports?network_id="+ext, admin, nil, 200, "")["ports"].([]any); len(ports) != 0 {
+		t.Fatalf("ports left after clearing the gateway: %v", ports)
+	}
+	f.expect("DELETE", "/v2.0/routers/"+id, admin, nil, 204, "")
 }

@@ -99,6 +99,7 @@ const (
 	cmdAddrGroupCreate       = "network.address_group.create"
 	cmdAddrGroupUpdate       = "network.address_group.update"
 	cmdAddrGroupDelete       = "network.address_group.delete"
+	cmdAgentNote             = "network.agent.note"
 )
 
 // Schema is the networking service's part of the replicated state: the
@@ -106,7 +107,7 @@ const (
 // per command type.
 func Schema() store.Schema {
 	sc := store.Schema{
-		Tables: append(netstate.Tables(), rbacTable()),
+		Tables: append(netstate.Tables(), rbacTable(), agentNoteTable()),
 		Handlers: map[string]store.Handler{
 			cmdRBACCreate:    store.Typed(applyRBACCreate),
 			cmdRBACUpdate:    store.Typed(applyRBACUpdate),
@@ -155,6 +156,7 @@ func Schema() store.Schema {
 			cmdAddrGroupCreate:       store.Typed(applyAddrGroupCreate),
 			cmdAddrGroupUpdate:       store.Typed(applyAddrGroupUpdate),
 			cmdAddrGroupDelete:       store.Typed(applyAddrGroupDelete),
+			cmdAgentNote:             store.Typed(applyAgentNote),
 		},
 		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}

@@ -178,6 +178,7 @@ func (s *Service) routes() []api.Route {
 
 		{Method: get, Path: "/v2.0/agents", Access: token, Rule: "get_agent", Handle: s.listAgents},
 		{Method: get, Path: "/v2.0/agents/{id}", Access: token, Rule: "get_agent", Handle: s.showAgent},
+		{Method: put, Path: "/v2.0/agents/{id}", Access: api.Admin, Rule: "update_agent", Handle: s.updateAgent},
 		{Method: get, Path: "/v2.0/networks/{id}/dhcp-agents", Access: api.Admin, Rule: "get_dhcp-agents", Handle: s.networkDHCPAgents},
 		{Method: get, Path: "/v2.0/agents/{id}/dhcp-networks", Access: api.Admin, Rule: "get_dhcp-networks", Handle: s.agentDHCPNetworks},
 		{Method: post, Path: "/v2.0/agents/{id}/dhcp-networks", Access: api.Admin, Rule: "create_dhcp-network", Handle: s.hostDHCPNetwork},

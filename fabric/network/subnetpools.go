@@ -1,6 +1,7 @@
 package network
 
 import (
+	"math"
 	"math/big"
 	"net/http"
 	"net/netip"
@@ -33,7 +34,7 @@ func poolView(sp *SubnetPool) api.View {
 		"id": sp.ID, "name": sp.Name, "description": sp.Description, "tenant_id": sp.Project, "project_id": sp.Project,
 		"prefixes": slices.Clone(sp.Prefixes), "ip_version": sp.IPVersion,
 		"min_prefixlen": sp.MinPrefixlen, "max_prefixlen": sp.MaxPrefixlen, "default_prefixlen": sp.DefaultPrefixlen,
-		"shared": sp.Shared, "is_default": sp.IsDefault, "default_quota": nil, "address_scope_id": nullable(sp.AddressScopeID),
+		"shared": sp.Shared, "is_default": sp.IsDefault, "default_quota": intOrNull(sp.DefaultQuota), "address_scope_id": nullable(sp.AddressScopeID),
 		"created_at": timeText(sp.CreatedAt), "updated_at": timeText(sp.UpdatedAt), "revision_number": sp.Revision, "tags": tagList(sp.Tags),
 	}
 }
@@ -125,11 +126,27 @@ func poolBounds(ver, lo, hi, def int, prefixes []string) error {
 	return nil
 }
 
-// unsupportedPoolAttrs refuses pool quotas.
-func unsupportedPoolAttrs(rd *api.Input) {
-	if rd.Has("default_quota") && !rd.IsNull("default_quota") {
-		rd.Fail(badInput("default_quota", "subnet pool quotas are not supported"))
+// readPoolQuota reads default_quota: a non-negative integer, or null for
+// none. set says whether the request has it.
+func readPoolQuota(rd *api.Input) (q *int, set bool) {
+	if !rd.Has("default_quota") {
+		return nil, false
 	}
+	if rd.IsNull("default_quota") {
+		return nil, true
+	}
+	v := rd.Int("default_quota", 0, math.MaxInt32)
+	if rd.Err != nil {
+		return nil, true
+	}
+	return v, true
+}
+
+func intOrNull(v *int) any {
+	if v == nil {
+		return nil
+	}
+	return *v
 }
 
 func (s *Service) parsePool(tx *memdb.Txn, p *api.Principal, o api.Object) (SubnetPool, error) {
@@ -144,7 +161,7 @@ func (s *Service) parsePool(tx *memdb.Txn, p *api.Principal, o api.Object) (Subn
 	sp.Project = readProject(rd, p)
 	sp.Shared = rd.Bool("shared", false)
 	sp.IsDefault = rd.Bool("is_default", false)
-	unsupportedPoolAttrs(rd)
+	sp.DefaultQuota, _ = readPoolQuota(rd)
 	if rd.Err != nil {
 		return sp, rd.Err
 	}
@@ -216,7 +233,7 @@ func (s *Service) updatePool(w http.ResponseWriter, r *http.Request) error {
 		scope := s.readPoolScope(ch.tx, principal(r), rd, sp.IPVersion)
 		c.AddressScopeID = &scope
 	}
-	unsupportedPoolAttrs(rd)
+	c.DefaultQuota, c.SetDefaultQuota = readPoolQuota(rd)
 	if rd.Err != nil {
 		return rd.Err
 	}

@@ -59,6 +59,10 @@ type poolUpdateCmd struct {
 	DefaultPrefixlen *int      `json:"default_prefixlen,omitempty"`
 	IsDefault        *bool     `json:"is_default,omitempty"`
 	AddressScopeID   *string   `json:"address_scope_id,omitempty"`
+	// SetDefaultQuota says the request sets default_quota, to
+	// DefaultQuota (nil: none).
+	SetDefaultQuota bool `json:"set_default_quota,omitempty"`
+	DefaultQuota    *int `json:"default_quota,omitempty"`
 	// AddPrefixes and RemovePrefixes change the prefixes the pool has
 	// when the command is applied (add_prefixes, remove_prefixes).
 	AddPrefixes    []string  `json:"add_prefixes,omitempty"`
@@ -79,6 +83,9 @@ func applyPoolUpdate(tx *memdb.Txn, c poolUpdateCmd) (any, error) {
 	set(&sp.MaxPrefixlen, c.MaxPrefixlen)
 	set(&sp.DefaultPrefixlen, c.DefaultPrefixlen)
 	set(&sp.AddressScopeID, c.AddressScopeID)
+	if c.SetDefaultQuota {
+		sp.DefaultQuota = c.DefaultQuota
+	}
 	if c.Prefixes != nil {
 		// Prefixes may grow, never shrink: the pool's subnets must stay
 		// within it.
@@ -134,6 +141,41 @@ func checkPoolSubnet(tx *memdb.Txn, s *Subnet, pfx netip.Prefix) error {
 		if op, err := netip.ParsePrefix(o.CIDR); err == nil && op.Overlaps(pfx) {
 			return store.Fault(store.KindConflict, "SubnetAllocationError", "Failed to allocate subnet: %s overlaps subnet %s of subnet pool %s.", pfx, o.ID, sp.ID)
 		}
+	}
+	return checkPoolQuota(tx, sp, s.Project, pfx)
+}
+
+// checkPoolQuota refuses a project's new subnet pfx of pool sp that would
+// take the project past the pool's default_quota, counted as Neutron
+// counts it: each subnet of the pool the project has is worth the /32s
+// (IPv4) or /64s (IPv6) it spans, a longer prefix one. A quota of 0 is
+// no quota, as in Neutron. It runs in the apply, so two subnets made at
+// once cannot both slip under the cap.
+func checkPoolQuota(tx *memdb.Txn, sp *SubnetPool, project string, pfx netip.Prefix) error {
+	if sp.DefaultQuota == nil || *sp.DefaultQuota <= 0 {
+		return nil
+	}
+	unit := 32
+	if sp.IPVersion == 6 {
+		unit = 64
+	}
+	units := func(bits int) uint64 {
+		if bits >= unit {
+			return 1
+		}
+		if unit-bits >= 40 {
+			return 1 << 40 // past any quota (an int32)
+		}
+		return 1 << (unit - bits)
+	}
+	used := units(pfx.Bits())
+	for _, o := range store.All[Subnet](tx, tSubnets, "subnetpool", sp.ID) {
+		if op, err := netip.ParsePrefix(o.CIDR); err == nil && o.Project == project {
+			used += units(op.Bits())
+		}
+	}
+	if used > uint64(*sp.DefaultQuota) {
+		return store.Fault(store.KindConflict, "SubnetPoolQuotaExceeded", "Per-tenant subnet pool prefix quota exceeded.")
 	}
 	return nil
 }

@@ -1,9 +1,12 @@
 package network
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/rackstack/rackstack/fabric/store"
 )
 
 func TestSubnetPoolCRUD(t *testing.T) {
@@ -193,4 +196,95 @@ func TestFreePrefix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A pool's default_quota caps each project's share of it, in /32s for
+// IPv4 and /64s for IPv6 (Neutron's units); 0 or null is no cap; it is
+// read, changed and cleared like any attribute.
+func TestSubnetPoolQuota(t *testing.T) {
+	f := newFixture(t)
+	pool := f.mk(admin, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.40.0.0/16"},
+		"default_prefixlen": 26, "default_quota": 128, "shared": true})
+	if pool["default_quota"] != float64(128) {
+		t.Fatalf("default_quota %v, want 128", pool["default_quota"])
+	}
+	id := pool["id"].(string)
+	subnet := func(tok, net string, plen int, status int, typ string) {
+		t.Helper()
+		f.expect("POST", "/v2.0/subnets", tok, map[string]any{"subnet": map[string]any{"network_id": net, "ip_version": 4,
+			"subnetpool_id": id, "prefixlen": plen}}, status, typ)
+	}
+	na := f.network(alice, "a")["id"].(string)
+	nb := f.network(bob, "b")["id"].(string)
+	subnet(alice, na, 26, 201, "")                        // 64 of 128
+	subnet(alice, na, 25, 409, "SubnetPoolQuotaExceeded") // 64+128 > 128
+	subnet(alice, na, 26, 201, "")                        // 128 of 128
+	subnet(alice, na, 32, 409, "SubnetPoolQuotaExceeded") // one more /32 is over
+	subnet(bob, nb, 25, 201, "")                          // bob's share is his own
+	f.expect("PUT", "/v2.0/subnetpools/"+id, admin, map[string]any{"subnetpool": map[string]any{"default_quota": -1}}, 400, "HTTPBadRequest", "default_quota")
+	f.expect("POST", "/v2.0/subnetpools", alice, map[string]any{"subnetpool": map[string]any{"prefixes": []string{"10.50.0.0/16"},
+		"default_quota": "x"}}, 400, "HTTPBadRequest", "default_quota")
+	got := f.expect("PUT", "/v2.0/subnetpools/"+id, admin, map[string]any{"subnetpool": map[string]any{"default_quota": 0}}, 200, "")["subnetpool"].(map[string]any)
+	if got["default_quota"] != float64(0) {
+		t.Fatalf("default_quota after setting 0: %v", got["default_quota"])
+	}
+	subnet(alice, na, 26, 201, "") // 0 is no cap
+	f.expect("PUT", "/v2.0/subnetpools/"+id, admin, map[string]any{"subnetpool": map[string]any{"default_quota": 192}}, 200, "")
+	subnet(alice, na, 26, 409, "SubnetPoolQuotaExceeded") // 192 used
+	got = f.expect("PUT", "/v2.0/subnetpools/"+id, admin, map[string]any{"subnetpool": map[string]any{"default_quota": nil}}, 200, "")["subnetpool"].(map[string]any)
+	if got["default_quota"] != nil {
+		t.Fatalf("default_quota after clearing: %v", got["default_quota"])
+	}
+	subnet(alice, na, 26, 201, "")
+	// IPv6 counts /64s.
+	p6 := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"prefixes": []string{"2001:db8::/48"}, "default_prefixlen": 64, "default_quota": 2})["id"].(string)
+	v6 := func(status int, typ string) {
+		t.Helper()
+		f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": na, "ip_version": 6,
+			"subnetpool_id": p6}}, status, typ)
+	}
+	v6(201, "")
+	v6(201, "")
+	v6(409, "SubnetPoolQuotaExceeded")
+}
+
+// racingRepl lets another subnet of the pool take, just before the first
+// subnet create is proposed, the very range that create picked: two
+// clients making subnets of one pool at once (Terraform does).
+type racingRepl struct {
+	*store.Local
+	otherNet string
+	raced    bool
+}
+
+func (r *racingRepl) Propose(ctx context.Context, typ string, body any) (store.Result, error) {
+	if c, ok := body.(subnetCreateCmd); ok && typ == cmdSubnetCreate && !r.raced {
+		r.raced = true
+		other := c.Subnets[0]
+		other.ID, other.NetworkID = other.ID+"-racer", r.otherNet
+		if _, err := r.Local.Propose(ctx, typ, subnetCreateCmd{Subnets: []Subnet{other}}); err != nil {
+			return store.Result{}, err
+		}
+	}
+	return r.Local.Propose(ctx, typ, body)
+}
+
+// A subnet whose range was picked from its pool picks again when another
+// subnet took that range between the read and the apply, instead of
+// failing with an overlap; a range the client gave is not picked again.
+func TestPoolSubnetPickedRangeRaced(t *testing.T) {
+	f := newFixture(t)
+	pool := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.11.12.0/24"}, "default_prefixlen": 27})["id"].(string)
+	n1 := f.network(alice, "n1")["id"].(string)
+	n2 := f.network(alice, "n2")["id"].(string)
+	race := &racingRepl{Local: f.local, otherNet: n2}
+	f.svc.cfg.Repl = race
+	got := f.mk(alice, "subnets", "subnet", map[string]any{"network_id": n1, "ip_version": 4, "subnetpool_id": pool, "prefixlen": 32})
+	if !race.raced || got["cidr"] != "10.11.12.1/32" {
+		t.Fatalf("raced subnet got %v (raced %v), want 10.11.12.1/32 next to the racer's 10.11.12.0/32", got["cidr"], race.raced)
+	}
+	race.raced = false
+	race.otherNet = f.network(alice, "n3")["id"].(string)
+	f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n1, "ip_version": 4, "subnetpool_id": pool,
+		"cidr": "10.11.12.32/27"}}, 409, "SubnetAllocationError")
 }

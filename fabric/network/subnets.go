@@ -332,10 +332,39 @@ func readHandedOut(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
 	return err
 }
 
-func (s *Service) subnetCreation() creation[Subnet, Subnet] {
-	return creation[Subnet, Subnet]{one: "subnet", many: "subnets", parse: s.parseSubnet,
-		command: func(_ *memdb.Txn, sns []Subnet) (string, any) { return cmdSubnetCreate, subnetCreateCmd{Subnets: sns} },
-		view:    func(_ *memdb.Txn, _ *api.Principal, sn *Subnet) api.View { return subnetView(sn) }}
+// subnetSpec is one subnet of a create; picked says its range was
+// chosen from its pool here, from the state read, not given as a cidr.
+type subnetSpec struct {
+	Subnet
+	picked bool
+}
+
+func (s *Service) subnetCreation() creation[subnetSpec, Subnet] {
+	return creation[subnetSpec, Subnet]{one: "subnet", many: "subnets",
+		parse: func(tx *memdb.Txn, p *api.Principal, o api.Object) (subnetSpec, error) {
+			sn, err := s.parseSubnet(tx, p, o)
+			cidr, _ := o["cidr"].(string)
+			return subnetSpec{Subnet: sn, picked: sn.SubnetPoolID != "" && cidr == ""}, err
+		},
+		command: func(_ *memdb.Txn, specs []subnetSpec) (string, any) {
+			sns := make([]Subnet, 0, len(specs))
+			for _, sp := range specs {
+				sns = append(sns, sp.Subnet)
+			}
+			return cmdSubnetCreate, subnetCreateCmd{Subnets: sns}
+		},
+		view: func(_ *memdb.Txn, _ *api.Principal, sn *Subnet) api.View { return subnetView(sn) },
+		// A range picked from a pool may have been taken by another
+		// subnet made at the same time (Terraform makes a pool's
+		// subnets in parallel): pick again from the state that has it.
+		retry: func(specs []subnetSpec, _ error) bool {
+			for _, sp := range specs {
+				if sp.picked {
+					return true
+				}
+			}
+			return false
+		}}
 }
 
 // writableSubnet returns the subnet if the caller may change it: the

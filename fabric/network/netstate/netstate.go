@@ -124,12 +124,15 @@ type SubnetPool struct {
 	DefaultPrefixlen int `json:"default_prefixlen"`
 	// AddressScopeID is the address scope the pool's prefixes belong to
 	// ("": none).
-	AddressScopeID string    `json:"address_scope_id,omitempty"`
-	Shared         bool      `json:"shared,omitempty"`
-	IsDefault      bool      `json:"is_default,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	Revision       int       `json:"revision"`
+	AddressScopeID string `json:"address_scope_id,omitempty"`
+	Shared         bool   `json:"shared,omitempty"`
+	IsDefault      bool   `json:"is_default,omitempty"`
+	// DefaultQuota caps, per project, the address space its subnets take
+	// from the pool: in /32s (IPv4) or /64s (IPv6); nil or 0, no cap.
+	DefaultQuota *int      `json:"default_quota,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Revision     int       `json:"revision"`
 	// Tags are the resource's standard-attribute tags, sorted.
 	Tags []string `json:"tags,omitempty"`
 }
@@ -172,6 +175,10 @@ type Port struct {
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
 	AdminStateUp        bool          `json:"admin_state_up"`
 	VNICType            string        `json:"vnic_type"`
+	// BindingProfile is binding:profile, kept as given for the back-end
+	// that reads it (e.g. a bare-metal port's local_link_information);
+	// nothing here interprets it.
+	BindingProfile map[string]any `json:"binding_profile,omitempty"`
 	// ExtraDHCPOpts are the options the port's DHCP answers carry besides
 	// the ones its subnet gives (extra_dhcp_opt).
 	ExtraDHCPOpts []DHCPOption `json:"extra_dhcp_opts,omitempty"`
