@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/store"
@@ -30,8 +31,46 @@ func (s *Service) Run(ctx context.Context) error { return s.bg.Run(ctx, settleEv
 // working status and the next process settles it.
 func (s *Service) background(fn func(ctx context.Context)) { s.bg.Go(fn) }
 
-// worked marks a row as worked on by this process.
+// worked marks a row as worked on by this process. The request or
+// background work that marks it carries the volume (carry) until its work
+// is done.
 func (s *Service) worked(v *volstate.Volume) { v.WorkNode, v.WorkRun = s.cfg.Node, s.run }
+
+// carry says that this process has volume id's work in hand, until
+// release is called: taken before the proposal that marks the row
+// worked, released once the request or the background work that carries
+// it on has ended.
+func (s *Service) carry(id string) (release func()) {
+	s.carriedMu.Lock()
+	s.carried[id]++
+	s.carriedMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.carriedMu.Lock()
+			defer s.carriedMu.Unlock()
+			if s.carried[id]--; s.carried[id] <= 0 {
+				delete(s.carried, id)
+			}
+		})
+	}
+}
+
+// volumeAbandoned reports whether the work volume v's row names will
+// not be finished by anyone: it died with its process (abandoned), or
+// it is this process's but nothing here carries it any more. That is a
+// request whose proposal's outcome was unknown (the leader died or
+// changed under it): the command committed after the request gave up,
+// so the row says working and the process it names is alive, but the
+// request ended without carrying the work on.
+func (s *Service) volumeAbandoned(v *volstate.Volume) bool {
+	if v.WorkNode == s.cfg.Node && v.WorkRun == s.run {
+		s.carriedMu.Lock()
+		defer s.carriedMu.Unlock()
+		return s.carried[v.ID] == 0
+	}
+	return s.abandoned(v.WorkNode, v.WorkRun)
+}
 
 // abandoned reports whether the work a row names died with its process:
 // an earlier process of this node, or (on the leader) a lost node or a
@@ -55,7 +94,7 @@ func (s *Service) settle(ctx context.Context) {
 		return
 	}
 	for _, v := range store.All[volstate.Volume](tx, volstate.VolumeTable, "id") {
-		if !working(v.Status) || !s.abandoned(v.WorkNode, v.WorkRun) {
+		if !working(v.Status) || !s.volumeAbandoned(v) {
 			continue
 		}
 		if v.Status == volstate.StatusDeleting {
