@@ -9,7 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -738,4 +742,118 @@ func TestFaultRestartStorm(t *testing.T) {
 		t.Fatalf("volume delete: %v\n%s", err, out)
 	}
 	faultCheck(t, creds, nodes, load)
+}
+
+// TestFaultBlockLeaderKill writes a volume over NBD through a follower,
+// every write FUA, while the Raft leader is killed with SIGKILL: a write
+// whose flush's commit was lost fails (EIO) or is acknowledged once the
+// new leader commits it, and after the old leader restarts every
+// acknowledged write reads back, through another node too.
+func TestFaultBlockLeaderKill(t *testing.T) {
+	for _, c := range []string{"qemu-io", "stdbuf"} {
+		testenv.RequireCommand(t, c)
+	}
+	nodes, creds := faultCluster(t)
+	st := faultHealthy(t, creds, nodes[0].rackd)
+	leader := nodeNamed(nodes, st.Leader)
+	var via, reader *storageNode
+	for _, n := range nodes {
+		switch {
+		case n == leader:
+		case via == nil:
+			via = n
+		default:
+			reader = n
+		}
+	}
+	if out, err := rackctl(t, creds, via.rackd, "volume", "create", "bl", "--size", "128M"); err != nil {
+		t.Fatalf("volume create: %v\n%s", err, out)
+	}
+	ex := exportVolume(t, creds, via.rackd, "bl")
+	const writes = 2000 // 64 KiB each, over 125 MiB: far more than finish before the kill
+	var cmds []string
+	for i := range writes {
+		cmds = append(cmds, "-c", fmt.Sprintf("write -f -P %d %d 64k", i%250+1, int64(i%2000)*64<<10))
+	}
+	outPath := t.TempDir() + "/qemu-io.out"
+	outf, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer := exec.Command("stdbuf", append(append([]string{"-oL", "qemu-io", "-f", "raw"}, cmds...), ex.URI)...)
+	writer.Stdout, writer.Stderr = outf, outf
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	recordProcess(t, writer.Process.Pid, false)
+	done := make(chan struct{})
+	go func() { writer.Wait(); outf.Close(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			writer.Process.Kill()
+			<-done
+		}
+	})
+	wrote := regexp.MustCompile(`(?m)^wrote 65536/65536 bytes at offset (\d+)$`)
+	waitWrites := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			b, _ := os.ReadFile(outPath)
+			if len(wrote.FindAll(b, -1)) >= n {
+				return
+			}
+			select {
+			case <-done:
+				t.Fatalf("%s: qemu-io ended with %d writes acknowledged:\n%s", what, len(wrote.FindAll(b, -1)), tail(string(b), 20))
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: fewer than %d writes acknowledged within 2 minutes:\n%s", what, n, tail(string(b), 20))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitWrites(50, "before the kill")
+	leader.kill()
+	b, _ := os.ReadFile(outPath)
+	atKill := len(wrote.FindAll(b, -1))
+	// Writes go on once another leader is elected.
+	waitWrites(atKill+50, "after killing the leader "+leader.name)
+	writer.Process.Kill()
+	<-done
+	leader.start()
+	leader.waitHealthy()
+	faultHealthy(t, creds, via.rackd)
+
+	b, _ = os.ReadFile(outPath)
+	acked := wrote.FindAllSubmatch(b, -1)
+	failed := strings.Count(string(b), "write failed")
+	t.Logf("%d FUA writes acknowledged (%d before the kill), %d failed", len(acked), atKill, failed)
+	var reads []string
+	for _, m := range acked {
+		off, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		reads = append(reads, "-c", fmt.Sprintf("read -P %d %d 64k", off/(64<<10)%250+1, off))
+	}
+	if out, err := rackctl(t, creds, via.rackd, "volume", "unexport", "bl"); err != nil {
+		t.Fatalf("unexport: %v\n%s", err, out)
+	}
+	for _, n := range []*storageNode{reader, via} {
+		ex := exportVolume(t, creds, n.rackd, "bl")
+		out := nbdTool(t, "qemu-io", append(append([]string{"-f", "raw"}, reads...), ex.URI)...)
+		if strings.Contains(out, "failed") || strings.Contains(out, "error") || strings.Count(out, "read 65536/65536 bytes") != len(acked) {
+			t.Fatalf("through %s, acknowledged writes do not all read back:\n%.3000s", n.name, out)
+		}
+		if out, err := rackctl(t, creds, n.rackd, "volume", "unexport", "bl"); err != nil {
+			t.Fatalf("unexport: %v\n%s", err, out)
+		}
+	}
+	if out, err := rackctl(t, creds, reader.rackd, "volume", "delete", "bl"); err != nil {
+		t.Fatalf("volume delete: %v\n%s", err, out)
+	}
+	waitStorage(t, creds, reader.rackd, "the volume's space given back", 2*time.Minute, func(s storageStatus) bool {
+		return s.Volumes.Volumes == 0 && s.Garbage == 0
+	})
 }
