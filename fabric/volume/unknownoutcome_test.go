@@ -107,3 +107,74 @@ func TestUnknownOutcomeWorkIsSettled(t *testing.T) {
 		t.Errorf("work released without finishing it is not settled: %+v", v)
 	}
 }
+
+// A snapshot's create or delete abandoned (its proposal's outcome
+// unknown, or its process dead) is settled as a volume's: a create is
+// available if its blocks were made, else error; a delete is done again.
+func TestAbandonedSnapshotWorkIsSettled(t *testing.T) {
+	var u *unsureRepl
+	f := newFixture(t, func(c *Config) {
+		u = &unsureRepl{Local: c.Repl.(*store.Local), lose: map[string]bool{}}
+		c.Repl = u
+	})
+	ctx := context.Background()
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	snapRow := func(id string) *volstate.Snapshot {
+		return store.Get[volstate.Snapshot](f.local.State.Txn(), volstate.SnapshotTable, id)
+	}
+	named := func(name string) *volstate.Snapshot {
+		for _, sn := range store.All[volstate.Snapshot](f.local.State.Txn(), volstate.SnapshotTable, "id") {
+			if sn.Name == name {
+				return sn
+			}
+		}
+		t.Fatalf("no snapshot %s", name)
+		return nil
+	}
+
+	// Its create committed after the request gave up: no blocks.
+	u.losing(volstate.CmdCreateSnapshot, true)
+	r := f.call("POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol, "name": "lost-create"}})
+	u.losing(volstate.CmdCreateSnapshot, false)
+	if r.Code != http.StatusServiceUnavailable || named("lost-create").Status != volstate.SnapStatusCreating {
+		t.Fatalf("snapshot create with an unknown outcome: %d %s", r.Code, r.Raw)
+	}
+	lostCreate := named("lost-create").ID
+	// Its blocks made, then the status's outcome unknown.
+	u.losing(volstate.CmdPutSnapshot, true)
+	r = f.call("POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol, "name": "lost-status"}})
+	u.losing(volstate.CmdPutSnapshot, false)
+	if r.Code != http.StatusServiceUnavailable {
+		t.Fatalf("snapshot status with an unknown outcome: %d %s", r.Code, r.Raw)
+	}
+	lostStatus := named("lost-status").ID
+	// Its delete's deleting mark committed after the request gave up.
+	gone := f.expect(http.StatusAccepted, "POST", "snapshots", alice, map[string]any{"snapshot": map[string]any{"volume_id": vol, "name": "lost-delete"}}).Body["snapshot"].(map[string]any)["id"].(string)
+	u.losing(volstate.CmdPutSnapshot, true)
+	r = f.call("DELETE", "snapshots/"+gone, alice, nil)
+	u.losing(volstate.CmdPutSnapshot, false)
+	if r.Code != http.StatusServiceUnavailable || snapRow(gone).Status != volstate.SnapStatusDeleting {
+		t.Fatalf("snapshot delete with an unknown outcome: %d %s", r.Code, r.Raw)
+	}
+	// A create of a process of this node that died, its blocks made.
+	dead := volstate.Snapshot{ID: "dead-create", Project: projA, VolumeID: vol, Size: 1, Status: volstate.SnapStatusCreating, WorkNode: "n1", WorkRun: "old-run"}
+	if _, err := f.local.Propose(ctx, volstate.CmdCreateSnapshot, volstate.CreateSnapshotCmd{Row: dead}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.blocks.Snapshot(ctx, dead.ID, vol); err != nil {
+		t.Fatal(err)
+	}
+
+	f.svc.settle(ctx)
+	for id, want := range map[string]string{lostCreate: volstate.SnapStatusError, lostStatus: volstate.SnapStatusAvailable, dead.ID: volstate.SnapStatusAvailable} {
+		if sn := snapRow(id); sn == nil || sn.Status != want || sn.WorkRun != "" {
+			t.Errorf("snapshot %s after the settle: %+v, want %s", id, sn, want)
+		}
+	}
+	if sn := snapRow(gone); sn != nil {
+		t.Errorf("the snapshot delete of unknown outcome after the settle: %+v, want it deleted", sn)
+	}
+	if _, ok := f.blocks.sizeOf(gone); ok {
+		t.Errorf("the blocks of snapshot %s are still there", gone)
+	}
+}

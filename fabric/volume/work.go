@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
@@ -64,12 +66,18 @@ func (s *Service) carry(id string) (release func()) {
 // so the row says working and the process it names is alive, but the
 // request ended without carrying the work on.
 func (s *Service) volumeAbandoned(v *volstate.Volume) bool {
-	if v.WorkNode == s.cfg.Node && v.WorkRun == s.run {
+	return s.workAbandoned(v.ID, v.WorkNode, v.WorkRun)
+}
+
+// workAbandoned is volumeAbandoned for any row carried by id (a volume,
+// a snapshot).
+func (s *Service) workAbandoned(id, node, run string) bool {
+	if node == s.cfg.Node && run == s.run {
 		s.carriedMu.Lock()
 		defer s.carriedMu.Unlock()
-		return s.carried[v.ID] == 0
+		return s.carried[id] == 0
 	}
-	return s.abandoned(v.WorkNode, v.WorkRun)
+	return s.abandoned(node, run)
 }
 
 // abandoned reports whether the work a row names died with its process:
@@ -145,6 +153,7 @@ func (s *Service) settle(ctx context.Context) {
 			s.log.Warn("volume: settle abandoned work", "volume", v.ID, "err", err)
 		}
 	}
+	s.settleSnapshots(ctx, tx)
 	s.settleBackups(ctx, tx)
 	s.settleGroups(ctx)
 	s.settleHolds(ctx)
@@ -199,4 +208,53 @@ func (s *Service) finishDelete(ctx context.Context, v *volstate.Volume) {
 		return
 	}
 	s.log.Info("volume deleted", "volume", v.ID, "project", v.Project)
+}
+
+// settleSnapshots gives snapshots whose create or delete was abandoned
+// a final status: a create whose blocks exist is available (its one
+// block command committed; the work after it was recording the status),
+// any other is error; a delete is done again. Rows without work (a
+// group snapshot's, or older than the work fields) are not for it.
+func (s *Service) settleSnapshots(ctx context.Context, tx *memdb.Txn) {
+	for _, sn := range store.All[volstate.Snapshot](tx, volstate.SnapshotTable, "id") {
+		if sn.WorkRun == "" || (sn.Status != volstate.SnapStatusCreating && sn.Status != volstate.SnapStatusDeleting) ||
+			!s.workAbandoned(sn.ID, sn.WorkNode, sn.WorkRun) {
+			continue
+		}
+		if sn.Status == volstate.SnapStatusDeleting {
+			err := s.cfg.Blocks.Delete(ctx, sn.ID)
+			if err == nil {
+				_, err = s.cfg.Repl.Propose(ctx, volstate.CmdDeleteSnapshot, volstate.DeleteSnapshotCmd{ID: sn.ID, Revision: sn.Revision})
+			}
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("volume: finish an abandoned snapshot delete", "snapshot", sn.ID, "err", err)
+				continue
+			}
+			s.log.Warn("snapshot delete abandoned; finished", "snapshot", sn.ID, "node", sn.WorkNode)
+			continue
+		}
+		ok, err := s.cfg.Blocks.Exists(ctx, sn.ID)
+		if err != nil {
+			s.log.Warn("volume: settle an abandoned snapshot", "snapshot", sn.ID, "err", err)
+			continue
+		}
+		status, reason := volstate.SnapStatusAvailable, ""
+		if !ok {
+			status, reason = volstate.SnapStatusError, "create: the work making the snapshot's blocks stopped before it made them"
+		}
+		node, run := sn.WorkNode, sn.WorkRun
+		_, err = s.changeSnapshot(ctx, sn.ID, func(cur *volstate.Snapshot) error {
+			if cur.Status != volstate.SnapStatusCreating || cur.WorkNode != node || cur.WorkRun != run {
+				return errSettled
+			}
+			cur.Status, cur.Reason, cur.WorkNode, cur.WorkRun = status, reason, "", ""
+			return nil
+		})
+		switch {
+		case err == nil:
+			s.log.Warn("snapshot create abandoned; settled", "snapshot", sn.ID, "node", node, "status", status)
+		case !errors.Is(err, errSettled) && !errors.Is(err, store.ErrNotFound):
+			s.log.Warn("volume: settle an abandoned snapshot", "snapshot", sn.ID, "err", err)
+		}
+	}
 }
