@@ -160,6 +160,10 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request, staging bool) 
 		return err
 	}
 	uploadID := api.NewHexID()
+	// Live before it can be seen, until the request ends: an upload of
+	// this process that is not live is given back (unreceivedUpload).
+	s.live.Store(uploadID, true)
+	defer s.live.Delete(uploadID)
 	img, err := s.change(r, "upload_image", func(img *Image) error {
 		if img.Status != StatusQueued {
 			return conflict("Image status transition from %s to %s is not allowed", img.Status, streaming)

@@ -869,6 +869,7 @@ func TestRunGivesBackAbandonedUploadsAndSweepsOrphans(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	f.svc.live.Store("u-"+running, true) // its request streams it
 	// Data an upload stored before its node died, with no image.
 	if err := f.svc.ensureContainer(ctx); err != nil {
 		t.Fatal(err)

@@ -81,6 +81,8 @@ func (s *Service) Upload(ctx context.Context, id string, r io.Reader, size int64
 		return err
 	}
 	uploadID := api.NewHexID()
+	s.live.Store(uploadID, true)
+	defer s.live.Delete(uploadID)
 	if _, err := s.mutate(ctx, id, func(img *Image) error {
 		if img.Status != StatusQueued {
 			return conflict("Image status transition from %s to saving is not allowed", img.Status)

@@ -27,6 +27,8 @@ func (s *Service) Run(ctx context.Context) error {
 		// So are imports of this process that no fetch runs for: their
 		// start's outcome was unknown, or so was their end's.
 		s.resetUploads(ctx, s.unfetchedImport)
+		// And uploads of this process that no request streams.
+		s.resetUploads(ctx, s.unreceivedUpload)
 		if s.cfg.IsLeader() {
 			s.expireTasks(ctx)
 			s.resetUploads(ctx, func(img *Image) bool { return img.UploadNode != s.cfg.Node && s.cfg.NodeLost(img.UploadNode) })
@@ -132,6 +134,16 @@ func (s *Service) uploadTask(tx *memdb.Txn, id, upload string) *Task {
 		}
 	}
 	return nil
+}
+
+// unreceivedUpload reports whether img is an upload (saving) or a
+// staging (uploading) of this process that no request streams any more:
+// its start committed after the request was told its outcome was
+// unknown, or its end's or abort's outcome was unknown. Nothing would
+// ever give it back but a restart.
+func (s *Service) unreceivedUpload(img *Image) bool {
+	return img.UploadNode == s.cfg.Node && img.UploadRun == s.run && (img.Status == StatusSaving || img.Status == StatusUploading) &&
+		!s.fetching(img.UploadID)
 }
 
 // unfetchedImport reports whether img is an import of this process that

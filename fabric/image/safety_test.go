@@ -3,10 +3,13 @@ package image
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rackstack/rackstack/fabric/image/imagestate"
@@ -118,5 +121,67 @@ func TestUploadWithUnknownOutcomeKeepsTheData(t *testing.T) {
 	dl := f.do("GET", "/v2/images/"+id+"/file", alice, nil)
 	if dl.code != http.StatusOK || string(dl.raw) != string(data) {
 		t.Fatalf("download: %d, %d bytes of %d", dl.code, len(dl.raw), len(data))
+	}
+}
+
+// An upload whose start (image saving) committed after the request was
+// told its outcome was unknown leaves the image saving, marked as this
+// live process's upload, with no request streaming it: the maintenance
+// gives it back to queued, and it can be uploaded again. An upload in
+// progress is left alone.
+func TestUploadOfUnknownStartGivenBack(t *testing.T) {
+	var lost atomic.Bool // the first start only
+	lose := func(typ string, body any) bool {
+		put, ok := body.(imagestate.PutCmd)
+		return typ == imagestate.CmdPut && ok && put.Row.Status == StatusSaving && put.Row.Name == "lost" && lost.CompareAndSwap(false, true)
+	}
+	f := newFixture(t, func(c *Config) { c.Repl = unknownOutcome{Replicated: c.Repl, lose: lose} })
+	id := f.create(alice, map[string]any{"name": "lost"})["id"].(string)
+	if res := f.do("PUT", "/v2/images/"+id+"/file", alice, []byte("data")); res.code < 500 {
+		t.Fatalf("upload with an unknown outcome: %d, want a 5xx", res.code)
+	}
+	if got := f.show(alice, id); got["status"] != StatusSaving {
+		t.Fatalf("status %v, want saving (the start committed)", got["status"])
+	}
+	// Another upload, in progress: its body has not all come.
+	busy := f.create(alice, map[string]any{"name": "busy"})["id"].(string)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // before the server's close waits for the request
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", f.srv.URL+"/image/v2/images/"+busy+"/file", pr)
+		req.Header.Set("X-Auth-Token", alice)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	pw.Write([]byte("first half "))
+	for f.show(alice, busy)["status"] != StatusSaving {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	f.svc.resetUploads(context.Background(), f.svc.unreceivedUpload)
+	if got := f.show(alice, id); got["status"] != StatusQueued {
+		t.Fatalf("status %v after the maintenance, want queued", got["status"])
+	}
+	if got := f.show(alice, busy); got["status"] != StatusSaving {
+		t.Fatalf("an upload in progress was given back: %v", got["status"])
+	}
+	pw.Write([]byte("second half"))
+	pw.Close()
+	if code := <-done; code != http.StatusNoContent {
+		t.Fatalf("the upload in progress: %d", code)
+	}
+	data := []byte("data again")
+	if res := f.do("PUT", "/v2/images/"+id+"/file", alice, data); res.code != http.StatusNoContent {
+		t.Fatalf("upload after the give-back: %d %s", res.code, res.raw)
+	}
+	if dl := f.do("GET", "/v2/images/"+id+"/file", alice, nil); dl.code != http.StatusOK || string(dl.raw) != string(data) {
+		t.Fatalf("download: %d %q", dl.code, dl.raw)
 	}
 }

@@ -83,7 +83,8 @@ type Service struct {
 	fetcher      *http.Client
 	bg           context.Context
 	downloads    chan struct{}
-	// live holds the upload ids of the fetches this process runs.
+	// live holds the upload ids of the fetches and the uploads this
+	// process runs.
 	live sync.Map
 }
 

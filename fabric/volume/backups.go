@@ -441,11 +441,14 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 		if name == "" {
 			name = "restore_backup_" + b.ID
 		}
-		target, err = s.newRestoreVolume(r.Context(), p, proj, b, name)
+		var release func()
+		target, release, err = s.newRestoreVolume(r.Context(), p, proj, b, name)
 		if err != nil {
 			return err
 		}
+		defer release()
 	} else {
+		defer s.carry(target)()
 		tx, err := s.cfg.Repl.Read(r.Context())
 		if err != nil {
 			return err
@@ -510,7 +513,9 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 // the background; the backup becomes available again, then the volume
 // available, or failed.
 func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
+	release := s.carry(target)
 	s.background(func(ctx context.Context) {
+		defer release()
 		err := s.cfg.Backups.Restore(ctx, b.ObjectProject(), b.Container, b.ObjectPrefix(), target)
 		if err == nil && len(b.VolumeMetadata) > 0 {
 			// The backed-up volume's metadata comes with its data.
@@ -545,14 +550,20 @@ func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
 
 // newRestoreVolume makes the volume a restore without a target writes
 // into: the backup's size, restoring-backup from the start.
-func (s *Service) newRestoreVolume(ctx context.Context, p *api.Principal, proj string, b *volstate.Backup, name string) (string, error) {
+func (s *Service) newRestoreVolume(ctx context.Context, p *api.Principal, proj string, b *volstate.Backup, name string) (id string, release func(), err error) {
+	release = func() {}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
-		return "", err
+		return "", release, err
 	}
 	t, err := volstate.ProjectDefaultType(tx, proj)
 	if err != nil {
-		return "", err
+		return "", release, err
 	}
 	if src := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.VolumeID); src != nil {
 		if st, err := volstate.LoadType(tx, src.TypeID); err == nil {
@@ -561,36 +572,37 @@ func (s *Service) newRestoreVolume(ctx context.Context, p *api.Principal, proj s
 	}
 	policy, err := policyOf(t)
 	if err != nil {
-		return "", err
+		return "", release, err
 	}
 	now := s.now()
 	v := volstate.Volume{ID: api.NewUUID(), Name: name, Project: proj, User: p.UserID, Size: b.Size, Status: volstate.StatusCreating,
 		TypeID: t.ID, CreatedAt: now, UpdatedAt: now}
 	switch {
 	case b.Key != "" && t.Encryption == nil:
-		return "", badRequest("Invalid backup: backup %s is of an encrypted volume whose type is gone; restore it into an existing encrypted volume.", b.ID)
+		return "", release, badRequest("Invalid backup: backup %s is of an encrypted volume whose type is gone; restore it into an existing encrypted volume.", b.ID)
 	case b.Key != "":
 		if v.Key, v.KeyID, err = s.copyKey(b.Key, b.ID, v.ID); err != nil {
-			return "", err
+			return "", release, err
 		}
 	case t.Encryption != nil:
-		return "", badRequest("Invalid backup: backup %s is of an unencrypted volume and its type %s is now encrypted; restore it into an existing unencrypted volume.", b.ID, t.Name)
+		return "", release, badRequest("Invalid backup: backup %s is of an unencrypted volume and its type %s is now encrypted; restore it into an existing unencrypted volume.", b.ID, t.Name)
 	}
 	s.worked(&v)
+	release = s.carry(v.ID)
 	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
-		return "", err
+		return "", release, err
 	}
 	if err := s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy); err != nil {
 		_, ferr := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, "create the volume's blocks", err)
-		return "", ferr
+		return "", release, ferr
 	}
 	if _, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
 		v.Status = volstate.StatusRestoringBackup
 		return nil
 	}); err != nil {
-		return "", err
+		return "", release, err
 	}
-	return v.ID, nil
+	return v.ID, release, nil
 }
 
 // settleBackups gives backups whose work was abandoned a final status: an

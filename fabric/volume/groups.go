@@ -616,6 +616,7 @@ func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) 
 			}
 		}
 		s.worked(&v)
+		defer s.carry(v.ID)()
 		if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 			s.groupFailed(r.Context(), g.ID, volstate.GroupError, "create the volume copying "+m.from+": "+err.Error())
 			return err

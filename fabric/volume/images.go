@@ -169,6 +169,7 @@ func (s *Service) createForServer(ctx context.Context, p *api.Principal, id stri
 		return "", err
 	}
 	s.worked(&v)
+	defer s.carry(v.ID)()
 	if _, err := api.Propose(ctx, s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return "", err
 	}
@@ -193,6 +194,7 @@ func (s *Service) createForServer(ctx context.Context, p *api.Principal, id stri
 // Nova, to give back a boot volume it made for a server that was not
 // created.
 func (s *Service) DeleteVolume(ctx context.Context, p *api.Principal, id string) error {
+	defer s.carry(id)()
 	v, err := s.changeVolume(ctx, id, func(v *volstate.Volume) error {
 		if v.Project != p.ProjectID || !deletable[v.Status] || len(v.Attachments) > 0 {
 			return badRequest("Invalid volume: volume %s cannot be deleted now (it is %s).", v.ID, v.Status)

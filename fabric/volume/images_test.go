@@ -92,8 +92,9 @@ func TestVolumeFromImageCopyFails(t *testing.T) {
 
 // Work that died with a process of this node is settled by the next
 // one: a create whose blocks exist becomes available, one without them
-// and an interrupted image copy become error with a reason; work of the
-// current process and of another (live) node is left alone.
+// and an interrupted image copy become error with a reason; work the
+// current process has in hand and work of another (live) node are left
+// alone.
 func TestAbandonedCreatesAreSettled(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.IsLeader = func() bool { return false } })
 	ctx := context.Background()
@@ -110,6 +111,7 @@ func TestAbandonedCreatesAreSettled(t *testing.T) {
 	row("copying", "n1", "old-run", imageID)
 	row("mine", "n1", f.svc.run, imageID)
 	row("elsewhere", "n2", "its-run", "")
+	defer f.svc.carry("mine")() // the copy in hand
 	f.svc.settle(ctx)
 	want := map[string]string{"made": "available", "unmade": "error", "copying": "error", "mine": "creating", "elsewhere": "creating"}
 	for id, status := range want {

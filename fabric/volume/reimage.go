@@ -100,6 +100,7 @@ func (s *Service) extendCompletion(w http.ResponseWriter, r *http.Request, arg a
 // the background (os-reimage's work): v returns to its status once done,
 // or is error saying why.
 func (s *Service) startReimage(ctx context.Context, v *volstate.Volume, img *ImageInfo, policy volstate.Policy, reserved bool) error {
+	release := s.carry(v.ID)
 	if _, err := s.changeVolume(ctx, v.ID, func(v *volstate.Volume) error {
 		ok := v.Status == volstate.StatusAvailable || v.Status == volstate.StatusError || (reserved && v.Status == volstate.StatusReserved)
 		if !ok || len(v.Attachments) > 1 {
@@ -113,9 +114,11 @@ func (s *Service) startReimage(ctx context.Context, v *volstate.Volume, img *Ima
 		s.worked(v)
 		return nil
 	}); err != nil {
+		release()
 		return err
 	}
 	s.background(func(ctx context.Context) {
+		defer release()
 		dataErr := s.cfg.Blocks.Delete(ctx, v.ID)
 		if dataErr == nil {
 			dataErr = s.cfg.Blocks.Create(ctx, v.ID, int64(v.Size)*volstate.GiB, policy)

@@ -70,6 +70,7 @@ func (s *Service) revert(w http.ResponseWriter, r *http.Request, arg any) error 
 	}); err != nil {
 		return err
 	}
+	release := s.carry(v.ID)
 	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
 		if v.Status != volstate.StatusAvailable || len(v.Attachments) > 0 {
 			return store.Fault(store.KindConflict, "conflictingRequest", "Invalid volume: Volume %s status must be available, but current status is %s.", v.ID, v.Status)
@@ -81,10 +82,12 @@ func (s *Service) revert(w http.ResponseWriter, r *http.Request, arg any) error 
 		s.worked(v)
 		return nil
 	}); err != nil {
+		release()
 		s.snapshotRestored(context.WithoutCancel(r.Context()), latest.ID)
 		return err
 	}
 	s.background(func(ctx context.Context) {
+		defer release()
 		dataErr := s.cfg.Blocks.Delete(ctx, v.ID)
 		if dataErr == nil {
 			dataErr = s.cfg.Blocks.Clone(ctx, v.ID, latest.ID)

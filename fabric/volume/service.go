@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -128,6 +129,10 @@ type Service struct {
 	run string
 	// bg runs background work (copies, backups) until Run ends.
 	bg *bgwork.Runner
+	// carried counts, by volume, the requests and background work of this
+	// process that have the volume's work in hand (carry).
+	carriedMu sync.Mutex
+	carried   map[string]int
 }
 
 // New builds the service.
@@ -146,7 +151,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.NodeLost == nil {
 		cfg.NodeLost = func(string) bool { return false }
 	}
-	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), bg: bgwork.New()}, nil
+	return &Service{cfg: cfg, log: cfg.Log, run: api.NewHexID(), bg: bgwork.New(), carried: map[string]int{}}, nil
 }
 
 func (c Config) base() api.Base {

@@ -159,6 +159,8 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 		defer release()
 	}
 	var row volstate.Snapshot
+	sn.WorkNode, sn.WorkRun = s.cfg.Node, s.run
+	defer s.carry(sn.ID)()
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateSnapshot, volstate.CreateSnapshotCmd{Row: sn}, &row); err != nil {
 		return err
 	}
@@ -172,7 +174,7 @@ func (s *Service) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 		dataErr = s.cfg.Blocks.Snapshot(r.Context(), sn.ID, sn.VolumeID)
 	}
 	done, err := s.changeSnapshot(r.Context(), sn.ID, func(sn *volstate.Snapshot) error {
-		sn.Status, sn.Reason = volstate.SnapStatusAvailable, ""
+		sn.Status, sn.Reason, sn.WorkNode, sn.WorkRun = volstate.SnapStatusAvailable, "", "", ""
 		if dataErr != nil {
 			sn.Status, sn.Reason = volstate.SnapStatusError, "snapshot the volume's blocks: "+dataErr.Error()
 		}
@@ -292,11 +294,13 @@ func (s *Service) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
 // removeSnapshot deletes snapshot id's blocks and row. Unless force, the
 // snapshot must be available or in error.
 func (s *Service) removeSnapshot(ctx context.Context, id string, force bool) error {
+	defer s.carry(id)()
 	row, err := s.changeSnapshot(ctx, id, func(sn *volstate.Snapshot) error {
 		if err := snapshotDeletable(sn, force); err != nil {
 			return err
 		}
 		sn.Status, sn.Reason = volstate.SnapStatusDeleting, ""
+		sn.WorkNode, sn.WorkRun = s.cfg.Node, s.run
 		return nil
 	})
 	if err != nil {
@@ -305,6 +309,7 @@ func (s *Service) removeSnapshot(ctx context.Context, id string, force bool) err
 	if dataErr := s.cfg.Blocks.Delete(ctx, id); dataErr != nil {
 		if _, err := s.changeSnapshot(ctx, id, func(sn *volstate.Snapshot) error {
 			sn.Status, sn.Reason = volstate.SnapStatusErrorDeleting, "delete the snapshot's blocks: "+dataErr.Error()
+			sn.WorkNode, sn.WorkRun = "", ""
 			return nil
 		}); err != nil {
 			return err

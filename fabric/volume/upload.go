@@ -111,6 +111,7 @@ func (s *Service) uploadImage(w http.ResponseWriter, r *http.Request, arg any) e
 	if err != nil {
 		return err
 	}
+	release := s.carry(v.ID)
 	row, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {
 		if err := uploadable(v, force); err != nil {
 			return err
@@ -120,12 +121,16 @@ func (s *Service) uploadImage(w http.ResponseWriter, r *http.Request, arg any) e
 		return nil
 	})
 	if err != nil {
+		release()
 		if api.Rejected(err) {
 			s.discardImage(context.WithoutCancel(r.Context()), imageID)
 		}
 		return err
 	}
-	s.background(func(ctx context.Context) { s.upload(ctx, row.ID, imageID, img.DiskFormat) })
+	s.background(func(ctx context.Context) {
+		defer release()
+		s.upload(ctx, row.ID, imageID, img.DiskFormat)
+	})
 
 	tx, err := s.cfg.Repl.Read(r.Context())
 	if err != nil {

@@ -558,6 +558,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return s.createUnscheduled(w, r, p, v, why)
 	}
 	s.worked(&v)
+	defer s.carry(v.ID)()
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: v}, nil); err != nil {
 		return err
 	}
@@ -583,7 +584,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	} else if img != nil && dataErr == nil {
 		// The copy takes time: the volume is answered creating and
 		// becomes available (or error) when it is done.
+		release := s.carry(v.ID)
 		s.background(func(ctx context.Context) {
+			defer release()
 			err := s.cfg.Data.ImageToVolume(ctx, img.ID, v.ID)
 			if _, err := s.finish(ctx, v.ID, volstate.StatusAvailable, volstate.StatusError, "copy image "+img.ID+" into the volume", err); err != nil {
 				s.log.Warn("volume: create from image", "volume", v.ID, "image", img.ID, "err", err)
@@ -881,6 +884,7 @@ func (s *Service) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 // Unless force, the volume must be in a status it may be deleted from;
 // an attached volume is never deleted.
 func (s *Service) removeVolume(ctx context.Context, id string, cascade, force bool) error {
+	defer s.carry(id)()
 	tx, err := s.cfg.Repl.Read(ctx)
 	if err != nil {
 		return err

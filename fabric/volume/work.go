@@ -3,7 +3,10 @@ package volume
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
@@ -30,8 +33,52 @@ func (s *Service) Run(ctx context.Context) error { return s.bg.Run(ctx, settleEv
 // working status and the next process settles it.
 func (s *Service) background(fn func(ctx context.Context)) { s.bg.Go(fn) }
 
-// worked marks a row as worked on by this process.
+// worked marks a row as worked on by this process. The request or
+// background work that marks it carries the volume (carry) until its work
+// is done.
 func (s *Service) worked(v *volstate.Volume) { v.WorkNode, v.WorkRun = s.cfg.Node, s.run }
+
+// carry says that this process has volume id's work in hand, until
+// release is called: taken before the proposal that marks the row
+// worked, released once the request or the background work that carries
+// it on has ended.
+func (s *Service) carry(id string) (release func()) {
+	s.carriedMu.Lock()
+	s.carried[id]++
+	s.carriedMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.carriedMu.Lock()
+			defer s.carriedMu.Unlock()
+			if s.carried[id]--; s.carried[id] <= 0 {
+				delete(s.carried, id)
+			}
+		})
+	}
+}
+
+// volumeAbandoned reports whether the work volume v's row names will
+// not be finished by anyone: it died with its process (abandoned), or
+// it is this process's but nothing here carries it any more. That is a
+// request whose proposal's outcome was unknown (the leader died or
+// changed under it): the command committed after the request gave up,
+// so the row says working and the process it names is alive, but the
+// request ended without carrying the work on.
+func (s *Service) volumeAbandoned(v *volstate.Volume) bool {
+	return s.workAbandoned(v.ID, v.WorkNode, v.WorkRun)
+}
+
+// workAbandoned is volumeAbandoned for any row carried by id (a volume,
+// a snapshot).
+func (s *Service) workAbandoned(id, node, run string) bool {
+	if node == s.cfg.Node && run == s.run {
+		s.carriedMu.Lock()
+		defer s.carriedMu.Unlock()
+		return s.carried[id] == 0
+	}
+	return s.abandoned(node, run)
+}
 
 // abandoned reports whether the work a row names died with its process:
 // an earlier process of this node, or (on the leader) a lost node or a
@@ -55,7 +102,7 @@ func (s *Service) settle(ctx context.Context) {
 		return
 	}
 	for _, v := range store.All[volstate.Volume](tx, volstate.VolumeTable, "id") {
-		if !working(v.Status) || !s.abandoned(v.WorkNode, v.WorkRun) {
+		if !working(v.Status) || !s.volumeAbandoned(v) {
 			continue
 		}
 		if v.Status == volstate.StatusDeleting {
@@ -106,6 +153,7 @@ func (s *Service) settle(ctx context.Context) {
 			s.log.Warn("volume: settle abandoned work", "volume", v.ID, "err", err)
 		}
 	}
+	s.settleSnapshots(ctx, tx)
 	s.settleBackups(ctx, tx)
 	s.settleGroups(ctx)
 	s.settleHolds(ctx)
@@ -160,4 +208,53 @@ func (s *Service) finishDelete(ctx context.Context, v *volstate.Volume) {
 		return
 	}
 	s.log.Info("volume deleted", "volume", v.ID, "project", v.Project)
+}
+
+// settleSnapshots gives snapshots whose create or delete was abandoned
+// a final status: a create whose blocks exist is available (its one
+// block command committed; the work after it was recording the status),
+// any other is error; a delete is done again. Rows without work (a
+// group snapshot's, or older than the work fields) are not for it.
+func (s *Service) settleSnapshots(ctx context.Context, tx *memdb.Txn) {
+	for _, sn := range store.All[volstate.Snapshot](tx, volstate.SnapshotTable, "id") {
+		if sn.WorkRun == "" || (sn.Status != volstate.SnapStatusCreating && sn.Status != volstate.SnapStatusDeleting) ||
+			!s.workAbandoned(sn.ID, sn.WorkNode, sn.WorkRun) {
+			continue
+		}
+		if sn.Status == volstate.SnapStatusDeleting {
+			err := s.cfg.Blocks.Delete(ctx, sn.ID)
+			if err == nil {
+				_, err = s.cfg.Repl.Propose(ctx, volstate.CmdDeleteSnapshot, volstate.DeleteSnapshotCmd{ID: sn.ID, Revision: sn.Revision})
+			}
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("volume: finish an abandoned snapshot delete", "snapshot", sn.ID, "err", err)
+				continue
+			}
+			s.log.Warn("snapshot delete abandoned; finished", "snapshot", sn.ID, "node", sn.WorkNode)
+			continue
+		}
+		ok, err := s.cfg.Blocks.Exists(ctx, sn.ID)
+		if err != nil {
+			s.log.Warn("volume: settle an abandoned snapshot", "snapshot", sn.ID, "err", err)
+			continue
+		}
+		status, reason := volstate.SnapStatusAvailable, ""
+		if !ok {
+			status, reason = volstate.SnapStatusError, "create: the work making the snapshot's blocks stopped before it made them"
+		}
+		node, run := sn.WorkNode, sn.WorkRun
+		_, err = s.changeSnapshot(ctx, sn.ID, func(cur *volstate.Snapshot) error {
+			if cur.Status != volstate.SnapStatusCreating || cur.WorkNode != node || cur.WorkRun != run {
+				return errSettled
+			}
+			cur.Status, cur.Reason, cur.WorkNode, cur.WorkRun = status, reason, "", ""
+			return nil
+		})
+		switch {
+		case err == nil:
+			s.log.Warn("snapshot create abandoned; settled", "snapshot", sn.ID, "node", node, "status", status)
+		case !errors.Is(err, errSettled) && !errors.Is(err, store.ErrNotFound):
+			s.log.Warn("volume: settle an abandoned snapshot", "snapshot", sn.ID, "err", err)
+		}
+	}
 }

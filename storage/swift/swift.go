@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/blob"
 	"github.com/rackstack/rackstack/storage/object"
 )
@@ -215,6 +216,13 @@ func (q *request) failErr(err error) {
 func (q *request) authorize() bool {
 	if tok := q.r.Header.Get("X-Auth-Token"); tok != "" {
 		p, err := q.h.Auth.Validate(q.r.Context(), tok)
+		if errors.Is(err, store.ErrNoLeader) {
+			// This node could not confirm its state is current enough
+			// to check tokens (a leader election, a node catching up):
+			// not the client's fault, and its token may well be good.
+			fail(q.w, q.r, http.StatusServiceUnavailable, "Service Unavailable: this node cannot check tokens until it reaches the cluster leader; retry shortly")
+			return false
+		}
 		if err != nil {
 			fail(q.w, q.r, http.StatusUnauthorized, "Unauthorized: the token is not valid")
 			return false

@@ -23,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/api/apitest"
+	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/storage/object"
 	"github.com/rackstack/rackstack/storage/object/objecttest"
 )
@@ -1088,4 +1090,27 @@ func TestMetaSetWinsOverRemove(t *testing.T) {
 			t.Errorf("%s: Uppertest = %q, want removed", path, got)
 		}
 	}
+}
+
+// noLeader is an authenticator on a node that cannot reach the leader to
+// confirm its state is current.
+type noLeader struct{}
+
+func (noLeader) Validate(context.Context, string) (*api.Principal, error) {
+	return nil, fmt.Errorf("read barrier: %w", store.ErrNoLeader)
+}
+
+// A token this node cannot check for want of a leader is not refused as
+// invalid (401, which makes clients drop a good token): the request is
+// answered 503, to be retried.
+func TestTokenUncheckableWithoutLeaderIs503(t *testing.T) {
+	e := newEnv(t)
+	req := httptest.NewRequest("PUT", "/v1/AUTH_p1/c/o", strings.NewReader("abc"))
+	req.Header.Set("X-Auth-Token", alice)
+	w := httptest.NewRecorder()
+	(&Handler{Store: e.Svc, Auth: noLeader{}}).ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", w.Code, w.Body)
+	}
+	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c/o", alice, "")
 }

@@ -189,6 +189,12 @@ type Snapshot struct {
 	GroupSnapshotID string `json:"group_snapshot_id,omitempty"`
 	// Progress is what os-update_snapshot_status last reported ("80%").
 	Progress string `json:"progress,omitempty"`
+	// WorkNode and WorkRun name the node, and its process, creating or
+	// deleting the snapshot (as a volume's): the service's maintenance
+	// settles the work they leave when it is abandoned. Empty in a
+	// group snapshot's snapshots, which their group snapshot settles.
+	WorkNode string `json:"work_node,omitempty"`
+	WorkRun  string `json:"work_run,omitempty"`
 	// Key and KeyID are the volume's encryption key, kept with the
 	// snapshot (sealed bound to its id) for the volumes made from it.
 	Key       string            `json:"key,omitempty"`
