@@ -976,3 +976,25 @@ func (b *lockedBuffer) lines(s string) []string {
 	}
 	return out
 }
+
+// config_drive false is taken, as by Nova under force_config_drive: the
+// server gets its config drive all the same (Terraform sends false by
+// default); a value that is no boolean is a 400 naming the field.
+func TestServerCreateConfigDriveFalse(t *testing.T) {
+	f := newFixture(t)
+	f.stdFlavors()
+	server := func(cd any) map[string]any {
+		return map[string]any{"server": map[string]any{
+			"name": "vm", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}}, "config_drive": cd,
+		}}
+	}
+	r := f.do("POST", "/v2.1/servers", alice, "", server(false))
+	if r.code != 202 {
+		t.Fatalf("create with config_drive false: %d %v", r.code, r.body)
+	}
+	id := r.body["server"].(map[string]any)["id"].(string)
+	if v := f.show(alice, id, ""); v["config_drive"] != "True" {
+		t.Fatalf("config_drive %v, want True", v["config_drive"])
+	}
+	f.expect("POST", "/v2.1/servers", alice, "", server("maybe"), 400, "", "config_drive")
+}

@@ -195,10 +195,13 @@ func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 		req.tmpl.DiskConfig = "MANUAL"
 	}
 	if in.Has("config_drive") {
-		if v, ok := in.Obj["config_drive"].(string); ok && v == "" {
-			// "" is "no preference"; every server gets one anyway.
-		} else if !boolean(in, "config_drive", true) {
-			in.Fail(badField("config_drive", in.Obj["config_drive"], "servers here always get a config drive"))
+		// Checked, then not followed: every server here gets a config
+		// drive, as Nova's do under its force_config_drive option
+		// (config_drive shows "True" either way), so that a guest
+		// without a route to the metadata service still finds its
+		// keys and network (Terraform sends false by default).
+		if v, ok := in.Obj["config_drive"].(string); !ok || v != "" {
+			boolean(in, "config_drive", true)
 		}
 	}
 	minCount := integer(in, "min_count", false, 1, 1, math.MaxInt32)
