@@ -121,13 +121,10 @@ func parseDeleteAt(now time.Time, at, after string) (string, string) {
 	return object.FormatDeleteAt(n), ""
 }
 
-// withHeaders is the stored headers of a POST or a copy: the old ones
-// (without their delete time), each replaced by the one the request
-// sends (a) and removed where the request sends it empty (a POST of
-// "Content-Disposition:" takes it away); the delete time only the
-// request's. Headers the request does not name are kept, as the API
-// reference says of a POST: it replaces the custom metadata, and leaves
-// the rest unless a header supplies it.
+// withHeaders is the stored headers of a copy: the source's (without
+// its delete time), each replaced by the one the request sends (a) and
+// removed where the request sends it empty ("Content-Disposition:"
+// takes it away); the delete time only the request's.
 func withHeaders(req http.Header, a, old map[string]string) map[string]string {
 	out := map[string]string{}
 	maps.Copy(out, object.WithoutDeleteAt(old))
@@ -465,12 +462,17 @@ func (q *request) postObject() {
 		q.failErr(err)
 		return
 	}
-	// Swift's POST replaces the user metadata as a whole.
+	// Swift's POST replaces the user metadata as a whole, and with it the
+	// headers an object keeps (Content-Disposition, Content-Encoding,
+	// Cache-Control, Content-Language, Expires, X-Delete-At,
+	// X-Object-Manifest): those the request sends are the ones it keeps,
+	// as Swift's object server writes them (its .meta replaces the data
+	// file's; openstacksdk's object tests check it). Its content type,
+	// ETag and large-object segments stay.
 	a, ok := q.attrs(nil)
 	if !ok {
 		return
 	}
-	a.Headers = withHeaders(q.r.Header, a.Headers, o.Headers)
 	if _, err := q.h.Store.SetMeta(ctx, o, a); err != nil {
 		q.failErr(err)
 		return
