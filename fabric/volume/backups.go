@@ -221,7 +221,9 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 	}
 	b.WorkNode, b.WorkRun = s.cfg.Node, s.run
 	var row volstate.Backup
+	release := s.carry(b.ID)
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, volstate.CmdCreateBackup, volstate.CreateBackupCmd{Row: b, AnyProject: vol.Project != proj}, &row); err != nil {
+		release()
 		return err
 	}
 	job := BackupJob{Project: b.Project, Container: b.Container, Prefix: b.ID, Parent: b.ParentID, Source: b.VolumeID}
@@ -229,6 +231,7 @@ func (s *Service) createBackup(w http.ResponseWriter, r *http.Request) error {
 		job.Source, job.Snapshot = b.SnapshotID, true
 	}
 	s.background(func(ctx context.Context) {
+		defer release()
 		objects, bytes, err := s.backupBlocks(ctx, job)
 		_, cerr := s.changeBackup(ctx, b.ID, func(b *volstate.Backup) error {
 			if b.Status != volstate.BackupCreating {
@@ -308,6 +311,7 @@ func (s *Service) startBackupDelete(w http.ResponseWriter, r *http.Request, forc
 	if len(volstate.Children(tx, b.ID)) > 0 {
 		return badRequest("Invalid backup: Incremental backups exist for this backup.")
 	}
+	release := s.carry(b.ID)
 	row, err := s.changeBackup(r.Context(), b.ID, func(b *volstate.Backup) error {
 		switch b.Status {
 		case volstate.BackupAvailable, volstate.BackupError, volstate.BackupErrorDeleting:
@@ -322,9 +326,13 @@ func (s *Service) startBackupDelete(w http.ResponseWriter, r *http.Request, forc
 		return nil
 	})
 	if err != nil {
+		release()
 		return err
 	}
-	s.background(func(ctx context.Context) { s.removeBackup(ctx, row) })
+	s.background(func(ctx context.Context) {
+		defer release()
+		s.removeBackup(ctx, row)
+	})
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
@@ -485,6 +493,10 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// The backup is carried from before the proposal that marks it
+	// restoring until the background restore ends (restoreInto).
+	releaseBackup := s.carry(b.ID)
+	defer releaseBackup()
 	if _, err := s.changeBackup(r.Context(), b.ID, func(b *volstate.Backup) error {
 		if b.Status != volstate.BackupAvailable {
 			return badRequest("Invalid backup: Backup status must be available (it is %s).", b.Status)
@@ -513,9 +525,10 @@ func (s *Service) restoreBackup(w http.ResponseWriter, r *http.Request) error {
 // the background; the backup becomes available again, then the volume
 // available, or failed.
 func (s *Service) restoreInto(b *volstate.Backup, target, failed string) {
-	release := s.carry(target)
+	release, releaseBackup := s.carry(target), s.carry(b.ID)
 	s.background(func(ctx context.Context) {
 		defer release()
+		defer releaseBackup()
 		err := s.cfg.Backups.Restore(ctx, b.ObjectProject(), b.Container, b.ObjectPrefix(), target)
 		if err == nil && len(b.VolumeMetadata) > 0 {
 			// The backed-up volume's metadata comes with its data.
@@ -619,7 +632,7 @@ func (s *Service) settleBackups(ctx context.Context, tx *memdb.Txn) {
 		default:
 			continue
 		}
-		if !s.abandoned(b.WorkNode, b.WorkRun) {
+		if !s.workAbandoned(b.ID, b.WorkNode, b.WorkRun) {
 			continue
 		}
 		if b.Status == volstate.BackupDeleting {

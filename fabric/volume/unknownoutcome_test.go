@@ -178,3 +178,73 @@ func TestAbandonedSnapshotWorkIsSettled(t *testing.T) {
 		t.Errorf("the blocks of snapshot %s are still there", gone)
 	}
 }
+
+// The same for backups: a backup create or delete whose proposal's
+// outcome was unknown leaves the backup creating or deleting, marked as
+// this live process's work that nothing carries on; the settle ends it
+// (a create as error, a delete done again) instead of leaving it so until
+// the process restarts. A backup this process is writing is left alone.
+func TestUnknownOutcomeBackupWorkIsSettled(t *testing.T) {
+	var u *unsureRepl
+	f := newFixture(t, func(c *Config) {
+		u = &unsureRepl{Local: c.Repl.(*store.Local), lose: map[string]bool{}}
+		c.Repl = u
+	})
+	ctx := context.Background()
+	vol := f.createVolume(alice, map[string]any{"size": 1})["id"].(string)
+	backupRow := func(id string) *volstate.Backup {
+		return store.Get[volstate.Backup](f.local.State.Txn(), volstate.BackupTable, id)
+	}
+
+	u.losing(volstate.CmdCreateBackup, true)
+	r := f.call("POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": vol, "name": "lost"}})
+	u.losing(volstate.CmdCreateBackup, false)
+	if r.Code != http.StatusServiceUnavailable {
+		t.Fatalf("backup create with an unknown outcome: %d %s", r.Code, r.Raw)
+	}
+	var lost string
+	for _, b := range store.All[volstate.Backup](f.local.State.Txn(), volstate.BackupTable, "id") {
+		if b.Name == "lost" {
+			lost = b.ID
+		}
+	}
+	if lost == "" || backupRow(lost).Status != volstate.BackupCreating {
+		t.Fatalf("the create's row did not commit creating: %q", lost)
+	}
+
+	deleted := f.createBackup(alice, map[string]any{"volume_id": vol})
+	f.waitStatus(alice, "backups/"+deleted, "backup", "available")
+	u.losing(volstate.CmdPutBackup, true)
+	r = f.call("DELETE", "backups/"+deleted, alice, nil)
+	u.losing(volstate.CmdPutBackup, false)
+	if r.Code != http.StatusServiceUnavailable || backupRow(deleted).Status != volstate.BackupDeleting {
+		t.Fatalf("backup delete with an unknown outcome: %d %s, row %+v", r.Code, r.Raw, backupRow(deleted))
+	}
+
+	// Work in hand: a backup this process is writing right now.
+	inHand := f.createBackup(alice, map[string]any{"volume_id": vol})
+	f.waitStatus(alice, "backups/"+inHand, "backup", "available")
+	release := f.svc.carry(inHand)
+	if _, err := f.svc.changeBackup(ctx, inHand, func(b *volstate.Backup) error {
+		b.Status, b.WorkNode, b.WorkRun = volstate.BackupCreating, f.svc.cfg.Node, f.svc.run
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	f.svc.settle(ctx)
+	if b := backupRow(lost); b == nil || b.Status != volstate.BackupError || b.Reason == "" {
+		t.Errorf("the backup create of unknown outcome after the settle: %+v, want error with a reason", b)
+	}
+	if b := backupRow(deleted); b != nil {
+		t.Errorf("the backup delete of unknown outcome after the settle: %+v, want it gone", b)
+	}
+	if b := backupRow(inHand); b.Status != volstate.BackupCreating {
+		t.Errorf("a backup in hand was settled: %+v", b)
+	}
+	release()
+	f.svc.settle(ctx)
+	if b := backupRow(inHand); b.Status != volstate.BackupError {
+		t.Errorf("a backup released without an end: %+v, want error", b)
+	}
+}

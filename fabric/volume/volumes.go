@@ -569,6 +569,9 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	var row *volstate.Volume
 	if backup != nil && dataErr == nil {
 		// Restored in the background; the volume is creating until then.
+		// The backup is carried from before the proposal that marks it
+		// restoring until the restore ends (restoreInto).
+		defer s.carry(backup.ID)()
 		if _, err := s.changeBackup(r.Context(), backup.ID, func(b *volstate.Backup) error {
 			if b.Status != volstate.BackupAvailable {
 				return badRequest("Invalid backup: Backup status must be available (it is %s).", b.Status)
