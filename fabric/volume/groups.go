@@ -211,6 +211,7 @@ func (s *Service) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	defer s.carry(g.ID)() // this request makes it (see workAbandoned)
 	p := principal(r)
 	typeRef := in.Required("group_type", 255)
 	if in.Err == nil && !in.Has("volume_types") {
@@ -477,6 +478,7 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request, arg any) e
 			return badRequest("Invalid group: Volume %s in group still has dependent snapshots.", v.ID)
 		}
 	}
+	defer s.carry(g.ID)()
 	if _, err := s.changeGroup(r.Context(), g.ID, func(g *volstate.Group) error {
 		g.Status, g.Reason = volstate.GroupDeleting, ""
 		return nil
@@ -532,6 +534,7 @@ func (s *Service) createGroupFromSource(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
+	defer s.carry(g.ID)()
 	p := principal(r)
 	g.GroupSnapshotID = in.Str("group_snapshot_id", "", 36)
 	g.SourceGroupID = in.Str("source_group_id", "", 36)

@@ -14,7 +14,11 @@ import (
 // asks for it; a process that dies in the middle leaves the row creating
 // or deleting. Their rows name the process as volumes' do (WorkNode,
 // WorkRun), and settle finishes them the way it finishes volumes: a
-// delete is done again, a create gets the status its parts show.
+// delete is done again, a create gets the status its parts show. The
+// request carries the row's id (carry) while it works, so a row of this
+// live process that no request carries (its request gave up on a
+// proposal of unknown outcome that committed after all) is settled too
+// (workAbandoned).
 
 // groupWorking are the statuses a request holds a group or a group
 // snapshot in while it works on it.
@@ -42,7 +46,7 @@ func (s *Service) settleGroups(ctx context.Context) {
 		return
 	}
 	for _, g := range store.All[volstate.Group](tx, volstate.GroupTable, "id") {
-		if !groupWorking(g.Status) || !s.abandoned(g.WorkNode, g.WorkRun) {
+		if !groupWorking(g.Status) || !s.workAbandoned(g.ID, g.WorkNode, g.WorkRun) {
 			continue
 		}
 		if g.Status == volstate.GroupDeleting {
@@ -69,7 +73,7 @@ func (s *Service) settleGroups(ctx context.Context) {
 		s.settled("group", g.ID, node, status, reason, err)
 	}
 	for _, gs := range store.All[volstate.GroupSnapshot](tx, volstate.GroupSnapshotTable, "id") {
-		if !groupWorking(gs.Status) || !s.abandoned(gs.WorkNode, gs.WorkRun) {
+		if !groupWorking(gs.Status) || !s.workAbandoned(gs.ID, gs.WorkNode, gs.WorkRun) {
 			continue
 		}
 		if gs.Status == volstate.GroupDeleting {

@@ -54,6 +54,7 @@ func TestAbandonedGroupsAreSettled(t *testing.T) {
 	doomed := addVolume(deleting)
 	f.putGroupAs(made, volstate.GroupCreating, "n1", "old-run")
 	f.putGroupAs(mine, volstate.GroupCreating, "n1", f.svc.run)
+	releaseMine := f.svc.carry(mine) // a request of this process is making it
 	f.putGroupAs(elsewhere, volstate.GroupDeleting, "n2", "its-run")
 	f.putGroupAs(deleting, volstate.GroupDeleting, "n1", "old-run")
 	// A copy of a group whose process died before it made any volume.
@@ -124,6 +125,13 @@ func TestAbandonedGroupsAreSettled(t *testing.T) {
 	f.svc.settle(ctx)
 	if got := f.showGroup(alice, mine); got["status"] != "creating" {
 		t.Fatalf("the current process's group: %v", got["status"])
+	}
+	// Once no request of this process carries it (its proposal's outcome
+	// was unknown and it gave up), it is settled like a dead one's.
+	releaseMine()
+	f.svc.settle(ctx)
+	if got := f.showGroup(alice, mine); got["status"] == "creating" {
+		t.Fatalf("the current process's group, carried by nothing: %v", got["status"])
 	}
 }
 

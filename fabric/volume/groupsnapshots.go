@@ -138,6 +138,7 @@ func (s *Service) createGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 	p := principal(r)
 	gs := volstate.GroupSnapshot{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.GroupCreating, CreatedAt: now, UpdatedAt: now,
 		WorkNode: s.cfg.Node, WorkRun: s.run}
+	defer s.carry(gs.ID)() // this request makes it (see workAbandoned)
 	gs.Name, gs.Description = nameAndDescription(in)
 	gs.GroupID = in.Required("group_id", 36)
 	if in.Err != nil {
@@ -253,6 +254,7 @@ func (s *Service) deleteGroupSnapshot(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
+	defer s.carry(gs.ID)()
 	row, err := s.changeGroupSnapshot(r.Context(), gs.ID, func(g *volstate.GroupSnapshot) error {
 		if g.Status != volstate.GroupAvailable && g.Status != volstate.GroupError {
 			return badRequest("Invalid group snapshot: GroupSnapshot status must be available or error, and no Group can be currently using it as source for its creation (it is %s).", g.Status)
