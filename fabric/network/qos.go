@@ -321,57 +321,50 @@ func ruleBody(r *http.Request, k *qosKind, method string) (*api.Input, error) {
 }
 
 func (s *Service) createQoSRule(k *qosKind) api.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		tx, err := s.cfg.Repl.Read(r.Context())
-		if err != nil {
-			return err
-		}
+	return func(w http.ResponseWriter, r *http.Request) error { return s.writeQoSRule(w, r, k, true) }
+}
+
+func (s *Service) updateQoSRule(k *qosKind) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error { return s.writeQoSRule(w, r, k, false) }
+}
+
+// writeQoSRule is a rule's create (a new rule of the policy in the path)
+// or update (the rule in the path): the body changes it, and the command
+// that stores it checks it against the policy's other rules.
+func (s *Service) writeQoSRule(w http.ResponseWriter, r *http.Request, k *qosKind, create bool) error {
+	tx, err := s.cfg.Repl.Read(r.Context())
+	if err != nil {
+		return err
+	}
+	var rule QoSRule
+	method, cmd, status := http.MethodPut, cmdQoSRuleUpdate, http.StatusOK
+	if create {
+		method, cmd, status = http.MethodPost, cmdQoSRuleCreate, http.StatusCreated
 		q, err := s.qosPolicies(tx).Get(tx, principal(r), chi.URLParam(r, "id"))
 		if err != nil {
 			return err
 		}
-		rd, err := ruleBody(r, k, http.MethodPost)
-		if err != nil {
-			return err
-		}
-		rule := QoSRule{ID: api.NewUUID(), PolicyID: q.ID, Type: k.typ}
-		if err := readQoSRule(k, rd, &rule, true); err != nil {
-			return err
-		}
-		var row QoSRule
-		if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdQoSRuleCreate, qosRuleCmd{Rule: rule, Now: s.now()}, &row); err != nil {
-			return err
-		}
-		api.JSON(w, http.StatusCreated, map[string]any{k.one: qosRuleView(&row)})
-		return nil
-	}
-}
-
-func (s *Service) updateQoSRule(k *qosKind) api.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		tx, err := s.cfg.Repl.Read(r.Context())
-		if err != nil {
-			return err
-		}
+		rule = QoSRule{ID: api.NewUUID(), PolicyID: q.ID, Type: k.typ}
+	} else {
 		old, err := s.qosRuleOf(tx, r, k)
 		if err != nil {
 			return err
 		}
-		rd, err := ruleBody(r, k, http.MethodPut)
-		if err != nil {
-			return err
-		}
-		rule := *old
-		if err := readQoSRule(k, rd, &rule, false); err != nil {
-			return err
-		}
-		var row QoSRule
-		if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdQoSRuleUpdate, qosRuleCmd{Rule: rule, Now: s.now()}, &row); err != nil {
-			return err
-		}
-		api.JSON(w, http.StatusOK, map[string]any{k.one: qosRuleView(&row)})
-		return nil
+		rule = *old
 	}
+	rd, err := ruleBody(r, k, method)
+	if err != nil {
+		return err
+	}
+	if err := readQoSRule(k, rd, &rule, create); err != nil {
+		return err
+	}
+	var row QoSRule
+	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmd, qosRuleCmd{Rule: rule, Now: s.now()}, &row); err != nil {
+		return err
+	}
+	api.JSON(w, status, map[string]any{k.one: qosRuleView(&row)})
+	return nil
 }
 
 func (s *Service) deleteQoSRule(k *qosKind) api.HandlerFunc {
