@@ -146,9 +146,6 @@ output "ids" {
 // apply finds nothing to change (what the provider reads back is what it
 // wrote).
 func TestTerraformNetwork(t *testing.T) {
-	tf := terraformBinary(t)
-	provider := terraformProvider(t)
-
 	n := newRackd(t, "tf", "--s3-listen", "off", "--public", "172.24.4.0/24")
 	n.start("--bootstrap")
 	n.waitHealthy()
@@ -163,37 +160,15 @@ func TestTerraformNetwork(t *testing.T) {
 		t.Fatal("no network public")
 	}
 
-	dir := t.TempDir()
-	rc := filepath.Join(dir, "tfrc")
-	if err := os.WriteFile(rc, []byte(fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"terraform-provider-openstack/openstack\" = %q\n  }\n  direct {}\n}\n", filepath.Dir(provider))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(tfNetworkStack), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "TF_CLI_CONFIG_FILE=" + rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1"}
-	for k, v := range creds {
-		if k == "OS_AUTH_URL" {
-			v = n.url() + "/identity/v3"
-		}
-		env = append(env, k+"="+v)
-	}
-	terraform := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, tf, args...)
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	terraform := terraformIn(t, t.TempDir(), tfNetworkStack, osEnv(creds, n))
 
-	out, err := terraform("apply", "-auto-approve", "-input=false", "-no-color")
+	out, err := terraform("apply", "-auto-approve", "-input=false")
 	// Whatever happened, take down what was made (a destroy of nothing is
 	// harmless); the rackd goes with the test anyway.
 	destroyed := false
 	t.Cleanup(func() {
 		if !destroyed {
-			terraform("destroy", "-auto-approve", "-input=false", "-no-color")
+			terraform("destroy", "-auto-approve", "-input=false")
 		}
 	})
 	if err != nil {
@@ -304,11 +279,11 @@ func TestTerraformNetwork(t *testing.T) {
 	}
 
 	// Read back, the cloud holds what was written: nothing to change.
-	if out, err := terraform("plan", "-detailed-exitcode", "-input=false", "-no-color"); err != nil {
+	if out, err := terraform("plan", "-detailed-exitcode", "-input=false"); err != nil {
 		t.Errorf("terraform plan after apply is not empty (%v):\n%s", err, out)
 	}
 
-	out, err = terraform("destroy", "-auto-approve", "-input=false", "-no-color")
+	out, err = terraform("destroy", "-auto-approve", "-input=false")
 	destroyed = true
 	if err != nil {
 		t.Fatalf("terraform destroy: %v\n%s", err, out)
@@ -324,6 +299,33 @@ func TestTerraformNetwork(t *testing.T) {
 	get("/ports?network_id="+ids["public"]+"&device_owner=network:router_gateway", &left)
 	if len(left.Ports) != 0 {
 		t.Errorf("router gateway ports left on public: %+v", left.Ports)
+	}
+}
+
+// terraformIn makes dir a Terraform working directory of config (its
+// main.tf) for the real terraform and the OpenStack provider built here
+// (dev_overrides: no registry, no terraform init), and returns a runner
+// of terraform there with env (the cloud's OS_* variables) and colour
+// off, bounded in time.
+func terraformIn(t *testing.T, dir, config string, env []string) func(args ...string) (string, error) {
+	t.Helper()
+	tf := terraformBinary(t)
+	provider := terraformProvider(t)
+	rc := filepath.Join(dir, "tfrc")
+	if err := os.WriteFile(rc, []byte(fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"terraform-provider-openstack/openstack\" = %q\n  }\n  direct {}\n}\n", filepath.Dir(provider))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env = append(append([]string{}, env...), "HOME="+dir, "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
+	return func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, tf, append(args, "-no-color")...)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
 	}
 }
 

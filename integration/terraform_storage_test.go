@@ -3,17 +3,14 @@
 package integration
 
 import (
-	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rackstack/rackstack/fabric/testenv"
 )
@@ -97,9 +94,7 @@ output "ids" {
 // change (what the provider reads back is what it wrote), and destroy
 // removes every one of them.
 func TestTerraformStorage(t *testing.T) {
-	tf := terraformBinary(t)
 	testenv.RequireCommand(t, "/usr/bin/openstack")
-	provider := terraformProvider(t)
 	n := startDevCloud(t, "tfstore", "--disk", t.TempDir(), "--s3-listen", "off")
 	creds := openrc(t, n.dataDir)
 	admin := osEnv(creds, n)
@@ -112,46 +107,21 @@ func TestTerraformStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := md5.Sum(image)
-	config := strings.Replace(terraformStorageConfig, "IMAGE_FILE", imageFile, 1)
-	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// dev_overrides: Terraform runs the provider built here and needs no
-	// registry (and no terraform init).
-	rc := filepath.Join(dir, "terraformrc")
-	if err := os.WriteFile(rc, []byte(`provider_installation {
-  dev_overrides {
-    "terraform-provider-openstack/openstack" = "`+filepath.Dir(provider)+`"
-  }
-  direct {}
-}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := append(osEnv(creds, n), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "HOME="+dir)
-	terraform := func(t *testing.T, args ...string) (string, error) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, tf, append(args, "-no-color")...)
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	terraform := terraformIn(t, dir, strings.Replace(terraformStorageConfig, "IMAGE_FILE", imageFile, 1), osEnv(creds, n))
 	applied := false
 	t.Cleanup(func() {
 		if applied {
-			if out, err := terraform(t, "destroy", "-auto-approve", "-input=false"); err != nil {
+			if out, err := terraform("destroy", "-auto-approve", "-input=false"); err != nil {
 				t.Logf("terraform destroy at cleanup: %v\n%s", err, out)
 			}
 		}
 	})
 
 	applied = true
-	if out, err := terraform(t, "apply", "-auto-approve", "-input=false"); err != nil {
+	if out, err := terraform("apply", "-auto-approve", "-input=false"); err != nil {
 		t.Fatalf("terraform apply: %v\n%s", err, out)
 	}
-	out, err := terraform(t, "output", "-json", "ids")
+	out, err := terraform("output", "-json", "ids")
 	if err != nil {
 		t.Fatalf("terraform output: %v\n%s", err, out)
 	}
@@ -189,11 +159,11 @@ func TestTerraformStorage(t *testing.T) {
 		t.Errorf("the user's token is for project %v, want %s", tok["project_id"], ids["project"])
 	}
 
-	if out, err := terraform(t, "plan", "-detailed-exitcode", "-input=false"); err != nil {
+	if out, err := terraform("plan", "-detailed-exitcode", "-input=false"); err != nil {
 		t.Errorf("a second plan wants changes (exit %v): what the provider read back is not what it wrote\n%s", err, out)
 	}
 
-	if out, err := terraform(t, "destroy", "-auto-approve", "-input=false"); err != nil {
+	if out, err := terraform("destroy", "-auto-approve", "-input=false"); err != nil {
 		t.Fatalf("terraform destroy: %v\n%s", err, out)
 	}
 	applied = false
