@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,15 +77,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback host:port that was free a moment ago.
+// Ports freeAddr has handed out in this process.
+var (
+	addrMu    sync.Mutex
+	addrTaken = map[int]bool{}
+)
+
+// freeAddr returns a loopback host:port that was free a moment ago, for a
+// rackd to listen on soon. It is drawn from below the kernel's ephemeral
+// range (32768 up): a port the kernel picked for a listener of ours and
+// freed again could be taken meanwhile as the source port of any outgoing
+// connection (a full run saw "address already in use" that way); below
+// that range only a listener takes it. Random, so that the two lanes of
+// `make integration` (two processes) rarely try the same one, and never
+// one this process handed out before.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrMu.Lock()
+	defer addrMu.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if addrTaken[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		addrTaken[port] = true
+		return l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port in 20000-31999")
+	return ""
 }
 
 // rackd is one rackd process this test started.
