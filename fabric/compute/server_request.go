@@ -45,6 +45,9 @@ type serverRequest struct {
 	boot *blockDevice
 	// volumes are data volumes attached as the server is created.
 	volumes []blockDevice
+	// local are the ephemeral and swap disks block_device_mapping_v2
+	// asks for (localdisks.go).
+	local []localDisk
 	// deviceTags says whether NICs and block devices may have tags at
 	// the request's microversion.
 	deviceTags bool
@@ -195,10 +198,11 @@ func readServerOptions(r *http.Request, in *api.Input, req *serverRequest) {
 		req.tmpl.DiskConfig = "MANUAL"
 	}
 	if in.Has("config_drive") {
-		if v, ok := in.Obj["config_drive"].(string); ok && v == "" {
-			// "" is "no preference"; every server gets one anyway.
-		} else if !boolean(in, "config_drive", true) {
-			in.Fail(badField("config_drive", in.Obj["config_drive"], "servers here always get a config drive"))
+		// Every server gets a config drive whatever it asks, as Nova with
+		// force_config_drive gives one: false (what Terraform sends by
+		// default) and "" are accepted, anything but a boolean is not.
+		if v, ok := in.Obj["config_drive"].(string); !ok || v != "" {
+			boolean(in, "config_drive", true)
 		}
 	}
 	minCount := integer(in, "min_count", false, 1, 1, math.MaxInt32)
