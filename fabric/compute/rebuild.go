@@ -55,8 +55,9 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 			return badField(k, m[k], "Rebuilding a server takes only %s: %s is not supported.", strings.Join(fields, ", "), k)
 		}
 	}
-	if keep, _ := m["preserve_ephemeral"].(bool); keep {
-		return badField("preserve_ephemeral", m["preserve_ephemeral"], "A server here has no ephemeral disk to preserve: the rebuild replaces the root disk.")
+	keep, _ := m["preserve_ephemeral"].(bool)
+	if keep && len(sv.LocalDisks) == 0 {
+		return badField("preserve_ephemeral", m["preserve_ephemeral"], "Server %s has no ephemeral disk to preserve: the rebuild replaces the root disk.", sv.ID)
 	}
 	if sv.BootVolume != "" && !atLeast(r, 93) {
 		// Nova before microversion 2.93 refuses it too: the root disk is
@@ -64,7 +65,7 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 		return badRequest("Rebuilding server %s is not supported: it boots from volume %s, and only an image-backed root disk is rebuilt before microversion 2.93.", sv.ID, sv.BootVolume)
 	}
 	ref, _ := m["imageRef"].(string)
-	c := serverRebuildCmd{ID: sv.ID, UserID: principal(r).UserID, RequestID: requestID(r.Context()), Now: s.now()}
+	c := serverRebuildCmd{ID: sv.ID, UserID: principal(r).UserID, RequestID: requestID(r.Context()), Now: s.now(), PreserveEphemeral: keep}
 	target := *sv
 	flavor := sv.Flavor
 	if sv.BootVolume != "" {
@@ -212,6 +213,9 @@ type serverRebuildCmd struct {
 	// Reimage: ImageID is written over the boot volume (2.93), which the
 	// server's node asks for once its guest is off (ReimageBootVolume).
 	Reimage bool `json:"reimage,omitempty"`
+	// PreserveEphemeral keeps the server's ephemeral disks as they are;
+	// without it its node makes them anew.
+	PreserveEphemeral bool `json:"preserve_ephemeral,omitempty"`
 	// AccessIPv4, AccessIPv6, DiskConfig and Description, when set,
 	// replace the server's.
 	AccessIPv4  *string `json:"access_ipv4,omitempty"`
@@ -280,6 +284,7 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	set(&s.PublicKey, c.PublicKey)
 	set(&s.UserData, c.UserData)
 	s.RebuildSeq++
+	s.PreserveEphemeral = c.PreserveEphemeral
 	if c.Reimage {
 		s.ReimageSeq = s.RebuildSeq
 	}

@@ -223,6 +223,13 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 				c.Flavor.ID, c.Flavor.Disk, old.Flavor.Disk)
 		}
 	}
+	if eph := ephemeralGB(old); c.Flavor.Ephemeral < eph {
+		// Its ephemeral disks stay as they are (localdisks.go): the new
+		// flavor must hold them, as Nova's libvirt driver refuses to
+		// resize a disk down.
+		return nil, badField("flavorRef", c.Flavor.ID, "Unable to resize disk down: flavor %s has %d GB of ephemeral disk, the server's ephemeral disks have %d GB.",
+			c.Flavor.ID, c.Flavor.Ephemeral, eph)
+	}
 	if err := checkQuotaAdd(tx, old.Project, usage{Cores: c.Flavor.VCPUs - old.Flavor.VCPUs, RAM: c.Flavor.RAM - old.Flavor.RAM}); err != nil {
 		return nil, err
 	}
