@@ -112,8 +112,6 @@ func TestLocalDisksFromBlockDeviceMapping(t *testing.T) {
 	}
 }
 
-
-
 // A server with local disks is resized on its host keeping them (not to
 // a flavor too small for them), rebuilt with or without them preserved,
 // and refused a cold or live migration, which would have to copy them.
