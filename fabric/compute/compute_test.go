@@ -3,6 +3,7 @@ package compute
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/base64"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/scheduler"
@@ -406,11 +409,19 @@ func TestKeypairs(t *testing.T) {
 	f := newFixture(t)
 	k := f.expect("POST", "/v2.1/os-keypairs", alice, "", map[string]any{"keypair": map[string]any{"name": "k1"}}, 200, "")["keypair"].(map[string]any)
 	priv, _ := k["private_key"].(string)
-	if !strings.Contains(priv, "OPENSSH PRIVATE KEY") || !strings.HasPrefix(k["public_key"].(string), "ssh-ed25519 ") || k["user_id"] != "u-alice" {
+	if !strings.HasPrefix(priv, "-----BEGIN RSA PRIVATE KEY-----") || !strings.HasPrefix(k["public_key"].(string), "ssh-rsa ") || k["user_id"] != "u-alice" {
 		t.Fatalf("generated: %v", k)
 	}
 	if len(strings.Split(k["fingerprint"].(string), ":")) != 16 {
 		t.Fatalf("fingerprint %v", k["fingerprint"])
+	}
+	// Nova's key: RSA 2048, the private key the public one's.
+	if raw, err := ssh.ParseRawPrivateKey([]byte(priv)); err != nil {
+		t.Fatalf("private key: %v", err)
+	} else if rk, ok := raw.(*rsa.PrivateKey); !ok || rk.N.BitLen() != 2048 {
+		t.Fatalf("private key %T", raw)
+	} else if sp, _ := ssh.NewPublicKey(&rk.PublicKey); !strings.HasPrefix(k["public_key"].(string), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))+" ") {
+		t.Fatal("the public key is not the private key's")
 	}
 	if _, ok := k["type"]; ok {
 		t.Fatal("type before 2.2")
