@@ -461,8 +461,11 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 			return err
 		}
 		// Nova boots only a volume Cinder marks bootable (made from an
-		// image, or set with os-set_bootable).
-		if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID); !v.Bootable {
+		// image, or set with os-set_bootable), when the create names no
+		// imageRef: with one, the boot metadata is the image's and the
+		// volume is not asked (compute/api.py _create_instance reads
+		// get_bdm_image_metadata only without an image_href).
+		if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID); !v.Bootable && req.imageRef == "" {
 			return badRequest("Block Device %s is not bootable.", b.UUID)
 		}
 		// An encrypted volume boots too: its node opens the key and

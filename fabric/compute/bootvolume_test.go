@@ -171,6 +171,15 @@ func TestBootFromVolume(t *testing.T) {
 	if got := f.vol(plain.ID); got.Status != volstate.StatusAvailable || len(got.Attachments) != 0 {
 		t.Fatalf("the refused boot volume %+v", got)
 	}
+	// With an imageRef beside it the volume is not asked whether it is
+	// bootable, as in Nova (openstacksdk boots a blank volume so).
+	withImage := f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm4", "flavorRef": "small", "imageRef": img1,
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("volume", plain.ID, 0, false)}}, 202, "")["server"].(map[string]any)["id"].(string)
+	if got := f.row(withImage); got.BootVolume != plain.ID {
+		t.Fatalf("booted from %q, want %s", got.BootVolume, plain.ID)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+withImage, alice, "", nil, 204, "")
+	f.report(withImage, Observed{Gone: true})
 
 	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
 	f.report(id, Observed{Gone: true})
