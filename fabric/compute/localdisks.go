@@ -24,7 +24,8 @@ import (
 //
 // An ephemeral disk without a guest_format is ext4 (Nova's default for
 // a Linux guest), labelled with its name. The disks live and die with
-// the server on its host: a resize on the host keeps them, a rebuild
+// the server on its host: a resize on the host keeps them as Nova's
+// libvirt driver does (resizedLocalDisks), a rebuild
 // makes them anew unless preserve_ephemeral, a shelve's offload drops
 // them and the unshelve (like an evacuation) makes them anew, empty, on
 // the new host, as Nova does; a cold or live migration, which would have
@@ -129,4 +130,28 @@ func ephemeralGB(s *Server) int {
 		}
 	}
 	return mb >> 10
+}
+
+// resizedLocalDisks are server s's local disks once resized to flavor f,
+// as Nova's libvirt driver finishes a resize: a single ephemeral disk
+// grows to the flavor's ephemeral size (never shrinks: a smaller flavor
+// is refused before), the flavor's ephemeral0 is made if the server had
+// none, and the swap disk is the new flavor's (made anew, or none).
+func resizedLocalDisks(s *Server, f Flavor) []computestate.LocalDisk {
+	var out []computestate.LocalDisk
+	for _, d := range s.LocalDisks {
+		if !d.Swap() {
+			out = append(out, d)
+		}
+	}
+	switch {
+	case len(out) == 1:
+		out[0].SizeMB = max(out[0].SizeMB, f.Ephemeral<<10)
+	case len(out) == 0 && f.Ephemeral > 0:
+		out = append(out, computestate.LocalDisk{Name: "ephemeral0", SizeMB: f.Ephemeral << 10, Format: defaultEphemeralFormat})
+	}
+	if f.Swap > 0 {
+		out = append(out, computestate.LocalDisk{Name: "swap", SizeMB: f.Swap, Format: "swap"})
+	}
+	return out
 }

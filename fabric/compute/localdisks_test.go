@@ -112,8 +112,8 @@ func TestLocalDisksFromBlockDeviceMapping(t *testing.T) {
 	}
 }
 
-// A server with local disks is resized on its host keeping them (not to
-// a flavor too small for them), rebuilt with or without them preserved,
+// A server with local disks is resized on its host with them (not to a
+// flavor too small for them), rebuilt with or without them preserved,
 // and refused a cold or live migration, which would have to copy them.
 func TestLocalDisksFollowTheServer(t *testing.T) {
 	f := newFixture(t)
@@ -129,12 +129,27 @@ func TestLocalDisksFollowTheServer(t *testing.T) {
 	f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.25", map[string]any{"os-migrateLive": map[string]any{"host": nil, "block_migration": "auto"}},
 		409, "conflictingRequest", "local ephemeral or swap disks")
 	f.action(alice, id, resizeBody("eph1"), 400, "Unable to resize disk down")
+	// Resized as Nova's libvirt driver does: the one ephemeral disk
+	// grows to the flavor's, the swap is the new flavor's (none here); a
+	// revert gives the old ones back, a confirm keeps the new.
+	resized := []computestate.LocalDisk{{Name: "ephemeral0", SizeMB: 4096, Format: "ext4"}}
 	f.action(alice, id, resizeBody("eph4"), 202)
-	if got := f.row(id).LocalDisks; !slices.Equal(got, disks) {
-		t.Fatalf("local disks after resize %+v, want %+v", got, disks)
+	if got := f.row(id).LocalDisks; !slices.Equal(got, resized) {
+		t.Fatalf("local disks after resize %+v, want %+v", got, resized)
 	}
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, ResizeSeq: f.row(id).ResizeSeq})
+	f.action(alice, id, map[string]any{"revertResize": nil}, 202)
+	if got := f.row(id); !slices.Equal(got.LocalDisks, disks) || got.OldLocalDisks != nil {
+		t.Fatalf("local disks after the revert %+v (old %+v), want %+v", got.LocalDisks, got.OldLocalDisks, disks)
+	}
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, ResizeSeq: f.row(id).ResizeSeq})
+	f.action(alice, id, resizeBody("eph4"), 202)
+	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, ResizeSeq: f.row(id).ResizeSeq})
 	f.action(alice, id, map[string]any{"confirmResize": nil}, 204)
+	if got := f.row(id); !slices.Equal(got.LocalDisks, resized) || got.OldLocalDisks != nil {
+		t.Fatalf("local disks after the confirm %+v (old %+v)", got.LocalDisks, got.OldLocalDisks)
+	}
+	disks = resized
 
 	f.action(alice, id, map[string]any{"rebuild": map[string]any{"imageRef": img1, "preserve_ephemeral": true}}, 202)
 	if row := f.row(id); !row.PreserveEphemeral || !slices.Equal(row.LocalDisks, disks) {
@@ -144,5 +159,21 @@ func TestLocalDisksFollowTheServer(t *testing.T) {
 	f.action(alice, id, map[string]any{"rebuild": map[string]any{"imageRef": img1}}, 202)
 	if f.row(id).PreserveEphemeral {
 		t.Fatal("a rebuild without preserve_ephemeral preserves")
+	}
+}
+
+// A server of a flavor without ephemeral disk resized to one with gets
+// its ephemeral0; a swap disk follows the flavor.
+func TestResizedLocalDisks(t *testing.T) {
+	sv := &Server{}
+	got := resizedLocalDisks(sv, Flavor{Ephemeral: 2, Swap: 64})
+	want := []computestate.LocalDisk{{Name: "ephemeral0", SizeMB: 2048, Format: "ext4"}, {Name: "swap", SizeMB: 64, Format: "swap"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%+v, want %+v", got, want)
+	}
+	// Two ephemeral disks keep their sizes (Nova resizes one only).
+	sv.LocalDisks = []computestate.LocalDisk{{Name: "ephemeral0", SizeMB: 1024, Format: "ext4"}, {Name: "ephemeral1", SizeMB: 1024, Format: "vfat"}}
+	if got := resizedLocalDisks(sv, Flavor{Ephemeral: 4}); !slices.Equal(got, sv.LocalDisks) {
+		t.Fatalf("%+v", got)
 	}
 }

@@ -237,6 +237,7 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 	s.Updated = c.Now
 	s.OldFlavor = &old.Flavor
 	s.Flavor = c.Flavor
+	s.OldLocalDisks, s.LocalDisks = old.LocalDisks, resizedLocalDisks(old, c.Flavor)
 	if s.BootVolume == "" {
 		s.RootGB = max(old.RootGB, c.Flavor.Disk)
 	}
@@ -333,6 +334,7 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 	if c.Action == computestate.ActionConfirmResize {
 		// A cold migration's source removes its copy now.
 		s.OldFlavor, s.Migration, s.MigrateFrom, s.MigrateImage = nil, "", "", ""
+		s.OldLocalDisks = nil
 		setState(&s, resumedState(&s), "")
 		m.Status = "confirmed"
 		act.Events = []ActionEvent{{Event: "compute_confirm_resize", Start: c.Now, Finish: c.Now, Result: "Success", Host: s.Host}}
@@ -345,6 +347,7 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 		// The guest gets the old flavor back at once: the host still
 		// holds the larger of both until the node reports the revert.
 		s.Flavor, s.OldFlavor = *old.OldFlavor, nil
+		s.LocalDisks, s.OldLocalDisks = old.OldLocalDisks, nil
 		if s.MigrateFrom != "" {
 			// A cold migration's: back to its source, which kept its
 			// disk, with its volumes (server_migrate.go).

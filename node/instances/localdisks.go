@@ -23,7 +23,8 @@ import (
 // take for the server's: the next start makes it again. A disk that
 // exists is the server's and is never formatted again (its data is the
 // guest's), except for a rebuild without preserve_ephemeral, which
-// removes them first (dropLocalDisks). They go with the instance
+// removes them first (dropLocalDisks), and a resize, which grows an
+// ephemeral disk and remakes the swap (resizeLocalDisks). They go with the instance
 // directory when the server is deleted, shelved (offloaded) or leaves
 // the node.
 
@@ -114,6 +115,61 @@ func syncFile(path string) error {
 		err = cerr
 	}
 	return err
+}
+
+// resizeLocalDisks brings a server's local disks to its row's while the
+// guest is off, for a resize or its revert: an ephemeral disk smaller
+// than its size is grown, its ext filesystem with it (resize2fs on the
+// file; a vfat one keeps its size), never shrunk; a swap disk of another
+// size, or a disk the row no longer has, is removed, and the start makes
+// what is missing. Each step is whole or redone: a grow cut short is
+// grown again, a removed swap remade.
+func resizeLocalDisks(ctx context.Context, s computestate.Server, dir string) error {
+	want := map[string]bool{}
+	for _, d := range s.LocalDisks {
+		want[localDiskPath(dir, d)] = true
+	}
+	for _, pattern := range []string{"disk.ephemeral*", "disk.swap*"} {
+		have, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, p := range have {
+			if !want[p] {
+				if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+					return err
+				}
+			}
+		}
+	}
+	for _, d := range s.LocalDisks {
+		path := localDiskPath(dir, d)
+		fi, err := os.Stat(path)
+		if os.IsNotExist(err) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		size := int64(d.SizeMB) << 20
+		switch {
+		case d.Swap() && fi.Size() != size:
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+		case !d.Swap():
+			if fi.Size() < size {
+				if err := os.Truncate(path, size); err != nil {
+					return err
+				}
+			}
+			// Also when the file has its size already: a grow cut short
+			// after the truncate is finished here (resize2fs of a
+			// filesystem as large as its file does nothing).
+			if strings.HasPrefix(d.Format, "ext") {
+				if out, err := exec.CommandContext(ctx, "resize2fs", "-f", path).CombinedOutput(); err != nil {
+					return fmt.Errorf("resize2fs %s: %v: %s", d.Name, err, strings.TrimSpace(string(out)))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // dropLocalDisks removes a server's ephemeral and swap disks, for a

@@ -144,3 +144,87 @@ func TestLocalDiskHalfMadeIsRemade(t *testing.T) {
 		t.Errorf("left behind: %v", m)
 	}
 }
+
+// A resize grows the ephemeral disk, its filesystem with it, keeping
+// what it holds, and remakes the swap disk at the new flavor's size (or
+// drops it); a revert gives the old swap back and leaves the grown disk
+// grown.
+func TestResizeFollowsLocalDisks(t *testing.T) {
+	needTools(t)
+	for _, tool := range []string{"mkfs.ext4", "mkswap", "blkid", "resize2fs", "dumpe2fs", "debugfs"} {
+		testenv.RequireCommand(t, tool)
+	}
+	w := newWorld(t)
+	host := hypervisor.NewFakeHost(t.TempDir())
+	a := newAgent(t, w, host, t.TempDir(), &logs{})
+	ctx := context.Background()
+	small := computestate.Flavor{ID: "f1", VCPUs: 1, RAM: 256, Disk: 1, Ephemeral: 1, Swap: 32}
+	before := []computestate.LocalDisk{{Name: "ephemeral0", SizeMB: 64, Format: "ext4"}, {Name: "swap", SizeMB: 32, Format: "swap"}}
+	w.Put("compute_servers", &computestate.Server{ID: "s1", Project: "p1", Name: "vm1", Host: "n1", ImageID: "img1", Flavor: small, RootGB: 1,
+		LocalDisks: before, Want: "active", VMState: "building", TaskState: "spawning"})
+	a.reconcile(ctx)
+	dir := filepath.Join(a.Dir, "instances", "s1")
+	eph, swap := filepath.Join(dir, "disk.ephemeral0"), filepath.Join(dir, "disk.swap")
+	// What the guest wrote: a file in the ephemeral filesystem.
+	if out, err := exec.Command("debugfs", "-w", "-R", "mkdir kept", eph).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v %s", err, out)
+	}
+	blocks := func() string {
+		t.Helper()
+		out, err := exec.Command("dumpe2fs", "-h", eph).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(l, "Block count:"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	was := blocks()
+	step := func(disks []computestate.LocalDisk, seq int, task string) {
+		t.Helper()
+		s := w.server("s1")
+		s.LocalDisks, s.ResizeSeq, s.TaskState, s.VMState, s.Want = disks, seq, task, "active", "active"
+		w.Put("compute_servers", &s)
+		a.reconcile(ctx)
+		if o := w.last(); o.Status != "ACTIVE" || o.ResizeSeq != seq {
+			t.Fatalf("step %d: %+v", seq, o)
+		}
+	}
+	step([]computestate.LocalDisk{{Name: "ephemeral0", SizeMB: 128, Format: "ext4"}, {Name: "swap", SizeMB: 48, Format: "swap"}}, 1, computestate.TaskResizeFinish)
+	if fi, _ := os.Stat(eph); fi.Size() != 128<<20 || blocks() == was {
+		t.Errorf("ephemeral disk %d bytes, %s blocks (was %s): not grown", fi.Size(), blocks(), was)
+	}
+	if out, _ := exec.Command("debugfs", "-R", "stat kept", eph).CombinedOutput(); !strings.Contains(string(out), "Type: directory") {
+		t.Errorf("the grown disk lost what it held:\n%s", out)
+	}
+	if fi, _ := os.Stat(swap); fi.Size() != 48<<20 {
+		t.Errorf("swap %d bytes, want 48 MiB", fi.Size())
+	}
+	if typ, _ := probe(t, swap); typ != "swap" {
+		t.Errorf("swap is %q", typ)
+	}
+	spec, _ := host.Spec("s1")
+	if len(spec.Disks) != 3 {
+		t.Errorf("disks %+v", spec.Disks)
+	}
+
+	// Reverted: the old swap back, the ephemeral disk left grown.
+	step(before, 2, computestate.TaskResizeReverting)
+	if fi, _ := os.Stat(swap); fi.Size() != 32<<20 {
+		t.Errorf("swap after the revert %d bytes, want 32 MiB", fi.Size())
+	}
+	if fi, _ := os.Stat(eph); fi.Size() != 128<<20 {
+		t.Errorf("ephemeral after the revert %d bytes: shrunk", fi.Size())
+	}
+	// To a flavor without swap: the swap disk goes.
+	step(before[:1], 3, computestate.TaskResizeFinish)
+	if _, err := os.Stat(swap); !os.IsNotExist(err) {
+		t.Errorf("swap disk kept: %v", err)
+	}
+	if spec, _ := host.Spec("s1"); len(spec.Disks) != 2 {
+		t.Errorf("disks %+v", spec.Disks)
+	}
+}

@@ -254,6 +254,10 @@ type Server struct {
 	// its create's block_device_mapping_v2 (source blank, destination
 	// local). They live and die with the server on its host.
 	LocalDisks []LocalDisk `json:"local_disks,omitempty"`
+	// OldLocalDisks are the local disks before the resize in progress or
+	// waiting for its confirm, which a revert restores (a disk grown
+	// stays grown: the node never shrinks one).
+	OldLocalDisks []LocalDisk `json:"old_local_disks,omitempty"`
 	// PreserveEphemeral says the rebuild in progress keeps the
 	// ephemeral disks as they are (Nova's preserve_ephemeral); without
 	// it a rebuild makes them anew, empty.
