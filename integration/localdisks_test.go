@@ -29,6 +29,8 @@ fs=unknown
 [ "$magic" = ef53 ] && [ $((0x$incompat & 0x40)) != 0 ] && fs=ext4
 echo "LOCALDISK vdb fs=$fs ephemeral0=$(findfs LABEL=ephemeral0)"
 echo "LOCALDISK vdc signature=$(dd if=/dev/vdc bs=1 skip=4086 count=10 2>/dev/null)"
+# sizes: the disks' sectors, the filesystem's block count (s_blocks_count)
+echo "LOCALDISK sizes vdb=$(cat /sys/block/vdb/size) blocks=$(od -A n -t u4 -j 1028 -N 4 /dev/vdb | tr -d ' ') vdc=$(cat /sys/block/vdc/size)"
 if swapon /dev/vdc; then echo "LOCALDISK swapon ok: $(grep -c /dev/vdc /proc/swaps) in /proc/swaps"; fi
 echo "LOCALDISK ec2 $(cat /mnt/config/ec2/latest/meta-data.json)"
 `
@@ -36,10 +38,11 @@ echo "LOCALDISK ec2 $(cat /mnt/config/ec2/latest/meta-data.json)"
 // TestEphemeralAndSwapDisks boots a real guest of a flavor with an
 // ephemeral disk and swap: the guest finds an ext4 disk labelled
 // ephemeral0 on vdb and a swap area on vdc, which it turns on, as its
-// config drive's block-device-mapping says; the disks are files on the
-// host that go with the server. A migration is refused, naming them; a
-// create asking for more ephemeral disk than the flavor allows is
-// refused.
+// config drive's block-device-mapping says; a resize grows the
+// ephemeral disk with its filesystem and remakes the swap at the new
+// flavor's size; the disks are files on the host that go with the
+// server. A migration is refused, naming them; a create asking for more
+// ephemeral disk than the flavor allows is refused.
 func TestEphemeralAndSwapDisks(t *testing.T) {
 	testenv.RequireRoot(t, "make taps and load BPF programs")
 	for _, c := range []string{"/usr/bin/openstack", "qemu-system-x86_64", "qemu-img", "genisoimage", "mkfs.ext4", "mkswap"} {
@@ -80,6 +83,31 @@ func TestEphemeralAndSwapDisks(t *testing.T) {
 	if !strings.Contains(console, `"ephemeral0":"/dev/vdb"`) || !strings.Contains(console, `"swap":"/dev/vdc"`) {
 		t.Errorf("the config drive's block-device-mapping does not name the disks:\n%s", console)
 	}
+	// 1 GiB of 4 KiB blocks, 64 MiB of swap.
+	if !strings.Contains(console, "LOCALDISK sizes vdb=2097152 blocks=262144 vdc=131072") {
+		t.Errorf("the guest's disks are not 1 GiB of ext4 and 64 MiB of swap:\n%s", console)
+	}
+
+	// A resize takes them along: the ephemeral disk and its filesystem
+	// grown to the new flavor's 2 GiB, the swap its 32 MiB.
+	openstack(t, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "--ephemeral", "2", "--swap", "32", "m1.eph2")
+	openstack(t, alice, "server", "resize", "--flavor", "m1.eph2", "--wait", vm.ID)
+	if s := showServer(t, alice, vm.ID); s.Status != "VERIFY_RESIZE" {
+		t.Fatalf("after the resize: %s", s.Status)
+	}
+	openstack(t, alice, "server", "resize", "confirm", vm.ID)
+	if !eventually(3*time.Minute, func() bool {
+		console, _ = openstackErr(alice, "console", "log", "show", vm.ID)
+		return strings.Count(console, "RACKSTACK-TEST-IMAGE: user-data ran") >= 2
+	}) {
+		t.Fatalf("the resized guest did not boot again:\n%s", console)
+	}
+	second := console[strings.LastIndex(console, "RACKSTACK-TEST-IMAGE: booted"):]
+	if !strings.Contains(second, "LOCALDISK sizes vdb=4194304 blocks=524288 vdc=65536") || !strings.Contains(second, "LOCALDISK vdb fs=ext4 ephemeral0=/dev/vdb") ||
+		!strings.Contains(second, "LOCALDISK swapon ok: 1 in /proc/swaps") {
+		t.Errorf("the resized guest's disks are not 2 GiB of ext4 and 32 MiB of swap:\n%s", second)
+	}
+
 	dir := filepath.Join(n1.dataDir, "compute", "instances", vm.ID)
 	files := []string{filepath.Join(dir, "disk.ephemeral0"), filepath.Join(dir, "disk.swap")}
 	for _, f := range files {
