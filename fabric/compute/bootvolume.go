@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
@@ -114,17 +116,9 @@ func readBlockDevices(in *api.Input, req *serverRequest, volumeType bool) {
 // source image, destination local: what openstack server create and
 // Terraform send beside --image), or a data volume (destination volume,
 // any other boot index). The volume of either may be made from a volume
-// snapshot (source snapshot). Local ephemeral and swap disks (source
-// blank, destination local, with or without a guest_format) are refused,
-// naming the field: the disk itself would be the easy part (a file
-// formatted on the node, as Nova's libvirt driver does, or left for the
-// guest), but a local disk has to be carried through everything a
-// server's disks go through here -- rebuild (preserve_ephemeral),
-// resize to the flavor's ephemeral_gb, cold migration and evacuation
-// (copied or remade on the new host), shelve -- and the node agent moves
-// one local disk, the root, in each of those. A blank volume (source
-// blank, destination volume) gives the guest the same empty disk, which
-// it formats, and outlives the node.
+// snapshot (source snapshot). An entry with source blank and
+// destination local is an ephemeral disk, or the swap disk with
+// guest_format swap (localdisks.go).
 func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volumeType bool, seen map[string]bool) {
 	const f = "block_device_mapping_v2."
 	bin := newInput(m)
@@ -156,13 +150,9 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 		in.Fail(bin.Err)
 		return
 	}
-	for _, k := range []string{"guest_format", "disk_bus", "device_type"} {
+	for _, k := range []string{"disk_bus", "device_type"} {
 		if v, ok := m[k]; ok && v != nil && v != "" && !(k == "disk_bus" && v == "virtio") && !(k == "device_type" && v == "disk") {
-			if k == "guest_format" {
-				in.Fail(badField(f+k, v, "guest_format %s is not supported: this cloud makes no local ephemeral or swap disks; use a blank volume (source_type blank, destination_type volume) and format it in the guest", api.Text(v)))
-				return
-			}
-			in.Fail(badField(f+k, v, "%s %s is not supported: volumes are virtio disks", k, api.Text(v)))
+			in.Fail(badField(f+k, v, "%s %s is not supported: disks are virtio disks", k, api.Text(v)))
 			return
 		}
 	}
@@ -173,6 +163,38 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 		if source == "volume" || source == "snapshot" {
 			dest = "volume"
 		}
+	}
+	format := ""
+	if v, ok := m["guest_format"]; ok && v != nil && v != "" {
+		format, ok = v.(string)
+		switch {
+		case !ok:
+			in.Fail(badField(f+"guest_format", v, "%s is not of type 'string'", api.Text(v)))
+			return
+		case source != "blank" || dest != "local":
+			// A volume's filesystem is the guest's to make.
+			in.Fail(badField(f+"guest_format", v, "guest_format is for local ephemeral and swap disks (source_type blank, destination_type local), not %s to %s", source, dest))
+			return
+		case !slices.Contains(computestate.LocalDiskFormats, format):
+			in.Fail(badField(f+"guest_format", v, "guest_format %s is not supported: want one of %s", format, strings.Join(computestate.LocalDiskFormats, ", ")))
+			return
+		}
+	}
+	if source == "blank" && dest == "local" {
+		// An ephemeral or swap disk, on the server's host.
+		switch {
+		case uuid != "":
+			in.Fail(badField(f+"uuid", uuid, "a local ephemeral or swap disk names no uuid"))
+		case index == 0:
+			in.Fail(badRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid."))
+		case tag != "":
+			in.Fail(badField(f+"tag", tag, "a tag on a local ephemeral or swap disk is not supported: tag volumes"))
+		case vtype != "":
+			in.Fail(badField(f+"volume_type", vtype, "volume_type is for volumes, not a local ephemeral or swap disk"))
+		default:
+			req.local = append(req.local, localDisk{swap: format == "swap", format: format, size: size})
+		}
+		return
 	}
 	switch {
 	case source != "volume" && source != "image" && source != "blank" && source != "snapshot":
@@ -197,7 +219,7 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 			seen["boot"] = true
 		}
 	case dest == "local":
-		in.Fail(badField(f+"destination_type", dest, "local block devices (ephemeral and swap disks) are not supported by this cloud: use a blank volume (source_type blank, destination_type volume)"))
+		in.Fail(badField(f+"destination_type", dest, "a local disk is the boot image (source_type image, boot_index 0) or an ephemeral or swap disk (source_type blank), not %s", source))
 	case source != "blank" && !uuidPattern.MatchString(uuid):
 		in.Fail(badField(f+"uuid", uuid, "'%s' is not a valid UUID", uuid))
 	case source == "blank" && uuid != "":
@@ -439,8 +461,11 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 			return err
 		}
 		// Nova boots only a volume Cinder marks bootable (made from an
-		// image, or set with os-set_bootable).
-		if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID); !v.Bootable {
+		// image, or set with os-set_bootable), when the create names no
+		// imageRef: with one, the boot metadata is the image's and the
+		// volume is not asked (compute/api.py _create_instance reads
+		// get_bdm_image_metadata only without an image_href).
+		if v := store.Get[volstate.Volume](tx, volstate.VolumeTable, b.UUID); !v.Bootable && req.imageRef == "" {
 			return badRequest("Block Device %s is not bootable.", b.UUID)
 		}
 		// An encrypted volume boots too: its node opens the key and
@@ -478,7 +503,7 @@ func attachDataVolumes(tx *memdb.Txn, s *Server, c serverCreateCmd) error {
 		return nil
 	}
 	for _, d := range c.Volumes {
-		device := nextDevice(tx, s.ID)
+		device := nextDevice(tx, s)
 		if device == "" {
 			return badRequest("No free disk device names for server %s.", s.ID)
 		}

@@ -171,6 +171,15 @@ func TestBootFromVolume(t *testing.T) {
 	if got := f.vol(plain.ID); got.Status != volstate.StatusAvailable || len(got.Attachments) != 0 {
 		t.Fatalf("the refused boot volume %+v", got)
 	}
+	// With an imageRef beside it the volume is not asked whether it is
+	// bootable, as in Nova (openstacksdk boots a blank volume so).
+	withImage := f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm4", "flavorRef": "small", "imageRef": img1,
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": bfv("volume", plain.ID, 0, false)}}, 202, "")["server"].(map[string]any)["id"].(string)
+	if got := f.row(withImage); got.BootVolume != plain.ID {
+		t.Fatalf("booted from %q, want %s", got.BootVolume, plain.ID)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+withImage, alice, "", nil, 204, "")
+	f.report(withImage, Observed{Gone: true})
 
 	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
 	f.report(id, Observed{Gone: true})
@@ -334,9 +343,9 @@ func TestBlockDeviceMappingV2DataVolumes(t *testing.T) {
 		"volume, not snapshot": {"", data("source_type", "snapshot", "uuid", mine), "block_device_mapping_v2.uuid"},
 		"bad source":           {"", data("source_type", "disk", "uuid", mine), "source_type"},
 		"bad destination":      {"", data("source_type", "blank", "destination_type", "cloud", "volume_size", 1), "destination_type"},
-		"ephemeral ext4":       {"", data("source_type", "blank", "destination_type", "local", "guest_format", "ext4", "volume_size", 1), "block_device_mapping_v2.guest_format"},
-		"swap":                 {"", data("source_type", "blank", "destination_type", "local", "guest_format", "swap", "volume_size", 1), "blank volume"},
-		"ephemeral":            {"", data("source_type", "blank", "destination_type", "local", "volume_size", 1), "block_device_mapping_v2.destination_type"},
+		"ephemeral ext4":       {"", data("source_type", "blank", "destination_type", "local", "guest_format", "ext4", "volume_size", 1), "Ephemeral disks requested are larger than the instance type allows"},
+		"swap":                 {"", data("source_type", "blank", "destination_type", "local", "guest_format", "swap", "volume_size", 1), "Swap drive requested is larger than instance type allows"},
+		"ephemeral":            {"", data("source_type", "blank", "destination_type", "local", "volume_size", 1), "Ephemeral disks requested are larger"},
 		"tag at 2.33":          {"2.33", data("source_type", "blank", "volume_size", 1, "tag", "db"), "'tag' was unexpected"},
 		"tag with a slash":     {"2.42", data("source_type", "blank", "volume_size", 1, "tag", "d/b"), "block_device_mapping_v2.tag"},
 		"tag too long":         {"2.42", data("source_type", "blank", "volume_size", 1, "tag", strings.Repeat("t", 61)), "tag"},

@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -61,22 +60,22 @@ func generateCertificate(user string) (public, private string, err error) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})), nil
 }
 
-// generateKeypair makes an ed25519 key: the OpenSSH public key line and the
-// private key in OpenSSH PEM form, which is handed to the client once.
+// generateKeypair makes the key Nova makes (nova.crypto's
+// generate_key_pair): RSA of 2048 bits, the OpenSSH public key line
+// commented Generated-by-Nova and the private key in the traditional
+// PEM form ("BEGIN RSA PRIVATE KEY", PKCS #1), which clients expect and
+// which is handed to the client once.
 func generateKeypair(string) (public, private string, err error) {
 	const comment = "Generated-by-Nova"
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return "", "", fmt.Errorf("generate key: %w", err)
 	}
-	sp, err := ssh.NewPublicKey(pub)
+	sp, err := ssh.NewPublicKey(&key.PublicKey)
 	if err != nil {
 		return "", "", fmt.Errorf("encode public key: %w", err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, comment)
-	if err != nil {
-		return "", "", fmt.Errorf("encode private key: %w", err)
-	}
+	block := &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}
 	public = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " " + comment
 	return public, string(pem.EncodeToMemory(block)), nil
 }

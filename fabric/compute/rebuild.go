@@ -27,8 +27,9 @@ import (
 // personality (files the config drive would carry; Nova's before 2.57).
 // adminPass is taken as a create takes it: answered back, as Nova
 // answers it with enable_instance_password. description is Nova's from
-// 2.19, key_name from 2.54, user_data from 2.57: the config drive the
-// rebuild builds from the server as it is then carries the new ones.
+// 2.19, key_name from 2.54, user_data from 2.57 (personality before it):
+// the config drive the rebuild builds from the server as it is then
+// carries the new ones.
 var rebuildFields = []string{"imageRef", "name", "metadata", "preserve_ephemeral", "adminPass", "OS-DCF:diskConfig",
 	"accessIPv4", "accessIPv6"}
 
@@ -42,6 +43,9 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 		return badField("rebuild", arg, "%s is not of type 'object'", api.Text(arg))
 	}
 	fields := slices.Clip(rebuildFields)
+	if !atLeast(r, 57) {
+		fields = append(fields, "personality") // user_data from 2.57 replaces it
+	}
 	for _, v := range []struct {
 		min   int
 		field string
@@ -55,8 +59,9 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 			return badField(k, m[k], "Rebuilding a server takes only %s: %s is not supported.", strings.Join(fields, ", "), k)
 		}
 	}
-	if keep, _ := m["preserve_ephemeral"].(bool); keep {
-		return badField("preserve_ephemeral", m["preserve_ephemeral"], "A server here has no ephemeral disk to preserve: the rebuild replaces the root disk.")
+	keep, _ := m["preserve_ephemeral"].(bool)
+	if keep && len(sv.LocalDisks) == 0 {
+		return badField("preserve_ephemeral", m["preserve_ephemeral"], "Server %s has no ephemeral disk to preserve: the rebuild replaces the root disk.", sv.ID)
 	}
 	if sv.BootVolume != "" && !atLeast(r, 93) {
 		// Nova before microversion 2.93 refuses it too: the root disk is
@@ -64,7 +69,7 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 		return badRequest("Rebuilding server %s is not supported: it boots from volume %s, and only an image-backed root disk is rebuilt before microversion 2.93.", sv.ID, sv.BootVolume)
 	}
 	ref, _ := m["imageRef"].(string)
-	c := serverRebuildCmd{ID: sv.ID, UserID: principal(r).UserID, RequestID: requestID(r.Context()), Now: s.now()}
+	c := serverRebuildCmd{ID: sv.ID, UserID: principal(r).UserID, RequestID: requestID(r.Context()), Now: s.now(), PreserveEphemeral: keep}
 	target := *sv
 	flavor := sv.Flavor
 	if sv.BootVolume != "" {
@@ -121,6 +126,21 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	}
 	if err := s.readRebuildGuestData(r, m, &c); err != nil {
 		return err
+	}
+	if _, ok := m["personality"]; ok {
+		pin := newInput(m)
+		files := readPersonality(pin)
+		if pin.Err != nil {
+			return pin.Err
+		}
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		if err := checkPersonality(tx, sv.Project, files); err != nil {
+			return err
+		}
+		c.Personality = &files
 	}
 	var out Server
 	if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdServerRebuild, c, &out); err != nil {
@@ -212,6 +232,9 @@ type serverRebuildCmd struct {
 	// Reimage: ImageID is written over the boot volume (2.93), which the
 	// server's node asks for once its guest is off (ReimageBootVolume).
 	Reimage bool `json:"reimage,omitempty"`
+	// PreserveEphemeral keeps the server's ephemeral disks as they are;
+	// without it its node makes them anew.
+	PreserveEphemeral bool `json:"preserve_ephemeral,omitempty"`
 	// AccessIPv4, AccessIPv6, DiskConfig and Description, when set,
 	// replace the server's.
 	AccessIPv4  *string `json:"access_ipv4,omitempty"`
@@ -220,12 +243,15 @@ type serverRebuildCmd struct {
 	Description *string `json:"description,omitempty"`
 	// KeyName and PublicKey (2.54) and UserData (2.57), when set,
 	// replace the server's ("" unsets them).
-	KeyName   *string   `json:"key_name,omitempty"`
-	PublicKey *string   `json:"public_key,omitempty"`
-	UserData  *string   `json:"user_data,omitempty"`
-	UserID    string    `json:"user_id"`
-	RequestID string    `json:"request_id"`
-	Now       time.Time `json:"now"`
+	KeyName   *string `json:"key_name,omitempty"`
+	PublicKey *string `json:"public_key,omitempty"`
+	UserData  *string `json:"user_data,omitempty"`
+	// Personality (before 2.57), when set, replaces the files the config
+	// drive injects.
+	Personality *[]File   `json:"personality,omitempty"`
+	UserID      string    `json:"user_id"`
+	RequestID   string    `json:"request_id"`
+	Now         time.Time `json:"now"`
 }
 
 // applyServerRebuild moves the server to REBUILD (and a bare-metal
@@ -279,7 +305,11 @@ func applyServerRebuild(tx *memdb.Txn, c serverRebuildCmd) (any, error) {
 	set(&s.KeyName, c.KeyName)
 	set(&s.PublicKey, c.PublicKey)
 	set(&s.UserData, c.UserData)
+	if c.Personality != nil {
+		s.Personality = *c.Personality
+	}
 	s.RebuildSeq++
+	s.PreserveEphemeral = c.PreserveEphemeral
 	if c.Reimage {
 		s.ReimageSeq = s.RebuildSeq
 	}

@@ -48,8 +48,11 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	// Nova's rebuild takes the admin password (answered back, as a
 	// create's), the access addresses and the disk config; before 2.75
 	// the answer has no extended attributes.
+	rebuild(alice, map[string]any{"imageRef": img1, "personality": []any{map[string]any{"path": "/a", "contents": "!!"}}}, 400, "Personality content")
+	// Before 2.57 its personality replaces the injected files.
+	files := []any{map[string]any{"path": "/tmp/foobar.txt", "contents": "aGFwcHk="}}
 	body := rebuild(alice, map[string]any{"imageRef": img1, "name": "vm-rebuilt", "metadata": map[string]any{"k": "v"},
-		"adminPass": "rebuildPassw0rd", "accessIPv4": "1.1.1.1", "accessIPv6": "0:0::babe:1", "OS-DCF:diskConfig": "AUTO"}, 202)
+		"adminPass": "rebuildPassw0rd", "accessIPv4": "1.1.1.1", "accessIPv6": "0:0::babe:1", "OS-DCF:diskConfig": "AUTO", "personality": files}, 202)
 	if sv := body["server"].(map[string]any); sv["status"] != "REBUILD" || sv["name"] != "vm-rebuilt" || sv["adminPass"] != "rebuildPassw0rd" ||
 		sv["accessIPv4"] != "1.1.1.1" || sv["accessIPv6"] != "::babe:1" || sv["OS-DCF:diskConfig"] != "AUTO" {
 		t.Fatalf("rebuild answered %v", sv)
@@ -63,7 +66,8 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	row := f.row(id)
 	if row.TaskState != "rebuilding" || row.RebuildSeq != 1 || row.Want != "active" || row.Host != before.Host ||
 		len(row.Ports) != 1 || row.Ports[0] != before.Ports[0] || row.Metadata["k"] != "v" ||
-		row.AccessIPv4 != "1.1.1.1" || row.AccessIPv6 != "::babe:1" || row.DiskConfig != "AUTO" {
+		row.AccessIPv4 != "1.1.1.1" || row.AccessIPv6 != "::babe:1" || row.DiskConfig != "AUTO" ||
+		len(row.Personality) != 1 || row.Personality[0] != (File{Path: "/tmp/foobar.txt", Contents: "aGFwcHk="}) {
 		t.Fatalf("server while rebuilding: %+v", row)
 	}
 	if sv := f.show(alice, id, "2.19"); sv["OS-EXT-STS:task_state"] != "rebuilding" || sv["status"] != "REBUILD" {

@@ -115,14 +115,13 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 }
 
 // readActionArg checks an action's argument: a reboot's type (hard
-// reports HARD), nothing for the others.
+// reports HARD). The others take none, and any value is read as none:
+// Nova's schemas for them accept anything (os-start, pause, forceDelete,
+// shelve, confirmResize... are {} with "restrict the value to null in a
+// future API version"), and clients send "" (Terraform's forceDelete)
+// or {}.
 func readActionArg(key string, arg any) (hard bool, err error) {
 	if key != "reboot" {
-		if arg != nil {
-			if m, ok := arg.(map[string]any); !ok || len(m) > 0 {
-				return false, badField(key, arg, "%s is not of type 'null'", api.Text(arg))
-			}
-		}
 		return false, nil
 	}
 	m, ok := arg.(map[string]any)

@@ -74,6 +74,9 @@ func (s *Service) parseServer(ctx context.Context, tx *memdb.Txn, r *http.Reques
 	if req.baremetal != nil && req.boot != nil {
 		return nil, badRequest("Bare-metal servers cannot boot from volumes.")
 	}
+	if err := resolveLocalDisks(req, f, sv); err != nil {
+		return nil, err
+	}
 	if err := s.resolveDataVolumes(ctx, tx, p, req); err != nil {
 		return nil, err
 	}

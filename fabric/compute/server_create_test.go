@@ -52,3 +52,18 @@ func TestRejectedCreateDeletesItsPorts(t *testing.T) {
 		t.Fatalf("ports: %d, had %d", f.ports.count(), before)
 	}
 }
+
+// config_drive false, which Terraform sends by default, is accepted: the
+// server gets its config drive anyway, as with Nova's
+// force_config_drive; a value that is no boolean is refused.
+func TestCreateConfigDriveFalse(t *testing.T) {
+	f := newFixture(t)
+	f.stdFlavors()
+	id := f.server(alice, "vm", "config_drive", false)
+	if v := f.show(alice, id, ""); v["config_drive"] != "True" {
+		t.Fatalf("config_drive %v", v["config_drive"])
+	}
+	f.server(alice, "vm2", "config_drive", "")
+	sv := map[string]any{"name": "x", "imageRef": img1, "flavorRef": "small", "networks": []any{map[string]any{"uuid": netA}}, "config_drive": "maybe"}
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": sv}, 400, "badRequest", "config_drive")
+}

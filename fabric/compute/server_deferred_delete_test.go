@@ -15,7 +15,6 @@ func TestDeferredDeleteActions(t *testing.T) {
 	for _, a := range []string{"forceDelete", "restore"} {
 		f.expect("POST", path, bob, "", map[string]any{a: nil}, 404, "itemNotFound")
 		f.expect("POST", path, carol, "", map[string]any{a: nil}, 403, "forbidden", "os-deferred-delete")
-		f.expect("POST", path, alice, "", map[string]any{a: map[string]any{"x": 1}}, 400, "badRequest", a)
 	}
 	f.expect("POST", path, alice, "", map[string]any{"restore": nil}, 409, "conflictingRequest",
 		"Cannot 'restore' instance "+id+" while it is in vm_state active")
@@ -32,7 +31,9 @@ func TestDeferredDeleteActions(t *testing.T) {
 	f.expect("POST", path, alice, "", map[string]any{"unlock": nil}, 202, "")
 
 	// forceDelete deletes as DELETE does: the server is being deleted.
-	f.expect("POST", path, alice, "", map[string]any{"forceDelete": nil}, 202, "")
+	// Its argument is not read, as Nova's schema takes any value:
+	// Terraform sends "".
+	f.expect("POST", path, alice, "", map[string]any{"forceDelete": ""}, 202, "")
 	if row := f.row(id); row != nil && row.TaskState != "deleting" {
 		t.Fatalf("after forceDelete: %+v", row)
 	}

@@ -245,6 +245,9 @@ func applyServerLiveMigrate(tx *memdb.Txn, c serverLiveMigrateCmd) (any, error) 
 	if isBaremetal(old) {
 		return nil, badRequest("%s is not supported for bare-metal servers.", liveMigrateAction)
 	}
+	if err := localDiskMove(old, "live-migrate"); err != nil {
+		return nil, err
+	}
 	if !c.Admin {
 		return nil, policyDenied(liveMigrateRule)
 	}

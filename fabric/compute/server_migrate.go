@@ -229,6 +229,9 @@ func applyServerMigrate(tx *memdb.Txn, c serverMigrateCmd) (any, error) {
 	if isBaremetal(old) {
 		return nil, badRequest("migrate is not supported for bare-metal servers.")
 	}
+	if err := localDiskMove(old, "migrate"); err != nil {
+		return nil, err
+	}
 	if !c.Admin {
 		return nil, policyDenied(migrateRule)
 	}

@@ -45,6 +45,9 @@ type serverRequest struct {
 	boot *blockDevice
 	// volumes are data volumes attached as the server is created.
 	volumes []blockDevice
+	// local are the ephemeral and swap disks block_device_mapping_v2
+	// asks for (localdisks.go).
+	local []localDisk
 	// deviceTags says whether NICs and block devices may have tags at
 	// the request's microversion.
 	deviceTags bool

@@ -38,7 +38,8 @@ func TestRescueRefusals(t *testing.T) {
 	f.expect("POST", "/v2.1/servers/"+id+"x/action", alice, "", rescueBody(nil), 404, "itemNotFound")
 	f.expect("POST", path, carol, "", rescueBody(nil), 403, "forbidden")
 	f.action(alice, id, map[string]any{"unrescue": nil}, 409, "Cannot 'unrescue' instance "+id+" while it is in vm_state active")
-	f.expect("POST", path, alice, "", map[string]any{"unrescue": map[string]any{"x": 1}}, 400, "badRequest", "unrescue")
+	// Its argument is not read (Nova's schema takes any): the state is.
+	f.action(alice, id, map[string]any{"unrescue": map[string]any{"x": 1}}, 409, "vm_state active")
 	// Locked by an admin: 409 for the owner.
 	f.expect("POST", path, admin, "", map[string]any{"lock": nil}, 202, "")
 	f.action(alice, id, rescueBody(nil), 409, "is locked")

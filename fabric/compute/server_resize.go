@@ -223,6 +223,13 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 				c.Flavor.ID, c.Flavor.Disk, old.Flavor.Disk)
 		}
 	}
+	if eph := ephemeralGB(old); c.Flavor.Ephemeral < eph {
+		// Its ephemeral disks stay as they are (localdisks.go): the new
+		// flavor must hold them, as Nova's libvirt driver refuses to
+		// resize a disk down.
+		return nil, badField("flavorRef", c.Flavor.ID, "Unable to resize disk down: flavor %s has %d GB of ephemeral disk, the server's ephemeral disks have %d GB.",
+			c.Flavor.ID, c.Flavor.Ephemeral, eph)
+	}
 	if err := checkQuotaAdd(tx, old.Project, usage{Cores: c.Flavor.VCPUs - old.Flavor.VCPUs, RAM: c.Flavor.RAM - old.Flavor.RAM}); err != nil {
 		return nil, err
 	}
@@ -230,6 +237,7 @@ func applyServerResize(tx *memdb.Txn, c serverResizeCmd) (any, error) {
 	s.Updated = c.Now
 	s.OldFlavor = &old.Flavor
 	s.Flavor = c.Flavor
+	s.OldLocalDisks, s.LocalDisks = old.LocalDisks, resizedLocalDisks(old, c.Flavor)
 	if s.BootVolume == "" {
 		s.RootGB = max(old.RootGB, c.Flavor.Disk)
 	}
@@ -326,6 +334,7 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 	if c.Action == computestate.ActionConfirmResize {
 		// A cold migration's source removes its copy now.
 		s.OldFlavor, s.Migration, s.MigrateFrom, s.MigrateImage = nil, "", "", ""
+		s.OldLocalDisks = nil
 		setState(&s, resumedState(&s), "")
 		m.Status = "confirmed"
 		act.Events = []ActionEvent{{Event: "compute_confirm_resize", Start: c.Now, Finish: c.Now, Result: "Success", Host: s.Host}}
@@ -338,6 +347,7 @@ func applyServerResizeEnd(tx *memdb.Txn, c serverResizeEndCmd) (any, error) {
 		// The guest gets the old flavor back at once: the host still
 		// holds the larger of both until the node reports the revert.
 		s.Flavor, s.OldFlavor = *old.OldFlavor, nil
+		s.LocalDisks, s.OldLocalDisks = old.OldLocalDisks, nil
 		if s.MigrateFrom != "" {
 			// A cold migration's: back to its source, which kept its
 			// disk, with its volumes (server_migrate.go).

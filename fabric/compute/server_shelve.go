@@ -113,7 +113,9 @@ func (s *Service) unshelve(w http.ResponseWriter, r *http.Request, arg any) erro
 	}
 	p := principal(r)
 	c := serverUnshelveCmd{ID: sv.ID, UserID: p.UserID, RequestID: requestID(r.Context()), Now: s.now(), Admin: p.IsAdmin()}
-	if arg != nil {
+	// Before 2.77 Nova validates no argument and reads none: whatever
+	// is sent (Terraform sends {"availability_zone": ...}) is null.
+	if arg != nil && atLeast(r, 77) {
 		if err := s.readUnshelveArg(r, sv, arg, &c); err != nil {
 			return err
 		}
@@ -256,7 +258,7 @@ func applyServerUnshelve(tx *memdb.Txn, c serverUnshelveCmd) (any, error) {
 // server is held to.
 func (s *Service) readUnshelveArg(r *http.Request, sv *Server, arg any, c *serverUnshelveCmd) error {
 	o, ok := arg.(map[string]any)
-	if !ok || !atLeast(r, 77) {
+	if !ok {
 		return badField("unshelve", arg, "%s is not of type 'null'", api.Text(arg))
 	}
 	fields := []string{"availability_zone"}

@@ -29,7 +29,6 @@ func TestShelve(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1})
 	host := f.row(id).Host
 
-	f.expect("POST", path, alice, "", map[string]any{"shelve": map[string]any{"x": 1}}, 400, "badRequest", "shelve")
 	f.expect("POST", path, bob, "", map[string]any{"shelve": nil}, 404, "itemNotFound")
 	f.expect("POST", path, carol, "", map[string]any{"shelve": nil}, 403, "forbidden", shelveRule)
 	f.action(admin, id, map[string]any{"lock": nil}, 202)
@@ -91,10 +90,11 @@ func TestShelve(t *testing.T) {
 	f.action(alice, id, map[string]any{"shelveOffload": nil}, 403)
 	f.action(admin, id, map[string]any{"shelveOffload": nil}, 409, "vm_state shelved_offloaded")
 
-	f.expect("POST", path, alice, "2.76", map[string]any{"unshelve": map[string]any{"availability_zone": "nova"}}, 400, "badRequest", "unshelve")
 	f.expect("POST", path, alice, "2.77", map[string]any{"unshelve": map[string]any{"availability_zone": "elsewhere"}}, 400, "badRequest", "availability zone")
 	f.expect("POST", path, alice, "2.77", map[string]any{"unshelve": map[string]any{"host": "n1"}}, 400, "badRequest", "host")
-	f.action(alice, id, map[string]any{"unshelve": nil}, 202)
+	// Before 2.77 Nova reads no schema for unshelve's argument: an object
+	// (Terraform sends its availability_zone) is taken as null.
+	f.expect("POST", path, alice, "2.76", map[string]any{"unshelve": map[string]any{"availability_zone": "elsewhere"}}, 202, "")
 	row = f.row(id)
 	if row.Host == "" || row.TaskState != "unshelving" || row.Want != "active" || row.Status != "SHELVED_OFFLOADED" {
 		t.Fatalf("unshelving: host %q task %q want %q %s", row.Host, row.TaskState, row.Want, row.Status)

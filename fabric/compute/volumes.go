@@ -8,6 +8,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
+	"github.com/rackstack/rackstack/fabric/compute/computestate"
 	"github.com/rackstack/rackstack/fabric/store"
 	"github.com/rackstack/rackstack/fabric/volume/volstate"
 )
@@ -90,12 +91,16 @@ func (s *Service) showVolumeAttachment(w http.ResponseWriter, r *http.Request) e
 	return nil
 }
 
-// nextDevice is the first /dev/vdX a new attachment gets: vda is the root
-// disk and vdb the config drive. The guest names its disks itself, so
-// this is a hint, as in Nova.
-func nextDevice(tx *memdb.Txn, server string) string {
-	used := map[string]bool{"/dev/vda": true, "/dev/vdb": true}
-	for _, v := range volstate.VolumesOfServer(tx, server) {
+// nextDevice is the first /dev/vdX a new attachment of server s gets:
+// vda is the root disk, its local disks (ephemeral, swap) follow and the
+// config drive is the next. The guest names its disks itself, so this is
+// a hint, as in Nova.
+func nextDevice(tx *memdb.Txn, s *Server) string {
+	used := map[string]bool{"/dev/vda": true}
+	for i := range len(s.LocalDisks) + 1 {
+		used[computestate.LocalDevice(i)] = true
+	}
+	for _, v := range volstate.VolumesOfServer(tx, s.ID) {
 		for _, a := range v.Attachments {
 			used[a.Device] = true
 		}
@@ -150,7 +155,7 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 		return stateConflict("attach_volume", sv.ID, attr, state)
 	}
 	if device == "" {
-		device = nextDevice(tx, sv.ID)
+		device = nextDevice(tx, sv)
 	}
 	if device == "" {
 		return badRequest("No free disk device names for server %s.", sv.ID)

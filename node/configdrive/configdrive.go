@@ -37,7 +37,16 @@ type Server struct {
 	// Devices are the tagged devices (Nova's device metadata), listed
 	// as meta_data.json's "devices".
 	Devices []Device
+	// BlockDeviceMapping is Nova's EC2 block-device-mapping (ami, root,
+	// ephemeral0, ..., swap → device): with it the drive has the EC2
+	// tree's ec2/{2009-04-04,latest}/meta-data.json, as Nova's has.
+	BlockDeviceMapping map[string]string
+	// InstanceType is the flavor's name, for the EC2 tree.
+	InstanceType string
 }
+
+// EC2Versions are the EC2 metadata versions written beside Versions.
+var EC2Versions = []string{"2009-04-04", "latest"}
 
 // Device is a tagged NIC or disk as meta_data.json's "devices" has it
 // (Nova's NetworkInterfaceMetadata and DiskMetadata): its bus and
@@ -131,6 +140,19 @@ func Files(s Server) (map[string][]byte, error) {
 	ndJSON, err := json.Marshal(map[string]any{"links": links, "networks": networks, "services": []any{}})
 	if err != nil {
 		return nil, err
+	}
+	if s.BlockDeviceMapping != nil {
+		ec2, err := json.Marshal(map[string]any{
+			"instance-id": s.UUID, "hostname": s.Hostname, "local-hostname": s.Hostname, "instance-type": s.InstanceType,
+			"ami-launch-index": 0, "placement": map[string]string{"availability-zone": s.AZ},
+			"block-device-mapping": s.BlockDeviceMapping,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range EC2Versions {
+			files["ec2/"+v+"/meta-data.json"] = ec2
+		}
 	}
 	for _, v := range Versions {
 		dir := "openstack/" + v + "/"

@@ -115,3 +115,29 @@ func TestInjectedFiles(t *testing.T) {
 		t.Error("a server without files lists files")
 	}
 }
+
+// With a block-device-mapping the drive has Nova's EC2 tree, which
+// names the server's local disks.
+func TestEC2BlockDeviceMapping(t *testing.T) {
+	files, err := Files(Server{UUID: "u", Hostname: "h", AZ: "nova", InstanceType: "m1",
+		BlockDeviceMapping: map[string]string{"ami": "vda", "root": "/dev/vda", "ephemeral0": "/dev/vdb", "swap": "/dev/vdc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"2009-04-04", "latest"} {
+		var md struct {
+			ID  string            `json:"instance-id"`
+			BDM map[string]string `json:"block-device-mapping"`
+		}
+		if err := json.Unmarshal(files["ec2/"+v+"/meta-data.json"], &md); err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if md.ID != "u" || md.BDM["ephemeral0"] != "/dev/vdb" || md.BDM["swap"] != "/dev/vdc" || md.BDM["ami"] != "vda" {
+			t.Errorf("%s: %+v", v, md)
+		}
+	}
+	files, _ = Files(Server{UUID: "u"})
+	if _, ok := files["ec2/latest/meta-data.json"]; ok {
+		t.Error("an EC2 tree without a mapping")
+	}
+}

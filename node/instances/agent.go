@@ -521,22 +521,28 @@ func (a *Agent) vmSpec(ctx context.Context, s computestate.Server, view *netstat
 	for _, n := range view.Networks {
 		mtus[n.ID] = n.MTU
 	}
+	// The ephemeral and swap disks follow the root disk (vdb, ...), as
+	// the metadata's block-device-mapping says (localdisks.go).
+	local, err := localDisks(ctx, s, dir)
+	if err != nil {
+		return hypervisor.VMSpec{}, err
+	}
 	spec := hypervisor.VMSpec{
 		ID: s.ID, Name: computestate.Hostname(&s), VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAM,
-		Disks: []hypervisor.Disk{root},
+		Disks: append([]hypervisor.Disk{root}, local...),
 	}
 	if s.RescueImage != "" {
 		// Rescued: the firmware boots the rescue disk; the server's own
 		// disk is the second, for the rescue to repair. A stable rescue
-		// keeps the own disk first and adds the rescue disk after it.
+		// keeps the own disks first and adds the rescue disk after them.
 		rescue, err := a.rescueDisk(ctx, s, dir)
 		if err != nil {
 			return hypervisor.VMSpec{}, err
 		}
-		spec.Disks = []hypervisor.Disk{rescue, root}
+		spec.Disks = append([]hypervisor.Disk{rescue, root}, local...)
 		if s.RescueStable {
 			rescue.Boot = true
-			spec.Disks = []hypervisor.Disk{root, rescue}
+			spec.Disks = append(append([]hypervisor.Disk{root}, local...), rescue)
 		}
 	}
 	cd := metadata.Describe(s)
@@ -678,6 +684,13 @@ func (a *Agent) rebuild(ctx context.Context, s computestate.Server, view *netsta
 	dir := a.instanceDir(s.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
+	}
+	if !s.PreserveEphemeral {
+		// Its ephemeral and swap disks are made anew, empty, by the
+		// start below (Nova's rebuild without preserve_ephemeral).
+		if err := dropLocalDisks(s, dir); err != nil {
+			return fail(fmt.Errorf("remove ephemeral disks: %w", err))
+		}
 	}
 	// A server booted from a volume keeps it: an evacuated one
 	// (server_evacuate.go) boots from it on its new host.

@@ -39,6 +39,11 @@ func (a *Agent) resize(ctx context.Context, s computestate.Server, view *netstat
 				// from the source's copy (migrate.go).
 				return a.migrateIn(ctx, s)
 			}
+			// The ephemeral and swap disks follow the flavor, as the
+			// root disk does (localdisks.go).
+			if err := resizeLocalDisks(ctx, s, a.instanceDir(s.ID)); err != nil {
+				return err
+			}
 			if s.BootVolume != "" {
 				return nil
 			}

@@ -14,6 +14,7 @@ import (
 func Describe(s computestate.Server) configdrive.Server {
 	cd := configdrive.Server{
 		UUID: s.ID, Name: s.Name, Hostname: computestate.Hostname(&s), Project: s.Project, AZ: s.AZ, Meta: s.Metadata,
+		BlockDeviceMapping: computestate.DeviceMapping(&s), InstanceType: s.Flavor.Name,
 	}
 	if s.PublicKey != "" {
 		cd.Keys = []configdrive.Key{{Name: s.KeyName, Data: s.PublicKey}}

@@ -263,6 +263,9 @@ func ec2(tx *memdb.Txn, sv *computestate.Server, port *netstate.Port, files map[
 	if sv.PublicKey != "" {
 		out[md+"public-keys/0/openssh-key"] = []byte(sv.PublicKey)
 	}
+	for name, dev := range computestate.DeviceMapping(sv) {
+		out[md+"block-device-mapping/"+name] = []byte(dev)
+	}
 	if ud, ok := files["openstack/latest/user_data"]; ok {
 		out["latest/user-data"] = ud
 	}

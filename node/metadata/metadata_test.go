@@ -40,7 +40,8 @@ func newServer(t *testing.T) *Server {
 	st.Put(netstate.TableFloatingIPs, &netstate.FloatingIP{ID: "f", Project: "proj", NetworkID: "ext", IP: "172.24.4.9", FixedPortID: "p1", FixedIP: "10.0.0.5"})
 	st.Put(computestate.TableServers, &computestate.Server{ID: "vm1", Name: "web one", Project: "proj", AZ: "nova", Ports: []string{"p1"},
 		KeyName: "k", PublicKey: "ssh-ed25519 AAAA one", UserData: base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho one\n")),
-		Metadata: map[string]string{"role": "web"}, Flavor: computestate.Flavor{Name: "m1.tiny"}})
+		Metadata: map[string]string{"role": "web"}, Flavor: computestate.Flavor{Name: "m1.tiny"},
+		LocalDisks: []computestate.LocalDisk{{Name: "ephemeral0", SizeMB: 1024, Format: "ext4"}, {Name: "swap", SizeMB: 64, Format: "swap"}}})
 	st.Put(computestate.TableServers, &computestate.Server{ID: "vm2", Name: "two", HostnameSet: "db2.example.com", Project: "proj", Ports: []string{"p2"}})
 	s, err := New(Config{
 		Ports: sources{vm1Addr: "p1", vm2Addr: "p2"},
@@ -118,6 +119,11 @@ func TestEC2Metadata(t *testing.T) {
 		"/latest/meta-data/placement/availability-zone": "nova",
 		"/latest/user-data":                             "#!/bin/sh\necho one\n",
 		"/latest/meta-data/instance-type":               "m1.tiny",
+		// Nova's block-device-mapping: the root, then the local disks.
+		"/latest/meta-data/block-device-mapping/ami":        "vda",
+		"/latest/meta-data/block-device-mapping/root":       "/dev/vda",
+		"/latest/meta-data/block-device-mapping/ephemeral0": "/dev/vdb",
+		"/latest/meta-data/block-device-mapping/swap":       "/dev/vdc",
 	} {
 		if code, body := get(t, s, vm1Addr, path); code != 200 || body != want {
 			t.Errorf("%s: %d %q, want %q", path, code, body, want)
@@ -126,6 +132,12 @@ func TestEC2Metadata(t *testing.T) {
 	code, body := get(t, s, vm1Addr, "/latest/meta-data/")
 	if code != 200 || !strings.Contains(body, "instance-id\n") || !strings.Contains(body, "placement/") {
 		t.Fatalf("listing: %d %q", code, body)
+	}
+	if code, body := get(t, s, vm1Addr, "/latest/meta-data/block-device-mapping/"); code != 200 || body != "ami\nephemeral0\nroot\nswap" {
+		t.Fatalf("block-device-mapping: %d %q", code, body)
+	}
+	if code, body := get(t, s, vm2Addr, "/latest/meta-data/block-device-mapping/"); code != 200 || body != "ami\nroot" {
+		t.Fatalf("block-device-mapping without local disks: %d %q", code, body)
 	}
 }
 

@@ -248,7 +248,52 @@ type Server struct {
 	BuildNode string `json:"build_node,omitempty"`
 	BuildRun  string `json:"build_run,omitempty"`
 	BuildHost string `json:"build_host,omitempty"`
+	// LocalDisks are the server's ephemeral and swap disks, files on its
+	// host beside the root disk, in the order the guest sees them after
+	// it (vdb, vdc, ...): from its flavor's ephemeral and swap sizes or
+	// its create's block_device_mapping_v2 (source blank, destination
+	// local). They live and die with the server on its host.
+	LocalDisks []LocalDisk `json:"local_disks,omitempty"`
+	// OldLocalDisks are the local disks before the resize in progress or
+	// waiting for its confirm, which a revert restores (a disk grown
+	// stays grown: the node never shrinks one).
+	OldLocalDisks []LocalDisk `json:"old_local_disks,omitempty"`
+	// PreserveEphemeral says the rebuild in progress keeps the
+	// ephemeral disks as they are (Nova's preserve_ephemeral); without
+	// it a rebuild makes them anew, empty.
+	PreserveEphemeral bool `json:"preserve_ephemeral,omitempty"`
 }
+
+// LocalDisk is an ephemeral or swap disk of a server: Name is what
+// Nova's metadata calls it (ephemeral0, ephemeral1, ..., swap), SizeMB
+// its size, Format the filesystem its host makes on it (ext2, ext3,
+// ext4, vfat) or "swap" (mkswap); the filesystem is labelled Name.
+type LocalDisk struct {
+	Name   string `json:"name"`
+	SizeMB int    `json:"size_mb"`
+	Format string `json:"format"`
+}
+
+// LocalDiskFormats are the guest_formats a local disk can be made with.
+var LocalDiskFormats = []string{"ext2", "ext3", "ext4", "vfat", "swap"}
+
+// Swap says whether d is the swap disk.
+func (d LocalDisk) Swap() bool { return d.Format == "swap" }
+
+// DeviceMapping is Nova's block-device-mapping of the metadata (its
+// EC2 tree): the root disk as ami and root, each local disk by its name
+// on the device after the root it gets (vdb, vdc, ...).
+func DeviceMapping(s *Server) map[string]string {
+	m := map[string]string{"ami": "vda", "root": "/dev/vda"}
+	for i, d := range s.LocalDisks {
+		m[d.Name] = LocalDevice(i)
+	}
+	return m
+}
+
+// LocalDevice is the device name of a server's i-th local disk: the
+// disks after the root, vdb on.
+func LocalDevice(i int) string { return "/dev/vd" + string(rune('b'+i)) }
 
 // BlockDevice is one volume of a server's create: an existing volume
 // (Source "volume", VolumeID the caller's), or one to make (Source
