@@ -200,7 +200,12 @@ func (a *allocator) addressOn(s *Subnet, rq ipRequest, ip netip.Addr) (netip.Add
 		}
 		return addr, nil
 	case ip.IsValid():
-		if reserved(pfx, ip) {
+		// An IPv6 subnet's first address (its subnet-router anycast) is
+		// for routers, and for a port whose owner is not known yet (as
+		// Nova makes ports), as Neutron's check_subnet_ip has it: the
+		// only address of a /128.
+		v6Anycast := pfx.Addr().Is6() && ip == pfx.Addr() && (a.p.DeviceOwner == "" || isRouterPort(a.p))
+		if reserved(pfx, ip) && !v6Anycast {
 			return ip, store.Fault(store.KindInvalid, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", rq.IP)
 		}
 		// The gateway address is never handed out unasked (lowestFree

@@ -3,6 +3,7 @@ package network
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -254,9 +255,11 @@ func (s *Service) readRange(tx *memdb.Txn, p *api.Principal, rd *api.Input, sn *
 	if cidr == "" {
 		return pfx, badInput("cidr", "'cidr' is a required property without a subnet pool")
 	}
-	pfx, err = parsePrefix(cidr)
-	if err != nil {
-		return pfx, badInput("cidr", "%v", err)
+	// Host bits are taken and dropped, as Neutron's create_subnet stores
+	// the network address: 10.99.99.0/16 is 10.99.0.0/16.
+	pfx, err = parseCIDROrIP(cidr)
+	if err != nil || !strings.Contains(cidr, "/") {
+		return pfx, badInput("cidr", "'%s' is not a valid IP subnet", cidr)
 	}
 	if ipVersion(pfx.Addr()) != sn.IPVersion {
 		return pfx, invalidInput("Cidr %s does not match ip_version %d", cidr, sn.IPVersion)
