@@ -129,48 +129,11 @@ func TestBlockExport(t *testing.T) {
 	// only once the server acknowledged it durable.
 	crash := exportVolume(t, creds, n1.rackd, "crash")
 	const writes = 4000 // 64 KiB each: far more than can finish before the kill
-	var cmds []string
-	for i := range writes {
-		cmds = append(cmds, "-c", fmt.Sprintf("write -f -P %d %d 64k", i%250+1, int64(i%4000)*64<<10))
-	}
-	outPath := filepath.Join(dir, "qemu-io.out")
-	outf, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Line-buffered, so the log shows acknowledged writes as they happen.
-	writer := exec.Command("stdbuf", append(append([]string{"-oL", "qemu-io", "-f", "raw"}, cmds...), crash.URI)...)
-	writer.Stdout, writer.Stderr = outf, outf
-	if err := writer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	recordProcess(t, writer.Process.Pid, false)
-	done := make(chan struct{})
-	go func() { writer.Wait(); outf.Close(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			writer.Process.Kill()
-			<-done
-		}
-	})
-	wrote := regexp.MustCompile(`(?m)^wrote 65536/65536 bytes at offset (\d+)$`)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		b, _ := os.ReadFile(outPath)
-		if len(wrote.FindAll(b, -1)) >= 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("qemu-io did not get 100 writes acknowledged within 2 minutes:\n%.2000s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w := startFUAWriter(t, crash.URI, writes)
+	w.waitAcked(t, 100, "before the kill")
 	n1.kill()
-	<-done
-	b, _ := os.ReadFile(outPath)
-	acked := wrote.FindAllSubmatch(b, -1)
+	<-w.done
+	acked := w.acked()
 	if len(acked) >= writes {
 		t.Fatalf("all %d writes finished before the kill: the test did not kill rackd during writes", writes)
 	}
@@ -195,5 +158,78 @@ func TestBlockExport(t *testing.T) {
 	}
 	if n := strings.Count(out, "read 65536/65536 bytes"); n != len(acked) {
 		t.Fatalf("read back %d of %d acknowledged writes:\n%.4000s", n, len(acked), out)
+	}
+}
+
+// fuaWriter is qemu-io making n 64 KiB FUA writes to an NBD export, write
+// i of pattern i%250+1 at offset i×64 KiB, its output line-buffered into
+// a file, so the writes acknowledged so far can be read at any time.
+type fuaWriter struct {
+	cmd  *exec.Cmd
+	out  string
+	done chan struct{} // closed when qemu-io has ended
+}
+
+var fuaWrote = regexp.MustCompile(`(?m)^wrote 65536/65536 bytes at offset (\d+)$`)
+
+func startFUAWriter(t *testing.T, uri string, n int) *fuaWriter {
+	t.Helper()
+	var cmds []string
+	for i := range n {
+		cmds = append(cmds, "-c", fmt.Sprintf("write -f -P %d %d 64k", i%250+1, int64(i)*64<<10))
+	}
+	w := &fuaWriter{out: filepath.Join(t.TempDir(), "qemu-io.out"), done: make(chan struct{})}
+	outf, err := os.Create(w.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Line-buffered, so the file shows acknowledged writes as they happen.
+	w.cmd = exec.Command("stdbuf", append(append([]string{"-oL", "qemu-io", "-f", "raw"}, cmds...), uri)...)
+	w.cmd.Stdout, w.cmd.Stderr = outf, outf
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	recordProcess(t, w.cmd.Process.Pid, false)
+	go func() { w.cmd.Wait(); outf.Close(); close(w.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-w.done:
+		default:
+			w.cmd.Process.Kill()
+			<-w.done
+		}
+	})
+	return w
+}
+
+// output is what qemu-io has written so far.
+func (w *fuaWriter) output() []byte {
+	b, _ := os.ReadFile(w.out)
+	return b
+}
+
+// acked are the writes acknowledged so far, each with its offset.
+func (w *fuaWriter) acked() [][][]byte { return fuaWrote.FindAllSubmatch(w.output(), -1) }
+
+// waitAcked waits until n writes are acknowledged; it fails the test if
+// qemu-io ends first or two minutes pass.
+func (w *fuaWriter) waitAcked(t *testing.T, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b := w.output()
+		got := len(fuaWrote.FindAll(b, -1))
+		if got >= n {
+			return
+		}
+		select {
+		case <-w.done:
+			t.Fatalf("%s: qemu-io ended with %d writes acknowledged:\n%s", what, got, tail(string(b), 20))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: fewer than %d writes acknowledged within 2 minutes:\n%s", what, n, tail(string(b), 20))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -813,65 +810,20 @@ func TestFaultBlockLeaderKill(t *testing.T) {
 	}
 	ex := exportVolume(t, creds, via.rackd, "bl")
 	const writes = 2000 // 64 KiB each, over 125 MiB: far more than finish before the kill
-	var cmds []string
-	for i := range writes {
-		cmds = append(cmds, "-c", fmt.Sprintf("write -f -P %d %d 64k", i%250+1, int64(i%2000)*64<<10))
-	}
-	outPath := t.TempDir() + "/qemu-io.out"
-	outf, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writer := exec.Command("stdbuf", append(append([]string{"-oL", "qemu-io", "-f", "raw"}, cmds...), ex.URI)...)
-	writer.Stdout, writer.Stderr = outf, outf
-	if err := writer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	recordProcess(t, writer.Process.Pid, false)
-	done := make(chan struct{})
-	go func() { writer.Wait(); outf.Close(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			writer.Process.Kill()
-			<-done
-		}
-	})
-	wrote := regexp.MustCompile(`(?m)^wrote 65536/65536 bytes at offset (\d+)$`)
-	waitWrites := func(n int, what string) {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			b, _ := os.ReadFile(outPath)
-			if len(wrote.FindAll(b, -1)) >= n {
-				return
-			}
-			select {
-			case <-done:
-				t.Fatalf("%s: qemu-io ended with %d writes acknowledged:\n%s", what, len(wrote.FindAll(b, -1)), tail(string(b), 20))
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: fewer than %d writes acknowledged within 2 minutes:\n%s", what, n, tail(string(b), 20))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitWrites(50, "before the kill")
+	w := startFUAWriter(t, ex.URI, writes)
+	w.waitAcked(t, 50, "before the kill")
 	leader.kill()
-	b, _ := os.ReadFile(outPath)
-	atKill := len(wrote.FindAll(b, -1))
+	atKill := len(w.acked())
 	// Writes go on once another leader is elected.
-	waitWrites(atKill+50, "after killing the leader "+leader.name)
-	writer.Process.Kill()
-	<-done
+	w.waitAcked(t, atKill+50, "after killing the leader "+leader.name)
+	w.cmd.Process.Kill()
+	<-w.done
 	leader.start()
 	leader.waitHealthy()
 	faultHealthy(t, creds, via.rackd)
 
-	b, _ = os.ReadFile(outPath)
-	acked := wrote.FindAllSubmatch(b, -1)
+	b := w.output()
+	acked := fuaWrote.FindAllSubmatch(b, -1)
 	failed := strings.Count(string(b), "write failed")
 	t.Logf("%d FUA writes acknowledged (%d before the kill), %d failed", len(acked), atKill, failed)
 	var reads []string
