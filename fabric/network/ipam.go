@@ -81,7 +81,9 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // and the IPv4 broadcast.
 func reserved(p netip.Prefix, a netip.Addr) bool {
 	if a == p.Addr() {
-		return p.Addr().Is6() || p.Bits() < 31
+		// A subnet of one address (an IPv6 /128) hands that one out, as
+		// Neutron's generate_pools makes it its pool.
+		return !p.IsSingleIP() && (p.Addr().Is6() || p.Bits() < 31)
 	}
 	return p.Addr().Is4() && p.Bits() < 31 && a == lastAddr(p)
 }

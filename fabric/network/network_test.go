@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/api/apitest"
 	"github.com/rackstack/rackstack/fabric/events/eventstate"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -1086,16 +1087,31 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 
 // An IPv6 subnet's first address (the subnet-router anycast) goes to a
 // router's port or to a port of no owner yet (as Nova makes them), as
-// Neutron's check_subnet_ip has it: the only address of a /128 can be
-// used. A compute port asking for it is refused.
+// Neutron's check_subnet_ip has it; a compute port asking for it is
+// refused, and a server's port asking for it is made as Nova makes it
+// (ownerless, then owned). A /128's one address is its pool, handed out
+// to any port (Terraform's access_ip_v6 test gives a server one).
 func TestIPv6SubnetRouterAnycast(t *testing.T) {
 	f := newFixture(t)
 	nid := f.mk(alice, "networks", "network", map[string]any{"name": "v6"})["id"].(string)
-	sid := f.subnet(alice, nid, "2001:db8:5::/128", "enable_dhcp", false, "gateway_ip", nil)["id"].(string)
+	sid := f.subnet(alice, nid, "2001:db8:5::/64", "enable_dhcp", false, "gateway_ip", nil)["id"].(string)
 	want := []any{map[string]any{"subnet_id": sid, "ip_address": "2001:db8:5::"}}
 	f.expect("POST", "/v2.0/ports", alice, map[string]any{"port": map[string]any{"network_id": nid, "device_owner": "compute:nova", "fixed_ips": want}}, 400, "InvalidIpForSubnet")
 	p := f.mk(alice, "ports", "port", map[string]any{"network_id": nid, "fixed_ips": want})
 	if ips := p["fixed_ips"].([]any); len(ips) != 1 || ips[0].(map[string]any)["ip_address"] != "2001:db8:5::" {
 		t.Fatalf("fixed_ips %v", p["fixed_ips"])
+	}
+	f.expect("DELETE", "/v2.0/ports/"+p["id"].(string), alice, nil, 204, "")
+	pa := &api.Principal{UserID: "u-alice", ProjectID: projA, Roles: []string{"member", "reader"}}
+	pt, err := f.svc.ServerPorts().Create(context.Background(), pa, ServerPortRequest{NetworkID: nid, FixedIP: "2001:db8:5::", Project: projA, DeviceID: "server-1", DeviceOwner: "compute:nova"})
+	if err != nil || pt.DeviceOwner != "compute:nova" || len(pt.FixedIPs) != 1 || pt.FixedIPs[0].IP != "2001:db8:5::" {
+		t.Fatalf("server port on the anycast address: %+v %v", pt, err)
+	}
+
+	one := f.mk(alice, "networks", "network", map[string]any{"name": "v6-one"})["id"].(string)
+	f.subnet(alice, one, "2001:db8:6::7/128", "enable_dhcp", false, "gateway_ip", nil)
+	p = f.mk(alice, "ports", "port", map[string]any{"network_id": one, "device_owner": "compute:nova"})
+	if ips := p["fixed_ips"].([]any); len(ips) != 1 || ips[0].(map[string]any)["ip_address"] != "2001:db8:6::7" {
+		t.Fatalf("port on a /128: fixed_ips %v", p["fixed_ips"])
 	}
 }

@@ -2,8 +2,11 @@ package network
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sort"
+
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/rackstack/rackstack/fabric/api"
 	"github.com/rackstack/rackstack/fabric/store"
@@ -111,12 +114,21 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 	now := s.now()
 	spec := portSpec{Port: Port{ID: api.NewUUID(), NetworkID: n.ID, Project: req.Project, DeviceID: req.DeviceID,
 		DeviceOwner: req.DeviceOwner, Status: "DOWN", VNICType: "normal", AdminStateUp: true, CreatedAt: now, UpdatedAt: now}}
+	ownerLater := false
 	if req.FixedIP != "" {
 		a, err := netip.ParseAddr(req.FixedIP)
 		if err != nil {
 			return Port{}, badInput("fixed_ips", "%v", err)
 		}
 		spec.IPs = &[]ipRequest{{IP: a.String()}}
+		// Nova makes a port with the address asked for before it names
+		// the port's owner, and Neutron lets a port of no owner take an
+		// IPv6 subnet's subnet-router anycast address (the only one of a
+		// /128): such a port is made as Nova makes it, in two steps.
+		ownerLater = subnetRouterAnycast(tx, n.ID, a)
+		if ownerLater {
+			spec.Port.DeviceOwner = ""
+		}
 	}
 	named := false
 	for _, g := range req.SecurityGroups {
@@ -147,7 +159,33 @@ func (sp *ServerPorts) Create(ctx context.Context, p *api.Principal, req ServerP
 	if _, err := api.Propose(ctx, s.cfg.Repl, cmdPortCreate, portCreateCmd{Ports: []portSpec{spec}, Defaults: s.defaultsFor(tx, req.Project)}, &rows); err != nil {
 		return Port{}, err
 	}
-	return rows[0], nil
+	if !ownerLater {
+		return rows[0], nil
+	}
+	var row Port
+	if _, err := api.Propose(ctx, s.cfg.Repl, cmdPortUpdate, portUpdateCmd{ID: rows[0].ID, DeviceOwner: &req.DeviceOwner, Now: s.now()}, &row); err != nil {
+		// The port is the server's to give back, whatever became of the
+		// update.
+		if derr := sp.Delete(context.WithoutCancel(ctx), rows[0].ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.log.Warn("network: delete a server port whose owner could not be set", "port", rows[0].ID, "err", derr)
+		}
+		return Port{}, err
+	}
+	return row, nil
+}
+
+// subnetRouterAnycast says whether a is the first address (the
+// subnet-router anycast) of one of network's IPv6 subnets.
+func subnetRouterAnycast(tx *memdb.Txn, network string, a netip.Addr) bool {
+	if !a.Is6() {
+		return false
+	}
+	for _, sn := range store.All[Subnet](tx, tSubnets, "network", network) {
+		if p, err := netip.ParsePrefix(sn.CIDR); err == nil && p.Addr() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // Bind gives a port to a device on a host; deviceID "" releases it (and
