@@ -52,21 +52,24 @@ type qosKind struct {
 // VALID_DSCP_MARKS).
 var dscpMarks = []int{0, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 46, 48, 56}
 
+// rateLimitParameters are the rule-type details of a rate limit rule:
+// a rate, a burst, a direction.
+func rateLimitParameters(max, burst string) []map[string]any {
+	rng := map[string]any{"start": 0, "end": math.MaxInt32}
+	return []map[string]any{
+		{"parameter_name": max, "parameter_type": "range", "parameter_values": rng},
+		{"parameter_name": burst, "parameter_type": "range", "parameter_values": rng},
+		{"parameter_name": "direction", "parameter_type": "choices", "parameter_values": []string{"ingress", "egress"}},
+	}
+}
+
 var qosKinds = []qosKind{
 	{typ: netstate.QoSBandwidthLimit, one: "bandwidth_limit_rule", many: "bandwidth_limit_rules",
-		attrs: newAttrSpec("max_kbps max_burst_kbps direction", "tenant_id project_id", "id qos_policy_id type"),
-		parameters: []map[string]any{
-			{"parameter_name": "max_kbps", "parameter_type": "range", "parameter_values": map[string]any{"start": 0, "end": math.MaxInt32}},
-			{"parameter_name": "max_burst_kbps", "parameter_type": "range", "parameter_values": map[string]any{"start": 0, "end": math.MaxInt32}},
-			{"parameter_name": "direction", "parameter_type": "choices", "parameter_values": []string{"ingress", "egress"}},
-		}},
+		attrs:      newAttrSpec("max_kbps max_burst_kbps direction", "tenant_id project_id", "id qos_policy_id type"),
+		parameters: rateLimitParameters("max_kbps", "max_burst_kbps")},
 	{typ: netstate.QoSPacketRate, one: "packet_rate_limit_rule", many: "packet_rate_limit_rules",
-		attrs: newAttrSpec("max_kpps max_burst_kpps direction", "tenant_id project_id", "id qos_policy_id type"),
-		parameters: []map[string]any{
-			{"parameter_name": "max_kpps", "parameter_type": "range", "parameter_values": map[string]any{"start": 0, "end": math.MaxInt32}},
-			{"parameter_name": "max_burst_kpps", "parameter_type": "range", "parameter_values": map[string]any{"start": 0, "end": math.MaxInt32}},
-			{"parameter_name": "direction", "parameter_type": "choices", "parameter_values": []string{"ingress", "egress"}},
-		}},
+		attrs:      newAttrSpec("max_kpps max_burst_kpps direction", "tenant_id project_id", "id qos_policy_id type"),
+		parameters: rateLimitParameters("max_kpps", "max_burst_kpps")},
 	{typ: netstate.QoSDSCPMarking, one: "dscp_marking_rule", many: "dscp_marking_rules",
 		attrs: newAttrSpec("dscp_mark", "tenant_id project_id", "id qos_policy_id type"),
 		parameters: []map[string]any{
