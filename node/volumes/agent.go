@@ -111,6 +111,16 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	if a.DetachWait == 0 {
 		a.DetachWait = 30 * time.Second
 	}
+	// The exports are listed before the state is read. An export listed
+	// was made from this node's state as it was then (the instance
+	// agent's for a booting server, whose create attached its volume;
+	// this agent's own), and this node's state only moves forward, so
+	// the read below shows what it was made for: its volume not attached
+	// here means it was detached or moved. An export made after the read
+	// is for state the read does not show; judged by it, it would be
+	// ended under a guest that has just opened it (a boot volume's
+	// firmware reads failing, the guest hung at its boot loader).
+	exported := a.Exports.Exported()
 	// Types and QoS specs too: a volume's limits follow its type's spec.
 	// Instance actions: an extend_volume one is finished once the guest
 	// sees the size.
@@ -131,7 +141,7 @@ func (a *Agent) Reconcile(ctx context.Context) (memdb.WatchSet, error) {
 	}
 	// Exports of volumes no longer attached here: their server was
 	// removed (its VM with it) or they moved.
-	for _, id := range a.Exports.Exported() {
+	for _, id := range exported {
 		if !mine[id] {
 			if err := a.Exports.Unexport(ctx, id); err != nil {
 				a.Log.Warn("volumes: unexport", "volume", id, "err", err)

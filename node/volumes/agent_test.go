@@ -22,9 +22,15 @@ type fakeExports struct {
 	size map[string]int64 // the volumes' sizes in the store
 	open map[string]bool
 	fail error
+	// exporting, when set, runs as id's export begins: what another
+	// agent of the node does meanwhile.
+	exporting func(id string)
 }
 
 func (e *fakeExports) Export(_ context.Context, id string) (int64, error) {
+	if e.exporting != nil {
+		e.exporting(id)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.fail != nil {
@@ -275,5 +281,43 @@ func TestPlugReadOnlyAndWithTheTypesLimits(t *testing.T) {
 	w.pass()
 	if d, _ := w.host.HotDisk("s1", DiskID(capped)); !d.Limits.IsZero() {
 		t.Fatalf("after the spec went: %+v", d.Limits)
+	}
+}
+
+// A boot volume's export made while a pass converges another volume (the
+// instance agent starting a server created after the pass read the
+// state) is not ended by that pass: it judges only exports made from
+// state it has read. Ending it cut the booting guest's disk.
+func TestPassKeepsExportMadeAfterItsRead(t *testing.T) {
+	w := newWorld(t)
+	w.vm("s1")
+	const vol, boot = "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000"
+	w.attached(vol, "s1", "n1", 1)
+	w.propose(volstate.CmdCreateVolume, volstate.CreateVolumeCmd{Row: volstate.Volume{ID: boot, Project: "p", Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID}})
+	w.exports.size[boot] = volstate.GiB
+	started := false
+	w.exports.exporting = func(id string) {
+		if id != vol || started {
+			return
+		}
+		started = true
+		// Server s2's create attaches its boot volume here, and the
+		// instance agent exports it for the VM it starts.
+		w.propose(volstate.CmdAttach, volstate.AttachCmd{VolumeID: boot, Attachment: volstate.Attachment{ID: "s2", ServerID: "s2", Host: "n1", Device: "/dev/vda", Root: true}})
+		if _, err := w.exports.Export(context.Background(), boot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.pass()
+	if !started {
+		t.Fatal("the pass exported nothing")
+	}
+	if !w.exports.open[boot] {
+		t.Fatal("the pass ended the boot volume's export made after it read the state")
+	}
+	w.exports.exporting = nil
+	w.pass() // the next pass sees it attached here: kept
+	if !w.exports.open[boot] || !w.exports.open[vol] {
+		t.Fatalf("exports after the next pass: %v", w.exports.Exported())
 	}
 }
