@@ -101,7 +101,7 @@ func TestVolumes(t *testing.T) {
 		raw, _ := os.ReadFile(n1.logPath)
 		var lines []string
 		for _, l := range strings.Split(string(raw), "\n") {
-			if (strings.Contains(l, "volume") || strings.Contains(l, "compute")) && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "plugged")) {
+			if (strings.Contains(l, "volume") || strings.Contains(l, "compute")) && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "plugged") || strings.Contains(l, "export")) {
 				lines = append(lines, l)
 			}
 		}

@@ -161,8 +161,12 @@ func buildArgs(spec hypervisor.VMSpec, l launch) []string {
 					format = strings.Replace(format, "driver=raw", "driver=luks,key-secret="+secretID(d.ID), 1)
 				}
 			}
+			// It reconnects as a plugged disk's NBD client does: a
+			// restart of rackd, which serves the export, pauses the
+			// guest's root disk instead of failing its I/O.
 			opts = format + ",file.driver=nbd,file.server.type=unix,file.server.path=" + escape(d.NBDSocket) +
-				",file.export=" + d.NBDExport + ",if=none,id=" + drive + ",cache=" + cacheWriteback
+				",file.export=" + d.NBDExport + ",file.reconnect-delay=" + strconv.Itoa(reconnectDelay) +
+				",if=none,id=" + drive + ",cache=" + cacheWriteback
 			if d.Placeholder > 0 && d.ID != "" {
 				// A live migration's destination: nothing is opened until
 				// the switch-over (livemigrate.go).
