@@ -279,7 +279,11 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 		}
 	}
 	sort.Slice(want.Ports, func(i, j int) bool { return want.Ports[i].ID < want.Ports[j].ID })
-	t, err := compile(want, devs)
+	keyed := want
+	if keyed.Ports, err = subportDevices(want.Ports, devs); err != nil {
+		return nil, err
+	}
+	t, err := compile(keyed, devs)
 	if err != nil {
 		return nil, err
 	}
@@ -303,11 +307,11 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 	attach := map[string]*ebpf.Program{}
 	plugged = nil
 	d.plugged = map[string]device{}
-	for _, p := range want.Ports {
-		if dev, ok := devs[p.Device]; ok {
+	for i, p := range want.Ports {
+		if _, ok := devs[p.Device]; ok {
 			attach[p.Device] = d.objs.PortIn
 			plugged = append(plugged, p.ID)
-			d.plugged[p.ID] = dev
+			d.plugged[p.ID] = devs[keyed.Ports[i].Device] // a subport: its key
 		}
 	}
 	if want.Uplink != "" {
