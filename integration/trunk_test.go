@@ -121,7 +121,10 @@ func TestNeutronTrunk(t *testing.T) {
 	here := "/run/netns/" + os.Getenv(trunkNetnsEnv)
 	devP, devPeer := dataplane.DeviceName(parent), dataplane.DeviceName(peer)
 	dataplanetest.Veths(t, here, devP, devPeer)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", devP).Run(); exec.Command("ip", "link", "del", devPeer).Run() })
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", devP).Run()
+		exec.Command("ip", "link", "del", devPeer).Run()
+	})
 	guest := qosGuest(t, member, here, parent, devP)
 	guestPeer := qosGuest(t, member, here, peer, devPeer)
 	subIP, peerIP := portIP(t, member, sub), portIP(t, member, peer)
