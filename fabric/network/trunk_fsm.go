@@ -66,7 +66,9 @@ func applyTrunkCreate(tx *memdb.Txn, c trunkCreateCmd) (any, error) {
 }
 
 // addSubPorts adds subs to t (not yet written), each checked as Neutron's
-// SubPortsValidator does, and makes each port the trunk's subport.
+// SubPortsValidator does against other rows (their own shape, a VLAN id
+// in 1-4094 among them, was read by readSubPorts), and makes each port
+// the trunk's subport.
 func addSubPorts(tx *memdb.Txn, t *Trunk, parent *Port, subs []SubPort, now time.Time) error {
 	for _, sp := range subs {
 		if sp.PortID == parent.ID {
@@ -75,9 +77,6 @@ func addSubPorts(tx *memdb.Txn, t *Trunk, parent *Port, subs []SubPort, now time
 		pt := store.Get[Port](tx, tPorts, sp.PortID)
 		if pt == nil {
 			return notFound("port", sp.PortID)
-		}
-		if sp.SegmentationType != "vlan" || sp.SegmentationID < 1 || sp.SegmentationID > 4094 {
-			return invalidInput("Segmentation ID '%d' is not in range", sp.SegmentationID)
 		}
 		for _, o := range t.SubPorts {
 			if o.PortID == sp.PortID {

@@ -89,6 +89,14 @@ func TestTrunks(t *testing.T) {
 	f.expect("PUT", add, alice, body(subport(s1, 11)), 409, "TrunkPortInUse")
 	f.expect("PUT", add, alice, body(subport(parent, 11)), 409, "ParentPortInUse")
 	f.expect("PUT", add, alice, body(subport("00000000-0000-0000-0000-000000000000", 11)), 404, "PortNotFound")
+	// Across trunks: another trunk's subport or parent is no subport
+	// here, and a trunk's parent is not its own subport.
+	parent2 := f.port(alice, n1)["id"].(string)
+	other := f.mk(alice, "trunks", "trunk", map[string]any{"port_id": parent2})["id"].(string)
+	f.expect("PUT", "/v2.0/trunks/"+other+"/add_subports", alice, body(subport(s1, 30)), 409, "TrunkPortInUse")
+	f.expect("PUT", "/v2.0/trunks/"+other+"/add_subports", alice, body(subport(parent, 30)), 409, "ParentPortInUse")
+	f.expect("DELETE", "/v2.0/trunks/"+other, alice, nil, 204, "")
+	f.expect("POST", "/v2.0/trunks", alice, map[string]any{"trunk": map[string]any{"port_id": parent2, "sub_ports": []any{subport(parent2, 5)}}}, 409, "ParentPortInUse")
 	busy := f.port(alice, n2, "device_id", "some-server")["id"].(string)
 	f.expect("PUT", add, alice, body(subport(busy, 12)), 409, "PortInUse")
 	// A failed add leaves nothing half-written: s2 is still free.
