@@ -45,6 +45,20 @@ func TestTrunkNamespaces(t *testing.T) {
 	if len(plugged) != 4 {
 		t.Errorf("plugged %v, want a, b, c and the subport", plugged)
 	}
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := false
+	for _, ps := range st.Ports {
+		if ps.ID == "sub" {
+			shown = ps.Device == "tapa/10" && ps.Attached && ps.VLAN == 102 && ps.MAC == subMAC.String()
+			t.Logf("the subport's status: %+v", ps)
+		}
+	}
+	if !shown {
+		t.Errorf("the status shows no subport on tapa/10 (VLAN 102, its MAC)")
+	}
 
 	if out, err := ping(t, ga, "-I", "sub10", "10.1.0.11"); err != nil {
 		t.Errorf("a through its subport to b: %v\n%s", err, out)
