@@ -16,7 +16,8 @@ import (
 // the subport (tagged out, replies tagged back), b reaches the subport
 // (its ARP flooded to the subport tagged), a's untagged frames stay the
 // parent's and reach c, the subport's own anti-spoofing applies to what
-// comes tagged, and a tag no subport has is dropped.
+// comes tagged, the router's answers to the subport go back tagged, and
+// a tag no subport has is dropped.
 func TestTrunkNamespaces(t *testing.T) {
 	pfx := netip.MustParsePrefix
 	d := openTest(t, "tapa", "tapb", "tapc")
@@ -34,7 +35,10 @@ func TestTrunkNamespaces(t *testing.T) {
 	}
 	sub := port("sub", "tapa", 102, subMAC, "10.1.0.10/32")
 	sub.TrunkVID = 10
-	want := Desired{Rules: all, Ports: []Port{
+	// A router on the subport's network: its ARP and ping answers, made
+	// by port_in itself, go back to the subport tagged.
+	router := Router{ID: "r", Interfaces: []RouterInterface{{VLAN: 102, MAC: mac("fa:16:3e:00:01:02"), IP: pfx("10.1.0.1/24")}}}
+	want := Desired{Rules: all, Routers: []Router{router}, Ports: []Port{
 		port("a", "tapa", 101, macA, "10.0.0.10/32"), sub,
 		port("b", "tapb", 102, macB, "10.1.0.11/32"), port("c", "tapc", 101, macC, "10.0.0.12/32"),
 	}}
@@ -60,11 +64,16 @@ func TestTrunkNamespaces(t *testing.T) {
 		t.Errorf("the status shows no subport on tapa/10 (VLAN 102, its MAC)")
 	}
 
+	// b first: its ARP for the subport's address reaches the subport
+	// only as a flood's tagged copy.
+	if out, err := ping(t, gb, "10.1.0.10"); err != nil {
+		t.Errorf("b to a's subport: %v\n%s", err, out)
+	}
 	if out, err := ping(t, ga, "-I", "sub10", "10.1.0.11"); err != nil {
 		t.Errorf("a through its subport to b: %v\n%s", err, out)
 	}
-	if out, err := ping(t, gb, "10.1.0.10"); err != nil {
-		t.Errorf("b to a's subport: %v\n%s", err, out)
+	if out, err := ping(t, ga, "-I", "sub10", "10.1.0.1"); err != nil {
+		t.Errorf("a through its subport to the router's address: %v\n%s", err, out)
 	}
 	if out, err := ping(t, ga, "-I", "tapap", "10.0.0.12"); err != nil {
 		t.Errorf("a untagged (the parent) to c: %v\n%s", err, out)
