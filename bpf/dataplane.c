@@ -2015,7 +2015,7 @@ int port_in(struct __sk_buff *skb)
 			return drop(C_DROP_MALFORMED);
 		if (f.dhcp == 1) {          /* the node's DHCP server answers */
 			if (TRUNK_SUB(ifindex))
-				return drop(C_DROP_NO_PORT);    /* not a subport's: trunk.h */
+				return drop(C_DROP_NO_PORT);    /* answered from the tap: trunk.h */
 			count(C_TO_HOST);
 			return TC_ACT_OK;
 		}

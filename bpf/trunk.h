@@ -21,7 +21,11 @@
  *   reflect    for the answers port_in makes itself (ARP, ping and
  *              neighbour advertisements for routers, ICMP errors): back
  *              out of the device they came in on, tagged again when they
- *              came from a subport. */
+ *              came from a subport.
+ *
+ * A subport's DHCP request is dropped here: the node's packet socket on
+ * the parent's device took it before tc did and answers it tagged
+ * (dataplane/trunk_dhcp.go). */
 
 #define TRUNK_SHIFT 20
 #define TRUNK_IFMASK ((1U << TRUNK_SHIFT) - 1)

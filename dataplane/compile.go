@@ -43,7 +43,8 @@ type Port struct {
 	QoS *QoS
 	// TrunkVID, when set, makes the port a trunk's subport: it has no
 	// device of its own, its frames ride on Device (its parent's) tagged
-	// with this VLAN id (trunk.go). It gets no DHCP.
+	// with this VLAN id (trunk.go); DHCPv4 only, answered by
+	// trunk_dhcp.go.
 	TrunkVID uint16
 }
 

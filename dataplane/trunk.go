@@ -13,9 +13,8 @@ import (
 // tagged with TrunkVID as the subport's and pops the tag, and what is
 // delivered to the subport leaves on the parent's device tagged again.
 // Untagged frames stay the parent's; a frame tagged with a VLAN id no
-// subport of the device has is dropped (drop_no_port). A subport gets no
-// DHCP here (its requests are dropped): its guest configures the address
-// itself, from the port's fixed IP.
+// subport of the device has is dropped (drop_no_port). A subport's DHCP
+// is answered by trunk_dhcp.go (DHCPv4 only).
 
 const (
 	trunkShift  = 20 // TRUNK_SHIFT

@@ -1,9 +1,14 @@
 package dataplane
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 
 	"github.com/rackstack/rackstack/dataplane/dataplanetest"
 )
@@ -35,6 +40,7 @@ func TestTrunkNamespaces(t *testing.T) {
 	}
 	sub := port("sub", "tapa", 102, subMAC, "10.1.0.10/32")
 	sub.TrunkVID = 10
+	sub.DHCP = &Lease{IP: pfx("10.1.0.10/24"), Gateway: netip.MustParseAddr("10.1.0.1"), MTU: 1400}
 	// A router on the subport's network: its ARP and ping answers, made
 	// by port_in itself, go back to the subport tagged.
 	router := Router{ID: "r", Interfaces: []RouterInterface{{VLAN: 102, MAC: mac("fa:16:3e:00:01:02"), IP: pfx("10.1.0.1/24")}}}
@@ -62,6 +68,25 @@ func TestTrunkNamespaces(t *testing.T) {
 	}
 	if !shown {
 		t.Errorf("the status shows no subport on tapa/10 (VLAN 102, its MAC)")
+	}
+
+	// The subport's DHCP, on sub10: its lease, answered tagged.
+	var got *dhcpv4.DHCPv4
+	if err := dataplanetest.In(t, ga, func() error {
+		c, err := nclient4.New("sub10", nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(2))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		l, err := c.Request(context.Background())
+		if err == nil {
+			got = l.ACK
+		}
+		return err
+	}); err != nil {
+		t.Errorf("DHCP on the subport: %v", err)
+	} else if !got.YourIPAddr.Equal(net.ParseIP("10.1.0.10")) || !got.Router()[0].Equal(net.ParseIP("10.1.0.1")) {
+		t.Errorf("the subport's DHCP ACK: %s", got.Summary())
 	}
 
 	// b first: its ARP for the subport's address reaches the subport

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 
 	"github.com/rackstack/rackstack/dataplane"
 	"github.com/rackstack/rackstack/dataplane/dataplanetest"
@@ -26,7 +30,7 @@ const trunkNetnsEnv = "RACKSTACK_TRUNK_NETNS"
 // the parent's trunk_details, the refusals (a second trunk on the parent,
 // deleting a port in a trunk, a VLAN id twice); then traffic: the parent
 // bound here with a guest behind its device whose VLAN 10 sub-interface
-// is the subport, reaching a port of the subport's network and reached
+// is the subport, getting the subport's address by DHCP, reaching a port of the subport's network and reached
 // by it, while its untagged frames stay the parent's; and the trunk
 // deleted, its ports freed.
 func TestNeutronTrunk(t *testing.T) {
@@ -137,6 +141,24 @@ func TestNeutronTrunk(t *testing.T) {
 		return strings.TrimSpace(openstack(t, member, "network", "trunk", "show", "-f", "value", "-c", "status", "trunk1")) == "ACTIVE"
 	}) {
 		t.Errorf("the trunk never became ACTIVE")
+	}
+	// The subport's DHCP, on the guest's VLAN 10 sub-interface.
+	var ack *dhcpv4.DHCPv4
+	if !eventually(30*time.Second, func() bool {
+		return dataplanetest.In(t, guest, func() error {
+			c, err := nclient4.New("sub10", nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			l, err := c.Request(context.Background())
+			if err == nil {
+				ack = l.ACK
+			}
+			return err
+		}) == nil
+	}) || ack.YourIPAddr.String() != subIP {
+		t.Errorf("DHCP on the subport gave %v, want %s", ack, subIP)
 	}
 	pingNS := func(ns string, args ...string) error {
 		a := append([]string{"netns", "exec", filepath.Base(ns), "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2"}, args...)

@@ -55,9 +55,11 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 		}
 		// An admin may have removed the network from this node's DHCP
 		// agent (dhcp_agent_scheduler).
-		if !sub && n.DHCPHostedOn(node, true) {
+		if n.DHCPHostedOn(node, true) {
 			port.DHCP = lease(p, n, subnets)
-			port.DHCP6 = lease6(p, subnets)
+			if !sub { // a subport gets DHCPv4 only (dataplane/trunk_dhcp.go)
+				port.DHCP6 = lease6(p, subnets)
+			}
 		}
 		for _, pair := range p.AllowedAddressPairs {
 			if m, err := net.ParseMAC(pair.MAC); err == nil {

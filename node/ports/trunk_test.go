@@ -8,7 +8,7 @@ import (
 )
 
 // TestFromViewTrunk: a subport is enforced on the node of its parent, on
-// the parent's device with its VLAN id, and gets no DHCP; a subport whose
+// the parent's device with its VLAN id, with its DHCPv4 lease; a subport whose
 // parent is elsewhere or down is not enforced here.
 func TestFromViewTrunk(t *testing.T) {
 	v := &netstate.View{
@@ -32,7 +32,7 @@ func TestFromViewTrunk(t *testing.T) {
 		got[p.ID] = p
 	}
 	sub, ok := got["sub"]
-	if !ok || sub.Device != dataplane.DeviceName("parent") || sub.TrunkVID != 10 || sub.VLAN != 102 || sub.DHCP != nil {
+	if !ok || sub.Device != dataplane.DeviceName("parent") || sub.TrunkVID != 10 || sub.VLAN != 102 || sub.DHCP == nil || sub.DHCP.IP.String() != "10.1.0.5/24" || sub.DHCP6 != nil {
 		t.Errorf("subport: %+v (present %v)", sub, ok)
 	}
 	if p := got["parent"]; p.TrunkVID != 0 || p.Device != dataplane.DeviceName("parent") {
