@@ -1059,6 +1059,7 @@ static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow *f, _
 }
 
 #include "qos.h"
+#include "trunk.h"
 
 static __always_inline int to_uplink(struct __sk_buff *skb, __u32 vlan)
 {
@@ -1076,6 +1077,8 @@ static __always_inline int to_port(struct __sk_buff *skb, struct port *q, __u32 
 {
 	if (!qos_in(skb, q, ifindex))
 		return drop(C_DROP_QOS);
+	if (TRUNK_SUB(ifindex))
+		return to_trunk(skb, q, ifindex);
 	count(C_FWD_LOCAL);
 	if (q->flags & PORT_PEER)
 		return bpf_redirect_peer(ifindex, 0);
@@ -1107,7 +1110,7 @@ static __always_inline int flood(struct __sk_buff *skb, __u32 vlan, __u32 from, 
 				if (!q || (q->flags & PORT_SECURITY))
 					continue;
 			}
-			bpf_clone_redirect(skb, o, 0);
+			clone_to(skb, o);
 		}
 	}
 	if (uplink)
@@ -1187,7 +1190,7 @@ static __always_inline int arp_reply_vlan(struct __sk_buff *skb, const __u8 *mac
 	if (vlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan))
 		return drop(C_DROP_MALFORMED);
 	count(C_ARP_REPLY);
-	return bpf_redirect(skb->ifindex, 0);
+	return reflect(skb);
 }
 
 static __always_inline int arp_reply(struct __sk_buff *skb, const __u8 *mac, __u32 ip)
@@ -1268,7 +1271,7 @@ static __always_inline int icmp_error(struct __sk_buff *skb, __u8 typ, __u8 code
 	if (bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
 		return drop(C_DROP_MALFORMED);
 	count(C_ICMP_REPLY);
-	return bpf_redirect(skb->ifindex, 0);
+	return reflect(skb);
 }
 
 /* echo_reply answers a ping to a router's own address. A fragmented
@@ -1294,7 +1297,7 @@ static __always_inline int echo_reply(struct __sk_buff *skb, struct flow *f, con
 	bpf_skb_store_bytes(skb, IP_DST_OFF, &f->saddr, 4, 0);
 	if (f->frag == FRAG_LATER) {
 		count(C_ICMP_REPLY);
-		return bpf_redirect(skb->ifindex, 0);
+		return reflect(skb);
 	}
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1))
 		return drop(C_DROP_MALFORMED);
@@ -1305,7 +1308,7 @@ static __always_inline int echo_reply(struct __sk_buff *skb, struct flow *f, con
 	if (bpf_skb_store_bytes(skb, l4, &typ, 1, 0))
 		return drop(C_DROP_MALFORMED);
 	count(C_ICMP_REPLY);
-	return bpf_redirect(skb->ifindex, 0);
+	return reflect(skb);
 }
 
 /* nat_addr rewrites the source (src) or destination address from -> to,
@@ -1668,7 +1671,7 @@ static __always_inline int na_reply(struct __sk_buff *skb, struct flow *f, const
 	if (bpf_skb_change_tail(skb, sizeof(out), 0) || bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
 		return drop(C_DROP_MALFORMED);
 	count(C_ARP_REPLY);
-	return bpf_redirect(skb->ifindex, 0);
+	return reflect(skb);
 }
 
 /* ra_reply answers a router solicitation with the network's router
@@ -1735,7 +1738,7 @@ static __always_inline int ra_reply(struct __sk_buff *skb, struct flow *f, struc
 	if (len == 64 && bpf_skb_store_bytes(skb, ETH_HLEN + 40 + 56, &out.mtuopt, 8, 0))
 		return drop(C_DROP_MALFORMED);
 	count(C_ICMP_REPLY);
-	return bpf_redirect(skb->ifindex, 0);
+	return reflect(skb);
 }
 
 /* echo6_reply answers a ping to a router's own IPv6 address; one in
@@ -1754,14 +1757,14 @@ static __always_inline int echo6_reply(struct __sk_buff *skb, struct flow *f, __
 		return drop(C_DROP_MALFORMED);
 	if (f->frag == FRAG_LATER) {
 		count(C_ICMP_REPLY);
-		return bpf_redirect(skb->ifindex, 0);
+		return reflect(skb);
 	}
 	__u16 oldt = bpf_htons(ICMP6_ECHO << 8), newt = bpf_htons(ICMP6_ECHOREPLY << 8);
 	__u8 typ = ICMP6_ECHOREPLY;
 	if (bpf_l4_csum_replace(skb, l4 + 2, oldt, newt, 2) || bpf_skb_store_bytes(skb, l4, &typ, 1, 0))
 		return drop(C_DROP_MALFORMED);
 	count(C_ICMP_REPLY);
-	return bpf_redirect(skb->ifindex, 0);
+	return reflect(skb);
 }
 
 /* icmp6_error answers the IPv6 packet in skb with an ICMPv6 error of type
@@ -1797,7 +1800,7 @@ static __always_inline int icmp6_error(struct __sk_buff *skb, struct flow *f, __
 	if (bpf_skb_change_tail(skb, sizeof(out), 0) || bpf_skb_store_bytes(skb, 0, &out, sizeof(out), 0))
 		return drop(C_DROP_MALFORMED);
 	count(C_ICMP_REPLY);
-	return bpf_redirect(skb->ifindex, 0);
+	return reflect(skb);
 }
 
 #include "ext6.h"
@@ -1947,6 +1950,8 @@ SEC("tc")
 int port_in(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
+	if (!trunk_in(skb, &ifindex))
+		return drop(C_DROP_NO_PORT);
 	struct port *p = bpf_map_lookup_elem(&ports, &ifindex);
 	if (!p)
 		return drop(C_DROP_NO_PORT);
@@ -2009,6 +2014,8 @@ int port_in(struct __sk_buff *skb)
 		if (!parse_ipv4(skb, &f, ifindex))
 			return drop(C_DROP_MALFORMED);
 		if (f.dhcp == 1) {          /* the node's DHCP server answers */
+			if (TRUNK_SUB(ifindex))
+				return drop(C_DROP_NO_PORT);    /* answered from the tap: trunk.h */
 			count(C_TO_HOST);
 			return TC_ACT_OK;
 		}

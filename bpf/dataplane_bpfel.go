@@ -425,6 +425,7 @@ const (
 	DataplaneMapRoutes6     = "routes6"
 	DataplaneMapRules       = "rules"
 	DataplaneMapSnat        = "snat"
+	DataplaneMapTrunkFrom   = "trunk_from"
 	DataplaneProgExtIn      = "ext_in"
 	DataplaneProgMetaIn     = "meta_in"
 	DataplaneProgPortIn     = "port_in"
@@ -523,6 +524,7 @@ type DataplaneMapSpecs struct {
 	Routes6     *ebpf.MapSpec `ebpf:"routes6"`
 	Rules       *ebpf.MapSpec `ebpf:"rules"`
 	Snat        *ebpf.MapSpec `ebpf:"snat"`
+	TrunkFrom   *ebpf.MapSpec `ebpf:"trunk_from"`
 }
 
 // DataplaneVariableSpecs contains global variables before they are loaded into the kernel.
@@ -591,6 +593,7 @@ type DataplaneMaps struct {
 	Routes6     *ebpf.Map `ebpf:"routes6"`
 	Rules       *ebpf.Map `ebpf:"rules"`
 	Snat        *ebpf.Map `ebpf:"snat"`
+	TrunkFrom   *ebpf.Map `ebpf:"trunk_from"`
 }
 
 func (m *DataplaneMaps) Close() error {
@@ -635,6 +638,7 @@ func (m *DataplaneMaps) Close() error {
 		m.Routes6,
 		m.Rules,
 		m.Snat,
+		m.TrunkFrom,
 	)
 }
 

@@ -41,6 +41,11 @@ type Port struct {
 	MetaAddr netip.Addr
 	// QoS is the port's QoS policy as enforced; nil: none.
 	QoS *QoS
+	// TrunkVID, when set, makes the port a trunk's subport: it has no
+	// device of its own, its frames ride on Device (its parent's) tagged
+	// with this VLAN id (trunk.go); DHCPv4 only, answered by
+	// trunk_dhcp.go.
+	TrunkVID uint16
 }
 
 // Lease is what the node's DHCP server tells the port.

@@ -60,6 +60,7 @@ type Dataplane struct {
 	plugged map[string]device    // port id → device, as of the last Apply
 	dhcp    *dhcpServers
 	dhcp6   *dhcp6Servers
+	subDHCP *trunkDHCPServers // trunks' subports (trunk_dhcp.go)
 	drift   DriftStatus
 	// gateways are the external gateways to ask for their MACs until
 	// ext_in has learnt them (Apply and Verify ask).
@@ -120,6 +121,7 @@ func Open(cfg Config) (*Dataplane, error) {
 	}
 	d.dhcp = newDHCPServers(d, cfg.Log)
 	d.dhcp6 = newDHCP6Servers(d, cfg.Log)
+	d.subDHCP = newTrunkDHCPServers(d, cfg.Log)
 	return d, nil
 }
 
@@ -164,6 +166,9 @@ func (d *Dataplane) release() {
 	}
 	if d.dhcp6 != nil {
 		d.dhcp6.close()
+	}
+	if d.subDHCP != nil {
+		d.subDHCP.close()
 	}
 	for _, l := range d.links {
 		l.Close()
@@ -279,7 +284,11 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 		}
 	}
 	sort.Slice(want.Ports, func(i, j int) bool { return want.Ports[i].ID < want.Ports[j].ID })
-	t, err := compile(want, devs)
+	keyed := want
+	if keyed.Ports, err = subportDevices(want.Ports, devs); err != nil {
+		return nil, err
+	}
+	t, err := compile(keyed, devs)
 	if err != nil {
 		return nil, err
 	}
@@ -303,11 +312,11 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 	attach := map[string]*ebpf.Program{}
 	plugged = nil
 	d.plugged = map[string]device{}
-	for _, p := range want.Ports {
-		if dev, ok := devs[p.Device]; ok {
+	for i, p := range want.Ports {
+		if _, ok := devs[p.Device]; ok {
 			attach[p.Device] = d.objs.PortIn
 			plugged = append(plugged, p.ID)
-			d.plugged[p.ID] = dev
+			d.plugged[p.ID] = devs[keyed.Ports[i].Device] // a subport: its key
 		}
 	}
 	if want.Uplink != "" {
@@ -330,6 +339,9 @@ func (d *Dataplane) Apply(want Desired) (plugged []string, err error) {
 		return plugged, err
 	}
 	if err := d.dhcp6.sync(want.Ports, devs); err != nil {
+		return plugged, err
+	}
+	if err := d.subDHCP.sync(want.Ports, devs); err != nil {
 		return plugged, err
 	}
 	return plugged, nil

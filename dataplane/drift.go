@@ -149,6 +149,7 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapExts6: o.Exts6, bpf.DataplaneMapExt6In: o.Ext6In, bpf.DataplaneMapExtNeighs6: o.ExtNeighs6,
 		bpf.DataplaneMapRel6: o.Rel6, bpf.DataplaneMapFrags: o.Frags, bpf.DataplaneMapFragRels: o.FragRels,
 		bpf.DataplaneMapQos: o.Qos, bpf.DataplaneMapQosBuckets: o.QosBuckets,
+		bpf.DataplaneMapTrunkFrom: o.TrunkFrom,
 	}
 	for name, m := range d.meterMaps() {
 		maps[name] = m

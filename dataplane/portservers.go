@@ -30,7 +30,7 @@ func (s *portServers[S]) sync(ports []Port, devs map[string]device) error {
 	defer s.mu.Unlock()
 	want := map[string]Port{}
 	for _, p := range ports {
-		if _, ok := devs[p.Device]; ok && s.wants(p) {
+		if _, ok := devs[p.Device]; ok && p.TrunkVID == 0 && s.wants(p) { // a subport gets none (trunk.go)
 			want[p.Device] = p
 		}
 	}

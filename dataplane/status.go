@@ -48,9 +48,12 @@ func (d *Dataplane) Status() (Status, error) {
 			ID: id, Ifindex: dev.ifindex, VLAN: p.Vlan, MAC: net.HardwareAddr(p.Mac[:]).String(),
 			Security: p.Flags&flagSecurity != 0, Policy: p.Policy,
 		}
-		if l, err := d.nl.LinkByIndex(int(dev.ifindex)); err == nil {
+		if l, err := d.nl.LinkByIndex(int(dev.ifindex & trunkIfMask)); err == nil {
 			ps.Device = l.Attrs().Name
 			ps.Attached = attached(ps.Device)
+			if vid := dev.ifindex >> trunkShift; vid != 0 { // a subport, on its parent's device
+				ps.Device = subportDevice(ps.Device, uint16(vid))
+			}
 		}
 		for _, ip := range p.Ips {
 			if ip != 0 {

@@ -46,6 +46,8 @@ func notFound(kind, id string) error {
 		return store.Fault(store.KindNotFound, "AddressGroupNotFound", "Address group %s could not be found.", id)
 	case "qos_policy":
 		return qosPolicyNotFound(id)
+	case "trunk":
+		return trunkNotFound(id)
 	case "agent":
 		return store.Fault(store.KindNotFound, "AgentNotFound", "Agent %s could not be found.", id)
 	}

@@ -984,7 +984,7 @@ func TestLoadView(t *testing.T) {
 			t.Fatalf("rule row: %+v", r)
 		}
 	}
-	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs, tSubnetPools, tAddressScopes, tMeteringLabels, tMeteringRules, tAddressGroups, tQoSPolicies, tQoSRules}) {
+	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs, tSubnetPools, tAddressScopes, tMeteringLabels, tMeteringRules, tAddressGroups, tQoSPolicies, tQoSRules, tTrunks}) {
 		t.Fatalf("table names: %v", TableNames())
 	}
 }
@@ -1076,6 +1076,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.mk(alice, "security-groups", "security_group", map[string]any{"name": "sl", "stateful": false})
 	f.mk(alice, "subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.43.0.0/24", "ip_version": 4, "service_types": []string{"compute:nova"}})
 	exerciseQoS(f, nid, pid)
+	exerciseTrunks(f, nid)
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`, `"address_scope_id":"` + scope + `"`, `"remote":"10.9.0.0/16"`, `"target":"project-c"`,
 		`"remote_address_group_id":"` + ag + `"`, `"addresses":["10.6.0.0/16","10.7.0.0/16"]`, `"stateless":true`, `"service_types":["compute:nova"]`} {

@@ -79,7 +79,7 @@ func (s *Service) portView(tx *memdb.Txn, pt *Port) api.View {
 	if pt.HostID != "" {
 		vif = "tap"
 	}
-	return map[string]any{
+	v := map[string]any{
 		"id": pt.ID, "name": pt.Name, "description": pt.Description, "network_id": pt.NetworkID,
 		"tenant_id": pt.Project, "project_id": pt.Project, "mac_address": pt.MAC, "admin_state_up": pt.AdminStateUp,
 		"status": s.portStatus(tx, pt), "device_id": pt.DeviceID, "device_owner": pt.DeviceOwner, "fixed_ips": ips,
@@ -89,6 +89,10 @@ func (s *Service) portView(tx *memdb.Txn, pt *Port) api.View {
 		"created_at": timeText(pt.CreatedAt), "updated_at": timeText(pt.UpdatedAt), "revision_number": pt.Revision, "tags": tagList(pt.Tags),
 		"qos_policy_id": nullable(pt.QoSPolicyID), "qos_network_policy_id": qosNetworkPolicy(tx, pt),
 	}
+	if d := trunkDetails(tx, pt); d != nil {
+		v["trunk_details"] = d
+	}
+	return v
 }
 
 // byFixedIPs filters ports by fixed_ips=ip_address=X, subnet_id=Y or

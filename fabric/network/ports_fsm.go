@@ -234,6 +234,11 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 		p.FixedIPs = ips
 	}
 	touch(&p.UpdatedAt, &p.Revision, c.Now)
+	if p.HostID != old.HostID {
+		if err := followTrunkParent(tx, &p, c.Now); err != nil {
+			return nil, err
+		}
+	}
 	return p, tx.Insert(tPorts, &p)
 }
 
@@ -278,6 +283,9 @@ func deletePort(tx *memdb.Txn, p *Port) error {
 func applyPortDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	p, err := current(tx, tPorts, "port", c.ID, c.ifMatch, func(r *Port) int { return r.Revision })
 	if err != nil {
+		return nil, err
+	}
+	if err := checkTrunkPortDelete(tx, p.ID); err != nil {
 		return nil, err
 	}
 	if servesL3(tx, p) {

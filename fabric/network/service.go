@@ -202,6 +202,7 @@ func (s *Service) routes() []api.Route {
 	routes = append(routes, s.meteringRoutes()...)
 	routes = append(routes, s.addrGroupRoutes()...)
 	routes = append(routes, s.qosRoutes()...)
+	routes = append(routes, s.trunkRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
 
@@ -241,7 +242,7 @@ func (s *Service) resources(w http.ResponseWriter, r *http.Request) error {
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"}, {"quota", "quotas"},
 		{"router", "routers"}, {"floatingip", "floatingips"}, {"agent", "agents"}, {"address_scope", "address-scopes"},
 		{"metering_label", "metering/metering-labels"}, {"rbac_policy", "rbac-policies"}, {"metering_label_rule", "metering/metering-label-rules"},
-		{"address_group", "address-groups"}, {"policy", "qos/policies"}, {"rule_type", "qos/rule-types"}} {
+		{"address_group", "address-groups"}, {"policy", "qos/policies"}, {"rule_type", "qos/rule-types"}, {"trunk", "trunks"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []any{map[string]any{"rel": "self", "href": s.baseURL(r) + "/v2.0/" + c[1]}}})
 	}
@@ -302,6 +303,8 @@ var extensions = [][3]string{
 	{"qos-pps", "QoS Rule Type Packet per Second Extension", "Add QoS Rule Type \"packet_rate_limit\""},
 	{"qos-rule-type-details", "Details of QoS rule types", "Expose details about QoS rule types supported by loaded backend drivers"},
 	{"qos-port-network-policy", "QoS Port Network Policy Extension", "Adds a the QoS network ID to the port definition"},
+	{"trunk", "Trunk Extension", "Provides support for trunk ports"},
+	{"trunk-details", "Trunk port details", "Expose trunk port details"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }
 

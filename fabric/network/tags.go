@@ -75,13 +75,15 @@ func (s *Service) taggedKinds() map[string]tagged {
 			func(r *FloatingIP) []string { return r.Tags }, "floatingip")},
 		"policies": {"policy", tQoSPolicies, findTags(s.qosPolicies, func(s *Service) writable[QoSPolicy] { return s.writableQoSPolicy },
 			func(r *QoSPolicy) []string { return r.Tags }, "policy")},
+		"trunks": {"trunk", tTrunks, findTags(s.trunks, func(s *Service) writable[Trunk] { return s.writableTrunk },
+			func(r *Trunk) []string { return r.Tags }, "trunk")},
 	}
 }
 
 // tagRoutes are the tag endpoints of every tagged collection.
 func (s *Service) tagRoutes() []api.Route {
 	var out []api.Route
-	for _, coll := range []string{"networks", "subnets", "subnetpools", "ports", "security-groups", "routers", "floatingips", "policies"} {
+	for _, coll := range []string{"networks", "subnets", "subnetpools", "ports", "security-groups", "routers", "floatingips", "policies", "trunks"} {
 		base := "/v2.0/" + coll + "/{id}/tags"
 		out = append(out,
 			api.Route{Method: http.MethodGet, Path: base, Access: api.Authenticated, Handle: s.listTags(coll)},
@@ -321,6 +323,8 @@ func applyTags(tx *memdb.Txn, c tagsCmd) (any, error) {
 		return retag(tx, c, func(r *FloatingIP) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
 	case tQoSPolicies:
 		return retag(tx, c, func(r *QoSPolicy) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
+	case tTrunks:
+		return retag(tx, c, func(r *Trunk) (*[]string, *time.Time, *int) { return &r.Tags, &r.UpdatedAt, &r.Revision })
 	}
 	return nil, store.Fault(store.KindInvalid, "HTTPBadRequest", "resources of %s carry no tags", c.Table)
 }

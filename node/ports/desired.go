@@ -29,13 +29,15 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 	}
 	used := map[string]bool{}
 	policies := qosOf(v)
+	slots := trunkSlots(v)
 	for _, p := range v.Ports {
 		addrs := portAddrs(p)
 		for _, g := range p.SecurityGroups {
 			d.Members[g] = append(d.Members[g], addrs...)
 		}
 		n, ok := nets[p.NetworkID]
-		if p.HostID != node || !ok || !p.AdminStateUp || n.SegmentationID <= 0 {
+		slot, sub := slots[p.ID]
+		if (p.HostID != node && !sub) || !ok || !p.AdminStateUp || n.SegmentationID <= 0 {
 			continue
 		}
 		mac, err := net.ParseMAC(p.MAC)
@@ -48,11 +50,16 @@ func FromView(v *netstate.View, node string) dataplane.Desired {
 			Stateless: allStateless(p.SecurityGroups, stateless),
 			QoS:       portQoS(policies, p, n),
 		}
+		if sub && !onTrunk(&port, slot, node) {
+			continue
+		}
 		// An admin may have removed the network from this node's DHCP
 		// agent (dhcp_agent_scheduler).
 		if n.DHCPHostedOn(node, true) {
 			port.DHCP = lease(p, n, subnets)
-			port.DHCP6 = lease6(p, subnets)
+			if !sub { // a subport gets DHCPv4 only (dataplane/trunk_dhcp.go)
+				port.DHCP6 = lease6(p, subnets)
+			}
 		}
 		for _, pair := range p.AllowedAddressPairs {
 			if m, err := net.ParseMAC(pair.MAC); err == nil {
