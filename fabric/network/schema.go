@@ -163,5 +163,8 @@ func Schema() store.Schema {
 	for typ, h := range qosHandlers() {
 		sc.Handlers[typ] = h
 	}
+	for typ, h := range portForwardingHandlers() {
+		sc.Handlers[typ] = h
+	}
 	return sc
 }

@@ -202,6 +202,7 @@ func (s *Service) routes() []api.Route {
 	routes = append(routes, s.meteringRoutes()...)
 	routes = append(routes, s.addrGroupRoutes()...)
 	routes = append(routes, s.qosRoutes()...)
+	routes = append(routes, s.portForwardingRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
 

@@ -353,7 +353,7 @@ func Tables() []store.Table {
 		store.NewTable(TableMeteringLabels, &MeteringLabel{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableMeteringRules, &MeteringRule{}, store.StringIndex("label", "LabelID", false)),
 		store.NewTable(TableAddressGroups, &AddressGroup{}, store.StringIndex("project", "Project", false)),
-	}, qosTables()...)
+	}, append(qosTables(), portForwardingTable())...)
 }
 
 // Schema is the networking tables without their command handlers: enough
@@ -384,13 +384,15 @@ type View struct {
 	// QoSPolicies and QoSRules are what ports' qos_policy_id name.
 	QoSPolicies []QoSPolicy
 	QoSRules    []QoSRule
+	// PortForwardings are the floating IPs' port forwardings.
+	PortForwardings []PortForwarding
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
 func TableNames() []string {
 	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules, TableRouters, TableFloatingIPs,
 		TableSubnetPools, TableAddressScopes, TableMeteringLabels, TableMeteringRules, TableAddressGroups,
-		TableQoSPolicies, TableQoSRules}
+		TableQoSPolicies, TableQoSRules, TablePortForwardings}
 }
 
 // Load reads every networking row from txn, each table in id order.
@@ -420,7 +422,8 @@ func Load(txn *memdb.Txn) (*View, error) {
 	for _, err := range []error{loadInto(txn, TableSubnetPools, &v.Pools), loadInto(txn, TableAddressScopes, &v.Scopes),
 		loadInto(txn, TableMeteringLabels, &v.Labels), loadInto(txn, TableMeteringRules, &v.Meters),
 		loadInto(txn, TableAddressGroups, &v.AddressGroups),
-		loadInto(txn, TableQoSPolicies, &v.QoSPolicies), loadInto(txn, TableQoSRules, &v.QoSRules)} {
+		loadInto(txn, TableQoSPolicies, &v.QoSPolicies), loadInto(txn, TableQoSRules, &v.QoSRules),
+		loadInto(txn, TablePortForwardings, &v.PortForwardings)} {
 		if err != nil {
 			return nil, err
 		}
