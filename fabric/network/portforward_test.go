@@ -22,6 +22,9 @@ func (f *fixture) pfWorld() (l3World, string, string) {
 // the floating IP is set on while it has forwardings.
 func TestPortForwardingLifecycle(t *testing.T) {
 	f := newFixture(t)
+	for _, ext := range []string{"floating-ip-port-forwarding", "floating-ip-port-forwarding-description"} {
+		f.expect("GET", "/v2.0/extensions/"+ext, alice, nil, 200, "")
+	}
 	w, fip, ip := f.pfWorld()
 	base := "/v2.0/floatingips/" + fip + "/port_forwardings"
 	pf := f.expect("POST", base, alice, pfBody(map[string]any{"protocol": "tcp", "external_port": 2222, "internal_port": 22,
