@@ -123,6 +123,11 @@ func TestPortForwardingRules(t *testing.T) {
 	second := f.mk(alice, "floatingips/"+fip+"/port_forwardings", "port_forwarding", map[string]any{"protocol": "tcp", "external_port": 8081, "internal_port": 81, "internal_port_id": w.port})
 	f.expect("PUT", base+"/"+second["id"].(string), alice, pfBody(map[string]any{"external_port": 8080}), 400, "BadRequest", "duplicate")
 	f.expect("PUT", base+"/"+second["id"].(string), alice, pfBody(map[string]any{"external_port": 0}), 400, "HTTPBadRequest", "external_port")
+	// A reader of the project may see, not change.
+	f.expect("GET", base+"/"+second["id"].(string), carol, nil, 200, "")
+	f.expect("PUT", base+"/"+second["id"].(string), carol, pfBody(map[string]any{"description": "x"}), 403, "PolicyNotAuthorized")
+	f.expect("DELETE", base+"/"+second["id"].(string), carol, nil, 403, "PolicyNotAuthorized")
+	f.expect("DELETE", base+"/"+second["id"].(string), bob, nil, 404, "FloatingIPNotFound")
 
 	// A floating IP with forwardings cannot be associated with a port.
 	f.expect("PUT", "/v2.0/floatingips/"+fip, alice, map[string]any{"floatingip": map[string]any{"port_id": w.port}}, 409, "FipInUseByPortForwarding")
@@ -132,9 +137,6 @@ func TestPortForwardingRules(t *testing.T) {
 	f.expect("POST", "/v2.0/floatingips/"+bound+"/port_forwardings", alice, with("internal_port_id", p3), 409, "FloatingIPPortAlreadyAssociated")
 	// A port that has a floating IP of its own is not forwarded to.
 	f.expect("POST", base, alice, pfBody(map[string]any{"protocol": "tcp", "external_port": 9000, "internal_port": 90, "internal_port_id": p3}), 409, "PortHasBindingFloatingIP")
-	// The router's interface stays while a forwarding uses it.
-	f.expect("PUT", "/v2.0/routers/"+w.router+"/remove_router_interface", alice, map[string]any{"subnet_id": w.subnet}, 409, "RouterInterfaceInUseByFloatingIP")
-	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{}}}, 409, "RouterExternalGatewayInUseByFloatingIp")
 }
 
 // Forwardings go with their floating IP and with their internal port.
@@ -151,7 +153,17 @@ func TestPortForwardingCascades(t *testing.T) {
 	if got := f.expect("GET", "/v2.0/floatingips/"+fip, alice, nil, 200, "")["floatingip"].(map[string]any); got["router_id"] != nil {
 		t.Errorf("floating IP keeps router %v with no forwardings", got["router_id"])
 	}
+	// A port that loses the forwarded address loses the forwarding.
+	p3 := f.port(alice, w.net)["id"].(string)
+	f.mk(alice, "floatingips/"+fip+"/port_forwardings", "port_forwarding", map[string]any{"protocol": "tcp", "external_port": 3, "internal_port": 3, "internal_port_id": p3})
+	f.expect("PUT", "/v2.0/ports/"+p3, alice, map[string]any{"port": map[string]any{"fixed_ips": []any{map[string]any{"subnet_id": w.subnet, "ip_address": "10.1.0.99"}}}}, 200, "")
+	if got := f.expect("GET", base, alice, nil, 200, "")["port_forwardings"].([]any); len(got) != 0 {
+		t.Errorf("forwardings to an address the port no longer has: %v", got)
+	}
 	f.mk(alice, "floatingips/"+fip+"/port_forwardings", "port_forwarding", map[string]any{"protocol": "tcp", "external_port": 1, "internal_port": 1, "internal_port_id": w.port})
+	// The router's interface and gateway stay while a forwarding uses them.
+	f.expect("PUT", "/v2.0/routers/"+w.router+"/remove_router_interface", alice, map[string]any{"subnet_id": w.subnet}, 409, "RouterInterfaceInUseByFloatingIP")
+	f.expect("PUT", "/v2.0/routers/"+w.router, alice, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{}}}, 409, "RouterExternalGatewayInUseByFloatingIp")
 	f.expect("DELETE", "/v2.0/floatingips/"+fip, alice, nil, 204, "")
 	v, err := Load(f.local.Local())
 	if err != nil {
