@@ -27,8 +27,9 @@ const pfNetnsEnv = "RACKSTACK_PF_NETNS"
 // list, show, set and delete; Neutron's refusals (the floating IP then
 // associated with a port, a duplicate, another project); and real traffic: this namespace, on the public network
 // (172.24.9.1), connects to the floating IP's forwarded port and reaches
-// a server behind the internal port's device, while the floating IP's
-// other ports stay shut.
+// a server behind the internal port's device, also while rackd is killed
+// (-9) and after it restarts, while the floating IP's other ports stay
+// shut.
 func TestFloatingIPPortForwarding(t *testing.T) {
 	testenv.RequireRoot(t, "make a network namespace and load BPF programs")
 	for _, c := range []string{"/usr/bin/openstack", "ip"} {
@@ -136,22 +137,38 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 			}
 		}()
 	}
-	var said string
-	if !eventually(60*time.Second, func() bool {
+	// reach is what the guest says to a connection to the forwarded port.
+	reach := func() string {
 		c, err := net.DialTimeout("tcp4", net.JoinHostPort(fip, "2200"), 2*time.Second)
 		if err != nil {
-			return false
+			return ""
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		b, _ := io.ReadAll(c)
-		said = strings.TrimSpace(string(b))
-		return said != ""
-	}) {
+		return strings.TrimSpace(string(b))
+	}
+	var said string
+	if !eventually(60*time.Second, func() bool { said = reach(); return said != "" }) {
 		t.Fatalf("never reached the guest through %s:2200", fip)
 	}
-	if want := internal + ":5000 172.24.9.1"; said != want {
+	want := internal + ":5000 172.24.9.1"
+	if said != want {
 		t.Errorf("the guest said %q, want %q", said, want)
+	}
+	// kill -9 rackd: the pinned maps go on forwarding without it, and the
+	// restarted rackd has the forwarding it acknowledged.
+	n1.kill()
+	if said := reach(); said != want {
+		t.Errorf("with rackd killed, the guest said %q, want %q", said, want)
+	}
+	n1.start()
+	n1.waitHealthy()
+	if got := openstack(t, member, "floating", "ip", "port", "forwarding", "list", "-f", "value", "-c", "ID", fip); strings.TrimSpace(got) != pf {
+		t.Errorf("forwardings after the restart: %q, want %s", got, pf)
+	}
+	if said := reach(); said != want {
+		t.Errorf("after the restart, the guest said %q, want %q", said, want)
 	}
 	for _, p := range []string{"5000", "5001", "2222"} {
 		if c, err := net.DialTimeout("tcp4", net.JoinHostPort(fip, p), time.Second); err == nil {
