@@ -29,6 +29,17 @@ func pfView(pf *PortForwarding) api.View {
 	}
 }
 
+// fipForwardings are a floating IP's forwardings as its own view shows
+// them (expose-port-forwarding-in-fip).
+func fipForwardings(tx *memdb.Txn, fip string) []map[string]any {
+	out := []map[string]any{}
+	for _, pf := range store.All[PortForwarding](tx, tPortForwardings, "fip", fip) {
+		out = append(out, map[string]any{"protocol": pf.Protocol, "internal_ip_address": pf.InternalIP,
+			"internal_port": pf.InternalPort, "external_port": pf.ExternalPort})
+	}
+	return out
+}
+
 // pfOf finds forwarding {pf_id} of the floating IP {id} the caller sees.
 func (s *Service) pfOf(tx *memdb.Txn, r *http.Request) (*FloatingIP, *PortForwarding, error) {
 	f, err := s.floatingIPs(tx).Get(tx, principal(r), chi.URLParam(r, "id"))

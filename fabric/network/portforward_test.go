@@ -22,7 +22,7 @@ func (f *fixture) pfWorld() (l3World, string, string) {
 // the floating IP is set on while it has forwardings.
 func TestPortForwardingLifecycle(t *testing.T) {
 	f := newFixture(t)
-	for _, ext := range []string{"floating-ip-port-forwarding", "floating-ip-port-forwarding-description"} {
+	for _, ext := range []string{"floating-ip-port-forwarding", "floating-ip-port-forwarding-description", "expose-port-forwarding-in-fip"} {
 		f.expect("GET", "/v2.0/extensions/"+ext, alice, nil, 200, "")
 	}
 	w, fip, ip := f.pfWorld()
@@ -37,8 +37,13 @@ func TestPortForwardingLifecycle(t *testing.T) {
 	}
 	id := pf["id"].(string)
 	// The floating IP is now set on the router the forwarding goes through.
-	if got := f.expect("GET", "/v2.0/floatingips/"+fip, alice, nil, 200, "")["floatingip"].(map[string]any); got["router_id"] != w.router || got["port_id"] != nil {
+	got := f.expect("GET", "/v2.0/floatingips/"+fip, alice, nil, 200, "")["floatingip"].(map[string]any)
+	if got["router_id"] != w.router || got["port_id"] != nil {
 		t.Errorf("floating IP with a forwarding: router %v port %v", got["router_id"], got["port_id"])
+	}
+	// expose-port-forwarding-in-fip
+	if fmt.Sprint(got["port_forwardings"]) != fmt.Sprintf("[map[external_port:2222 internal_ip_address:%s internal_port:22 protocol:tcp]]", ip) {
+		t.Errorf("floating IP's port_forwardings: %v", got["port_forwardings"])
 	}
 	f.mk(alice, "floatingips/"+fip+"/port_forwardings", "port_forwarding", map[string]any{"protocol": "udp", "external_port": 2222, "internal_port": 53, "internal_port_id": w.port})
 	list := f.expect("GET", base+"?protocol=tcp", alice, nil, 200, "")["port_forwardings"].([]any)
@@ -48,7 +53,7 @@ func TestPortForwardingLifecycle(t *testing.T) {
 	if all := f.expect("GET", base, alice, nil, 200, "")["port_forwardings"].([]any); len(all) != 2 {
 		t.Errorf("list: %v", all)
 	}
-	got := f.expect("PUT", base+"/"+id, alice, pfBody(map[string]any{"external_port": 2200, "description": "d"}), 200, "")["port_forwarding"].(map[string]any)
+	got = f.expect("PUT", base+"/"+id, alice, pfBody(map[string]any{"external_port": 2200, "description": "d"}), 200, "")["port_forwarding"].(map[string]any)
 	if fmt.Sprint(got["external_port"]) != "2200" || got["description"] != "d" || fmt.Sprint(got["internal_port"]) != "22" {
 		t.Errorf("updated: %v", got)
 	}

@@ -304,6 +304,7 @@ var extensions = [][3]string{
 	{"qos-rule-type-details", "Details of QoS rule types", "Expose details about QoS rule types supported by loaded backend drivers"},
 	{"qos-port-network-policy", "QoS Port Network Policy Extension", "Adds a the QoS network ID to the port definition"},
 	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Allow to forward a port of a Floating IP to a port of an internal network"},
+	{"expose-port-forwarding-in-fip", "Expose port forwardings in a floating IP", "Expose port forwardings in a floating IP"},
 	{"floating-ip-port-forwarding-description", "Floating IP Port Forwarding new attribute description", "Add a description field to Port Forwarding rules"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }
