@@ -1440,6 +1440,7 @@ static __always_inline int snat_port(__u32 ifindex, struct flow *f, struct rif *
 }
 
 #include "icmp4.h"
+#include "portfwd.h"
 
 /* to_external sends a routed packet out of its router's gateway, with the
  * port's floating IP as source, else SNATed to the router's gateway
@@ -1452,7 +1453,9 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 	struct nat *n = bpf_map_lookup_elem(&fip_out, &k);
 	__u32 out, src;
 	int snat = 0, relport = -1;
-	__u16 own = 0;
+	__u16 own = 0, pfport = 0;
+	if (!n)
+		n = pf_nat(ifindex, f, &pfport);        /* portfwd.h: a forwarded socket's */
 	if (n) {
 		out = n->ifindex;
 		__builtin_memcpy(&src, n->ip, 4);
@@ -1522,6 +1525,8 @@ static __always_inline int to_external(struct __sk_buff *skb, __u32 ifindex, str
 			return drop(C_DROP_NAT_PORTS);
 		if (port != f->sport && nat_port(skb, 1, f->proto, f->sport, port))
 			return drop(C_DROP_MALFORMED);
+	} else if (pfport && pfport != f->sport && nat_port(skb, 1, f->proto, f->sport, pfport)) {
+		return drop(C_DROP_MALFORMED);
 	}
 	if (nat_addr(skb, 1, f->saddr, src) || set_macs(skb, dmac, smac))
 		return drop(C_DROP_MALFORMED);
@@ -2167,7 +2172,7 @@ static __always_inline int ext_rx(struct __sk_buff *skb, __u32 key, struct ext *
 	struct nat *n = bpf_map_lookup_elem(&fip_in, &k);
 	if (!n)
 		return TC_ACT_OK;       /* not ours: the node's own */
-	if (!n->ifindex)
+	if (!n->ifindex && !(n = pf_dnat(skb, ifindex, &f)))  /* portfwd.h: a forwarded port */
 		return snat_in(skb, ifindex, &f);
 	__u32 to = n->ifindex, fixed;
 	__u8 rmac[6];

@@ -219,6 +219,26 @@ type DataplaneNetports struct {
 	Ports [64]uint32
 }
 
+type DataplanePfKey struct {
+	_     structs.HostLayout
+	Id    uint32
+	Proto uint8
+	Pad   uint8
+	Port  uint16
+	Ip    [4]uint8
+}
+
+type DataplanePfVal struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Ip      [4]uint8
+	Mac     [6]uint8
+	Flags   uint8
+	Pad     uint8
+	Port    uint16
+	Pad2    uint16
+}
+
 type DataplanePort struct {
 	_      structs.HostLayout
 	Vlan   uint32
@@ -412,6 +432,8 @@ const (
 	DataplaneMapNeighs      = "neighs"
 	DataplaneMapNeighs6     = "neighs6"
 	DataplaneMapNets        = "nets"
+	DataplaneMapPfIn        = "pf_in"
+	DataplaneMapPfOut       = "pf_out"
 	DataplaneMapPorts       = "ports"
 	DataplaneMapQos         = "qos"
 	DataplaneMapQosBuckets  = "qos_buckets"
@@ -511,6 +533,8 @@ type DataplaneMapSpecs struct {
 	Neighs      *ebpf.MapSpec `ebpf:"neighs"`
 	Neighs6     *ebpf.MapSpec `ebpf:"neighs6"`
 	Nets        *ebpf.MapSpec `ebpf:"nets"`
+	PfIn        *ebpf.MapSpec `ebpf:"pf_in"`
+	PfOut       *ebpf.MapSpec `ebpf:"pf_out"`
 	Ports       *ebpf.MapSpec `ebpf:"ports"`
 	Qos         *ebpf.MapSpec `ebpf:"qos"`
 	QosBuckets  *ebpf.MapSpec `ebpf:"qos_buckets"`
@@ -580,6 +604,8 @@ type DataplaneMaps struct {
 	Neighs      *ebpf.Map `ebpf:"neighs"`
 	Neighs6     *ebpf.Map `ebpf:"neighs6"`
 	Nets        *ebpf.Map `ebpf:"nets"`
+	PfIn        *ebpf.Map `ebpf:"pf_in"`
+	PfOut       *ebpf.Map `ebpf:"pf_out"`
 	Ports       *ebpf.Map `ebpf:"ports"`
 	Qos         *ebpf.Map `ebpf:"qos"`
 	QosBuckets  *ebpf.Map `ebpf:"qos_buckets"`
@@ -625,6 +651,8 @@ func (m *DataplaneMaps) Close() error {
 		m.Neighs,
 		m.Neighs6,
 		m.Nets,
+		m.PfIn,
+		m.PfOut,
 		m.Ports,
 		m.Qos,
 		m.QosBuckets,

@@ -129,6 +129,9 @@ type Desired struct {
 	// network's VLAN. This node's own ports are neighbours without being
 	// listed; routed traffic to an address in neither is dropped.
 	Neighbors []Neighbor
+	// PortForwards are the floating IPs' port forwardings to this node's
+	// ports (portfwd.go).
+	PortForwards []PortForward
 }
 
 // Neighbor is a port on another node as routing needs it.
@@ -409,6 +412,7 @@ type tables struct {
 	l3       l3tables
 	meter    meterTables
 	l3v6     l3v6tables
+	pf       pfTables
 }
 
 // device is a port's interface as found on this node.
@@ -512,6 +516,9 @@ func compile(d Desired, devs map[string]device) (*tables, error) {
 		return nil, err
 	}
 	compileMeters(d, t)
+	if err := compilePortForwards(d, devs, t); err != nil {
+		return nil, err
+	}
 	if err := compileL3v6(d, devs, t); err != nil {
 		return nil, err
 	}

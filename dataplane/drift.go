@@ -93,6 +93,7 @@ func diffTables(drift Drift, kernel, want *tables) {
 		count(bpf.DataplaneMapMeta, 1)
 	}
 	diffMeters(drift, &kernel.meter, &want.meter)
+	diffPF(drift, &kernel.pf, &want.pf)
 	k6, w6 := &kernel.l3v6, &want.l3v6
 	count(bpf.DataplaneMapRifs6, diffMap(k6.rifs6, w6.rifs6))
 	count(bpf.DataplaneMapRmacs6, diffMap(k6.rmacs6, w6.rmacs6))
@@ -152,6 +153,9 @@ func (d *Dataplane) verifyPins(drift Drift) error {
 		bpf.DataplaneMapTrunkFrom: o.TrunkFrom,
 	}
 	for name, m := range d.meterMaps() {
+		maps[name] = m
+	}
+	for name, m := range d.pfMaps() {
 		maps[name] = m
 	}
 	var errs []error

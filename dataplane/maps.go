@@ -33,6 +33,9 @@ func (d *Dataplane) readTables() (*tables, error) {
 	if err := d.readMeters(&t.meter); err != nil {
 		return nil, err
 	}
+	if err := d.readPF(&t.pf); err != nil {
+		return nil, err
+	}
 	if err := readMap(d.objs.Ports, t.ports); err != nil {
 		return nil, err
 	}
@@ -112,6 +115,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		// Routing and NAT: what a router MAC leads to before the MAC.
 		func() error { return putMap(o.Neighs, cl.neighs, tl.neighs) },
 		func() error { return putMap(o.Exts, cl.exts, tl.exts) },
+		func() error { return d.putPF(&d.cur.pf, &t.pf) },
 		func() error { return putMap(o.FipIn, cl.fipIn, tl.fipIn) },
 		func() error { return putMap(o.FipOut, cl.fipOut, tl.fipOut) },
 		func() error { return putMap(o.Routes, cl.routes, tl.routes) },
@@ -152,6 +156,7 @@ func (d *Dataplane) writeTables(t *tables) error {
 		func() error { return deleteMap(o.Routes, cl.routes, tl.routes) },
 		func() error { return deleteMap(o.FipOut, cl.fipOut, tl.fipOut) },
 		func() error { return deleteMap(o.FipIn, cl.fipIn, tl.fipIn) },
+		func() error { return d.deletePF(&d.cur.pf, &t.pf) },
 		func() error { return deleteMap(o.Exts, cl.exts, tl.exts) },
 		func() error { return deleteMap(o.Neighs, cl.neighs, tl.neighs) },
 		func() error { return d.writeMeters(&d.cur.meter, &t.meter) },

@@ -14,7 +14,7 @@ import (
 var fipAttrs = newAttrSpec(
 	"port_id fixed_ip_address description",
 	"floating_network_id floating_ip_address subnet_id tenant_id project_id",
-	"id status router_id port_details created_at updated_at revision_number tags")
+	"id status router_id port_details created_at updated_at revision_number tags port_forwardings")
 
 func (s *Service) floatingIPs(*memdb.Txn) api.Collection[FloatingIP] {
 	return api.Collection[FloatingIP]{Table: tFloatingIPs, One: "floatingip", Project: func(f *FloatingIP) string { return f.Project },
@@ -32,6 +32,7 @@ func fipView(tx *memdb.Txn, _ *api.Principal, f *FloatingIP) api.View {
 		"floating_network_id": f.NetworkID, "floating_ip_address": f.IP, "fixed_ip_address": nullable(f.FixedIP),
 		"port_id": nullable(f.FixedPortID), "router_id": nullable(f.RouterID), "status": f.Status, "port_details": details,
 		"created_at": timeText(f.CreatedAt), "updated_at": timeText(f.UpdatedAt), "revision_number": f.Revision, "tags": tagList(f.Tags),
+		"port_forwardings": fipForwardings(tx, f.ID),
 	}
 }
 

@@ -80,6 +80,9 @@ func applyFIPCreate(tx *memdb.Txn, c fipCreateCmd) (any, error) {
 // associate points f at a port's fixed address, through the router that
 // joins the port's subnet to f's external network.
 func associate(tx *memdb.Txn, f *FloatingIP, a fipAssoc) error {
+	if err := fipHasForwardings(tx, f.ID); err != nil {
+		return err
+	}
 	p := store.Get[Port](tx, tPorts, a.PortID)
 	if p == nil {
 		return notFound("port", a.PortID)
@@ -186,6 +189,9 @@ func applyFIPDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		if err := deletePort(tx, p); err != nil {
 			return nil, err
 		}
+	}
+	if err := dropFIPForwardings(tx, f.ID); err != nil {
+		return nil, err
 	}
 	return nil, tx.Delete(tFloatingIPs, f)
 }

@@ -984,7 +984,7 @@ func TestLoadView(t *testing.T) {
 			t.Fatalf("rule row: %+v", r)
 		}
 	}
-	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs, tSubnetPools, tAddressScopes, tMeteringLabels, tMeteringRules, tAddressGroups, tQoSPolicies, tQoSRules, tTrunks}) {
+	if fmt.Sprint(TableNames()) != fmt.Sprint([]string{tNetworks, tSubnets, tPorts, tGroups, tRules, tRouters, tFloatingIPs, tSubnetPools, tAddressScopes, tMeteringLabels, tMeteringRules, tAddressGroups, tQoSPolicies, tQoSRules, tTrunks, tPortForwardings}) {
 		t.Fatalf("table names: %v", TableNames())
 	}
 }
@@ -1044,6 +1044,11 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expect("PUT", "/v2.0/floatingips/"+fip, alice, map[string]any{"floatingip": map[string]any{"port_id": nil}}, 200, "")
+	pfs := "/v2.0/floatingips/" + fip + "/port_forwardings"
+	pf := f.mk(alice, "floatingips/"+fip+"/port_forwardings", "port_forwarding", map[string]any{"protocol": "tcp", "external_port": 2222, "internal_port": 22, "internal_port_id": l3.port})["id"].(string)
+	f.expect("PUT", pfs+"/"+pf, alice, map[string]any{"port_forwarding": map[string]any{"description": "d"}}, 200, "")
+	f.expect("DELETE", pfs+"/"+pf, alice, nil, 204, "")
+	f.mk(alice, "floatingips/"+fip+"/port_forwardings", "port_forwarding", map[string]any{"protocol": "udp", "external_port": 53, "internal_port": 53, "internal_port_id": l3.port})
 	f.expect("DELETE", "/v2.0/floatingips/"+fip, alice, nil, 204, "")
 	f.expect("PUT", "/v2.0/routers/"+l3.router, alice, map[string]any{"router": map[string]any{"name": "r2"}}, 200, "")
 	f.expect("PUT", "/v2.0/routers/"+l3.router+"/remove_router_interface", alice, map[string]any{"subnet_id": l3.subnet}, 200, "")

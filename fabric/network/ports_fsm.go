@@ -232,6 +232,9 @@ func applyPortUpdate(tx *memdb.Txn, c portUpdateCmd) (any, error) {
 			return nil, err
 		}
 		p.FixedIPs = ips
+		if err := dropPortForwardings(tx, p.ID, p.FixedIPs, c.Now); err != nil {
+			return nil, err
+		}
 	}
 	touch(&p.UpdatedAt, &p.Revision, c.Now)
 	if p.HostID != old.HostID {
@@ -292,6 +295,9 @@ func applyPortDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		return nil, store.Fault(store.KindConflict, "ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", p.ID, p.DeviceOwner)
 	}
 	if err := releaseFloatingIPs(tx, p.ID, c.Now); err != nil {
+		return nil, err
+	}
+	if err := dropPortForwardings(tx, p.ID, nil, c.Now); err != nil {
 		return nil, err
 	}
 	return nil, deletePort(tx, p)

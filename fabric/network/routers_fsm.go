@@ -458,6 +458,9 @@ func interfaceInUse(tx *memdb.Txn, r *Router, subnet string) error {
 				"Router interface for subnet %s on router %s cannot be deleted, as it is required by one or more floating IPs.", subnet, r.ID)
 		}
 	}
+	if err := pfInterfaceInUse(tx, r, subnet, pfx); err != nil {
+		return err
+	}
 	for _, rt := range r.Routes {
 		if a, err := netip.ParseAddr(rt.Nexthop); err == nil && pfx.Contains(a) {
 			return store.Fault(store.KindConflict, "RouterInterfaceInUseByRoute",

@@ -339,20 +339,6 @@ func TestExternalNetworkGoesWithItsUnusedFloatingIPs(t *testing.T) {
 	f.expect("DELETE", "/v2.0/floatingips/"+used, alice, nil, 204, "")
 }
 
-// TestNoPortForwarding: floating IP port forwarding is not built, so it
-// is neither listed as an extension nor answered.
-func TestNoPortForwarding(t *testing.T) {
-	f := newFixture(t)
-	w := f.l3(alice)
-	fip := f.mk(alice, "floatingips", "floatingip", map[string]any{"floating_network_id": w.ext})["id"].(string)
-	f.expect("GET", "/v2.0/extensions/floating-ip-port-forwarding", alice, nil, 404, "")
-	code, _ := f.call("POST", "/v2.0/floatingips/"+fip+"/port_forwardings", alice, map[string]any{"port_forwarding": map[string]any{
-		"protocol": "tcp", "internal_port": 22, "external_port": 2222, "internal_port_id": w.port}})
-	if code != 404 && code != 405 {
-		t.Fatalf("port forwarding create: %d", code)
-	}
-}
-
 // TestRouterGatewayTakesAnIPv6Address: on an external network with an
 // IPv6 subnet the gateway port holds an address of it beside the IPv4
 // one, as Neutron gives: the router routes its IPv6 subnets out by it.

@@ -160,11 +160,10 @@ func Schema() store.Schema {
 		},
 		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}
-	for typ, h := range qosHandlers() {
-		sc.Handlers[typ] = h
-	}
-	for typ, h := range trunkHandlers() {
-		sc.Handlers[typ] = h
+	for _, handlers := range []map[string]store.Handler{qosHandlers(), trunkHandlers(), portForwardingHandlers()} {
+		for typ, h := range handlers {
+			sc.Handlers[typ] = h
+		}
 	}
 	return sc
 }

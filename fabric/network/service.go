@@ -203,6 +203,7 @@ func (s *Service) routes() []api.Route {
 	routes = append(routes, s.addrGroupRoutes()...)
 	routes = append(routes, s.qosRoutes()...)
 	routes = append(routes, s.trunkRoutes()...)
+	routes = append(routes, s.portForwardingRoutes()...)
 	return append(routes, s.tagRoutes()...)
 }
 
@@ -305,6 +306,9 @@ var extensions = [][3]string{
 	{"qos-port-network-policy", "QoS Port Network Policy Extension", "Adds a the QoS network ID to the port definition"},
 	{"trunk", "Trunk Extension", "Provides support for trunk ports"},
 	{"trunk-details", "Trunk port details", "Expose trunk port details"},
+	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Allow to forward a port of a Floating IP to a port of an internal network"},
+	{"expose-port-forwarding-in-fip", "Expose port forwardings in a floating IP", "Expose port forwardings in a floating IP"},
+	{"floating-ip-port-forwarding-description", "Floating IP Port Forwarding new attribute description", "Add a description field to Port Forwarding rules"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }
 

@@ -131,6 +131,7 @@ func addL3(d *dataplane.Desired, v *netstate.View, node string, reach Reach) {
 		}
 		d.Floating = append(d.Floating, dataplane.FloatingIP{IP: ip, Fixed: fixed, Port: f.FixedPortID, Router: f.RouterID, External: f.NetworkID})
 	}
+	addPortForwards(d, v, here, reachable)
 	addMeters(d, v)
 }
 

@@ -353,7 +353,7 @@ func Tables() []store.Table {
 		store.NewTable(TableMeteringLabels, &MeteringLabel{}, store.StringIndex("project", "Project", false)),
 		store.NewTable(TableMeteringRules, &MeteringRule{}, store.StringIndex("label", "LabelID", false)),
 		store.NewTable(TableAddressGroups, &AddressGroup{}, store.StringIndex("project", "Project", false)),
-	}, append(qosTables(), trunkTables()...)...)
+	}, append(append(qosTables(), trunkTables()...), portForwardingTable())...)
 }
 
 // Schema is the networking tables without their command handlers: enough
@@ -386,13 +386,15 @@ type View struct {
 	QoSRules    []QoSRule
 	// Trunks are the trunks: their parents' devices carry their subports.
 	Trunks []Trunk
+	// PortForwardings are the floating IPs' port forwardings.
+	PortForwardings []PortForwarding
 }
 
 // TableNames lists the tables Load reads, so a watcher can watch them.
 func TableNames() []string {
 	return []string{TableNetworks, TableSubnets, TablePorts, TableGroups, TableRules, TableRouters, TableFloatingIPs,
 		TableSubnetPools, TableAddressScopes, TableMeteringLabels, TableMeteringRules, TableAddressGroups,
-		TableQoSPolicies, TableQoSRules, TableTrunks}
+		TableQoSPolicies, TableQoSRules, TableTrunks, TablePortForwardings}
 }
 
 // Load reads every networking row from txn, each table in id order.
@@ -423,7 +425,7 @@ func Load(txn *memdb.Txn) (*View, error) {
 		loadInto(txn, TableMeteringLabels, &v.Labels), loadInto(txn, TableMeteringRules, &v.Meters),
 		loadInto(txn, TableAddressGroups, &v.AddressGroups),
 		loadInto(txn, TableQoSPolicies, &v.QoSPolicies), loadInto(txn, TableQoSRules, &v.QoSRules),
-		loadInto(txn, TableTrunks, &v.Trunks)} {
+		loadInto(txn, TableTrunks, &v.Trunks), loadInto(txn, TablePortForwardings, &v.PortForwardings)} {
 		if err != nil {
 			return nil, err
 		}
