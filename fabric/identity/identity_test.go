@@ -427,6 +427,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatalf("trust-scoped token: %d %v", code, body)
 	}
 	f.mk("/policies", "policy", map[string]any{"type": "application/json", "blob": "{}"})
+	f.call("PUT", "/domains/default/config", f.admin, map[string]any{"config": map[string]any{"ldap": map[string]any{"url": "ldap://snap"}}})
 	f.mkAppCred(uid, tok, map[string]any{"name": "snapac", "access_rules": []any{map[string]any{"service": "object-store", "method": "GET", "path": "/v1/**"}}})
 	// OS-OAUTH1: a consumer, a request token authorized and traded.
 	_, _, cons := f.call("POST", "/OS-OAUTH1/consumers", f.admin, map[string]any{"consumer": map[string]any{}})
@@ -459,7 +460,7 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema())
-	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`, `"remaining_uses":2`, `"t":"policies"`, `"kind":"group"`, `"inherited_to_projects":true`, `"default_limit":4`, `"resource_limit":6`} {
+	for _, want := range []string{`"name":"snap"`, `"name":"sam"`, `"type":"ec2"`, `"t":"revocations"`, `"t":"signing_keys"`, `"scope_type":"system"`, `"remaining_uses":2`, `"t":"policies"`, `"kind":"group"`, `"inherited_to_projects":true`, `"default_limit":4`, `"resource_limit":6`, `"url":"ldap://snap"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}
