@@ -288,6 +288,12 @@ func TestPasswordChangeRevokesTokens(t *testing.T) {
 	if _, err := f.svc.Validate(context.Background(), tok); err == nil {
 		t.Fatal("a token from before the password change validated")
 	}
+	// As Keystone (tempest's test_user_update_own_password): the old
+	// token cannot be traded for a new one, and is not found (404).
+	byToken := map[string]any{"auth": map[string]any{"identity": map[string]any{"methods": []string{"token"}, "token": map[string]any{"id": tok}}}}
+	if code, _, body := f.call("POST", "/auth/tokens", "", byToken); code != 404 {
+		t.Fatalf("token auth with a revoked token: %d %v, want 404", code, body)
+	}
 	f.now = f.now.Add(time.Second)
 	f.login("dave", "new-pw-1", "pp")
 }
