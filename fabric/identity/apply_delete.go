@@ -58,6 +58,11 @@ func applyDelete(tx *memdb.Txn, c deleteCmd) (any, error) {
 		if err := deleteWhere(tx, tLimits, "domain", c.ID); err != nil {
 			return nil, err
 		}
+		if dc := store.Get[DomainConfig](tx, tDomainConfigs, c.ID); dc != nil {
+			if err := tx.Delete(tDomainConfigs, dc); err != nil {
+				return nil, err
+			}
+		}
 	case tProjects:
 		return nil, deleteProject(tx, raw.(*Project))
 	case tUsers:

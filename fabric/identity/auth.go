@@ -163,6 +163,12 @@ func (s *Service) identify(tx *memdb.Txn, source string, req authRequest) (claim
 			return claims{}, time.Time{}, api.BadField("auth.identity.token.id", "'id' is a required property")
 		}
 		_, old, err := s.validate(tx, id.Token.ID)
+		if errors.Is(err, errBadToken) {
+			// As Keystone: a token it cannot validate (revoked by a
+			// password change, expired, malformed) is not found, as
+			// when it is validated with X-Subject-Token.
+			return claims{}, time.Time{}, &api.Error{Status: http.StatusNotFound, Msg: "Could not find token: " + shortHash(id.Token.ID) + "."}
+		}
 		if err != nil {
 			return claims{}, time.Time{}, errUnauthorized
 		}

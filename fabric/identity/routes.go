@@ -156,6 +156,7 @@ func (s *Service) routes() []api.Route {
 		route("DELETE", "/v3/credentials/{id}", authed, "identity:delete_credential", s.deleteCredential),
 	}
 	routes = append(routes, s.epFilterRoutes()...)
+	routes = append(routes, s.domainConfigRoutes()...)
 	routes = append(routes, s.limitRoutes()...)
 	routes = append(routes, s.oauthRoutes()...)
 	for _, scope := range []string{"projects", "domains", "system"} {

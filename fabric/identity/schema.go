@@ -232,6 +232,7 @@ func Schema() store.Schema {
 				&memdb.IndexSchema{Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				&memdb.IndexSchema{Name: "from", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RedelegatedFrom"}}),
 			store.NewTable(tPolicies, &Policy{}),
+			store.NewTable(tDomainConfigs, &DomainConfig{}),
 			store.NewTable(tEndpointGroups, &EndpointGroup{}),
 			store.NewTable(tEndpointAssocs, &EndpointAssoc{}, store.StringIndex("project", "ProjectID", false), store.StringIndex("target", "TargetID", false)),
 			store.NewTable(tRegisteredLimits, &RegisteredLimit{}, store.StringIndex("key", "Key", true), store.StringIndex("service_id", "ServiceID", false),
@@ -254,6 +255,7 @@ func Schema() store.Schema {
 			cmdOAuthAuthorize: store.Typed(applyOAuthAuthorize),
 			cmdOAuthExchange:  store.Typed(applyOAuthExchange),
 			cmdAppCredCreate:  store.Typed(applyAppCredCreate),
+			cmdDomainConfig:   store.Typed(applyDomainConfig),
 		},
 		Observers: []store.Observer{eventstate.Observe(eventResources()...)},
 	}
