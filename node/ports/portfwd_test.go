@@ -18,8 +18,8 @@ func TestPortForwardsFromView(t *testing.T) {
 		{ID: "pf1", FloatingIPID: "f4", Protocol: "tcp", ExternalPort: 2222, InternalPort: 22, InternalIP: "10.0.0.5", InternalPortID: "vm1"},
 		{ID: "pf1r", FloatingIPID: "f4", Protocol: "tcp", ExternalPort: 3000, InternalPort: 4000, Ports: 100, InternalIP: "10.0.0.5", InternalPortID: "vm1"},
 		{ID: "pf1x", FloatingIPID: "f4", Protocol: "tcp", ExternalPort: 65500, InternalPort: 500, Ports: 100, InternalIP: "10.0.0.5", InternalPortID: "vm1"}, // past 65535
-		{ID: "pf2", FloatingIPID: "f4", Protocol: "udp", ExternalPort: 53, InternalPort: 53, InternalIP: "10.0.1.5", InternalPortID: "vm2"}, // on n2
-		{ID: "pf3", FloatingIPID: "f3", Protocol: "tcp", ExternalPort: 80, InternalPort: 80, InternalIP: "10.0.0.5", InternalPortID: "vm1"}, // f3: no router
+		{ID: "pf2", FloatingIPID: "f4", Protocol: "udp", ExternalPort: 53, InternalPort: 53, InternalIP: "10.0.1.5", InternalPortID: "vm2"},                  // on n2
+		{ID: "pf3", FloatingIPID: "f3", Protocol: "tcp", ExternalPort: 80, InternalPort: 80, InternalIP: "10.0.0.5", InternalPortID: "vm1"},                  // f3: no router
 	}
 	d := FromView(v, "n1")
 	addL3(&d, v, "n1", Reach{Flat: map[string]string{"public": "rsext0"}, MACs: map[string]net.HardwareAddr{"rsext0": {2, 0, 0, 0, 0, 1}}})
