@@ -21,9 +21,20 @@ type PortForward struct {
 	ExternalPort uint16
 	Internal     netip.Addr // a fixed IPv4 address of Port
 	InternalPort uint16
-	Port         string // Port.ID, hosted on this node
-	Router       string // Router.ID that joins the port's subnet to External
-	External     string // External.ID
+	// Ports is how many consecutive ports from ExternalPort go to as many
+	// from InternalPort (a port range); 0 is one. Each port is an entry
+	// of pf_in and pf_out: the maps stay exact-match lookups.
+	Ports    uint16
+	Port     string // Port.ID, hosted on this node
+	Router   string // Router.ID that joins the port's subnet to External
+	External string // External.ID
+}
+
+func (f PortForward) count() uint16 {
+	if f.Ports == 0 {
+		return 1
+	}
+	return f.Ports
 }
 
 // pfTables are the pf_in and pf_out maps' content.
@@ -73,6 +84,8 @@ func compilePortForwards(d Desired, devs map[string]device, t *tables) error {
 			return fmt.Errorf("port forwarding %s:%d: protocol %q is not tcp or udp", f.IP, f.ExternalPort, f.Protocol)
 		case f.ExternalPort == 0 || f.InternalPort == 0:
 			return fmt.Errorf("port forwarding %s %s:%d: port 0", f.Protocol, f.IP, f.ExternalPort)
+		case int(f.ExternalPort)+int(f.count())-1 > 65535 || int(f.InternalPort)+int(f.count())-1 > 65535:
+			return fmt.Errorf("port forwarding %s %s:%d: %d ports run past 65535", f.Protocol, f.IP, f.ExternalPort, f.count())
 		case !f.IP.Is4() || !f.Internal.Is4() || !e.Prefix.Contains(f.IP):
 			return fmt.Errorf("port forwarding %s %s:%d: not an IPv4 address of external %s (%s), or internal %s not IPv4", f.Protocol, f.IP, f.ExternalPort, e.ID, e.Prefix, f.Internal)
 		}
@@ -86,10 +99,12 @@ func compilePortForwards(d Desired, devs map[string]device, t *tables) error {
 			return fmt.Errorf("port forwarding %s %s:%d: router %s has no interface on port %s's subnet of %s", f.Protocol, f.IP, f.ExternalPort, f.Router, f.Port, f.Internal)
 		}
 		ext, port := extKey(dev.ifindex, e.VLAN), devs[p.Device].ifindex
-		t.pf.in[bpf.DataplanePfKey{Id: ext, Proto: proto, Port: f.ExternalPort, Ip: ip4(f.IP)}] =
-			bpf.DataplanePfVal{Ifindex: port, Ip: ip4(f.Internal), Mac: mac6(rmac), Port: f.InternalPort}
-		t.pf.out[bpf.DataplanePfKey{Id: port, Proto: proto, Port: f.InternalPort, Ip: ip4(f.Internal)}] =
-			bpf.DataplanePfVal{Ifindex: ext, Ip: ip4(f.IP), Port: f.ExternalPort}
+		for i := uint16(0); i < f.count(); i++ {
+			t.pf.in[bpf.DataplanePfKey{Id: ext, Proto: proto, Port: f.ExternalPort + i, Ip: ip4(f.IP)}] =
+				bpf.DataplanePfVal{Ifindex: port, Ip: ip4(f.Internal), Mac: mac6(rmac), Port: f.InternalPort + i}
+			t.pf.out[bpf.DataplanePfKey{Id: port, Proto: proto, Port: f.InternalPort + i, Ip: ip4(f.Internal)}] =
+				bpf.DataplanePfVal{Ifindex: ext, Ip: ip4(f.IP), Port: f.ExternalPort + i}
+		}
 		fip := bpf.DataplaneNatKey{Ifindex: ext, Ip: ip4(f.IP)}
 		if _, taken := t.l3.fipIn[fip]; !taken {
 			t.l3.fipIn[fip] = bpf.DataplaneNat{}

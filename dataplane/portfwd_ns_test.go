@@ -33,12 +33,14 @@ func TestPortForwardNamespaces(t *testing.T) {
 	d, _, gd, want := l3NamespacesState(t, false)
 	pfx := netip.MustParsePrefix
 	ip := netip.MustParseAddr
-	for _, port := range []int{5000, 5001} {
+	for _, port := range []int{5000, 5001, 5002} {
 		want.Rules = append(want.Rules, Rule{Group: "web", Ingress: true, Proto: 6, PortMin: port, PortMax: port, Remote: pfx("172.24.4.0/24")})
 	}
 	want.Rules = append(want.Rules, Rule{Group: "web", Ingress: true, Proto: 17, PortMin: 5000, PortMax: 5000, Remote: pfx("172.24.4.0/24")})
 	want.PortForwards = []PortForward{
 		{IP: ip("172.24.4.20"), Protocol: "tcp", ExternalPort: 2222, Internal: ip("10.0.1.20"), InternalPort: 5000, Port: "d", Router: "r1", External: "public"},
+		// a port range: 7000 goes to 5001, 7001 to 5002
+		{IP: ip("172.24.4.20"), Protocol: "tcp", ExternalPort: 7000, Internal: ip("10.0.1.20"), InternalPort: 5001, Ports: 2, Port: "d", Router: "r1", External: "public"},
 		{IP: ip("172.24.4.20"), Protocol: "udp", ExternalPort: 5353, Internal: ip("10.0.1.20"), InternalPort: 5000, Port: "d", Router: "r1", External: "public"},
 	}
 	if _, err := d.Apply(want); err != nil {
@@ -46,14 +48,23 @@ func TestPortForwardNamespaces(t *testing.T) {
 	}
 	serveEcho(t, gd, "10.0.1.20:5000")
 	serveEcho(t, gd, "10.0.1.20:5001")
+	serveEcho(t, gd, "10.0.1.20:5002")
 	serveEcho(t, d.cfg.Netns, "172.24.4.1:9000")
 
 	if got := dialFrom(t, d.cfg.Netns, "172.24.4.20:2222"); got != "172.24.4.1" {
 		t.Errorf("d saw the outside's connection to 172.24.4.20:2222 from %q, want 172.24.4.1", got)
 	}
-	for _, addr := range []string{"172.24.4.20:5000", "172.24.4.20:5001", "172.24.4.20:2223"} {
+	// Each port of the range is forwarded (7000 to 5001, 7001 to 5002),
+	// its replies leaving from the range's own port; those beside the
+	// range are not.
+	for _, addr := range []string{"172.24.4.20:7000", "172.24.4.20:7001"} {
+		if got := dialFrom(t, d.cfg.Netns, addr); got != "172.24.4.1" {
+			t.Errorf("d saw the outside's connection to %s from %q, want 172.24.4.1", addr, got)
+		}
+	}
+	for _, addr := range []string{"172.24.4.20:5000", "172.24.4.20:5001", "172.24.4.20:2223", "172.24.4.20:6999", "172.24.4.20:7002"} {
 		if !dialFails(t, d.cfg.Netns, addr) {
-			t.Errorf("a connection to %s got in: only 2222 is forwarded", addr)
+			t.Errorf("a connection to %s got in: only 2222 and 7000-7001 are forwarded", addr)
 		}
 	}
 	// UDP: the outside's datagram to 172.24.4.20:5353 reaches d's 5000,

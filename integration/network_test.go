@@ -337,6 +337,12 @@ func TestNetworking(t *testing.T) {
 					t.Errorf("subnet %s from pool1: cidr %q, want %s", c.name, got, c.cidr)
 				}
 			}
+			// A /32 picked from the pool has Neutron's gateway, the address
+			// after its first (Terraform reads none as no_gateway).
+			if got := strings.Fields(openstack(t, alice, "subnet", "create", "--network", "net3", "--subnet-pool", "pool1", "--prefix-length", "32", "--no-dhcp",
+				"-f", "value", "-c", "cidr", "-c", "gateway_ip", "sub32")); strings.Join(got, " ") != "10.50.0.64/32 10.50.0.65" {
+				t.Errorf("a /32 from pool1: cidr and gateway %q, want 10.50.0.64/32 10.50.0.65", got)
+			}
 			// The admin's shared default pool serves --use-default-subnet-pool.
 			openstack(t, admin, "subnet", "pool", "create", "--pool-prefix", "10.51.0.0/16", "--default-prefix-length", "24", "--share", "--default", "defpool")
 			if got := strings.TrimSpace(openstack(t, alice, "subnet", "create", "--network", "net3", "--use-default-subnet-pool", "-f", "value", "-c", "cidr", "sub5")); got != "10.51.0.0/24" {

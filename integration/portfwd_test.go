@@ -25,7 +25,8 @@ const pfNetnsEnv = "RACKSTACK_PF_NETNS"
 // TestFloatingIPPortForwarding drives floating IP port forwarding with
 // the openstack CLI against a real rackd with its dataplane on: create,
 // list, show, set and delete; Neutron's refusals (the floating IP then
-// associated with a port, a duplicate, another project); and real traffic: this namespace, on the public network
+// associated with a port, a duplicate, another project); a port range;
+// and real traffic: this namespace, on the public network
 // (172.24.9.1), connects to the floating IP's forwarded port and reaches
 // a server behind the internal port's device, also while rackd is killed
 // (-9) and after it restarts, while the floating IP's other ports stay
@@ -71,7 +72,7 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 	port := strings.TrimSpace(openstack(t, member, "port", "create", "-f", "value", "-c", "id", "--network", netID, "pfport"))
 	internal := portIP(t, member, port)
 	fip := strings.TrimSpace(openstack(t, member, "floating", "ip", "create", "-f", "value", "-c", "floating_ip_address", "public"))
-	openstack(t, member, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "5000:5001", "--ingress", "default")
+	openstack(t, member, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "5000:5002", "--ingress", "default")
 
 	forward := func(env []string, extra ...string) (string, error) {
 		args := append([]string{"floating", "ip", "port", "forwarding", "create", "-f", "value", "-c", "id", "--internal-ip-address", internal, "--port", port}, extra...)
@@ -124,7 +125,7 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 		t.Fatal(err)
 	}
 	guest := dataplanetest.Guest(t, here, dev, mac, netip.PrefixFrom(netip.MustParseAddr(internal), 24), netip.MustParseAddr("10.64.0.1"))
-	for _, p := range []string{"5000", "5001"} {
+	for _, p := range []string{"5000", "5001", "5002"} {
 		ln := listenIn(t, filepath.Base(guest), net.JoinHostPort(internal, p))
 		go func() {
 			for {
@@ -137,9 +138,9 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 			}
 		}()
 	}
-	// reach is what the guest says to a connection to the forwarded port.
-	reach := func() string {
-		c, err := net.DialTimeout("tcp4", net.JoinHostPort(fip, "2200"), 2*time.Second)
+	// reachOn is what the guest says to a connection to fip's port p.
+	reachOn := func(p string) string {
+		c, err := net.DialTimeout("tcp4", net.JoinHostPort(fip, p), 2*time.Second)
 		if err != nil {
 			return ""
 		}
@@ -148,6 +149,7 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		return strings.TrimSpace(string(b))
 	}
+	reach := func() string { return reachOn("2200") }
 	var said string
 	if !eventually(60*time.Second, func() bool { said = reach(); return said != "" }) {
 		t.Fatalf("never reached the guest through %s:2200", fip)
@@ -156,6 +158,29 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 	if said != want {
 		t.Errorf("the guest said %q, want %q", said, want)
 	}
+	// A port range (floating-ip-port-forwarding-port-ranges, which this
+	// openstack CLI has no options for): 3001 goes to 5001, 3002 to 5002.
+	tok := token(t, n1, "upf", "pfp-pass-1", "pfp")
+	var ranged struct {
+		PF map[string]any `json:"port_forwarding"`
+	}
+	if code, err := call("POST", n1.url()+"/network/v2.0/floatingips/"+fipID+"/port_forwardings", tok, map[string]any{"port_forwarding": map[string]any{
+		"protocol": "tcp", "external_port_range": "3001:3002", "internal_port_range": "5001:5002", "internal_port_id": port, "internal_ip_address": internal,
+	}}, &ranged); code != 201 || err != nil {
+		t.Fatalf("range forwarding create: %d %v", code, err)
+	}
+	for ext, in := range map[string]string{"3001": "5001", "3002": "5002"} {
+		want := internal + ":" + in + " 172.24.9.1"
+		var said string
+		if !eventually(30*time.Second, func() bool { said = reachOn(ext); return said == want }) {
+			t.Errorf("through %s:%s the guest said %q, want %q", fip, ext, said, want)
+		}
+	}
+	openstack(t, member, "floating", "ip", "port", "forwarding", "delete", fip, fmt.Sprint(ranged.PF["id"]))
+	if !eventually(30*time.Second, func() bool { return reachOn("3001") == "" }) {
+		t.Errorf("%s:3001 still forwarded after the range's delete", fip)
+	}
+
 	// kill -9 rackd: the pinned maps go on forwarding without it, and the
 	// restarted rackd has the forwarding it acknowledged.
 	n1.kill()

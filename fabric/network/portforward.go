@@ -1,7 +1,10 @@
 package network
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	memdb "github.com/hashicorp/go-memdb"
@@ -10,23 +13,43 @@ import (
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
-// Floating IP port forwarding (Neutron's floating-ip-port-forwarding and
-// floating-ip-port-forwarding-description): a floating IP associated with
-// no port forwards single TCP or UDP ports of its address to ports of
-// internal addresses, enforced by the nodes' eBPF dataplanes
+// Floating IP port forwarding (Neutron's floating-ip-port-forwarding,
+// floating-ip-port-forwarding-description and
+// floating-ip-port-forwarding-port-ranges): a floating IP associated with
+// no port forwards TCP or UDP ports or port ranges of its address to as
+// many ports of internal addresses (a range to one port, which Neutron
+// allows, is refused: the replies of its flows could not be told apart), enforced by the nodes' eBPF dataplanes
 // (dataplane/portfwd.go, bpf/portfwd.h). A forwarding is a sub-resource
 // of its floating IP: whoever sees the floating IP sees its forwardings
 // (another project gets 404 for the floating IP), and whoever may change
 // it may change them.
 
-var pfAttrs = newAttrSpec("protocol external_port internal_port internal_ip_address internal_port_id description", "",
+var pfAttrs = newAttrSpec("protocol external_port internal_port external_port_range internal_port_range internal_ip_address internal_port_id description", "",
 	"id floatingip_id")
 
+// maxPFRange bounds a port range: a node's dataplane holds each port of
+// a range as an entry of pf_in and pf_out (bpf/portfwd.h, 16384 entries
+// each, shared by all the forwardings to its ports), so one forwarding
+// may take at most this many.
+const maxPFRange = 1024
+
+// pfView shows a forwarding as Neutron does since port ranges: both
+// sides as ranges ("first:last"), and as single ports when one port is
+// forwarded (null when a range).
 func pfView(pf *PortForwarding) api.View {
-	return map[string]any{
-		"id": pf.ID, "protocol": pf.Protocol, "external_port": pf.ExternalPort, "internal_port": pf.InternalPort,
+	v := map[string]any{
+		"id": pf.ID, "protocol": pf.Protocol, "external_port": nil, "internal_port": nil,
+		"external_port_range": pfRangeText(pf.ExternalPort, pf.Count()), "internal_port_range": pfRangeText(pf.InternalPort, pf.Count()),
 		"internal_ip_address": pf.InternalIP, "internal_port_id": pf.InternalPortID, "description": pf.Description,
 	}
+	if pf.Count() == 1 {
+		v["external_port"], v["internal_port"] = pf.ExternalPort, pf.InternalPort
+	}
+	return v
+}
+
+func pfRangeText(first, n int) string {
+	return fmt.Sprintf("%d:%d", first, first+n-1)
 }
 
 // fipForwardings are a floating IP's forwardings as its own view shows
@@ -34,8 +57,13 @@ func pfView(pf *PortForwarding) api.View {
 func fipForwardings(tx *memdb.Txn, fip string) []map[string]any {
 	out := []map[string]any{}
 	for _, pf := range store.All[PortForwarding](tx, tPortForwardings, "fip", fip) {
-		out = append(out, map[string]any{"protocol": pf.Protocol, "internal_ip_address": pf.InternalIP,
-			"internal_port": pf.InternalPort, "external_port": pf.ExternalPort})
+		v := map[string]any{"protocol": pf.Protocol, "internal_ip_address": pf.InternalIP}
+		if pf.Count() == 1 {
+			v["internal_port"], v["external_port"] = pf.InternalPort, pf.ExternalPort
+		} else {
+			v["internal_port_range"], v["external_port_range"] = pfRangeText(pf.InternalPort, pf.Count()), pfRangeText(pf.ExternalPort, pf.Count())
+		}
+		out = append(out, v)
 	}
 	return out
 }
@@ -146,7 +174,7 @@ func (s *Service) writePF(w http.ResponseWriter, r *http.Request, create bool) e
 // a create, the ones given for an update.
 func readPF(rd *api.Input, pf *PortForwarding, create bool) {
 	if create {
-		for _, field := range []string{"protocol", "external_port", "internal_port", "internal_port_id"} {
+		for _, field := range []string{"protocol", "internal_port_id"} {
 			if !rd.Has(field) {
 				rd.Fail(badInput(field, "'%s' is a required property", field))
 				return
@@ -160,19 +188,32 @@ func readPF(rd *api.Input, pf *PortForwarding, create bool) {
 		}
 		pf.Protocol = v
 	}
-	for _, port := range []struct {
-		field string
-		into  *int
-	}{{"external_port", &pf.ExternalPort}, {"internal_port", &pf.InternalPort}} {
-		if !rd.Has(port.field) || rd.Err != nil {
-			continue
-		}
-		v, ok := api.ToInt(rd.Obj[port.field])
-		if !ok || v < 1 || v > 65535 {
-			rd.Fail(badInput(port.field, "Invalid port '%s', the port must be an integer between 1 and 65535", api.Text(rd.Obj[port.field])))
-			return
-		}
-		*port.into = v
+	ext, extN, extField := readPFPorts(rd, "external_port", create)
+	in, inN, inField := readPFPorts(rd, "internal_port", create)
+	if rd.Err != nil {
+		return
+	}
+	// Both sides forward as many ports: a side given alone keeps the
+	// forwarding's count.
+	switch {
+	case extField != "" && inField != "" && extN != inN:
+		rd.Fail(badInput(inField, "the internal port range %s is not of the external port range %s's size", pfRangeText(in, inN), pfRangeText(ext, extN)))
+	case extField != "" && inField == "" && extN != pf.Count():
+		rd.Fail(badInput(extField, "the external port range %s is not of the internal port range %s's size", pfRangeText(ext, extN), pfRangeText(pf.InternalPort, pf.Count())))
+	case inField != "" && extField == "" && inN != pf.Count():
+		rd.Fail(badInput(inField, "the internal port range %s is not of the external port range %s's size", pfRangeText(in, inN), pfRangeText(pf.ExternalPort, pf.Count())))
+	}
+	if rd.Err != nil {
+		return
+	}
+	if extField != "" {
+		pf.ExternalPort, pf.Ports = ext, extN
+	}
+	if inField != "" {
+		pf.InternalPort, pf.Ports = in, inN
+	}
+	if pf.Ports == 1 {
+		pf.Ports = 0 // one port, stored as rows from before ranges are
 	}
 	if rd.Has("internal_port_id") {
 		pf.InternalPortID = rd.Str("internal_port_id", "", 64)
@@ -219,6 +260,56 @@ func (s *Service) deletePF(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// readPFPorts reads one side (prefix "external_port" or
+// "internal_port") of a forwarding: its single port, or its port range
+// ("first:last" or "port"), as the first port and how many; field is the
+// attribute it was read from, "" when neither was given (a create's
+// 400). A null attribute is not given, as clients send the single port
+// null beside a range.
+func readPFPorts(rd *api.Input, prefix string, create bool) (first, n int, field string) {
+	rangeField := prefix + "_range"
+	port, rng := rd.Has(prefix) && !rd.IsNull(prefix), rd.Has(rangeField) && !rd.IsNull(rangeField)
+	switch {
+	case port && rng:
+		rd.Fail(badInput(rangeField, "'%s' and '%s' cannot both be given", prefix, rangeField))
+	case port:
+		v, ok := api.ToInt(rd.Obj[prefix])
+		if !ok || v < 1 || v > 65535 {
+			rd.Fail(badInput(prefix, "Invalid port '%s', the port must be an integer between 1 and 65535", api.Text(rd.Obj[prefix])))
+			return 0, 0, ""
+		}
+		return v, 1, prefix
+	case rng:
+		text, _ := rd.Obj[rangeField].(string)
+		lo, hi, ok := parsePortRange(text)
+		switch {
+		case !ok:
+			rd.Fail(badInput(rangeField, "Invalid port range '%s', it must be 'first:last' or 'port' with ports between 1 and 65535, first not above last", api.Text(rd.Obj[rangeField])))
+		case hi-lo+1 > maxPFRange:
+			rd.Fail(badInput(rangeField, "the port range %s has more than %d ports", text, maxPFRange))
+		default:
+			return lo, hi - lo + 1, rangeField
+		}
+	case create:
+		rd.Fail(badInput(prefix, "'%s' or '%s' is a required property", prefix, rangeField))
+	}
+	return 0, 0, ""
+}
+
+// parsePortRange reads "first:last" or "port".
+func parsePortRange(s string) (lo, hi int, ok bool) {
+	a, b, isRange := strings.Cut(s, ":")
+	if !isRange {
+		b = a
+	}
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || lo < 1 || hi > 65535 || lo > hi {
+		return 0, 0, false
+	}
+	return lo, hi, true
 }
 
 // portForwardingRoutes are the port forwarding API's routes.

@@ -164,20 +164,32 @@ func fixedIPText(ips []FixedIP) string {
 }
 
 // pfUnique refuses a second forwarding of the floating IP's protocol and
-// external port, or of the internal port's address, protocol and port
-// (Neutron's unique constraints, answered 400 as Neutron does).
+// an external port already forwarded, or of the internal port's address,
+// protocol and a port already forwarded to (Neutron's unique constraints,
+// answered 400 as Neutron does; ranges may not overlap either).
 func pfUnique(tx *memdb.Txn, pf PortForwarding, sameFIP []*PortForwarding) error {
 	for _, o := range sameFIP {
-		if o.ID != pf.ID && o.Protocol == pf.Protocol && o.ExternalPort == pf.ExternalPort {
-			return pfDuplicate("floatingip_id=%s, external_port=%d, protocol=%s", pf.FloatingIPID, pf.ExternalPort, pf.Protocol)
+		if o.ID != pf.ID && o.Protocol == pf.Protocol && portsOverlap(o.ExternalPort, o.Count(), pf.ExternalPort, pf.Count()) {
+			return pfDuplicate("floatingip_id=%s, external_port=%s, protocol=%s", pf.FloatingIPID, pfPortsText(pf.ExternalPort, pf.Count()), pf.Protocol)
 		}
 	}
 	for _, o := range store.All[PortForwarding](tx, tPortForwardings, "port", pf.InternalPortID) {
-		if o.ID != pf.ID && o.Protocol == pf.Protocol && o.InternalIP == pf.InternalIP && o.InternalPort == pf.InternalPort {
-			return pfDuplicate("internal_neutron_port_id=%s, socket=%s:%d, protocol=%s", pf.InternalPortID, pf.InternalIP, pf.InternalPort, pf.Protocol)
+		if o.ID != pf.ID && o.Protocol == pf.Protocol && o.InternalIP == pf.InternalIP && portsOverlap(o.InternalPort, o.Count(), pf.InternalPort, pf.Count()) {
+			return pfDuplicate("internal_neutron_port_id=%s, socket=%s:%s, protocol=%s", pf.InternalPortID, pf.InternalIP, pfPortsText(pf.InternalPort, pf.Count()), pf.Protocol)
 		}
 	}
 	return nil
+}
+
+// portsOverlap reports whether ports [a, a+n) and [b, b+m) share one.
+func portsOverlap(a, n, b, m int) bool { return a < b+m && b < a+n }
+
+// pfPortsText is a port, or a range as Neutron writes it.
+func pfPortsText(first, n int) string {
+	if n == 1 {
+		return fmt.Sprint(first)
+	}
+	return pfRangeText(first, n)
 }
 
 func pfDuplicate(format string, args ...any) error {

@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -179,4 +180,63 @@ func TestPortForwardingCascades(t *testing.T) {
 	}
 	// The router is free to go now.
 	f.expect("PUT", "/v2.0/routers/"+w.router+"/remove_router_interface", alice, map[string]any{"subnet_id": w.subnet}, 200, "")
+}
+
+// TestPortForwardingRanges covers floating-ip-port-forwarding-port-ranges:
+// a range forwards as many ports, shows as ranges (single ports too), may
+// not overlap another of the same floating IP or internal socket, and its
+// sides are of one size.
+func TestPortForwardingRanges(t *testing.T) {
+	f := newFixture(t)
+	f.expect("GET", "/v2.0/extensions/floating-ip-port-forwarding-port-ranges", alice, nil, 200, "")
+	w, fip, _ := f.pfWorld()
+	base := "/v2.0/floatingips/" + fip + "/port_forwardings"
+	pf := f.expect("POST", base, alice, pfBody(map[string]any{"protocol": "tcp", "external_port_range": "1200:1299",
+		"internal_port_range": "2200:2299", "internal_port_id": w.port}), 201, "")["port_forwarding"].(map[string]any)
+	if pf["external_port_range"] != "1200:1299" || pf["internal_port_range"] != "2200:2299" || pf["external_port"] != nil || pf["internal_port"] != nil {
+		t.Errorf("range forwarding: %v", pf)
+	}
+	id := pf["id"].(string)
+	single := f.mk(alice, "floatingips/"+fip+"/port_forwardings", "port_forwarding", map[string]any{"protocol": "tcp", "external_port": 22,
+		"internal_port": 22, "internal_port_id": w.port})
+	if single["external_port_range"] != "22:22" || fmt.Sprint(single["external_port"]) != "22" {
+		t.Errorf("single port forwarding: %v", single)
+	}
+	got := f.expect("GET", "/v2.0/floatingips/"+fip, alice, nil, 200, "")["floatingip"].(map[string]any)
+	if !strings.Contains(fmt.Sprint(got["port_forwardings"]), "external_port_range:1200:1299") {
+		t.Errorf("floating IP's port_forwardings: %v", got["port_forwardings"])
+	}
+	body := func(kv ...any) map[string]any {
+		m := map[string]any{"protocol": "tcp", "internal_port_id": w.port}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return pfBody(m)
+	}
+	// Overlaps, on either side.
+	f.expect("POST", base, alice, body("external_port_range", "1290:1300", "internal_port_range", "3290:3300"), 400, "BadRequest", "duplicate")
+	f.expect("POST", base, alice, body("external_port", 1250, "internal_port", 80), 400, "BadRequest", "duplicate")
+	f.expect("POST", base, alice, body("external_port", 80, "internal_port", 2299), 400, "BadRequest", "duplicate")
+	// Bad input: 400 naming the field.
+	for field, b := range map[string]map[string]any{
+		"internal_port_range": body("external_port_range", "3000:3009", "internal_port_range", "4000:4004"),
+		"external_port_range": body("external_port", 3000, "external_port_range", "3000:3001", "internal_port", 1),
+	} {
+		f.expect("POST", base, alice, b, 400, "HTTPBadRequest", field)
+	}
+	for _, bad := range []any{"x", "5:3", "0:10", "1:2000", "65535:65536", 7} {
+		f.expect("POST", base, alice, body("external_port_range", bad, "internal_port_range", "1:10"), 400, "HTTPBadRequest", "external_port_range")
+	}
+	f.expect("POST", base, alice, body("internal_port", 1), 400, "HTTPBadRequest", "external_port")
+	// An update moves a range, keeping its size.
+	got = f.expect("PUT", base+"/"+id, alice, pfBody(map[string]any{"external_port_range": "5000:5099"}), 200, "")["port_forwarding"].(map[string]any)
+	if got["external_port_range"] != "5000:5099" || got["internal_port_range"] != "2200:2299" {
+		t.Errorf("updated range: %v", got)
+	}
+	f.expect("PUT", base+"/"+id, alice, pfBody(map[string]any{"external_port": 5000}), 400, "HTTPBadRequest", "external_port")
+	// Ranges of one port are single ports again.
+	got = f.expect("PUT", base+"/"+id, alice, pfBody(map[string]any{"external_port_range": "6000", "internal_port_range": "6000:6000"}), 200, "")["port_forwarding"].(map[string]any)
+	if fmt.Sprint(got["external_port"]) != "6000" || fmt.Sprint(got["internal_port"]) != "6000" {
+		t.Errorf("range of one port: %v", got)
+	}
 }

@@ -309,6 +309,7 @@ var extensions = [][3]string{
 	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Allow to forward a port of a Floating IP to a port of an internal network"},
 	{"expose-port-forwarding-in-fip", "Expose port forwardings in a floating IP", "Expose port forwardings in a floating IP"},
 	{"floating-ip-port-forwarding-description", "Floating IP Port Forwarding new attribute description", "Add a description field to Port Forwarding rules"},
+	{"floating-ip-port-forwarding-port-ranges", "Floating IP Port Forwarding support port ranges", "Add suport to port ranges on Floating IP port forwarding rules"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},
 }
 

@@ -288,3 +288,37 @@ func TestPoolSubnetPickedRangeRaced(t *testing.T) {
 	f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": map[string]any{"network_id": n1, "ip_version": 4, "subnetpool_id": pool,
 		"cidr": "10.11.12.32/27"}}, 409, "SubnetAllocationError")
 }
+
+// TestPoolSubnetGateway: a range picked from a pool gets the address
+// after its first as gateway, as Neutron's pool allocator gives it, even
+// past a /32 (Terraform's prefix_length /32 subnet reads a null gateway
+// as no_gateway and plans a change); a /32 given as a cidr keeps none.
+func TestPoolSubnetGateway(t *testing.T) {
+	f := newFixture(t)
+	pool := f.mk(alice, "subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.11.12.0/24"}})["id"].(string)
+	n := f.network(alice, "n")["id"].(string)
+	post := func(fields map[string]any) map[string]any {
+		t.Helper()
+		fields["network_id"], fields["ip_version"], fields["enable_dhcp"] = n, 4, false
+		return f.expect("POST", "/v2.0/subnets", alice, map[string]any{"subnet": fields}, 201, "")["subnet"].(map[string]any)
+	}
+	a := post(map[string]any{"subnetpool_id": pool, "prefixlen": 27})
+	if a["cidr"] != "10.11.12.0/27" || a["gateway_ip"] != "10.11.12.1" {
+		t.Errorf("/27 from the pool: %v %v", a["cidr"], a["gateway_ip"])
+	}
+	b := post(map[string]any{"subnetpool_id": pool, "prefixlen": 32})
+	if b["cidr"] != "10.11.12.32/32" || b["gateway_ip"] != "10.11.12.33" {
+		t.Errorf("/32 from the pool: %v gateway %v, want 10.11.12.32/32 gateway 10.11.12.33", b["cidr"], b["gateway_ip"])
+	}
+	if pools := fmt.Sprint(b["allocation_pools"]); pools != "[map[end:10.11.12.32 start:10.11.12.32]]" {
+		t.Errorf("/32 from the pool: allocation pools %s", pools)
+	}
+	// A router cannot take a gateway past the subnet as its interface's
+	// address (Neutron's answer too: the address is not the subnet's).
+	r := f.mk(alice, "routers", "router", map[string]any{"name": "r"})["id"].(string)
+	f.expect("PUT", "/v2.0/routers/"+r+"/add_router_interface", alice, map[string]any{"subnet_id": b["id"]}, 400, "InvalidIpForSubnet")
+	c := post(map[string]any{"cidr": "10.9.9.9/32"})
+	if c["gateway_ip"] != nil {
+		t.Errorf("/32 given as a cidr: gateway %v, want none", c["gateway_ip"])
+	}
+}

@@ -212,10 +212,27 @@ func (s *Service) parseSubnet(tx *memdb.Txn, p *api.Principal, o api.Object) (Su
 	if err := readIPv6Modes(rd, &sn, pfx); err != nil {
 		return sn, err
 	}
-	if err := readHandedOut(rd, &sn, pfx); err != nil {
+	gw := defaultGateway(pfx)
+	if c, _ := rd.Obj["cidr"].(string); sn.SubnetPoolID != "" && c == "" {
+		gw = pickedGateway(pfx)
+	}
+	if err := readHandedOut(rd, &sn, pfx, gw); err != nil {
 		return sn, err
 	}
 	return sn, nil
+}
+
+// pickedGateway is the default gateway of a range picked from a pool:
+// the address after the range's first, as Neutron's pool allocator gives
+// it, even where that is past the range (a /32, a /128): Terraform's
+// prefix_length subnets read a null gateway as no_gateway and want to
+// change it. A gateway given, or of a cidr given, stays within the
+// subnet (defaultGateway, readGateway).
+func pickedGateway(pfx netip.Prefix) string {
+	if a := pfx.Masked().Addr().Next(); a.IsValid() {
+		return a.String()
+	}
+	return ""
 }
 
 // readRange reads a new subnet's ip_version and cidr, or the subnet pool
@@ -302,10 +319,11 @@ func readIPv6Modes(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
 	return nil
 }
 
-// readHandedOut reads what a new subnet hands its ports: the gateway,
-// DHCP, nameservers, routes and the pools addresses come from.
-func readHandedOut(rd *api.Input, sn *Subnet, pfx netip.Prefix) error {
-	sn.GatewayIP = readGateway(rd, pfx, defaultGateway(pfx))
+// readHandedOut reads what a new subnet hands its ports: the gateway
+// (defGateway when none is given), DHCP, nameservers, routes and the
+// pools addresses come from.
+func readHandedOut(rd *api.Input, sn *Subnet, pfx netip.Prefix, defGateway string) error {
+	sn.GatewayIP = readGateway(rd, pfx, defGateway)
 	sn.EnableDHCP = rd.Bool("enable_dhcp", true)
 	sn.DNSNameservers = readDNS(rd)
 	sn.HostRoutes = readRoutes(rd)

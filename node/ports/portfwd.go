@@ -23,11 +23,11 @@ func addPortForwards(d *dataplane.Desired, v *netstate.View, here, reachable map
 		}
 		ip, err1 := netip.ParseAddr(f.IP)
 		internal, err2 := netip.ParseAddr(pf.InternalIP)
-		if err1 != nil || err2 != nil || pf.ExternalPort < 1 || pf.ExternalPort > 65535 || pf.InternalPort < 1 || pf.InternalPort > 65535 {
+		if err1 != nil || err2 != nil || pf.ExternalPort < 1 || pf.ExternalPort+pf.Count()-1 > 65535 || pf.InternalPort < 1 || pf.InternalPort+pf.Count()-1 > 65535 {
 			continue
 		}
 		d.PortForwards = append(d.PortForwards, dataplane.PortForward{IP: ip, Protocol: pf.Protocol,
-			ExternalPort: uint16(pf.ExternalPort), Internal: internal, InternalPort: uint16(pf.InternalPort),
+			ExternalPort: uint16(pf.ExternalPort), Internal: internal, InternalPort: uint16(pf.InternalPort), Ports: uint16(pf.Count()),
 			Port: pf.InternalPortID, Router: f.RouterID, External: f.NetworkID})
 	}
 }

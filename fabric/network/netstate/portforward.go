@@ -20,6 +20,18 @@ type PortForwarding struct {
 	InternalIP     string `json:"internal_ip"`
 	InternalPortID string `json:"internal_port_id"`
 	Description    string `json:"description,omitempty"`
+	// Ports is how many consecutive ports from ExternalPort go to as
+	// many from InternalPort (floating-ip-port-forwarding-port-ranges);
+	// 0 (as rows from before ranges have) is one. Count reads it.
+	Ports int `json:"ports,omitempty"`
+}
+
+// Count is how many ports the forwarding forwards: 1 unless a range.
+func (pf *PortForwarding) Count() int {
+	if pf.Ports < 1 {
+		return 1
+	}
+	return pf.Ports
 }
 
 // TablePortForwardings holds the port forwardings.
