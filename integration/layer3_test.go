@@ -38,16 +38,7 @@ func TestLayer3(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	if os.Getenv(l3NetnsEnv) == "" {
-		ns := nsName("l3")
-		addNetns(t, ns)
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestLayer3$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), l3NetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespace %s:\n%s", ns, out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestLayer3") {
-			t.Fatalf("TestLayer3 in its namespace: %v", err)
-		}
+	if inOwnNetns(t, l3NetnsEnv, "l3") {
 		return
 	}
 

@@ -34,6 +34,55 @@ func ip(t *testing.T, args ...string) {
 	}
 }
 
+// dataplaneRackd starts a one-node cloud named name with its dataplane
+// on, pinned in a BPF directory of this process (returned, removed after
+// the test), and a public network 172.24.9.0/24; it returns the node, the
+// directory, the cloud's credentials and the admin's environment.
+func dataplaneRackd(t *testing.T, name string) (*rackd, string, map[string]string, []string) {
+	t.Helper()
+	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-%s%d", name, os.Getpid())
+	t.Cleanup(func() { os.RemoveAll(bpfDir) })
+	n := newRackd(t, name, "--dataplane", "on", "--bpf-dir", bpfDir, "--s3-listen", "off", "--public", "172.24.9.0/24")
+	n.start("--bootstrap")
+	n.waitHealthy()
+	creds := openrc(t, n.dataDir)
+	return n, bpfDir, creds, osEnv(creds, n)
+}
+
+// projectMember makes project and user, a member of it with password,
+// and returns the user's environment.
+func projectMember(t *testing.T, creds map[string]string, n *rackd, admin []string, project, user, password string) []string {
+	t.Helper()
+	openstack(t, admin, "project", "create", project)
+	openstack(t, admin, "user", "create", "--project", project, "--password", password, user)
+	openstack(t, admin, "role", "add", "--project", project, "--user", user, "member")
+	return userEnv(creds, n, user, password, project)
+}
+
+// inOwnNetns runs the calling test again, in a network namespace made
+// for it (role names it) and removed after, and reports true in this
+// process: the test then returns, its outcome the run's in the
+// namespace, whose log it shows. There env names the namespace, and
+// inOwnNetns reports false: the test goes on. extra are more flags for
+// the run.
+func inOwnNetns(t *testing.T, env, role string, extra ...string) bool {
+	t.Helper()
+	if os.Getenv(env) != "" {
+		return false
+	}
+	ns := nsName(role)
+	addNetns(t, ns)
+	args := append([]string{"netns", "exec", ns, os.Args[0], "-test.run", "^" + t.Name() + "$", "-test.v", "-test.count=1"}, extra...)
+	cmd := exec.Command("ip", args...)
+	cmd.Env = append(os.Environ(), env+"="+ns, "RACKSTACK_BIN="+binDir)
+	out, err := cmd.CombinedOutput()
+	t.Logf("in namespace %s:\n%s", ns, out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("%s in its namespace: %v", t.Name(), err)
+	}
+	return true
+}
+
 // addNetns creates a namespace with its loopback up and removes it when
 // the test ends.
 func addNetns(t *testing.T, name string) string {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -34,16 +33,7 @@ func TestNeutronGaps(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "ip"} {
 		testenv.RequireCommand(t, c)
 	}
-	if os.Getenv(gapsNetnsEnv) == "" {
-		ns := nsName("gaps")
-		addNetns(t, ns)
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestNeutronGaps$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), gapsNetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespace %s:\n%s", ns, out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestNeutronGaps") {
-			t.Fatalf("TestNeutronGaps in its namespace: %v", err)
-		}
+	if inOwnNetns(t, gapsNetnsEnv, "gaps") {
 		return
 	}
 

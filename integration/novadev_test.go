@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -46,16 +45,7 @@ func TestNovaDeviceTags(t *testing.T) {
 		testenv.RequireCommand(t, c)
 	}
 	img := testImage(t)
-	if os.Getenv(novadevNetnsEnv) == "" {
-		ns := nsName("nd")
-		addNetns(t, ns)
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestNovaDeviceTags$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), novadevNetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespace %s:\n%s", ns, out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestNovaDeviceTags") {
-			t.Fatalf("TestNovaDeviceTags in its namespace: %v", err)
-		}
+	if inOwnNetns(t, novadevNetnsEnv, "nd") {
 		return
 	}
 

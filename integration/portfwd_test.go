@@ -36,30 +36,12 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "ip"} {
 		testenv.RequireCommand(t, c)
 	}
-	if os.Getenv(pfNetnsEnv) == "" {
-		ns := nsName("pf")
-		addNetns(t, ns)
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestFloatingIPPortForwarding$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), pfNetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespace %s:\n%s", ns, out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestFloatingIPPortForwarding") {
-			t.Fatalf("TestFloatingIPPortForwarding in its namespace: %v", err)
-		}
+	if inOwnNetns(t, pfNetnsEnv, "pf") {
 		return
 	}
 
-	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-pf%d", os.Getpid())
-	t.Cleanup(func() { os.RemoveAll(bpfDir) })
-	n1 := newRackd(t, "pf", "--dataplane", "on", "--bpf-dir", bpfDir, "--s3-listen", "off", "--public", "172.24.9.0/24")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	creds := openrc(t, n1.dataDir)
-	admin := osEnv(creds, n1)
-	openstack(t, admin, "project", "create", "pfp")
-	openstack(t, admin, "user", "create", "--project", "pfp", "--password", "pfp-pass-1", "upf")
-	openstack(t, admin, "role", "add", "--project", "pfp", "--user", "upf", "member")
-	member := userEnv(creds, n1, "upf", "pfp-pass-1", "pfp")
+	n1, _, creds, admin := dataplaneRackd(t, "pf")
+	member := projectMember(t, creds, n1, admin, "pfp", "upf", "pfp-pass-1")
 	if !eventually(30*time.Second, func() bool { _, err := openstackErr(admin, "network", "show", "public"); return err == nil }) {
 		t.Fatal("no network public")
 	}
@@ -90,10 +72,7 @@ func TestFloatingIPPortForwarding(t *testing.T) {
 		t.Errorf("associating a floating IP that has forwardings: %v %s", err, out)
 	}
 	// Another project sees neither the floating IP nor its forwardings.
-	openstack(t, admin, "project", "create", "pfq")
-	openstack(t, admin, "user", "create", "--project", "pfq", "--password", "pfq-pass-1", "uq")
-	openstack(t, admin, "role", "add", "--project", "pfq", "--user", "uq", "member")
-	other := userEnv(creds, n1, "uq", "pfq-pass-1", "pfq")
+	other := projectMember(t, creds, n1, admin, "pfq", "uq", "pfq-pass-1")
 	fipID := strings.TrimSpace(openstack(t, member, "floating", "ip", "show", "-f", "value", "-c", "id", fip))
 	if out, err := openstackErr(other, "floating", "ip", "port", "forwarding", "list", fipID); err == nil {
 		t.Errorf("another project listed the forwardings: %s", out)

@@ -4,7 +4,6 @@ package integration
 
 import (
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -38,31 +37,13 @@ func TestNeutronQoS(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "ip"} {
 		testenv.RequireCommand(t, c)
 	}
-	if os.Getenv(qosNetnsEnv) == "" {
-		ns := nsName("qos")
-		addNetns(t, ns)
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestNeutronQoS$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), qosNetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespace %s:\n%s", ns, out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestNeutronQoS") {
-			t.Fatalf("TestNeutronQoS in its namespace: %v", err)
-		}
+	if inOwnNetns(t, qosNetnsEnv, "qos") {
 		return
 	}
 
-	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-qos%d", os.Getpid())
-	t.Cleanup(func() { os.RemoveAll(bpfDir) })
-	n1 := newRackd(t, "qos", "--dataplane", "on", "--bpf-dir", bpfDir, "--s3-listen", "off", "--public", "172.24.9.0/24")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	creds := openrc(t, n1.dataDir)
-	admin := osEnv(creds, n1)
+	n1, bpfDir, creds, admin := dataplaneRackd(t, "qos")
 
-	openstack(t, admin, "project", "create", "qp")
-	openstack(t, admin, "user", "create", "--project", "qp", "--password", "qp-pass-1", "uqp")
-	openstack(t, admin, "role", "add", "--project", "qp", "--user", "uqp", "member")
-	member := userEnv(creds, n1, "uqp", "qp-pass-1", "qp")
+	member := projectMember(t, creds, n1, admin, "qp", "uqp", "qp-pass-1")
 
 	// Policies and rules are an admin's; the member sees its project's.
 	if out, err := openstackErr(member, "network", "qos", "policy", "create", "mine"); err == nil {

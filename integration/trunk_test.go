@@ -5,7 +5,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -38,30 +37,12 @@ func TestNeutronTrunk(t *testing.T) {
 	for _, c := range []string{"/usr/bin/openstack", "ip", "ping"} {
 		testenv.RequireCommand(t, c)
 	}
-	if os.Getenv(trunkNetnsEnv) == "" {
-		ns := nsName("trunk")
-		addNetns(t, ns)
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestNeutronTrunk$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), trunkNetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespace %s:\n%s", ns, out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestNeutronTrunk") {
-			t.Fatalf("TestNeutronTrunk in its namespace: %v", err)
-		}
+	if inOwnNetns(t, trunkNetnsEnv, "trunk") {
 		return
 	}
 
-	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-trunk%d", os.Getpid())
-	t.Cleanup(func() { os.RemoveAll(bpfDir) })
-	n1 := newRackd(t, "trunk", "--dataplane", "on", "--bpf-dir", bpfDir, "--s3-listen", "off", "--public", "172.24.9.0/24")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	creds := openrc(t, n1.dataDir)
-	admin := osEnv(creds, n1)
-	openstack(t, admin, "project", "create", "tp")
-	openstack(t, admin, "user", "create", "--project", "tp", "--password", "tp-pass-1", "utp")
-	openstack(t, admin, "role", "add", "--project", "tp", "--user", "utp", "member")
-	member := userEnv(creds, n1, "utp", "tp-pass-1", "tp")
+	n1, _, creds, admin := dataplaneRackd(t, "trunk")
+	member := projectMember(t, creds, n1, admin, "tp", "utp", "tp-pass-1")
 
 	if out := openstack(t, member, "extension", "list", "--network", "-f", "value", "-c", "Alias"); !strings.Contains(out, "trunk-details") {
 		t.Errorf("trunk-details is not listed: %s", out)

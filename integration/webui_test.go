@@ -164,17 +164,8 @@ func TestWebConsole(t *testing.T) {
 	// The flat external network "public" (rackd --public) has a host side,
 	// a veth: the whole test runs in a namespace of its own, browser
 	// included, as TestLayer3 does.
-	if os.Getenv(webNetnsEnv) == "" {
-		testenv.RequireCommand(t, "/usr/bin/chromium")
-		ns := nsName("web")
-		addNetns(t, ns)
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestWebConsole$", "-test.v", "-test.count=1", "-test.timeout", "25m")
-		cmd.Env = append(os.Environ(), webNetnsEnv+"="+ns, "RACKSTACK_BIN="+binDir)
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespace %s:\n%s", ns, out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestWebConsole") {
-			t.Fatalf("TestWebConsole in its namespace: %v", err)
-		}
+	testenv.RequireCommand(t, "/usr/bin/chromium")
+	if inOwnNetns(t, webNetnsEnv, "web", "-test.timeout", "25m") {
 		return
 	}
 	b := newBrowser(t)
