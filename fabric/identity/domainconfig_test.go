@@ -4,11 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/rackstack/rackstack/fabric/secrets"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -149,21 +145,7 @@ func TestDomainConfigDefaults(t *testing.T) {
 
 // The LDAP password is kept sealed and never shown.
 func TestDomainConfigPasswordSealed(t *testing.T) {
-	local, err := store.NewLocal(Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := &loggedLocal{local: local}
-	key, _ := secrets.NewKey()
-	ring, err := secrets.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, local: local, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	if f.svc, err = New(Config{Repl: logged, Now: func() time.Time { return f.now }, BcryptCost: bcrypt.MinCost, Secrets: ring}); err != nil {
-		t.Fatal(err)
-	}
-	f.start()
+	f, logged := sealedFixture(t)
 	base := "/domains/default/config"
 	code, _, body := f.call("PUT", base, f.admin, map[string]any{"config": map[string]any{"ldap": map[string]any{"url": "ldap://x", "password": "ldap-secret-1"}}})
 	if code != 201 || !reflect.DeepEqual(cfgOf(body), map[string]any{"ldap": map[string]any{"url": "ldap://x"}}) {
@@ -176,7 +158,7 @@ func TestDomainConfigPasswordSealed(t *testing.T) {
 	if code, _, body := f.call("PATCH", base+"/ldap/password", f.admin, map[string]any{"config": map[string]any{"password": "ldap-secret-2"}}); code != 200 {
 		t.Fatalf("update the password: %d %v", code, body)
 	}
-	snap, _, err := store.SnapshotRoundTrip(local.State, Schema())
+	snap, _, err := store.SnapshotRoundTrip(f.local.State, Schema())
 	if err != nil {
 		t.Fatal(err)
 	}

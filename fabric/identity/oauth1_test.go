@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/rackstack/rackstack/fabric/secrets"
 	"github.com/rackstack/rackstack/fabric/store"
 )
 
@@ -130,20 +127,7 @@ func formOf(t *testing.T, s string) (id, secret string) {
 // and that dies with its access token. Each step refuses a bad
 // signature, and secrets are never shown again nor stored in clear.
 func TestOAuth1Flow(t *testing.T) {
-	local, err := store.NewLocal(Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := secrets.NewKey()
-	ring, err := secrets.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, local: local, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	if f.svc, err = New(Config{Repl: local, Now: func() time.Time { return f.now }, BcryptCost: bcrypt.MinCost, Secrets: ring}); err != nil {
-		t.Fatal(err)
-	}
-	f.start()
+	f, _ := sealedFixture(t)
 	pid, uid, utok := f.tenant("oproj", "olive", "member")
 	f.call("PUT", "/projects/"+pid+"/users/"+uid+"/roles/"+f.roleID("reader"), f.admin, nil)
 	code, _, body := f.call("POST", "/OS-OAUTH1/consumers", f.admin, map[string]any{"consumer": map[string]any{"description": "ci"}})

@@ -31,22 +31,7 @@ func (l *loggedLocal) Read(ctx context.Context) (*memdb.Txn, error) { return l.l
 // Credential secrets never reach the log or a snapshot in clear, and S3's
 // lookups still find them.
 func TestCredentialSecretsAreSealedAtRest(t *testing.T) {
-	local, err := store.NewLocal(Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := &loggedLocal{local: local}
-	key, _ := secrets.NewKey()
-	ring, err := secrets.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, local: local, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	f.svc, err = New(Config{Repl: logged, Now: func() time.Time { return f.now }, BcryptCost: bcrypt.MinCost, Secrets: ring})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.start()
+	f, logged := sealedFixture(t)
 	pid, uid, tok := f.tenant("s3", "erin", "member")
 	_, _, body := f.call("POST", "/users/"+uid+"/credentials/OS-EC2", tok, map[string]any{"tenant_id": pid})
 	cred := body["credential"].(map[string]any)
@@ -56,7 +41,7 @@ func TestCredentialSecretsAreSealedAtRest(t *testing.T) {
 	if code, _, body := f.call("PATCH", "/credentials/"+otherID, tok, map[string]any{"credential": map[string]any{"blob": "totp-seed-replaced"}}); code != 200 || body["credential"].(map[string]any)["blob"] != "totp-seed-replaced" {
 		t.Fatalf("update a credential: %d %v", code, body)
 	}
-	snap, _, err := store.SnapshotRoundTrip(local.State, Schema())
+	snap, _, err := store.SnapshotRoundTrip(f.local.State, Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,4 +97,27 @@ func TestPlaintextCredentialsFromOlderBuildsStillWork(t *testing.T) {
 	if _, got, err := f.svc.EC2Principal(context.Background(), "oldaccess"); err != nil || got != "old-clear-secret" {
 		t.Fatalf("sealed credential: %q, %v", got, err)
 	}
+}
+
+// sealedFixture is a started fixture whose service seals secrets with a
+// new cluster key and proposes through a log it keeps (logged), to look
+// for secrets in clear.
+func sealedFixture(t *testing.T) (*fixture, *loggedLocal) {
+	t.Helper()
+	local, err := store.NewLocal(Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := &loggedLocal{local: local}
+	key, _ := secrets.NewKey()
+	ring, err := secrets.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, local: local, now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	if f.svc, err = New(Config{Repl: logged, Now: func() time.Time { return f.now }, BcryptCost: bcrypt.MinCost, Secrets: ring}); err != nil {
+		t.Fatal(err)
+	}
+	f.start()
+	return f, logged
 }
