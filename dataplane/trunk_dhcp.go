@@ -11,6 +11,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/rackstack/rackstack/dataplane/packetsock"
 )
 
 // DHCP for trunks' subports. The node's DHCP servers (dhcp.go) are UDP
@@ -81,7 +83,7 @@ func (s *trunkDHCPServers) sync(ports []Port, devs map[string]device) error {
 		dv := devs[dev]
 		srv := &trunkDHCPServer{mac: net.HardwareAddr(dv.mac[:]), subs: subs, idx: int(dv.ifindex), done: make(chan struct{})}
 		err := s.d.inNetns(func() (err error) {
-			srv.sock, err = dhcpTapSocket(srv.idx)
+			srv.sock, err = packetsock.Open(srv.idx, dhcpRequestFilter, fmt.Sprintf("dhcp-trunk:%d", srv.idx))
 			return err
 		})
 		if err != nil {
@@ -130,30 +132,6 @@ var dhcpRequestFilter = []unix.SockFilter{
 	{Code: unix.BPF_RET | unix.BPF_K, K: 0xffff},
 }
 
-// dhcpTapSocket opens a packet socket on device ifindex that reads the
-// subports' DHCP requests, with their tags in the auxdata.
-func dhcpTapSocket(ifindex int) (*os.File, error) {
-	proto := int(htons(unix.ETH_P_ALL))
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
-	if err != nil {
-		return nil, fmt.Errorf("open packet socket: %w", err)
-	}
-	prog := unix.SockFprog{Len: uint16(len(dhcpRequestFilter)), Filter: &dhcpRequestFilter[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("filter: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("auxdata: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifindex}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("bind: %w", err)
-	}
-	return os.NewFile(uintptr(fd), fmt.Sprintf("dhcp-trunk:%d", ifindex)), nil
-}
-
 // serve answers requests until the socket is closed.
 func (srv *trunkDHCPServer) serve(log *slog.Logger, dev string) {
 	defer close(srv.done)
@@ -175,7 +153,7 @@ func (srv *trunkDHCPServer) serve(log *slog.Logger, dev string) {
 		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING {
 			continue
 		}
-		tci, ok := auxTag(oob[:oobn])
+		_, tci, ok := packetsock.VLAN(oob[:oobn])
 		if !ok {
 			continue
 		}
@@ -190,22 +168,6 @@ func (srv *trunkDHCPServer) serve(log *slog.Logger, dev string) {
 			log.Warn("dhcp: send a subport's reply", "dev", dev, "err", errors.Join(err, rerr))
 		}
 	}
-}
-
-// auxTag is the VLAN tag the kernel took off a frame, from its
-// PACKET_AUXDATA (struct tpacket_auxdata).
-func auxTag(oob []byte) (uint16, bool) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= 20 &&
-			binary.NativeEndian.Uint32(m.Data[0:])&unix.TP_STATUS_VLAN_VALID != 0 {
-			return binary.NativeEndian.Uint16(m.Data[16:]), true
-		}
-	}
-	return 0, false
 }
 
 // answer is the tagged frame answering the untagged frame f (IPv4 UDP to

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rackstack/rackstack/dataplane/packetsock"
 )
 
 // VLAN makes name, in the namespace at nsPath, an 802.1Q sub-interface of
@@ -52,22 +54,8 @@ func packetSocket(dev string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	proto := int(htons(unix.ETH_P_ALL))
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
-	if err != nil {
-		return nil, fmt.Errorf("open packet socket: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("ask for auxdata: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifc}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("bind packet socket to %s: %w", dev, err)
-	}
-	return os.NewFile(uintptr(fd), "packet:"+dev), nil
+	return packetsock.Open(ifc, nil, "packet:"+dev)
 }
-
 func netInterface(dev string) (int, error) {
 	ifr, err := unix.NewIfreq(dev)
 	if err != nil {
@@ -148,7 +136,7 @@ func untagInto(sock, tap *os.File, vid uint16) {
 		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING || n < 14 {
 			continue
 		}
-		status, tci, tagged := auxVLAN(oob[:oobn])
+		status, tci, tagged := packetsock.VLAN(oob[:oobn])
 		f := buf[:n]
 		switch {
 		case tagged:
@@ -168,24 +156,6 @@ func untagInto(sock, tap *os.File, vid uint16) {
 			return
 		}
 	}
-}
-
-// auxVLAN reads a packet's status and the VLAN tag the kernel took off it
-// from its PACKET_AUXDATA message (struct tpacket_auxdata).
-func auxVLAN(oob []byte) (status uint32, tci uint16, ok bool) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, 0, false
-	}
-	for _, m := range msgs {
-		if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA || len(m.Data) < 20 {
-			continue
-		}
-		status = binary.NativeEndian.Uint32(m.Data[0:])
-		tci = binary.NativeEndian.Uint16(m.Data[16:])
-		return status, tci, status&unix.TP_STATUS_VLAN_VALID != 0
-	}
-	return 0, 0, false
 }
 
 // fillL4Checksum computes the TCP or UDP checksum of an untagged IPv4 or
@@ -251,4 +221,3 @@ func fillL4Checksum(f []byte) {
 	binary.BigEndian.PutUint16(l4[off:], c)
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
