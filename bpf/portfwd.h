@@ -63,6 +63,15 @@ static __always_inline int pf_proto(struct flow *f)
 	return (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP) && !f->rel && f->dport;
 }
 
+/* pf_find is map's forwarding of the socket (ip, proto, port) on id: a
+ * port's ifindex in pf_out, an external network's key in pf_in. */
+static __always_inline struct pf_val *pf_find(void *map, __u32 id, __u8 proto, const void *ip, __u16 port)
+{
+	struct pf_key k = { .id = id, .proto = proto, .port = port };
+	__builtin_memcpy(k.ip, ip, 4);
+	return bpf_map_lookup_elem(map, &k);
+}
+
 /* pf_nat is the floating IP (as a struct nat for to_external) and, in
  * *port, the external port of what port ifindex sends from a forwarded
  * internal socket; 0 when it is none. */
@@ -70,9 +79,7 @@ static __always_inline struct nat *pf_nat(__u32 ifindex, struct flow *f, __u16 *
 {
 	if (!pf_proto(f))
 		return 0;
-	struct pf_key k = { .id = ifindex, .proto = f->proto, .port = f->sport };
-	__builtin_memcpy(k.ip, &f->saddr, 4);
-	struct pf_val *v = bpf_map_lookup_elem(&pf_out, &k);
+	struct pf_val *v = pf_find(&pf_out, ifindex, f->proto, &f->saddr, f->sport);
 	if (!v)
 		return 0;
 	*port = v->port;
@@ -88,9 +95,7 @@ static __always_inline struct nat *pf_dnat(struct __sk_buff *skb, __u32 ext, str
 {
 	if (!pf_proto(f))
 		return 0;
-	struct pf_key k = { .id = ext, .proto = f->proto, .port = f->dport };
-	__builtin_memcpy(k.ip, &f->daddr, 4);
-	struct pf_val *v = bpf_map_lookup_elem(&pf_in, &k);
+	struct pf_val *v = pf_find(&pf_in, ext, f->proto, &f->daddr, f->dport);
 	if (!v)
 		return 0;
 	__u16 port = v->port;
