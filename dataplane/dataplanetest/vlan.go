@@ -220,4 +220,3 @@ func fillL4Checksum(f []byte) {
 	}
 	binary.BigEndian.PutUint16(l4[off:], c)
 }
-
