@@ -141,17 +141,9 @@ func (srv *trunkDHCPServer) serve(log *slog.Logger, dev string) {
 	}
 	buf, oob := make([]byte, 2048), make([]byte, 256)
 	for {
-		var n, oobn int
-		var from unix.Sockaddr
-		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
-			return rerr != unix.EAGAIN
-		}); err != nil || (rerr != nil && rerr != unix.EINTR) {
+		n, oobn, err := packetsock.Receive(rc, buf, oob)
+		if err != nil {
 			return
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
 		}
 		_, tci, ok := packetsock.VLAN(oob[:oobn])
 		if !ok {
@@ -161,6 +153,7 @@ func (srv *trunkDHCPServer) serve(log *slog.Logger, dev string) {
 		if resp == nil {
 			continue
 		}
+		var rerr error
 		if err := rc.Write(func(fd uintptr) bool {
 			rerr = unix.Sendto(int(fd), resp, 0, &unix.SockaddrLinklayer{Ifindex: srv.idx, Halen: 6, Addr: to})
 			return rerr != unix.EAGAIN

@@ -124,16 +124,11 @@ func untagInto(sock, tap *os.File, vid uint16) {
 	}
 	buf, oob := make([]byte, 65536), make([]byte, 256)
 	for {
-		var n, oobn int
-		var from unix.Sockaddr
-		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
-			return rerr != unix.EAGAIN
-		}); err != nil || rerr != nil {
+		n, oobn, err := packetsock.Receive(rc, buf, oob)
+		if err != nil {
 			return
 		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING || n < 14 {
+		if n < 14 {
 			continue
 		}
 		status, tci, tagged := packetsock.VLAN(oob[:oobn])

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,3 +62,28 @@ func VLAN(oob []byte) (status uint32, tci uint16, ok bool) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Receive waits on rc (a socket Open made) for the next frame its device
+// received, not one it sent, and reads it into buf and its auxdata into
+// oob. An error ends the socket's reading: it was closed.
+func Receive(rc syscall.RawConn, buf, oob []byte) (n, oobn int, err error) {
+	for {
+		var from unix.Sockaddr
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
+			return rerr != unix.EAGAIN
+		}); err != nil {
+			return 0, 0, err
+		}
+		switch {
+		case rerr == unix.EINTR:
+			continue
+		case rerr != nil:
+			return 0, 0, rerr
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype != unix.PACKET_OUTGOING {
+			return n, oobn, nil
+		}
+	}
+}
