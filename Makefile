@@ -54,7 +54,26 @@ unit:
 # INTEG_RUN narrows the others (make integration INTEG_RUN='^TestCompute$$'
 # SIDE_TESTS=NONE runs one test).
 INTEG_RUN  ?= .
-SIDE_TESTS ?= ^(TestObjectStorage|TestVolumeMicroversions|TestVolumeGroups|TestConsistentGroupSnapshot|TestBaremetalAPI|TestControlPlaneCluster|TestBlockExport|TestForkedCLIAnswersAsTheCLI|TestRackbenchCloud|TestFaultMixedWorkload|TestFaultRestartStorm|TestFaultBlockLeaderKill|TestDevCloudConductsFakeHardware|TestTerraformStorage|TestTerraformNetwork|TestS3Conformance|TestS3Versioning|TestSwiftVersionedWrites)$$
+# Side tests: API-only clouds (dataplane and compute off), storage nodes,
+# and clusters on loopback.
+SIDE_LIST := \
+	TestObjectStorage TestS3Conformance TestS3Versioning \
+	TestSwiftVersionedWrites TestBlockExport TestRackbenchCloud \
+	TestVolumeMicroversions TestVolumeGroups TestConsistentGroupSnapshot \
+	TestBaremetalAPI TestControlPlaneCluster TestForkedCLIAnswersAsTheCLI \
+	TestFaultMixedWorkload TestFaultRestartStorm TestFaultBlockLeaderKill \
+	TestDevCloudConductsFakeHardware TestTerraformStorage \
+	TestTerraformNetwork TestTrustCLI TestTrustUsesAcrossNodes \
+	TestInheritedRoleCLI TestPolicyCLI TestEndpointFilterCLI \
+	TestUnifiedLimitsCLI TestAppCredAccessRules \
+	TestApplicationCredentialCLI TestOAuth1CLI TestDomainConfigClients \
+	TestEC2TokensRealSignatures TestNeutronSharedGroupsBulkAndPaging \
+	TestWebDownloadImport TestImageImportCLI TestNovaImageProxy \
+	TestNovaSecurityGroupProxy TestBaremetalUnbuiltCalls \
+	TestRollingUpgrade
+empty :=
+space := $(empty) $(empty)
+SIDE_TESTS ?= ^($(subst $(space),|,$(strip $(SIDE_LIST))))$$
 INTEG_SHOW := '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'
 
 integration: build
