@@ -26,6 +26,7 @@ package object
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -333,20 +334,25 @@ func (s *Service) SyncStates(ctx context.Context) ([]SyncState, error) {
 	return out, nil
 }
 
-// SyncChanges returns up to limit pending changes of a container, oldest
-// first, with its container row as of the same read (nil if it is gone).
-func (s *Service) SyncChanges(ctx context.Context, id string, limit int) ([]SyncChange, *Container, error) {
+// SyncChanges returns up to limit pending changes of a container
+// numbered after after, oldest first, with its container row as of the
+// same read (nil if it is gone).
+func (s *Service) SyncChanges(ctx context.Context, id string, after uint64, limit int) ([]SyncChange, *Container, error) {
 	tx, err := s.read(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	it, err := tx.Get(tSyncChanges, "id_prefix", id+sep)
+	it, err := tx.LowerBound(tSyncChanges, "id", syncChangeID(id, after+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []SyncChange
 	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
-		out = append(out, *raw.(*SyncChange))
+		ch := raw.(*SyncChange)
+		if !strings.HasPrefix(ch.ID, id+sep) {
+			break
+		}
+		out = append(out, *ch)
 	}
 	return out, store.Get[Container](tx, tContainers, id), nil
 }

@@ -13,7 +13,7 @@ import (
 // (a delete), oldest first.
 func (f *fixture) pending(project, container string) []string {
 	f.t.Helper()
-	chs, _, err := f.svc.SyncChanges(f.ctx, containerID(project, container), 1000)
+	chs, _, err := f.svc.SyncChanges(f.ctx, containerID(project, container), 0, 1000)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestSyncQueue(t *testing.T) {
 	if got := f.pending("p", "c"); !sameNames(got, []string{"old2", "old3", "new", "-old1"}) {
 		t.Fatalf("after a write and a delete: %v", got)
 	}
-	chs, _, _ := f.svc.SyncChanges(f.ctx, st.ID, 10)
+	chs, _, _ := f.svc.SyncChanges(f.ctx, st.ID, 0, 10)
 	del := chs[3]
 	if !del.Time.After(o1.Modified) {
 		t.Fatalf("delete time %v is not after the object's %v", del.Time, o1.Modified)
@@ -130,6 +130,11 @@ func TestSyncQueue(t *testing.T) {
 	}
 	if st2 := f.syncState("p", "c"); st2.Point != chs[3].Seq {
 		t.Fatalf("point %d, want %d", st2.Point, chs[3].Seq)
+	}
+	// Changes after the point are read past the failed ones.
+	f.put("p", "c", "newer", []byte("n"))
+	if after, _, _ := f.svc.SyncChanges(f.ctx, st.ID, chs[3].Seq, 10); len(after) != 1 || after[0].Name != "newer" {
+		t.Fatalf("changes after the point: %+v", after)
 	}
 	// An ack for a target since replaced is moot.
 	f.setSync("p", "c", "//r/cl/AUTH_q/e", "k")

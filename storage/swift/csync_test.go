@@ -302,12 +302,36 @@ func TestSyncerResumesAfterRestart(t *testing.T) {
 		t.Fatalf("requests sent: %v", counter.puts)
 	}
 	// Nothing is left queued; another pass sends nothing.
-	chs, _, _ := h.Store.SyncChanges(ctx, "p1/src", 100)
+	chs, _, _ := h.Store.SyncChanges(ctx, "p1/src", 0, 100)
 	if len(chs) != 0 {
 		t.Fatalf("still queued: %+v", chs)
 	}
 	second.Pass(ctx)
 	if counter.count("PUT b") != 2 || counter.count("DELETE a") != 1 {
 		t.Fatalf("a pass with nothing queued sent: %v", counter.puts)
+	}
+}
+
+// Changes that keep failing never hold back newer ones, however many
+// there are (here one more than a pass takes).
+func TestSyncerFailuresDoNotHoldBackNewChanges(t *testing.T) {
+	h := &Handler{Auth: principals}
+	counter := &countingHandler{next: h, puts: map[string]int{}, fail: map[string]bool{"x": true}}
+	served := objecttest.Serve(t, 6, 4096, func(svc *object.Service) http.Handler { h.Store = svc; return counter })
+	h.Realms = NewRealm("realm1", "realmkey", map[string]string{"here": served.Srv.URL + "/v1/"})
+	e := &env{served}
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/dst", alice, "", "X-Container-Sync-Key", "k")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src", alice, "", "X-Container-Sync-To", "//realm1/here/AUTH_p1/dst", "X-Container-Sync-Key", "k")
+	sy := &Syncer{Store: h.Store, Realms: h.Realms, Batch: 1, RetryAfter: time.Hour}
+	sy.Pass(context.Background()) // the (empty) full pass
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src/x", alice, "x")
+	sy.Pass(context.Background())
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src/y", alice, "y")
+	sy.Pass(context.Background())
+	if r := e.must(http.StatusOK, "GET", "/v1/AUTH_p1/dst/y", alice, ""); r.body != "y" {
+		t.Fatalf("y: %q", r.body)
+	}
+	if counter.count("PUT x") != 1 {
+		t.Fatalf("x tried %d times", counter.count("PUT x"))
 	}
 }

@@ -133,8 +133,27 @@ func (sy *Syncer) syncContainer(ctx context.Context, st object.SyncState) PassSt
 			return stats
 		}
 	}
-	changes, c, err := sy.Store.SyncChanges(ctx, st.ID, sy.Batch)
-	if err != nil || c == nil || c.SyncTo != st.To || c.SyncKey == "" || len(changes) == 0 {
+	// Changes that failed before (at or below the point) are read apart
+	// from new ones, so a run of failing ones never holds new ones back.
+	retry := time.Since(sy.failedAt[st.ID]) >= sy.RetryAfter
+	var changes []object.SyncChange
+	if retry && st.Point > 0 {
+		old, _, err := sy.Store.SyncChanges(ctx, st.ID, 0, sy.Batch)
+		if err != nil {
+			return stats
+		}
+		for _, ch := range old {
+			if ch.Seq <= st.Point {
+				changes = append(changes, ch)
+			}
+		}
+	}
+	fresh, c, err := sy.Store.SyncChanges(ctx, st.ID, st.Point, sy.Batch)
+	if err != nil || c == nil || c.SyncTo != st.To || c.SyncKey == "" {
+		return stats
+	}
+	changes = append(changes, fresh...)
+	if len(changes) == 0 {
 		return stats
 	}
 	target, err := sy.Realms.syncTo(c.SyncTo)
@@ -144,16 +163,12 @@ func (sy *Syncer) syncContainer(ctx context.Context, st object.SyncState) PassSt
 		sy.Log.Info("container sync: the container's X-Container-Sync-To is not valid now", "project", st.Project, "container", st.Container, "sync_to", c.SyncTo, "err", err)
 		return stats
 	}
-	retry := time.Since(sy.failedAt[st.ID]) >= sy.RetryAfter
 	stop := time.Now().Add(sy.ContainerTime)
 	point := uint64(0)
 	var done []uint64
 	for _, ch := range changes {
 		if ctx.Err() != nil || time.Now().After(stop) {
 			break
-		}
-		if ch.Seq <= st.Point && !retry {
-			continue // failed before: waits for RetryAfter
 		}
 		if err := sy.send(ctx, ch, target, c.SyncKey); err != nil {
 			stats.Failed++
