@@ -318,7 +318,7 @@ func (s *Service) PutContainer(ctx context.Context, c Container, mustCreate bool
 	if c.Created.IsZero() {
 		c.Created = s.now()
 	}
-	res, err := s.repl.Propose(ctx, cmdContainerPut, containerPutCmd{Mode: mode, Row: c})
+	res, err := s.repl.Propose(ctx, containerPutType(c), containerPutCmd{Mode: mode, Row: c})
 	if err != nil {
 		return false, err
 	}
@@ -329,7 +329,7 @@ func (s *Service) PutContainer(ctx context.Context, c Container, mustCreate bool
 
 // UpdateContainer changes an existing container's metadata.
 func (s *Service) UpdateContainer(ctx context.Context, c Container) error {
-	_, err := s.repl.Propose(ctx, cmdContainerPut, containerPutCmd{Mode: modeUpdate, Row: c})
+	_, err := s.repl.Propose(ctx, containerPutType(c), containerPutCmd{Mode: modeUpdate, Row: c})
 	return err
 }
 

@@ -67,6 +67,7 @@ const (
 	tSync        = "storage_sync"
 	tSyncChanges = "storage_sync_changes"
 
+	cmdContainerSync  = "storage.container.sync_put"
 	cmdSyncAck        = "storage.sync.ack"
 	cmdSyncScan       = "storage.sync.scan"
 	cmdObjectSyncPut  = "storage.object.sync_put"
@@ -82,11 +83,24 @@ func syncTables() []store.Table {
 
 func syncHandlers() map[string]store.Handler {
 	return map[string]store.Handler{
+		cmdContainerSync:  store.Typed(applyContainerPut),
 		cmdSyncAck:        store.Typed(applySyncAck),
 		cmdSyncScan:       store.Typed(applySyncScan),
 		cmdObjectSyncPut:  store.Typed(applyObjectSyncPut),
 		cmdObjectSyncDrop: store.Typed(applyObjectSyncDelete),
 	}
+}
+
+// containerPutType is the command that writes c: a container that syncs
+// is written by a command of its own (applied as storage.container.put),
+// so that during a rolling upgrade the gate refuses it while a member's
+// rackd would drop the sync fields and not queue changes
+// (fabric/cluster/upgrade.go).
+func containerPutType(c Container) string {
+	if c.SyncTo != "" || c.SyncKey != "" {
+		return cmdContainerSync
+	}
+	return cmdContainerPut
 }
 
 func syncChangeID(containerID string, seq uint64) string {

@@ -335,3 +335,30 @@ func TestSyncerFailuresDoNotHoldBackNewChanges(t *testing.T) {
 		t.Fatalf("x tried %d times", counter.count("PUT x"))
 	}
 }
+
+// Two clouds in one realm: a container of one syncs to a container of
+// the other, each verifying with its own copy of the realm.
+func TestSyncBetweenClusters(t *testing.T) {
+	ha, hb := &Handler{Auth: principals}, &Handler{Auth: principals}
+	a := objecttest.Serve(t, 6, 4096, func(svc *object.Service) http.Handler { ha.Store = svc; return ha })
+	b := objecttest.Serve(t, 6, 4096, func(svc *object.Service) http.Handler { hb.Store = svc; return hb })
+	clusters := map[string]string{"one": a.Srv.URL + "/v1/", "two": b.Srv.URL + "/v1/"}
+	ha.Realms, hb.Realms = NewRealm("realm1", "shared", clusters), NewRealm("realm1", "shared", clusters)
+	ea, eb := &env{a}, &env{b}
+	eb.must(http.StatusCreated, "PUT", "/v1/AUTH_p2/dst", "bob-tok", "", "X-Container-Sync-Key", "k")
+	ea.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src", alice, "", "X-Container-Sync-To", "//realm1/two/AUTH_p2/dst", "X-Container-Sync-Key", "k")
+	ea.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src/o", alice, "across")
+	(&Syncer{Store: ha.Store, Realms: ha.Realms}).Pass(context.Background())
+	if r := eb.must(http.StatusOK, "GET", "/v1/AUTH_p2/dst/o", "bob-tok", ""); r.body != "across" {
+		t.Fatalf("o in the other cloud: %q", r.body)
+	}
+	ea.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p2/dst", "bob-tok", "")
+	// A cloud whose realm key differs refuses: the change stays queued.
+	hb.Realms = NewRealm("realm1", "not-shared", clusters)
+	ea.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/src/p", alice, "refused")
+	(&Syncer{Store: ha.Store, Realms: ha.Realms}).Pass(context.Background())
+	eb.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p2/dst/p", "bob-tok", "")
+	if chs, _, _ := ha.Store.SyncChanges(context.Background(), "p1/src", 0, 10); len(chs) != 1 || chs[0].Name != "p" {
+		t.Fatalf("queued after the refusal: %+v", chs)
+	}
+}
