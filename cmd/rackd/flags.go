@@ -40,6 +40,7 @@ type options struct {
 	TokenTTL          time.Duration
 	Yes               bool
 	Purge             bool
+	Dev               bool // rackd dev
 	// storage
 	Disks      []string
 	EC         string // "K+M", or "" to choose by disk count
@@ -83,6 +84,10 @@ type options struct {
 	// ImportFilter is what the image web-download import may fetch
 	// (Glance's [import_filtering_opts]; image.go reads it).
 	ImportFilter importFilterOpts
+	// Swift container sync (csync.go)
+	ContainerSyncRealms   string
+	ContainerSyncCurrent  string
+	ContainerSyncInterval time.Duration
 }
 
 func parseFlags(mode string, args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -228,6 +233,7 @@ func (o *options) flags(mode string, getenv func(string) string, stderr io.Write
 	durVar(&o.DownAfter, "down-after", 10*time.Second, "a node without heartbeat this long is down")
 	durVar(&o.DeadVoterAfter, "dead-voter-after", 30*time.Second, "a voter down this long is replaced by a healthy non-voter")
 	importFilterFlags(str, &o.ImportFilter)
+	containerSyncFlags(mode, str, durVar, o)
 	durVar(&o.HistoryStep, "history-step", history.DefaultStep, "how often the in-memory metric history (GET /rackstack/v1/history) takes a point; it keeps 720 of them")
 	return fs, disks
 }
@@ -276,7 +282,7 @@ func (o *options) check(mode, disks string, rest []string) error {
 		}
 	}
 	if mode == "dev" {
-		o.Bootstrap = true
+		o.Bootstrap, o.Dev = true, true
 		if len(o.Disks) == 0 {
 			// Six directories give the default 4+2 coding on one node.
 			for i := 0; i < 6; i++ {

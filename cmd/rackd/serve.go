@@ -192,6 +192,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	syncRealms, err := containerSyncRealms(o, o.Dev)
+	if err != nil {
+		return err
+	}
 	// Every volume this node exports is served through a gate that a
 	// group snapshot can hold (node/volumes.Holds).
 	holds := &volumes.Holds{Node: o.Name, State: node.Read, Log: log, Propose: func(ctx context.Context, typ string, body any) error {
@@ -303,7 +307,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).Get("/rackstack/v1/nodes/{name}/dataplane", dataplaneStatus(o, node, dp))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).HandleFunc("/rackstack/v1/nodes/{name}/bench-ports", benchPorts(o, node, bench))
 	r.With(api.RequireAuth(ident, api.JSONError), api.RequireAdmin(api.JSONError)).HandleFunc("/rackstack/v1/nodes/{name}/bench-ports/*", benchPorts(o, node, bench))
-	mountSwift(r, &swift.Handler{Store: objects, Auth: ident, Log: log})
+	mountSwift(r, &swift.Handler{Store: objects, Auth: ident, Log: log, Realms: syncRealms})
 	// S3 verifies signatures over the path as the client sent it: no
 	// prefix stripping.
 	r.Mount("/s3", &s3.Handler{Store: objects, Creds: ident, Prefix: "/s3", Region: o.S3Region})
@@ -388,6 +392,9 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { return objects.Run(gctx) })
+	g.Go(func() error {
+		return (&swift.Syncer{Store: objects, Realms: syncRealms, IsLeader: node.IsLeader, Log: log, Interval: o.ContainerSyncInterval}).Run(gctx)
+	})
 	g.Go(func() error { return blocks.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return holds.Run(gctx) })

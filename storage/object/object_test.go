@@ -532,6 +532,16 @@ func TestEveryCommandSurvivesSnapshot(t *testing.T) {
 	f.addDisk()
 	f.svc.RegisterDisks(f.ctx)
 	f.svc.repairPass(f.ctx)
+	// Container sync: the queue, a scan step, an ack, synced writes.
+	f.setSync("p", "c", "//r/cl/AUTH_q/d", "k")
+	if st := f.syncState("p", "c"); st != nil {
+		f.svc.ScanSync(f.ctx, *st, 2)
+		f.svc.AckSync(f.ctx, *st, 1, []uint64{1})
+	}
+	f.container("p", "synced")
+	at := time.Now().UTC().Add(-time.Minute).Round(10 * time.Microsecond)
+	f.svc.Put(f.ctx, "p", "synced", "s", bytes.NewReader([]byte("s")), PutOptions{Size: 1, Synced: at})
+	f.svc.DeleteSynced(f.ctx, "p", "synced", "s", at.Add(time.Second))
 	store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 }
 

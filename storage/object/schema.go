@@ -2,6 +2,7 @@ package object
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/events/eventstate"
@@ -62,6 +63,11 @@ type Container struct {
 	VersionSeq     uint64 `json:"version_seq,omitempty"`
 	VersionObjects int64  `json:"version_objects,omitempty"`
 	VersionBytes   int64  `json:"version_bytes,omitempty"`
+	// SyncTo and SyncKey are Swift's X-Container-Sync-To (as the client
+	// set it, validated against the realms) and X-Container-Sync-Key:
+	// with both set the container is synced (sync.go).
+	SyncTo  string `json:"sync_to,omitempty"`
+	SyncKey string `json:"sync_key,omitempty"`
 }
 
 // Versioning modes of a container (Swift's legacy versioned writes):
@@ -226,7 +232,7 @@ func uploadPartID(upload string, n int) string { return fmt.Sprintf("%s/%05d", u
 
 // Schema is the object store's part of the replicated state.
 func Schema() store.Schema {
-	return store.Schema{
+	sc := store.Schema{
 		Tables: []store.Table{
 			store.NewTable(tAccounts, &Account{}),
 			store.NewTable(tDisks, &DiskRow{}, store.StringIndex("node", "Node", false)),
@@ -261,6 +267,9 @@ func Schema() store.Schema {
 			cmdHealAdd:         store.Typed(applyHealAdd),
 			cmdHealDone:        store.Typed(applyHealDone),
 		},
-		Observers: []store.Observer{eventstate.Observe(containerEvents())},
+		Observers: []store.Observer{eventstate.Observe(containerEvents()), observeSync},
 	}
+	sc.Tables = append(sc.Tables, syncTables()...)
+	maps.Copy(sc.Handlers, syncHandlers())
+	return sc
 }

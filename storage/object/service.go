@@ -318,7 +318,7 @@ func (s *Service) PutContainer(ctx context.Context, c Container, mustCreate bool
 	if c.Created.IsZero() {
 		c.Created = s.now()
 	}
-	res, err := s.repl.Propose(ctx, cmdContainerPut, containerPutCmd{Mode: mode, Row: c})
+	res, err := s.repl.Propose(ctx, containerPutType(c), containerPutCmd{Mode: mode, Row: c})
 	if err != nil {
 		return false, err
 	}
@@ -329,7 +329,7 @@ func (s *Service) PutContainer(ctx context.Context, c Container, mustCreate bool
 
 // UpdateContainer changes an existing container's metadata.
 func (s *Service) UpdateContainer(ctx context.Context, c Container) error {
-	_, err := s.repl.Propose(ctx, cmdContainerPut, containerPutCmd{Mode: modeUpdate, Row: c})
+	_, err := s.repl.Propose(ctx, containerPutType(c), containerPutCmd{Mode: modeUpdate, Row: c})
 	return err
 }
 
@@ -352,6 +352,18 @@ type PutOptions struct {
 	Attrs
 	Size int64  // declared length, -1 if unknown (chunked)
 	MD5  string // hex digest the content must have, "" to skip
+	// Synced is the source's time of an object a container sync sends:
+	// the object gets it, and replaces only an older one (a
+	// store.ErrConflict otherwise, with nothing stored). Zero: now.
+	Synced time.Time
+}
+
+// stamp is the time a write gives its object.
+func (o PutOptions) stamp(now time.Time) time.Time {
+	if !o.Synced.IsZero() {
+		return o.Synced
+	}
+	return now
 }
 
 // writeBlob streams r into a new blob placed for its size and checks the
@@ -486,11 +498,16 @@ func (s *Service) putInline(ctx context.Context, project, container, name string
 	size := int64(len(data))
 	row := Object{
 		Project: project, Container: container, Name: name, Version: newID(),
-		Size: size, ETag: sum, Modified: s.now(),
+		Size: size, ETag: sum, Modified: o.stamp(s.now()),
 		Parts: []Part{{Size: size, ETag: sum, Inline: true, Data: data}},
 	}
 	row.setAttrs(o.Attrs)
-	out, err := s.commit(ctx, cmdObjectInline, objectInlineCmd{Row: row, Budget: s.cfg.InlineBudget}, nil)
+	var out *Object
+	if o.Synced.IsZero() {
+		out, err = s.commit(ctx, cmdObjectInline, objectInlineCmd{Row: row, Budget: s.cfg.InlineBudget}, nil)
+	} else {
+		out, err = s.commit(ctx, cmdObjectSyncPut, objectSyncPutCmd{Row: row, Inline: true, Budget: s.cfg.InlineBudget}, nil)
+	}
 	if errors.Is(err, store.ErrOverQuota) {
 		return nil, errInlineFull
 	}
@@ -517,10 +534,15 @@ func (s *Service) Put(ctx context.Context, project, container, name string, r io
 	}
 	row := Object{
 		Project: project, Container: container, Name: name, Version: part.Blob,
-		Size: part.Size, ETag: part.ETag, Modified: s.now(), Parts: []Part{part},
+		Size: part.Size, ETag: part.ETag, Modified: o.stamp(s.now()), Parts: []Part{part},
 	}
 	row.setAttrs(o.Attrs)
-	out, err := s.commit(ctx, cmdObjectPut, objectPutCmd{Row: row}, []Part{part})
+	var body any = objectPutCmd{Row: row}
+	typ := cmdObjectPut
+	if !o.Synced.IsZero() {
+		typ, body = cmdObjectSyncPut, objectSyncPutCmd{Row: row}
+	}
+	out, err := s.commit(ctx, typ, body, []Part{part})
 	if err == nil && len(missing) > 0 {
 		// The write returned at quorum without some shards (a disk or
 		// node failed or stalled): heal it now rather than at the next

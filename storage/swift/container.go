@@ -62,7 +62,7 @@ func (q *request) containerAttrs(old object.Container) (object.Container, bool) 
 	if v, ok := q.r.Header["X-Container-Write"]; ok {
 		c.WriteACL = strings.Join(v, ",")
 	}
-	if !q.versionsAttrs(&c) || !q.versionedHeader(&c) {
+	if !q.versionsAttrs(&c) || !q.versionedHeader(&c) || !q.syncAttrs(&c) {
 		return old, false
 	}
 	return c, true
@@ -136,6 +136,7 @@ func (q *request) listContainer() {
 	}
 	versionsHeader(h, c)
 	versioningHeader(h, c)
+	q.syncHeaders(h, c)
 	writeMeta(q.w, "X-Container-Meta-", q.visibleMeta(c.Meta))
 	format, limit, ok := q.listParams()
 	if !ok {

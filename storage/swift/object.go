@@ -243,7 +243,7 @@ func (q *request) putObject() {
 	}
 	bodyCtx := blob.WithBodyDeadline(ctx, http.NewResponseController(q.w).SetReadDeadline)
 	o, err := q.h.Store.Put(bodyCtx, q.project, q.container, q.name, body, object.PutOptions{
-		Attrs: a, Size: size, MD5: strings.Trim(q.r.Header.Get("Etag"), `"`),
+		Attrs: a, Size: size, MD5: strings.Trim(q.r.Header.Get("Etag"), `"`), Synced: q.syncedAt,
 	})
 	if err != nil {
 		q.failErr(err)
@@ -484,6 +484,10 @@ func (q *request) deleteObject() {
 	ctx := q.r.Context()
 	if v, ok := q.versionParam(); ok {
 		q.deleteVersion(v)
+		return
+	}
+	if q.synced && !q.syncedAt.IsZero() {
+		q.deleteSynced()
 		return
 	}
 	if q.r.URL.Query().Get("multipart-manifest") == "delete" {

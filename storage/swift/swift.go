@@ -43,8 +43,11 @@ const policyName = "erasure-coded"
 type Handler struct {
 	Store *object.Service
 	Auth  api.Authenticator
-	Log   *slog.Logger     // nil: slog.Default()
-	Now   func() time.Time // nil: time.Now (temp URL expiry)
+	// Realms are the container sync realms (realms.go); nil or empty:
+	// container sync is off, and /info does not list it.
+	Realms *Realms
+	Log    *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now (temp URL expiry)
 	// SendStall is how long a GET waits for the client to take each
 	// write of the body before it gives up on it (default one minute): a
 	// client that stops reading must not hold the blocks the object is
@@ -113,11 +116,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.formPost()
 		return
 	}
-	// A request with temp URL parameters is judged by them alone, token
-	// or not, as Swift's tempurl middleware (ahead of auth in its
-	// pipeline) judges it: an expired or wrong one is a 401 even for a
-	// caller whose token could read the object.
-	if t, ok, err := tempURLOf(r); ok {
+	// A container sync request is judged by its signature alone, as
+	// Swift's container_sync middleware (ahead of auth) judges it.
+	if auth := r.Header.Get(syncAuthHeader); auth != "" {
+		if !req.authorizeSync(auth) {
+			return
+		}
+	} else if t, ok, err := tempURLOf(r); ok {
+		// A request with temp URL parameters is judged by them alone,
+		// token or not, as Swift's tempurl middleware (ahead of auth in
+		// its pipeline) judges it: an expired or wrong one is a 401 even
+		// for a caller whose token could read the object.
 		if !req.authorizeTempURL(t, err) {
 			return
 		}
@@ -152,6 +161,11 @@ type request struct {
 	container string
 	name      string
 	who       *api.Principal // nil for anonymous access to a public container
+	// synced: a container sync request with a valid signature
+	// (csync.go); syncedAt its X-Timestamp, the source's time of what
+	// it writes (zero if it sent none).
+	synced   bool
+	syncedAt time.Time
 }
 
 // transID formats a request id as Swift does its transaction ids:
@@ -311,7 +325,7 @@ func healthcheck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
-	api.JSON(w, http.StatusOK, map[string]any{
+	info := map[string]any{
 		"swift": map[string]any{
 			"version": "rackstack", "max_file_size": maxFileSize, "max_meta_name_length": maxMetaNameLength,
 			"max_meta_value_length": maxMetaValueLength, "max_meta_count": maxMetaCount,
@@ -333,7 +347,11 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 			"incoming_remove_headers": []string{}, "incoming_allow_headers": []string{},
 			"outgoing_remove_headers": []string{"x-object-meta-*"}, "outgoing_allow_headers": []string{"x-object-meta-public-*"},
 		},
-	})
+	}
+	if !h.Realms.Empty() {
+		info["container_sync"] = h.Realms.info()
+	}
+	api.JSON(w, http.StatusOK, info)
 }
 
 // metaFrom collects the user metadata headers with prefix (e.g.

@@ -1012,12 +1012,7 @@ func TestContainerQuotas(t *testing.T) {
 func TestUnbuiltFeaturesRefused(t *testing.T) {
 	e := newEnv(t)
 	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c", alice, "")
-	for _, h := range []string{"X-Container-Sync-To", "X-Container-Sync-Key"} {
-		e.must(http.StatusNotImplemented, "POST", "/v1/AUTH_p1/c", alice, "", h, "elsewhere")
-		e.must(http.StatusNotImplemented, "PUT", "/v1/AUTH_p1/c2", alice, "", h, "elsewhere")
-	}
-	e.must(http.StatusNotFound, "HEAD", "/v1/AUTH_p1/c2", alice, "")
-	e.must(http.StatusNoContent, "POST", "/v1/AUTH_p1/c", alice, "", "X-Container-Sync-To", "")
+	e.must(http.StatusCreated, "PUT", "/v1/AUTH_p1/c/plain", alice, "", "X-Symlink-Target", "")
 	r := e.must(http.StatusNotImplemented, "PUT", "/v1/AUTH_p1/c/link", alice, "", "X-Symlink-Target", "c/target")
 	if !strings.Contains(r.body, "symlinks") {
 		t.Errorf("symlink refusal: %q", r.body)

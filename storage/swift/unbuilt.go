@@ -11,12 +11,9 @@ import (
 // rather than stored and ignored: a client asking for versions, sync or a
 // symlink must not be told it has them. (X-Versions-Location and
 // X-History-Location, the legacy versioned writes, are built: versions.go;
-// X-Versions-Enabled, object versioning, too: objversions.go.)
+// X-Versions-Enabled, object versioning, too: objversions.go; container
+// sync too: csync.go.)
 var unbuiltHeaders = map[string][]struct{ header, feature string }{
-	"container": {
-		{"X-Container-Sync-To", "container sync"},
-		{"X-Container-Sync-Key", "container sync"},
-	},
 	"object": {
 		{"X-Symlink-Target", "symlinks"},
 		{"X-Symlink-Target-Account", "symlinks"},
