@@ -58,7 +58,8 @@ INTEG_RUN  ?= .
 # and clusters on loopback.
 SIDE_LIST := \
 	TestObjectStorage TestS3Conformance TestS3Versioning \
-	TestSwiftVersionedWrites TestBlockExport TestRackbenchCloud \
+	TestSwiftVersionedWrites TestSwiftContainerSync TestBlockExport \
+	TestRackbenchCloud \
 	TestVolumeMicroversions TestVolumeGroups TestConsistentGroupSnapshot \
 	TestBaremetalAPI TestControlPlaneCluster TestForkedCLIAnswersAsTheCLI \
 	TestFaultMixedWorkload TestFaultRestartStorm TestFaultBlockLeaderKill \
