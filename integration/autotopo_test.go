@@ -104,6 +104,20 @@ func TestAutoAllocatedTopology(t *testing.T) {
 	if z := strings.TrimSpace(openstack(t, alice, "availability", "zone", "list", "--compute", "-f", "value", "-c", "Zone Name")); z != "nova" {
 		t.Fatalf("compute zones %q", z)
 	}
+	// A node an aggregate puts in another zone is there for Neutron too.
+	host := strings.TrimSpace(openstack(t, admin, "compute", "service", "list", "--service", "nova-compute", "-f", "value", "-c", "Host"))
+	openstack(t, admin, "aggregate", "create", "--zone", "az9", "agg9")
+	openstack(t, admin, "aggregate", "add", "host", "agg9", host)
+	if z := strings.TrimSpace(openstack(t, alice, "availability", "zone", "list", "--network", "-f", "value", "-c", "Zone Name")); z != "az9\naz9" {
+		t.Fatalf("network zones with the node in az9: %q", z)
+	}
+	openstack(t, alice, "network", "create", "--availability-zone-hint", "az9", "hinted9")
+	if out, err := openstackErr(alice, "network", "create", "--availability-zone-hint", "nova", "hinted"); err == nil || !strings.Contains(out, "nova") {
+		t.Fatalf("a hint of a zone no node is in: %v\n%s", err, out)
+	}
+	openstack(t, admin, "aggregate", "remove", "host", "agg9", host)
+	openstack(t, admin, "aggregate", "delete", "agg9")
+	openstack(t, alice, "network", "delete", "hinted9")
 	openstack(t, alice, "network", "create", "--availability-zone-hint", "nova", "hinted")
 	if out, err := openstackErr(alice, "network", "create", "--availability-zone-hint", "mars", "unhinted"); err == nil || !strings.Contains(out, "mars") {
 		t.Fatalf("a hint of no zone: %v\n%s", err, out)
