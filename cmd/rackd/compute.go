@@ -77,6 +77,13 @@ func (a serverPorts) Networks(ctx context.Context, p *api.Principal) ([]compute.
 	return out, err
 }
 
+// AutoAllocatedNetwork makes serverPorts a compute.AutoNetworks (Nova's
+// networks "auto").
+func (a serverPorts) AutoAllocatedNetwork(ctx context.Context, p *api.Principal) (compute.NetworkInfo, error) {
+	n, err := a.sp.AutoAllocatedNetwork(ctx, p)
+	return networkInfo(n), err
+}
+
 func (a serverPorts) Port(ctx context.Context, p *api.Principal, id string) (compute.PortInfo, error) {
 	pt, name, err := a.sp.Port(ctx, p, id)
 	return portInfo(pt, name), err

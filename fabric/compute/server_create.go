@@ -279,8 +279,13 @@ func (s *Service) resolveNetworks(ctx context.Context, r *http.Request, p *api.P
 		}
 		switch len(nets) {
 		case 0:
+			// From 2.37 nics is nil only for "auto".
 			if atLeast(r, 37) {
-				return badRequest("Unable to automatically allocate a network for project %s", p.ProjectID)
+				nic, err := s.autoNetwork(ctx, p)
+				if err != nil {
+					return err
+				}
+				req.nics = []requestedNIC{nic}
 			}
 		case 1:
 			req.nics = []requestedNIC{{NetworkID: nets[0].ID}}

@@ -68,10 +68,14 @@ func (s *Service) agentViews(ctx context.Context, p *api.Principal) ([]map[strin
 	}
 	sort.Slice(hosts, func(i, j int) bool { return hosts[i].Name < hosts[j].Name })
 	notes := map[string]string{}
+	zoneOf := map[string]string{}
 	if len(hosts) > 0 {
 		tx, err := s.cfg.Repl.Read(ctx)
 		if err != nil {
 			return nil, err
+		}
+		for _, h := range hosts {
+			zoneOf[h.Name] = nodeZone(tx, h.Name)
 		}
 		for _, n := range store.All[AgentNote](tx, tAgentNotes, "id") {
 			notes[n.ID] = n.Description
@@ -87,7 +91,7 @@ func (s *Service) agentViews(ctx context.Context, p *api.Principal) ([]map[strin
 				"resources_synced": nil, "resource_versions": map[string]any{}, "availability_zone": nil,
 			}
 			if k.typ == "DHCP agent" || k.typ == l3AgentType {
-				v["availability_zone"] = "nova"
+				v["availability_zone"] = zoneOf[h.Name] // as the node's compute
 			}
 			if k.typ == l3AgentType {
 				// Each node routes only for its own ports, SNAT included:

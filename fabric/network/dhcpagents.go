@@ -91,7 +91,7 @@ func (s *Service) agentDHCPNetworks(w http.ResponseWriter, r *http.Request) erro
 	out := []api.View{}
 	for _, n := range store.All[Network](tx, tNetworks, "id") {
 		if n.DHCPHostedOn(host, hasDHCPSubnet(tx, n.ID)) {
-			out = append(out, networkView(tx, p, n))
+			out = append(out, s.networkView(tx, p, n))
 		}
 	}
 	api.JSON(w, http.StatusOK, map[string]any{"networks": out})

@@ -1082,9 +1082,10 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.mk(alice, "subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.43.0.0/24", "ip_version": 4, "service_types": []string{"compute:nova"}})
 	exerciseQoS(f, nid, pid)
 	exerciseTrunks(f, nid)
+	exerciseAutoTopology(f, l3.ext)
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), eventstate.Schema())
 	for _, want := range []string{`"t":"network_subnetpools"`, `"subnetpool_id":"` + pool + `"`, `"t":"network_networks"`, `"t":"network_ports"`, `"t":"network_ip_allocations"`, `"t":"network_quotas"`, `"name":"g2"`, `"remote_ip_prefix":"10.0.0.0/8"`, `"tags":["red"]`, `"dhcp_on":["node1"]`, `"address_scope_id":"` + scope + `"`, `"remote":"10.9.0.0/16"`, `"target":"project-c"`,
-		`"remote_address_group_id":"` + ag + `"`, `"addresses":["10.6.0.0/16","10.7.0.0/16"]`, `"stateless":true`, `"service_types":["compute:nova"]`} {
+		`"remote_address_group_id":"` + ag + `"`, `"addresses":["10.6.0.0/16","10.7.0.0/16"]`, `"stateless":true`, `"service_types":["compute:nova"]`, `"t":"network_auto_topologies"`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}

@@ -13,7 +13,7 @@ import (
 )
 
 var networkAttrs = newAttrSpec(
-	"name description admin_state_up shared port_security_enabled router:external mtu "+
+	"name description admin_state_up shared port_security_enabled router:external is_default mtu "+
 		"provider:network_type provider:physical_network provider:segmentation_id qos_policy_id",
 	"tenant_id project_id availability_zone_hints",
 	"id status subnets ipv4_address_scope ipv6_address_scope created_at updated_at revision_number tags")
@@ -28,7 +28,7 @@ func canSeeNetwork(tx *memdb.Txn, p *api.Principal, n *Network) bool {
 // ones are visible.
 func (s *Service) networks(tx *memdb.Txn) api.Collection[Network] {
 	visible := func(p *api.Principal, n *Network) bool { return canSeeNetwork(tx, p, n) }
-	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: visible, View: networkView,
+	return api.Collection[Network]{Table: tNetworks, One: "network", Visible: visible, View: s.networkView,
 		NotFound: func(id string) error { return notFound("network", id) }, Listing: s.listing("networks")}
 }
 
@@ -47,16 +47,19 @@ func subnetIDs(tx *memdb.Txn, network string) []string {
 	return out
 }
 
-func networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
+func (s *Service) networkView(tx *memdb.Txn, p *api.Principal, n *Network) api.View {
 	v := map[string]any{
 		"id": n.ID, "name": n.Name, "description": n.Description, "tenant_id": n.Project, "project_id": n.Project,
 		"admin_state_up": n.AdminStateUp, "shared": n.Shared || hasPolicy(tx, n.ID, actShared, p.ProjectID), "status": "ACTIVE", "mtu": n.MTU,
 		"port_security_enabled": n.PortSecurity, "router:external": n.External, "subnets": subnetIDs(tx, n.ID),
-		"availability_zones": []string{}, "availability_zone_hints": []string{},
+		"availability_zones": s.zoneNames(tx), "availability_zone_hints": hintList(n.AZHints),
 		"created_at": timeText(n.CreatedAt), "updated_at": timeText(n.UpdatedAt), "revision_number": n.Revision, "tags": tagList(n.Tags),
 	}
 	v["ipv4_address_scope"], v["ipv6_address_scope"] = networkScopes(tx, n.ID)
 	v["qos_policy_id"] = nullable(n.QoSPolicyID)
+	if n.External { // as Neutron shows it: on external networks only
+		v["is_default"] = n.IsDefault
+	}
 	// Shared and external are as the caller sees them, as in Neutron: a
 	// policy for the caller's project makes the network shared to it.
 	// As in Neutron's default policy, only admins see the provider mapping.
@@ -124,7 +127,7 @@ func external(rd *api.Input, p *api.Principal, action string) *bool {
 }
 
 // parseNetwork reads one network of a create.
-func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (Network, error) {
+func (s *Service) parseNetwork(tx *memdb.Txn, p *api.Principal, o api.Object, now time.Time) (Network, error) {
 	if err := networkAttrs.check(o, http.MethodPost); err != nil {
 		return Network{}, err
 	}
@@ -149,8 +152,9 @@ func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (N
 	if q := readQoSPolicyID(rd); q != nil {
 		n.QoSPolicyID = *q
 	}
-	if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
-		rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
+	n.AZHints = s.readAZHints(tx, rd)
+	if d := isDefault(rd, p, "create_network"); d != nil {
+		n.IsDefault = *d && n.External
 	}
 	return n, rd.Err
 }
@@ -159,8 +163,8 @@ func (s *Service) parseNetwork(p *api.Principal, o api.Object, now time.Time) (N
 // groups if they have none yet.
 func (s *Service) networkCreation() creation[Network, Network] {
 	return creation[Network, Network]{one: "network", many: "networks",
-		parse: func(_ *memdb.Txn, p *api.Principal, o api.Object) (Network, error) {
-			return s.parseNetwork(p, o, s.now())
+		parse: func(tx *memdb.Txn, p *api.Principal, o api.Object) (Network, error) {
+			return s.parseNetwork(tx, p, o, s.now())
 		},
 		command: func(tx *memdb.Txn, ns []Network) (string, any) {
 			projects := make([]string, 0, len(ns))
@@ -169,7 +173,7 @@ func (s *Service) networkCreation() creation[Network, Network] {
 			}
 			return cmdNetworkCreate, networkCreateCmd{Networks: ns, VLANMin: s.cfg.VLANMin, VLANMax: s.cfg.VLANMax, Defaults: s.defaultsFor(tx, projects...)}
 		},
-		view: networkView}
+		view: s.networkView}
 }
 
 // writableNetwork returns the network if the caller may change it: 404 if
@@ -205,6 +209,7 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 		rd.Fail(invalidInput("Plugin does not support updating provider attributes"))
 	}
 	c.External = external(rd, p, "update_network")
+	c.IsDefault = isDefault(rd, p, "update_network")
 	c.QoSPolicy = readQoSPolicyID(rd)
 	if rd.Err != nil {
 		return rd.Err
@@ -214,7 +219,7 @@ func (s *Service) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.JSON(w, http.StatusOK, map[string]any{"network": networkView(tx, p, &row)})
+	api.JSON(w, http.StatusOK, map[string]any{"network": s.networkView(tx, p, &row)})
 	return nil
 }
 

@@ -51,6 +51,9 @@ func applyNetworkCreate(tx *memdb.Txn, c networkCreateCmd) (any, error) {
 		if err := checkQoSUse(tx, n.Project, n.QoSPolicyID); err != nil {
 			return nil, err
 		}
+		if err := checkOneDefault(tx, &n); err != nil {
+			return nil, err
+		}
 		if err := tx.Insert(tNetworks, &n); err != nil {
 			return nil, err
 		}
@@ -99,6 +102,8 @@ type networkUpdateCmd struct {
 	Now          time.Time `json:"now"`
 	// QoSPolicy sets qos_policy_id ("": none); nil leaves it.
 	QoSPolicy *string `json:"qos_policy,omitempty"`
+	// IsDefault sets is_default (of an external network); nil leaves it.
+	IsDefault *bool `json:"is_default,omitempty"`
 }
 
 func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
@@ -154,6 +159,13 @@ func applyNetworkUpdate(tx *memdb.Txn, c networkUpdateCmd) (any, error) {
 		}
 	}
 	set(&n.External, c.External)
+	set(&n.IsDefault, c.IsDefault)
+	if !n.External {
+		n.IsDefault = false // only an external network is a default one
+	}
+	if err := checkOneDefault(tx, &n); err != nil {
+		return nil, err
+	}
 	set(&n.MTU, c.MTU)
 	if err := checkMTU6(tx, &n); err != nil {
 		return nil, err
@@ -193,6 +205,9 @@ func applyNetworkDelete(tx *memdb.Txn, c idCmd) (any, error) {
 		}
 	}
 	if err := dropNetworkPolicies(tx, n.ID); err != nil {
+		return nil, err
+	}
+	if err := dropTopologyOfNetwork(tx, n.ID); err != nil {
 		return nil, err
 	}
 	return nil, tx.Delete(tNetworks, n)

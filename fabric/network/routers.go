@@ -88,7 +88,7 @@ func (s *Service) routerView(tx *memdb.Txn, p *api.Principal, r *Router) api.Vie
 	v := map[string]any{
 		"id": r.ID, "name": r.Name, "description": r.Description, "tenant_id": r.Project, "project_id": r.Project,
 		"admin_state_up": r.AdminStateUp, "status": s.routerStatus(tx, r), "external_gateway_info": gw, "routes": routes,
-		"availability_zones": []string{}, "availability_zone_hints": []string{}, "flavor_id": nil,
+		"availability_zones": s.zoneNames(tx), "availability_zone_hints": hintList(r.AZHints), "flavor_id": nil,
 		"created_at": timeText(r.CreatedAt), "updated_at": timeText(r.UpdatedAt), "revision_number": r.Revision, "tags": tagList(r.Tags),
 	}
 	// As in Neutron's default policy, only admins see how a router is
@@ -214,9 +214,7 @@ func (s *Service) parseRouter(tx *memdb.Txn, p *api.Principal, o api.Object) (ro
 	r.AdminStateUp = rd.Bool("admin_state_up", true)
 	r.Project = readProject(rd, p)
 	readShape(rd, p, "create_router")
-	if hints := rd.Strs("availability_zone_hints"); len(hints) > 0 {
-		rd.Fail(badInput("availability_zone_hints", "availability zones are not supported"))
-	}
+	r.AZHints = s.readAZHints(tx, rd)
 	if rd.Has("flavor_id") && !rd.IsNull("flavor_id") {
 		rd.Fail(badInput("flavor_id", "router flavors are not supported"))
 	}

@@ -280,6 +280,9 @@ func applyRouterDelete(tx *memdb.Txn, c idCmd) (any, error) {
 	if err := clearGateway(tx, &nr); err != nil {
 		return nil, err
 	}
+	if err := forgetTopologyRouter(tx, r.ID); err != nil {
+		return nil, err
+	}
 	return nil, tx.Delete(tRouters, r)
 }
 

@@ -107,7 +107,7 @@ const (
 // per command type.
 func Schema() store.Schema {
 	sc := store.Schema{
-		Tables: append(netstate.Tables(), rbacTable(), agentNoteTable()),
+		Tables: append(netstate.Tables(), rbacTable(), agentNoteTable(), autoTopologyTable()),
 		Handlers: map[string]store.Handler{
 			cmdRBACCreate:    store.Typed(applyRBACCreate),
 			cmdRBACUpdate:    store.Typed(applyRBACUpdate),
@@ -157,6 +157,8 @@ func Schema() store.Schema {
 			cmdAddrGroupUpdate:       store.Typed(applyAddrGroupUpdate),
 			cmdAddrGroupDelete:       store.Typed(applyAddrGroupDelete),
 			cmdAgentNote:             store.Typed(applyAgentNote),
+			cmdAutoTopology:          store.Typed(applyAutoTopology),
+			cmdAutoTopologyDelete:    store.Typed(applyAutoTopologyDelete),
 		},
 		Observers: []store.Observer{eventstate.Observe(netstate.EventResources()...)},
 	}

@@ -204,6 +204,8 @@ func (s *Service) routes() []api.Route {
 	routes = append(routes, s.qosRoutes()...)
 	routes = append(routes, s.trunkRoutes()...)
 	routes = append(routes, s.portForwardingRoutes()...)
+	routes = append(routes, s.autoTopologyRoutes()...)
+	routes = append(routes, api.Route{Method: http.MethodGet, Path: "/v2.0/availability_zones", Access: api.Authenticated, Rule: "get_availability_zone", Handle: s.listZones})
 	return append(routes, s.tagRoutes()...)
 }
 
@@ -308,6 +310,10 @@ var extensions = [][3]string{
 	{"trunk-details", "Trunk port details", "Expose trunk port details"},
 	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Allow to forward a port of a Floating IP to a port of an internal network"},
 	{"expose-port-forwarding-in-fip", "Expose port forwardings in a floating IP", "Expose port forwardings in a floating IP"},
+	{"auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services."},
+	{"availability_zone", "Availability Zone", "The availability zone extension."},
+	{"network_availability_zone", "Network Availability Zone", "Availability zone support for network."},
+	{"router_availability_zone", "Router Availability Zone", "Availability zone support for router."},
 	{"floating-ip-port-forwarding-description", "Floating IP Port Forwarding new attribute description", "Add a description field to Port Forwarding rules"},
 	{"floating-ip-port-forwarding-port-ranges", "Floating IP Port Forwarding support port ranges", "Add suport to port ranges on Floating IP port forwarding rules"},
 	{"metering_source_and_destination_fields", "Neutron Metering with source and destination filtering", "Neutron Metering extension that enables the use of source and destination IP prefixes."},

@@ -54,6 +54,12 @@ type Network struct {
 	// QoSPolicyID is the network's QoS policy (qos_policy_id): its
 	// compute ports' unless they name their own. "": none.
 	QoSPolicyID string `json:"qos_policy_id,omitempty"`
+	// IsDefault marks the one external network auto-allocated topologies
+	// take their router gateway on (is_default, auto-allocated-topology).
+	IsDefault bool `json:"is_default,omitempty"`
+	// AZHints are the availability zones asked for
+	// (availability_zone_hints), each a zone that existed when asked.
+	AZHints []string `json:"az_hints,omitempty"`
 }
 
 // DHCPHostedOn says whether node's DHCP agent serves the network:
@@ -266,6 +272,9 @@ type Router struct {
 	Revision     int            `json:"revision"`
 	// Tags are the resource's standard-attribute tags, sorted.
 	Tags []string `json:"tags,omitempty"`
+	// AZHints are the availability zones asked for
+	// (availability_zone_hints).
+	AZHints []string `json:"az_hints,omitempty"`
 }
 
 // RouterGateway is a router's leg on an external network: its port there
