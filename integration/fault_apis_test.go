@@ -499,7 +499,7 @@ func (a *faultAPIs) check(t *testing.T, nodes []*storageNode) {
 		var list struct {
 			Images []image `json:"images"`
 		}
-		if code, err := call("GET", nodes[1].url()+"/image/v2/images?limit=1000", a.tok, nil, &list); err != nil || code != 200 {
+		if code, err := call("GET", nodes[1%len(nodes)].url()+"/image/v2/images?limit=1000", a.tok, nil, &list); err != nil || code != 200 {
 			t.Fatalf("image list: %d %v", code, err)
 		}
 		imgs = map[string]string{}
@@ -553,7 +553,7 @@ func (a *faultAPIs) check(t *testing.T, nodes []*storageNode) {
 		var bks struct {
 			Backups []row `json:"backups"`
 		}
-		if code, err := call("GET", nodes[2].url()+"/volume/v3/"+a.project+"/volumes/detail", a.tok, nil, &vols); err != nil || code != 200 {
+		if code, err := call("GET", nodes[2%len(nodes)].url()+"/volume/v3/"+a.project+"/volumes/detail", a.tok, nil, &vols); err != nil || code != 200 {
 			t.Fatalf("volume list: %d %v", code, err)
 		}
 		if code, err := call("GET", nodes[0].url()+"/volume/v3/"+a.project+"/backups/detail", a.tok, nil, &bks); err != nil || code != 200 {
@@ -661,5 +661,195 @@ func (a *faultAPIs) check(t *testing.T, nodes []*storageNode) {
 				t.Errorf("acknowledged floating IP %s (%s) via %s: %q", id, addr, n.name, addrs[id])
 			}
 		}
+	}
+}
+
+// TestFaultNodeLost kills a follower under the extra workers and never
+// starts it again. The two others carry on, and the work the lost node
+// held gets to an honest state: images it was receiving queued again,
+// volumes it was making from images and backups it was taking available
+// or in error with a reason, none left saving or creating; everything
+// acknowledged is there through the nodes that remain.
+func TestFaultNodeLost(t *testing.T) {
+	nodes, creds := faultCluster(t)
+	n1 := nodes[0]
+	tok, project := faultProject(t, creds, n1.rackd)
+	load := newFaultLoad(t, nodes, tok, project)
+	a := faultAPIsSetUp(t, creds, load, n1.rackd)
+	load.gen++
+	a.runAPIs()
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.end()
+		}
+	}()
+	a.ackedAPIs(map[string]int{}, 5, time.Minute, "before any fault")
+	st := faultHealthy(t, creds, n1.rackd)
+	var lost *storageNode
+	var alive []*storageNode
+	for _, n := range nodes {
+		if n.name != st.Leader && lost == nil {
+			lost = n
+			continue
+		}
+		alive = append(alive, n)
+	}
+	held := holdWork(t, a, lost.rackd, alive[0].rackd)
+	before := load.snapshot()
+	load.setUp(lost.rackd, false)
+	lost.kill()
+	t.Logf("killed %s for good", lost.name)
+	a.ackedAPIs(before, 5, 90*time.Second, "after losing "+lost.name)
+	load.end()
+	stopped = true
+	load.mu.Lock()
+	t.Logf("acknowledged %v; unknown outcome %v", load.acks, load.unknown)
+	if len(load.bad) > 0 {
+		t.Errorf("%d answers no fault explains:\n%s", len(load.bad), strings.Join(load.bad, "\n"))
+	}
+	load.mu.Unlock()
+	a.check(t, alive)
+	held.settled(t, alive[1].rackd)
+}
+
+// heldWork is work a node was doing when it was lost.
+type heldWork struct {
+	a       *faultAPIs
+	image   string // an image whose upload it was receiving
+	volume  string // a volume it was making from an image
+	backups []string
+	stop    func()
+}
+
+// holdWork starts, through node via, work that lasts: an image upload
+// whose body stalls, a volume made from a large image, backups of a
+// written volume; helper is another node. The caller then kills via.
+func holdWork(t *testing.T, a *faultAPIs, via, helper *rackd) *heldWork {
+	t.Helper()
+	h := &heldWork{a: a}
+	base := func(n *rackd) string { return n.url() }
+	mkImage := func(n *rackd, name string) string {
+		var img struct{ ID string }
+		if code, err := call("POST", base(n)+"/image/v2/images", a.tok, map[string]any{"name": name, "disk_format": "raw", "container_format": "bare"}, &img); err != nil || code != 201 {
+			t.Fatalf("image %s: %d %v", name, code, err)
+		}
+		return img.ID
+	}
+	// A large image, uploaded through the helper.
+	big := mkImage(helper, "held-big")
+	req, _ := http.NewRequest("PUT", base(helper)+"/image/v2/images/"+big+"/file", bytes.NewReader(randBytes(48<<20)))
+	req.Header.Set("X-Auth-Token", a.tok)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("upload the large image: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// Volumes to back up, made and available.
+	var src struct {
+		Volume struct{ ID string } `json:"volume"`
+	}
+	if code, err := call("POST", base(helper)+"/volume/v3/"+a.project+"/volumes", a.tok, map[string]any{"volume": map[string]any{"size": 1, "imageRef": big, "name": "held-src"}}, &src); err != nil || code != 202 {
+		t.Fatalf("source volume: %d %v", code, err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var v struct {
+			Volume struct{ Status string } `json:"volume"`
+		}
+		call("GET", base(helper)+"/volume/v3/"+a.project+"/volumes/"+src.Volume.ID, a.tok, nil, &v)
+		if v.Volume.Status == "available" {
+			break
+		}
+		if v.Volume.Status != "creating" || time.Now().After(deadline) {
+			t.Fatalf("source volume is %q", v.Volume.Status)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	// Through via: an upload that stalls after its first MiB.
+	h.image = mkImage(via, "held-upload")
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(randBytes(1 << 20))
+		// then nothing, until the test ends
+	}()
+	h.stop = func() { pw.CloseWithError(io.ErrUnexpectedEOF) }
+	t.Cleanup(h.stop)
+	up, _ := http.NewRequest("PUT", base(via)+"/image/v2/images/"+h.image+"/file", pr)
+	up.Header.Set("X-Auth-Token", a.tok)
+	up.Header.Set("Content-Type", "application/octet-stream")
+	up.ContentLength = 8 << 20
+	go func() {
+		if resp, err := http.DefaultClient.Do(up); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	// A volume from the large image, and backups of the source.
+	var v struct {
+		Volume struct{ ID string } `json:"volume"`
+	}
+	if code, err := call("POST", base(via)+"/volume/v3/"+a.project+"/volumes", a.tok, map[string]any{"volume": map[string]any{"size": 1, "imageRef": big, "name": "held-copy"}}, &v); err != nil || code != 202 {
+		t.Fatalf("volume from the image through %s: %d %v", via.name, code, err)
+	}
+	h.volume = v.Volume.ID
+	for i := 0; i < 2; i++ {
+		var b struct {
+			Backup struct{ ID string } `json:"backup"`
+		}
+		if code, err := call("POST", base(via)+"/volume/v3/"+a.project+"/backups", a.tok, map[string]any{"backup": map[string]any{"volume_id": src.Volume.ID, "name": fmt.Sprintf("held-b%d", i), "force": true}}, &b); err != nil || code != 202 {
+			t.Fatalf("backup through %s: %d %v", via.name, code, err)
+		}
+		h.backups = append(h.backups, b.Backup.ID)
+	}
+	// The upload is under way: the image is saving.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var img struct{ Status string }
+		call("GET", base(helper)+"/image/v2/images/"+h.image, a.tok, nil, &img)
+		if img.Status == "saving" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled upload's image is %q, want saving", img.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return h
+}
+
+// settled waits (bounded) until the held work got to an honest state,
+// read through n: the image queued again (or active had it finished), the
+// volume and backups available or in error, each error with a reason.
+func (h *heldWork) settled(t *testing.T, n *rackd) {
+	t.Helper()
+	a := h.a
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var img struct{ Status string }
+		var v struct {
+			Volume map[string]any `json:"volume"`
+		}
+		call("GET", n.url()+"/image/v2/images/"+h.image, a.tok, nil, &img)
+		call("GET", n.url()+"/volume/v3/"+a.project+"/volumes/"+h.volume, a.tok, nil, &v)
+		states := []string{"image " + img.Status, fmt.Sprintf("volume %v (%v)", v.Volume["status"], v.Volume["rackstack:error_reason"])}
+		done := img.Status == "queued" && (v.Volume["status"] == "available" || v.Volume["status"] == "error" && v.Volume["rackstack:error_reason"] != nil)
+		for _, id := range h.backups {
+			var b struct {
+				Backup map[string]any `json:"backup"`
+			}
+			call("GET", n.url()+"/volume/v3/"+a.project+"/backups/"+id, a.tok, nil, &b)
+			states = append(states, fmt.Sprintf("backup %v (%v)", b.Backup["status"], b.Backup["fail_reason"]))
+			done = done && (b.Backup["status"] == "available" || b.Backup["status"] == "error" && b.Backup["fail_reason"] != nil)
+		}
+		if done {
+			t.Logf("held work settled: %s", strings.Join(states, ", "))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("work held by the lost node not settled: %s", strings.Join(states, ", "))
+		}
+		time.Sleep(2 * time.Second)
 	}
 }
