@@ -111,7 +111,7 @@ func (s *Service) sweepObjects(ctx context.Context) bool {
 			if s.cfg.Now().Sub(o.Modified) < orphanAge {
 				continue
 			}
-			img := store.Get[Image](tx, tImages, o.Name)
+			img := store.Get[Image](tx, tImages, imageOf(o.Name))
 			if img != nil && (img.Object == o.Name || img.StagedObject == o.Name || img.UploadID != "") {
 				continue
 			}
