@@ -54,7 +54,7 @@ unit:
 # INTEG_RUN narrows the others (make integration INTEG_RUN='^TestCompute$$'
 # SIDE_TESTS=NONE runs one test).
 INTEG_RUN  ?= .
-SIDE_TESTS ?= ^(TestObjectStorage|TestVolumeMicroversions|TestVolumeGroups|TestConsistentGroupSnapshot|TestBaremetalAPI|TestControlPlaneCluster|TestBlockExport|TestForkedCLIAnswersAsTheCLI|TestRackbenchCloud|TestFaultMixedWorkload|TestFaultRestartStorm|TestFaultBlockLeaderKill|TestDevCloudConductsFakeHardware|TestTerraformStorage|TestTerraformNetwork|TestS3Conformance|TestS3Versioning|TestSwiftVersionedWrites)$$
+SIDE_TESTS ?= ^(TestObjectStorage|TestVolumeMicroversions|TestVolumeGroups|TestConsistentGroupSnapshot|TestBaremetalAPI|TestControlPlaneCluster|TestBlockExport|TestForkedCLIAnswersAsTheCLI|TestRackbenchCloud|TestFaultMixedWorkload|TestFaultRestartStorm|TestFaultBlockLeaderKill|TestFaultAPIsLeaderKill|TestFaultNodeLost|TestFaultDiskWiped|TestDevCloudConductsFakeHardware|TestTerraformStorage|TestTerraformNetwork|TestS3Conformance|TestS3Versioning|TestSwiftVersionedWrites)$$
 INTEG_SHOW := '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'
 
 integration: build
