@@ -63,6 +63,7 @@ SIDE_LIST := \
 	TestVolumeMicroversions TestVolumeGroups TestConsistentGroupSnapshot \
 	TestBaremetalAPI TestControlPlaneCluster TestForkedCLIAnswersAsTheCLI \
 	TestFaultMixedWorkload TestFaultRestartStorm TestFaultBlockLeaderKill \
+	TestFaultAPIsLeaderKill TestFaultNodeLost TestFaultDiskWiped \
 	TestDevCloudConductsFakeHardware TestTerraformStorage \
 	TestTerraformNetwork TestTrustCLI TestTrustUsesAcrossNodes \
 	TestInheritedRoleCLI TestPolicyCLI TestEndpointFilterCLI \

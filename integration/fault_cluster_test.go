@@ -26,18 +26,19 @@ import (
 // byte-identical, that what was answered with an unknown outcome is
 // either wholly there or not at all, and that every resource settles.
 
-// faultCluster starts three storage nodes (two disk directories each):
-// n1 bootstraps, n2 and n3 join; all healthy on return.
-func faultCluster(t *testing.T) ([]*storageNode, map[string]string) {
+// faultCluster starts three storage nodes (two disk directories each),
+// extra added to each one's flags: n1 bootstraps, n2 and n3 join; all
+// healthy on return.
+func faultCluster(t *testing.T, extra ...string) ([]*storageNode, map[string]string) {
 	t.Helper()
-	n1 := newStorageNode(t, "n1", 2)
+	n1 := newStorageNode(t, "n1", 2, extra...)
 	n1.start("--bootstrap")
 	n1.waitHealthy()
 	creds := openrc(t, n1.dataDir)
 	jt := joinToken(t, creds, n1.rackd, 2)
 	nodes := []*storageNode{n1}
 	for _, name := range []string{"n2", "n3"} {
-		n := newStorageNode(t, name, 2, "--join", n1.url(), "--join-token", jt)
+		n := newStorageNode(t, name, 2, append([]string{"--join", n1.url(), "--join-token", jt}, extra...)...)
 		n.start()
 		nodes = append(nodes, n)
 	}

@@ -72,7 +72,11 @@ func (s *Service) postToken(w http.ResponseWriter, r *http.Request) error {
 	if err := api.DecodeLoose(r, &req); err != nil {
 		return err
 	}
-	tx, err := s.local(r.Context())
+	// Current, not local: a user, project or grant acknowledged through
+	// another node just before must be seen, as Keystone's database
+	// would. Issuing costs a bcrypt hash anyway; one round trip to the
+	// leader is small beside it.
+	tx, err := s.current(r.Context())
 	if err != nil {
 		return err
 	}
@@ -335,7 +339,7 @@ func (s *Service) subject(r *http.Request) (*memdb.Txn, *api.Principal, claims, 
 	if sub == "" {
 		return nil, nil, claims{}, api.BadField("X-Subject-Token", "the header is required")
 	}
-	p, c, err := s.validate(tx, sub)
+	tx, p, c, err := s.validateCurrent(r.Context(), tx, sub)
 	if err != nil {
 		return nil, nil, claims{}, &api.Error{Status: http.StatusNotFound, Msg: "Could not find token: " + shortHash(sub) + "."}
 	}

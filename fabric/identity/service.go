@@ -122,6 +122,49 @@ func (s *Service) local(ctx context.Context) (*memdb.Txn, error) {
 	return store.Current(ctx, s.cfg.Repl)
 }
 
+// current reads this node's state caught up with every write
+// acknowledged anywhere before the call (on a follower, one round trip to
+// the leader), and under the node's lease as local is. A grant, user or
+// project made through another node less than a lease ago may be missing
+// from local's state; a check that would refuse for want of it reads
+// current before it refuses.
+func (s *Service) current(ctx context.Context) (*memdb.Txn, error) {
+	if _, err := s.cfg.Repl.Read(ctx); err != nil {
+		return nil, err
+	}
+	// The state only moves forward: this read holds all Read caught up
+	// with, and local's lease keeps revocations effective.
+	return s.local(ctx)
+}
+
+// recheckWithin is how recently a token must have been issued for a
+// refusal from local state to be checked again against current state: a
+// token is issued only with the grants it needs, so one issued long ago
+// that this node refuses is refused for good, and bad or forged tokens
+// never cost a round trip. It is far longer than any state lease.
+const recheckWithin = time.Minute
+
+// validateCurrent validates tok against tx, a local read, and refuses
+// only once current state agrees if the token was issued recently: it may
+// have been issued by a node that saw a grant (or its user, or project)
+// this node has not applied yet. It returns the read it decided on.
+func (s *Service) validateCurrent(ctx context.Context, tx *memdb.Txn, tok string) (*memdb.Txn, *api.Principal, claims, error) {
+	p, c, err := s.validate(tx, tok)
+	if err == nil {
+		return tx, p, c, nil
+	}
+	pc, perr := parse(tx, tok)
+	if perr != nil || s.cfg.Now().Sub(pc.issued()) > recheckWithin {
+		return tx, p, c, err
+	}
+	fresh, ferr := s.current(ctx)
+	if ferr != nil {
+		return tx, p, c, err
+	}
+	p, c, err = s.validate(fresh, tok)
+	return fresh, p, c, err
+}
+
 // narrow proposes a write that takes access away (a revocation, a
 // disabled or deleted user, a removed grant or credential) and returns
 // only once no node will accept what it took away: see the package doc.
@@ -227,7 +270,7 @@ func (s *Service) Validate(ctx context.Context, tok string) (*api.Principal, err
 	if err != nil {
 		return nil, err
 	}
-	p, _, err := s.validate(tx, tok)
+	_, p, _, err := s.validateCurrent(ctx, tx, tok)
 	return p, err
 }
 

@@ -187,7 +187,7 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request, staging bool) 
 	// so a client that trickles its image does not hold a stripe's blocks
 	// (shared by every transfer of the node) for as long as it takes.
 	bodyCtx := blob.WithBodyDeadline(ctx, http.NewResponseController(w).SetReadDeadline)
-	o, err := s.cfg.Objects.Put(bodyCtx, s.cfg.Account, s.cfg.Container, img.ID, d, object.PutOptions{Size: size, MD5: wantMD5})
+	o, err := s.cfg.Objects.Put(bodyCtx, s.cfg.Account, s.cfg.Container, dataObject(img.ID, uploadID), d, object.PutOptions{Size: size, MD5: wantMD5})
 	// Whatever happens next must happen even if the client went away.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -238,6 +238,21 @@ func (s *Service) storeError(err error, d *digester, size int64) error {
 		return fmt.Errorf("store image data: %w", &api.Error{Status: http.StatusServiceUnavailable, Msg: "Image data cannot be stored now: no storage disks are available."})
 	}
 	return fmt.Errorf("store image data: %w", err)
+}
+
+// dataObject names the object an upload stores image id's data in: one
+// per upload, so that an upload given back while it still streams (its
+// node taken for lost, then back) can neither overwrite the data of the
+// upload that made the image active meanwhile nor delete it when it
+// finds the image no longer its own. The image's Object (or
+// StagedObject) names the object it took; images from before kept their
+// data under their id alone.
+func dataObject(id, upload string) string { return id + "/" + upload }
+
+// imageOf is the image a data object belongs to.
+func imageOf(object string) string {
+	id, _, _ := strings.Cut(object, "/")
+	return id
 }
 
 // finishUpload makes the stored data o the image's and the image active,

@@ -152,7 +152,8 @@ func (f *fixture) patch(status int, tok, id string, ops ...map[string]any) respo
 	return res
 }
 
-// dataObjects lists the names of the objects in the data container.
+// dataObjects lists the objects in the data container by the image each
+// belongs to (an image id per object).
 func (f *fixture) dataObjects() []string {
 	f.t.Helper()
 	entries, _, err := f.objects.List(context.Background(), f.svc.cfg.Account, f.svc.cfg.Container, object.ListOptions{})
@@ -164,7 +165,7 @@ func (f *fixture) dataObjects() []string {
 	}
 	var out []string
 	for _, e := range entries {
-		out = append(out, e.Name())
+		out = append(out, imageOf(e.Name()))
 	}
 	return out
 }

@@ -95,7 +95,7 @@ func (s *Service) Upload(ctx context.Context, id string, r io.Reader, size int64
 		return err
 	}
 	d := newDigester(r, s.cfg.MaxImageSize)
-	o, err := s.cfg.Objects.Put(ctx, s.cfg.Account, s.cfg.Container, id, d, object.PutOptions{Size: size})
+	o, err := s.cfg.Objects.Put(ctx, s.cfg.Account, s.cfg.Container, dataObject(id, uploadID), d, object.PutOptions{Size: size})
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err != nil {

@@ -15,10 +15,15 @@ import (
 // Maintenance: uploads that died with their node, and data no image
 // refers to.
 
+// settleEvery is how often uploads are looked at for being abandoned: an
+// image left saving cannot be uploaded again until then, so this is as
+// often as the volume service settles its work.
+const settleEvery = 15 * time.Second
+
 // Run gives back uploads that died with this node or with a lost node, and
 // deletes image data no image refers to; it returns when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(time.Minute)
+	tick := time.NewTicker(settleEvery)
 	defer tick.Stop()
 	var lastSweep time.Time
 	for {
@@ -111,7 +116,7 @@ func (s *Service) sweepObjects(ctx context.Context) bool {
 			if s.cfg.Now().Sub(o.Modified) < orphanAge {
 				continue
 			}
-			img := store.Get[Image](tx, tImages, o.Name)
+			img := store.Get[Image](tx, tImages, imageOf(o.Name))
 			if img != nil && (img.Object == o.Name || img.StagedObject == o.Name || img.UploadID != "") {
 				continue
 			}

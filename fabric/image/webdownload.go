@@ -168,7 +168,7 @@ const webDownloads = 4
 
 // fetchInto fetches uri into the image's data object and returns it
 // with the digests of what was fetched.
-func (s *Service) fetchInto(ctx context.Context, id, uri string) (*object.Object, *digester, error) {
+func (s *Service) fetchInto(ctx context.Context, id, upload, uri string) (*object.Object, *digester, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, nil, err
@@ -199,7 +199,7 @@ func (s *Service) fetchInto(ctx context.Context, id, uri string) (*object.Object
 	timer := time.AfterFunc(stallTimeout, cancel)
 	defer timer.Stop()
 	d := newDigester(&stallReader{r: resp.Body, timer: timer}, s.cfg.MaxImageSize)
-	o, err := s.cfg.Objects.Put(ctx, s.cfg.Account, s.cfg.Container, id, d, object.PutOptions{Size: resp.ContentLength})
+	o, err := s.cfg.Objects.Put(ctx, s.cfg.Account, s.cfg.Container, dataObject(id, upload), d, object.PutOptions{Size: resp.ContentLength})
 	switch {
 	case errors.Is(err, errTooLarge):
 		return nil, nil, fmt.Errorf("the data is more than the %d bytes an image may have", s.cfg.MaxImageSize)
@@ -219,7 +219,7 @@ func (s *Service) webDownload(t Task, uri string) {
 	ctx := s.bg
 	s.downloads <- struct{}{}
 	defer func() { <-s.downloads }()
-	o, d, err := s.fetchInto(ctx, t.ImageID, uri)
+	o, d, err := s.fetchInto(ctx, t.ImageID, t.Upload, uri)
 	if err != nil {
 		s.failImport(ctx, t, fmt.Sprintf("Import of %s failed: %v", u(uri), err))
 		return
@@ -240,9 +240,8 @@ func (s *Service) webDownload(t Task, uri string) {
 		return
 	}
 	if errors.Is(err, errLostImport) {
-		// Deleted (or given back) while the data came: the data has no
-		// image, unless the image took it meanwhile (it cannot have: only
-		// this upload puts it there).
+		// Deleted (or given back) while the data came: the data, this
+		// upload's own object, has no image.
 		if derr := s.cfg.Objects.Delete(ctx, s.cfg.Account, s.cfg.Container, o.Name); derr != nil {
 			s.log.Warn("delete data of a lost import; the sweeper will retry", "image", t.ImageID, "err", derr)
 		}
