@@ -61,7 +61,13 @@ func TestFaultDiskWiped(t *testing.T) {
 	for i, d := range wiped {
 		before := load.snapshot()
 		atWipe := len(w.acked())
-		if err := os.RemoveAll(d); err != nil {
+		// Renamed away first, so the directory goes at once: a
+		// RemoveAll in place races with the files rackd is still
+		// making in it ("directory not empty").
+		if err := os.Rename(d, d+".wiped"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(d + ".wiped"); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("wiped %s", d)
