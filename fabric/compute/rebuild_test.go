@@ -108,15 +108,6 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	if row := f.row(id); row.Status != "ACTIVE" || row.Fault != nil {
 		t.Fatalf("rebuilt out of ERROR: %s %+v", row.Status, row.Fault)
 	}
-	// An admin's answer from 2.75 has the extended attributes a show
-	// has, but the user data only as user_data (2.57): Nova's rebuild
-	// view leaves OS-EXT-SRV-ATTR:user_data out (show_user_data=False).
-	body = f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.75",
-		map[string]any{"rebuild": map[string]any{"imageRef": img1}}, 202, "")
-	if sv := body["server"].(map[string]any); sv["OS-EXT-SRV-ATTR:host"] == nil || !has(sv, "user_data") || has(sv, "OS-EXT-SRV-ATTR:user_data") {
-		t.Fatalf("admin's rebuild at 2.75 answered %v", sv)
-	}
-	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 4})
 
 	acts := f.expect("GET", "/v2.1/servers/"+id+"/os-instance-actions", alice, "", nil, 200, "")["instanceActions"].([]any)
 	n := 0
@@ -164,6 +155,14 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	f.report(id, Observed{Status: "ACTIVE", PowerState: 1, RebuildSeq: 5})
 	if row := f.row(id); row.Status != "ACTIVE" || row.TaskState != "" || row.Want != "active" {
 		t.Fatalf("rebuilt from active: %s %q want %s", row.Status, row.TaskState, row.Want)
+	}
+	// An admin's answer from 2.75 has the extended attributes a show
+	// has, but the user data only as user_data (2.57): Nova's rebuild
+	// view leaves OS-EXT-SRV-ATTR:user_data out (show_user_data=False).
+	body = f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.75",
+		map[string]any{"rebuild": map[string]any{"imageRef": img1}}, 202, "")
+	if sv := body["server"].(map[string]any); sv["OS-EXT-SRV-ATTR:host"] == nil || !has(sv, "user_data") || has(sv, "OS-EXT-SRV-ATTR:user_data") {
+		t.Fatalf("admin's rebuild at 2.75 answered %v", sv)
 	}
 }
 
