@@ -650,6 +650,27 @@ type qemuDisk struct {
 // boot disk, or disk-<id> of a hot-plugged volume).
 func qemuDiskOf(t *testing.T, server, device string) qemuDisk {
 	t.Helper()
+	blocks := queryBlocks(t, server)
+	for _, b := range blocks {
+		if strings.Contains(b.QDev, "/"+device+"/") {
+			return b.Inserted
+		}
+	}
+	t.Fatalf("no disk %s in %+v", device, blocks)
+	return qemuDisk{}
+}
+
+// qemuBlock is one of a guest's block devices as QEMU's query-block
+// lists it.
+type qemuBlock struct {
+	QDev     string   `json:"qdev"`
+	Inserted qemuDisk `json:"inserted"`
+}
+
+// queryBlocks asks the QEMU of server, through its monitor socket,
+// for its block devices.
+func queryBlocks(t *testing.T, server string) []qemuBlock {
+	t.Helper()
 	socks, _ := filepath.Glob(filepath.Join("/run/rackstack", "*", server, "qmp.sock"))
 	if len(socks) != 1 {
 		t.Fatalf("monitor socket of %s: %v", server, socks)
@@ -666,20 +687,11 @@ func qemuDiskOf(t *testing.T, server, device string) qemuDisk {
 		t.Fatalf("dial %s", socks[0])
 	}
 	defer c.Close()
-	var blocks []struct {
-		QDev     string   `json:"qdev"`
-		Inserted qemuDisk `json:"inserted"`
-	}
+	var blocks []qemuBlock
 	if err := c.Execute(ctx, "query-block", nil, &blocks); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range blocks {
-		if strings.Contains(b.QDev, "/"+device+"/") {
-			return b.Inserted
-		}
-	}
-	t.Fatalf("no disk %s in %+v", device, blocks)
-	return qemuDisk{}
+	return blocks
 }
 
 // requireCiphertextOf fails t unless volume id (called name), exported

@@ -19,8 +19,9 @@ import (
 // Boot from volume: block_device_mapping_v2 with one entry, boot_index
 // 0, destination_type volume, whose source is a volume (booted as it
 // is), an image (a new volume of volume_size GiB made from it first, by
-// the volume service) or a volume snapshot (a new volume made from it,
-// of volume_size GiB or the snapshot's size). The server's root disk is
+// the volume service), a volume snapshot (a new volume made from it,
+// of volume_size GiB or the snapshot's size) or blank (a new empty
+// volume of volume_size GiB, as Nova allows). The server's root disk is
 // that volume, over NBD: it is attached to the server (Root) in the
 // command that places the server, so a server never runs without its
 // root volume, and it is released (or deleted, with
@@ -55,7 +56,8 @@ type BootVolumes interface {
 // boot index, or one above 0, or a legacy block_device_mapping entry not
 // on vda, which Nova converts to one: the request's volumes). Source is
 // "volume" (UUID is the caller's volume), "blank" (a new empty volume of
-// Size GiB; never the root disk), "image" (a new volume of Size GiB
+// Size GiB: as the root disk, an empty one the guest cannot boot from
+// until it is rescued or written, as Nova makes it), "image" (a new volume of Size GiB
 // holding image UUID) or "snapshot" (a new volume made from the caller's
 // volume snapshot UUID, of Size GiB or the snapshot's); the new ones
 // take volume type Type ("" the project's default, or for a snapshot its
@@ -233,10 +235,6 @@ func readBlockDevice(in *api.Input, req *serverRequest, m map[string]any, volume
 	case index == 0:
 		if req.boot != nil || seen["boot"] {
 			in.Fail(badRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid."))
-			return
-		}
-		if source == "blank" {
-			in.Fail(badField(f+"source_type", source, "a blank volume cannot be the boot device"))
 			return
 		}
 		req.boot = &blockDevice{Source: source, UUID: uuid, Size: size, Type: vtype, DeleteOnTermination: del, Tag: tag,
@@ -455,6 +453,15 @@ func (s *Service) resolveBootVolume(ctx context.Context, tx *memdb.Txn, r *http.
 	case "snapshot":
 		if err := s.resolveSnapshot(tx, req.tmpl.Project, b.UUID, b.Size, b.field, b.sizeField); err != nil {
 			return err
+		}
+	case "blank":
+		// Nova's _validate_bdm takes a blank volume at boot_index 0
+		// (a BlockDeviceDict with source blank, destination volume
+		// and a size): the compute manager makes it empty and boots
+		// the server from it (DriverVolBlankBlockDevice), which
+		// tempest's stable-rescue test rescues.
+		if s.cfg.Volumes == nil {
+			return badRequest("Booting from a blank volume is not supported by this cloud.")
 		}
 	default:
 		if err := availableVolume(tx, req.tmpl.Project, b.UUID); err != nil {

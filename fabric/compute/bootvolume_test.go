@@ -548,3 +548,39 @@ func newBlockDeviceFixture(t *testing.T) (*fixture, *fakeBootVolumes) {
 	}
 	return f, bv
 }
+
+// A blank volume at boot_index 0 is the server's root disk, as Nova's
+// _validate_bdm allows (tempest's stable-rescue test boots one and
+// rescues it): the volume service makes it empty, and the server is
+// placed with it attached as its root; without volume_size it is
+// refused, naming the field, before anything is made.
+func TestBootFromBlankVolume(t *testing.T) {
+	f, bv := newBlockDeviceFixture(t)
+	blank := []any{map[string]any{"boot_index": "0", "source_type": "blank", "destination_type": "volume", "volume_size": 1,
+		"delete_on_termination": true}}
+	id := f.server(alice, "vm", "imageRef", img1, "block_device_mapping_v2", blank)
+	row := f.row(id)
+	if row.BootVolume == "" || row.Host == "" {
+		t.Fatalf("server booted from a blank volume %+v", row)
+	}
+	if image, ok := bv.made[row.BootVolume]; !ok || image != "" {
+		t.Fatalf("boot volume %s made as %v (want blank)", row.BootVolume, bv.made)
+	}
+	v := f.vol(row.BootVolume)
+	if v.Size != 1 || len(v.Attachments) != 1 || !v.Attachments[0].Root || v.Attachments[0].ServerID != id {
+		t.Fatalf("blank boot volume %+v", v)
+	}
+	f.expect("DELETE", "/v2.1/servers/"+id, alice, "", nil, 204, "")
+	f.report(id, Observed{Gone: true})
+	if got := f.vol(row.BootVolume); got.Status != volstate.StatusDeleting || len(got.Attachments) != 0 {
+		t.Fatalf("after the server is gone %+v", got)
+	}
+
+	made := len(bv.made)
+	f.expect("POST", "/v2.1/servers", alice, "", map[string]any{"server": map[string]any{"name": "vm2", "flavorRef": "small", "imageRef": img1,
+		"networks": []any{map[string]any{"uuid": netA}}, "block_device_mapping_v2": []any{map[string]any{"boot_index": 0,
+			"source_type": "blank", "destination_type": "volume"}}}}, 400, "badRequest", "volume_size")
+	if len(bv.made) != made {
+		t.Fatalf("a refused create made volumes: %v", bv.made)
+	}
+}

@@ -597,6 +597,12 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.svc.cfg.Volumes = &fakeBootVolumes{f: f, made: map[string]string{}, fail: errors.New("no space")}
 	bfvID := f.server(alice, "bfv", "block_device_mapping_v2", bfv("image", img1, 1, true))
 	f.expect("DELETE", "/v2.1/servers/"+bfvID, alice, "", nil, 204, "")
+	// A volume attached to a shelved-offloaded server (2.20).
+	shelved, shelvedVol := api.NewUUID(), api.NewUUID()
+	f.agentReports("test.volume.put", volstate.Volume{ID: shelvedVol, Project: projA, Size: 1, Status: volstate.StatusAvailable, TypeID: volstate.DefaultTypeID})
+	f.agentReports("test.server.put", Server{ID: shelved, Name: "shelved", Project: projA, ImageID: img1, ShelvedImage: img1,
+		VMState: computestate.VMShelvedOffloaded, Status: "SHELVED_OFFLOADED", SecurityGroups: []string{"default"}})
+	f.expect("POST", "/v2.1/servers/"+shelved+"/os-volume_attachments", alice, "2.20", map[string]any{"volumeAttachment": map[string]any{"volumeId": shelvedVol}}, 200, "")
 	agg := f.aggregate("agg", "z1")
 	f.expect("PUT", "/v2.1/os-aggregates/"+agg, admin, "", map[string]any{"aggregate": map[string]any{"name": "agg-kept"}}, 200, "")
 	f.aggAction(agg, map[string]any{"add_host": map[string]any{"host": "n2"}}, 200, "")
@@ -605,13 +611,13 @@ func TestSnapshotRestoreEveryCommand(t *testing.T) {
 	f.expect("PUT", "/v2.1/os-services/"+serviceUUID("nova-compute", "n1"), admin, "2.53", map[string]any{"status": "disabled", "disabled_reason": "kept", "forced_down": true}, 200, "")
 	first := store.EveryCommandSurvivesSnapshot(t, f.local, Schema(), vols)
 	for _, want := range []string{`"t":"compute_service_states"`, `"disabled_reason":"kept"`, `"t":"compute_servers"`, `"t":"compute_flavor_access"`, `"t":"compute_keypairs"`, `"t":"compute_server_groups"`,
-		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`, `"delete_on_termination":true`, `"status":"reserved"`} {
+		`"t":"compute_quotas"`, `"t":"compute_instance_actions"`, `"t":"compute_console_tokens"`, `"t":"compute_migrations"`, `"t":"compute_aggregates"`, `"name":"agg-kept"`, `"hosts":["n2"]`, `"ssd":"true"`, `"name":"vm2"`, `"want":"stopped"`, `"k":"v"`, `"tags":["t1"]`, `"password":"posted"`, `"delete_on_termination":true`, `"status":"reserved"`, `"shelved_attachments":[`} {
 		if !strings.Contains(string(first), want) {
 			t.Errorf("snapshot lacks %s", want)
 		}
 	}
 	servers, err := Load(f.local.State.Txn())
-	servers = slices.DeleteFunc(servers, func(sv Server) bool { return sv.ID == rebuilt })
+	servers = slices.DeleteFunc(servers, func(sv Server) bool { return sv.ID == rebuilt || sv.ID == shelved })
 	if err != nil || len(servers) != 1 || servers[0].Flavor.ID != "small" || servers[0].PublicKey != testPublicKey || servers[0].Host == "" {
 		t.Fatalf("Load: %v %+v", err, servers)
 	}

@@ -154,6 +154,10 @@ func (s *Service) rebuild(w http.ResponseWriter, r *http.Request, arg any) error
 	// attributes (OS-EXT-*, key_name, security_groups, ...), as an
 	// update; from it as a show.
 	view := s.serverView(r, tx, &out, true)
+	// The user data is answered as user_data from 2.57 (below), never
+	// as the admin's OS-EXT-SRV-ATTR:user_data: Nova's rebuild view is
+	// built with show_user_data=False.
+	delete(view, "OS-EXT-SRV-ATTR:user_data")
 	view["adminPass"] = pass
 	// Nova's rebuild answer names the key from 2.54 and the user data
 	// from 2.57, the attributes those versions let it change.

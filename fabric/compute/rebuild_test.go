@@ -156,6 +156,14 @@ func TestVirtualMachineRebuild(t *testing.T) {
 	if row := f.row(id); row.Status != "ACTIVE" || row.TaskState != "" || row.Want != "active" {
 		t.Fatalf("rebuilt from active: %s %q want %s", row.Status, row.TaskState, row.Want)
 	}
+	// An admin's answer from 2.75 has the extended attributes a show
+	// has, but the user data only as user_data (2.57): Nova's rebuild
+	// view leaves OS-EXT-SRV-ATTR:user_data out (show_user_data=False).
+	body = f.expect("POST", "/v2.1/servers/"+id+"/action", admin, "2.75",
+		map[string]any{"rebuild": map[string]any{"imageRef": img1}}, 202, "")
+	if sv := body["server"].(map[string]any); sv["OS-EXT-SRV-ATTR:host"] == nil || !has(sv, "user_data") || has(sv, "OS-EXT-SRV-ATTR:user_data") {
+		t.Fatalf("admin's rebuild at 2.75 answered %v", sv)
+	}
 }
 
 // A server booted from a volume is not rebuilt (its root disk is the
@@ -236,4 +244,10 @@ func TestRebuildReplacesKeyAndUserData(t *testing.T) {
 	if row := f.row(id); row.KeyName != "" || row.PublicKey != "" || row.UserData != "" {
 		t.Fatalf("after rebuild unsetting them: %q %q %q", row.KeyName, row.PublicKey, row.UserData)
 	}
+}
+
+// has says whether an answer's object has key k (null or not).
+func has(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
 }

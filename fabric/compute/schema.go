@@ -138,6 +138,7 @@ func Schema() store.Schema {
 
 		cmdVolumeAttachmentUpdate: store.Typed(applyVolumeAttachmentUpdate),
 		cmdBootVolumeState:        store.Typed(applyBootVolumeState),
+		cmdShelvedVolume:          store.Typed(applyShelvedVolume),
 
 		computestate.CmdVolumeExtended: store.Typed(applyVolumeExtended),
 		computestate.CmdExtendDone:     store.Typed(applyExtendDone),

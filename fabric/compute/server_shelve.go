@@ -242,6 +242,9 @@ func applyServerUnshelve(tx *memdb.Txn, c serverUnshelveCmd) (any, error) {
 			s.AZ = h.AZ // the zone of where it runs, as Nova records it
 		}
 	}
+	if err := unshelveVolumes(tx, &s, host, c.Now); err != nil {
+		return nil, err
+	}
 	s.Want = "active"
 	setState(&s, s.VMState, computestate.TaskUnshelving)
 	if err := tx.Insert(tServers, &s); err != nil {

@@ -36,7 +36,9 @@ func (s *Service) attachmentView(r *http.Request, serverID string, v *volstate.V
 		}
 	}
 	device, deleteOnTermination := att.Device, att.DeleteOnTermination
-	out := map[string]any{"id": v.ID, "serverId": serverID, "volumeId": v.ID, "device": device}
+	// A volume attached to a shelved-offloaded server has no device
+	// until the server is unshelved: null, as in Nova.
+	out := map[string]any{"id": v.ID, "serverId": serverID, "volumeId": v.ID, "device": orNil(device)}
 	if read && atLeast(r, 89) {
 		delete(out, "id")
 		out["attachment_id"], out["bdm_uuid"] = att.ID, bdmUUID(att.ID)
@@ -147,6 +149,12 @@ func (s *Service) attachVolume(w http.ResponseWriter, r *http.Request) error {
 	if isBaremetal(sv) {
 		return badRequest("Volumes cannot be attached to bare-metal servers.")
 	}
+	if shelved, err := shelvedOffloaded(r, sv, "attach_volume"); err != nil || shelved {
+		if err != nil {
+			return err
+		}
+		return s.attachShelvedVolume(w, r, sv, volID, tag, del)
+	}
 	if !slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "" || sv.Host == "" {
 		state, attr := sv.VMState, "vm_state"
 		if sv.TaskState != "" {
@@ -184,7 +192,19 @@ func (s *Service) detachVolume(w http.ResponseWriter, r *http.Request) error {
 	if v.Attachments[0].Root {
 		return badRequest("Cannot detach a root device volume")
 	}
-	if !slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "" {
+	shelved, err := shelvedOffloaded(r, sv, "detach_volume")
+	if err != nil {
+		return err
+	}
+	if shelved && (v.Attachments[0].Host != "" || slices.Contains(sv.ShelvedAttachments, v.Attachments[0].ID)) {
+		c := shelvedVolumeCmd{ServerID: sv.ID, VolumeID: v.ID, Detach: true, Admin: principal(r).IsAdmin(), Now: s.now()}
+		if _, err := api.Propose(r.Context(), s.cfg.Repl, cmdShelvedVolume, c, nil); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+	if !shelved && (!slices.Contains(attachableStates, sv.VMState) || sv.TaskState != "") {
 		// A building server's volumes are reserved for it (bdmbuild.go).
 		return stateConflict("detach_volume", sv.ID, "vm_state", sv.VMState)
 	}

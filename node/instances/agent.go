@@ -381,6 +381,11 @@ func (a *Agent) converge(ctx context.Context, s computestate.Server, view *netst
 			}
 			a.mu.Lock()
 			a.pids[s.ID] = vm.PID() // started here: nothing to adopt
+			// A guest started by a build is reported whatever the last
+			// report said: an unshelve that came before this agent saw
+			// the offload left that report (ACTIVE, from before the
+			// shelve) in place, and the row waits in unshelving for one.
+			delete(a.reported, s.ID)
 			a.mu.Unlock()
 			a.unshelved(ctx, s)
 			if s.RebootSeq > rec.RebootSeq {

@@ -111,3 +111,42 @@ func TestAgentShelve(t *testing.T) {
 		t.Errorf("shelved image not deleted after the unshelve: %v", snaps.deleted)
 	}
 }
+
+// An unshelve that follows the offload before this agent saw the
+// server leave (tempest attaches a volume to the offloaded server and
+// unshelves it at once): the guest the shelve powered off is still
+// here, so it is started again, and that start is reported (ACTIVE),
+// though the last report, from before the shelve, said ACTIVE too: the
+// server does not stay in task unshelving.
+func TestAgentUnshelveBeforeTheOffloadWasSeen(t *testing.T) {
+	needTools(t)
+	w, a, snaps, drv, _ := snapshotAgent(t)
+	a.Images = uploadedImages{w, snaps}
+	ctx := context.Background()
+	w.Put(imagestate.Table, &imagestate.Image{ID: "shelved1", Owner: "p1", Visibility: "private", Status: imagestate.StatusQueued})
+	s := w.server("s1")
+	s.SnapshotImage, s.SnapshotShelve, s.TaskState = "shelved1", true, computestate.TaskShelving
+	w.Put("compute_servers", &s)
+	drv.take()
+	a.reconcile(ctx)
+	if got := snaps.stepsOf("shelved1"); !slices.Equal(got, []string{"image_pending_upload", "image_uploading", "Success"}) {
+		t.Fatalf("shelve steps: %v", got)
+	}
+
+	// Offloaded and unshelved back here before the next pass.
+	s = w.server("s1")
+	s.Host, s.VMState, s.Want, s.TaskState, s.ShelvedImage, s.PowerState = "n1", computestate.VMShelvedOffloaded, "active", computestate.TaskUnshelving, "shelved1", 0
+	s.SnapshotImage, s.SnapshotShelve = "", false
+	w.Put("compute_servers", &s)
+	w.mu.Lock()
+	before := len(w.reports)
+	w.mu.Unlock()
+	a.reconcile(ctx)
+	vm := mustAdopt(t, a, "s1")
+	w.mu.Lock()
+	after := len(w.reports)
+	w.mu.Unlock()
+	if st, _ := vm.State(ctx); st != hypervisor.Running || after == before || w.last().Status != "ACTIVE" {
+		t.Fatalf("unshelved guest %s, reports %d -> %d, last %+v", st, before, after, w.last())
+	}
+}

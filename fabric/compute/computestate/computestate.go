@@ -222,6 +222,11 @@ type Server struct {
 	// ShelvedImage is the image a shelved server's disk was saved in
 	// (Nova's shelved_image_id): unshelve boots from it, then it goes.
 	ShelvedImage string `json:"shelved_image,omitempty"`
+	// ShelvedAttachments are the attachments of volumes attached while
+	// the server was shelved offloaded (2.20): recorded on no host, the
+	// volume in-use, as Nova's local attach leaves it; unshelve plugs
+	// them on the server's new host (fabric/compute/shelved_volumes.go).
+	ShelvedAttachments []string `json:"shelved_attachments,omitempty"`
 	// MigrateTo is the host a cold migration moves the server to while
 	// its source node saves it (task_state resize_migrating); MigrateFrom
 	// the host it left, which keeps the guest's disk, off, until the
