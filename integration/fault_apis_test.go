@@ -128,26 +128,27 @@ func faultAPIsSetUp(t *testing.T, creds map[string]string, l *faultLoad, n1 *rac
 	return a
 }
 
+// keep files a write's checksum under key by its outcome: in done when
+// it was acknowledged, in maybe when its outcome is unknown (then it
+// must read back whole or not at all). It returns o.
+func (a *faultAPIs) keep(o outcome, done, maybe map[string]string, key, sum string) outcome {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch o {
+	case acked:
+		done[key] = sum
+	case unknown:
+		maybe[key] = sum
+	}
+	return o
+}
+
 // runAPIs starts the extra workers on the load's stop channel.
 func (a *faultAPIs) runAPIs() {
 	a.faultLoad.mu.Lock()
 	gen := a.gen
 	a.faultLoad.mu.Unlock()
-	worker := func(step func(i int)) {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-a.stop:
-					return
-				default:
-				}
-				step(i)
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
+	worker := a.worker
 	// S3 multipart: every third upload of two parts (the first of the
 	// minimum size), the others of one.
 	worker(func(i int) {
@@ -181,16 +182,7 @@ func (a *faultAPIs) runAPIs() {
 			// S3 may answer 200 and an error in the body.
 			code = 500
 		}
-		switch a.record("s3 complete", key, code, err, string(body)) {
-		case acked:
-			a.mu.Lock()
-			a.s3[key] = sha(whole)
-			a.mu.Unlock()
-		case unknown:
-			a.mu.Lock()
-			a.maybeS3[key] = sha(whole)
-			a.mu.Unlock()
-		}
+		a.keep(a.record("s3 complete", key, code, err, string(body)), a.s3, a.maybeS3, key, sha(whole))
 	})
 	// Swift SLO: two segments and their manifest.
 	worker(func(i int) {
@@ -209,16 +201,7 @@ func (a *faultAPIs) runAPIs() {
 		}
 		raw, _ := json.Marshal(manifest)
 		code, body, err := a.req("PUT", "/object/v1/AUTH_"+a.project+"/fault-c/"+name+"?multipart-manifest=put", raw)
-		switch a.record("slo manifest", name, code, err, string(body)) {
-		case acked:
-			a.mu.Lock()
-			a.slos[name] = sha(whole)
-			a.mu.Unlock()
-		case unknown:
-			a.mu.Lock()
-			a.maybeSLOs[name] = sha(whole)
-			a.mu.Unlock()
-		}
+		a.keep(a.record("slo manifest", name, code, err, string(body)), a.slos, a.maybeSLOs, name, sha(whole))
 	})
 	// Images: made, uploaded; every other one made into a volume, which
 	// is backed up once available.
@@ -240,17 +223,7 @@ func (a *faultAPIs) runAPIs() {
 			resp.Body.Close()
 			code = resp.StatusCode
 		}
-		switch a.record("image upload", img.ID, code, err, string(raw)) {
-		case acked:
-			a.mu.Lock()
-			a.images[img.ID] = sha(data)
-			a.mu.Unlock()
-		case unknown:
-			a.mu.Lock()
-			a.maybeImgs[img.ID] = sha(data)
-			a.mu.Unlock()
-			return
-		default:
+		if a.keep(a.record("image upload", img.ID, code, err, string(raw)), a.images, a.maybeImgs, img.ID, sha(data)) != acked {
 			return
 		}
 		if i%2 == 1 {

@@ -236,21 +236,7 @@ func (l *faultLoad) run() {
 	l.gen++
 	gen := l.gen
 	l.mu.Unlock()
-	worker := func(step func(i int)) {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				step(i)
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
+	worker := l.worker
 	// Objects: sizes from a few bytes to past one erasure-coded part.
 	worker(func(i int) {
 		size := []int{7, 4 << 10, 300 << 10, 1<<20 + 3}[i%4]
@@ -851,4 +837,22 @@ func TestFaultBlockLeaderKill(t *testing.T) {
 	waitStorage(t, creds, reader.rackd, "the volume's space given back", 2*time.Minute, func(s storageStatus) bool {
 		return s.Volumes.Volumes == 0 && s.Garbage == 0
 	})
+}
+
+// worker runs step(0), step(1), … on a goroutine of its own, 20 ms
+// apart, until the load stops.
+func (l *faultLoad) worker(step func(i int)) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			step(i)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 }
