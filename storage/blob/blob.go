@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,6 +190,20 @@ func (s *Store) stragglerWait() time.Duration {
 
 // ShardName is the file name of shard i of blob key.
 func ShardName(key string, i int) string { return key + "." + strconv.Itoa(i) }
+
+// ParseShardName is ShardName's inverse: the blob key and shard index a
+// shard file's name holds.
+func ParseShardName(name string) (key string, i int, ok bool) {
+	dot := strings.LastIndexByte(name, '.')
+	if dot <= 0 {
+		return "", 0, false
+	}
+	i, err := strconv.Atoi(name[dot+1:])
+	if err != nil || i < 0 {
+		return "", 0, false
+	}
+	return name[:dot], i, true
+}
 
 // WriteQuorum is how many shards must be durable before a write counts.
 func WriteQuorum(k, m int) int {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -1024,6 +1026,67 @@ func (v *Volume) deleteExtents(ctx context.Context, rows []ExtentRow) {
 	}
 }
 
+// lostAtQuorum reports whether err, a failed sync of parts' blobs, says
+// only that shard files are gone (their disk wiped or replaced between
+// their write and the sync) and every blob still has a write quorum of
+// shards without them. It then counts the lost shards with those each
+// blob was written without, to be healed once the commit names them. A
+// gone file has no bytes a failed fsync could have dropped: its blob is
+// as if written without it, which the write quorum allows. Otherwise
+// the flush fails as for any failed sync.
+func lostAtQuorum(err error, parts []*heldPart) bool {
+	paths, only := disk.GonePaths(err)
+	if !only {
+		return false
+	}
+	lost := map[string][]int{}
+	for _, p := range paths {
+		// A gone directory's files are gone too, and listed themselves.
+		if key, i, ok := blob.ParseShardName(filepath.Base(p)); ok {
+			lost[key] = append(lost[key], i)
+		}
+	}
+	keeps := func(l blob.Layout, missing, gone []int) bool {
+		n := len(union(missing, gone))
+		return l.K+l.M-n >= blob.WriteQuorum(l.K, l.M)
+	}
+	for _, h := range parts {
+		if h.sg.Blob != "" && !keeps(h.sg.Layout, h.missing, lost[h.sg.Blob]) {
+			return false
+		}
+		for _, e := range h.whole {
+			if !keeps(e.Layout, h.short[e.Blob], lost[e.Blob]) {
+				return false
+			}
+		}
+	}
+	for _, h := range parts {
+		if h.sg.Blob != "" {
+			h.missing = union(h.missing, lost[h.sg.Blob])
+		}
+		for _, e := range h.whole {
+			if gone := lost[e.Blob]; len(gone) > 0 {
+				if h.short == nil {
+					h.short = map[string][]int{}
+				}
+				h.short[e.Blob] = union(h.short[e.Blob], gone)
+			}
+		}
+	}
+	return true
+}
+
+// union is the shard indexes in a or b, each once.
+func union(a, b []int) []int {
+	out := append([]int(nil), a...)
+	for _, i := range b {
+		if !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // syncBlobs makes the blobs a commit names durable (files and
 // directories); a test sees what it syncs or makes it fail.
 var syncBlobs = (*disk.DirSyncs).Sync
@@ -1157,7 +1220,7 @@ func (v *Volume) commit(ctx context.Context, pages map[int64][]byte, spill bool,
 	if len(held) == 0 && len(sg.Runs) == 0 && len(whole) == 0 {
 		return commitResult{}, nil // an empty map sealed for held parts already committed
 	}
-	if err := syncBlobs(all); err != nil {
+	if err := syncBlobs(all); err != nil && !lostAtQuorum(err, append(held, own)) {
 		// The bytes of blobs held or written may be lost (after a failed
 		// fsync the kernel may drop them): never name them, and fail the
 		// volume, which reads as of its last commit once reopened.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -416,5 +418,76 @@ func TestHeldPartsOfAnUnknownOutcomeAreProposedAgain(t *testing.T) {
 	}
 	if got := readAll(t, v); !bytes.Equal(got, model) {
 		t.Fatalf("after reopening and folding: %s", firstDiff(got, model))
+	}
+}
+
+// TestFlushWithShardFilesGone: a disk wiped between a flush's blob
+// writes and their sync (its files gone, nothing left to fsync) leaves
+// each blob as if written without that shard. The flush commits while
+// every blob keeps its write quorum, and the data reads back; once no
+// blob would, it fails as for any failed sync.
+func TestFlushWithShardFilesGone(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		wiped int
+		ok    bool
+	}{{"one disk", 1, true}, {"every disk", 3, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			ctx := context.Background()
+			s := New(r.config())
+			if err := s.Create(ctx, "v", 2*ExtentSize, Options{K: 1, M: 2}); err != nil {
+				t.Fatal(err)
+			}
+			v, err := s.Open(ctx, "v")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]byte, 2*ExtentSize)
+			copy(want, page(3))                                          // a journaled page
+			copy(want[ExtentSize:], bytes.Repeat([]byte{7}, ExtentSize)) // a whole extent
+			if _, err := v.WriteAt(want[ExtentSize:], ExtentSize); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.WriteAt(page(3), 0); err != nil {
+				t.Fatal(err)
+			}
+			synced := syncBlobs
+			t.Cleanup(func() { syncBlobs = synced })
+			gone := 0
+			syncBlobs = func(ds *disk.DirSyncs) error {
+				for _, d := range r.dirs[:c.wiped] {
+					for _, f := range ds.Files() {
+						if strings.HasPrefix(f, d.Path()+string(os.PathSeparator)) && os.Remove(f) == nil {
+							gone++
+						}
+					}
+				}
+				return synced(ds)
+			}
+			err = v.Flush(ctx)
+			syncBlobs = synced
+			if gone == 0 {
+				t.Fatal("the flush synced no file on the wiped disks")
+			}
+			if !c.ok {
+				if err == nil {
+					t.Fatal("the flush committed blobs with no shard left")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("flush with %d shard files gone: %v", gone, err)
+			}
+			v.Close()
+			w, err := New(r.config()).Open(ctx, "v")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if got := readAll(t, w); !bytes.Equal(got, want) {
+				t.Fatalf("after the flush: %s", firstDiff(got, want))
+			}
+		})
 	}
 }

@@ -785,12 +785,49 @@ func (ds *DirSyncs) Sync() error {
 	return errors.Join(all...)
 }
 
+// GoneError is a sync that found its shard file (or directory) gone:
+// its disk was wiped or replaced after the file was written. There is
+// nothing left to make durable: the shard is lost, as if the disk had
+// died just after a sync, and its blob is as if written without it.
+type GoneError struct {
+	Path string
+	Err  error
+}
+
+func (e *GoneError) Error() string { return "sync shard: " + e.Path + " is gone: " + e.Err.Error() }
+func (e *GoneError) Unwrap() error { return e.Err }
+
+// GonePaths returns the paths of err's GoneErrors (err as Sync returns
+// it, maybe several joined), and whether err holds nothing else.
+func GonePaths(err error) (paths []string, onlyGone bool) {
+	if err == nil {
+		return nil, false
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	onlyGone = true
+	for _, e := range errs {
+		var g *GoneError
+		if errors.As(e, &g) {
+			paths = append(paths, g.Path)
+		} else {
+			onlyGone = false
+		}
+	}
+	return paths, onlyGone
+}
+
 // syncFileHook is syncFile; a test makes it fail.
 var syncFileHook = syncFile
 
 // syncFile fsyncs the shard file at path: its bytes and size.
 func syncFile(path string) error {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &GoneError{Path: path, Err: err}
+	}
 	if err != nil {
 		return fmt.Errorf("sync shard: %w", err)
 	}
@@ -807,6 +844,9 @@ var syncDirHook = syncDir
 // syncDir fsyncs directory dir, so the names in it survive a crash.
 func syncDir(dir string) error {
 	df, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &GoneError{Path: dir, Err: err}
+	}
 	if err != nil {
 		return fmt.Errorf("sync shard directory: %w", err)
 	}
