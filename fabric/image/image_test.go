@@ -306,6 +306,27 @@ func (f *fixture) rawUpload(id string, head string, body []byte) {
 	c.Close()
 }
 
+// streamUpload starts an upload of image id whose body is what the
+// caller writes to pw, until it closes it; done gets the answer's status
+// (0 if the request failed).
+func (f *fixture) streamUpload(tok, id string) (pw *io.PipeWriter, done <-chan int) {
+	pr, pw := io.Pipe()
+	codes := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", f.srv.URL+"/image/v2/images/"+id+"/file", pr)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("X-Auth-Token", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			codes <- 0
+			return
+		}
+		resp.Body.Close()
+		codes <- resp.StatusCode
+	}()
+	return pw, codes
+}
+
 func (f *fixture) waitStatus(id, status string) map[string]any {
 	f.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -388,20 +409,7 @@ func TestFailedUploadLeavesImageQueuedWithoutData(t *testing.T) {
 func TestDeleteDuringUploadDropsData(t *testing.T) {
 	f := newFixture(t)
 	id := f.create(alice, map[string]any{})["id"].(string)
-	pr, pw := io.Pipe()
-	done := make(chan int)
-	go func() {
-		req, _ := http.NewRequest("PUT", f.srv.URL+"/image/v2/images/"+id+"/file", pr)
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("X-Auth-Token", alice)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	pw, done := f.streamUpload(alice, id)
 	pw.Write(randomBytes(t, 10_000))
 	f.waitStatus(id, "saving")
 	f.expect(http.StatusNoContent, "DELETE", "/v2/images/"+id, alice, nil)

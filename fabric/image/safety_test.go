@@ -145,21 +145,8 @@ func TestUploadOfUnknownStartGivenBack(t *testing.T) {
 	}
 	// Another upload, in progress: its body has not all come.
 	busy := f.create(alice, map[string]any{"name": "busy"})["id"].(string)
-	pr, pw := io.Pipe()
+	pw, done := f.streamUpload(alice, busy)
 	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // before the server's close waits for the request
-	done := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest("PUT", f.srv.URL+"/image/v2/images/"+busy+"/file", pr)
-		req.Header.Set("X-Auth-Token", alice)
-		req.Header.Set("Content-Type", "application/octet-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
 	pw.Write([]byte("first half "))
 	for f.show(alice, busy)["status"] != StatusSaving {
 		time.Sleep(10 * time.Millisecond)

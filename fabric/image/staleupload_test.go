@@ -3,7 +3,6 @@ package image
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"testing"
 )
@@ -16,20 +15,7 @@ import (
 func TestStaleUploadLeavesTheNewerUploadsData(t *testing.T) {
 	f := newFixture(t)
 	id := f.create(alice, map[string]any{})["id"].(string)
-	pr, pw := io.Pipe()
-	done := make(chan int)
-	go func() {
-		req, _ := http.NewRequest("PUT", f.srv.URL+"/image/v2/images/"+id+"/file", pr)
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("X-Auth-Token", alice)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	pw, done := f.streamUpload(alice, id)
 	pw.Write(randomBytes(t, 10_000))
 	f.waitStatus(id, "saving")
 	// The leader gives the upload back, as for a lost node.
