@@ -54,19 +54,25 @@ type faultAPIs struct {
 // s3Req sends a request signed with the admin's EC2 credential to the S3
 // port of the next node up.
 func (a *faultAPIs) s3Req(method, path string, body []byte) (int, []byte, error) {
+	code, raw, _, err := a.s3Do(method, path, body)
+	return code, raw, err
+}
+
+// s3Do is s3Req that also returns the answer's headers.
+func (a *faultAPIs) s3Do(method, path string, body []byte) (int, []byte, http.Header, error) {
 	n := a.node()
 	req, err := http.NewRequest(method, "http://"+n.s3+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	sigv4.Sign(req, a.access, a.secret, "us-east-1", sigv4.UnsignedPayload, time.Now())
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw, err
+	return resp.StatusCode, raw, resp.Header, err
 }
 
 func md5Hex(b []byte) string {
@@ -345,22 +351,11 @@ func (a *faultAPIs) runAPIs() {
 
 // s3PartPut uploads one part; the body it returns is the part's ETag.
 func (a *faultAPIs) s3PartPut(key, upload string, n int, p []byte) (int, []byte, error) {
-	node := a.node()
-	req, err := http.NewRequest("PUT", fmt.Sprintf("http://%s/fault-c/%s?partNumber=%d&uploadId=%s", node.s3, key, n, upload), bytes.NewReader(p))
-	if err != nil {
-		return 0, nil, err
+	code, raw, h, err := a.s3Do("PUT", fmt.Sprintf("/fault-c/%s?partNumber=%d&uploadId=%s", key, n, upload), p)
+	if err == nil && code == 200 {
+		raw = []byte(h.Get("ETag"))
 	}
-	sigv4.Sign(req, a.access, a.secret, "us-east-1", sigv4.UnsignedPayload, time.Now())
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode == 200 {
-		raw = []byte(resp.Header.Get("ETag"))
-	}
-	return resp.StatusCode, raw, err
+	return code, raw, err
 }
 
 // ackedAPIs waits until every extra kind has had n more

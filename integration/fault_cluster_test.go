@@ -781,17 +781,7 @@ func TestFaultBlockLeaderKill(t *testing.T) {
 	}
 	nodes, creds := faultCluster(t)
 	st := faultHealthy(t, creds, nodes[0].rackd)
-	leader := nodeNamed(nodes, st.Leader)
-	var via, reader *storageNode
-	for _, n := range nodes {
-		switch {
-		case n == leader:
-		case via == nil:
-			via = n
-		default:
-			reader = n
-		}
-	}
+	leader, via, reader := clusterRoles(nodes, st.Leader)
 	if out, err := rackctl(t, creds, via.rackd, "volume", "create", "bl", "--size", "128M"); err != nil {
 		t.Fatalf("volume create: %v\n%s", err, out)
 	}
@@ -855,4 +845,20 @@ func (l *faultLoad) worker(step func(i int)) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
+}
+
+// clusterRoles splits a three-node cluster: the leader, and the two
+// followers (one to act through, one to read back through).
+func clusterRoles(nodes []*storageNode, leaderName string) (leader, follower, reader *storageNode) {
+	leader = nodeNamed(nodes, leaderName)
+	for _, n := range nodes {
+		switch {
+		case n == leader:
+		case follower == nil:
+			follower = n
+		default:
+			reader = n
+		}
+	}
+	return leader, follower, reader
 }

@@ -29,17 +29,7 @@ func TestFaultDiskWiped(t *testing.T) {
 	n1 := nodes[0]
 	tok, project := faultProject(t, creds, n1.rackd)
 	st := faultHealthy(t, creds, n1.rackd)
-	leader := nodeNamed(nodes, st.Leader)
-	var follower, reader *storageNode
-	for _, n := range nodes {
-		switch {
-		case n == leader:
-		case follower == nil:
-			follower = n
-		default:
-			reader = n
-		}
-	}
+	leader, follower, reader := clusterRoles(nodes, st.Leader)
 	if out, err := rackctl(t, creds, follower.rackd, "volume", "create", "dw", "--size", "128M"); err != nil {
 		t.Fatalf("volume create: %v\n%s", err, out)
 	}
