@@ -5,7 +5,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -37,14 +36,7 @@ func TestAutoAllocatedTopology(t *testing.T) {
 		return
 	}
 
-	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-autotopo%d", os.Getpid())
-	t.Cleanup(func() { os.RemoveAll(bpfDir) })
-	n1 := newRackd(t, "autotopo", "--disk", t.TempDir(), "--dataplane", "on", "--bpf-dir", bpfDir, "--compute", "on", "--accel", "tcg",
-		"--s3-listen", "off", "--public", "172.24.6.0/24")
-	n1.start("--bootstrap")
-	n1.waitHealthy()
-	creds := openrc(t, n1.dataDir)
-	admin := osEnv(creds, n1)
+	n1, _, creds, admin := dataplaneRackd(t, "autotopo", "--disk", t.TempDir(), "--compute", "on", "--accel", "tcg")
 	// Guests outlive rackd by design: delete them while rackd still runs.
 	t.Cleanup(func() {
 		if out, err := openstackErr(admin, "server", "delete", "--wait", "autovm"); err != nil && !strings.Contains(out, "No server with a name or ID") {

@@ -37,12 +37,13 @@ func ip(t *testing.T, args ...string) {
 // dataplaneRackd starts a one-node cloud named name with its dataplane
 // on, pinned in a BPF directory of this process (returned, removed after
 // the test), and a public network 172.24.9.0/24; it returns the node, the
-// directory, the cloud's credentials and the admin's environment.
-func dataplaneRackd(t *testing.T, name string) (*rackd, string, map[string]string, []string) {
+// directory, the cloud's credentials and the admin's environment. extra
+// are more rackd flags (compute, disks).
+func dataplaneRackd(t *testing.T, name string, extra ...string) (*rackd, string, map[string]string, []string) {
 	t.Helper()
 	bpfDir := fmt.Sprintf("/sys/fs/bpf/rackstack-%s%d", name, os.Getpid())
 	t.Cleanup(func() { os.RemoveAll(bpfDir) })
-	n := newRackd(t, name, "--dataplane", "on", "--bpf-dir", bpfDir, "--s3-listen", "off", "--public", "172.24.9.0/24")
+	n := newRackd(t, name, append([]string{"--dataplane", "on", "--bpf-dir", bpfDir, "--s3-listen", "off", "--public", "172.24.9.0/24"}, extra...)...)
 	n.start("--bootstrap")
 	n.waitHealthy()
 	creds := openrc(t, n.dataDir)
