@@ -3,6 +3,7 @@ package bmcsim
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,5 +274,20 @@ func TestRedfishRefusesWithoutCredentials(t *testing.T) {
 	mustOK(t, err)
 	if b != (Boot{Persistent: DevPXE}) {
 		t.Errorf("boot after patch: %+v", b)
+	}
+}
+
+func TestUDPBoundReadsTheSocketTable(t *testing.T) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	if bound, err := udpBound(port); err != nil || !bound {
+		t.Fatalf("udpBound(%d) with a socket on it = %v, %v; want true", port, bound, err)
+	}
+	c.Close()
+	if bound, err := udpBound(port); err != nil || bound {
+		t.Fatalf("udpBound(%d) after close = %v, %v; want false", port, bound, err)
 	}
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -153,27 +151,66 @@ func (s IPMISim) Start(ctx context.Context) (*Process, error) {
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	if err := waitUDP(ctx, p, s.Port); err != nil {
 		_ = p.Stop()
-		return nil, fmt.Errorf("start ipmi_sim: %w (see %s)", err, filepath.Join(s.Dir, IPMILogFile))
+		logPath := filepath.Join(s.Dir, IPMILogFile)
+		return nil, fmt.Errorf("start ipmi_sim: %w (%s ends: %q)", err, logPath, logTail(logPath, 512))
 	}
 	return p, nil
 }
 
-// waitUDP waits until ipmi_sim holds its UDP port: binding it fails with
-// EADDRINUSE once ipmi_sim has it.
+// waitUDP waits until ipmi_sim holds its UDP port. It looks in the
+// kernel's socket table rather than binding the port itself: a probe that
+// binds holds the port for a moment, and ipmi_sim starting in that moment
+// fails with EADDRINUSE and exits.
 func waitUDP(ctx context.Context, p *Process, port int) error {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for {
-		c, err := net.ListenPacket("udp", addr)
+		bound, err := udpBound(port)
 		if err != nil {
+			return err
+		}
+		if bound {
 			return nil
 		}
-		c.Close()
 		select {
 		case <-p.done:
 			return errors.New("ipmi_sim exited")
 		case <-ctx.Done():
-			return fmt.Errorf("ipmi_sim does not listen on %s: %w", addr, ctx.Err())
+			return fmt.Errorf("ipmi_sim does not listen on 127.0.0.1:%d: %w", port, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// udpBound reports whether a UDP socket in this network namespace is bound
+// to port, from /proc/net/udp and /proc/net/udp6.
+func udpBound(port int) (bool, error) {
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(table)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("read socket table: %w", err)
+		}
+		lines := strings.Split(string(b), "\n")
+		for _, line := range lines[1:] {
+			f := strings.Fields(line)
+			if len(f) > 1 && strings.HasSuffix(f[1], suffix) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// logTail is the last n bytes of the file at path, for an error message.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.TrimSpace(string(b))
 }
