@@ -1,11 +1,11 @@
 package block
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -1379,16 +1379,46 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 	for _, sg := range segs {
 		cmd.Segments = append(cmd.Segments, sg.ID)
 	}
+	// The new extents are written packExtents to a blob, as a flush
+	// writes whole extents, and made durable with one sync of their
+	// files and directories before the command that names them: a file
+	// and an fsync per shard of every extent made a fold of a random
+	// writer's journal (which rewrites most of the volume's extents)
+	// wait on hundreds of device flushes.
+	dirs := &disk.DirSyncs{DeferFiles: true}
+	wctx := blob.WithDirSyncs(ctx, dirs)
+	newKey := keysIn(randomByte())
 	var written []ExtentRow
 	short := map[string][]int{} // extents written without some shards
-	undo := func() {
-		for _, e := range written {
-			if err := v.s.cfg.Blobs.Delete(ctx, e.Blob, e.Layout); err != nil {
-				v.s.log.Debug("delete unused extent", "blob", e.Blob, "err", err)
+	undo := func() { v.deleteExtents(ctx, written) }
+	group := make([]byte, packExtents*ExtentSize)
+	scratch := make([]byte, ExtentSize)
+	offs := make(map[*SegmentRow][]int64, len(segs))
+	for _, sg := range segs {
+		offs[sg] = runOffsets(sg)
+	}
+	var packed []int64 // extents in group, in order
+	pages := map[int64][]byte{}
+	writePack := func() error {
+		if len(packed) == 0 {
+			return nil
+		}
+		rows, sh, err := v.writeWhole(wctx, packed, pages, newKey)
+		if err != nil {
+			return fmt.Errorf("fold volume %s: %w", v.id, err)
+		}
+		for k := range rows {
+			rows[k].ID = extentID(v.id, rows[k].Index)
+			if e := base[rows[k].Index]; e != nil {
+				rows[k].Seq = e.Seq
 			}
 		}
+		written = append(written, rows...)
+		maps.Copy(short, sh)
+		packed = packed[:0]
+		clear(pages)
+		return nil
 	}
-	buf := make([]byte, ExtentSize)
 	for _, i := range idx {
 		e := base[i]
 		src := source{}
@@ -1398,36 +1428,36 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 		} else {
 			cmd.Base[i] = ""
 		}
+		buf := group[len(packed)*ExtentSize : (len(packed)+1)*ExtentSize]
 		if err := v.readBlob(ctx, src, buf); err != nil {
 			undo()
 			return err
 		}
-		if err := v.applySegments(ctx, i, e, segs, buf); err != nil {
+		if err := v.applySegments(ctx, i, e, segs, offs, buf, scratch); err != nil {
 			undo()
 			return err
 		}
 		if allZero(buf) {
 			continue
 		}
-		key := newKey()
-		l, err := v.s.layout(ctx, key, v.k, v.m, extentShard)
-		if err != nil {
-			undo()
-			return fmt.Errorf("fold volume %s: place extent: %w", v.id, err)
+		for k := range int64(pagesPer) {
+			pages[i*pagesPer+k] = buf[k*PageSize : (k+1)*PageSize]
 		}
-		info, err := v.s.cfg.Blobs.Put(blob.WithoutMD5(ctx), key, l, bytes.NewReader(buf))
-		if err != nil {
-			undo()
-			return fmt.Errorf("fold volume %s: write extent: %w", v.id, err)
+		packed = append(packed, i)
+		if len(packed) == packExtents {
+			if err := writePack(); err != nil {
+				undo()
+				return err
+			}
 		}
-		if len(info.Missing) > 0 {
-			short[key] = info.Missing
-		}
-		row := ExtentRow{ID: extentID(v.id, i), Volume: v.id, Index: i, Blob: key, Layout: l}
-		if e != nil {
-			row.Seq = e.Seq
-		}
-		written = append(written, row)
+	}
+	if err := writePack(); err != nil {
+		undo()
+		return err
+	}
+	if err := syncBlobs(dirs); err != nil {
+		undo()
+		return fmt.Errorf("fold volume %s: %w", v.id, err)
 	}
 	cmd.New = written
 	if _, err := v.s.cfg.Repl.Propose(ctx, cmdFold, cmd); err != nil {
@@ -1440,6 +1470,7 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 	for _, e := range written {
 		if missing := short[e.Blob]; len(missing) > 0 {
 			v.s.degraded(ctx, e.Blob, e.Layout, missing) // named now: the healer can find it
+			delete(short, e.Blob)                        // once per pack
 		}
 	}
 
@@ -1481,32 +1512,73 @@ func (v *Volume) foldOnce(ctx context.Context) error {
 // applySegments lays the pages the segments hold for extent i over buf,
 // oldest segment first, but for those of segments extent e (the one the
 // fold read) superseded.
-func (v *Volume) applySegments(ctx context.Context, i int64, e *ExtentRow, segs []*SegmentRow, buf []byte) error {
+//
+// A segment's runs are in page order and its blob holds their pages in
+// that order, so the pages it holds of one extent are one contiguous
+// range of its blob: that range is read with one read into scratch (at
+// most an extent) and scattered, not a read per run. A random writer's
+// segment holds about as many runs as pages, and a read per page made
+// the fold, which a random writer waits for once the journal is full,
+// thousands of small reads per extent.
+func (v *Volume) applySegments(ctx context.Context, i int64, e *ExtentRow, segs []*SegmentRow, offs map[*SegmentRow][]int64, buf, scratch []byte) error {
 	lo, hi := i*pagesPer, (i+1)*pagesPer
 	for _, sg := range segs {
 		if supersedes(e, sg) {
 			continue
 		}
-		off := int64(0)
-		for _, r := range sg.Runs {
-			a, b := max(r.Page, lo), min(r.Page+r.Count, hi)
-			if a < b {
-				dst := buf[(a-lo)*PageSize : (b-lo)*PageSize]
-				if r.Zero {
-					clear(dst)
-				} else {
-					src := source{key: sg.Blob, l: sg.Layout, size: sg.Size, off: off + (a-r.Page)*PageSize}
-					if err := v.readBlob(ctx, src, dst); err != nil {
-						return err
-					}
+		runs, off := sg.Runs, offs[sg]
+		first := sort.Search(len(runs), func(j int) bool { return runs[j].Page+runs[j].Count > lo })
+		last := first // runs[first:last] overlap the extent
+		for last < len(runs) && runs[last].Page < hi {
+			last++
+		}
+		// The blob range of the extent's pages with data.
+		start, end := int64(-1), int64(0)
+		for j := first; j < last; j++ {
+			if r := runs[j]; !r.Zero {
+				a, b := max(r.Page, lo), min(r.Page+r.Count, hi)
+				if start < 0 {
+					start = off[j] + (a-r.Page)*PageSize
 				}
+				end = off[j] + (b-r.Page)*PageSize
 			}
-			if !r.Zero {
-				off += r.Count * PageSize
+		}
+		var data []byte
+		if start >= 0 {
+			data = scratch[:end-start]
+			src := source{key: sg.Blob, l: sg.Layout, size: sg.Size, off: start}
+			if err := v.readBlob(ctx, src, data); err != nil {
+				return err
 			}
+		}
+		for j := first; j < last; j++ {
+			r := runs[j]
+			a, b := max(r.Page, lo), min(r.Page+r.Count, hi)
+			dst := buf[(a-lo)*PageSize : (b-lo)*PageSize]
+			if r.Zero {
+				clear(dst)
+				continue
+			}
+			at := off[j] + (a-r.Page)*PageSize - start
+			copy(dst, data[at:at+int64(len(dst))])
 		}
 	}
 	return nil
+}
+
+// runOffsets gives, for each run of sg, where its data starts in the
+// segment's blob (zeroed runs have none: theirs is where the next one's
+// starts).
+func runOffsets(sg *SegmentRow) []int64 {
+	offs := make([]int64, len(sg.Runs))
+	off := int64(0)
+	for j, r := range sg.Runs {
+		offs[j] = off
+		if !r.Zero {
+			off += r.Count * PageSize
+		}
+	}
+	return offs
 }
 
 func allZero(b []byte) bool {
