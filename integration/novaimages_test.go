@@ -16,8 +16,9 @@ import (
 // writes through the image service of a real rackd: an image uploaded
 // with the openstack CLI (which speaks Glance) is ACTIVE through Nova,
 // metadata set through Nova are Glance's properties, and an image
-// deleted through Nova is gone from Glance. On the same router, an API
-// not built answers 501 and the usage audit log its report.
+// deleted through Nova is gone from Glance. On the same router, the
+// floating IP proxy allocates and releases Neutron's floating IPs, and
+// the usage audit log answers its report.
 func TestNovaImageProxy(t *testing.T) {
 	testenv.RequireCommand(t, "/usr/bin/openstack")
 	n := startDevCloud(t, "novaimg", "--disk", t.TempDir(), "--s3-listen", "off")
@@ -76,9 +77,35 @@ func TestNovaImageProxy(t *testing.T) {
 		t.Fatalf("the image deleted through Nova is still in Glance:\n%s", out)
 	}
 
-	// Documented, not built: 501, not the 405 that reads as a wrong URL.
-	if code, body := novaCall(t, "POST", nova+"/os-floating-ips", tok, "35", `{"pool": "public"}`); code != 501 {
-		t.Errorf("POST /os-floating-ips at 2.35: %d %s", code, body)
+	// The floating IP proxy (to 2.35) allocates and releases the network
+	// service's floating IPs: a pool is an external network, and what
+	// Nova allocates Neutron shows (TestNovaFloatingIPProxy associates one
+	// with a guest's port).
+	openstack(t, admin, "network", "create", "--external", "fipext")
+	openstack(t, admin, "subnet", "create", "--network", "fipext", "--subnet-range", "198.18.7.0/24", "fipext-sub")
+	if code, body := novaCall(t, "GET", nova+"/os-floating-ip-pools", tok, "35", ""); code != 200 || !strings.Contains(body, `{"name":"fipext"}`) {
+		t.Fatalf("GET /os-floating-ip-pools at 2.35: %d %s", code, body)
+	}
+	code, body = novaCall(t, "POST", nova+"/os-floating-ips", tok, "35", `{"pool": "fipext"}`)
+	var fip struct {
+		FIP struct {
+			ID, IP, Pool string
+		} `json:"floating_ip"`
+	}
+	if json.Unmarshal([]byte(body), &fip); code != 200 || fip.FIP.ID == "" || fip.FIP.Pool != "fipext" {
+		t.Fatalf("POST /os-floating-ips at 2.35: %d %s", code, body)
+	}
+	if out := openstack(t, admin, "floating", "ip", "show", "-f", "value", "-c", "floating_ip_address", fip.FIP.ID); strings.TrimSpace(out) != fip.FIP.IP {
+		t.Fatalf("Neutron's view of the floating IP allocated through Nova (%s): %q", fip.FIP.IP, out)
+	}
+	if code, _ := novaCall(t, "GET", nova+"/os-floating-ips", tok, "36", ""); code != 404 {
+		t.Fatalf("GET /os-floating-ips at 2.36: %d", code)
+	}
+	if code, body := novaCall(t, "DELETE", nova+"/os-floating-ips/"+fip.FIP.ID, tok, "35", ""); code != 202 {
+		t.Fatalf("DELETE /os-floating-ips: %d %s", code, body)
+	}
+	if out, err := openstackErr(admin, "floating", "ip", "show", fip.FIP.ID); err == nil {
+		t.Fatalf("the floating IP released through Nova is still in Neutron:\n%s", out)
 	}
 	// The usage audit log reports that no host ran the audit.
 	if code, body := novaCall(t, "GET", nova+"/os-instance_usage_audit_log", tok, "1", ""); code != 200 || !strings.Contains(body, `"num_hosts_done":0`) {

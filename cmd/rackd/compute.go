@@ -202,3 +202,54 @@ var (
 	_ compute.SecurityGroupPorts = serverPorts{}
 	_ compute.SecurityGroupEdits = serverPorts{}
 )
+
+// The calls below make serverPorts a compute.FloatingIPPorts (Nova's
+// floating IP proxy and add/removeFloatingIp).
+
+func floatingIPInfo(f network.NovaFloatingIP) compute.FloatingIPInfo {
+	return compute.FloatingIPInfo{ID: f.ID, IP: f.IP, Project: f.Project, Pool: f.Pool, PortID: f.FixedPortID,
+		FixedIP: f.FixedIP, DeviceID: f.DeviceID, Revision: f.Revision}
+}
+
+func (a serverPorts) FloatingIPs(ctx context.Context, project string) ([]compute.FloatingIPInfo, error) {
+	fips, err := a.sp.FloatingIPs(ctx, project)
+	out := make([]compute.FloatingIPInfo, 0, len(fips))
+	for _, f := range fips {
+		out = append(out, floatingIPInfo(f))
+	}
+	return out, err
+}
+
+func (a serverPorts) FloatingIP(ctx context.Context, p *api.Principal, id string) (compute.FloatingIPInfo, error) {
+	f, err := a.sp.FloatingIP(ctx, p, id)
+	return floatingIPInfo(f), err
+}
+
+func (a serverPorts) FloatingIPByAddress(ctx context.Context, p *api.Principal, address string) (compute.FloatingIPInfo, error) {
+	f, err := a.sp.FloatingIPByAddress(ctx, p, address)
+	return floatingIPInfo(f), err
+}
+
+func (a serverPorts) FloatingIPPools(ctx context.Context, p *api.Principal) ([]compute.NetworkInfo, error) {
+	ns, err := a.sp.FloatingIPPools(ctx, p)
+	out := make([]compute.NetworkInfo, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, networkInfo(n))
+	}
+	return out, err
+}
+
+func (a serverPorts) AllocateFloatingIP(ctx context.Context, p *api.Principal, pool string) (compute.FloatingIPInfo, error) {
+	f, err := a.sp.AllocateFloatingIP(ctx, p, pool)
+	return floatingIPInfo(f), err
+}
+
+func (a serverPorts) ReleaseFloatingIP(ctx context.Context, p *api.Principal, id string) error {
+	return a.sp.ReleaseFloatingIP(ctx, p, id)
+}
+
+func (a serverPorts) SetFloatingIPPort(ctx context.Context, p *api.Principal, id, portID, fixedIP string, revision *int) error {
+	return a.sp.SetFloatingIPPort(ctx, p, id, portID, fixedIP, revision)
+}
+
+var _ compute.FloatingIPPorts = serverPorts{}

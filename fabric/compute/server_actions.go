@@ -60,6 +60,8 @@ func (s *Service) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return s.resetState(w, r, o[key])
 	case "addSecurityGroup", "removeSecurityGroup":
 		return s.serverSecurityGroup(w, r, key, o[key])
+	case "addFloatingIp", "removeFloatingIp":
+		return s.floatingAction(w, r, key, o[key])
 	case "forceDelete":
 		return s.forceDelete(w, r, o[key])
 	case "restore":

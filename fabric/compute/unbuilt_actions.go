@@ -23,8 +23,6 @@ var unbuiltActions = map[string]unbuiltAction{
 	"os-getRDPConsole":   {rule: "os_compute_api:os-remote-consoles"},
 	"injectNetworkInfo":  {rule: "os_compute_api:os-admin-actions:inject_network_info", admin: true},
 	"resetNetwork":       {rule: "os_compute_api:os-admin-actions:reset_network", admin: true},
-	"addFloatingIp":      {rule: "os_compute_api:os-floating-ips:add"},
-	"removeFloatingIp":   {rule: "os_compute_api:os-floating-ips:remove"},
 	"addFixedIp":         {rule: "os_compute_api:os-multinic:add"},
 	"removeFixedIp":      {rule: "os_compute_api:os-multinic:remove"},
 }

@@ -13,7 +13,7 @@ func TestUnbuiltActions(t *testing.T) {
 	before := *f.row(id)
 	for _, a := range []string{"changePassword",
 		"trigger_crash_dump", "os-getSPICEConsole", "os-getRDPConsole",
-		"injectNetworkInfo", "resetNetwork", "addFloatingIp", "removeFloatingIp",
+		"injectNetworkInfo", "resetNetwork",
 		"addFixedIp", "removeFixedIp"} {
 		tok := alice
 		if unbuiltActions[a].admin {

@@ -87,13 +87,3 @@ func lastAuditPeriod(t time.Time) (begin, end time.Time) {
 	}
 	return end.AddDate(0, -1, 0), end
 }
-
-// floatingIPProxy answers Nova's deprecated floating IP proxy
-// (os-floating-ips, os-floating-ip-pools): gone from 2.36 (404), as in
-// Nova; before, not built (the network API's floating IPs are).
-func (s *Service) floatingIPProxy(w http.ResponseWriter, r *http.Request) error {
-	if atLeast(r, maxProxyMinor+1) {
-		return unknownResource()
-	}
-	return notImplemented("The floating IP proxy (os-floating-ips) is not implemented by this cloud: use the network API's floating IPs.")
-}

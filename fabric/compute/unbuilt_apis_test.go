@@ -41,18 +41,4 @@ func TestUnbuiltAPIs(t *testing.T) {
 	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", admin, "", nil, 400, "badRequest", "Invalid timestamp for date invalid_time")
 	f.expect("GET", "/v2.1/os-instance_usage_audit_log/invalid_time", alice, "", nil, 403, "forbidden", auditLogRule+":show")
 	f.expect("GET", "/v2.1/extensions/os-instance-usage-audit-log", alice, "", nil, 200, "")
-
-	// The floating IP proxy: 501 to 2.35, gone from 2.36 as in Nova.
-	for _, c := range []struct{ method, path string }{
-		{"GET", "/os-floating-ips"}, {"POST", "/os-floating-ips"}, {"GET", "/os-floating-ips/1"},
-		{"DELETE", "/os-floating-ips/1"}, {"GET", "/os-floating-ip-pools"},
-	} {
-		f.expect(c.method, "/v2.1"+c.path, alice, "2.35", map[string]any{"pool": "public"}, 501, "notImplemented", "floating IP proxy")
-		f.expect(c.method, "/v2.1"+c.path, alice, "2.36", map[string]any{"pool": "public"}, 404, "itemNotFound")
-	}
-
-	// Discovery does not list what is not built.
-	for _, alias := range []string{"os-floating-ips", "os-floating-ip-pools"} {
-		f.expect("GET", "/v2.1/extensions/"+alias, alice, "", nil, 404, "itemNotFound")
-	}
 }
