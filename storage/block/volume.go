@@ -38,7 +38,8 @@ type Volume struct {
 	readOnly bool
 	k, m     int
 
-	foldMu sync.Mutex // one fold at a time
+	foldMu  sync.Mutex // one fold at a time
+	folding bool       // a fold holds foldMu (under mu; sealed broadcasts its end)
 
 	mu         sync.RWMutex
 	size       int64
@@ -719,12 +720,20 @@ func (v *Volume) flush(ctx context.Context, spill bool) error {
 		return nil
 	}
 	implicit := spill // spill is cleared once the spill ends
-	v.mu.RLock()
-	over := v.journal > 4*v.s.cfg.FoldBytes
-	v.mu.RUnlock()
+	// The journal at its cap: fold before it grows more. A fold that
+	// runs already is waited for, and is enough if it brings the
+	// journal back under the cap: folding again what flushes committed
+	// meanwhile (or waiting for the folder's next fold) doubled the wait
+	// of a writer held at the cap.
+	jcap := journalCap(v.s.cfg.FoldBytes)
+	v.mu.Lock()
+	for v.journal > jcap && v.folding && v.err == nil {
+		v.sealed.Wait()
+	}
+	over := v.journal > jcap
+	v.mu.Unlock()
 	if over {
-		// The journal is at its cap: fold before it grows more.
-		if err := v.foldOnce(ctx); err != nil {
+		if err := v.foldOver(ctx, jcap); err != nil {
 			v.s.log.Warn("fold volume journal before flush", "volume", v.id, "err", err)
 		}
 	}
@@ -1328,7 +1337,7 @@ func (v *Volume) folder(ctx context.Context) {
 			if !over {
 				break
 			}
-			if err := v.foldOnce(ctx); err != nil {
+			if err := v.foldOver(ctx, v.s.cfg.FoldBytes); err != nil {
 				if ctx.Err() == nil {
 					v.s.log.Warn("fold volume journal", "volume", v.id, "err", err)
 				}
@@ -1343,14 +1352,32 @@ func (v *Volume) Fold(ctx context.Context) error {
 	if v.readOnly {
 		return nil
 	}
-	return v.foldOnce(ctx)
+	return v.foldOver(ctx, -1)
 }
 
-// foldOnce folds the segments committed so far into new extent blobs and
-// swaps them in with one command.
-func (v *Volume) foldOnce(ctx context.Context) error {
+// journalCap is the journal a flush lets grow before it folds (or waits
+// for the fold) rather than add to it.
+func journalCap(foldBytes int64) int64 { return 4 * foldBytes }
+
+// foldOver folds the segments committed so far into new extent blobs and
+// swaps them in with one command, if the journal is still over limit once
+// no other fold runs.
+func (v *Volume) foldOver(ctx context.Context, limit int64) error {
 	v.foldMu.Lock()
 	defer v.foldMu.Unlock()
+	v.mu.Lock()
+	if v.journal <= limit {
+		v.mu.Unlock()
+		return nil
+	}
+	v.folding = true
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.folding = false
+		v.sealed.Broadcast()
+		v.mu.Unlock()
+	}()
 	v.mu.RLock()
 	segs := append([]*SegmentRow(nil), v.segs...)
 	base := map[int64]*ExtentRow{}

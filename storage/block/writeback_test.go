@@ -491,3 +491,93 @@ func TestFlushWithShardFilesGone(t *testing.T) {
 		})
 	}
 }
+
+// heldFolds holds each fold command until the test releases it.
+type heldFolds struct {
+	store.Replicated
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *heldFolds) Propose(ctx context.Context, typ string, body any) (store.Result, error) {
+	if typ == cmdFold {
+		select {
+		case h.entered <- struct{}{}:
+			<-h.release
+		case <-h.release: // closed: the test has ended
+		}
+	}
+	return h.Replicated.Propose(ctx, typ, body)
+}
+
+// TestFlushAtTheJournalCapWaitsForTheRunningFold holds the folder's fold
+// while flushes bring the journal past its cap: the flush at the cap waits
+// for that fold, and once it has brought the journal back under the cap
+// the flush goes on: it neither folds what was committed meanwhile nor
+// waits for the folder's next fold.
+func TestFlushAtTheJournalCapWaitsForTheRunningFold(t *testing.T) {
+	r := newRig(t)
+	cfg := r.config()
+	h := &heldFolds{Replicated: r.repl, entered: make(chan struct{}), release: make(chan struct{})}
+	cfg.Repl = h
+	cfg.FoldBytes = 4 * PageSize // the cap is 16 pages
+	s := New(cfg)
+	ctx := context.Background()
+	if err := s.Create(ctx, "v", 64*ExtentSize, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Open(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(h.release)
+		v.Close()
+	})
+	page := make([]byte, PageSize)
+	write := func(first, n int64) {
+		t.Helper()
+		for p := first; p < first+n; p++ {
+			page[0] = byte(p)
+			if _, err := v.WriteAt(page, p*pagesPer*PageSize); err != nil { // a page per extent
+				t.Fatal(err)
+			}
+		}
+	}
+	write(0, 10)
+	if err := v.Flush(ctx); err != nil { // journal 10 pages: the folder folds them
+		t.Fatal(err)
+	}
+	<-h.entered
+	write(10, 8)
+	if err := v.Flush(ctx); err != nil { // 18 pages: past the cap
+		t.Fatal(err)
+	}
+	write(18, 1)
+	done := make(chan error, 1)
+	go func() { done <- v.Flush(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("flush at the cap returned (%v) while the fold that brings the journal under it was held", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	h.release <- struct{}{} // the first fold commits: 8 pages left, under the cap
+	// The folder folds those 8 next; hold that fold. The flush must not
+	// wait for it.
+	<-h.entered
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("flush under the cap waited for a fold it does not need")
+	}
+	h.release <- struct{}{}
+	got := make([]byte, PageSize)
+	for p := int64(0); p < 19; p++ {
+		if _, err := v.ReadAt(got, p*pagesPer*PageSize); err != nil || got[0] != byte(p) {
+			t.Fatalf("page %d: %d, %v", p, got[0], err)
+		}
+	}
+}
