@@ -124,7 +124,13 @@ type Store struct {
 	// reported is when each blob was last reported degraded.
 	reportMu sync.Mutex
 	reported map[string]time.Time
+	// foldSlots bounds the folds running at once, all volumes together:
+	// each holds two groups of packExtents extents in memory.
+	foldSlots chan struct{}
 }
+
+// maxFolds is the most folds a Store runs at once.
+const maxFolds = 2
 
 // New returns a Store.
 func New(cfg Config) *Store {
@@ -152,7 +158,8 @@ func New(cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{cfg: cfg, log: cfg.Log, open: map[string]*Volume{}, garbageSeen: map[string]time.Time{}, reported: map[string]time.Time{}}
+	return &Store{cfg: cfg, log: cfg.Log, open: map[string]*Volume{}, garbageSeen: map[string]time.Time{}, reported: map[string]time.Time{},
+		foldSlots: make(chan struct{}, maxFolds)}
 }
 
 func newKey() string {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rackstack/rackstack/fabric/store"
@@ -1418,67 +1419,76 @@ func (v *Volume) foldOver(ctx context.Context, limit int64) error {
 	var written []ExtentRow
 	short := map[string][]int{} // extents written without some shards
 	undo := func() { v.deleteExtents(ctx, written) }
-	group := make([]byte, packExtents*ExtentSize)
 	scratch := make([]byte, ExtentSize)
 	offs := make(map[*SegmentRow][]int64, len(segs))
 	for _, sg := range segs {
 		offs[sg] = runOffsets(sg)
 	}
-	var packed []int64 // extents in group, in order
-	pages := map[int64][]byte{}
-	writePack := func() error {
-		if len(packed) == 0 {
-			return nil
-		}
-		rows, sh, err := v.writeWhole(wctx, packed, pages, newKey)
-		if err != nil {
-			return fmt.Errorf("fold volume %s: %w", v.id, err)
-		}
-		for k := range rows {
-			rows[k].ID = extentID(v.id, rows[k].Index)
-			if e := base[rows[k].Index]; e != nil {
-				rows[k].Seq = e.Seq
-			}
-		}
-		written = append(written, rows...)
-		maps.Copy(short, sh)
-		packed = packed[:0]
-		clear(pages)
-		return nil
+	// One group of extents is written while the next is read: the
+	// reads wait on the disks and the writes mostly on the CPU. Two
+	// group buffers, and the Store's foldSlots bound the folds at once.
+	v.s.foldSlots <- struct{}{}
+	defer func() { <-v.s.foldSlots }()
+	type group struct {
+		idx []int64 // extents, in order
+		buf []byte  // their bytes, one after the other
 	}
-	for _, i := range idx {
-		e := base[i]
-		src := source{}
-		if e != nil {
-			cmd.Base[i] = e.Blob
-			src = source{key: e.Blob, l: e.Layout, size: e.blobSize(), off: e.Off}
-		} else {
-			cmd.Base[i] = ""
+	free := make(chan []byte, 2)
+	for range 2 {
+		free <- make([]byte, packExtents*ExtentSize)
+	}
+	todo := make(chan group)
+	var failed atomic.Bool
+	var werr error
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		for g := range todo {
+			if werr == nil {
+				werr = v.writeFolded(wctx, g.idx, g.buf, base, newKey, &written, short)
+				failed.Store(werr != nil)
+			}
+			free <- g.buf
 		}
-		buf := group[len(packed)*ExtentSize : (len(packed)+1)*ExtentSize]
-		if err := v.readBlob(ctx, src, buf); err != nil {
-			undo()
-			return err
-		}
-		if err := v.applySegments(ctx, i, e, segs, offs, buf, scratch); err != nil {
-			undo()
-			return err
-		}
-		if allZero(buf) {
-			continue
-		}
-		for k := range int64(pagesPer) {
-			pages[i*pagesPer+k] = buf[k*PageSize : (k+1)*PageSize]
-		}
-		packed = append(packed, i)
-		if len(packed) == packExtents {
-			if err := writePack(); err != nil {
-				undo()
+	}()
+	rerr := func() error {
+		defer close(todo)
+		g := group{buf: <-free}
+		for _, i := range idx {
+			if failed.Load() {
+				return nil
+			}
+			e := base[i]
+			src := source{}
+			if e != nil {
+				cmd.Base[i] = e.Blob
+				src = source{key: e.Blob, l: e.Layout, size: e.blobSize(), off: e.Off}
+			} else {
+				cmd.Base[i] = ""
+			}
+			buf := g.buf[len(g.idx)*ExtentSize : (len(g.idx)+1)*ExtentSize]
+			if err := v.readBlob(ctx, src, buf); err != nil {
 				return err
 			}
+			if err := v.applySegments(ctx, i, e, segs, offs, buf, scratch); err != nil {
+				return err
+			}
+			if allZero(buf) {
+				continue
+			}
+			g.idx = append(g.idx, i)
+			if len(g.idx) == packExtents {
+				todo <- g
+				g = group{buf: <-free}
+			}
 		}
-	}
-	if err := writePack(); err != nil {
+		if len(g.idx) > 0 {
+			todo <- g
+		}
+		return nil
+	}()
+	<-wdone
+	if err := errors.Join(rerr, werr); err != nil {
 		undo()
 		return err
 	}
@@ -1533,6 +1543,32 @@ func (v *Volume) foldOver(ctx context.Context, limit int64) error {
 			v.journal += PageSize
 		}
 	}
+	return nil
+}
+
+// writeFolded writes the folded extents idx, whose bytes are buf one
+// after the other, as one pack (writeWhole), and adds their rows to
+// written and the shards they were written without to short.
+func (v *Volume) writeFolded(ctx context.Context, idx []int64, buf []byte, base map[int64]*ExtentRow, newKey func() string, written *[]ExtentRow, short map[string][]int) error {
+	pages := make(map[int64][]byte, len(idx)*pagesPer)
+	for n, i := range idx {
+		for k := range int64(pagesPer) {
+			at := int64(n)*ExtentSize + k*PageSize
+			pages[i*pagesPer+k] = buf[at : at+PageSize]
+		}
+	}
+	rows, sh, err := v.writeWhole(ctx, idx, pages, newKey)
+	if err != nil {
+		return fmt.Errorf("fold volume %s: %w", v.id, err)
+	}
+	for k := range rows {
+		rows[k].ID = extentID(v.id, rows[k].Index)
+		if e := base[rows[k].Index]; e != nil {
+			rows[k].Seq = e.Seq
+		}
+	}
+	*written = append(*written, rows...)
+	maps.Copy(short, sh)
 	return nil
 }
 
