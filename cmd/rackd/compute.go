@@ -47,6 +47,14 @@ func openCompute(o *options, node *cluster.Node, auth api.Authenticator, nets *n
 // serverPorts adapts the network service to compute.Ports.
 type serverPorts struct{ sp *network.ServerPorts }
 
+func networkInfos(ns []network.Network) []compute.NetworkInfo {
+	out := make([]compute.NetworkInfo, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, networkInfo(n))
+	}
+	return out
+}
+
 func networkInfo(n network.Network) compute.NetworkInfo {
 	return compute.NetworkInfo{ID: n.ID, Name: n.Name, Project: n.Project, Shared: n.Shared}
 }
@@ -70,11 +78,7 @@ func (a serverPorts) Network(ctx context.Context, p *api.Principal, id string) (
 
 func (a serverPorts) Networks(ctx context.Context, p *api.Principal) ([]compute.NetworkInfo, error) {
 	ns, err := a.sp.Networks(ctx, p)
-	out := make([]compute.NetworkInfo, 0, len(ns))
-	for _, n := range ns {
-		out = append(out, networkInfo(n))
-	}
-	return out, err
+	return networkInfos(ns), err
 }
 
 // AutoAllocatedNetwork makes serverPorts a compute.AutoNetworks (Nova's
@@ -232,11 +236,7 @@ func (a serverPorts) FloatingIPByAddress(ctx context.Context, p *api.Principal, 
 
 func (a serverPorts) FloatingIPPools(ctx context.Context, p *api.Principal) ([]compute.NetworkInfo, error) {
 	ns, err := a.sp.FloatingIPPools(ctx, p)
-	out := make([]compute.NetworkInfo, 0, len(ns))
-	for _, n := range ns {
-		out = append(out, networkInfo(n))
-	}
-	return out, err
+	return networkInfos(ns), err
 }
 
 func (a serverPorts) AllocateFloatingIP(ctx context.Context, p *api.Principal, pool string) (compute.FloatingIPInfo, error) {

@@ -104,16 +104,7 @@ func BenchmarkRandomRead4K(b *testing.B) {
 	const size = 64 << 20
 	v := benchVolume(b, size)
 	ctx := context.Background()
-	p := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(p)) {
-		p[0] = byte(off >> 20)
-		if _, err := v.WriteAt(p, off); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := v.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
+	benchFill(b, v, size)
 	if err := v.Fold(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -185,16 +176,7 @@ func BenchmarkRandomWrite4K(b *testing.B) {
 	const size = 512 << 20
 	v := benchVolume(b, size)
 	ctx := context.Background()
-	p := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(p)) {
-		p[0] = byte(off >> 20)
-		if _, err := v.WriteAt(p, off); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := v.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
+	benchFill(b, v, size)
 	var ru0 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	b.SetParallelism(16) // 32 writers on 2 CPUs
@@ -221,4 +203,19 @@ func BenchmarkRandomWrite4K(b *testing.B) {
 	cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
 	b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(b.N), "cpu-µs/write")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// benchFill writes the first size bytes of v in 1 MiB writes and flushes.
+func benchFill(b *testing.B, v *Volume, size int64) {
+	b.Helper()
+	p := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(p)) {
+		p[0] = byte(off >> 20)
+		if _, err := v.WriteAt(p, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := v.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 }
