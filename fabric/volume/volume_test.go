@@ -568,8 +568,15 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
-	for _, c := range []string{"workers", "clusters"} {
-		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
+	// At Cinder's paths, the legacy manage extensions too (the CLI's
+	// 'volume create --remote-source' posts to os-volume-manage).
+	for _, c := range []struct{ method, path string }{
+		{"GET", "clusters"}, {"GET", "clusters/detail"}, {"GET", "clusters/c1@lvm"}, {"PUT", "clusters/disable"},
+		{"POST", "workers/cleanup"},
+		{"GET", "manageable_volumes/detail"}, {"POST", "manageable_volumes"}, {"POST", "os-volume-manage"}, {"GET", "os-volume-manage/detail"},
+		{"GET", "manageable_snapshots/detail"}, {"POST", "manageable_snapshots"}, {"POST", "os-snapshot-manage"},
+	} {
+		f.expect(http.StatusNotImplemented, c.method, c.path, admin, map[string]any{})
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
 }
