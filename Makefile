@@ -61,6 +61,7 @@ SIDE_LIST := \
 	TestSwiftVersionedWrites TestSwiftContainerSync TestBlockExport \
 	TestRackbenchCloud \
 	TestVolumeMicroversions TestVolumeGroups TestConsistentGroupSnapshot \
+	TestVolumeAnswersAsCinder \
 	TestBaremetalAPI TestControlPlaneCluster TestForkedCLIAnswersAsTheCLI \
 	TestFaultMixedWorkload TestFaultRestartStorm TestFaultBlockLeaderKill \
 	TestFaultAPIsLeaderKill TestFaultNodeLost TestFaultDiskWiped \

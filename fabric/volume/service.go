@@ -361,12 +361,36 @@ func (s *Service) routes() []api.Route {
 			routes = append(routes, rt)
 		}
 	}
-	for _, c := range []string{"clusters", "workers", "manageable_volumes", "manageable_snapshots"} {
-		routes = append(routes,
-			api.Route{Method: get, Path: v3 + "/" + c, Access: reader, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))},
-			api.Route{Method: post, Path: v3 + "/" + c, Access: member, Rule: c, Handle: notBuilt(strings.ReplaceAll(c, "_", " "))})
+	for _, u := range unbuiltRoutes {
+		routes = append(routes, api.Route{Method: u.method, Path: v3 + "/" + u.path, Access: reader, Rule: u.what, Handle: notBuilt(u.what)})
 	}
 	return routes
+}
+
+// unbuiltRoutes are Cinder's paths of the resources this cloud does not
+// build, each at the path Cinder serves it (the clients' calls: the CLI's
+// 'block storage cluster list', 'volume create --remote-source' through
+// the legacy os-volume-manage, 'block storage cleanup'), so that they
+// answer 501 saying so rather than 404, which says the path is no
+// Cinder's.
+var unbuiltRoutes = []struct{ method, path, what string }{
+	{http.MethodGet, "clusters", "clusters"},
+	{http.MethodGet, "clusters/detail", "clusters"},
+	{http.MethodGet, "clusters/{name}", "clusters"},
+	{http.MethodPut, "clusters/{action}", "clusters"},
+	{http.MethodPost, "workers/cleanup", "workers"},
+	{http.MethodGet, "manageable_volumes", "manageable volumes"},
+	{http.MethodGet, "manageable_volumes/detail", "manageable volumes"},
+	{http.MethodPost, "manageable_volumes", "manageable volumes"},
+	{http.MethodGet, "os-volume-manage", "manageable volumes"},
+	{http.MethodGet, "os-volume-manage/detail", "manageable volumes"},
+	{http.MethodPost, "os-volume-manage", "manageable volumes"},
+	{http.MethodGet, "manageable_snapshots", "manageable snapshots"},
+	{http.MethodGet, "manageable_snapshots/detail", "manageable snapshots"},
+	{http.MethodPost, "manageable_snapshots", "manageable snapshots"},
+	{http.MethodGet, "os-snapshot-manage", "manageable snapshots"},
+	{http.MethodGet, "os-snapshot-manage/detail", "manageable snapshots"},
+	{http.MethodPost, "os-snapshot-manage", "manageable snapshots"},
 }
 
 func notBuilt(what string) api.HandlerFunc {

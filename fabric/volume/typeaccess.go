@@ -47,6 +47,11 @@ func (s *Service) typeAction(w http.ResponseWriter, r *http.Request) error {
 	if in.Err != nil {
 		return in.Err
 	}
+	// Cinder's _check_body: a project that cannot be an id is a typo, not
+	// a project to give the type to (or to look for in its list).
+	if !api.UUIDLike(project) {
+		return badRequest("Bad project format: project is not in proper format (%s)", project)
+	}
 	t, err := s.findType(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err

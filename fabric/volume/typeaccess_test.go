@@ -2,6 +2,7 @@ package volume
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +44,21 @@ func TestVolumeTypeAccess(t *testing.T) {
 	f.expect(http.StatusNotFound, "POST", "types/"+priv+"/action", admin, remove)
 	f.expect(http.StatusNotFound, "GET", "types/"+priv, alice, nil)
 	f.expect(http.StatusBadRequest, "POST", "types/"+priv+"/action", admin, map[string]any{"addProjectAccess": map[string]any{}})
+	// A project that cannot be an id is refused, as Cinder refuses it,
+	// and nothing is added; any id-like one is taken (Cinder does not ask
+	// Keystone either).
+	for _, action := range []string{"addProjectAccess", "removeProjectAccess"} {
+		r := f.expect(http.StatusBadRequest, "POST", "types/"+priv+"/action", admin, map[string]any{action: map[string]any{"project": "BAD_PROJECT_ID"}})
+		if !strings.Contains(string(r.Raw), "BAD_PROJECT_ID") {
+			t.Fatalf("%s of a bad project: %s", action, r.Raw)
+		}
+	}
+	if access := f.expect(http.StatusOK, "GET", "types/"+priv+"/os-volume-type-access", admin, nil).Body["volume_type_access"].([]any); len(access) != 0 {
+		t.Fatalf("access after refused adds %v", access)
+	}
+	noSuch := map[string]any{"project": "00000000-0000-0000-0000-000000000000"}
+	f.expect(http.StatusAccepted, "POST", "types/"+priv+"/action", admin, map[string]any{"addProjectAccess": noSuch})
+	f.expect(http.StatusAccepted, "POST", "types/"+priv+"/action", admin, map[string]any{"removeProjectAccess": noSuch})
 }
 
 // Retype swaps types of the same storage policy at once; between

@@ -568,8 +568,15 @@ func TestUnbuiltFeaturesSaySo(t *testing.T) {
 	f.expect(http.StatusNotImplemented, "POST", "backups", alice, map[string]any{"backup": map[string]any{"volume_id": id}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes", alice, map[string]any{"volume": map[string]any{"size": 1, "imageRef": api.NewUUID()}})
 	f.expect(http.StatusNotImplemented, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-initialize_connection": map[string]any{"connector": map[string]any{}}})
-	for _, c := range []string{"workers", "clusters"} {
-		f.expect(http.StatusNotImplemented, "GET", c, alice, nil)
+	// At Cinder's paths, the legacy manage extensions too (the CLI's
+	// 'volume create --remote-source' posts to os-volume-manage).
+	for _, c := range []struct{ method, path string }{
+		{"GET", "clusters"}, {"GET", "clusters/detail"}, {"GET", "clusters/c1@lvm"}, {"PUT", "clusters/disable"},
+		{"POST", "workers/cleanup"},
+		{"GET", "manageable_volumes/detail"}, {"POST", "manageable_volumes"}, {"POST", "os-volume-manage"}, {"GET", "os-volume-manage/detail"},
+		{"GET", "manageable_snapshots/detail"}, {"POST", "manageable_snapshots"}, {"POST", "os-snapshot-manage"},
+	} {
+		f.expect(http.StatusNotImplemented, c.method, c.path, admin, map[string]any{})
 	}
 	f.expect(http.StatusBadRequest, "POST", "volumes/"+id+"/action", alice, map[string]any{"os-dance": map[string]any{}})
 }
@@ -810,5 +817,50 @@ func TestCreateAnswerHasNoExtensionAttributes(t *testing.T) {
 	got := f.waitStatus(alice, "volumes/"+v["id"].(string), "volume", "available")
 	if _, ok := got["volume_image_metadata"]; !ok {
 		t.Fatalf("show answered %v", got)
+	}
+}
+
+// A size past the quota is refused as Cinder refuses it, 413 with the
+// class its clients match (the cinderclient functional tests ask for
+// 999999999 GB), before this cloud's own 16 TiB bound; a size within an
+// unlimited quota but past the bound is a 400 naming the field. The
+// gigabytes message says what was asked and what is in use.
+func TestSizePastQuotaBeforeSizeBound(t *testing.T) {
+	f := newFixture(t)
+	v := f.createVolume(bob, map[string]any{"size": 2})["id"].(string)
+	for _, c := range []struct {
+		path string
+		body map[string]any
+		want string
+	}{
+		{"volumes", map[string]any{"volume": map[string]any{"size": 999999999}}, "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 999999999G, quota is 1000G and 2G has been consumed."},
+		{"volumes/" + v + "/action", map[string]any{"os-extend": map[string]any{"new_size": 999999999}}, "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 999999997G, quota is 1000G and 2G has been consumed."},
+		{"volumes", map[string]any{"volume": map[string]any{"size": 999}}, "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 999G, quota is 1000G and 2G has been consumed."},
+	} {
+		r := f.expect(http.StatusRequestEntityTooLarge, "POST", c.path, bob, c.body)
+		if k, msg := fault(t, r); k != "overLimit" || msg != c.want {
+			t.Fatalf("POST %s: %s %q", c.path, k, msg)
+		}
+	}
+	f.expect(http.StatusOK, "PUT", "os-quota-sets/"+projB, admin, map[string]any{"quota_set": map[string]any{"gigabytes": -1, "volumes": 1}})
+	for _, c := range []struct {
+		path, field string
+		body        map[string]any
+	}{
+		{"volumes", "size", map[string]any{"volume": map[string]any{"size": 20000}}},
+		{"volumes/" + v + "/action", "new_size", map[string]any{"os-extend": map[string]any{"new_size": 20000}}},
+	} {
+		r := f.expect(http.StatusBadRequest, "POST", c.path, bob, c.body)
+		if _, msg := fault(t, r); !strings.Contains(msg, "field/attribute "+c.field) || !strings.Contains(msg, "maximum of 16384") {
+			t.Fatalf("POST %s: %s", c.path, msg)
+		}
+	}
+	if got := f.showVolume(bob, v); got["size"] != float64(2) || got["status"] != "available" {
+		t.Fatalf("refused extends changed the volume: %v", got)
+	}
+	// The count quotas name their class too.
+	r := f.expect(http.StatusRequestEntityTooLarge, "POST", "volumes", bob, map[string]any{"volume": map[string]any{"size": 1}})
+	if _, msg := fault(t, r); !strings.HasPrefix(msg, "VolumeLimitExceeded: Maximum number of volumes allowed (1) exceeded for quota 'volumes'") {
+		t.Fatalf("over volumes: %s", msg)
 	}
 }

@@ -18,8 +18,20 @@ import (
 )
 
 // maxSize bounds a volume's size in GiB (16 TiB), well inside what the
-// block store addresses.
+// block store addresses. A request's size is read up to Cinder's bound
+// (its database's integer) and checked against the quota first
+// (sizeOverMax), as Cinder's quota comes before a back end's limit.
 const maxSize = 16 << 10
+
+// sizeOverMax refuses a size past maxSize: with the quota it exceeds
+// (413, Cinder's answer), else as a size this cloud does not make. gb of
+// the size are new.
+func sizeOverMax(tx *memdb.Txn, project, field string, size, gb int) error {
+	if err := volstate.CheckVolumeSize(tx, project, size, gb); err != nil {
+		return err
+	}
+	return cinderWording{}.BadField(field, size, fmt.Sprintf("%d is greater than the maximum of %d, the most this cloud's block store gives one volume", size, maxSize))
+}
 
 // volumes is the volumes collection: the caller's project's, or every
 // project's for an admin asking all_tenants.
@@ -388,7 +400,7 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	v := volstate.Volume{ID: api.NewUUID(), Project: proj, User: p.UserID, Status: volstate.StatusCreating, CreatedAt: now, UpdatedAt: now}
 	v.Name = in.Str("name", in.Str("display_name", "", 255), 255)
 	v.Description = in.Str("description", in.Str("display_description", "", 255), 255)
-	size := in.Int("size", 1, maxSize)
+	size := in.Int("size", 1, int(*dbMaxInt))
 	v.SnapshotID = in.Str("snapshot_id", "", 36)
 	v.SourceVolID = in.Str("source_volid", "", 36)
 	v.ImageID = in.Str("imageRef", "", 36)
@@ -435,6 +447,13 @@ func (s *Service) createVolume(w http.ResponseWriter, r *http.Request) error {
 	}
 	if sources > 1 {
 		return badRequest("Invalid input received: only one of snapshot_id, source_volid, imageRef and backup_id may be given.")
+	}
+	if size != nil && *size > maxSize {
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		return sizeOverMax(tx, proj, "size", *size, *size)
 	}
 	if v.ImageID != "" && atLeast(r, 46) {
 		// A Nova snapshot image of a volume-backed server: the volume
@@ -1034,7 +1053,7 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 	if err != nil {
 		return err
 	}
-	size := in.Int("new_size", 1, maxSize)
+	size := in.Int("new_size", 1, int(*dbMaxInt))
 	if in.Err != nil {
 		return in.Err
 	}
@@ -1045,6 +1064,13 @@ func (s *Service) extend(w http.ResponseWriter, r *http.Request, arg any) error 
 	v, err := s.ownVolume(r, chi.URLParam(r, "id"))
 	if err != nil {
 		return err
+	}
+	if *size > maxSize {
+		tx, err := s.cfg.Repl.Read(r.Context())
+		if err != nil {
+			return err
+		}
+		return sizeOverMax(tx, v.Project, "new_size", *size, *size-v.Size)
 	}
 	inUseOK, was := atLeast(r, 42), ""
 	if _, err := s.changeVolume(r.Context(), v.ID, func(v *volstate.Volume) error {

@@ -123,7 +123,7 @@ func applyImportBackup(tx *memdb.Txn, c ImportBackupCmd) (any, error) {
 	if err := tx.Insert(BackupTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, QuotaBackups, QuotaBackupGigabytes); err != nil {
+	if err := checkQuota(tx, row.Project, row.Size, QuotaBackups, QuotaBackupGigabytes); err != nil {
 		return nil, err
 	}
 	return row, nil
@@ -183,7 +183,7 @@ func applyCreateBackup(tx *memdb.Txn, c CreateBackupCmd) (any, error) {
 	if err := tx.Insert(BackupTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, QuotaBackups, QuotaBackupGigabytes); err != nil {
+	if err := checkQuota(tx, row.Project, row.Size, QuotaBackups, QuotaBackupGigabytes); err != nil {
 		return nil, err
 	}
 	return row, nil

@@ -186,7 +186,7 @@ func applyCreateGroup(tx *memdb.Txn, c CreateGroupCmd) (any, error) {
 	if err := tx.Insert(GroupTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, QuotaGroups); err != nil {
+	if err := checkQuota(tx, row.Project, 0, QuotaGroups); err != nil {
 		return nil, err
 	}
 	return row, nil

@@ -121,10 +121,12 @@ func applyAcceptTransfer(tx *memdb.Txn, c AcceptTransferCmd) (any, error) {
 	if err := tx.Insert(VolumeTable, v); err != nil {
 		return nil, err
 	}
+	gb := v.Size
 	for _, s := range store.All[Snapshot](tx, SnapshotTable, "volume", v.ID) {
 		if t.NoSnapshots {
 			break
 		}
+		gb += s.Size
 		n := s.Clone()
 		n.Project, n.User, n.UpdatedAt = c.Project, c.User, c.Now
 		n.Revision++
@@ -135,7 +137,7 @@ func applyAcceptTransfer(tx *memdb.Txn, c AcceptTransferCmd) (any, error) {
 	if err := tx.Delete(TransferTable, t); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, c.Project, QuotaVolumes, QuotaGigabytes, QuotaSnapshots); err != nil {
+	if err := checkQuota(tx, c.Project, gb, QuotaVolumes, QuotaGigabytes, QuotaSnapshots); err != nil {
 		return nil, err
 	}
 	return *t, nil

@@ -390,20 +390,64 @@ func Usage(tx *memdb.Txn, project, resource string) int {
 	return 0
 }
 
-// checkQuota runs after the insert: usage includes the new row.
-func checkQuota(tx *memdb.Txn, project string, resources ...string) error {
+// checkQuota runs after the insert: usage includes the new row, which
+// takes gb gigabytes (of the gigabytes or backup_gigabytes resources).
+func checkQuota(tx *memdb.Txn, project string, gb int, resources ...string) error {
 	for _, r := range resources {
 		limit := Limit(tx, project, r)
 		if used := Usage(tx, project, r); limit >= 0 && used > limit {
-			return store.Fault(store.KindOverQuota, FaultOverLimit, "Maximum number of %s allowed (%d) exceeded for quota '%s' (%d would be in use).", r, limit, r, used)
+			return quotaExceeded(r, limit, used, gb)
 		}
 	}
 	return nil
 }
 
+// quotaExceeded words an exceeded quota as Cinder does: the class of its
+// QuotaError first, as Cinder's fault wrapper puts it (scripts and
+// clients' tests match "VolumeSizeExceedsAvailableQuota"), then its
+// message; a gigabytes quota says what was asked and what is in use.
+func quotaExceeded(resource string, limit, used, gb int) error {
+	kind := resource
+	for _, k := range perTypeKinds {
+		if strings.HasPrefix(resource, k+"_") {
+			kind = k
+		}
+	}
+	switch kind {
+	case QuotaGigabytes:
+		return store.Fault(store.KindOverQuota, FaultOverLimit, "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed %s quota. Requested %dG, quota is %dG and %dG has been consumed.", resource, gb, limit, used-gb)
+	case QuotaBackupGigabytes:
+		return store.Fault(store.KindOverQuota, FaultOverLimit, "VolumeBackupSizeExceedsAvailableQuota: Requested backup exceeds allowed Backup gigabytes quota. Requested %dG, quota is %dG and %dG has been consumed.", gb, limit, used-gb)
+	}
+	class := map[string]string{QuotaVolumes: "VolumeLimitExceeded", QuotaSnapshots: "SnapshotLimitExceeded",
+		QuotaBackups: "BackupLimitExceeded", QuotaGroups: "GroupLimitExceeded"}[kind]
+	if class == "" {
+		class = "QuotaError"
+	}
+	return store.Fault(store.KindOverQuota, FaultOverLimit, "%s: Maximum number of %s allowed (%d) exceeded for quota '%s' (%d would be in use).", class, kind, limit, resource, used)
+}
+
 func checkPerVolume(tx *memdb.Txn, project string, size int) error {
 	if limit := Limit(tx, project, QuotaPerVolumeGB); limit >= 0 && size > limit {
-		return store.Fault(store.KindOverQuota, FaultOverLimit, "Requested volume size %dG is larger than maximum allowed limit %dG.", size, limit)
+		return store.Fault(store.KindOverQuota, FaultOverLimit, "VolumeSizeExceedsLimit: Requested volume size %dG is larger than maximum allowed limit %dG.", size, limit)
+	}
+	return nil
+}
+
+// CheckVolumeSize is the quota a volume of size gigabytes in project,
+// gb of them new (all for a new volume, the growth for an extend), would
+// exceed (the per-volume limit, then the project's gigabytes), read
+// before anything is proposed. The API asks it before it refuses a size
+// this cloud cannot make, so that a size past the quota is answered as
+// Cinder answers it, whose quota comes before any back end's limit. The
+// apply checks the quota again.
+func CheckVolumeSize(tx *memdb.Txn, project string, size, gb int) error {
+	if err := checkPerVolume(tx, project, size); err != nil {
+		return err
+	}
+	limit, used := Limit(tx, project, QuotaGigabytes), Usage(tx, project, QuotaGigabytes)
+	if limit >= 0 && used+gb > limit {
+		return quotaExceeded(QuotaGigabytes, limit, used+gb, gb)
 	}
 	return nil
 }
@@ -663,7 +707,7 @@ func applyCreateVolume(tx *memdb.Txn, c CreateVolumeCmd) (any, error) {
 	if err := tx.Insert(VolumeTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, append([]string{QuotaVolumes, QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaVolumes, QuotaGigabytes)...)...); err != nil {
+	if err := checkQuota(tx, row.Project, row.Size, append([]string{QuotaVolumes, QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaVolumes, QuotaGigabytes)...)...); err != nil {
 		return nil, err
 	}
 	return row, nil
@@ -704,7 +748,7 @@ func applyPutVolume(tx *memdb.Txn, c PutVolumeCmd) (any, error) {
 		if err := checkPerVolume(tx, row.Project, row.Size); err != nil {
 			return nil, err
 		}
-		if err := checkQuota(tx, row.Project, append([]string{QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaGigabytes)...)...); err != nil {
+		if err := checkQuota(tx, row.Project, row.Size-cur.Size, append([]string{QuotaGigabytes}, typeResources(tx, row.TypeID, QuotaGigabytes)...)...); err != nil {
 			return nil, err
 		}
 	}
@@ -754,7 +798,7 @@ func applyCreateSnapshot(tx *memdb.Txn, c CreateSnapshotCmd) (any, error) {
 	if err := tx.Insert(SnapshotTable, &row); err != nil {
 		return nil, err
 	}
-	if err := checkQuota(tx, row.Project, append([]string{QuotaSnapshots, QuotaGigabytes}, typeResources(tx, vol.TypeID, QuotaSnapshots, QuotaGigabytes)...)...); err != nil {
+	if err := checkQuota(tx, row.Project, row.Size, append([]string{QuotaSnapshots, QuotaGigabytes}, typeResources(tx, vol.TypeID, QuotaSnapshots, QuotaGigabytes)...)...); err != nil {
 		return nil, err
 	}
 	return row, nil
