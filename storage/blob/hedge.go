@@ -16,13 +16,14 @@ import (
 // on (orphaned) rather than waited for.
 
 const (
-	// hedgeFactor times the recent median shard read is how long a
-	// stripe waits for its slowest shard before reading another.
+	// hedgeFactor times the recent median shard read, or twice the
+	// 95th percentile if longer, is how long a stripe waits for its
+	// late shards before reading another (see DESIGN.md).
 	hedgeFactor = 4
 	// hedgeFloor is the shortest hedge delay: below it an extra read
 	// costs more than it can save, and a loaded machine's jitter would
 	// hedge healthy reads.
-	hedgeFloor = 20 * time.Millisecond
+	hedgeFloor = 50 * time.Millisecond
 	// hedgeCeiling is the longest: a median inflated by a slow period
 	// must not make a frozen node cost seconds again.
 	hedgeCeiling = time.Second
@@ -73,7 +74,7 @@ func (l *latencies) delay() time.Duration {
 	if m == 0 {
 		return hedgeCold
 	}
-	return min(max(hedgeFactor*m, time.Duration(l.p95.Load()), hedgeFloor), hedgeCeiling)
+	return min(max(hedgeFactor*m, 2*time.Duration(l.p95.Load()), hedgeFloor), hedgeCeiling)
 }
 
 // hedging is a Store's state for hedged reads: the recent latencies of

@@ -238,6 +238,17 @@ func TestHedgeDelay(t *testing.T) {
 	if d := l.delay(); d != hedgeFactor*30*time.Millisecond {
 		t.Fatalf("delay after 30ms reads: %v", d)
 	}
+	// A long tail: 1 read in 10 takes 100 ms, the rest 1 ms.
+	for i := range latencySamples {
+		if i%10 == 0 {
+			l.add(100 * time.Millisecond)
+		} else {
+			l.add(time.Millisecond)
+		}
+	}
+	if d := l.delay(); d != 200*time.Millisecond {
+		t.Fatalf("delay after reads with a 100ms tail: %v, want twice the p95", d)
+	}
 	for range latencySamples {
 		l.add(time.Minute)
 	}
