@@ -44,7 +44,7 @@ func openObjectStore(o *options, node *cluster.Node, log *slog.Logger) (*object.
 	node.HandlePeer(blob.PeerPrefix, blob.PeerHandler(local))
 	k, m, _ := o.coding()
 	blobs := &blob.Store{
-		Node: o.Name, Local: local, Log: log,
+		Node: o.Name, Local: local, Log: log, NodeUp: node.NodeUp,
 		Transport: &blob.HTTPTransport{Client: node.PeerClient(), Addr: node.PeerAddress},
 		MD5:       md5simd.NewServer(),
 	}

@@ -132,11 +132,19 @@ func (s *Service) postEC2Token(w http.ResponseWriter, r *http.Request) error {
 // ec2Token answers a token for the EC2 credential access if signed says
 // the request was signed with its secret.
 func (s *Service) ec2Token(w http.ResponseWriter, r *http.Request, access string, signed func(secret string) bool) error {
-	tx, err := s.local(r.Context())
-	if err != nil {
+	// A key made through another node a moment ago is looked for again
+	// in state caught up with the leader (ec2Again).
+	var tx *memdb.Txn
+	var cred *Credential
+	var secret string
+	err := s.ec2Again(r.Context(), func() error {
+		var err error
+		if tx, err = s.local(r.Context()); err != nil {
+			return err
+		}
+		cred, secret, err = s.ec2Credential(tx, access)
 		return err
-	}
-	cred, secret, err := s.ec2Credential(tx, access)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return errUnauthorized
 	}

@@ -82,6 +82,8 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	throttle *loginThrottle
+	// ec2CatchUps shares the catch-ups of refused EC2 keys (ec2current.go).
+	ec2CatchUps catchUps
 }
 
 // New builds the service.
@@ -406,13 +408,18 @@ func roleNames(tx *memdb.Txn, ids []string) []string {
 }
 
 // EC2Credential finds the EC2 credential with access key access, for the
-// S3 API's signature check.
+// S3 API's signature check. A key this node does not know yet is looked
+// for again in state caught up with the leader (ec2Again).
 func (s *Service) EC2Credential(ctx context.Context, access string) (userID, projectID, secret string, err error) {
-	tx, err := s.local(ctx)
-	if err != nil {
-		return "", "", "", err
-	}
-	c, secret, err := s.ec2Credential(tx, access)
+	var c *Credential
+	err = s.ec2Again(ctx, func() error {
+		tx, err := s.local(ctx)
+		if err != nil {
+			return err
+		}
+		c, secret, err = s.ec2Credential(tx, access)
+		return err
+	})
 	if err != nil {
 		return "", "", "", err
 	}
@@ -442,8 +449,20 @@ func (s *Service) ec2Credential(tx *memdb.Txn, access string) (*Credential, stri
 
 // EC2Principal resolves an EC2 access key into the secret to check a
 // signature with and the principal the request acts as: the credential's
-// user on its project, with the roles the user holds there now.
-func (s *Service) EC2Principal(ctx context.Context, access string) (*api.Principal, string, error) {
+// user on its project, with the roles the user holds there now. A key
+// this node would refuse (unknown, or its user without a role on its
+// project) is looked for again in state caught up with the leader
+// (ec2Again): it may have been made or granted through another node a
+// moment ago.
+func (s *Service) EC2Principal(ctx context.Context, access string) (p *api.Principal, secret string, err error) {
+	err = s.ec2Again(ctx, func() error {
+		p, secret, err = s.ec2Principal(ctx, access)
+		return err
+	})
+	return p, secret, err
+}
+
+func (s *Service) ec2Principal(ctx context.Context, access string) (*api.Principal, string, error) {
 	tx, err := s.local(ctx)
 	if err != nil {
 		return nil, "", err

@@ -80,6 +80,7 @@ func benchGets(b *testing.B, degrade bool, streams int) {
 		cpu += cpuTime() - start
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/1000/(float64(b.N)*float64(streams*len(data))/(1<<20)), "cpu-ms/MiB")
+	b.ReportMetric(float64(s.HedgedReads())/float64(b.N), "hedges/op")
 }
 
 func BenchmarkGetHealthy(b *testing.B)  { benchGet(b, false) }

@@ -51,6 +51,10 @@ type Store struct {
 	Local     map[string]disk.Disk // this node's disks by id
 	Transport Transport
 	Log       *slog.Logger
+	// NodeUp, if set, says whether a node heartbeats now: a GET reads
+	// the shards on nodes that do not only when the others cannot make
+	// a stripe (see DESIGN.md, "Reads past a slow shard").
+	NodeUp func(node string) bool
 	// StallTimeout is how long a shard writer may go without taking a
 	// block, or without finishing once the stream has ended, before it is
 	// dropped (default 10s): a frozen disk or node must not hold up a
@@ -94,6 +98,7 @@ type Store struct {
 	// directRead counts the shard bytes GETs read with direct I/O
 	// (readDirect), for DirectReadBytes.
 	directRead atomic.Int64
+	hedge      hedging
 }
 
 func (s *Store) stallTimeout() time.Duration {

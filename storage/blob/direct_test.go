@@ -39,7 +39,8 @@ func TestGetReadsObjectBlocksDirect(t *testing.T) {
 	}
 	advised := 0
 	adviseHook = func(string, int64) { mu.Lock(); advised++; mu.Unlock() }
-	t.Cleanup(func() { blockReadHook, adviseHook = nil, nil })
+	noHedges = true
+	t.Cleanup(func() { blockReadHook, adviseHook, noHedges = nil, nil, false })
 	stripe := l.K * l.ShardSize
 	const stripes = 13
 	data := payload(stripes*stripe - 12345)

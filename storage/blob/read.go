@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -30,6 +32,12 @@ type shardReader struct {
 	// then, and rc is not used.
 	blocks bool
 	br     *disk.BlockReader
+	// Ownership by a read goroutine (take, give, orphan: hedge.go).
+	mu            sync.Mutex
+	reading       bool // a read goroutine owns the reader
+	orphaned      bool // its stripe was made without it
+	closeWhenDone bool // its GET ended while it was out
+	nodeDown      int8 // 0 unknown, 1 up, 2 down (shunned)
 }
 
 func (r *shardReader) open(ctx context.Context, stripe int64) error {
@@ -75,10 +83,11 @@ func (r *shardReader) local() bool {
 // willNeed asks the kernel to start reading stripe's block of a local
 // shard into the page cache, opening the shard at stripe if it is not
 // open yet. It reports false if the shard is (now known to be) bad, so
-// that the caller advises another shard instead; a remote shard is left
+// that the caller advises another shard instead, as it does when the
+// shard is read only as a last resort (shunned); a remote shard is left
 // to its peer.
 func (r *shardReader) willNeed(ctx context.Context, stripe int64) bool {
-	if r.bad != nil {
+	if !r.usable() || r.shunned() {
 		return false
 	}
 	if !r.local() {
@@ -214,6 +223,10 @@ type ReadResult struct {
 	Degraded  bool    // some shard was missing or corrupt: heal the blob
 	BadShards []int   // which
 	Errors    []error // why
+	// Slow are shards whose reads were given up on for being late and
+	// had not returned when the read ended (see readStripe): not known
+	// bad, so no reason to heal.
+	Slow []int
 }
 
 // Get writes bytes [offset, offset+length) of a blob of size bytes to w.
@@ -335,7 +348,10 @@ func (s *Store) GetRanges(ctx context.Context, rs []Range, w io.Writer) ([]ReadR
 	<-stopped
 	for ri := range rs {
 		for i, r := range readers[ri] {
-			if r.bad != nil {
+			if r.busy() {
+				// Given up on, and still out: not known bad.
+				res[ri].Slow = append(res[ri].Slow, i)
+			} else if r.bad != nil {
 				res[ri].Degraded = true
 				res[ri].BadShards = append(res[ri].BadShards, i)
 				res[ri].Errors = append(res[ri].Errors, r.bad)
@@ -373,12 +389,13 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 		free <- i
 	}
 	var open []*shardReader
+	sp := &spares{pool: s.buffers(), held: &held, size: c.BlockSize()}
 	pf := &prefetcher{s: s, c: c, rs: rs, readers: readers, ahead: max(2, prefetchBytes/int64(c.StripeSize())), direct: direct}
 	defer func() {
 		// The ranges ahead the prefetcher opened, as well as this one.
 		for _, rd := range readers {
 			for _, r := range rd {
-				r.close()
+				r.release()
 			}
 		}
 	}()
@@ -392,7 +409,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 			continue
 		}
 		for _, r := range open {
-			r.close()
+			r.release()
 		}
 		open = pf.readersOf(ri)
 		first, last := rg.Offset/stripeBytes, (rg.Offset+rg.Length-1)/stripeBytes
@@ -404,7 +421,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 				return fail(ctx.Err())
 			}
 			pf.next(ctx)
-			shards, err := s.readStripe(ctx, c, open, bufs[set], st, make([][]byte, n))
+			shards, err := s.readStripe(ctx, c, open, bufs[set], st, make([][]byte, n), sp)
 			if errors.Is(err, errNeedBuffers) {
 				for range sets - 1 {
 					select {
@@ -424,7 +441,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 							free <- i
 						}
 					}
-					if shards, err = s.readStripe(ctx, c, open, bufs[set], st, shards); err != nil {
+					if shards, err = s.readStripe(ctx, c, open, bufs[set], st, shards, sp); err != nil {
 						return fail(err)
 					}
 					back := free
@@ -445,7 +462,7 @@ func (s *Store) readAhead(ctx context.Context, c *ec.Coder, rs []Range, readers 
 					}
 				}
 				set = 0
-				shards, err = s.readStripe(ctx, c, open, bufs[0], st, make([][]byte, n))
+				shards, err = s.readStripe(ctx, c, open, bufs[0], st, make([][]byte, n), sp)
 			}
 			if err != nil {
 				return fail(err)
@@ -548,56 +565,201 @@ func writeStripe(w io.Writer, data [][]byte, shardSize, lo, hi int64) error {
 // into: the caller gives it one per shard and reads the stripe again.
 var errNeedBuffers = errors.New("stripe needs a block for every shard")
 
-// readStripe fetches K good blocks of stripe st (data shards first, in
-// parallel) and reconstructs the data shards. shards holds the blocks of
-// st read so far (none, or those read before errNeedBuffers, which it
-// returns with them).
-func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64, shards [][]byte) ([][]byte, error) {
+// spares lends a stripe's read blocks beyond its set, without waiting:
+// one for a parity shard read as a hedge (when the Buffers have room),
+// and one in place of a block that an orphaned read keeps. Both join
+// held, which the GET gives back at its end; an orphaned block is not
+// in held, and never handed out again.
+type spares struct {
+	pool *Buffers
+	held *[][]byte
+	size int // block size
+}
+
+func (sp *spares) spare() []byte {
+	b := sp.pool.TryGet(1, sp.size)
+	if b == nil {
+		return nil
+	}
+	*sp.held = append(*sp.held, b[0])
+	return b[0]
+}
+
+// orphan replaces b, which a read given up on keeps, in held.
+func (sp *spares) orphan(b []byte) []byte {
+	nb := sp.pool.replace(b)
+	for j, h := range *sp.held {
+		if len(h) > 0 && &h[0] == &b[0] {
+			(*sp.held)[j] = nb
+			break
+		}
+	}
+	return nb
+}
+
+// shardRead is the outcome of one shard's block read.
+type shardRead struct {
+	i    int
+	data []byte
+	err  error
+}
+
+// readStripe fetches K good blocks of stripe st and reconstructs the
+// data shards. shards holds the blocks of st read so far (none, or those
+// read before errNeedBuffers, which it returns with them).
+//
+// It reads the data shards in parallel, a shard that fails being
+// replaced by the next at once. When a read has not answered within the
+// hedge delay (a few times the recent median, see hedge.go) it reads one
+// more shard beside it, and so on while any is left; the first K blocks
+// verified make the stripe, and the reads still out are orphaned: each
+// keeps its reader and its block (replaced in the set by a new one)
+// until it returns, and its disk is read last meanwhile (orphaned).
+// Shards on nodes the cluster holds down, or on disks recently read
+// past, are read only when the others cannot make the stripe.
+func (s *Store) readStripe(ctx context.Context, c *ec.Coder, readers []*shardReader, bufs [][]byte, st int64, shards [][]byte, sp *spares) ([][]byte, error) {
 	want := c.K
-	next := 0 // next shard index to try
 	got := 0
 	for _, sh := range shards {
 		if sh != nil {
 			got++
 		}
 	}
-	for got < want && next < len(readers) {
-		// Try as many shards as are still needed, in parallel.
-		var batch []int
-		for next < len(readers) && len(batch) < want-got {
-			if readers[next].bad == nil && shards[next] == nil {
-				if bufs[next] == nil {
-					return shards, errNeedBuffers
-				}
-				batch = append(batch, next)
+	lat := s.latencies(c.BlockSize())
+	results := make(chan shardRead, len(readers)) // each reader is read at most once per call
+	tried := make([]bool, len(readers))
+	var out []int // reads in flight
+	// pick returns the next shard to read, -1 if none: the first not
+	// shunned, or (if last) the first shunned.
+	pick := func(last bool) int {
+		fallback := -1
+		for i, r := range readers {
+			if tried[i] || shards[i] != nil || !r.usable() {
+				continue
 			}
-			next++
+			if !r.shunned() {
+				return i
+			}
+			if fallback < 0 {
+				fallback = i
+			}
 		}
-		if len(batch) == 0 {
+		if last {
+			return fallback
+		}
+		return -1
+	}
+	launch := func(i int) {
+		r, buf := readers[i], bufs[i]
+		tried[i] = true
+		out = append(out, i)
+		r.take()
+		go func() {
+			t0 := time.Now()
+			data, err := r.read(ctx, st, buf)
+			took := time.Since(t0)
+			switch orphaned := r.give(); {
+			case orphaned:
+				s.orphanDone(r.d, err == nil)
+			case err == nil:
+				lat.add(took)
+			}
+			results <- shardRead{i: i, data: data, err: err}
+		}()
+	}
+	// orphanOut gives up on the reads in flight.
+	orphanOut := func() {
+		for _, i := range out {
+			if readers[i].orphan() {
+				bufs[i] = sp.orphan(bufs[i])
+			}
+			// else it has just returned: it is done with its block, and
+			// its result (not needed) waits in results.
+		}
+		out = nil
+	}
+	var timer *time.Timer
+	var hedge <-chan time.Time
+	answered := 0 // reads of this call that returned
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for got < want {
+		// Read as many shards as the stripe still needs.
+		for got+len(out) < want {
+			i := pick(true)
+			if i < 0 {
+				break
+			}
+			if bufs[i] == nil {
+				bufs[i] = sp.spare()
+			}
+			if bufs[i] == nil {
+				if len(out) > 0 {
+					break // the reads out may make it yet
+				}
+				return shards, errNeedBuffers
+			}
+			launch(i)
+		}
+		if len(out) == 0 {
 			break
 		}
-		var wg sync.WaitGroup
-		for _, i := range batch {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				if data, err := readers[i].read(ctx, st, bufs[i]); err == nil {
-					shards[i] = data
-				}
-			}(i)
+		if timer == nil && !noHedges {
+			timer = time.NewTimer(lat.delay())
+			hedge = timer.C
 		}
-		wg.Wait()
-		got = 0
-		for _, sh := range shards {
-			if sh != nil {
+		select {
+		case res := <-results:
+			answered++
+			out = slices.DeleteFunc(out, func(i int) bool { return i == res.i })
+			if res.err == nil {
+				shards[res.i] = res.data
 				got++
 			}
+			// The delay runs from the last shard to answer: reads
+			// slowed together (a busy CPU, a busy disk) keep answering
+			// and are not hedged, one that stopped is.
+			if timer != nil && hedge != nil {
+				timer.Reset(lat.delay())
+			}
+		case <-hedge:
+			if answered == 0 {
+				// Not one read of the stripe has answered: the node
+				// itself is slow (its CPU, its disks), not one shard.
+				timer.Reset(lat.delay())
+				continue
+			}
+			i := pick(false)
+			if i < 0 {
+				hedge = nil // nothing to hedge with: wait on
+				continue
+			}
+			if bufs[i] == nil {
+				bufs[i] = sp.spare()
+			}
+			if bufs[i] == nil {
+				// No block for it without waiting, which a read holding
+				// blocks must not do: give up on the slow reads and let
+				// the caller find a block per shard.
+				orphanOut()
+				return shards, errNeedBuffers
+			}
+			launch(i)
+			s.hedge.hedges.Add(1)
+			timer.Reset(lat.delay())
+		case <-ctx.Done():
+			orphanOut()
+			return nil, ctx.Err()
 		}
 	}
+	orphanOut()
 	if got < want {
 		var errs []error
 		for _, r := range readers {
-			if r.bad != nil {
+			if !r.busy() && r.bad != nil {
 				errs = append(errs, r.bad)
 			}
 		}

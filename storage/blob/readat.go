@@ -96,6 +96,11 @@ func (s *Store) readLocal(key string, l Layout, p []byte, off int64) bool {
 		i, o := in/shard, in%shard
 		n := min(shard-o, int64(len(p)))
 		d, name := l.Disks[i], ShardName(key, int(i))
+		if s.anySlow() && s.isSlow(d) {
+			// A read of this disk was given up on lately (a hung
+			// disk): Get reads past it.
+			return false
+		}
 		of := s.openShard(d, name)
 		if of == nil {
 			return false

@@ -111,7 +111,9 @@ func TestFrozenPeer(t *testing.T) {
 	}
 	within(t, "Get", func() {
 		got, res, err := get(t, s, "p", l, int64(len(data)), 0, int64(len(data)))
-		if err != nil || !bytes.Equal(got, data) || !reflect.DeepEqual(res.BadShards, []int{2}) || !errors.Is(errors.Join(res.Errors...), ErrStalled) {
+		// The read does not wait for the peer's timeout: it reads the
+		// parity beside it and gives it up, not known bad (hedge.go).
+		if err != nil || !bytes.Equal(got, data) || !reflect.DeepEqual(res.Slow, []int{2}) || res.Degraded {
 			t.Errorf("read around a frozen peer: %v %+v", err, res)
 		}
 	})
