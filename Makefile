@@ -64,7 +64,7 @@ SIDE_LIST := \
 	TestVolumeAnswersAsCinder \
 	TestBaremetalAPI TestControlPlaneCluster TestForkedCLIAnswersAsTheCLI \
 	TestFaultMixedWorkload TestFaultRestartStorm TestFaultBlockLeaderKill \
-	TestFaultAPIsLeaderKill TestFaultNodeLost TestFaultDiskWiped \
+	TestFaultAPIsLeaderKill TestFaultNodeLost TestFaultDiskWiped TestFaultFrozenNodeReads \
 	TestDevCloudConductsFakeHardware TestTerraformStorage \
 	TestTerraformNetwork TestTrustCLI TestTrustUsesAcrossNodes \
 	TestInheritedRoleCLI TestPolicyCLI TestEndpointFilterCLI \
