@@ -16,6 +16,13 @@ const (
 	putRawSize     = "64MiB"
 )
 
+// plainClient names the client of plainGet's figures; plainCase marks
+// them apart from the SDK's among the medians.
+const (
+	plainClient = "net/http, presigned GET"
+	plainCase   = "/plain"
+)
+
 // storageGoals returns one line per goal the results allow;
 // cores is how many CPUs the server and the client share.
 func storageGoals(rs []Result, cores int) []string {
@@ -36,10 +43,18 @@ func storageGoals(rs []Result, cores int) []string {
 			continue
 		}
 		obj, ok := r.Params["object"].(string)
-		if !ok || r.Params["client"] != "minio-go" || r.Params["missing"] != nil || r.Params["read"] != nil {
+		if !ok || r.Params["missing"] != nil || r.Params["read"] != nil {
 			continue
 		}
-		med[key{r.Case, obj, r.Metric, paramInt(r.Params, "concurrency")}] = r.Median
+		cas := r.Case
+		switch r.Params["client"] {
+		case "minio-go":
+		case plainClient:
+			cas += plainCase
+		default:
+			continue
+		}
+		med[key{cas, obj, r.Metric, paramInt(r.Params, "concurrency")}] = r.Median
 		if !seen[obj] {
 			seen[obj] = true
 			sizes = append(sizes, obj)
@@ -68,6 +83,17 @@ func storageGoals(rs []Result, cores int) []string {
 					target = fmt.Sprintf("target ≥%.0f MiB/s (%.1f× minio)", sdkVsMinIO*mn, sdkVsMinIO)
 					out = append(out, fmt.Sprintf("%s %s c=%d vs minio: %.0f / %.0f MiB/s = %.2f×, target ≥%.1f×: %s%s",
 						obj, m.name, conc, rs, mn, rs/mn, sdkVsMinIO, verdict(rs/mn >= sdkVsMinIO), cpu("rackstack", m.phase)))
+				}
+				if m.phase == "get" {
+					// The same GETs by a plain client, for information:
+					// what the SDK costs beside the server.
+					for _, cas := range []string{"rackstack", "minio"} {
+						if v, ok := med[key{cas + plainCase, obj, "get_plain_throughput", conc}]; ok {
+							sdk := med[key{cas, obj, metric, conc}]
+							out = append(out, fmt.Sprintf("%s GET c=%d %s, plain client (%s): %.0f MiB/s against %.0f through minio-go%s (for information)",
+								obj, conc, cas, plainClient, v, sdk, cpu(cas+plainCase, "get_plain")))
+						}
+					}
 				}
 				if m.phase == "put" && obj == putRawSize && raw > 0 {
 					v := putOfRaw * raw * codingFraction

@@ -31,6 +31,9 @@ func TestStorageGoals(t *testing.T) {
 		sdk(ceilingName, "64MiB", "put_server_cpu", 1, 2.5),
 		sdk(ceilingName, "64MiB", "get_throughput", 8, 1500),
 		sdk(ceilingName, "64MiB", "put_client_cpu", 1, 1.5),
+		newResult("storage", "rackstack", map[string]any{"object": "64MiB", "concurrency": 8, "client": plainClient}, "get_plain_throughput", "MiB/s", []float64{1400}),
+		newResult("storage", "rackstack", map[string]any{"object": "64MiB", "concurrency": 8, "client": plainClient}, "get_plain_server_cpu", "CPU-ms/MiB", []float64{0.7}),
+		newResult("storage", "rackstack", map[string]any{"object": "64MiB", "concurrency": 8, "client": plainClient}, "get_plain_client_cpu", "CPU-ms/MiB", []float64{0.3}),
 		// The degraded case's figures are not the SDK cases'.
 		newResult("storage", "rackstack", map[string]any{"object": "64MiB", "concurrency": 1, "client": "minio-go", "read": "each object once"}, "get_throughput", "MiB/s", []float64{1}),
 	}
@@ -41,6 +44,7 @@ func TestStorageGoals(t *testing.T) {
 		"64MiB PUT c=1: 240 MiB/s, target ≥400 MiB/s (0.8 × raw write 750 × 4/6): not met",
 		"64MiB PUT c=8: 420 MiB/s, target ≥400 MiB/s (0.8 × raw write 750 × 4/6): met",
 		"64MiB GET c=8 ceiling (from memory): 1500 MiB/s (for information: the most any S3 server could reach for this client against target ≥1200 MiB/s (1.2× minio))",
+		"64MiB GET c=8 rackstack, plain client (net/http, presigned GET): 1400 MiB/s against 1300 through minio-go; CPU per MiB: server 0.70 ms + client 0.30 ms, at most 2000 MiB/s on 2 cores (for information)",
 		"64MiB PUT c=1 ceiling (verify + MD5, no storage): 610 MiB/s; CPU per MiB: server 2.50 ms + client 1.50 ms, at most 500 MiB/s on 2 cores (for information: the most any S3 server could reach for this client against target ≥400 MiB/s",
 	} {
 		if !strings.Contains(got, want) {

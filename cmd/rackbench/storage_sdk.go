@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -70,6 +71,10 @@ var sdkConcurrency = []int{1, 8}
 
 // cpuMetrics are a case's throughputs and CPU per MiB, server and client.
 var cpuMetrics = []string{"put_throughput", "get_throughput", "put_server_cpu", "put_client_cpu", "get_server_cpu", "get_client_cpu"}
+
+// plainMetrics are a case's figures of its GET phase read again by a
+// plain HTTP client (plainGet).
+var plainMetrics = []string{"get_plain_throughput", "get_plain_server_cpu", "get_plain_client_cpu"}
 
 // storageSDK runs the SDK cases against rackd and, where a minio binary
 // is found, MinIO on the same disk.
@@ -149,7 +154,8 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 	}
 	var out []Result
 	units := map[string]string{"put_throughput": "MiB/s", "get_throughput": "MiB/s", "delete_ops": "ops/s", "peak_rss": "MiB",
-		"put_server_cpu": "CPU-ms/MiB", "put_client_cpu": "CPU-ms/MiB", "get_server_cpu": "CPU-ms/MiB", "get_client_cpu": "CPU-ms/MiB"}
+		"put_server_cpu": "CPU-ms/MiB", "put_client_cpu": "CPU-ms/MiB", "get_server_cpu": "CPU-ms/MiB", "get_client_cpu": "CPU-ms/MiB",
+		"get_plain_throughput": "MiB/s", "get_plain_server_cpu": "CPU-ms/MiB", "get_plain_client_cpu": "CPU-ms/MiB"}
 	for _, sz := range sizes {
 		for _, conc := range sdkConcurrency {
 			params := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": "minio-go", "work": "PUT: verify chunk signatures + MD5, bytes discarded; GET: from memory"}
@@ -167,6 +173,12 @@ func storageSDK(ctx context.Context, o options, dir string) ([]Result, error) {
 				for _, metric := range append([]string{"put_throughput", "get_throughput", "delete_ops", "peak_rss"}, cpuMetrics[2:]...) {
 					if r := runs[key{t.name, sz.name, conc, metric}]; len(r) > 0 {
 						out = append(out, newResult("storage", t.name, params, metric, units[metric], r))
+					}
+				}
+				plain := map[string]any{"object": sz.name, "concurrency": conc, "api": "s3", "client": plainClient, "disks": 6, "cache": cacheMode()}
+				for _, metric := range plainMetrics {
+					if r := runs[key{t.name, sz.name, conc, metric}]; len(r) > 0 {
+						out = append(out, newResult("storage", t.name, plain, metric, units[metric], r))
 					}
 				}
 			}
@@ -269,6 +281,12 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 		peak()
 		return nil, fmt.Errorf("GET: %w", err)
 	}
+	dropCaches()
+	plainRate, plainCPU, err := plainGet(ctx, t, d, conc, len(body), bucket, names)
+	if err != nil {
+		peak()
+		return nil, fmt.Errorf("plain GET: %w", err)
+	}
 	start := time.Now()
 	for _, name := range names {
 		if err := t.client.RemoveObject(ctx, bucket, name, minio.RemoveObjectOptions{}); err != nil {
@@ -283,10 +301,65 @@ func sdkCase(ctx context.Context, t *sdkTarget, d time.Duration, sz objectSize, 
 		"get_throughput": getRate * float64(len(body)) / mib,
 		"delete_ops":     delRate,
 		"peak_rss":       peak(),
+
+		"get_plain_throughput": plainRate * float64(len(body)) / mib,
 	}
 	cpu.add(out, "put")
 	getCPU.add(out, "get")
+	plainCPU.add(out, "get_plain")
 	return out, nil
+}
+
+// plainGet is the GET phase of a case again, read by a plain HTTP client
+// instead of minio-go: each GET of a presigned URL (the same handler and
+// object as the SDK's, signed in the query) read with io.Copy into
+// io.Discard, as rackbench's own S3 client reads. Beside the SDK's GET it
+// tells what is the server's and what the SDK's: the server's CPU per MiB
+// should not differ, the client's does (minio-go's Object hands each of
+// io.Copy's 8 KiB reads to a goroutine of its own).
+func plainGet(ctx context.Context, t *sdkTarget, d time.Duration, conc, size int, bucket string, names []string) (float64, putCPU, error) {
+	if len(names) == 0 {
+		return 0, putCPU{}, errors.New("no object was uploaded")
+	}
+	urls := make([]string, len(names))
+	for i, name := range names {
+		u, err := t.client.PresignedGetObject(ctx, bucket, name, time.Hour, nil)
+		if err != nil {
+			return 0, putCPU{}, err
+		}
+		urls[i] = u.String()
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
+	defer hc.CloseIdleConnections()
+	server0, err1 := procCPU(t.pid)
+	client0, err2 := selfCPU()
+	rate, lats, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
+		u := urls[mrand.IntN(len(urls))]
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", u, resp.Status)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil && n != int64(size) {
+			err = fmt.Errorf("GET %s: %d bytes, want %d", u, n, size)
+		}
+		return err
+	})
+	server1, err3 := procCPU(t.pid)
+	client1, err4 := selfCPU()
+	var cpu putCPU
+	if mibs := float64(len(lats)*size) / mib; errors.Join(err1, err2, err3, err4) == nil && mibs > 0 {
+		cpu = putCPU{server: (server1 - server0) * 1000 / mibs, client: (client1 - client0) * 1000 / mibs, ok: true}
+	}
+	return rate, cpu, err
 }
 
 // sdkGet is the GET phase of a case: conc workers read random objects of
