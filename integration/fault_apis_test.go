@@ -746,9 +746,9 @@ func TestFaultNodeLost(t *testing.T) {
 		}
 	}
 	// What the workers were told, through every node. (Checked after the
-	// thaw: while a node is frozen every object read waits on its disks
-	// first, most of a second each, which for the hundreds written here
-	// takes minutes.)
+	// thaw, as the workers' reads while it was frozen were checked as
+	// they went; a read past a frozen node's shards, which hedges past
+	// them, is TestFaultFrozenNodeReads'.)
 	a.check(t, nodes)
 }
 

@@ -64,7 +64,7 @@ func (s *Service) cacheAggregateImages(w http.ResponseWriter, r *http.Request) e
 		if !ok {
 			return badField(field+"/id", v, "%s is not of type 'string'", api.Text(v))
 		}
-		if !uuidLike(id) {
+		if !api.UUIDLike(id) {
 			return badField(field+"/id", v, "'%s' is not a 'uuid'", id)
 		}
 		ids = append(ids, id)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -69,23 +68,9 @@ func (s *Service) groupEdits(r *http.Request, rule string) (edits SecurityGroupE
 	return e, p.ProjectID, nil
 }
 
-// uuidLike is Nova's is_uuid_like: 32 hex digits once dashes, braces and
-// a urn:uuid: prefix are dropped.
-func uuidLike(s string) bool {
-	t := strings.ToLower(s)
-	t = strings.TrimPrefix(strings.TrimPrefix(t, "urn:"), "uuid:")
-	t = strings.NewReplacer("-", "", "{", "", "}", "").Replace(t)
-	if len(t) != 32 {
-		return false
-	}
-	_, err := strconv.ParseUint(t[:16], 16, 64)
-	_, err2 := strconv.ParseUint(t[16:], 16, 64)
-	return err == nil && err2 == nil
-}
-
 // groupID reads a group (or rule) id as Nova's validate_id does.
 func groupID(field, id string) error {
-	if !uuidLike(id) {
+	if !api.UUIDLike(id) {
 		return badField(field, id, "Security group id should be uuid")
 	}
 	return nil

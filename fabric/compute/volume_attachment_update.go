@@ -45,7 +45,7 @@ func (s *Service) updateVolumeAttachment(w http.ResponseWriter, r *http.Request)
 	}
 	in := newInput(o)
 	newID := in.Required("volumeId", 0)
-	if in.Err == nil && !uuidLike(newID) {
+	if in.Err == nil && !api.UUIDLike(newID) {
 		in.Fail(badField("volumeId", newID, "'%s' is not a 'uuid'", newID))
 	}
 	var device *string

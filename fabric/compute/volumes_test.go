@@ -195,7 +195,7 @@ func TestAttachmentIDs289(t *testing.T) {
 	list := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments", alice, "2.89", nil, 200, "")["volumeAttachments"].([]any)
 	show := f.expect("GET", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, alice, "2.89", nil, 200, "")["volumeAttachment"].(map[string]any)
 	for _, a := range []map[string]any{list[0].(map[string]any), show} {
-		if _, has := a["id"]; has || a["attachment_id"] != attID || !uuidLike(a["bdm_uuid"].(string)) || a["bdm_uuid"] == attID || a["volumeId"] != vol {
+		if _, has := a["id"]; has || a["attachment_id"] != attID || !api.UUIDLike(a["bdm_uuid"].(string)) || a["bdm_uuid"] == attID || a["volumeId"] != vol {
 			t.Fatalf("2.89 attachment: %v", a)
 		}
 	}
