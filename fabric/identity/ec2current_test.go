@@ -89,6 +89,31 @@ func TestEC2CredentialThroughOneNodeHoldsOnAnother(t *testing.T) {
 		t.Errorf("ec2tokens through the lagging node with a new key: %v, want the signature refused", body)
 	}
 
+	// Keystone's ec2tokens on the lagging node, well signed, with a key
+	// whose user was granted a role on its project a moment ago through
+	// the other node: a token, not a 401.
+	pid3 := a.mk("/projects", "project", map[string]any{"name": "s3-3"})
+	code, _, body = a.call("POST", "/users/"+uid+"/credentials/OS-EC2", a.admin, map[string]any{"tenant_id": pid3})
+	if code != 201 {
+		t.Fatalf("credential on a project without a role: %d %v", code, body)
+	}
+	cred4 := body["credential"].(map[string]any)
+	follower.lag()
+	if code, _, _ := a.call("PUT", "/projects/"+pid3+"/users/"+uid+"/roles/"+a.roleID("member"), a.admin, nil); code != 204 {
+		t.Fatalf("grant: %d", code)
+	}
+	c4 := &ec2Creds{Access: cred4["access"].(string), Host: "h", Verb: "GET", Path: "/",
+		Params: map[string]string{"SignatureVersion": "2", "SignatureMethod": "HmacSHA256", "Timestamp": b.now.Format("2006-01-02T15:04:05Z")}}
+	sig, _ := ec2Signature(c4, cred4["secret"].(string))
+	params := map[string]any{}
+	for k, v := range c4.Params {
+		params[k] = v
+	}
+	if code, _, body := b.call("POST", "/ec2tokens", "", map[string]any{"credentials": map[string]any{
+		"access": c4.Access, "host": c4.Host, "verb": c4.Verb, "path": c4.Path, "signature": sig, "params": params}}); code != 200 {
+		t.Errorf("ec2tokens through the lagging node right after the grant: %d %v, want a token", code, body)
+	}
+
 	// A key deleted (awaited everywhere) is refused on the other node.
 	if code, _, _ := a.call("DELETE", "/users/"+uid+"/credentials/OS-EC2/"+access, tok, nil); code != 204 {
 		t.Fatalf("delete credential: %d", code)

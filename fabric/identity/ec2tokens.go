@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -132,29 +133,33 @@ func (s *Service) postEC2Token(w http.ResponseWriter, r *http.Request) error {
 // ec2Token answers a token for the EC2 credential access if signed says
 // the request was signed with its secret.
 func (s *Service) ec2Token(w http.ResponseWriter, r *http.Request, access string, signed func(secret string) bool) error {
-	// A key made through another node a moment ago is looked for again
-	// in state caught up with the leader (ec2Again).
+	// A key made through another node a moment ago, or a role granted
+	// there on its project, is looked for again in state caught up with
+	// the leader (ec2Again). A bad signature is no reason to: it is
+	// answered from local state.
 	var tx *memdb.Txn
 	var cred *Credential
-	var secret string
 	err := s.ec2Again(r.Context(), func() error {
 		var err error
 		if tx, err = s.local(r.Context()); err != nil {
 			return err
 		}
-		cred, secret, err = s.ec2Credential(tx, access)
-		return err
+		var secret string
+		if cred, secret, err = s.ec2Credential(tx, access); err != nil {
+			return err
+		}
+		if !signed(secret) {
+			return errBadEC2Signature
+		}
+		if err := ec2CredentialUsable(tx, cred); err != nil {
+			return fmt.Errorf("%w: %w", store.ErrForbidden, err)
+		}
+		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrForbidden) {
 		return errUnauthorized
 	}
 	if err != nil {
-		return err
-	}
-	if !signed(secret) {
-		return errBadEC2Signature
-	}
-	if err := ec2CredentialUsable(tx, cred); err != nil {
 		return err
 	}
 	tok, err := s.issue(tx, claims{User: cred.UserID, Project: cred.ProjectID, Methods: []string{"ec2credential"}}, time.Time{})
