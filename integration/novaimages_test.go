@@ -107,6 +107,14 @@ func TestNovaImageProxy(t *testing.T) {
 	if out, err := openstackErr(admin, "floating", "ip", "show", fip.FIP.ID); err == nil {
 		t.Fatalf("the floating IP released through Nova is still in Neutron:\n%s", out)
 	}
+	// os-networks (to 2.35) lists the network service's networks by id
+	// and label; what was nova-network's alone is gone.
+	if code, body := novaCall(t, "GET", nova+"/os-networks", tok, "35", ""); code != 200 || !strings.Contains(body, `"label":"fipext"`) {
+		t.Fatalf("GET /os-networks at 2.35: %d %s", code, body)
+	}
+	if code, _ := novaCall(t, "POST", nova+"/os-networks", tok, "35", `{"network": {"label": "x"}}`); code != 410 {
+		t.Fatalf("POST /os-networks: %d, want 410", code)
+	}
 	// The usage audit log reports that no host ran the audit.
 	if code, body := novaCall(t, "GET", nova+"/os-instance_usage_audit_log", tok, "1", ""); code != 200 || !strings.Contains(body, `"num_hosts_done":0`) {
 		t.Errorf("GET /os-instance_usage_audit_log: %d %s", code, body)
