@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -676,16 +675,7 @@ func TestFaultNodeLost(t *testing.T) {
 	a.ackedAPIs(map[string]int{}, 3, time.Minute, "before any fault")
 	before := load.snapshot()
 	load.setUp(frozen.rackd, false)
-	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			thawed = true
-			frozen.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}
+	thaw := freeze(t, frozen.cmd.Process)
 	defer thaw()
 	t.Logf("froze %s", frozen.name)
 	a.ackedAPIs(before, 3, 90*time.Second, "after freezing "+frozen.name)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -477,17 +478,8 @@ func TestFaultMixedWorkload(t *testing.T) {
 	frozen := nodeNamed(nodes, st.Leader)
 	before = load.snapshot()
 	load.setUp(frozen.rackd, false)
-	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	thaw := freeze(t, frozen.cmd.Process)
 	t.Logf("froze leader %s", frozen.name)
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			thawed = true
-			frozen.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}
 	defer thaw()
 	load.ackedSince(before, 3, 90*time.Second, "leader "+frozen.name+" frozen")
 	thaw()
@@ -861,4 +853,15 @@ func clusterRoles(nodes []*storageNode, leaderName string) (leader, follower, re
 		}
 	}
 	return leader, follower, reader
+}
+
+// freeze stops p (SIGSTOP); the func it returns resumes it (SIGCONT), once
+// however often it is called, so a test both calls and defers it.
+func freeze(t *testing.T, p *os.Process) (thaw func()) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { p.Signal(syscall.SIGCONT) }) }
 }

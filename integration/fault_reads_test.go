@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -85,16 +84,7 @@ func TestFaultFrozenNodeReads(t *testing.T) {
 		t.Logf("%s: %d GETs of 4 MiB through %s: median %v, longest %v", phase, len(took), reader.name, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	}
 	readAll("healthy")
-	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			thawed = true
-			frozen.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}
+	thaw := freeze(t, frozen.cmd.Process)
 	defer thaw()
 	t.Logf("froze %s", frozen.name)
 	readAll(frozen.name + " frozen, still up")

@@ -331,8 +331,7 @@ func plainGet(ctx context.Context, t *sdkTarget, d time.Duration, conc, size int
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
 	defer hc.CloseIdleConnections()
-	server0, err1 := procCPU(t.pid)
-	client0, err2 := selfCPU()
+	meter := startCPU(t.pid)
 	rate, lats, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
 		u := urls[mrand.IntN(len(urls))]
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -353,12 +352,7 @@ func plainGet(ctx context.Context, t *sdkTarget, d time.Duration, conc, size int
 		}
 		return err
 	})
-	server1, err3 := procCPU(t.pid)
-	client1, err4 := selfCPU()
-	var cpu putCPU
-	if mibs := float64(len(lats)*size) / mib; errors.Join(err1, err2, err3, err4) == nil && mibs > 0 {
-		cpu = putCPU{server: (server1 - server0) * 1000 / mibs, client: (client1 - client0) * 1000 / mibs, ok: true}
-	}
+	cpu := meter.perMiB(float64(len(lats) * size))
 	return rate, cpu, err
 }
 
@@ -369,8 +363,7 @@ func sdkGet(ctx context.Context, t *sdkTarget, d time.Duration, conc, size int, 
 	if len(names) == 0 {
 		return 0, putCPU{}, errors.New("no object was uploaded")
 	}
-	server0, err1 := procCPU(t.pid)
-	client0, err2 := selfCPU()
+	meter := startCPU(t.pid)
 	rate, lats, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
 		name := names[mrand.IntN(len(names))]
 		obj, err := t.client.GetObject(ctx, bucket, name, minio.GetObjectOptions{})
@@ -384,12 +377,7 @@ func sdkGet(ctx context.Context, t *sdkTarget, d time.Duration, conc, size int, 
 		}
 		return err
 	})
-	server1, err3 := procCPU(t.pid)
-	client1, err4 := selfCPU()
-	var cpu putCPU
-	if mibs := float64(len(lats)*size) / mib; errors.Join(err1, err2, err3, err4) == nil && mibs > 0 {
-		cpu = putCPU{server: (server1 - server0) * 1000 / mibs, client: (client1 - client0) * 1000 / mibs, ok: true}
-	}
+	cpu := meter.perMiB(float64(len(lats) * size))
 	return rate, cpu, err
 }
 
@@ -403,8 +391,7 @@ func sdkGet(ctx context.Context, t *sdkTarget, d time.Duration, conc, size int, 
 func sdkPut(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body []byte, bucket string) (float64, []string, putCPU, error) {
 	var mu sync.Mutex
 	var names []string
-	server0, err1 := procCPU(t.pid)
-	client0, err2 := selfCPU()
+	meter := startCPU(t.pid)
 	rate, _, err := load(ctx, conc, d, func(ctx context.Context, w, i int) error {
 		name := fmt.Sprintf("w%d/o%d", w, i)
 		_, err := t.client.PutObject(ctx, bucket, name, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
@@ -415,13 +402,34 @@ func sdkPut(ctx context.Context, t *sdkTarget, d time.Duration, conc int, body [
 		}
 		return err
 	})
-	server1, err3 := procCPU(t.pid)
-	client1, err4 := selfCPU()
-	var cpu putCPU
-	if mibs := float64(len(names)*len(body)) / mib; errors.Join(err1, err2, err3, err4) == nil && mibs > 0 {
-		cpu = putCPU{server: (server1 - server0) * 1000 / mibs, client: (client1 - client0) * 1000 / mibs, ok: true}
-	}
+	cpu := meter.perMiB(float64(len(names) * len(body)))
 	return rate, names, cpu, err
+}
+
+// cpuMeter is the CPU time the server (pid) and this process had spent
+// when a phase began.
+type cpuMeter struct {
+	pid              int
+	server0, client0 float64
+	err              error
+}
+
+func startCPU(pid int) *cpuMeter {
+	s, err1 := procCPU(pid)
+	c, err2 := selfCPU()
+	return &cpuMeter{pid: pid, server0: s, client0: c, err: errors.Join(err1, err2)}
+}
+
+// perMiB is the CPU milliseconds per MiB of n bytes that server and
+// client spent since the meter began; not ok if a reading failed.
+func (m *cpuMeter) perMiB(n float64) putCPU {
+	s, err1 := procCPU(m.pid)
+	c, err2 := selfCPU()
+	mibs := n / mib
+	if errors.Join(m.err, err1, err2) != nil || mibs <= 0 {
+		return putCPU{}
+	}
+	return putCPU{server: (s - m.server0) * 1000 / mibs, client: (c - m.client0) * 1000 / mibs, ok: true}
 }
 
 // putCPU is a phase's CPU milliseconds per MiB, server and client.
