@@ -33,39 +33,6 @@ func osNetworkView(p *api.Principal, n NetworkInfo) map[string]any {
 	return v
 }
 
-func (s *Service) listOSNetworks(w http.ResponseWriter, r *http.Request) error {
-	if atLeast(r, maxProxyMinor+1) {
-		return unknownResource()
-	}
-	p := principal(r)
-	ns, err := s.cfg.Ports.Networks(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	out := make([]any, 0, len(ns))
-	for _, n := range ns {
-		out = append(out, osNetworkView(p, n))
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"networks": out})
-	return nil
-}
-
-func (s *Service) showOSNetwork(w http.ResponseWriter, r *http.Request) error {
-	if atLeast(r, maxProxyMinor+1) {
-		return unknownResource()
-	}
-	p := principal(r)
-	n, err := s.cfg.Ports.Network(r.Context(), p, pathParam(r, "id"))
-	if api.StatusOf(err) == http.StatusNotFound {
-		return notFound("Network not found")
-	}
-	if err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"network": osNetworkView(p, n)})
-	return nil
-}
-
 // osNetworkGone answers what was nova-network's alone.
 func (s *Service) osNetworkGone(w http.ResponseWriter, r *http.Request) error {
 	return &api.Error{Status: http.StatusGone, Msg: "This API only works with nova-network, which was removed: use the network API."}

@@ -12,39 +12,47 @@ import (
 // words (label, and a cidr Neutron's networks do not have). Creating and
 // deleting them was nova-network's: gone (410), as in Nova.
 
-func tenantNetworkView(n NetworkInfo) map[string]any {
+func tenantNetworkView(_ *api.Principal, n NetworkInfo) map[string]any {
 	return map[string]any{"id": n.ID, "label": n.Name, "cidr": nil}
 }
 
-func (s *Service) listTenantNetworks(w http.ResponseWriter, r *http.Request) error {
-	if atLeast(r, maxProxyMinor+1) {
-		return unknownResource()
+// listNetworks and showNetwork answer Nova's two network proxies
+// (os-tenant-networks, os-networks), to 2.35, each in its own view.
+func (s *Service) listNetworks(view func(*api.Principal, NetworkInfo) map[string]any) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if atLeast(r, maxProxyMinor+1) {
+			return unknownResource()
+		}
+		p := principal(r)
+		ns, err := s.cfg.Ports.Networks(r.Context(), p)
+		if err != nil {
+			return err
+		}
+		out := make([]any, 0, len(ns))
+		for _, n := range ns {
+			out = append(out, view(p, n))
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"networks": out})
+		return nil
 	}
-	ns, err := s.cfg.Ports.Networks(r.Context(), principal(r))
-	if err != nil {
-		return err
-	}
-	out := make([]any, 0, len(ns))
-	for _, n := range ns {
-		out = append(out, tenantNetworkView(n))
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"networks": out})
-	return nil
 }
 
-func (s *Service) showTenantNetwork(w http.ResponseWriter, r *http.Request) error {
-	if atLeast(r, maxProxyMinor+1) {
-		return unknownResource()
+func (s *Service) showNetwork(view func(*api.Principal, NetworkInfo) map[string]any) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if atLeast(r, maxProxyMinor+1) {
+			return unknownResource()
+		}
+		p := principal(r)
+		n, err := s.cfg.Ports.Network(r.Context(), p, pathParam(r, "id"))
+		if api.StatusOf(err) == http.StatusNotFound {
+			return notFound("Network not found")
+		}
+		if err != nil {
+			return err
+		}
+		api.JSON(w, http.StatusOK, map[string]any{"network": view(p, n)})
+		return nil
 	}
-	n, err := s.cfg.Ports.Network(r.Context(), principal(r), pathParam(r, "id"))
-	if api.StatusOf(err) == http.StatusNotFound {
-		return notFound("Network not found")
-	}
-	if err != nil {
-		return err
-	}
-	api.JSON(w, http.StatusOK, map[string]any{"network": tenantNetworkView(n)})
-	return nil
 }
 
 // tenantNetworkGone answers create and delete: nova-network's, removed.

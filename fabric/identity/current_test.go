@@ -67,18 +67,25 @@ func (l leaderNode) AwaitEverywhere(ctx context.Context, index uint64) error {
 	return l.follower.AwaitEverywhere(ctx, index)
 }
 
+// laggingPair is two nodes' fixtures over one state: a, the leader's,
+// whose writes b, the follower's, applies only once caught up (follower
+// lags on request).
+func laggingPair(t *testing.T) (a, b *fixture, follower *laggingNode) {
+	t.Helper()
+	local, err := store.NewLocal(Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower = &laggingNode{local: local}
+	return newFixtureOn(t, local, leaderNode{local, follower}), newFixtureOn(t, local, follower), follower
+}
+
 // A user, project and grant acknowledged through one node are seen by
 // the next token request and token check on another node, even if that
 // node has not applied them yet (within its state lease): the client was
 // told they exist.
 func TestGrantThroughOneNodeHoldsOnAnother(t *testing.T) {
-	local, err := store.NewLocal(Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	follower := &laggingNode{local: local}
-	a := newFixtureOn(t, local, leaderNode{local, follower})
-	b := newFixtureOn(t, local, follower)
+	a, b, follower := laggingPair(t)
 
 	// A token issued through a with a grant b has not applied: b's check
 	// of it (as a subject, and as a request's own token) accepts it.

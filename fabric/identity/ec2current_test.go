@@ -36,13 +36,7 @@ func (c *countingNode) Read(ctx context.Context) (*memdb.Txn, error) {
 // state lease); and a grant made a moment ago on the credential's
 // project counts there too.
 func TestEC2CredentialThroughOneNodeHoldsOnAnother(t *testing.T) {
-	local, err := store.NewLocal(Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	follower := &laggingNode{local: local}
-	a := newFixtureOn(t, local, leaderNode{local, follower})
-	b := newFixtureOn(t, local, follower)
+	a, b, follower := laggingPair(t)
 	pid, uid, tok := a.tenant("s3", "erin", "member")
 
 	follower.lag()
